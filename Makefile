@@ -1,0 +1,100 @@
+# pushpool: one binary, every capability tested by `make test`.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/pushpool
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DESTDIR ?=
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libcurl openssl libjwt inih libmicrohttpd sqlite3 libnghttp2 libpq cmocka
+# Debian packages providing PKGS and the header-only jsmn.
+DEB_PKGS := libcurl4-openssl-dev libssl-dev libjwt-dev libinih-dev libmicrohttpd-dev \
+            libsqlite3-dev libnghttp2-dev libpq-dev libcmocka-dev libjsmn-dev pkg-config
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wcast-align -Wwrite-strings \
+           -Wno-unused-parameter -Werror
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(filter-out cmocka,$(PKGS)) 2>/dev/null)
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -I. -I$(BUILD) $(WARN) $(PKG_CFLAGS) \
+           -DPP_DATADIR='"$(DATADIR)"' -MMD -MP
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
+
+LIB_SRCS  := $(filter-out dispatcher/main.c,$(sort $(wildcard dispatcher/*.c auth/*.c providers/*.c mock/*.c)))
+GEN_SRCS  := $(BUILD)/gen/templates_blob.c
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_SRCS:%.c=%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TEMPLATES := $(sort $(wildcard templates/*.json))
+
+.PHONY: all deps test unit scenario check asan valgrind bench chaos fuzz install uninstall clean format interop demo
+all: deps $(BUILD)/pushpool
+
+deps:
+	@sh tools/deps.sh $(DEB_PKGS)
+
+$(BUILD)/pushpool: $(BUILD)/dispatcher/main.o $(BUILD)/libpushpool.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	ln -sf $(BUILD)/pushpool pushpool 2>/dev/null || true
+
+$(BUILD)/libpushpool.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/templates_blob.c: $(TEMPLATES) tools/embed.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed.sh $(TEMPLATES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/templates_blob.o: $(BUILD)/gen/templates_blob.c
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpushpool.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpushpool.a $(LDLIBS) -lcmocka
+
+test: all $(UNIT_BINS)
+	@sh tests/run-unit.sh $(UNIT_BINS)
+	@sh tests/run-scenarios.sh $(BUILD)/pushpool
+
+unit: all $(UNIT_BINS)
+	@sh tests/run-unit.sh $(UNIT_BINS)
+
+scenario: all
+	@sh tests/run-scenarios.sh $(BUILD)/pushpool
+
+# Sanitizers, then valgrind: both must be clean.
+check: deps
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" test
+	$(MAKE) all $(UNIT_BINS)
+	@VALGRIND=1 sh tests/run-unit.sh $(UNIT_BINS)
+
+demo: all
+	@sh tools/demo.sh $(BUILD)/pushpool
+
+interop: all
+	@sh tests/interop/run.sh $(BUILD)/pushpool
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/templates
+	install -m 0755 $(BUILD)/pushpool $(DESTDIR)$(BINDIR)/pushpool
+	install -m 0644 $(TEMPLATES) $(DESTDIR)$(DATADIR)/templates/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pushpool
+	rm -rf $(DESTDIR)$(DATADIR)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz pushpool
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,39 @@
+/* AWS credentials: the SDK credential chain and request signing. Internal to
+ * auth/ (auth/cred.c dispatches to it); the mock uses pp_sigv4_sign from
+ * auth/auth.h to verify. */
+#ifndef PP_AUTH_AWS_H
+#define PP_AUTH_AWS_H
+
+#include <time.h>
+
+#include "dispatcher/config.h"
+#include "dispatcher/err.h"
+
+struct pp_http_req;
+
+struct pp_aws {
+	const struct pp_cred_conf *conf; /* borrowed */
+	char *access_key_id;
+	char *secret_access_key;  /* registered as secret */
+	char *session_token;      /* registered as secret */
+	time_t expires;           /* 0: static credentials */
+	char source[32];          /* "env", "web_identity", "profile", "container", "imds", "static" */
+	char *region;
+	char *service;
+	/* derived signing key cache: valid for (date, region, service) */
+	char key_scope[96];
+	unsigned char signing_key[32];
+	unsigned long refreshes;
+};
+
+int pp_aws_init(struct pp_aws *a, const struct pp_cred_conf *conf, struct pp_error *err);
+void pp_aws_free(struct pp_aws *a);
+/* Resolve or refresh credentials (chain order of the SDKs) when missing or
+ * within 5 minutes of expiry. */
+int pp_aws_ensure(struct pp_aws *a, struct pp_error *err);
+/* Add X-Amz-Date, X-Amz-Security-Token, X-Amz-Content-Sha256 (not for ecs),
+ * and Authorization to req. */
+int pp_aws_sign_request(struct pp_aws *a, struct pp_http_req *req, time_t now,
+			struct pp_error *err);
+
+#endif

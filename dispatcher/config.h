@@ -1,0 +1,121 @@
+/* Configuration: an INI file whose every key is declared (type, default,
+ * validation) in one table in config.c; that table drives parsing, env-var
+ * overrides (PUSHPOOL_<SECTION>_<KEY>), `check` and `--print-defaults`. */
+#ifndef PP_CONFIG_H
+#define PP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dispatcher/buf.h"
+#include "dispatcher/err.h"
+
+#define PP_NAME_MAX 64
+
+struct pp_dispatcher_conf {
+	char *state_dir;        /* default /var/lib/pushpool, or $STATE_DIRECTORY */
+	char *log_level;        /* debug|info|warn|error */
+	char *log_format;       /* text|json */
+	char *metrics_listen;   /* "127.0.0.1:9464"; empty disables */
+	long max_in_flight;     /* global cap on runs submitted and not terminal */
+	long max_submitting;    /* global cap on submissions under way */
+	double poll_interval;   /* seconds between store polls when idle */
+	double status_interval; /* seconds between status polls of a run */
+	double lease_seconds;
+	double grace_seconds;   /* SIGTERM: finish submissions within this */
+	long submit_attempts;   /* per run, before it is marked dead */
+	long backoff_base_ms;
+	long backoff_max_ms;
+	double start_timeout;   /* seconds a run may stay queued/provisioning remotely */
+	char *prefect_api_url;  /* injected into jobs as PREFECT_API_URL when set */
+	char *prefect_api_key_file;
+};
+
+struct pp_store_conf {
+	char *url; /* "sqlite:PATH", a plain path, or "postgresql://..."; default STATE_DIR/pushpool.db */
+};
+
+struct pp_prefect_conf {
+	bool enabled;          /* a [source "prefect"] section is present */
+	char *api_url;
+	char *api_key;         /* secret */
+	char *api_key_file;
+	char *pools;           /* comma list; empty: every [pool] */
+	char *work_queues;     /* comma list; empty: all */
+	double lookahead_seconds;
+	double poll_interval;
+};
+
+struct pp_pool_conf {
+	char name[PP_NAME_MAX];
+	char *type;            /* e.g. "ecs:push" */
+	char *template_path;   /* user's base job template file; empty: built-in default */
+	char *credentials;     /* name of a [credentials] section */
+	char *endpoint;        /* API base URL override (mock, private endpoints) */
+	char *job_variables;   /* JSON object of pool-level variable overrides */
+	long max_in_flight;    /* 0: no per-pool cap */
+	const char *file;      /* config file and line of the section header */
+	int line;
+};
+
+struct pp_cred_conf {
+	char name[PP_NAME_MAX];
+	char *type;            /* gcp|aws|azure|modal */
+	char *source;          /* chain (default) or a single source: env, file, metadata, static,
+				  web_identity, profile, container, imds, secret, certificate,
+				  workload_identity, managed_identity, token */
+	char *file;            /* service-account JSON, ~/.modal.toml, ... */
+	char *profile;         /* AWS profile / Modal profile */
+	char *region;          /* AWS */
+	char *access_key_id;
+	char *secret_access_key;   /* secret */
+	char *session_token;       /* secret */
+	char *role_arn;
+	char *tenant_id;
+	char *client_id;
+	char *client_secret;       /* secret */
+	char *client_secret_file;
+	char *certificate_path;
+	char *subscription_id;
+	char *token_id;
+	char *token_secret;        /* secret */
+	/* endpoint overrides, for tests and sovereign clouds */
+	char *token_uri;
+	char *metadata_host;
+	char *sts_endpoint;
+	char *authority;
+	char *imds_endpoint;
+	char *container_endpoint;
+	char *modal_server_url;
+	const char *file_name;
+	int line;
+};
+
+struct pp_config {
+	char *path;
+	struct pp_dispatcher_conf dispatcher;
+	struct pp_store_conf store;
+	struct pp_prefect_conf prefect;
+	struct pp_pool_conf *pools;
+	size_t npools;
+	struct pp_cred_conf *creds;
+	size_t ncreds;
+};
+
+/* Defaults only (no file). */
+int pp_config_init(struct pp_config *c, struct pp_error *err);
+/* Load a file on top of defaults, then env overrides. Collects every error:
+ * on failure err->msg holds all of them, one "FILE:LINE: message" per line. */
+int pp_config_load(struct pp_config *c, const char *path, struct pp_error *err);
+/* Cross-checks: pool types known, template files parse, credentials exist
+ * and their files are readable. Appends "FILE:LINE: ..." lines to out. */
+int pp_config_validate(const struct pp_config *c, struct pp_buf *out);
+void pp_config_free(struct pp_config *c);
+
+const struct pp_pool_conf *pp_config_pool(const struct pp_config *c, const char *name);
+const struct pp_cred_conf *pp_config_cred(const struct pp_config *c, const char *name);
+
+/* Every key with type, default and description (the documentation table). */
+int pp_config_print_defaults(struct pp_buf *out, bool markdown);
+
+#endif

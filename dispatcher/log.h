@@ -1,0 +1,29 @@
+/* Logging: levels, text or JSON lines, and redaction of registered secrets. */
+#ifndef PP_LOG_H
+#define PP_LOG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum pp_log_level { PP_LOG_DEBUG, PP_LOG_INFO, PP_LOG_WARN, PP_LOG_ERROR };
+enum pp_log_format { PP_LOG_TEXT, PP_LOG_JSON };
+
+void pp_log_setup(enum pp_log_level min, enum pp_log_format fmt, FILE *out);
+int pp_log_level_parse(const char *s, enum pp_log_level *out);
+
+/* Register a secret value (a key, token, password): from now on it is
+ * replaced by "[REDACTED]" in every log line and in pp_redact() output.
+ * Values shorter than 4 bytes are ignored (would redact common text). */
+void pp_secret_register(const char *value);
+/* Forget all registered secrets (tests). */
+void pp_secret_clear(void);
+/* Replace registered secrets in s, in place (result is never longer). */
+void pp_redact(char *s);
+
+void pp_log(enum pp_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define pp_debug(...) pp_log(PP_LOG_DEBUG, __VA_ARGS__)
+#define pp_info(...) pp_log(PP_LOG_INFO, __VA_ARGS__)
+#define pp_warn(...) pp_log(PP_LOG_WARN, __VA_ARGS__)
+#define pp_error(...) pp_log(PP_LOG_ERROR, __VA_ARGS__)
+
+#endif
