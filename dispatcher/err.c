@@ -27,7 +27,15 @@ int pp_error_prefix(struct pp_error *err, const char *fmt, ...)
 	va_end(ap);
 	char old[PP_ERRMSG_MAX];
 	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s%s", prefix, old);
+	size_t n = strlen(prefix);
+	if (n >= sizeof(err->msg))
+		n = sizeof(err->msg) - 1;
+	memcpy(err->msg, prefix, n);
+	size_t rest = strnlen(old, sizeof(old));
+	if (rest > sizeof(err->msg) - 1 - n)
+		rest = sizeof(err->msg) - 1 - n;
+	memcpy(err->msg + n, old, rest);
+	err->msg[n + rest] = '\0';
 	return err->code;
 }
 
