@@ -6,6 +6,7 @@ MANDIR  ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
+VERSION := 0.1.0
 CC      ?= cc
 BUILD   ?= build
 PKGS    := libcurl openssl libjwt inih libmicrohttpd sqlite3 libnghttp2 libpq cmocka
@@ -20,7 +21,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(filter-out cmocka,$(PKGS)) 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -I. -I$(BUILD) $(WARN) $(PKG_CFLAGS) \
-           -DPP_DATADIR='"$(DATADIR)"' -MMD -MP
+           -DPP_DATADIR='"$(DATADIR)"' -DPP_VERSION='"$(VERSION)"' -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
 LIB_SRCS  := $(filter-out dispatcher/main.c,$(sort $(wildcard dispatcher/*.c auth/*.c providers/*.c mock/*.c)))
