@@ -16,7 +16,7 @@ DEB_PKGS := libcurl4-openssl-dev libssl-dev libjwt-dev libinih-dev libmicrohttpd
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wcast-align -Wwrite-strings \
-           -Wno-unused-parameter -Werror
+           -Wno-unused-parameter -Wno-format-truncation -Werror
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(filter-out cmocka,$(PKGS)) 2>/dev/null)
 CFLAGS  ?= -O2 -g

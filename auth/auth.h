@@ -40,6 +40,9 @@ const char *pp_cred_project(const struct pp_cred *c);
 int pp_cred_identity(struct pp_cred *c, struct pp_buf *out, struct pp_error *err);
 /* Counters for /metrics. */
 unsigned long pp_cred_refreshes(const struct pp_cred *c);
+/* Seconds the current token or temporary key stays valid; -1 when none is
+ * held yet or the credential does not expire (static keys). */
+long pp_cred_seconds_left(const struct pp_cred *c);
 
 /* ---- AWS Signature Version 4 (also used by the mock to verify) ---- */
 struct pp_sigv4_input {

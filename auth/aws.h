@@ -36,4 +36,15 @@ int pp_aws_ensure(struct pp_aws *a, struct pp_error *err);
 int pp_aws_sign_request(struct pp_aws *a, struct pp_http_req *req, time_t now,
 			struct pp_error *err);
 
+/* SigV4 pieces for callers that cache the derived key (auth/sigv4.c). */
+struct pp_sigv4_input;
+struct pp_sigv4_output;
+/* kSigning = HMAC chain over date (YYYYMMDD), region, service, "aws4_request". */
+int pp_sigv4_signing_key(const char *secret, const char *date, const char *region,
+			 const char *service, unsigned char key[32]);
+/* pp_sigv4_sign with a key from pp_sigv4_signing_key for in->when's date;
+ * in->secret_access_key is not used. */
+int pp_sigv4_sign_with_key(const struct pp_sigv4_input *in, const unsigned char key[32],
+			   struct pp_sigv4_output *out, struct pp_error *err);
+
 #endif

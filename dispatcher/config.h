@@ -107,6 +107,10 @@ int pp_config_init(struct pp_config *c, struct pp_error *err);
 /* Load a file on top of defaults, then env overrides. Collects every error:
  * on failure err->msg holds all of them, one "FILE:LINE: message" per line. */
 int pp_config_load(struct pp_config *c, const char *path, struct pp_error *err);
+/* pp_config_load, with every problem appended to problems (one "FILE:LINE:
+ * message" per line) rather than cut to fit err->msg; for `check`. */
+int pp_config_load_report(struct pp_config *c, const char *path, struct pp_buf *problems,
+			  struct pp_error *err);
 /* Cross-checks: pool types known, template files parse, credentials exist
  * and their files are readable. Appends "FILE:LINE: ..." lines to out. */
 int pp_config_validate(const struct pp_config *c, struct pp_buf *out);
@@ -117,5 +121,8 @@ const struct pp_cred_conf *pp_config_cred(const struct pp_config *c, const char 
 
 /* Every key with type, default and description (the documentation table). */
 int pp_config_print_defaults(struct pp_buf *out, bool markdown);
+/* The effective configuration (file, defaults and environment) as INI, with
+ * secrets shown as [REDACTED]; for `check --print`. */
+int pp_config_print(const struct pp_config *c, struct pp_buf *out);
 
 #endif

@@ -49,4 +49,12 @@ int pp_exec_run_op(const struct pp_provider *p, enum pp_op op, struct pp_run_io 
  * than retry_after_ms. */
 long pp_backoff_ms(int attempt, long base_ms, long cap_ms, long retry_after_ms);
 
+/* Run state for one run on provider p: allocate io->state (state_size
+ * bytes, zeroed) and call p->prepare (new run) or p->restore (a run
+ * submitted earlier, from io->infra_id). On failure nothing is left
+ * allocated. Pair with pp_exec_io_release once the run is finished. */
+int pp_exec_io_prepare(struct pp_run_io *io, const struct pp_provider *p, struct pp_error *err);
+int pp_exec_io_restore(struct pp_run_io *io, const struct pp_provider *p, struct pp_error *err);
+void pp_exec_io_release(struct pp_run_io *io, const struct pp_provider *p);
+
 #endif

@@ -302,6 +302,14 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
 				 strncmp(req->url, "http://", 7) ? (long)CURL_HTTP_VERSION_2TLS
 								: (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	/* curl silently resends a request whose reused keep-alive connection
+	 * died before the answer; for a create that could act twice, so
+	 * non-GET requests get a connection of their own. curl 7.88 also
+	 * breaks on reused h2c (prior knowledge) connections. */
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	if ((req->flags & PP_HTTP_GRPC) && !strncmp(req->url, "http://", 7))
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	if (!strcmp(req->method, "GET")) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	} else if (!strcmp(req->method, "HEAD")) {

@@ -1,0 +1,41 @@
+/* Modal API credentials: the token pair (config, MODAL_TOKEN_ID/SECRET or the
+ * active profile of ~/.modal.toml), the server URL, and the short-lived auth
+ * token from AuthTokenGet that every other RPC carries. auth/cred.c forwards
+ * pp_cred_* calls for type "modal" here. */
+#ifndef PP_AUTH_MODAL_H
+#define PP_AUTH_MODAL_H
+
+#include <time.h>
+
+#include "dispatcher/buf.h"
+#include "dispatcher/config.h"
+#include "dispatcher/err.h"
+
+struct pp_http_req;
+struct pp_modal_auth;
+
+/* Pinned metadata: the SDK behaviour we implement (see docs/modal.md). */
+#define PP_MODAL_CLIENT_TYPE "7"        /* ClientType LIBMODAL */
+#define PP_MODAL_CLIENT_VERSION "1.0.0"
+#define PP_MODAL_DEFAULT_SERVER "https://api.modal.com"
+/* Refresh the auth token this long before its exp, as the SDKs do. */
+#define PP_MODAL_REFRESH_EARLY_S 300
+
+int pp_modal_auth_new(const struct pp_cred_conf *conf, struct pp_modal_auth **out,
+		      struct pp_error *err);
+void pp_modal_auth_free(struct pp_modal_auth *m);
+/* Add the x-modal-* metadata; fetches the auth token first (blocking
+ * AuthTokenGet) when none is cached or it is about to expire. Requests to
+ * AuthTokenGet itself get only the token pair. */
+int pp_modal_auth_apply(struct pp_modal_auth *m, struct pp_http_req *req, struct pp_error *err);
+void pp_modal_auth_invalidate(struct pp_modal_auth *m);
+/* The token id (never the secret). */
+int pp_modal_auth_identity(struct pp_modal_auth *m, struct pp_buf *out, struct pp_error *err);
+unsigned long pp_modal_auth_refreshes(const struct pp_modal_auth *m);
+
+/* Server base URL without trailing slash ("https://api.modal.com"). */
+const char *pp_modal_auth_server_url(const struct pp_modal_auth *m);
+/* Seconds since the epoch in a JWT's "exp" claim; 0 when absent/unreadable. */
+time_t pp_modal_jwt_exp(const char *jwt);
+
+#endif

@@ -1,0 +1,18 @@
+/* Subcommands of the pushpool binary. Each takes argv with argv[0] set to
+ * the command's first word ("check", "auth", ...), parses its own options
+ * (getopt with optind = 1) and returns a sysexits-style exit status. */
+#ifndef PP_CMD_H
+#define PP_CMD_H
+
+/* The configuration file a command should read: opt when given (its own
+ * -c), else $PUSHPOOL_CONFIG (set by the global `pushpool -c FILE`), else
+ * /etc/pushpool/pushpool.conf. */
+const char *pp_cmd_config_path(const char *opt);
+
+int pp_cmd_check(int argc, char **argv);
+int pp_cmd_mock(int argc, char **argv);
+int pp_cmd_render(int argc, char **argv);
+int pp_cmd_run(int argc, char **argv);
+int pp_cmd_template(int argc, char **argv);
+int pp_cmd_auth(int argc, char **argv);
+#endif

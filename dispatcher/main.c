@@ -1,0 +1,141 @@
+/* pushpool [-c FILE] COMMAND [ARGS]: the command table and dispatch. */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatcher/cmd.h"
+#include "dispatcher/err.h"
+#include "dispatcher/log.h"
+
+struct command {
+	const char *name; /* one or more words; dispatch is on the first */
+	const char *summary;
+	int (*fn)(int argc, char **argv);
+};
+
+static int cmd_help(int argc, char **argv);
+
+/* One entry per line, in the order `pushpool help` lists them. */
+static const struct command commands[] = {
+	{"check", "validate the configuration file (-n), or --print-defaults", pp_cmd_check},
+	{"mock", "serve fake cloud APIs on loopback for tests (see docs/mock.md)", pp_cmd_mock},
+	{"render", "print the job configuration a run would submit", pp_cmd_render},
+	{"run", "render a pool's job, submit it now; --wait follows it to the end", pp_cmd_run},
+	{"template default", "print the built-in base job template of a pool type", pp_cmd_template},
+	{"auth check", "obtain a token for a credentials section; print identity, lifetime", pp_cmd_auth},
+	{"help", "list commands, or show a command's --help", cmd_help},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+#define DEFAULT_CONFIG "/etc/pushpool/pushpool.conf"
+
+const char *pp_cmd_config_path(const char *opt)
+{
+	if (opt && *opt)
+		return opt;
+	const char *env = getenv("PUSHPOOL_CONFIG");
+	return env && *env ? env : DEFAULT_CONFIG;
+}
+
+/* Length of the first word of a command name. */
+static size_t first_word_len(const char *name)
+{
+	return strcspn(name, " ");
+}
+
+static const struct command *command_find(const char *word)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		size_t n = first_word_len(commands[i].name);
+		if (strlen(word) == n && !strncmp(commands[i].name, word, n))
+			return &commands[i];
+	}
+	return NULL;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: pushpool [-c FILE] COMMAND [ARGS]\n"
+		     "       pushpool --version | --help\n\n"
+		     "Dispatches scheduled runs straight to Cloud Run, ECS Fargate, Azure\n"
+		     "Container Instances and Modal from Prefect-compatible base job\n"
+		     "templates.\n\n"
+		     "options:\n"
+		     "  -c, --config FILE  configuration file (default $PUSHPOOL_CONFIG,\n"
+		     "                     else " DEFAULT_CONFIG ")\n"
+		     "  -h, --help         this list\n"
+		     "  -V, --version      print the version\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-18s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nRun `pushpool COMMAND --help` for a command's options.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stdout);
+		return PP_EXIT_OK;
+	}
+	const struct command *c = command_find(argv[1]);
+	if (!c || c->fn == cmd_help) {
+		fprintf(stderr, "pushpool help: unknown command \"%s\"\n", argv[1]);
+		usage(stderr);
+		return PP_EXIT_USAGE;
+	}
+	char *sub_argv[] = {argv[1], (char *)"--help", NULL};
+	return c->fn(2, sub_argv);
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-') {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return PP_EXIT_OK;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("pushpool %s\n", PP_VERSION);
+			return PP_EXIT_OK;
+		} else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "pushpool: %s needs a FILE\n", a);
+				return PP_EXIT_USAGE;
+			}
+			/* Commands find it through pp_cmd_config_path(). */
+			setenv("PUSHPOOL_CONFIG", argv[++i], 1);
+		} else if (!strncmp(a, "--config=", 9)) {
+			setenv("PUSHPOOL_CONFIG", a + 9, 1);
+		} else {
+			fprintf(stderr, "pushpool: unknown option \"%s\"\n", a);
+			usage(stderr);
+			return PP_EXIT_USAGE;
+		}
+		i++;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return PP_EXIT_USAGE;
+	}
+	const struct command *c = command_find(argv[i]);
+	if (!c) {
+		fprintf(stderr, "pushpool: unknown command \"%s\"\n", argv[i]);
+		usage(stderr);
+		return PP_EXIT_USAGE;
+	}
+	/* A peer closing a connection must surface as an error, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, stderr);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "pushpool: libcurl initialisation failed\n");
+		return PP_EXIT_SOFTWARE;
+	}
+	int status = c->fn(argc - i, argv + i);
+	curl_global_cleanup();
+	return status;
+}

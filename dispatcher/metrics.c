@@ -1,0 +1,192 @@
+#include "dispatcher/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <microhttpd.h>
+
+#include "dispatcher/buf.h"
+
+struct pp_metrics {
+	struct MHD_Daemon *daemon;
+	pthread_mutex_t mu;
+	struct pp_metrics_snapshot snap;
+	time_t published; /* wall seconds of the last snapshot: liveness */
+	unsigned long submissions, retries;
+	unsigned long terminal[PP_ST_COUNT];
+	int port;
+};
+
+static const double bucket_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+static int render(struct pp_metrics *m, struct pp_buf *b)
+{
+	pthread_mutex_lock(&m->mu);
+	struct pp_metrics_snapshot s = m->snap;
+	unsigned long submissions = m->submissions, retries = m->retries;
+	unsigned long terminal[PP_ST_COUNT];
+	memcpy(terminal, m->terminal, sizeof(terminal));
+	pthread_mutex_unlock(&m->mu);
+	int rc = pp_buf_puts(b, "# HELP pushpool_runs Runs in the store by state.\n"
+				"# TYPE pushpool_runs gauge\n");
+	for (int i = 0; i < PP_ST_COUNT && !rc; i++)
+		rc = pp_buf_printf(b, "pushpool_runs{state=\"%s\"} %ld\n",
+				   pp_store_state_name((enum pp_store_state)i), s.by_state[i]);
+	rc = rc ? rc : pp_buf_puts(b, "# HELP pushpool_runs_finished_total Runs this process took to a terminal state.\n"
+				      "# TYPE pushpool_runs_finished_total counter\n");
+	for (int i = PP_ST_SUCCEEDED; i < PP_ST_COUNT && !rc; i++)
+		rc = pp_buf_printf(b, "pushpool_runs_finished_total{state=\"%s\"} %lu\n",
+				   pp_store_state_name((enum pp_store_state)i), terminal[i]);
+	rc = rc ? rc : pp_buf_printf(b,
+		"# TYPE pushpool_active_runs gauge\npushpool_active_runs %d\n"
+		"# TYPE pushpool_submitting_runs gauge\npushpool_submitting_runs %d\n"
+		"# TYPE pushpool_submissions_total counter\npushpool_submissions_total %lu\n"
+		"# TYPE pushpool_submission_retries_total counter\npushpool_submission_retries_total %lu\n"
+		"# TYPE pushpool_provider_requests_total counter\npushpool_provider_requests_total %lu\n"
+		"# TYPE pushpool_provider_retries_total counter\npushpool_provider_retries_total %lu\n"
+		"# TYPE pushpool_provider_throttled_total counter\npushpool_provider_throttled_total %lu\n"
+		"# TYPE pushpool_token_refreshes_total counter\npushpool_token_refreshes_total %lu\n"
+		"# HELP pushpool_queue_lag_seconds Age of the oldest due run not yet claimed.\n"
+		"# TYPE pushpool_queue_lag_seconds gauge\npushpool_queue_lag_seconds %.3f\n"
+		"# HELP pushpool_provider_latency_seconds Provider API call latency.\n"
+		"# TYPE pushpool_provider_latency_seconds histogram\n",
+		s.active, s.submitting, submissions, retries, s.exec.requests, s.exec.retries,
+		s.exec.throttled, s.token_refreshes, s.queue_lag_seconds);
+	unsigned long cum = 0;
+	for (size_t i = 0; i < sizeof(bucket_bounds) / sizeof(bucket_bounds[0]) && !rc; i++) {
+		cum += s.exec.latency_buckets[i];
+		rc = pp_buf_printf(b, "pushpool_provider_latency_seconds_bucket{le=\"%g\"} %lu\n",
+				   bucket_bounds[i], cum);
+	}
+	cum += s.exec.latency_buckets[11];
+	rc = rc ? rc : pp_buf_printf(b, "pushpool_provider_latency_seconds_bucket{le=\"+Inf\"} %lu\n"
+				      "pushpool_provider_latency_seconds_sum %.6f\n"
+				      "pushpool_provider_latency_seconds_count %lu\n",
+				      cum, s.exec.latency_sum, cum);
+	return rc;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	struct pp_metrics *m = cls;
+	struct pp_buf b;
+	pp_buf_init(&b, 1 << 20);
+	unsigned status = MHD_HTTP_OK;
+	const char *ctype = "text/plain; charset=utf-8";
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		pp_buf_puts(&b, "method not allowed\n");
+	} else if (!strcmp(url, "/healthz")) {
+		pthread_mutex_lock(&m->mu);
+		time_t age = time(NULL) - m->published;
+		pthread_mutex_unlock(&m->mu);
+		/* The loop publishes every second; silence means it is stuck. */
+		if (age > 15) {
+			status = MHD_HTTP_SERVICE_UNAVAILABLE;
+			pp_buf_printf(&b, "stalled: no loop heartbeat for %lld s\n", (long long)age);
+		} else {
+			pp_buf_puts(&b, "ok\n");
+		}
+	} else if (!strcmp(url, "/metrics")) {
+		ctype = "text/plain; version=0.0.4; charset=utf-8";
+		render(m, &b);
+	} else {
+		status = MHD_HTTP_NOT_FOUND;
+		pp_buf_puts(&b, "not found: try /healthz or /metrics\n");
+	}
+	struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data ? b.data : (char *)"",
+								  MHD_RESPMEM_MUST_COPY);
+	pp_buf_free(&b);
+	MHD_add_response_header(r, "Content-Type", ctype);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_error *err)
+{
+	*out = NULL;
+	char host[64] = "127.0.0.1";
+	const char *colon = strrchr(listen, ':');
+	if (!colon)
+		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": expected HOST:PORT", listen);
+	if (colon != listen)
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535)
+		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": bad port", listen);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": host must be an IPv4 address",
+			       listen);
+	struct pp_metrics *m = calloc(1, sizeof(*m));
+	if (!m)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	pthread_mutex_init(&m->mu, NULL);
+	m->published = time(NULL);
+	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				     answer, m, MHD_OPTION_SOCK_ADDR, &sa,
+				     MHD_OPTION_CONNECTION_LIMIT, 64, MHD_OPTION_CONNECTION_TIMEOUT,
+				     10u, MHD_OPTION_END);
+	if (!m->daemon) {
+		pthread_mutex_destroy(&m->mu);
+		free(m);
+		return pp_fail(err, PP_EIO, "metrics_listen %s: cannot listen (port in use?)", listen);
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	m->port = info ? info->port : (int)port;
+	*out = m;
+	return 0;
+}
+
+void pp_metrics_stop(struct pp_metrics *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->daemon);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+void pp_metrics_publish(struct pp_metrics *m, const struct pp_metrics_snapshot *s)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->snap = *s;
+	m->published = time(NULL);
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pp_metrics_count(struct pp_metrics *m, const char *counter, unsigned long n)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->mu);
+	if (!strcmp(counter, "submissions"))
+		m->submissions += n;
+	else if (!strcmp(counter, "retries"))
+		m->retries += n;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pp_metrics_count_terminal(struct pp_metrics *m, enum pp_store_state st)
+{
+	if (!m || (unsigned)st >= PP_ST_COUNT)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->terminal[st]++;
+	pthread_mutex_unlock(&m->mu);
+}
+
+int pp_metrics_port(const struct pp_metrics *m)
+{
+	return m ? m->port : 0;
+}

@@ -1,0 +1,7 @@
+/* The table of run sources beyond the embedded store. The Prefect API
+ * source (issue 10) plugs in here. */
+#include "dispatcher/source.h"
+
+const struct pp_source_ops *const pp_sources[] = {
+	NULL,
+};

@@ -1,0 +1,1086 @@
+/* Mock Azure: the Entra ID v2 token endpoint (client secret, or an RS256
+ * client assertion verified against a configured certificate), the IMDS
+ * managed-identity endpoint, and ARM containerGroups (create-or-update, get
+ * with an instance view that follows the mock timeline, async delete) plus a
+ * resource group read, all bearer-protected.
+ *
+ * Clients come from the environment, so the shared mock flags stay as they
+ * are: PUSHPOOL_MOCK_AZURE_CLIENTS="ID:SECRET[,ID:SECRET...]" and
+ * PUSHPOOL_MOCK_AZURE_CERTS="ID:cert.pem[,...]". Without either, the client
+ * AZ_DEFAULT_CLIENT with secret AZ_DEFAULT_SECRET is accepted. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "dispatcher/log.h"
+#include "mock/mock.h"
+
+#define AZ_DEFAULT_CLIENT "11111111-2222-3333-4444-555555555555"
+#define AZ_DEFAULT_SECRET "mock-azure-client-secret"
+#define AZ_LOCATION "westeurope"
+#define AZ_MAX_CLIENTS 8
+#define AZ_MAX_ITEMS 100000
+#define AZ_CLOCK_SKEW 300
+#define AZ_MAX_ASSERTION_LIFETIME 3600
+#define AZ_MAX_ASSERTION 16384
+#define AZ_GROUP_TYPE "Microsoft.ContainerInstance/containerGroups"
+#define AZ_JSON "application/json; charset=utf-8"
+#define AZ_ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+struct az_client {
+	char *id;
+	char *secret;   /* NULL: certificate only */
+	EVP_PKEY *pkey; /* NULL: secret only */
+};
+
+struct az_token {
+	struct az_token *next;
+	char value[96];
+	double expires; /* wall clock */
+};
+
+struct az_group {
+	struct az_group *next;
+	char *key;            /* "sub/rg/name", lowercase: ARM names are case-insensitive */
+	char *id;             /* ARM id as first written */
+	char *name;
+	struct pp_json *body; /* as PUT, secureValue kept (never echoed) */
+	double created;
+	enum pp_mock_outcome outcome;
+	bool deleting;
+};
+
+struct az_op {
+	struct az_op *next;
+	char id[33];
+	char *group_key;
+	bool is_delete;
+	int polls;
+};
+
+struct azure_state {
+	struct az_client clients[AZ_MAX_CLIENTS];
+	size_t nclients;
+	struct az_token *tokens;
+	size_t ntokens;
+	struct az_group *groups;
+	struct az_op *ops;
+	size_t ngroups, nops;
+};
+
+/* ---- answers ---- */
+
+static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt,
+		      ...) __attribute__((format(printf, 4, 5)));
+static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt,
+		      ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (status == 400 || status == 401 || status == 403)
+		resp->reject_reason = code;
+	pp_mock_resp_printf(resp, status, AZ_JSON, "{\"error\":{\"code\":\"%s\",\"message\":",
+			    code);
+	pp_json_write_string(&resp->body, msg, strlen(msg));
+	pp_buf_puts(&resp->body, "}}");
+}
+
+static void aad_error(struct pp_mock_resp *resp, int status, const char *error, const char *desc)
+{
+	char codes[16] = "";
+
+	resp->reject_reason = error;
+	/* "AADSTS7000215: ..." -> error_codes [7000215] */
+	if (!strncmp(desc, "AADSTS", 6))
+		snprintf(codes, sizeof(codes), "%.*s", (int)strspn(desc + 6, "0123456789"),
+			 desc + 6);
+	pp_mock_resp_printf(resp, status, AZ_JSON, "{\"error\":\"%s\",\"error_description\":",
+			    error);
+	pp_json_write_string(&resp->body, desc, strlen(desc));
+	pp_buf_printf(&resp->body,
+		      ",\"error_codes\":[%s],"
+		      "\"trace_id\":\"00000000-0000-0000-0000-000000000000\"}",
+		      codes[0] ? codes : "0");
+}
+
+/* ---- small parsers ---- */
+
+static int hexval(int c)
+{
+	return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
+}
+
+static bool form_value(const char *body, const char *key, char *out, size_t size)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = body; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		size_t n = 0;
+
+		if (strncmp(p, key, klen) || p[klen] != '=')
+			continue;
+		for (p += klen + 1; *p && *p != '&'; p++) {
+			if (n + 1 >= size)
+				return false;
+			if (*p == '+') {
+				out[n++] = ' ';
+			} else if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+				out[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+				p += 2;
+			} else {
+				out[n++] = *p;
+			}
+		}
+		out[n] = '\0';
+		return true;
+	}
+	return false;
+}
+
+static unsigned char *b64url_decode(const char *in, size_t n, size_t *out_len)
+{
+	while (n > 0 && in[n - 1] == '=')
+		n--;
+	size_t padded = (n + 3) / 4 * 4;
+	char *std = calloc(1, padded + 1);
+	unsigned char *out = malloc(padded / 4 * 3 + 1);
+	int len;
+
+	if (n == 0 || !std || !out)
+		goto fail;
+	for (size_t i = 0; i < padded; i++) {
+		char c = i < n ? in[i] : '=';
+
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (i < n && !isalnum((unsigned char)c))
+			goto fail;
+		std[i] = c;
+	}
+	len = EVP_DecodeBlock(out, (unsigned char *)std, (int)padded);
+	if (len < 0)
+		goto fail;
+	len -= (int)(padded - n); /* padding decodes as zero bytes */
+	out[len] = '\0';
+	*out_len = (size_t)len;
+	free(std);
+	return out;
+fail:
+	free(std);
+	free(out);
+	return NULL;
+}
+
+/* ---- tokens ---- */
+
+static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st)
+{
+	struct az_token *t = calloc(1, sizeof(*t));
+	char hex[65];
+
+	if (!t)
+		return NULL;
+	pp_mock_random_hex(m, hex, 64);
+	snprintf(t->value, sizeof(t->value), "eyJ0eXAiOiJKV1Qi.mock%s", hex);
+	t->expires = pp_mock_wall(m, pp_mock_clock(m)) + pp_mock_opts(m)->token_lifetime_seconds;
+	pp_mock_lock(m);
+	t->next = st->tokens;
+	st->tokens = t;
+	if (++st->ntokens > AZ_MAX_ITEMS) {
+		struct az_token **pp = &st->tokens;
+
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		free(*pp);
+		*pp = NULL;
+		st->ntokens--;
+	}
+	pp_mock_unlock(m);
+	return t;
+}
+
+/* 0 ok; else the ARM error code to answer. */
+static const char *bearer_check(struct pp_mock *m, struct azure_state *st,
+				const struct pp_mock_req *req)
+{
+	const char *auth = pp_mock_header(req, "Authorization");
+	double now = pp_mock_wall(m, pp_mock_clock(m));
+	const char *verdict = "InvalidAuthenticationToken";
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
+		return "AuthenticationFailed";
+	pp_mock_lock(m);
+	for (struct az_token *t = st->tokens; t; t = t->next)
+		if (!strcmp(t->value, auth + 7)) {
+			verdict = t->expires > now ? NULL : "ExpiredAuthenticationToken";
+			break;
+		}
+	pp_mock_unlock(m);
+	return verdict;
+}
+
+static struct az_client *client_find(struct azure_state *st, const char *id)
+{
+	for (size_t i = 0; i < st->nclients; i++)
+		if (!strcmp(st->clients[i].id, id))
+			return &st->clients[i];
+	return NULL;
+}
+
+/* RS256 client assertion: signature by the client's certificate, aud the
+ * token URL, iss = sub = client id, exp/nbf around now. */
+static bool assertion_ok(struct pp_mock *m, const struct az_client *c, const char *tenant,
+			 const char *jwt, struct pp_mock_resp *resp)
+{
+	const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	unsigned char *hdr_raw = NULL, *claims_raw = NULL, *sig = NULL;
+	size_t hdr_len, claims_len, sig_len;
+	struct pp_json *hdr = NULL, *claims = NULL;
+	EVP_MD_CTX *md = NULL;
+	double now = pp_mock_wall(m, pp_mock_clock(m)), exp, nbf;
+	char want_aud[512], real_aud[256];
+	bool ok = false;
+
+	if (!d1 || !d2 || strchr(d2 + 1, '.') ||
+	    !(hdr_raw = b64url_decode(jwt, (size_t)(d1 - jwt), &hdr_len)) ||
+	    !(claims_raw = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &claims_len)) ||
+	    !(sig = b64url_decode(d2 + 1, strlen(d2 + 1), &sig_len)) ||
+	    pp_json_parse((char *)hdr_raw, hdr_len, NULL, &hdr, NULL) ||
+	    pp_json_parse((char *)claims_raw, claims_len, NULL, &claims, NULL)) {
+		aad_error(resp, 400, "invalid_request",
+			  "AADSTS50027: JWT token is invalid or malformed.");
+		goto out;
+	}
+	const char *alg = pp_json_get_string(hdr, "alg");
+	if (!alg || strcmp(alg, "RS256")) {
+		aad_error(resp, 401, "invalid_client",
+			  "AADSTS5002730: Invalid JWT token. Unsupported key for the signing "
+			  "algorithm (mock accepts RS256).");
+		goto out;
+	}
+	md = EVP_MD_CTX_new();
+	if (!c->pkey || !md ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, c->pkey) != 1 ||
+	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, (size_t)(d2 - jwt)) !=
+		    1) {
+		aad_error(resp, 401, "invalid_client",
+			  "AADSTS700027: Client assertion contains an invalid signature.");
+		goto out;
+	}
+	const char *iss = pp_json_get_string(claims, "iss");
+	const char *sub = pp_json_get_string(claims, "sub");
+	if (!iss || !sub || strcmp(iss, c->id) || strcmp(sub, c->id)) {
+		aad_error(resp, 401, "invalid_client",
+			  "AADSTS700021: Client assertion application identifier doesn't match "
+			  "'client_id' parameter (iss and sub must be the client id).");
+		goto out;
+	}
+	snprintf(want_aud, sizeof(want_aud), "%s/azure/%s/oauth2/v2.0/token", pp_mock_base_url(m),
+		 tenant);
+	snprintf(real_aud, sizeof(real_aud),
+		 "https://login.microsoftonline.com/%s/oauth2/v2.0/token", tenant);
+	const char *aud = pp_json_get_string(claims, "aud");
+	if (!aud || (strcmp(aud, want_aud) && strcmp(aud, real_aud))) {
+		aad_error(resp, 401, "invalid_client",
+			  "AADSTS700212: No matching federated identity record found for presented "
+			  "assertion audience.");
+		goto out;
+	}
+	if (!pp_json_get_number(claims, "exp", &exp) || !pp_json_get_number(claims, "nbf", &nbf) ||
+	    exp < now - AZ_CLOCK_SKEW || nbf > now + AZ_CLOCK_SKEW || exp <= nbf ||
+	    exp - nbf > AZ_MAX_ASSERTION_LIFETIME) {
+		aad_error(resp, 401, "invalid_client",
+			  "AADSTS700024: Client assertion is not within its valid time range.");
+		goto out;
+	}
+	ok = true;
+out:
+	EVP_MD_CTX_free(md);
+	pp_json_free(hdr);
+	pp_json_free(claims);
+	free(hdr_raw);
+	free(claims_raw);
+	free(sig);
+	return ok;
+}
+
+static void token_answer(struct pp_mock *m, struct azure_state *st, struct pp_mock_resp *resp,
+			 bool imds, const char *resource)
+{
+	struct az_token *t = token_issue(m, st);
+	int life = (int)pp_mock_opts(m)->token_lifetime_seconds;
+
+	if (!t) {
+		aad_error(resp, 500, "server_error", "AADSTS90033: mock out of memory");
+		return;
+	}
+	if (imds) {
+		/* IMDS writes every number as a string. */
+		pp_mock_resp_printf(resp, 200, AZ_JSON,
+				    "{\"access_token\":\"%s\",\"client_id\":\"%s\",\"expires_in\":"
+				    "\"%d\",\"expires_on\":\"%.0f\",\"resource\":",
+				    t->value, AZ_DEFAULT_CLIENT, life, t->expires);
+		pp_json_write_string(&resp->body, resource, strlen(resource));
+		pp_buf_puts(&resp->body, ",\"token_type\":\"Bearer\"}");
+		return;
+	}
+	pp_mock_resp_printf(resp, 200, AZ_JSON,
+			    "{\"token_type\":\"Bearer\",\"expires_in\":%d,\"ext_expires_in\":%d,"
+			    "\"access_token\":\"%s\"}",
+			    life, life, t->value);
+}
+
+static void entra_token(struct pp_mock *m, struct azure_state *st, const char *tenant,
+			const struct pp_mock_req *req, struct pp_mock_resp *resp)
+{
+	char grant[64], client_id[128], secret[512], scope[512], atype[128];
+	char desc[512];
+
+	snprintf(resp->api, sizeof(resp->api), "entra");
+	snprintf(resp->action, sizeof(resp->action), "token");
+	if (strcmp(req->method, "POST")) {
+		aad_error(resp, 405, "invalid_request",
+			  "AADSTS900561: The endpoint only accepts POST requests.");
+		return;
+	}
+	switch (pp_mock_fault_check(m, "entra", true, resp, NULL)) {
+	case PP_MOCK_FAULT_THROTTLE:
+		aad_error(resp, 429, "temporarily_unavailable",
+			  "AADSTS50196: The server terminated an operation because it encountered "
+			  "a client request loop.");
+		return;
+	case PP_MOCK_FAULT_ERROR:
+		aad_error(resp, 503, "temporarily_unavailable",
+			  "AADSTS90033: A transient error has occurred. Please try again.");
+		return;
+	default:
+		break;
+	}
+	if (!form_value(req->body, "grant_type", grant, sizeof(grant)) ||
+	    strcmp(grant, "client_credentials")) {
+		aad_error(resp, 400, "unsupported_grant_type",
+			  "AADSTS70003: The app requested an unsupported grant type.");
+		return;
+	}
+	if (!form_value(req->body, "client_id", client_id, sizeof(client_id))) {
+		aad_error(resp, 400, "invalid_request",
+			  "AADSTS900144: The request body must contain the following parameter: "
+			  "'client_id'.");
+		return;
+	}
+	if (!form_value(req->body, "scope", scope, sizeof(scope)) ||
+	    strlen(scope) < 9 || strcmp(scope + strlen(scope) - 9, "/.default")) {
+		aad_error(resp, 400, "invalid_scope",
+			  "AADSTS1002012: The provided value for scope is not valid. Client "
+			  "credential flows must have a scope value with /.default suffixed to the "
+			  "resource identifier (application ID URI).");
+		return;
+	}
+	struct az_client *c = client_find(st, client_id);
+	if (!c) {
+		snprintf(desc, sizeof(desc),
+			 "AADSTS700016: Application with identifier '%.128s' was not found in the "
+			 "directory '%.64s'.",
+			 client_id, tenant);
+		aad_error(resp, 400, "unauthorized_client", desc);
+		return;
+	}
+	if (form_value(req->body, "client_secret", secret, sizeof(secret))) {
+		if (!c->secret || strcmp(secret, c->secret)) {
+			snprintf(desc, sizeof(desc),
+				 "AADSTS7000215: Invalid client secret provided. Ensure the "
+				 "secret being sent in the request is the client secret value, "
+				 "not the client secret ID, for a secret added to app '%.128s'.",
+				 client_id);
+			aad_error(resp, 401, "invalid_client", desc);
+			return;
+		}
+	} else {
+		char *assertion = malloc(AZ_MAX_ASSERTION);
+		bool have = assertion &&
+			    form_value(req->body, "client_assertion_type", atype, sizeof(atype)) &&
+			    !strcmp(atype, AZ_ASSERTION_TYPE) &&
+			    form_value(req->body, "client_assertion", assertion, AZ_MAX_ASSERTION);
+		bool ok = have && assertion_ok(m, c, tenant, assertion, resp);
+		free(assertion);
+		if (!have)
+			aad_error(resp, 401, "invalid_client",
+				  "AADSTS7000218: The request body must contain the following "
+				  "parameter: 'client_assertion' or 'client_secret'.");
+		if (!ok)
+			return;
+	}
+	pp_mock_count(m, "entra.tokens", client_id);
+	token_answer(m, st, resp, false, NULL);
+}
+
+static void imds_token(struct pp_mock *m, struct azure_state *st, const struct pp_mock_req *req,
+		       struct pp_mock_resp *resp)
+{
+	const char *meta = pp_mock_header(req, "Metadata");
+	const char *resource = pp_mock_arg(req, "resource");
+
+	snprintf(resp->api, sizeof(resp->api), "imds");
+	snprintf(resp->action, sizeof(resp->action), "token");
+	if (!meta || strcmp(meta, "true")) {
+		aad_error(resp, 400, "invalid_request", "Required metadata header not specified");
+		return;
+	}
+	if (!resource || !*resource) {
+		aad_error(resp, 400, "invalid_request",
+			  "Required audience parameter not specified");
+		return;
+	}
+	if (pp_mock_fault_check(m, "imds", true, resp, NULL) != PP_MOCK_FAULT_NONE) {
+		aad_error(resp, 500, "unknown", "mock: injected failure");
+		return;
+	}
+	pp_mock_count(m, "imds.tokens", NULL);
+	token_answer(m, st, resp, true, resource);
+}
+
+/* ---- ARM: container groups ---- */
+
+/* 1-63 of [a-z0-9-], no leading, trailing or doubled '-'. */
+static bool group_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 63 || s[0] == '-' || s[n - 1] == '-' || strstr(s, "--"))
+		return false;
+	for (; *s; s++)
+		if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '-')
+			return false;
+	return true;
+}
+
+static struct az_group *group_find(struct azure_state *st, const char *key)
+{
+	for (struct az_group *g = st->groups; g; g = g->next)
+		if (!strcmp(g->key, key))
+			return g;
+	return NULL;
+}
+
+static void group_free(struct az_group *g)
+{
+	pp_json_free(g->body);
+	free(g->key);
+	free(g->id);
+	free(g->name);
+	free(g);
+}
+
+static void group_remove(struct azure_state *st, struct az_group *g)
+{
+	for (struct az_group **pp = &st->groups; *pp; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			group_free(g);
+			st->ngroups--;
+			return;
+		}
+}
+
+static bool env_marker(const struct pp_json *j, const char *name)
+{
+	pp_json_foreach(c, pp_json_path(j, "properties.containers")) {
+		pp_json_foreach(e, pp_json_path(c, "properties.environmentVariables")) {
+			const char *n = pp_json_get_string(e, "name");
+			const char *v = pp_json_get_string(e, "value");
+			if (!v)
+				v = pp_json_get_string(e, "secureValue");
+			if (n && v && !strcmp(n, name) && !strcmp(v, "1"))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Field checks ARM and ACI make before accepting a group. */
+static bool group_body_ok(const struct pp_json *b, struct pp_mock_resp *resp)
+{
+	const char *loc = pp_json_get_string(b, "location");
+	const struct pp_json *cs = pp_json_path(b, "properties.containers");
+	size_t i = 0;
+
+	if (!loc || !*loc) {
+		arm_error(resp, 400, "LocationRequired",
+			  "The location property is required for this definition.");
+		return false;
+	}
+	if (!pp_json_is(cs, PP_JSON_ARRAY) || cs->count == 0) {
+		arm_error(resp, 400, "MissingContainers",
+			  "The container group must have at least one container: "
+			  "'properties.containers' is required.");
+		return false;
+	}
+	pp_json_foreach(c, cs) {
+		const struct pp_json *cp = pp_json_get(c, "properties");
+		const struct pp_json *rq = pp_json_path(cp, "resources.requests");
+		double v;
+		if (!pp_json_get_string(c, "name") || !*pp_json_get_string(c, "name")) {
+			arm_error(resp, 400, "InvalidContainerName",
+				  "The container name in container group is invalid: "
+				  "properties.containers[%zu].name is required.", i);
+			return false;
+		}
+		if (!pp_json_get_string(cp, "image") || !*pp_json_get_string(cp, "image")) {
+			arm_error(resp, 400, "InvalidContainerImage",
+				  "The image of container '%s' is required.",
+				  pp_json_get_string(c, "name"));
+			return false;
+		}
+		if (!pp_json_get_number(rq, "cpu", &v) || v <= 0 ||
+		    !pp_json_get_number(rq, "memoryInGB", &v) || v <= 0) {
+			arm_error(resp, 400, "InvalidRequestedResource",
+				  "The requested resource of container '%s' is invalid: "
+				  "resources.requests.cpu and memoryInGB must be positive numbers.",
+				  pp_json_get_string(c, "name"));
+			return false;
+		}
+		i++;
+	}
+	return true;
+}
+
+static struct az_op *op_new(struct pp_mock *m, struct azure_state *st, const char *key,
+			    bool is_delete)
+{
+	struct az_op *o = calloc(1, sizeof(*o));
+
+	if (!o || !(o->group_key = strdup(key))) {
+		free(o);
+		return NULL;
+	}
+	pp_mock_random_hex(m, o->id, 32);
+	o->is_delete = is_delete;
+	o->next = st->ops;
+	st->ops = o;
+	if (++st->nops > AZ_MAX_ITEMS) {
+		struct az_op **pp = &st->ops;
+
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		free((*pp)->group_key);
+		free(*pp);
+		*pp = NULL;
+		st->nops--;
+	}
+	return o;
+}
+
+/* Azure-AsyncOperation + Location + Retry-After for op o. */
+static void async_headers(struct pp_mock *m, struct pp_mock_resp *resp, const char *sub,
+			  const struct az_op *o)
+{
+	char base[512], url[600];
+
+	snprintf(base, sizeof(base),
+		 "%s/azure/subscriptions/%s/providers/Microsoft.ContainerInstance/locations/"
+		 AZ_LOCATION "/operations/%s",
+		 pp_mock_base_url(m), sub, o->id);
+	snprintf(url, sizeof(url), "%s?api-version=2023-05-01", base);
+	pp_mock_resp_header(resp, "Azure-AsyncOperation", url);
+	snprintf(url, sizeof(url), "%s/result?api-version=2023-05-01", base);
+	pp_mock_resp_header(resp, "Location", url);
+	pp_mock_resp_header(resp, "Retry-After", "1");
+}
+
+static void set_str(struct pp_json *o, const char *key, const char *v)
+{
+	pp_json_set_string(o, key, v);
+}
+
+/* The group as GET shows it at clock now. */
+static struct pp_json *group_view(struct pp_mock *m, const struct az_group *g, double now)
+{
+	struct pp_json *j = pp_json_clone(g->body);
+	struct pp_json *gp = pp_json_get(j, "properties");
+	enum pp_mock_phase phase = pp_mock_phase_at(m, g->created, now);
+	bool never = g->outcome == PP_MOCK_CRASH;
+	const char *ps, *gstate, *cstate, *detail = NULL;
+
+	set_str(j, "id", g->id);
+	set_str(j, "name", g->name);
+	set_str(j, "type", AZ_GROUP_TYPE);
+	if (g->deleting) {
+		ps = "Deleting";
+	} else if (phase == PP_MOCK_PROVISIONING) {
+		ps = "Pending";
+	} else {
+		ps = "Succeeded";
+	}
+	if (never || phase == PP_MOCK_PROVISIONING) {
+		gstate = "Pending";
+		cstate = "Waiting";
+		detail = never && phase != PP_MOCK_PROVISIONING ? "ImagePullBackOff"
+								: "Pulling image";
+	} else if (phase == PP_MOCK_RUNNING) {
+		gstate = cstate = "Running";
+	} else {
+		cstate = "Terminated";
+		gstate = g->outcome == PP_MOCK_FAIL ? "Failed" : "Succeeded";
+		detail = g->outcome == PP_MOCK_FAIL ? "Error" : "Completed";
+	}
+	set_str(gp, "provisioningState", ps);
+	struct pp_json *giv = pp_json_new(PP_JSON_OBJECT);
+	set_str(giv, "state", gstate);
+	pp_json_set(giv, "events", pp_json_new(PP_JSON_ARRAY));
+	pp_json_set(gp, "instanceView", giv);
+	pp_json_foreach(c, pp_json_get(gp, "containers")) {
+		struct pp_json *cp = pp_json_get(c, "properties");
+		/* secureValue is write-only: ARM never returns it. */
+		pp_json_foreach(e, pp_json_get(cp, "environmentVariables"))
+			pp_json_remove(e, "secureValue");
+		struct pp_json *iv = pp_json_new(PP_JSON_OBJECT);
+		struct pp_json *cur = pp_json_new(PP_JSON_OBJECT);
+		pp_json_set_int(iv, "restartCount", 0);
+		set_str(cur, "state", cstate);
+		if (detail)
+			set_str(cur, "detailStatus", detail);
+		if (!strcmp(cstate, "Terminated"))
+			pp_json_set_int(cur, "exitCode", g->outcome == PP_MOCK_FAIL ? 1 : 0);
+		pp_json_set(iv, "currentState", cur);
+		struct pp_json *events = pp_json_new(PP_JSON_ARRAY);
+		if (never && phase != PP_MOCK_PROVISIONING) {
+			struct pp_json *ev = pp_json_new(PP_JSON_OBJECT);
+			set_str(ev, "name", "Failed");
+			set_str(ev, "type", "Warning");
+			set_str(ev, "message",
+				"Failed to pull image: mock never starts this container");
+			pp_json_append(events, ev);
+		}
+		pp_json_set(iv, "events", events);
+		pp_json_set(cp, "instanceView", iv);
+	}
+	return j;
+}
+
+static void group_put(struct pp_mock *m, struct azure_state *st, const char *key,
+		      const char *id, const char *sub, const char *name,
+		      const struct pp_mock_req *req, struct pp_mock_resp *resp)
+{
+	struct pp_json *body = NULL;
+	struct pp_error perr;
+
+	snprintf(resp->action, sizeof(resp->action), "ContainerGroups_CreateOrUpdate");
+	if (!group_name_ok(name)) {
+		arm_error(resp, 400, "InvalidContainerGroupName",
+			  "The container group name '%s' is invalid. The container group name "
+			  "must contain no more than 63 characters and only contain lower case "
+			  "alphanumeric characters or '-'. It can't start or end with '-' and "
+			  "can't have '--'.", name);
+		return;
+	}
+	if (pp_json_parse(req->body, req->body_len, NULL, &body, &perr) ||
+	    body->type != PP_JSON_OBJECT) {
+		arm_error(resp, 400, "InvalidRequestContent",
+			  "The request content was invalid and could not be deserialized: %s",
+			  body ? "not an object" : perr.msg);
+		pp_json_free(body);
+		return;
+	}
+	if (!group_body_ok(body, resp)) {
+		pp_json_free(body);
+		return;
+	}
+	pp_mock_count(m, "aci.puts", NULL);
+	pp_mock_lock(m);
+	struct az_group *g = group_find(st, key);
+	int status = 200;
+	if (g && g->deleting) {
+		pp_mock_unlock(m);
+		pp_json_free(body);
+		arm_error(resp, 409, "Conflict",
+			  "The container group '%s' is being deleted; retry later.", name);
+		return;
+	}
+	if (!g) {
+		g = calloc(1, sizeof(*g));
+		if (!g || !(g->key = strdup(key)) || !(g->id = strdup(id)) ||
+		    !(g->name = strdup(name))) {
+			if (g)
+				group_free(g);
+			pp_mock_unlock(m);
+			pp_json_free(body);
+			arm_error(resp, 500, "InternalServerError", "mock: out of memory");
+			return;
+		}
+		g->created = pp_mock_clock(m);
+		g->next = st->groups;
+		st->groups = g;
+		st->ngroups++;
+		status = 201;
+	}
+	/* An update of a finished restartPolicy=Never group does not rerun it. */
+	pp_json_free(g->body);
+	g->body = body;
+	g->outcome = pp_mock_outcome_of(body);
+	if (env_marker(body, "PUSHPOOL_MOCK_NOSTART"))
+		g->outcome = PP_MOCK_CRASH;
+	struct pp_json *view = group_view(m, g, pp_mock_clock(m));
+	struct az_op *o = op_new(m, st, key, false);
+	pp_mock_unlock(m);
+	if (status == 201)
+		pp_mock_count(m, "aci.creates", name);
+	if (o)
+		async_headers(m, resp, sub, o);
+	pp_mock_resp_json(resp, status, AZ_JSON, view);
+	pp_json_free(view);
+}
+
+static void group_delete(struct pp_mock *m, struct azure_state *st, const char *key,
+			 const char *sub, struct pp_mock_resp *resp)
+{
+	snprintf(resp->action, sizeof(resp->action), "ContainerGroups_Delete");
+	pp_mock_lock(m);
+	struct az_group *g = group_find(st, key);
+	if (!g) {
+		pp_mock_unlock(m);
+		pp_mock_resp_printf(resp, 204, AZ_JSON, "%s", "");
+		return;
+	}
+	g->deleting = true;
+	struct az_op *o = op_new(m, st, key, true);
+	pp_mock_unlock(m);
+	pp_mock_count(m, "aci.deletes", NULL);
+	if (o)
+		async_headers(m, resp, sub, o);
+	pp_mock_resp_printf(resp, 202, AZ_JSON, "%s", "");
+}
+
+static void group_get(struct pp_mock *m, struct azure_state *st, const char *key,
+		      const char *name, struct pp_mock_resp *resp)
+{
+	snprintf(resp->action, sizeof(resp->action), "ContainerGroups_Get");
+	pp_mock_lock(m);
+	struct az_group *g = group_find(st, key);
+	struct pp_json *view = g ? group_view(m, g, pp_mock_clock(m)) : NULL;
+	pp_mock_unlock(m);
+	if (!g) {
+		arm_error(resp, 404, "ResourceNotFound",
+			  "The Resource '" AZ_GROUP_TYPE "/%s' under resource group was not found. "
+			  "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+			  name);
+		return;
+	}
+	pp_mock_resp_json(resp, 200, AZ_JSON, view);
+	pp_json_free(view);
+}
+
+/* InProgress, then Succeeded; a finished delete removes the group. */
+static void operation_get(struct pp_mock *m, struct azure_state *st, const char *id,
+			  bool result, struct pp_mock_resp *resp)
+{
+	struct az_op *o;
+
+	snprintf(resp->action, sizeof(resp->action), "OperationStatus");
+	pp_mock_lock(m);
+	for (o = st->ops; o; o = o->next)
+		if (!strcmp(o->id, id))
+			break;
+	if (!o) {
+		pp_mock_unlock(m);
+		arm_error(resp, 404, "OperationNotFound", "The operation '%s' was not found.", id);
+		return;
+	}
+	struct az_group *g = group_find(st, o->group_key);
+	/* A create is done once the group is provisioned, a delete on the
+	 * second poll (so clients must follow it). */
+	bool provisioned =
+		!g || pp_mock_phase_at(m, g->created, pp_mock_clock(m)) != PP_MOCK_PROVISIONING;
+	bool done = o->polls++ >= 1 || (!o->is_delete && provisioned);
+	if (done && o->is_delete && g && g->deleting)
+		group_remove(st, g);
+	pp_mock_unlock(m);
+	if (!done)
+		pp_mock_resp_header(resp, "Retry-After", "1");
+	if (result) {
+		pp_mock_resp_printf(resp, done ? 200 : 202, AZ_JSON, "%s", "");
+		return;
+	}
+	pp_mock_resp_printf(resp, 200, AZ_JSON, "{\"id\":\"%s\",\"name\":\"%s\",\"status\":\"%s\"}",
+			    id, id, done ? "Succeeded" : "InProgress");
+}
+
+static void arm(struct pp_mock *m, struct azure_state *st, const struct pp_mock_req *req,
+		struct pp_mock_resp *resp)
+{
+	char path[1024], key[600], id[700];
+	char *seg[16];
+	size_t n = 0;
+	int retry_after = 0;
+	const char *verdict = bearer_check(m, st, req);
+
+	snprintf(resp->api, sizeof(resp->api), "arm");
+	if (verdict) {
+		pp_mock_resp_header(resp, "WWW-Authenticate",
+				    "Bearer authorization_uri=\"https://login.windows.net/\", "
+				    "error=\"invalid_token\"");
+		arm_error(resp, 401, verdict,
+			  !strcmp(verdict, "AuthenticationFailed")
+				  ? "Authentication failed. The 'Authorization' header is missing."
+			  : !strcmp(verdict, "ExpiredAuthenticationToken")
+				  ? "The access token expiry UTC time is earlier than current UTC "
+				    "time."
+				  : "The access token is invalid.");
+		return;
+	}
+	switch (pp_mock_fault_check(m, "aci", false, resp, &retry_after)) {
+	case PP_MOCK_FAULT_THROTTLE: {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", retry_after > 0 ? retry_after : 1);
+		pp_mock_resp_header(resp, "Retry-After", v);
+		pp_mock_resp_header(resp, "x-ms-ratelimit-remaining-subscription-writes", "0");
+		arm_error(resp, 429, "TooManyRequests",
+			  "The request is being throttled as the limit has been reached for "
+			  "operation type - Write_ObservationWindow_00:01:00.");
+		return;
+	}
+	case PP_MOCK_FAULT_ERROR:
+		arm_error(resp, 500, "InternalServerError",
+			  "Encountered internal server error. Diagnostic information: mock fault.");
+		return;
+	default:
+		break;
+	}
+	const char *ver = pp_mock_arg(req, "api-version");
+	if (!ver || !*ver) {
+		arm_error(resp, 400, "MissingApiVersionParameter",
+			  "The api-version query parameter (?api-version=) is required for all "
+			  "requests.");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s", req->subpath);
+	for (char *s = strtok(path, "/"); s && n < 16; s = strtok(NULL, "/"))
+		seg[n++] = s;
+	if (n < 2 || strcasecmp(seg[0], "subscriptions")) {
+		arm_error(resp, 404, "InvalidResourceType", "No route for %s", req->subpath);
+		return;
+	}
+	const char *sub = seg[1];
+	bool get = !strcmp(req->method, "GET");
+	if (n == 4 && !strcasecmp(seg[2], "resourcegroups") && get) {
+		snprintf(resp->action, sizeof(resp->action), "ResourceGroups_Get");
+		pp_mock_resp_printf(resp, 200, AZ_JSON,
+				    "{\"id\":\"/subscriptions/%s/resourceGroups/%s\","
+				    "\"name\":\"%s\","
+				    "\"location\":\"" AZ_LOCATION "\",\"properties\":"
+				    "{\"provisioningState\":\"Succeeded\"}}",
+				    sub, seg[3], seg[3]);
+		return;
+	}
+	if ((n == 8 || n == 9) && !strcasecmp(seg[2], "providers") &&
+	    !strcasecmp(seg[3], "Microsoft.ContainerInstance") &&
+	    !strcasecmp(seg[4], "locations") && !strcasecmp(seg[6], "operations") && get) {
+		operation_get(m, st, seg[7], n == 9, resp);
+		return;
+	}
+	if (n == 8 && !strcasecmp(seg[2], "resourceGroups") && !strcasecmp(seg[4], "providers") &&
+	    !strcasecmp(seg[5], "Microsoft.ContainerInstance") &&
+	    !strcasecmp(seg[6], "containerGroups")) {
+		snprintf(id, sizeof(id),
+			 "/subscriptions/%s/resourceGroups/%s/providers/" AZ_GROUP_TYPE "/%s", sub,
+			 seg[3], seg[7]);
+		snprintf(key, sizeof(key), "%s/%s/%s", sub, seg[3], seg[7]);
+		for (char *p = key; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if (!strcmp(req->method, "PUT"))
+			group_put(m, st, key, id, sub, seg[7], req, resp);
+		else if (get)
+			group_get(m, st, key, seg[7], resp);
+		else if (!strcmp(req->method, "DELETE"))
+			group_delete(m, st, key, sub, resp);
+		else
+			arm_error(resp, 405, "MethodNotAllowed", "The method %s is not allowed.",
+				  req->method);
+		return;
+	}
+	arm_error(resp, 404, "InvalidResourceType", "No route for %s", req->subpath);
+}
+
+static void azure_handle(struct pp_mock *m, void *state, const struct pp_mock_req *req,
+			 struct pp_mock_resp *resp)
+{
+	struct azure_state *st = state;
+	char tenant[128];
+	int used = 0;
+
+	if (!strncmp(req->path, "/metadata/", 10)) {
+		if (!strcmp(req->path, "/metadata/identity/oauth2/token"))
+			imds_token(m, st, req, resp);
+		return;
+	}
+	if (sscanf(req->subpath, "/%127[^/]/oauth2/v2.0/token%n", tenant, &used) == 1 &&
+	    req->subpath[used] == '\0') {
+		entra_token(m, st, tenant, req, resp);
+		return;
+	}
+	arm(m, st, req, resp);
+}
+
+static void azure_reset(struct pp_mock *m, void *state)
+{
+	struct azure_state *st = state;
+
+	while (st->groups) {
+		struct az_group *g = st->groups;
+		st->groups = g->next;
+		group_free(g);
+	}
+	while (st->ops) {
+		struct az_op *o = st->ops;
+		st->ops = o->next;
+		free(o->group_key);
+		free(o);
+	}
+	st->ngroups = st->nops = 0;
+	/* Issued tokens survive: clients keep using them. */
+}
+
+static void azure_free(void *state)
+{
+	struct azure_state *st = state;
+
+	if (!st)
+		return;
+	azure_reset(NULL, st);
+	while (st->tokens) {
+		struct az_token *t = st->tokens;
+		st->tokens = t->next;
+		free(t);
+	}
+	for (size_t i = 0; i < st->nclients; i++) {
+		free(st->clients[i].id);
+		free(st->clients[i].secret);
+		EVP_PKEY_free(st->clients[i].pkey);
+	}
+	free(st);
+}
+
+static EVP_PKEY *load_cert_key(const char *path, struct pp_error *err)
+{
+	BIO *bio = BIO_new_file(path, "r");
+	EVP_PKEY *k = NULL;
+
+	if (!bio) {
+		pp_fail(err, PP_EIO, "%s: cannot open certificate", path);
+		return NULL;
+	}
+	X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	if (x) {
+		k = X509_get_pubkey(x);
+		X509_free(x);
+	} else {
+		(void)BIO_reset(bio);
+		k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	}
+	BIO_free(bio);
+	if (!k)
+		pp_fail(err, PP_EINVALID, "%s: no PEM certificate or public key", path);
+	return k;
+}
+
+/* "ID:VALUE[,ID:VALUE...]" from the environment. */
+static int load_clients(struct azure_state *st, const char *var, bool certs, struct pp_error *err)
+{
+	const char *v = getenv(var);
+	char *copy, *save = NULL;
+
+	if (!v || !*v)
+		return 0;
+	copy = strdup(v);
+	if (!copy)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(item, ':');
+		if (!colon || colon == item || !colon[1]) {
+			free(copy);
+			return pp_fail(err, PP_EINVALID, "%s: entry '%s' is not ID:VALUE", var,
+				       item);
+		}
+		*colon = '\0';
+		struct az_client *c = client_find(st, item);
+		if (!c) {
+			if (st->nclients == AZ_MAX_CLIENTS) {
+				free(copy);
+				return pp_fail(err, PP_EINVALID, "%s: more than %d clients", var,
+					       AZ_MAX_CLIENTS);
+			}
+			c = &st->clients[st->nclients++];
+			c->id = strdup(item);
+		}
+		if (certs) {
+			EVP_PKEY_free(c->pkey);
+			c->pkey = load_cert_key(colon + 1, err);
+		} else {
+			free(c->secret);
+			c->secret = strdup(colon + 1);
+			pp_secret_register(c->secret);
+		}
+		if (!c->id || (certs ? !c->pkey : !c->secret)) {
+			free(copy);
+			if (certs && !c->pkey)
+				return err->code;
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+	}
+	free(copy);
+	return 0;
+}
+
+static int azure_init(struct pp_mock *m, void **state, struct pp_error *err)
+{
+	struct azure_state *st = calloc(1, sizeof(*st));
+	int rc;
+
+	*state = st;
+	if (!st)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	if ((rc = load_clients(st, "PUSHPOOL_MOCK_AZURE_CLIENTS", false, err)) ||
+	    (rc = load_clients(st, "PUSHPOOL_MOCK_AZURE_CERTS", true, err)))
+		return rc;
+	if (st->nclients == 0) {
+		st->clients[0].id = strdup(AZ_DEFAULT_CLIENT);
+		st->clients[0].secret = strdup(AZ_DEFAULT_SECRET);
+		st->nclients = 1;
+		if (!st->clients[0].id || !st->clients[0].secret)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static void azure_stats(struct pp_mock *m, void *state, struct pp_json *live)
+{
+	struct azure_state *st = state;
+	long long live_groups = 0;
+
+	for (struct az_group *g = st->groups; g; g = g->next)
+		live_groups += !g->deleting;
+	pp_json_set_int(live, "live_container_groups", live_groups);
+}
+
+const struct pp_mock_api pp_mock_api_azure = {
+	.name = "azure",
+	.prefixes = { "/azure", "/metadata", NULL },
+	.init = azure_init,
+	.free = azure_free,
+	.handle = azure_handle,
+	.reset = azure_reset,
+	.stats = azure_stats,
+};

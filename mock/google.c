@@ -1,0 +1,1261 @@
+/* Mock Google: the OAuth2 JWT-bearer token endpoint (RS256 verified against
+ * configured service-account keys), the metadata server token endpoint and
+ * the Cloud Run Admin API v2 jobs/executions/operations, bearer-protected. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "dispatcher/log.h"
+#include "mock/mock.h"
+
+#define GOOGLE_TOKEN_URL "https://oauth2.googleapis.com/token"
+#define MAX_ITEMS 100000
+#define MAX_JWT_LIFETIME 3600
+#define CLOCK_SKEW 60
+#define METADATA_EMAIL "runner@mock-project.iam.gserviceaccount.com"
+
+struct gkey {
+	char *kid;  /* private_key_id, NULL for a bare public key */
+	char *iss;  /* client_email, NULL: any issuer */
+	EVP_PKEY *pkey;
+};
+
+struct token {
+	struct token *next;
+	char value[64];
+	double expires; /* wall clock */
+};
+
+struct job {
+	struct job *next;
+	char *name; /* projects/P/locations/L/jobs/ID */
+	char *id;
+	struct pp_json *body; /* as created, output fields filled on GET */
+	double created;
+	char uid[37];
+	long executions;
+	char *latest_execution;
+};
+
+struct execution {
+	struct execution *next;
+	char *name; /* JOB/executions/ID-xxxxx */
+	char *job_name;
+	enum pp_mock_outcome outcome;
+	double created;
+	double cancelled; /* < 0 if not */
+	long long task_count;
+	char uid[37];
+};
+
+struct operation {
+	struct operation *next;
+	char *name;
+	char *json;
+};
+
+struct google_state {
+	struct gkey keys[PP_MOCK_MAX_KEYS];
+	size_t nkeys;
+	struct token *tokens;
+	struct job *jobs;
+	struct execution *executions;
+	struct operation *operations;
+	size_t ntokens, njobs, nexecutions, noperations;
+};
+
+/* ---- helpers ---- */
+
+static void rfc3339(double wall, char *out, size_t size)
+{
+	time_t t = (time_t)wall;
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, size, "%s.%06dZ", base, (int)((wall - (double)t) * 1e6));
+}
+
+static void set_time(struct pp_mock *m, struct pp_json *o, const char *key, double clock)
+{
+	char ts[48];
+
+	rfc3339(pp_mock_wall(m, clock), ts, sizeof(ts));
+	pp_json_set_string(o, key, ts);
+}
+
+static void uuid4(struct pp_mock *m, char out[37])
+{
+	char hex[33];
+
+	pp_mock_random_hex(m, hex, 32);
+	snprintf(out, 37, "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+		 hex + 20);
+}
+
+static const char *status_name(int code)
+{
+	switch (code) {
+	case 400: return "INVALID_ARGUMENT";
+	case 401: return "UNAUTHENTICATED";
+	case 403: return "PERMISSION_DENIED";
+	case 404: return "NOT_FOUND";
+	case 409: return "ALREADY_EXISTS";
+	case 429: return "RESOURCE_EXHAUSTED";
+	case 501: return "UNIMPLEMENTED";
+	case 503: return "UNAVAILABLE";
+	default: return "INTERNAL";
+	}
+}
+
+/* google.rpc.Status error body; field adds a BadRequest field violation. */
+static void rpc_error(struct pp_mock_resp *resp, int code, const char *status, const char *field,
+		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void rpc_error(struct pp_mock_resp *resp, int code, const char *status, const char *field,
+		      const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!status)
+		status = status_name(code);
+	resp->reject_reason = status;
+	pp_mock_resp_printf(resp, code, "application/json; charset=UTF-8",
+			    "{\"error\":{\"code\":%d,\"message\":", code);
+	pp_json_write_string(&resp->body, msg, strlen(msg));
+	pp_buf_printf(&resp->body, ",\"status\":\"%s\"", status);
+	if (field) {
+		pp_buf_puts(&resp->body,
+			    ",\"details\":[{\"@type\":"
+			    "\"type.googleapis.com/google.rpc.BadRequest\","
+			    "\"fieldViolations\":[{\"field\":");
+		pp_json_write_string(&resp->body, field, strlen(field));
+		pp_buf_puts(&resp->body, ",\"description\":");
+		pp_json_write_string(&resp->body, msg, strlen(msg));
+		pp_buf_puts(&resp->body, "}]}]");
+	}
+	pp_buf_puts(&resp->body, "}}");
+}
+
+static void oauth_error(struct pp_mock_resp *resp, int status, const char *error,
+			const char *description)
+{
+	resp->reject_reason = error;
+	pp_mock_resp_printf(resp, status, "application/json; charset=utf-8",
+			    "{\"error\":\"%s\",\"error_description\":", error);
+	pp_json_write_string(&resp->body, description, strlen(description));
+	pp_buf_puts(&resp->body, "}");
+}
+
+static int hexval(int c)
+{
+	return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
+}
+
+static bool form_value(const char *body, const char *key, char *out, size_t size)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = body; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		size_t n = 0;
+
+		if (strncmp(p, key, klen) != 0 || p[klen] != '=')
+			continue;
+		for (p += klen + 1; *p && *p != '&'; p++) {
+			if (n + 1 >= size)
+				return false;
+			if (*p == '+') {
+				out[n++] = ' ';
+			} else if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+				out[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+				p += 2;
+			} else {
+				out[n++] = *p;
+			}
+		}
+		out[n] = '\0';
+		return true;
+	}
+	return false;
+}
+
+/* base64url without padding -> bytes (malloc'd, NUL-terminated). */
+static unsigned char *b64url_decode(const char *in, size_t n, size_t *out_len)
+{
+	size_t padded = (n + 3) / 4 * 4;
+	char *std = calloc(1, padded + 1);
+	unsigned char *out = malloc(padded / 4 * 3 + 1);
+	int len;
+
+	/* Some signers (google-auth 1.x) keep the '=' padding. */
+	while (n > 0 && in[n - 1] == '=')
+		n--;
+	padded = (n + 3) / 4 * 4;
+	if (n == 0 || !std || !out)
+		goto fail;
+	for (size_t i = 0; i < padded; i++) {
+		char c = i < n ? in[i] : '=';
+
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (i < n && !isalnum((unsigned char)c))
+			goto fail;
+		std[i] = c;
+	}
+	len = EVP_DecodeBlock(out, (unsigned char *)std, (int)padded);
+	if (len < 0)
+		goto fail;
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	for (size_t i = n; i < padded; i++)
+		len--;
+	out[len] = '\0';
+	*out_len = (size_t)len;
+	free(std);
+	return out;
+fail:
+	free(std);
+	free(out);
+	return NULL;
+}
+
+/* ---- keys ---- */
+
+static int load_key(struct gkey *k, const char *path, struct pp_error *err)
+{
+	struct pp_json *j = NULL;
+	struct pp_error jerr = {0};
+	FILE *f;
+	BIO *bio = NULL;
+
+	if (pp_json_parse_file(path, NULL, &j, &jerr) == 0) {
+		const char *pem = pp_json_get_string(j, "private_key");
+		const char *kid = pp_json_get_string(j, "private_key_id");
+		const char *iss = pp_json_get_string(j, "client_email");
+
+		if (!pem || !iss) {
+			pp_json_free(j);
+			return pp_fail(err, PP_EINVALID,
+				       "%s: service-account JSON needs private_key and "
+				       "client_email", path);
+		}
+		bio = BIO_new_mem_buf(pem, -1);
+		k->pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+		k->kid = kid ? strdup(kid) : NULL;
+		k->iss = strdup(iss);
+		BIO_free(bio);
+		pp_json_free(j);
+		if (!k->pkey)
+			return pp_fail(err, PP_EINVALID, "%s: private_key is not a PEM private key",
+				       path);
+		return 0;
+	}
+	f = fopen(path, "r");
+	if (!f)
+		return pp_fail(err, PP_EIO, "%s: cannot open", path);
+	k->pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!k->pkey)
+		return pp_fail(err, PP_EINVALID,
+			       "%s: neither service-account JSON (%s) nor a PEM public key", path,
+			       jerr.msg);
+	return 0;
+}
+
+/* ---- access tokens ---- */
+
+static struct token *token_issue(struct pp_mock *m, struct google_state *st)
+{
+	struct token *t = calloc(1, sizeof(*t));
+	char hex[49];
+
+	if (!t)
+		return NULL;
+	pp_mock_random_hex(m, hex, 48);
+	snprintf(t->value, sizeof(t->value), "ya29.mock%s", hex);
+	t->expires = pp_mock_wall(m, pp_mock_clock(m)) + pp_mock_opts(m)->token_lifetime_seconds;
+	pp_mock_lock(m);
+	t->next = st->tokens;
+	st->tokens = t;
+	if (++st->ntokens > MAX_ITEMS) {
+		struct token **pp = &st->tokens;
+
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		free(*pp);
+		*pp = NULL;
+		st->ntokens--;
+	}
+	pp_mock_unlock(m);
+	return t;
+}
+
+/* google-auth 1.x parses metadata answers only under exactly "application/json". */
+static void token_answer(struct pp_mock *m, struct token *t, struct pp_mock_resp *resp)
+{
+	pp_mock_resp_printf(resp, 200, "application/json",
+			    "{\"access_token\":\"%s\",\"expires_in\":%d,\"token_type\":\"Bearer\"}",
+			    t->value, (int)pp_mock_opts(m)->token_lifetime_seconds);
+}
+
+static bool bearer_ok(struct pp_mock *m, struct google_state *st, const struct pp_mock_req *req,
+		      bool *expired)
+{
+	const char *auth = pp_mock_header(req, "Authorization");
+	double now = pp_mock_wall(m, pp_mock_clock(m));
+	bool found = false;
+
+	*expired = false;
+	if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+		return false;
+	pp_mock_lock(m);
+	for (struct token *t = st->tokens; t; t = t->next) {
+		if (strcmp(t->value, auth + 7) == 0) {
+			found = t->expires > now;
+			*expired = !found;
+			break;
+		}
+	}
+	pp_mock_unlock(m);
+	return found;
+}
+
+/* Check one RS256 JWT-bearer assertion; on failure write the OAuth error. */
+static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char *jwt,
+			 struct pp_mock_resp *resp)
+{
+	const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	unsigned char *hdr_raw = NULL, *claims_raw = NULL, *sig = NULL;
+	size_t hdr_len, claims_len, sig_len;
+	struct pp_json *hdr = NULL, *claims = NULL;
+	struct gkey *key = NULL;
+	const char *kid, *iss, *aud, *scope;
+	double iat, exp, now = pp_mock_wall(m, pp_mock_clock(m));
+	char want_aud[160];
+	EVP_MD_CTX *md = NULL;
+	bool ok = false;
+
+	if (!d1 || !d2 || strchr(d2 + 1, '.') ||
+	    !(hdr_raw = b64url_decode(jwt, (size_t)(d1 - jwt), &hdr_len)) ||
+	    !(claims_raw = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &claims_len)) ||
+	    !(sig = b64url_decode(d2 + 1, strlen(d2 + 1), &sig_len)) ||
+	    pp_json_parse((char *)hdr_raw, hdr_len, NULL, &hdr, NULL) ||
+	    pp_json_parse((char *)claims_raw, claims_len, NULL, &claims, NULL)) {
+		oauth_error(resp, 400, "invalid_grant", "Invalid JWT: malformed assertion.");
+		goto out;
+	}
+	if (!pp_json_get_string(hdr, "alg") ||
+	    strcmp(pp_json_get_string(hdr, "alg"), "RS256") != 0) {
+		oauth_error(resp, 400, "invalid_grant", "Invalid JWT: alg must be RS256.");
+		goto out;
+	}
+	kid = pp_json_get_string(hdr, "kid");
+	iss = pp_json_get_string(claims, "iss");
+	for (size_t i = 0; i < st->nkeys && !key; i++) {
+		struct gkey *k = &st->keys[i];
+
+		if (k->iss && (!iss || strcmp(k->iss, iss) != 0))
+			continue;
+		if (k->kid && kid && strcmp(k->kid, kid) != 0)
+			continue;
+		key = k;
+	}
+	if (!key) {
+		oauth_error(resp, 400, "invalid_grant", "Invalid grant: account not found");
+		goto out;
+	}
+	md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key->pkey) != 1 ||
+	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt,
+			     (size_t)(d2 - jwt)) != 1) {
+		oauth_error(resp, 400, "invalid_grant", "Invalid JWT Signature.");
+		goto out;
+	}
+	if (!pp_json_get_number(claims, "iat", &iat) || !pp_json_get_number(claims, "exp", &exp) ||
+	    exp <= iat || exp - iat > MAX_JWT_LIFETIME || iat > now + CLOCK_SKEW ||
+	    exp < now - CLOCK_SKEW) {
+		oauth_error(resp, 400, "invalid_grant",
+			    "Invalid JWT: Token must be a short-lived token (60 minutes) and in "
+			    "a reasonable timeframe. Check your iat and exp values in the JWT "
+			    "claim.");
+		goto out;
+	}
+	aud = pp_json_get_string(claims, "aud");
+	snprintf(want_aud, sizeof(want_aud), "%s/google/token", pp_mock_base_url(m));
+	if (!aud || (pp_mock_opts(m)->gcp_token_audience
+			     ? strcmp(aud, pp_mock_opts(m)->gcp_token_audience) != 0
+			     : strcmp(aud, want_aud) != 0 && strcmp(aud, GOOGLE_TOKEN_URL) != 0)) {
+		oauth_error(resp, 400, "invalid_grant", "Invalid JWT: audience mismatch.");
+		goto out;
+	}
+	scope = pp_json_get_string(claims, "scope");
+	if (!scope || !*scope) {
+		oauth_error(resp, 400, "invalid_scope",
+			    "Invalid OAuth scope or ID token audience provided.");
+		goto out;
+	}
+	ok = true;
+out:
+	EVP_MD_CTX_free(md);
+	pp_json_free(hdr);
+	pp_json_free(claims);
+	free(hdr_raw);
+	free(claims_raw);
+	free(sig);
+	return ok;
+}
+
+static void oauth_token(struct pp_mock *m, struct google_state *st, const struct pp_mock_req *req,
+			struct pp_mock_resp *resp)
+{
+	char grant[128], assertion[16384];
+	struct token *t;
+
+	snprintf(resp->api, sizeof(resp->api), "oauth");
+	snprintf(resp->action, sizeof(resp->action), "token");
+	if (strcmp(req->method, "POST") != 0) {
+		oauth_error(resp, 405, "invalid_request", "token endpoint takes POST");
+		return;
+	}
+	switch (pp_mock_fault_check(m, "oauth", true, resp, NULL)) {
+	case PP_MOCK_FAULT_THROTTLE:
+		oauth_error(resp, 429, "rate_limit_exceeded", "Rate limit exceeded");
+		return;
+	case PP_MOCK_FAULT_ERROR:
+		oauth_error(resp, 503, "temporarily_unavailable", "mock: injected failure");
+		return;
+	default:
+		break;
+	}
+	if (!form_value(req->body, "grant_type", grant, sizeof(grant)) ||
+	    strcmp(grant, "urn:ietf:params:oauth:grant-type:jwt-bearer") != 0) {
+		oauth_error(resp, 400, "unsupported_grant_type", "Invalid grant_type: ");
+		return;
+	}
+	if (!form_value(req->body, "assertion", assertion, sizeof(assertion))) {
+		oauth_error(resp, 400, "invalid_request", "Missing required parameter: assertion");
+		return;
+	}
+	if (!assertion_ok(m, st, assertion, resp))
+		return;
+	t = token_issue(m, st);
+	if (!t) {
+		oauth_error(resp, 500, "server_error", "mock: out of memory");
+		return;
+	}
+	pp_mock_count(m, "oauth.tokens", NULL);
+	token_answer(m, t, resp);
+}
+
+/* After ".../service-accounts/": "default/" or "EMAIL/", then what; NULL
+ * for any other path. */
+static const char *metadata_account_item(const char *path)
+{
+	static const char prefix[] = "/computeMetadata/v1/instance/service-accounts/";
+
+	if (strncmp(path, prefix, strlen(prefix)) != 0)
+		return NULL;
+	path += strlen(prefix);
+	if (strncmp(path, "default/", 8) == 0)
+		return path + 8;
+	if (strncmp(path, METADATA_EMAIL "/", strlen(METADATA_EMAIL) + 1) == 0)
+		return path + strlen(METADATA_EMAIL) + 1;
+	return NULL;
+}
+
+static void metadata(struct pp_mock *m, struct google_state *st, const char *path,
+		     const struct pp_mock_req *req, struct pp_mock_resp *resp)
+{
+	const char *flavor = pp_mock_header(req, "Metadata-Flavor");
+	const char *item = metadata_account_item(path);
+
+	snprintf(resp->api, sizeof(resp->api), "metadata");
+	snprintf(resp->action, sizeof(resp->action), "%s", item ? item : "other");
+	if (strcmp(path, "/") == 0) {
+		/* google-auth's detection ping: 200 plus the flavor header. */
+		pp_mock_resp_printf(resp, 200, "text/plain", "computeMetadata/\n");
+	} else if (!flavor || strcmp(flavor, "Google") != 0) {
+		resp->reject_reason = "metadata_flavor_missing";
+		pp_mock_resp_printf(resp, 403, "text/html",
+				    "Missing Metadata-Flavor:Google header.\n");
+	} else if (item && strcmp(item, "token") == 0) {
+		struct token *t;
+
+		if (pp_mock_fault_check(m, "metadata", true, resp, NULL) != PP_MOCK_FAULT_NONE) {
+			pp_mock_resp_printf(resp, 503, "text/plain", "mock: injected failure\n");
+			return;
+		}
+		t = token_issue(m, st);
+		if (!t) {
+			pp_mock_resp_printf(resp, 500, "text/plain", "mock: out of memory\n");
+			return;
+		}
+		pp_mock_count(m, "metadata.tokens", NULL);
+		token_answer(m, t, resp);
+	} else if (item && !*item) {
+		/* google-auth reads the account info (?recursive=true) first. */
+		pp_mock_resp_printf(resp, 200, "application/json",
+				    "{\"aliases\":[\"default\"],\"email\":\"" METADATA_EMAIL "\","
+				    "\"scopes\":[\"https://www.googleapis.com/auth/"
+				    "cloud-platform\"]}");
+	} else if (item && strcmp(item, "email") == 0) {
+		pp_mock_resp_printf(resp, 200, "application/text", METADATA_EMAIL);
+	} else if (strcmp(path, "/computeMetadata/v1/project/project-id") == 0) {
+		pp_mock_resp_printf(resp, 200, "application/text", "mock-project");
+	} else {
+		pp_mock_resp_printf(resp, 404, "text/html", "Not Found\n");
+	}
+	pp_mock_resp_header(resp, "Metadata-Flavor", "Google");
+}
+
+/* ---- Cloud Run v2 ---- */
+
+static bool job_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n < 1 || n > 63 || !islower((unsigned char)id[0]) || id[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)id[i]) && !isdigit((unsigned char)id[i]) &&
+		    id[i] != '-')
+			return false;
+	return true;
+}
+
+static struct job *job_find(struct google_state *st, const char *name)
+{
+	for (struct job *j = st->jobs; j; j = j->next)
+		if (strcmp(j->name, name) == 0)
+			return j;
+	return NULL;
+}
+
+static struct execution *execution_find(struct google_state *st, const char *name)
+{
+	for (struct execution *e = st->executions; e; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static bool execution_done(struct pp_mock *m, const struct execution *e, double now)
+{
+	if (e->cancelled >= 0)
+		return true;
+	if (e->outcome == PP_MOCK_CRASH)
+		return pp_mock_phase_at(m, e->created, now) != PP_MOCK_PROVISIONING;
+	return pp_mock_phase_at(m, e->created, now) == PP_MOCK_FINISHED;
+}
+
+static struct pp_json *condition(struct pp_mock *m, const char *type, const char *state,
+				 const char *reason, const char *message, double clock)
+{
+	struct pp_json *c = pp_json_new(PP_JSON_OBJECT);
+
+	if (!c)
+		return NULL;
+	pp_json_set_string(c, "type", type);
+	pp_json_set_string(c, "state", state);
+	if (message)
+		pp_json_set_string(c, "message", message);
+	set_time(m, c, "lastTransitionTime", clock);
+	if (reason)
+		pp_json_set_string(c, "executionReason", reason);
+	return c;
+}
+
+static struct pp_json *execution_json(struct pp_mock *m, const struct execution *e, double now)
+{
+	const struct pp_mock_opts *o = pp_mock_opts(m);
+	struct pp_json *j = pp_json_new(PP_JSON_OBJECT), *conds = pp_json_new(PP_JSON_ARRAY);
+	double start_at = e->created + o->provision_seconds;
+	double end_at = e->outcome == PP_MOCK_CRASH ? start_at : start_at + o->run_seconds;
+	bool done = execution_done(m, e, now);
+	bool started = e->outcome != PP_MOCK_CRASH && now >= start_at &&
+		       (e->cancelled < 0 || e->cancelled >= start_at);
+	long long running = 0, succeeded = 0, failed = 0, cancelled = 0;
+	char msg[512];
+
+	if (!j || !conds) {
+		pp_json_free(j);
+		pp_json_free(conds);
+		return NULL;
+	}
+	if (e->cancelled >= 0)
+		end_at = e->cancelled;
+	pp_json_set_string(j, "name", e->name);
+	pp_json_set_string(j, "uid", e->uid);
+	pp_json_set_string(j, "generation", "1");
+	set_time(m, j, "createTime", e->created);
+	if (started)
+		set_time(m, j, "startTime", start_at);
+	if (done)
+		set_time(m, j, "completionTime", end_at);
+	set_time(m, j, "updateTime", done ? end_at : now);
+	pp_json_set_string(j, "launchStage", "GA");
+	pp_json_set_string(j, "job", strrchr(e->job_name, '/') + 1);
+	pp_json_set_int(j, "parallelism", 1);
+	pp_json_set_int(j, "taskCount", e->task_count);
+	if (!done && started)
+		running = e->task_count;
+	else if (done && e->cancelled >= 0)
+		cancelled = e->task_count;
+	else if (done && e->outcome == PP_MOCK_SUCCEED)
+		succeeded = e->task_count;
+	else if (done)
+		failed = e->task_count;
+	pp_json_append(conds, condition(m, "ResourcesAvailable", "CONDITION_SUCCEEDED", NULL, NULL,
+					e->created));
+	pp_json_append(conds, condition(m, "Started", started || done ? "CONDITION_SUCCEEDED"
+								       : "CONDITION_PENDING",
+					NULL, NULL, started ? start_at : e->created));
+	if (!done) {
+		pp_json_append(conds, condition(m, "Completed", "CONDITION_PENDING", NULL,
+						started ? "Tasks are running." : "Provisioning.",
+						started ? start_at : e->created));
+	} else if (cancelled) {
+		pp_json_append(conds, condition(m, "Completed", "CONDITION_FAILED", "CANCELLED",
+						"The execution was cancelled.", end_at));
+	} else if (succeeded) {
+		pp_json_append(conds, condition(m, "Completed", "CONDITION_SUCCEEDED", NULL,
+						"Execution completed successfully.", end_at));
+	} else {
+		snprintf(msg, sizeof(msg),
+			 e->outcome == PP_MOCK_CRASH
+				 ? "Task %s-0 failed: the container could not start "
+				   "(mock: PUSHPOOL_MOCK_CRASH=1)."
+				 : "Task %s-0 failed with message: The container exited with an "
+				   "error: exit code 1 (mock: PUSHPOOL_MOCK_FAIL=1).",
+			 strrchr(e->name, '/') + 1);
+		pp_json_append(conds, condition(m, "Completed", "CONDITION_FAILED",
+						"NON_ZERO_EXIT_CODE", msg, end_at));
+	}
+	pp_json_set(j, "conditions", conds);
+	pp_json_set_int(j, "runningCount", running);
+	pp_json_set_int(j, "succeededCount", succeeded);
+	pp_json_set_int(j, "failedCount", failed);
+	pp_json_set_int(j, "cancelledCount", cancelled);
+	pp_json_set_string(j, "logUri", "http://127.0.0.1/mock-logs");
+	pp_json_set_string(j, "etag", "\"mock\"");
+	return j;
+}
+
+static struct pp_json *job_json(struct pp_mock *m, struct google_state *st, const struct job *jb)
+{
+	struct pp_json *j = pp_json_clone(jb->body), *cond = pp_json_new(PP_JSON_OBJECT);
+	struct execution *latest = jb->latest_execution ? execution_find(st, jb->latest_execution)
+						       : NULL;
+
+	if (!j || !cond) {
+		pp_json_free(j);
+		pp_json_free(cond);
+		return NULL;
+	}
+	pp_json_set_string(j, "name", jb->name);
+	pp_json_set_string(j, "uid", jb->uid);
+	pp_json_set_string(j, "generation", "1");
+	set_time(m, j, "createTime", jb->created);
+	set_time(m, j, "updateTime", jb->created);
+	if (!pp_json_get(j, "launchStage"))
+		pp_json_set_string(j, "launchStage", "GA");
+	pp_json_set_string(cond, "type", "Ready");
+	pp_json_set_string(cond, "state", "CONDITION_SUCCEEDED");
+	set_time(m, cond, "lastTransitionTime", jb->created);
+	pp_json_set(j, "terminalCondition", cond);
+	pp_json_set_string(j, "observedGeneration", "1");
+	pp_json_set_int(j, "executionCount", jb->executions);
+	if (latest) {
+		struct pp_json *le = pp_json_new(PP_JSON_OBJECT);
+
+		pp_json_set_string(le, "name", strrchr(latest->name, '/') + 1);
+		set_time(m, le, "createTime", latest->created);
+		pp_json_set(j, "latestCreatedExecution", le);
+	}
+	pp_json_set_string(j, "etag", "\"mock\"");
+	return j;
+}
+
+/* Operation wrapping a resource; remembered for operations.get. */
+static void operation(struct pp_mock *m, struct google_state *st, const char *location,
+		      const char *type, struct pp_json *resource, bool done,
+		      struct pp_mock_resp *resp)
+{
+	struct pp_json *op = pp_json_new(PP_JSON_OBJECT), *meta;
+	struct operation *o = calloc(1, sizeof(*o));
+	char id[37], name[512];
+
+	uuid4(m, id);
+	snprintf(name, sizeof(name), "%s/operations/%s", location, id);
+	meta = pp_json_clone(resource);
+	if (!op || !o || !meta || !resource) {
+		pp_json_free(op);
+		pp_json_free(meta);
+		pp_json_free(resource);
+		free(o);
+		rpc_error(resp, 500, NULL, NULL, "mock: out of memory");
+		return;
+	}
+	pp_json_set_string(meta, "@type", type);
+	pp_json_set_string(op, "name", name);
+	pp_json_set(op, "metadata", meta);
+	pp_json_set_bool(op, "done", done);
+	if (done) {
+		pp_json_set_string(resource, "@type", type);
+		pp_json_set(op, "response", resource);
+	} else {
+		pp_json_free(resource);
+	}
+	o->name = strdup(name);
+	o->json = pp_json_to_string(op, PP_JSON_COMPACT);
+	pp_mock_resp_json(resp, 200, NULL, op);
+	pp_json_free(op);
+	if (!o->name || !o->json) {
+		free(o->name);
+		free(o->json);
+		free(o);
+		return;
+	}
+	o->next = st->operations;
+	st->operations = o;
+	if (++st->noperations > MAX_ITEMS) {
+		struct operation **pp = &st->operations;
+
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		free((*pp)->name);
+		free((*pp)->json);
+		free(*pp);
+		*pp = NULL;
+		st->noperations--;
+	}
+}
+
+static void job_create(struct pp_mock *m, struct google_state *st, const char *parent,
+		       const struct pp_mock_req *req, struct pp_mock_resp *resp)
+{
+	const char *id = pp_mock_arg(req, "jobId");
+	const char *validate = pp_mock_arg(req, "validateOnly");
+	struct pp_json *body = NULL;
+	struct pp_error err = {0};
+	struct job *jb;
+	char name[600];
+
+	snprintf(resp->action, sizeof(resp->action), "CreateJob");
+	if (!id || !job_id_ok(id)) {
+		rpc_error(resp, 400, NULL, "job_id",
+			  "Resource name must use only lowercase letters, numbers and '-'. Must "
+			  "begin with a letter and cannot end with a '-'. Maximum length is 63 "
+			  "characters.");
+		return;
+	}
+	if (pp_json_parse(req->body, req->body_len, NULL, &body, &err) ||
+	    !pp_json_is(body, PP_JSON_OBJECT)) {
+		pp_json_free(body);
+		rpc_error(resp, 400, NULL, NULL, "Invalid JSON payload received. %s", err.msg);
+		return;
+	}
+	if (!pp_json_path(body, "template.template.containers[0].image") ||
+	    !*pp_json_string(pp_json_path(body, "template.template.containers[0].image"))) {
+		pp_json_free(body);
+		rpc_error(resp, 400, NULL, "job.template.template.containers[0].image",
+			  "spec.template.spec.containers[0].image: Required");
+		return;
+	}
+	snprintf(name, sizeof(name), "%.500s/jobs/%.63s", parent, id);
+	pp_mock_lock(m);
+	if (job_find(st, name)) {
+		pp_mock_unlock(m);
+		pp_json_free(body);
+		pp_mock_count(m, "cloudrun.duplicates", NULL);
+		rpc_error(resp, 409, "ALREADY_EXISTS", NULL, "Resource '%s' already exists.", id);
+		return;
+	}
+	if (st->njobs >= 1000) {
+		pp_mock_unlock(m);
+		pp_json_free(body);
+		rpc_error(resp, 429, NULL, NULL,
+			  "Quota exceeded for quota metric 'Jobs' (1000 per project per region).");
+		return;
+	}
+	jb = calloc(1, sizeof(*jb));
+	if (!jb || !(jb->name = strdup(name)) || !(jb->id = strdup(id))) {
+		pp_mock_unlock(m);
+		if (jb)
+			free(jb->name);
+		free(jb);
+		pp_json_free(body);
+		rpc_error(resp, 500, NULL, NULL, "mock: out of memory");
+		return;
+	}
+	jb->body = body;
+	jb->created = pp_mock_clock(m);
+	uuid4(m, jb->uid);
+	if (validate && strcmp(validate, "true") == 0) {
+		operation(m, st, parent, "type.googleapis.com/google.cloud.run.v2.Job",
+			  job_json(m, st, jb), true, resp);
+		pp_mock_unlock(m);
+		pp_json_free(jb->body);
+		free(jb->name);
+		free(jb->id);
+		free(jb);
+		return;
+	}
+	jb->next = st->jobs;
+	st->jobs = jb;
+	st->njobs++;
+	operation(m, st, parent, "type.googleapis.com/google.cloud.run.v2.Job", job_json(m, st, jb),
+		  true, resp);
+	pp_mock_unlock(m);
+	pp_mock_count(m, "cloudrun.creates", NULL);
+}
+
+static void job_run(struct pp_mock *m, struct google_state *st, const char *job_name,
+		    const char *location, const struct pp_mock_req *req, struct pp_mock_resp *resp)
+{
+	struct pp_json *body = NULL;
+	struct execution *e;
+	struct job *jb;
+	enum pp_mock_outcome outcome;
+	char suffix[6], name[600];
+	long long tasks;
+
+	snprintf(resp->action, sizeof(resp->action), "RunJob");
+	if (req->body_len && (pp_json_parse(req->body, req->body_len, NULL, &body, NULL) ||
+			      !pp_json_is(body, PP_JSON_OBJECT))) {
+		pp_json_free(body);
+		rpc_error(resp, 400, NULL, NULL, "Invalid JSON payload received.");
+		return;
+	}
+	pp_mock_lock(m);
+	jb = job_find(st, job_name);
+	if (!jb) {
+		pp_mock_unlock(m);
+		pp_json_free(body);
+		rpc_error(resp, 404, NULL, NULL, "Resource '%s' was not found", job_name);
+		return;
+	}
+	outcome = pp_mock_outcome_of(pp_json_get(jb->body, "template"));
+	if (pp_mock_outcome_of(pp_json_get(body, "overrides")) > outcome)
+		outcome = pp_mock_outcome_of(pp_json_get(body, "overrides"));
+	tasks = pp_json_get_int(pp_json_get(body, "overrides"), "taskCount",
+				pp_json_get_int(pp_json_get(jb->body, "template"), "taskCount", 1));
+	pp_json_free(body);
+	e = calloc(1, sizeof(*e));
+	pp_mock_random_hex(m, suffix, 5);
+	snprintf(name, sizeof(name), "%.500s/executions/%.63s-%s", job_name, jb->id, suffix);
+	if (!e || !(e->name = strdup(name)) || !(e->job_name = strdup(job_name))) {
+		pp_mock_unlock(m);
+		if (e)
+			free(e->name);
+		free(e);
+		rpc_error(resp, 500, NULL, NULL, "mock: out of memory");
+		return;
+	}
+	e->outcome = outcome;
+	e->created = pp_mock_clock(m);
+	e->cancelled = -1;
+	e->task_count = tasks > 0 ? tasks : 1;
+	uuid4(m, e->uid);
+	e->next = st->executions;
+	st->executions = e;
+	st->nexecutions++;
+	jb->executions++;
+	free(jb->latest_execution);
+	jb->latest_execution = strdup(name);
+	operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Execution",
+		  execution_json(m, e, e->created), false, resp);
+	pp_mock_unlock(m);
+	/* The only counter keyed by job id: scripts read "JOB_ID":N from stats. */
+	pp_mock_count(m, "cloudrun.executions", jb->id);
+}
+
+static void execution_free(struct execution *e)
+{
+	free(e->name);
+	free(e->job_name);
+	free(e);
+}
+
+static void job_free(struct job *j)
+{
+	free(j->name);
+	free(j->id);
+	free(j->latest_execution);
+	pp_json_free(j->body);
+	free(j);
+}
+
+/* DELETE job: running executions are cancelled with it. */
+static void job_delete(struct pp_mock *m, struct google_state *st, const char *job_name,
+		       const char *location, struct pp_mock_resp *resp)
+{
+	struct job **pp, *jb = NULL;
+	double now = pp_mock_clock(m);
+
+	snprintf(resp->action, sizeof(resp->action), "DeleteJob");
+	pp_mock_lock(m);
+	for (pp = &st->jobs; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->name, job_name) == 0) {
+			jb = *pp;
+			*pp = jb->next;
+			st->njobs--;
+			break;
+		}
+	}
+	if (!jb) {
+		pp_mock_unlock(m);
+		rpc_error(resp, 404, NULL, NULL, "Resource '%s' was not found", job_name);
+		return;
+	}
+	for (struct execution **ep = &st->executions; *ep;) {
+		struct execution *e = *ep;
+
+		if (strcmp(e->job_name, job_name) != 0) {
+			ep = &e->next;
+			continue;
+		}
+		if (!execution_done(m, e, now))
+			pp_mock_count(m, "cloudrun.cancelledByDelete", NULL);
+		*ep = e->next;
+		st->nexecutions--;
+		execution_free(e);
+	}
+	operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Job",
+		  job_json(m, st, jb), true, resp);
+	pp_mock_unlock(m);
+	pp_mock_count(m, "cloudrun.deletes", NULL);
+	job_free(jb);
+}
+
+static void execution_action(struct pp_mock *m, struct google_state *st, const char *name,
+			     const char *verb, const char *location, const char *method,
+			     struct pp_mock_resp *resp)
+{
+	double now = pp_mock_clock(m);
+	struct execution *e;
+
+	snprintf(resp->action, sizeof(resp->action), "%s",
+		 verb ? "CancelExecution" : strcmp(method, "DELETE") == 0 ? "DeleteExecution"
+									  : "GetExecution");
+	pp_mock_lock(m);
+	e = execution_find(st, name);
+	if (!e) {
+		pp_mock_unlock(m);
+		rpc_error(resp, 404, NULL, NULL, "Resource '%s' was not found", name);
+		return;
+	}
+	if (verb) {
+		if (!execution_done(m, e, now)) {
+			e->cancelled = now;
+			pp_mock_count(m, "cloudrun.cancel", NULL);
+		}
+		operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Execution",
+			  execution_json(m, e, now), true, resp);
+	} else if (strcmp(method, "DELETE") == 0) {
+		struct execution **pp = &st->executions;
+
+		if (!execution_done(m, e, now))
+			e->cancelled = now;
+		operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Execution",
+			  execution_json(m, e, now), true, resp);
+		while (*pp != e)
+			pp = &(*pp)->next;
+		*pp = e->next;
+		st->nexecutions--;
+		execution_free(e);
+	} else {
+		struct pp_json *j = execution_json(m, e, now);
+
+		if (j)
+			pp_mock_resp_json(resp, 200, NULL, j);
+		else
+			rpc_error(resp, 500, NULL, NULL, "mock: out of memory");
+		pp_json_free(j);
+	}
+	pp_mock_unlock(m);
+}
+
+static void list_answer(struct pp_mock_resp *resp, const char *key, struct pp_json *items)
+{
+	struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
+
+	if (o && items && pp_json_set(o, key, items) == 0)
+		pp_mock_resp_json(resp, 200, NULL, o);
+	else
+		rpc_error(resp, 500, NULL, NULL, "mock: out of memory");
+	pp_json_free(o);
+}
+
+/* /v2/projects/P/locations/L/{jobs[/J[:run|/executions[/E[:cancel]]]]|operations/O} */
+static void cloudrun(struct pp_mock *m, struct google_state *st, const char *path,
+		     const struct pp_mock_req *req, struct pp_mock_resp *resp)
+{
+	char buf[1024], location[512], job[600], exec[800];
+	char *seg[10], *save = NULL, *verb;
+	size_t n = 0;
+	bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
+	bool del = strcmp(req->method, "DELETE") == 0, expired;
+	int retry_after = 0;
+
+	snprintf(resp->api, sizeof(resp->api), "cloudrun");
+	if (strlen(path) >= sizeof(buf)) {
+		rpc_error(resp, 400, NULL, NULL, "path too long");
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *s = strtok_r(buf, "/", &save); s && n < 10; s = strtok_r(NULL, "/", &save))
+		seg[n++] = s;
+	if (n < 5 || strcmp(seg[0], "v2") != 0 || strcmp(seg[1], "projects") != 0 ||
+	    strcmp(seg[3], "locations") != 0) {
+		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
+			  path);
+		return;
+	}
+	if (!bearer_ok(m, st, req, &expired)) {
+		rpc_error(resp, 401, NULL, NULL,
+			  expired ? "Request had invalid authentication credentials: the access "
+				    "token has expired."
+				  : "Request had invalid authentication credentials. Expected "
+				    "OAuth 2 access token, login cookie or other valid "
+				    "authentication credential.");
+		return;
+	}
+	switch (pp_mock_fault_check(m, "cloudrun", false, resp, &retry_after)) {
+	case PP_MOCK_FAULT_THROTTLE:
+		rpc_error(resp, 429, NULL, NULL, "Quota exceeded for quota metric 'Job run "
+						 "requests' (mock throttle).");
+		if (retry_after > 0) {
+			char v[16];
+
+			snprintf(v, sizeof(v), "%d", retry_after);
+			pp_mock_resp_header(resp, "Retry-After", v);
+		}
+		return;
+	case PP_MOCK_FAULT_ERROR:
+		rpc_error(resp, 503, NULL, NULL, "The service is currently unavailable.");
+		return;
+	default:
+		break;
+	}
+	snprintf(location, sizeof(location), "projects/%s/locations/%s", seg[2], seg[4]);
+	if (n == 7 && strcmp(seg[5], "operations") == 0 && get) {
+		char name[600];
+		struct operation *o;
+
+		snprintf(resp->action, sizeof(resp->action), "GetOperation");
+		snprintf(name, sizeof(name), "%s/operations/%s", location, seg[6]);
+		pp_mock_lock(m);
+		for (o = st->operations; o && strcmp(o->name, name) != 0; o = o->next)
+			;
+		if (o)
+			pp_mock_resp_printf(resp, 200, "application/json", "%s", o->json);
+		pp_mock_unlock(m);
+		if (!o)
+			rpc_error(resp, 404, NULL, NULL, "Operation '%s' was not found", name);
+		return;
+	}
+	if (n < 6 || strcmp(seg[5], "jobs") != 0) {
+		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
+			  path);
+		return;
+	}
+	if (n == 6) {
+		if (post) {
+			job_create(m, st, location, req, resp);
+		} else if (get) {
+			struct pp_json *items = pp_json_new(PP_JSON_ARRAY);
+
+			snprintf(resp->action, sizeof(resp->action), "ListJobs");
+			pp_mock_lock(m);
+			for (struct job *jb = st->jobs; jb && items; jb = jb->next)
+				if (strncmp(jb->name, location, strlen(location)) == 0)
+					pp_json_append(items, job_json(m, st, jb));
+			pp_mock_unlock(m);
+			list_answer(resp, "jobs", items);
+		} else {
+			rpc_error(resp, 405, "UNIMPLEMENTED", NULL, "method not allowed");
+		}
+		return;
+	}
+	verb = strchr(seg[6], ':');
+	if (verb)
+		*verb++ = '\0';
+	snprintf(job, sizeof(job), "%s/jobs/%s", location, seg[6]);
+	if (n == 7) {
+		if (verb && strcmp(verb, "run") == 0 && post) {
+			job_run(m, st, job, location, req, resp);
+		} else if (!verb && get) {
+			struct job *jb;
+			struct pp_json *j = NULL;
+
+			snprintf(resp->action, sizeof(resp->action), "GetJob");
+			pp_mock_lock(m);
+			jb = job_find(st, job);
+			if (jb)
+				j = job_json(m, st, jb);
+			pp_mock_unlock(m);
+			if (j)
+				pp_mock_resp_json(resp, 200, NULL, j);
+			else
+				rpc_error(resp, 404, NULL, NULL, "Resource '%s' was not found",
+					  job);
+			pp_json_free(j);
+		} else if (!verb && del) {
+			job_delete(m, st, job, location, resp);
+		} else {
+			rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s",
+				  req->method, path);
+		}
+		return;
+	}
+	if (strcmp(seg[7], "executions") != 0 || n > 9 || verb) {
+		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
+			  path);
+		return;
+	}
+	if (n == 8 && get) {
+		struct pp_json *items = pp_json_new(PP_JSON_ARRAY);
+		double now = pp_mock_clock(m);
+
+		snprintf(resp->action, sizeof(resp->action), "ListExecutions");
+		pp_mock_lock(m);
+		for (struct execution *e = st->executions; e && items; e = e->next)
+			if (strcmp(e->job_name, job) == 0)
+				pp_json_append(items, execution_json(m, e, now));
+		pp_mock_unlock(m);
+		list_answer(resp, "executions", items);
+		return;
+	}
+	if (n != 9) {
+		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
+			  path);
+		return;
+	}
+	verb = strchr(seg[8], ':');
+	if (verb)
+		*verb++ = '\0';
+	snprintf(exec, sizeof(exec), "%.599s/executions/%.180s", job, seg[8]);
+	if ((verb && strcmp(verb, "cancel") == 0 && post) || (!verb && (get || del)))
+		execution_action(m, st, exec, verb, location, req->method, resp);
+	else
+		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
+			  path);
+}
+
+/* ---- module ---- */
+
+static void google_handle(struct pp_mock *m, void *state, const struct pp_mock_req *req,
+			  struct pp_mock_resp *resp)
+{
+	struct google_state *st = state;
+
+	if (strncmp(req->path, "/google", 7) != 0)
+		metadata(m, st, req->path, req, resp); /* the mock as GCE_METADATA_HOST */
+	else if (strcmp(req->subpath, "/token") == 0)
+		oauth_token(m, st, req, resp);
+	else if (strncmp(req->subpath, "/computeMetadata/", 17) == 0)
+		metadata(m, st, req->subpath, req, resp);
+	else if (strncmp(req->subpath, "/v2/", 4) == 0)
+		cloudrun(m, st, req->subpath, req, resp);
+}
+
+static void google_reset(struct pp_mock *m, void *state)
+{
+	struct google_state *st = state;
+
+	while (st->jobs) {
+		struct job *j = st->jobs;
+
+		st->jobs = j->next;
+		job_free(j);
+	}
+	while (st->executions) {
+		struct execution *e = st->executions;
+
+		st->executions = e->next;
+		execution_free(e);
+	}
+	while (st->operations) {
+		struct operation *o = st->operations;
+
+		st->operations = o->next;
+		free(o->name);
+		free(o->json);
+		free(o);
+	}
+	st->njobs = st->nexecutions = st->noperations = 0;
+	/* Issued tokens survive: clients keep using them. */
+}
+
+static void google_free(void *state)
+{
+	struct google_state *st = state;
+
+	google_reset(NULL, st);
+	while (st->tokens) {
+		struct token *t = st->tokens;
+
+		st->tokens = t->next;
+		free(t);
+	}
+	for (size_t i = 0; i < st->nkeys; i++) {
+		EVP_PKEY_free(st->keys[i].pkey);
+		free(st->keys[i].kid);
+		free(st->keys[i].iss);
+	}
+	free(st);
+}
+
+static int google_init(struct pp_mock *m, void **state, struct pp_error *err)
+{
+	const struct pp_mock_opts *o = pp_mock_opts(m);
+	struct google_state *st = calloc(1, sizeof(*st));
+
+	*state = st;
+	if (!st)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	for (size_t i = 0; i < o->ngcp_keys; i++) {
+		int rc = load_key(&st->keys[st->nkeys], o->gcp_keys[i], err);
+
+		st->nkeys++;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void google_stats(struct pp_mock *m, void *state, struct pp_json *live)
+{
+	struct google_state *st = state;
+	long long running = 0;
+	double now = pp_mock_clock(m);
+
+	for (struct execution *e = st->executions; e; e = e->next)
+		running += !execution_done(m, e, now);
+	pp_json_set_int(live, "live_jobs", (long long)st->njobs);
+	pp_json_set_int(live, "live_executions", running);
+}
+
+const struct pp_mock_api pp_mock_api_google = {
+	.name = "google",
+	.prefixes = {"/google", "/computeMetadata", "/", NULL},
+	.init = google_init,
+	.free = google_free,
+	.handle = google_handle,
+	.reset = google_reset,
+	.stats = google_stats,
+};

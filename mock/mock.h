@@ -1,0 +1,181 @@
+/* `pushpool mock`: one loopback HTTP server (libmicrohttpd) hosting fake cloud
+ * APIs, each a module under its own path prefix, sharing fault injection,
+ * counters, a request log and a timeline clock. Modules run on MHD worker
+ * threads: touch shared state only between pp_mock_lock()/pp_mock_unlock(). */
+#ifndef PP_MOCK_H
+#define PP_MOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "dispatcher/buf.h"
+#include "dispatcher/err.h"
+#include "dispatcher/json.h"
+
+struct pp_mock;
+
+#define PP_MOCK_MAX_KEYS 8
+#define PP_MOCK_BODY_MAX ((size_t)1 << 20)
+
+struct pp_mock_opts {
+	const char *listen_host;   /* "127.0.0.1" */
+	int listen_port;           /* 0: any free port */
+	double provision_seconds;  /* timeline: created -> running */
+	double run_seconds;        /* timeline: running -> finished */
+	uint64_t seed;             /* PRNG seed for fault decisions */
+	const char *gcp_keys[PP_MOCK_MAX_KEYS]; /* SA JSON or PEM public key files */
+	size_t ngcp_keys;
+	const char *gcp_token_audience; /* aud the JWT must carry; NULL: the mock's own token URL */
+	const char *aws_keys[PP_MOCK_MAX_KEYS]; /* "AKID:SECRET" */
+	size_t naws_keys;
+	const char *aws_web_identity_token; /* NULL: any JWT-looking token */
+	double token_lifetime_seconds;      /* issued access tokens / STS creds */
+};
+
+void pp_mock_opts_defaults(struct pp_mock_opts *o);
+
+/* One request as a module sees it. */
+struct pp_mock_req {
+	const char *method;
+	const char *path;      /* decoded path, prefix included */
+	const char *subpath;   /* path after the matched module prefix ("" or "/...") */
+	const char *raw_query; /* as sent, without '?'; "" when none */
+	const char *body;      /* NUL-terminated; body_len bytes */
+	size_t body_len;
+	const char *remote;    /* "127.0.0.1" */
+	void *conn;            /* struct MHD_Connection * */
+	const char *raw_path;  /* path as sent, still percent-encoded (SigV4) */
+};
+
+/* Request header (case-insensitive) / decoded query argument; NULL if absent. */
+const char *pp_mock_header(const struct pp_mock_req *r, const char *name);
+const char *pp_mock_arg(const struct pp_mock_req *r, const char *name);
+/* Every request header in arrival order; returns how many were stored. */
+size_t pp_mock_headers(const struct pp_mock_req *r, const char **names, const char **values,
+		       size_t max);
+
+#define PP_MOCK_RESP_HEADERS 8
+
+struct pp_mock_resp {
+	int status;              /* 0 until a module answers: core then sends 404 */
+	struct pp_buf body;      /* capped at PP_MOCK_BODY_MAX */
+	char content_type[64];
+	const char *hdr_names[PP_MOCK_RESP_HEADERS]; /* static strings */
+	char *hdr_values[PP_MOCK_RESP_HEADERS];      /* owned */
+	size_t nhdr;
+	/* Labels for stats and the request log: api ("ecs") and action ("RunTask"). */
+	char api[24];
+	char action[64];
+	/* Set by pp_mock_fault_check(); applied by the core after the handler. */
+	bool drop;      /* close the connection without any answer */
+	bool cut_body;  /* announce the full length, send half */
+	bool malformed; /* replace the body with broken JSON */
+	/* Set by a module that rejected the request (auth, validation): counted
+	 * under stats.rejects. Static string. */
+	const char *reject_reason;
+};
+
+int pp_mock_resp_header(struct pp_mock_resp *r, const char *name, const char *value);
+/* Set status, content type and the body from printf. */
+int pp_mock_resp_printf(struct pp_mock_resp *r, int status, const char *content_type,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Set status and a compact JSON body (takes no ownership of j). */
+int pp_mock_resp_json(struct pp_mock_resp *r, int status, const char *content_type,
+		      const struct pp_json *j);
+
+/* A fake API. Every hook except handle may be NULL. */
+struct pp_mock_api {
+	const char *name;          /* key in the port file, log and stats: "google" */
+	const char *prefixes[4];   /* NULL-terminated path prefixes, e.g. "/google" */
+	int (*init)(struct pp_mock *m, void **state, struct pp_error *err);
+	void (*free)(void *state);
+	/* Answer req into resp (status + body). Runs without the mock lock. */
+	void (*handle)(struct pp_mock *m, void *state, const struct pp_mock_req *req,
+		       struct pp_mock_resp *resp);
+	/* POST /control/reset: drop every resource. */
+	void (*reset)(struct pp_mock *m, void *state);
+	/* GET /control/stats: add "live_*" counts to live (called under the lock). */
+	void (*stats)(struct pp_mock *m, void *state, struct pp_json *live);
+	/* Modules with their own listener (Modal h2c): start it on *port (0: any),
+	 * report the bound port back; stop before free. */
+	int (*start)(struct pp_mock *m, void *state, int *port, struct pp_error *err);
+	void (*stop)(struct pp_mock *m, void *state);
+};
+
+int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp_error *err);
+/* Bind and serve; returns once listening. */
+int pp_mock_start(struct pp_mock *m, struct pp_error *err);
+/* "key=value" lines: url=http://127.0.0.1:PORT, then NAME=base URL per module. */
+int pp_mock_describe(struct pp_mock *m, struct pp_buf *out);
+int pp_mock_port(const struct pp_mock *m);
+void pp_mock_free(struct pp_mock *m);
+
+const struct pp_mock_opts *pp_mock_opts(const struct pp_mock *m);
+/* "http://127.0.0.1:PORT" (no trailing slash). */
+const char *pp_mock_base_url(const struct pp_mock *m);
+
+/* Shared-state mutex (not recursive). */
+void pp_mock_lock(struct pp_mock *m);
+void pp_mock_unlock(struct pp_mock *m);
+
+/* Timeline clock: monotonic seconds since the mock started. */
+double pp_mock_clock(const struct pp_mock *m);
+/* Wall-clock time for a clock value, for timestamps in answers. */
+double pp_mock_wall(const struct pp_mock *m, double clock);
+/* Seeded PRNG in [0, 1); thread safe. */
+double pp_mock_random(struct pp_mock *m);
+/* Unique-ish lowercase hex id of n chars (n < out_size), from the PRNG. */
+void pp_mock_random_hex(struct pp_mock *m, char *out, size_t n);
+
+/* Fault decision for one request to api ("ecs", "cloudrun", "oauth", ...),
+ * made from the flags and POST /control/faults. Sleeps the configured
+ * latency (plus token_delay_ms when token_endpoint), sets resp->drop /
+ * cut_body / malformed for the core to apply after the handler, and returns
+ * what the module must answer instead of acting. */
+enum pp_mock_fault {
+	PP_MOCK_FAULT_NONE,
+	PP_MOCK_FAULT_ERROR,    /* answer a 5xx in the API's own error shape */
+	PP_MOCK_FAULT_THROTTLE, /* answer the API's throttling error */
+};
+enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool token_endpoint,
+				       struct pp_mock_resp *resp, int *retry_after_s);
+
+/* Fault settings from JSON: one object or an array of objects
+ * {"api":"ecs","error_rate":0.05,...}; "api" absent or "*" sets the default
+ * for every api. Absent fields keep their value. */
+int pp_mock_set_faults(struct pp_mock *m, const char *json, struct pp_error *err);
+
+/* Counters: counter with key NULL is a plain number, else a map of keys
+ * (creates per idempotency key / job name). Thread safe. */
+void pp_mock_count(struct pp_mock *m, const char *counter, const char *key);
+unsigned long pp_mock_count_get(struct pp_mock *m, const char *counter, const char *key);
+
+/* Failure markers in a container spec: any string "PUSHPOOL_MOCK_FAIL=1" or
+ * env entry {name: PUSHPOOL_MOCK_FAIL, value: "1"} anywhere in j. */
+enum pp_mock_outcome {
+	PP_MOCK_SUCCEED,
+	PP_MOCK_FAIL,  /* the container exits 1 */
+	PP_MOCK_CRASH, /* the container never starts */
+};
+enum pp_mock_outcome pp_mock_outcome_of(const struct pp_json *j);
+
+/* Timeline phase of a resource created at clock `created` (stopped at
+ * `stopped` when >= 0). */
+enum pp_mock_phase {
+	PP_MOCK_PROVISIONING,
+	PP_MOCK_RUNNING,
+	PP_MOCK_FINISHED,
+};
+enum pp_mock_phase pp_mock_phase_at(const struct pp_mock *m, double created, double now);
+
+/* Modules. */
+extern const struct pp_mock_api pp_mock_api_google;
+extern const struct pp_mock_api pp_mock_api_aws;
+extern const struct pp_mock_api pp_mock_api_azure;
+extern const struct pp_mock_api pp_mock_api_modal;
+/* Modal module: accepted token pair "ID:SECRET" (state is the module's). */
+int pp_mock_modal_token_set(void *state, const char *pair, struct pp_error *err);
+
+#endif

@@ -1,0 +1,805 @@
+/* Fake Modal control plane: a real gRPC server over h2c (libnghttp2 server
+ * session on its own loopback socket), speaking the same hand-encoded
+ * protobuf as providers/modal.c. One thread accepts, one thread per
+ * connection runs the HTTP/2 session; shared state under pp_mock_lock(). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "dispatcher/grpc.h"
+#include "dispatcher/pb.h"
+#include "mock/mock.h"
+
+#define MAX_CONNS 64
+#define MAX_SANDBOXES 4096
+#define MAX_SECRETS 4096
+#define MAX_TOKENS 64
+#define REQ_MAX ((size_t)1 << 20)
+#define ID_LEN 24
+
+struct mm_secret {
+	char id[ID_LEN];
+	enum pp_mock_outcome outcome;
+};
+
+struct mm_sandbox {
+	char id[ID_LEN];
+	char name[64];
+	double created;
+	double terminated; /* clock when terminated, < 0 while not */
+	enum pp_mock_outcome outcome;
+};
+
+struct modal_mock {
+	struct pp_mock *m;
+	char token_id[128];
+	char token_secret[128];
+	int listen_fd;
+	pthread_t acceptor;
+	bool running;
+	pthread_mutex_t conn_lock;
+	pthread_cond_t conn_gone;
+	int conn_fds[MAX_CONNS];
+	size_t nconns;
+	/* guarded by pp_mock_lock */
+	char tokens[MAX_TOKENS][320];
+	size_t next_token;
+	struct mm_sandbox *sandboxes;
+	size_t nsandboxes;
+	struct mm_secret *secrets;
+	size_t nsecrets;
+	unsigned long seq;
+};
+
+/* One gRPC call on one stream. */
+struct mm_stream {
+	char path[128];
+	char token_id[128];
+	char token_secret[128];
+	char auth_token[320];
+	char idempotency_key[64];
+	struct pp_buf body;
+	struct pp_buf out; /* framed response */
+	size_t sent;
+	char status[4];
+	char message[256];
+	nghttp2_nv trailers[2];
+	size_t ntrailers;
+	struct mm_stream *prev, *next; /* the connection's open streams */
+};
+
+struct mm_conn {
+	struct modal_mock *mm;
+	int fd;
+	bool close_now;
+	/* nghttp2_session_del() does not close streams, so we free leftovers */
+	struct mm_stream *streams;
+};
+
+static void stream_free(struct mm_conn *c, struct mm_stream *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	pp_buf_free(&s->body);
+	pp_buf_free(&s->out);
+	free(s);
+}
+
+/* ---- protobuf helpers ---- */
+
+static void read_string(const void *msg, size_t len, uint32_t num, char *out, size_t size)
+{
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	out[0] = '\0';
+	pp_pb_reader_init(&r, msg, len);
+	while (pp_pb_next(&r, &f, NULL) == 1)
+		if (f.num == num && pp_pb_field_string(&f, out, size, NULL))
+			out[0] = '\0';
+}
+
+static enum pp_mock_outcome outcome_of_text(const uint8_t *p, size_t n)
+{
+	char s[1024];
+	snprintf(s, sizeof(s), "%.*s", (int)(n < sizeof(s) - 1 ? n : sizeof(s) - 1),
+		 (const char *)p);
+	if (strstr(s, "PUSHPOOL_MOCK_NOSTART=1") || strstr(s, "PUSHPOOL_MOCK_CRASH=1"))
+		return PP_MOCK_CRASH;
+	if (strstr(s, "PUSHPOOL_MOCK_FAIL=1"))
+		return PP_MOCK_FAIL;
+	return PP_MOCK_SUCCEED;
+}
+
+static enum pp_mock_outcome worse(enum pp_mock_outcome a, enum pp_mock_outcome b)
+{
+	return a == PP_MOCK_CRASH || b == PP_MOCK_CRASH ? PP_MOCK_CRASH
+	       : a == PP_MOCK_FAIL || b == PP_MOCK_FAIL ? PP_MOCK_FAIL
+							 : PP_MOCK_SUCCEED;
+}
+
+static void new_id(struct modal_mock *mm, const char *prefix, char out[ID_LEN])
+{
+	char hex[17];
+	pp_mock_random_hex(mm->m, hex, 16);
+	snprintf(out, ID_LEN, "%s-%s", prefix, hex);
+}
+
+static void set_status(struct mm_stream *s, int code, const char *msg)
+{
+	snprintf(s->status, sizeof(s->status), "%d", code);
+	snprintf(s->message, sizeof(s->message), "%s", msg);
+}
+
+static int reply_string(struct mm_stream *s, uint32_t field, const char *value)
+{
+	struct pp_buf msg;
+	pp_buf_init(&msg, 4096);
+	int rc = pp_pb_string(&msg, field, value) ?: pp_grpc_frame(&s->out, msg.data, msg.len);
+	pp_buf_free(&msg);
+	return rc;
+}
+
+/* ---- RPCs (called under pp_mock_lock) ---- */
+
+static bool token_known(struct modal_mock *mm, const char *tok)
+{
+	for (size_t i = 0; *tok && i < MAX_TOKENS; i++)
+		if (!strcmp(mm->tokens[i], tok))
+			return true;
+	return false;
+}
+
+static void rpc_auth_token(struct modal_mock *mm, struct mm_stream *s)
+{
+	/* JWT-shaped: base64url header and payload, opaque signature. */
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	double life = pp_mock_opts(mm->m)->token_lifetime_seconds;
+	char payload[128], enc[180], sig[17];
+	int n = snprintf(payload, sizeof(payload), "{\"exp\":%.0f,\"sub\":\"%s\"}",
+			 pp_mock_wall(mm->m, pp_mock_clock(mm->m)) + (life > 0 ? life : 3600),
+			 "mock");
+	size_t o = 0;
+	for (int i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)(uint8_t)payload[i] << 16;
+		int k = n - i >= 3 ? 3 : n - i;
+		if (k > 1)
+			v |= (uint32_t)(uint8_t)payload[i + 1] << 8;
+		if (k > 2)
+			v |= (uint8_t)payload[i + 2];
+		for (int j = 0; j <= k; j++)
+			enc[o++] = b64[(v >> (18 - 6 * j)) & 63];
+	}
+	enc[o] = '\0';
+	pp_mock_random_hex(mm->m, sig, 16);
+	char *slot = mm->tokens[mm->next_token++ % MAX_TOKENS];
+	snprintf(slot, sizeof(mm->tokens[0]), "eyJhbGciOiJIUzI1NiJ9.%s.%s", enc, sig);
+	reply_string(s, 1, slot);
+}
+
+static struct mm_sandbox *sandbox_by_id(struct modal_mock *mm, const char *id)
+{
+	for (size_t i = 0; i < mm->nsandboxes; i++)
+		if (!strcmp(mm->sandboxes[i].id, id))
+			return &mm->sandboxes[i];
+	return NULL;
+}
+
+static bool sandbox_finished(struct modal_mock *mm, const struct mm_sandbox *sb, double now)
+{
+	if (sb->terminated >= 0)
+		return true;
+	return sb->outcome != PP_MOCK_CRASH &&
+	       pp_mock_phase_at(mm->m, sb->created, now) == PP_MOCK_FINISHED;
+}
+
+static struct mm_sandbox *running_by_name(struct modal_mock *mm, const char *name)
+{
+	double now = pp_mock_clock(mm->m);
+	for (size_t i = 0; i < mm->nsandboxes; i++)
+		if (!strcmp(mm->sandboxes[i].name, name) &&
+		    !sandbox_finished(mm, &mm->sandboxes[i], now))
+			return &mm->sandboxes[i];
+	return NULL;
+}
+
+static void rpc_secret(struct modal_mock *mm, struct mm_stream *s)
+{
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	enum pp_mock_outcome o = PP_MOCK_SUCCEED;
+	pp_pb_reader_init(&r, s->body.data, s->body.len);
+	while (pp_pb_next(&r, &f, NULL) == 1) {
+		if (f.num != 5 || f.wire != PP_PB_LEN)
+			continue;
+		char key[128], value[512], kv[700];
+		read_string(f.data, f.len, 1, key, sizeof(key));
+		read_string(f.data, f.len, 2, value, sizeof(value));
+		int n = snprintf(kv, sizeof(kv), "%s=%s", key, value);
+		o = worse(o, outcome_of_text((const uint8_t *)kv, (size_t)n));
+	}
+	if (mm->nsecrets == MAX_SECRETS) {
+		set_status(s, PP_GRPC_RESOURCE_EXHAUSTED, "mock: too many secrets");
+		return;
+	}
+	struct mm_secret *sec = &mm->secrets[mm->nsecrets++];
+	new_id(mm, "st", sec->id);
+	sec->outcome = o;
+	reply_string(s, 1, sec->id);
+}
+
+static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
+{
+	struct pp_pb_reader r, d;
+	struct pp_pb_field f, g;
+	char app_id[64] = "", name[64] = "", image_id[64] = "";
+	enum pp_mock_outcome o = PP_MOCK_SUCCEED;
+	bool have_def = false;
+	pp_pb_reader_init(&r, s->body.data, s->body.len);
+	while (pp_pb_next(&r, &f, NULL) == 1) {
+		if (f.num == 1)
+			pp_pb_field_string(&f, app_id, sizeof(app_id), NULL);
+		if (f.num != 2 || f.wire != PP_PB_LEN)
+			continue;
+		have_def = true;
+		pp_pb_reader_init(&d, f.data, f.len);
+		while (pp_pb_next(&d, &g, NULL) == 1) {
+			if (g.num == 1 && g.wire == PP_PB_LEN)
+				o = worse(o, outcome_of_text(g.data, g.len));
+			else if (g.num == 3)
+				pp_pb_field_string(&g, image_id, sizeof(image_id), NULL);
+			else if (g.num == 30)
+				pp_pb_field_string(&g, name, sizeof(name), NULL);
+			else if (g.num == 4 && g.wire == PP_PB_LEN) {
+				char sid[ID_LEN + 8];
+				if (pp_pb_field_string(&g, sid, sizeof(sid), NULL))
+					continue;
+				for (size_t i = 0; i < mm->nsecrets; i++)
+					if (!strcmp(mm->secrets[i].id, sid))
+						o = worse(o, mm->secrets[i].outcome);
+			}
+		}
+	}
+	/* The SDKs always send one; a client that does not cannot retry safely. */
+	if (!s->idempotency_key[0]) {
+		set_status(s, PP_GRPC_INVALID_ARGUMENT, "SandboxCreate without x-idempotency-key");
+		return;
+	}
+	if (!have_def || !app_id[0] || strncmp(image_id, "im-", 3)) {
+		set_status(s, PP_GRPC_INVALID_ARGUMENT,
+			   "SandboxCreate needs app_id and a definition with an image_id "
+			   "from ImageGetOrCreate");
+		return;
+	}
+	if (name[0] && running_by_name(mm, name)) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "Sandbox with name '%s' already exists", name);
+		set_status(s, PP_GRPC_ALREADY_EXISTS, msg);
+		return;
+	}
+	if (mm->nsandboxes == MAX_SANDBOXES) {
+		set_status(s, PP_GRPC_RESOURCE_EXHAUSTED, "mock: too many sandboxes");
+		return;
+	}
+	struct mm_sandbox *sb = &mm->sandboxes[mm->nsandboxes++];
+	new_id(mm, "sb", sb->id);
+	snprintf(sb->name, sizeof(sb->name), "%s", name);
+	sb->created = pp_mock_clock(mm->m);
+	sb->terminated = -1;
+	sb->outcome = o;
+	pp_mock_count(mm->m, "modal_sandbox_creates", name[0] ? name : sb->id);
+	reply_string(s, 1, sb->id);
+}
+
+static void rpc_sandbox_wait(struct modal_mock *mm, struct mm_stream *s)
+{
+	char id[64];
+	read_string(s->body.data, s->body.len, 1, id, sizeof(id));
+	struct mm_sandbox *sb = sandbox_by_id(mm, id);
+	if (!sb) {
+		set_status(s, PP_GRPC_NOT_FOUND, "Sandbox not found");
+		return;
+	}
+	struct pp_buf res, msg;
+	pp_buf_init(&res, 1024);
+	pp_buf_init(&msg, 1024);
+	int rc = 0;
+	if (sb->terminated >= 0) {
+		rc = pp_pb_varint(&res, 1, 3);
+	} else if (sandbox_finished(mm, sb, pp_mock_clock(mm->m))) {
+		bool fail = sb->outcome == PP_MOCK_FAIL;
+		rc = pp_pb_varint(&res, 1, fail ? 2 : 1) ?: pp_pb_varint(&res, 3, fail ? 1 : 0);
+		if (!rc && fail)
+			rc = pp_pb_string(&res, 2, "mock: PUSHPOOL_MOCK_FAIL=1");
+	}
+	if (!rc && res.len)
+		rc = pp_pb_message(&msg, 1, &res);
+	if (!rc)
+		rc = pp_grpc_frame(&s->out, msg.data, msg.len);
+	pp_buf_free(&res);
+	pp_buf_free(&msg);
+}
+
+static void rpc_sandbox_terminate(struct modal_mock *mm, struct mm_stream *s)
+{
+	char id[64];
+	read_string(s->body.data, s->body.len, 1, id, sizeof(id));
+	struct mm_sandbox *sb = sandbox_by_id(mm, id);
+	if (!sb) {
+		set_status(s, PP_GRPC_NOT_FOUND, "Sandbox not found");
+		return;
+	}
+	if (!sandbox_finished(mm, sb, pp_mock_clock(mm->m)))
+		sb->terminated = pp_mock_clock(mm->m);
+	pp_grpc_frame(&s->out, "", 0);
+}
+
+static void rpc_get_from_name(struct modal_mock *mm, struct mm_stream *s)
+{
+	char name[64];
+	read_string(s->body.data, s->body.len, 1, name, sizeof(name));
+	struct mm_sandbox *sb = running_by_name(mm, name);
+	if (!sb)
+		set_status(s, PP_GRPC_NOT_FOUND, "No running sandbox with this name");
+	else
+		reply_string(s, 1, sb->id);
+}
+
+static void rpc_image(struct modal_mock *mm, struct mm_stream *s)
+{
+	struct pp_buf res, msg;
+	char id[ID_LEN];
+	pp_buf_init(&res, 256);
+	pp_buf_init(&msg, 256);
+	new_id(mm, "im", id);
+	if (!pp_pb_varint(&res, 1, 1) && !pp_pb_string(&msg, 1, id) &&
+	    !pp_pb_message(&msg, 2, &res))
+		pp_grpc_frame(&s->out, msg.data, msg.len);
+	pp_buf_free(&res);
+	pp_buf_free(&msg);
+}
+
+static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream *s)
+{
+	static const char prefix[] = "/modal.client.ModalClient/";
+	const char *rpc = !strncmp(s->path, prefix, sizeof(prefix) - 1) ? s->path +
+			  sizeof(prefix) - 1 : "";
+	struct pp_mock_resp fr;
+	int retry_after = 0;
+	memset(&fr, 0, sizeof(fr));
+	pp_buf_init(&fr.body, 1024);
+	set_status(s, PP_GRPC_OK, "");
+	if (strcmp(s->token_id, mm->token_id) || strcmp(s->token_secret, mm->token_secret)) {
+		set_status(s, PP_GRPC_UNAUTHENTICATED, "Token missing or invalid");
+		goto out;
+	}
+	enum pp_mock_fault fault = pp_mock_fault_check(mm->m, "modal", !strcmp(rpc, "AuthTokenGet"),
+						       &fr, &retry_after);
+	if (fault == PP_MOCK_FAULT_ERROR) {
+		set_status(s, PP_GRPC_UNAVAILABLE, "mock: injected failure");
+		goto out;
+	}
+	if (fault == PP_MOCK_FAULT_THROTTLE) {
+		set_status(s, PP_GRPC_RESOURCE_EXHAUSTED, "mock: rate limited");
+		goto out;
+	}
+	pp_mock_lock(mm->m);
+	if (!strcmp(rpc, "AuthTokenGet"))
+		rpc_auth_token(mm, s);
+	else if (!token_known(mm, s->auth_token))
+		set_status(s, PP_GRPC_UNAUTHENTICATED, "x-modal-auth-token missing or expired");
+	else if (!strcmp(rpc, "AppGetOrCreate"))
+		reply_string(s, 1, "ap-mock");
+	else if (!strcmp(rpc, "ImageGetOrCreate"))
+		rpc_image(mm, s);
+	else if (!strcmp(rpc, "SecretGetOrCreate"))
+		rpc_secret(mm, s);
+	else if (!strcmp(rpc, "SandboxCreate"))
+		rpc_sandbox_create(mm, s);
+	else if (!strcmp(rpc, "SandboxGetFromName"))
+		rpc_get_from_name(mm, s);
+	else if (!strcmp(rpc, "SandboxWait"))
+		rpc_sandbox_wait(mm, s);
+	else if (!strcmp(rpc, "SandboxTerminate"))
+		rpc_sandbox_terminate(mm, s);
+	else
+		set_status(s, PP_GRPC_UNIMPLEMENTED, "Method not found");
+	pp_mock_unlock(mm->m);
+	/* A lost answer: the call took effect, the client never hears of it. */
+	if (fr.drop)
+		c->close_now = true;
+out:
+	if (strcmp(s->status, "0"))
+		pp_buf_reset(&s->out);
+	pp_buf_free(&fr.body);
+	for (size_t i = 0; i < fr.nhdr; i++)
+		free(fr.hdr_values[i]);
+}
+
+/* ---- HTTP/2 plumbing ---- */
+
+static nghttp2_nv make_nv(const char *name, const char *value)
+{
+	nghttp2_nv nv = {(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, strlen(name),
+			 strlen(value), NGHTTP2_NV_FLAG_NONE};
+	return nv;
+}
+
+static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+		       void *ud)
+{
+	struct mm_conn *c = ud;
+	size_t off = 0;
+	while (off < length) {
+		ssize_t n = send(c->fd, data + off, length - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		off += (size_t)n;
+	}
+	return (ssize_t)length;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct mm_stream *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	struct mm_conn *c = ud;
+	pp_buf_init(&s->body, REQ_MAX);
+	pp_buf_init(&s->out, REQ_MAX);
+	s->next = c->streams;
+	if (c->streams)
+		c->streams->prev = s;
+	c->streams = s;
+	nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+	return 0;
+}
+
+static void copy_value(char *dst, size_t size, const uint8_t *v, size_t n)
+{
+	snprintf(dst, size, "%.*s", (int)(n < size ? n : size - 1), (const char *)v);
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		     void *ud)
+{
+	struct mm_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+	if (!s)
+		return 0;
+	struct {
+		const char *name;
+		char *dst;
+		size_t size;
+	} map[] = {
+		{":path", s->path, sizeof(s->path)},
+		{"x-modal-token-id", s->token_id, sizeof(s->token_id)},
+		{"x-modal-token-secret", s->token_secret, sizeof(s->token_secret)},
+		{"x-modal-auth-token", s->auth_token, sizeof(s->auth_token)},
+		{"x-idempotency-key", s->idempotency_key, sizeof(s->idempotency_key)},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (namelen == strlen(map[i].name) && !memcmp(name, map[i].name, namelen))
+			copy_value(map[i].dst, map[i].size, value, valuelen);
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+			 const uint8_t *data, size_t len, void *ud)
+{
+	struct mm_stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
+	if (s && pp_buf_append(&s->body, data, len))
+		return nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id,
+						 NGHTTP2_REFUSED_STREAM);
+	return 0;
+}
+
+static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+			 size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+			 void *ud)
+{
+	struct mm_stream *s = source->ptr;
+	size_t left = s->out.len - s->sent;
+	size_t n = left < length ? left : length;
+	if (n)
+		memcpy(buf, s->out.data + s->sent, n);
+	s->sent += n;
+	if (s->sent == s->out.len) {
+		/* End with trailers, where gRPC puts the status. */
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		s->trailers[0] = make_nv("grpc-status", s->status);
+		s->ntrailers = 1;
+		if (s->message[0])
+			s->trailers[s->ntrailers++] = make_nv("grpc-message", s->message);
+		if (nghttp2_submit_trailer(session, stream_id, s->trailers, s->ntrailers))
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
+	return (ssize_t)n;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+	struct mm_conn *c = ud;
+	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	struct mm_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+	if (!s)
+		return 0;
+	const uint8_t *msg;
+	size_t len;
+	if (pp_grpc_unframe(s->body.data, s->body.len, &msg, &len, NULL, NULL) == 0) {
+		/* Hand the handlers the bare message. */
+		memmove(s->body.data, msg, len);
+		s->body.len = len;
+		dispatch(c->mm, c, s);
+	} else {
+		set_status(s, PP_GRPC_INTERNAL, "request is not one gRPC message");
+	}
+	if (c->close_now)
+		return 0;
+	nghttp2_nv hdrs[] = {make_nv(":status", "200"),
+			     make_nv("content-type", "application/grpc")};
+	nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
+	if (nghttp2_submit_response(session, frame->hd.stream_id, hdrs, 2, &prd))
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+			   void *ud)
+{
+	struct mm_stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
+	if (!s)
+		return 0;
+	struct mm_conn *c = ud;
+	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+	stream_free(c, s);
+	return 0;
+}
+
+static void conn_forget(struct modal_mock *mm, int fd)
+{
+	pthread_mutex_lock(&mm->conn_lock);
+	for (size_t i = 0; i < mm->nconns; i++)
+		if (mm->conn_fds[i] == fd) {
+			mm->conn_fds[i] = mm->conn_fds[--mm->nconns];
+			break;
+		}
+	pthread_cond_broadcast(&mm->conn_gone);
+	pthread_mutex_unlock(&mm->conn_lock);
+}
+
+static void *conn_main(void *arg)
+{
+	struct mm_conn *c = arg;
+	nghttp2_session_callbacks *cbs;
+	nghttp2_session *session = NULL;
+	if (nghttp2_session_callbacks_new(&cbs))
+		goto out;
+	nghttp2_session_callbacks_set_send_callback(cbs, on_send);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	int rc = nghttp2_session_server_new(&session, cbs, c);
+	nghttp2_session_callbacks_del(cbs);
+	if (rc)
+		goto out;
+	nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100};
+	if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, &iv, 1))
+		goto out;
+	uint8_t buf[16384];
+	while (!c->close_now && nghttp2_session_send(session) == 0 &&
+	       (nghttp2_session_want_read(session) || nghttp2_session_want_write(session))) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || nghttp2_session_mem_recv(session, buf, (size_t)n) < 0)
+			break;
+	}
+	/* Close gently: a close() with unread input (the client's SETTINGS ACK)
+	 * resets the connection and can destroy the answer still in flight. */
+	if (!c->close_now) {
+		struct timeval tv = {.tv_sec = 1};
+		shutdown(c->fd, SHUT_WR);
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (recv(c->fd, buf, sizeof(buf), 0) > 0)
+			;
+	}
+out:
+	nghttp2_session_del(session);
+	while (c->streams)
+		stream_free(c, c->streams);
+	conn_forget(c->mm, c->fd);
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+	struct modal_mock *mm = arg;
+	for (;;) {
+		int fd = accept(mm->listen_fd, NULL, NULL);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break;
+		}
+		struct mm_conn *c = calloc(1, sizeof(*c));
+		pthread_t t;
+		pthread_mutex_lock(&mm->conn_lock);
+		bool room = mm->running && mm->nconns < MAX_CONNS && c;
+		if (room)
+			mm->conn_fds[mm->nconns++] = fd;
+		pthread_mutex_unlock(&mm->conn_lock);
+		if (!room) {
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->mm = mm;
+		c->fd = fd;
+		if (pthread_create(&t, NULL, conn_main, c)) {
+			conn_forget(mm, fd);
+			close(fd);
+			free(c);
+			continue;
+		}
+		pthread_detach(t);
+	}
+	return NULL;
+}
+
+/* ---- module hooks ---- */
+
+static int modal_init(struct pp_mock *m, void **state, struct pp_error *err)
+{
+	struct modal_mock *mm = calloc(1, sizeof(*mm));
+	if (!mm)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	mm->m = m;
+	mm->listen_fd = -1;
+	mm->sandboxes = calloc(MAX_SANDBOXES, sizeof(*mm->sandboxes));
+	mm->secrets = calloc(MAX_SECRETS, sizeof(*mm->secrets));
+	if (!mm->sandboxes || !mm->secrets) {
+		free(mm->sandboxes);
+		free(mm->secrets);
+		free(mm);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	const char *tok = getenv("PUSHPOOL_MOCK_MODAL_TOKEN");
+	int rc = pp_mock_modal_token_set(mm, tok && *tok ? tok : "ak-mock:as-mock", err);
+	if (rc) {
+		free(mm->sandboxes);
+		free(mm->secrets);
+		free(mm);
+		return rc;
+	}
+	pthread_mutex_init(&mm->conn_lock, NULL);
+	pthread_cond_init(&mm->conn_gone, NULL);
+	*state = mm;
+	return 0;
+}
+
+int pp_mock_modal_token_set(void *state, const char *pair, struct pp_error *err)
+{
+	struct modal_mock *mm = state;
+	const char *colon = strchr(pair, ':');
+	if (!colon || colon == pair || !colon[1] ||
+	    (size_t)(colon - pair) >= sizeof(mm->token_id) ||
+	    strlen(colon + 1) >= sizeof(mm->token_secret))
+		return pp_fail(err, PP_EINVALID, "mock modal: token must be ID:SECRET");
+	snprintf(mm->token_id, sizeof(mm->token_id), "%.*s", (int)(colon - pair), pair);
+	snprintf(mm->token_secret, sizeof(mm->token_secret), "%s", colon + 1);
+	return 0;
+}
+
+static int modal_start(struct pp_mock *m, void *state, int *port, struct pp_error *err)
+{
+	struct modal_mock *mm = state;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	mm->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (mm->listen_fd < 0 ||
+	    setsockopt(mm->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(mm->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(mm->listen_fd, 64))
+		goto fail;
+	socklen_t sl = sizeof(sa);
+	if (getsockname(mm->listen_fd, (struct sockaddr *)&sa, &sl))
+		goto fail;
+	*port = ntohs(sa.sin_port);
+	mm->running = true;
+	if (pthread_create(&mm->acceptor, NULL, accept_main, mm)) {
+		mm->running = false;
+		goto fail;
+	}
+	return 0;
+fail:;
+	int e = errno;
+	if (mm->listen_fd >= 0)
+		close(mm->listen_fd);
+	mm->listen_fd = -1;
+	return pp_fail(err, PP_EIO, "cannot listen on 127.0.0.1:%d: %s", *port, strerror(e));
+}
+
+static void modal_stop(struct pp_mock *m, void *state)
+{
+	struct modal_mock *mm = state;
+	if (!mm->running)
+		return;
+	pthread_mutex_lock(&mm->conn_lock);
+	mm->running = false;
+	pthread_mutex_unlock(&mm->conn_lock);
+	shutdown(mm->listen_fd, SHUT_RDWR);
+	pthread_join(mm->acceptor, NULL);
+	close(mm->listen_fd);
+	mm->listen_fd = -1;
+	/* Wake the connection threads and wait until each has freed itself. */
+	pthread_mutex_lock(&mm->conn_lock);
+	for (size_t i = 0; i < mm->nconns; i++)
+		shutdown(mm->conn_fds[i], SHUT_RDWR);
+	while (mm->nconns)
+		pthread_cond_wait(&mm->conn_gone, &mm->conn_lock);
+	pthread_mutex_unlock(&mm->conn_lock);
+}
+
+static void modal_free(void *state)
+{
+	struct modal_mock *mm = state;
+	if (!mm)
+		return;
+	pthread_mutex_destroy(&mm->conn_lock);
+	pthread_cond_destroy(&mm->conn_gone);
+	free(mm->sandboxes);
+	free(mm->secrets);
+	free(mm);
+}
+
+static void modal_reset(struct pp_mock *m, void *state)
+{
+	struct modal_mock *mm = state;
+	mm->nsandboxes = 0;
+	mm->nsecrets = 0;
+}
+
+static void modal_stats(struct pp_mock *m, void *state, struct pp_json *live)
+{
+	struct modal_mock *mm = state;
+	double now = pp_mock_clock(m);
+	long long n = 0;
+	for (size_t i = 0; i < mm->nsandboxes; i++)
+		if (!sandbox_finished(mm, &mm->sandboxes[i], now))
+			n++;
+	pp_json_set_int(live, "live_modal_sandboxes", n);
+}
+
+const struct pp_mock_api pp_mock_api_modal = {
+	.name = "modal",
+	.prefixes = {NULL},
+	.init = modal_init,
+	.free = modal_free,
+	.reset = modal_reset,
+	.stats = modal_stats,
+	.start = modal_start,
+	.stop = modal_stop,
+};

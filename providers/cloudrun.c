@@ -1,0 +1,633 @@
+/* Google Cloud Run Admin API v2 jobs (pool type cloud-run-v2:push).
+ *
+ * submit: CreateJob with a job id derived from the run id, so a replay gets
+ * 409 ALREADY_EXISTS and adopts the job; GetJob (waits while the job
+ * reconciles, adopts latestCreatedExecution when one exists); RunJob, whose
+ * Operation metadata is the Execution. RunJob is not idempotent, so after an
+ * ambiguous RunJob failure the next try reads the job again before running.
+ * status: GetExecution. cancel: CancelExecution. cleanup: DeleteJob. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "dispatcher/log.h"
+#include "providers/common.h"
+#include "providers/provider.h"
+
+#define CR_DEFAULT_ENDPOINT "https://run.googleapis.com"
+#define CR_DEFAULT_REGION "us-central1"
+#define CR_DEFAULT_IMAGE "docker.io/prefecthq/prefect:3-latest"
+#define CR_MAX_LABELS 64
+#define CR_READY_POLL_MS 1000
+
+enum cr_step { CR_CREATE, CR_GET_JOB, CR_RUN, CR_SUBMITTED };
+
+struct cr_state {
+	char base[256];
+	char project[128];
+	char region[64];
+	char job_id[64];
+	char job_name[320]; /* projects/P/locations/R/jobs/ID */
+	bool keep_job;
+	enum cr_step step;
+	struct pp_json *body; /* CreateJob body, owned */
+};
+
+/* Turn a google.rpc.Status error body into our code and a message naming
+ * the call, the HTTP status, the canonical code and Google's message. */
+static int cr_error(const struct pp_run_io *io, const char *what, char *status_name,
+		    size_t status_size, struct pp_error *err)
+{
+	int code = io->resp_rc;
+	long http = io->resp->status;
+	struct pp_json *body = NULL;
+	const char *gstatus = NULL, *gmsg = NULL;
+	long retry_ms = io->resp_err ? io->resp_err->retry_after_ms : 0;
+
+	if (status_name)
+		status_name[0] = '\0';
+	if (http == 0) {
+		pp_fail(err, code, "Cloud Run %s: %s", what,
+			io->resp_err ? io->resp_err->msg : "no response");
+		err->retry_after_ms = retry_ms;
+		return code;
+	}
+	struct pp_json_limits lim = {.max_bytes = PP_PROVIDER_MAX_RESPONSE, .max_depth = 0};
+	if (io->resp->body.len &&
+	    pp_json_parse(io->resp->body.data, io->resp->body.len, &lim, &body, NULL) == 0) {
+		struct pp_json *e = pp_json_get(body, "error");
+		gstatus = pp_json_get_string(e, "status");
+		gmsg = pp_json_get_string(e, "message");
+		/* google.rpc.RetryInfo: the server's own backoff hint. */
+		pp_json_foreach(d, pp_json_get(e, "details"))
+		{
+			const char *type = pp_json_get_string(d, "@type");
+			const char *delay = pp_json_get_string(d, "retryDelay");
+			if (type && strstr(type, "google.rpc.RetryInfo") && delay) {
+				long ms = (long)(strtod(delay, NULL) * 1000.0);
+				if (ms > retry_ms)
+					retry_ms = ms;
+			}
+		}
+	}
+	if (gstatus) {
+		if (!strcmp(gstatus, "ABORTED") || !strcmp(gstatus, "UNAVAILABLE") ||
+		    !strcmp(gstatus, "DEADLINE_EXCEEDED") || !strcmp(gstatus, "INTERNAL"))
+			code = PP_ETRANSIENT;
+		else if (!strcmp(gstatus, "RESOURCE_EXHAUSTED"))
+			code = PP_ETHROTTLED;
+		if (status_name)
+			snprintf(status_name, status_size, "%s", gstatus);
+	}
+	if (gmsg)
+		pp_fail(err, code, "Cloud Run %s: HTTP %ld %s: %s", what, http,
+			gstatus ? gstatus : "", gmsg);
+	else
+		pp_fail(err, code, "Cloud Run %s: %s", what, io->resp_err->msg);
+	err->retry_after_ms = retry_ms;
+	pp_json_free(body);
+	return code;
+}
+
+/* GCP label rules: keys start with a lowercase letter, keys and values use
+ * [a-z0-9_-], at most 63 characters. */
+static void gcp_label(char *out, size_t size, const char *in, bool is_key)
+{
+	size_t k = 0;
+	if (is_key && !isalpha((unsigned char)in[0]))
+		out[k++] = 'l';
+	for (const char *p = in; *p && k + 1 < size && k < 63; p++) {
+		char c = (char)tolower((unsigned char)*p);
+		out[k++] = (islower((unsigned char)c) || isdigit((unsigned char)c) || c == '-' ||
+			    c == '_')
+				   ? c
+				   : '_';
+	}
+	out[k] = '\0';
+}
+
+static int add_labels(struct pp_json *target, const struct pp_json *labels, const char *run_id,
+		      struct pp_error *err)
+{
+	struct pp_json *dst = pp_json_get(target, "labels");
+	if (!dst) {
+		if (pp_json_set(target, "labels", pp_json_new(PP_JSON_OBJECT)))
+			return pp_fail(err, PP_ENOMEM, "out of memory adding labels");
+		dst = pp_json_get(target, "labels");
+	}
+	if (dst->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "job_body labels must be an object, not %s",
+			       pp_json_type_name(dst->type));
+	char key[64], val[64];
+	gcp_label(val, sizeof(val), run_id, false);
+	if (!pp_json_get(dst, "pushpool-run-id") && pp_json_set_string(dst, "pushpool-run-id", val))
+		return pp_fail(err, PP_ENOMEM, "out of memory adding labels");
+	pp_json_foreach(l, labels)
+	{
+		if (dst->count >= CR_MAX_LABELS)
+			break;
+		const char *v = pp_json_string(l);
+		if (!v)
+			continue;
+		gcp_label(key, sizeof(key), l->key, true);
+		gcp_label(val, sizeof(val), v, false);
+		/* Labels written in the job body itself take precedence. */
+		if (!pp_json_get(dst, key) && pp_json_set_string(dst, key, val))
+			return pp_fail(err, PP_ENOMEM, "out of memory adding labels");
+	}
+	return 0;
+}
+
+static int add_env(struct pp_json *container, const struct pp_json *job, struct pp_error *err)
+{
+	struct pp_json *env = pp_json_get(container, "env");
+	if (env && env->type == PP_JSON_OBJECT) {
+		struct pp_json *list = pp_json_new(PP_JSON_ARRAY);
+		if (!list)
+			return pp_fail(err, PP_ENOMEM, "out of memory building env");
+		int rc = pp_map_to_pairs(env, list, "name", "value", err);
+		if (pp_json_set(container, "env", list) || rc)
+			return rc ? rc : pp_fail(err, PP_ENOMEM, "out of memory building env");
+		env = pp_json_get(container, "env");
+	} else if (!env) {
+		if (pp_json_set(container, "env", pp_json_new(PP_JSON_ARRAY)))
+			return pp_fail(err, PP_ENOMEM, "out of memory building env");
+		env = pp_json_get(container, "env");
+	} else if (env->type != PP_JSON_ARRAY) {
+		return pp_fail(err, PP_EINVALID, "job_body container env must be a list, not %s",
+			       pp_json_type_name(env->type));
+	}
+	int rc = pp_map_to_pairs(pp_json_get(job, "env"), env, "name", "value", err);
+	if (rc)
+		return pp_error_prefix(err, "env: ");
+	/* {"NAME": {"secret": "s", "version": "latest"}}: Secret Manager refs. */
+	pp_json_foreach(s, pp_json_get(job, "env_from_secrets"))
+	{
+		if (s->type != PP_JSON_OBJECT || !pp_json_get_string(s, "secret"))
+			return pp_fail(
+				err, PP_EINVALID,
+				"env_from_secrets.%s must be {\"secret\": ..., \"version\": ...}",
+				s->key);
+		struct pp_json *src = pp_json_new(PP_JSON_OBJECT);
+		if (pp_json_set(src, "secretKeyRef", pp_json_clone(s))) {
+			pp_json_free(src);
+			return pp_fail(err, PP_ENOMEM, "out of memory building env");
+		}
+		struct pp_json *item = pp_json_new(PP_JSON_OBJECT);
+		if (pp_json_set_string(item, "name", s->key)) {
+			pp_json_free(src);
+			pp_json_free(item);
+			return pp_fail(err, PP_ENOMEM, "out of memory building env");
+		}
+		if (pp_json_set(item, "valueSource", src)) {
+			pp_json_free(item);
+			return pp_fail(err, PP_ENOMEM, "out of memory building env");
+		}
+		if (pp_json_append(env, item))
+			return pp_fail(err, PP_ENOMEM, "out of memory building env");
+	}
+	if (env->count == 0)
+		pp_json_remove(container, "env");
+	return 0;
+}
+
+/* Apply what Prefect's Cloud Run v2 worker does to job_body before
+ * creating the job (prefect_gcp/workers/cloud_run_v2.py prepare_for_flow_run). */
+static int shape_body(struct pp_run_io *io, struct pp_json *body, struct pp_error *err)
+{
+	const struct pp_json *job = io->job;
+	pp_json_strip_nulls(body);
+	struct pp_json *tt = pp_json_path(body, "template.template");
+	struct pp_json *c0 = pp_json_at(pp_json_get(tt, "containers"), 0);
+	if (!tt || tt->type != PP_JSON_OBJECT || !c0 || c0->type != PP_JSON_OBJECT)
+		return pp_fail(
+			err, PP_EINVALID,
+			"job_body.template.template.containers[0] is missing or not an object");
+	int rc = add_env(c0, job, err);
+	if (!rc)
+		rc = pp_normalize_command(c0, "command", err);
+	if (!rc)
+		rc = pp_normalize_command(c0, "args", err);
+	if (rc)
+		return pp_error_prefix(err, "job_body.template.template.containers[0].");
+	if (!pp_json_get(c0, "command")) {
+		struct pp_json *cmd;
+		rc = pp_shell_split("prefect flow-run execute", &cmd, err);
+		if (rc || pp_json_set(c0, "command", cmd))
+			return rc ? rc : pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	const char *image = pp_json_get_string(c0, "image");
+	if ((!image || !*image) && pp_json_set_string(c0, "image", CR_DEFAULT_IMAGE))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+
+	/* Durations are "<seconds>s" in proto3 JSON. */
+	struct pp_json *t = pp_json_get(job, "timeout");
+	if (!pp_json_is(t, PP_JSON_NUMBER))
+		t = pp_json_get(tt, "timeout");
+	if (pp_json_is(t, PP_JSON_NUMBER)) {
+		char d[32];
+		if (t->num <= 0 || t->num > 604800)
+			return pp_fail(err, PP_EINVALID,
+				       "timeout %.0f is out of range (1..604800 seconds)", t->num);
+		snprintf(d, sizeof(d), "%llds", (long long)t->num);
+		if (pp_json_set_string(tt, "timeout", d))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	struct pp_json *vpc = pp_json_get(tt, "vpcAccess");
+	if (vpc) {
+		const char *conn = pp_json_get_string(vpc, "connector");
+		if (conn && !*conn)
+			pp_json_remove(vpc, "connector");
+		if (vpc->type != PP_JSON_OBJECT || vpc->count == 0)
+			pp_json_remove(tt, "vpcAccess");
+	}
+	const char *sa = pp_json_get_string(tt, "serviceAccount");
+	if (sa && !*sa)
+		pp_json_remove(tt, "serviceAccount");
+
+	struct pp_json *labels = pp_json_get(job, "labels");
+	struct pp_json *exec_tpl = pp_json_get(body, "template");
+	rc = add_labels(body, labels, io->run_id, err);
+	if (!rc)
+		rc = add_labels(exec_tpl, labels, io->run_id, err);
+	return rc;
+}
+
+/* Project and region go into URL paths: keep them to their own alphabets. */
+static bool valid_segment(const char *s, const char *extra)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+			return false;
+	return true;
+}
+
+static int cr_prepare(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	const struct pp_json *job = io->job;
+	int rc;
+
+	if (!job || job->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID,
+			       "cloud-run: rendered job configuration is missing");
+	struct pp_json *jb = pp_json_get(job, "job_body");
+	if (!jb || jb->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "cloud-run: job_body must be an object");
+	st->keep_job = pp_json_get_bool(job, "keep_job", false);
+
+	const char *region = pp_json_get_string(job, "region");
+	const char *project = pp_json_get_string(job, "project");
+	if (!project || !*project)
+		project = pp_json_get_string(pp_json_get(job, "credentials"), "project");
+	if ((!project || !*project) && io->cred)
+		project = pp_cred_project(io->cred);
+	if (!project || !*project)
+		return pp_fail(
+			err, PP_EINVALID,
+			"cloud-run: no GCP project: the credential has none; set "
+			"credentials.project in the job variables or use a service-account key");
+	if (!region || !*region)
+		region = CR_DEFAULT_REGION;
+	if (!valid_segment(project, "-.:") || !valid_segment(region, "-"))
+		return pp_fail(err, PP_EINVALID, "cloud-run: invalid project '%s' or region '%s'",
+			       project, region);
+	if ((rc = pp_copy_str(st->project, sizeof(st->project), project, "project", err)) ||
+	    (rc = pp_copy_str(st->region, sizeof(st->region), region, "region", err)) ||
+	    (rc = pp_base_url(st->base, sizeof(st->base), io->endpoint, CR_DEFAULT_ENDPOINT,
+			      err)) ||
+	    (rc = pp_derive_name(st->job_id, sizeof(st->job_id), io->run_id, io->attempt, err)))
+		return pp_error_prefix(err, "cloud-run: ");
+	snprintf(st->job_name, sizeof(st->job_name), "projects/%s/locations/%s/jobs/%s",
+		 st->project, st->region, st->job_id);
+
+	st->body = pp_json_clone(jb);
+	if (!st->body)
+		return pp_fail(err, PP_ENOMEM, "cloud-run: out of memory");
+	pp_json_remove(st->body, "name");
+	rc = shape_body(io, st->body, err);
+	if (rc)
+		return pp_error_prefix(err, "cloud-run: ");
+	st->step = CR_CREATE;
+	return 0;
+}
+
+static int cr_restore(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	const char *name = io->infra_id;
+	const char *loc = strstr(name, "/locations/");
+	const char *jobs = strstr(name, "/jobs/");
+	const char *ex = strstr(name, "/executions/");
+
+	if (strncmp(name, "projects/", 9) || !loc || !jobs || !ex || loc > jobs || jobs > ex)
+		return pp_fail(err, PP_EINVALID,
+			       "cloud-run: infra id '%s' is not an execution name "
+			       "(projects/P/locations/R/jobs/J/executions/E)",
+			       name);
+	int np = (int)(loc - (name + 9)), nr = (int)(jobs - (loc + 11));
+	int nj = (int)(ex - name);
+	if (np <= 0 || (size_t)np >= sizeof(st->project) || nr <= 0 ||
+	    (size_t)nr >= sizeof(st->region) || (size_t)nj >= sizeof(st->job_name))
+		return pp_fail(err, PP_EINVALID, "cloud-run: infra id '%s' is malformed", name);
+	snprintf(st->project, sizeof(st->project), "%.*s", np, name + 9);
+	snprintf(st->region, sizeof(st->region), "%.*s", nr, loc + 11);
+	snprintf(st->job_name, sizeof(st->job_name), "%.*s", nj, name);
+	snprintf(st->job_id, sizeof(st->job_id), "%.*s", (int)(ex - (jobs + 6)), jobs + 6);
+	st->keep_job = pp_json_get_bool(io->job, "keep_job", false);
+	st->step = CR_SUBMITTED;
+	return pp_base_url(st->base, sizeof(st->base), io->endpoint, CR_DEFAULT_ENDPOINT, err);
+}
+
+static int send_to(struct pp_run_io *io, const char *method, const char *suffix,
+		   const struct pp_json *body, const char *name, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	char url[1024];
+	int n = snprintf(url, sizeof(url), "%s/v2/%s%s", st->base, name, suffix);
+	if (n < 0 || (size_t)n >= sizeof(url))
+		return pp_fail(err, PP_EINVALID, "cloud-run: URL for %s is too long", name);
+	int rc = pp_req_json(io, method, url, "application/json", body, err);
+	return rc ? rc : PP_STEP_SEND;
+}
+
+static int send_create(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	char url[1024];
+	int n = snprintf(url, sizeof(url), "%s/v2/projects/%s/locations/%s/jobs?jobId=%s", st->base,
+			 st->project, st->region, st->job_id);
+	if (n < 0 || (size_t)n >= sizeof(url))
+		return pp_fail(err, PP_EINVALID, "cloud-run: create URL is too long");
+	int rc = pp_req_json(io, "POST", url, "application/json", st->body, err);
+	return rc ? rc : PP_STEP_SEND;
+}
+
+static int send_run(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	struct pp_json *empty = pp_json_new(PP_JSON_OBJECT);
+	if (!empty)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	int rc = send_to(io, "POST", ":run", empty, st->job_name, err);
+	pp_json_free(empty);
+	return rc;
+}
+
+/* The job exists: adopt its execution, wait until it is ready, or run it. */
+static int on_job(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	struct pp_json *job;
+	int rc = pp_resp_json(io, "Cloud Run get job", &job, err);
+	if (rc)
+		return rc;
+	const char *exec = pp_json_get_string(pp_json_get(job, "latestCreatedExecution"), "name");
+	if (exec && *exec) {
+		/* A bare id is relative to the job; infra ids are full names. */
+		int n = strchr(exec, '/') ? snprintf(io->infra_id, sizeof(io->infra_id), "%s", exec)
+					  : snprintf(io->infra_id, sizeof(io->infra_id),
+						     "%s/executions/%s", st->job_name, exec);
+		pp_json_free(job);
+		if (n < 0 || (size_t)n >= sizeof(io->infra_id))
+			return pp_fail(err, PP_EINVALID,
+				       "Cloud Run job %s: execution name too long", st->job_name);
+		pp_info("cloud-run run %s: adopted execution %s of job %s", io->run_id,
+			io->infra_id, st->job_id);
+		st->step = CR_SUBMITTED;
+		return PP_STEP_DONE;
+	}
+	struct pp_json *tc = pp_json_get(job, "terminalCondition");
+	const char *state = pp_json_get_string(tc, "state");
+	if (state && !strcmp(state, "CONDITION_FAILED")) {
+		const char *reason = pp_json_get_string(tc, "reason");
+		rc = pp_fail(err, PP_EINVALID, "Cloud Run job %s is not ready: %s: %s",
+			     st->job_name, reason ? reason : "CONDITION_FAILED",
+			     pp_json_get_string(tc, "message") ? pp_json_get_string(tc, "message")
+							       : "");
+		pp_json_free(job);
+		return rc;
+	}
+	bool busy = pp_json_get_bool(job, "reconciling", false) ||
+		    (state && (!strcmp(state, "CONDITION_PENDING") ||
+			       !strcmp(state, "CONDITION_RECONCILING")));
+	pp_json_free(job);
+	if (busy) {
+		io->poll_after_ms = CR_READY_POLL_MS;
+		return PP_STEP_WAIT;
+	}
+	st->step = CR_RUN;
+	return send_run(io, err);
+}
+
+static int cr_submit(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	char gstatus[64];
+	int rc;
+
+	switch (st->step) {
+	case CR_CREATE:
+		if (!io->resp)
+			return send_create(io, err);
+		if (io->resp_rc) {
+			rc = cr_error(io, "create job", gstatus, sizeof(gstatus), err);
+			/* Our deterministic id exists: an earlier try created it. */
+			if (io->resp->status != 409 || !strcmp(gstatus, "ABORTED"))
+				return rc;
+			pp_error_clear(err);
+			pp_info("cloud-run run %s: job %s already exists, adopting it", io->run_id,
+				st->job_id);
+		}
+		st->step = CR_GET_JOB;
+		return send_to(io, "GET", "", NULL, st->job_name, err);
+	case CR_GET_JOB:
+		if (!io->resp)
+			return send_to(io, "GET", "", NULL, st->job_name, err);
+		if (io->resp_rc) {
+			rc = cr_error(io, "get job", NULL, 0, err);
+			/* We created it a moment ago: a 404 is a lagging read. */
+			if (rc == PP_ENOTFOUND)
+				rc = err->code = PP_ETRANSIENT;
+			return rc;
+		}
+		return on_job(io, err);
+	case CR_RUN:
+		if (!io->resp)
+			return send_run(io, err);
+		if (io->resp_rc) {
+			rc = cr_error(io, "run job", NULL, 0, err);
+			/* The run may have started even though the answer was
+			 * lost: look at the job again before running it. A
+			 * throttled call was refused, so it is simply repeated. */
+			if (rc == PP_ETRANSIENT)
+				st->step = CR_GET_JOB;
+			return rc;
+		}
+		break;
+	case CR_SUBMITTED: return PP_STEP_DONE;
+	}
+
+	struct pp_json *op;
+	rc = pp_resp_json(io, "Cloud Run run job", &op, err);
+	if (rc)
+		return rc;
+	const char *exec = pp_json_get_string(pp_json_get(op, "metadata"), "name");
+	if (!exec)
+		exec = pp_json_get_string(pp_json_get(op, "response"), "name");
+	if (!exec || !*exec) {
+		pp_json_free(op);
+		st->step = CR_GET_JOB;
+		return pp_fail(err, PP_ETRANSIENT,
+			       "Cloud Run run job %s: the operation names no execution",
+			       st->job_id);
+	}
+	rc = pp_copy_str(io->infra_id, sizeof(io->infra_id), exec, "execution name", err);
+	pp_json_free(op);
+	if (rc)
+		return rc;
+	st->step = CR_SUBMITTED;
+	return PP_STEP_DONE;
+}
+
+static const struct pp_json *find_condition(const struct pp_json *ex, const char *type)
+{
+	pp_json_foreach(c, pp_json_get(ex, "conditions"))
+	{
+		const char *t = pp_json_get_string(c, "type");
+		if (t && !strcmp(t, type))
+			return c;
+	}
+	return NULL;
+}
+
+static void map_execution(struct pp_run_io *io, const struct pp_json *ex)
+{
+	long long running = pp_json_get_int(ex, "runningCount", 0);
+	long long succeeded = pp_json_get_int(ex, "succeededCount", 0);
+	long long failed = pp_json_get_int(ex, "failedCount", 0);
+	long long cancelled = pp_json_get_int(ex, "cancelledCount", 0);
+	long long tasks = pp_json_get_int(ex, "taskCount", 1);
+	const struct pp_json *done = find_condition(ex, "Completed");
+	const char *state = pp_json_get_string(done, "state");
+	const char *reason = pp_json_get_string(done, "executionReason");
+	const char *msg = pp_json_get_string(done, "message");
+
+	io->exit_code = -1;
+	io->message[0] = '\0';
+	if (!pp_json_get_string(ex, "completionTime")) {
+		if (running > 0)
+			io->state_out = PP_RUN_RUNNING;
+		else if (pp_json_get_string(ex, "startTime"))
+			io->state_out = PP_RUN_PROVISIONING;
+		else
+			io->state_out = PP_RUN_QUEUED;
+		return;
+	}
+	if (state && !strcmp(state, "CONDITION_SUCCEEDED")) {
+		io->state_out = PP_RUN_SUCCEEDED;
+		io->exit_code = 0;
+		return;
+	}
+	if (!state && succeeded >= tasks && failed == 0 && cancelled == 0) {
+		io->state_out = PP_RUN_SUCCEEDED;
+		io->exit_code = 0;
+		return;
+	}
+	if ((reason && (!strcmp(reason, "CANCELLED") || !strcmp(reason, "CANCELLING"))) ||
+	    (cancelled > 0 && failed == 0)) {
+		io->state_out = PP_RUN_CANCELLED;
+		pp_set_message(io->message, sizeof(io->message), "%s",
+			       msg ? msg : "execution was cancelled");
+		return;
+	}
+	io->state_out = PP_RUN_FAILED;
+	pp_set_message(io->message, sizeof(io->message), "%s%s%s (%lld of %lld tasks failed)",
+		       reason ? reason : "execution failed", msg ? ": " : "", msg ? msg : "",
+		       failed, tasks);
+}
+
+static int cr_status(struct pp_run_io *io, struct pp_error *err)
+{
+	if (!io->infra_id[0])
+		return pp_fail(err, PP_EINVALID, "cloud-run status: run %s has no execution",
+			       io->run_id);
+	if (!io->resp)
+		return send_to(io, "GET", "", NULL, io->infra_id, err);
+	if (io->resp_rc)
+		return cr_error(io, "get execution", NULL, 0, err);
+	struct pp_json *ex;
+	int rc = pp_resp_json(io, "Cloud Run get execution", &ex, err);
+	if (rc)
+		return rc;
+	map_execution(io, ex);
+	pp_json_free(ex);
+	return PP_STEP_DONE;
+}
+
+static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
+{
+	char gstatus[64];
+	if (!io->infra_id[0])
+		return pp_fail(err, PP_EINVALID, "cloud-run cancel: run %s has no execution",
+			       io->run_id);
+	if (!io->resp) {
+		struct pp_json *empty = pp_json_new(PP_JSON_OBJECT);
+		if (!empty)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		int rc = send_to(io, "POST", ":cancel", empty, io->infra_id, err);
+		pp_json_free(empty);
+		return rc;
+	}
+	if (!io->resp_rc)
+		return PP_STEP_DONE;
+	int rc = cr_error(io, "cancel execution", gstatus, sizeof(gstatus), err);
+	/* Cancelling a finished execution is refused; nothing is left to stop. */
+	if (!strcmp(gstatus, "FAILED_PRECONDITION")) {
+		pp_set_message(io->message, sizeof(io->message), "%s", err->msg);
+		pp_error_clear(err);
+		return PP_STEP_DONE;
+	}
+	return rc;
+}
+
+static int cr_cleanup(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	if (st->keep_job || !st->job_name[0])
+		return PP_STEP_DONE;
+	if (!io->resp)
+		return send_to(io, "DELETE", "", NULL, st->job_name, err);
+	if (!io->resp_rc || io->resp_rc == PP_ENOTFOUND)
+		return PP_STEP_DONE;
+	return cr_error(io, "delete job", NULL, 0, err);
+}
+
+static void cr_release(void *state)
+{
+	struct cr_state *st = state;
+	pp_json_free(st->body);
+	st->body = NULL;
+}
+
+static const char *const cr_pool_types[] = {"cloud-run-v2:push", "cloud-run-v2", NULL};
+
+const struct pp_provider pp_provider_cloudrun = {
+	.abi = PP_PROVIDER_ABI,
+	.name = "cloud-run",
+	.pool_types = cr_pool_types,
+	.caps = PP_CAP_CANCEL | PP_CAP_CLEANUP | PP_CAP_ADOPT,
+	.state_size = sizeof(struct cr_state),
+	.prepare = cr_prepare,
+	.restore = cr_restore,
+	.submit = cr_submit,
+	.status = cr_status,
+	.cancel = cr_cancel,
+	.cleanup = cr_cleanup,
+	.release = cr_release,
+	.release_shared = NULL,
+};

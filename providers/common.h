@@ -1,0 +1,66 @@
+/* Helpers shared by the cloud backends: deterministic names, request and
+ * response plumbing, and the job-shaping steps Prefect's workers apply to a
+ * rendered job configuration (command strings, env and label maps). */
+#ifndef PP_PROVIDERS_COMMON_H
+#define PP_PROVIDERS_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dispatcher/err.h"
+#include "dispatcher/json.h"
+#include "providers/provider.h"
+
+/* Largest response body a backend accepts from a cloud API. */
+#define PP_PROVIDER_MAX_RESPONSE ((size_t)4 << 20)
+
+/* "pp-<32 hex>-<attempt>": a UUID run id keeps its hex digits, any other id
+ * is replaced by the first 32 hex digits of its SHA-256. The result is a
+ * valid Cloud Run job id, ECS clientToken and startedBy (at most 48 bytes). */
+int pp_derive_name(char *out, size_t size, const char *run_id, int attempt,
+		   struct pp_error *err);
+
+/* Lowercase hex SHA-256 of n bytes. */
+void pp_sha256_hex(const void *p, size_t n, char out[65]);
+
+/* Copy src into dst; PP_EINVALID naming `what` when it does not fit. */
+int pp_copy_str(char *dst, size_t size, const char *src, const char *what, struct pp_error *err);
+
+/* Base URL without trailing slash: the endpoint override when set, else def. */
+int pp_base_url(char *out, size_t size, const char *endpoint, const char *def,
+		struct pp_error *err);
+
+/* Split a command line into words the way sh does for quotes and
+ * backslashes (no expansion); *out is a new array of strings. */
+int pp_shell_split(const char *s, struct pp_json **out, struct pp_error *err);
+
+/* Normalise a "command"/"args" value in place in obj: a string becomes its
+ * word list, null or "" removes the member, an array is kept. */
+int pp_normalize_command(struct pp_json *obj, const char *key, struct pp_error *err);
+
+/* Remove null members and null array elements, recursively. */
+void pp_json_strip_nulls(struct pp_json *j);
+
+/* Append {name_key: k, value_key: v} for each member of map to list
+ * (non-string values are written as JSON text). Entries already in list
+ * with the same name are replaced, so a later map wins. */
+int pp_map_to_pairs(const struct pp_json *map, struct pp_json *list, const char *name_key,
+		    const char *value_key, struct pp_error *err);
+
+/* Turn a number member into its decimal string form in place ("1024"). */
+int pp_number_to_string(struct pp_json *obj, const char *key);
+
+/* Fill io->req with a request carrying a compact JSON body (may be NULL),
+ * the given Content-Type and io->cred. */
+int pp_req_json(struct pp_run_io *io, const char *method, const char *url,
+		const char *content_type, const struct pp_json *body, struct pp_error *err);
+
+/* Parse the body of io->resp as a JSON object; `what` names the call. */
+int pp_resp_json(const struct pp_run_io *io, const char *what, struct pp_json **out,
+		 struct pp_error *err);
+
+/* Copy text into one of the io's fixed message fields, truncating. */
+void pp_set_message(char *dst, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

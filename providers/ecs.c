@@ -1,0 +1,1153 @@
+/* AWS ECS (pool type ecs:push), JSON 1.1 protocol signed with SigV4.
+ *
+ * submit: a task definition is registered once per distinct rendered
+ * definition and pool: runs share a cache keyed by the SHA-256 of the
+ * definition, and while one run registers, the others wait (single flight).
+ * With match_latest_revision_in_family the family's latest revision is
+ * reused when it matches. RegisterTaskDefinition is not idempotent, so an
+ * ambiguous failure is followed by DescribeTaskDefinition looking for our
+ * hash tag before registering again. RunTask carries a clientToken derived
+ * from the run id and attempt, so a repeated RunTask returns the same task.
+ * status: DescribeTasks. cancel: StopTask. cleanup: DeregisterTaskDefinition
+ * of definitions this process registered, when the last run using it ends. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth/auth.h"
+#include "dispatcher/log.h"
+#include "providers/common.h"
+#include "providers/provider.h"
+
+#define ECS_TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
+#define ECS_CONTENT_TYPE "application/x-amz-json-1.1"
+#define ECS_DEFAULT_IMAGE "prefecthq/prefect:3-latest"
+#define ECS_DEFAULT_CONTAINER "prefect"
+#define ECS_HASH_TAG "pushpool:td-hash"
+#define ECS_RUN_TAG "pushpool:run-id"
+#define ECS_MAX_OVERRIDES 8192
+#define ECS_SINGLE_FLIGHT_WAIT_MS 200
+
+enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
+
+struct ecs_td_entry {
+	char hash[65];
+	char arn[512];
+	bool ready;	      /* else a run is registering it */
+	bool registered_here; /* we registered it, so we may deregister it */
+	int users;	      /* runs that ran a task with it and have not cleaned up */
+	const void *owner;    /* state of the registering run */
+	struct ecs_td_entry *next;
+};
+
+struct ecs_shared {
+	struct ecs_td_entry *entries;
+};
+
+struct ecs_state {
+	char base[256];
+	char region[32];
+	char cluster[256];
+	char container[256];
+	char hash[65];
+	char td_arn[512];
+	char token[64];
+	bool td_given; /* task_definition_arn set: never register */
+	bool match_latest;
+	bool auto_deregister;
+	bool reconciling;     /* a RegisterTaskDefinition answer was lost */
+	bool using_entry;     /* holds one `users` count on its cache entry */
+	bool registered_here; /* no cache: this run registered td_arn */
+	bool deregistering;   /* cleanup sent DeregisterTaskDefinition */
+	long poll_ms;
+	enum ecs_step step;
+	struct ecs_shared *shared;
+	struct pp_json *td;  /* RegisterTaskDefinition body */
+	struct pp_json *run; /* RunTask body, taskDefinition filled in later */
+};
+
+/* ---- errors ---- */
+
+static const char *const throttle_codes[] = {
+	"Throttling",
+	"ThrottlingException",
+	"ThrottledException",
+	"RequestThrottledException",
+	"TooManyRequestsException",
+	"RequestLimitExceeded",
+	"RequestThrottled",
+	"LimitExceededException",
+	"SlowDown",
+	NULL,
+};
+static const char *const transient_codes[] = {
+	"ServerException",
+	"RequestTimeout",
+	"RequestTimeoutException",
+	"PriorRequestNotComplete",
+	"ServiceUnavailableException",
+	"InternalFailure",
+	NULL,
+};
+static const char *const auth_codes[] = {
+	"AccessDeniedException",
+	"UnrecognizedClientException",
+	"InvalidSignatureException",
+	"ExpiredTokenException",
+	"MissingAuthenticationTokenException",
+	"IncompleteSignatureException",
+	NULL,
+};
+
+static bool in_list(const char *const *list, const char *s)
+{
+	for (; *list; list++)
+		if (!strcmp(*list, s))
+			return true;
+	return false;
+}
+
+/* "com.amazon.coral.validate#ValidationException:http://..." -> code, the
+ * way botocore reads __type. */
+static void error_code(const char *type, char *out, size_t size)
+{
+	const char *hash = strrchr(type, '#');
+	const char *s = hash ? hash + 1 : type;
+	size_t n = strcspn(s, ":");
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+/* Map an ECS error response; fills `code` with the error code name and
+ * keeps the parsed body in *body_out when asked (ConflictException). */
+static int ecs_error(const struct pp_run_io *io, const char *action, char *code, size_t code_size,
+		     struct pp_json **body_out, struct pp_error *err)
+{
+	int rc = io->resp_rc;
+	long http = io->resp->status;
+	long retry_ms = io->resp_err ? io->resp_err->retry_after_ms : 0;
+	struct pp_json *body = NULL;
+
+	code[0] = '\0';
+	if (body_out)
+		*body_out = NULL;
+	if (http == 0) {
+		pp_fail(err, rc, "ECS %s: %s", action,
+			io->resp_err ? io->resp_err->msg : "no response");
+		err->retry_after_ms = retry_ms;
+		return rc;
+	}
+	const char *ra = pp_http_resp_header(io->resp, "x-amz-retry-after");
+	if (ra && atol(ra) > retry_ms)
+		retry_ms = atol(ra);
+	struct pp_json_limits lim = {.max_bytes = PP_PROVIDER_MAX_RESPONSE, .max_depth = 0};
+	const char *msg = NULL;
+	if (io->resp->body.len &&
+	    pp_json_parse(io->resp->body.data, io->resp->body.len, &lim, &body, NULL) == 0) {
+		const char *type = pp_json_get_string(body, "__type");
+		if (type)
+			error_code(type, code, code_size);
+		msg = pp_json_get_string(body, "message");
+		if (!msg)
+			msg = pp_json_get_string(body, "Message");
+	}
+	if (!code[0]) {
+		const char *hdr = pp_http_resp_header(io->resp, "x-amzn-errortype");
+		if (hdr)
+			error_code(hdr, code, code_size);
+	}
+	if (code[0]) {
+		if (in_list(throttle_codes, code))
+			rc = PP_ETHROTTLED;
+		else if (in_list(transient_codes, code))
+			rc = PP_ETRANSIENT;
+		else if (in_list(auth_codes, code) && http != 401)
+			rc = PP_EAUTH;
+		else if (!strcmp(code, "ConflictException"))
+			rc = PP_ECONFLICT;
+	}
+	if (code[0] || msg)
+		pp_fail(err, rc, "ECS %s: HTTP %ld %s: %s", action, http, code,
+			msg ? msg : "(no message)");
+	else
+		pp_fail(err, rc, "ECS %s: %s", action, io->resp_err->msg);
+	err->retry_after_ms = retry_ms;
+	if (body_out)
+		*body_out = body;
+	else
+		pp_json_free(body);
+	return rc;
+}
+
+/* ---- requests ---- */
+
+static int send_action(struct pp_run_io *io, const char *action, const struct pp_json *body,
+		       struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	char url[300];
+	snprintf(url, sizeof(url), "%s/", st->base);
+	int rc = pp_req_json(io, "POST", url, ECS_CONTENT_TYPE, body, err);
+	if (rc)
+		return rc;
+	if (pp_http_req_header(&io->req, "X-Amz-Target", ECS_TARGET_PREFIX "%s", action))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return PP_STEP_SEND;
+}
+
+static struct pp_json *string_array(const char *s)
+{
+	struct pp_json *a = pp_json_new(PP_JSON_ARRAY);
+	if (pp_json_append(a, pp_json_new_string(s))) {
+		pp_json_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static int set_cluster(struct pp_json *obj, const struct ecs_state *st)
+{
+	return st->cluster[0] ? pp_json_set_string(obj, "cluster", st->cluster) : 0;
+}
+
+/* ---- the rendered job -> request bodies ---- */
+
+static bool is_fargate(const struct pp_json *run)
+{
+	const char *lt = pp_json_get_string(run, "launchType");
+	if (lt && !strncmp(lt, "FARGATE", 7))
+		return true;
+	pp_json_foreach(cp, pp_json_get(run, "capacityProviderStrategy"))
+	{
+		const char *name = pp_json_get_string(cp, "capacityProvider");
+		if (name && !strncmp(name, "FARGATE", 7))
+			return true;
+	}
+	return false;
+}
+
+static struct pp_json *pick_container(struct pp_json *defs, const char *name)
+{
+	pp_json_foreach(c, defs)
+	{
+		const char *n = pp_json_get_string(c, "name");
+		if (n && !strcmp(n, name))
+			return c;
+	}
+	return pp_json_at(defs, 0);
+}
+
+static int ensure_member(struct pp_json *obj, const char *key, enum pp_json_type t,
+			 struct pp_json **out, struct pp_error *err)
+{
+	struct pp_json *v = pp_json_get(obj, key);
+	if (!v) {
+		if (pp_json_set(obj, key, pp_json_new(t)))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		v = pp_json_get(obj, key);
+	}
+	if (v->type != t)
+		return pp_fail(err, PP_EINVALID, "%s must be %s, not %s", key, pp_json_type_name(t),
+			       pp_json_type_name(v->type));
+	*out = v;
+	return 0;
+}
+
+static int shape_logs(struct ecs_state *st, const struct pp_json *job, struct pp_json *td,
+		      struct pp_json *c, struct pp_error *err)
+{
+	if (!pp_json_get_bool(job, "configure_cloudwatch_logs", false) ||
+	    pp_json_get(c, "logConfiguration"))
+		return 0;
+	if (!pp_json_get_string(td, "executionRoleArn"))
+		return pp_fail(err, PP_EINVALID,
+			       "configure_cloudwatch_logs needs execution_role_arn (the role "
+			       "that writes the logs)");
+	const char *prefix = pp_json_get_string(job, "cloudwatch_logs_prefix");
+	struct pp_json *lc = pp_json_new(PP_JSON_OBJECT);
+	struct pp_json *opts = pp_json_new(PP_JSON_OBJECT);
+	int rc = pp_json_set_string(lc, "logDriver", "awslogs");
+	rc = rc ? rc : pp_json_set_string(opts, "awslogs-create-group", "true");
+	rc = rc ? rc : pp_json_set_string(opts, "awslogs-group", "prefect");
+	rc = rc ? rc : pp_json_set_string(opts, "awslogs-region", st->region);
+	rc = rc ? rc
+		: pp_json_set_string(opts, "awslogs-stream-prefix", prefix ? prefix : "prefect");
+	pp_json_foreach(o,
+			pp_json_get(job, "cloudwatch_logs_options")) if (!rc &&
+									 o->type == PP_JSON_STRING)
+		rc = pp_json_set_string(opts, o->key, o->str);
+	if (rc) {
+		pp_json_free(opts);
+		pp_json_free(lc);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	if (pp_json_set(lc, "options", opts) || pp_json_set(c, "logConfiguration", lc))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* EC2 tasks need container-level cpu and memory, as integers. */
+static int container_units(struct pp_json *c, const char *key, const struct pp_json *task_value,
+			   long long def)
+{
+	const struct pp_json *v = pp_json_get(c, key);
+	if (!v)
+		v = task_value;
+	long long n = def;
+	if (v && (v->type == PP_JSON_STRING || v->type == PP_JSON_NUMBER))
+		n = strtoll(v->str, NULL, 10);
+	return pp_json_set_int(c, key, n > 0 ? n : def);
+}
+
+static int shape_td(struct ecs_state *st, const struct pp_json *job, struct pp_error *err)
+{
+	bool fargate = is_fargate(st->run);
+	const char *launch_type = pp_json_get_string(st->run, "launchType");
+	const struct pp_json *src = pp_json_get(job, "task_definition");
+	st->td = src ? pp_json_clone(src) : pp_json_new(PP_JSON_OBJECT);
+	if (!st->td || st->td->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "task_definition must be an object");
+	struct pp_json *td = st->td;
+	pp_json_strip_nulls(td);
+	const char *family = pp_json_get_string(td, "family");
+	if (!family || !*family)
+		family = pp_json_get_string(job, "family");
+	if (family && *family) {
+		if (pp_json_set_string(td, "family", family))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	} else {
+		pp_json_remove(td, "family");
+	}
+	const char *role = pp_json_get_string(td, "executionRoleArn");
+	if (role && !*role)
+		pp_json_remove(td, "executionRoleArn");
+
+	struct pp_json *defs;
+	int rc = ensure_member(td, "containerDefinitions", PP_JSON_ARRAY, &defs, err);
+	if (rc)
+		return pp_error_prefix(err, "task_definition.");
+	if (!defs->count && pp_json_append(defs, pp_json_new(PP_JSON_OBJECT)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	struct pp_json *c = pick_container(defs, st->container);
+	if (c->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID,
+			       "task_definition.containerDefinitions[0] must be "
+			       "an object");
+	const char *name = pp_json_get_string(c, "name");
+	if (!name || !*name) {
+		if (pp_json_set_string(c, "name", st->container))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	} else {
+		snprintf(st->container, sizeof(st->container), "%s", name);
+	}
+	const char *image = pp_json_get_string(c, "image");
+	if ((!image || !*image) && pp_json_set_string(c, "image", ECS_DEFAULT_IMAGE))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+
+	/* RegisterTaskDefinition takes cpu and memory as strings. */
+	if (pp_number_to_string(td, "cpu") || pp_number_to_string(td, "memory"))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	if (fargate) {
+		if (!pp_json_get(td, "cpu") && pp_json_set_string(td, "cpu", "1024"))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		if (!pp_json_get(td, "memory") && pp_json_set_string(td, "memory", "2048"))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		if (!pp_json_get(td, "networkMode") &&
+		    pp_json_set_string(td, "networkMode", "awsvpc"))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		if (!pp_json_get(td, "requiresCompatibilities") &&
+		    pp_json_set(td, "requiresCompatibilities", string_array("FARGATE")))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	} else if (launch_type && !strcmp(launch_type, "EC2")) {
+		if (container_units(c, "cpu", pp_json_get(td, "cpu"), 1024) ||
+		    container_units(c, "memory", pp_json_get(td, "memory"), 2048))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	rc = shape_logs(st, job, td, c, err);
+	if (rc || pp_json_get(td, "family"))
+		return rc;
+	/* No family given: name it after the definition's content, so equal
+	 * definitions share a family and revisions stay comparable. */
+	char *canon = pp_json_to_string(td, PP_JSON_COMPACT);
+	if (!canon)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	char hash[65], family_name[32];
+	pp_sha256_hex(canon, strlen(canon), hash);
+	free(canon);
+	snprintf(family_name, sizeof(family_name), "pushpool-%.16s", hash);
+	if (pp_json_set_string(td, "family", family_name))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int shape_network(struct pp_json *run, const struct pp_json *job, bool fargate,
+			 struct pp_error *err)
+{
+	if (pp_json_get(run, "networkConfiguration"))
+		return 0;
+	const struct pp_json *net = pp_json_get(job, "network_configuration");
+	if (net && net->type == PP_JSON_OBJECT && net->count) {
+		struct pp_json *nc = pp_json_new(PP_JSON_OBJECT);
+		const struct pp_json *vpc = pp_json_get(net, "awsvpcConfiguration");
+		if (pp_json_set(nc, "awsvpcConfiguration", pp_json_clone(vpc ? vpc : net))) {
+			pp_json_free(nc);
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+		if (pp_json_set(run, "networkConfiguration", nc))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		return 0;
+	}
+	if (!fargate)
+		return 0;
+	/* Prefect looks up the VPC's subnets through EC2; we keep to ECS. */
+	return pp_fail(err, PP_EINVALID,
+		       "Fargate tasks need network_configuration with subnets (and optionally "
+		       "securityGroups, assignPublicIp)%s",
+		       pp_json_get_string(job, "vpc_id")
+			       ? "; vpc_id alone is not resolved to subnets"
+			       : "");
+}
+
+static int shape_overrides(struct ecs_state *st, struct pp_json *run, struct pp_error *err)
+{
+	struct pp_json *ov, *cos;
+	int rc = ensure_member(run, "overrides", PP_JSON_OBJECT, &ov, err);
+	rc = rc ? rc : ensure_member(ov, "containerOverrides", PP_JSON_ARRAY, &cos, err);
+	if (rc)
+		return pp_error_prefix(err, "task_run_request.");
+	if (!cos->count && pp_json_append(cos, pp_json_new(PP_JSON_OBJECT)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	struct pp_json *co = pp_json_at(cos, 0);
+	if (co->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "containerOverrides[0] must be an object");
+	if (pp_json_set_string(co, "name", st->container))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	rc = pp_normalize_command(co, "command", err);
+	if (rc)
+		return pp_error_prefix(err, "task_run_request.overrides.containerOverrides[0].");
+	if (!pp_json_get(co, "command")) {
+		struct pp_json *cmd;
+		rc = pp_shell_split("prefect flow-run execute", &cmd, err);
+		if (rc || pp_json_set(co, "command", cmd))
+			return rc ? rc : pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	struct pp_json *env = pp_json_get(co, "environment");
+	if (env && env->type == PP_JSON_OBJECT) {
+		struct pp_json *list = pp_json_new(PP_JSON_ARRAY);
+		rc = pp_map_to_pairs(env, list, "name", "value", err);
+		if (rc) {
+			pp_json_free(list);
+			return pp_error_prefix(err, "env: ");
+		}
+		if (pp_json_set(co, "environment", list))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	env = pp_json_get(co, "environment");
+	if (env && env->type == PP_JSON_ARRAY && env->count == 0)
+		pp_json_remove(co, "environment");
+	/* Task-level overrides are strings, container-level ones integers. */
+	if (pp_number_to_string(ov, "cpu") || pp_number_to_string(ov, "memory"))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	char *text = pp_json_to_string(ov, PP_JSON_COMPACT);
+	if (!text)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	size_t n = strlen(text);
+	free(text);
+	if (n > ECS_MAX_OVERRIDES)
+		return pp_fail(err, PP_EINVALID,
+			       "task_run_request.overrides is %zu characters; ECS allows %d (move "
+			       "large environment values into the task definition or secrets)",
+			       n, ECS_MAX_OVERRIDES);
+	return 0;
+}
+
+static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error *err)
+{
+	struct pp_json *tags = pp_json_get(run, "tags");
+	struct pp_json *list = pp_json_new(PP_JSON_ARRAY);
+	int rc = 0;
+	if (tags && tags->type == PP_JSON_ARRAY) {
+		pp_json_foreach(t, tags) if (!rc) rc = pp_json_append(list, pp_json_clone(t));
+	} else if (tags) {
+		rc = pp_map_to_pairs(tags, list, "key", "value", err);
+	}
+	struct pp_json *run_tag = pp_json_new(PP_JSON_OBJECT);
+	if (!rc && (pp_json_set_string(run_tag, "key", ECS_RUN_TAG) ||
+		    pp_json_set_string(run_tag, "value", io->run_id)))
+		rc = PP_ENOMEM;
+	if (!rc) {
+		rc = pp_json_append(list, run_tag);
+		run_tag = NULL;
+	}
+	pp_json_free(run_tag);
+	if (rc) {
+		pp_json_free(list);
+		return rc == PP_ENOMEM ? pp_fail(err, rc, "out of memory")
+				       : pp_error_prefix(err, "labels: ");
+	}
+	return pp_json_set(run, "tags", list) ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
+}
+
+static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp_json *job,
+		     struct pp_error *err)
+{
+	const struct pp_json *src = pp_json_get(job, "task_run_request");
+	st->run = src ? pp_json_clone(src) : pp_json_new(PP_JSON_OBJECT);
+	if (!st->run || st->run->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "task_run_request must be an object");
+	struct pp_json *run = st->run;
+	pp_json_strip_nulls(run);
+
+	const char *arn = pp_json_get_string(run, "taskDefinition");
+	if (arn && *arn) {
+		st->td_given = true;
+		snprintf(st->td_arn, sizeof(st->td_arn), "%s", arn);
+	}
+	pp_json_remove(run, "taskDefinition");
+	const char *cluster = pp_json_get_string(run, "cluster");
+	if (!cluster || !*cluster)
+		cluster = pp_json_get_string(job, "cluster");
+	if (cluster && *cluster)
+		snprintf(st->cluster, sizeof(st->cluster), "%s", cluster);
+	pp_json_remove(run, "cluster");
+	if (set_cluster(run, st))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+
+	/* FARGATE_SPOT is a capacity provider, not a launch type; an explicit
+	 * strategy excludes launchType. */
+	struct pp_json *cps = pp_json_get(run, "capacityProviderStrategy");
+	if (cps && (cps->type != PP_JSON_ARRAY || cps->count == 0)) {
+		pp_json_remove(run, "capacityProviderStrategy");
+		cps = NULL;
+	}
+	const char *lt = pp_json_get_string(run, "launchType");
+	if (lt && !strcmp(lt, "FARGATE_SPOT") && !cps) {
+		struct pp_json *s = pp_json_new(PP_JSON_OBJECT);
+		struct pp_json *arr = pp_json_new(PP_JSON_ARRAY);
+		if (pp_json_set_string(s, "capacityProvider", "FARGATE_SPOT") ||
+		    pp_json_set_int(s, "weight", 1)) {
+			pp_json_free(s);
+			pp_json_free(arr);
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+		if (pp_json_append(arr, s) || pp_json_set(run, "capacityProviderStrategy", arr))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		cps = pp_json_get(run, "capacityProviderStrategy");
+	}
+	bool fargate = is_fargate(run);
+	if (cps)
+		pp_json_remove(run, "launchType");
+
+	int rc = shape_network(run, job, fargate, err);
+	rc = rc ? rc : shape_overrides(st, run, err);
+	rc = rc ? rc : shape_tags(io, run, err);
+	if (rc)
+		return rc;
+	if (pp_json_set_string(run, "startedBy", st->token) ||
+	    pp_json_set_string(run, "clientToken", st->token))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	const struct pp_json *job = io->job;
+	int rc;
+
+	if (!job || job->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "ecs: rendered job configuration is missing");
+	const char *region = pp_json_get_string(job, "region");
+	if (!region || !*region)
+		region = pp_json_get_string(pp_json_get(job, "aws_credentials"), "region_name");
+	if ((!region || !*region) && io->cred)
+		region = pp_cred_aws_region(io->cred);
+	if (!region || !*region)
+		return pp_fail(err, PP_EINVALID,
+			       "ecs: no AWS region: set region in the "
+			       "[credentials] section or aws_credentials.region_name");
+	for (const char *p = region; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return pp_fail(err, PP_EINVALID, "ecs: invalid region '%s'", region);
+	if ((rc = pp_copy_str(st->region, sizeof(st->region), region, "region", err)))
+		return pp_error_prefix(err, "ecs: ");
+	char def[128];
+	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
+	if ((rc = pp_base_url(st->base, sizeof(st->base), io->endpoint, def, err)) ||
+	    (rc = pp_derive_name(st->token, sizeof(st->token), io->run_id, io->attempt, err)))
+		return pp_error_prefix(err, "ecs: ");
+	if (io->cred)
+		pp_cred_set_aws_scope(io->cred, st->region, "ecs");
+
+	const char *cname = pp_json_get_string(job, "container_name");
+	snprintf(st->container, sizeof(st->container), "%s",
+		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);
+	st->match_latest = pp_json_get_bool(job, "match_latest_revision_in_family", false);
+	st->auto_deregister = pp_json_get_bool(job, "auto_deregister_task_definition", false);
+	double poll = 0;
+	if (pp_json_get_number(job, "task_watch_poll_interval", &poll) && poll > 0)
+		st->poll_ms = (long)(poll * 1000.0);
+
+	rc = shape_run(st, io, job, err);
+	if (rc)
+		return pp_error_prefix(err, "ecs: ");
+	if (!st->td_given) {
+		rc = shape_td(st, job, err);
+		if (rc)
+			return pp_error_prefix(err, "ecs: ");
+		char *canon = pp_json_to_string(st->td, PP_JSON_COMPACT);
+		if (!canon)
+			return pp_fail(err, PP_ENOMEM, "ecs: out of memory");
+		pp_sha256_hex(canon, strlen(canon), st->hash);
+		free(canon);
+		/* The hash tag lets a later DescribeTaskDefinition recognise it. */
+		struct pp_json *tags;
+		struct pp_json *t = pp_json_new(PP_JSON_OBJECT);
+		rc = ensure_member(st->td, "tags", PP_JSON_ARRAY, &tags, err);
+		if (rc || pp_json_set_string(t, "key", ECS_HASH_TAG) ||
+		    pp_json_set_string(t, "value", st->hash)) {
+			pp_json_free(t);
+			return rc ? pp_error_prefix(err, "ecs: task_definition.")
+				  : pp_fail(err, PP_ENOMEM, "ecs: out of memory");
+		}
+		if (pp_json_append(tags, t))
+			return pp_fail(err, PP_ENOMEM, "ecs: out of memory");
+	}
+	if (io->pool_shared) {
+		if (!*io->pool_shared) {
+			*io->pool_shared = calloc(1, sizeof(struct ecs_shared));
+			if (!*io->pool_shared)
+				return pp_fail(err, PP_ENOMEM, "ecs: out of memory");
+		}
+		st->shared = *io->pool_shared;
+	}
+	st->step = ECS_TD;
+	return 0;
+}
+
+/* "arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID" (the long ARN format). */
+static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	const char *arn = io->infra_id;
+	char region[32] = "";
+	if (strncmp(arn, "arn:", 4))
+		return pp_fail(err, PP_EINVALID, "ecs: infra id '%s' is not a task ARN", arn);
+	const char *p = arn;
+	for (int i = 0; i < 3 && p; i++)
+		p = strchr(p + 1, ':');
+	const char *q = p ? strchr(p + 1, ':') : NULL;
+	if (!p || !q || (size_t)(q - p - 1) >= sizeof(region))
+		return pp_fail(err, PP_EINVALID, "ecs: infra id '%s' is not a task ARN", arn);
+	snprintf(region, sizeof(region), "%.*s", (int)(q - p - 1), p + 1);
+	const char *task = strstr(q, ":task/");
+	if (!task)
+		return pp_fail(err, PP_EINVALID, "ecs: infra id '%s' is not a task ARN", arn);
+	const char *slash = strchr(task + 6, '/');
+	if (slash && (size_t)(slash - task - 6) < sizeof(st->cluster))
+		snprintf(st->cluster, sizeof(st->cluster), "%.*s", (int)(slash - task - 6),
+			 task + 6);
+	else
+		snprintf(st->cluster, sizeof(st->cluster), "%s",
+			 pp_json_get_string(io->job, "cluster")
+				 ? pp_json_get_string(io->job, "cluster")
+				 : "");
+	snprintf(st->region, sizeof(st->region), "%s", region);
+	char def[128];
+	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
+	if (io->cred)
+		pp_cred_set_aws_scope(io->cred, st->region, "ecs");
+	const char *cname = pp_json_get_string(io->job, "container_name");
+	snprintf(st->container, sizeof(st->container), "%s",
+		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);
+	double poll = 0;
+	if (pp_json_get_number(io->job, "task_watch_poll_interval", &poll) && poll > 0)
+		st->poll_ms = (long)(poll * 1000.0);
+	st->step = ECS_SUBMITTED;
+	return pp_base_url(st->base, sizeof(st->base), io->endpoint, def, err);
+}
+
+/* ---- task definition cache ---- */
+
+static struct ecs_td_entry *cache_find(struct ecs_shared *sh, const char *hash)
+{
+	for (struct ecs_td_entry *e = sh ? sh->entries : NULL; e; e = e->next)
+		if (!strcmp(e->hash, hash))
+			return e;
+	return NULL;
+}
+
+static void cache_remove(struct ecs_shared *sh, struct ecs_td_entry *victim)
+{
+	for (struct ecs_td_entry **pp = &sh->entries; *pp; pp = &(*pp)->next) {
+		if (*pp == victim) {
+			*pp = victim->next;
+			free(victim);
+			return;
+		}
+	}
+}
+
+/* The definition is known: remember it and take a user count. */
+static void td_resolved(struct ecs_state *st, const char *arn, bool registered_here)
+{
+	snprintf(st->td_arn, sizeof(st->td_arn), "%s", arn);
+	struct ecs_td_entry *e = cache_find(st->shared, st->hash);
+	if (e && e->owner == st) {
+		snprintf(e->arn, sizeof(e->arn), "%s", arn);
+		e->ready = true;
+		e->owner = NULL;
+		e->registered_here = registered_here;
+	}
+	if (e && e->ready) {
+		e->users++;
+		st->using_entry = true;
+	} else {
+		st->registered_here = registered_here;
+	}
+}
+
+/* Does every member we would register appear, equal, in the remote
+ * definition? ECS echoes defaults we did not send, so compare one way. */
+static bool json_subset(const struct pp_json *want, const struct pp_json *have)
+{
+	if (!have)
+		return false;
+	if (want->type == PP_JSON_OBJECT) {
+		if (have->type != PP_JSON_OBJECT)
+			return false;
+		pp_json_foreach(m,
+				want) if (strcmp(m->key, "tags") &&
+					  !json_subset(m, pp_json_get(have, m->key))) return false;
+		return true;
+	}
+	if (want->type == PP_JSON_ARRAY) {
+		if (have->type != PP_JSON_ARRAY || have->count != want->count)
+			return false;
+		const struct pp_json *h = have->child;
+		pp_json_foreach(w, want)
+		{
+			if (!json_subset(w, h))
+				return false;
+			h = h->next;
+		}
+		return true;
+	}
+	/* "1024" and 1024 are the same cpu value to ECS. */
+	if ((want->type == PP_JSON_STRING || want->type == PP_JSON_NUMBER) &&
+	    (have->type == PP_JSON_STRING || have->type == PP_JSON_NUMBER))
+		return want->len == have->len && !memcmp(want->str, have->str, want->len);
+	return pp_json_equal(want, have);
+}
+
+static bool has_hash_tag(const struct pp_json *tags, const char *hash)
+{
+	pp_json_foreach(t, tags)
+	{
+		const char *k = pp_json_get_string(t, "key");
+		const char *v = pp_json_get_string(t, "value");
+		if (k && v && !strcmp(k, ECS_HASH_TAG) && !strcmp(v, hash))
+			return true;
+	}
+	return false;
+}
+
+static int send_describe_td(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+	int rc = pp_json_set_string(b, "taskDefinition", pp_json_get_string(st->td, "family"));
+	rc = rc ? rc : pp_json_set(b, "include", string_array("TAGS"));
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+		: send_action(io, "DescribeTaskDefinition", b, err);
+	pp_json_free(b);
+	return rc;
+}
+
+static int send_run(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	if (pp_json_set_string(st->run, "taskDefinition", st->td_arn))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	st->step = ECS_RUN;
+	return send_action(io, "RunTask", st->run, err);
+}
+
+static int start_td(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	if (st->td_given)
+		return send_run(io, err);
+	struct ecs_td_entry *e = cache_find(st->shared, st->hash);
+	if (e && e->ready) {
+		td_resolved(st, e->arn, e->registered_here);
+		return send_run(io, err);
+	}
+	if (e && e->owner != st) {
+		io->poll_after_ms = ECS_SINGLE_FLIGHT_WAIT_MS;
+		return PP_STEP_WAIT;
+	}
+	if (!e && st->shared) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		memcpy(e->hash, st->hash, sizeof(e->hash));
+		e->owner = st;
+		e->next = st->shared->entries;
+		st->shared->entries = e;
+	}
+	if (st->match_latest || st->reconciling) {
+		st->step = ECS_DESCRIBE_TD;
+		return send_describe_td(io, err);
+	}
+	st->step = ECS_REGISTER;
+	return send_action(io, "RegisterTaskDefinition", st->td, err);
+}
+
+static int on_describe_td(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	char code[96];
+	if (io->resp_rc) {
+		int rc = ecs_error(io, "DescribeTaskDefinition", code, sizeof(code), NULL, err);
+		/* An unknown family is a ClientException: nothing to reuse. */
+		if (strcmp(code, "ClientException") && rc != PP_ENOTFOUND)
+			return rc;
+		pp_error_clear(err);
+	} else {
+		struct pp_json *resp;
+		int rc = pp_resp_json(io, "ECS DescribeTaskDefinition", &resp, err);
+		if (rc)
+			return rc;
+		struct pp_json *remote = pp_json_get(resp, "taskDefinition");
+		const char *arn = pp_json_get_string(remote, "taskDefinitionArn");
+		const char *status = pp_json_get_string(remote, "status");
+		bool ours = has_hash_tag(pp_json_get(resp, "tags"), st->hash);
+		if (arn && (!status || !strcmp(status, "ACTIVE")) &&
+		    (ours || json_subset(st->td, remote))) {
+			pp_info("ecs run %s: reusing task definition %s", io->run_id, arn);
+			/* Only a definition we registered (answer lost) is ours to
+			 * deregister later. */
+			td_resolved(st, arn, ours && st->reconciling);
+			pp_json_free(resp);
+			return send_run(io, err);
+		}
+		pp_json_free(resp);
+	}
+	st->step = ECS_REGISTER;
+	return send_action(io, "RegisterTaskDefinition", st->td, err);
+}
+
+static int on_register(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	char code[96];
+	if (io->resp_rc) {
+		int rc = ecs_error(io, "RegisterTaskDefinition", code, sizeof(code), NULL, err);
+		/* A lost or failed answer may hide a registration: look before
+		 * trying again. A throttled call was refused, so just repeat it. */
+		if (rc == PP_ETRANSIENT) {
+			st->reconciling = true;
+			st->step = ECS_DESCRIBE_TD;
+		}
+		return rc;
+	}
+	struct pp_json *resp;
+	int rc = pp_resp_json(io, "ECS RegisterTaskDefinition", &resp, err);
+	if (rc)
+		return rc;
+	const char *arn =
+		pp_json_get_string(pp_json_get(resp, "taskDefinition"), "taskDefinitionArn");
+	if (!arn) {
+		pp_json_free(resp);
+		return pp_fail(err, PP_EINVALID,
+			       "ECS RegisterTaskDefinition: response has no taskDefinitionArn");
+	}
+	pp_info("ecs run %s: registered task definition %s", io->run_id, arn);
+	td_resolved(st, arn, true);
+	pp_json_free(resp);
+	return send_run(io, err);
+}
+
+static bool capacity_reason(const char *reason)
+{
+	return reason && (strcasestr(reason, "capacity") || !strncmp(reason, "RESOURCE:", 9) ||
+			  strstr(reason, "AGENT"));
+}
+
+static int adopt_task(struct pp_run_io *io, const char *arn, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	int rc = pp_copy_str(io->infra_id, sizeof(io->infra_id), arn, "task ARN", err);
+	if (rc)
+		return rc;
+	st->step = ECS_SUBMITTED;
+	return PP_STEP_DONE;
+}
+
+static int on_run(struct pp_run_io *io, struct pp_error *err)
+{
+	char code[96];
+	struct pp_json *body = NULL;
+	if (io->resp_rc) {
+		int rc = ecs_error(io, "RunTask", code, sizeof(code), &body, err);
+		/* The token is bound to tasks started with other parameters
+		 * (e.g. another revision): those tasks are this run's. */
+		const char *arn = pp_json_string(pp_json_at(pp_json_get(body, "resourceIds"), 0));
+		if (rc == PP_ECONFLICT && arn) {
+			pp_info("ecs run %s: clientToken already used, adopting %s", io->run_id,
+				arn);
+			pp_error_clear(err);
+			rc = adopt_task(io, arn, err);
+		}
+		pp_json_free(body);
+		return rc;
+	}
+	int rc = pp_resp_json(io, "ECS RunTask", &body, err);
+	if (rc)
+		return rc;
+	const char *arn = pp_json_get_string(pp_json_at(pp_json_get(body, "tasks"), 0), "taskArn");
+	if (arn) {
+		rc = adopt_task(io, arn, err);
+		pp_json_free(body);
+		return rc;
+	}
+	/* HTTP 200 with failures[] only: no task was started. */
+	struct pp_json *f = pp_json_at(pp_json_get(body, "failures"), 0);
+	const char *reason = pp_json_get_string(f, "reason");
+	const char *detail = pp_json_get_string(f, "detail");
+	rc = pp_fail(err, capacity_reason(reason) ? PP_ETRANSIENT : PP_EINVALID,
+		     "ECS RunTask started no task: %s%s%s%s", reason ? reason : "no reason given",
+		     detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+	pp_json_free(body);
+	return rc;
+}
+
+static int ecs_submit(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	switch (st->step) {
+	case ECS_TD: return start_td(io, err);
+	case ECS_DESCRIBE_TD: return io->resp ? on_describe_td(io, err) : send_describe_td(io, err);
+	case ECS_REGISTER:
+		return io->resp ? on_register(io, err)
+				: send_action(io, "RegisterTaskDefinition", st->td, err);
+	case ECS_RUN: return io->resp ? on_run(io, err) : send_run(io, err);
+	case ECS_SUBMITTED: break;
+	}
+	return PP_STEP_DONE;
+}
+
+/* ---- status, cancel, cleanup ---- */
+
+static int send_task_call(struct pp_run_io *io, const char *action, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+	int rc = set_cluster(b, st);
+	if (!strcmp(action, "DescribeTasks")) {
+		rc = rc ? rc : pp_json_set(b, "tasks", string_array(io->infra_id));
+	} else {
+		char reason[160];
+		snprintf(reason, sizeof(reason), "Cancelled by pushpool (run %s)", io->run_id);
+		rc = rc ? rc : pp_json_set_string(b, "task", io->infra_id);
+		rc = rc ? rc : pp_json_set_string(b, "reason", reason);
+	}
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory") : send_action(io, action, b, err);
+	pp_json_free(b);
+	return rc;
+}
+
+static const struct pp_json *our_container(const struct pp_json *task, const char *name)
+{
+	const struct pp_json *first = NULL;
+	pp_json_foreach(c, pp_json_get(task, "containers"))
+	{
+		const char *n = pp_json_get_string(c, "name");
+		if (n && !strcmp(n, name))
+			return c;
+		if (!first)
+			first = c;
+	}
+	return first;
+}
+
+static void map_task(struct pp_run_io *io, const struct pp_json *task)
+{
+	struct ecs_state *st = io->state;
+	const char *last = pp_json_get_string(task, "lastStatus");
+	const char *stop_code = pp_json_get_string(task, "stopCode");
+	const char *stopped = pp_json_get_string(task, "stoppedReason");
+	const struct pp_json *c = our_container(task, st->container);
+	const char *creason = pp_json_get_string(c, "reason");
+	double exit_code;
+	bool has_exit = pp_json_get_number(c, "exitCode", &exit_code);
+
+	io->exit_code = has_exit ? (int)exit_code : -1;
+	io->message[0] = '\0';
+	if (!last || !strcmp(last, "PROVISIONING") || !strcmp(last, "PENDING") ||
+	    !strcmp(last, "ACTIVATING")) {
+		io->state_out = PP_RUN_PROVISIONING;
+		return;
+	}
+	if (strcmp(last, "STOPPED") && strcmp(last, "DELETED")) {
+		io->state_out = PP_RUN_RUNNING;
+		return;
+	}
+	if (stop_code && !strcmp(stop_code, "UserInitiated")) {
+		io->state_out = PP_RUN_CANCELLED;
+		pp_set_message(io->message, sizeof(io->message), "%s",
+			       stopped ? stopped : "stopped by a StopTask call");
+	} else if (stop_code && !strcmp(stop_code, "TaskFailedToStart")) {
+		io->state_out = PP_RUN_CRASHED;
+		pp_set_message(io->message, sizeof(io->message), "TaskFailedToStart: %s%s%s",
+			       stopped ? stopped : "no reason given", creason ? "; " : "",
+			       creason ? creason : "");
+	} else if (has_exit && io->exit_code == 0) {
+		io->state_out = PP_RUN_SUCCEEDED;
+	} else if (has_exit) {
+		io->state_out = PP_RUN_FAILED;
+		pp_set_message(io->message, sizeof(io->message),
+			       "container %s exited with code %d%s%s",
+			       pp_json_get_string(c, "name") ? pp_json_get_string(c, "name") : "?",
+			       io->exit_code, creason ? ": " : (stopped ? ": " : ""),
+			       creason ? creason : (stopped ? stopped : ""));
+	} else {
+		io->state_out = PP_RUN_CRASHED;
+		pp_set_message(io->message, sizeof(io->message),
+			       "task stopped without an exit code: %s%s%s",
+			       stopped ? stopped : (stop_code ? stop_code : "no reason given"),
+			       creason ? "; " : "", creason ? creason : "");
+	}
+}
+
+static int ecs_status(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	char code[96];
+	if (!io->infra_id[0])
+		return pp_fail(err, PP_EINVALID, "ecs status: run %s has no task", io->run_id);
+	if (!io->resp)
+		return send_task_call(io, "DescribeTasks", err);
+	if (io->resp_rc)
+		return ecs_error(io, "DescribeTasks", code, sizeof(code), NULL, err);
+	struct pp_json *body;
+	int rc = pp_resp_json(io, "ECS DescribeTasks", &body, err);
+	if (rc)
+		return rc;
+	const struct pp_json *task = pp_json_at(pp_json_get(body, "tasks"), 0);
+	if (!task) {
+		const char *reason =
+			pp_json_get_string(pp_json_at(pp_json_get(body, "failures"), 0), "reason");
+		rc = pp_fail(err, PP_ENOTFOUND, "ECS DescribeTasks: task %s not found (%s)",
+			     io->infra_id, reason ? reason : "no task in the response");
+		pp_json_free(body);
+		return rc;
+	}
+	map_task(io, task);
+	pp_json_free(body);
+	io->poll_after_ms = st->poll_ms;
+	return PP_STEP_DONE;
+}
+
+static int ecs_cancel(struct pp_run_io *io, struct pp_error *err)
+{
+	char code[96];
+	if (!io->infra_id[0])
+		return pp_fail(err, PP_EINVALID, "ecs cancel: run %s has no task", io->run_id);
+	if (!io->resp)
+		return send_task_call(io, "StopTask", err);
+	if (io->resp_rc)
+		return ecs_error(io, "StopTask", code, sizeof(code), NULL, err);
+	return PP_STEP_DONE;
+}
+
+/* Give up this run's use of its definition; true when it was the last
+ * user of one we registered and it should be deregistered. */
+static bool release_td(struct ecs_state *st)
+{
+	if (!st->auto_deregister)
+		return false;
+	if (st->using_entry) {
+		st->using_entry = false;
+		struct ecs_td_entry *e = cache_find(st->shared, st->hash);
+		if (!e || --e->users > 0 || !e->registered_here)
+			return false;
+		/* Later runs of the same definition will register it afresh. */
+		cache_remove(st->shared, e);
+		return true;
+	}
+	return st->registered_here;
+}
+
+static int ecs_cleanup(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	char code[96];
+	if (!io->resp) {
+		/* A retry re-sends; the use count is given up only once. */
+		if (!st->deregistering && !release_td(st))
+			return PP_STEP_DONE;
+		st->deregistering = true;
+		pp_info("ecs run %s: deregistering task definition %s", io->run_id, st->td_arn);
+		struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+		int rc = pp_json_set_string(b, "taskDefinition", st->td_arn)
+				 ? pp_fail(err, PP_ENOMEM, "out of memory")
+				 : send_action(io, "DeregisterTaskDefinition", b, err);
+		pp_json_free(b);
+		return rc;
+	}
+	if (!io->resp_rc) {
+		st->deregistering = false;
+		st->registered_here = false;
+		return PP_STEP_DONE;
+	}
+	return ecs_error(io, "DeregisterTaskDefinition", code, sizeof(code), NULL, err);
+}
+
+static void ecs_release(void *state)
+{
+	struct ecs_state *st = state;
+	struct ecs_td_entry *e = cache_find(st->shared, st->hash);
+	/* A registration this run started and never finished must not keep
+	 * other runs waiting. */
+	if (e && e->owner == st)
+		cache_remove(st->shared, e);
+	else if (e && st->using_entry)
+		e->users--;
+	pp_json_free(st->td);
+	pp_json_free(st->run);
+	st->td = st->run = NULL;
+}
+
+static void ecs_release_shared(void *shared)
+{
+	struct ecs_shared *sh = shared;
+	if (!sh)
+		return;
+	while (sh->entries)
+		cache_remove(sh, sh->entries);
+	free(sh);
+}
+
+static const char *const ecs_pool_types[] = {"ecs:push", "ecs", NULL};
+
+const struct pp_provider pp_provider_ecs = {
+	.abi = PP_PROVIDER_ABI,
+	.name = "ecs",
+	.pool_types = ecs_pool_types,
+	.caps = PP_CAP_CANCEL | PP_CAP_CLEANUP | PP_CAP_ADOPT,
+	.state_size = sizeof(struct ecs_state),
+	.prepare = ecs_prepare,
+	.restore = ecs_restore,
+	.submit = ecs_submit,
+	.status = ecs_status,
+	.cancel = ecs_cancel,
+	.cleanup = ecs_cleanup,
+	.release = ecs_release,
+	.release_shared = ecs_release_shared,
+};

@@ -1,0 +1,814 @@
+/* Modal backend: each run is a Modal Sandbox (registry image + argv), driven
+ * over Modal's gRPC API (dispatcher/grpc.h, hand-encoded protobuf from
+ * dispatcher/pb.h). Field numbers follow modal_proto/api.proto; see
+ * docs/modal.md for the call sequence and its compatibility risk. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/modal.h"
+#include "dispatcher/grpc.h"
+#include "dispatcher/log.h"
+#include "dispatcher/pb.h"
+#include "providers/common.h"
+#include "providers/provider.h"
+
+#define SVC "modal.client.ModalClient/"
+#define RPC_TIMEOUT_MS 30000L
+#define IMAGE_JOIN_TIMEOUT_S 55.0f
+#define IMAGE_BUILDER_VERSION "2024.10"
+#define DEFAULT_APP_NAME "prefect-flow-runs"
+#define MSG_MAX ((size_t)1 << 20)
+#define ID_MAX 128
+
+/* api.proto enums */
+enum { CREATE_IF_MISSING = 1, EPHEMERAL = 5 };
+enum {
+	RESULT_UNSPECIFIED = 0,
+	RESULT_SUCCESS = 1,
+	RESULT_FAILURE = 2,
+	RESULT_TERMINATED = 3,
+	RESULT_TIMEOUT = 4,
+	RESULT_INIT_FAILURE = 5,
+	RESULT_INTERNAL_FAILURE = 6,
+	RESULT_IDLE_TIMEOUT = 7,
+	RESULT_EVICTED = 8,
+};
+
+enum modal_step {
+	MS_LOOKUP,
+	MS_APP,
+	MS_IMAGE,
+	MS_IMAGE_JOIN,
+	MS_SECRET_NAMED,
+	MS_SECRET_ENV,
+	MS_CREATE,
+	MS_ADOPT,
+	MS_SUBMITTED,
+};
+
+struct modal_state {
+	enum modal_step step;
+	char base[512];
+	char environment[128];
+	char app_name[128];
+	char sandbox_name[64];
+	char image[1024];
+	char app_id[ID_MAX];
+	char image_id[ID_MAX];
+	char image_entry_id[ID_MAX];
+	long milli_cpu;
+	long memory_mb;
+	long timeout_s;
+	char gpu_type[64];
+	unsigned gpu_count;
+	char cloud[32];
+	struct pp_json *command; /* array of strings */
+	struct pp_json *env;     /* object of strings */
+	struct pp_json *regions; /* array of strings */
+	struct pp_json *secrets; /* array of secret names */
+	size_t next_secret;
+	struct pp_buf secret_ids; /* Sandbox.secret_ids entries, already encoded */
+	/* job_configuration.modal_credentials, when the run brings its own token */
+	struct pp_modal_auth *auth;
+};
+
+/* ---- helpers ---- */
+
+static int copy_opt(char *dst, size_t size, const struct pp_json *job, const char *key,
+		    const char *def, struct pp_error *err)
+{
+	const char *v = pp_json_get_string(job, key);
+	return pp_copy_str(dst, size, v && *v ? v : def ? def : "", key, err);
+}
+
+/* x-idempotency-key for a creating call: the SDKs send one UUID per logical
+ * call, the same on each retry. Ours is derived from the run (key, id,
+ * attempt) and the step (and which secret), so a re-sent create after a lost answer carries
+ * the key of the first try. Reads and polls carry none, so a server that
+ * caches by key can never replay a stale status. */
+static int set_idempotency_key(struct pp_run_io *io, const char *rpc)
+{
+	struct modal_state *st = io->state;
+	size_t n = strlen(rpc);
+	bool creates = !strcmp(rpc, "SandboxCreate") ||
+		       (n > 11 && !strcmp(rpc + n - 11, "GetOrCreate"));
+	if (!creates)
+		return 0;
+	char seed[512], hex[65], uuid[40];
+	snprintf(seed, sizeof(seed), "%s/%d/%s/%d/%zu", io->idem_key ? io->idem_key : "",
+		 io->attempt, io->run_id, (int)st->step, st->next_secret);
+	pp_sha256_hex(seed, strlen(seed), hex);
+	/* UUID version 4 layout, as the SDKs send */
+	snprintf(uuid, sizeof(uuid), "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 12,
+		 hex + 15, hex + 18);
+	return pp_http_req_set_header(&io->req, "x-idempotency-key", uuid);
+}
+
+static int send_rpc(struct pp_run_io *io, const char *rpc, const struct pp_buf *msg,
+		    struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	char path[96];
+	snprintf(path, sizeof(path), SVC "%s", rpc);
+	int rc = pp_grpc_request(&io->req, st->base, path, msg, RPC_TIMEOUT_MS, err);
+	if (rc)
+		return rc;
+	if (set_idempotency_key(io, rpc))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!st->auth) {
+		io->req.cred = io->cred;
+		return PP_STEP_SEND;
+	}
+	rc = pp_modal_auth_apply(st->auth, &io->req, err);
+	return rc ? pp_error_prefix(err, "modal_credentials: ") : PP_STEP_SEND;
+}
+
+/* Build a message with fn and send it. */
+typedef int (*encode_fn)(struct modal_state *st, struct pp_buf *m);
+
+static int send_encoded(struct pp_run_io *io, const char *rpc, encode_fn fn, struct pp_error *err)
+{
+	struct pp_buf m;
+	pp_buf_init(&m, MSG_MAX);
+	int rc = fn(io->state, &m);
+	if (rc)
+		rc = pp_fail(err, rc, "modal %s: request too large", rpc);
+	else
+		rc = send_rpc(io, rpc, &m, err);
+	pp_buf_free(&m);
+	return rc;
+}
+
+static int result(struct pp_run_io *io, const char *rpc, struct pp_pb_reader *r,
+		  struct pp_error *err)
+{
+	char what[96];
+	const uint8_t *msg;
+	size_t len;
+	snprintf(what, sizeof(what), "Modal %s", rpc);
+	/* Nothing was sent (the auth token fetch failed): keep that error. */
+	if (io->resp->status == 0 && io->resp_rc && io->resp_err && io->resp_err->msg[0]) {
+		*err = *io->resp_err;
+		return pp_error_prefix(err, "%s: ", what);
+	}
+	int rc = pp_grpc_result(io->resp, what, &msg, &len, NULL, err);
+	struct modal_state *st = io->state;
+	if (!rc)
+		pp_pb_reader_init(r, msg, len);
+	else if (rc == PP_EAUTH && st->auth)
+		pp_modal_auth_invalidate(st->auth);
+	return rc;
+}
+
+/* First string field num of the message in r ("" when absent). */
+static int read_id(struct pp_pb_reader *r, uint32_t num, char *out, size_t size,
+		   struct pp_error *err)
+{
+	struct pp_pb_field f;
+	int rc;
+	out[0] = '\0';
+	while ((rc = pp_pb_next(r, &f, err)) == 1)
+		if (f.num == num && (rc = pp_pb_field_string(&f, out, size, err)))
+			return rc;
+	return rc;
+}
+
+struct generic_result {
+	bool present;
+	int status;
+	int exitcode;
+	char exception[256];
+};
+
+static int read_generic_result(const struct pp_pb_field *outer, struct generic_result *g,
+			       struct pp_error *err)
+{
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	int rc;
+	memset(g, 0, sizeof(*g));
+	g->present = true;
+	pp_pb_reader_init(&r, outer->data, outer->len);
+	while ((rc = pp_pb_next(&r, &f, err)) == 1) {
+		if (f.num == 1 && f.wire == PP_PB_VARINT)
+			g->status = (int)f.u64;
+		else if (f.num == 3 && f.wire == PP_PB_VARINT)
+			g->exitcode = (int)(int32_t)f.u64;
+		else if (f.num == 2 && f.wire == PP_PB_LEN)
+			snprintf(g->exception, sizeof(g->exception), "%.*s",
+				 (int)(f.len < 255 ? f.len : 255), (const char *)f.data);
+	}
+	return rc;
+}
+
+/* ---- encoders (field numbers from api.proto) ---- */
+
+static int enc_lookup(struct modal_state *st, struct pp_buf *m)
+{
+	/* SandboxGetFromNameRequest{sandbox_name=1, environment_name=2, app_name=3} */
+	return pp_pb_string(m, 1, st->sandbox_name) ?: pp_pb_string(m, 2, st->environment) ?:
+		pp_pb_string(m, 3, st->app_name);
+}
+
+static int enc_app(struct modal_state *st, struct pp_buf *m)
+{
+	/* AppGetOrCreateRequest{app_name=1, environment_name=2, object_creation_type=3} */
+	return pp_pb_string(m, 1, st->app_name) ?: pp_pb_string(m, 2, st->environment) ?:
+		pp_pb_varint(m, 3, CREATE_IF_MISSING);
+}
+
+static int enc_image(struct modal_state *st, struct pp_buf *m)
+{
+	/* ImageGetOrCreateRequest{image=2 Image{dockerfile_commands=6}, app_id=4,
+	 * builder_version=9} */
+	struct pp_buf img, from;
+	pp_buf_init(&img, MSG_MAX);
+	pp_buf_init(&from, sizeof(st->image) + 8);
+	int rc = pp_buf_printf(&from, "FROM %s", st->image) ?: pp_pb_string(&img, 6, from.data) ?:
+		pp_pb_message(m, 2, &img) ?: pp_pb_string(m, 4, st->app_id) ?:
+		pp_pb_string(m, 9, IMAGE_BUILDER_VERSION);
+	pp_buf_free(&img);
+	pp_buf_free(&from);
+	return rc;
+}
+
+static int enc_image_join(struct modal_state *st, struct pp_buf *m)
+{
+	/* ImageJoinStreamingRequest{image_id=1, timeout=2, last_entry_id=3} */
+	return pp_pb_string(m, 1, st->image_id) ?: pp_pb_float(m, 2, IMAGE_JOIN_TIMEOUT_S) ?:
+		pp_pb_string(m, 3, st->image_entry_id);
+}
+
+static int enc_secret_named(struct modal_state *st, struct pp_buf *m)
+{
+	/* SecretGetOrCreateRequest{deployment_name=1, environment_name=3} */
+	const struct pp_json *name = pp_json_at(st->secrets, st->next_secret);
+	return pp_pb_string(m, 1, pp_json_string(name)) ?: pp_pb_string(m, 3, st->environment);
+}
+
+static int enc_secret_env(struct modal_state *st, struct pp_buf *m)
+{
+	/* SecretGetOrCreateRequest{environment_name=3, object_creation_type=4
+	 * EPHEMERAL, env_dict=5}: how the SDKs pass a sandbox's env. */
+	int rc = pp_pb_string(m, 3, st->environment) ?: pp_pb_varint(m, 4, EPHEMERAL);
+	pp_json_foreach(v, st->env)
+		if (!rc)
+			rc = pp_pb_map_entry(m, 5, v->key, pp_json_string(v));
+	return rc;
+}
+
+static int enc_create(struct modal_state *st, struct pp_buf *m)
+{
+	struct pp_buf sb, res, gpu, place, tag;
+	pp_buf_init(&sb, MSG_MAX);
+	pp_buf_init(&res, 1024);
+	pp_buf_init(&gpu, 256);
+	pp_buf_init(&place, 64 * 1024);
+	pp_buf_init(&tag, 1024);
+	int rc = 0;
+	/* Sandbox{entrypoint_args=1, image_id=3, secret_ids=4, resources=5,
+	 * timeout_secs=7, scheduler_placement=17, cloud_provider_str=26, name=30} */
+	pp_json_foreach(a, st->command)
+		if (!rc)
+			rc = pp_pb_string(&sb, 1, pp_json_string(a));
+	rc = rc ?: pp_pb_string(&sb, 3, st->image_id) ?:
+		pp_buf_append(&sb, st->secret_ids.data, st->secret_ids.len);
+	/* Resources{memory_mb=2, milli_cpu=3, gpu_config=4 GPUConfig{count=2, gpu_type=4}} */
+	if (!rc && st->memory_mb > 0)
+		rc = pp_pb_varint(&res, 2, (uint64_t)st->memory_mb);
+	if (!rc && st->milli_cpu > 0)
+		rc = pp_pb_varint(&res, 3, (uint64_t)st->milli_cpu);
+	if (!rc && st->gpu_type[0])
+		rc = pp_pb_varint(&gpu, 2, st->gpu_count) ?: pp_pb_string(&gpu, 4, st->gpu_type) ?:
+			pp_pb_message(&res, 4, &gpu);
+	rc = rc ?: pp_pb_message(&sb, 5, &res);
+	if (!rc && st->timeout_s > 0)
+		rc = pp_pb_varint(&sb, 7, (uint64_t)st->timeout_s);
+	/* SchedulerPlacement{regions=4} */
+	pp_json_foreach(r, st->regions)
+		if (!rc)
+			rc = pp_pb_string(&place, 4, pp_json_string(r));
+	if (!rc && place.len)
+		rc = pp_pb_message(&sb, 17, &place);
+	if (!rc && st->cloud[0])
+		rc = pp_pb_string(&sb, 26, st->cloud);
+	rc = rc ?: pp_pb_string(&sb, 30, st->sandbox_name);
+	/* SandboxCreateRequest{app_id=1, definition=2, environment_name=3,
+	 * tags=4 SandboxTag{tag_name=1, tag_value=2}} */
+	rc = rc ?: pp_pb_string(m, 1, st->app_id) ?: pp_pb_message(m, 2, &sb) ?:
+		pp_pb_string(m, 3, st->environment) ?: pp_pb_string(&tag, 1, "pushpool-sandbox") ?:
+		pp_pb_string(&tag, 2, st->sandbox_name) ?: pp_pb_message(m, 4, &tag);
+	pp_buf_free(&sb);
+	pp_buf_free(&res);
+	pp_buf_free(&gpu);
+	pp_buf_free(&place);
+	pp_buf_free(&tag);
+	return rc;
+}
+
+/* ---- prepare ---- */
+
+static int parse_gpu(struct modal_state *st, const char *gpu, struct pp_error *err)
+{
+	/* "A100", "A100:2", "h100:8" */
+	const char *colon = strchr(gpu, ':');
+	size_t n = colon ? (size_t)(colon - gpu) : strlen(gpu);
+	st->gpu_count = 1;
+	if (colon) {
+		char *end;
+		long c = strtol(colon + 1, &end, 10);
+		if (*end || c < 1 || c > 64)
+			return pp_fail(err, PP_EINVALID, "modal: gpu \"%s\": count must be 1-64",
+				       gpu);
+		st->gpu_count = (unsigned)c;
+	}
+	if (!n || n >= sizeof(st->gpu_type))
+		return pp_fail(err, PP_EINVALID, "modal: gpu \"%s\": bad GPU type", gpu);
+	for (size_t i = 0; i < n; i++)
+		st->gpu_type[i] = (char)(gpu[i] >= 'a' && gpu[i] <= 'z' ? gpu[i] - 32 : gpu[i]);
+	st->gpu_type[n] = '\0';
+	return 0;
+}
+
+static int string_list(const struct pp_json *v, const char *what, struct pp_json **out,
+		       struct pp_error *err)
+{
+	*out = pp_json_new(PP_JSON_ARRAY);
+	if (!*out)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!v || v->type == PP_JSON_NULL)
+		return 0;
+	if (v->type == PP_JSON_STRING) {
+		if (!*v->str)
+			return 0;
+		return pp_json_append(*out, pp_json_new_string(v->str)) ?
+			pp_fail(err, PP_ENOMEM, "out of memory") : 0;
+	}
+	if (v->type != PP_JSON_ARRAY)
+		return pp_fail(err, PP_EINVALID, "modal: %s must be a string or a list of strings",
+			       what);
+	pp_json_foreach(e, v) {
+		if (e->type != PP_JSON_STRING || !*e->str)
+			return pp_fail(err, PP_EINVALID,
+				       "modal: %s: every entry must be a non-empty string", what);
+		if (pp_json_append(*out, pp_json_new_string(e->str)))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int prepare_command(struct modal_state *st, const struct pp_json *cmd,
+			   struct pp_error *err)
+{
+	if (cmd && cmd->type == PP_JSON_STRING && *cmd->str)
+		return pp_shell_split(cmd->str, &st->command, err);
+	return string_list(cmd, "command", &st->command, err);
+}
+
+static int prepare_env(struct modal_state *st, const struct pp_json *env, struct pp_error *err)
+{
+	st->env = pp_json_new(PP_JSON_OBJECT);
+	if (!st->env)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!env || env->type == PP_JSON_NULL)
+		return 0;
+	if (env->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "modal: env must be an object");
+	pp_json_foreach(v, env) {
+		if (v->type == PP_JSON_NULL)
+			continue;
+		char *text = v->type == PP_JSON_STRING ? strdup(v->str) : pp_json_to_string(v, 0);
+		int rc = text ? pp_json_set_string(st->env, v->key, text) : PP_ENOMEM;
+		free(text);
+		if (rc)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int number_field(const struct pp_json *job, const char *key, double scale, long max,
+			long *out, struct pp_error *err)
+{
+	const struct pp_json *v = pp_json_get(job, key);
+	double d;
+	*out = 0;
+	if (!v || v->type == PP_JSON_NULL)
+		return 0;
+	if (v->type == PP_JSON_STRING && !*v->str)
+		return 0;
+	if (v->type == PP_JSON_STRING) {
+		char *end;
+		d = strtod(v->str, &end);
+		if (*end)
+			return pp_fail(err, PP_EINVALID, "modal: %s \"%s\" is not a number", key,
+				       v->str);
+	} else if (v->type == PP_JSON_NUMBER) {
+		d = v->num;
+	} else {
+		return pp_fail(err, PP_EINVALID, "modal: %s must be a number", key);
+	}
+	d *= scale;
+	if (!(d >= 0) || d > (double)max)
+		return pp_fail(err, PP_EINVALID, "modal: %s out of range", key);
+	*out = lround(d);
+	return 0;
+}
+
+static int base_url(struct pp_run_io *io, struct modal_state *st, struct pp_error *err)
+{
+	const char *env = getenv("MODAL_SERVER_URL");
+	return pp_base_url(st->base, sizeof(st->base), io->endpoint,
+			   env && *env ? env : PP_MODAL_DEFAULT_SERVER, err);
+}
+
+/* A token pair in the job overrides the pool's credentials for this run. */
+static int prepare_job_auth(struct modal_state *st, const struct pp_json *mc,
+			    struct pp_error *err)
+{
+	if (!mc || mc->type == PP_JSON_NULL || (mc->type == PP_JSON_STRING && !*mc->str))
+		return 0;
+	const char *id = pp_json_get_string(mc, "token_id");
+	const char *secret = pp_json_get_string(mc, "token_secret");
+	if (mc->type != PP_JSON_OBJECT || !id || !*id || !secret || !*secret)
+		return pp_fail(err, PP_EINVALID, "modal: modal_credentials must be an object with "
+			       "token_id and token_secret");
+	struct pp_cred_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	snprintf(conf.name, sizeof(conf.name), "modal_credentials");
+	conf.source = (char *)"token";
+	conf.token_id = (char *)id;
+	conf.token_secret = (char *)secret;
+	return pp_modal_auth_new(&conf, &st->auth, err);
+}
+
+static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	const struct pp_json *job = io->job;
+	int rc;
+	if (!job || job->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "modal: rendered job configuration is missing");
+	pp_buf_init(&st->secret_ids, 64 * 1024);
+	const char *image = pp_json_get_string(job, "image");
+	if (!image || !*image)
+		return pp_fail(err, PP_EINVALID, "modal: job_configuration.image is required");
+	const char *gpu = pp_json_get_string(job, "gpu");
+	if ((rc = pp_copy_str(st->image, sizeof(st->image), image, "image", err)) ||
+	    (rc = copy_opt(st->app_name, sizeof(st->app_name), job, "app_name", DEFAULT_APP_NAME,
+			   err)) ||
+	    (rc = copy_opt(st->environment, sizeof(st->environment), job, "modal_environment",
+			   getenv("MODAL_ENVIRONMENT"), err)) ||
+	    (rc = copy_opt(st->cloud, sizeof(st->cloud), job, "cloud", NULL, err)) ||
+	    (rc = number_field(job, "cpu", 1000.0, 1000000, &st->milli_cpu, err)) ||
+	    (rc = number_field(job, "memory", 1.0, 1L << 24, &st->memory_mb, err)) ||
+	    (rc = number_field(job, "timeout", 1.0, 86400, &st->timeout_s, err)) ||
+	    (rc = gpu && *gpu ? parse_gpu(st, gpu, err) : 0) ||
+	    (rc = prepare_command(st, pp_json_get(job, "command"), err)) ||
+	    (rc = prepare_env(st, pp_json_get(job, "env"), err)) ||
+	    (rc = string_list(pp_json_get(job, "region"), "region", &st->regions, err)) ||
+	    (rc = string_list(pp_json_get(job, "secrets"), "secrets", &st->secrets, err)) ||
+	    (rc = pp_derive_name(st->sandbox_name, sizeof(st->sandbox_name), io->run_id,
+				 io->attempt, err)) ||
+	    (rc = base_url(io, st, err)))
+		return rc;
+	if (!strcmp(st->cloud, "auto"))
+		st->cloud[0] = '\0';
+	rc = prepare_job_auth(st, pp_json_get(job, "modal_credentials"), err);
+	if (rc)
+		return rc;
+	st->step = MS_LOOKUP;
+	return 0;
+}
+
+static int modal_restore(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	pp_buf_init(&st->secret_ids, 64 * 1024);
+	if (!io->infra_id[0] || strlen(io->infra_id) >= ID_MAX)
+		return pp_fail(err, PP_EINVALID, "modal: infra id '%s' is not a sandbox id",
+			       io->infra_id);
+	st->step = MS_SUBMITTED;
+	int rc = base_url(io, st, err);
+	if (!rc && io->job)
+		rc = prepare_job_auth(st, pp_json_get(io->job, "modal_credentials"), err);
+	return rc;
+}
+
+/* ---- submit ---- */
+
+static int next_after_image(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	if (st->next_secret < st->secrets->count) {
+		st->step = MS_SECRET_NAMED;
+		return send_encoded(io, "SecretGetOrCreate", enc_secret_named, err);
+	}
+	if (st->env->count) {
+		st->step = MS_SECRET_ENV;
+		return send_encoded(io, "SecretGetOrCreate", enc_secret_env, err);
+	}
+	st->step = MS_CREATE;
+	return send_encoded(io, "SandboxCreate", enc_create, err);
+}
+
+/* ImageGetOrCreate / ImageJoinStreaming answers carry a GenericResult
+ * (field 2 / field 1); without one the build is still running. */
+static int on_image_result(struct pp_run_io *io, const struct generic_result *g,
+			   struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	if (!g->present || g->status == RESULT_UNSPECIFIED) {
+		st->step = MS_IMAGE_JOIN;
+		return send_encoded(io, "ImageJoinStreaming", enc_image_join, err);
+	}
+	if (g->status != RESULT_SUCCESS)
+		return pp_fail(err, PP_EINVALID,
+			       "modal: image \"%s\" failed to build (status %d)%s%s",
+			       st->image, g->status, g->exception[0] ? ": " : "", g->exception);
+	return next_after_image(io, err);
+}
+
+static int on_image(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	struct generic_result g = {0};
+	int rc = result(io, "ImageGetOrCreate", &r, err);
+	if (rc)
+		return rc;
+	while ((rc = pp_pb_next(&r, &f, err)) == 1) {
+		if (f.num == 1 && (rc = pp_pb_field_string(&f, st->image_id, ID_MAX, err)))
+			return rc;
+		if (f.num == 2 && f.wire == PP_PB_LEN && (rc = read_generic_result(&f, &g, err)))
+			return rc;
+	}
+	if (rc)
+		return rc;
+	if (!st->image_id[0])
+		return pp_fail(err, PP_EINVALID,
+			       "Modal ImageGetOrCreate: no image_id in the answer");
+	return on_image_result(io, &g, err);
+}
+
+/* A server stream: walk every frame, keep the last entry id for resuming. */
+static int on_image_join(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	const uint8_t *msg;
+	size_t len;
+	struct pp_pb_reader first;
+	int rc = result(io, "ImageJoinStreaming", &first, err);
+	if (rc)
+		return rc;
+	struct generic_result g = {0};
+	const char *p = io->resp->body.data;
+	size_t left = io->resp->body.len, used;
+	while (left) {
+		rc = pp_grpc_unframe(p, left, &msg, &len, &used, err);
+		if (rc)
+			return pp_error_prefix(err, "Modal ImageJoinStreaming: ");
+		struct pp_pb_reader r;
+		struct pp_pb_field f;
+		pp_pb_reader_init(&r, msg, len);
+		while ((rc = pp_pb_next(&r, &f, err)) == 1) {
+			if (f.num == 1 && f.wire == PP_PB_LEN &&
+			    (rc = read_generic_result(&f, &g, err)))
+				return rc;
+			if (f.num == 3 && (rc = pp_pb_field_string(&f, st->image_entry_id, ID_MAX,
+								   err)))
+				return rc;
+		}
+		if (rc)
+			return rc;
+		p += used;
+		left -= used;
+	}
+	return on_image_result(io, &g, err);
+}
+
+static int on_secret(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	struct pp_pb_reader r;
+	char id[ID_MAX];
+	int rc = result(io, "SecretGetOrCreate", &r, err) ?: read_id(&r, 1, id, sizeof(id), err);
+	if (rc)
+		return rc;
+	if (!id[0])
+		return pp_fail(err, PP_EINVALID, "Modal SecretGetOrCreate: no secret_id");
+	if (pp_pb_string(&st->secret_ids, 4, id))
+		return pp_fail(err, PP_ENOMEM, "modal: too many secrets");
+	if (st->step == MS_SECRET_NAMED) {
+		st->next_secret++;
+	} else {
+		st->step = MS_CREATE;
+		return send_encoded(io, "SandboxCreate", enc_create, err);
+	}
+	return next_after_image(io, err);
+}
+
+static int on_sandbox_id(struct pp_run_io *io, const char *rpc, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	struct pp_pb_reader r;
+	int rc = result(io, rpc, &r, err) ?: read_id(&r, 1, io->infra_id, ID_MAX, err);
+	if (rc)
+		return rc;
+	if (!io->infra_id[0])
+		return pp_fail(err, PP_EINVALID, "Modal %s: no sandbox_id in the answer", rpc);
+	st->step = MS_SUBMITTED;
+	return PP_STEP_DONE;
+}
+
+static int modal_submit(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	struct pp_pb_reader r;
+	int rc;
+
+	switch (st->step) {
+	case MS_LOOKUP:
+	case MS_ADOPT:
+		if (!io->resp)
+			return send_encoded(io, "SandboxGetFromName", enc_lookup, err);
+		rc = on_sandbox_id(io, "SandboxGetFromName", err);
+		if (rc == PP_STEP_DONE)
+			pp_info("modal run %s: adopted sandbox %s (%s)", io->run_id, io->infra_id,
+				st->sandbox_name);
+		if (rc != PP_ENOTFOUND)
+			return rc;
+		if (st->step == MS_ADOPT) /* it exited between our create and lookup */
+			return pp_fail(err, PP_ECONFLICT,
+				       "modal: sandbox %s exists (ALREADY_EXISTS) but "
+				       "SandboxGetFromName cannot find it", st->sandbox_name);
+		pp_error_clear(err);
+		st->step = MS_APP;
+		return send_encoded(io, "AppGetOrCreate", enc_app, err);
+	case MS_APP:
+		if (!io->resp)
+			return send_encoded(io, "AppGetOrCreate", enc_app, err);
+		rc = result(io, "AppGetOrCreate", &r, err) ?:
+			read_id(&r, 1, st->app_id, sizeof(st->app_id), err);
+		if (rc)
+			return rc;
+		if (!st->app_id[0])
+			return pp_fail(err, PP_EINVALID, "Modal AppGetOrCreate: no app_id");
+		st->step = MS_IMAGE;
+		return send_encoded(io, "ImageGetOrCreate", enc_image, err);
+	case MS_IMAGE:
+		if (!io->resp)
+			return send_encoded(io, "ImageGetOrCreate", enc_image, err);
+		return on_image(io, err);
+	case MS_IMAGE_JOIN:
+		if (!io->resp)
+			return send_encoded(io, "ImageJoinStreaming", enc_image_join, err);
+		return on_image_join(io, err);
+	case MS_SECRET_NAMED:
+		if (!io->resp)
+			return send_encoded(io, "SecretGetOrCreate", enc_secret_named, err);
+		return on_secret(io, err);
+	case MS_SECRET_ENV:
+		if (!io->resp)
+			return send_encoded(io, "SecretGetOrCreate", enc_secret_env, err);
+		return on_secret(io, err);
+	case MS_CREATE:
+		if (!io->resp)
+			return send_encoded(io, "SandboxCreate", enc_create, err);
+		rc = on_sandbox_id(io, "SandboxCreate", err);
+		if (rc != PP_ECONFLICT)
+			return rc;
+		/* Our deterministic name is running: an earlier try created it. */
+		pp_error_clear(err);
+		st->step = MS_ADOPT;
+		return send_encoded(io, "SandboxGetFromName", enc_lookup, err);
+	case MS_SUBMITTED:
+		break;
+	}
+	return PP_STEP_DONE;
+}
+
+/* ---- status, cancel ---- */
+
+static int enc_sandbox_id(struct pp_buf *m, const char *id, bool wait)
+{
+	/* SandboxWaitRequest{sandbox_id=1, timeout=2}; SandboxTerminateRequest{sandbox_id=1} */
+	int rc = pp_pb_string(m, 1, id);
+	return rc ?: wait ? pp_pb_float(m, 2, 0.0f) : 0;
+}
+
+static int send_for_sandbox(struct pp_run_io *io, const char *rpc, bool wait,
+			    struct pp_error *err)
+{
+	struct pp_buf m;
+	pp_buf_init(&m, 1024);
+	int rc = enc_sandbox_id(&m, io->infra_id, wait);
+	rc = rc ? pp_fail(err, rc, "modal %s: cannot encode", rpc) : send_rpc(io, rpc, &m, err);
+	pp_buf_free(&m);
+	return rc;
+}
+
+/* libmodal's return codes: TIMEOUT -> 124, TERMINATED -> 137. */
+static void map_result(struct pp_run_io *io, const struct generic_result *g)
+{
+	const char *exc = g->exception;
+	switch (g->status) {
+	case RESULT_SUCCESS:
+		io->state_out = g->exitcode ? PP_RUN_FAILED : PP_RUN_SUCCEEDED;
+		io->exit_code = g->exitcode;
+		break;
+	case RESULT_FAILURE:
+		io->state_out = PP_RUN_FAILED;
+		io->exit_code = g->exitcode;
+		pp_set_message(io->message, sizeof(io->message), "sandbox exited with code %d%s%s",
+			       g->exitcode, *exc ? ": " : "", exc);
+		break;
+	case RESULT_TERMINATED:
+		io->state_out = PP_RUN_CANCELLED;
+		io->exit_code = 137;
+		pp_set_message(io->message, sizeof(io->message), "sandbox was terminated");
+		break;
+	case RESULT_TIMEOUT:
+	case RESULT_IDLE_TIMEOUT:
+		io->state_out = PP_RUN_FAILED;
+		io->exit_code = 124;
+		pp_set_message(io->message, sizeof(io->message), "sandbox hit its timeout");
+		break;
+	default:
+		io->state_out = PP_RUN_CRASHED;
+		pp_set_message(io->message, sizeof(io->message), "sandbox %s (status %d)%s%s",
+			       g->status == RESULT_EVICTED ? "was evicted" : "failed to run",
+			       g->status, *exc ? ": " : "", exc);
+		break;
+	}
+}
+
+static int modal_status(struct pp_run_io *io, struct pp_error *err)
+{
+	if (!io->infra_id[0])
+		return pp_fail(err, PP_EINVALID, "modal status: run %s has no sandbox", io->run_id);
+	if (!io->resp)
+		return send_for_sandbox(io, "SandboxWait", true, err);
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	struct generic_result g = {0};
+	int rc = result(io, "SandboxWait", &r, err);
+	if (rc)
+		return rc;
+	while ((rc = pp_pb_next(&r, &f, err)) == 1)
+		if (f.num == 1 && f.wire == PP_PB_LEN && (rc = read_generic_result(&f, &g, err)))
+			return rc;
+	if (rc)
+		return rc;
+	io->exit_code = -1;
+	io->message[0] = '\0';
+	if (!g.present || g.status == RESULT_UNSPECIFIED)
+		io->state_out = PP_RUN_RUNNING;
+	else
+		map_result(io, &g);
+	return PP_STEP_DONE;
+}
+
+static int modal_cancel(struct pp_run_io *io, struct pp_error *err)
+{
+	if (!io->infra_id[0])
+		return PP_STEP_DONE;
+	if (!io->resp)
+		return send_for_sandbox(io, "SandboxTerminate", false, err);
+	struct pp_pb_reader r;
+	int rc = result(io, "SandboxTerminate", &r, err);
+	if (rc == PP_ENOTFOUND) {
+		pp_error_clear(err);
+		return PP_STEP_DONE;
+	}
+	return rc ? rc : PP_STEP_DONE;
+}
+
+static void modal_release(void *state)
+{
+	struct modal_state *st = state;
+	pp_json_free(st->command);
+	pp_json_free(st->env);
+	pp_json_free(st->regions);
+	pp_json_free(st->secrets);
+	pp_buf_free(&st->secret_ids);
+	pp_modal_auth_free(st->auth);
+}
+
+static const char *const modal_pool_types[] = {"modal:push", NULL};
+
+const struct pp_provider pp_provider_modal = {
+	.abi = PP_PROVIDER_ABI,
+	.name = "modal",
+	.pool_types = modal_pool_types,
+	.caps = PP_CAP_CANCEL | PP_CAP_ADOPT,
+	.state_size = sizeof(struct modal_state),
+	.prepare = modal_prepare,
+	.restore = modal_restore,
+	.submit = modal_submit,
+	.status = modal_status,
+	.cancel = modal_cancel,
+	.release = modal_release,
+};

@@ -1,0 +1,160 @@
+/* Mock core without the network: outcome markers, the timeline, fault
+ * settings and their seeded decisions, counters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mock/mock.h"
+
+static struct pp_mock *new_mock(uint64_t seed)
+{
+	struct pp_mock_opts o;
+	struct pp_mock *m = NULL;
+	struct pp_error err = {0};
+
+	pp_mock_opts_defaults(&o);
+	o.seed = seed;
+	o.provision_seconds = 1;
+	o.run_seconds = 2;
+	assert_int_equal(pp_mock_new(&o, &m, &err), 0);
+	return m;
+}
+
+static enum pp_mock_outcome outcome(const char *json)
+{
+	struct pp_json *j = NULL;
+	enum pp_mock_outcome o;
+
+	assert_int_equal(pp_json_parse(json, strlen(json), NULL, &j, NULL), 0);
+	o = pp_mock_outcome_of(j);
+	pp_json_free(j);
+	return o;
+}
+
+static void test_outcome_markers(void **state)
+{
+	assert_int_equal(outcome("{\"containers\":[{\"image\":\"x\"}]}"), PP_MOCK_SUCCEED);
+	assert_int_equal(outcome("{\"env\":[{\"name\":\"PUSHPOOL_MOCK_FAIL\",\"value\":\"1\"}]}"),
+			 PP_MOCK_FAIL);
+	assert_int_equal(outcome("{\"env\":[{\"name\":\"PUSHPOOL_MOCK_FAIL\",\"value\":\"0\"}]}"),
+			 PP_MOCK_SUCCEED);
+	assert_int_equal(outcome("{\"command\":[\"sh\",\"-c\",\"PUSHPOOL_MOCK_CRASH=1 run\"]}"),
+			 PP_MOCK_CRASH);
+	assert_int_equal(outcome("{\"env\":{\"PUSHPOOL_MOCK_FAIL\":\"1\"}}"), PP_MOCK_FAIL);
+	/* A crash wins over a failure anywhere in the spec. */
+	assert_int_equal(outcome("[\"PUSHPOOL_MOCK_FAIL=1\",{\"a\":[\"PUSHPOOL_MOCK_CRASH=1\"]}]"),
+			 PP_MOCK_CRASH);
+	assert_int_equal(pp_mock_outcome_of(NULL), PP_MOCK_SUCCEED);
+}
+
+static void test_timeline(void **state)
+{
+	struct pp_mock *m = new_mock(1);
+
+	assert_int_equal(pp_mock_phase_at(m, 10, 10.5), PP_MOCK_PROVISIONING);
+	assert_int_equal(pp_mock_phase_at(m, 10, 11.0), PP_MOCK_RUNNING);
+	assert_int_equal(pp_mock_phase_at(m, 10, 12.9), PP_MOCK_RUNNING);
+	assert_int_equal(pp_mock_phase_at(m, 10, 13.0), PP_MOCK_FINISHED);
+	assert_true(pp_mock_clock(m) >= 0);
+	assert_true(pp_mock_wall(m, 5) - pp_mock_wall(m, 0) == 5);
+	pp_mock_free(m);
+}
+
+static void test_fault_settings_rejected(void **state)
+{
+	struct pp_mock *m = new_mock(1);
+	struct pp_error err = {0};
+
+	assert_int_equal(pp_mock_set_faults(m, "{\"api\":\"ecs\",\"error_rate\":1.5}", &err),
+			 PP_EINVALID);
+	assert_non_null(strstr(err.msg, "error_rate"));
+	assert_int_equal(pp_mock_set_faults(m, "{\"latency_ms\":-1}", &err), PP_EINVALID);
+	assert_int_equal(pp_mock_set_faults(m, "[1]", &err), PP_EINVALID);
+	assert_int_not_equal(pp_mock_set_faults(m, "{", &err), 0);
+	pp_mock_free(m);
+}
+
+/* Run n fault checks for api, returning how many were throttled. */
+static int throttled(struct pp_mock *m, const char *api, int n, int *retry_after)
+{
+	int hits = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct pp_mock_resp resp = {0};
+
+		if (pp_mock_fault_check(m, api, false, &resp, retry_after) ==
+		    PP_MOCK_FAULT_THROTTLE)
+			hits++;
+	}
+	return hits;
+}
+
+static void test_fault_decisions(void **state)
+{
+	struct pp_mock *a = new_mock(42), *b = new_mock(42);
+	struct pp_error err = {0};
+	struct pp_mock_resp resp = {0};
+	int retry = 0, ha, hb;
+
+	assert_int_equal(throttled(a, "ecs", 100, NULL), 0);
+	assert_int_equal(pp_mock_set_faults(a, "{\"api\":\"ecs\",\"throttle_rate\":0.5,"
+					       "\"retry_after\":3}", &err), 0);
+	assert_int_equal(pp_mock_set_faults(b, "{\"api\":\"ecs\",\"throttle_rate\":0.5,"
+					       "\"retry_after\":3}", &err), 0);
+	ha = throttled(a, "ecs", 400, &retry);
+	hb = throttled(b, "ecs", 400, NULL);
+	assert_int_equal(ha, hb); /* same seed, same decisions */
+	assert_in_range(ha, 140, 260);
+	assert_int_equal(retry, 3);
+	/* Other APIs are untouched; "*" sets a default for them. */
+	assert_int_equal(throttled(a, "cloudrun", 100, NULL), 0);
+	assert_int_equal(pp_mock_set_faults(a, "{\"throttle_rate\":1}", &err), 0);
+	assert_int_equal(throttled(a, "cloudrun", 10, NULL), 10);
+	/* Post-action faults only when the request is served. */
+	assert_int_equal(pp_mock_set_faults(a, "{\"api\":\"sts\",\"throttle_rate\":0,"
+					       "\"reset_after_action_rate\":1}", &err), 0);
+	assert_int_equal(pp_mock_fault_check(a, "sts", true, &resp, NULL), PP_MOCK_FAULT_NONE);
+	assert_true(resp.drop);
+	assert_false(resp.cut_body);
+	assert_int_equal(pp_mock_count_get(a, "injected", "cloudrun.throttled"), 10);
+	pp_mock_free(a);
+	pp_mock_free(b);
+}
+
+static void test_counters(void **state)
+{
+	struct pp_mock *m = new_mock(1);
+	char hex[17];
+
+	pp_mock_count(m, "RunTaskStarted", NULL);
+	pp_mock_count(m, "RunTaskStarted", NULL);
+	pp_mock_count(m, "ecs.clientToken", "t1");
+	pp_mock_count(m, "ecs.clientToken", "t2");
+	pp_mock_count(m, "ecs.clientToken", "t1");
+	assert_int_equal(pp_mock_count_get(m, "RunTaskStarted", NULL), 2);
+	assert_int_equal(pp_mock_count_get(m, "ecs.clientToken", "t1"), 2);
+	assert_int_equal(pp_mock_count_get(m, "ecs.clientToken", "t2"), 1);
+	assert_int_equal(pp_mock_count_get(m, "ecs.clientToken", NULL), 0);
+	assert_int_equal(pp_mock_count_get(m, "nothing", "t1"), 0);
+	pp_mock_random_hex(m, hex, 16);
+	assert_int_equal(strlen(hex), 16);
+	assert_int_equal(strspn(hex, "0123456789abcdef"), 16);
+	pp_mock_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_outcome_markers),
+		cmocka_unit_test(test_timeline),
+		cmocka_unit_test(test_fault_settings_rejected),
+		cmocka_unit_test(test_fault_decisions),
+		cmocka_unit_test(test_counters),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
