@@ -15,4 +15,8 @@ int pp_cmd_render(int argc, char **argv);
 int pp_cmd_run(int argc, char **argv);
 int pp_cmd_template(int argc, char **argv);
 int pp_cmd_auth(int argc, char **argv);
+int pp_cmd_serve(int argc, char **argv);
+int pp_cmd_once(int argc, char **argv);
+int pp_cmd_schedule(int argc, char **argv);
+int pp_cmd_runs(int argc, char **argv);
 #endif

@@ -24,6 +24,10 @@ static const struct command commands[] = {
 	{"render", "print the job configuration a run would submit", pp_cmd_render},
 	{"run", "render a pool's job, submit it now; --wait follows it to the end", pp_cmd_run},
 	{"template default", "print the built-in base job template of a pool type", pp_cmd_template},
+	{"serve", "the dispatcher daemon: claim, submit, watch, report until SIGTERM", pp_cmd_serve},
+	{"once", "one dispatch pass for cron; --wait follows runs to the end", pp_cmd_once},
+	{"schedule", "enqueue a run of a pool in the embedded store", pp_cmd_schedule},
+	{"runs", "list, show or cancel runs: runs ls | show ID | cancel ID", pp_cmd_runs},
 	{"auth check", "obtain a token for a credentials section; print identity, lifetime", pp_cmd_auth},
 	{"help", "list commands, or show a command's --help", cmd_help},
 };
