@@ -13,6 +13,8 @@ PKGS    := libcurl openssl libjwt inih libmicrohttpd sqlite3 libnghttp2 libpq cm
 # Debian packages providing PKGS and the header-only jsmn.
 DEB_PKGS := libcurl4-openssl-dev libssl-dev libjwt-dev libinih-dev libmicrohttpd-dev \
             libsqlite3-dev libnghttp2-dev libpq-dev libcmocka-dev libjsmn-dev pkg-config
+# Tools the tests drive (mk/*.mk fragments add theirs).
+TEST_DEB_PKGS := jq curl
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wcast-align -Wwrite-strings \
@@ -20,9 +22,9 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(filter-out cmocka,$(PKGS)) 2>/dev/null)
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -I. -I$(BUILD) $(WARN) $(PKG_CFLAGS) \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -I. -I$(BUILD) $(WARN) $(PKG_CFLAGS) \
            -DPP_DATADIR='"$(DATADIR)"' -DPP_VERSION='"$(VERSION)"' -MMD -MP
-LDLIBS  += $(PKG_LIBS) -lm -lpthread
+override LDLIBS += $(PKG_LIBS) -lm -lpthread
 
 LIB_SRCS  := $(filter-out dispatcher/main.c,$(sort $(wildcard dispatcher/*.c auth/*.c providers/*.c mock/*.c)))
 GEN_SRCS  := $(BUILD)/gen/templates_blob.c
@@ -31,11 +33,14 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TEMPLATES := $(sort $(wildcard templates/*.json))
 
-.PHONY: all deps test unit scenario check asan valgrind bench chaos fuzz install uninstall clean format interop demo
+.PHONY: all deps test-deps test unit scenario check install uninstall clean format interop demo
 all: deps $(BUILD)/pushpool
 
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
+
+test-deps:
+	@sh tools/deps.sh $(TEST_DEB_PKGS)
 
 $(BUILD)/pushpool: $(BUILD)/dispatcher/main.o $(BUILD)/libpushpool.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -60,14 +65,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpushpool.a $(LDLIBS) -lcmocka
 
-test: all $(UNIT_BINS)
+test: all test-deps $(UNIT_BINS)
 	@sh tests/run-unit.sh $(UNIT_BINS)
 	@sh tests/run-scenarios.sh $(BUILD)/pushpool
 
 unit: all $(UNIT_BINS)
 	@sh tests/run-unit.sh $(UNIT_BINS)
 
-scenario: all
+scenario: all test-deps
 	@sh tests/run-scenarios.sh $(BUILD)/pushpool
 
 # Sanitizers, then valgrind: both must be clean.
@@ -77,7 +82,7 @@ check: deps
 	$(MAKE) all $(UNIT_BINS)
 	@VALGRIND=1 sh tests/run-unit.sh $(UNIT_BINS)
 
-demo: all
+demo: all test-deps
 	@sh tools/demo.sh $(BUILD)/pushpool
 
 interop: all
@@ -97,5 +102,8 @@ format:
 
 clean:
 	rm -rf build build-asan build-fuzz pushpool
+
+# Each feature's extra targets (bench, fuzz, chaos, pg, ...) live in mk/.
+-include $(sort $(wildcard mk/*.mk))
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

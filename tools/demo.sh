@@ -118,12 +118,20 @@ echo "== scheduling $RUNS run(s) in each of 4 pools"
 for pool in cloud-run ecs aci modal; do
 	"$PUSHPOOL" schedule -c "$T/pushpool.conf" -p "$pool" --count "$RUNS" --name "demo-$pool" >/dev/null
 done
+# Optional fault injection (one JSON object per line), used by the tests.
+if [ -n "${MOCK_FAULTS:-}" ]; then
+	printf '%s\n' "$MOCK_FAULTS" | while read -r f; do
+		[ -n "$f" ] && curl -fsS -X POST -H 'Content-Type: application/json' -d "$f" \
+			"$BASE/control/faults" >/dev/null
+	done
+fi
 echo "== pushpool once --wait"
 rc=0
 "$PUSHPOOL" once -c "$T/pushpool.conf" --wait --timeout 300 2>"$T/once.log" || rc=$?
 echo "== pushpool runs ls"
 "$PUSHPOOL" runs -c "$T/pushpool.conf" ls
 total=$((RUNS * 4))
+[ -n "${KEEP_DIR:-}" ] && curl -fsS "$BASE/control/stats" >"$T/stats.json"
 ok=$("$PUSHPOOL" runs -c "$T/pushpool.conf" ls --state SUCCEEDED | grep -c -- '-' || true)
 if [ "$rc" -ne 0 ] || [ "$ok" -ne "$total" ]; then
 	echo "demo: once exited $rc; $ok of $total runs SUCCEEDED" >&2
