@@ -1,20 +1,20 @@
 #!/bin/sh
-# The dispatch loop end to end: 100 runs across the four pool types in the
+# The dispatch loop end to end: 200 runs across the four pool types in the
 # embedded store, with the mock dropping 3% of answers after it acted and
 # throttling 3% of requests. Every run must end SUCCEEDED with exactly one
 # remote job each (mock counters): no duplicates, none lost.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-RUNS=25
+trap '[ -n "${KEEP_T:-}" ] || rm -rf "$T"' EXIT
+RUNS=50
 export RUNS
 KEEP_DIR=$T/demo MOCK_FAULTS='{"api":"ecs","reset_after_action_rate":0.03,"throttle_rate":0.03,"retry_after":0}
 {"api":"cloudrun","reset_after_action_rate":0.03,"throttle_rate":0.03,"retry_after":0}
 {"api":"aci","reset_after_action_rate":0.03,"throttle_rate":0.03,"retry_after":0}
 {"api":"modal","throttle_rate":0.03,"retry_after":0}' \
 	sh tools/demo.sh "$PUSHPOOL" >"$T/out" 2>&1 || { cat "$T/out"; exit 1; }
-grep -q "== all 100 runs SUCCEEDED" "$T/out" || { cat "$T/out"; exit 1; }
+grep -q "== all $((RUNS * 4)) runs SUCCEEDED" "$T/out" || { cat "$T/out"; exit 1; }
 S=$T/demo/stats.json
 fail() { echo "FAIL: $*"; cat "$S"; exit 1; }
 counter() { jq -r ".counters[\"$1\"] // 0" "$S"; }
