@@ -867,7 +867,9 @@ static void arm(struct pp_mock *m, struct azure_state *st, const struct pp_mock_
 		return;
 	}
 	snprintf(path, sizeof(path), "%s", req->subpath);
-	for (char *s = strtok(path, "/"); s && n < 16; s = strtok(NULL, "/"))
+	char *save = NULL;
+	/* strtok_r: requests are served on several threads at once. */
+	for (char *s = strtok_r(path, "/", &save); s && n < 16; s = strtok_r(NULL, "/", &save))
 		seg[n++] = s;
 	if (n < 2 || strcasecmp(seg[0], "subscriptions")) {
 		arm_error(resp, 404, "InvalidResourceType", "No route for %s", req->subpath);
