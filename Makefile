@@ -85,7 +85,10 @@ check: deps
 demo: all test-deps
 	@sh tools/demo.sh $(BUILD)/pushpool
 
+# Real clients from Debian as cross-checks of our signers and mock.
+INTEROP_DEB_PKGS := awscli python3-botocore python3-google-auth python3-requests
 interop: all
+	@sh tools/deps.sh $(INTEROP_DEB_PKGS)
 	@sh tests/interop/run.sh $(BUILD)/pushpool
 
 install: all
