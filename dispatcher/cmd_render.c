@@ -12,9 +12,14 @@
 #include "dispatcher/json.h"
 #include "dispatcher/log.h"
 #include "dispatcher/render.h"
+#include "auth/auth.h"
+#include "dispatcher/exec.h"
+#include "dispatcher/request_dump.h"
+#include "providers/provider.h"
 
 #define VARS_STDIN_MAX ((size_t)1 << 20)
 #define API_KEY_MAX 4096
+#define REQUEST_DUMP_MAX ((size_t)4 << 20)
 
 /* Stand-ins for the run values when rendering without a real run, fixed so
  * that the output is reproducible. */
@@ -206,7 +211,9 @@ static void render_usage(FILE *f)
 		"  -v, --var KEY=VALUE  a job variable; VALUE is JSON when it parses, else a string\n"
 		"      --vars FILE|-    job variables as a JSON object (- reads stdin); -v wins\n"
 		"      --run-id ID      flow run id (default %s)\n"
-		"      --run-name NAME  flow run name (default %s)\n",
+		"      --run-name NAME  flow run name (default %s)\n"
+		"      --request        with -p: print the HTTP requests the submission would\n"
+		"                       send (nothing is sent; credentials are not applied)\n",
 		pp_cmd_config_path(NULL), PREVIEW_RUN_ID, PREVIEW_RUN_NAME);
 }
 
@@ -241,9 +248,52 @@ static int read_vars(const char *path, struct pp_json **out, struct pp_error *er
 	return rc;
 }
 
+/* The submission's requests for the rendered job, without sending any. */
+static int print_requests(const struct pp_config *cfg, const struct pp_pool_conf *pool,
+			  const char *type, const struct pp_run_ctx *ctx, struct pp_json *job,
+			  struct pp_error *err)
+{
+	const struct pp_provider *p = pp_provider_find(type);
+	if (!p)
+		return pp_fail(err, PP_EINVALID, "%s:%d: pool \"%s\": no backend for type \"%s\"",
+			       pool->file, pool->line, pool->name, type);
+	struct pp_cred *cred = NULL;
+	void *shared = NULL;
+	struct pp_run_io io = {0};
+	struct pp_buf out;
+	int rc = 0;
+	pp_buf_init(&out, REQUEST_DUMP_MAX);
+	if (pool->credentials && *pool->credentials) {
+		const struct pp_cred_conf *cc = pp_config_cred(cfg, pool->credentials);
+		rc = cc ? pp_cred_new(cc, &cred, err)
+			: pp_fail(err, PP_EINVALID, "%s:%d: pool \"%s\": no [credentials \"%s\"] "
+				  "section", pool->file, pool->line, pool->name, pool->credentials);
+	}
+	io.run_id = ctx->flow_run_id;
+	io.run_name = ctx->flow_run_name;
+	io.attempt = 1;
+	io.job = job;
+	io.endpoint = pool->endpoint && *pool->endpoint ? pool->endpoint : NULL;
+	io.cred = cred;
+	io.pool_shared = &shared;
+	if (!rc)
+		rc = pp_exec_io_prepare(&io, p, err);
+	if (!rc)
+		rc = pp_request_dump(p, &io, &out, err);
+	if (!rc && (fputs(pp_buf_str(&out), stdout) == EOF || fflush(stdout)))
+		rc = pp_fail(err, PP_EIO, "stdout: write error");
+	if (io.state)
+		pp_exec_io_release(&io, p);
+	if (shared && p->release_shared)
+		p->release_shared(shared);
+	pp_cred_free(cred);
+	pp_buf_free(&out);
+	return rc;
+}
+
 int pp_cmd_render(int argc, char **argv)
 {
-	enum { OPT_TYPE = 256, OPT_TEMPLATE, OPT_VARS, OPT_RUN_ID, OPT_RUN_NAME };
+	enum { OPT_TYPE = 256, OPT_TEMPLATE, OPT_VARS, OPT_RUN_ID, OPT_RUN_NAME, OPT_REQUEST };
 	static const struct option opts[] = {
 		{"pool", required_argument, NULL, 'p'},
 		{"config", required_argument, NULL, 'c'},
@@ -253,12 +303,14 @@ int pp_cmd_render(int argc, char **argv)
 		{"vars", required_argument, NULL, OPT_VARS},
 		{"run-id", required_argument, NULL, OPT_RUN_ID},
 		{"run-name", required_argument, NULL, OPT_RUN_NAME},
+		{"request", no_argument, NULL, OPT_REQUEST},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pp_render_source src = {0};
 	struct pp_run_ctx ctx = {.flow_run_id = PREVIEW_RUN_ID, .flow_run_name = PREVIEW_RUN_NAME};
 	const char *vars_path = NULL;
+	bool requests = false;
 	struct pp_json *kv_vars = pp_json_new(PP_JSON_OBJECT), *run_vars = NULL, *job = NULL;
 	struct pp_error err = {0};
 	struct pp_config cfg;
@@ -277,6 +329,7 @@ int pp_cmd_render(int argc, char **argv)
 		case OPT_VARS: vars_path = optarg; break;
 		case OPT_RUN_ID: ctx.flow_run_id = optarg; break;
 		case OPT_RUN_NAME: ctx.flow_run_name = optarg; break;
+		case OPT_REQUEST: requests = true; break;
 		case 'v':
 			if (pp_vars_set_kv(kv_vars, optarg, &err)) {
 				fail_exit("render", &err);
@@ -300,6 +353,8 @@ int pp_cmd_render(int argc, char **argv)
 			problem = "-p takes the type and template from the config; drop --type/--template";
 		else if (src.config_path && !src.pool_name)
 			problem = "-c needs -p";
+		else if (requests && !src.pool_name)
+			problem = "--request needs -p (the pool's endpoint and credentials)";
 		else if (src.pool_type && !src.template_path && !pp_pool_type_canonical(src.pool_type))
 			problem = "unknown pool type";
 		if (problem) {
@@ -335,6 +390,8 @@ int pp_cmd_render(int argc, char **argv)
 		 * error (or a missing config file), not bad job data. */
 		if (rc && src.pool_name && (!pool || !type))
 			status = rc == PP_ENOTFOUND ? PP_EXIT_NOINPUT : PP_EXIT_CONFIG;
+		if (!rc && requests)
+			rc = print_requests(&cfg, pool, type, &ctx, job, &err);
 		pp_config_free(&cfg);
 	}
 	pp_json_free(run_vars);
@@ -342,7 +399,7 @@ int pp_cmd_render(int argc, char **argv)
 		int exit_code = fail_exit("render", &err);
 		return status != PP_EXIT_OK ? status : exit_code;
 	}
-	status = print_json(job);
+	status = requests ? PP_EXIT_OK : print_json(job);
 	pp_json_free(job);
 	return status;
 }

@@ -13,7 +13,8 @@
  * the provider to take its next step. Angle brackets mark values the cloud
  * would choose. */
 struct canned {
-	const char *match; /* suffix of the X-Amz-Target, or of "METHOD URL" */
+	const char *match; /* suffix of the X-Amz-Target; "METHOD part-of-URL"; a method;
+			      or a suffix of the URL */
 	int status;
 	const char *body;
 };
@@ -23,9 +24,12 @@ static const struct canned canned[] = {
 	 "{\"taskDefinition\":{\"taskDefinitionArn\":\"<task-definition-arn>\"}}"},
 	{".DescribeTaskDefinition", 400,
 	 "{\"__type\":\"ClientException\",\"message\":\"(dry run: no revision to reuse)\"}"},
+	{"GET /containerGroups/", 404,
+	 "{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"(dry run: no group yet)\"}}"},
 	{".RunTask", 200, "{\"tasks\":[{\"taskArn\":\"<task-arn>\"}]}"},
 	{":run", 200, "{\"metadata\":{\"name\":\"<execution-name>\"}}"},
-	{"GET", 200, "{}"},  /* Cloud Run GetJob: ready, no execution yet */
+	{"GET", 200, "{\"location\":\"<resource-group-location>\"}"}, /* ACI resource group; Cloud
+									      Run GetJob: ready */
 	{"POST", 200, "{}"}, /* Cloud Run CreateJob: the operation */
 	{NULL, 0, NULL},
 };
@@ -43,11 +47,27 @@ static const struct canned *answer_for(const struct pp_http_req *req)
 		if (target) {
 			if (ends_with(target, c->match))
 				return c;
+			continue;
+		}
+		const char *space = strchr(c->match, ' ');
+		if (space) {
+			size_t mlen = (size_t)(space - c->match);
+			if (strlen(req->method) == mlen && !strncmp(req->method, c->match, mlen) &&
+			    strstr(req->url, space + 1))
+				return c;
 		} else if (ends_with(req->url, c->match) || !strcmp(req->method, c->match)) {
 			return c;
 		}
 	}
 	return NULL;
+}
+
+static bool printable(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t' && s[i] != '\r')
+			return false;
+	return true;
 }
 
 static int print_request(const struct pp_http_req *req, int n, struct pp_buf *out)
@@ -70,8 +90,10 @@ static int print_request(const struct pp_http_req *req, int n, struct pp_buf *ou
 		if (!rc)
 			rc = pp_json_write(j, out, PP_JSON_PRETTY);
 		pp_json_free(j);
-	} else {
+	} else if (printable(req->body, req->body_len)) {
 		rc = pp_buf_printf(out, "\n%.*s", (int)req->body_len, req->body);
+	} else {
+		rc = pp_buf_printf(out, "\n(%zu bytes of binary body)", req->body_len);
 	}
 	return rc ? rc : pp_buf_puts(out, "\n\n");
 }
@@ -86,7 +108,9 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 
 	for (int n = 1; n <= DUMP_MAX_REQUESTS; n++) {
 		io->resp = have_resp ? &resp : NULL;
-		io->resp_rc = have_resp && resp.status >= 300 ? PP_EINVALID : 0;
+		io->resp_rc = !have_resp || resp.status < 300 ? 0
+			      : resp.status == 404 ? PP_ENOTFOUND
+						   : PP_EINVALID;
 		io->resp_err = have_resp ? &resp_err : NULL;
 		pp_http_req_free(&io->req);
 		rc = p->submit(io, err);
@@ -98,6 +122,15 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 			break;
 		if (print_request(&io->req, n, out)) {
 			rc = pp_fail(err, PP_ENOMEM, "request dump is too large");
+			break;
+		}
+		const char *ct = pp_http_req_get_header(&io->req, "Content-Type");
+		/* A gRPC call's successors depend on protobuf answers the dump
+		 * cannot fake faithfully: show the first call only. */
+		if (ct && !strncmp(ct, "application/grpc", 16)) {
+			rc = pp_buf_puts(out, "(gRPC: the calls that follow depend on the server's "
+					      "answers and are not shown)\n");
+			rc = rc ? pp_fail(err, PP_ENOMEM, "request dump is too large") : PP_STEP_DONE;
 			break;
 		}
 		const struct canned *c = answer_for(&io->req);
@@ -112,7 +145,7 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 			break;
 		}
-		pp_fail(&resp_err, c->status >= 300 ? PP_EINVALID : 0, "%s %s: HTTP %d (dry run)",
+		pp_fail(&resp_err, c->status == 404 ? PP_ENOTFOUND : c->status >= 300 ? PP_EINVALID : 0, "%s %s: HTTP %d (dry run)",
 			io->req.method, io->req.url, c->status);
 		have_resp = true;
 	}

@@ -127,4 +127,27 @@ PUSHPOOL_CONFIG="$T/pushpool.conf" "$PUSHPOOL" render -p etl >/dev/null ||
 	fail "render -p with \$PUSHPOOL_CONFIG"
 expect 78 'no [pool "nope"] section' "$PUSHPOOL" render -p nope -c "$T/pushpool.conf"
 expect 66 "$T/absent.conf" "$PUSHPOOL" render -p etl -c "$T/absent.conf"
+expect 64 '--request needs -p' "$PUSHPOOL" render --type ecs:push --request
+
+# --request: the exact HTTP requests, nothing sent, no secret shown.
+R=$T/req
+mkdir -p "$R"
+(
+	T=$R
+	MOCK_ARGS="--seed 2"
+	. "$(pwd)/tools/mock-env.sh"
+	trap 'kill $MOCK_PID 2>/dev/null' EXIT
+	for pool in cloud-run ecs aci modal; do
+		"$PUSHPOOL" render -c "$R/pushpool.conf" -p "$pool" --request >"$R/$pool.out" 2>"$R/$pool.err" ||
+			{ echo "FAIL: render --request -p $pool: $(cat "$R/$pool.err")"; exit 1; }
+	done
+	curl -fsS "$BASE/control/stats" >"$R/stats.json"
+)
+grep -q '^POST .*/jobs?jobId=pp-00000000000040008000000000000000-1$' "$R/cloud-run.out" || fail "cloud-run: no CreateJob"
+grep -q '^# 2 RunTask$' "$R/ecs.out" && grep -q '"clientToken": "pp-' "$R/ecs.out" || fail "ecs: no RunTask with clientToken"
+grep -q '^PUT .*/containerGroups/pp-' "$R/aci.out" && grep -q '"restartPolicy": "Never"' "$R/aci.out" || fail "aci: no PUT"
+grep -q '^POST .*/modal.client.ModalClient/' "$R/modal.out" || fail "modal: no gRPC call"
+! grep -q 'demo-aws-secret-key-not-real\|as-demo-secret\|demo-azure-client-secret' "$R"/*.out || fail "a secret leaked"
+[ "$(jq -r '[.keyed.requests // {} | to_entries[] | select(.key | test("^control") | not)] | length' "$R/stats.json")" = 0 ] ||
+	fail "render --request reached the mock: $(jq -c .keyed.requests "$R/stats.json")"
 echo "render scenario: ok"
