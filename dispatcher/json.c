@@ -446,8 +446,8 @@ static int build(struct parse_ctx *c, int *idx, int depth, struct pp_json **out)
 	return 0;
 }
 
-int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
-		  struct pp_json **out, struct pp_error *err)
+static int parse_text(const char *text, size_t len, const struct pp_json_limits *lim,
+		      struct pp_json **out, struct pp_error *err)
 {
 	*out = NULL;
 	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
@@ -502,6 +502,33 @@ int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim
 	}
 	*out = root;
 	return 0;
+}
+
+int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
+		  struct pp_json **out, struct pp_error *err)
+{
+	size_t i = 0;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+		i++;
+	if (i == len || text[i] == '{' || text[i] == '[' || text[i] == '"')
+		return parse_text(text, len, lim, out, err);
+	/* Strict jsmn wants a delimiter after a primitive, so a bare top-level
+	 * number or literal at the very end reads as truncated: give it one. */
+	*out = NULL;
+	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
+	if (len > max_bytes)
+		return pp_fail(err, PP_EINVALID, "1:1: document of %zu bytes exceeds the %zu-byte limit",
+			       len, max_bytes);
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
+	memcpy(copy, text, len);
+	copy[len] = '\n';
+	struct pp_json_limits l = lim ? *lim : (struct pp_json_limits){0};
+	l.max_bytes = max_bytes + 1;
+	int rc = parse_text(copy, len + 1, &l, out, err);
+	free(copy);
+	return rc;
 }
 
 int pp_json_parse_file(const char *path, const struct pp_json_limits *lim, struct pp_json **out,

@@ -47,6 +47,28 @@ static void test_types_and_access(void **state)
 	pp_json_free(j);
 }
 
+/* RFC 8259 allows any value at the top; strict jsmn needs help there. */
+static void test_top_level_scalars(void **state)
+{
+	(void)state;
+	struct pp_json *j = parse_ok("5");
+	assert_true(pp_json_is(j, PP_JSON_NUMBER) && j->num == 5);
+	pp_json_free(j);
+	j = parse_ok(" -1.5e3\n");
+	assert_true(j->num == -1500);
+	pp_json_free(j);
+	j = parse_ok("true");
+	assert_true(pp_json_is(j, PP_JSON_BOOL));
+	pp_json_free(j);
+	j = parse_ok("null");
+	assert_true(pp_json_is(j, PP_JSON_NULL));
+	pp_json_free(j);
+	expect_error("5 6", "1:3: trailing data");
+	expect_error("01", "1:1:");
+	expect_error("tru", "1:1:");
+	expect_error("-", "1:1:");
+}
+
 static void test_roundtrip_keeps_order_and_text(void **state)
 {
 	(void)state;
@@ -135,6 +157,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_types_and_access),
+		cmocka_unit_test(test_top_level_scalars),
 		cmocka_unit_test(test_roundtrip_keeps_order_and_text),
 		cmocka_unit_test(test_errors_have_line_col),
 		cmocka_unit_test(test_limits),
