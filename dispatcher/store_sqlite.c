@@ -1,20 +1,47 @@
 /* The embedded run store: one SQLite file in WAL mode. Leases use the
  * monotonic clock; since every process sharing the file runs on this host,
  * CLOCK_MONOTONIC is common to them, and the boot id stored with each lease
- * makes leases from before a reboot count as expired. */
+ * makes leases from before a reboot count as expired. Each owner also holds
+ * an flock on a file named after it next to the database ("DB.owners/"):
+ * a lease whose owner's lock can be taken belongs to a dead process (kill -9)
+ * and is free at once instead of at its expiry. flock works across PID
+ * namespaces, so dispatchers in containers sharing the volume are judged
+ * right too. */
 #include "dispatcher/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OWNER_VERDICTS 8
+#define OWNER_MAX 128
 
 struct sqlite_store {
 	struct pp_store base;
 	sqlite3 *db;
 	char *path;
 	char boot_id[40];
+	char *owners_dir;
+	/* flocks held on owners_dir/<owner> for every owner this handle claims as */
+	struct {
+		char name[OWNER_MAX];
+		int fd;
+	} held[OWNER_VERDICTS];
+	int nheld;
+	/* Liveness verdicts within one claim, so each owner's lock is tried once. */
+	struct {
+		char owner[OWNER_MAX];
+		bool gone;
+	} verdicts[OWNER_VERDICTS];
+	int nverdicts;
 };
 
 static const char *const migrations[] = {
@@ -78,8 +105,76 @@ static void sqlite_close(struct pp_store *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_close(s->db);
+	for (int i = 0; i < s->nheld; i++)
+		if (s->held[i].fd >= 0)
+			close(s->held[i].fd);
+	free(s->owners_dir);
 	free(s->path);
 	free(s);
+}
+
+/* owners_dir/<owner in hex>: hex keeps any owner string a safe file name. */
+static void owner_file(const struct sqlite_store *s, const char *owner, char *out, size_t n)
+{
+	size_t len = (size_t)snprintf(out, n, "%s/", s->owners_dir);
+	for (const unsigned char *p = (const unsigned char *)owner; *p && len + 3 < n; p++)
+		len += (size_t)snprintf(out + len, n - len, "%02x", *p);
+}
+
+/* Hold our owner's lock for as long as the store is open. Best effort: without
+ * it, leases of dead owners are still freed at expiry. */
+static void hold_owner_lock(struct sqlite_store *s, const char *owner)
+{
+	for (int i = 0; i < s->nheld; i++)
+		if (!strcmp(s->held[i].name, owner))
+			return;
+	if (s->nheld == OWNER_VERDICTS)
+		return;
+	int slot = s->nheld++;
+	snprintf(s->held[slot].name, OWNER_MAX, "%s", owner);
+	s->held[slot].fd = -1;
+	char file[PATH_MAX];
+	if (mkdir(s->owners_dir, 0750) && errno != EEXIST)
+		return;
+	owner_file(s, owner, file, sizeof(file));
+	int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd); /* the same owner name is live elsewhere */
+		return;
+	}
+	s->held[slot].fd = fd;
+}
+
+static bool owner_gone(struct sqlite_store *s, const char *owner)
+{
+	for (int i = 0; i < s->nverdicts; i++)
+		if (!strcmp(s->verdicts[i].owner, owner))
+			return s->verdicts[i].gone;
+	char file[PATH_MAX];
+	bool gone = false;
+	owner_file(s, owner, file, sizeof(file));
+	int fd = open(file, O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		if (!flock(fd, LOCK_EX | LOCK_NB)) {
+			gone = true;
+			unlink(file);
+		}
+		close(fd);
+	}
+	if (s->nverdicts < OWNER_VERDICTS) {
+		snprintf(s->verdicts[s->nverdicts].owner, OWNER_MAX, "%s", owner);
+		s->verdicts[s->nverdicts++].gone = gone;
+	}
+	return gone;
+}
+
+static void sql_owner_gone(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct sqlite_store *s = sqlite3_user_data(ctx);
+	const unsigned char *owner = argc == 1 ? sqlite3_value_text(argv[0]) : NULL;
+	sqlite3_result_int(ctx, owner && owner_gone(s, (const char *)owner));
 }
 
 static int sqlite_migrate(struct pp_store *base, struct pp_error *err)
@@ -125,6 +220,11 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	s->base.ops = &pp_store_sqlite;
+	if (asprintf(&s->owners_dir, "%s.owners", path) < 0) {
+		s->owners_dir = NULL;
+		sqlite_close(&s->base);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
 	read_boot_id(s->boot_id, sizeof(s->boot_id));
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
@@ -134,6 +234,7 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		return rc;
 	}
 	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_create_function(s->db, "pp_owner_gone", 1, SQLITE_UTF8, s, sql_owner_gone, NULL, NULL);
 	/* WAL: readers never block the writer; NORMAL sync is durable across a
 	 * process crash (kill -9), which is the failure leases must survive. */
 	int rc = exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
@@ -306,6 +407,8 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	if (max <= 0)
 		return 0;
 	int64_t now = pp_wall_ms(), mono = pp_mono_ms();
+	hold_owner_lock(s, owner);
+	s->nverdicts = 0;
 	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
 	if (rc)
 		return rc;
@@ -318,7 +421,8 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 		"  AND (?5 IS NULL OR pool = ?5)"
 		"  AND (state != 'SCHEDULED' OR scheduled_ms <= ?4)"
 		"  AND next_attempt_ms <= ?4"
-		"  AND (lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6)"
+		"  AND (lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"
+		"       OR (lease_owner != ?1 AND pp_owner_gone(lease_owner)))"
 		"  ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)"
 		" RETURNING " RUN_COLUMNS;
 	sqlite3_stmt *st;

@@ -3,7 +3,7 @@
 fail=0
 for t in "$@"; do
 	if [ -n "$VALGRIND" ]; then
-		valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+		valgrind -q --child-silent-after-fork=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
 			--show-leak-kinds=definite,indirect,possible "$t" >/tmp/pp-unit.$$ 2>&1
 	else
 		"$t" >/tmp/pp-unit.$$ 2>&1

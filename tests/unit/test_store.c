@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dispatcher/store.h"
@@ -69,6 +70,51 @@ static void test_claim_orders_and_leases(void **state)
 	assert_int_equal(s->ops->claim(s, "b", "d2", 60000, 10, &runs, &n, &err), 0);
 	assert_int_equal(n, 0);
 	free(runs);
+}
+
+/* A lease whose owner process died (kill -9) is free at once; a live
+ * owner's lease is not. The child claims through its own handle, reports,
+ * waits for a byte, then dies without releasing anything. */
+static void test_dead_owner_lease_is_free_at_once(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	char id[PP_ID_LEN];
+	schedule(s, "a", 0, pp_wall_ms() - 1, id);
+	int up[2], down[2];
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct pp_store *c = NULL;
+		struct pp_run_rec *runs = NULL;
+		int n = 0;
+		char ok = pp_store_open(path, &c, &err) == 0 &&
+			  c->ops->claim(c, "a", "doomed", 600000, 10, &runs, &n, &err) == 0 && n == 1;
+		(void)!write(up[1], &ok, 1);
+		(void)!read(down[0], &ok, 1);
+		_exit(0); /* no close, no release: as if killed */
+	}
+	char ok = 0;
+	assert_int_equal(read(up[0], &ok, 1), 1);
+	assert_true(ok);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "survivor", 600000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 0); /* the owner lives: its 10-minute lease holds */
+	free(runs);
+	assert_int_equal(write(down[1], "x", 1), 1);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(s->ops->claim(s, "a", "survivor", 600000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, id);
+	pp_run_recs_free(runs, n);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
 }
 
 static void test_fencing_rejects_stale_writer(void **state)
@@ -180,6 +226,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_owner_lease_is_free_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fencing_rejects_stale_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_released_nonterminal_runs_are_reclaimed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
