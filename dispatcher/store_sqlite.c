@@ -243,8 +243,8 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		rc = sqlite_migrate(&s->base, err);
 	if (rc) {
 		if (sqlite3_errcode(s->db) == SQLITE_NOTADB || sqlite3_errcode(s->db) == SQLITE_CORRUPT)
-			pp_fail(err, PP_EINVALID, "store %s: not a pushpool store or corrupt: %s", path,
-				sqlite3_errmsg(s->db));
+			rc = pp_fail(err, PP_EINVALID, "store %s: not a pushpool store or corrupt: %s",
+				     path, sqlite3_errmsg(s->db));
 		sqlite_close(&s->base);
 		return rc;
 	}

@@ -124,3 +124,40 @@ done
 kill -TERM "$SV"
 wait "$SV" || fail "serve exited $? on SIGTERM"
 echo "cancel: 4 running jobs stopped, runs CANCELLED, nothing left"
+
+# ---- 3. overlapping cron runs of `once`, and a corrupt store ----
+T=$W/cron
+mkdir -p "$T"
+MOCK_RUN_SECONDS=0.3
+DISPATCHER_EXTRA="status_interval = 0.2"
+. "$ROOT/tools/mock-env.sh"
+PIDS="$PIDS $MOCK_PID"
+for pool in $POOLS; do
+	"$PUSHPOOL" schedule -c "$T/pushpool.conf" -p "$pool" --count 10 >/dev/null
+done
+"$PUSHPOOL" once -c "$T/pushpool.conf" --wait --timeout 120 >"$T/once1.out" 2>"$T/once1.log" &
+O1=$!
+"$PUSHPOOL" once -c "$T/pushpool.conf" --wait --timeout 120 >"$T/once2.out" 2>"$T/once2.log" &
+O2=$!
+wait "$O1" || fail "first once exited $?: $(cat "$T/once1.out")"
+wait "$O2" || fail "second once exited $?: $(cat "$T/once2.out")"
+[ "$(count SUCCEEDED)" = 40 ] || fail "$(count SUCCEEDED) of 40 runs SUCCEEDED after two overlapping once"
+curl -fsS "$BASE/control/stats" >"$T/stats.json"
+S=$T/stats.json
+for map in ecs.clientToken aci.creates modal_sandbox_creates cloudrun.executions; do
+	[ "$(keyed_len $map)" = 10 ] && [ "$(keyed_ones $map)" = 10 ] ||
+		fail "overlapping once: $map: $(keyed_len $map) objects, $(keyed_ones $map) created once; want 10"
+done
+# A corrupt store: a clear error, exit 65, and nothing reaches the mock.
+before=$(jq '[.keyed.requests // {} | to_entries[] | select(.key | test("^control") | not) | .value] | add' "$S")
+mkdir -p "$T/bad"
+sed "s|^state_dir = .*|state_dir = $T/bad|" "$T/pushpool.conf" >"$T/bad.conf"
+head -c 8192 /dev/urandom >"$T/bad/pushpool.db"
+rc=0
+"$PUSHPOOL" once -c "$T/bad.conf" >/dev/null 2>"$T/bad.err" || rc=$?
+[ "$rc" = 65 ] && grep -q "not a pushpool store or corrupt" "$T/bad.err" ||
+	fail "corrupt store: exit $rc: $(cat "$T/bad.err")"
+curl -fsS "$BASE/control/stats" >"$S"
+after=$(jq '[.keyed.requests // {} | to_entries[] | select(.key | test("^control") | not) | .value] | add' "$S")
+[ "$before" = "$after" ] || fail "requests reached the mock with a corrupt store ($before -> $after)"
+echo "cron: two overlapping once --wait, 40 runs, 0 duplicates; corrupt store refused (exit 65)"
