@@ -161,6 +161,8 @@ static const struct key_def keys[] = {
 	 "JSON object of job variables for every run of the pool, on one line."},
 	{POOL(max_in_flight, long), T_INT, "0", 0, 1000000, NULL, false,
 	 "Most unfinished runs of this pool; 0: only the global cap."},
+	{POOL(max_submitting, long), T_INT, "0", 0, 10000, NULL, false,
+	 "Most submissions of this pool under way at once; 0: only the global cap."},
 
 	{CRED(type, char *), T_ENUM, NULL, NO_RANGE, cred_types, true, "Which cloud."},
 	{CRED(source, char *), T_ENUM, "chain", NO_RANGE, cred_sources, false,

@@ -54,6 +54,7 @@ struct pp_pool_conf {
 	char *endpoint;        /* API base URL override (mock, private endpoints) */
 	char *job_variables;   /* JSON object of pool-level variable overrides */
 	long max_in_flight;    /* 0: no per-pool cap */
+	long max_submitting;   /* 0: no per-pool cap */
 	const char *file;      /* config file and line of the section header */
 	int line;
 };

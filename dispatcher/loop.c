@@ -43,8 +43,8 @@ struct pool_rt {
 	struct pp_json *vars;
 	char *endpoint;
 	void *shared;
-	long max_in_flight;
-	int in_flight;
+	long max_in_flight, max_submitting;
+	int in_flight, submitting;
 	int refs; /* active runs using it; a pool dropped by reload lives until 0 */
 	bool retired;
 	struct pool_rt *next;
@@ -117,6 +117,7 @@ static int pools_build(const struct pp_config *cfg, struct pool_rt **out, struct
 		tail = &p->next;
 		snprintf(p->name, sizeof(p->name), "%s", pc->name);
 		p->max_in_flight = pc->max_in_flight;
+		p->max_submitting = pc->max_submitting;
 		p->prov = pp_provider_find(pc->type);
 		if (!p->prov) {
 			rc = pp_fail(err, PP_EINVALID, "%s:%d: pool \"%s\": no provider serves type \"%s\"",
@@ -289,6 +290,7 @@ static void begin_watch(struct pp_loop *L, struct active *a, long delay_ms)
 static void on_submit(struct pp_loop *L, struct active *a, int rc, const struct pp_error *err)
 {
 	L->nsubmitting--;
+	a->pool->submitting--;
 	if (rc == 0) {
 		L->sum->submitted++;
 		pp_metrics_count(L->metrics, "submissions", 1);
@@ -580,6 +582,7 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 		a->io.attempt = 1;
 		a->release_after_submit = L->opts->once && !L->opts->wait;
 		L->nsubmitting++;
+		a->pool->submitting++;
 		start_op(L, a, PP_OP_SUBMIT);
 		return;
 	}
@@ -611,6 +614,8 @@ static int pool_capacity(struct pp_loop *L, struct pool_rt *p)
 	long cap = global < subm ? global : subm;
 	if (p->max_in_flight > 0 && p->max_in_flight - p->in_flight < cap)
 		cap = p->max_in_flight - p->in_flight;
+	if (p->max_submitting > 0 && p->max_submitting - p->submitting < cap)
+		cap = p->max_submitting - p->submitting;
 	return cap > 0 ? (int)(cap > 256 ? 256 : cap) : 0;
 }
 
