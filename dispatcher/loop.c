@@ -511,7 +511,10 @@ static int prepare_run(struct pp_loop *L, struct active *a, struct pp_error *err
 		return rc;
 	a->io.run_id = a->rec.id;
 	a->io.run_name = a->rec.name;
-	a->io.attempt = a->rec.attempt > 0 ? a->rec.attempt : 1;
+	/* The provider derives job names and tokens from (run id, attempt): it
+	 * stays 1 for every try and every recovery, so all of them name the
+	 * same remote job. rec.attempt only counts tries against the budget. */
+	a->io.attempt = 1;
 	a->io.job = a->job;
 	a->io.endpoint = p->endpoint;
 	a->io.cred = p->cred;
@@ -579,7 +582,6 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 		if (!store_write(L, a, &u))
 			return;
 		a->io.idem_key = a->rec.idem_key;
-		a->io.attempt = 1;
 		a->release_after_submit = L->opts->once && !L->opts->wait;
 		L->nsubmitting++;
 		a->pool->submitting++;

@@ -157,10 +157,7 @@ static bool owner_gone(struct sqlite_store *s, const char *owner)
 	owner_file(s, owner, file, sizeof(file));
 	int fd = open(file, O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
-		if (!flock(fd, LOCK_EX | LOCK_NB)) {
-			gone = true;
-			unlink(file);
-		}
+		gone = !flock(fd, LOCK_EX | LOCK_NB);
 		close(fd);
 	}
 	if (s->nverdicts < OWNER_VERDICTS) {
@@ -168,6 +165,27 @@ static bool owner_gone(struct sqlite_store *s, const char *owner)
 		s->verdicts[s->nverdicts++].gone = gone;
 	}
 	return gone;
+}
+
+/* A dead owner's lock file goes once none of its leases is left to free. */
+static void forget_dead_owners(struct sqlite_store *s)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM runs WHERE lease_owner = ? LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return;
+	for (int i = 0; i < s->nverdicts; i++) {
+		if (!s->verdicts[i].gone)
+			continue;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, s->verdicts[i].owner, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_DONE) {
+			char file[PATH_MAX];
+			owner_file(s, s->verdicts[i].owner, file, sizeof(file));
+			unlink(file);
+		}
+	}
+	sqlite3_finalize(st);
 }
 
 static void sql_owner_gone(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -449,8 +467,10 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 		pp_run_recs_free(*out, *n);
 		*out = NULL;
 		*n = 0;
+		return rc;
 	}
-	return rc;
+	forget_dead_owners(s);
+	return 0;
 }
 
 static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_ms,

@@ -79,8 +79,9 @@ static void test_dead_owner_lease_is_free_at_once(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	char id[PP_ID_LEN];
-	schedule(s, "a", 0, pp_wall_ms() - 1, id);
+	char id[PP_ID_LEN], id2[PP_ID_LEN];
+	schedule(s, "a", 1, pp_wall_ms() - 1, id);
+	schedule(s, "a", 0, pp_wall_ms() - 1, id2);
 	int up[2], down[2];
 	assert_int_equal(pipe(up), 0);
 	assert_int_equal(pipe(down), 0);
@@ -91,7 +92,7 @@ static void test_dead_owner_lease_is_free_at_once(void **state)
 		struct pp_run_rec *runs = NULL;
 		int n = 0;
 		char ok = pp_store_open(path, &c, &err) == 0 &&
-			  c->ops->claim(c, "a", "doomed", 600000, 10, &runs, &n, &err) == 0 && n == 1;
+			  c->ops->claim(c, "a", "doomed", 600000, 10, &runs, &n, &err) == 0 && n == 2;
 		(void)!write(up[1], &ok, 1);
 		(void)!read(down[0], &ok, 1);
 		_exit(0); /* no close, no release: as if killed */
@@ -107,10 +108,19 @@ static void test_dead_owner_lease_is_free_at_once(void **state)
 	assert_int_equal(write(down[1], "x", 1), 1);
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_int_equal(s->ops->claim(s, "a", "survivor", 600000, 10, &runs, &n, &err), 0);
+	/* One at a time: the dead owner stays dead for the second claim too. */
+	assert_int_equal(s->ops->claim(s, "a", "survivor", 600000, 1, &runs, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(runs[0].id, id);
 	pp_run_recs_free(runs, n);
+	char lock[256];
+	snprintf(lock, sizeof(lock), "%s.owners/%s", path, "646f6f6d6564"); /* "doomed" */
+	assert_int_equal(access(lock, F_OK), 0);
+	assert_int_equal(s->ops->claim(s, "a", "survivor", 600000, 1, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, id2);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(access(lock, F_OK), -1); /* nothing left to free: forgotten */
 	close(up[0]);
 	close(up[1]);
 	close(down[0]);
