@@ -355,16 +355,60 @@ static enum pp_store_state final_state(enum pp_run_state s)
 	}
 }
 
+/* The outcome is recorded as an event before cleanup starts: cleanup
+ * deletes the remote job, so a dispatcher that dies in between must learn
+ * the outcome from the store, not from a job that is gone. */
+#define FINISHING_EVENT "finishing "
+
 static void after_terminal(struct pp_loop *L, struct active *a, enum pp_store_state st,
 			   const char *msg)
 {
 	a->final = st;
 	snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
 	if (a->pool->prov->cleanup && (a->pool->prov->caps & PP_CAP_CLEANUP)) {
+		char ev[sizeof(a->final_msg) + 32];
+		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),
+			 a->final_msg);
+		struct pp_run_update u = {.state = a->rec.state, .attempt = -1,
+					  .next_attempt_ms = -1, .event = ev};
+		if (!store_write(L, a, &u))
+			return;
 		start_op(L, a, PP_OP_CLEANUP);
 		return;
 	}
 	finish(L, a, st, a->final_msg);
+}
+
+/* A run recovered after a crash whose outcome was already recorded: true,
+ * with a->final and a->final_msg set from the last "finishing" event. */
+static bool recorded_outcome(struct pp_loop *L, struct active *a)
+{
+	struct pp_run_rec rec;
+	struct pp_run_event *ev = NULL;
+	int nev = 0;
+	struct pp_error err = {0};
+	bool found = false;
+	if (L->store->ops->get(L->store, a->rec.id, &rec, &ev, &nev, &err))
+		return false;
+	for (int i = nev - 1; i >= 0 && !found; i--) {
+		const char *m = ev[i].message;
+		if (!m || strncmp(m, FINISHING_EVENT, strlen(FINISHING_EVENT)))
+			continue;
+		m += strlen(FINISHING_EVENT);
+		const char *colon = strstr(m, ": ");
+		char name[16];
+		if (!colon || (size_t)(colon - m) >= sizeof(name))
+			break;
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - m), m);
+		if (pp_store_state_parse(name, &a->final) == 0 && pp_store_state_terminal(a->final)) {
+			snprintf(a->final_msg, sizeof(a->final_msg), "%s", colon + 2);
+			found = true;
+		}
+		break;
+	}
+	pp_run_rec_free(&rec);
+	pp_run_events_free(ev, nev);
+	return found;
 }
 
 static void on_status(struct pp_loop *L, struct active *a, int rc, const struct pp_error *err)
@@ -594,6 +638,10 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 		a->io.idem_key = a->rec.idem_key;
 		if (a->pool->prov->restore && (rc = a->pool->prov->restore(&a->io, &err))) {
 			finish(L, a, PP_ST_CRASHED, err.msg);
+			return;
+		}
+		if (recorded_outcome(L, a)) {
+			start_op(L, a, PP_OP_CLEANUP);
 			return;
 		}
 		if (a->rec.state == PP_ST_CANCELLING || a->rec.cancel_requested) {

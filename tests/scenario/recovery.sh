@@ -36,7 +36,9 @@ done
 "$PUSHPOOL" once -c "$T/pushpool.conf" --wait --timeout 120 >"$T/once.out" 2>>"$T/serve.log" ||
 	fail "once after the kills exited $?: $(cat "$T/once.out")"
 states=$("$PUSHPOOL" runs -c "$T/pushpool.conf" ls | awk 'NR > 1 { print $3 }' | sort | uniq -c | tr -s ' \n' ' ')
-[ "$states" = " 400 SUCCEEDED " ] || fail "run states after recovery:$states"
+[ "$states" = " 400 SUCCEEDED " ] ||
+	fail "run states after recovery:$states
+$("$PUSHPOOL" runs -c "$T/pushpool.conf" ls | grep -v SUCCEEDED | head -n 8)"
 S=$T/stats.json
 curl -fsS "$BASE/control/stats" >"$S"
 for map in ecs.clientToken aci.creates modal_sandbox_creates cloudrun.executions; do
