@@ -89,6 +89,15 @@ struct pp_loop {
 	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
 	bool draining;
 	bool claimed_everything; /* once: nothing more due */
+	/* Runs dropped after a failed store write: their leases are released
+	 * once the store answers again, so another pass recovers them (by key
+	 * and by the recorded outcome) instead of our renewals holding them. */
+	struct orphan {
+		char id[PP_ID_LEN];
+		int64_t fence;
+		enum pp_store_state state;
+	} orphans[64];
+	int norphans;
 };
 
 static void pool_release(struct pool_rt *p)
@@ -225,7 +234,15 @@ static bool store_write(struct pp_loop *L, struct active *a, const struct pp_run
 	}
 	if (rc) {
 		/* The store is the record: without it we must not go on acting. */
-		pp_error("run %s: store write failed: %s", a->rec.id, err.msg);
+		pp_error("run %s: store write failed: %s; leaving it for recovery", a->rec.id,
+			 err.msg);
+		if (L->norphans < (int)(sizeof(L->orphans) / sizeof(L->orphans[0]))) {
+			struct orphan *o = &L->orphans[L->norphans++];
+			memcpy(o->id, a->rec.id, sizeof(o->id));
+			o->fence = a->rec.fence;
+			o->state = a->rec.state;
+		}
+		active_free(L, a);
 		return false;
 	}
 	a->rec.state = u->state;
@@ -724,6 +741,21 @@ static void check_cancels(struct pp_loop *L)
 	free(ids);
 }
 
+static void release_orphans(struct pp_loop *L)
+{
+	while (L->norphans > 0) {
+		struct orphan *o = &L->orphans[L->norphans - 1];
+		struct pp_run_update u = {.state = o->state, .attempt = -1, .next_attempt_ms = -1,
+					  .release_lease = true,
+					  .event = "released after a failed store write"};
+		struct pp_error err = {0};
+		int rc = L->store->ops->update(L->store, o->id, o->fence, &u, &err);
+		if (rc && rc != PP_ECONFLICT)
+			return; /* the store is still failing: try again later */
+		L->norphans--;
+	}
+}
+
 static void poll_due_watches(struct pp_loop *L)
 {
 	int64_t now = pp_mono_ms();
@@ -943,6 +975,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 			if (L.store->ops->renew(L.store, L.owner,
 						(int64_t)(cfg->dispatcher.lease_seconds * 1000), &e))
 				pp_warn("lease renewal failed: %s", e.msg);
+			release_orphans(&L);
 		}
 		if (now - L.last_cancel_check >= 500) {
 			L.last_cancel_check = now;
