@@ -91,13 +91,22 @@ interop: all
 	@sh tools/deps.sh $(INTEROP_DEB_PKGS)
 	@sh tests/interop/run.sh $(BUILD)/pushpool
 
+# The unit's ExecStart follows BINDIR; DESTDIR only stages the files.
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/templates
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/templates $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/pushpool $(DESTDIR)$(BINDIR)/pushpool
 	install -m 0644 $(TEMPLATES) $(DESTDIR)$(DATADIR)/templates/
+	install -m 0644 examples/pushpool.conf $(DESTDIR)$(DATADIR)/pushpool.conf.example
+	install -m 0644 man/pushpool.1 $(DESTDIR)$(MANDIR)/man1/pushpool.1
+	install -m 0644 man/pushpool.conf.5 $(DESTDIR)$(MANDIR)/man5/pushpool.conf.5
+	sed 's|/usr/local/bin/pushpool|$(BINDIR)/pushpool|g' deploy/systemd/pushpool.service \
+		>$(DESTDIR)$(UNITDIR)/pushpool.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pushpool.service
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/pushpool
+	rm -f $(DESTDIR)$(BINDIR)/pushpool $(DESTDIR)$(MANDIR)/man1/pushpool.1 \
+		$(DESTDIR)$(MANDIR)/man5/pushpool.conf.5 $(DESTDIR)$(UNITDIR)/pushpool.service
 	rm -rf $(DESTDIR)$(DATADIR)
 
 format:

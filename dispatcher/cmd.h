@@ -19,4 +19,5 @@ int pp_cmd_serve(int argc, char **argv);
 int pp_cmd_once(int argc, char **argv);
 int pp_cmd_schedule(int argc, char **argv);
 int pp_cmd_runs(int argc, char **argv);
+int pp_cmd_store(int argc, char **argv);
 #endif

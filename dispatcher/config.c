@@ -147,6 +147,9 @@ static const struct key_def keys[] = {
 	 "Take runs scheduled up to this far in the future."},
 	{PFT(poll_interval, double), T_SECONDS, "5", 0.1, 3600, NULL, false,
 	 "Seconds between polls of the Prefect API."},
+	{PFT(claim_timeout, double), T_SECONDS, "600", 1, 86400, NULL, false,
+	 "A flow run PENDING this long with no infrastructure_pid and in no run of this store "
+	 "is handed back to SCHEDULED (a claimer died before recording it)."},
 
 	{POOL(type, char *), T_POOL_TYPE, NULL, NO_RANGE, NULL, true,
 	 "Pool type: cloud-run-v2:push, ecs:push, azure-container-instance:push, modal:push "

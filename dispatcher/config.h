@@ -44,6 +44,7 @@ struct pp_prefect_conf {
 	char *work_queues;     /* comma list; empty: all */
 	double lookahead_seconds;
 	double poll_interval;
+	double claim_timeout;  /* seconds a claim may stay PENDING without infrastructure */
 };
 
 struct pp_pool_conf {

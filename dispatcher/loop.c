@@ -7,6 +7,7 @@
 #include "dispatcher/loop.h"
 
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "dispatcher/exec.h"
 #include "dispatcher/log.h"
 #include "dispatcher/metrics.h"
+#include "dispatcher/notify.h"
 #include "dispatcher/render.h"
 #include "dispatcher/source.h"
 #include "dispatcher/store.h"
@@ -617,6 +619,19 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 	}
 	struct pp_error err = {0};
 	int rc = prepare_run(L, a, &err);
+	if (rc && pp_err_retryable(rc)) {
+		/* The run's source (e.g. the Prefect API) is unreachable: try
+		 * again later instead of failing a run that may well be fine. */
+		pp_warn("run %s: inputs unavailable, retrying later: %s", a->rec.id, err.msg);
+		struct pp_run_update u = {.state = a->rec.state, .attempt = -1,
+					  .next_attempt_ms = pp_wall_ms() +
+							     pp_backoff_ms(1, 1000, 30000,
+									   err.retry_after_ms),
+					  .release_lease = true};
+		if (store_write(L, a, &u))
+			active_free(L, a);
+		return;
+	}
 	if (rc) {
 		/* The template or variables are wrong: this run cannot succeed,
 		 * and it must not hold up the others. */
@@ -922,6 +937,11 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 	L.policy.max_attempts = 6;
 	L.policy.base_ms = cfg->dispatcher.backoff_base_ms;
 	L.policy.cap_ms = cfg->dispatcher.backoff_max_ms;
+	/* No op outlives the lease it started under: after a stall (SIGSTOP, a
+	 * VM pause) longer than the lease, its next request is refused and the
+	 * fenced write that follows drops a run another dispatcher may own by
+	 * now. Two thirds, as a renewal is due every third of the lease. */
+	L.policy.budget_ms = (long)(cfg->dispatcher.lease_seconds * 1000) * 2 / 3;
 	int rc = pools_build(cfg, &L.pools, err);
 	if (!rc)
 		rc = pp_store_open(url, &L.store, err);
@@ -935,6 +955,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 		goto out;
 	pp_info("dispatcher %s: store %s, %zu pool(s)%s", L.owner, url, cfg->npools,
 		opts->once ? ", one pass" : "");
+	if (!opts->once)
+		pp_notify_ready();
 	int64_t started = pp_mono_ms(), stop_deadline = 0;
 	int64_t last_claim = 0;
 	for (;;) {
@@ -943,10 +965,13 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 			L.draining = true;
 			stop_deadline = now + (int64_t)(cfg->dispatcher.grace_seconds * 1000);
 			pp_info("stopping: no new claims; finishing %d submission(s)", L.nsubmitting);
+			pp_notify_stopping();
 		}
 		if (reload_requested) {
 			reload_requested = 0;
+			pp_notify_reloading();
 			reload(&L);
+			pp_notify_ready();
 		}
 		if (L.draining && (L.nsubmitting == 0 || now >= stop_deadline))
 			break;
@@ -989,7 +1014,17 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 		}
 		if (opts->once && once_finished(&L))
 			break;
-		pp_exec_poll(L.exec, L.nsubmitting || pp_exec_active(L.exec) ? 20 : 50);
+		pp_notify_watchdog(now);
+		/* Idle, pp_exec_poll returns at once: wait on the store's wake-up
+		 * descriptor instead (or just sleep), so a NOTIFYing store wakes
+		 * us the moment a run is scheduled and an idle loop does not spin. */
+		int wake_fd = L.store->ops->wake_fd ? L.store->ops->wake_fd(L.store) : -1;
+		if (pp_exec_active(L.exec))
+			pp_exec_poll(L.exec, L.nsubmitting ? 20 : 50);
+		else
+			poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN}, wake_fd >= 0, 50);
+		if (wake_fd >= 0 && L.store->ops->wake_drain(L.store) > 0)
+			last_claim = 0;
 	}
 out:
 	if (L.store && L.runs)

@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{"once", "one dispatch pass for cron; --wait follows runs to the end", pp_cmd_once},
 	{"schedule", "enqueue a run of a pool in the embedded store", pp_cmd_schedule},
 	{"runs", "list, show or cancel runs: runs ls | show ID | cancel ID", pp_cmd_runs},
+	{"store migrate", "apply the run store's schema migrations (PostgreSQL needs this once)", pp_cmd_store},
 	{"auth check", "obtain a token for a credentials section; print identity, lifetime", pp_cmd_auth},
 	{"help", "list commands, or show a command's --help", cmd_help},
 };

@@ -1,5 +1,6 @@
 /* Backend-independent parts of the run store. */
 #include "dispatcher/store.h"
+#include "dispatcher/store_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,9 +67,8 @@ void pp_run_events_free(struct pp_run_event *ev, int n)
 
 int pp_store_open(const char *url, struct pp_store **out, struct pp_error *err)
 {
-	if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11)) {
-		return pp_fail(err, PP_EINVALID, "store url %s: PostgreSQL support is not built in", url);
-	}
+	if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))
+		return pp_store_pg.open(url, out, err);
 	if (!strncmp(url, "sqlite:", 7))
 		url += 7;
 	return pp_store_sqlite.open(url, out, err);

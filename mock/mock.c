@@ -22,6 +22,7 @@ static const struct pp_mock_api *const mock_apis[] = {
 	&pp_mock_api_aws,
 	&pp_mock_api_azure,
 	&pp_mock_api_modal,
+	&pp_mock_api_prefect,
 };
 #define NAPIS (sizeof(mock_apis) / sizeof(mock_apis[0]))
 
@@ -573,6 +574,8 @@ static void log_request(struct pp_mock *m, const struct pp_mock_req *req,
 		pp_mock_count(m, "rejects", resp->reject_reason);
 	if (resp->drop)
 		pp_mock_count(m, "dropped", key);
+	if (resp->cut_body && resp->body.len > 1)
+		pp_mock_count(m, "cut", key);
 }
 
 /* ---- /control ---- */

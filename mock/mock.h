@@ -175,6 +175,7 @@ extern const struct pp_mock_api pp_mock_api_google;
 extern const struct pp_mock_api pp_mock_api_aws;
 extern const struct pp_mock_api pp_mock_api_azure;
 extern const struct pp_mock_api pp_mock_api_modal;
+extern const struct pp_mock_api pp_mock_api_prefect;
 /* Modal module: accepted token pair "ID:SECRET" (state is the module's). */
 int pp_mock_modal_token_set(void *state, const char *pair, struct pp_error *err);
 

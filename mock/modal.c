@@ -33,6 +33,7 @@ struct mm_secret {
 struct mm_sandbox {
 	char id[ID_LEN];
 	char name[64];
+	char idempotency_key[64]; /* of the SandboxCreate that made it */
 	double created;
 	double terminated; /* clock when terminated, < 0 while not */
 	enum pp_mock_outcome outcome;
@@ -283,6 +284,13 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 			   "from ImageGetOrCreate");
 		return;
 	}
+	/* A retried create (same key) gets the sandbox the first try made, even
+	 * when that one has finished and its name is free again. */
+	for (size_t i = 0; i < mm->nsandboxes; i++)
+		if (!strcmp(mm->sandboxes[i].idempotency_key, s->idempotency_key)) {
+			reply_string(s, 1, mm->sandboxes[i].id);
+			return;
+		}
 	if (name[0] && running_by_name(mm, name)) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "Sandbox with name '%s' already exists", name);
@@ -296,6 +304,7 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 	struct mm_sandbox *sb = &mm->sandboxes[mm->nsandboxes++];
 	new_id(mm, "sb", sb->id);
 	snprintf(sb->name, sizeof(sb->name), "%s", name);
+	snprintf(sb->idempotency_key, sizeof(sb->idempotency_key), "%s", s->idempotency_key);
 	sb->created = pp_mock_clock(mm->m);
 	sb->terminated = -1;
 	sb->outcome = o;

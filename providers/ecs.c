@@ -57,6 +57,7 @@ struct ecs_state {
 	bool td_given; /* task_definition_arn set: never register */
 	bool match_latest;
 	bool auto_deregister;
+	bool family_by_content; /* we named the family after the definition's hash */
 	bool reconciling;     /* a RegisterTaskDefinition answer was lost */
 	bool using_entry;     /* holds one `users` count on its cache entry */
 	bool registered_here; /* no cache: this run registered td_arn */
@@ -381,6 +382,7 @@ static int shape_td(struct ecs_state *st, const struct pp_json *job, struct pp_e
 	snprintf(family_name, sizeof(family_name), "pushpool-%.16s", hash);
 	if (pp_json_set_string(td, "family", family_name))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	st->family_by_content = true;
 	return 0;
 }
 
@@ -800,7 +802,10 @@ static int start_td(struct pp_run_io *io, struct pp_error *err)
 		e->next = st->shared->entries;
 		st->shared->entries = e;
 	}
-	if (st->match_latest || st->reconciling) {
+	/* A family named by content holds only equal definitions, so a revision
+	 * that an earlier process registered (then crashed or restarted) is
+	 * reused rather than joined by one more on every restart. */
+	if (st->match_latest || st->reconciling || st->family_by_content) {
 		st->step = ECS_DESCRIBE_TD;
 		return send_describe_td(io, err);
 	}

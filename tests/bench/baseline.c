@@ -1,0 +1,385 @@
+/* The mock's raw capacity for the requests one run's submission sends: a
+ * bare libcurl multi client, no pushpool code, that keeps CONCURRENCY runs
+ * in flight, each run being the same chain of requests the dispatcher sends
+ * for that pool type (bench.sh checks the per-run request counts against the
+ * mock's counters). Prints one JSON object with runs/s.
+ *
+ *   baseline POOL BASE_URL RUNS CONCURRENCY [--fresh-connect]
+ *
+ * POOL is cloud-run, ecs or aci. Credentials come from the environment:
+ * BENCH_BEARER (cloud-run, aci: a token the mock issued), BENCH_AWS_KEY
+ * (ecs: AKID:SECRET). --fresh-connect gives every non-GET request its own
+ * connection, as dispatcher/http.c does. */
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RESP_MAX (1 << 20)
+#define URL_MAX 1024
+#define BODY_MAX 4096
+
+enum pool { POOL_CLOUD_RUN, POOL_ECS, POOL_ACI };
+
+struct slot {
+	CURL *easy;
+	struct curl_slist *hdrs;
+	int run;   /* index of the run this slot is submitting; -1 idle */
+	int step;  /* request of the run's chain under way */
+	char url[URL_MAX];
+	char body[BODY_MAX];
+	char *resp;
+	size_t resp_len;
+	bool resp_overflow;
+};
+
+struct bench {
+	enum pool pool;
+	const char *base;
+	const char *bearer;
+	const char *aws_key;
+	bool fresh_connect;
+	char task_def_arn[512]; /* ecs: registered once, as the dispatcher caches it per pool */
+	char location[64];      /* aci: from the resource group */
+	unsigned tag;           /* makes names unique across invocations on one mock */
+	int errors;
+	char first_error[512];
+};
+
+static const char *const ecs_target = "AmazonEC2ContainerServiceV20141113.";
+static const char *const gcp_jobs = "/google/v2/projects/demo-proj/locations/europe-west1/jobs";
+static const char *const aci_sub = "/azure/subscriptions/00000000-1111-2222-3333-444444444444";
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct slot *s = ud;
+	size_t n = size * nmemb;
+	if (s->resp_len + n > RESP_MAX) {
+		s->resp_overflow = true;
+		return 0;
+	}
+	char *grown = realloc(s->resp, s->resp_len + n + 1);
+	if (!grown)
+		return 0;
+	s->resp = grown;
+	memcpy(s->resp + s->resp_len, data, n);
+	s->resp_len += n;
+	s->resp[s->resp_len] = '\0';
+	return n;
+}
+
+static void run_ids(const struct bench *b, int run, char *uuid, size_t un, char *name, size_t nn)
+{
+	snprintf(uuid, un, "%08x-0000-4000-8000-%012x", b->tag, (unsigned)run);
+	snprintf(name, nn, "pp-%08x000040008000%012x-1", b->tag, (unsigned)run);
+}
+
+static int steps_per_run(enum pool p)
+{
+	return p == POOL_ECS ? 1 : 3;
+}
+
+/* Fill s->url, s->body and s->hdrs for request `step` of run `run`; the
+ * bodies are what `pushpool render -p POOL --request` shows for the mock
+ * config of tools/mock-env.sh. Returns the method. */
+static const char *build_request(struct bench *b, struct slot *s)
+{
+	char uuid[64], name[64];
+	run_ids(b, s->run, uuid, sizeof(uuid), name, sizeof(name));
+	s->body[0] = '\0';
+	const char *method = "GET";
+	char auth[2048];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", b->bearer ? b->bearer : "");
+	switch (b->pool) {
+	case POOL_CLOUD_RUN:
+		s->hdrs = curl_slist_append(s->hdrs, auth);
+		if (s->step == 0) {
+			method = "POST";
+			snprintf(s->url, sizeof(s->url), "%s%s?jobId=%s", b->base, gcp_jobs, name);
+			snprintf(s->body, sizeof(s->body),
+				 "{\"client\":\"prefect\",\"launchStage\":\"BETA\",\"template\":{"
+				 "\"template\":{\"maxRetries\":0,\"timeout\":\"600s\",\"containers\":[{"
+				 "\"env\":[{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}],"
+				 "\"image\":\"repo/flows:1\",\"resources\":{\"limits\":{\"cpu\":\"1000m\","
+				 "\"memory\":\"512Mi\"}},\"command\":[\"prefect\",\"flow-run\",\"execute\"]}]},"
+				 "\"labels\":{\"pushpool-run-id\":\"%s\",\"prefect_io_flow-run-id\":\"%s\","
+				 "\"prefect_io_flow-run-name\":\"bench\",\"prefect_io_work-pool-name\":"
+				 "\"cloud-run\"}},\"labels\":{\"pushpool-run-id\":\"%s\","
+				 "\"prefect_io_flow-run-id\":\"%s\",\"prefect_io_flow-run-name\":\"bench\","
+				 "\"prefect_io_work-pool-name\":\"cloud-run\"}}",
+				 uuid, uuid, uuid, uuid, uuid);
+		} else if (s->step == 1) {
+			snprintf(s->url, sizeof(s->url), "%s%s/%s", b->base, gcp_jobs, name);
+		} else {
+			method = "POST";
+			snprintf(s->url, sizeof(s->url), "%s%s/%s:run", b->base, gcp_jobs, name);
+			snprintf(s->body, sizeof(s->body), "{}");
+		}
+		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
+		break;
+	case POOL_ECS:
+		method = "POST";
+		snprintf(s->url, sizeof(s->url), "%s/aws/ecs/", b->base);
+		snprintf(s->body, sizeof(s->body),
+			 "{\"launchType\":\"FARGATE\",\"overrides\":{\"containerOverrides\":[{"
+			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"]}]},"
+			 "\"cluster\":\"default\",\"networkConfiguration\":{\"awsvpcConfiguration\":{"
+			 "\"subnets\":[\"subnet-1\"],\"assignPublicIp\":\"DISABLED\"}},\"tags\":[{"
+			 "\"key\":\"pushpool:run-id\",\"value\":\"%s\"}],\"startedBy\":\"%s\","
+			 "\"clientToken\":\"%s\",\"taskDefinition\":\"%s\"}",
+			 uuid, name, name, b->task_def_arn);
+		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
+		s->hdrs = curl_slist_append(s->hdrs,
+					    "X-Amz-Target: AmazonEC2ContainerServiceV20141113.RunTask");
+		break;
+	case POOL_ACI: {
+		s->hdrs = curl_slist_append(s->hdrs, auth);
+		const char *groups = "/resourceGroups/rg-flows/providers/"
+				     "Microsoft.ContainerInstance/containerGroups";
+		if (s->step == 0) {
+			snprintf(s->url, sizeof(s->url),
+				 "%s%s/resourcegroups/rg-flows?api-version=2021-04-01", b->base, aci_sub);
+		} else if (s->step == 1) {
+			snprintf(s->url, sizeof(s->url), "%s%s%s/%s?api-version=2023-05-01", b->base,
+				 aci_sub, groups, name);
+		} else {
+			method = "PUT";
+			snprintf(s->url, sizeof(s->url), "%s%s%s/%s?api-version=2023-05-01", b->base,
+				 aci_sub, groups, name);
+			snprintf(s->body, sizeof(s->body),
+				 "{\"properties\":{\"containers\":[{\"name\":\"%s\",\"properties\":{"
+				 "\"image\":\"repo/flows:1\",\"resources\":{\"requests\":{\"cpu\":1,"
+				 "\"memoryInGB\":1}},\"environmentVariables\":[{\"name\":"
+				 "\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}],\"command\":["
+				 "\"/opt/prefect/entrypoint.sh\",\"prefect\",\"flow-run\",\"execute\"]}}],"
+				 "\"osType\":\"Linux\",\"restartPolicy\":\"Never\"},\"tags\":{"
+				 "\"prefect.io/flow-run-id\":\"%s\",\"prefect.io/flow-run-name\":\"bench\","
+				 "\"prefect.io/work-pool-name\":\"aci\",\"pushpool-run-id\":\"%s\"},"
+				 "\"location\":\"%s\"}",
+				 name, uuid, uuid, uuid, b->location);
+			s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
+		}
+		break;
+	}
+	}
+	/* curl's SigV4 would sign the empty "Expect:" it never sends. */
+	if (b->pool != POOL_ECS)
+		s->hdrs = curl_slist_append(s->hdrs, "Expect:");
+	return method;
+}
+
+static void setup_easy(struct bench *b, struct slot *s, const char *method)
+{
+	CURL *e = s->easy;
+	curl_easy_reset(e);
+	s->resp_len = 0;
+	s->resp_overflow = false;
+	curl_easy_setopt(e, CURLOPT_URL, s->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
+	if (b->pool == POOL_ECS) {
+		curl_easy_setopt(e, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:ecs");
+		curl_easy_setopt(e, CURLOPT_USERPWD, b->aws_key);
+	}
+	if (strcmp(method, "GET")) {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(s->body));
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body);
+		if (b->fresh_connect)
+			curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	}
+}
+
+static void start_step(struct bench *b, CURLM *multi, struct slot *s)
+{
+	curl_slist_free_all(s->hdrs);
+	s->hdrs = NULL;
+	setup_easy(b, s, build_request(b, s));
+	curl_multi_add_handle(multi, s->easy);
+}
+
+static void note_error(struct bench *b, const char *url, long status, const char *what)
+{
+	if (!b->errors++)
+		snprintf(b->first_error, sizeof(b->first_error), "%s: HTTP %ld: %.300s", url, status,
+			 what ? what : "");
+}
+
+/* A blocking single request before the timed part (ECS task definition,
+ * ACI location): the dispatcher does each once per pool, too. */
+static int prepare(struct bench *b, struct slot *s)
+{
+	if (b->pool == POOL_CLOUD_RUN)
+		return 0;
+	char body[1024];
+	const char *method = "GET";
+	if (b->pool == POOL_ECS) {
+		method = "POST";
+		snprintf(s->url, sizeof(s->url), "%s/aws/ecs/", b->base);
+		snprintf(body, sizeof(body), "X-Amz-Target: %sRegisterTaskDefinition", ecs_target);
+		s->hdrs = curl_slist_append(s->hdrs, body);
+		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
+		snprintf(s->body, sizeof(s->body),
+			 "{\"containerDefinitions\":[{\"image\":\"repo/flows:1\",\"name\":\"prefect\"}],"
+			 "\"cpu\":\"1024\",\"memory\":\"2048\",\"networkMode\":\"awsvpc\","
+			 "\"requiresCompatibilities\":[\"FARGATE\"],\"family\":\"pushpool-bench-%08x\"}",
+			 b->tag);
+	} else {
+		snprintf(body, sizeof(body), "Authorization: Bearer %s", b->bearer ? b->bearer : "");
+		s->hdrs = curl_slist_append(NULL, body);
+		snprintf(s->url, sizeof(s->url), "%s%s/resourcegroups/rg-flows?api-version=2021-04-01",
+			 b->base, aci_sub);
+	}
+	setup_easy(b, s, method);
+	CURLcode cc = curl_easy_perform(s->easy);
+	long status = 0;
+	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(s->hdrs);
+	s->hdrs = NULL;
+	const char *key = b->pool == POOL_ECS ? "\"taskDefinitionArn\":\"" : "\"location\":\"";
+	const char *v = cc == CURLE_OK && status == 200 && s->resp ? strstr(s->resp, key) : NULL;
+	char *dst = b->pool == POOL_ECS ? b->task_def_arn : b->location;
+	size_t cap = b->pool == POOL_ECS ? sizeof(b->task_def_arn) : sizeof(b->location);
+	size_t n = v ? strcspn(v + strlen(key), "\"") : 0;
+	if (!v || n >= cap) {
+		fprintf(stderr, "baseline: %s: HTTP %ld (%s): %.300s\n", s->url, status,
+			curl_easy_strerror(cc), s->resp ? s->resp : "");
+		return -1;
+	}
+	memcpy(dst, v + strlen(key), n);
+	dst[n] = '\0';
+	return 0;
+}
+
+static long expected_status(const struct bench *b, int step)
+{
+	/* ACI: the dispatcher first looks the group up by name (adoption) and
+	 * gets 404; the create answers 201. */
+	if (b->pool == POOL_ACI && step == 1)
+		return 404;
+	return 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: baseline cloud-run|ecs|aci BASE_URL RUNS CONCURRENCY "
+			"[--fresh-connect]\n");
+	return 64;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5 || argc > 6 || (argc == 6 && strcmp(argv[5], "--fresh-connect")))
+		return usage();
+	struct bench b = {.base = argv[2], .fresh_connect = argc == 6};
+	if (!strcmp(argv[1], "cloud-run"))
+		b.pool = POOL_CLOUD_RUN;
+	else if (!strcmp(argv[1], "ecs"))
+		b.pool = POOL_ECS;
+	else if (!strcmp(argv[1], "aci"))
+		b.pool = POOL_ACI;
+	else
+		return usage();
+	int runs = atoi(argv[3]), conc = atoi(argv[4]);
+	if (runs < 1 || conc < 1 || conc > 4096)
+		return usage();
+	b.bearer = getenv("BENCH_BEARER");
+	b.aws_key = getenv("BENCH_AWS_KEY");
+	if ((b.pool == POOL_ECS && !b.aws_key) || (b.pool != POOL_ECS && !b.bearer)) {
+		fprintf(stderr, "baseline: set %s\n", b.pool == POOL_ECS ? "BENCH_AWS_KEY" : "BENCH_BEARER");
+		return 64;
+	}
+	struct timespec seed;
+	clock_gettime(CLOCK_REALTIME, &seed);
+	b.tag = (unsigned)(seed.tv_nsec ^ (seed.tv_sec << 8));
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		return 70;
+	CURLM *multi = curl_multi_init();
+	struct slot *slots = calloc((size_t)conc, sizeof(*slots));
+	int rc = multi && slots ? 0 : 70;
+	for (int i = 0; !rc && i < conc; i++) {
+		slots[i].run = -1;
+		if (!(slots[i].easy = curl_easy_init()))
+			rc = 70;
+	}
+	/* As dispatcher/http.c: up to 256 connections to the one host. */
+	if (!rc) {
+		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
+		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
+	}
+	if (!rc && prepare(&b, &slots[0]))
+		rc = 69;
+	int next_run = 0, done = 0, requests = 0;
+	double t0 = now_s();
+	for (int i = 0; !rc && i < conc && next_run < runs; i++) {
+		slots[i].run = next_run++;
+		slots[i].step = 0;
+		start_step(&b, multi, &slots[i]);
+	}
+	while (!rc && done < runs) {
+		int running = 0, left = 0;
+		curl_multi_perform(multi, &running);
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(multi, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct slot *s = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+			CURLcode cc = msg->data.result;
+			curl_multi_remove_handle(multi, s->easy);
+			long status = 0, want = expected_status(&b, s->step);
+			curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+			requests++;
+			if (cc != CURLE_OK)
+				note_error(&b, s->url, status, curl_easy_strerror(cc));
+			else if (want ? status != want : status / 100 != 2)
+				note_error(&b, s->url, status, s->resp);
+			if (++s->step < steps_per_run(b.pool)) {
+				start_step(&b, multi, s);
+				continue;
+			}
+			done++;
+			if (next_run < runs) {
+				s->run = next_run++;
+				s->step = 0;
+				start_step(&b, multi, s);
+			}
+		}
+		if (done < runs)
+			curl_multi_poll(multi, NULL, 0, 100, NULL);
+	}
+	double secs = now_s() - t0;
+	if (!rc)
+		printf("{\"pool\":\"%s\",\"runs\":%d,\"concurrency\":%d,\"requests\":%d,"
+		       "\"seconds\":%.4f,\"runs_per_s\":%.2f,\"errors\":%d,\"fresh_connect\":%s}\n",
+		       argv[1], runs, conc, requests, secs, runs / secs, b.errors,
+		       b.fresh_connect ? "true" : "false");
+	if (b.errors)
+		fprintf(stderr, "baseline: %d failed request(s); first: %s\n", b.errors, b.first_error);
+	for (int i = 0; slots && i < conc; i++) {
+		if (slots[i].easy)
+			curl_easy_cleanup(slots[i].easy);
+		curl_slist_free_all(slots[i].hdrs);
+		free(slots[i].resp);
+	}
+	free(slots);
+	if (multi)
+		curl_multi_cleanup(multi);
+	curl_global_cleanup();
+	return rc ? rc : b.errors ? 1 : 0;
+}

@@ -1,0 +1,315 @@
+#!/bin/sh
+# `make bench`: the dispatcher's performance figures, each against a baseline
+# measured in the same run (the machines are noisy). Prints a table and writes
+# BUILD/bench.json. docs/performance.md explains every figure and its
+# baseline. Scale knobs (defaults in brackets):
+#   BENCH_RUNS [500]            runs per throughput measurement
+#   BENCH_CONCURRENCY [32]      submissions in flight (max_submitting = baseline slots)
+#   BENCH_CPU_RUNS [100]        runs per pool type under callgrind
+#   BENCH_INFLIGHT [10000]      runs held in flight for the memory figure
+#   BENCH_STORE_RUNS [100000]   runs in the store for the memory figure
+#   BENCH_LATENCY_SECONDS [30]  how long runs arrive at 1,000 runs/min
+set -eu
+BUILD=${1:-build}
+PUSHPOOL=$BUILD/pushpool
+BASELINE=$BUILD/bench/baseline
+MICRO=$BUILD/bench/micro
+OUT=$BUILD/bench.json
+RUNS=${BENCH_RUNS:-500}
+CONC=${BENCH_CONCURRENCY:-32}
+CPU_RUNS=${BENCH_CPU_RUNS:-100}
+INFLIGHT=${BENCH_INFLIGHT:-10000}
+STORE_RUNS=${BENCH_STORE_RUNS:-100000}
+LAT_SECONDS=${BENCH_LATENCY_SECONDS:-30}
+T=$(mktemp -d)
+R=$T/results # one JSON object per line, merged into $OUT at the end
+: >"$R"
+MOCK_PID=
+SERVE_PID=
+cleanup() {
+	[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
+	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+ms_now() { date +%s%3N; }
+note() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+emit() { printf '%s\n' "$1" >>"$R"; }
+
+# One mock for the whole bench: remote jobs never finish within it, so the
+# dispatcher only submits (status_interval is long, nothing is polled).
+MOCK_RUN_SECONDS=3600 MOCK_PROVISION_SECONDS=3600 DISPATCHER_EXTRA="status_interval = 600
+max_in_flight = 1000000" . "$(dirname "$0")/../../tools/mock-env.sh"
+sed -i "s/^max_submitting = .*/max_submitting = $CONC/" "$T/pushpool.conf"
+
+# A config on its own store: conf NAME [EXTRA [dispatcher] LINES]
+conf() {
+	mkdir -p "$T/$1"
+	sed "s|^state_dir = .*|state_dir = $T/$1|" "$T/pushpool.conf" |
+		awk -v extra="${2:-}" '{ print } /^\[dispatcher\]/ && extra != "" { print extra }' \
+			>"$T/$1.conf"
+	echo "$T/$1.conf"
+}
+db() { sqlite3 "$T/$1/pushpool.db" "$2"; }
+mock_reset() { curl -fsS -X POST "$BASE/control/reset" >/dev/null; }
+mock_latency() {
+	curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\":$1}" \
+		"$BASE/control/faults" >/dev/null
+}
+# Requests per run by api:action, without the once-per-pool calls (tokens,
+# task definition registration) and /control itself.
+per_run_requests() { # RUNS
+	curl -fsS "$BASE/control/stats" | jq -c --argjson n "$1" '.keyed.requests // {}
+		| with_entries(select(.key | test("token|TaskDefinition|^control:") | not))
+		| map_values(. / $n)'
+}
+# Start `serve` on CONF and wait until WANT runs of store NAME are SUBMITTED.
+serve_until_submitted() { # NAME CONF WANT [WRAPPER...]
+	name=$1 cf=$2 want=$3
+	shift 3
+	"$@" "$PUSHPOOL" serve -c "$cf" 2>"$T/$name.log" &
+	SERVE_PID=$!
+	deadline=$(($(date +%s) + 300))
+	while [ "$(db "$name" "SELECT count(*) FROM runs WHERE state = 'SUBMITTED'")" -lt "$want" ]; do
+		kill -0 "$SERVE_PID" 2>/dev/null || die "serve on $name exited: $(tail -n 5 "$T/$name.log")"
+		[ "$(date +%s)" -lt "$deadline" ] || die "serve on $name: not all $want runs submitted in 300 s"
+		sleep 0.1
+	done
+}
+stop_serve() {
+	kill -INT "$SERVE_PID"
+	wait "$SERVE_PID" || die "serve exited $? after SIGINT"
+	SERVE_PID=
+}
+# Runs/s from the store: first claim (SUBMITTING) to last SUBMITTED event.
+store_rate() { # NAME
+	db "$1" "SELECT round(count(DISTINCT run_id) * 1000.0 /
+		(max(CASE WHEN state = 'SUBMITTED' THEN ts_ms END) -
+		 min(CASE WHEN state = 'SUBMITTING' THEN ts_ms END)), 2)
+		FROM run_events WHERE state IN ('SUBMITTING', 'SUBMITTED')"
+}
+
+GCP_TOKEN=$(curl -fsS -H 'Metadata-Flavor: Google' \
+	"$BASE/computeMetadata/v1/instance/service-accounts/default/token" | jq -r .access_token)
+AZ_TOKEN=$(curl -fsS -X POST "$BASE/azure/demo-tenant/oauth2/v2.0/token" \
+	-d grant_type=client_credentials -d "client_id=$AZ_CLIENT" -d "client_secret=$AZ_SECRET" \
+	-d scope=https://management.azure.com/.default | jq -r .access_token)
+baseline_run() { # POOL RUNS CONCURRENCY [--fresh-connect]
+	BENCH_BEARER=$([ "$1" = aci ] && echo "$AZ_TOKEN" || echo "$GCP_TOKEN") \
+	BENCH_AWS_KEY="$AKID:$AWS_SECRET" ${BASELINE_WRAP:-} "$BASELINE" "$1" "$BASE" "$2" "$3" ${4:-}
+}
+
+# ---- throughput ----
+phase=0
+throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
+	pool=$1 lat=$2 extra=${3:-} label=${4:-default}
+	phase=$((phase + 1))
+	name=tp$phase
+	note "throughput: $pool, +$lat ms, $label config"
+	cf=$(conf "$name" "$extra")
+	"$PUSHPOOL" schedule -c "$cf" -p "$pool" --count "$RUNS" >/dev/null
+	mock_reset
+	mock_latency "$lat"
+	serve_until_submitted "$name" "$cf" "$RUNS"
+	stop_serve
+	rate=$(store_rate "$name")
+	disp_req=$(per_run_requests "$RUNS")
+	base_rate=null base_req=null same=null
+	if [ "$pool" != modal ]; then
+		mock_reset
+		mock_latency "$lat"
+		b=$(baseline_run "$pool" "$RUNS" "$CONC") || die "baseline $pool failed"
+		base_rate=$(printf '%s' "$b" | jq .runs_per_s)
+		base_req=$(per_run_requests "$RUNS")
+		same=$(jq -n --argjson a "$disp_req" --argjson b "$base_req" '$a == $b')
+	fi
+	emit "$(jq -nc --arg pool "$pool" --argjson lat "$lat" --arg cfg "$label" \
+		--argjson rate "$rate" --argjson base "$base_rate" --argjson dreq "$disp_req" \
+		--argjson breq "$base_req" --argjson same "$same" --argjson n "$RUNS" \
+		--argjson c "$CONC" \
+		'{figure: "throughput", pool: $pool, latency_ms: $lat, config: $cfg, runs: $n,
+		  concurrency: $c, runs_per_s: $rate, baseline_runs_per_s: $base,
+		  ratio: (if $base then ($rate / $base * 100 | round) / 100 else null end),
+		  requests_per_run: $dreq, baseline_requests_per_run: $breq,
+		  same_requests: $same}')"
+}
+for lat in 0 20; do
+	for pool in cloud-run ecs aci modal; do
+		throughput "$pool" "$lat"
+	done
+done
+# Diagnosis (docs/performance.md): claims every 12.5 ms instead of 250 ms,
+# and the baseline with a fresh connection per non-GET request like
+# dispatcher/http.c.
+throughput ecs 0 "poll_interval = 0.05" poll_interval=0.05
+note "baseline with a fresh connection per non-GET request"
+for pool in cloud-run ecs aci; do
+	mock_reset
+	b=$(baseline_run "$pool" "$RUNS" "$CONC" --fresh-connect) || die "baseline $pool failed"
+	emit "$(printf '%s' "$b" | jq -c '{figure: "baseline_fresh_connect", pool, runs_per_s}')"
+done
+
+# ---- CPU per run: callgrind over serve and over the baseline ----
+note "callgrind: $CPU_RUNS runs per pool type (cloud-run, ecs, aci)"
+mock_reset
+cf=$(conf cpu)
+for pool in cloud-run ecs aci; do
+	"$PUSHPOOL" schedule -c "$cf" -p "$pool" --count "$CPU_RUNS" >/dev/null
+done
+serve_until_submitted cpu "$cf" $((CPU_RUNS * 3)) \
+	valgrind --tool=callgrind --callgrind-out-file="$T/cg.serve" --log-file="$T/cg.serve.log"
+stop_serve
+note "callgrind: empty once (startup and shutdown, subtracted)"
+cf0=$(conf cpu-empty)
+valgrind --tool=callgrind --callgrind-out-file="$T/cg.empty" --log-file="$T/cg.empty.log" \
+	"$PUSHPOOL" once -c "$cf0" >/dev/null 2>&1
+for pool in cloud-run ecs aci; do
+	mock_reset
+	BASELINE_WRAP="valgrind --tool=callgrind --callgrind-out-file=$T/cg.base.$pool --log-file=$T/cg.base.$pool.log"
+	baseline_run "$pool" "$CPU_RUNS" "$CONC" >/dev/null
+done
+BASELINE_WRAP=
+# Self cost per function, grouped by where the code lives.
+cg_split() { # FILE -> JSON {total, render, sign, json, http, store, other}
+	callgrind_annotate --threshold=100 --inclusive=no --show-percs=no "$1" 2>/dev/null |
+		awk '
+		function add(k, v) { s[k] += v }
+		/^ *[0-9,]+ +/ && !/PROGRAM TOTALS/ {
+			v = $1; gsub(",", "", v); line = $0
+			if (line ~ /dispatcher\/(render|template|schema)\.c|templates_blob/) add("render", v)
+			else if (line ~ /auth\/|libcrypto|libjwt/) add("sign", v)
+			else if (line ~ /dispatcher\/json\.c|jsmn/) add("json", v)
+			else if (line ~ /dispatcher\/(http|exec|grpc|pb)\.c|libcurl|libnghttp2|libssl/) add("http", v)
+			else if (line ~ /store|libsqlite3/) add("store", v)
+			else add("other", v)
+		}
+		/PROGRAM TOTALS/ { t = $1; gsub(",", "", t) }
+		END {
+			printf "{\"total\":%s,\"render\":%d,\"sign\":%d,\"json\":%d,\"http\":%d,", t,
+				s["render"], s["sign"], s["json"], s["http"]
+			printf "\"store\":%d,\"other\":%d}\n", s["store"], s["other"]
+		}'
+}
+serve_split=$(cg_split "$T/cg.serve")
+empty_split=$(cg_split "$T/cg.empty")
+base_total=0
+for pool in cloud-run ecs aci; do
+	base_total=$((base_total + $(cg_split "$T/cg.base.$pool" | jq .total)))
+done
+emit "$(jq -nc --argjson s "$serve_split" --argjson e "$empty_split" --argjson b "$base_total" \
+	--argjson n $((CPU_RUNS * 3)) \
+	'($s | with_entries(.value = ((.value - ($e[.key] // 0)) / $n | round))) as $per
+	 | {figure: "cpu", runs: $n, instructions_per_run: $per,
+	    baseline_instructions_per_run: ($b / $n | round),
+	    ratio: (($per.total / ($b / $n)) * 100 | round / 100)}')"
+note "micro: µs per render and per SigV4 signature"
+"$MICRO" >"$T/micro" || die "micro failed"
+while read -r line; do emit "$line"; done <"$T/micro"
+
+# ---- memory ----
+vm() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # PID FIELD -> KiB
+note "memory: idle"
+cf=$(conf mem-idle)
+"$PUSHPOOL" serve -c "$cf" 2>"$T/mem-idle.log" &
+SERVE_PID=$!
+sleep 2
+idle_kib=$(vm "$SERVE_PID" VmHWM)
+stop_serve
+# The floor: the same binary that only prints its version (libraries mapped).
+floor_kib=$( (command time -f %M "$PUSHPOOL" --version >/dev/null) 2>&1 | tail -n 1)
+note "memory: $INFLIGHT runs in flight"
+mock_reset
+cf=$(conf mem-flight "poll_interval = 0.05")
+per_pool=$((INFLIGHT / 4))
+for pool in cloud-run ecs aci modal; do
+	"$PUSHPOOL" schedule -c "$cf" -p "$pool" --count "$per_pool" >/dev/null
+done
+serve_until_submitted mem-flight "$cf" $((per_pool * 4))
+flight_kib=$(vm "$SERVE_PID" VmHWM)
+stop_serve
+note "memory: $STORE_RUNS runs in the store (due tomorrow)"
+cf=$(conf mem-store)
+"$PUSHPOOL" schedule -c "$cf" -p ecs --in 1d --count "$STORE_RUNS" >/dev/null
+"$PUSHPOOL" serve -c "$cf" 2>"$T/mem-store.log" &
+SERVE_PID=$!
+sleep 3
+store_kib=$(vm "$SERVE_PID" VmHWM)
+stop_serve
+emit "$(jq -nc --argjson idle "$idle_kib" --argjson floor "$floor_kib" \
+	--argjson fl "$flight_kib" --argjson st "$store_kib" --argjson nf $((per_pool * 4)) \
+	--argjson ns "$STORE_RUNS" \
+	'{figure: "memory", floor_kib: $floor, idle_kib: $idle, idle_ratio: (($idle / $floor) * 100 | round / 100),
+	  in_flight: $nf, in_flight_kib: $fl, in_flight_ratio: (($fl / $idle) * 100 | round / 100),
+	  kib_per_run_in_flight: ((($fl - $idle) / $nf) * 100 | round / 100),
+	  in_store: $ns, in_store_kib: $st, in_store_ratio: (($st / $idle) * 100 | round / 100)}')"
+
+# ---- latency: scheduled -> submitted at 1,000 runs/min, default config ----
+n=$((LAT_SECONDS * 1000 / 60))
+note "latency: $n runs over $LAT_SECONDS s, default dispatcher config"
+mock_reset
+cf=$(conf latency)
+sed -i '/^max_submitting = /d; /^status_interval = /d; /^max_in_flight = /d' "$cf"
+per_pool=$((n / 4))
+n=$((per_pool * 4))
+for pool in cloud-run ecs aci modal; do
+	"$PUSHPOOL" schedule -c "$cf" -p "$pool" --in 1d --count "$per_pool" >/dev/null
+done
+# One run every 60 ms from 2 s on, the pools taking turns. Written into the
+# store directly: `schedule` takes one time per call, and 500 calls would
+# take longer than the spacing.
+start=$(($(ms_now) + 2000))
+db latency "UPDATE runs SET scheduled_ms = $start + 60 * (4 * (o.k - 1) + o.p)
+	FROM (SELECT id, row_number() OVER (PARTITION BY pool ORDER BY rowid) AS k,
+		     CASE pool WHEN 'cloud-run' THEN 0 WHEN 'ecs' THEN 1 WHEN 'aci' THEN 2 ELSE 3 END AS p
+	      FROM runs) AS o WHERE runs.id = o.id"
+serve_until_submitted latency "$cf" "$n"
+stop_serve
+db latency "SELECT e.ts_ms - r.scheduled_ms FROM runs r JOIN run_events e ON e.run_id = r.id
+	WHERE e.state = 'SUBMITTED' ORDER BY 1" >"$T/lat"
+pct() { awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print v[i] }' "$T/lat"; }
+# Baseline: the mock's own time for one run's request chain, one at a time.
+chain_ms=0
+for pool in cloud-run ecs aci; do
+	mock_reset
+	b=$(baseline_run "$pool" 50 1) || die "baseline $pool failed"
+	chain_ms=$(jq -n --argjson a "$chain_ms" --argjson s "$(printf '%s' "$b" | jq .seconds)" \
+		'$a + $s * 1000 / 50 / 3')
+done
+emit "$(jq -nc --argjson p50 "$(pct 50)" --argjson p99 "$(pct 99)" --argjson c "$chain_ms" \
+	--argjson n "$n" \
+	'{figure: "latency", runs: $n, rate_per_min: 1000, p50_ms: $p50, p99_ms: $p99,
+	  baseline_chain_ms: ($c * 100 | round / 100),
+	  p50_ratio: (($p50 / $c) * 10 | round / 10), p99_ratio: (($p99 / $c) * 10 | round / 10)}')"
+
+# ---- startup ----
+avg_ms() { # COUNT CMD... -> mean wall ms
+	k=$1
+	shift
+	t0=$(date +%s%N)
+	j=0
+	while [ $j -lt "$k" ]; do
+		"$@" >/dev/null 2>&1 || true
+		j=$((j + 1))
+	done
+	echo $((($(date +%s%N) - t0) / k / 1000))
+}
+note "startup"
+cf=$(conf startup)
+version_us=$(avg_ms 20 "$PUSHPOOL" --version)
+once_us=$(avg_ms 10 "$PUSHPOOL" once -c "$cf")
+floor_us=$(avg_ms 20 "$BASELINE")
+emit "$(jq -nc --argjson v "$version_us" --argjson o "$once_us" --argjson f "$floor_us" \
+	'{figure: "startup", version_ms: ($v / 10 | round / 100), empty_once_ms: ($o / 10 | round / 100),
+	  baseline_ms: ($f / 10 | round / 100),
+	  version_ratio: (($v / $f) * 10 | round / 10), empty_once_ratio: (($o / $f) * 10 | round / 10)}')"
+
+jq -s --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" \
+	--argjson cpus "$(nproc)" --arg cmd "make bench" \
+	'{date: $date, machine: {kernel: $host, cpus: $cpus}, command: $cmd, figures: .}' "$R" >"$OUT"
+sh "$(dirname "$0")/table.sh" "$OUT"
+echo "bench: wrote $OUT" >&2

@@ -1,0 +1,46 @@
+#!/bin/sh
+# The table of a bench.json (tests/bench/bench.sh) as Markdown:
+# figure, value, the baseline measured in the same run, and their ratio.
+set -eu
+jq -r '
+def n(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
+def row(a; b; c; d): "| \(a) | \(b) | \(c) | \(d) |";
+"Run \(.date) on \(.machine.cpus) CPUs (\(.machine.kernel)), `\(.command)`.", "",
+row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
+"|---|---:|---:|---:|",
+(.figures[] |
+ if .figure == "throughput" then
+   row("Throughput \(.pool), +\(.latency_ms) ms" + (if .config != "default" then " (\(.config))" else "" end);
+       "\(.runs_per_s | n(0)) runs/s";
+       (if .baseline_runs_per_s then "\(.baseline_runs_per_s | n(0)) runs/s" else "not measured (gRPC)" end);
+       (.ratio | n(2)) + (if .same_requests == false then " (request mix differs)" else "" end))
+ elif .figure == "baseline_fresh_connect" then
+   row("Baseline \(.pool), fresh connection per non-GET"; "\(.runs_per_s | n(0)) runs/s"; "-"; "-")
+ elif .figure == "cpu" then
+   (.instructions_per_run as $i |
+    row("CPU per run (cloud-run, ecs, aci; \(.runs) runs)"; "\($i.total) instr";
+        "\(.baseline_instructions_per_run) instr (bare libcurl)"; (.ratio | n(2))),
+    row("… render / sign / JSON / HTTP"; "\($i.render) / \($i.sign) / \($i.json) / \($i.http)"; "-"; "-"),
+    row("… store / other"; "\($i.store) / \($i.other)"; "-"; "-"))
+ elif .figure == "render" then
+   row("Render \(.type) (\(.job_bytes) B)"; "\(.us | n(1)) µs"; "\(.baseline_us | n(1)) µs (JSON parse+write)";
+       (.us / .baseline_us | n(2)))
+ elif .figure == "sigv4" then
+   row("SigV4 signature (ECS RunTask)"; "\(.us | n(1)) µs"; "\(.baseline_us | n(1)) µs (bare OpenSSL)";
+       (.us / .baseline_us | n(2)))
+ elif .figure == "memory" then
+   row("Peak RSS idle"; "\(.idle_kib) KiB"; "\(.floor_kib) KiB (--version)"; (.idle_ratio | n(2))),
+   row("Peak RSS, \(.in_flight) runs in flight"; "\(.in_flight_kib) KiB (\(.kib_per_run_in_flight | n(2)) KiB/run)";
+       "\(.idle_kib) KiB (idle)"; (.in_flight_ratio | n(2))),
+   row("Peak RSS, \(.in_store) runs in the store"; "\(.in_store_kib) KiB"; "\(.idle_kib) KiB (idle)";
+       (.in_store_ratio | n(2)))
+ elif .figure == "latency" then
+   row("Scheduled → submitted p50, \(.rate_per_min) runs/min"; "\(.p50_ms) ms";
+       "\(.baseline_chain_ms | n(1)) ms (request chain)"; (.p50_ratio | n(1))),
+   row("Scheduled → submitted p99"; "\(.p99_ms) ms"; "\(.baseline_chain_ms | n(1)) ms"; (.p99_ratio | n(1)))
+ elif .figure == "startup" then
+   row("Startup `pushpool --version`"; "\(.version_ms) ms"; "\(.baseline_ms) ms (bare libcurl program)";
+       (.version_ratio | n(1))),
+   row("Startup empty `pushpool once`"; "\(.empty_once_ms) ms"; "\(.baseline_ms) ms"; (.empty_once_ratio | n(1)))
+ else empty end)
+' "$1"

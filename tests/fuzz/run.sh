@@ -1,0 +1,37 @@
+#!/bin/sh
+# Run each libFuzzer binary for SECONDS, growing its corpus in
+# build-fuzz/corpus/NAME (seeded from tests/fuzz/seeds/NAME and, for the
+# JSON and template targets, the bundled templates), and print one line per
+# target: executions, executions/s, corpus size and coverage. Exits non-zero
+# when a target finds a crash, leak or sanitizer report (log and the
+# crashing input are kept under build-fuzz/).
+#   usage: sh tests/fuzz/run.sh SECONDS BIN...
+SECONDS_EACH=$1
+shift
+OUT=build-fuzz
+fail=0
+printf '%-16s %12s %10s %8s %8s\n' target execs execs/s corpus cov
+for bin in "$@"; do
+	name=$(basename "$bin")
+	corpus=$OUT/corpus/$name
+	mkdir -p "$corpus" "$OUT/crashes"
+	seeds=
+	[ -d "tests/fuzz/seeds/$name" ] && seeds="tests/fuzz/seeds/$name"
+	case $name in fuzz_json | fuzz_render) seeds="$seeds templates" ;; esac
+	log=$OUT/$name.log
+	# -rss_limit_mb: the parsers cap their input, so more means a leak.
+	"$bin" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -rss_limit_mb=1024 \
+		-timeout=10 -artifact_prefix="$OUT/crashes/$name-" "$corpus" $seeds >"$log" 2>&1
+	rc=$?
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+	printf '%-16s %12s %10s %8s %8s\n' "$name" "${execs:-?}" "${rate:-?}" \
+		"$(ls "$corpus" | wc -l)" "${cov:-?}"
+	if [ $rc -ne 0 ]; then
+		echo "FAIL: $name exited $rc; see $log" >&2
+		grep -A 30 -m 1 'ERROR\|runtime error\|deadly signal' "$log" >&2
+		fail=1
+	fi
+done
+exit $fail

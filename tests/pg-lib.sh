@@ -1,0 +1,91 @@
+# Sourced by the tests/scenario/pg_*.sh tests and tests/bench/pg_dispatchers.sh:
+# a throwaway PostgreSQL server (tests/pg-env.sh), `pushpool mock` with one
+# pool per provider (tools/mock-env.sh), and $T/pushpool.conf pointing at
+# both, schema migrated. Needs PUSHPOOL; sets T, PGDIR, PGURL, BASE, CONF.
+# Helpers start and stop `serve` processes and read the store and the mock.
+set -eu
+: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
+HERE=$(cd "$(dirname "$0")/../.." && pwd) # the scripts live in tests/*/
+T=$(mktemp -d /tmp/pp-pgtest.XXXXXX)
+PGDIR=
+MOCK_PID=
+SERVE_PIDS=
+pg_lib_cleanup() {
+	for p in $SERVE_PIDS; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done
+	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
+	[ -n "$PGDIR" ] && sh "$HERE/tests/pg-env.sh" stop "$PGDIR"
+	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+}
+trap pg_lib_cleanup EXIT INT TERM
+
+sh "$HERE/tests/pg-env.sh" check
+eval "$(sh "$HERE/tests/pg-env.sh" start)"
+. "$HERE/tools/mock-env.sh"
+CONF=$T/pushpool.conf
+printf '\n[store]\nurl = %s\n' "$PGURL" >>"$CONF"
+"$PUSHPOOL" store migrate -c "$CONF" >/dev/null 2>&1
+
+psql_q() { psql -X -Atq "$PGURL" -c "$1"; }
+
+# schedule_runs N: N runs in each of the four pools.
+schedule_runs() {
+	for pool in cloud-run ecs aci modal; do
+		"$PUSHPOOL" schedule -c "$CONF" -p "$pool" --count "$1" --name "pg-$pool" >/dev/null
+	done
+}
+
+# start_serve NAME: a dispatcher logging to $T/NAME.log; its pid in $T/NAME.pid.
+start_serve() {
+	"$PUSHPOOL" serve -c "$CONF" --owner "$1" 2>"$T/$1.log" &
+	echo $! >"$T/$1.pid"
+	SERVE_PIDS="$SERVE_PIDS $!"
+}
+
+stop_serves() {
+	for p in $SERVE_PIDS; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done
+	for p in $SERVE_PIDS; do wait "$p" 2>/dev/null || true; done
+	SERVE_PIDS=
+}
+
+unfinished() {
+	psql_q "SELECT count(*) FROM runs WHERE state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+}
+
+# wait_all_terminal SECONDS: until every run has ended, or fail.
+wait_all_terminal() {
+	end=$(($(date +%s) + $1))
+	while [ "$(unfinished 2>/dev/null || echo x)" != 0 ]; do
+		if [ "$(date +%s)" -ge "$end" ]; then
+			echo "FAIL: $(unfinished) run(s) unfinished after $1 s"
+			psql_q "SELECT state, count(*) FROM runs GROUP BY state"
+			for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+
+mock_stats() { curl -fsS "$BASE/control/stats"; }
+
+# check_one_object_per_run RUNS_PER_POOL STATS_FILE: every run made exactly
+# one remote object and none is left behind.
+check_one_object_per_run() {
+	n=$1
+	s=$2
+	for map in ecs.clientToken aci.creates modal_sandbox_creates cloudrun.executions; do
+		len=$(jq -r ".keyed[\"$map\"] // {} | length" "$s")
+		ones=$(jq -r "[.keyed[\"$map\"] // {} | to_entries[] | select(.value == 1)] | length" "$s")
+		if [ "$len" != "$n" ] || [ "$ones" != "$n" ]; then
+			echo "FAIL: $map: $len objects, $ones created once; want $n and $n"
+			return 1
+		fi
+	done
+	for c in RunTaskStarted cloudrun.creates; do
+		v=$(jq -r ".counters[\"$c\"] // 0" "$s")
+		[ "$v" = "$n" ] || { echo "FAIL: $c = $v, want $n"; return 1; }
+	done
+	for k in live_jobs live_executions live_tasks live_container_groups live_modal_sandboxes; do
+		v=$(jq -r ".live.$k" "$s")
+		[ "$v" = 0 ] || { echo "FAIL: $k left: $v"; return 1; }
+	done
+}

@@ -1,0 +1,64 @@
+#!/bin/sh
+# The Prefect API as the run source, against the mock:
+#  200 scheduled flow runs across four push pools (templates from the
+#  server), taken by two `serve` processes with separate stores, so only the
+#  server's PENDING arbitration and the shared idempotency keys keep them
+#  apart. Every run ends COMPLETED with infrastructure_pid set, exactly one
+#  PENDING accepted, one infrastructure and one remote job per run.
+set -eu
+: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
+ROOT=$(pwd)
+T=$(mktemp -d)
+MOCK_PID=
+PIDS=
+cleanup() {
+	for p in $PIDS $MOCK_PID; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+fail() {
+	echo "FAIL: $*"
+	for f in "$T"/serve*.log "$T/mock.log"; do [ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done
+	exit 1
+}
+. "$ROOT/tests/scenario/prefect_lib.inc"
+POOLS="cloud-run ecs aci modal"
+PER_POOL=50
+TOTAL=200
+pf_setup_pools $POOLS
+for pool in $POOLS; do pf_runs "$pool" $PER_POOL; done
+[ "$(pf_count SCHEDULED)" = $TOTAL ] || fail "seeding: $(pf_count SCHEDULED) scheduled runs"
+
+sed "s|^state_dir = .*|state_dir = $T/state2|" "$T/pushpool.conf" >"$T/pushpool2.conf"
+mkdir -p "$T/state2"
+"$PUSHPOOL" serve -c "$T/pushpool.conf" >"$T/serve1.log" 2>&1 &
+PIDS="$PIDS $!"
+"$PUSHPOOL" serve -c "$T/pushpool2.conf" >"$T/serve2.log" 2>&1 &
+PIDS="$PIDS $!"
+
+done_all() { [ "$(pf_count COMPLETED FAILED CRASHED CANCELLED)" = $TOTAL ]; }
+wait_for 90 done_all || fail "only $(pf_count COMPLETED FAILED CRASHED CANCELLED) of $TOTAL runs ended"
+[ "$(pf_count COMPLETED)" = $TOTAL ] || fail "$(pf_count COMPLETED) of $TOTAL COMPLETED"
+
+pf POST /flow_runs/filter '{"limit":1000}' >"$T/runs.json"
+nopid=$(jq '[.[] | select(.infrastructure_pid == null or .infrastructure_pid == "")] | length' "$T/runs.json")
+[ "$nopid" = 0 ] || fail "$nopid runs without infrastructure_pid"
+stats >"$T/stats.json"
+jq -e --argjson n $TOTAL '.keyed["prefect.pending_accepted"] | length == $n and all(.[]; . == 1)' \
+	"$T/stats.json" >/dev/null || fail "PENDING accepted more than once for some run"
+jq -e --argjson n $TOTAL '.keyed["prefect.infrastructure_pid_set"] | length == $n and all(.[]; . == 1)' \
+	"$T/stats.json" >/dev/null || fail "a run got two infrastructures"
+# One remote job per run, on every cloud.
+remote=$(jq '(.counters["cloudrun.creates"] // 0) + (.counters.RunTaskStarted // 0)
+	+ ([.keyed["aci.creates"][]?] | add // 0) + ([.keyed.modal_sandbox_creates[]?] | add // 0)' "$T/stats.json")
+[ "$remote" = $TOTAL ] || fail "$remote remote jobs for $TOTAL runs"
+for p in $PIDS; do kill -TERM "$p"; done
+for p in $PIDS; do wait "$p" || fail "serve exited $?"; done
+PIDS=
+# Each run is in exactly one store, recorded with its Prefect id.
+n1=$("$PUSHPOOL" runs -c "$T/pushpool.conf" ls | grep -c -- '-' || true)
+n2=$("$PUSHPOOL" runs -c "$T/pushpool2.conf" ls | grep -c -- '-' || true)
+[ $((n1 + n2)) = $TOTAL ] || fail "stores hold $n1 + $n2 runs, want $TOTAL"
+aborted=$(jq '.keyed["prefect.set_state"]["PENDING:ABORT"] // 0' "$T/stats.json")
+echo "ok: $TOTAL runs COMPLETED once each; stores $n1 + $n2; $aborted PENDING proposals aborted"

@@ -1,0 +1,87 @@
+#!/bin/sh
+# The Prefect server goes away mid-dispatch and comes back:
+#  - the Prefect API runs in its own mock process, with its state in a file;
+#    it is killed (SIGKILL) while 80 flow runs are being dispatched and
+#    restarted on the same port; every run still ends COMPLETED, with one
+#    remote job each, and the store holds each run once;
+#  - the modal pool has no pushpool credentials: its template takes them
+#    from a Prefect modal-credentials block, resolved through the API (the
+#    Modal mock rejects any other token), and the secret never reaches the
+#    log.
+set -eu
+: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
+ROOT=$(pwd)
+T=$(mktemp -d)
+MOCK_PID=
+PF_PID=
+SV=
+cleanup() {
+	for p in $SV $PF_PID $MOCK_PID; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+fail() {
+	echo "FAIL: $*"
+	for f in "$T/serve.log" "$T/pf.log" "$T/mock.log"; do [ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done
+	exit 1
+}
+start_prefect() { # LISTEN
+	rm -f "$T/pf-ports"
+	PUSHPOOL_MOCK_PREFECT_STATE=$T/prefect-state.json PUSHPOOL_MOCK_PREFECT_KEY=pf-scenario-key-0123456789 \
+		"$PUSHPOOL" mock --listen "$1" --port-file "$T/pf-ports" >>"$T/pf.log" 2>&1 &
+	PF_PID=$!
+	i=0
+	until grep -q '^prefect=' "$T/pf-ports" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && fail "prefect mock did not start on $1"
+		sleep 0.05
+	done
+}
+start_prefect 127.0.0.1:0
+PF_BASE=$(sed -n 's/^url=//p' "$T/pf-ports")
+PF_PORT=${PF_BASE##*:}
+
+MOCK_RUN_SECONDS=1
+. "$ROOT/tests/scenario/prefect_lib.inc"
+# Modal credentials only from the block.
+sed -i '/^credentials = modal$/d' "$T/pushpool.conf"
+"$PUSHPOOL" template default --type modal:push |
+	jq '.variables.properties.modal_credentials.default = "{{ prefect.blocks.modal-credentials.scenario }}"' \
+	>"$T/modal-template.json"
+TEMPLATE_modal=$T/modal-template.json
+pf POST /block_documents/ '{"name":"scenario","block_type_slug":"modal-credentials",
+	"data":{"token_id":"ak-demo","token_secret":"as-demo-secret"}}' >/dev/null
+POOLS="cloud-run ecs aci modal"
+TOTAL=80
+pf_setup_pools $POOLS
+for pool in $POOLS; do pf_runs "$pool" 20; done
+
+"$PUSHPOOL" serve -c "$T/pushpool.conf" >"$T/serve.log" 2>&1 &
+SV=$!
+some_submitted() {
+	[ "$(pf POST /flow_runs/filter '{"limit":1000}' | jq '[.[] | select(.infrastructure_pid != null)] | length')" -ge 10 ]
+}
+wait_for 30 some_submitted || fail "no runs submitted"
+kill -KILL "$PF_PID"
+wait "$PF_PID" 2>/dev/null || true
+ended_at_kill=$(jq '[.flow_runs[] | select(.state_type == "COMPLETED")] | length' "$T/prefect-state.json")
+[ "$ended_at_kill" -lt $TOTAL ] || fail "dispatch was over before the kill"
+sleep 2
+start_prefect "127.0.0.1:$PF_PORT"
+done_all() { [ "$(pf_count COMPLETED FAILED CRASHED CANCELLED)" = $TOTAL ]; }
+wait_for 60 done_all || fail "only $(pf_count COMPLETED FAILED CRASHED CANCELLED) of $TOTAL runs ended"
+[ "$(pf_count COMPLETED)" = $TOTAL ] || fail "$(pf_count COMPLETED) of $TOTAL COMPLETED: $(pf POST /flow_runs/filter '{"limit":1000}' | jq -c '[.[] | select(.state_type != "COMPLETED") | .state.message][0:3]')"
+nopid=$(pf POST /flow_runs/filter '{"limit":1000}' | jq '[.[] | select(.infrastructure_pid == null)] | length')
+[ "$nopid" = 0 ] || fail "$nopid runs without infrastructure_pid"
+stats >"$T/stats.json"
+remote=$(jq '(.counters["cloudrun.creates"] // 0) + (.counters.RunTaskStarted // 0)
+	+ ([.keyed["aci.creates"][]?] | add // 0) + ([.keyed.modal_sandbox_creates[]?] | add // 0)' "$T/stats.json")
+[ "$remote" = $TOTAL ] || fail "$remote remote jobs for $TOTAL runs"
+kill -TERM "$SV"
+wait "$SV" || fail "serve exited $? on SIGTERM"
+SV=
+n=$("$PUSHPOOL" runs -c "$T/pushpool.conf" ls --state SUCCEEDED | grep -c -- '-' || true)
+[ "$n" = $TOTAL ] || fail "$n of $TOTAL runs SUCCEEDED in the store"
+! grep -q 'as-demo-secret' "$T/serve.log" || fail "the block's secret reached the log"
+echo "ok: Prefect killed with $ended_at_kill of $TOTAL runs done; all COMPLETED once; modal via block"
