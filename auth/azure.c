@@ -63,39 +63,6 @@ static int set_str(char **dst, const char *src, struct pp_error *err)
 	return *dst ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
-static void trim_buf(struct pp_buf *b)
-{
-	if (!b->len)
-		return;
-	while (b->len && isspace((unsigned char)b->data[b->len - 1]))
-		b->data[--b->len] = '\0';
-	size_t i = 0;
-	while (i < b->len && isspace((unsigned char)b->data[i]))
-		i++;
-	memmove(b->data, b->data + i, b->len - i + 1);
-	b->len -= i;
-}
-
-/* Read a file holding one secret value (client secret, federated token). */
-static int read_secret_file(const char *path, const char *what, char **out,
-			    struct pp_error *err)
-{
-	struct pp_buf b;
-	pp_buf_init(&b, FILE_MAX);
-	int rc = pp_read_small_file(path, FILE_MAX, &b, err);
-	if (!rc) {
-		trim_buf(&b);
-		if (!b.len)
-			rc = pp_fail(err, PP_EAUTH, "%s: %s file is empty", path, what);
-	}
-	if (!rc) {
-		pp_secret_register(b.data);
-		*out = pp_buf_steal(&b);
-	}
-	pp_buf_free(&b);
-	return rc;
-}
-
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
 	(void)buf;
@@ -317,7 +284,7 @@ static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct p
 	switch (a->src) {
 	case AZ_SECRET:
 		if (secret_file)
-			return read_secret_file(secret_file, "client secret", &a->secret, err);
+			return pp_read_secret_file(secret_file, "client secret", PP_EAUTH, &a->secret, err);
 		pp_secret_register(secret);
 		return set_str(&a->secret, secret, err);
 	case AZ_CERTIFICATE:
@@ -497,7 +464,8 @@ int pp_azure_fetch(void *ud, struct pp_token_grant *out, struct pp_error *err)
 		return rc;
 	case AZ_WORKLOAD:
 		/* The federated token rotates: read it for every exchange. */
-		if ((rc = read_secret_file(a->federated_file, "federated token", &assertion, err)))
+		if ((rc = pp_read_secret_file(a->federated_file, "federated token", PP_EAUTH, &assertion,
+					       err)))
 			return rc;
 		rc = post_client_credentials(a, "client_assertion", assertion, out, err);
 		free(assertion);

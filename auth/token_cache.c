@@ -1,6 +1,7 @@
 /* Bearer-token cache and the OAuth2 token-endpoint helpers. */
 #include "auth/token_cache.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -349,6 +350,35 @@ int pp_read_small_file(const char *path, size_t max, struct pp_buf *out, struct 
 	if (!rc && ferror(f))
 		rc = pp_fail(err, PP_EIO, "%s: read error", path);
 	fclose(f);
+	return rc;
+}
+
+#define SECRET_FILE_MAX ((size_t)64 << 10)
+
+int pp_read_secret_file(const char *path, const char *what, int empty_code, char **out,
+			struct pp_error *err)
+{
+	struct pp_buf b;
+	pp_buf_init(&b, SECRET_FILE_MAX);
+	int rc = pp_read_small_file(path, SECRET_FILE_MAX, &b, err);
+	if (!rc) {
+		size_t start = 0;
+		while (b.len && isspace((unsigned char)b.data[b.len - 1]))
+			b.data[--b.len] = '\0';
+		while (start < b.len && isspace((unsigned char)b.data[start]))
+			start++;
+		if (start) {
+			memmove(b.data, b.data + start, b.len - start + 1);
+			b.len -= start;
+		}
+		if (!b.len)
+			rc = pp_fail(err, empty_code, "%s: %s file is empty", path, what);
+	}
+	if (!rc) {
+		pp_secret_register(b.data);
+		*out = pp_buf_steal(&b);
+	}
+	pp_buf_free(&b);
 	return rc;
 }
 

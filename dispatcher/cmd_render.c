@@ -13,36 +13,18 @@
 #include "dispatcher/log.h"
 #include "dispatcher/render.h"
 #include "auth/auth.h"
+#include "auth/token_cache.h"
 #include "dispatcher/exec.h"
 #include "dispatcher/request_dump.h"
 #include "providers/provider.h"
 
 #define VARS_STDIN_MAX ((size_t)1 << 20)
-#define API_KEY_MAX 4096
 #define REQUEST_DUMP_MAX ((size_t)4 << 20)
 
 /* Stand-ins for the run values when rendering without a real run, fixed so
  * that the output is reproducible. */
 #define PREVIEW_RUN_ID "00000000-0000-4000-8000-000000000000"
 #define PREVIEW_RUN_NAME "render-preview"
-
-static int read_api_key(const char *path, char *out, size_t n, struct pp_error *err)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return pp_fail(err, PP_ENOTFOUND, "prefect_api_key_file %s: cannot open", path);
-	size_t len = fread(out, 1, n - 1, f);
-	int bad = ferror(f) || (len == n - 1 && fgetc(f) != EOF);
-	fclose(f);
-	if (bad)
-		return pp_fail(err, PP_EINVALID, "prefect_api_key_file %s: unreadable or over %zu "
-			       "bytes", path, n - 1);
-	while (len && (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' '))
-		len--;
-	out[len] = '\0';
-	pp_secret_register(out);
-	return 0;
-}
 
 static int pool_template(const struct pp_render_source *src, struct pp_config *cfg,
 			 const struct pp_pool_conf **poolp, const char **type,
@@ -80,7 +62,7 @@ int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg
 {
 	struct pp_json *tmpl = NULL, *pool_vars = NULL;
 	struct pp_run_ctx ctx = {0};
-	char api_key[API_KEY_MAX];
+	char *api_key = NULL;
 	int rc = 0;
 	*pool = NULL;
 	*type = NULL;
@@ -96,7 +78,8 @@ int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg
 			ctx.api_url = url;
 		const char *key_file = cfg->dispatcher.prefect_api_key_file;
 		if (!rc && !ctx.api_key && key_file && *key_file) {
-			rc = read_api_key(key_file, api_key, sizeof(api_key), err);
+			rc = pp_read_secret_file(key_file, "prefect_api_key_file", PP_EINVALID, &api_key,
+						 err);
 			ctx.api_key = api_key;
 		}
 	} else if (src->template_path) {
@@ -115,6 +98,7 @@ int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg
 				   err);
 	pp_json_free(tmpl);
 	pp_json_free(pool_vars);
+	free(api_key);
 	return rc;
 }
 

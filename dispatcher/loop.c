@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/token_cache.h"
 #include "dispatcher/exec.h"
 #include "dispatcher/log.h"
 #include "dispatcher/metrics.h"
@@ -91,6 +92,9 @@ struct pp_loop {
 	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
 	bool draining;
 	bool claimed_everything; /* once: nothing more due */
+	/* PREFECT_API_URL / PREFECT_API_KEY for the jobs' environment. */
+	const char *job_api_url;
+	char *job_api_key;
 	/* Runs dropped after a failed store write: their leases are released
 	 * once the store answers again, so another pass recovers them (by key
 	 * and by the recorded outcome) instead of our renewals holding them. */
@@ -562,7 +566,8 @@ static int prepare_run(struct pp_loop *L, struct active *a, struct pp_error *err
 			.flow_run_name = a->rec.name,
 			.deployment_name = a->rec.deployment,
 			.work_pool_name = p->name,
-			.api_url = L->cfg->dispatcher.prefect_api_url,
+			.api_url = L->job_api_url,
+			.api_key = L->job_api_key,
 		};
 		rc = pp_render_job(src_tmpl ? src_tmpl : p->tmpl, p->vars, dep_vars, run_vars, &ctx,
 				   &a->job, err);
@@ -805,6 +810,35 @@ static void update_snapshot(struct pp_loop *L)
 	pp_metrics_publish(L->metrics, s);
 }
 
+/* What flows inside the jobs use to reach Prefect: [dispatcher]
+ * prefect_api_url / prefect_api_key_file, else the Prefect source's own
+ * api_url and key, as a Prefect worker passes its settings to its jobs. */
+static int job_api_settings(const struct pp_config *cfg, const char **url, char **key,
+			    struct pp_error *err)
+{
+	const struct pp_dispatcher_conf *d = &cfg->dispatcher;
+	const struct pp_prefect_conf *pc = &cfg->prefect;
+	const char *env_key = getenv("PREFECT_API_KEY");
+	*url = d->prefect_api_url && *d->prefect_api_url ? d->prefect_api_url
+	       : pc->enabled && pc->api_url && *pc->api_url ? pc->api_url
+							  : NULL;
+	*key = NULL;
+	if (d->prefect_api_key_file && *d->prefect_api_key_file)
+		return pp_read_secret_file(d->prefect_api_key_file, "prefect_api_key_file",
+					   PP_EINVALID, key, err);
+	if (!pc->enabled || *url != pc->api_url)
+		return 0;
+	if (pc->api_key && *pc->api_key)
+		*key = strdup(pc->api_key);
+	else if (pc->api_key_file && *pc->api_key_file)
+		return pp_read_secret_file(pc->api_key_file, "Prefect API key", PP_EINVALID, key, err);
+	else if (env_key && *env_key)
+		*key = strdup(env_key);
+	else
+		return 0;
+	return *key ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
 static int reload(struct pp_loop *L)
 {
 	struct pp_config fresh;
@@ -822,8 +856,17 @@ static int reload(struct pp_loop *L)
 	}
 	if (!rc)
 		rc = pools_build(&fresh, &pools, &err);
+	const char *api_url = NULL;
+	char *api_key = NULL;
+	if (!rc)
+		rc = job_api_settings(&fresh, &api_url, &api_key, &err);
 	if (rc) {
 		pp_error("reload: keeping the running configuration: %s", err.msg);
+		while (pools) {
+			struct pool_rt *n = pools->next;
+			pool_release(pools);
+			pools = n;
+		}
 		pp_config_free(&fresh);
 		return rc;
 	}
@@ -839,6 +882,11 @@ static int reload(struct pp_loop *L)
 	 * copies, so the config can be swapped now. */
 	pp_config_free(L->cfg);
 	*L->cfg = fresh;
+	/* The url points into the new config's strings, which now belong to
+	 * L->cfg; runs under way keep their rendered jobs, so the old key can go. */
+	L->job_api_url = api_url;
+	free(L->job_api_key);
+	L->job_api_key = api_key;
 	pp_info("configuration reloaded from %s", L->cfg->path);
 	return 0;
 }
@@ -944,6 +992,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 	L.policy.budget_ms = (long)(cfg->dispatcher.lease_seconds * 1000) * 2 / 3;
 	int rc = pools_build(cfg, &L.pools, err);
 	if (!rc)
+		rc = job_api_settings(cfg, &L.job_api_url, &L.job_api_key, err);
+	if (!rc)
 		rc = pp_store_open(url, &L.store, err);
 	if (!rc && !(L.exec = pp_exec_new()))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
@@ -1035,6 +1085,7 @@ out:
 	free(L.sources);
 	pp_exec_free(L.exec);
 	pp_store_close(L.store);
+	free(L.job_api_key);
 	while (L.pools) {
 		struct pool_rt *n = L.pools->next;
 		pool_release(L.pools);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/token_cache.h"
 #include "dispatcher/http.h"
 #include "dispatcher/log.h"
 #include "dispatcher/prefect_api.h"
@@ -885,22 +886,6 @@ static int split_list(const char *list, char ***out, size_t *n)
 	return 0;
 }
 
-static int read_key_file(const char *path, char **out, struct pp_error *err)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return pp_fail(err, PP_EIO, "%s: cannot read the Prefect API key", path);
-	char buf[4096];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	while (n && isspace((unsigned char)buf[n - 1]))
-		buf[--n] = '\0';
-	if (!n)
-		return pp_fail(err, PP_EINVALID, "%s: the Prefect API key file is empty", path);
-	return (*out = strdup(buf)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
-}
-
 static int prefect_open(const struct pp_config *cfg, struct pp_source **out, struct pp_error *err)
 {
 	*out = NULL;
@@ -936,7 +921,8 @@ static int prefect_open(const struct pp_config *cfg, struct pp_source **out, str
 		rc = (s->api_key = strdup(pc->api_key)) ? 0
 							: pp_fail(err, PP_ENOMEM, "out of memory");
 	else if (!rc && pc->api_key_file && *pc->api_key_file)
-		rc = read_key_file(pc->api_key_file, &s->api_key, err);
+		rc = pp_read_secret_file(pc->api_key_file, "Prefect API key", PP_EINVALID,
+					 &s->api_key, err);
 	else if (!rc && env_key && *env_key)
 		rc = (s->api_key = strdup(env_key)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!rc && s->api_key)

@@ -144,7 +144,7 @@ mkdir -p "$R"
 	curl -fsS "$BASE/control/stats" >"$R/stats.json"
 )
 grep -q '^POST .*/jobs?jobId=pp-00000000000040008000000000000000-1$' "$R/cloud-run.out" || fail "cloud-run: no CreateJob"
-grep -q '^# 2 RunTask$' "$R/ecs.out" && grep -q '"clientToken": "pp-' "$R/ecs.out" || fail "ecs: no RunTask with clientToken"
+grep -q '^# [0-9]* RunTask$' "$R/ecs.out" && grep -q '"clientToken": "pp-' "$R/ecs.out" || fail "ecs: no RunTask with clientToken"
 grep -q '^PUT .*/containerGroups/pp-' "$R/aci.out" && grep -q '"restartPolicy": "Never"' "$R/aci.out" || fail "aci: no PUT"
 grep -q '^POST .*/modal.client.ModalClient/' "$R/modal.out" || fail "modal: no gRPC call"
 ! grep -q 'demo-aws-secret-key-not-real\|as-demo-secret\|demo-azure-client-secret' "$R"/*.out || fail "a secret leaked"
