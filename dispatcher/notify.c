@@ -20,10 +20,12 @@ static int notify_address(const char *name, struct sockaddr_un *sa, socklen_t *l
 	size_t n = strlen(name);
 	if (name[0] != '/' && name[0] != '@')
 		return pp_fail(err, PP_EINVALID,
-			       "NOTIFY_SOCKET=%s: expected an absolute path or @abstract name", name);
+			       "NOTIFY_SOCKET=%s: expected an absolute path or @abstract name",
+			       name);
 	if (n < 2 || n >= sizeof(sa->sun_path))
-		return pp_fail(err, PP_EINVALID, "NOTIFY_SOCKET: address of %zu bytes (1..%zu allowed)",
-			       n, sizeof(sa->sun_path) - 1);
+		return pp_fail(err, PP_EINVALID,
+			       "NOTIFY_SOCKET: address of %zu bytes (1..%zu allowed)", n,
+			       sizeof(sa->sun_path) - 1);
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
 	memcpy(sa->sun_path, name, n);
@@ -55,7 +57,8 @@ int pp_notify_send(const char *state, struct pp_error *err)
 	if (sent < 0)
 		return pp_fail(err, PP_EIO, "notify %s: %s", name, strerror(saved));
 	if ((size_t)sent != n)
-		return pp_fail(err, PP_EIO, "notify %s: short send (%zd of %zu bytes)", name, sent, n);
+		return pp_fail(err, PP_EIO, "notify %s: short send (%zd of %zu bytes)", name, sent,
+			       n);
 	return 0;
 }
 
@@ -107,7 +110,8 @@ void pp_notify_reloading(void)
 	char msg[96];
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
-		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+		 (unsigned long long)ts.tv_sec * 1000000ULL +
+			 (unsigned long long)ts.tv_nsec / 1000);
 	notify_or_warn(msg);
 }
 

@@ -8,11 +8,13 @@
 TEST_DEB_PKGS += man-db groff-base systemd python3
 
 # kubernetes-models carries the Kubernetes OpenAPI schemas compiled to
-# validators; the Prometheus Operator package does the same for
-# ServiceMonitor. Installed from npm into the build directory, never
-# vendored.
+# validators and as TypeScript interfaces (TypeScript's excess-property
+# check catches misspelt fields); the Prometheus Operator package does the
+# same for ServiceMonitor. Installed from npm into the build directory,
+# never vendored.
 K8S_VALIDATOR_DIR := $(BUILD)/k8s-validate
-K8S_VALIDATOR_PKGS := kubernetes-models@5.1.0 @kubernetes-models/prometheus-operator@6.0.0 yaml@2.9.1
+K8S_VALIDATOR_PKGS := kubernetes-models@5.1.0 @kubernetes-models/prometheus-operator@6.0.0 yaml@2.9.1 \
+	typescript@5.9.3
 K8S_VALIDATOR_STAMP := $(K8S_VALIDATOR_DIR)/node_modules/kubernetes-models/package.json
 
 k8s-validator: $(K8S_VALIDATOR_STAMP)
@@ -24,8 +26,9 @@ $(K8S_VALIDATOR_STAMP): mk/deploy.mk
 		$(K8S_VALIDATOR_PKGS)
 	@touch $@
 
-# tests/scenario/deploy.sh validates the manifests with it.
-test-deps: k8s-validator
+# tests/scenario/deploy.sh validates the manifests with it (not a
+# test-deps prerequisite: `make demo` needs no npm).
+test scenario: k8s-validator
 
 # The KEYS section of man/pushpool.conf.5 and the README's configuration
 # reference, from `pushpool check --print-defaults`.

@@ -1,11 +1,16 @@
 // Validates Kubernetes manifests offline against the Kubernetes OpenAPI
 // schemas compiled into the npm package kubernetes-models (and the
-// Prometheus Operator's CRD schemas for ServiceMonitor). `make
-// k8s-validator` installs them under build/k8s-validate.
+// Prometheus Operator's CRD schemas for ServiceMonitor). Those schemas allow
+// unknown fields, as the API server's non-strict mode does, so every
+// document is also type-checked by TypeScript against the same models'
+// interfaces, whose excess-property check rejects a misspelt field (what
+// `kubectl --validate=strict` would). `make k8s-validator` installs it all
+// under build/k8s-validate.
 //   node validate.mjs NODE_MODULES FILE.yaml...      validate every document
 //   node validate.mjs NODE_MODULES --config FILE     print ConfigMap's pushpool.conf
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const [modules, ...args] = process.argv.slice(2);
@@ -43,7 +48,44 @@ if (args[0] === "--config") {
 	process.exit(0);
 }
 
+// Each document as a typed constant, one per line, so a tsc error's line
+// number names the document. Returns the number of documents rejected.
+function strictFields(checked) {
+	if (checked.length === 0)
+		return 0;
+	const lines = checked.map(({ obj }, i) => {
+		const mod = modelPath(obj.apiVersion, obj.kind).replace(/\.js$/, "");
+		return `import type { I${obj.kind} as T${i} } from "${mod}"; ` +
+			`export const d${i}: T${i} = ${JSON.stringify(obj)};`;
+	});
+	// Next to node_modules, so that the imports resolve.
+	const ts = join(dirname(modules), `strict-${process.pid}.mts`);
+	writeFileSync(ts, lines.join("\n") + "\n");
+	let out = "";
+	try {
+		execFileSync(process.execPath, [join(modules, "typescript/bin/tsc"), "--noEmit",
+			"--strict", "--skipLibCheck", "--pretty", "false", "--module", "nodenext",
+			"--moduleResolution", "nodenext", ts], { encoding: "utf8" });
+	} catch (e) {
+		out = `${e.stdout ?? ""}${e.stderr ?? ""}`;
+		if (!out)
+			throw e;
+	} finally {
+		unlinkSync(ts);
+	}
+	const bad = new Set();
+	for (const m of out.matchAll(/\((\d+),\d+\): error TS\d+: (.*)/g)) {
+		const { what } = checked[Number(m[1]) - 1];
+		console.error(`${what}: ${m[2]}`);
+		bad.add(what);
+	}
+	if (out && bad.size === 0)
+		throw new Error(`tsc: ${out}`);
+	return bad.size;
+}
+
 let failed = 0;
+const checked = [];
 for (const file of args) {
 	let objs;
 	try {
@@ -65,11 +107,15 @@ for (const file of args) {
 				throw new Error(`unknown apiVersion/kind ${obj.apiVersion} ${obj.kind}`);
 			}
 			new mod[obj.kind](obj).validate();
-			console.log(`${what}: valid`);
+			checked.push({ obj, what });
 		} catch (e) {
 			console.error(`${what}: ${e.message}`);
 			failed++;
 		}
 	}
 }
-process.exit(failed ? 1 : 0);
+const rejected = strictFields(checked);
+if (!rejected)
+	for (const { what } of checked)
+		console.log(`${what}: valid`);
+process.exit(failed || rejected ? 1 : 0);

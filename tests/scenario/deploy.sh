@@ -3,9 +3,9 @@
 #  1. the systemd unit (as `make install` writes it, with its drop-ins)
 #     passes `systemd-analyze verify` with no message at all;
 #  2. every Kubernetes manifest validates against the Kubernetes OpenAPI
-#     schemas (kubernetes-models, installed by `make k8s-validator`), a
-#     broken copy is rejected, and the ConfigMap's pushpool.conf passes
-#     `pushpool check`;
+#     schemas and, for unknown fields, the models' TypeScript interfaces
+#     (kubernetes-models, installed by `make k8s-validator`); broken copies
+#     are rejected; the ConfigMap's pushpool.conf passes `pushpool check`;
 #  3. the Dockerfile's build-stage RUN steps are the README's build steps;
 #  4. the cron example runs `pushpool once`.
 set -eu
@@ -63,7 +63,7 @@ grep -q '^  replicas: 2$' "$D" || fail "Deployment is not 2 replicas"
 [ "$(grep -c 'path: /healthz' "$D")" -ge 2 ] || fail "probes do not use /healthz"
 grep -q 'secretName: pushpool-credentials' "$D" || fail "credentials not mounted from the Secret"
 grep -q 'name: pushpool-config' "$D" || fail "config not mounted from the ConfigMap"
-# Schema errors are caught: a string replica count, a probe without handler port.
+# Schema errors are caught: a string replica count, a non-numeric port.
 sed 's/^  replicas: 2$/  replicas: "2"/' "$D" >"$W/bad1.yaml"
 sed 's/containerPort: 9464/containerPort: high/' "$D" >"$W/bad2.yaml"
 for bad in "$W/bad1.yaml" "$W/bad2.yaml"; do
@@ -72,6 +72,12 @@ for bad in "$W/bad1.yaml" "$W/bad2.yaml"; do
 	fi
 	grep -q 'must be integer' "$W/bad.out" || { cat "$W/bad.out"; fail "unexpected validator message"; }
 done
+# Unknown (misspelt) fields are caught too, as kubectl --validate=strict would.
+sed 's/httpGet:/httpGett:/' "$D" >"$W/bad3.yaml"
+if node "$V" "$NODE_MODULES" "$W/bad3.yaml" >"$W/bad.out" 2>&1; then
+	fail "validator accepted a misspelt field"
+fi
+grep -q "'\"httpGett\"' does not exist" "$W/bad.out" || { cat "$W/bad.out"; fail "unexpected validator message"; }
 # The ConfigMap's configuration, with the mounted files stood in for.
 node "$V" "$NODE_MODULES" --config "$ROOT/deploy/kubernetes/configmap.yaml" >"$W/k8s.conf"
 printf 'pnu_test' >"$W/prefect-api-key"

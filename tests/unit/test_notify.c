@@ -46,7 +46,8 @@ static void listen_abstract(struct listener *l)
 	l->fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 	assert_true(l->fd >= 0);
 	assert_int_equal(bind(l->fd, (struct sockaddr *)&sa,
-			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)), 0);
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)),
+			 0);
 	setenv("NOTIFY_SOCKET", l->name, 1);
 }
 
