@@ -113,7 +113,7 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz pushpool
+	rm -rf build build-asan build-fuzz build-oom pushpool
 
 # Each feature's extra targets (bench, fuzz, chaos, pg, ...) live in mk/.
 -include $(sort $(wildcard mk/*.mk))
