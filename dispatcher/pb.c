@@ -127,7 +127,9 @@ int pp_pb_next(struct pp_pb_reader *r, struct pp_pb_field *f, struct pp_error *e
 	size_t width = 0;
 	switch (f->wire) {
 	case PP_PB_VARINT:
-		return get_raw_varint(r, &f->u64, err) ? err->code : 1;
+		/* err may be NULL: return the code, not err->code. */
+		rc = get_raw_varint(r, &f->u64, err);
+		return rc ? rc : 1;
 	case PP_PB_LEN: {
 		uint64_t n;
 		rc = get_raw_varint(r, &n, err);

@@ -565,11 +565,16 @@ static int pg_get(struct pp_store *base, const char *id, struct pp_run_rec *out,
 	struct pg_store *s = (struct pg_store *)base;
 	const char *const p[] = {id};
 	int rc;
-	/* An exact id or an unambiguous prefix; left() needs no LIKE escaping. */
-	PGresult *res = query(s, "get run",
-			      "SELECT " RUN_COLUMNS " FROM runs WHERE left(id, length($1)) = $1"
-			      " ORDER BY id = $1 DESC LIMIT 2",
-			      1, p, &rc, err);
+	/* The exact id through the primary key (the loop's case), else an
+	 * unambiguous prefix (`runs show`); left() needs no LIKE escaping. */
+	PGresult *res = query(s, "get run", "SELECT " RUN_COLUMNS " FROM runs WHERE id = $1", 1, p,
+			      &rc, err);
+	if (res && PQntuples(res) == 0 && strlen(id) < PP_ID_LEN - 1) {
+		PQclear(res);
+		res = query(s, "get run",
+			    "SELECT " RUN_COLUMNS " FROM runs WHERE left(id, length($1)) = $1 LIMIT 2", 1,
+			    p, &rc, err);
+	}
 	if (!res)
 		return rc;
 	struct pp_run_rec *rows = NULL;

@@ -61,7 +61,7 @@ start)
 	tries=0
 	while :; do
 		echo $((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000)) >"$PGDIR/port"
-		pg_start && break
+		pg_start 2>/dev/null && break
 		tries=$((tries + 1))
 		if [ $tries -ge 5 ]; then
 			cat "$PGDIR/server.log" >&2

@@ -6,6 +6,9 @@
  *
  *   baseline POOL BASE_URL RUNS CONCURRENCY [--fresh-connect]
  *
+ * ACI follows the create's Azure-AsyncOperation to its end, waiting
+ * Retry-After (else 2 s) between polls, as providers/aci.c does.
+ *
  * POOL is cloud-run, ecs or aci. Credentials come from the environment:
  * BENCH_BEARER (cloud-run, aci: a token the mock issued), BENCH_AWS_KEY
  * (ecs: AKID:SECRET). --fresh-connect gives every non-GET request its own
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define RESP_MAX (1 << 20)
@@ -33,6 +37,9 @@ struct slot {
 	char *resp;
 	size_t resp_len;
 	bool resp_overflow;
+	char async_url[URL_MAX]; /* aci: the create's operation */
+	long retry_after_ms;
+	double due;              /* > 0: waiting to send the next poll at this time */
 };
 
 struct bench {
@@ -77,15 +84,79 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* Azure-AsyncOperation and Retry-After of the answer under way. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct slot *s = ud;
+	size_t n = size * nmemb;
+	static const char async[] = "azure-asyncoperation:", retry[] = "retry-after:";
+	if (n > sizeof(async) && !strncasecmp(data, async, sizeof(async) - 1)) {
+		const char *v = data + sizeof(async) - 1;
+		size_t len = n - (sizeof(async) - 1);
+		while (len && (*v == ' ' || *v == '\t'))
+			v++, len--;
+		while (len && (v[len - 1] == '\r' || v[len - 1] == '\n'))
+			len--;
+		if (len < sizeof(s->async_url)) {
+			memcpy(s->async_url, v, len);
+			s->async_url[len] = '\0';
+		}
+	} else if (n > sizeof(retry) && !strncasecmp(data, retry, sizeof(retry) - 1)) {
+		s->retry_after_ms = atol(data + sizeof(retry) - 1) * 1000;
+	}
+	return n;
+}
+
 static void run_ids(const struct bench *b, int run, char *uuid, size_t un, char *name, size_t nn)
 {
 	snprintf(uuid, un, "%08x-0000-4000-8000-%012x", b->tag, (unsigned)run);
 	snprintf(name, nn, "pp-%08x000040008000%012x-1", b->tag, (unsigned)run);
 }
 
-static int steps_per_run(enum pool p)
+#define ACI_POLL_STEP 3
+#define ACI_DEFAULT_POLL_MS 2000
+
+/* The string value of "key" in the answer, or "" */
+static void answer_field(const struct slot *s, const char *key, char *out, size_t n)
 {
-	return p == POOL_ECS ? 1 : 3;
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	const char *v = s->resp ? strstr(s->resp, pat) : NULL;
+	size_t len = v ? strcspn(v + strlen(pat), "\"") : 0;
+	snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), v ? v + strlen(pat) : "");
+}
+
+static bool provisioning_over(const char *state)
+{
+	return !*state || !strcmp(state, "Succeeded") || !strcmp(state, "Failed") ||
+	       !strcmp(state, "Canceled");
+}
+
+enum next { NEXT_DONE, NEXT_SEND, NEXT_WAIT };
+
+/* After request s->step of a run answered: what comes next. */
+static enum next next_step(const struct bench *b, struct slot *s)
+{
+	char state[64];
+	switch (b->pool) {
+	case POOL_ECS:
+		return NEXT_DONE;
+	case POOL_CLOUD_RUN:
+		return ++s->step < 3 ? NEXT_SEND : NEXT_DONE;
+	case POOL_ACI:
+		if (s->step < 2) {
+			s->step++;
+			return NEXT_SEND;
+		}
+		answer_field(s, s->step == 2 ? "provisioningState" : "status", state, sizeof(state));
+		if (provisioning_over(state) || !s->async_url[0])
+			return NEXT_DONE;
+		s->step = ACI_POLL_STEP;
+		s->due = now_s() + (double)(s->retry_after_ms > 0 ? s->retry_after_ms
+								 : ACI_DEFAULT_POLL_MS) / 1000.0;
+		return NEXT_WAIT;
+	}
+	return NEXT_DONE;
 }
 
 /* Fill s->url, s->body and s->hdrs for request `step` of run `run`; the
@@ -145,7 +216,10 @@ static const char *build_request(struct bench *b, struct slot *s)
 		s->hdrs = curl_slist_append(s->hdrs, auth);
 		const char *groups = "/resourceGroups/rg-flows/providers/"
 				     "Microsoft.ContainerInstance/containerGroups";
-		if (s->step == 0) {
+		if (s->step == ACI_POLL_STEP) {
+			snprintf(s->url, sizeof(s->url), "%s", s->async_url);
+		} else if (s->step == 0) {
+			s->async_url[0] = '\0';
 			snprintf(s->url, sizeof(s->url),
 				 "%s%s/resourcegroups/rg-flows?api-version=2021-04-01", b->base, aci_sub);
 		} else if (s->step == 1) {
@@ -183,12 +257,16 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 	curl_easy_reset(e);
 	s->resp_len = 0;
 	s->resp_overflow = false;
+	s->retry_after_ms = 0;
+	s->due = 0;
 	curl_easy_setopt(e, CURLOPT_URL, s->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
 	if (b->pool == POOL_ECS) {
 		curl_easy_setopt(e, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:ecs");
@@ -349,10 +427,11 @@ int main(int argc, char **argv)
 				note_error(&b, s->url, status, curl_easy_strerror(cc));
 			else if (want ? status != want : status / 100 != 2)
 				note_error(&b, s->url, status, s->resp);
-			if (++s->step < steps_per_run(b.pool)) {
+			enum next next = next_step(&b, s);
+			if (next == NEXT_SEND)
 				start_step(&b, multi, s);
+			if (next != NEXT_DONE)
 				continue;
-			}
 			done++;
 			if (next_run < runs) {
 				s->run = next_run++;
@@ -360,8 +439,17 @@ int main(int argc, char **argv)
 				start_step(&b, multi, s);
 			}
 		}
+		double now = now_s(), next_due = now + 0.1;
+		for (int i = 0; i < conc; i++) {
+			if (slots[i].due <= 0)
+				continue;
+			if (slots[i].due <= now)
+				start_step(&b, multi, &slots[i]);
+			else if (slots[i].due < next_due)
+				next_due = slots[i].due;
+		}
 		if (done < runs)
-			curl_multi_poll(multi, NULL, 0, 100, NULL);
+			curl_multi_poll(multi, NULL, 0, (int)((next_due - now) * 1000) + 1, NULL);
 	}
 	double secs = now_s() - t0;
 	if (!rc)

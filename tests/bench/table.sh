@@ -21,7 +21,7 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
     row("CPU per run (cloud-run, ecs, aci; \(.runs) runs)"; "\($i.total) instr";
         "\(.baseline_instructions_per_run) instr (bare libcurl)"; (.ratio | n(2))),
     row("… render / sign / JSON / HTTP"; "\($i.render) / \($i.sign) / \($i.json) / \($i.http)"; "-"; "-"),
-    row("… store / other"; "\($i.store) / \($i.other)"; "-"; "-"))
+    row("… store / log / other"; "\($i.store) / \($i.log) / \($i.other)"; "-"; "-"))
  elif .figure == "render" then
    row("Render \(.type) (\(.job_bytes) B)"; "\(.us | n(1)) µs"; "\(.baseline_us | n(1)) µs (JSON parse+write)";
        (.us / .baseline_us | n(2)))
@@ -35,9 +35,10 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
    row("Peak RSS, \(.in_store) runs in the store"; "\(.in_store_kib) KiB"; "\(.idle_kib) KiB (idle)";
        (.in_store_ratio | n(2)))
  elif .figure == "latency" then
-   row("Scheduled → submitted p50, \(.rate_per_min) runs/min"; "\(.p50_ms) ms";
-       "\(.baseline_chain_ms | n(1)) ms (request chain)"; (.p50_ratio | n(1))),
-   row("Scheduled → submitted p99"; "\(.p99_ms) ms"; "\(.baseline_chain_ms | n(1)) ms"; (.p99_ratio | n(1)))
+   row("Scheduled → submitted p50 / p99, \(.pool) (\(.runs) runs at \(.rate_per_min)/min)";
+       "\(.p50_ms) / \(.p99_ms) ms";
+       (if .baseline_chain_ms then "\(.baseline_chain_ms | n(1)) ms (request chain)" else "-" end);
+       (if .p50_ratio then "\(.p50_ratio | n(1)) / \(.p99_ratio | n(1))" else "-" end))
  elif .figure == "startup" then
    row("Startup `pushpool --version`"; "\(.version_ms) ms"; "\(.baseline_ms) ms (bare libcurl program)";
        (.version_ratio | n(1))),

@@ -8,8 +8,8 @@
 # live, and the last serve stops cleanly on SIGTERM.
 #   usage: PUSHPOOL=build/pushpool sh tests/chaos/run.sh
 #   env:   RUNS (default 1000, multiple of 4), KILL_MIN/KILL_MAX (seconds,
-#          default 1/4), DEADLINE (seconds, default 90), SEED (mock PRNG and
-#          kill timing, default 1), KEEP_T=1 keeps the work directory.
+#          default 1/4), DEADLINE (seconds, default 90), SEED (kill times,
+#          default 1), KEEP_T=1 keeps the work directory.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 RUNS=${RUNS:-1000}
@@ -38,7 +38,6 @@ fail() {
 }
 MOCK_RUN_SECONDS=${MOCK_RUN_SECONDS:-0.3}
 MOCK_PROVISION_SECONDS=${MOCK_PROVISION_SECONDS:-0.1}
-MOCK_ARGS="--seed $SEED"
 # The lease outlives the test, so only the dead-owner check frees a killed
 # dispatcher's runs; enough attempts that 5% 5xx never exhausts a run.
 DISPATCHER_EXTRA="lease_seconds = 600

@@ -32,6 +32,7 @@ static const struct {
 	{"cloud-run-v2:push", "{\"region\": \"europe-west1\", \"image\": \"repo/flows:1\","
 			      " \"credentials\": {\"project\": \"demo-proj\"}}"},
 	{"ecs:push", "{\"cluster\": \"default\", \"image\": \"repo/flows:1\", "
+		     "\"aws_credentials\": {\"region_name\": \"us-east-1\"}, "
 		     "\"network_configuration\": {\"subnets\": [\"subnet-1\"]}}"},
 	{"azure-container-instance:push",
 	 "{\"resource_group_name\": \"rg\", \"subscription_id\": "

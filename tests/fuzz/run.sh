@@ -1,8 +1,8 @@
 #!/bin/sh
 # Run each libFuzzer binary for SECONDS, growing its corpus in
-# build-fuzz/corpus/NAME (seeded from tests/fuzz/seeds/NAME and, for the
-# JSON and template targets, the bundled templates), and print one line per
-# target: executions, executions/s, corpus size and coverage. Exits non-zero
+# build-fuzz/corpus/NAME (seeded with the bundled templates for the JSON and
+# template targets and examples/ for the config target), and print one line
+# per target: executions, executions/s, corpus size and coverage. Exits non-zero
 # when a target finds a crash, leak or sanitizer report (log and the
 # crashing input are kept under build-fuzz/).
 #   usage: sh tests/fuzz/run.sh SECONDS BIN...
@@ -16,8 +16,10 @@ for bin in "$@"; do
 	corpus=$OUT/corpus/$name
 	mkdir -p "$corpus" "$OUT/crashes"
 	seeds=
-	[ -d "tests/fuzz/seeds/$name" ] && seeds="tests/fuzz/seeds/$name"
-	case $name in fuzz_json | fuzz_render) seeds="$seeds templates" ;; esac
+	case $name in
+	fuzz_json | fuzz_render) seeds=templates ;;
+	fuzz_config) seeds=examples ;;
+	esac
 	log=$OUT/$name.log
 	# -rss_limit_mb: the parsers cap their input, so more means a leak.
 	"$bin" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -rss_limit_mb=1024 \

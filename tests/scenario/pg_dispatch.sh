@@ -22,7 +22,7 @@ done
 kill -STOP "$(cat "$T/d2.pid")"
 sleep 7
 kill -CONT "$(cat "$T/d2.pid")"
-wait_all_terminal 80
+wait_all_terminal $((60 + TOTAL / 10))
 mock_stats >"$T/stats.json"
 stop_serves
 bad=$(psql_q "SELECT count(*) FROM runs WHERE state <> 'SUCCEEDED'")

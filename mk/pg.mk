@@ -1,0 +1,13 @@
+# The PostgreSQL run store (dispatcher/store_pg.c): its tests start a real
+# server from the Debian package (tests/pg-env.sh), so `make test` needs it.
+TEST_DEB_PKGS += postgresql
+
+.PHONY: pg-soak pg-bench
+# The full-size shared-store test: 3 dispatchers, 3,000 runs, one SIGSTOPped
+# past its lease.
+pg-soak: all test-deps
+	PUSHPOOL=$(abspath $(BUILD)/pushpool) PG_RUNS=750 sh tests/scenario/pg_dispatch.sh
+
+# Runs/s with 1, 2 and 3 dispatchers on one store.
+pg-bench: all test-deps
+	PUSHPOOL=$(abspath $(BUILD)/pushpool) sh tests/bench/pg_dispatchers.sh

@@ -1,0 +1,51 @@
+#!/bin/sh
+# A dispatcher paused past its lease (SIGSTOP) in the middle of submitting
+# loses its runs to another one, which reconciles them with the provider by
+# idempotency key. Once resumed, the stale one sends no submission for the
+# runs it no longer owns (mock counters unchanged across its resumption),
+# and its late writes are rejected by the fencing check: the store keeps
+# the new owner's outcome for every run.
+DISPATCHER_EXTRA="lease_seconds = 5"
+. "$(dirname "$0")/../pg-lib.sh"
+PER_POOL=20
+start_serve stale
+# One run per pool first: the tokens are cached before the stall, so no
+# blocking token fetch is under way when it comes.
+schedule_runs 1
+end=$(($(date +%s) + 30))
+while [ "$(psql_q "SELECT count(*) FROM runs WHERE state NOT IN ('SCHEDULED','SUBMITTING')")" -lt 4 ]; do
+	[ "$(date +%s)" -lt "$end" ] || { echo "FAIL: first runs not submitted"; cat "$T/stale.log"; exit 1; }
+	sleep 0.05
+done
+schedule_runs "$PER_POOL"
+# Stop it in the middle of submitting.
+while [ "$(psql_q "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner = 'stale'")" -lt 6 ]; do
+	[ "$(date +%s)" -lt "$end" ] || { echo "FAIL: no submissions under way"; cat "$T/stale.log"; exit 1; }
+	sleep 0.05
+done
+kill -STOP "$(cat "$T/stale.pid")"
+held=$(psql_q "SELECT count(*) FROM runs WHERE lease_owner = 'stale'")
+start_serve rescuer
+wait_all_terminal 60
+mock_stats >"$T/before.json"
+kill -CONT "$(cat "$T/stale.pid")"
+sleep 4
+mock_stats >"$T/after.json"
+stop_serves
+# Every submission the mock can see: HTTP creates and runs, Modal sandboxes.
+submissions() {
+	jq -r '([.keyed.requests // {} | to_entries[] | select(.key |
+		test("CreateJob|RunJob|RunTask|RegisterTaskDefinition|ContainerGroups_CreateOrUpdate")) | .value]
+		+ [.keyed.modal_sandbox_creates // {} | .[]]) | add // 0' "$1"
+}
+b=$(submissions "$T/before.json")
+a=$(submissions "$T/after.json")
+[ "$b" = "$a" ] || { echo "FAIL: the resumed dispatcher sent $((a - b)) submission(s) for runs it no longer owns"; tail -n 20 "$T/stale.log"; exit 1; }
+check_one_object_per_run $((PER_POOL + 1)) "$T/after.json"
+bad=$(psql_q "SELECT count(*) FROM runs WHERE state <> 'SUCCEEDED'")
+[ "$bad" = 0 ] || { echo "FAIL: $bad run(s) not SUCCEEDED: a stale write got through"; exit 1; }
+rejected=$(grep -c 'lease lost (fence' "$T/stale.log" || true)
+[ "$rejected" -gt 0 ] || { echo "FAIL: the stale dispatcher's writes were not rejected"; tail -n 20 "$T/stale.log"; exit 1; }
+rescued=$(psql_q "SELECT count(DISTINCT run_id) FROM run_events WHERE message LIKE 'submitting (try 2)'")
+echo "stale dispatcher held $held run(s) when stopped; the rescuer finished all $((PER_POOL * 4 + 4))" \
+	"($rescued resubmitted by key); after resuming: 0 submissions, $rejected write(s) rejected by fencing"
