@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <curl/curl.h>
 
 #include "auth/auth.h"
@@ -176,6 +177,7 @@ struct xfer {
 	pp_http_done_fn done;
 	void *ud;
 	struct xfer *prev, *next; /* in the multi's list of live transfers */
+	long long deadline_ms;    /* monotonic; multi transfers only */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -403,6 +405,13 @@ int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *r
 
 /* ---- multi ---- */
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 struct pp_http_multi {
 	CURLM *multi;
 	int running;
@@ -449,6 +458,7 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	}
 	x->done = done;
 	x->ud = ud;
+	x->deadline_ms = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
 	if (curl_multi_add_handle(m->multi, x->easy) != CURLM_OK) {
 		xfer_free(x);
 		return pp_fail(err, PP_ENOMEM, "curl_multi_add_handle failed");
@@ -461,6 +471,22 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	return 0;
 }
 
+static void report(struct pp_http_multi *m, struct xfer *x, CURLcode cc)
+{
+	curl_multi_remove_handle(m->multi, x->easy);
+	live_unlink(m, x);
+	m->pending--;
+	struct pp_error err = {0};
+	int rc = xfer_finish(x, cc, &err);
+	pp_http_done_fn done = x->done;
+	void *ud = x->ud;
+	struct pp_http_req *req = x->req;
+	struct pp_http_resp *resp = x->resp;
+	xfer_free(x);
+	/* The callback may add new transfers (next step of an op). */
+	done(ud, req, resp, rc, &err);
+}
+
 static void multi_reap(struct pp_http_multi *m)
 {
 	CURLMsg *msg;
@@ -470,24 +496,33 @@ static void multi_reap(struct pp_http_multi *m)
 			continue;
 		struct xfer *x = NULL;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		CURLcode cc = msg->data.result;
-		curl_multi_remove_handle(m->multi, x->easy);
-		live_unlink(m, x);
-		m->pending--;
-		struct pp_error err = {0};
-		int rc = xfer_finish(x, cc, &err);
-		pp_http_done_fn done = x->done;
-		void *ud = x->ud;
-		struct pp_http_req *req = x->req;
-		struct pp_http_resp *resp = x->resp;
-		xfer_free(x);
-		/* The callback may add new transfers (next step of an op). */
-		done(ud, req, resp, rc, &err);
+		report(m, x, msg->data.result);
+	}
+}
+
+/* After a stall (SIGSTOP, a VM pause) libcurl would first send what it had
+ * queued, and start the timeout clock of a transfer only once it connects:
+ * a request whose deadline passed is failed before libcurl is driven, so
+ * nothing goes out on behalf of a lease that may be gone. */
+static void expire_overdue(struct pp_http_multi *m)
+{
+	long long now = mono_ms();
+	bool again = true;
+	while (again) {
+		again = false;
+		for (struct xfer *x = m->live; x; x = x->next) {
+			if (x->deadline_ms > now)
+				continue;
+			report(m, x, CURLE_OPERATION_TIMEDOUT);
+			again = true; /* the callback may have changed the list */
+			break;
+		}
 	}
 }
 
 int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 {
+	expire_overdue(m);
 	curl_multi_perform(m->multi, &m->running);
 	multi_reap(m);
 	if (m->pending > 0 && timeout_ms > 0) {

@@ -11,3 +11,6 @@ pg-soak: all test-deps
 # Runs/s with 1, 2 and 3 dispatchers on one store.
 pg-bench: all test-deps
 	PUSHPOOL=$(abspath $(BUILD)/pushpool) sh tests/bench/pg_dispatchers.sh
+
+# `make bench` reports the shared store's scaling too.
+bench: pg-bench

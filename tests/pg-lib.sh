@@ -51,6 +51,20 @@ unfinished() {
 	psql_q "SELECT count(*) FROM runs WHERE state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 }
 
+# wait_for SECONDS MIN SQL: until the count query SQL prints MIN or more.
+wait_for() {
+	end=$(($(date +%s) + $1))
+	while [ "$(psql_q "$3" 2>/dev/null || echo -1)" -lt "$2" ]; do
+		if [ "$(date +%s)" -ge "$end" ]; then
+			echo "FAIL: after $1 s still below $2: $3"
+			psql_q "SELECT state, lease_owner, count(*) FROM runs GROUP BY 1, 2"
+			for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
 # wait_all_terminal SECONDS: until every run has ended, or fail.
 wait_all_terminal() {
 	end=$(($(date +%s) + $1))

@@ -14,11 +14,7 @@ start_serve d2
 start_serve d3
 # Stop d2 in the middle of submissions (the hard case: its requests must
 # not go out once its lease may be gone); hold it past its 5 s lease.
-end=$(($(date +%s) + 60))
-while [ "$(psql_q "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner = 'd2'")" -lt 8 ]; do
-	[ "$(date +%s)" -lt "$end" ] || { echo "FAIL: d2 never had submissions under way"; tail "$T"/d*.log; exit 1; }
-	sleep 0.05
-done
+wait_for 60 8 "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner = 'd2'"
 kill -STOP "$(cat "$T/d2.pid")"
 sleep 7
 kill -CONT "$(cat "$T/d2.pid")"

@@ -12,17 +12,10 @@ start_serve stale
 # One run per pool first: the tokens are cached before the stall, so no
 # blocking token fetch is under way when it comes.
 schedule_runs 1
-end=$(($(date +%s) + 30))
-while [ "$(psql_q "SELECT count(*) FROM runs WHERE state NOT IN ('SCHEDULED','SUBMITTING')")" -lt 4 ]; do
-	[ "$(date +%s)" -lt "$end" ] || { echo "FAIL: first runs not submitted"; cat "$T/stale.log"; exit 1; }
-	sleep 0.05
-done
+wait_for 30 4 "SELECT count(*) FROM runs WHERE state NOT IN ('SCHEDULED','SUBMITTING')"
 schedule_runs "$PER_POOL"
 # Stop it in the middle of submitting.
-while [ "$(psql_q "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner = 'stale'")" -lt 6 ]; do
-	[ "$(date +%s)" -lt "$end" ] || { echo "FAIL: no submissions under way"; cat "$T/stale.log"; exit 1; }
-	sleep 0.05
-done
+wait_for 30 6 "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner = 'stale'"
 kill -STOP "$(cat "$T/stale.pid")"
 held=$(psql_q "SELECT count(*) FROM runs WHERE lease_owner = 'stale'")
 start_serve rescuer

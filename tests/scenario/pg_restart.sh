@@ -11,13 +11,9 @@ schedule_runs "$PER_POOL"
 start_serve d1
 start_serve d2
 start_serve d3
-until [ "$(psql_q "SELECT count(*) FROM runs WHERE state <> 'SCHEDULED'")" -ge $((TOTAL / 5)) ]; do
-	sleep 0.05
-done
+wait_for 60 $((TOTAL / 5)) "SELECT count(*) FROM runs WHERE state <> 'SCHEDULED'"
 sh "$HERE/tests/pg-env.sh" restart "$PGDIR"
-until [ "$(psql_q "SELECT count(*) FROM runs WHERE state IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')")" -ge $((TOTAL / 2)) ]; do
-	sleep 0.1
-done
+wait_for 60 $((TOTAL / 2)) "SELECT count(*) FROM runs WHERE state IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 sh "$HERE/tests/pg-env.sh" down "$PGDIR"
 sleep 3
 sh "$HERE/tests/pg-env.sh" up "$PGDIR"
