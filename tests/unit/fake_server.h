@@ -1,166 +1,178 @@
-/* Shared by the credential tests: a libmicrohttpd server on a free loopback
- * port that answers through a per-test handler and records every request
- * (method, path, query, Authorization, one chosen header, body). Included,
- * not linked: each test binary is one translation unit. */
+/* A scripted HTTP server for unit tests: libmicrohttpd on 127.0.0.1, an
+ * ephemeral port and its own thread. Each request is recorded and answered
+ * by the test's handler. Included by one test file each (static). */
 #ifndef PP_TEST_FAKE_SERVER_H
 #define PP_TEST_FAKE_SERVER_H
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define MAX_REQS 32
-struct rec {
+#define FS_MAX_REQUESTS 256
+#define FS_MAX_BODY 65536
+
+struct fs_request {
 	char method[8];
-	char path[256];
-	char query[1024];
-	char auth[2048];
-	char meta[64]; /* the value of the server's meta_header */
+	char url[512];      /* path and query */
+	char target[128];   /* X-Amz-Target, when present */
+	char auth[512];     /* Authorization, when present */
 	char *body;
+	size_t body_len;
+	long long at_ms;    /* CLOCK_MONOTONIC arrival time */
 };
-struct srv;
-typedef int (*handler_fn)(struct srv *s, const struct rec *r, char *out, size_t cap);
-struct srv {
+
+struct fs_response {
+	int status;
+	char body[8192];
+	char retry_after[32]; /* Retry-After header value, when set */
+	char extra_name[64], extra_value[128];
+};
+
+typedef void (*fs_handler)(const struct fs_request *req, struct fs_response *resp, void *ud);
+
+struct fake_server {
 	struct MHD_Daemon *d;
-	char base[80];
-	char host[64];
-	pthread_mutex_t mu;
-	struct rec reqs[MAX_REQS];
-	int n;
-	handler_fn fn;
-	const char *meta_header;  /* request header recorded in rec.meta, or NULL */
-	const char *reply_header; /* "Name: value" added to every answer, or NULL */
+	unsigned short port;
+	char base[64];
+	fs_handler handler;
+	void *ud;
+	pthread_mutex_t lock;
+	struct fs_request log[FS_MAX_REQUESTS];
+	int count;
 };
-struct upload {
-	char *data;
+
+struct fs_conn {
+	char *body;
 	size_t len;
 };
 
-static inline enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+static inline long long fs_now_ms(void)
 {
-	(void)kind;
-	struct rec *r = cls;
-	size_t n = strlen(r->query);
-	snprintf(r->query + n, sizeof(r->query) - n, "%s%s=%s", n ? "&" : "", k, v ? v : "");
-	return MHD_YES;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static inline enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *data,
-				  size_t *size, void **ctx)
+static inline enum MHD_Result fs_answer(void *cls, struct MHD_Connection *c, const char *url,
+				 const char *method, const char *version, const char *upload,
+				 size_t *upload_size, void **con_cls)
 {
+	struct fake_server *s = cls;
+	struct fs_conn *fc = *con_cls;
 	(void)version;
-	struct srv *s = cls;
-	struct upload *u = *ctx;
-	if (!u) {
-		*ctx = calloc(1, sizeof(*u));
+	if (!fc) {
+		fc = calloc(1, sizeof(*fc));
+		*con_cls = fc;
 		return MHD_YES;
 	}
-	if (*size) {
-		u->data = realloc(u->data, u->len + *size + 1);
-		memcpy(u->data + u->len, data, *size);
-		u->len += *size;
-		u->data[u->len] = '\0';
-		*size = 0;
+	if (*upload_size) {
+		if (fc->len + *upload_size <= FS_MAX_BODY) {
+			fc->body = realloc(fc->body, fc->len + *upload_size + 1);
+			memcpy(fc->body + fc->len, upload, *upload_size);
+			fc->len += *upload_size;
+			fc->body[fc->len] = '\0';
+		}
+		*upload_size = 0;
 		return MHD_YES;
 	}
-	struct rec r;
-	memset(&r, 0, sizeof(r));
-	snprintf(r.method, sizeof(r.method), "%s", method);
-	snprintf(r.path, sizeof(r.path), "%s", url);
-	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &r);
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	snprintf(r.auth, sizeof(r.auth), "%s", h ? h : "");
-	h = s->meta_header ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, s->meta_header) : NULL;
-	snprintf(r.meta, sizeof(r.meta), "%s", h ? h : "");
-	r.body = strdup(u->data ? u->data : "");
-	char out[4096] = "";
-	pthread_mutex_lock(&s->mu);
-	int status = s->fn(s, &r, out, sizeof(out));
-	if (s->n < MAX_REQS)
-		s->reqs[s->n++] = r;
+	struct fs_request rq;
+	memset(&rq, 0, sizeof(rq));
+	snprintf(rq.method, sizeof(rq.method), "%s", method);
+	const char *q = NULL;
+	/* Rebuild the query string the handler may want to see (jobId=...). */
+	q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "jobId");
+	if (q)
+		snprintf(rq.url, sizeof(rq.url), "%s?jobId=%s", url, q);
 	else
-		free(r.body);
-	pthread_mutex_unlock(&s->mu);
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_COPY);
-	MHD_add_response_header(resp, "Content-Type",
-				out[0] == '{' ? "application/json" : "text/plain");
-	if (s->reply_header) {
-		char name[64];
-		const char *colon = strchr(s->reply_header, ':');
-		snprintf(name, sizeof(name), "%.*s", (int)(colon - s->reply_header), s->reply_header);
-		MHD_add_response_header(resp, name, colon + 2);
-	}
-	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-	MHD_destroy_response(resp);
+		snprintf(rq.url, sizeof(rq.url), "%s", url);
+	const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Target");
+	snprintf(rq.target, sizeof(rq.target), "%s", t ? t : "");
+	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	snprintf(rq.auth, sizeof(rq.auth), "%s", a ? a : "");
+	rq.body = fc->body ? strdup(fc->body) : strdup("");
+	rq.body_len = fc->len;
+	rq.at_ms = fs_now_ms();
+
+	struct fs_response rs;
+	memset(&rs, 0, sizeof(rs));
+	rs.status = 200;
+	pthread_mutex_lock(&s->lock);
+	s->handler(&rq, &rs, s->ud);
+	if (s->count < FS_MAX_REQUESTS)
+		s->log[s->count++] = rq;
+	else
+		free(rq.body);
+	pthread_mutex_unlock(&s->lock);
+
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(rs.body), rs.body,
+								 MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	if (rs.retry_after[0])
+		MHD_add_response_header(r, "Retry-After", rs.retry_after);
+	if (rs.extra_name[0])
+		MHD_add_response_header(r, rs.extra_name, rs.extra_value);
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs.status, r);
+	MHD_destroy_response(r);
 	return ret;
 }
 
-static inline void on_done(void *cls, struct MHD_Connection *c, void **ctx,
-		    enum MHD_RequestTerminationCode toe)
+static inline void fs_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
 {
+	struct fs_conn *fc = *con_cls;
 	(void)cls;
 	(void)c;
 	(void)toe;
-	struct upload *u = *ctx;
-	if (u)
-		free(u->data);
-	free(u);
-	*ctx = NULL;
+	if (fc) {
+		free(fc->body);
+		free(fc);
+	}
+	*con_cls = NULL;
 }
 
-static inline void srv_start_with(struct srv *s, handler_fn fn, const char *meta_header,
-			   const char *reply_header)
+static inline int fs_start(struct fake_server *s, fs_handler handler, void *ud)
 {
 	memset(s, 0, sizeof(*s));
-	pthread_mutex_init(&s->mu, NULL);
-	s->fn = fn;
-	s->meta_header = meta_header;
-	s->reply_header = reply_header;
-	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, s,
-				MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
-	assert_non_null(s->d);
-	const union MHD_DaemonInfo *i = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	snprintf(s->host, sizeof(s->host), "127.0.0.1:%u", i->port);
-	snprintf(s->base, sizeof(s->base), "http://%s", s->host);
+	s->handler = handler;
+	s->ud = ud;
+	pthread_mutex_init(&s->lock, NULL);
+	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				fs_answer, s, MHD_OPTION_NOTIFY_COMPLETED, fs_completed, NULL,
+				MHD_OPTION_END);
+	if (!s->d)
+		return -1;
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : 0;
+	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%u", s->port);
+	return s->port ? 0 : -1;
 }
 
-static inline void srv_stop(struct srv *s)
+static inline void fs_stop(struct fake_server *s)
 {
-	MHD_stop_daemon(s->d);
-	for (int i = 0; i < s->n; i++)
-		free(s->reqs[i].body);
-	pthread_mutex_destroy(&s->mu);
+	if (s->d)
+		MHD_stop_daemon(s->d);
+	for (int i = 0; i < s->count; i++)
+		free(s->log[i].body);
+	pthread_mutex_destroy(&s->lock);
+	s->d = NULL;
+	s->count = 0;
 }
 
-/* Decoded value of name in an x-www-form-urlencoded body; "" if absent. */
-static inline void form_get(const char *body, const char *name, char *out, size_t cap)
+/* Requests whose X-Amz-Target ends with action (or all when NULL). */
+static inline int fs_count(struct fake_server *s, const char *action)
 {
-	size_t nl = strlen(name), o = 0;
-	const char *p = body;
-	out[0] = '\0';
-	while (p && *p) {
-		if (!strncmp(p, name, nl) && p[nl] == '=') {
-			p += nl + 1;
-			while (*p && *p != '&' && o + 1 < cap) {
-				if (*p == '%' && p[1] && p[2]) {
-					char hex[3] = { p[1], p[2], 0 };
-					out[o++] = (char)strtol(hex, NULL, 16);
-					p += 3;
-				} else {
-					out[o++] = *p == '+' ? ' ' : *p;
-					p++;
-				}
-			}
-			out[o] = '\0';
-			return;
-		}
-		p = strchr(p, '&');
-		if (p)
-			p++;
+	int n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->count; i++) {
+		size_t tl = strlen(s->log[i].target), al = action ? strlen(action) : 0;
+		if (!action || (tl >= al && !strcmp(s->log[i].target + tl - al, action)))
+			n++;
 	}
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 #endif

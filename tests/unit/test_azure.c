@@ -31,7 +31,7 @@
 #define SECRET "Zk8Q~client.secret-value"
 
 /* ---- a recording HTTP server ---- */
-#include "tests/unit/fake_server.h"
+#include "tests/unit/recording_server.h"
 
 static void srv_start(struct srv *s, handler_fn fn)
 {

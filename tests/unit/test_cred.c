@@ -22,7 +22,7 @@
 #define SECRET "cred-test-client-secret-value"
 
 /* ---- a recording HTTP server ---- */
-#include "tests/unit/fake_server.h"
+#include "tests/unit/recording_server.h"
 
 static void srv_start(struct srv *s, handler_fn fn)
 {

@@ -29,7 +29,7 @@
 #define EMAIL "pushpool-test@test-project.iam.gserviceaccount.com"
 
 /* ---- a recording HTTP server ---- */
-#include "tests/unit/fake_server.h"
+#include "tests/unit/recording_server.h"
 
 static void srv_start(struct srv *s, handler_fn fn)
 {
