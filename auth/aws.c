@@ -1162,10 +1162,13 @@ struct url_parts {
 
 static int split_url(const char *url, struct url_parts *u, struct pp_error *err)
 {
-	const char *p = strstr(url, "://");
+	/* pp_http_req_init leaves url NULL when its copy could not be made. */
+	const char *p = url ? strstr(url, "://") : NULL;
 	bool https;
 
 	memset(u, 0, sizeof(*u));
+	if (!url)
+		return pp_fail(err, PP_ENOMEM, "sigv4: the request has no URL (out of memory)");
 	if (!p)
 		return pp_fail(err, PP_EINVALID, "sigv4: URL %s has no scheme", url);
 	https = (size_t)(p - url) == 5 && !strncasecmp(url, "https", 5);

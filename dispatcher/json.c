@@ -323,6 +323,68 @@ static int check_gap(struct parse_ctx *c, int from, int to, char sep)
 	return 0;
 }
 
+struct member_ref {
+	struct pp_json *m;
+	size_t pos;
+};
+
+static int member_cmp(const void *a, const void *b)
+{
+	const struct member_ref *x = a, *y = b;
+	int c = strcmp(x->m->key, y->m->key);
+	return c ? c : x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* A repeated key keeps its last value at its first position, as Python's
+ * json (so Prefect) reads it. Lookups return the first member, so keeping
+ * both would let a template validate one value and render another. Sorting
+ * keeps this O(n log n) for hostile objects with many members. */
+static int merge_duplicate_keys(struct pp_json *obj)
+{
+	size_t n = obj->count;
+	if (n < 2)
+		return 0;
+	struct member_ref *refs = malloc(n * sizeof(*refs));
+	struct pp_json **slot = malloc(n * sizeof(*slot));
+	if (!refs || !slot) {
+		free(refs);
+		free(slot);
+		return PP_ENOMEM;
+	}
+	size_t i = 0;
+	for (struct pp_json *m = obj->child; m; m = m->next, i++) {
+		refs[i] = (struct member_ref){m, i};
+		slot[i] = m;
+	}
+	qsort(refs, n, sizeof(*refs), member_cmp);
+	bool merged = false;
+	for (size_t run = 0, end; run < n; run = end) {
+		for (end = run + 1; end < n && !strcmp(refs[end].m->key, refs[run].m->key); end++)
+			;
+		if (end - run < 2)
+			continue;
+		merged = true;
+		slot[refs[run].pos] = refs[end - 1].m;
+		slot[refs[end - 1].pos] = NULL;
+		for (size_t k = run; k < end - 1; k++) {
+			if (k > run)
+				slot[refs[k].pos] = NULL;
+			refs[k].m->next = NULL;
+			pp_json_free(refs[k].m);
+		}
+	}
+	if (merged) {
+		obj->child = obj->last = NULL;
+		obj->count = 0;
+		for (i = 0; i < n; i++)
+			if (slot[i])
+				link_child(obj, slot[i]);
+	}
+	free(refs);
+	free(slot);
+	return 0;
+}
+
 static int build(struct parse_ctx *c, int *idx, int depth, struct pp_json **out)
 {
 	if (*idx >= c->ntok)
@@ -434,6 +496,8 @@ static int build(struct parse_ctx *c, int *idx, int depth, struct pp_json **out)
 			if (i == t->size - 1)
 				rc = check_gap(c, prev, t->end - 1, 0);
 		}
+		if (!rc)
+			rc = merge_duplicate_keys(j);
 		break;
 	default:
 		return fail_at(c, (size_t)t->start, "unexpected token");

@@ -1,7 +1,7 @@
 # `make bench`: throughput, CPU, memory, latency and startup figures, each
 # against a baseline measured in the same run (docs/performance.md).
 # tests/bench/bench.sh prints the table and writes $(BUILD)/bench.json.
-TEST_DEB_PKGS += valgrind sqlite3 procps
+TEST_DEB_PKGS += valgrind sqlite3 time
 BENCH_BINS := $(BUILD)/bench/baseline $(BUILD)/bench/micro
 
 .PHONY: bench

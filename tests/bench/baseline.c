@@ -9,9 +9,15 @@
  * ACI follows the create's Azure-AsyncOperation to its end, waiting
  * Retry-After (else 2 s) between polls, as providers/aci.c does.
  *
- * POOL is cloud-run, ecs or aci. Credentials come from the environment:
- * BENCH_BEARER (cloud-run, aci: a token the mock issued), BENCH_AWS_KEY
- * (ecs: AKID:SECRET). --fresh-connect gives every non-GET request its own
+ * Modal is gRPC over h2c: SandboxGetFromName (NOT_FOUND), AppGetOrCreate,
+ * ImageGetOrCreate, SecretGetOrCreate (the env), SandboxCreate, each on a
+ * connection of its own, with protobuf written here by hand (field numbers
+ * as in providers/modal.c).
+ *
+ * POOL is cloud-run, ecs, aci or modal (BASE_URL: the mock's modal= URL).
+ * Credentials come from the environment: BENCH_BEARER (cloud-run, aci: a
+ * token the mock issued), BENCH_AWS_KEY (ecs: AKID:SECRET), BENCH_MODAL_TOKEN
+ * (modal: ID:SECRET). --fresh-connect gives every non-GET request its own
  * connection, as dispatcher/http.c does. */
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -22,24 +28,27 @@
 #include <time.h>
 
 #define RESP_MAX (1 << 20)
-#define URL_MAX 1024
+#define URL_MAX	 1024
 #define BODY_MAX 4096
 
-enum pool { POOL_CLOUD_RUN, POOL_ECS, POOL_ACI };
+enum pool { POOL_CLOUD_RUN, POOL_ECS, POOL_ACI, POOL_MODAL };
 
 struct slot {
 	CURL *easy;
 	struct curl_slist *hdrs;
-	int run;   /* index of the run this slot is submitting; -1 idle */
-	int step;  /* request of the run's chain under way */
+	int run;  /* index of the run this slot is submitting; -1 idle */
+	int step; /* request of the run's chain under way */
 	char url[URL_MAX];
 	char body[BODY_MAX];
+	size_t body_len;
 	char *resp;
 	size_t resp_len;
 	bool resp_overflow;
 	char async_url[URL_MAX]; /* aci: the create's operation */
+	char grpc_status[8];	 /* modal: from the trailers */
+	char image_id[64], secret_id[64];
 	long retry_after_ms;
-	double due;              /* > 0: waiting to send the next poll at this time */
+	double due; /* > 0: waiting to send the next poll at this time */
 };
 
 struct bench {
@@ -47,10 +56,12 @@ struct bench {
 	const char *base;
 	const char *bearer;
 	const char *aws_key;
+	char modal_id[128], modal_secret[128];
+	char modal_token[1024]; /* from AuthTokenGet */
 	bool fresh_connect;
 	char task_def_arn[512]; /* ecs: registered once, as the dispatcher caches it per pool */
-	char location[64];      /* aci: from the resource group */
-	unsigned tag;           /* makes names unique across invocations on one mock */
+	char location[64];	/* aci: from the resource group */
+	unsigned tag;		/* makes names unique across invocations on one mock */
 	int errors;
 	char first_error[512];
 };
@@ -89,7 +100,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct slot *s = ud;
 	size_t n = size * nmemb;
-	static const char async[] = "azure-asyncoperation:", retry[] = "retry-after:";
+	static const char async[] = "azure-asyncoperation:", retry[] = "retry-after:",
+			  grpc[] = "grpc-status:";
 	if (n > sizeof(async) && !strncasecmp(data, async, sizeof(async) - 1)) {
 		const char *v = data + sizeof(async) - 1;
 		size_t len = n - (sizeof(async) - 1);
@@ -103,6 +115,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 		}
 	} else if (n > sizeof(retry) && !strncasecmp(data, retry, sizeof(retry) - 1)) {
 		s->retry_after_ms = atol(data + sizeof(retry) - 1) * 1000;
+	} else if (n > sizeof(grpc) && !strncasecmp(data, grpc, sizeof(grpc) - 1)) {
+		snprintf(s->grpc_status, sizeof(s->grpc_status), "%ld",
+			 atol(data + sizeof(grpc) - 1));
 	}
 	return n;
 }
@@ -113,7 +128,7 @@ static void run_ids(const struct bench *b, int run, char *uuid, size_t un, char 
 	snprintf(name, nn, "pp-%08x000040008000%012x-1", b->tag, (unsigned)run);
 }
 
-#define ACI_POLL_STEP 3
+#define ACI_POLL_STEP	    3
 #define ACI_DEFAULT_POLL_MS 2000
 
 /* The string value of "key" in the answer, or "" */
@@ -134,26 +149,161 @@ static bool provisioning_over(const char *state)
 
 enum next { NEXT_DONE, NEXT_SEND, NEXT_WAIT };
 
+/* ---- Modal: protobuf and gRPC framing by hand ---- */
+
+struct pb {
+	char *p;
+	size_t len, cap;
+	bool overflow;
+};
+
+static void pb_byte(struct pb *b, unsigned char c)
+{
+	if (b->len < b->cap)
+		b->p[b->len++] = (char)c;
+	else
+		b->overflow = true;
+}
+
+static void pb_varint(struct pb *b, unsigned long long v)
+{
+	do {
+		pb_byte(b, (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
+		v >>= 7;
+	} while (v);
+}
+
+static void pb_bytes(struct pb *b, int field, const void *data, size_t n)
+{
+	pb_varint(b, (unsigned long long)field << 3 | 2);
+	pb_varint(b, n);
+	for (size_t i = 0; i < n; i++)
+		pb_byte(b, ((const unsigned char *)data)[i]);
+}
+
+static void pb_string(struct pb *b, int field, const char *v)
+{
+	pb_bytes(b, field, v, strlen(v));
+}
+
+static void pb_uint(struct pb *b, int field, unsigned long long v)
+{
+	pb_varint(b, (unsigned long long)field << 3);
+	pb_varint(b, v);
+}
+
+/* The first string field `field` of the answer's (first) gRPC message. */
+static void grpc_answer_string(const struct slot *s, int field, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (!s->resp || s->resp_len < 5)
+		return;
+	const unsigned char *p = (const unsigned char *)s->resp + 5, *end = p + (s->resp_len - 5);
+	while (p < end) {
+		unsigned long long key = 0, len = 0;
+		for (int shift = 0; p < end && shift < 64; shift += 7) {
+			key |= (unsigned long long)(*p & 0x7f) << shift;
+			if (!(*p++ & 0x80))
+				break;
+		}
+		if ((key & 7) == 0) {
+			while (p < end && (*p++ & 0x80))
+				;
+			continue;
+		}
+		if ((key & 7) != 2)
+			return;
+		for (int shift = 0; p < end && shift < 64; shift += 7) {
+			len |= (unsigned long long)(*p & 0x7f) << shift;
+			if (!(*p++ & 0x80))
+				break;
+		}
+		if (len > (unsigned long long)(end - p))
+			return;
+		if ((int)(key >> 3) == field) {
+			snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), (const char *)p);
+			return;
+		}
+		p += len;
+	}
+}
+
+static const char *const modal_rpcs[] = {"SandboxGetFromName", "AppGetOrCreate", "ImageGetOrCreate",
+					 "SecretGetOrCreate", "SandboxCreate"};
+#define MODAL_APP "prefect-flow-runs"
+
+/* The gRPC message (5-byte frame header, then protobuf) for Modal step
+ * s->step into s->body; returns its length. */
+static size_t modal_message(struct slot *s, const char *uuid, const char *name)
+{
+	struct pb m = {.p = s->body + 5, .cap = sizeof(s->body) - 5};
+	struct pb inner = {.p = (char[1024]){0}, .cap = 1024};
+	switch (s->step) {
+	case 0:
+		pb_string(&m, 1, name);
+		pb_string(&m, 3, MODAL_APP);
+		break;
+	case 1:
+		pb_string(&m, 1, MODAL_APP);
+		pb_uint(&m, 3, 1); /* CREATE_IF_MISSING */
+		break;
+	case 2:
+		pb_string(&inner, 6, "FROM python:3.12-slim");
+		pb_bytes(&m, 2, inner.p, inner.len);
+		pb_string(&m, 4, "ap-mock");
+		pb_string(&m, 9, "2024.10");
+		break;
+	case 3:
+		pb_uint(&m, 4, 5); /* EPHEMERAL */
+		pb_string(&inner, 1, "PREFECT__FLOW_RUN_ID");
+		pb_string(&inner, 2, uuid);
+		pb_bytes(&m, 5, inner.p, inner.len);
+		break;
+	default:
+		pb_string(&m, 1, "ap-mock");
+		pb_string(&inner, 1, "python");
+		pb_string(&inner, 1, "-c");
+		pb_string(&inner, 1, "print(42)");
+		pb_string(&inner, 3, s->image_id);
+		pb_string(&inner, 4, s->secret_id);
+		pb_string(&inner, 30, name);
+		pb_bytes(&m, 2, inner.p, inner.len);
+		break;
+	}
+	if (m.overflow || inner.overflow)
+		return 0;
+	s->body[0] = 0;
+	for (int i = 0; i < 4; i++)
+		s->body[1 + i] = (char)(m.len >> (24 - 8 * i) & 0xff);
+	return m.len + 5;
+}
+
 /* After request s->step of a run answered: what comes next. */
 static enum next next_step(const struct bench *b, struct slot *s)
 {
 	char state[64];
 	switch (b->pool) {
-	case POOL_ECS:
-		return NEXT_DONE;
-	case POOL_CLOUD_RUN:
-		return ++s->step < 3 ? NEXT_SEND : NEXT_DONE;
+	case POOL_ECS: return NEXT_DONE;
+	case POOL_CLOUD_RUN: return ++s->step < 3 ? NEXT_SEND : NEXT_DONE;
+	case POOL_MODAL:
+		if (s->step == 2)
+			grpc_answer_string(s, 1, s->image_id, sizeof(s->image_id));
+		else if (s->step == 3)
+			grpc_answer_string(s, 1, s->secret_id, sizeof(s->secret_id));
+		return ++s->step < 5 ? NEXT_SEND : NEXT_DONE;
 	case POOL_ACI:
 		if (s->step < 2) {
 			s->step++;
 			return NEXT_SEND;
 		}
-		answer_field(s, s->step == 2 ? "provisioningState" : "status", state, sizeof(state));
+		answer_field(s, s->step == 2 ? "provisioningState" : "status", state,
+			     sizeof(state));
 		if (provisioning_over(state) || !s->async_url[0])
 			return NEXT_DONE;
 		s->step = ACI_POLL_STEP;
-		s->due = now_s() + (double)(s->retry_after_ms > 0 ? s->retry_after_ms
-								 : ACI_DEFAULT_POLL_MS) / 1000.0;
+		s->due = now_s() +
+			 (double)(s->retry_after_ms > 0 ? s->retry_after_ms : ACI_DEFAULT_POLL_MS) /
+				 1000.0;
 		return NEXT_WAIT;
 	}
 	return NEXT_DONE;
@@ -178,14 +328,20 @@ static const char *build_request(struct bench *b, struct slot *s)
 			snprintf(s->url, sizeof(s->url), "%s%s?jobId=%s", b->base, gcp_jobs, name);
 			snprintf(s->body, sizeof(s->body),
 				 "{\"client\":\"prefect\",\"launchStage\":\"BETA\",\"template\":{"
-				 "\"template\":{\"maxRetries\":0,\"timeout\":\"600s\",\"containers\":[{"
+				 "\"template\":{\"maxRetries\":0,\"timeout\":\"600s\","
+				 "\"containers\":[{"
 				 "\"env\":[{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}],"
-				 "\"image\":\"repo/flows:1\",\"resources\":{\"limits\":{\"cpu\":\"1000m\","
-				 "\"memory\":\"512Mi\"}},\"command\":[\"prefect\",\"flow-run\",\"execute\"]}]},"
-				 "\"labels\":{\"pushpool-run-id\":\"%s\",\"prefect_io_flow-run-id\":\"%s\","
-				 "\"prefect_io_flow-run-name\":\"bench\",\"prefect_io_work-pool-name\":"
+				 "\"image\":\"repo/"
+				 "flows:1\",\"resources\":{\"limits\":{\"cpu\":\"1000m\","
+				 "\"memory\":\"512Mi\"}},\"command\":[\"prefect\",\"flow-run\","
+				 "\"execute\"]}]},"
+				 "\"labels\":{\"pushpool-run-id\":\"%s\",\"prefect_io_flow-run-"
+				 "id\":\"%s\","
+				 "\"prefect_io_flow-run-name\":\"bench\",\"prefect_io_work-pool-"
+				 "name\":"
 				 "\"cloud-run\"}},\"labels\":{\"pushpool-run-id\":\"%s\","
-				 "\"prefect_io_flow-run-id\":\"%s\",\"prefect_io_flow-run-name\":\"bench\","
+				 "\"prefect_io_flow-run-id\":\"%s\",\"prefect_io_flow-run-name\":"
+				 "\"bench\","
 				 "\"prefect_io_work-pool-name\":\"cloud-run\"}}",
 				 uuid, uuid, uuid, uuid, uuid);
 		} else if (s->step == 1) {
@@ -202,15 +358,17 @@ static const char *build_request(struct bench *b, struct slot *s)
 		snprintf(s->url, sizeof(s->url), "%s/aws/ecs/", b->base);
 		snprintf(s->body, sizeof(s->body),
 			 "{\"launchType\":\"FARGATE\",\"overrides\":{\"containerOverrides\":[{"
-			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"]}]},"
-			 "\"cluster\":\"default\",\"networkConfiguration\":{\"awsvpcConfiguration\":{"
+			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"]}]"
+			 "},"
+			 "\"cluster\":\"default\",\"networkConfiguration\":{"
+			 "\"awsvpcConfiguration\":{"
 			 "\"subnets\":[\"subnet-1\"],\"assignPublicIp\":\"DISABLED\"}},\"tags\":[{"
 			 "\"key\":\"pushpool:run-id\",\"value\":\"%s\"}],\"startedBy\":\"%s\","
 			 "\"clientToken\":\"%s\",\"taskDefinition\":\"%s\"}",
 			 uuid, name, name, b->task_def_arn);
 		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
-		s->hdrs = curl_slist_append(s->hdrs,
-					    "X-Amz-Target: AmazonEC2ContainerServiceV20141113.RunTask");
+		s->hdrs = curl_slist_append(
+			s->hdrs, "X-Amz-Target: AmazonEC2ContainerServiceV20141113.RunTask");
 		break;
 	case POOL_ACI: {
 		s->hdrs = curl_slist_append(s->hdrs, auth);
@@ -221,30 +379,61 @@ static const char *build_request(struct bench *b, struct slot *s)
 		} else if (s->step == 0) {
 			s->async_url[0] = '\0';
 			snprintf(s->url, sizeof(s->url),
-				 "%s%s/resourcegroups/rg-flows?api-version=2021-04-01", b->base, aci_sub);
+				 "%s%s/resourcegroups/rg-flows?api-version=2021-04-01", b->base,
+				 aci_sub);
 		} else if (s->step == 1) {
-			snprintf(s->url, sizeof(s->url), "%s%s%s/%s?api-version=2023-05-01", b->base,
-				 aci_sub, groups, name);
+			snprintf(s->url, sizeof(s->url), "%s%s%s/%s?api-version=2023-05-01",
+				 b->base, aci_sub, groups, name);
 		} else {
 			method = "PUT";
-			snprintf(s->url, sizeof(s->url), "%s%s%s/%s?api-version=2023-05-01", b->base,
-				 aci_sub, groups, name);
-			snprintf(s->body, sizeof(s->body),
-				 "{\"properties\":{\"containers\":[{\"name\":\"%s\",\"properties\":{"
-				 "\"image\":\"repo/flows:1\",\"resources\":{\"requests\":{\"cpu\":1,"
-				 "\"memoryInGB\":1}},\"environmentVariables\":[{\"name\":"
-				 "\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}],\"command\":["
-				 "\"/opt/prefect/entrypoint.sh\",\"prefect\",\"flow-run\",\"execute\"]}}],"
-				 "\"osType\":\"Linux\",\"restartPolicy\":\"Never\"},\"tags\":{"
-				 "\"prefect.io/flow-run-id\":\"%s\",\"prefect.io/flow-run-name\":\"bench\","
-				 "\"prefect.io/work-pool-name\":\"aci\",\"pushpool-run-id\":\"%s\"},"
-				 "\"location\":\"%s\"}",
-				 name, uuid, uuid, uuid, b->location);
+			snprintf(s->url, sizeof(s->url), "%s%s%s/%s?api-version=2023-05-01",
+				 b->base, aci_sub, groups, name);
+			snprintf(
+				s->body, sizeof(s->body),
+				"{\"properties\":{\"containers\":[{\"name\":\"%s\",\"properties\":{"
+				"\"image\":\"repo/flows:1\",\"resources\":{\"requests\":{\"cpu\":1,"
+				"\"memoryInGB\":1}},\"environmentVariables\":[{\"name\":"
+				"\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}],\"command\":["
+				"\"/opt/prefect/"
+				"entrypoint.sh\",\"prefect\",\"flow-run\",\"execute\"]}}],"
+				"\"osType\":\"Linux\",\"restartPolicy\":\"Never\"},\"tags\":{"
+				"\"prefect.io/flow-run-id\":\"%s\",\"prefect.io/"
+				"flow-run-name\":\"bench\","
+				"\"prefect.io/work-pool-name\":\"aci\",\"pushpool-run-id\":\"%s\"},"
+				"\"location\":\"%s\"}",
+				name, uuid, uuid, uuid, b->location);
 			s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
 		}
 		break;
 	}
+	case POOL_MODAL: {
+		char h[1200];
+		method = "POST";
+		snprintf(s->url, sizeof(s->url), "%s/modal.client.ModalClient/%s", b->base,
+			 modal_rpcs[s->step]);
+		s->body_len = modal_message(s, uuid, name);
+		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/grpc");
+		s->hdrs = curl_slist_append(s->hdrs, "TE: trailers");
+		s->hdrs = curl_slist_append(s->hdrs, "grpc-timeout: 30000m");
+		s->hdrs = curl_slist_append(s->hdrs, "x-modal-client-type: 7");
+		s->hdrs = curl_slist_append(s->hdrs, "x-modal-client-version: 1.0.0");
+		snprintf(h, sizeof(h), "x-modal-token-id: %s", b->modal_id);
+		s->hdrs = curl_slist_append(s->hdrs, h);
+		snprintf(h, sizeof(h), "x-modal-token-secret: %s", b->modal_secret);
+		s->hdrs = curl_slist_append(s->hdrs, h);
+		snprintf(h, sizeof(h), "x-modal-auth-token: %s", b->modal_token);
+		s->hdrs = curl_slist_append(s->hdrs, h);
+		if (s->step >= 1) {
+			/* UUID-shaped, one per run and call, as the provider derives it */
+			snprintf(h, sizeof(h), "x-idempotency-key: %08x-%04x-4000-8000-%012x",
+				 b->tag, (unsigned)s->step, (unsigned)s->run);
+			s->hdrs = curl_slist_append(s->hdrs, h);
+		}
+		break;
 	}
+	}
+	if (b->pool != POOL_MODAL)
+		s->body_len = strlen(s->body);
 	/* curl's SigV4 would sign the empty "Expect:" it never sends. */
 	if (b->pool != POOL_ECS)
 		s->hdrs = curl_slist_append(s->hdrs, "Expect:");
@@ -259,6 +448,7 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 	s->resp_overflow = false;
 	s->retry_after_ms = 0;
 	s->due = 0;
+	s->grpc_status[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, s->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -272,9 +462,18 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 		curl_easy_setopt(e, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:ecs");
 		curl_easy_setopt(e, CURLOPT_USERPWD, b->aws_key);
 	}
+	/* h2c as dispatcher/http.c does it: prior knowledge, a connection of
+	 * its own per call (a POST), never reused (curl 7.88 breaks on reused
+	 * h2c connections; calls multiplexed on one fail against the mock). */
+	if (b->pool == POOL_MODAL) {
+		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+				 (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	}
 	if (strcmp(method, "GET")) {
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(s->body));
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body);
 		if (b->fresh_connect)
 			curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
@@ -294,14 +493,44 @@ static void start_step(struct bench *b, CURLM *multi, struct slot *s)
 static void note_error(struct bench *b, const char *url, long status, const char *what)
 {
 	if (!b->errors++)
-		snprintf(b->first_error, sizeof(b->first_error), "%s: HTTP %ld: %.300s", url, status,
-			 what ? what : "");
+		snprintf(b->first_error, sizeof(b->first_error), "%s: HTTP %ld: %.300s", url,
+			 status, what ? what : "");
 }
 
 /* A blocking single request before the timed part (ECS task definition,
  * ACI location): the dispatcher does each once per pool, too. */
+/* Modal: the auth token every call carries, from AuthTokenGet. */
+static int modal_auth(struct bench *b, struct slot *s)
+{
+	char h[300];
+	snprintf(s->url, sizeof(s->url), "%s/modal.client.ModalClient/AuthTokenGet", b->base);
+	memset(s->body, 0, 5); /* an empty AuthTokenGetRequest */
+	s->body_len = 5;
+	s->hdrs = curl_slist_append(NULL, "Content-Type: application/grpc");
+	s->hdrs = curl_slist_append(s->hdrs, "TE: trailers");
+	s->hdrs = curl_slist_append(s->hdrs, "x-modal-client-type: 7");
+	s->hdrs = curl_slist_append(s->hdrs, "x-modal-client-version: 1.0.0");
+	snprintf(h, sizeof(h), "x-modal-token-id: %s", b->modal_id);
+	s->hdrs = curl_slist_append(s->hdrs, h);
+	snprintf(h, sizeof(h), "x-modal-token-secret: %s", b->modal_secret);
+	s->hdrs = curl_slist_append(s->hdrs, h);
+	setup_easy(b, s, "POST");
+	CURLcode cc = curl_easy_perform(s->easy);
+	curl_slist_free_all(s->hdrs);
+	s->hdrs = NULL;
+	grpc_answer_string(s, 1, b->modal_token, sizeof(b->modal_token));
+	if (cc != CURLE_OK || strcmp(s->grpc_status, "0") || !b->modal_token[0]) {
+		fprintf(stderr, "baseline: %s: %s, grpc-status %s\n", s->url,
+			curl_easy_strerror(cc), s->grpc_status[0] ? s->grpc_status : "none");
+		return -1;
+	}
+	return 0;
+}
+
 static int prepare(struct bench *b, struct slot *s)
 {
+	if (b->pool == POOL_MODAL)
+		return modal_auth(b, s);
 	if (b->pool == POOL_CLOUD_RUN)
 		return 0;
 	char body[1024];
@@ -313,15 +542,19 @@ static int prepare(struct bench *b, struct slot *s)
 		s->hdrs = curl_slist_append(s->hdrs, body);
 		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
 		snprintf(s->body, sizeof(s->body),
-			 "{\"containerDefinitions\":[{\"image\":\"repo/flows:1\",\"name\":\"prefect\"}],"
+			 "{\"containerDefinitions\":[{\"image\":\"repo/"
+			 "flows:1\",\"name\":\"prefect\"}],"
 			 "\"cpu\":\"1024\",\"memory\":\"2048\",\"networkMode\":\"awsvpc\","
-			 "\"requiresCompatibilities\":[\"FARGATE\"],\"family\":\"pushpool-bench-%08x\"}",
+			 "\"requiresCompatibilities\":[\"FARGATE\"],\"family\":\"pushpool-bench-%"
+			 "08x\"}",
 			 b->tag);
+		s->body_len = strlen(s->body);
 	} else {
-		snprintf(body, sizeof(body), "Authorization: Bearer %s", b->bearer ? b->bearer : "");
+		snprintf(body, sizeof(body), "Authorization: Bearer %s",
+			 b->bearer ? b->bearer : "");
 		s->hdrs = curl_slist_append(NULL, body);
-		snprintf(s->url, sizeof(s->url), "%s%s/resourcegroups/rg-flows?api-version=2021-04-01",
-			 b->base, aci_sub);
+		snprintf(s->url, sizeof(s->url),
+			 "%s%s/resourcegroups/rg-flows?api-version=2021-04-01", b->base, aci_sub);
 	}
 	setup_easy(b, s, method);
 	CURLcode cc = curl_easy_perform(s->easy);
@@ -355,7 +588,7 @@ static long expected_status(const struct bench *b, int step)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: baseline cloud-run|ecs|aci BASE_URL RUNS CONCURRENCY "
+	fprintf(stderr, "usage: baseline cloud-run|ecs|aci|modal BASE_URL RUNS CONCURRENCY "
 			"[--fresh-connect]\n");
 	return 64;
 }
@@ -371,6 +604,8 @@ int main(int argc, char **argv)
 		b.pool = POOL_ECS;
 	else if (!strcmp(argv[1], "aci"))
 		b.pool = POOL_ACI;
+	else if (!strcmp(argv[1], "modal"))
+		b.pool = POOL_MODAL;
 	else
 		return usage();
 	int runs = atoi(argv[3]), conc = atoi(argv[4]);
@@ -378,8 +613,19 @@ int main(int argc, char **argv)
 		return usage();
 	b.bearer = getenv("BENCH_BEARER");
 	b.aws_key = getenv("BENCH_AWS_KEY");
-	if ((b.pool == POOL_ECS && !b.aws_key) || (b.pool != POOL_ECS && !b.bearer)) {
-		fprintf(stderr, "baseline: set %s\n", b.pool == POOL_ECS ? "BENCH_AWS_KEY" : "BENCH_BEARER");
+	const char *modal = getenv("BENCH_MODAL_TOKEN");
+	const char *colon = modal ? strchr(modal, ':') : NULL;
+	if (colon && (size_t)(colon - modal) < sizeof(b.modal_id) &&
+	    strlen(colon + 1) < sizeof(b.modal_secret)) {
+		snprintf(b.modal_id, sizeof(b.modal_id), "%.*s", (int)(colon - modal), modal);
+		snprintf(b.modal_secret, sizeof(b.modal_secret), "%s", colon + 1);
+	}
+	const char *need = b.pool == POOL_ECS ? (b.aws_key ? NULL : "BENCH_AWS_KEY")
+			   : b.pool == POOL_MODAL
+				   ? (b.modal_id[0] ? NULL : "BENCH_MODAL_TOKEN=ID:SECRET")
+				   : (b.bearer ? NULL : "BENCH_BEARER");
+	if (need) {
+		fprintf(stderr, "baseline: set %s\n", need);
 		return 64;
 	}
 	struct timespec seed;
@@ -427,6 +673,10 @@ int main(int argc, char **argv)
 				note_error(&b, s->url, status, curl_easy_strerror(cc));
 			else if (want ? status != want : status / 100 != 2)
 				note_error(&b, s->url, status, s->resp);
+			else if (b.pool == POOL_MODAL &&
+				 strcmp(s->grpc_status, s->step == 0 ? "5" : "0"))
+				/* the lookup of a new name is NOT_FOUND (5) */
+				note_error(&b, s->url, status, "unexpected grpc-status");
 			enum next next = next_step(&b, s);
 			if (next == NEXT_SEND)
 				start_step(&b, multi, s);
@@ -458,7 +708,8 @@ int main(int argc, char **argv)
 		       argv[1], runs, conc, requests, secs, runs / secs, b.errors,
 		       b.fresh_connect ? "true" : "false");
 	if (b.errors)
-		fprintf(stderr, "baseline: %d failed request(s); first: %s\n", b.errors, b.first_error);
+		fprintf(stderr, "baseline: %d failed request(s); first: %s\n", b.errors,
+			b.first_error);
 	for (int i = 0; slots && i < conc; i++) {
 		if (slots[i].easy)
 			curl_easy_cleanup(slots[i].easy);

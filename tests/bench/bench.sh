@@ -38,7 +38,10 @@ die() {
 	exit 1
 }
 ms_now() { date +%s%3N; }
-pct() { awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print v[i] }' "$T/lat"; }
+pct() { # P -> the P-th percentile of the sorted numbers in $T/lat
+	awk -v p="$1" '{ v[NR] = $1 }
+		END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print v[i] }' "$T/lat"
+}
 note() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 emit() { printf '%s\n' "$1" >>"$R"; }
 
@@ -66,8 +69,10 @@ mock_latency() {
 # task definition registration) and /control itself; to one decimal, so the
 # baseline's one resource group lookup before the timed part drops out.
 per_run_requests() { # RUNS
-	curl -fsS "$BASE/control/stats" | jq -c --argjson n "$1" '.keyed.requests // {}
-		| with_entries(select(.key | test("token|TaskDefinition|^control:") | not))
+	curl -fsS "$BASE/control/stats" | jq -c --argjson n "$1" '(.keyed.requests // {}
+		| with_entries(select(.key | test("token|TaskDefinition|^control:") | not)))
+		+ (.keyed.modal_sandbox_creates // {} | if length > 0
+		   then {"modal:SandboxCreate": length} else {} end)
 		| map_values(. / $n * 10 | round / 10)'
 }
 # Start `serve` on CONF and wait until WANT runs of store NAME are SUBMITTED.
@@ -80,8 +85,10 @@ serve_until_submitted() { # NAME CONF WANT [WRAPPER...]
 	# By event, not state: a run may have moved on (RUNNING, CRASHED) since.
 	while [ "$(db "$name" "SELECT count(DISTINCT run_id) FROM run_events
 			       WHERE state = 'SUBMITTED'")" -lt "$want" ]; do
-		kill -0 "$SERVE_PID" 2>/dev/null || die "serve on $name exited: $(tail -n 5 "$T/$name.log")"
-		[ "$(date +%s)" -lt "$deadline" ] || die "serve on $name: not all $want runs submitted in 300 s"
+		kill -0 "$SERVE_PID" 2>/dev/null ||
+			die "serve on $name exited: $(tail -n 5 "$T/$name.log")"
+		[ "$(date +%s)" -lt "$deadline" ] ||
+			die "serve on $name: not all $want runs submitted in 300 s"
 		sleep 0.1
 	done
 }
@@ -103,9 +110,13 @@ GCP_TOKEN=$(curl -fsS -H 'Metadata-Flavor: Google' \
 AZ_TOKEN=$(curl -fsS -X POST "$BASE/azure/demo-tenant/oauth2/v2.0/token" \
 	-d grant_type=client_credentials -d "client_id=$AZ_CLIENT" -d "client_secret=$AZ_SECRET" \
 	-d scope=https://management.azure.com/.default | jq -r .access_token)
+api_url() { # POOL -> where the baseline client sends that pool's requests
+	if [ "$1" = modal ]; then echo "$MODAL"; else echo "$BASE"; fi
+}
 baseline_run() { # POOL RUNS CONCURRENCY [--fresh-connect]
 	BENCH_BEARER=$([ "$1" = aci ] && echo "$AZ_TOKEN" || echo "$GCP_TOKEN") \
-	BENCH_AWS_KEY="$AKID:$AWS_SECRET" ${BASELINE_WRAP:-} "$BASELINE" "$1" "$BASE" "$2" "$3" ${4:-}
+	BENCH_AWS_KEY="$AKID:$AWS_SECRET" BENCH_MODAL_TOKEN=ak-demo:as-demo-secret \
+		${BASELINE_WRAP:-} "$BASELINE" "$1" "$(api_url "$1")" "$2" "$3" ${4:-}
 }
 
 # ---- throughput ----
@@ -127,15 +138,12 @@ throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	stop_serve
 	rate=$(store_rate "$name")
 	disp_req=$(per_run_requests "$runs")
-	base_rate=null base_req=null same=null
-	if [ "$pool" != modal ]; then
-		mock_reset
-		mock_latency "$lat"
-		b=$(baseline_run "$pool" "$runs" "$CONC") || die "baseline $pool failed"
-		base_rate=$(printf '%s' "$b" | jq .runs_per_s)
-		base_req=$(per_run_requests "$runs")
-		same=$(jq -n --argjson a "$disp_req" --argjson b "$base_req" '$a == $b')
-	fi
+	mock_reset
+	mock_latency "$lat"
+	b=$(baseline_run "$pool" "$runs" "$CONC") || die "baseline $pool failed"
+	base_rate=$(printf '%s' "$b" | jq .runs_per_s)
+	base_req=$(per_run_requests "$runs")
+	same=$(jq -n --argjson a "$disp_req" --argjson b "$base_req" '$a == $b')
 	emit "$(jq -nc --arg pool "$pool" --argjson lat "$lat" --arg cfg "$label" \
 		--argjson rate "$rate" --argjson base "$base_rate" --argjson dreq "$disp_req" \
 		--argjson breq "$base_req" --argjson same "$same" --argjson n "$runs" \
@@ -178,7 +186,8 @@ valgrind --tool=callgrind --callgrind-out-file="$T/cg.empty" --log-file="$T/cg.e
 	"$PUSHPOOL" once -c "$cf0" >/dev/null 2>&1
 for pool in cloud-run ecs aci; do
 	mock_reset
-	BASELINE_WRAP="valgrind --tool=callgrind --callgrind-out-file=$T/cg.base.$pool --log-file=$T/cg.base.$pool.log"
+	BASELINE_WRAP="valgrind --tool=callgrind --callgrind-out-file=$T/cg.base.$pool"
+	BASELINE_WRAP="$BASELINE_WRAP --log-file=$T/cg.base.$pool.log"
 	baseline_run "$pool" "$CPU_RUNS" "$CONC" >/dev/null
 done
 BASELINE_WRAP=
@@ -188,23 +197,28 @@ BASELINE_WRAP=
 # (request bodies) outside the renderer; "other" is the rest: the loop,
 # providers, malloc, process startup.
 cg_split() { # FILE -> JSON {total, render, sign, json, http, store, log, other}
-	callgrind_annotate --threshold=100 --inclusive=yes --auto=no --show-percs=no "$1" 2>/dev/null |
+	callgrind_annotate --threshold=100 --inclusive=yes --auto=no --show-percs=no "$1" \
+		2>/dev/null |
 		awk '
 		function take(k) { v = $1; gsub(",", "", v); s[k] += v }
 		/PROGRAM TOTALS/ { t = $1; gsub(",", "", t) }
 		!/\[/ { next }
 		/ dispatcher\/render\.c:pp_render_job / { take("render") }
 		/ auth\/cred\.c:pp_cred_apply / { take("sign") }
-		/ dispatcher\/json\.c:(parse_text|pp_json_write|pp_json_to_string) / { take("json") }
+		/ dispatcher\/json\.c:(parse_text|pp_json_write|pp_json_to_string) / {
+			take("json")
+		}
 		/ dispatcher\/http\.c:(pp_http_multi_run|pp_http_multi_add) / { take("http") }
 		/ dispatcher\/store_sqlite\.c:sqlite_[a-z_]+ / { take("store") }
 		/ dispatcher\/log\.c:pp_log / { take("log") }
 		END {
 			http = s["http"] - s["sign"]
-			other = t - s["render"] - s["sign"] - s["json"] - http - s["store"] - s["log"]
-			printf "{\"total\":%s,\"render\":%d,\"sign\":%d,\"json\":%d,\"http\":%d,", t,
-				s["render"], s["sign"], s["json"], http
-			printf "\"store\":%d,\"log\":%d,\"other\":%d}\n", s["store"], s["log"], other
+			other = t - s["render"] - s["sign"] - s["json"] - http - s["store"] \
+				- s["log"]
+			printf "{\"total\":%s,\"render\":%d,\"sign\":%d,\"json\":%d,", t,
+				s["render"], s["sign"], s["json"]
+			printf "\"http\":%d,\"store\":%d,\"log\":%d,\"other\":%d}\n", http,
+				s["store"], s["log"], other
 		}'
 }
 serve_split=$(cg_split "$T/cg.serve")
@@ -260,7 +274,8 @@ stop_serve
 emit "$(jq -nc --argjson idle "$idle_kib" --argjson floor "$floor_kib" \
 	--argjson fl "$flight_kib" --argjson st "$store_kib" --argjson nf "$INFLIGHT" \
 	--argjson ns "$STORE_RUNS" \
-	'{figure: "memory", floor_kib: $floor, idle_kib: $idle, idle_ratio: (($idle / $floor) * 100 | round / 100),
+	'{figure: "memory", floor_kib: $floor, idle_kib: $idle,
+	  idle_ratio: (($idle / $floor) * 100 | round / 100),
 	  in_flight: $nf, in_flight_kib: $fl, in_flight_ratio: (($fl / $idle) * 100 | round / 100),
 	  kib_per_run_in_flight: ((($fl - $idle) / $nf) * 100 | round / 100),
 	  in_store: $ns, in_store_kib: $st, in_store_ratio: (($st / $idle) * 100 | round / 100)}')"
@@ -280,7 +295,8 @@ done
 start=$(($(ms_now) + 2000))
 db latency "UPDATE runs SET scheduled_ms = $start + 60 * (4 * (o.k - 1) + o.p)
 	FROM (SELECT id, row_number() OVER (PARTITION BY pool ORDER BY rowid) AS k,
-		     CASE pool WHEN 'cloud-run' THEN 0 WHEN 'ecs' THEN 1 WHEN 'aci' THEN 2 ELSE 3 END AS p
+		     CASE pool WHEN 'cloud-run' THEN 0 WHEN 'ecs' THEN 1 WHEN 'aci' THEN 2
+			       ELSE 3 END AS p
 	      FROM runs) AS o WHERE runs.id = o.id"
 serve_until_submitted latency "$cf" "$n"
 stop_serve
@@ -288,16 +304,18 @@ stop_serve
 # includes the provisioning polls), chains side by side as in the test.
 for pool in all cloud-run ecs aci modal; do
 	db latency "SELECT e.ts_ms - r.scheduled_ms FROM runs r JOIN run_events e ON e.run_id = r.id
-		WHERE e.state = 'SUBMITTED' AND ('$pool' = 'all' OR r.pool = '$pool') ORDER BY 1" >"$T/lat"
+		WHERE e.state = 'SUBMITTED' AND ('$pool' = 'all' OR r.pool = '$pool')
+		ORDER BY 1" >"$T/lat"
 	chain=null
-	if [ "$pool" != all ] && [ "$pool" != modal ]; then
+	if [ "$pool" != all ]; then
 		mock_reset
 		b=$(baseline_run "$pool" 10 10) || die "baseline $pool failed"
 		chain=$(printf '%s' "$b" | jq '.seconds * 1000 * .concurrency / .runs')
 	fi
 	emit "$(jq -nc --arg pool "$pool" --argjson c "$chain" --argjson n "$(wc -l <"$T/lat")" \
 		--argjson p50 "$(pct 50)" --argjson p99 "$(pct 99)" \
-		'{figure: "latency", pool: $pool, runs: $n, rate_per_min: 1000, p50_ms: $p50, p99_ms: $p99,
+		'{figure: "latency", pool: $pool, runs: $n, rate_per_min: 1000,
+		  p50_ms: $p50, p99_ms: $p99,
 		  baseline_chain_ms: (if $c then ($c * 10 | round / 10) else null end),
 		  p50_ratio: (if $c then (($p50 / $c) * 10 | round / 10) else null end),
 		  p99_ratio: (if $c then (($p99 / $c) * 10 | round / 10) else null end)}')"
@@ -321,12 +339,15 @@ version_us=$(avg_ms 20 "$PUSHPOOL" --version)
 once_us=$(avg_ms 10 "$PUSHPOOL" once -c "$cf")
 floor_us=$(avg_ms 20 "$BASELINE")
 emit "$(jq -nc --argjson v "$version_us" --argjson o "$once_us" --argjson f "$floor_us" \
-	'{figure: "startup", version_ms: ($v / 10 | round / 100), empty_once_ms: ($o / 10 | round / 100),
+	'{figure: "startup", version_ms: ($v / 10 | round / 100),
+	  empty_once_ms: ($o / 10 | round / 100),
 	  baseline_ms: ($f / 10 | round / 100),
-	  version_ratio: (($v / $f) * 10 | round / 10), empty_once_ratio: (($o / $f) * 10 | round / 10)}')"
+	  version_ratio: (($v / $f) * 10 | round / 10),
+	  empty_once_ratio: (($o / $f) * 10 | round / 10)}')"
 
 jq -s --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" \
 	--argjson cpus "$(nproc)" --arg cmd "make bench" \
-	'{date: $date, machine: {kernel: $host, cpus: $cpus}, command: $cmd, figures: .}' "$R" >"$OUT"
+	'{date: $date, machine: {kernel: $host, cpus: $cpus}, command: $cmd, figures: .}' \
+	"$R" >"$OUT"
 sh "$(dirname "$0")/table.sh" "$OUT"
 echo "bench: wrote $OUT" >&2

@@ -10,9 +10,11 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
 "|---|---:|---:|---:|",
 (.figures[] |
  if .figure == "throughput" then
-   row("Throughput \(.pool), +\(.latency_ms) ms" + (if .config != "default" then " (\(.config))" else "" end);
+   row("Throughput \(.pool), +\(.latency_ms) ms"
+        + (if .config != "default" then " (\(.config))" else "" end);
        "\(.runs_per_s | n(0)) runs/s";
-       (if .baseline_runs_per_s then "\(.baseline_runs_per_s | n(0)) runs/s" else "not measured (gRPC)" end);
+       (if .baseline_runs_per_s then "\(.baseline_runs_per_s | n(0)) runs/s"
+         else "-" end);
        (.ratio | n(2)) + (if .same_requests == false then " (request mix differs)" else "" end))
  elif .figure == "baseline_fresh_connect" then
    row("Baseline \(.pool), fresh connection per non-GET"; "\(.runs_per_s | n(0)) runs/s"; "-"; "-")
@@ -20,19 +22,24 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
    (.instructions_per_run as $i |
     row("CPU per run (cloud-run, ecs, aci; \(.runs) runs)"; "\($i.total) instr";
         "\(.baseline_instructions_per_run) instr (bare libcurl)"; (.ratio | n(2))),
-    row("… render / sign / JSON / HTTP"; "\($i.render) / \($i.sign) / \($i.json) / \($i.http)"; "-"; "-"),
+    row("… render / sign / JSON / HTTP"; "\($i.render) / \($i.sign) / \($i.json) / \($i.http)";
+        "-"; "-"),
     row("… store / log / other"; "\($i.store) / \($i.log) / \($i.other)"; "-"; "-"))
  elif .figure == "render" then
-   row("Render \(.type) (\(.job_bytes) B)"; "\(.us | n(1)) µs"; "\(.baseline_us | n(1)) µs (JSON parse+write)";
+   row("Render \(.type) (\(.job_bytes) B)"; "\(.us | n(1)) µs";
+        "\(.baseline_us | n(1)) µs (JSON parse+write)";
        (.us / .baseline_us | n(2)))
  elif .figure == "sigv4" then
-   row("SigV4 signature (ECS RunTask)"; "\(.us | n(1)) µs"; "\(.baseline_us | n(1)) µs (bare OpenSSL)";
+   row("SigV4 signature (ECS RunTask)"; "\(.us | n(1)) µs";
+        "\(.baseline_us | n(1)) µs (bare OpenSSL)";
        (.us / .baseline_us | n(2)))
  elif .figure == "memory" then
    row("Peak RSS idle"; "\(.idle_kib) KiB"; "\(.floor_kib) KiB (--version)"; (.idle_ratio | n(2))),
-   row("Peak RSS, \(.in_flight) runs in flight"; "\(.in_flight_kib) KiB (\(.kib_per_run_in_flight | n(2)) KiB/run)";
+   row("Peak RSS, \(.in_flight) runs in flight";
+        "\(.in_flight_kib) KiB (\(.kib_per_run_in_flight | n(2)) KiB/run)";
        "\(.idle_kib) KiB (idle)"; (.in_flight_ratio | n(2))),
-   row("Peak RSS, \(.in_store) runs in the store"; "\(.in_store_kib) KiB"; "\(.idle_kib) KiB (idle)";
+   row("Peak RSS, \(.in_store) runs in the store"; "\(.in_store_kib) KiB";
+        "\(.idle_kib) KiB (idle)";
        (.in_store_ratio | n(2)))
  elif .figure == "latency" then
    row("Scheduled → submitted p50 / p99, \(.pool) (\(.runs) runs at \(.rate_per_min)/min)";
@@ -40,8 +47,10 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
        (if .baseline_chain_ms then "\(.baseline_chain_ms | n(1)) ms (request chain)" else "-" end);
        (if .p50_ratio then "\(.p50_ratio | n(1)) / \(.p99_ratio | n(1))" else "-" end))
  elif .figure == "startup" then
-   row("Startup `pushpool --version`"; "\(.version_ms) ms"; "\(.baseline_ms) ms (bare libcurl program)";
+   row("Startup `pushpool --version`"; "\(.version_ms) ms";
+        "\(.baseline_ms) ms (bare libcurl program)";
        (.version_ratio | n(1))),
-   row("Startup empty `pushpool once`"; "\(.empty_once_ms) ms"; "\(.baseline_ms) ms"; (.empty_once_ratio | n(1)))
+   row("Startup empty `pushpool once`"; "\(.empty_once_ms) ms"; "\(.baseline_ms) ms";
+        (.empty_once_ratio | n(1)))
  else empty end)
 ' "$1"
