@@ -47,6 +47,7 @@ struct pp_exec {
 	struct pp_http_multi *multi;
 	struct exec_op *ops;
 	int active;
+	unsigned long finished; /* ops completed, so poll can return early */
 	struct pp_exec_stats stats;
 };
 
@@ -180,6 +181,7 @@ static void unlink_op(struct pp_exec *x, struct exec_op *o)
 static void finish(struct exec_op *o, int rc)
 {
 	struct pp_exec *x = o->x;
+	x->finished++;
 	unlink_op(x, o);
 	pp_http_req_free(&o->io->req);
 	memset(&o->io->req, 0, sizeof(o->io->req));
@@ -462,6 +464,7 @@ static void sleep_ms(long ms)
 int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 {
 	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	unsigned long finished_before = x->finished;
 	for (;;) {
 		run_ready(x);
 		if (!x->active)
@@ -478,7 +481,7 @@ int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 		else if (wait > 0)
 			sleep_ms(wait);
 		run_ready(x);
-		if (now_ms() >= deadline)
+		if (now_ms() >= deadline || x->finished != finished_before)
 			break;
 	}
 	return x->active;

@@ -91,6 +91,8 @@ struct pp_loop {
 	struct pp_metrics_snapshot snap;
 	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
 	bool draining;
+	bool backlog; /* a claim filled its capacity: more runs may be due */
+	unsigned claim_turn; /* which pool is served first in the next claim */
 	bool claimed_everything; /* once: nothing more due */
 	/* PREFECT_API_URL / PREFECT_API_KEY for the jobs' environment. */
 	const char *job_api_url;
@@ -694,14 +696,15 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 	}
 }
 
+/* Runs pool p may claim now; p NULL: the global room alone. */
 static int pool_capacity(struct pp_loop *L, struct pool_rt *p)
 {
 	long global = L->cfg->dispatcher.max_in_flight - L->nactive;
 	long subm = L->cfg->dispatcher.max_submitting - L->nsubmitting;
 	long cap = global < subm ? global : subm;
-	if (p->max_in_flight > 0 && p->max_in_flight - p->in_flight < cap)
+	if (p && p->max_in_flight > 0 && p->max_in_flight - p->in_flight < cap)
 		cap = p->max_in_flight - p->in_flight;
-	if (p->max_submitting > 0 && p->max_submitting - p->submitting < cap)
+	if (p && p->max_submitting > 0 && p->max_submitting - p->submitting < cap)
 		cap = p->max_submitting - p->submitting;
 	return cap > 0 ? (int)(cap > 256 ? 256 : cap) : 0;
 }
@@ -709,27 +712,47 @@ static int pool_capacity(struct pp_loop *L, struct pool_rt *p)
 /* Returns runs claimed. */
 static int claim_some(struct pp_loop *L)
 {
-	int total = 0;
-	for (struct pool_rt *p = L->pools; p; p = p->next) {
-		if (p->retired)
-			continue;
-		int cap = pool_capacity(L, p);
-		if (!cap)
-			continue;
-		struct pp_run_rec *recs = NULL;
-		int n = 0;
-		struct pp_error err = {0};
-		int rc = L->store->ops->claim(L->store, p->name, L->owner,
-					      (int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap,
-					      &recs, &n, &err);
-		if (rc) {
-			pp_warn("claim for pool %s failed: %s", p->name, err.msg);
-			continue;
+	int total = 0, npools = 0;
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		npools += !p->retired;
+	if (!npools)
+		return 0;
+	/* Free slots are shared: each pool may take its fair part of what is
+	 * left, and the first pool served rotates, so one pool whose runs keep
+	 * retrying (a quota, an outage) cannot hold every slot. */
+	int start = (int)(L->claim_turn++ % (unsigned)npools), idx = 0, left = npools;
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct pool_rt *p = L->pools; p; p = p->next) {
+			if (p->retired)
+				continue;
+			int mine = idx++ % npools;
+			if ((pass == 0) != (mine >= start))
+				continue;
+			int cap = pool_capacity(L, p);
+			int room = pool_capacity(L, NULL);
+			int share = (room + left - 1) / left;
+			left--;
+			if (cap > share)
+				cap = share;
+			if (cap <= 0)
+				continue;
+			struct pp_run_rec *recs = NULL;
+			int n = 0;
+			struct pp_error err = {0};
+			int rc = L->store->ops->claim(L->store, p->name, L->owner,
+						      (int64_t)(L->cfg->dispatcher.lease_seconds * 1000),
+						      cap, &recs, &n, &err);
+			if (rc) {
+				pp_warn("claim for pool %s failed: %s", p->name, err.msg);
+				continue;
+			}
+			for (int i = 0; i < n; i++)
+				start_run(L, &recs[i]);
+			free(recs);
+			total += n;
+			if (n == cap)
+				L->backlog = true;
 		}
-		for (int i = 0; i < n; i++)
-			start_run(L, &recs[i]);
-		free(recs);
-		total += n;
 	}
 	return total;
 }
@@ -1036,8 +1059,9 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 			poll_sources(&L);
 		}
 		if (!L.draining && !L.claimed_everything &&
-		    now - last_claim >= (opts->once ? 0 : (int64_t)(cfg->dispatcher.poll_interval * 1000) / 4)) {
+		    (L.backlog || now - last_claim >= (opts->once ? 0 : (int64_t)(cfg->dispatcher.poll_interval * 1000) / 4))) {
 			last_claim = now;
+			L.backlog = false;
 			int got = claim_some(&L);
 			/* once: a pass ends when a claim finds nothing and nothing is
 			 * waiting for capacity. */

@@ -27,6 +27,7 @@
 struct sqlite_store {
 	struct pp_store base;
 	sqlite3 *db;
+	sqlite3_stmt *upd_st, *ev_st;
 	char *path;
 	char boot_id[40];
 	char *owners_dir;
@@ -104,6 +105,8 @@ static void read_boot_id(char *out, size_t n)
 static void sqlite_close(struct pp_store *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_finalize(s->upd_st);
+	sqlite3_finalize(s->ev_st);
 	sqlite3_close(s->db);
 	for (int i = 0; i < s->nheld; i++)
 		if (s->held[i].fd >= 0)
@@ -320,16 +323,16 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 static int add_event(struct sqlite_store *s, const char *id, const char *state, const char *msg,
 		     int64_t now, struct pp_error *err)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO run_events(run_id, ts_ms, state, message) VALUES (?,?,?,?)",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (!s->ev_st && sqlite3_prepare_v3(s->db, "INSERT INTO run_events(run_id, ts_ms, state, message) VALUES (?,?,?,?)",
+			       -1, SQLITE_PREPARE_PERSISTENT, &s->ev_st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare event");
+	sqlite3_stmt *st = s->ev_st;
 	bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
 	bind_text(st, 3, state);
 	bind_text(st, 4, msg);
 	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s, err, "insert event");
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 
@@ -501,8 +504,7 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
 	if (rc)
 		return rc;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db,
+	if (!s->upd_st && sqlite3_prepare_v3(s->db,
 			       "UPDATE runs SET state = ?1, updated_ms = ?2,"
 			       " infra_id = COALESCE(?3, infra_id), idem_key = COALESCE(?4, idem_key),"
 			       " attempt = CASE WHEN ?5 < 0 THEN attempt ELSE ?5 END,"
@@ -511,11 +513,12 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 			       "  ELSE ?7 END,"
 			       " lease_owner = CASE WHEN ?8 THEN NULL ELSE lease_owner END"
 			       " WHERE id = ?9 AND fence = ?10",
-			       -1, &st, NULL) != SQLITE_OK) {
+			       -1, SQLITE_PREPARE_PERSISTENT, &s->upd_st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare update");
 		exec_sql(s, "ROLLBACK", NULL);
 		return rc;
 	}
+	sqlite3_stmt *st = s->upd_st;
 	const char *state = pp_store_state_name(u->state);
 	bind_text(st, 1, state);
 	sqlite3_bind_int64(st, 2, now);
@@ -532,7 +535,7 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 	else if (sqlite3_changes(s->db) == 0)
 		rc = pp_fail(err, PP_ECONFLICT, "run %s: lease lost (fence %lld is stale)", id,
 			     (long long)fence);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (!rc && u->event)
 		rc = add_event(s, id, state, u->event, now, err);
 	if (rc) {
