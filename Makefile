@@ -75,12 +75,13 @@ unit: all $(UNIT_BINS)
 scenario: all test-deps
 	@sh tests/run-scenarios.sh $(BUILD)/pushpool
 
-# Sanitizers, then valgrind: both must be clean.
+# Sanitizers, then valgrind, then a short run of every fuzz target: all clean.
 check: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" test
 	$(MAKE) all $(UNIT_BINS)
 	@VALGRIND=1 sh tests/run-unit.sh $(UNIT_BINS)
+	$(MAKE) check-fuzz
 
 demo: all test-deps
 	@sh tools/demo.sh $(BUILD)/pushpool

@@ -117,6 +117,9 @@ int pp_token_cache_get(struct pp_token_cache *c, pp_token_fetch_fn fetch, void *
 	int rc;
 
 	pp_buf_reset(out);
+	/* pp_token_cache_acquire returns NULL when out of memory. */
+	if (!c)
+		return pp_fail(err, PP_ENOMEM, "token cache: out of memory");
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		long long now = mono_ms();
