@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dispatcher/log.h"
+
 int pp_fail(struct pp_error *err, int code, const char *fmt, ...)
 {
 	if (!err)
@@ -12,6 +14,9 @@ int pp_fail(struct pp_error *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
+	/* Messages quote what servers and files said, which can hold a
+	 * registered secret: none may leave in an error. */
+	pp_redact(err->msg);
 	err->code = code;
 	return code;
 }
@@ -36,6 +41,7 @@ int pp_error_prefix(struct pp_error *err, const char *fmt, ...)
 		rest = sizeof(err->msg) - 1 - n;
 	memcpy(err->msg + n, old, rest);
 	err->msg[n + rest] = '\0';
+	pp_redact(err->msg);
 	return err->code;
 }
 

@@ -528,6 +528,9 @@ int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 	if (m->pending > 0 && timeout_ms > 0) {
 		int nfds = 0;
 		curl_multi_poll(m->multi, NULL, 0, (int)timeout_ms, &nfds);
+		/* A stall most likely lands in the poll: check again before
+		 * libcurl sends anything. */
+		expire_overdue(m);
 		curl_multi_perform(m->multi, &m->running);
 		multi_reap(m);
 	}

@@ -129,11 +129,9 @@ static int api_call(struct prefect_source *s, const char *method, const char *pa
 		rc = pp_http_classify(&req, &resp, err);
 		char said[600];
 		server_message(&resp, said, sizeof(said));
-		if (said[0]) {
-			pp_redact(said);
+		if (said[0])
 			pp_fail(err, rc, "Prefect %s %s: HTTP %ld: %s", method, path, resp.status,
 				said);
-		}
 		err->retry_after_ms = resp.retry_after_ms;
 	} else if (!rc && out) {
 		*out = NULL;
@@ -287,11 +285,13 @@ static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_erro
 	if (!canon && type && !strchr(type, ':'))
 		canon = pp_pool_type_canonical(hybrid);
 	if (!canon || strcmp(canon, p->type)) {
+		/* type points into wp: format the message before freeing it. */
+		rc = pp_fail(err, PP_EINVALID,
+			     "work pool \"%s\" has type \"%s\" on the server, but [pool \"%s\"] "
+			     "is %s",
+			     p->name, type ? type : "(none)", p->name, p->type);
 		pp_json_free(wp);
-		return pp_fail(err, PP_EINVALID,
-			       "work pool \"%s\" has type \"%s\" on the server, but [pool \"%s\"] "
-			       "is %s",
-			       p->name, type ? type : "(none)", p->name, p->type);
+		return rc;
 	}
 	struct pp_json *tmpl = pp_json_detach(pp_json_get(wp, "base_job_template"));
 	pp_json_free(wp);
@@ -678,7 +678,8 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 				continue;
 			}
 			int64_t since = 0;
-			if (strcmp(pp_json_get_string(run, "state_type"), "PENDING") ||
+			const char *state_type = pp_json_get_string(run, "state_type");
+			if (!state_type || strcmp(state_type, "PENDING") ||
 			    pp_json_get_string(run, "infrastructure_pid") ||
 			    pp_prefect_time_parse(
 				    pp_json_string(pp_json_path(run, "state.timestamp")), &since) ||

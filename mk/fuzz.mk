@@ -25,9 +25,12 @@ endif
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)
 
+# fuzz_prefect answers the Prefect source's blocking HTTP calls itself.
+FUZZ_LDFLAGS_fuzz_prefect := -Wl,--wrap=pp_http_perform
+
 $(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libpushpool.a $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(FUZZ_LDFLAGS_$*) -o $@ $< $(FUZZ_BUILD)/libpushpool.a $(LDLIBS)
 
 fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)

@@ -1,0 +1,186 @@
+/* libFuzzer entry for the Prefect source's response handling, driven through
+ * its public ops (open, poll, job_inputs, report, close) as the dispatch loop
+ * drives them. The source's blocking HTTP calls are redirected to canned
+ * answers by linking with -Wl,--wrap=pp_http_perform, so no server and no
+ * seam in the product code are needed.
+ *
+ * Input: answers separated by lines "---"; each answer is a first line
+ * "STATUS [RETRY_AFTER_S]" (no number: the connection failed) and the body
+ * after it. Text keeps the seeds in tests/fuzz/seeds/fuzz_prefect readable
+ * and lets the mutator work on the JSON.
+ *
+ * Beyond "no crash, no leak": every failure carries a message, the API key
+ * never appears in one, every request goes to the configured server, and
+ * every run the source inserts names a served pool and a flow-run id.
+ * Build: clang -fsanitize=fuzzer,address,undefined. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dispatcher/config.h"
+#include "dispatcher/http.h"
+#include "dispatcher/log.h"
+#include "dispatcher/prefect_api.h"
+#include "dispatcher/source.h"
+#include "dispatcher/store.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp,
+			   struct pp_error *err);
+
+#define API_URL		  "http://prefect.invalid/api"
+#define API_KEY		  "pnu_fuzzcanary0123456789abcdefghijklmn"
+#define MAX_REPORTED_RUNS 4
+
+static struct pp_config cfg;
+
+static struct {
+	const char *p;
+	size_t left;
+} answers;
+
+/* The harness's own setup failing is a bug in the harness: stop loudly. */
+static void setup_failed(const char *what, const char *msg)
+{
+	fprintf(stderr, "fuzz_prefect setup: %s: %s\n", what, msg);
+	abort();
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct pp_error err = {0};
+	char dir[] = "/tmp/pp-fuzz-prefect-XXXXXX", conf[96];
+	if (!mkdtemp(dir))
+		setup_failed("mkdtemp", "failed");
+	snprintf(conf, sizeof(conf), "%s/pushpool.conf", dir);
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		setup_failed(conf, "cannot write");
+	fprintf(f,
+		"[dispatcher]\nstate_dir = %s\n\n[pool \"ecs\"]\ntype = ecs:push\n\n"
+		"[pool \"modal\"]\ntype = modal:push\n\n"
+		"[source \"prefect\"]\napi_url = " API_URL "/\napi_key = " API_KEY "\n"
+		"claim_timeout = 1\n",
+		dir);
+	fclose(f);
+	if (pp_config_init(&cfg, &err) || pp_config_load(&cfg, conf, &err))
+		setup_failed(conf, err.msg);
+	/* Loaded: the source needs neither the file nor the directory. */
+	unlink(conf);
+	rmdir(dir);
+	FILE *devnull = fopen("/dev/null", "w");
+	if (!devnull)
+		abort();
+	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, devnull);
+	return 0;
+}
+
+int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err)
+{
+	if (!req->url || strncmp(req->url, API_URL "/", strlen(API_URL) + 1))
+		abort(); /* a request that leaves the configured server */
+	if (!answers.left) {
+		snprintf(resp->transport_error, sizeof(resp->transport_error),
+			 "Connection refused");
+		return pp_fail(err, PP_ETRANSIENT, "%s %s: Connection refused", req->method,
+			       req->url);
+	}
+	const char *end = answers.p + answers.left;
+	const char *sep = memmem(answers.p, answers.left, "\n---\n", 5);
+	const char *stop = sep ? sep : end;
+	const char *nl = memchr(answers.p, '\n', (size_t)(stop - answers.p));
+	const char *body = nl ? nl + 1 : stop;
+	char line[32] = "";
+	size_t n = (size_t)((nl ? nl : stop) - answers.p);
+	memcpy(line, answers.p, n < sizeof(line) - 1 ? n : sizeof(line) - 1);
+	answers.p = sep ? sep + 5 : end;
+	answers.left = (size_t)(end - answers.p);
+
+	long status = 0, retry_after = 0;
+	if (sscanf(line, "%ld %ld", &status, &retry_after) < 1 || status < 100 || status > 599) {
+		snprintf(resp->transport_error, sizeof(resp->transport_error),
+			 "Connection reset by peer");
+		return pp_fail(err, PP_ETRANSIENT, "%s %s: Connection reset by peer", req->method,
+			       req->url);
+	}
+	resp->status = status;
+	if (retry_after > 0 && retry_after < 3600)
+		resp->retry_after_ms = retry_after * 1000;
+	/* As http.c does: the body must fit the cap the caller set. */
+	if (pp_buf_append(&resp->body, body, (size_t)(stop - body)))
+		return pp_fail(err, PP_ETRANSIENT, "%s %s: response body larger than the limit",
+			       req->method, req->url);
+	return 0;
+}
+
+static void check_error(int rc, const struct pp_error *err)
+{
+	if (rc >= 0)
+		return;
+	if (!err->msg[0])
+		abort(); /* a failure must say what went wrong */
+	if (strstr(err->msg, API_KEY))
+		abort(); /* the API key leaked into a message */
+}
+
+static const enum pp_store_state report_states[] = {
+	PP_ST_SUBMITTED, PP_ST_RUNNING, PP_ST_SUCCEEDED, PP_ST_FAILED, PP_ST_CANCELLED,
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct pp_error err = {0};
+	struct pp_store *store = NULL;
+	struct pp_source *src = NULL;
+	answers.p = (const char *)data;
+	answers.left = size;
+
+	/* A fresh in-memory store per input: no state carries over. */
+	if (pp_store_open(":memory:", &store, &err))
+		setup_failed("store", err.msg);
+	if (pp_source_prefect.open(&cfg, &src, &err))
+		setup_failed("open", err.msg);
+
+	check_error(src->ops->poll(src, store, &err), &err);
+
+	struct pp_run_rec *runs = NULL;
+	int nruns = 0;
+	struct pp_run_filter all = {.pool = NULL, .state = -1, .limit = 0};
+	if (store->ops->list(store, &all, &runs, &nruns, &err))
+		setup_failed("list", err.msg);
+	for (int i = 0; i < nruns; i++) {
+		const struct pp_run_rec *r = &runs[i];
+		if ((strcmp(r->pool, "ecs") && strcmp(r->pool, "modal")) || !r->source ||
+		    strcmp(r->source, "prefect") || !r->source_ref || strcmp(r->source_ref, r->id))
+			abort(); /* a run recorded with the wrong pool or origin */
+		if (i >= MAX_REPORTED_RUNS)
+			continue;
+		struct pp_json *tmpl = NULL, *vars = NULL;
+		pp_error_clear(&err);
+		int rc = src->ops->job_inputs(src, r, &tmpl, &vars, &err);
+		check_error(rc, &err);
+		if (!rc && !tmpl)
+			abort(); /* the Prefect source always owns the template */
+		pp_json_free(tmpl);
+		pp_json_free(vars);
+		enum pp_store_state st =
+			report_states[i % (sizeof(report_states) / sizeof(report_states[0]))];
+		pp_error_clear(&err);
+		check_error(src->ops->report(src, r, st, i % 2 ? "arn:aws:ecs:task/1" : NULL,
+					     "fuzz", &err),
+			    &err);
+	}
+	pp_run_recs_free(runs, nruns);
+
+	/* A second poll delivers the queued reports and reconciles again. */
+	pp_error_clear(&err);
+	check_error(src->ops->poll(src, store, &err), &err);
+	src->ops->close(src);
+	pp_store_close(store);
+	return 0;
+}
