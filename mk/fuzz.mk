@@ -25,10 +25,11 @@ endif
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)
 
-# fuzz_prefect answers the Prefect source's blocking HTTP calls itself.
+# These answer the blocking HTTP calls themselves (tests/fuzz/canned_http.h).
 FUZZ_LDFLAGS_fuzz_prefect := -Wl,--wrap=pp_http_perform
+FUZZ_LDFLAGS_fuzz_auth    := -Wl,--wrap=pp_http_perform,--wrap=sleep
 
-$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_BUILD)/libpushpool.a
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/canned_http.h $(FUZZ_BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(FUZZ_LDFLAGS_$*) -o $@ $< $(FUZZ_BUILD)/libpushpool.a $(LDLIBS)
 

@@ -1,13 +1,8 @@
 /* libFuzzer entry for the Prefect source's response handling, driven through
  * its public ops (open, poll, job_inputs, report, close) as the dispatch loop
- * drives them. The source's blocking HTTP calls are redirected to canned
- * answers by linking with -Wl,--wrap=pp_http_perform, so no server and no
- * seam in the product code are needed.
- *
- * Input: answers separated by lines "---"; each answer is a first line
- * "STATUS [RETRY_AFTER_S]" (no number: the connection failed) and the body
- * after it. Text keeps the seeds in tests/fuzz/seeds/fuzz_prefect readable
- * and lets the mutator work on the JSON.
+ * drives them. The source's blocking HTTP calls take canned answers from
+ * the input (canned_http.h), so no server and no seam in the product code
+ * are needed.
  *
  * Beyond "no crash, no leak": every failure carries a message, the API key
  * never appears in one, every request goes to the configured server, and
@@ -27,11 +22,10 @@
 #include "dispatcher/prefect_api.h"
 #include "dispatcher/source.h"
 #include "dispatcher/store.h"
+#include "tests/fuzz/canned_http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp,
-			   struct pp_error *err);
 
 #define API_URL		  "http://prefect.invalid/api"
 #define API_KEY		  "pnu_fuzzcanary0123456789abcdefghijklmn"
@@ -39,10 +33,7 @@ int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp,
 
 static struct pp_config cfg;
 
-static struct {
-	const char *p;
-	size_t left;
-} answers;
+static const char *const server[] = {API_URL "/", NULL};
 
 /* The harness's own setup failing is a bug in the harness: stop loudly. */
 static void setup_failed(const char *what, const char *msg)
@@ -80,44 +71,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err)
-{
-	if (!req->url || strncmp(req->url, API_URL "/", strlen(API_URL) + 1))
-		abort(); /* a request that leaves the configured server */
-	if (!answers.left) {
-		snprintf(resp->transport_error, sizeof(resp->transport_error),
-			 "Connection refused");
-		return pp_fail(err, PP_ETRANSIENT, "%s %s: Connection refused", req->method,
-			       req->url);
-	}
-	const char *end = answers.p + answers.left;
-	const char *sep = memmem(answers.p, answers.left, "\n---\n", 5);
-	const char *stop = sep ? sep : end;
-	const char *nl = memchr(answers.p, '\n', (size_t)(stop - answers.p));
-	const char *body = nl ? nl + 1 : stop;
-	char line[32] = "";
-	size_t n = (size_t)((nl ? nl : stop) - answers.p);
-	memcpy(line, answers.p, n < sizeof(line) - 1 ? n : sizeof(line) - 1);
-	answers.p = sep ? sep + 5 : end;
-	answers.left = (size_t)(end - answers.p);
-
-	long status = 0, retry_after = 0;
-	if (sscanf(line, "%ld %ld", &status, &retry_after) < 1 || status < 100 || status > 599) {
-		snprintf(resp->transport_error, sizeof(resp->transport_error),
-			 "Connection reset by peer");
-		return pp_fail(err, PP_ETRANSIENT, "%s %s: Connection reset by peer", req->method,
-			       req->url);
-	}
-	resp->status = status;
-	if (retry_after > 0 && retry_after < 3600)
-		resp->retry_after_ms = retry_after * 1000;
-	/* As http.c does: the body must fit the cap the caller set. */
-	if (pp_buf_append(&resp->body, body, (size_t)(stop - body)))
-		return pp_fail(err, PP_ETRANSIENT, "%s %s: response body larger than the limit",
-			       req->method, req->url);
-	return 0;
-}
-
 static void check_error(int rc, const struct pp_error *err)
 {
 	if (rc >= 0)
@@ -137,8 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pp_error err = {0};
 	struct pp_store *store = NULL;
 	struct pp_source *src = NULL;
-	answers.p = (const char *)data;
-	answers.left = size;
+	canned_start(data, size, server);
 
 	/* A fresh in-memory store per input: no state carries over. */
 	if (pp_store_open(":memory:", &store, &err))
