@@ -14,7 +14,7 @@ PKGS    := libcurl openssl libjwt inih libmicrohttpd sqlite3 libnghttp2 libpq cm
 DEB_PKGS := libcurl4-openssl-dev libssl-dev libjwt-dev libinih-dev libmicrohttpd-dev \
             libsqlite3-dev libnghttp2-dev libpq-dev libcmocka-dev libjsmn-dev pkg-config
 # Tools the tests drive (mk/*.mk fragments add theirs).
-TEST_DEB_PKGS := jq curl
+TEST_DEB_PKGS := jq curl clang-format
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wcast-align -Wwrite-strings \
@@ -33,7 +33,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TEMPLATES := $(sort $(wildcard templates/*.json))
 
-.PHONY: all deps test-deps test unit scenario check install uninstall clean format interop demo
+.PHONY: all deps test-deps test unit scenario check install uninstall clean format format-check interop demo
 all: deps $(BUILD)/pushpool
 
 deps:
@@ -66,6 +66,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpushpool.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpushpool.a $(LDLIBS) -lcmocka
 
 test: all test-deps $(UNIT_BINS)
+	@$(MAKE) --no-print-directory format-check
 	@sh tests/run-unit.sh $(UNIT_BINS)
 	@sh tests/run-scenarios.sh $(BUILD)/pushpool
 
@@ -110,8 +111,15 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man5/pushpool.conf.5 $(DESTDIR)$(UNITDIR)/pushpool.service
 	rm -rf $(DESTDIR)$(DATADIR)
 
+C_FILES = $$(git ls-files '*.c' '*.h' 2>/dev/null || find . -path './build*' -prune -o -name '*.[ch]' -print)
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $(C_FILES)
+
+# One style (.clang-format) for every C file: a difference fails the tests.
+format-check: test-deps
+	@if out=$$(clang-format --dry-run --Werror $(C_FILES) 2>&1); then \
+		echo "ok   format: every C file follows .clang-format"; \
+	else printf '%s\n' "$$out" | head -n 20; echo "FAIL: format: run 'make format'"; exit 1; fi
 
 clean:
 	rm -rf build build-asan build-fuzz build-oom pushpool

@@ -47,9 +47,9 @@ long pp_cred_seconds_left(const struct pp_cred *c);
 /* ---- AWS Signature Version 4 (also used by the mock to verify) ---- */
 struct pp_sigv4_input {
 	const char *method;
-	const char *path;        /* raw path as on the wire, before normalization */
-	const char *query;       /* raw query string without '?', may be NULL */
-	const char *const *header_names;  /* headers to sign (any case) */
+	const char *path;		 /* raw path as on the wire, before normalization */
+	const char *query;		 /* raw query string without '?', may be NULL */
+	const char *const *header_names; /* headers to sign (any case) */
 	const char *const *header_values;
 	size_t nheaders;
 	const void *payload;
@@ -59,12 +59,12 @@ struct pp_sigv4_input {
 	const char *session_token; /* NULL unless temporary credentials */
 	const char *region;
 	const char *service;
-	time_t when;             /* signing time (UTC) */
-	bool normalize_path;     /* true for every service except S3 */
+	time_t when;	     /* signing time (UTC) */
+	bool normalize_path; /* true for every service except S3 */
 };
 
 struct pp_sigv4_output {
-	char amz_date[17];         /* 20150830T123600Z */
+	char amz_date[17]; /* 20150830T123600Z */
 	char signature[65];
 	struct pp_buf canonical_request;
 	struct pp_buf string_to_sign;

@@ -21,14 +21,14 @@
 /* Temporary keys are replaced this long before they expire (botocore's
  * advisory refresh is 15 min, mandatory 10; 5 min keeps requests signed
  * with keys that outlive any retry). */
-#define REFRESH_MARGIN 300
-#define FILE_MAX ((size_t)1 << 20)
-#define TOKEN_FILE_MAX ((size_t)64 << 10)
-#define RESPONSE_MAX ((size_t)256 << 10)
-#define IMDS_TIMEOUT_MS 1000L
+#define REFRESH_MARGIN	     300
+#define FILE_MAX	     ((size_t)1 << 20)
+#define TOKEN_FILE_MAX	     ((size_t)64 << 10)
+#define RESPONSE_MAX	     ((size_t)256 << 10)
+#define IMDS_TIMEOUT_MS	     1000L
 #define CONTAINER_TIMEOUT_MS 2000L
-#define STS_TIMEOUT_MS 10000L
-#define PROFILE_DEPTH_MAX 4
+#define STS_TIMEOUT_MS	     10000L
+#define PROFILE_DEPTH_MAX    4
 
 struct aws_creds {
 	char *akid;
@@ -104,7 +104,7 @@ static int creds_set(struct aws_creds *c, const char *akid, const char *secret, 
 /* "2026-11-29T02:00:00Z", with optional fraction and "+hh:mm" offset. */
 static bool parse_iso8601(const char *s, time_t *out)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
 	long offset = 0;
 
@@ -189,11 +189,8 @@ static char *xml_text(const char *s, size_t n, const char *tag, const char **end
 	static const struct {
 		const char *ent;
 		char c;
-	} ents[] = { { "&amp;", '&' },
-		     { "&lt;", '<' },
-		     { "&gt;", '>' },
-		     { "&quot;", '"' },
-		     { "&apos;", '\'' } };
+	} ents[] = {
+		{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
 	for (const char *p = a; p < b;) {
 		bool done = false;
 		if (*p == '&') {
@@ -333,12 +330,12 @@ static int sts_call(struct pp_aws *a, const char *action, struct pp_buf *form,
 	}
 	if (signer) {
 		/* A throwaway signer scoped to sts with the source profile's keys. */
-		struct pp_aws s = { .conf = a->conf,
-				    .access_key_id = signer->akid,
-				    .secret_access_key = signer->secret,
-				    .session_token = signer->token,
-				    .region = a->region,
-				    .service = (char *)"sts" };
+		struct pp_aws s = {.conf = a->conf,
+				   .access_key_id = signer->akid,
+				   .secret_access_key = signer->secret,
+				   .session_token = signer->token,
+				   .region = a->region,
+				   .service = (char *)"sts"};
 		if (!has(s.region))
 			s.region = (char *)"us-east-1";
 		rc = pp_aws_sign_request(&s, &req, time(NULL), err);
@@ -552,7 +549,7 @@ static int shared_file_paths(const struct pp_aws *a, struct shared_files *f, str
 {
 	const char *home = nonempty_env("HOME");
 	const char *cp =
-	    has(a->conf->file) ? a->conf->file : nonempty_env("AWS_SHARED_CREDENTIALS_FILE");
+		has(a->conf->file) ? a->conf->file : nonempty_env("AWS_SHARED_CREDENTIALS_FILE");
 	const char *fp = nonempty_env("AWS_CONFIG_FILE");
 	int n1, n2;
 
@@ -592,18 +589,18 @@ static int profile_set(struct profile *p, const char *key, const char *value, co
 		const char *key;
 		size_t off;
 	} fields[] = {
-		{ "aws_access_key_id", offsetof(struct profile, akid) },
-		{ "aws_secret_access_key", offsetof(struct profile, secret) },
-		{ "aws_session_token", offsetof(struct profile, token) },
-		{ "aws_security_token", offsetof(struct profile, token) },
-		{ "region", offsetof(struct profile, region) },
-		{ "role_arn", offsetof(struct profile, role_arn) },
-		{ "source_profile", offsetof(struct profile, source_profile) },
-		{ "credential_source", offsetof(struct profile, credential_source) },
-		{ "role_session_name", offsetof(struct profile, session_name) },
-		{ "external_id", offsetof(struct profile, external_id) },
-		{ "duration_seconds", offsetof(struct profile, duration) },
-		{ "web_identity_token_file", offsetof(struct profile, web_identity_token_file) },
+		{"aws_access_key_id", offsetof(struct profile, akid)},
+		{"aws_secret_access_key", offsetof(struct profile, secret)},
+		{"aws_session_token", offsetof(struct profile, token)},
+		{"aws_security_token", offsetof(struct profile, token)},
+		{"region", offsetof(struct profile, region)},
+		{"role_arn", offsetof(struct profile, role_arn)},
+		{"source_profile", offsetof(struct profile, source_profile)},
+		{"credential_source", offsetof(struct profile, credential_source)},
+		{"role_session_name", offsetof(struct profile, session_name)},
+		{"external_id", offsetof(struct profile, external_id)},
+		{"duration_seconds", offsetof(struct profile, duration)},
+		{"web_identity_token_file", offsetof(struct profile, web_identity_token_file)},
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (strcasecmp(key, fields[i].key))
@@ -647,8 +644,8 @@ static int read_ini_section(const char *path, const char *section, const char *a
 			}
 			*close = '\0';
 			char *name = trim(l + 1);
-			in_section =
-			    !strcmp(name, section) || (alt_section && !strcmp(name, alt_section));
+			in_section = !strcmp(name, section) ||
+				     (alt_section && !strcmp(name, alt_section));
 			p->found |= in_section;
 			continue;
 		}
@@ -708,15 +705,15 @@ static int profile_creds(struct pp_aws *a, const struct shared_files *f, const c
 		goto out;
 	}
 	if (has(p.role_arn) && (has(p.source_profile) || has(p.credential_source))) {
-		struct aws_creds src = { 0 };
+		struct aws_creds src = {0};
 		if (has(p.source_profile) && strcmp(p.source_profile, name) != 0) {
 			rc = profile_creds(a, f, p.source_profile, depth + 1, &src, err);
 		} else if (has(p.source_profile)) {
 			/* A profile that is its own source uses its static keys. */
 			if (!has(p.akid) || !has(p.secret))
-				rc =
-				    pp_fail(err, PP_EAUTH, "%s [%s]: aws_secret_access_key missing",
-					    f->creds_path, name);
+				rc = pp_fail(err, PP_EAUTH,
+					     "%s [%s]: aws_secret_access_key missing",
+					     f->creds_path, name);
 			else
 				rc = creds_set(&src, p.akid, p.secret, p.token, 0, "profile", err);
 		} else if (!strcmp(p.credential_source, "Environment")) {
@@ -726,11 +723,11 @@ static int profile_creds(struct pp_aws *a, const struct shared_files *f, const c
 		} else if (!strcmp(p.credential_source, "Ec2InstanceMetadata")) {
 			rc = from_imds(a, &src, err);
 		} else {
-			rc =
-			    pp_fail(err, PP_EINVALID,
-				    "%s [profile %s]: credential_source \"%s\" is not Environment, "
-				    "EcsContainer or Ec2InstanceMetadata",
-				    f->config_path, name, p.credential_source);
+			rc = pp_fail(
+				err, PP_EINVALID,
+				"%s [profile %s]: credential_source \"%s\" is not Environment, "
+				"EcsContainer or Ec2InstanceMetadata",
+				f->config_path, name, p.credential_source);
 		}
 		rc = as_auth_failure(rc, err);
 		if (!rc)
@@ -789,8 +786,8 @@ static int from_profile(struct pp_aws *a, struct aws_creds *c, struct pp_error *
 /* Hosts botocore accepts for AWS_CONTAINER_CREDENTIALS_FULL_URI over http. */
 static bool container_host_allowed(const char *url)
 {
-	static const char *const hosts[] = { "127.",           "localhost",      "169.254.170.2",
-					     "169.254.170.23", "[fd00:ec2::23]", "[::1]" };
+	static const char *const hosts[] = {"127.",	      "localhost",	"169.254.170.2",
+					    "169.254.170.23", "[fd00:ec2::23]", "[::1]"};
 	const char *h;
 	if (!strncmp(url, "https://", 8))
 		return true;
@@ -824,8 +821,8 @@ static int from_container(struct pp_aws *a, struct aws_creds *c, struct pp_error
 
 	if (!rel && !full)
 		return pp_fail(
-		    err, PP_ENOTFOUND,
-		    "container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI not set");
+			err, PP_ENOTFOUND,
+			"container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI not set");
 	pp_buf_init(&url, 8192);
 	if (rel) {
 		const char *base = has(a->conf->container_endpoint) ? a->conf->container_endpoint
@@ -897,8 +894,8 @@ static int from_container(struct pp_aws *a, struct aws_creds *c, struct pp_error
 static int imds_base(const struct pp_aws *a, char *out, size_t size)
 {
 	const char *base = has(a->conf->imds_endpoint)
-			       ? a->conf->imds_endpoint
-			       : nonempty_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+				   ? a->conf->imds_endpoint
+				   : nonempty_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	if (!base)
 		base = "http://169.254.169.254";
 	size_t n = strlen(base);
@@ -985,8 +982,8 @@ static int from_imds(struct pp_aws *a, struct aws_creds *c, struct pp_error *err
 		if (code && strcmp(code, "Success"))
 			rc = pp_fail(err, PP_EAUTH, "imds: %s: Code %s: %s", url, code,
 				     pp_json_get_string(j, "Message")
-					 ? pp_json_get_string(j, "Message")
-					 : "(no message)");
+					     ? pp_json_get_string(j, "Message")
+					     : "(no message)");
 		else
 			rc = creds_from_json(j, "imds", "imds", c, err);
 	}
@@ -1006,12 +1003,12 @@ static const struct {
 	const char *name;
 	source_fn fn;
 } sources[] = {
-	{ "static", from_static },
-	{ "env", from_env },
-	{ "web_identity", from_web_identity },
-	{ "profile", from_profile },
-	{ "container", from_container },
-	{ "imds", from_imds },
+	{"static", from_static},
+	{"env", from_env},
+	{"web_identity", from_web_identity},
+	{"profile", from_profile},
+	{"container", from_container},
+	{"imds", from_imds},
 };
 
 #define NSOURCES (sizeof(sources) / sizeof(sources[0]))
@@ -1077,7 +1074,7 @@ static void install(struct pp_aws *a, struct aws_creds *c)
 
 int pp_aws_ensure(struct pp_aws *a, struct pp_error *err)
 {
-	struct aws_creds c = { 0 };
+	struct aws_creds c = {0};
 	int rc;
 
 	if (a->access_key_id && (!a->expires || time(NULL) < a->expires - REFRESH_MARGIN))
@@ -1123,11 +1120,11 @@ int pp_aws_init(struct pp_aws *a, const struct pp_cred_conf *conf, struct pp_err
 			known |= !strcmp(conf->source, sources[i].name);
 		if (!known)
 			return pp_fail(
-			    err, PP_EINVALID,
-			    "%s:%d: credentials \"%s\": source \"%s\" does not apply to aws "
-			    "(chain, static, env, web_identity, profile, container, imds)",
-			    conf->file_name ? conf->file_name : "(config)", conf->line, conf->name,
-			    conf->source);
+				err, PP_EINVALID,
+				"%s:%d: credentials \"%s\": source \"%s\" does not apply to aws "
+				"(chain, static, env, web_identity, profile, container, imds)",
+				conf->file_name ? conf->file_name : "(config)", conf->line,
+				conf->name, conf->source);
 	}
 	if (conf->secret_access_key)
 		pp_secret_register(conf->secret_access_key);
@@ -1144,7 +1141,7 @@ int pp_aws_init(struct pp_aws *a, const struct pp_cred_conf *conf, struct pp_err
 
 void pp_aws_free(struct pp_aws *a)
 {
-	struct aws_creds none = { 0 };
+	struct aws_creds none = {0};
 	install(a, &none);
 	free(a->access_key_id);
 	free(a->region);
@@ -1228,7 +1225,7 @@ int pp_aws_sign_request(struct pp_aws *a, struct pp_http_req *req, time_t now, s
 {
 	struct url_parts u;
 	struct pp_sigv4_output out;
-	struct pp_sigv4_input in = { 0 };
+	struct pp_sigv4_input in = {0};
 	const char *names[64], *values[64];
 	char service_buf[64], date[9], scope[sizeof(a->key_scope)];
 	const char *service = a->service;
@@ -1239,10 +1236,10 @@ int pp_aws_sign_request(struct pp_aws *a, struct pp_http_req *req, time_t now, s
 		return pp_fail(err, PP_EAUTH, "sigv4: no AWS credentials resolved");
 	if (!has(a->region))
 		return pp_fail(
-		    err, PP_EINVALID,
-		    "sigv4: no AWS region (set region in [credentials \"%s\"], AWS_REGION "
-		    "or the profile's region)",
-		    a->conf ? a->conf->name : "");
+			err, PP_EINVALID,
+			"sigv4: no AWS region (set region in [credentials \"%s\"], AWS_REGION "
+			"or the profile's region)",
+			a->conf ? a->conf->name : "");
 	if ((rc = split_url(req->url, &u, err)))
 		return rc;
 	if (!has(service)) {

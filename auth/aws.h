@@ -14,10 +14,10 @@ struct pp_http_req;
 struct pp_aws {
 	const struct pp_cred_conf *conf; /* borrowed */
 	char *access_key_id;
-	char *secret_access_key;  /* registered as secret */
-	char *session_token;      /* registered as secret */
-	time_t expires;           /* 0: static credentials */
-	char source[32];          /* "env", "web_identity", "profile", "container", "imds", "static" */
+	char *secret_access_key; /* registered as secret */
+	char *session_token;	 /* registered as secret */
+	time_t expires;		 /* 0: static credentials */
+	char source[32]; /* "env", "web_identity", "profile", "container", "imds", "static" */
 	char *region;
 	char *service;
 	/* derived signing key cache: valid for (date, region, service) */

@@ -17,7 +17,7 @@
 #include "dispatcher/http.h"
 #include "dispatcher/log.h"
 
-#define FILE_MAX ((size_t)1 << 20)
+#define FILE_MAX       ((size_t)1 << 20)
 #define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 enum az_src { AZ_SECRET, AZ_CERTIFICATE, AZ_WORKLOAD, AZ_MANAGED };
@@ -33,12 +33,12 @@ struct pp_azure {
 	enum az_src src;
 	char *tenant;
 	char *client_id;
-	char *secret;        /* registered as secret */
+	char *secret; /* registered as secret */
 	const char *secret_from;
 	char *cert_path;
-	char *key_pem;       /* the certificate's private key, registered as secret */
-	char x5t[64];        /* base64url SHA-1 of the certificate DER */
-	char x5t_s256[64];   /* base64url SHA-256 */
+	char *key_pem;	   /* the certificate's private key, registered as secret */
+	char x5t[64];	   /* base64url SHA-1 of the certificate DER */
+	char x5t_s256[64]; /* base64url SHA-256 */
 	char *federated_file;
 	char *token_url;
 	char *imds_url;
@@ -80,7 +80,7 @@ static int thumbprint(const EVP_MD *md, const unsigned char *der, int der_len, c
 	struct pp_buf b;
 	pp_buf_init(&b, 128);
 	int rc = EVP_Digest(der, (size_t)der_len, dig, &n, md, NULL) == 1 ? pp_b64url(&b, dig, n)
-									 : PP_EINVALID;
+									  : PP_EINVALID;
 	if (!rc && b.len < size)
 		memcpy(out, b.data, b.len + 1);
 	else
@@ -121,8 +121,7 @@ static int load_certificate(struct pp_azure *a, struct pp_error *err)
 		goto done;
 	}
 	int der_len = i2d_X509(cert, &der);
-	if (der_len <= 0 ||
-	    thumbprint(EVP_sha1(), der, der_len, a->x5t, sizeof(a->x5t)) ||
+	if (der_len <= 0 || thumbprint(EVP_sha1(), der, der_len, a->x5t, sizeof(a->x5t)) ||
 	    thumbprint(EVP_sha256(), der, der_len, a->x5t_s256, sizeof(a->x5t_s256))) {
 		rc = pp_fail(err, PP_EINVALID, "%s: cannot encode the certificate", path);
 		goto done;
@@ -179,11 +178,10 @@ static int build_token_url(struct pp_azure *a, const struct pp_cred_conf *conf,
 	return 0;
 }
 
-static int build_imds_url(struct pp_azure *a, const struct pp_cred_conf *conf,
-			  struct pp_error *err)
+static int build_imds_url(struct pp_azure *a, const struct pp_cred_conf *conf, struct pp_error *err)
 {
-	const char *base = conf->imds_endpoint && *conf->imds_endpoint ? conf->imds_endpoint
-								       : PP_AZURE_IMDS;
+	const char *base =
+		conf->imds_endpoint && *conf->imds_endpoint ? conf->imds_endpoint : PP_AZURE_IMDS;
 	const char *host = strstr(base, "://");
 	/* A bare "http://host:port" override gets IMDS's token path. */
 	bool bare = host && !strchr(host + 3, '/');
@@ -209,8 +207,7 @@ static int build_imds_url(struct pp_azure *a, const struct pp_cred_conf *conf,
 
 static int need(const char *value, const char *what, const char *source, struct pp_error *err)
 {
-	return value ? 0
-		     : pp_fail(err, PP_EAUTH, "source = %s needs %s", source, what);
+	return value ? 0 : pp_fail(err, PP_EAUTH, "source = %s needs %s", source, what);
 }
 
 static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct pp_error *err)
@@ -284,17 +281,16 @@ static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct p
 	switch (a->src) {
 	case AZ_SECRET:
 		if (secret_file)
-			return pp_read_secret_file(secret_file, "client secret", PP_EAUTH, &a->secret, err);
+			return pp_read_secret_file(secret_file, "client secret", PP_EAUTH,
+						   &a->secret, err);
 		pp_secret_register(secret);
 		return set_str(&a->secret, secret, err);
 	case AZ_CERTIFICATE:
 		if ((rc = set_str(&a->cert_path, cert, err)))
 			return rc;
 		return load_certificate(a, err);
-	case AZ_WORKLOAD:
-		return set_str(&a->federated_file, fed, err);
-	case AZ_MANAGED:
-		break;
+	case AZ_WORKLOAD: return set_str(&a->federated_file, fed, err);
+	case AZ_MANAGED: break;
 	}
 	return 0;
 }
@@ -326,10 +322,9 @@ void pp_azure_free(struct pp_azure *a)
 {
 	if (!a)
 		return;
-	char **strs[] = { &a->tenant,	 &a->client_id,	    &a->secret,
-			  &a->cert_path, &a->key_pem,	    &a->federated_file,
-			  &a->token_url, &a->imds_url,	    &a->subscription,
-			  &a->cache_key };
+	char **strs[] = {&a->tenant,	   &a->client_id,      &a->secret,    &a->cert_path,
+			 &a->key_pem,	   &a->federated_file, &a->token_url, &a->imds_url,
+			 &a->subscription, &a->cache_key};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	free(a);
@@ -362,15 +357,13 @@ static int uuid4(char out[37])
 		return PP_EIO;
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-		 r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-		 r[14], r[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+		 r[13], r[14], r[15]);
 	return 0;
 }
 
-int pp_azure_cert_assertion(const struct pp_azure *a, time_t now, char **out,
-			    struct pp_error *err)
+int pp_azure_cert_assertion(const struct pp_azure *a, time_t now, char **out, struct pp_error *err)
 {
 	char jti[37];
 	if (a->src != AZ_CERTIFICATE)
@@ -411,8 +404,7 @@ static int post_client_credentials(struct pp_azure *a, const char *secret_name,
 	int rc = 0;
 	char what[160];
 
-	snprintf(what, sizeof(what), "Azure %s for client %s", source_names[a->src],
-		 a->client_id);
+	snprintf(what, sizeof(what), "Azure %s for client %s", source_names[a->src], a->client_id);
 	pp_buf_init(&form, 256 << 10);
 	if (pp_form_add(&form, "client_id", a->client_id) ||
 	    pp_form_add(&form, "scope", PP_AZURE_SCOPE) ||
@@ -422,11 +414,11 @@ static int post_client_credentials(struct pp_azure *a, const char *secret_name,
 	    pp_form_add(&form, "grant_type", "client_credentials"))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	pp_http_req_init(&req, "POST", a->token_url);
-	if (!rc && (!req.url ||
-		    pp_http_req_set_header(&req, "Content-Type",
-					   "application/x-www-form-urlencoded") ||
-		    pp_http_req_set_header(&req, "Accept", "application/json") ||
-		    pp_http_req_body(&req, form.data, form.len)))
+	if (!rc &&
+	    (!req.url ||
+	     pp_http_req_set_header(&req, "Content-Type", "application/x-www-form-urlencoded") ||
+	     pp_http_req_set_header(&req, "Accept", "application/json") ||
+	     pp_http_req_body(&req, form.data, form.len)))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!rc)
 		rc = pp_oauth_exchange(&req, what, out, err);
@@ -454,8 +446,7 @@ int pp_azure_fetch(void *ud, struct pp_token_grant *out, struct pp_error *err)
 	int rc;
 
 	switch (a->src) {
-	case AZ_SECRET:
-		return post_client_credentials(a, "client_secret", a->secret, out, err);
+	case AZ_SECRET: return post_client_credentials(a, "client_secret", a->secret, out, err);
 	case AZ_CERTIFICATE:
 		if ((rc = pp_azure_cert_assertion(a, time(NULL), &assertion, err)))
 			return rc;
@@ -464,14 +455,13 @@ int pp_azure_fetch(void *ud, struct pp_token_grant *out, struct pp_error *err)
 		return rc;
 	case AZ_WORKLOAD:
 		/* The federated token rotates: read it for every exchange. */
-		if ((rc = pp_read_secret_file(a->federated_file, "federated token", PP_EAUTH, &assertion,
-					       err)))
+		if ((rc = pp_read_secret_file(a->federated_file, "federated token", PP_EAUTH,
+					      &assertion, err)))
 			return rc;
 		rc = post_client_credentials(a, "client_assertion", assertion, out, err);
 		free(assertion);
 		return rc;
-	case AZ_MANAGED:
-		return fetch_managed(a, out, err);
+	case AZ_MANAGED: return fetch_managed(a, out, err);
 	}
 	return pp_fail(err, PP_EINVALID, "unknown Azure credential source");
 }

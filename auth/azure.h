@@ -12,10 +12,10 @@
 #include "dispatcher/config.h"
 #include "dispatcher/err.h"
 
-#define PP_AZURE_AUTHORITY "https://login.microsoftonline.com"
-#define PP_AZURE_SCOPE "https://management.azure.com/.default"
-#define PP_AZURE_RESOURCE "https://management.azure.com/"
-#define PP_AZURE_IMDS "http://169.254.169.254/metadata/identity/oauth2/token"
+#define PP_AZURE_AUTHORITY	 "https://login.microsoftonline.com"
+#define PP_AZURE_SCOPE		 "https://management.azure.com/.default"
+#define PP_AZURE_RESOURCE	 "https://management.azure.com/"
+#define PP_AZURE_IMDS		 "http://169.254.169.254/metadata/identity/oauth2/token"
 #define PP_AZURE_IMDS_TIMEOUT_MS 2000L
 /* Lifetime of a client-certificate assertion (Entra asks for minutes). */
 #define PP_AZURE_ASSERTION_SECONDS 600
@@ -36,7 +36,6 @@ const char *pp_azure_source(const struct pp_azure *a);
 /* Token endpoint URL for the tenant (NULL for managed identity). */
 const char *pp_azure_token_url(const struct pp_azure *a);
 /* The RS256 client assertion for the certificate source (malloc'd). */
-int pp_azure_cert_assertion(const struct pp_azure *a, time_t now, char **out,
-			    struct pp_error *err);
+int pp_azure_cert_assertion(const struct pp_azure *a, time_t now, char **out, struct pp_error *err);
 
 #endif

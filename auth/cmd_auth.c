@@ -15,27 +15,22 @@
 
 static void usage(FILE *to)
 {
-	fprintf(to,
-		"usage: pushpool auth check NAME [-c FILE]\n"
-		"Obtain a token for the [credentials \"NAME\"] section (AWS: resolve the keys\n"
-		"and sign a probe request) and print the identity and the token lifetime.\n"
-		"  -c, --config FILE  configuration (default $PUSHPOOL_CONFIG, else\n"
-		"                     /etc/pushpool/pushpool.conf)\n"
-		"Exit: 0 usable, 64 usage, 66 a key file is missing, 69/75 the token endpoint\n"
-		"is unreachable, 77 credentials rejected or absent, 78 configuration.\n");
+	fprintf(to, "usage: pushpool auth check NAME [-c FILE]\n"
+		    "Obtain a token for the [credentials \"NAME\"] section (AWS: resolve the keys\n"
+		    "and sign a probe request) and print the identity and the token lifetime.\n"
+		    "  -c, --config FILE  configuration (default $PUSHPOOL_CONFIG, else\n"
+		    "                     /etc/pushpool/pushpool.conf)\n"
+		    "Exit: 0 usable, 64 usage, 66 a key file is missing, 69/75 the token endpoint\n"
+		    "is unreachable, 77 credentials rejected or absent, 78 configuration.\n");
 }
 
 static const char *kind_name(enum pp_cred_kind k)
 {
 	switch (k) {
-	case PP_CRED_GCP:
-		return "gcp";
-	case PP_CRED_AWS:
-		return "aws";
-	case PP_CRED_AZURE:
-		return "azure";
-	case PP_CRED_MODAL:
-		return "modal";
+	case PP_CRED_GCP: return "gcp";
+	case PP_CRED_AWS: return "aws";
+	case PP_CRED_AZURE: return "azure";
+	case PP_CRED_MODAL: return "modal";
 	}
 	return "?";
 }
@@ -61,9 +56,7 @@ static int probe(struct pp_cred *c, const struct pp_cred_conf *conf, struct pp_e
 			server = PP_MODAL_DEFAULT_SERVER;
 		snprintf(url, sizeof(url), "%s/modal.client.ModalClient/ClientHello", server);
 		break;
-	default:
-		snprintf(url, sizeof(url), "https://auth-check.invalid/");
-		break;
+	default: snprintf(url, sizeof(url), "https://auth-check.invalid/"); break;
 	}
 	pp_http_req_init(&req, "POST", url);
 	int rc = req.url ? pp_http_req_body(&req, "", 0) : PP_ENOMEM;
@@ -123,9 +116,9 @@ static int check(const struct pp_cred_conf *conf)
 int pp_cmd_auth(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *config = NULL;
 	int opt;

@@ -30,10 +30,10 @@ static int parse_kind(const struct pp_cred_conf *conf, enum pp_cred_kind *kind,
 		const char *name;
 		enum pp_cred_kind kind;
 	} kinds[] = {
-		{ "gcp", PP_CRED_GCP },
-		{ "aws", PP_CRED_AWS },
-		{ "azure", PP_CRED_AZURE },
-		{ "modal", PP_CRED_MODAL },
+		{"gcp", PP_CRED_GCP},
+		{"aws", PP_CRED_AWS},
+		{"azure", PP_CRED_AZURE},
+		{"modal", PP_CRED_MODAL},
 	};
 	for (size_t i = 0; conf->type && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (!strcmp(conf->type, kinds[i].name)) {
@@ -74,9 +74,7 @@ int pp_cred_new(const struct pp_cred_conf *conf, struct pp_cred **out, struct pp
 		rc = pp_aws_init(&c->aws, conf, err);
 		c->aws_ready = !rc;
 		break;
-	case PP_CRED_MODAL:
-		rc = pp_modal_auth_new(conf, &c->modal, err);
-		break;
+	case PP_CRED_MODAL: rc = pp_modal_auth_new(conf, &c->modal, err); break;
 	}
 	if (!rc && key && !(c->cache = pp_token_cache_acquire(key)))
 		rc = pp_fail(err, PP_ENOMEM, "credentials \"%s\": out of memory", conf->name);
@@ -136,8 +134,7 @@ int pp_cred_apply(struct pp_cred *c, struct pp_http_req *req, struct pp_error *e
 	case PP_CRED_AWS:
 		rc = pp_aws_ensure(&c->aws, err);
 		return rc ? rc : pp_aws_sign_request(&c->aws, req, time(NULL), err);
-	case PP_CRED_MODAL:
-		return pp_modal_auth_apply(c->modal, req, err);
+	case PP_CRED_MODAL: return pp_modal_auth_apply(c->modal, req, err);
 	}
 	return pp_fail(err, PP_EINVALID, "unknown credential kind");
 }
@@ -146,17 +143,13 @@ void pp_cred_invalidate(struct pp_cred *c)
 {
 	switch (c->kind) {
 	case PP_CRED_GCP:
-	case PP_CRED_AZURE:
-		pp_token_cache_invalidate(c->cache);
-		break;
+	case PP_CRED_AZURE: pp_token_cache_invalidate(c->cache); break;
 	case PP_CRED_AWS:
 		/* Temporary keys are fetched again; static keys cannot change. */
 		if (c->aws.expires)
 			c->aws.expires = 1;
 		break;
-	case PP_CRED_MODAL:
-		pp_modal_auth_invalidate(c->modal);
-		break;
+	case PP_CRED_MODAL: pp_modal_auth_invalidate(c->modal); break;
 	}
 }
 
@@ -201,10 +194,8 @@ int pp_cred_identity(struct pp_cred *c, struct pp_buf *out, struct pp_error *err
 	int rc;
 
 	switch (c->kind) {
-	case PP_CRED_GCP:
-		return pp_gcp_identity(c->gcp, out, err);
-	case PP_CRED_AZURE:
-		return pp_azure_identity(c->azure, out, err);
+	case PP_CRED_GCP: return pp_gcp_identity(c->gcp, out, err);
+	case PP_CRED_AZURE: return pp_azure_identity(c->azure, out, err);
 	case PP_CRED_AWS:
 		if ((rc = pp_aws_ensure(&c->aws, err)))
 			return rc;
@@ -212,8 +203,7 @@ int pp_cred_identity(struct pp_cred *c, struct pp_buf *out, struct pp_error *err
 				  c->aws.source[0] ? c->aws.source : "static"))
 			return pp_fail(err, PP_ENOMEM, "identity: out of memory");
 		return 0;
-	case PP_CRED_MODAL:
-		return pp_modal_auth_identity(c->modal, out, err);
+	case PP_CRED_MODAL: return pp_modal_auth_identity(c->modal, out, err);
 	}
 	return pp_fail(err, PP_EINVALID, "unknown credential kind");
 }
@@ -222,12 +212,9 @@ unsigned long pp_cred_refreshes(const struct pp_cred *c)
 {
 	switch (c->kind) {
 	case PP_CRED_GCP:
-	case PP_CRED_AZURE:
-		return pp_token_cache_refreshes(c->cache);
-	case PP_CRED_AWS:
-		return c->aws.refreshes;
-	case PP_CRED_MODAL:
-		return pp_modal_auth_refreshes(c->modal);
+	case PP_CRED_AZURE: return pp_token_cache_refreshes(c->cache);
+	case PP_CRED_AWS: return c->aws.refreshes;
+	case PP_CRED_MODAL: return pp_modal_auth_refreshes(c->modal);
 	}
 	return 0;
 }
@@ -236,14 +223,12 @@ long pp_cred_seconds_left(const struct pp_cred *c)
 {
 	switch (c->kind) {
 	case PP_CRED_GCP:
-	case PP_CRED_AZURE:
-		return pp_token_cache_seconds_left(c->cache);
+	case PP_CRED_AZURE: return pp_token_cache_seconds_left(c->cache);
 	case PP_CRED_AWS:
 		if (!c->aws.expires || !c->aws.access_key_id)
 			return -1;
 		return c->aws.expires > time(NULL) ? (long)(c->aws.expires - time(NULL)) : 0;
-	case PP_CRED_MODAL:
-		return -1;
+	case PP_CRED_MODAL: return -1;
 	}
 	return -1;
 }

@@ -19,25 +19,25 @@
 #include "dispatcher/json.h"
 #include "dispatcher/log.h"
 
-#define KEY_FILE_MAX ((size_t)1 << 20)
-#define SUBJECT_TOKEN_MAX ((size_t)64 << 10)
-#define JWT_LIFETIME 3600
-#define GRANT_JWT_BEARER "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#define KEY_FILE_MAX	     ((size_t)1 << 20)
+#define SUBJECT_TOKEN_MAX    ((size_t)64 << 10)
+#define JWT_LIFETIME	     3600
+#define GRANT_JWT_BEARER     "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #define GRANT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
-#define TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
+#define TOKEN_TYPE_ACCESS    "urn:ietf:params:oauth:token-type:access_token"
 
 enum gcp_src { SRC_SERVICE_ACCOUNT, SRC_AUTHORIZED_USER, SRC_EXTERNAL, SRC_METADATA };
 
 struct pp_gcp {
 	enum gcp_src src;
-	char *origin;      /* key file path, or the metadata base URL */
-	char *project;     /* from the environment or the key file */
+	char *origin;  /* key file path, or the metadata base URL */
+	char *project; /* from the environment or the key file */
 	char *cache_key;
 	/* service_account */
 	char *email;
 	char *key_id;
 	char *private_key; /* PEM, registered as secret */
-	char *audience;    /* the key's token_uri: the JWT's aud */
+	char *audience;	   /* the key's token_uri: the JWT's aud */
 	char *token_url;   /* where the grant is POSTed: conf->token_uri or the key's */
 	/* authorized_user */
 	char *client_id;
@@ -92,8 +92,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 }
 
 /* libjwt only reports failure, so check the key ourselves to name it. */
-static int check_rsa_pem(const char *pem, const char *path, const char *field,
-			 struct pp_error *err)
+static int check_rsa_pem(const char *pem, const char *path, const char *field, struct pp_error *err)
 {
 	BIO *bio = BIO_new_mem_buf(pem, -1);
 	EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
@@ -172,7 +171,7 @@ static int load_external_account(struct pp_gcp *g, const struct pp_json *j, cons
 static int load_key_file(struct pp_gcp *g, const char *path, const struct pp_cred_conf *conf,
 			 struct pp_error *err)
 {
-	struct pp_json_limits lim = { .max_bytes = KEY_FILE_MAX };
+	struct pp_json_limits lim = {.max_bytes = KEY_FILE_MAX};
 	struct pp_json *j = NULL;
 	int rc = pp_json_parse_file(path, &lim, &j, err);
 	if (rc)
@@ -267,8 +266,9 @@ static int resolve(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_
 	}
 	if (!strcmp(source, "env")) {
 		if (!env_set("GOOGLE_APPLICATION_CREDENTIALS"))
-			return pp_fail(err, PP_EAUTH, "source = env but "
-						      "GOOGLE_APPLICATION_CREDENTIALS is not set");
+			return pp_fail(err, PP_EAUTH,
+				       "source = env but "
+				       "GOOGLE_APPLICATION_CREDENTIALS is not set");
 		return load_key_file(g, getenv("GOOGLE_APPLICATION_CREDENTIALS"), conf, err);
 	}
 	if (!strcmp(source, "metadata"))
@@ -305,9 +305,10 @@ int pp_gcp_new(const struct pp_cred_conf *conf, struct pp_gcp **out, struct pp_e
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	if (!rc) {
-		const char *who = g->email ? g->email
-				: g->client_id ? g->client_id
-				: g->sts_audience ? g->sts_audience : "default";
+		const char *who = g->email	    ? g->email
+				  : g->client_id    ? g->client_id
+				  : g->sts_audience ? g->sts_audience
+						    : "default";
 		if (asprintf(&g->cache_key, "gcp|%s|%s|%s|%s", source_names[g->src], who,
 			     g->token_url ? g->token_url : g->metadata_base,
 			     g->impersonation_url ? g->impersonation_url : "") < 0) {
@@ -327,12 +328,25 @@ void pp_gcp_free(struct pp_gcp *g)
 {
 	if (!g)
 		return;
-	char **strs[] = { &g->origin, &g->project, &g->cache_key, &g->email, &g->key_id,
-			  &g->private_key, &g->audience, &g->token_url, &g->client_id,
-			  &g->client_secret, &g->refresh_token, &g->sts_audience,
-			  &g->subject_token_type, &g->subject_file, &g->subject_url,
-			  &g->subject_json_field, &g->impersonation_url, &g->metadata_base,
-			  &g->meta_project };
+	char **strs[] = {&g->origin,
+			 &g->project,
+			 &g->cache_key,
+			 &g->email,
+			 &g->key_id,
+			 &g->private_key,
+			 &g->audience,
+			 &g->token_url,
+			 &g->client_id,
+			 &g->client_secret,
+			 &g->refresh_token,
+			 &g->sts_audience,
+			 &g->subject_token_type,
+			 &g->subject_file,
+			 &g->subject_url,
+			 &g->subject_json_field,
+			 &g->impersonation_url,
+			 &g->metadata_base,
+			 &g->meta_project};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	pp_json_free(g->subject_headers);
@@ -397,8 +411,7 @@ static int post_token_form(struct pp_gcp *g, struct pp_buf *form, const char *wh
 	return rc;
 }
 
-static int fetch_service_account(struct pp_gcp *g, struct pp_token_grant *out,
-				 struct pp_error *err)
+static int fetch_service_account(struct pp_gcp *g, struct pp_token_grant *out, struct pp_error *err)
 {
 	char *assertion = NULL;
 	int rc = pp_gcp_assertion(g, time(NULL), &assertion, err);
@@ -416,8 +429,7 @@ static int fetch_service_account(struct pp_gcp *g, struct pp_token_grant *out,
 	return rc;
 }
 
-static int fetch_authorized_user(struct pp_gcp *g, struct pp_token_grant *out,
-				 struct pp_error *err)
+static int fetch_authorized_user(struct pp_gcp *g, struct pp_token_grant *out, struct pp_error *err)
 {
 	struct pp_buf form;
 	int rc = 0;
@@ -457,7 +469,7 @@ static int read_subject_token(struct pp_gcp *g, struct pp_buf *tok, struct pp_er
 		struct pp_http_req req;
 		struct pp_http_resp resp;
 		pp_http_req_init(&req, "GET", g->subject_url);
-		pp_json_foreach(h, g->subject_headers)
+		pp_json_foreach (h, g->subject_headers)
 			if (h->type == PP_JSON_STRING)
 				pp_http_req_set_header(&req, h->key, h->str);
 		req.max_response = SUBJECT_TOKEN_MAX;
@@ -499,7 +511,7 @@ static int read_subject_token(struct pp_gcp *g, struct pp_buf *tok, struct pp_er
 /* RFC 3339 "2024-05-01T12:00:00.5Z" to seconds since the epoch; -1 if bad. */
 static time_t parse_rfc3339_utc(const char *s)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	int n = 0;
 	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
 			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
@@ -560,7 +572,7 @@ static int impersonate(struct pp_gcp *g, const char *sts_token, struct pp_token_
 static int fetch_external(struct pp_gcp *g, struct pp_token_grant *out, struct pp_error *err)
 {
 	struct pp_buf tok, form;
-	struct pp_token_grant sts = { 0 };
+	struct pp_token_grant sts = {0};
 	int rc;
 
 	pp_buf_init(&tok, SUBJECT_TOKEN_MAX);
@@ -632,14 +644,10 @@ int pp_gcp_fetch(void *ud, struct pp_token_grant *out, struct pp_error *err)
 {
 	struct pp_gcp *g = ud;
 	switch (g->src) {
-	case SRC_SERVICE_ACCOUNT:
-		return fetch_service_account(g, out, err);
-	case SRC_AUTHORIZED_USER:
-		return fetch_authorized_user(g, out, err);
-	case SRC_EXTERNAL:
-		return fetch_external(g, out, err);
-	case SRC_METADATA:
-		return fetch_metadata(g, out, err);
+	case SRC_SERVICE_ACCOUNT: return fetch_service_account(g, out, err);
+	case SRC_AUTHORIZED_USER: return fetch_authorized_user(g, out, err);
+	case SRC_EXTERNAL: return fetch_external(g, out, err);
+	case SRC_METADATA: return fetch_metadata(g, out, err);
 	}
 	return pp_fail(err, PP_EINVALID, "unknown Google credential source");
 }

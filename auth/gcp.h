@@ -12,9 +12,9 @@
 #include "dispatcher/config.h"
 #include "dispatcher/err.h"
 
-#define PP_GCP_SCOPE "https://www.googleapis.com/auth/cloud-platform"
-#define PP_GCP_TOKEN_URI "https://oauth2.googleapis.com/token"
-#define PP_GCP_STS_URI "https://sts.googleapis.com/v1/token"
+#define PP_GCP_SCOPE	     "https://www.googleapis.com/auth/cloud-platform"
+#define PP_GCP_TOKEN_URI     "https://oauth2.googleapis.com/token"
+#define PP_GCP_STS_URI	     "https://sts.googleapis.com/v1/token"
 #define PP_GCP_METADATA_HOST "metadata.google.internal"
 /* Metadata server requests: a host that is not on GCE must fail fast. */
 #define PP_GCP_METADATA_TIMEOUT_MS 1000L

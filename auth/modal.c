@@ -12,7 +12,7 @@
 
 #define SERVICE_PREFIX "/modal.client.ModalClient/"
 #define AUTH_TOKEN_RPC "modal.client.ModalClient/AuthTokenGet"
-#define TOKEN_MAX 4096
+#define TOKEN_MAX      4096
 /* A token whose exp cannot be read is kept this long: the SDK's fallback. */
 #define UNKNOWN_EXP_LIFETIME_S 1200
 
@@ -93,7 +93,7 @@ static int read_modal_toml(const char *path, const char *want, struct toml_profi
 			continue;
 		char *key = dup_trim(s, (size_t)(eq - s));
 		char *val = dup_trim(eq + 1, strcspn(eq + 1, "\n"));
-		char **slot = !strcmp(key, "token_id")       ? &cur.token_id
+		char **slot = !strcmp(key, "token_id")	     ? &cur.token_id
 			      : !strcmp(key, "token_secret") ? &cur.token_secret
 			      : !strcmp(key, "server_url")   ? &cur.server_url
 							     : NULL;
@@ -117,8 +117,7 @@ static int read_modal_toml(const char *path, const char *want, struct toml_profi
 		if (want)
 			return pp_fail(err, PP_EAUTH, "%s: no profile [%s]", path, want);
 		return pp_fail(err, PP_EAUTH,
-			       "%s: no profile has active = true (set MODAL_PROFILE)",
-			       path);
+			       "%s: no profile has active = true (set MODAL_PROFILE)", path);
 	}
 	*out = cur;
 	return 0;
@@ -149,7 +148,8 @@ static int load_profile(struct pp_modal_auth *m, const struct pp_cred_conf *conf
 		path = home_path;
 	}
 	if (!path)
-		return pp_fail(err, PP_EAUTH, "no Modal token: set token_id/token_secret, "
+		return pp_fail(err, PP_EAUTH,
+			       "no Modal token: set token_id/token_secret, "
 			       "MODAL_TOKEN_ID/MODAL_TOKEN_SECRET or ~/.modal.toml");
 	struct toml_profile p = {0};
 	const char *want = nz(conf->profile) ? conf->profile : nz(getenv("MODAL_PROFILE"));
@@ -189,23 +189,27 @@ int pp_modal_auth_new(const struct pp_cred_conf *conf, struct pp_modal_auth **ou
 				     where, conf->line, conf->name);
 			goto fail;
 		}
-		rc = set_str(&m->token_id, conf->token_id) ?:
-			set_str(&m->token_secret, conf->token_secret);
+		rc = set_str(&m->token_id, conf->token_id)
+			     ?: set_str(&m->token_secret, conf->token_secret);
 	} else if (!strcmp(src, "env") || (chain && have_env && !nz(conf->file))) {
 		if (!have_env) {
-			rc = pp_fail(err, PP_EAUTH, "credentials \"%s\": MODAL_TOKEN_ID and "
-				     "MODAL_TOKEN_SECRET are not set", conf->name);
+			rc = pp_fail(err, PP_EAUTH,
+				     "credentials \"%s\": MODAL_TOKEN_ID and "
+				     "MODAL_TOKEN_SECRET are not set",
+				     conf->name);
 			goto fail;
 		}
-		rc = set_str(&m->token_id, getenv("MODAL_TOKEN_ID")) ?:
-			set_str(&m->token_secret, getenv("MODAL_TOKEN_SECRET"));
+		rc = set_str(&m->token_id, getenv("MODAL_TOKEN_ID"))
+			     ?: set_str(&m->token_secret, getenv("MODAL_TOKEN_SECRET"));
 	} else if (chain || !strcmp(src, "file") || !strcmp(src, "profile")) {
 		rc = load_profile(m, conf, err);
 		if (rc)
 			goto fail;
 	} else {
-		rc = pp_fail(err, PP_EINVALID, "%s:%d: credentials \"%s\": unknown Modal source "
-			     "\"%s\"", where, conf->line, conf->name, src);
+		rc = pp_fail(err, PP_EINVALID,
+			     "%s:%d: credentials \"%s\": unknown Modal source "
+			     "\"%s\"",
+			     where, conf->line, conf->name, src);
 		goto fail;
 	}
 	if (rc)
@@ -245,9 +249,13 @@ static int b64url_decode(const char *in, size_t n, char *out, size_t size)
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = in[i];
-		int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
-			: c >= '0' && c <= '9' ? c - '0' + 52 : c == '-' || c == '+' ? 62
-			: c == '_' || c == '/' ? 63 : c == '=' ? -2 : -1;
+		int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+			: c >= 'a' && c <= 'z' ? c - 'a' + 26
+			: c >= '0' && c <= '9' ? c - '0' + 52
+			: c == '-' || c == '+' ? 62
+			: c == '_' || c == '/' ? 63
+			: c == '='	       ? -2
+					       : -1;
 		if (v == -2)
 			break;
 		if (v < 0)

@@ -15,7 +15,7 @@ struct pp_http_req;
 struct pp_modal_auth;
 
 /* Pinned metadata: the SDK behaviour we implement (see docs/modal.md). */
-#define PP_MODAL_CLIENT_TYPE "7"        /* ClientType LIBMODAL */
+#define PP_MODAL_CLIENT_TYPE	"7" /* ClientType LIBMODAL */
 #define PP_MODAL_CLIENT_VERSION "1.0.0"
 #define PP_MODAL_DEFAULT_SERVER "https://api.modal.com"
 /* Refresh the auth token this long before its exp, as the SDKs do. */

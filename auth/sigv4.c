@@ -16,8 +16,8 @@
 
 /* Canonical requests carry at most a URL, headers and a hash: 1 MiB is far
  * above anything AWS itself accepts (8 KiB URLs, 16 KiB headers). */
-#define CANON_MAX ((size_t)1 << 20)
-#define SIGV4_MAX_HEADERS 128
+#define CANON_MAX	       ((size_t)1 << 20)
+#define SIGV4_MAX_HEADERS      128
 #define SIGV4_MAX_QUERY_PARAMS 1024
 
 static const char hex_upper[] = "0123456789ABCDEF";
@@ -37,7 +37,7 @@ static int uri_encode(struct pp_buf *out, const char *s, size_t n, bool keep_sla
 		if (is_unreserved(c) || (keep_slash && c == '/')) {
 			rc = pp_buf_putc(out, (char)c);
 		} else {
-			char esc[3] = { '%', hex_upper[c >> 4], hex_upper[c & 15] };
+			char esc[3] = {'%', hex_upper[c >> 4], hex_upper[c & 15]};
 			rc = pp_buf_append(out, esc, 3);
 		}
 		if (rc)
@@ -400,10 +400,10 @@ static int check_input(const struct pp_sigv4_input *in, struct pp_error *err)
 	const struct {
 		const char *what, *value;
 	} required[] = {
-		{ "method", in->method },
-		{ "access key id", in->access_key_id },
-		{ "region", in->region },
-		{ "service", in->service },
+		{"method", in->method},
+		{"access key id", in->access_key_id},
+		{"region", in->region},
+		{"service", in->service},
 	};
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
 		if (!required[i].value || !*required[i].value)

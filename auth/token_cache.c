@@ -25,7 +25,7 @@ struct pp_token_cache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool fetching;
-	unsigned long flight;        /* incremented when a fetch starts */
+	unsigned long flight;	     /* incremented when a fetch starts */
 	unsigned long failed_flight; /* the last flight that ended in an error */
 	struct pp_error flight_err;
 	char *token;
@@ -151,7 +151,7 @@ do_fetch:
 	unsigned long mine = ++c->flight;
 	pthread_mutex_unlock(&c->mu);
 
-	struct pp_token_grant g = { 0 };
+	struct pp_token_grant g = {0};
 	struct pp_error ferr;
 	pp_error_clear(&ferr);
 	rc = fetch(ud, &g, &ferr);
@@ -393,16 +393,16 @@ int pp_b64url(struct pp_buf *out, const unsigned char *p, size_t n)
 	size_t i;
 	for (i = 0; !rc && i + 2 < n; i += 3) {
 		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-		char q[4] = { tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63] };
+		char q[4] = {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63]};
 		rc = pp_buf_append(out, q, 4);
 	}
 	if (!rc && n - i == 1) {
 		unsigned v = (unsigned)p[i] << 16;
-		char q[2] = { tbl[v >> 18], tbl[(v >> 12) & 63] };
+		char q[2] = {tbl[v >> 18], tbl[(v >> 12) & 63]};
 		rc = pp_buf_append(out, q, 2);
 	} else if (!rc && n - i == 2) {
 		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
-		char q[3] = { tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63] };
+		char q[3] = {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63]};
 		rc = pp_buf_append(out, q, 3);
 	}
 	return rc;

@@ -18,8 +18,7 @@ void pp_buf_init(struct pp_buf *b, size_t max);
 int pp_buf_append(struct pp_buf *b, const void *p, size_t n);
 int pp_buf_puts(struct pp_buf *b, const char *s);
 int pp_buf_putc(struct pp_buf *b, char c);
-int pp_buf_printf(struct pp_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int pp_buf_printf(struct pp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int pp_buf_vprintf(struct pp_buf *b, const char *fmt, va_list ap);
 void pp_buf_reset(struct pp_buf *b);
 /* Hand the bytes to the caller (free()), leaving b empty. */

@@ -18,12 +18,12 @@
 #include "dispatcher/request_dump.h"
 #include "providers/provider.h"
 
-#define VARS_STDIN_MAX ((size_t)1 << 20)
+#define VARS_STDIN_MAX	 ((size_t)1 << 20)
 #define REQUEST_DUMP_MAX ((size_t)4 << 20)
 
 /* Stand-ins for the run values when rendering without a real run, fixed so
  * that the output is reproducible. */
-#define PREVIEW_RUN_ID "00000000-0000-4000-8000-000000000000"
+#define PREVIEW_RUN_ID	 "00000000-0000-4000-8000-000000000000"
 #define PREVIEW_RUN_NAME "render-preview"
 
 static int pool_template(const struct pp_render_source *src, struct pp_config *cfg,
@@ -57,8 +57,8 @@ static int pool_template(const struct pp_render_source *src, struct pp_config *c
 }
 
 int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg,
-		       const struct pp_pool_conf **pool, const char **type,
-		       struct pp_json **out, struct pp_error *err)
+		       const struct pp_pool_conf **pool, const char **type, struct pp_json **out,
+		       struct pp_error *err)
 {
 	struct pp_json *tmpl = NULL, *pool_vars = NULL;
 	struct pp_run_ctx ctx = {0};
@@ -78,8 +78,8 @@ int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg
 			ctx.api_url = url;
 		const char *key_file = cfg->dispatcher.prefect_api_key_file;
 		if (!rc && !ctx.api_key && key_file && *key_file) {
-			rc = pp_read_secret_file(key_file, "prefect_api_key_file", PP_EINVALID, &api_key,
-						 err);
+			rc = pp_read_secret_file(key_file, "prefect_api_key_file", PP_EINVALID,
+						 &api_key, err);
 			ctx.api_key = api_key;
 		}
 	} else if (src->template_path) {
@@ -91,7 +91,8 @@ int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg
 		rc = pp_template_default(src->pool_type, &tmpl, err);
 		*type = pp_pool_type_canonical(src->pool_type);
 	} else {
-		rc = pp_fail(err, PP_EINVALID, "nothing to render: give a pool, a type or a template");
+		rc = pp_fail(err, PP_EINVALID,
+			     "nothing to render: give a pool, a type or a template");
 	}
 	if (!rc)
 		rc = pp_render_job(tmpl, pool_vars, src->deployment_vars, src->run_vars, &ctx, out,
@@ -162,8 +163,9 @@ int pp_cmd_template(int argc, char **argv)
 		}
 	}
 	if (optind < argc || !type) {
-		fprintf(stderr, optind < argc ? "pushpool template: unexpected argument \"%s\"\n"
-					      : "pushpool template: --type is required%s\n",
+		fprintf(stderr,
+			optind < argc ? "pushpool template: unexpected argument \"%s\"\n"
+				      : "pushpool template: --type is required%s\n",
 			optind < argc ? argv[optind] : "");
 		template_usage(stderr);
 		return PP_EXIT_USAGE;
@@ -185,14 +187,17 @@ int pp_cmd_template(int argc, char **argv)
 static void render_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pushpool render (-p POOL [-c CONFIG] | --type TYPE | --template FILE [--type TYPE])\n"
-		"                       [-v KEY=VALUE]... [--vars FILE|-] [--run-id ID] [--run-name NAME]\n"
+		"usage: pushpool render (-p POOL [-c CONFIG] | --type TYPE | --template FILE "
+		"[--type TYPE])\n"
+		"                       [-v KEY=VALUE]... [--vars FILE|-] [--run-id ID] "
+		"[--run-name NAME]\n"
 		"Print the job configuration a flow run would be submitted with.\n"
 		"  -p, --pool POOL      a [pool] of the config file (%s)\n"
 		"  -c, --config FILE    config file for --pool\n"
 		"      --type TYPE      a push pool type's built-in template\n"
 		"      --template FILE  a base job template file\n"
-		"  -v, --var KEY=VALUE  a job variable; VALUE is JSON when it parses, else a string\n"
+		"  -v, --var KEY=VALUE  a job variable; VALUE is JSON when it parses, else a "
+		"string\n"
 		"      --vars FILE|-    job variables as a JSON object (- reads stdin); -v wins\n"
 		"      --run-id ID      flow run id (default %s)\n"
 		"      --run-name NAME  flow run name (default %s)\n"
@@ -250,8 +255,10 @@ static int print_requests(const struct pp_config *cfg, const struct pp_pool_conf
 	if (pool->credentials && *pool->credentials) {
 		const struct pp_cred_conf *cc = pp_config_cred(cfg, pool->credentials);
 		rc = cc ? pp_cred_new(cc, &cred, err)
-			: pp_fail(err, PP_EINVALID, "%s:%d: pool \"%s\": no [credentials \"%s\"] "
-				  "section", pool->file, pool->line, pool->name, pool->credentials);
+			: pp_fail(err, PP_EINVALID,
+				  "%s:%d: pool \"%s\": no [credentials \"%s\"] "
+				  "section",
+				  pool->file, pool->line, pool->name, pool->credentials);
 	}
 	io.run_id = ctx->flow_run_id;
 	io.run_name = ctx->flow_run_name;
@@ -334,12 +341,14 @@ int pp_cmd_render(int argc, char **argv)
 		else if (!src.pool_name && !src.pool_type && !src.template_path)
 			problem = "give -p POOL, --type TYPE or --template FILE";
 		else if (src.pool_name && (src.pool_type || src.template_path))
-			problem = "-p takes the type and template from the config; drop --type/--template";
+			problem = "-p takes the type and template from the config; drop "
+				  "--type/--template";
 		else if (src.config_path && !src.pool_name)
 			problem = "-c needs -p";
 		else if (requests && !src.pool_name)
 			problem = "--request needs -p (the pool's endpoint and credentials)";
-		else if (src.pool_type && !src.template_path && !pp_pool_type_canonical(src.pool_type))
+		else if (src.pool_type && !src.template_path &&
+			 !pp_pool_type_canonical(src.pool_type))
 			problem = "unknown pool type";
 		if (problem) {
 			fprintf(stderr, "pushpool render: %s%s%s\n", problem,
@@ -355,7 +364,7 @@ int pp_cmd_render(int argc, char **argv)
 	int rc = 0;
 	if (vars_path) {
 		rc = read_vars(vars_path, &run_vars, &err);
-		pp_json_foreach(v, kv_vars) {
+		pp_json_foreach (v, kv_vars) {
 			if (!rc)
 				rc = pp_json_set(run_vars, v->key, pp_json_clone(v));
 		}

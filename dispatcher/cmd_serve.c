@@ -37,8 +37,11 @@ static int load_config(const char *cmd, const char *path, struct pp_config *cfg)
 	}
 	enum pp_log_level lvl = PP_LOG_INFO;
 	pp_log_level_parse(cfg->dispatcher.log_level, &lvl);
-	pp_log_setup(lvl, cfg->dispatcher.log_format && !strcmp(cfg->dispatcher.log_format, "json")
-			 ? PP_LOG_JSON : PP_LOG_TEXT, stderr);
+	pp_log_setup(lvl,
+		     cfg->dispatcher.log_format && !strcmp(cfg->dispatcher.log_format, "json")
+			     ? PP_LOG_JSON
+			     : PP_LOG_TEXT,
+		     stderr);
 	return 0;
 }
 
@@ -71,9 +74,9 @@ static void on_hup(int sig)
 static int dispatch(const char *cmd, int argc, char **argv, bool once)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"wait", no_argument, NULL, 'w'},
+		{"config", required_argument, NULL, 'c'},  {"wait", no_argument, NULL, 'w'},
 		{"timeout", required_argument, NULL, 't'}, {"owner", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL;
 	struct pp_loop_opts opts = {.once = once};
@@ -112,7 +115,8 @@ static int dispatch(const char *cmd, int argc, char **argv, bool once)
 	int rc = pp_loop_run(&cfg, &opts, &sum, &err);
 	pp_config_free(&cfg);
 	if (once)
-		printf("claimed %d, submitted %d, succeeded %d, failed %d, crashed %d, cancelled %d, "
+		printf("claimed %d, submitted %d, succeeded %d, failed %d, crashed %d, cancelled "
+		       "%d, "
 		       "dead %d, retrying %d\n",
 		       sum.claimed, sum.submitted, sum.succeeded, sum.failed, sum.crashed,
 		       sum.cancelled, sum.dead, sum.retrying);
@@ -138,8 +142,12 @@ static int parse_duration(const char *s, double *out)
 {
 	char *end;
 	double v = strtod(s, &end);
-	double mul = !*end ? 1 : !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60
-		   : !strcmp(end, "h") ? 3600 : !strcmp(end, "d") ? 86400 : -1;
+	double mul = !*end		 ? 1
+		     : !strcmp(end, "s") ? 1
+		     : !strcmp(end, "m") ? 60
+		     : !strcmp(end, "h") ? 3600
+		     : !strcmp(end, "d") ? 86400
+					 : -1;
 	if (end == s || mul < 0 || v < 0)
 		return PP_EINVALID;
 	*out = v * mul;
@@ -166,11 +174,16 @@ static int parse_time(const char *s, int64_t *ms)
 int pp_cmd_schedule(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"pool", required_argument, NULL, 'p'},
-		{"at", required_argument, NULL, 'a'}, {"in", required_argument, NULL, 'i'},
-		{"var", required_argument, NULL, 'v'}, {"name", required_argument, NULL, 'n'},
-		{"priority", required_argument, NULL, 'P'}, {"count", required_argument, NULL, 'N'},
-		{"deployment", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'},
+		{"pool", required_argument, NULL, 'p'},
+		{"at", required_argument, NULL, 'a'},
+		{"in", required_argument, NULL, 'i'},
+		{"var", required_argument, NULL, 'v'},
+		{"name", required_argument, NULL, 'n'},
+		{"priority", required_argument, NULL, 'P'},
+		{"count", required_argument, NULL, 'N'},
+		{"deployment", required_argument, NULL, 'd'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *pool = NULL, *name = NULL, *deployment = NULL;
 	int64_t at = pp_wall_ms();
@@ -192,13 +205,19 @@ int pp_cmd_schedule(int argc, char **argv)
 		case 'N': count = atoi(optarg); break;
 		case 'a':
 			if (parse_time(optarg, &at)) {
-				fprintf(stderr, "pushpool schedule: --at %s: expected 2026-11-28T12:00:00Z or epoch seconds\n", optarg);
+				fprintf(stderr,
+					"pushpool schedule: --at %s: expected 2026-11-28T12:00:00Z "
+					"or epoch seconds\n",
+					optarg);
 				st = PP_EXIT_USAGE;
 			}
 			break;
 		case 'i':
 			if (parse_duration(optarg, &secs)) {
-				fprintf(stderr, "pushpool schedule: --in %s: expected a duration like 90s, 5m, 2h\n", optarg);
+				fprintf(stderr,
+					"pushpool schedule: --in %s: expected a duration like 90s, "
+					"5m, 2h\n",
+					optarg);
 				st = PP_EXIT_USAGE;
 			}
 			at = pp_wall_ms() + (int64_t)(secs * 1000);
@@ -213,8 +232,9 @@ int pp_cmd_schedule(int argc, char **argv)
 		}
 	}
 	if (!st && (!pool || count < 1 || optind < argc)) {
-		fprintf(stderr, "usage: pushpool schedule -p POOL [--at TIME|--in DURATION] [-v k=v]... "
-				"[--name N] [--priority N] [--count N]\n");
+		fprintf(stderr,
+			"usage: pushpool schedule -p POOL [--at TIME|--in DURATION] [-v k=v]... "
+			"[--name N] [--priority N] [--count N]\n");
 		st = PP_EXIT_USAGE;
 	}
 	struct pp_config cfg;
@@ -226,7 +246,8 @@ int pp_cmd_schedule(int argc, char **argv)
 	}
 	struct pp_store *s = NULL;
 	if (!pp_config_pool(&cfg, pool)) {
-		fprintf(stderr, "pushpool schedule: %s: no [pool \"%s\"] section\n", cfg.path, pool);
+		fprintf(stderr, "pushpool schedule: %s: no [pool \"%s\"] section\n", cfg.path,
+			pool);
 		st = PP_EXIT_CONFIG;
 	}
 	if (!st)
@@ -268,8 +289,10 @@ static int runs_ls(struct pp_store *s, int argc, char **argv)
 	struct pp_run_filter f = {.state = -1};
 	int c;
 	static const struct option longopts[] = {
-		{"state", required_argument, NULL, 's'}, {"pool", required_argument, NULL, 'p'},
-		{"limit", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0},
+		{"state", required_argument, NULL, 's'},
+		{"pool", required_argument, NULL, 'p'},
+		{"limit", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
 	};
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:p:l:", longopts, NULL)) != -1) {
@@ -294,13 +317,16 @@ static int runs_ls(struct pp_store *s, int argc, char **argv)
 		fprintf(stderr, "pushpool runs ls: %s\n", err.msg);
 		return pp_exit_status(err.code);
 	}
-	printf("%-36s  %-16s  %-10s  %-20s  %s\n", "ID", "POOL", "STATE", "SCHEDULED", "INFRA / ERROR");
+	printf("%-36s  %-16s  %-10s  %-20s  %s\n", "ID", "POOL", "STATE", "SCHEDULED",
+	       "INFRA / ERROR");
 	for (int i = 0; i < n; i++) {
 		char when[32];
 		print_time(runs[i].scheduled_ms, when, sizeof(when));
 		const char *tail = runs[i].last_error && pp_store_state_terminal(runs[i].state) &&
-					   runs[i].state != PP_ST_SUCCEEDED
-				   ? runs[i].last_error : runs[i].infra_id ? runs[i].infra_id : "";
+						   runs[i].state != PP_ST_SUCCEEDED
+					   ? runs[i].last_error
+				   : runs[i].infra_id ? runs[i].infra_id
+						      : "";
 		printf("%-36s  %-16s  %-10s  %-20s  %s\n", runs[i].id, runs[i].pool,
 		       pp_store_state_name(runs[i].state), when, tail);
 	}
@@ -345,12 +371,15 @@ int pp_cmd_runs(int argc, char **argv)
 		i += 2;
 	}
 	if (i >= argc) {
-		fprintf(stderr, "usage: pushpool runs ls [--state S] [--pool P] | show ID | cancel ID\n");
+		fprintf(stderr,
+			"usage: pushpool runs ls [--state S] [--pool P] | show ID | cancel ID\n");
 		return PP_EXIT_USAGE;
 	}
 	const char *sub = argv[i];
-	if (strcmp(sub, "ls") && ((strcmp(sub, "show") && strcmp(sub, "cancel")) || i + 1 >= argc)) {
-		fprintf(stderr, "usage: pushpool runs ls [--state S] [--pool P] | show ID | cancel ID\n");
+	if (strcmp(sub, "ls") &&
+	    ((strcmp(sub, "show") && strcmp(sub, "cancel")) || i + 1 >= argc)) {
+		fprintf(stderr,
+			"usage: pushpool runs ls [--state S] [--pool P] | show ID | cancel ID\n");
 		return PP_EXIT_USAGE;
 	}
 	struct pp_config cfg;

@@ -22,7 +22,8 @@ static bool is_pg_url(const char *url)
 static int store_migrate(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *path = NULL;
@@ -31,9 +32,7 @@ static int store_migrate(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
-		case 'h':
-			printf("usage: pushpool store migrate [-c FILE]\n");
-			return PP_EXIT_OK;
+		case 'h': printf("usage: pushpool store migrate [-c FILE]\n"); return PP_EXIT_OK;
 		default: return PP_EXIT_USAGE;
 		}
 	}

@@ -47,12 +47,12 @@ static const struct section_def section_defs[SEC_COUNT] = {
 
 enum key_type {
 	T_STRING,
-	T_SECRET,      /* string never printed or logged */
-	T_INT,         /* long within [min, max] */
-	T_SECONDS,     /* double within [min, max]; suffixes ms, s, m, h */
+	T_SECRET,  /* string never printed or logged */
+	T_INT,	   /* long within [min, max] */
+	T_SECONDS, /* double within [min, max]; suffixes ms, s, m, h */
 	T_BOOL,
-	T_ENUM,        /* one of choices */
-	T_PATH,        /* relative to the config file's directory; ~/ is $HOME */
+	T_ENUM,	       /* one of choices */
+	T_PATH,	       /* relative to the config file's directory; ~/ is $HOME */
 	T_POOL_TYPE,   /* a known pool type or alias, stored canonical */
 	T_JSON_OBJECT, /* JSON text that must be an object */
 };
@@ -71,11 +71,11 @@ struct key_def {
 
 /* Offset of a field, refusing at compile time a field whose C type does not
  * match what the key's parser writes. */
-#define FIELD(st, f, ctype) \
-	(offsetof(st, f) + 0 * sizeof(char[_Generic(((st *)0)->f, ctype: 1, default: -1)]))
-#define DSP(f, ctype) SEC_DISPATCHER, #f, FIELD(struct pp_dispatcher_conf, f, ctype)
-#define STO(f, ctype) SEC_STORE, #f, FIELD(struct pp_store_conf, f, ctype)
-#define PFT(f, ctype) SEC_PREFECT, #f, FIELD(struct pp_prefect_conf, f, ctype)
+#define FIELD(st, f, ctype)                                                                        \
+	(offsetof(st, f) + 0 * sizeof(char[_Generic(((st *)0)->f, ctype : 1, default : -1)]))
+#define DSP(f, ctype)  SEC_DISPATCHER, #f, FIELD(struct pp_dispatcher_conf, f, ctype)
+#define STO(f, ctype)  SEC_STORE, #f, FIELD(struct pp_store_conf, f, ctype)
+#define PFT(f, ctype)  SEC_PREFECT, #f, FIELD(struct pp_prefect_conf, f, ctype)
 #define POOL(f, ctype) SEC_POOL, #f, FIELD(struct pp_pool_conf, f, ctype)
 #define CRED(f, ctype) SEC_CREDS, #f, FIELD(struct pp_cred_conf, f, ctype)
 
@@ -83,13 +83,25 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const cred_types[] = {"gcp", "aws", "azure", "modal", NULL};
 static const char *const cred_sources[] = {
-	"chain", "env", "file", "metadata", "static", "web_identity", "profile",
-	"container", "imds", "secret", "certificate", "workload_identity",
-	"managed_identity", "token", NULL,
+	"chain",
+	"env",
+	"file",
+	"metadata",
+	"static",
+	"web_identity",
+	"profile",
+	"container",
+	"imds",
+	"secret",
+	"certificate",
+	"workload_identity",
+	"managed_identity",
+	"token",
+	NULL,
 };
 
 #define DEFAULT_STATE_DIR "/var/lib/pushpool"
-#define NO_RANGE 0, 0
+#define NO_RANGE	  0, 0
 
 static const struct key_def keys[] = {
 	{DSP(state_dir, char *), T_PATH, DEFAULT_STATE_DIR, NO_RANGE, NULL, false,
@@ -197,8 +209,7 @@ static const struct key_def keys[] = {
 	{CRED(subscription_id, char *), T_STRING, NULL, NO_RANGE, NULL, false,
 	 "Azure subscription."},
 	{CRED(token_id, char *), T_STRING, NULL, NO_RANGE, NULL, false, "Modal token id."},
-	{CRED(token_secret, char *), T_SECRET, NULL, NO_RANGE, NULL, false,
-	 "Modal token secret."},
+	{CRED(token_secret, char *), T_SECRET, NULL, NO_RANGE, NULL, false, "Modal token secret."},
 	{CRED(token_uri, char *), T_STRING, NULL, NO_RANGE, NULL, false,
 	 "GCP OAuth token endpoint override."},
 	{CRED(metadata_host, char *), T_STRING, NULL, NO_RANGE, NULL, false,
@@ -406,8 +417,8 @@ static char *resolve_path(const char *v, const char *base_dir)
 	return pp_buf_steal(&b);
 }
 
-static int set_unquoted(const struct key_def *k, void *base, const char *v,
-			const char *base_dir, char *why, size_t whyn)
+static int set_unquoted(const struct key_def *k, void *base, const char *v, const char *base_dir,
+			char *why, size_t whyn)
 {
 	char *field = (char *)base + k->off;
 	char *end;
@@ -498,13 +509,9 @@ static int set_unquoted(const struct key_def *k, void *base, const char *v,
 		}
 		copy = strdup(v);
 		break;
-	case T_PATH:
-		copy = resolve_path(v, base_dir);
-		break;
+	case T_PATH: copy = resolve_path(v, base_dir); break;
 	case T_STRING:
-	case T_SECRET:
-		copy = strdup(v);
-		break;
+	case T_SECRET: copy = strdup(v); break;
 	}
 	if (!copy)
 		goto nomem;
@@ -1190,9 +1197,8 @@ static void validate_cred(const struct pp_cred_conf *cc, struct problems *p)
 	if ((!strcmp(src, "token") || (!strcmp(src, "static") && !strcmp(cc->type, "modal"))) &&
 	    (!has(cc->token_id) || !has(cc->token_secret)))
 		problem(p, f, cc->line, "%s: source %s needs token_id and token_secret", what, src);
-	if (!strcmp(src, "secret") &&
-	    (!has(cc->tenant_id) || !has(cc->client_id) ||
-	     (!has(cc->client_secret) && !has(cc->client_secret_file))))
+	if (!strcmp(src, "secret") && (!has(cc->tenant_id) || !has(cc->client_id) ||
+				       (!has(cc->client_secret) && !has(cc->client_secret_file))))
 		problem(p, f, cc->line,
 			"%s: source secret needs tenant_id, client_id and client_secret or "
 			"client_secret_file",

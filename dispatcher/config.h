@@ -13,21 +13,21 @@
 #define PP_NAME_MAX 64
 
 struct pp_dispatcher_conf {
-	char *state_dir;        /* default /var/lib/pushpool, or $STATE_DIRECTORY */
-	char *log_level;        /* debug|info|warn|error */
-	char *log_format;       /* text|json */
-	char *metrics_listen;   /* "127.0.0.1:9464"; empty disables */
-	long max_in_flight;     /* global cap on runs submitted and not terminal */
-	long max_submitting;    /* global cap on submissions under way */
-	double poll_interval;   /* seconds between store polls when idle */
+	char *state_dir;	/* default /var/lib/pushpool, or $STATE_DIRECTORY */
+	char *log_level;	/* debug|info|warn|error */
+	char *log_format;	/* text|json */
+	char *metrics_listen;	/* "127.0.0.1:9464"; empty disables */
+	long max_in_flight;	/* global cap on runs submitted and not terminal */
+	long max_submitting;	/* global cap on submissions under way */
+	double poll_interval;	/* seconds between store polls when idle */
 	double status_interval; /* seconds between status polls of a run */
 	double lease_seconds;
-	double grace_seconds;   /* SIGTERM: finish submissions within this */
-	long submit_attempts;   /* per run, before it is marked dead */
+	double grace_seconds; /* SIGTERM: finish submissions within this */
+	long submit_attempts; /* per run, before it is marked dead */
 	long backoff_base_ms;
 	long backoff_max_ms;
-	double start_timeout;   /* seconds a run may stay queued/provisioning remotely */
-	char *prefect_api_url;  /* injected into jobs as PREFECT_API_URL when set */
+	double start_timeout;  /* seconds a run may stay queued/provisioning remotely */
+	char *prefect_api_url; /* injected into jobs as PREFECT_API_URL when set */
 	char *prefect_api_key_file;
 };
 
@@ -36,51 +36,51 @@ struct pp_store_conf {
 };
 
 struct pp_prefect_conf {
-	bool enabled;          /* a [source "prefect"] section is present */
+	bool enabled; /* a [source "prefect"] section is present */
 	char *api_url;
-	char *api_key;         /* secret */
+	char *api_key; /* secret */
 	char *api_key_file;
-	char *pools;           /* comma list; empty: every [pool] */
-	char *work_queues;     /* comma list; empty: all */
+	char *pools;	   /* comma list; empty: every [pool] */
+	char *work_queues; /* comma list; empty: all */
 	double lookahead_seconds;
 	double poll_interval;
-	double claim_timeout;  /* seconds a claim may stay PENDING without infrastructure */
+	double claim_timeout; /* seconds a claim may stay PENDING without infrastructure */
 };
 
 struct pp_pool_conf {
 	char name[PP_NAME_MAX];
-	char *type;            /* e.g. "ecs:push" */
-	char *template_path;   /* user's base job template file; empty: built-in default */
-	char *credentials;     /* name of a [credentials] section */
-	char *endpoint;        /* API base URL override (mock, private endpoints) */
-	char *job_variables;   /* JSON object of pool-level variable overrides */
-	long max_in_flight;    /* 0: no per-pool cap */
-	long max_submitting;   /* 0: no per-pool cap */
-	const char *file;      /* config file and line of the section header */
+	char *type;	     /* e.g. "ecs:push" */
+	char *template_path; /* user's base job template file; empty: built-in default */
+	char *credentials;   /* name of a [credentials] section */
+	char *endpoint;	     /* API base URL override (mock, private endpoints) */
+	char *job_variables; /* JSON object of pool-level variable overrides */
+	long max_in_flight;  /* 0: no per-pool cap */
+	long max_submitting; /* 0: no per-pool cap */
+	const char *file;    /* config file and line of the section header */
 	int line;
 };
 
 struct pp_cred_conf {
 	char name[PP_NAME_MAX];
-	char *type;            /* gcp|aws|azure|modal */
-	char *source;          /* chain (default) or a single source: env, file, metadata, static,
+	char *type;    /* gcp|aws|azure|modal */
+	char *source;  /* chain (default) or a single source: env, file, metadata, static,
 				  web_identity, profile, container, imds, secret, certificate,
 				  workload_identity, managed_identity, token */
-	char *file;            /* service-account JSON, ~/.modal.toml, ... */
-	char *profile;         /* AWS profile / Modal profile */
-	char *region;          /* AWS */
+	char *file;    /* service-account JSON, ~/.modal.toml, ... */
+	char *profile; /* AWS profile / Modal profile */
+	char *region;  /* AWS */
 	char *access_key_id;
-	char *secret_access_key;   /* secret */
-	char *session_token;       /* secret */
+	char *secret_access_key; /* secret */
+	char *session_token;	 /* secret */
 	char *role_arn;
 	char *tenant_id;
 	char *client_id;
-	char *client_secret;       /* secret */
+	char *client_secret; /* secret */
 	char *client_secret_file;
 	char *certificate_path;
 	char *subscription_id;
 	char *token_id;
-	char *token_secret;        /* secret */
+	char *token_secret; /* secret */
 	/* endpoint overrides, for tests and sovereign clouds */
 	char *token_uri;
 	char *metadata_host;

@@ -12,10 +12,10 @@ enum pp_err {
 	PP_ECONFLICT = -2,  /* already exists / idempotency clash */
 	PP_ETHROTTLED = -3, /* rate limited: retry later, honour retry_after */
 	PP_ETRANSIENT = -4, /* network, 5xx, timeout: retry with backoff */
-	PP_EAUTH = -5,      /* credentials missing, rejected or expired */
+	PP_EAUTH = -5,	    /* credentials missing, rejected or expired */
 	PP_EINVALID = -6,   /* bad input: config, template, request, response */
-	PP_EIO = -7,        /* local file or system error */
-	PP_ENOMEM = -8,     /* allocation failed or a hard cap was hit */
+	PP_EIO = -7,	    /* local file or system error */
+	PP_ENOMEM = -8,	    /* allocation failed or a hard cap was hit */
 };
 
 #define PP_ERRMSG_MAX 1024

@@ -14,9 +14,9 @@ const char *pp_op_name(enum pp_op op);
 
 struct pp_exec_policy {
 	int max_attempts;     /* per request, including the first; 0: 6 */
-	long base_ms;         /* 0: 200 */
-	long cap_ms;          /* 0: 20000 */
-	long budget_ms;       /* total time for one op including waits; 0: 120000 */
+	long base_ms;	      /* 0: 200 */
+	long cap_ms;	      /* 0: 20000 */
+	long budget_ms;	      /* total time for one op including waits; 0: 120000 */
 	long call_timeout_ms; /* per HTTP call; 0: 30000 */
 };
 

@@ -9,9 +9,22 @@
 #include "dispatcher/pb.h"
 
 static const char *const code_names[] = {
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"OK",
+	"CANCELLED",
+	"UNKNOWN",
+	"INVALID_ARGUMENT",
+	"DEADLINE_EXCEEDED",
+	"NOT_FOUND",
+	"ALREADY_EXISTS",
+	"PERMISSION_DENIED",
+	"RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION",
+	"ABORTED",
+	"OUT_OF_RANGE",
+	"UNIMPLEMENTED",
+	"INTERNAL",
+	"UNAVAILABLE",
+	"DATA_LOSS",
 	"UNAUTHENTICATED",
 };
 
@@ -25,26 +38,19 @@ const char *pp_grpc_code_name(int code)
 int pp_grpc_code_to_err(int code)
 {
 	switch (code) {
-	case PP_GRPC_OK:
-		return PP_OK;
+	case PP_GRPC_OK: return PP_OK;
 	case PP_GRPC_CANCELLED:
 	case PP_GRPC_UNKNOWN:
 	case PP_GRPC_DEADLINE_EXCEEDED:
 	case PP_GRPC_ABORTED:
 	case PP_GRPC_INTERNAL:
-	case PP_GRPC_UNAVAILABLE:
-		return PP_ETRANSIENT;
-	case PP_GRPC_RESOURCE_EXHAUSTED:
-		return PP_ETHROTTLED;
+	case PP_GRPC_UNAVAILABLE: return PP_ETRANSIENT;
+	case PP_GRPC_RESOURCE_EXHAUSTED: return PP_ETHROTTLED;
 	case PP_GRPC_UNAUTHENTICATED:
-	case PP_GRPC_PERMISSION_DENIED:
-		return PP_EAUTH;
-	case PP_GRPC_NOT_FOUND:
-		return PP_ENOTFOUND;
-	case PP_GRPC_ALREADY_EXISTS:
-		return PP_ECONFLICT;
-	default:
-		return PP_EINVALID;
+	case PP_GRPC_PERMISSION_DENIED: return PP_EAUTH;
+	case PP_GRPC_NOT_FOUND: return PP_ENOTFOUND;
+	case PP_GRPC_ALREADY_EXISTS: return PP_ECONFLICT;
+	default: return PP_EINVALID;
 	}
 }
 
@@ -60,8 +66,8 @@ int pp_grpc_frame(struct pp_buf *out, const void *msg, size_t len)
 	return rc;
 }
 
-int pp_grpc_unframe(const void *p, size_t len, const uint8_t **msg, size_t *msg_len,
-		    size_t *used, struct pp_error *err)
+int pp_grpc_unframe(const void *p, size_t len, const uint8_t **msg, size_t *msg_len, size_t *used,
+		    struct pp_error *err)
 {
 	const uint8_t *b = p;
 	if (len < 5)

@@ -45,8 +45,8 @@ int pp_grpc_code_to_err(int code);
 int pp_grpc_frame(struct pp_buf *out, const void *msg, size_t len);
 /* Split the first frame off p; PP_EINVALID when truncated or compressed.
  * *used is the frame's total size, so streams can be walked. */
-int pp_grpc_unframe(const void *p, size_t len, const uint8_t **msg, size_t *msg_len,
-		    size_t *used, struct pp_error *err);
+int pp_grpc_unframe(const void *p, size_t len, const uint8_t **msg, size_t *msg_len, size_t *used,
+		    struct pp_error *err);
 
 /* Fill req (initialised here) for a unary call to base_url + "/" + path,
  * path being "package.Service/Method", with the grpc headers, a

@@ -16,7 +16,7 @@
 #include "auth/auth.h"
 #include "dispatcher/log.h"
 
-#define DEFAULT_TIMEOUT_MS 30000L
+#define DEFAULT_TIMEOUT_MS   30000L
 #define DEFAULT_MAX_RESPONSE ((size_t)8 << 20)
 #define MAX_RESPONSE_HEADERS 200
 
@@ -177,7 +177,7 @@ struct xfer {
 	pp_http_done_fn done;
 	void *ud;
 	struct xfer *prev, *next; /* in the multi's list of live transfers */
-	long long deadline_ms;    /* monotonic; multi transfers only */
+	long long deadline_ms;	  /* monotonic; multi transfers only */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -287,7 +287,8 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	curl_easy_setopt(e, CURLOPT_URL, req->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+			 req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 			 req->timeout_ms > 0 && req->timeout_ms < 10000 ? req->timeout_ms : 10000L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -302,8 +303,9 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (req->flags & PP_HTTP_GRPC)
 		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-				 strncmp(req->url, "http://", 7) ? (long)CURL_HTTP_VERSION_2TLS
-								: (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+				 strncmp(req->url, "http://", 7)
+					 ? (long)CURL_HTTP_VERSION_2TLS
+					 : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
 	/* curl silently resends a request whose reused keep-alive connection
 	 * died before the answer; for a create that could act twice, so
 	 * non-GET requests get a connection of their own. curl 7.88 also
@@ -415,7 +417,7 @@ static long long mono_ms(void)
 struct pp_http_multi {
 	CURLM *multi;
 	int running;
-	int pending;       /* transfers added and not yet reported */
+	int pending;	   /* transfers added and not yet reported */
 	struct xfer *live; /* so pp_http_multi_free can release abandoned ones */
 };
 

@@ -29,17 +29,17 @@ struct pp_http_req {
 	struct pp_http_header *headers; /* in insertion order */
 	char *body;
 	size_t body_len;
-	long timeout_ms;          /* 0: 30 s */
-	size_t max_response;      /* 0: 8 MiB */
+	long timeout_ms;     /* 0: 30 s */
+	size_t max_response; /* 0: 8 MiB */
 	unsigned flags;
-	struct pp_cred *cred;     /* borrowed; NULL: unauthenticated */
+	struct pp_cred *cred; /* borrowed; NULL: unauthenticated */
 };
 
 struct pp_http_resp {
-	long status;              /* 0 when no HTTP response arrived */
+	long status; /* 0 when no HTTP response arrived */
 	struct pp_buf body;
 	struct pp_http_header *headers; /* response headers and trailers, names lowercase */
-	long retry_after_ms;      /* from Retry-After (seconds or date), 0 if none */
+	long retry_after_ms;		/* from Retry-After (seconds or date), 0 if none */
 	double total_seconds;
 	char transport_error[256]; /* curl's message when status == 0 */
 };

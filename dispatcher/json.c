@@ -215,13 +215,15 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 					if (i + 6 > end || s[i] != '\\' || s[i + 1] != 'u' ||
 					    hex4(s + i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
 						pp_buf_free(&b);
-						return fail_at(c, (size_t)i, "unpaired UTF-16 surrogate");
+						return fail_at(c, (size_t)i,
+							       "unpaired UTF-16 surrogate");
 					}
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 					i += 6;
 				} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
 					pp_buf_free(&b);
-					return fail_at(c, (size_t)i - 6, "unpaired UTF-16 surrogate");
+					return fail_at(c, (size_t)i - 6,
+						       "unpaired UTF-16 surrogate");
 				}
 				if (put_utf8(&b, cp)) {
 					pp_buf_free(&b);
@@ -229,9 +231,7 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 				}
 				continue;
 			}
-			default:
-				pp_buf_free(&b);
-				return fail_at(c, (size_t)i, "invalid escape");
+			default: pp_buf_free(&b); return fail_at(c, (size_t)i, "invalid escape");
 			}
 			if (pp_buf_putc(&b, lit)) {
 				pp_buf_free(&b);
@@ -463,7 +463,8 @@ static int build(struct parse_ctx *c, int *idx, int depth, struct pp_json **out)
 			}
 			jsmntok_t *k = &c->tok[*idx];
 			if (k->type != JSMN_STRING || k->size != 1) {
-				rc = fail_at(c, (size_t)k->start, "object key must be a string followed by ':'");
+				rc = fail_at(c, (size_t)k->start,
+					     "object key must be a string followed by ':'");
 				break;
 			}
 			rc = check_gap(c, prev, raw_start(k), i ? ',' : 0);
@@ -499,8 +500,7 @@ static int build(struct parse_ctx *c, int *idx, int depth, struct pp_json **out)
 		if (!rc)
 			rc = merge_duplicate_keys(j);
 		break;
-	default:
-		return fail_at(c, (size_t)t->start, "unexpected token");
+	default: return fail_at(c, (size_t)t->start, "unexpected token");
 	}
 	if (rc) {
 		pp_json_free(j);
@@ -517,8 +517,9 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
 	int max_depth = lim && lim->max_depth ? lim->max_depth : DEFAULT_MAX_DEPTH;
 	if (len > max_bytes)
-		return pp_fail(err, PP_EINVALID, "1:1: document of %zu bytes exceeds the %zu-byte limit",
-			       len, max_bytes);
+		return pp_fail(err, PP_EINVALID,
+			       "1:1: document of %zu bytes exceeds the %zu-byte limit", len,
+			       max_bytes);
 	struct parse_ctx c = {.text = text, .len = len, .max_depth = max_depth, .err = err};
 	jsmn_parser p;
 	jsmn_init(&p);
@@ -533,8 +534,9 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 	}
 	if (n < 0) {
 		free(c.tok);
-		const char *what = n == JSMN_ERROR_PART ? "unexpected end of input"
-			: n == JSMN_ERROR_NOMEM ? "too many tokens" : "invalid JSON";
+		const char *what = n == JSMN_ERROR_PART	   ? "unexpected end of input"
+				   : n == JSMN_ERROR_NOMEM ? "too many tokens"
+							   : "invalid JSON";
 		return fail_at(&c, p.pos, what);
 	}
 	if (n == 0) {
@@ -551,7 +553,8 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 	if (!rc) {
 		/* jsmn does not require separators between primitives; check that
 		 * only whitespace follows the root. */
-		for (size_t i = (size_t)c.tok[0].end + (c.tok[0].type == JSMN_STRING); i < len; i++) {
+		for (size_t i = (size_t)c.tok[0].end + (c.tok[0].type == JSMN_STRING); i < len;
+		     i++) {
 			char ch = text[i];
 			if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
 				rc = fail_at(&c, i, "trailing data after the JSON value");
@@ -581,8 +584,9 @@ int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim
 	*out = NULL;
 	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
 	if (len > max_bytes)
-		return pp_fail(err, PP_EINVALID, "1:1: document of %zu bytes exceeds the %zu-byte limit",
-			       len, max_bytes);
+		return pp_fail(err, PP_EINVALID,
+			       "1:1: document of %zu bytes exceeds the %zu-byte limit", len,
+			       max_bytes);
 	char *copy = malloc(len + 1);
 	if (!copy)
 		return pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
@@ -611,7 +615,8 @@ int pp_json_parse_file(const char *path, const struct pp_json_limits *lim, struc
 	int rc = 0;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (pp_buf_append(&b, chunk, n)) {
-			rc = pp_fail(err, PP_EINVALID, "%s: larger than the %zu-byte limit", path, max);
+			rc = pp_fail(err, PP_EINVALID, "%s: larger than the %zu-byte limit", path,
+				     max);
 			break;
 		}
 	}
@@ -982,8 +987,13 @@ int pp_json_write_string(struct pp_buf *out, const char *s, size_t n)
 		case '\f': esc = "\\f"; break;
 		default:
 			if (ch < 0x20 || ch == 0x7f) {
-				u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-				u[4] = hex[ch >> 4]; u[5] = hex[ch & 15]; u[6] = '\0';
+				u[0] = '\\';
+				u[1] = 'u';
+				u[2] = '0';
+				u[3] = '0';
+				u[4] = hex[ch >> 4];
+				u[5] = hex[ch & 15];
+				u[6] = '\0';
 				esc = u;
 			}
 		}
@@ -1032,7 +1042,8 @@ static int write_node(const struct pp_json *j, struct pp_buf *out, int flags, in
 			if (!rc && obj) {
 				rc = pp_json_write_string(out, c->key, strlen(c->key));
 				if (!rc)
-					rc = pp_buf_puts(out, (flags & PP_JSON_PRETTY) ? ": " : ":");
+					rc = pp_buf_puts(out,
+							 (flags & PP_JSON_PRETTY) ? ": " : ":");
 			}
 			if (!rc)
 				rc = write_node(c, out, flags, depth + 1);

@@ -20,18 +20,18 @@ enum pp_json_type {
 
 struct pp_json {
 	enum pp_json_type type;
-	char *key;      /* member name when the parent is an object */
-	char *str;      /* STRING: decoded UTF-8 (may hold NUL); NUMBER: source text */
-	size_t len;     /* bytes in str */
-	double num;     /* NUMBER */
-	bool b;         /* BOOL */
-	size_t count;   /* ARRAY/OBJECT: number of children */
+	char *key;    /* member name when the parent is an object */
+	char *str;    /* STRING: decoded UTF-8 (may hold NUL); NUMBER: source text */
+	size_t len;   /* bytes in str */
+	double num;   /* NUMBER */
+	bool b;	      /* BOOL */
+	size_t count; /* ARRAY/OBJECT: number of children */
 	struct pp_json *child, *last, *next, *parent;
 };
 
 struct pp_json_limits {
 	size_t max_bytes; /* 0: 16 MiB */
-	int max_depth;    /* 0: 64 */
+	int max_depth;	  /* 0: 64 */
 };
 
 /* Parse text; on error err->msg reads "LINE:COL: what" and *out is NULL.
@@ -39,8 +39,8 @@ struct pp_json_limits {
 int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
 		  struct pp_json **out, struct pp_error *err);
 /* Read and parse a file; errors are prefixed with the path. */
-int pp_json_parse_file(const char *path, const struct pp_json_limits *lim,
-		       struct pp_json **out, struct pp_error *err);
+int pp_json_parse_file(const char *path, const struct pp_json_limits *lim, struct pp_json **out,
+		       struct pp_error *err);
 void pp_json_free(struct pp_json *j);
 
 /* Lookup: NULL when absent or j is not an object/array. */
@@ -89,7 +89,7 @@ char *pp_json_to_string(const struct pp_json *j, int flags);
 /* Append s as a quoted, escaped JSON string. */
 int pp_json_write_string(struct pp_buf *out, const char *s, size_t n);
 
-#define pp_json_foreach(it, container) \
+#define pp_json_foreach(it, container)                                                             \
 	for (struct pp_json *it = (container) ? (container)->child : NULL; it; it = it->next)
 
 #endif

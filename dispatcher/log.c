@@ -15,9 +15,9 @@
 
 /* A message longer than this is cut (after redaction) and marked. */
 #define LOG_MSG_MAX ((size_t)64 << 10)
-#define SECRET_MIN 4
+#define SECRET_MIN  4
 #define SECRETS_MAX 4096
-#define REDACTED "[REDACTED]"
+#define REDACTED    "[REDACTED]"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum pp_log_level log_min = PP_LOG_INFO;
@@ -196,11 +196,26 @@ static void put_json_escaped(struct pp_buf *out, const char *s)
 	while (*p) {
 		unsigned char c = *p;
 		switch (c) {
-		case '"': pp_buf_puts(out, "\\\""); p++; continue;
-		case '\\': pp_buf_puts(out, "\\\\"); p++; continue;
-		case '\n': pp_buf_puts(out, "\\n"); p++; continue;
-		case '\r': pp_buf_puts(out, "\\r"); p++; continue;
-		case '\t': pp_buf_puts(out, "\\t"); p++; continue;
+		case '"':
+			pp_buf_puts(out, "\\\"");
+			p++;
+			continue;
+		case '\\':
+			pp_buf_puts(out, "\\\\");
+			p++;
+			continue;
+		case '\n':
+			pp_buf_puts(out, "\\n");
+			p++;
+			continue;
+		case '\r':
+			pp_buf_puts(out, "\\r");
+			p++;
+			continue;
+		case '\t':
+			pp_buf_puts(out, "\\t");
+			p++;
+			continue;
 		default: break;
 		}
 		if (c < 0x20 || c == 0x7f) {

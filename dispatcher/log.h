@@ -22,8 +22,8 @@ void pp_redact(char *s);
 
 void pp_log(enum pp_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define pp_debug(...) pp_log(PP_LOG_DEBUG, __VA_ARGS__)
-#define pp_info(...) pp_log(PP_LOG_INFO, __VA_ARGS__)
-#define pp_warn(...) pp_log(PP_LOG_WARN, __VA_ARGS__)
+#define pp_info(...)  pp_log(PP_LOG_INFO, __VA_ARGS__)
+#define pp_warn(...)  pp_log(PP_LOG_WARN, __VA_ARGS__)
 #define pp_error(...) pp_log(PP_LOG_ERROR, __VA_ARGS__)
 
 #endif

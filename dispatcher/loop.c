@@ -61,12 +61,12 @@ struct active {
 	struct pp_run_io io;
 	struct pp_json *job;
 	enum phase phase;
-	bool busy;              /* an op is under way in the exec engine */
+	bool busy; /* an op is under way in the exec engine */
 	bool cancel_wanted;
 	bool release_after_submit; /* once without --wait */
-	bool single_status;     /* once without --wait: look once, then let go */
-	int64_t next_mono;      /* next status poll */
-	int64_t watch_since;    /* when the run was first seen not yet running */
+	bool single_status;	   /* once without --wait: look once, then let go */
+	int64_t next_mono;	   /* next status poll */
+	int64_t watch_since;	   /* when the run was first seen not yet running */
 	int status_failures;
 	enum pp_store_state final;
 	char final_msg[512];
@@ -91,8 +91,8 @@ struct pp_loop {
 	struct pp_metrics_snapshot snap;
 	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
 	bool draining;
-	bool backlog; /* a claim filled its capacity: more runs may be due */
-	unsigned claim_turn; /* which pool is served first in the next claim */
+	bool backlog;		 /* a claim filled its capacity: more runs may be due */
+	unsigned claim_turn;	 /* which pool is served first in the next claim */
 	bool claimed_everything; /* once: nothing more due */
 	/* PREFECT_API_URL / PREFECT_API_KEY for the jobs' environment. */
 	const char *job_api_url;
@@ -137,7 +137,8 @@ static int pools_build(const struct pp_config *cfg, struct pool_rt **out, struct
 		p->max_submitting = pc->max_submitting;
 		p->prov = pp_provider_find(pc->type);
 		if (!p->prov) {
-			rc = pp_fail(err, PP_EINVALID, "%s:%d: pool \"%s\": no provider serves type \"%s\"",
+			rc = pp_fail(err, PP_EINVALID,
+				     "%s:%d: pool \"%s\": no provider serves type \"%s\"",
 				     pc->file ? pc->file : "config", pc->line, pc->name, pc->type);
 			break;
 		}
@@ -154,7 +155,8 @@ static int pools_build(const struct pp_config *cfg, struct pool_rt **out, struct
 			break;
 		}
 		if (pc->job_variables && *pc->job_variables) {
-			rc = pp_json_parse(pc->job_variables, strlen(pc->job_variables), NULL, &p->vars, err);
+			rc = pp_json_parse(pc->job_variables, strlen(pc->job_variables), NULL,
+					   &p->vars, err);
 			if (rc) {
 				pp_error_prefix(err, "pool \"%s\": job_variables:", pc->name);
 				break;
@@ -163,7 +165,8 @@ static int pools_build(const struct pp_config *cfg, struct pool_rt **out, struct
 		if (pc->credentials && *pc->credentials) {
 			const struct pp_cred_conf *cc = pp_config_cred(cfg, pc->credentials);
 			if (!cc) {
-				rc = pp_fail(err, PP_EINVALID, "pool \"%s\": no [credentials \"%s\"] section",
+				rc = pp_fail(err, PP_EINVALID,
+					     "pool \"%s\": no [credentials \"%s\"] section",
 					     pc->name, pc->credentials);
 				break;
 			}
@@ -282,8 +285,11 @@ static void count_terminal(struct pp_loop *L, enum pp_store_state st)
 
 static void finish(struct pp_loop *L, struct active *a, enum pp_store_state st, const char *msg)
 {
-	struct pp_run_update u = {.state = st, .attempt = -1, .next_attempt_ms = -1,
-				  .error = st == PP_ST_SUCCEEDED ? "" : msg, .release_lease = true,
+	struct pp_run_update u = {.state = st,
+				  .attempt = -1,
+				  .next_attempt_ms = -1,
+				  .error = st == PP_ST_SUCCEEDED ? "" : msg,
+				  .release_lease = true,
 				  .event = msg && *msg ? msg : pp_store_state_name(st)};
 	pp_info("run %s (%s): %s%s%s", a->rec.id, a->pool ? a->pool->name : a->rec.pool,
 		pp_store_state_name(st), msg && *msg ? ": " : "", msg ? msg : "");
@@ -319,8 +325,11 @@ static void on_submit(struct pp_loop *L, struct active *a, int rc, const struct 
 	if (rc == 0) {
 		L->sum->submitted++;
 		pp_metrics_count(L->metrics, "submissions", 1);
-		struct pp_run_update u = {.state = PP_ST_SUBMITTED, .infra_id = a->io.infra_id,
-					  .attempt = -1, .next_attempt_ms = -1, .error = "",
+		struct pp_run_update u = {.state = PP_ST_SUBMITTED,
+					  .infra_id = a->io.infra_id,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .error = "",
 					  .release_lease = a->release_after_submit,
 					  .event = "submitted"};
 		char ev[640];
@@ -354,13 +363,17 @@ static void on_submit(struct pp_loop *L, struct active *a, int rc, const struct 
 					  L->cfg->dispatcher.backoff_max_ms,
 					  err ? err->retry_after_ms : 0);
 		char m[PP_ERRMSG_MAX + 64];
-		snprintf(m, sizeof(m), "submission failed (try %d, retry in %ld ms): %s", tries, wait, msg);
+		snprintf(m, sizeof(m), "submission failed (try %d, retry in %ld ms): %s", tries,
+			 wait, msg);
 		pp_warn("run %s (%s): %s", a->rec.id, a->pool->name, m);
 		L->sum->retrying++;
 		pp_metrics_count(L->metrics, "retries", 1);
-		struct pp_run_update u = {.state = PP_ST_SUBMITTING, .attempt = -1,
-					  .next_attempt_ms = pp_wall_ms() + wait, .error = msg,
-					  .release_lease = true, .event = m};
+		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+					  .attempt = -1,
+					  .next_attempt_ms = pp_wall_ms() + wait,
+					  .error = msg,
+					  .release_lease = true,
+					  .event = m};
 		if (store_write(L, a, &u))
 			active_free(L, a);
 		return;
@@ -394,8 +407,8 @@ static void after_terminal(struct pp_loop *L, struct active *a, enum pp_store_st
 		char ev[sizeof(a->final_msg) + 32];
 		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),
 			 a->final_msg);
-		struct pp_run_update u = {.state = a->rec.state, .attempt = -1,
-					  .next_attempt_ms = -1, .event = ev};
+		struct pp_run_update u = {
+			.state = a->rec.state, .attempt = -1, .next_attempt_ms = -1, .event = ev};
 		if (!store_write(L, a, &u))
 			return;
 		start_op(L, a, PP_OP_CLEANUP);
@@ -425,7 +438,8 @@ static bool recorded_outcome(struct pp_loop *L, struct active *a)
 		if (!colon || (size_t)(colon - m) >= sizeof(name))
 			break;
 		snprintf(name, sizeof(name), "%.*s", (int)(colon - m), m);
-		if (pp_store_state_parse(name, &a->final) == 0 && pp_store_state_terminal(a->final)) {
+		if (pp_store_state_parse(name, &a->final) == 0 &&
+		    pp_store_state_terminal(a->final)) {
 			snprintf(a->final_msg, sizeof(a->final_msg), "%s", colon + 2);
 			found = true;
 		}
@@ -447,16 +461,19 @@ static void on_status(struct pp_loop *L, struct active *a, int rc, const struct 
 			return;
 		}
 		a->status_failures++;
-		pp_warn("run %s: status check failed (%d in a row): %s", a->rec.id, a->status_failures,
-			err ? err->msg : pp_strerror(rc));
+		pp_warn("run %s: status check failed (%d in a row): %s", a->rec.id,
+			a->status_failures, err ? err->msg : pp_strerror(rc));
 		begin_watch(L, a, pp_backoff_ms(a->status_failures, interval, 60000, 0) + interval);
 		return;
 	}
 	a->status_failures = 0;
 	enum pp_run_state rs = a->io.state_out;
 	if (a->single_status && !pp_run_state_terminal(rs)) {
-		struct pp_run_update u = {.state = rs == PP_RUN_RUNNING ? PP_ST_RUNNING : a->rec.state,
-					  .attempt = -1, .next_attempt_ms = -1, .release_lease = true};
+		struct pp_run_update u = {.state = rs == PP_RUN_RUNNING ? PP_ST_RUNNING
+									: a->rec.state,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .release_lease = true};
 		if (store_write(L, a, &u))
 			active_free(L, a);
 		return;
@@ -473,7 +490,9 @@ static void on_status(struct pp_loop *L, struct active *a, int rc, const struct 
 		return;
 	}
 	if (rs == PP_RUN_RUNNING && a->rec.state != PP_ST_RUNNING) {
-		struct pp_run_update u = {.state = PP_ST_RUNNING, .attempt = -1, .next_attempt_ms = -1,
+		struct pp_run_update u = {.state = PP_ST_RUNNING,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
 					  .event = "running"};
 		if (!store_write(L, a, &u))
 			return;
@@ -511,7 +530,8 @@ static void on_cleanup(struct pp_loop *L, struct active *a, int rc, const struct
 	if (rc && rc != PP_ENOTFOUND) {
 		/* The job's outcome is known; record it, and say what was left. */
 		char m[sizeof(a->final_msg) + PP_ERRMSG_MAX];
-		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", a->final_msg, err ? err->msg : "");
+		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", a->final_msg,
+			 err ? err->msg : "");
 		finish(L, a, a->final, m);
 		return;
 	}
@@ -534,9 +554,10 @@ static void op_done(void *ud, int rc, const struct pp_error *err)
 static void start_op(struct pp_loop *L, struct active *a, enum pp_op op)
 {
 	struct pp_error err = {0};
-	a->phase = op == PP_OP_SUBMIT ? PH_SUBMIT
-		 : op == PP_OP_STATUS ? PH_WATCH
-		 : op == PP_OP_CANCEL ? PH_CANCEL : PH_CLEANUP;
+	a->phase = op == PP_OP_SUBMIT	? PH_SUBMIT
+		   : op == PP_OP_STATUS ? PH_WATCH
+		   : op == PP_OP_CANCEL ? PH_CANCEL
+					: PH_CLEANUP;
 	a->busy = true;
 	a->io.resp = NULL;
 	int rc = pp_exec_start(L->exec, a->pool->prov, op, &a->io, &L->policy, op_done, a, &err);
@@ -558,7 +579,8 @@ static int prepare_run(struct pp_loop *L, struct active *a, struct pp_error *err
 			rc = s->ops->job_inputs(s, &a->rec, &src_tmpl, &dep_vars, err);
 	}
 	if (!rc && a->rec.job_variables && *a->rec.job_variables) {
-		rc = pp_json_parse(a->rec.job_variables, strlen(a->rec.job_variables), NULL, &run_vars, err);
+		rc = pp_json_parse(a->rec.job_variables, strlen(a->rec.job_variables), NULL,
+				   &run_vars, err);
 		if (rc)
 			pp_error_prefix(err, "job variables:");
 	}
@@ -630,10 +652,11 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 		/* The run's source (e.g. the Prefect API) is unreachable: try
 		 * again later instead of failing a run that may well be fine. */
 		pp_warn("run %s: inputs unavailable, retrying later: %s", a->rec.id, err.msg);
-		struct pp_run_update u = {.state = a->rec.state, .attempt = -1,
-					  .next_attempt_ms = pp_wall_ms() +
-							     pp_backoff_ms(1, 1000, 30000,
-									   err.retry_after_ms),
+		struct pp_run_update u = {.state = a->rec.state,
+					  .attempt = -1,
+					  .next_attempt_ms =
+						  pp_wall_ms() +
+						  pp_backoff_ms(1, 1000, 30000, err.retry_after_ms),
 					  .release_lease = true};
 		if (store_write(L, a, &u))
 			active_free(L, a);
@@ -661,7 +684,9 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 		 * with the same key instead of starting over. */
 		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
 					  .idem_key = a->rec.idem_key ? NULL : key,
-					  .attempt = attempt, .next_attempt_ms = -1, .event = ev};
+					  .attempt = attempt,
+					  .next_attempt_ms = -1,
+					  .event = ev};
 		if (!store_write(L, a, &u))
 			return;
 		a->io.idem_key = a->rec.idem_key;
@@ -690,9 +715,7 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 		a->single_status = L->opts->once && !L->opts->wait;
 		begin_watch(L, a, 0);
 		return;
-	default:
-		finish(L, a, a->rec.state, a->rec.last_error);
-		return;
+	default: finish(L, a, a->rec.state, a->rec.last_error); return;
 	}
 }
 
@@ -739,9 +762,10 @@ static int claim_some(struct pp_loop *L)
 			struct pp_run_rec *recs = NULL;
 			int n = 0;
 			struct pp_error err = {0};
-			int rc = L->store->ops->claim(L->store, p->name, L->owner,
-						      (int64_t)(L->cfg->dispatcher.lease_seconds * 1000),
-						      cap, &recs, &n, &err);
+			int rc = L->store->ops->claim(
+				L->store, p->name, L->owner,
+				(int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap, &recs, &n,
+				&err);
 			if (rc) {
 				pp_warn("claim for pool %s failed: %s", p->name, err.msg);
 				continue;
@@ -772,7 +796,8 @@ static void check_cancels(struct pp_loop *L)
 				continue;
 			a->cancel_wanted = true;
 			if (a->phase == PH_WATCH && !a->busy) {
-				struct pp_run_update u = {.state = PP_ST_CANCELLING, .attempt = -1,
+				struct pp_run_update u = {.state = PP_ST_CANCELLING,
+							  .attempt = -1,
 							  .next_attempt_ms = -1,
 							  .event = "cancelling remote job"};
 				if (store_write(L, a, &u))
@@ -788,7 +813,9 @@ static void release_orphans(struct pp_loop *L)
 {
 	while (L->norphans > 0) {
 		struct orphan *o = &L->orphans[L->norphans - 1];
-		struct pp_run_update u = {.state = o->state, .attempt = -1, .next_attempt_ms = -1,
+		struct pp_run_update u = {.state = o->state,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
 					  .release_lease = true,
 					  .event = "released after a failed store write"};
 		struct pp_error err = {0};
@@ -821,7 +848,8 @@ static void update_snapshot(struct pp_loop *L)
 	struct pp_store_counts c;
 	if (!L->store->ops->counts(L->store, &c, &err)) {
 		memcpy(s->by_state, c.by_state, sizeof(s->by_state));
-		s->queue_lag_seconds = c.oldest_due_ms ? (double)(pp_wall_ms() - c.oldest_due_ms) / 1000.0 : 0;
+		s->queue_lag_seconds =
+			c.oldest_due_ms ? (double)(pp_wall_ms() - c.oldest_due_ms) / 1000.0 : 0;
 	}
 	s->active = L->nactive;
 	s->submitting = L->nsubmitting;
@@ -842,9 +870,9 @@ static int job_api_settings(const struct pp_config *cfg, const char **url, char 
 	const struct pp_dispatcher_conf *d = &cfg->dispatcher;
 	const struct pp_prefect_conf *pc = &cfg->prefect;
 	const char *env_key = getenv("PREFECT_API_KEY");
-	*url = d->prefect_api_url && *d->prefect_api_url ? d->prefect_api_url
+	*url = d->prefect_api_url && *d->prefect_api_url    ? d->prefect_api_url
 	       : pc->enabled && pc->api_url && *pc->api_url ? pc->api_url
-							  : NULL;
+							    : NULL;
 	*key = NULL;
 	if (d->prefect_api_key_file && *d->prefect_api_key_file)
 		return pp_read_secret_file(d->prefect_api_key_file, "prefect_api_key_file",
@@ -854,7 +882,8 @@ static int job_api_settings(const struct pp_config *cfg, const char **url, char 
 	if (pc->api_key && *pc->api_key)
 		*key = strdup(pc->api_key);
 	else if (pc->api_key_file && *pc->api_key_file)
-		return pp_read_secret_file(pc->api_key_file, "Prefect API key", PP_EINVALID, key, err);
+		return pp_read_secret_file(pc->api_key_file, "Prefect API key", PP_EINVALID, key,
+					   err);
 	else if (env_key && *env_key)
 		*key = strdup(env_key);
 	else
@@ -951,7 +980,9 @@ static void release_all(struct pp_loop *L)
 {
 	while (L->runs) {
 		struct active *a = L->runs;
-		struct pp_run_update u = {.state = a->rec.state, .attempt = -1, .next_attempt_ms = -1,
+		struct pp_run_update u = {.state = a->rec.state,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
 					  .release_lease = true};
 		if (store_write(L, a, &u))
 			active_free(L, a);
@@ -989,8 +1020,8 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
 	return 0;
 }
 
-int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
-		struct pp_loop_summary *sum, struct pp_error *err)
+int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct pp_loop_summary *sum,
+		struct pp_error *err)
 {
 	struct pp_loop L = {.cfg = cfg, .opts = opts, .sum = sum};
 	memset(sum, 0, sizeof(*sum));
@@ -1037,7 +1068,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 		if (stop_requested && !L.draining) {
 			L.draining = true;
 			stop_deadline = now + (int64_t)(cfg->dispatcher.grace_seconds * 1000);
-			pp_info("stopping: no new claims; finishing %d submission(s)", L.nsubmitting);
+			pp_info("stopping: no new claims; finishing %d submission(s)",
+				L.nsubmitting);
 			pp_notify_stopping();
 		}
 		if (reload_requested) {
@@ -1048,8 +1080,10 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 		}
 		if (L.draining && (L.nsubmitting == 0 || now >= stop_deadline))
 			break;
-		if (opts->once && opts->timeout > 0 && now - started > (int64_t)(opts->timeout * 1000)) {
-			rc = pp_fail(err, PP_ETRANSIENT, "once: gave up after %.0f s with %d run(s) unfinished",
+		if (opts->once && opts->timeout > 0 &&
+		    now - started > (int64_t)(opts->timeout * 1000)) {
+			rc = pp_fail(err, PP_ETRANSIENT,
+				     "once: gave up after %.0f s with %d run(s) unfinished",
 				     opts->timeout, L.nactive);
 			break;
 		}
@@ -1059,7 +1093,10 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 			poll_sources(&L);
 		}
 		if (!L.draining && !L.claimed_everything &&
-		    (L.backlog || now - last_claim >= (opts->once ? 0 : (int64_t)(cfg->dispatcher.poll_interval * 1000) / 4))) {
+		    (L.backlog ||
+		     now - last_claim >=
+			     (opts->once ? 0
+					 : (int64_t)(cfg->dispatcher.poll_interval * 1000) / 4))) {
 			last_claim = now;
 			L.backlog = false;
 			int got = claim_some(&L);
@@ -1072,7 +1109,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
 			L.last_renew = now;
 			struct pp_error e = {0};
 			if (L.store->ops->renew(L.store, L.owner,
-						(int64_t)(cfg->dispatcher.lease_seconds * 1000), &e))
+						(int64_t)(cfg->dispatcher.lease_seconds * 1000),
+						&e))
 				pp_warn("lease renewal failed: %s", e.msg);
 			release_orphans(&L);
 		}

@@ -9,10 +9,10 @@
 #include "dispatcher/err.h"
 
 struct pp_loop_opts {
-	bool once;           /* one pass: claim what is due, then stop */
-	bool wait;           /* once: follow runs to a terminal state */
-	double timeout;      /* once: give up after this many seconds (0: none) */
-	const char *owner;   /* lease owner id; NULL: host:pid:random */
+	bool once;	   /* one pass: claim what is due, then stop */
+	bool wait;	   /* once: follow runs to a terminal state */
+	double timeout;	   /* once: give up after this many seconds (0: none) */
+	const char *owner; /* lease owner id; NULL: host:pid:random */
 };
 
 struct pp_loop_summary {
@@ -23,8 +23,8 @@ struct pp_loop_summary {
  * pp_loop_request_stop / pp_loop_request_reload from handlers. cfg is
  * owned by the caller; on reload the loop loads cfg->path again and swaps
  * only when the new file is valid. */
-int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts,
-		struct pp_loop_summary *sum, struct pp_error *err);
+int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct pp_loop_summary *sum,
+		struct pp_error *err);
 void pp_loop_request_stop(void);
 void pp_loop_request_reload(void);
 

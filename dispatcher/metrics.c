@@ -36,26 +36,38 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 	for (int i = 0; i < PP_ST_COUNT && !rc; i++)
 		rc = pp_buf_printf(b, "pushpool_runs{state=\"%s\"} %ld\n",
 				   pp_store_state_name((enum pp_store_state)i), s.by_state[i]);
-	rc = rc ? rc : pp_buf_puts(b, "# HELP pushpool_runs_finished_total Runs this process took to a terminal state.\n"
-				      "# TYPE pushpool_runs_finished_total counter\n");
+	rc = rc ? rc
+		: pp_buf_puts(b, "# HELP pushpool_runs_finished_total Runs this process took to a "
+				 "terminal state.\n"
+				 "# TYPE pushpool_runs_finished_total counter\n");
 	for (int i = PP_ST_SUCCEEDED; i < PP_ST_COUNT && !rc; i++)
 		rc = pp_buf_printf(b, "pushpool_runs_finished_total{state=\"%s\"} %lu\n",
 				   pp_store_state_name((enum pp_store_state)i), terminal[i]);
-	rc = rc ? rc : pp_buf_printf(b,
-		"# TYPE pushpool_active_runs gauge\npushpool_active_runs %d\n"
-		"# TYPE pushpool_submitting_runs gauge\npushpool_submitting_runs %d\n"
-		"# TYPE pushpool_submissions_total counter\npushpool_submissions_total %lu\n"
-		"# TYPE pushpool_submission_retries_total counter\npushpool_submission_retries_total %lu\n"
-		"# TYPE pushpool_provider_requests_total counter\npushpool_provider_requests_total %lu\n"
-		"# TYPE pushpool_provider_retries_total counter\npushpool_provider_retries_total %lu\n"
-		"# TYPE pushpool_provider_throttled_total counter\npushpool_provider_throttled_total %lu\n"
-		"# TYPE pushpool_token_refreshes_total counter\npushpool_token_refreshes_total %lu\n"
-		"# HELP pushpool_queue_lag_seconds Age of the oldest due run not yet claimed.\n"
-		"# TYPE pushpool_queue_lag_seconds gauge\npushpool_queue_lag_seconds %.3f\n"
-		"# HELP pushpool_provider_latency_seconds Provider API call latency.\n"
-		"# TYPE pushpool_provider_latency_seconds histogram\n",
-		s.active, s.submitting, submissions, retries, s.exec.requests, s.exec.retries,
-		s.exec.throttled, s.token_refreshes, s.queue_lag_seconds);
+	rc = rc ? rc
+		: pp_buf_printf(
+			  b,
+			  "# TYPE pushpool_active_runs gauge\npushpool_active_runs %d\n"
+			  "# TYPE pushpool_submitting_runs gauge\npushpool_submitting_runs %d\n"
+			  "# TYPE pushpool_submissions_total counter\npushpool_submissions_total "
+			  "%lu\n"
+			  "# TYPE pushpool_submission_retries_total "
+			  "counter\npushpool_submission_retries_total %lu\n"
+			  "# TYPE pushpool_provider_requests_total "
+			  "counter\npushpool_provider_requests_total %lu\n"
+			  "# TYPE pushpool_provider_retries_total "
+			  "counter\npushpool_provider_retries_total %lu\n"
+			  "# TYPE pushpool_provider_throttled_total "
+			  "counter\npushpool_provider_throttled_total %lu\n"
+			  "# TYPE pushpool_token_refreshes_total "
+			  "counter\npushpool_token_refreshes_total %lu\n"
+			  "# HELP pushpool_queue_lag_seconds Age of the oldest due run not yet "
+			  "claimed.\n"
+			  "# TYPE pushpool_queue_lag_seconds gauge\npushpool_queue_lag_seconds "
+			  "%.3f\n"
+			  "# HELP pushpool_provider_latency_seconds Provider API call latency.\n"
+			  "# TYPE pushpool_provider_latency_seconds histogram\n",
+			  s.active, s.submitting, submissions, retries, s.exec.requests,
+			  s.exec.retries, s.exec.throttled, s.token_refreshes, s.queue_lag_seconds);
 	unsigned long cum = 0;
 	for (size_t i = 0; i < sizeof(bucket_bounds) / sizeof(bucket_bounds[0]) && !rc; i++) {
 		cum += s.exec.latency_buckets[i];
@@ -63,10 +75,12 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 				   bucket_bounds[i], cum);
 	}
 	cum += s.exec.latency_buckets[11];
-	rc = rc ? rc : pp_buf_printf(b, "pushpool_provider_latency_seconds_bucket{le=\"+Inf\"} %lu\n"
-				      "pushpool_provider_latency_seconds_sum %.6f\n"
-				      "pushpool_provider_latency_seconds_count %lu\n",
-				      cum, s.exec.latency_sum, cum);
+	rc = rc ? rc
+		: pp_buf_printf(b,
+				"pushpool_provider_latency_seconds_bucket{le=\"+Inf\"} %lu\n"
+				"pushpool_provider_latency_seconds_sum %.6f\n"
+				"pushpool_provider_latency_seconds_count %lu\n",
+				cum, s.exec.latency_sum, cum);
 	return rc;
 }
 
@@ -89,7 +103,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		/* The loop publishes every second; silence means it is stuck. */
 		if (age > 15) {
 			status = MHD_HTTP_SERVICE_UNAVAILABLE;
-			pp_buf_printf(&b, "stalled: no loop heartbeat for %lld s\n", (long long)age);
+			pp_buf_printf(&b, "stalled: no loop heartbeat for %lld s\n",
+				      (long long)age);
 		} else {
 			pp_buf_puts(&b, "ok\n");
 		}
@@ -100,8 +115,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		status = MHD_HTTP_NOT_FOUND;
 		pp_buf_puts(&b, "not found: try /healthz or /metrics\n");
 	}
-	struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data ? b.data : (char *)"",
-								  MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		b.len, b.data ? b.data : (char *)"", MHD_RESPMEM_MUST_COPY);
 	pp_buf_free(&b);
 	MHD_add_response_header(r, "Content-Type", ctype);
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
@@ -115,7 +130,8 @@ int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_erro
 	char host[64] = "127.0.0.1";
 	const char *colon = strrchr(listen, ':');
 	if (!colon)
-		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": expected HOST:PORT", listen);
+		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": expected HOST:PORT",
+			       listen);
 	if (colon != listen)
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
 	char *end;
@@ -124,23 +140,25 @@ int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_erro
 		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": bad port", listen);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": host must be an IPv4 address",
-			       listen);
+		return pp_fail(err, PP_EINVALID,
+			       "metrics_listen \"%s\": host must be an IPv4 address", listen);
 	struct pp_metrics *m = calloc(1, sizeof(*m));
 	if (!m)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	pthread_mutex_init(&m->mu, NULL);
 	m->published = time(NULL);
-	m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				     answer, m, MHD_OPTION_SOCK_ADDR, &sa,
-				     MHD_OPTION_CONNECTION_LIMIT, 64, MHD_OPTION_CONNECTION_TIMEOUT,
-				     10u, MHD_OPTION_END);
+	m->daemon =
+		MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				 answer, m, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
+				 64, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
 	if (!m->daemon) {
 		pthread_mutex_destroy(&m->mu);
 		free(m);
-		return pp_fail(err, PP_EIO, "metrics_listen %s: cannot listen (port in use?)", listen);
+		return pp_fail(err, PP_EIO, "metrics_listen %s: cannot listen (port in use?)",
+			       listen);
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	m->port = info ? info->port : (int)port;
 	*out = m;
 	return 0;

@@ -144,12 +144,8 @@ int pp_pb_next(struct pp_pb_reader *r, struct pp_pb_field *f, struct pp_error *e
 		r->pos += (size_t)n;
 		return 1;
 	}
-	case PP_PB_I32:
-		width = 4;
-		break;
-	case PP_PB_I64:
-		width = 8;
-		break;
+	case PP_PB_I32: width = 4; break;
+	case PP_PB_I64: width = 8; break;
 	default:
 		return pp_fail(err, PP_EINVALID, "protobuf: unsupported wire type %d at byte %zu",
 			       (int)f->wire, start);

@@ -33,7 +33,7 @@ struct pp_pb_reader {
 struct pp_pb_field {
 	uint32_t num;
 	enum pp_pb_wire wire;
-	uint64_t u64;        /* VARINT, I64, I32 (raw bits) */
+	uint64_t u64;	     /* VARINT, I64, I32 (raw bits) */
 	const uint8_t *data; /* LEN: points into the reader's bytes */
 	size_t len;
 };

@@ -197,7 +197,7 @@ static int resolve_at(struct pp_json *j, struct pp_buf *path, pp_prefect_block_f
 	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
 		return 0;
 	size_t idx = 0, keep = path->len;
-	pp_json_foreach(c, j) {
+	pp_json_foreach (c, j) {
 		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
 						   : pp_buf_printf(path, "[%zu]", idx);
 		if (!rc)

@@ -17,8 +17,8 @@
 /* One interpolated string may not grow past this (a template repeating a
  * large variable many times). */
 #define RENDERED_STRING_MAX ((size_t)1 << 20)
-#define TEMPLATE_DEPTH_MAX 64
-#define JSON_PATH_MAX 512
+#define TEMPLATE_DEPTH_MAX  64
+#define JSON_PATH_MAX	    512
 
 #define DEFAULT_COMMAND "prefect flow-run execute"
 
@@ -28,7 +28,7 @@ struct rendered {
 };
 
 struct placeholder {
-	size_t start, end;         /* the whole "{{ name }}" */
+	size_t start, end; /* the whole "{{ name }}" */
 	size_t name_start, name_end;
 };
 
@@ -253,7 +253,7 @@ static int put_py_str(struct pp_buf *b, const struct pp_json *j, bool nested)
 	case PP_JSON_OBJECT: {
 		bool obj = j->type == PP_JSON_OBJECT;
 		rc = pp_buf_putc(b, obj ? '{' : '[');
-		pp_json_foreach(c, j) {
+		pp_json_foreach (c, j) {
 			if (rc)
 				break;
 			if (c != j->child)
@@ -346,8 +346,9 @@ static int render_string(struct render_ctx *rc, const struct pp_json *tpl, struc
 		err = pp_buf_append(&b, s + at, n - at);
 	if (err) {
 		pp_buf_free(&b);
-		return pp_fail(rc->err, err, "job_configuration%s: rendered text longer than %zu bytes",
-			       rc->path, RENDERED_STRING_MAX);
+		return pp_fail(rc->err, err,
+			       "job_configuration%s: rendered text longer than %zu bytes", rc->path,
+			       RENDERED_STRING_MAX);
 	}
 	out->value = pp_json_new_stringn(pp_buf_str(&b), b.len);
 	pp_buf_free(&b);
@@ -366,7 +367,7 @@ static int render_container(struct render_ctx *rc, const struct pp_json *tpl, in
 		return PP_ENOMEM;
 	size_t plen = strlen(rc->path);
 	size_t idx = 0;
-	pp_json_foreach(c, tpl) {
+	pp_json_foreach (c, tpl) {
 		if (obj)
 			snprintf(rc->path + plen, sizeof(rc->path) - plen, ".%s", c->key);
 		else
@@ -396,14 +397,10 @@ static int render_value(struct render_ctx *rc, const struct pp_json *tpl, int de
 		return pp_fail(rc->err, PP_EINVALID, "job_configuration%s: nested too deeply",
 			       rc->path);
 	switch (tpl->type) {
-	case PP_JSON_STRING:
-		return render_string(rc, tpl, out);
+	case PP_JSON_STRING: return render_string(rc, tpl, out);
 	case PP_JSON_ARRAY:
-	case PP_JSON_OBJECT:
-		return render_container(rc, tpl, depth, out);
-	default:
-		out->value = pp_json_clone(tpl);
-		return out->value ? 0 : PP_ENOMEM;
+	case PP_JSON_OBJECT: return render_container(rc, tpl, depth, out);
+	default: out->value = pp_json_clone(tpl); return out->value ? 0 : PP_ENOMEM;
 	}
 }
 
@@ -411,11 +408,11 @@ static int render_value(struct render_ctx *rc, const struct pp_json *tpl, int de
  * Prefect merges deployment and flow-run env. */
 static int merge_layer(struct pp_json *acc, const struct pp_json *layer)
 {
-	pp_json_foreach(m, layer) {
+	pp_json_foreach (m, layer) {
 		struct pp_json *have = pp_json_get(acc, m->key);
 		if (!strcmp(m->key, "env") && have && have->type == PP_JSON_OBJECT &&
 		    m->type == PP_JSON_OBJECT) {
-			pp_json_foreach(e, m) {
+			pp_json_foreach (e, m) {
 				int rc = pp_json_set(have, e->key, pp_json_clone(e));
 				if (rc)
 					return rc;
@@ -429,26 +426,28 @@ static int merge_layer(struct pp_json *acc, const struct pp_json *layer)
 	return 0;
 }
 
-static int check_layer(const struct pp_json *layer, const char *what,
-		       const struct pp_json *props, struct pp_error *err)
+static int check_layer(const struct pp_json *layer, const char *what, const struct pp_json *props,
+		       struct pp_error *err)
 {
 	if (!layer)
 		return 0;
 	if (layer->type != PP_JSON_OBJECT)
-		return pp_fail(err, PP_EINVALID, "%s job variables: expected an object, got %s", what,
-			       pp_json_type_name(layer->type));
-	pp_json_foreach(m, layer) {
+		return pp_fail(err, PP_EINVALID, "%s job variables: expected an object, got %s",
+			       what, pp_json_type_name(layer->type));
+	pp_json_foreach (m, layer) {
 		if (pp_json_get(props, m->key))
 			continue;
 		struct pp_buf known;
 		pp_buf_init(&known, 600);
-		pp_json_foreach(p, props) {
+		pp_json_foreach (p, props) {
 			if (pp_buf_printf(&known, "%s%s", known.len ? ", " : "", p->key))
 				break;
 		}
-		int rc = pp_fail(err, PP_EINVALID,
-				 "job variable \"%s\" (%s): not defined in the template's variables "
-				 "(known: %s)", m->key, what, pp_buf_str(&known));
+		int rc =
+			pp_fail(err, PP_EINVALID,
+				"job variable \"%s\" (%s): not defined in the template's variables "
+				"(known: %s)",
+				m->key, what, pp_buf_str(&known));
 		pp_buf_free(&known);
 		return rc;
 	}
@@ -464,7 +463,7 @@ static int validate_env(const struct pp_json *schema, const struct pp_json *vari
 	if (!set)
 		return pp_fail(err, PP_ENOMEM, "out of memory validating env");
 	int rc = 0;
-	pp_json_foreach(e, env) {
+	pp_json_foreach (e, env) {
 		if (e->type != PP_JSON_NULL && (rc = pp_json_set(set, e->key, pp_json_clone(e))))
 			break;
 	}
@@ -480,13 +479,16 @@ static int validate_values(const struct pp_json *variables, const struct pp_json
 			   struct pp_error *err)
 {
 	const struct pp_json *props = pp_json_get(variables, "properties");
-	pp_json_foreach(r, pp_json_get(variables, "required")) {
-		const struct pp_json *v = r->type == PP_JSON_STRING ? pp_json_get(values, r->str) : NULL;
+	pp_json_foreach (r, pp_json_get(variables, "required")) {
+		const struct pp_json *v =
+			r->type == PP_JSON_STRING ? pp_json_get(values, r->str) : NULL;
 		if (r->type == PP_JSON_STRING && (!v || v->type == PP_JSON_NULL))
-			return pp_fail(err, PP_EINVALID, "job variable \"%s\": required, but no value "
-				       "was given", r->str);
+			return pp_fail(err, PP_EINVALID,
+				       "job variable \"%s\": required, but no value "
+				       "was given",
+				       r->str);
 	}
-	pp_json_foreach(v, values) {
+	pp_json_foreach (v, values) {
 		const struct pp_json *schema = pp_json_get(props, v->key);
 		if (v->type == PP_JSON_NULL && pp_schema_allows_null(schema))
 			continue;
@@ -517,7 +519,7 @@ static int build_values(const struct pp_json *variables, const struct pp_json *c
 	if (!values)
 		return PP_ENOMEM;
 	int rc = 0;
-	pp_json_foreach(p, props) {
+	pp_json_foreach (p, props) {
 		const struct pp_json *def = pp_json_get(p, "default");
 		if (def && def->type != PP_JSON_NULL)
 			rc = pp_json_set(values, p->key, pp_json_clone(def));
@@ -596,11 +598,15 @@ static int prepare_for_run(struct pp_json *cfg, const struct pp_run_ctx *ctx, st
 	const struct pp_json *user_env = pp_json_get(cfg, "env");
 	const struct pp_json *user_labels = pp_json_get(cfg, "labels");
 	if (!blank(user_env) && user_env->type != PP_JSON_OBJECT)
-		return pp_fail(err, PP_EINVALID, "job_configuration.env: expected an object after "
-			       "rendering, got %s", pp_json_type_name(user_env->type));
+		return pp_fail(err, PP_EINVALID,
+			       "job_configuration.env: expected an object after "
+			       "rendering, got %s",
+			       pp_json_type_name(user_env->type));
 	if (!blank(user_labels) && user_labels->type != PP_JSON_OBJECT)
-		return pp_fail(err, PP_EINVALID, "job_configuration.labels: expected an object after "
-			       "rendering, got %s", pp_json_type_name(user_labels->type));
+		return pp_fail(err, PP_EINVALID,
+			       "job_configuration.labels: expected an object after "
+			       "rendering, got %s",
+			       pp_json_type_name(user_labels->type));
 	struct pp_json *env = pp_json_new(PP_JSON_OBJECT);
 	struct pp_json *labels = pp_json_new(PP_JSON_OBJECT);
 	int rc = env && labels ? 0 : PP_ENOMEM;
@@ -610,7 +616,7 @@ static int prepare_for_run(struct pp_json *cfg, const struct pp_run_ctx *ctx, st
 		rc = set_opt_string(env, "PREFECT_API_KEY", ctx->api_key);
 	if (!rc)
 		rc = set_opt_string(env, "PREFECT__FLOW_RUN_ID", ctx->flow_run_id);
-	pp_json_foreach(e, user_env) {
+	pp_json_foreach (e, user_env) {
 		if (!rc)
 			rc = pp_json_set(env, e->key, env_value(e));
 	}
@@ -634,7 +640,7 @@ static int prepare_for_run(struct pp_json *cfg, const struct pp_run_ctx *ctx, st
 	};
 	for (size_t i = 0; i < sizeof(base_labels) / sizeof(base_labels[0]) && !rc; i++)
 		rc = set_opt_string(labels, base_labels[i].key, base_labels[i].val);
-	pp_json_foreach(l, user_labels) {
+	pp_json_foreach (l, user_labels) {
 		if (!rc)
 			rc = pp_json_set(labels, l->key, pp_json_clone(l));
 	}
@@ -679,7 +685,7 @@ int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
 	struct pp_json *tenv = job_copy ? pp_json_get(job_copy, "env") : NULL;
 	const struct pp_json *venv = pp_json_get(values, "env");
 	if (!rc && tenv && tenv->type == PP_JSON_OBJECT && venv && venv->type == PP_JSON_OBJECT) {
-		pp_json_foreach(e, venv) {
+		pp_json_foreach (e, venv) {
 			if (!rc)
 				rc = pp_json_set(tenv, e->key, pp_json_clone(e));
 		}

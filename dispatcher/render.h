@@ -53,7 +53,7 @@ struct pp_pool_conf;
  * a pool type's default (--type), or a template file (--template, with an
  * optional pool type). */
 struct pp_render_source {
-	const char *config_path;   /* for pool_name; NULL: $PUSHPOOL_CONFIG or
+	const char *config_path; /* for pool_name; NULL: $PUSHPOOL_CONFIG or
 				      /etc/pushpool/pushpool.conf */
 	const char *pool_name;
 	const char *pool_type;
@@ -68,7 +68,7 @@ struct pp_render_source {
  * src->pool_name is set, and *pool then points into it (else NULL). *type is
  * the canonical pool type, NULL for a template file without a type. */
 int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg,
-		       const struct pp_pool_conf **pool, const char **type,
-		       struct pp_json **out, struct pp_error *err);
+		       const struct pp_pool_conf **pool, const char **type, struct pp_json **out,
+		       struct pp_error *err);
 
 #endif

@@ -109,8 +109,8 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 	for (int n = 1; n <= DUMP_MAX_REQUESTS; n++) {
 		io->resp = have_resp ? &resp : NULL;
 		io->resp_rc = !have_resp || resp.status < 300 ? 0
-			      : resp.status == 404 ? PP_ENOTFOUND
-						   : PP_EINVALID;
+			      : resp.status == 404	      ? PP_ENOTFOUND
+							      : PP_EINVALID;
 		io->resp_err = have_resp ? &resp_err : NULL;
 		pp_http_req_free(&io->req);
 		rc = p->submit(io, err);
@@ -130,7 +130,8 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 		if (ct && !strncmp(ct, "application/grpc", 16)) {
 			rc = pp_buf_puts(out, "(gRPC: the calls that follow depend on the server's "
 					      "answers and are not shown)\n");
-			rc = rc ? pp_fail(err, PP_ENOMEM, "request dump is too large") : PP_STEP_DONE;
+			rc = rc ? pp_fail(err, PP_ENOMEM, "request dump is too large")
+				: PP_STEP_DONE;
 			break;
 		}
 		const struct canned *c = answer_for(&io->req);
@@ -145,8 +146,11 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 			break;
 		}
-		pp_fail(&resp_err, c->status == 404 ? PP_ENOTFOUND : c->status >= 300 ? PP_EINVALID : 0, "%s %s: HTTP %d (dry run)",
-			io->req.method, io->req.url, c->status);
+		pp_fail(&resp_err,
+			c->status == 404   ? PP_ENOTFOUND
+			: c->status >= 300 ? PP_EINVALID
+					   : 0,
+			"%s %s: HTTP %d (dry run)", io->req.method, io->req.url, c->status);
 		have_resp = true;
 	}
 	pp_http_req_free(&io->req);

@@ -12,8 +12,8 @@
 
 /* $ref chains and nesting deeper than this are treated as a cycle. */
 #define MAX_SCHEMA_DEPTH 32
-#define PATH_MAX_LEN 512
-#define SHOWN_VALUE_MAX 60
+#define PATH_MAX_LEN	 512
+#define SHOWN_VALUE_MAX	 60
 
 struct vctx {
 	const struct pp_json *root;
@@ -115,11 +115,11 @@ static bool allows_null_type(const struct pp_json *schema)
 	const struct pp_json *type = pp_json_get(schema, "type");
 	if (type && type->type == PP_JSON_STRING)
 		return !strcmp(type->str, "null");
-	pp_json_foreach(t, type)
+	pp_json_foreach (t, type)
 		if (t->type == PP_JSON_STRING && !strcmp(t->str, "null"))
 			return true;
 	const struct pp_json *any = pp_json_get(schema, "anyOf");
-	pp_json_foreach(alt, any)
+	pp_json_foreach (alt, any)
 		if (allows_null_type(alt))
 			return true;
 	return false;
@@ -150,12 +150,13 @@ static int check_type(struct vctx *v, const struct pp_json *schema, const struct
 		snprintf(want, sizeof(want), "%s", type->str);
 	} else if (type->type == PP_JSON_ARRAY) {
 		size_t o = 0;
-		pp_json_foreach(t, type) {
+		pp_json_foreach (t, type) {
 			if (t->type != PP_JSON_STRING)
 				continue;
 			if (type_matches(t->str, value))
 				return 0;
-			int w = snprintf(want + o, sizeof(want) - o, "%s%s", o ? " or " : "", t->str);
+			int w = snprintf(want + o, sizeof(want) - o, "%s%s", o ? " or " : "",
+					 t->str);
 			if (w < 0 || (size_t)w >= sizeof(want) - o)
 				break;
 			o += (size_t)w;
@@ -182,7 +183,7 @@ static int check_enum(struct vctx *v, const struct pp_json *schema, const struct
 	}
 	if (!en || en->type != PP_JSON_ARRAY)
 		return 0;
-	pp_json_foreach(e, en)
+	pp_json_foreach (e, en)
 		if (pp_json_equal(e, value))
 			return 0;
 	char *allowed = pp_json_to_string(en, PP_JSON_COMPACT);
@@ -318,14 +319,14 @@ static int check_object(struct vctx *v, const struct pp_json *schema, const stru
 		return 0;
 	char sub[PATH_MAX_LEN];
 	const struct pp_json *req = pp_json_get(schema, "required");
-	pp_json_foreach(r, req) {
+	pp_json_foreach (r, req) {
 		if (r->type == PP_JSON_STRING && !pp_json_get(value, r->str))
-			return pp_fail(v->err, PP_EINVALID, "\"%s\": required property \"%s\" missing",
-				       path, r->str);
+			return pp_fail(v->err, PP_EINVALID,
+				       "\"%s\": required property \"%s\" missing", path, r->str);
 	}
 	const struct pp_json *props = pp_json_get(schema, "properties");
 	const struct pp_json *extra = pp_json_get(schema, "additionalProperties");
-	pp_json_foreach(m, value) {
+	pp_json_foreach (m, value) {
 		int rc = child_path(sub, sizeof(sub), path, m->key, 0, v->err);
 		if (rc)
 			return rc;
@@ -359,7 +360,7 @@ static int check_array(struct vctx *v, const struct pp_json *schema, const struc
 		return 0;
 	char sub[PATH_MAX_LEN];
 	long i = 0;
-	pp_json_foreach(it, value) {
+	pp_json_foreach (it, value) {
 		int rc = child_path(sub, sizeof(sub), path, NULL, i++, v->err);
 		if (!rc)
 			rc = validate(v, items, it, sub, depth + 1);
@@ -377,7 +378,7 @@ static int check_alternatives(struct vctx *v, const struct pp_json *alts, bool e
 	struct pp_error first = {0};
 	struct pp_error *saved = v->err;
 	int matched = 0;
-	pp_json_foreach(alt, alts) {
+	pp_json_foreach (alt, alts) {
 		struct pp_error e = {0};
 		v->err = &e;
 		int rc = validate(v, alt, value, path, depth + 1);
@@ -392,8 +393,10 @@ static int check_alternatives(struct vctx *v, const struct pp_json *alts, bool e
 	if (exactly_one ? matched == 1 : matched > 0)
 		return 0;
 	if (matched > 1)
-		return pp_fail(v->err, PP_EINVALID, "\"%s\": matches %d of the oneOf schemas, "
-			       "expected exactly one", path, matched);
+		return pp_fail(v->err, PP_EINVALID,
+			       "\"%s\": matches %d of the oneOf schemas, "
+			       "expected exactly one",
+			       path, matched);
 	return pp_fail(v->err, PP_EINVALID, "\"%s\": matches none of the allowed schemas (%s)",
 		       path, first.msg);
 }
@@ -402,8 +405,8 @@ static int validate(struct vctx *v, const struct pp_json *schema, const struct p
 		    const char *path, int depth)
 {
 	if (depth > MAX_SCHEMA_DEPTH)
-		return pp_fail(v->err, PP_EINVALID, "\"%s\": schema nested too deeply or $ref cycle",
-			       path);
+		return pp_fail(v->err, PP_EINVALID,
+			       "\"%s\": schema nested too deeply or $ref cycle", path);
 	if (schema->type == PP_JSON_BOOL)
 		return schema->b ? 0 : pp_fail(v->err, PP_EINVALID, "\"%s\": not allowed", path);
 	if (schema->type != PP_JSON_OBJECT)
@@ -429,7 +432,7 @@ static int validate(struct vctx *v, const struct pp_json *schema, const struct p
 	if (!rc)
 		rc = check_array(v, schema, value, path, depth);
 	const struct pp_json *all = pp_json_get(schema, "allOf");
-	pp_json_foreach(sub, all) {
+	pp_json_foreach (sub, all) {
 		if (rc)
 			break;
 		rc = validate(v, sub, value, path, depth + 1);

@@ -20,12 +20,14 @@ struct pp_source_ops {
 	 * cancellations with request_cancel. */
 	int (*poll)(struct pp_source *src, struct pp_store *store, struct pp_error *err);
 	/* A run of this source changed state in the loop: report upstream. */
-	int (*report)(struct pp_source *src, const struct pp_run_rec *rec, enum pp_store_state state,
-		      const char *infra_id, const char *message, struct pp_error *err);
+	int (*report)(struct pp_source *src, const struct pp_run_rec *rec,
+		      enum pp_store_state state, const char *infra_id, const char *message,
+		      struct pp_error *err);
 	/* Template and deployment-level variables for a run, when the source
 	 * owns them (NULL outputs: use the local pool config). */
-	int (*job_inputs)(struct pp_source *src, const struct pp_run_rec *rec, struct pp_json **tmpl,
-			  struct pp_json **deployment_vars, struct pp_error *err);
+	int (*job_inputs)(struct pp_source *src, const struct pp_run_rec *rec,
+			  struct pp_json **tmpl, struct pp_json **deployment_vars,
+			  struct pp_error *err);
 	/* Seconds between polls. */
 	double (*interval)(const struct pp_source *src);
 };

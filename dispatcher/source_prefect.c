@@ -21,11 +21,11 @@
 #include "dispatcher/render.h"
 #include "dispatcher/source.h"
 
-#define PF_TIMEOUT_MS 10000
+#define PF_TIMEOUT_MS	10000
 #define PF_MAX_RESPONSE ((size_t)32 << 20)
-#define PF_BATCH 200
-#define PF_CACHE_MS 30000
-#define PF_OUTBOX_MAX 100000
+#define PF_BATCH	200
+#define PF_CACHE_MS	30000
+#define PF_OUTBOX_MAX	100000
 #define PF_RECONCILE_MS 30000
 
 struct pf_pool {
@@ -63,7 +63,7 @@ struct prefect_source {
 	double lookahead, interval;
 	long batch;
 	double claim_timeout;
-	int64_t backoff_until;  /* wall ms: the server asked us to wait */
+	int64_t backoff_until;	/* wall ms: the server asked us to wait */
 	int64_t next_reconcile; /* wall ms */
 	struct pf_cached *cache;
 	struct pf_report *outbox, **outbox_tail;
@@ -244,7 +244,7 @@ static int fetch_block(void *ud, const char *slug, const char *name, struct pp_j
 			return pp_fail(err, PP_EINVALID, "block %s/%s: no data object", slug, name);
 		}
 		/* Block data holds credentials: keep them out of every log line. */
-		pp_json_foreach(f, d)
+		pp_json_foreach (f, d)
 			if (f->type == PP_JSON_STRING && f->len >= 8)
 				pp_secret_register(f->str);
 		if (cache_put(s, key, d))
@@ -597,7 +597,7 @@ static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf
 	}
 	pp_json_free(q);
 	pp_buf_free(&enc);
-	pp_json_foreach(item, runs) {
+	pp_json_foreach (item, runs) {
 		struct pp_error cerr = {0};
 		int crc = claim(s, store, p, pp_json_get(item, "flow_run"), &cerr);
 		if (crc) {
@@ -653,7 +653,7 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 			rc = api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
 		pp_json_free(body);
 		got = runs ? (long)runs->count : 0;
-		pp_json_foreach(run, runs) {
+		pp_json_foreach (run, runs) {
 			const char *id = pp_json_get_string(run, "id");
 			struct pp_run_rec rec;
 			struct pp_error e = {0};
@@ -709,7 +709,7 @@ static int poll_cancellations(struct prefect_source *s, struct pp_store *store,
 		return rc;
 	rc = api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
 	pp_json_free(body);
-	pp_json_foreach(run, runs) {
+	pp_json_foreach (run, runs) {
 		const char *id = pp_json_get_string(run, "id");
 		struct pp_run_rec rec;
 		struct pp_error e = {0};

@@ -10,8 +10,8 @@
 #include <openssl/rand.h>
 
 static const char *const state_names[PP_ST_COUNT] = {
-	"SCHEDULED", "SUBMITTING", "SUBMITTED", "RUNNING", "CANCELLING",
-	"SUCCEEDED", "FAILED",     "CRASHED",   "CANCELLED", "DEAD",
+	"SCHEDULED", "SUBMITTING", "SUBMITTED", "RUNNING",   "CANCELLING",
+	"SUCCEEDED", "FAILED",	   "CRASHED",	"CANCELLED", "DEAD",
 };
 
 const char *pp_store_state_name(enum pp_store_state s)

@@ -18,10 +18,10 @@ enum pp_store_state {
 	PP_ST_RUNNING,
 	PP_ST_CANCELLING, /* cancel requested; remote job to be stopped */
 	PP_ST_SUCCEEDED,
-	PP_ST_FAILED,     /* the job ran and failed, or the run was invalid */
-	PP_ST_CRASHED,    /* the job never ran to an exit (failed to start, timed out) */
+	PP_ST_FAILED,  /* the job ran and failed, or the run was invalid */
+	PP_ST_CRASHED, /* the job never ran to an exit (failed to start, timed out) */
 	PP_ST_CANCELLED,
-	PP_ST_DEAD,       /* submission retries exhausted */
+	PP_ST_DEAD, /* submission retries exhausted */
 };
 #define PP_ST_COUNT (PP_ST_DEAD + 1)
 
@@ -38,32 +38,32 @@ struct pp_run_rec {
 	char *deployment;
 	char *job_variables; /* JSON object text */
 	char *parameters;    /* JSON object text */
-	char *source;        /* "local" or "prefect" */
+	char *source;	     /* "local" or "prefect" */
 	char *source_ref;    /* e.g. the Prefect flow run id */
 	char *infra_id;
 	char *idem_key;
 	char *last_error;
-	int64_t scheduled_ms;    /* wall clock, ms since the epoch */
+	int64_t scheduled_ms;	 /* wall clock, ms since the epoch */
 	int64_t next_attempt_ms; /* wall clock; not claimable before */
 	int64_t created_ms, updated_ms;
-	int priority;            /* higher first */
-	int attempt;             /* submission tries so far */
+	int priority; /* higher first */
+	int attempt;  /* submission tries so far */
 	enum pp_store_state state;
 	bool cancel_requested;
-	int64_t fence;           /* generation of the lease this copy was claimed with */
+	int64_t fence; /* generation of the lease this copy was claimed with */
 };
 
 void pp_run_rec_free(struct pp_run_rec *r);
 
 struct pp_run_update {
 	enum pp_store_state state;
-	const char *infra_id;     /* NULL: unchanged */
-	const char *idem_key;     /* NULL: unchanged */
-	int attempt;              /* < 0: unchanged */
-	int64_t next_attempt_ms;  /* < 0: unchanged */
-	const char *error;        /* NULL: unchanged, "": clear */
+	const char *infra_id;	 /* NULL: unchanged */
+	const char *idem_key;	 /* NULL: unchanged */
+	int attempt;		 /* < 0: unchanged */
+	int64_t next_attempt_ms; /* < 0: unchanged */
+	const char *error;	 /* NULL: unchanged, "": clear */
 	bool release_lease;
-	const char *event;        /* appended to the history when non-NULL */
+	const char *event; /* appended to the history when non-NULL */
 };
 
 struct pp_run_event {
@@ -73,9 +73,9 @@ struct pp_run_event {
 };
 
 struct pp_run_filter {
-	const char *pool;      /* NULL: all */
-	int state;             /* -1: all */
-	int limit;             /* 0: no limit */
+	const char *pool; /* NULL: all */
+	int state;	  /* -1: all */
+	int limit;	  /* 0: no limit */
 };
 
 struct pp_store_counts {
@@ -99,17 +99,17 @@ struct pp_store_ops {
 	/* Extend every lease owner holds. */
 	int (*renew)(struct pp_store *s, const char *owner, int64_t lease_ms, struct pp_error *err);
 	/* Fenced write: PP_ECONFLICT when the lease has moved on. */
-	int (*update)(struct pp_store *s, const char *id, int64_t fence, const struct pp_run_update *u,
-		      struct pp_error *err);
-	int (*get)(struct pp_store *s, const char *id, struct pp_run_rec *out, struct pp_run_event **ev,
-		   int *nev, struct pp_error *err);
-	int (*list)(struct pp_store *s, const struct pp_run_filter *f, struct pp_run_rec **out, int *n,
-		    struct pp_error *err);
+	int (*update)(struct pp_store *s, const char *id, int64_t fence,
+		      const struct pp_run_update *u, struct pp_error *err);
+	int (*get)(struct pp_store *s, const char *id, struct pp_run_rec *out,
+		   struct pp_run_event **ev, int *nev, struct pp_error *err);
+	int (*list)(struct pp_store *s, const struct pp_run_filter *f, struct pp_run_rec **out,
+		    int *n, struct pp_error *err);
 	/* Mark cancel requested; SCHEDULED runs become CANCELLED at once. */
 	int (*request_cancel)(struct pp_store *s, const char *id, struct pp_error *err);
 	/* Ids among those owner holds whose cancel was requested. */
-	int (*cancel_requests)(struct pp_store *s, const char *owner, char (**ids)[PP_ID_LEN], int *n,
-			       struct pp_error *err);
+	int (*cancel_requests)(struct pp_store *s, const char *owner, char (**ids)[PP_ID_LEN],
+			       int *n, struct pp_error *err);
 	int (*counts)(struct pp_store *s, struct pp_store_counts *out, struct pp_error *err);
 	/* Earliest time a run not yet claimable becomes due (ms), 0 if none. */
 	int (*next_due)(struct pp_store *s, int64_t *ms, struct pp_error *err);

@@ -27,22 +27,22 @@
 
 #include "dispatcher/log.h"
 
-#define CHANNEL "pushpool_runs"
+#define CHANNEL		 "pushpool_runs"
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
 /* The server's clock in ms since the epoch, as one value per statement. */
-#define NOW_MS "(extract(epoch from now()) * 1000)::bigint"
+#define NOW_MS	 "(extract(epoch from now()) * 1000)::bigint"
 #define TERMINAL "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 
 struct pg_store {
 	struct pp_store base;
 	PGconn *conn;
-	char *conninfo;       /* the url as given; may hold a password */
-	char where[256];      /* postgresql://user@host:port/db, for messages */
-	int64_t retry_at;     /* monotonic ms; no reconnect attempt before */
-	long backoff_ms;      /* 0 while connected */
-	int reconnects;       /* failed attempts since the connection was lost */
-	bool wake_pending;    /* a reconnect may have missed notifications */
+	char *conninfo;	   /* the url as given; may hold a password */
+	char where[256];   /* postgresql://user@host:port/db, for messages */
+	int64_t retry_at;  /* monotonic ms; no reconnect attempt before */
+	long backoff_ms;   /* 0 while connected */
+	int reconnects;	   /* failed attempts since the connection was lost */
+	bool wake_pending; /* a reconnect may have missed notifications */
 };
 
 static const char *const migrations[] = {
@@ -92,7 +92,8 @@ static void schedule_reconnect(struct pg_store *s)
 		s->retry_at = 0;
 		return;
 	}
-	long jitter = s->backoff_ms / 2 + (long)((unsigned long)rand() % (unsigned long)(s->backoff_ms / 2 + 1));
+	long jitter = s->backoff_ms / 2 +
+		      (long)((unsigned long)rand() % (unsigned long)(s->backoff_ms / 2 + 1));
 	s->retry_at = pp_mono_ms() + jitter;
 	s->backoff_ms = s->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : s->backoff_ms * 2;
 }
@@ -113,10 +114,17 @@ static int pg_connect(struct pg_store *s, struct pp_error *err)
 	/* Defaults first: later keywords win, so the url's own settings
 	 * override them. Keepalives and a TCP timeout notice a dead server or a
 	 * network split instead of blocking the loop on a silent socket. */
-	const char *const keys[] = {"connect_timeout",  "application_name", "keepalives",
-				    "keepalives_idle",  "keepalives_interval", "keepalives_count",
-				    "tcp_user_timeout", "dbname",           NULL};
-	const char *const vals[] = {"5", "pushpool", "1", "10", "5", "3", "15000", s->conninfo, NULL};
+	const char *const keys[] = {"connect_timeout",
+				    "application_name",
+				    "keepalives",
+				    "keepalives_idle",
+				    "keepalives_interval",
+				    "keepalives_count",
+				    "tcp_user_timeout",
+				    "dbname",
+				    NULL};
+	const char *const vals[] = {"5", "pushpool", "1",	  "10", "5",
+				    "3", "15000",    s->conninfo, NULL};
 	pg_disconnect(s);
 	s->conn = PQconnectdbParams(keys, vals, 1);
 	if (!s->conn)
@@ -146,8 +154,9 @@ static int ensure_conn(struct pg_store *s, struct pp_error *err)
 		schedule_reconnect(s);
 	int64_t now = pp_mono_ms();
 	if (now < s->retry_at)
-		return pp_fail(err, PP_ETRANSIENT, "store %s: connection lost; reconnecting in %lld ms",
-			       s->where, (long long)(s->retry_at - now));
+		return pp_fail(err, PP_ETRANSIENT,
+			       "store %s: connection lost; reconnecting in %lld ms", s->where,
+			       (long long)(s->retry_at - now));
 	int rc = pg_connect(s, err);
 	if (rc) {
 		s->reconnects++;
@@ -187,10 +196,11 @@ static PGresult *query(struct pg_store *s, const char *what, const char *sql, in
 	int code = PP_EIO;
 	if (sqlstate_is(res, "23505"))
 		code = PP_ECONFLICT;
-	else if (lost || sqlstate_is(res, "08") || sqlstate_is(res, "57P") || sqlstate_is(res, "53") ||
-		 sqlstate_is(res, "40001") || sqlstate_is(res, "40P01"))
+	else if (lost || sqlstate_is(res, "08") || sqlstate_is(res, "57P") ||
+		 sqlstate_is(res, "53") || sqlstate_is(res, "40001") || sqlstate_is(res, "40P01"))
 		code = PP_ETRANSIENT;
-	*rc = fail_msg(s, err, code, what, res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn));
+	*rc = fail_msg(s, err, code, what,
+		       res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn));
 	PQclear(res);
 	if (lost) {
 		pp_warn("%s", err->msg);
@@ -216,16 +226,17 @@ static int schema_version(struct pg_store *s, int *version, struct pp_error *err
 {
 	int rc;
 	*version = 0;
-	PGresult *res = query(s, "read schema version",
-			      "SELECT to_regclass('pushpool_schema') IS NOT NULL", 0, NULL, &rc, err);
+	PGresult *res =
+		query(s, "read schema version", "SELECT to_regclass('pushpool_schema') IS NOT NULL",
+		      0, NULL, &rc, err);
 	if (!res)
 		return rc;
 	bool exists = PQgetvalue(res, 0, 0)[0] == 't';
 	PQclear(res);
 	if (!exists)
 		return 0;
-	res = query(s, "read schema version", "SELECT COALESCE(MAX(version), 0) FROM pushpool_schema",
-		    0, NULL, &rc, err);
+	res = query(s, "read schema version",
+		    "SELECT COALESCE(MAX(version), 0) FROM pushpool_schema", 0, NULL, &rc, err);
 	if (!res)
 		return rc;
 	*version = atoi(PQgetvalue(res, 0, 0));
@@ -243,14 +254,16 @@ static int pg_migrate(struct pp_store *base, struct pp_error *err)
 	rc = command(s, "lock for migration", "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")",
 		     err);
 	if (!rc)
-		rc = command(s, "create schema table",
-			     "CREATE TABLE IF NOT EXISTS pushpool_schema (version INTEGER NOT NULL)", err);
+		rc = command(
+			s, "create schema table",
+			"CREATE TABLE IF NOT EXISTS pushpool_schema (version INTEGER NOT NULL)",
+			err);
 	if (!rc)
 		rc = schema_version(s, &version, err);
 	if (!rc && version > NMIGRATIONS)
 		rc = pp_fail(err, PP_EINVALID,
-			     "store %s: schema version %d is newer than this pushpool (%d)", s->where,
-			     version, NMIGRATIONS);
+			     "store %s: schema version %d is newer than this pushpool (%d)",
+			     s->where, version, NMIGRATIONS);
 	for (int v = version; v < NMIGRATIONS && !rc; v++) {
 		char what[48];
 		snprintf(what, sizeof(what), "migration %d", v + 1);
@@ -258,7 +271,9 @@ static int pg_migrate(struct pp_store *base, struct pp_error *err)
 		if (!rc) {
 			char sql[96];
 			snprintf(sql, sizeof(sql),
-				 "DELETE FROM pushpool_schema; INSERT INTO pushpool_schema VALUES (%d)", v + 1);
+				 "DELETE FROM pushpool_schema; INSERT INTO pushpool_schema VALUES "
+				 "(%d)",
+				 v + 1);
 			rc = command(s, "record schema version", sql, err);
 		}
 	}
@@ -347,8 +362,8 @@ static int pg_open(const char *url, struct pp_store **out, struct pp_error *err)
 	rc = schema_version(s, &version, err);
 	if (!rc && version != NMIGRATIONS)
 		rc = pp_fail(err, PP_EINVALID,
-			     "store %s: schema version %d, this pushpool needs %d%s", s->where, version,
-			     NMIGRATIONS,
+			     "store %s: schema version %d, this pushpool needs %d%s", s->where,
+			     version, NMIGRATIONS,
 			     version < NMIGRATIONS ? ": run `pushpool store migrate` first" : "");
 	if (rc) {
 		pg_close(base);
@@ -363,9 +378,9 @@ static char *dup_value(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
 }
 
-#define RUN_COLUMNS                                                                          \
-	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id," \
-	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority," \
+#define RUN_COLUMNS                                                                                \
+	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id,"     \
+	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority,"  \
 	" attempt, state, cancel_requested, fence"
 
 static int row_to_rec(const PGresult *res, int row, struct pp_run_rec *r)
@@ -408,8 +423,9 @@ static int collect(struct pg_store *s, PGresult *res, struct pp_run_rec **out, i
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	for (int i = 0; i < rows; i++) {
 		if (row_to_rec(res, i, &v[i])) {
-			int rc = pp_fail(err, PP_EINVALID, "store %s: run %s has an unknown state \"%s\"",
-					 s->where, v[i].id, PQgetvalue(res, i, 17));
+			int rc = pp_fail(err, PP_EINVALID,
+					 "store %s: run %s has an unknown state \"%s\"", s->where,
+					 v[i].id, PQgetvalue(res, i, 17));
 			pp_run_recs_free(v, i + 1);
 			return rc;
 		}
@@ -429,9 +445,17 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	i64(next, sizeof(next), r->next_attempt_ms);
 	snprintf(prio, sizeof(prio), "%d", r->priority);
 	const char *const p[] = {
-		r->id, r->pool, r->name, r->deployment,
-		r->job_variables ? r->job_variables : "{}", r->parameters ? r->parameters : "{}",
-		r->source ? r->source : "local", r->source_ref, sched, next, prio,
+		r->id,
+		r->pool,
+		r->name,
+		r->deployment,
+		r->job_variables ? r->job_variables : "{}",
+		r->parameters ? r->parameters : "{}",
+		r->source ? r->source : "local",
+		r->source_ref,
+		sched,
+		next,
+		prio,
 		pp_store_state_name(r->state),
 	};
 	/* One statement, so one transaction: the run, its first event, and the
@@ -439,19 +463,22 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	static const char sql[] =
 		"WITH r AS (INSERT INTO runs(id, pool, name, deployment, job_variables, parameters,"
 		"  source, source_ref, scheduled_ms, next_attempt_ms, priority, state, created_ms,"
-		"  updated_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12," NOW_MS "," NOW_MS ")"
+		"  updated_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12," NOW_MS "," NOW_MS
+		")"
 		"  RETURNING id, pool, state, scheduled_ms, next_attempt_ms, created_ms),"
 		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
 		"  SELECT id, created_ms, state, 'created' FROM r)"
 		" SELECT created_ms, (SELECT count(pg_notify('" CHANNEL "', pool)) FROM r"
-		"  WHERE state = 'SCHEDULED' AND GREATEST(scheduled_ms, next_attempt_ms) <= " NOW_MS ")"
+		"  WHERE state = 'SCHEDULED' AND GREATEST(scheduled_ms, next_attempt_ms) <= " NOW_MS
+		")"
 		" FROM r";
 	int rc;
 	PGresult *res = query(s, "insert run", sql, (int)(sizeof(p) / sizeof(p[0])), p, &rc, err);
 	if (!res) {
 		if (rc == PP_ECONFLICT)
-			return pp_fail(err, PP_ECONFLICT, "run %s (source %s %s) already exists", r->id,
-				       r->source ? r->source : "local", r->source_ref ? r->source_ref : "");
+			return pp_fail(err, PP_ECONFLICT, "run %s (source %s %s) already exists",
+				       r->id, r->source ? r->source : "local",
+				       r->source_ref ? r->source_ref : "");
 		return rc;
 	}
 	r->created_ms = r->updated_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -499,7 +526,8 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	return rc;
 }
 
-static int pg_renew(struct pp_store *base, const char *owner, int64_t lease_ms, struct pp_error *err)
+static int pg_renew(struct pp_store *base, const char *owner, int64_t lease_ms,
+		    struct pp_error *err)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	char lease[24];
@@ -526,8 +554,8 @@ static int pg_update(struct pp_store *base, const char *id, int64_t fence,
 	snprintf(att, sizeof(att), "%d", u->attempt);
 	i64(next, sizeof(next), u->next_attempt_ms);
 	const char *const p[] = {
-		pp_store_state_name(u->state), u->infra_id, u->idem_key, att, next, u->error,
-		u->release_lease ? "t" : "f", id, fen, u->event,
+		pp_store_state_name(u->state), u->infra_id, u->idem_key, att,	   next, u->error,
+		u->release_lease ? "t" : "f",  id,	    fen,	 u->event,
 	};
 	/* The fence in the WHERE is the whole guard: zero rows means a later
 	 * claim owns the run. A released, still claimable run wakes the other
@@ -536,15 +564,18 @@ static int pg_update(struct pp_store *base, const char *id, int64_t fence,
 		"WITH u AS (UPDATE runs SET state = $1, updated_ms = " NOW_MS ","
 		"  infra_id = COALESCE($2, infra_id), idem_key = COALESCE($3, idem_key),"
 		"  attempt = CASE WHEN $4::int < 0 THEN attempt ELSE $4::int END,"
-		"  next_attempt_ms = CASE WHEN $5::bigint < 0 THEN next_attempt_ms ELSE $5::bigint END,"
-		"  last_error = CASE WHEN $6::text IS NULL THEN last_error WHEN $6::text = '' THEN NULL"
+		"  next_attempt_ms = CASE WHEN $5::bigint < 0 THEN next_attempt_ms ELSE $5::bigint "
+		"END,"
+		"  last_error = CASE WHEN $6::text IS NULL THEN last_error WHEN $6::text = '' THEN "
+		"NULL"
 		"   ELSE $6::text END,"
 		"  lease_owner = CASE WHEN $7::bool THEN NULL ELSE lease_owner END"
 		"  WHERE id = $8 AND fence = $9::bigint"
 		"  RETURNING id, pool, state, updated_ms, lease_owner, next_attempt_ms),"
 		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
 		"  SELECT id, updated_ms, state, $10 FROM u WHERE $10::text IS NOT NULL)"
-		" SELECT (SELECT count(*) FROM u), (SELECT count(pg_notify('" CHANNEL "', pool)) FROM u"
+		" SELECT (SELECT count(*) FROM u), (SELECT count(pg_notify('" CHANNEL
+		"', pool)) FROM u"
 		"  WHERE lease_owner IS NULL AND state NOT IN " TERMINAL
 		"  AND next_attempt_ms <= " NOW_MS ")";
 	int rc;
@@ -572,8 +603,9 @@ static int pg_get(struct pp_store *base, const char *id, struct pp_run_rec *out,
 	if (res && PQntuples(res) == 0 && strlen(id) < PP_ID_LEN - 1) {
 		PQclear(res);
 		res = query(s, "get run",
-			    "SELECT " RUN_COLUMNS " FROM runs WHERE left(id, length($1)) = $1 LIMIT 2", 1,
-			    p, &rc, err);
+			    "SELECT " RUN_COLUMNS
+			    " FROM runs WHERE left(id, length($1)) = $1 LIMIT 2",
+			    1, p, &rc, err);
 	}
 	if (!res)
 		return rc;
@@ -597,8 +629,8 @@ static int pg_get(struct pp_store *base, const char *id, struct pp_run_rec *out,
 	*nev = 0;
 	const char *const q[] = {out->id};
 	res = query(s, "read events",
-		    "SELECT ts_ms, state, message FROM run_events WHERE run_id = $1 ORDER BY seq", 1, q,
-		    &rc, err);
+		    "SELECT ts_ms, state, message FROM run_events WHERE run_id = $1 ORDER BY seq",
+		    1, q, &rc, err);
 	if (!res) {
 		pp_run_rec_free(out);
 		return rc;
@@ -632,11 +664,12 @@ static int pg_list(struct pp_store *base, const struct pp_run_filter *f, struct 
 		f && f->limit > 0 ? lim : NULL,
 	};
 	int rc;
-	PGresult *res = query(s, "list runs",
-			      "SELECT " RUN_COLUMNS " FROM runs WHERE ($1::text IS NULL OR pool = $1)"
-			      " AND ($2::text IS NULL OR state = $2) ORDER BY scheduled_ms, id"
-			      " LIMIT $3::int",
-			      3, p, &rc, err);
+	PGresult *res =
+		query(s, "list runs",
+		      "SELECT " RUN_COLUMNS " FROM runs WHERE ($1::text IS NULL OR pool = $1)"
+		      " AND ($2::text IS NULL OR state = $2) ORDER BY scheduled_ms, id"
+		      " LIMIT $3::int",
+		      3, p, &rc, err);
 	if (!res)
 		return rc;
 	rc = collect(s, res, out, n, err);
@@ -651,16 +684,16 @@ static int pg_request_cancel(struct pp_store *base, const char *id, struct pp_er
 	/* A run nobody has submitted yet is cancelled right here; one that may
 	 * exist remotely is left for its dispatcher to stop. */
 	int rc;
-	PGresult *res = query(s, "cancel run",
-			      "WITH u AS (UPDATE runs SET cancel_requested = true, updated_ms = " NOW_MS ","
-			      "  state = CASE WHEN state = 'SCHEDULED' AND (lease_owner IS NULL"
-			      "   OR lease_expires < " NOW_MS ") THEN 'CANCELLED' ELSE state END"
-			      "  WHERE id = $1 AND state NOT IN " TERMINAL
-			      "  RETURNING id, state, updated_ms),"
-			      " e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
-			      "  SELECT id, updated_ms, state, 'cancel requested' FROM u)"
-			      " SELECT state FROM u",
-			      1, p, &rc, err);
+	PGresult *res = query(
+		s, "cancel run",
+		"WITH u AS (UPDATE runs SET cancel_requested = true, updated_ms = " NOW_MS ","
+		"  state = CASE WHEN state = 'SCHEDULED' AND (lease_owner IS NULL"
+		"   OR lease_expires < " NOW_MS ") THEN 'CANCELLED' ELSE state END"
+		"  WHERE id = $1 AND state NOT IN " TERMINAL "  RETURNING id, state, updated_ms),"
+		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
+		"  SELECT id, updated_ms, state, 'cancel requested' FROM u)"
+		" SELECT state FROM u",
+		1, p, &rc, err);
 	if (!res)
 		return rc;
 	int rows = PQntuples(res);
@@ -701,11 +734,12 @@ static int pg_counts(struct pp_store *base, struct pp_store_counts *out, struct 
 	struct pg_store *s = (struct pg_store *)base;
 	memset(out, 0, sizeof(*out));
 	int rc;
-	PGresult *res = query(s, "count runs",
-			      "SELECT state, count(*), NULL FROM runs GROUP BY state UNION ALL"
-			      " SELECT NULL, NULL, MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
-			      " AND scheduled_ms <= " NOW_MS,
-			      0, NULL, &rc, err);
+	PGresult *res =
+		query(s, "count runs",
+		      "SELECT state, count(*), NULL FROM runs GROUP BY state UNION ALL"
+		      " SELECT NULL, NULL, MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
+		      " AND scheduled_ms <= " NOW_MS,
+		      0, NULL, &rc, err);
 	if (!res)
 		return rc;
 	for (int i = 0; i < PQntuples(res); i++) {

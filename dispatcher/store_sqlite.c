@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define OWNER_VERDICTS 8
-#define OWNER_MAX 128
+#define OWNER_MAX      128
 
 struct sqlite_store {
 	struct pp_store base;
@@ -70,9 +70,9 @@ static const char *const migrations[] = {
 static int db_fail(struct sqlite_store *s, struct pp_error *err, const char *what)
 {
 	int ec = sqlite3_errcode(s->db);
-	int code = (ec == SQLITE_BUSY || ec == SQLITE_LOCKED) ? PP_ETRANSIENT
+	int code = (ec == SQLITE_BUSY || ec == SQLITE_LOCKED)	   ? PP_ETRANSIENT
 		   : (ec == SQLITE_CORRUPT || ec == SQLITE_NOTADB) ? PP_EINVALID
-								     : PP_EIO;
+								   : PP_EIO;
 	return pp_fail(err, code, "store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
@@ -214,8 +214,8 @@ static int sqlite_migrate(struct pp_store *base, struct pp_error *err)
 	if (version > NMIGRATIONS) {
 		exec_sql(s, "ROLLBACK", NULL);
 		return pp_fail(err, PP_EINVALID,
-			       "store %s: schema version %d is newer than this pushpool (%d)", s->path,
-			       version, NMIGRATIONS);
+			       "store %s: schema version %d is newer than this pushpool (%d)",
+			       s->path, version, NMIGRATIONS);
 	}
 	for (int v = version; v < NMIGRATIONS && !rc; v++) {
 		rc = exec_sql(s, migrations[v], err);
@@ -247,7 +247,8 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	read_boot_id(s->boot_id, sizeof(s->boot_id));
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		int rc = pp_fail(err, PP_EIO, "store %s: cannot open: %s", path,
 				 s->db ? sqlite3_errmsg(s->db) : strerror(errno));
@@ -255,17 +256,22 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		return rc;
 	}
 	sqlite3_busy_timeout(s->db, 10000);
-	sqlite3_create_function(s->db, "pp_owner_gone", 1, SQLITE_UTF8, s, sql_owner_gone, NULL, NULL);
+	sqlite3_create_function(s->db, "pp_owner_gone", 1, SQLITE_UTF8, s, sql_owner_gone, NULL,
+				NULL);
 	/* WAL: readers never block the writer; NORMAL sync is durable across a
 	 * process crash (kill -9), which is the failure leases must survive. */
-	int rc = exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-			     "PRAGMA foreign_keys=ON;", err);
+	int rc = exec_sql(s,
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+			  "PRAGMA foreign_keys=ON;",
+			  err);
 	if (!rc)
 		rc = sqlite_migrate(&s->base, err);
 	if (rc) {
-		if (sqlite3_errcode(s->db) == SQLITE_NOTADB || sqlite3_errcode(s->db) == SQLITE_CORRUPT)
-			rc = pp_fail(err, PP_EINVALID, "store %s: not a pushpool store or corrupt: %s",
-				     path, sqlite3_errmsg(s->db));
+		if (sqlite3_errcode(s->db) == SQLITE_NOTADB ||
+		    sqlite3_errcode(s->db) == SQLITE_CORRUPT)
+			rc = pp_fail(err, PP_EINVALID,
+				     "store %s: not a pushpool store or corrupt: %s", path,
+				     sqlite3_errmsg(s->db));
 		sqlite_close(&s->base);
 		return rc;
 	}
@@ -279,9 +285,9 @@ static char *col_text(sqlite3_stmt *st, int i)
 	return t ? strdup((const char *)t) : NULL;
 }
 
-#define RUN_COLUMNS                                                                          \
-	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id," \
-	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority," \
+#define RUN_COLUMNS                                                                                \
+	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id,"     \
+	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority,"  \
 	" attempt, state, cancel_requested, fence"
 
 static int row_to_rec(sqlite3_stmt *st, struct pp_run_rec *r)
@@ -323,8 +329,10 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 static int add_event(struct sqlite_store *s, const char *id, const char *state, const char *msg,
 		     int64_t now, struct pp_error *err)
 {
-	if (!s->ev_st && sqlite3_prepare_v3(s->db, "INSERT INTO run_events(run_id, ts_ms, state, message) VALUES (?,?,?,?)",
-			       -1, SQLITE_PREPARE_PERSISTENT, &s->ev_st, NULL) != SQLITE_OK)
+	if (!s->ev_st &&
+	    sqlite3_prepare_v3(
+		    s->db, "INSERT INTO run_events(run_id, ts_ms, state, message) VALUES (?,?,?,?)",
+		    -1, SQLITE_PREPARE_PERSISTENT, &s->ev_st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare event");
 	sqlite3_stmt *st = s->ev_st;
 	bind_text(st, 1, id);
@@ -347,11 +355,12 @@ static int sqlite_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_
 	if (rc)
 		return rc;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO runs(id, pool, name, deployment, job_variables, parameters,"
-			       " source, source_ref, scheduled_ms, next_attempt_ms, priority, state,"
-			       " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-			       -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "INSERT INTO runs(id, pool, name, deployment, job_variables, parameters,"
+		    " source, source_ref, scheduled_ms, next_attempt_ms, priority, state,"
+		    " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		    -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare insert");
 		exec_sql(s, "ROLLBACK", NULL);
 		return rc;
@@ -406,7 +415,8 @@ static int collect(struct sqlite_store *s, sqlite3_stmt *st, struct pp_run_rec *
 		}
 		if (row_to_rec(st, &v[cnt])) {
 			pp_run_recs_free(v, cnt + 1);
-			return pp_fail(err, PP_EINVALID, "store %s: run row with an unknown state", s->path);
+			return pp_fail(err, PP_EINVALID, "store %s: run row with an unknown state",
+				       s->path);
 		}
 		cnt++;
 	}
@@ -419,8 +429,9 @@ static int collect(struct sqlite_store *s, sqlite3_stmt *st, struct pp_run_rec *
 	return 0;
 }
 
-static int sqlite_claim(struct pp_store *base, const char *pool, const char *owner, int64_t lease_ms,
-			int max, struct pp_run_rec **out, int *n, struct pp_error *err)
+static int sqlite_claim(struct pp_store *base, const char *pool, const char *owner,
+			int64_t lease_ms, int max, struct pp_run_rec **out, int *n,
+			struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	*out = NULL;
@@ -481,10 +492,11 @@ static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db,
-			       "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND lease_boot = ?"
-			       " AND lease_expires >= ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND lease_boot = ?"
+		    " AND lease_expires >= ?",
+		    -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare renew");
 	int64_t mono = pp_mono_ms();
 	sqlite3_bind_int64(st, 1, mono + lease_ms);
@@ -504,16 +516,18 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
 	if (rc)
 		return rc;
-	if (!s->upd_st && sqlite3_prepare_v3(s->db,
-			       "UPDATE runs SET state = ?1, updated_ms = ?2,"
-			       " infra_id = COALESCE(?3, infra_id), idem_key = COALESCE(?4, idem_key),"
-			       " attempt = CASE WHEN ?5 < 0 THEN attempt ELSE ?5 END,"
-			       " next_attempt_ms = CASE WHEN ?6 < 0 THEN next_attempt_ms ELSE ?6 END,"
-			       " last_error = CASE WHEN ?7 IS NULL THEN last_error WHEN ?7 = '' THEN NULL"
-			       "  ELSE ?7 END,"
-			       " lease_owner = CASE WHEN ?8 THEN NULL ELSE lease_owner END"
-			       " WHERE id = ?9 AND fence = ?10",
-			       -1, SQLITE_PREPARE_PERSISTENT, &s->upd_st, NULL) != SQLITE_OK) {
+	if (!s->upd_st &&
+	    sqlite3_prepare_v3(
+		    s->db,
+		    "UPDATE runs SET state = ?1, updated_ms = ?2,"
+		    " infra_id = COALESCE(?3, infra_id), idem_key = COALESCE(?4, idem_key),"
+		    " attempt = CASE WHEN ?5 < 0 THEN attempt ELSE ?5 END,"
+		    " next_attempt_ms = CASE WHEN ?6 < 0 THEN next_attempt_ms ELSE ?6 END,"
+		    " last_error = CASE WHEN ?7 IS NULL THEN last_error WHEN ?7 = '' THEN NULL"
+		    "  ELSE ?7 END,"
+		    " lease_owner = CASE WHEN ?8 THEN NULL ELSE lease_owner END"
+		    " WHERE id = ?9 AND fence = ?10",
+		    -1, SQLITE_PREPARE_PERSISTENT, &s->upd_st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare update");
 		exec_sql(s, "ROLLBACK", NULL);
 		return rc;
@@ -550,7 +564,8 @@ static int sqlite_get(struct pp_store *base, const char *id, struct pp_run_rec *
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ? OR id LIKE ? || '%'"
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT " RUN_COLUMNS " FROM runs WHERE id = ? OR id LIKE ? || '%'"
 			       " ORDER BY id = ? DESC LIMIT 2",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare get");
@@ -575,7 +590,8 @@ static int sqlite_get(struct pp_store *base, const char *id, struct pp_run_rec *
 		return 0;
 	*ev = NULL;
 	*nev = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT ts_ms, state, message FROM run_events WHERE run_id = ?"
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT ts_ms, state, message FROM run_events WHERE run_id = ?"
 			       " ORDER BY ts_ms, rowid",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare events");
@@ -593,24 +609,27 @@ static int sqlite_get(struct pp_store *base, const char *id, struct pp_run_rec *
 		}
 		struct pp_run_event *e = &(*ev)[(*nev)++];
 		e->ts_ms = sqlite3_column_int64(st, 0);
-		snprintf(e->state, sizeof(e->state), "%s", (const char *)sqlite3_column_text(st, 1));
+		snprintf(e->state, sizeof(e->state), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
 		e->message = col_text(st, 2);
 	}
 	sqlite3_finalize(st);
 	return 0;
 }
 
-static int sqlite_list(struct pp_store *base, const struct pp_run_filter *f, struct pp_run_rec **out,
-		       int *n, struct pp_error *err)
+static int sqlite_list(struct pp_store *base, const struct pp_run_filter *f,
+		       struct pp_run_rec **out, int *n, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 IS NULL OR pool = ?1)"
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 IS NULL OR pool = ?1)"
 			       " AND (?2 IS NULL OR state = ?2) ORDER BY scheduled_ms, id LIMIT ?3",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare list");
 	bind_text(st, 1, f ? f->pool : NULL);
-	bind_text(st, 2, f && f->state >= 0 ? pp_store_state_name((enum pp_store_state)f->state) : NULL);
+	bind_text(st, 2,
+		  f && f->state >= 0 ? pp_store_state_name((enum pp_store_state)f->state) : NULL);
 	sqlite3_bind_int(st, 3, f && f->limit > 0 ? f->limit : -1);
 	int rc = collect(s, st, out, n, err);
 	sqlite3_finalize(st);
@@ -629,8 +648,10 @@ static int sqlite_request_cancel(struct pp_store *base, const char *id, struct p
 	if (sqlite3_prepare_v2(s->db,
 			       "UPDATE runs SET cancel_requested = 1, updated_ms = ?2,"
 			       " state = CASE WHEN state = 'SCHEDULED' AND (lease_owner IS NULL"
-			       "   OR lease_boot IS NOT ?3 OR lease_expires < ?4) THEN 'CANCELLED' ELSE state END"
-			       " WHERE id = ?1 AND state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+			       "   OR lease_boot IS NOT ?3 OR lease_expires < ?4) THEN 'CANCELLED' "
+			       "ELSE state END"
+			       " WHERE id = ?1 AND state NOT IN "
+			       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 			       " RETURNING state",
 			       -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare cancel");
@@ -667,9 +688,11 @@ static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char
 	sqlite3_stmt *st;
 	*ids = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1"
-			       " AND state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1"
+		    " AND state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')",
+		    -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare cancel requests");
 	bind_text(st, 1, owner);
 	int cap = 0;
@@ -694,8 +717,8 @@ static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, str
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	memset(out, 0, sizeof(*out));
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT state, COUNT(*) FROM runs GROUP BY state", -1, &st, NULL) !=
-	    SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "SELECT state, COUNT(*) FROM runs GROUP BY state", -1, &st,
+			       NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare counts");
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		enum pp_store_state state;
@@ -703,8 +726,10 @@ static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, str
 			out->by_state[state] = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(s->db, "SELECT MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
-			       " AND scheduled_ms <= ?", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
+			       " AND scheduled_ms <= ?",
+			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare lag");
 	sqlite3_bind_int64(st, 1, pp_wall_ms());
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -718,9 +743,11 @@ static int sqlite_next_due(struct pp_store *base, int64_t *ms, struct pp_error *
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	*ms = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT MIN(MAX(scheduled_ms, next_attempt_ms)) FROM runs WHERE"
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT MIN(MAX(scheduled_ms, next_attempt_ms)) FROM runs WHERE"
 			       " state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
-			       " AND lease_owner IS NULL", -1, &st, NULL) != SQLITE_OK)
+			       " AND lease_owner IS NULL",
+			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare next due");
 	if (sqlite3_step(st) == SQLITE_ROW)
 		*ms = sqlite3_column_int64(st, 0);

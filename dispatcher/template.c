@@ -19,11 +19,7 @@ struct pp_embedded_template {
 extern const struct pp_embedded_template pp_embedded_templates[];
 
 const char *const pp_pool_types[] = {
-	"cloud-run-v2:push",
-	"ecs:push",
-	"azure-container-instance:push",
-	"modal:push",
-	NULL,
+	"cloud-run-v2:push", "ecs:push", "azure-container-instance:push", "modal:push", NULL,
 };
 
 /* The hybrid (worker) pool type names Prefect uses for the same template. */
@@ -49,28 +45,34 @@ const char *pp_pool_type_canonical(const char *type)
 static int check_shape(const struct pp_json *t, const char *where, struct pp_error *err)
 {
 	if (t->type != PP_JSON_OBJECT)
-		return pp_fail(err, PP_EINVALID, "%s: a base job template must be a JSON object, "
-			       "got %s", where, pp_json_type_name(t->type));
+		return pp_fail(err, PP_EINVALID,
+			       "%s: a base job template must be a JSON object, "
+			       "got %s",
+			       where, pp_json_type_name(t->type));
 	static const char *const sections[] = {"job_configuration", "variables"};
 	for (size_t i = 0; i < 2; i++) {
 		const struct pp_json *s = pp_json_get(t, sections[i]);
 		if (!s)
-			return pp_fail(err, PP_EINVALID, "%s: \"%s\" is missing", where, sections[i]);
+			return pp_fail(err, PP_EINVALID, "%s: \"%s\" is missing", where,
+				       sections[i]);
 		if (s->type != PP_JSON_OBJECT)
-			return pp_fail(err, PP_EINVALID, "%s: \"%s\" must be an object, got %s", where,
-				       sections[i], pp_json_type_name(s->type));
+			return pp_fail(err, PP_EINVALID, "%s: \"%s\" must be an object, got %s",
+				       where, sections[i], pp_json_type_name(s->type));
 	}
 	const struct pp_json *props = pp_json_path(t, "variables.properties");
 	if (!props)
 		return 0;
 	if (props->type != PP_JSON_OBJECT)
-		return pp_fail(err, PP_EINVALID, "%s: \"variables.properties\" must be an object, "
-			       "got %s", where, pp_json_type_name(props->type));
-	pp_json_foreach(p, props) {
+		return pp_fail(err, PP_EINVALID,
+			       "%s: \"variables.properties\" must be an object, "
+			       "got %s",
+			       where, pp_json_type_name(props->type));
+	pp_json_foreach (p, props) {
 		if (p->type != PP_JSON_OBJECT && p->type != PP_JSON_BOOL)
-			return pp_fail(err, PP_EINVALID, "%s: \"variables.properties.%s\" must be a "
-				       "schema object, got %s", where, p->key,
-				       pp_json_type_name(p->type));
+			return pp_fail(err, PP_EINVALID,
+				       "%s: \"variables.properties.%s\" must be a "
+				       "schema object, got %s",
+				       where, p->key, pp_json_type_name(p->type));
 	}
 	return 0;
 }

@@ -14,14 +14,14 @@
 #include "auth/auth.h"
 #include "mock/mock.h"
 
-#define ACCOUNT "123456789012"
+#define ACCOUNT		  "123456789012"
 #define ECS_TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
-#define MAX_ITEMS 100000
-#define MAX_SKEW_SECONDS 300
-#define IMDS_ROLE "pushpool-mock-role"
-#define SIG_MISMATCH                                                                    \
-	"The request signature we calculated does not match the signature you provided. " \
-	"Check your AWS Secret Access Key and signing method. Consult the service "       \
+#define MAX_ITEMS	  100000
+#define MAX_SKEW_SECONDS  300
+#define IMDS_ROLE	  "pushpool-mock-role"
+#define SIG_MISMATCH                                                                               \
+	"The request signature we calculated does not match the signature you provided. "          \
+	"Check your AWS Secret Access Key and signing method. Consult the service "                \
 	"documentation for details."
 
 struct taskdef {
@@ -193,7 +193,8 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 		aws_error(resp, p, 400, "IncompleteSignatureException",
 			  "Authorization header requires 'Credential', 'SignedHeaders' and "
 			  "'Signature' parameters of an AWS4-HMAC-SHA256 signature. "
-			  "Authorization=%.40s", auth);
+			  "Authorization=%.40s",
+			  auth);
 		return -1;
 	}
 	if (sscanf(cred, "%63[^/]/%15[^/]/%31[^/]/%31[^/]/aws4_request", akid, scope_date,
@@ -391,10 +392,9 @@ static bool fargate_combo_ok(long cpu, long mem)
 	static const struct {
 		long cpu, lo, hi, step;
 	} combos[] = {
-		{256, 512, 512, 1}, {256, 1024, 1024, 1}, {256, 2048, 2048, 1},
-		{512, 1024, 4096, 1024}, {1024, 2048, 8192, 1024}, {2048, 4096, 16384, 1024},
-		{4096, 8192, 30720, 1024}, {8192, 16384, 61440, 4096},
-		{16384, 32768, 122880, 8192},
+		{256, 512, 512, 1},	   {256, 1024, 1024, 1},       {256, 2048, 2048, 1},
+		{512, 1024, 4096, 1024},   {1024, 2048, 8192, 1024},   {2048, 4096, 16384, 1024},
+		{4096, 8192, 30720, 1024}, {8192, 16384, 61440, 4096}, {16384, 32768, 122880, 8192},
 	};
 
 	for (size_t i = 0; i < sizeof(combos) / sizeof(combos[0]); i++)
@@ -406,7 +406,7 @@ static bool fargate_combo_ok(long cpu, long mem)
 
 static bool contains_string(const struct pp_json *arr, const char *s)
 {
-	pp_json_foreach(it, arr)
+	pp_json_foreach (it, arr)
 		if (pp_json_string(it) && strcmp(pp_json_string(it), s) == 0)
 			return true;
 	return false;
@@ -480,7 +480,7 @@ static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct p
 			  "Container list cannot be empty.");
 		return;
 	}
-	pp_json_foreach(c, containers) {
+	pp_json_foreach (c, containers) {
 		const char *img = pp_json_get_string(c, "image");
 		const char *cname = pp_json_get_string(c, "name");
 
@@ -682,10 +682,8 @@ static const char *task_last_status(struct pp_mock *m, const struct task *t, dou
 	switch (pp_mock_phase_at(m, t->created, now)) {
 	case PP_MOCK_PROVISIONING:
 		return now - t->created < provision / 2 ? "PROVISIONING" : "PENDING";
-	case PP_MOCK_RUNNING:
-		return t->outcome == PP_MOCK_CRASH ? "STOPPED" : "RUNNING";
-	default:
-		return "STOPPED";
+	case PP_MOCK_RUNNING: return t->outcome == PP_MOCK_CRASH ? "STOPPED" : "RUNNING";
+	default: return "STOPPED";
 	}
 }
 
@@ -708,8 +706,7 @@ static struct pp_json *task_json(struct pp_mock *m, const struct task *t, double
 	pp_json_set_string(j, "clusterArn", t->cluster_arn);
 	pp_json_set_string(j, "taskDefinitionArn", t->td_arn);
 	pp_json_set_string(j, "lastStatus", last);
-	pp_json_set_string(j, "desiredStatus",
-			   stopped || t->stopped >= 0 ? "STOPPED" : "RUNNING");
+	pp_json_set_string(j, "desiredStatus", stopped || t->stopped >= 0 ? "STOPPED" : "RUNNING");
 	pp_json_set_string(j, "launchType", "FARGATE");
 	pp_json_set(j, "createdAt", pp_json_new_number(pp_mock_wall(m, t->created)));
 	if (t->started_by)
@@ -741,7 +738,7 @@ static struct pp_json *task_json(struct pp_mock *m, const struct task *t, double
 	else if (t->outcome == PP_MOCK_FAIL)
 		exit_code = 1;
 	containers = pp_json_new(PP_JSON_ARRAY);
-	pp_json_foreach(name, t->container_names) {
+	pp_json_foreach (name, t->container_names) {
 		struct pp_json *c = pp_json_new(PP_JSON_OBJECT);
 
 		if (!c)
@@ -794,7 +791,7 @@ static struct task *task_new(struct pp_mock *m, const struct taskdef *td, const 
 	t->outcome = outcome;
 	t->created = pp_mock_clock(m);
 	t->stopped = -1;
-	pp_json_foreach(c, pp_json_get(td->desc, "containerDefinitions"))
+	pp_json_foreach (c, pp_json_get(td->desc, "containerDefinitions"))
 		pp_json_append(t->container_names,
 			       pp_json_new_string(pp_json_get_string(c, "name")));
 	if (!t->arn || !t->cluster_arn || !t->td_arn || !t->container_names ||
@@ -866,8 +863,8 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 	}
 	pp_json_set(out, "tasks", tasks);
 	/* Rolled before locking: a fault check may sleep (latency_ms). */
-	no_capacity = pp_mock_fault_check(m, "ecs.capacity", false, &scratch, NULL) !=
-		      PP_MOCK_FAULT_NONE;
+	no_capacity =
+		pp_mock_fault_check(m, "ecs.capacity", false, &scratch, NULL) != PP_MOCK_FAULT_NONE;
 
 	pp_mock_lock(m);
 	for (ct = token ? st->tokens : NULL; ct; ct = ct->next)
@@ -880,7 +877,7 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 		double now = pp_mock_clock(m);
 
 		if (same) {
-			pp_json_foreach(a, ct->task_arns)
+			pp_json_foreach (a, ct->task_arns)
 				for (struct task *t = st->tasks; t; t = t->next)
 					if (strcmp(t->arn, pp_json_string(a)) == 0)
 						pp_json_append(tasks, task_json(m, t, now));
@@ -1006,7 +1003,7 @@ static void ecs_describe_tasks(struct pp_mock *m, struct aws_state *st, const st
 	tasks = pp_json_new(PP_JSON_ARRAY);
 	failures = pp_json_new(PP_JSON_ARRAY);
 	pp_mock_lock(m);
-	pp_json_foreach(r, refs) {
+	pp_json_foreach (r, refs) {
 		const char *ref = pp_json_string(r);
 		struct task *t = ref ? task_find(st, cl_arn, ref) : NULL;
 
@@ -1140,8 +1137,7 @@ static void ecs_handle(struct pp_mock *m, struct aws_state *st, const struct pp_
 		aws_error(resp, PROTO_JSON, 500, "ServerException",
 			  "Service Unavailable. Please try again later.");
 		goto out;
-	default:
-		break;
+	default: break;
 	}
 	if (strcmp(action, "RegisterTaskDefinition") == 0)
 		ecs_register(m, st, body, region, resp);
@@ -1259,7 +1255,8 @@ static void sts_handle(struct pp_mock *m, struct aws_state *st, const struct pp_
 			aws_error(resp, PROTO_XML, 400, "ValidationError",
 				  "1 validation error detected: Value '%s' at 'durationSeconds' "
 				  "failed to satisfy constraint: Member must have value between "
-				  "900 and 43200", duration);
+				  "900 and 43200",
+				  duration);
 			return;
 		}
 	}

@@ -23,21 +23,21 @@
 #include "dispatcher/log.h"
 #include "mock/mock.h"
 
-#define AZ_DEFAULT_CLIENT "11111111-2222-3333-4444-555555555555"
-#define AZ_DEFAULT_SECRET "mock-azure-client-secret"
-#define AZ_LOCATION "westeurope"
-#define AZ_MAX_CLIENTS 8
-#define AZ_MAX_ITEMS 100000
-#define AZ_CLOCK_SKEW 300
+#define AZ_DEFAULT_CLIENT	  "11111111-2222-3333-4444-555555555555"
+#define AZ_DEFAULT_SECRET	  "mock-azure-client-secret"
+#define AZ_LOCATION		  "westeurope"
+#define AZ_MAX_CLIENTS		  8
+#define AZ_MAX_ITEMS		  100000
+#define AZ_CLOCK_SKEW		  300
 #define AZ_MAX_ASSERTION_LIFETIME 3600
-#define AZ_MAX_ASSERTION 16384
-#define AZ_GROUP_TYPE "Microsoft.ContainerInstance/containerGroups"
-#define AZ_JSON "application/json; charset=utf-8"
-#define AZ_ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define AZ_MAX_ASSERTION	  16384
+#define AZ_GROUP_TYPE		  "Microsoft.ContainerInstance/containerGroups"
+#define AZ_JSON			  "application/json; charset=utf-8"
+#define AZ_ASSERTION_TYPE	  "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 struct az_client {
 	char *id;
-	char *secret;   /* NULL: certificate only */
+	char *secret;	/* NULL: certificate only */
 	EVP_PKEY *pkey; /* NULL: secret only */
 };
 
@@ -49,8 +49,8 @@ struct az_token {
 
 struct az_group {
 	struct az_group *next;
-	char *key;            /* "sub/rg/name", lowercase: ARM names are case-insensitive */
-	char *id;             /* ARM id as first written */
+	char *key; /* "sub/rg/name", lowercase: ARM names are case-insensitive */
+	char *id;  /* ARM id as first written */
 	char *name;
 	struct pp_json *body; /* as PUT, secureValue kept (never echoed) */
 	double created;
@@ -78,10 +78,9 @@ struct azure_state {
 
 /* ---- answers ---- */
 
-static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt,
-		      ...) __attribute__((format(printf, 4, 5)));
-static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt,
-		      ...)
+static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -91,8 +90,8 @@ static void arm_error(struct pp_mock_resp *resp, int status, const char *code, c
 	va_end(ap);
 	if (status == 400 || status == 401 || status == 403)
 		resp->reject_reason = code;
-	pp_mock_resp_printf(resp, status, AZ_JSON, "{\"error\":{\"code\":\"%s\",\"message\":",
-			    code);
+	pp_mock_resp_printf(resp, status, AZ_JSON,
+			    "{\"error\":{\"code\":\"%s\",\"message\":", code);
 	pp_json_write_string(&resp->body, msg, strlen(msg));
 	pp_buf_puts(&resp->body, "}}");
 }
@@ -106,8 +105,8 @@ static void aad_error(struct pp_mock_resp *resp, int status, const char *error, 
 	if (!strncmp(desc, "AADSTS", 6))
 		snprintf(codes, sizeof(codes), "%.*s", (int)strspn(desc + 6, "0123456789"),
 			 desc + 6);
-	pp_mock_resp_printf(resp, status, AZ_JSON, "{\"error\":\"%s\",\"error_description\":",
-			    error);
+	pp_mock_resp_printf(resp, status, AZ_JSON,
+			    "{\"error\":\"%s\",\"error_description\":", error);
 	pp_json_write_string(&resp->body, desc, strlen(desc));
 	pp_buf_printf(&resp->body,
 		      ",\"error_codes\":[%s],"
@@ -273,8 +272,7 @@ static bool assertion_ok(struct pp_mock *m, const struct az_client *c, const cha
 		goto out;
 	}
 	md = EVP_MD_CTX_new();
-	if (!c->pkey || !md ||
-	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, c->pkey) != 1 ||
+	if (!c->pkey || !md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, c->pkey) != 1 ||
 	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, (size_t)(d2 - jwt)) !=
 		    1) {
 		aad_error(resp, 401, "invalid_client",
@@ -367,8 +365,7 @@ static void entra_token(struct pp_mock *m, struct azure_state *st, const char *t
 		aad_error(resp, 503, "temporarily_unavailable",
 			  "AADSTS90033: A transient error has occurred. Please try again.");
 		return;
-	default:
-		break;
+	default: break;
 	}
 	if (!form_value(req->body, "grant_type", grant, sizeof(grant)) ||
 	    strcmp(grant, "client_credentials")) {
@@ -382,8 +379,8 @@ static void entra_token(struct pp_mock *m, struct azure_state *st, const char *t
 			  "'client_id'.");
 		return;
 	}
-	if (!form_value(req->body, "scope", scope, sizeof(scope)) ||
-	    strlen(scope) < 9 || strcmp(scope + strlen(scope) - 9, "/.default")) {
+	if (!form_value(req->body, "scope", scope, sizeof(scope)) || strlen(scope) < 9 ||
+	    strcmp(scope + strlen(scope) - 9, "/.default")) {
 		aad_error(resp, 400, "invalid_scope",
 			  "AADSTS1002012: The provided value for scope is not valid. Client "
 			  "credential flows must have a scope value with /.default suffixed to the "
@@ -498,8 +495,8 @@ static void group_remove(struct azure_state *st, struct az_group *g)
 
 static bool env_marker(const struct pp_json *j, const char *name)
 {
-	pp_json_foreach(c, pp_json_path(j, "properties.containers")) {
-		pp_json_foreach(e, pp_json_path(c, "properties.environmentVariables")) {
+	pp_json_foreach (c, pp_json_path(j, "properties.containers")) {
+		pp_json_foreach (e, pp_json_path(c, "properties.environmentVariables")) {
 			const char *n = pp_json_get_string(e, "name");
 			const char *v = pp_json_get_string(e, "value");
 			if (!v)
@@ -529,14 +526,15 @@ static bool group_body_ok(const struct pp_json *b, struct pp_mock_resp *resp)
 			  "'properties.containers' is required.");
 		return false;
 	}
-	pp_json_foreach(c, cs) {
+	pp_json_foreach (c, cs) {
 		const struct pp_json *cp = pp_json_get(c, "properties");
 		const struct pp_json *rq = pp_json_path(cp, "resources.requests");
 		double v;
 		if (!pp_json_get_string(c, "name") || !*pp_json_get_string(c, "name")) {
 			arm_error(resp, 400, "InvalidContainerName",
 				  "The container name in container group is invalid: "
-				  "properties.containers[%zu].name is required.", i);
+				  "properties.containers[%zu].name is required.",
+				  i);
 			return false;
 		}
 		if (!pp_json_get_string(cp, "image") || !*pp_json_get_string(cp, "image")) {
@@ -591,8 +589,8 @@ static void async_headers(struct pp_mock *m, struct pp_mock_resp *resp, const ch
 	char base[512], url[600];
 
 	snprintf(base, sizeof(base),
-		 "%s/azure/subscriptions/%s/providers/Microsoft.ContainerInstance/locations/"
-		 AZ_LOCATION "/operations/%s",
+		 "%s/azure/subscriptions/%s/providers/Microsoft.ContainerInstance/"
+		 "locations/" AZ_LOCATION "/operations/%s",
 		 pp_mock_base_url(m), sub, o->id);
 	snprintf(url, sizeof(url), "%s?api-version=2023-05-01", base);
 	pp_mock_resp_header(resp, "Azure-AsyncOperation", url);
@@ -642,10 +640,10 @@ static struct pp_json *group_view(struct pp_mock *m, const struct az_group *g, d
 	set_str(giv, "state", gstate);
 	pp_json_set(giv, "events", pp_json_new(PP_JSON_ARRAY));
 	pp_json_set(gp, "instanceView", giv);
-	pp_json_foreach(c, pp_json_get(gp, "containers")) {
+	pp_json_foreach (c, pp_json_get(gp, "containers")) {
 		struct pp_json *cp = pp_json_get(c, "properties");
 		/* secureValue is write-only: ARM never returns it. */
-		pp_json_foreach(e, pp_json_get(cp, "environmentVariables"))
+		pp_json_foreach (e, pp_json_get(cp, "environmentVariables"))
 			pp_json_remove(e, "secureValue");
 		struct pp_json *iv = pp_json_new(PP_JSON_OBJECT);
 		struct pp_json *cur = pp_json_new(PP_JSON_OBJECT);
@@ -671,9 +669,9 @@ static struct pp_json *group_view(struct pp_mock *m, const struct az_group *g, d
 	return j;
 }
 
-static void group_put(struct pp_mock *m, struct azure_state *st, const char *key,
-		      const char *id, const char *sub, const char *name,
-		      const struct pp_mock_req *req, struct pp_mock_resp *resp)
+static void group_put(struct pp_mock *m, struct azure_state *st, const char *key, const char *id,
+		      const char *sub, const char *name, const struct pp_mock_req *req,
+		      struct pp_mock_resp *resp)
 {
 	struct pp_json *body = NULL;
 	struct pp_error perr;
@@ -684,7 +682,8 @@ static void group_put(struct pp_mock *m, struct azure_state *st, const char *key
 			  "The container group name '%s' is invalid. The container group name "
 			  "must contain no more than 63 characters and only contain lower case "
 			  "alphanumeric characters or '-'. It can't start or end with '-' and "
-			  "can't have '--'.", name);
+			  "can't have '--'.",
+			  name);
 		return;
 	}
 	if (pp_json_parse(req->body, req->body_len, NULL, &body, &perr) ||
@@ -764,8 +763,8 @@ static void group_delete(struct pp_mock *m, struct azure_state *st, const char *
 	pp_mock_resp_printf(resp, 202, AZ_JSON, "%s", "");
 }
 
-static void group_get(struct pp_mock *m, struct azure_state *st, const char *key,
-		      const char *name, struct pp_mock_resp *resp)
+static void group_get(struct pp_mock *m, struct azure_state *st, const char *key, const char *name,
+		      struct pp_mock_resp *resp)
 {
 	snprintf(resp->action, sizeof(resp->action), "ContainerGroups_Get");
 	pp_mock_lock(m);
@@ -784,8 +783,8 @@ static void group_get(struct pp_mock *m, struct azure_state *st, const char *key
 }
 
 /* InProgress, then Succeeded; a finished delete removes the group. */
-static void operation_get(struct pp_mock *m, struct azure_state *st, const char *id,
-			  bool result, struct pp_mock_resp *resp)
+static void operation_get(struct pp_mock *m, struct azure_state *st, const char *id, bool result,
+			  struct pp_mock_resp *resp)
 {
 	struct az_op *o;
 
@@ -856,8 +855,7 @@ static void arm(struct pp_mock *m, struct azure_state *st, const struct pp_mock_
 		arm_error(resp, 500, "InternalServerError",
 			  "Encountered internal server error. Diagnostic information: mock fault.");
 		return;
-	default:
-		break;
+	default: break;
 	}
 	const char *ver = pp_mock_arg(req, "api-version");
 	if (!ver || !*ver) {
@@ -1079,7 +1077,7 @@ static void azure_stats(struct pp_mock *m, void *state, struct pp_json *live)
 
 const struct pp_mock_api pp_mock_api_azure = {
 	.name = "azure",
-	.prefixes = { "/azure", "/metadata", NULL },
+	.prefixes = {"/azure", "/metadata", NULL},
 	.init = azure_init,
 	.free = azure_free,
 	.handle = azure_handle,

@@ -71,9 +71,24 @@ static int write_port_file(const char *path, const char *text)
 }
 
 enum {
-	OPT_LISTEN = 256, OPT_PORT_FILE, OPT_PROVISION, OPT_RUN, OPT_SEED, OPT_GCP_KEY,
-	OPT_GCP_AUD, OPT_AWS_KEY, OPT_WEB_ID, OPT_TOKEN_LIFE, OPT_FAIL, OPT_THROTTLE, OPT_RESET,
-	OPT_CUT, OPT_MALFORMED, OPT_LATENCY, OPT_RETRY_AFTER, OPT_FAULTS,
+	OPT_LISTEN = 256,
+	OPT_PORT_FILE,
+	OPT_PROVISION,
+	OPT_RUN,
+	OPT_SEED,
+	OPT_GCP_KEY,
+	OPT_GCP_AUD,
+	OPT_AWS_KEY,
+	OPT_WEB_ID,
+	OPT_TOKEN_LIFE,
+	OPT_FAIL,
+	OPT_THROTTLE,
+	OPT_RESET,
+	OPT_CUT,
+	OPT_MALFORMED,
+	OPT_LATENCY,
+	OPT_RETRY_AFTER,
+	OPT_FAULTS,
 };
 
 static const struct option long_opts[] = {
@@ -147,9 +162,7 @@ int pp_cmd_mock(int argc, char **argv)
 			o.listen_port = (int)port;
 			break;
 		}
-		case OPT_PORT_FILE:
-			port_file = optarg;
-			break;
+		case OPT_PORT_FILE: port_file = optarg; break;
 		case OPT_PROVISION:
 		case OPT_RUN:
 		case OPT_TOKEN_LIFE:
@@ -183,8 +196,7 @@ int pp_cmd_mock(int argc, char **argv)
 				o.gcp_keys[o.ngcp_keys++] = optarg;
 			} else {
 				if (!strchr(optarg, ':')) {
-					fputs("pushpool mock: --aws-key wants ID:SECRET\n",
-					      stderr);
+					fputs("pushpool mock: --aws-key wants ID:SECRET\n", stderr);
 					status = PP_EXIT_USAGE;
 					goto out;
 				}
@@ -192,9 +204,7 @@ int pp_cmd_mock(int argc, char **argv)
 				o.aws_keys[o.naws_keys++] = optarg;
 			}
 			break;
-		case OPT_GCP_AUD:
-			o.gcp_token_audience = optarg;
-			break;
+		case OPT_GCP_AUD: o.gcp_token_audience = optarg; break;
 		case OPT_WEB_ID:
 			pp_secret_register(optarg);
 			o.aws_web_identity_token = optarg;
@@ -216,12 +226,8 @@ int pp_cmd_mock(int argc, char **argv)
 			pp_buf_printf(&flag_faults, ",\"%s\":%.17g", fault_keys[c - OPT_FAIL], v);
 			break;
 		}
-		case OPT_FAULTS:
-			faults_json = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			goto out;
+		case OPT_FAULTS: faults_json = optarg; break;
+		case 'h': usage(stdout); goto out;
 		default:
 			usage(stderr);
 			status = PP_EXIT_USAGE;

@@ -16,14 +16,14 @@
 #include "mock/mock.h"
 
 #define GOOGLE_TOKEN_URL "https://oauth2.googleapis.com/token"
-#define MAX_ITEMS 100000
+#define MAX_ITEMS	 100000
 #define MAX_JWT_LIFETIME 3600
-#define CLOCK_SKEW 60
-#define METADATA_EMAIL "runner@mock-project.iam.gserviceaccount.com"
+#define CLOCK_SKEW	 60
+#define METADATA_EMAIL	 "runner@mock-project.iam.gserviceaccount.com"
 
 struct gkey {
-	char *kid;  /* private_key_id, NULL for a bare public key */
-	char *iss;  /* client_email, NULL: any issuer */
+	char *kid; /* private_key_id, NULL for a bare public key */
+	char *iss; /* client_email, NULL: any issuer */
 	EVP_PKEY *pkey;
 };
 
@@ -137,10 +137,9 @@ static void rpc_error(struct pp_mock_resp *resp, int code, const char *status, c
 	pp_json_write_string(&resp->body, msg, strlen(msg));
 	pp_buf_printf(&resp->body, ",\"status\":\"%s\"", status);
 	if (field) {
-		pp_buf_puts(&resp->body,
-			    ",\"details\":[{\"@type\":"
-			    "\"type.googleapis.com/google.rpc.BadRequest\","
-			    "\"fieldViolations\":[{\"field\":");
+		pp_buf_puts(&resp->body, ",\"details\":[{\"@type\":"
+					 "\"type.googleapis.com/google.rpc.BadRequest\","
+					 "\"fieldViolations\":[{\"field\":");
 		pp_json_write_string(&resp->body, field, strlen(field));
 		pp_buf_puts(&resp->body, ",\"description\":");
 		pp_json_write_string(&resp->body, msg, strlen(msg));
@@ -250,7 +249,8 @@ static int load_key(struct gkey *k, const char *path, struct pp_error *err)
 			pp_json_free(j);
 			return pp_fail(err, PP_EINVALID,
 				       "%s: service-account JSON needs private_key and "
-				       "client_email", path);
+				       "client_email",
+				       path);
 		}
 		bio = BIO_new_mem_buf(pem, -1);
 		k->pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
@@ -379,8 +379,8 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	}
 	md = EVP_MD_CTX_new();
 	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key->pkey) != 1 ||
-	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt,
-			     (size_t)(d2 - jwt)) != 1) {
+	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, (size_t)(d2 - jwt)) !=
+		    1) {
 		oauth_error(resp, 400, "invalid_grant", "Invalid JWT Signature.");
 		goto out;
 	}
@@ -437,8 +437,7 @@ static void oauth_token(struct pp_mock *m, struct google_state *st, const struct
 	case PP_MOCK_FAULT_ERROR:
 		oauth_error(resp, 503, "temporarily_unavailable", "mock: injected failure");
 		return;
-	default:
-		break;
+	default: break;
 	}
 	if (!form_value(req->body, "grant_type", grant, sizeof(grant)) ||
 	    strcmp(grant, "urn:ietf:params:oauth:grant-type:jwt-bearer") != 0) {
@@ -620,9 +619,10 @@ static struct pp_json *execution_json(struct pp_mock *m, const struct execution 
 		failed = e->task_count;
 	pp_json_append(conds, condition(m, "ResourcesAvailable", "CONDITION_SUCCEEDED", NULL, NULL,
 					e->created));
-	pp_json_append(conds, condition(m, "Started", started || done ? "CONDITION_SUCCEEDED"
-								       : "CONDITION_PENDING",
-					NULL, NULL, started ? start_at : e->created));
+	pp_json_append(conds,
+		       condition(m, "Started",
+				 started || done ? "CONDITION_SUCCEEDED" : "CONDITION_PENDING",
+				 NULL, NULL, started ? start_at : e->created));
 	if (!done) {
 		pp_json_append(conds, condition(m, "Completed", "CONDITION_PENDING", NULL,
 						started ? "Tasks are running." : "Provisioning.",
@@ -657,8 +657,8 @@ static struct pp_json *execution_json(struct pp_mock *m, const struct execution 
 static struct pp_json *job_json(struct pp_mock *m, struct google_state *st, const struct job *jb)
 {
 	struct pp_json *j = pp_json_clone(jb->body), *cond = pp_json_new(PP_JSON_OBJECT);
-	struct execution *latest = jb->latest_execution ? execution_find(st, jb->latest_execution)
-						       : NULL;
+	struct execution *latest =
+		jb->latest_execution ? execution_find(st, jb->latest_execution) : NULL;
 
 	if (!j || !cond) {
 		pp_json_free(j);
@@ -949,8 +949,9 @@ static void execution_action(struct pp_mock *m, struct google_state *st, const c
 	struct execution *e;
 
 	snprintf(resp->action, sizeof(resp->action), "%s",
-		 verb ? "CancelExecution" : strcmp(method, "DELETE") == 0 ? "DeleteExecution"
-									  : "GetExecution");
+		 verb				 ? "CancelExecution"
+		 : strcmp(method, "DELETE") == 0 ? "DeleteExecution"
+						 : "GetExecution");
 	pp_mock_lock(m);
 	e = execution_find(st, name);
 	if (!e) {
@@ -1036,8 +1037,9 @@ static void cloudrun(struct pp_mock *m, struct google_state *st, const char *pat
 	}
 	switch (pp_mock_fault_check(m, "cloudrun", false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE:
-		rpc_error(resp, 429, NULL, NULL, "Quota exceeded for quota metric 'Job run "
-						 "requests' (mock throttle).");
+		rpc_error(resp, 429, NULL, NULL,
+			  "Quota exceeded for quota metric 'Job run "
+			  "requests' (mock throttle).");
 		if (retry_after > 0) {
 			char v[16];
 
@@ -1048,8 +1050,7 @@ static void cloudrun(struct pp_mock *m, struct google_state *st, const char *pat
 	case PP_MOCK_FAULT_ERROR:
 		rpc_error(resp, 503, NULL, NULL, "The service is currently unavailable.");
 		return;
-	default:
-		break;
+	default: break;
 	}
 	snprintf(location, sizeof(location), "projects/%s/locations/%s", seg[2], seg[4]);
 	if (n == 7 && strcmp(seg[5], "operations") == 0 && get) {

@@ -18,17 +18,14 @@
 
 /* Modules compiled into the mock; others add their line when they land. */
 static const struct pp_mock_api *const mock_apis[] = {
-	&pp_mock_api_google,
-	&pp_mock_api_aws,
-	&pp_mock_api_azure,
-	&pp_mock_api_modal,
-	&pp_mock_api_prefect,
+	&pp_mock_api_google, &pp_mock_api_aws,	   &pp_mock_api_azure,
+	&pp_mock_api_modal,  &pp_mock_api_prefect,
 };
 #define NAPIS (sizeof(mock_apis) / sizeof(mock_apis[0]))
 
-#define LOG_RING 256
+#define LOG_RING	256
 #define MAX_FAULT_CONFS 32
-#define MAX_COUNTERS 100000
+#define MAX_COUNTERS	100000
 
 struct fault_conf {
 	char api[24]; /* "*" applies to every api without its own entry */
@@ -80,7 +77,7 @@ struct pp_mock {
 
 /* Per-connection request state, created by the URI log callback. */
 struct conn_ctx {
-	char *raw_uri;  /* as sent, query included */
+	char *raw_uri;	/* as sent, query included */
 	char *raw_path; /* raw_uri up to '?' */
 	struct pp_buf body;
 	bool headers_done;
@@ -312,8 +309,8 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
 		if (kind == PP_MOCK_FAULT_NONE) {
 			resp->drop = roll(m, f->reset_after_action_rate);
 			resp->cut_body = !resp->drop && roll(m, f->cut_body_rate);
-			resp->malformed = !resp->drop && !resp->cut_body &&
-					  roll(m, f->malformed_json_rate);
+			resp->malformed =
+				!resp->drop && !resp->cut_body && roll(m, f->malformed_json_rate);
 		}
 	}
 	pthread_mutex_unlock(&m->core_lock);
@@ -401,7 +398,7 @@ int pp_mock_set_faults(struct pp_mock *m, const char *json, struct pp_error *err
 	if (rc)
 		return rc;
 	if (pp_json_is(j, PP_JSON_ARRAY)) {
-		pp_json_foreach(it, j) {
+		pp_json_foreach (it, j) {
 			rc = faults_apply(m, it, err);
 			if (rc)
 				break;
@@ -451,14 +448,13 @@ enum pp_mock_outcome pp_mock_outcome_of(const struct pp_json *j)
 		worst = marker_var(pp_json_get_string(j, "name"), pp_json_get_string(j, "value"));
 		/* fallthrough */
 	case PP_JSON_ARRAY:
-		pp_json_foreach(it, j) {
+		pp_json_foreach (it, j) {
 			o = pp_mock_outcome_of(it);
 			if (o > worst)
 				worst = o;
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 	return worst;
 }
@@ -670,9 +666,9 @@ static void control_faults_json(struct pp_mock *m, struct pp_mock_resp *resp)
 			      "\"retry_after\":%ld,\"latency_ms\":%ld,"
 			      "\"reset_after_action_rate\":%g,\"cut_body_rate\":%g,"
 			      "\"malformed_json_rate\":%g,\"token_delay_ms\":%ld}",
-			      i ? "," : "", f->api, f->error_rate, f->throttle_rate,
-			      f->retry_after, f->latency_ms, f->reset_after_action_rate,
-			      f->cut_body_rate, f->malformed_json_rate, f->token_delay_ms);
+			      i ? "," : "", f->api, f->error_rate, f->throttle_rate, f->retry_after,
+			      f->latency_ms, f->reset_after_action_rate, f->cut_body_rate,
+			      f->malformed_json_rate, f->token_delay_ms);
 	}
 	pp_buf_puts(&resp->body, "]\n");
 	pthread_mutex_unlock(&m->core_lock);
@@ -727,8 +723,7 @@ static bool prefix_matches(const char *path, const char *prefix)
 	return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-static void dispatch(struct pp_mock *m, const struct pp_mock_req *req0,
-		     struct pp_mock_resp *resp)
+static void dispatch(struct pp_mock *m, const struct pp_mock_req *req0, struct pp_mock_resp *resp)
 {
 	struct pp_mock_req req = *req0;
 
@@ -841,9 +836,8 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct pp_mock *m = cls;
 	struct conn_ctx *ctx = *con_cls;
@@ -957,14 +951,11 @@ int pp_mock_start(struct pp_mock *m, struct pp_error *err)
 			       m->opts.listen_host);
 	/* A thread per connection, so injected latency never stalls other
 	 * clients; no MHD error log, since injected resets would flood it. */
-	m->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
-					     MHD_USE_INTERNAL_POLLING_THREAD,
-				     0, NULL, NULL, on_request, m,
-				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				     MHD_OPTION_URI_LOG_CALLBACK, uri_logger, m,
-				     MHD_OPTION_NOTIFY_COMPLETED, request_done, m,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-				     MHD_OPTION_END);
+	m->daemon = MHD_start_daemon(
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+		on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, m, MHD_OPTION_NOTIFY_COMPLETED,
+		request_done, m, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
 	if (!m->daemon)
 		return pp_fail(err, PP_EIO, "mock: cannot listen on %s:%d", m->opts.listen_host,
 			       m->opts.listen_port);

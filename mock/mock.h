@@ -20,18 +20,18 @@ struct pp_mock;
 #define PP_MOCK_BODY_MAX ((size_t)1 << 20)
 
 struct pp_mock_opts {
-	const char *listen_host;   /* "127.0.0.1" */
-	int listen_port;           /* 0: any free port */
-	double provision_seconds;  /* timeline: created -> running */
-	double run_seconds;        /* timeline: running -> finished */
-	uint64_t seed;             /* PRNG seed for fault decisions */
+	const char *listen_host;		/* "127.0.0.1" */
+	int listen_port;			/* 0: any free port */
+	double provision_seconds;		/* timeline: created -> running */
+	double run_seconds;			/* timeline: running -> finished */
+	uint64_t seed;				/* PRNG seed for fault decisions */
 	const char *gcp_keys[PP_MOCK_MAX_KEYS]; /* SA JSON or PEM public key files */
 	size_t ngcp_keys;
 	const char *gcp_token_audience; /* aud the JWT must carry; NULL: the mock's own token URL */
 	const char *aws_keys[PP_MOCK_MAX_KEYS]; /* "AKID:SECRET" */
 	size_t naws_keys;
 	const char *aws_web_identity_token; /* NULL: any JWT-looking token */
-	double token_lifetime_seconds;      /* issued access tokens / STS creds */
+	double token_lifetime_seconds;	    /* issued access tokens / STS creds */
 };
 
 void pp_mock_opts_defaults(struct pp_mock_opts *o);
@@ -44,9 +44,9 @@ struct pp_mock_req {
 	const char *raw_query; /* as sent, without '?'; "" when none */
 	const char *body;      /* NUL-terminated; body_len bytes */
 	size_t body_len;
-	const char *remote;    /* "127.0.0.1" */
-	void *conn;            /* struct MHD_Connection * */
-	const char *raw_path;  /* path as sent, still percent-encoded (SigV4) */
+	const char *remote;   /* "127.0.0.1" */
+	void *conn;	      /* struct MHD_Connection * */
+	const char *raw_path; /* path as sent, still percent-encoded (SigV4) */
 };
 
 /* Request header (case-insensitive) / decoded query argument; NULL if absent. */
@@ -59,18 +59,18 @@ size_t pp_mock_headers(const struct pp_mock_req *r, const char **names, const ch
 #define PP_MOCK_RESP_HEADERS 8
 
 struct pp_mock_resp {
-	int status;              /* 0 until a module answers: core then sends 404 */
-	struct pp_buf body;      /* capped at PP_MOCK_BODY_MAX */
+	int status;	    /* 0 until a module answers: core then sends 404 */
+	struct pp_buf body; /* capped at PP_MOCK_BODY_MAX */
 	char content_type[64];
 	const char *hdr_names[PP_MOCK_RESP_HEADERS]; /* static strings */
-	char *hdr_values[PP_MOCK_RESP_HEADERS];      /* owned */
+	char *hdr_values[PP_MOCK_RESP_HEADERS];	     /* owned */
 	size_t nhdr;
 	/* Labels for stats and the request log: api ("ecs") and action ("RunTask"). */
 	char api[24];
 	char action[64];
 	/* Set by pp_mock_fault_check(); applied by the core after the handler. */
-	bool drop;      /* close the connection without any answer */
-	bool cut_body;  /* announce the full length, send half */
+	bool drop;	/* close the connection without any answer */
+	bool cut_body;	/* announce the full length, send half */
 	bool malformed; /* replace the body with broken JSON */
 	/* Set by a module that rejected the request (auth, validation): counted
 	 * under stats.rejects. Static string. */
@@ -87,8 +87,8 @@ int pp_mock_resp_json(struct pp_mock_resp *r, int status, const char *content_ty
 
 /* A fake API. Every hook except handle may be NULL. */
 struct pp_mock_api {
-	const char *name;          /* key in the port file, log and stats: "google" */
-	const char *prefixes[4];   /* NULL-terminated path prefixes, e.g. "/google" */
+	const char *name;	 /* key in the port file, log and stats: "google" */
+	const char *prefixes[4]; /* NULL-terminated path prefixes, e.g. "/google" */
 	int (*init)(struct pp_mock *m, void **state, struct pp_error *err);
 	void (*free)(void *state);
 	/* Answer req into resp (status + body). Runs without the mock lock. */
@@ -136,7 +136,7 @@ void pp_mock_random_hex(struct pp_mock *m, char *out, size_t n);
  * what the module must answer instead of acting. */
 enum pp_mock_fault {
 	PP_MOCK_FAULT_NONE,
-	PP_MOCK_FAULT_ERROR,    /* answer a 5xx in the API's own error shape */
+	PP_MOCK_FAULT_ERROR,	/* answer a 5xx in the API's own error shape */
 	PP_MOCK_FAULT_THROTTLE, /* answer the API's throttling error */
 };
 enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool token_endpoint,

@@ -18,12 +18,12 @@
 #include "dispatcher/pb.h"
 #include "mock/mock.h"
 
-#define MAX_CONNS 64
+#define MAX_CONNS     64
 #define MAX_SANDBOXES 4096
-#define MAX_SECRETS 4096
-#define MAX_TOKENS 64
-#define REQ_MAX ((size_t)1 << 20)
-#define ID_LEN 24
+#define MAX_SECRETS   4096
+#define MAX_TOKENS    64
+#define REQ_MAX	      ((size_t)1 << 20)
+#define ID_LEN	      24
 
 struct mm_secret {
 	char id[ID_LEN];
@@ -127,7 +127,7 @@ static enum pp_mock_outcome worse(enum pp_mock_outcome a, enum pp_mock_outcome b
 {
 	return a == PP_MOCK_CRASH || b == PP_MOCK_CRASH ? PP_MOCK_CRASH
 	       : a == PP_MOCK_FAIL || b == PP_MOCK_FAIL ? PP_MOCK_FAIL
-							 : PP_MOCK_SUCCEED;
+							: PP_MOCK_SUCCEED;
 }
 
 static void new_id(struct modal_mock *mm, const char *prefix, char out[ID_LEN])
@@ -383,8 +383,8 @@ static void rpc_image(struct modal_mock *mm, struct mm_stream *s)
 static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream *s)
 {
 	static const char prefix[] = "/modal.client.ModalClient/";
-	const char *rpc = !strncmp(s->path, prefix, sizeof(prefix) - 1) ? s->path +
-			  sizeof(prefix) - 1 : "";
+	const char *rpc =
+		!strncmp(s->path, prefix, sizeof(prefix) - 1) ? s->path + sizeof(prefix) - 1 : "";
 	struct pp_mock_resp fr;
 	int retry_after = 0;
 	memset(&fr, 0, sizeof(fr));
@@ -486,8 +486,7 @@ static void copy_value(char *dst, size_t size, const uint8_t *v, size_t n)
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-		     void *ud)
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
 	struct mm_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
 	if (!s)
@@ -519,9 +518,8 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 	return 0;
 }
 
-static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-			 size_t length, uint32_t *data_flags, nghttp2_data_source *source,
-			 void *ud)
+static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+			 uint32_t *data_flags, nghttp2_data_source *source, void *ud)
 {
 	struct mm_stream *s = source->ptr;
 	size_t left = s->out.len - s->sent;

@@ -15,18 +15,18 @@
 
 #include "mock/mock.h"
 
-#define PF_JSON "application/json"
+#define PF_JSON	    "application/json"
 #define PF_LIST_MAX 1000
 
 struct pf_state {
 	struct pp_json *db; /* {work_pools, work_queues, ...}: one array per table */
 	char *state_path;   /* NULL: memory only */
-	char *api_key;      /* NULL: no auth (a local Prefect server) */
+	char *api_key;	    /* NULL: no auth (a local Prefect server) */
 };
 
 static const char *const pf_tables[] = {
-	"work_pools", "work_queues",     "deployments", "flows",
-	"flow_runs",  "block_documents", "workers",     NULL,
+	"work_pools", "work_queues",	 "deployments", "flows",
+	"flow_runs",  "block_documents", "workers",	NULL,
 };
 
 static struct pp_json *table(struct pf_state *st, const char *name)
@@ -90,7 +90,7 @@ static void new_uuid(struct pp_mock *m, char out[37])
 
 static struct pp_json *find_by(struct pp_json *arr, const char *key, const char *value)
 {
-	pp_json_foreach(it, arr) {
+	pp_json_foreach (it, arr) {
 		const char *v = pp_json_get_string(it, key);
 		if (v && !strcmp(v, value))
 			return it;
@@ -159,7 +159,7 @@ static const char *state_name_for(const char *type)
 	static const char *const names[][2] = {
 		{"SCHEDULED", "Scheduled"}, {"PENDING", "Pending"}, {"RUNNING", "Running"},
 		{"COMPLETED", "Completed"}, {"FAILED", "Failed"},   {"CANCELLED", "Cancelled"},
-		{"CRASHED", "Crashed"},     {"PAUSED", "Paused"},   {"CANCELLING", "Cancelling"},
+		{"CRASHED", "Crashed"},	    {"PAUSED", "Paused"},   {"CANCELLING", "Cancelling"},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(names[i][0], type))
@@ -241,7 +241,7 @@ static struct pp_json *queue_new(struct pp_mock *m, struct pp_json *pool, const 
 
 static struct pp_json *queue_find(struct pf_state *st, const char *pool, const char *name)
 {
-	pp_json_foreach(q, table(st, "work_queues")) {
+	pp_json_foreach (q, table(st, "work_queues")) {
 		if (!strcmp(pp_json_get_string(q, "work_pool_name"), pool) &&
 		    !strcmp(pp_json_get_string(q, "name"), name))
 			return q;
@@ -494,7 +494,7 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 			pool_name ? find_by(table(st, "work_pools"), "name", pool_name) : NULL;
 		long long limit = pp_json_get_int(pool, "concurrency_limit", -1);
 		long long busy = 0;
-		pp_json_foreach(r, table(st, "flow_runs")) {
+		pp_json_foreach (r, table(st, "flow_runs")) {
 			const char *t = pp_json_get_string(r, "state_type");
 			const char *p = pp_json_get_string(r, "work_pool_name");
 			if (p && pool_name && !strcmp(p, pool_name) &&
@@ -572,7 +572,7 @@ static bool any_match(const struct pp_json *filter, const char *value)
 		return true;
 	if (!value)
 		return false;
-	pp_json_foreach(it, any) {
+	pp_json_foreach (it, any) {
 		const char *s = pp_json_string(it);
 		if (s && !strcmp(s, value))
 			return true;
@@ -607,7 +607,7 @@ static void flow_runs_filter(struct pf_state *st, const struct pp_json *body, bo
 	}
 	struct pp_json *out = pp_json_new(PP_JSON_ARRAY);
 	long long seen = 0;
-	pp_json_foreach(r, table(st, "flow_runs")) {
+	pp_json_foreach (r, table(st, "flow_runs")) {
 		if (!run_matches(r, body))
 			continue;
 		if (!count_only && (seen++ < offset || (long long)out->count >= limit))
@@ -644,7 +644,7 @@ static void scheduled_runs(struct pf_state *st, struct pp_json *pool, const stru
 	while (!pp_json_get_bool(pool, "is_paused", false) && (long long)out->count < limit) {
 		struct pp_json *best = NULL;
 		double best_t = 0;
-		pp_json_foreach(r, table(st, "flow_runs")) {
+		pp_json_foreach (r, table(st, "flow_runs")) {
 			const char *p = pp_json_get_string(r, "work_pool_name");
 			const char *qn = pp_json_get_string(r, "work_queue_name");
 			if (!p || strcmp(p, pool_name) ||
@@ -652,7 +652,7 @@ static void scheduled_runs(struct pf_state *st, struct pp_json *pool, const stru
 				continue;
 			if (queues) {
 				bool listed = false;
-				pp_json_foreach(q, queues) {
+				pp_json_foreach (q, queues) {
 					const char *s = pp_json_string(q);
 					if (s && qn && !strcmp(s, qn))
 						listed = true;
@@ -667,7 +667,7 @@ static void scheduled_runs(struct pf_state *st, struct pp_json *pool, const stru
 			if ((before >= 0 && t > before) || (after >= 0 && t < after))
 				continue;
 			bool taken = false;
-			pp_json_foreach(o, out) {
+			pp_json_foreach (o, out) {
 				if (pp_json_get(o, "flow_run") &&
 				    !strcmp(pp_json_get_string(pp_json_get(o, "flow_run"), "id"),
 					    pp_json_get_string(r, "id")))
@@ -692,7 +692,7 @@ static void scheduled_runs(struct pf_state *st, struct pp_json *pool, const stru
 		pp_json_set(item, "flow_run", pp_json_clone(best));
 		pp_json_append(out, item);
 	}
-	pp_json_foreach(q, table(st, "work_queues")) {
+	pp_json_foreach (q, table(st, "work_queues")) {
 		if (!strcmp(pp_json_get_string(q, "work_pool_name"), pool_name)) {
 			pp_json_set_string(q, "last_polled", ts);
 			pp_json_set_string(q, "status", "READY");
@@ -713,7 +713,7 @@ static void heartbeat(struct pp_mock *m, struct pf_state *st, struct pp_json *po
 	char ts[40];
 	iso_now(ts, sizeof(ts));
 	struct pp_json *w = NULL;
-	pp_json_foreach(it, table(st, "workers")) {
+	pp_json_foreach (it, table(st, "workers")) {
 		if (!strcmp(pp_json_get_string(it, "name"), name) &&
 		    !strcmp(pp_json_get_string(it, "work_pool_id"), pp_json_get_string(pool, "id")))
 			w = it;
@@ -740,7 +740,7 @@ static void heartbeat(struct pp_mock *m, struct pf_state *st, struct pp_json *po
 static void workers_list(struct pf_state *st, struct pp_json *pool, struct pp_mock_resp *resp)
 {
 	struct pp_json *out = pp_json_new(PP_JSON_ARRAY);
-	pp_json_foreach(w, table(st, "workers")) {
+	pp_json_foreach (w, table(st, "workers")) {
 		if (!strcmp(pp_json_get_string(w, "work_pool_id"), pp_json_get_string(pool, "id")))
 			pp_json_append(out, pp_json_clone(w));
 	}
@@ -760,7 +760,7 @@ static bool secret_field(const char *key)
 
 static void mask_secrets(struct pp_json *data)
 {
-	pp_json_foreach(it, data) {
+	pp_json_foreach (it, data) {
 		if (it->type == PP_JSON_STRING && secret_field(it->key)) {
 			free(it->str);
 			it->str = strdup("**********");
@@ -783,7 +783,7 @@ static void block_create(struct pp_mock *m, struct pf_state *st, const struct pp
 		pf_invalid(resp, "data", "name, block_type_slug and a data object are required");
 		return;
 	}
-	pp_json_foreach(b, table(st, "block_documents")) {
+	pp_json_foreach (b, table(st, "block_documents")) {
 		if (!strcmp(pp_json_get_string(b, "name"), name) &&
 		    !strcmp(pp_json_string(pp_json_path(b, "block_type.slug")), slug)) {
 			pf_detail(resp, 409, "prefect.conflict", "Block already exists");
@@ -821,7 +821,7 @@ static void block_create(struct pp_mock *m, struct pf_state *st, const struct pp
 static void block_read(struct pp_mock *m, struct pf_state *st, const char *slug, const char *name,
 		       const struct pp_mock_req *req, struct pp_mock_resp *resp)
 {
-	pp_json_foreach(b, table(st, "block_documents")) {
+	pp_json_foreach (b, table(st, "block_documents")) {
 		if (strcmp(pp_json_get_string(b, "name"), name) ||
 		    strcmp(pp_json_string(pp_json_path(b, "block_type.slug")), slug))
 			continue;

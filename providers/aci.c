@@ -22,15 +22,15 @@
 #include "providers/common.h"
 #include "providers/provider.h"
 
-#define ACI_DEFAULT_ENDPOINT "https://management.azure.com"
-#define ACI_DEFAULT_API_VERSION "2023-05-01"
-#define ACI_RG_API_VERSION "2021-04-01"
-#define ACI_DEFAULT_ENTRYPOINT "/opt/prefect/entrypoint.sh"
-#define ACI_DEFAULT_COMMAND "prefect flow-run execute"
+#define ACI_DEFAULT_ENDPOINT	    "https://management.azure.com"
+#define ACI_DEFAULT_API_VERSION	    "2023-05-01"
+#define ACI_RG_API_VERSION	    "2021-04-01"
+#define ACI_DEFAULT_ENTRYPOINT	    "/opt/prefect/entrypoint.sh"
+#define ACI_DEFAULT_COMMAND	    "prefect flow-run execute"
 #define ACI_DEFAULT_START_TIMEOUT_S 240
-#define ACI_DEFAULT_POLL_MS 5000
-#define ACI_ASYNC_POLL_MS 2000
-#define ACI_GROUP_TYPE "Microsoft.ContainerInstance/containerGroups"
+#define ACI_DEFAULT_POLL_MS	    5000
+#define ACI_ASYNC_POLL_MS	    2000
+#define ACI_GROUP_TYPE		    "Microsoft.ContainerInstance/containerGroups"
 
 enum aci_submit_step { S_RG, S_GET, S_PUT, S_POLL, S_DONE };
 enum aci_delete_step { D_DELETE, D_POLL, D_DONE };
@@ -41,8 +41,8 @@ struct aci_state {
 	char sub[64];
 	char rg[288]; /* URL-encoded: 90 characters, each up to 3 */
 	char group[64];
-	char group_url[1024]; /* base + ARM id + api-version */
-	char async_url[4096]; /* ARM accepts status URLs up to 4 KB */
+	char group_url[1024];	/* base + ARM id + api-version */
+	char async_url[4096];	/* ARM accepts status URLs up to 4 KB */
 	bool async_is_location; /* Location polling: 202 until done */
 	bool keep_group;
 	long start_timeout_s;
@@ -69,8 +69,8 @@ static void log_ratelimit(const struct pp_run_io *io)
 
 /* Map an ARM answer {"error":{"code","message"}} to our code and a message
  * naming the call, the HTTP status, ARM's code and message. */
-static int aci_error(const struct pp_run_io *io, const char *what, char *code_out,
-		     size_t code_size, struct pp_error *err)
+static int aci_error(const struct pp_run_io *io, const char *what, char *code_out, size_t code_size,
+		     struct pp_error *err)
 {
 	int code = io->resp_rc;
 	long http = io->resp->status;
@@ -88,7 +88,7 @@ static int aci_error(const struct pp_run_io *io, const char *what, char *code_ou
 	}
 	if (retry_ms < io->resp->retry_after_ms)
 		retry_ms = io->resp->retry_after_ms;
-	struct pp_json_limits lim = { .max_bytes = PP_PROVIDER_MAX_RESPONSE, .max_depth = 0 };
+	struct pp_json_limits lim = {.max_bytes = PP_PROVIDER_MAX_RESPONSE, .max_depth = 0};
 	if (io->resp->body.len &&
 	    pp_json_parse(io->resp->body.data, io->resp->body.len, &lim, &body, NULL) == 0) {
 		struct pp_json *e = pp_json_get(body, "error");
@@ -149,7 +149,7 @@ static int check_expressions(struct pp_json *j, char *path, size_t size, size_t 
 		return 0;
 	}
 	size_t idx = 0;
-	pp_json_foreach(c, j) {
+	pp_json_foreach (c, j) {
 		const char *dot = used ? "." : "";
 		int n = j->type == PP_JSON_OBJECT
 				? snprintf(path + used, size - used, "%s%s", dot, c->key)
@@ -166,8 +166,8 @@ static int check_expressions(struct pp_json *j, char *path, size_t size, size_t 
 
 static bool secret_env_name(const char *name)
 {
-	static const char *const marks[] = { "PREFECT_API_KEY", "SECRET", "PASSWORD", "TOKEN",
-					     "PRIVATE_KEY", "ACCESS_KEY", NULL };
+	static const char *const marks[] = {"PREFECT_API_KEY", "SECRET",     "PASSWORD", "TOKEN",
+					    "PRIVATE_KEY",     "ACCESS_KEY", NULL};
 	for (size_t i = 0; marks[i]; i++)
 		if (strstr(name, marks[i]))
 			return true;
@@ -184,7 +184,7 @@ static int build_env(struct pp_json *props, const struct pp_json *env, struct pp
 			return pp_fail(err, PP_ENOMEM, "out of memory building env");
 		list = pp_json_get(props, "environmentVariables");
 	}
-	pp_json_foreach(e, env) {
+	pp_json_foreach (e, env) {
 		if (e->type == PP_JSON_NULL)
 			continue;
 		char *text =
@@ -201,7 +201,7 @@ static int build_env(struct pp_json *props, const struct pp_json *env, struct pp
 		free(text);
 		/* A later entry of the same name replaces the template's. */
 		struct pp_json *old = NULL;
-		pp_json_foreach(o, list)
+		pp_json_foreach (o, list)
 			if (!old && pp_json_get_string(o, "name") &&
 			    !strcmp(pp_json_get_string(o, "name"), e->key))
 				old = o;
@@ -264,8 +264,8 @@ static int set_resources(struct pp_json *props, const struct pp_json *job, struc
 	}
 	if (req->type != PP_JSON_OBJECT)
 		return pp_fail(err, PP_EINVALID, "resources.requests must be an object");
-	static const char *const keys[] = { "cpu", "memoryInGB" };
-	static const char *const job_keys[] = { "cpu", "memory" };
+	static const char *const keys[] = {"cpu", "memoryInGB"};
+	static const char *const job_keys[] = {"cpu", "memory"};
 	for (int i = 0; i < 2; i++) {
 		struct pp_json *v = pp_json_get(req, keys[i]);
 		double d = 1.0;
@@ -283,8 +283,8 @@ static int set_resources(struct pp_json *props, const struct pp_json *job, struc
 		}
 		if (!(d > 0) || d > 64)
 			return pp_fail(err, PP_EINVALID,
-				       "resources.requests.%s %g is out of range (0..64]",
-				       keys[i], d);
+				       "resources.requests.%s %g is out of range (0..64]", keys[i],
+				       d);
 		if (pp_json_set(req, keys[i], pp_json_new_number(d)))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
@@ -313,7 +313,7 @@ static int add_group_options(struct pp_json *group, struct pp_json *gp, const st
 			pp_json_free(ident);
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		}
-		pp_json_foreach(i, ids)
+		pp_json_foreach (i, ids)
 			if (i->type == PP_JSON_STRING &&
 			    pp_json_set(map, i->str, pp_json_new(PP_JSON_OBJECT))) {
 				pp_json_free(map);
@@ -358,7 +358,7 @@ static int add_group_options(struct pp_json *group, struct pp_json *gp, const st
 		struct pp_json *list = pp_json_new(PP_JSON_ARRAY);
 		if (pp_json_set(gp, "subnetIds", list))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
-		pp_json_foreach(s, subnets) {
+		pp_json_foreach (s, subnets) {
 			struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
 			if (s->type != PP_JSON_STRING) {
 				pp_json_free(o);
@@ -380,7 +380,7 @@ static int add_group_options(struct pp_json *group, struct pp_json *gp, const st
 
 static struct pp_json *find_group_resource(const struct pp_json *arm)
 {
-	pp_json_foreach(r, pp_json_get(arm, "resources")) {
+	pp_json_foreach (r, pp_json_get(arm, "resources")) {
 		const char *type = pp_json_get_string(r, "type");
 		if (type && !strcasecmp(type, ACI_GROUP_TYPE))
 			return r;
@@ -398,8 +398,8 @@ static int shape_body(struct pp_run_io *io, struct aci_state *st, struct pp_erro
 			       "arm_template.resources has no " ACI_GROUP_TYPE " resource");
 	struct pp_json *body = pp_json_new(PP_JSON_OBJECT);
 	st->body = body;
-	static const char *const kept[] = { "location", "tags", "zones", "identity", "properties",
-					    NULL };
+	static const char *const kept[] = {"location", "tags",	     "zones",
+					   "identity", "properties", NULL};
 	for (size_t i = 0; kept[i]; i++) {
 		struct pp_json *v = pp_json_get(res, kept[i]);
 		if (v && pp_json_set(body, kept[i], pp_json_clone(v)))
@@ -450,7 +450,7 @@ static int shape_body(struct pp_run_io *io, struct aci_state *st, struct pp_erro
 		tags = pp_json_get(body, "tags");
 	}
 	if (pp_json_is(tags, PP_JSON_OBJECT)) {
-		pp_json_foreach(l, pp_json_get(job, "labels"))
+		pp_json_foreach (l, pp_json_get(job, "labels"))
 			if (l->type == PP_JSON_STRING && !pp_json_get(tags, l->key) &&
 			    pp_json_set_string(tags, l->key, l->str))
 				return pp_fail(err, PP_ENOMEM, "out of memory");
@@ -724,8 +724,7 @@ static int aci_submit(struct pp_run_io *io, struct pp_error *err)
 		}
 	}
 	switch (st->step) {
-	case S_RG:
-		return io->resp ? on_rg(io, err) : send_rg(io, err);
+	case S_RG: return io->resp ? on_rg(io, err) : send_rg(io, err);
 	case S_GET:
 		if (!io->resp)
 			return send(io, "GET", st->group_url, NULL, err);
@@ -749,8 +748,7 @@ static int aci_submit(struct pp_run_io *io, struct pp_error *err)
 			return submitted(io, err);
 		io->poll_after_ms = wait_ms(io);
 		return PP_STEP_WAIT;
-	case S_DONE:
-		return PP_STEP_DONE;
+	case S_DONE: return PP_STEP_DONE;
 	}
 	return pp_fail(err, PP_EINVALID, "aci: bad submit step %d", (int)st->step);
 }
@@ -758,7 +756,7 @@ static int aci_submit(struct pp_run_io *io, struct pp_error *err)
 static const char *first_event_message(const struct pp_json *view)
 {
 	const char *msg = NULL;
-	pp_json_foreach(e, pp_json_get(view, "events"))
+	pp_json_foreach (e, pp_json_get(view, "events"))
 		if (pp_json_get_string(e, "message"))
 			msg = pp_json_get_string(e, "message");
 	return msg;
@@ -792,7 +790,10 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 			why = first_event_message(pp_json_get(gp, "instanceView"));
 		io->state_out = PP_RUN_CRASHED;
 		pp_set_message(io->message, sizeof(io->message), "provisioning %s%s%s", ps,
-			       why || detail ? ": " : "", why ? why : detail ? detail : "");
+			       why || detail ? ": " : "",
+			       why	? why
+			       : detail ? detail
+					: "");
 		return;
 	}
 	if (state && !strcmp(state, "Running")) {
@@ -805,8 +806,14 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 		io->state_out = PP_RUN_CRASHED;
 		pp_set_message(io->message, sizeof(io->message),
 			       "container did not start within %ld s (state %s%s%s)",
-			       st->start_timeout_s, state ? state : ps ? ps : "unknown",
-			       detail || why ? ": " : "", detail ? detail : why ? why : "");
+			       st->start_timeout_s,
+			       state ? state
+			       : ps  ? ps
+				     : "unknown",
+			       detail || why ? ": " : "",
+			       detail ? detail
+			       : why  ? why
+				      : "");
 		return;
 	}
 	io->state_out = ps && (!strcmp(ps, "Pending") || !strcmp(ps, "Accepted"))
@@ -895,8 +902,7 @@ static int delete_group(struct pp_run_io *io, const char *what, struct pp_error 
 		}
 		io->poll_after_ms = wait_ms(io);
 		return PP_STEP_WAIT;
-	case D_DONE:
-		return PP_STEP_DONE;
+	case D_DONE: return PP_STEP_DONE;
 	}
 	return pp_fail(err, PP_EINVALID, "aci: bad delete step %d", (int)st->del);
 }
@@ -924,8 +930,8 @@ static void aci_release(void *state)
 	st->body = NULL;
 }
 
-static const char *const aci_pool_types[] = { "azure-container-instance:push",
-					      "azure-container-instance", NULL };
+static const char *const aci_pool_types[] = {"azure-container-instance:push",
+					     "azure-container-instance", NULL};
 
 const struct pp_provider pp_provider_aci = {
 	.abi = PP_PROVIDER_ABI,

@@ -17,10 +17,10 @@
 #include "providers/provider.h"
 
 #define CR_DEFAULT_ENDPOINT "https://run.googleapis.com"
-#define CR_DEFAULT_REGION "us-central1"
-#define CR_DEFAULT_IMAGE "docker.io/prefecthq/prefect:3-latest"
-#define CR_MAX_LABELS 64
-#define CR_READY_POLL_MS 1000
+#define CR_DEFAULT_REGION   "us-central1"
+#define CR_DEFAULT_IMAGE    "docker.io/prefecthq/prefect:3-latest"
+#define CR_MAX_LABELS	    64
+#define CR_READY_POLL_MS    1000
 
 enum cr_step { CR_CREATE, CR_GET_JOB, CR_RUN, CR_SUBMITTED };
 
@@ -61,8 +61,7 @@ static int cr_error(const struct pp_run_io *io, const char *what, char *status_n
 		gstatus = pp_json_get_string(e, "status");
 		gmsg = pp_json_get_string(e, "message");
 		/* google.rpc.RetryInfo: the server's own backoff hint. */
-		pp_json_foreach(d, pp_json_get(e, "details"))
-		{
+		pp_json_foreach (d, pp_json_get(e, "details")) {
 			const char *type = pp_json_get_string(d, "@type");
 			const char *delay = pp_json_get_string(d, "retryDelay");
 			if (type && strstr(type, "google.rpc.RetryInfo") && delay) {
@@ -124,8 +123,7 @@ static int add_labels(struct pp_json *target, const struct pp_json *labels, cons
 	gcp_label(val, sizeof(val), run_id, false);
 	if (!pp_json_get(dst, "pushpool-run-id") && pp_json_set_string(dst, "pushpool-run-id", val))
 		return pp_fail(err, PP_ENOMEM, "out of memory adding labels");
-	pp_json_foreach(l, labels)
-	{
+	pp_json_foreach (l, labels) {
 		if (dst->count >= CR_MAX_LABELS)
 			break;
 		const char *v = pp_json_string(l);
@@ -163,8 +161,7 @@ static int add_env(struct pp_json *container, const struct pp_json *job, struct 
 	if (rc)
 		return pp_error_prefix(err, "env: ");
 	/* {"NAME": {"secret": "s", "version": "latest"}}: Secret Manager refs. */
-	pp_json_foreach(s, pp_json_get(job, "env_from_secrets"))
-	{
+	pp_json_foreach (s, pp_json_get(job, "env_from_secrets")) {
 		if (s->type != PP_JSON_OBJECT || !pp_json_get_string(s, "secret"))
 			return pp_fail(
 				err, PP_EINVALID,
@@ -496,8 +493,7 @@ static int cr_submit(struct pp_run_io *io, struct pp_error *err)
 
 static const struct pp_json *find_condition(const struct pp_json *ex, const char *type)
 {
-	pp_json_foreach(c, pp_json_get(ex, "conditions"))
-	{
+	pp_json_foreach (c, pp_json_get(ex, "conditions")) {
 		const char *t = pp_json_get_string(c, "type");
 		if (t && !strcmp(t, type))
 			return c;

@@ -197,8 +197,7 @@ void pp_json_strip_nulls(struct pp_json *j)
 
 static struct pp_json *find_pair(const struct pp_json *list, const char *name_key, const char *name)
 {
-	pp_json_foreach(it, list)
-	{
+	pp_json_foreach (it, list) {
 		const char *n = pp_json_get_string(it, name_key);
 		if (n && !strcmp(n, name))
 			return it;
@@ -214,8 +213,7 @@ int pp_map_to_pairs(const struct pp_json *map, struct pp_json *list, const char 
 	if (map->type != PP_JSON_OBJECT)
 		return pp_fail(err, PP_EINVALID, "expected an object of %s/%s pairs, got %s",
 			       name_key, value_key, pp_json_type_name(map->type));
-	pp_json_foreach(m, map)
-	{
+	pp_json_foreach (m, map) {
 		if (m->type == PP_JSON_NULL)
 			continue;
 		struct pp_json *val;

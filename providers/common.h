@@ -17,8 +17,7 @@
 /* "pp-<32 hex>-<attempt>": a UUID run id keeps its hex digits, any other id
  * is replaced by the first 32 hex digits of its SHA-256. The result is a
  * valid Cloud Run job id, ECS clientToken and startedBy (at most 48 bytes). */
-int pp_derive_name(char *out, size_t size, const char *run_id, int attempt,
-		   struct pp_error *err);
+int pp_derive_name(char *out, size_t size, const char *run_id, int attempt, struct pp_error *err);
 
 /* Lowercase hex SHA-256 of n bytes. */
 void pp_sha256_hex(const void *p, size_t n, char out[65]);
@@ -52,8 +51,8 @@ int pp_number_to_string(struct pp_json *obj, const char *key);
 
 /* Fill io->req with a request carrying a compact JSON body (may be NULL),
  * the given Content-Type and io->cred. */
-int pp_req_json(struct pp_run_io *io, const char *method, const char *url,
-		const char *content_type, const struct pp_json *body, struct pp_error *err);
+int pp_req_json(struct pp_run_io *io, const char *method, const char *url, const char *content_type,
+		const struct pp_json *body, struct pp_error *err);
 
 /* Parse the body of io->resp as a JSON object; `what` names the call. */
 int pp_resp_json(const struct pp_run_io *io, const char *what, struct pp_json **out,

@@ -21,13 +21,13 @@
 #include "providers/common.h"
 #include "providers/provider.h"
 
-#define ECS_TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
-#define ECS_CONTENT_TYPE "application/x-amz-json-1.1"
-#define ECS_DEFAULT_IMAGE "prefecthq/prefect:3-latest"
-#define ECS_DEFAULT_CONTAINER "prefect"
-#define ECS_HASH_TAG "pushpool:td-hash"
-#define ECS_RUN_TAG "pushpool:run-id"
-#define ECS_MAX_OVERRIDES 8192
+#define ECS_TARGET_PREFIX	  "AmazonEC2ContainerServiceV20141113."
+#define ECS_CONTENT_TYPE	  "application/x-amz-json-1.1"
+#define ECS_DEFAULT_IMAGE	  "prefecthq/prefect:3-latest"
+#define ECS_DEFAULT_CONTAINER	  "prefect"
+#define ECS_HASH_TAG		  "pushpool:td-hash"
+#define ECS_RUN_TAG		  "pushpool:run-id"
+#define ECS_MAX_OVERRIDES	  8192
 #define ECS_SINGLE_FLIGHT_WAIT_MS 200
 
 enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
@@ -58,10 +58,10 @@ struct ecs_state {
 	bool match_latest;
 	bool auto_deregister;
 	bool family_by_content; /* we named the family after the definition's hash */
-	bool reconciling;     /* a RegisterTaskDefinition answer was lost */
-	bool using_entry;     /* holds one `users` count on its cache entry */
-	bool registered_here; /* no cache: this run registered td_arn */
-	bool deregistering;   /* cleanup sent DeregisterTaskDefinition */
+	bool reconciling;	/* a RegisterTaskDefinition answer was lost */
+	bool using_entry;	/* holds one `users` count on its cache entry */
+	bool registered_here;	/* no cache: this run registered td_arn */
+	bool deregistering;	/* cleanup sent DeregisterTaskDefinition */
 	long poll_ms;
 	enum ecs_step step;
 	struct ecs_shared *shared;
@@ -222,8 +222,7 @@ static bool is_fargate(const struct pp_json *run)
 	const char *lt = pp_json_get_string(run, "launchType");
 	if (lt && !strncmp(lt, "FARGATE", 7))
 		return true;
-	pp_json_foreach(cp, pp_json_get(run, "capacityProviderStrategy"))
-	{
+	pp_json_foreach (cp, pp_json_get(run, "capacityProviderStrategy")) {
 		const char *name = pp_json_get_string(cp, "capacityProvider");
 		if (name && !strncmp(name, "FARGATE", 7))
 			return true;
@@ -233,8 +232,7 @@ static bool is_fargate(const struct pp_json *run)
 
 static struct pp_json *pick_container(struct pp_json *defs, const char *name)
 {
-	pp_json_foreach(c, defs)
-	{
+	pp_json_foreach (c, defs) {
 		const char *n = pp_json_get_string(c, "name");
 		if (n && !strcmp(n, name))
 			return c;
@@ -277,10 +275,9 @@ static int shape_logs(struct ecs_state *st, const struct pp_json *job, struct pp
 	rc = rc ? rc : pp_json_set_string(opts, "awslogs-region", st->region);
 	rc = rc ? rc
 		: pp_json_set_string(opts, "awslogs-stream-prefix", prefix ? prefix : "prefect");
-	pp_json_foreach(o,
-			pp_json_get(job, "cloudwatch_logs_options")) if (!rc &&
-									 o->type == PP_JSON_STRING)
-		rc = pp_json_set_string(opts, o->key, o->str);
+	pp_json_foreach (o, pp_json_get(job, "cloudwatch_logs_options"))
+		if (!rc && o->type == PP_JSON_STRING)
+			rc = pp_json_set_string(opts, o->key, o->str);
 	if (rc) {
 		pp_json_free(opts);
 		pp_json_free(lc);
@@ -473,7 +470,9 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 	struct pp_json *list = pp_json_new(PP_JSON_ARRAY);
 	int rc = 0;
 	if (tags && tags->type == PP_JSON_ARRAY) {
-		pp_json_foreach(t, tags) if (!rc) rc = pp_json_append(list, pp_json_clone(t));
+		pp_json_foreach (t, tags)
+			if (!rc)
+				rc = pp_json_append(list, pp_json_clone(t));
 	} else if (tags) {
 		rc = pp_map_to_pairs(tags, list, "key", "value", err);
 	}
@@ -722,17 +721,16 @@ static bool json_subset(const struct pp_json *want, const struct pp_json *have)
 	if (want->type == PP_JSON_OBJECT) {
 		if (have->type != PP_JSON_OBJECT)
 			return false;
-		pp_json_foreach(m,
-				want) if (strcmp(m->key, "tags") &&
-					  !json_subset(m, pp_json_get(have, m->key))) return false;
+		pp_json_foreach (m, want)
+			if (strcmp(m->key, "tags") && !json_subset(m, pp_json_get(have, m->key)))
+				return false;
 		return true;
 	}
 	if (want->type == PP_JSON_ARRAY) {
 		if (have->type != PP_JSON_ARRAY || have->count != want->count)
 			return false;
 		const struct pp_json *h = have->child;
-		pp_json_foreach(w, want)
-		{
+		pp_json_foreach (w, want) {
 			if (!json_subset(w, h))
 				return false;
 			h = h->next;
@@ -748,8 +746,7 @@ static bool json_subset(const struct pp_json *want, const struct pp_json *have)
 
 static bool has_hash_tag(const struct pp_json *tags, const char *hash)
 {
-	pp_json_foreach(t, tags)
-	{
+	pp_json_foreach (t, tags) {
 		const char *k = pp_json_get_string(t, "key");
 		const char *v = pp_json_get_string(t, "value");
 		if (k && v && !strcmp(k, ECS_HASH_TAG) && !strcmp(v, hash))
@@ -970,8 +967,7 @@ static int send_task_call(struct pp_run_io *io, const char *action, struct pp_er
 static const struct pp_json *our_container(const struct pp_json *task, const char *name)
 {
 	const struct pp_json *first = NULL;
-	pp_json_foreach(c, pp_json_get(task, "containers"))
-	{
+	pp_json_foreach (c, pp_json_get(task, "containers")) {
 		const char *n = pp_json_get_string(c, "name");
 		if (n && !strcmp(n, name))
 			return c;

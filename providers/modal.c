@@ -14,13 +14,13 @@
 #include "providers/common.h"
 #include "providers/provider.h"
 
-#define SVC "modal.client.ModalClient/"
-#define RPC_TIMEOUT_MS 30000L
-#define IMAGE_JOIN_TIMEOUT_S 55.0f
+#define SVC		      "modal.client.ModalClient/"
+#define RPC_TIMEOUT_MS	      30000L
+#define IMAGE_JOIN_TIMEOUT_S  55.0f
 #define IMAGE_BUILDER_VERSION "2024.10"
-#define DEFAULT_APP_NAME "prefect-flow-runs"
-#define MSG_MAX ((size_t)1 << 20)
-#define ID_MAX 128
+#define DEFAULT_APP_NAME      "prefect-flow-runs"
+#define MSG_MAX		      ((size_t)1 << 20)
+#define ID_MAX		      128
 
 /* api.proto enums */
 enum { CREATE_IF_MISSING = 1, EPHEMERAL = 5 };
@@ -65,7 +65,7 @@ struct modal_state {
 	unsigned gpu_count;
 	char cloud[32];
 	struct pp_json *command; /* array of strings */
-	struct pp_json *env;     /* object of strings */
+	struct pp_json *env;	 /* object of strings */
 	struct pp_json *regions; /* array of strings */
 	struct pp_json *secrets; /* array of secret names */
 	size_t next_secret;
@@ -92,8 +92,8 @@ static int set_idempotency_key(struct pp_run_io *io, const char *rpc)
 {
 	struct modal_state *st = io->state;
 	size_t n = strlen(rpc);
-	bool creates = !strcmp(rpc, "SandboxCreate") ||
-		       (n > 11 && !strcmp(rpc + n - 11, "GetOrCreate"));
+	bool creates =
+		!strcmp(rpc, "SandboxCreate") || (n > 11 && !strcmp(rpc + n - 11, "GetOrCreate"));
 	if (!creates)
 		return 0;
 	char seed[512], hex[65], uuid[40];
@@ -253,7 +253,7 @@ static int enc_secret_env(struct modal_state *st, struct pp_buf *m)
 	/* SecretGetOrCreateRequest{environment_name=3, object_creation_type=4
 	 * EPHEMERAL, env_dict=5}: how the SDKs pass a sandbox's env. */
 	int rc = pp_pb_string(m, 3, st->environment) ?: pp_pb_varint(m, 4, EPHEMERAL);
-	pp_json_foreach(v, st->env)
+	pp_json_foreach (v, st->env)
 		if (!rc)
 			rc = pp_pb_map_entry(m, 5, v->key, pp_json_string(v));
 	return rc;
@@ -270,7 +270,7 @@ static int enc_create(struct modal_state *st, struct pp_buf *m)
 	int rc = 0;
 	/* Sandbox{entrypoint_args=1, image_id=3, secret_ids=4, resources=5,
 	 * timeout_secs=7, scheduler_placement=17, cloud_provider_str=26, name=30} */
-	pp_json_foreach(a, st->command)
+	pp_json_foreach (a, st->command)
 		if (!rc)
 			rc = pp_pb_string(&sb, 1, pp_json_string(a));
 	rc = rc ?: pp_pb_string(&sb, 3, st->image_id) ?:
@@ -287,7 +287,7 @@ static int enc_create(struct modal_state *st, struct pp_buf *m)
 	if (!rc && st->timeout_s > 0)
 		rc = pp_pb_varint(&sb, 7, (uint64_t)st->timeout_s);
 	/* SchedulerPlacement{regions=4} */
-	pp_json_foreach(r, st->regions)
+	pp_json_foreach (r, st->regions)
 		if (!rc)
 			rc = pp_pb_string(&place, 4, pp_json_string(r));
 	if (!rc && place.len)
@@ -343,13 +343,14 @@ static int string_list(const struct pp_json *v, const char *what, struct pp_json
 	if (v->type == PP_JSON_STRING) {
 		if (!*v->str)
 			return 0;
-		return pp_json_append(*out, pp_json_new_string(v->str)) ?
-			pp_fail(err, PP_ENOMEM, "out of memory") : 0;
+		return pp_json_append(*out, pp_json_new_string(v->str))
+			       ? pp_fail(err, PP_ENOMEM, "out of memory")
+			       : 0;
 	}
 	if (v->type != PP_JSON_ARRAY)
 		return pp_fail(err, PP_EINVALID, "modal: %s must be a string or a list of strings",
 			       what);
-	pp_json_foreach(e, v) {
+	pp_json_foreach (e, v) {
 		if (e->type != PP_JSON_STRING || !*e->str)
 			return pp_fail(err, PP_EINVALID,
 				       "modal: %s: every entry must be a non-empty string", what);
@@ -359,8 +360,7 @@ static int string_list(const struct pp_json *v, const char *what, struct pp_json
 	return 0;
 }
 
-static int prepare_command(struct modal_state *st, const struct pp_json *cmd,
-			   struct pp_error *err)
+static int prepare_command(struct modal_state *st, const struct pp_json *cmd, struct pp_error *err)
 {
 	if (cmd && cmd->type == PP_JSON_STRING && *cmd->str)
 		return pp_shell_split(cmd->str, &st->command, err);
@@ -376,7 +376,7 @@ static int prepare_env(struct modal_state *st, const struct pp_json *env, struct
 		return 0;
 	if (env->type != PP_JSON_OBJECT)
 		return pp_fail(err, PP_EINVALID, "modal: env must be an object");
-	pp_json_foreach(v, env) {
+	pp_json_foreach (v, env) {
 		if (v->type == PP_JSON_NULL)
 			continue;
 		char *text = v->type == PP_JSON_STRING ? strdup(v->str) : pp_json_to_string(v, 0);
@@ -424,15 +424,15 @@ static int base_url(struct pp_run_io *io, struct modal_state *st, struct pp_erro
 }
 
 /* A token pair in the job overrides the pool's credentials for this run. */
-static int prepare_job_auth(struct modal_state *st, const struct pp_json *mc,
-			    struct pp_error *err)
+static int prepare_job_auth(struct modal_state *st, const struct pp_json *mc, struct pp_error *err)
 {
 	if (!mc || mc->type == PP_JSON_NULL || (mc->type == PP_JSON_STRING && !*mc->str))
 		return 0;
 	const char *id = pp_json_get_string(mc, "token_id");
 	const char *secret = pp_json_get_string(mc, "token_secret");
 	if (mc->type != PP_JSON_OBJECT || !id || !*id || !secret || !*secret)
-		return pp_fail(err, PP_EINVALID, "modal: modal_credentials must be an object with "
+		return pp_fail(err, PP_EINVALID,
+			       "modal: modal_credentials must be an object with "
 			       "token_id and token_secret");
 	struct pp_cred_conf conf;
 	memset(&conf, 0, sizeof(conf));
@@ -525,8 +525,8 @@ static int on_image_result(struct pp_run_io *io, const struct generic_result *g,
 	}
 	if (g->status != RESULT_SUCCESS)
 		return pp_fail(err, PP_EINVALID,
-			       "modal: image \"%s\" failed to build (status %d)%s%s",
-			       st->image, g->status, g->exception[0] ? ": " : "", g->exception);
+			       "modal: image \"%s\" failed to build (status %d)%s%s", st->image,
+			       g->status, g->exception[0] ? ": " : "", g->exception);
 	return next_after_image(io, err);
 }
 
@@ -577,8 +577,8 @@ static int on_image_join(struct pp_run_io *io, struct pp_error *err)
 			if (f.num == 1 && f.wire == PP_PB_LEN &&
 			    (rc = read_generic_result(&f, &g, err)))
 				return rc;
-			if (f.num == 3 && (rc = pp_pb_field_string(&f, st->image_entry_id, ID_MAX,
-								   err)))
+			if (f.num == 3 &&
+			    (rc = pp_pb_field_string(&f, st->image_entry_id, ID_MAX, err)))
 				return rc;
 		}
 		if (rc)
@@ -643,15 +643,16 @@ static int modal_submit(struct pp_run_io *io, struct pp_error *err)
 		if (st->step == MS_ADOPT) /* it exited between our create and lookup */
 			return pp_fail(err, PP_ECONFLICT,
 				       "modal: sandbox %s exists (ALREADY_EXISTS) but "
-				       "SandboxGetFromName cannot find it", st->sandbox_name);
+				       "SandboxGetFromName cannot find it",
+				       st->sandbox_name);
 		pp_error_clear(err);
 		st->step = MS_APP;
 		return send_encoded(io, "AppGetOrCreate", enc_app, err);
 	case MS_APP:
 		if (!io->resp)
 			return send_encoded(io, "AppGetOrCreate", enc_app, err);
-		rc = result(io, "AppGetOrCreate", &r, err) ?:
-			read_id(&r, 1, st->app_id, sizeof(st->app_id), err);
+		rc = result(io, "AppGetOrCreate", &r, err)
+			     ?: read_id(&r, 1, st->app_id, sizeof(st->app_id), err);
 		if (rc)
 			return rc;
 		if (!st->app_id[0])
@@ -684,8 +685,7 @@ static int modal_submit(struct pp_run_io *io, struct pp_error *err)
 		pp_error_clear(err);
 		st->step = MS_ADOPT;
 		return send_encoded(io, "SandboxGetFromName", enc_lookup, err);
-	case MS_SUBMITTED:
-		break;
+	case MS_SUBMITTED: break;
 	}
 	return PP_STEP_DONE;
 }
@@ -699,8 +699,7 @@ static int enc_sandbox_id(struct pp_buf *m, const char *id, bool wait)
 	return rc ?: wait ? pp_pb_float(m, 2, 0.0f) : 0;
 }
 
-static int send_for_sandbox(struct pp_run_io *io, const char *rpc, bool wait,
-			    struct pp_error *err)
+static int send_for_sandbox(struct pp_run_io *io, const char *rpc, bool wait, struct pp_error *err)
 {
 	struct pp_buf m;
 	pp_buf_init(&m, 1024);

@@ -41,9 +41,9 @@ bool pp_run_state_terminal(enum pp_run_state s);
 enum { PP_STEP_DONE = 0, PP_STEP_SEND = 1, PP_STEP_WAIT = 2 };
 
 enum {
-	PP_CAP_CANCEL = 1u << 0,   /* cancel op stops remote work */
-	PP_CAP_CLEANUP = 1u << 1,  /* cleanup op removes remote resources */
-	PP_CAP_ADOPT = 1u << 2,    /* submit finds and adopts an existing job by name/token */
+	PP_CAP_CANCEL = 1u << 0,  /* cancel op stops remote work */
+	PP_CAP_CLEANUP = 1u << 1, /* cleanup op removes remote resources */
+	PP_CAP_ADOPT = 1u << 2,	  /* submit finds and adopts an existing job by name/token */
 	PP_CAP_BATCH_STATUS = 1u << 3,
 };
 
@@ -52,32 +52,32 @@ struct pp_cred;
 /* Everything an op may read or write for one run. */
 struct pp_run_io {
 	/* inputs, owned by the core */
-	const char *run_id;        /* stable id of the run (UUID) */
+	const char *run_id; /* stable id of the run (UUID) */
 	const char *run_name;
-	int attempt;               /* submission attempt, from 1 */
-	const char *idem_key;      /* deterministic key derived from run id (+attempt) */
+	int attempt;		   /* submission attempt, from 1 */
+	const char *idem_key;	   /* deterministic key derived from run id (+attempt) */
 	const struct pp_json *job; /* rendered job configuration */
-	const char *endpoint;      /* API base URL override or NULL for the real cloud */
+	const char *endpoint;	   /* API base URL override or NULL for the real cloud */
 	struct pp_cred *cred;
-	void *state;               /* state_size bytes, zeroed at start */
-	void **pool_shared;        /* per-pool slot for caches shared by runs (e.g.
+	void *state;			 /* state_size bytes, zeroed at start */
+	void **pool_shared;		 /* per-pool slot for caches shared by runs (e.g.
 				      registered task definitions); freed with release_shared */
 	const struct pp_http_resp *resp; /* response to the request last sent, or NULL */
-	int resp_rc;               /* pp_http_classify() of resp */
+	int resp_rc;			 /* pp_http_classify() of resp */
 	const struct pp_error *resp_err;
 	/* outputs */
-	struct pp_http_req req;    /* next request when the op returns PP_STEP_SEND */
-	char infra_id[512];        /* set by submit: execution name, task ARN, group id */
+	struct pp_http_req req;	     /* next request when the op returns PP_STEP_SEND */
+	char infra_id[512];	     /* set by submit: execution name, task ARN, group id */
 	enum pp_run_state state_out; /* set by status */
-	int exit_code;             /* set by status when known, else -1 */
-	char message[512];         /* failure/stop reason from the provider */
+	int exit_code;		     /* set by status when known, else -1 */
+	char message[512];	     /* failure/stop reason from the provider */
 	/* provider's hint for the next status poll, ms (0: core default) */
 	long poll_after_ms;
 };
 
 struct pp_provider {
-	unsigned abi;             /* PP_PROVIDER_ABI */
-	const char *name;         /* "cloud-run", "ecs", "aci", "modal" */
+	unsigned abi;		       /* PP_PROVIDER_ABI */
+	const char *name;	       /* "cloud-run", "ecs", "aci", "modal" */
 	const char *const *pool_types; /* NULL-terminated, first is canonical */
 	unsigned caps;
 	size_t state_size;

@@ -10,11 +10,7 @@ extern const struct pp_provider pp_provider_aci;
 extern const struct pp_provider pp_provider_modal;
 
 const struct pp_provider *const pp_providers[] = {
-	&pp_provider_cloudrun,
-	&pp_provider_ecs,
-	&pp_provider_aci,
-	&pp_provider_modal,
-	NULL,
+	&pp_provider_cloudrun, &pp_provider_ecs, &pp_provider_aci, &pp_provider_modal, NULL,
 };
 
 const struct pp_provider *pp_provider_find(const char *pool_type)

@@ -56,8 +56,7 @@ static void canned_add_header(struct pp_http_resp *r, const char *name, const ch
 	r->headers = h;
 }
 
-int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp,
-			   struct pp_error *err)
+int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err)
 {
 	bool ok = false;
 	for (const char *const *a = canned.allowed; req->url && a && *a; a++)

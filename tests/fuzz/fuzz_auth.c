@@ -97,8 +97,8 @@ static void write_service_account(const char *path)
 	if (!f)
 		setup_failed(path);
 	fputs("{\"type\":\"service_account\",\"project_id\":\"fuzz-proj\",\"private_key_id\":"
-	      "\"k1\",\"client_email\":\"sa@fuzz-proj.iam.gserviceaccount.com\",\"token_uri\":\"" BASE
-	      "/google/token\",\"private_key\":\"",
+	      "\"k1\",\"client_email\":\"sa@fuzz-proj.iam.gserviceaccount.com\",\"token_uri\":"
+	      "\"" BASE "/google/token\",\"private_key\":\"",
 	      f);
 	for (long i = 0; i < n; i++)
 		pem[i] == '\n' ? fputs("\\n", f) : fputc(pem[i], f);
@@ -125,9 +125,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	char *token = files[2] = path_in_dir("web-identity.jwt");
 	atexit(remove_files);
 	write_service_account(sa);
-	write_file(user, "{\"type\":\"authorized_user\",\"client_id\":\"fuzz.apps\",\"client_secret\":"
-			 "\"" CLIENT_SECRET "\",\"refresh_token\":\"" REFRESH_TOKEN
-			 "\",\"quota_project_id\":\"fuzz-proj\"}");
+	write_file(user,
+		   "{\"type\":\"authorized_user\",\"client_id\":\"fuzz.apps\",\"client_secret\":"
+		   "\"" CLIENT_SECRET "\",\"refresh_token\":\"" REFRESH_TOKEN
+		   "\",\"quota_project_id\":\"fuzz-proj\"}");
 	write_file(token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmdXp6In0.c2ln\n");
 	/* The AWS sources that read their settings from the environment. */
 	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token, 1);

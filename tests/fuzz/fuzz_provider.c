@@ -44,8 +44,8 @@ static const struct {
 static struct pp_json *jobs[NPOOLS];
 static const struct pp_provider *providers[NPOOLS];
 
-static const long statuses[] = {200, 200, 200, 200, 201, 202, 204, 400, 401, 403,
-				404, 409, 412, 429, 500, 503, 0};
+static const long statuses[] = {200, 200, 200, 200, 201, 202, 204, 400, 401,
+				403, 404, 409, 412, 429, 500, 503, 0};
 
 struct answers {
 	const uint8_t *p;

@@ -106,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.normalize_path = flags & 1,
 	};
 	struct pp_sigv4_output a, b;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 	pp_sigv4_output_init(&a);
 	pp_sigv4_output_init(&b);
 	if (!pp_sigv4_sign(&in, &a, &err)) {

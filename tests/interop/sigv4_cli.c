@@ -16,20 +16,19 @@
 #include "dispatcher/json.h"
 
 #define LINE_MAX_BYTES ((size_t)1 << 20)
-#define MAX_HEADERS 64
+#define MAX_HEADERS    64
 
 static int sign_mode(const struct pp_json *j, struct pp_buf *out, struct pp_error *err)
 {
 	const char *names[MAX_HEADERS], *values[MAX_HEADERS];
 	const struct pp_json *headers = pp_json_get(j, "headers");
 	const struct pp_json *body = pp_json_get(j, "body");
-	struct pp_sigv4_input in = { 0 };
+	struct pp_sigv4_input in = {0};
 	struct pp_sigv4_output o;
 	size_t n = 0;
 	double when = 0;
 
-	pp_json_foreach(h, headers)
-	{
+	pp_json_foreach (h, headers) {
 		if (n == MAX_HEADERS)
 			return pp_fail(err, PP_EINVALID, "too many headers");
 		names[n] = pp_json_string(pp_json_at(h, 0));
@@ -84,8 +83,7 @@ static int request_mode(const struct pp_json *j, struct pp_buf *out, struct pp_e
 	a.service = dup_or_null(pp_json_get_string(j, "service"));
 	pp_json_get_number(j, "time", &when);
 	pp_http_req_init(&req, pp_json_get_string(j, "method"), pp_json_get_string(j, "url"));
-	pp_json_foreach(h, pp_json_get(j, "headers"))
-	{
+	pp_json_foreach (h, pp_json_get(j, "headers")) {
 		if (pp_http_req_header(&req, pp_json_string(pp_json_at(h, 0)), "%s",
 				       pp_json_string(pp_json_at(h, 1))))
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
@@ -110,7 +108,7 @@ int main(void)
 
 	while ((len = getline(&line, &cap, stdin)) > 0) {
 		struct pp_json *j = NULL;
-		struct pp_error err = { 0 };
+		struct pp_error err = {0};
 		struct pp_buf out;
 		int rc;
 

@@ -12,16 +12,16 @@
 #include <time.h>
 
 #define FS_MAX_REQUESTS 256
-#define FS_MAX_BODY 65536
+#define FS_MAX_BODY	65536
 
 struct fs_request {
 	char method[8];
-	char url[512];      /* path and query */
-	char target[128];   /* X-Amz-Target, when present */
-	char auth[512];     /* Authorization, when present */
+	char url[512];	  /* path and query */
+	char target[128]; /* X-Amz-Target, when present */
+	char auth[512];	  /* Authorization, when present */
 	char *body;
 	size_t body_len;
-	long long at_ms;    /* CLOCK_MONOTONIC arrival time */
+	long long at_ms; /* CLOCK_MONOTONIC arrival time */
 };
 
 struct fs_response {
@@ -57,8 +57,8 @@ static inline long long fs_now_ms(void)
 }
 
 static inline enum MHD_Result fs_answer(void *cls, struct MHD_Connection *c, const char *url,
-				 const char *method, const char *version, const char *upload,
-				 size_t *upload_size, void **con_cls)
+					const char *method, const char *version, const char *upload,
+					size_t *upload_size, void **con_cls)
 {
 	struct fake_server *s = cls;
 	struct fs_conn *fc = *con_cls;
@@ -107,8 +107,8 @@ static inline enum MHD_Result fs_answer(void *cls, struct MHD_Connection *c, con
 		free(rq.body);
 	pthread_mutex_unlock(&s->lock);
 
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(rs.body), rs.body,
-								 MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(strlen(rs.body), rs.body, MHD_RESPMEM_MUST_COPY);
 	MHD_add_response_header(r, "Content-Type", "application/json");
 	if (rs.retry_after[0])
 		MHD_add_response_header(r, "Retry-After", rs.retry_after);
@@ -120,7 +120,7 @@ static inline enum MHD_Result fs_answer(void *cls, struct MHD_Connection *c, con
 }
 
 static inline void fs_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+				enum MHD_RequestTerminationCode toe)
 {
 	struct fs_conn *fc = *con_cls;
 	(void)cls;

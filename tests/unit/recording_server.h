@@ -37,7 +37,8 @@ struct upload {
 	size_t len;
 };
 
-static inline enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+static inline enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k,
+				      const char *v)
 {
 	(void)kind;
 	struct rec *r = cls;
@@ -47,8 +48,8 @@ static inline enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const 
 }
 
 static inline enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *data,
-				  size_t *size, void **ctx)
+					 const char *method, const char *version, const char *data,
+					 size_t *size, void **ctx)
 {
 	(void)version;
 	struct srv *s = cls;
@@ -90,7 +91,8 @@ static inline enum MHD_Result on_request(void *cls, struct MHD_Connection *c, co
 	if (s->reply_header) {
 		char name[64];
 		const char *colon = strchr(s->reply_header, ':');
-		snprintf(name, sizeof(name), "%.*s", (int)(colon - s->reply_header), s->reply_header);
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - s->reply_header),
+			 s->reply_header);
 		MHD_add_response_header(resp, name, colon + 2);
 	}
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
@@ -99,7 +101,7 @@ static inline enum MHD_Result on_request(void *cls, struct MHD_Connection *c, co
 }
 
 static inline void on_done(void *cls, struct MHD_Connection *c, void **ctx,
-		    enum MHD_RequestTerminationCode toe)
+			   enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)c;
@@ -112,7 +114,7 @@ static inline void on_done(void *cls, struct MHD_Connection *c, void **ctx,
 }
 
 static inline void srv_start_with(struct srv *s, handler_fn fn, const char *meta_header,
-			   const char *reply_header)
+				  const char *reply_header)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->mu, NULL);
@@ -146,7 +148,7 @@ static inline void form_get(const char *body, const char *name, char *out, size_
 			p += nl + 1;
 			while (*p && *p != '&' && o + 1 < cap) {
 				if (*p == '%' && p[1] && p[2]) {
-					char hex[3] = { p[1], p[2], 0 };
+					char hex[3] = {p[1], p[2], 0};
 					out[o++] = (char)strtol(hex, NULL, 16);
 					p += 3;
 				} else {

@@ -16,38 +16,38 @@
 #include "providers/provider.h"
 
 #define RUN_ID "0B7E1A52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
-#define GROUP "pp-0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b-1"
-#define BASE "http://127.0.0.1:9"
-#define GROUP_ID                                                                             \
-	"/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-(x)/providers/" \
+#define GROUP  "pp-0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b-1"
+#define BASE   "http://127.0.0.1:9"
+#define GROUP_ID                                                                                   \
+	"/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-(x)/providers/"     \
 	"Microsoft.ContainerInstance/containerGroups/" GROUP
-#define GROUP_ID_WIRE                                                                        \
-	"/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-%28x%29/"       \
+#define GROUP_ID_WIRE                                                                              \
+	"/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-%28x%29/"           \
 	"providers/Microsoft.ContainerInstance/containerGroups/" GROUP
 #define GROUP_URL BASE GROUP_ID_WIRE "?api-version=2023-05-01"
 
-#define JOB_TEXT \
-	"{\"command\": \"prefect flow-run execute 'a b'\", \"image\": \"repo/img:1\"," \
-	" \"resource_group_name\": \"rg-(x)\"," \
-	" \"subscription_id\": \"00000000-1111-2222-3333-444444444444\"," \
-	" \"env\": {\"PREFECT_API_URL\": \"http://api\", \"PREFECT_API_KEY\": \"pnu_secret1\"}," \
-	" \"labels\": {\"team\": \"data\"}, \"identities\": [\"/id/one\"]," \
-	" \"entrypoint\": \"/opt/prefect/entrypoint.sh\"," \
-	" \"image_registry\": {\"registry_url\": \"r.azurecr.io\", \"username\": \"u\"," \
-	"  \"password\": \"regpass99\"}," \
-	" \"cpu\": 2, \"memory\": 4, \"gpu_count\": 1, \"gpu_sku\": \"V100\"," \
-	" \"subnet_ids\": [\"/subnets/s1\"], \"dns_servers\": [\"10.0.0.2\"]," \
-	" \"task_start_timeout_seconds\": %d, \"task_watch_poll_interval\": 0.5," \
-	" \"keep_container_group\": %s," \
-	" \"arm_template\": {\"parameters\": {}, \"resources\": [{" \
-	"  \"type\": \"Microsoft.ContainerInstance/containerGroups\"," \
-	"  \"apiVersion\": \"2022-09-01\"," \
-	"  \"name\": \"[parameters('container_group_name')]\"," \
-	"  \"location\": \"[parameters('location')]\", \"properties\": {\"containers\": [{" \
-	"   \"name\": \"[parameters('container_name')]\", \"properties\": {" \
-	"    \"image\": \"repo/img:1\", \"command\": \"prefect flow-run execute\"," \
-	"    \"resources\": {\"requests\": {\"cpu\": \"2\", \"memoryInGB\": 4}}," \
-	"    \"environmentVariables\": [], \"ports\": [{\"port\": 80}]}}]," \
+#define JOB_TEXT                                                                                   \
+	"{\"command\": \"prefect flow-run execute 'a b'\", \"image\": \"repo/img:1\","             \
+	" \"resource_group_name\": \"rg-(x)\","                                                    \
+	" \"subscription_id\": \"00000000-1111-2222-3333-444444444444\","                          \
+	" \"env\": {\"PREFECT_API_URL\": \"http://api\", \"PREFECT_API_KEY\": \"pnu_secret1\"},"   \
+	" \"labels\": {\"team\": \"data\"}, \"identities\": [\"/id/one\"],"                        \
+	" \"entrypoint\": \"/opt/prefect/entrypoint.sh\","                                         \
+	" \"image_registry\": {\"registry_url\": \"r.azurecr.io\", \"username\": \"u\","           \
+	"  \"password\": \"regpass99\"},"                                                          \
+	" \"cpu\": 2, \"memory\": 4, \"gpu_count\": 1, \"gpu_sku\": \"V100\","                     \
+	" \"subnet_ids\": [\"/subnets/s1\"], \"dns_servers\": [\"10.0.0.2\"],"                     \
+	" \"task_start_timeout_seconds\": %d, \"task_watch_poll_interval\": 0.5,"                  \
+	" \"keep_container_group\": %s,"                                                           \
+	" \"arm_template\": {\"parameters\": {}, \"resources\": [{"                                \
+	"  \"type\": \"Microsoft.ContainerInstance/containerGroups\","                             \
+	"  \"apiVersion\": \"2022-09-01\","                                                        \
+	"  \"name\": \"[parameters('container_group_name')]\","                                    \
+	"  \"location\": \"[parameters('location')]\", \"properties\": {\"containers\": [{"        \
+	"   \"name\": \"[parameters('container_name')]\", \"properties\": {"                       \
+	"    \"image\": \"repo/img:1\", \"command\": \"prefect flow-run execute\","                \
+	"    \"resources\": {\"requests\": {\"cpu\": \"2\", \"memoryInGB\": 4}},"                  \
+	"    \"environmentVariables\": [], \"ports\": [{\"port\": 80}]}}],"                        \
 	"   \"osType\": \"Linux\", \"restartPolicy\": \"OnFailure\", \"sku\": \"Standard\"}}]}}"
 
 struct fixture {
@@ -162,9 +162,9 @@ static void prepare(struct fixture *f)
 }
 
 #define RG_BODY "{\"id\":\"/subscriptions/x/resourceGroups/rg-(x)\",\"location\":\"westeurope\"}"
-#define GROUP_BODY(ps, state, extra)                                                          \
-	"{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":\"" ps "\","         \
-	"\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{\"instanceView\":{"        \
+#define GROUP_BODY(ps, state, extra)                                                               \
+	"{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":\"" ps "\","                \
+	"\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{\"instanceView\":{"               \
 	"\"currentState\":{\"state\":\"" state "\"" extra "}}}}]}}"
 
 /* Resource group lookup, 404 on the group, PUT, async op until Succeeded. */
@@ -173,7 +173,7 @@ static void submit_fresh(struct fixture *f)
 	const struct pp_provider *p = aci();
 	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
 	assert_string_equal(f->last_url, BASE "/subscriptions/00000000-1111-2222-3333-444444444444"
-					 "/resourcegroups/rg-%28x%29?api-version=2021-04-01");
+					      "/resourcegroups/rg-%28x%29?api-version=2021-04-01");
 	assert_int_equal(step_answer(f, p->submit, 200, RG_BODY, NULL, 0), PP_STEP_SEND);
 	assert_string_equal(f->last_method, "GET");
 	assert_string_equal(f->io.req.url, GROUP_URL);
@@ -184,9 +184,8 @@ static void submit_fresh(struct fixture *f)
 			 PP_STEP_SEND);
 	assert_string_equal(f->io.req.method, "PUT");
 	assert_string_equal(f->io.req.url, GROUP_URL);
-	assert_int_equal(pp_json_parse(f->io.req.body, f->io.req.body_len, NULL, &f->put_body,
-				       &f->err),
-			 0);
+	assert_int_equal(
+		pp_json_parse(f->io.req.body, f->io.req.body_len, NULL, &f->put_body, &f->err), 0);
 	assert_int_equal(step_answer(f, p->submit, 201, GROUP_BODY("Creating", "Waiting", ""),
 				     "azure-asyncoperation: " BASE "/ops/1?api-version=x\n"
 				     "x-ms-ratelimit-remaining-subscription-writes: 199",
@@ -244,7 +243,7 @@ static void test_put_body(void **unused)
 	assert_int_equal(pp_json_path(cp, "ports[0].port")->num, 80);
 	struct pp_json *env = pp_json_get(cp, "environmentVariables");
 	assert_int_equal(env->count, 2);
-	pp_json_foreach(e, env) {
+	pp_json_foreach (e, env) {
 		const char *name = pp_json_get_string(e, "name");
 		if (!strcmp(name, "PREFECT_API_KEY")) {
 			assert_string_equal(pp_json_get_string(e, "secureValue"), "pnu_secret1");
@@ -376,11 +375,11 @@ static void test_start_timeout(void **unused)
 {
 	struct fixture *f = fixture_new(0, false);
 	restore(f);
-	assert_int_equal(status_of(f,
-				   GROUP_BODY("Succeeded", "Waiting",
-					      ",\"detailStatus\":\"ErrImagePull\""),
-				   200),
-			 PP_STEP_DONE);
+	assert_int_equal(
+		status_of(f,
+			  GROUP_BODY("Succeeded", "Waiting", ",\"detailStatus\":\"ErrImagePull\""),
+			  200),
+		PP_STEP_DONE);
 	assert_int_equal(f->io.state_out, PP_RUN_CRASHED);
 	assert_string_equal(f->io.message,
 			    "container did not start within 0 s (state Waiting: ErrImagePull)");

@@ -37,7 +37,7 @@ struct rec {
 
 /* What the fake endpoints answer; tests set it before the calls. */
 struct script {
-	int sts_status;       /* 0: 200 with credentials */
+	int sts_status;	      /* 0: 200 with credentials */
 	const char *sts_code; /* error code for sts_status */
 	long container_ttl;   /* seconds the container credentials live */
 	int container_status;
@@ -91,7 +91,7 @@ static void iso_time(time_t t, char *out, size_t size)
 static int respond(struct MHD_Connection *c, unsigned status, const char *body, const char *type)
 {
 	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+		MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
 	MHD_add_response_header(r, "Content-Type", type);
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
@@ -138,47 +138,49 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	if (!strcmp(url, "/sts")) {
 		bool web = strstr(r->body, "Action=AssumeRoleWithWebIdentity") != NULL;
 		if (sc.sts_status) {
-			snprintf(
-			    out, sizeof(out),
-			    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-			    "<Error><Type>Sender</Type><Code>%s</Code><Message>Not authorized to "
-			    "perform sts:AssumeRole</Message></Error><RequestId>r1</RequestId>"
-			    "</ErrorResponse>",
-			    sc.sts_code);
+			snprintf(out, sizeof(out),
+				 "<ErrorResponse "
+				 "xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+				 "<Error><Type>Sender</Type><Code>%s</Code><Message>Not authorized "
+				 "to "
+				 "perform sts:AssumeRole</Message></Error><RequestId>r1</RequestId>"
+				 "</ErrorResponse>",
+				 sc.sts_code);
 			ret = respond(c, (unsigned)sc.sts_status, out, "text/xml");
 		} else {
 			iso_time(time(NULL) + 3600, exp, sizeof(exp));
 			snprintf(
-			    out, sizeof(out),
-			    "<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
-			    "  <%sResult>\n    <Credentials>\n"
-			    "      <AccessKeyId>%s</AccessKeyId>\n"
-			    "      <SecretAccessKey>stssecret/+=&amp;x</SecretAccessKey>\n"
-			    "      <SessionToken>ststoken-%s</SessionToken>\n"
-			    "      <Expiration>%s</Expiration>\n    </Credentials>\n"
-			    "  </%sResult>\n</%sResponse>\n",
-			    web ? "AssumeRoleWithWebIdentity" : "AssumeRole",
-			    web ? "AssumeRoleWithWebIdentity" : "AssumeRole",
-			    web ? "ASIAWEB" : "ASIAROLE", web ? "web" : "role", exp,
-			    web ? "AssumeRoleWithWebIdentity" : "AssumeRole",
-			    web ? "AssumeRoleWithWebIdentity" : "AssumeRole");
+				out, sizeof(out),
+				"<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+				"  <%sResult>\n    <Credentials>\n"
+				"      <AccessKeyId>%s</AccessKeyId>\n"
+				"      <SecretAccessKey>stssecret/+=&amp;x</SecretAccessKey>\n"
+				"      <SessionToken>ststoken-%s</SessionToken>\n"
+				"      <Expiration>%s</Expiration>\n    </Credentials>\n"
+				"  </%sResult>\n</%sResponse>\n",
+				web ? "AssumeRoleWithWebIdentity" : "AssumeRole",
+				web ? "AssumeRoleWithWebIdentity" : "AssumeRole",
+				web ? "ASIAWEB" : "ASIAROLE", web ? "web" : "role", exp,
+				web ? "AssumeRoleWithWebIdentity" : "AssumeRole",
+				web ? "AssumeRoleWithWebIdentity" : "AssumeRole");
 			ret = respond(c, 200, out, "text/xml");
 		}
 	} else if (!strcmp(url, "/container/creds")) {
 		iso_time(time(NULL) + sc.container_ttl, exp, sizeof(exp));
 		snprintf(
-		    out, sizeof(out),
-		    "{\"AccessKeyId\":\"ASIACONTAINER\",\"SecretAccessKey\":\"containersecret\","
-		    "\"Token\":\"containertoken\",\"Expiration\":\"%s\",\"RoleArn\":\"arn:x\"}",
-		    exp);
+			out, sizeof(out),
+			"{\"AccessKeyId\":\"ASIACONTAINER\",\"SecretAccessKey\":"
+			"\"containersecret\","
+			"\"Token\":\"containertoken\",\"Expiration\":\"%s\",\"RoleArn\":\"arn:x\"}",
+			exp);
 		ret = respond(c, sc.container_status ? (unsigned)sc.container_status : 200, out,
 			      "application/json");
 	} else if (!strcmp(url, "/latest/api/token") && !strcmp(method, "PUT")) {
 		if (sc.imds_delay_ms)
 			usleep((useconds_t)sc.imds_delay_ms * 1000);
 		ret = rec_header(r, "X-aws-ec2-metadata-token-ttl-seconds")
-			  ? respond(c, 200, "imdstoken-123", "text/plain")
-			  : respond(c, 400, "missing ttl", "text/plain");
+			      ? respond(c, 200, "imdstoken-123", "text/plain")
+			      : respond(c, 400, "missing ttl", "text/plain");
 	} else if (!strncmp(url, "/latest/meta-data/iam/security-credentials/", 43)) {
 		const char *tok = rec_header(r, "X-aws-ec2-metadata-token");
 		iso_time(time(NULL) + 21600, exp, sizeof(exp));
@@ -344,7 +346,7 @@ static void test_static_config_first(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	conf.access_key_id = (char *)"AKIASTATIC";
 	conf.secret_access_key = (char *)"staticsecret";
@@ -369,7 +371,7 @@ static void test_env_before_files(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	write_file(".aws/credentials", "[default]\naws_access_key_id = AKIAFILE\n"
 				       "aws_secret_access_key = filesecret\n");
@@ -402,7 +404,7 @@ static void test_web_identity(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	conf.sts_endpoint = (char *)server_url("/sts");
 	write_file("token.jwt", "eyJhbGciOiJSUzI1NiJ9.payload.sig\n");
@@ -451,7 +453,7 @@ static void test_sts_errors(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	conf.sts_endpoint = (char *)server_url("/sts");
 	conf.source = (char *)"web_identity";
@@ -482,7 +484,7 @@ static void test_profile_files(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	conf.region = NULL;
 	write_file("creds",
@@ -539,7 +541,7 @@ static void test_profile_assume_role(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	conf.sts_endpoint = (char *)server_url("/sts");
 	write_file(".aws/credentials", "[base]\naws_access_key_id = AKIABASE\n"
@@ -569,10 +571,10 @@ static void test_profile_assume_role(void **state)
 	char list[256];
 	sscanf(signed_list + 14, "%255[^,]", list);
 	assert_string_equal(list, "content-type;host;x-amz-date");
-	const char *names[] = { "content-type", "host", "x-amz-date" };
-	const char *values[] = { rec_header(r, "Content-Type"), rec_header(r, "Host"),
-				 rec_header(r, "X-Amz-Date") };
-	struct tm tm = { 0 };
+	const char *names[] = {"content-type", "host", "x-amz-date"};
+	const char *values[] = {rec_header(r, "Content-Type"), rec_header(r, "Host"),
+				rec_header(r, "X-Amz-Date")};
+	struct tm tm = {0};
 	assert_non_null(strptime(values[2], "%Y%m%dT%H%M%SZ", &tm));
 	struct pp_sigv4_input in = {
 		.method = "POST",
@@ -609,7 +611,7 @@ static void test_container(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	conf.container_endpoint = (char *)srv.base;
 	setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/container/creds", 1);
@@ -666,7 +668,7 @@ static void test_imds(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	unsetenv("AWS_EC2_METADATA_DISABLED");
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.base, 1);
@@ -694,7 +696,7 @@ static void test_imds_unreachable_is_quick(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 	struct timespec t0, t1;
 
 	unsetenv("AWS_EC2_METADATA_DISABLED");
@@ -719,7 +721,7 @@ static void test_single_source_and_bad_source(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
@@ -739,7 +741,7 @@ static void test_sign_request_and_redaction(void **state)
 	(void)state;
 	struct pp_cred_conf conf = base_conf();
 	struct pp_aws a;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 	struct pp_http_req req;
 
 	conf.source = (char *)"env";
@@ -770,11 +772,11 @@ static void test_sign_request_and_redaction(void **state)
 
 	/* Same request signed from scratch: the cached key gives the same result,
 	 * and the default port is not part of the signed host. */
-	const char *names[] = { "host", "content-type", "x-amz-date", "x-amz-security-token",
-				"x-amz-target" };
-	const char *values[] = { "ecs.us-east-1.amazonaws.com", "application/x-amz-json-1.1",
-				 "20150830T123600Z", "session-token-value",
-				 "AmazonEC2ContainerServiceV20141113.RunTask" };
+	const char *names[] = {"host", "content-type", "x-amz-date", "x-amz-security-token",
+			       "x-amz-target"};
+	const char *values[] = {"ecs.us-east-1.amazonaws.com", "application/x-amz-json-1.1",
+				"20150830T123600Z", "session-token-value",
+				"AmazonEC2ContainerServiceV20141113.RunTask"};
 	struct pp_sigv4_input in = {
 		.method = "POST",
 		.path = "/",
@@ -810,8 +812,8 @@ static void test_sign_request_and_redaction(void **state)
 	a.service = NULL;
 	pp_http_req_init(&req, "GET", "https://sts.us-east-1.amazonaws.com/?b=1&a=2");
 	assert_int_equal(pp_aws_sign_request(&a, &req, 1440938160, &err), 0);
-	assert_non_null(
-	    strstr(pp_http_req_get_header(&req, "Authorization"), "/us-east-1/sts/aws4_request"));
+	assert_non_null(strstr(pp_http_req_get_header(&req, "Authorization"),
+			       "/us-east-1/sts/aws4_request"));
 	pp_http_req_free(&req);
 	pp_http_req_init(&req, "GET", "http://127.0.0.1:8080/x");
 	assert_int_equal(pp_aws_sign_request(&a, &req, 1440938160, &err), PP_EINVALID);

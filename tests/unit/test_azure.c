@@ -23,12 +23,12 @@
 #include "dispatcher/log.h"
 
 #define CLIENT_PEM "tests/data/keys/test_only_azure_client.pem"
-#define CERT_PEM "tests/data/keys/test_only_azure_cert.pem"
-#define PUB_PEM "tests/data/keys/test_only_azure_pub.pem"
-#define EC_PEM "tests/data/keys/test_only_ec_key.pem"
-#define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
-#define CLIENT "0c5f8d2e-app-client-id"
-#define SECRET "Zk8Q~client.secret-value"
+#define CERT_PEM   "tests/data/keys/test_only_azure_cert.pem"
+#define PUB_PEM	   "tests/data/keys/test_only_azure_pub.pem"
+#define EC_PEM	   "tests/data/keys/test_only_ec_key.pem"
+#define TENANT	   "72f988bf-86f1-41af-91ab-2d7cd011db47"
+#define CLIENT	   "0c5f8d2e-app-client-id"
+#define SECRET	   "Zk8Q~client.secret-value"
 
 /* ---- a recording HTTP server ---- */
 #include "tests/unit/recording_server.h"
@@ -72,9 +72,13 @@ static char *tpath(const char *name)
 
 static void clear_env(void)
 {
-	static const char *vars[] = { "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
-				      "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE",
-				      "AZURE_SUBSCRIPTION_ID", "AZURE_AUTHORITY_HOST" };
+	static const char *vars[] = {"AZURE_TENANT_ID",
+				     "AZURE_CLIENT_ID",
+				     "AZURE_CLIENT_SECRET",
+				     "AZURE_CLIENT_CERTIFICATE_PATH",
+				     "AZURE_FEDERATED_TOKEN_FILE",
+				     "AZURE_SUBSCRIPTION_ID",
+				     "AZURE_AUTHORITY_HOST"};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 }
@@ -126,20 +130,23 @@ static int entra(struct srv *s, const struct rec *r, char *out, size_t cap)
 				 "\"trace_id\":\"t\",\"correlation_id\":\"c\"}");
 			return 401;
 		}
-		snprintf(out, cap, "{\"token_type\":\"Bearer\",\"expires_in\":3599,"
-				   "\"ext_expires_in\":3599,"
-				   "\"access_token\":\"eyJ0.azure-token\"}");
+		snprintf(out, cap,
+			 "{\"token_type\":\"Bearer\",\"expires_in\":3599,"
+			 "\"ext_expires_in\":3599,"
+			 "\"access_token\":\"eyJ0.azure-token\"}");
 		return 200;
 	}
 	if (!strcmp(r->path, "/metadata/identity/oauth2/token")) {
 		if (strcmp(r->meta, "true")) {
-			snprintf(out, cap, "{\"error\":\"invalid_request\",\"error_description\":"
-					   "\"Required metadata header not specified\"}");
+			snprintf(out, cap,
+				 "{\"error\":\"invalid_request\",\"error_description\":"
+				 "\"Required metadata header not specified\"}");
 			return 400;
 		}
-		snprintf(out, cap, "{\"access_token\":\"eyJ0.mi-token\",\"expires_in\":\"86399\","
-				   "\"expires_on\":\"1700000000\",\"resource\":"
-				   "\"https://management.azure.com/\",\"token_type\":\"Bearer\"}");
+		snprintf(out, cap,
+			 "{\"access_token\":\"eyJ0.mi-token\",\"expires_in\":\"86399\","
+			 "\"expires_on\":\"1700000000\",\"resource\":"
+			 "\"https://management.azure.com/\",\"token_type\":\"Bearer\"}");
 		return 200;
 	}
 	snprintf(out, cap, "{\"error\":\"not_found\"}");
@@ -154,7 +161,7 @@ static void test_client_secret(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_azure *a = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 	char v[512];
 
@@ -215,7 +222,7 @@ static void test_entra_error(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_azure *a = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 
 	srv_start(&s, entra);
@@ -257,7 +264,7 @@ static void test_certificate_assertion(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_azure *a = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 	char v[8192], url[256];
 
@@ -365,7 +372,7 @@ static void test_workload_identity_rereads(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_azure *a = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 	char v[512];
 
@@ -401,7 +408,7 @@ static void test_managed_identity(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_azure *a = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 
 	srv_start(&s, entra);
@@ -451,9 +458,9 @@ static void test_chain_order(void **state)
 	setenv("AZURE_CLIENT_CERTIFICATE_PATH", CLIENT_PEM, 1);
 	write_file(tpath("fed"), "x");
 	setenv("AZURE_FEDERATED_TOKEN_FILE", tpath("fed"), 1);
-	const char *want[] = { "secret", "certificate", "workload_identity", "managed_identity" };
-	const char *drop[] = { "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
-			       "AZURE_FEDERATED_TOKEN_FILE", NULL };
+	const char *want[] = {"secret", "certificate", "workload_identity", "managed_identity"};
+	const char *drop[] = {"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+			      "AZURE_FEDERATED_TOKEN_FILE", NULL};
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(pp_azure_new(&conf, &a, &err), 0);
 		assert_string_equal(pp_azure_source(a), want[i]);

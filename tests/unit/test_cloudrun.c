@@ -13,9 +13,9 @@
 #include "providers/common.h"
 #include "tests/unit/fake_server.h"
 
-#define RUN_ID "0B7E1A52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
-#define JOB_ID "pp-0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b-1"
-#define JOB_NAME "projects/proj-1/locations/europe-west1/jobs/" JOB_ID
+#define RUN_ID	  "0B7E1A52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+#define JOB_ID	  "pp-0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b-1"
+#define JOB_NAME  "projects/proj-1/locations/europe-west1/jobs/" JOB_ID
 #define EXEC_NAME JOB_NAME "/executions/" JOB_ID "-x7k2p"
 
 struct cloud {

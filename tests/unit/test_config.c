@@ -107,70 +107,69 @@ static void test_defaults(void **state)
 	pp_config_free(&c);
 }
 
-static const char every_key[] =
-	"; every key, none at its default\n"
-	"[dispatcher]\n"
-	"state_dir = state\n"
-	"log_level = debug\n"
-	"log_format = json\n"
-	"metrics_listen = 127.0.0.1:9464\n"
-	"max_in_flight = 50\n"
-	"max_submitting = 8\n"
-	"poll_interval = 250ms\n"
-	"status_interval = 3s\n"
-	"lease_seconds = 2m\n"
-	"grace_seconds = 10\n"
-	"submit_attempts = 7\n"
-	"backoff_base_ms = 100\n"
-	"backoff_max_ms = 9000\n"
-	"start_timeout = 1h\n"
-	"prefect_api_url = http://prefect:4200/api\n"
-	"prefect_api_key_file = /run/secrets/prefect\n"
-	"[store]\n"
-	"url = postgresql://pp:hunter2pw@db/pushpool\n"
-	"[source \"prefect\"]\n"
-	"enabled = on\n"
-	"api_url = http://127.0.0.1:4200/api\n"
-	"api_key = pnu_abcdefghijklmnop\n"
-	"api_key_file = ~/prefect.key\n"
-	"pools = ecs-prod, gcp\n"
-	"work_queues = default\n"
-	"lookahead_seconds = 30\n"
-	"poll_interval = 2.5\n"
-	"[pool \"ecs-prod\"]\n"
-	"type = ecs\n"
-	"template_path = tmpl/ecs.json\n"
-	"credentials = aws-main\n"
-	"endpoint = http://127.0.0.1:4566\n"
-	"job_variables = {\"cpu\": 512, \"env\": {\"A\": \"1\"}}\n"
-	"max_in_flight = 20\n"
-	"[pool \"gcp\"]\n"
-	"type = cloud-run-v2:push\n"
-	"[credentials \"aws-main\"]\n"
-	"type = aws\n"
-	"source = static\n"
-	"file = /etc/aws/credentials\n"
-	"profile = prod\n"
-	"region = eu-west-1\n"
-	"access_key_id = AKIDEXAMPLE\n"
-	"secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n"
-	"session_token = FQoGZXIvYXdzEXAMPLESESSION\n"
-	"role_arn = arn:aws:iam::123456789012:role/pp\n"
-	"tenant_id = t-1\n"
-	"client_id = c-1\n"
-	"client_secret = entra-client-secret-value\n"
-	"client_secret_file = /etc/pp/client-secret\n"
-	"certificate_path = /etc/pp/cert.pem\n"
-	"subscription_id = sub-1\n"
-	"token_id = ak-modal-id\n"
-	"token_secret = as-modal-token-secret\n"
-	"token_uri = http://127.0.0.1:1/token\n"
-	"metadata_host = 127.0.0.1:2\n"
-	"sts_endpoint = http://127.0.0.1:3\n"
-	"authority = http://127.0.0.1:4\n"
-	"imds_endpoint = http://127.0.0.1:5\n"
-	"container_endpoint = http://127.0.0.1:6/creds\n"
-	"modal_server_url = http://127.0.0.1:7\n";
+static const char every_key[] = "; every key, none at its default\n"
+				"[dispatcher]\n"
+				"state_dir = state\n"
+				"log_level = debug\n"
+				"log_format = json\n"
+				"metrics_listen = 127.0.0.1:9464\n"
+				"max_in_flight = 50\n"
+				"max_submitting = 8\n"
+				"poll_interval = 250ms\n"
+				"status_interval = 3s\n"
+				"lease_seconds = 2m\n"
+				"grace_seconds = 10\n"
+				"submit_attempts = 7\n"
+				"backoff_base_ms = 100\n"
+				"backoff_max_ms = 9000\n"
+				"start_timeout = 1h\n"
+				"prefect_api_url = http://prefect:4200/api\n"
+				"prefect_api_key_file = /run/secrets/prefect\n"
+				"[store]\n"
+				"url = postgresql://pp:hunter2pw@db/pushpool\n"
+				"[source \"prefect\"]\n"
+				"enabled = on\n"
+				"api_url = http://127.0.0.1:4200/api\n"
+				"api_key = pnu_abcdefghijklmnop\n"
+				"api_key_file = ~/prefect.key\n"
+				"pools = ecs-prod, gcp\n"
+				"work_queues = default\n"
+				"lookahead_seconds = 30\n"
+				"poll_interval = 2.5\n"
+				"[pool \"ecs-prod\"]\n"
+				"type = ecs\n"
+				"template_path = tmpl/ecs.json\n"
+				"credentials = aws-main\n"
+				"endpoint = http://127.0.0.1:4566\n"
+				"job_variables = {\"cpu\": 512, \"env\": {\"A\": \"1\"}}\n"
+				"max_in_flight = 20\n"
+				"[pool \"gcp\"]\n"
+				"type = cloud-run-v2:push\n"
+				"[credentials \"aws-main\"]\n"
+				"type = aws\n"
+				"source = static\n"
+				"file = /etc/aws/credentials\n"
+				"profile = prod\n"
+				"region = eu-west-1\n"
+				"access_key_id = AKIDEXAMPLE\n"
+				"secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n"
+				"session_token = FQoGZXIvYXdzEXAMPLESESSION\n"
+				"role_arn = arn:aws:iam::123456789012:role/pp\n"
+				"tenant_id = t-1\n"
+				"client_id = c-1\n"
+				"client_secret = entra-client-secret-value\n"
+				"client_secret_file = /etc/pp/client-secret\n"
+				"certificate_path = /etc/pp/cert.pem\n"
+				"subscription_id = sub-1\n"
+				"token_id = ak-modal-id\n"
+				"token_secret = as-modal-token-secret\n"
+				"token_uri = http://127.0.0.1:1/token\n"
+				"metadata_host = 127.0.0.1:2\n"
+				"sts_endpoint = http://127.0.0.1:3\n"
+				"authority = http://127.0.0.1:4\n"
+				"imds_endpoint = http://127.0.0.1:5\n"
+				"container_endpoint = http://127.0.0.1:6/creds\n"
+				"modal_server_url = http://127.0.0.1:7\n";
 
 static void test_every_key_parses(void **state)
 {
@@ -329,27 +328,27 @@ static void test_errors_carry_file_and_line(void **state)
 	struct pp_buf problems;
 	char want[512];
 	int rc = load(&c,
-		      "orphan = 1\n"                      /* 1 */
-		      "[dispatcher]\n"                    /* 2 */
-		      "max_inflight = 5\n"                /* 3 */
-		      "max_submitting = 0\n"              /* 4 */
-		      "log_level = loud\n"                /* 5 */
-		      "poll_interval = soon\n"            /* 6 */
-		      "[pools \"a\"]\n"                   /* 7 */
-		      "type = ecs\n"                      /* 8 */
-		      "[pool \"a\"]\n"                    /* 9 */
-		      "type = lambda\n"                   /* 10 */
-		      "[pool \"a\"]\n"                    /* 11 */
-		      "[pool \"bad name!\"]\n"            /* 12 */
-		      "[credentials \"c\"]\n"             /* 13 */
-		      "this line has no equals sign\n"    /* 14 */
-		      "[source \"airflow\"]\n"            /* 15 */
-		      "[store]\n"                         /* 16 */
-		      "[pool \"b\"]\n"                    /* 17 */
-		      "job_variables = [1, 2]\n"          /* 18 */
-		      "[pool \"c\"]\n"                    /* 19 */
-		      "type = ecs\n"                      /* 20 */
-		      "job_variables = {\"cpu\": }\n",    /* 21 */
+		      "orphan = 1\n"		       /* 1 */
+		      "[dispatcher]\n"		       /* 2 */
+		      "max_inflight = 5\n"	       /* 3 */
+		      "max_submitting = 0\n"	       /* 4 */
+		      "log_level = loud\n"	       /* 5 */
+		      "poll_interval = soon\n"	       /* 6 */
+		      "[pools \"a\"]\n"		       /* 7 */
+		      "type = ecs\n"		       /* 8 */
+		      "[pool \"a\"]\n"		       /* 9 */
+		      "type = lambda\n"		       /* 10 */
+		      "[pool \"a\"]\n"		       /* 11 */
+		      "[pool \"bad name!\"]\n"	       /* 12 */
+		      "[credentials \"c\"]\n"	       /* 13 */
+		      "this line has no equals sign\n" /* 14 */
+		      "[source \"airflow\"]\n"	       /* 15 */
+		      "[store]\n"		       /* 16 */
+		      "[pool \"b\"]\n"		       /* 17 */
+		      "job_variables = [1, 2]\n"       /* 18 */
+		      "[pool \"c\"]\n"		       /* 19 */
+		      "type = ecs\n"		       /* 20 */
+		      "job_variables = {\"cpu\": }\n", /* 21 */
 		      &problems);
 	assert_int_equal(rc, PP_EINVALID);
 	const char *f = c.path;
@@ -516,31 +515,31 @@ static void test_validate(void **state)
 	write_file("broken.json", "{\"job_configuration\": 1", 0600);
 	pp_buf_init(&text, 1 << 16);
 	pp_buf_printf(&text,
-		      "[pool \"ok\"]\n"                     /* 1 */
+		      "[pool \"ok\"]\n" /* 1 */
 		      "type = cloud-run-v2\n"
 		      "credentials = gcp\n"
 		      "template_path = tmpl.json\n"
-		      "[pool \"nocred\"]\n"                 /* 5 */
+		      "[pool \"nocred\"]\n" /* 5 */
 		      "type = ecs\n"
 		      "credentials = missing\n"
-		      "[pool \"mismatch\"]\n"               /* 8 */
+		      "[pool \"mismatch\"]\n" /* 8 */
 		      "type = ecs\n"
 		      "credentials = gcp\n"
-		      "[pool \"badtmpl\"]\n"                /* 11 */
+		      "[pool \"badtmpl\"]\n" /* 11 */
 		      "type = modal:push\n"
 		      "template_path = broken.json\n"
-		      "[credentials \"gcp\"]\n"             /* 14 */
+		      "[credentials \"gcp\"]\n" /* 14 */
 		      "type = gcp\n"
 		      "source = file\n"
 		      "file = %s\n"
-		      "[credentials \"aws\"]\n"             /* 18 */
+		      "[credentials \"aws\"]\n" /* 18 */
 		      "type = aws\n"
 		      "source = static\n"
 		      "access_key_id = AKID\n"
-		      "[credentials \"az\"]\n"              /* 22 */
+		      "[credentials \"az\"]\n" /* 22 */
 		      "type = azure\n"
 		      "source = imds\n"
-		      "[credentials \"gone\"]\n"            /* 25 */
+		      "[credentials \"gone\"]\n" /* 25 */
 		      "type = gcp\n"
 		      "file = nothere.json\n",
 		      sa);
@@ -636,8 +635,9 @@ static void test_print_effective_redacts_secrets(void **state)
 	assert_int_equal(load(&c, every_key, &problems), 0);
 	pp_buf_init(&shown, 1 << 20);
 	assert_int_equal(pp_config_print(&c, &shown), 0);
-	const char *secrets[] = {"pnu_abcdefghijklmnop", "wJalrXUtnFEMI", "FQoGZXIvYXdz",
-				 "entra-client-secret-value", "as-modal-token-secret", "hunter2pw"};
+	const char *secrets[] = {"pnu_abcdefghijklmnop",  "wJalrXUtnFEMI",
+				 "FQoGZXIvYXdz",	  "entra-client-secret-value",
+				 "as-modal-token-secret", "hunter2pw"};
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
 		assert_null(strstr(pp_buf_str(&shown), secrets[i]));
 	assert_has(&shown, "secret_access_key = [REDACTED]\n");

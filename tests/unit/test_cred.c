@@ -44,14 +44,16 @@ static int handler(struct srv *s, const struct rec *r, char *out, size_t cap)
 			char secret[256];
 			form_get(r->body, "client_secret", secret, sizeof(secret));
 			/* Echo the secret back, as a careless server might. */
-			snprintf(out, cap, "{\"error\":\"invalid_client\",\"error_description\":"
-					   "\"AADSTS7000215: Invalid client secret provided: %s\"}",
+			snprintf(out, cap,
+				 "{\"error\":\"invalid_client\",\"error_description\":"
+				 "\"AADSTS7000215: Invalid client secret provided: %s\"}",
 				 secret);
 			return 401;
 		}
 		tokens_issued++;
-		snprintf(out, cap, "{\"token_type\":\"Bearer\",\"expires_in\":3600,"
-				   "\"access_token\":\"api-token-%d\"}",
+		snprintf(out, cap,
+			 "{\"token_type\":\"Bearer\",\"expires_in\":3600,"
+			 "\"access_token\":\"api-token-%d\"}",
 			 tokens_issued);
 		return 200;
 	}
@@ -60,8 +62,9 @@ static int handler(struct srv *s, const struct rec *r, char *out, size_t cap)
 			snprintf(out, cap, "{\"ok\":true}");
 			return 200;
 		}
-		snprintf(out, cap, "{\"error\":{\"code\":\"InvalidAuthenticationToken\","
-				   "\"message\":\"The access token is invalid.\"}}");
+		snprintf(out, cap,
+			 "{\"error\":{\"code\":\"InvalidAuthenticationToken\","
+			 "\"message\":\"The access token is invalid.\"}}");
 		return 401;
 	}
 	return 404;

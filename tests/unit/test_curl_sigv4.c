@@ -22,9 +22,9 @@
 
 #include "auth/auth.h"
 
-#define AKID "AKIDEXAMPLE"
-#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-#define TOKEN "FwoGZXIvYXdzEXAMPLEsessiontoken+/="
+#define AKID	 "AKIDEXAMPLE"
+#define SECRET	 "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define TOKEN	 "FwoGZXIvYXdzEXAMPLEsessiontoken+/="
 #define MAX_HDRS 32
 
 struct received {
@@ -103,7 +103,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	MHD_get_connection_values(c, MHD_HEADER_KIND, keep_header, &last);
 	pthread_mutex_unlock(&lock);
 	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
+		MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret = MHD_queue_response(c, 200, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -177,7 +177,7 @@ static void curl_send(const char *method, const char *path_query, const char *co
 {
 	char url[1200];
 	struct curl_slist *list = NULL;
-	struct read_state rs = { body, body ? strlen(body) : 0 };
+	struct read_state rs = {body, body ? strlen(body) : 0};
 	CURL *e = curl_easy_init();
 
 	assert_non_null(e);
@@ -241,7 +241,7 @@ static bool aws_would_accept(void)
 	char signed_list[512], sig[80];
 	const char *names[MAX_HDRS], *values[MAX_HDRS];
 	size_t n = 0;
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 
 	assert_non_null(auth);
 	assert_non_null(date);
@@ -283,7 +283,7 @@ static bool aws_would_accept(void)
 		.normalize_path = true,
 	};
 	struct pp_sigv4_output out;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 	pp_sigv4_output_init(&out);
 	assert_int_equal(pp_sigv4_sign(&in, &out, &err), 0);
 	bool same = !strcmp(out.signature, sig);
@@ -348,11 +348,11 @@ static void test_encoded_path(void **state)
 static void test_header_prefix_order(void **state)
 {
 	(void)state;
-	const char *const h[] = { "X-Amz-Meta-A: 1", "X-Amz-Meta-A-B: 2", NULL };
+	const char *const h[] = {"X-Amz-Meta-A: 1", "X-Amz-Meta-A-B: 2", NULL};
 	curl_send("GET", "/", h, NULL, BODY_NONE);
 	assert_int_equal(aws_would_accept(), curl_version_num() >= 0x080a00);
 	/* Control: two names where neither is a prefix of the other. */
-	const char *const control[] = { "X-Amz-Meta-A: 1", "X-Amz-Meta-B: 2", NULL };
+	const char *const control[] = {"X-Amz-Meta-A: 1", "X-Amz-Meta-B: 2", NULL};
 	curl_send("GET", "/", control, NULL, BODY_NONE);
 	assert_true(aws_would_accept());
 }
@@ -361,7 +361,7 @@ static void test_header_prefix_order(void **state)
 static void test_repeated_header(void **state)
 {
 	(void)state;
-	const char *const h[] = { "My-Header1: value2", "My-Header1: value1", NULL };
+	const char *const h[] = {"My-Header1: value2", "My-Header1: value1", NULL};
 	curl_send("GET", "/", h, NULL, BODY_NONE);
 	assert_int_equal(aws_would_accept(), curl_version_num() >= 0x080d00);
 	/* Control: the same header once. */
@@ -375,8 +375,8 @@ static void test_repeated_header(void **state)
 static void test_empty_token_header_signed_not_sent(void **state)
 {
 	(void)state;
-	const char *const h[] = { "Content-Type: application/x-amz-json-1.1",
-				  "X-Amz-Security-Token:", NULL };
+	const char *const h[] = {"Content-Type: application/x-amz-json-1.1",
+				 "X-Amz-Security-Token:", NULL};
 	curl_send("POST", "/", h, ECS_BODY, BODY_POSTFIELDS);
 	if (curl_version_num() < 0x080300) {
 		assert_null(received_header("X-Amz-Security-Token"));
@@ -393,7 +393,7 @@ static void test_empty_token_header_signed_not_sent(void **state)
 static void test_header_inner_whitespace(void **state)
 {
 	(void)state;
-	const char *const h[] = { "My-Header1:  value1  ", "My-Header2: \"a   b   c\"", NULL };
+	const char *const h[] = {"My-Header1:  value1  ", "My-Header2: \"a   b   c\"", NULL};
 	curl_send("GET", "/", h, NULL, BODY_NONE);
 	assert_true(aws_would_accept());
 }

@@ -13,8 +13,8 @@
 #include "dispatcher/request_dump.h"
 #include "tests/unit/fake_server.h"
 
-#define RUN_ID "6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5"
-#define TOKEN "pp-6f1c2d3e4a5b4c6d8e9fa0b1c2d3e4f5-1"
+#define RUN_ID	      "6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5"
+#define TOKEN	      "pp-6f1c2d3e4a5b4c6d8e9fa0b1c2d3e4f5-1"
 #define TD_ARN_PREFIX "arn:aws:ecs:eu-west-1:123456789012:task-definition/"
 
 struct aws {

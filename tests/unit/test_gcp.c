@@ -25,8 +25,8 @@
 
 #define KEY_PEM "tests/data/keys/test_only_rsa_key.pem"
 #define PUB_PEM "tests/data/keys/test_only_rsa_pub.pem"
-#define EC_PEM "tests/data/keys/test_only_ec_key.pem"
-#define EMAIL "pushpool-test@test-project.iam.gserviceaccount.com"
+#define EC_PEM	"tests/data/keys/test_only_ec_key.pem"
+#define EMAIL	"pushpool-test@test-project.iam.gserviceaccount.com"
 
 /* ---- a recording HTTP server ---- */
 #include "tests/unit/recording_server.h"
@@ -145,8 +145,9 @@ static int token_ok(struct srv *s, const struct rec *r, char *out, size_t cap)
 {
 	(void)s;
 	if (!strcmp(r->path, "/token") && !strcmp(r->method, "POST")) {
-		snprintf(out, cap, "{\"access_token\":\"ya29.test-access\",\"expires_in\":3599,"
-				   "\"token_type\":\"Bearer\"}");
+		snprintf(out, cap,
+			 "{\"access_token\":\"ya29.test-access\",\"expires_in\":3599,"
+			 "\"token_type\":\"Bearer\"}");
 		return 200;
 	}
 	snprintf(out, cap, "{\"error\":\"not_found\"}");
@@ -157,8 +158,9 @@ static int token_invalid_grant(struct srv *s, const struct rec *r, char *out, si
 {
 	(void)s;
 	(void)r;
-	snprintf(out, cap, "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT "
-			   "Signature.\"}");
+	snprintf(out, cap,
+		 "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT "
+		 "Signature.\"}");
 	return 400;
 }
 
@@ -170,8 +172,9 @@ static int metadata(struct srv *s, const struct rec *r, char *out, size_t cap)
 		return 403;
 	}
 	if (!strcmp(r->path, "/computeMetadata/v1/instance/service-accounts/default/token")) {
-		snprintf(out, cap, "{\"access_token\":\"ya29.meta-token\",\"expires_in\":\"1800\","
-				   "\"token_type\":\"Bearer\"}");
+		snprintf(out, cap,
+			 "{\"access_token\":\"ya29.meta-token\",\"expires_in\":\"1800\","
+			 "\"token_type\":\"Bearer\"}");
 		return 200;
 	}
 	if (!strcmp(r->path, "/computeMetadata/v1/project/project-id")) {
@@ -193,7 +196,7 @@ static void test_service_account_grant(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_gcp *g = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 	char url[128], form[8192];
 
@@ -310,7 +313,7 @@ static void test_token_endpoint_rejects(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_gcp *g = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 	char url[128], assertion[8192];
 
@@ -339,7 +342,7 @@ static void test_authorized_user(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_gcp *g = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 	char url[512], v[256];
 
@@ -442,7 +445,7 @@ static void test_metadata_server(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_gcp *g = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 
 	srv_start(&s, metadata);
@@ -473,7 +476,7 @@ static void test_metadata_unreachable_times_out(void **state)
 	/* A listener that never answers: connect succeeds, the reply never
 	 * comes, so only the short timeout ends the wait. */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t len = sizeof(sa);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -484,7 +487,7 @@ static void test_metadata_unreachable_times_out(void **state)
 
 	struct pp_cred_conf conf;
 	struct pp_gcp *g = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 	conf_init(&conf);
 	conf.metadata_host = host;
@@ -506,9 +509,10 @@ static int sts_and_iam(struct srv *s, const struct rec *r, char *out, size_t cap
 {
 	(void)s;
 	if (!strcmp(r->path, "/sts")) {
-		snprintf(out, cap, "{\"access_token\":\"sts-federated-token\",\"expires_in\":3600,"
-				   "\"issued_token_type\":\"urn:ietf:params:oauth:token-type:"
-				   "access_token\"}");
+		snprintf(out, cap,
+			 "{\"access_token\":\"sts-federated-token\",\"expires_in\":3600,"
+			 "\"issued_token_type\":\"urn:ietf:params:oauth:token-type:"
+			 "access_token\"}");
 		return 200;
 	}
 	if (!strcmp(r->path, "/iam") && !strcmp(r->auth, "Bearer sts-federated-token")) {
@@ -530,7 +534,7 @@ static void test_external_account(void **state)
 	struct srv s;
 	struct pp_cred_conf conf;
 	struct pp_gcp *g = NULL;
-	struct pp_token_grant tok = { 0 };
+	struct pp_token_grant tok = {0};
 	struct pp_error err;
 	char text[2048], v[512];
 

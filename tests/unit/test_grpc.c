@@ -94,7 +94,7 @@ static void test_result_errors(void **state)
 {
 	static const struct mapping map[] = {
 		{"14", PP_ETRANSIENT}, {"4", PP_ETRANSIENT}, {"8", PP_ETHROTTLED},
-		{"16", PP_EAUTH},      {"7", PP_EAUTH},      {"5", PP_ENOTFOUND},
+		{"16", PP_EAUTH},      {"7", PP_EAUTH},	     {"5", PP_ENOTFOUND},
 		{"6", PP_ECONFLICT},   {"3", PP_EINVALID},   {"13", PP_ETRANSIENT},
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
@@ -148,8 +148,8 @@ static void test_retry_policy_details(void **state)
 	pp_buf_init(&any, 256);
 	pp_buf_init(&status, 256);
 	assert_int_equal(pp_pb_float(&policy, 1, 2.5f), 0);
-	assert_int_equal(pp_pb_string(&any, 1,
-				      "type.googleapis.com/modal.client.RPCRetryPolicy"), 0);
+	assert_int_equal(pp_pb_string(&any, 1, "type.googleapis.com/modal.client.RPCRetryPolicy"),
+			 0);
 	assert_int_equal(pp_pb_message(&any, 2, &policy), 0);
 	assert_int_equal(pp_pb_varint(&status, 1, 8), 0);
 	assert_int_equal(pp_pb_message(&status, 3, &any), 0);

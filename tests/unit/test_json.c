@@ -72,13 +72,15 @@ static void test_top_level_scalars(void **state)
 static void test_roundtrip_keeps_order_and_text(void **state)
 {
 	(void)state;
-	const char *src = "{\"z\":1,\"a\":[true,false,null,-0.5e3,\"q\\\"\\\\\\/\\b\\f\\r\\t\\u0001\"],"
-			  "\"m\":{\"k\":\"\\ud83d\\ude00\"}}";
+	const char *src =
+		"{\"z\":1,\"a\":[true,false,null,-0.5e3,\"q\\\"\\\\\\/\\b\\f\\r\\t\\u0001\"],"
+		"\"m\":{\"k\":\"\\ud83d\\ude00\"}}";
 	struct pp_json *j = parse_ok(src);
 	char *out = pp_json_to_string(j, PP_JSON_COMPACT);
 	assert_non_null(out);
-	assert_string_equal(out, "{\"z\":1,\"a\":[true,false,null,-0.5e3,\"q\\\"\\\\/\\b\\f\\r\\t\\u0001\"],"
-				 "\"m\":{\"k\":\"\xf0\x9f\x98\x80\"}}");
+	assert_string_equal(
+		out, "{\"z\":1,\"a\":[true,false,null,-0.5e3,\"q\\\"\\\\/\\b\\f\\r\\t\\u0001\"],"
+		     "\"m\":{\"k\":\"\xf0\x9f\x98\x80\"}}");
 	struct pp_json *again = parse_ok(out);
 	assert_true(pp_json_equal(j, again));
 	char *pretty = pp_json_to_string(j, PP_JSON_PRETTY);

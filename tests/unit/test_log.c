@@ -143,8 +143,8 @@ static void test_secrets_redacted_in_lines(void **state)
 static void test_redact_in_place(void **state)
 {
 	char s[] = "key=abcd1234efgh and abcd1234 and tiny=xyzab and abc";
-	pp_secret_register("abc");          /* below the minimum: ignored */
-	pp_secret_register("abcd1234");     /* shorter than the marker: masked */
+	pp_secret_register("abc");	    /* below the minimum: ignored */
+	pp_secret_register("abcd1234");	    /* shorter than the marker: masked */
 	pp_secret_register("abcd1234efgh"); /* contains the one above: replaced whole */
 	pp_secret_register("xyzab");
 	pp_redact(s);
@@ -176,7 +176,7 @@ static void test_cut_message_leaks_no_secret_prefix(void **state)
 }
 
 #define THREADS 4
-#define LINES 500
+#define LINES	500
 
 static void *log_worker(void *arg)
 {

@@ -101,10 +101,16 @@ static void test_fault_decisions(void **state)
 	int retry = 0, ha, hb;
 
 	assert_int_equal(throttled(a, "ecs", 100, NULL), 0);
-	assert_int_equal(pp_mock_set_faults(a, "{\"api\":\"ecs\",\"throttle_rate\":0.5,"
-					       "\"retry_after\":3}", &err), 0);
-	assert_int_equal(pp_mock_set_faults(b, "{\"api\":\"ecs\",\"throttle_rate\":0.5,"
-					       "\"retry_after\":3}", &err), 0);
+	assert_int_equal(pp_mock_set_faults(a,
+					    "{\"api\":\"ecs\",\"throttle_rate\":0.5,"
+					    "\"retry_after\":3}",
+					    &err),
+			 0);
+	assert_int_equal(pp_mock_set_faults(b,
+					    "{\"api\":\"ecs\",\"throttle_rate\":0.5,"
+					    "\"retry_after\":3}",
+					    &err),
+			 0);
 	ha = throttled(a, "ecs", 400, &retry);
 	hb = throttled(b, "ecs", 400, NULL);
 	assert_int_equal(ha, hb); /* same seed, same decisions */
@@ -115,8 +121,11 @@ static void test_fault_decisions(void **state)
 	assert_int_equal(pp_mock_set_faults(a, "{\"throttle_rate\":1}", &err), 0);
 	assert_int_equal(throttled(a, "cloudrun", 10, NULL), 10);
 	/* Post-action faults only when the request is served. */
-	assert_int_equal(pp_mock_set_faults(a, "{\"api\":\"sts\",\"throttle_rate\":0,"
-					       "\"reset_after_action_rate\":1}", &err), 0);
+	assert_int_equal(pp_mock_set_faults(a,
+					    "{\"api\":\"sts\",\"throttle_rate\":0,"
+					    "\"reset_after_action_rate\":1}",
+					    &err),
+			 0);
 	assert_int_equal(pp_mock_fault_check(a, "sts", true, &resp, NULL), PP_MOCK_FAULT_NONE);
 	assert_true(resp.drop);
 	assert_false(resp.cut_body);

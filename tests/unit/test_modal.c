@@ -185,7 +185,8 @@ static void test_success(void **state)
 	assert_int_equal(wait_terminal(&r, f), PP_RUN_SUCCEEDED);
 	assert_int_equal(r.io.exit_code, 0);
 	assert_int_equal(pp_mock_count_get(f->mock, "modal_sandbox_creates",
-					   "pp-11111111222233334444555555555555-1"), 1);
+					   "pp-11111111222233334444555555555555-1"),
+			 1);
 	assert_true(pp_cred_refreshes(f->cred) >= 1);
 	run_free(&r);
 }
@@ -195,7 +196,8 @@ static void test_failure_marker_in_env(void **state)
 	struct fixture *f = *state;
 	struct run r;
 	struct pp_error err = {0};
-	run_init(&r, f, "run-fail", "{\"image\":\"alpine\",\"command\":[\"false\"],"
+	run_init(&r, f, "run-fail",
+		 "{\"image\":\"alpine\",\"command\":[\"false\"],"
 		 "\"env\":{\"PUSHPOOL_MOCK_FAIL\":\"1\"}}");
 	assert_int_equal(r.p->prepare(&r.io, &err), 0);
 	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
@@ -210,7 +212,8 @@ static void test_cancel(void **state)
 	struct fixture *f = *state;
 	struct run r;
 	struct pp_error err = {0};
-	run_init(&r, f, "run-cancel", "{\"image\":\"alpine\",\"command\":\"sleep 1\","
+	run_init(&r, f, "run-cancel",
+		 "{\"image\":\"alpine\",\"command\":\"sleep 1\","
 		 "\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}");
 	assert_int_equal(r.p->prepare(&r.io, &err), 0);
 	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
@@ -231,7 +234,8 @@ static void test_lost_create_answer_adopts(void **state)
 	struct fixture *f = *state;
 	struct run r;
 	struct pp_error err = {0};
-	run_init(&r, f, "run-lost", "{\"image\":\"alpine\",\"command\":\"sleep 1\","
+	run_init(&r, f, "run-lost",
+		 "{\"image\":\"alpine\",\"command\":\"sleep 1\","
 		 "\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}");
 	assert_int_equal(r.p->prepare(&r.io, &err), 0);
 	/* lookup, app, image, env secret, create */
@@ -245,7 +249,8 @@ static void test_lost_create_answer_adopts(void **state)
 	assert_int_equal(pp_mock_count_get(f->mock, "modal_sandbox_creates", name), 1);
 	/* a second submission of the same run (fresh state) adopts too */
 	struct run again;
-	run_init(&again, f, "run-lost", "{\"image\":\"alpine\",\"command\":\"sleep 1\","
+	run_init(&again, f, "run-lost",
+		 "{\"image\":\"alpine\",\"command\":\"sleep 1\","
 		 "\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}");
 	assert_int_equal(again.p->prepare(&again.io, &err), 0);
 	assert_int_equal(drive(&again, f, again.p->submit, 0, &err), PP_STEP_DONE);
@@ -279,11 +284,11 @@ static void test_throttled(void **state)
 	struct pp_error err = {0};
 	run_init(&r, f, "run-throttle", "{\"image\":\"alpine\"}");
 	assert_int_equal(r.p->prepare(&r.io, &err), 0);
-	assert_int_equal(pp_mock_set_faults(f->mock, "{\"api\":\"modal\",\"throttle_rate\":1}",
-					    &err), 0);
+	assert_int_equal(
+		pp_mock_set_faults(f->mock, "{\"api\":\"modal\",\"throttle_rate\":1}", &err), 0);
 	int rc = drive(&r, f, r.p->submit, 0, &err);
-	assert_int_equal(pp_mock_set_faults(f->mock, "{\"api\":\"modal\",\"throttle_rate\":0}",
-					    &err), 0);
+	assert_int_equal(
+		pp_mock_set_faults(f->mock, "{\"api\":\"modal\",\"throttle_rate\":0}", &err), 0);
 	assert_int_equal(rc, PP_ETHROTTLED);
 	assert_non_null(strstr(err.msg, "RESOURCE_EXHAUSTED"));
 	/* the same step is simply sent again */
@@ -297,7 +302,8 @@ static void test_job_credentials(void **state)
 	struct fixture *f = *state;
 	struct run r;
 	struct pp_error err = {0};
-	run_init(&r, f, "run-jobcred", "{\"image\":\"alpine\",\"modal_credentials\":"
+	run_init(&r, f, "run-jobcred",
+		 "{\"image\":\"alpine\",\"modal_credentials\":"
 		 "{\"token_id\":\"ak-test\",\"token_secret\":\"as-job-wrong\"}}");
 	assert_int_equal(r.p->prepare(&r.io, &err), 0);
 	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_EAUTH);
@@ -306,7 +312,8 @@ static void test_job_credentials(void **state)
 	run_free(&r);
 
 	struct pp_cred *bad = make_cred("ak-test", "as-pool-wrong");
-	run_init(&r, f, "run-jobcred", "{\"image\":\"alpine\",\"modal_credentials\":"
+	run_init(&r, f, "run-jobcred",
+		 "{\"image\":\"alpine\",\"modal_credentials\":"
 		 "{\"token_id\":\"ak-test\",\"token_secret\":\"as-test-secret\"}}");
 	r.io.cred = bad;
 	assert_int_equal(r.p->prepare(&r.io, &err), 0);

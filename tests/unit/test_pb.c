@@ -116,8 +116,8 @@ static void test_malformed(void **state)
 
 static void test_string_limits(void **state)
 {
-	struct pp_pb_field f = {.num = 1, .wire = PP_PB_LEN, .data = (const uint8_t *)"ab\0c",
-				.len = 4};
+	struct pp_pb_field f = {
+		.num = 1, .wire = PP_PB_LEN, .data = (const uint8_t *)"ab\0c", .len = 4};
 	struct pp_error err = {0};
 	char s[8];
 	assert_int_equal(pp_pb_field_string(&f, s, sizeof(s), &err), PP_EINVALID);

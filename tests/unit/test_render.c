@@ -47,8 +47,8 @@ static struct pp_json *render_tpl(const char *job, const char *vars_schema, cons
 				  struct pp_json **holder)
 {
 	char text[4096];
-	snprintf(text, sizeof(text), "{\"job_configuration\": {\"v\": %s}, \"variables\": %s}",
-		 job, vars_schema ? vars_schema : "{\"properties\": {}}");
+	snprintf(text, sizeof(text), "{\"job_configuration\": {\"v\": %s}, \"variables\": %s}", job,
+		 vars_schema ? vars_schema : "{\"properties\": {}}");
 	struct pp_json *tmpl = js(text), *run = js(run_vars), *out = NULL;
 	struct pp_error err = {0};
 	int rc = pp_render_job(tmpl, NULL, NULL, run, NULL, &out, &err);
@@ -61,9 +61,9 @@ static struct pp_json *render_tpl(const char *job, const char *vars_schema, cons
 }
 
 /* Variables a..e as untyped properties, so any value validates. */
-#define ANY_VARS                                                                              \
-	"{\"properties\": {\"name\": {}, \"greeting\": {}, \"message\": {}, \"item1\": {},"      \
-	"\"item2\": {}, \"x\": {}, \"a\": {}, \"b\": {}, \"balance\": {}, \"first_name\": {}," \
+#define ANY_VARS                                                                                   \
+	"{\"properties\": {\"name\": {}, \"greeting\": {}, \"message\": {}, \"item1\": {},"        \
+	"\"item2\": {}, \"x\": {}, \"a\": {}, \"b\": {}, \"balance\": {}, \"first_name\": {},"     \
 	"\"last_name\": {}, \"age\": {}, \"person\": {}, \"people\": {}}}"
 
 static void check(const char *job, const char *run_vars, const char *want)
@@ -175,10 +175,13 @@ static void test_prefect_templating_cases(void **state)
 	      "{\"first_name\": \"Alice\", \"age\": 30}", "{\"age\": 30}");
 	check("{\"last_name\": null, \"age\": \"{{age}}\"}", "{\"age\": 30}",
 	      "{\"last_name\": null, \"age\": 30}");
-	check("{\"name\": {\"first_name\": \"{{ first_name }}\", \"last_name\": \"{{ last_name }}\"},"
-	      " \"age\": \"{{age}}\"}", alice,
+	check("{\"name\": {\"first_name\": \"{{ first_name }}\", \"last_name\": \"{{ last_name "
+	      "}}\"},"
+	      " \"age\": \"{{age}}\"}",
+	      alice,
 	      "{\"name\": {\"first_name\": \"Alice\", \"last_name\": \"Smith\"}, \"age\": 30}");
-	check("[\"Hello, {{first_name}} {{last_name}}!\", {\"name\": \"{{first_name}} {{last_name}}\"}]",
+	check("[\"Hello, {{first_name}} {{last_name}}!\", {\"name\": \"{{first_name}} "
+	      "{{last_name}}\"}]",
 	      alice, "[\"Hello, Alice Smith!\", {\"name\": \"Alice Smith\"}]");
 	check("123", alice, "123");
 	check("3.14", alice, "3.14");
@@ -208,7 +211,8 @@ static void test_apply_values_env_placeholder(void **state)
 	/* not a whole-value placeholder: an unset variable gives "" */
 	check("\"{{ $PP_TEST_RENDER_UNSET }}\"", "{}", "\"\"");
 	check("{\"greeting\": \"Hello {{name}}!\", \"message\": {\"text\": \"{{$$}}\"}}",
-	      "{\"name\": \"Dan\"}", "{\"greeting\": \"Hello Dan!\", \"message\": {\"text\": \"\"}}");
+	      "{\"name\": \"Dan\"}",
+	      "{\"greeting\": \"Hello Dan!\", \"message\": {\"text\": \"\"}}");
 	unsetenv("PP_TEST_RENDER_VAR");
 }
 
@@ -275,9 +279,11 @@ static void test_prepare_for_flow_run(void **state)
 		    " \"env\": {\"PREFECT_API_URL\": \"https://api.example/api\","
 		    "  \"PREFECT_API_KEY\": \"pnu_secretkey\","
 		    "  \"PREFECT__FLOW_RUN_ID\": \"0b7c1d2e-0000-4000-8000-000000000001\"},"
-		    " \"labels\": {\"prefect.io/flow-run-id\": \"0b7c1d2e-0000-4000-8000-000000000001\","
+		    " \"labels\": {\"prefect.io/flow-run-id\": "
+		    "\"0b7c1d2e-0000-4000-8000-000000000001\","
 		    "  \"prefect.io/flow-run-name\": \"crimson-hippo\","
-		    "  \"prefect.io/work-pool-name\": \"pool-a\", \"prefect.io/deployment-id\": \"dep-1\","
+		    "  \"prefect.io/work-pool-name\": \"pool-a\", \"prefect.io/deployment-id\": "
+		    "\"dep-1\","
 		    "  \"prefect.io/deployment-name\": \"etl\", \"prefect.io/flow-id\": \"flow-1\","
 		    "  \"prefect.io/flow-name\": \"etl-flow\", \"team\": \"data\"},"
 		    " \"name\": \"crimson-hippo\", \"var1\": \"hello\", \"var2\": 42}");
@@ -286,10 +292,12 @@ static void test_prepare_for_flow_run(void **state)
 	/* user values win over the injected ones; explicit name and command stay */
 	out = render_base(NULL, NULL,
 			  "{\"name\": \"mine\", \"command\": \"python x.py\", \"env\":"
-			  " {\"PREFECT__FLOW_RUN_ID\": \"override\"}}", &run_ctx);
+			  " {\"PREFECT__FLOW_RUN_ID\": \"override\"}}",
+			  &run_ctx);
 	assert_string_equal(pp_json_get_string(out, "name"), "mine");
 	assert_string_equal(pp_json_get_string(out, "command"), "python x.py");
-	assert_string_equal(pp_json_string(pp_json_path(out, "env.PREFECT__FLOW_RUN_ID")), "override");
+	assert_string_equal(pp_json_string(pp_json_path(out, "env.PREFECT__FLOW_RUN_ID")),
+			    "override");
 	pp_json_free(out);
 }
 
@@ -298,9 +306,10 @@ static void test_prepare_for_flow_run(void **state)
 static void test_env_merge(void **state)
 {
 	(void)state;
-	struct pp_json *out = render_base("{\"env\": {\"A\": \"pool\", \"B\": \"pool\", \"C\": \"x\"}}",
-					  "{\"env\": {\"B\": \"dep\", \"D\": \"dep\"}}",
-					  "{\"env\": {\"D\": \"run\", \"C\": null}}", &run_ctx);
+	struct pp_json *out =
+		render_base("{\"env\": {\"A\": \"pool\", \"B\": \"pool\", \"C\": \"x\"}}",
+			    "{\"env\": {\"B\": \"dep\", \"D\": \"dep\"}}",
+			    "{\"env\": {\"D\": \"run\", \"C\": null}}", &run_ctx);
 	assert_json(pp_json_get(out, "env"),
 		    "{\"PREFECT__FLOW_RUN_ID\": \"0b7c1d2e-0000-4000-8000-000000000001\","
 		    " \"A\": \"pool\", \"B\": \"dep\", \"D\": \"run\"}");
@@ -314,7 +323,8 @@ static void test_env_merge(void **state)
 	struct pp_json *tmpl = js(t), *run = js("{\"env\": {\"B\": \"run\"}}");
 	struct pp_error err = {0};
 	assert_int_equal(pp_render_job(tmpl, NULL, NULL, run, NULL, &out, &err), 0);
-	assert_json(pp_json_get(out, "env"), "{\"T\": \"tpl\", \"A\": \"default\", \"B\": \"run\"}");
+	assert_json(pp_json_get(out, "env"),
+		    "{\"T\": \"tpl\", \"A\": \"default\", \"B\": \"run\"}");
 	pp_json_free(out);
 	pp_json_free(tmpl);
 	pp_json_free(run);
@@ -325,10 +335,11 @@ static void test_env_merge(void **state)
 static void test_env_coercion_and_falsey_command(void **state)
 {
 	(void)state;
-	const char *t = "{\"job_configuration\": {\"var1\": \"hello\", \"command\": \"{{ command }}\","
-			" \"env\": {\"MY_ENV_VAR\": 42, \"F\": 1.5, \"B\": true, \"OTHER_ENV_VAR\": null}},"
-			" \"variables\": {\"properties\": {\"var1\": {\"type\": \"string\"},"
-			" \"command\": {\"type\": \"string\"}, \"env\": {\"type\": \"object\"}}}}";
+	const char *t =
+		"{\"job_configuration\": {\"var1\": \"hello\", \"command\": \"{{ command }}\","
+		" \"env\": {\"MY_ENV_VAR\": 42, \"F\": 1.5, \"B\": true, \"OTHER_ENV_VAR\": null}},"
+		" \"variables\": {\"properties\": {\"var1\": {\"type\": \"string\"},"
+		" \"command\": {\"type\": \"string\"}, \"env\": {\"type\": \"object\"}}}}";
 	struct pp_json *tmpl = js(t), *run = js("{\"command\": \"\"}"), *out = NULL;
 	struct pp_error err = {0};
 	assert_int_equal(pp_render_job(tmpl, NULL, NULL, run, NULL, &out, &err), 0);
@@ -461,10 +472,10 @@ static struct pp_json *render_default(const char *type, const char *run)
 }
 
 #define FR_ENV "\"env\": {\"PREFECT__FLOW_RUN_ID\": \"0b7c1d2e-0000-4000-8000-000000000001\"}"
-#define FR_LABELS                                                                             \
-	"\"labels\": {\"prefect.io/flow-run-id\": \"0b7c1d2e-0000-4000-8000-000000000001\","   \
-	"\"prefect.io/flow-run-name\": \"crimson-hippo\", \"prefect.io/work-pool-name\": "     \
-	"\"pool-a\", \"prefect.io/deployment-id\": \"dep-1\", \"prefect.io/deployment-name\": " \
+#define FR_LABELS                                                                                  \
+	"\"labels\": {\"prefect.io/flow-run-id\": \"0b7c1d2e-0000-4000-8000-000000000001\","       \
+	"\"prefect.io/flow-run-name\": \"crimson-hippo\", \"prefect.io/work-pool-name\": "         \
+	"\"pool-a\", \"prefect.io/deployment-id\": \"dep-1\", \"prefect.io/deployment-name\": "    \
 	"\"etl\", \"prefect.io/flow-id\": \"flow-1\", \"prefect.io/flow-name\": \"etl-flow\"}"
 
 /* What Prefect's apply_values gives for its default cloud-run-v2 template. */
@@ -472,25 +483,28 @@ static void test_default_cloud_run_v2(void **state)
 {
 	(void)state;
 	struct pp_json *out = render_default("cloud-run-v2", NULL);
-	assert_json(out, "{\"command\": \"prefect flow-run execute\", " FR_ENV ", " FR_LABELS ","
-			 " \"name\": \"crimson-hippo\", \"job_body\": {\"client\": \"prefect\","
-			 " \"launchStage\": \"BETA\", \"template\": {\"template\": {\"maxRetries\": 0,"
-			 " \"timeout\": 600, \"vpcAccess\": {}, \"containers\": [{\"env\": [],"
-			 " \"image\": \"prefecthq/prefect:3-latest\", \"resources\": {\"limits\":"
-			 " {\"cpu\": \"1000m\", \"memory\": \"512Mi\"}}}]}}},"
-			 " \"keep_job\": false, \"region\": \"us-central1\", \"timeout\": 600}");
+	assert_json(out,
+		    "{\"command\": \"prefect flow-run execute\", " FR_ENV ", " FR_LABELS ","
+		    " \"name\": \"crimson-hippo\", \"job_body\": {\"client\": \"prefect\","
+		    " \"launchStage\": \"BETA\", \"template\": {\"template\": {\"maxRetries\": 0,"
+		    " \"timeout\": 600, \"vpcAccess\": {}, \"containers\": [{\"env\": [],"
+		    " \"image\": \"prefecthq/prefect:3-latest\", \"resources\": {\"limits\":"
+		    " {\"cpu\": \"1000m\", \"memory\": \"512Mi\"}}}]}}},"
+		    " \"keep_job\": false, \"region\": \"us-central1\", \"timeout\": 600}");
 	pp_json_free(out);
 
-	out = render_default("cloud-run-v2:push",
-			     "{\"image\": \"me/flow:1\", \"cpu\": \"2\", \"memory\": \"2Gi\","
-			     " \"args\": [\"--x\"], \"command\": \"python main.py\", \"keep_job\": true,"
-			     " \"vpc_connector_name\": \"c1\", \"service_account_name\": \"sa@x\","
-			     " \"env\": {\"K\": \"V\"}}");
-	assert_json(pp_json_path(out, "job_body.template.template"),
-		    "{\"serviceAccount\": \"sa@x\", \"maxRetries\": 0, \"timeout\": 600,"
-		    " \"vpcAccess\": {\"connector\": \"c1\"}, \"containers\": [{\"env\": [],"
-		    " \"image\": \"me/flow:1\", \"command\": \"python main.py\", \"args\": [\"--x\"],"
-		    " \"resources\": {\"limits\": {\"cpu\": \"2\", \"memory\": \"2Gi\"}}}]}");
+	out = render_default(
+		"cloud-run-v2:push",
+		"{\"image\": \"me/flow:1\", \"cpu\": \"2\", \"memory\": \"2Gi\","
+		" \"args\": [\"--x\"], \"command\": \"python main.py\", \"keep_job\": true,"
+		" \"vpc_connector_name\": \"c1\", \"service_account_name\": \"sa@x\","
+		" \"env\": {\"K\": \"V\"}}");
+	assert_json(
+		pp_json_path(out, "job_body.template.template"),
+		"{\"serviceAccount\": \"sa@x\", \"maxRetries\": 0, \"timeout\": 600,"
+		" \"vpcAccess\": {\"connector\": \"c1\"}, \"containers\": [{\"env\": [],"
+		" \"image\": \"me/flow:1\", \"command\": \"python main.py\", \"args\": [\"--x\"],"
+		" \"resources\": {\"limits\": {\"cpu\": \"2\", \"memory\": \"2Gi\"}}}]}");
 	assert_true(pp_json_get_bool(out, "keep_job", false));
 	assert_string_equal(pp_json_string(pp_json_path(out, "env.K")), "V");
 	pp_json_free(out);
@@ -510,15 +524,17 @@ static void test_default_ecs(void **state)
 			 " \"match_latest_revision_in_family\": false}");
 	pp_json_free(out);
 
-	out = render_default("ecs:push", "{\"cpu\": 1024, \"memory\": 2048, \"cluster\": \"c\","
-					 " \"image\": \"img\", \"env\": {\"A\": \"1\"},"
-					 " \"labels\": {\"t\": \"v\"}, \"container_name\": \"prefect\"}");
+	out = render_default("ecs:push",
+			     "{\"cpu\": 1024, \"memory\": 2048, \"cluster\": \"c\","
+			     " \"image\": \"img\", \"env\": {\"A\": \"1\"},"
+			     " \"labels\": {\"t\": \"v\"}, \"container_name\": \"prefect\"}");
 	assert_json(pp_json_get(out, "task_definition"),
 		    "{\"containerDefinitions\": [{\"image\": \"img\", \"name\": \"prefect\"}],"
 		    " \"cpu\": 1024, \"memory\": 2048}");
-	assert_json(pp_json_path(out, "task_run_request.overrides"),
-		    "{\"containerOverrides\": [{\"name\": \"prefect\", \"environment\": {\"A\": \"1\"},"
-		    " \"cpu\": 1024, \"memory\": 2048}], \"cpu\": 1024, \"memory\": 2048}");
+	assert_json(
+		pp_json_path(out, "task_run_request.overrides"),
+		"{\"containerOverrides\": [{\"name\": \"prefect\", \"environment\": {\"A\": \"1\"},"
+		" \"cpu\": 1024, \"memory\": 2048}], \"cpu\": 1024, \"memory\": 2048}");
 	assert_json(pp_json_path(out, "task_run_request.tags"), "{\"t\": \"v\"}");
 	assert_string_equal(pp_json_string(pp_json_path(out, "task_run_request.cluster")), "c");
 	pp_json_free(out);
@@ -527,9 +543,10 @@ static void test_default_ecs(void **state)
 static void test_default_aci(void **state)
 {
 	(void)state;
-	struct pp_json *out = render_default("azure-container-instance",
-					     "{\"resource_group_name\": \"rg\","
-					     " \"subscription_id\": \"sub-1234\", \"image\": \"img\"}");
+	struct pp_json *out =
+		render_default("azure-container-instance",
+			       "{\"resource_group_name\": \"rg\","
+			       " \"subscription_id\": \"sub-1234\", \"image\": \"img\"}");
 	struct pp_json *arm = pp_json_detach(pp_json_get(out, "arm_template"));
 	assert_json(out, "{\"command\": \"prefect flow-run execute\", " FR_ENV ", " FR_LABELS ","
 			 " \"name\": \"crimson-hippo\", \"image\": \"img\","
@@ -554,16 +571,17 @@ static void test_default_aci_required(void **state)
 	struct pp_error err = {0};
 	assert_int_equal(pp_template_default("azure-container-instance:push", &tmpl, &err), 0);
 	assert_int_equal(pp_render_job(tmpl, NULL, NULL, NULL, NULL, &out, &err), PP_EINVALID);
-	assert_string_equal(err.msg,
-			    "job variable \"resource_group_name\": required, but no value was given");
+	assert_string_equal(
+		err.msg, "job variable \"resource_group_name\": required, but no value was given");
 	pp_json_free(tmpl);
 }
 
 static void test_default_modal(void **state)
 {
 	(void)state;
-	struct pp_json *out = render_default("modal:push", "{\"gpu\": \"A100:2\", \"region\":"
-							   " [\"us-east\"], \"secrets\": [\"s1\"]}");
+	struct pp_json *out =
+		render_default("modal:push", "{\"gpu\": \"A100:2\", \"region\":"
+					     " [\"us-east\"], \"secrets\": [\"s1\"]}");
 	assert_json(out, "{\"command\": \"prefect flow-run execute\", " FR_ENV ", " FR_LABELS ","
 			 " \"name\": \"crimson-hippo\", \"app_name\": \"prefect-flow-runs\","
 			 " \"image\": \"prefecthq/prefect:3-latest\", \"cpu\": 0.125,"

@@ -112,7 +112,8 @@ static void test_enum_const(void **state)
 	(void)state;
 	const char *launch = "{\"type\": \"string\", \"enum\": [\"FARGATE\", \"EC2\"]}";
 	ok(launch, "\"EC2\"");
-	bad(launch, "\"fargate\"", "\"var\": string \"fargate\" is not one of [\"FARGATE\",\"EC2\"]");
+	bad(launch, "\"fargate\"",
+	    "\"var\": string \"fargate\" is not one of [\"FARGATE\",\"EC2\"]");
 	ok("{\"enum\": [1, {\"a\": true}]}", "{\"a\": true}");
 	ok("{\"const\": 7}", "7.0");
 	bad("{\"const\": 7}", "8", "\"var\": must be 7");
@@ -121,7 +122,8 @@ static void test_enum_const(void **state)
 static void test_bounds(void **state)
 {
 	(void)state;
-	const char *timeout = "{\"type\": \"integer\", \"exclusiveMinimum\": 0, \"maximum\": 604800}";
+	const char *timeout =
+		"{\"type\": \"integer\", \"exclusiveMinimum\": 0, \"maximum\": 604800}";
 	ok(timeout, "1");
 	ok(timeout, "604800");
 	bad(timeout, "0", "\"var\": 0 must be greater than 0");
@@ -143,15 +145,18 @@ static void test_pattern(void **state)
 	const char *mem = "{\"type\": \"string\", \"pattern\": \"^\\\\d+(?:G|Gi|M|Mi)$\"}";
 	ok(mem, "\"512Mi\"");
 	ok(mem, "\"2G\"");
-	bad(mem, "\"512MB\"", "\"var\": string \"512MB\" does not match the pattern ^\\d+(?:G|Gi|M|Mi)$");
+	bad(mem, "\"512MB\"",
+	    "\"var\": string \"512MB\" does not match the pattern ^\\d+(?:G|Gi|M|Mi)$");
 	bad(mem, "\"Mi\"", "\"var\": string \"Mi\" does not match the pattern ^\\d+(?:G|Gi|M|Mi)$");
-	bad("{\"pattern\": \"(\"}", "\"x\"", "\"var\": the template's pattern \"(\" is not supported");
+	bad("{\"pattern\": \"(\"}", "\"x\"",
+	    "\"var\": the template's pattern \"(\" is not supported");
 }
 
 static void test_objects_and_arrays(void **state)
 {
 	(void)state;
-	const char *env = "{\"type\": \"object\", \"additionalProperties\": {\"type\": \"string\"}}";
+	const char *env =
+		"{\"type\": \"object\", \"additionalProperties\": {\"type\": \"string\"}}";
 	ok(env, "{\"A\": \"1\"}");
 	bad(env, "{\"A\": \"1\", \"B\": 2}", "\"var.B\": expected string, got integer 2");
 	const char *closed = "{\"properties\": {\"a\": {}}, \"additionalProperties\": false}";
@@ -192,8 +197,9 @@ static void test_any_one_of(void **state)
 			     " \"items\": {\"type\": \"string\"}}]}";
 	ok(region, "\"us-east\"");
 	ok(region, "[\"a\", \"b\"]");
-	bad(region, "3", "\"var\": matches none of the allowed schemas (\"var\": expected string, "
-			 "got integer 3)");
+	bad(region, "3",
+	    "\"var\": matches none of the allowed schemas (\"var\": expected string, "
+	    "got integer 3)");
 	const char *one = "{\"oneOf\": [{\"type\": \"integer\"}, {\"type\": \"number\"}]}";
 	ok(one, "1.5");
 	bad(one, "1", "\"var\": matches 2 of the oneOf schemas, expected exactly one");
@@ -206,12 +212,13 @@ static void test_null_allowed(void **state)
 		const char *schema;
 		bool allowed;
 	} cases[] = {
-		{"{\"type\": \"string\"}", true},                      /* no default */
+		{"{\"type\": \"string\"}", true}, /* no default */
 		{"{\"type\": \"string\", \"default\": null}", true},
 		{"{\"type\": \"integer\", \"default\": 3}", false},
 		{"{\"allOf\": [{\"$ref\": \"#/definitions/Creds\"}], \"default\": {}}", true},
 		{"{\"type\": [\"integer\", \"null\"], \"default\": 3}", true},
-		{"{\"anyOf\": [{\"type\": \"integer\"}, {\"type\": \"null\"}], \"default\": 1}", true},
+		{"{\"anyOf\": [{\"type\": \"integer\"}, {\"type\": \"null\"}], \"default\": 1}",
+		 true},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct pp_json *s = js(cases[i].schema);

@@ -113,7 +113,7 @@ static void parse_request(char *text, struct suite_request *r)
 
 static time_t parse_timestamp(const char *s)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	assert_non_null(strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm));
 	return timegm(&tm);
 }
@@ -129,10 +129,10 @@ static void hex(const unsigned char *k, size_t n, char *out)
 static void run_case(const char *dir)
 {
 	struct pp_json *ctx = NULL;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 	char path[1024], amz_date[17], body_hash[65] = "";
 	struct suite_request r;
-	struct pp_sigv4_input in = { 0 };
+	struct pp_sigv4_input in = {0};
 	struct pp_sigv4_output out;
 
 	snprintf(path, sizeof(path), "%s/context.json", dir);
@@ -267,7 +267,7 @@ struct sign_case {
 
 static void sign_simple(const struct sign_case *c, struct pp_sigv4_output *out)
 {
-	const char *names[] = { "Host" }, *values[] = { "example.amazonaws.com" };
+	const char *names[] = {"Host"}, *values[] = {"example.amazonaws.com"};
 	struct pp_sigv4_input in = {
 		.method = c->method,
 		.path = c->path,
@@ -282,7 +282,7 @@ static void sign_simple(const struct sign_case *c, struct pp_sigv4_output *out)
 		.when = 1440938160,
 		.normalize_path = c->normalize,
 	};
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 	pp_sigv4_output_init(out);
 	assert_int_equal(pp_sigv4_sign(&in, out, &err), 0);
 }
@@ -310,21 +310,21 @@ static void test_canonical_path(void **state)
 		bool normalize;
 		const char *want;
 	} cases[] = {
-		{ "", true, "/" },
-		{ "/", true, "/" },
-		{ "/a/b/../../..", true, "/" },
-		{ "/a/./b/", true, "/a/b/" },
-		{ "//a///b", true, "/a/b" },
-		{ "/a/b/..", true, "/a" },
-		{ "/a%20b", true, "/a%2520b" }, /* wire path encoded again, as botocore */
-		{ "/a b+c=d", true, "/a%20b%2Bc%3Dd" },
-		{ "/~user/x:y", false, "/~user/x%3Ay" },
-		{ "//a/../b", false, "//a/../b" },
-		{ "a/b", true, "a/b" },
-		{ "..", true, "/" },
+		{"", true, "/"},
+		{"/", true, "/"},
+		{"/a/b/../../..", true, "/"},
+		{"/a/./b/", true, "/a/b/"},
+		{"//a///b", true, "/a/b"},
+		{"/a/b/..", true, "/a"},
+		{"/a%20b", true, "/a%2520b"}, /* wire path encoded again, as botocore */
+		{"/a b+c=d", true, "/a%20b%2Bc%3Dd"},
+		{"/~user/x:y", false, "/~user/x%3Ay"},
+		{"//a/../b", false, "//a/../b"},
+		{"a/b", true, "a/b"},
+		{"..", true, "/"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct sign_case c = { "GET", cases[i].path, NULL, cases[i].normalize };
+		struct sign_case c = {"GET", cases[i].path, NULL, cases[i].normalize};
 		assert_path_query(&c, cases[i].want, "");
 	}
 }
@@ -335,18 +335,18 @@ static void test_canonical_query(void **state)
 	const struct {
 		const char *query, *want;
 	} cases[] = {
-		{ "b=2&a=1", "a=1&b=2" },
-		{ "a=2&a=1&a=10", "a=1&a=10&a=2" },
-		{ "b&a=", "a=&b=" },
-		{ "x=%e1%88%b4", "x=%E1%88%B4" },
-		{ "x=100%&y=%zz", "x=100%25&y=%25zz" },
-		{ "k=a b+c/d", "k=a%20b%2Bc%2Fd" },
-		{ "&&a=1&", "a=1" },
-		{ "a=b=c", "a=b%3Dc" },
-		{ "B=1&a=1&_=1", "B=1&_=1&a=1" },
+		{"b=2&a=1", "a=1&b=2"},
+		{"a=2&a=1&a=10", "a=1&a=10&a=2"},
+		{"b&a=", "a=&b="},
+		{"x=%e1%88%b4", "x=%E1%88%B4"},
+		{"x=100%&y=%zz", "x=100%25&y=%25zz"},
+		{"k=a b+c/d", "k=a%20b%2Bc%2Fd"},
+		{"&&a=1&", "a=1"},
+		{"a=b=c", "a=b%3Dc"},
+		{"B=1&a=1&_=1", "B=1&_=1&a=1"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct sign_case c = { "GET", "/", cases[i].query, true };
+		struct sign_case c = {"GET", "/", cases[i].query, true};
 		assert_path_query(&c, "/", cases[i].want);
 	}
 }
@@ -354,10 +354,10 @@ static void test_canonical_query(void **state)
 static void test_headers_and_key_reuse(void **state)
 {
 	(void)state;
-	const char *names[] = { "X-Amz-Target", "content-type", "HOST", "X-Amz-Date",
-				"x-amz-target" };
-	const char *values[] = { "  A\t\t B  ", "application/x-amz-json-1.1",
-				 "ecs.us-east-1.amazonaws.com", "20150830T123600Z", "C" };
+	const char *names[] = {"X-Amz-Target", "content-type", "HOST", "X-Amz-Date",
+			       "x-amz-target"};
+	const char *values[] = {"  A\t\t B  ", "application/x-amz-json-1.1",
+				"ecs.us-east-1.amazonaws.com", "20150830T123600Z", "C"};
 	struct pp_sigv4_input in = {
 		.method = "POST",
 		.path = "/",
@@ -374,7 +374,7 @@ static void test_headers_and_key_reuse(void **state)
 		.normalize_path = true,
 	};
 	struct pp_sigv4_output a, b;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 	unsigned char key[32];
 
 	pp_sigv4_output_init(&a);
@@ -401,7 +401,7 @@ static void test_headers_and_key_reuse(void **state)
 static void test_invalid_input(void **state)
 {
 	(void)state;
-	const char *names[] = { "host" }, *values[] = { "h" };
+	const char *names[] = {"host"}, *values[] = {"h"};
 	struct pp_sigv4_input in = {
 		.method = "GET",
 		.path = "/",
@@ -415,7 +415,7 @@ static void test_invalid_input(void **state)
 		.when = 0,
 	};
 	struct pp_sigv4_output out;
-	struct pp_error err = { 0 };
+	struct pp_error err = {0};
 
 	pp_sigv4_output_init(&out);
 	in.region = NULL;

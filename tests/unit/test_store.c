@@ -92,7 +92,8 @@ static void test_dead_owner_lease_is_free_at_once(void **state)
 		struct pp_run_rec *runs = NULL;
 		int n = 0;
 		char ok = pp_store_open(path, &c, &err) == 0 &&
-			  c->ops->claim(c, "a", "doomed", 600000, 10, &runs, &n, &err) == 0 && n == 2;
+			  c->ops->claim(c, "a", "doomed", 600000, 10, &runs, &n, &err) == 0 &&
+			  n == 2;
 		(void)!write(up[1], &ok, 1);
 		(void)!read(down[0], &ok, 1);
 		_exit(0); /* no close, no release: as if killed */
@@ -146,8 +147,11 @@ static void test_fencing_rejects_stale_writer(void **state)
 	int64_t fresh = runs[0].fence;
 	assert_true(fresh > stale);
 	pp_run_recs_free(runs, n);
-	struct pp_run_update u = {.state = PP_ST_SUBMITTING, .attempt = 1, .next_attempt_ms = -1,
-				  .idem_key = "k1", .event = "submitting"};
+	struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+				  .attempt = 1,
+				  .next_attempt_ms = -1,
+				  .idem_key = "k1",
+				  .event = "submitting"};
 	assert_int_equal(s->ops->update(s, id, stale, &u, &err), PP_ECONFLICT);
 	assert_non_null(strstr(err.msg, "lease lost"));
 	assert_int_equal(s->ops->update(s, id, fresh, &u, &err), 0);
@@ -172,15 +176,20 @@ static void test_released_nonterminal_runs_are_reclaimed(void **state)
 	struct pp_run_rec *runs;
 	int n;
 	assert_int_equal(s->ops->claim(s, NULL, "d1", 60000, 10, &runs, &n, &err), 0);
-	struct pp_run_update u = {.state = PP_ST_SUBMITTED, .attempt = -1, .next_attempt_ms = -1,
-				  .infra_id = "arn:task/1", .release_lease = true};
+	struct pp_run_update u = {.state = PP_ST_SUBMITTED,
+				  .attempt = -1,
+				  .next_attempt_ms = -1,
+				  .infra_id = "arn:task/1",
+				  .release_lease = true};
 	assert_int_equal(s->ops->update(s, id, runs[0].fence, &u, &err), 0);
 	pp_run_recs_free(runs, n);
 	assert_int_equal(s->ops->claim(s, NULL, "d2", 60000, 10, &runs, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(runs[0].state, PP_ST_SUBMITTED);
 	assert_string_equal(runs[0].infra_id, "arn:task/1");
-	u = (struct pp_run_update){.state = PP_ST_SUCCEEDED, .attempt = -1, .next_attempt_ms = -1,
+	u = (struct pp_run_update){.state = PP_ST_SUCCEEDED,
+				   .attempt = -1,
+				   .next_attempt_ms = -1,
 				   .release_lease = true};
 	assert_int_equal(s->ops->update(s, id, runs[0].fence, &u, &err), 0);
 	pp_run_recs_free(runs, n);
@@ -236,11 +245,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dead_owner_lease_is_free_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_owner_lease_is_free_at_once, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_fencing_rejects_stale_writer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_released_nonterminal_runs_are_reclaimed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_released_nonterminal_runs_are_reclaimed, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_file_is_a_clear_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_file_is_a_clear_error, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

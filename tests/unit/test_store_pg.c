@@ -205,8 +205,11 @@ static void test_fencing_rejects_stale_writer(void **state)
 	assert_int_equal(s->ops->claim(s, NULL, "third", 60000, 10, &runs, &n, &err), 0);
 	assert_int_equal(n, 0);
 	free(runs);
-	struct pp_run_update u = {.state = PP_ST_SUBMITTING, .attempt = 1, .next_attempt_ms = -1,
-				  .idem_key = "k1", .event = "submitting"};
+	struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+				  .attempt = 1,
+				  .next_attempt_ms = -1,
+				  .idem_key = "k1",
+				  .event = "submitting"};
 	assert_int_equal(s->ops->update(s, id, stale, &u, &err), PP_ECONFLICT);
 	assert_non_null(strstr(err.msg, "lease lost"));
 	assert_int_equal(s->ops->update(s, id, fresh, &u, &err), 0);
@@ -250,8 +253,12 @@ static void test_released_runs_are_reclaimed_terminal_never(void **state)
 	struct pp_run_rec *runs;
 	int n;
 	assert_int_equal(s->ops->claim(s, NULL, "d1", 60000, 10, &runs, &n, &err), 0);
-	struct pp_run_update u = {.state = PP_ST_SUBMITTED, .attempt = -1, .next_attempt_ms = -1,
-				  .infra_id = "arn:task/1", .error = "boom", .release_lease = true};
+	struct pp_run_update u = {.state = PP_ST_SUBMITTED,
+				  .attempt = -1,
+				  .next_attempt_ms = -1,
+				  .infra_id = "arn:task/1",
+				  .error = "boom",
+				  .release_lease = true};
 	assert_int_equal(s->ops->update(s, id, runs[0].fence, &u, &err), 0);
 	pp_run_recs_free(runs, n);
 	assert_int_equal(s->ops->claim(s, NULL, "d2", 60000, 10, &runs, &n, &err), 0);
@@ -259,8 +266,11 @@ static void test_released_runs_are_reclaimed_terminal_never(void **state)
 	assert_int_equal(runs[0].state, PP_ST_SUBMITTED);
 	assert_string_equal(runs[0].infra_id, "arn:task/1");
 	assert_string_equal(runs[0].last_error, "boom");
-	u = (struct pp_run_update){.state = PP_ST_SUCCEEDED, .attempt = -1, .next_attempt_ms = -1,
-				   .error = "", .release_lease = true};
+	u = (struct pp_run_update){.state = PP_ST_SUCCEEDED,
+				   .attempt = -1,
+				   .next_attempt_ms = -1,
+				   .error = "",
+				   .release_lease = true};
 	assert_int_equal(s->ops->update(s, id, runs[0].fence, &u, &err), 0);
 	pp_run_recs_free(runs, n);
 	assert_int_equal(s->ops->claim(s, NULL, "d3", 1, 10, &runs, &n, &err), 0);
@@ -340,7 +350,7 @@ static void test_notify_wakes_idle_dispatcher(void **state)
 	int fd = s->ops->wake_fd(s);
 	assert_true(fd >= 0);
 	while (s->ops->wake_drain(s) > 0)
-		; /* earlier tests' notifications */
+		;					       /* earlier tests' notifications */
 	schedule(other, "a", 0, pp_wall_ms() + 3600000, NULL); /* not due: no wake-up */
 	assert_false(readable(fd, 200));
 	assert_int_equal(s->ops->wake_drain(s), 0);
@@ -353,7 +363,9 @@ static void test_notify_wakes_idle_dispatcher(void **state)
 	int n;
 	assert_int_equal(other->ops->claim(other, NULL, "d1", 60000, 10, &runs, &n, &err), 0);
 	assert_int_equal(n, 1);
-	struct pp_run_update u = {.state = PP_ST_SUBMITTED, .attempt = -1, .next_attempt_ms = -1,
+	struct pp_run_update u = {.state = PP_ST_SUBMITTED,
+				  .attempt = -1,
+				  .next_attempt_ms = -1,
 				  .release_lease = true};
 	assert_int_equal(other->ops->update(other, id, runs[0].fence, &u, &err), 0);
 	pp_run_recs_free(runs, n);
@@ -452,11 +464,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fencing_rejects_stale_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_renew_keeps_lease, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_released_runs_are_reclaimed_terminal_never, setup,
+		cmocka_unit_test_setup_teardown(test_released_runs_are_reclaimed_terminal_never,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_claims_never_share_a_run, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_claims_never_share_a_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_wakes_idle_dispatcher, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reconnects_after_connection_loss, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnects_after_connection_loss, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_get_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_source_ref_is_unique, setup, teardown),
 	};

@@ -81,7 +81,7 @@ static void check_placeholders(const struct pp_json *j, const struct pp_json *pr
 			p = end;
 		}
 	}
-	pp_json_foreach(c, j)
+	pp_json_foreach (c, j)
 		check_placeholders(c, props, type);
 }
 
@@ -100,7 +100,7 @@ static void test_embedded_defaults(void **state)
 			assert_non_null(pp_json_get(props, base[k]));
 			assert_non_null(pp_json_get(pp_json_get(t, "job_configuration"), base[k]));
 		}
-		pp_json_foreach(p, props)
+		pp_json_foreach (p, props)
 			assert_non_null(pp_json_get_string(p, "description"));
 		check_placeholders(pp_json_get(t, "job_configuration"), props, pp_pool_types[i]);
 		pp_json_free(t);
@@ -126,7 +126,8 @@ static void test_prefect_names_and_defaults(void **state)
 		{"azure-container-instance", "variables.required",
 		 "[\"resource_group_name\", \"subscription_id\"]"},
 		{"modal:push", "variables.properties.timeout.default", "3600"},
-		{"modal:push", "variables.properties.cloud.enum", "[\"aws\", \"gcp\", \"oci\", \"auto\"]"},
+		{"modal:push", "variables.properties.cloud.enum",
+		 "[\"aws\", \"gcp\", \"oci\", \"auto\"]"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct pp_json *t = NULL, *want = NULL;
@@ -195,13 +196,15 @@ static void test_load_errors(void **state)
 	(void)state;
 	expect_load_error("{\"job_configuration\": {}, \"variables\": {}", PP_EINVALID,
 			  "t.json:1:");
-	expect_load_error("[]", PP_EINVALID, "a base job template must be a JSON object, got array");
+	expect_load_error("[]", PP_EINVALID,
+			  "a base job template must be a JSON object, got array");
 	expect_load_error("{\"variables\": {}}", PP_EINVALID, "\"job_configuration\" is missing");
 	expect_load_error("{\"job_configuration\": {}}", PP_EINVALID, "\"variables\" is missing");
 	expect_load_error("{\"job_configuration\": {}, \"variables\": {\"properties\": []}}",
 			  PP_EINVALID, "\"variables.properties\" must be an object, got array");
 	expect_load_error("{\"job_configuration\": {}, \"variables\": {\"properties\":"
-			  " {\"cpu\": 1}}}", PP_EINVALID,
+			  " {\"cpu\": 1}}}",
+			  PP_EINVALID,
 			  "\"variables.properties.cpu\" must be a schema object, got number");
 
 	struct pp_json *t = NULL;

@@ -25,7 +25,7 @@ struct fake_source {
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
 }
 
@@ -144,8 +144,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void run_workers(struct pp_token_cache *c, struct fake_source *src, struct worker *w,
-			int n)
+static void run_workers(struct pp_token_cache *c, struct fake_source *src, struct worker *w, int n)
 {
 	for (int i = 0; i < n; i++) {
 		w[i].c = c;
@@ -288,8 +287,8 @@ static void test_form_and_b64url(void **state)
 	(void)state;
 	struct pp_buf b;
 	pp_buf_init(&b, 1024);
-	assert_int_equal(pp_form_add(&b, "grant_type",
-				     "urn:ietf:params:oauth:grant-type:jwt-bearer"), 0);
+	assert_int_equal(
+		pp_form_add(&b, "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), 0);
 	assert_int_equal(pp_form_add(&b, "scope", "https://management.azure.com/.default"), 0);
 	assert_string_equal(b.data, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-"
 				    "bearer&scope=https%3A%2F%2Fmanagement.azure.com%2F.default");
@@ -301,7 +300,7 @@ static void test_form_and_b64url(void **state)
 	assert_int_equal(pp_b64url(&b, (const unsigned char *)"fooba", 5), 0);
 	assert_string_equal(b.data, "Zm9vYmE");
 	pp_buf_reset(&b);
-	const unsigned char hi[] = { 0xfb, 0xff, 0xfe };
+	const unsigned char hi[] = {0xfb, 0xff, 0xfe};
 	assert_int_equal(pp_b64url(&b, hi, 3), 0);
 	assert_string_equal(b.data, "-__-");
 	pp_buf_free(&b);
