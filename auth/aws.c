@@ -478,7 +478,7 @@ static int web_identity(struct pp_aws *a, const char *token_file, const char *ro
 		free(tok);
 		return pp_fail(err, PP_EAUTH, "web identity token file %s: empty", token_file);
 	}
-	pp_secret_register(t);
+	pp_secret_register_rotating(t);
 	if (!has(session_name)) {
 		default_session_name(name, sizeof(name));
 		session_name = name;
@@ -866,7 +866,7 @@ static int from_container(struct pp_aws *a, struct aws_creds *c, struct pp_error
 			rc = pp_fail(err, PP_EAUTH,
 				     "container: authorization token has a line break");
 		else {
-			pp_secret_register(t);
+			pp_secret_register_rotating(t);
 			if (pp_http_req_set_header(&req, "Authorization", t))
 				rc = pp_fail(err, PP_ENOMEM, "container: out of memory");
 		}
@@ -954,7 +954,7 @@ static int from_imds(struct pp_aws *a, struct aws_creds *c, struct pp_error *err
 	snprintf(url, sizeof(url), "%s/latest/api/token", base);
 	rc = imds_call("PUT", url, "X-aws-ec2-metadata-token-ttl-seconds", "21600", &token, err);
 	if (!rc) {
-		pp_secret_register(token.data);
+		pp_secret_register_rotating(token.data);
 		snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/", base);
 		rc = imds_call("GET", url, "X-aws-ec2-metadata-token", pp_buf_str(&token), &body,
 			       err);
@@ -1064,8 +1064,8 @@ static void install(struct pp_aws *a, struct aws_creds *c)
 	a->session_token = c->token;
 	a->expires = c->expires;
 	snprintf(a->source, sizeof(a->source), "%s", c->source ? c->source : "");
-	pp_secret_register(a->secret_access_key);
-	pp_secret_register(a->session_token);
+	pp_secret_register_rotating(a->secret_access_key);
+	pp_secret_register_rotating(a->session_token);
 	memset(c, 0, sizeof(*c));
 	/* The derived key belongs to the old secret. */
 	a->key_scope[0] = '\0';

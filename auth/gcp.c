@@ -504,7 +504,7 @@ static int read_subject_token(struct pp_gcp *g, struct pp_buf *tok, struct pp_er
 	trim(tok);
 	if (!tok->len)
 		return pp_fail(err, PP_EAUTH, "%s: subject token %s is empty", g->origin, where);
-	pp_secret_register(tok->data);
+	pp_secret_register_rotating(tok->data);
 	return 0;
 }
 
@@ -559,7 +559,7 @@ static int impersonate(struct pp_gcp *g, const char *sts_token, struct pp_token_
 		else
 			out->expires_in = (long)(exp - now);
 		if (tok)
-			pp_secret_register(tok);
+			pp_secret_register_rotating(tok);
 	}
 	pp_json_free(j);
 	pp_http_resp_free(&resp);

@@ -338,7 +338,7 @@ static int fetch_auth_token(struct pp_modal_auth *m, const char *server, struct 
 	}
 	rc = 0;
 	memcpy(m->auth_token, token, sizeof(token));
-	pp_secret_register(m->auth_token);
+	pp_secret_register_rotating(m->auth_token);
 	time_t exp = pp_modal_jwt_exp(token);
 	m->auth_exp = exp ? exp : time(NULL) + UNKNOWN_EXP_LIFETIME_S;
 	m->refreshes++;

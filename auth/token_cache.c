@@ -319,7 +319,7 @@ int pp_oauth_exchange(struct pp_http_req *req, const char *what, struct pp_token
 			     req->method, req->url, !tok || !*tok ? "access_token" : "expires_in");
 		goto out;
 	}
-	pp_secret_register(tok);
+	pp_secret_register_rotating(tok);
 	out->access_token = strdup(tok);
 	out->expires_in = exp;
 	if (!out->access_token)

@@ -14,19 +14,38 @@
 #include "dispatcher/err.h"
 
 /* A message longer than this is cut (after redaction) and marked. */
-#define LOG_MSG_MAX ((size_t)64 << 10)
-#define SECRET_MIN  4
-#define SECRETS_MAX 4096
-#define REDACTED    "[REDACTED]"
+#define LOG_MSG_MAX  ((size_t)64 << 10)
+#define SECRET_MIN   4
+#define PINNED_MAX   4096
+#define ROTATING_MAX 8192
+#define REDACTED     "[REDACTED]"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum pp_log_level log_min = PP_LOG_INFO;
 static enum pp_log_format log_fmt = PP_LOG_TEXT;
 static FILE *log_out;
 
-/* Sorted longest first, so a secret that contains another is replaced whole. */
-static char **secrets;
-static size_t nsecrets;
+/* Registered secrets. Long-lived ones (config values, key files) stay for
+ * the life of the process. Rotating ones (access tokens, temporary keys,
+ * per-run secret values) go in a ring whose oldest entry makes room: a
+ * daemon that runs for months keeps redacting its newest tokens, where a
+ * full fixed table would silently stop registering them. */
+struct secret {
+	char *value;
+	size_t len;
+};
+static struct secret pinned[PINNED_MAX];
+static size_t npinned;
+static struct secret rotating[ROTATING_MAX];
+static size_t nrotating, rotating_next;
+/* How many secrets start with each byte pair: most positions of a line
+ * are passed over with one lookup instead of a scan of every secret. */
+static uint16_t starts_with[1 << 16];
+
+static unsigned pair_at(const char *s)
+{
+	return (unsigned)(unsigned char)s[0] << 8 | (unsigned char)(s[0] ? s[1] : 0);
+}
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 static const char *const level_names_lower[] = {"debug", "info", "warn", "error"};
@@ -57,7 +76,18 @@ int pp_log_level_parse(const char *s, enum pp_log_level *out)
 	return PP_EINVALID;
 }
 
-void pp_secret_register(const char *value)
+static bool registered(const char *value, size_t n)
+{
+	for (size_t i = 0; i < npinned; i++)
+		if (pinned[i].len == n && !memcmp(pinned[i].value, value, n))
+			return true;
+	for (size_t i = 0; i < nrotating; i++)
+		if (rotating[i].len == n && !memcmp(rotating[i].value, value, n))
+			return true;
+	return false;
+}
+
+static void secret_add(const char *value, bool rotates)
 {
 	if (!value)
 		return;
@@ -65,48 +95,63 @@ void pp_secret_register(const char *value)
 	if (n < SECRET_MIN)
 		return;
 	pthread_mutex_lock(&log_lock);
-	for (size_t i = 0; i < nsecrets; i++)
-		if (!strcmp(secrets[i], value))
-			goto out;
-	if (nsecrets >= SECRETS_MAX)
-		goto out;
-	char **v = realloc(secrets, (nsecrets + 1) * sizeof(*v));
-	if (!v)
-		goto out;
-	secrets = v;
-	char *copy = strdup(value);
-	if (!copy)
-		goto out;
-	size_t at = 0;
-	while (at < nsecrets && strlen(secrets[at]) >= n)
-		at++;
-	memmove(secrets + at + 1, secrets + at, (nsecrets - at) * sizeof(*secrets));
-	secrets[at] = copy;
-	nsecrets++;
-out:
+	char *copy = registered(value, n) ? NULL : strdup(value);
+	if (copy) {
+		struct secret *slot;
+		if (!rotates && npinned < PINNED_MAX) {
+			slot = &pinned[npinned++];
+		} else {
+			slot = &rotating[rotating_next];
+			rotating_next = (rotating_next + 1) % ROTATING_MAX;
+			if (nrotating < ROTATING_MAX) {
+				nrotating++;
+			} else {
+				starts_with[pair_at(slot->value)]--;
+				free(slot->value);
+			}
+		}
+		*slot = (struct secret){.value = copy, .len = n};
+		starts_with[pair_at(copy)]++;
+	}
 	pthread_mutex_unlock(&log_lock);
+}
+
+void pp_secret_register(const char *value)
+{
+	secret_add(value, false);
+}
+
+void pp_secret_register_rotating(const char *value)
+{
+	secret_add(value, true);
 }
 
 void pp_secret_clear(void)
 {
 	pthread_mutex_lock(&log_lock);
-	for (size_t i = 0; i < nsecrets; i++)
-		free(secrets[i]);
-	free(secrets);
-	secrets = NULL;
-	nsecrets = 0;
+	for (size_t i = 0; i < npinned; i++)
+		free(pinned[i].value);
+	for (size_t i = 0; i < nrotating; i++)
+		free(rotating[i].value);
+	npinned = nrotating = rotating_next = 0;
+	memset(starts_with, 0, sizeof(starts_with));
 	pthread_mutex_unlock(&log_lock);
 }
 
-/* The longest registered secret starting at s, or 0. Caller holds log_lock. */
+/* The longest registered secret starting at s, or 0, so a secret that
+ * contains another is replaced whole. Caller holds log_lock. */
 static size_t secret_at(const char *s)
 {
-	for (size_t i = 0; i < nsecrets; i++) {
-		size_t n = strlen(secrets[i]);
-		if (!strncmp(s, secrets[i], n))
-			return n;
-	}
-	return 0;
+	if (!starts_with[pair_at(s)])
+		return 0;
+	size_t best = 0;
+	for (size_t i = 0; i < npinned; i++)
+		if (pinned[i].len > best && !strncmp(s, pinned[i].value, pinned[i].len))
+			best = pinned[i].len;
+	for (size_t i = 0; i < nrotating; i++)
+		if (rotating[i].len > best && !strncmp(s, rotating[i].value, rotating[i].len))
+			best = rotating[i].len;
+	return best;
 }
 
 /* In place the marker only fits over secrets at least as long as itself;
@@ -116,7 +161,7 @@ void pp_redact(char *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&log_lock);
-	if (nsecrets) {
+	if (npinned + nrotating) {
 		char *w = s;
 		const char *r = s;
 		while (*r) {
@@ -143,7 +188,7 @@ void pp_redact(char *s)
 static void redact_into(struct pp_buf *out, const char *s)
 {
 	while (*s) {
-		size_t n = nsecrets ? secret_at(s) : 0;
+		size_t n = secret_at(s);
 		if (n) {
 			pp_buf_puts(out, REDACTED);
 			s += n;
@@ -151,7 +196,7 @@ static void redact_into(struct pp_buf *out, const char *s)
 		}
 		/* Copy the run of bytes up to the next secret at once. */
 		size_t plain = 1;
-		while (s[plain] && !(nsecrets && secret_at(s + plain)))
+		while (s[plain] && !secret_at(s + plain))
 			plain++;
 		pp_buf_append(out, s, plain);
 		s += plain;

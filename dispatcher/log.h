@@ -15,6 +15,11 @@ int pp_log_level_parse(const char *s, enum pp_log_level *out);
  * replaced by "[REDACTED]" in every log line and in pp_redact() output.
  * Values shorter than 4 bytes are ignored (would redact common text). */
 void pp_secret_register(const char *value);
+/* The same for a value that is replaced over time (an access token, a
+ * temporary key, a run's secret variable): the newest 8192 of these are
+ * kept, the oldest making room, so a long-running process never runs out
+ * of room to register the current ones. */
+void pp_secret_register_rotating(const char *value);
 /* Forget all registered secrets (tests). */
 void pp_secret_clear(void);
 /* Replace registered secrets in s, in place (result is never longer). */

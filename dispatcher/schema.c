@@ -444,7 +444,7 @@ static int validate(struct vctx *v, const struct pp_json *schema, const struct p
 	if (!rc && one && one->type == PP_JSON_ARRAY)
 		rc = check_alternatives(v, one, true, value, path, depth);
 	if (!rc && value->type == PP_JSON_STRING && is_secret_schema(schema))
-		pp_secret_register(value->str);
+		pp_secret_register_rotating(value->str);
 	return rc;
 }
 

@@ -246,7 +246,7 @@ static int fetch_block(void *ud, const char *slug, const char *name, struct pp_j
 		/* Block data holds credentials: keep them out of every log line. */
 		pp_json_foreach (f, d)
 			if (f->type == PP_JSON_STRING && f->len >= 8)
-				pp_secret_register(f->str);
+				pp_secret_register_rotating(f->str);
 		if (cache_put(s, key, d))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		c = cache_find(s, key);

@@ -194,7 +194,7 @@ static int build_env(struct pp_json *props, const struct pp_json *env, struct pp
 			return pp_fail(err, PP_ENOMEM, "out of memory building env");
 		bool secret = secret_env_name(e->key);
 		if (secret)
-			pp_secret_register(val);
+			pp_secret_register_rotating(val);
 		struct pp_json *item = pp_json_new(PP_JSON_OBJECT);
 		int bad = pp_json_set_string(item, "name", e->key) ||
 			  pp_json_set_string(item, secret ? "secureValue" : "value", val);
@@ -336,7 +336,7 @@ static int add_group_options(struct pp_json *group, struct pp_json *gp, const st
 			return pp_fail(err, PP_EINVALID,
 				       "image_registry needs identity, or username and password");
 		if (pass)
-			pp_secret_register(pass);
+			pp_secret_register_rotating(pass);
 		struct pp_json *cred = pp_json_new(PP_JSON_OBJECT);
 		struct pp_json *list = pp_json_new(PP_JSON_ARRAY);
 		int bad = pp_json_set_string(cred, "server", url);

@@ -162,13 +162,14 @@ for pool in cloud-run ecs aci modal; do
 	pp "render-$pool" render -p "$pool" -c "$C" || fail "render $pool: $(cat "$O/render-$pool.err")"
 	pp "request-$pool" render -p "$pool" -c "$C" --request ||
 		fail "render --request $pool: $(cat "$O/request-$pool.err")"
-	pp "schedule-$pool" schedule -c "$C" -p "$pool" --count 2
+	pp "schedule-$pool" schedule -c "$C" -p "$pool" --count 2 ||
+		fail "schedule $pool: $(cat "$O/schedule-$pool.err")"
 done
 pp once once -c "$C" --wait --timeout 120 || fail "once --wait exited $?: $(tail -n 5 "$O/once.err")"
-pp runs-ls runs -c "$C" ls
+pp runs-ls runs -c "$C" ls || fail "runs ls: $(cat "$O/runs-ls.err")"
 [ "$(grep -c SUCCEEDED "$O/runs-ls.out")" = 8 ] || fail "runs: $(cat "$O/runs-ls.out")"
 for id in $(awk 'NR > 1 { print $1 }' "$O/runs-ls.out"); do
-	pp "show-$id" runs -c "$C" show "$id"
+	pp "show-$id" runs -c "$C" show "$id" || fail "runs show $id: $(cat "$O/show-$id.err")"
 done
 # serve, with /metrics and /healthz scraped, for the long-running logs; the
 # port is not reported, so try a few until one is free.
@@ -183,7 +184,8 @@ while [ -z "$scraped" ] && [ $try -lt 5 ]; do
 	i=0
 	while [ $i -lt 50 ] && kill -0 "$SV" 2>/dev/null; do
 		if curl -fsS "http://127.0.0.1:$port/healthz" >"$O/healthz.out" 2>/dev/null; then
-			curl -fsS "http://127.0.0.1:$port/metrics" >"$O/metrics.out"
+			curl -fsS "http://127.0.0.1:$port/metrics" >"$O/metrics.out" ||
+				fail "GET /metrics failed"
 			scraped=1
 			break
 		fi

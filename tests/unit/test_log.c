@@ -155,6 +155,38 @@ static void test_redact_in_place(void **state)
 	assert_string_equal(t, "abcd1234efgh");
 }
 
+/* Rotating secrets (tokens) make room by evicting the oldest: the newest
+ * are always redacted, long-lived ones are never evicted, and the longest
+ * match wins across both kinds. */
+static void test_rotating_secrets_evict_oldest(void **state)
+{
+	enum { RING = 8192, EXTRA = 10 };
+	char buf[64];
+	pp_secret_register("pinned-config-secret");
+	for (int i = 0; i < RING + EXTRA; i++) {
+		snprintf(buf, sizeof(buf), "token-%06d-x", i);
+		pp_secret_register_rotating(buf);
+	}
+	/* Registering one again does not take another slot. */
+	pp_secret_register_rotating("token-008201-x");
+	for (int i = 0; i < RING + EXTRA; i++) {
+		snprintf(buf, sizeof(buf), "token-%06d-x", i);
+		pp_redact(buf);
+		if (i < EXTRA)
+			assert_string_not_equal(buf, "[REDACTED]");
+		else
+			assert_string_equal(buf, "[REDACTED]");
+	}
+	char line[] = "cfg pinned-config-secret tok token-008201-x-and-more";
+	pp_redact(line);
+	assert_string_equal(line, "cfg [REDACTED] tok [REDACTED]-and-more");
+	pp_secret_register("ab12cd34");
+	pp_secret_register_rotating("ab12cd34ef56");
+	char both[] = "ab12cd34ef56";
+	pp_redact(both);
+	assert_string_equal(both, "[REDACTED]");
+}
+
 static void test_cut_message_leaks_no_secret_prefix(void **state)
 {
 	const char *secret = "TOPSECRETTOKENVALUE0123456789";
@@ -214,6 +246,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_json_line_parses_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets_redacted_in_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redact_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotating_secrets_evict_oldest, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cut_message_leaks_no_secret_prefix, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_threads_do_not_interleave, setup, teardown),
