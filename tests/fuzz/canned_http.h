@@ -26,6 +26,19 @@ static struct {
 	unsigned calls;
 } canned;
 
+/* A failure must say what went wrong, and no secret the harness planted
+ * (a NULL-terminated list) may appear in what it says. */
+static void canned_check_failure(int rc, const struct pp_error *err, const char *const *secrets)
+{
+	if (rc >= 0)
+		return;
+	if (!err->msg[0])
+		abort();
+	for (const char *const *s = secrets; *s; s++)
+		if (strstr(err->msg, *s))
+			abort();
+}
+
 static void canned_start(const uint8_t *data, size_t size, const char *const *allowed)
 {
 	canned.p = (const char *)data;
