@@ -876,20 +876,29 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 
 		double now = pp_mock_clock(m);
 
+		char *bound = NULL;
 		if (same) {
 			pp_json_foreach (a, ct->task_arns)
 				for (struct task *t = st->tasks; t; t = t->next)
 					if (strcmp(t->arn, pp_json_string(a)) == 0)
 						pp_json_append(tasks, task_json(m, t, now));
+		} else {
+			bound = pp_json_to_string(ct->task_arns, PP_JSON_COMPACT);
 		}
 		pp_mock_unlock(m);
 		free(params_text);
 		pp_mock_count(m, "ecs.clientTokenReplays", token);
 		if (!same) {
+			/* As ECS does: resourceIds name the tasks the token is bound to. */
 			pp_json_free(out);
 			aws_error(resp, PROTO_JSON, 400, "ConflictException",
 				  "The specified client token has already been used with different "
 				  "parameters.");
+			if (bound && resp->body.len && resp->body.data[resp->body.len - 1] == '}') {
+				resp->body.len--;
+				pp_buf_printf(&resp->body, ",\"resourceIds\":%s}", bound);
+			}
+			free(bound);
 			return;
 		}
 		pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));

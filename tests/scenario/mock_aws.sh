@@ -130,6 +130,8 @@ code=$(ecs RunTask "{\"taskDefinition\":\"fam:1\",\"launchType\":\"FARGATE\",$NE
 [ "$code" = 200 ] && [ "$(field taskArn)" = "$TASK" ] || fail "same token gave another task: $(cat "$T/body")"
 code=$(ecs RunTask "{\"taskDefinition\":\"fam:1\",\"launchType\":\"FARGATE\",$NET,\"clientToken\":\"tok-1\",\"startedBy\":\"x\"}")
 expect "same token, other params" 400 ConflictException
+jq -e --arg t "$TASK" '.resourceIds == [$t]' "$T/body" >/dev/null ||
+	fail "the conflict does not name the task bound to the token: $(cat "$T/body")"
 sleep 0.35
 ecs DescribeTasks "{\"tasks\":[\"$TASK\",\"arn:aws:ecs:us-east-1:123456789012:task/default/missing\"]}" >/dev/null
 grep -q '"lastStatus":"RUNNING"' "$T/body" && grep -q '"reason":"MISSING"' "$T/body" || fail "running: $(cat "$T/body")"
