@@ -116,6 +116,7 @@ static void resolve_policy(const struct pp_exec_policy *in, struct pp_exec_polic
 	out->cap_ms = in->cap_ms > 0 ? in->cap_ms : 20000;
 	out->budget_ms = in->budget_ms > 0 ? in->budget_ms : 120000;
 	out->call_timeout_ms = in->call_timeout_ms > 0 ? in->call_timeout_ms : 30000;
+	out->not_after_ms = in->not_after_ms;
 }
 
 struct pp_exec *pp_exec_new(void)
@@ -412,6 +413,12 @@ int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
 			       pp_op_name(op));
 	if (!done || !io)
 		return pp_fail(err, PP_EINVALID, "pp_exec_start: io and done are required");
+	long long now = now_ms();
+	if (policy && policy->not_after_ms && now >= policy->not_after_ms)
+		return pp_fail(err, PP_ETRANSIENT,
+			       "%s %s not started: the run's lease lapsed %lld ms ago and is not "
+			       "renewed yet",
+			       p->name, pp_op_name(op), now - policy->not_after_ms);
 	struct exec_op *o = calloc(1, sizeof(*o));
 	if (!o)
 		return pp_fail(err, PP_ENOMEM, "out of memory starting %s", pp_op_name(op));
@@ -423,8 +430,10 @@ int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
 	o->ud = ud;
 	resolve_policy(policy, &o->pol);
 	o->phase = PHASE_CALL;
-	o->wake_ms = now_ms();
+	o->wake_ms = now;
 	o->deadline_ms = o->wake_ms + o->pol.budget_ms;
+	if (o->pol.not_after_ms && o->pol.not_after_ms < o->deadline_ms)
+		o->deadline_ms = o->pol.not_after_ms;
 	memset(&io->req, 0, sizeof(io->req));
 	o->next = x->ops;
 	x->ops = o;

@@ -18,6 +18,11 @@ struct pp_exec_policy {
 	long cap_ms;	      /* 0: 20000 */
 	long budget_ms;	      /* total time for one op including waits; 0: 120000 */
 	long call_timeout_ms; /* per HTTP call; 0: 30000 */
+	/* Monotonic ms (0: none): no op starts at or after it and none sends
+	 * past it. The dispatcher's lease on its runs ends then unless
+	 * renewed; after a stall (SIGSTOP, a VM pause) another dispatcher may
+	 * own them. */
+	long long not_after_ms;
 };
 
 struct pp_exec;

@@ -65,6 +65,7 @@ struct active {
 	bool cancel_wanted;
 	bool release_after_submit; /* once without --wait */
 	bool single_status;	   /* once without --wait: look once, then let go */
+	bool recheck_lease;	   /* leases lapsed: confirm the run is still ours first */
 	int64_t next_mono;	   /* next status poll */
 	int64_t watch_since;	   /* when the run was first seen not yet running */
 	int status_failures;
@@ -90,6 +91,9 @@ struct pp_loop {
 	struct pp_metrics *metrics;
 	struct pp_metrics_snapshot snap;
 	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
+	/* Monotonic: when the oldest lease held ends unless renewed (a renewal
+	 * extends them all). No op starts or sends past it. */
+	int64_t lease_until;
 	bool draining;
 	bool backlog;		 /* a claim filled its capacity: more runs may be due */
 	unsigned claim_turn;	 /* which pool is served first in the next claim */
@@ -551,9 +555,45 @@ static void op_done(void *ud, int rc, const struct pp_error *err)
 	}
 }
 
+static void set_lease_until(struct pp_loop *L, int64_t until)
+{
+	L->lease_until = until;
+	L->policy.not_after_ms = until;
+}
+
+/* After the leases lapsed (a stall longer than the lease, a store outage),
+ * another dispatcher may have claimed the run: true when its fence is
+ * still the one it was claimed with. */
+static bool still_ours(struct pp_loop *L, struct active *a, struct pp_error *err)
+{
+	struct pp_run_rec now;
+	if (L->store->ops->get(L->store, a->rec.id, &now, NULL, NULL, err))
+		return false;
+	bool ours = now.fence == a->rec.fence;
+	pp_run_rec_free(&now);
+	if (!ours)
+		pp_fail(err, PP_ECONFLICT, "run %s: lease lost (claimed again while ours lapsed)",
+			a->rec.id);
+	return ours;
+}
+
 static void start_op(struct pp_loop *L, struct active *a, enum pp_op op)
 {
 	struct pp_error err = {0};
+	if (a->recheck_lease) {
+		if (!still_ours(L, a, &err)) {
+			if (err.code == PP_ECONFLICT) {
+				pp_warn("%s; leaving it to its new owner", err.msg);
+				L->sum->lost_lease++;
+				active_free(L, a);
+			} else {
+				/* The store cannot say: try again later. */
+				op_done(a, PP_ETRANSIENT, &err);
+			}
+			return;
+		}
+		a->recheck_lease = false;
+	}
 	a->phase = op == PP_OP_SUBMIT	? PH_SUBMIT
 		   : op == PP_OP_STATUS ? PH_WATCH
 		   : op == PP_OP_CANCEL ? PH_CANCEL
@@ -762,6 +802,7 @@ static int claim_some(struct pp_loop *L)
 			struct pp_run_rec *recs = NULL;
 			int n = 0;
 			struct pp_error err = {0};
+			int64_t claimed_at = pp_mono_ms();
 			int rc = L->store->ops->claim(
 				L->store, p->name, L->owner,
 				(int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap, &recs, &n,
@@ -770,6 +811,11 @@ static int claim_some(struct pp_loop *L)
 				pp_warn("claim for pool %s failed: %s", p->name, err.msg);
 				continue;
 			}
+			/* Holding nothing before, these fresh leases are the oldest. */
+			if (n && !L->nactive)
+				set_lease_until(
+					L, claimed_at + (int64_t)(L->cfg->dispatcher.lease_seconds *
+								  1000));
 			for (int i = 0; i < n; i++)
 				start_run(L, &recs[i]);
 			free(recs);
@@ -975,6 +1021,27 @@ static bool once_finished(struct pp_loop *L)
 	return L->nsubmitting == 0 && L->nactive == 0;
 }
 
+static void renew_leases(struct pp_loop *L)
+{
+	int64_t lease_ms = (int64_t)(L->cfg->dispatcher.lease_seconds * 1000);
+	int64_t started = pp_mono_ms();
+	struct pp_error e = {0};
+	L->last_renew = started;
+	if (L->store->ops->renew(L->store, L->owner, lease_ms, &e)) {
+		pp_warn("lease renewal failed: %s", e.msg);
+	} else {
+		if (L->nactive && L->lease_until && started >= L->lease_until) {
+			pp_warn("leases lapsed %lld ms before this renewal; confirming each of "
+				"%d run(s) is still ours before acting on it",
+				(long long)(started - L->lease_until), L->nactive);
+			for (struct active *a = L->runs; a; a = a->next)
+				a->recheck_lease = true;
+		}
+		set_lease_until(L, started + lease_ms);
+	}
+	release_orphans(L);
+}
+
 /* Release every lease we hold so another dispatcher can pick up at once. */
 static void release_all(struct pp_loop *L)
 {
@@ -1092,6 +1159,10 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			L.last_source_poll = now;
 			poll_sources(&L);
 		}
+		/* Renew before claiming: after a stall the runs held must be
+		 * confirmed before anything new starts. */
+		if (now - L.last_renew >= (int64_t)(cfg->dispatcher.lease_seconds * 1000) / 3)
+			renew_leases(&L);
 		if (!L.draining && !L.claimed_everything &&
 		    (L.backlog ||
 		     now - last_claim >=
@@ -1104,15 +1175,6 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			 * waiting for capacity. */
 			if (opts->once && got == 0 && L.nsubmitting == 0)
 				L.claimed_everything = true;
-		}
-		if (now - L.last_renew >= (int64_t)(cfg->dispatcher.lease_seconds * 1000) / 3) {
-			L.last_renew = now;
-			struct pp_error e = {0};
-			if (L.store->ops->renew(L.store, L.owner,
-						(int64_t)(cfg->dispatcher.lease_seconds * 1000),
-						&e))
-				pp_warn("lease renewal failed: %s", e.msg);
-			release_orphans(&L);
 		}
 		if (now - L.last_cancel_check >= 500) {
 			L.last_cancel_check = now;

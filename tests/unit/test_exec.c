@@ -313,6 +313,42 @@ static void test_unsupported_op_is_refused(void **state)
 	pp_exec_free(x);
 }
 
+/* The lease bound: no op starts once it has passed, and an op that started
+ * before it sends nothing after it, however much budget is left. */
+static void test_not_after_bounds_ops(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct many m = {0};
+	struct pp_exec *x = pp_exec_new();
+	assert_non_null(x);
+	add_step(&f->sc, 503, "{}", NULL);
+
+	struct pp_exec_policy pol = {
+		.max_attempts = 100000, .base_ms = 20, .cap_ms = 20, .budget_ms = 60000};
+	pol.not_after_ms = fs_now_ms() - 1;
+	assert_int_equal(
+		pp_exec_start(x, &fake_provider, PP_OP_SUBMIT, &f->io, &pol, many_done, &m, &err),
+		PP_ETRANSIENT);
+	assert_non_null(strstr(err.msg, "lease lapsed"));
+	assert_int_equal(fs_count(&f->srv, NULL), 0);
+
+	/* Retrying a 503 every 20 ms or less, with a minute of budget and no
+	 * attempt limit to speak of: the bound ends it after 300 ms. */
+	pol.not_after_ms = fs_now_ms() + 300;
+	long long t0 = fs_now_ms();
+	assert_int_equal(
+		pp_exec_start(x, &fake_provider, PP_OP_SUBMIT, &f->io, &pol, many_done, &m, &err),
+		0);
+	for (int i = 0; i < 50 && pp_exec_poll(x, 100) > 0; i++)
+		;
+	long long took = fs_now_ms() - t0;
+	assert_int_equal(m.failed, 1);
+	assert_true(took < 1500);
+	assert_true(fs_count(&f->srv, NULL) >= 2);
+	pp_exec_free(x);
+}
+
 static void test_backoff_bounds(void **state)
 {
 	(void)state;
@@ -357,6 +393,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_step_uses_a_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_ops_share_one_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsupported_op_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_after_bounds_ops, setup, teardown),
 		cmocka_unit_test(test_backoff_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
