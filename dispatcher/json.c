@@ -764,7 +764,9 @@ struct pp_json *pp_json_new_stringn(const char *s, size_t n)
 
 struct pp_json *pp_json_new_string(const char *s)
 {
-	return pp_json_new_stringn(s, strlen(s));
+	/* NULL in, NULL out: a caller passing on another failed allocation
+	 * gets the failure, not a crash. */
+	return s ? pp_json_new_stringn(s, strlen(s)) : NULL;
 }
 
 static struct pp_json *number_from_text(const char *txt, double v)

@@ -167,6 +167,14 @@ static const char *state_name_for(const char *type)
 	return NULL;
 }
 
+/* A record's string field, "" when absent: records built while memory ran
+ * out may lack fields, and comparisons must not fault on them. */
+static const char *field(const struct pp_json *o, const char *key)
+{
+	const char *s = pp_json_get_string(o, key);
+	return s ? s : "";
+}
+
 static bool state_terminal(const char *type)
 {
 	return type && (!strcmp(type, "COMPLETED") || !strcmp(type, "FAILED") ||
@@ -199,19 +207,18 @@ static struct pp_json *state_new(struct pp_mock *m, const char *run_id, const ch
 static void run_set_state(struct pp_json *run, struct pp_json *state)
 {
 	char ts[40];
+	const char *type = field(state, "type");
 	iso_now(ts, sizeof(ts));
-	pp_json_set_string(run, "state_type", pp_json_get_string(state, "type"));
+	pp_json_set_string(run, "state_type", type);
 	pp_json_set_string(run, "state_name", pp_json_get_string(state, "name"));
 	pp_json_set_string(run, "state_id", pp_json_get_string(state, "id"));
 	pp_json_set_string(run, "updated", ts);
-	if (!strcmp(pp_json_get_string(state, "type"), "RUNNING") &&
-	    !pp_json_get_string(run, "start_time"))
+	if (!strcmp(type, "RUNNING") && !pp_json_get_string(run, "start_time"))
 		pp_json_set_string(run, "start_time", ts);
-	if (state_terminal(pp_json_get_string(state, "type")))
+	if (state_terminal(type))
 		pp_json_set_string(run, "end_time", ts);
 	pp_json_set_int(run, "run_count",
-			pp_json_get_int(run, "run_count", 0) +
-				!strcmp(pp_json_get_string(state, "type"), "RUNNING"));
+			pp_json_get_int(run, "run_count", 0) + !strcmp(type, "RUNNING"));
 	pp_json_set(run, "state", state);
 }
 
@@ -242,8 +249,7 @@ static struct pp_json *queue_new(struct pp_mock *m, struct pp_json *pool, const 
 static struct pp_json *queue_find(struct pf_state *st, const char *pool, const char *name)
 {
 	pp_json_foreach (q, table(st, "work_queues")) {
-		if (!strcmp(pp_json_get_string(q, "work_pool_name"), pool) &&
-		    !strcmp(pp_json_get_string(q, "name"), name))
+		if (!strcmp(field(q, "work_pool_name"), pool) && !strcmp(field(q, "name"), name))
 			return q;
 	}
 	return NULL;
@@ -523,8 +529,11 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 					      pp_json_get_string(proposed, "message"));
 		if (!strcmp(type, "PENDING"))
 			pp_mock_count(m, "prefect.pending_accepted", run_id);
+		/* run_set_state owns s from here, and frees it if it cannot
+		 * keep it: copy it for the answer first. */
+		struct pp_json *answer = pp_json_clone(s);
 		run_set_state(run, s);
-		pp_json_set(res, "state", pp_json_clone(s));
+		pp_json_set(res, "state", answer);
 		pp_json_set_string(details, "type", "accept_details");
 	} else {
 		pp_json_set(res, "state",
@@ -648,7 +657,7 @@ static void scheduled_runs(struct pf_state *st, struct pp_json *pool, const stru
 			const char *p = pp_json_get_string(r, "work_pool_name");
 			const char *qn = pp_json_get_string(r, "work_queue_name");
 			if (!p || strcmp(p, pool_name) ||
-			    strcmp(pp_json_get_string(r, "state_type"), "SCHEDULED"))
+			    strcmp(field(r, "state_type"), "SCHEDULED"))
 				continue;
 			if (queues) {
 				bool listed = false;
@@ -669,8 +678,8 @@ static void scheduled_runs(struct pf_state *st, struct pp_json *pool, const stru
 			bool taken = false;
 			pp_json_foreach (o, out) {
 				if (pp_json_get(o, "flow_run") &&
-				    !strcmp(pp_json_get_string(pp_json_get(o, "flow_run"), "id"),
-					    pp_json_get_string(r, "id")))
+				    !strcmp(field(pp_json_get(o, "flow_run"), "id"),
+					    field(r, "id")))
 					taken = true;
 			}
 			if (taken)
@@ -693,7 +702,7 @@ static void scheduled_runs(struct pf_state *st, struct pp_json *pool, const stru
 		pp_json_append(out, item);
 	}
 	pp_json_foreach (q, table(st, "work_queues")) {
-		if (!strcmp(pp_json_get_string(q, "work_pool_name"), pool_name)) {
+		if (!strcmp(field(q, "work_pool_name"), pool_name)) {
 			pp_json_set_string(q, "last_polled", ts);
 			pp_json_set_string(q, "status", "READY");
 		}
@@ -714,8 +723,8 @@ static void heartbeat(struct pp_mock *m, struct pf_state *st, struct pp_json *po
 	iso_now(ts, sizeof(ts));
 	struct pp_json *w = NULL;
 	pp_json_foreach (it, table(st, "workers")) {
-		if (!strcmp(pp_json_get_string(it, "name"), name) &&
-		    !strcmp(pp_json_get_string(it, "work_pool_id"), pp_json_get_string(pool, "id")))
+		if (!strcmp(field(it, "name"), name) &&
+		    !strcmp(field(it, "work_pool_id"), field(pool, "id")))
 			w = it;
 	}
 	if (!w) {
@@ -741,7 +750,7 @@ static void workers_list(struct pf_state *st, struct pp_json *pool, struct pp_mo
 {
 	struct pp_json *out = pp_json_new(PP_JSON_ARRAY);
 	pp_json_foreach (w, table(st, "workers")) {
-		if (!strcmp(pp_json_get_string(w, "work_pool_id"), pp_json_get_string(pool, "id")))
+		if (!strcmp(field(w, "work_pool_id"), field(pool, "id")))
 			pp_json_append(out, pp_json_clone(w));
 	}
 	pf_json(resp, 200, out);
@@ -784,7 +793,7 @@ static void block_create(struct pp_mock *m, struct pf_state *st, const struct pp
 		return;
 	}
 	pp_json_foreach (b, table(st, "block_documents")) {
-		if (!strcmp(pp_json_get_string(b, "name"), name) &&
+		if (!strcmp(field(b, "name"), name) &&
 		    !strcmp(pp_json_string(pp_json_path(b, "block_type.slug")), slug)) {
 			pf_detail(resp, 409, "prefect.conflict", "Block already exists");
 			return;
@@ -822,7 +831,7 @@ static void block_read(struct pp_mock *m, struct pf_state *st, const char *slug,
 		       const struct pp_mock_req *req, struct pp_mock_resp *resp)
 {
 	pp_json_foreach (b, table(st, "block_documents")) {
-		if (strcmp(pp_json_get_string(b, "name"), name) ||
+		if (strcmp(field(b, "name"), name) ||
 		    strcmp(pp_json_string(pp_json_path(b, "block_type.slug")), slug))
 			continue;
 		struct pp_json *shown = pp_json_clone(b);
