@@ -18,7 +18,7 @@
 #include "dispatcher/pb.h"
 #include "mock/mock.h"
 
-#define MAX_CONNS     64
+#define MAX_CONNS     512
 #define MAX_SANDBOXES 4096
 #define MAX_SECRETS   4096
 #define MAX_TOKENS    64
@@ -654,7 +654,11 @@ static void *accept_main(void *arg)
 		struct mm_conn *c = calloc(1, sizeof(*c));
 		pthread_t t;
 		pthread_mutex_lock(&mm->conn_lock);
-		bool room = mm->running && mm->nconns < MAX_CONNS && c;
+		/* At capacity, a server makes new clients wait rather than drop
+		 * them: hold this one until a connection ends. */
+		while (mm->running && mm->nconns >= MAX_CONNS)
+			pthread_cond_wait(&mm->conn_gone, &mm->conn_lock);
+		bool room = mm->running && c;
 		if (room)
 			mm->conn_fds[mm->nconns++] = fd;
 		pthread_mutex_unlock(&mm->conn_lock);
@@ -729,7 +733,8 @@ static int modal_start(struct pp_mock *m, void *state, int *port, struct pp_erro
 	int one = 1;
 	if (mm->listen_fd < 0 ||
 	    setsockopt(mm->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(mm->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(mm->listen_fd, 64))
+	    bind(mm->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(mm->listen_fd, SOMAXCONN))
 		goto fail;
 	socklen_t sl = sizeof(sa);
 	if (getsockname(mm->listen_fd, (struct sockaddr *)&sa, &sl))
@@ -756,6 +761,7 @@ static void modal_stop(struct pp_mock *m, void *state)
 		return;
 	pthread_mutex_lock(&mm->conn_lock);
 	mm->running = false;
+	pthread_cond_broadcast(&mm->conn_gone); /* an acceptor waiting for room */
 	pthread_mutex_unlock(&mm->conn_lock);
 	shutdown(mm->listen_fd, SHUT_RDWR);
 	pthread_join(mm->acceptor, NULL);
