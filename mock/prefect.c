@@ -248,6 +248,8 @@ static struct pp_json *queue_new(struct pp_mock *m, struct pp_json *pool, const 
 
 static struct pp_json *queue_find(struct pf_state *st, const char *pool, const char *name)
 {
+	if (!pool || !name)
+		return NULL;
 	pp_json_foreach (q, table(st, "work_queues")) {
 		if (!strcmp(field(q, "work_pool_name"), pool) && !strcmp(field(q, "name"), name))
 			return q;
@@ -473,8 +475,8 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 		pf_invalid(resp, "state.type", "value is not a valid enumeration member");
 		return;
 	}
-	const char *cur = pp_json_get_string(run, "state_type");
-	const char *run_id = pp_json_get_string(run, "id");
+	const char *cur = field(run, "state_type");
+	const char *run_id = field(run, "id");
 	char reason[160] = "";
 	enum { ACCEPT, ABORT, WAIT } status = ACCEPT;
 	static const char *const status_names[] = {"ACCEPT", "ABORT", "WAIT"};
@@ -501,7 +503,7 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 		long long limit = pp_json_get_int(pool, "concurrency_limit", -1);
 		long long busy = 0;
 		pp_json_foreach (r, table(st, "flow_runs")) {
-			const char *t = pp_json_get_string(r, "state_type");
+			const char *t = field(r, "state_type");
 			const char *p = pp_json_get_string(r, "work_pool_name");
 			if (p && pool_name && !strcmp(p, pool_name) &&
 			    (!strcmp(t, "PENDING") || !strcmp(t, "RUNNING")))
@@ -639,7 +641,7 @@ static void flow_runs_filter(struct pf_state *st, const struct pp_json *body, bo
 static void scheduled_runs(struct pf_state *st, struct pp_json *pool, const struct pp_json *body,
 			   struct pp_mock_resp *resp)
 {
-	const char *pool_name = pp_json_get_string(pool, "name");
+	const char *pool_name = field(pool, "name");
 	const struct pp_json *queues = pp_json_get(body, "work_queue_names");
 	double before = iso_parse(pp_json_get_string(body, "scheduled_before"));
 	double after = iso_parse(pp_json_get_string(body, "scheduled_after"));
