@@ -29,7 +29,7 @@ fuzz-bins: $(FUZZ_BINS)
 FUZZ_LDFLAGS_fuzz_prefect := -Wl,--wrap=pp_http_perform
 FUZZ_LDFLAGS_fuzz_auth    := -Wl,--wrap=pp_http_perform,--wrap=sleep
 
-$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/canned_http.h $(FUZZ_BUILD)/libpushpool.a
+$(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/canned_http.h tests/fuzz/fuzz_resp.h $(FUZZ_BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(FUZZ_LDFLAGS_$*) -o $@ $< $(FUZZ_BUILD)/libpushpool.a $(LDLIBS)
 

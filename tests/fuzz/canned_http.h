@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dispatcher/http.h"
+#include "tests/fuzz/fuzz_resp.h"
 
 int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp,
 			   struct pp_error *err);
@@ -60,15 +61,6 @@ static size_t canned_line(char *out, size_t n)
 	return copy;
 }
 
-static void canned_add_header(struct pp_http_resp *r, const char *name, const char *value)
-{
-	struct pp_http_header *h = calloc(1, sizeof(*h));
-	if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value)))
-		abort();
-	h->next = r->headers;
-	r->headers = h;
-}
-
 int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err)
 {
 	bool ok = false;
@@ -111,7 +103,7 @@ int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, s
 	char *colon = strchr(header, ':');
 	if (colon) {
 		*colon = '\0';
-		canned_add_header(resp, header, colon + 1);
+		fuzz_add_header(resp, header, colon + 1);
 	}
 	/* As http.c does: the body must fit the cap the caller set. */
 	if (pp_buf_append(&resp->body, body, (size_t)(stop - body)))

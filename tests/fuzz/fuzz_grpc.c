@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dispatcher/grpc.h"
+#include "tests/fuzz/fuzz_resp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,15 +24,6 @@ static const char *next_field(const uint8_t **p, const uint8_t *end, char *out, 
 	out[len] = '\0';
 	*p = nul ? nul + 1 : end;
 	return out;
-}
-
-static void add_header(struct pp_http_resp *r, const char *name, const char *value)
-{
-	struct pp_http_header *h = calloc(1, sizeof(*h));
-	if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value)))
-		abort();
-	h->next = r->headers;
-	r->headers = h;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -53,11 +45,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	next_field(&p, end, message, sizeof(message));
 	next_field(&p, end, details, sizeof(details));
 	if (data[1] & 1)
-		add_header(&resp, "grpc-status", status);
+		fuzz_add_header(&resp, "grpc-status", status);
 	if (data[1] & 2)
-		add_header(&resp, "grpc-message", message);
+		fuzz_add_header(&resp, "grpc-message", message);
 	if (data[1] & 4)
-		add_header(&resp, "grpc-status-details-bin", details);
+		fuzz_add_header(&resp, "grpc-status-details-bin", details);
 	if (pp_buf_append(&resp.body, p, (size_t)(end - p)))
 		abort();
 	int rc = pp_grpc_result(&resp, "Fuzz", &msg, &msg_len, &code, &err);

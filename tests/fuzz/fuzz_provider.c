@@ -19,6 +19,7 @@
 #include "dispatcher/log.h"
 #include "dispatcher/render.h"
 #include "providers/provider.h"
+#include "tests/fuzz/fuzz_resp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -87,15 +88,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void add_header(struct pp_http_resp *r, const char *name, const char *value)
-{
-	struct pp_http_header *h = calloc(1, sizeof(*h));
-	if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value)))
-		abort();
-	h->next = r->headers;
-	r->headers = h;
-}
-
 /* Next canned answer, or false when the input is used up. */
 static bool next_answer(struct answers *a, bool grpc, struct pp_http_resp *r)
 {
@@ -117,16 +109,16 @@ static bool next_answer(struct answers *a, bool grpc, struct pp_http_resp *r)
 	if (grpc) {
 		char code[8];
 		snprintf(code, sizeof(code), "%d", (flags >> 2) % 17);
-		add_header(r, "content-type", "application/grpc");
+		fuzz_add_header(r, "content-type", "application/grpc");
 		if (flags & 2)
-			add_header(r, "grpc-status", code);
+			fuzz_add_header(r, "grpc-status", code);
 		/* Most Modal answers are one framed message: frame the bytes
 		 * unless the input asks for them raw. */
 		if (!(flags & 0x80) ? pp_grpc_frame(&r->body, a->p, len)
 				    : pp_buf_append(&r->body, a->p, len))
 			abort();
 	} else {
-		add_header(r, "content-type", "application/json");
+		fuzz_add_header(r, "content-type", "application/json");
 		if (pp_buf_append(&r->body, a->p, len))
 			abort();
 	}
