@@ -178,6 +178,7 @@ struct xfer {
 	void *ud;
 	struct xfer *prev, *next; /* in the multi's list of live transfers */
 	long long deadline_ms;	  /* monotonic; multi transfers only */
+	bool held_back;		  /* the deadline passed before the request went out */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -250,6 +251,28 @@ static void xfer_free(struct xfer *x)
 	free(x);
 }
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libcurl calls this once connected, right before the request goes out:
+ * the last point where a stall (SIGSTOP, a VM pause) inside one
+ * curl_multi_perform call, past the transfer's deadline, can still stop
+ * it. */
+static int before_send(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+		       int local_port)
+{
+	struct xfer *x = clientp;
+	if (x->deadline_ms && mono_ms() >= x->deadline_ms) {
+		x->held_back = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
 static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_resp *resp,
 		      struct pp_error *err)
 {
@@ -297,6 +320,8 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_send);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pushpool/" PP_VERSION);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
@@ -341,8 +366,12 @@ static int xfer_finish(struct xfer *x, CURLcode cc, struct pp_error *err)
 	}
 	if (cc != CURLE_OK) {
 		resp->status = 0;
-		snprintf(resp->transport_error, sizeof(resp->transport_error), "%s",
-			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+		if (x->held_back)
+			snprintf(resp->transport_error, sizeof(resp->transport_error),
+				 "not sent: its deadline passed before it went out");
+		else
+			snprintf(resp->transport_error, sizeof(resp->transport_error), "%s",
+				 x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
 		int rc = pp_fail(err, PP_ETRANSIENT, "%s %s: %s", x->req->method, x->req->url,
 				 resp->transport_error);
 		if (err)
@@ -406,13 +435,6 @@ int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *r
 }
 
 /* ---- multi ---- */
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct pp_http_multi {
 	CURLM *multi;
