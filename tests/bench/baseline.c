@@ -312,6 +312,20 @@ static enum next next_step(const struct bench *b, struct slot *s)
 /* Fill s->url, s->body and s->hdrs for request `step` of run `run`; the
  * bodies are what `pushpool render -p POOL --request` shows for the mock
  * config of tools/mock-env.sh. Returns the method. */
+/* The headers every Modal gRPC call carries, as the dispatcher sends them. */
+static struct curl_slist *modal_headers(const struct bench *b, struct curl_slist *l)
+{
+	char h[300];
+	l = curl_slist_append(l, "Content-Type: application/grpc");
+	l = curl_slist_append(l, "TE: trailers");
+	l = curl_slist_append(l, "x-modal-client-type: 7");
+	l = curl_slist_append(l, "x-modal-client-version: 1.0.0");
+	snprintf(h, sizeof(h), "x-modal-token-id: %s", b->modal_id);
+	l = curl_slist_append(l, h);
+	snprintf(h, sizeof(h), "x-modal-token-secret: %s", b->modal_secret);
+	return curl_slist_append(l, h);
+}
+
 static const char *build_request(struct bench *b, struct slot *s)
 {
 	char uuid[64], name[64];
@@ -412,15 +426,8 @@ static const char *build_request(struct bench *b, struct slot *s)
 		snprintf(s->url, sizeof(s->url), "%s/modal.client.ModalClient/%s", b->base,
 			 modal_rpcs[s->step]);
 		s->body_len = modal_message(s, uuid, name);
-		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/grpc");
-		s->hdrs = curl_slist_append(s->hdrs, "TE: trailers");
+		s->hdrs = modal_headers(b, s->hdrs);
 		s->hdrs = curl_slist_append(s->hdrs, "grpc-timeout: 30000m");
-		s->hdrs = curl_slist_append(s->hdrs, "x-modal-client-type: 7");
-		s->hdrs = curl_slist_append(s->hdrs, "x-modal-client-version: 1.0.0");
-		snprintf(h, sizeof(h), "x-modal-token-id: %s", b->modal_id);
-		s->hdrs = curl_slist_append(s->hdrs, h);
-		snprintf(h, sizeof(h), "x-modal-token-secret: %s", b->modal_secret);
-		s->hdrs = curl_slist_append(s->hdrs, h);
 		snprintf(h, sizeof(h), "x-modal-auth-token: %s", b->modal_token);
 		s->hdrs = curl_slist_append(s->hdrs, h);
 		if (s->step >= 1) {
@@ -502,18 +509,10 @@ static void note_error(struct bench *b, const char *url, long status, const char
 /* Modal: the auth token every call carries, from AuthTokenGet. */
 static int modal_auth(struct bench *b, struct slot *s)
 {
-	char h[300];
 	snprintf(s->url, sizeof(s->url), "%s/modal.client.ModalClient/AuthTokenGet", b->base);
 	memset(s->body, 0, 5); /* an empty AuthTokenGetRequest */
 	s->body_len = 5;
-	s->hdrs = curl_slist_append(NULL, "Content-Type: application/grpc");
-	s->hdrs = curl_slist_append(s->hdrs, "TE: trailers");
-	s->hdrs = curl_slist_append(s->hdrs, "x-modal-client-type: 7");
-	s->hdrs = curl_slist_append(s->hdrs, "x-modal-client-version: 1.0.0");
-	snprintf(h, sizeof(h), "x-modal-token-id: %s", b->modal_id);
-	s->hdrs = curl_slist_append(s->hdrs, h);
-	snprintf(h, sizeof(h), "x-modal-token-secret: %s", b->modal_secret);
-	s->hdrs = curl_slist_append(s->hdrs, h);
+	s->hdrs = modal_headers(b, NULL);
 	setup_easy(b, s, "POST");
 	CURLcode cc = curl_easy_perform(s->easy);
 	curl_slist_free_all(s->hdrs);
