@@ -355,8 +355,6 @@ static int sts_call(struct pp_aws *a, const char *action, struct pp_buf *form,
 		rc = pp_fail(err, sts_error_code(resp.status, code), "sts %s %s: HTTP %ld %s: %s",
 			     action, req.url, resp.status, code ? code : "(no error code)",
 			     msg ? msg : "(no message)");
-		if (err)
-			pp_redact(err->msg);
 		free(code);
 		free(msg);
 		goto out;
@@ -1082,8 +1080,6 @@ int pp_aws_ensure(struct pp_aws *a, struct pp_error *err)
 	rc = resolve(a, &c, err);
 	if (rc) {
 		pp_error_prefix(err, "aws credentials \"%s\": ", a->conf->name);
-		if (err)
-			pp_redact(err->msg);
 		return rc;
 	}
 	if (a->access_key_id || c.expires)

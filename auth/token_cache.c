@@ -277,10 +277,7 @@ static int token_error(const struct pp_http_req *req, const struct pp_http_resp 
 		}
 	}
 	pp_json_free(j);
-	if (err) {
-		pp_redact(err->msg);
-		pp_error_prefix(err, "%s: ", what);
-	}
+	pp_error_prefix(err, "%s: ", what);
 	return code;
 }
 

@@ -372,11 +372,8 @@ static int xfer_finish(struct xfer *x, CURLcode cc, struct pp_error *err)
 		else
 			snprintf(resp->transport_error, sizeof(resp->transport_error), "%s",
 				 x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
-		int rc = pp_fail(err, PP_ETRANSIENT, "%s %s: %s", x->req->method, x->req->url,
-				 resp->transport_error);
-		if (err)
-			pp_redact(err->msg);
-		return rc;
+		return pp_fail(err, PP_ETRANSIENT, "%s %s: %s", x->req->method, x->req->url,
+			       resp->transport_error);
 	}
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &resp->status);
 	return 0;
