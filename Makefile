@@ -26,10 +26,12 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -I. -I$(BUILD) $(WARN) $(PKG_CFLAGS) \
            -DPP_DATADIR='"$(DATADIR)"' -DPP_VERSION='"$(VERSION)"' -MMD -MP
 override LDLIBS += $(PKG_LIBS) -lm -lpthread
 
-LIB_SRCS  := $(filter-out dispatcher/main.c,$(sort $(wildcard dispatcher/*.c auth/*.c providers/*.c mock/*.c)))
+# Generic code first (lib/ depends on nothing above it), then the parts built on it.
+SRC_DIRS  := lib render store sources auth providers dispatcher dispatcher/cmd mock
+LIB_SRCS  := $(filter-out dispatcher/main.c,$(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))))
 GEN_SRCS  := $(BUILD)/gen/templates_blob.c
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_SRCS:%.c=%.o)
-UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/*/*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TEMPLATES := $(sort $(wildcard templates/*.json))
 
@@ -67,11 +69,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpushpool.a
 
 test: all test-deps $(UNIT_BINS)
 	@$(MAKE) --no-print-directory format-check
+	@sh tools/check-layers.sh
 	@sh tests/run-unit.sh $(UNIT_BINS)
 	@sh tests/run-scenarios.sh $(BUILD)/pushpool
 
-unit: all $(UNIT_BINS)
-	@sh tests/run-unit.sh $(UNIT_BINS)
+# `make unit T=auth/aws` runs the one suite tests/unit/auth/aws.c.
+unit: all $(if $(T),$(BUILD)/tests/$(T),$(UNIT_BINS))
+	@sh tests/run-unit.sh $(if $(T),$(BUILD)/tests/$(T),$(UNIT_BINS))
 
 scenario: all test-deps
 	@sh tests/run-scenarios.sh $(BUILD)/pushpool

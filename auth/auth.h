@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "dispatcher/buf.h"
+#include "lib/buf.h"
 #include "dispatcher/config.h"
-#include "dispatcher/err.h"
+#include "lib/err.h"
 
 struct pp_http_req;
 

@@ -14,9 +14,9 @@
 
 #include "auth/auth.h"
 #include "auth/aws.h"
-#include "dispatcher/http.h"
-#include "dispatcher/json.h"
-#include "dispatcher/log.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
 
 /* Temporary keys are replaced this long before they expire (botocore's
  * advisory refresh is 15 min, mandatory 10; 5 min keeps requests signed

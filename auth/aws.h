@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "dispatcher/config.h"
-#include "dispatcher/err.h"
+#include "lib/err.h"
 
 struct pp_http_req;
 

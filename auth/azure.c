@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/http.h"
-#include "dispatcher/log.h"
+#include "lib/http.h"
+#include "lib/log.h"
 
 #define FILE_MAX       ((size_t)1 << 20)
 #define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -8,9 +8,9 @@
 #include <time.h>
 
 #include "auth/token_cache.h"
-#include "dispatcher/buf.h"
+#include "lib/buf.h"
 #include "dispatcher/config.h"
-#include "dispatcher/err.h"
+#include "lib/err.h"
 
 #define PP_AZURE_AUTHORITY	 "https://login.microsoftonline.com"
 #define PP_AZURE_SCOPE		 "https://management.azure.com/.default"

@@ -11,7 +11,7 @@
 #include "auth/gcp.h"
 #include "auth/modal.h"
 #include "auth/token_cache.h"
-#include "dispatcher/http.h"
+#include "lib/http.h"
 
 struct pp_cred {
 	enum pp_cred_kind kind;

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dispatcher/http.h"
-#include "dispatcher/json.h"
-#include "dispatcher/log.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
 
 #define KEY_FILE_MAX	     ((size_t)1 << 20)
 #define SUBJECT_TOKEN_MAX    ((size_t)64 << 10)

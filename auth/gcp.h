@@ -8,9 +8,9 @@
 #include <time.h>
 
 #include "auth/token_cache.h"
-#include "dispatcher/buf.h"
+#include "lib/buf.h"
 #include "dispatcher/config.h"
-#include "dispatcher/err.h"
+#include "lib/err.h"
 
 #define PP_GCP_SCOPE	     "https://www.googleapis.com/auth/cloud-platform"
 #define PP_GCP_TOKEN_URI     "https://oauth2.googleapis.com/token"

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/grpc.h"
-#include "dispatcher/http.h"
-#include "dispatcher/json.h"
-#include "dispatcher/log.h"
-#include "dispatcher/pb.h"
+#include "lib/grpc.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/pb.h"
 
 #define SERVICE_PREFIX "/modal.client.ModalClient/"
 #define AUTH_TOKEN_RPC "modal.client.ModalClient/AuthTokenGet"

@@ -7,9 +7,9 @@
 
 #include <time.h>
 
-#include "dispatcher/buf.h"
+#include "lib/buf.h"
 #include "dispatcher/config.h"
-#include "dispatcher/err.h"
+#include "lib/err.h"
 
 struct pp_http_req;
 struct pp_modal_auth;

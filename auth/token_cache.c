@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "dispatcher/http.h"
-#include "dispatcher/json.h"
-#include "dispatcher/log.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
 
 #define TOKEN_RESPONSE_MAX ((size_t)64 << 10)
 

@@ -7,8 +7,8 @@
 
 #include <stddef.h>
 
-#include "dispatcher/buf.h"
-#include "dispatcher/err.h"
+#include "lib/buf.h"
+#include "lib/err.h"
 
 struct pp_http_req;
 struct pp_http_resp;

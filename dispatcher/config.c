@@ -18,9 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dispatcher/json.h"
-#include "dispatcher/log.h"
-#include "dispatcher/render.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "render/render.h"
 
 extern char **environ;
 

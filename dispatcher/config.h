@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dispatcher/buf.h"
-#include "dispatcher/err.h"
+#include "lib/buf.h"
+#include "lib/err.h"
 
 #define PP_NAME_MAX 64
 

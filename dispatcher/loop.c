@@ -16,13 +16,13 @@
 
 #include "auth/auth.h"
 #include "auth/token_cache.h"
-#include "dispatcher/exec.h"
-#include "dispatcher/log.h"
+#include "dispatcher/op_driver.h"
+#include "lib/log.h"
 #include "dispatcher/metrics.h"
-#include "dispatcher/notify.h"
-#include "dispatcher/render.h"
-#include "dispatcher/source.h"
-#include "dispatcher/store.h"
+#include "lib/notify.h"
+#include "render/render.h"
+#include "sources/source.h"
+#include "store/store.h"
 #include "providers/provider.h"
 
 static volatile sig_atomic_t stop_requested;

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 
 #include "dispatcher/config.h"
-#include "dispatcher/err.h"
+#include "lib/err.h"
 
 struct pp_loop_opts {
 	bool once;	   /* one pass: claim what is due, then stop */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/cmd.h"
-#include "dispatcher/err.h"
-#include "dispatcher/log.h"
+#include "dispatcher/cmd/cmd.h"
+#include "lib/err.h"
+#include "lib/log.h"
 
 struct command {
 	const char *name; /* one or more words; dispatch is on the first */

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <microhttpd.h>
 
-#include "dispatcher/buf.h"
+#include "lib/buf.h"
 
 struct pp_metrics {
 	struct MHD_Daemon *daemon;

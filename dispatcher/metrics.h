@@ -3,9 +3,9 @@
 #ifndef PP_METRICS_H
 #define PP_METRICS_H
 
-#include "dispatcher/err.h"
-#include "dispatcher/exec.h"
-#include "dispatcher/store.h"
+#include "lib/err.h"
+#include "dispatcher/op_driver.h"
+#include "store/store.h"
 
 struct pp_metrics_snapshot {
 	long by_state[PP_ST_COUNT];

@@ -1,4 +1,4 @@
-# The PostgreSQL run store (dispatcher/store_pg.c): its tests start a real
+# The PostgreSQL run store (store/pg.c): its tests start a real
 # server from the Debian package (tests/pg-env.sh), so `make test` needs it.
 TEST_DEB_PKGS += postgresql
 

@@ -20,7 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "dispatcher/log.h"
+#include "lib/log.h"
 #include "mock/mock.h"
 
 #define AZ_DEFAULT_CLIENT	  "11111111-2222-3333-4444-555555555555"

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/cmd.h"
-#include "dispatcher/log.h"
+#include "dispatcher/cmd/cmd.h"
+#include "lib/log.h"
 #include "mock/mock.h"
 
 /* The AWS documentation's example key pair: a known default for tests. */

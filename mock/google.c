@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "dispatcher/log.h"
+#include "lib/log.h"
 #include "mock/mock.h"
 
 #define GOOGLE_TOKEN_URL "https://oauth2.googleapis.com/token"

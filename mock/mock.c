@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "dispatcher/log.h"
+#include "lib/log.h"
 
 /* Modules compiled into the mock; others add their line when they land. */
 static const struct pp_mock_api *const mock_apis[] = {

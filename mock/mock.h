@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "dispatcher/buf.h"
-#include "dispatcher/err.h"
-#include "dispatcher/json.h"
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/json.h"
 
 struct pp_mock;
 

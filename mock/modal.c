@@ -14,8 +14,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "dispatcher/grpc.h"
-#include "dispatcher/pb.h"
+#include "lib/grpc.h"
+#include "lib/pb.h"
 #include "mock/mock.h"
 
 #define MAX_CONNS     512

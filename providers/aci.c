@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "auth/auth.h"
-#include "dispatcher/log.h"
+#include "lib/log.h"
 #include "providers/common.h"
 #include "providers/provider.h"
 

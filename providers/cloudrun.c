@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "dispatcher/log.h"
+#include "lib/log.h"
 #include "providers/common.h"
 #include "providers/provider.h"
 

@@ -8,7 +8,7 @@
 
 #include <openssl/evp.h>
 
-#include "dispatcher/buf.h"
+#include "lib/buf.h"
 
 void pp_sha256_hex(const void *p, size_t n, char out[65])
 {

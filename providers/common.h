@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dispatcher/err.h"
-#include "dispatcher/json.h"
+#include "lib/err.h"
+#include "lib/json.h"
 #include "providers/provider.h"
 
 /* Largest response body a backend accepts from a cloud API. */

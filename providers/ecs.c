@@ -17,7 +17,7 @@
 #include <strings.h>
 
 #include "auth/auth.h"
-#include "dispatcher/log.h"
+#include "lib/log.h"
 #include "providers/common.h"
 #include "providers/provider.h"
 

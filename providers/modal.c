@@ -1,6 +1,6 @@
 /* Modal backend: each run is a Modal Sandbox (registry image + argv), driven
- * over Modal's gRPC API (dispatcher/grpc.h, hand-encoded protobuf from
- * dispatcher/pb.h). Field numbers follow modal_proto/api.proto; see
+ * over Modal's gRPC API (lib/grpc.h, hand-encoded protobuf from
+ * lib/pb.h). Field numbers follow modal_proto/api.proto; see
  * docs/modal.md for the call sequence and its compatibility risk. */
 #include <math.h>
 #include <stdio.h>
@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "auth/modal.h"
-#include "dispatcher/grpc.h"
-#include "dispatcher/log.h"
-#include "dispatcher/pb.h"
+#include "lib/grpc.h"
+#include "lib/log.h"
+#include "lib/pb.h"
 #include "providers/common.h"
 #include "providers/provider.h"
 

@@ -17,9 +17,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dispatcher/err.h"
-#include "dispatcher/http.h"
-#include "dispatcher/json.h"
+#include "lib/err.h"
+#include "lib/http.h"
+#include "lib/json.h"
 
 #define PP_PROVIDER_ABI 1
 

@@ -14,7 +14,7 @@ for t in "$@"; do
 		echo "FAIL: $t (exit $rc)"
 		fail=1
 	else
-		echo "ok   $(basename "$t"): $(grep -c '^\[       OK \]' /tmp/pp-unit.$$) cases"
+		echo "ok   ${t#*/tests/}: $(grep -c '^\[       OK \]' /tmp/pp-unit.$$) cases"
 	fi
 done
 rm -f /tmp/pp-unit.$$

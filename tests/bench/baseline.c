@@ -18,7 +18,7 @@
  * Credentials come from the environment: BENCH_BEARER (cloud-run, aci: a
  * token the mock issued), BENCH_AWS_KEY (ecs: AKID:SECRET), BENCH_MODAL_TOKEN
  * (modal: ID:SECRET). --fresh-connect gives every non-GET request its own
- * connection, as dispatcher/http.c does. */
+ * connection, as lib/http.c does. */
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -469,7 +469,7 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 		curl_easy_setopt(e, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:ecs");
 		curl_easy_setopt(e, CURLOPT_USERPWD, b->aws_key);
 	}
-	/* h2c as dispatcher/http.c does it: prior knowledge, a connection of
+	/* h2c as lib/http.c does it: prior knowledge, a connection of
 	 * its own per call (a POST), never reused (curl 7.88 breaks on reused
 	 * h2c connections; calls multiplexed on one fail against the mock). */
 	if (b->pool == POOL_MODAL) {
@@ -640,7 +640,7 @@ int main(int argc, char **argv)
 		if (!(slots[i].easy = curl_easy_init()))
 			rc = 70;
 	}
-	/* As dispatcher/http.c: up to 256 connections to the one host. */
+	/* As lib/http.c: up to 256 connections to the one host. */
 	if (!rc) {
 		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
 		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);

@@ -161,7 +161,7 @@ for lat in 0 20; do
 done
 # Diagnosis (docs/performance.md): claims every 12.5 ms instead of 250 ms,
 # and the baseline with a fresh connection per non-GET request like
-# dispatcher/http.c.
+# lib/http.c.
 throughput ecs 0 "poll_interval = 0.05" poll_interval=0.05
 note "baseline with a fresh connection per non-GET request"
 for pool in cloud-run ecs; do

@@ -14,8 +14,8 @@
 #include <time.h>
 
 #include "auth/auth.h"
-#include "dispatcher/log.h"
-#include "dispatcher/render.h"
+#include "lib/log.h"
+#include "render/render.h"
 
 /* Best of ROUNDS rounds of at least ROUND_SECONDS each: the machine is
  * shared, and the fastest round is the one least disturbed. */

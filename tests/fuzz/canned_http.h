@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/http.h"
+#include "lib/http.h"
 #include "tests/fuzz/fuzz_resp.h"
 
 int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp,

@@ -23,8 +23,8 @@
 #include <openssl/rsa.h>
 
 #include "auth/auth.h"
-#include "dispatcher/http.h"
-#include "dispatcher/log.h"
+#include "lib/http.h"
+#include "lib/log.h"
 #include "tests/fuzz/canned_http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/grpc.h"
+#include "lib/grpc.h"
 #include "tests/fuzz/fuzz_resp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "dispatcher/grpc.h"
-#include "dispatcher/pb.h"
+#include "lib/grpc.h"
+#include "lib/pb.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,11 +17,11 @@
 #include <unistd.h>
 
 #include "dispatcher/config.h"
-#include "dispatcher/http.h"
-#include "dispatcher/log.h"
-#include "dispatcher/prefect_api.h"
-#include "dispatcher/source.h"
-#include "dispatcher/store.h"
+#include "lib/http.h"
+#include "lib/log.h"
+#include "sources/prefect_states.h"
+#include "sources/source.h"
+#include "store/store.h"
 #include "tests/fuzz/canned_http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,5 +1,5 @@
 /* libFuzzer entry for every provider's response parsers, driven through the
- * public ops with canned answers, as dispatcher/exec.c drives them. The first
+ * public ops with canned answers, as dispatcher/op_driver.c drives them. The first
  * byte picks the provider (Cloud Run, ECS, ACI, Modal); the rest is a list of
  * answers, each: status selector, flags, 16-bit body length, body. The job is
  * the pool type's default template rendered with the variables the mock
@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/exec.h"
-#include "dispatcher/grpc.h"
-#include "dispatcher/log.h"
-#include "dispatcher/render.h"
+#include "dispatcher/op_driver.h"
+#include "lib/grpc.h"
+#include "lib/log.h"
+#include "render/render.h"
 #include "providers/provider.h"
 #include "tests/fuzz/fuzz_resp.h"
 

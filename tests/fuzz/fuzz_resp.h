@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/http.h"
+#include "lib/http.h"
 
 /* Add a response header (or trailer); the harness aborts when it cannot,
  * as that is the harness failing, not the code under test. */

@@ -12,8 +12,8 @@
 
 #include "auth/auth.h"
 #include "auth/aws.h"
-#include "dispatcher/http.h"
-#include "dispatcher/json.h"
+#include "lib/http.h"
+#include "lib/json.h"
 
 #define LINE_MAX_BYTES ((size_t)1 << 20)
 #define MAX_HEADERS    64

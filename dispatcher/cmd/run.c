@@ -1,0 +1,400 @@
+/* `pushpool run`: render a pool's job, submit it now, print the infra id;
+ * with --wait follow it to the end, clean up, and exit by its outcome. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "dispatcher/cmd/cmd.h"
+#include "dispatcher/config.h"
+#include "dispatcher/op_driver.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "render/render.h"
+#include "providers/provider.h"
+
+#define API_KEY_MAX 4096
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void usage(FILE *to)
+{
+	fprintf(to,
+		"usage: pushpool run -p POOL [-c FILE] [-v KEY=VALUE]... [--vars FILE]\n"
+		"                    [--run-id ID] [--wait] [--timeout SECONDS]\n"
+		"Render POOL's job template and submit it now; print the infrastructure id.\n"
+		"  -p, --pool POOL      pool section to use\n"
+		"  -c, --config FILE    configuration (default $PUSHPOOL_CONFIG, else\n"
+		"                       /etc/pushpool/pushpool.conf)\n"
+		"  -v, --var KEY=VALUE  job variable (VALUE parsed as JSON when it is JSON)\n"
+		"      --vars FILE      JSON object of job variables\n"
+		"      --run-id ID      run id (default: a new UUID); names are derived from it\n"
+		"  -w, --wait           follow the run to a terminal state, then clean up\n"
+		"  -t, --timeout S      with --wait: cancel the run after S seconds\n"
+		"Exit: 0 submitted (with --wait: succeeded), 1 the job failed, crashed or was\n"
+		"cancelled, 64 usage, 65 bad template or variables, 69/75 cloud unavailable,\n"
+		"77 credentials rejected, 78 configuration.\n");
+}
+
+struct run_opts {
+	const char *pool;
+	const char *config;
+	const char *run_id;
+	bool wait;
+	double timeout;
+	struct pp_json *vars;
+};
+
+static int merge_vars_file(struct pp_json *vars, const char *path, struct pp_error *err)
+{
+	struct pp_json *file;
+	int rc = pp_json_parse_file(path, NULL, &file, err);
+	if (rc)
+		return rc;
+	if (file->type != PP_JSON_OBJECT) {
+		pp_json_free(file);
+		return pp_fail(err, PP_EINVALID, "%s: job variables must be a JSON object", path);
+	}
+	while (file->child) {
+		struct pp_json *m = pp_json_detach(file->child);
+		char *key = m->key;
+		m->key = NULL;
+		rc = pp_json_set(vars, key, m);
+		free(key);
+		if (rc) {
+			pp_json_free(file);
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+	}
+	pp_json_free(file);
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error *err)
+{
+	static const struct option longopts[] = {
+		{"pool", required_argument, NULL, 'p'},
+		{"config", required_argument, NULL, 'c'},
+		{"var", required_argument, NULL, 'v'},
+		{"vars", required_argument, NULL, 'V'},
+		{"run-id", required_argument, NULL, 'r'},
+		{"wait", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, rc = 0;
+	char *end;
+
+	optind = 1;
+	while (!rc && (c = getopt_long(argc, argv, "p:c:v:wt:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p': o->pool = optarg; break;
+		case 'c': o->config = optarg; break;
+		case 'r': o->run_id = optarg; break;
+		case 'w': o->wait = true; break;
+		case 'v': rc = pp_vars_set_kv(o->vars, optarg, err); break;
+		case 'V': rc = merge_vars_file(o->vars, optarg, err); break;
+		case 't':
+			o->timeout = strtod(optarg, &end);
+			if (*end || o->timeout <= 0)
+				return pp_fail(err, PP_EINVALID,
+					       "--timeout '%s' is not a positive "
+					       "number of seconds",
+					       optarg);
+			break;
+		case 'h': usage(stdout); return 1;
+		default: return PP_EINVALID;
+		}
+	}
+	if (rc)
+		return rc;
+	if (optind < argc)
+		return pp_fail(err, PP_EINVALID, "unexpected argument '%s'", argv[optind]);
+	if (!o->pool)
+		return pp_fail(err, PP_EINVALID, "-p POOL is required");
+	return 0;
+}
+
+static void new_uuid(char out[37])
+{
+	unsigned char b[16];
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (ts.tv_sec >> i) ^ i);
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+/* The key file holds one line; it becomes PREFECT_API_KEY in the job. */
+static int read_api_key(const char *path, char **out, struct pp_error *err)
+{
+	*out = NULL;
+	if (!path || !*path)
+		return 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return pp_fail(err, PP_EIO, "%s: cannot open the Prefect API key file", path);
+	char *key = calloc(1, API_KEY_MAX + 1);
+	if (key && fread(key, 1, API_KEY_MAX, f) == 0 && ferror(f)) {
+		free(key);
+		fclose(f);
+		return pp_fail(err, PP_EIO, "%s: cannot read the Prefect API key file", path);
+	}
+	fclose(f);
+	if (!key)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	key[strcspn(key, "\r\n")] = '\0';
+	pp_secret_register(key);
+	*out = key;
+	return 0;
+}
+
+static int render(const struct pp_config *cfg, const struct pp_pool_conf *pool,
+		  const struct run_opts *o, const char *run_id, struct pp_json **job,
+		  struct pp_error *err)
+{
+	struct pp_json *tmpl = NULL, *pool_vars = NULL;
+	char *api_key = NULL;
+	int rc;
+
+	if (pool->template_path && *pool->template_path)
+		rc = pp_template_load(pool->template_path, &tmpl, err);
+	else
+		rc = pp_template_default(pool->type, &tmpl, err);
+	if (!rc && pool->job_variables && *pool->job_variables) {
+		rc = pp_json_parse(pool->job_variables, strlen(pool->job_variables), NULL,
+				   &pool_vars, err);
+		if (rc)
+			pp_error_prefix(err, "pool \"%s\" job_variables: ", pool->name);
+	}
+	if (!rc)
+		rc = read_api_key(cfg->dispatcher.prefect_api_key_file, &api_key, err);
+	if (!rc) {
+		struct pp_run_ctx ctx = {
+			.flow_run_id = run_id,
+			.flow_run_name = run_id,
+			.work_pool_name = pool->name,
+			.api_url =
+				cfg->dispatcher.prefect_api_url && *cfg->dispatcher.prefect_api_url
+					? cfg->dispatcher.prefect_api_url
+					: NULL,
+			.api_key = api_key,
+		};
+		rc = pp_render_job(tmpl, pool_vars, NULL, o->vars, &ctx, job, err);
+	}
+	free(api_key);
+	pp_json_free(pool_vars);
+	pp_json_free(tmpl);
+	return rc;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Poll status until terminal, the timeout, or a signal; cancel in the
+ * last two cases. Returns the process exit status. */
+static int follow(const struct pp_provider *p, struct pp_run_io *io,
+		  const struct pp_exec_policy *pol, const struct pp_config *cfg, double timeout)
+{
+	struct pp_error err = {0};
+	long interval = (long)(cfg->dispatcher.status_interval * 1000.0);
+	long long deadline = timeout > 0 ? mono_ms() + (long long)(timeout * 1000.0) : 0;
+	enum pp_run_state last = PP_RUN_PENDING;
+	const char *stop_why = NULL;
+
+	if (interval <= 0)
+		interval = 5000;
+	for (;;) {
+		int rc = pp_exec_run_op(p, PP_OP_STATUS, io, pol, &err);
+		if (rc) {
+			fprintf(stderr, "pushpool run: status of %s: %s\n", io->infra_id, err.msg);
+			return pp_exit_status(rc);
+		}
+		if (io->state_out != last) {
+			last = io->state_out;
+			pp_info("run %s: %s", io->run_id, pp_run_state_name(last));
+		}
+		if (pp_run_state_terminal(last))
+			break;
+		if (interrupted)
+			stop_why = "interrupted";
+		else if (deadline && mono_ms() >= deadline)
+			stop_why = "timed out";
+		if (stop_why)
+			break;
+		long wait = io->poll_after_ms > 0 && io->poll_after_ms < interval
+				    ? io->poll_after_ms
+				    : interval;
+		for (long slept = 0; slept < wait && !interrupted; slept += 100)
+			sleep_ms(wait - slept < 100 ? wait - slept : 100);
+	}
+	if (stop_why) {
+		fprintf(stderr, "pushpool run: %s; cancelling %s\n", stop_why, io->infra_id);
+		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, io, pol, &err))
+			fprintf(stderr, "pushpool run: cancel: %s\n", err.msg);
+	}
+	if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, io, pol, &err))
+		fprintf(stderr, "pushpool run: cleanup: %s\n", err.msg);
+	if (stop_why)
+		return PP_EXIT_TEMPFAIL;
+	printf("%s", pp_run_state_name(last));
+	if (last != PP_RUN_SUCCEEDED && io->message[0])
+		printf(": %s", io->message);
+	if (io->exit_code >= 0)
+		printf(" (exit code %d)", io->exit_code);
+	printf("\n");
+	return last == PP_RUN_SUCCEEDED ? PP_EXIT_OK : PP_EXIT_FAILURE;
+}
+
+/* Returns the process exit status; errors are printed here. */
+static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_conf *pool,
+			     const struct run_opts *o)
+{
+	struct pp_error errbuf = {0}, *err = &errbuf;
+	const char *type = pp_pool_type_canonical(pool->type);
+	const struct pp_provider *p = pp_provider_find(type ? type : pool->type);
+	if (!p) {
+		fprintf(stderr, "pushpool run: %s:%d: pool \"%s\": no backend for type \"%s\"\n",
+			pool->file ? pool->file : cfg->path, pool->line, pool->name, pool->type);
+		return PP_EXIT_CONFIG;
+	}
+	char run_id[64];
+	if (o->run_id)
+		snprintf(run_id, sizeof(run_id), "%s", o->run_id);
+	else
+		new_uuid(run_id);
+
+	struct pp_cred *cred = NULL;
+	struct pp_json *job = NULL;
+	void *shared = NULL;
+	struct pp_run_io io = {0};
+	int status = PP_EXIT_OK;
+	int rc = render(cfg, pool, o, run_id, &job, err);
+	if (!rc && pool->credentials && *pool->credentials) {
+		const struct pp_cred_conf *cc = pp_config_cred(cfg, pool->credentials);
+		if (!cc) {
+			fprintf(stderr,
+				"pushpool run: pool \"%s\": no [credentials \"%s\"] section\n",
+				pool->name, pool->credentials);
+			status = PP_EXIT_CONFIG;
+			goto out;
+		}
+		rc = pp_cred_new(cc, &cred, err);
+	}
+	if (rc)
+		goto out;
+
+	io.run_id = run_id;
+	io.run_name = run_id;
+	io.attempt = 1;
+	io.job = job;
+	io.endpoint = pool->endpoint && *pool->endpoint ? pool->endpoint : NULL;
+	io.cred = cred;
+	io.pool_shared = &shared;
+	rc = pp_exec_io_prepare(&io, p, err);
+	if (rc)
+		goto out;
+
+	struct pp_exec_policy pol = {.base_ms = cfg->dispatcher.backoff_base_ms,
+				     .cap_ms = cfg->dispatcher.backoff_max_ms};
+	rc = pp_exec_run_op(p, PP_OP_SUBMIT, &io, &pol, err);
+	if (rc) {
+		/* A job may exist without an execution or task: remove it. */
+		struct pp_error cerr = {0};
+		if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, &io, &pol, &cerr))
+			fprintf(stderr, "pushpool run: cleanup: %s\n", cerr.msg);
+		goto out;
+	}
+	printf("%s\n", io.infra_id);
+	fflush(stdout);
+	if (o->wait)
+		status = follow(p, &io, &pol, cfg, o->timeout);
+out:
+	if (io.state)
+		pp_exec_io_release(&io, p);
+	if (shared && p->release_shared)
+		p->release_shared(shared);
+	pp_json_free(job);
+	pp_cred_free(cred);
+	if (rc) {
+		pp_redact(err->msg);
+		fprintf(stderr, "pushpool run: %s\n", err->msg);
+		return pp_exit_status(rc);
+	}
+	return status;
+}
+
+int pp_cmd_run(int argc, char **argv)
+{
+	struct pp_error err = {0};
+	struct run_opts o = {0};
+	struct pp_config cfg;
+	int status;
+
+	o.vars = pp_json_new(PP_JSON_OBJECT);
+	if (!o.vars)
+		return PP_EXIT_SOFTWARE;
+	int rc = parse_args(argc, argv, &o, &err);
+	if (rc) {
+		pp_json_free(o.vars);
+		if (rc == 1)
+			return PP_EXIT_OK;
+		if (err.msg[0])
+			fprintf(stderr, "pushpool run: %s\n", err.msg);
+		usage(stderr);
+		return PP_EXIT_USAGE;
+	}
+	o.config = pp_cmd_config_path(o.config);
+
+	rc = pp_config_init(&cfg, &err);
+	if (!rc)
+		rc = pp_config_load(&cfg, o.config, &err);
+	if (rc) {
+		fprintf(stderr, "pushpool run: %s\n", err.msg);
+		pp_config_free(&cfg);
+		pp_json_free(o.vars);
+		return PP_EXIT_CONFIG;
+	}
+	const struct pp_pool_conf *pool = pp_config_pool(&cfg, o.pool);
+	if (!pool) {
+		fprintf(stderr, "pushpool run: %s: no [pool \"%s\"] section\n", o.config, o.pool);
+		pp_config_free(&cfg);
+		pp_json_free(o.vars);
+		return PP_EXIT_CONFIG;
+	}
+
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	status = submit_and_follow(&cfg, pool, &o);
+	pp_config_free(&cfg);
+	pp_json_free(o.vars);
+	return status;
+}

@@ -1,0 +1,409 @@
+/* serve, once, schedule and runs: the commands around the dispatch loop
+ * and the run store. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "dispatcher/cmd/cmd.h"
+#include "dispatcher/config.h"
+#include "lib/log.h"
+#include "dispatcher/loop.h"
+#include "render/render.h"
+#include "store/store.h"
+
+static int load_config(const char *cmd, const char *path, struct pp_config *cfg)
+{
+	struct pp_error err = {0};
+	int rc = pp_config_init(cfg, &err);
+	if (!rc)
+		rc = pp_config_load(cfg, pp_cmd_config_path(path), &err);
+	if (!rc) {
+		struct pp_buf problems;
+		pp_buf_init(&problems, 1 << 16);
+		if (pp_config_validate(cfg, &problems))
+			rc = pp_fail(&err, PP_EINVALID, "%s", pp_buf_str(&problems));
+		else if (problems.len)
+			fputs(pp_buf_str(&problems), stderr); /* warnings only */
+		pp_buf_free(&problems);
+	}
+	if (rc) {
+		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
+		pp_config_free(cfg);
+		return rc == PP_ENOTFOUND ? PP_EXIT_NOINPUT : PP_EXIT_CONFIG;
+	}
+	enum pp_log_level lvl = PP_LOG_INFO;
+	pp_log_level_parse(cfg->dispatcher.log_level, &lvl);
+	pp_log_setup(lvl,
+		     cfg->dispatcher.log_format && !strcmp(cfg->dispatcher.log_format, "json")
+			     ? PP_LOG_JSON
+			     : PP_LOG_TEXT,
+		     stderr);
+	return 0;
+}
+
+static int open_store(const char *cmd, const struct pp_config *cfg, struct pp_store **s)
+{
+	char url[1024];
+	struct pp_error err = {0};
+	pp_store_url(cfg, url, sizeof(url));
+	if (!cfg->store.url || !*cfg->store.url)
+		mkdir(cfg->dispatcher.state_dir, 0750);
+	if (pp_store_open(url, s, &err)) {
+		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
+		return PP_EXIT_IOERR;
+	}
+	return 0;
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	pp_loop_request_stop();
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	pp_loop_request_reload();
+}
+
+static int dispatch(const char *cmd, int argc, char **argv, bool once)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},  {"wait", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 't'}, {"owner", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
+	};
+	const char *path = NULL;
+	struct pp_loop_opts opts = {.once = once};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:wt:o:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'w': opts.wait = true; break;
+		case 't': opts.timeout = atof(optarg); break;
+		case 'o': opts.owner = optarg; break;
+		case 'h':
+			printf("usage: pushpool %s [-c FILE]%s\n", cmd,
+			       once ? " [--wait] [--timeout SECONDS]" : "");
+			return PP_EXIT_OK;
+		default: return PP_EXIT_USAGE;
+		}
+	}
+	if (optind < argc || (!once && (opts.wait || opts.timeout > 0))) {
+		fprintf(stderr, "pushpool %s: unexpected argument\n", cmd);
+		return PP_EXIT_USAGE;
+	}
+	struct pp_config cfg;
+	int st = load_config(cmd, path, &cfg);
+	if (st)
+		return st;
+	if (!cfg.store.url || !*cfg.store.url)
+		mkdir(cfg.dispatcher.state_dir, 0750);
+	struct sigaction sa = {.sa_handler = on_stop};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	struct sigaction hup = {.sa_handler = on_hup};
+	sigaction(SIGHUP, &hup, NULL);
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	int rc = pp_loop_run(&cfg, &opts, &sum, &err);
+	pp_config_free(&cfg);
+	if (once)
+		printf("claimed %d, submitted %d, succeeded %d, failed %d, crashed %d, cancelled "
+		       "%d, "
+		       "dead %d, retrying %d\n",
+		       sum.claimed, sum.submitted, sum.succeeded, sum.failed, sum.crashed,
+		       sum.cancelled, sum.dead, sum.retrying);
+	if (rc) {
+		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
+		return pp_exit_status(rc);
+	}
+	return once ? pp_loop_once_status(&sum, opts.wait) : PP_EXIT_OK;
+}
+
+int pp_cmd_serve(int argc, char **argv)
+{
+	return dispatch("serve", argc, argv, false);
+}
+
+int pp_cmd_once(int argc, char **argv)
+{
+	return dispatch("once", argc, argv, true);
+}
+
+/* "90s", "5m", "2h", "1d" or plain seconds. */
+static int parse_duration(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	double mul = !*end		 ? 1
+		     : !strcmp(end, "s") ? 1
+		     : !strcmp(end, "m") ? 60
+		     : !strcmp(end, "h") ? 3600
+		     : !strcmp(end, "d") ? 86400
+					 : -1;
+	if (end == s || mul < 0 || v < 0)
+		return PP_EINVALID;
+	*out = v * mul;
+	return 0;
+}
+
+/* RFC 3339 UTC ("2026-11-28T12:00:00Z") or epoch seconds. */
+static int parse_time(const char *s, int64_t *ms)
+{
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end && (!*end || !strcmp(end, "Z"))) {
+		*ms = (int64_t)timegm(&tm) * 1000;
+		return 0;
+	}
+	char *e;
+	double v = strtod(s, &e);
+	if (e == s || *e)
+		return PP_EINVALID;
+	*ms = (int64_t)(v * 1000);
+	return 0;
+}
+
+int pp_cmd_schedule(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"pool", required_argument, NULL, 'p'},
+		{"at", required_argument, NULL, 'a'},
+		{"in", required_argument, NULL, 'i'},
+		{"var", required_argument, NULL, 'v'},
+		{"name", required_argument, NULL, 'n'},
+		{"priority", required_argument, NULL, 'P'},
+		{"count", required_argument, NULL, 'N'},
+		{"deployment", required_argument, NULL, 'd'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *path = NULL, *pool = NULL, *name = NULL, *deployment = NULL;
+	int64_t at = pp_wall_ms();
+	int priority = 0, count = 1, c;
+	struct pp_error err = {0};
+	struct pp_json *vars = pp_json_new(PP_JSON_OBJECT);
+	if (!vars)
+		return PP_EXIT_SOFTWARE;
+	optind = 1;
+	int st = 0;
+	while (!st && (c = getopt_long(argc, argv, "c:p:v:n:d:", longopts, NULL)) != -1) {
+		double secs;
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'p': pool = optarg; break;
+		case 'n': name = optarg; break;
+		case 'd': deployment = optarg; break;
+		case 'P': priority = atoi(optarg); break;
+		case 'N': count = atoi(optarg); break;
+		case 'a':
+			if (parse_time(optarg, &at)) {
+				fprintf(stderr,
+					"pushpool schedule: --at %s: expected 2026-11-28T12:00:00Z "
+					"or epoch seconds\n",
+					optarg);
+				st = PP_EXIT_USAGE;
+			}
+			break;
+		case 'i':
+			if (parse_duration(optarg, &secs)) {
+				fprintf(stderr,
+					"pushpool schedule: --in %s: expected a duration like 90s, "
+					"5m, 2h\n",
+					optarg);
+				st = PP_EXIT_USAGE;
+			}
+			at = pp_wall_ms() + (int64_t)(secs * 1000);
+			break;
+		case 'v':
+			if (pp_vars_set_kv(vars, optarg, &err)) {
+				fprintf(stderr, "pushpool schedule: -v %s: %s\n", optarg, err.msg);
+				st = PP_EXIT_USAGE;
+			}
+			break;
+		default: st = PP_EXIT_USAGE;
+		}
+	}
+	if (!st && (!pool || count < 1 || optind < argc)) {
+		fprintf(stderr,
+			"usage: pushpool schedule -p POOL [--at TIME|--in DURATION] [-v k=v]... "
+			"[--name N] [--priority N] [--count N]\n");
+		st = PP_EXIT_USAGE;
+	}
+	struct pp_config cfg;
+	if (!st)
+		st = load_config("schedule", path, &cfg);
+	if (st) {
+		pp_json_free(vars);
+		return st;
+	}
+	struct pp_store *s = NULL;
+	if (!pp_config_pool(&cfg, pool)) {
+		fprintf(stderr, "pushpool schedule: %s: no [pool \"%s\"] section\n", cfg.path,
+			pool);
+		st = PP_EXIT_CONFIG;
+	}
+	if (!st)
+		st = open_store("schedule", &cfg, &s);
+	char *vtext = st ? NULL : pp_json_to_string(vars, 0);
+	for (int i = 0; !st && i < count; i++) {
+		struct pp_run_rec r = {0};
+		snprintf(r.pool, sizeof(r.pool), "%s", pool);
+		r.name = (char *)(name ? name : pool);
+		r.deployment = (char *)deployment;
+		r.job_variables = vtext;
+		r.scheduled_ms = at;
+		r.priority = priority;
+		r.state = PP_ST_SCHEDULED;
+		if (s->ops->insert(s, &r, &err)) {
+			fprintf(stderr, "pushpool schedule: %s\n", err.msg);
+			st = pp_exit_status(err.code);
+		} else {
+			printf("%s\n", r.id);
+		}
+	}
+	free(vtext);
+	pp_store_close(s);
+	pp_config_free(&cfg);
+	pp_json_free(vars);
+	return st;
+}
+
+static void print_time(int64_t ms, char *out, size_t n)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int runs_ls(struct pp_store *s, int argc, char **argv)
+{
+	struct pp_run_filter f = {.state = -1};
+	int c;
+	static const struct option longopts[] = {
+		{"state", required_argument, NULL, 's'},
+		{"pool", required_argument, NULL, 'p'},
+		{"limit", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
+	};
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:p:l:", longopts, NULL)) != -1) {
+		enum pp_store_state st;
+		switch (c) {
+		case 's':
+			if (pp_store_state_parse(optarg, &st)) {
+				fprintf(stderr, "pushpool runs ls: unknown state %s\n", optarg);
+				return PP_EXIT_USAGE;
+			}
+			f.state = (int)st;
+			break;
+		case 'p': f.pool = optarg; break;
+		case 'l': f.limit = atoi(optarg); break;
+		default: return PP_EXIT_USAGE;
+		}
+	}
+	struct pp_run_rec *runs = NULL;
+	int n = 0;
+	struct pp_error err = {0};
+	if (s->ops->list(s, &f, &runs, &n, &err)) {
+		fprintf(stderr, "pushpool runs ls: %s\n", err.msg);
+		return pp_exit_status(err.code);
+	}
+	printf("%-36s  %-16s  %-10s  %-20s  %s\n", "ID", "POOL", "STATE", "SCHEDULED",
+	       "INFRA / ERROR");
+	for (int i = 0; i < n; i++) {
+		char when[32];
+		print_time(runs[i].scheduled_ms, when, sizeof(when));
+		const char *tail = runs[i].last_error && pp_store_state_terminal(runs[i].state) &&
+						   runs[i].state != PP_ST_SUCCEEDED
+					   ? runs[i].last_error
+				   : runs[i].infra_id ? runs[i].infra_id
+						      : "";
+		printf("%-36s  %-16s  %-10s  %-20s  %s\n", runs[i].id, runs[i].pool,
+		       pp_store_state_name(runs[i].state), when, tail);
+	}
+	pp_run_recs_free(runs, n);
+	return PP_EXIT_OK;
+}
+
+static int runs_show(struct pp_store *s, const char *id)
+{
+	struct pp_run_rec r;
+	struct pp_run_event *ev = NULL;
+	int nev = 0;
+	struct pp_error err = {0};
+	if (s->ops->get(s, id, &r, &ev, &nev, &err)) {
+		fprintf(stderr, "pushpool runs show: %s\n", err.msg);
+		return pp_exit_status(err.code);
+	}
+	char when[32];
+	print_time(r.scheduled_ms, when, sizeof(when));
+	printf("id:             %s\npool:           %s\nname:           %s\nstate:          %s\n"
+	       "scheduled:      %s\npriority:       %d\nattempts:       %d\ninfra id:       %s\n"
+	       "idempotency:    %s\njob variables:  %s\nlast error:     %s\nevents:\n",
+	       r.id, r.pool, r.name ? r.name : "", pp_store_state_name(r.state), when, r.priority,
+	       r.attempt, r.infra_id ? r.infra_id : "-", r.idem_key ? r.idem_key : "-",
+	       r.job_variables ? r.job_variables : "{}", r.last_error ? r.last_error : "-");
+	for (int i = 0; i < nev; i++) {
+		char t[32];
+		print_time(ev[i].ts_ms, t, sizeof(t));
+		printf("  %s  %-10s  %s\n", t, ev[i].state, ev[i].message ? ev[i].message : "");
+	}
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	return PP_EXIT_OK;
+}
+
+int pp_cmd_runs(int argc, char **argv)
+{
+	const char *path = NULL;
+	int i = 1;
+	if (i + 1 < argc && (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config"))) {
+		path = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc) {
+		fprintf(stderr,
+			"usage: pushpool runs ls [--state S] [--pool P] | show ID | cancel ID\n");
+		return PP_EXIT_USAGE;
+	}
+	const char *sub = argv[i];
+	if (strcmp(sub, "ls") &&
+	    ((strcmp(sub, "show") && strcmp(sub, "cancel")) || i + 1 >= argc)) {
+		fprintf(stderr,
+			"usage: pushpool runs ls [--state S] [--pool P] | show ID | cancel ID\n");
+		return PP_EXIT_USAGE;
+	}
+	struct pp_config cfg;
+	int st = load_config("runs", path, &cfg);
+	if (st)
+		return st;
+	struct pp_store *s = NULL;
+	st = open_store("runs", &cfg, &s);
+	if (!st) {
+		if (!strcmp(sub, "ls")) {
+			st = runs_ls(s, argc - i, argv + i);
+		} else if (!strcmp(sub, "show")) {
+			st = runs_show(s, argv[i + 1]);
+		} else {
+			struct pp_error err = {0};
+			if (s->ops->request_cancel(s, argv[i + 1], &err)) {
+				fprintf(stderr, "pushpool runs cancel: %s\n", err.msg);
+				st = pp_exit_status(err.code);
+			} else {
+				printf("cancel requested for %s\n", argv[i + 1]);
+			}
+		}
+	}
+	pp_store_close(s);
+	pp_config_free(&cfg);
+	return st;
+}

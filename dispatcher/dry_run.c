@@ -1,0 +1,166 @@
+#include "dispatcher/dry_run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "lib/json.h"
+#include "lib/log.h"
+
+#define DUMP_MAX_REQUESTS 10
+
+/* A successful answer for each call a submission makes, just enough for
+ * the provider to take its next step. Angle brackets mark values the cloud
+ * would choose. */
+struct canned {
+	const char *match; /* suffix of the X-Amz-Target; "METHOD part-of-URL"; a method;
+			      or a suffix of the URL */
+	int status;
+	const char *body;
+};
+
+static const struct canned canned[] = {
+	{".RegisterTaskDefinition", 200,
+	 "{\"taskDefinition\":{\"taskDefinitionArn\":\"<task-definition-arn>\"}}"},
+	{".DescribeTaskDefinition", 400,
+	 "{\"__type\":\"ClientException\",\"message\":\"(dry run: no revision to reuse)\"}"},
+	{"GET /containerGroups/", 404,
+	 "{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"(dry run: no group yet)\"}}"},
+	{".RunTask", 200, "{\"tasks\":[{\"taskArn\":\"<task-arn>\"}]}"},
+	{":run", 200, "{\"metadata\":{\"name\":\"<execution-name>\"}}"},
+	{"GET", 200, "{\"location\":\"<resource-group-location>\"}"}, /* ACI resource group; Cloud
+									      Run GetJob: ready */
+	{"POST", 200, "{}"}, /* Cloud Run CreateJob: the operation */
+	{NULL, 0, NULL},
+};
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static const struct canned *answer_for(const struct pp_http_req *req)
+{
+	const char *target = pp_http_req_get_header(req, "X-Amz-Target");
+	for (const struct canned *c = canned; c->match; c++) {
+		if (target) {
+			if (ends_with(target, c->match))
+				return c;
+			continue;
+		}
+		const char *space = strchr(c->match, ' ');
+		if (space) {
+			size_t mlen = (size_t)(space - c->match);
+			if (strlen(req->method) == mlen && !strncmp(req->method, c->match, mlen) &&
+			    strstr(req->url, space + 1))
+				return c;
+		} else if (ends_with(req->url, c->match) || !strcmp(req->method, c->match)) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static bool printable(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t' && s[i] != '\r')
+			return false;
+	return true;
+}
+
+static int print_request(const struct pp_http_req *req, int n, struct pp_buf *out)
+{
+	const char *target = pp_http_req_get_header(req, "X-Amz-Target");
+	const char *dot = target ? strrchr(target, '.') : NULL;
+	int rc = pp_buf_printf(out, "# %d%s%s\n%s %s\n", n, dot ? " " : "", dot ? dot + 1 : "",
+			       req->method, req->url);
+	for (const struct pp_http_header *h = req->headers; h && !rc; h = h->next)
+		rc = pp_buf_printf(out, "%s: %s\n", h->name, h->value);
+	if (!rc && req->cred)
+		rc = pp_buf_printf(out, "Authorization: [%s, added when sent]\n",
+				   pp_cred_kind(req->cred) == PP_CRED_AWS ? "AWS SigV4 signature"
+									  : "bearer token");
+	if (rc || !req->body_len)
+		return rc ? rc : pp_buf_puts(out, "\n");
+	struct pp_json *j = NULL;
+	if (pp_json_parse(req->body, req->body_len, NULL, &j, NULL) == 0) {
+		rc = pp_buf_puts(out, "\n");
+		if (!rc)
+			rc = pp_json_write(j, out, PP_JSON_PRETTY);
+		pp_json_free(j);
+	} else if (printable(req->body, req->body_len)) {
+		rc = pp_buf_printf(out, "\n%.*s", (int)req->body_len, req->body);
+	} else {
+		rc = pp_buf_printf(out, "\n(%zu bytes of binary body)", req->body_len);
+	}
+	return rc ? rc : pp_buf_puts(out, "\n\n");
+}
+
+int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp_buf *out,
+		    struct pp_error *err)
+{
+	struct pp_http_resp resp;
+	struct pp_error resp_err = {0};
+	int rc = 0;
+	bool have_resp = false;
+
+	for (int n = 1; n <= DUMP_MAX_REQUESTS; n++) {
+		io->resp = have_resp ? &resp : NULL;
+		io->resp_rc = !have_resp || resp.status < 300 ? 0
+			      : resp.status == 404	      ? PP_ENOTFOUND
+							      : PP_EINVALID;
+		io->resp_err = have_resp ? &resp_err : NULL;
+		pp_http_req_free(&io->req);
+		rc = p->submit(io, err);
+		if (have_resp)
+			pp_http_resp_free(&resp);
+		have_resp = false;
+		io->resp = NULL;
+		if (rc != PP_STEP_SEND)
+			break;
+		if (print_request(&io->req, n, out)) {
+			rc = pp_fail(err, PP_ENOMEM, "request dump is too large");
+			break;
+		}
+		const char *ct = pp_http_req_get_header(&io->req, "Content-Type");
+		/* A gRPC call's successors depend on protobuf answers the dump
+		 * cannot fake faithfully: show the first call only. */
+		if (ct && !strncmp(ct, "application/grpc", 16)) {
+			rc = pp_buf_puts(out, "(gRPC: the calls that follow depend on the server's "
+					      "answers and are not shown)\n");
+			rc = rc ? pp_fail(err, PP_ENOMEM, "request dump is too large")
+				: PP_STEP_DONE;
+			break;
+		}
+		const struct canned *c = answer_for(&io->req);
+		if (!c) {
+			rc = PP_STEP_DONE;
+			break;
+		}
+		pp_http_resp_init(&resp, 0);
+		resp.status = c->status;
+		if (pp_buf_puts(&resp.body, c->body)) {
+			pp_http_resp_free(&resp);
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+			break;
+		}
+		pp_fail(&resp_err,
+			c->status == 404   ? PP_ENOTFOUND
+			: c->status >= 300 ? PP_EINVALID
+					   : 0,
+			"%s %s: HTTP %d (dry run)", io->req.method, io->req.url, c->status);
+		have_resp = true;
+	}
+	pp_http_req_free(&io->req);
+	if (rc == PP_STEP_WAIT)
+		rc = pp_fail(err, PP_EINVALID, "%s submit waits for another run; nothing to show",
+			     p->name);
+	if (rc == PP_STEP_SEND)
+		rc = pp_fail(err, PP_EINVALID, "%s submit sent more than %d requests", p->name,
+			     DUMP_MAX_REQUESTS);
+	if (out->data)
+		pp_redact(out->data);
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,65 @@
+/* Drives provider ops (providers/provider.h) over one libcurl multi
+ * handle: sends the requests an op asks for, feeds responses back, retries
+ * retryable failures with full-jitter exponential backoff (Retry-After as a
+ * floor) within a bounded budget, and enforces per-call timeouts. One
+ * thread drives thousands of ops. Timers use the monotonic clock. */
+#ifndef PP_EXEC_H
+#define PP_EXEC_H
+
+#include "lib/err.h"
+#include "providers/provider.h"
+
+enum pp_op { PP_OP_SUBMIT, PP_OP_STATUS, PP_OP_CANCEL, PP_OP_CLEANUP };
+const char *pp_op_name(enum pp_op op);
+
+struct pp_exec_policy {
+	int max_attempts;     /* per request, including the first; 0: 6 */
+	long base_ms;	      /* 0: 200 */
+	long cap_ms;	      /* 0: 20000 */
+	long budget_ms;	      /* total time for one op including waits; 0: 120000 */
+	long call_timeout_ms; /* per HTTP call; 0: 30000 */
+	/* Monotonic ms (0: none): no op starts at or after it and none sends
+	 * past it. The dispatcher's lease on its runs ends then unless
+	 * renewed; after a stall (SIGSTOP, a VM pause) another dispatcher may
+	 * own them. */
+	long long not_after_ms;
+};
+
+struct pp_exec;
+typedef void (*pp_exec_done_fn)(void *ud, int rc, const struct pp_error *err);
+
+struct pp_exec *pp_exec_new(void);
+void pp_exec_free(struct pp_exec *x);
+/* Begin op on io (io must stay valid until done runs). done gets 0 when
+ * the op returned PP_STEP_DONE, else the failure. */
+int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
+		  struct pp_run_io *io, const struct pp_exec_policy *policy, pp_exec_done_fn done,
+		  void *ud, struct pp_error *err);
+/* Drive I/O and timers for at most timeout_ms; returns ops still active. */
+int pp_exec_poll(struct pp_exec *x, long timeout_ms);
+int pp_exec_active(const struct pp_exec *x);
+/* Counters for /metrics. */
+struct pp_exec_stats {
+	unsigned long requests, retries, throttled, failures;
+	double latency_sum;
+	unsigned long latency_buckets[12]; /* <=5,10,25,50,100,250,500ms,1,2.5,5,10s,+Inf */
+};
+void pp_exec_stats(const struct pp_exec *x, struct pp_exec_stats *out);
+
+/* Blocking convenience for one op (the `run` command and tests). */
+int pp_exec_run_op(const struct pp_provider *p, enum pp_op op, struct pp_run_io *io,
+		   const struct pp_exec_policy *policy, struct pp_error *err);
+
+/* Full-jitter backoff: uniform in [0, min(cap, base*2^attempt)], never less
+ * than retry_after_ms. */
+long pp_backoff_ms(int attempt, long base_ms, long cap_ms, long retry_after_ms);
+
+/* Run state for one run on provider p: allocate io->state (state_size
+ * bytes, zeroed) and call p->prepare (new run) or p->restore (a run
+ * submitted earlier, from io->infra_id). On failure nothing is left
+ * allocated. Pair with pp_exec_io_release once the run is finished. */
+int pp_exec_io_prepare(struct pp_run_io *io, const struct pp_provider *p, struct pp_error *err);
+int pp_exec_io_restore(struct pp_run_io *io, const struct pp_provider *p, struct pp_error *err);
+void pp_exec_io_release(struct pp_run_io *io, const struct pp_provider *p);
+
+#endif

@@ -1,0 +1,595 @@
+/* HTTP on libcurl. Requests are plain values built by providers and auth;
+ * this file applies credentials, sends, reads into capped buffers, and maps
+ * outcomes to pp_err codes. TLS verification is never turned off: the
+ * mocks are plain http on loopback. */
+#include "lib/http.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <curl/curl.h>
+
+#include "auth/auth.h"
+#include "lib/log.h"
+
+#define DEFAULT_TIMEOUT_MS   30000L
+#define DEFAULT_MAX_RESPONSE ((size_t)8 << 20)
+#define MAX_RESPONSE_HEADERS 200
+
+void pp_http_req_init(struct pp_http_req *r, const char *method, const char *url)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	if (url)
+		r->url = strdup(url);
+}
+
+int pp_http_req_set_url(struct pp_http_req *r, const char *url)
+{
+	char *u = strdup(url);
+	if (!u)
+		return PP_ENOMEM;
+	free(r->url);
+	r->url = u;
+	return 0;
+}
+
+static struct pp_http_header *header_new(const char *name, size_t nlen, const char *value,
+					 size_t vlen)
+{
+	struct pp_http_header *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->name = strndup(name, nlen);
+	h->value = strndup(value, vlen);
+	if (!h->name || !h->value) {
+		free(h->name);
+		free(h->value);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+static void header_append(struct pp_http_header **list, struct pp_http_header *h)
+{
+	while (*list)
+		list = &(*list)->next;
+	*list = h;
+}
+
+static void headers_free(struct pp_http_header *h)
+{
+	while (h) {
+		struct pp_http_header *n = h->next;
+		free(h->name);
+		free(h->value);
+		free(h);
+		h = n;
+	}
+}
+
+static const char *header_find(const struct pp_http_header *h, const char *name)
+{
+	for (; h; h = h->next)
+		if (!strcasecmp(h->name, name))
+			return h->value;
+	return NULL;
+}
+
+int pp_http_req_header(struct pp_http_req *r, const char *name, const char *fmt, ...)
+{
+	char *v = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&v, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return PP_ENOMEM;
+	struct pp_http_header *h = header_new(name, strlen(name), v, (size_t)n);
+	free(v);
+	if (!h)
+		return PP_ENOMEM;
+	header_append(&r->headers, h);
+	return 0;
+}
+
+int pp_http_req_set_header(struct pp_http_req *r, const char *name, const char *value)
+{
+	for (struct pp_http_header *h = r->headers; h; h = h->next) {
+		if (strcasecmp(h->name, name))
+			continue;
+		char *v = strdup(value);
+		if (!v)
+			return PP_ENOMEM;
+		free(h->value);
+		h->value = v;
+		return 0;
+	}
+	return pp_http_req_header(r, name, "%s", value);
+}
+
+const char *pp_http_req_get_header(const struct pp_http_req *r, const char *name)
+{
+	return header_find(r->headers, name);
+}
+
+int pp_http_req_body(struct pp_http_req *r, const void *body, size_t len)
+{
+	char *b = malloc(len + 1);
+	if (!b)
+		return PP_ENOMEM;
+	memcpy(b, body, len);
+	b[len] = '\0';
+	free(r->body);
+	r->body = b;
+	r->body_len = len;
+	return 0;
+}
+
+void pp_http_req_free(struct pp_http_req *r)
+{
+	free(r->url);
+	free(r->body);
+	headers_free(r->headers);
+	memset(r, 0, sizeof(*r));
+}
+
+void pp_http_resp_init(struct pp_http_resp *r, size_t max)
+{
+	memset(r, 0, sizeof(*r));
+	pp_buf_init(&r->body, max ? max : DEFAULT_MAX_RESPONSE);
+}
+
+const char *pp_http_resp_header(const struct pp_http_resp *r, const char *name)
+{
+	return header_find(r->headers, name);
+}
+
+void pp_http_resp_free(struct pp_http_resp *r)
+{
+	pp_buf_free(&r->body);
+	headers_free(r->headers);
+	r->headers = NULL;
+}
+
+static void resp_reset(struct pp_http_resp *r)
+{
+	size_t max = r->body.max;
+	pp_http_resp_free(r);
+	memset(r, 0, sizeof(*r));
+	pp_buf_init(&r->body, max);
+}
+
+/* ---- one transfer ---- */
+
+struct xfer {
+	CURL *easy;
+	struct curl_slist *slist;
+	struct pp_http_req *req;
+	struct pp_http_resp *resp;
+	size_t nheaders;
+	bool overflow;
+	pp_http_done_fn done;
+	void *ud;
+	struct xfer *prev, *next; /* in the multi's list of live transfers */
+	long long deadline_ms;	  /* monotonic; multi transfers only */
+	bool held_back;		  /* the deadline passed before the request went out */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	if (pp_buf_append(&x->resp->body, p, sz * n)) {
+		x->overflow = true;
+		return 0; /* abort: the response is larger than its cap */
+	}
+	return sz * n;
+}
+
+static long parse_retry_after(const char *v)
+{
+	while (*v == ' ')
+		v++;
+	if (isdigit((unsigned char)*v)) {
+		double secs = strtod(v, NULL);
+		return secs > 3600 ? 3600000L : (long)(secs * 1000);
+	}
+	time_t when = curl_getdate(v, NULL);
+	time_t now = time(NULL);
+	if (when <= now)
+		return 0;
+	return when - now > 3600 ? 3600000L : (long)(when - now) * 1000;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = sz * n;
+	if (len >= 5 && !strncmp(p, "HTTP/", 5)) {
+		/* A new response (after 100-continue or a redirect): drop the
+		 * headers of the previous one. */
+		headers_free(x->resp->headers);
+		x->resp->headers = NULL;
+		x->nheaders = 0;
+		return len;
+	}
+	const char *colon = memchr(p, ':', len);
+	if (!colon || x->nheaders >= MAX_RESPONSE_HEADERS)
+		return len;
+	size_t nlen = (size_t)(colon - p);
+	const char *v = colon + 1;
+	const char *end = p + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	struct pp_http_header *h = header_new(p, nlen, v, (size_t)(end - v));
+	if (!h)
+		return 0;
+	for (char *c = h->name; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	header_append(&x->resp->headers, h);
+	x->nheaders++;
+	if (!strcmp(h->name, "retry-after"))
+		x->resp->retry_after_ms = parse_retry_after(h->value);
+	return len;
+}
+
+static void xfer_free(struct xfer *x)
+{
+	if (!x)
+		return;
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->slist);
+	free(x);
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libcurl calls this once connected, right before the request goes out:
+ * the last point where a stall (SIGSTOP, a VM pause) inside one
+ * curl_multi_perform call, past the transfer's deadline, can still stop
+ * it. */
+static int before_send(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+		       int local_port)
+{
+	struct xfer *x = clientp;
+	if (x->deadline_ms && mono_ms() >= x->deadline_ms) {
+		x->held_back = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
+static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_resp *resp,
+		      struct pp_error *err)
+{
+	x->req = req;
+	x->resp = resp;
+	resp_reset(resp);
+	if (!req->url)
+		return pp_fail(err, PP_EINVALID, "%s: request without URL", req->method);
+	if (req->cred) {
+		int rc = pp_cred_apply(req->cred, req, err);
+		if (rc)
+			return rc;
+	}
+	x->easy = curl_easy_init();
+	if (!x->easy)
+		return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");
+	for (struct pp_http_header *h = req->headers; h; h = h->next) {
+		char *line = NULL;
+		/* "Name;" is curl's way to send a header with an empty value. */
+		int n = *h->value ? asprintf(&line, "%s: %s", h->name, h->value)
+				  : asprintf(&line, "%s;", h->name);
+		if (n < 0)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		struct curl_slist *s = curl_slist_append(x->slist, line);
+		free(line);
+		if (!s)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		x->slist = s;
+	}
+	/* curl adds "Expect: 100-continue" to large POSTs; the peers answer
+	 * directly and the extra round trip only adds latency. */
+	if (!pp_http_req_get_header(req, "Expect"))
+		x->slist = curl_slist_append(x->slist, "Expect:");
+	CURL *e = x->easy;
+	curl_easy_setopt(e, CURLOPT_URL, req->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+			 req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 req->timeout_ms > 0 && req->timeout_ms < 10000 ? req->timeout_ms : 10000L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_send);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "pushpool/" PP_VERSION);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (req->flags & PP_HTTP_GRPC)
+		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+				 strncmp(req->url, "http://", 7)
+					 ? (long)CURL_HTTP_VERSION_2TLS
+					 : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	/* curl silently resends a request whose reused keep-alive connection
+	 * died before the answer; for a create that could act twice, so
+	 * non-GET requests get a connection of their own. curl 7.88 also
+	 * breaks on reused h2c (prior knowledge) connections. */
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	if ((req->flags & PP_HTTP_GRPC) && !strncmp(req->url, "http://", 7))
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	if (!strcmp(req->method, "GET")) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	} else if (!strcmp(req->method, "HEAD")) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+	}
+	return 0;
+}
+
+static int xfer_finish(struct xfer *x, CURLcode cc, struct pp_error *err)
+{
+	struct pp_http_resp *resp = x->resp;
+	double t = 0;
+	curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &t);
+	resp->total_seconds = t;
+	if (x->overflow) {
+		resp->status = 0;
+		snprintf(resp->transport_error, sizeof(resp->transport_error),
+			 "response body larger than the %zu-byte limit", resp->body.max);
+		return pp_fail(err, PP_EINVALID, "%s %s: %s", x->req->method, x->req->url,
+			       resp->transport_error);
+	}
+	if (cc != CURLE_OK) {
+		resp->status = 0;
+		if (x->held_back)
+			snprintf(resp->transport_error, sizeof(resp->transport_error),
+				 "not sent: its deadline passed before it went out");
+		else
+			snprintf(resp->transport_error, sizeof(resp->transport_error), "%s",
+				 x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+		return pp_fail(err, PP_ETRANSIENT, "%s %s: %s", x->req->method, x->req->url,
+			       resp->transport_error);
+	}
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+	return 0;
+}
+
+int pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err)
+{
+	struct xfer *x = calloc(1, sizeof(*x));
+	if (!x)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	int rc = xfer_setup(x, req, resp, err);
+	if (!rc)
+		rc = xfer_finish(x, curl_easy_perform(x->easy), err);
+	xfer_free(x);
+	return rc;
+}
+
+int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *resp,
+		     struct pp_error *err)
+{
+	long s = resp->status;
+	if (s >= 200 && s < 300)
+		return 0;
+	int code;
+	if (s == 0)
+		code = PP_ETRANSIENT;
+	else if (s == 401 || s == 403)
+		code = PP_EAUTH;
+	else if (s == 404 || s == 410)
+		code = PP_ENOTFOUND;
+	else if (s == 409)
+		code = PP_ECONFLICT;
+	else if (s == 429)
+		code = PP_ETHROTTLED;
+	else if (s == 408 || s >= 500)
+		code = PP_ETRANSIENT;
+	else
+		code = PP_EINVALID;
+	if (!err)
+		return code;
+	if (s == 0) {
+		pp_fail(err, code, "%s %s: %s", req->method, req->url,
+			resp->transport_error[0] ? resp->transport_error : "no response");
+	} else {
+		/* The body excerpt carries the provider's own message. */
+		int n = (int)(resp->body.len > 400 ? 400 : resp->body.len);
+		pp_fail(err, code, "%s %s: HTTP %ld: %.*s", req->method, req->url, s, n,
+			pp_buf_str(&resp->body));
+		for (char *c = err->msg; *c; c++)
+			if (*c == '\n' || *c == '\r')
+				*c = ' ';
+	}
+	err->retry_after_ms = resp->retry_after_ms;
+	pp_redact(err->msg);
+	return code;
+}
+
+/* ---- multi ---- */
+
+struct pp_http_multi {
+	CURLM *multi;
+	int running;
+	int pending;	   /* transfers added and not yet reported */
+	struct xfer *live; /* so pp_http_multi_free can release abandoned ones */
+};
+
+static void live_unlink(struct pp_http_multi *m, struct xfer *x)
+{
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		m->live = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	x->prev = x->next = NULL;
+}
+
+struct pp_http_multi *pp_http_multi_new(void)
+{
+	struct pp_http_multi *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->multi = curl_multi_init();
+	if (!m->multi) {
+		free(m);
+		return NULL;
+	}
+	curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
+	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 256L);
+	return m;
+}
+
+int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct pp_http_resp *resp,
+		      pp_http_done_fn done, void *ud, struct pp_error *err)
+{
+	struct xfer *x = calloc(1, sizeof(*x));
+	if (!x)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	int rc = xfer_setup(x, req, resp, err);
+	if (rc) {
+		xfer_free(x);
+		return rc;
+	}
+	x->done = done;
+	x->ud = ud;
+	x->deadline_ms = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+	if (curl_multi_add_handle(m->multi, x->easy) != CURLM_OK) {
+		xfer_free(x);
+		return pp_fail(err, PP_ENOMEM, "curl_multi_add_handle failed");
+	}
+	m->pending++;
+	x->next = m->live;
+	if (m->live)
+		m->live->prev = x;
+	m->live = x;
+	return 0;
+}
+
+static void report(struct pp_http_multi *m, struct xfer *x, CURLcode cc)
+{
+	curl_multi_remove_handle(m->multi, x->easy);
+	live_unlink(m, x);
+	m->pending--;
+	struct pp_error err = {0};
+	int rc = xfer_finish(x, cc, &err);
+	pp_http_done_fn done = x->done;
+	void *ud = x->ud;
+	struct pp_http_req *req = x->req;
+	struct pp_http_resp *resp = x->resp;
+	xfer_free(x);
+	/* The callback may add new transfers (next step of an op). */
+	done(ud, req, resp, rc, &err);
+}
+
+static void multi_reap(struct pp_http_multi *m)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(m->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		struct xfer *x = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		report(m, x, msg->data.result);
+	}
+}
+
+/* After a stall (SIGSTOP, a VM pause) libcurl would first send what it had
+ * queued, and start the timeout clock of a transfer only once it connects:
+ * a request whose deadline passed is failed before libcurl is driven, so
+ * nothing goes out on behalf of a lease that may be gone. */
+static void expire_overdue(struct pp_http_multi *m)
+{
+	long long now = mono_ms();
+	bool again = true;
+	while (again) {
+		again = false;
+		for (struct xfer *x = m->live; x; x = x->next) {
+			if (x->deadline_ms > now)
+				continue;
+			report(m, x, CURLE_OPERATION_TIMEDOUT);
+			again = true; /* the callback may have changed the list */
+			break;
+		}
+	}
+}
+
+int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
+{
+	expire_overdue(m);
+	curl_multi_perform(m->multi, &m->running);
+	multi_reap(m);
+	if (m->pending > 0 && timeout_ms > 0) {
+		int nfds = 0;
+		curl_multi_poll(m->multi, NULL, 0, (int)timeout_ms, &nfds);
+		/* A stall most likely lands in the poll: check again before
+		 * libcurl sends anything. */
+		expire_overdue(m);
+		curl_multi_perform(m->multi, &m->running);
+		multi_reap(m);
+	}
+	return m->pending;
+}
+
+int pp_http_multi_pending(const struct pp_http_multi *m)
+{
+	return m->pending;
+}
+
+void pp_http_multi_free(struct pp_http_multi *m)
+{
+	if (!m)
+		return;
+	/* Abandoned transfers are released without calling back. */
+	while (m->live) {
+		struct xfer *x = m->live;
+		curl_multi_remove_handle(m->multi, x->easy);
+		live_unlink(m, x);
+		xfer_free(x);
+	}
+	curl_multi_cleanup(m->multi);
+	free(m);
+}
+
+int pp_url_encode(struct pp_buf *out, const char *s, bool keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int rc = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' ||
+		    (keep_slash && *p == '/')) {
+			rc = pp_buf_putc(out, (char)*p);
+		} else {
+			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+			rc = pp_buf_append(out, e, 3);
+		}
+	}
+	return rc;
+}

@@ -1,0 +1,92 @@
+/* HTTP on libcurl: request/response values, a blocking call, and a multi
+ * event loop for many requests at once. Responses are read into a buffer
+ * with a hard cap. Credentials attached to a request are applied (bearer
+ * token, SigV4, Modal metadata) by auth/ right before sending. */
+#ifndef PP_HTTP_H
+#define PP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+struct pp_cred;
+
+struct pp_http_header {
+	char *name;
+	char *value;
+	struct pp_http_header *next;
+};
+
+enum {
+	PP_HTTP_GRPC = 1u << 0, /* HTTP/2 (h2c prior knowledge on http://), read trailers */
+};
+
+struct pp_http_req {
+	char method[8];
+	char *url;
+	struct pp_http_header *headers; /* in insertion order */
+	char *body;
+	size_t body_len;
+	long timeout_ms;     /* 0: 30 s */
+	size_t max_response; /* 0: 8 MiB */
+	unsigned flags;
+	struct pp_cred *cred; /* borrowed; NULL: unauthenticated */
+};
+
+struct pp_http_resp {
+	long status; /* 0 when no HTTP response arrived */
+	struct pp_buf body;
+	struct pp_http_header *headers; /* response headers and trailers, names lowercase */
+	long retry_after_ms;		/* from Retry-After (seconds or date), 0 if none */
+	double total_seconds;
+	char transport_error[256]; /* curl's message when status == 0 */
+};
+
+void pp_http_req_init(struct pp_http_req *r, const char *method, const char *url);
+int pp_http_req_set_url(struct pp_http_req *r, const char *url);
+/* Adds (does not replace) a header. */
+int pp_http_req_header(struct pp_http_req *r, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Replace or add. */
+int pp_http_req_set_header(struct pp_http_req *r, const char *name, const char *value);
+const char *pp_http_req_get_header(const struct pp_http_req *r, const char *name);
+int pp_http_req_body(struct pp_http_req *r, const void *body, size_t len);
+void pp_http_req_free(struct pp_http_req *r);
+
+void pp_http_resp_init(struct pp_http_resp *r, size_t max);
+const char *pp_http_resp_header(const struct pp_http_resp *r, const char *name);
+void pp_http_resp_free(struct pp_http_resp *r);
+
+/* Map a finished exchange to our codes: 2xx -> 0; 401/403 -> AUTH; 404 ->
+ * NOTFOUND; 409 -> CONFLICT; 429 -> THROTTLED; 5xx and transport errors ->
+ * TRANSIENT; other 4xx -> INVALID. Message: "METHOD URL: HTTP 400: <body
+ * excerpt>" with secrets redacted. Providers refine with their own bodies. */
+int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *resp,
+		     struct pp_error *err);
+
+/* Blocking single request (auth applied, no retries). Returns 0 when an HTTP
+ * response arrived (any status), PP_ETRANSIENT on transport failure. */
+int pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err);
+
+/* ---- many requests at once, one thread ---- */
+struct pp_http_multi;
+typedef void (*pp_http_done_fn)(void *ud, struct pp_http_req *req, struct pp_http_resp *resp,
+				int rc, const struct pp_error *err);
+
+struct pp_http_multi *pp_http_multi_new(void);
+void pp_http_multi_free(struct pp_http_multi *m);
+/* Start req (auth applied now). req and resp must stay valid until done is
+ * called; done is called from pp_http_multi_run. */
+int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct pp_http_resp *resp,
+		      pp_http_done_fn done, void *ud, struct pp_error *err);
+/* Drive transfers, waiting at most timeout_ms for activity; returns number
+ * still running. */
+int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms);
+int pp_http_multi_pending(const struct pp_http_multi *m);
+
+/* Percent-encode for URL paths/queries (RFC 3986 unreserved kept). */
+int pp_url_encode(struct pp_buf *out, const char *s, bool keep_slash);
+
+#endif

@@ -1,0 +1,95 @@
+/* JSON tree on top of jsmn: parse, typed access, path lookup, build, write.
+ * Object members keep their order; writing then parsing gives the same tree. */
+#ifndef PP_JSON_H
+#define PP_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+enum pp_json_type {
+	PP_JSON_NULL,
+	PP_JSON_BOOL,
+	PP_JSON_NUMBER,
+	PP_JSON_STRING,
+	PP_JSON_ARRAY,
+	PP_JSON_OBJECT,
+};
+
+struct pp_json {
+	enum pp_json_type type;
+	char *key;    /* member name when the parent is an object */
+	char *str;    /* STRING: decoded UTF-8 (may hold NUL); NUMBER: source text */
+	size_t len;   /* bytes in str */
+	double num;   /* NUMBER */
+	bool b;	      /* BOOL */
+	size_t count; /* ARRAY/OBJECT: number of children */
+	struct pp_json *child, *last, *next, *parent;
+};
+
+struct pp_json_limits {
+	size_t max_bytes; /* 0: 16 MiB */
+	int max_depth;	  /* 0: 64 */
+};
+
+/* Parse text; on error err->msg reads "LINE:COL: what" and *out is NULL.
+ * lim may be NULL for defaults. */
+int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
+		  struct pp_json **out, struct pp_error *err);
+/* Read and parse a file; errors are prefixed with the path. */
+int pp_json_parse_file(const char *path, const struct pp_json_limits *lim, struct pp_json **out,
+		       struct pp_error *err);
+void pp_json_free(struct pp_json *j);
+
+/* Lookup: NULL when absent or j is not an object/array. */
+struct pp_json *pp_json_get(const struct pp_json *obj, const char *key);
+struct pp_json *pp_json_at(const struct pp_json *arr, size_t idx);
+/* Path "a.b[2].c" (optional leading "$." ); keys with dots can be quoted:
+ * a["x.y"]. */
+struct pp_json *pp_json_path(const struct pp_json *root, const char *path);
+
+/* Typed getters: NULL / default when missing or of another type. */
+const char *pp_json_string(const struct pp_json *j);
+const char *pp_json_get_string(const struct pp_json *obj, const char *key);
+bool pp_json_get_number(const struct pp_json *obj, const char *key, double *out);
+long long pp_json_get_int(const struct pp_json *obj, const char *key, long long def);
+bool pp_json_get_bool(const struct pp_json *obj, const char *key, bool def);
+bool pp_json_is(const struct pp_json *j, enum pp_json_type t);
+const char *pp_json_type_name(enum pp_json_type t);
+
+/* Builders: NULL on allocation failure. */
+struct pp_json *pp_json_new(enum pp_json_type t);
+struct pp_json *pp_json_new_string(const char *s);
+struct pp_json *pp_json_new_stringn(const char *s, size_t n);
+struct pp_json *pp_json_new_number(double v);
+struct pp_json *pp_json_new_int(long long v);
+struct pp_json *pp_json_new_bool(bool v);
+struct pp_json *pp_json_clone(const struct pp_json *j);
+
+/* Ownership of val passes to the container (also on failure). set replaces
+ * an existing member in place (keeping its position) or appends. */
+int pp_json_set(struct pp_json *obj, const char *key, struct pp_json *val);
+int pp_json_set_string(struct pp_json *obj, const char *key, const char *s);
+int pp_json_set_int(struct pp_json *obj, const char *key, long long v);
+int pp_json_set_bool(struct pp_json *obj, const char *key, bool v);
+int pp_json_append(struct pp_json *arr, struct pp_json *val);
+/* Unlink child from its parent and return it (caller owns it). */
+struct pp_json *pp_json_detach(struct pp_json *child);
+/* Remove and free a member; returns true when it existed. */
+bool pp_json_remove(struct pp_json *obj, const char *key);
+
+bool pp_json_equal(const struct pp_json *a, const struct pp_json *b);
+
+enum { PP_JSON_COMPACT = 0, PP_JSON_PRETTY = 1 };
+int pp_json_write(const struct pp_json *j, struct pp_buf *out, int flags);
+/* malloc'd text, NULL on failure. */
+char *pp_json_to_string(const struct pp_json *j, int flags);
+/* Append s as a quoted, escaped JSON string. */
+int pp_json_write_string(struct pp_buf *out, const char *s, size_t n);
+
+#define pp_json_foreach(it, container)                                                             \
+	for (struct pp_json *it = (container) ? (container)->child : NULL; it; it = it->next)
+
+#endif

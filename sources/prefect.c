@@ -1,0 +1,978 @@
+/* The Prefect server API as a run source: pushpool acts as the worker of
+ * the configured push pools. Each poll heartbeats every pool, reads its type
+ * and base job template, takes the scheduled flow runs in the look-ahead
+ * window and claims each by proposing PENDING; only an ACCEPTed run goes
+ * into the store (id = flow run id, so the idempotency keys of every
+ * replica name the same remote job). Progress goes back as
+ * infrastructure_pid and state proposals through an outbox that survives a
+ * server outage; runs the server moves to CANCELLING are cancelled here.
+ * Shapes follow PrefectHQ/prefect src/prefect/server/api/{workers,flow_runs}.py
+ * and src/prefect/workers/base.py. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/token_cache.h"
+#include "lib/http.h"
+#include "lib/log.h"
+#include "sources/prefect_states.h"
+#include "render/render.h"
+#include "sources/source.h"
+
+#define PF_TIMEOUT_MS	10000
+#define PF_MAX_RESPONSE ((size_t)32 << 20)
+#define PF_BATCH	200
+#define PF_CACHE_MS	30000
+#define PF_OUTBOX_MAX	100000
+#define PF_RECONCILE_MS 30000
+
+struct pf_pool {
+	char name[PP_NAME_MAX];
+	const char *type;     /* canonical local type */
+	struct pp_json *tmpl; /* the server's base job template, as read */
+	bool type_warned;
+};
+
+struct pf_cached {
+	char key[256]; /* "deployment:<id>" or "block:<slug>/<name>" */
+	struct pp_json *value;
+	int64_t fetched_ms;
+	struct pf_cached *next;
+};
+
+/* One report still to be delivered, in order. */
+struct pf_report {
+	char flow_run[PP_ID_LEN];
+	char *infra_pid;     /* PATCH infrastructure_pid when set */
+	char state_type[16]; /* else set_state with this type */
+	char *message;
+	struct pf_report *next;
+};
+
+struct prefect_source {
+	struct pp_source base;
+	char *api_url; /* without trailing slash */
+	char *api_key; /* NULL: no Authorization header */
+	char worker[128];
+	struct pf_pool *pools;
+	size_t npools;
+	char **queues;
+	size_t nqueues;
+	double lookahead, interval;
+	long batch;
+	double claim_timeout;
+	int64_t backoff_until;	/* wall ms: the server asked us to wait */
+	int64_t next_reconcile; /* wall ms */
+	struct pf_cached *cache;
+	struct pf_report *outbox, **outbox_tail;
+	size_t noutbox;
+};
+
+/* ---- HTTP ---- */
+
+/* The server's own words from an error body: FastAPI's "detail" or
+ * Prefect's "exception_message"/"exception_detail". */
+static void server_message(const struct pp_http_resp *resp, char *out, size_t n)
+{
+	struct pp_json *j = NULL;
+	struct pp_error e = {0};
+	out[0] = '\0';
+	if (pp_json_parse(resp->body.data ? resp->body.data : "", resp->body.len, NULL, &j, &e))
+		return;
+	const struct pp_json *d = pp_json_get(j, "detail");
+	const char *msg =
+		pp_json_string(d) ? pp_json_string(d) : pp_json_get_string(j, "exception_message");
+	if (msg)
+		snprintf(out, n, "%s", msg);
+	const struct pp_json *det = pp_json_get(j, "exception_detail");
+	if (!det && d && d->type == PP_JSON_ARRAY)
+		det = d;
+	if (det && det->count) {
+		char *t = pp_json_to_string(det, PP_JSON_COMPACT);
+		size_t l = strlen(out);
+		if (t && l + 3 < n)
+			snprintf(out + l, n - l, "%s%s", l ? ": " : "", t);
+		free(t);
+	}
+	pp_json_free(j);
+}
+
+static int api_call(struct prefect_source *s, const char *method, const char *path,
+		    const struct pp_json *body, struct pp_json **out, struct pp_error *err)
+{
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	char url[2048];
+	snprintf(url, sizeof(url), "%s%s", s->api_url, path);
+	pp_http_req_init(&req, method, url);
+	pp_http_resp_init(&resp, PF_MAX_RESPONSE);
+	req.timeout_ms = PF_TIMEOUT_MS;
+	req.max_response = PF_MAX_RESPONSE;
+	int rc = pp_http_req_header(&req, "Accept", "application/json");
+	if (!rc && s->api_key)
+		rc = pp_http_req_header(&req, "Authorization", "Bearer %s", s->api_key);
+	if (!rc && body) {
+		char *text = pp_json_to_string(body, PP_JSON_COMPACT);
+		rc = text ? pp_http_req_header(&req, "Content-Type", "application/json")
+			  : PP_ENOMEM;
+		if (!rc)
+			rc = pp_http_req_body(&req, text, strlen(text));
+		free(text);
+	}
+	if (rc)
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc)
+		rc = pp_http_perform(&req, &resp, err);
+	if (!rc && (resp.status < 200 || resp.status > 299)) {
+		rc = pp_http_classify(&req, &resp, err);
+		char said[600];
+		server_message(&resp, said, sizeof(said));
+		if (said[0])
+			pp_fail(err, rc, "Prefect %s %s: HTTP %ld: %s", method, path, resp.status,
+				said);
+		err->retry_after_ms = resp.retry_after_ms;
+	} else if (!rc && out) {
+		*out = NULL;
+		if (resp.body.len && pp_json_parse(resp.body.data, resp.body.len, NULL, out, err))
+			rc = pp_error_prefix(err, "Prefect %s %s: response: ", method, path);
+	} else if (rc) {
+		pp_error_prefix(err, "Prefect %s %s: ", method, path);
+	}
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+	return rc;
+}
+
+/* Remember the server's Retry-After so polls and reports leave it alone
+ * until then; other retryable failures are simply tried at the next poll. */
+static void note_failure(struct prefect_source *s, int rc, const struct pp_error *err)
+{
+	if (!pp_err_retryable(rc))
+		return;
+	long wait = err->retry_after_ms > 0 ? err->retry_after_ms : 0;
+	if (wait)
+		s->backoff_until = pp_wall_ms() + wait;
+}
+
+/* ---- caches ---- */
+
+static struct pf_cached *cache_find(struct prefect_source *s, const char *key)
+{
+	for (struct pf_cached *c = s->cache; c; c = c->next)
+		if (!strcmp(c->key, key) && pp_wall_ms() - c->fetched_ms < PF_CACHE_MS)
+			return c;
+	return NULL;
+}
+
+static int cache_put(struct prefect_source *s, const char *key, struct pp_json *value)
+{
+	struct pf_cached *c = NULL;
+	for (struct pf_cached *it = s->cache; it; it = it->next)
+		if (!strcmp(it->key, key))
+			c = it;
+	if (!c) {
+		if (!(c = calloc(1, sizeof(*c)))) {
+			pp_json_free(value);
+			return PP_ENOMEM;
+		}
+		snprintf(c->key, sizeof(c->key), "%s", key);
+		c->next = s->cache;
+		s->cache = c;
+	}
+	pp_json_free(c->value);
+	c->value = value;
+	c->fetched_ms = pp_wall_ms();
+	return 0;
+}
+
+static int read_deployment(struct prefect_source *s, const char *id, const struct pp_json **out,
+			   struct pp_error *err)
+{
+	char key[128], path[128];
+	snprintf(key, sizeof(key), "deployment:%s", id);
+	struct pf_cached *c = cache_find(s, key);
+	if (!c) {
+		struct pp_json *d = NULL;
+		snprintf(path, sizeof(path), "/deployments/%s", id);
+		int rc = api_call(s, "GET", path, NULL, &d, err);
+		if (rc)
+			return rc;
+		if (cache_put(s, key, d))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		c = cache_find(s, key);
+	}
+	*out = c->value;
+	return 0;
+}
+
+static int fetch_block(void *ud, const char *slug, const char *name, struct pp_json **data,
+		       struct pp_error *err)
+{
+	struct prefect_source *s = ud;
+	char key[256];
+	snprintf(key, sizeof(key), "block:%s/%s", slug, name);
+	struct pf_cached *c = cache_find(s, key);
+	if (!c) {
+		struct pp_buf path;
+		pp_buf_init(&path, 1024);
+		int rc = pp_buf_puts(&path, "/block_types/slug/");
+		if (!rc)
+			rc = pp_url_encode(&path, slug, false);
+		if (!rc)
+			rc = pp_buf_puts(&path, "/block_documents/name/");
+		if (!rc)
+			rc = pp_url_encode(&path, name, false);
+		if (!rc)
+			rc = pp_buf_puts(&path, "?include_secrets=true");
+		struct pp_json *doc = NULL;
+		if (rc)
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+		else
+			rc = api_call(s, "GET", pp_buf_str(&path), NULL, &doc, err);
+		pp_buf_free(&path);
+		if (rc) {
+			if (rc == PP_ENOTFOUND)
+				pp_error_prefix(err, "block %s/%s: ", slug, name);
+			return rc;
+		}
+		struct pp_json *d = pp_json_detach(pp_json_get(doc, "data"));
+		pp_json_free(doc);
+		if (!pp_json_is(d, PP_JSON_OBJECT)) {
+			pp_json_free(d);
+			return pp_fail(err, PP_EINVALID, "block %s/%s: no data object", slug, name);
+		}
+		/* Block data holds credentials: keep them out of every log line. */
+		pp_json_foreach (f, d)
+			if (f->type == PP_JSON_STRING && f->len >= 8)
+				pp_secret_register_rotating(f->str);
+		if (cache_put(s, key, d))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		c = cache_find(s, key);
+	}
+	*data = pp_json_clone(c->value);
+	return *data ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+static struct pf_pool *pool_of(struct prefect_source *s, const char *name)
+{
+	for (size_t i = 0; i < s->npools; i++)
+		if (!strcmp(s->pools[i].name, name))
+			return &s->pools[i];
+	return NULL;
+}
+
+/* Read a work pool: its type must be the one pushpool serves it as (the
+ * push or the hybrid flavour of it), and its template becomes the pool's. */
+static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_error *err)
+{
+	struct pp_buf path;
+	struct pp_json *wp = NULL;
+	pp_buf_init(&path, 1024);
+	int rc = pp_buf_puts(&path, "/work_pools/");
+	if (!rc)
+		rc = pp_url_encode(&path, p->name, false);
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+		: api_call(s, "GET", pp_buf_str(&path), NULL, &wp, err);
+	pp_buf_free(&path);
+	if (rc)
+		return rc;
+	const char *type = pp_json_get_string(wp, "type");
+	char hybrid[80];
+	snprintf(hybrid, sizeof(hybrid), "%s:push", type ? type : "");
+	const char *canon = type ? pp_pool_type_canonical(type) : NULL;
+	if (!canon && type && !strchr(type, ':'))
+		canon = pp_pool_type_canonical(hybrid);
+	if (!canon || strcmp(canon, p->type)) {
+		/* type points into wp: format the message before freeing it. */
+		rc = pp_fail(err, PP_EINVALID,
+			     "work pool \"%s\" has type \"%s\" on the server, but [pool \"%s\"] "
+			     "is %s",
+			     p->name, type ? type : "(none)", p->name, p->type);
+		pp_json_free(wp);
+		return rc;
+	}
+	struct pp_json *tmpl = pp_json_detach(pp_json_get(wp, "base_job_template"));
+	pp_json_free(wp);
+	if (tmpl && tmpl->count == 0) {
+		/* A pool created without a template: the type's default. */
+		pp_json_free(tmpl);
+		tmpl = NULL;
+	} else if (!pp_json_is(pp_json_get(tmpl, "job_configuration"), PP_JSON_OBJECT)) {
+		pp_json_free(tmpl);
+		return pp_fail(
+			err, PP_EINVALID,
+			"work pool \"%s\": base_job_template has no job_configuration object",
+			p->name);
+	}
+	pp_json_free(p->tmpl);
+	p->tmpl = tmpl;
+	return 0;
+}
+
+/* ---- reports ---- */
+
+static int outbox_add(struct prefect_source *s, const char *flow_run, const char *infra_pid,
+		      const char *state_type, const char *message)
+{
+	if (s->noutbox >= PF_OUTBOX_MAX)
+		return PP_ENOMEM;
+	struct pf_report *r = calloc(1, sizeof(*r));
+	if (!r)
+		return PP_ENOMEM;
+	snprintf(r->flow_run, sizeof(r->flow_run), "%s", flow_run);
+	snprintf(r->state_type, sizeof(r->state_type), "%s", state_type ? state_type : "");
+	r->infra_pid = infra_pid ? strdup(infra_pid) : NULL;
+	r->message = message ? strdup(message) : NULL;
+	if ((infra_pid && !r->infra_pid) || (message && !r->message)) {
+		free(r->infra_pid);
+		free(r->message);
+		free(r);
+		return PP_ENOMEM;
+	}
+	*s->outbox_tail = r;
+	s->outbox_tail = &r->next;
+	s->noutbox++;
+	return 0;
+}
+
+static void report_free(struct pf_report *r)
+{
+	free(r->infra_pid);
+	free(r->message);
+	free(r);
+}
+
+static int deliver(struct prefect_source *s, const struct pf_report *r, struct pp_error *err)
+{
+	char path[128];
+	struct pp_json *body = pp_json_new(PP_JSON_OBJECT), *state = NULL, *res = NULL;
+	int rc = body ? 0 : PP_ENOMEM;
+	if (r->infra_pid) {
+		snprintf(path, sizeof(path), "/flow_runs/%s", r->flow_run);
+		if (!rc)
+			rc = pp_json_set_string(body, "infrastructure_pid", r->infra_pid);
+		rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+			: api_call(s, "PATCH", path, body, NULL, err);
+		pp_json_free(body);
+		return rc;
+	}
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", r->flow_run);
+	if (!rc && !(state = pp_json_new(PP_JSON_OBJECT)))
+		rc = PP_ENOMEM;
+	if (!rc)
+		rc = pp_json_set_string(state, "type", r->state_type);
+	if (!rc)
+		rc = pp_json_set(state, "message",
+				 r->message ? pp_json_new_string(r->message)
+					    : pp_json_new(PP_JSON_NULL));
+	if (!rc) {
+		rc = pp_json_set(body, "state", state);
+		state = NULL;
+	}
+	pp_json_free(state);
+	if (rc) {
+		pp_json_free(body);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	rc = api_call(s, "POST", path, body, &res, err);
+	pp_json_free(body);
+	if (!rc) {
+		const char *status = pp_json_get_string(res, "status");
+		if (status && strcmp(status, "ACCEPT"))
+			pp_info("prefect: flow run %s: %s proposal answered %s: %s", r->flow_run,
+				r->state_type, status,
+				pp_json_string(pp_json_path(res, "details.reason"))
+					? pp_json_string(pp_json_path(res, "details.reason"))
+					: "");
+	}
+	pp_json_free(res);
+	return rc;
+}
+
+/* Deliver queued reports in order; stop at the first one the server could
+ * not take for now. Reports the server refuses for good are dropped. */
+static int outbox_flush(struct prefect_source *s, struct pp_error *err)
+{
+	while (s->outbox) {
+		struct pf_report *r = s->outbox;
+		int rc = deliver(s, r, err);
+		if (rc && pp_err_retryable(rc)) {
+			note_failure(s, rc, err);
+			return pp_error_prefix(err, "%zu report(s) queued: ", s->noutbox);
+		}
+		if (rc)
+			pp_warn("prefect: dropping report for flow run %s: %s", r->flow_run,
+				err->msg);
+		s->outbox = r->next;
+		if (!s->outbox)
+			s->outbox_tail = &s->outbox;
+		s->noutbox--;
+		report_free(r);
+	}
+	return 0;
+}
+
+static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
+			  enum pp_store_state state, const char *infra_id, const char *message,
+			  struct pp_error *err)
+{
+	struct prefect_source *s = (struct prefect_source *)src;
+	const char *ref = rec->source_ref ? rec->source_ref : rec->id;
+	int rc = 0;
+	if (state == PP_ST_SUBMITTED && infra_id && *infra_id)
+		rc = outbox_add(s, ref, infra_id, NULL, NULL);
+	const char *type = pp_prefect_state_for(state, infra_id && *infra_id);
+	if (!rc && type)
+		rc = outbox_add(s, ref, NULL, type, message);
+	if (rc)
+		return pp_fail(err, PP_ENOMEM, "prefect: report queue full");
+	struct pp_error ferr = {0};
+	if (pp_wall_ms() >= s->backoff_until && outbox_flush(s, &ferr))
+		pp_warn("prefect: %s", ferr.msg);
+	return 0;
+}
+
+/* ---- claiming ---- */
+
+/* A forced SCHEDULED: the run is free for any worker again. */
+static int hand_back(struct prefect_source *s, const char *id, const char *message,
+		     struct pp_error *err)
+{
+	char path[128];
+	struct pp_json *body = NULL;
+	struct pp_buf text;
+	pp_buf_init(&text, 4096);
+	int rc = pp_buf_puts(&text, "{\"state\":{\"type\":\"SCHEDULED\",\"message\":");
+	if (!rc)
+		rc = pp_json_write_string(&text, message, strlen(message));
+	if (!rc)
+		rc = pp_buf_puts(&text, "},\"force\":true}");
+	if (!rc)
+		rc = pp_json_parse(text.data, text.len, NULL, &body, err);
+	pp_buf_free(&text);
+	if (rc)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
+	rc = api_call(s, "POST", path, body, NULL, err);
+	pp_json_free(body);
+	return rc;
+}
+
+static int claim(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
+		 const struct pp_json *fr, struct pp_error *err)
+{
+	const char *id = pp_json_get_string(fr, "id");
+	if (!id || strlen(id) != PP_ID_LEN - 1)
+		return pp_fail(err, PP_EINVALID, "work pool \"%s\": flow run without a valid id",
+			       p->name);
+	struct pp_run_rec have;
+	struct pp_error gerr = {0};
+	if (!store->ops->get(store, id, &have, NULL, NULL, &gerr)) {
+		/* Ours already (the server lost our PENDING, e.g. a restore). */
+		pp_run_rec_free(&have);
+		return 0;
+	}
+	char path[128], msg[200];
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
+	snprintf(msg, sizeof(msg), "Claimed by pushpool worker %s", s->worker);
+	struct pp_json *body = pp_json_new(PP_JSON_OBJECT), *state = pp_json_new(PP_JSON_OBJECT);
+	struct pp_json *res = NULL;
+	int rc = body && state ? 0 : PP_ENOMEM;
+	if (!rc) {
+		pp_json_set_string(state, "type", "PENDING");
+		pp_json_set_string(state, "message", msg);
+		rc = pp_json_set(body, "state", state);
+		state = NULL;
+	}
+	pp_json_free(state);
+	if (rc) {
+		pp_json_free(body);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	rc = api_call(s, "POST", path, body, &res, err);
+	pp_json_free(body);
+	if (rc)
+		return rc;
+	const char *status = pp_json_get_string(res, "status");
+	if (!status || strcmp(status, "ACCEPT")) {
+		/* REJECT/ABORT: another worker has it or it moved on; WAIT: the
+		 * server comes back with it in a later poll. */
+		pp_debug("prefect: flow run %s: PENDING %s: %s", id, status ? status : "?",
+			 pp_json_string(pp_json_path(res, "details.reason"))
+				 ? pp_json_string(pp_json_path(res, "details.reason"))
+				 : "");
+		pp_json_free(res);
+		return 0;
+	}
+	pp_json_free(res);
+
+	struct pp_run_rec rec = {0};
+	snprintf(rec.id, sizeof(rec.id), "%s", id);
+	snprintf(rec.pool, sizeof(rec.pool), "%s", p->name);
+	const char *dep_id = pp_json_get_string(fr, "deployment_id");
+	const struct pp_json *dep = NULL;
+	if (dep_id && read_deployment(s, dep_id, &dep, err))
+		pp_warn("prefect: flow run %s: %s", id, err->msg);
+	int64_t when = 0;
+	if (pp_prefect_time_parse(pp_json_get_string(fr, "next_scheduled_start_time"), &when) &&
+	    pp_prefect_time_parse(pp_json_get_string(fr, "expected_start_time"), &when))
+		when = pp_wall_ms();
+	rec.name = strdup(pp_json_get_string(fr, "name") ? pp_json_get_string(fr, "name") : id);
+	rec.deployment = strdup(
+		dep && pp_json_get_string(dep, "name") ? pp_json_get_string(dep, "name") : "");
+	rec.job_variables = pp_json_to_string(pp_json_get(fr, "job_variables"), PP_JSON_COMPACT);
+	rec.parameters = pp_json_to_string(pp_json_get(fr, "parameters"), PP_JSON_COMPACT);
+	rec.source = strdup("prefect");
+	rec.source_ref = strdup(id);
+	rec.scheduled_ms = when;
+	rec.state = PP_ST_SCHEDULED;
+	if (!rec.name || !rec.deployment || !rec.source || !rec.source_ref)
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc && !pp_json_is(pp_json_get(fr, "job_variables"), PP_JSON_OBJECT)) {
+		free(rec.job_variables);
+		rec.job_variables = NULL;
+	}
+	if (!rc)
+		rc = store->ops->insert(store, &rec, err);
+	if (rc == PP_ECONFLICT)
+		rc = 0;
+	pp_run_rec_free(&rec);
+	if (rc) {
+		/* Not recorded: hand the run back rather than leave it PENDING. */
+		char m[PP_ERRMSG_MAX + 64];
+		struct pp_error e2 = {0};
+		snprintf(m, sizeof(m), "pushpool could not record the claim: %s", err->msg);
+		if (hand_back(s, id, m, &e2))
+			pp_warn("prefect: flow run %s: handing back failed: %s", id, e2.msg);
+		return rc;
+	}
+	pp_info("prefect: flow run %s (%s) claimed for pool %s", id,
+		pp_json_get_string(fr, "name") ? pp_json_get_string(fr, "name") : "", p->name);
+	return 0;
+}
+
+static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
+		     struct pp_error *err)
+{
+	char path[512];
+	struct pp_buf enc;
+	pp_buf_init(&enc, 1024);
+	if (pp_url_encode(&enc, p->name, false)) {
+		pp_buf_free(&enc);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	struct pp_json *hb = pp_json_new(PP_JSON_OBJECT);
+	int rc = hb ? 0 : PP_ENOMEM;
+	if (!rc)
+		rc = pp_json_set_string(hb, "name", s->worker);
+	if (!rc)
+		rc = pp_json_set_int(hb, "heartbeat_interval_seconds",
+				     (long long)(s->interval < 1 ? 1 : s->interval));
+	snprintf(path, sizeof(path), "/work_pools/%s/workers/heartbeat", pp_buf_str(&enc));
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+		: api_call(s, "POST", path, hb, NULL, err);
+	pp_json_free(hb);
+	if (!rc)
+		rc = read_pool(s, p, err);
+	struct pp_json *q = rc ? NULL : pp_json_new(PP_JSON_OBJECT), *runs = NULL;
+	if (!rc && !q)
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc) {
+		char before[40];
+		pp_prefect_time_format(pp_wall_ms() + (int64_t)(s->lookahead * 1000), before,
+				       sizeof(before));
+		pp_json_set_string(q, "scheduled_before", before);
+		pp_json_set_int(q, "limit", s->batch);
+		if (s->nqueues) {
+			struct pp_json *names = pp_json_new(PP_JSON_ARRAY);
+			for (size_t i = 0; names && i < s->nqueues; i++)
+				pp_json_append(names, pp_json_new_string(s->queues[i]));
+			pp_json_set(q, "work_queue_names", names);
+		}
+		snprintf(path, sizeof(path), "/work_pools/%s/get_scheduled_flow_runs",
+			 pp_buf_str(&enc));
+		rc = api_call(s, "POST", path, q, &runs, err);
+	}
+	pp_json_free(q);
+	pp_buf_free(&enc);
+	pp_json_foreach (item, runs) {
+		struct pp_error cerr = {0};
+		int crc = claim(s, store, p, pp_json_get(item, "flow_run"), &cerr);
+		if (crc) {
+			note_failure(s, crc, &cerr);
+			pp_warn("prefect: pool %s: %s", p->name, cerr.msg);
+			if (pp_err_retryable(crc))
+				break;
+		}
+	}
+	pp_json_free(runs);
+	if (rc)
+		pp_error_prefix(err, "pool %s: ", p->name);
+	return rc;
+}
+
+/* FlowRunFilter body: runs of our pools in one of the state types. */
+static int filter_body(const struct prefect_source *s, const char *types, long offset,
+		       struct pp_json **out, struct pp_error *err)
+{
+	struct pp_buf text;
+	pp_buf_init(&text, 1 << 16);
+	int rc = pp_buf_printf(&text,
+			       "{\"flow_runs\":{\"state\":{\"type\":{\"any_\":[%s]}}},"
+			       "\"work_pools\":{\"name\":{\"any_\":[",
+			       types);
+	for (size_t i = 0; !rc && i < s->npools; i++) {
+		if (i)
+			rc = pp_buf_putc(&text, ',');
+		if (!rc)
+			rc = pp_json_write_string(&text, s->pools[i].name,
+						  strlen(s->pools[i].name));
+	}
+	if (!rc)
+		rc = pp_buf_printf(&text, "]}},\"limit\":%d,\"offset\":%ld,\"sort\":\"ID_DESC\"}",
+				   PF_BATCH, offset);
+	if (!rc)
+		rc = pp_json_parse(text.data, text.len, NULL, out, err);
+	pp_buf_free(&text);
+	return rc ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
+}
+
+/* What a crash can leave on the server: a run we finished whose reports
+ * died with the process (reported again from the store), and a claim no
+ * store ever recorded (handed back once claim_timeout has passed with no
+ * infrastructure). */
+static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp_error *err)
+{
+	int rc = 0;
+	for (long offset = 0, got = PF_BATCH; !rc && got == PF_BATCH; offset += PF_BATCH) {
+		struct pp_json *body = NULL, *runs = NULL;
+		rc = filter_body(s, "\"PENDING\",\"RUNNING\"", offset, &body, err);
+		if (!rc)
+			rc = api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
+		pp_json_free(body);
+		got = runs ? (long)runs->count : 0;
+		pp_json_foreach (run, runs) {
+			const char *id = pp_json_get_string(run, "id");
+			struct pp_run_rec rec;
+			struct pp_error e = {0};
+			if (!id)
+				continue;
+			if (!store->ops->get(store, id, &rec, NULL, NULL, &e)) {
+				const char *type =
+					pp_store_state_terminal(rec.state)
+						? pp_prefect_state_for(rec.state, rec.infra_id)
+						: NULL;
+				if (type) {
+					pp_info("prefect: flow run %s ended as %s here; reporting "
+						"again",
+						id, pp_store_state_name(rec.state));
+					if ((rec.infra_id &&
+					     !pp_json_get_string(run, "infrastructure_pid") &&
+					     outbox_add(s, id, rec.infra_id, NULL, NULL)) ||
+					    outbox_add(s, id, NULL, type, rec.last_error))
+						pp_warn("prefect: report queue full");
+				}
+				pp_run_rec_free(&rec);
+				continue;
+			}
+			int64_t since = 0;
+			const char *state_type = pp_json_get_string(run, "state_type");
+			if (!state_type || strcmp(state_type, "PENDING") ||
+			    pp_json_get_string(run, "infrastructure_pid") ||
+			    pp_prefect_time_parse(
+				    pp_json_string(pp_json_path(run, "state.timestamp")), &since) ||
+			    pp_wall_ms() - since < (int64_t)(s->claim_timeout * 1000))
+				continue;
+			char m[160];
+			snprintf(m, sizeof(m),
+				 "pushpool: claim expired with no infrastructure after %.0f s",
+				 s->claim_timeout);
+			pp_warn("prefect: flow run %s: %s; handing it back", id, m);
+			if (hand_back(s, id, m, &e))
+				pp_warn("prefect: flow run %s: %s", id, e.msg);
+		}
+		pp_json_free(runs);
+	}
+	return rc;
+}
+
+/* Runs the server moved to CANCELLING: cancel them here; the loop stops
+ * the remote job and reports CANCELLED. */
+static int poll_cancellations(struct prefect_source *s, struct pp_store *store,
+			      struct pp_error *err)
+{
+	struct pp_json *body = NULL, *runs = NULL;
+	int rc = filter_body(s, "\"CANCELLING\"", 0, &body, err);
+	if (rc)
+		return rc;
+	rc = api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
+	pp_json_free(body);
+	pp_json_foreach (run, runs) {
+		const char *id = pp_json_get_string(run, "id");
+		struct pp_run_rec rec;
+		struct pp_error e = {0};
+		if (!id || store->ops->get(store, id, &rec, NULL, NULL, &e))
+			continue; /* not a run this store handles */
+		bool ended = pp_store_state_terminal(rec.state);
+		if (!ended && !rec.cancel_requested) {
+			pp_info("prefect: flow run %s is CANCELLING; cancelling run %s", id,
+				rec.id);
+			if (store->ops->request_cancel(store, id, &e))
+				pp_warn("prefect: cancelling %s: %s", id, e.msg);
+			pp_run_rec_free(&rec);
+			if (!store->ops->get(store, id, &rec, NULL, NULL, &e))
+				ended = rec.state == PP_ST_CANCELLED;
+			else
+				continue;
+		}
+		/* Nothing left running here (cancelled before submission, or
+		 * ended already): the server only waits for the word. */
+		if (ended && outbox_add(s, id, NULL, "CANCELLED",
+					rec.state == PP_ST_CANCELLED ? "cancelled by pushpool"
+								     : "the run had already ended"))
+			pp_warn("prefect: report queue full");
+		pp_run_rec_free(&rec);
+	}
+	pp_json_free(runs);
+	return rc;
+}
+
+static int prefect_poll(struct pp_source *src, struct pp_store *store, struct pp_error *err)
+{
+	struct prefect_source *s = (struct prefect_source *)src;
+	if (pp_wall_ms() < s->backoff_until)
+		return 0;
+	int rc = outbox_flush(s, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < s->npools; i++) {
+		struct pp_error perr = {0};
+		int prc = poll_pool(s, store, &s->pools[i], &perr);
+		if (prc) {
+			note_failure(s, prc, &perr);
+			if (!rc)
+				*err = perr;
+			rc = rc ? rc : prc;
+			if (pp_err_retryable(prc))
+				return rc;
+		}
+	}
+	if (pp_wall_ms() >= s->next_reconcile) {
+		struct pp_error rerr = {0};
+		int rrc = reconcile(s, store, &rerr);
+		if (rrc && !rc) {
+			*err = rerr;
+			rc = rrc;
+		}
+		s->next_reconcile = pp_wall_ms() + PF_RECONCILE_MS;
+	}
+	struct pp_error cerr = {0};
+	int crc = poll_cancellations(s, store, &cerr);
+	if (crc && !rc) {
+		*err = cerr;
+		rc = crc;
+	}
+	struct pp_error ferr = {0};
+	if (outbox_flush(s, &ferr) && !rc) {
+		*err = ferr;
+		rc = ferr.code;
+	}
+	return rc;
+}
+
+static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *rec,
+			      struct pp_json **tmpl, struct pp_json **deployment_vars,
+			      struct pp_error *err)
+{
+	struct prefect_source *s = (struct prefect_source *)src;
+	struct pf_pool *p = pool_of(s, rec->pool);
+	*tmpl = *deployment_vars = NULL;
+	if (!p)
+		return pp_fail(err, PP_EINVALID, "pool \"%s\" is not served from Prefect",
+			       rec->pool);
+	char path[128];
+	struct pp_json *fr = NULL;
+	snprintf(path, sizeof(path), "/flow_runs/%s", rec->source_ref ? rec->source_ref : rec->id);
+	int rc = api_call(s, "GET", path, NULL, &fr, err);
+	const char *dep_id = rc ? NULL : pp_json_get_string(fr, "deployment_id");
+	const struct pp_json *dep = NULL;
+	if (dep_id && (rc = read_deployment(s, dep_id, &dep, err)) == 0) {
+		const struct pp_json *v = pp_json_get(dep, "job_variables");
+		if (pp_json_is(v, PP_JSON_OBJECT) && !(*deployment_vars = pp_json_clone(v)))
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	pp_json_free(fr);
+	if (!rc && !p->tmpl)
+		rc = read_pool(s, p, err);
+	if (!rc && p->tmpl && !(*tmpl = pp_json_clone(p->tmpl)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc && !*tmpl)
+		rc = pp_template_default(p->type, tmpl, err);
+	if (!rc)
+		rc = pp_prefect_resolve_blocks(*tmpl, fetch_block, s, err);
+	if (rc) {
+		note_failure(s, rc, err);
+		pp_json_free(*tmpl);
+		pp_json_free(*deployment_vars);
+		*tmpl = *deployment_vars = NULL;
+	}
+	return rc;
+}
+
+static double prefect_interval(const struct pp_source *src)
+{
+	return ((const struct prefect_source *)src)->interval;
+}
+
+static void prefect_close(struct pp_source *src)
+{
+	struct prefect_source *s = (struct prefect_source *)src;
+	if (!s)
+		return;
+	struct pp_error err = {0};
+	if (s->outbox && outbox_flush(s, &err))
+		pp_warn("prefect: %s; undelivered at exit", err.msg);
+	while (s->outbox) {
+		struct pf_report *r = s->outbox;
+		s->outbox = r->next;
+		report_free(r);
+	}
+	while (s->cache) {
+		struct pf_cached *c = s->cache;
+		s->cache = c->next;
+		pp_json_free(c->value);
+		free(c);
+	}
+	for (size_t i = 0; i < s->npools; i++)
+		pp_json_free(s->pools[i].tmpl);
+	free(s->pools);
+	for (size_t i = 0; i < s->nqueues; i++)
+		free(s->queues[i]);
+	free(s->queues);
+	free(s->api_url);
+	free(s->api_key);
+	free(s);
+}
+
+/* Split a comma list into trimmed, non-empty names. */
+static int split_list(const char *list, char ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	for (const char *p = list; p && *p;) {
+		size_t len = strcspn(p, ",");
+		const char *a = p;
+		size_t m = len;
+		while (m && isspace((unsigned char)*a)) {
+			a++;
+			m--;
+		}
+		while (m && isspace((unsigned char)a[m - 1]))
+			m--;
+		if (m) {
+			char **v = realloc(*out, (*n + 1) * sizeof(*v));
+			if (!v)
+				return PP_ENOMEM;
+			*out = v;
+			if (!(v[*n] = strndup(a, m)))
+				return PP_ENOMEM;
+			(*n)++;
+		}
+		p += len;
+		if (*p)
+			p++;
+	}
+	return 0;
+}
+
+static int prefect_open(const struct pp_config *cfg, struct pp_source **out, struct pp_error *err)
+{
+	*out = NULL;
+	const struct pp_prefect_conf *pc = &cfg->prefect;
+	if (!pc->enabled)
+		return 0;
+	struct prefect_source *s = calloc(1, sizeof(*s));
+	if (!s)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	s->base.ops = &pp_source_prefect;
+	s->outbox_tail = &s->outbox;
+	s->lookahead = pc->lookahead_seconds;
+	s->interval = pc->poll_interval;
+	s->claim_timeout = pc->claim_timeout;
+	s->batch =
+		cfg->dispatcher.max_in_flight < PF_BATCH ? cfg->dispatcher.max_in_flight : PF_BATCH;
+	if (s->batch < 1)
+		s->batch = 1;
+	char host[64] = "host";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(s->worker, sizeof(s->worker), "pushpool-%.60s-%d", host, (int)getpid());
+	int rc = 0;
+	size_t n = strlen(pc->api_url ? pc->api_url : "");
+	while (n && pc->api_url[n - 1] == '/')
+		n--;
+	if (!n)
+		rc = pp_fail(err, PP_EINVALID, "[source \"prefect\"] needs api_url");
+	else if (!(s->api_url = strndup(pc->api_url, n)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	/* Like Prefect's clients: the configured key, else PREFECT_API_KEY. */
+	const char *env_key = getenv("PREFECT_API_KEY");
+	if (!rc && pc->api_key && *pc->api_key)
+		rc = (s->api_key = strdup(pc->api_key)) ? 0
+							: pp_fail(err, PP_ENOMEM, "out of memory");
+	else if (!rc && pc->api_key_file && *pc->api_key_file)
+		rc = pp_read_secret_file(pc->api_key_file, "Prefect API key", PP_EINVALID,
+					 &s->api_key, err);
+	else if (!rc && env_key && *env_key)
+		rc = (s->api_key = strdup(env_key)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc && s->api_key)
+		pp_secret_register(s->api_key);
+	char **names = NULL;
+	size_t nnames = 0;
+	if (!rc && split_list(pc->work_queues, &s->queues, &s->nqueues))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc && split_list(pc->pools, &names, &nnames))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	size_t want = nnames ? nnames : cfg->npools;
+	if (!rc && want && !(s->pools = calloc(want, sizeof(*s->pools))))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < want; i++) {
+		const struct pp_pool_conf *pool =
+			nnames ? pp_config_pool(cfg, names[i]) : &cfg->pools[i];
+		if (!pool) {
+			rc = pp_fail(err, PP_EINVALID,
+				     "[source \"prefect\"] pools: no [pool \"%s\"]", names[i]);
+			break;
+		}
+		struct pf_pool *p = &s->pools[s->npools++];
+		snprintf(p->name, sizeof(p->name), "%s", pool->name);
+		p->type = pp_pool_type_canonical(pool->type);
+		if (!p->type)
+			rc = pp_fail(err, PP_EINVALID, "pool \"%s\": unknown type \"%s\"",
+				     pool->name, pool->type);
+	}
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	if (!rc && !s->npools)
+		rc = pp_fail(err, PP_EINVALID, "[source \"prefect\"]: no pools to serve");
+	if (rc) {
+		prefect_close(&s->base);
+		return rc;
+	}
+	pp_info("prefect: serving %zu work pool(s) from %s as worker %s", s->npools, s->api_url,
+		s->worker);
+	*out = &s->base;
+	return 0;
+}
+
+const struct pp_source_ops pp_source_prefect = {
+	.name = "prefect",
+	.open = prefect_open,
+	.close = prefect_close,
+	.poll = prefect_poll,
+	.report = prefect_report,
+	.job_inputs = prefect_job_inputs,
+	.interval = prefect_interval,
+};

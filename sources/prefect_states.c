@@ -1,0 +1,224 @@
+#include "sources/prefect_states.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BLOCK_PREFIX "prefect.blocks."
+
+int pp_prefect_time_parse(const char *iso, int64_t *ms)
+{
+	struct tm tm = {0};
+	int y, mo, d, h, mi, used = 0;
+	double sec;
+	if (!iso ||
+	    sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &used) < 6 ||
+	    mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61)
+		return PP_EINVALID;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	double t = (double)timegm(&tm) + sec;
+	const char *z = iso + used;
+	if (*z == '+' || *z == '-') {
+		int oh = 0, om = 0;
+		if (sscanf(z + 1, "%2d:%2d", &oh, &om) != 2)
+			return PP_EINVALID;
+		t -= (*z == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
+	} else if (*z && *z != 'Z') {
+		return PP_EINVALID;
+	}
+	*ms = (int64_t)(t * 1000.0 + 0.5);
+	return 0;
+}
+
+void pp_prefect_time_format(int64_t ms, char *out, size_t n)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+const char *pp_prefect_state_for(enum pp_store_state st, bool submitted)
+{
+	switch (st) {
+	case PP_ST_RUNNING: return "RUNNING";
+	case PP_ST_SUCCEEDED: return "COMPLETED";
+	case PP_ST_FAILED: return submitted ? "FAILED" : "CRASHED";
+	case PP_ST_CRASHED:
+	case PP_ST_DEAD: return "CRASHED";
+	case PP_ST_CANCELLED: return "CANCELLED";
+	default: return NULL;
+	}
+}
+
+/* Swap node's content for val's, keeping node's key and place. */
+static void replace_value(struct pp_json *node, struct pp_json *val)
+{
+	free(node->str);
+	node->type = val->type;
+	node->str = val->str;
+	node->len = val->len;
+	node->num = val->num;
+	node->b = val->b;
+	node->count = val->count;
+	node->child = val->child;
+	node->last = val->last;
+	for (struct pp_json *c = node->child; c; c = c->next)
+		c->parent = node;
+	val->str = NULL;
+	val->child = val->last = NULL;
+	val->count = 0;
+	pp_json_free(val);
+}
+
+/* "type.name[.field...]" -> the referenced value (caller frees). */
+static int lookup_ref(const char *ref, size_t n, pp_prefect_block_fetch fetch, void *ud,
+		      const char *where, struct pp_json **out, struct pp_error *err)
+{
+	char buf[512], *save = NULL;
+	if (n >= sizeof(buf))
+		return pp_fail(err, PP_EINVALID, "%s: block reference too long", where);
+	memcpy(buf, ref, n);
+	buf[n] = '\0';
+	char *slug = strtok_r(buf, ".", &save);
+	char *name = strtok_r(NULL, ".", &save);
+	if (!slug || !name)
+		return pp_fail(err, PP_EINVALID,
+			       "%s: block reference \"" BLOCK_PREFIX
+			       "%.*s\" needs a type and a name",
+			       where, (int)n, ref);
+	struct pp_json *data = NULL;
+	int rc = fetch(ud, slug, name, &data, err);
+	if (rc)
+		return pp_error_prefix(err, "%s: ", where);
+	const struct pp_json *v = data;
+	if (data && data->count == 1 && pp_json_get(data, "value"))
+		v = pp_json_get(data, "value");
+	for (char *f = strtok_r(NULL, ".", &save); f && v; f = strtok_r(NULL, ".", &save))
+		v = pp_json_get(v, f);
+	if (!v) {
+		pp_json_free(data);
+		return pp_fail(err, PP_EINVALID, "%s: block %s/%s has no field named in \"%.*s\"",
+			       where, slug, name, (int)n, ref);
+	}
+	*out = pp_json_clone(v);
+	pp_json_free(data);
+	return *out ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+/* Next "{{ prefect.blocks.REF }}" at or after from: bounds of the whole
+ * placeholder and of REF. */
+static bool next_ref(const char *s, size_t len, size_t from, size_t *start, size_t *end,
+		     size_t *ref, size_t *ref_len)
+{
+	for (size_t i = from; i + 1 < len; i++) {
+		if (s[i] != '{' || s[i + 1] != '{')
+			continue;
+		size_t p = i + 2;
+		while (p < len && s[p] == ' ')
+			p++;
+		if (len - p < strlen(BLOCK_PREFIX) ||
+		    memcmp(s + p, BLOCK_PREFIX, strlen(BLOCK_PREFIX)))
+			continue;
+		p += strlen(BLOCK_PREFIX);
+		size_t r = p;
+		while (p < len && s[p] != ' ' && s[p] != '}')
+			p++;
+		size_t rl = p - r;
+		while (p < len && s[p] == ' ')
+			p++;
+		if (p + 1 < len && s[p] == '}' && s[p + 1] == '}' && rl) {
+			*start = i;
+			*end = p + 2;
+			*ref = r;
+			*ref_len = rl;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int resolve_string(struct pp_json *node, pp_prefect_block_fetch fetch, void *ud,
+			  const char *where, struct pp_error *err)
+{
+	size_t start, end, ref, rl;
+	if (!next_ref(node->str, node->len, 0, &start, &end, &ref, &rl))
+		return 0;
+	struct pp_json *val = NULL;
+	int rc;
+	if (start == 0 && end == node->len) {
+		rc = lookup_ref(node->str + ref, rl, fetch, ud, where, &val, err);
+		if (!rc)
+			replace_value(node, val);
+		return rc;
+	}
+	struct pp_buf out;
+	pp_buf_init(&out, PP_BUF_DEFAULT_MAX);
+	size_t done = 0;
+	rc = 0;
+	do {
+		rc = pp_buf_append(&out, node->str + done, start - done);
+		if (!rc)
+			rc = lookup_ref(node->str + ref, rl, fetch, ud, where, &val, err);
+		if (!rc && val->type == PP_JSON_STRING)
+			rc = pp_buf_append(&out, val->str, val->len);
+		else if (!rc && val->type == PP_JSON_NUMBER)
+			rc = pp_buf_puts(&out, val->str);
+		else if (!rc)
+			rc = pp_fail(err, PP_EINVALID,
+				     "%s: block reference inside text must name a string or number",
+				     where);
+		pp_json_free(val);
+		val = NULL;
+		done = end;
+	} while (!rc && next_ref(node->str, node->len, done, &start, &end, &ref, &rl));
+	if (!rc)
+		rc = pp_buf_append(&out, node->str + done, node->len - done);
+	if (!rc) {
+		free(node->str);
+		node->len = out.len;
+		node->str = pp_buf_steal(&out);
+	}
+	pp_buf_free(&out);
+	return rc;
+}
+
+static int resolve_at(struct pp_json *j, struct pp_buf *path, pp_prefect_block_fetch fetch,
+		      void *ud, struct pp_error *err)
+{
+	if (j->type == PP_JSON_STRING)
+		return resolve_string(j, fetch, ud, pp_buf_str(path), err);
+	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
+		return 0;
+	size_t idx = 0, keep = path->len;
+	pp_json_foreach (c, j) {
+		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
+						   : pp_buf_printf(path, "[%zu]", idx);
+		if (!rc)
+			rc = resolve_at(c, path, fetch, ud, err);
+		path->len = keep;
+		path->data[keep] = '\0';
+		if (rc)
+			return rc;
+		idx++;
+	}
+	return 0;
+}
+
+int pp_prefect_resolve_blocks(struct pp_json *tmpl, pp_prefect_block_fetch fetch, void *ud,
+			      struct pp_error *err)
+{
+	struct pp_buf path;
+	pp_buf_init(&path, 4096);
+	int rc = pp_buf_puts(&path, "$");
+	if (!rc)
+		rc = resolve_at(tmpl, &path, fetch, ud, err);
+	pp_buf_free(&path);
+	return rc;
+}

@@ -1,0 +1,42 @@
+/* Where runs come from besides `pushpool schedule`. A source feeds runs into
+ * the store and hears back about their progress; the loop calls it without
+ * knowing which orchestrator is behind it. */
+#ifndef PP_SOURCE_H
+#define PP_SOURCE_H
+
+#include "dispatcher/config.h"
+#include "lib/err.h"
+#include "lib/json.h"
+#include "store/store.h"
+
+struct pp_source;
+
+struct pp_source_ops {
+	const char *name; /* matches pp_run_rec.source */
+	int (*open)(const struct pp_config *cfg, struct pp_source **out, struct pp_error *err);
+	void (*close)(struct pp_source *src);
+	/* Take the orchestrator's due runs (arbitrating with other dispatchers
+	 * upstream) and insert them into the store; mark upstream
+	 * cancellations with request_cancel. */
+	int (*poll)(struct pp_source *src, struct pp_store *store, struct pp_error *err);
+	/* A run of this source changed state in the loop: report upstream. */
+	int (*report)(struct pp_source *src, const struct pp_run_rec *rec,
+		      enum pp_store_state state, const char *infra_id, const char *message,
+		      struct pp_error *err);
+	/* Template and deployment-level variables for a run, when the source
+	 * owns them (NULL outputs: use the local pool config). */
+	int (*job_inputs)(struct pp_source *src, const struct pp_run_rec *rec,
+			  struct pp_json **tmpl, struct pp_json **deployment_vars,
+			  struct pp_error *err);
+	/* Seconds between polls. */
+	double (*interval)(const struct pp_source *src);
+};
+
+struct pp_source {
+	const struct pp_source_ops *ops;
+};
+
+/* NULL-terminated list of every source backend. */
+extern const struct pp_source_ops *const pp_sources[];
+
+#endif

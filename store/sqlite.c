@@ -1,0 +1,773 @@
+/* The embedded run store: one SQLite file in WAL mode. Leases use the
+ * monotonic clock; since every process sharing the file runs on this host,
+ * CLOCK_MONOTONIC is common to them, and the boot id stored with each lease
+ * makes leases from before a reboot count as expired. Each owner also holds
+ * an flock on a file named after it next to the database ("DB.owners/"):
+ * a lease whose owner's lock can be taken belongs to a dead process (kill -9)
+ * and is free at once instead of at its expiry. flock works across PID
+ * namespaces, so dispatchers in containers sharing the volume are judged
+ * right too. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OWNER_VERDICTS 8
+#define OWNER_MAX      128
+
+struct sqlite_store {
+	struct pp_store base;
+	sqlite3 *db;
+	sqlite3_stmt *upd_st, *ev_st;
+	char *path;
+	char boot_id[40];
+	char *owners_dir;
+	/* flocks held on owners_dir/<owner> for every owner this handle claims as */
+	struct {
+		char name[OWNER_MAX];
+		int fd;
+	} held[OWNER_VERDICTS];
+	int nheld;
+	/* Liveness verdicts within one claim, so each owner's lock is tried once. */
+	struct {
+		char owner[OWNER_MAX];
+		bool gone;
+	} verdicts[OWNER_VERDICTS];
+	int nverdicts;
+};
+
+static const char *const migrations[] = {
+	/* 1: runs and their history */
+	"CREATE TABLE runs ("
+	" id TEXT PRIMARY KEY, pool TEXT NOT NULL, name TEXT, deployment TEXT,"
+	" job_variables TEXT NOT NULL DEFAULT '{}', parameters TEXT NOT NULL DEFAULT '{}',"
+	" source TEXT NOT NULL DEFAULT 'local', source_ref TEXT,"
+	" scheduled_ms INTEGER NOT NULL, next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+	" priority INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,"
+	" infra_id TEXT, idem_key TEXT, attempt INTEGER NOT NULL DEFAULT 0,"
+	" lease_owner TEXT, lease_expires INTEGER NOT NULL DEFAULT 0, lease_boot TEXT,"
+	" fence INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE INDEX runs_due ON runs(state, pool, priority DESC, scheduled_ms);"
+	"CREATE INDEX runs_owner ON runs(lease_owner);"
+	"CREATE UNIQUE INDEX runs_source_ref ON runs(source, source_ref);"
+	"CREATE TABLE run_events ("
+	" run_id TEXT NOT NULL REFERENCES runs(id), ts_ms INTEGER NOT NULL,"
+	" state TEXT NOT NULL, message TEXT);"
+	"CREATE INDEX run_events_run ON run_events(run_id, ts_ms);",
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static int db_fail(struct sqlite_store *s, struct pp_error *err, const char *what)
+{
+	int ec = sqlite3_errcode(s->db);
+	int code = (ec == SQLITE_BUSY || ec == SQLITE_LOCKED)	   ? PP_ETRANSIENT
+		   : (ec == SQLITE_CORRUPT || ec == SQLITE_NOTADB) ? PP_EINVALID
+								   : PP_EIO;
+	return pp_fail(err, code, "store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int exec_sql(struct sqlite_store *s, const char *sql, struct pp_error *err)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int rc = pp_fail(err, PP_EIO, "store %s: %s", s->path, msg ? msg : "error");
+		if (sqlite3_errcode(s->db) == SQLITE_BUSY)
+			err->code = rc = PP_ETRANSIENT;
+		sqlite3_free(msg);
+		return rc;
+	}
+	return 0;
+}
+
+static void read_boot_id(char *out, size_t n)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	out[0] = '\0';
+	if (f) {
+		if (fgets(out, (int)n, f))
+			out[strcspn(out, "\n")] = '\0';
+		fclose(f);
+	}
+	if (!out[0])
+		snprintf(out, n, "unknown");
+}
+
+static void sqlite_close(struct pp_store *base)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_finalize(s->upd_st);
+	sqlite3_finalize(s->ev_st);
+	sqlite3_close(s->db);
+	for (int i = 0; i < s->nheld; i++)
+		if (s->held[i].fd >= 0)
+			close(s->held[i].fd);
+	free(s->owners_dir);
+	free(s->path);
+	free(s);
+}
+
+/* owners_dir/<owner in hex>: hex keeps any owner string a safe file name. */
+static void owner_file(const struct sqlite_store *s, const char *owner, char *out, size_t n)
+{
+	size_t len = (size_t)snprintf(out, n, "%s/", s->owners_dir);
+	for (const unsigned char *p = (const unsigned char *)owner; *p && len + 3 < n; p++)
+		len += (size_t)snprintf(out + len, n - len, "%02x", *p);
+}
+
+/* Hold our owner's lock for as long as the store is open. Best effort: without
+ * it, leases of dead owners are still freed at expiry. */
+static void hold_owner_lock(struct sqlite_store *s, const char *owner)
+{
+	for (int i = 0; i < s->nheld; i++)
+		if (!strcmp(s->held[i].name, owner))
+			return;
+	if (s->nheld == OWNER_VERDICTS)
+		return;
+	int slot = s->nheld++;
+	snprintf(s->held[slot].name, OWNER_MAX, "%s", owner);
+	s->held[slot].fd = -1;
+	char file[PATH_MAX];
+	if (mkdir(s->owners_dir, 0750) && errno != EEXIST)
+		return;
+	owner_file(s, owner, file, sizeof(file));
+	int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd); /* the same owner name is live elsewhere */
+		return;
+	}
+	s->held[slot].fd = fd;
+}
+
+static bool owner_gone(struct sqlite_store *s, const char *owner)
+{
+	for (int i = 0; i < s->nverdicts; i++)
+		if (!strcmp(s->verdicts[i].owner, owner))
+			return s->verdicts[i].gone;
+	char file[PATH_MAX];
+	bool gone = false;
+	owner_file(s, owner, file, sizeof(file));
+	int fd = open(file, O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		gone = !flock(fd, LOCK_EX | LOCK_NB);
+		close(fd);
+	}
+	if (s->nverdicts < OWNER_VERDICTS) {
+		snprintf(s->verdicts[s->nverdicts].owner, OWNER_MAX, "%s", owner);
+		s->verdicts[s->nverdicts++].gone = gone;
+	}
+	return gone;
+}
+
+/* A dead owner's lock file goes once none of its leases is left to free. */
+static void forget_dead_owners(struct sqlite_store *s)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM runs WHERE lease_owner = ? LIMIT 1", -1, &st,
+			       NULL) != SQLITE_OK)
+		return;
+	for (int i = 0; i < s->nverdicts; i++) {
+		if (!s->verdicts[i].gone)
+			continue;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, s->verdicts[i].owner, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_DONE) {
+			char file[PATH_MAX];
+			owner_file(s, s->verdicts[i].owner, file, sizeof(file));
+			unlink(file);
+		}
+	}
+	sqlite3_finalize(st);
+}
+
+static void sql_owner_gone(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct sqlite_store *s = sqlite3_user_data(ctx);
+	const unsigned char *owner = argc == 1 ? sqlite3_value_text(argv[0]) : NULL;
+	sqlite3_result_int(ctx, owner && owner_gone(s, (const char *)owner));
+}
+
+static int sqlite_migrate(struct pp_store *base, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st;
+	int version = 0;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			version = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (version > NMIGRATIONS) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return pp_fail(err, PP_EINVALID,
+			       "store %s: schema version %d is newer than this pushpool (%d)",
+			       s->path, version, NMIGRATIONS);
+	}
+	for (int v = version; v < NMIGRATIONS && !rc; v++) {
+		rc = exec_sql(s, migrations[v], err);
+		if (!rc) {
+			char pragma[64];
+			snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+			rc = exec_sql(s, pragma, err);
+		}
+	}
+	if (rc) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	return exec_sql(s, "COMMIT", err);
+}
+
+static int sqlite_open(const char *path, struct pp_store **out, struct pp_error *err)
+{
+	*out = NULL;
+	struct sqlite_store *s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(path))) {
+		free(s);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	s->base.ops = &pp_store_sqlite;
+	if (asprintf(&s->owners_dir, "%s.owners", path) < 0) {
+		s->owners_dir = NULL;
+		sqlite_close(&s->base);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	read_boot_id(s->boot_id, sizeof(s->boot_id));
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		int rc = pp_fail(err, PP_EIO, "store %s: cannot open: %s", path,
+				 s->db ? sqlite3_errmsg(s->db) : strerror(errno));
+		sqlite_close(&s->base);
+		return rc;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_create_function(s->db, "pp_owner_gone", 1, SQLITE_UTF8, s, sql_owner_gone, NULL,
+				NULL);
+	/* WAL: readers never block the writer; NORMAL sync is durable across a
+	 * process crash (kill -9), which is the failure leases must survive. */
+	int rc = exec_sql(s,
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+			  "PRAGMA foreign_keys=ON;",
+			  err);
+	if (!rc)
+		rc = sqlite_migrate(&s->base, err);
+	if (rc) {
+		if (sqlite3_errcode(s->db) == SQLITE_NOTADB ||
+		    sqlite3_errcode(s->db) == SQLITE_CORRUPT)
+			rc = pp_fail(err, PP_EINVALID,
+				     "store %s: not a pushpool store or corrupt: %s", path,
+				     sqlite3_errmsg(s->db));
+		sqlite_close(&s->base);
+		return rc;
+	}
+	*out = &s->base;
+	return 0;
+}
+
+static char *col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+#define RUN_COLUMNS                                                                                \
+	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id,"     \
+	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority,"  \
+	" attempt, state, cancel_requested, fence"
+
+static int row_to_rec(sqlite3_stmt *st, struct pp_run_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
+	snprintf(r->pool, sizeof(r->pool), "%s", (const char *)sqlite3_column_text(st, 1));
+	r->name = col_text(st, 2);
+	r->deployment = col_text(st, 3);
+	r->job_variables = col_text(st, 4);
+	r->parameters = col_text(st, 5);
+	r->source = col_text(st, 6);
+	r->source_ref = col_text(st, 7);
+	r->infra_id = col_text(st, 8);
+	r->idem_key = col_text(st, 9);
+	r->last_error = col_text(st, 10);
+	r->scheduled_ms = sqlite3_column_int64(st, 11);
+	r->next_attempt_ms = sqlite3_column_int64(st, 12);
+	r->created_ms = sqlite3_column_int64(st, 13);
+	r->updated_ms = sqlite3_column_int64(st, 14);
+	r->priority = sqlite3_column_int(st, 15);
+	r->attempt = sqlite3_column_int(st, 16);
+	const char *state = (const char *)sqlite3_column_text(st, 17);
+	if (!state || pp_store_state_parse(state, &r->state))
+		return PP_EINVALID;
+	r->cancel_requested = sqlite3_column_int(st, 18) != 0;
+	r->fence = sqlite3_column_int64(st, 19);
+	return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int add_event(struct sqlite_store *s, const char *id, const char *state, const char *msg,
+		     int64_t now, struct pp_error *err)
+{
+	if (!s->ev_st &&
+	    sqlite3_prepare_v3(
+		    s->db, "INSERT INTO run_events(run_id, ts_ms, state, message) VALUES (?,?,?,?)",
+		    -1, SQLITE_PREPARE_PERSISTENT, &s->ev_st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare event");
+	sqlite3_stmt *st = s->ev_st;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	bind_text(st, 3, state);
+	bind_text(st, 4, msg);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s, err, "insert event");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sqlite_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	if (!r->id[0])
+		pp_uuid4(r->id);
+	int64_t now = pp_wall_ms();
+	r->created_ms = r->updated_ms = now;
+	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "INSERT INTO runs(id, pool, name, deployment, job_variables, parameters,"
+		    " source, source_ref, scheduled_ms, next_attempt_ms, priority, state,"
+		    " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		    -1, &st, NULL) != SQLITE_OK) {
+		rc = db_fail(s, err, "prepare insert");
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	bind_text(st, 1, r->id);
+	bind_text(st, 2, r->pool);
+	bind_text(st, 3, r->name);
+	bind_text(st, 4, r->deployment);
+	bind_text(st, 5, r->job_variables ? r->job_variables : "{}");
+	bind_text(st, 6, r->parameters ? r->parameters : "{}");
+	bind_text(st, 7, r->source ? r->source : "local");
+	bind_text(st, 8, r->source_ref);
+	sqlite3_bind_int64(st, 9, r->scheduled_ms);
+	sqlite3_bind_int64(st, 10, r->next_attempt_ms);
+	sqlite3_bind_int(st, 11, r->priority);
+	bind_text(st, 12, pp_store_state_name(r->state));
+	sqlite3_bind_int64(st, 13, now);
+	sqlite3_bind_int64(st, 14, now);
+	int step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step == SQLITE_CONSTRAINT) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return pp_fail(err, PP_ECONFLICT, "run %s (source %s %s) already exists", r->id,
+			       r->source ? r->source : "local", r->source_ref ? r->source_ref : "");
+	}
+	if (step != SQLITE_DONE)
+		rc = db_fail(s, err, "insert run");
+	if (!rc)
+		rc = add_event(s, r->id, pp_store_state_name(r->state), "created", now, err);
+	if (rc) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	return exec_sql(s, "COMMIT", err);
+}
+
+static int collect(struct sqlite_store *s, sqlite3_stmt *st, struct pp_run_rec **out, int *n,
+		   struct pp_error *err)
+{
+	int cap = 0, cnt = 0, step;
+	struct pp_run_rec *v = NULL;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			int ncap = cap ? cap * 2 : 16;
+			struct pp_run_rec *nv = realloc(v, (size_t)ncap * sizeof(*v));
+			if (!nv) {
+				pp_run_recs_free(v, cnt);
+				return pp_fail(err, PP_ENOMEM, "out of memory");
+			}
+			v = nv;
+			cap = ncap;
+		}
+		if (row_to_rec(st, &v[cnt])) {
+			pp_run_recs_free(v, cnt + 1);
+			return pp_fail(err, PP_EINVALID, "store %s: run row with an unknown state",
+				       s->path);
+		}
+		cnt++;
+	}
+	if (step != SQLITE_DONE) {
+		pp_run_recs_free(v, cnt);
+		return db_fail(s, err, "read runs");
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int sqlite_claim(struct pp_store *base, const char *pool, const char *owner,
+			int64_t lease_ms, int max, struct pp_run_rec **out, int *n,
+			struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	*out = NULL;
+	*n = 0;
+	if (max <= 0)
+		return 0;
+	int64_t now = pp_wall_ms(), mono = pp_mono_ms();
+	hold_owner_lock(s, owner);
+	s->nverdicts = 0;
+	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+	if (rc)
+		return rc;
+	/* Free lease: never held, released, from another boot, or expired. */
+	static const char sql[] =
+		"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"
+		" fence = fence + 1, updated_ms = ?4"
+		" WHERE id IN (SELECT id FROM runs WHERE"
+		"  state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+		"  AND (?5 IS NULL OR pool = ?5)"
+		"  AND (state != 'SCHEDULED' OR scheduled_ms <= ?4)"
+		"  AND next_attempt_ms <= ?4"
+		"  AND (lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"
+		"       OR (lease_owner != ?1 AND pp_owner_gone(lease_owner)))"
+		"  ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)"
+		" RETURNING " RUN_COLUMNS;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = db_fail(s, err, "prepare claim");
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	bind_text(st, 1, owner);
+	sqlite3_bind_int64(st, 2, mono + lease_ms);
+	bind_text(st, 3, s->boot_id);
+	sqlite3_bind_int64(st, 4, now);
+	bind_text(st, 5, pool);
+	sqlite3_bind_int64(st, 6, mono);
+	sqlite3_bind_int(st, 7, max);
+	rc = collect(s, st, out, n, err);
+	sqlite3_finalize(st);
+	if (rc) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	rc = exec_sql(s, "COMMIT", err);
+	if (rc) {
+		pp_run_recs_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	forget_dead_owners(s);
+	return 0;
+}
+
+static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_ms,
+			struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND lease_boot = ?"
+		    " AND lease_expires >= ?",
+		    -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare renew");
+	int64_t mono = pp_mono_ms();
+	sqlite3_bind_int64(st, 1, mono + lease_ms);
+	bind_text(st, 2, owner);
+	bind_text(st, 3, s->boot_id);
+	sqlite3_bind_int64(st, 4, mono);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s, err, "renew leases");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
+			 const struct pp_run_update *u, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	int64_t now = pp_wall_ms();
+	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+	if (rc)
+		return rc;
+	if (!s->upd_st &&
+	    sqlite3_prepare_v3(
+		    s->db,
+		    "UPDATE runs SET state = ?1, updated_ms = ?2,"
+		    " infra_id = COALESCE(?3, infra_id), idem_key = COALESCE(?4, idem_key),"
+		    " attempt = CASE WHEN ?5 < 0 THEN attempt ELSE ?5 END,"
+		    " next_attempt_ms = CASE WHEN ?6 < 0 THEN next_attempt_ms ELSE ?6 END,"
+		    " last_error = CASE WHEN ?7 IS NULL THEN last_error WHEN ?7 = '' THEN NULL"
+		    "  ELSE ?7 END,"
+		    " lease_owner = CASE WHEN ?8 THEN NULL ELSE lease_owner END"
+		    " WHERE id = ?9 AND fence = ?10",
+		    -1, SQLITE_PREPARE_PERSISTENT, &s->upd_st, NULL) != SQLITE_OK) {
+		rc = db_fail(s, err, "prepare update");
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	sqlite3_stmt *st = s->upd_st;
+	const char *state = pp_store_state_name(u->state);
+	bind_text(st, 1, state);
+	sqlite3_bind_int64(st, 2, now);
+	bind_text(st, 3, u->infra_id);
+	bind_text(st, 4, u->idem_key);
+	sqlite3_bind_int(st, 5, u->attempt);
+	sqlite3_bind_int64(st, 6, u->next_attempt_ms);
+	bind_text(st, 7, u->error);
+	sqlite3_bind_int(st, 8, u->release_lease);
+	bind_text(st, 9, id);
+	sqlite3_bind_int64(st, 10, fence);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_fail(s, err, "update run");
+	else if (sqlite3_changes(s->db) == 0)
+		rc = pp_fail(err, PP_ECONFLICT, "run %s: lease lost (fence %lld is stale)", id,
+			     (long long)fence);
+	sqlite3_reset(st);
+	if (!rc && u->event)
+		rc = add_event(s, id, state, u->event, now, err);
+	if (rc) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	return exec_sql(s, "COMMIT", err);
+}
+
+static int sqlite_get(struct pp_store *base, const char *id, struct pp_run_rec *out,
+		      struct pp_run_event **ev, int *nev, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT " RUN_COLUMNS " FROM runs WHERE id = ? OR id LIKE ? || '%'"
+			       " ORDER BY id = ? DESC LIMIT 2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare get");
+	bind_text(st, 1, id);
+	bind_text(st, 2, id);
+	bind_text(st, 3, id);
+	struct pp_run_rec *rows = NULL;
+	int n = 0;
+	int rc = collect(s, st, &rows, &n, err);
+	sqlite3_finalize(st);
+	if (rc)
+		return rc;
+	if (n == 0 || (n == 2 && strcmp(rows[0].id, id))) {
+		pp_run_recs_free(rows, n);
+		return pp_fail(err, n ? PP_EINVALID : PP_ENOTFOUND,
+			       n ? "run id prefix %s is ambiguous" : "run %s not found", id);
+	}
+	*out = rows[0];
+	memset(&rows[0], 0, sizeof(rows[0]));
+	pp_run_recs_free(rows, n);
+	if (!ev)
+		return 0;
+	*ev = NULL;
+	*nev = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT ts_ms, state, message FROM run_events WHERE run_id = ?"
+			       " ORDER BY ts_ms, rowid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare events");
+	bind_text(st, 1, out->id);
+	int cap = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (*nev == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct pp_run_event *nv = realloc(*ev, (size_t)cap * sizeof(**ev));
+			if (!nv) {
+				sqlite3_finalize(st);
+				return pp_fail(err, PP_ENOMEM, "out of memory");
+			}
+			*ev = nv;
+		}
+		struct pp_run_event *e = &(*ev)[(*nev)++];
+		e->ts_ms = sqlite3_column_int64(st, 0);
+		snprintf(e->state, sizeof(e->state), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		e->message = col_text(st, 2);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int sqlite_list(struct pp_store *base, const struct pp_run_filter *f,
+		       struct pp_run_rec **out, int *n, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 IS NULL OR pool = ?1)"
+			       " AND (?2 IS NULL OR state = ?2) ORDER BY scheduled_ms, id LIMIT ?3",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare list");
+	bind_text(st, 1, f ? f->pool : NULL);
+	bind_text(st, 2,
+		  f && f->state >= 0 ? pp_store_state_name((enum pp_store_state)f->state) : NULL);
+	sqlite3_bind_int(st, 3, f && f->limit > 0 ? f->limit : -1);
+	int rc = collect(s, st, out, n, err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sqlite_request_cancel(struct pp_store *base, const char *id, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st;
+	/* A run nobody has submitted yet is cancelled right here; one that may
+	 * exist remotely is left for its dispatcher to stop. */
+	if (sqlite3_prepare_v2(s->db,
+			       "UPDATE runs SET cancel_requested = 1, updated_ms = ?2,"
+			       " state = CASE WHEN state = 'SCHEDULED' AND (lease_owner IS NULL"
+			       "   OR lease_boot IS NOT ?3 OR lease_expires < ?4) THEN 'CANCELLED' "
+			       "ELSE state END"
+			       " WHERE id = ?1 AND state NOT IN "
+			       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+			       " RETURNING state",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = db_fail(s, err, "prepare cancel");
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	int64_t now = pp_wall_ms();
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	bind_text(st, 3, s->boot_id);
+	sqlite3_bind_int64(st, 4, pp_mono_ms());
+	int step = sqlite3_step(st);
+	char state[16] = "";
+	if (step == SQLITE_ROW)
+		snprintf(state, sizeof(state), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (step == SQLITE_ROW)
+		rc = add_event(s, id, state, "cancel requested", now, err);
+	else if (step == SQLITE_DONE)
+		rc = pp_fail(err, PP_ENOTFOUND, "run %s not found or already finished", id);
+	else
+		rc = db_fail(s, err, "cancel run");
+	if (rc) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	return exec_sql(s, "COMMIT", err);
+}
+
+static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char (**ids)[PP_ID_LEN],
+				  int *n, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	*ids = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1"
+		    " AND state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')",
+		    -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare cancel requests");
+	bind_text(st, 1, owner);
+	int cap = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			char(*nv)[PP_ID_LEN] = realloc(*ids, (size_t)cap * PP_ID_LEN);
+			if (!nv) {
+				sqlite3_finalize(st);
+				return pp_fail(err, PP_ENOMEM, "out of memory");
+			}
+			*ids = nv;
+		}
+		snprintf((*ids)[(*n)++], PP_ID_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	memset(out, 0, sizeof(*out));
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT state, COUNT(*) FROM runs GROUP BY state", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare counts");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		enum pp_store_state state;
+		if (!pp_store_state_parse((const char *)sqlite3_column_text(st, 0), &state))
+			out->by_state[state] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
+			       " AND scheduled_ms <= ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare lag");
+	sqlite3_bind_int64(st, 1, pp_wall_ms());
+	if (sqlite3_step(st) == SQLITE_ROW)
+		out->oldest_due_ms = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int sqlite_next_due(struct pp_store *base, int64_t *ms, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	*ms = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT MIN(MAX(scheduled_ms, next_attempt_ms)) FROM runs WHERE"
+			       " state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+			       " AND lease_owner IS NULL",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare next due");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*ms = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+const struct pp_store_ops pp_store_sqlite = {
+	.name = "sqlite",
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.migrate = sqlite_migrate,
+	.insert = sqlite_insert,
+	.claim = sqlite_claim,
+	.renew = sqlite_renew,
+	.update = sqlite_update,
+	.get = sqlite_get,
+	.list = sqlite_list,
+	.request_cancel = sqlite_request_cancel,
+	.cancel_requests = sqlite_cancel_requests,
+	.counts = sqlite_counts,
+	.next_due = sqlite_next_due,
+};

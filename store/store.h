@@ -1,0 +1,142 @@
+/* The run store: where scheduled runs wait, who holds each one (a lease
+ * with an owner, an expiry and a fencing generation), and every run's event
+ * history. One interface, several backends (SQLite embedded by default,
+ * PostgreSQL for several hosts); the loop only sees this header. */
+#ifndef PP_STORE_H
+#define PP_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+enum pp_store_state {
+	PP_ST_SCHEDULED,  /* waiting until due */
+	PP_ST_SUBMITTING, /* intent and idempotency key committed; submission under way */
+	PP_ST_SUBMITTED,  /* accepted by the provider, not yet running */
+	PP_ST_RUNNING,
+	PP_ST_CANCELLING, /* cancel requested; remote job to be stopped */
+	PP_ST_SUCCEEDED,
+	PP_ST_FAILED,  /* the job ran and failed, or the run was invalid */
+	PP_ST_CRASHED, /* the job never ran to an exit (failed to start, timed out) */
+	PP_ST_CANCELLED,
+	PP_ST_DEAD, /* submission retries exhausted */
+};
+#define PP_ST_COUNT (PP_ST_DEAD + 1)
+
+const char *pp_store_state_name(enum pp_store_state s);
+int pp_store_state_parse(const char *s, enum pp_store_state *out);
+bool pp_store_state_terminal(enum pp_store_state s);
+
+#define PP_ID_LEN 37
+
+struct pp_run_rec {
+	char id[PP_ID_LEN];
+	char pool[64];
+	char *name;
+	char *deployment;
+	char *job_variables; /* JSON object text */
+	char *parameters;    /* JSON object text */
+	char *source;	     /* "local" or "prefect" */
+	char *source_ref;    /* e.g. the Prefect flow run id */
+	char *infra_id;
+	char *idem_key;
+	char *last_error;
+	int64_t scheduled_ms;	 /* wall clock, ms since the epoch */
+	int64_t next_attempt_ms; /* wall clock; not claimable before */
+	int64_t created_ms, updated_ms;
+	int priority; /* higher first */
+	int attempt;  /* submission tries so far */
+	enum pp_store_state state;
+	bool cancel_requested;
+	int64_t fence; /* generation of the lease this copy was claimed with */
+};
+
+void pp_run_rec_free(struct pp_run_rec *r);
+
+struct pp_run_update {
+	enum pp_store_state state;
+	const char *infra_id;	 /* NULL: unchanged */
+	const char *idem_key;	 /* NULL: unchanged */
+	int attempt;		 /* < 0: unchanged */
+	int64_t next_attempt_ms; /* < 0: unchanged */
+	const char *error;	 /* NULL: unchanged, "": clear */
+	bool release_lease;
+	const char *event; /* appended to the history when non-NULL */
+};
+
+struct pp_run_event {
+	int64_t ts_ms;
+	char state[16];
+	char *message;
+};
+
+struct pp_run_filter {
+	const char *pool; /* NULL: all */
+	int state;	  /* -1: all */
+	int limit;	  /* 0: no limit */
+};
+
+struct pp_store_counts {
+	long by_state[PP_ST_COUNT];
+	int64_t oldest_due_ms; /* scheduled time of the oldest due SCHEDULED run, 0 if none */
+};
+
+struct pp_store;
+
+struct pp_store_ops {
+	const char *name;
+	int (*open)(const char *url, struct pp_store **out, struct pp_error *err);
+	void (*close)(struct pp_store *s);
+	int (*migrate)(struct pp_store *s, struct pp_error *err);
+	int (*insert)(struct pp_store *s, struct pp_run_rec *r, struct pp_error *err);
+	/* Lease up to max claimable runs of pool (NULL: any): due SCHEDULED
+	 * runs by priority then time, and non-terminal runs whose lease is free
+	 * or expired (a crashed dispatcher's). Each claim bumps the fence. */
+	int (*claim)(struct pp_store *s, const char *pool, const char *owner, int64_t lease_ms,
+		     int max, struct pp_run_rec **out, int *n, struct pp_error *err);
+	/* Extend every lease owner holds. */
+	int (*renew)(struct pp_store *s, const char *owner, int64_t lease_ms, struct pp_error *err);
+	/* Fenced write: PP_ECONFLICT when the lease has moved on. */
+	int (*update)(struct pp_store *s, const char *id, int64_t fence,
+		      const struct pp_run_update *u, struct pp_error *err);
+	int (*get)(struct pp_store *s, const char *id, struct pp_run_rec *out,
+		   struct pp_run_event **ev, int *nev, struct pp_error *err);
+	int (*list)(struct pp_store *s, const struct pp_run_filter *f, struct pp_run_rec **out,
+		    int *n, struct pp_error *err);
+	/* Mark cancel requested; SCHEDULED runs become CANCELLED at once. */
+	int (*request_cancel)(struct pp_store *s, const char *id, struct pp_error *err);
+	/* Ids among those owner holds whose cancel was requested. */
+	int (*cancel_requests)(struct pp_store *s, const char *owner, char (**ids)[PP_ID_LEN],
+			       int *n, struct pp_error *err);
+	int (*counts)(struct pp_store *s, struct pp_store_counts *out, struct pp_error *err);
+	/* Earliest time a run not yet claimable becomes due (ms), 0 if none. */
+	int (*next_due)(struct pp_store *s, int64_t *ms, struct pp_error *err);
+	/* Optional (NULL: poll only). A descriptor that turns readable when a
+	 * run may have become claimable, or -1 for now; the loop waits on it
+	 * and then calls wake_drain, which returns > 0 when it should claim
+	 * at once. */
+	int (*wake_fd)(struct pp_store *s);
+	int (*wake_drain)(struct pp_store *s);
+};
+
+struct pp_store {
+	const struct pp_store_ops *ops;
+};
+
+/* url: "postgresql://..." selects PostgreSQL when built in; anything else is
+ * a SQLite path (an optional "sqlite:" prefix is stripped). */
+int pp_store_open(const char *url, struct pp_store **out, struct pp_error *err);
+void pp_store_close(struct pp_store *s);
+void pp_run_recs_free(struct pp_run_rec *r, int n);
+void pp_run_events_free(struct pp_run_event *ev, int n);
+
+/* Random RFC 4122 v4 id. */
+void pp_uuid4(char out[PP_ID_LEN]);
+int64_t pp_wall_ms(void);
+int64_t pp_mono_ms(void);
+
+extern const struct pp_store_ops pp_store_sqlite;
+
+#endif

@@ -1,0 +1,400 @@
+/* The provider-op driver against a local HTTP server: retries, backoff,
+ * Retry-After, budgets, 401 refresh, waits and many ops at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "dispatcher/op_driver.h"
+#include "lib/http.h"
+#include "lib/log.h"
+#include "tests/unit/fake_server.h"
+
+/* ---- scripted answers ---- */
+
+struct script {
+	int n;
+	int next;
+	struct {
+		int status;
+		const char *body;
+		const char *retry_after;
+	} steps[8];
+};
+
+static void scripted(const struct fs_request *req, struct fs_response *resp, void *ud)
+{
+	struct script *sc = ud;
+	int i = sc->next < sc->n ? sc->next : sc->n - 1;
+	(void)req;
+	sc->next++;
+	resp->status = sc->steps[i].status;
+	snprintf(resp->body, sizeof(resp->body), "%s",
+		 sc->steps[i].body ? sc->steps[i].body : "{}");
+	if (sc->steps[i].retry_after)
+		snprintf(resp->retry_after, sizeof(resp->retry_after), "%s",
+			 sc->steps[i].retry_after);
+}
+
+/* ---- a minimal provider: one GET, the body becomes the message ---- */
+
+struct fake_state {
+	int calls;
+};
+
+static int fake_submit(struct pp_run_io *io, struct pp_error *err)
+{
+	char url[256];
+	(void)err;
+	if (!io->resp) {
+		snprintf(url, sizeof(url), "%s/thing", io->endpoint);
+		pp_http_req_init(&io->req, "GET", url);
+		return PP_STEP_SEND;
+	}
+	if (io->resp_rc)
+		return io->resp_rc;
+	snprintf(io->message, sizeof(io->message), "%s", pp_buf_str(&io->resp->body));
+	return PP_STEP_DONE;
+}
+
+/* Waits once before sending, to exercise PP_STEP_WAIT timers. */
+static int fake_status(struct pp_run_io *io, struct pp_error *err)
+{
+	struct fake_state *st = io->state;
+	if (st->calls++ == 0) {
+		io->poll_after_ms = 80;
+		return PP_STEP_WAIT;
+	}
+	return fake_submit(io, err);
+}
+
+static const char *const fake_types[] = {"fake:push", NULL};
+
+static const struct pp_provider fake_provider = {
+	.abi = PP_PROVIDER_ABI,
+	.name = "fake",
+	.pool_types = fake_types,
+	.state_size = sizeof(struct fake_state),
+	.submit = fake_submit,
+	.status = fake_status,
+};
+
+struct fixture {
+	struct fake_server srv;
+	struct script sc;
+	struct fake_state st;
+	struct pp_run_io io;
+};
+
+static void io_init(struct fixture *f, struct pp_run_io *io, struct fake_state *st)
+{
+	memset(io, 0, sizeof(*io));
+	memset(st, 0, sizeof(*st));
+	io->run_id = "0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+	io->attempt = 1;
+	io->endpoint = f->srv.base;
+	io->state = st;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (!f || fs_start(&f->srv, scripted, &f->sc))
+		return -1;
+	io_init(f, &f->io, &f->st);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	fs_stop(&f->srv);
+	free(f);
+	return 0;
+}
+
+static void add_step(struct script *sc, int status, const char *body, const char *retry_after)
+{
+	sc->steps[sc->n].status = status;
+	sc->steps[sc->n].body = body;
+	sc->steps[sc->n].retry_after = retry_after;
+	sc->n++;
+}
+
+static void test_retry_503_then_success(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_exec_policy pol = {.base_ms = 10, .cap_ms = 20};
+	struct pp_error err = {0};
+	add_step(&f->sc, 503, "{\"error\":\"busy\"}", NULL);
+	add_step(&f->sc, 503, "{\"error\":\"busy\"}", NULL);
+	add_step(&f->sc, 200, "{\"ok\":true}", NULL);
+
+	int rc = pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err);
+	assert_int_equal(rc, 0);
+	assert_int_equal(fs_count(&f->srv, NULL), 3);
+	assert_string_equal(f->io.message, "{\"ok\":true}");
+	assert_null(f->io.req.url); /* the driver released the last request */
+}
+
+static void test_retry_after_is_a_floor(void **state)
+{
+	struct fixture *f = *state;
+	/* Without the header the backoff would be at most 2 ms. */
+	struct pp_exec_policy pol = {.base_ms = 1, .cap_ms = 2};
+	struct pp_error err = {0};
+	add_step(&f->sc, 429, "{\"error\":\"slow down\"}", "1");
+	add_step(&f->sc, 200, "{}", NULL);
+
+	int rc = pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err);
+	assert_int_equal(rc, 0);
+	assert_int_equal(fs_count(&f->srv, NULL), 2);
+	long long gap = f->srv.log[1].at_ms - f->srv.log[0].at_ms;
+	assert_true(gap >= 990);
+	assert_true(gap < 3000);
+}
+
+static void test_client_error_fails_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	add_step(&f->sc, 400, "{\"message\":\"image is required\"}", NULL);
+
+	int rc = pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, NULL, &err);
+	assert_int_equal(rc, PP_EINVALID);
+	assert_int_equal(fs_count(&f->srv, NULL), 1);
+	assert_non_null(strstr(err.msg, "image is required"));
+	assert_non_null(strstr(err.msg, "HTTP 400"));
+}
+
+static void test_budget_exhaustion(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_exec_policy pol = {
+		.max_attempts = 50, .base_ms = 200, .cap_ms = 200, .budget_ms = 500};
+	struct pp_error err = {0};
+	add_step(&f->sc, 503, "{}", NULL);
+
+	long long t0 = fs_now_ms();
+	int rc = pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err);
+	long long took = fs_now_ms() - t0;
+	assert_int_equal(rc, PP_ETRANSIENT);
+	assert_non_null(strstr(err.msg, "budget"));
+	assert_true(took <= 700);
+	assert_true(fs_count(&f->srv, NULL) >= 2);
+	assert_true(fs_count(&f->srv, NULL) < 50);
+}
+
+static void test_max_attempts(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_exec_policy pol = {.max_attempts = 3, .base_ms = 1, .cap_ms = 5};
+	struct pp_error err = {0};
+	add_step(&f->sc, 502, "{}", NULL);
+
+	int rc = pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err);
+	assert_int_equal(rc, PP_ETRANSIENT);
+	assert_int_equal(fs_count(&f->srv, NULL), 3);
+	assert_non_null(strstr(err.msg, "gave up after 3 attempts"));
+}
+
+static void test_401_retries_once(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_exec_policy pol = {.base_ms = 1, .cap_ms = 5};
+	struct pp_error err = {0};
+	add_step(&f->sc, 401, "{}", NULL);
+	add_step(&f->sc, 200, "{\"ok\":1}", NULL);
+	assert_int_equal(pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err), 0);
+	assert_int_equal(fs_count(&f->srv, NULL), 2);
+}
+
+static void test_401_twice_is_auth_error(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_exec_policy pol = {.base_ms = 1, .cap_ms = 5};
+	struct pp_error err = {0};
+	add_step(&f->sc, 401, "{\"message\":\"token expired\"}", NULL);
+	add_step(&f->sc, 401, "{\"message\":\"token expired\"}", NULL);
+	add_step(&f->sc, 200, "{}", NULL);
+	assert_int_equal(pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err),
+			 PP_EAUTH);
+	assert_int_equal(fs_count(&f->srv, NULL), 2);
+	assert_non_null(strstr(err.msg, "token expired"));
+}
+
+static void test_transport_error_is_retried(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_exec_policy pol = {.max_attempts = 2, .base_ms = 1, .cap_ms = 5};
+	struct pp_error err = {0};
+	/* Port 1 on loopback: connection refused. */
+	f->io.endpoint = "http://127.0.0.1:1";
+	int rc = pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err);
+	assert_int_equal(rc, PP_ETRANSIENT);
+	assert_non_null(strstr(err.msg, "gave up after 2 attempts"));
+	assert_non_null(strstr(err.msg, "127.0.0.1:1"));
+}
+
+static void test_wait_step_uses_a_timer(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	add_step(&f->sc, 200, "{\"state\":\"RUNNING\"}", NULL);
+	long long t0 = fs_now_ms();
+	assert_int_equal(pp_exec_run_op(&fake_provider, PP_OP_STATUS, &f->io, NULL, &err), 0);
+	assert_true(f->srv.log[0].at_ms - t0 >= 80);
+	assert_int_equal(f->st.calls, 3); /* wait, send, consume */
+}
+
+struct many {
+	int done, failed;
+};
+
+static void many_done(void *ud, int rc, const struct pp_error *err)
+{
+	struct many *m = ud;
+	m->done++;
+	if (rc)
+		m->failed++;
+	assert_true(rc == 0 || err != NULL);
+}
+
+static void test_many_ops_share_one_driver(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 40 };
+	struct pp_run_io ios[N];
+	struct fake_state sts[N];
+	struct many m = {0};
+	struct pp_error err = {0};
+	add_step(&f->sc, 503, "{}", NULL);
+	add_step(&f->sc, 200, "{\"ok\":1}", NULL);
+
+	struct pp_exec *x = pp_exec_new();
+	assert_non_null(x);
+	struct pp_exec_policy pol = {.base_ms = 5, .cap_ms = 20};
+	for (int i = 0; i < N; i++) {
+		io_init(f, &ios[i], &sts[i]);
+		assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_SUBMIT, &ios[i], &pol,
+					       many_done, &m, &err),
+				 0);
+	}
+	assert_int_equal(pp_exec_active(x), N);
+	for (int i = 0; i < 100 && pp_exec_poll(x, 100) > 0; i++)
+		;
+	assert_int_equal(m.done, N);
+	assert_int_equal(m.failed, 0);
+	struct pp_exec_stats s;
+	pp_exec_stats(x, &s);
+	assert_int_equal(s.requests, N + 1);
+	assert_int_equal(s.retries, 1);
+	unsigned long in_buckets = 0;
+	for (int i = 0; i < 12; i++)
+		in_buckets += s.latency_buckets[i];
+	assert_int_equal(in_buckets, s.requests);
+	pp_exec_free(x);
+}
+
+static void test_unsupported_op_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct pp_exec *x = pp_exec_new();
+	struct many m = {0};
+	assert_int_equal(
+		pp_exec_start(x, &fake_provider, PP_OP_CANCEL, &f->io, NULL, many_done, &m, &err),
+		PP_EINVALID);
+	assert_non_null(strstr(err.msg, "does not support cancel"));
+	assert_int_equal(pp_exec_active(x), 0);
+	pp_exec_free(x);
+}
+
+/* The lease bound: no op starts once it has passed, and an op that started
+ * before it sends nothing after it, however much budget is left. */
+static void test_not_after_bounds_ops(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct many m = {0};
+	struct pp_exec *x = pp_exec_new();
+	assert_non_null(x);
+	add_step(&f->sc, 503, "{}", NULL);
+
+	struct pp_exec_policy pol = {
+		.max_attempts = 100000, .base_ms = 20, .cap_ms = 20, .budget_ms = 60000};
+	pol.not_after_ms = fs_now_ms() - 1;
+	assert_int_equal(
+		pp_exec_start(x, &fake_provider, PP_OP_SUBMIT, &f->io, &pol, many_done, &m, &err),
+		PP_ETRANSIENT);
+	assert_non_null(strstr(err.msg, "lease lapsed"));
+	assert_int_equal(fs_count(&f->srv, NULL), 0);
+
+	/* Retrying a 503 every 20 ms or less, with a minute of budget and no
+	 * attempt limit to speak of: the bound ends it after 300 ms. */
+	pol.not_after_ms = fs_now_ms() + 300;
+	long long t0 = fs_now_ms();
+	assert_int_equal(
+		pp_exec_start(x, &fake_provider, PP_OP_SUBMIT, &f->io, &pol, many_done, &m, &err),
+		0);
+	for (int i = 0; i < 50 && pp_exec_poll(x, 100) > 0; i++)
+		;
+	long long took = fs_now_ms() - t0;
+	assert_int_equal(m.failed, 1);
+	assert_true(took < 1500);
+	assert_true(fs_count(&f->srv, NULL) >= 2);
+	pp_exec_free(x);
+}
+
+static void test_backoff_bounds(void **state)
+{
+	(void)state;
+	for (int attempt = 0; attempt < 8; attempt++) {
+		long bound = 100L << attempt;
+		if (bound > 1000)
+			bound = 1000;
+		double sum = 0;
+		long lo = bound, hi = 0;
+		for (int i = 0; i < 4000; i++) {
+			long d = pp_backoff_ms(attempt, 100, 1000, 0);
+			assert_true(d >= 0 && d <= bound);
+			lo = d < lo ? d : lo;
+			hi = d > hi ? d : hi;
+			sum += (double)d;
+		}
+		/* Full jitter: uniform over [0, bound], so the mean is near
+		 * bound/2 and the samples span most of the range. */
+		double mean = sum / 4000;
+		assert_true(mean > bound * 0.4 && mean < bound * 0.6);
+		assert_true(lo < bound / 10 + 1 && hi > bound * 9 / 10);
+	}
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(pp_backoff_ms(3, 100, 1000, 5000), 5000);
+	for (int i = 0; i < 100; i++) {
+		long d = pp_backoff_ms(1000, 100, 1000, 300);
+		assert_true(d >= 300 && d <= 1000);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_retry_503_then_success, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_after_is_a_floor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_error_fails_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_exhaustion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_attempts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_401_retries_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_401_twice_is_auth_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transport_error_is_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_step_uses_a_timer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_ops_share_one_driver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsupported_op_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_after_bounds_ops, setup, teardown),
+		cmocka_unit_test(test_backoff_bounds),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

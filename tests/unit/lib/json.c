@@ -1,0 +1,169 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/json.h"
+
+static struct pp_json *parse_ok(const char *s)
+{
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	int rc = pp_json_parse(s, strlen(s), NULL, &j, &err);
+	if (rc)
+		fail_msg("parse of %s failed: %s", s, err.msg);
+	return j;
+}
+
+static void expect_error(const char *s, const char *msg_part)
+{
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	int rc = pp_json_parse(s, strlen(s), NULL, &j, &err);
+	assert_int_equal(rc, PP_EINVALID);
+	assert_null(j);
+	if (!strstr(err.msg, msg_part))
+		fail_msg("error for %s was '%s', expected '%s'", s, err.msg, msg_part);
+}
+
+static void test_types_and_access(void **state)
+{
+	(void)state;
+	struct pp_json *j = parse_ok("{\"a\": {\"b\": [1, 2.5, {\"c\": \"x\"}]}, \"t\": true, "
+				     "\"n\": null, \"s\": \"h\\u00e9\\n\"}");
+	assert_string_equal(pp_json_string(pp_json_path(j, "a.b[2].c")), "x");
+	assert_string_equal(pp_json_string(pp_json_path(j, "$.a.b[2].c")), "x");
+	assert_null(pp_json_path(j, "a.b[3]"));
+	assert_true(pp_json_get_bool(j, "t", false));
+	assert_true(pp_json_is(pp_json_get(j, "n"), PP_JSON_NULL));
+	assert_string_equal(pp_json_get_string(j, "s"), "h\xc3\xa9\n");
+	assert_int_equal(pp_json_get_int(pp_json_path(j, "a.b"), "x", 7), 7);
+	double d = 0;
+	assert_true(pp_json_path(j, "a.b[1]")->num == 2.5);
+	assert_false(pp_json_get_number(j, "t", &d));
+	pp_json_free(j);
+}
+
+/* RFC 8259 allows any value at the top; strict jsmn needs help there. */
+static void test_top_level_scalars(void **state)
+{
+	(void)state;
+	struct pp_json *j = parse_ok("5");
+	assert_true(pp_json_is(j, PP_JSON_NUMBER) && j->num == 5);
+	pp_json_free(j);
+	j = parse_ok(" -1.5e3\n");
+	assert_true(j->num == -1500);
+	pp_json_free(j);
+	j = parse_ok("true");
+	assert_true(pp_json_is(j, PP_JSON_BOOL));
+	pp_json_free(j);
+	j = parse_ok("null");
+	assert_true(pp_json_is(j, PP_JSON_NULL));
+	pp_json_free(j);
+	expect_error("5 6", "1:3: trailing data");
+	expect_error("01", "1:1:");
+	expect_error("tru", "1:1:");
+	expect_error("-", "1:1:");
+}
+
+static void test_roundtrip_keeps_order_and_text(void **state)
+{
+	(void)state;
+	const char *src =
+		"{\"z\":1,\"a\":[true,false,null,-0.5e3,\"q\\\"\\\\\\/\\b\\f\\r\\t\\u0001\"],"
+		"\"m\":{\"k\":\"\\ud83d\\ude00\"}}";
+	struct pp_json *j = parse_ok(src);
+	char *out = pp_json_to_string(j, PP_JSON_COMPACT);
+	assert_non_null(out);
+	assert_string_equal(
+		out, "{\"z\":1,\"a\":[true,false,null,-0.5e3,\"q\\\"\\\\/\\b\\f\\r\\t\\u0001\"],"
+		     "\"m\":{\"k\":\"\xf0\x9f\x98\x80\"}}");
+	struct pp_json *again = parse_ok(out);
+	assert_true(pp_json_equal(j, again));
+	char *pretty = pp_json_to_string(j, PP_JSON_PRETTY);
+	struct pp_json *p3 = parse_ok(pretty);
+	assert_true(pp_json_equal(j, p3));
+	assert_string_equal(j->child->key, "z");
+	free(out);
+	free(pretty);
+	pp_json_free(j);
+	pp_json_free(again);
+	pp_json_free(p3);
+}
+
+static void test_errors_have_line_col(void **state)
+{
+	(void)state;
+	expect_error("{\n  \"a\": tru\n}", "2:8");
+	expect_error("{\"a\": 1,}", "invalid");
+	expect_error("[1, 2", "end of input");
+	expect_error("{\"a\": \"\\x\"}", "1:7");
+	expect_error("[1 2]", "expected ','");
+	expect_error("{\"a\" 1}", "1:6");
+	expect_error("{\"a\": 1 \"b\": 2}", "1:");
+	expect_error("[1,,2]", "1:");
+	expect_error("\"\xc0\xaf\"", "UTF-8");
+	expect_error("\"\\ud800\"", "surrogate");
+	expect_error("{} {}", "trailing");
+	expect_error("[01]", "invalid literal");
+	expect_error("[1.]", "invalid literal");
+	expect_error("{1: 2}", ":");
+	expect_error("", "empty");
+	expect_error("\"a\tb\"", "control character");
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	struct pp_json_limits lim = {.max_bytes = 8, .max_depth = 3};
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_json_parse("[1,2,3,4,5]", 11, &lim, &j, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "limit"));
+	assert_int_equal(pp_json_parse("[[[[]]]]", 8, &lim, &j, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "deep"));
+	assert_int_equal(pp_json_parse("[[[]]]", 6, &lim, &j, &err), 0);
+	pp_json_free(j);
+}
+
+static void test_build_set_remove(void **state)
+{
+	(void)state;
+	struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
+	assert_int_equal(pp_json_set_string(o, "a", "1"), 0);
+	assert_int_equal(pp_json_set_int(o, "b", 42), 0);
+	assert_int_equal(pp_json_set_bool(o, "a", true), 0); /* replace keeps position */
+	struct pp_json *arr = pp_json_new(PP_JSON_ARRAY);
+	pp_json_append(arr, pp_json_new_number(1.5));
+	pp_json_append(arr, pp_json_new_string("x\"y"));
+	pp_json_set(o, "c", arr);
+	char *s = pp_json_to_string(o, 0);
+	assert_string_equal(s, "{\"a\":true,\"b\":42,\"c\":[1.5,\"x\\\"y\"]}");
+	free(s);
+	assert_true(pp_json_remove(o, "b"));
+	assert_false(pp_json_remove(o, "b"));
+	struct pp_json *c = pp_json_clone(o);
+	assert_true(pp_json_equal(o, c));
+	struct pp_json *d = pp_json_detach(pp_json_get(c, "c"));
+	assert_int_equal(c->count, 1);
+	assert_false(pp_json_equal(o, c));
+	pp_json_free(d);
+	pp_json_free(c);
+	pp_json_free(o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_types_and_access),
+		cmocka_unit_test(test_top_level_scalars),
+		cmocka_unit_test(test_roundtrip_keeps_order_and_text),
+		cmocka_unit_test(test_errors_have_line_col),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_build_set_remove),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

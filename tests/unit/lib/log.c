@@ -1,0 +1,256 @@
+/* Log lines: format, levels, escaping, and redaction of secrets. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/json.h"
+#include "lib/log.h"
+
+static FILE *sink;
+
+static int setup(void **state)
+{
+	sink = tmpfile();
+	assert_non_null(sink);
+	pp_secret_clear();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, NULL);
+	pp_secret_clear();
+	fclose(sink);
+	return 0;
+}
+
+/* Everything logged so far (caller frees). */
+static char *captured(void)
+{
+	fflush(sink);
+	long n = ftell(sink);
+	assert_true(n >= 0);
+	char *s = calloc(1, (size_t)n + 1);
+	assert_non_null(s);
+	rewind(sink);
+	assert_int_equal(fread(s, 1, (size_t)n, sink), (size_t)n);
+	return s;
+}
+
+static bool is_timestamp(const char *s)
+{
+	/* 2026-11-28T12:00:00.123Z */
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+	for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+			return false;
+	}
+	return true;
+}
+
+static void test_text_line(void **state)
+{
+	pp_log_setup(PP_LOG_DEBUG, PP_LOG_TEXT, sink);
+	pp_info("run %s submitted after %d attempts", "r-1", 2);
+	char *out = captured();
+	assert_true(is_timestamp(out));
+	assert_string_equal(out + 24, " INFO run r-1 submitted after 2 attempts\n");
+	free(out);
+}
+
+static void test_levels_filter(void **state)
+{
+	pp_log_setup(PP_LOG_WARN, PP_LOG_TEXT, sink);
+	pp_debug("debug hidden");
+	pp_info("info hidden");
+	pp_warn("careful");
+	pp_error("broken");
+	char *out = captured();
+	assert_null(strstr(out, "hidden"));
+	assert_non_null(strstr(out, " WARN careful\n"));
+	assert_non_null(strstr(out, " ERROR broken\n"));
+	free(out);
+}
+
+static void test_level_parse(void **state)
+{
+	enum pp_log_level l;
+	assert_int_equal(pp_log_level_parse("debug", &l), 0);
+	assert_int_equal(l, PP_LOG_DEBUG);
+	assert_int_equal(pp_log_level_parse("WARN", &l), 0);
+	assert_int_equal(l, PP_LOG_WARN);
+	assert_int_equal(pp_log_level_parse("warning", &l), 0);
+	assert_int_equal(l, PP_LOG_WARN);
+	assert_int_equal(pp_log_level_parse("error", &l), 0);
+	assert_int_equal(l, PP_LOG_ERROR);
+	assert_int_not_equal(pp_log_level_parse("verbose", &l), 0);
+	assert_int_not_equal(pp_log_level_parse(NULL, &l), 0);
+}
+
+static void test_text_escapes_control_chars(void **state)
+{
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, sink);
+	pp_info("line one\nFAKE 2026-01-01T00:00:00.000Z ERROR forged\r\x01 end");
+	char *out = captured();
+	assert_non_null(strstr(out, "line one\\nFAKE"));
+	assert_non_null(strstr(out, "forged\\r\\x01 end\n"));
+	/* One call, one line. */
+	assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1);
+	free(out);
+}
+
+static void test_json_line_parses_back(void **state)
+{
+	pp_log_setup(PP_LOG_DEBUG, PP_LOG_JSON, sink);
+	pp_warn("quote \" backslash \\ newline \n tab \t bell \a bad \xff utf8 \xc3\xa9");
+	char *out = captured();
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_json_parse(out, strlen(out), NULL, &j, &err), 0);
+	assert_string_equal(pp_json_get_string(j, "level"), "warn");
+	assert_true(is_timestamp(pp_json_get_string(j, "ts")));
+	assert_string_equal(pp_json_get_string(j, "msg"),
+			    "quote \" backslash \\ newline \n tab \t bell \a bad \xef\xbf\xbd utf8 "
+			    "\xc3\xa9");
+	pp_json_free(j);
+	free(out);
+}
+
+static void test_secrets_redacted_in_lines(void **state)
+{
+	pp_secret_register("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, sink);
+	pp_info("signing with wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY twice: "
+		"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+	pp_log_setup(PP_LOG_INFO, PP_LOG_JSON, sink);
+	pp_secret_register("s3cr");
+	pp_info("short one s3cr in json");
+	char *out = captured();
+	assert_null(strstr(out, "EXAMPLEKEY"));
+	assert_null(strstr(out, "s3cr"));
+	assert_non_null(strstr(out, "signing with [REDACTED] twice: [REDACTED]\n"));
+	assert_non_null(strstr(out, "\"msg\":\"short one [REDACTED] in json\""));
+	free(out);
+}
+
+static void test_redact_in_place(void **state)
+{
+	char s[] = "key=abcd1234efgh and abcd1234 and tiny=xyzab and abc";
+	pp_secret_register("abc");	    /* below the minimum: ignored */
+	pp_secret_register("abcd1234");	    /* shorter than the marker: masked */
+	pp_secret_register("abcd1234efgh"); /* contains the one above: replaced whole */
+	pp_secret_register("xyzab");
+	pp_redact(s);
+	assert_string_equal(s, "key=[REDACTED] and ******** and tiny=***** and abc");
+	pp_secret_clear();
+	char t[] = "abcd1234efgh";
+	pp_redact(t);
+	assert_string_equal(t, "abcd1234efgh");
+}
+
+/* Rotating secrets (tokens) make room by evicting the oldest: the newest
+ * are always redacted, long-lived ones are never evicted, and the longest
+ * match wins across both kinds. */
+static void test_rotating_secrets_evict_oldest(void **state)
+{
+	enum { RING = 8192, EXTRA = 10 };
+	char buf[64];
+	pp_secret_register("pinned-config-secret");
+	for (int i = 0; i < RING + EXTRA; i++) {
+		snprintf(buf, sizeof(buf), "token-%06d-x", i);
+		pp_secret_register_rotating(buf);
+	}
+	/* Registering one again does not take another slot. */
+	pp_secret_register_rotating("token-008201-x");
+	for (int i = 0; i < RING + EXTRA; i++) {
+		snprintf(buf, sizeof(buf), "token-%06d-x", i);
+		pp_redact(buf);
+		if (i < EXTRA)
+			assert_string_not_equal(buf, "[REDACTED]");
+		else
+			assert_string_equal(buf, "[REDACTED]");
+	}
+	char line[] = "cfg pinned-config-secret tok token-008201-x-and-more";
+	pp_redact(line);
+	assert_string_equal(line, "cfg [REDACTED] tok [REDACTED]-and-more");
+	pp_secret_register("ab12cd34");
+	pp_secret_register_rotating("ab12cd34ef56");
+	char both[] = "ab12cd34ef56";
+	pp_redact(both);
+	assert_string_equal(both, "[REDACTED]");
+}
+
+static void test_cut_message_leaks_no_secret_prefix(void **state)
+{
+	const char *secret = "TOPSECRETTOKENVALUE0123456789";
+	size_t pad = (64 << 10) - 10; /* the secret straddles the cut */
+	char *msg = malloc(pad + 200);
+	assert_non_null(msg);
+	memset(msg, 'a', pad);
+	strcpy(msg + pad, secret);
+	strcat(msg + pad, " tail");
+	pp_secret_register(secret);
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, sink);
+	pp_info("%s", msg);
+	char *out = captured();
+	assert_null(strstr(out, "TOPSECRET"));
+	/* Redaction came first, so the cut text ends in the marker, whole. */
+	assert_non_null(strstr(out, "a[REDACTED]...[truncated]\n"));
+	free(out);
+	free(msg);
+}
+
+#define THREADS 4
+#define LINES	500
+
+static void *log_worker(void *arg)
+{
+	for (int i = 0; i < LINES; i++)
+		pp_info("worker %d line %d", (int)(intptr_t)arg, i);
+	return NULL;
+}
+
+static void test_threads_do_not_interleave(void **state)
+{
+	pthread_t t[THREADS];
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, sink);
+	for (intptr_t i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, log_worker, (void *)i), 0);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	char *out = captured();
+	int lines = 0;
+	for (char *line = out, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+		assert_true(is_timestamp(line));
+		assert_memory_equal(line + 24, " INFO worker ", 13);
+		lines++;
+	}
+	assert_int_equal(lines, THREADS * LINES);
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_text_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_levels_filter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_level_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_text_escapes_control_chars, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_line_parses_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_redacted_in_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redact_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotating_secrets_evict_oldest, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cut_message_leaks_no_secret_prefix, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_threads_do_not_interleave, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

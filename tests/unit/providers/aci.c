@@ -1,0 +1,505 @@
+/* The ACI backend driven op by op with canned ARM answers: the PUT body
+ * built from Prefect's template, adoption, async operations, status
+ * mapping, throttling and deletion. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dispatcher/op_driver.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "providers/provider.h"
+
+#define RUN_ID "0B7E1A52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+#define GROUP  "pp-0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b-1"
+#define BASE   "http://127.0.0.1:9"
+#define GROUP_ID                                                                                   \
+	"/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-(x)/providers/"     \
+	"Microsoft.ContainerInstance/containerGroups/" GROUP
+#define GROUP_ID_WIRE                                                                              \
+	"/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-%28x%29/"           \
+	"providers/Microsoft.ContainerInstance/containerGroups/" GROUP
+#define GROUP_URL BASE GROUP_ID_WIRE "?api-version=2023-05-01"
+
+#define JOB_TEXT                                                                                   \
+	"{\"command\": \"prefect flow-run execute 'a b'\", \"image\": \"repo/img:1\","             \
+	" \"resource_group_name\": \"rg-(x)\","                                                    \
+	" \"subscription_id\": \"00000000-1111-2222-3333-444444444444\","                          \
+	" \"env\": {\"PREFECT_API_URL\": \"http://api\", \"PREFECT_API_KEY\": \"pnu_secret1\"},"   \
+	" \"labels\": {\"team\": \"data\"}, \"identities\": [\"/id/one\"],"                        \
+	" \"entrypoint\": \"/opt/prefect/entrypoint.sh\","                                         \
+	" \"image_registry\": {\"registry_url\": \"r.azurecr.io\", \"username\": \"u\","           \
+	"  \"password\": \"regpass99\"},"                                                          \
+	" \"cpu\": 2, \"memory\": 4, \"gpu_count\": 1, \"gpu_sku\": \"V100\","                     \
+	" \"subnet_ids\": [\"/subnets/s1\"], \"dns_servers\": [\"10.0.0.2\"],"                     \
+	" \"task_start_timeout_seconds\": %d, \"task_watch_poll_interval\": 0.5,"                  \
+	" \"keep_container_group\": %s,"                                                           \
+	" \"arm_template\": {\"parameters\": {}, \"resources\": [{"                                \
+	"  \"type\": \"Microsoft.ContainerInstance/containerGroups\","                             \
+	"  \"apiVersion\": \"2022-09-01\","                                                        \
+	"  \"name\": \"[parameters('container_group_name')]\","                                    \
+	"  \"location\": \"[parameters('location')]\", \"properties\": {\"containers\": [{"        \
+	"   \"name\": \"[parameters('container_name')]\", \"properties\": {"                       \
+	"    \"image\": \"repo/img:1\", \"command\": \"prefect flow-run execute\","                \
+	"    \"resources\": {\"requests\": {\"cpu\": \"2\", \"memoryInGB\": 4}},"                  \
+	"    \"environmentVariables\": [], \"ports\": [{\"port\": 80}]}}],"                        \
+	"   \"osType\": \"Linux\", \"restartPolicy\": \"OnFailure\", \"sku\": \"Standard\"}}]}}"
+
+struct fixture {
+	struct pp_json *job;
+	struct pp_run_io io;
+	struct pp_error err;
+	char last_url[2048];
+	char last_method[8];
+	struct pp_json *last_body;
+	struct pp_json *put_body;
+};
+
+static struct fixture *fixture_new(int start_timeout, bool keep)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char text[4096];
+	snprintf(text, sizeof(text), JOB_TEXT, start_timeout, keep ? "true" : "false");
+	assert_int_equal(pp_json_parse(text, strlen(text), NULL, &f->job, &f->err), 0);
+	f->io.run_id = RUN_ID;
+	f->io.attempt = 1;
+	f->io.job = f->job;
+	f->io.endpoint = BASE;
+	return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	pp_http_req_free(&f->io.req);
+	pp_exec_io_release(&f->io, pp_provider_find("azure-container-instance:push"));
+	pp_json_free(f->job);
+	pp_json_free(f->last_body);
+	pp_json_free(f->put_body);
+	free(f);
+}
+
+/* Call op without a response: it must ask to send; remember the request. */
+static int step_send(struct fixture *f, int (*op)(struct pp_run_io *, struct pp_error *))
+{
+	f->io.resp = NULL;
+	int rc = op(&f->io, &f->err);
+	if (rc != PP_STEP_SEND)
+		return rc;
+	snprintf(f->last_url, sizeof(f->last_url), "%s", f->io.req.url);
+	snprintf(f->last_method, sizeof(f->last_method), "%s", f->io.req.method);
+	pp_json_free(f->last_body);
+	f->last_body = NULL;
+	if (f->io.req.body)
+		assert_int_equal(pp_json_parse(f->io.req.body, f->io.req.body_len, NULL,
+					       &f->last_body, &f->err),
+				 0);
+	return rc;
+}
+
+static void add_header(struct pp_http_resp *r, const char *name, const char *value)
+{
+	struct pp_http_header *h = calloc(1, sizeof(*h));
+	h->name = strdup(name);
+	h->value = strdup(value);
+	h->next = r->headers;
+	r->headers = h;
+}
+
+/* Answer the request last sent; returns the op's result. hdr is
+ * "name: value" pairs separated by '\n' (names lowercase), may be NULL. */
+static int step_answer(struct fixture *f, int (*op)(struct pp_run_io *, struct pp_error *),
+		       long status, const char *body, const char *hdrs, long retry_after_ms)
+{
+	struct pp_http_resp resp;
+	struct pp_error cls;
+	pp_http_resp_init(&resp, 0);
+	resp.status = status;
+	resp.retry_after_ms = retry_after_ms;
+	if (body)
+		assert_int_equal(pp_buf_puts(&resp.body, body), 0);
+	for (const char *p = hdrs; p && *p;) {
+		const char *colon = strchr(p, ':');
+		const char *nl = strchr(p, '\n');
+		size_t end = nl ? (size_t)(nl - p) : strlen(p);
+		char name[64], value[512];
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - p), p);
+		snprintf(value, sizeof(value), "%.*s", (int)(end - (size_t)(colon - p) - 2),
+			 colon + 2);
+		add_header(&resp, name, value);
+		p += end + (nl ? 1 : 0);
+	}
+	pp_error_clear(&cls);
+	/* The op may fill io.req with its next request, as under the driver. */
+	struct pp_http_req sent = f->io.req;
+	memset(&f->io.req, 0, sizeof(f->io.req));
+	f->io.resp = &resp;
+	f->io.resp_rc = pp_http_classify(&sent, &resp, &cls);
+	f->io.resp_err = &cls;
+	pp_error_clear(&f->err);
+	int rc = op(&f->io, &f->err);
+	f->io.resp = NULL;
+	f->io.resp_err = NULL;
+	pp_http_resp_free(&resp);
+	pp_http_req_free(&sent);
+	return rc;
+}
+
+static const struct pp_provider *aci(void)
+{
+	const struct pp_provider *p = pp_provider_find("azure-container-instance");
+	assert_non_null(p);
+	return p;
+}
+
+static void prepare(struct fixture *f)
+{
+	assert_int_equal(pp_exec_io_prepare(&f->io, aci(), &f->err), 0);
+}
+
+#define RG_BODY "{\"id\":\"/subscriptions/x/resourceGroups/rg-(x)\",\"location\":\"westeurope\"}"
+#define GROUP_BODY(ps, state, extra)                                                               \
+	"{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":\"" ps "\","                \
+	"\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{\"instanceView\":{"               \
+	"\"currentState\":{\"state\":\"" state "\"" extra "}}}}]}}"
+
+/* Resource group lookup, 404 on the group, PUT, async op until Succeeded. */
+static void submit_fresh(struct fixture *f)
+{
+	const struct pp_provider *p = aci();
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_string_equal(f->last_url, BASE "/subscriptions/00000000-1111-2222-3333-444444444444"
+					      "/resourcegroups/rg-%28x%29?api-version=2021-04-01");
+	assert_int_equal(step_answer(f, p->submit, 200, RG_BODY, NULL, 0), PP_STEP_SEND);
+	assert_string_equal(f->last_method, "GET");
+	assert_string_equal(f->io.req.url, GROUP_URL);
+	assert_int_equal(step_answer(f, p->submit, 404,
+				     "{\"error\":{\"code\":\"ResourceNotFound\","
+				     "\"message\":\"no\"}}",
+				     NULL, 0),
+			 PP_STEP_SEND);
+	assert_string_equal(f->io.req.method, "PUT");
+	assert_string_equal(f->io.req.url, GROUP_URL);
+	assert_int_equal(
+		pp_json_parse(f->io.req.body, f->io.req.body_len, NULL, &f->put_body, &f->err), 0);
+	assert_int_equal(step_answer(f, p->submit, 201, GROUP_BODY("Creating", "Waiting", ""),
+				     "azure-asyncoperation: " BASE "/ops/1?api-version=x\n"
+				     "x-ms-ratelimit-remaining-subscription-writes: 199",
+				     1000),
+			 PP_STEP_WAIT);
+	assert_int_equal(f->io.poll_after_ms, 1000);
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_string_equal(f->last_url, BASE "/ops/1?api-version=x");
+	assert_int_equal(step_answer(f, p->submit, 200, "{\"status\":\"InProgress\"}", NULL, 0),
+			 PP_STEP_WAIT);
+	assert_int_equal(f->io.poll_after_ms, 2000);
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 200, "{\"status\":\"Succeeded\"}", NULL, 0),
+			 PP_STEP_DONE);
+	assert_string_equal(f->io.infra_id, GROUP_ID_WIRE);
+}
+
+static void test_put_body(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	prepare(f);
+	submit_fresh(f);
+	struct pp_json *b = f->put_body;
+	assert_string_equal(pp_json_get_string(b, "location"), "westeurope");
+	assert_null(pp_json_get(b, "type"));
+	assert_null(pp_json_get(b, "apiVersion"));
+	assert_null(pp_json_get(b, "name"));
+	assert_string_equal(pp_json_path(b, "tags.team")->str, "data");
+	assert_string_equal(pp_json_path(b, "tags[\"pushpool-run-id\"]")->str, RUN_ID);
+	assert_string_equal(pp_json_path(b, "identity.type")->str, "UserAssigned");
+	assert_non_null(pp_json_path(b, "identity.userAssignedIdentities[\"/id/one\"]"));
+	struct pp_json *gp = pp_json_get(b, "properties");
+	assert_string_equal(pp_json_get_string(gp, "restartPolicy"), "Never");
+	assert_string_equal(pp_json_get_string(gp, "sku"), "Standard");
+	assert_string_equal(pp_json_path(gp, "imageRegistryCredentials[0].server")->str,
+			    "r.azurecr.io");
+	assert_string_equal(pp_json_path(gp, "imageRegistryCredentials[0].password")->str,
+			    "regpass99");
+	assert_string_equal(pp_json_path(gp, "subnetIds[0].id")->str, "/subnets/s1");
+	assert_string_equal(pp_json_path(gp, "dnsConfig.nameServers[0]")->str, "10.0.0.2");
+	struct pp_json *c0 = pp_json_path(gp, "containers[0]");
+	assert_string_equal(pp_json_get_string(c0, "name"), GROUP);
+	struct pp_json *cp = pp_json_get(c0, "properties");
+	assert_string_equal(pp_json_get_string(cp, "image"), "repo/img:1");
+	struct pp_json *cmd = pp_json_get(cp, "command");
+	assert_int_equal(cmd->count, 5);
+	assert_string_equal(pp_json_at(cmd, 0)->str, "/opt/prefect/entrypoint.sh");
+	assert_string_equal(pp_json_at(cmd, 4)->str, "a b");
+	struct pp_json *req = pp_json_path(cp, "resources.requests");
+	assert_true(pp_json_is(pp_json_get(req, "cpu"), PP_JSON_NUMBER));
+	assert_true(pp_json_get(req, "cpu")->num == 2.0);
+	assert_true(pp_json_get(req, "memoryInGB")->num == 4.0);
+	assert_int_equal(pp_json_path(req, "gpu.count")->num, 1);
+	assert_string_equal(pp_json_path(req, "gpu.sku")->str, "V100");
+	assert_int_equal(pp_json_path(cp, "ports[0].port")->num, 80);
+	struct pp_json *env = pp_json_get(cp, "environmentVariables");
+	assert_int_equal(env->count, 2);
+	pp_json_foreach (e, env) {
+		const char *name = pp_json_get_string(e, "name");
+		if (!strcmp(name, "PREFECT_API_KEY")) {
+			assert_string_equal(pp_json_get_string(e, "secureValue"), "pnu_secret1");
+			assert_null(pp_json_get(e, "value"));
+		} else {
+			assert_string_equal(pp_json_get_string(e, "value"), "http://api");
+		}
+	}
+	fixture_free(f);
+}
+
+/* A second try after a lost answer finds the group and adopts it: no PUT. */
+static void test_adopt_existing(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	const struct pp_provider *p = aci();
+	prepare(f);
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 200, RG_BODY, NULL, 0), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 200,
+				     GROUP_BODY("Succeeded", "Terminated", ",\"exitCode\":0"), NULL,
+				     0),
+			 PP_STEP_DONE);
+	assert_string_equal(f->io.infra_id, GROUP_ID_WIRE);
+	fixture_free(f);
+}
+
+/* A PUT whose answer was lost is followed by a GET, not a blind re-PUT. */
+static void test_put_lost_then_get(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	const struct pp_provider *p = aci();
+	prepare(f);
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 200, RG_BODY, NULL, 0), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 404, "", NULL, 0), PP_STEP_SEND);
+	assert_string_equal(f->io.req.method, "PUT");
+	assert_int_equal(step_answer(f, p->submit, 503, "", NULL, 0), PP_ETRANSIENT);
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_string_equal(f->last_method, "GET");
+	assert_string_equal(f->last_url, GROUP_URL);
+	fixture_free(f);
+}
+
+static void test_errors_and_throttling(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	const struct pp_provider *p = aci();
+	prepare(f);
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 429,
+				     "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"slow "
+				     "down\"}}",
+				     "retry-after: 7", 7000),
+			 PP_ETHROTTLED);
+	assert_int_equal(f->err.retry_after_ms, 7000);
+	assert_non_null(strstr(f->err.msg, "HTTP 429 TooManyRequests: slow down"));
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 200, RG_BODY, NULL, 0), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 404, "", NULL, 0), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 400,
+				     "{\"error\":{\"code\":\"InvalidContainerGroupName\","
+				     "\"message\":"
+				     "\"The container group name 'X' is invalid.\"}}",
+				     NULL, 0),
+			 PP_EINVALID);
+	assert_non_null(strstr(f->err.msg, "create container group: HTTP 400 "
+					   "InvalidContainerGroupName: The container group name"));
+	fixture_free(f);
+}
+
+static void test_template_expression_rejected(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	struct pp_json *props = pp_json_path(f->job, "arm_template.resources[0].properties");
+	assert_int_equal(pp_json_set_string(props, "sku", "[variables('sku')]"), 0);
+	int rc = pp_exec_io_prepare(&f->io, aci(), &f->err);
+	assert_int_equal(rc, PP_EINVALID);
+	assert_non_null(strstr(f->err.msg, "properties.sku"));
+	assert_non_null(strstr(f->err.msg, "[variables('sku')]"));
+	fixture_free(f);
+}
+
+static int status_of(struct fixture *f, const char *body, long http)
+{
+	const struct pp_provider *p = aci();
+	assert_int_equal(step_send(f, p->status), PP_STEP_SEND);
+	assert_string_equal(f->last_url, GROUP_URL);
+	return step_answer(f, p->status, http, body, NULL, 0);
+}
+
+static void restore(struct fixture *f)
+{
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", GROUP_ID_WIRE);
+	assert_int_equal(pp_exec_io_restore(&f->io, aci(), &f->err), 0);
+}
+
+static void test_status_mapping(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	restore(f);
+	assert_int_equal(status_of(f, GROUP_BODY("Pending", "Waiting", ""), 200), PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, PP_RUN_QUEUED);
+	assert_int_equal(f->io.poll_after_ms, 500);
+	assert_int_equal(status_of(f, GROUP_BODY("Succeeded", "Running", ""), 200), PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, PP_RUN_RUNNING);
+	assert_int_equal(status_of(f,
+				   GROUP_BODY("Succeeded", "Terminated",
+					      ",\"exitCode\":0,\"detailStatus\":\"Completed\""),
+				   200),
+			 PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, PP_RUN_SUCCEEDED);
+	assert_int_equal(f->io.exit_code, 0);
+	assert_int_equal(status_of(f,
+				   GROUP_BODY("Succeeded", "Terminated",
+					      ",\"exitCode\":3,\"detailStatus\":\"Error\""),
+				   200),
+			 PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, PP_RUN_FAILED);
+	assert_int_equal(f->io.exit_code, 3);
+	assert_string_equal(f->io.message, "container exited with code 3: Error");
+	assert_int_equal(status_of(f, "{\"error\":{\"code\":\"ResourceNotFound\"}}", 404),
+			 PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, PP_RUN_CRASHED);
+	fixture_free(f);
+}
+
+static void test_start_timeout(void **unused)
+{
+	struct fixture *f = fixture_new(0, false);
+	restore(f);
+	assert_int_equal(
+		status_of(f,
+			  GROUP_BODY("Succeeded", "Waiting", ",\"detailStatus\":\"ErrImagePull\""),
+			  200),
+		PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, PP_RUN_CRASHED);
+	assert_string_equal(f->io.message,
+			    "container did not start within 0 s (state Waiting: ErrImagePull)");
+	fixture_free(f);
+}
+
+/* DELETE answered 202: follow the async operation to Succeeded. */
+static void test_cleanup_follows_delete(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	const struct pp_provider *p = aci();
+	restore(f);
+	assert_int_equal(step_send(f, p->cleanup), PP_STEP_SEND);
+	assert_string_equal(f->last_method, "DELETE");
+	assert_string_equal(f->last_url, GROUP_URL);
+	assert_int_equal(step_answer(f, p->cleanup, 202, "",
+				     "azure-asyncoperation: " BASE "/ops/d1\nlocation: " BASE
+				     "/ops/d1/result",
+				     1000),
+			 PP_STEP_WAIT);
+	assert_int_equal(step_send(f, p->cleanup), PP_STEP_SEND);
+	assert_string_equal(f->last_url, BASE "/ops/d1");
+	assert_int_equal(step_answer(f, p->cleanup, 200, "{\"status\":\"InProgress\"}", NULL, 0),
+			 PP_STEP_WAIT);
+	assert_int_equal(step_send(f, p->cleanup), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->cleanup, 200, "{\"status\":\"Succeeded\"}", NULL, 0),
+			 PP_STEP_DONE);
+	/* Already gone: a second cleanup sends nothing. */
+	assert_int_equal(step_send(f, p->cleanup), PP_STEP_DONE);
+	fixture_free(f);
+}
+
+static void test_cancel_gone_and_foreign_status_url(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	const struct pp_provider *p = aci();
+	restore(f);
+	assert_int_equal(step_send(f, p->cancel), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->cancel, 202, "",
+				     "azure-asyncoperation: https://evil.example/ops/1", 0),
+			 PP_EINVALID);
+	assert_non_null(strstr(f->err.msg, "not on the ARM endpoint"));
+	assert_int_equal(step_send(f, p->cancel), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->cancel, 204, "", NULL, 0), PP_STEP_DONE);
+	fixture_free(f);
+
+	f = fixture_new(240, true);
+	restore(f);
+	assert_int_equal(step_send(f, p->cleanup), PP_STEP_DONE);
+	fixture_free(f);
+}
+
+static void test_restore_rejects_other_ids(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "projects/p/jobs/j");
+	assert_int_equal(pp_exec_io_restore(&f->io, aci(), &f->err), PP_EINVALID);
+	assert_non_null(strstr(f->err.msg, "not a container group id"));
+	fixture_free(f);
+}
+
+/* The create operation fails: ARM's error reaches the message. */
+static void test_create_operation_failed(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	const struct pp_provider *p = aci();
+	struct pp_json *res = pp_json_path(f->job, "arm_template.resources[0]");
+	assert_int_equal(pp_json_set_string(res, "location", "northeurope"), 0);
+	prepare(f);
+	/* A literal location needs no resource group lookup. */
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_string_equal(f->last_url, GROUP_URL);
+	assert_int_equal(step_answer(f, p->submit, 404, "", NULL, 0), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 201, GROUP_BODY("Creating", "Waiting", ""),
+				     "azure-asyncoperation: " BASE "/ops/c1", 0),
+			 PP_STEP_WAIT);
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 200,
+				     "{\"status\":\"Failed\",\"error\":{\"code\":"
+				     "\"InaccessibleImage\",\"message\":\"The image 'repo/img:1' "
+				     "is not accessible.\"}}",
+				     NULL, 0),
+			 PP_EINVALID);
+	assert_non_null(strstr(f->err.msg, "operation Failed: InaccessibleImage: The image"));
+	fixture_free(f);
+}
+
+/* Only a Location header: 202 means still deleting, 200 means done. */
+static void test_delete_location_only(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	const struct pp_provider *p = aci();
+	restore(f);
+	assert_int_equal(step_send(f, p->cancel), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->cancel, 202, "", "location: " BASE "/ops/l1", 0),
+			 PP_STEP_WAIT);
+	assert_int_equal(f->io.poll_after_ms, 2000);
+	assert_int_equal(step_send(f, p->cancel), PP_STEP_SEND);
+	assert_string_equal(f->last_url, BASE "/ops/l1");
+	assert_int_equal(step_answer(f, p->cancel, 202, "", NULL, 0), PP_STEP_WAIT);
+	assert_int_equal(step_send(f, p->cancel), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->cancel, 200, "", NULL, 0), PP_STEP_DONE);
+	fixture_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_put_body),
+		cmocka_unit_test(test_adopt_existing),
+		cmocka_unit_test(test_put_lost_then_get),
+		cmocka_unit_test(test_errors_and_throttling),
+		cmocka_unit_test(test_template_expression_rejected),
+		cmocka_unit_test(test_status_mapping),
+		cmocka_unit_test(test_start_timeout),
+		cmocka_unit_test(test_cleanup_follows_delete),
+		cmocka_unit_test(test_cancel_gone_and_foreign_status_url),
+		cmocka_unit_test(test_restore_rejects_other_ids),
+		cmocka_unit_test(test_create_operation_failed),
+		cmocka_unit_test(test_delete_location_only),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

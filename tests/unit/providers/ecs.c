@@ -1,0 +1,543 @@
+/* The ECS backend against an in-process imitation of the JSON 1.1 API:
+ * request shapes, single-flight task definition registration, clientToken
+ * idempotency, failures[] handling, status mapping and cleanup. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "dispatcher/op_driver.h"
+#include "lib/json.h"
+#include "dispatcher/dry_run.h"
+#include "tests/unit/fake_server.h"
+
+#define RUN_ID	      "6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5"
+#define TOKEN	      "pp-6f1c2d3e4a5b4c6d8e9fa0b1c2d3e4f5-1"
+#define TD_ARN_PREFIX "arn:aws:ecs:eu-west-1:123456789012:task-definition/"
+
+struct aws {
+	int registers, run_calls, stops, deregisters, describes_td;
+	int register_lost; /* register, then answer 503 */
+	int capacity_failures;
+	const char *fail_reason; /* answer RunTask with this failure */
+	int throttles;
+	bool conflict;
+	char tokens[64][64];
+	int ntokens;
+	char last_td[8192];
+	const char *task; /* DescribeTasks answer */
+};
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static void describe_td(struct aws *a, struct fs_response *rs)
+{
+	struct pp_json *td = NULL;
+	if (!a->last_td[0] || pp_json_parse(a->last_td, strlen(a->last_td), NULL, &td, NULL)) {
+		rs->status = 400;
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"__type\":\"ClientException\",\"message\":\"Unable to describe task "
+			 "definition.\"}");
+		return;
+	}
+	struct pp_json *tags = pp_json_detach(pp_json_get(td, "tags"));
+	char arn[256];
+	snprintf(arn, sizeof(arn), TD_ARN_PREFIX "%s:%d", pp_json_get_string(td, "family"),
+		 a->registers);
+	pp_json_set_string(td, "taskDefinitionArn", arn);
+	pp_json_set_string(td, "status", "ACTIVE");
+	pp_json_set_int(td, "revision", a->registers);
+	struct pp_json *out = pp_json_new(PP_JSON_OBJECT);
+	pp_json_set(out, "taskDefinition", td);
+	if (tags)
+		pp_json_set(out, "tags", tags);
+	char *text = pp_json_to_string(out, PP_JSON_COMPACT);
+	snprintf(rs->body, sizeof(rs->body), "%s", text);
+	free(text);
+	pp_json_free(out);
+}
+
+static void run_task(struct aws *a, const struct fs_request *rq, struct fs_response *rs)
+{
+	a->run_calls++;
+	if (a->throttles > 0) {
+		a->throttles--;
+		rs->status = 400;
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}");
+		return;
+	}
+	if (a->capacity_failures > 0) {
+		a->capacity_failures--;
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"tasks\":[],\"failures\":[{\"reason\":\"Capacity is unavailable at "
+			 "this time. Please try again later or in a different availability "
+			 "zone\"}]}");
+		return;
+	}
+	if (a->fail_reason) {
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"tasks\":[],\"failures\":[{\"arn\":\"arn:aws:ecs:eu-west-1:1:"
+			 "container-instance/x\",\"reason\":\"%s\",\"detail\":\"needs "
+			 "ecs.capability.efs\"}]}",
+			 a->fail_reason);
+		return;
+	}
+	if (a->conflict) {
+		rs->status = 400;
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"__type\":\"ConflictException\",\"message\":\"The clientToken is in "
+			 "use\",\"resourceIds\":[\"arn:aws:ecs:eu-west-1:123456789012:task/c1/"
+			 "earlier\"]}");
+		return;
+	}
+	struct pp_json *b = NULL;
+	assert_int_equal(pp_json_parse(rq->body, rq->body_len, NULL, &b, NULL), 0);
+	const char *tok = pp_json_get_string(b, "clientToken");
+	int i;
+	for (i = 0; i < a->ntokens; i++)
+		if (!strcmp(a->tokens[i], tok))
+			break;
+	if (i == a->ntokens && a->ntokens < 64)
+		snprintf(a->tokens[a->ntokens++], sizeof(a->tokens[0]), "%s", tok);
+	snprintf(rs->body, sizeof(rs->body),
+		 "{\"tasks\":[{\"taskArn\":\"arn:aws:ecs:eu-west-1:123456789012:task/c1/t%d\","
+		 "\"lastStatus\":\"PROVISIONING\"}],\"failures\":[]}",
+		 i);
+	pp_json_free(b);
+}
+
+static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void *ud)
+{
+	struct aws *a = ud;
+	const char *t = rq->target;
+	if (ends_with(t, ".RegisterTaskDefinition")) {
+		a->registers++;
+		snprintf(a->last_td, sizeof(a->last_td), "%s", rq->body);
+		if (a->register_lost > 0) {
+			a->register_lost--;
+			rs->status = 503;
+			return;
+		}
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"taskDefinition\":{\"taskDefinitionArn\":\"" TD_ARN_PREFIX
+			 "pushpool-test:%d\",\"status\":\"ACTIVE\"}}",
+			 a->registers);
+	} else if (ends_with(t, ".DescribeTaskDefinition")) {
+		a->describes_td++;
+		describe_td(a, rs);
+	} else if (ends_with(t, ".RunTask")) {
+		run_task(a, rq, rs);
+	} else if (ends_with(t, ".DescribeTasks")) {
+		snprintf(rs->body, sizeof(rs->body), "%s", a->task ? a->task : "{}");
+	} else if (ends_with(t, ".StopTask")) {
+		a->stops++;
+		snprintf(rs->body, sizeof(rs->body), "{\"task\":{}}");
+	} else if (ends_with(t, ".DeregisterTaskDefinition")) {
+		a->deregisters++;
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"taskDefinition\":{\"status\":\"INACTIVE\"}}");
+	} else {
+		rs->status = 400;
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"__type\":\"UnknownOperationException\",\"message\":\"%s\"}", t);
+	}
+}
+
+static const char *job_text =
+	"{\"command\":null,\"env\":{\"PREFECT__FLOW_RUN_ID\":\"" RUN_ID "\"},"
+	"\"labels\":{\"prefect.io/flow-run-id\":\"" RUN_ID "\"},\"name\":\"my-flow\","
+	"\"region\":\"eu-west-1\","
+	"\"task_definition\":{\"containerDefinitions\":[{\"image\":\"repo/flows:1\","
+	"\"name\":\"prefect\"}],\"cpu\":1024,\"family\":\"pushpool-test\",\"memory\":2048,"
+	"\"executionRoleArn\":\"arn:aws:iam::123456789012:role/exec\"},"
+	"\"task_run_request\":{\"launchType\":\"FARGATE\",\"cluster\":\"c1\","
+	"\"overrides\":{\"containerOverrides\":[{\"name\":\"prefect\",\"command\":\"prefect "
+	"flow-run execute\",\"environment\":{\"PREFECT__FLOW_RUN_ID\":\"" RUN_ID "\"},"
+	"\"cpu\":null,\"memory\":null}],\"cpu\":1024,\"memory\":2048},"
+	"\"tags\":{\"team\":\"data\"},\"taskDefinition\":null,\"capacityProviderStrategy\":[]},"
+	"\"network_configuration\":{\"subnets\":[\"subnet-1\"],\"securityGroups\":[\"sg-1\"],"
+	"\"assignPublicIp\":\"ENABLED\"},"
+	"\"auto_deregister_task_definition\":true,\"match_latest_revision_in_family\":false,"
+	"\"task_watch_poll_interval\":2.5,\"cluster\":\"c1\"}";
+
+struct fixture {
+	struct fake_server srv;
+	struct aws aws;
+	struct pp_json *job;
+	void *shared;
+	struct pp_run_io io;
+};
+
+static const struct pp_provider *ecs(void)
+{
+	return pp_provider_find("ecs:push");
+}
+
+static const struct pp_exec_policy fast = {.base_ms = 1, .cap_ms = 5};
+
+static void io_init(struct fixture *f, struct pp_run_io *io, const char *run_id)
+{
+	memset(io, 0, sizeof(*io));
+	io->run_id = run_id;
+	io->attempt = 1;
+	io->job = f->job;
+	io->endpoint = f->srv.base;
+	io->pool_shared = &f->shared;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (!f || fs_start(&f->srv, aws_answer, &f->aws))
+		return -1;
+	if (pp_json_parse(job_text, strlen(job_text), NULL, &f->job, NULL))
+		return -1;
+	io_init(f, &f->io, RUN_ID);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	if (f->io.state)
+		pp_exec_io_release(&f->io, ecs());
+	ecs()->release_shared(f->shared);
+	pp_json_free(f->job);
+	fs_stop(&f->srv);
+	free(f);
+	return 0;
+}
+
+static struct pp_json *body_of(struct fake_server *srv, const char *action)
+{
+	for (int i = 0; i < srv->count; i++) {
+		if (ends_with(srv->log[i].target, action)) {
+			struct pp_json *j = NULL;
+			assert_int_equal(pp_json_parse(srv->log[i].body, srv->log[i].body_len, NULL,
+						       &j, NULL),
+					 0);
+			return j;
+		}
+	}
+	fail_msg("no %s request", action);
+	return NULL;
+}
+
+static void submit(struct fixture *f, int want)
+{
+	struct pp_error err = {0};
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), 0);
+	int rc = pp_exec_run_op(ecs(), PP_OP_SUBMIT, &f->io, &fast, &err);
+	if (rc != want)
+		fail_msg("submit: %d %s", rc, err.msg);
+}
+
+static void test_requests_have_the_ecs_shape(void **state)
+{
+	struct fixture *f = *state;
+	submit(f, 0);
+	assert_string_equal(f->io.infra_id, "arn:aws:ecs:eu-west-1:123456789012:task/c1/t0");
+	assert_int_equal(f->aws.registers, 1);
+	assert_string_equal(f->srv.log[0].target,
+			    "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition");
+	assert_string_equal(f->srv.log[0].url, "/");
+
+	struct pp_json *td = body_of(&f->srv, ".RegisterTaskDefinition");
+	assert_string_equal(pp_json_get_string(td, "cpu"), "1024");
+	assert_string_equal(pp_json_get_string(td, "memory"), "2048");
+	assert_string_equal(pp_json_get_string(td, "networkMode"), "awsvpc");
+	assert_string_equal(pp_json_string(pp_json_path(td, "requiresCompatibilities[0]")),
+			    "FARGATE");
+	assert_string_equal(pp_json_string(pp_json_path(td, "tags[0].key")), "pushpool:td-hash");
+	assert_int_equal(strlen(pp_json_string(pp_json_path(td, "tags[0].value"))), 64);
+	pp_json_free(td);
+
+	struct pp_json *run = body_of(&f->srv, ".RunTask");
+	assert_string_equal(pp_json_get_string(run, "clientToken"), TOKEN);
+	assert_string_equal(pp_json_get_string(run, "startedBy"), TOKEN);
+	assert_string_equal(pp_json_get_string(run, "cluster"), "c1");
+	assert_string_equal(pp_json_get_string(run, "launchType"), "FARGATE");
+	assert_null(pp_json_get(run, "capacityProviderStrategy"));
+	assert_string_equal(pp_json_get_string(run, "taskDefinition"),
+			    TD_ARN_PREFIX "pushpool-test:1");
+	assert_string_equal(pp_json_string(pp_json_path(
+				    run, "networkConfiguration.awsvpcConfiguration.subnets[0]")),
+			    "subnet-1");
+	struct pp_json *co = pp_json_path(run, "overrides.containerOverrides[0]");
+	assert_string_equal(pp_json_string(pp_json_path(co, "command[1]")), "flow-run");
+	assert_string_equal(pp_json_string(pp_json_path(co, "environment[0].name")),
+			    "PREFECT__FLOW_RUN_ID");
+	assert_null(pp_json_get(co, "cpu"));
+	assert_string_equal(pp_json_string(pp_json_path(run, "overrides.cpu")), "1024");
+	assert_string_equal(pp_json_string(pp_json_path(run, "tags[0].key")), "team");
+	assert_string_equal(pp_json_string(pp_json_path(run, "tags[1].value")), RUN_ID);
+	pp_json_free(run);
+}
+
+static void done_fn(void *ud, int rc, const struct pp_error *e)
+{
+	int *done = ud;
+	assert_int_equal(rc, 0);
+	(void)e;
+	(*done)++;
+}
+
+static void test_fifty_runs_register_once(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 50 };
+	static struct pp_run_io ios[N];
+	static char ids[N][40];
+	struct pp_error err = {0};
+	int done = 0;
+	struct pp_exec *x = pp_exec_new();
+
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "6f1c2d3e-4a5b-4c6d-8e9f-%012d", i);
+		io_init(f, &ios[i], ids[i]);
+		assert_int_equal(pp_exec_io_prepare(&ios[i], ecs(), &err), 0);
+	}
+	for (int i = 0; i < N; i++)
+		assert_int_equal(
+			pp_exec_start(x, ecs(), PP_OP_SUBMIT, &ios[i], &fast, done_fn, &done, &err),
+			0);
+	while (pp_exec_poll(x, 200) > 0)
+		;
+	assert_int_equal(done, N);
+	assert_int_equal(f->aws.registers, 1);
+	assert_int_equal(f->aws.ntokens, N);
+	/* Everyone cleans up; only the last user deregisters. */
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pp_exec_run_op(ecs(), PP_OP_CLEANUP, &ios[i], &fast, &err), 0);
+		assert_int_equal(f->aws.deregisters, i == N - 1 ? 1 : 0);
+	}
+	for (int i = 0; i < N; i++)
+		pp_exec_io_release(&ios[i], ecs());
+	pp_exec_free(x);
+}
+
+static void test_lost_register_answer_is_reconciled(void **state)
+{
+	struct fixture *f = *state;
+	f->aws.register_lost = 1;
+	submit(f, 0);
+	assert_int_equal(f->aws.registers, 1);
+	assert_int_equal(f->aws.describes_td, 1);
+	assert_int_equal(f->aws.ntokens, 1);
+	/* Found through our hash tag: we registered it, so we deregister it. */
+	struct pp_error err = {0};
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_CLEANUP, &f->io, &fast, &err), 0);
+	assert_int_equal(f->aws.deregisters, 1);
+}
+
+static void test_match_latest_reuses_revision(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	submit(f, 0);
+	pp_exec_io_release(&f->io, ecs());
+	ecs()->release_shared(f->shared);
+	f->shared = NULL;
+
+	pp_json_set_bool(f->job, "match_latest_revision_in_family", true);
+	io_init(f, &f->io, "6f1c2d3e-4a5b-4c6d-8e9f-000000000002");
+	submit(f, 0);
+	assert_int_equal(f->aws.registers, 1);
+	assert_int_equal(f->aws.describes_td, 1);
+	/* Not registered by this run's process state: never deregistered. */
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_CLEANUP, &f->io, &fast, &err), 0);
+	assert_int_equal(f->aws.deregisters, 0);
+}
+
+static void test_capacity_failure_is_retried_with_same_token(void **state)
+{
+	struct fixture *f = *state;
+	f->aws.capacity_failures = 2;
+	submit(f, 0);
+	assert_int_equal(f->aws.run_calls, 3);
+	assert_int_equal(f->aws.ntokens, 1);
+}
+
+static void test_conflict_adopts_bound_task(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	f->aws.capacity_failures = 0;
+	pp_json_set_string(pp_json_get(f->job, "task_run_request"), "taskDefinition",
+			   TD_ARN_PREFIX "given:7");
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), 0);
+	f->aws.conflict = true;
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_SUBMIT, &f->io, &fast, &err), 0);
+	/* ConflictException names the task already bound to the token. */
+	assert_string_equal(f->io.infra_id, "arn:aws:ecs:eu-west-1:123456789012:task/c1/earlier");
+	assert_int_equal(f->aws.registers, 0);
+}
+
+static void test_other_failure_is_reported(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	f->aws.fail_reason = "ATTRIBUTE";
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), 0);
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_SUBMIT, &f->io, &fast, &err), PP_EINVALID);
+	assert_int_equal(f->aws.run_calls, 1);
+	assert_non_null(strstr(err.msg, "ATTRIBUTE"));
+	assert_non_null(strstr(err.msg, "ecs.capability.efs"));
+}
+
+static void test_throttling_is_retried(void **state)
+{
+	struct fixture *f = *state;
+	f->aws.throttles = 2;
+	submit(f, 0);
+	assert_int_equal(f->aws.run_calls, 3);
+}
+
+static void test_default_family_follows_content(void **state)
+{
+	struct fixture *f = *state;
+	pp_json_remove(pp_json_get(f->job, "task_definition"), "family");
+	submit(f, 0);
+	struct pp_json *td = body_of(&f->srv, ".RegisterTaskDefinition");
+	const char *family = pp_json_get_string(td, "family");
+	assert_non_null(family);
+	assert_int_equal(strncmp(family, "pushpool-", 9), 0);
+	assert_int_equal(strlen(family), 9 + 16);
+	pp_json_free(td);
+}
+
+static void test_fargate_needs_subnets(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	pp_json_remove(f->job, "network_configuration");
+	pp_json_set_string(f->job, "vpc_id", "vpc-1");
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "network_configuration"));
+	assert_non_null(strstr(err.msg, "vpc_id"));
+	assert_null(f->io.state);
+}
+
+static enum pp_run_state status_of(struct fixture *f, const char *task)
+{
+	struct pp_error err = {0};
+	char body[2048];
+	snprintf(body, sizeof(body), "{\"tasks\":[%s],\"failures\":[]}", task);
+	f->aws.task = body;
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), 0);
+	f->aws.task = NULL;
+	return f->io.state_out;
+}
+
+static void test_status_mapping(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id),
+		 "arn:aws:ecs:eu-west-1:123456789012:task/c1/abc");
+	assert_int_equal(pp_exec_io_restore(&f->io, ecs(), &err), 0);
+
+	assert_int_equal(status_of(f, "{\"lastStatus\":\"PENDING\"}"), PP_RUN_PROVISIONING);
+	assert_int_equal(f->io.poll_after_ms, 2500);
+	assert_int_equal(status_of(f, "{\"lastStatus\":\"RUNNING\"}"), PP_RUN_RUNNING);
+	assert_int_equal(status_of(f, "{\"lastStatus\":\"STOPPED\",\"stopCode\":"
+				      "\"EssentialContainerExited\",\"containers\":[{\"name\":"
+				      "\"prefect\",\"exitCode\":0}]}"),
+			 PP_RUN_SUCCEEDED);
+	assert_int_equal(f->io.exit_code, 0);
+	assert_int_equal(
+		status_of(f, "{\"lastStatus\":\"STOPPED\",\"stopCode\":"
+			     "\"EssentialContainerExited\",\"stoppedReason\":\"Essential "
+			     "container in task exited\",\"containers\":[{\"name\":"
+			     "\"sidecar\",\"exitCode\":0},{\"name\":\"prefect\",\"exitCode\":3}]}"),
+		PP_RUN_FAILED);
+	assert_int_equal(f->io.exit_code, 3);
+	assert_non_null(strstr(f->io.message, "exited with code 3"));
+	assert_int_equal(status_of(f, "{\"lastStatus\":\"STOPPED\",\"stopCode\":"
+				      "\"TaskFailedToStart\",\"stoppedReason\":"
+				      "\"CannotPullContainerError: pull access denied\"}"),
+			 PP_RUN_CRASHED);
+	assert_non_null(strstr(f->io.message, "CannotPullContainerError"));
+	assert_int_equal(status_of(f,
+				   "{\"lastStatus\":\"STOPPED\",\"stopCode\":"
+				   "\"UserInitiated\",\"stoppedReason\":\"Cancelled by pushpool\","
+				   "\"containers\":[{\"name\":\"prefect\",\"exitCode\":143}]}"),
+			 PP_RUN_CANCELLED);
+
+	struct pp_json *req = body_of(&f->srv, ".DescribeTasks");
+	assert_string_equal(pp_json_get_string(req, "cluster"), "c1");
+	assert_string_equal(pp_json_string(pp_json_path(req, "tasks[0]")), f->io.infra_id);
+	pp_json_free(req);
+
+	f->aws.task = "{\"tasks\":[],\"failures\":[{\"reason\":\"MISSING\"}]}";
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "MISSING"));
+}
+
+static void test_cancel_sends_stop_task(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	submit(f, 0);
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_CANCEL, &f->io, &fast, &err), 0);
+	assert_int_equal(f->aws.stops, 1);
+	struct pp_json *req = body_of(&f->srv, ".StopTask");
+	assert_string_equal(pp_json_get_string(req, "task"), f->io.infra_id);
+	assert_non_null(strstr(pp_json_get_string(req, "reason"), RUN_ID));
+	pp_json_free(req);
+}
+
+static void test_request_dump_shows_every_call(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct pp_buf out;
+	pp_buf_init(&out, 0);
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), 0);
+	assert_int_equal(pp_request_dump(ecs(), &f->io, &out, &err), 0);
+	const char *text = pp_buf_str(&out);
+	const char *reg = strstr(text, "# 1 RegisterTaskDefinition\nPOST http://127.0.0.1:");
+	const char *run = strstr(text, "# 2 RunTask\n");
+	assert_non_null(reg);
+	assert_non_null(run);
+	assert_true(reg < run);
+	assert_non_null(strstr(run, "\"taskDefinition\": \"<task-definition-arn>\""));
+	assert_non_null(strstr(run, "\"clientToken\": \"" TOKEN "\""));
+	assert_non_null(strstr(text, "X-Amz-Target: AmazonEC2ContainerServiceV20141113.RunTask"));
+	assert_null(strstr(text, "# 3"));
+	assert_int_equal(f->srv.count, 0); /* nothing went out */
+	assert_string_equal(f->io.infra_id, "<task-arn>");
+	pp_buf_free(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_requests_have_the_ecs_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifty_runs_register_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_register_answer_is_reconciled, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_match_latest_reuses_revision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capacity_failure_is_retried_with_same_token,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conflict_adopts_bound_task, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_failure_is_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttling_is_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_family_follows_content, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fargate_needs_subnets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_sends_stop_task, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_dump_shows_every_call, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

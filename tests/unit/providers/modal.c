@@ -1,0 +1,423 @@
+/* The Modal backend against the Modal mock over real h2c gRPC: submit,
+ * status, cancel, adoption after a lost answer, auth failures; plus the
+ * auth module's metadata and config parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "auth/modal.h"
+#include "lib/http.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "mock/mock.h"
+#include "providers/common.h"
+#include "providers/provider.h"
+
+struct fixture {
+	struct pp_mock *mock;
+	char url[128];
+	struct pp_cred *cred;
+};
+
+static struct pp_cred *make_cred(const char *id, const char *secret)
+{
+	struct pp_cred_conf conf;
+	struct pp_cred *c = NULL;
+	struct pp_error err = {0};
+	memset(&conf, 0, sizeof(conf));
+	snprintf(conf.name, sizeof(conf.name), "modal-test");
+	conf.type = (char *)"modal";
+	conf.token_id = (char *)id;
+	conf.token_secret = (char *)secret;
+	if (pp_cred_new(&conf, &c, &err))
+		fail_msg("pp_cred_new: %s", err.msg);
+	return c;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct pp_mock_opts o;
+	struct pp_error err = {0};
+	struct pp_buf d;
+	setenv("PUSHPOOL_MOCK_MODAL_TOKEN", "ak-test:as-test-secret", 1);
+	pp_mock_opts_defaults(&o);
+	o.provision_seconds = 0.05;
+	o.run_seconds = 0.2;
+	if (pp_mock_new(&o, &f->mock, &err) || pp_mock_start(f->mock, &err))
+		fail_msg("mock: %s", err.msg);
+	pp_buf_init(&d, 4096);
+	assert_int_equal(pp_mock_describe(f->mock, &d), 0);
+	const char *line = strstr(d.data, "\nmodal=");
+	assert_non_null(line);
+	snprintf(f->url, sizeof(f->url), "%.*s", (int)strcspn(line + 7, "\n"), line + 7);
+	pp_buf_free(&d);
+	f->cred = make_cred("ak-test", "as-test-secret");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	pp_cred_free(f->cred);
+	pp_mock_free(f->mock);
+	free(f);
+	pp_secret_clear();
+	return 0;
+}
+
+struct run {
+	struct pp_run_io io;
+	struct pp_json *job;
+	const struct pp_provider *p;
+};
+
+static void run_init(struct run *r, struct fixture *f, const char *run_id, const char *job_json)
+{
+	memset(r, 0, sizeof(*r));
+	r->p = pp_provider_find("modal:push");
+	assert_non_null(r->p);
+	struct pp_error err = {0};
+	if (pp_json_parse(job_json, strlen(job_json), NULL, &r->job, &err))
+		fail_msg("job: %s", err.msg);
+	r->io.run_id = run_id;
+	r->io.attempt = 1;
+	r->io.idem_key = run_id;
+	r->io.job = r->job;
+	r->io.endpoint = f->url;
+	r->io.cred = f->cred;
+	r->io.state = calloc(1, r->p->state_size);
+	r->io.exit_code = -1;
+}
+
+static void run_free(struct run *r)
+{
+	r->p->release(r->io.state);
+	free(r->io.state);
+	pp_json_free(r->job);
+}
+
+typedef int (*op_fn)(struct pp_run_io *io, struct pp_error *err);
+
+static void set_drop(struct fixture *f, int rate)
+{
+	char json[96];
+	struct pp_error err = {0};
+	snprintf(json, sizeof(json), "{\"api\":\"modal\",\"reset_after_action_rate\":%d}", rate);
+	assert_int_equal(pp_mock_set_faults(f->mock, json, &err), 0);
+}
+
+/* The core's part (as dispatcher/op_driver.c does it): send what the op asks
+ * for, hand back the answer. drop_at > 0: the drop_at-th request is
+ * answered by a dropped connection after the mock acted on it. Returns the
+ * op's final code; on a retryable failure the caller calls drive again. */
+static int drive(struct run *r, struct fixture *f, op_fn op, int drop_at, struct pp_error *err)
+{
+	struct pp_http_resp resp;
+	struct pp_error herr = {0};
+	bool have = false;
+	for (int n = 1; n < 50; n++) {
+		pp_http_req_free(&r->io.req);
+		memset(&r->io.req, 0, sizeof(r->io.req));
+		r->io.resp = have ? &resp : NULL;
+		r->io.resp_err = have ? &herr : NULL;
+		pp_error_clear(err);
+		int rc = op(&r->io, err);
+		r->io.resp = NULL;
+		if (have)
+			pp_http_resp_free(&resp);
+		have = false;
+		if (rc != PP_STEP_SEND) {
+			pp_http_req_free(&r->io.req);
+			memset(&r->io.req, 0, sizeof(r->io.req));
+			return rc;
+		}
+		if (n == drop_at)
+			set_drop(f, 1);
+		pp_error_clear(&herr);
+		pp_http_resp_init(&resp, r->io.req.max_response);
+		int hrc = pp_http_perform(&r->io.req, &resp, &herr);
+		r->io.resp_rc = hrc ? hrc : pp_http_classify(&r->io.req, &resp, &herr);
+		have = true;
+		if (n == drop_at)
+			set_drop(f, 0);
+	}
+	return PP_EINVALID;
+}
+
+static enum pp_run_state wait_terminal(struct run *r, struct fixture *f)
+{
+	struct pp_error err = {0};
+	for (int i = 0; i < 200; i++) {
+		int rc = drive(r, f, r->p->status, 0, &err);
+		if (rc)
+			fail_msg("status: %d %s", rc, err.msg);
+		if (pp_run_state_terminal(r->io.state_out))
+			return r->io.state_out;
+		usleep(20000);
+	}
+	fail_msg("run never finished");
+	return PP_RUN_PENDING;
+}
+
+static const char job_ok[] =
+	"{\"image\":\"python:3.12\",\"command\":\"python -c 'print(1)'\",\"env\":{\"A\":\"1\"},"
+	"\"cpu\":0.5,\"memory\":256,\"gpu\":\"a10g:2\",\"timeout\":600,\"region\":\"us-east\","
+	"\"cloud\":\"aws\",\"app_name\":\"pp-test\"}";
+
+static void test_success(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	run_init(&r, f, "11111111-2222-3333-4444-555555555555", job_ok);
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
+	assert_true(!strncmp(r.io.infra_id, "sb-", 3));
+	assert_int_equal(wait_terminal(&r, f), PP_RUN_SUCCEEDED);
+	assert_int_equal(r.io.exit_code, 0);
+	assert_int_equal(pp_mock_count_get(f->mock, "modal_sandbox_creates",
+					   "pp-11111111222233334444555555555555-1"),
+			 1);
+	assert_true(pp_cred_refreshes(f->cred) >= 1);
+	run_free(&r);
+}
+
+static void test_failure_marker_in_env(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	run_init(&r, f, "run-fail",
+		 "{\"image\":\"alpine\",\"command\":[\"false\"],"
+		 "\"env\":{\"PUSHPOOL_MOCK_FAIL\":\"1\"}}");
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
+	assert_int_equal(wait_terminal(&r, f), PP_RUN_FAILED);
+	assert_int_equal(r.io.exit_code, 1);
+	assert_non_null(strstr(r.io.message, "exited with code 1"));
+	run_free(&r);
+}
+
+static void test_cancel(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	run_init(&r, f, "run-cancel",
+		 "{\"image\":\"alpine\",\"command\":\"sleep 1\","
+		 "\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}");
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
+	assert_int_equal(drive(&r, f, r.p->status, 0, &err), PP_STEP_DONE);
+	assert_int_equal(r.io.state_out, PP_RUN_RUNNING);
+	assert_int_equal(drive(&r, f, r.p->cancel, 0, &err), PP_STEP_DONE);
+	assert_int_equal(wait_terminal(&r, f), PP_RUN_CANCELLED);
+	assert_int_equal(r.io.exit_code, 137);
+	/* cancelling again (e.g. after a restart) is harmless */
+	assert_int_equal(drive(&r, f, r.p->cancel, 0, &err), PP_STEP_DONE);
+	run_free(&r);
+}
+
+/* The SandboxCreate answer is lost (request 4: lookup, app, image, create):
+ * the retry meets ALREADY_EXISTS and adopts the sandbox, no duplicate. */
+static void test_lost_create_answer_adopts(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	run_init(&r, f, "run-lost",
+		 "{\"image\":\"alpine\",\"command\":\"sleep 1\","
+		 "\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}");
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	/* lookup, app, image, env secret, create */
+	int rc = drive(&r, f, r.p->submit, 5, &err);
+	assert_int_equal(rc, PP_ETRANSIENT);
+	assert_true(pp_err_retryable(rc));
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
+	assert_true(!strncmp(r.io.infra_id, "sb-", 3));
+	char name[64];
+	assert_int_equal(pp_derive_name(name, sizeof(name), "run-lost", 1, &err), 0);
+	assert_int_equal(pp_mock_count_get(f->mock, "modal_sandbox_creates", name), 1);
+	/* a second submission of the same run (fresh state) adopts too */
+	struct run again;
+	run_init(&again, f, "run-lost",
+		 "{\"image\":\"alpine\",\"command\":\"sleep 1\","
+		 "\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}");
+	assert_int_equal(again.p->prepare(&again.io, &err), 0);
+	assert_int_equal(drive(&again, f, again.p->submit, 0, &err), PP_STEP_DONE);
+	assert_string_equal(again.io.infra_id, r.io.infra_id);
+	assert_int_equal(pp_mock_count_get(f->mock, "modal_sandbox_creates", name), 1);
+	assert_int_equal(drive(&r, f, r.p->cancel, 0, &err), PP_STEP_DONE);
+	run_free(&again);
+	run_free(&r);
+}
+
+static void test_wrong_token(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	struct pp_cred *bad = make_cred("ak-test", "as-wrong-secret");
+	run_init(&r, f, "run-auth", "{\"image\":\"alpine\"}");
+	r.io.cred = bad;
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_EAUTH);
+	assert_non_null(strstr(err.msg, "UNAUTHENTICATED"));
+	assert_null(strstr(err.msg, "as-wrong-secret"));
+	run_free(&r);
+	pp_cred_free(bad);
+}
+
+static void test_throttled(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	run_init(&r, f, "run-throttle", "{\"image\":\"alpine\"}");
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(
+		pp_mock_set_faults(f->mock, "{\"api\":\"modal\",\"throttle_rate\":1}", &err), 0);
+	int rc = drive(&r, f, r.p->submit, 0, &err);
+	assert_int_equal(
+		pp_mock_set_faults(f->mock, "{\"api\":\"modal\",\"throttle_rate\":0}", &err), 0);
+	assert_int_equal(rc, PP_ETHROTTLED);
+	assert_non_null(strstr(err.msg, "RESOURCE_EXHAUSTED"));
+	/* the same step is simply sent again */
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
+	run_free(&r);
+}
+
+/* A token pair in the job wins over the pool's credentials. */
+static void test_job_credentials(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	run_init(&r, f, "run-jobcred",
+		 "{\"image\":\"alpine\",\"modal_credentials\":"
+		 "{\"token_id\":\"ak-test\",\"token_secret\":\"as-job-wrong\"}}");
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_EAUTH);
+	assert_non_null(strstr(err.msg, "modal_credentials"));
+	assert_null(strstr(err.msg, "as-job-wrong"));
+	run_free(&r);
+
+	struct pp_cred *bad = make_cred("ak-test", "as-pool-wrong");
+	run_init(&r, f, "run-jobcred",
+		 "{\"image\":\"alpine\",\"modal_credentials\":"
+		 "{\"token_id\":\"ak-test\",\"token_secret\":\"as-test-secret\"}}");
+	r.io.cred = bad;
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
+	assert_int_equal(wait_terminal(&r, f), PP_RUN_SUCCEEDED);
+	run_free(&r);
+	pp_cred_free(bad);
+}
+
+static void test_prepare_rejects(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+		"{\"command\":\"x\"}",
+		"{\"image\":\"a\",\"gpu\":\"A100:0\"}",
+		"{\"image\":\"a\",\"cpu\":\"lots\"}",
+		"{\"image\":\"a\",\"timeout\":100000}",
+		"{\"image\":\"a\",\"env\":[1]}",
+		"{\"image\":\"a\",\"secrets\":[\"\"]}",
+		"{\"image\":\"a\",\"modal_credentials\":{\"token_id\":\"ak\"}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct run r;
+		struct pp_error err = {0};
+		run_init(&r, f, "run-bad", bad[i]);
+		assert_int_equal(r.p->prepare(&r.io, &err), PP_EINVALID);
+		assert_non_null(strstr(err.msg, "modal"));
+		run_free(&r);
+	}
+}
+
+static void test_auth_metadata(void **state)
+{
+	struct pp_cred_conf conf;
+	struct pp_modal_auth *m = NULL;
+	struct pp_error err = {0};
+	struct pp_http_req req;
+	memset(&conf, 0, sizeof(conf));
+	conf.token_id = (char *)"ak-1";
+	conf.token_secret = (char *)"as-2-secret";
+	assert_int_equal(pp_modal_auth_new(&conf, &m, &err), 0);
+	pp_http_req_init(&req, "POST", "http://127.0.0.1:1/modal.client.ModalClient/AuthTokenGet");
+	assert_int_equal(pp_modal_auth_apply(m, &req, &err), 0);
+	assert_string_equal(pp_http_req_get_header(&req, "x-modal-client-version"), "1.0.0");
+	assert_string_equal(pp_http_req_get_header(&req, "x-modal-client-type"), "7");
+	assert_string_equal(pp_http_req_get_header(&req, "x-modal-token-id"), "ak-1");
+	assert_null(pp_http_req_get_header(&req, "x-modal-auth-token"));
+	assert_string_equal(pp_modal_auth_server_url(m), "https://api.modal.com");
+	pp_http_req_free(&req);
+	pp_modal_auth_free(m);
+	/* {"exp":1700000000} */
+	assert_int_equal(pp_modal_jwt_exp("eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDB9.sig"),
+			 1700000000);
+	assert_int_equal(pp_modal_jwt_exp("not-a-jwt"), 0);
+}
+
+static void test_modal_toml(void **state)
+{
+	char path[] = "/tmp/pp-modal-tomlXXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *fp = fdopen(fd, "w");
+	fputs("[default]\ntoken_id = \"ak-default\"\ntoken_secret = \"as-default\"\n\n"
+	      "[work]\ntoken_id = \"ak-work\"\ntoken_secret = 'as-work'\nactive = true\n"
+	      "server_url = \"http://127.0.0.1:9/\"\n",
+	      fp);
+	fclose(fp);
+	struct pp_cred_conf conf;
+	struct pp_modal_auth *m = NULL;
+	struct pp_error err = {0};
+	struct pp_buf id;
+	memset(&conf, 0, sizeof(conf));
+	conf.file = path;
+	unsetenv("MODAL_SERVER_URL");
+	assert_int_equal(pp_modal_auth_new(&conf, &m, &err), 0);
+	assert_string_equal(pp_modal_auth_server_url(m), "http://127.0.0.1:9");
+	pp_buf_init(&id, 256);
+	/* identity proves the token against the server: nothing listens there */
+	assert_int_equal(pp_modal_auth_identity(m, &id, &err), PP_ETRANSIENT);
+	pp_buf_free(&id);
+	pp_modal_auth_free(m);
+	conf.profile = (char *)"default";
+	assert_int_equal(pp_modal_auth_new(&conf, &m, &err), 0);
+	assert_string_equal(pp_modal_auth_server_url(m), "https://api.modal.com");
+	pp_modal_auth_free(m);
+	conf.profile = (char *)"missing";
+	assert_int_equal(pp_modal_auth_new(&conf, &m, &err), PP_EAUTH);
+	assert_non_null(strstr(err.msg, "no profile [missing]"));
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_success, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_marker_in_env, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_create_answer_adopts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_rejects, setup, teardown),
+		cmocka_unit_test(test_auth_metadata),
+		cmocka_unit_test(test_modal_toml),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,248 @@
+/* Pool types, default templates (embedded, share dir override, env
+ * override) and loading users' template files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "render/render.h"
+
+static char tmpdir[64];
+
+static int make_tmpdir(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pp-test-template-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static void write_file(const char *name, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void remove_file(const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	unlink(path);
+}
+
+static int cleanup(void **state)
+{
+	(void)state;
+	unsetenv("PUSHPOOL_TEMPLATE_DIR");
+	return rmdir(tmpdir);
+}
+
+static void test_pool_types(void **state)
+{
+	(void)state;
+	assert_string_equal(pp_pool_type_canonical("ecs"), "ecs:push");
+	assert_string_equal(pp_pool_type_canonical("ecs:push"), "ecs:push");
+	assert_string_equal(pp_pool_type_canonical("cloud-run-v2"), "cloud-run-v2:push");
+	assert_string_equal(pp_pool_type_canonical("azure-container-instance"),
+			    "azure-container-instance:push");
+	assert_string_equal(pp_pool_type_canonical("modal:push"), "modal:push");
+	assert_null(pp_pool_type_canonical("cloud-run"));
+	assert_null(pp_pool_type_canonical("ECS"));
+	assert_null(pp_pool_type_canonical(NULL));
+	size_t n = 0;
+	while (pp_pool_types[n])
+		n++;
+	assert_int_equal(n, 4);
+}
+
+/* Every built-in template parses, has Prefect's shape, and each
+ * placeholder names a declared variable. */
+static void check_placeholders(const struct pp_json *j, const struct pp_json *props,
+			       const char *type)
+{
+	if (j->type == PP_JSON_STRING) {
+		const char *p = j->str;
+		while ((p = strstr(p, "{{ "))) {
+			const char *end = strstr(p, " }}");
+			assert_non_null(end);
+			char name[64];
+			snprintf(name, sizeof(name), "%.*s", (int)(end - p - 3), p + 3);
+			if (!pp_json_get(props, name))
+				fail_msg("%s: placeholder %s has no variable", type, name);
+			p = end;
+		}
+	}
+	pp_json_foreach (c, j)
+		check_placeholders(c, props, type);
+}
+
+static void test_embedded_defaults(void **state)
+{
+	(void)state;
+	for (size_t i = 0; pp_pool_types[i]; i++) {
+		struct pp_json *t = NULL;
+		struct pp_error err = {0};
+		if (pp_template_default(pp_pool_types[i], &t, &err))
+			fail_msg("%s: %s", pp_pool_types[i], err.msg);
+		const struct pp_json *props = pp_json_path(t, "variables.properties");
+		assert_non_null(props);
+		static const char *const base[] = {"command", "env", "labels", "name"};
+		for (size_t k = 0; k < 4; k++) {
+			assert_non_null(pp_json_get(props, base[k]));
+			assert_non_null(pp_json_get(pp_json_get(t, "job_configuration"), base[k]));
+		}
+		pp_json_foreach (p, props)
+			assert_non_null(pp_json_get_string(p, "description"));
+		check_placeholders(pp_json_get(t, "job_configuration"), props, pp_pool_types[i]);
+		pp_json_free(t);
+	}
+}
+
+/* The variables Prefect's push pools have, with Prefect's defaults. */
+static void test_prefect_names_and_defaults(void **state)
+{
+	(void)state;
+	const struct {
+		const char *type, *path, *json;
+	} cases[] = {
+		{"cloud-run-v2", "variables.properties.keep_job.default", "false"},
+		{"cloud-run-v2", "variables.properties.region.default", "\"us-central1\""},
+		{"cloud-run-v2", "variables.properties.timeout.maximum", "604800"},
+		{"ecs", "variables.properties.launch_type.default", "\"FARGATE\""},
+		{"ecs", "variables.properties.auto_deregister_task_definition.default", "false"},
+		{"ecs", "variables.properties.task_start_timeout_seconds.default", "300"},
+		{"azure-container-instance", "variables.properties.keep_container_group.default",
+		 "false"},
+		{"azure-container-instance", "variables.properties.cpu.default", "1.0"},
+		{"azure-container-instance", "variables.required",
+		 "[\"resource_group_name\", \"subscription_id\"]"},
+		{"modal:push", "variables.properties.timeout.default", "3600"},
+		{"modal:push", "variables.properties.cloud.enum",
+		 "[\"aws\", \"gcp\", \"oci\", \"auto\"]"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pp_json *t = NULL, *want = NULL;
+		struct pp_error err = {0};
+		assert_int_equal(pp_template_default(cases[i].type, &t, &err), 0);
+		char wrapped[128];
+		snprintf(wrapped, sizeof(wrapped), "[%s]", cases[i].json);
+		assert_int_equal(pp_json_parse(wrapped, strlen(wrapped), NULL, &want, &err), 0);
+		if (!pp_json_equal(pp_json_path(t, cases[i].path), want->child))
+			fail_msg("%s %s is not %s", cases[i].type, cases[i].path, cases[i].json);
+		pp_json_free(want);
+		pp_json_free(t);
+	}
+}
+
+static void test_unknown_type(void **state)
+{
+	(void)state;
+	struct pp_json *t = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_template_default("kubernetes", &t, &err), PP_EINVALID);
+	assert_null(t);
+	assert_string_equal(err.msg, "unknown pool type \"kubernetes\" (known: cloud-run-v2:push, "
+				     "ecs:push, azure-container-instance:push, modal:push)");
+}
+
+/* $PUSHPOOL_TEMPLATE_DIR wins when it has the file; other types fall back. */
+static void test_template_dir_override(void **state)
+{
+	(void)state;
+	write_file("ecs-push.json", "{\"job_configuration\": {\"x\": \"{{ x }}\"},"
+				    " \"variables\": {\"properties\": {\"x\": {\"default\": 1}}}}");
+	setenv("PUSHPOOL_TEMPLATE_DIR", tmpdir, 1);
+	struct pp_json *t = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_template_default("ecs", &t, &err), 0);
+	assert_non_null(pp_json_path(t, "variables.properties.x"));
+	pp_json_free(t);
+	assert_int_equal(pp_template_default("modal:push", &t, &err), 0);
+	assert_non_null(pp_json_path(t, "variables.properties.gpu"));
+	pp_json_free(t);
+
+	write_file("ecs-push.json", "{\"job_configuration\": []}");
+	assert_int_equal(pp_template_default("ecs", &t, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "ecs-push.json: \"job_configuration\" must be an object"));
+	remove_file("ecs-push.json");
+	unsetenv("PUSHPOOL_TEMPLATE_DIR");
+}
+
+static void expect_load_error(const char *text, int code, const char *msg)
+{
+	write_file("t.json", text);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/t.json", tmpdir);
+	struct pp_json *t = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_template_load(path, &t, &err), code);
+	assert_null(t);
+	if (!strstr(err.msg, msg))
+		fail_msg("'%s' lacks '%s'", err.msg, msg);
+	remove_file("t.json");
+}
+
+static void test_load_errors(void **state)
+{
+	(void)state;
+	expect_load_error("{\"job_configuration\": {}, \"variables\": {}", PP_EINVALID,
+			  "t.json:1:");
+	expect_load_error("[]", PP_EINVALID,
+			  "a base job template must be a JSON object, got array");
+	expect_load_error("{\"variables\": {}}", PP_EINVALID, "\"job_configuration\" is missing");
+	expect_load_error("{\"job_configuration\": {}}", PP_EINVALID, "\"variables\" is missing");
+	expect_load_error("{\"job_configuration\": {}, \"variables\": {\"properties\": []}}",
+			  PP_EINVALID, "\"variables.properties\" must be an object, got array");
+	expect_load_error("{\"job_configuration\": {}, \"variables\": {\"properties\":"
+			  " {\"cpu\": 1}}}",
+			  PP_EINVALID,
+			  "\"variables.properties.cpu\" must be a schema object, got number");
+
+	struct pp_json *t = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_template_load("/nonexistent/pushpool.json", &t, &err), PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "/nonexistent/pushpool.json"));
+}
+
+/* Prefect's own ecs template file loads and renders unchanged. */
+static void test_prefect_reference_template(void **state)
+{
+	(void)state;
+	const char *ref = "/work/shared/reference/prefect/base-job-templates/ecs.json";
+	if (access(ref, R_OK) != 0)
+		skip();
+	struct pp_json *t = NULL, *out = NULL, *mine = NULL, *mine_out = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_template_load(ref, &t, &err), 0);
+	assert_int_equal(pp_render_job(t, NULL, NULL, NULL, NULL, &out, &err), 0);
+	assert_int_equal(pp_template_default("ecs", &mine, &err), 0);
+	assert_int_equal(pp_render_job(mine, NULL, NULL, NULL, NULL, &mine_out, &err), 0);
+	assert_true(pp_json_equal(out, mine_out));
+	pp_json_free(t);
+	pp_json_free(out);
+	pp_json_free(mine);
+	pp_json_free(mine_out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pool_types),
+		cmocka_unit_test(test_embedded_defaults),
+		cmocka_unit_test(test_prefect_names_and_defaults),
+		cmocka_unit_test(test_unknown_type),
+		cmocka_unit_test(test_template_dir_override),
+		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_prefect_reference_template),
+	};
+	return cmocka_run_group_tests(tests, make_tmpdir, cleanup);
+}

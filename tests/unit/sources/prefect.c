@@ -1,0 +1,544 @@
+/* The Prefect run source: timestamps, state mapping and block references
+ * offline; then the source against the mock's Prefect API in-process
+ * (claiming, arbitration, reports, cancellation, 429, auth). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dispatcher/config.h"
+#include "lib/http.h"
+#include "lib/log.h"
+#include "sources/prefect_states.h"
+#include "sources/source.h"
+#include "store/store.h"
+#include "mock/mock.h"
+
+#define KEY "unit-prefect-key-42"
+
+static void test_time(void **state)
+{
+	(void)state;
+	int64_t ms = 0;
+	assert_int_equal(pp_prefect_time_parse("2024-05-01T10:00:00.250000Z", &ms), 0);
+	assert_int_equal(ms, 1714557600250LL);
+	assert_int_equal(pp_prefect_time_parse("2024-05-01T12:00:00+02:00", &ms), 0);
+	assert_int_equal(ms, 1714557600000LL);
+	assert_int_equal(pp_prefect_time_parse("2024-05-01T10:00:00", &ms), 0);
+	assert_int_equal(ms, 1714557600000LL);
+	assert_int_equal(pp_prefect_time_parse("yesterday", &ms), PP_EINVALID);
+	assert_int_equal(pp_prefect_time_parse("2024-13-01T10:00:00Z", &ms), PP_EINVALID);
+	assert_int_equal(pp_prefect_time_parse("2024-05-01T10:00:00Q", &ms), PP_EINVALID);
+	char buf[40];
+	pp_prefect_time_format(1714557600250LL, buf, sizeof(buf));
+	assert_string_equal(buf, "2024-05-01T10:00:00.250Z");
+}
+
+static void test_state_mapping(void **state)
+{
+	(void)state;
+	assert_string_equal(pp_prefect_state_for(PP_ST_SUCCEEDED, true), "COMPLETED");
+	assert_string_equal(pp_prefect_state_for(PP_ST_FAILED, true), "FAILED");
+	/* Never submitted: Crashed, as Prefect's workers report it. */
+	assert_string_equal(pp_prefect_state_for(PP_ST_FAILED, false), "CRASHED");
+	assert_string_equal(pp_prefect_state_for(PP_ST_DEAD, false), "CRASHED");
+	assert_string_equal(pp_prefect_state_for(PP_ST_CANCELLED, true), "CANCELLED");
+	assert_string_equal(pp_prefect_state_for(PP_ST_RUNNING, true), "RUNNING");
+	assert_null(pp_prefect_state_for(PP_ST_SUBMITTED, true));
+	assert_null(pp_prefect_state_for(PP_ST_SCHEDULED, false));
+}
+
+static int fake_blocks(void *ud, const char *slug, const char *name, struct pp_json **data,
+		       struct pp_error *err)
+{
+	int *calls = ud;
+	(*calls)++;
+	const char *text = NULL;
+	if (!strcmp(slug, "aws-credentials") && !strcmp(name, "prod"))
+		text = "{\"aws_access_key_id\":\"AKID\",\"region_name\":\"eu-west-1\",\"port\":5}";
+	else if (!strcmp(slug, "secret") && !strcmp(name, "token"))
+		text = "{\"value\":\"s3cr3t\"}";
+	if (!text)
+		return pp_fail(err, PP_ENOTFOUND, "block %s/%s: not found", slug, name);
+	return pp_json_parse(text, strlen(text), NULL, data, err);
+}
+
+static struct pp_json *parse(const char *s)
+{
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_json_parse(s, strlen(s), NULL, &j, &err), 0);
+	return j;
+}
+
+static void test_blocks(void **state)
+{
+	(void)state;
+	int calls = 0;
+	struct pp_error err = {0};
+	struct pp_json *t =
+		parse("{\"job_configuration\":{\"aws_credentials\":\"{{ aws_credentials }}\","
+		      "\"env\":{\"T\":\"Bearer {{ prefect.blocks.secret.token }}!\","
+		      "\"P\":\"port {{prefect.blocks.aws-credentials.prod.port}}\"}},"
+		      "\"variables\":{\"properties\":{\"aws_credentials\":"
+		      "{\"default\":\"{{ prefect.blocks.aws-credentials.prod }}\"},"
+		      "\"region\":{\"default\":\"{{ "
+		      "prefect.blocks.aws-credentials.prod.region_name }}\"},"
+		      "\"token\":{\"default\":\"{{ prefect.blocks.secret.token }}\"}}}}");
+	assert_int_equal(pp_prefect_resolve_blocks(t, fake_blocks, &calls, &err), 0);
+	assert_int_equal(calls, 5);
+	const struct pp_json *creds =
+		pp_json_path(t, "variables.properties.aws_credentials.default");
+	assert_true(pp_json_is(creds, PP_JSON_OBJECT));
+	assert_string_equal(pp_json_get_string(creds, "region_name"), "eu-west-1");
+	assert_string_equal(pp_json_string(pp_json_path(t, "variables.properties.region.default")),
+			    "eu-west-1");
+	/* A {"value": x} block stands for x. */
+	assert_string_equal(pp_json_string(pp_json_path(t, "variables.properties.token.default")),
+			    "s3cr3t");
+	assert_string_equal(pp_json_string(pp_json_path(t, "job_configuration.env.T")),
+			    "Bearer s3cr3t!");
+	assert_string_equal(pp_json_string(pp_json_path(t, "job_configuration.env.P")), "port 5");
+	/* Ordinary placeholders are the renderer's business. */
+	assert_string_equal(pp_json_string(pp_json_path(t, "job_configuration.aws_credentials")),
+			    "{{ aws_credentials }}");
+	pp_json_free(t);
+
+	t = parse("{\"a\":[\"x {{ prefect.blocks.aws-credentials.prod }} y\"]}");
+	assert_int_equal(pp_prefect_resolve_blocks(t, fake_blocks, &calls, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "$.a[0]"));
+	pp_json_free(t);
+	t = parse("{\"a\":{\"b\":\"{{ prefect.blocks.aws-credentials.dev }}\"}}");
+	assert_int_equal(pp_prefect_resolve_blocks(t, fake_blocks, &calls, &err), PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "$.a.b"));
+	pp_json_free(t);
+	t = parse("{\"a\":\"{{ prefect.blocks.aws-credentials.prod.nope }}\"}");
+	assert_int_equal(pp_prefect_resolve_blocks(t, fake_blocks, &calls, &err), PP_EINVALID);
+	pp_json_free(t);
+	t = parse("{\"a\":\"{{ prefect.blocks.secret }}\"}");
+	assert_int_equal(pp_prefect_resolve_blocks(t, fake_blocks, &calls, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "needs a type and a name"));
+	pp_json_free(t);
+}
+
+/* ---- against the mock ---- */
+
+struct env {
+	struct pp_mock *mock;
+	char dir[64];
+	char api[256];
+	struct pp_config cfg;
+	struct pp_store *store;
+	struct pp_source *src;
+	char deployment[64];
+	char limited_deployment[64]; /* in pool "limited", concurrency_limit 1 */
+};
+
+/* Call the mock's Prefect API; returns the HTTP status, *out the body. */
+static long call(struct env *e, const char *method, const char *path, const char *body,
+		 const char *key, struct pp_json **out)
+{
+	char url[512];
+	snprintf(url, sizeof(url), "%s%s", e->api, path);
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	struct pp_error err = {0};
+	pp_http_req_init(&req, method, url);
+	pp_http_resp_init(&resp, 0);
+	if (key)
+		pp_http_req_header(&req, "Authorization", "Bearer %s", key);
+	if (body)
+		pp_http_req_body(&req, body, strlen(body));
+	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
+	long status = resp.status;
+	if (out) {
+		*out = NULL;
+		if (resp.body.len)
+			assert_int_equal(
+				pp_json_parse(resp.body.data, resp.body.len, NULL, out, &err), 0);
+	}
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+	return status;
+}
+
+static struct pp_json *run_of(struct env *e, const char *id)
+{
+	char path[128];
+	struct pp_json *r = NULL;
+	snprintf(path, sizeof(path), "/flow_runs/%s", id);
+	assert_int_equal(call(e, "GET", path, NULL, KEY, &r), 200);
+	return r;
+}
+
+static char *new_run_in(struct env *e, const char *deployment)
+{
+	char path[128];
+	struct pp_json *r = NULL;
+	snprintf(path, sizeof(path), "/deployments/%s/create_flow_run", deployment);
+	assert_int_equal(call(e, "POST", path, "{\"job_variables\":{\"cpu\":1024}}", KEY, &r), 201);
+	char *id = strdup(pp_json_get_string(r, "id"));
+	pp_json_free(r);
+	return id;
+}
+
+static char *new_run(struct env *e)
+{
+	return new_run_in(e, e->deployment);
+}
+
+static int env_setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	struct pp_mock_opts o;
+	struct pp_error err = {0};
+	setenv("PUSHPOOL_MOCK_PREFECT_KEY", KEY, 1);
+	unsetenv("PUSHPOOL_MOCK_PREFECT_STATE");
+	pp_mock_opts_defaults(&o);
+	assert_int_equal(pp_mock_new(&o, &e->mock, &err), 0);
+	assert_int_equal(pp_mock_start(e->mock, &err), 0);
+	snprintf(e->api, sizeof(e->api), "%s/prefect/api", pp_mock_base_url(e->mock));
+	snprintf(e->dir, sizeof(e->dir), "/tmp/pp-prefect-XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+
+	struct pp_json *r = NULL;
+	assert_int_equal(call(e, "POST", "/work_pools/",
+			      "{\"name\":\"ecs\",\"type\":\"ecs\",\"base_job_template\":"
+			      "{\"job_configuration\":{\"cpu\":\"{{ cpu }}\"},\"variables\":"
+			      "{\"properties\":{\"cpu\":{\"type\":\"integer\",\"default\":"
+			      "\"{{ prefect.blocks.secret.cpu }}\"}}}}}",
+			      KEY, NULL),
+			 201);
+	assert_int_equal(call(e, "POST", "/block_documents/",
+			      "{\"name\":\"cpu\",\"block_type_slug\":\"secret\","
+			      "\"data\":{\"value\":256}}",
+			      KEY, NULL),
+			 201);
+	assert_int_equal(call(e, "POST", "/flows/", "{\"name\":\"f\"}", KEY, &r), 201);
+	char body[256], flow_id[64];
+	snprintf(flow_id, sizeof(flow_id), "%s", pp_json_get_string(r, "id"));
+	pp_json_free(r);
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"d\",\"flow_id\":\"%s\",\"work_pool_name\":\"ecs\","
+		 "\"job_variables\":{\"memory\":2048}}",
+		 flow_id);
+	assert_int_equal(call(e, "POST", "/deployments/", body, KEY, &r), 201);
+	snprintf(e->deployment, sizeof(e->deployment), "%s", pp_json_get_string(r, "id"));
+	pp_json_free(r);
+	assert_int_equal(
+		call(e, "POST", "/work_pools/",
+		     "{\"name\":\"limited\",\"type\":\"ecs:push\",\"concurrency_limit\":1}", KEY,
+		     NULL),
+		201);
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"l\",\"flow_id\":\"%s\",\"work_pool_name\":\"limited\"}", flow_id);
+	assert_int_equal(call(e, "POST", "/deployments/", body, KEY, &r), 201);
+	snprintf(e->limited_deployment, sizeof(e->limited_deployment), "%s",
+		 pp_json_get_string(r, "id"));
+	pp_json_free(r);
+
+	char conf[128], db[128];
+	snprintf(conf, sizeof(conf), "%s/pushpool.conf", e->dir);
+	snprintf(db, sizeof(db), "%s/pushpool.db", e->dir);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[dispatcher]\nstate_dir = %s\n\n[pool \"ecs\"]\ntype = ecs:push\n\n"
+		"[pool \"limited\"]\ntype = ecs:push\n\n"
+		"[source \"prefect\"]\napi_url = %s/\napi_key = %s\nlookahead_seconds = 5\n",
+		e->dir, e->api, KEY);
+	fclose(f);
+	assert_int_equal(pp_config_init(&e->cfg, &err), 0);
+	assert_int_equal(pp_config_load(&e->cfg, conf, &err), 0);
+	assert_int_equal(pp_store_open(db, &e->store, &err), 0);
+	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
+	assert_non_null(e->src);
+	*state = e;
+	return 0;
+}
+
+static int env_teardown(void **state)
+{
+	struct env *e = *state;
+	char cmd[128];
+	e->src->ops->close(e->src);
+	pp_store_close(e->store);
+	pp_config_free(&e->cfg);
+	pp_mock_free(e->mock);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
+	assert_int_equal(system(cmd), 0);
+	free(e);
+	pp_secret_clear();
+	return 0;
+}
+
+static int store_count(struct env *e)
+{
+	struct pp_run_rec *recs = NULL;
+	int n = 0;
+	struct pp_error err = {0};
+	struct pp_run_filter f = {.state = -1};
+	assert_int_equal(e->store->ops->list(e->store, &f, &recs, &n, &err), 0);
+	pp_run_recs_free(recs, n);
+	return n;
+}
+
+static void test_claim_report(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e), *b = new_run(e);
+	/* b already belongs to another worker. */
+	char path[128];
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", b);
+	assert_int_equal(call(e, "POST", path, "{\"state\":{\"type\":\"PENDING\"}}", KEY, NULL),
+			 201);
+
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 1);
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_string_equal(rec.source, "prefect");
+	assert_string_equal(rec.source_ref, a);
+	assert_string_equal(rec.pool, "ecs");
+	assert_string_equal(rec.deployment, "d");
+	assert_non_null(strstr(rec.job_variables, "1024"));
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	/* The next poll finds nothing new: no second claim. */
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 1);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", a), 1);
+
+	/* Template from the server, block resolved; deployment variables. */
+	struct pp_json *tmpl = NULL, *dvars = NULL;
+	assert_int_equal(e->src->ops->job_inputs(e->src, &rec, &tmpl, &dvars, &err), 0);
+	assert_int_equal(
+		pp_json_get_int(pp_json_path(tmpl, "variables.properties.cpu"), "default", 0), 256);
+	assert_int_equal(pp_json_get_int(dvars, "memory", 0), 2048);
+	pp_json_free(tmpl);
+	pp_json_free(dvars);
+
+	assert_int_equal(
+		e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, "arn:task/1", NULL, &err), 0);
+	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_RUNNING, "arn:task/1", NULL, &err),
+			 0);
+	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_FAILED, "arn:task/1",
+					     "FAILED (exit code 1)", &err),
+			 0);
+	r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), "arn:task/1");
+	assert_string_equal(pp_json_get_string(r, "state_type"), "FAILED");
+	assert_string_equal(pp_json_string(pp_json_path(r, "state.message")),
+			    "FAILED (exit code 1)");
+	pp_json_free(r);
+	pp_run_rec_free(&rec);
+	free(a);
+	free(b);
+}
+
+static void test_crashed_and_cancelling(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e), *b = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	struct pp_run_rec rec;
+	/* Submission refused for good, never submitted: Crashed with the reason. */
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_FAILED, NULL,
+					     "submission rejected: bad subnet", &err),
+			 0);
+	pp_run_rec_free(&rec);
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
+	assert_string_equal(pp_json_string(pp_json_path(r, "state.message")),
+			    "submission rejected: bad subnet");
+	pp_json_free(r);
+
+	/* b is still SCHEDULED in the store: cancelled at once, reported. */
+	char path[128];
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", b);
+	assert_int_equal(call(e, "POST", path,
+			      "{\"state\":{\"type\":\"CANCELLING\"},\"force\":true}", KEY, NULL),
+			 201);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(e->store->ops->get(e->store, b, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(rec.state, PP_ST_CANCELLED);
+	pp_run_rec_free(&rec);
+	r = run_of(e, b);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CANCELLED");
+	pp_json_free(r);
+	free(a);
+	free(b);
+}
+
+static void test_throttled_and_outage(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e);
+	assert_int_equal(
+		pp_mock_set_faults(e->mock,
+				   "{\"api\":\"prefect\",\"throttle_rate\":1,\"retry_after\":2}",
+				   &err),
+		0);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), PP_ETHROTTLED);
+	assert_int_equal(err.retry_after_ms, 2000);
+	assert_non_null(strstr(err.msg, "HTTP 429"));
+	assert_int_equal(store_count(e), 0);
+	/* Inside the Retry-After window the server is left alone. */
+	unsigned long before = pp_mock_count_get(e->mock, "injected", "prefect.throttled");
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "injected", "prefect.throttled"), before);
+	assert_int_equal(
+		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"throttle_rate\":0}", &err), 0);
+	sleep(2);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 1);
+
+	/* Reports made while the server fails wait in order, then arrive. */
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(
+		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":1}", &err), 0);
+	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, "t-1", NULL, &err), 0);
+	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_SUCCEEDED, "t-1", "done", &err),
+			 0);
+	assert_int_equal(
+		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":0}", &err), 0);
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "COMPLETED");
+	assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), "t-1");
+	pp_json_free(r);
+	pp_run_rec_free(&rec);
+	free(a);
+}
+
+/* A pool at its concurrency limit answers WAIT: the run stays SCHEDULED
+ * upstream and is claimed once a slot frees. */
+static void test_wait(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run_in(e, e->limited_deployment), *b = new_run_in(e, e->limited_deployment);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 1);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.set_state", "PENDING:WAIT"), 1);
+	struct pp_run_rec rec;
+	const char *first = e->store->ops->get(e->store, a, &rec, NULL, NULL, &err) ? b : a;
+	if (first == b)
+		assert_int_equal(e->store->ops->get(e->store, b, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_SUCCEEDED, "t-1", NULL, &err), 0);
+	pp_run_rec_free(&rec);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 2);
+	free(a);
+	free(b);
+}
+
+static void test_reconcile(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e), *b = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	/* a ended here but its reports died with the process. */
+	struct pp_run_rec *recs = NULL;
+	int n = 0;
+	assert_int_equal(e->store->ops->claim(e->store, "ecs", "t", 60000, 10, &recs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(recs[i].id, a))
+			continue;
+		struct pp_run_update u = {.state = PP_ST_SUCCEEDED,
+					  .infra_id = "t-9",
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .error = "",
+					  .release_lease = true};
+		assert_int_equal(e->store->ops->update(e->store, a, recs[i].fence, &u, &err), 0);
+	}
+	pp_run_recs_free(recs, n);
+	/* c was claimed by a worker that died before recording it. */
+	char *c = new_run(e), path[128];
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", c);
+	assert_int_equal(call(e, "POST", path, "{\"state\":{\"type\":\"PENDING\"}}", KEY, NULL),
+			 201);
+
+	e->src->ops->close(e->src);
+	e->cfg.prefect.claim_timeout = 1;
+	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
+	usleep(1100 * 1000);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "COMPLETED");
+	assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), "t-9");
+	pp_json_free(r);
+	r = run_of(e, b);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	r = run_of(e, c);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "SCHEDULED");
+	assert_non_null(strstr(pp_json_string(pp_json_path(r, "state.message")), "claim expired"));
+	pp_json_free(r);
+	/* Handed back, it is claimed again like any scheduled run. */
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 3);
+	free(a);
+	free(b);
+	free(c);
+}
+
+static void test_auth(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	struct pp_json *r = NULL;
+	assert_int_equal(call(e, "GET", "/work_pools/ecs", NULL, NULL, &r), 401);
+	assert_string_equal(pp_json_get_string(r, "detail"), "Invalid authentication credentials");
+	pp_json_free(r);
+	struct pp_config cfg;
+	struct pp_source *src = NULL;
+	assert_int_equal(pp_config_init(&cfg, &err), 0);
+	char conf[128];
+	snprintf(conf, sizeof(conf), "%s/pushpool.conf", e->dir);
+	assert_int_equal(pp_config_load(&cfg, conf, &err), 0);
+	free(cfg.prefect.api_key);
+	cfg.prefect.api_key = strdup("wrong-key-0000");
+	assert_int_equal(pp_source_prefect.open(&cfg, &src, &err), 0);
+	assert_int_equal(src->ops->poll(src, e->store, &err), PP_EAUTH);
+	assert_non_null(strstr(err.msg, "Invalid authentication credentials"));
+	assert_null(strstr(err.msg, "wrong-key-0000"));
+	src->ops->close(src);
+	pp_config_free(&cfg);
+}
+
+int main(void)
+{
+	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_state_mapping),
+		cmocka_unit_test(test_blocks),
+		cmocka_unit_test_setup_teardown(test_claim_report, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_throttled_and_outage, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_wait, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_auth, env_setup, env_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
