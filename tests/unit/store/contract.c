@@ -231,6 +231,10 @@ static void test_cancel_get_list(void **state)
 	assert_true(r.cancel_requested);
 	pp_run_rec_free(&r);
 	assert_int_equal(s->ops->get(s, "no-such-run", &r, NULL, NULL, &err), PP_ENOTFOUND);
+	/* `%` and `_` are characters, not wildcards: no run id holds them. */
+	assert_int_equal(s->ops->get(s, "%", &r, NULL, NULL, &err), PP_ENOTFOUND);
+	snprintf(prefix, sizeof(prefix), "%.7s_", a);
+	assert_int_equal(s->ops->get(s, prefix, &r, NULL, NULL, &err), PP_ENOTFOUND);
 	assert_int_equal(s->ops->request_cancel(s, a, &err), PP_ENOTFOUND);
 	struct pp_run_rec *runs;
 	int n;
