@@ -46,8 +46,8 @@ struct shared_files {
 static int shared_file_paths(const struct pp_aws *a, struct shared_files *f, struct pp_error *err)
 {
 	const char *home = pp_aws_env("HOME");
-	const char *cp =
-		pp_cred_has(a->conf->file) ? a->conf->file : pp_aws_env("AWS_SHARED_CREDENTIALS_FILE");
+	const char *cp = pp_cred_has(a->conf->file) ? a->conf->file
+						    : pp_aws_env("AWS_SHARED_CREDENTIALS_FILE");
 	const char *fp = pp_aws_env("AWS_CONFIG_FILE");
 	int n1, n2;
 
@@ -210,7 +210,8 @@ static int profile_creds(struct pp_aws *a, const struct shared_files *f, const c
 			     f->config_path);
 		goto out;
 	}
-	if (pp_cred_has(p.role_arn) && (pp_cred_has(p.source_profile) || pp_cred_has(p.credential_source))) {
+	if (pp_cred_has(p.role_arn) &&
+	    (pp_cred_has(p.source_profile) || pp_cred_has(p.credential_source))) {
 		struct pp_aws_creds src = {0};
 		if (pp_cred_has(p.source_profile) && strcmp(p.source_profile, name) != 0) {
 			rc = profile_creds(a, f, p.source_profile, depth + 1, &src, err);
@@ -221,7 +222,8 @@ static int profile_creds(struct pp_aws *a, const struct shared_files *f, const c
 					     "%s [%s]: aws_secret_access_key missing",
 					     f->creds_path, name);
 			else
-				rc = pp_aws_creds_set(&src, p.akid, p.secret, p.token, 0, "profile", err);
+				rc = pp_aws_creds_set(&src, p.akid, p.secret, p.token, 0, "profile",
+						      err);
 		} else if ((row = pp_cred_source_row(
 				    credential_sources,
 				    sizeof(credential_sources) / sizeof(credential_sources[0]),
@@ -236,15 +238,16 @@ static int profile_creds(struct pp_aws *a, const struct shared_files *f, const c
 		}
 		rc = pp_aws_auth_failure(rc, err);
 		if (!rc)
-			rc = pp_aws_assume_role(a, p.role_arn, p.session_name, p.external_id, p.duration,
-					 &src, c, err);
+			rc = pp_aws_assume_role(a, p.role_arn, p.session_name, p.external_id,
+						p.duration, &src, c, err);
 		if (rc)
 			pp_error_prefix(err, "profile [%s] role %s: ", name, p.role_arn);
 		pp_aws_creds_free(&src);
 		goto out;
 	}
 	if (pp_cred_has(p.role_arn) && pp_cred_has(p.web_identity_token_file)) {
-		rc = pp_aws_web_identity(a, p.web_identity_token_file, p.role_arn, p.session_name, c, err);
+		rc = pp_aws_web_identity(a, p.web_identity_token_file, p.role_arn, p.session_name,
+					 c, err);
 		goto out;
 	}
 	if (pp_cred_has(p.akid)) {
@@ -299,4 +302,3 @@ char *pp_aws_profile_region(const struct pp_aws *a)
 	profile_free(&p);
 	return region;
 }
-

@@ -265,7 +265,8 @@ static int sts_call(struct pp_aws *a, const char *action, struct pp_buf *form,
 		rc = pp_fail(err, PP_EINVALID, "sts %s: Expiration \"%s\" is not an ISO 8601 time",
 			     action, exp);
 	else
-		rc = pp_aws_creds_set(out, pp_aws_trim(akid), pp_aws_trim(secret), pp_aws_trim(token), expires, source, err);
+		rc = pp_aws_creds_set(out, pp_aws_trim(akid), pp_aws_trim(secret),
+				      pp_aws_trim(token), expires, source, err);
 	if (secret)
 		OPENSSL_cleanse(secret, strlen(secret));
 	if (token)
@@ -290,8 +291,9 @@ static void default_session_name(char *buf, size_t size)
 }
 
 int pp_aws_assume_role(struct pp_aws *a, const char *role_arn, const char *session_name,
-		       const char *external_id, const char *duration, const struct pp_aws_creds *src,
-		       struct pp_aws_creds *out, struct pp_error *err)
+		       const char *external_id, const char *duration,
+		       const struct pp_aws_creds *src, struct pp_aws_creds *out,
+		       struct pp_error *err)
 {
 	struct pp_buf form;
 	char name[64];
@@ -408,8 +410,9 @@ int pp_aws_from_container(struct pp_aws *a, struct pp_aws_creds *c, struct pp_er
 			"container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI not set");
 	pp_buf_init(&url, 8192);
 	if (rel) {
-		const char *base = pp_cred_has(a->conf->container_endpoint) ? a->conf->container_endpoint
-								    : "http://169.254.170.2";
+		const char *base = pp_cred_has(a->conf->container_endpoint)
+					   ? a->conf->container_endpoint
+					   : "http://169.254.170.2";
 		size_t bl = strlen(base);
 		if (bl && base[bl - 1] == '/' && rel[0] == '/')
 			bl--;
@@ -577,4 +580,3 @@ int pp_aws_from_imds(struct pp_aws *a, struct pp_aws_creds *c, struct pp_error *
 	pp_buf_free(&token);
 	return rc;
 }
-

@@ -19,10 +19,10 @@ struct pp_http_req;
 #define PP_CRED_BACKEND_ABI 1
 
 struct pp_cred_backend {
-	unsigned abi;	    /* PP_CRED_BACKEND_ABI */
-	const char *type;   /* the section's type: "gcp", "aws", "azure", "modal" */
-	const char *what;   /* what apply adds, as the dry run shows it */
-	const char *scope;  /* what project() names ("project", "subscription"), or NULL */
+	unsigned abi;	   /* PP_CRED_BACKEND_ABI */
+	const char *type;  /* the section's type: "gcp", "aws", "azure", "modal" */
+	const char *what;  /* what apply adds, as the dry run shows it */
+	const char *scope; /* what project() names ("project", "subscription"), or NULL */
 	/* The sources a section may name, in the order messages list them;
 	 * "chain" is always first. NULL-terminated. */
 	const char *const *sources;

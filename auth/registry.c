@@ -8,11 +8,7 @@
 #include "auth/backend.h"
 
 static const struct pp_cred_backend *const backends[] = {
-	&pp_cred_gcp,
-	&pp_cred_aws,
-	&pp_cred_azure,
-	&pp_cred_modal,
-	NULL,
+	&pp_cred_gcp, &pp_cred_aws, &pp_cred_azure, &pp_cred_modal, NULL,
 };
 
 const struct pp_cred_backend *const *pp_cred_backends(void)
@@ -75,8 +71,8 @@ int pp_cred_backend_for(const struct pp_cred_conf *conf, const struct pp_cred_ba
 			if ((*b)->abi != PP_CRED_BACKEND_ABI)
 				return pp_cred_conf_fail(
 					conf, PP_EINVALID, err,
-					"credential backend %s has ABI %u, expected %u",
-					(*b)->type, (*b)->abi, PP_CRED_BACKEND_ABI);
+					"credential backend %s has ABI %u, expected %u", (*b)->type,
+					(*b)->abi, PP_CRED_BACKEND_ABI);
 			*out = *b;
 			return 0;
 		}
@@ -84,8 +80,8 @@ int pp_cred_backend_for(const struct pp_cred_conf *conf, const struct pp_cred_ba
 	}
 	names[n] = NULL;
 	join(list, sizeof(list), names);
-	return pp_cred_conf_fail(conf, PP_EINVALID, err, "type must be one of %s (got \"%s\")", list,
-				 conf->type ? conf->type : "");
+	return pp_cred_conf_fail(conf, PP_EINVALID, err, "type must be one of %s (got \"%s\")",
+				 list, conf->type ? conf->type : "");
 }
 
 int pp_cred_check(const struct pp_cred_conf *conf, struct pp_error *err)
