@@ -81,13 +81,15 @@ static void test_checks_refuse_bad_sections(void **state)
 {
 	(void)state;
 	static const struct check_case cases[] = {
-		{"aws", "static", .akid = "AKID", .want = "source static needs access_key_id "
-							  "and secret_access_key"},
+		{"aws", "static", .akid = "AKID",
+		 .want = "source static needs access_key_id "
+			 "and secret_access_key"},
 		{"aws", NULL, .secret = "s", .want = "secret_access_key set without access_key_id"},
 		{"aws", "static", .akid = "AKID", .secret = "s", .want = ""},
-		{"aws", "secret", .want = "source secret does not apply to type aws (use one of: "
-					  "chain, env, static, profile, web_identity, container, "
-					  "imds)"},
+		{"aws", "secret",
+		 .want = "source secret does not apply to type aws (use one of: "
+			 "chain, env, static, profile, web_identity, container, "
+			 "imds)"},
 		{"azure", "secret", .client = "c", .client_secret = "s",
 		 .want = "source secret needs tenant_id, client_id and client_secret or "
 			 "client_secret_file"},
@@ -98,9 +100,11 @@ static void test_checks_refuse_bad_sections(void **state)
 		{"gcp", "file", .want = "source file needs file"},
 		{"gcp", "file", .file = "/k.json", .want = ""},
 		{"gcp", "token", .want = "source token does not apply to type gcp"},
-		{"modal", "token", .token_id = "ak", .want = "source token needs token_id and "
-							     "token_secret"},
-		{"modal", NULL, .token_secret = "as", .want = "token_id and token_secret go together"},
+		{"modal", "token", .token_id = "ak",
+		 .want = "source token needs token_id and "
+			 "token_secret"},
+		{"modal", NULL, .token_secret = "as",
+		 .want = "token_id and token_secret go together"},
 		{"modal", "file", .want = "source file needs file"},
 		{"modal", "static", .token_id = "ak", .token_secret = "as", .want = ""},
 	};
@@ -244,8 +248,7 @@ static void test_apply_modal_metadata(void **state)
 	c.token_secret = (char *)"as-registry-secret";
 	assert_int_equal(pp_cred_new(&c, &cred, &err), 0);
 	/* AuthTokenGet carries the token pair alone: no server is asked. */
-	pp_http_req_init(&req, "POST",
-			 "http://127.0.0.1:1/modal.client.ModalClient/AuthTokenGet");
+	pp_http_req_init(&req, "POST", "http://127.0.0.1:1/modal.client.ModalClient/AuthTokenGet");
 	assert_int_equal(pp_cred_apply(cred, &req, &err), 0);
 	assert_string_equal(pp_http_req_get_header(&req, "x-modal-token-id"), "ak-registry");
 	assert_string_equal(pp_http_req_get_header(&req, "x-modal-token-secret"),
@@ -256,7 +259,8 @@ static void test_apply_modal_metadata(void **state)
 	pp_http_req_free(&req);
 	/* Any other call first needs the auth token: with nothing listening
 	 * the apply fails, and says so without the secret. */
-	pp_http_req_init(&req, "POST", "http://127.0.0.1:1/modal.client.ModalClient/AppGetOrCreate");
+	pp_http_req_init(&req, "POST",
+			 "http://127.0.0.1:1/modal.client.ModalClient/AppGetOrCreate");
 	assert_int_not_equal(pp_cred_apply(cred, &req, &err), 0);
 	assert_non_null(strstr(err.msg, "AuthTokenGet"));
 	pp_redact(err.msg);
