@@ -189,10 +189,7 @@ static int resolve(struct pp_aws *a, struct pp_aws_creds *c, struct pp_error *er
 			if (!strcmp(a->conf->source, sources[i].name)) {
 				return pp_aws_auth_failure(sources[i].fn(a, c, err), err);
 			}
-		return pp_fail(err, PP_EINVALID,
-			       "source \"%s\" is not one of chain, static, env, "
-			       "web_identity, profile, container, imds",
-			       a->conf->source);
+		return pp_cred_source_check(&pp_cred_aws, a->conf, err);
 	}
 	pp_buf_init(&tried, 8192);
 	for (size_t i = 0; i < NSOURCES; i++) {
@@ -260,18 +257,9 @@ int pp_aws_init(struct pp_aws *a, const struct pp_cred_conf *conf, struct pp_err
 
 	memset(a, 0, sizeof(*a));
 	a->conf = conf;
-	if (!chain_mode(conf)) {
-		bool known = false;
-		for (size_t i = 0; i < NSOURCES; i++)
-			known |= !strcmp(conf->source, sources[i].name);
-		if (!known)
-			return pp_fail(
-				err, PP_EINVALID,
-				"%s:%d: credentials \"%s\": source \"%s\" does not apply to aws "
-				"(chain, static, env, web_identity, profile, container, imds)",
-				conf->file_name ? conf->file_name : "(config)", conf->line,
-				conf->name, conf->source);
-	}
+	int rc = pp_cred_source_check(&pp_cred_aws, conf, err);
+	if (rc)
+		return rc;
 	if (conf->secret_access_key)
 		pp_secret_register(conf->secret_access_key);
 	if (conf->session_token)
@@ -459,10 +447,6 @@ out:
 
 /* ---- the backend ---- */
 
-static const char *const source_list[] = {
-	"chain", "env", "static", "profile", "web_identity", "container", "imds", NULL,
-};
-
 static int aws_check(const struct pp_cred_conf *conf, struct pp_error *err)
 {
 	bool akid = pp_cred_has(conf->access_key_id), secret = pp_cred_has(conf->secret_access_key);
@@ -580,7 +564,7 @@ const struct pp_cred_backend pp_cred_aws = {
 	.abi = PP_CRED_BACKEND_ABI,
 	.type = "aws",
 	.what = "AWS SigV4 signature",
-	.sources = source_list,
+	PP_CRED_SOURCES(sources),
 	.check = aws_check,
 	.open = aws_open,
 	.apply = aws_apply,

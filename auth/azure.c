@@ -288,10 +288,6 @@ static const struct {
 	{"managed_identity", pick_managed},
 };
 
-static const char *const source_list[] = {
-	"chain", "env", "secret", "certificate", "workload_identity", "managed_identity", NULL,
-};
-
 static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct pp_error *err)
 {
 	struct offer o = {.source = pp_cred_source(conf)};
@@ -316,10 +312,7 @@ static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct p
 	int row = pp_cred_source_row(sources, sizeof(sources) / sizeof(sources[0]),
 				     sizeof(sources[0]), o.source);
 	if (row < 0)
-		return pp_fail(err, PP_EINVALID,
-			       "source \"%s\" is not valid for azure (chain, env, secret, "
-			       "certificate, workload_identity, managed_identity)",
-			       o.source);
+		return pp_cred_source_check(&pp_cred_azure, conf, err);
 	if ((rc = sources[row].pick(a, &o, err)))
 		return rc;
 
@@ -635,7 +628,7 @@ const struct pp_cred_backend pp_cred_azure = {
 	.type = "azure",
 	.what = "bearer token",
 	.scope = "subscription",
-	.sources = source_list,
+	PP_CRED_SOURCES(sources),
 	.check = azure_check,
 	.open = azure_open,
 	.apply = azure_apply,

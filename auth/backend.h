@@ -23,9 +23,12 @@ struct pp_cred_backend {
 	const char *type;  /* the section's type: "gcp", "aws", "azure", "modal" */
 	const char *what;  /* what apply adds, as the dry run shows it */
 	const char *scope; /* what project() names ("project", "subscription"), or NULL */
-	/* The sources a section may name, in the order messages list them;
-	 * "chain" is always first. NULL-terminated. */
-	const char *const *sources;
+	/* The backend's table of sources, one row per source a section may
+	 * name: rows of row_size bytes, each beginning with the source's
+	 * `const char *name`. "chain" (every source in turn) is always valid,
+	 * with or without a row of its own. Set with PP_CRED_SOURCES(table). */
+	const void *rows;
+	size_t nrows, row_size;
 
 	/* Validate the section without I/O (no files read, no environment
 	 * consulted): a message "FILE:LINE: credentials "NAME": ..." on the
@@ -58,6 +61,9 @@ struct pp_cred_backend {
 	int (*probe_url)(void *state, char *url, size_t size);
 };
 
+#define PP_CRED_SOURCES(table)                                                                     \
+	.rows = (table), .nrows = sizeof(table) / sizeof((table)[0]), .row_size = sizeof((table)[0])
+
 extern const struct pp_cred_backend pp_cred_gcp;
 extern const struct pp_cred_backend pp_cred_aws;
 extern const struct pp_cred_backend pp_cred_azure;
@@ -65,6 +71,12 @@ extern const struct pp_cred_backend pp_cred_modal;
 
 /* NULL-terminated list, in the order messages name them. */
 const struct pp_cred_backend *const *pp_cred_backends(void);
+/* conf's source is one b accepts; otherwise a FILE:LINE message listing
+ * them. */
+int pp_cred_source_check(const struct pp_cred_backend *b, const struct pp_cred_conf *conf,
+			 struct pp_error *err);
+/* "chain, a, b": the sources b accepts, for messages. */
+void pp_cred_source_list(const struct pp_cred_backend *b, char *out, size_t size);
 /* The backend for conf->type; otherwise a "FILE:LINE: credentials "NAME":
  * type must be one of ..." message naming every known type. */
 int pp_cred_backend_for(const struct pp_cred_conf *conf, const struct pp_cred_backend **out,
@@ -77,7 +89,7 @@ int pp_cred_conf_fail(const struct pp_cred_conf *conf, int code, struct pp_error
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* conf->source, or "chain" when unset. */
 const char *pp_cred_source(const struct pp_cred_conf *conf);
-/* Index of name in a source table whose rows are structs of row_size bytes
+/* Index of name in a table whose rows are structs of row_size bytes
  * beginning with a `const char *name`; -1 when absent. */
 int pp_cred_source_row(const void *rows, size_t nrows, size_t row_size, const char *name);
 /* A string is set and not empty. */

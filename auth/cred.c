@@ -19,6 +19,8 @@ int pp_cred_new(const struct pp_cred_conf *conf, struct pp_cred **out, struct pp
 {
 	const struct pp_cred_backend *b = NULL;
 	int rc = pp_cred_backend_for(conf, &b, err);
+	if (!rc)
+		rc = pp_cred_source_check(b, conf, err);
 	if (rc)
 		return rc;
 	struct pp_cred *c = calloc(1, sizeof(*c));

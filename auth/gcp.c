@@ -305,17 +305,13 @@ static const struct {
 	{"metadata", set_metadata},
 };
 
-static const char *const source_list[] = {"chain", "env", "file", "metadata", NULL};
-
 static int resolve(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
 {
 	const char *source = pp_cred_source(conf);
 	int row = pp_cred_source_row(sources, sizeof(sources) / sizeof(sources[0]),
 				     sizeof(sources[0]), source);
 	if (row < 0)
-		return pp_fail(err, PP_EINVALID,
-			       "source \"%s\" is not valid for gcp (chain, file, env, metadata)",
-			       source);
+		return pp_cred_source_check(&pp_cred_gcp, conf, err);
 	return sources[row].resolve(g, conf, err);
 }
 
@@ -817,7 +813,7 @@ const struct pp_cred_backend pp_cred_gcp = {
 	.type = "gcp",
 	.what = "bearer token",
 	.scope = "project",
-	.sources = source_list,
+	PP_CRED_SOURCES(sources),
 	.check = gcp_check,
 	.open = gcp_open,
 	.apply = gcp_apply,

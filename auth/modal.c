@@ -221,9 +221,6 @@ static const struct {
 	{"profile", load_profile}, {"token", from_conf}, {"static", from_conf},
 };
 
-static const char *const source_list[] = {"chain", "env",    "file", "profile",
-					  "token", "static", NULL};
-
 int pp_modal_auth_new(const struct pp_cred_conf *conf, struct pp_modal_auth **out,
 		      struct pp_error *err)
 {
@@ -491,7 +488,7 @@ const struct pp_cred_backend pp_cred_modal = {
 	.abi = PP_CRED_BACKEND_ABI,
 	.type = "modal",
 	.what = "bearer token",
-	.sources = source_list,
+	PP_CRED_SOURCES(sources),
 	.check = modal_check,
 	.open = modal_open,
 	.apply = modal_apply,

@@ -59,6 +59,19 @@ static void join(char *out, size_t size, const char *const *names)
 		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? ", " : "", names[i]);
 }
 
+static const char *row_name(const struct pp_cred_backend *b, size_t i)
+{
+	return *(const char *const *)((const char *)b->rows + i * b->row_size);
+}
+
+void pp_cred_source_list(const struct pp_cred_backend *b, char *out, size_t size)
+{
+	size_t n = (size_t)snprintf(out, size, "chain");
+	for (size_t i = 0; i < b->nrows && n < size; i++)
+		if (strcmp(row_name(b, i), "chain"))
+			n += (size_t)snprintf(out + n, size - n, ", %s", row_name(b, i));
+}
+
 int pp_cred_backend_for(const struct pp_cred_conf *conf, const struct pp_cred_backend **out,
 			struct pp_error *err)
 {
@@ -84,22 +97,25 @@ int pp_cred_backend_for(const struct pp_cred_conf *conf, const struct pp_cred_ba
 				 list, conf->type ? conf->type : "");
 }
 
-int pp_cred_check(const struct pp_cred_conf *conf, struct pp_error *err)
+int pp_cred_source_check(const struct pp_cred_backend *b, const struct pp_cred_conf *conf,
+			 struct pp_error *err)
 {
-	const struct pp_cred_backend *b = NULL;
-	int rc = pp_cred_backend_for(conf, &b, err);
-	if (rc)
-		return rc;
 	const char *src = pp_cred_source(conf);
-	bool known = false;
-	for (size_t i = 0; b->sources[i]; i++)
-		known |= !strcmp(b->sources[i], src);
-	if (!known) {
+	if (strcmp(src, "chain") && pp_cred_source_row(b->rows, b->nrows, b->row_size, src) < 0) {
 		char list[256];
-		join(list, sizeof(list), b->sources);
+		pp_cred_source_list(b, list, sizeof(list));
 		return pp_cred_conf_fail(conf, PP_EINVALID, err,
 					 "source %s does not apply to type %s (use one of: %s)",
 					 src, b->type, list);
 	}
-	return b->check(conf, err);
+	return 0;
+}
+
+int pp_cred_check(const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	const struct pp_cred_backend *b = NULL;
+	int rc = pp_cred_backend_for(conf, &b, err);
+	if (!rc)
+		rc = pp_cred_source_check(b, conf, err);
+	return rc ? rc : b->check(conf, err);
 }

@@ -44,7 +44,9 @@ static void test_every_backend_found_by_type(void **state)
 		assert_int_equal(pp_cred_backend_for(&c, &found, &err), 0);
 		assert_ptr_equal(found, b);
 		assert_int_equal(b->abi, PP_CRED_BACKEND_ABI);
-		assert_string_equal(b->sources[0], "chain");
+		char list[256];
+		pp_cred_source_list(b, list, sizeof(list));
+		assert_true(!strncmp(list, "chain, ", 7) && b->nrows > 0);
 		assert_non_null(b->what);
 		assert_true(b->check && b->open && b->apply && b->invalidate && b->identity &&
 			    b->seconds_left && b->refreshes && b->close);
@@ -69,6 +71,21 @@ static void test_unknown_type_lists_known(void **state)
 	assert_non_null(strstr(err.msg, "gcp, aws, azure, modal"));
 }
 
+/* Opening checks the source the same way check does. */
+static void test_open_refuses_unknown_source(void **state)
+{
+	(void)state;
+	struct pp_cred_conf c;
+	struct pp_cred *cred = NULL;
+	struct pp_error err = {0};
+	conf_init(&c, "azure", "imds");
+	assert_int_equal(pp_cred_new(&c, &cred, &err), PP_EINVALID);
+	assert_null(cred);
+	assert_string_equal(err.msg, "pp.conf:7: credentials \"sec\": source imds does not apply "
+				     "to type azure (use one of: chain, env, secret, certificate, "
+				     "workload_identity, managed_identity)");
+}
+
 /* A section and the message its check must give ("" when it passes). */
 struct check_case {
 	const char *type, *source;
@@ -88,7 +105,7 @@ static void test_checks_refuse_bad_sections(void **state)
 		{"aws", "static", .akid = "AKID", .secret = "s", .want = ""},
 		{"aws", "secret",
 		 .want = "source secret does not apply to type aws (use one of: "
-			 "chain, env, static, profile, web_identity, container, "
+			 "chain, static, env, web_identity, profile, container, "
 			 "imds)"},
 		{"azure", "secret", .client = "c", .client_secret = "s",
 		 .want = "source secret needs tenant_id, client_id and client_secret or "
@@ -99,7 +116,9 @@ static void test_checks_refuse_bad_sections(void **state)
 		{"azure", "imds", .want = "source imds does not apply to type azure"},
 		{"gcp", "file", .want = "source file needs file"},
 		{"gcp", "file", .file = "/k.json", .want = ""},
-		{"gcp", "token", .want = "source token does not apply to type gcp"},
+		{"gcp", "token",
+		 .want = "source token does not apply to type gcp (use one of: "
+			 "chain, env, file, metadata)"},
 		{"modal", "token", .token_id = "ak",
 		 .want = "source token needs token_id and "
 			 "token_secret"},
@@ -276,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_every_backend_found_by_type),
 		cmocka_unit_test(test_unknown_type_lists_known),
 		cmocka_unit_test(test_checks_refuse_bad_sections),
+		cmocka_unit_test(test_open_refuses_unknown_source),
 		cmocka_unit_test(test_apply_gcp_bearer),
 		cmocka_unit_test(test_apply_azure_bearer),
 		cmocka_unit_test(test_apply_aws_sigv4),
