@@ -51,7 +51,7 @@ const char *pp_cred_region(const struct pp_cred *c);
 /* The project or subscription the credential belongs to; NULL if unknown. */
 const char *pp_cred_project(const struct pp_cred *c);
 /* What pp_cred_project names ("project", "subscription"); NULL if nothing. */
-const char *pp_cred_project_scope(const struct pp_cred *c);
+const char *pp_cred_project_label(const struct pp_cred *c);
 /* Identity for `auth check`: email / access key id / client id; never secret. */
 int pp_cred_identity(struct pp_cred *c, struct pp_buf *out, struct pp_error *err);
 /* Authorize (never send) a request the credential is good for: proves that

@@ -627,7 +627,7 @@ const struct pp_cred_backend pp_cred_azure = {
 	.abi = PP_CRED_BACKEND_ABI,
 	.type = "azure",
 	.what = "bearer token",
-	.scope = "subscription",
+	.project_label = "subscription",
 	PP_CRED_SOURCES(sources),
 	.check = azure_check,
 	.open = azure_open,

@@ -19,10 +19,10 @@ struct pp_http_req;
 #define PP_CRED_BACKEND_ABI 1
 
 struct pp_cred_backend {
-	unsigned abi;	   /* PP_CRED_BACKEND_ABI */
-	const char *type;  /* the section's type: "gcp", "aws", "azure", "modal" */
-	const char *what;  /* what apply adds, as the dry run shows it */
-	const char *scope; /* what project() names ("project", "subscription"), or NULL */
+	unsigned abi;		   /* PP_CRED_BACKEND_ABI */
+	const char *type;	   /* the section's type: "gcp", "aws", "azure", "modal" */
+	const char *what;	   /* what apply adds, as the dry run shows it */
+	const char *project_label; /* what project() names ("project", "subscription"), or NULL */
 	/* The backend's table of sources, one row per source a section may
 	 * name: rows of row_size bytes, each beginning with the source's
 	 * `const char *name`. "chain" (every source in turn) is always valid,

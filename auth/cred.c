@@ -88,9 +88,9 @@ const char *pp_cred_project(const struct pp_cred *c)
 	return c->b->project ? c->b->project(c->state) : NULL;
 }
 
-const char *pp_cred_project_scope(const struct pp_cred *c)
+const char *pp_cred_project_label(const struct pp_cred *c)
 {
-	return c->b->scope;
+	return c->b->project_label;
 }
 
 int pp_cred_identity(struct pp_cred *c, struct pp_buf *out, struct pp_error *err)

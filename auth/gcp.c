@@ -812,7 +812,7 @@ const struct pp_cred_backend pp_cred_gcp = {
 	.abi = PP_CRED_BACKEND_ABI,
 	.type = "gcp",
 	.what = "bearer token",
-	.scope = "project",
+	.project_label = "project",
 	PP_CRED_SOURCES(sources),
 	.check = gcp_check,
 	.open = gcp_open,

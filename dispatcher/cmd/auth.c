@@ -58,8 +58,8 @@ static int check(const struct pp_cred_conf *conf)
 	else
 		printf("token lifetime: does not expire\n");
 	const char *project = pp_cred_project(c);
-	if (project && *project && pp_cred_project_scope(c))
-		printf("%s: %s\n", pp_cred_project_scope(c), project);
+	if (project && *project && pp_cred_project_label(c))
+		printf("%s: %s\n", pp_cred_project_label(c), project);
 	printf("refreshes: %lu\n", pp_cred_refreshes(c));
 	pp_buf_free(&id);
 	pp_cred_free(c);

@@ -146,7 +146,7 @@ static void test_bearer_shared_and_applied(void **state)
 	assert_string_equal(pp_cred_name(a), "pool-a");
 	assert_string_equal(pp_cred_what(a), "bearer token");
 	assert_string_equal(pp_cred_project(a), "sub-42");
-	assert_string_equal(pp_cred_project_scope(a), "subscription");
+	assert_string_equal(pp_cred_project_label(a), "subscription");
 	assert_null(pp_cred_region(a));
 	assert_int_equal(pp_cred_seconds_left(a), -1);
 
@@ -272,7 +272,7 @@ static void test_aws_dispatch(void **state)
 	pp_cred_set_scope(c, "us-east-2", "ecs");
 	assert_string_equal(pp_cred_region(c), "us-east-2");
 	assert_null(pp_cred_project(c));
-	assert_null(pp_cred_project_scope(c));
+	assert_null(pp_cred_project_label(c));
 
 	struct pp_http_req req;
 	pp_http_req_init(&req, "POST", "https://ecs.us-east-2.amazonaws.com/");
