@@ -290,7 +290,6 @@ int pp_oauth_exchange(struct pp_http_req *req, const char *what, struct pp_token
 
 	out->access_token = NULL;
 	out->expires_in = 0;
-	req->cred = NULL;
 	if (!req->max_response)
 		req->max_response = TOKEN_RESPONSE_MAX;
 	pp_http_resp_init(&resp, req->max_response);
@@ -402,5 +401,20 @@ int pp_b64url(struct pp_buf *out, const unsigned char *p, size_t n)
 		char q[3] = {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63]};
 		rc = pp_buf_append(out, q, 3);
 	}
+	return rc;
+}
+
+int pp_bearer_apply(struct pp_token_cache *c, pp_token_fetch_fn fetch, void *ud,
+		    struct pp_http_req *req, struct pp_error *err)
+{
+	struct pp_buf tok, hdr;
+	pp_buf_init(&tok, 64 << 10);
+	pp_buf_init(&hdr, 64 << 10);
+	int rc = pp_token_cache_get(c, fetch, ud, &tok, err);
+	if (!rc && (pp_buf_puts(&hdr, "Bearer ") || pp_buf_puts(&hdr, tok.data) ||
+		    pp_http_req_set_header(req, "Authorization", hdr.data)))
+		rc = pp_fail(err, PP_ENOMEM, "Authorization header: out of memory");
+	pp_buf_free(&tok);
+	pp_buf_free(&hdr);
 	return rc;
 }

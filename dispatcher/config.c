@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "render/render.h"
@@ -227,17 +228,6 @@ static const struct key_def keys[] = {
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
-
-/* Sources each credential type understands (cred_sources lists them all). */
-static const struct {
-	const char *type;
-	const char *sources;
-} type_sources[] = {
-	{"gcp", "chain, env, file, metadata"},
-	{"aws", "chain, env, static, profile, web_identity, container, imds"},
-	{"azure", "chain, env, secret, certificate, workload_identity, managed_identity"},
-	{"modal", "chain, env, file, profile, token, static"},
-};
 
 /* ---------------------------------------------------------------- problems */
 
@@ -1169,45 +1159,18 @@ static bool has(const char *s)
 	return s && *s;
 }
 
+/* The per-cloud rules belong to the credential backends (auth/); what is
+ * checked here is that the files a section names can be read. */
 static void validate_cred(const struct pp_cred_conf *cc, struct problems *p)
 {
 	char what[PP_NAME_MAX + 16];
 	const char *f = cc->file_name;
+	struct pp_error err = {0};
 	snprintf(what, sizeof(what), "credentials \"%s\"", cc->name);
-	for (size_t i = 0; i < sizeof(type_sources) / sizeof(type_sources[0]); i++) {
-		char list[128];
-		snprintf(list, sizeof(list), "%s,", type_sources[i].sources);
-		char needle[40];
-		snprintf(needle, sizeof(needle), "%s,", cc->source);
-		/* Match whole names: "env," must not be found inside "chain, env2,". */
-		const char *at = strstr(list, needle);
-		bool found = at && (at == list || at[-1] == ' ');
-		if (!strcmp(type_sources[i].type, cc->type) && !found)
-			problem(p, f, cc->line,
-				"%s: source %s does not apply to type %s (use one of: %s)", what,
-				cc->source, cc->type, type_sources[i].sources);
+	if (pp_cred_check(cc, &err)) {
+		pp_buf_printf(p->out, "%s\n", err.msg);
+		p->count++;
 	}
-	const char *src = cc->source;
-	if (!strcmp(src, "file") && !has(cc->file))
-		problem(p, f, cc->line, "%s: source file needs file", what);
-	if (!strcmp(src, "static") && !strcmp(cc->type, "aws") &&
-	    (!has(cc->access_key_id) || !has(cc->secret_access_key)))
-		problem(p, f, cc->line,
-			"%s: source static needs access_key_id and secret_access_key", what);
-	if ((!strcmp(src, "token") || (!strcmp(src, "static") && !strcmp(cc->type, "modal"))) &&
-	    (!has(cc->token_id) || !has(cc->token_secret)))
-		problem(p, f, cc->line, "%s: source %s needs token_id and token_secret", what, src);
-	if (!strcmp(src, "secret") && (!has(cc->tenant_id) || !has(cc->client_id) ||
-				       (!has(cc->client_secret) && !has(cc->client_secret_file))))
-		problem(p, f, cc->line,
-			"%s: source secret needs tenant_id, client_id and client_secret or "
-			"client_secret_file",
-			what);
-	if (!strcmp(src, "certificate") &&
-	    (!has(cc->tenant_id) || !has(cc->client_id) || !has(cc->certificate_path)))
-		problem(p, f, cc->line,
-			"%s: source certificate needs tenant_id, client_id and certificate_path",
-			what);
 	check_secret_file(p, f, cc->line, what, "file", cc->file);
 	check_secret_file(p, f, cc->line, what, "client_secret_file", cc->client_secret_file);
 	check_secret_file(p, f, cc->line, what, "certificate_path", cc->certificate_path);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "dispatcher/op_driver.h"
 #include "lib/json.h"
 #include "lib/log.h"
 
@@ -70,7 +71,8 @@ static bool printable(const char *s, size_t n)
 	return true;
 }
 
-static int print_request(const struct pp_http_req *req, int n, struct pp_buf *out)
+static int print_request(const struct pp_http_req *req, const struct pp_cred *cred, int n,
+			 struct pp_buf *out)
 {
 	const char *target = pp_http_req_get_header(req, "X-Amz-Target");
 	const char *dot = target ? strrchr(target, '.') : NULL;
@@ -78,10 +80,9 @@ static int print_request(const struct pp_http_req *req, int n, struct pp_buf *ou
 			       req->method, req->url);
 	for (const struct pp_http_header *h = req->headers; h && !rc; h = h->next)
 		rc = pp_buf_printf(out, "%s: %s\n", h->name, h->value);
-	if (!rc && req->cred)
+	if (!rc && cred)
 		rc = pp_buf_printf(out, "Authorization: [%s, added when sent]\n",
-				   pp_cred_kind(req->cred) == PP_CRED_AWS ? "AWS SigV4 signature"
-									  : "bearer token");
+				   pp_cred_what(cred));
 	if (rc || !req->body_len)
 		return rc ? rc : pp_buf_puts(out, "\n");
 	struct pp_json *j = NULL;
@@ -120,7 +121,7 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 		io->resp = NULL;
 		if (rc != PP_STEP_SEND)
 			break;
-		if (print_request(&io->req, n, out)) {
+		if (print_request(&io->req, pp_exec_cred(io), n, out)) {
 			rc = pp_fail(err, PP_ENOMEM, "request dump is too large");
 			break;
 		}

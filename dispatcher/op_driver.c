@@ -212,8 +212,8 @@ static void handle_failure(struct exec_op *o, int rc, long status)
 		x->stats.throttled++;
 	if (rc == PP_EAUTH && status == 401 && !o->auth_retried) {
 		o->auth_retried = true;
-		if (o->io->cred)
-			pp_cred_invalidate(o->io->cred);
+		if (pp_exec_cred(o->io))
+			pp_cred_invalidate(pp_exec_cred(o->io));
 		pp_info("%s %s: HTTP 401, refreshing credentials and retrying once", o->p->name,
 			pp_op_name(o->op));
 		x->stats.retries++;
@@ -306,7 +306,9 @@ static void send_request(struct exec_op *o)
 	pp_error_clear(&o->resp_err);
 	o->sent_ms = now;
 	pp_debug("%s %s: %s %s", o->p->name, pp_op_name(o->op), io->req.method, io->req.url);
-	int rc = pp_http_multi_add(x->multi, &io->req, &o->resp, on_http_done, o, &o->err);
+	int rc = pp_exec_authorize(io, &o->err);
+	if (!rc)
+		rc = pp_http_multi_add(x->multi, &io->req, &o->resp, on_http_done, o, &o->err);
 	if (rc) {
 		/* Nothing went out (e.g. the token fetch failed): same rules as
 		 * a failed exchange, and the op re-sends when called again. */
@@ -319,6 +321,21 @@ static void send_request(struct exec_op *o)
 	}
 	x->stats.requests++;
 	o->phase = PHASE_SENDING;
+}
+
+struct pp_cred *pp_exec_cred(const struct pp_run_io *io)
+{
+	return io->run_cred ? io->run_cred : io->cred;
+}
+
+int pp_exec_authorize(struct pp_run_io *io, struct pp_error *err)
+{
+	struct pp_cred *c = pp_exec_cred(io);
+	int rc = c ? pp_cred_apply(c, &io->req, err) : 0;
+	/* Say so when it is the run's own token that failed, not the pool's. */
+	if (rc && io->run_cred && err)
+		pp_error_prefix(err, "%s: ", pp_cred_name(io->run_cred));
+	return rc;
 }
 
 static int (*op_fn(const struct pp_provider *p, enum pp_op op))(struct pp_run_io *,
@@ -562,6 +579,7 @@ void pp_exec_io_release(struct pp_run_io *io, const struct pp_provider *p)
 		p->release(io->state);
 	free(io->state);
 	io->state = NULL;
+	io->run_cred = NULL; /* it lived in the state */
 	pp_http_req_free(&io->req);
 	memset(&io->req, 0, sizeof(io->req));
 }

@@ -1,5 +1,5 @@
 /* HTTP on libcurl. Requests are plain values built by providers and auth;
- * this file applies credentials, sends, reads into capped buffers, and maps
+ * this file sends them as they are, reads into capped buffers, and maps
  * outcomes to pp_err codes. TLS verification is never turned off: the
  * mocks are plain http on loopback. */
 #include "lib/http.h"
@@ -13,7 +13,6 @@
 #include <time.h>
 #include <curl/curl.h>
 
-#include "auth/auth.h"
 #include "lib/log.h"
 
 #define DEFAULT_TIMEOUT_MS   30000L
@@ -281,11 +280,6 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	resp_reset(resp);
 	if (!req->url)
 		return pp_fail(err, PP_EINVALID, "%s: request without URL", req->method);
-	if (req->cred) {
-		int rc = pp_cred_apply(req->cred, req, err);
-		if (rc)
-			return rc;
-	}
 	x->easy = curl_easy_init();
 	if (!x->easy)
 		return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");

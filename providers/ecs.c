@@ -566,7 +566,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	if (!region || !*region)
 		region = pp_json_get_string(pp_json_get(job, "aws_credentials"), "region_name");
 	if ((!region || !*region) && io->cred)
-		region = pp_cred_aws_region(io->cred);
+		region = pp_cred_region(io->cred);
 	if (!region || !*region)
 		return pp_fail(err, PP_EINVALID,
 			       "ecs: no AWS region: set region in the "
@@ -582,7 +582,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	    (rc = pp_derive_name(st->token, sizeof(st->token), io->run_id, io->attempt, err)))
 		return pp_error_prefix(err, "ecs: ");
 	if (io->cred)
-		pp_cred_set_aws_scope(io->cred, st->region, "ecs");
+		pp_cred_set_scope(io->cred, st->region, "ecs");
 
 	const char *cname = pp_json_get_string(job, "container_name");
 	snprintf(st->container, sizeof(st->container), "%s",
@@ -661,7 +661,7 @@ static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 	char def[128];
 	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
 	if (io->cred)
-		pp_cred_set_aws_scope(io->cred, st->region, "ecs");
+		pp_cred_set_scope(io->cred, st->region, "ecs");
 	const char *cname = pp_json_get_string(io->job, "container_name");
 	snprintf(st->container, sizeof(st->container), "%s",
 		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);

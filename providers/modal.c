@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "auth/modal.h"
 #include "lib/grpc.h"
 #include "lib/log.h"
@@ -70,8 +71,9 @@ struct modal_state {
 	struct pp_json *secrets; /* array of secret names */
 	size_t next_secret;
 	struct pp_buf secret_ids; /* Sandbox.secret_ids entries, already encoded */
-	/* job_configuration.modal_credentials, when the run brings its own token */
-	struct pp_modal_auth *auth;
+	/* job_configuration.modal_credentials, when the run brings its own token
+	 * (io->run_cred points here: the core signs with it) */
+	struct pp_cred *auth;
 };
 
 /* ---- helpers ---- */
@@ -117,12 +119,7 @@ static int send_rpc(struct pp_run_io *io, const char *rpc, const struct pp_buf *
 		return rc;
 	if (set_idempotency_key(io, rpc))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
-	if (!st->auth) {
-		io->req.cred = io->cred;
-		return PP_STEP_SEND;
-	}
-	rc = pp_modal_auth_apply(st->auth, &io->req, err);
-	return rc ? pp_error_prefix(err, "modal_credentials: ") : PP_STEP_SEND;
+	return PP_STEP_SEND;
 }
 
 /* Build a message with fn and send it. */
@@ -158,7 +155,9 @@ static int result(struct pp_run_io *io, const char *rpc, struct pp_pb_reader *r,
 	if (!rc)
 		pp_pb_reader_init(r, msg, len);
 	else if (rc == PP_EAUTH && st->auth)
-		pp_modal_auth_invalidate(st->auth);
+		/* gRPC says UNAUTHENTICATED with HTTP 200, which the core does
+		 * not take for a rejected token: drop the run's own one here. */
+		pp_cred_invalidate(st->auth);
 	return rc;
 }
 
@@ -424,8 +423,9 @@ static int base_url(struct pp_run_io *io, struct modal_state *st, struct pp_erro
 }
 
 /* A token pair in the job overrides the pool's credentials for this run. */
-static int prepare_job_auth(struct modal_state *st, const struct pp_json *mc, struct pp_error *err)
+static int prepare_job_auth(struct pp_run_io *io, const struct pp_json *mc, struct pp_error *err)
 {
+	struct modal_state *st = io->state;
 	if (!mc || mc->type == PP_JSON_NULL || (mc->type == PP_JSON_STRING && !*mc->str))
 		return 0;
 	const char *id = pp_json_get_string(mc, "token_id");
@@ -437,10 +437,14 @@ static int prepare_job_auth(struct modal_state *st, const struct pp_json *mc, st
 	struct pp_cred_conf conf;
 	memset(&conf, 0, sizeof(conf));
 	snprintf(conf.name, sizeof(conf.name), "modal_credentials");
+	conf.type = (char *)"modal";
 	conf.source = (char *)"token";
 	conf.token_id = (char *)id;
 	conf.token_secret = (char *)secret;
-	return pp_modal_auth_new(&conf, &st->auth, err);
+	int rc = pp_cred_new(&conf, &st->auth, err);
+	if (!rc)
+		io->run_cred = st->auth;
+	return rc;
 }
 
 static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
@@ -475,7 +479,7 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	if (!strcmp(st->cloud, "auto"))
 		st->cloud[0] = '\0';
-	rc = prepare_job_auth(st, pp_json_get(job, "modal_credentials"), err);
+	rc = prepare_job_auth(io, pp_json_get(job, "modal_credentials"), err);
 	if (rc)
 		return rc;
 	st->step = MS_LOOKUP;
@@ -492,7 +496,7 @@ static int modal_restore(struct pp_run_io *io, struct pp_error *err)
 	st->step = MS_SUBMITTED;
 	int rc = base_url(io, st, err);
 	if (!rc && io->job)
-		rc = prepare_job_auth(st, pp_json_get(io->job, "modal_credentials"), err);
+		rc = prepare_job_auth(io, pp_json_get(io->job, "modal_credentials"), err);
 	return rc;
 }
 
@@ -793,7 +797,7 @@ static void modal_release(void *state)
 	pp_json_free(st->regions);
 	pp_json_free(st->secrets);
 	pp_buf_free(&st->secret_ids);
-	pp_modal_auth_free(st->auth);
+	pp_cred_free(st->auth);
 }
 
 static const char *const modal_pool_types[] = {"modal:push", NULL};

@@ -54,11 +54,11 @@ struct pp_run_io {
 	/* inputs, owned by the core */
 	const char *run_id; /* stable id of the run (UUID) */
 	const char *run_name;
-	int attempt;		   /* submission attempt, from 1 */
-	const char *idem_key;	   /* deterministic key derived from run id (+attempt) */
-	const struct pp_json *job; /* rendered job configuration */
-	const char *endpoint;	   /* API base URL override or NULL for the real cloud */
-	struct pp_cred *cred;
+	int attempt;			 /* submission attempt, from 1 */
+	const char *idem_key;		 /* deterministic key derived from run id (+attempt) */
+	const struct pp_json *job;	 /* rendered job configuration */
+	const char *endpoint;		 /* API base URL override or NULL for the real cloud */
+	struct pp_cred *cred;		 /* the pool's: the core applies it to every request sent */
 	void *state;			 /* state_size bytes, zeroed at start */
 	void **pool_shared;		 /* per-pool slot for caches shared by runs (e.g.
 				      registered task definitions); freed with release_shared */
@@ -66,6 +66,9 @@ struct pp_run_io {
 	int resp_rc;			 /* pp_http_classify() of resp */
 	const struct pp_error *resp_err;
 	/* outputs */
+	/* Set by prepare or restore when the run brings its own credential
+	 * (owned by the run state): the core applies it instead of cred. */
+	struct pp_cred *run_cred;
 	struct pp_http_req req;	     /* next request when the op returns PP_STEP_SEND */
 	char infra_id[512];	     /* set by submit: execution name, task ARN, group id */
 	enum pp_run_state state_out; /* set by status */

@@ -13,6 +13,7 @@
 
 #include "auth/auth.h"
 #include "auth/modal.h"
+#include "dispatcher/op_driver.h"
 #include "lib/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -144,7 +145,9 @@ static int drive(struct run *r, struct fixture *f, op_fn op, int drop_at, struct
 			set_drop(f, 1);
 		pp_error_clear(&herr);
 		pp_http_resp_init(&resp, r->io.req.max_response);
-		int hrc = pp_http_perform(&r->io.req, &resp, &herr);
+		int hrc = pp_exec_authorize(&r->io, &herr);
+		if (!hrc)
+			hrc = pp_http_perform(&r->io.req, &resp, &herr);
 		r->io.resp_rc = hrc ? hrc : pp_http_classify(&r->io.req, &resp, &herr);
 		have = true;
 		if (n == drop_at)
