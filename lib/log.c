@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/err.h"
+#include "lib/time.h"
 
 /* A message longer than this is cut (after redaction) and marked. */
 #define LOG_MSG_MAX  ((size_t)64 << 10)
@@ -454,16 +455,6 @@ static void put_text_escaped(struct pp_buf *out, const char *s)
 	}
 }
 
-static void format_ts(char *ts, size_t n)
-{
-	struct timespec now;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	size_t o = strftime(ts, n, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + o, n - o, ".%03ldZ", now.tv_nsec / 1000000);
-}
-
 void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 {
 	if (lvl < PP_LOG_DEBUG || lvl > PP_LOG_ERROR)
@@ -483,8 +474,8 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	int frc = pp_buf_vprintf(&raw, fmt, ap);
 	va_end(ap);
-	char ts[40];
-	format_ts(ts, sizeof(ts));
+	char ts[PP_TIME_LEN];
+	pp_time_format(pp_wall_ms(), true, ts);
 
 	pthread_mutex_lock(&log_lock);
 	if (frc)
