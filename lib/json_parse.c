@@ -22,6 +22,8 @@
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
+#include "lib/file.h"
+
 #define DEFAULT_MAX_BYTES  ((size_t)16 << 20)
 #define DEFAULT_MAX_DEPTH  64
 #define DEFAULT_MAX_TOKENS ((size_t)1 << 20)
@@ -615,26 +617,10 @@ int pp_json_parse_file(const char *path, const struct pp_json_limits *lim, struc
 		       struct pp_error *err)
 {
 	*out = NULL;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return pp_fail(err, errno == ENOENT ? PP_ENOTFOUND : PP_EIO, "%s: %s", path,
-			       strerror(errno));
 	size_t max = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
 	struct pp_buf b;
 	pp_buf_init(&b, max);
-	char chunk[8192];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (pp_buf_append(&b, chunk, n)) {
-			rc = pp_fail(err, PP_EINVALID, "%s: larger than the %zu-byte limit", path,
-				     max);
-			break;
-		}
-	}
-	if (!rc && ferror(f))
-		rc = pp_fail(err, PP_EIO, "%s: read error", path);
-	fclose(f);
+	int rc = pp_file_read(path, max, &b, err);
 	if (!rc) {
 		rc = pp_json_parse(pp_buf_str(&b), b.len, lim, out, err);
 		if (rc)

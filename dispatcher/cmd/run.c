@@ -15,6 +15,7 @@
 #include "lib/file.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "render/render.h"
 #include "providers/provider.h"
 
@@ -93,7 +94,6 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 		{NULL, 0, NULL, 0},
 	};
 	int c, rc = 0;
-	char *end;
 
 	optind = 1;
 	while (!rc && (c = getopt_long(argc, argv, "p:c:v:wt:h", longopts, NULL)) != -1) {
@@ -105,11 +105,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 		case 'v': rc = pp_vars_set_kv(o->vars, optarg, err); break;
 		case 'V': rc = merge_vars_file(o->vars, optarg, err); break;
 		case 't':
-			o->timeout = strtod(optarg, &end);
-			if (*end || o->timeout <= 0)
+			if (pp_duration_parse(optarg, &o->timeout) || o->timeout <= 0)
 				return pp_fail(err, PP_EINVALID,
-					       "--timeout '%s' is not a positive "
-					       "number of seconds",
+					       "--timeout '%s' is not a positive duration "
+					       "(seconds, or with ms/s/m/h/d)",
 					       optarg);
 			break;
 		case 'h': usage(stdout); return 1;
