@@ -40,6 +40,7 @@ static FILE *log_out;
 struct form {
 	char *text;
 	size_t len;
+	struct form *next; /* in its bucket */
 };
 struct secret {
 	struct form *forms;
@@ -49,9 +50,10 @@ static struct secret pinned[PINNED_MAX];
 static size_t npinned;
 static struct secret rotating[ROTATING_MAX];
 static size_t nrotating, rotating_next;
-/* How many forms start with each byte pair: most positions of a line are
- * passed over with one lookup instead of a scan of every secret. */
-static uint16_t starts_with[1 << 16];
+/* Every form, listed under its first two bytes: a position of a line is
+ * compared only with the forms that start as it does, however many
+ * secrets (each with up to FORMS_MAX forms) are registered. */
+static struct form *bucket[1 << 16];
 
 static unsigned pair_at(const char *s)
 {
@@ -101,7 +103,10 @@ static bool registered(const char *value, size_t n)
 static void secret_free(struct secret *s)
 {
 	for (size_t i = 0; i < s->nforms; i++) {
-		starts_with[pair_at(s->forms[i].text)]--;
+		struct form **pp = &bucket[pair_at(s->forms[i].text)];
+		while (*pp != &s->forms[i])
+			pp = &(*pp)->next;
+		*pp = s->forms[i].next;
 		free(s->forms[i].text);
 	}
 	free(s->forms);
@@ -289,8 +294,11 @@ static void secret_add(const char *value, bool rotates)
 				secret_free(slot);
 		}
 		*slot = sec;
-		for (size_t i = 0; i < sec.nforms; i++)
-			starts_with[pair_at(sec.forms[i].text)]++;
+		for (size_t i = 0; i < sec.nforms; i++) {
+			struct form **head = &bucket[pair_at(sec.forms[i].text)];
+			sec.forms[i].next = *head;
+			*head = &sec.forms[i];
+		}
 		sec = (struct secret){0};
 	}
 	pthread_mutex_unlock(&log_lock);
@@ -317,29 +325,18 @@ void pp_secret_clear(void)
 	for (size_t i = 0; i < nrotating; i++)
 		secret_free(&rotating[i]);
 	npinned = nrotating = rotating_next = 0;
-	memset(starts_with, 0, sizeof(starts_with));
+	memset(bucket, 0, sizeof(bucket));
 	pthread_mutex_unlock(&log_lock);
-}
-
-static size_t longest_form(const struct secret *sec, const char *s, size_t best)
-{
-	for (size_t i = 0; i < sec->nforms; i++)
-		if (sec->forms[i].len > best && !strncmp(s, sec->forms[i].text, sec->forms[i].len))
-			best = sec->forms[i].len;
-	return best;
 }
 
 /* The longest form of a registered secret starting at s, or 0, so a
  * secret that contains another is replaced whole. Caller holds log_lock. */
 static size_t secret_at(const char *s)
 {
-	if (!starts_with[pair_at(s)])
-		return 0;
 	size_t best = 0;
-	for (size_t i = 0; i < npinned; i++)
-		best = longest_form(&pinned[i], s, best);
-	for (size_t i = 0; i < nrotating; i++)
-		best = longest_form(&rotating[i], s, best);
+	for (const struct form *f = bucket[pair_at(s)]; f; f = f->next)
+		if (f->len > best && !strncmp(s, f->text, f->len))
+			best = f->len;
 	return best;
 }
 
