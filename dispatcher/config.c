@@ -19,8 +19,10 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "lib/file.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "render/render.h"
 
 extern char **environ;
@@ -346,27 +348,6 @@ static void choices_text(const char *const *choices, char *out, size_t n)
 
 /* ----------------------------------------------------------- value parsing */
 
-static int parse_seconds(const char *v, double *out)
-{
-	char *end;
-	errno = 0;
-	double d = strtod(v, &end);
-	if (end == v || errno || !isfinite(d))
-		return -1;
-	while (isspace((unsigned char)*end))
-		end++;
-	if (!strcmp(end, "ms"))
-		d /= 1000;
-	else if (!strcmp(end, "m"))
-		d *= 60;
-	else if (!strcmp(end, "h"))
-		d *= 3600;
-	else if (*end && strcmp(end, "s"))
-		return -1;
-	*out = d;
-	return 0;
-}
-
 static int parse_bool(const char *v, bool *out)
 {
 	static const char *const yes[] = {"true", "yes", "on", "1"};
@@ -433,9 +414,9 @@ static int set_unquoted(const struct key_def *k, void *base, const char *v, cons
 	}
 	case T_SECONDS: {
 		double d;
-		if (parse_seconds(v, &d)) {
-			snprintf(why, whyn, "\"%s\" is not a duration (seconds, or with ms/s/m/h)",
-				 v);
+		if (pp_duration_parse(v, &d)) {
+			snprintf(why, whyn,
+				 "\"%s\" is not a duration (seconds, or with ms/s/m/h/d)", v);
 			return PP_EINVALID;
 		}
 		if (d < k->min || d > k->max) {
@@ -1016,13 +997,21 @@ int pp_config_load_report(struct pp_config *c, const char *path, struct pp_buf *
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		}
 		st.file = c->path;
-		st.fp = fopen(path, "r");
+		/* A directory, FIFO or device (-c /dev/zero) is refused here
+		 * instead of read as an empty file or forever. */
+		int fd = pp_file_open(path, err);
+		if (fd >= 0 && !(st.fp = fdopen(fd, "r")))
+			close(fd);
 		if (!st.fp) {
-			int e = errno;
+			int e = errno, code = fd >= 0 ? PP_EIO : fd;
 			free(st.dir);
 			free(st.buf);
-			return pp_fail(err, e == ENOENT ? PP_ENOTFOUND : PP_EIO,
-				       "%s: cannot open: %s", path, strerror(e));
+			if (code != PP_EINVALID)
+				return pp_fail(err, code, "%s: cannot open: %s", path, strerror(e));
+			/* Not a file: no input, like a missing one (not a
+			 * configuration error, which check reports line by line). */
+			err->code = PP_ENOTFOUND;
+			return PP_ENOTFOUND;
 		}
 		/* Long lines (a job_variables object) need inih's growing heap
 		 * buffer; Debian's build makes these runtime switches. */
@@ -1135,22 +1124,19 @@ static void check_secret_file(struct problems *p, const char *file, int line, co
 {
 	if (!path || !*path)
 		return;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct pp_error e = {0};
+	int fd = pp_file_open(path, &e);
 	if (fd < 0) {
-		problem(p, file, line, "%s: %s %s: %s", what, key, path, strerror(errno));
+		problem(p, file, line, "%s: %s %s", what, key, e.msg);
 		return;
 	}
 	struct stat sb;
-	if (fstat(fd, &sb) == 0) {
-		if (!S_ISREG(sb.st_mode))
-			problem(p, file, line, "%s: %s %s is not a regular file", what, key, path);
-		else if (sb.st_mode & 077)
-			/* Only a warning: `check` still passes, it is not counted. */
-			pp_buf_printf(p->out,
-				      "%s:%d: warning: %s: file %s is readable by group/others "
-				      "(mode %04o); chmod 600\n",
-				      file, line, what, path, (unsigned)(sb.st_mode & 07777));
-	}
+	if (fstat(fd, &sb) == 0 && sb.st_mode & 077)
+		/* Only a warning: `check` still passes, it is not counted. */
+		pp_buf_printf(p->out,
+			      "%s:%d: warning: %s: file %s is readable by group/others "
+			      "(mode %04o); chmod 600\n",
+			      file, line, what, path, (unsigned)(sb.st_mode & 07777));
 	close(fd);
 }
 
@@ -1307,7 +1293,7 @@ static const char markdown_intro[] =
 	"are taken from the configuration file's directory. Every key can be overridden from the "
 	"environment by the variable shown; for named sections NAME is the section name "
 	"uppercased with other characters as `_`, and the section must exist in the file. "
-	"Durations take an optional unit: `ms`, `s`, `m`, `h`.\n\n"
+	"Durations take an optional unit: `ms`, `s`, `m`, `h`, `d`.\n\n"
 	"`pushpool check -c FILE` validates a file and reports every problem as "
 	"`FILE:LINE: message`; `--print` adds the effective configuration with secrets shown "
 	"as `[REDACTED]`. `examples/pushpool.conf` uses every section.\n";

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <curl/curl.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 
 #define DEFAULT_TIMEOUT_MS   30000L
@@ -250,13 +251,6 @@ static void xfer_free(struct xfer *x)
 	free(x);
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* libcurl calls this once connected, right before the request goes out:
  * the last point where a stall (SIGSTOP, a VM pause) inside one
  * curl_multi_perform call, past the transfer's deadline, can still stop
@@ -265,7 +259,7 @@ static int before_send(void *clientp, char *primary_ip, char *local_ip, int prim
 		       int local_port)
 {
 	struct xfer *x = clientp;
-	if (x->deadline_ms && mono_ms() >= x->deadline_ms) {
+	if (x->deadline_ms && pp_mono_ms() >= x->deadline_ms) {
 		x->held_back = true;
 		return CURL_PREREQFUNC_ABORT;
 	}
@@ -473,7 +467,8 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	}
 	x->done = done;
 	x->ud = ud;
-	x->deadline_ms = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+	x->deadline_ms =
+		pp_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
 	if (curl_multi_add_handle(m->multi, x->easy) != CURLM_OK) {
 		xfer_free(x);
 		return pp_fail(err, PP_ENOMEM, "curl_multi_add_handle failed");
@@ -521,7 +516,7 @@ static void multi_reap(struct pp_http_multi *m)
  * nothing goes out on behalf of a lease that may be gone. */
 static void expire_overdue(struct pp_http_multi *m)
 {
-	long long now = mono_ms();
+	long long now = pp_mono_ms();
 	bool again = true;
 	while (again) {
 		again = false;

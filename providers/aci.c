@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "auth/auth.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "providers/common.h"
 #include "providers/provider.h"
@@ -47,18 +47,11 @@ struct aci_state {
 	bool keep_group;
 	long start_timeout_s;
 	long poll_ms;
-	struct timespec started; /* when submit finished, for the start timeout */
+	int64_t started_ms; /* pp_mono_ms() when submit finished, for the start timeout */
 	enum aci_submit_step step;
 	enum aci_delete_step del;
 	struct pp_json *body; /* PUT body, owned */
 };
-
-static double elapsed_since(const struct timespec *t0)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static void log_ratelimit(const struct pp_run_io *io)
 {
@@ -508,7 +501,7 @@ static void read_options(struct aci_state *st, const struct pp_json *job)
 	st->poll_ms = pp_json_get_number(job, "task_watch_poll_interval", &poll) && poll > 0
 			      ? (long)(poll * 1000.0)
 			      : ACI_DEFAULT_POLL_MS;
-	clock_gettime(CLOCK_MONOTONIC, &st->started);
+	st->started_ms = pp_mono_ms();
 }
 
 static int aci_prepare(struct pp_run_io *io, struct pp_error *err)
@@ -656,7 +649,7 @@ static int submitted(struct pp_run_io *io, struct pp_error *err)
 	if (n < 0 || (size_t)n >= sizeof(io->infra_id))
 		return pp_fail(err, PP_EINVALID, "aci: container group id is too long");
 	st->step = S_DONE;
-	clock_gettime(CLOCK_MONOTONIC, &st->started);
+	st->started_ms = pp_mono_ms();
 	return PP_STEP_DONE;
 }
 
@@ -800,7 +793,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 		io->state_out = PP_RUN_RUNNING;
 		return;
 	}
-	double waited = elapsed_since(&st->started);
+	double waited = (double)(pp_mono_ms() - st->started_ms) / 1000.0;
 	if (waited >= (double)st->start_timeout_s) {
 		const char *why = first_event_message(view);
 		io->state_out = PP_RUN_CRASHED;

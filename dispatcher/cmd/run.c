@@ -5,19 +5,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "auth/auth.h"
 #include "dispatcher/cmd/cmd.h"
 #include "dispatcher/config.h"
 #include "dispatcher/op_driver.h"
+#include "lib/clock.h"
+#include "lib/file.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "render/render.h"
 #include "providers/provider.h"
-
-#define API_KEY_MAX 4096
 
 static volatile sig_atomic_t interrupted;
 
@@ -94,7 +94,6 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 		{NULL, 0, NULL, 0},
 	};
 	int c, rc = 0;
-	char *end;
 
 	optind = 1;
 	while (!rc && (c = getopt_long(argc, argv, "p:c:v:wt:h", longopts, NULL)) != -1) {
@@ -106,11 +105,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 		case 'v': rc = pp_vars_set_kv(o->vars, optarg, err); break;
 		case 'V': rc = merge_vars_file(o->vars, optarg, err); break;
 		case 't':
-			o->timeout = strtod(optarg, &end);
-			if (*end || o->timeout <= 0)
+			if (pp_duration_parse(optarg, &o->timeout) || o->timeout <= 0)
 				return pp_fail(err, PP_EINVALID,
-					       "--timeout '%s' is not a positive "
-					       "number of seconds",
+					       "--timeout '%s' is not a positive duration "
+					       "(seconds, or with ms/s/m/h/d)",
 					       optarg);
 			break;
 		case 'h': usage(stdout); return 1;
@@ -123,46 +121,6 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 		return pp_fail(err, PP_EINVALID, "unexpected argument '%s'", argv[optind]);
 	if (!o->pool)
 		return pp_fail(err, PP_EINVALID, "-p POOL is required");
-	return 0;
-}
-
-static void new_uuid(char out[37])
-{
-	unsigned char b[16];
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		for (size_t i = 0; i < sizeof(b); i++)
-			b[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (ts.tv_sec >> i) ^ i);
-	}
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-}
-
-/* The key file holds one line; it becomes PREFECT_API_KEY in the job. */
-static int read_api_key(const char *path, char **out, struct pp_error *err)
-{
-	*out = NULL;
-	if (!path || !*path)
-		return 0;
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return pp_fail(err, PP_EIO, "%s: cannot open the Prefect API key file", path);
-	char *key = calloc(1, API_KEY_MAX + 1);
-	if (key && fread(key, 1, API_KEY_MAX, f) == 0 && ferror(f)) {
-		free(key);
-		fclose(f);
-		return pp_fail(err, PP_EIO, "%s: cannot read the Prefect API key file", path);
-	}
-	fclose(f);
-	if (!key)
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	key[strcspn(key, "\r\n")] = '\0';
-	pp_secret_register(key);
-	*out = key;
 	return 0;
 }
 
@@ -184,8 +142,9 @@ static int render(const struct pp_config *cfg, const struct pp_pool_conf *pool,
 		if (rc)
 			pp_error_prefix(err, "pool \"%s\" job_variables: ", pool->name);
 	}
-	if (!rc)
-		rc = read_api_key(cfg->dispatcher.prefect_api_key_file, &api_key, err);
+	if (!rc && cfg->dispatcher.prefect_api_key_file && *cfg->dispatcher.prefect_api_key_file)
+		rc = pp_file_read_secret(cfg->dispatcher.prefect_api_key_file,
+					 "prefect_api_key_file", PP_EINVALID, &api_key, err);
 	if (!rc) {
 		struct pp_run_ctx ctx = {
 			.flow_run_id = run_id,
@@ -205,13 +164,6 @@ static int render(const struct pp_config *cfg, const struct pp_pool_conf *pool,
 	return rc;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -225,7 +177,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 {
 	struct pp_error err = {0};
 	long interval = (long)(cfg->dispatcher.status_interval * 1000.0);
-	long long deadline = timeout > 0 ? mono_ms() + (long long)(timeout * 1000.0) : 0;
+	long long deadline = timeout > 0 ? pp_mono_ms() + (long long)(timeout * 1000.0) : 0;
 	enum pp_run_state last = PP_RUN_PENDING;
 	const char *stop_why = NULL;
 
@@ -245,7 +197,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 			break;
 		if (interrupted)
 			stop_why = "interrupted";
-		else if (deadline && mono_ms() >= deadline)
+		else if (deadline && pp_mono_ms() >= deadline)
 			stop_why = "timed out";
 		if (stop_why)
 			break;
@@ -286,10 +238,12 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 		return PP_EXIT_CONFIG;
 	}
 	char run_id[64];
-	if (o->run_id)
+	if (o->run_id) {
 		snprintf(run_id, sizeof(run_id), "%s", o->run_id);
-	else
-		new_uuid(run_id);
+	} else if (pp_uuid4(run_id)) {
+		fprintf(stderr, "pushpool run: no random bytes for a run id\n");
+		return PP_EXIT_SOFTWARE;
+	}
 
 	struct pp_cred *cred = NULL;
 	struct pp_json *job = NULL;
