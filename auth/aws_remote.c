@@ -16,6 +16,7 @@
 #include "lib/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/time.h"
 
 #define TOKEN_FILE_MAX	     ((size_t)64 << 10)
 #define RESPONSE_MAX	     ((size_t)256 << 10)
@@ -25,30 +26,14 @@
 
 /* ---- small parsers ---- */
 
-/* "2026-11-29T02:00:00Z", with optional fraction and "+hh:mm" offset. */
+/* An AWS expiration time (RFC 3339; a missing zone reads as UTC) in
+ * seconds since the epoch. */
 static bool parse_iso8601(const char *s, time_t *out)
 {
-	struct tm tm = {0};
-	const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-	long offset = 0;
-
-	if (!p)
+	int64_t ms;
+	if (!s || pp_time_parse(s, PP_TIME_ZONE_OPTIONAL, &ms))
 		return false;
-	if (*p == '.')
-		for (p++; isdigit((unsigned char)*p); p++)
-			;
-	if (*p == '+' || *p == '-') {
-		int hh, mm;
-		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
-			return false;
-		offset = (hh * 3600L + mm * 60L) * (*p == '+' ? 1 : -1);
-		p += 6;
-	} else if (*p == 'Z' || *p == 'z') {
-		p++;
-	}
-	if (*p)
-		return false;
-	*out = timegm(&tm) - offset;
+	*out = (time_t)(ms / 1000);
 	return true;
 }
 

@@ -15,7 +15,9 @@
 #include <string.h>
 
 #include "auth/backend.h"
+#include "lib/file.h"
 #include "lib/http.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
 #define FILE_MAX       ((size_t)1 << 20)
@@ -103,7 +105,7 @@ static int load_certificate(struct pp_azure *a, struct pp_error *err)
 	int rc;
 
 	pp_buf_init(&file, FILE_MAX);
-	rc = pp_read_small_file(path, FILE_MAX, &file, err);
+	rc = pp_file_read(path, FILE_MAX, &file, err);
 	if (rc)
 		goto done;
 	if (!(in = BIO_new_mem_buf(file.data, (int)file.len)) ||
@@ -329,7 +331,7 @@ static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct p
 	switch (a->src) {
 	case AZ_SECRET:
 		if (secret_file)
-			return pp_read_secret_file(secret_file, "client secret", PP_EAUTH,
+			return pp_file_read_secret(secret_file, "client secret", PP_EAUTH,
 						   &a->secret, err);
 		pp_secret_register(secret);
 		return set_str(&a->secret, secret, err);
@@ -398,25 +400,12 @@ const char *pp_azure_token_url(const struct pp_azure *a)
 	return a->token_url;
 }
 
-static int uuid4(char out[37])
-{
-	unsigned char r[16];
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		return PP_EIO;
-	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-		 r[13], r[14], r[15]);
-	return 0;
-}
-
 int pp_azure_cert_assertion(const struct pp_azure *a, time_t now, char **out, struct pp_error *err)
 {
-	char jti[37];
+	char jti[PP_UUID_LEN];
 	if (a->src != AZ_CERTIFICATE)
 		return pp_fail(err, PP_EINVALID, "not a certificate credential");
-	if (uuid4(jti))
+	if (pp_uuid4(jti))
 		return pp_fail(err, PP_EIO, "no random bytes for the assertion's jti");
 	jwt_t *jwt = NULL;
 	char *s = NULL;
@@ -503,7 +492,7 @@ int pp_azure_fetch(void *ud, struct pp_token_grant *out, struct pp_error *err)
 		return rc;
 	case AZ_WORKLOAD:
 		/* The federated token rotates: read it for every exchange. */
-		if ((rc = pp_read_secret_file(a->federated_file, "federated token", PP_EAUTH,
+		if ((rc = pp_file_read_secret(a->federated_file, "federated token", PP_EAUTH,
 					      &assertion, err)))
 			return rc;
 		rc = post_client_credentials(a, "client_assertion", assertion, out, err);

@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "auth/backend.h"
+#include "lib/file.h"
 #include "lib/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/time.h"
 
 #define KEY_FILE_MAX	     ((size_t)1 << 20)
 #define SUBJECT_TOKEN_MAX    ((size_t)64 << 10)
@@ -491,7 +493,7 @@ static int read_subject_token(struct pp_gcp *g, struct pp_buf *tok, struct pp_er
 	const char *where = g->subject_file ? g->subject_file : g->subject_url;
 
 	if (g->subject_file) {
-		rc = pp_read_small_file(g->subject_file, SUBJECT_TOKEN_MAX, tok, err);
+		rc = pp_file_read(g->subject_file, SUBJECT_TOKEN_MAX, tok, err);
 	} else {
 		struct pp_http_req req;
 		struct pp_http_resp resp;
@@ -535,23 +537,11 @@ static int read_subject_token(struct pp_gcp *g, struct pp_buf *tok, struct pp_er
 	return 0;
 }
 
-/* RFC 3339 "2024-05-01T12:00:00.5Z" to seconds since the epoch; -1 if bad. */
+/* An RFC 3339 time in seconds since the epoch; -1 if absent or bad. */
 static time_t parse_rfc3339_utc(const char *s)
 {
-	struct tm tm = {0};
-	int n = 0;
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
-		return -1;
-	const char *rest = s + n;
-	if (*rest == '.')
-		while (isdigit((unsigned char)*++rest))
-			;
-	if (strcmp(rest, "Z"))
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return timegm(&tm);
+	int64_t ms;
+	return s && !pp_time_parse(s, 0, &ms) ? (time_t)(ms / 1000) : -1;
 }
 
 static int impersonate(struct pp_gcp *g, const char *sts_token, struct pp_token_grant *out,

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/backend.h"
+#include "lib/file.h"
 #include "lib/grpc.h"
 #include "lib/http.h"
 #include "lib/json.h"
@@ -61,9 +63,19 @@ static void profile_free(struct toml_profile *p)
 static int read_modal_toml(const char *path, const char *want, struct toml_profile *out,
 			   struct pp_error *err)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return pp_fail(err, PP_EAUTH, "%s: cannot open Modal config", path);
+	int fd = pp_file_open(path, err);
+	if (fd < 0) {
+		/* Whatever kept it from opening, the credential is unusable. */
+		pp_error_prefix(err, "cannot open Modal config ");
+		if (err)
+			err->code = PP_EAUTH;
+		return PP_EAUTH;
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
+	}
 	char line[2048];
 	int lineno = 0;
 	struct toml_profile cur = {0};

@@ -13,6 +13,7 @@
 
 #include "lib/http.h"
 #include "lib/json.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
 #define TOKEN_RESPONSE_MAX ((size_t)64 << 10)
@@ -36,13 +37,6 @@ struct pp_token_cache {
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pp_token_cache *registry;
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct pp_token_cache *pp_token_cache_acquire(const char *key)
 {
@@ -98,7 +92,7 @@ void pp_token_cache_release(struct pp_token_cache *c)
 /* Called with c->mu held. */
 static void store_grant(struct pp_token_cache *c, struct pp_token_grant *g)
 {
-	long long now = mono_ms();
+	long long now = pp_mono_ms();
 	long long life_ms = (long long)g->expires_in * 1000;
 
 	free(c->token);
@@ -122,7 +116,7 @@ int pp_token_cache_get(struct pp_token_cache *c, pp_token_fetch_fn fetch, void *
 		return pp_fail(err, PP_ENOMEM, "token cache: out of memory");
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		long long now = mono_ms();
+		long long now = pp_mono_ms();
 		if (c->token && now < c->refresh_at_ms)
 			break;
 		/* In the refresh window another caller is already fetching:
@@ -159,10 +153,10 @@ do_fetch:
 		rc = pp_fail(&ferr, PP_EAUTH, "token source returned no usable token");
 
 	pthread_mutex_lock(&c->mu);
-	if (rc && c->token && mono_ms() < c->expires_at_ms) {
+	if (rc && c->token && pp_mono_ms() < c->expires_at_ms) {
 		/* An early refresh failed but the current token still works:
 		 * keep using it and try again halfway to its expiry. */
-		long long now = mono_ms();
+		long long now = pp_mono_ms();
 		c->refresh_at_ms = now + (c->expires_at_ms - now) / 2;
 		pp_redact(ferr.msg);
 		pp_warn("token refresh failed, using the current token until it expires: %s",
@@ -212,7 +206,7 @@ long pp_token_cache_seconds_left(const struct pp_token_cache *c)
 	long left = -1;
 	pthread_mutex_lock(&m->mu);
 	if (m->token) {
-		long long ms = m->expires_at_ms - mono_ms();
+		long long ms = m->expires_at_ms - pp_mono_ms();
 		left = ms > 0 ? (long)(ms / 1000) : 0;
 	}
 	pthread_mutex_unlock(&m->mu);

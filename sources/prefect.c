@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth/token_cache.h"
+#include "lib/file.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "sources/prefect_states.h"
@@ -922,7 +923,7 @@ static int prefect_open(const struct pp_config *cfg, struct pp_source **out, str
 		rc = (s->api_key = strdup(pc->api_key)) ? 0
 							: pp_fail(err, PP_ENOMEM, "out of memory");
 	else if (!rc && pc->api_key_file && *pc->api_key_file)
-		rc = pp_read_secret_file(pc->api_key_file, "Prefect API key", PP_EINVALID,
+		rc = pp_file_read_secret(pc->api_key_file, "Prefect API key", PP_EINVALID,
 					 &s->api_key, err);
 	else if (!rc && env_key && *env_key)
 		rc = (s->api_key = strdup(env_key)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
