@@ -20,7 +20,8 @@
 
 #include "lib/json.h"
 #include "lib/log.h"
-#include "render/render.h"
+#include "dispatcher/pool.h"
+#include "providers/provider.h"
 
 extern char **environ;
 
@@ -484,7 +485,7 @@ static int set_unquoted(const struct key_def *k, void *base, const char *v, cons
 		const char *canon = *v || k->def ? pp_pool_type_canonical(v) : "";
 		if (!canon) {
 			char list[512];
-			choices_text(pp_pool_types, list, sizeof(list));
+			pp_pool_types_text(false, ", ", ", ", list, sizeof(list));
 			snprintf(why, whyn, "unknown pool type \"%s\" (known: %s)", v, list);
 			return PP_EINVALID;
 		}
@@ -1128,17 +1129,6 @@ const struct pp_cred_conf *pp_config_cred(const struct pp_config *c, const char 
 
 /* ------------------------------------------------------------- validation */
 
-/* Which credential type a pool type authenticates with ("ecs:push" -> aws). */
-static const char *cred_type_for_pool(const char *pool_type)
-{
-	static const char *const map[][2] = {
-		{"cloud-run", "gcp"}, {"ecs", "aws"}, {"azure", "azure"}, {"modal", "modal"}};
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (pool_type && !strncmp(pool_type, map[i][0], strlen(map[i][0])))
-			return map[i][1];
-	return NULL;
-}
-
 /* A file that holds a secret must be readable by us; warn when others can. */
 static void check_secret_file(struct problems *p, const char *file, int line, const char *what,
 			      const char *key, const char *path)
@@ -1219,7 +1209,8 @@ static void validate_pool(const struct pp_config *c, const struct pp_pool_conf *
 	const char *f = pc->file;
 	if (has(pc->credentials)) {
 		const struct pp_cred_conf *cc = pp_config_cred(c, pc->credentials);
-		const char *want = cred_type_for_pool(pc->type);
+		const struct pp_provider *prov = pp_provider_find(pc->type);
+		const char *want = prov ? prov->cred_type : NULL;
 		if (!cc)
 			problem(p, f, pc->line, "pool \"%s\": credentials \"%s\" is not defined",
 				pc->name, pc->credentials);
@@ -1228,14 +1219,13 @@ static void validate_pool(const struct pp_config *c, const struct pp_pool_conf *
 				"pool \"%s\": type %s needs %s credentials, but \"%s\" is %s",
 				pc->name, pc->type, want, cc->name, cc->type);
 	}
-	if (has(pc->template_path)) {
-		struct pp_json *t = NULL;
-		struct pp_error terr = {0};
-		if (pp_template_load(pc->template_path, &t, &terr))
-			problem(p, f, pc->line, "pool \"%s\": template_path: %s", pc->name,
-				terr.msg);
-		pp_json_free(t);
-	}
+	/* Open the pool as serve would (its credentials and the Prefect key
+	 * are checked above and below): a pool check passes is one serve runs. */
+	struct pp_pool *pool = NULL;
+	struct pp_error perr = {0};
+	if (pp_pool_open(c, pc, PP_POOL_CHECK, &pool, &perr))
+		problem(p, f, pc->line, "%s", perr.msg);
+	pp_pool_close(pool);
 }
 
 int pp_config_validate(const struct pp_config *c, struct pp_buf *out)

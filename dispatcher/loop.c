@@ -23,6 +23,7 @@
 #include "render/render.h"
 #include "sources/source.h"
 #include "store/store.h"
+#include "dispatcher/pool.h"
 #include "providers/provider.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -38,17 +39,11 @@ void pp_loop_request_reload(void)
 	reload_requested = 1;
 }
 
+/* A pool as the loop uses it: the pool runtime plus its share of the caps. */
 struct pool_rt {
-	char name[PP_NAME_MAX];
-	const struct pp_provider *prov;
-	struct pp_cred *cred;
-	struct pp_json *tmpl;
-	struct pp_json *vars;
-	char *endpoint;
-	void *shared;
-	long max_in_flight, max_submitting;
+	struct pp_pool *p;
 	int in_flight, submitting;
-	int refs; /* active runs using it; a pool dropped by reload lives until 0 */
+	int refs; /* in-flight runs using it; a pool dropped by reload lives until 0 */
 	bool retired;
 	struct pool_rt *next;
 };
@@ -98,9 +93,6 @@ struct pp_loop {
 	bool backlog;		 /* a claim filled its capacity: more runs may be due */
 	unsigned claim_turn;	 /* which pool is served first in the next claim */
 	bool claimed_everything; /* once: nothing more due */
-	/* PREFECT_API_URL / PREFECT_API_KEY for the jobs' environment. */
-	const char *job_api_url;
-	char *job_api_key;
 	/* Runs dropped after a failed store write: their leases are released
 	 * once the store answers again, so another pass recovers them (by key
 	 * and by the recorded outcome) instead of our renewals holding them. */
@@ -114,13 +106,17 @@ struct pp_loop {
 
 static void pool_release(struct pool_rt *p)
 {
-	if (p->prov && p->prov->release_shared && p->shared)
-		p->prov->release_shared(p->shared);
-	pp_cred_free(p->cred);
-	pp_json_free(p->tmpl);
-	pp_json_free(p->vars);
-	free(p->endpoint);
+	pp_pool_close(p->p);
 	free(p);
+}
+
+static void pools_free(struct pool_rt *head)
+{
+	while (head) {
+		struct pool_rt *n = head->next;
+		pool_release(head);
+		head = n;
+	}
 }
 
 static int pools_build(const struct pp_config *cfg, struct pool_rt **out, struct pp_error *err)
@@ -128,7 +124,6 @@ static int pools_build(const struct pp_config *cfg, struct pool_rt **out, struct
 	struct pool_rt *head = NULL, **tail = &head;
 	int rc = 0;
 	for (size_t i = 0; i < cfg->npools && !rc; i++) {
-		const struct pp_pool_conf *pc = &cfg->pools[i];
 		struct pool_rt *p = calloc(1, sizeof(*p));
 		if (!p) {
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
@@ -136,53 +131,10 @@ static int pools_build(const struct pp_config *cfg, struct pool_rt **out, struct
 		}
 		*tail = p;
 		tail = &p->next;
-		snprintf(p->name, sizeof(p->name), "%s", pc->name);
-		p->max_in_flight = pc->max_in_flight;
-		p->max_submitting = pc->max_submitting;
-		p->prov = pp_provider_find(pc->type);
-		if (!p->prov) {
-			rc = pp_fail(err, PP_EINVALID,
-				     "%s:%d: pool \"%s\": no provider serves type \"%s\"",
-				     pc->file ? pc->file : "config", pc->line, pc->name, pc->type);
-			break;
-		}
-		if (pc->endpoint && *pc->endpoint && !(p->endpoint = strdup(pc->endpoint))) {
-			rc = pp_fail(err, PP_ENOMEM, "out of memory");
-			break;
-		}
-		if (pc->template_path && *pc->template_path)
-			rc = pp_template_load(pc->template_path, &p->tmpl, err);
-		else
-			rc = pp_template_default(pc->type, &p->tmpl, err);
-		if (rc) {
-			pp_error_prefix(err, "pool \"%s\": ", pc->name);
-			break;
-		}
-		if (pc->job_variables && *pc->job_variables) {
-			rc = pp_json_parse(pc->job_variables, strlen(pc->job_variables), NULL,
-					   &p->vars, err);
-			if (rc) {
-				pp_error_prefix(err, "pool \"%s\": job_variables:", pc->name);
-				break;
-			}
-		}
-		if (pc->credentials && *pc->credentials) {
-			const struct pp_cred_conf *cc = pp_config_cred(cfg, pc->credentials);
-			if (!cc) {
-				rc = pp_fail(err, PP_EINVALID,
-					     "pool \"%s\": no [credentials \"%s\"] section",
-					     pc->name, pc->credentials);
-				break;
-			}
-			rc = pp_cred_new(cc, &p->cred, err);
-		}
+		rc = pp_pool_open(cfg, &cfg->pools[i], 0, &p->p, err);
 	}
 	if (rc) {
-		while (head) {
-			struct pool_rt *n = head->next;
-			pool_release(head);
-			head = n;
-		}
+		pools_free(head);
 		return rc;
 	}
 	*out = head;
@@ -192,7 +144,7 @@ static int pools_build(const struct pp_config *cfg, struct pool_rt **out, struct
 static struct pool_rt *pool_find(struct pp_loop *L, const char *name)
 {
 	for (struct pool_rt *p = L->pools; p; p = p->next)
-		if (!p->retired && !strcmp(p->name, name))
+		if (!p->retired && !strcmp(p->p->name, name))
 			return p;
 	return NULL;
 }
@@ -212,8 +164,8 @@ static void active_free(struct pp_loop *L, struct active *a)
 		a->pool->in_flight--;
 		a->pool->refs--;
 	}
-	if (a->pool && a->pool->prov->release && a->io.state)
-		a->pool->prov->release(a->io.state);
+	if (a->pool && a->pool->p->prov->release && a->io.state)
+		a->pool->p->prov->release(a->io.state);
 	free(a->io.state);
 	pp_http_req_free(&a->io.req);
 	pp_json_free(a->job);
@@ -295,7 +247,7 @@ static void finish(struct pp_loop *L, struct active *a, enum pp_store_state st, 
 				  .error = st == PP_ST_SUCCEEDED ? "" : msg,
 				  .release_lease = true,
 				  .event = msg && *msg ? msg : pp_store_state_name(st)};
-	pp_info("run %s (%s): %s%s%s", a->rec.id, a->pool ? a->pool->name : a->rec.pool,
+	pp_info("run %s (%s): %s%s%s", a->rec.id, a->pool ? a->pool->p->name : a->rec.pool,
 		pp_store_state_name(st), msg && *msg ? ": " : "", msg ? msg : "");
 	if (!store_write(L, a, &u))
 		return;
@@ -339,7 +291,8 @@ static void on_submit(struct pp_loop *L, struct active *a, int rc, const struct 
 		char ev[640];
 		snprintf(ev, sizeof(ev), "submitted: %s", a->io.infra_id);
 		u.event = ev;
-		pp_info("run %s (%s): submitted as %s", a->rec.id, a->pool->name, a->io.infra_id);
+		pp_info("run %s (%s): submitted as %s", a->rec.id, a->pool->p->name,
+			a->io.infra_id);
 		if (!store_write(L, a, &u))
 			return;
 		report_source(L, a, PP_ST_SUBMITTED, NULL);
@@ -369,7 +322,7 @@ static void on_submit(struct pp_loop *L, struct active *a, int rc, const struct 
 		char m[PP_ERRMSG_MAX + 64];
 		snprintf(m, sizeof(m), "submission failed (try %d, retry in %ld ms): %s", tries,
 			 wait, msg);
-		pp_warn("run %s (%s): %s", a->rec.id, a->pool->name, m);
+		pp_warn("run %s (%s): %s", a->rec.id, a->pool->p->name, m);
 		L->sum->retrying++;
 		pp_metrics_count(L->metrics, "retries", 1);
 		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
@@ -407,7 +360,7 @@ static void after_terminal(struct pp_loop *L, struct active *a, enum pp_store_st
 {
 	a->final = st;
 	snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
-	if (a->pool->prov->cleanup && (a->pool->prov->caps & PP_CAP_CLEANUP)) {
+	if (a->pool->p->prov->cleanup) {
 		char ev[sizeof(a->final_msg) + 32];
 		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),
 			 a->final_msg);
@@ -600,7 +553,7 @@ static void start_op(struct pp_loop *L, struct active *a, enum pp_op op)
 					: PH_CLEANUP;
 	a->busy = true;
 	a->io.resp = NULL;
-	int rc = pp_exec_start(L->exec, a->pool->prov, op, &a->io, &L->policy, op_done, a, &err);
+	int rc = pp_exec_start(L->exec, a->pool->p->prov, op, &a->io, &L->policy, op_done, a, &err);
 	if (rc) {
 		a->busy = false;
 		op_done(a, rc, &err);
@@ -629,32 +582,16 @@ static int prepare_run(struct pp_loop *L, struct active *a, struct pp_error *err
 			.flow_run_id = a->rec.source_ref ? a->rec.source_ref : a->rec.id,
 			.flow_run_name = a->rec.name,
 			.deployment_name = a->rec.deployment,
-			.work_pool_name = p->name,
-			.api_url = L->job_api_url,
-			.api_key = L->job_api_key,
 		};
-		rc = pp_render_job(src_tmpl ? src_tmpl : p->tmpl, p->vars, dep_vars, run_vars, &ctx,
-				   &a->job, err);
+		rc = pp_pool_render(p->p, src_tmpl, dep_vars, run_vars, &ctx, &a->job, err);
 	}
 	pp_json_free(run_vars);
 	pp_json_free(dep_vars);
 	pp_json_free(src_tmpl);
 	if (rc)
 		return rc;
-	a->io.run_id = a->rec.id;
-	a->io.run_name = a->rec.name;
-	/* The provider derives job names and tokens from (run id, attempt): it
-	 * stays 1 for every try and every recovery, so all of them name the
-	 * same remote job. rec.attempt only counts tries against the budget. */
-	a->io.attempt = 1;
-	a->io.job = a->job;
-	a->io.endpoint = p->endpoint;
-	a->io.cred = p->cred;
-	a->io.pool_shared = &p->shared;
-	a->io.exit_code = -1;
-	if (p->prov->state_size && !(a->io.state = calloc(1, p->prov->state_size)))
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	return p->prov->prepare ? p->prov->prepare(&a->io, err) : 0;
+	pp_pool_io_init(p->p, &a->io, a->rec.id, a->rec.name, a->job);
+	return pp_exec_io_prepare(&a->io, p->p->prov, err);
 }
 
 static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
@@ -740,7 +677,7 @@ static void start_run(struct pp_loop *L, struct pp_run_rec *rec)
 	case PP_ST_RUNNING:
 	case PP_ST_CANCELLING:
 		a->io.idem_key = a->rec.idem_key;
-		if (a->pool->prov->restore && (rc = a->pool->prov->restore(&a->io, &err))) {
+		if (a->pool->p->prov->restore && (rc = a->pool->p->prov->restore(&a->io, &err))) {
 			finish(L, a, PP_ST_CRASHED, err.msg);
 			return;
 		}
@@ -765,10 +702,10 @@ static int pool_capacity(struct pp_loop *L, struct pool_rt *p)
 	long global = L->cfg->dispatcher.max_in_flight - L->nactive;
 	long subm = L->cfg->dispatcher.max_submitting - L->nsubmitting;
 	long cap = global < subm ? global : subm;
-	if (p && p->max_in_flight > 0 && p->max_in_flight - p->in_flight < cap)
-		cap = p->max_in_flight - p->in_flight;
-	if (p && p->max_submitting > 0 && p->max_submitting - p->submitting < cap)
-		cap = p->max_submitting - p->submitting;
+	if (p && p->p->max_in_flight > 0 && p->p->max_in_flight - p->in_flight < cap)
+		cap = p->p->max_in_flight - p->in_flight;
+	if (p && p->p->max_submitting > 0 && p->p->max_submitting - p->submitting < cap)
+		cap = p->p->max_submitting - p->submitting;
 	return cap > 0 ? (int)(cap > 256 ? 256 : cap) : 0;
 }
 
@@ -804,11 +741,11 @@ static int claim_some(struct pp_loop *L)
 			struct pp_error err = {0};
 			int64_t claimed_at = pp_mono_ms();
 			int rc = L->store->ops->claim(
-				L->store, p->name, L->owner,
+				L->store, p->p->name, L->owner,
 				(int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap, &recs, &n,
 				&err);
 			if (rc) {
-				pp_warn("claim for pool %s failed: %s", p->name, err.msg);
+				pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
 				continue;
 			}
 			/* Holding nothing before, these fresh leases are the oldest. */
@@ -902,39 +839,9 @@ static void update_snapshot(struct pp_loop *L)
 	pp_exec_stats(L->exec, &s->exec);
 	s->token_refreshes = 0;
 	for (struct pool_rt *p = L->pools; p; p = p->next)
-		if (p->cred)
-			s->token_refreshes += pp_cred_refreshes(p->cred);
+		if (p->p->cred)
+			s->token_refreshes += pp_cred_refreshes(p->p->cred);
 	pp_metrics_publish(L->metrics, s);
-}
-
-/* What flows inside the jobs use to reach Prefect: [dispatcher]
- * prefect_api_url / prefect_api_key_file, else the Prefect source's own
- * api_url and key, as a Prefect worker passes its settings to its jobs. */
-static int job_api_settings(const struct pp_config *cfg, const char **url, char **key,
-			    struct pp_error *err)
-{
-	const struct pp_dispatcher_conf *d = &cfg->dispatcher;
-	const struct pp_prefect_conf *pc = &cfg->prefect;
-	const char *env_key = getenv("PREFECT_API_KEY");
-	*url = d->prefect_api_url && *d->prefect_api_url    ? d->prefect_api_url
-	       : pc->enabled && pc->api_url && *pc->api_url ? pc->api_url
-							    : NULL;
-	*key = NULL;
-	if (d->prefect_api_key_file && *d->prefect_api_key_file)
-		return pp_read_secret_file(d->prefect_api_key_file, "prefect_api_key_file",
-					   PP_EINVALID, key, err);
-	if (!pc->enabled || *url != pc->api_url)
-		return 0;
-	if (pc->api_key && *pc->api_key)
-		*key = strdup(pc->api_key);
-	else if (pc->api_key_file && *pc->api_key_file)
-		return pp_read_secret_file(pc->api_key_file, "Prefect API key", PP_EINVALID, key,
-					   err);
-	else if (env_key && *env_key)
-		*key = strdup(env_key);
-	else
-		return 0;
-	return *key ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
 static int reload(struct pp_loop *L)
@@ -954,17 +861,9 @@ static int reload(struct pp_loop *L)
 	}
 	if (!rc)
 		rc = pools_build(&fresh, &pools, &err);
-	const char *api_url = NULL;
-	char *api_key = NULL;
-	if (!rc)
-		rc = job_api_settings(&fresh, &api_url, &api_key, &err);
 	if (rc) {
 		pp_error("reload: keeping the running configuration: %s", err.msg);
-		while (pools) {
-			struct pool_rt *n = pools->next;
-			pool_release(pools);
-			pools = n;
-		}
+		pools_free(pools);
 		pp_config_free(&fresh);
 		return rc;
 	}
@@ -976,15 +875,10 @@ static int reload(struct pp_loop *L)
 		p->retired = true;
 	*tail = L->pools;
 	L->pools = pools;
-	/* Old config strings are referenced by nothing but the old pools'
-	 * copies, so the config can be swapped now. */
+	/* Pools copy what they keep from the configuration, so the old one can
+	 * go now. */
 	pp_config_free(L->cfg);
 	*L->cfg = fresh;
-	/* The url points into the new config's strings, which now belong to
-	 * L->cfg; runs under way keep their rendered jobs, so the old key can go. */
-	L->job_api_url = api_url;
-	free(L->job_api_key);
-	L->job_api_key = api_key;
 	pp_info("configuration reloaded from %s", L->cfg->path);
 	return 0;
 }
@@ -1113,8 +1007,6 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	L.policy.budget_ms = (long)(cfg->dispatcher.lease_seconds * 1000) * 2 / 3;
 	int rc = pools_build(cfg, &L.pools, err);
 	if (!rc)
-		rc = job_api_settings(cfg, &L.job_api_url, &L.job_api_key, err);
-	if (!rc)
 		rc = pp_store_open(url, &L.store, err);
 	if (!rc && !(L.exec = pp_exec_new()))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
@@ -1209,12 +1101,7 @@ out:
 	free(L.sources);
 	pp_exec_free(L.exec);
 	pp_store_close(L.store);
-	free(L.job_api_key);
-	while (L.pools) {
-		struct pool_rt *n = L.pools->next;
-		pool_release(L.pools);
-		L.pools = n;
-	}
+	pools_free(L.pools);
 	return rc;
 }
 

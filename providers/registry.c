@@ -2,6 +2,7 @@
  * and listing it in pp_providers[]; nothing else in the core names it. */
 #include "providers/provider.h"
 
+#include <stdio.h>
 #include <string.h>
 
 extern const struct pp_provider pp_provider_cloudrun;
@@ -22,6 +23,36 @@ const struct pp_provider *pp_provider_find(const char *pool_type)
 			if (!strcmp(*t, pool_type))
 				return pp_providers[i];
 	return NULL;
+}
+
+const char *pp_pool_type_canonical(const char *type)
+{
+	const struct pp_provider *p = pp_provider_find(type);
+	return p ? p->pool_types[0] : NULL;
+}
+
+void pp_pool_types_text(bool aliases, const char *sep, const char *last, char *out, size_t n)
+{
+	const char *names[32];
+	size_t count = 0, o = 0;
+	for (size_t i = 0; pp_providers[i]; i++) {
+		const char *const *t = pp_providers[i]->pool_types;
+		for (size_t j = aliases ? 1 : 0; t[j] && (aliases || j == 0); j++)
+			if (count < sizeof(names) / sizeof(names[0]))
+				names[count++] = t[j];
+	}
+	if (n)
+		out[0] = '\0';
+	for (size_t k = 0; k < count && o < n; k++) {
+		int w = snprintf(out + o, n - o, "%s%s",
+				 k == 0		  ? ""
+				 : k + 1 == count ? last
+						  : sep,
+				 names[k]);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
 }
 
 const char *pp_run_state_name(enum pp_run_state s)
