@@ -9,8 +9,7 @@
 #include "auth/auth.h"
 #include "auth/token_cache.h"
 
-int pp_pool_job_api(const struct pp_config *cfg, const char **url, char **key,
-		    struct pp_error *err)
+int pp_pool_job_api(const struct pp_config *cfg, const char **url, char **key, struct pp_error *err)
 {
 	const struct pp_dispatcher_conf *d = &cfg->dispatcher;
 	const struct pp_prefect_conf *pc = &cfg->prefect;
@@ -54,7 +53,8 @@ static int open_parts(const struct pp_config *cfg, const struct pp_pool_conf *pc
 	p->type = pp_pool_type_canonical(pc->type);
 	p->prov = pp_provider_find(p->type);
 	if (!p->prov)
-		return pp_fail(err, PP_EINVALID, "%s:%d: pool \"%s\": no provider serves type \"%s\"",
+		return pp_fail(err, PP_EINVALID,
+			       "%s:%d: pool \"%s\": no provider serves type \"%s\"",
 			       pc->file ? pc->file : "config", pc->line, pc->name,
 			       pc->type ? pc->type : "");
 	int rc = dup_or_null(pc->endpoint, &p->endpoint, err);
