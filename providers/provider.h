@@ -112,8 +112,13 @@ struct pp_provider {
 
 /* The provider serving a pool type (canonical or alias), or NULL. */
 const struct pp_provider *pp_provider_find(const char *pool_type);
-/* NULL-terminated table of every provider. */
+/* NULL-terminated table of the built-in providers. */
 extern const struct pp_provider *const pp_providers[];
+/* Serve more pool types with p (borrowed; it must outlive the process's
+ * use of the registry): tests register a fake cloud this way. Refuses a
+ * wrong ABI and a pool type already served. Not thread-safe: register
+ * before any lookup can run concurrently. */
+int pp_provider_register(const struct pp_provider *p, struct pp_error *err);
 /* Canonical pool type for a name or alias ("ecs" -> "ecs:push"); NULL if
  * no provider serves it. */
 const char *pp_pool_type_canonical(const char *type);
