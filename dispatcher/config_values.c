@@ -320,4 +320,3 @@ int config_apply_defaults(struct pp_config *c, enum section_kind sec, size_t idx
 	}
 	return 0;
 }
-

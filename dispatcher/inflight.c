@@ -22,8 +22,9 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 	if (a->next)
 		a->next->prev = a->prev;
 	L->ninflight--;
+	L->nheld -= a->held;
 	if (a->pool) {
-		a->pool->in_flight--;
+		a->pool->in_flight -= !a->held;
 		a->pool->refs--;
 	}
 	if (a->pool && a->pool->p->prov->release && a->io.state)
@@ -126,6 +127,15 @@ static void idem_key_for(const struct pp_run_rec *r, char *out, size_t n)
 	snprintf(out, n, "%s-1", r->id);
 }
 
+/* Done for this once pass: keep the lease (so the pass does not claim the
+ * run again) and free its capacity; the pass's end releases it. */
+static void hold(struct pp_loop *L, struct inflight *a)
+{
+	a->held = true;
+	L->nheld++;
+	a->pool->in_flight--;
+}
+
 static void begin_watch(struct pp_loop *L, struct inflight *a, long delay_ms)
 {
 	a->phase = PH_WATCH;
@@ -146,7 +156,6 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 					  .attempt = -1,
 					  .next_attempt_ms = -1,
 					  .error = "",
-					  .release_lease = a->release_after_submit,
 					  .event = "submitted"};
 		char ev[640];
 		snprintf(ev, sizeof(ev), "submitted: %s", a->io.infra_id);
@@ -156,8 +165,8 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 		if (!inflight_store_write(L, a, &u))
 			return;
 		report_source(L, a, PP_ST_SUBMITTED, NULL);
-		if (a->release_after_submit) {
-			inflight_free(L, a);
+		if (a->hold_when_settled) {
+			hold(L, a);
 			return;
 		}
 		if (a->cancel_wanted) {
@@ -285,14 +294,13 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 	}
 	a->status_failures = 0;
 	enum pp_run_state rs = a->io.state_out;
-	if (a->single_status && !pp_run_state_terminal(rs)) {
+	if (a->hold_when_settled && !pp_run_state_terminal(rs)) {
 		struct pp_run_update u = {.state = rs == PP_RUN_RUNNING ? PP_ST_RUNNING
 									: a->rec.state,
 					  .attempt = -1,
-					  .next_attempt_ms = -1,
-					  .release_lease = true};
+					  .next_attempt_ms = -1};
 		if (inflight_store_write(L, a, &u))
-			inflight_free(L, a);
+			hold(L, a);
 		return;
 	}
 	if (pp_run_state_terminal(rs)) {
@@ -505,7 +513,7 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 		if (!inflight_store_write(L, a, &u))
 			return;
 		a->io.idem_key = a->rec.idem_key;
-		a->release_after_submit = L->opts->once && !L->opts->wait;
+		a->hold_when_settled = L->opts->once && !L->opts->wait;
 		L->nsubmitting++;
 		a->pool->submitting++;
 		inflight_op(L, a, PP_OP_SUBMIT);
@@ -527,7 +535,7 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 			inflight_op(L, a, PP_OP_CANCEL);
 			return;
 		}
-		a->single_status = L->opts->once && !L->opts->wait;
+		a->hold_when_settled = L->opts->once && !L->opts->wait;
 		begin_watch(L, a, 0);
 		return;
 	default: finish(L, a, a->rec.state, a->rec.last_error); return;
@@ -548,7 +556,7 @@ void inflight_check_cancels(struct pp_loop *L)
 			if (strcmp(a->rec.id, ids[i]) || a->cancel_wanted)
 				continue;
 			a->cancel_wanted = true;
-			if (a->phase == PH_WATCH && !a->busy) {
+			if (a->phase == PH_WATCH && !a->busy && !a->held) {
 				struct pp_run_update u = {.state = PP_ST_CANCELLING,
 							  .attempt = -1,
 							  .next_attempt_ms = -1,
@@ -568,7 +576,7 @@ void inflight_poll_due(struct pp_loop *L)
 	struct inflight *next;
 	for (struct inflight *a = L->runs; a; a = next) {
 		next = a->next;
-		if (a->busy || a->next_mono > now)
+		if (a->busy || a->held || a->next_mono > now)
 			continue;
 		if (a->phase == PH_WATCH)
 			inflight_op(L, a, a->cancel_wanted ? PP_OP_CANCEL : PP_OP_STATUS);

@@ -63,7 +63,8 @@ static bool once_finished(struct pp_loop *L)
 		return false;
 	if (L->opts->wait)
 		return L->ninflight == 0;
-	return L->nsubmitting == 0 && L->ninflight == 0;
+	/* Without --wait the pass waits only for its own submissions. */
+	return L->nsubmitting == 0 && L->ninflight == L->nheld;
 }
 
 int pp_store_url(const struct pp_config *cfg, char *out, size_t n)

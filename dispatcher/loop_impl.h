@@ -34,11 +34,15 @@ struct inflight {
 	enum phase phase;
 	bool busy; /* an op is under way in the exec engine */
 	bool cancel_wanted;
-	bool release_after_submit; /* once without --wait */
-	bool single_status;	   /* once without --wait: look once, then let go */
-	bool recheck_lease;	   /* leases lapsed: confirm the run is still ours first */
-	int64_t next_mono;	   /* next status poll */
-	int64_t watch_since;	   /* when the run was first seen not yet running */
+	/* once without --wait: after submitting (or one status look at a run
+	 * submitted earlier) the run is held, its lease kept, until the pass
+	 * ends; releasing it at once let the same pass claim it again and poll
+	 * it in a tight loop. */
+	bool hold_when_settled;
+	bool held;
+	bool recheck_lease;  /* leases lapsed: confirm the run is still ours first */
+	int64_t next_mono;   /* next status poll */
+	int64_t watch_since; /* when the run was first seen not yet running */
 	int status_failures;
 	enum pp_store_state final;
 	char final_msg[512];
@@ -57,6 +61,7 @@ struct pp_loop {
 	struct pool_rt *pools;
 	struct inflight *runs;
 	int ninflight, nsubmitting;
+	int nheld; /* of ninflight: held until a once pass ends (not counted against caps) */
 	char owner[96];
 	struct pp_exec_policy policy;
 	struct pp_metrics *metrics;

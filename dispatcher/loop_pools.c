@@ -57,7 +57,7 @@ struct pool_rt *loop_pool_find(struct pp_loop *L, const char *name)
 /* Runs pool p may claim now; p NULL: the global room alone. */
 static int pool_capacity(struct pp_loop *L, struct pool_rt *p)
 {
-	long global = L->cfg->dispatcher.max_in_flight - L->ninflight;
+	long global = L->cfg->dispatcher.max_in_flight - (L->ninflight - L->nheld);
 	long subm = L->cfg->dispatcher.max_submitting - L->nsubmitting;
 	long cap = global < subm ? global : subm;
 	if (p && p->p->max_in_flight > 0 && p->p->max_in_flight - p->in_flight < cap)

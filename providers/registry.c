@@ -40,9 +40,9 @@ const struct pp_provider *pp_provider_find(const char *pool_type)
 int pp_provider_register(const struct pp_provider *p, struct pp_error *err)
 {
 	if (!p || p->abi != PP_PROVIDER_ABI || !p->name || !p->pool_types || !p->pool_types[0])
-		return pp_fail(err, PP_EINVALID, "provider %s: ABI %u (expected %u) or no pool types",
-			       p && p->name ? p->name : "(unnamed)", p ? p->abi : 0,
-			       PP_PROVIDER_ABI);
+		return pp_fail(
+			err, PP_EINVALID, "provider %s: ABI %u (expected %u) or no pool types",
+			p && p->name ? p->name : "(unnamed)", p ? p->abi : 0, PP_PROVIDER_ABI);
 	for (const char *const *t = p->pool_types; *t; t++)
 		if (pp_provider_find(*t))
 			return pp_fail(err, PP_ECONFLICT,
