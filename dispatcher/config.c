@@ -27,16 +27,13 @@ extern char **environ;
 
 /* ---------------------------------------------------------------- problems */
 
-void config_problem(struct problems *p, const char *file, int line, const char *fmt, ...)
+void config_vproblem(struct problems *p, const char *file, int line, const char *fmt, va_list ap)
 {
-	va_list ap;
 	if (line > 0)
 		pp_buf_printf(p->out, "%s:%d: ", file, line);
 	else
 		pp_buf_printf(p->out, "%s: ", file);
-	va_start(ap, fmt);
 	pp_buf_vprintf(p->out, fmt, ap);
-	va_end(ap);
 	pp_buf_putc(p->out, '\n');
 	p->count++;
 }
@@ -85,9 +82,9 @@ static int add_named(struct parse_state *st, enum section_kind sec, const char *
 		const char *other = sec == SEC_POOL ? c->pools[i].name : c->creds[i].name;
 		int line = sec == SEC_POOL ? c->pools[i].line : c->creds[i].line;
 		if (!strcmp(other, name)) {
-			config_problem(st->p, st->file, st->line,
-				       "duplicate [%s \"%s\"] (first defined at line %d)",
-				       sec == SEC_POOL ? "pool" : "credentials", name, line);
+			problem(st->p, st->file, st->line,
+				"duplicate [%s \"%s\"] (first defined at line %d)",
+				sec == SEC_POOL ? "pool" : "credentials", name, line);
 			st->section_ignored = true;
 			return 0;
 		}
@@ -154,8 +151,8 @@ static int begin_section(struct parse_state *st, const char *text)
 			kind = (int)i;
 	if (kind < 0) {
 		const char *hint = config_closest(word, words, sizeof(words) / sizeof(words[0]));
-		config_problem(st->p, st->file, st->line, "unknown section [%s]%s%s%s", text,
-			       hint ? "; did you mean [" : "", hint ? hint : "", hint ? "]?" : "");
+		problem(st->p, st->file, st->line, "unknown section [%s]%s%s%s", text,
+			hint ? "; did you mean [" : "", hint ? hint : "", hint ? "]?" : "");
 		st->section_ignored = true;
 		return 0;
 	}
@@ -164,16 +161,16 @@ static int begin_section(struct parse_state *st, const char *text)
 	case 1:
 		st->sec = kind == 0 ? SEC_DISPATCHER : SEC_STORE;
 		if (*name) {
-			config_problem(st->p, st->file, st->line, "[%s] takes no name (got \"%s\")",
-				       word, name);
+			problem(st->p, st->file, st->line, "[%s] takes no name (got \"%s\")", word,
+				name);
 			st->section_ignored = true;
 		}
 		return 0;
 	case 2:
 		st->sec = SEC_PREFECT;
 		if (strcmp(name, "prefect")) {
-			config_problem(st->p, st->file, st->line,
-				       "unknown source \"%s\" (known: prefect)", name);
+			problem(st->p, st->file, st->line, "unknown source \"%s\" (known: prefect)",
+				name);
 			st->section_ignored = true;
 			return 0;
 		}
@@ -184,8 +181,7 @@ static int begin_section(struct parse_state *st, const char *text)
 	default:
 		st->sec = kind == 3 ? SEC_POOL : SEC_CREDS;
 		if (!valid_name(name)) {
-			config_problem(
-				st->p, st->file, st->line,
+			problem(st->p, st->file, st->line,
 				"[%s] needs a name of 1-%d letters, digits, '-', '_' or '.': "
 				"[%s \"NAME\"] (got \"%s\")",
 				word, PP_NAME_MAX - 1, word, name);
@@ -208,8 +204,8 @@ static char *counting_reader(char *str, int num, void *stream)
 		st->len = strlen(st->buf);
 		st->off = 0;
 		if (st->len && st->buf[st->len - 1] != '\n' && !feof(st->fp)) {
-			config_problem(st->p, st->file, st->line, "line longer than %d bytes",
-				       INI_LINE_MAX - 2);
+			problem(st->p, st->file, st->line, "line longer than %d bytes",
+				INI_LINE_MAX - 2);
 			int ch;
 			while ((ch = getc(st->fp)) != EOF && ch != '\n')
 				;
@@ -245,8 +241,7 @@ static int handle_key(void *user, const char *section, const char *name, const c
 	struct parse_state *st = user;
 	(void)section;
 	if (!st->in_section) {
-		config_problem(
-			st->p, st->file, st->line,
+		problem(st->p, st->file, st->line,
 			"\"%s\" is outside any section; put it under [dispatcher] or another "
 			"section",
 			name);
@@ -265,9 +260,8 @@ static int handle_key(void *user, const char *section, const char *name, const c
 				 st->c->creds[st->idx].name);
 		else
 			snprintf(where, sizeof(where), "%s", config_sections[st->sec].header);
-		config_problem(st->p, st->file, st->line, "unknown key \"%s\" in [%s]%s%s%s", name,
-			       where, hint ? "; did you mean \"" : "", hint ? hint : "",
-			       hint ? "\"?" : "");
+		problem(st->p, st->file, st->line, "unknown key \"%s\" in [%s]%s%s%s", name, where,
+			hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
 		return 1;
 	}
 	char why[PP_ERRMSG_MAX];
@@ -278,7 +272,7 @@ static int handle_key(void *user, const char *section, const char *name, const c
 		return 0;
 	}
 	if (rc)
-		config_problem(st->p, st->file, st->line, "%s: %s", name, why);
+		problem(st->p, st->file, st->line, "%s: %s", name, why);
 	else if (!config_sections[st->sec].named)
 		st->key_line[k - config_keys] = st->line;
 	return 1;
@@ -317,7 +311,7 @@ static int env_set(struct pp_config *c, const struct key_def *k, size_t idx, con
 	if (rc == PP_ENOMEM)
 		return pp_fail(err, rc, "out of memory");
 	if (rc)
-		config_problem(p, "environment", 0, "%s: %s", var, why);
+		problem(p, "environment", 0, "%s: %s", var, why);
 	return 0;
 }
 
@@ -343,8 +337,8 @@ static int apply_env_one(struct pp_config *c, const char *entry, struct problems
 		if (!sd->named) {
 			const struct key_def *k = env_key(kind, rest, strlen(rest));
 			if (!k) {
-				config_problem(p, "environment", 0, "%s: no such setting in [%s]",
-					       var, sd->header);
+				problem(p, "environment", 0, "%s: no such setting in [%s]", var,
+					sd->header);
 				return 0;
 			}
 			if (sec == SEC_PREFECT)
@@ -364,10 +358,10 @@ static int apply_env_one(struct pp_config *c, const char *entry, struct problems
 			if (k)
 				return env_set(c, k, i, var, value, p, err);
 		}
-		config_problem(p, "environment", 0,
-			       "%s: matches no key of any [%s] section in the file "
-			       "(PUSHPOOL_%s_<NAME>_<KEY>, NAME uppercased, other characters as _)",
-			       var, sec == SEC_POOL ? "pool" : "credentials", sd->env);
+		problem(p, "environment", 0,
+			"%s: matches no key of any [%s] section in the file "
+			"(PUSHPOOL_%s_<NAME>_<KEY>, NAME uppercased, other characters as _)",
+			var, sec == SEC_POOL ? "pool" : "credentials", sd->env);
 		return 0;
 	}
 	return 0;
@@ -418,9 +412,9 @@ static void check_loaded(struct parse_state *st)
 		int line = key_line(st, "backoff_base_ms");
 		if (key_line(st, "backoff_max_ms") > line)
 			line = key_line(st, "backoff_max_ms");
-		config_problem(st->p, file, line,
-			       "backoff_base_ms (%ld) is larger than backoff_max_ms (%ld)",
-			       c->dispatcher.backoff_base_ms, c->dispatcher.backoff_max_ms);
+		problem(st->p, file, line,
+			"backoff_base_ms (%ld) is larger than backoff_max_ms (%ld)",
+			c->dispatcher.backoff_base_ms, c->dispatcher.backoff_max_ms);
 	}
 	for (size_t i = 0; i < config_nkeys; i++) {
 		const struct key_def *k = &config_keys[i];
@@ -428,19 +422,19 @@ static void check_loaded(struct parse_state *st)
 			continue;
 		if (k->sec == SEC_PREFECT && c->prefect.enabled &&
 		    !**(char *const *)((const char *)&c->prefect + k->off))
-			config_problem(st->p, file, st->prefect_line,
-				       "[source \"prefect\"] needs %s", k->name);
+			problem(st->p, file, st->prefect_line, "[source \"prefect\"] needs %s",
+				k->name);
 		for (size_t j = 0; k->sec == SEC_POOL && j < c->npools; j++) {
 			const struct pp_pool_conf *pc = &c->pools[j];
 			if (!**(char *const *)((const char *)pc + k->off))
-				config_problem(st->p, pc->file, pc->line, "[pool \"%s\"] needs %s",
-					       pc->name, k->name);
+				problem(st->p, pc->file, pc->line, "[pool \"%s\"] needs %s",
+					pc->name, k->name);
 		}
 		for (size_t j = 0; k->sec == SEC_CREDS && j < c->ncreds; j++) {
 			const struct pp_cred_conf *cc = &c->creds[j];
 			if (!**(char *const *)((const char *)cc + k->off))
-				config_problem(st->p, cc->file_name, cc->line,
-					       "[credentials \"%s\"] needs %s", cc->name, k->name);
+				problem(st->p, cc->file_name, cc->line,
+					"[credentials \"%s\"] needs %s", cc->name, k->name);
 		}
 	}
 	register_url_password(c->store.url);
@@ -525,8 +519,7 @@ int pp_config_load_report(struct pp_config *c, const char *path, struct pp_buf *
 		if (ini_rc == -2)
 			return pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
 		if (ini_rc > 0)
-			config_problem(
-				&p, path, ini_rc,
+			problem(&p, path, ini_rc,
 				"syntax error: expected [section], key = value, or a comment");
 	}
 	rc = apply_env(c, &p, err);

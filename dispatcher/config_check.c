@@ -34,14 +34,13 @@ static void check_secret_file(struct problems *p, const char *file, int line, co
 		return;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		config_problem(p, file, line, "%s: %s %s: %s", what, key, path, strerror(errno));
+		problem(p, file, line, "%s: %s %s: %s", what, key, path, strerror(errno));
 		return;
 	}
 	struct stat sb;
 	if (fstat(fd, &sb) == 0) {
 		if (!S_ISREG(sb.st_mode))
-			config_problem(p, file, line, "%s: %s %s is not a regular file", what, key,
-				       path);
+			problem(p, file, line, "%s: %s %s is not a regular file", what, key, path);
 		else if (sb.st_mode & 077)
 			/* Only a warning: `check` still passes, it is not counted. */
 			pp_buf_printf(p->out,
@@ -71,31 +70,29 @@ static void validate_cred(const struct pp_cred_conf *cc, struct problems *p)
 		const char *at = strstr(list, needle);
 		bool found = at && (at == list || at[-1] == ' ');
 		if (!strcmp(type_sources[i].type, cc->type) && !found)
-			config_problem(p, f, cc->line,
-				       "%s: source %s does not apply to type %s (use one of: %s)",
-				       what, cc->source, cc->type, type_sources[i].sources);
+			problem(p, f, cc->line,
+				"%s: source %s does not apply to type %s (use one of: %s)", what,
+				cc->source, cc->type, type_sources[i].sources);
 	}
 	const char *src = cc->source;
 	if (!strcmp(src, "file") && !has(cc->file))
-		config_problem(p, f, cc->line, "%s: source file needs file", what);
+		problem(p, f, cc->line, "%s: source file needs file", what);
 	if (!strcmp(src, "static") && !strcmp(cc->type, "aws") &&
 	    (!has(cc->access_key_id) || !has(cc->secret_access_key)))
-		config_problem(p, f, cc->line,
-			       "%s: source static needs access_key_id and secret_access_key", what);
+		problem(p, f, cc->line,
+			"%s: source static needs access_key_id and secret_access_key", what);
 	if ((!strcmp(src, "token") || (!strcmp(src, "static") && !strcmp(cc->type, "modal"))) &&
 	    (!has(cc->token_id) || !has(cc->token_secret)))
-		config_problem(p, f, cc->line, "%s: source %s needs token_id and token_secret",
-			       what, src);
+		problem(p, f, cc->line, "%s: source %s needs token_id and token_secret", what, src);
 	if (!strcmp(src, "secret") && (!has(cc->tenant_id) || !has(cc->client_id) ||
 				       (!has(cc->client_secret) && !has(cc->client_secret_file))))
-		config_problem(p, f, cc->line,
-			       "%s: source secret needs tenant_id, client_id and client_secret or "
-			       "client_secret_file",
-			       what);
+		problem(p, f, cc->line,
+			"%s: source secret needs tenant_id, client_id and client_secret or "
+			"client_secret_file",
+			what);
 	if (!strcmp(src, "certificate") &&
 	    (!has(cc->tenant_id) || !has(cc->client_id) || !has(cc->certificate_path)))
-		config_problem(
-			p, f, cc->line,
+		problem(p, f, cc->line,
 			"%s: source certificate needs tenant_id, client_id and certificate_path",
 			what);
 	check_secret_file(p, f, cc->line, what, "file", cc->file);
@@ -112,12 +109,10 @@ static void validate_pool(const struct pp_config *c, const struct pp_pool_conf *
 		const struct pp_provider *prov = pp_provider_find(pc->type);
 		const char *want = prov ? prov->cred_type : NULL;
 		if (!cc)
-			config_problem(p, f, pc->line,
-				       "pool \"%s\": credentials \"%s\" is not defined", pc->name,
-				       pc->credentials);
+			problem(p, f, pc->line, "pool \"%s\": credentials \"%s\" is not defined",
+				pc->name, pc->credentials);
 		else if (want && has(cc->type) && strcmp(want, cc->type))
-			config_problem(
-				p, f, pc->line,
+			problem(p, f, pc->line,
 				"pool \"%s\": type %s needs %s credentials, but \"%s\" is %s",
 				pc->name, pc->type, want, cc->name, cc->type);
 	}
@@ -126,7 +121,7 @@ static void validate_pool(const struct pp_config *c, const struct pp_pool_conf *
 	struct pp_pool *pool = NULL;
 	struct pp_error perr = {0};
 	if (pp_pool_open(c, pc, PP_POOL_CHECK, &pool, &perr))
-		config_problem(p, f, pc->line, "%s", perr.msg);
+		problem(p, f, pc->line, "%s", perr.msg);
 	pp_pool_close(pool);
 }
 
@@ -157,8 +152,7 @@ int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 				n--;
 			snprintf(name, sizeof(name), "%.*s", (int)n, a);
 			if (*name && !pp_config_pool(c, name))
-				config_problem(
-					&p, file, 0,
+				problem(&p, file, 0,
 					"[source \"prefect\"] pools: no [pool \"%s\"] section",
 					name);
 			s += strcspn(s, ",");

@@ -4,6 +4,7 @@
 #ifndef PP_CONFIG_IMPL_H
 #define PP_CONFIG_IMPL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -65,8 +66,17 @@ struct problems {
 	struct pp_buf *out;
 	int count;
 };
-void config_problem(struct problems *p, const char *file, int line, const char *fmt, ...)
+void config_vproblem(struct problems *p, const char *file, int line, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static inline void problem(struct problems *p, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+static inline void problem(struct problems *p, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	config_vproblem(p, file, line, fmt, ap);
+	va_end(ap);
+}
 /* "a, b, c" from a NULL-terminated list. */
 void config_choices_text(const char *const *choices, char *out, size_t n);
 /* An environment variable's spelling of s (upper case, '_' for others). */
