@@ -225,10 +225,14 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 	int status = PP_EXIT_OK;
 	int rc = pp_pool_open(cfg, pc, 0, &pool, err);
 	if (rc) {
-		/* The pool as configured cannot be opened: serve would refuse it too. */
+		/* An unknown type or credentials section is the configuration's
+		 * fault; a bad template or credential file exits by its error. */
+		bool config_error = !pp_pool_type_canonical(pc->type) ||
+				    (pc->credentials && *pc->credentials &&
+				     !pp_config_cred(cfg, pc->credentials));
 		pp_redact(err->msg);
 		fprintf(stderr, "pushpool run: %s\n", err->msg);
-		return rc == PP_EINVALID ? PP_EXIT_CONFIG : pp_exit_status(rc);
+		return config_error ? PP_EXIT_CONFIG : pp_exit_status(rc);
 	}
 	const struct pp_provider *p = pool->prov;
 	struct pp_run_ctx ctx = {.flow_run_id = run_id, .flow_run_name = run_id};

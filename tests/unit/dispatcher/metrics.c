@@ -226,7 +226,8 @@ static bool parse(const char *text, struct exposition *e)
 		line[nl - l] = '\0';
 		lineno++;
 		if (!line[0])
-			return snprintf(e->err, sizeof(e->err), "line %d: empty line", lineno), false;
+			return snprintf(e->err, sizeof(e->err), "line %d: empty line", lineno),
+			       false;
 		parse_line(e, line, lineno);
 		if (e->err[0])
 			return false;
@@ -279,7 +280,8 @@ static void test_reader(void **state)
 		{"# HELP a A.\n# TYPE a counter\na -1\n", "negative counter"},
 		{"# HELP a A.\n# TYPE a gauge\n# TYPE a gauge\na 1\n", "bad or second TYPE"},
 		{"# HELP a A.\n# TYPE a gauges\na 1\n", "bad or second TYPE"},
-		{"# HELP a A.\n# TYPE a gauge\n# HELP b B.\n# TYPE b gauge\na 1\nb 1\na{x=\"\"} 2\n",
+		{"# HELP a A.\n# TYPE a gauge\n# HELP b B.\n# TYPE b gauge\na 1\nb 1\na{x=\"\"} "
+		 "2\n",
 		 "not together"},
 		{"# HELP a A.\n# TYPE a gauge\na 1\n# HELP a A.\n", "after its samples"},
 		{"# HELP 1a A.\n", "bad metric name"},
@@ -313,8 +315,8 @@ static void test_page_parses(void **state)
 	s.exec.requests = 10;
 	s.exec.retries = 2;
 	s.exec.throttled = 1;
-	s.exec.latency_buckets[0] = 3; /* <= 5 ms */
-	s.exec.latency_buckets[7] = 5; /* <= 1 s */
+	s.exec.latency_buckets[0] = 3;	/* <= 5 ms */
+	s.exec.latency_buckets[7] = 5;	/* <= 1 s */
 	s.exec.latency_buckets[11] = 2; /* over 10 s */
 	s.exec.latency_sum = 42.25;
 	pp_metrics_publish(m, &s);
