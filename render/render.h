@@ -21,8 +21,9 @@ struct pp_run_ctx {
 	const char *api_key; /* PREFECT_API_KEY (secret) */
 };
 
-/* The bundled default base job template for a canonical pool type
- * ("ecs:push": file ecs-push.json; providers/provider.h resolves aliases).
+/* The bundled default base job template for a pool type ("ecs:push", or
+ * its hybrid name "ecs": file ecs-push.json; which types exist is the
+ * provider registry's business, providers/provider.h).
  * Looks in $PUSHPOOL_TEMPLATE_DIR, then the installed share dir, then the
  * copy compiled into the binary. */
 int pp_template_default(const char *pool_type, struct pp_json **out, struct pp_error *err);

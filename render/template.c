@@ -97,8 +97,12 @@ int pp_template_default(const char *pool_type, struct pp_json **out, struct pp_e
 	/* The type names a file: keep it inside the template directories. */
 	if (!*type || strchr(type, '/'))
 		return pp_fail(err, PP_EINVALID, "no default template for pool type \"%s\"", type);
+	/* Prefect names a push type "NAME:push" and its hybrid (worker) twin
+	 * "NAME": both share the push type's template. */
+	char canon[96];
+	snprintf(canon, sizeof(canon), "%s%s", type, strchr(type, ':') ? "" : ":push");
 	char file[128];
-	template_file_name(type, file, sizeof(file));
+	template_file_name(canon, file, sizeof(file));
 	const char *dir = getenv("PUSHPOOL_TEMPLATE_DIR");
 	int rc;
 	if (dir && *dir && (rc = try_dir(dir, file, out, err)) <= 0)
@@ -119,5 +123,5 @@ int pp_template_default(const char *pool_type, struct pp_json **out, struct pp_e
 		*out = t;
 		return 0;
 	}
-	return pp_fail(err, PP_ENOTFOUND, "no default template %s for pool type %s", file, type);
+	return pp_fail(err, PP_ENOTFOUND, "no default template %s for pool type %s", file, canon);
 }

@@ -175,8 +175,11 @@ static void test_unknown_type(void **state)
 	struct pp_error err = {0};
 	assert_int_equal(pp_template_default("kubernetes", &t, &err), PP_ENOTFOUND);
 	assert_null(t);
-	assert_string_equal(err.msg,
-			    "no default template kubernetes.json for pool type kubernetes");
+	assert_string_equal(
+		err.msg, "no default template kubernetes-push.json for pool type kubernetes:push");
+	/* Hybrid names share the push type's template. */
+	assert_int_equal(pp_template_default("ecs", &t, &err), 0);
+	pp_json_free(t);
 }
 
 /* $PUSHPOOL_TEMPLATE_DIR wins when it has the file; other types fall back. */
