@@ -320,61 +320,6 @@ out:
 	return rc;
 }
 
-int pp_read_small_file(const char *path, size_t max, struct pp_buf *out, struct pp_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return pp_fail(err, errno == ENOENT ? PP_ENOTFOUND : PP_EIO, "%s: %s", path,
-			       strerror(errno));
-	pp_buf_reset(out);
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (out->len + n > max) {
-			rc = pp_fail(err, PP_EINVALID, "%s: larger than %zu bytes", path, max);
-			break;
-		}
-		if (pp_buf_append(out, chunk, n)) {
-			rc = pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
-			break;
-		}
-	}
-	if (!rc && ferror(f))
-		rc = pp_fail(err, PP_EIO, "%s: read error", path);
-	fclose(f);
-	return rc;
-}
-
-#define SECRET_FILE_MAX ((size_t)64 << 10)
-
-int pp_read_secret_file(const char *path, const char *what, int empty_code, char **out,
-			struct pp_error *err)
-{
-	struct pp_buf b;
-	pp_buf_init(&b, SECRET_FILE_MAX);
-	int rc = pp_read_small_file(path, SECRET_FILE_MAX, &b, err);
-	if (!rc) {
-		size_t start = 0;
-		while (b.len && isspace((unsigned char)b.data[b.len - 1]))
-			b.data[--b.len] = '\0';
-		while (start < b.len && isspace((unsigned char)b.data[start]))
-			start++;
-		if (start) {
-			memmove(b.data, b.data + start, b.len - start + 1);
-			b.len -= start;
-		}
-		if (!b.len)
-			rc = pp_fail(err, empty_code, "%s: %s file is empty", path, what);
-	}
-	if (!rc) {
-		pp_secret_register(b.data);
-		*out = pp_buf_steal(&b);
-	}
-	pp_buf_free(&b);
-	return rc;
-}
-
 int pp_b64url(struct pp_buf *out, const unsigned char *p, size_t n)
 {
 	static const char tbl[] =

@@ -58,15 +58,6 @@ int pp_form_add(struct pp_buf *form, const char *name, const char *value);
 int pp_oauth_exchange(struct pp_http_req *req, const char *what, struct pp_token_grant *out,
 		      struct pp_error *err);
 
-/* Read a whole small file (at most max bytes) into out; errors name path. */
-int pp_read_small_file(const char *path, size_t max, struct pp_buf *out, struct pp_error *err);
-
-/* Read a file holding one secret value (an API key, a client secret, a
- * token): surrounding white space trimmed, empty is an error (empty_code),
- * the value registered as a secret. *out is the caller's to free. */
-int pp_read_secret_file(const char *path, const char *what, int empty_code, char **out,
-			struct pp_error *err);
-
 /* base64url without padding. */
 int pp_b64url(struct pp_buf *out, const unsigned char *p, size_t n);
 

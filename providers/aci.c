@@ -926,11 +926,25 @@ static void aci_release(void *state)
 static const char *const aci_pool_types[] = {"azure-container-instance:push",
 					     "azure-container-instance", NULL};
 
+/* The resource group's location is read first; no container group exists
+ * yet, so the create request follows. */
+static const struct pp_dry_answer aci_dry_run[] = {
+	{.method = "GET",
+	 .url_part = "/containerGroups/",
+	 .status = 404,
+	 .body = "{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"(dry run: no group "
+		 "yet)\"}}"},
+	{.method = "GET", .status = 200, .body = "{\"location\":\"<resource-group-location>\"}"},
+	{.method = "POST", .status = 200, .body = "{}"},
+	{0},
+};
+
 const struct pp_provider pp_provider_aci = {
 	.abi = PP_PROVIDER_ABI,
 	.name = "aci",
 	.pool_types = aci_pool_types,
-	.caps = PP_CAP_CANCEL | PP_CAP_CLEANUP | PP_CAP_ADOPT,
+	.cred_type = "azure",
+	.dry_run = aci_dry_run,
 	.state_size = sizeof(struct aci_state),
 	.prepare = aci_prepare,
 	.restore = aci_restore,

@@ -612,11 +612,23 @@ static void cr_release(void *state)
 
 static const char *const cr_pool_types[] = {"cloud-run-v2:push", "cloud-run-v2", NULL};
 
+/* CreateJob answers with an operation, GetJob with a job that is ready (no
+ * reconciling, no terminal condition), RunJob with the execution. */
+static const struct pp_dry_answer cr_dry_run[] = {
+	{.url_suffix = ":run",
+	 .status = 200,
+	 .body = "{\"metadata\":{\"name\":\"<execution-name>\"}}"},
+	{.method = "GET", .status = 200, .body = "{}"},
+	{.method = "POST", .status = 200, .body = "{}"},
+	{0},
+};
+
 const struct pp_provider pp_provider_cloudrun = {
 	.abi = PP_PROVIDER_ABI,
 	.name = "cloud-run",
 	.pool_types = cr_pool_types,
-	.caps = PP_CAP_CANCEL | PP_CAP_CLEANUP | PP_CAP_ADOPT,
+	.cred_type = "gcp",
+	.dry_run = cr_dry_run,
 	.state_size = sizeof(struct cr_state),
 	.prepare = cr_prepare,
 	.restore = cr_restore,

@@ -1137,11 +1137,31 @@ static void ecs_release_shared(void *shared)
 
 static const char *const ecs_pool_types[] = {"ecs:push", "ecs", NULL};
 
+/* No task definition revision to reuse, so one is registered; then the task. */
+static const struct pp_dry_answer ecs_dry_run[] = {
+	{.header = "X-Amz-Target",
+	 .header_suffix = ".RegisterTaskDefinition",
+	 .status = 200,
+	 .body = "{\"taskDefinition\":{\"taskDefinitionArn\":\"<task-definition-arn>\"}}"},
+	{.header = "X-Amz-Target",
+	 .header_suffix = ".DescribeTaskDefinition",
+	 .status = 400,
+	 .body = "{\"__type\":\"ClientException\",\"message\":\"(dry run: no revision to "
+		 "reuse)\"}"},
+	{.header = "X-Amz-Target",
+	 .header_suffix = ".RunTask",
+	 .status = 200,
+	 .body = "{\"tasks\":[{\"taskArn\":\"<task-arn>\"}]}"},
+	{0},
+};
+
 const struct pp_provider pp_provider_ecs = {
 	.abi = PP_PROVIDER_ABI,
 	.name = "ecs",
 	.pool_types = ecs_pool_types,
-	.caps = PP_CAP_CANCEL | PP_CAP_CLEANUP | PP_CAP_ADOPT,
+	.cred_type = "aws",
+	.dry_run = ecs_dry_run,
+	.call_header = "X-Amz-Target",
 	.state_size = sizeof(struct ecs_state),
 	.prepare = ecs_prepare,
 	.restore = ecs_restore,

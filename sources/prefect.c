@@ -31,8 +31,8 @@
 
 struct pf_pool {
 	char name[PP_NAME_MAX];
-	const char *type;     /* canonical local type */
-	struct pp_json *tmpl; /* the server's base job template, as read */
+	char type[PP_NAME_MAX]; /* the [pool]'s type, canonical from the configuration */
+	struct pp_json *tmpl;	/* the server's base job template, as read */
 	bool type_warned;
 };
 
@@ -280,12 +280,11 @@ static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_erro
 	if (rc)
 		return rc;
 	const char *type = pp_json_get_string(wp, "type");
+	/* Prefect names a push type "NAME:push" and its hybrid (worker) twin
+	 * "NAME"; both mean the same template. */
 	char hybrid[80];
 	snprintf(hybrid, sizeof(hybrid), "%s:push", type ? type : "");
-	const char *canon = type ? pp_pool_type_canonical(type) : NULL;
-	if (!canon && type && !strchr(type, ':'))
-		canon = pp_pool_type_canonical(hybrid);
-	if (!canon || strcmp(canon, p->type)) {
+	if (!type || (strcmp(type, p->type) && (strchr(type, ':') || strcmp(hybrid, p->type)))) {
 		/* type points into wp: format the message before freeing it. */
 		rc = pp_fail(err, PP_EINVALID,
 			     "work pool \"%s\" has type \"%s\" on the server, but [pool \"%s\"] "
@@ -948,8 +947,8 @@ static int prefect_open(const struct pp_config *cfg, struct pp_source **out, str
 		}
 		struct pf_pool *p = &s->pools[s->npools++];
 		snprintf(p->name, sizeof(p->name), "%s", pool->name);
-		p->type = pp_pool_type_canonical(pool->type);
-		if (!p->type)
+		snprintf(p->type, sizeof(p->type), "%s", pool->type ? pool->type : "");
+		if (!*p->type)
 			rc = pp_fail(err, PP_EINVALID, "pool \"%s\": unknown type \"%s\"",
 				     pool->name, pool->type);
 	}

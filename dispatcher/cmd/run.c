@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth/auth.h"
 #include "dispatcher/cmd/cmd.h"
 #include "dispatcher/config.h"
 #include "dispatcher/op_driver.h"
@@ -17,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/time.h"
 #include "render/render.h"
+#include "dispatcher/pool.h"
 #include "providers/provider.h"
 
 static volatile sig_atomic_t interrupted;
@@ -124,46 +124,6 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 	return 0;
 }
 
-static int render(const struct pp_config *cfg, const struct pp_pool_conf *pool,
-		  const struct run_opts *o, const char *run_id, struct pp_json **job,
-		  struct pp_error *err)
-{
-	struct pp_json *tmpl = NULL, *pool_vars = NULL;
-	char *api_key = NULL;
-	int rc;
-
-	if (pool->template_path && *pool->template_path)
-		rc = pp_template_load(pool->template_path, &tmpl, err);
-	else
-		rc = pp_template_default(pool->type, &tmpl, err);
-	if (!rc && pool->job_variables && *pool->job_variables) {
-		rc = pp_json_parse(pool->job_variables, strlen(pool->job_variables), NULL,
-				   &pool_vars, err);
-		if (rc)
-			pp_error_prefix(err, "pool \"%s\" job_variables: ", pool->name);
-	}
-	if (!rc && cfg->dispatcher.prefect_api_key_file && *cfg->dispatcher.prefect_api_key_file)
-		rc = pp_file_read_secret(cfg->dispatcher.prefect_api_key_file,
-					 "prefect_api_key_file", PP_EINVALID, &api_key, err);
-	if (!rc) {
-		struct pp_run_ctx ctx = {
-			.flow_run_id = run_id,
-			.flow_run_name = run_id,
-			.work_pool_name = pool->name,
-			.api_url =
-				cfg->dispatcher.prefect_api_url && *cfg->dispatcher.prefect_api_url
-					? cfg->dispatcher.prefect_api_url
-					: NULL,
-			.api_key = api_key,
-		};
-		rc = pp_render_job(tmpl, pool_vars, NULL, o->vars, &ctx, job, err);
-	}
-	free(api_key);
-	pp_json_free(pool_vars);
-	pp_json_free(tmpl);
-	return rc;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -226,17 +186,10 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 }
 
 /* Returns the process exit status; errors are printed here. */
-static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_conf *pool,
+static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_conf *pc,
 			     const struct run_opts *o)
 {
 	struct pp_error errbuf = {0}, *err = &errbuf;
-	const char *type = pp_pool_type_canonical(pool->type);
-	const struct pp_provider *p = pp_provider_find(type ? type : pool->type);
-	if (!p) {
-		fprintf(stderr, "pushpool run: %s:%d: pool \"%s\": no backend for type \"%s\"\n",
-			pool->file ? pool->file : cfg->path, pool->line, pool->name, pool->type);
-		return PP_EXIT_CONFIG;
-	}
 	char run_id[64];
 	if (o->run_id) {
 		snprintf(run_id, sizeof(run_id), "%s", o->run_id);
@@ -245,33 +198,27 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 		return PP_EXIT_SOFTWARE;
 	}
 
-	struct pp_cred *cred = NULL;
+	struct pp_pool *pool = NULL;
 	struct pp_json *job = NULL;
-	void *shared = NULL;
 	struct pp_run_io io = {0};
 	int status = PP_EXIT_OK;
-	int rc = render(cfg, pool, o, run_id, &job, err);
-	if (!rc && pool->credentials && *pool->credentials) {
-		const struct pp_cred_conf *cc = pp_config_cred(cfg, pool->credentials);
-		if (!cc) {
-			fprintf(stderr,
-				"pushpool run: pool \"%s\": no [credentials \"%s\"] section\n",
-				pool->name, pool->credentials);
-			status = PP_EXIT_CONFIG;
-			goto out;
-		}
-		rc = pp_cred_new(cc, &cred, err);
+	int rc = pp_pool_open(cfg, pc, 0, &pool, err);
+	if (rc) {
+		/* An unknown type or credentials section is the configuration's
+		 * fault; a bad template or credential file exits by its error. */
+		bool config_error = !pp_pool_type_canonical(pc->type) ||
+				    (pc->credentials && *pc->credentials &&
+				     !pp_config_cred(cfg, pc->credentials));
+		pp_redact(err->msg);
+		fprintf(stderr, "pushpool run: %s\n", err->msg);
+		return config_error ? PP_EXIT_CONFIG : pp_exit_status(rc);
 	}
+	const struct pp_provider *p = pool->prov;
+	struct pp_run_ctx ctx = {.flow_run_id = run_id, .flow_run_name = run_id};
+	rc = pp_pool_render(pool, NULL, NULL, o->vars, &ctx, &job, err);
 	if (rc)
 		goto out;
-
-	io.run_id = run_id;
-	io.run_name = run_id;
-	io.attempt = 1;
-	io.job = job;
-	io.endpoint = pool->endpoint && *pool->endpoint ? pool->endpoint : NULL;
-	io.cred = cred;
-	io.pool_shared = &shared;
+	pp_pool_io_init(pool, &io, run_id, run_id, job);
 	rc = pp_exec_io_prepare(&io, p, err);
 	if (rc)
 		goto out;
@@ -293,10 +240,8 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 out:
 	if (io.state)
 		pp_exec_io_release(&io, p);
-	if (shared && p->release_shared)
-		p->release_shared(shared);
 	pp_json_free(job);
-	pp_cred_free(cred);
+	pp_pool_close(pool);
 	if (rc) {
 		pp_redact(err->msg);
 		fprintf(stderr, "pushpool run: %s\n", err->msg);
