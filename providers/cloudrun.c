@@ -244,6 +244,34 @@ static int shape_body(struct pp_run_io *io, struct pp_json *body, struct pp_erro
 		if (pp_json_set_string(tt, "timeout", d))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
+	/* A numeric string ("600") is no proto3 JSON Duration either. */
+	const char *ts = pp_json_get_string(tt, "timeout");
+	if (ts && *ts) {
+		char *end;
+		strtod(ts, &end);
+		if (!*end) {
+			char d[64];
+			snprintf(d, sizeof(d), "%.60ss", ts);
+			if (pp_json_set_string(tt, "timeout", d))
+				return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+	}
+	/* proto3 JSON: resources.limits is a map<string, string> (a cpu of 2 is
+	 * "2"), and an enum such as launchStage is never "". */
+	struct pp_json *limits = pp_json_path(c0, "resources.limits");
+	for (bool again = pp_json_is(limits, PP_JSON_OBJECT); again;) {
+		again = false;
+		pp_json_foreach (l, limits)
+			if (l->type == PP_JSON_NUMBER) {
+				if (pp_number_to_string(limits, l->key))
+					return pp_fail(err, PP_ENOMEM, "out of memory");
+				again = true;
+				break;
+			}
+	}
+	const char *stage = pp_json_get_string(body, "launchStage");
+	if (stage && !*stage)
+		pp_json_remove(body, "launchStage");
 	struct pp_json *vpc = pp_json_get(tt, "vpcAccess");
 	if (vpc) {
 		const char *conn = pp_json_get_string(vpc, "connector");

@@ -416,6 +416,34 @@ static void test_cancel_of_a_finished_execution_ends(void **state)
 	assert_non_null(strstr(err.msg, "cannot be cancelled"));
 }
 
+/* Values the Job message's proto3 JSON form refuses: a Duration without
+ * its "s", a number in the string map resources.limits, an empty enum. */
+static void test_body_is_proto3_json(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	pp_json_remove(f->job, "timeout");
+	struct pp_json *jb = pp_json_get(f->job, "job_body");
+	pp_json_set_string(jb, "launchStage", "");
+	struct pp_json *tt = pp_json_path(jb, "template.template");
+	pp_json_set_string(tt, "timeout", "600");
+	struct pp_json *limits = pp_json_path(tt, "containers[0].resources.limits");
+	pp_json_set_int(limits, "cpu", 2);
+	pp_json_set_int(limits, "nvidia.com/gpu", 1);
+	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_SUBMIT, &f->io, &fast, &err), 0);
+	struct pp_json *body = request_json(&f->srv, 0);
+	assert_null(pp_json_get(body, "launchStage"));
+	assert_string_equal(pp_json_string(pp_json_path(body, "template.template.timeout")),
+			    "600s");
+	struct pp_json *sent =
+		pp_json_path(body, "template.template.containers[0].resources.limits");
+	assert_string_equal(pp_json_get_string(sent, "cpu"), "2");
+	assert_string_equal(pp_json_get_string(sent, "nvidia.com/gpu"), "1");
+	assert_string_equal(pp_json_get_string(sent, "memory"), "512Mi");
+	pp_json_free(body);
+}
+
 static void test_keep_job_skips_delete(void **state)
 {
 	struct fixture *f = *state;
@@ -479,6 +507,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_of_a_finished_execution_ends, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_body_is_proto3_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_job_skips_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_dump, setup, teardown),
