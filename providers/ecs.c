@@ -468,9 +468,29 @@ static int shape_overrides(struct ecs_state *st, struct pp_json *run, struct pp_
 	env = pp_json_get(co, "environment");
 	if (env && env->type == PP_JSON_ARRAY && env->count == 0)
 		pp_json_remove(co, "environment");
-	/* Task-level overrides are strings, container-level ones integers. */
+	/* Task-level overrides are strings, container-level ones integers
+	 * (botocore: TaskOverride cpu/memory String, ContainerOverride
+	 * cpu/memory/memoryReservation BoxedInteger). */
 	if (pp_number_to_string(ov, "cpu") || pp_number_to_string(ov, "memory"))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	static const char *const ints[] = {"cpu", "memory", "memoryReservation"};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		const char *v = pp_json_get_string(co, ints[i]);
+		if (v && !*v)
+			pp_json_remove(co, ints[i]);
+		if (!v || !*v)
+			continue;
+		char *end;
+		long long n = strtoll(v, &end, 10);
+		if (*end || n < 0)
+			return pp_fail(
+				err, PP_EINVALID,
+				"task_run_request.overrides.containerOverrides[0].%s '%s' is "
+				"not a whole number",
+				ints[i], v);
+		if (pp_json_set_int(co, ints[i], n))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
 	char *text = pp_json_to_string(ov, PP_JSON_COMPACT);
 	if (!text)
 		return pp_fail(err, PP_ENOMEM, "out of memory");

@@ -333,6 +333,26 @@ static void assert_valid_ecs_tags(const struct pp_json *run)
 	}
 }
 
+/* botocore types: ContainerOverride cpu/memory are integers, TaskOverride
+ * cpu/memory strings, whatever type the template rendered. */
+static void test_override_types_follow_the_model(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_json *co =
+		pp_json_path(f->job, "task_run_request.overrides.containerOverrides[0]");
+	pp_json_set_string(co, "cpu", "512");
+	pp_json_set_string(co, "memory", "1024");
+	submit(f, 0);
+	struct pp_json *run = body_of(&f->srv, ".RunTask");
+	assert_int_equal(pp_json_path(run, "overrides.containerOverrides[0].cpu")->type,
+			 PP_JSON_NUMBER);
+	assert_int_equal((int)pp_json_get_int(pp_json_path(run, "overrides.containerOverrides[0]"),
+					      "memory", 0),
+			 1024);
+	assert_string_equal(pp_json_string(pp_json_path(run, "overrides.cpu")), "1024");
+	pp_json_free(run);
+}
+
 static void test_tags_are_sanitised_like_prefect(void **state)
 {
 	struct fixture *f = *state;
@@ -657,6 +677,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_requests_have_the_ecs_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_override_types_follow_the_model, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_tags_are_sanitised_like_prefect, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_at_most_fifty_tags, setup, teardown),
