@@ -414,14 +414,16 @@ static size_t utf8_cut(const char *s, size_t max)
 	return max;
 }
 
-/* A label as an ARM tag name: each character ARM forbids in tag names
- * becomes '_' ("prefect.io/flow-run-id" -> "prefect.io_flow-run-id"), cut to
- * ACI_TAG_NAME_MAX. */
+/* A label as an ARM tag name: each character ARM forbids in tag names (and
+ * control characters) becomes '_' ("prefect.io/flow-run-id" ->
+ * "prefect.io_flow-run-id"), cut to ACI_TAG_NAME_MAX. */
 static void arm_tag_name(char *out, const char *in)
 {
 	size_t n = utf8_cut(in, ACI_TAG_NAME_MAX);
-	for (size_t i = 0; i < n; i++)
-		out[i] = strchr(ACI_TAG_NAME_FORBIDDEN, in[i]) ? '_' : in[i];
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		out[i] = c < 0x20 || c == 0x7f || strchr(ACI_TAG_NAME_FORBIDDEN, c) ? '_' : in[i];
+	}
 	out[n] = '\0';
 }
 

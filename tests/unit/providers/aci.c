@@ -267,6 +267,8 @@ static void assert_valid_arm_tags(const struct pp_json *tags)
 	pp_json_foreach (t, tags) {
 		assert_true(strlen(t->key) >= 1 && strlen(t->key) <= 512);
 		assert_null(strpbrk(t->key, "<>%&\\?/"));
+		for (const char *p = t->key; *p; p++)
+			assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
 		assert_true(strncasecmp(t->key, "azure", 5) &&
 			    strncasecmp(t->key, "microsoft", 9) &&
 			    strncasecmp(t->key, "windows", 7));
@@ -283,6 +285,7 @@ static void test_labels_become_valid_arm_tags(void **unused)
 	pp_json_set_string(labels, "prefect.io/flow-name", "etl & co");
 	pp_json_set_string(labels, "a<b>c%d&e\\f?g", "v");
 	pp_json_set_string(labels, "Azure-thing", "x");
+	pp_json_set_string(labels, "tab\there", "t");
 	char longv[300];
 	memset(longv, 'v', sizeof(longv) - 1);
 	longv[sizeof(longv) - 1] = '\0';
@@ -302,6 +305,7 @@ static void test_labels_become_valid_arm_tags(void **unused)
 	assert_string_equal(pp_json_path(tags, "[\"a_b_c_d_e_f_g\"]")->str, "v");
 	assert_int_equal(strlen(pp_json_get_string(tags, "long")), 256);
 	assert_null(pp_json_get(tags, "Azure-thing"));
+	assert_string_equal(pp_json_get_string(tags, "tab_here"), "t");
 	assert_string_equal(pp_json_get_string(tags, "team"), "data");
 	assert_string_equal(pp_json_get_string(tags, "pushpool-run-id"), RUN_ID);
 	fixture_free(f);
