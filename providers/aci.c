@@ -486,8 +486,9 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *body, struct pp_erro
 			char name[ACI_TAG_NAME_MAX + 1];
 			arm_tag_name(name, t->key);
 			if (!name[0] || arm_reserved_name(name)) {
-				pp_warn("aci run %s: tag '%s' left out (ARM reserves names "
-					"starting with microsoft, azure or windows)",
+				pp_warn("aci run %s: tag '%s' left out (an empty name, or one "
+					"starting with microsoft, azure or windows, which ARM "
+					"reserves)",
 					io->run_id, t->key);
 				continue;
 			}

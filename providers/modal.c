@@ -14,20 +14,21 @@
 #include "providers/common.h"
 #include "providers/provider.h"
 
-#define SVC	       "modal.client.ModalClient/"
-#define RPC_TIMEOUT_MS 30000L
+#define SVC		      "modal.client.ModalClient/"
+#define RPC_TIMEOUT_MS	      30000L
+#define IMAGE_JOIN_TIMEOUT_S  25.0f
+#define IMAGE_BUILDER_VERSION "2024.10"
+#define DEFAULT_APP_NAME      "prefect-flow-runs"
+#define MSG_MAX		      ((size_t)1 << 20)
+#define ID_MAX		      128
 /* ImageJoinStreaming is a long-poll: the server holds the call open for the
- * `timeout` we ask for, streaming build entries, then ends it; we ask again
- * from last_entry_id. The SDKs ask for 55 s, but the op driver caps every
- * call at 30 s (pp_exec_policy.call_timeout_ms), so a 55 s long-poll always
- * ended in our own timeout and lost the entries read so far: we ask for 25 s
- * and give the call a deadline past it, within the cap. */
-#define IMAGE_JOIN_TIMEOUT_S   25.0f
-#define IMAGE_JOIN_DEADLINE_MS 28000L
-#define IMAGE_BUILDER_VERSION  "2024.10"
-#define DEFAULT_APP_NAME       "prefect-flow-runs"
-#define MSG_MAX		       ((size_t)1 << 20)
-#define ID_MAX		       128
+ * timeout we ask for (IMAGE_JOIN_TIMEOUT_S), streaming build entries, then
+ * ends it; we ask again from last_entry_id. The SDKs ask for 55 s, but the
+ * op driver caps every call at 30 s (pp_exec_policy.call_timeout_ms), so a
+ * 55 s long-poll always ended in our own timeout and lost the entries read
+ * so far: we ask for 25 s and give the call a deadline past it, within the
+ * cap. */
+#define IMAGE_JOIN_CALL_MS 28000L
 
 /* api.proto enums */
 enum { CREATE_IF_MISSING = 1, EPHEMERAL = 5 };
@@ -120,7 +121,7 @@ static int send_rpc(struct pp_run_io *io, const char *rpc, const struct pp_buf *
 	struct modal_state *st = io->state;
 	char path[96];
 	snprintf(path, sizeof(path), SVC "%s", rpc);
-	long deadline = strcmp(rpc, "ImageJoinStreaming") ? RPC_TIMEOUT_MS : IMAGE_JOIN_DEADLINE_MS;
+	long deadline = strcmp(rpc, "ImageJoinStreaming") ? RPC_TIMEOUT_MS : IMAGE_JOIN_CALL_MS;
 	int rc = pp_grpc_request(&io->req, st->base, path, msg, deadline, err);
 	if (rc)
 		return rc;
