@@ -13,7 +13,6 @@
 
 #include "auth/auth.h"
 #include "auth/modal.h"
-#include "lib/grpc.h"
 #include "lib/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -353,10 +352,20 @@ static void test_prepare_rejects(void **state)
  * a longer req.timeout_ms is cut to it, so a deadline must fit under it. */
 #define DRIVER_CALL_CAP_MS 30000L
 
-/* Append one gRPC frame holding msg. */
+/* Append one gRPC frame holding n bytes of p: uncompressed flag, big-endian
+ * length, message. */
+static void frame_bytes(struct pp_buf *body, const void *p, size_t n)
+{
+	uint8_t prefix[5] = {0, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+			     (uint8_t)n};
+	assert_int_equal(pp_buf_append(body, prefix, sizeof(prefix)), 0);
+	if (n)
+		assert_int_equal(pp_buf_append(body, p, n), 0);
+}
+
 static void frame(struct pp_buf *body, const struct pp_buf *msg)
 {
-	assert_int_equal(pp_grpc_frame(body, msg->data, msg->len), 0);
+	frame_bytes(body, msg->data, msg->len);
 }
 
 /* Answer the request in r->io.req with HTTP 200, grpc-status and body;
@@ -580,7 +589,7 @@ static void test_terminated_by_someone_else_is_a_crash(void **state)
 	assert_string_equal(rpc_of(&r.io.req), "SandboxTerminate");
 	struct pp_buf empty;
 	pp_buf_init(&empty, 64);
-	assert_int_equal(pp_grpc_frame(&empty, "", 0), 0); /* SandboxTerminateResponse{} */
+	frame_bytes(&empty, "", 0); /* SandboxTerminateResponse{} */
 	assert_int_equal(answer(&r, r.p->cancel, "0", &empty, &sent, &err), PP_STEP_DONE);
 	pp_http_req_free(&sent);
 	assert_int_equal(r.p->status(&r.io, &err), PP_STEP_SEND);
