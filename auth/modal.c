@@ -329,6 +329,7 @@ static int add_token_pair(struct pp_modal_auth *m, struct pp_http_req *req)
 {
 	return pp_http_req_set_header(req, "x-modal-client-type", PP_MODAL_CLIENT_TYPE) ?:
 		pp_http_req_set_header(req, "x-modal-client-version", PP_MODAL_CLIENT_VERSION) ?:
+		pp_http_req_set_header(req, "x-modal-libmodal-version", PP_MODAL_LIBMODAL_VERSION) ?:
 		pp_http_req_set_header(req, "x-modal-token-id", m->token_id) ?:
 		pp_http_req_set_header(req, "x-modal-token-secret", m->token_secret);
 }
