@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "providers/common.h"
 #include "providers/provider.h"
@@ -1152,13 +1153,6 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 	}
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* No task in the answer. MISSING within the grace period keeps the run in
  * its last known state and asks to be polled again, backing off; anything
  * else, or MISSING past the grace period, is PP_ENOTFOUND. */
@@ -1166,7 +1160,7 @@ static int task_not_found(struct pp_run_io *io, const char *reason, struct pp_er
 {
 	struct ecs_state *st = io->state;
 	bool missing = reason && !strcmp(reason, "MISSING");
-	long long now = mono_ms();
+	long long now = pp_mono_ms();
 	if (missing && !st->missing_since_ms)
 		st->missing_since_ms = now;
 	long long waited = missing ? now - st->missing_since_ms : 0;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
+#include "auth/modal.h"
 #include "auth/azure.h"
 #include "auth/backend.h"
 #include "auth/gcp.h"
@@ -272,7 +273,8 @@ static void test_apply_modal_metadata(void **state)
 	assert_string_equal(pp_http_req_get_header(&req, "x-modal-token-id"), "ak-registry");
 	assert_string_equal(pp_http_req_get_header(&req, "x-modal-token-secret"),
 			    "as-registry-secret");
-	assert_string_equal(pp_http_req_get_header(&req, "x-modal-client-type"), "7");
+	assert_string_equal(pp_http_req_get_header(&req, "x-modal-client-type"),
+			    PP_MODAL_CLIENT_TYPE);
 	assert_non_null(pp_http_req_get_header(&req, "x-modal-client-version"));
 	assert_null(pp_http_req_get_header(&req, "Authorization"));
 	pp_http_req_free(&req);
