@@ -65,6 +65,17 @@ static int bad(struct pp_error *err, const char *text, const struct field *f, co
 		       tok, why);
 }
 
+static const char unsupported[] = "uses L, W, # or ?, which pushpool does not support";
+
+/* Quartz/croniter extensions, named in the error rather than "bad". */
+static bool quartz_syntax(const char *tok, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (strchr("LW#?", tok[i]))
+			return true;
+	return false;
+}
+
 /* One comma-separated element: *, N, N-M, with an optional /STEP. */
 static int parse_element(const char *text, const struct field *f, const char *tok, const char *end,
 			 uint64_t *bits, struct pp_error *err)
@@ -81,7 +92,9 @@ static int parse_element(const char *text, const struct field *f, const char *to
 	} else {
 		if (parse_value(f, &p, end, &lo))
 			return bad(err, text, f, tok, toklen,
-				   f->names ? "is not a number or a name" : "is not a number");
+				   quartz_syntax(tok, toklen) ? unsupported
+				   : f->names		      ? "is not a number or a name"
+							      : "is not a number");
 		hi = lo;
 		if (p < end && *p == '-') {
 			p++;
@@ -108,7 +121,11 @@ static int parse_element(const char *text, const struct field *f, const char *to
 			hi = f->hi == 7 ? 6 : f->hi;
 	}
 	if (p != end)
-		return bad(err, text, f, tok, toklen, "has unexpected characters");
+		return bad(err, text, f, tok, toklen,
+			   quartz_syntax(tok, toklen) ? unsupported : "has unexpected characters");
+	/* "FRI-SUN" (5-0) runs through Sunday, as in croniter. */
+	if (f->hi == 7 && hi == 0 && lo > 0)
+		hi = 7;
 	int bad_v = lo < f->lo || lo > f->hi ? lo : hi < f->lo || hi > f->hi ? hi : -1;
 	if (bad_v >= 0)
 		return pp_fail(err, PP_EINVALID, "cron \"%s\": %s %d is out of range %d-%d", text,

@@ -105,7 +105,7 @@ static const char *const rrule_parts[] = {
  * only says whether the whole rule parsed). */
 static int check_rrule_parts(const char *rule, struct pp_error *err)
 {
-	bool freq = false, count = false, until = false;
+	bool freq = false, count = false, until = false, setpos = false, times = false;
 	for (const char *p = rule; *p;) {
 		size_t n = strcspn(p, ";");
 		const char *eq = memchr(p, '=', n);
@@ -123,14 +123,40 @@ static int check_rrule_parts(const char *rule, struct pp_error *err)
 		freq |= kn == 4 && strncasecmp(p, "FREQ", 4) == 0;
 		count |= kn == 5 && strncasecmp(p, "COUNT", 5) == 0;
 		until |= kn == 5 && strncasecmp(p, "UNTIL", 5) == 0;
+		setpos |= kn == 8 && strncasecmp(p, "BYSETPOS", 8) == 0;
+		/* several times of day in one rule: BYHOUR=1,2 and the like */
+		if ((kn == 6 && strncasecmp(p, "BYHOUR", 6) == 0) ||
+		    (kn == 8 &&
+		     (strncasecmp(p, "BYMINUTE", 8) == 0 || strncasecmp(p, "BYSECOND", 8) == 0)))
+			times |= memchr(eq, ',', (size_t)(p + n - eq)) != NULL;
 		p += n;
 		if (*p == ';')
 			p++;
 	}
 	if (!freq)
 		return pp_fail(err, PP_EINVALID, "rrule: FREQ is required");
+	/* libical applies BYSETPOS to days, not to the times within them, so
+	 * it would pick other slots than RFC 5545 (and dateutil) do. */
+	if (setpos && times)
+		return pp_fail(err, PP_EINVALID,
+			       "rrule: BYSETPOS with several BYHOUR, BYMINUTE or BYSECOND values "
+			       "is not supported");
 	if (count && until)
 		return pp_fail(err, PP_EINVALID, "rrule: COUNT and UNTIL cannot both be given");
+	return 0;
+}
+
+static int rrule_restart(struct rrule_state *r, struct pp_error *err)
+{
+	if (r->it)
+		icalrecur_iterator_free(r->it);
+	r->it = icalrecur_iterator_new(r->rec, r->dtstart);
+	r->have_cur = r->ended = false;
+	r->steps = 0;
+	if (!r->it)
+		return pp_fail(err, PP_EINVALID,
+			       "libical cannot iterate it (a rule that never fires, such as a "
+			       "BYSETPOS beyond every period's set?)");
 	return 0;
 }
 
@@ -233,20 +259,28 @@ static int rrule_compile(struct pp_schedule *s, const char *text, const char *tz
 		int64_t u = ical_wall(rec.until);
 		rec.until = wall_ical(u + pp_tz_offset(s->tz, u));
 	}
+	/* RFC 5545: FREQ=YEARLY;BYMONTHDAY=1 is the 1st of every month, but
+	 * libical 3.0 only takes DTSTART's month. Naming all twelve months
+	 * says the same thing in a form libical expands (not with BYDAY
+	 * ordinals, which would then count within months). */
+	bool ordinal = false;
+	for (int i = 0; i < ICAL_BY_DAY_SIZE && rec.by_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
+		ordinal |= icalrecurrencetype_day_position(rec.by_day[i]) != 0;
+	if (rec.freq == ICAL_YEARLY_RECURRENCE && !ordinal &&
+	    rec.by_month_day[0] != ICAL_RECURRENCE_ARRAY_MAX &&
+	    rec.by_month[0] == ICAL_RECURRENCE_ARRAY_MAX &&
+	    rec.by_week_no[0] == ICAL_RECURRENCE_ARRAY_MAX &&
+	    rec.by_year_day[0] == ICAL_RECURRENCE_ARRAY_MAX) {
+		for (short m = 1; m <= 12; m++)
+			rec.by_month[m - 1] = m;
+		rec.by_month[12] = ICAL_RECURRENCE_ARRAY_MAX;
+	}
 	s->rr.rec = rec;
 	s->rr.dtstart = wall_ical(s->rr.dtstart_wall);
-	return 0;
-}
-
-static int rrule_restart(struct rrule_state *r, struct pp_error *err)
-{
-	if (r->it)
-		icalrecur_iterator_free(r->it);
-	r->it = icalrecur_iterator_new(r->rec, r->dtstart);
-	r->have_cur = r->ended = false;
-	r->steps = 0;
-	if (!r->it)
-		return pp_fail(err, PP_EINVALID, "rrule: libical cannot iterate this rule");
+	/* libical refuses some rules that can never fire (BYSETPOS=2 of a
+	 * one-element set); better said now than found silent later. */
+	if (rrule_restart(&s->rr, err))
+		return pp_error_prefix(err, "rrule \"%s\": ", rule);
 	return 0;
 }
 
