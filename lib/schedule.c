@@ -21,7 +21,8 @@
 
 struct rrule_state {
 	struct icalrecurrencetype rec;
-	struct icaltimetype dtstart;
+	struct icaltimetype dtstart; /* as written, for the canonical text */
+	struct icaltimetype first;   /* where libical starts iterating */
 	int64_t dtstart_wall;
 	icalrecur_iterator *it;
 	bool have_cur, ended;
@@ -146,11 +147,51 @@ static int check_rrule_parts(const char *rule, struct pp_error *err)
 	return 0;
 }
 
+/* libical 3.0 counts FREQ=WEEKLY;BYDAY=<one day>;INTERVAL=n in weeks that
+ * ignore WKST, so from a DTSTART before that day it starts a week late
+ * (DTSTART Saturday, BYDAY=SU, INTERVAL=2: the Sunday after next instead of
+ * the next one). Starting the iteration on the first occurrence's day
+ * avoids it: from there every occurrence is n weeks after the last. The
+ * times of day DTSTART implied are made explicit first, as RFC 5545 says
+ * they are, so starting at midnight changes nothing else. */
+static void weekly_single_day(struct icalrecurrencetype *rec, int64_t dtstart_wall,
+			      struct icaltimetype *first)
+{
+	if (rec->freq != ICAL_WEEKLY_RECURRENCE || rec->by_day[0] == ICAL_RECURRENCE_ARRAY_MAX ||
+	    rec->by_day[1] != ICAL_RECURRENCE_ARRAY_MAX ||
+	    icalrecurrencetype_day_position(rec->by_day[0]) != 0)
+		return;
+	/* libical numbers weekdays from 1 = Sunday; pp_weekday from 0 = Sunday */
+	int want = (int)icalrecurrencetype_day_day_of_week(rec->by_day[0]) - 1;
+	int wkst = (int)rec->week_start - 1;
+	int64_t day = dtstart_wall / 86400 - (dtstart_wall % 86400 < 0);
+	int64_t week = day - (pp_weekday(day) - wkst + 7) % 7;
+	int64_t target = week + (want - wkst + 7) % 7;
+	if (target < day)
+		target += 7 * (int64_t)rec->interval;
+	if (target == day)
+		return;
+	int64_t sec = dtstart_wall - day * 86400;
+	if (rec->by_hour[0] == ICAL_RECURRENCE_ARRAY_MAX) {
+		rec->by_hour[0] = (short)(sec / 3600);
+		rec->by_hour[1] = ICAL_RECURRENCE_ARRAY_MAX;
+	}
+	if (rec->by_minute[0] == ICAL_RECURRENCE_ARRAY_MAX) {
+		rec->by_minute[0] = (short)(sec / 60 % 60);
+		rec->by_minute[1] = ICAL_RECURRENCE_ARRAY_MAX;
+	}
+	if (rec->by_second[0] == ICAL_RECURRENCE_ARRAY_MAX) {
+		rec->by_second[0] = (short)(sec % 60);
+		rec->by_second[1] = ICAL_RECURRENCE_ARRAY_MAX;
+	}
+	*first = wall_ical(target * 86400);
+}
+
 static int rrule_restart(struct rrule_state *r, struct pp_error *err)
 {
 	if (r->it)
 		icalrecur_iterator_free(r->it);
-	r->it = icalrecur_iterator_new(r->rec, r->dtstart);
+	r->it = icalrecur_iterator_new(r->rec, r->first);
 	r->have_cur = r->ended = false;
 	r->steps = 0;
 	if (!r->it)
@@ -259,6 +300,11 @@ static int rrule_compile(struct pp_schedule *s, const char *text, const char *tz
 		int64_t u = ical_wall(rec.until);
 		rec.until = wall_ical(u + pp_tz_offset(s->tz, u));
 	}
+	/* RFC 5545's default week start is Monday; libical 3.0 starts weeks
+	 * on Sunday when WKST is absent, which shifts FREQ=WEEKLY;INTERVAL=2
+	 * by a week. */
+	if (!strstr(rule, "WKST="))
+		rec.week_start = ICAL_MONDAY_WEEKDAY;
 	/* RFC 5545: FREQ=YEARLY;BYMONTHDAY=1 is the 1st of every month, but
 	 * libical 3.0 only takes DTSTART's month. Naming all twelve months
 	 * says the same thing in a form libical expands (not with BYDAY
@@ -275,8 +321,10 @@ static int rrule_compile(struct pp_schedule *s, const char *text, const char *tz
 			rec.by_month[m - 1] = m;
 		rec.by_month[12] = ICAL_RECURRENCE_ARRAY_MAX;
 	}
-	s->rr.rec = rec;
 	s->rr.dtstart = wall_ical(s->rr.dtstart_wall);
+	s->rr.first = s->rr.dtstart;
+	weekly_single_day(&rec, s->rr.dtstart_wall, &s->rr.first);
+	s->rr.rec = rec;
 	/* libical refuses some rules that can never fire (BYSETPOS=2 of a
 	 * one-element set); better said now than found silent later. */
 	if (rrule_restart(&s->rr, err))
