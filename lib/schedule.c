@@ -106,7 +106,8 @@ static const char *const rrule_parts[] = {
  * only says whether the whole rule parsed). */
 static int check_rrule_parts(const char *rule, struct pp_error *err)
 {
-	bool freq = false, count = false, until = false, setpos = false, times = false;
+	bool freq = false, count = false, until = false, setpos = false, times = false, by = false;
+	bool subdaily = false;
 	for (const char *p = rule; *p;) {
 		size_t n = strcspn(p, ";");
 		const char *eq = memchr(p, '=', n);
@@ -121,7 +122,21 @@ static int check_rrule_parts(const char *rule, struct pp_error *err)
 		if (!known)
 			return pp_fail(err, PP_EINVALID, "rrule: unsupported part \"%.*s\"",
 				       (int)kn, p);
-		freq |= kn == 4 && strncasecmp(p, "FREQ", 4) == 0;
+		if (kn == 4 && strncasecmp(p, "FREQ", 4) == 0) {
+			freq = true;
+			size_t vn = (size_t)(p + n - eq - 1);
+			/* libical steps a rule one FREQ unit at a time until one
+			 * matches, up to the year 2582: a second- or minute-wise
+			 * rule whose BY parts rarely or never match would spin for
+			 * minutes inside one call, out of reach of any cap. */
+			if (vn == 8 && strncasecmp(eq + 1, "SECONDLY", 8) == 0)
+				return pp_fail(err, PP_EINVALID,
+					       "rrule: FREQ=SECONDLY is not supported (slots are "
+					       "minutes at the finest)");
+			subdaily = (vn == 8 && strncasecmp(eq + 1, "MINUTELY", 8) == 0) ||
+				   (vn == 6 && strncasecmp(eq + 1, "HOURLY", 6) == 0);
+		}
+		by |= kn > 2 && strncasecmp(p, "BY", 2) == 0;
 		count |= kn == 5 && strncasecmp(p, "COUNT", 5) == 0;
 		until |= kn == 5 && strncasecmp(p, "UNTIL", 5) == 0;
 		setpos |= kn == 8 && strncasecmp(p, "BYSETPOS", 8) == 0;
@@ -136,6 +151,10 @@ static int check_rrule_parts(const char *rule, struct pp_error *err)
 	}
 	if (!freq)
 		return pp_fail(err, PP_EINVALID, "rrule: FREQ is required");
+	if (subdaily && by)
+		return pp_fail(err, PP_EINVALID,
+			       "rrule: FREQ=HOURLY and FREQ=MINUTELY take no BY parts; write "
+			       "FREQ=DAILY with BYHOUR and BYMINUTE (and BYDAY etc.) instead");
 	/* libical applies BYSETPOS to days, not to the times within them, so
 	 * it would pick other slots than RFC 5545 (and dateutil) do. */
 	if (setpos && times)
@@ -299,6 +318,27 @@ static int rrule_compile(struct pp_schedule *s, const char *text, const char *tz
 	if (!icaltime_is_null_time(rec.until) && !rec.until.is_date && icaltime_is_utc(rec.until)) {
 		int64_t u = ical_wall(rec.until);
 		rec.until = wall_ical(u + pp_tz_offset(s->tz, u));
+	}
+	/* A BYMONTHDAY that exists in none of the BYMONTH months (Feb 30)
+	 * would have libical step to the year 2582 looking for it. */
+	if (rec.by_month_day[0] != ICAL_RECURRENCE_ARRAY_MAX &&
+	    rec.by_month[0] != ICAL_RECURRENCE_ARRAY_MAX) {
+		bool any = false;
+		for (int i = 0;
+		     i < ICAL_BY_MONTH_SIZE && rec.by_month[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
+			for (int j = 0; j < ICAL_BY_MONTHDAY_SIZE &&
+					rec.by_month_day[j] != ICAL_RECURRENCE_ARRAY_MAX;
+			     j++) {
+				int m = rec.by_month[i], d = rec.by_month_day[j];
+				int dim = m >= 1 && m <= 12 ? pp_days_in_month(2000, m) : 0;
+				any |= (d > 0 ? d : -d) <= dim;
+			}
+		if (!any)
+			return pp_fail(
+				err, PP_EINVALID,
+				"rrule \"%s\": no BYMONTHDAY exists in the BYMONTH months, so "
+				"the rule would never run",
+				rule);
 	}
 	/* RFC 5545's default week start is Monday; libical 3.0 starts weeks
 	 * on Sunday when WKST is absent, which shifts FREQ=WEEKLY;INTERVAL=2

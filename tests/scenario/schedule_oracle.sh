@@ -132,6 +132,11 @@ def rrule_text():
     ds = datetime(2025, 1, 1) + timedelta(days=rnd.randint(0, 700), hours=rnd.choice([0, 1, 2, 3, 9, 23]),
                                           minutes=rnd.choice([0, 0, 15, 30, 45]))
     parts = ["FREQ=" + freq]
+    if freq in ("HOURLY", "MINUTELY"):
+        # pushpool takes no BY parts with these (docs/schedules.md)
+        parts.append("INTERVAL=%d" % rnd.randint(1, 90))
+        parts.append("COUNT=%d" % rnd.randint(1, 400))
+        return "DTSTART:%s|RRULE:%s" % (ds.strftime("%Y%m%dT%H%M%S"), ";".join(parts))
     if rnd.random() < 0.5:
         parts.append("INTERVAL=%d" % rnd.randint(1, 3))
     if freq in ("YEARLY", "MONTHLY") and rnd.random() < 0.5:

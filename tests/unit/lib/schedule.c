@@ -340,6 +340,14 @@ static void test_rrule_errors(void **state)
 		rrule("DTSTART;TZID=Asia/Tokyo:20260101T000000\nRRULE:FREQ=DAILY", "Europe/Berlin"),
 		"differs from the schedule's timezone");
 	expect_error(rrule("RRULE:FREQ=DAILY\nRRULE:FREQ=WEEKLY", NULL), "only one RRULE");
+	/* rules libical would spin on for minutes inside one call */
+	expect_error(rrule("RRULE:FREQ=SECONDLY;BYMONTHDAY=30;BYMONTH=2", NULL),
+		     "FREQ=SECONDLY is not supported");
+	expect_error(rrule("RRULE:FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=29", NULL),
+		     "take no BY parts");
+	expect_error(rrule("RRULE:FREQ=HOURLY;INTERVAL=2;BYHOUR=3", NULL), "take no BY parts");
+	expect_error(rrule("RRULE:FREQ=DAILY;BYMONTH=2,4;BYMONTHDAY=31,-31", NULL),
+		     "would never run");
 	char big[PP_RRULE_TEXT_MAX + 64] = "RRULE:FREQ=DAILY;BYMONTHDAY=1";
 	while (strlen(big) < PP_RRULE_TEXT_MAX)
 		strcat(big, ",1");
