@@ -15,9 +15,13 @@
  * arithmetic below can overflow. */
 #define SCHED_T_MIN (-62135596800LL)
 #define SCHED_T_MAX 253402300799LL
-/* Zone spans one question may walk through before giving up (a cron that
- * fires once in 28 years crosses about 60 of them). */
+/* Zone spans one question may walk through: spans before the next
+ * matching wall time are skipped, so a handful is the most a real zone
+ * needs. */
 #define SCHED_MAX_SPANS 512
+/* No UTC offset is larger than this (+14:00 today, about 15:56 in local
+ * mean times of the past). */
+#define SCHED_OFFSET_BOUND (26 * 3600)
 
 struct rrule_state {
 	struct icalrecurrencetype rec;
@@ -449,6 +453,7 @@ static int wall_next_instant(struct pp_schedule *s, int64_t t, bool *found, int6
 		if (rc)
 			return rc;
 		bool more = f;
+		int64_t next_w = w; /* the first wall time after lo */
 		if (f && (sp.end == PP_TIME_MAX || w - sp.off < sp.end)) {
 			have = true;
 			best = w - sp.off;
@@ -467,12 +472,19 @@ static int wall_next_instant(struct pp_schedule *s, int64_t t, bool *found, int6
 			*out = best;
 			return 0;
 		}
-		if (!more || sp.end == PP_TIME_MAX || sp.end > SCHED_T_MAX)
-			break;
+		if (!more || sp.end == PP_TIME_MAX || sp.end > SCHED_T_MAX) {
+			*found = false;
+			return 0;
+		}
+		/* Every later slot comes from a wall time at or after w, and no
+		 * offset is more than a day: skip the spans before that. */
 		t = sp.end - 1;
+		if (next_w - SCHED_OFFSET_BOUND > t)
+			t = next_w - SCHED_OFFSET_BOUND;
 	}
-	*found = false;
-	return 0;
+	return pp_fail(err, PP_EINVALID,
+		       "schedule: no slot found after crossing %d time-zone spans",
+		       SCHED_MAX_SPANS);
 }
 
 /* ---- intervals ---- */
