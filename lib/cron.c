@@ -11,7 +11,8 @@
 struct field {
 	const char *name;
 	int lo, hi;
-	const char *const *names; /* names[i] is value lo + i, or NULL */
+	const char *const *names; /* names[i] is value lo + i */
+	int nnames;
 };
 
 static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
@@ -20,9 +21,9 @@ static const char *const dow_names[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI"
 
 /* Day-of-week accepts 7 for Sunday as Vixie cron and croniter do. */
 static const struct field fields[5] = {
-	{"minute", 0, 59, NULL},	  {"hour", 0, 23, NULL},
-	{"day-of-month", 1, 31, NULL},	  {"month", 1, 12, month_names},
-	{"day-of-week", 0, 7, dow_names},
+	{"minute", 0, 59, NULL, 0},	     {"hour", 0, 23, NULL, 0},
+	{"day-of-month", 1, 31, NULL, 0},    {"month", 1, 12, month_names, 12},
+	{"day-of-week", 0, 7, dow_names, 7},
 };
 
 static const struct {
@@ -46,8 +47,8 @@ static int parse_value(const struct field *f, const char **pp, const char *end, 
 		return 0;
 	}
 	if (f->names && end - p >= 3) {
-		for (int i = 0; i <= f->hi - f->lo && i < 12; i++) {
-			if (f->names[i] && strncasecmp(p, f->names[i], 3) == 0 &&
+		for (int i = 0; i < f->nnames; i++) {
+			if (strncasecmp(p, f->names[i], 3) == 0 &&
 			    (end - p == 3 || !isalpha((unsigned char)p[3]))) {
 				*out = f->lo + i;
 				*pp = p + 3;

@@ -111,6 +111,8 @@ static void test_cron_errors(void **state)
 	expect_error(cron("* * * * * *", NULL), "found more than 5");
 	expect_error(cron("* * * FOO *", NULL), "month \"FOO\" is not a number or a name");
 	expect_error(cron("x * * * *", NULL), "minute \"x\" is not a number");
+	/* found by fuzz_schedule: no name past SAT is read */
+	expect_error(cron("* * * * MON-FVI", NULL), "has a bad range end");
 	expect_error(cron("*/0 * * * *", NULL), "minute step 0");
 	expect_error(cron("*/61 * * * *", NULL), "out of range 1-60");
 	expect_error(cron("5-1 * * * *", NULL), "runs backwards");
