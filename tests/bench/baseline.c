@@ -318,7 +318,7 @@ static struct curl_slist *modal_headers(const struct bench *b, struct curl_slist
 	char h[300];
 	l = curl_slist_append(l, "Content-Type: application/grpc");
 	l = curl_slist_append(l, "TE: trailers");
-	l = curl_slist_append(l, "x-modal-client-type: 7");
+	l = curl_slist_append(l, "x-modal-client-type: 9");
 	l = curl_slist_append(l, "x-modal-client-version: 1.0.0");
 	snprintf(h, sizeof(h), "x-modal-token-id: %s", b->modal_id);
 	l = curl_slist_append(l, h);

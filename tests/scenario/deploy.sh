@@ -112,6 +112,11 @@ grep -q '^FROM debian:12-slim$' "$ROOT/deploy/container/Dockerfile" || fail "run
 # The runtime stage installs no -dev package.
 awk '/^FROM / { stage++ } stage == 2' "$ROOT/deploy/container/Dockerfile" | grep -q -- '-dev' &&
 	fail "runtime stage installs -dev packages"
+# The build stage copies every directory the build reads C sources from.
+for d in $(cd "$ROOT" && git ls-files '*.c' | grep -v '^tests/' | cut -d/ -f1 | sort -u); do
+	grep -q "^COPY $d $d\$" "$ROOT/deploy/container/Dockerfile" ||
+		fail "the Dockerfile's build stage does not copy $d/"
+done
 echo "container: $(wc -l <"$W/docker.steps") build steps match the README"
 
 # ---- 4. cron example ----
