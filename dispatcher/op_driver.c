@@ -294,6 +294,9 @@ static void send_request(struct exec_op *o)
 		io->req.timeout_ms = o->pol.call_timeout_ms;
 	if (io->req.timeout_ms > remaining)
 		io->req.timeout_ms = remaining;
+	/* The op's deadline (its budget, the lease bound) as an absolute time:
+	 * whatever holds the request up before it goes out cannot extend it. */
+	io->req.not_after_ms = o->deadline_ms;
 	o->tries = o->retrying ? o->tries + 1 : 1;
 	o->retrying = false;
 	pp_http_resp_init(&o->resp, io->req.max_response);

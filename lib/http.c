@@ -460,15 +460,26 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	struct xfer *x = calloc(1, sizeof(*x));
 	if (!x)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	/* The deadline is fixed before credentials are applied: a token fetch
+	 * that a stall prolonged past it must not earn the request a fresh
+	 * window (a create sent so would land after another dispatcher had
+	 * taken the run over, finished it and deleted its job). */
+	long long deadline =
+		pp_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+	if (req->not_after_ms > 0 && req->not_after_ms < deadline)
+		deadline = req->not_after_ms;
 	int rc = xfer_setup(x, req, resp, err);
+	if (!rc && pp_mono_ms() >= deadline)
+		rc = pp_fail(err, PP_ETRANSIENT,
+			     "%s %s: not sent: its deadline passed while credentials were applied",
+			     req->method, req->url);
 	if (rc) {
 		xfer_free(x);
 		return rc;
 	}
 	x->done = done;
 	x->ud = ud;
-	x->deadline_ms =
-		pp_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+	x->deadline_ms = deadline;
 	if (curl_multi_add_handle(m->multi, x->easy) != CURLM_OK) {
 		xfer_free(x);
 		return pp_fail(err, PP_ENOMEM, "curl_multi_add_handle failed");

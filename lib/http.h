@@ -27,7 +27,11 @@ struct pp_http_req {
 	struct pp_http_header *headers; /* in insertion order */
 	char *body;
 	size_t body_len;
-	long timeout_ms;     /* 0: 30 s */
+	long timeout_ms; /* 0: 30 s */
+	/* CLOCK_MONOTONIC ms, 0: none. A multi transfer never goes out after
+	 * it, however long applying credentials (a token fetch, a stall inside
+	 * one) held it up: the caller's own bound, such as an op's lease. */
+	long long not_after_ms;
 	size_t max_response; /* 0: 8 MiB */
 	unsigned flags;
 };

@@ -1,6 +1,7 @@
 # The PostgreSQL run store (store/pg.c): its tests start a real
-# server from the Debian package (tests/pg-env.sh), so `make test` needs it.
-TEST_DEB_PKGS += postgresql
+# server from the Debian package (tests/pg-env.sh), so `make test` needs it;
+# pg_token_stall.sh finds a dispatcher's open connections with ss (iproute2).
+TEST_DEB_PKGS += postgresql iproute2
 
 .PHONY: pg-soak pg-bench
 # The full-size shared-store test: 3 dispatchers, 3,000 runs, one SIGSTOPped

@@ -1,6 +1,7 @@
 /* The provider-op driver against a local HTTP server: credentials applied
  * before sending, retries, backoff, Retry-After, budgets, 401 refresh,
- * waits and many ops at once. */
+ * waits, many ops at once, and the lease bound holding across a slow token
+ * fetch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,6 +444,90 @@ static void test_backoff_bounds(void **state)
 	}
 }
 
+/* ---- a request that needs a token, whose endpoint answers late ---- */
+
+struct late_token {
+	long long answer_at_ms; /* monotonic */
+};
+
+/* Entra ID's token endpoint, answering only once answer_at_ms has passed:
+ * a fetch a SIGSTOP (or a slow identity provider) held up that long. */
+static void late_token(const struct fs_request *req, struct fs_response *resp, void *ud)
+{
+	const struct late_token *t = ud;
+	if (!strstr(req->url, "/oauth2/v2.0/token")) {
+		snprintf(resp->body, sizeof(resp->body), "{\"created\":true}");
+		return;
+	}
+	while (fs_now_ms() < t->answer_at_ms) {
+		struct timespec ts = {.tv_nsec = 5 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	snprintf(resp->body, sizeof(resp->body),
+		 "{\"token_type\":\"Bearer\",\"expires_in\":3599,"
+		 "\"access_token\":\"eyJ0.late-token\"}");
+}
+
+static int count_path(struct fake_server *s, const char *needle)
+{
+	int n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->count; i++)
+		n += strstr(s->log[i].url, needle) != NULL;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* pg_dispatch.sh's late Cloud Run create: a dispatcher stopped while it
+ * fetched the token for a create resumed past its lease, and the transfer
+ * got a deadline counted from the end of the fetch, so the create went
+ * out after another dispatcher had run and deleted that job. The bound an
+ * op starts under holds for every request it makes, token fetch or not. */
+static void test_late_token_does_not_extend_the_bound(void **state)
+{
+	(void)state;
+	struct fake_server srv;
+	struct late_token t = {0};
+	struct pp_cred_conf conf;
+	struct pp_cred *cred = NULL;
+	struct pp_run_io io;
+	struct fake_state st;
+	struct pp_error err = {0};
+
+	assert_int_equal(fs_start(&srv, late_token, &t), 0);
+	memset(&conf, 0, sizeof(conf));
+	snprintf(conf.name, sizeof(conf.name), "late");
+	conf.type = (char *)"azure";
+	conf.source = (char *)"secret";
+	conf.tenant_id = (char *)"5d1b0e4c-late-token-tenant";
+	conf.client_id = (char *)"late-token-client";
+	conf.client_secret = (char *)"late-token-secret-value";
+	conf.subscription_id = (char *)"sub-late";
+	conf.authority = srv.base;
+	assert_int_equal(pp_cred_new(&conf, &cred, &err), 0);
+	memset(&io, 0, sizeof(io));
+	memset(&st, 0, sizeof(st));
+	io.run_id = "0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+	io.attempt = 1;
+	io.endpoint = srv.base;
+	io.state = &st;
+	io.cred = cred;
+
+	/* A minute of budget, but a lease bound 1 s away; the token arrives
+	 * after it. */
+	long long t0 = fs_now_ms();
+	struct pp_exec_policy pol = {.base_ms = 1, .cap_ms = 5, .budget_ms = 60000};
+	pol.not_after_ms = t0 + 1000;
+	t.answer_at_ms = t0 + 1200;
+	int rc = pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &io, &pol, &err);
+	assert_int_equal(count_path(&srv, "/oauth2/v2.0/token"), 1);
+	assert_int_equal(count_path(&srv, "/thing"), 0);
+	assert_int_equal(rc, PP_ETRANSIENT);
+	assert_non_null(strstr(err.msg, "not sent"));
+	pp_cred_free(cred);
+	fs_stop(&srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +546,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credentials_applied_before_sending, setup,
 						teardown),
 		cmocka_unit_test(test_backoff_bounds),
+		cmocka_unit_test(test_late_token_does_not_extend_the_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
