@@ -1,4 +1,6 @@
-/* `pushpool mock`: run the fake cloud APIs until SIGTERM/SIGINT. */
+/* pushpool-mock: the fake cloud APIs as a test program of their own, run
+ * until SIGTERM/SIGINT. Never installed and never linked into pushpool:
+ * `pushpool mock` only execs this program (dispatcher/cmd/mock.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -7,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatcher/cmd/cmd.h"
+#include "lib/err.h"
 #include "lib/log.h"
 #include "mock/mock.h"
 
@@ -16,7 +18,7 @@
 
 static void usage(FILE *out)
 {
-	fputs("usage: pushpool mock [options]\n"
+	fputs("usage: pushpool-mock [options]   (or: pushpool mock [options])\n"
 	      "  --listen HOST:PORT          address (default 127.0.0.1:0, 0 = any free port)\n"
 	      "  --port-file FILE            write url=... and NAME=base URL lines there\n"
 	      "  --provision-seconds S       created -> running (default 0.2)\n"
@@ -44,7 +46,7 @@ static int parse_double(const char *opt, const char *s, double lo, double hi, do
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || *end || v < lo || v > hi) {
-		fprintf(stderr, "pushpool mock: %s: \"%s\" is not a number in [%g, %g]\n", opt, s,
+		fprintf(stderr, "pushpool-mock: %s: \"%s\" is not a number in [%g, %g]\n", opt, s,
 			lo, hi);
 		return -1;
 	}
@@ -125,7 +127,7 @@ static const char *const fault_keys[] = {
 	[OPT_RETRY_AFTER - OPT_FAIL] = "retry_after",
 };
 
-int pp_cmd_mock(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	struct pp_mock_opts o;
 	struct pp_mock *m = NULL;
@@ -151,7 +153,7 @@ int pp_cmd_mock(int argc, char **argv)
 			if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof(host) ||
 			    parse_double("--listen port", colon + 1, 0, 65535, &port)) {
 				fprintf(stderr,
-					"pushpool mock: --listen wants HOST:PORT, got \"%s\"\n",
+					"pushpool-mock: --listen wants HOST:PORT, got \"%s\"\n",
 					optarg);
 				status = PP_EXIT_USAGE;
 				goto out;
@@ -187,7 +189,7 @@ int pp_cmd_mock(int argc, char **argv)
 		case OPT_GCP_KEY:
 		case OPT_AWS_KEY:
 			if ((c == OPT_GCP_KEY ? o.ngcp_keys : o.naws_keys) == PP_MOCK_MAX_KEYS) {
-				fprintf(stderr, "pushpool mock: at most %d keys of a kind\n",
+				fprintf(stderr, "pushpool-mock: at most %d keys of a kind\n",
 					PP_MOCK_MAX_KEYS);
 				status = PP_EXIT_USAGE;
 				goto out;
@@ -196,7 +198,7 @@ int pp_cmd_mock(int argc, char **argv)
 				o.gcp_keys[o.ngcp_keys++] = optarg;
 			} else {
 				if (!strchr(optarg, ':')) {
-					fputs("pushpool mock: --aws-key wants ID:SECRET\n", stderr);
+					fputs("pushpool-mock: --aws-key wants ID:SECRET\n", stderr);
 					status = PP_EXIT_USAGE;
 					goto out;
 				}
@@ -235,7 +237,7 @@ int pp_cmd_mock(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "pushpool mock: unexpected argument \"%s\"\n", argv[optind]);
+		fprintf(stderr, "pushpool-mock: unexpected argument \"%s\"\n", argv[optind]);
 		status = PP_EXIT_USAGE;
 		goto out;
 	}
@@ -253,7 +255,7 @@ int pp_cmd_mock(int argc, char **argv)
 
 	if (pp_mock_new(&o, &m, &err) || pp_mock_set_faults(m, pp_buf_str(&flag_faults), &err) ||
 	    (faults_json && pp_mock_set_faults(m, faults_json, &err)) || pp_mock_start(m, &err)) {
-		fprintf(stderr, "pushpool mock: %s\n", err.msg);
+		fprintf(stderr, "pushpool-mock: %s\n", err.msg);
 		status = err.code == PP_EINVALID ? PP_EXIT_USAGE : pp_exit_status(err.code);
 		goto out;
 	}
@@ -261,13 +263,13 @@ int pp_cmd_mock(int argc, char **argv)
 	printf("mock listening on %s\n%s", pp_mock_base_url(m), pp_buf_str(&desc));
 	fflush(stdout);
 	if (port_file && write_port_file(port_file, pp_buf_str(&desc)) != 0) {
-		fprintf(stderr, "pushpool mock: %s: %s\n", port_file, strerror(errno));
+		fprintf(stderr, "pushpool-mock: %s: %s\n", port_file, strerror(errno));
 		status = PP_EXIT_IOERR;
 		goto out;
 	}
 	while (sigwait(&sigs, &sig) != 0)
 		;
-	fprintf(stderr, "pushpool mock: signal %d, stopping\n", sig);
+	fprintf(stderr, "pushpool-mock: signal %d, stopping\n", sig);
 out:
 	pp_mock_free(m);
 	pp_buf_free(&flag_faults);
