@@ -11,8 +11,8 @@
 
 #include <openssl/crypto.h>
 
-#include "auth/auth.h"
 #include "mock/mock.h"
+#include "mock/sigv4_check.h"
 
 #define ACCOUNT		  "123456789012"
 #define ECS_TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
@@ -141,25 +141,8 @@ static struct temp_cred *cred_find(struct temp_cred *list, const char *akid)
 	return NULL;
 }
 
-/* Copy "Name=value" up to ',' or end from an Authorization header part. */
-static bool auth_field(const char *auth, const char *name, char *out, size_t size)
-{
-	const char *p = strstr(auth, name), *end;
-	size_t n;
-
-	if (!p)
-		return false;
-	p += strlen(name);
-	end = strchr(p, ',');
-	n = end ? (size_t)(end - p) : strlen(p);
-	while (n && isspace((unsigned char)p[n - 1]))
-		n--;
-	if (n == 0 || n >= size)
-		return false;
-	memcpy(out, p, n);
-	out[n] = '\0';
-	return true;
-}
+/* The most headers a signed request may carry: more than any AWS SDK sends. */
+#define SIGNED_REQ_HEADERS 64
 
 /* Check the request's SigV4 signature like AWS does; on failure the error is
  * in resp. region receives the credential scope's region. */
@@ -170,13 +153,11 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 	const char *auth = pp_mock_header(req, "Authorization");
 	const char *date_hdr = pp_mock_header(req, "X-Amz-Date");
 	const char *token_hdr = pp_mock_header(req, "X-Amz-Security-Token");
-	char cred[256], signed_hdrs[1024], sig[80], akid[64], scope_date[16], scope_region[32];
-	char scope_service[32], secret[128] = "", amz_now[17];
-	const char *names[32], *values[32];
-	struct pp_sigv4_input in = {0};
-	struct pp_sigv4_output out;
+	const char *names[SIGNED_REQ_HEADERS], *values[SIGNED_REQ_HEADERS];
+	struct pp_mock_sigv4_auth a;
+	struct pp_mock_sigv4_request sr = {0};
+	char secret[128] = "", amz_now[17];
 	struct pp_error err = {0};
-	size_t nnames = 0;
 	time_t when, now = time(NULL);
 	struct tm tm_now;
 	int rc;
@@ -186,24 +167,15 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 			  "Missing Authentication Token");
 		return -1;
 	}
-	if (strncmp(auth, "AWS4-HMAC-SHA256 ", 17) != 0 ||
-	    !auth_field(auth, "Credential=", cred, sizeof(cred)) ||
-	    !auth_field(auth, "SignedHeaders=", signed_hdrs, sizeof(signed_hdrs)) ||
-	    !auth_field(auth, "Signature=", sig, sizeof(sig))) {
+	if (pp_mock_sigv4_parse(auth, &a, &err)) {
 		aws_error(resp, p, 400, "IncompleteSignatureException",
 			  "Authorization header requires 'Credential', 'SignedHeaders' and "
-			  "'Signature' parameters of an AWS4-HMAC-SHA256 signature. "
+			  "'Signature' parameters of an AWS4-HMAC-SHA256 signature (%s). "
 			  "Authorization=%.40s",
-			  auth);
+			  err.msg, auth);
 		return -1;
 	}
-	if (sscanf(cred, "%63[^/]/%15[^/]/%31[^/]/%31[^/]/aws4_request", akid, scope_date,
-		   scope_region, scope_service) != 4) {
-		aws_error(resp, p, 400, "IncompleteSignatureException",
-			  "Credential should be scoped to a valid region, not '%s'. ", cred);
-		return -1;
-	}
-	if (strcmp(scope_service, service) != 0) {
+	if (strcmp(a.service, service) != 0) {
 		aws_error(resp, p, 403, "InvalidSignatureException",
 			  "Credential should be scoped to correct service: '%s'. ", service);
 		return -1;
@@ -225,7 +197,8 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 	for (size_t i = 0; i < pp_mock_opts(m)->naws_keys; i++) {
 		const char *k = pp_mock_opts(m)->aws_keys[i], *colon = strchr(k, ':');
 
-		if ((size_t)(colon - k) == strlen(akid) && strncmp(k, akid, strlen(akid)) == 0) {
+		if ((size_t)(colon - k) == strlen(a.akid) &&
+		    strncmp(k, a.akid, strlen(a.akid)) == 0) {
 			snprintf(secret, sizeof(secret), "%s", colon + 1);
 			break;
 		}
@@ -236,7 +209,7 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 		bool token_ok = false;
 
 		pp_mock_lock(m);
-		tc = cred_find(st->creds, akid);
+		tc = cred_find(st->creds, a.akid);
 		if (tc) {
 			snprintf(secret, sizeof(secret), "%s", tc->secret);
 			expires = tc->expires;
@@ -254,41 +227,21 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 			return -1;
 		}
 	}
-	for (char *save = NULL, *h = strtok_r(signed_hdrs, ";", &save); h;
-	     h = strtok_r(NULL, ";", &save)) {
-		const char *v = pp_mock_header(req, h);
-
-		if (!v || nnames == sizeof(names) / sizeof(names[0])) {
-			aws_error(resp, p, 403, "InvalidSignatureException", SIG_MISMATCH);
-			return -1;
-		}
-		names[nnames] = h;
-		values[nnames++] = v;
-	}
-	in.method = req->method;
-	in.path = req->raw_path;
-	in.query = req->raw_query;
-	in.header_names = names;
-	in.header_values = values;
-	in.nheaders = nnames;
-	in.payload = req->body;
-	in.payload_len = req->body_len;
-	in.access_key_id = akid;
-	in.secret_access_key = secret;
-	in.region = scope_region;
-	in.service = scope_service;
-	in.when = when;
-	in.normalize_path = true;
-	pp_sigv4_output_init(&out);
-	rc = pp_sigv4_sign(&in, &out, &err);
-	if (rc == 0 && (strlen(sig) != 64 || CRYPTO_memcmp(sig, out.signature, 64) != 0))
-		rc = -1;
-	pp_sigv4_output_free(&out);
+	sr.method = req->method;
+	sr.path = req->raw_path;
+	sr.query = req->raw_query;
+	sr.nheaders = pp_mock_headers(req, names, values, SIGNED_REQ_HEADERS);
+	sr.names = names;
+	sr.values = values;
+	sr.body = req->body;
+	sr.body_len = req->body_len;
+	rc = pp_mock_sigv4_check(&sr, &a, secret, true, NULL, NULL, &err);
+	OPENSSL_cleanse(secret, sizeof(secret));
 	if (rc) {
 		aws_error(resp, p, 403, "InvalidSignatureException", SIG_MISMATCH);
 		return -1;
 	}
-	snprintf(region, region_size, "%s", scope_region);
+	snprintf(region, region_size, "%s", a.region);
 	return 0;
 }
 
