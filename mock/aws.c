@@ -564,7 +564,7 @@ oom:
 }
 
 static void ecs_taskdef_answer(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
-			       struct pp_mock_resp *resp, bool deregister)
+			       bool deregister, struct pp_mock_resp *resp)
 {
 	const char *ref = pp_json_get_string(body, "taskDefinition");
 	struct pp_json *out = NULL;
@@ -604,7 +604,7 @@ static void ecs_taskdef_answer(struct pp_mock *m, struct aws_state *st, const st
 }
 
 static void ecs_list_taskdefs(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
-			      struct pp_mock_resp *resp)
+			      const char *region, struct pp_mock_resp *resp)
 {
 	const char *prefix = pp_json_get_string(body, "familyPrefix");
 	const char *status = pp_json_get_string(body, "status");
@@ -1052,84 +1052,121 @@ static void ecs_list_tasks(struct pp_mock *m, struct aws_state *st, const struct
 	json_ok(resp, out);
 }
 
-static void ecs_handle(struct pp_mock *m, struct aws_state *st, const struct pp_mock_req *req,
-		       struct pp_mock_resp *resp)
+static void ecs_describe_taskdef(struct pp_mock *m, struct aws_state *st,
+				 const struct pp_json *body, const char *region,
+				 struct pp_mock_resp *resp)
 {
-	const char *target = pp_mock_header(req, "X-Amz-Target");
-	const char *ctype = pp_mock_header(req, "Content-Type");
-	const char *action;
-	struct pp_json *body = NULL;
-	struct pp_error err = {0};
-	char region[32];
+	ecs_taskdef_answer(m, st, body, false, resp);
+}
+
+static void ecs_deregister_taskdef(struct pp_mock *m, struct aws_state *st,
+				   const struct pp_json *body, const char *region,
+				   struct pp_mock_resp *resp)
+{
+	ecs_taskdef_answer(m, st, body, true, resp);
+}
+
+/* ECS is one endpoint: X-Amz-Target names the operation. */
+static const struct {
+	const char *name;
+	void (*run)(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+		    const char *region, struct pp_mock_resp *resp);
+} ecs_actions[] = {
+	{"RegisterTaskDefinition", ecs_register},
+	{"DescribeTaskDefinition", ecs_describe_taskdef},
+	{"DeregisterTaskDefinition", ecs_deregister_taskdef},
+	{"ListTaskDefinitions", ecs_list_taskdefs},
+	{"RunTask", ecs_run_task},
+	{"DescribeTasks", ecs_describe_tasks},
+	{"StopTask", ecs_stop_task},
+	{"ListTasks", ecs_list_tasks},
+};
+
+/* Operation, signature, content type and faults, before the body is read;
+ * the signature's region goes to c->note. */
+static bool ecs_admit(struct pp_mock_call *c)
+{
+	const char *target = pp_mock_header(c->req, "X-Amz-Target");
+	const char *ctype = pp_mock_header(c->req, "Content-Type");
+	struct pp_mock_resp *resp = c->resp;
 	int retry_after = 0;
 
-	snprintf(resp->api, sizeof(resp->api), "ecs");
-	if (strcmp(req->method, "POST") != 0) {
-		aws_error(resp, PROTO_JSON, 405, "UnknownOperationException",
-			  "ECS takes POST with X-Amz-Target");
-		return;
-	}
 	if (!target || strncmp(target, ECS_TARGET_PREFIX, strlen(ECS_TARGET_PREFIX)) != 0) {
 		aws_error(resp, PROTO_JSON, 400, "UnknownOperationException",
 			  "X-Amz-Target must start with " ECS_TARGET_PREFIX);
-		return;
+		return false;
 	}
-	action = target + strlen(ECS_TARGET_PREFIX);
-	snprintf(resp->action, sizeof(resp->action), "%s", action);
-	if (verify_sigv4(m, st, req, resp, PROTO_JSON, "ecs", region, sizeof(region)))
-		return;
+	snprintf(resp->action, sizeof(resp->action), "%s", target + strlen(ECS_TARGET_PREFIX));
+	if (verify_sigv4(c->m, c->state, c->req, resp, PROTO_JSON, "ecs", c->note, sizeof(c->note)))
+		return false;
 	if (!ctype || strncmp(ctype, "application/x-amz-json-1.1", 26) != 0) {
 		aws_error(resp, PROTO_JSON, 400, "SerializationException",
 			  "Content-Type must be application/x-amz-json-1.1, not %s",
 			  ctype ? ctype : "(none)");
-		return;
+		return false;
 	}
-	if (pp_json_parse(req->body, req->body_len, NULL, &body, &err) ||
-	    !pp_json_is(body, PP_JSON_OBJECT)) {
-		pp_json_free(body);
-		aws_error(resp, PROTO_JSON, 400, "SerializationException",
-			  "request body is not a JSON object: %s", err.msg);
-		return;
-	}
-	switch (pp_mock_fault_check(m, "ecs", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, "ecs", false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		aws_error(resp, PROTO_JSON, 400, "ThrottlingException", "Rate exceeded");
-		goto out;
+		if (retry_after > 0) {
+			char v[16];
+
+			snprintf(v, sizeof(v), "%d", retry_after * 1000);
+			pp_mock_resp_header(resp, "x-amz-retry-after", v);
+		}
+		return false;
 	case PP_MOCK_FAULT_ERROR:
 		aws_error(resp, PROTO_JSON, 500, "ServerException",
 			  "Service Unavailable. Please try again later.");
-		goto out;
-	default: break;
+		return false;
+	default: return true;
 	}
-	if (strcmp(action, "RegisterTaskDefinition") == 0)
-		ecs_register(m, st, body, region, resp);
-	else if (strcmp(action, "DescribeTaskDefinition") == 0)
-		ecs_taskdef_answer(m, st, body, resp, false);
-	else if (strcmp(action, "DeregisterTaskDefinition") == 0)
-		ecs_taskdef_answer(m, st, body, resp, true);
-	else if (strcmp(action, "ListTaskDefinitions") == 0)
-		ecs_list_taskdefs(m, st, body, resp);
-	else if (strcmp(action, "RunTask") == 0)
-		ecs_run_task(m, st, body, region, resp);
-	else if (strcmp(action, "DescribeTasks") == 0)
-		ecs_describe_tasks(m, st, body, region, resp);
-	else if (strcmp(action, "StopTask") == 0)
-		ecs_stop_task(m, st, body, region, resp);
-	else if (strcmp(action, "ListTasks") == 0)
-		ecs_list_tasks(m, st, body, region, resp);
-	else
-		aws_error(resp, PROTO_JSON, 400, "UnknownOperationException",
-			  "mock ECS does not implement %s", action);
-out:
-	if (retry_after > 0 && resp->status == 400 && resp->reject_reason &&
-	    strcmp(resp->reject_reason, "ThrottlingException") == 0) {
-		char v[16];
-
-		snprintf(v, sizeof(v), "%d", retry_after * 1000);
-		pp_mock_resp_header(resp, "x-amz-retry-after", v);
-	}
-	pp_json_free(body);
 }
+
+static void ecs_bad_body(struct pp_mock_call *c, const char *why)
+{
+	aws_error(c->resp, PROTO_JSON, 400, "SerializationException",
+		  "request body is not a JSON object: %s", why);
+}
+
+static void ecs_handle(struct pp_mock_call *c)
+{
+	const char *action = c->resp->action;
+
+	if (!pp_json_is(c->body, PP_JSON_OBJECT)) {
+		ecs_bad_body(c, "not an object");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(ecs_actions) / sizeof(ecs_actions[0]); i++) {
+		if (strcmp(action, ecs_actions[i].name) == 0) {
+			ecs_actions[i].run(c->m, c->state, c->body, c->note, c->resp);
+			return;
+		}
+	}
+	aws_error(c->resp, PROTO_JSON, 400, "UnknownOperationException",
+		  "mock ECS does not implement %s", action);
+}
+
+static void ecs_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	aws_error(c->resp, PROTO_JSON, 405, "UnknownOperationException",
+		  "ECS takes POST with X-Amz-Target");
+}
+
+static const struct pp_mock_route ecs_routes[] = {
+	{"POST", "/aws/ecs", ecs_handle, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router ecs_router = {
+	.api = "ecs",
+	.scope = "/aws/ecs",
+	.json_body = true,
+	.routes = ecs_routes,
+	.admit = ecs_admit,
+	.bad_body = ecs_bad_body,
+	.unmatched = ecs_unmatched,
+};
 
 /* ---- STS ---- */
 
@@ -1171,19 +1208,95 @@ static bool jwt_shaped(const char *s)
 	return d1 && d2 && d1 > s && d2 > d1 + 1 && !strchr(d2 + 1, '.');
 }
 
-static void sts_handle(struct pp_mock *m, struct aws_state *st, const struct pp_mock_req *req,
-		       struct pp_mock_resp *resp)
+/* What an AssumeRole* form asks for; false after answering a validation
+ * error. */
+struct sts_ask {
+	char role[2048], session[128];
+	double seconds;
+};
+
+static bool sts_parse(struct pp_mock *m, const char *body, struct sts_ask *ask,
+		      struct pp_mock_resp *resp)
 {
-	char action[64], role[2048], session[128], duration[16], web_token[8192], region[32];
+	char duration[16];
+
+	ask->seconds = 3600;
+	if (!form_value(body, "RoleArn", ask->role, sizeof(ask->role)) ||
+	    strncmp(ask->role, "arn:aws:iam::", 13) != 0 || !strstr(ask->role, ":role/")) {
+		aws_error(resp, PROTO_XML, 400, "ValidationError",
+			  "1 validation error detected: Value at 'roleArn' failed to satisfy "
+			  "constraint: a role ARN arn:aws:iam::ACCOUNT:role/NAME is required");
+		return false;
+	}
+	if (!form_value(body, "RoleSessionName", ask->session, sizeof(ask->session)) ||
+	    strlen(ask->session) < 2 || strlen(ask->session) > 64) {
+		aws_error(resp, PROTO_XML, 400, "ValidationError",
+			  "1 validation error detected: Value at 'roleSessionName' failed to "
+			  "satisfy constraint: Member must have length between 2 and 64");
+		return false;
+	}
+	if (form_value(body, "DurationSeconds", duration, sizeof(duration))) {
+		ask->seconds = atof(duration);
+		if (ask->seconds < 900 || ask->seconds > 43200) {
+			aws_error(resp, PROTO_XML, 400, "ValidationError",
+				  "1 validation error detected: Value '%s' at 'durationSeconds' "
+				  "failed to satisfy constraint: Member must have value between "
+				  "900 and 43200",
+				  duration);
+			return false;
+		}
+	}
+	if (ask->seconds > pp_mock_opts(m)->token_lifetime_seconds)
+		ask->seconds = pp_mock_opts(m)->token_lifetime_seconds;
+	return true;
+}
+
+/* AssumeRoleWithWebIdentity: the token the mock was told to accept, or any
+ * JWT-shaped one. */
+static bool sts_web_token_ok(struct pp_mock *m, const char *body)
+{
+	const char *want = pp_mock_opts(m)->aws_web_identity_token;
+	char token[8192];
+	bool ok = form_value(body, "WebIdentityToken", token, sizeof(token));
+	size_t n = ok ? strlen(token) : 0;
+
+	while (n && (token[n - 1] == '\n' || token[n - 1] == '\r'))
+		token[--n] = '\0';
+	return ok && n && (want ? strcmp(token, want) == 0 : jwt_shaped(token));
+}
+
+static void sts_answer(struct pp_mock *m, const char *action, const struct sts_ask *ask,
+		       const struct temp_cred *c, struct pp_mock_resp *resp)
+{
 	char expires_iso[32], role_name[256];
-	const struct pp_mock_opts *o = pp_mock_opts(m);
-	double seconds = 3600;
-	struct temp_cred *c;
+
+	iso8601(c->expires, expires_iso, sizeof(expires_iso));
+	snprintf(role_name, sizeof(role_name), "%.200s", last_segment(ask->role, '/'));
+	pp_mock_resp_printf(
+		resp, 200, "text/xml",
+		"<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><%sResult>"
+		"<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>"
+		"<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
+		"<AssumedRoleUser><Arn>arn:aws:sts::" ACCOUNT ":assumed-role/%s/%s</Arn>"
+		"<AssumedRoleId>AROAPUSHPOOLMOCK:%s</AssumedRoleId></AssumedRoleUser>"
+		"</%sResult><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000001"
+		"</RequestId></ResponseMetadata></%sResponse>",
+		action, action, c->akid, c->secret, c->token, expires_iso, role_name, ask->session,
+		ask->session, action, action);
+	pp_mock_count(m, "sts.issued", action);
+}
+
+static void sts_handle(struct pp_mock_call *c)
+{
+	struct pp_mock *m = c->m;
+	struct pp_mock_resp *resp = c->resp;
+	const char *body = c->req->body;
+	char action[64], region[32];
+	struct sts_ask ask;
+	struct temp_cred *cred;
 	bool web;
 
-	snprintf(resp->api, sizeof(resp->api), "sts");
-	if (strcmp(req->method, "POST") != 0 ||
-	    !form_value(req->body, "Action", action, sizeof(action))) {
+	if (!form_value(body, "Action", action, sizeof(action))) {
 		aws_error(resp, PROTO_XML, 400, "MissingAction",
 			  "STS takes POST with a form body carrying Action=");
 		return;
@@ -1195,75 +1308,48 @@ static void sts_handle(struct pp_mock *m, struct aws_state *st, const struct pp_
 			  "Could not find operation %s for version 2011-06-15", action);
 		return;
 	}
-	if (!web && verify_sigv4(m, st, req, resp, PROTO_XML, "sts", region, sizeof(region)))
+	/* AssumeRole is signed; the web identity token is the proof otherwise. */
+	if (!web &&
+	    verify_sigv4(m, c->state, c->req, resp, PROTO_XML, "sts", region, sizeof(region)))
 		return;
-	if (!form_value(req->body, "RoleArn", role, sizeof(role)) ||
-	    strncmp(role, "arn:aws:iam::", 13) != 0 || !strstr(role, ":role/")) {
-		aws_error(resp, PROTO_XML, 400, "ValidationError",
-			  "1 validation error detected: Value at 'roleArn' failed to satisfy "
-			  "constraint: a role ARN arn:aws:iam::ACCOUNT:role/NAME is required");
+	if (!sts_parse(m, body, &ask, resp))
 		return;
-	}
-	if (!form_value(req->body, "RoleSessionName", session, sizeof(session)) ||
-	    strlen(session) < 2 || strlen(session) > 64) {
-		aws_error(resp, PROTO_XML, 400, "ValidationError",
-			  "1 validation error detected: Value at 'roleSessionName' failed to "
-			  "satisfy constraint: Member must have length between 2 and 64");
+	if (web && !sts_web_token_ok(m, body)) {
+		aws_error(resp, PROTO_XML, 400, "InvalidIdentityToken",
+			  "The web identity token that was passed could not be validated "
+			  "by AWS. Get a new identity token from the identity provider and "
+			  "then retry the request.");
 		return;
-	}
-	if (form_value(req->body, "DurationSeconds", duration, sizeof(duration))) {
-		seconds = atof(duration);
-		if (seconds < 900 || seconds > 43200) {
-			aws_error(resp, PROTO_XML, 400, "ValidationError",
-				  "1 validation error detected: Value '%s' at 'durationSeconds' "
-				  "failed to satisfy constraint: Member must have value between "
-				  "900 and 43200",
-				  duration);
-			return;
-		}
-	}
-	if (seconds > o->token_lifetime_seconds)
-		seconds = o->token_lifetime_seconds;
-	if (web) {
-		bool ok = form_value(req->body, "WebIdentityToken", web_token, sizeof(web_token));
-		size_t n = ok ? strlen(web_token) : 0;
-
-		while (n && (web_token[n - 1] == '\n' || web_token[n - 1] == '\r'))
-			web_token[--n] = '\0';
-		if (!ok || n == 0 ||
-		    (o->aws_web_identity_token ? strcmp(web_token, o->aws_web_identity_token) != 0
-					       : !jwt_shaped(web_token))) {
-			aws_error(resp, PROTO_XML, 400, "InvalidIdentityToken",
-				  "The web identity token that was passed could not be validated "
-				  "by AWS. Get a new identity token from the identity provider and "
-				  "then retry the request.");
-			return;
-		}
 	}
 	if (pp_mock_fault_check(m, "sts", true, resp, NULL) != PP_MOCK_FAULT_NONE) {
 		aws_error(resp, PROTO_XML, 503, "ServiceUnavailable", "Service is unavailable");
 		return;
 	}
-	c = issue_cred(m, st, seconds);
-	if (!c) {
+	cred = issue_cred(m, c->state, ask.seconds);
+	if (!cred) {
 		aws_error(resp, PROTO_XML, 500, "InternalFailure", "mock: out of memory");
 		return;
 	}
-	iso8601(c->expires, expires_iso, sizeof(expires_iso));
-	snprintf(role_name, sizeof(role_name), "%.200s", last_segment(role, '/'));
-	pp_mock_resp_printf(
-		resp, 200, "text/xml",
-		"<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><%sResult>"
-		"<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>"
-		"<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
-		"<AssumedRoleUser><Arn>arn:aws:sts::" ACCOUNT ":assumed-role/%s/%s</Arn>"
-		"<AssumedRoleId>AROAPUSHPOOLMOCK:%s</AssumedRoleId></AssumedRoleUser>"
-		"</%sResult><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000001"
-		"</RequestId></ResponseMetadata></%sResponse>",
-		action, action, c->akid, c->secret, c->token, expires_iso, role_name, session,
-		session, action, action);
-	pp_mock_count(m, "sts.issued", action);
+	sts_answer(m, action, &ask, cred, resp);
 }
+
+static void sts_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	aws_error(c->resp, PROTO_XML, 400, "MissingAction",
+		  "STS takes POST with a form body carrying Action=");
+}
+
+static const struct pp_mock_route sts_routes[] = {
+	{"POST", "/aws/sts", sts_handle, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router sts_router = {
+	.api = "sts",
+	.scope = "/aws/sts",
+	.routes = sts_routes,
+	.unmatched = sts_unmatched,
+};
 
 /* ---- container credentials and IMDSv2 ---- */
 
@@ -1289,90 +1375,119 @@ static void creds_json(struct pp_mock *m, struct aws_state *st, struct pp_mock_r
 	pp_mock_count(m, imds ? "imds.credentials" : "container.credentials", NULL);
 }
 
-static void imds_handle(struct pp_mock *m, struct aws_state *st, const struct pp_mock_req *req,
-			struct pp_mock_resp *resp)
+/* PUT /latest/api/token: an IMDSv2 session token for 1..21600 s. */
+static void imds_token(struct pp_mock_call *c)
 {
-	const char *path = req->path + strlen("/latest");
-	const char *creds_prefix = "/meta-data/iam/security-credentials/";
-	double now = pp_mock_wall(m, pp_mock_clock(m));
-	const char *tok;
-	bool valid = false;
+	struct aws_state *st = c->state;
+	const char *ttl_s = pp_mock_header(c->req, "X-aws-ec2-metadata-token-ttl-seconds");
+	int ttl = ttl_s ? atoi(ttl_s) : 0;
+	struct temp_cred *t;
 
-	snprintf(resp->api, sizeof(resp->api), "imds");
-	snprintf(resp->action, sizeof(resp->action), "%s", path);
-	if (strcmp(path, "/api/token") == 0) {
-		const char *ttl_s = pp_mock_header(req, "X-aws-ec2-metadata-token-ttl-seconds");
-		int ttl = ttl_s ? atoi(ttl_s) : 0;
-		struct temp_cred *t;
-
-		if (strcmp(req->method, "PUT") != 0) {
-			pp_mock_resp_printf(resp, 405, "text/plain", "IMDSv2 token wants PUT\n");
-			return;
-		}
-		if (ttl < 1 || ttl > 21600) {
-			resp->reject_reason = "imds_bad_ttl";
-			pp_mock_resp_printf(
-				resp, 400, "text/plain",
-				"X-aws-ec2-metadata-token-ttl-seconds must be 1..21600\n");
-			return;
-		}
-		t = calloc(1, sizeof(*t));
-		if (!t) {
-			pp_mock_resp_printf(resp, 500, "text/plain", "mock: out of memory\n");
-			return;
-		}
-		pp_mock_random_hex(m, t->token, 56);
-		t->expires = now + ttl;
-		pp_mock_resp_printf(resp, 200, "text/plain", "%s", t->token);
-		pp_mock_resp_header(resp, "X-aws-ec2-metadata-token-ttl-seconds", ttl_s);
-		pp_mock_lock(m);
-		push_capped(&st->imds_tokens, &st->nimds, t);
-		pp_mock_unlock(m);
+	if (ttl < 1 || ttl > 21600) {
+		c->resp->reject_reason = "imds_bad_ttl";
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "X-aws-ec2-metadata-token-ttl-seconds must be 1..21600\n");
 		return;
 	}
-	tok = pp_mock_header(req, "X-aws-ec2-metadata-token");
-	pp_mock_lock(m);
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		pp_mock_resp_printf(c->resp, 500, "text/plain", "mock: out of memory\n");
+		return;
+	}
+	pp_mock_random_hex(c->m, t->token, 56);
+	t->expires = pp_mock_wall(c->m, pp_mock_clock(c->m)) + ttl;
+	pp_mock_resp_printf(c->resp, 200, "text/plain", "%s", t->token);
+	pp_mock_resp_header(c->resp, "X-aws-ec2-metadata-token-ttl-seconds", ttl_s);
+	pp_mock_lock(c->m);
+	push_capped(&st->imds_tokens, &st->nimds, t);
+	pp_mock_unlock(c->m);
+}
+
+/* Every IMDS path but the token's needs a live session token. */
+static bool imds_session_ok(struct pp_mock_call *c)
+{
+	struct aws_state *st = c->state;
+	const char *tok = pp_mock_header(c->req, "X-aws-ec2-metadata-token");
+	double now = pp_mock_wall(c->m, pp_mock_clock(c->m));
+	bool valid = false;
+
+	pp_mock_lock(c->m);
 	for (struct temp_cred *t = st->imds_tokens; tok && t; t = t->next)
 		if (strcmp(t->token, tok) == 0 && t->expires > now)
 			valid = true;
-	pp_mock_unlock(m);
+	pp_mock_unlock(c->m);
 	if (!valid) {
-		resp->reject_reason = "imds_no_token";
-		pp_mock_resp_printf(resp, 401, "text/plain", "Unauthorized\n");
-		return;
+		c->resp->reject_reason = "imds_no_token";
+		pp_mock_resp_printf(c->resp, 401, "text/plain", "Unauthorized\n");
 	}
-	if (strcmp(req->method, "GET") != 0 ||
-	    strncmp(path, creds_prefix, strlen(creds_prefix)) != 0) {
-		pp_mock_resp_printf(resp, 404, "text/plain", "Not Found\n");
-		return;
-	}
-	path += strlen(creds_prefix);
-	if (!*path)
-		pp_mock_resp_printf(resp, 200, "text/plain", IMDS_ROLE);
-	else if (strcmp(path, IMDS_ROLE) == 0)
-		creds_json(m, st, resp, true);
-	else
-		pp_mock_resp_printf(resp, 404, "text/plain", "Not Found\n");
+	return valid;
 }
 
-static void aws_handle(struct pp_mock *m, void *state, const struct pp_mock_req *req,
-		       struct pp_mock_resp *resp)
+static bool imds_admit(struct pp_mock_call *c)
 {
-	struct aws_state *st = state;
-	const char *sub = req->subpath;
-
-	if (strncmp(req->path, "/latest", 7) == 0)
-		imds_handle(m, st, req, resp);
-	else if (strcmp(sub, "/ecs") == 0 || strcmp(sub, "/ecs/") == 0)
-		ecs_handle(m, st, req, resp);
-	else if (strcmp(sub, "/sts") == 0 || strcmp(sub, "/sts/") == 0)
-		sts_handle(m, st, req, resp);
-	else if (strncmp(sub, "/container-credentials", 22) == 0 &&
-		 strcmp(req->method, "GET") == 0) {
-		snprintf(resp->action, sizeof(resp->action), "container-credentials");
-		creds_json(m, st, resp, false);
-	}
+	snprintf(c->resp->action, sizeof(c->resp->action), "%s", c->req->path + strlen("/latest"));
+	return strcmp(c->req->path, "/latest/api/token") == 0 || imds_session_ok(c);
 }
+
+static void imds_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	if (other_method && strcmp(c->req->path, "/latest/api/token") == 0) {
+		pp_mock_resp_printf(c->resp, 405, "text/plain", "IMDSv2 token wants PUT\n");
+		return;
+	}
+	if (imds_admit(c))
+		pp_mock_resp_printf(c->resp, 404, "text/plain", "Not Found\n");
+}
+
+static void imds_roles(struct pp_mock_call *c)
+{
+	pp_mock_resp_printf(c->resp, 200, "text/plain", IMDS_ROLE);
+}
+
+static void imds_creds(struct pp_mock_call *c)
+{
+	if (strcmp(pp_mock_param(&c->params, "role"), IMDS_ROLE) == 0)
+		creds_json(c->m, c->state, c->resp, true);
+	else
+		pp_mock_resp_printf(c->resp, 404, "text/plain", "Not Found\n");
+}
+
+static const struct pp_mock_route imds_routes[] = {
+	{"PUT", "/latest/api/token", imds_token, .changes = true},
+	{"GET", "/latest/meta-data/iam/security-credentials", imds_roles, .changes = false},
+	{"GET", "/latest/meta-data/iam/security-credentials/{role}", imds_creds, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router imds_router = {
+	.api = "imds",
+	.scope = "/latest",
+	.routes = imds_routes,
+	.admit = imds_admit,
+	.unmatched = imds_unmatched,
+};
+
+/* The ECS/EKS container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI). */
+static void container_creds(struct pp_mock_call *c)
+{
+	snprintf(c->resp->action, sizeof(c->resp->action), "container-credentials");
+	creds_json(c->m, c->state, c->resp, false);
+}
+
+static const struct pp_mock_route container_routes[] = {
+	{"GET", "/aws/container-credentials/{rest*}", container_creds, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router container_router = {
+	.api = "aws",
+	.scope = "/aws/container-credentials",
+	.routes = container_routes,
+};
+
+static const struct pp_mock_router *const aws_routers[] = {
+	&ecs_router, &sts_router, &imds_router, &container_router, NULL,
+};
 
 /* ---- module ---- */
 
@@ -1450,7 +1565,7 @@ const struct pp_mock_api pp_mock_api_aws = {
 	.prefixes = {"/aws", "/latest", NULL},
 	.init = aws_init,
 	.free = aws_free,
-	.handle = aws_handle,
+	.routers = aws_routers,
 	.reset = aws_reset,
 	.stats = aws_stats,
 };

@@ -674,45 +674,82 @@ static void control_faults_json(struct pp_mock *m, struct pp_mock_resp *resp)
 	pthread_mutex_unlock(&m->core_lock);
 }
 
-static void control(struct pp_mock *m, const struct pp_mock_req *req, struct pp_mock_resp *resp)
+static void control_stats_route(struct pp_mock_call *c)
 {
-	const char *what = req->path + strlen("/control");
-	bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
-
-	snprintf(resp->api, sizeof(resp->api), "control");
-	snprintf(resp->action, sizeof(resp->action), "%s", *what ? what + 1 : "");
-	if (strcmp(what, "/stats") == 0 && get) {
-		control_stats(m, resp);
-	} else if (strcmp(what, "/log") == 0 && get) {
-		control_log(m, resp);
-	} else if (strcmp(what, "/faults") == 0 && get) {
-		control_faults_json(m, resp);
-	} else if (strcmp(what, "/faults") == 0 && post) {
-		struct pp_error err = {0};
-
-		if (pp_mock_set_faults(m, req->body, &err))
-			pp_mock_resp_printf(resp, 400, "text/plain", "faults: %s\n", err.msg);
-		else
-			control_faults_json(m, resp);
-	} else if (strcmp(what, "/reset") == 0 && post) {
-		pp_mock_lock(m);
-		for (size_t i = 0; i < NAPIS; i++)
-			if (m->modules[i].api->reset)
-				m->modules[i].api->reset(m, m->modules[i].state);
-		pp_mock_unlock(m);
-		pthread_mutex_lock(&m->core_lock);
-		counters_clear(m);
-		m->log_next = m->log_total = 0;
-		m->nfaults = 0;
-		pthread_mutex_unlock(&m->core_lock);
-		pp_mock_resp_printf(resp, 200, "application/json", "{}\n");
-	} else {
-		pp_mock_resp_printf(resp, 404, "text/plain",
-				    "no control endpoint %s %s (GET stats, log, faults; "
-				    "POST faults, reset)\n",
-				    req->method, req->path);
-	}
+	control_stats(c->m, c->resp);
 }
+
+static void control_log_route(struct pp_mock_call *c)
+{
+	control_log(c->m, c->resp);
+}
+
+static void control_faults_get(struct pp_mock_call *c)
+{
+	control_faults_json(c->m, c->resp);
+}
+
+static void control_faults_post(struct pp_mock_call *c)
+{
+	struct pp_error err = {0};
+
+	if (pp_mock_set_faults(c->m, c->req->body, &err))
+		pp_mock_resp_printf(c->resp, 400, "text/plain", "faults: %s\n", err.msg);
+	else
+		control_faults_json(c->m, c->resp);
+}
+
+static void control_reset(struct pp_mock_call *c)
+{
+	struct pp_mock *m = c->m;
+
+	pp_mock_lock(m);
+	for (size_t i = 0; i < NAPIS; i++)
+		if (m->modules[i].api->reset)
+			m->modules[i].api->reset(m, m->modules[i].state);
+	pp_mock_unlock(m);
+	pthread_mutex_lock(&m->core_lock);
+	counters_clear(m);
+	m->log_next = m->log_total = 0;
+	m->nfaults = 0;
+	pthread_mutex_unlock(&m->core_lock);
+	pp_mock_resp_printf(c->resp, 200, "application/json", "{}\n");
+}
+
+static bool control_admit(struct pp_mock_call *c)
+{
+	const char *what = c->req->path + strlen("/control");
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "%s", *what ? what + 1 : "");
+	return true;
+}
+
+static void control_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	pp_mock_resp_printf(c->resp, 404, "text/plain",
+			    "no control endpoint %s %s (GET stats, log, faults; "
+			    "POST faults, reset)\n",
+			    c->req->method, c->req->path);
+}
+
+static const struct pp_mock_route control_routes[] = {
+	{"GET", "/control/stats", control_stats_route, .changes = false},
+	{"GET", "/control/log", control_log_route, .changes = false},
+	{"GET", "/control/faults", control_faults_get, .changes = false},
+	{"POST", "/control/faults", control_faults_post, .changes = true},
+	{"POST", "/control/reset", control_reset, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router control_router = {
+	.api = "control",
+	.scope = "/control",
+	.routes = control_routes,
+	.admit = control_admit,
+	.unmatched = control_unmatched,
+};
+
+static const struct pp_mock_router *const control_routers[] = {&control_router, NULL};
 
 /* ---- MHD glue ---- */
 
@@ -727,10 +764,8 @@ static void dispatch(struct pp_mock *m, const struct pp_mock_req *req0, struct p
 {
 	struct pp_mock_req req = *req0;
 
-	if (prefix_matches(req.path, "/control")) {
-		control(m, &req, resp);
+	if (pp_mock_route_request(m, NULL, control_routers, &req, resp))
 		return;
-	}
 	for (size_t i = 0; i < NAPIS; i++) {
 		const struct pp_mock_api *api = m->modules[i].api;
 
@@ -739,7 +774,7 @@ static void dispatch(struct pp_mock *m, const struct pp_mock_req *req0, struct p
 				continue;
 			req.subpath = req.path + strlen(api->prefixes[p]);
 			snprintf(resp->api, sizeof(resp->api), "%s", api->name);
-			api->handle(m, m->modules[i].state, &req, resp);
+			pp_mock_route_request(m, m->modules[i].state, api->routers, &req, resp);
 			return;
 		}
 	}
@@ -878,7 +913,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req.remote = remote;
 	req.conn = conn;
 	req.raw_path = ctx->raw_path;
-	if (ctx->too_big) {
+	if (!pp_mock_loopback(remote)) {
+		/* Unreachable while the listener is on loopback; kept so that no
+		 * token ever leaves the machine whatever the socket setup. */
+		pp_mock_resp_printf(&resp, 403, "text/plain", "the mock answers loopback only\n");
+		resp.reject_reason = "not_loopback";
+	} else if (ctx->too_big) {
 		pp_mock_resp_printf(&resp, 413, "text/plain", "request body over %zu bytes\n",
 				    (size_t)PP_MOCK_BODY_MAX);
 		resp.reject_reason = "body_too_large";
@@ -905,6 +945,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* ---- lifecycle ---- */
+
+bool pp_mock_loopback(const char *ipv4)
+{
+	struct in_addr a;
+
+	return ipv4 && inet_pton(AF_INET, ipv4, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
 
 int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp_error *err)
 {
@@ -948,6 +995,11 @@ int pp_mock_start(struct pp_mock *m, struct pp_error *err)
 	sa.sin_port = htons((uint16_t)m->opts.listen_port);
 	if (inet_pton(AF_INET, m->opts.listen_host, &sa.sin_addr) != 1)
 		return pp_fail(err, PP_EINVALID, "mock: listen address \"%s\" is not IPv4",
+			       m->opts.listen_host);
+	if (!pp_mock_loopback(m->opts.listen_host))
+		return pp_fail(err, PP_EINVALID,
+			       "mock: listen address %s is not loopback; the mock hands out "
+			       "tokens and listens on 127.0.0.0/8 only",
 			       m->opts.listen_host);
 	/* A thread per connection, so injected latency never stalls other
 	 * clients; no MHD error log, since injected resets would flood it. */

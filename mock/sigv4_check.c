@@ -18,7 +18,7 @@
 /* Caps on what one request may make us build: far above what AWS accepts
  * (8 KiB URLs, 16 KiB of headers), low enough that a hostile client cannot
  * make the mock allocate without bound. */
-#define CANONICAL_MAX ((size_t)1 << 20)
+#define CANONICAL_MAX	((size_t)1 << 20)
 #define QUERY_PAIRS_MAX 1024
 
 static const char HEX_UP[] = "0123456789ABCDEF";
@@ -367,8 +367,8 @@ static const char *header(const struct pp_mock_sigv4_request *r, const char *nam
 }
 
 static int build_canonical(const struct pp_mock_sigv4_request *r,
-			   const struct pp_mock_sigv4_auth *a, bool normalize,
-			   struct pp_buf *out, struct pp_error *err)
+			   const struct pp_mock_sigv4_auth *a, bool normalize, struct pp_buf *out,
+			   struct pp_error *err)
 {
 	const char *claimed = header(r, "X-Amz-Content-Sha256");
 	char body_hash[65];
@@ -423,9 +423,8 @@ static int signature(const struct pp_mock_sigv4_auth *a, const char *secret, con
 	return rc;
 }
 
-int pp_mock_sigv4_check(const struct pp_mock_sigv4_request *r,
-			const struct pp_mock_sigv4_auth *a, const char *secret,
-			bool normalize_path, struct pp_buf *canonical,
+int pp_mock_sigv4_check(const struct pp_mock_sigv4_request *r, const struct pp_mock_sigv4_auth *a,
+			const char *secret, bool normalize_path, struct pp_buf *canonical,
 			struct pp_buf *string_to_sign, struct pp_error *err)
 {
 	const char *amz_date = header(r, "X-Amz-Date");
@@ -442,8 +441,8 @@ int pp_mock_sigv4_check(const struct pp_mock_sigv4_request *r,
 	rc = build_canonical(r, a, normalize_path, &cr, err);
 	if (!rc && sha256_hex(cr.data, cr.len, cr_hash))
 		rc = pp_fail(err, PP_ENOMEM, "SHA-256 failed");
-	if (!rc && pp_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s",
-				 amz_date, a->date, a->region, a->service, cr_hash))
+	if (!rc && pp_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", amz_date,
+				 a->date, a->region, a->service, cr_hash))
 		rc = pp_fail(err, PP_ENOMEM, "string to sign too long");
 	if (!rc && signature(a, secret, pp_buf_str(&sts), want))
 		rc = pp_fail(err, PP_ENOMEM, "HMAC-SHA256 failed");

@@ -30,8 +30,8 @@ int pp_mock_sigv4_parse(const char *authorization, struct pp_mock_sigv4_auth *a,
 /* A request as it reached the server. */
 struct pp_mock_sigv4_request {
 	const char *method;
-	const char *path;  /* as sent, still percent-encoded */
-	const char *query; /* as sent, without '?'; NULL or "" when none */
+	const char *path;	  /* as sent, still percent-encoded */
+	const char *query;	  /* as sent, without '?'; NULL or "" when none */
 	const char *const *names; /* every header, in arrival order */
 	const char *const *values;
 	size_t nheaders;
@@ -48,9 +48,8 @@ struct pp_mock_sigv4_request {
  * than X-Amz-Date's day, an X-Amz-Content-Sha256 that is not the body's
  * hash, too many query parameters); PP_ENOMEM. canonical and
  * string_to_sign, when not NULL, receive those two texts. */
-int pp_mock_sigv4_check(const struct pp_mock_sigv4_request *r,
-			const struct pp_mock_sigv4_auth *a, const char *secret,
-			bool normalize_path, struct pp_buf *canonical,
+int pp_mock_sigv4_check(const struct pp_mock_sigv4_request *r, const struct pp_mock_sigv4_auth *a,
+			const char *secret, bool normalize_path, struct pp_buf *canonical,
 			struct pp_buf *string_to_sign, struct pp_error *err);
 
 #endif

@@ -25,8 +25,8 @@ fail() {
 
 AKID=AKIDPUSHPOOLSCENARIO
 SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYSCENARIOKEY
-"$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" --seed 5 \
-	--provision-seconds 0.1 --run-seconds 0.3 --aws-key "$AKID:$SECRET" >"$T/mock.log" 2>&1 &
+PUSHPOOL_MOCK_AWS_KEYS="$AKID:$SECRET" "$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" \
+	--seed 5 --provision-seconds 0.1 --run-seconds 0.3 >"$T/mock.log" 2>&1 &
 MOCK_PID=$!
 i=0
 while ! grep -q 'http://' "$T/ports" 2>/dev/null; do

@@ -27,8 +27,22 @@ ok() { checks=$((checks + 1)); }
 
 AKID=AKIDMOCKSCENARIO
 SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYMOCKSCENARIO
-"$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" --seed 5 --token-lifetime 2 \
-	--provision-seconds 0.2 --run-seconds 0.4 --aws-key "$AKID:$SECRET" >"$T/mock.log" 2>&1 &
+
+# Secrets never on the command line (ps shows it), listeners on loopback only.
+for bad in "--aws-key $AKID:$SECRET" "--aws-web-identity-token x.y.z" "--listen 0.0.0.0:0" \
+	"--listen 192.168.0.1:0"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words of $bad are separate arguments
+	out=$("$PUSHPOOL" mock $bad 2>&1) || rc=$?
+	[ "$rc" = 64 ] || fail "mock $bad: exit $rc, want 64: $out"
+	case $out in
+	*"$SECRET"*) fail "mock $bad: the secret is in its message" ;;
+	*PUSHPOOL_MOCK_AWS_*|*loopback*) ;;
+	*) fail "mock $bad: unclear message: $out" ;;
+	esac
+done
+PUSHPOOL_MOCK_AWS_KEYS="$AKID:$SECRET" "$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" \
+	--seed 5 --token-lifetime 2 --provision-seconds 0.2 --run-seconds 0.4 >"$T/mock.log" 2>&1 &
 MOCK_PID=$!
 i=0
 while ! grep -q '^url=http://' "$T/ports" 2>/dev/null; do

@@ -155,6 +155,31 @@ static void test_counters(void **state)
 	pp_mock_free(m);
 }
 
+/* The mock issues tokens to whoever asks: it listens on loopback only. */
+static void test_loopback_only(void **state)
+{
+	const char *refused[] = {"0.0.0.0", "10.0.0.1", "192.168.1.2", "128.0.0.1",
+				 "::1",	    "",		"localhost"};
+	struct pp_mock_opts o;
+	struct pp_mock *m = NULL;
+	struct pp_error err = {0};
+
+	assert_true(pp_mock_loopback("127.0.0.1"));
+	assert_true(pp_mock_loopback("127.255.0.9"));
+	assert_false(pp_mock_loopback(NULL));
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (pp_mock_loopback(refused[i]))
+			fail_msg("%s taken for loopback", refused[i]);
+	}
+	pp_mock_opts_defaults(&o);
+	assert_string_equal(o.listen_host, "127.0.0.1");
+	o.listen_host = "0.0.0.0";
+	assert_int_equal(pp_mock_new(&o, &m, &err), 0);
+	assert_int_equal(pp_mock_start(m, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "0.0.0.0 is not loopback"));
+	pp_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +188,7 @@ int main(void)
 		cmocka_unit_test(test_fault_settings_rejected),
 		cmocka_unit_test(test_fault_decisions),
 		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_loopback_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -240,7 +240,8 @@ static void test_authorization_parsing(void **state)
 	(void)state;
 	struct pp_mock_sigv4_auth a;
 	struct pp_error err = {0};
-	const char *sig = "Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	const char *sig =
+		"Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	char ok[512];
 
 	/* Parameters in any order, with or without the space after ','. */
