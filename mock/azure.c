@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -250,7 +251,9 @@ static bool assertion_ok(struct pp_mock *m, const struct az_client *c, const cha
 	size_t hdr_len, claims_len, sig_len;
 	struct pp_json *hdr = NULL, *claims = NULL;
 	EVP_MD_CTX *md = NULL;
-	double now = pp_mock_wall(m, pp_mock_clock(m)), exp, nbf;
+	/* The client signed with its own clock: check against the real time,
+	 * not the lifecycle clock tests may hold or advance. */
+	double now = (double)time(NULL), exp, nbf;
 	char want_aud[512], real_aud[256];
 	bool ok = false;
 

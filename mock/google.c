@@ -343,7 +343,9 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	struct pp_json *hdr = NULL, *claims = NULL;
 	struct gkey *key = NULL;
 	const char *kid, *iss, *aud, *scope;
-	double iat, exp, now = pp_mock_wall(m, pp_mock_clock(m));
+	/* The client signed with its own clock: check against the real time,
+	 * not the lifecycle clock tests may hold or advance. */
+	double iat, exp, now = (double)time(NULL);
 	char want_aud[160];
 	EVP_MD_CTX *md = NULL;
 	bool ok = false;

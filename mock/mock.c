@@ -65,6 +65,11 @@ struct pp_mock {
 	pthread_mutex_t core_lock;  /* counters, log, faults, PRNG */
 	struct timespec start_mono;
 	double start_wall;
+	/* The lifecycle clock: monotonic time since start plus clock_offset,
+	 * or clock_held_at while tests hold it (POST /control/clock). */
+	pthread_mutex_t clock_lock;
+	double clock_offset, clock_held_at;
+	bool clock_held;
 	uint64_t rng;
 	struct module modules[NAPIS];
 	struct fault_conf faults[MAX_FAULT_CONFS];
@@ -119,13 +124,58 @@ void pp_mock_unlock(struct pp_mock *m)
 	pthread_mutex_unlock(&m->state_lock);
 }
 
-double pp_mock_clock(const struct pp_mock *m)
+static double since_start(const struct pp_mock *m)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)(now.tv_sec - m->start_mono.tv_sec) +
 	       (double)(now.tv_nsec - m->start_mono.tv_nsec) / 1e9;
+}
+
+/* Reading the clock does not change the mock, but it takes the clock's
+ * lock: hence the cast of a const mock's mutex. */
+double pp_mock_clock(const struct pp_mock *m)
+{
+	pthread_mutex_t *lock = (pthread_mutex_t *)&m->clock_lock;
+	double t;
+
+	pthread_mutex_lock(lock);
+	t = m->clock_held ? m->clock_held_at : since_start(m) + m->clock_offset;
+	pthread_mutex_unlock(lock);
+	return t;
+}
+
+void pp_mock_clock_hold(struct pp_mock *m, bool hold)
+{
+	pthread_mutex_lock(&m->clock_lock);
+	if (hold && !m->clock_held)
+		m->clock_held_at = since_start(m) + m->clock_offset;
+	else if (!hold && m->clock_held)
+		m->clock_offset = m->clock_held_at - since_start(m); /* go on from there */
+	m->clock_held = hold;
+	pthread_mutex_unlock(&m->clock_lock);
+}
+
+void pp_mock_clock_advance(struct pp_mock *m, double seconds)
+{
+	pthread_mutex_lock(&m->clock_lock);
+	if (m->clock_held)
+		m->clock_held_at += seconds;
+	else
+		m->clock_offset += seconds;
+	pthread_mutex_unlock(&m->clock_lock);
+}
+
+bool pp_mock_clock_held(const struct pp_mock *m)
+{
+	pthread_mutex_t *lock = (pthread_mutex_t *)&m->clock_lock;
+	bool held;
+
+	pthread_mutex_lock(lock);
+	held = m->clock_held;
+	pthread_mutex_unlock(lock);
+	return held;
 }
 
 double pp_mock_wall(const struct pp_mock *m, double clock)
@@ -716,6 +766,44 @@ static void control_reset(struct pp_mock_call *c)
 	pp_mock_resp_printf(c->resp, 200, "application/json", "{}\n");
 }
 
+static void clock_answer(struct pp_mock_call *c)
+{
+	pp_mock_resp_printf(c->resp, 200, "application/json", "{\"clock\":%.3f,\"held\":%s}\n",
+			    pp_mock_clock(c->m), pp_mock_clock_held(c->m) ? "true" : "false");
+}
+
+/* Ten days: far beyond any timeline, short of overflowing timestamps. */
+#define ADVANCE_MAX_MS 864000000.0
+
+/* {"clock":"hold"|"run", "advance_ms":N}, either or both: hold first, then
+ * advance, so {"clock":"hold","advance_ms":400} lands exactly 0.4 s on. */
+static void control_clock_post(struct pp_mock_call *c)
+{
+	const struct pp_json *b = c->body;
+	const struct pp_json *adv = pp_json_get(b, "advance_ms");
+	const char *mode = pp_json_get_string(b, "clock");
+	double ms = 0;
+	size_t known = (mode != NULL) + (adv != NULL);
+
+	if (adv && !pp_json_get_number(b, "advance_ms", &ms))
+		ms = -1;
+	/* Unknown members are refused: a typo must not pass for a no-op. */
+	if (!pp_json_is(b, PP_JSON_OBJECT) || known == 0 || b->count != known ||
+	    (mode && strcmp(mode, "hold") != 0 && strcmp(mode, "run") != 0) ||
+	    !(ms >= 0 && ms <= ADVANCE_MAX_MS)) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "clock: want {\"clock\":\"hold\"|\"run\"} and/or "
+				    "{\"advance_ms\":N} with 0 <= N <= %.0f\n",
+				    ADVANCE_MAX_MS);
+		return;
+	}
+	if (mode)
+		pp_mock_clock_hold(c->m, strcmp(mode, "hold") == 0);
+	if (ms > 0)
+		pp_mock_clock_advance(c->m, ms / 1000);
+	clock_answer(c);
+}
+
 static bool control_admit(struct pp_mock_call *c)
 {
 	const char *what = c->req->path + strlen("/control");
@@ -727,8 +815,8 @@ static bool control_admit(struct pp_mock_call *c)
 static void control_unmatched(struct pp_mock_call *c, bool other_method)
 {
 	pp_mock_resp_printf(c->resp, 404, "text/plain",
-			    "no control endpoint %s %s (GET stats, log, faults; "
-			    "POST faults, reset)\n",
+			    "no control endpoint %s %s (GET stats, log, faults, clock; "
+			    "POST faults, reset, clock)\n",
 			    c->req->method, c->req->path);
 }
 
@@ -738,12 +826,15 @@ static const struct pp_mock_route control_routes[] = {
 	{"GET", "/control/faults", control_faults_get, .changes = false},
 	{"POST", "/control/faults", control_faults_post, .changes = true},
 	{"POST", "/control/reset", control_reset, .changes = true},
+	{"GET", "/control/clock", clock_answer, .changes = false},
+	{"POST", "/control/clock", control_clock_post, .changes = true},
 	{NULL},
 };
 
 static const struct pp_mock_router control_router = {
 	.api = "control",
 	.scope = "/control",
+	.json_body = true,
 	.routes = control_routes,
 	.admit = control_admit,
 	.unmatched = control_unmatched,
@@ -966,6 +1057,7 @@ int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp
 	m->rng = opts->seed;
 	pthread_mutex_init(&m->state_lock, NULL);
 	pthread_mutex_init(&m->core_lock, NULL);
+	pthread_mutex_init(&m->clock_lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &m->start_mono);
 	clock_gettime(CLOCK_REALTIME, &wall);
 	m->start_wall = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;

@@ -207,6 +207,13 @@ void pp_mock_unlock(struct pp_mock *m);
 
 /* Timeline clock: monotonic seconds since the mock started. */
 double pp_mock_clock(const struct pp_mock *m);
+/* Tests take the timeline out of the machine's hands (POST /control/clock):
+ * hold stops the clock where it is, so every resource stays in its phase
+ * however slow the machine; run lets it go on from there; advance moves it
+ * forward, held or not (issued tokens expire by it too). */
+void pp_mock_clock_hold(struct pp_mock *m, bool hold);
+void pp_mock_clock_advance(struct pp_mock *m, double seconds);
+bool pp_mock_clock_held(const struct pp_mock *m);
 /* Wall-clock time for a clock value, for timestamps in answers. */
 double pp_mock_wall(const struct pp_mock *m, double clock);
 /* Seeded PRNG in [0, 1); thread safe. */

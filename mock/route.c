@@ -70,7 +70,8 @@ bool pp_mock_pattern_match(const char *pattern, const char *path, bool nocase,
 				bool last = pt[tlen + strspn(pt + tlen, "/")] == '\0';
 
 				return close + 1 == pt + tlen && last &&
-				       capture(p, &used, pt + 1, (size_t)(close - pt - 2), pa, rest);
+				       capture(p, &used, pt + 1, (size_t)(close - pt - 2), pa,
+					       rest);
 			}
 			suffix = close + 1;
 			slen = tlen - (size_t)(suffix - pt);
@@ -123,8 +124,9 @@ static void run(const struct pp_mock_router *r, struct pp_mock_call *c)
 		pp_mock_unlock(c->m);
 }
 
-bool pp_mock_route_request(struct pp_mock *m, void *state, const struct pp_mock_router *const *routers,
-		   const struct pp_mock_req *req, struct pp_mock_resp *resp)
+bool pp_mock_route_request(struct pp_mock *m, void *state,
+			   const struct pp_mock_router *const *routers,
+			   const struct pp_mock_req *req, struct pp_mock_resp *resp)
 {
 	for (size_t i = 0; routers && routers[i]; i++) {
 		const struct pp_mock_router *r = routers[i];

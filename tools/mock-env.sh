@@ -31,7 +31,7 @@ MOCK_PID=$!
 i=0
 while ! grep -q '^modal=http://' "$T/ports" 2>/dev/null; do
 	i=$((i + 1))
-	if [ $i -gt 200 ]; then
+	if [ $i -gt 600 ]; then
 		echo "demo: mock did not start:" >&2
 		cat "$T/mock.log" >&2
 		exit 1

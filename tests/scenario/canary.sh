@@ -56,7 +56,7 @@ MOCK_PID=$!
 i=0
 until grep -q '^modal=' "$T/ports" 2>/dev/null; do
 	i=$((i + 1))
-	[ $i -lt 200 ] || { cat "$T/mock.log"; fail "mock did not start"; }
+	[ $i -lt 600 ] || { cat "$T/mock.log"; fail "mock did not start"; }
 	sleep 0.05
 done
 BASE=$(sed -n 's/^url=//p' "$T/ports")

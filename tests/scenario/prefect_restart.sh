@@ -34,7 +34,7 @@ start_prefect() { # LISTEN
 	i=0
 	until grep -q '^prefect=' "$T/pf-ports" 2>/dev/null; do
 		i=$((i + 1))
-		[ $i -gt 100 ] && fail "prefect mock did not start on $1"
+		[ $i -gt 600 ] && fail "prefect mock did not start on $1"
 		sleep 0.05
 	done
 }

@@ -155,6 +155,39 @@ static void test_counters(void **state)
 	pp_mock_free(m);
 }
 
+/* A held clock stands still however long the test takes, and moves only by
+ * what is advanced: a resource's phase is the test's to choose. */
+static void test_clock_hold_advance(void **state)
+{
+	struct pp_mock *m = new_mock(1); /* provisioned at 1 s, ended at 3 s */
+	double created, t;
+
+	pp_mock_clock_hold(m, true);
+	assert_true(pp_mock_clock_held(m));
+	created = pp_mock_clock(m);
+	/* Time passes for the machine, not for the mock. */
+	for (volatile long i = 0; i < 20000000; i++)
+		;
+	assert_true(pp_mock_clock(m) == created);
+	assert_int_equal(pp_mock_phase_at(m, created, pp_mock_clock(m)), PP_MOCK_PROVISIONING);
+	pp_mock_clock_advance(m, 1.5);
+	assert_true(pp_mock_clock(m) == created + 1.5);
+	assert_int_equal(pp_mock_phase_at(m, created, pp_mock_clock(m)), PP_MOCK_RUNNING);
+	pp_mock_clock_advance(m, 1.5);
+	assert_int_equal(pp_mock_phase_at(m, created, pp_mock_clock(m)), PP_MOCK_FINISHED);
+	/* Running again goes on from the held value, never back. */
+	t = pp_mock_clock(m);
+	pp_mock_clock_hold(m, false);
+	assert_false(pp_mock_clock_held(m));
+	assert_true(pp_mock_clock(m) >= t);
+	assert_true(pp_mock_clock(m) < t + 60);
+	/* Advancing a running clock moves it too. */
+	t = pp_mock_clock(m);
+	pp_mock_clock_advance(m, 100);
+	assert_true(pp_mock_clock(m) >= t + 100);
+	pp_mock_free(m);
+}
+
 /* The mock issues tokens to whoever asks: it listens on loopback only. */
 static void test_loopback_only(void **state)
 {
@@ -189,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_fault_decisions),
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_loopback_only),
+		cmocka_unit_test(test_clock_hold_advance),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -205,9 +205,7 @@ static const struct pp_mock_router scopeless_router = {
 
 /* Takes whatever under /s the scopeless router does not. */
 static const struct pp_mock_router catch_router = {
-	.api = "catch",
-	.scope = "/s",
-	.routes = test_routes + 4, /* no routes */
+	.api = "catch", .scope = "/s", .routes = test_routes + 4, /* no routes */
 };
 
 static const struct pp_mock_router *const routers[] = {
@@ -225,8 +223,7 @@ struct answer {
 	char steps[256];
 };
 
-static struct answer ask(struct pp_mock *m, const char *method, const char *path,
-			 const char *body)
+static struct answer ask(struct pp_mock *m, const char *method, const char *path, const char *body)
 {
 	struct trace t = {""};
 	struct pp_mock_req req = {
