@@ -408,30 +408,27 @@ static struct taskdef *taskdef_find(struct aws_state *st, const char *ref, bool 
 
 /* ---- ECS actions ---- */
 
-static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
-			 const char *region, struct pp_mock_resp *resp)
+/* RegisterTaskDefinition's checks: names, images, sizes and the Fargate
+ * rules. Fills the task's cpu and memory (-1 when absent); false after
+ * answering the error. */
+static bool taskdef_ok(const struct pp_json *body, long *cpu, long *mem, struct pp_mock_resp *resp)
 {
 	const char *family = pp_json_get_string(body, "family");
 	const struct pp_json *containers = pp_json_get(body, "containerDefinitions");
-	const struct pp_json *compat = pp_json_get(body, "requiresCompatibilities");
-	bool fargate = contains_string(compat, "FARGATE");
-	long cpu = -1, mem = -1;
-	struct pp_json *desc = NULL, *out = NULL;
-	struct taskdef *td = NULL;
-	char arn[512], num[32];
-	int revision = 1;
+	bool fargate = contains_string(pp_json_get(body, "requiresCompatibilities"), "FARGATE");
 
+	*cpu = *mem = -1;
 	if (!family || !name_ok(family, 255)) {
 		aws_error(resp, PROTO_JSON, 400, "ClientException",
 			  "Family contains invalid characters or is empty: up to 255 letters "
 			  "(uppercase and lowercase), numbers, hyphens, and underscores are "
 			  "allowed.");
-		return;
+		return false;
 	}
 	if (!pp_json_is(containers, PP_JSON_ARRAY) || containers->count == 0) {
 		aws_error(resp, PROTO_JSON, 400, "ClientException",
 			  "Container list cannot be empty.");
-		return;
+		return false;
 	}
 	pp_json_foreach (c, containers) {
 		const char *img = pp_json_get_string(c, "image");
@@ -441,28 +438,28 @@ static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct p
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Container.name should not be null or empty and may contain "
 				  "only letters, numbers, hyphens and underscores.");
-			return;
+			return false;
 		}
 		if (!img || !*img) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Container.image should not be null or empty.");
-			return;
+			return false;
 		}
 	}
 	if (pp_json_get_string(body, "cpu")) {
-		cpu = parse_size(pp_json_get_string(body, "cpu"), "vcpu", 1024);
-		if (cpu < 0) {
+		*cpu = parse_size(pp_json_get_string(body, "cpu"), "vcpu", 1024);
+		if (*cpu < 0) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Invalid 'cpu' setting for task.");
-			return;
+			return false;
 		}
 	}
 	if (pp_json_get_string(body, "memory")) {
-		mem = parse_size(pp_json_get_string(body, "memory"), "gb", 1024);
-		if (mem < 0) {
+		*mem = parse_size(pp_json_get_string(body, "memory"), "gb", 1024);
+		if (*mem < 0) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Invalid 'memory' setting for task.");
-			return;
+			return false;
 		}
 	}
 	if (fargate) {
@@ -471,23 +468,38 @@ static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct p
 		if (!mode || strcmp(mode, "awsvpc") != 0) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Fargate only supports network mode 'awsvpc'.");
-			return;
+			return false;
 		}
-		if (cpu < 0 || mem < 0) {
+		if (*cpu < 0 || *mem < 0) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Fargate requires that 'cpu' and 'memory' be defined at the task "
 				  "level.");
-			return;
+			return false;
 		}
-		if (!fargate_combo_ok(cpu, mem)) {
+		if (!fargate_combo_ok(*cpu, *mem)) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "No Fargate configuration exists for given values: %ld CPU, %ld "
 				  "memory. See the Amazon ECS documentation for the valid values.",
-				  cpu, mem);
-			return;
+				  *cpu, *mem);
+			return false;
 		}
 	}
+	return true;
+}
 
+static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+			 const char *region, struct pp_mock_resp *resp)
+{
+	const char *family = pp_json_get_string(body, "family");
+	bool fargate = contains_string(pp_json_get(body, "requiresCompatibilities"), "FARGATE");
+	long cpu, mem;
+	struct pp_json *desc = NULL, *out = NULL;
+	struct taskdef *td = NULL;
+	char arn[512], num[32];
+	int revision = 1;
+
+	if (!taskdef_ok(body, &cpu, &mem, resp))
+		return;
 	desc = pp_json_clone(body);
 	td = calloc(1, sizeof(*td));
 	if (!desc || !td)
@@ -755,156 +767,113 @@ static struct task *task_new(struct pp_mock *m, const struct taskdef *td, const 
 	return t;
 }
 
-static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
-			 const char *region, struct pp_mock_resp *resp)
+/* RunTask's own parameters, before any state is looked at; false after
+ * answering the error. */
+static bool run_task_params_ok(const struct pp_json *body, struct pp_mock_resp *resp)
 {
 	const char *ref = pp_json_get_string(body, "taskDefinition");
 	const char *token = pp_json_get_string(body, "clientToken");
 	const struct pp_json *overrides = pp_json_get(body, "overrides");
-	const struct pp_json *subnets =
-		pp_json_path(body, "networkConfiguration.awsvpcConfiguration.subnets");
 	long long count = pp_json_get_int(body, "count", 1);
-	struct pp_json *params = NULL, *out = NULL, *tasks = NULL, *arns = NULL;
-	struct pp_mock_resp scratch = {0};
-	enum pp_mock_outcome outcome;
-	char cl_arn[512];
-	char *params_text = NULL, *overrides_text = NULL;
-	struct taskdef *td;
-	struct client_token *ct;
-	bool no_capacity;
+	char *overrides_text;
+	bool too_long;
 
-	cluster_arn(pp_json_get_string(body, "cluster"), region, cl_arn, sizeof(cl_arn));
 	if (!ref || !*ref) {
 		aws_error(resp, PROTO_JSON, 400, "ClientException",
 			  "TaskDefinition can not be blank.");
-		return;
+		return false;
 	}
 	if (count < 1 || count > 10) {
 		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
 			  "count must be between 1 and 10.");
-		return;
+		return false;
 	}
 	if (token && (strlen(token) == 0 || strlen(token) > 64)) {
 		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
 			  "clientToken must be 1 to 64 characters.");
-		return;
+		return false;
 	}
 	overrides_text = overrides ? pp_json_to_string(overrides, PP_JSON_COMPACT) : NULL;
-	if (overrides_text && strlen(overrides_text) > 8192) {
-		free(overrides_text);
+	too_long = overrides_text && strlen(overrides_text) > 8192;
+	free(overrides_text);
+	if (too_long) {
 		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
 			  "Container Overrides length must be at most 8192");
-		return;
+		return false;
 	}
-	free(overrides_text);
-	params = pp_json_clone(body);
-	if (!params) {
-		aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
-		return;
+	return true;
+}
+
+/* A clientToken seen before (called under the lock, which it releases):
+ * the same parameters get the original tasks back, others a
+ * ConflictException naming the tasks the token is bound to. */
+static void run_task_replay(struct pp_mock *m, struct aws_state *st, struct client_token *ct,
+			    const char *params_text, struct pp_json *out, struct pp_mock_resp *resp)
+{
+	struct pp_json *tasks = pp_json_get(out, "tasks");
+	bool same = strcmp(ct->params, params_text) == 0;
+	double now = pp_mock_clock(m);
+	char *bound = NULL;
+
+	if (same) {
+		pp_json_foreach (a, ct->task_arns)
+			for (struct task *t = st->tasks; t; t = t->next)
+				if (strcmp(t->arn, pp_json_string(a)) == 0)
+					pp_json_append(tasks, task_json(m, t, now));
+	} else {
+		bound = pp_json_to_string(ct->task_arns, PP_JSON_COMPACT);
 	}
-	pp_json_remove(params, "clientToken");
-	params_text = pp_json_to_string(params, PP_JSON_COMPACT);
-	pp_json_free(params);
-	out = pp_json_new(PP_JSON_OBJECT);
-	tasks = pp_json_new(PP_JSON_ARRAY);
-	if (!params_text || !out || !tasks) {
-		free(params_text);
+	pp_mock_unlock(m);
+	pp_mock_count(m, "ecs.clientTokenReplays", ct->token);
+	if (!same) {
 		pp_json_free(out);
-		pp_json_free(tasks);
-		aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
-		return;
-	}
-	pp_json_set(out, "tasks", tasks);
-	/* Rolled before locking: a fault check may sleep (latency_ms). */
-	no_capacity =
-		pp_mock_fault_check(m, "ecs.capacity", false, &scratch, NULL) != PP_MOCK_FAULT_NONE;
-
-	pp_mock_lock(m);
-	for (ct = token ? st->tokens : NULL; ct; ct = ct->next)
-		if (strcmp(ct->token, token) == 0 && strcmp(ct->cluster, cl_arn) == 0)
-			break;
-	if (ct) {
-		/* Same token: same parameters give the original tasks back. */
-		bool same = strcmp(ct->params, params_text) == 0;
-
-		double now = pp_mock_clock(m);
-
-		char *bound = NULL;
-		if (same) {
-			pp_json_foreach (a, ct->task_arns)
-				for (struct task *t = st->tasks; t; t = t->next)
-					if (strcmp(t->arn, pp_json_string(a)) == 0)
-						pp_json_append(tasks, task_json(m, t, now));
-		} else {
-			bound = pp_json_to_string(ct->task_arns, PP_JSON_COMPACT);
+		aws_error(resp, PROTO_JSON, 400, "ConflictException",
+			  "The specified client token has already been used with different "
+			  "parameters.");
+		if (bound && resp->body.len && resp->body.data[resp->body.len - 1] == '}') {
+			resp->body.len--;
+			pp_buf_printf(&resp->body, ",\"resourceIds\":%s}", bound);
 		}
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_mock_count(m, "ecs.clientTokenReplays", token);
-		if (!same) {
-			/* As ECS does: resourceIds name the tasks the token is bound to. */
-			pp_json_free(out);
-			aws_error(resp, PROTO_JSON, 400, "ConflictException",
-				  "The specified client token has already been used with different "
-				  "parameters.");
-			if (bound && resp->body.len && resp->body.data[resp->body.len - 1] == '}') {
-				resp->body.len--;
-				pp_buf_printf(&resp->body, ",\"resourceIds\":%s}", bound);
-			}
-			free(bound);
-			return;
-		}
-		pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));
-		json_ok(resp, out);
+		free(bound);
 		return;
 	}
-	td = taskdef_find(st, ref, false);
-	if (!td || !td->active) {
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_json_free(out);
-		aws_error(resp, PROTO_JSON, 400, "ClientException",
-			  td ? "TaskDefinition is inactive" : "Unable to find task definition.");
-		return;
-	}
-	if (strcmp(pp_json_get_string(td->desc, "networkMode") ?: "", "awsvpc") == 0 &&
-	    (!pp_json_is(subnets, PP_JSON_ARRAY) || subnets->count == 0)) {
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_json_free(out);
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
-			  "Network Configuration must be provided when networkMode 'awsvpc' is "
-			  "specified.");
-		return;
-	}
-	if (st->ntasks + (size_t)count > MAX_ITEMS) {
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_json_free(out);
-		aws_error(resp, PROTO_JSON, 400, "LimitExceededException", "mock: too many tasks");
-		return;
-	}
+	pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));
+	json_ok(resp, out);
+}
+
+/* Capacity shortages are answered as 200 with failures[] only. */
+static void run_task_no_capacity(struct pp_mock *m, const char *cl_arn, struct pp_json *out,
+				 struct pp_mock_resp *resp)
+{
+	struct pp_json *failures = pp_json_new(PP_JSON_ARRAY);
+	struct pp_json *f = pp_json_new(PP_JSON_OBJECT);
+
+	pp_json_set_string(f, "arn", cl_arn);
+	pp_json_set_string(f, "reason",
+			   "Capacity is unavailable at this time. Please try again later "
+			   "or in a different availability zone");
+	pp_json_append(failures, f);
+	pp_json_set(out, "failures", failures);
+	pp_mock_count(m, "ecs.capacityFailures", NULL);
+	json_ok(resp, out);
+}
+
+/* Start count tasks of td into out's tasks[] and bind the clientToken to
+ * them (called under the lock); takes params_text. */
+static void run_task_launch(struct pp_mock *m, struct aws_state *st, struct taskdef *td,
+			    const struct pp_json *body, const char *cl_arn, const char *region,
+			    char *params_text, struct pp_json *out)
+{
+	const char *token = pp_json_get_string(body, "clientToken");
+	const struct pp_json *overrides = pp_json_get(body, "overrides");
+	long long count = pp_json_get_int(body, "count", 1);
+	struct pp_json *tasks = pp_json_get(out, "tasks"), *arns = pp_json_new(PP_JSON_ARRAY);
+	enum pp_mock_outcome outcome;
+	struct client_token *ct;
+
 	outcome = pp_mock_outcome_of(pp_json_get(td->desc, "containerDefinitions"));
 	if (pp_mock_outcome_of(overrides) > outcome)
 		outcome = pp_mock_outcome_of(overrides);
-	/* Capacity shortages are answered as 200 with failures[] only. */
-	if (no_capacity) {
-		struct pp_json *failures = pp_json_new(PP_JSON_ARRAY);
-		struct pp_json *f = pp_json_new(PP_JSON_OBJECT);
-
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_json_set_string(f, "arn", cl_arn);
-		pp_json_set_string(f, "reason",
-				   "Capacity is unavailable at this time. Please try again later "
-				   "or in a different availability zone");
-		pp_json_append(failures, f);
-		pp_json_set(out, "failures", failures);
-		pp_mock_count(m, "ecs.capacityFailures", NULL);
-		json_ok(resp, out);
-		return;
-	}
-	arns = pp_json_new(PP_JSON_ARRAY);
 	for (long long i = 0; i < count; i++) {
 		struct task *t = task_new(m, td, cl_arn, body, outcome, region);
 
@@ -929,11 +898,84 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 		st->ntokens++;
 		pp_mock_count(m, "ecs.clientToken", token);
 	}
-	pp_mock_unlock(m);
 	pp_json_free(arns);
 	free(params_text);
-	pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));
-	json_ok(resp, out);
+}
+
+static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+			 const char *region, struct pp_mock_resp *resp)
+{
+	const char *ref = pp_json_get_string(body, "taskDefinition");
+	const char *token = pp_json_get_string(body, "clientToken");
+	const struct pp_json *subnets =
+		pp_json_path(body, "networkConfiguration.awsvpcConfiguration.subnets");
+	long long count = pp_json_get_int(body, "count", 1);
+	struct pp_json *params, *out, *tasks;
+	struct pp_mock_resp scratch = {0};
+	const char *refusal = NULL, *refusal_type = NULL;
+	char cl_arn[512], *params_text;
+	struct taskdef *td;
+	struct client_token *ct;
+	bool no_capacity;
+
+	if (!run_task_params_ok(body, resp))
+		return;
+	cluster_arn(pp_json_get_string(body, "cluster"), region, cl_arn, sizeof(cl_arn));
+	/* The parameters a clientToken is bound to: all but the token. */
+	params = pp_json_clone(body);
+	if (params)
+		pp_json_remove(params, "clientToken");
+	params_text = params ? pp_json_to_string(params, PP_JSON_COMPACT) : NULL;
+	pp_json_free(params);
+	out = pp_json_new(PP_JSON_OBJECT);
+	tasks = pp_json_new(PP_JSON_ARRAY);
+	if (!params_text || !out || !tasks || pp_json_set(out, "tasks", tasks)) {
+		free(params_text);
+		pp_json_free(out);
+		pp_json_free(tasks);
+		aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
+		return;
+	}
+	/* Rolled before locking: a fault check may sleep (latency_ms). */
+	no_capacity =
+		pp_mock_fault_check(m, "ecs.capacity", false, &scratch, NULL) != PP_MOCK_FAULT_NONE;
+
+	pp_mock_lock(m);
+	for (ct = token ? st->tokens : NULL; ct; ct = ct->next)
+		if (strcmp(ct->token, token) == 0 && strcmp(ct->cluster, cl_arn) == 0)
+			break;
+	if (ct) {
+		run_task_replay(m, st, ct, params_text, out, resp); /* unlocks */
+		free(params_text);
+		return;
+	}
+	td = taskdef_find(st, ref, false);
+	if (!td || !td->active) {
+		refusal_type = "ClientException";
+		refusal = td ? "TaskDefinition is inactive" : "Unable to find task definition.";
+	} else if (strcmp(pp_json_get_string(td->desc, "networkMode") ?: "", "awsvpc") == 0 &&
+		   (!pp_json_is(subnets, PP_JSON_ARRAY) || subnets->count == 0)) {
+		refusal_type = "InvalidParameterException";
+		refusal = "Network Configuration must be provided when networkMode 'awsvpc' is "
+			  "specified.";
+	} else if (st->ntasks + (size_t)count > MAX_ITEMS) {
+		refusal_type = "LimitExceededException";
+		refusal = "mock: too many tasks";
+	} else if (!no_capacity) {
+		run_task_launch(m, st, td, body, cl_arn, region, params_text, out);
+		params_text = NULL;
+	}
+	pp_mock_unlock(m);
+	free(params_text);
+	if (refusal) {
+		pp_json_free(out);
+		aws_error(resp, PROTO_JSON, 400, refusal_type, "%s", refusal);
+	} else if (no_capacity) {
+		run_task_no_capacity(m, cl_arn, out, resp);
+	} else {
+		pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));
+		json_ok(resp, out);
+	}
 }
 
 static struct task *task_find(struct aws_state *st, const char *cl_arn, const char *ref)
