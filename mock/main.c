@@ -167,7 +167,7 @@ static int add_aws_key(struct secrets *s, const char *text, size_t n, const char
 	return 0;
 }
 
-/* Every non-empty line of a secret file (at most 64 KiB), through fn. */
+/* Every non-empty line of a secret file (under 64 KiB), through fn. */
 static int read_secret_lines(const char *path, struct secrets *s,
 			     int (*fn)(struct secrets *s, const char *line, size_t n,
 				       const char *from))
@@ -181,23 +181,22 @@ static int read_secret_lines(const char *path, struct secrets *s,
 		fprintf(stderr, "pushpool-mock: %s: %s\n", path, strerror(errno));
 		return PP_EXIT_NOINPUT;
 	}
-	len = fread(buf, 1, sizeof(buf), f);
-	if (ferror(f) || len == sizeof(buf)) {
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	if (ferror(f) || len == sizeof(buf) - 1) {
 		fprintf(stderr, "pushpool-mock: %s: unreadable or over %zu bytes\n", path,
-			sizeof(buf) - 1);
+			sizeof(buf) - 2);
 		rc = PP_EXIT_DATAERR;
 	}
 	fclose(f);
-	for (size_t at = 0; !rc && at < len;) {
-		size_t n = strcspn(buf + at, "\n");
+	buf[len] = '\0';
+	for (char *line = buf, *next; !rc && line < buf + len; line = next) {
+		size_t n = strcspn(line, "\n");
 
-		if (at + n > len)
-			n = len - at;
-		while (n && buf[at + n - 1] == '\r')
+		next = line + n + 1;
+		while (n && line[n - 1] == '\r')
 			n--;
 		if (n)
-			rc = fn(s, buf + at, n, path);
-		at += strcspn(buf + at, "\n") + 1;
+			rc = fn(s, line, n, path);
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return rc;
