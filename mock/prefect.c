@@ -465,6 +465,60 @@ static void flow_run_create(struct pp_mock *m, struct pf_state *st, struct pp_js
  * PreventPendingTransitions aborts a second PENDING proposal (that is what
  * keeps two workers from both starting a run), a terminal run only moves
  * when forced, and a pool at its concurrency limit makes PENDING wait. */
+enum pf_verdict { PF_ACCEPT, PF_ABORT, PF_WAIT };
+
+/* Prefect's orchestration rules for a proposed state type: what the server
+ * answers and, when not ACCEPT, why (and how long to wait). */
+static enum pf_verdict orchestrate(struct pf_state *st, const struct pp_json *run, const char *type,
+				   bool force, char *reason, size_t reason_size,
+				   double *wait_seconds)
+{
+	const char *cur = field(run, "state_type");
+
+	*wait_seconds = 0;
+	if (force)
+		return PF_ACCEPT;
+	if (state_terminal(cur) && strcmp(type, cur)) {
+		snprintf(reason, reason_size, "This run has already terminated.");
+		return PF_ABORT;
+	}
+	if (!strcmp(cur, "CANCELLING") && !state_terminal(type)) {
+		/* Only the end of the run may follow a cancellation request. */
+		snprintf(reason, reason_size,
+			 "This run is CANCELLING and cannot transition to a %s state.", type);
+		return PF_ABORT;
+	}
+	if (strcmp(type, "PENDING") != 0)
+		return PF_ACCEPT;
+	if (!strcmp(cur, "PENDING") || !strcmp(cur, "RUNNING") || !strcmp(cur, "CANCELLING") ||
+	    state_terminal(cur)) {
+		snprintf(reason, reason_size,
+			 "This run is in a %s state and cannot transition to a PENDING state.",
+			 cur);
+		return PF_ABORT;
+	}
+	/* PENDING takes a slot of the work pool's concurrency limit. */
+	const char *pool_name = pp_json_get_string(run, "work_pool_name");
+	struct pp_json *pool =
+		pool_name ? find_by(table(st, "work_pools"), "name", pool_name) : NULL;
+	long long limit = pp_json_get_int(pool, "concurrency_limit", -1);
+	long long busy = 0;
+	pp_json_foreach (r, table(st, "flow_runs")) {
+		const char *t = field(r, "state_type");
+		const char *p = pp_json_get_string(r, "work_pool_name");
+		if (p && pool_name && !strcmp(p, pool_name) &&
+		    (!strcmp(t, "PENDING") || !strcmp(t, "RUNNING")))
+			busy++;
+	}
+	if (limit >= 0 && busy >= limit) {
+		*wait_seconds = 1;
+		snprintf(reason, reason_size, "Work pool %s is at its concurrency limit of %lld.",
+			 pool_name, limit);
+		return PF_WAIT;
+	}
+	return PF_ACCEPT;
+}
+
 static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *run,
 		      const struct pp_json *body, struct pp_mock_resp *resp)
 {
@@ -475,48 +529,12 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 		pf_invalid(resp, "state.type", "value is not a valid enumeration member");
 		return;
 	}
-	const char *cur = field(run, "state_type");
 	const char *run_id = field(run, "id");
 	char reason[160] = "";
-	enum { ACCEPT, ABORT, WAIT } status = ACCEPT;
 	static const char *const status_names[] = {"ACCEPT", "ABORT", "WAIT"};
-	double wait_seconds = 0;
-	if (!force && state_terminal(cur) && strcmp(type, cur)) {
-		status = ABORT;
-		snprintf(reason, sizeof(reason), "This run has already terminated.");
-	} else if (!force && !strcmp(cur, "CANCELLING") && !state_terminal(type)) {
-		/* Only the end of the run may follow a cancellation request. */
-		status = ABORT;
-		snprintf(reason, sizeof(reason),
-			 "This run is CANCELLING and cannot transition to a %s state.", type);
-	} else if (!force && !strcmp(type, "PENDING") &&
-		   (!strcmp(cur, "PENDING") || !strcmp(cur, "RUNNING") ||
-		    !strcmp(cur, "CANCELLING") || state_terminal(cur))) {
-		status = ABORT;
-		snprintf(reason, sizeof(reason),
-			 "This run is in a %s state and cannot transition to a PENDING state.",
-			 cur);
-	} else if (!force && !strcmp(type, "PENDING")) {
-		const char *pool_name = pp_json_get_string(run, "work_pool_name");
-		struct pp_json *pool =
-			pool_name ? find_by(table(st, "work_pools"), "name", pool_name) : NULL;
-		long long limit = pp_json_get_int(pool, "concurrency_limit", -1);
-		long long busy = 0;
-		pp_json_foreach (r, table(st, "flow_runs")) {
-			const char *t = field(r, "state_type");
-			const char *p = pp_json_get_string(r, "work_pool_name");
-			if (p && pool_name && !strcmp(p, pool_name) &&
-			    (!strcmp(t, "PENDING") || !strcmp(t, "RUNNING")))
-				busy++;
-		}
-		if (limit >= 0 && busy >= limit) {
-			status = WAIT;
-			wait_seconds = 1;
-			snprintf(reason, sizeof(reason),
-				 "Work pool %s is at its concurrency limit of %lld.", pool_name,
-				 limit);
-		}
-	}
+	double wait_seconds;
+	enum pf_verdict status =
+		orchestrate(st, run, type, force, reason, sizeof(reason), &wait_seconds);
 	struct pp_json *res = pp_json_new(PP_JSON_OBJECT), *details = pp_json_new(PP_JSON_OBJECT);
 	if (!res || !details) {
 		pp_json_free(res);
@@ -526,7 +544,7 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 	char key[96];
 	snprintf(key, sizeof(key), "%s:%s", type, status_names[status]);
 	pp_mock_count(m, "prefect.set_state", key);
-	if (status == ACCEPT) {
+	if (status == PF_ACCEPT) {
 		struct pp_json *s = state_new(m, run_id, type, pp_json_get_string(proposed, "name"),
 					      pp_json_get_string(proposed, "message"));
 		if (!strcmp(type, "PENDING"))
@@ -539,17 +557,17 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 		pp_json_set_string(details, "type", "accept_details");
 	} else {
 		pp_json_set(res, "state",
-			    status == ABORT ? pp_json_new(PP_JSON_NULL)
-					    : pp_json_clone(pp_json_get(run, "state")));
+			    status == PF_ABORT ? pp_json_new(PP_JSON_NULL)
+					       : pp_json_clone(pp_json_get(run, "state")));
 		pp_json_set_string(details, "type",
-				   status == WAIT ? "wait_details" : "abort_details");
+				   status == PF_WAIT ? "wait_details" : "abort_details");
 		pp_json_set_string(details, "reason", reason);
 		if (wait_seconds > 0)
 			pp_json_set(details, "delay_seconds", pp_json_new_number(wait_seconds));
 	}
 	pp_json_set_string(res, "status", status_names[status]);
 	pp_json_set(res, "details", details);
-	pf_json(resp, status == ACCEPT ? 201 : 200, res);
+	pf_json(resp, status == PF_ACCEPT ? 201 : 200, res);
 	pp_json_free(res);
 }
 
