@@ -183,7 +183,8 @@ while [ -z "$scraped" ] && [ $try -lt 5 ]; do
 	"$PUSHPOOL" serve -c "$C" >>"$O/serve.out" 2>>"$O/serve.err" &
 	SV=$!
 	i=0
-	while [ $i -lt 50 ] && kill -0 "$SV" 2>/dev/null; do
+	# 30 s to answer /healthz, however busy the machine.
+	while [ $i -lt 300 ] && kill -0 "$SV" 2>/dev/null; do
 		if curl -fsS "http://127.0.0.1:$port/healthz" >"$O/healthz.out" 2>/dev/null; then
 			curl -fsS "http://127.0.0.1:$port/metrics" >"$O/metrics.out" ||
 				fail "GET /metrics failed"
@@ -193,7 +194,9 @@ while [ -z "$scraped" ] && [ $try -lt 5 ]; do
 		i=$((i + 1))
 		sleep 0.1
 	done
-	kill -TERM "$SV" 2>/dev/null
+	# serve may have exited already (a port taken meanwhile): under set -e a
+	# failed kill would end the script without a word.
+	kill -TERM "$SV" 2>/dev/null || true
 	wait "$SV" || [ -z "$scraped" ] || fail "serve exited $? on SIGTERM"
 	SV=
 done
