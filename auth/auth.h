@@ -1,7 +1,9 @@
-/* Credentials for the four clouds behind one handle. A provider attaches a
- * pp_cred to each request; the HTTP layer calls pp_cred_apply() just before
- * sending, which adds the Authorization (bearer token from the cache, SigV4
- * signature, Modal token headers). Providers never sign on their own. */
+/* Credentials behind one handle. A pp_cred is a credential backend
+ * (auth/backend.h: one per cloud, listed in auth/registry.c) opened on a
+ * [credentials] section. Whoever sends a request applies the credential to
+ * it first (the op driver for provider calls, pp_cred_perform for one-off
+ * calls): bearer token, SigV4 signature or Modal token metadata. The HTTP
+ * layer knows nothing of credentials. */
 #ifndef PP_AUTH_H
 #define PP_AUTH_H
 
@@ -14,8 +16,7 @@
 #include "lib/err.h"
 
 struct pp_http_req;
-
-enum pp_cred_kind { PP_CRED_GCP, PP_CRED_AWS, PP_CRED_AZURE, PP_CRED_MODAL };
+struct pp_http_resp;
 
 struct pp_cred;
 
@@ -23,21 +24,39 @@ struct pp_cred;
  * nothing is fetched until first use). */
 int pp_cred_new(const struct pp_cred_conf *conf, struct pp_cred **out, struct pp_error *err);
 void pp_cred_free(struct pp_cred *c);
-enum pp_cred_kind pp_cred_kind(const struct pp_cred *c);
+/* Check a section without I/O: the type is a known backend's, the source
+ * one of its sources, and the settings that source needs are there. The
+ * message starts with "FILE:LINE: credentials "NAME": ". */
+int pp_cred_check(const struct pp_cred_conf *conf, struct pp_error *err);
+/* The section's name. */
+const char *pp_cred_name(const struct pp_cred *c);
+/* The section's type ("gcp"). */
+const char *pp_cred_type(const struct pp_cred *c);
+/* What apply adds, for display ("bearer token", "AWS SigV4 signature"). */
+const char *pp_cred_what(const struct pp_cred *c);
 
-/* Sign / authorize req in place. For AWS, service comes from
- * pp_cred_set_aws_scope or the request host. May perform a blocking token
- * exchange when the cached token is missing or near expiry. */
+/* Sign / authorize req in place. May perform a blocking token exchange
+ * when the cached token is missing or near expiry. */
 int pp_cred_apply(struct pp_cred *c, struct pp_http_req *req, struct pp_error *err);
+/* Apply c (when not NULL), then send req with pp_http_perform. */
+int pp_cred_perform(struct pp_cred *c, struct pp_http_req *req, struct pp_http_resp *resp,
+		    struct pp_error *err);
 /* A 401 arrived: drop the cached token so the next apply refreshes once. */
 void pp_cred_invalidate(struct pp_cred *c);
-/* AWS: region and service for signing ("us-east-1", "ecs"). */
-void pp_cred_set_aws_scope(struct pp_cred *c, const char *region, const char *service);
-const char *pp_cred_aws_region(const struct pp_cred *c);
-/* GCP: project from the key file / ADC; Azure: subscription. NULL if unknown. */
+/* Region and service to sign for ("us-east-1", "ecs"); ignored by
+ * credentials that do not sign per region. */
+void pp_cred_set_scope(struct pp_cred *c, const char *region, const char *service);
+/* The credential's region (AWS); NULL when it has none. */
+const char *pp_cred_region(const struct pp_cred *c);
+/* The project or subscription the credential belongs to; NULL if unknown. */
 const char *pp_cred_project(const struct pp_cred *c);
+/* What pp_cred_project names ("project", "subscription"); NULL if nothing. */
+const char *pp_cred_project_label(const struct pp_cred *c);
 /* Identity for `auth check`: email / access key id / client id; never secret. */
 int pp_cred_identity(struct pp_cred *c, struct pp_buf *out, struct pp_error *err);
+/* Authorize (never send) a request the credential is good for: proves that
+ * a token or key can be obtained. */
+int pp_cred_probe(struct pp_cred *c, struct pp_error *err);
 /* Counters for /metrics. */
 unsigned long pp_cred_refreshes(const struct pp_cred *c);
 /* Seconds the current token or temporary key stays valid; -1 when none is

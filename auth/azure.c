@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/backend.h"
+#include "lib/file.h"
 #include "lib/http.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
 #define FILE_MAX       ((size_t)1 << 20)
@@ -102,7 +105,7 @@ static int load_certificate(struct pp_azure *a, struct pp_error *err)
 	int rc;
 
 	pp_buf_init(&file, FILE_MAX);
-	rc = pp_read_small_file(path, FILE_MAX, &file, err);
+	rc = pp_file_read(path, FILE_MAX, &file, err);
 	if (rc)
 		goto done;
 	if (!(in = BIO_new_mem_buf(file.data, (int)file.len)) ||
@@ -210,66 +213,113 @@ static int need(const char *value, const char *what, const char *source, struct 
 	return value ? 0 : pp_fail(err, PP_EAUTH, "source = %s needs %s", source, what);
 }
 
+/* What the section and the environment offer, gathered once. */
+struct offer {
+	const char *source;
+	const char *tenant, *client, *cert, *fed;
+	const char *secret, *secret_file;
+	bool app; /* tenant and client */
+};
+
+/* ---- sources: one row each; a row picks the source to use ---- */
+
+/* EnvironmentCredential, WorkloadIdentity, ManagedIdentity. */
+static int pick_chain(struct pp_azure *a, const struct offer *o, struct pp_error *err)
+{
+	(void)err;
+	if (o->app && (o->secret || o->secret_file))
+		a->src = AZ_SECRET;
+	else if (o->app && o->cert)
+		a->src = AZ_CERTIFICATE;
+	else if (o->app && o->fed)
+		a->src = AZ_WORKLOAD;
+	else
+		a->src = AZ_MANAGED;
+	return 0;
+}
+
+static int pick_env(struct pp_azure *a, const struct offer *o, struct pp_error *err)
+{
+	if (o->app && (o->secret || o->secret_file))
+		a->src = AZ_SECRET;
+	else if (o->app && o->cert)
+		a->src = AZ_CERTIFICATE;
+	else
+		return pp_fail(err, PP_EAUTH,
+			       "source = env needs AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+			       "AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH");
+	return 0;
+}
+
+static int pick_secret(struct pp_azure *a, const struct offer *o, struct pp_error *err)
+{
+	a->src = AZ_SECRET;
+	return need(o->secret || o->secret_file ? "" : NULL,
+		    "client_secret, client_secret_file or AZURE_CLIENT_SECRET", o->source, err);
+}
+
+static int pick_certificate(struct pp_azure *a, const struct offer *o, struct pp_error *err)
+{
+	a->src = AZ_CERTIFICATE;
+	return need(o->cert, "certificate_path or AZURE_CLIENT_CERTIFICATE_PATH", o->source, err);
+}
+
+static int pick_workload(struct pp_azure *a, const struct offer *o, struct pp_error *err)
+{
+	a->src = AZ_WORKLOAD;
+	return need(o->fed, "AZURE_FEDERATED_TOKEN_FILE (or file = PATH)", o->source, err);
+}
+
+static int pick_managed(struct pp_azure *a, const struct offer *o, struct pp_error *err)
+{
+	(void)o;
+	(void)err;
+	a->src = AZ_MANAGED;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*pick)(struct pp_azure *a, const struct offer *o, struct pp_error *err);
+} sources[] = {
+	{"chain", pick_chain},
+	{"env", pick_env},
+	{"secret", pick_secret},
+	{"certificate", pick_certificate},
+	{"workload_identity", pick_workload},
+	{"managed_identity", pick_managed},
+};
+
 static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct pp_error *err)
 {
-	const char *source = conf->source && *conf->source ? conf->source : "chain";
-	const char *tenant = pick(conf->tenant_id, "AZURE_TENANT_ID");
-	const char *client = pick(conf->client_id, "AZURE_CLIENT_ID");
-	const char *cert = pick(conf->certificate_path, "AZURE_CLIENT_CERTIFICATE_PATH");
-	const char *fed = pick(!strcmp(source, "workload_identity") ? conf->file : NULL,
-			       "AZURE_FEDERATED_TOKEN_FILE");
-	const char *secret = NULL, *secret_file = NULL;
+	struct offer o = {.source = pp_cred_source(conf)};
 	int rc;
 
+	o.tenant = pick(conf->tenant_id, "AZURE_TENANT_ID");
+	o.client = pick(conf->client_id, "AZURE_CLIENT_ID");
+	o.cert = pick(conf->certificate_path, "AZURE_CLIENT_CERTIFICATE_PATH");
+	o.fed = pick(!strcmp(o.source, "workload_identity") ? conf->file : NULL,
+		     "AZURE_FEDERATED_TOKEN_FILE");
 	if (conf->client_secret && *conf->client_secret) {
-		secret = conf->client_secret;
+		o.secret = conf->client_secret;
 		a->secret_from = "client_secret";
 	} else if (conf->client_secret_file && *conf->client_secret_file) {
-		secret_file = conf->client_secret_file;
+		o.secret_file = conf->client_secret_file;
 		a->secret_from = "client_secret_file";
-	} else if ((secret = pick(NULL, "AZURE_CLIENT_SECRET"))) {
+	} else if ((o.secret = pick(NULL, "AZURE_CLIENT_SECRET"))) {
 		a->secret_from = "AZURE_CLIENT_SECRET";
 	}
-	bool app = tenant && client;
+	o.app = o.tenant && o.client;
 
-	if (!strcmp(source, "chain") || !strcmp(source, "env")) {
-		/* EnvironmentCredential, WorkloadIdentity, ManagedIdentity. */
-		if (app && (secret || secret_file))
-			a->src = AZ_SECRET;
-		else if (app && cert)
-			a->src = AZ_CERTIFICATE;
-		else if (app && fed && strcmp(source, "env"))
-			a->src = AZ_WORKLOAD;
-		else if (!strcmp(source, "chain"))
-			a->src = AZ_MANAGED;
-		else
-			return pp_fail(err, PP_EAUTH,
-				       "source = env needs AZURE_TENANT_ID, AZURE_CLIENT_ID and "
-				       "AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH");
-	} else if (!strcmp(source, "secret")) {
-		a->src = AZ_SECRET;
-		if ((rc = need(secret || secret_file ? "" : NULL,
-			       "client_secret, client_secret_file or AZURE_CLIENT_SECRET", source,
-			       err)))
-			return rc;
-	} else if (!strcmp(source, "certificate")) {
-		a->src = AZ_CERTIFICATE;
-		if ((rc = need(cert, "certificate_path or AZURE_CLIENT_CERTIFICATE_PATH", source,
-			       err)))
-			return rc;
-	} else if (!strcmp(source, "workload_identity")) {
-		a->src = AZ_WORKLOAD;
-		if ((rc = need(fed, "AZURE_FEDERATED_TOKEN_FILE (or file = PATH)", source, err)))
-			return rc;
-	} else if (!strcmp(source, "managed_identity")) {
-		a->src = AZ_MANAGED;
-	} else {
-		return pp_fail(err, PP_EINVALID,
-			       "source \"%s\" is not valid for azure (chain, env, secret, "
-			       "certificate, workload_identity, managed_identity)",
-			       source);
-	}
+	int row = pp_cred_source_row(sources, sizeof(sources) / sizeof(sources[0]),
+				     sizeof(sources[0]), o.source);
+	if (row < 0)
+		return pp_cred_source_check(&pp_cred_azure, conf, err);
+	if ((rc = sources[row].pick(a, &o, err)))
+		return rc;
 
+	const char *tenant = o.tenant, *client = o.client, *cert = o.cert, *fed = o.fed,
+		   *secret = o.secret, *secret_file = o.secret_file;
 	if ((rc = set_str(&a->client_id, client, err)))
 		return rc;
 	if (a->src == AZ_MANAGED)
@@ -281,7 +331,7 @@ static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct p
 	switch (a->src) {
 	case AZ_SECRET:
 		if (secret_file)
-			return pp_read_secret_file(secret_file, "client secret", PP_EAUTH,
+			return pp_file_read_secret(secret_file, "client secret", PP_EAUTH,
 						   &a->secret, err);
 		pp_secret_register(secret);
 		return set_str(&a->secret, secret, err);
@@ -350,25 +400,12 @@ const char *pp_azure_token_url(const struct pp_azure *a)
 	return a->token_url;
 }
 
-static int uuid4(char out[37])
-{
-	unsigned char r[16];
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		return PP_EIO;
-	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-		 r[13], r[14], r[15]);
-	return 0;
-}
-
 int pp_azure_cert_assertion(const struct pp_azure *a, time_t now, char **out, struct pp_error *err)
 {
-	char jti[37];
+	char jti[PP_UUID_LEN];
 	if (a->src != AZ_CERTIFICATE)
 		return pp_fail(err, PP_EINVALID, "not a certificate credential");
-	if (uuid4(jti))
+	if (pp_uuid4(jti))
 		return pp_fail(err, PP_EIO, "no random bytes for the assertion's jti");
 	jwt_t *jwt = NULL;
 	char *s = NULL;
@@ -455,7 +492,7 @@ int pp_azure_fetch(void *ud, struct pp_token_grant *out, struct pp_error *err)
 		return rc;
 	case AZ_WORKLOAD:
 		/* The federated token rotates: read it for every exchange. */
-		if ((rc = pp_read_secret_file(a->federated_file, "federated token", PP_EAUTH,
+		if ((rc = pp_file_read_secret(a->federated_file, "federated token", PP_EAUTH,
 					      &assertion, err)))
 			return rc;
 		rc = post_client_credentials(a, "client_assertion", assertion, out, err);
@@ -491,3 +528,103 @@ int pp_azure_identity(struct pp_azure *a, struct pp_buf *out, struct pp_error *e
 	}
 	return rc ? pp_fail(err, PP_ENOMEM, "identity: out of memory") : 0;
 }
+
+/* ---- the backend ---- */
+
+/* An opened Azure credential: the resolved source and its shared token. */
+struct azure_cred {
+	struct pp_azure *a;
+	struct pp_token_cache *cache;
+};
+
+static int azure_check(const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	const char *src = pp_cred_source(conf);
+	if (!strcmp(src, "secret") &&
+	    (!pp_cred_has(conf->tenant_id) || !pp_cred_has(conf->client_id) ||
+	     (!pp_cred_has(conf->client_secret) && !pp_cred_has(conf->client_secret_file))))
+		return pp_cred_conf_fail(conf, PP_EINVALID, err,
+					 "source secret needs tenant_id, client_id and "
+					 "client_secret or client_secret_file");
+	if (!strcmp(src, "certificate") &&
+	    (!pp_cred_has(conf->tenant_id) || !pp_cred_has(conf->client_id) ||
+	     !pp_cred_has(conf->certificate_path)))
+		return pp_cred_conf_fail(conf, PP_EINVALID, err,
+					 "source certificate needs tenant_id, client_id and "
+					 "certificate_path");
+	return 0;
+}
+
+static void azure_close(void *state)
+{
+	struct azure_cred *c = state;
+	if (!c)
+		return;
+	pp_token_cache_release(c->cache);
+	pp_azure_free(c->a);
+	free(c);
+}
+
+static int azure_open(const struct pp_cred_conf *conf, void **state, struct pp_error *err)
+{
+	struct azure_cred *c = calloc(1, sizeof(*c));
+	if (!c)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	int rc = pp_azure_new(conf, &c->a, err);
+	if (!rc && !(c->cache = pp_token_cache_acquire(pp_azure_cache_key(c->a))))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (rc) {
+		azure_close(c);
+		return rc;
+	}
+	*state = c;
+	return 0;
+}
+
+static int azure_apply(void *state, struct pp_http_req *req, struct pp_error *err)
+{
+	struct azure_cred *c = state;
+	return pp_bearer_apply(c->cache, pp_azure_fetch, c->a, req, err);
+}
+
+static void azure_invalidate(void *state)
+{
+	pp_token_cache_invalidate(((struct azure_cred *)state)->cache);
+}
+
+static int azure_identity(void *state, struct pp_buf *out, struct pp_error *err)
+{
+	return pp_azure_identity(((struct azure_cred *)state)->a, out, err);
+}
+
+static long azure_seconds_left(void *state)
+{
+	return pp_token_cache_seconds_left(((struct azure_cred *)state)->cache);
+}
+
+static unsigned long azure_refreshes(void *state)
+{
+	return pp_token_cache_refreshes(((struct azure_cred *)state)->cache);
+}
+
+static const char *azure_subscription(void *state)
+{
+	return pp_azure_subscription(((struct azure_cred *)state)->a);
+}
+
+const struct pp_cred_backend pp_cred_azure = {
+	.abi = PP_CRED_BACKEND_ABI,
+	.type = "azure",
+	.what = "bearer token",
+	.project_label = "subscription",
+	PP_CRED_SOURCES(sources),
+	.check = azure_check,
+	.open = azure_open,
+	.apply = azure_apply,
+	.invalidate = azure_invalidate,
+	.identity = azure_identity,
+	.seconds_left = azure_seconds_left,
+	.refreshes = azure_refreshes,
+	.close = azure_close,
+	.project = azure_subscription,
+};

@@ -15,9 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/backend.h"
+#include "lib/file.h"
 #include "lib/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/time.h"
 
 #define KEY_FILE_MAX	     ((size_t)1 << 20)
 #define SUBJECT_TOKEN_MAX    ((size_t)64 << 10)
@@ -168,6 +171,18 @@ static int load_external_account(struct pp_gcp *g, const struct pp_json *j, cons
 	return 0;
 }
 
+/* The "type" of a Google key file, one row each. */
+static const struct {
+	const char *name;
+	enum gcp_src src;
+	int (*load)(struct pp_gcp *g, const struct pp_json *j, const char *path,
+		    struct pp_error *err);
+} key_types[] = {
+	{"service_account", SRC_SERVICE_ACCOUNT, load_service_account},
+	{"authorized_user", SRC_AUTHORIZED_USER, load_authorized_user},
+	{"external_account", SRC_EXTERNAL, load_external_account},
+};
+
 static int load_key_file(struct pp_gcp *g, const char *path, const struct pp_cred_conf *conf,
 			 struct pp_error *err)
 {
@@ -181,22 +196,18 @@ static int load_key_file(struct pp_gcp *g, const char *path, const struct pp_cre
 		return pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
 	}
 	const char *type = pp_json_get_string(j, "type");
+	int row = pp_cred_source_row(key_types, sizeof(key_types) / sizeof(key_types[0]),
+				     sizeof(key_types[0]), type);
 	if (!type) {
 		rc = pp_fail(err, PP_EINVALID, "%s: type missing", path);
-	} else if (!strcmp(type, "service_account")) {
-		g->src = SRC_SERVICE_ACCOUNT;
-		rc = load_service_account(g, j, path, err);
-	} else if (!strcmp(type, "authorized_user")) {
-		g->src = SRC_AUTHORIZED_USER;
-		rc = load_authorized_user(g, j, path, err);
-	} else if (!strcmp(type, "external_account")) {
-		g->src = SRC_EXTERNAL;
-		rc = load_external_account(g, j, path, err);
-	} else {
+	} else if (row < 0) {
 		rc = pp_fail(err, PP_EINVALID,
 			     "%s: type \"%s\" is not supported (service_account, authorized_user, "
 			     "external_account)",
 			     path, type);
+	} else {
+		g->src = key_types[row].src;
+		rc = key_types[row].load(g, j, path, err);
 	}
 	if (!rc)
 		rc = dup_field(&g->project, j, "project_id", false, path, err);
@@ -253,39 +264,57 @@ static int adc_path(char *out, size_t size)
 	return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
-static int resolve(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
-{
-	const char *source = conf->source && *conf->source ? conf->source : "chain";
-	bool has_file = conf->file && *conf->file;
-	char adc[4096];
+/* ---- sources: one row each; the section's source picks the row ---- */
 
-	if (!strcmp(source, "file")) {
-		if (!has_file)
-			return pp_fail(err, PP_EINVALID, "source = file needs file = PATH");
-		return load_key_file(g, conf->file, conf, err);
-	}
-	if (!strcmp(source, "env")) {
-		if (!env_set("GOOGLE_APPLICATION_CREDENTIALS"))
-			return pp_fail(err, PP_EAUTH,
-				       "source = env but "
-				       "GOOGLE_APPLICATION_CREDENTIALS is not set");
-		return load_key_file(g, getenv("GOOGLE_APPLICATION_CREDENTIALS"), conf, err);
-	}
-	if (!strcmp(source, "metadata"))
-		return set_metadata(g, conf, err);
-	if (strcmp(source, "chain"))
-		return pp_fail(err, PP_EINVALID,
-			       "source \"%s\" is not valid for gcp (chain, file, env, metadata)",
-			       source);
+static int from_file(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	if (!pp_cred_has(conf->file))
+		return pp_fail(err, PP_EINVALID, "source = file needs file = PATH");
+	return load_key_file(g, conf->file, conf, err);
+}
+
+static int from_env(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	if (!env_set("GOOGLE_APPLICATION_CREDENTIALS"))
+		return pp_fail(err, PP_EAUTH,
+			       "source = env but "
+			       "GOOGLE_APPLICATION_CREDENTIALS is not set");
+	return load_key_file(g, getenv("GOOGLE_APPLICATION_CREDENTIALS"), conf, err);
+}
+
+/* The application-default order. */
+static int from_chain(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	char adc[4096];
 	/* A file named in the config or the environment must work: falling
 	 * through to another identity would hide the mistake. */
-	if (has_file)
+	if (pp_cred_has(conf->file))
 		return load_key_file(g, conf->file, conf, err);
 	if (env_set("GOOGLE_APPLICATION_CREDENTIALS"))
 		return load_key_file(g, getenv("GOOGLE_APPLICATION_CREDENTIALS"), conf, err);
 	if (!adc_path(adc, sizeof(adc)) && access(adc, F_OK) == 0)
 		return load_key_file(g, adc, conf, err);
 	return set_metadata(g, conf, err);
+}
+
+static const struct {
+	const char *name;
+	int (*resolve)(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err);
+} sources[] = {
+	{"chain", from_chain},
+	{"env", from_env},
+	{"file", from_file},
+	{"metadata", set_metadata},
+};
+
+static int resolve(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	const char *source = pp_cred_source(conf);
+	int row = pp_cred_source_row(sources, sizeof(sources) / sizeof(sources[0]),
+				     sizeof(sources[0]), source);
+	if (row < 0)
+		return pp_cred_source_check(&pp_cred_gcp, conf, err);
+	return sources[row].resolve(g, conf, err);
 }
 
 int pp_gcp_new(const struct pp_cred_conf *conf, struct pp_gcp **out, struct pp_error *err)
@@ -464,7 +493,7 @@ static int read_subject_token(struct pp_gcp *g, struct pp_buf *tok, struct pp_er
 	const char *where = g->subject_file ? g->subject_file : g->subject_url;
 
 	if (g->subject_file) {
-		rc = pp_read_small_file(g->subject_file, SUBJECT_TOKEN_MAX, tok, err);
+		rc = pp_file_read(g->subject_file, SUBJECT_TOKEN_MAX, tok, err);
 	} else {
 		struct pp_http_req req;
 		struct pp_http_resp resp;
@@ -508,23 +537,11 @@ static int read_subject_token(struct pp_gcp *g, struct pp_buf *tok, struct pp_er
 	return 0;
 }
 
-/* RFC 3339 "2024-05-01T12:00:00.5Z" to seconds since the epoch; -1 if bad. */
+/* An RFC 3339 time in seconds since the epoch; -1 if absent or bad. */
 static time_t parse_rfc3339_utc(const char *s)
 {
-	struct tm tm = {0};
-	int n = 0;
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
-		return -1;
-	const char *rest = s + n;
-	if (*rest == '.')
-		while (isdigit((unsigned char)*++rest))
-			;
-	if (strcmp(rest, "Z"))
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return timegm(&tm);
+	int64_t ms;
+	return s && !pp_time_parse(s, 0, &ms) ? (time_t)(ms / 1000) : -1;
 }
 
 static int impersonate(struct pp_gcp *g, const char *sts_token, struct pp_token_grant *out,
@@ -708,3 +725,92 @@ int pp_gcp_identity(struct pp_gcp *g, struct pp_buf *out, struct pp_error *err)
 	}
 	return rc ? pp_fail(err, PP_ENOMEM, "identity: out of memory") : 0;
 }
+
+/* ---- the backend ---- */
+
+/* An opened GCP credential: the resolved source and its shared token. */
+struct gcp_cred {
+	struct pp_gcp *g;
+	struct pp_token_cache *cache;
+};
+
+static int gcp_check(const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	if (!strcmp(pp_cred_source(conf), "file") && !pp_cred_has(conf->file))
+		return pp_cred_conf_fail(conf, PP_EINVALID, err, "source file needs file");
+	return 0;
+}
+
+static void gcp_close(void *state)
+{
+	struct gcp_cred *c = state;
+	if (!c)
+		return;
+	pp_token_cache_release(c->cache);
+	pp_gcp_free(c->g);
+	free(c);
+}
+
+static int gcp_open(const struct pp_cred_conf *conf, void **state, struct pp_error *err)
+{
+	struct gcp_cred *c = calloc(1, sizeof(*c));
+	if (!c)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	int rc = pp_gcp_new(conf, &c->g, err);
+	if (!rc && !(c->cache = pp_token_cache_acquire(pp_gcp_cache_key(c->g))))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (rc) {
+		gcp_close(c);
+		return rc;
+	}
+	*state = c;
+	return 0;
+}
+
+static int gcp_apply(void *state, struct pp_http_req *req, struct pp_error *err)
+{
+	struct gcp_cred *c = state;
+	return pp_bearer_apply(c->cache, pp_gcp_fetch, c->g, req, err);
+}
+
+static void gcp_invalidate(void *state)
+{
+	pp_token_cache_invalidate(((struct gcp_cred *)state)->cache);
+}
+
+static int gcp_identity(void *state, struct pp_buf *out, struct pp_error *err)
+{
+	return pp_gcp_identity(((struct gcp_cred *)state)->g, out, err);
+}
+
+static long gcp_seconds_left(void *state)
+{
+	return pp_token_cache_seconds_left(((struct gcp_cred *)state)->cache);
+}
+
+static unsigned long gcp_refreshes(void *state)
+{
+	return pp_token_cache_refreshes(((struct gcp_cred *)state)->cache);
+}
+
+static const char *gcp_project(void *state)
+{
+	return pp_gcp_project(((struct gcp_cred *)state)->g);
+}
+
+const struct pp_cred_backend pp_cred_gcp = {
+	.abi = PP_CRED_BACKEND_ABI,
+	.type = "gcp",
+	.what = "bearer token",
+	.project_label = "project",
+	PP_CRED_SOURCES(sources),
+	.check = gcp_check,
+	.open = gcp_open,
+	.apply = gcp_apply,
+	.invalidate = gcp_invalidate,
+	.identity = gcp_identity,
+	.seconds_left = gcp_seconds_left,
+	.refreshes = gcp_refreshes,
+	.close = gcp_close,
+	.project = gcp_project,
+};

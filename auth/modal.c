@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "auth/backend.h"
+#include "lib/file.h"
 #include "lib/grpc.h"
 #include "lib/http.h"
 #include "lib/json.h"
@@ -60,9 +63,19 @@ static void profile_free(struct toml_profile *p)
 static int read_modal_toml(const char *path, const char *want, struct toml_profile *out,
 			   struct pp_error *err)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return pp_fail(err, PP_EAUTH, "%s: cannot open Modal config", path);
+	int fd = pp_file_open(path, err);
+	if (fd < 0) {
+		/* Whatever kept it from opening, the credential is unusable. */
+		pp_error_prefix(err, "cannot open Modal config ");
+		if (err)
+			err->code = PP_EAUTH;
+		return PP_EAUTH;
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
+	}
 	char line[2048];
 	int lineno = 0;
 	struct toml_profile cur = {0};
@@ -169,64 +182,85 @@ static int load_profile(struct pp_modal_auth *m, const struct pp_cred_conf *conf
 	return 0;
 }
 
+/* ---- sources: one row each; the section's source picks the row ---- */
+
+static int from_conf(struct pp_modal_auth *m, const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	if (!nz(conf->token_id) || !nz(conf->token_secret))
+		return pp_cred_conf_fail(conf, PP_EINVALID, err,
+					 "token_id and token_secret go together");
+	if (set_str(&m->token_id, conf->token_id) || set_str(&m->token_secret, conf->token_secret))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
+}
+
+static bool env_pair(void)
+{
+	return nz(getenv("MODAL_TOKEN_ID")) && nz(getenv("MODAL_TOKEN_SECRET"));
+}
+
+static int from_env(struct pp_modal_auth *m, const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	if (!env_pair())
+		return pp_fail(err, PP_EAUTH,
+			       "credentials \"%s\": MODAL_TOKEN_ID and "
+			       "MODAL_TOKEN_SECRET are not set",
+			       conf->name);
+	if (set_str(&m->token_id, getenv("MODAL_TOKEN_ID")) ||
+	    set_str(&m->token_secret, getenv("MODAL_TOKEN_SECRET")))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The SDK's order: the section's pair, the environment's (unless a file is
+ * named), then the profile file. */
+static int from_chain(struct pp_modal_auth *m, const struct pp_cred_conf *conf,
+		      struct pp_error *err)
+{
+	if (nz(conf->token_id) || nz(conf->token_secret))
+		return from_conf(m, conf, err);
+	if (env_pair() && !nz(conf->file))
+		return from_env(m, conf, err);
+	return load_profile(m, conf, err);
+}
+
+static const struct {
+	const char *name;
+	int (*resolve)(struct pp_modal_auth *m, const struct pp_cred_conf *conf,
+		       struct pp_error *err);
+} sources[] = {
+	{"chain", from_chain},	   {"env", from_env},	 {"file", load_profile},
+	{"profile", load_profile}, {"token", from_conf}, {"static", from_conf},
+};
+
 int pp_modal_auth_new(const struct pp_cred_conf *conf, struct pp_modal_auth **out,
 		      struct pp_error *err)
 {
+	const char *src = pp_cred_source(conf);
+	int row = pp_cred_source_row(sources, sizeof(sources) / sizeof(sources[0]),
+				     sizeof(sources[0]), src);
+	if (row < 0)
+		return pp_cred_conf_fail(conf, PP_EINVALID, err, "unknown Modal source \"%s\"",
+					 src);
 	struct pp_modal_auth *m = calloc(1, sizeof(*m));
 	if (!m)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
-	int rc = 0;
-	const char *where = conf->file_name ? conf->file_name : "config";
-	const char *src = nz(conf->source) ? conf->source : "chain";
-	bool chain = !strcmp(src, "chain");
-	bool have_conf = nz(conf->token_id) || nz(conf->token_secret);
-	bool have_env = nz(getenv("MODAL_TOKEN_ID")) && nz(getenv("MODAL_TOKEN_SECRET"));
-	if (!strcmp(src, "token") || !strcmp(src, "static") || (chain && have_conf)) {
-		if (!nz(conf->token_id) || !nz(conf->token_secret)) {
-			rc = pp_fail(err, PP_EINVALID,
-				     "%s:%d: credentials \"%s\": token_id and token_secret "
-				     "go together",
-				     where, conf->line, conf->name);
-			goto fail;
-		}
-		rc = set_str(&m->token_id, conf->token_id)
-			     ?: set_str(&m->token_secret, conf->token_secret);
-	} else if (!strcmp(src, "env") || (chain && have_env && !nz(conf->file))) {
-		if (!have_env) {
-			rc = pp_fail(err, PP_EAUTH,
-				     "credentials \"%s\": MODAL_TOKEN_ID and "
-				     "MODAL_TOKEN_SECRET are not set",
-				     conf->name);
-			goto fail;
-		}
-		rc = set_str(&m->token_id, getenv("MODAL_TOKEN_ID"))
-			     ?: set_str(&m->token_secret, getenv("MODAL_TOKEN_SECRET"));
-	} else if (chain || !strcmp(src, "file") || !strcmp(src, "profile")) {
-		rc = load_profile(m, conf, err);
-		if (rc)
-			goto fail;
-	} else {
-		rc = pp_fail(err, PP_EINVALID,
-			     "%s:%d: credentials \"%s\": unknown Modal source "
-			     "\"%s\"",
-			     where, conf->line, conf->name, src);
-		goto fail;
-	}
+	int rc = sources[row].resolve(m, conf, err);
 	if (rc)
-		goto nomem;
+		goto fail;
 	rc = set_str(&m->server_url, nz(conf->modal_server_url)) ?:
 		set_str(&m->server_url, nz(getenv("MODAL_SERVER_URL"))) ?:
 		set_str(&m->server_url, PP_MODAL_DEFAULT_SERVER);
-	if (rc)
-		goto nomem;
+	if (rc) {
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+		goto fail;
+	}
 	size_t n = strlen(m->server_url);
 	while (n && m->server_url[n - 1] == '/')
 		m->server_url[--n] = '\0';
 	pp_secret_register(m->token_secret);
 	*out = m;
 	return 0;
-nomem:
-	rc = pp_fail(err, PP_ENOMEM, "out of memory");
 fail:
 	pp_modal_auth_free(m);
 	return rc;
@@ -295,6 +329,7 @@ static int add_token_pair(struct pp_modal_auth *m, struct pp_http_req *req)
 {
 	return pp_http_req_set_header(req, "x-modal-client-type", PP_MODAL_CLIENT_TYPE) ?:
 		pp_http_req_set_header(req, "x-modal-client-version", PP_MODAL_CLIENT_VERSION) ?:
+		pp_http_req_set_header(req, "x-modal-libmodal-version", PP_MODAL_LIBMODAL_VERSION) ?:
 		pp_http_req_set_header(req, "x-modal-token-id", m->token_id) ?:
 		pp_http_req_set_header(req, "x-modal-token-secret", m->token_secret);
 }
@@ -399,3 +434,81 @@ const char *pp_modal_auth_server_url(const struct pp_modal_auth *m)
 {
 	return m->server_url;
 }
+
+/* ---- the backend ---- */
+
+static int modal_check(const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	const char *src = pp_cred_source(conf);
+	if (!strcmp(src, "file") && !nz(conf->file))
+		return pp_cred_conf_fail(conf, PP_EINVALID, err, "source file needs file");
+	if ((!strcmp(src, "token") || !strcmp(src, "static")) &&
+	    (!nz(conf->token_id) || !nz(conf->token_secret)))
+		return pp_cred_conf_fail(conf, PP_EINVALID, err,
+					 "source %s needs token_id and token_secret", src);
+	if (!nz(conf->token_id) != !nz(conf->token_secret))
+		return pp_cred_conf_fail(conf, PP_EINVALID, err,
+					 "token_id and token_secret go together");
+	return 0;
+}
+
+static int modal_open(const struct pp_cred_conf *conf, void **state, struct pp_error *err)
+{
+	return pp_modal_auth_new(conf, (struct pp_modal_auth **)state, err);
+}
+
+static int modal_apply(void *state, struct pp_http_req *req, struct pp_error *err)
+{
+	return pp_modal_auth_apply(state, req, err);
+}
+
+static void modal_invalidate(void *state)
+{
+	pp_modal_auth_invalidate(state);
+}
+
+static int modal_identity(void *state, struct pp_buf *out, struct pp_error *err)
+{
+	return pp_modal_auth_identity(state, out, err);
+}
+
+/* The auth token is the server's business: apply renews it unasked, and
+ * the token pair itself does not expire. */
+static long modal_seconds_left(void *state)
+{
+	(void)state;
+	return -1;
+}
+
+static unsigned long modal_refreshes(void *state)
+{
+	return pp_modal_auth_refreshes(state);
+}
+
+static void modal_close(void *state)
+{
+	pp_modal_auth_free(state);
+}
+
+static int modal_probe_url(void *state, char *url, size_t size)
+{
+	struct pp_modal_auth *m = state;
+	int n = snprintf(url, size, "%s/modal.client.ModalClient/ClientHello", m->server_url);
+	return n < 0 || (size_t)n >= size ? PP_EINVALID : 0;
+}
+
+const struct pp_cred_backend pp_cred_modal = {
+	.abi = PP_CRED_BACKEND_ABI,
+	.type = "modal",
+	.what = "bearer token",
+	PP_CRED_SOURCES(sources),
+	.check = modal_check,
+	.open = modal_open,
+	.apply = modal_apply,
+	.invalidate = modal_invalidate,
+	.identity = modal_identity,
+	.seconds_left = modal_seconds_left,
+	.refreshes = modal_refreshes,
+	.close = modal_close,
+	.probe_url = modal_probe_url,
+};

@@ -14,10 +14,15 @@
 struct pp_http_req;
 struct pp_modal_auth;
 
-/* Pinned metadata: the SDK behaviour we implement (see docs/modal.md). */
-#define PP_MODAL_CLIENT_TYPE	"7" /* ClientType LIBMODAL */
-#define PP_MODAL_CLIENT_VERSION "1.0.0"
-#define PP_MODAL_DEFAULT_SERVER "https://api.modal.com"
+/* Pinned metadata: the SDK behaviour we implement (see docs/modal.md), as
+ * modal-go sends it (go/client.go injectRequiredHeaders): its own client
+ * type (7, LIBMODAL, is for libmodal releases before modal-go 0.0.15), the
+ * Python SDK version whose behaviour it declares, and its release. pushpool
+ * follows modal-go's call sequence (image build, sandbox create and wait). */
+#define PP_MODAL_CLIENT_TYPE	  "9" /* ClientType LIBMODAL_GO */
+#define PP_MODAL_CLIENT_VERSION	  "1.0.0"
+#define PP_MODAL_LIBMODAL_VERSION "modal-go/0.9.0"
+#define PP_MODAL_DEFAULT_SERVER	  "https://api.modal.com"
 /* Refresh the auth token this long before its exp, as the SDKs do. */
 #define PP_MODAL_REFRESH_EARLY_S 300
 

@@ -13,6 +13,7 @@
 
 #include "lib/http.h"
 #include "lib/json.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
 #define TOKEN_RESPONSE_MAX ((size_t)64 << 10)
@@ -36,13 +37,6 @@ struct pp_token_cache {
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pp_token_cache *registry;
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct pp_token_cache *pp_token_cache_acquire(const char *key)
 {
@@ -98,7 +92,7 @@ void pp_token_cache_release(struct pp_token_cache *c)
 /* Called with c->mu held. */
 static void store_grant(struct pp_token_cache *c, struct pp_token_grant *g)
 {
-	long long now = mono_ms();
+	long long now = pp_mono_ms();
 	long long life_ms = (long long)g->expires_in * 1000;
 
 	free(c->token);
@@ -122,7 +116,7 @@ int pp_token_cache_get(struct pp_token_cache *c, pp_token_fetch_fn fetch, void *
 		return pp_fail(err, PP_ENOMEM, "token cache: out of memory");
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		long long now = mono_ms();
+		long long now = pp_mono_ms();
 		if (c->token && now < c->refresh_at_ms)
 			break;
 		/* In the refresh window another caller is already fetching:
@@ -159,10 +153,10 @@ do_fetch:
 		rc = pp_fail(&ferr, PP_EAUTH, "token source returned no usable token");
 
 	pthread_mutex_lock(&c->mu);
-	if (rc && c->token && mono_ms() < c->expires_at_ms) {
+	if (rc && c->token && pp_mono_ms() < c->expires_at_ms) {
 		/* An early refresh failed but the current token still works:
 		 * keep using it and try again halfway to its expiry. */
-		long long now = mono_ms();
+		long long now = pp_mono_ms();
 		c->refresh_at_ms = now + (c->expires_at_ms - now) / 2;
 		pp_redact(ferr.msg);
 		pp_warn("token refresh failed, using the current token until it expires: %s",
@@ -212,7 +206,7 @@ long pp_token_cache_seconds_left(const struct pp_token_cache *c)
 	long left = -1;
 	pthread_mutex_lock(&m->mu);
 	if (m->token) {
-		long long ms = m->expires_at_ms - mono_ms();
+		long long ms = m->expires_at_ms - pp_mono_ms();
 		left = ms > 0 ? (long)(ms / 1000) : 0;
 	}
 	pthread_mutex_unlock(&m->mu);
@@ -290,7 +284,6 @@ int pp_oauth_exchange(struct pp_http_req *req, const char *what, struct pp_token
 
 	out->access_token = NULL;
 	out->expires_in = 0;
-	req->cred = NULL;
 	if (!req->max_response)
 		req->max_response = TOKEN_RESPONSE_MAX;
 	pp_http_resp_init(&resp, req->max_response);
@@ -327,61 +320,6 @@ out:
 	return rc;
 }
 
-int pp_read_small_file(const char *path, size_t max, struct pp_buf *out, struct pp_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return pp_fail(err, errno == ENOENT ? PP_ENOTFOUND : PP_EIO, "%s: %s", path,
-			       strerror(errno));
-	pp_buf_reset(out);
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (out->len + n > max) {
-			rc = pp_fail(err, PP_EINVALID, "%s: larger than %zu bytes", path, max);
-			break;
-		}
-		if (pp_buf_append(out, chunk, n)) {
-			rc = pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
-			break;
-		}
-	}
-	if (!rc && ferror(f))
-		rc = pp_fail(err, PP_EIO, "%s: read error", path);
-	fclose(f);
-	return rc;
-}
-
-#define SECRET_FILE_MAX ((size_t)64 << 10)
-
-int pp_read_secret_file(const char *path, const char *what, int empty_code, char **out,
-			struct pp_error *err)
-{
-	struct pp_buf b;
-	pp_buf_init(&b, SECRET_FILE_MAX);
-	int rc = pp_read_small_file(path, SECRET_FILE_MAX, &b, err);
-	if (!rc) {
-		size_t start = 0;
-		while (b.len && isspace((unsigned char)b.data[b.len - 1]))
-			b.data[--b.len] = '\0';
-		while (start < b.len && isspace((unsigned char)b.data[start]))
-			start++;
-		if (start) {
-			memmove(b.data, b.data + start, b.len - start + 1);
-			b.len -= start;
-		}
-		if (!b.len)
-			rc = pp_fail(err, empty_code, "%s: %s file is empty", path, what);
-	}
-	if (!rc) {
-		pp_secret_register(b.data);
-		*out = pp_buf_steal(&b);
-	}
-	pp_buf_free(&b);
-	return rc;
-}
-
 int pp_b64url(struct pp_buf *out, const unsigned char *p, size_t n)
 {
 	static const char tbl[] =
@@ -402,5 +340,20 @@ int pp_b64url(struct pp_buf *out, const unsigned char *p, size_t n)
 		char q[3] = {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63]};
 		rc = pp_buf_append(out, q, 3);
 	}
+	return rc;
+}
+
+int pp_bearer_apply(struct pp_token_cache *c, pp_token_fetch_fn fetch, void *ud,
+		    struct pp_http_req *req, struct pp_error *err)
+{
+	struct pp_buf tok, hdr;
+	pp_buf_init(&tok, 64 << 10);
+	pp_buf_init(&hdr, 64 << 10);
+	int rc = pp_token_cache_get(c, fetch, ud, &tok, err);
+	if (!rc && (pp_buf_puts(&hdr, "Bearer ") || pp_buf_puts(&hdr, tok.data) ||
+		    pp_http_req_set_header(req, "Authorization", hdr.data)))
+		rc = pp_fail(err, PP_ENOMEM, "Authorization header: out of memory");
+	pp_buf_free(&tok);
+	pp_buf_free(&hdr);
 	return rc;
 }

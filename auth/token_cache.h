@@ -40,27 +40,23 @@ unsigned long pp_token_cache_refreshes(const struct pp_token_cache *c);
 /* Seconds until the cached token expires; -1 when there is none. */
 long pp_token_cache_seconds_left(const struct pp_token_cache *c);
 
+/* Add "Authorization: Bearer <token>" to req, the token from c (fetched
+ * with fetch(ud) when needed): the apply op of the bearer-token backends. */
+int pp_bearer_apply(struct pp_token_cache *c, pp_token_fetch_fn fetch, void *ud,
+		    struct pp_http_req *req, struct pp_error *err);
+
 /* ---- OAuth2 token endpoints ---- */
 
 /* Append "name=value" (percent-encoded, '&' separated) to a form body. */
 int pp_form_add(struct pp_buf *form, const char *name, const char *value);
 
-/* Send req (no credential attached) and read a token response
+/* Send req (unauthenticated) and read a token response
  * {"access_token", "expires_in" (number or string)}. Errors name what (the
  * token source) and carry the endpoint's error / error_description; 400 and
  * 401 from a token endpoint are PP_EAUTH. The token is registered as a
  * secret before it is returned. */
 int pp_oauth_exchange(struct pp_http_req *req, const char *what, struct pp_token_grant *out,
 		      struct pp_error *err);
-
-/* Read a whole small file (at most max bytes) into out; errors name path. */
-int pp_read_small_file(const char *path, size_t max, struct pp_buf *out, struct pp_error *err);
-
-/* Read a file holding one secret value (an API key, a client secret, a
- * token): surrounding white space trimmed, empty is an error (empty_code),
- * the value registered as a secret. *out is the caller's to free. */
-int pp_read_secret_file(const char *path, const char *what, int empty_code, char **out,
-			struct pp_error *err);
 
 /* base64url without padding. */
 int pp_b64url(struct pp_buf *out, const unsigned char *p, size_t n);

@@ -4,35 +4,11 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "dispatcher/op_driver.h"
 #include "lib/json.h"
 #include "lib/log.h"
 
 #define DUMP_MAX_REQUESTS 10
-
-/* A successful answer for each call a submission makes, just enough for
- * the provider to take its next step. Angle brackets mark values the cloud
- * would choose. */
-struct canned {
-	const char *match; /* suffix of the X-Amz-Target; "METHOD part-of-URL"; a method;
-			      or a suffix of the URL */
-	int status;
-	const char *body;
-};
-
-static const struct canned canned[] = {
-	{".RegisterTaskDefinition", 200,
-	 "{\"taskDefinition\":{\"taskDefinitionArn\":\"<task-definition-arn>\"}}"},
-	{".DescribeTaskDefinition", 400,
-	 "{\"__type\":\"ClientException\",\"message\":\"(dry run: no revision to reuse)\"}"},
-	{"GET /containerGroups/", 404,
-	 "{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"(dry run: no group yet)\"}}"},
-	{".RunTask", 200, "{\"tasks\":[{\"taskArn\":\"<task-arn>\"}]}"},
-	{":run", 200, "{\"metadata\":{\"name\":\"<execution-name>\"}}"},
-	{"GET", 200, "{\"location\":\"<resource-group-location>\"}"}, /* ACI resource group; Cloud
-									      Run GetJob: ready */
-	{"POST", 200, "{}"}, /* Cloud Run CreateJob: the operation */
-	{NULL, 0, NULL},
-};
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -40,24 +16,18 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
-static const struct canned *answer_for(const struct pp_http_req *req)
+/* The provider's stand-in answer for req (provider.h, struct pp_dry_answer). */
+static const struct pp_dry_answer *answer_for(const struct pp_provider *p,
+					      const struct pp_http_req *req)
 {
-	const char *target = pp_http_req_get_header(req, "X-Amz-Target");
-	for (const struct canned *c = canned; c->match; c++) {
-		if (target) {
-			if (ends_with(target, c->match))
-				return c;
+	for (const struct pp_dry_answer *c = p->dry_run; c && c->status; c++) {
+		const char *h = c->header ? pp_http_req_get_header(req, c->header) : NULL;
+		if ((c->method && strcmp(req->method, c->method)) ||
+		    (c->url_part && !strstr(req->url, c->url_part)) ||
+		    (c->url_suffix && !ends_with(req->url, c->url_suffix)) ||
+		    (c->header && (!h || !ends_with(h, c->header_suffix ? c->header_suffix : ""))))
 			continue;
-		}
-		const char *space = strchr(c->match, ' ');
-		if (space) {
-			size_t mlen = (size_t)(space - c->match);
-			if (strlen(req->method) == mlen && !strncmp(req->method, c->match, mlen) &&
-			    strstr(req->url, space + 1))
-				return c;
-		} else if (ends_with(req->url, c->match) || !strcmp(req->method, c->match)) {
-			return c;
-		}
+		return c;
 	}
 	return NULL;
 }
@@ -70,18 +40,18 @@ static bool printable(const char *s, size_t n)
 	return true;
 }
 
-static int print_request(const struct pp_http_req *req, int n, struct pp_buf *out)
+static int print_request(const struct pp_provider *p, const struct pp_http_req *req,
+			 const struct pp_cred *cred, int n, struct pp_buf *out)
 {
-	const char *target = pp_http_req_get_header(req, "X-Amz-Target");
+	const char *target = p->call_header ? pp_http_req_get_header(req, p->call_header) : NULL;
 	const char *dot = target ? strrchr(target, '.') : NULL;
 	int rc = pp_buf_printf(out, "# %d%s%s\n%s %s\n", n, dot ? " " : "", dot ? dot + 1 : "",
 			       req->method, req->url);
 	for (const struct pp_http_header *h = req->headers; h && !rc; h = h->next)
 		rc = pp_buf_printf(out, "%s: %s\n", h->name, h->value);
-	if (!rc && req->cred)
+	if (!rc && cred)
 		rc = pp_buf_printf(out, "Authorization: [%s, added when sent]\n",
-				   pp_cred_kind(req->cred) == PP_CRED_AWS ? "AWS SigV4 signature"
-									  : "bearer token");
+				   pp_cred_what(cred));
 	if (rc || !req->body_len)
 		return rc ? rc : pp_buf_puts(out, "\n");
 	struct pp_json *j = NULL;
@@ -120,7 +90,7 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 		io->resp = NULL;
 		if (rc != PP_STEP_SEND)
 			break;
-		if (print_request(&io->req, n, out)) {
+		if (print_request(p, &io->req, pp_exec_cred(io), n, out)) {
 			rc = pp_fail(err, PP_ENOMEM, "request dump is too large");
 			break;
 		}
@@ -134,7 +104,7 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 				: PP_STEP_DONE;
 			break;
 		}
-		const struct canned *c = answer_for(&io->req);
+		const struct pp_dry_answer *c = answer_for(p, &io->req);
 		if (!c) {
 			rc = PP_STEP_DONE;
 			break;

@@ -1,6 +1,8 @@
 /* pushpool [-c FILE] COMMAND [ARGS]: the command table and dispatch. */
 #include <curl/curl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,18 @@ struct command {
 };
 
 static int cmd_help(int argc, char **argv);
+
+/* A core dump would hold every secret in memory (cloud keys, tokens, the
+ * store password), and so would another user's ptrace or /proc/PID/mem:
+ * no core file, and not dumpable. Done before any secret is read. */
+static void keep_secrets_in_process(void)
+{
+	const struct rlimit none = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &none))
+		perror("pushpool: setrlimit(RLIMIT_CORE)");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+		perror("pushpool: prctl(PR_SET_DUMPABLE)");
+}
 
 /* One entry per line, in the order `pushpool help` lists them. */
 static const struct command commands[] = {
@@ -103,6 +117,7 @@ int main(int argc, char **argv)
 {
 	int i = 1;
 
+	keep_secrets_in_process();
 	while (i < argc && argv[i][0] == '-') {
 		const char *a = argv[i];
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {

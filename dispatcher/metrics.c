@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,20 @@
 #include <microhttpd.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
+
+/* Probes must still get through while idle or slow clients hold
+ * connections: room for many at once (served by epoll or poll, so
+ * descriptors above FD_SETSIZE work), and a short idle timeout that frees
+ * a slot held by a client that sends nothing. */
+enum {
+	METRICS_MAX_CONNECTIONS = 512,
+	METRICS_IDLE_TIMEOUT_S = 5,
+	/* libmicrohttpd's own messages (a flood of refused connections)
+	 * reach our log at most this often; the rest are counted. */
+	METRICS_LOG_INTERVAL_S = 10,
+	METRICS_LOG_MSG_MAX = 256,
+};
 
 struct pp_metrics {
 	struct MHD_Daemon *daemon;
@@ -19,6 +35,10 @@ struct pp_metrics {
 	unsigned long submissions, retries;
 	unsigned long terminal[PP_ST_COUNT];
 	int port;
+	atomic_bool starting;		       /* MHD messages explain a failed start */
+	char start_error[METRICS_LOG_MSG_MAX]; /* the last of them */
+	time_t log_last;		       /* monotonic seconds of the last line */
+	unsigned long log_suppressed;	       /* lines dropped since then */
 };
 
 static const double bucket_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -46,18 +66,29 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 	rc = rc ? rc
 		: pp_buf_printf(
 			  b,
+			  "# HELP pushpool_active_runs Runs this process holds (submitting or "
+			  "watched).\n"
 			  "# TYPE pushpool_active_runs gauge\npushpool_active_runs %d\n"
+			  "# HELP pushpool_submitting_runs Submissions under way.\n"
 			  "# TYPE pushpool_submitting_runs gauge\npushpool_submitting_runs %d\n"
+			  "# HELP pushpool_submissions_total Runs submitted by this process.\n"
 			  "# TYPE pushpool_submissions_total counter\npushpool_submissions_total "
 			  "%lu\n"
+			  "# HELP pushpool_submission_retries_total Submissions deferred for a "
+			  "retry.\n"
 			  "# TYPE pushpool_submission_retries_total "
 			  "counter\npushpool_submission_retries_total %lu\n"
+			  "# HELP pushpool_provider_requests_total Requests sent to cloud APIs.\n"
 			  "# TYPE pushpool_provider_requests_total "
 			  "counter\npushpool_provider_requests_total %lu\n"
+			  "# HELP pushpool_provider_retries_total Cloud API requests sent again.\n"
 			  "# TYPE pushpool_provider_retries_total "
 			  "counter\npushpool_provider_retries_total %lu\n"
+			  "# HELP pushpool_provider_throttled_total Cloud API answers that said "
+			  "slow down.\n"
 			  "# TYPE pushpool_provider_throttled_total "
 			  "counter\npushpool_provider_throttled_total %lu\n"
+			  "# HELP pushpool_token_refreshes_total Credential tokens fetched.\n"
 			  "# TYPE pushpool_token_refreshes_total "
 			  "counter\npushpool_token_refreshes_total %lu\n"
 			  "# HELP pushpool_queue_lag_seconds Age of the oldest due run not yet "
@@ -124,6 +155,40 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	return ret;
 }
 
+/* libmicrohttpd's error log, routed through ours (so JSON logs stay JSON)
+ * and rate-limited, since a client can make it write one line per refused
+ * connection. Runs on MHD's thread. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct pp_metrics *m = cls;
+	char msg[METRICS_LOG_MSG_MAX];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	if (atomic_load(&m->starting)) {
+		memcpy(m->start_error, msg, sizeof(msg));
+		return;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&m->mu);
+	bool quiet = m->log_last && now.tv_sec - m->log_last < METRICS_LOG_INTERVAL_S;
+	unsigned long dropped = m->log_suppressed;
+	if (quiet) {
+		m->log_suppressed++;
+	} else {
+		m->log_last = now.tv_sec;
+		m->log_suppressed = 0;
+	}
+	pthread_mutex_unlock(&m->mu);
+	if (quiet)
+		return;
+	if (dropped)
+		pp_warn("metrics server: %s (and %lu more messages in the last %d s)", msg, dropped,
+			METRICS_LOG_INTERVAL_S);
+	else
+		pp_warn("metrics server: %s", msg);
+}
+
 int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_error *err)
 {
 	*out = NULL;
@@ -147,16 +212,22 @@ int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_erro
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	pthread_mutex_init(&m->mu, NULL);
 	m->published = time(NULL);
-	m->daemon =
-		MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				 answer, m, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
-				 64, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	atomic_store(&m->starting, true);
+	/* The port is also passed directly so that MHD's messages name it. */
+	m->daemon = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, (uint16_t)port,
+		NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_EXTERNAL_LOGGER,
+		mhd_log, m, MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNECTIONS,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_IDLE_TIMEOUT_S, MHD_OPTION_END);
 	if (!m->daemon) {
 		pthread_mutex_destroy(&m->mu);
+		int rc = pp_fail(err, PP_EIO, "metrics_listen %s: cannot listen: %s", listen,
+				 m->start_error[0] ? m->start_error
+						   : "libmicrohttpd refused to start");
 		free(m);
-		return pp_fail(err, PP_EIO, "metrics_listen %s: cannot listen (port in use?)",
-			       listen);
+		return rc;
 	}
+	atomic_store(&m->starting, false);
 	const union MHD_DaemonInfo *info =
 		MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	m->port = info ? info->port : (int)port;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/log.h"
 
@@ -65,13 +66,6 @@ const char *pp_op_name(enum pp_op op)
 	return "unknown";
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* xorshift64*, seeded once per thread from the kernel: backoff jitter only
  * needs to decorrelate dispatchers, not to be unpredictable. */
 static uint64_t next_random(void)
@@ -79,7 +73,7 @@ static uint64_t next_random(void)
 	static _Thread_local uint64_t s;
 	if (!s) {
 		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
-			s = (uint64_t)now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+			s = (uint64_t)pp_mono_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
 		if (!s)
 			s = 0x9E3779B97F4A7C15ull;
 	}
@@ -206,14 +200,14 @@ static void finish(struct exec_op *o, int rc)
 static void handle_failure(struct exec_op *o, int rc, long status)
 {
 	struct pp_exec *x = o->x;
-	long long now = now_ms();
+	long long now = pp_mono_ms();
 
 	if (rc == PP_ETHROTTLED)
 		x->stats.throttled++;
 	if (rc == PP_EAUTH && status == 401 && !o->auth_retried) {
 		o->auth_retried = true;
-		if (o->io->cred)
-			pp_cred_invalidate(o->io->cred);
+		if (pp_exec_cred(o->io))
+			pp_cred_invalidate(pp_exec_cred(o->io));
 		pp_info("%s %s: HTTP 401, refreshing credentials and retrying once", o->p->name,
 			pp_op_name(o->op));
 		x->stats.retries++;
@@ -265,7 +259,7 @@ static void on_http_done(void *ud, struct pp_http_req *req, struct pp_http_resp 
 {
 	struct exec_op *o = ud;
 	double secs = resp->total_seconds > 0 ? resp->total_seconds
-					      : (double)(now_ms() - o->sent_ms) / 1000.0;
+					      : (double)(pp_mono_ms() - o->sent_ms) / 1000.0;
 	record_latency(o->x, secs);
 	pp_error_clear(&o->resp_err);
 	if (rc && err) {
@@ -287,7 +281,7 @@ static void send_request(struct exec_op *o)
 {
 	struct pp_exec *x = o->x;
 	struct pp_run_io *io = o->io;
-	long long now = now_ms();
+	long long now = pp_mono_ms();
 	long remaining = (long)(o->deadline_ms - now);
 
 	if (remaining <= 0) {
@@ -306,7 +300,9 @@ static void send_request(struct exec_op *o)
 	pp_error_clear(&o->resp_err);
 	o->sent_ms = now;
 	pp_debug("%s %s: %s %s", o->p->name, pp_op_name(o->op), io->req.method, io->req.url);
-	int rc = pp_http_multi_add(x->multi, &io->req, &o->resp, on_http_done, o, &o->err);
+	int rc = pp_exec_authorize(io, &o->err);
+	if (!rc)
+		rc = pp_http_multi_add(x->multi, &io->req, &o->resp, on_http_done, o, &o->err);
 	if (rc) {
 		/* Nothing went out (e.g. the token fetch failed): same rules as
 		 * a failed exchange, and the op re-sends when called again. */
@@ -319,6 +315,21 @@ static void send_request(struct exec_op *o)
 	}
 	x->stats.requests++;
 	o->phase = PHASE_SENDING;
+}
+
+struct pp_cred *pp_exec_cred(const struct pp_run_io *io)
+{
+	return io->run_cred ? io->run_cred : io->cred;
+}
+
+int pp_exec_authorize(struct pp_run_io *io, struct pp_error *err)
+{
+	struct pp_cred *c = pp_exec_cred(io);
+	int rc = c ? pp_cred_apply(c, &io->req, err) : 0;
+	/* Say so when it is the run's own token that failed, not the pool's. */
+	if (rc && io->run_cred && err)
+		pp_error_prefix(err, "%s: ", pp_cred_name(io->run_cred));
+	return rc;
 }
 
 static int (*op_fn(const struct pp_provider *p, enum pp_op op))(struct pp_run_io *,
@@ -380,7 +391,7 @@ static void step(struct exec_op *o)
 		return;
 	case PP_STEP_WAIT: {
 		long wait = io->poll_after_ms > 0 ? io->poll_after_ms : 500;
-		long long now = now_ms();
+		long long now = pp_mono_ms();
 		if (now + wait > o->deadline_ms) {
 			pp_fail(&o->err, PP_ETRANSIENT,
 				"%s %s: still waiting after the time budget of %ld ms", o->p->name,
@@ -413,7 +424,7 @@ int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
 			       pp_op_name(op));
 	if (!done || !io)
 		return pp_fail(err, PP_EINVALID, "pp_exec_start: io and done are required");
-	long long now = now_ms();
+	long long now = pp_mono_ms();
 	if (policy && policy->not_after_ms && now >= policy->not_after_ms)
 		return pp_fail(err, PP_ETRANSIENT,
 			       "%s %s not started: the run's lease lapsed %lld ms ago and is not "
@@ -445,7 +456,7 @@ int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
  * a step frees at most its own op and adds new ones at the head. */
 static void run_ready(struct pp_exec *x)
 {
-	long long now = now_ms();
+	long long now = pp_mono_ms();
 	struct exec_op *next;
 	for (struct exec_op *o = x->ops; o; o = next) {
 		next = o->next;
@@ -472,13 +483,13 @@ static void sleep_ms(long ms)
 
 int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 {
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	long long deadline = pp_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	unsigned long finished_before = x->finished;
 	for (;;) {
 		run_ready(x);
 		if (!x->active)
 			break;
-		long long now = now_ms();
+		long long now = pp_mono_ms();
 		long wait = (long)(deadline - now);
 		long long wake = next_wake(x);
 		if (wake >= 0 && wake - now < wait)
@@ -490,7 +501,7 @@ int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 		else if (wait > 0)
 			sleep_ms(wait);
 		run_ready(x);
-		if (now_ms() >= deadline || x->finished != finished_before)
+		if (pp_mono_ms() >= deadline || x->finished != finished_before)
 			break;
 	}
 	return x->active;
@@ -562,6 +573,7 @@ void pp_exec_io_release(struct pp_run_io *io, const struct pp_provider *p)
 		p->release(io->state);
 	free(io->state);
 	io->state = NULL;
+	io->run_cred = NULL; /* it lived in the state */
 	pp_http_req_free(&io->req);
 	memset(&io->req, 0, sizeof(io->req));
 }

@@ -50,6 +50,13 @@ void pp_exec_stats(const struct pp_exec *x, struct pp_exec_stats *out);
 int pp_exec_run_op(const struct pp_provider *p, enum pp_op op, struct pp_run_io *io,
 		   const struct pp_exec_policy *policy, struct pp_error *err);
 
+/* The credential io's requests go out with: the run's own (run_cred),
+ * else the pool's (cred); NULL for none. */
+struct pp_cred *pp_exec_cred(const struct pp_run_io *io);
+/* Apply that credential to io->req (bearer token, signature, token
+ * metadata): the last step before a request is handed to the HTTP layer. */
+int pp_exec_authorize(struct pp_run_io *io, struct pp_error *err);
+
 /* Full-jitter backoff: uniform in [0, min(cap, base*2^attempt)], never less
  * than retry_after_ms. */
 long pp_backoff_ms(int attempt, long base_ms, long cap_ms, long retry_after_ms);

@@ -1,5 +1,5 @@
 /* HTTP on libcurl. Requests are plain values built by providers and auth;
- * this file applies credentials, sends, reads into capped buffers, and maps
+ * this file sends them as they are, reads into capped buffers, and maps
  * outcomes to pp_err codes. TLS verification is never turned off: the
  * mocks are plain http on loopback. */
 #include "lib/http.h"
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <curl/curl.h>
 
-#include "auth/auth.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
 #define DEFAULT_TIMEOUT_MS   30000L
@@ -251,13 +251,6 @@ static void xfer_free(struct xfer *x)
 	free(x);
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* libcurl calls this once connected, right before the request goes out:
  * the last point where a stall (SIGSTOP, a VM pause) inside one
  * curl_multi_perform call, past the transfer's deadline, can still stop
@@ -266,7 +259,7 @@ static int before_send(void *clientp, char *primary_ip, char *local_ip, int prim
 		       int local_port)
 {
 	struct xfer *x = clientp;
-	if (x->deadline_ms && mono_ms() >= x->deadline_ms) {
+	if (x->deadline_ms && pp_mono_ms() >= x->deadline_ms) {
 		x->held_back = true;
 		return CURL_PREREQFUNC_ABORT;
 	}
@@ -281,11 +274,6 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	resp_reset(resp);
 	if (!req->url)
 		return pp_fail(err, PP_EINVALID, "%s: request without URL", req->method);
-	if (req->cred) {
-		int rc = pp_cred_apply(req->cred, req, err);
-		if (rc)
-			return rc;
-	}
 	x->easy = curl_easy_init();
 	if (!x->easy)
 		return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");
@@ -479,7 +467,8 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	}
 	x->done = done;
 	x->ud = ud;
-	x->deadline_ms = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+	x->deadline_ms =
+		pp_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
 	if (curl_multi_add_handle(m->multi, x->easy) != CURLM_OK) {
 		xfer_free(x);
 		return pp_fail(err, PP_ENOMEM, "curl_multi_add_handle failed");
@@ -527,7 +516,7 @@ static void multi_reap(struct pp_http_multi *m)
  * nothing goes out on behalf of a lease that may be gone. */
 static void expire_overdue(struct pp_http_multi *m)
 {
-	long long now = mono_ms();
+	long long now = pp_mono_ms();
 	bool again = true;
 	while (again) {
 		again = false;

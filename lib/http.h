@@ -1,7 +1,7 @@
 /* HTTP on libcurl: request/response values, a blocking call, and a multi
  * event loop for many requests at once. Responses are read into a buffer
- * with a hard cap. Credentials attached to a request are applied (bearer
- * token, SigV4, Modal metadata) by auth/ right before sending. */
+ * with a hard cap. Requests go out as given: whoever sends one applies its
+ * credentials first (dispatcher/op_driver.c, pp_cred_perform in auth/). */
 #ifndef PP_HTTP_H
 #define PP_HTTP_H
 
@@ -10,8 +10,6 @@
 
 #include "lib/buf.h"
 #include "lib/err.h"
-
-struct pp_cred;
 
 struct pp_http_header {
 	char *name;
@@ -32,7 +30,6 @@ struct pp_http_req {
 	long timeout_ms;     /* 0: 30 s */
 	size_t max_response; /* 0: 8 MiB */
 	unsigned flags;
-	struct pp_cred *cred; /* borrowed; NULL: unauthenticated */
 };
 
 struct pp_http_resp {
@@ -66,7 +63,7 @@ void pp_http_resp_free(struct pp_http_resp *r);
 int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *resp,
 		     struct pp_error *err);
 
-/* Blocking single request (auth applied, no retries). Returns 0 when an HTTP
+/* Blocking single request (no retries). Returns 0 when an HTTP
  * response arrived (any status), PP_ETRANSIENT on transport failure. */
 int pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err);
 
@@ -77,7 +74,7 @@ typedef void (*pp_http_done_fn)(void *ud, struct pp_http_req *req, struct pp_htt
 
 struct pp_http_multi *pp_http_multi_new(void);
 void pp_http_multi_free(struct pp_http_multi *m);
-/* Start req (auth applied now). req and resp must stay valid until done is
+/* Start req. req and resp must stay valid until done is
  * called; done is called from pp_http_multi_run. */
 int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct pp_http_resp *resp,
 		      pp_http_done_fn done, void *ud, struct pp_error *err);

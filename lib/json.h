@@ -1,5 +1,6 @@
-/* JSON tree on top of jsmn: parse, typed access, path lookup, build, write.
- * Object members keep their order; writing then parsing gives the same tree. */
+/* JSON tree on top of jsmn: parse (json_parse.c), typed access, path lookup,
+ * build (json.c), write (json_write.c). Object members keep their order;
+ * writing then parsing gives the same tree. */
 #ifndef PP_JSON_H
 #define PP_JSON_H
 
@@ -30,12 +31,15 @@ struct pp_json {
 };
 
 struct pp_json_limits {
-	size_t max_bytes; /* 0: 16 MiB */
-	int max_depth;	  /* 0: 64 */
+	size_t max_bytes;  /* 0: 16 MiB */
+	int max_depth;	   /* 0: 64 nested values */
+	size_t max_tokens; /* 0: 1 Mi values and keys */
 };
 
 /* Parse text; on error err->msg reads "LINE:COL: what" and *out is NULL.
- * lim may be NULL for defaults. */
+ * lim may be NULL for defaults. Time and memory are linear in len: depth and
+ * token limits are checked before any tree is built ("JSON nested deeper
+ * than N levels at byte M"). */
 int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
 		  struct pp_json **out, struct pp_error *err);
 /* Read and parse a file; errors are prefixed with the path. */
@@ -75,6 +79,9 @@ int pp_json_set_string(struct pp_json *obj, const char *key, const char *s);
 int pp_json_set_int(struct pp_json *obj, const char *key, long long v);
 int pp_json_set_bool(struct pp_json *obj, const char *key, bool v);
 int pp_json_append(struct pp_json *arr, struct pp_json *val);
+/* Append child as parent's last member, without the checks of
+ * pp_json_append/pp_json_set (for the parser, which has done them). */
+void pp_json_link(struct pp_json *parent, struct pp_json *child);
 /* Unlink child from its parent and return it (caller owns it). */
 struct pp_json *pp_json_detach(struct pp_json *child);
 /* Remove and free a member; returns true when it existed. */

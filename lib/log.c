@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/err.h"
+#include "lib/time.h"
 
 /* A message longer than this is cut (after redaction) and marked. */
 #define LOG_MSG_MAX  ((size_t)64 << 10)
@@ -19,6 +20,9 @@
 #define PINNED_MAX   4096
 #define ROTATING_MAX 8192
 #define REDACTED     "[REDACTED]"
+/* The value, percent-encoded 4 ways, base64 and base64url at 3 alignments
+ * each, JSON-escaped 6 ways, base64 and base64url whole (see forms_of). */
+#define FORMS_MAX 19
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum pp_log_level log_min = PP_LOG_INFO;
@@ -29,18 +33,27 @@ static FILE *log_out;
  * the life of the process. Rotating ones (access tokens, temporary keys,
  * per-run secret values) go in a ring whose oldest entry makes room: a
  * daemon that runs for months keeps redacting its newest tokens, where a
- * full fixed table would silently stop registering them. */
-struct secret {
-	char *value;
+ * full fixed table would silently stop registering them. Each secret keeps
+ * every form it travels in (forms[0] is the value itself): a server that
+ * echoes a form body, a Basic header or a JSON request shows an encoding,
+ * not the value. */
+struct form {
+	char *text;
 	size_t len;
+	struct form *next; /* in its bucket */
+};
+struct secret {
+	struct form *forms;
+	size_t nforms;
 };
 static struct secret pinned[PINNED_MAX];
 static size_t npinned;
 static struct secret rotating[ROTATING_MAX];
 static size_t nrotating, rotating_next;
-/* How many secrets start with each byte pair: most positions of a line
- * are passed over with one lookup instead of a scan of every secret. */
-static uint16_t starts_with[1 << 16];
+/* Every form, listed under its first two bytes: a position of a line is
+ * compared only with the forms that start as it does, however many
+ * secrets (each with up to FORMS_MAX forms) are registered. */
+static struct form *bucket[1 << 16];
 
 static unsigned pair_at(const char *s)
 {
@@ -79,41 +92,219 @@ int pp_log_level_parse(const char *s, enum pp_log_level *out)
 static bool registered(const char *value, size_t n)
 {
 	for (size_t i = 0; i < npinned; i++)
-		if (pinned[i].len == n && !memcmp(pinned[i].value, value, n))
+		if (pinned[i].forms[0].len == n && !memcmp(pinned[i].forms[0].text, value, n))
 			return true;
 	for (size_t i = 0; i < nrotating; i++)
-		if (rotating[i].len == n && !memcmp(rotating[i].value, value, n))
+		if (rotating[i].forms[0].len == n && !memcmp(rotating[i].forms[0].text, value, n))
 			return true;
 	return false;
 }
 
+static void secret_free(struct secret *s)
+{
+	for (size_t i = 0; i < s->nforms; i++) {
+		struct form **pp = &bucket[pair_at(s->forms[i].text)];
+		while (*pp != &s->forms[i])
+			pp = &(*pp)->next;
+		*pp = s->forms[i].next;
+		free(s->forms[i].text);
+	}
+	free(s->forms);
+	*s = (struct secret){0};
+}
+
+/* Length of the valid UTF-8 sequence at p (NUL-terminated), 0 if invalid;
+ * *cp gets its code point. */
+static size_t utf8_decode(const unsigned char *p, uint32_t *cp)
+{
+	unsigned char c = p[0];
+	size_t n;
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		*cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		*cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		*cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = (*cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (*cp < 0x800 || (*cp >= 0xd800 && *cp <= 0xdfff))) ||
+	    (n == 4 && (*cp < 0x10000 || *cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/* application/x-www-form-urlencoded and RFC 3986 percent-encoding: every
+ * byte but ALPHA / DIGIT / "-._~" as %XX, in either hex case; a space as
+ * "+" (forms) or "%20" (URLs). */
+static void form_percent(struct pp_buf *b, const unsigned char *v, bool lower, bool plus)
+{
+	const char *hex = lower ? "0123456789abcdef" : "0123456789ABCDEF";
+	for (; *v; v++) {
+		if ((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') ||
+		    (*v >= '0' && *v <= '9') || strchr("-._~", *v))
+			pp_buf_putc(b, (char)*v);
+		else if (*v == ' ' && plus)
+			pp_buf_putc(b, '+');
+		else
+			pp_buf_printf(b, "%%%c%c", hex[*v >> 4], hex[*v & 15]);
+	}
+}
+
+/* base64 (or base64url) of the value as it reads when it starts skip bytes
+ * into a 3-byte group of a longer text (a Basic header's "id:secret"):
+ * only the characters made of the value's bits alone, since those around
+ * them depend on the neighbouring bytes and padding. whole (with skip 0):
+ * the value encoded alone, its last bits and padding included. */
+static void form_base64(struct pp_buf *b, const unsigned char *v, size_t n, unsigned skip, bool url,
+			bool whole)
+{
+	const char *tbl = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			      : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t first = (8 * skip + 5) / 6, c = 0;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	for (size_t i = 0; i < skip + n; i++) {
+		acc = (acc << 8 | (i < skip ? 0 : v[i - skip])) & 0xffff;
+		for (bits += 8; bits >= 6; bits -= 6, c++)
+			if (c >= first)
+				pp_buf_putc(b, tbl[(acc >> (bits - 6)) & 63]);
+	}
+	if (whole && bits)
+		pp_buf_putc(b, tbl[(acc << (6 - bits)) & 63]);
+	for (size_t k = n % 3; whole && !url && k && k < 3; k++)
+		pp_buf_putc(b, '=');
+}
+
+static void put_u4(struct pp_buf *b, uint32_t unit, bool upper)
+{
+	if (upper)
+		pp_buf_printf(b, "\\u%04X", (unsigned)unit);
+	else
+		pp_buf_printf(b, "\\u%04x", (unsigned)unit);
+}
+
+/* A JSON string body: '"', '\\' and control characters escaped, and as
+ * other encoders also do, '/' as "\/" and non-ASCII as \uXXXX (UTF-16, in
+ * either hex case) when asked. */
+static void form_json(struct pp_buf *b, const unsigned char *v, bool slash, int non_ascii)
+{
+	while (*v) {
+		uint32_t cp;
+		size_t n = utf8_decode(v, &cp);
+		const char *esc = *v == '"'	       ? "\\\""
+				  : *v == '\\'	       ? "\\\\"
+				  : *v == '\n'	       ? "\\n"
+				  : *v == '\r'	       ? "\\r"
+				  : *v == '\t'	       ? "\\t"
+				  : *v == '\b'	       ? "\\b"
+				  : *v == '\f'	       ? "\\f"
+				  : *v == '/' && slash ? "\\/"
+						       : NULL;
+		if (esc) {
+			pp_buf_puts(b, esc);
+		} else if (*v < 0x20) {
+			put_u4(b, *v, non_ascii == 2);
+		} else if (n > 1 && non_ascii) {
+			if (cp >= 0x10000)
+				put_u4(b, 0xd800 + ((cp - 0x10000) >> 10), non_ascii == 2);
+			put_u4(b, cp >= 0x10000 ? 0xdc00 + ((cp - 0x10000) & 0x3ff) : cp,
+			       non_ascii == 2);
+		} else {
+			pp_buf_append(b, v, n ? n : 1);
+		}
+		v += n ? n : 1;
+	}
+}
+
+/* The value's forms, each once: the value, then its encodings. */
+static int forms_of(const char *value, struct form **out, size_t *nout)
+{
+	const unsigned char *v = (const unsigned char *)value;
+	size_t n = strlen(value), count = 0;
+	struct form *f = calloc(FORMS_MAX, sizeof(*f));
+	if (!f)
+		return PP_ENOMEM;
+	struct pp_buf b;
+	pp_buf_init(&b, 0);
+	for (int k = 0; k < FORMS_MAX; k++) {
+		pp_buf_reset(&b);
+		if (k == 0)
+			pp_buf_puts(&b, value);
+		else if (k <= 4)
+			form_percent(&b, v, k & 1, k <= 2);
+		else if (k <= 10)
+			form_base64(&b, v, n, (unsigned)(k - 5) % 3, k > 7, false);
+		else if (k <= 16)
+			form_json(&b, v, k & 1, (k - 11) / 2);
+		else
+			form_base64(&b, v, n, 0, k == 18, true);
+		if (b.len < SECRET_MIN)
+			continue;
+		bool seen = false;
+		for (size_t i = 0; i < count && !seen; i++)
+			seen = f[i].len == b.len && !memcmp(f[i].text, b.data, b.len);
+		if (seen)
+			continue;
+		if (!(f[count].text = strdup(pp_buf_str(&b)))) {
+			pp_buf_free(&b);
+			for (size_t i = 0; i < count; i++)
+				free(f[i].text);
+			free(f);
+			return PP_ENOMEM;
+		}
+		f[count++].len = b.len;
+	}
+	pp_buf_free(&b);
+	*out = f;
+	*nout = count;
+	return 0;
+}
+
 static void secret_add(const char *value, bool rotates)
 {
-	if (!value)
+	if (!value || strlen(value) < SECRET_MIN)
 		return;
-	size_t n = strlen(value);
-	if (n < SECRET_MIN)
+	struct secret sec = {0};
+	if (forms_of(value, &sec.forms, &sec.nforms))
 		return;
 	pthread_mutex_lock(&log_lock);
-	char *copy = registered(value, n) ? NULL : strdup(value);
-	if (copy) {
+	if (!registered(value, strlen(value))) {
 		struct secret *slot;
 		if (!rotates && npinned < PINNED_MAX) {
 			slot = &pinned[npinned++];
 		} else {
 			slot = &rotating[rotating_next];
 			rotating_next = (rotating_next + 1) % ROTATING_MAX;
-			if (nrotating < ROTATING_MAX) {
+			if (nrotating < ROTATING_MAX)
 				nrotating++;
-			} else {
-				starts_with[pair_at(slot->value)]--;
-				free(slot->value);
-			}
+			else
+				secret_free(slot);
 		}
-		*slot = (struct secret){.value = copy, .len = n};
-		starts_with[pair_at(copy)]++;
+		*slot = sec;
+		for (size_t i = 0; i < sec.nforms; i++) {
+			struct form **head = &bucket[pair_at(sec.forms[i].text)];
+			sec.forms[i].next = *head;
+			*head = &sec.forms[i];
+		}
+		sec = (struct secret){0};
 	}
 	pthread_mutex_unlock(&log_lock);
+	for (size_t i = 0; i < sec.nforms; i++)
+		free(sec.forms[i].text);
+	free(sec.forms);
 }
 
 void pp_secret_register(const char *value)
@@ -130,27 +321,22 @@ void pp_secret_clear(void)
 {
 	pthread_mutex_lock(&log_lock);
 	for (size_t i = 0; i < npinned; i++)
-		free(pinned[i].value);
+		secret_free(&pinned[i]);
 	for (size_t i = 0; i < nrotating; i++)
-		free(rotating[i].value);
+		secret_free(&rotating[i]);
 	npinned = nrotating = rotating_next = 0;
-	memset(starts_with, 0, sizeof(starts_with));
+	memset(bucket, 0, sizeof(bucket));
 	pthread_mutex_unlock(&log_lock);
 }
 
-/* The longest registered secret starting at s, or 0, so a secret that
- * contains another is replaced whole. Caller holds log_lock. */
+/* The longest form of a registered secret starting at s, or 0, so a
+ * secret that contains another is replaced whole. Caller holds log_lock. */
 static size_t secret_at(const char *s)
 {
-	if (!starts_with[pair_at(s)])
-		return 0;
 	size_t best = 0;
-	for (size_t i = 0; i < npinned; i++)
-		if (pinned[i].len > best && !strncmp(s, pinned[i].value, pinned[i].len))
-			best = pinned[i].len;
-	for (size_t i = 0; i < nrotating; i++)
-		if (rotating[i].len > best && !strncmp(s, rotating[i].value, rotating[i].len))
-			best = rotating[i].len;
+	for (const struct form *f = bucket[pair_at(s)]; f; f = f->next)
+		if (f->len > best && !strncmp(s, f->text, f->len))
+			best = f->len;
 	return best;
 }
 
@@ -203,36 +389,6 @@ static void redact_into(struct pp_buf *out, const char *s)
 	}
 }
 
-static size_t utf8_seq_len(const unsigned char *p)
-{
-	unsigned char c = p[0];
-	size_t n;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 /* JSON string body: escapes, and invalid UTF-8 becomes U+FFFD so every
  * line stays parseable. */
 static void put_json_escaped(struct pp_buf *out, const char *s)
@@ -268,7 +424,8 @@ static void put_json_escaped(struct pp_buf *out, const char *s)
 			p++;
 			continue;
 		}
-		size_t n = utf8_seq_len(p);
+		uint32_t cp;
+		size_t n = utf8_decode(p, &cp);
 		if (!n) {
 			pp_buf_puts(out, "\\ufffd");
 			p++;
@@ -295,16 +452,6 @@ static void put_text_escaped(struct pp_buf *out, const char *s)
 	}
 }
 
-static void format_ts(char *ts, size_t n)
-{
-	struct timespec now;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	size_t o = strftime(ts, n, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + o, n - o, ".%03ldZ", now.tv_nsec / 1000000);
-}
-
 void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 {
 	if (lvl < PP_LOG_DEBUG || lvl > PP_LOG_ERROR)
@@ -324,8 +471,8 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	int frc = pp_buf_vprintf(&raw, fmt, ap);
 	va_end(ap);
-	char ts[40];
-	format_ts(ts, sizeof(ts));
+	char ts[PP_TIME_LEN];
+	pp_time_format(pp_wall_ms(), true, ts);
 
 	pthread_mutex_lock(&log_lock);
 	if (frc)

@@ -12,11 +12,16 @@ void pp_log_setup(enum pp_log_level min, enum pp_log_format fmt, FILE *out);
 int pp_log_level_parse(const char *s, enum pp_log_level *out);
 
 /* Register a secret value (a key, token, password): from now on it is
- * replaced by "[REDACTED]" in every log line and in pp_redact() output.
+ * replaced by "[REDACTED]" in every log line and in pp_redact() output,
+ * and so is every encoding it is sent in, for a server that echoes a
+ * request: percent-encoded (form "+" or "%20" for a space, either hex
+ * case), base64 and base64url (alone, or inside a longer encoded text such
+ * as a Basic header), JSON-escaped (with or without "\/" and \uXXXX).
  * Values shorter than 4 bytes are ignored (would redact common text). */
 void pp_secret_register(const char *value);
 /* The same for a value that is replaced over time (an access token, a
- * temporary key, a run's secret variable): the newest 8192 of these are
+ * temporary key, a run's secret variable): the newest 8192 of these (each
+ * with its encodings) are
  * kept, the oldest making room, so a long-running process never runs out
  * of room to register the current ones. */
 void pp_secret_register_rotating(const char *value);

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/notify.h"
 
@@ -106,12 +106,9 @@ void pp_notify_reloading(void)
 {
 	/* systemd >= 253 (Type=notify-reload) wants the reload's start time
 	 * on the monotonic clock beside RELOADING=1; older ones ignore it. */
-	struct timespec ts;
 	char msg[96];
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
-		 (unsigned long long)ts.tv_sec * 1000000ULL +
-			 (unsigned long long)ts.tv_nsec / 1000);
+		 (unsigned long long)pp_mono_ms() * 1000ULL);
 	notify_or_warn(msg);
 }
 

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "auth/auth.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "providers/common.h"
 #include "providers/provider.h"
@@ -31,6 +31,14 @@
 #define ACI_DEFAULT_POLL_MS	    5000
 #define ACI_ASYNC_POLL_MS	    2000
 #define ACI_GROUP_TYPE		    "Microsoft.ContainerInstance/containerGroups"
+/* ARM's tag limits (Azure Resource Manager docs, "Tag resources":
+ * Limitations): 50 tags, names of at most 512 and values of at most 256
+ * characters, names without < > % & \ ? /, and no name prefixed
+ * microsoft, azure or windows (resources-2021-04-01.json, Tags_CreateOrUpdate). */
+#define ACI_MAX_TAGS	       50
+#define ACI_TAG_NAME_MAX       512
+#define ACI_TAG_VALUE_MAX      256
+#define ACI_TAG_NAME_FORBIDDEN "<>%&\\?/"
 
 enum aci_submit_step { S_RG, S_GET, S_PUT, S_POLL, S_DONE };
 enum aci_delete_step { D_DELETE, D_POLL, D_DONE };
@@ -47,18 +55,11 @@ struct aci_state {
 	bool keep_group;
 	long start_timeout_s;
 	long poll_ms;
-	struct timespec started; /* when submit finished, for the start timeout */
+	int64_t started_ms; /* pp_mono_ms() when submit finished, for the start timeout */
 	enum aci_submit_step step;
 	enum aci_delete_step del;
 	struct pp_json *body; /* PUT body, owned */
 };
-
-static double elapsed_since(const struct timespec *t0)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static void log_ratelimit(const struct pp_run_io *io)
 {
@@ -288,12 +289,18 @@ static int set_resources(struct pp_json *props, const struct pp_json *job, struc
 		if (pp_json_set(req, keys[i], pp_json_new_number(d)))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
+	/* The swagger's GpuResource requires both count and sku. */
 	long long gpus = pp_json_get_int(job, "gpu_count", 0);
+	const char *sku = pp_json_get_string(job, "gpu_sku");
+	bool has_sku = sku && *sku;
+	if (gpus < 0 || (gpus > 0 && !has_sku) || (gpus == 0 && has_sku))
+		return pp_fail(err, PP_EINVALID,
+			       "gpu_count %lld and gpu_sku '%s': a GPU needs both, gpu_count of at "
+			       "least 1 and gpu_sku (K80, P100 or V100 in API 2023-05-01)",
+			       gpus, has_sku ? sku : "");
 	if (gpus > 0) {
-		const char *sku = pp_json_get_string(job, "gpu_sku");
 		struct pp_json *gpu = pp_json_new(PP_JSON_OBJECT);
-		if (pp_json_set_int(gpu, "count", gpus) ||
-		    (sku && *sku && pp_json_set_string(gpu, "sku", sku)) ||
+		if (pp_json_set_int(gpu, "count", gpus) || pp_json_set_string(gpu, "sku", sku) ||
 		    pp_json_set(req, "gpu", gpu))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
@@ -388,6 +395,109 @@ static struct pp_json *find_group_resource(const struct pp_json *arm)
 	return NULL;
 }
 
+/* Bytes of s that fit in max without splitting a UTF-8 character (ARM
+ * counts characters, so this never exceeds its limit). */
+static size_t utf8_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max)
+		return n;
+	while (max && ((unsigned char)s[max] & 0xC0) == 0x80)
+		max--;
+	return max;
+}
+
+/* A label as an ARM tag name: each character ARM forbids in tag names (and
+ * control characters) becomes '_' ("prefect.io/flow-run-id" ->
+ * "prefect.io_flow-run-id"), cut to ACI_TAG_NAME_MAX. */
+static void arm_tag_name(char *out, const char *in)
+{
+	size_t n = utf8_cut(in, ACI_TAG_NAME_MAX);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		out[i] = c < 0x20 || c == 0x7f || strchr(ACI_TAG_NAME_FORBIDDEN, c) ? '_' : in[i];
+	}
+	out[n] = '\0';
+}
+
+static bool arm_reserved_name(const char *name)
+{
+	return !strncasecmp(name, "microsoft", 9) || !strncasecmp(name, "azure", 5) ||
+	       !strncasecmp(name, "windows", 7);
+}
+
+/* Tag names are case-insensitive to ARM. */
+static struct pp_json *find_tag(struct pp_json *tags, const char *name)
+{
+	pp_json_foreach (t, tags)
+		if (!strcasecmp(t->key, name))
+			return t;
+	return NULL;
+}
+
+/* Add one tag (name already valid); the first of a name wins. */
+static int add_tag(struct pp_run_io *io, struct pp_json *tags, const char *name,
+		   const struct pp_json *v, struct pp_error *err)
+{
+	if (v->type == PP_JSON_NULL || find_tag(tags, name))
+		return 0;
+	if (tags->count >= ACI_MAX_TAGS - 1) {
+		pp_warn("aci run %s: tag '%s' left out: ARM allows %d tags", io->run_id, name,
+			ACI_MAX_TAGS);
+		return 0;
+	}
+	/* ARM tags are strings; a value keeps its characters, cut to the limit. */
+	char *text = v->type == PP_JSON_STRING ? NULL : pp_json_to_string(v, PP_JSON_COMPACT);
+	const char *val = v->type == PP_JSON_STRING ? v->str : text;
+	int rc = !val || pp_json_set(tags, name,
+				     pp_json_new_stringn(val, utf8_cut(val, ACI_TAG_VALUE_MAX)));
+	free(text);
+	return rc ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
+}
+
+/* tags: the template's own, then every label (prefect.io/flow-run-id, ...),
+ * as valid ARM tags, then pushpool-run-id. Names ARM reserves are left out
+ * with a warning, as are tags past ARM's limit of 50. */
+static int shape_tags(struct pp_run_io *io, struct pp_json *body, struct pp_error *err)
+{
+	struct pp_json *given = pp_json_detach(pp_json_get(body, "tags"));
+	if (given && given->type != PP_JSON_OBJECT) {
+		pp_json_free(given);
+		return pp_fail(err, PP_EINVALID,
+			       "arm_template container group: tags must be an "
+			       "object of name: value");
+	}
+	struct pp_json *tags = pp_json_new(PP_JSON_OBJECT);
+	if (!tags || pp_json_set(body, "tags", tags)) {
+		pp_json_free(given);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	const struct pp_json *sources[] = {given, pp_json_get(io->job, "labels")};
+	int rc = 0;
+	for (size_t i = 0; i < 2 && !rc; i++) {
+		pp_json_foreach (t, sources[i]) {
+			char name[ACI_TAG_NAME_MAX + 1];
+			arm_tag_name(name, t->key);
+			if (!name[0] || arm_reserved_name(name)) {
+				pp_warn("aci run %s: tag '%s' left out (an empty name, or one "
+					"starting with microsoft, azure or windows, which ARM "
+					"reserves)",
+					io->run_id, t->key);
+				continue;
+			}
+			if ((rc = add_tag(io, tags, name, t, err)))
+				break;
+		}
+	}
+	pp_json_free(given);
+	struct pp_json *clash = find_tag(tags, "pushpool-run-id");
+	if (clash)
+		pp_json_free(pp_json_detach(clash));
+	if (!rc && pp_json_set_string(tags, "pushpool-run-id", io->run_id))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	return rc;
+}
+
 /* Build the PUT body from the rendered template's containerGroups resource. */
 static int shape_body(struct pp_run_io *io, struct aci_state *st, struct pp_error *err)
 {
@@ -443,20 +553,9 @@ static int shape_body(struct pp_run_io *io, struct aci_state *st, struct pp_erro
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!pp_json_get(gp, "osType") && pp_json_set_string(gp, "osType", "Linux"))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
-	struct pp_json *tags = pp_json_get(body, "tags");
-	if (!tags) {
-		if (pp_json_set(body, "tags", pp_json_new(PP_JSON_OBJECT)))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		tags = pp_json_get(body, "tags");
-	}
-	if (pp_json_is(tags, PP_JSON_OBJECT)) {
-		pp_json_foreach (l, pp_json_get(job, "labels"))
-			if (l->type == PP_JSON_STRING && !pp_json_get(tags, l->key) &&
-			    pp_json_set_string(tags, l->key, l->str))
-				return pp_fail(err, PP_ENOMEM, "out of memory");
-		if (pp_json_set_string(tags, "pushpool-run-id", io->run_id))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
+	rc = shape_tags(io, body, err);
+	if (rc)
+		return rc;
 	char path[512] = "";
 	return check_expressions(body, path, sizeof(path), 0, err);
 }
@@ -508,7 +607,7 @@ static void read_options(struct aci_state *st, const struct pp_json *job)
 	st->poll_ms = pp_json_get_number(job, "task_watch_poll_interval", &poll) && poll > 0
 			      ? (long)(poll * 1000.0)
 			      : ACI_DEFAULT_POLL_MS;
-	clock_gettime(CLOCK_MONOTONIC, &st->started);
+	st->started_ms = pp_mono_ms();
 }
 
 static int aci_prepare(struct pp_run_io *io, struct pp_error *err)
@@ -656,7 +755,7 @@ static int submitted(struct pp_run_io *io, struct pp_error *err)
 	if (n < 0 || (size_t)n >= sizeof(io->infra_id))
 		return pp_fail(err, PP_EINVALID, "aci: container group id is too long");
 	st->step = S_DONE;
-	clock_gettime(CLOCK_MONOTONIC, &st->started);
+	st->started_ms = pp_mono_ms();
 	return PP_STEP_DONE;
 }
 
@@ -800,7 +899,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 		io->state_out = PP_RUN_RUNNING;
 		return;
 	}
-	double waited = elapsed_since(&st->started);
+	double waited = (double)(pp_mono_ms() - st->started_ms) / 1000.0;
 	if (waited >= (double)st->start_timeout_s) {
 		const char *why = first_event_message(view);
 		io->state_out = PP_RUN_CRASHED;
@@ -933,11 +1032,25 @@ static void aci_release(void *state)
 static const char *const aci_pool_types[] = {"azure-container-instance:push",
 					     "azure-container-instance", NULL};
 
+/* The resource group's location is read first; no container group exists
+ * yet, so the create request follows. */
+static const struct pp_dry_answer aci_dry_run[] = {
+	{.method = "GET",
+	 .url_part = "/containerGroups/",
+	 .status = 404,
+	 .body = "{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"(dry run: no group "
+		 "yet)\"}}"},
+	{.method = "GET", .status = 200, .body = "{\"location\":\"<resource-group-location>\"}"},
+	{.method = "POST", .status = 200, .body = "{}"},
+	{0},
+};
+
 const struct pp_provider pp_provider_aci = {
 	.abi = PP_PROVIDER_ABI,
 	.name = "aci",
 	.pool_types = aci_pool_types,
-	.caps = PP_CAP_CANCEL | PP_CAP_CLEANUP | PP_CAP_ADOPT,
+	.cred_type = "azure",
+	.dry_run = aci_dry_run,
 	.state_size = sizeof(struct aci_state),
 	.prepare = aci_prepare,
 	.restore = aci_restore,

@@ -5,7 +5,8 @@
  * reconciles, adopts latestCreatedExecution when one exists); RunJob, whose
  * Operation metadata is the Execution. RunJob is not idempotent, so after an
  * ambiguous RunJob failure the next try reads the job again before running.
- * status: GetExecution. cancel: CancelExecution. cleanup: DeleteJob. */
+ * status: GetExecution. cancel: CancelExecution (a refusal ends it when the
+ * execution has stopped). cleanup: DeleteJob once the execution has stopped. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,16 @@
 #define CR_DEFAULT_IMAGE    "docker.io/prefecthq/prefect:3-latest"
 #define CR_MAX_LABELS	    64
 #define CR_READY_POLL_MS    1000
+/* Cleanup deletes the job only once its execution has stopped, as Prefect's
+ * worker does (it deletes after its watch loop sees completionTime): a
+ * cancelled execution keeps running its tasks for a while, and DeleteJob is
+ * refused while one runs. Checked this often until then; the op's time
+ * budget bounds the wait. */
+#define CR_STOP_POLL_MS 1000
 
 enum cr_step { CR_CREATE, CR_GET_JOB, CR_RUN, CR_SUBMITTED };
+enum cr_cleanup_step { CL_CHECK = 0, CL_DELETE };
+enum cr_cancel_step { CC_CANCEL = 0, CC_CHECK };
 
 struct cr_state {
 	char base[256];
@@ -32,7 +41,10 @@ struct cr_state {
 	char job_name[320]; /* projects/P/locations/R/jobs/ID */
 	bool keep_job;
 	enum cr_step step;
-	struct pp_json *body; /* CreateJob body, owned */
+	enum cr_cleanup_step clean;
+	enum cr_cancel_step cancel;
+	struct pp_error cancel_err; /* a refused cancel, while we look at the execution */
+	struct pp_json *body;	    /* CreateJob body, owned */
 };
 
 /* Turn a google.rpc.Status error body into our code and a message naming
@@ -232,6 +244,34 @@ static int shape_body(struct pp_run_io *io, struct pp_json *body, struct pp_erro
 		if (pp_json_set_string(tt, "timeout", d))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
+	/* A numeric string ("600") is no proto3 JSON Duration either. */
+	const char *ts = pp_json_get_string(tt, "timeout");
+	if (ts && *ts) {
+		char *end;
+		strtod(ts, &end);
+		if (!*end) {
+			char d[64];
+			snprintf(d, sizeof(d), "%.60ss", ts);
+			if (pp_json_set_string(tt, "timeout", d))
+				return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+	}
+	/* proto3 JSON: resources.limits is a map<string, string> (a cpu of 2 is
+	 * "2"), and an enum such as launchStage is never "". */
+	struct pp_json *limits = pp_json_path(c0, "resources.limits");
+	for (bool again = pp_json_is(limits, PP_JSON_OBJECT); again;) {
+		again = false;
+		pp_json_foreach (l, limits)
+			if (l->type == PP_JSON_NUMBER) {
+				if (pp_number_to_string(limits, l->key))
+					return pp_fail(err, PP_ENOMEM, "out of memory");
+				again = true;
+				break;
+			}
+	}
+	const char *stage = pp_json_get_string(body, "launchStage");
+	if (stage && !*stage)
+		pp_json_remove(body, "launchStage");
 	struct pp_json *vpc = pp_json_get(tt, "vpcAccess");
 	if (vpc) {
 		const char *conn = pp_json_get_string(vpc, "connector");
@@ -565,20 +605,60 @@ static int cr_status(struct pp_run_io *io, struct pp_error *err)
 	return PP_STEP_DONE;
 }
 
+/* The answer to GetExecution: 1 when the execution has stopped
+ * (completionTime set), 0 while it runs, negative on a bad answer. */
+static int execution_stopped(struct pp_run_io *io, struct pp_error *err)
+{
+	struct pp_json *ex;
+	int rc = pp_resp_json(io, "Cloud Run get execution", &ex, err);
+	if (rc)
+		return rc;
+	rc = pp_json_get_string(ex, "completionTime") ? 1 : 0;
+	pp_json_free(ex);
+	return rc;
+}
+
+static int send_cancel(struct pp_run_io *io, struct pp_error *err)
+{
+	struct pp_json *empty = pp_json_new(PP_JSON_OBJECT);
+	if (!empty)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	int rc = send_to(io, "POST", ":cancel", empty, io->infra_id, err);
+	pp_json_free(empty);
+	return rc;
+}
+
+/* CancelExecution. A refusal of any code ends the cancel when the execution
+ * has already stopped (Cloud Run answers FAILED_PRECONDITION, or another
+ * error, for a finished one): we look at the execution before deciding. */
 static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
 {
+	struct cr_state *st = io->state;
 	char gstatus[64];
 	if (!io->infra_id[0])
 		return pp_fail(err, PP_EINVALID, "cloud-run cancel: run %s has no execution",
 			       io->run_id);
-	if (!io->resp) {
-		struct pp_json *empty = pp_json_new(PP_JSON_OBJECT);
-		if (!empty)
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		int rc = send_to(io, "POST", ":cancel", empty, io->infra_id, err);
-		pp_json_free(empty);
-		return rc;
+	if (st->cancel == CC_CHECK) {
+		if (!io->resp)
+			return send_to(io, "GET", "", NULL, io->infra_id, err);
+		int rc = io->resp_rc == PP_ENOTFOUND ? 1
+			 : io->resp_rc ? cr_error(io, "get execution after a refused cancel", NULL,
+						  0, err)
+				       : execution_stopped(io, err);
+		if (rc < 0 && pp_err_retryable(rc))
+			return rc;
+		st->cancel = CC_CANCEL;
+		if (rc == 1) {
+			pp_set_message(io->message, sizeof(io->message),
+				       "execution had already stopped (%s)", st->cancel_err.msg);
+			pp_error_clear(err);
+			return PP_STEP_DONE;
+		}
+		*err = st->cancel_err;
+		return err->code;
 	}
+	if (!io->resp)
+		return send_cancel(io, err);
 	if (!io->resp_rc)
 		return PP_STEP_DONE;
 	int rc = cr_error(io, "cancel execution", gstatus, sizeof(gstatus), err);
@@ -588,19 +668,62 @@ static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
 		pp_error_clear(err);
 		return PP_STEP_DONE;
 	}
-	return rc;
+	if (pp_err_retryable(rc) || rc == PP_ENOTFOUND)
+		return rc;
+	st->cancel_err = *err;
+	st->cancel = CC_CHECK;
+	pp_error_clear(err);
+	return send_to(io, "GET", "", NULL, io->infra_id, err);
 }
 
+static int send_delete(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	st->clean = CL_DELETE;
+	return send_to(io, "DELETE", "", NULL, st->job_name, err);
+}
+
+/* GetExecution until it has stopped, then DeleteJob. */
 static int cr_cleanup(struct pp_run_io *io, struct pp_error *err)
 {
 	struct cr_state *st = io->state;
+	char gstatus[64];
 	if (st->keep_job || !st->job_name[0])
 		return PP_STEP_DONE;
+	if (st->clean == CL_CHECK) {
+		if (!io->infra_id[0])
+			return send_delete(io, err);
+		if (!io->resp)
+			return send_to(io, "GET", "", NULL, io->infra_id, err);
+		if (io->resp_rc == PP_ENOTFOUND)
+			return send_delete(io, err);
+		int rc = io->resp_rc ? cr_error(io, "get execution before deleting the job", NULL,
+						0, err)
+				     : execution_stopped(io, err);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			return send_delete(io, err);
+		pp_debug("cloud-run run %s: execution %s still stopping, job delete waits",
+			 io->run_id, io->infra_id);
+		io->poll_after_ms = CR_STOP_POLL_MS;
+		return PP_STEP_WAIT;
+	}
 	if (!io->resp)
-		return send_to(io, "DELETE", "", NULL, st->job_name, err);
-	if (!io->resp_rc || io->resp_rc == PP_ENOTFOUND)
+		return send_delete(io, err);
+	if (!io->resp_rc || io->resp_rc == PP_ENOTFOUND) {
+		st->clean = CL_CHECK;
 		return PP_STEP_DONE;
-	return cr_error(io, "delete job", NULL, 0, err);
+	}
+	int rc = cr_error(io, "delete job", gstatus, sizeof(gstatus), err);
+	/* Refused while an execution still runs: look again, then retry. */
+	if (!strcmp(gstatus, "FAILED_PRECONDITION") && io->infra_id[0]) {
+		pp_error_clear(err);
+		st->clean = CL_CHECK;
+		io->poll_after_ms = CR_STOP_POLL_MS;
+		return PP_STEP_WAIT;
+	}
+	return rc;
 }
 
 static void cr_release(void *state)
@@ -612,11 +735,23 @@ static void cr_release(void *state)
 
 static const char *const cr_pool_types[] = {"cloud-run-v2:push", "cloud-run-v2", NULL};
 
+/* CreateJob answers with an operation, GetJob with a job that is ready (no
+ * reconciling, no terminal condition), RunJob with the execution. */
+static const struct pp_dry_answer cr_dry_run[] = {
+	{.url_suffix = ":run",
+	 .status = 200,
+	 .body = "{\"metadata\":{\"name\":\"<execution-name>\"}}"},
+	{.method = "GET", .status = 200, .body = "{}"},
+	{.method = "POST", .status = 200, .body = "{}"},
+	{0},
+};
+
 const struct pp_provider pp_provider_cloudrun = {
 	.abi = PP_PROVIDER_ABI,
 	.name = "cloud-run",
 	.pool_types = cr_pool_types,
-	.caps = PP_CAP_CANCEL | PP_CAP_CLEANUP | PP_CAP_ADOPT,
+	.cred_type = "gcp",
+	.dry_run = cr_dry_run,
 	.state_size = sizeof(struct cr_state),
 	.prepare = cr_prepare,
 	.restore = cr_restore,

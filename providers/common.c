@@ -255,7 +255,6 @@ int pp_req_json(struct pp_run_io *io, const char *method, const char *url, const
 		const struct pp_json *body, struct pp_error *err)
 {
 	pp_http_req_init(&io->req, method, url);
-	io->req.cred = io->cred;
 	io->req.max_response = PP_PROVIDER_MAX_RESPONSE;
 	if (!io->req.url)
 		return pp_fail(err, PP_ENOMEM, "out of memory building %s %s", method, url);

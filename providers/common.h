@@ -50,7 +50,7 @@ int pp_map_to_pairs(const struct pp_json *map, struct pp_json *list, const char 
 int pp_number_to_string(struct pp_json *obj, const char *key);
 
 /* Fill io->req with a request carrying a compact JSON body (may be NULL),
- * the given Content-Type and io->cred. */
+ * the given Content-Type (the core adds the credential when it sends). */
 int pp_req_json(struct pp_run_io *io, const char *method, const char *url, const char *content_type,
 		const struct pp_json *body, struct pp_error *err);
 

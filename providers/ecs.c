@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "auth/auth.h"
 #include "lib/log.h"
@@ -29,6 +30,22 @@
 #define ECS_RUN_TAG		  "pushpool:run-id"
 #define ECS_MAX_OVERRIDES	  8192
 #define ECS_SINGLE_FLIGHT_WAIT_MS 200
+/* botocore ECS model: TagKey max 128, TagValue max 256, Tags max 50 */
+#define ECS_TAG_KEY_MAX	  128
+#define ECS_TAG_VALUE_MAX 256
+#define ECS_MAX_TAGS	  50
+/* DescribeTasks is eventually consistent after RunTask: a task that is
+ * starting may answer failures[].reason = MISSING for a while. A run is
+ * declared gone only after MISSING answers for this long, polled with
+ * backoff from ECS_MISSING_POLL_MS up to ECS_MISSING_POLL_MAX_MS. */
+#define ECS_MISSING_GRACE_MS	60000L
+#define ECS_MISSING_POLL_MS	1000L
+#define ECS_MISSING_POLL_MAX_MS 10000L
+/* RunTask's ClientException "Tasks provisioning capacity limit exceeded."
+ * (the per-cluster quota of tasks in PROVISIONING) clears as tasks start:
+ * retried as a capacity error, waiting at least this long between tries. */
+#define ECS_PROVISIONING_QUOTA_MSG     "provisioning capacity limit exceeded"
+#define ECS_PROVISIONING_QUOTA_WAIT_MS 2000L
 
 enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
 
@@ -63,6 +80,9 @@ struct ecs_state {
 	bool registered_here;	/* no cache: this run registered td_arn */
 	bool deregistering;	/* cleanup sent DeregisterTaskDefinition */
 	long poll_ms;
+	long long missing_since_ms; /* first MISSING answer of a streak, else 0 */
+	int missing_answers;
+	enum pp_run_state last_state; /* from the last DescribeTasks that saw the task */
 	enum ecs_step step;
 	struct ecs_shared *shared;
 	struct pp_json *td;  /* RegisterTaskDefinition body */
@@ -448,9 +468,29 @@ static int shape_overrides(struct ecs_state *st, struct pp_json *run, struct pp_
 	env = pp_json_get(co, "environment");
 	if (env && env->type == PP_JSON_ARRAY && env->count == 0)
 		pp_json_remove(co, "environment");
-	/* Task-level overrides are strings, container-level ones integers. */
+	/* Task-level overrides are strings, container-level ones integers
+	 * (botocore: TaskOverride cpu/memory String, ContainerOverride
+	 * cpu/memory/memoryReservation BoxedInteger). */
 	if (pp_number_to_string(ov, "cpu") || pp_number_to_string(ov, "memory"))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	static const char *const ints[] = {"cpu", "memory", "memoryReservation"};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		const char *v = pp_json_get_string(co, ints[i]);
+		if (v && !*v)
+			pp_json_remove(co, ints[i]);
+		if (!v || !*v)
+			continue;
+		char *end;
+		long long n = strtoll(v, &end, 10);
+		if (*end || n < 0)
+			return pp_fail(
+				err, PP_EINVALID,
+				"task_run_request.overrides.containerOverrides[0].%s '%s' is "
+				"not a whole number",
+				ints[i], v);
+		if (pp_json_set_int(co, ints[i], n))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
 	char *text = pp_json_to_string(ov, PP_JSON_COMPACT);
 	if (!text)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
@@ -464,33 +504,114 @@ static int shape_overrides(struct ecs_state *st, struct pp_json *run, struct pp_
 	return 0;
 }
 
+/* Prefect's ECS worker passes every tag key and value through python-slugify
+ * with the pattern [^a-zA-Z0-9_./=+:@-] and case kept: each other character
+ * becomes '-', runs of '-' collapse to one, leading and trailing '-' go, and
+ * a comma between two digits is dropped ("1,000" -> "1000"). A multi-byte
+ * UTF-8 character becomes one '-' either way, as the run collapses. The
+ * result is cut to the model's length limit (TagKey 128, TagValue 256). */
+static void ecs_tag_text(char *out, size_t max, const char *in)
+{
+	size_t k = 0;
+	for (const char *p = in; *p && k < max; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == ',' && p > in && isdigit((unsigned char)p[-1]) &&
+		    isdigit((unsigned char)p[1]))
+			continue;
+		bool keep = isalnum(c) || strchr("_./=+:@-", c);
+		char o = keep && c < 0x80 ? (char)c : '-';
+		if (o == '-' && (k == 0 || out[k - 1] == '-'))
+			continue;
+		out[k++] = o;
+	}
+	while (k && out[k - 1] == '-')
+		k--;
+	out[k] = '\0';
+}
+
+static bool aws_reserved(const char *s)
+{
+	return !strncasecmp(s, "aws:", 4);
+}
+
+/* RunTask tags as Prefect's worker builds them: the template's tags, then
+ * every label (prefect.io/flow-run-id, ... and the user's), a label
+ * replacing a tag of the same key, keys and values sanitised; plus our
+ * run tag. Tags ECS would refuse (an empty or aws:-prefixed key, more than
+ * ECS_MAX_TAGS) are left out with a warning rather than failing the run. */
 static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error *err)
 {
 	struct pp_json *tags = pp_json_get(run, "tags");
 	struct pp_json *list = pp_json_new(PP_JSON_ARRAY);
-	int rc = 0;
-	if (tags && tags->type == PP_JSON_ARRAY) {
-		pp_json_foreach (t, tags)
-			if (!rc)
-				rc = pp_json_append(list, pp_json_clone(t));
-	} else if (tags) {
+	struct pp_json *out = pp_json_new(PP_JSON_ARRAY);
+	int rc = list && out ? 0 : PP_ENOMEM;
+	if (!rc && pp_json_is(tags, PP_JSON_ARRAY)) {
+		size_t i = 0;
+		pp_json_foreach (t, tags) {
+			if (!rc && !pp_json_get_string(t, "key"))
+				rc = pp_fail(err, PP_EINVALID,
+					     "task_run_request.tags[%zu] needs a string key", i);
+			if (!rc && pp_json_append(list, pp_json_clone(t)))
+				rc = PP_ENOMEM;
+			i++;
+		}
+	} else if (!rc && tags) {
 		rc = pp_map_to_pairs(tags, list, "key", "value", err);
 	}
+	if (!rc)
+		rc = pp_map_to_pairs(pp_json_get(io->job, "labels"), list, "key", "value", err);
+	pp_json_foreach (t, list) {
+		if (rc)
+			break;
+		char key[ECS_TAG_KEY_MAX + 1], val[ECS_TAG_VALUE_MAX + 1];
+		const char *v = pp_json_string(pp_json_get(t, "value"));
+		ecs_tag_text(key, ECS_TAG_KEY_MAX, pp_json_get_string(t, "key"));
+		ecs_tag_text(val, ECS_TAG_VALUE_MAX, v ? v : "");
+		if (!key[0] || aws_reserved(key) || aws_reserved(val) ||
+		    !strcmp(key, ECS_RUN_TAG)) {
+			pp_warn("ecs run %s: tag '%s' left out (an empty key, an aws: prefix or "
+				"our own run tag)",
+				io->run_id, pp_json_get_string(t, "key"));
+			continue;
+		}
+		struct pp_json *pair = pp_json_new(PP_JSON_OBJECT);
+		if (pp_json_set_string(pair, "key", key) ||
+		    pp_json_set_string(pair, "value", val)) {
+			pp_json_free(pair);
+			rc = PP_ENOMEM;
+			break;
+		}
+		/* Two labels may sanitise to one key; ECS wants keys unique. */
+		pp_json_foreach (o, out)
+			if (!strcmp(pp_json_get_string(o, "key"), key)) {
+				pp_json_free(pp_json_detach(o));
+				break;
+			}
+		if (out->count >= ECS_MAX_TAGS - 1) {
+			pp_warn("ecs run %s: tag '%s' left out: ECS allows %d tags", io->run_id,
+				key, ECS_MAX_TAGS);
+			pp_json_free(pair);
+			continue;
+		}
+		if (pp_json_append(out, pair))
+			rc = PP_ENOMEM;
+	}
+	pp_json_free(list);
 	struct pp_json *run_tag = pp_json_new(PP_JSON_OBJECT);
 	if (!rc && (pp_json_set_string(run_tag, "key", ECS_RUN_TAG) ||
 		    pp_json_set_string(run_tag, "value", io->run_id)))
 		rc = PP_ENOMEM;
 	if (!rc) {
-		rc = pp_json_append(list, run_tag);
+		rc = pp_json_append(out, run_tag);
 		run_tag = NULL;
 	}
 	pp_json_free(run_tag);
 	if (rc) {
-		pp_json_free(list);
+		pp_json_free(out);
 		return rc == PP_ENOMEM ? pp_fail(err, rc, "out of memory")
 				       : pp_error_prefix(err, "labels: ");
 	}
-	return pp_json_set(run, "tags", list) ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
+	return pp_json_set(run, "tags", out) ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
 }
 
 static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp_json *job,
@@ -566,7 +687,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	if (!region || !*region)
 		region = pp_json_get_string(pp_json_get(job, "aws_credentials"), "region_name");
 	if ((!region || !*region) && io->cred)
-		region = pp_cred_aws_region(io->cred);
+		region = pp_cred_region(io->cred);
 	if (!region || !*region)
 		return pp_fail(err, PP_EINVALID,
 			       "ecs: no AWS region: set region in the "
@@ -582,7 +703,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	    (rc = pp_derive_name(st->token, sizeof(st->token), io->run_id, io->attempt, err)))
 		return pp_error_prefix(err, "ecs: ");
 	if (io->cred)
-		pp_cred_set_aws_scope(io->cred, st->region, "ecs");
+		pp_cred_set_scope(io->cred, st->region, "ecs");
 
 	const char *cname = pp_json_get_string(job, "container_name");
 	snprintf(st->container, sizeof(st->container), "%s",
@@ -661,7 +782,7 @@ static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 	char def[128];
 	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
 	if (io->cred)
-		pp_cred_set_aws_scope(io->cred, st->region, "ecs");
+		pp_cred_set_scope(io->cred, st->region, "ecs");
 	const char *cname = pp_json_get_string(io->job, "container_name");
 	snprintf(st->container, sizeof(st->container), "%s",
 		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);
@@ -905,6 +1026,11 @@ static int on_run(struct pp_run_io *io, struct pp_error *err)
 				arn);
 			pp_error_clear(err);
 			rc = adopt_task(io, arn, err);
+		} else if (!strcmp(code, "ClientException") &&
+			   strcasestr(err->msg, ECS_PROVISIONING_QUOTA_MSG)) {
+			rc = err->code = PP_ETRANSIENT;
+			if (err->retry_after_ms < ECS_PROVISIONING_QUOTA_WAIT_MS)
+				err->retry_after_ms = ECS_PROVISIONING_QUOTA_WAIT_MS;
 		}
 		pp_json_free(body);
 		return rc;
@@ -1026,6 +1152,45 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 	}
 }
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* No task in the answer. MISSING within the grace period keeps the run in
+ * its last known state and asks to be polled again, backing off; anything
+ * else, or MISSING past the grace period, is PP_ENOTFOUND. */
+static int task_not_found(struct pp_run_io *io, const char *reason, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	bool missing = reason && !strcmp(reason, "MISSING");
+	long long now = mono_ms();
+	if (missing && !st->missing_since_ms)
+		st->missing_since_ms = now;
+	long long waited = missing ? now - st->missing_since_ms : 0;
+	if (!missing || waited >= ECS_MISSING_GRACE_MS)
+		return pp_fail(err, PP_ENOTFOUND, "ECS DescribeTasks: task %s not found (%s)%s",
+			       io->infra_id, reason ? reason : "no task in the response",
+			       missing ? " through the whole grace period" : "");
+	long delay = ECS_MISSING_POLL_MS;
+	for (int i = 0; i < st->missing_answers && delay < ECS_MISSING_POLL_MAX_MS; i++)
+		delay *= 2;
+	if (delay > ECS_MISSING_POLL_MAX_MS)
+		delay = ECS_MISSING_POLL_MAX_MS;
+	st->missing_answers++;
+	pp_info("ecs run %s: task %s not visible yet (MISSING for %lld ms), polling again in %ld "
+		"ms",
+		io->run_id, io->infra_id, waited, delay);
+	io->state_out = st->last_state ? st->last_state : PP_RUN_PROVISIONING;
+	io->exit_code = -1;
+	pp_set_message(io->message, sizeof(io->message),
+		       "DescribeTasks answers MISSING (eventual consistency after RunTask)");
+	io->poll_after_ms = delay;
+	return PP_STEP_DONE;
+}
+
 static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
@@ -1042,14 +1207,17 @@ static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	const struct pp_json *task = pp_json_at(pp_json_get(body, "tasks"), 0);
 	if (!task) {
-		const char *reason =
-			pp_json_get_string(pp_json_at(pp_json_get(body, "failures"), 0), "reason");
-		rc = pp_fail(err, PP_ENOTFOUND, "ECS DescribeTasks: task %s not found (%s)",
-			     io->infra_id, reason ? reason : "no task in the response");
+		rc = task_not_found(
+			io,
+			pp_json_get_string(pp_json_at(pp_json_get(body, "failures"), 0), "reason"),
+			err);
 		pp_json_free(body);
 		return rc;
 	}
+	st->missing_since_ms = 0;
+	st->missing_answers = 0;
 	map_task(io, task);
+	st->last_state = io->state_out;
 	pp_json_free(body);
 	io->poll_after_ms = st->poll_ms;
 	return PP_STEP_DONE;
@@ -1137,11 +1305,31 @@ static void ecs_release_shared(void *shared)
 
 static const char *const ecs_pool_types[] = {"ecs:push", "ecs", NULL};
 
+/* No task definition revision to reuse, so one is registered; then the task. */
+static const struct pp_dry_answer ecs_dry_run[] = {
+	{.header = "X-Amz-Target",
+	 .header_suffix = ".RegisterTaskDefinition",
+	 .status = 200,
+	 .body = "{\"taskDefinition\":{\"taskDefinitionArn\":\"<task-definition-arn>\"}}"},
+	{.header = "X-Amz-Target",
+	 .header_suffix = ".DescribeTaskDefinition",
+	 .status = 400,
+	 .body = "{\"__type\":\"ClientException\",\"message\":\"(dry run: no revision to "
+		 "reuse)\"}"},
+	{.header = "X-Amz-Target",
+	 .header_suffix = ".RunTask",
+	 .status = 200,
+	 .body = "{\"tasks\":[{\"taskArn\":\"<task-arn>\"}]}"},
+	{0},
+};
+
 const struct pp_provider pp_provider_ecs = {
 	.abi = PP_PROVIDER_ABI,
 	.name = "ecs",
 	.pool_types = ecs_pool_types,
-	.caps = PP_CAP_CANCEL | PP_CAP_CLEANUP | PP_CAP_ADOPT,
+	.cred_type = "aws",
+	.dry_run = ecs_dry_run,
+	.call_header = "X-Amz-Target",
 	.state_size = sizeof(struct ecs_state),
 	.prepare = ecs_prepare,
 	.restore = ecs_restore,

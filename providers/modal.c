@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "auth/modal.h"
 #include "lib/grpc.h"
 #include "lib/log.h"
@@ -16,11 +17,19 @@
 
 #define SVC		      "modal.client.ModalClient/"
 #define RPC_TIMEOUT_MS	      30000L
-#define IMAGE_JOIN_TIMEOUT_S  55.0f
+#define IMAGE_JOIN_TIMEOUT_S  25.0f
 #define IMAGE_BUILDER_VERSION "2024.10"
 #define DEFAULT_APP_NAME      "prefect-flow-runs"
 #define MSG_MAX		      ((size_t)1 << 20)
 #define ID_MAX		      128
+/* ImageJoinStreaming is a long-poll: the server holds the call open for the
+ * timeout we ask for (IMAGE_JOIN_TIMEOUT_S), streaming build entries, then
+ * ends it; we ask again from last_entry_id. The SDKs ask for 55 s, but the
+ * op driver caps every call at 30 s (pp_exec_policy.call_timeout_ms), so a
+ * 55 s long-poll always ended in our own timeout and lost the entries read
+ * so far: we ask for 25 s and give the call a deadline past it, within the
+ * cap. */
+#define IMAGE_JOIN_CALL_MS 28000L
 
 /* api.proto enums */
 enum { CREATE_IF_MISSING = 1, EPHEMERAL = 5 };
@@ -68,10 +77,12 @@ struct modal_state {
 	struct pp_json *env;	 /* object of strings */
 	struct pp_json *regions; /* array of strings */
 	struct pp_json *secrets; /* array of secret names */
+	bool terminate_sent;	 /* we asked for SandboxTerminate */
 	size_t next_secret;
 	struct pp_buf secret_ids; /* Sandbox.secret_ids entries, already encoded */
-	/* job_configuration.modal_credentials, when the run brings its own token */
-	struct pp_modal_auth *auth;
+	/* job_configuration.modal_credentials, when the run brings its own token
+	 * (io->run_cred points here: the core signs with it) */
+	struct pp_cred *auth;
 };
 
 /* ---- helpers ---- */
@@ -112,17 +123,13 @@ static int send_rpc(struct pp_run_io *io, const char *rpc, const struct pp_buf *
 	struct modal_state *st = io->state;
 	char path[96];
 	snprintf(path, sizeof(path), SVC "%s", rpc);
-	int rc = pp_grpc_request(&io->req, st->base, path, msg, RPC_TIMEOUT_MS, err);
+	long deadline = strcmp(rpc, "ImageJoinStreaming") ? RPC_TIMEOUT_MS : IMAGE_JOIN_CALL_MS;
+	int rc = pp_grpc_request(&io->req, st->base, path, msg, deadline, err);
 	if (rc)
 		return rc;
 	if (set_idempotency_key(io, rpc))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
-	if (!st->auth) {
-		io->req.cred = io->cred;
-		return PP_STEP_SEND;
-	}
-	rc = pp_modal_auth_apply(st->auth, &io->req, err);
-	return rc ? pp_error_prefix(err, "modal_credentials: ") : PP_STEP_SEND;
+	return PP_STEP_SEND;
 }
 
 /* Build a message with fn and send it. */
@@ -158,7 +165,9 @@ static int result(struct pp_run_io *io, const char *rpc, struct pp_pb_reader *r,
 	if (!rc)
 		pp_pb_reader_init(r, msg, len);
 	else if (rc == PP_EAUTH && st->auth)
-		pp_modal_auth_invalidate(st->auth);
+		/* gRPC says UNAUTHENTICATED with HTTP 200, which the core does
+		 * not take for a rejected token: drop the run's own one here. */
+		pp_cred_invalidate(st->auth);
 	return rc;
 }
 
@@ -295,10 +304,11 @@ static int enc_create(struct modal_state *st, struct pp_buf *m)
 	if (!rc && st->cloud[0])
 		rc = pp_pb_string(&sb, 26, st->cloud);
 	rc = rc ?: pp_pb_string(&sb, 30, st->sandbox_name);
-	/* SandboxCreateRequest{app_id=1, definition=2, environment_name=3,
-	 * tags=4 SandboxTag{tag_name=1, tag_value=2}} */
+	/* SandboxCreateRequest{app_id=1, definition=2, tags=4 SandboxTag{tag_name=1,
+	 * tag_value=2}}; environment_name=3 is marked deprecated in api.proto (the
+	 * app already names the environment) and modal-go no longer sends it. */
 	rc = rc ?: pp_pb_string(m, 1, st->app_id) ?: pp_pb_message(m, 2, &sb) ?:
-		pp_pb_string(m, 3, st->environment) ?: pp_pb_string(&tag, 1, "pushpool-sandbox") ?:
+		pp_pb_string(&tag, 1, "pushpool-sandbox") ?:
 		pp_pb_string(&tag, 2, st->sandbox_name) ?: pp_pb_message(m, 4, &tag);
 	pp_buf_free(&sb);
 	pp_buf_free(&res);
@@ -424,8 +434,9 @@ static int base_url(struct pp_run_io *io, struct modal_state *st, struct pp_erro
 }
 
 /* A token pair in the job overrides the pool's credentials for this run. */
-static int prepare_job_auth(struct modal_state *st, const struct pp_json *mc, struct pp_error *err)
+static int prepare_job_auth(struct pp_run_io *io, const struct pp_json *mc, struct pp_error *err)
 {
+	struct modal_state *st = io->state;
 	if (!mc || mc->type == PP_JSON_NULL || (mc->type == PP_JSON_STRING && !*mc->str))
 		return 0;
 	const char *id = pp_json_get_string(mc, "token_id");
@@ -437,10 +448,14 @@ static int prepare_job_auth(struct modal_state *st, const struct pp_json *mc, st
 	struct pp_cred_conf conf;
 	memset(&conf, 0, sizeof(conf));
 	snprintf(conf.name, sizeof(conf.name), "modal_credentials");
+	conf.type = (char *)"modal";
 	conf.source = (char *)"token";
 	conf.token_id = (char *)id;
 	conf.token_secret = (char *)secret;
-	return pp_modal_auth_new(&conf, &st->auth, err);
+	int rc = pp_cred_new(&conf, &st->auth, err);
+	if (!rc)
+		io->run_cred = st->auth;
+	return rc;
 }
 
 static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
@@ -475,7 +490,7 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	if (!strcmp(st->cloud, "auto"))
 		st->cloud[0] = '\0';
-	rc = prepare_job_auth(st, pp_json_get(job, "modal_credentials"), err);
+	rc = prepare_job_auth(io, pp_json_get(job, "modal_credentials"), err);
 	if (rc)
 		return rc;
 	st->step = MS_LOOKUP;
@@ -492,7 +507,7 @@ static int modal_restore(struct pp_run_io *io, struct pp_error *err)
 	st->step = MS_SUBMITTED;
 	int rc = base_url(io, st, err);
 	if (!rc && io->job)
-		rc = prepare_job_auth(st, pp_json_get(io->job, "modal_credentials"), err);
+		rc = prepare_job_auth(io, pp_json_get(io->job, "modal_credentials"), err);
 	return rc;
 }
 
@@ -560,6 +575,11 @@ static int on_image_join(struct pp_run_io *io, struct pp_error *err)
 	const uint8_t *msg;
 	size_t len;
 	struct pp_pb_reader first;
+	/* A long-poll that saw no new entry ends with OK and no message: ask
+	 * again from the same entry. */
+	const char *gs = pp_http_resp_header(io->resp, "grpc-status");
+	if (io->resp->status == 200 && gs && !strcmp(gs, "0") && io->resp->body.len == 0)
+		return send_encoded(io, "ImageJoinStreaming", enc_image_join, err);
 	int rc = result(io, "ImageJoinStreaming", &first, err);
 	if (rc)
 		return rc;
@@ -712,6 +732,7 @@ static int send_for_sandbox(struct pp_run_io *io, const char *rpc, bool wait, st
 /* libmodal's return codes: TIMEOUT -> 124, TERMINATED -> 137. */
 static void map_result(struct pp_run_io *io, const struct generic_result *g)
 {
+	const struct modal_state *st = io->state;
 	const char *exc = g->exception;
 	switch (g->status) {
 	case RESULT_SUCCESS:
@@ -725,9 +746,18 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 			       g->exitcode, *exc ? ": " : "", exc);
 		break;
 	case RESULT_TERMINATED:
-		io->state_out = PP_RUN_CANCELLED;
 		io->exit_code = 137;
-		pp_set_message(io->message, sizeof(io->message), "sandbox was terminated");
+		if (st->terminate_sent) {
+			io->state_out = PP_RUN_CANCELLED;
+			pp_set_message(io->message, sizeof(io->message), "sandbox was terminated");
+			break;
+		}
+		/* Not by us: Modal (a worker lost, maintenance) or another client
+		 * stopped it; the flow did not finish and nobody here cancelled. */
+		io->state_out = PP_RUN_CRASHED;
+		pp_set_message(io->message, sizeof(io->message),
+			       "sandbox was terminated, not by pushpool%s%s", *exc ? ": " : "",
+			       exc);
 		break;
 	case RESULT_TIMEOUT:
 	case RESULT_IDLE_TIMEOUT:
@@ -774,8 +804,11 @@ static int modal_cancel(struct pp_run_io *io, struct pp_error *err)
 {
 	if (!io->infra_id[0])
 		return PP_STEP_DONE;
-	if (!io->resp)
+	struct modal_state *st = io->state;
+	if (!io->resp) {
+		st->terminate_sent = true;
 		return send_for_sandbox(io, "SandboxTerminate", false, err);
+	}
 	struct pp_pb_reader r;
 	int rc = result(io, "SandboxTerminate", &r, err);
 	if (rc == PP_ENOTFOUND) {
@@ -793,7 +826,7 @@ static void modal_release(void *state)
 	pp_json_free(st->regions);
 	pp_json_free(st->secrets);
 	pp_buf_free(&st->secret_ids);
-	pp_modal_auth_free(st->auth);
+	pp_cred_free(st->auth);
 }
 
 static const char *const modal_pool_types[] = {"modal:push", NULL};
@@ -802,7 +835,7 @@ const struct pp_provider pp_provider_modal = {
 	.abi = PP_PROVIDER_ABI,
 	.name = "modal",
 	.pool_types = modal_pool_types,
-	.caps = PP_CAP_CANCEL | PP_CAP_ADOPT,
+	.cred_type = "modal",
 	.state_size = sizeof(struct modal_state),
 	.prepare = modal_prepare,
 	.restore = modal_restore,

@@ -40,13 +40,6 @@ bool pp_run_state_terminal(enum pp_run_state s);
  * same task definition); call again after poll_after_ms. */
 enum { PP_STEP_DONE = 0, PP_STEP_SEND = 1, PP_STEP_WAIT = 2 };
 
-enum {
-	PP_CAP_CANCEL = 1u << 0,  /* cancel op stops remote work */
-	PP_CAP_CLEANUP = 1u << 1, /* cleanup op removes remote resources */
-	PP_CAP_ADOPT = 1u << 2,	  /* submit finds and adopts an existing job by name/token */
-	PP_CAP_BATCH_STATUS = 1u << 3,
-};
-
 struct pp_cred;
 
 /* Everything an op may read or write for one run. */
@@ -54,11 +47,11 @@ struct pp_run_io {
 	/* inputs, owned by the core */
 	const char *run_id; /* stable id of the run (UUID) */
 	const char *run_name;
-	int attempt;		   /* submission attempt, from 1 */
-	const char *idem_key;	   /* deterministic key derived from run id (+attempt) */
-	const struct pp_json *job; /* rendered job configuration */
-	const char *endpoint;	   /* API base URL override or NULL for the real cloud */
-	struct pp_cred *cred;
+	int attempt;			 /* submission attempt, from 1 */
+	const char *idem_key;		 /* deterministic key derived from run id (+attempt) */
+	const struct pp_json *job;	 /* rendered job configuration */
+	const char *endpoint;		 /* API base URL override or NULL for the real cloud */
+	struct pp_cred *cred;		 /* the pool's: the core applies it to every request sent */
 	void *state;			 /* state_size bytes, zeroed at start */
 	void **pool_shared;		 /* per-pool slot for caches shared by runs (e.g.
 				      registered task definitions); freed with release_shared */
@@ -66,6 +59,9 @@ struct pp_run_io {
 	int resp_rc;			 /* pp_http_classify() of resp */
 	const struct pp_error *resp_err;
 	/* outputs */
+	/* Set by prepare or restore when the run brings its own credential
+	 * (owned by the run state): the core applies it instead of cred. */
+	struct pp_cred *run_cred;
 	struct pp_http_req req;	     /* next request when the op returns PP_STEP_SEND */
 	char infra_id[512];	     /* set by submit: execution name, task ARN, group id */
 	enum pp_run_state state_out; /* set by status */
@@ -75,11 +71,33 @@ struct pp_run_io {
 	long poll_after_ms;
 };
 
+/* A dry run's stand-in for the cloud's answer to one request of a
+ * submission (`render --request`): just enough for the submit op to take its
+ * next step. Angle brackets mark values the cloud would choose. A row
+ * matches when every field it sets matches; the first matching row of the
+ * provider's table answers, and a request no row matches ends the dry run. */
+struct pp_dry_answer {
+	const char *method;	   /* NULL: any */
+	const char *url_part;	   /* a substring of the URL, or NULL */
+	const char *url_suffix;	   /* the URL's end, or NULL */
+	const char *header;	   /* a request header that must be present ... */
+	const char *header_suffix; /* ... and end with this */
+	int status;
+	const char *body;
+};
+
 struct pp_provider {
 	unsigned abi;		       /* PP_PROVIDER_ABI */
 	const char *name;	       /* "cloud-run", "ecs", "aci", "modal" */
-	const char *const *pool_types; /* NULL-terminated, first is canonical */
-	unsigned caps;
+	const char *const *pool_types; /* NULL-terminated, first is canonical, the
+					  rest Prefect's hybrid (worker) names for it */
+	const char *cred_type;	       /* the [credentials] type it authenticates with */
+	/* Stand-in answers for a dry run, ending with a row whose status is 0;
+	 * NULL: the dry run shows the first request only. */
+	const struct pp_dry_answer *dry_run;
+	/* A request header whose value's last dotted part names the call
+	 * (an RPC-style API's action), shown in a dry run; NULL: none. */
+	const char *call_header;
 	size_t state_size;
 	/* Validate the rendered job and prepare state; no I/O. */
 	int (*prepare)(struct pp_run_io *io, struct pp_error *err);
@@ -95,8 +113,20 @@ struct pp_provider {
 	void (*release_shared)(void *shared);
 };
 
+/* The provider serving a pool type (canonical or alias), or NULL. */
 const struct pp_provider *pp_provider_find(const char *pool_type);
-/* NULL-terminated table of every provider. */
+/* NULL-terminated table of the built-in providers. */
 extern const struct pp_provider *const pp_providers[];
+/* Serve more pool types with p (borrowed; it must outlive the process's
+ * use of the registry): tests register a fake cloud this way. Refuses a
+ * wrong ABI and a pool type already served. Not thread-safe: register
+ * before any lookup can run concurrently. */
+int pp_provider_register(const struct pp_provider *p, struct pp_error *err);
+/* Canonical pool type for a name or alias ("ecs" -> "ecs:push"); NULL if
+ * no provider serves it. */
+const char *pp_pool_type_canonical(const char *type);
+/* "A, B and C" (sep ", " and last " and ") into out: the canonical pool
+ * types (aliases false) or the aliases (true), in registry order. */
+void pp_pool_types_text(bool aliases, const char *sep, const char *last, char *out, size_t n);
 
 #endif

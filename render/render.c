@@ -17,8 +17,14 @@
 /* One interpolated string may not grow past this (a template repeating a
  * large variable many times). */
 #define RENDERED_STRING_MAX ((size_t)1 << 20)
-#define TEMPLATE_DEPTH_MAX  64
-#define JSON_PATH_MAX	    512
+/* The whole rendered job_configuration may not grow past this: no cloud
+ * takes a larger job (an ECS task definition is at most 64 KiB, an ARM
+ * request 4 MiB), and without it a large template repeating a large
+ * variable took 4 GB before failing. Counted as values are rendered, so
+ * the run fails before the job is built. */
+#define RENDERED_JOB_MAX   ((size_t)4 << 20)
+#define TEMPLATE_DEPTH_MAX 64
+#define JSON_PATH_MAX	   512
 
 #define DEFAULT_COMMAND "prefect flow-run execute"
 
@@ -275,8 +281,46 @@ static int put_py_str(struct pp_buf *b, const struct pp_json *j, bool nested)
 struct render_ctx {
 	const struct pp_json *values;
 	struct pp_error *err;
+	size_t size; /* bytes of compact JSON rendered so far */
 	char path[JSON_PATH_MAX];
 };
+
+/* Bytes of j as compact JSON (escapes aside, its own key not counted);
+ * stops counting past limit. */
+static size_t json_size(const struct pp_json *j, size_t limit)
+{
+	switch (j->type) {
+	case PP_JSON_NULL: return 4;
+	case PP_JSON_BOOL: return j->b ? 4 : 5;
+	case PP_JSON_NUMBER: return j->len;
+	case PP_JSON_STRING: return j->len + 2;
+	case PP_JSON_ARRAY:
+	case PP_JSON_OBJECT: {
+		size_t n = 2;
+		for (const struct pp_json *c = j->child; c && n <= limit; c = c->next)
+			n += (c->key ? strlen(c->key) + 4 : 1) + json_size(c, limit - n);
+		return n;
+	}
+	}
+	return 0;
+}
+
+/* Count n more bytes of the job against RENDERED_JOB_MAX, as they are
+ * rendered, so an oversized job fails before it is built. */
+static int count_bytes(struct render_ctx *rc, size_t n)
+{
+	rc->size += n;
+	if (rc->size <= RENDERED_JOB_MAX)
+		return 0;
+	return pp_fail(rc->err, PP_EINVALID,
+		       "rendered job is %zu bytes at job_configuration%s, over the %zu-byte limit",
+		       rc->size, rc->path, RENDERED_JOB_MAX);
+}
+
+static int count_value(struct render_ctx *rc, const struct pp_json *v)
+{
+	return count_bytes(rc, json_size(v, RENDERED_JOB_MAX));
+}
 
 /* A string with placeholders. One standard placeholder and nothing else takes
  * the value as is (any JSON type; absent makes the key disappear); otherwise
@@ -289,6 +333,8 @@ static int render_string(struct render_ctx *rc, const struct pp_json *tpl, struc
 	size_t n = tpl->len;
 	struct placeholder ph;
 	if (!next_placeholder(s, n, 0, &ph)) {
+		if (count_value(rc, tpl))
+			return PP_EINVALID;
 		out->value = pp_json_clone(tpl);
 		return out->value ? 0 : PP_ENOMEM;
 	}
@@ -299,6 +345,8 @@ static int render_string(struct render_ctx *rc, const struct pp_json *tpl, struc
 		const struct pp_json *v;
 		if (lookup(rc->values, name, name_len, &v))
 			return PP_ENOMEM;
+		if (v && count_value(rc, v))
+			return PP_EINVALID;
 		out->value = v ? pp_json_clone(v) : NULL;
 		return v && !out->value ? PP_ENOMEM : 0;
 	}
@@ -350,6 +398,10 @@ static int render_string(struct render_ctx *rc, const struct pp_json *tpl, struc
 			       "job_configuration%s: rendered text longer than %zu bytes", rc->path,
 			       RENDERED_STRING_MAX);
 	}
+	if (count_bytes(rc, b.len + 2)) {
+		pp_buf_free(&b);
+		return PP_EINVALID;
+	}
 	out->value = pp_json_new_stringn(pp_buf_str(&b), b.len);
 	pp_buf_free(&b);
 	return out->value ? 0 : PP_ENOMEM;
@@ -362,6 +414,8 @@ static int render_container(struct render_ctx *rc, const struct pp_json *tpl, in
 			    struct rendered *out)
 {
 	bool obj = tpl->type == PP_JSON_OBJECT;
+	if (count_bytes(rc, 2))
+		return PP_EINVALID;
 	struct pp_json *res = pp_json_new(tpl->type);
 	if (!res)
 		return PP_ENOMEM;
@@ -374,7 +428,9 @@ static int render_container(struct render_ctx *rc, const struct pp_json *tpl, in
 			snprintf(rc->path + plen, sizeof(rc->path) - plen, "[%zu]", idx);
 		idx++;
 		struct rendered r = {0};
-		int e = render_value(rc, c, depth + 1, &r);
+		int e = count_bytes(rc, obj ? strlen(c->key) + 4 : 1);
+		if (!e)
+			e = render_value(rc, c, depth + 1, &r);
 		if (!e && r.value)
 			e = obj ? pp_json_set(res, c->key, r.value) : pp_json_append(res, r.value);
 		if (e) {
@@ -400,7 +456,11 @@ static int render_value(struct render_ctx *rc, const struct pp_json *tpl, int de
 	case PP_JSON_STRING: return render_string(rc, tpl, out);
 	case PP_JSON_ARRAY:
 	case PP_JSON_OBJECT: return render_container(rc, tpl, depth, out);
-	default: out->value = pp_json_clone(tpl); return out->value ? 0 : PP_ENOMEM;
+	default:
+		if (count_value(rc, tpl))
+			return PP_EINVALID;
+		out->value = pp_json_clone(tpl);
+		return out->value ? 0 : PP_ENOMEM;
 	}
 }
 

@@ -21,12 +21,9 @@ struct pp_run_ctx {
 	const char *api_key; /* PREFECT_API_KEY (secret) */
 };
 
-/* Canonical pool type for a name or alias ("ecs" -> "ecs:push"); NULL if unknown. */
-const char *pp_pool_type_canonical(const char *type);
-/* NULL-terminated list of canonical push pool types. */
-extern const char *const pp_pool_types[];
-
-/* The bundled default base job template for a pool type (any alias).
+/* The bundled default base job template for a pool type ("ecs:push", or
+ * its hybrid name "ecs": file ecs-push.json; which types exist is the
+ * provider registry's business, providers/provider.h).
  * Looks in $PUSHPOOL_TEMPLATE_DIR, then the installed share dir, then the
  * copy compiled into the binary. */
 int pp_template_default(const char *pool_type, struct pp_json **out, struct pp_error *err);
@@ -45,30 +42,5 @@ int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
 
 /* Parse "-v key=value": value as JSON when valid JSON, else a string. */
 int pp_vars_set_kv(struct pp_json *vars, const char *kv, struct pp_error *err);
-
-struct pp_config;
-struct pp_pool_conf;
-
-/* Where `pushpool render` takes its template from: a configured pool (-p),
- * a pool type's default (--type), or a template file (--template, with an
- * optional pool type). */
-struct pp_render_source {
-	const char *config_path; /* for pool_name; NULL: $PUSHPOOL_CONFIG or
-				      /etc/pushpool/pushpool.conf */
-	const char *pool_name;
-	const char *pool_type;
-	const char *template_path;
-	const struct pp_json *deployment_vars;
-	const struct pp_json *run_vars;
-	const struct pp_run_ctx *ctx;
-};
-
-/* Resolve src's template and pool variables and render the job. cfg must
- * have been set up with pp_config_init() (caller frees it); it is loaded when
- * src->pool_name is set, and *pool then points into it (else NULL). *type is
- * the canonical pool type, NULL for a template file without a type. */
-int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg,
-		       const struct pp_pool_conf **pool, const char **type, struct pp_json **out,
-		       struct pp_error *err);
 
 #endif

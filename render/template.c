@@ -1,5 +1,5 @@
-/* Default base job templates per push pool type and loading of users'
- * template files. */
+/* Default base job templates per push pool type (the types themselves come
+ * from the provider registry) and loading of users' template files. */
 #include "render/render.h"
 
 #include <stdio.h>
@@ -17,30 +17,6 @@ struct pp_embedded_template {
 	const char *text;
 };
 extern const struct pp_embedded_template pp_embedded_templates[];
-
-const char *const pp_pool_types[] = {
-	"cloud-run-v2:push", "ecs:push", "azure-container-instance:push", "modal:push", NULL,
-};
-
-/* The hybrid (worker) pool type names Prefect uses for the same template. */
-static const char *const hybrid_aliases[][2] = {
-	{"cloud-run-v2", "cloud-run-v2:push"},
-	{"ecs", "ecs:push"},
-	{"azure-container-instance", "azure-container-instance:push"},
-};
-
-const char *pp_pool_type_canonical(const char *type)
-{
-	if (!type)
-		return NULL;
-	for (size_t i = 0; pp_pool_types[i]; i++)
-		if (!strcmp(type, pp_pool_types[i]))
-			return pp_pool_types[i];
-	for (size_t i = 0; i < sizeof(hybrid_aliases) / sizeof(hybrid_aliases[0]); i++)
-		if (!strcmp(type, hybrid_aliases[i][0]))
-			return hybrid_aliases[i][1];
-	return NULL;
-}
 
 static int check_shape(const struct pp_json *t, const char *where, struct pp_error *err)
 {
@@ -117,17 +93,16 @@ static int try_dir(const char *dir, const char *file, struct pp_json **out, stru
 int pp_template_default(const char *pool_type, struct pp_json **out, struct pp_error *err)
 {
 	*out = NULL;
-	const char *type = pp_pool_type_canonical(pool_type);
-	if (!type) {
-		char known[256] = "";
-		for (size_t i = 0, o = 0; pp_pool_types[i] && o < sizeof(known); i++)
-			o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "",
-					      pp_pool_types[i]);
-		return pp_fail(err, PP_EINVALID, "unknown pool type \"%s\" (known: %s)",
-			       pool_type ? pool_type : "", known);
-	}
+	const char *type = pool_type ? pool_type : "";
+	/* The type names a file: keep it inside the template directories. */
+	if (!*type || strchr(type, '/'))
+		return pp_fail(err, PP_EINVALID, "no default template for pool type \"%s\"", type);
+	/* Prefect names a push type "NAME:push" and its hybrid (worker) twin
+	 * "NAME": both share the push type's template. */
+	char canon[96];
+	snprintf(canon, sizeof(canon), "%s%s", type, strchr(type, ':') ? "" : ":push");
 	char file[128];
-	template_file_name(type, file, sizeof(file));
+	template_file_name(canon, file, sizeof(file));
 	const char *dir = getenv("PUSHPOOL_TEMPLATE_DIR");
 	int rc;
 	if (dir && *dir && (rc = try_dir(dir, file, out, err)) <= 0)
@@ -148,5 +123,5 @@ int pp_template_default(const char *pool_type, struct pp_json **out, struct pp_e
 		*out = t;
 		return 0;
 	}
-	return pp_fail(err, PP_ENOTFOUND, "no default template %s for pool type %s", file, type);
+	return pp_fail(err, PP_ENOTFOUND, "no default template %s for pool type %s", file, canon);
 }

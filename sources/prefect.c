@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth/token_cache.h"
+#include "lib/file.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "sources/prefect_states.h"
@@ -30,8 +31,8 @@
 
 struct pf_pool {
 	char name[PP_NAME_MAX];
-	const char *type;     /* canonical local type */
-	struct pp_json *tmpl; /* the server's base job template, as read */
+	char type[PP_NAME_MAX]; /* the [pool]'s type, canonical from the configuration */
+	struct pp_json *tmpl;	/* the server's base job template, as read */
 	bool type_warned;
 };
 
@@ -279,12 +280,11 @@ static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_erro
 	if (rc)
 		return rc;
 	const char *type = pp_json_get_string(wp, "type");
+	/* Prefect names a push type "NAME:push" and its hybrid (worker) twin
+	 * "NAME"; both mean the same template. */
 	char hybrid[80];
 	snprintf(hybrid, sizeof(hybrid), "%s:push", type ? type : "");
-	const char *canon = type ? pp_pool_type_canonical(type) : NULL;
-	if (!canon && type && !strchr(type, ':'))
-		canon = pp_pool_type_canonical(hybrid);
-	if (!canon || strcmp(canon, p->type)) {
+	if (!type || (strcmp(type, p->type) && (strchr(type, ':') || strcmp(hybrid, p->type)))) {
 		/* type points into wp: format the message before freeing it. */
 		rc = pp_fail(err, PP_EINVALID,
 			     "work pool \"%s\" has type \"%s\" on the server, but [pool \"%s\"] "
@@ -922,7 +922,7 @@ static int prefect_open(const struct pp_config *cfg, struct pp_source **out, str
 		rc = (s->api_key = strdup(pc->api_key)) ? 0
 							: pp_fail(err, PP_ENOMEM, "out of memory");
 	else if (!rc && pc->api_key_file && *pc->api_key_file)
-		rc = pp_read_secret_file(pc->api_key_file, "Prefect API key", PP_EINVALID,
+		rc = pp_file_read_secret(pc->api_key_file, "Prefect API key", PP_EINVALID,
 					 &s->api_key, err);
 	else if (!rc && env_key && *env_key)
 		rc = (s->api_key = strdup(env_key)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
@@ -947,8 +947,8 @@ static int prefect_open(const struct pp_config *cfg, struct pp_source **out, str
 		}
 		struct pf_pool *p = &s->pools[s->npools++];
 		snprintf(p->name, sizeof(p->name), "%s", pool->name);
-		p->type = pp_pool_type_canonical(pool->type);
-		if (!p->type)
+		snprintf(p->type, sizeof(p->type), "%s", pool->type ? pool->type : "");
+		if (!*p->type)
 			rc = pp_fail(err, PP_EINVALID, "pool \"%s\": unknown type \"%s\"",
 				     pool->name, pool->type);
 	}

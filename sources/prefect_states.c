@@ -3,45 +3,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "lib/time.h"
 
 #define BLOCK_PREFIX "prefect.blocks."
 
 int pp_prefect_time_parse(const char *iso, int64_t *ms)
 {
-	struct tm tm = {0};
-	int y, mo, d, h, mi, used = 0;
-	double sec;
-	if (!iso ||
-	    sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &used) < 6 ||
-	    mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61)
-		return PP_EINVALID;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	double t = (double)timegm(&tm) + sec;
-	const char *z = iso + used;
-	if (*z == '+' || *z == '-') {
-		int oh = 0, om = 0;
-		if (sscanf(z + 1, "%2d:%2d", &oh, &om) != 2)
-			return PP_EINVALID;
-		t -= (*z == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
-	} else if (*z && *z != 'Z') {
-		return PP_EINVALID;
-	}
-	*ms = (int64_t)(t * 1000.0 + 0.5);
-	return 0;
+	return pp_time_parse(iso, PP_TIME_ZONE_OPTIONAL, ms);
 }
 
 void pp_prefect_time_format(int64_t ms, char *out, size_t n)
 {
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	char t[PP_TIME_LEN];
+	pp_time_format(ms, true, t);
+	snprintf(out, n, "%s", t);
 }
 
 const char *pp_prefect_state_for(enum pp_store_state st, bool submitted)

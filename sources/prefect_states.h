@@ -13,10 +13,12 @@
 #include "lib/json.h"
 #include "store/store.h"
 
-/* ISO 8601 as Prefect writes it ("2024-05-01T10:00:00.123456Z" or with
- * "+00:00") to ms since the epoch. */
+/* A time as Prefect writes it ("2024-05-01T10:00:00.123456Z", with
+ * "+00:00", or without a zone, meaning UTC) to ms since the epoch: RFC 3339
+ * by lib/time.h with the zone optional. */
 int pp_prefect_time_parse(const char *iso, int64_t *ms);
-/* ms since the epoch to "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+/* ms since the epoch to "YYYY-MM-DDTHH:MM:SS.mmmZ" (n >= PP_TIME_LEN
+ * keeps it whole). */
 void pp_prefect_time_format(int64_t ms, char *out, size_t n);
 
 /* The Prefect state type (COMPLETED, FAILED, CRASHED, CANCELLED, RUNNING)

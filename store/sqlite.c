@@ -347,8 +347,8 @@ static int add_event(struct sqlite_store *s, const char *id, const char *state, 
 static int sqlite_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	if (!r->id[0])
-		pp_uuid4(r->id);
+	if (!r->id[0] && pp_uuid4(r->id))
+		return pp_fail(err, PP_EIO, "no random bytes for a run id");
 	int64_t now = pp_wall_ms();
 	r->created_ms = r->updated_ms = now;
 	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
@@ -565,13 +565,14 @@ static int sqlite_get(struct pp_store *base, const char *id, struct pp_run_rec *
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT " RUN_COLUMNS " FROM runs WHERE id = ? OR id LIKE ? || '%'"
-			       " ORDER BY id = ? DESC LIMIT 2",
+			       /* substr, not LIKE: `%` and `_` in what the user typed
+				* are characters of the id, not wildcards. */
+			       "SELECT " RUN_COLUMNS " FROM runs WHERE id = ? OR substr(id, 1, "
+			       "length(?2)) = ?2 ORDER BY id = ?1 DESC LIMIT 2",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare get");
 	bind_text(st, 1, id);
 	bind_text(st, 2, id);
-	bind_text(st, 3, id);
 	struct pp_run_rec *rows = NULL;
 	int n = 0;
 	int rc = collect(s, st, &rows, &n, err);

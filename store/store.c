@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <openssl/rand.h>
 
 static const char *const state_names[PP_ST_COUNT] = {
 	"SCHEDULED", "SUBMITTING", "SUBMITTED", "RUNNING",   "CANCELLING",
@@ -78,36 +76,4 @@ void pp_store_close(struct pp_store *s)
 {
 	if (s)
 		s->ops->close(s);
-}
-
-void pp_uuid4(char out[PP_ID_LEN])
-{
-	unsigned char b[16];
-	if (RAND_bytes(b, sizeof(b)) != 1) {
-		/* RAND_bytes only fails without entropy; ids still need to differ. */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		for (size_t i = 0; i < sizeof(b); i++)
-			b[i] = (unsigned char)((ts.tv_nsec >> (i % 8)) ^ rand());
-	}
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, PP_ID_LEN,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-		 b[15]);
-}
-
-int64_t pp_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t pp_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

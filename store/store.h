@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/err.h"
 
 enum pp_store_state {
@@ -29,7 +30,8 @@ const char *pp_store_state_name(enum pp_store_state s);
 int pp_store_state_parse(const char *s, enum pp_store_state *out);
 bool pp_store_state_terminal(enum pp_store_state s);
 
-#define PP_ID_LEN 37
+/* Run ids are UUIDs (lib/clock.h). */
+#define PP_ID_LEN PP_UUID_LEN
 
 struct pp_run_rec {
 	char id[PP_ID_LEN];
@@ -131,11 +133,6 @@ int pp_store_open(const char *url, struct pp_store **out, struct pp_error *err);
 void pp_store_close(struct pp_store *s);
 void pp_run_recs_free(struct pp_run_rec *r, int n);
 void pp_run_events_free(struct pp_run_event *ev, int n);
-
-/* Random RFC 4122 v4 id. */
-void pp_uuid4(char out[PP_ID_LEN]);
-int64_t pp_wall_ms(void);
-int64_t pp_mono_ms(void);
 
 extern const struct pp_store_ops pp_store_sqlite;
 

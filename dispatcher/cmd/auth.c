@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "auth/modal.h"
 #include "dispatcher/cmd/cmd.h"
 #include "dispatcher/config.h"
-#include "lib/http.h"
 #include "lib/log.h"
 
 static void usage(FILE *to)
@@ -22,50 +20,6 @@ static void usage(FILE *to)
 		    "                     /etc/pushpool/pushpool.conf)\n"
 		    "Exit: 0 usable, 64 usage, 66 a key file is missing, 69/75 the token endpoint\n"
 		    "is unreachable, 77 credentials rejected or absent, 78 configuration.\n");
-}
-
-static const char *kind_name(enum pp_cred_kind k)
-{
-	switch (k) {
-	case PP_CRED_GCP: return "gcp";
-	case PP_CRED_AWS: return "aws";
-	case PP_CRED_AZURE: return "azure";
-	case PP_CRED_MODAL: return "modal";
-	}
-	return "?";
-}
-
-/* A request that is authorized but never sent. */
-static int probe(struct pp_cred *c, const struct pp_cred_conf *conf, struct pp_error *err)
-{
-	struct pp_http_req req;
-	char url[512];
-	const char *region = NULL;
-	const char *server = conf->modal_server_url;
-
-	switch (pp_cred_kind(c)) {
-	case PP_CRED_AWS:
-		region = conf->region && *conf->region ? conf->region : pp_cred_aws_region(c);
-		if (!region || !*region)
-			region = "us-east-1";
-		pp_cred_set_aws_scope(c, region, "sts");
-		snprintf(url, sizeof(url), "https://sts.%s.amazonaws.com/", region);
-		break;
-	case PP_CRED_MODAL:
-		if (!server || !*server)
-			server = PP_MODAL_DEFAULT_SERVER;
-		snprintf(url, sizeof(url), "%s/modal.client.ModalClient/ClientHello", server);
-		break;
-	default: snprintf(url, sizeof(url), "https://auth-check.invalid/"); break;
-	}
-	pp_http_req_init(&req, "POST", url);
-	int rc = req.url ? pp_http_req_body(&req, "", 0) : PP_ENOMEM;
-	if (rc)
-		rc = pp_fail(err, rc, "out of memory");
-	else
-		rc = pp_cred_apply(c, &req, err);
-	pp_http_req_free(&req);
-	return rc;
 }
 
 static int check(const struct pp_cred_conf *conf)
@@ -83,7 +37,7 @@ static int check(const struct pp_cred_conf *conf)
 		fprintf(stderr, "pushpool auth check: %s\n", err.msg);
 		return rc == PP_EINVALID ? PP_EXIT_CONFIG : pp_exit_status(rc);
 	}
-	rc = probe(c, conf, &err);
+	rc = pp_cred_probe(c, &err);
 	if (!rc)
 		rc = pp_cred_identity(c, &id, &err);
 	if (rc) {
@@ -96,7 +50,7 @@ static int check(const struct pp_cred_conf *conf)
 	}
 	if (id.data)
 		pp_redact(id.data);
-	printf("credentials \"%s\" (%s): ok\n", conf->name, kind_name(pp_cred_kind(c)));
+	printf("credentials \"%s\" (%s): ok\n", conf->name, pp_cred_type(c));
 	printf("identity: %s\n", pp_buf_str(&id));
 	long left = pp_cred_seconds_left(c);
 	if (left >= 0)
@@ -104,9 +58,8 @@ static int check(const struct pp_cred_conf *conf)
 	else
 		printf("token lifetime: does not expire\n");
 	const char *project = pp_cred_project(c);
-	if (project && *project)
-		printf("%s: %s\n", pp_cred_kind(c) == PP_CRED_AZURE ? "subscription" : "project",
-		       project);
+	if (project && *project && pp_cred_project_label(c))
+		printf("%s: %s\n", pp_cred_project_label(c), project);
 	printf("refreshes: %lu\n", pp_cred_refreshes(c));
 	pp_buf_free(&id);
 	pp_cred_free(c);

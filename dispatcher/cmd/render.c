@@ -12,10 +12,9 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "render/render.h"
-#include "auth/auth.h"
-#include "auth/token_cache.h"
 #include "dispatcher/op_driver.h"
 #include "dispatcher/dry_run.h"
+#include "dispatcher/pool.h"
 #include "providers/provider.h"
 
 #define VARS_STDIN_MAX	 ((size_t)1 << 20)
@@ -26,80 +25,60 @@
 #define PREVIEW_RUN_ID	 "00000000-0000-4000-8000-000000000000"
 #define PREVIEW_RUN_NAME "render-preview"
 
-static int pool_template(const struct pp_render_source *src, struct pp_config *cfg,
-			 const struct pp_pool_conf **poolp, const char **type,
-			 struct pp_json **tmpl, struct pp_json **pool_vars, struct pp_error *err)
+/* Where `pushpool render` takes its template from: a configured pool (-p),
+ * a pool type's default (--type), or a template file (--template, with an
+ * optional pool type). */
+struct render_source {
+	const char *config_path; /* for pool_name; NULL: pp_cmd_config_path's default */
+	const char *pool_name;
+	const char *pool_type;
+	const char *template_path;
+	const struct pp_json *run_vars;
+	const struct pp_run_ctx *ctx;
+	bool requests; /* --request: the pool's credentials are needed */
+};
+
+/* -p: the pool opened as serve opens it (without credentials unless the
+ * requests are shown), rendered as serve renders its runs. *pool is the
+ * caller's; *config_error says a failure came before the pool's type was
+ * known. */
+static int render_pool(const struct render_source *src, struct pp_config *cfg,
+		       struct pp_pool **pool, struct pp_json **out, bool *config_error,
+		       struct pp_error *err)
 {
 	const char *path = pp_cmd_config_path(src->config_path);
+	*config_error = true;
 	int rc = pp_config_load(cfg, path, err);
 	if (rc)
 		return rc;
-	const struct pp_pool_conf *pool = pp_config_pool(cfg, src->pool_name);
-	if (!pool)
+	const struct pp_pool_conf *pc = pp_config_pool(cfg, src->pool_name);
+	if (!pc)
 		return pp_fail(err, PP_EINVALID, "%s: no [pool \"%s\"] section", path,
 			       src->pool_name);
-	*poolp = pool;
-	*type = pp_pool_type_canonical(pool->type);
-	if (!*type)
-		return pp_fail(err, PP_EINVALID, "%s:%d: pool \"%s\": unknown type \"%s\"",
-			       pool->file, pool->line, pool->name, pool->type ? pool->type : "");
-	if (pool->template_path && *pool->template_path)
-		rc = pp_template_load(pool->template_path, tmpl, err);
-	else
-		rc = pp_template_default(*type, tmpl, err);
-	if (rc || !pool->job_variables || !*pool->job_variables)
-		return rc;
-	rc = pp_json_parse(pool->job_variables, strlen(pool->job_variables), NULL, pool_vars, err);
-	if (rc)
-		return pp_error_prefix(err, "%s:%d: pool \"%s\" job_variables: ", pool->file,
-				       pool->line, pool->name);
-	return 0;
+	*config_error = !pp_pool_type_canonical(pc->type);
+	rc = pp_pool_open(cfg, pc, src->requests ? 0 : PP_POOL_NO_CRED, pool, err);
+	if (!rc)
+		rc = pp_pool_render(*pool, NULL, NULL, src->run_vars, src->ctx, out, err);
+	return rc;
 }
 
-int pp_render_for_pool(const struct pp_render_source *src, struct pp_config *cfg,
-		       const struct pp_pool_conf **pool, const char **type, struct pp_json **out,
-		       struct pp_error *err)
+/* --type or --template: the template alone, without a configuration. */
+static int render_template(const struct render_source *src, struct pp_json **out,
+			   struct pp_error *err)
 {
-	struct pp_json *tmpl = NULL, *pool_vars = NULL;
-	struct pp_run_ctx ctx = {0};
-	char *api_key = NULL;
+	struct pp_json *tmpl = NULL;
 	int rc = 0;
-	*pool = NULL;
-	*type = NULL;
-	*out = NULL;
-	if (src->ctx)
-		ctx = *src->ctx;
-	if (src->pool_name) {
-		rc = pool_template(src, cfg, pool, type, &tmpl, &pool_vars, err);
-		if (!rc && !ctx.work_pool_name)
-			ctx.work_pool_name = src->pool_name;
-		const char *url = cfg->dispatcher.prefect_api_url;
-		if (!rc && !ctx.api_url && url && *url)
-			ctx.api_url = url;
-		const char *key_file = cfg->dispatcher.prefect_api_key_file;
-		if (!rc && !ctx.api_key && key_file && *key_file) {
-			rc = pp_read_secret_file(key_file, "prefect_api_key_file", PP_EINVALID,
-						 &api_key, err);
-			ctx.api_key = api_key;
-		}
-	} else if (src->template_path) {
-		if (src->pool_type && !(*type = pp_pool_type_canonical(src->pool_type)))
+	if (src->template_path) {
+		if (src->pool_type && !pp_pool_type_canonical(src->pool_type))
 			rc = pp_fail(err, PP_EINVALID, "unknown pool type \"%s\"", src->pool_type);
 		if (!rc)
 			rc = pp_template_load(src->template_path, &tmpl, err);
-	} else if (src->pool_type) {
-		rc = pp_template_default(src->pool_type, &tmpl, err);
-		*type = pp_pool_type_canonical(src->pool_type);
 	} else {
-		rc = pp_fail(err, PP_EINVALID,
-			     "nothing to render: give a pool, a type or a template");
+		rc = pp_template_default(pp_pool_type_canonical(src->pool_type), &tmpl, err);
 	}
 	if (!rc)
-		rc = pp_render_job(tmpl, pool_vars, src->deployment_vars, src->run_vars, &ctx, out,
-				   err);
+		rc = pp_render_job(tmpl, NULL, NULL, src->run_vars, src->ctx, out, err);
 	pp_json_free(tmpl);
-	pp_json_free(pool_vars);
-	free(api_key);
 	return rc;
 }
 
@@ -128,12 +107,14 @@ static int fail_exit(const char *cmd, const struct pp_error *err)
 
 static void template_usage(FILE *f)
 {
-	fprintf(f, "usage: pushpool template default --type TYPE\n"
-		   "Print the built-in base job template of a push pool type.\n"
-		   "types:");
-	for (size_t i = 0; pp_pool_types[i]; i++)
-		fprintf(f, " %s", pp_pool_types[i]);
-	fprintf(f, "\n(cloud-run-v2, ecs and azure-container-instance are accepted as aliases)\n");
+	char types[256], aliases[256];
+	pp_pool_types_text(false, " ", " ", types, sizeof(types));
+	pp_pool_types_text(true, ", ", " and ", aliases, sizeof(aliases));
+	fprintf(f,
+		"usage: pushpool template default --type TYPE\n"
+		"Print the built-in base job template of a push pool type.\n"
+		"types: %s\n(%s are accepted as aliases)\n",
+		types, aliases);
 }
 
 int pp_cmd_template(int argc, char **argv)
@@ -177,7 +158,7 @@ int pp_cmd_template(int argc, char **argv)
 	}
 	struct pp_json *tmpl = NULL;
 	struct pp_error err = {0};
-	if (pp_template_default(type, &tmpl, &err))
+	if (pp_template_default(pp_pool_type_canonical(type), &tmpl, &err))
 		return fail_exit("template", &err);
 	int rc = print_json(tmpl);
 	pp_json_free(tmpl);
@@ -238,46 +219,20 @@ static int read_vars(const char *path, struct pp_json **out, struct pp_error *er
 }
 
 /* The submission's requests for the rendered job, without sending any. */
-static int print_requests(const struct pp_config *cfg, const struct pp_pool_conf *pool,
-			  const char *type, const struct pp_run_ctx *ctx, struct pp_json *job,
-			  struct pp_error *err)
+static int print_requests(struct pp_pool *pool, const struct pp_run_ctx *ctx,
+			  const struct pp_json *job, struct pp_error *err)
 {
-	const struct pp_provider *p = pp_provider_find(type);
-	if (!p)
-		return pp_fail(err, PP_EINVALID, "%s:%d: pool \"%s\": no backend for type \"%s\"",
-			       pool->file, pool->line, pool->name, type);
-	struct pp_cred *cred = NULL;
-	void *shared = NULL;
 	struct pp_run_io io = {0};
 	struct pp_buf out;
-	int rc = 0;
 	pp_buf_init(&out, REQUEST_DUMP_MAX);
-	if (pool->credentials && *pool->credentials) {
-		const struct pp_cred_conf *cc = pp_config_cred(cfg, pool->credentials);
-		rc = cc ? pp_cred_new(cc, &cred, err)
-			: pp_fail(err, PP_EINVALID,
-				  "%s:%d: pool \"%s\": no [credentials \"%s\"] "
-				  "section",
-				  pool->file, pool->line, pool->name, pool->credentials);
-	}
-	io.run_id = ctx->flow_run_id;
-	io.run_name = ctx->flow_run_name;
-	io.attempt = 1;
-	io.job = job;
-	io.endpoint = pool->endpoint && *pool->endpoint ? pool->endpoint : NULL;
-	io.cred = cred;
-	io.pool_shared = &shared;
+	pp_pool_io_init(pool, &io, ctx->flow_run_id, ctx->flow_run_name, job);
+	int rc = pp_exec_io_prepare(&io, pool->prov, err);
 	if (!rc)
-		rc = pp_exec_io_prepare(&io, p, err);
-	if (!rc)
-		rc = pp_request_dump(p, &io, &out, err);
+		rc = pp_request_dump(pool->prov, &io, &out, err);
 	if (!rc && (fputs(pp_buf_str(&out), stdout) == EOF || fflush(stdout)))
 		rc = pp_fail(err, PP_EIO, "stdout: write error");
 	if (io.state)
-		pp_exec_io_release(&io, p);
-	if (shared && p->release_shared)
-		p->release_shared(shared);
-	pp_cred_free(cred);
+		pp_exec_io_release(&io, pool->prov);
 	pp_buf_free(&out);
 	return rc;
 }
@@ -298,10 +253,9 @@ int pp_cmd_render(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct pp_render_source src = {0};
+	struct render_source src = {0};
 	struct pp_run_ctx ctx = {.flow_run_id = PREVIEW_RUN_ID, .flow_run_name = PREVIEW_RUN_NAME};
 	const char *vars_path = NULL;
-	bool requests = false;
 	struct pp_json *kv_vars = pp_json_new(PP_JSON_OBJECT), *run_vars = NULL, *job = NULL;
 	struct pp_error err = {0};
 	struct pp_config cfg;
@@ -320,7 +274,7 @@ int pp_cmd_render(int argc, char **argv)
 		case OPT_VARS: vars_path = optarg; break;
 		case OPT_RUN_ID: ctx.flow_run_id = optarg; break;
 		case OPT_RUN_NAME: ctx.flow_run_name = optarg; break;
-		case OPT_REQUEST: requests = true; break;
+		case OPT_REQUEST: src.requests = true; break;
 		case 'v':
 			if (pp_vars_set_kv(kv_vars, optarg, &err)) {
 				fail_exit("render", &err);
@@ -345,7 +299,7 @@ int pp_cmd_render(int argc, char **argv)
 				  "--type/--template";
 		else if (src.config_path && !src.pool_name)
 			problem = "-c needs -p";
-		else if (requests && !src.pool_name)
+		else if (src.requests && !src.pool_name)
 			problem = "--request needs -p (the pool's endpoint and credentials)";
 		else if (src.pool_type && !src.template_path &&
 			 !pp_pool_type_canonical(src.pool_type))
@@ -374,17 +328,19 @@ int pp_cmd_render(int argc, char **argv)
 	}
 	src.run_vars = run_vars;
 	src.ctx = &ctx;
-	const struct pp_pool_conf *pool;
-	const char *type;
-	rc = rc ? rc : pp_config_init(&cfg, &err);
-	if (!rc) {
-		rc = pp_render_for_pool(&src, &cfg, &pool, &type, &job, &err);
-		/* Failing before a pool and its type were found is a configuration
-		 * error (or a missing config file), not bad job data. */
-		if (rc && src.pool_name && (!pool || !type))
+	struct pp_pool *pool = NULL;
+	bool config_error = false;
+	if (!rc && !src.pool_name) {
+		rc = render_template(&src, &job, &err);
+	} else if (!rc && !(rc = pp_config_init(&cfg, &err))) {
+		rc = render_pool(&src, &cfg, &pool, &job, &config_error, &err);
+		/* Failing before the pool and its type were found is a
+		 * configuration error (or a missing config file), not bad job data. */
+		if (rc && config_error)
 			status = rc == PP_ENOTFOUND ? PP_EXIT_NOINPUT : PP_EXIT_CONFIG;
-		if (!rc && requests)
-			rc = print_requests(&cfg, pool, type, &ctx, job, &err);
+		if (!rc && src.requests)
+			rc = print_requests(pool, &ctx, job, &err);
+		pp_pool_close(pool);
 		pp_config_free(&cfg);
 	}
 	pp_json_free(run_vars);
@@ -392,7 +348,7 @@ int pp_cmd_render(int argc, char **argv)
 		int exit_code = fail_exit("render", &err);
 		return status != PP_EXIT_OK ? status : exit_code;
 	}
-	status = requests ? PP_EXIT_OK : print_json(job);
+	status = src.requests ? PP_EXIT_OK : print_json(job);
 	pp_json_free(job);
 	return status;
 }

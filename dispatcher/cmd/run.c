@@ -5,19 +5,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
-#include "auth/auth.h"
 #include "dispatcher/cmd/cmd.h"
 #include "dispatcher/config.h"
 #include "dispatcher/op_driver.h"
+#include "lib/clock.h"
+#include "lib/file.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "render/render.h"
+#include "dispatcher/pool.h"
 #include "providers/provider.h"
-
-#define API_KEY_MAX 4096
 
 static volatile sig_atomic_t interrupted;
 
@@ -94,7 +94,6 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 		{NULL, 0, NULL, 0},
 	};
 	int c, rc = 0;
-	char *end;
 
 	optind = 1;
 	while (!rc && (c = getopt_long(argc, argv, "p:c:v:wt:h", longopts, NULL)) != -1) {
@@ -106,11 +105,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 		case 'v': rc = pp_vars_set_kv(o->vars, optarg, err); break;
 		case 'V': rc = merge_vars_file(o->vars, optarg, err); break;
 		case 't':
-			o->timeout = strtod(optarg, &end);
-			if (*end || o->timeout <= 0)
+			if (pp_duration_parse(optarg, &o->timeout) || o->timeout <= 0)
 				return pp_fail(err, PP_EINVALID,
-					       "--timeout '%s' is not a positive "
-					       "number of seconds",
+					       "--timeout '%s' is not a positive duration "
+					       "(seconds, or with ms/s/m/h/d)",
 					       optarg);
 			break;
 		case 'h': usage(stdout); return 1;
@@ -126,92 +124,6 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 	return 0;
 }
 
-static void new_uuid(char out[37])
-{
-	unsigned char b[16];
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		for (size_t i = 0; i < sizeof(b); i++)
-			b[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (ts.tv_sec >> i) ^ i);
-	}
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-}
-
-/* The key file holds one line; it becomes PREFECT_API_KEY in the job. */
-static int read_api_key(const char *path, char **out, struct pp_error *err)
-{
-	*out = NULL;
-	if (!path || !*path)
-		return 0;
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return pp_fail(err, PP_EIO, "%s: cannot open the Prefect API key file", path);
-	char *key = calloc(1, API_KEY_MAX + 1);
-	if (key && fread(key, 1, API_KEY_MAX, f) == 0 && ferror(f)) {
-		free(key);
-		fclose(f);
-		return pp_fail(err, PP_EIO, "%s: cannot read the Prefect API key file", path);
-	}
-	fclose(f);
-	if (!key)
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	key[strcspn(key, "\r\n")] = '\0';
-	pp_secret_register(key);
-	*out = key;
-	return 0;
-}
-
-static int render(const struct pp_config *cfg, const struct pp_pool_conf *pool,
-		  const struct run_opts *o, const char *run_id, struct pp_json **job,
-		  struct pp_error *err)
-{
-	struct pp_json *tmpl = NULL, *pool_vars = NULL;
-	char *api_key = NULL;
-	int rc;
-
-	if (pool->template_path && *pool->template_path)
-		rc = pp_template_load(pool->template_path, &tmpl, err);
-	else
-		rc = pp_template_default(pool->type, &tmpl, err);
-	if (!rc && pool->job_variables && *pool->job_variables) {
-		rc = pp_json_parse(pool->job_variables, strlen(pool->job_variables), NULL,
-				   &pool_vars, err);
-		if (rc)
-			pp_error_prefix(err, "pool \"%s\" job_variables: ", pool->name);
-	}
-	if (!rc)
-		rc = read_api_key(cfg->dispatcher.prefect_api_key_file, &api_key, err);
-	if (!rc) {
-		struct pp_run_ctx ctx = {
-			.flow_run_id = run_id,
-			.flow_run_name = run_id,
-			.work_pool_name = pool->name,
-			.api_url =
-				cfg->dispatcher.prefect_api_url && *cfg->dispatcher.prefect_api_url
-					? cfg->dispatcher.prefect_api_url
-					: NULL,
-			.api_key = api_key,
-		};
-		rc = pp_render_job(tmpl, pool_vars, NULL, o->vars, &ctx, job, err);
-	}
-	free(api_key);
-	pp_json_free(pool_vars);
-	pp_json_free(tmpl);
-	return rc;
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -225,7 +137,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 {
 	struct pp_error err = {0};
 	long interval = (long)(cfg->dispatcher.status_interval * 1000.0);
-	long long deadline = timeout > 0 ? mono_ms() + (long long)(timeout * 1000.0) : 0;
+	long long deadline = timeout > 0 ? pp_mono_ms() + (long long)(timeout * 1000.0) : 0;
 	enum pp_run_state last = PP_RUN_PENDING;
 	const char *stop_why = NULL;
 
@@ -245,7 +157,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 			break;
 		if (interrupted)
 			stop_why = "interrupted";
-		else if (deadline && mono_ms() >= deadline)
+		else if (deadline && pp_mono_ms() >= deadline)
 			stop_why = "timed out";
 		if (stop_why)
 			break;
@@ -274,50 +186,39 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 }
 
 /* Returns the process exit status; errors are printed here. */
-static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_conf *pool,
+static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_conf *pc,
 			     const struct run_opts *o)
 {
 	struct pp_error errbuf = {0}, *err = &errbuf;
-	const char *type = pp_pool_type_canonical(pool->type);
-	const struct pp_provider *p = pp_provider_find(type ? type : pool->type);
-	if (!p) {
-		fprintf(stderr, "pushpool run: %s:%d: pool \"%s\": no backend for type \"%s\"\n",
-			pool->file ? pool->file : cfg->path, pool->line, pool->name, pool->type);
-		return PP_EXIT_CONFIG;
-	}
 	char run_id[64];
-	if (o->run_id)
+	if (o->run_id) {
 		snprintf(run_id, sizeof(run_id), "%s", o->run_id);
-	else
-		new_uuid(run_id);
+	} else if (pp_uuid4(run_id)) {
+		fprintf(stderr, "pushpool run: no random bytes for a run id\n");
+		return PP_EXIT_SOFTWARE;
+	}
 
-	struct pp_cred *cred = NULL;
+	struct pp_pool *pool = NULL;
 	struct pp_json *job = NULL;
-	void *shared = NULL;
 	struct pp_run_io io = {0};
 	int status = PP_EXIT_OK;
-	int rc = render(cfg, pool, o, run_id, &job, err);
-	if (!rc && pool->credentials && *pool->credentials) {
-		const struct pp_cred_conf *cc = pp_config_cred(cfg, pool->credentials);
-		if (!cc) {
-			fprintf(stderr,
-				"pushpool run: pool \"%s\": no [credentials \"%s\"] section\n",
-				pool->name, pool->credentials);
-			status = PP_EXIT_CONFIG;
-			goto out;
-		}
-		rc = pp_cred_new(cc, &cred, err);
+	int rc = pp_pool_open(cfg, pc, 0, &pool, err);
+	if (rc) {
+		/* An unknown type or credentials section is the configuration's
+		 * fault; a bad template or credential file exits by its error. */
+		bool config_error = !pp_pool_type_canonical(pc->type) ||
+				    (pc->credentials && *pc->credentials &&
+				     !pp_config_cred(cfg, pc->credentials));
+		pp_redact(err->msg);
+		fprintf(stderr, "pushpool run: %s\n", err->msg);
+		return config_error ? PP_EXIT_CONFIG : pp_exit_status(rc);
 	}
+	const struct pp_provider *p = pool->prov;
+	struct pp_run_ctx ctx = {.flow_run_id = run_id, .flow_run_name = run_id};
+	rc = pp_pool_render(pool, NULL, NULL, o->vars, &ctx, &job, err);
 	if (rc)
 		goto out;
-
-	io.run_id = run_id;
-	io.run_name = run_id;
-	io.attempt = 1;
-	io.job = job;
-	io.endpoint = pool->endpoint && *pool->endpoint ? pool->endpoint : NULL;
-	io.cred = cred;
-	io.pool_shared = &shared;
+	pp_pool_io_init(pool, &io, run_id, run_id, job);
 	rc = pp_exec_io_prepare(&io, p, err);
 	if (rc)
 		goto out;
@@ -339,10 +240,8 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 out:
 	if (io.state)
 		pp_exec_io_release(&io, p);
-	if (shared && p->release_shared)
-		p->release_shared(shared);
 	pp_json_free(job);
-	pp_cred_free(cred);
+	pp_pool_close(pool);
 	if (rc) {
 		pp_redact(err->msg);
 		fprintf(stderr, "pushpool run: %s\n", err->msg);

@@ -11,6 +11,7 @@
 #include "dispatcher/cmd/cmd.h"
 #include "dispatcher/config.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "dispatcher/loop.h"
 #include "render/render.h"
 #include "store/store.h"
@@ -137,35 +138,18 @@ int pp_cmd_once(int argc, char **argv)
 	return dispatch("once", argc, argv, true);
 }
 
-/* "90s", "5m", "2h", "1d" or plain seconds. */
-static int parse_duration(const char *s, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	double mul = !*end		 ? 1
-		     : !strcmp(end, "s") ? 1
-		     : !strcmp(end, "m") ? 60
-		     : !strcmp(end, "h") ? 3600
-		     : !strcmp(end, "d") ? 86400
-					 : -1;
-	if (end == s || mul < 0 || v < 0)
-		return PP_EINVALID;
-	*out = v * mul;
-	return 0;
-}
+/* Epoch seconds further than this either way are no time a run can be
+ * due (year 9999), and would overflow the milliseconds. */
+#define SCHEDULE_SECONDS_MAX 253402300799.0
 
-/* RFC 3339 UTC ("2026-11-28T12:00:00Z") or epoch seconds. */
+/* RFC 3339 (no zone: UTC, as --at always read it) or epoch seconds. */
 static int parse_time(const char *s, int64_t *ms)
 {
-	struct tm tm = {0};
-	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (end && (!*end || !strcmp(end, "Z"))) {
-		*ms = (int64_t)timegm(&tm) * 1000;
+	if (!pp_time_parse(s, PP_TIME_ZONE_OPTIONAL | PP_TIME_SHORT_FIELDS, ms))
 		return 0;
-	}
 	char *e;
 	double v = strtod(s, &e);
-	if (e == s || *e)
+	if (e == s || *e || !(v >= -SCHEDULE_SECONDS_MAX && v <= SCHEDULE_SECONDS_MAX))
 		return PP_EINVALID;
 	*ms = (int64_t)(v * 1000);
 	return 0;
@@ -213,14 +197,16 @@ int pp_cmd_schedule(int argc, char **argv)
 			}
 			break;
 		case 'i':
-			if (parse_duration(optarg, &secs)) {
+			if (pp_duration_parse(optarg, &secs) || secs < 0 ||
+			    secs > SCHEDULE_SECONDS_MAX) {
 				fprintf(stderr,
 					"pushpool schedule: --in %s: expected a duration like 90s, "
-					"5m, 2h\n",
+					"5m, 2h, 1d\n",
 					optarg);
 				st = PP_EXIT_USAGE;
+			} else {
+				at = pp_wall_ms() + (int64_t)(secs * 1000);
 			}
-			at = pp_wall_ms() + (int64_t)(secs * 1000);
 			break;
 		case 'v':
 			if (pp_vars_set_kv(vars, optarg, &err)) {
@@ -276,14 +262,6 @@ int pp_cmd_schedule(int argc, char **argv)
 	return st;
 }
 
-static void print_time(int64_t ms, char *out, size_t n)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int runs_ls(struct pp_store *s, int argc, char **argv)
 {
 	struct pp_run_filter f = {.state = -1};
@@ -320,8 +298,8 @@ static int runs_ls(struct pp_store *s, int argc, char **argv)
 	printf("%-36s  %-16s  %-10s  %-20s  %s\n", "ID", "POOL", "STATE", "SCHEDULED",
 	       "INFRA / ERROR");
 	for (int i = 0; i < n; i++) {
-		char when[32];
-		print_time(runs[i].scheduled_ms, when, sizeof(when));
+		char when[PP_TIME_LEN];
+		pp_time_format(runs[i].scheduled_ms, false, when);
 		const char *tail = runs[i].last_error && pp_store_state_terminal(runs[i].state) &&
 						   runs[i].state != PP_ST_SUCCEEDED
 					   ? runs[i].last_error
@@ -344,8 +322,8 @@ static int runs_show(struct pp_store *s, const char *id)
 		fprintf(stderr, "pushpool runs show: %s\n", err.msg);
 		return pp_exit_status(err.code);
 	}
-	char when[32];
-	print_time(r.scheduled_ms, when, sizeof(when));
+	char when[PP_TIME_LEN];
+	pp_time_format(r.scheduled_ms, false, when);
 	printf("id:             %s\npool:           %s\nname:           %s\nstate:          %s\n"
 	       "scheduled:      %s\npriority:       %d\nattempts:       %d\ninfra id:       %s\n"
 	       "idempotency:    %s\njob variables:  %s\nlast error:     %s\nevents:\n",
@@ -353,8 +331,8 @@ static int runs_show(struct pp_store *s, const char *id)
 	       r.attempt, r.infra_id ? r.infra_id : "-", r.idem_key ? r.idem_key : "-",
 	       r.job_variables ? r.job_variables : "{}", r.last_error ? r.last_error : "-");
 	for (int i = 0; i < nev; i++) {
-		char t[32];
-		print_time(ev[i].ts_ms, t, sizeof(t));
+		char t[PP_TIME_LEN];
+		pp_time_format(ev[i].ts_ms, false, t);
 		printf("  %s  %-10s  %s\n", t, ev[i].state, ev[i].message ? ev[i].message : "");
 	}
 	pp_run_rec_free(&r);

@@ -186,8 +186,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* A fresh answer for every input, whatever an earlier one cached. */
 	pp_cred_invalidate(cred);
-	if (pp_cred_kind(cred) == PP_CRED_AWS)
-		pp_cred_set_aws_scope(cred, "us-east-1", "ecs");
+	/* Signing credentials need a scope; bearer ones ignore it. */
+	pp_cred_set_scope(cred, "us-east-1", "ecs");
 	for (int round = 0; round < 2; round++) {
 		struct pp_http_req req;
 		pp_http_req_init(&req, "POST", "https://api.example.invalid/v1/things");

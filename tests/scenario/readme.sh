@@ -64,7 +64,7 @@ while read -r msg; do
 			g = g " " $j; if (length(g) >= 10) print g } } }' >"$W/pieces"
 	found=
 	while read -r piece; do
-		if grep -rqF -- "$piece" "$ROOT/dispatcher" "$ROOT/auth" "$ROOT/providers"; then
+		if grep -rqF -- "$piece" "$ROOT/dispatcher" "$ROOT/auth" "$ROOT/providers" "$ROOT/lib" "$ROOT/render" "$ROOT/store" "$ROOT/sources"; then
 			found=$piece
 			break
 		fi

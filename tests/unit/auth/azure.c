@@ -363,7 +363,7 @@ static void test_certificate_errors(void **state)
 	assert_non_null(strstr(err.msg, "tenant_id"));
 	conf.source = (char *)"metadata";
 	assert_int_equal(pp_azure_new(&conf, &a, &err), PP_EINVALID);
-	assert_non_null(strstr(err.msg, "not valid for azure"));
+	assert_non_null(strstr(err.msg, "source metadata does not apply to type azure"));
 	assert_null(a);
 }
 

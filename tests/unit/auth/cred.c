@@ -1,4 +1,4 @@
-/* The pp_cred handle: kind dispatch, bearer tokens through the shared cache,
+/* The pp_cred handle: backend dispatch, bearer tokens through the shared cache,
  * the 401 path (invalidate, refresh once, a second 401 is PP_EAUTH), token
  * endpoint failures, and secrets kept out of error messages. */
 #include <microhttpd.h>
@@ -93,7 +93,7 @@ static void azure_conf(struct pp_cred_conf *c, const struct srv *s, const char *
 	c->line = 12;
 }
 
-/* One API call through the HTTP layer, credentials applied by it. */
+/* One API call, credentials applied before it goes to the HTTP layer. */
 static int call_api(struct srv *s, struct pp_cred *c, struct pp_error *err)
 {
 	struct pp_http_req req;
@@ -101,9 +101,8 @@ static int call_api(struct srv *s, struct pp_cred *c, struct pp_error *err)
 	char url[128];
 	snprintf(url, sizeof(url), "%s/api", s->base);
 	pp_http_req_init(&req, "GET", url);
-	req.cred = c;
 	pp_http_resp_init(&resp, 0);
-	int rc = pp_http_perform(&req, &resp, err);
+	int rc = pp_cred_perform(c, &req, &resp, err);
 	if (!rc)
 		rc = pp_http_classify(&req, &resp, err);
 	pp_http_resp_free(&resp);
@@ -144,9 +143,12 @@ static void test_bearer_shared_and_applied(void **state)
 	azure_conf(&cb, &s, "pool-b");
 	assert_int_equal(pp_cred_new(&ca, &a, &err), 0);
 	assert_int_equal(pp_cred_new(&cb, &b, &err), 0);
-	assert_int_equal(pp_cred_kind(a), PP_CRED_AZURE);
+	assert_string_equal(pp_cred_type(a), "azure");
+	assert_string_equal(pp_cred_name(a), "pool-a");
+	assert_string_equal(pp_cred_what(a), "bearer token");
 	assert_string_equal(pp_cred_project(a), "sub-42");
-	assert_null(pp_cred_aws_region(a));
+	assert_string_equal(pp_cred_project_label(a), "subscription");
+	assert_null(pp_cred_region(a));
 	assert_int_equal(pp_cred_seconds_left(a), -1);
 
 	struct pp_http_req req;
@@ -265,11 +267,13 @@ static void test_aws_dispatch(void **state)
 	conf.secret_access_key = (char *)"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 	conf.region = (char *)"eu-west-1";
 	assert_int_equal(pp_cred_new(&conf, &c, &err), 0);
-	assert_int_equal(pp_cred_kind(c), PP_CRED_AWS);
-	assert_string_equal(pp_cred_aws_region(c), "eu-west-1");
-	pp_cred_set_aws_scope(c, "us-east-2", "ecs");
-	assert_string_equal(pp_cred_aws_region(c), "us-east-2");
+	assert_string_equal(pp_cred_type(c), "aws");
+	assert_string_equal(pp_cred_what(c), "AWS SigV4 signature");
+	assert_string_equal(pp_cred_region(c), "eu-west-1");
+	pp_cred_set_scope(c, "us-east-2", "ecs");
+	assert_string_equal(pp_cred_region(c), "us-east-2");
 	assert_null(pp_cred_project(c));
+	assert_null(pp_cred_project_label(c));
 
 	struct pp_http_req req;
 	pp_http_req_init(&req, "POST", "https://ecs.us-east-2.amazonaws.com/");

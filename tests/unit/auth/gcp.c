@@ -304,7 +304,7 @@ static void test_key_file_errors(void **state)
 	assert_int_equal(pp_gcp_new(&conf, &g, &err), PP_EINVALID);
 	conf.source = (char *)"imds";
 	assert_int_equal(pp_gcp_new(&conf, &g, &err), PP_EINVALID);
-	assert_non_null(strstr(err.msg, "not valid for gcp"));
+	assert_non_null(strstr(err.msg, "source imds does not apply to type gcp"));
 	assert_null(g);
 }
 

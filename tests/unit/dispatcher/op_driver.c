@@ -1,5 +1,6 @@
-/* The provider-op driver against a local HTTP server: retries, backoff,
- * Retry-After, budgets, 401 refresh, waits and many ops at once. */
+/* The provider-op driver against a local HTTP server: credentials applied
+ * before sending, retries, backoff, Retry-After, budgets, 401 refresh,
+ * waits and many ops at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "auth/auth.h"
 #include "dispatcher/op_driver.h"
 #include "lib/http.h"
 #include "lib/log.h"
@@ -350,6 +352,68 @@ static void test_not_after_bounds_ops(void **state)
 	pp_exec_free(x);
 }
 
+/* Static AWS keys: signing needs no server of its own. region NULL: the
+ * credential has none, so applying it fails. */
+static struct pp_cred *aws_cred(struct pp_cred_conf *c, const char *name, const char *akid,
+				const char *region)
+{
+	struct pp_cred *cred = NULL;
+	struct pp_error err = {0};
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->type = (char *)"aws";
+	c->source = (char *)"static";
+	c->access_key_id = (char *)akid;
+	c->secret_access_key = (char *)"op-driver-test-secret";
+	if (!region) {
+		/* Nor may the environment or a profile supply one. */
+		unsetenv("AWS_REGION");
+		unsetenv("AWS_DEFAULT_REGION");
+		setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config", 1);
+		setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials", 1);
+	}
+	if (pp_cred_new(c, &cred, &err))
+		fail_msg("%s", err.msg);
+	if (region)
+		pp_cred_set_scope(cred, region, "ecs");
+	return cred;
+}
+
+static void test_credentials_applied_before_sending(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_exec_policy pol = {.base_ms = 1, .cap_ms = 5};
+	struct pp_error err = {0};
+	struct pp_cred_conf pool_conf, run_conf, bad_conf;
+	struct pp_cred *pool = aws_cred(&pool_conf, "pool", "AKIDPOOL", "us-east-1");
+	struct pp_cred *run = aws_cred(&run_conf, "the-run", "AKIDRUN", "us-east-1");
+	struct pp_cred *bad = aws_cred(&bad_conf, "regionless", "AKIDBAD", NULL);
+	add_step(&f->sc, 200, "{}", NULL);
+
+	/* The pool's credential signs what the provider built unsigned. */
+	f->io.cred = pool;
+	assert_int_equal(pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err), 0);
+	assert_int_equal(fs_count(&f->srv, NULL), 1);
+	assert_non_null(strstr(f->srv.log[0].auth, "Credential=AKIDPOOL/"));
+
+	/* A run's own credential wins over the pool's. */
+	f->io.run_cred = run;
+	assert_int_equal(pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err), 0);
+	assert_int_equal(fs_count(&f->srv, NULL), 2);
+	assert_non_null(strstr(f->srv.log[1].auth, "Credential=AKIDRUN/"));
+
+	/* When it cannot be applied nothing is sent, and the error names it. */
+	f->io.run_cred = bad;
+	assert_int_equal(pp_exec_run_op(&fake_provider, PP_OP_SUBMIT, &f->io, &pol, &err),
+			 PP_EINVALID);
+	assert_int_equal(fs_count(&f->srv, NULL), 2);
+	assert_non_null(strstr(err.msg, "regionless: "));
+	assert_non_null(strstr(err.msg, "no AWS region"));
+	pp_cred_free(pool);
+	pp_cred_free(run);
+	pp_cred_free(bad);
+}
+
 static void test_backoff_bounds(void **state)
 {
 	(void)state;
@@ -395,6 +459,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_ops_share_one_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsupported_op_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_after_bounds_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials_applied_before_sending, setup,
+						teardown),
 		cmocka_unit_test(test_backoff_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

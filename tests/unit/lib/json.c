@@ -5,6 +5,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/json.h"
 
@@ -129,6 +130,104 @@ static void test_limits(void **state)
 	pp_json_free(j);
 }
 
+/* open repeated until half of bytes, then close: bytes of nesting. */
+static char *nested(const char *open, const char *close, size_t bytes)
+{
+	size_t no = strlen(open), nc = strlen(close), n = bytes / (no + nc);
+	char *s = malloc(n * (no + nc) + 1), *p = s;
+	assert_non_null(s);
+	for (size_t i = 0; i < n; i++, p += no)
+		memcpy(p, open, no);
+	for (size_t i = 0; i < n; i++, p += nc)
+		memcpy(p, close, nc);
+	*p = '\0';
+	return s;
+}
+
+/* "1" inside levels arrays. */
+static char *nested_scalar(int levels)
+{
+	char *s = malloc(2 * (size_t)levels + 2);
+	assert_non_null(s);
+	memset(s, '[', (size_t)levels);
+	s[levels] = '1';
+	memset(s + levels + 1, ']', (size_t)levels);
+	s[2 * levels + 1] = '\0';
+	return s;
+}
+
+/* Issue 18: 4 MiB of nesting took jsmn hours (a walk per closing bracket);
+ * the depth is now refused in one pass, at the first bracket too deep. The
+ * alarm is only a backstop against a regression, far above the time even
+ * valgrind takes. */
+static void test_deep_nesting_fails_fast(void **state)
+{
+	(void)state;
+	static const char *const shapes[][2] = {{"[", "]"}, {"{\"a\":", "}"}, {"[{\"k\":[", "]}]"}};
+	alarm(60);
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		char *s = nested(shapes[i][0], shapes[i][1], (size_t)4 << 20);
+		struct pp_json *j = NULL;
+		struct pp_error err = {0};
+		assert_int_equal(pp_json_parse(s, strlen(s), NULL, &j, &err), PP_EINVALID);
+		assert_null(j);
+		if (!strstr(err.msg, "JSON nested deeper than 64 levels at byte "))
+			fail_msg("shape %zu: %s", i, err.msg);
+		free(s);
+	}
+	/* The 65th value is the first too deep, containers and scalars alike. */
+	char *s = nested("[", "]", 130);
+	expect_error(s, "1:65: JSON nested deeper than 64 levels at byte 64");
+	free(s);
+	s = nested("[", "]", 128);
+	struct pp_json *j = parse_ok(s);
+	pp_json_free(j);
+	free(s);
+	s = nested_scalar(64);
+	expect_error(s, "1:65: JSON nested deeper than 64 levels at byte 64");
+	free(s);
+	s = nested_scalar(63);
+	j = parse_ok(s);
+	pp_json_free(j);
+	free(s);
+	/* Brackets inside strings are not nesting. */
+	s = nested("[", "]", 200);
+	struct pp_buf b;
+	pp_buf_init(&b, 0);
+	assert_int_equal(pp_buf_printf(&b, "[\"%s\\\"\"]", s), 0);
+	j = parse_ok(pp_buf_str(&b));
+	assert_int_equal(j->child->len, 201);
+	pp_json_free(j);
+	pp_buf_free(&b);
+	free(s);
+	alarm(0);
+}
+
+static void test_token_limit(void **state)
+{
+	(void)state;
+	struct pp_json_limits lim = {.max_tokens = 4};
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_json_parse("[1,\"a\",{\"b\":2}]", 17, &lim, &j, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "1:9: JSON holds more than 4 tokens at byte 8"));
+	if (pp_json_parse("[1,\"a\",{}]", 10, &lim, &j, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(j->count, 3);
+	pp_json_free(j);
+	/* A wide document under the default limits is fine: 10^5 members. */
+	struct pp_buf b;
+	pp_buf_init(&b, 0);
+	assert_int_equal(pp_buf_putc(&b, '['), 0);
+	for (int i = 0; i < 100000; i++)
+		assert_int_equal(pp_buf_puts(&b, i ? ",[0]" : "[0]"), 0);
+	assert_int_equal(pp_buf_putc(&b, ']'), 0);
+	assert_int_equal(pp_json_parse(pp_buf_str(&b), b.len, NULL, &j, &err), 0);
+	assert_int_equal(j->count, 100000);
+	pp_json_free(j);
+	pp_buf_free(&b);
+}
+
 static void test_build_set_remove(void **state)
 {
 	(void)state;
@@ -163,6 +262,8 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_keeps_order_and_text),
 		cmocka_unit_test(test_errors_have_line_col),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_deep_nesting_fails_fast),
+		cmocka_unit_test(test_token_limit),
 		cmocka_unit_test(test_build_set_remove),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -187,6 +187,54 @@ static void test_rotating_secrets_evict_oldest(void **state)
 	assert_string_equal(both, "[REDACTED]");
 }
 
+/* Redact a copy of text and compare (issue 18: a token endpoint echoing the
+ * form body showed client_secret=...%2B...). */
+static void expect_redacted(const char *text, const char *want)
+{
+	char *s = strdup(text);
+	assert_non_null(s);
+	pp_redact(s);
+	if (strcmp(s, want))
+		fail_msg("redacting '%s' gave '%s', expected '%s'", text, s, want);
+	free(s);
+}
+
+/* A secret with '+', '/', '=', a space, 2- and 4-byte UTF-8, '"' and '\\'
+ * is caught in every encoding it is sent in. */
+static void test_secret_encodings_redacted(void **state)
+{
+	pp_secret_register("Ab+/c= d\xc3\xa9\xf0\x9f\x98\x80\"\\z");
+	/* application/x-www-form-urlencoded, either hex case; RFC 3986 %20. */
+	expect_redacted("client_secret=Ab%2B%2Fc%3D+d%C3%A9%F0%9F%98%80%22%5Cz&x=1",
+			"client_secret=[REDACTED]&x=1");
+	expect_redacted("client_secret=Ab%2b%2fc%3d+d%c3%a9%f0%9f%98%80%22%5cz&x=1",
+			"client_secret=[REDACTED]&x=1");
+	expect_redacted("?s=Ab%2B%2Fc%3D%20d%C3%A9%F0%9F%98%80%22%5Cz", "?s=[REDACTED]");
+	expect_redacted("?s=Ab%2b%2fc%3d%20d%c3%a9%f0%9f%98%80%22%5cz", "?s=[REDACTED]");
+	/* base64 and base64url of the value alone, and inside a Basic header
+	 * ("my-client:" + secret) where it starts mid-group. */
+	expect_redacted("b64 QWIrL2M9IGTDqfCfmIAiXHo= end", "b64 [REDACTED] end");
+	expect_redacted("url QWIrL2M9IGTDqfCfmIAiXHo end", "url [REDACTED] end");
+	expect_redacted("Basic bXktY2xpZW50OkFiKy9jPSBkw6nwn5iAIlx6",
+			"Basic bXktY2xpZW50Ok[REDACTED]");
+	/* JSON: UTF-8 kept, as \\uXXXX (either case, surrogate pairs), '/' as \\/. */
+	expect_redacted("{\"s\":\"Ab+/c= d\xc3\xa9\xf0\x9f\x98\x80\\\"\\\\z\"}",
+			"{\"s\":\"[REDACTED]\"}");
+	expect_redacted("{\"s\":\"Ab+/c= d\\u00e9\\ud83d\\ude00\\\"\\\\z\"}",
+			"{\"s\":\"[REDACTED]\"}");
+	expect_redacted("{\"s\":\"Ab+\\/c= d\\u00E9\\uD83D\\uDE00\\\"\\\\z\"}",
+			"{\"s\":\"[REDACTED]\"}");
+	/* A Google refresh token always starts "1//". */
+	pp_secret_register_rotating("1//0gAbC-dEf_gHiJ");
+	expect_redacted("error_description=refresh_token%3D1%2F%2F0gAbC-dEf_gHiJ",
+			"error_description=refresh_token%3D[REDACTED]");
+	expect_redacted("{\"refresh_token\":\"1\\/\\/0gAbC-dEf_gHiJ\"}",
+			"{\"refresh_token\":\"[REDACTED]\"}");
+	/* The encodings go with their secret when the ring evicts it. */
+	pp_secret_clear();
+	expect_redacted("client_secret=Ab%2B%2Fc%3D+d", "client_secret=Ab%2B%2Fc%3D+d");
+}
+
 static void test_cut_message_leaks_no_secret_prefix(void **state)
 {
 	const char *secret = "TOPSECRETTOKENVALUE0123456789";
@@ -248,6 +296,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_redact_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotating_secrets_evict_oldest, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_secret_encodings_redacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_message_leaks_no_secret_prefix, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_threads_do_not_interleave, setup, teardown),

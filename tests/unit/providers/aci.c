@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -256,6 +257,84 @@ static void test_put_body(void **unused)
 }
 
 /* A second try after a lost answer finds the group and adopts it: no PUT. */
+/* ARM's platform rules for tags (no swagger states them): names without
+ * < > % & \ ? /, at most 512 characters, values at most 256, 50 tags, no
+ * name starting with microsoft, azure or windows. */
+static void assert_valid_arm_tags(const struct pp_json *tags)
+{
+	assert_true(pp_json_is(tags, PP_JSON_OBJECT));
+	assert_true(tags->count <= 50);
+	pp_json_foreach (t, tags) {
+		assert_true(strlen(t->key) >= 1 && strlen(t->key) <= 512);
+		assert_null(strpbrk(t->key, "<>%&\\?/"));
+		for (const char *p = t->key; *p; p++)
+			assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+		assert_true(strncasecmp(t->key, "azure", 5) &&
+			    strncasecmp(t->key, "microsoft", 9) &&
+			    strncasecmp(t->key, "windows", 7));
+		assert_int_equal(t->type, PP_JSON_STRING);
+		assert_true(strlen(t->str) <= 256);
+	}
+}
+
+static void test_labels_become_valid_arm_tags(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	struct pp_json *labels = pp_json_get(f->job, "labels");
+	pp_json_set_string(labels, "prefect.io/flow-run-id", RUN_ID);
+	pp_json_set_string(labels, "prefect.io/flow-name", "etl & co");
+	pp_json_set_string(labels, "a<b>c%d&e\\f?g", "v");
+	pp_json_set_string(labels, "Azure-thing", "x");
+	pp_json_set_string(labels, "tab\there", "t");
+	char longv[300];
+	memset(longv, 'v', sizeof(longv) - 1);
+	longv[sizeof(longv) - 1] = '\0';
+	pp_json_set_string(labels, "long", longv);
+	for (int i = 0; i < 60; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "l%02d", i);
+		pp_json_set_string(labels, k, "x");
+	}
+	prepare(f);
+	submit_fresh(f);
+	struct pp_json *tags = pp_json_get(f->put_body, "tags");
+	assert_valid_arm_tags(tags);
+	assert_int_equal(tags->count, 50);
+	assert_string_equal(pp_json_path(tags, "[\"prefect.io_flow-run-id\"]")->str, RUN_ID);
+	assert_string_equal(pp_json_path(tags, "[\"prefect.io_flow-name\"]")->str, "etl & co");
+	assert_string_equal(pp_json_path(tags, "[\"a_b_c_d_e_f_g\"]")->str, "v");
+	assert_int_equal(strlen(pp_json_get_string(tags, "long")), 256);
+	assert_null(pp_json_get(tags, "Azure-thing"));
+	assert_string_equal(pp_json_get_string(tags, "tab_here"), "t");
+	assert_string_equal(pp_json_get_string(tags, "team"), "data");
+	assert_string_equal(pp_json_get_string(tags, "pushpool-run-id"), RUN_ID);
+	fixture_free(f);
+}
+
+/* The swagger's GpuResource requires count and sku: refuse one without
+ * the other before anything is sent. */
+static void test_gpu_needs_sku(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	pp_json_set(f->job, "gpu_sku", pp_json_new(PP_JSON_NULL));
+	assert_int_equal(pp_exec_io_prepare(&f->io, aci(), &f->err), PP_EINVALID);
+	assert_non_null(strstr(f->err.msg, "gpu_sku"));
+	fixture_free(f);
+	f = fixture_new(240, false);
+	pp_json_set_int(f->job, "gpu_count", 0);
+	assert_int_equal(pp_exec_io_prepare(&f->io, aci(), &f->err), PP_EINVALID);
+	assert_non_null(strstr(f->err.msg, "gpu_count"));
+	fixture_free(f);
+	f = fixture_new(240, false);
+	prepare(f);
+	submit_fresh(f);
+	struct pp_json *gpu = pp_json_path(
+		f->put_body, "properties.containers[0].properties.resources.requests.gpu");
+	assert_int_equal((int)pp_json_get_int(gpu, "count", 0), 1);
+	assert_string_equal(pp_json_get_string(gpu, "sku"), "V100");
+	fixture_free(f);
+}
+
 static void test_adopt_existing(void **unused)
 {
 	struct fixture *f = fixture_new(240, false);
@@ -489,6 +568,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_put_body),
+		cmocka_unit_test(test_labels_become_valid_arm_tags),
+		cmocka_unit_test(test_gpu_needs_sku),
 		cmocka_unit_test(test_adopt_existing),
 		cmocka_unit_test(test_put_lost_then_get),
 		cmocka_unit_test(test_errors_and_throttling),

@@ -25,8 +25,17 @@ struct cloud {
 	int run_failures_after_start; /* answer :run with 503 after starting it */
 	int create_status;	      /* forced answer to create, 0: normal */
 	const char *execution;	      /* GetExecution body */
-	int runs, deletes, cancels;
+	int running_gets;	      /* answer GetExecution "still running" this often first */
+	int cancel_status;	      /* forced answer to :cancel, 0: normal */
+	const char *cancel_code;      /* its google.rpc status name */
+	bool delete_refused_while_running;
+	int runs, deletes, cancels, execution_gets;
 };
+
+#define EXEC_RUNNING "{\"name\":\"" EXEC_NAME "\",\"runningCount\":1}"
+#define EXEC_DONE                                                                                  \
+	"{\"name\":\"" EXEC_NAME "\",\"completionTime\":\"2026-01-01T00:00:09Z\","                 \
+	"\"cancelledCount\":1}"
 
 static void cloud_answer(const struct fs_request *rq, struct fs_response *rs, void *ud)
 {
@@ -53,6 +62,12 @@ static void cloud_answer(const struct fs_request *rq, struct fs_response *rs, vo
 		snprintf(rs->body, sizeof(rs->body),
 			 "{\"name\":\"projects/proj-1/locations/europe-west1/operations/op1\"}");
 	} else if (!strcmp(rq->method, "GET") && strstr(u, "/executions/")) {
+		c->execution_gets++;
+		if (c->running_gets > 0) {
+			c->running_gets--;
+			snprintf(rs->body, sizeof(rs->body), "%s", EXEC_RUNNING);
+			return;
+		}
 		snprintf(rs->body, sizeof(rs->body), "%s", c->execution ? c->execution : "{}");
 	} else if (!strcmp(rq->method, "GET")) {
 		if (!c->job_exists) {
@@ -83,7 +98,21 @@ static void cloud_answer(const struct fs_request *rq, struct fs_response *rs, vo
 			 EXEC_NAME);
 	} else if (!strcmp(rq->method, "POST") && strstr(u, ":cancel")) {
 		c->cancels++;
+		if (c->cancel_status) {
+			rs->status = c->cancel_status;
+			snprintf(rs->body, sizeof(rs->body),
+				 "{\"error\":{\"code\":%d,\"message\":\"Execution %s cannot be "
+				 "cancelled in its current state.\",\"status\":\"%s\"}}",
+				 c->cancel_status, EXEC_NAME, c->cancel_code);
+		}
 	} else if (!strcmp(rq->method, "DELETE")) {
+		if (c->delete_refused_while_running && c->running_gets > 0) {
+			rs->status = 400;
+			snprintf(rs->body, sizeof(rs->body),
+				 "{\"error\":{\"code\":400,\"message\":\"Job has running "
+				 "executions\",\"status\":\"FAILED_PRECONDITION\"}}");
+			return;
+		}
 		c->deletes++;
 		c->job_exists = false;
 	} else {
@@ -316,6 +345,7 @@ static void test_cancel_and_cleanup(void **state)
 {
 	struct fixture *f = *state;
 	struct pp_error err = {0};
+	f->cloud.execution = EXEC_DONE;
 	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
 	assert_int_equal(pp_exec_run_op(cr(), PP_OP_SUBMIT, &f->io, &fast, &err), 0);
 	assert_int_equal(pp_exec_run_op(cr(), PP_OP_CANCEL, &f->io, &fast, &err), 0);
@@ -323,10 +353,96 @@ static void test_cancel_and_cleanup(void **state)
 	assert_string_equal(f->srv.log[3].url, "/v2/" EXEC_NAME ":cancel");
 	assert_int_equal(pp_exec_run_op(cr(), PP_OP_CLEANUP, &f->io, &fast, &err), 0);
 	assert_int_equal(f->cloud.deletes, 1);
-	assert_string_equal(f->srv.log[4].method, "DELETE");
-	assert_string_equal(f->srv.log[4].url, "/v2/" JOB_NAME);
+	assert_string_equal(f->srv.log[4].method, "GET");
+	assert_string_equal(f->srv.log[4].url, "/v2/" EXEC_NAME);
+	assert_string_equal(f->srv.log[5].method, "DELETE");
+	assert_string_equal(f->srv.log[5].url, "/v2/" JOB_NAME);
 	/* A second cleanup finds nothing (404) and is still done. */
 	assert_int_equal(pp_exec_run_op(cr(), PP_OP_CLEANUP, &f->io, &fast, &err), 0);
+}
+
+/* Cancel then cleanup: the job is deleted only once GetExecution shows the
+ * execution stopped (completionTime), as Prefect's worker deletes after its
+ * watch loop ends; never in the same moment as the cancel. */
+static void test_delete_waits_for_the_execution_to_stop(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	f->cloud.execution = EXEC_DONE;
+	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_SUBMIT, &f->io, &fast, &err), 0);
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_CANCEL, &f->io, &fast, &err), 0);
+	int cancel_at = f->srv.count - 1;
+	f->cloud.running_gets = 2;
+	f->cloud.delete_refused_while_running = true;
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_CLEANUP, &f->io, &fast, &err), 0);
+	assert_int_equal(f->cloud.deletes, 1);
+	assert_int_equal(f->cloud.execution_gets, 3);
+	int n = f->srv.count;
+	assert_string_equal(f->srv.log[n - 1].method, "DELETE");
+	assert_string_equal(f->srv.log[n - 2].method, "GET");
+	for (int i = cancel_at + 1; i < n - 1; i++)
+		assert_string_equal(f->srv.log[i].method, "GET");
+	/* the delete came after the execution was seen stopped, polls apart */
+	assert_true(f->srv.log[n - 1].at_ms - f->srv.log[cancel_at].at_ms >= 2 * 1000 - 50);
+}
+
+/* A cancel that arrives after the execution finished ends, whatever code
+ * Cloud Run refuses it with; one refused while it still runs stays an error. */
+static void test_cancel_of_a_finished_execution_ends(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", EXEC_NAME);
+	assert_int_equal(pp_exec_io_restore(&f->io, cr(), &err), 0);
+	static const struct {
+		int http;
+		const char *code;
+	} refusals[] = {{400, "FAILED_PRECONDITION"},
+			{400, "INVALID_ARGUMENT"},
+			{409, "ALREADY_EXISTS"},
+			{403, "PERMISSION_DENIED"}};
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		f->cloud.cancel_status = refusals[i].http;
+		f->cloud.cancel_code = refusals[i].code;
+		f->cloud.execution = EXEC_DONE;
+		int rc = pp_exec_run_op(cr(), PP_OP_CANCEL, &f->io, &fast, &err);
+		if (rc)
+			fail_msg("cancel refused with %s: %d %s", refusals[i].code, rc, err.msg);
+	}
+	f->cloud.cancel_code = "INVALID_ARGUMENT";
+	f->cloud.cancel_status = 400;
+	f->cloud.running_gets = 1;
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_CANCEL, &f->io, &fast, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "cannot be cancelled"));
+}
+
+/* Values the Job message's proto3 JSON form refuses: a Duration without
+ * its "s", a number in the string map resources.limits, an empty enum. */
+static void test_body_is_proto3_json(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	pp_json_remove(f->job, "timeout");
+	struct pp_json *jb = pp_json_get(f->job, "job_body");
+	pp_json_set_string(jb, "launchStage", "");
+	struct pp_json *tt = pp_json_path(jb, "template.template");
+	pp_json_set_string(tt, "timeout", "600");
+	struct pp_json *limits = pp_json_path(tt, "containers[0].resources.limits");
+	pp_json_set_int(limits, "cpu", 2);
+	pp_json_set_int(limits, "nvidia.com/gpu", 1);
+	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_SUBMIT, &f->io, &fast, &err), 0);
+	struct pp_json *body = request_json(&f->srv, 0);
+	assert_null(pp_json_get(body, "launchStage"));
+	assert_string_equal(pp_json_string(pp_json_path(body, "template.template.timeout")),
+			    "600s");
+	struct pp_json *sent =
+		pp_json_path(body, "template.template.containers[0].resources.limits");
+	assert_string_equal(pp_json_get_string(sent, "cpu"), "2");
+	assert_string_equal(pp_json_get_string(sent, "nvidia.com/gpu"), "1");
+	assert_string_equal(pp_json_get_string(sent, "memory"), "512Mi");
+	pp_json_free(body);
 }
 
 static void test_keep_job_skips_delete(void **state)
@@ -388,6 +504,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_status_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_rejects_other_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_and_cleanup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_waits_for_the_execution_to_stop, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_of_a_finished_execution_ends, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_body_is_proto3_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_job_skips_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_dump, setup, teardown),

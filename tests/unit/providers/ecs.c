@@ -1,6 +1,7 @@
 /* The ECS backend against an in-process imitation of the JSON 1.1 API:
  * request shapes, single-flight task definition registration, clientToken
  * idempotency, failures[] handling, status mapping and cleanup. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,8 @@ struct aws {
 	int registers, run_calls, stops, deregisters, describes_td;
 	int register_lost; /* register, then answer 503 */
 	int capacity_failures;
+	int quota_errors;	 /* answer RunTask with the PROVISIONING quota ClientException */
+	int missing;		 /* answer DescribeTasks MISSING this many times first */
 	const char *fail_reason; /* answer RunTask with this failure */
 	int throttles;
 	bool conflict;
@@ -72,6 +75,14 @@ static void run_task(struct aws *a, const struct fs_request *rq, struct fs_respo
 		rs->status = 400;
 		snprintf(rs->body, sizeof(rs->body),
 			 "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}");
+		return;
+	}
+	if (a->quota_errors > 0) {
+		a->quota_errors--;
+		rs->status = 400;
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"__type\":\"ClientException\",\"message\":\"Tasks provisioning "
+			 "capacity limit exceeded.\"}");
 		return;
 	}
 	if (a->capacity_failures > 0) {
@@ -136,6 +147,14 @@ static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void
 	} else if (ends_with(t, ".RunTask")) {
 		run_task(a, rq, rs);
 	} else if (ends_with(t, ".DescribeTasks")) {
+		if (a->missing > 0) {
+			a->missing--;
+			snprintf(rs->body, sizeof(rs->body),
+				 "{\"tasks\":[],\"failures\":[{\"arn\":\"%s\",\"reason\":"
+				 "\"MISSING\"}]}",
+				 "arn:aws:ecs:eu-west-1:123456789012:task/c1/t0");
+			return;
+		}
 		snprintf(rs->body, sizeof(rs->body), "%s", a->task ? a->task : "{}");
 	} else if (ends_with(t, ".StopTask")) {
 		a->stops++;
@@ -279,7 +298,103 @@ static void test_requests_have_the_ecs_shape(void **state)
 	assert_null(pp_json_get(co, "cpu"));
 	assert_string_equal(pp_json_string(pp_json_path(run, "overrides.cpu")), "1024");
 	assert_string_equal(pp_json_string(pp_json_path(run, "tags[0].key")), "team");
+	assert_string_equal(pp_json_string(pp_json_path(run, "tags[1].key")),
+			    "prefect.io/flow-run-id");
 	assert_string_equal(pp_json_string(pp_json_path(run, "tags[1].value")), RUN_ID);
+	assert_string_equal(pp_json_string(pp_json_path(run, "tags[2].key")), "pushpool:run-id");
+	assert_string_equal(pp_json_string(pp_json_path(run, "tags[2].value")), RUN_ID);
+	pp_json_free(run);
+}
+
+static const char *tag_value(const struct pp_json *run, const char *key)
+{
+	pp_json_foreach (t, pp_json_get(run, "tags"))
+		if (!strcmp(pp_json_get_string(t, "key"), key))
+			return pp_json_get_string(t, "value");
+	return NULL;
+}
+
+/* Every key and value must match the model's TagKey/TagValue pattern
+ * ([\p{L}\p{Z}\p{N}_.:/=+\-@]*, ASCII here) and lengths (128/256, 50 tags). */
+static void assert_valid_ecs_tags(const struct pp_json *run)
+{
+	const struct pp_json *tags = pp_json_get(run, "tags");
+	assert_true(tags->count <= 50);
+	pp_json_foreach (t, tags) {
+		const char *k = pp_json_get_string(t, "key");
+		const char *v = pp_json_get_string(t, "value");
+		assert_non_null(k);
+		assert_non_null(v);
+		assert_true(strlen(k) >= 1 && strlen(k) <= 128);
+		assert_true(strlen(v) <= 256);
+		for (const char *p = k; *p; p++)
+			assert_true(isalnum((unsigned char)*p) || strchr("_.:/=+-@ ", *p));
+		for (const char *p = v; *p; p++)
+			assert_true(isalnum((unsigned char)*p) || strchr("_.:/=+-@ ", *p));
+	}
+}
+
+/* botocore types: ContainerOverride cpu/memory are integers, TaskOverride
+ * cpu/memory strings, whatever type the template rendered. */
+static void test_override_types_follow_the_model(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_json *co =
+		pp_json_path(f->job, "task_run_request.overrides.containerOverrides[0]");
+	pp_json_set_string(co, "cpu", "512");
+	pp_json_set_string(co, "memory", "1024");
+	submit(f, 0);
+	struct pp_json *run = body_of(&f->srv, ".RunTask");
+	assert_int_equal(pp_json_path(run, "overrides.containerOverrides[0].cpu")->type,
+			 PP_JSON_NUMBER);
+	assert_int_equal((int)pp_json_get_int(pp_json_path(run, "overrides.containerOverrides[0]"),
+					      "memory", 0),
+			 1024);
+	assert_string_equal(pp_json_string(pp_json_path(run, "overrides.cpu")), "1024");
+	pp_json_free(run);
+}
+
+static void test_tags_are_sanitised_like_prefect(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_json *labels = pp_json_get(f->job, "labels");
+	pp_json_set_string(labels, "prefect.io/flow-name", "etl (daily), v2 & more");
+	pp_json_set_string(labels, "cost,center", "1,000 \u00e9t\u00e9!");
+	pp_json_set_string(labels, "aws:owner", "me");
+	pp_json_set_string(labels, "team", "платформа");
+	char longv[400];
+	memset(longv, 'v', sizeof(longv) - 1);
+	longv[sizeof(longv) - 1] = '\0';
+	pp_json_set_string(labels, "long", longv);
+	submit(f, 0);
+	struct pp_json *run = body_of(&f->srv, ".RunTask");
+	assert_valid_ecs_tags(run);
+	/* python-slugify with Prefect's pattern, case kept */
+	assert_string_equal(tag_value(run, "prefect.io/flow-name"), "etl-daily-v2-more");
+	assert_string_equal(tag_value(run, "cost-center"), "1000-t");
+	assert_string_equal(tag_value(run, "prefect.io/flow-run-id"), RUN_ID);
+	/* a label replaces the template's tag of the same key */
+	assert_string_equal(tag_value(run, "team"), "");
+	assert_int_equal(strlen(tag_value(run, "long")), 256);
+	assert_null(tag_value(run, "aws:owner"));
+	assert_string_equal(tag_value(run, "pushpool:run-id"), RUN_ID);
+	pp_json_free(run);
+}
+
+static void test_at_most_fifty_tags(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_json *labels = pp_json_get(f->job, "labels");
+	for (int i = 0; i < 80; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "l%d", i);
+		pp_json_set_string(labels, k, "x");
+	}
+	submit(f, 0);
+	struct pp_json *run = body_of(&f->srv, ".RunTask");
+	assert_valid_ecs_tags(run);
+	assert_int_equal(pp_json_get(run, "tags")->count, 50);
+	assert_string_equal(tag_value(run, "pushpool:run-id"), RUN_ID);
 	pp_json_free(run);
 }
 
@@ -478,9 +593,49 @@ static void test_status_mapping(void **state)
 	assert_string_equal(pp_json_string(pp_json_path(req, "tasks[0]")), f->io.infra_id);
 	pp_json_free(req);
 
-	f->aws.task = "{\"tasks\":[],\"failures\":[{\"reason\":\"MISSING\"}]}";
+	/* Only MISSING is eventual consistency; another reason is final. */
+	f->aws.task = "{\"tasks\":[],\"failures\":[{\"reason\":\"ACCESS_DENIED\"}]}";
 	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), PP_ENOTFOUND);
-	assert_non_null(strstr(err.msg, "MISSING"));
+	assert_non_null(strstr(err.msg, "ACCESS_DENIED"));
+}
+
+/* RunTask's task may be MISSING from DescribeTasks for a while: the run
+ * stays in its last state and is polled again with growing delays. */
+static void test_missing_task_is_polled_through_the_grace_period(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	submit(f, 0);
+	f->aws.missing = 3;
+	long last_delay = 0;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), 0);
+		assert_int_equal(f->io.state_out, PP_RUN_PROVISIONING);
+		assert_true(f->io.poll_after_ms > last_delay);
+		last_delay = f->io.poll_after_ms;
+		assert_non_null(strstr(f->io.message, "MISSING"));
+	}
+	f->aws.task = "{\"tasks\":[{\"lastStatus\":\"RUNNING\"}],\"failures\":[]}";
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), 0);
+	assert_int_equal(f->io.state_out, PP_RUN_RUNNING);
+	/* A later MISSING streak starts its backoff afresh and keeps RUNNING. */
+	f->aws.missing = 1;
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), 0);
+	assert_int_equal(f->io.state_out, PP_RUN_RUNNING);
+	assert_int_equal(f->io.poll_after_ms, 1000);
+}
+
+/* The per-cluster PROVISIONING quota is a ClientException, not failures[]. */
+static void test_provisioning_quota_is_retried(void **state)
+{
+	struct fixture *f = *state;
+	f->aws.quota_errors = 1;
+	long long t0 = fs_now_ms();
+	submit(f, 0);
+	assert_int_equal(f->aws.run_calls, 2);
+	assert_int_equal(f->aws.ntokens, 1);
+	/* waited at least the quota's floor, not the policy's 5 ms cap */
+	assert_true(fs_now_ms() - t0 >= 2000);
 }
 
 static void test_cancel_sends_stop_task(void **state)
@@ -523,6 +678,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_requests_have_the_ecs_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_override_types_follow_the_model, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_tags_are_sanitised_like_prefect, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_at_most_fifty_tags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fifty_runs_register_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_register_answer_is_reconciled, setup,
 						teardown),
@@ -536,6 +696,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fargate_needs_subnets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_missing_task_is_polled_through_the_grace_period, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_provisioning_quota_is_retried, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_sends_stop_task, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_dump_shows_every_call, setup,
 						teardown),

@@ -13,9 +13,11 @@
 
 #include "auth/auth.h"
 #include "auth/modal.h"
+#include "dispatcher/op_driver.h"
 #include "lib/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/pb.h"
 #include "mock/mock.h"
 #include "providers/common.h"
 #include "providers/provider.h"
@@ -144,7 +146,9 @@ static int drive(struct run *r, struct fixture *f, op_fn op, int drop_at, struct
 			set_drop(f, 1);
 		pp_error_clear(&herr);
 		pp_http_resp_init(&resp, r->io.req.max_response);
-		int hrc = pp_http_perform(&r->io.req, &resp, &herr);
+		int hrc = pp_exec_authorize(&r->io, &herr);
+		if (!hrc)
+			hrc = pp_http_perform(&r->io.req, &resp, &herr);
 		r->io.resp_rc = hrc ? hrc : pp_http_classify(&r->io.req, &resp, &herr);
 		have = true;
 		if (n == drop_at)
@@ -345,6 +349,264 @@ static void test_prepare_rejects(void **state)
 	}
 }
 
+/* ---- canned answers, no server: the op sees exactly the stream we build ---- */
+
+/* The op driver's default cap on one call (pp_exec_policy.call_timeout_ms):
+ * a longer req.timeout_ms is cut to it, so a deadline must fit under it. */
+#define DRIVER_CALL_CAP_MS 30000L
+
+/* Append one gRPC frame holding n bytes of p: uncompressed flag, big-endian
+ * length, message. */
+static void frame_bytes(struct pp_buf *body, const void *p, size_t n)
+{
+	uint8_t prefix[5] = {0, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+			     (uint8_t)n};
+	assert_int_equal(pp_buf_append(body, prefix, sizeof(prefix)), 0);
+	if (n)
+		assert_int_equal(pp_buf_append(body, p, n), 0);
+}
+
+static void frame(struct pp_buf *body, const struct pp_buf *msg)
+{
+	frame_bytes(body, msg->data, msg->len);
+}
+
+/* Answer the request in r->io.req with HTTP 200, grpc-status and body;
+ * returns the op's result, its next request (if any) left in r->io.req.
+ * *sent receives the answered request (caller frees). */
+static int answer(struct run *r, op_fn op, const char *grpc_status, const struct pp_buf *body,
+		  struct pp_http_req *sent, struct pp_error *err)
+{
+	struct pp_http_resp resp;
+	pp_http_resp_init(&resp, 0);
+	resp.status = 200;
+	struct pp_http_header *h = calloc(1, sizeof(*h));
+	h->name = strdup("grpc-status");
+	h->value = strdup(grpc_status);
+	resp.headers = h;
+	if (body && body->len)
+		assert_int_equal(pp_buf_append(&resp.body, body->data, body->len), 0);
+	*sent = r->io.req;
+	memset(&r->io.req, 0, sizeof(r->io.req));
+	r->io.resp = &resp;
+	r->io.resp_rc = 0;
+	r->io.resp_err = NULL;
+	pp_error_clear(err);
+	int rc = op(&r->io, err);
+	r->io.resp = NULL;
+	pp_http_resp_free(&resp);
+	return rc;
+}
+
+/* The RPC name of a request ("SandboxCreate"). */
+static const char *rpc_of(const struct pp_http_req *req)
+{
+	const char *slash = strrchr(req->url, '/');
+	return slash ? slash + 1 : "";
+}
+
+/* Fields of a request's message (after the 5-byte gRPC prefix). */
+static void request_reader(const struct pp_http_req *req, struct pp_pb_reader *rd)
+{
+	assert_true(req->body_len >= 5);
+	pp_pb_reader_init(rd, req->body + 5, req->body_len - 5);
+}
+
+/* Walk submit up to the first ImageJoinStreaming request: lookup (not
+ * found), app, image (no result yet: still building). */
+static void submit_until_image_join(struct run *r, struct pp_error *err)
+{
+	struct pp_buf m, body;
+	struct pp_http_req sent;
+	pp_buf_init(&m, 4096);
+	pp_buf_init(&body, 8192);
+	assert_int_equal(r->p->prepare(&r->io, err), 0);
+	assert_int_equal(r->p->submit(&r->io, err), PP_STEP_SEND);
+	assert_string_equal(rpc_of(&r->io.req), "SandboxGetFromName");
+	assert_int_equal(answer(r, r->p->submit, "5", NULL, &sent, err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r->io.req), "AppGetOrCreate");
+	assert_int_equal(pp_pb_string(&m, 1, "ap-1"), 0);
+	frame(&body, &m);
+	assert_int_equal(answer(r, r->p->submit, "0", &body, &sent, err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r->io.req), "ImageGetOrCreate");
+	pp_buf_reset(&m);
+	pp_buf_reset(&body);
+	assert_int_equal(pp_pb_string(&m, 1, "im-1"), 0);
+	frame(&body, &m);
+	assert_int_equal(answer(r, r->p->submit, "0", &body, &sent, err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r->io.req), "ImageJoinStreaming");
+	pp_buf_free(&m);
+	pp_buf_free(&body);
+}
+
+/* The long-poll: the deadline of each ImageJoinStreaming call lies past the
+ * timeout it asks the server to hold the call for, and survives the op
+ * driver's cap; each new call resumes from the last entry id seen; a poll
+ * that ends with no entry is asked again; the build result ends the wait. */
+static void test_image_join_long_poll(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	struct pp_http_req sent;
+	struct pp_buf m, res, body;
+	pp_buf_init(&m, 4096);
+	pp_buf_init(&res, 1024);
+	pp_buf_init(&body, 8192);
+	run_init(&r, f, "run-image", "{\"image\":\"python:3.12\",\"command\":\"true\"}");
+	r.io.cred = NULL;
+	submit_until_image_join(&r, &err);
+
+	struct pp_pb_reader rd;
+	struct pp_pb_field fl;
+	float poll_s = 0;
+	char last[64] = "";
+	request_reader(&r.io.req, &rd);
+	while (pp_pb_next(&rd, &fl, &err) == 1) {
+		if (fl.num == 2)
+			poll_s = pp_pb_field_float(&fl);
+		if (fl.num == 3)
+			assert_int_equal(pp_pb_field_string(&fl, last, sizeof(last), &err), 0);
+	}
+	assert_true(poll_s > 0);
+	const char *gt = pp_http_req_get_header(&r.io.req, "grpc-timeout");
+	assert_non_null(gt);
+	long deadline_ms = strtol(gt, NULL, 10);
+	assert_true(deadline_ms > (long)(poll_s * 1000));
+	assert_true(r.io.req.timeout_ms > (long)(poll_s * 1000));
+	assert_true(r.io.req.timeout_ms <= DRIVER_CALL_CAP_MS);
+	assert_string_equal(last, "");
+
+	/* two log entries, no result: ask again from the last one */
+	pp_buf_reset(&m);
+	assert_int_equal(pp_pb_string(&m, 3, "entry-1"), 0);
+	frame(&body, &m);
+	pp_buf_reset(&m);
+	assert_int_equal(pp_pb_string(&m, 3, "entry-2"), 0);
+	frame(&body, &m);
+	assert_int_equal(answer(&r, r.p->submit, "0", &body, &sent, &err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r.io.req), "ImageJoinStreaming");
+	request_reader(&r.io.req, &rd);
+	while (pp_pb_next(&rd, &fl, &err) == 1)
+		if (fl.num == 3)
+			assert_int_equal(pp_pb_field_string(&fl, last, sizeof(last), &err), 0);
+	assert_string_equal(last, "entry-2");
+
+	/* nothing new during the poll: an OK stream without messages */
+	assert_int_equal(answer(&r, r.p->submit, "0", NULL, &sent, &err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r.io.req), "ImageJoinStreaming");
+
+	/* the result: GenericResult{status=SUCCESS} */
+	pp_buf_reset(&body);
+	pp_buf_reset(&m);
+	assert_int_equal(pp_pb_varint(&res, 1, 1), 0);
+	assert_int_equal(pp_pb_message(&m, 1, &res), 0);
+	assert_int_equal(pp_pb_string(&m, 3, "entry-3"), 0);
+	frame(&body, &m);
+	assert_int_equal(answer(&r, r.p->submit, "0", &body, &sent, &err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r.io.req), "SandboxCreate");
+	pp_http_req_free(&r.io.req);
+	memset(&r.io.req, 0, sizeof(r.io.req));
+	pp_buf_free(&m);
+	pp_buf_free(&res);
+	pp_buf_free(&body);
+	run_free(&r);
+}
+
+/* api.proto marks SandboxCreateRequest.environment_name (3) deprecated:
+ * it must not be sent, even with an environment configured. */
+static void test_no_deprecated_fields(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	struct pp_http_req sent;
+	struct pp_buf m, res, body;
+	pp_buf_init(&m, 4096);
+	pp_buf_init(&res, 1024);
+	pp_buf_init(&body, 8192);
+	run_init(&r, f, "run-fields",
+		 "{\"image\":\"python:3.12\",\"command\":\"true\",\"modal_environment\":\"dev\"}");
+	r.io.cred = NULL;
+	submit_until_image_join(&r, &err);
+	assert_int_equal(pp_pb_varint(&res, 1, 1), 0);
+	assert_int_equal(pp_pb_message(&m, 1, &res), 0);
+	frame(&body, &m);
+	assert_int_equal(answer(&r, r.p->submit, "0", &body, &sent, &err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r.io.req), "SandboxCreate");
+	struct pp_pb_reader rd;
+	struct pp_pb_field fl;
+	int fields = 0;
+	request_reader(&r.io.req, &rd);
+	while (pp_pb_next(&rd, &fl, &err) == 1) {
+		assert_int_not_equal(fl.num, 3);
+		fields++;
+	}
+	assert_true(fields >= 3); /* app_id, definition, tags */
+	pp_http_req_free(&r.io.req);
+	memset(&r.io.req, 0, sizeof(r.io.req));
+	pp_buf_free(&m);
+	pp_buf_free(&res);
+	pp_buf_free(&body);
+	run_free(&r);
+}
+
+/* GENERIC_STATUS_TERMINATED (3) that pushpool did not ask for is not a
+ * cancel: Modal or someone else stopped the sandbox. */
+static void test_terminated_by_someone_else_is_a_crash(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	struct pp_http_req sent;
+	struct pp_buf m, res, body;
+	pp_buf_init(&m, 4096);
+	pp_buf_init(&res, 1024);
+	pp_buf_init(&body, 8192);
+	run_init(&r, f, "run-term", "{\"image\":\"python:3.12\",\"command\":\"true\"}");
+	r.io.cred = NULL;
+	snprintf(r.io.infra_id, sizeof(r.io.infra_id), "sb-1");
+	assert_int_equal(r.p->restore(&r.io, &err), 0);
+	assert_int_equal(pp_pb_varint(&res, 1, 3), 0);
+	assert_int_equal(pp_pb_string(&res, 2, "worker preempted"), 0);
+	assert_int_equal(pp_pb_message(&m, 1, &res), 0);
+	frame(&body, &m);
+
+	assert_int_equal(r.p->status(&r.io, &err), PP_STEP_SEND);
+	assert_string_equal(rpc_of(&r.io.req), "SandboxWait");
+	assert_int_equal(answer(&r, r.p->status, "0", &body, &sent, &err), PP_STEP_DONE);
+	pp_http_req_free(&sent);
+	assert_int_equal(r.io.state_out, PP_RUN_CRASHED);
+	assert_non_null(strstr(r.io.message, "not by pushpool"));
+	assert_non_null(strstr(r.io.message, "worker preempted"));
+
+	/* after our own SandboxTerminate the same answer is a cancel */
+	assert_int_equal(r.p->cancel(&r.io, &err), PP_STEP_SEND);
+	assert_string_equal(rpc_of(&r.io.req), "SandboxTerminate");
+	struct pp_buf empty;
+	pp_buf_init(&empty, 64);
+	frame_bytes(&empty, "", 0); /* SandboxTerminateResponse{} */
+	assert_int_equal(answer(&r, r.p->cancel, "0", &empty, &sent, &err), PP_STEP_DONE);
+	pp_http_req_free(&sent);
+	assert_int_equal(r.p->status(&r.io, &err), PP_STEP_SEND);
+	assert_int_equal(answer(&r, r.p->status, "0", &body, &sent, &err), PP_STEP_DONE);
+	pp_http_req_free(&sent);
+	assert_int_equal(r.io.state_out, PP_RUN_CANCELLED);
+	assert_int_equal(r.io.exit_code, 137);
+	pp_buf_free(&empty);
+	pp_buf_free(&m);
+	pp_buf_free(&res);
+	pp_buf_free(&body);
+	run_free(&r);
+}
+
 static void test_auth_metadata(void **state)
 {
 	struct pp_cred_conf conf;
@@ -358,7 +620,10 @@ static void test_auth_metadata(void **state)
 	pp_http_req_init(&req, "POST", "http://127.0.0.1:1/modal.client.ModalClient/AuthTokenGet");
 	assert_int_equal(pp_modal_auth_apply(m, &req, &err), 0);
 	assert_string_equal(pp_http_req_get_header(&req, "x-modal-client-version"), "1.0.0");
-	assert_string_equal(pp_http_req_get_header(&req, "x-modal-client-type"), "7");
+	/* as modal-go sends them (go/client.go): LIBMODAL_GO, not the retired 7 */
+	assert_string_equal(pp_http_req_get_header(&req, "x-modal-client-type"), "9");
+	assert_string_equal(pp_http_req_get_header(&req, "x-modal-libmodal-version"),
+			    "modal-go/0.9.0");
 	assert_string_equal(pp_http_req_get_header(&req, "x-modal-token-id"), "ak-1");
 	assert_null(pp_http_req_get_header(&req, "x-modal-auth-token"));
 	assert_string_equal(pp_modal_auth_server_url(m), "https://api.modal.com");
@@ -416,6 +681,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_image_join_long_poll, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_deprecated_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_terminated_by_someone_else_is_a_crash, setup,
+						teardown),
 		cmocka_unit_test(test_auth_metadata),
 		cmocka_unit_test(test_modal_toml),
 	};

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "render/render.h"
@@ -437,6 +438,56 @@ static void test_render_size_cap(void **state)
 	pp_json_free(run);
 }
 
+/* A template {"a": [item x count]} with variable x of xlen bytes. */
+static int render_many(const char *item, int count, size_t xlen, struct pp_json **out,
+		       struct pp_error *err)
+{
+	struct pp_json *tmpl = js("{\"job_configuration\": {\"a\": []}, "
+				  "\"variables\": {\"properties\": {\"x\": {}}}}");
+	struct pp_json *arr = pp_json_path(tmpl, "job_configuration.a");
+	for (int i = 0; i < count; i++)
+		assert_int_equal(pp_json_append(arr, pp_json_new_string(item)), 0);
+	char *x = malloc(xlen + 1);
+	assert_non_null(x);
+	memset(x, 'x', xlen);
+	x[xlen] = '\0';
+	struct pp_json *run = pp_json_new(PP_JSON_OBJECT);
+	assert_int_equal(pp_json_set_string(run, "x", x), 0);
+	free(x);
+	int rc = pp_render_job(tmpl, NULL, NULL, run, NULL, out, err);
+	pp_json_free(tmpl);
+	pp_json_free(run);
+	return rc;
+}
+
+/* Issue 18: 100,000 placeholders of a 10 KB variable took 4 GB and ended
+ * "out of memory"; the job as a whole is capped and the run fails with the
+ * size, stopping where it crossed (the alarm only backstops a regression). */
+static void test_render_job_total_cap(void **state)
+{
+	(void)state;
+	static const char *const items[] = {"{{ x }}", "pre {{ x }} post", "{{ x }}{{ x }}"};
+	alarm(60);
+	for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+		struct pp_json *out = NULL;
+		struct pp_error err = {0};
+		assert_int_equal(render_many(items[i], 100000, 10000, &out, &err), PP_EINVALID);
+		assert_null(out);
+		if (!strstr(err.msg, "rendered job is ") ||
+		    !strstr(err.msg, " bytes at job_configuration.a[") ||
+		    !strstr(err.msg, "], over the 4194304-byte limit"))
+			fail_msg("%s: %s", items[i], err.msg);
+	}
+	/* 3 MB is still a job. */
+	struct pp_json *out = NULL;
+	struct pp_error err = {0};
+	if (render_many("{{ x }}", 300, 10000, &out, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(pp_json_path(out, "a")->count, 300);
+	pp_json_free(out);
+	alarm(0);
+}
+
 static void test_vars_set_kv(void **state)
 {
 	(void)state;
@@ -629,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_default_aci_required),
 		cmocka_unit_test(test_default_modal),
 		cmocka_unit_test(test_secret_variables_registered),
+		cmocka_unit_test(test_render_job_total_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

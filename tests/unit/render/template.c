@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "providers/provider.h"
 #include "render/render.h"
 
 static char tmpdir[64];
@@ -59,9 +60,31 @@ static void test_pool_types(void **state)
 	assert_null(pp_pool_type_canonical("ECS"));
 	assert_null(pp_pool_type_canonical(NULL));
 	size_t n = 0;
-	while (pp_pool_types[n])
+	while (pp_providers[n])
 		n++;
 	assert_int_equal(n, 4);
+	char text[256];
+	pp_pool_types_text(false, " ", " ", text, sizeof(text));
+	assert_string_equal(text,
+			    "cloud-run-v2:push ecs:push azure-container-instance:push modal:push");
+	pp_pool_types_text(true, ", ", " and ", text, sizeof(text));
+	assert_string_equal(text, "cloud-run-v2, ecs and azure-container-instance");
+	/* Cut short, still terminated. */
+	pp_pool_types_text(false, " ", " ", text, 8);
+	assert_string_equal(text, "cloud-r");
+}
+
+/* A type names a file: nothing outside the template directories. */
+static void test_default_refuses_paths(void **state)
+{
+	(void)state;
+	struct pp_json *t = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_template_default("../../etc/passwd", &t, &err), PP_EINVALID);
+	assert_null(t);
+	assert_int_equal(pp_template_default("", &t, &err), PP_EINVALID);
+	assert_int_equal(pp_template_default("nosuch:push", &t, &err), PP_ENOTFOUND);
+	assert_null(t);
 }
 
 /* Every built-in template parses, has Prefect's shape, and each
@@ -88,11 +111,12 @@ static void check_placeholders(const struct pp_json *j, const struct pp_json *pr
 static void test_embedded_defaults(void **state)
 {
 	(void)state;
-	for (size_t i = 0; pp_pool_types[i]; i++) {
+	for (size_t i = 0; pp_providers[i]; i++) {
+		const char *type = pp_providers[i]->pool_types[0];
 		struct pp_json *t = NULL;
 		struct pp_error err = {0};
-		if (pp_template_default(pp_pool_types[i], &t, &err))
-			fail_msg("%s: %s", pp_pool_types[i], err.msg);
+		if (pp_template_default(type, &t, &err))
+			fail_msg("%s: %s", type, err.msg);
 		const struct pp_json *props = pp_json_path(t, "variables.properties");
 		assert_non_null(props);
 		static const char *const base[] = {"command", "env", "labels", "name"};
@@ -102,7 +126,7 @@ static void test_embedded_defaults(void **state)
 		}
 		pp_json_foreach (p, props)
 			assert_non_null(pp_json_get_string(p, "description"));
-		check_placeholders(pp_json_get(t, "job_configuration"), props, pp_pool_types[i]);
+		check_placeholders(pp_json_get(t, "job_configuration"), props, type);
 		pp_json_free(t);
 	}
 }
@@ -114,16 +138,17 @@ static void test_prefect_names_and_defaults(void **state)
 	const struct {
 		const char *type, *path, *json;
 	} cases[] = {
-		{"cloud-run-v2", "variables.properties.keep_job.default", "false"},
-		{"cloud-run-v2", "variables.properties.region.default", "\"us-central1\""},
-		{"cloud-run-v2", "variables.properties.timeout.maximum", "604800"},
-		{"ecs", "variables.properties.launch_type.default", "\"FARGATE\""},
-		{"ecs", "variables.properties.auto_deregister_task_definition.default", "false"},
-		{"ecs", "variables.properties.task_start_timeout_seconds.default", "300"},
-		{"azure-container-instance", "variables.properties.keep_container_group.default",
+		{"cloud-run-v2:push", "variables.properties.keep_job.default", "false"},
+		{"cloud-run-v2:push", "variables.properties.region.default", "\"us-central1\""},
+		{"cloud-run-v2:push", "variables.properties.timeout.maximum", "604800"},
+		{"ecs:push", "variables.properties.launch_type.default", "\"FARGATE\""},
+		{"ecs:push", "variables.properties.auto_deregister_task_definition.default",
 		 "false"},
-		{"azure-container-instance", "variables.properties.cpu.default", "1.0"},
-		{"azure-container-instance", "variables.required",
+		{"ecs:push", "variables.properties.task_start_timeout_seconds.default", "300"},
+		{"azure-container-instance:push",
+		 "variables.properties.keep_container_group.default", "false"},
+		{"azure-container-instance:push", "variables.properties.cpu.default", "1.0"},
+		{"azure-container-instance:push", "variables.required",
 		 "[\"resource_group_name\", \"subscription_id\"]"},
 		{"modal:push", "variables.properties.timeout.default", "3600"},
 		{"modal:push", "variables.properties.cloud.enum",
@@ -148,10 +173,13 @@ static void test_unknown_type(void **state)
 	(void)state;
 	struct pp_json *t = NULL;
 	struct pp_error err = {0};
-	assert_int_equal(pp_template_default("kubernetes", &t, &err), PP_EINVALID);
+	assert_int_equal(pp_template_default("kubernetes", &t, &err), PP_ENOTFOUND);
 	assert_null(t);
-	assert_string_equal(err.msg, "unknown pool type \"kubernetes\" (known: cloud-run-v2:push, "
-				     "ecs:push, azure-container-instance:push, modal:push)");
+	assert_string_equal(
+		err.msg, "no default template kubernetes-push.json for pool type kubernetes:push");
+	/* Hybrid names share the push type's template. */
+	assert_int_equal(pp_template_default("ecs", &t, &err), 0);
+	pp_json_free(t);
 }
 
 /* $PUSHPOOL_TEMPLATE_DIR wins when it has the file; other types fall back. */
@@ -163,7 +191,7 @@ static void test_template_dir_override(void **state)
 	setenv("PUSHPOOL_TEMPLATE_DIR", tmpdir, 1);
 	struct pp_json *t = NULL;
 	struct pp_error err = {0};
-	assert_int_equal(pp_template_default("ecs", &t, &err), 0);
+	assert_int_equal(pp_template_default("ecs:push", &t, &err), 0);
 	assert_non_null(pp_json_path(t, "variables.properties.x"));
 	pp_json_free(t);
 	assert_int_equal(pp_template_default("modal:push", &t, &err), 0);
@@ -171,7 +199,7 @@ static void test_template_dir_override(void **state)
 	pp_json_free(t);
 
 	write_file("ecs-push.json", "{\"job_configuration\": []}");
-	assert_int_equal(pp_template_default("ecs", &t, &err), PP_EINVALID);
+	assert_int_equal(pp_template_default("ecs:push", &t, &err), PP_EINVALID);
 	assert_non_null(strstr(err.msg, "ecs-push.json: \"job_configuration\" must be an object"));
 	remove_file("ecs-push.json");
 	unsetenv("PUSHPOOL_TEMPLATE_DIR");
@@ -224,7 +252,7 @@ static void test_prefect_reference_template(void **state)
 	struct pp_error err = {0};
 	assert_int_equal(pp_template_load(ref, &t, &err), 0);
 	assert_int_equal(pp_render_job(t, NULL, NULL, NULL, NULL, &out, &err), 0);
-	assert_int_equal(pp_template_default("ecs", &mine, &err), 0);
+	assert_int_equal(pp_template_default("ecs:push", &mine, &err), 0);
 	assert_int_equal(pp_render_job(mine, NULL, NULL, NULL, NULL, &mine_out, &err), 0);
 	assert_true(pp_json_equal(out, mine_out));
 	pp_json_free(t);
@@ -237,6 +265,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool_types),
+		cmocka_unit_test(test_default_refuses_paths),
 		cmocka_unit_test(test_embedded_defaults),
 		cmocka_unit_test(test_prefect_names_and_defaults),
 		cmocka_unit_test(test_unknown_type),

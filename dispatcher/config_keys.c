@@ -1,0 +1,169 @@
+/* The key table: every section and key of the configuration with its type,
+ * default, range and description. Parsing, environment overrides,
+ * validation, --print-defaults and the docs all walk it. */
+#include <stddef.h>
+
+#include "dispatcher/config_impl.h"
+
+const struct section_def config_sections[SEC_COUNT] = {
+	[SEC_DISPATCHER] = {"dispatcher", "DISPATCHER", false, "The dispatcher process."},
+	[SEC_STORE] = {"store", "STORE", false, "Where runs and their state are kept."},
+	[SEC_PREFECT] = {"source \"prefect\"", "SOURCE_PREFECT", false,
+			 "Take scheduled flow runs from a Prefect server and report back to it. "
+			 "The section's presence enables the source."},
+	[SEC_POOL] = {"pool \"NAME\"", "POOL", true,
+		      "A push work pool: where runs of this pool are submitted. Repeatable."},
+	[SEC_CREDS] = {"credentials \"NAME\"", "CREDENTIALS", true,
+		       "Cloud credentials a pool refers to by name. Repeatable."},
+};
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const cred_types[] = {"gcp", "aws", "azure", "modal", NULL};
+static const char *const cred_sources[] = {
+	"chain",
+	"env",
+	"file",
+	"metadata",
+	"static",
+	"web_identity",
+	"profile",
+	"container",
+	"imds",
+	"secret",
+	"certificate",
+	"workload_identity",
+	"managed_identity",
+	"token",
+	NULL,
+};
+
+#define DEFAULT_STATE_DIR "/var/lib/pushpool"
+#define NO_RANGE	  0, 0
+
+const struct key_def config_keys[] = {
+	{DSP(state_dir, char *), T_PATH, DEFAULT_STATE_DIR, NO_RANGE, NULL, false,
+	 "Directory for the SQLite store and runtime state. Default: $STATE_DIRECTORY (as set by "
+	 "systemd) when set, else " DEFAULT_STATE_DIR "."},
+	{DSP(log_level, char *), T_ENUM, "info", NO_RANGE, log_levels, false,
+	 "Least severe log level written."},
+	{DSP(log_format, char *), T_ENUM, "text", NO_RANGE, log_formats, false,
+	 "Log lines as text or as one JSON object per line."},
+	{DSP(metrics_listen, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "HOST:PORT for the Prometheus /metrics and /healthz endpoint; empty disables it."},
+	{DSP(max_in_flight, long), T_INT, "1000", 1, 1000000, NULL, false,
+	 "Most runs submitted and not yet finished, over all pools."},
+	{DSP(max_submitting, long), T_INT, "64", 1, 10000, NULL, false,
+	 "Most submissions under way at once."},
+	{DSP(poll_interval, double), T_SECONDS, "1.0", 0.01, 3600, NULL, false,
+	 "Seconds between store polls for due runs when idle."},
+	{DSP(status_interval, double), T_SECONDS, "2.0", 0.1, 3600, NULL, false,
+	 "Seconds between status polls of one submitted run."},
+	{DSP(lease_seconds, double), T_SECONDS, "60", 5, 86400, NULL, false,
+	 "Lease on a claimed run; another dispatcher may take it over once it lapses."},
+	{DSP(grace_seconds, double), T_SECONDS, "30", 0, 3600, NULL, false,
+	 "On SIGTERM, time allowed for submissions under way to finish."},
+	{DSP(submit_attempts, long), T_INT, "5", 1, 100, NULL, false,
+	 "Attempts to submit one run before it is marked failed."},
+	{DSP(backoff_base_ms, long), T_INT, "500", 1, 3600000, NULL, false,
+	 "First retry delay in milliseconds; doubles per attempt, with jitter."},
+	{DSP(backoff_max_ms, long), T_INT, "30000", 1, 86400000, NULL, false,
+	 "Longest retry delay in milliseconds."},
+	{DSP(start_timeout, double), T_SECONDS, "600", 0, 604800, NULL, false,
+	 "Seconds a run may stay queued or provisioning in the cloud before it is failed; "
+	 "0 waits forever."},
+	{DSP(prefect_api_url, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Passed to every job as PREFECT_API_URL when set."},
+	{DSP(prefect_api_key_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "File holding the key passed to every job as PREFECT_API_KEY."},
+
+	{STO(url, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "sqlite:PATH, a plain path, or postgresql://USER:PASSWORD@HOST/DB. "
+	 "Empty: STATE_DIR/pushpool.db. A password in the URL is redacted from logs."},
+
+	{PFT(enabled, bool), T_BOOL, "true", NO_RANGE, NULL, false,
+	 "false keeps the section but stops taking runs from Prefect."},
+	{PFT(api_url, char *), T_STRING, NULL, NO_RANGE, NULL, true,
+	 "Prefect API base URL, e.g. http://127.0.0.1:4200/api."},
+	{PFT(api_key, char *), T_SECRET, NULL, NO_RANGE, NULL, false,
+	 "Prefect Cloud API key (prefer api_key_file)."},
+	{PFT(api_key_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "File holding the Prefect API key."},
+	{PFT(pools, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Comma-separated work pools to serve; empty: every [pool] section."},
+	{PFT(work_queues, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Comma-separated work queues to take runs from; empty: all."},
+	{PFT(lookahead_seconds, double), T_SECONDS, "10", 0, 3600, NULL, false,
+	 "Take runs scheduled up to this far in the future."},
+	{PFT(poll_interval, double), T_SECONDS, "5", 0.1, 3600, NULL, false,
+	 "Seconds between polls of the Prefect API."},
+	{PFT(claim_timeout, double), T_SECONDS, "600", 1, 86400, NULL, false,
+	 "A flow run PENDING this long with no infrastructure_pid and in no run of this store "
+	 "is handed back to SCHEDULED (a claimer died before recording it)."},
+
+	{POOL(type, char *), T_POOL_TYPE, NULL, NO_RANGE, NULL, true,
+	 "Pool type: cloud-run-v2:push, ecs:push, azure-container-instance:push, modal:push "
+	 "(the worker names cloud-run-v2, ecs, azure-container-instance are accepted)."},
+	{POOL(template_path, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "Base job template (Prefect JSON); empty: the built-in default for the type."},
+	{POOL(credentials, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Name of the [credentials \"NAME\"] section to authenticate with."},
+	{POOL(endpoint, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "API base URL override (private endpoints, the mock)."},
+	{POOL(job_variables, char *), T_JSON_OBJECT, NULL, NO_RANGE, NULL, false,
+	 "JSON object of job variables for every run of the pool, on one line."},
+	{POOL(max_in_flight, long), T_INT, "0", 0, 1000000, NULL, false,
+	 "Most unfinished runs of this pool; 0: only the global cap."},
+	{POOL(max_submitting, long), T_INT, "0", 0, 10000, NULL, false,
+	 "Most submissions of this pool under way at once; 0: only the global cap."},
+
+	{CRED(type, char *), T_ENUM, NULL, NO_RANGE, cred_types, true, "Which cloud."},
+	{CRED(source, char *), T_ENUM, "chain", NO_RANGE, cred_sources, false,
+	 "Where credentials come from: chain tries the cloud's usual sources in order. "
+	 "gcp: env, file, metadata. aws: env, static, profile, web_identity, container, imds. "
+	 "azure: env, secret, certificate, workload_identity, managed_identity. "
+	 "modal: env, file, profile, token."},
+	{CRED(file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "Credentials file: GCP service-account JSON, AWS shared credentials, ~/.modal.toml."},
+	{CRED(profile, char *), T_STRING, NULL, NO_RANGE, NULL, false, "AWS or Modal profile."},
+	{CRED(region, char *), T_STRING, NULL, NO_RANGE, NULL, false, "AWS region."},
+	{CRED(access_key_id, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "AWS access key id (source static)."},
+	{CRED(secret_access_key, char *), T_SECRET, NULL, NO_RANGE, NULL, false,
+	 "AWS secret access key (source static)."},
+	{CRED(session_token, char *), T_SECRET, NULL, NO_RANGE, NULL, false,
+	 "AWS session token for temporary credentials."},
+	{CRED(role_arn, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "AWS role to assume (web_identity)."},
+	{CRED(tenant_id, char *), T_STRING, NULL, NO_RANGE, NULL, false, "Entra ID tenant."},
+	{CRED(client_id, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Entra ID application (client) id."},
+	{CRED(client_secret, char *), T_SECRET, NULL, NO_RANGE, NULL, false,
+	 "Entra ID client secret (prefer client_secret_file)."},
+	{CRED(client_secret_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "File holding the Entra ID client secret."},
+	{CRED(certificate_path, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "PEM certificate with private key (source certificate)."},
+	{CRED(subscription_id, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Azure subscription."},
+	{CRED(token_id, char *), T_STRING, NULL, NO_RANGE, NULL, false, "Modal token id."},
+	{CRED(token_secret, char *), T_SECRET, NULL, NO_RANGE, NULL, false, "Modal token secret."},
+	{CRED(token_uri, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "GCP OAuth token endpoint override."},
+	{CRED(metadata_host, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "GCP metadata server host override."},
+	{CRED(sts_endpoint, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "AWS STS endpoint override."},
+	{CRED(authority, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Entra ID authority host override (sovereign clouds)."},
+	{CRED(imds_endpoint, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "AWS or Azure instance metadata endpoint override."},
+	{CRED(container_endpoint, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "AWS container credentials endpoint override."},
+	{CRED(modal_server_url, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Modal API server override."},
+};
+
+const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
+_Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) <= CONFIG_KEYS_MAX,
+	       "raise CONFIG_KEYS_MAX");

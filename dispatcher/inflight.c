@@ -1,0 +1,586 @@
+/* The life of a run in flight: every run the loop holds is a `struct
+ * inflight` moving through phases; each phase is one provider op driven by
+ * the op driver. The store is written before and after every remote action,
+ * fenced by the lease, so a crash at any point leaves a state that the next
+ * claimer can reconcile: SUBMITTING runs are resubmitted with the same
+ * idempotency key (the provider adopts what exists), SUBMITTED/RUNNING runs
+ * are watched. */
+#include "dispatcher/loop_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+
+void inflight_free(struct pp_loop *L, struct inflight *a)
+{
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		L->runs = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	L->ninflight--;
+	L->nheld -= a->held;
+	if (a->pool) {
+		a->pool->in_flight -= !a->held;
+		a->pool->refs--;
+	}
+	if (a->pool && a->pool->p->prov->release && a->io.state)
+		a->pool->p->prov->release(a->io.state);
+	free(a->io.state);
+	pp_http_req_free(&a->io.req);
+	pp_json_free(a->job);
+	pp_run_rec_free(&a->rec);
+	free(a);
+}
+
+static void report_source(struct pp_loop *L, struct inflight *a, enum pp_store_state st,
+			  const char *msg)
+{
+	for (size_t i = 0; i < L->nsources; i++) {
+		struct pp_source *s = L->sources[i];
+		if (!a->rec.source || strcmp(s->ops->name, a->rec.source))
+			continue;
+		struct pp_error err = {0};
+		if (s->ops->report(s, &a->rec, st, a->rec.infra_id, msg, &err))
+			pp_warn("run %s: reporting %s to %s failed: %s", a->rec.id,
+				pp_store_state_name(st), s->ops->name, err.msg);
+	}
+}
+
+/* Fenced store write; on a lost lease the run is dropped here at once:
+ * another dispatcher owns it now. Returns false when the run was dropped. */
+bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u)
+{
+	struct pp_error err = {0};
+	int rc = L->store->ops->update(L->store, a->rec.id, a->rec.fence, u, &err);
+	if (rc == PP_ECONFLICT) {
+		pp_warn("run %s: %s; leaving it to its new owner", a->rec.id, err.msg);
+		L->sum->lost_lease++;
+		inflight_free(L, a);
+		return false;
+	}
+	if (rc) {
+		/* The store is the record: without it we must not go on acting. */
+		pp_error("run %s: store write failed: %s; leaving it for recovery", a->rec.id,
+			 err.msg);
+		if (L->norphans < (int)(sizeof(L->orphans) / sizeof(L->orphans[0]))) {
+			struct orphan *o = &L->orphans[L->norphans++];
+			memcpy(o->id, a->rec.id, sizeof(o->id));
+			o->fence = a->rec.fence;
+			o->state = a->rec.state;
+		}
+		inflight_free(L, a);
+		return false;
+	}
+	a->rec.state = u->state;
+	if (u->infra_id) {
+		free(a->rec.infra_id);
+		a->rec.infra_id = strdup(u->infra_id);
+	}
+	if (u->idem_key) {
+		free(a->rec.idem_key);
+		a->rec.idem_key = strdup(u->idem_key);
+	}
+	if (u->attempt >= 0)
+		a->rec.attempt = u->attempt;
+	return true;
+}
+
+static void count_terminal(struct pp_loop *L, enum pp_store_state st)
+{
+	switch (st) {
+	case PP_ST_SUCCEEDED: L->sum->succeeded++; break;
+	case PP_ST_FAILED: L->sum->failed++; break;
+	case PP_ST_CRASHED: L->sum->crashed++; break;
+	case PP_ST_CANCELLED: L->sum->cancelled++; break;
+	case PP_ST_DEAD: L->sum->dead++; break;
+	default: break;
+	}
+	pp_metrics_count_terminal(L->metrics, st);
+}
+
+static void finish(struct pp_loop *L, struct inflight *a, enum pp_store_state st, const char *msg)
+{
+	struct pp_run_update u = {.state = st,
+				  .attempt = -1,
+				  .next_attempt_ms = -1,
+				  .error = st == PP_ST_SUCCEEDED ? "" : msg,
+				  .release_lease = true,
+				  .event = msg && *msg ? msg : pp_store_state_name(st)};
+	pp_info("run %s (%s): %s%s%s", a->rec.id, a->pool ? a->pool->p->name : a->rec.pool,
+		pp_store_state_name(st), msg && *msg ? ": " : "", msg ? msg : "");
+	if (!inflight_store_write(L, a, &u))
+		return;
+	count_terminal(L, st);
+	report_source(L, a, st, msg);
+	inflight_free(L, a);
+}
+
+static void idem_key_for(const struct pp_run_rec *r, char *out, size_t n)
+{
+	/* One key per run: every retry and every recovery after a crash
+	 * reuses it, so the provider sees one submission however often it is
+	 * sent. */
+	snprintf(out, n, "%s-1", r->id);
+}
+
+/* Done for this once pass: keep the lease (so the pass does not claim the
+ * run again) and free its capacity; the pass's end releases it. */
+static void hold(struct pp_loop *L, struct inflight *a)
+{
+	a->held = true;
+	L->nheld++;
+	a->pool->in_flight--;
+}
+
+static void begin_watch(struct pp_loop *L, struct inflight *a, long delay_ms)
+{
+	a->phase = PH_WATCH;
+	a->next_mono = pp_mono_ms() + delay_ms;
+	if (!a->watch_since)
+		a->watch_since = pp_mono_ms();
+}
+
+static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
+{
+	L->nsubmitting--;
+	a->pool->submitting--;
+	if (rc == 0) {
+		L->sum->submitted++;
+		pp_metrics_count(L->metrics, "submissions", 1);
+		struct pp_run_update u = {.state = PP_ST_SUBMITTED,
+					  .infra_id = a->io.infra_id,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .error = "",
+					  .event = "submitted"};
+		char ev[640];
+		snprintf(ev, sizeof(ev), "submitted: %s", a->io.infra_id);
+		u.event = ev;
+		pp_info("run %s (%s): submitted as %s", a->rec.id, a->pool->p->name,
+			a->io.infra_id);
+		if (!inflight_store_write(L, a, &u))
+			return;
+		report_source(L, a, PP_ST_SUBMITTED, NULL);
+		if (a->hold_when_settled) {
+			hold(L, a);
+			return;
+		}
+		if (a->cancel_wanted) {
+			inflight_op(L, a, PP_OP_CANCEL);
+			return;
+		}
+		begin_watch(L, a, (long)(L->cfg->dispatcher.status_interval * 1000));
+		return;
+	}
+	const char *msg = err && err->msg[0] ? err->msg : pp_strerror(rc);
+	if (pp_err_retryable(rc)) {
+		int tries = a->rec.attempt; /* already counts this try */
+		if (tries >= L->cfg->dispatcher.submit_attempts) {
+			char m[PP_ERRMSG_MAX + 64];
+			snprintf(m, sizeof(m), "submission failed %d times: %s", tries, msg);
+			finish(L, a, PP_ST_DEAD, m);
+			return;
+		}
+		long wait = pp_backoff_ms(tries, L->cfg->dispatcher.backoff_base_ms,
+					  L->cfg->dispatcher.backoff_max_ms,
+					  err ? err->retry_after_ms : 0);
+		char m[PP_ERRMSG_MAX + 64];
+		snprintf(m, sizeof(m), "submission failed (try %d, retry in %ld ms): %s", tries,
+			 wait, msg);
+		pp_warn("run %s (%s): %s", a->rec.id, a->pool->p->name, m);
+		L->sum->retrying++;
+		pp_metrics_count(L->metrics, "retries", 1);
+		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+					  .attempt = -1,
+					  .next_attempt_ms = pp_wall_ms() + wait,
+					  .error = msg,
+					  .release_lease = true,
+					  .event = m};
+		if (inflight_store_write(L, a, &u))
+			inflight_free(L, a);
+		return;
+	}
+	char m[PP_ERRMSG_MAX + 32];
+	snprintf(m, sizeof(m), "submission rejected: %s", msg);
+	finish(L, a, PP_ST_FAILED, m);
+}
+
+static enum pp_store_state final_state(enum pp_run_state s)
+{
+	switch (s) {
+	case PP_RUN_SUCCEEDED: return PP_ST_SUCCEEDED;
+	case PP_RUN_FAILED: return PP_ST_FAILED;
+	case PP_RUN_CANCELLED: return PP_ST_CANCELLED;
+	default: return PP_ST_CRASHED;
+	}
+}
+
+/* The outcome is recorded as an event before cleanup starts: cleanup
+ * deletes the remote job, so a dispatcher that dies in between must learn
+ * the outcome from the store, not from a job that is gone. */
+#define FINISHING_EVENT "finishing "
+
+static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_state st,
+			   const char *msg)
+{
+	a->final = st;
+	snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
+	if (a->pool->p->prov->cleanup) {
+		char ev[sizeof(a->final_msg) + 32];
+		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),
+			 a->final_msg);
+		struct pp_run_update u = {
+			.state = a->rec.state, .attempt = -1, .next_attempt_ms = -1, .event = ev};
+		if (!inflight_store_write(L, a, &u))
+			return;
+		inflight_op(L, a, PP_OP_CLEANUP);
+		return;
+	}
+	finish(L, a, st, a->final_msg);
+}
+
+/* A run recovered after a crash whose outcome was already recorded: true,
+ * with a->final and a->final_msg set from the last "finishing" event. */
+static bool recorded_outcome(struct pp_loop *L, struct inflight *a)
+{
+	struct pp_run_rec rec;
+	struct pp_run_event *ev = NULL;
+	int nev = 0;
+	struct pp_error err = {0};
+	bool found = false;
+	if (L->store->ops->get(L->store, a->rec.id, &rec, &ev, &nev, &err))
+		return false;
+	for (int i = nev - 1; i >= 0 && !found; i--) {
+		const char *m = ev[i].message;
+		if (!m || strncmp(m, FINISHING_EVENT, strlen(FINISHING_EVENT)))
+			continue;
+		m += strlen(FINISHING_EVENT);
+		const char *colon = strstr(m, ": ");
+		char name[16];
+		if (!colon || (size_t)(colon - m) >= sizeof(name))
+			break;
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - m), m);
+		if (pp_store_state_parse(name, &a->final) == 0 &&
+		    pp_store_state_terminal(a->final)) {
+			snprintf(a->final_msg, sizeof(a->final_msg), "%s", colon + 2);
+			found = true;
+		}
+		break;
+	}
+	pp_run_rec_free(&rec);
+	pp_run_events_free(ev, nev);
+	return found;
+}
+
+static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
+{
+	long interval = (long)(L->cfg->dispatcher.status_interval * 1000);
+	if (rc) {
+		if (rc == PP_ENOTFOUND) {
+			char m[PP_ERRMSG_MAX + 32];
+			snprintf(m, sizeof(m), "remote job disappeared: %s", err ? err->msg : "");
+			finish(L, a, PP_ST_CRASHED, m);
+			return;
+		}
+		a->status_failures++;
+		pp_warn("run %s: status check failed (%d in a row): %s", a->rec.id,
+			a->status_failures, err ? err->msg : pp_strerror(rc));
+		begin_watch(L, a, pp_backoff_ms(a->status_failures, interval, 60000, 0) + interval);
+		return;
+	}
+	a->status_failures = 0;
+	enum pp_run_state rs = a->io.state_out;
+	if (a->hold_when_settled && !pp_run_state_terminal(rs)) {
+		struct pp_run_update u = {.state = rs == PP_RUN_RUNNING ? PP_ST_RUNNING
+									: a->rec.state,
+					  .attempt = -1,
+					  .next_attempt_ms = -1};
+		if (inflight_store_write(L, a, &u))
+			hold(L, a);
+		return;
+	}
+	if (pp_run_state_terminal(rs)) {
+		char m[700];
+		if (a->io.exit_code >= 0)
+			snprintf(m, sizeof(m), "%s (exit code %d)%s%s", pp_run_state_name(rs),
+				 a->io.exit_code, a->io.message[0] ? ": " : "", a->io.message);
+		else
+			snprintf(m, sizeof(m), "%s%s%s", pp_run_state_name(rs),
+				 a->io.message[0] ? ": " : "", a->io.message);
+		after_terminal(L, a, final_state(rs), m);
+		return;
+	}
+	if (rs == PP_RUN_RUNNING && a->rec.state != PP_ST_RUNNING) {
+		struct pp_run_update u = {.state = PP_ST_RUNNING,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .event = "running"};
+		if (!inflight_store_write(L, a, &u))
+			return;
+		report_source(L, a, PP_ST_RUNNING, NULL);
+	}
+	if (rs != PP_RUN_RUNNING && L->cfg->dispatcher.start_timeout > 0 &&
+	    pp_mono_ms() - a->watch_since > (int64_t)(L->cfg->dispatcher.start_timeout * 1000) &&
+	    a->rec.state != PP_ST_RUNNING) {
+		snprintf(a->final_msg, sizeof(a->final_msg), "did not start within %.0f s (%s)%s%s",
+			 L->cfg->dispatcher.start_timeout, pp_run_state_name(rs),
+			 a->io.message[0] ? ": " : "", a->io.message);
+		a->final = PP_ST_CRASHED;
+		inflight_op(L, a, PP_OP_CANCEL);
+		return;
+	}
+	begin_watch(L, a, a->io.poll_after_ms > 0 ? a->io.poll_after_ms : interval);
+}
+
+static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
+{
+	if (rc && rc != PP_ENOTFOUND) {
+		pp_warn("run %s: cancel failed: %s; will retry", a->rec.id, err ? err->msg : "");
+		a->phase = PH_CANCEL;
+		a->next_mono = pp_mono_ms() + 2000;
+		return;
+	}
+	enum pp_store_state st = a->final == PP_ST_CRASHED ? PP_ST_CRASHED : PP_ST_CANCELLED;
+	if (st == PP_ST_CANCELLED)
+		snprintf(a->final_msg, sizeof(a->final_msg), "cancelled on request");
+	after_terminal(L, a, st, a->final_msg);
+}
+
+static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
+{
+	if (rc && rc != PP_ENOTFOUND) {
+		/* The job's outcome is known; record it, and say what was left. */
+		char m[sizeof(a->final_msg) + PP_ERRMSG_MAX];
+		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", a->final_msg,
+			 err ? err->msg : "");
+		finish(L, a, a->final, m);
+		return;
+	}
+	finish(L, a, a->final, a->final_msg);
+}
+
+static void op_done(void *ud, int rc, const struct pp_error *err)
+{
+	struct inflight *a = ud;
+	struct pp_loop *L = a->loop;
+	a->busy = false;
+	switch (a->phase) {
+	case PH_SUBMIT: on_submit(L, a, rc, err); break;
+	case PH_WATCH: on_status(L, a, rc, err); break;
+	case PH_CANCEL: on_cancel(L, a, rc, err); break;
+	case PH_CLEANUP: on_cleanup(L, a, rc, err); break;
+	}
+}
+
+void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
+{
+	struct pp_error err = {0};
+	if (a->recheck_lease) {
+		if (!lease_still_ours(L, a, &err)) {
+			if (err.code == PP_ECONFLICT) {
+				pp_warn("%s; leaving it to its new owner", err.msg);
+				L->sum->lost_lease++;
+				inflight_free(L, a);
+			} else {
+				/* The store cannot say: try again later. */
+				op_done(a, PP_ETRANSIENT, &err);
+			}
+			return;
+		}
+		a->recheck_lease = false;
+	}
+	a->phase = op == PP_OP_SUBMIT	? PH_SUBMIT
+		   : op == PP_OP_STATUS ? PH_WATCH
+		   : op == PP_OP_CANCEL ? PH_CANCEL
+					: PH_CLEANUP;
+	a->busy = true;
+	a->io.resp = NULL;
+	int rc = pp_exec_start(L->exec, a->pool->p->prov, op, &a->io, &L->policy, op_done, a, &err);
+	if (rc) {
+		a->busy = false;
+		op_done(a, rc, &err);
+	}
+}
+
+/* Render the job and prepare the provider's per-run state. */
+static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *err)
+{
+	struct pool_rt *p = a->pool;
+	struct pp_json *run_vars = NULL, *dep_vars = NULL, *src_tmpl = NULL;
+	int rc = 0;
+	for (size_t i = 0; i < L->nsources && !rc; i++) {
+		struct pp_source *s = L->sources[i];
+		if (a->rec.source && !strcmp(s->ops->name, a->rec.source) && s->ops->job_inputs)
+			rc = s->ops->job_inputs(s, &a->rec, &src_tmpl, &dep_vars, err);
+	}
+	if (!rc && a->rec.job_variables && *a->rec.job_variables) {
+		rc = pp_json_parse(a->rec.job_variables, strlen(a->rec.job_variables), NULL,
+				   &run_vars, err);
+		if (rc)
+			pp_error_prefix(err, "job variables:");
+	}
+	if (!rc) {
+		struct pp_run_ctx ctx = {
+			.flow_run_id = a->rec.source_ref ? a->rec.source_ref : a->rec.id,
+			.flow_run_name = a->rec.name,
+			.deployment_name = a->rec.deployment,
+		};
+		rc = pp_pool_render(p->p, src_tmpl, dep_vars, run_vars, &ctx, &a->job, err);
+	}
+	pp_json_free(run_vars);
+	pp_json_free(dep_vars);
+	pp_json_free(src_tmpl);
+	if (rc)
+		return rc;
+	pp_pool_io_init(p->p, &a->io, a->rec.id, a->rec.name, a->job);
+	return pp_exec_io_prepare(&a->io, p->p->prov, err);
+}
+
+void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
+{
+	struct inflight *a = calloc(1, sizeof(*a));
+	if (!a) {
+		pp_run_rec_free(rec);
+		return;
+	}
+	a->rec = *rec;
+	memset(rec, 0, sizeof(*rec));
+	a->loop = L;
+	a->pool = loop_pool_find(L, a->rec.pool);
+	a->next = L->runs;
+	if (L->runs)
+		L->runs->prev = a;
+	L->runs = a;
+	L->ninflight++;
+	L->sum->claimed++;
+	if (!a->pool) {
+		char m[160];
+		snprintf(m, sizeof(m), "pool \"%s\" is not configured", a->rec.pool);
+		finish(L, a, PP_ST_FAILED, m);
+		return;
+	}
+	a->pool->in_flight++;
+	a->pool->refs++;
+	if (a->rec.cancel_requested && a->rec.state == PP_ST_SCHEDULED) {
+		finish(L, a, PP_ST_CANCELLED, "cancelled before submission");
+		return;
+	}
+	struct pp_error err = {0};
+	int rc = prepare_run(L, a, &err);
+	if (rc && pp_err_retryable(rc)) {
+		/* The run's source (e.g. the Prefect API) is unreachable: try
+		 * again later instead of failing a run that may well be fine. */
+		pp_warn("run %s: inputs unavailable, retrying later: %s", a->rec.id, err.msg);
+		struct pp_run_update u = {.state = a->rec.state,
+					  .attempt = -1,
+					  .next_attempt_ms =
+						  pp_wall_ms() +
+						  pp_backoff_ms(1, 1000, 30000, err.retry_after_ms),
+					  .release_lease = true};
+		if (inflight_store_write(L, a, &u))
+			inflight_free(L, a);
+		return;
+	}
+	if (rc) {
+		/* The template or variables are wrong: this run cannot succeed,
+		 * and it must not hold up the others. */
+		finish(L, a, PP_ST_FAILED, err.msg);
+		return;
+	}
+	if (a->rec.infra_id)
+		snprintf(a->io.infra_id, sizeof(a->io.infra_id), "%s", a->rec.infra_id);
+	a->io.idem_key = NULL;
+	switch (a->rec.state) {
+	case PP_ST_SCHEDULED:
+	case PP_ST_SUBMITTING: {
+		char key[PP_ID_LEN + 8];
+		if (!a->rec.idem_key)
+			idem_key_for(&a->rec, key, sizeof(key));
+		int attempt = a->rec.attempt + 1;
+		char ev[128];
+		snprintf(ev, sizeof(ev), "submitting (try %d)", attempt);
+		/* Intent first: once this commits, any later claimer resubmits
+		 * with the same key instead of starting over. */
+		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+					  .idem_key = a->rec.idem_key ? NULL : key,
+					  .attempt = attempt,
+					  .next_attempt_ms = -1,
+					  .event = ev};
+		if (!inflight_store_write(L, a, &u))
+			return;
+		a->io.idem_key = a->rec.idem_key;
+		a->hold_when_settled = L->opts->once && !L->opts->wait;
+		L->nsubmitting++;
+		a->pool->submitting++;
+		inflight_op(L, a, PP_OP_SUBMIT);
+		return;
+	}
+	case PP_ST_SUBMITTED:
+	case PP_ST_RUNNING:
+	case PP_ST_CANCELLING:
+		a->io.idem_key = a->rec.idem_key;
+		if (a->pool->p->prov->restore && (rc = a->pool->p->prov->restore(&a->io, &err))) {
+			finish(L, a, PP_ST_CRASHED, err.msg);
+			return;
+		}
+		if (recorded_outcome(L, a)) {
+			inflight_op(L, a, PP_OP_CLEANUP);
+			return;
+		}
+		if (a->rec.state == PP_ST_CANCELLING || a->rec.cancel_requested) {
+			inflight_op(L, a, PP_OP_CANCEL);
+			return;
+		}
+		a->hold_when_settled = L->opts->once && !L->opts->wait;
+		begin_watch(L, a, 0);
+		return;
+	default: finish(L, a, a->rec.state, a->rec.last_error); return;
+	}
+}
+
+void inflight_check_cancels(struct pp_loop *L)
+{
+	char(*ids)[PP_ID_LEN] = NULL;
+	int n = 0;
+	struct pp_error err = {0};
+	if (L->store->ops->cancel_requests(L->store, L->owner, &ids, &n, &err)) {
+		pp_warn("reading cancel requests failed: %s", err.msg);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		for (struct inflight *a = L->runs; a; a = a->next) {
+			if (strcmp(a->rec.id, ids[i]) || a->cancel_wanted)
+				continue;
+			a->cancel_wanted = true;
+			if (a->phase == PH_WATCH && !a->busy && !a->held) {
+				struct pp_run_update u = {.state = PP_ST_CANCELLING,
+							  .attempt = -1,
+							  .next_attempt_ms = -1,
+							  .event = "cancelling remote job"};
+				if (inflight_store_write(L, a, &u))
+					inflight_op(L, a, PP_OP_CANCEL);
+			}
+			break;
+		}
+	}
+	free(ids);
+}
+
+void inflight_poll_due(struct pp_loop *L)
+{
+	int64_t now = pp_mono_ms();
+	struct inflight *next;
+	for (struct inflight *a = L->runs; a; a = next) {
+		next = a->next;
+		if (a->busy || a->held || a->next_mono > now)
+			continue;
+		if (a->phase == PH_WATCH)
+			inflight_op(L, a, a->cancel_wanted ? PP_OP_CANCEL : PP_OP_STATUS);
+		else if (a->phase == PH_CANCEL)
+			inflight_op(L, a, PP_OP_CANCEL);
+	}
+}

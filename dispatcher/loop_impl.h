@@ -1,0 +1,114 @@
+/* What the dispatch loop's files share (loop.c: the loop itself and its
+ * sources; loop_pools.c: pools, claims and reloads; inflight.c: the life of
+ * each run in flight; lease.c: renewing and releasing leases). Not an
+ * interface: only those four files include it. */
+#ifndef PP_LOOP_IMPL_H
+#define PP_LOOP_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dispatcher/loop.h"
+#include "dispatcher/metrics.h"
+#include "dispatcher/op_driver.h"
+#include "dispatcher/pool.h"
+#include "sources/source.h"
+#include "store/store.h"
+
+/* A pool as the loop uses it: the pool runtime plus its share of the caps. */
+struct pool_rt {
+	struct pp_pool *p;
+	int in_flight, submitting;
+	int refs; /* in-flight runs using it; a pool dropped by reload lives until 0 */
+	bool retired;
+	struct pool_rt *next;
+};
+
+enum phase { PH_SUBMIT, PH_WATCH, PH_CANCEL, PH_CLEANUP };
+
+struct inflight {
+	struct pp_run_rec rec;
+	struct pool_rt *pool;
+	struct pp_run_io io;
+	struct pp_json *job;
+	enum phase phase;
+	bool busy; /* an op is under way in the exec engine */
+	bool cancel_wanted;
+	/* once without --wait: after submitting (or one status look at a run
+	 * submitted earlier) the run is held, its lease kept, until the pass
+	 * ends; releasing it at once let the same pass claim it again and poll
+	 * it in a tight loop. */
+	bool hold_when_settled;
+	bool held;
+	bool recheck_lease;  /* leases lapsed: confirm the run is still ours first */
+	int64_t next_mono;   /* next status poll */
+	int64_t watch_since; /* when the run was first seen not yet running */
+	int status_failures;
+	enum pp_store_state final;
+	char final_msg[512];
+	struct pp_loop *loop;
+	struct inflight *prev, *next;
+};
+
+struct pp_loop {
+	struct pp_config *cfg;
+	const struct pp_loop_opts *opts;
+	struct pp_loop_summary *sum;
+	struct pp_store *store;
+	struct pp_exec *exec;
+	struct pp_source **sources;
+	size_t nsources;
+	struct pool_rt *pools;
+	struct inflight *runs;
+	int ninflight, nsubmitting;
+	int nheld; /* of ninflight: held until a once pass ends (not counted against caps) */
+	char owner[96];
+	struct pp_exec_policy policy;
+	struct pp_metrics *metrics;
+	struct pp_metrics_snapshot snap;
+	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
+	/* Monotonic: when the oldest lease held ends unless renewed (a renewal
+	 * extends them all). No op starts or sends past it. */
+	int64_t lease_until;
+	bool draining;
+	bool backlog;		 /* a claim filled its capacity: more runs may be due */
+	unsigned claim_turn;	 /* which pool is served first in the next claim */
+	bool claimed_everything; /* once: nothing more due */
+	/* Runs dropped after a failed store write: their leases are released
+	 * once the store answers again, so another pass recovers them (by key
+	 * and by the recorded outcome) instead of our renewals holding them. */
+	struct orphan {
+		char id[PP_ID_LEN];
+		int64_t fence;
+		enum pp_store_state state;
+	} orphans[64];
+	int norphans;
+};
+
+/* loop_pools.c */
+int loop_pools_build(const struct pp_config *cfg, struct pool_rt **out, struct pp_error *err);
+void loop_pools_free(struct pool_rt *head);
+/* The pool new runs of name go to (retired pools are not found). */
+struct pool_rt *loop_pool_find(struct pp_loop *L, const char *name);
+/* Claim what is due, each pool its fair share; returns runs claimed. */
+int loop_claim(struct pp_loop *L);
+/* Load the configuration again; on any problem keep the running one. */
+int loop_reload(struct pp_loop *L);
+void loop_drop_retired_pools(struct pp_loop *L);
+
+/* inflight.c */
+/* Take a claimed run (moved out of *rec) into flight. */
+void inflight_start(struct pp_loop *L, struct pp_run_rec *rec);
+void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op);
+void inflight_free(struct pp_loop *L, struct inflight *a);
+bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u);
+void inflight_check_cancels(struct pp_loop *L);
+void inflight_poll_due(struct pp_loop *L);
+
+/* lease.c */
+void lease_set_until(struct pp_loop *L, int64_t until);
+bool lease_still_ours(struct pp_loop *L, struct inflight *a, struct pp_error *err);
+void lease_renew(struct pp_loop *L);
+void lease_release_all(struct pp_loop *L);
+
+#endif

@@ -1,0 +1,176 @@
+/* The loop's pools: built with the pool runtime (pool.h), claimed from
+ * with fair shares of the free capacity, and swapped on reload while runs
+ * under way keep the pools they started on. */
+#include "dispatcher/loop_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+
+static void pool_release(struct pool_rt *p)
+{
+	pp_pool_close(p->p);
+	free(p);
+}
+
+void loop_pools_free(struct pool_rt *head)
+{
+	while (head) {
+		struct pool_rt *n = head->next;
+		pool_release(head);
+		head = n;
+	}
+}
+
+int loop_pools_build(const struct pp_config *cfg, struct pool_rt **out, struct pp_error *err)
+{
+	struct pool_rt *head = NULL, **tail = &head;
+	int rc = 0;
+	for (size_t i = 0; i < cfg->npools && !rc; i++) {
+		struct pool_rt *p = calloc(1, sizeof(*p));
+		if (!p) {
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+			break;
+		}
+		*tail = p;
+		tail = &p->next;
+		rc = pp_pool_open(cfg, &cfg->pools[i], 0, &p->p, err);
+	}
+	if (rc) {
+		loop_pools_free(head);
+		return rc;
+	}
+	*out = head;
+	return 0;
+}
+
+struct pool_rt *loop_pool_find(struct pp_loop *L, const char *name)
+{
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		if (!p->retired && !strcmp(p->p->name, name))
+			return p;
+	return NULL;
+}
+
+/* Runs pool p may claim now; p NULL: the global room alone. */
+static int pool_capacity(struct pp_loop *L, struct pool_rt *p)
+{
+	long global = L->cfg->dispatcher.max_in_flight - (L->ninflight - L->nheld);
+	long subm = L->cfg->dispatcher.max_submitting - L->nsubmitting;
+	long cap = global < subm ? global : subm;
+	if (p && p->p->max_in_flight > 0 && p->p->max_in_flight - p->in_flight < cap)
+		cap = p->p->max_in_flight - p->in_flight;
+	if (p && p->p->max_submitting > 0 && p->p->max_submitting - p->submitting < cap)
+		cap = p->p->max_submitting - p->submitting;
+	return cap > 0 ? (int)(cap > 256 ? 256 : cap) : 0;
+}
+
+/* Returns runs claimed. */
+int loop_claim(struct pp_loop *L)
+{
+	int total = 0, npools = 0;
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		npools += !p->retired;
+	if (!npools)
+		return 0;
+	/* Free slots are shared: each pool may take its fair part of what is
+	 * left, and the first pool served rotates, so one pool whose runs keep
+	 * retrying (a quota, an outage) cannot hold every slot. */
+	int start = (int)(L->claim_turn++ % (unsigned)npools), idx = 0, left = npools;
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct pool_rt *p = L->pools; p; p = p->next) {
+			if (p->retired)
+				continue;
+			int mine = idx++ % npools;
+			if ((pass == 0) != (mine >= start))
+				continue;
+			int cap = pool_capacity(L, p);
+			int room = pool_capacity(L, NULL);
+			int share = (room + left - 1) / left;
+			left--;
+			if (cap > share)
+				cap = share;
+			if (cap <= 0)
+				continue;
+			struct pp_run_rec *recs = NULL;
+			int n = 0;
+			struct pp_error err = {0};
+			int64_t claimed_at = pp_mono_ms();
+			int rc = L->store->ops->claim(
+				L->store, p->p->name, L->owner,
+				(int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap, &recs, &n,
+				&err);
+			if (rc) {
+				pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
+				continue;
+			}
+			/* Holding nothing before, these fresh leases are the oldest. */
+			if (n && !L->ninflight)
+				lease_set_until(
+					L, claimed_at + (int64_t)(L->cfg->dispatcher.lease_seconds *
+								  1000));
+			for (int i = 0; i < n; i++)
+				inflight_start(L, &recs[i]);
+			free(recs);
+			total += n;
+			if (n == cap)
+				L->backlog = true;
+		}
+	}
+	return total;
+}
+
+int loop_reload(struct pp_loop *L)
+{
+	struct pp_config fresh;
+	struct pp_error err = {0};
+	struct pool_rt *pools = NULL;
+	int rc = pp_config_init(&fresh, &err);
+	if (!rc)
+		rc = pp_config_load(&fresh, L->cfg->path, &err);
+	if (!rc) {
+		struct pp_buf problems;
+		pp_buf_init(&problems, 1 << 16);
+		if (pp_config_validate(&fresh, &problems))
+			rc = pp_fail(&err, PP_EINVALID, "%s", pp_buf_str(&problems));
+		pp_buf_free(&problems);
+	}
+	if (!rc)
+		rc = loop_pools_build(&fresh, &pools, &err);
+	if (rc) {
+		pp_error("reload: keeping the running configuration: %s", err.msg);
+		loop_pools_free(pools);
+		pp_config_free(&fresh);
+		return rc;
+	}
+	/* Runs under way keep their pool objects; new claims use the new ones. */
+	struct pool_rt **tail = &pools;
+	while (*tail)
+		tail = &(*tail)->next;
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		p->retired = true;
+	*tail = L->pools;
+	L->pools = pools;
+	/* Pools copy what they keep from the configuration, so the old one can
+	 * go now. */
+	pp_config_free(L->cfg);
+	*L->cfg = fresh;
+	pp_info("configuration reloaded from %s", L->cfg->path);
+	return 0;
+}
+
+void loop_drop_retired_pools(struct pp_loop *L)
+{
+	struct pool_rt **pp = &L->pools;
+	while (*pp) {
+		struct pool_rt *p = *pp;
+		if (p->retired && p->refs == 0) {
+			*pp = p->next;
+			pool_release(p);
+		} else {
+			pp = &p->next;
+		}
+	}
+}

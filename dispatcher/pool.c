@@ -1,0 +1,152 @@
+/* The pool runtime (pool.h): one way from a [pool] section to what runs
+ * need, shared by serve, run, render and check. */
+#include "dispatcher/pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "lib/file.h"
+
+int pp_pool_job_api(const struct pp_config *cfg, const char **url, char **key, struct pp_error *err)
+{
+	const struct pp_dispatcher_conf *d = &cfg->dispatcher;
+	const struct pp_prefect_conf *pc = &cfg->prefect;
+	const char *env_key = getenv("PREFECT_API_KEY");
+	*url = d->prefect_api_url && *d->prefect_api_url    ? d->prefect_api_url
+	       : pc->enabled && pc->api_url && *pc->api_url ? pc->api_url
+							    : NULL;
+	*key = NULL;
+	if (d->prefect_api_key_file && *d->prefect_api_key_file)
+		return pp_file_read_secret(d->prefect_api_key_file, "prefect_api_key_file",
+					   PP_EINVALID, key, err);
+	/* The source's key goes only with the source's own URL. */
+	if (!pc->enabled || *url != pc->api_url)
+		return 0;
+	if (pc->api_key && *pc->api_key)
+		*key = strdup(pc->api_key);
+	else if (pc->api_key_file && *pc->api_key_file)
+		return pp_file_read_secret(pc->api_key_file, "Prefect API key", PP_EINVALID, key,
+					   err);
+	else if (env_key && *env_key)
+		*key = strdup(env_key);
+	else
+		return 0;
+	return *key ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+static int dup_or_null(const char *s, char **out, struct pp_error *err)
+{
+	*out = NULL;
+	if (!s || !*s)
+		return 0;
+	return (*out = strdup(s)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+static int open_parts(const struct pp_config *cfg, const struct pp_pool_conf *pc, unsigned flags,
+		      struct pp_pool *p, struct pp_error *err)
+{
+	snprintf(p->name, sizeof(p->name), "%s", pc->name);
+	p->max_in_flight = pc->max_in_flight;
+	p->max_submitting = pc->max_submitting;
+	p->type = pp_pool_type_canonical(pc->type);
+	p->prov = pp_provider_find(p->type);
+	if (!p->prov)
+		return pp_fail(err, PP_EINVALID,
+			       "%s:%d: pool \"%s\": no provider serves type \"%s\"",
+			       pc->file ? pc->file : "config", pc->line, pc->name,
+			       pc->type ? pc->type : "");
+	int rc = dup_or_null(pc->endpoint, &p->endpoint, err);
+	if (rc)
+		return rc;
+	if (pc->template_path && *pc->template_path) {
+		if ((rc = pp_template_load(pc->template_path, &p->tmpl, err)))
+			return pp_error_prefix(err, "pool \"%s\": template_path: ", pc->name);
+	} else if ((rc = pp_template_default(p->type, &p->tmpl, err))) {
+		return pp_error_prefix(err, "pool \"%s\": ", pc->name);
+	}
+	if (pc->job_variables && *pc->job_variables) {
+		rc = pp_json_parse(pc->job_variables, strlen(pc->job_variables), NULL, &p->vars,
+				   err);
+		if (!rc && p->vars->type != PP_JSON_OBJECT)
+			rc = pp_fail(err, PP_EINVALID, "must be a JSON object, got %s",
+				     pp_json_type_name(p->vars->type));
+		if (rc)
+			return pp_error_prefix(err, "pool \"%s\": job_variables: ", pc->name);
+	}
+	if ((flags & PP_POOL_CHECK) == PP_POOL_CHECK)
+		return 0;
+	const char *url = NULL;
+	if ((rc = pp_pool_job_api(cfg, &url, &p->api_key, err)) ||
+	    (rc = dup_or_null(url, &p->api_url, err)))
+		return rc;
+	if (!(flags & PP_POOL_NO_CRED) && pc->credentials && *pc->credentials) {
+		const struct pp_cred_conf *cc = pp_config_cred(cfg, pc->credentials);
+		if (!cc)
+			return pp_fail(err, PP_EINVALID,
+				       "pool \"%s\": no [credentials \"%s\"] section", pc->name,
+				       pc->credentials);
+		rc = pp_cred_new(cc, &p->cred, err);
+	}
+	return rc;
+}
+
+int pp_pool_open(const struct pp_config *cfg, const struct pp_pool_conf *pc, unsigned flags,
+		 struct pp_pool **out, struct pp_error *err)
+{
+	*out = NULL;
+	struct pp_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	int rc = open_parts(cfg, pc, flags, p, err);
+	if (rc) {
+		pp_pool_close(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+void pp_pool_close(struct pp_pool *p)
+{
+	if (!p)
+		return;
+	if (p->prov && p->prov->release_shared && p->shared)
+		p->prov->release_shared(p->shared);
+	pp_cred_free(p->cred);
+	pp_json_free(p->tmpl);
+	pp_json_free(p->vars);
+	free(p->endpoint);
+	free(p->api_url);
+	free(p->api_key);
+	free(p);
+}
+
+int pp_pool_render(const struct pp_pool *p, const struct pp_json *tmpl,
+		   const struct pp_json *deployment_vars, const struct pp_json *run_vars,
+		   const struct pp_run_ctx *ctx, struct pp_json **job, struct pp_error *err)
+{
+	struct pp_run_ctx c = ctx ? *ctx : (struct pp_run_ctx){0};
+	if (!c.work_pool_name)
+		c.work_pool_name = p->name;
+	if (!c.api_url)
+		c.api_url = p->api_url;
+	if (!c.api_key)
+		c.api_key = p->api_key;
+	return pp_render_job(tmpl ? tmpl : p->tmpl, p->vars, deployment_vars, run_vars, &c, job,
+			     err);
+}
+
+void pp_pool_io_init(struct pp_pool *p, struct pp_run_io *io, const char *run_id,
+		     const char *run_name, const struct pp_json *job)
+{
+	io->run_id = run_id;
+	io->run_name = run_name;
+	io->attempt = 1;
+	io->job = job;
+	io->endpoint = p->endpoint;
+	io->cred = p->cred;
+	io->pool_shared = &p->shared;
+	io->exit_code = -1;
+}

@@ -1,0 +1,21 @@
+/* Clocks and ids: monotonic milliseconds (intervals, deadlines, backoff),
+ * wall-clock milliseconds (timestamps stored and shown), random v4 UUIDs. */
+#ifndef PP_CLOCK_H
+#define PP_CLOCK_H
+
+#include <stdint.h>
+
+/* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" and its NUL. */
+#define PP_UUID_LEN 37
+
+/* Milliseconds on CLOCK_MONOTONIC: never jumps with the wall clock; only
+ * differences mean anything. */
+int64_t pp_mono_ms(void);
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t pp_wall_ms(void);
+/* A random RFC 4122 version 4 UUID, lower case. 0, or PP_EIO (out is then
+ * "") when the kernel gives no random bytes: ids and JWT ids must not be
+ * guessable, so there is no weaker fallback. */
+int pp_uuid4(char out[PP_UUID_LEN]);
+
+#endif

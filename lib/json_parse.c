@@ -1,0 +1,631 @@
+/* JSON text to a tree, through jsmn tokens. jsmn only tokenizes; this file
+ * adds the strict checks jsmn leaves out (number grammar, escapes, UTF-8, a
+ * single top-level value), limits, and line:column errors.
+ *
+ * Linear time: at every closing bracket jsmn walks from the last token up
+ * the parent links to the open container, so n nested brackets cost n^2
+ * steps ("[" x 10^6 then "]" x 10^6 ran for an hour). prescan() bounds depth
+ * and the token count in one pass before jsmn runs, which bounds that walk
+ * by the depth limit and sizes the token array without jsmn's counting
+ * pass. */
+#include "lib/json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSMN_STATIC
+#define JSMN_STRICT
+#define JSMN_PARENT_LINKS
+#include <jsmn.h>
+
+#include "lib/file.h"
+
+#define DEFAULT_MAX_BYTES  ((size_t)16 << 20)
+#define DEFAULT_MAX_DEPTH  64
+#define DEFAULT_MAX_TOKENS ((size_t)1 << 20)
+
+struct parse_ctx {
+	const char *text;
+	size_t len;
+	jsmntok_t *tok;
+	int ntok;
+	int max_depth;
+	struct pp_error *err;
+};
+
+static void line_col(const char *text, size_t pos, int *line, int *col)
+{
+	int l = 1, c = 1;
+	for (size_t i = 0; i < pos; i++) {
+		if (text[i] == '\n') {
+			l++;
+			c = 1;
+		} else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+			c++;
+		}
+	}
+	*line = l;
+	*col = c;
+}
+
+static int fail_at(struct parse_ctx *c, size_t pos, const char *what)
+{
+	int line, col;
+	if (pos > c->len)
+		pos = c->len;
+	line_col(c->text, pos, &line, &col);
+	return pp_fail(c->err, PP_EINVALID, "%d:%d: %s", line, col, what);
+}
+
+/* Length of a valid UTF-8 sequence at p (max n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp;
+	if ((p[0] & 0xE0) == 0xC0) {
+		len = 2;
+		cp = p[0] & 0x1F;
+	} else if ((p[0] & 0xF0) == 0xE0) {
+		len = 3;
+		cp = p[0] & 0x0F;
+	} else if ((p[0] & 0xF8) == 0xF0) {
+		len = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+		return 0; /* overlong */
+	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+static int put_utf8(struct pp_buf *b, uint32_t cp)
+{
+	char s[4];
+	size_t n;
+	if (cp < 0x80) {
+		s[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		s[0] = (char)(0xC0 | (cp >> 6));
+		s[1] = (char)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else if (cp < 0x10000) {
+		s[0] = (char)(0xE0 | (cp >> 12));
+		s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		s[2] = (char)(0x80 | (cp & 0x3F));
+		n = 3;
+	} else {
+		s[0] = (char)(0xF0 | (cp >> 18));
+		s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		s[3] = (char)(0x80 | (cp & 0x3F));
+		n = 4;
+	}
+	return pp_buf_append(b, s, n);
+}
+
+static int hex4(const char *p, uint32_t *out)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++) {
+		char ch = p[i];
+		v <<= 4;
+		if (ch >= '0' && ch <= '9')
+			v |= (uint32_t)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			v |= (uint32_t)(ch - 'a' + 10);
+		else if (ch >= 'A' && ch <= 'F')
+			v |= (uint32_t)(ch - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Decode the string token body [start,end) into a fresh allocation. */
+static int decode_string(struct parse_ctx *c, int start, int end, char **out, size_t *outlen)
+{
+	struct pp_buf b;
+	pp_buf_init(&b, (size_t)(end - start) + 1);
+	const char *s = c->text;
+	int i = start;
+	while (i < end) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20) {
+			pp_buf_free(&b);
+			return fail_at(c, (size_t)i, "control character in string");
+		}
+		if (ch == '\\') {
+			if (i + 1 >= end) {
+				pp_buf_free(&b);
+				return fail_at(c, (size_t)i, "unterminated escape");
+			}
+			char e = s[i + 1];
+			char lit = 0;
+			switch (e) {
+			case '"': lit = '"'; break;
+			case '\\': lit = '\\'; break;
+			case '/': lit = '/'; break;
+			case 'b': lit = '\b'; break;
+			case 'f': lit = '\f'; break;
+			case 'n': lit = '\n'; break;
+			case 'r': lit = '\r'; break;
+			case 't': lit = '\t'; break;
+			case 'u': {
+				uint32_t cp;
+				if (i + 6 > end || hex4(s + i + 2, &cp)) {
+					pp_buf_free(&b);
+					return fail_at(c, (size_t)i, "bad \\u escape");
+				}
+				i += 6;
+				if (cp >= 0xD800 && cp <= 0xDBFF) {
+					uint32_t lo;
+					if (i + 6 > end || s[i] != '\\' || s[i + 1] != 'u' ||
+					    hex4(s + i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+						pp_buf_free(&b);
+						return fail_at(c, (size_t)i,
+							       "unpaired UTF-16 surrogate");
+					}
+					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+					i += 6;
+				} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+					pp_buf_free(&b);
+					return fail_at(c, (size_t)i - 6,
+						       "unpaired UTF-16 surrogate");
+				}
+				if (put_utf8(&b, cp)) {
+					pp_buf_free(&b);
+					return PP_ENOMEM;
+				}
+				continue;
+			}
+			default: pp_buf_free(&b); return fail_at(c, (size_t)i, "invalid escape");
+			}
+			if (pp_buf_putc(&b, lit)) {
+				pp_buf_free(&b);
+				return PP_ENOMEM;
+			}
+			i += 2;
+			continue;
+		}
+		size_t n = utf8_seq((const unsigned char *)s + i, (size_t)(end - i));
+		if (!n) {
+			pp_buf_free(&b);
+			return fail_at(c, (size_t)i, "invalid UTF-8 in string");
+		}
+		if (pp_buf_append(&b, s + i, n)) {
+			pp_buf_free(&b);
+			return PP_ENOMEM;
+		}
+		i += (int)n;
+	}
+	*outlen = b.len;
+	*out = pp_buf_steal(&b);
+	return *out ? 0 : PP_ENOMEM;
+}
+
+static bool valid_number(const char *p, size_t n)
+{
+	size_t i = 0;
+	if (i < n && p[i] == '-')
+		i++;
+	if (i >= n)
+		return false;
+	if (p[i] == '0') {
+		i++;
+	} else if (p[i] >= '1' && p[i] <= '9') {
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+	} else {
+		return false;
+	}
+	if (i < n && p[i] == '.') {
+		i++;
+		size_t d = i;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+		if (i == d)
+			return false;
+	}
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		if (i < n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		size_t d = i;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+		if (i == d)
+			return false;
+	}
+	return i == n;
+}
+
+static int raw_start(const jsmntok_t *t)
+{
+	return t->type == JSMN_STRING ? t->start - 1 : t->start;
+}
+
+static int raw_end(const jsmntok_t *t)
+{
+	return t->type == JSMN_STRING ? t->end + 1 : t->end;
+}
+
+/* jsmn does not check separators (it accepts "[1,]" and "{"a" 1}"), so the
+ * text between two tokens must be whitespace around exactly sep (or
+ * nothing when sep is 0). */
+static int check_gap(struct parse_ctx *c, int from, int to, char sep)
+{
+	bool seen = sep == 0;
+	for (int i = from; i < to; i++) {
+		char ch = c->text[i];
+		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+			continue;
+		if (ch == sep && !seen) {
+			seen = true;
+			continue;
+		}
+		return fail_at(c, (size_t)i, "invalid JSON: unexpected character");
+	}
+	if (!seen)
+		return fail_at(c, (size_t)to, sep == ':' ? "expected ':'" : "expected ','");
+	return 0;
+}
+
+struct member_ref {
+	struct pp_json *m;
+	size_t pos;
+};
+
+static int member_cmp(const void *a, const void *b)
+{
+	const struct member_ref *x = a, *y = b;
+	int c = strcmp(x->m->key, y->m->key);
+	return c ? c : x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* A repeated key keeps its last value at its first position, as Python's
+ * json (so Prefect) reads it. Lookups return the first member, so keeping
+ * both would let a template validate one value and render another. Sorting
+ * keeps this O(n log n) for hostile objects with many members. */
+static int merge_duplicate_keys(struct pp_json *obj)
+{
+	size_t n = obj->count;
+	if (n < 2)
+		return 0;
+	struct member_ref *refs = malloc(n * sizeof(*refs));
+	struct pp_json **slot = malloc(n * sizeof(*slot));
+	if (!refs || !slot) {
+		free(refs);
+		free(slot);
+		return PP_ENOMEM;
+	}
+	size_t i = 0;
+	for (struct pp_json *m = obj->child; m; m = m->next, i++) {
+		refs[i] = (struct member_ref){m, i};
+		slot[i] = m;
+	}
+	qsort(refs, n, sizeof(*refs), member_cmp);
+	bool merged = false;
+	for (size_t run = 0, end; run < n; run = end) {
+		for (end = run + 1; end < n && !strcmp(refs[end].m->key, refs[run].m->key); end++)
+			;
+		if (end - run < 2)
+			continue;
+		merged = true;
+		slot[refs[run].pos] = refs[end - 1].m;
+		slot[refs[end - 1].pos] = NULL;
+		for (size_t k = run; k < end - 1; k++) {
+			if (k > run)
+				slot[refs[k].pos] = NULL;
+			refs[k].m->next = NULL;
+			pp_json_free(refs[k].m);
+		}
+	}
+	if (merged) {
+		obj->child = obj->last = NULL;
+		obj->count = 0;
+		for (i = 0; i < n; i++)
+			if (slot[i])
+				pp_json_link(obj, slot[i]);
+	}
+	free(refs);
+	free(slot);
+	return 0;
+}
+
+/* One pass over the text that lexes as jsmn does (strings end at an
+ * unescaped quote, primitives at white space, ',', ']' or '}', everything
+ * stops at a NUL), so it sees exactly the containers jsmn will open. A
+ * value (or key) inside d open containers is at depth d + 1, as build()
+ * counts. On success *ntok is at least the number of tokens jsmn makes. */
+static int prescan(struct parse_ctx *c, size_t max_tokens, size_t *ntok)
+{
+	const char *s = c->text;
+	size_t n = c->len, tokens = 0;
+	int open = 0;
+	for (size_t i = 0; i < n && s[i]; i++) {
+		char ch = s[i];
+		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == ',' || ch == ':')
+			continue;
+		if (ch == ']' || ch == '}') {
+			if (open)
+				open--;
+			continue;
+		}
+		if (open + 1 > c->max_depth) {
+			char what[96];
+			snprintf(what, sizeof(what),
+				 "JSON nested deeper than %d levels at byte %zu", c->max_depth, i);
+			return fail_at(c, i, what);
+		}
+		if (++tokens > max_tokens) {
+			char what[96];
+			snprintf(what, sizeof(what), "JSON holds more than %zu tokens at byte %zu",
+				 max_tokens, i);
+			return fail_at(c, i, what);
+		}
+		if (ch == '[' || ch == '{') {
+			open++;
+		} else if (ch == '"') {
+			for (i++; i < n && s[i] && s[i] != '"'; i++)
+				if (s[i] == '\\' && i + 1 < n)
+					i++;
+			if (i >= n || !s[i])
+				break;
+		} else {
+			while (i + 1 < n && s[i + 1] && !strchr(" \t\n\r,]}", s[i + 1]))
+				i++;
+		}
+	}
+	*ntok = tokens;
+	return 0;
+}
+
+/* Depth is bounded by prescan(), so this recursion is too. */
+static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
+{
+	if (*idx >= c->ntok)
+		return fail_at(c, c->len, "unexpected end of input");
+	jsmntok_t *t = &c->tok[*idx];
+	struct pp_json *j = NULL;
+	int rc = 0;
+	(*idx)++;
+	switch (t->type) {
+	case JSMN_PRIMITIVE: {
+		const char *p = c->text + t->start;
+		size_t n = (size_t)(t->end - t->start);
+		if (n == 4 && !memcmp(p, "true", 4)) {
+			j = pp_json_new_bool(true);
+		} else if (n == 5 && !memcmp(p, "false", 5)) {
+			j = pp_json_new_bool(false);
+		} else if (n == 4 && !memcmp(p, "null", 4)) {
+			j = pp_json_new(PP_JSON_NULL);
+		} else if (valid_number(p, n)) {
+			j = pp_json_new(PP_JSON_NUMBER);
+			if (j) {
+				j->str = strndup(p, n);
+				j->len = n;
+				if (!j->str) {
+					pp_json_free(j);
+					return PP_ENOMEM;
+				}
+				j->num = strtod(j->str, NULL);
+			}
+		} else {
+			return fail_at(c, (size_t)t->start, "invalid literal");
+		}
+		if (!j)
+			return PP_ENOMEM;
+		break;
+	}
+	case JSMN_STRING:
+		j = pp_json_new(PP_JSON_STRING);
+		if (!j)
+			return PP_ENOMEM;
+		rc = decode_string(c, t->start, t->end, &j->str, &j->len);
+		break;
+	case JSMN_ARRAY:
+		j = pp_json_new(PP_JSON_ARRAY);
+		if (!j)
+			return PP_ENOMEM;
+		if (t->size == 0)
+			rc = check_gap(c, t->start + 1, t->end - 1, 0);
+		for (int i = 0, prev = t->start + 1; i < t->size && !rc; i++) {
+			struct pp_json *child = NULL;
+			if (*idx < c->ntok)
+				rc = check_gap(c, prev, raw_start(&c->tok[*idx]), i ? ',' : 0);
+			int at = *idx;
+			if (!rc)
+				rc = build(c, idx, &child);
+			if (!rc) {
+				pp_json_link(j, child);
+				prev = raw_end(&c->tok[at]);
+				if (i == t->size - 1)
+					rc = check_gap(c, prev, t->end - 1, 0);
+			}
+		}
+		break;
+	case JSMN_OBJECT:
+		j = pp_json_new(PP_JSON_OBJECT);
+		if (!j)
+			return PP_ENOMEM;
+		if (t->size == 0)
+			rc = check_gap(c, t->start + 1, t->end - 1, 0);
+		for (int i = 0, prev = t->start + 1; i < t->size && !rc; i++) {
+			if (*idx >= c->ntok) {
+				rc = fail_at(c, c->len, "unexpected end of input");
+				break;
+			}
+			jsmntok_t *k = &c->tok[*idx];
+			if (k->type != JSMN_STRING || k->size != 1) {
+				rc = fail_at(c, (size_t)k->start,
+					     "object key must be a string followed by ':'");
+				break;
+			}
+			rc = check_gap(c, prev, raw_start(k), i ? ',' : 0);
+			if (rc)
+				break;
+			char *key = NULL;
+			size_t klen;
+			rc = decode_string(c, k->start, k->end, &key, &klen);
+			if (rc)
+				break;
+			if (strlen(key) != klen) {
+				free(key);
+				rc = fail_at(c, (size_t)k->start, "NUL in object key");
+				break;
+			}
+			(*idx)++;
+			struct pp_json *child = NULL;
+			int at = *idx;
+			if (at < c->ntok)
+				rc = check_gap(c, raw_end(k), raw_start(&c->tok[at]), ':');
+			if (!rc)
+				rc = build(c, idx, &child);
+			if (rc) {
+				free(key);
+				break;
+			}
+			child->key = key;
+			pp_json_link(j, child);
+			prev = raw_end(&c->tok[at]);
+			if (i == t->size - 1)
+				rc = check_gap(c, prev, t->end - 1, 0);
+		}
+		if (!rc)
+			rc = merge_duplicate_keys(j);
+		break;
+	default: return fail_at(c, (size_t)t->start, "unexpected token");
+	}
+	if (rc) {
+		pp_json_free(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+static int parse_text(const char *text, size_t len, const struct pp_json_limits *lim,
+		      struct pp_json **out, struct pp_error *err)
+{
+	*out = NULL;
+	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
+	int max_depth = lim && lim->max_depth ? lim->max_depth : DEFAULT_MAX_DEPTH;
+	if (len > max_bytes)
+		return pp_fail(err, PP_EINVALID,
+			       "1:1: document of %zu bytes exceeds the %zu-byte limit", len,
+			       max_bytes);
+	size_t max_tokens = lim && lim->max_tokens ? lim->max_tokens : DEFAULT_MAX_TOKENS;
+	struct parse_ctx c = {.text = text, .len = len, .max_depth = max_depth, .err = err};
+	size_t ntok = 0;
+	int rc = prescan(&c, max_tokens, &ntok);
+	if (rc)
+		return rc;
+	if (ntok >= (size_t)INT32_MAX)
+		return fail_at(&c, 0, "JSON holds too many tokens");
+	c.tok = calloc(ntok + 1, sizeof(*c.tok));
+	if (!c.tok)
+		return pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
+	jsmn_parser p;
+	jsmn_init(&p);
+	int n = jsmn_parse(&p, text, len, c.tok, (unsigned)ntok + 1);
+	if (n < 0) {
+		free(c.tok);
+		const char *what = n == JSMN_ERROR_PART	   ? "unexpected end of input"
+				   : n == JSMN_ERROR_NOMEM ? "too many tokens"
+							   : "invalid JSON";
+		return fail_at(&c, p.pos, what);
+	}
+	if (n == 0) {
+		free(c.tok);
+		return fail_at(&c, len, "empty document");
+	}
+	c.ntok = n;
+	int idx = 0;
+	struct pp_json *root = NULL;
+	rc = build(&c, &idx, &root);
+	if (!rc && idx != n) {
+		rc = fail_at(&c, (size_t)c.tok[idx].start, "trailing data after the JSON value");
+	}
+	if (!rc) {
+		/* jsmn does not require separators between primitives; check that
+		 * only whitespace follows the root. */
+		for (size_t i = (size_t)c.tok[0].end + (c.tok[0].type == JSMN_STRING); i < len;
+		     i++) {
+			char ch = text[i];
+			if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+				rc = fail_at(&c, i, "trailing data after the JSON value");
+				break;
+			}
+		}
+	}
+	free(c.tok);
+	if (rc) {
+		pp_json_free(root);
+		return rc;
+	}
+	*out = root;
+	return 0;
+}
+
+int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
+		  struct pp_json **out, struct pp_error *err)
+{
+	size_t i = 0;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+		i++;
+	if (i == len || text[i] == '{' || text[i] == '[' || text[i] == '"')
+		return parse_text(text, len, lim, out, err);
+	/* Strict jsmn wants a delimiter after a primitive, so a bare top-level
+	 * number or literal at the very end reads as truncated: give it one. */
+	*out = NULL;
+	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
+	if (len > max_bytes)
+		return pp_fail(err, PP_EINVALID,
+			       "1:1: document of %zu bytes exceeds the %zu-byte limit", len,
+			       max_bytes);
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
+	memcpy(copy, text, len);
+	copy[len] = '\n';
+	struct pp_json_limits l = lim ? *lim : (struct pp_json_limits){0};
+	l.max_bytes = max_bytes + 1;
+	int rc = parse_text(copy, len + 1, &l, out, err);
+	free(copy);
+	return rc;
+}
+
+int pp_json_parse_file(const char *path, const struct pp_json_limits *lim, struct pp_json **out,
+		       struct pp_error *err)
+{
+	*out = NULL;
+	size_t max = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
+	struct pp_buf b;
+	pp_buf_init(&b, max);
+	int rc = pp_file_read(path, max, &b, err);
+	if (!rc) {
+		rc = pp_json_parse(pp_buf_str(&b), b.len, lim, out, err);
+		if (rc)
+			pp_error_prefix(err, "%s:", path);
+	}
+	pp_buf_free(&b);
+	return rc;
+}

@@ -1,0 +1,114 @@
+/* Writing a JSON tree as text, compact or indented; strings are escaped so
+ * the text parses back to the same tree. */
+#include "lib/json.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+int pp_json_write_string(struct pp_buf *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rc = pp_buf_putc(out, '"');
+	size_t run = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		const char *esc = NULL;
+		char u[7];
+		switch (ch) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		default:
+			if (ch < 0x20 || ch == 0x7f) {
+				u[0] = '\\';
+				u[1] = 'u';
+				u[2] = '0';
+				u[3] = '0';
+				u[4] = hex[ch >> 4];
+				u[5] = hex[ch & 15];
+				u[6] = '\0';
+				esc = u;
+			}
+		}
+		if (!esc) {
+			run++;
+			continue;
+		}
+		rc = pp_buf_append(out, s + i - run, run);
+		run = 0;
+		if (!rc)
+			rc = pp_buf_puts(out, esc);
+	}
+	if (!rc)
+		rc = pp_buf_append(out, s + n - run, run);
+	if (!rc)
+		rc = pp_buf_putc(out, '"');
+	return rc;
+}
+
+static int indent(struct pp_buf *out, int flags, int depth)
+{
+	if (!(flags & PP_JSON_PRETTY))
+		return 0;
+	int rc = pp_buf_putc(out, '\n');
+	for (int i = 0; i < depth && !rc; i++)
+		rc = pp_buf_puts(out, "  ");
+	return rc;
+}
+
+static int write_node(const struct pp_json *j, struct pp_buf *out, int flags, int depth)
+{
+	switch (j->type) {
+	case PP_JSON_NULL: return pp_buf_puts(out, "null");
+	case PP_JSON_BOOL: return pp_buf_puts(out, j->b ? "true" : "false");
+	case PP_JSON_NUMBER: return pp_buf_append(out, j->str, j->len);
+	case PP_JSON_STRING: return pp_json_write_string(out, j->str, j->len);
+	case PP_JSON_ARRAY:
+	case PP_JSON_OBJECT: {
+		bool obj = j->type == PP_JSON_OBJECT;
+		int rc = pp_buf_putc(out, obj ? '{' : '[');
+		for (const struct pp_json *c = j->child; c && !rc; c = c->next) {
+			if (c != j->child)
+				rc = pp_buf_putc(out, ',');
+			if (!rc)
+				rc = indent(out, flags, depth + 1);
+			if (!rc && obj) {
+				rc = pp_json_write_string(out, c->key, strlen(c->key));
+				if (!rc)
+					rc = pp_buf_puts(out,
+							 (flags & PP_JSON_PRETTY) ? ": " : ":");
+			}
+			if (!rc)
+				rc = write_node(c, out, flags, depth + 1);
+		}
+		if (!rc && j->child)
+			rc = indent(out, flags, depth);
+		if (!rc)
+			rc = pp_buf_putc(out, obj ? '}' : ']');
+		return rc;
+	}
+	}
+	return PP_EINVALID;
+}
+
+int pp_json_write(const struct pp_json *j, struct pp_buf *out, int flags)
+{
+	if (!j)
+		return pp_buf_puts(out, "null");
+	return write_node(j, out, flags, 0);
+}
+
+char *pp_json_to_string(const struct pp_json *j, int flags)
+{
+	struct pp_buf b;
+	pp_buf_init(&b, 0);
+	if (pp_json_write(j, &b, flags)) {
+		pp_buf_free(&b);
+		return NULL;
+	}
+	return pp_buf_steal(&b);
+}

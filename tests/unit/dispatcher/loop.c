@@ -1,0 +1,304 @@
+/* The dispatch loop against a SQLite store in a temp dir and a fake cloud
+ * registered for the test: a run is claimed, submitted, status-polled to
+ * SUCCEEDED and cleaned up; a submission that keeps failing is retried,
+ * then dead; a run is submitted once however many passes see it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatcher/config.h"
+#include "dispatcher/loop.h"
+#include "lib/log.h"
+#include "providers/provider.h"
+#include "store/store.h"
+
+static char dir[64];
+
+/* ---- the fake cloud: no I/O, every op answers at once ---- */
+
+static struct {
+	bool fail_submit;
+	int prepares, submits, statuses, cleanups;
+} cloud;
+
+static int fake_prepare(struct pp_run_io *io, struct pp_error *err)
+{
+	(void)io;
+	(void)err;
+	cloud.prepares++;
+	return 0;
+}
+
+static int fake_submit(struct pp_run_io *io, struct pp_error *err)
+{
+	cloud.submits++;
+	if (cloud.fail_submit)
+		return pp_fail(err, PP_ETRANSIENT, "fake cloud: try again later");
+	snprintf(io->infra_id, sizeof(io->infra_id), "fake/%s", io->run_id);
+	return PP_STEP_DONE;
+}
+
+static int fake_status(struct pp_run_io *io, struct pp_error *err)
+{
+	(void)err;
+	cloud.statuses++;
+	io->state_out = PP_RUN_SUCCEEDED;
+	io->exit_code = 0;
+	return PP_STEP_DONE;
+}
+
+static int fake_done(struct pp_run_io *io, struct pp_error *err)
+{
+	(void)io;
+	(void)err;
+	return PP_STEP_DONE;
+}
+
+static int fake_cleanup(struct pp_run_io *io, struct pp_error *err)
+{
+	(void)io;
+	(void)err;
+	cloud.cleanups++;
+	return PP_STEP_DONE;
+}
+
+static const char *const fake_types[] = {"fakecloud:push", NULL};
+
+static const struct pp_provider fake_cloud = {
+	.abi = PP_PROVIDER_ABI,
+	.name = "fakecloud",
+	.pool_types = fake_types,
+	.prepare = fake_prepare,
+	.restore = fake_done,
+	.submit = fake_submit,
+	.status = fake_status,
+	.cancel = fake_done,
+	.cleanup = fake_cleanup,
+};
+
+/* ---- fixture ---- */
+
+static int group_setup(void **state)
+{
+	(void)state;
+	struct pp_error err = {0};
+	assert_int_equal(pp_provider_register(&fake_cloud, &err), 0);
+	/* Once is enough: a second registration of the same type is refused. */
+	assert_int_equal(pp_provider_register(&fake_cloud, &err), PP_ECONFLICT);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/pp-loop-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	memset(&cloud, 0, sizeof(cloud));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+static void write_file(const char *name, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Short intervals so that a pass takes milliseconds, two submission tries. */
+static void load_config(struct pp_config *c)
+{
+	char text[1024];
+	write_file("t.json", "{\"job_configuration\": {\"command\": \"{{ command }}\"},"
+			     " \"variables\": {\"properties\": {\"command\": {\"type\": \"string\","
+			     " \"default\": \"true\"}}}}");
+	snprintf(text, sizeof(text),
+		 "[dispatcher]\nstate_dir = %s\nstatus_interval = 0.1\npoll_interval = 0.05\n"
+		 "lease_seconds = 30\nsubmit_attempts = 2\nbackoff_base_ms = 1\n"
+		 "backoff_max_ms = 5\n"
+		 "[store]\nurl = sqlite:%s/runs.db\n"
+		 "[pool \"p\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n",
+		 dir, dir, dir);
+	write_file("pushpool.conf", text);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/pushpool.conf", dir);
+	struct pp_error err = {0};
+	assert_int_equal(pp_config_init(c, &err), 0);
+	if (pp_config_load(c, path, &err))
+		fail_msg("config: %s", err.msg);
+}
+
+/* Schedule one run of pool p, due now; its id into id. */
+static void schedule(const struct pp_config *c, char id[PP_ID_LEN])
+{
+	char url[512];
+	struct pp_store *s = NULL;
+	struct pp_error err = {0};
+	pp_store_url(c, url, sizeof(url));
+	if (pp_store_open(url, &s, &err))
+		fail_msg("store: %s", err.msg);
+	struct pp_run_rec r = {0};
+	snprintf(r.pool, sizeof(r.pool), "p");
+	char name[] = "unit-run";
+	r.name = name;
+	r.scheduled_ms = pp_wall_ms();
+	r.state = PP_ST_SCHEDULED;
+	if (s->ops->insert(s, &r, &err))
+		fail_msg("insert: %s", err.msg);
+	memcpy(id, r.id, PP_ID_LEN);
+	pp_store_close(s);
+}
+
+static void run_state(const struct pp_config *c, const char *id, struct pp_run_rec *out)
+{
+	char url[512];
+	struct pp_store *s = NULL;
+	struct pp_error err = {0};
+	pp_store_url(c, url, sizeof(url));
+	assert_int_equal(pp_store_open(url, &s, &err), 0);
+	if (s->ops->get(s, id, out, NULL, NULL, &err))
+		fail_msg("get %s: %s", id, err.msg);
+	pp_store_close(s);
+}
+
+static void test_claim_submit_watch_succeed(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config(&c);
+	schedule(&c, id);
+	struct pp_loop_opts opts = {.once = true, .wait = true, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	if (pp_loop_run(&c, &opts, &sum, &err))
+		fail_msg("loop: %s", err.msg);
+	assert_int_equal(sum.claimed, 1);
+	assert_int_equal(sum.submitted, 1);
+	assert_int_equal(sum.succeeded, 1);
+	assert_int_equal(sum.failed + sum.dead + sum.retrying + sum.crashed, 0);
+	assert_int_equal(pp_loop_once_status(&sum, true), PP_EXIT_OK);
+	assert_int_equal(cloud.prepares, 1);
+	assert_int_equal(cloud.submits, 1);
+	assert_true(cloud.statuses >= 1);
+	assert_int_equal(cloud.cleanups, 1);
+
+	struct pp_run_rec r;
+	run_state(&c, id, &r);
+	assert_int_equal(r.state, PP_ST_SUCCEEDED);
+	assert_int_equal(r.attempt, 1);
+	char want[128];
+	snprintf(want, sizeof(want), "fake/%s", id);
+	assert_string_equal(r.infra_id, want);
+	pp_run_rec_free(&r);
+	pp_config_free(&c);
+}
+
+/* Each failed try releases the run with a backoff; passes repeat until the
+ * retries (submit_attempts = 2) are spent and the run is DEAD. */
+static void test_failing_submission_retried_then_dead(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config(&c);
+	schedule(&c, id);
+	cloud.fail_submit = true;
+	struct pp_loop_opts opts = {.once = true, .wait = true, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum, total = {0};
+	struct pp_run_rec r = {0};
+	int64_t deadline = pp_mono_ms() + 30000;
+	for (;;) {
+		struct pp_error err = {0};
+		if (pp_loop_run(&c, &opts, &sum, &err))
+			fail_msg("loop: %s", err.msg);
+		total.retrying += sum.retrying;
+		total.dead += sum.dead;
+		total.submitted += sum.submitted;
+		run_state(&c, id, &r);
+		if (r.state == PP_ST_DEAD || pp_mono_ms() > deadline)
+			break;
+		pp_run_rec_free(&r);
+		/* The retry is due a few ms after the failure (backoff_max_ms). */
+		nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+	}
+	assert_int_equal(r.state, PP_ST_DEAD);
+	assert_int_equal(r.attempt, 2);
+	assert_non_null(strstr(r.last_error, "fake cloud: try again later"));
+	pp_run_rec_free(&r);
+	assert_int_equal(total.retrying, 1);
+	assert_int_equal(total.dead, 1);
+	assert_int_equal(total.submitted, 0);
+	/* The op driver retries within each try as well: at least one call each. */
+	assert_true(cloud.submits >= 2);
+	assert_int_equal(cloud.statuses, 0);
+	pp_config_free(&c);
+}
+
+/* once without --wait submits what is due and stops: a second pass finds
+ * the run submitted and leaves it alone (no second submission). */
+static void test_once_submits_and_stops(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config(&c);
+	schedule(&c, id);
+	struct pp_loop_opts opts = {.once = true, .wait = false, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	if (pp_loop_run(&c, &opts, &sum, &err))
+		fail_msg("loop: %s", err.msg);
+	assert_int_equal(sum.submitted, 1);
+	assert_int_equal(pp_loop_once_status(&sum, false), PP_EXIT_OK);
+	assert_int_equal(cloud.submits, 1);
+	/* It does not watch what it submitted (it used to claim it back and
+	 * poll its status in a tight loop until the cloud said it was done). */
+	assert_int_equal(cloud.statuses, 0);
+	assert_int_equal(cloud.cleanups, 0);
+	struct pp_run_rec r;
+	run_state(&c, id, &r);
+	assert_int_equal(r.state, PP_ST_SUBMITTED);
+	pp_run_rec_free(&r);
+
+	/* The next pass looks at it once (here: done) and never submits again. */
+	if (pp_loop_run(&c, &opts, &sum, &err))
+		fail_msg("loop: %s", err.msg);
+	assert_int_equal(sum.submitted, 0);
+	assert_int_equal(cloud.submits, 1);
+	assert_int_equal(cloud.statuses, 1);
+	run_state(&c, id, &r);
+	assert_int_equal(r.state, PP_ST_SUCCEEDED);
+	pp_run_rec_free(&r);
+	pp_config_free(&c);
+}
+
+int main(void)
+{
+	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_claim_submit_watch_succeed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failing_submission_retried_then_dead, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_once_submits_and_stops, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}

@@ -1,0 +1,60 @@
+/* lib/clock: the monotonic and wall clocks, and v4 UUIDs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/clock.h"
+
+static void test_clocks(void **state)
+{
+	(void)state;
+	int64_t m0 = pp_mono_ms(), w0 = pp_wall_ms();
+	/* Wall milliseconds agree with time(2) to the second. */
+	int64_t t = (int64_t)time(NULL);
+	assert_true(w0 / 1000 >= t - 1 && w0 / 1000 <= t + 1);
+	/* The monotonic clock never goes back, and a wait shows in it. */
+	int64_t prev = m0;
+	for (int i = 0; i < 1000; i++) {
+		int64_t m = pp_mono_ms();
+		assert_true(m >= prev);
+		prev = m;
+	}
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+	nanosleep(&ts, NULL);
+	assert_true(pp_mono_ms() - m0 >= 20);
+}
+
+static void test_uuid4_shape_and_uniqueness(void **state)
+{
+	(void)state;
+	enum { N = 1000 };
+	static char ids[N][PP_UUID_LEN];
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pp_uuid4(ids[i]), 0);
+		const char *u = ids[i];
+		assert_int_equal(strlen(u), 36);
+		for (int k = 0; k < 36; k++) {
+			if (k == 8 || k == 13 || k == 18 || k == 23)
+				assert_int_equal(u[k], '-');
+			else
+				assert_non_null(strchr("0123456789abcdef", u[k]));
+		}
+		assert_int_equal(u[14], '4');		/* version */
+		assert_non_null(strchr("89ab", u[19])); /* RFC 4122 variant */
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(ids[j], u);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_uuid4_shape_and_uniqueness),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
