@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "lib/time.h"
 #include "mock/mock.h"
 #include "mock/sigv4_check.h"
 
@@ -249,11 +250,10 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 
 static void iso8601(double wall, char *out, size_t size)
 {
-	time_t t = (time_t)wall;
-	struct tm tm;
+	char ts[PP_TIME_LEN];
 
-	gmtime_r(&t, &tm);
-	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pp_time_format((int64_t)(wall * 1000), false, ts);
+	snprintf(out, size, "%s", ts);
 }
 
 /* Prepend to a capped list, dropping the oldest beyond MAX_ITEMS. */

@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 
 #include "lib/log.h"
+#include "lib/time.h"
 #include "mock/mock.h"
 
 #define GOOGLE_TOKEN_URL "https://oauth2.googleapis.com/token"
@@ -73,22 +74,11 @@ struct google_state {
 
 /* ---- helpers ---- */
 
-static void rfc3339(double wall, char *out, size_t size)
-{
-	time_t t = (time_t)wall;
-	struct tm tm;
-	char base[32];
-
-	gmtime_r(&t, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, size, "%s.%06dZ", base, (int)((wall - (double)t) * 1e6));
-}
-
 static void set_time(struct pp_mock *m, struct pp_json *o, const char *key, double clock)
 {
-	char ts[48];
+	char ts[PP_TIME_LEN];
 
-	rfc3339(pp_mock_wall(m, clock), ts, sizeof(ts));
+	pp_time_format((int64_t)(pp_mock_wall(m, clock) * 1000), true, ts);
 	pp_json_set_string(o, key, ts);
 }
 

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "lib/err.h"
+#include "lib/file.h"
 #include "lib/log.h"
 #include "mock/mock.h"
 
@@ -167,29 +168,26 @@ static int add_aws_key(struct secrets *s, const char *text, size_t n, const char
 	return 0;
 }
 
-/* Every non-empty line of a secret file (under 64 KiB), through fn. */
-static int read_secret_lines(const char *path, struct secrets *s,
-			     int (*fn)(struct secrets *s, const char *line, size_t n,
-				       const char *from))
+/* Every non-empty line of a key file, through fn. The file is opened and
+ * capped as every secret file is (lib/file.h). */
+static int read_key_lines(const char *path, struct secrets *s,
+			  int (*fn)(struct secrets *s, const char *line, size_t n,
+				    const char *from))
 {
-	char buf[65536];
-	size_t len;
-	FILE *f = fopen(path, "r");
-	int rc = 0;
+	struct pp_buf text;
+	struct pp_error err = {0};
+	const char *line;
+	int rc;
 
-	if (!f) {
-		fprintf(stderr, "pushpool-mock: %s: %s\n", path, strerror(errno));
-		return PP_EXIT_NOINPUT;
+	pp_buf_init(&text, PP_SECRET_FILE_MAX + 1);
+	rc = pp_file_read(path, PP_SECRET_FILE_MAX, &text, &err);
+	if (rc) {
+		fprintf(stderr, "pushpool-mock: %s\n", err.msg);
+		pp_buf_free(&text);
+		return rc == PP_ENOTFOUND ? PP_EXIT_NOINPUT : PP_EXIT_DATAERR;
 	}
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	if (ferror(f) || len == sizeof(buf) - 1) {
-		fprintf(stderr, "pushpool-mock: %s: unreadable or over %zu bytes\n", path,
-			sizeof(buf) - 2);
-		rc = PP_EXIT_DATAERR;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	for (char *line = buf, *next; !rc && line < buf + len; line = next) {
+	line = pp_buf_str(&text);
+	for (const char *end = line + text.len, *next; !rc && line < end; line = next) {
 		size_t n = strcspn(line, "\n");
 
 		next = line + n + 1;
@@ -198,7 +196,9 @@ static int read_secret_lines(const char *path, struct secrets *s,
 		if (n)
 			rc = fn(s, line, n, path);
 	}
-	OPENSSL_cleanse(buf, sizeof(buf));
+	if (text.data)
+		OPENSSL_cleanse(text.data, text.len);
+	pp_buf_free(&text);
 	return rc;
 }
 
@@ -346,15 +346,28 @@ int main(int argc, char **argv)
 			status = PP_EXIT_USAGE;
 			goto out;
 		case OPT_AWS_KEY_FILE:
-			status = read_secret_lines(optarg, &secrets, add_aws_key);
+			status = read_key_lines(optarg, &secrets, add_aws_key);
 			if (status)
 				goto out;
 			break;
-		case OPT_WEB_ID_FILE:
-			status = read_secret_lines(optarg, &secrets, set_web_identity_token);
-			if (status)
+		case OPT_WEB_ID_FILE: {
+			char *token = NULL;
+
+			if (secrets.web_identity_token) {
+				fputs("pushpool-mock: one web identity token only\n", stderr);
+				status = PP_EXIT_USAGE;
 				goto out;
+			}
+			/* Trimmed, refused when empty, registered as a secret. */
+			if (pp_file_read_secret(optarg, "web identity token", PP_EINVALID, &token,
+						&err)) {
+				fprintf(stderr, "pushpool-mock: %s\n", err.msg);
+				status = PP_EXIT_DATAERR;
+				goto out;
+			}
+			secrets.web_identity_token = token;
 			break;
+		}
 		case OPT_FAIL:
 		case OPT_THROTTLE:
 		case OPT_RESET:

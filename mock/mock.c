@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 
 /* Modules compiled into the mock; others add their line when they land. */
@@ -63,7 +64,7 @@ struct pp_mock {
 	char base_url[64];
 	pthread_mutex_t state_lock; /* modules' resources */
 	pthread_mutex_t core_lock;  /* counters, log, faults, PRNG */
-	struct timespec start_mono;
+	int64_t start_mono_ms;
 	double start_wall;
 	/* The lifecycle clock: monotonic time since start plus clock_offset,
 	 * or clock_held_at while tests hold it (POST /control/clock). */
@@ -126,11 +127,7 @@ void pp_mock_unlock(struct pp_mock *m)
 
 static double since_start(const struct pp_mock *m)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - m->start_mono.tv_sec) +
-	       (double)(now.tv_nsec - m->start_mono.tv_nsec) / 1e9;
+	return (double)(pp_mono_ms() - m->start_mono_ms) / 1000;
 }
 
 /* Reading the clock does not change the mock, but it takes the clock's
@@ -1047,7 +1044,6 @@ bool pp_mock_loopback(const char *ipv4)
 int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp_error *err)
 {
 	struct pp_mock *m = calloc(1, sizeof(*m));
-	struct timespec wall;
 	int rc = 0;
 
 	*out = NULL;
@@ -1058,9 +1054,8 @@ int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp
 	pthread_mutex_init(&m->state_lock, NULL);
 	pthread_mutex_init(&m->core_lock, NULL);
 	pthread_mutex_init(&m->clock_lock, NULL);
-	clock_gettime(CLOCK_MONOTONIC, &m->start_mono);
-	clock_gettime(CLOCK_REALTIME, &wall);
-	m->start_wall = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
+	m->start_mono_ms = pp_mono_ms();
+	m->start_wall = (double)pp_wall_ms() / 1000;
 	for (size_t i = 0; i < NAPIS; i++) {
 		m->modules[i].api = mock_apis[i];
 		if (mock_apis[i]->init) {

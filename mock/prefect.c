@@ -9,10 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
+#include "lib/time.h"
 #include "mock/mock.h"
 
 #define PF_JSON	    "application/json"
@@ -48,37 +49,19 @@ static int db_fresh(struct pp_json **out)
 
 static void iso_now(char *out, size_t n)
 {
-	struct timeval tv;
-	struct tm tm;
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec);
+	char ts[PP_TIME_LEN];
+
+	pp_time_format(pp_wall_ms(), true, ts);
+	snprintf(out, n, "%s", ts);
 }
 
 /* ISO 8601 timestamps as Prefect writes them (fractional seconds, "Z" or
  * "+00:00"), to seconds since the epoch; -1 when unreadable. */
 static double iso_parse(const char *s)
 {
-	struct tm tm = {0};
-	int y, mo, d, h, mi;
-	double sec;
-	int used = 0;
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &used) < 6)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	double t = (double)timegm(&tm) + sec;
-	const char *z = s + used;
-	if (*z == '+' || *z == '-') {
-		int oh = 0, om = 0;
-		sscanf(z + 1, "%2d:%2d", &oh, &om);
-		t -= (*z == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
-	}
-	return t;
+	int64_t ms;
+
+	return s && pp_time_parse(s, PP_TIME_ZONE_OPTIONAL, &ms) == 0 ? (double)ms / 1000 : -1;
 }
 
 static void new_uuid(struct pp_mock *m, char out[37])
