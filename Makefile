@@ -27,16 +27,21 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -I. -I$(BUILD) $(WARN) $(PKG_CFLAGS) \
 override LDLIBS += $(PKG_LIBS) -lm -lpthread
 
 # Generic code first (lib/ depends on nothing above it), then the parts built on it.
-SRC_DIRS  := lib render store sources auth providers dispatcher dispatcher/cmd mock
+# The mock is not among them: it is a test program of its own (below).
+SRC_DIRS  := lib render store sources auth providers dispatcher dispatcher/cmd
 LIB_SRCS  := $(filter-out dispatcher/main.c,$(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))))
 GEN_SRCS  := $(BUILD)/gen/templates_blob.c
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_SRCS:%.c=%.o)
+# pushpool-mock, the fake clouds the tests run against: mock/ on top of lib/,
+# built but never installed (curl's tests/server/ model).
+MOCK_SRCS := $(filter-out mock/main.c,$(sort $(wildcard mock/*.c)))
+MOCK_OBJS := $(MOCK_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/*/*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TEMPLATES := $(sort $(wildcard templates/*.json))
 
 .PHONY: all deps test-deps test unit scenario check install uninstall clean format format-check interop demo
-all: deps $(BUILD)/pushpool
+all: deps $(BUILD)/pushpool $(BUILD)/pushpool-mock
 
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
@@ -52,6 +57,17 @@ $(BUILD)/libpushpool.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/libppmock.a: $(MOCK_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# mock/ on lib/ alone: linked with the lib/ objects, never libpushpool.a, so
+# a mock that reached beyond lib/ would not link (tools/check-layers.sh
+# keeps its includes to lib/ and mock/).
+MOCK_LIB_OBJS := $(filter $(BUILD)/lib/%,$(LIB_OBJS))
+$(BUILD)/pushpool-mock: $(BUILD)/mock/main.o $(BUILD)/libppmock.a $(MOCK_LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
@@ -63,9 +79,10 @@ $(BUILD)/gen/templates_blob.c: $(TEMPLATES) tools/embed.sh
 $(BUILD)/gen/templates_blob.o: $(BUILD)/gen/templates_blob.c
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpushpool.a
+# Unit tests may start the mock in-process: libppmock.a comes first.
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libppmock.a $(BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpushpool.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libppmock.a $(BUILD)/libpushpool.a $(LDLIBS) -lcmocka
 
 test: all test-deps $(UNIT_BINS)
 	@$(MAKE) --no-print-directory format-check

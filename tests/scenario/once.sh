@@ -21,13 +21,13 @@ fail() {
 AKID=AKIDPUSHPOOLONCE
 SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYONCEKEY00
 # The tasks run for a minute: long after a correct pass has exited.
-"$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" --seed 7 \
-	--provision-seconds 0.1 --run-seconds 60 --aws-key "$AKID:$SECRET" >"$T/mock.log" 2>&1 &
+PUSHPOOL_MOCK_AWS_KEYS="$AKID:$SECRET" "$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" \
+	--seed 7 --provision-seconds 0.1 --run-seconds 60 >"$T/mock.log" 2>&1 &
 MOCK_PID=$!
 i=0
 while ! grep -q 'http://' "$T/ports" 2>/dev/null; do
 	i=$((i + 1))
-	[ $i -gt 200 ] && fail "mock did not start: $(cat "$T/mock.log")"
+	[ $i -gt 600 ] && fail "mock did not start: $(cat "$T/mock.log")"
 	sleep 0.05
 done
 BASE=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$T/ports" | head -n 1)
