@@ -13,6 +13,7 @@
 
 #include "auth/auth.h"
 #include "mock/mock.h"
+#include "mock/spec.h"
 
 #define ACCOUNT		  "123456789012"
 #define ECS_TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
@@ -1148,6 +1149,8 @@ static void ecs_handle(struct pp_mock *m, struct aws_state *st, const struct pp_
 		goto out;
 	default: break;
 	}
+	if (pp_mock_spec_ecs(m, action, body, resp))
+		goto out;
 	if (strcmp(action, "RegisterTaskDefinition") == 0)
 		ecs_register(m, st, body, region, resp);
 	else if (strcmp(action, "DescribeTaskDefinition") == 0)

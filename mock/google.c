@@ -14,6 +14,7 @@
 
 #include "lib/log.h"
 #include "mock/mock.h"
+#include "mock/spec.h"
 
 #define GOOGLE_TOKEN_URL "https://oauth2.googleapis.com/token"
 #define MAX_ITEMS	 100000
@@ -1076,7 +1077,9 @@ static void cloudrun(struct pp_mock *m, struct google_state *st, const char *pat
 	}
 	if (n == 6) {
 		if (post) {
-			job_create(m, st, location, req, resp);
+			if (!pp_mock_spec_cloudrun(m, "google.cloud.run.v2.Jobs.CreateJob", req,
+						   resp))
+				job_create(m, st, location, req, resp);
 		} else if (get) {
 			struct pp_json *items = pp_json_new(PP_JSON_ARRAY);
 
@@ -1098,7 +1101,8 @@ static void cloudrun(struct pp_mock *m, struct google_state *st, const char *pat
 	snprintf(job, sizeof(job), "%s/jobs/%s", location, seg[6]);
 	if (n == 7) {
 		if (verb && strcmp(verb, "run") == 0 && post) {
-			job_run(m, st, job, location, req, resp);
+			if (!pp_mock_spec_cloudrun(m, "google.cloud.run.v2.Jobs.RunJob", req, resp))
+				job_run(m, st, job, location, req, resp);
 		} else if (!verb && get) {
 			struct job *jb;
 			struct pp_json *j = NULL;
@@ -1150,6 +1154,9 @@ static void cloudrun(struct pp_mock *m, struct google_state *st, const char *pat
 	if (verb)
 		*verb++ = '\0';
 	snprintf(exec, sizeof(exec), "%.599s/executions/%.180s", job, seg[8]);
+	if (verb && strcmp(verb, "cancel") == 0 && post &&
+	    pp_mock_spec_cloudrun(m, "google.cloud.run.v2.Executions.CancelExecution", req, resp))
+		return;
 	if ((verb && strcmp(verb, "cancel") == 0 && post) || (!verb && (get || del)))
 		execution_action(m, st, exec, verb, location, req->method, resp);
 	else

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "lib/log.h"
+#include "mock/spec.h"
 
 /* Modules compiled into the mock; others add their line when they land. */
 static const struct pp_mock_api *const mock_apis[] = {
@@ -73,6 +74,7 @@ struct pp_mock {
 	size_t ncounters, counters_alloc;
 	struct log_entry log[LOG_RING];
 	size_t log_next, log_total;
+	struct pp_mock_specs *specs; /* spec validators and their switches */
 };
 
 /* Per-connection request state, created by the URI log callback. */
@@ -92,6 +94,11 @@ void pp_mock_opts_defaults(struct pp_mock_opts *o)
 	o->run_seconds = 0.5;
 	o->seed = 1;
 	o->token_lifetime_seconds = 3600;
+}
+
+struct pp_mock_specs *pp_mock_specs_of(struct pp_mock *m)
+{
+	return m->specs;
 }
 
 const struct pp_mock_opts *pp_mock_opts(const struct pp_mock *m)
@@ -694,6 +701,8 @@ static void control(struct pp_mock *m, const struct pp_mock_req *req, struct pp_
 			pp_mock_resp_printf(resp, 400, "text/plain", "faults: %s\n", err.msg);
 		else
 			control_faults_json(m, resp);
+	} else if (strcmp(what, "/validate") == 0 && (get || post)) {
+		pp_mock_specs_control(m->specs, req, resp);
 	} else if (strcmp(what, "/reset") == 0 && post) {
 		pp_mock_lock(m);
 		for (size_t i = 0; i < NAPIS; i++)
@@ -708,8 +717,8 @@ static void control(struct pp_mock *m, const struct pp_mock_req *req, struct pp_
 		pp_mock_resp_printf(resp, 200, "application/json", "{}\n");
 	} else {
 		pp_mock_resp_printf(resp, 404, "text/plain",
-				    "no control endpoint %s %s (GET stats, log, faults; "
-				    "POST faults, reset)\n",
+				    "no control endpoint %s %s (GET stats, log, faults, validate; "
+				    "POST faults, validate, reset)\n",
 				    req->method, req->path);
 	}
 }
@@ -922,7 +931,8 @@ int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp
 	clock_gettime(CLOCK_MONOTONIC, &m->start_mono);
 	clock_gettime(CLOCK_REALTIME, &wall);
 	m->start_wall = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
-	for (size_t i = 0; i < NAPIS; i++) {
+	rc = pp_mock_specs_new(&m->specs, err);
+	for (size_t i = 0; i < NAPIS && !rc; i++) {
 		m->modules[i].api = mock_apis[i];
 		if (mock_apis[i]->init) {
 			rc = mock_apis[i]->init(m, &m->modules[i].state, err);
@@ -1007,6 +1017,7 @@ void pp_mock_free(struct pp_mock *m)
 			m->modules[i].api->free(m->modules[i].state);
 	counters_clear(m);
 	free(m->counters);
+	pp_mock_specs_free(m->specs);
 	pthread_mutex_destroy(&m->state_lock);
 	pthread_mutex_destroy(&m->core_lock);
 	free(m);

@@ -13,6 +13,7 @@
 
 #include "lib/err.h"
 #include "lib/json.h"
+#include "mock/mock.h"
 
 /* Embedded files by name: "ecs" (botocore model), "aci" (ARM swagger),
  * "run" and "modal" (FileDescriptorSets compiled by protoc). */
@@ -83,10 +84,41 @@ size_t pp_spec_proto_check_json(const struct pp_spec_proto *p, const char *metho
 /* gRPC: the request message of method ("modal.client.ModalClient.AppCreate")
  * in wire format: every field number known, every wire type the declared
  * one, strings UTF-8, nested messages recursively. Code "INVALID_ARGUMENT". */
-size_t pp_spec_proto_check_wire(const struct pp_spec_proto *p, const char *method,
-				const void *msg, size_t len, struct pp_spec_report *rep);
+size_t pp_spec_proto_check_wire(const struct pp_spec_proto *p, const char *method, const void *msg,
+				size_t len, struct pp_spec_report *rep);
 /* Values of an enum ("modal.client.ClientType"): the number of name, or -1. */
 long pp_spec_proto_enum_value(const struct pp_spec_proto *p, const char *enum_name,
 			      const char *value_name);
 
 #endif
+
+/* ---- the mock's gate: validators run before each handler ---- */
+
+/* Per mock: specs loaded on first use, one switch per API ("ecs", "arm",
+ * "cloudrun", "modal"), all on at start. */
+struct pp_mock_specs;
+int pp_mock_specs_new(struct pp_mock_specs **out, struct pp_error *err);
+void pp_mock_specs_free(struct pp_mock_specs *s);
+/* The mock's own (mock.c). */
+struct pp_mock_specs *pp_mock_specs_of(struct pp_mock *m);
+/* GET /control/validate: {"ecs":true,...}; POST {"api":"ecs","enabled":false}
+ * ("api" absent or "*": every API). */
+void pp_mock_specs_control(struct pp_mock_specs *s, const struct pp_mock_req *req,
+			   struct pp_mock_resp *resp);
+bool pp_mock_specs_enabled(struct pp_mock_specs *s, const char *api);
+
+/* Each returns true when the request breaks its spec: resp then holds the
+ * cloud's own error (status, body, reject_reason) and the handler must not
+ * act. A spec that fails to load answers 500 naming the cause. */
+bool pp_mock_spec_ecs(struct pp_mock *m, const char *action, const struct pp_json *body,
+		      struct pp_mock_resp *resp);
+bool pp_mock_spec_arm(struct pp_mock *m, const char *operation_id, const char *group_name,
+		      const struct pp_json *body, struct pp_mock_resp *resp);
+/* method: "google.cloud.run.v2.Jobs.CreateJob"; the body as sent (may be empty). */
+bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
+			   struct pp_mock_resp *resp);
+/* rpc: "SandboxCreate"; headers as received ("" when absent). Returns 0 or
+ * the gRPC status to answer, with the message in why. */
+int pp_mock_spec_modal(struct pp_mock *m, const char *rpc, const char *client_type,
+		       const char *client_version, const char *libmodal_version, const void *msg,
+		       size_t len, char *why, size_t why_size);

@@ -34,8 +34,7 @@ struct pp_spec_botocore {
 
 static int compile_patterns(struct pp_spec_botocore *b, struct pp_error *err)
 {
-	pp_json_foreach(shape, b->shapes)
-	{
+	pp_json_foreach (shape, b->shapes) {
 		const char *src = pp_json_get_string(shape, "pattern");
 		int ec;
 		PCRE2_SIZE off;
@@ -138,7 +137,8 @@ static void constraint(struct walk *w, const char *path, const struct pp_json *v
 				   value_text(v, val, sizeof(val)), path, what);
 	else
 		pp_spec_report_add(w->rep, "ValidationException", path,
-				   "Value null at '%s' failed to satisfy constraint: %s", path, what);
+				   "Value null at '%s' failed to satisfy constraint: %s", path,
+				   what);
 }
 
 static void wrong_type(struct walk *w, const char *path, const struct pp_json *v, const char *want)
@@ -189,7 +189,8 @@ static void check_length(struct walk *w, const struct pp_json *shape, const stru
 	double min, max;
 
 	if (pp_json_get_number(shape, "min", &min) && (double)n < min)
-		constraint(w, path, v, "Member must have length greater than or equal to %.0f", min);
+		constraint(w, path, v, "Member must have length greater than or equal to %.0f",
+			   min);
 	if (pp_json_get_number(shape, "max", &max) && (double)n > max)
 		constraint(w, path, v, "Member must have length less than or equal to %.0f", max);
 }
@@ -210,8 +211,7 @@ static void check_string(struct walk *w, const struct pp_json *shape, const stru
 		char set[512] = "";
 		size_t off = 0;
 
-		pp_json_foreach(e, en)
-		{
+		pp_json_foreach (e, en) {
 			found = found || (e->str && strcmp(e->str, v->str) == 0);
 			if (off < sizeof(set))
 				off += (size_t)snprintf(set + off, sizeof(set) - off, "%s%s",
@@ -227,8 +227,8 @@ static void check_string(struct walk *w, const struct pp_json *shape, const stru
 			      : -1;
 
 		if (rc < 0)
-			constraint(w, path, v,
-				   "Member must satisfy regular expression pattern: %s", pat);
+			constraint(w, path, v, "Member must satisfy regular expression pattern: %s",
+				   pat);
 	}
 }
 
@@ -242,11 +242,11 @@ static void check_number(struct walk *w, const struct pp_json *shape, const char
 		wrong_type(w, path, v, integral ? "an integer" : "a number");
 		return;
 	}
-	if (integral && (v->num != floor(v->num) || fabs(v->num) > 9.2e18 ||
-			 (strcmp(type, "integer") == 0 && (v->num > 2147483647.0 ||
-							    v->num < -2147483648.0)))) {
-		wrong_type(w, path, v, strcmp(type, "integer") == 0 ? "a 32-bit integer"
-								    : "a 64-bit integer");
+	if (integral &&
+	    (v->num != floor(v->num) || fabs(v->num) > 9.2e18 ||
+	     (strcmp(type, "integer") == 0 && (v->num > 2147483647.0 || v->num < -2147483648.0)))) {
+		wrong_type(w, path, v,
+			   strcmp(type, "integer") == 0 ? "a 32-bit integer" : "a 64-bit integer");
 		return;
 	}
 	if (pp_json_get_number(shape, "min", &min) && v->num < min)
@@ -265,8 +265,7 @@ static void check_structure(struct walk *w, const struct pp_json *shape, const s
 		wrong_type(w, path, v, "an object");
 		return;
 	}
-	pp_json_foreach(req, pp_json_get(shape, "required"))
-	{
+	pp_json_foreach (req, pp_json_get(shape, "required")) {
 		const struct pp_json *got = req->str ? pp_json_get(v, req->str) : NULL;
 
 		if (!got || pp_json_is(got, PP_JSON_NULL)) {
@@ -274,8 +273,7 @@ static void check_structure(struct walk *w, const struct pp_json *shape, const s
 			constraint(w, sub, NULL, "Member must not be null");
 		}
 	}
-	pp_json_foreach(m, v)
-	{
+	pp_json_foreach (m, v) {
 		const struct pp_json *member = pp_json_get(members, m->key);
 
 		join(sub, sizeof(sub), path, "%s", m->key);
@@ -283,8 +281,10 @@ static void check_structure(struct walk *w, const struct pp_json *shape, const s
 			char names[512] = "";
 			size_t off = 0;
 
-			pp_json_foreach(k, members) if (off < sizeof(names)) off += (size_t)snprintf(
-				names + off, sizeof(names) - off, "%s%s", off ? ", " : "", k->key);
+			pp_json_foreach (k, members)
+				if (off < sizeof(names))
+					off += (size_t)snprintf(names + off, sizeof(names) - off,
+								"%s%s", off ? ", " : "", k->key);
 			pp_spec_report_add(w->rep, "ValidationException", sub,
 					   "Unknown parameter at '%s': \"%s\", must be one of: %s",
 					   sub, m->key, names);
@@ -326,8 +326,7 @@ static void check_shape(struct walk *w, const char *shape_name, const struct pp_
 			return;
 		}
 		check_length(w, shape, v, path, v->count);
-		pp_json_foreach(e, v)
-		{
+		pp_json_foreach (e, v) {
 			/* AWS counts list members from 1: 'tags.1.member.key'. */
 			snprintf(sub, sizeof(sub), "%s.%zu.member", path, ++i);
 			check_shape(w, pp_json_get_string(pp_json_get(shape, "member"), "shape"), e,
@@ -342,11 +341,9 @@ static void check_shape(struct walk *w, const char *shape_name, const struct pp_
 			return;
 		}
 		check_length(w, shape, v, path, v->count);
-		pp_json_foreach(e, v)
-		{
-			struct pp_json key = {.type = PP_JSON_STRING,
-					      .str = e->key,
-					      .len = strlen(e->key)};
+		pp_json_foreach (e, v) {
+			struct pp_json key = {
+				.type = PP_JSON_STRING, .str = e->key, .len = strlen(e->key)};
 
 			snprintf(sub, sizeof(sub), "%s.%s.key", path, e->key);
 			check_shape(w, kshape, &key, sub, depth + 1);

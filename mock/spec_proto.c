@@ -42,9 +42,9 @@ enum ftype {
 	T_SINT32 = 17,
 	T_SINT64 = 18,
 };
-#define LABEL_REPEATED	 3
-#define BEHAVIOR_REQUIRED 2 /* google.api.FieldBehavior */
-#define BEHAVIOR_OUTPUT	  3
+#define LABEL_REPEATED	   3
+#define BEHAVIOR_REQUIRED  2 /* google.api.FieldBehavior */
+#define BEHAVIOR_OUTPUT	   3
 #define EXT_FIELD_BEHAVIOR 1052	    /* FieldOptions extension, field_behavior.proto */
 #define EXT_HTTP	   72295728 /* MethodOptions extension, annotations.proto */
 
@@ -221,7 +221,8 @@ static int read_enum(struct pp_spec_proto *sp, const char *scope, const uint8_t 
 			memset(v, 0, sizeof(*v));
 			pp_pb_reader_init(&vr, f.data, f.len);
 			while ((rc = pp_pb_next(&vr, &vf, err)) == 1) {
-				if (vf.num == 1 && vf.wire == PP_PB_LEN && !(v->name = dup_field(&vf)))
+				if (vf.num == 1 && vf.wire == PP_PB_LEN &&
+				    !(v->name = dup_field(&vf)))
 					return NOMEM(err);
 				if (vf.num == 2 && vf.wire == PP_PB_VARINT)
 					v->number = (long)(int32_t)vf.u64;
@@ -356,9 +357,11 @@ static int read_service(struct pp_spec_proto *sp, const char *pkg, const uint8_t
 		memset(pm, 0, sizeof(*pm));
 		pp_pb_reader_init(&mr, f.data, f.len);
 		while ((rc = pp_pb_next(&mr, &mf, err)) == 1) {
-			if (mf.num == 1 && mf.wire == PP_PB_LEN && !(pm->full = join_name(svc, &mf)))
+			if (mf.num == 1 && mf.wire == PP_PB_LEN &&
+			    !(pm->full = join_name(svc, &mf)))
 				rc = NOMEM(err);
-			else if (mf.num == 2 && mf.wire == PP_PB_LEN && !(pm->input = dup_field(&mf)))
+			else if (mf.num == 2 && mf.wire == PP_PB_LEN &&
+				 !(pm->input = dup_field(&mf)))
 				rc = NOMEM(err);
 			else if (mf.num == 4 && mf.wire == PP_PB_LEN) {
 				struct pp_pb_reader orr;
@@ -479,7 +482,8 @@ int pp_spec_proto_load(const unsigned char *set, size_t len, struct pp_spec_prot
 		return NOMEM(err);
 	pp_pb_reader_init(&r, set, len);
 	while ((rc = pp_pb_next(&r, &f, err)) == 1) /* FileDescriptorSet: 1 file */
-		if (f.num == 1 && f.wire == PP_PB_LEN && (rc = read_file(sp, f.data, f.len, err)) < 0)
+		if (f.num == 1 && f.wire == PP_PB_LEN &&
+		    (rc = read_file(sp, f.data, f.len, err)) < 0)
 			break;
 	if (rc < 0) {
 		pp_spec_proto_free(sp);
@@ -553,12 +557,15 @@ static const struct pfield *field_by_number(const struct pmsg *m, uint32_t num)
 /* ---- proto3 JSON ---- */
 
 static const char *const type_names[] = {
-	[T_DOUBLE] = "TYPE_DOUBLE",	[T_FLOAT] = "TYPE_FLOAT",     [T_INT64] = "TYPE_INT64",
-	[T_UINT64] = "TYPE_UINT64",	[T_INT32] = "TYPE_INT32",     [T_FIXED64] = "TYPE_FIXED64",
-	[T_FIXED32] = "TYPE_FIXED32",	[T_BOOL] = "TYPE_BOOL",	      [T_STRING] = "TYPE_STRING",
-	[T_GROUP] = "TYPE_GROUP",	[T_MESSAGE] = "TYPE_MESSAGE", [T_BYTES] = "TYPE_BYTES",
-	[T_UINT32] = "TYPE_UINT32",	[T_ENUM] = "TYPE_ENUM",	      [T_SFIXED32] = "TYPE_SFIXED32",
-	[T_SFIXED64] = "TYPE_SFIXED64", [T_SINT32] = "TYPE_SINT32",   [T_SINT64] = "TYPE_SINT64",
+	[T_DOUBLE] = "TYPE_DOUBLE",	[T_FLOAT] = "TYPE_FLOAT",
+	[T_INT64] = "TYPE_INT64",	[T_UINT64] = "TYPE_UINT64",
+	[T_INT32] = "TYPE_INT32",	[T_FIXED64] = "TYPE_FIXED64",
+	[T_FIXED32] = "TYPE_FIXED32",	[T_BOOL] = "TYPE_BOOL",
+	[T_STRING] = "TYPE_STRING",	[T_GROUP] = "TYPE_GROUP",
+	[T_MESSAGE] = "TYPE_MESSAGE",	[T_BYTES] = "TYPE_BYTES",
+	[T_UINT32] = "TYPE_UINT32",	[T_ENUM] = "TYPE_ENUM",
+	[T_SFIXED32] = "TYPE_SFIXED32", [T_SFIXED64] = "TYPE_SFIXED64",
+	[T_SINT32] = "TYPE_SINT32",	[T_SINT64] = "TYPE_SINT64",
 };
 
 struct jwalk {
@@ -691,13 +698,15 @@ static bool check_wkt(struct jwalk *w, const struct pmsg *m, const struct pp_jso
 	if (!strcmp(n, "Duration")) {
 		if (!pp_json_is(v, PP_JSON_STRING) || !duration_text(v->str, v->len))
 			invalid(w, path,
-				"Invalid value at '%s' (type.googleapis.com/google.protobuf.Duration), "
+				"Invalid value at '%s' "
+				"(type.googleapis.com/google.protobuf.Duration), "
 				"%s: Illegal duration format; duration must end with 's'",
 				path, shown(v));
 	} else if (!strcmp(n, "Timestamp")) {
 		if (!pp_json_is(v, PP_JSON_STRING) || !timestamp_text(v->str))
 			invalid(w, path,
-				"Invalid value at '%s' (type.googleapis.com/google.protobuf.Timestamp), "
+				"Invalid value at '%s' "
+				"(type.googleapis.com/google.protobuf.Timestamp), "
 				"%s",
 				path, shown(v));
 	} else if (!strcmp(n, "FieldMask")) {
@@ -755,41 +764,25 @@ static void check_json_single(struct jwalk *w, const struct pfield *pf, const st
 		return;
 	case T_INT32:
 	case T_SINT32:
-	case T_SFIXED32:
-		ok = json_integer(v, -2147483648.0, 2147483647.0);
-		break;
+	case T_SFIXED32: ok = json_integer(v, -2147483648.0, 2147483647.0); break;
 	case T_UINT32:
-	case T_FIXED32:
-		ok = json_integer(v, 0, 4294967295.0);
-		break;
+	case T_FIXED32: ok = json_integer(v, 0, 4294967295.0); break;
 	case T_INT64:
 	case T_SINT64:
-	case T_SFIXED64:
-		ok = json_integer(v, -9.3e18, 9.3e18);
-		break;
+	case T_SFIXED64: ok = json_integer(v, -9.3e18, 9.3e18); break;
 	case T_UINT64:
-	case T_FIXED64:
-		ok = json_integer(v, 0, 1.9e19);
-		break;
+	case T_FIXED64: ok = json_integer(v, 0, 1.9e19); break;
 	case T_DOUBLE:
-	case T_FLOAT:
-		ok = json_float(v);
-		break;
-	case T_BOOL:
-		ok = pp_json_is(v, PP_JSON_BOOL);
-		break;
-	case T_STRING:
-		ok = pp_json_is(v, PP_JSON_STRING);
-		break;
-	case T_BYTES:
-		ok = base64_text(v);
-		break;
-	default:
-		ok = false;
+	case T_FLOAT: ok = json_float(v); break;
+	case T_BOOL: ok = pp_json_is(v, PP_JSON_BOOL); break;
+	case T_STRING: ok = pp_json_is(v, PP_JSON_STRING); break;
+	case T_BYTES: ok = base64_text(v); break;
+	default: ok = false;
 	}
 	if (!ok)
 		invalid(w, path, "Invalid value at '%s' (%s), %s", path,
-			pf->type > 0 && pf->type <= T_SINT64 ? type_names[pf->type] : "?", shown(v));
+			pf->type > 0 && pf->type <= T_SINT64 ? type_names[pf->type] : "?",
+			shown(v));
 }
 
 static void check_json_field(struct jwalk *w, const struct pfield *pf, const struct pp_json *v,
@@ -818,8 +811,7 @@ static void check_json_field(struct jwalk *w, const struct pfield *pf, const str
 				path, shown(v));
 			return;
 		}
-		pp_json_foreach(e, v)
-		{
+		pp_json_foreach (e, v) {
 			snprintf(sub, sizeof(sub), "%s[%s]", path, e->key);
 			if (key && key->type == T_BOOL && strcmp(e->key, "true") &&
 			    strcmp(e->key, "false"))
@@ -834,8 +826,7 @@ static void check_json_field(struct jwalk *w, const struct pfield *pf, const str
 			path, shown(v));
 		return;
 	}
-	pp_json_foreach(e, v)
-	{
+	pp_json_foreach (e, v) {
 		snprintf(sub, sizeof(sub), "%s[%zu]", path, i++);
 		if (pp_json_is(e, PP_JSON_NULL))
 			invalid(w, sub, "Invalid value at '%s': null in a repeated field", sub);
@@ -866,14 +857,14 @@ static void check_json_message(struct jwalk *w, const struct pmsg *m, const stru
 			m->full + 1, shown(v));
 		return;
 	}
-	pp_json_foreach(e, v)
-	{
+	pp_json_foreach (e, v) {
 		const struct pfield *pf = field_by_name(m, e->key);
 
 		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", e->key);
 		if (!pf) {
 			invalid(w, *path ? path : e->key,
-				"Invalid JSON payload received. Unknown name \"%s\" at '%s': Cannot "
+				"Invalid JSON payload received. Unknown name \"%s\" at '%s': "
+				"Cannot "
 				"find field.",
 				e->key, path);
 			continue;
@@ -908,7 +899,8 @@ size_t pp_spec_proto_check_json(const struct pp_spec_proto *sp, const char *meth
 
 	pp_spec_report_init(rep);
 	if (!pm) {
-		pp_spec_report_add(rep, "UNIMPLEMENTED", "", "Method %s is not in the spec.", method);
+		pp_spec_report_add(rep, "UNIMPLEMENTED", "", "Method %s is not in the spec.",
+				   method);
 		return rep->total;
 	}
 	if (!pm->body) {
@@ -940,9 +932,11 @@ size_t pp_spec_proto_check_json(const struct pp_spec_proto *sp, const char *meth
 static bool utf8_valid(const uint8_t *s, size_t n)
 {
 	for (size_t i = 0; i < n;) {
-		size_t k = s[i] < 0x80 ? 1 : (s[i] >> 5) == 6 ? 2 : (s[i] >> 4) == 14 ? 3
-							: (s[i] >> 3) == 30	? 4
-										: 0;
+		size_t k = s[i] < 0x80	       ? 1
+			   : (s[i] >> 5) == 6  ? 2
+			   : (s[i] >> 4) == 14 ? 3
+			   : (s[i] >> 3) == 30 ? 4
+					       : 0;
 
 		if (!k || i + k > n)
 			return false;
@@ -959,18 +953,14 @@ static enum pp_pb_wire wire_of(int type)
 	switch (type) {
 	case T_DOUBLE:
 	case T_FIXED64:
-	case T_SFIXED64:
-		return PP_PB_I64;
+	case T_SFIXED64: return PP_PB_I64;
 	case T_FLOAT:
 	case T_FIXED32:
-	case T_SFIXED32:
-		return PP_PB_I32;
+	case T_SFIXED32: return PP_PB_I32;
 	case T_STRING:
 	case T_BYTES:
-	case T_MESSAGE:
-		return PP_PB_LEN;
-	default:
-		return PP_PB_VARINT;
+	case T_MESSAGE: return PP_PB_LEN;
+	default: return PP_PB_VARINT;
 	}
 }
 
@@ -1009,8 +999,8 @@ static void check_wire_message(struct pp_spec_report *rep, const struct pmsg *m,
 		}
 		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", pf->name);
 		want = wire_of(pf->type);
-		if (f.wire != want && !(pf->label == LABEL_REPEATED && want != PP_PB_LEN &&
-					f.wire == PP_PB_LEN)) {
+		if (f.wire != want &&
+		    !(pf->label == LABEL_REPEATED && want != PP_PB_LEN && f.wire == PP_PB_LEN)) {
 			pp_spec_report_add(rep, "INVALID_ARGUMENT", sub,
 					   "%s (field %u of %s): wire type %s, declared %s (%s)",
 					   sub, f.num, m->full + 1, wire_name(f.wire),
@@ -1024,18 +1014,19 @@ static void check_wire_message(struct pp_spec_report *rep, const struct pmsg *m,
 			check_wire_message(rep, pf->msg, f.data, f.len, sub, depth + 1);
 	}
 	if (rc < 0)
-		pp_spec_report_add(rep, "INVALID_ARGUMENT", path, "%s: %s", *path ? path : m->full + 1,
-				   err.msg);
+		pp_spec_report_add(rep, "INVALID_ARGUMENT", path, "%s: %s",
+				   *path ? path : m->full + 1, err.msg);
 }
 
-size_t pp_spec_proto_check_wire(const struct pp_spec_proto *sp, const char *method,
-				const void *msg, size_t len, struct pp_spec_report *rep)
+size_t pp_spec_proto_check_wire(const struct pp_spec_proto *sp, const char *method, const void *msg,
+				size_t len, struct pp_spec_report *rep)
 {
 	const struct pmethod *pm = find_method(sp, method);
 
 	pp_spec_report_init(rep);
 	if (!pm) {
-		pp_spec_report_add(rep, "UNIMPLEMENTED", "", "Method %s is not in the spec.", method);
+		pp_spec_report_add(rep, "UNIMPLEMENTED", "", "Method %s is not in the spec.",
+				   method);
 		return rep->total;
 	}
 	check_wire_message(rep, pm->in, msg, len, "", 0);

@@ -108,8 +108,7 @@ static const struct pp_json *find_property(struct walk *w, const struct pp_json 
 
 	if (p || depth > MAX_DEPTH)
 		return p;
-	pp_json_foreach(part, pp_json_get(schema, "allOf"))
-	{
+	pp_json_foreach (part, pp_json_get(schema, "allOf")) {
 		p = find_property(w, deref(w->s, part, &ignored), name, depth + 1);
 		if (p)
 			return p;
@@ -124,12 +123,11 @@ static void check_required(struct walk *w, const struct pp_json *schema, const s
 
 	if (depth > MAX_DEPTH)
 		return;
-	pp_json_foreach(r, pp_json_get(schema, "required"))
-	{
+	pp_json_foreach (r, pp_json_get(schema, "required")) {
 		if (r->str && !pp_json_get(v, r->str))
 			bad_content(w, path, "Required property '%s' not found in JSON.", r->str);
 	}
-	pp_json_foreach(part, pp_json_get(schema, "allOf"))
+	pp_json_foreach (part, pp_json_get(schema, "allOf"))
 		check_required(w, deref(w->s, part, &ignored), v, path, depth + 1);
 }
 
@@ -153,8 +151,7 @@ static void check_object(struct walk *w, const struct pp_json *schema, const cha
 		return;
 	}
 	check_required(w, schema, v, path, 0);
-	pp_json_foreach(m, v)
-	{
+	pp_json_foreach (m, v) {
 		const struct pp_json *ms = find_property(w, schema, m->key, 0);
 
 		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", m->key);
@@ -199,8 +196,7 @@ static void check_schema(struct walk *w, const struct pp_json *schema, const cha
 				    pp_json_type_name(v->type), type_name);
 			return;
 		}
-		pp_json_foreach(e, v)
-		{
+		pp_json_foreach (e, v) {
 			snprintf(sub, sizeof(sub), "%s[%zu]", path, i++);
 			check_schema(w, pp_json_get(schema, "items"), type_name, e, sub, depth + 1);
 		}
@@ -215,7 +211,8 @@ static void check_schema(struct walk *w, const struct pp_json *schema, const cha
 		if (en) {
 			bool found = false;
 
-			pp_json_foreach(e, en) found = found || (e->str && strcmp(e->str, v->str) == 0);
+			pp_json_foreach (e, en)
+				found = found || (e->str && strcmp(e->str, v->str) == 0);
 			if (!found)
 				bad_content(w, path, "Error converting value \"%s\" to type '%s'.",
 					    v->str, enum_name ? enum_name : type_name);
@@ -241,21 +238,20 @@ static void check_schema(struct walk *w, const struct pp_json *schema, const cha
 
 static const struct pp_json *body_schema(const struct pp_spec_swagger *s, const char *operation_id)
 {
-	pp_json_foreach(path, s->paths) pp_json_foreach(op, path)
-	{
-		const char *id = pp_json_get_string(op, "operationId");
+	pp_json_foreach (path, s->paths)
+		pp_json_foreach (op, path) {
+			const char *id = pp_json_get_string(op, "operationId");
 
-		if (!id || strcmp(id, operation_id) != 0)
-			continue;
-		pp_json_foreach(param, pp_json_get(op, "parameters"))
-		{
-			const char *in = pp_json_get_string(param, "in");
+			if (!id || strcmp(id, operation_id) != 0)
+				continue;
+			pp_json_foreach (param, pp_json_get(op, "parameters")) {
+				const char *in = pp_json_get_string(param, "in");
 
-			if (in && strcmp(in, "body") == 0)
-				return pp_json_get(param, "schema");
+				if (in && strcmp(in, "body") == 0)
+					return pp_json_get(param, "schema");
+			}
+			return NULL;
 		}
-		return NULL;
-	}
 	return NULL;
 }
 
@@ -280,8 +276,7 @@ static void check_tags(const struct pp_json *tags, struct pp_spec_report *rep)
 				   "The number of tags (%zu) exceeds the limit of %d tags per "
 				   "resource.",
 				   tags->count, ARM_MAX_TAGS);
-	pp_json_foreach(t, tags)
-	{
+	pp_json_foreach (t, tags) {
 		bool reserved = strpbrk(t->key, TAG_RESERVED) != NULL;
 		char path[600];
 
@@ -321,15 +316,16 @@ size_t pp_spec_arm_name_check(const char *kind, const char *name, struct pp_spec
 	if (ok)
 		return 0;
 	if (container)
-		pp_spec_report_add(rep, "InvalidContainerName", "name",
-				   "The container name '%s' is invalid. A valid container name "
-				   "must consist of lower case alphanumeric characters or '-', start "
-				   "with an alphabetic character, and end with an alphanumeric "
-				   "character and cannot contain '--'. The length must be between 1 "
-				   "and %d.",
-				   name, ARM_NAME_MAX);
+		pp_spec_report_add(
+			rep, "InvalidContainerName", "name",
+			"The container name '%s' is invalid. A valid container name "
+			"must consist of lower case alphanumeric characters or '-', start "
+			"with an alphabetic character, and end with an alphanumeric "
+			"character and cannot contain '--'. The length must be between 1 "
+			"and %d.",
+			name, ARM_NAME_MAX);
 	else
-		pp_spec_report_add(rep, "InvalidResourceName", "name",
+		pp_spec_report_add(rep, "InvalidContainerGroupName", "name",
 				   "The container group name '%s' is invalid. It can contain only "
 				   "lowercase letters, numbers and hyphens, must not start or end "
 				   "with a hyphen nor hold two in a row, and is 1 to %d characters "
@@ -346,8 +342,7 @@ static void check_container_names(const struct pp_json *body, struct pp_spec_rep
 	for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
 		size_t i = 0;
 
-		pp_json_foreach(c, pp_json_get(props, lists[l]))
-		{
+		pp_json_foreach (c, pp_json_get(props, lists[l])) {
 			const char *name = pp_json_get_string(c, "name");
 			size_t before = rep->n;
 

@@ -64,7 +64,7 @@ static void assert_refused(const char *op, const char *body, const char *code, c
 	"\"startedBy\":\"pushpool-0123456789abcdef\",\"clientToken\":\"0123456789abcdef\","        \
 	"\"networkConfiguration\":{\"awsvpcConfiguration\":{\"subnets\":[\"subnet-1\"],"           \
 	"\"assignPublicIp\":\"ENABLED\"}},\"overrides\":{\"containerOverrides\":[{\"name\":"       \
-	"\"prefect\",\"environment\":[{\"name\":\"A\",\"value\":\"1\"}],\"command\":[\"prefect\","  \
+	"\"prefect\",\"environment\":[{\"name\":\"A\",\"value\":\"1\"}],\"command\":[\"prefect\"," \
 	"\"flow-run\",\"execute\"]}],\"cpu\":\"1024\"},\"tags\":[{\"key\":\"prefect.io/flow-run-"  \
 	"id\",\"value\":\"0a1b-2c\"},{\"key\":\"team\",\"value\":\"data eng\"}]}"
 
@@ -73,33 +73,37 @@ static void test_run_task_valid(void **state)
 	struct pp_spec_report rep;
 
 	assert_int_equal(check("RunTask", RUN_TASK_OK, &rep), 0);
-	assert_int_equal(check("DescribeTasks", "{\"cluster\":\"c\",\"tasks\":[\"arn\"]}", &rep), 0);
-	assert_int_equal(check("StopTask", "{\"task\":\"arn\",\"reason\":\"cancelled\"}", &rep), 0);
-	assert_int_equal(check("RegisterTaskDefinition",
-			       "{\"family\":\"prefect\",\"containerDefinitions\":[{\"name\":\"p\","
-			       "\"image\":\"prefecthq/prefect:3\",\"essential\":true}],"
-			       "\"requiresCompatibilities\":[\"FARGATE\"],\"networkMode\":\"awsvpc\","
-			       "\"cpu\":\"1024\",\"memory\":\"2048\"}",
-			       &rep),
+	assert_int_equal(check("DescribeTasks", "{\"cluster\":\"c\",\"tasks\":[\"arn\"]}", &rep),
 			 0);
+	assert_int_equal(check("StopTask", "{\"task\":\"arn\",\"reason\":\"cancelled\"}", &rep), 0);
+	assert_int_equal(
+		check("RegisterTaskDefinition",
+		      "{\"family\":\"prefect\",\"containerDefinitions\":[{\"name\":\"p\","
+		      "\"image\":\"prefecthq/prefect:3\",\"essential\":true}],"
+		      "\"requiresCompatibilities\":[\"FARGATE\"],\"networkMode\":\"awsvpc\","
+		      "\"cpu\":\"1024\",\"memory\":\"2048\"}",
+		      &rep),
+		0);
 }
 
 /* The tag pattern ([\p{L}\p{Z}\p{N}_.:/=+\-@]*) must match the whole value. */
 static void test_tag_pattern(void **state)
 {
-	assert_refused("RunTask",
-		       "{\"taskDefinition\":\"td\",\"tags\":[{\"key\":\"ok\",\"value\":\"a\"},"
-		       "{\"key\":\"k\",\"value\":\"a,b\"}]}",
-		       "ValidationException", "tags.2.member.value",
-		       "Value 'a,b' at 'tags.2.member.value' failed to satisfy constraint: Member "
-		       "must satisfy regular expression pattern: ([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)");
+	assert_refused(
+		"RunTask",
+		"{\"taskDefinition\":\"td\",\"tags\":[{\"key\":\"ok\",\"value\":\"a\"},"
+		"{\"key\":\"k\",\"value\":\"a,b\"}]}",
+		"ValidationException", "tags.2.member.value",
+		"Value 'a,b' at 'tags.2.member.value' failed to satisfy constraint: Member "
+		"must satisfy regular expression pattern: ([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)");
 	/* Letters and spaces of any script are allowed. */
 	struct pp_spec_report rep;
-	assert_int_equal(check("RunTask",
-			       "{\"taskDefinition\":\"td\",\"tags\":[{\"key\":\"\xc3\xa9t\xc3\xa9\","
-			       "\"value\":\"\xe6\x97\xa5 1\"}]}",
-			       &rep),
-			 0);
+	assert_int_equal(
+		check("RunTask",
+		      "{\"taskDefinition\":\"td\",\"tags\":[{\"key\":\"\xc3\xa9t\xc3\xa9\","
+		      "\"value\":\"\xe6\x97\xa5 1\"}]}",
+		      &rep),
+		0);
 }
 
 static void test_constraints(void **state)
@@ -107,9 +111,10 @@ static void test_constraints(void **state)
 	assert_refused("RunTask", "{\"cluster\":\"c\"}", "ValidationException", "taskDefinition",
 		       "Value null at 'taskDefinition' failed to satisfy constraint: Member must "
 		       "not be null");
-	assert_refused("RunTask", "{\"taskDefinition\":\"td\",\"launchType\":\"LAMBDA\"}",
-		       "ValidationException", "launchType",
-		       "Member must satisfy enum value set: [EC2, FARGATE, EXTERNAL, MANAGED_INSTANCES]");
+	assert_refused(
+		"RunTask", "{\"taskDefinition\":\"td\",\"launchType\":\"LAMBDA\"}",
+		"ValidationException", "launchType",
+		"Member must satisfy enum value set: [EC2, FARGATE, EXTERNAL, MANAGED_INSTANCES]");
 	assert_refused("RunTask", "{\"taskDefinition\":\"td\",\"tags\":[{\"key\":\"\"}]}",
 		       "ValidationException", "tags.1.member.key",
 		       "Member must have length greater than or equal to 1");

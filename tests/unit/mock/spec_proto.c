@@ -76,7 +76,8 @@ static void job(char *out, size_t size, const char *container_extra, const char 
 		 "\"sa@p.iam.gserviceaccount.com\",\"maxRetries\":0,\"timeout\":\"600s\","
 		 "\"vpcAccess\":{\"connector\":null},\"containers\":[{\"env\":[{\"name\":\"A\","
 		 "\"value\":\"1\"}],\"image\":\"prefecthq/prefect:3\",\"command\":[\"prefect\"],"
-		 "\"args\":[],\"resources\":{\"limits\":{\"cpu\":\"1000m\",\"memory\":\"512Mi\"}}%s}]}}}",
+		 "\"args\":[],\"resources\":{\"limits\":{\"cpu\":\"1000m\",\"memory\":\"512Mi\"}}%"
+		 "s}]}}}",
 		 job_extra, container_extra);
 }
 
@@ -89,12 +90,12 @@ static void test_cloud_run_valid(void **state)
 	assert_int_equal(check_json(CREATE_JOB, body, &rep), 0);
 	/* RunJob's body is the whole request; `name` comes from the URL. */
 	assert_int_equal(check_json("google.cloud.run.v2.Jobs.RunJob", "{}", &rep), 0);
-	assert_int_equal(
-		check_json("google.cloud.run.v2.Jobs.RunJob",
-			   "{\"overrides\":{\"taskCount\":2,\"timeout\":\"3.5s\",\"containerOverrides\":"
-			   "[{\"args\":[\"a\"],\"clearArgs\":false}]}}",
-			   &rep),
-		0);
+	assert_int_equal(check_json("google.cloud.run.v2.Jobs.RunJob",
+				    "{\"overrides\":{\"taskCount\":2,\"timeout\":\"3.5s\","
+				    "\"containerOverrides\":"
+				    "[{\"args\":[\"a\"],\"clearArgs\":false}]}}",
+				    &rep),
+			 0);
 	assert_int_equal(check_json("google.cloud.run.v2.Executions.CancelExecution", "{}", &rep),
 			 0);
 }
@@ -113,10 +114,11 @@ static void test_cloud_run_violations(void **state)
 		       "{\"launchStage\":\"SOON\",\"template\":{\"template\":{\"containers\":[{"
 		       "\"image\":\"i\"}]}}}",
 		       "job.launchStage", "(type.googleapis.com/google.api.LaunchStage), SOON");
-	assert_refused(CREATE_JOB,
-		       "{\"template\":{\"template\":{\"timeout\":\"600\",\"containers\":[{\"image\":"
-		       "\"i\"}]}}}",
-		       "job.template.template.timeout", "Illegal duration format");
+	assert_refused(
+		CREATE_JOB,
+		"{\"template\":{\"template\":{\"timeout\":\"600\",\"containers\":[{\"image\":"
+		"\"i\"}]}}}",
+		"job.template.template.timeout", "Illegal duration format");
 	assert_refused(CREATE_JOB,
 		       "{\"template\":{\"taskCount\":\"one\",\"template\":{\"containers\":[{"
 		       "\"image\":\"i\"}]}}}",

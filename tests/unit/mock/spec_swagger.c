@@ -50,16 +50,17 @@ static size_t check(const char *body, struct pp_spec_report *rep)
 static void group(char *out, size_t size, const char *requests, const char *tags,
 		  const char *container)
 {
-	snprintf(out, size,
-		 "{\"location\":\"eastus\",\"tags\":%s,\"identity\":{\"type\":\"UserAssigned\","
-		 "\"userAssignedIdentities\":{\"/subscriptions/s/id\":{}}},\"properties\":{"
-		 "\"osType\":\"Linux\",\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"%s\","
-		 "\"properties\":{\"image\":\"prefecthq/prefect:3\",\"command\":[\"prefect\"],"
-		 "\"environmentVariables\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"K\","
-		 "\"secureValue\":\"s\"}],\"resources\":{\"requests\":{%s}}}}],"
-		 "\"imageRegistryCredentials\":[{\"server\":\"r.azurecr.io\",\"identity\":\"/id\"}],"
-		 "\"subnetIds\":[{\"id\":\"/subnets/x\"}]}}",
-		 tags, container, requests);
+	snprintf(
+		out, size,
+		"{\"location\":\"eastus\",\"tags\":%s,\"identity\":{\"type\":\"UserAssigned\","
+		"\"userAssignedIdentities\":{\"/subscriptions/s/id\":{}}},\"properties\":{"
+		"\"osType\":\"Linux\",\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"%s\","
+		"\"properties\":{\"image\":\"prefecthq/prefect:3\",\"command\":[\"prefect\"],"
+		"\"environmentVariables\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"K\","
+		"\"secureValue\":\"s\"}],\"resources\":{\"requests\":{%s}}}}],"
+		"\"imageRegistryCredentials\":[{\"server\":\"r.azurecr.io\",\"identity\":\"/id\"}],"
+		"\"subnetIds\":[{\"id\":\"/subnets/x\"}]}}",
+		tags, container, requests);
 }
 
 static void assert_refused(const char *body, const char *code, const char *field,
@@ -79,7 +80,8 @@ static void test_valid_group(void **state)
 	char body[4096];
 	struct pp_spec_report rep;
 
-	group(body, sizeof(body), "\"cpu\":1,\"memoryInGB\":1.5,\"gpu\":{\"count\":1,\"sku\":\"V100\"}",
+	group(body, sizeof(body),
+	      "\"cpu\":1,\"memoryInGB\":1.5,\"gpu\":{\"count\":1,\"sku\":\"V100\"}",
 	      "{\"prefect.io_flow-run-id\":\"0a1b\",\"team\":\"data\"}", "prefect-job");
 	assert_int_equal(check(body, &rep), 0);
 }
@@ -88,7 +90,8 @@ static void test_gpu_needs_sku(void **state)
 {
 	char body[4096];
 
-	group(body, sizeof(body), "\"cpu\":1,\"memoryInGB\":1.5,\"gpu\":{\"count\":1}", "{}", "job");
+	group(body, sizeof(body), "\"cpu\":1,\"memoryInGB\":1.5,\"gpu\":{\"count\":1}", "{}",
+	      "job");
 	assert_refused(body, "InvalidRequestContent",
 		       "properties.containers[0].properties.resources.requests.gpu",
 		       "Required property 'sku' not found in JSON. Path "
@@ -107,8 +110,8 @@ static void test_swagger_rules(void **state)
 	assert_refused(body, "InvalidRequestContent",
 		       "properties.containers[0].properties.resources.requests.memoryInGB",
 		       "to type 'System.Double'");
-	group(body, sizeof(body), "\"cpu\":1,\"memoryInGB\":1,\"gpu\":{\"count\":1,\"sku\":\"H100\"}",
-	      "{}", "job");
+	group(body, sizeof(body),
+	      "\"cpu\":1,\"memoryInGB\":1,\"gpu\":{\"count\":1,\"sku\":\"H100\"}", "{}", "job");
 	assert_refused(body, "InvalidRequestContent",
 		       "properties.containers[0].properties.resources.requests.gpu.sku",
 		       "Error converting value \"H100\" to type 'GpuSku'");
@@ -143,7 +146,7 @@ static void test_arm_platform_rules(void **state)
 	assert_int_equal(pp_spec_arm_name_check("containerGroup", "prefect-run-1", &rep), 0);
 	assert_int_equal(pp_spec_arm_name_check("containerGroup", "a--b", &rep), 1);
 	assert_int_equal(pp_spec_arm_name_check("containerGroup", "-ab", &rep), 1);
-	assert_string_equal(rep.code, "InvalidResourceName");
+	assert_string_equal(rep.code, "InvalidContainerGroupName");
 }
 
 int main(void)
