@@ -111,7 +111,8 @@ demo: all test-deps
 	@sh tools/demo.sh $(BUILD)/pushpool
 
 # Real clients from Debian as cross-checks of our signers and mock.
-INTEROP_DEB_PKGS := awscli python3-botocore python3-google-auth python3-requests
+INTEROP_DEB_PKGS := awscli python3-botocore python3-google-auth python3-requests \
+                    python3-protobuf python3-regex protobuf-compiler
 interop: all
 	@sh tools/deps.sh $(INTEROP_DEB_PKGS)
 	@sh tests/interop/run.sh $(BUILD)/pushpool
