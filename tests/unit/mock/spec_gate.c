@@ -96,7 +96,8 @@ static void test_arm_error_shape(void **state)
 {
 	struct pp_mock *m = new_mock();
 	struct pp_json *body = parse(
-		"{\"location\":\"eastus\",\"tags\":{\"prefect.io/flow-run-id\":\"x\"},\"properties\":"
+		"{\"location\":\"eastus\",\"tags\":{\"prefect.io/"
+		"flow-run-id\":\"x\"},\"properties\":"
 		"{\"osType\":\"Linux\",\"containers\":[{\"name\":\"job\",\"properties\":{\"image\":"
 		"\"i\",\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1}}}}]}}");
 	struct pp_mock_resp r;
@@ -129,9 +130,10 @@ static void test_cloudrun_error_shape(void **state)
 	assert_true(pp_mock_spec_cloudrun(m, "google.cloud.run.v2.Jobs.CreateJob", &req, &r));
 	assert_int_equal(r.status, 400);
 	assert_string_equal(r.action, "CreateJob");
-	assert_body_has(&r, "\"status\":\"INVALID_ARGUMENT\",\"details\":[{\"@type\":\"type."
-			    "googleapis.com/google.rpc.BadRequest\",\"fieldViolations\":[{\"field\":"
-			    "\"job.generation\"");
+	assert_body_has(&r,
+			"\"status\":\"INVALID_ARGUMENT\",\"details\":[{\"@type\":\"type."
+			"googleapis.com/google.rpc.BadRequest\",\"fieldViolations\":[{\"field\":"
+			"\"job.generation\"");
 	resp_free(&r);
 	pp_mock_free(m);
 }
