@@ -11,9 +11,9 @@
 
 #include <openssl/crypto.h>
 
-#include "auth/auth.h"
 #include "mock/mock.h"
 #include "mock/spec.h"
+#include "mock/sigv4_check.h"
 
 #define ACCOUNT		  "123456789012"
 #define ECS_TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
@@ -142,25 +142,8 @@ static struct temp_cred *cred_find(struct temp_cred *list, const char *akid)
 	return NULL;
 }
 
-/* Copy "Name=value" up to ',' or end from an Authorization header part. */
-static bool auth_field(const char *auth, const char *name, char *out, size_t size)
-{
-	const char *p = strstr(auth, name), *end;
-	size_t n;
-
-	if (!p)
-		return false;
-	p += strlen(name);
-	end = strchr(p, ',');
-	n = end ? (size_t)(end - p) : strlen(p);
-	while (n && isspace((unsigned char)p[n - 1]))
-		n--;
-	if (n == 0 || n >= size)
-		return false;
-	memcpy(out, p, n);
-	out[n] = '\0';
-	return true;
-}
+/* The most headers a signed request may carry: more than any AWS SDK sends. */
+#define SIGNED_REQ_HEADERS 64
 
 /* Check the request's SigV4 signature like AWS does; on failure the error is
  * in resp. region receives the credential scope's region. */
@@ -171,13 +154,11 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 	const char *auth = pp_mock_header(req, "Authorization");
 	const char *date_hdr = pp_mock_header(req, "X-Amz-Date");
 	const char *token_hdr = pp_mock_header(req, "X-Amz-Security-Token");
-	char cred[256], signed_hdrs[1024], sig[80], akid[64], scope_date[16], scope_region[32];
-	char scope_service[32], secret[128] = "", amz_now[17];
-	const char *names[32], *values[32];
-	struct pp_sigv4_input in = {0};
-	struct pp_sigv4_output out;
+	const char *names[SIGNED_REQ_HEADERS], *values[SIGNED_REQ_HEADERS];
+	struct pp_mock_sigv4_auth a;
+	struct pp_mock_sigv4_request sr = {0};
+	char secret[128] = "", amz_now[17];
 	struct pp_error err = {0};
-	size_t nnames = 0;
 	time_t when, now = time(NULL);
 	struct tm tm_now;
 	int rc;
@@ -187,24 +168,15 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 			  "Missing Authentication Token");
 		return -1;
 	}
-	if (strncmp(auth, "AWS4-HMAC-SHA256 ", 17) != 0 ||
-	    !auth_field(auth, "Credential=", cred, sizeof(cred)) ||
-	    !auth_field(auth, "SignedHeaders=", signed_hdrs, sizeof(signed_hdrs)) ||
-	    !auth_field(auth, "Signature=", sig, sizeof(sig))) {
+	if (pp_mock_sigv4_parse(auth, &a, &err)) {
 		aws_error(resp, p, 400, "IncompleteSignatureException",
 			  "Authorization header requires 'Credential', 'SignedHeaders' and "
-			  "'Signature' parameters of an AWS4-HMAC-SHA256 signature. "
+			  "'Signature' parameters of an AWS4-HMAC-SHA256 signature (%s). "
 			  "Authorization=%.40s",
-			  auth);
+			  err.msg, auth);
 		return -1;
 	}
-	if (sscanf(cred, "%63[^/]/%15[^/]/%31[^/]/%31[^/]/aws4_request", akid, scope_date,
-		   scope_region, scope_service) != 4) {
-		aws_error(resp, p, 400, "IncompleteSignatureException",
-			  "Credential should be scoped to a valid region, not '%s'. ", cred);
-		return -1;
-	}
-	if (strcmp(scope_service, service) != 0) {
+	if (strcmp(a.service, service) != 0) {
 		aws_error(resp, p, 403, "InvalidSignatureException",
 			  "Credential should be scoped to correct service: '%s'. ", service);
 		return -1;
@@ -226,7 +198,8 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 	for (size_t i = 0; i < pp_mock_opts(m)->naws_keys; i++) {
 		const char *k = pp_mock_opts(m)->aws_keys[i], *colon = strchr(k, ':');
 
-		if ((size_t)(colon - k) == strlen(akid) && strncmp(k, akid, strlen(akid)) == 0) {
+		if ((size_t)(colon - k) == strlen(a.akid) &&
+		    strncmp(k, a.akid, strlen(a.akid)) == 0) {
 			snprintf(secret, sizeof(secret), "%s", colon + 1);
 			break;
 		}
@@ -237,7 +210,7 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 		bool token_ok = false;
 
 		pp_mock_lock(m);
-		tc = cred_find(st->creds, akid);
+		tc = cred_find(st->creds, a.akid);
 		if (tc) {
 			snprintf(secret, sizeof(secret), "%s", tc->secret);
 			expires = tc->expires;
@@ -255,41 +228,21 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 			return -1;
 		}
 	}
-	for (char *save = NULL, *h = strtok_r(signed_hdrs, ";", &save); h;
-	     h = strtok_r(NULL, ";", &save)) {
-		const char *v = pp_mock_header(req, h);
-
-		if (!v || nnames == sizeof(names) / sizeof(names[0])) {
-			aws_error(resp, p, 403, "InvalidSignatureException", SIG_MISMATCH);
-			return -1;
-		}
-		names[nnames] = h;
-		values[nnames++] = v;
-	}
-	in.method = req->method;
-	in.path = req->raw_path;
-	in.query = req->raw_query;
-	in.header_names = names;
-	in.header_values = values;
-	in.nheaders = nnames;
-	in.payload = req->body;
-	in.payload_len = req->body_len;
-	in.access_key_id = akid;
-	in.secret_access_key = secret;
-	in.region = scope_region;
-	in.service = scope_service;
-	in.when = when;
-	in.normalize_path = true;
-	pp_sigv4_output_init(&out);
-	rc = pp_sigv4_sign(&in, &out, &err);
-	if (rc == 0 && (strlen(sig) != 64 || CRYPTO_memcmp(sig, out.signature, 64) != 0))
-		rc = -1;
-	pp_sigv4_output_free(&out);
+	sr.method = req->method;
+	sr.path = req->raw_path;
+	sr.query = req->raw_query;
+	sr.nheaders = pp_mock_headers(req, names, values, SIGNED_REQ_HEADERS);
+	sr.names = names;
+	sr.values = values;
+	sr.body = req->body;
+	sr.body_len = req->body_len;
+	rc = pp_mock_sigv4_check(&sr, &a, secret, true, NULL, NULL, &err);
+	OPENSSL_cleanse(secret, sizeof(secret));
 	if (rc) {
 		aws_error(resp, p, 403, "InvalidSignatureException", SIG_MISMATCH);
 		return -1;
 	}
-	snprintf(region, region_size, "%s", scope_region);
+	snprintf(region, region_size, "%s", a.region);
 	return 0;
 }
 
@@ -456,30 +409,27 @@ static struct taskdef *taskdef_find(struct aws_state *st, const char *ref, bool 
 
 /* ---- ECS actions ---- */
 
-static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
-			 const char *region, struct pp_mock_resp *resp)
+/* RegisterTaskDefinition's checks: names, images, sizes and the Fargate
+ * rules. Fills the task's cpu and memory (-1 when absent); false after
+ * answering the error. */
+static bool taskdef_ok(const struct pp_json *body, long *cpu, long *mem, struct pp_mock_resp *resp)
 {
 	const char *family = pp_json_get_string(body, "family");
 	const struct pp_json *containers = pp_json_get(body, "containerDefinitions");
-	const struct pp_json *compat = pp_json_get(body, "requiresCompatibilities");
-	bool fargate = contains_string(compat, "FARGATE");
-	long cpu = -1, mem = -1;
-	struct pp_json *desc = NULL, *out = NULL;
-	struct taskdef *td = NULL;
-	char arn[512], num[32];
-	int revision = 1;
+	bool fargate = contains_string(pp_json_get(body, "requiresCompatibilities"), "FARGATE");
 
+	*cpu = *mem = -1;
 	if (!family || !name_ok(family, 255)) {
 		aws_error(resp, PROTO_JSON, 400, "ClientException",
 			  "Family contains invalid characters or is empty: up to 255 letters "
 			  "(uppercase and lowercase), numbers, hyphens, and underscores are "
 			  "allowed.");
-		return;
+		return false;
 	}
 	if (!pp_json_is(containers, PP_JSON_ARRAY) || containers->count == 0) {
 		aws_error(resp, PROTO_JSON, 400, "ClientException",
 			  "Container list cannot be empty.");
-		return;
+		return false;
 	}
 	pp_json_foreach (c, containers) {
 		const char *img = pp_json_get_string(c, "image");
@@ -489,28 +439,28 @@ static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct p
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Container.name should not be null or empty and may contain "
 				  "only letters, numbers, hyphens and underscores.");
-			return;
+			return false;
 		}
 		if (!img || !*img) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Container.image should not be null or empty.");
-			return;
+			return false;
 		}
 	}
 	if (pp_json_get_string(body, "cpu")) {
-		cpu = parse_size(pp_json_get_string(body, "cpu"), "vcpu", 1024);
-		if (cpu < 0) {
+		*cpu = parse_size(pp_json_get_string(body, "cpu"), "vcpu", 1024);
+		if (*cpu < 0) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Invalid 'cpu' setting for task.");
-			return;
+			return false;
 		}
 	}
 	if (pp_json_get_string(body, "memory")) {
-		mem = parse_size(pp_json_get_string(body, "memory"), "gb", 1024);
-		if (mem < 0) {
+		*mem = parse_size(pp_json_get_string(body, "memory"), "gb", 1024);
+		if (*mem < 0) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Invalid 'memory' setting for task.");
-			return;
+			return false;
 		}
 	}
 	if (fargate) {
@@ -519,23 +469,38 @@ static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct p
 		if (!mode || strcmp(mode, "awsvpc") != 0) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Fargate only supports network mode 'awsvpc'.");
-			return;
+			return false;
 		}
-		if (cpu < 0 || mem < 0) {
+		if (*cpu < 0 || *mem < 0) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "Fargate requires that 'cpu' and 'memory' be defined at the task "
 				  "level.");
-			return;
+			return false;
 		}
-		if (!fargate_combo_ok(cpu, mem)) {
+		if (!fargate_combo_ok(*cpu, *mem)) {
 			aws_error(resp, PROTO_JSON, 400, "ClientException",
 				  "No Fargate configuration exists for given values: %ld CPU, %ld "
 				  "memory. See the Amazon ECS documentation for the valid values.",
-				  cpu, mem);
-			return;
+				  *cpu, *mem);
+			return false;
 		}
 	}
+	return true;
+}
 
+static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+			 const char *region, struct pp_mock_resp *resp)
+{
+	const char *family = pp_json_get_string(body, "family");
+	bool fargate = contains_string(pp_json_get(body, "requiresCompatibilities"), "FARGATE");
+	long cpu, mem;
+	struct pp_json *desc = NULL, *out = NULL;
+	struct taskdef *td = NULL;
+	char arn[512], num[32];
+	int revision = 1;
+
+	if (!taskdef_ok(body, &cpu, &mem, resp))
+		return;
 	desc = pp_json_clone(body);
 	td = calloc(1, sizeof(*td));
 	if (!desc || !td)
@@ -612,7 +577,7 @@ oom:
 }
 
 static void ecs_taskdef_answer(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
-			       struct pp_mock_resp *resp, bool deregister)
+			       bool deregister, struct pp_mock_resp *resp)
 {
 	const char *ref = pp_json_get_string(body, "taskDefinition");
 	struct pp_json *out = NULL;
@@ -652,7 +617,7 @@ static void ecs_taskdef_answer(struct pp_mock *m, struct aws_state *st, const st
 }
 
 static void ecs_list_taskdefs(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
-			      struct pp_mock_resp *resp)
+			      const char *region, struct pp_mock_resp *resp)
 {
 	const char *prefix = pp_json_get_string(body, "familyPrefix");
 	const char *status = pp_json_get_string(body, "status");
@@ -803,156 +768,113 @@ static struct task *task_new(struct pp_mock *m, const struct taskdef *td, const 
 	return t;
 }
 
-static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
-			 const char *region, struct pp_mock_resp *resp)
+/* RunTask's own parameters, before any state is looked at; false after
+ * answering the error. */
+static bool run_task_params_ok(const struct pp_json *body, struct pp_mock_resp *resp)
 {
 	const char *ref = pp_json_get_string(body, "taskDefinition");
 	const char *token = pp_json_get_string(body, "clientToken");
 	const struct pp_json *overrides = pp_json_get(body, "overrides");
-	const struct pp_json *subnets =
-		pp_json_path(body, "networkConfiguration.awsvpcConfiguration.subnets");
 	long long count = pp_json_get_int(body, "count", 1);
-	struct pp_json *params = NULL, *out = NULL, *tasks = NULL, *arns = NULL;
-	struct pp_mock_resp scratch = {0};
-	enum pp_mock_outcome outcome;
-	char cl_arn[512];
-	char *params_text = NULL, *overrides_text = NULL;
-	struct taskdef *td;
-	struct client_token *ct;
-	bool no_capacity;
+	char *overrides_text;
+	bool too_long;
 
-	cluster_arn(pp_json_get_string(body, "cluster"), region, cl_arn, sizeof(cl_arn));
 	if (!ref || !*ref) {
 		aws_error(resp, PROTO_JSON, 400, "ClientException",
 			  "TaskDefinition can not be blank.");
-		return;
+		return false;
 	}
 	if (count < 1 || count > 10) {
 		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
 			  "count must be between 1 and 10.");
-		return;
+		return false;
 	}
 	if (token && (strlen(token) == 0 || strlen(token) > 64)) {
 		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
 			  "clientToken must be 1 to 64 characters.");
-		return;
+		return false;
 	}
 	overrides_text = overrides ? pp_json_to_string(overrides, PP_JSON_COMPACT) : NULL;
-	if (overrides_text && strlen(overrides_text) > 8192) {
-		free(overrides_text);
+	too_long = overrides_text && strlen(overrides_text) > 8192;
+	free(overrides_text);
+	if (too_long) {
 		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
 			  "Container Overrides length must be at most 8192");
-		return;
+		return false;
 	}
-	free(overrides_text);
-	params = pp_json_clone(body);
-	if (!params) {
-		aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
-		return;
+	return true;
+}
+
+/* A clientToken seen before (called under the lock, which it releases):
+ * the same parameters get the original tasks back, others a
+ * ConflictException naming the tasks the token is bound to. */
+static void run_task_replay(struct pp_mock *m, struct aws_state *st, struct client_token *ct,
+			    const char *params_text, struct pp_json *out, struct pp_mock_resp *resp)
+{
+	struct pp_json *tasks = pp_json_get(out, "tasks");
+	bool same = strcmp(ct->params, params_text) == 0;
+	double now = pp_mock_clock(m);
+	char *bound = NULL;
+
+	if (same) {
+		pp_json_foreach (a, ct->task_arns)
+			for (struct task *t = st->tasks; t; t = t->next)
+				if (strcmp(t->arn, pp_json_string(a)) == 0)
+					pp_json_append(tasks, task_json(m, t, now));
+	} else {
+		bound = pp_json_to_string(ct->task_arns, PP_JSON_COMPACT);
 	}
-	pp_json_remove(params, "clientToken");
-	params_text = pp_json_to_string(params, PP_JSON_COMPACT);
-	pp_json_free(params);
-	out = pp_json_new(PP_JSON_OBJECT);
-	tasks = pp_json_new(PP_JSON_ARRAY);
-	if (!params_text || !out || !tasks) {
-		free(params_text);
+	pp_mock_unlock(m);
+	pp_mock_count(m, "ecs.clientTokenReplays", ct->token);
+	if (!same) {
 		pp_json_free(out);
-		pp_json_free(tasks);
-		aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
-		return;
-	}
-	pp_json_set(out, "tasks", tasks);
-	/* Rolled before locking: a fault check may sleep (latency_ms). */
-	no_capacity =
-		pp_mock_fault_check(m, "ecs.capacity", false, &scratch, NULL) != PP_MOCK_FAULT_NONE;
-
-	pp_mock_lock(m);
-	for (ct = token ? st->tokens : NULL; ct; ct = ct->next)
-		if (strcmp(ct->token, token) == 0 && strcmp(ct->cluster, cl_arn) == 0)
-			break;
-	if (ct) {
-		/* Same token: same parameters give the original tasks back. */
-		bool same = strcmp(ct->params, params_text) == 0;
-
-		double now = pp_mock_clock(m);
-
-		char *bound = NULL;
-		if (same) {
-			pp_json_foreach (a, ct->task_arns)
-				for (struct task *t = st->tasks; t; t = t->next)
-					if (strcmp(t->arn, pp_json_string(a)) == 0)
-						pp_json_append(tasks, task_json(m, t, now));
-		} else {
-			bound = pp_json_to_string(ct->task_arns, PP_JSON_COMPACT);
+		aws_error(resp, PROTO_JSON, 400, "ConflictException",
+			  "The specified client token has already been used with different "
+			  "parameters.");
+		if (bound && resp->body.len && resp->body.data[resp->body.len - 1] == '}') {
+			resp->body.len--;
+			pp_buf_printf(&resp->body, ",\"resourceIds\":%s}", bound);
 		}
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_mock_count(m, "ecs.clientTokenReplays", token);
-		if (!same) {
-			/* As ECS does: resourceIds name the tasks the token is bound to. */
-			pp_json_free(out);
-			aws_error(resp, PROTO_JSON, 400, "ConflictException",
-				  "The specified client token has already been used with different "
-				  "parameters.");
-			if (bound && resp->body.len && resp->body.data[resp->body.len - 1] == '}') {
-				resp->body.len--;
-				pp_buf_printf(&resp->body, ",\"resourceIds\":%s}", bound);
-			}
-			free(bound);
-			return;
-		}
-		pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));
-		json_ok(resp, out);
+		free(bound);
 		return;
 	}
-	td = taskdef_find(st, ref, false);
-	if (!td || !td->active) {
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_json_free(out);
-		aws_error(resp, PROTO_JSON, 400, "ClientException",
-			  td ? "TaskDefinition is inactive" : "Unable to find task definition.");
-		return;
-	}
-	if (strcmp(pp_json_get_string(td->desc, "networkMode") ?: "", "awsvpc") == 0 &&
-	    (!pp_json_is(subnets, PP_JSON_ARRAY) || subnets->count == 0)) {
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_json_free(out);
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
-			  "Network Configuration must be provided when networkMode 'awsvpc' is "
-			  "specified.");
-		return;
-	}
-	if (st->ntasks + (size_t)count > MAX_ITEMS) {
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_json_free(out);
-		aws_error(resp, PROTO_JSON, 400, "LimitExceededException", "mock: too many tasks");
-		return;
-	}
+	pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));
+	json_ok(resp, out);
+}
+
+/* Capacity shortages are answered as 200 with failures[] only. */
+static void run_task_no_capacity(struct pp_mock *m, const char *cl_arn, struct pp_json *out,
+				 struct pp_mock_resp *resp)
+{
+	struct pp_json *failures = pp_json_new(PP_JSON_ARRAY);
+	struct pp_json *f = pp_json_new(PP_JSON_OBJECT);
+
+	pp_json_set_string(f, "arn", cl_arn);
+	pp_json_set_string(f, "reason",
+			   "Capacity is unavailable at this time. Please try again later "
+			   "or in a different availability zone");
+	pp_json_append(failures, f);
+	pp_json_set(out, "failures", failures);
+	pp_mock_count(m, "ecs.capacityFailures", NULL);
+	json_ok(resp, out);
+}
+
+/* Start count tasks of td into out's tasks[] and bind the clientToken to
+ * them (called under the lock); takes params_text. */
+static void run_task_launch(struct pp_mock *m, struct aws_state *st, struct taskdef *td,
+			    const struct pp_json *body, const char *cl_arn, const char *region,
+			    char *params_text, struct pp_json *out)
+{
+	const char *token = pp_json_get_string(body, "clientToken");
+	const struct pp_json *overrides = pp_json_get(body, "overrides");
+	long long count = pp_json_get_int(body, "count", 1);
+	struct pp_json *tasks = pp_json_get(out, "tasks"), *arns = pp_json_new(PP_JSON_ARRAY);
+	enum pp_mock_outcome outcome;
+	struct client_token *ct;
+
 	outcome = pp_mock_outcome_of(pp_json_get(td->desc, "containerDefinitions"));
 	if (pp_mock_outcome_of(overrides) > outcome)
 		outcome = pp_mock_outcome_of(overrides);
-	/* Capacity shortages are answered as 200 with failures[] only. */
-	if (no_capacity) {
-		struct pp_json *failures = pp_json_new(PP_JSON_ARRAY);
-		struct pp_json *f = pp_json_new(PP_JSON_OBJECT);
-
-		pp_mock_unlock(m);
-		free(params_text);
-		pp_json_set_string(f, "arn", cl_arn);
-		pp_json_set_string(f, "reason",
-				   "Capacity is unavailable at this time. Please try again later "
-				   "or in a different availability zone");
-		pp_json_append(failures, f);
-		pp_json_set(out, "failures", failures);
-		pp_mock_count(m, "ecs.capacityFailures", NULL);
-		json_ok(resp, out);
-		return;
-	}
-	arns = pp_json_new(PP_JSON_ARRAY);
 	for (long long i = 0; i < count; i++) {
 		struct task *t = task_new(m, td, cl_arn, body, outcome, region);
 
@@ -977,11 +899,84 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 		st->ntokens++;
 		pp_mock_count(m, "ecs.clientToken", token);
 	}
-	pp_mock_unlock(m);
 	pp_json_free(arns);
 	free(params_text);
-	pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));
-	json_ok(resp, out);
+}
+
+static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+			 const char *region, struct pp_mock_resp *resp)
+{
+	const char *ref = pp_json_get_string(body, "taskDefinition");
+	const char *token = pp_json_get_string(body, "clientToken");
+	const struct pp_json *subnets =
+		pp_json_path(body, "networkConfiguration.awsvpcConfiguration.subnets");
+	long long count = pp_json_get_int(body, "count", 1);
+	struct pp_json *params, *out, *tasks;
+	struct pp_mock_resp scratch = {0};
+	const char *refusal = NULL, *refusal_type = NULL;
+	char cl_arn[512], *params_text;
+	struct taskdef *td;
+	struct client_token *ct;
+	bool no_capacity;
+
+	if (!run_task_params_ok(body, resp))
+		return;
+	cluster_arn(pp_json_get_string(body, "cluster"), region, cl_arn, sizeof(cl_arn));
+	/* The parameters a clientToken is bound to: all but the token. */
+	params = pp_json_clone(body);
+	if (params)
+		pp_json_remove(params, "clientToken");
+	params_text = params ? pp_json_to_string(params, PP_JSON_COMPACT) : NULL;
+	pp_json_free(params);
+	out = pp_json_new(PP_JSON_OBJECT);
+	tasks = pp_json_new(PP_JSON_ARRAY);
+	if (!params_text || !out || !tasks || pp_json_set(out, "tasks", tasks)) {
+		free(params_text);
+		pp_json_free(out);
+		pp_json_free(tasks);
+		aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
+		return;
+	}
+	/* Rolled before locking: a fault check may sleep (latency_ms). */
+	no_capacity =
+		pp_mock_fault_check(m, "ecs.capacity", false, &scratch, NULL) != PP_MOCK_FAULT_NONE;
+
+	pp_mock_lock(m);
+	for (ct = token ? st->tokens : NULL; ct; ct = ct->next)
+		if (strcmp(ct->token, token) == 0 && strcmp(ct->cluster, cl_arn) == 0)
+			break;
+	if (ct) {
+		run_task_replay(m, st, ct, params_text, out, resp); /* unlocks */
+		free(params_text);
+		return;
+	}
+	td = taskdef_find(st, ref, false);
+	if (!td || !td->active) {
+		refusal_type = "ClientException";
+		refusal = td ? "TaskDefinition is inactive" : "Unable to find task definition.";
+	} else if (strcmp(pp_json_get_string(td->desc, "networkMode") ?: "", "awsvpc") == 0 &&
+		   (!pp_json_is(subnets, PP_JSON_ARRAY) || subnets->count == 0)) {
+		refusal_type = "InvalidParameterException";
+		refusal = "Network Configuration must be provided when networkMode 'awsvpc' is "
+			  "specified.";
+	} else if (st->ntasks + (size_t)count > MAX_ITEMS) {
+		refusal_type = "LimitExceededException";
+		refusal = "mock: too many tasks";
+	} else if (!no_capacity) {
+		run_task_launch(m, st, td, body, cl_arn, region, params_text, out);
+		params_text = NULL;
+	}
+	pp_mock_unlock(m);
+	free(params_text);
+	if (refusal) {
+		pp_json_free(out);
+		aws_error(resp, PROTO_JSON, 400, refusal_type, "%s", refusal);
+	} else if (no_capacity) {
+		run_task_no_capacity(m, cl_arn, out, resp);
+	} else {
+		pp_json_set(out, "failures", pp_json_new(PP_JSON_ARRAY));
+		json_ok(resp, out);
+	}
 }
 
 static struct task *task_find(struct aws_state *st, const char *cl_arn, const char *ref)
@@ -1100,86 +1095,130 @@ static void ecs_list_tasks(struct pp_mock *m, struct aws_state *st, const struct
 	json_ok(resp, out);
 }
 
-static void ecs_handle(struct pp_mock *m, struct aws_state *st, const struct pp_mock_req *req,
-		       struct pp_mock_resp *resp)
+static void ecs_describe_taskdef(struct pp_mock *m, struct aws_state *st,
+				 const struct pp_json *body, const char *region,
+				 struct pp_mock_resp *resp)
 {
-	const char *target = pp_mock_header(req, "X-Amz-Target");
-	const char *ctype = pp_mock_header(req, "Content-Type");
-	const char *action;
-	struct pp_json *body = NULL;
-	struct pp_error err = {0};
-	char region[32];
+	ecs_taskdef_answer(m, st, body, false, resp);
+}
+
+static void ecs_deregister_taskdef(struct pp_mock *m, struct aws_state *st,
+				   const struct pp_json *body, const char *region,
+				   struct pp_mock_resp *resp)
+{
+	ecs_taskdef_answer(m, st, body, true, resp);
+}
+
+/* ECS is one endpoint: X-Amz-Target names the operation. */
+static const struct {
+	const char *name;
+	void (*run)(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+		    const char *region, struct pp_mock_resp *resp);
+} ecs_actions[] = {
+	{"RegisterTaskDefinition", ecs_register},
+	{"DescribeTaskDefinition", ecs_describe_taskdef},
+	{"DeregisterTaskDefinition", ecs_deregister_taskdef},
+	{"ListTaskDefinitions", ecs_list_taskdefs},
+	{"RunTask", ecs_run_task},
+	{"DescribeTasks", ecs_describe_tasks},
+	{"StopTask", ecs_stop_task},
+	{"ListTasks", ecs_list_tasks},
+};
+
+/* Operation, signature, content type and faults, before the body is read;
+ * the signature's region goes to c->note. */
+static bool ecs_admit(struct pp_mock_call *c)
+{
+	const char *target = pp_mock_header(c->req, "X-Amz-Target");
+	const char *ctype = pp_mock_header(c->req, "Content-Type");
+	struct pp_mock_resp *resp = c->resp;
 	int retry_after = 0;
 
-	snprintf(resp->api, sizeof(resp->api), "ecs");
-	if (strcmp(req->method, "POST") != 0) {
-		aws_error(resp, PROTO_JSON, 405, "UnknownOperationException",
-			  "ECS takes POST with X-Amz-Target");
-		return;
-	}
 	if (!target || strncmp(target, ECS_TARGET_PREFIX, strlen(ECS_TARGET_PREFIX)) != 0) {
 		aws_error(resp, PROTO_JSON, 400, "UnknownOperationException",
 			  "X-Amz-Target must start with " ECS_TARGET_PREFIX);
-		return;
+		return false;
 	}
-	action = target + strlen(ECS_TARGET_PREFIX);
-	snprintf(resp->action, sizeof(resp->action), "%s", action);
-	if (verify_sigv4(m, st, req, resp, PROTO_JSON, "ecs", region, sizeof(region)))
-		return;
+	snprintf(resp->action, sizeof(resp->action), "%s", target + strlen(ECS_TARGET_PREFIX));
+	if (verify_sigv4(c->m, c->state, c->req, resp, PROTO_JSON, "ecs", c->note, sizeof(c->note)))
+		return false;
 	if (!ctype || strncmp(ctype, "application/x-amz-json-1.1", 26) != 0) {
 		aws_error(resp, PROTO_JSON, 400, "SerializationException",
 			  "Content-Type must be application/x-amz-json-1.1, not %s",
 			  ctype ? ctype : "(none)");
-		return;
+		return false;
 	}
-	if (pp_json_parse(req->body, req->body_len, NULL, &body, &err) ||
-	    !pp_json_is(body, PP_JSON_OBJECT)) {
-		pp_json_free(body);
-		aws_error(resp, PROTO_JSON, 400, "SerializationException",
-			  "request body is not a JSON object: %s", err.msg);
-		return;
-	}
-	switch (pp_mock_fault_check(m, "ecs", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, "ecs", false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		aws_error(resp, PROTO_JSON, 400, "ThrottlingException", "Rate exceeded");
-		goto out;
+		if (retry_after > 0) {
+			char v[16];
+
+			snprintf(v, sizeof(v), "%d", retry_after * 1000);
+			pp_mock_resp_header(resp, "x-amz-retry-after", v);
+		}
+		return false;
 	case PP_MOCK_FAULT_ERROR:
 		aws_error(resp, PROTO_JSON, 500, "ServerException",
 			  "Service Unavailable. Please try again later.");
-		goto out;
-	default: break;
+		return false;
+	default: return true;
 	}
-	if (pp_mock_spec_ecs(m, action, body, resp))
-		goto out;
-	if (strcmp(action, "RegisterTaskDefinition") == 0)
-		ecs_register(m, st, body, region, resp);
-	else if (strcmp(action, "DescribeTaskDefinition") == 0)
-		ecs_taskdef_answer(m, st, body, resp, false);
-	else if (strcmp(action, "DeregisterTaskDefinition") == 0)
-		ecs_taskdef_answer(m, st, body, resp, true);
-	else if (strcmp(action, "ListTaskDefinitions") == 0)
-		ecs_list_taskdefs(m, st, body, resp);
-	else if (strcmp(action, "RunTask") == 0)
-		ecs_run_task(m, st, body, region, resp);
-	else if (strcmp(action, "DescribeTasks") == 0)
-		ecs_describe_tasks(m, st, body, region, resp);
-	else if (strcmp(action, "StopTask") == 0)
-		ecs_stop_task(m, st, body, region, resp);
-	else if (strcmp(action, "ListTasks") == 0)
-		ecs_list_tasks(m, st, body, region, resp);
-	else
-		aws_error(resp, PROTO_JSON, 400, "UnknownOperationException",
-			  "mock ECS does not implement %s", action);
-out:
-	if (retry_after > 0 && resp->status == 400 && resp->reject_reason &&
-	    strcmp(resp->reject_reason, "ThrottlingException") == 0) {
-		char v[16];
-
-		snprintf(v, sizeof(v), "%d", retry_after * 1000);
-		pp_mock_resp_header(resp, "x-amz-retry-after", v);
-	}
-	pp_json_free(body);
 }
+
+static void ecs_bad_body(struct pp_mock_call *c, const char *why)
+{
+	aws_error(c->resp, PROTO_JSON, 400, "SerializationException",
+		  "request body is not a JSON object: %s", why);
+}
+
+/* The request against botocore's ECS model (mock/spec_gate.c); a body that
+ * is not an object is the handler's to answer. */
+static bool ecs_validate(struct pp_mock_call *c)
+{
+	return !pp_json_is(c->body, PP_JSON_OBJECT) ||
+	       !pp_mock_spec_ecs(c->m, c->resp->action, c->body, c->resp);
+}
+
+static void ecs_handle(struct pp_mock_call *c)
+{
+	const char *action = c->resp->action;
+
+	if (!pp_json_is(c->body, PP_JSON_OBJECT)) {
+		ecs_bad_body(c, "not an object");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(ecs_actions) / sizeof(ecs_actions[0]); i++) {
+		if (strcmp(action, ecs_actions[i].name) == 0) {
+			ecs_actions[i].run(c->m, c->state, c->body, c->note, c->resp);
+			return;
+		}
+	}
+	aws_error(c->resp, PROTO_JSON, 400, "UnknownOperationException",
+		  "mock ECS does not implement %s", action);
+}
+
+static void ecs_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	aws_error(c->resp, PROTO_JSON, 405, "UnknownOperationException",
+		  "ECS takes POST with X-Amz-Target");
+}
+
+static const struct pp_mock_route ecs_routes[] = {
+	{"POST", "/aws/ecs", ecs_handle, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router ecs_router = {
+	.api = "ecs",
+	.scope = "/aws/ecs",
+	.json_body = true,
+	.routes = ecs_routes,
+	.admit = ecs_admit,
+	.bad_body = ecs_bad_body,
+	.validate = ecs_validate,
+	.unmatched = ecs_unmatched,
+};
 
 /* ---- STS ---- */
 
@@ -1221,19 +1260,95 @@ static bool jwt_shaped(const char *s)
 	return d1 && d2 && d1 > s && d2 > d1 + 1 && !strchr(d2 + 1, '.');
 }
 
-static void sts_handle(struct pp_mock *m, struct aws_state *st, const struct pp_mock_req *req,
-		       struct pp_mock_resp *resp)
+/* What an AssumeRole* form asks for; false after answering a validation
+ * error. */
+struct sts_ask {
+	char role[2048], session[128];
+	double seconds;
+};
+
+static bool sts_parse(struct pp_mock *m, const char *body, struct sts_ask *ask,
+		      struct pp_mock_resp *resp)
 {
-	char action[64], role[2048], session[128], duration[16], web_token[8192], region[32];
+	char duration[16];
+
+	ask->seconds = 3600;
+	if (!form_value(body, "RoleArn", ask->role, sizeof(ask->role)) ||
+	    strncmp(ask->role, "arn:aws:iam::", 13) != 0 || !strstr(ask->role, ":role/")) {
+		aws_error(resp, PROTO_XML, 400, "ValidationError",
+			  "1 validation error detected: Value at 'roleArn' failed to satisfy "
+			  "constraint: a role ARN arn:aws:iam::ACCOUNT:role/NAME is required");
+		return false;
+	}
+	if (!form_value(body, "RoleSessionName", ask->session, sizeof(ask->session)) ||
+	    strlen(ask->session) < 2 || strlen(ask->session) > 64) {
+		aws_error(resp, PROTO_XML, 400, "ValidationError",
+			  "1 validation error detected: Value at 'roleSessionName' failed to "
+			  "satisfy constraint: Member must have length between 2 and 64");
+		return false;
+	}
+	if (form_value(body, "DurationSeconds", duration, sizeof(duration))) {
+		ask->seconds = atof(duration);
+		if (ask->seconds < 900 || ask->seconds > 43200) {
+			aws_error(resp, PROTO_XML, 400, "ValidationError",
+				  "1 validation error detected: Value '%s' at 'durationSeconds' "
+				  "failed to satisfy constraint: Member must have value between "
+				  "900 and 43200",
+				  duration);
+			return false;
+		}
+	}
+	if (ask->seconds > pp_mock_opts(m)->token_lifetime_seconds)
+		ask->seconds = pp_mock_opts(m)->token_lifetime_seconds;
+	return true;
+}
+
+/* AssumeRoleWithWebIdentity: the token the mock was told to accept, or any
+ * JWT-shaped one. */
+static bool sts_web_token_ok(struct pp_mock *m, const char *body)
+{
+	const char *want = pp_mock_opts(m)->aws_web_identity_token;
+	char token[8192];
+	bool ok = form_value(body, "WebIdentityToken", token, sizeof(token));
+	size_t n = ok ? strlen(token) : 0;
+
+	while (n && (token[n - 1] == '\n' || token[n - 1] == '\r'))
+		token[--n] = '\0';
+	return ok && n && (want ? strcmp(token, want) == 0 : jwt_shaped(token));
+}
+
+static void sts_answer(struct pp_mock *m, const char *action, const struct sts_ask *ask,
+		       const struct temp_cred *c, struct pp_mock_resp *resp)
+{
 	char expires_iso[32], role_name[256];
-	const struct pp_mock_opts *o = pp_mock_opts(m);
-	double seconds = 3600;
-	struct temp_cred *c;
+
+	iso8601(c->expires, expires_iso, sizeof(expires_iso));
+	snprintf(role_name, sizeof(role_name), "%.200s", last_segment(ask->role, '/'));
+	pp_mock_resp_printf(
+		resp, 200, "text/xml",
+		"<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><%sResult>"
+		"<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>"
+		"<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
+		"<AssumedRoleUser><Arn>arn:aws:sts::" ACCOUNT ":assumed-role/%s/%s</Arn>"
+		"<AssumedRoleId>AROAPUSHPOOLMOCK:%s</AssumedRoleId></AssumedRoleUser>"
+		"</%sResult><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000001"
+		"</RequestId></ResponseMetadata></%sResponse>",
+		action, action, c->akid, c->secret, c->token, expires_iso, role_name, ask->session,
+		ask->session, action, action);
+	pp_mock_count(m, "sts.issued", action);
+}
+
+static void sts_handle(struct pp_mock_call *c)
+{
+	struct pp_mock *m = c->m;
+	struct pp_mock_resp *resp = c->resp;
+	const char *body = c->req->body;
+	char action[64], region[32];
+	struct sts_ask ask;
+	struct temp_cred *cred;
 	bool web;
 
-	snprintf(resp->api, sizeof(resp->api), "sts");
-	if (strcmp(req->method, "POST") != 0 ||
-	    !form_value(req->body, "Action", action, sizeof(action))) {
+	if (!form_value(body, "Action", action, sizeof(action))) {
 		aws_error(resp, PROTO_XML, 400, "MissingAction",
 			  "STS takes POST with a form body carrying Action=");
 		return;
@@ -1245,75 +1360,48 @@ static void sts_handle(struct pp_mock *m, struct aws_state *st, const struct pp_
 			  "Could not find operation %s for version 2011-06-15", action);
 		return;
 	}
-	if (!web && verify_sigv4(m, st, req, resp, PROTO_XML, "sts", region, sizeof(region)))
+	/* AssumeRole is signed; the web identity token is the proof otherwise. */
+	if (!web &&
+	    verify_sigv4(m, c->state, c->req, resp, PROTO_XML, "sts", region, sizeof(region)))
 		return;
-	if (!form_value(req->body, "RoleArn", role, sizeof(role)) ||
-	    strncmp(role, "arn:aws:iam::", 13) != 0 || !strstr(role, ":role/")) {
-		aws_error(resp, PROTO_XML, 400, "ValidationError",
-			  "1 validation error detected: Value at 'roleArn' failed to satisfy "
-			  "constraint: a role ARN arn:aws:iam::ACCOUNT:role/NAME is required");
+	if (!sts_parse(m, body, &ask, resp))
 		return;
-	}
-	if (!form_value(req->body, "RoleSessionName", session, sizeof(session)) ||
-	    strlen(session) < 2 || strlen(session) > 64) {
-		aws_error(resp, PROTO_XML, 400, "ValidationError",
-			  "1 validation error detected: Value at 'roleSessionName' failed to "
-			  "satisfy constraint: Member must have length between 2 and 64");
+	if (web && !sts_web_token_ok(m, body)) {
+		aws_error(resp, PROTO_XML, 400, "InvalidIdentityToken",
+			  "The web identity token that was passed could not be validated "
+			  "by AWS. Get a new identity token from the identity provider and "
+			  "then retry the request.");
 		return;
-	}
-	if (form_value(req->body, "DurationSeconds", duration, sizeof(duration))) {
-		seconds = atof(duration);
-		if (seconds < 900 || seconds > 43200) {
-			aws_error(resp, PROTO_XML, 400, "ValidationError",
-				  "1 validation error detected: Value '%s' at 'durationSeconds' "
-				  "failed to satisfy constraint: Member must have value between "
-				  "900 and 43200",
-				  duration);
-			return;
-		}
-	}
-	if (seconds > o->token_lifetime_seconds)
-		seconds = o->token_lifetime_seconds;
-	if (web) {
-		bool ok = form_value(req->body, "WebIdentityToken", web_token, sizeof(web_token));
-		size_t n = ok ? strlen(web_token) : 0;
-
-		while (n && (web_token[n - 1] == '\n' || web_token[n - 1] == '\r'))
-			web_token[--n] = '\0';
-		if (!ok || n == 0 ||
-		    (o->aws_web_identity_token ? strcmp(web_token, o->aws_web_identity_token) != 0
-					       : !jwt_shaped(web_token))) {
-			aws_error(resp, PROTO_XML, 400, "InvalidIdentityToken",
-				  "The web identity token that was passed could not be validated "
-				  "by AWS. Get a new identity token from the identity provider and "
-				  "then retry the request.");
-			return;
-		}
 	}
 	if (pp_mock_fault_check(m, "sts", true, resp, NULL) != PP_MOCK_FAULT_NONE) {
 		aws_error(resp, PROTO_XML, 503, "ServiceUnavailable", "Service is unavailable");
 		return;
 	}
-	c = issue_cred(m, st, seconds);
-	if (!c) {
+	cred = issue_cred(m, c->state, ask.seconds);
+	if (!cred) {
 		aws_error(resp, PROTO_XML, 500, "InternalFailure", "mock: out of memory");
 		return;
 	}
-	iso8601(c->expires, expires_iso, sizeof(expires_iso));
-	snprintf(role_name, sizeof(role_name), "%.200s", last_segment(role, '/'));
-	pp_mock_resp_printf(
-		resp, 200, "text/xml",
-		"<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><%sResult>"
-		"<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey>"
-		"<SessionToken>%s</SessionToken><Expiration>%s</Expiration></Credentials>"
-		"<AssumedRoleUser><Arn>arn:aws:sts::" ACCOUNT ":assumed-role/%s/%s</Arn>"
-		"<AssumedRoleId>AROAPUSHPOOLMOCK:%s</AssumedRoleId></AssumedRoleUser>"
-		"</%sResult><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000001"
-		"</RequestId></ResponseMetadata></%sResponse>",
-		action, action, c->akid, c->secret, c->token, expires_iso, role_name, session,
-		session, action, action);
-	pp_mock_count(m, "sts.issued", action);
+	sts_answer(m, action, &ask, cred, resp);
 }
+
+static void sts_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	aws_error(c->resp, PROTO_XML, 400, "MissingAction",
+		  "STS takes POST with a form body carrying Action=");
+}
+
+static const struct pp_mock_route sts_routes[] = {
+	{"POST", "/aws/sts", sts_handle, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router sts_router = {
+	.api = "sts",
+	.scope = "/aws/sts",
+	.routes = sts_routes,
+	.unmatched = sts_unmatched,
+};
 
 /* ---- container credentials and IMDSv2 ---- */
 
@@ -1339,90 +1427,119 @@ static void creds_json(struct pp_mock *m, struct aws_state *st, struct pp_mock_r
 	pp_mock_count(m, imds ? "imds.credentials" : "container.credentials", NULL);
 }
 
-static void imds_handle(struct pp_mock *m, struct aws_state *st, const struct pp_mock_req *req,
-			struct pp_mock_resp *resp)
+/* PUT /latest/api/token: an IMDSv2 session token for 1..21600 s. */
+static void imds_token(struct pp_mock_call *c)
 {
-	const char *path = req->path + strlen("/latest");
-	const char *creds_prefix = "/meta-data/iam/security-credentials/";
-	double now = pp_mock_wall(m, pp_mock_clock(m));
-	const char *tok;
-	bool valid = false;
+	struct aws_state *st = c->state;
+	const char *ttl_s = pp_mock_header(c->req, "X-aws-ec2-metadata-token-ttl-seconds");
+	int ttl = ttl_s ? atoi(ttl_s) : 0;
+	struct temp_cred *t;
 
-	snprintf(resp->api, sizeof(resp->api), "imds");
-	snprintf(resp->action, sizeof(resp->action), "%s", path);
-	if (strcmp(path, "/api/token") == 0) {
-		const char *ttl_s = pp_mock_header(req, "X-aws-ec2-metadata-token-ttl-seconds");
-		int ttl = ttl_s ? atoi(ttl_s) : 0;
-		struct temp_cred *t;
-
-		if (strcmp(req->method, "PUT") != 0) {
-			pp_mock_resp_printf(resp, 405, "text/plain", "IMDSv2 token wants PUT\n");
-			return;
-		}
-		if (ttl < 1 || ttl > 21600) {
-			resp->reject_reason = "imds_bad_ttl";
-			pp_mock_resp_printf(
-				resp, 400, "text/plain",
-				"X-aws-ec2-metadata-token-ttl-seconds must be 1..21600\n");
-			return;
-		}
-		t = calloc(1, sizeof(*t));
-		if (!t) {
-			pp_mock_resp_printf(resp, 500, "text/plain", "mock: out of memory\n");
-			return;
-		}
-		pp_mock_random_hex(m, t->token, 56);
-		t->expires = now + ttl;
-		pp_mock_resp_printf(resp, 200, "text/plain", "%s", t->token);
-		pp_mock_resp_header(resp, "X-aws-ec2-metadata-token-ttl-seconds", ttl_s);
-		pp_mock_lock(m);
-		push_capped(&st->imds_tokens, &st->nimds, t);
-		pp_mock_unlock(m);
+	if (ttl < 1 || ttl > 21600) {
+		c->resp->reject_reason = "imds_bad_ttl";
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "X-aws-ec2-metadata-token-ttl-seconds must be 1..21600\n");
 		return;
 	}
-	tok = pp_mock_header(req, "X-aws-ec2-metadata-token");
-	pp_mock_lock(m);
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		pp_mock_resp_printf(c->resp, 500, "text/plain", "mock: out of memory\n");
+		return;
+	}
+	pp_mock_random_hex(c->m, t->token, 56);
+	t->expires = pp_mock_wall(c->m, pp_mock_clock(c->m)) + ttl;
+	pp_mock_resp_printf(c->resp, 200, "text/plain", "%s", t->token);
+	pp_mock_resp_header(c->resp, "X-aws-ec2-metadata-token-ttl-seconds", ttl_s);
+	pp_mock_lock(c->m);
+	push_capped(&st->imds_tokens, &st->nimds, t);
+	pp_mock_unlock(c->m);
+}
+
+/* Every IMDS path but the token's needs a live session token. */
+static bool imds_session_ok(struct pp_mock_call *c)
+{
+	struct aws_state *st = c->state;
+	const char *tok = pp_mock_header(c->req, "X-aws-ec2-metadata-token");
+	double now = pp_mock_wall(c->m, pp_mock_clock(c->m));
+	bool valid = false;
+
+	pp_mock_lock(c->m);
 	for (struct temp_cred *t = st->imds_tokens; tok && t; t = t->next)
 		if (strcmp(t->token, tok) == 0 && t->expires > now)
 			valid = true;
-	pp_mock_unlock(m);
+	pp_mock_unlock(c->m);
 	if (!valid) {
-		resp->reject_reason = "imds_no_token";
-		pp_mock_resp_printf(resp, 401, "text/plain", "Unauthorized\n");
-		return;
+		c->resp->reject_reason = "imds_no_token";
+		pp_mock_resp_printf(c->resp, 401, "text/plain", "Unauthorized\n");
 	}
-	if (strcmp(req->method, "GET") != 0 ||
-	    strncmp(path, creds_prefix, strlen(creds_prefix)) != 0) {
-		pp_mock_resp_printf(resp, 404, "text/plain", "Not Found\n");
-		return;
-	}
-	path += strlen(creds_prefix);
-	if (!*path)
-		pp_mock_resp_printf(resp, 200, "text/plain", IMDS_ROLE);
-	else if (strcmp(path, IMDS_ROLE) == 0)
-		creds_json(m, st, resp, true);
-	else
-		pp_mock_resp_printf(resp, 404, "text/plain", "Not Found\n");
+	return valid;
 }
 
-static void aws_handle(struct pp_mock *m, void *state, const struct pp_mock_req *req,
-		       struct pp_mock_resp *resp)
+static bool imds_admit(struct pp_mock_call *c)
 {
-	struct aws_state *st = state;
-	const char *sub = req->subpath;
-
-	if (strncmp(req->path, "/latest", 7) == 0)
-		imds_handle(m, st, req, resp);
-	else if (strcmp(sub, "/ecs") == 0 || strcmp(sub, "/ecs/") == 0)
-		ecs_handle(m, st, req, resp);
-	else if (strcmp(sub, "/sts") == 0 || strcmp(sub, "/sts/") == 0)
-		sts_handle(m, st, req, resp);
-	else if (strncmp(sub, "/container-credentials", 22) == 0 &&
-		 strcmp(req->method, "GET") == 0) {
-		snprintf(resp->action, sizeof(resp->action), "container-credentials");
-		creds_json(m, st, resp, false);
-	}
+	snprintf(c->resp->action, sizeof(c->resp->action), "%s", c->req->path + strlen("/latest"));
+	return strcmp(c->req->path, "/latest/api/token") == 0 || imds_session_ok(c);
 }
+
+static void imds_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	if (other_method && strcmp(c->req->path, "/latest/api/token") == 0) {
+		pp_mock_resp_printf(c->resp, 405, "text/plain", "IMDSv2 token wants PUT\n");
+		return;
+	}
+	if (imds_admit(c))
+		pp_mock_resp_printf(c->resp, 404, "text/plain", "Not Found\n");
+}
+
+static void imds_roles(struct pp_mock_call *c)
+{
+	pp_mock_resp_printf(c->resp, 200, "text/plain", IMDS_ROLE);
+}
+
+static void imds_creds(struct pp_mock_call *c)
+{
+	if (strcmp(pp_mock_param(&c->params, "role"), IMDS_ROLE) == 0)
+		creds_json(c->m, c->state, c->resp, true);
+	else
+		pp_mock_resp_printf(c->resp, 404, "text/plain", "Not Found\n");
+}
+
+static const struct pp_mock_route imds_routes[] = {
+	{"PUT", "/latest/api/token", imds_token, .changes = true},
+	{"GET", "/latest/meta-data/iam/security-credentials", imds_roles, .changes = false},
+	{"GET", "/latest/meta-data/iam/security-credentials/{role}", imds_creds, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router imds_router = {
+	.api = "imds",
+	.scope = "/latest",
+	.routes = imds_routes,
+	.admit = imds_admit,
+	.unmatched = imds_unmatched,
+};
+
+/* The ECS/EKS container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI). */
+static void container_creds(struct pp_mock_call *c)
+{
+	snprintf(c->resp->action, sizeof(c->resp->action), "container-credentials");
+	creds_json(c->m, c->state, c->resp, false);
+}
+
+static const struct pp_mock_route container_routes[] = {
+	{"GET", "/aws/container-credentials/{rest*}", container_creds, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router container_router = {
+	.api = "aws",
+	.scope = "/aws/container-credentials",
+	.routes = container_routes,
+};
+
+static const struct pp_mock_router *const aws_routers[] = {
+	&ecs_router, &sts_router, &imds_router, &container_router, NULL,
+};
 
 /* ---- module ---- */
 
@@ -1500,7 +1617,7 @@ const struct pp_mock_api pp_mock_api_aws = {
 	.prefixes = {"/aws", "/latest", NULL},
 	.init = aws_init,
 	.free = aws_free,
-	.handle = aws_handle,
+	.routers = aws_routers,
 	.reset = aws_reset,
 	.stats = aws_stats,
 };

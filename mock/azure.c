@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -251,7 +252,9 @@ static bool assertion_ok(struct pp_mock *m, const struct az_client *c, const cha
 	size_t hdr_len, claims_len, sig_len;
 	struct pp_json *hdr = NULL, *claims = NULL;
 	EVP_MD_CTX *md = NULL;
-	double now = pp_mock_wall(m, pp_mock_clock(m)), exp, nbf;
+	/* The client signed with its own clock: check against the real time,
+	 * not the lifecycle clock tests may hold or advance. */
+	double now = (double)time(NULL), exp, nbf;
 	char want_aud[512], real_aud[256];
 	bool ok = false;
 
@@ -349,13 +352,7 @@ static void entra_token(struct pp_mock *m, struct azure_state *st, const char *t
 	char grant[64], client_id[128], secret[512], scope[512], atype[128];
 	char desc[512];
 
-	snprintf(resp->api, sizeof(resp->api), "entra");
 	snprintf(resp->action, sizeof(resp->action), "token");
-	if (strcmp(req->method, "POST")) {
-		aad_error(resp, 405, "invalid_request",
-			  "AADSTS900561: The endpoint only accepts POST requests.");
-		return;
-	}
 	switch (pp_mock_fault_check(m, "entra", true, resp, NULL)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		aad_error(resp, 429, "temporarily_unavailable",
@@ -432,7 +429,6 @@ static void imds_token(struct pp_mock *m, struct azure_state *st, const struct p
 	const char *meta = pp_mock_header(req, "Metadata");
 	const char *resource = pp_mock_arg(req, "resource");
 
-	snprintf(resp->api, sizeof(resp->api), "imds");
 	snprintf(resp->action, sizeof(resp->action), "token");
 	if (!meta || strcmp(meta, "true")) {
 		aad_error(resp, 400, "invalid_request", "Required metadata header not specified");
@@ -820,16 +816,57 @@ static void operation_get(struct pp_mock *m, struct azure_state *st, const char 
 			    id, id, done ? "Succeeded" : "InProgress");
 }
 
-static void arm(struct pp_mock *m, struct azure_state *st, const struct pp_mock_req *req,
-		struct pp_mock_resp *resp)
-{
-	char path[1024], key[600], id[700];
-	char *seg[16];
-	size_t n = 0;
-	int retry_after = 0;
-	const char *verdict = bearer_check(m, st, req);
+/* ---- routes ---- */
 
-	snprintf(resp->api, sizeof(resp->api), "arm");
+static void imds_token_route(struct pp_mock_call *c)
+{
+	imds_token(c->m, c->state, c->req, c->resp);
+}
+
+static const struct pp_mock_route imds_routes[] = {
+	{"GET", "/metadata/identity/oauth2/token", imds_token_route, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router imds_router = {
+	.api = "imds",
+	.scope = "/metadata",
+	.routes = imds_routes,
+};
+
+static void entra_token_route(struct pp_mock_call *c)
+{
+	entra_token(c->m, c->state, pp_mock_param(&c->params, "tenant"), c->req, c->resp);
+}
+
+static void entra_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	snprintf(c->resp->action, sizeof(c->resp->action), "token");
+	aad_error(c->resp, 405, "invalid_request",
+		  "AADSTS900561: The endpoint only accepts POST requests.");
+}
+
+static const struct pp_mock_route entra_routes[] = {
+	{"POST", "/azure/{tenant}/oauth2/v2.0/token", entra_token_route, .changes = true},
+	{NULL},
+};
+
+/* No scope: it shares /azure with ARM and answers only its own path. */
+static const struct pp_mock_router entra_router = {
+	.api = "entra",
+	.routes = entra_routes,
+	.unmatched = entra_unmatched,
+};
+
+/* ARM: a bearer token from this mock's Entra, then faults, then the
+ * api-version every ARM call must name. */
+static bool arm_admit(struct pp_mock_call *c)
+{
+	struct pp_mock_resp *resp = c->resp;
+	const char *verdict = bearer_check(c->m, c->state, c->req);
+	const char *ver = pp_mock_arg(c->req, "api-version");
+	int retry_after = 0;
+
 	if (verdict) {
 		pp_mock_resp_header(resp, "WWW-Authenticate",
 				    "Bearer authorization_uri=\"https://login.windows.net/\", "
@@ -841,9 +878,9 @@ static void arm(struct pp_mock *m, struct azure_state *st, const struct pp_mock_
 				  ? "The access token expiry UTC time is earlier than current UTC "
 				    "time."
 				  : "The access token is invalid.");
-		return;
+		return false;
 	}
-	switch (pp_mock_fault_check(m, "aci", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, "aci", false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE: {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", retry_after > 0 ? retry_after : 1);
@@ -852,90 +889,132 @@ static void arm(struct pp_mock *m, struct azure_state *st, const struct pp_mock_
 		arm_error(resp, 429, "TooManyRequests",
 			  "The request is being throttled as the limit has been reached for "
 			  "operation type - Write_ObservationWindow_00:01:00.");
-		return;
+		return false;
 	}
 	case PP_MOCK_FAULT_ERROR:
 		arm_error(resp, 500, "InternalServerError",
 			  "Encountered internal server error. Diagnostic information: mock fault.");
-		return;
+		return false;
 	default: break;
 	}
-	const char *ver = pp_mock_arg(req, "api-version");
 	if (!ver || !*ver) {
 		arm_error(resp, 400, "MissingApiVersionParameter",
 			  "The api-version query parameter (?api-version=) is required for all "
 			  "requests.");
-		return;
+		return false;
 	}
-	snprintf(path, sizeof(path), "%s", req->subpath);
-	char *save = NULL;
-	/* strtok_r: requests are served on several threads at once. */
-	for (char *s = strtok_r(path, "/", &save); s && n < 16; s = strtok_r(NULL, "/", &save))
-		seg[n++] = s;
-	if (n < 2 || strcasecmp(seg[0], "subscriptions")) {
-		arm_error(resp, 404, "InvalidResourceType", "No route for %s", req->subpath);
-		return;
-	}
-	const char *sub = seg[1];
-	bool get = !strcmp(req->method, "GET");
-	if (n == 4 && !strcasecmp(seg[2], "resourcegroups") && get) {
-		snprintf(resp->action, sizeof(resp->action), "ResourceGroups_Get");
-		pp_mock_resp_printf(resp, 200, AZ_JSON,
-				    "{\"id\":\"/subscriptions/%s/resourceGroups/%s\","
-				    "\"name\":\"%s\","
-				    "\"location\":\"" AZ_LOCATION "\",\"properties\":"
-				    "{\"provisioningState\":\"Succeeded\"}}",
-				    sub, seg[3], seg[3]);
-		return;
-	}
-	if ((n == 8 || n == 9) && !strcasecmp(seg[2], "providers") &&
-	    !strcasecmp(seg[3], "Microsoft.ContainerInstance") &&
-	    !strcasecmp(seg[4], "locations") && !strcasecmp(seg[6], "operations") && get) {
-		operation_get(m, st, seg[7], n == 9, resp);
-		return;
-	}
-	if (n == 8 && !strcasecmp(seg[2], "resourceGroups") && !strcasecmp(seg[4], "providers") &&
-	    !strcasecmp(seg[5], "Microsoft.ContainerInstance") &&
-	    !strcasecmp(seg[6], "containerGroups")) {
-		snprintf(id, sizeof(id),
-			 "/subscriptions/%s/resourceGroups/%s/providers/" AZ_GROUP_TYPE "/%s", sub,
-			 seg[3], seg[7]);
-		snprintf(key, sizeof(key), "%s/%s/%s", sub, seg[3], seg[7]);
-		for (char *p = key; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
-		if (!strcmp(req->method, "PUT"))
-			group_put(m, st, key, id, sub, seg[7], req, resp);
-		else if (get)
-			group_get(m, st, key, seg[7], resp);
-		else if (!strcmp(req->method, "DELETE"))
-			group_delete(m, st, key, sub, resp);
-		else
-			arm_error(resp, 405, "MethodNotAllowed", "The method %s is not allowed.",
-				  req->method);
-		return;
-	}
-	arm_error(resp, 404, "InvalidResourceType", "No route for %s", req->subpath);
+	return true;
 }
 
-static void azure_handle(struct pp_mock *m, void *state, const struct pp_mock_req *req,
-			 struct pp_mock_resp *resp)
+static void arm_unmatched(struct pp_mock_call *c, bool other_method)
 {
-	struct azure_state *st = state;
-	char tenant[128];
-	int used = 0;
-
-	if (!strncmp(req->path, "/metadata/", 10)) {
-		if (!strcmp(req->path, "/metadata/identity/oauth2/token"))
-			imds_token(m, st, req, resp);
-		return;
-	}
-	if (sscanf(req->subpath, "/%127[^/]/oauth2/v2.0/token%n", tenant, &used) == 1 &&
-	    req->subpath[used] == '\0') {
-		entra_token(m, st, tenant, req, resp);
-		return;
-	}
-	arm(m, st, req, resp);
+	if (other_method)
+		arm_error(c->resp, 405, "MethodNotAllowed", "The method %s is not allowed.",
+			  c->req->method);
+	else
+		arm_error(c->resp, 404, "InvalidResourceType", "No route for %s", c->req->subpath);
 }
+
+static void resource_group_get(struct pp_mock_call *c)
+{
+	const char *sub = pp_mock_param(&c->params, "sub");
+	const char *rg = pp_mock_param(&c->params, "rg");
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "ResourceGroups_Get");
+	pp_mock_resp_printf(c->resp, 200, AZ_JSON,
+			    "{\"id\":\"/subscriptions/%s/resourceGroups/%s\","
+			    "\"name\":\"%s\","
+			    "\"location\":\"" AZ_LOCATION "\",\"properties\":"
+			    "{\"provisioningState\":\"Succeeded\"}}",
+			    sub, rg, rg);
+}
+
+/* The status of an operation, or (with a trailing segment) its result. */
+static void operation_route(struct pp_mock_call *c)
+{
+	operation_get(c->m, c->state, pp_mock_param(&c->params, "op"),
+		      pp_mock_param(&c->params, "what") != NULL, c->resp);
+}
+
+/* A container group's ARM id and its store key (ARM names are
+ * case-insensitive: the key is lowercase). */
+struct group_ref {
+	char id[700], key[600];
+	const char *sub, *name;
+};
+
+static void group_ref(const struct pp_mock_call *c, struct group_ref *g)
+{
+	const char *rg = pp_mock_param(&c->params, "rg");
+
+	g->sub = pp_mock_param(&c->params, "sub");
+	g->name = pp_mock_param(&c->params, "name");
+	snprintf(g->id, sizeof(g->id),
+		 "/subscriptions/%s/resourceGroups/%s/providers/" AZ_GROUP_TYPE "/%s", g->sub, rg,
+		 g->name);
+	snprintf(g->key, sizeof(g->key), "%s/%s/%s", g->sub, rg, g->name);
+	for (char *p = g->key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
+static void group_put_route(struct pp_mock_call *c)
+{
+	struct group_ref g;
+
+	group_ref(c, &g);
+	group_put(c->m, c->state, g.key, g.id, g.sub, g.name, c->req, c->resp);
+}
+
+static void group_get_route(struct pp_mock_call *c)
+{
+	struct group_ref g;
+
+	group_ref(c, &g);
+	group_get(c->m, c->state, g.key, g.name, c->resp);
+}
+
+static void group_delete_route(struct pp_mock_call *c)
+{
+	struct group_ref g;
+
+	group_ref(c, &g);
+	group_delete(c->m, c->state, g.key, g.sub, c->resp);
+}
+
+#define OPS                                                                                        \
+	"/azure/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/"        \
+	"operations/{op}"
+#define GROUP                                                                                      \
+	"/azure/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/"    \
+	"containerGroups/{name}"
+static const struct pp_mock_route arm_routes[] = {
+	{"GET", "/azure/subscriptions/{sub}/resourcegroups/{rg}", resource_group_get,
+	 .changes = false},
+	{"GET", OPS, operation_route, .changes = false},
+	{"GET", OPS "/{what}", operation_route, .changes = false},
+	{"PUT", GROUP, group_put_route, .changes = true},
+	{"GET", GROUP, group_get_route, .changes = false},
+	{"DELETE", GROUP, group_delete_route, .changes = true},
+	{NULL},
+};
+#undef OPS
+#undef GROUP
+
+static const struct pp_mock_router arm_router = {
+	.api = "arm",
+	.scope = "/azure",
+	.nocase = true,
+	.routes = arm_routes,
+	.admit = arm_admit,
+	.unmatched = arm_unmatched,
+};
+
+static const struct pp_mock_router *const azure_routers[] = {
+	&imds_router,
+	&entra_router,
+	&arm_router,
+	NULL,
+};
 
 static void azure_reset(struct pp_mock *m, void *state)
 {
@@ -1083,7 +1162,7 @@ const struct pp_mock_api pp_mock_api_azure = {
 	.prefixes = {"/azure", "/metadata", NULL},
 	.init = azure_init,
 	.free = azure_free,
-	.handle = azure_handle,
+	.routers = azure_routers,
 	.reset = azure_reset,
 	.stats = azure_stats,
 };

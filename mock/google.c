@@ -344,7 +344,9 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	struct pp_json *hdr = NULL, *claims = NULL;
 	struct gkey *key = NULL;
 	const char *kid, *iss, *aud, *scope;
-	double iat, exp, now = pp_mock_wall(m, pp_mock_clock(m));
+	/* The client signed with its own clock: check against the real time,
+	 * not the lifecycle clock tests may hold or advance. */
+	double iat, exp, now = (double)time(NULL);
 	char want_aud[160];
 	EVP_MD_CTX *md = NULL;
 	bool ok = false;
@@ -419,18 +421,16 @@ out:
 	return ok;
 }
 
-static void oauth_token(struct pp_mock *m, struct google_state *st, const struct pp_mock_req *req,
-			struct pp_mock_resp *resp)
+static void oauth_token(struct pp_mock_call *c)
 {
+	struct pp_mock *m = c->m;
+	struct google_state *st = c->state;
+	const struct pp_mock_req *req = c->req;
+	struct pp_mock_resp *resp = c->resp;
 	char grant[128], assertion[16384];
 	struct token *t;
 
-	snprintf(resp->api, sizeof(resp->api), "oauth");
 	snprintf(resp->action, sizeof(resp->action), "token");
-	if (strcmp(req->method, "POST") != 0) {
-		oauth_error(resp, 405, "invalid_request", "token endpoint takes POST");
-		return;
-	}
 	switch (pp_mock_fault_check(m, "oauth", true, resp, NULL)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		oauth_error(resp, 429, "rate_limit_exceeded", "Rate limit exceeded");
@@ -460,66 +460,123 @@ static void oauth_token(struct pp_mock *m, struct google_state *st, const struct
 	token_answer(m, t, resp);
 }
 
-/* After ".../service-accounts/": "default/" or "EMAIL/", then what; NULL
- * for any other path. */
-static const char *metadata_account_item(const char *path)
+static void oauth_unmatched(struct pp_mock_call *c, bool other_method)
 {
-	static const char prefix[] = "/computeMetadata/v1/instance/service-accounts/";
-
-	if (strncmp(path, prefix, strlen(prefix)) != 0)
-		return NULL;
-	path += strlen(prefix);
-	if (strncmp(path, "default/", 8) == 0)
-		return path + 8;
-	if (strncmp(path, METADATA_EMAIL "/", strlen(METADATA_EMAIL) + 1) == 0)
-		return path + strlen(METADATA_EMAIL) + 1;
-	return NULL;
+	snprintf(c->resp->action, sizeof(c->resp->action), "token");
+	oauth_error(c->resp, 405, "invalid_request", "token endpoint takes POST");
 }
 
-static void metadata(struct pp_mock *m, struct google_state *st, const char *path,
-		     const struct pp_mock_req *req, struct pp_mock_resp *resp)
-{
-	const char *flavor = pp_mock_header(req, "Metadata-Flavor");
-	const char *item = metadata_account_item(path);
+static const struct pp_mock_route oauth_routes[] = {
+	{"POST", "/google/token", oauth_token, .changes = true},
+	{NULL},
+};
 
-	snprintf(resp->api, sizeof(resp->api), "metadata");
-	snprintf(resp->action, sizeof(resp->action), "%s", item ? item : "other");
-	if (strcmp(path, "/") == 0) {
-		/* google-auth's detection ping: 200 plus the flavor header. */
-		pp_mock_resp_printf(resp, 200, "text/plain", "computeMetadata/\n");
-	} else if (!flavor || strcmp(flavor, "Google") != 0) {
-		resp->reject_reason = "metadata_flavor_missing";
-		pp_mock_resp_printf(resp, 403, "text/html",
+static const struct pp_mock_router oauth_router = {
+	.api = "oauth",
+	.scope = "/google/token",
+	.routes = oauth_routes,
+	.unmatched = oauth_unmatched,
+};
+
+/* The metadata server, at the root (GCE_METADATA_HOST) and under /google.
+ * Every answer carries Metadata-Flavor: Google; every request but the
+ * detection ping must carry it too. */
+static bool metadata_admit(struct pp_mock_call *c)
+{
+	const char *flavor = pp_mock_header(c->req, "Metadata-Flavor");
+	const char *account = pp_mock_param(&c->params, "account");
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "other");
+	pp_mock_resp_header(c->resp, "Metadata-Flavor", "Google");
+	if (strcmp(c->req->path, "/") == 0)
+		return true;
+	if (!flavor || strcmp(flavor, "Google") != 0) {
+		c->resp->reject_reason = "metadata_flavor_missing";
+		pp_mock_resp_printf(c->resp, 403, "text/html",
 				    "Missing Metadata-Flavor:Google header.\n");
-	} else if (item && strcmp(item, "token") == 0) {
-		struct token *t;
-
-		if (pp_mock_fault_check(m, "metadata", true, resp, NULL) != PP_MOCK_FAULT_NONE) {
-			pp_mock_resp_printf(resp, 503, "text/plain", "mock: injected failure\n");
-			return;
-		}
-		t = token_issue(m, st);
-		if (!t) {
-			pp_mock_resp_printf(resp, 500, "text/plain", "mock: out of memory\n");
-			return;
-		}
-		pp_mock_count(m, "metadata.tokens", NULL);
-		token_answer(m, t, resp);
-	} else if (item && !*item) {
-		/* google-auth reads the account info (?recursive=true) first. */
-		pp_mock_resp_printf(resp, 200, "application/json",
-				    "{\"aliases\":[\"default\"],\"email\":\"" METADATA_EMAIL "\","
-				    "\"scopes\":[\"https://www.googleapis.com/auth/"
-				    "cloud-platform\"]}");
-	} else if (item && strcmp(item, "email") == 0) {
-		pp_mock_resp_printf(resp, 200, "application/text", METADATA_EMAIL);
-	} else if (strcmp(path, "/computeMetadata/v1/project/project-id") == 0) {
-		pp_mock_resp_printf(resp, 200, "application/text", "mock-project");
-	} else {
-		pp_mock_resp_printf(resp, 404, "text/html", "Not Found\n");
+		return false;
 	}
-	pp_mock_resp_header(resp, "Metadata-Flavor", "Google");
+	if (account && strcmp(account, "default") != 0 && strcmp(account, METADATA_EMAIL) != 0) {
+		pp_mock_resp_printf(c->resp, 404, "text/html", "Not Found\n");
+		return false;
+	}
+	return true;
 }
+
+static void metadata_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	if (metadata_admit(c))
+		pp_mock_resp_printf(c->resp, 404, "text/html", "Not Found\n");
+}
+
+/* google-auth's detection ping: 200 plus the flavor header. */
+static void metadata_ping(struct pp_mock_call *c)
+{
+	pp_mock_resp_printf(c->resp, 200, "text/plain", "computeMetadata/\n");
+}
+
+static void metadata_token(struct pp_mock_call *c)
+{
+	struct token *t;
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "token");
+	if (pp_mock_fault_check(c->m, "metadata", true, c->resp, NULL) != PP_MOCK_FAULT_NONE) {
+		pp_mock_resp_printf(c->resp, 503, "text/plain", "mock: injected failure\n");
+		return;
+	}
+	t = token_issue(c->m, c->state);
+	if (!t) {
+		pp_mock_resp_printf(c->resp, 500, "text/plain", "mock: out of memory\n");
+		return;
+	}
+	pp_mock_count(c->m, "metadata.tokens", NULL);
+	token_answer(c->m, t, c->resp);
+}
+
+/* google-auth reads the account info (?recursive=true) first. */
+static void metadata_account(struct pp_mock_call *c)
+{
+	c->resp->action[0] = '\0';
+	pp_mock_resp_printf(c->resp, 200, "application/json",
+			    "{\"aliases\":[\"default\"],\"email\":\"" METADATA_EMAIL "\","
+			    "\"scopes\":[\"https://www.googleapis.com/auth/"
+			    "cloud-platform\"]}");
+}
+
+static void metadata_email(struct pp_mock_call *c)
+{
+	snprintf(c->resp->action, sizeof(c->resp->action), "email");
+	pp_mock_resp_printf(c->resp, 200, "application/text", METADATA_EMAIL);
+}
+
+static void metadata_project(struct pp_mock_call *c)
+{
+	pp_mock_resp_printf(c->resp, 200, "application/text", "mock-project");
+}
+
+#define SA "/computeMetadata/v1/instance/service-accounts/{account}"
+static const struct pp_mock_route metadata_routes[] = {
+	{"GET", "/", metadata_ping, .changes = false},
+	{"GET", SA "/token", metadata_token, .changes = false},
+	{"GET", "/google" SA "/token", metadata_token, .changes = false},
+	{"GET", SA, metadata_account, .changes = false},
+	{"GET", "/google" SA, metadata_account, .changes = false},
+	{"GET", SA "/email", metadata_email, .changes = false},
+	{"GET", "/google" SA "/email", metadata_email, .changes = false},
+	{"GET", "/computeMetadata/v1/project/project-id", metadata_project, .changes = false},
+	{"GET", "/google/computeMetadata/v1/project/project-id", metadata_project,
+	 .changes = false},
+	{NULL},
+};
+#undef SA
+
+static const struct pp_mock_router metadata_router = {
+	.api = "metadata",
+	.scope = "/", /* last: whatever the other routers do not take */
+	.routes = metadata_routes,
+	.admit = metadata_admit,
+	.unmatched = metadata_unmatched,
+};
 
 /* ---- Cloud Run v2 ---- */
 
@@ -1002,41 +1059,24 @@ static void list_answer(struct pp_mock_resp *resp, const char *key, struct pp_js
 	pp_json_free(o);
 }
 
-/* /v2/projects/P/locations/L/{jobs[/J[:run|/executions[/E[:cancel]]]]|operations/O} */
-static void cloudrun(struct pp_mock *m, struct google_state *st, const char *path,
-		     const struct pp_mock_req *req, struct pp_mock_resp *resp)
+/* Cloud Run Admin API v2: every call needs a bearer token this mock issued,
+ * then passes fault injection. */
+static bool cloudrun_admit(struct pp_mock_call *c)
 {
-	char buf[1024], location[512], job[600], exec[800];
-	char *seg[10], *save = NULL, *verb;
-	size_t n = 0;
-	bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
-	bool del = strcmp(req->method, "DELETE") == 0, expired;
+	struct pp_mock_resp *resp = c->resp;
 	int retry_after = 0;
+	bool expired;
 
-	snprintf(resp->api, sizeof(resp->api), "cloudrun");
-	if (strlen(path) >= sizeof(buf)) {
-		rpc_error(resp, 400, NULL, NULL, "path too long");
-		return;
-	}
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *s = strtok_r(buf, "/", &save); s && n < 10; s = strtok_r(NULL, "/", &save))
-		seg[n++] = s;
-	if (n < 5 || strcmp(seg[0], "v2") != 0 || strcmp(seg[1], "projects") != 0 ||
-	    strcmp(seg[3], "locations") != 0) {
-		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
-			  path);
-		return;
-	}
-	if (!bearer_ok(m, st, req, &expired)) {
+	if (!bearer_ok(c->m, c->state, c->req, &expired)) {
 		rpc_error(resp, 401, NULL, NULL,
 			  expired ? "Request had invalid authentication credentials: the access "
 				    "token has expired."
 				  : "Request had invalid authentication credentials. Expected "
 				    "OAuth 2 access token, login cookie or other valid "
 				    "authentication credential.");
-		return;
+		return false;
 	}
-	switch (pp_mock_fault_check(m, "cloudrun", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, "cloudrun", false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		rpc_error(resp, 429, NULL, NULL,
 			  "Quota exceeded for quota metric 'Job run "
@@ -1047,139 +1087,203 @@ static void cloudrun(struct pp_mock *m, struct google_state *st, const char *pat
 			snprintf(v, sizeof(v), "%d", retry_after);
 			pp_mock_resp_header(resp, "Retry-After", v);
 		}
-		return;
+		return false;
 	case PP_MOCK_FAULT_ERROR:
 		rpc_error(resp, 503, NULL, NULL, "The service is currently unavailable.");
-		return;
-	default: break;
+		return false;
+	default: return true;
 	}
-	snprintf(location, sizeof(location), "projects/%s/locations/%s", seg[2], seg[4]);
-	if (n == 7 && strcmp(seg[5], "operations") == 0 && get) {
-		char name[600];
-		struct operation *o;
-
-		snprintf(resp->action, sizeof(resp->action), "GetOperation");
-		snprintf(name, sizeof(name), "%s/operations/%s", location, seg[6]);
-		pp_mock_lock(m);
-		for (o = st->operations; o && strcmp(o->name, name) != 0; o = o->next)
-			;
-		if (o)
-			pp_mock_resp_printf(resp, 200, "application/json", "%s", o->json);
-		pp_mock_unlock(m);
-		if (!o)
-			rpc_error(resp, 404, NULL, NULL, "Operation '%s' was not found", name);
-		return;
-	}
-	if (n < 6 || strcmp(seg[5], "jobs") != 0) {
-		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
-			  path);
-		return;
-	}
-	if (n == 6) {
-		if (post) {
-			if (!pp_mock_spec_cloudrun(m, "google.cloud.run.v2.Jobs.CreateJob", req,
-						   resp))
-				job_create(m, st, location, req, resp);
-		} else if (get) {
-			struct pp_json *items = pp_json_new(PP_JSON_ARRAY);
-
-			snprintf(resp->action, sizeof(resp->action), "ListJobs");
-			pp_mock_lock(m);
-			for (struct job *jb = st->jobs; jb && items; jb = jb->next)
-				if (strncmp(jb->name, location, strlen(location)) == 0)
-					pp_json_append(items, job_json(m, st, jb));
-			pp_mock_unlock(m);
-			list_answer(resp, "jobs", items);
-		} else {
-			rpc_error(resp, 405, "UNIMPLEMENTED", NULL, "method not allowed");
-		}
-		return;
-	}
-	verb = strchr(seg[6], ':');
-	if (verb)
-		*verb++ = '\0';
-	snprintf(job, sizeof(job), "%s/jobs/%s", location, seg[6]);
-	if (n == 7) {
-		if (verb && strcmp(verb, "run") == 0 && post) {
-			if (!pp_mock_spec_cloudrun(m, "google.cloud.run.v2.Jobs.RunJob", req, resp))
-				job_run(m, st, job, location, req, resp);
-		} else if (!verb && get) {
-			struct job *jb;
-			struct pp_json *j = NULL;
-
-			snprintf(resp->action, sizeof(resp->action), "GetJob");
-			pp_mock_lock(m);
-			jb = job_find(st, job);
-			if (jb)
-				j = job_json(m, st, jb);
-			pp_mock_unlock(m);
-			if (j)
-				pp_mock_resp_json(resp, 200, NULL, j);
-			else
-				rpc_error(resp, 404, NULL, NULL, "Resource '%s' was not found",
-					  job);
-			pp_json_free(j);
-		} else if (!verb && del) {
-			job_delete(m, st, job, location, resp);
-		} else {
-			rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s",
-				  req->method, path);
-		}
-		return;
-	}
-	if (strcmp(seg[7], "executions") != 0 || n > 9 || verb) {
-		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
-			  path);
-		return;
-	}
-	if (n == 8 && get) {
-		struct pp_json *items = pp_json_new(PP_JSON_ARRAY);
-		double now = pp_mock_clock(m);
-
-		snprintf(resp->action, sizeof(resp->action), "ListExecutions");
-		pp_mock_lock(m);
-		for (struct execution *e = st->executions; e && items; e = e->next)
-			if (strcmp(e->job_name, job) == 0)
-				pp_json_append(items, execution_json(m, e, now));
-		pp_mock_unlock(m);
-		list_answer(resp, "executions", items);
-		return;
-	}
-	if (n != 9) {
-		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
-			  path);
-		return;
-	}
-	verb = strchr(seg[8], ':');
-	if (verb)
-		*verb++ = '\0';
-	snprintf(exec, sizeof(exec), "%.599s/executions/%.180s", job, seg[8]);
-	if (verb && strcmp(verb, "cancel") == 0 && post &&
-	    pp_mock_spec_cloudrun(m, "google.cloud.run.v2.Executions.CancelExecution", req, resp))
-		return;
-	if ((verb && strcmp(verb, "cancel") == 0 && post) || (!verb && (get || del)))
-		execution_action(m, st, exec, verb, location, req->method, resp);
-	else
-		rpc_error(resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s", req->method,
-			  path);
 }
+
+static void cloudrun_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	if (other_method)
+		rpc_error(c->resp, 405, "UNIMPLEMENTED", NULL, "method not allowed");
+	else
+		rpc_error(c->resp, 404, NULL, NULL, "mock Cloud Run has no route %s %s",
+			  c->req->method, c->req->path);
+}
+
+/* "projects/P/locations/L", the parent of everything below it. */
+static void cr_location(const struct pp_mock_call *c, char *out, size_t size)
+{
+	snprintf(out, size, "projects/%s/locations/%s", pp_mock_param(&c->params, "project"),
+		 pp_mock_param(&c->params, "location"));
+}
+
+/* "projects/P/locations/L/jobs/J" */
+static void cr_job(const struct pp_mock_call *c, char *out, size_t size)
+{
+	char location[512];
+
+	cr_location(c, location, sizeof(location));
+	snprintf(out, size, "%s/jobs/%s", location, pp_mock_param(&c->params, "job"));
+}
+
+static void cr_operation_get(struct pp_mock_call *c)
+{
+	struct google_state *st = c->state;
+	char location[512], name[800];
+	struct operation *o;
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "GetOperation");
+	cr_location(c, location, sizeof(location));
+	snprintf(name, sizeof(name), "%s/operations/%s", location,
+		 pp_mock_param(&c->params, "operation"));
+	pp_mock_lock(c->m);
+	for (o = st->operations; o && strcmp(o->name, name) != 0; o = o->next)
+		;
+	if (o)
+		pp_mock_resp_printf(c->resp, 200, "application/json", "%s", o->json);
+	pp_mock_unlock(c->m);
+	if (!o)
+		rpc_error(c->resp, 404, NULL, NULL, "Operation '%s' was not found", name);
+}
+
+static void cr_job_create(struct pp_mock_call *c)
+{
+	char location[512];
+
+	cr_location(c, location, sizeof(location));
+	job_create(c->m, c->state, location, c->req, c->resp);
+}
+
+static void cr_job_list(struct pp_mock_call *c)
+{
+	struct google_state *st = c->state;
+	struct pp_json *items = pp_json_new(PP_JSON_ARRAY);
+	char location[512];
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "ListJobs");
+	cr_location(c, location, sizeof(location));
+	pp_mock_lock(c->m);
+	for (struct job *jb = st->jobs; jb && items; jb = jb->next)
+		if (strncmp(jb->name, location, strlen(location)) == 0)
+			pp_json_append(items, job_json(c->m, st, jb));
+	pp_mock_unlock(c->m);
+	list_answer(c->resp, "jobs", items);
+}
+
+static void cr_job_run(struct pp_mock_call *c)
+{
+	char location[512], job[800];
+
+	cr_location(c, location, sizeof(location));
+	cr_job(c, job, sizeof(job));
+	job_run(c->m, c->state, job, location, c->req, c->resp);
+}
+
+static void cr_job_get(struct pp_mock_call *c)
+{
+	struct pp_json *j = NULL;
+	struct job *jb;
+	char job[800];
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "GetJob");
+	cr_job(c, job, sizeof(job));
+	pp_mock_lock(c->m);
+	jb = job_find(c->state, job);
+	if (jb)
+		j = job_json(c->m, c->state, jb);
+	pp_mock_unlock(c->m);
+	if (j)
+		pp_mock_resp_json(c->resp, 200, NULL, j);
+	else
+		rpc_error(c->resp, 404, NULL, NULL, "Resource '%s' was not found", job);
+	pp_json_free(j);
+}
+
+static void cr_job_delete(struct pp_mock_call *c)
+{
+	char location[512], job[800];
+
+	cr_location(c, location, sizeof(location));
+	cr_job(c, job, sizeof(job));
+	job_delete(c->m, c->state, job, location, c->resp);
+}
+
+static void cr_execution_list(struct pp_mock_call *c)
+{
+	struct google_state *st = c->state;
+	struct pp_json *items = pp_json_new(PP_JSON_ARRAY);
+	double now = pp_mock_clock(c->m);
+	char job[800];
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "ListExecutions");
+	cr_job(c, job, sizeof(job));
+	pp_mock_lock(c->m);
+	for (struct execution *e = st->executions; e && items; e = e->next)
+		if (strcmp(e->job_name, job) == 0)
+			pp_json_append(items, execution_json(c->m, e, now));
+	pp_mock_unlock(c->m);
+	list_answer(c->resp, "executions", items);
+}
+
+/* GET, DELETE or :cancel one execution. */
+static void cr_execution(struct pp_mock_call *c)
+{
+	char location[512], job[800], exec[1000];
+	bool cancel = strcmp(c->req->method, "POST") == 0;
+
+	cr_location(c, location, sizeof(location));
+	cr_job(c, job, sizeof(job));
+	snprintf(exec, sizeof(exec), "%.599s/executions/%.180s", job,
+		 pp_mock_param(&c->params, "execution"));
+	execution_action(c->m, c->state, exec, cancel ? "cancel" : NULL, location, c->req->method,
+			 c->resp);
+}
+
+#define LOC "/google/v2/projects/{project}/locations/{location}"
+/* The bodies against the Cloud Run v2 protos (mock/spec_gate.c). */
+static bool cr_validate_create(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_cloudrun(c->m, "google.cloud.run.v2.Jobs.CreateJob", c->req, c->resp);
+}
+
+static bool cr_validate_run(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_cloudrun(c->m, "google.cloud.run.v2.Jobs.RunJob", c->req, c->resp);
+}
+
+static bool cr_validate_cancel(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_cloudrun(c->m, "google.cloud.run.v2.Executions.CancelExecution",
+				      c->req, c->resp);
+}
+
+static const struct pp_mock_route cloudrun_routes[] = {
+	{"GET", LOC "/operations/{operation}", cr_operation_get, .changes = false},
+	{"POST", LOC "/jobs", cr_job_create, .validate = cr_validate_create, .changes = true},
+	{"GET", LOC "/jobs", cr_job_list, .changes = false},
+	{"POST", LOC "/jobs/{job}:run", cr_job_run, .validate = cr_validate_run, .changes = true},
+	{"GET", LOC "/jobs/{job}", cr_job_get, .changes = false},
+	{"DELETE", LOC "/jobs/{job}", cr_job_delete, .changes = true},
+	{"GET", LOC "/jobs/{job}/executions", cr_execution_list, .changes = false},
+	{"POST", LOC "/jobs/{job}/executions/{execution}:cancel", cr_execution,
+	 .validate = cr_validate_cancel, .changes = true},
+	{"GET", LOC "/jobs/{job}/executions/{execution}", cr_execution, .changes = false},
+	{"DELETE", LOC "/jobs/{job}/executions/{execution}", cr_execution, .changes = true},
+	{NULL},
+};
+#undef LOC
+
+static const struct pp_mock_router cloudrun_router = {
+	.api = "cloudrun",
+	.scope = "/google/v2",
+	.routes = cloudrun_routes,
+	.admit = cloudrun_admit,
+	.unmatched = cloudrun_unmatched,
+};
 
 /* ---- module ---- */
 
-static void google_handle(struct pp_mock *m, void *state, const struct pp_mock_req *req,
-			  struct pp_mock_resp *resp)
-{
-	struct google_state *st = state;
-
-	if (strncmp(req->path, "/google", 7) != 0)
-		metadata(m, st, req->path, req, resp); /* the mock as GCE_METADATA_HOST */
-	else if (strcmp(req->subpath, "/token") == 0)
-		oauth_token(m, st, req, resp);
-	else if (strncmp(req->subpath, "/computeMetadata/", 17) == 0)
-		metadata(m, st, req->subpath, req, resp);
-	else if (strncmp(req->subpath, "/v2/", 4) == 0)
-		cloudrun(m, st, req->subpath, req, resp);
-}
+/* The metadata router comes last: its scope is every path. */
+static const struct pp_mock_router *const google_routers[] = {
+	&oauth_router,
+	&cloudrun_router,
+	&metadata_router,
+	NULL,
+};
 
 static void google_reset(struct pp_mock *m, void *state)
 {
@@ -1263,7 +1367,7 @@ const struct pp_mock_api pp_mock_api_google = {
 	.prefixes = {"/google", "/computeMetadata", "/", NULL},
 	.init = google_init,
 	.free = google_free,
-	.handle = google_handle,
+	.routers = google_routers,
 	.reset = google_reset,
 	.stats = google_stats,
 };

@@ -66,6 +66,11 @@ struct pp_mock {
 	pthread_mutex_t core_lock;  /* counters, log, faults, PRNG */
 	struct timespec start_mono;
 	double start_wall;
+	/* The lifecycle clock: monotonic time since start plus clock_offset,
+	 * or clock_held_at while tests hold it (POST /control/clock). */
+	pthread_mutex_t clock_lock;
+	double clock_offset, clock_held_at;
+	bool clock_held;
 	uint64_t rng;
 	struct module modules[NAPIS];
 	struct fault_conf faults[MAX_FAULT_CONFS];
@@ -126,13 +131,58 @@ void pp_mock_unlock(struct pp_mock *m)
 	pthread_mutex_unlock(&m->state_lock);
 }
 
-double pp_mock_clock(const struct pp_mock *m)
+static double since_start(const struct pp_mock *m)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)(now.tv_sec - m->start_mono.tv_sec) +
 	       (double)(now.tv_nsec - m->start_mono.tv_nsec) / 1e9;
+}
+
+/* Reading the clock does not change the mock, but it takes the clock's
+ * lock: hence the cast of a const mock's mutex. */
+double pp_mock_clock(const struct pp_mock *m)
+{
+	pthread_mutex_t *lock = (pthread_mutex_t *)&m->clock_lock;
+	double t;
+
+	pthread_mutex_lock(lock);
+	t = m->clock_held ? m->clock_held_at : since_start(m) + m->clock_offset;
+	pthread_mutex_unlock(lock);
+	return t;
+}
+
+void pp_mock_clock_hold(struct pp_mock *m, bool hold)
+{
+	pthread_mutex_lock(&m->clock_lock);
+	if (hold && !m->clock_held)
+		m->clock_held_at = since_start(m) + m->clock_offset;
+	else if (!hold && m->clock_held)
+		m->clock_offset = m->clock_held_at - since_start(m); /* go on from there */
+	m->clock_held = hold;
+	pthread_mutex_unlock(&m->clock_lock);
+}
+
+void pp_mock_clock_advance(struct pp_mock *m, double seconds)
+{
+	pthread_mutex_lock(&m->clock_lock);
+	if (m->clock_held)
+		m->clock_held_at += seconds;
+	else
+		m->clock_offset += seconds;
+	pthread_mutex_unlock(&m->clock_lock);
+}
+
+bool pp_mock_clock_held(const struct pp_mock *m)
+{
+	pthread_mutex_t *lock = (pthread_mutex_t *)&m->clock_lock;
+	bool held;
+
+	pthread_mutex_lock(lock);
+	held = m->clock_held;
+	pthread_mutex_unlock(lock);
+	return held;
 }
 
 double pp_mock_wall(const struct pp_mock *m, double clock)
@@ -681,47 +731,131 @@ static void control_faults_json(struct pp_mock *m, struct pp_mock_resp *resp)
 	pthread_mutex_unlock(&m->core_lock);
 }
 
-static void control(struct pp_mock *m, const struct pp_mock_req *req, struct pp_mock_resp *resp)
+static void control_stats_route(struct pp_mock_call *c)
 {
-	const char *what = req->path + strlen("/control");
-	bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
-
-	snprintf(resp->api, sizeof(resp->api), "control");
-	snprintf(resp->action, sizeof(resp->action), "%s", *what ? what + 1 : "");
-	if (strcmp(what, "/stats") == 0 && get) {
-		control_stats(m, resp);
-	} else if (strcmp(what, "/log") == 0 && get) {
-		control_log(m, resp);
-	} else if (strcmp(what, "/faults") == 0 && get) {
-		control_faults_json(m, resp);
-	} else if (strcmp(what, "/faults") == 0 && post) {
-		struct pp_error err = {0};
-
-		if (pp_mock_set_faults(m, req->body, &err))
-			pp_mock_resp_printf(resp, 400, "text/plain", "faults: %s\n", err.msg);
-		else
-			control_faults_json(m, resp);
-	} else if (strcmp(what, "/validate") == 0 && (get || post)) {
-		pp_mock_specs_control(m->specs, req, resp);
-	} else if (strcmp(what, "/reset") == 0 && post) {
-		pp_mock_lock(m);
-		for (size_t i = 0; i < NAPIS; i++)
-			if (m->modules[i].api->reset)
-				m->modules[i].api->reset(m, m->modules[i].state);
-		pp_mock_unlock(m);
-		pthread_mutex_lock(&m->core_lock);
-		counters_clear(m);
-		m->log_next = m->log_total = 0;
-		m->nfaults = 0;
-		pthread_mutex_unlock(&m->core_lock);
-		pp_mock_resp_printf(resp, 200, "application/json", "{}\n");
-	} else {
-		pp_mock_resp_printf(resp, 404, "text/plain",
-				    "no control endpoint %s %s (GET stats, log, faults, validate; "
-				    "POST faults, validate, reset)\n",
-				    req->method, req->path);
-	}
+	control_stats(c->m, c->resp);
 }
+
+static void control_log_route(struct pp_mock_call *c)
+{
+	control_log(c->m, c->resp);
+}
+
+static void control_faults_get(struct pp_mock_call *c)
+{
+	control_faults_json(c->m, c->resp);
+}
+
+static void control_faults_post(struct pp_mock_call *c)
+{
+	struct pp_error err = {0};
+
+	if (pp_mock_set_faults(c->m, c->req->body, &err))
+		pp_mock_resp_printf(c->resp, 400, "text/plain", "faults: %s\n", err.msg);
+	else
+		control_faults_json(c->m, c->resp);
+}
+
+static void control_reset(struct pp_mock_call *c)
+{
+	struct pp_mock *m = c->m;
+
+	pp_mock_lock(m);
+	for (size_t i = 0; i < NAPIS; i++)
+		if (m->modules[i].api->reset)
+			m->modules[i].api->reset(m, m->modules[i].state);
+	pp_mock_unlock(m);
+	pthread_mutex_lock(&m->core_lock);
+	counters_clear(m);
+	m->log_next = m->log_total = 0;
+	m->nfaults = 0;
+	pthread_mutex_unlock(&m->core_lock);
+	pp_mock_resp_printf(c->resp, 200, "application/json", "{}\n");
+}
+
+static void clock_answer(struct pp_mock_call *c)
+{
+	pp_mock_resp_printf(c->resp, 200, "application/json", "{\"clock\":%.3f,\"held\":%s}\n",
+			    pp_mock_clock(c->m), pp_mock_clock_held(c->m) ? "true" : "false");
+}
+
+/* Ten days: far beyond any timeline, short of overflowing timestamps. */
+#define ADVANCE_MAX_MS 864000000.0
+
+/* {"clock":"hold"|"run", "advance_ms":N}, either or both: hold first, then
+ * advance, so {"clock":"hold","advance_ms":400} lands exactly 0.4 s on. */
+static void control_clock_post(struct pp_mock_call *c)
+{
+	const struct pp_json *b = c->body;
+	const struct pp_json *adv = pp_json_get(b, "advance_ms");
+	const char *mode = pp_json_get_string(b, "clock");
+	double ms = 0;
+	size_t known = (mode != NULL) + (adv != NULL);
+
+	if (adv && !pp_json_get_number(b, "advance_ms", &ms))
+		ms = -1;
+	/* Unknown members are refused: a typo must not pass for a no-op. */
+	if (!pp_json_is(b, PP_JSON_OBJECT) || known == 0 || b->count != known ||
+	    (mode && strcmp(mode, "hold") != 0 && strcmp(mode, "run") != 0) ||
+	    !(ms >= 0 && ms <= ADVANCE_MAX_MS)) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "clock: want {\"clock\":\"hold\"|\"run\"} and/or "
+				    "{\"advance_ms\":N} with 0 <= N <= %.0f\n",
+				    ADVANCE_MAX_MS);
+		return;
+	}
+	if (mode)
+		pp_mock_clock_hold(c->m, strcmp(mode, "hold") == 0);
+	if (ms > 0)
+		pp_mock_clock_advance(c->m, ms / 1000);
+	clock_answer(c);
+}
+
+/* The spec validators' per-API switches (mock/spec_gate.c). */
+static void control_validate(struct pp_mock_call *c)
+{
+	pp_mock_specs_control(c->m->specs, c->req, c->resp);
+}
+
+static bool control_admit(struct pp_mock_call *c)
+{
+	const char *what = c->req->path + strlen("/control");
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "%s", *what ? what + 1 : "");
+	return true;
+}
+
+static void control_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	pp_mock_resp_printf(c->resp, 404, "text/plain",
+			    "no control endpoint %s %s (GET stats, log, faults, clock, validate; "
+			    "POST faults, reset, clock, validate)\n",
+			    c->req->method, c->req->path);
+}
+
+static const struct pp_mock_route control_routes[] = {
+	{"GET", "/control/stats", control_stats_route, .changes = false},
+	{"GET", "/control/log", control_log_route, .changes = false},
+	{"GET", "/control/faults", control_faults_get, .changes = false},
+	{"POST", "/control/faults", control_faults_post, .changes = true},
+	{"POST", "/control/reset", control_reset, .changes = true},
+	{"GET", "/control/clock", clock_answer, .changes = false},
+	{"POST", "/control/clock", control_clock_post, .changes = true},
+	{"GET", "/control/validate", control_validate, .changes = false},
+	{"POST", "/control/validate", control_validate, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router control_router = {
+	.api = "control",
+	.scope = "/control",
+	.json_body = true,
+	.routes = control_routes,
+	.admit = control_admit,
+	.unmatched = control_unmatched,
+};
+
+static const struct pp_mock_router *const control_routers[] = {&control_router, NULL};
 
 /* ---- MHD glue ---- */
 
@@ -736,10 +870,8 @@ static void dispatch(struct pp_mock *m, const struct pp_mock_req *req0, struct p
 {
 	struct pp_mock_req req = *req0;
 
-	if (prefix_matches(req.path, "/control")) {
-		control(m, &req, resp);
+	if (pp_mock_route_request(m, NULL, control_routers, &req, resp))
 		return;
-	}
 	for (size_t i = 0; i < NAPIS; i++) {
 		const struct pp_mock_api *api = m->modules[i].api;
 
@@ -748,7 +880,7 @@ static void dispatch(struct pp_mock *m, const struct pp_mock_req *req0, struct p
 				continue;
 			req.subpath = req.path + strlen(api->prefixes[p]);
 			snprintf(resp->api, sizeof(resp->api), "%s", api->name);
-			api->handle(m, m->modules[i].state, &req, resp);
+			pp_mock_route_request(m, m->modules[i].state, api->routers, &req, resp);
 			return;
 		}
 	}
@@ -887,7 +1019,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req.remote = remote;
 	req.conn = conn;
 	req.raw_path = ctx->raw_path;
-	if (ctx->too_big) {
+	if (!pp_mock_loopback(remote)) {
+		/* Unreachable while the listener is on loopback; kept so that no
+		 * token ever leaves the machine whatever the socket setup. */
+		pp_mock_resp_printf(&resp, 403, "text/plain", "the mock answers loopback only\n");
+		resp.reject_reason = "not_loopback";
+	} else if (ctx->too_big) {
 		pp_mock_resp_printf(&resp, 413, "text/plain", "request body over %zu bytes\n",
 				    (size_t)PP_MOCK_BODY_MAX);
 		resp.reject_reason = "body_too_large";
@@ -915,6 +1052,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* ---- lifecycle ---- */
 
+bool pp_mock_loopback(const char *ipv4)
+{
+	struct in_addr a;
+
+	return ipv4 && inet_pton(AF_INET, ipv4, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
 int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp_error *err)
 {
 	struct pp_mock *m = calloc(1, sizeof(*m));
@@ -928,6 +1072,7 @@ int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp
 	m->rng = opts->seed;
 	pthread_mutex_init(&m->state_lock, NULL);
 	pthread_mutex_init(&m->core_lock, NULL);
+	pthread_mutex_init(&m->clock_lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &m->start_mono);
 	clock_gettime(CLOCK_REALTIME, &wall);
 	m->start_wall = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
@@ -958,6 +1103,11 @@ int pp_mock_start(struct pp_mock *m, struct pp_error *err)
 	sa.sin_port = htons((uint16_t)m->opts.listen_port);
 	if (inet_pton(AF_INET, m->opts.listen_host, &sa.sin_addr) != 1)
 		return pp_fail(err, PP_EINVALID, "mock: listen address \"%s\" is not IPv4",
+			       m->opts.listen_host);
+	if (!pp_mock_loopback(m->opts.listen_host))
+		return pp_fail(err, PP_EINVALID,
+			       "mock: listen address %s is not loopback; the mock hands out "
+			       "tokens and listens on 127.0.0.0/8 only",
 			       m->opts.listen_host);
 	/* A thread per connection, so injected latency never stalls other
 	 * clients; no MHD error log, since injected resets would flood it. */

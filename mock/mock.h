@@ -15,12 +15,13 @@
 #include "lib/json.h"
 
 struct pp_mock;
+struct pp_mock_route;
 
 #define PP_MOCK_MAX_KEYS 8
 #define PP_MOCK_BODY_MAX ((size_t)1 << 20)
 
 struct pp_mock_opts {
-	const char *listen_host;		/* "127.0.0.1" */
+	const char *listen_host;		/* "127.0.0.1"; loopback only */
 	int listen_port;			/* 0: any free port */
 	double provision_seconds;		/* timeline: created -> running */
 	double run_seconds;			/* timeline: running -> finished */
@@ -85,15 +86,93 @@ int pp_mock_resp_printf(struct pp_mock_resp *r, int status, const char *content_
 int pp_mock_resp_json(struct pp_mock_resp *r, int status, const char *content_type,
 		      const struct pp_json *j);
 
-/* A fake API. Every hook except handle may be NULL. */
+/* ---- routing ---- */
+
+/* Path parameters a route pattern captured ("{job}" -> "j1"). */
+#define PP_MOCK_PARAMS_MAX 8
+struct pp_mock_params {
+	size_t n;
+	const char *names[PP_MOCK_PARAMS_MAX];
+	const char *values[PP_MOCK_PARAMS_MAX];
+	char buf[2048]; /* names and values, NUL-terminated */
+};
+
+/* Value captured for "{name}" or "{name*}"; NULL if the pattern has none. */
+const char *pp_mock_param(const struct pp_mock_params *p, const char *name);
+
+/* Match path against pattern, segment by segment ('/'-separated; empty
+ * segments are ignored on both sides, so "/a//b/" is "/a/b"). A pattern
+ * segment is a literal, "{name}" (one non-empty segment), "{name}SUFFIX"
+ * (a segment ending in SUFFIX, e.g. "{job}:run", capturing the rest) or, as
+ * the last one, "{name*}" (every remaining segment, possibly none, joined by
+ * '/'). nocase compares literals case-insensitively (ARM paths). On a match
+ * fills p and returns true. */
+bool pp_mock_pattern_match(const char *pattern, const char *path, bool nocase,
+			   struct pp_mock_params *p);
+
+/* One matched request, as hooks and handlers see it. */
+struct pp_mock_call {
+	struct pp_mock *m;
+	void *state; /* the module's */
+	const struct pp_mock_req *req;
+	struct pp_mock_resp *resp;
+	const struct pp_mock_route *route; /* NULL in unmatched() */
+	struct pp_mock_params params;
+	struct pp_json *body; /* the parsed body when the router sets json_body */
+	char note[64];	      /* what admit learned for the handler (AWS: the region) */
+};
+
+/* A route: {method, pattern, handler}. */
+struct pp_mock_route {
+	const char *method;  /* "GET", "POST", ...; NULL ends a table */
+	const char *pattern; /* see pp_mock_pattern_match(); the full path */
+	void (*handle)(struct pp_mock_call *c);
+	/* Optional spec check of this request, run after the router's admit
+	 * and validate: answers c->resp in the API's error shape and returns
+	 * false to refuse the request before handle runs. */
+	bool (*validate)(struct pp_mock_call *c);
+	bool changes; /* the handler changes state (for the router's after hook) */
+};
+
+/* The routes of one API, tried in order (the first match wins), with the
+ * hooks its routes share. Every hook may be NULL. */
+struct pp_mock_router {
+	const char *api; /* label in stats and the request log ("cloudrun") */
+	/* Path prefix this router answers ("/google/v2"), unmatched paths
+	 * included; NULL: only the paths its routes match, with any method. */
+	const char *scope;
+	bool nocase;	/* literal segments compare case-insensitively */
+	bool json_body; /* parse a non-empty body as JSON into c->body */
+	bool locked;	/* run handle and after under pp_mock_lock() */
+	const struct pp_mock_route *routes;
+	/* Before anything else, once a route matched: authentication, fault
+	 * injection. Answers and returns false to stop. */
+	bool (*admit)(struct pp_mock_call *c);
+	/* A body json_body could not parse; default: 400 text. */
+	void (*bad_body)(struct pp_mock_call *c, const char *why);
+	/* Spec checks shared by every route (before route->validate). */
+	bool (*validate)(struct pp_mock_call *c);
+	/* After handle (persistence). */
+	void (*after)(struct pp_mock_call *c);
+	/* A path in scope that no route matches (other_method: one matches the
+	 * path with another method); default: 404 / 405 text. */
+	void (*unmatched)(struct pp_mock_call *c, bool other_method);
+};
+
+/* Answer req with the first router of routers (NULL-terminated) that takes
+ * the path (see scope); false when none does. */
+bool pp_mock_route_request(struct pp_mock *m, void *state,
+			   const struct pp_mock_router *const *routers,
+			   const struct pp_mock_req *req, struct pp_mock_resp *resp);
+
+/* A fake API. Every hook may be NULL. */
 struct pp_mock_api {
 	const char *name;	 /* key in the port file, log and stats: "google" */
 	const char *prefixes[4]; /* NULL-terminated path prefixes, e.g. "/google" */
+	/* Its HTTP routes, NULL-terminated, tried in order. */
+	const struct pp_mock_router *const *routers;
 	int (*init)(struct pp_mock *m, void **state, struct pp_error *err);
 	void (*free)(void *state);
-	/* Answer req into resp (status + body). Runs without the mock lock. */
-	void (*handle)(struct pp_mock *m, void *state, const struct pp_mock_req *req,
-		       struct pp_mock_resp *resp);
 	/* POST /control/reset: drop every resource. */
 	void (*reset)(struct pp_mock *m, void *state);
 	/* GET /control/stats: add "live_*" counts to live (called under the lock). */
@@ -104,8 +183,14 @@ struct pp_mock_api {
 	void (*stop)(struct pp_mock *m, void *state);
 };
 
+/* True for a dotted IPv4 address in 127.0.0.0/8. The mock listens only on
+ * such an address and answers only peers coming from one: it issues
+ * tokens and credentials to anyone who asks. */
+bool pp_mock_loopback(const char *ipv4);
+
 int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp_error *err);
-/* Bind and serve; returns once listening. */
+/* Bind and serve; returns once listening. A listen_host that is not
+ * loopback is refused (PP_EINVALID). */
 int pp_mock_start(struct pp_mock *m, struct pp_error *err);
 /* "key=value" lines: url=http://127.0.0.1:PORT, then NAME=base URL per module. */
 int pp_mock_describe(struct pp_mock *m, struct pp_buf *out);
@@ -122,6 +207,13 @@ void pp_mock_unlock(struct pp_mock *m);
 
 /* Timeline clock: monotonic seconds since the mock started. */
 double pp_mock_clock(const struct pp_mock *m);
+/* Tests take the timeline out of the machine's hands (POST /control/clock):
+ * hold stops the clock where it is, so every resource stays in its phase
+ * however slow the machine; run lets it go on from there; advance moves it
+ * forward, held or not (issued tokens expire by it too). */
+void pp_mock_clock_hold(struct pp_mock *m, bool hold);
+void pp_mock_clock_advance(struct pp_mock *m, double seconds);
+bool pp_mock_clock_held(const struct pp_mock *m);
 /* Wall-clock time for a clock value, for timestamps in answers. */
 double pp_mock_wall(const struct pp_mock *m, double clock);
 /* Seeded PRNG in [0, 1); thread safe. */

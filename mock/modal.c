@@ -382,13 +382,33 @@ static void rpc_image(struct modal_mock *mm, struct mm_stream *s)
 	pp_buf_free(&msg);
 }
 
+static void rpc_app(struct modal_mock *mm, struct mm_stream *s)
+{
+	reply_string(s, 1, "ap-mock");
+}
+
+/* The gRPC methods of modal.client.ModalClient this mock serves. Every one
+ * but AuthTokenGet needs the token AuthTokenGet handed out. */
+static const struct {
+	const char *name;
+	void (*run)(struct modal_mock *mm, struct mm_stream *s);
+} rpcs[] = {
+	{"AuthTokenGet", rpc_auth_token},      {"AppGetOrCreate", rpc_app},
+	{"ImageGetOrCreate", rpc_image},       {"SecretGetOrCreate", rpc_secret},
+	{"SandboxCreate", rpc_sandbox_create}, {"SandboxGetFromName", rpc_get_from_name},
+	{"SandboxWait", rpc_sandbox_wait},     {"SandboxTerminate", rpc_sandbox_terminate},
+};
+
 static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream *s)
 {
 	static const char prefix[] = "/modal.client.ModalClient/";
 	const char *rpc =
 		!strncmp(s->path, prefix, sizeof(prefix) - 1) ? s->path + sizeof(prefix) - 1 : "";
+	bool auth_call = !strcmp(rpc, "AuthTokenGet");
 	struct pp_mock_resp fr;
 	int retry_after = 0;
+	size_t i;
+
 	memset(&fr, 0, sizeof(fr));
 	pp_buf_init(&fr.body, 1024);
 	set_status(s, PP_GRPC_OK, "");
@@ -404,8 +424,8 @@ static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream 
 		set_status(s, invalid, why);
 		goto out;
 	}
-	enum pp_mock_fault fault = pp_mock_fault_check(mm->m, "modal", !strcmp(rpc, "AuthTokenGet"),
-						       &fr, &retry_after);
+	enum pp_mock_fault fault =
+		pp_mock_fault_check(mm->m, "modal", auth_call, &fr, &retry_after);
 	if (fault == PP_MOCK_FAULT_ERROR) {
 		set_status(s, PP_GRPC_UNAVAILABLE, "mock: injected failure");
 		goto out;
@@ -414,27 +434,15 @@ static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream 
 		set_status(s, PP_GRPC_RESOURCE_EXHAUSTED, "mock: rate limited");
 		goto out;
 	}
+	for (i = 0; i < sizeof(rpcs) / sizeof(rpcs[0]) && strcmp(rpc, rpcs[i].name); i++)
+		;
 	pp_mock_lock(mm->m);
-	if (!strcmp(rpc, "AuthTokenGet"))
-		rpc_auth_token(mm, s);
-	else if (!token_known(mm, s->auth_token))
-		set_status(s, PP_GRPC_UNAUTHENTICATED, "x-modal-auth-token missing or expired");
-	else if (!strcmp(rpc, "AppGetOrCreate"))
-		reply_string(s, 1, "ap-mock");
-	else if (!strcmp(rpc, "ImageGetOrCreate"))
-		rpc_image(mm, s);
-	else if (!strcmp(rpc, "SecretGetOrCreate"))
-		rpc_secret(mm, s);
-	else if (!strcmp(rpc, "SandboxCreate"))
-		rpc_sandbox_create(mm, s);
-	else if (!strcmp(rpc, "SandboxGetFromName"))
-		rpc_get_from_name(mm, s);
-	else if (!strcmp(rpc, "SandboxWait"))
-		rpc_sandbox_wait(mm, s);
-	else if (!strcmp(rpc, "SandboxTerminate"))
-		rpc_sandbox_terminate(mm, s);
-	else
+	if (i == sizeof(rpcs) / sizeof(rpcs[0]))
 		set_status(s, PP_GRPC_UNIMPLEMENTED, "Method not found");
+	else if (!auth_call && !token_known(mm, s->auth_token))
+		set_status(s, PP_GRPC_UNAUTHENTICATED, "x-modal-auth-token missing or expired");
+	else
+		rpcs[i].run(mm, s);
 	pp_mock_unlock(mm->m);
 	/* A lost answer: the call took effect, the client never hears of it. */
 	if (fr.drop)
@@ -443,8 +451,8 @@ out:
 	if (strcmp(s->status, "0"))
 		pp_buf_reset(&s->out);
 	pp_buf_free(&fr.body);
-	for (size_t i = 0; i < fr.nhdr; i++)
-		free(fr.hdr_values[i]);
+	for (size_t j = 0; j < fr.nhdr; j++)
+		free(fr.hdr_values[j]);
 }
 
 /* ---- HTTP/2 plumbing ---- */

@@ -465,6 +465,60 @@ static void flow_run_create(struct pp_mock *m, struct pf_state *st, struct pp_js
  * PreventPendingTransitions aborts a second PENDING proposal (that is what
  * keeps two workers from both starting a run), a terminal run only moves
  * when forced, and a pool at its concurrency limit makes PENDING wait. */
+enum pf_verdict { PF_ACCEPT, PF_ABORT, PF_WAIT };
+
+/* Prefect's orchestration rules for a proposed state type: what the server
+ * answers and, when not ACCEPT, why (and how long to wait). */
+static enum pf_verdict orchestrate(struct pf_state *st, const struct pp_json *run, const char *type,
+				   bool force, char *reason, size_t reason_size,
+				   double *wait_seconds)
+{
+	const char *cur = field(run, "state_type");
+
+	*wait_seconds = 0;
+	if (force)
+		return PF_ACCEPT;
+	if (state_terminal(cur) && strcmp(type, cur)) {
+		snprintf(reason, reason_size, "This run has already terminated.");
+		return PF_ABORT;
+	}
+	if (!strcmp(cur, "CANCELLING") && !state_terminal(type)) {
+		/* Only the end of the run may follow a cancellation request. */
+		snprintf(reason, reason_size,
+			 "This run is CANCELLING and cannot transition to a %s state.", type);
+		return PF_ABORT;
+	}
+	if (strcmp(type, "PENDING") != 0)
+		return PF_ACCEPT;
+	if (!strcmp(cur, "PENDING") || !strcmp(cur, "RUNNING") || !strcmp(cur, "CANCELLING") ||
+	    state_terminal(cur)) {
+		snprintf(reason, reason_size,
+			 "This run is in a %s state and cannot transition to a PENDING state.",
+			 cur);
+		return PF_ABORT;
+	}
+	/* PENDING takes a slot of the work pool's concurrency limit. */
+	const char *pool_name = pp_json_get_string(run, "work_pool_name");
+	struct pp_json *pool =
+		pool_name ? find_by(table(st, "work_pools"), "name", pool_name) : NULL;
+	long long limit = pp_json_get_int(pool, "concurrency_limit", -1);
+	long long busy = 0;
+	pp_json_foreach (r, table(st, "flow_runs")) {
+		const char *t = field(r, "state_type");
+		const char *p = pp_json_get_string(r, "work_pool_name");
+		if (p && pool_name && !strcmp(p, pool_name) &&
+		    (!strcmp(t, "PENDING") || !strcmp(t, "RUNNING")))
+			busy++;
+	}
+	if (limit >= 0 && busy >= limit) {
+		*wait_seconds = 1;
+		snprintf(reason, reason_size, "Work pool %s is at its concurrency limit of %lld.",
+			 pool_name, limit);
+		return PF_WAIT;
+	}
+	return PF_ACCEPT;
+}
+
 static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *run,
 		      const struct pp_json *body, struct pp_mock_resp *resp)
 {
@@ -475,48 +529,12 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 		pf_invalid(resp, "state.type", "value is not a valid enumeration member");
 		return;
 	}
-	const char *cur = field(run, "state_type");
 	const char *run_id = field(run, "id");
 	char reason[160] = "";
-	enum { ACCEPT, ABORT, WAIT } status = ACCEPT;
 	static const char *const status_names[] = {"ACCEPT", "ABORT", "WAIT"};
-	double wait_seconds = 0;
-	if (!force && state_terminal(cur) && strcmp(type, cur)) {
-		status = ABORT;
-		snprintf(reason, sizeof(reason), "This run has already terminated.");
-	} else if (!force && !strcmp(cur, "CANCELLING") && !state_terminal(type)) {
-		/* Only the end of the run may follow a cancellation request. */
-		status = ABORT;
-		snprintf(reason, sizeof(reason),
-			 "This run is CANCELLING and cannot transition to a %s state.", type);
-	} else if (!force && !strcmp(type, "PENDING") &&
-		   (!strcmp(cur, "PENDING") || !strcmp(cur, "RUNNING") ||
-		    !strcmp(cur, "CANCELLING") || state_terminal(cur))) {
-		status = ABORT;
-		snprintf(reason, sizeof(reason),
-			 "This run is in a %s state and cannot transition to a PENDING state.",
-			 cur);
-	} else if (!force && !strcmp(type, "PENDING")) {
-		const char *pool_name = pp_json_get_string(run, "work_pool_name");
-		struct pp_json *pool =
-			pool_name ? find_by(table(st, "work_pools"), "name", pool_name) : NULL;
-		long long limit = pp_json_get_int(pool, "concurrency_limit", -1);
-		long long busy = 0;
-		pp_json_foreach (r, table(st, "flow_runs")) {
-			const char *t = field(r, "state_type");
-			const char *p = pp_json_get_string(r, "work_pool_name");
-			if (p && pool_name && !strcmp(p, pool_name) &&
-			    (!strcmp(t, "PENDING") || !strcmp(t, "RUNNING")))
-				busy++;
-		}
-		if (limit >= 0 && busy >= limit) {
-			status = WAIT;
-			wait_seconds = 1;
-			snprintf(reason, sizeof(reason),
-				 "Work pool %s is at its concurrency limit of %lld.", pool_name,
-				 limit);
-		}
-	}
+	double wait_seconds;
+	enum pf_verdict status =
+		orchestrate(st, run, type, force, reason, sizeof(reason), &wait_seconds);
 	struct pp_json *res = pp_json_new(PP_JSON_OBJECT), *details = pp_json_new(PP_JSON_OBJECT);
 	if (!res || !details) {
 		pp_json_free(res);
@@ -526,7 +544,7 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 	char key[96];
 	snprintf(key, sizeof(key), "%s:%s", type, status_names[status]);
 	pp_mock_count(m, "prefect.set_state", key);
-	if (status == ACCEPT) {
+	if (status == PF_ACCEPT) {
 		struct pp_json *s = state_new(m, run_id, type, pp_json_get_string(proposed, "name"),
 					      pp_json_get_string(proposed, "message"));
 		if (!strcmp(type, "PENDING"))
@@ -539,17 +557,17 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
 		pp_json_set_string(details, "type", "accept_details");
 	} else {
 		pp_json_set(res, "state",
-			    status == ABORT ? pp_json_new(PP_JSON_NULL)
-					    : pp_json_clone(pp_json_get(run, "state")));
+			    status == PF_ABORT ? pp_json_new(PP_JSON_NULL)
+					       : pp_json_clone(pp_json_get(run, "state")));
 		pp_json_set_string(details, "type",
-				   status == WAIT ? "wait_details" : "abort_details");
+				   status == PF_WAIT ? "wait_details" : "abort_details");
 		pp_json_set_string(details, "reason", reason);
 		if (wait_seconds > 0)
 			pp_json_set(details, "delay_seconds", pp_json_new_number(wait_seconds));
 	}
 	pp_json_set_string(res, "status", status_names[status]);
 	pp_json_set(res, "details", details);
-	pf_json(resp, status == ACCEPT ? 201 : 200, res);
+	pf_json(resp, status == PF_ACCEPT ? 201 : 200, res);
 	pp_json_free(res);
 }
 
@@ -850,21 +868,6 @@ static void block_read(struct pp_mock *m, struct pf_state *st, const char *slug,
 
 /* ---- routing ---- */
 
-static bool method_is(const struct pp_mock_req *req, const char *m)
-{
-	return !strcmp(req->method, m);
-}
-
-/* Split "/a/b/c/" into at most max segments (trailing slash ignored). */
-static size_t split_path(char *path, char **seg, size_t max)
-{
-	size_t n = 0;
-	for (char *save = NULL, *t = strtok_r(path, "/", &save); t && n < max;
-	     t = strtok_r(NULL, "/", &save))
-		seg[n++] = t;
-	return n;
-}
-
 static bool authorized(struct pf_state *st, const struct pp_mock_req *req)
 {
 	if (!st->api_key)
@@ -873,165 +876,226 @@ static bool authorized(struct pf_state *st, const struct pp_mock_req *req)
 	return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, st->api_key);
 }
 
-/* Routes that change state return true, so the state is written out. */
-static bool route(struct pp_mock *m, struct pf_state *st, char **seg, size_t n,
-		  const struct pp_json *body, const struct pp_mock_req *req,
-		  struct pp_mock_resp *resp)
+/* Label "METHOD first[/last]" for the log, then the API key and faults. */
+static bool pf_admit(struct pp_mock_call *c)
 {
-	const char *what = n ? seg[0] : "";
-	snprintf(resp->action, sizeof(resp->action), "%s %s%s%s", req->method, what,
-		 n > 2 ? "/" : "", n > 2 ? seg[n - 1] : "");
-	if (n == 1 && !strcmp(seg[0], "health") && method_is(req, "GET")) {
-		pp_mock_resp_printf(resp, 200, PF_JSON, "true");
-		return false;
-	}
-	if (!strcmp(what, "work_pools")) {
-		if (n == 1 && method_is(req, "POST")) {
-			work_pool_create(m, st, body, resp);
-			return true;
-		}
-		struct pp_json *pool =
-			n >= 2 ? find_by(table(st, "work_pools"), "name", seg[1]) : NULL;
-		if (!pool) {
-			pf_detail(resp, 404, NULL, "Work pool not found.");
-			return false;
-		}
-		if (n == 2 && method_is(req, "GET")) {
-			pf_json(resp, 200, pool);
-			return false;
-		}
-		if (n == 3 && !strcmp(seg[2], "get_scheduled_flow_runs") &&
-		    method_is(req, "POST")) {
-			scheduled_runs(st, pool, body, resp);
-			return false;
-		}
-		if (n == 3 && !strcmp(seg[2], "queues") && method_is(req, "POST")) {
-			queue_create(m, st, pool, body, resp);
-			return true;
-		}
-		if (n == 4 && !strcmp(seg[2], "workers") && !strcmp(seg[3], "heartbeat") &&
-		    method_is(req, "POST")) {
-			heartbeat(m, st, pool, body, resp);
-			return true;
-		}
-		if (n == 4 && !strcmp(seg[2], "workers") && !strcmp(seg[3], "filter") &&
-		    method_is(req, "POST")) {
-			workers_list(st, pool, resp);
-			return false;
-		}
-	} else if (!strcmp(what, "flows")) {
-		if (n == 1 && method_is(req, "POST")) {
-			flow_create(m, st, body, resp);
-			return true;
-		}
-		struct pp_json *f = n == 2 ? find_by(table(st, "flows"), "id", seg[1]) : NULL;
-		if (f && method_is(req, "GET")) {
-			pf_json(resp, 200, f);
-			return false;
-		}
-		pf_detail(resp, 404, NULL, "Flow not found");
-		return false;
-	} else if (!strcmp(what, "deployments")) {
-		if (n == 1 && method_is(req, "POST")) {
-			deployment_create(m, st, body, resp);
-			return true;
-		}
-		struct pp_json *d = n >= 2 ? find_by(table(st, "deployments"), "id", seg[1]) : NULL;
-		if (!d) {
-			pf_detail(resp, 404, NULL, "Deployment not found");
-			return false;
-		}
-		if (n == 2 && method_is(req, "GET")) {
-			pf_json(resp, 200, d);
-			return false;
-		}
-		if (n == 3 && !strcmp(seg[2], "create_flow_run") && method_is(req, "POST")) {
-			flow_run_create(m, st, d, body, resp);
-			return true;
-		}
-	} else if (!strcmp(what, "flow_runs")) {
-		if (n == 2 && (!strcmp(seg[1], "filter") || !strcmp(seg[1], "count")) &&
-		    method_is(req, "POST")) {
-			flow_runs_filter(st, body, !strcmp(seg[1], "count"), resp);
-			return false;
-		}
-		struct pp_json *r = n >= 2 ? find_by(table(st, "flow_runs"), "id", seg[1]) : NULL;
-		if (!r) {
-			pf_detail(resp, 404, NULL, "Flow run not found");
-			return false;
-		}
-		if (n == 2 && method_is(req, "GET")) {
-			pf_json(resp, 200, r);
-			return false;
-		}
-		if (n == 2 && method_is(req, "PATCH")) {
-			flow_run_patch(m, r, body, resp);
-			return true;
-		}
-		if (n == 3 && !strcmp(seg[2], "set_state") && method_is(req, "POST")) {
-			set_state(m, st, r, body, resp);
-			return true;
-		}
-	} else if (!strcmp(what, "block_documents") && n == 1 && method_is(req, "POST")) {
-		block_create(m, st, body, resp);
-		return true;
-	} else if (!strcmp(what, "block_types") && n == 6 && !strcmp(seg[1], "slug") &&
-		   !strcmp(seg[3], "block_documents") && !strcmp(seg[4], "name") &&
-		   method_is(req, "GET")) {
-		block_read(m, st, seg[2], seg[5], req, resp);
-		return false;
-	}
-	if (!resp->status)
-		pf_detail(resp, 404, NULL, "Not Found");
-	return false;
-}
-
-static void prefect_handle(struct pp_mock *m, void *state, const struct pp_mock_req *req,
-			   struct pp_mock_resp *resp)
-{
-	struct pf_state *st = state;
-	snprintf(resp->api, sizeof(resp->api), "prefect");
-	if (strncmp(req->subpath, "/api/", 5)) {
-		pf_detail(resp, 404, NULL, "Not Found");
-		return;
-	}
-	if (!authorized(st, req)) {
-		pf_detail(resp, 401, "prefect.unauthorized", "Invalid authentication credentials");
-		return;
-	}
+	const char *rest = c->req->path + strlen("/prefect/api/");
+	const char *last = strrchr(rest, '/');
+	size_t first = strcspn(rest, "/");
+	bool deep = last && rest[first] && strchr(rest + first + 1, '/');
 	int retry_after = 0;
-	switch (pp_mock_fault_check(m, "prefect", false, resp, &retry_after)) {
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "%s %.*s%s%s", c->req->method,
+		 (int)first, rest, deep ? "/" : "", deep ? last + 1 : "");
+	if (!authorized(c->state, c->req)) {
+		pf_detail(c->resp, 401, "prefect.unauthorized",
+			  "Invalid authentication credentials");
+		return false;
+	}
+	switch (pp_mock_fault_check(c->m, "prefect", false, c->resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE: {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", retry_after > 0 ? retry_after : 1);
-		pp_mock_resp_header(resp, "Retry-After", v);
-		pf_detail(resp, 429, NULL, "Too many requests. Please retry later.");
-		return;
+		pp_mock_resp_header(c->resp, "Retry-After", v);
+		pf_detail(c->resp, 429, NULL, "Too many requests. Please retry later.");
+		return false;
 	}
 	case PP_MOCK_FAULT_ERROR:
-		pp_mock_resp_printf(resp, 500, PF_JSON,
+		pp_mock_resp_printf(c->resp, 500, PF_JSON,
 				    "{\"exception_message\":\"Internal Server Error\"}");
-		return;
-	default: break;
+		return false;
+	default: return true;
 	}
-	struct pp_json *body = NULL;
-	if (req->body_len) {
-		struct pp_error err = {0};
-		if (pp_json_parse(req->body, req->body_len, NULL, &body, &err)) {
-			pf_invalid(resp, "body", err.msg);
-			return;
-		}
-	}
-	char path[1024];
-	char *seg[8];
-	snprintf(path, sizeof(path), "%s", req->subpath + 5);
-	size_t n = split_path(path, seg, 8);
-	pp_mock_lock(m);
-	if (route(m, st, seg, n, body, req, resp) && resp->status < 300)
-		persist(st);
-	pp_mock_unlock(m);
-	pp_json_free(body);
 }
+
+static void pf_bad_body(struct pp_mock_call *c, const char *why)
+{
+	pf_invalid(c->resp, "body", why);
+}
+
+/* Routes that changed state are written out (PUSHPOOL_MOCK_PREFECT_STATE). */
+static void pf_after(struct pp_mock_call *c)
+{
+	if (c->route->changes && c->resp->status < 300)
+		persist(c->state);
+}
+
+static void pf_unmatched(struct pp_mock_call *c, bool other_method)
+{
+	pf_detail(c->resp, 404, NULL, "Not Found");
+}
+
+/* The row of table whose key is the route's {param}; answers 404 with
+ * missing when there is none. */
+static struct pp_json *pf_row(struct pp_mock_call *c, const char *table_name, const char *key,
+			      const char *param, const char *missing)
+{
+	struct pp_json *row =
+		find_by(table(c->state, table_name), key, pp_mock_param(&c->params, param));
+	if (!row)
+		pf_detail(c->resp, 404, NULL, missing);
+	return row;
+}
+
+static void pf_health(struct pp_mock_call *c)
+{
+	pp_mock_resp_printf(c->resp, 200, PF_JSON, "true");
+}
+
+static void pf_pool_create(struct pp_mock_call *c)
+{
+	work_pool_create(c->m, c->state, c->body, c->resp);
+}
+
+static void pf_pool_get(struct pp_mock_call *c)
+{
+	struct pp_json *pool = pf_row(c, "work_pools", "name", "pool", "Work pool not found.");
+	if (pool)
+		pf_json(c->resp, 200, pool);
+}
+
+static void pf_pool_scheduled(struct pp_mock_call *c)
+{
+	struct pp_json *pool = pf_row(c, "work_pools", "name", "pool", "Work pool not found.");
+	if (pool)
+		scheduled_runs(c->state, pool, c->body, c->resp);
+}
+
+static void pf_queue_create(struct pp_mock_call *c)
+{
+	struct pp_json *pool = pf_row(c, "work_pools", "name", "pool", "Work pool not found.");
+	if (pool)
+		queue_create(c->m, c->state, pool, c->body, c->resp);
+}
+
+static void pf_heartbeat(struct pp_mock_call *c)
+{
+	struct pp_json *pool = pf_row(c, "work_pools", "name", "pool", "Work pool not found.");
+	if (pool)
+		heartbeat(c->m, c->state, pool, c->body, c->resp);
+}
+
+static void pf_workers(struct pp_mock_call *c)
+{
+	struct pp_json *pool = pf_row(c, "work_pools", "name", "pool", "Work pool not found.");
+	if (pool)
+		workers_list(c->state, pool, c->resp);
+}
+
+static void pf_flow_create(struct pp_mock_call *c)
+{
+	flow_create(c->m, c->state, c->body, c->resp);
+}
+
+static void pf_flow_get(struct pp_mock_call *c)
+{
+	struct pp_json *f = pf_row(c, "flows", "id", "id", "Flow not found");
+	if (f)
+		pf_json(c->resp, 200, f);
+}
+
+static void pf_deployment_create(struct pp_mock_call *c)
+{
+	deployment_create(c->m, c->state, c->body, c->resp);
+}
+
+static void pf_deployment_get(struct pp_mock_call *c)
+{
+	struct pp_json *d = pf_row(c, "deployments", "id", "id", "Deployment not found");
+	if (d)
+		pf_json(c->resp, 200, d);
+}
+
+static void pf_run_create(struct pp_mock_call *c)
+{
+	struct pp_json *d = pf_row(c, "deployments", "id", "id", "Deployment not found");
+	if (d)
+		flow_run_create(c->m, c->state, d, c->body, c->resp);
+}
+
+static void pf_runs_filter(struct pp_mock_call *c)
+{
+	flow_runs_filter(c->state, c->body, false, c->resp);
+}
+
+static void pf_runs_count(struct pp_mock_call *c)
+{
+	flow_runs_filter(c->state, c->body, true, c->resp);
+}
+
+static void pf_run_get(struct pp_mock_call *c)
+{
+	struct pp_json *r = pf_row(c, "flow_runs", "id", "id", "Flow run not found");
+	if (r)
+		pf_json(c->resp, 200, r);
+}
+
+static void pf_run_patch(struct pp_mock_call *c)
+{
+	struct pp_json *r = pf_row(c, "flow_runs", "id", "id", "Flow run not found");
+	if (r)
+		flow_run_patch(c->m, r, c->body, c->resp);
+}
+
+static void pf_run_set_state(struct pp_mock_call *c)
+{
+	struct pp_json *r = pf_row(c, "flow_runs", "id", "id", "Flow run not found");
+	if (r)
+		set_state(c->m, c->state, r, c->body, c->resp);
+}
+
+static void pf_block_create(struct pp_mock_call *c)
+{
+	block_create(c->m, c->state, c->body, c->resp);
+}
+
+static void pf_block_read(struct pp_mock_call *c)
+{
+	block_read(c->m, c->state, pp_mock_param(&c->params, "slug"),
+		   pp_mock_param(&c->params, "name"), c->req, c->resp);
+}
+
+#define API "/prefect/api"
+static const struct pp_mock_route prefect_routes[] = {
+	{"GET", API "/health", pf_health, .changes = false},
+	{"POST", API "/work_pools", pf_pool_create, .changes = true},
+	{"GET", API "/work_pools/{pool}", pf_pool_get, .changes = false},
+	{"POST", API "/work_pools/{pool}/get_scheduled_flow_runs", pf_pool_scheduled,
+	 .changes = false},
+	{"POST", API "/work_pools/{pool}/queues", pf_queue_create, .changes = true},
+	{"POST", API "/work_pools/{pool}/workers/heartbeat", pf_heartbeat, .changes = true},
+	{"POST", API "/work_pools/{pool}/workers/filter", pf_workers, .changes = false},
+	{"POST", API "/flows", pf_flow_create, .changes = true},
+	{"GET", API "/flows/{id}", pf_flow_get, .changes = false},
+	{"POST", API "/deployments", pf_deployment_create, .changes = true},
+	{"GET", API "/deployments/{id}", pf_deployment_get, .changes = false},
+	{"POST", API "/deployments/{id}/create_flow_run", pf_run_create, .changes = true},
+	{"POST", API "/flow_runs/filter", pf_runs_filter, .changes = false},
+	{"POST", API "/flow_runs/count", pf_runs_count, .changes = false},
+	{"GET", API "/flow_runs/{id}", pf_run_get, .changes = false},
+	{"PATCH", API "/flow_runs/{id}", pf_run_patch, .changes = true},
+	{"POST", API "/flow_runs/{id}/set_state", pf_run_set_state, .changes = true},
+	{"POST", API "/block_documents", pf_block_create, .changes = true},
+	{"GET", API "/block_types/slug/{slug}/block_documents/name/{name}", pf_block_read,
+	 .changes = false},
+	{NULL},
+};
+#undef API
+
+/* Handlers share the JSON tables: they run under the mock lock. */
+static const struct pp_mock_router prefect_router = {
+	.api = "prefect",
+	.scope = "/prefect",
+	.json_body = true,
+	.locked = true,
+	.routes = prefect_routes,
+	.admit = pf_admit,
+	.bad_body = pf_bad_body,
+	.after = pf_after,
+	.unmatched = pf_unmatched,
+};
+
+static const struct pp_mock_router *const prefect_routers[] = {&prefect_router, NULL};
 
 static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 {
@@ -1100,7 +1164,7 @@ const struct pp_mock_api pp_mock_api_prefect = {
 	.prefixes = {"/prefect", NULL},
 	.init = prefect_init,
 	.free = prefect_free,
-	.handle = prefect_handle,
+	.routers = prefect_routers,
 	.reset = prefect_reset,
 	.stats = prefect_stats,
 };

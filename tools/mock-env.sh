@@ -23,14 +23,15 @@ JSON
 chmod 600 "$T/sa.json"
 
 PUSHPOOL_MOCK_AZURE_CLIENTS="$AZ_CLIENT:$AZ_SECRET" PUSHPOOL_MOCK_MODAL_TOKEN=ak-demo:as-demo-secret \
+	PUSHPOOL_MOCK_AWS_KEYS="$AKID:$AWS_SECRET" \
 	"$PUSHPOOL" mock ${MOCK_ARGS:-} --listen 127.0.0.1:0 --port-file "$T/ports" --seed 1 \
-	--provision-seconds "${MOCK_PROVISION_SECONDS:-0.1}" --run-seconds "${MOCK_RUN_SECONDS:-0.3}" --aws-key "$AKID:$AWS_SECRET" \
+	--provision-seconds "${MOCK_PROVISION_SECONDS:-0.1}" --run-seconds "${MOCK_RUN_SECONDS:-0.3}" \
 	--gcp-key "$T/sa.json" >"$T/mock.log" 2>&1 &
 MOCK_PID=$!
 i=0
 while ! grep -q '^modal=http://' "$T/ports" 2>/dev/null; do
 	i=$((i + 1))
-	if [ $i -gt 200 ]; then
+	if [ $i -gt 600 ]; then
 		echo "demo: mock did not start:" >&2
 		cat "$T/mock.log" >&2
 		exit 1

@@ -60,10 +60,9 @@ int pp_cmd_mock(int argc, char **argv)
 	if (beside == 0)
 		fprintf(stderr, "pushpool mock: cannot run %s: %s\n", path, strerror(errno));
 	else if (errno == ENOENT)
-		fprintf(stderr,
-			"pushpool mock: the test program " MOCK_PROGRAM
-			" was found neither beside this binary nor in PATH; it is built by "
-			"`make` into build/ and is not installed\n");
+		fprintf(stderr, "pushpool mock: the test program " MOCK_PROGRAM
+				" was found neither beside this binary nor in PATH; it is built by "
+				"`make` into build/ and is not installed\n");
 	else
 		fprintf(stderr, "pushpool mock: cannot run " MOCK_PROGRAM ": %s\n",
 			strerror(errno));

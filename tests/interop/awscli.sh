@@ -24,8 +24,9 @@ fail() {
 export AWS_ACCESS_KEY_ID=AKIDINTEROPTEST AWS_SECRET_ACCESS_KEY=interop/secret+KEY/0123456789abcdefghij
 export AWS_DEFAULT_REGION=eu-west-1 AWS_CONFIG_FILE="$T/none" AWS_SHARED_CREDENTIALS_FILE="$T/none"
 unset AWS_SESSION_TOKEN AWS_PROFILE 2>/dev/null || true
-"$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" --provision-seconds 0.2 \
-	--run-seconds 0.4 --aws-key "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" >"$T/mock.log" 2>&1 &
+PUSHPOOL_MOCK_AWS_KEYS="$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$PUSHPOOL" mock \
+	--listen 127.0.0.1:0 --port-file "$T/ports" --provision-seconds 0.2 --run-seconds 0.4 \
+	>"$T/mock.log" 2>&1 &
 MOCK_PID=$!
 i=0
 while ! grep -q '^aws=' "$T/ports" 2>/dev/null; do

@@ -43,19 +43,20 @@ cat >"$T/sa.json" <<JSON
  "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}
 JSON
 printf '%s\n' "$C_PFFILE" >"$T/prefect.key"
-chmod 600 "$T/sa.json" "$T/prefect.key"
+printf '%s:%s\n' "$AKID" "$C_AWS" >"$T/aws-keys"
+chmod 600 "$T/sa.json" "$T/prefect.key" "$T/aws-keys"
 
 PUSHPOOL_MOCK_AZURE_CLIENTS="$AZ_CLIENT:$C_AZ" \
 PUSHPOOL_MOCK_AZURE_CERTS="$AZ_CERT_CLIENT:$T/client.pem" \
 PUSHPOOL_MOCK_MODAL_TOKEN="ak-canary:$C_MODAL" PUSHPOOL_MOCK_PREFECT_KEY="$C_PF" \
 	"$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" --seed 1 \
-	--provision-seconds 0.1 --run-seconds 0.2 --aws-key "$AKID:$C_AWS" \
+	--provision-seconds 0.1 --run-seconds 0.2 --aws-key-file "$T/aws-keys" \
 	--gcp-key "$T/sa.json" >"$T/mock.log" 2>&1 &
 MOCK_PID=$!
 i=0
 until grep -q '^modal=' "$T/ports" 2>/dev/null; do
 	i=$((i + 1))
-	[ $i -lt 200 ] || { cat "$T/mock.log"; fail "mock did not start"; }
+	[ $i -lt 600 ] || { cat "$T/mock.log"; fail "mock did not start"; }
 	sleep 0.05
 done
 BASE=$(sed -n 's/^url=//p' "$T/ports")

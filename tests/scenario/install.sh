@@ -27,6 +27,14 @@ for f in "$BIN" "$DATA/templates/cloud-run-v2-push.json" "$DATA/templates/ecs-pu
 	[ -f "$f" ] || fail "not installed: ${f#"$D"}"
 done
 [ -x "$BIN" ] || fail "installed binary is not executable"
+# The mock is a test program: built beside pushpool, never installed.
+[ -z "$(find "$D" -name 'pushpool-mock*' -o -name 'libppmock*')" ] ||
+	fail "make install installed the mock: $(find "$D" -name '*mock*')"
+# So the installed pushpool has no mock to run: it says so, exit 69.
+rc=0
+out=$(PATH=/usr/bin:/bin "$BIN" mock --help 2>&1) || rc=$?
+[ "$rc" = 69 ] && case $out in *pushpool-mock*) true ;; *) false ;; esac ||
+	fail "installed 'pushpool mock' without pushpool-mock: exit $rc: $out"
 grep -q "^ExecStart=$PREFIX/bin/pushpool " "$D$PREFIX/lib/systemd/system/pushpool.service" ||
 	fail "unit's ExecStart does not name $PREFIX/bin/pushpool"
 # DESTDIR only stages: no path inside the installed files names it.

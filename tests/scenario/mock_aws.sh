@@ -6,9 +6,11 @@
 # lifecycle with exit codes, StopTask, STS, container credentials and IMDSv2.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
+# A missing mock is a failure, not a skip: the test would otherwise pass
+# without running.
 if ! "$PUSHPOOL" mock --help >/dev/null 2>&1; then
-	echo "skip: pushpool has no 'mock' command"
-	exit 0
+	echo "FAIL: '$PUSHPOOL mock --help' does not work (is pushpool-mock beside it?)" >&2
+	exit 1
 fi
 T=$(mktemp -d)
 MOCK_PID=
@@ -27,17 +29,35 @@ ok() { checks=$((checks + 1)); }
 
 AKID=AKIDMOCKSCENARIO
 SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYMOCKSCENARIO
-"$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" --seed 5 --token-lifetime 2 \
-	--provision-seconds 0.2 --run-seconds 0.4 --aws-key "$AKID:$SECRET" >"$T/mock.log" 2>&1 &
+
+# Secrets never on the command line (ps shows it), listeners on loopback only.
+for bad in "--aws-key $AKID:$SECRET" "--aws-web-identity-token x.y.z" "--listen 0.0.0.0:0" \
+	"--listen 192.168.0.1:0"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words of $bad are separate arguments
+	out=$("$PUSHPOOL" mock $bad 2>&1) || rc=$?
+	[ "$rc" = 64 ] || fail "mock $bad: exit $rc, want 64: $out"
+	case $out in
+	*"$SECRET"*) fail "mock $bad: the secret is in its message" ;;
+	*PUSHPOOL_MOCK_AWS_*|*loopback*) ;;
+	*) fail "mock $bad: unclear message: $out" ;;
+	esac
+done
+PUSHPOOL_MOCK_AWS_KEYS="$AKID:$SECRET" "$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" \
+	--seed 5 --token-lifetime 2 --provision-seconds 0.2 --run-seconds 0.4 >"$T/mock.log" 2>&1 &
 MOCK_PID=$!
 i=0
 while ! grep -q '^url=http://' "$T/ports" 2>/dev/null; do
 	i=$((i + 1))
-	[ $i -gt 100 ] && fail "mock did not start: $(cat "$T/mock.log")"
+	[ $i -gt 600 ] && fail "mock did not start: $(cat "$T/mock.log")"
 	sleep 0.05
 done
 BASE=$(sed -n 's/^url=//p' "$T/ports")
 A=$(sed -n 's/^aws=//p' "$T/ports")
+# The test moves the tasks' timeline itself: held, it only advances when
+# told, so a busy machine cannot age a task past the phase under test.
+clock() { curl -fsS -X POST -d "$1" "$BASE/control/clock" >/dev/null || fail "clock $1"; }
+clock '{"clock":"hold"}'
 ECS="$A/ecs/"
 [ "$A" = "$BASE/aws" ] || fail "port file lacks aws=: $(cat "$T/ports")"
 
@@ -132,10 +152,10 @@ code=$(ecs RunTask "{\"taskDefinition\":\"fam:1\",\"launchType\":\"FARGATE\",$NE
 expect "same token, other params" 400 ConflictException
 jq -e --arg t "$TASK" '.resourceIds == [$t]' "$T/body" >/dev/null ||
 	fail "the conflict does not name the task bound to the token: $(cat "$T/body")"
-sleep 0.35
+clock '{"advance_ms":300}' # provisioned at 0.2 s, running until 0.6 s
 ecs DescribeTasks "{\"tasks\":[\"$TASK\",\"arn:aws:ecs:us-east-1:123456789012:task/default/missing\"]}" >/dev/null
 grep -q '"lastStatus":"RUNNING"' "$T/body" && grep -q '"reason":"MISSING"' "$T/body" || fail "running: $(cat "$T/body")"
-sleep 0.4
+clock '{"advance_ms":400}' # 0.7 s: stopped
 ecs DescribeTasks "{\"tasks\":[\"$TASK\"]}" >/dev/null
 grep -q '"lastStatus":"STOPPED"' "$T/body" && grep -q '"exitCode":0' "$T/body" &&
 	grep -q '"stopCode":"EssentialContainerExited"' "$T/body" || fail "stopped: $(cat "$T/body")"
@@ -150,7 +170,7 @@ STASK=$(field taskArn)
 grep -q '"stopCode":"UserInitiated"' "$T/body" || fail "stop answer: $(cat "$T/body")"
 code=$(ecs StopTask '{"task":"nope"}')
 expect "stop unknown task" 400 InvalidParameterException
-sleep 0.8
+clock '{"advance_ms":800}' # past 0.6 s: every task has ended
 ecs DescribeTasks "{\"tasks\":[\"$FTASK\"]}" >/dev/null
 grep -q '"exitCode":1' "$T/body" || fail "PUSHPOOL_MOCK_FAIL: $(cat "$T/body")"
 ecs DescribeTasks "{\"tasks\":[\"$CTASK\"]}" >/dev/null
@@ -193,7 +213,7 @@ code=$(ecs ListTaskDefinitions '{}' "$TAKID:$TSECRET" -H "X-Amz-Security-Token: 
 [ "$code" = 200 ] || fail "temporary credentials refused: $(cat "$T/body")"
 code=$(ecs ListTaskDefinitions '{}' "$TAKID:$TSECRET")
 expect "temporary key without its token" 403 UnrecognizedClientException
-sleep 2.1
+clock '{"advance_ms":2100}' # the 2 s session token has expired
 code=$(ecs ListTaskDefinitions '{}' "$TAKID:$TSECRET" -H "X-Amz-Security-Token: $TTOKEN")
 expect "expired session token" 400 ExpiredTokenException
 code=$(curl -sS -o "$T/body" -w '%{http_code}' -d "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&$ROLE&WebIdentityToken=aaa.bbb.ccc" "$A/sts/")

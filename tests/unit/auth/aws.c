@@ -1,7 +1,6 @@
 /* AWS credential chain: order of the sources, each source against a local
  * libmicrohttpd server standing in for STS / the ECS agent / IMDS, each
  * failure's message, refresh before expiry, and request signing. */
-#include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include "dispatcher/config.h"
 #include "lib/http.h"
 #include "lib/log.h"
+#include "tests/unit/http_server.h"
 
 #define MAX_RECS 32
 #define MAX_HDRS 24
@@ -45,17 +45,12 @@ struct script {
 };
 
 struct server {
-	struct MHD_Daemon *d;
-	char base[64];
+	struct hs_server hs;
+	char base[80];
 	pthread_mutex_t lock;
 	struct rec recs[MAX_RECS];
 	int n;
 	struct script sc;
-};
-
-struct conn {
-	char body[8192];
-	size_t len;
 };
 
 static struct server srv;
@@ -68,19 +63,6 @@ static const char *rec_header(const struct rec *r, const char *name)
 	return NULL;
 }
 
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *k,
-				      const char *v)
-{
-	struct rec *r = cls;
-	(void)kind;
-	if (r->nhdr < MAX_HDRS) {
-		snprintf(r->hname[r->nhdr], sizeof(r->hname[0]), "%s", k);
-		snprintf(r->hvalue[r->nhdr], sizeof(r->hvalue[0]), "%s", v ? v : "");
-		r->nhdr++;
-	}
-	return MHD_YES;
-}
-
 static void iso_time(time_t t, char *out, size_t size)
 {
 	struct tm tm;
@@ -88,46 +70,33 @@ static void iso_time(time_t t, char *out, size_t size)
 	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int respond(struct MHD_Connection *c, unsigned status, const char *body, const char *type)
+static int respond(struct hs_response *rs, unsigned status, const char *body, const char *type)
 {
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-	MHD_add_response_header(r, "Content-Type", type);
-	enum MHD_Result ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	rs->status = (int)status;
+	snprintf(rs->body, sizeof(rs->body), "%s", body);
+	snprintf(rs->content_type, sizeof(rs->content_type), "%s", type);
+	return 0;
 }
 
-static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version, const char *upload,
-			      size_t *upload_size, void **con_cls)
+static void answer(struct hs_server *hs, const struct hs_request *rq, struct hs_response *c)
 {
-	struct server *s = cls;
-	struct conn *cn = *con_cls;
+	struct server *s = hs->view;
+	const char *url = rq->path, *method = rq->method;
 	char out[4096], exp[32];
-	(void)version;
 
-	if (!cn) {
-		*con_cls = calloc(1, sizeof(struct conn));
-		return *con_cls ? MHD_YES : MHD_NO;
-	}
-	if (*upload_size) {
-		size_t take = *upload_size;
-		if (cn->len + take >= sizeof(cn->body))
-			take = sizeof(cn->body) - 1 - cn->len;
-		memcpy(cn->body + cn->len, upload, take);
-		cn->len += take;
-		*upload_size = 0;
-		return MHD_YES;
-	}
 	struct rec *r = calloc(1, sizeof(*r));
-	if (!r)
-		return MHD_NO;
+	if (!r) {
+		respond(c, 500, "out of memory", "text/plain");
+		return;
+	}
 	snprintf(r->method, sizeof(r->method), "%s", method);
 	snprintf(r->url, sizeof(r->url), "%s", url);
-	memcpy(r->body, cn->body, cn->len);
-	r->body_len = cn->len;
-	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r);
+	r->body_len = rq->body_len < sizeof(r->body) ? rq->body_len : sizeof(r->body) - 1;
+	memcpy(r->body, rq->body, r->body_len);
+	for (int i = 0; i < rq->nheaders && r->nhdr < MAX_HDRS; i++, r->nhdr++) {
+		snprintf(r->hname[r->nhdr], sizeof(r->hname[0]), "%s", rq->names[i]);
+		snprintf(r->hvalue[r->nhdr], sizeof(r->hvalue[0]), "%s", rq->values[i]);
+	}
 	pthread_mutex_lock(&s->lock);
 	if (s->n < MAX_RECS)
 		s->recs[s->n++] = *r;
@@ -200,18 +169,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	} else {
 		ret = respond(c, 404, "not found", "text/plain");
 	}
+	(void)ret;
 	free(r);
-	return ret;
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-		      enum MHD_RequestTerminationCode toe)
-{
-	(void)cls;
-	(void)c;
-	(void)toe;
-	free(*con_cls);
-	*con_cls = NULL;
 }
 
 static char home[256];
@@ -286,20 +245,16 @@ static int group_setup(void **state)
 {
 	(void)state;
 	pthread_mutex_init(&srv.lock, NULL);
-	srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-				 NULL, NULL, answer, &srv, MHD_OPTION_NOTIFY_COMPLETED, completed,
-				 NULL, MHD_OPTION_END);
-	if (!srv.d)
+	if (hs_start(&srv.hs, answer, &srv))
 		return -1;
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT);
-	snprintf(srv.base, sizeof(srv.base), "http://127.0.0.1:%u", info ? info->port : 0);
-	return info ? 0 : -1;
+	snprintf(srv.base, sizeof(srv.base), "%s", srv.hs.base);
+	return 0;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	MHD_stop_daemon(srv.d);
+	hs_stop(&srv.hs);
 	pthread_mutex_destroy(&srv.lock);
 	pp_secret_clear();
 	return 0;

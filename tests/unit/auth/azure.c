@@ -31,7 +31,8 @@
 #define SECRET	   "Zk8Q~client.secret-value"
 
 /* ---- a recording HTTP server ---- */
-#include "tests/unit/recording_server.h"
+#define HS_RECORDING_VIEW
+#include "tests/unit/http_server.h"
 
 static void srv_start(struct srv *s, handler_fn fn)
 {

@@ -29,7 +29,8 @@
 #define EMAIL	"pushpool-test@test-project.iam.gserviceaccount.com"
 
 /* ---- a recording HTTP server ---- */
-#include "tests/unit/recording_server.h"
+#define HS_RECORDING_VIEW
+#include "tests/unit/http_server.h"
 
 static void srv_start(struct srv *s, handler_fn fn)
 {

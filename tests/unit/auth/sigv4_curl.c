@@ -7,7 +7,6 @@
  * before a known fix expect a mismatch on older versions and a match from
  * the fixing release on (versions from curl's lib/http_aws_sigv4.c history). */
 #include <curl/curl.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
+#include "tests/unit/http_server.h"
 
 #define AKID	 "AKIDEXAMPLE"
 #define SECRET	 "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -37,106 +37,44 @@ struct received {
 	size_t body_len;
 };
 
-static struct MHD_Daemon *daemon_;
+static struct hs_server server;
 static unsigned short port;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct received last;
 
-struct pending {
-	char raw_uri[1024];
-	char body[4096];
-	size_t len;
-	bool headers_seen; /* MHD's first call carries headers only */
-};
-
-static void *log_uri(void *cls, const char *uri, struct MHD_Connection *c)
+static void answer(struct hs_server *hs, const struct hs_request *rq, struct hs_response *rs)
 {
-	struct pending *p = calloc(1, sizeof(*p));
-	(void)cls;
-	(void)c;
-	if (p)
-		snprintf(p->raw_uri, sizeof(p->raw_uri), "%s", uri);
-	return p;
-}
-
-static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
-{
-	struct received *r = cls;
-	(void)kind;
-	if (r->nhdr < MAX_HDRS) {
-		snprintf(r->name[r->nhdr], sizeof(r->name[0]), "%s", k);
-		snprintf(r->value[r->nhdr], sizeof(r->value[0]), "%s", v ? v : "");
-		r->nhdr++;
-	}
-	return MHD_YES;
-}
-
-static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version, const char *upload,
-			      size_t *upload_size, void **con_cls)
-{
-	struct pending *p = *con_cls;
-	(void)cls;
-	(void)url;
-	(void)version;
-	if (!p)
-		return MHD_NO;
-	if (!p->headers_seen) {
-		p->headers_seen = true;
-		return MHD_YES;
-	}
-	if (*upload_size) {
-		size_t take = *upload_size;
-		if (p->len + take > sizeof(p->body) - 1)
-			take = sizeof(p->body) - 1 - p->len;
-		memcpy(p->body + p->len, upload, take);
-		p->len += take;
-		*upload_size = 0;
-		return MHD_YES;
-	}
+	size_t len = rq->body_len < sizeof(last.body) - 1 ? rq->body_len : sizeof(last.body) - 1;
+	(void)hs;
 	pthread_mutex_lock(&lock);
 	memset(&last, 0, sizeof(last));
-	snprintf(last.method, sizeof(last.method), "%s", method);
-	memcpy(last.raw_uri, p->raw_uri, sizeof(last.raw_uri));
-	memcpy(last.body, p->body, p->len);
-	last.body_len = p->len;
-	MHD_get_connection_values(c, MHD_HEADER_KIND, keep_header, &last);
+	snprintf(last.method, sizeof(last.method), "%s", rq->method);
+	snprintf(last.raw_uri, sizeof(last.raw_uri), "%s", rq->raw_uri);
+	memcpy(last.body, rq->body, len);
+	last.body_len = len;
+	for (int i = 0; i < rq->nheaders && last.nhdr < MAX_HDRS; i++, last.nhdr++) {
+		snprintf(last.name[last.nhdr], sizeof(last.name[0]), "%s", rq->names[i]);
+		snprintf(last.value[last.nhdr], sizeof(last.value[0]), "%s", rq->values[i]);
+	}
 	pthread_mutex_unlock(&lock);
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret = MHD_queue_response(c, 200, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-		      enum MHD_RequestTerminationCode toe)
-{
-	(void)cls;
-	(void)c;
-	(void)toe;
-	free(*con_cls);
-	*con_cls = NULL;
+	rs->status = 200;
+	snprintf(rs->body, sizeof(rs->body), "{}");
 }
 
 static int group_setup(void **state)
 {
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer, NULL,
-				   MHD_OPTION_URI_LOG_CALLBACK, log_uri, NULL,
-				   MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
-	if (!daemon_)
+	if (hs_start(&server, answer, NULL))
 		return -1;
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
-	port = info ? info->port : 0;
+	port = server.port;
 	return port ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	MHD_stop_daemon(daemon_);
+	hs_stop(&server);
 	curl_global_cleanup();
 	return 0;
 }

@@ -10,7 +10,8 @@
 #include "dispatcher/op_driver.h"
 #include "lib/http.h"
 #include "lib/log.h"
-#include "tests/unit/fake_server.h"
+#define HS_FAKE_SERVER_VIEW
+#include "tests/unit/http_server.h"
 
 /* ---- scripted answers ---- */
 

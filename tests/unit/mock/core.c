@@ -155,6 +155,64 @@ static void test_counters(void **state)
 	pp_mock_free(m);
 }
 
+/* A held clock stands still however long the test takes, and moves only by
+ * what is advanced: a resource's phase is the test's to choose. */
+static void test_clock_hold_advance(void **state)
+{
+	struct pp_mock *m = new_mock(1); /* provisioned at 1 s, ended at 3 s */
+	double created, t;
+
+	pp_mock_clock_hold(m, true);
+	assert_true(pp_mock_clock_held(m));
+	created = pp_mock_clock(m);
+	/* Time passes for the machine, not for the mock. */
+	for (volatile long i = 0; i < 20000000; i++)
+		;
+	assert_true(pp_mock_clock(m) == created);
+	assert_int_equal(pp_mock_phase_at(m, created, pp_mock_clock(m)), PP_MOCK_PROVISIONING);
+	pp_mock_clock_advance(m, 1.5);
+	assert_true(pp_mock_clock(m) == created + 1.5);
+	assert_int_equal(pp_mock_phase_at(m, created, pp_mock_clock(m)), PP_MOCK_RUNNING);
+	pp_mock_clock_advance(m, 2); /* 3.5 s: well past the end, whatever the rounding */
+	assert_int_equal(pp_mock_phase_at(m, created, pp_mock_clock(m)), PP_MOCK_FINISHED);
+	/* Running again goes on from the held value, never back. */
+	t = pp_mock_clock(m);
+	pp_mock_clock_hold(m, false);
+	assert_false(pp_mock_clock_held(m));
+	assert_true(pp_mock_clock(m) >= t);
+	assert_true(pp_mock_clock(m) < t + 60);
+	/* Advancing a running clock moves it too. */
+	t = pp_mock_clock(m);
+	pp_mock_clock_advance(m, 100);
+	assert_true(pp_mock_clock(m) >= t + 100);
+	pp_mock_free(m);
+}
+
+/* The mock issues tokens to whoever asks: it listens on loopback only. */
+static void test_loopback_only(void **state)
+{
+	const char *refused[] = {"0.0.0.0", "10.0.0.1", "192.168.1.2", "128.0.0.1",
+				 "::1",	    "",		"localhost"};
+	struct pp_mock_opts o;
+	struct pp_mock *m = NULL;
+	struct pp_error err = {0};
+
+	assert_true(pp_mock_loopback("127.0.0.1"));
+	assert_true(pp_mock_loopback("127.255.0.9"));
+	assert_false(pp_mock_loopback(NULL));
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (pp_mock_loopback(refused[i]))
+			fail_msg("%s taken for loopback", refused[i]);
+	}
+	pp_mock_opts_defaults(&o);
+	assert_string_equal(o.listen_host, "127.0.0.1");
+	o.listen_host = "0.0.0.0";
+	assert_int_equal(pp_mock_new(&o, &m, &err), 0);
+	assert_int_equal(pp_mock_start(m, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "0.0.0.0 is not loopback"));
+	pp_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +221,8 @@ int main(void)
 		cmocka_unit_test(test_fault_settings_rejected),
 		cmocka_unit_test(test_fault_decisions),
 		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_loopback_only),
+		cmocka_unit_test(test_clock_hold_advance),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,8 @@
 #include "lib/json.h"
 #include "dispatcher/dry_run.h"
 #include "providers/common.h"
-#include "tests/unit/fake_server.h"
+#define HS_FAKE_SERVER_VIEW
+#include "tests/unit/http_server.h"
 
 #define RUN_ID	  "0B7E1A52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 #define JOB_ID	  "pp-0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b-1"

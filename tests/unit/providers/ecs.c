@@ -11,7 +11,8 @@
 #include "dispatcher/op_driver.h"
 #include "lib/json.h"
 #include "dispatcher/dry_run.h"
-#include "tests/unit/fake_server.h"
+#define HS_FAKE_SERVER_VIEW
+#include "tests/unit/http_server.h"
 
 #define RUN_ID	      "6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5"
 #define TOKEN	      "pp-6f1c2d3e4a5b4c6d8e9fa0b1c2d3e4f5-1"
