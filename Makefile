@@ -13,6 +13,10 @@ PKGS    := libcurl openssl libjwt inih libmicrohttpd sqlite3 libnghttp2 libpq cm
 # Debian packages providing PKGS and the header-only jsmn.
 DEB_PKGS := libcurl4-openssl-dev libssl-dev libjwt-dev libinih-dev libmicrohttpd-dev \
             libsqlite3-dev libnghttp2-dev libpq-dev libcmocka-dev libjsmn-dev pkg-config
+# pushpool-mock only: protoc compiles the cloud protos it validates against,
+# PCRE2 runs botocore's Unicode patterns (mk/cloud-specs.mk).
+MOCK_DEB_PKGS := protobuf-compiler libpcre2-dev
+MOCK_LIBS = $(shell pkg-config --libs libpcre2-8 2>/dev/null)
 # Tools the tests drive (mk/*.mk fragments add theirs).
 TEST_DEB_PKGS := jq curl clang-format
 
@@ -35,7 +39,7 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_SRCS:%.c=%.o)
 # pushpool-mock, the fake clouds the tests run against: mock/ on top of lib/,
 # built but never installed (curl's tests/server/ model).
 MOCK_SRCS := $(filter-out mock/main.c,$(sort $(wildcard mock/*.c)))
-MOCK_OBJS := $(MOCK_SRCS:%.c=$(BUILD)/%.o)
+MOCK_OBJS := $(MOCK_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/cloud_specs.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/*/*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TEMPLATES := $(sort $(wildcard templates/*.json))
@@ -44,7 +48,7 @@ TEMPLATES := $(sort $(wildcard templates/*.json))
 all: deps $(BUILD)/pushpool $(BUILD)/pushpool-mock
 
 deps:
-	@sh tools/deps.sh $(DEB_PKGS)
+	@sh tools/deps.sh $(DEB_PKGS) $(MOCK_DEB_PKGS)
 
 test-deps:
 	@sh tools/deps.sh $(TEST_DEB_PKGS)
@@ -66,7 +70,7 @@ $(BUILD)/libppmock.a: $(MOCK_OBJS)
 # keeps its includes to lib/ and mock/).
 MOCK_LIB_OBJS := $(filter $(BUILD)/lib/%,$(LIB_OBJS))
 $(BUILD)/pushpool-mock: $(BUILD)/mock/main.o $(BUILD)/libppmock.a $(MOCK_LIB_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MOCK_LIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -82,7 +86,7 @@ $(BUILD)/gen/templates_blob.o: $(BUILD)/gen/templates_blob.c
 # Unit tests may start the mock in-process: libppmock.a comes first.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libppmock.a $(BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libppmock.a $(BUILD)/libpushpool.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libppmock.a $(BUILD)/libpushpool.a $(LDLIBS) $(MOCK_LIBS) -lcmocka
 
 test: all test-deps $(UNIT_BINS)
 	@$(MAKE) --no-print-directory format-check
@@ -109,7 +113,8 @@ demo: all test-deps
 	@sh tools/demo.sh $(BUILD)/pushpool
 
 # Real clients from Debian as cross-checks of our signers and mock.
-INTEROP_DEB_PKGS := awscli python3-botocore python3-google-auth python3-requests
+INTEROP_DEB_PKGS := awscli python3-botocore python3-google-auth python3-requests \
+                    python3-protobuf python3-regex protobuf-compiler
 interop: all
 	@sh tools/deps.sh $(INTEROP_DEB_PKGS)
 	@sh tests/interop/run.sh $(BUILD)/pushpool

@@ -31,4 +31,4 @@ oom-bins: $(OOM_BINS)
 $(OOM_BUILD)/oom/%: tests/unit/%.c tests/oom/oom_wrap.c $(OOM_BUILD)/libppmock.a $(OOM_BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(OOM_WRAP) -o $@ $< tests/oom/oom_wrap.c \
-		$(OOM_BUILD)/libppmock.a $(OOM_BUILD)/libpushpool.a $(LDLIBS) -lcmocka
+		$(OOM_BUILD)/libppmock.a $(OOM_BUILD)/libpushpool.a $(LDLIBS) $(MOCK_LIBS) -lcmocka

@@ -13,6 +13,7 @@
 
 #include "lib/time.h"
 #include "mock/mock.h"
+#include "mock/spec.h"
 #include "mock/sigv4_check.h"
 
 #define ACCOUNT		  "123456789012"
@@ -1171,6 +1172,14 @@ static void ecs_bad_body(struct pp_mock_call *c, const char *why)
 		  "request body is not a JSON object: %s", why);
 }
 
+/* The request against botocore's ECS model (mock/spec_gate.c); a body that
+ * is not an object is the handler's to answer. */
+static bool ecs_validate(struct pp_mock_call *c)
+{
+	return !pp_json_is(c->body, PP_JSON_OBJECT) ||
+	       !pp_mock_spec_ecs(c->m, c->resp->action, c->body, c->resp);
+}
+
 static void ecs_handle(struct pp_mock_call *c)
 {
 	const char *action = c->resp->action;
@@ -1207,6 +1216,7 @@ static const struct pp_mock_router ecs_router = {
 	.routes = ecs_routes,
 	.admit = ecs_admit,
 	.bad_body = ecs_bad_body,
+	.validate = ecs_validate,
 	.unmatched = ecs_unmatched,
 };
 

@@ -23,6 +23,7 @@
 
 #include "lib/log.h"
 #include "mock/mock.h"
+#include "mock/spec.h"
 
 #define AZ_DEFAULT_CLIENT	  "11111111-2222-3333-4444-555555555555"
 #define AZ_DEFAULT_SECRET	  "mock-azure-client-secret"
@@ -690,7 +691,9 @@ static void group_put(struct pp_mock *m, struct azure_state *st, const char *key
 		pp_json_free(body);
 		return;
 	}
-	if (!group_body_ok(body, resp)) {
+	/* ARM's own checks (location...) come before the provider reads the body. */
+	if (!group_body_ok(body, resp) ||
+	    pp_mock_spec_arm(m, "ContainerGroups_CreateOrUpdate", name, body, resp)) {
 		pp_json_free(body);
 		return;
 	}

@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "lib/time.h"
 #include "mock/mock.h"
+#include "mock/spec.h"
 
 #define GOOGLE_TOKEN_URL "https://oauth2.googleapis.com/token"
 #define MAX_ITEMS	 100000
@@ -1223,15 +1224,33 @@ static void cr_execution(struct pp_mock_call *c)
 }
 
 #define LOC "/google/v2/projects/{project}/locations/{location}"
+/* The bodies against the Cloud Run v2 protos (mock/spec_gate.c). */
+static bool cr_validate_create(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_cloudrun(c->m, "google.cloud.run.v2.Jobs.CreateJob", c->req, c->resp);
+}
+
+static bool cr_validate_run(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_cloudrun(c->m, "google.cloud.run.v2.Jobs.RunJob", c->req, c->resp);
+}
+
+static bool cr_validate_cancel(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_cloudrun(c->m, "google.cloud.run.v2.Executions.CancelExecution",
+				      c->req, c->resp);
+}
+
 static const struct pp_mock_route cloudrun_routes[] = {
 	{"GET", LOC "/operations/{operation}", cr_operation_get, .changes = false},
-	{"POST", LOC "/jobs", cr_job_create, .changes = true},
+	{"POST", LOC "/jobs", cr_job_create, .validate = cr_validate_create, .changes = true},
 	{"GET", LOC "/jobs", cr_job_list, .changes = false},
-	{"POST", LOC "/jobs/{job}:run", cr_job_run, .changes = true},
+	{"POST", LOC "/jobs/{job}:run", cr_job_run, .validate = cr_validate_run, .changes = true},
 	{"GET", LOC "/jobs/{job}", cr_job_get, .changes = false},
 	{"DELETE", LOC "/jobs/{job}", cr_job_delete, .changes = true},
 	{"GET", LOC "/jobs/{job}/executions", cr_execution_list, .changes = false},
-	{"POST", LOC "/jobs/{job}/executions/{execution}:cancel", cr_execution, .changes = true},
+	{"POST", LOC "/jobs/{job}/executions/{execution}:cancel", cr_execution,
+	 .validate = cr_validate_cancel, .changes = true},
 	{"GET", LOC "/jobs/{job}/executions/{execution}", cr_execution, .changes = false},
 	{"DELETE", LOC "/jobs/{job}/executions/{execution}", cr_execution, .changes = true},
 	{NULL},

@@ -16,6 +16,7 @@
 
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "mock/spec.h"
 
 /* Modules compiled into the mock; others add their line when they land. */
 static const struct pp_mock_api *const mock_apis[] = {
@@ -79,6 +80,7 @@ struct pp_mock {
 	size_t ncounters, counters_alloc;
 	struct log_entry log[LOG_RING];
 	size_t log_next, log_total;
+	struct pp_mock_specs *specs; /* spec validators and their switches */
 };
 
 /* Per-connection request state, created by the URI log callback. */
@@ -98,6 +100,11 @@ void pp_mock_opts_defaults(struct pp_mock_opts *o)
 	o->run_seconds = 0.5;
 	o->seed = 1;
 	o->token_lifetime_seconds = 3600;
+}
+
+struct pp_mock_specs *pp_mock_specs_of(struct pp_mock *m)
+{
+	return m->specs;
 }
 
 const struct pp_mock_opts *pp_mock_opts(const struct pp_mock *m)
@@ -801,6 +808,12 @@ static void control_clock_post(struct pp_mock_call *c)
 	clock_answer(c);
 }
 
+/* The spec validators' per-API switches (mock/spec_gate.c). */
+static void control_validate(struct pp_mock_call *c)
+{
+	pp_mock_specs_control(c->m->specs, c->req, c->resp);
+}
+
 static bool control_admit(struct pp_mock_call *c)
 {
 	const char *what = c->req->path + strlen("/control");
@@ -812,8 +825,8 @@ static bool control_admit(struct pp_mock_call *c)
 static void control_unmatched(struct pp_mock_call *c, bool other_method)
 {
 	pp_mock_resp_printf(c->resp, 404, "text/plain",
-			    "no control endpoint %s %s (GET stats, log, faults, clock; "
-			    "POST faults, reset, clock)\n",
+			    "no control endpoint %s %s (GET stats, log, faults, clock, validate; "
+			    "POST faults, reset, clock, validate)\n",
 			    c->req->method, c->req->path);
 }
 
@@ -825,6 +838,8 @@ static const struct pp_mock_route control_routes[] = {
 	{"POST", "/control/reset", control_reset, .changes = true},
 	{"GET", "/control/clock", clock_answer, .changes = false},
 	{"POST", "/control/clock", control_clock_post, .changes = true},
+	{"GET", "/control/validate", control_validate, .changes = false},
+	{"POST", "/control/validate", control_validate, .changes = true},
 	{NULL},
 };
 
@@ -1056,7 +1071,8 @@ int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp
 	pthread_mutex_init(&m->clock_lock, NULL);
 	m->start_mono_ms = pp_mono_ms();
 	m->start_wall = (double)pp_wall_ms() / 1000;
-	for (size_t i = 0; i < NAPIS; i++) {
+	rc = pp_mock_specs_new(&m->specs, err);
+	for (size_t i = 0; i < NAPIS && !rc; i++) {
 		m->modules[i].api = mock_apis[i];
 		if (mock_apis[i]->init) {
 			rc = mock_apis[i]->init(m, &m->modules[i].state, err);
@@ -1146,6 +1162,7 @@ void pp_mock_free(struct pp_mock *m)
 			m->modules[i].api->free(m->modules[i].state);
 	counters_clear(m);
 	free(m->counters);
+	pp_mock_specs_free(m->specs);
 	pthread_mutex_destroy(&m->state_lock);
 	pthread_mutex_destroy(&m->core_lock);
 	free(m);

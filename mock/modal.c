@@ -17,6 +17,7 @@
 #include "lib/grpc.h"
 #include "lib/pb.h"
 #include "mock/mock.h"
+#include "mock/spec.h"
 
 #define MAX_CONNS     512
 #define MAX_SANDBOXES 4096
@@ -67,6 +68,7 @@ struct mm_stream {
 	char token_secret[128];
 	char auth_token[320];
 	char idempotency_key[64];
+	char client_type[16], client_version[64], libmodal_version[128];
 	struct pp_buf body;
 	struct pp_buf out; /* framed response */
 	size_t sent;
@@ -414,6 +416,14 @@ static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream 
 		set_status(s, PP_GRPC_UNAUTHENTICATED, "Token missing or invalid");
 		goto out;
 	}
+	char why[256];
+	int invalid = pp_mock_spec_modal(mm->m, rpc, s->client_type, s->client_version,
+					 s->libmodal_version, s->body.data, s->body.len, why,
+					 sizeof(why));
+	if (invalid) {
+		set_status(s, invalid, why);
+		goto out;
+	}
 	enum pp_mock_fault fault =
 		pp_mock_fault_check(mm->m, "modal", auth_call, &fr, &retry_after);
 	if (fault == PP_MOCK_FAULT_ERROR) {
@@ -509,6 +519,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 		{"x-modal-token-secret", s->token_secret, sizeof(s->token_secret)},
 		{"x-modal-auth-token", s->auth_token, sizeof(s->auth_token)},
 		{"x-idempotency-key", s->idempotency_key, sizeof(s->idempotency_key)},
+		{"x-modal-client-type", s->client_type, sizeof(s->client_type)},
+		{"x-modal-client-version", s->client_version, sizeof(s->client_version)},
+		{"x-modal-libmodal-version", s->libmodal_version, sizeof(s->libmodal_version)},
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (namelen == strlen(map[i].name) && !memcmp(name, map[i].name, namelen))

@@ -7,7 +7,7 @@
 set -u
 PUSHPOOL=${1:?usage: run.sh PUSHPOOL_BINARY}
 fail=0
-for t in sigv4 google awscli google_auth ecs_skeleton; do
+for t in sigv4 google awscli google_auth ecs_skeleton spec_bodies; do
 	out=$(sh "tests/interop/$t.sh" "$PUSHPOOL" 2>&1)
 	rc=$?
 	if [ $rc -ne 0 ] || printf '%s\n' "$out" | grep -q '^skip:'; then

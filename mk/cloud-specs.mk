@@ -1,0 +1,31 @@
+# The clouds' spec files pushpool-mock validates against (tests/data/cloud-specs):
+# the protos compiled into FileDescriptorSets by protoc, then every file
+# embedded in the mock with .incbin (no copy through the C compiler).
+CLOUD_SPECS     := tests/data/cloud-specs
+CLOUD_PROTOS    := $(shell find $(CLOUD_SPECS) -name '*.proto' 2>/dev/null)
+RUN_PROTO_ROOTS := google/cloud/run/v2/job.proto google/cloud/run/v2/execution.proto
+MODAL_PROTO_ROOTS := modal/modal_proto/api.proto
+
+$(BUILD)/gen/run.pb: $(CLOUD_PROTOS)
+	@mkdir -p $(dir $@)
+	protoc -I $(CLOUD_SPECS) --include_imports --descriptor_set_out=$@.tmp $(RUN_PROTO_ROOTS) 2>&1 | \
+		{ grep -v 'is unused' >&2 || true; }
+	@test -s $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/modal.pb: $(CLOUD_PROTOS)
+	@mkdir -p $(dir $@)
+	protoc -I $(CLOUD_SPECS) --include_imports --descriptor_set_out=$@.tmp $(MODAL_PROTO_ROOTS)
+	@mv $@.tmp $@
+
+# name=file pairs: the names mock/spec.h documents.
+SPEC_BLOBS := ecs=$(CLOUD_SPECS)/aws/ecs/service-2.json \
+	aci=$(CLOUD_SPECS)/azure/containerinstance-2023-05-01.json \
+	run=$(BUILD)/gen/run.pb modal=$(BUILD)/gen/modal.pb
+
+$(BUILD)/gen/cloud_specs.c: tools/embed-specs.sh mk/cloud-specs.mk
+	@mkdir -p $(dir $@)
+	sh tools/embed-specs.sh $(SPEC_BLOBS) > $@.tmp && mv $@.tmp $@
+
+# .incbin reads the files when assembling: they are prerequisites of the object.
+$(BUILD)/gen/cloud_specs.o: $(BUILD)/gen/cloud_specs.c $(foreach b,$(SPEC_BLOBS),$(lastword $(subst =, ,$(b))))
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
