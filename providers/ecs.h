@@ -10,7 +10,7 @@
 #include "lib/json.h"
 #include "providers/provider.h"
 
-#define ECS_HASH_TAG		  "pushpool:td-hash"
+#define ECS_HASH_TAG "pushpool:td-hash"
 
 enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
 
@@ -55,15 +55,18 @@ struct ecs_state {
 };
 
 /* Map an ECS error response into err (ecs.c). */
-int pp_ecs_error(const struct pp_run_io *io, const char *action, char *code, size_t code_size, struct pp_json **body_out, struct pp_error *err);
+int pp_ecs_error(const struct pp_run_io *io, const char *action, char *code, size_t code_size,
+		 struct pp_json **body_out, struct pp_error *err);
 /* POST one ECS action with a JSON body (ecs.c). */
-int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp_json *body, struct pp_error *err);
+int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp_json *body,
+		       struct pp_error *err);
 /* A new JSON array holding the one string s; NULL when out of memory (ecs.c). */
 struct pp_json *pp_ecs_string_array(const char *s);
 /* Does the RunTask body run on Fargate, by launch type or capacity provider (ecs.c)? */
 bool pp_ecs_is_fargate(const struct pp_json *run);
 /* obj[key], created empty when missing; PP_EINVALID when of another type (ecs.c). */
-int pp_ecs_ensure_member(struct pp_json *obj, const char *key, enum pp_json_type t, struct pp_json **out, struct pp_error *err);
+int pp_ecs_ensure_member(struct pp_json *obj, const char *key, enum pp_json_type t,
+			 struct pp_json **out, struct pp_error *err);
 /* Send RunTask with the resolved task definition (ecs.c). */
 int pp_ecs_send_run(struct pp_run_io *io, struct pp_error *err);
 /* Build st->td, the RegisterTaskDefinition body, from the rendered job (ecs_taskdef.c). */
