@@ -9,7 +9,8 @@
  * hash tag before registering again. RunTask carries a clientToken derived
  * from the run id and attempt, so a repeated RunTask returns the same task.
  * status: DescribeTasks. cancel: StopTask. cleanup: DeregisterTaskDefinition
- * of definitions this process registered, when the last run using it ends. */
+ * of definitions this process registered, when the last run using it ends.
+ * The task definition steps and their cache are in ecs_taskdef.c. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,16 +22,14 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "providers/common.h"
+#include "providers/ecs.h"
 #include "providers/provider.h"
 
-#define ECS_TARGET_PREFIX	  "AmazonEC2ContainerServiceV20141113."
-#define ECS_CONTENT_TYPE	  "application/x-amz-json-1.1"
-#define ECS_DEFAULT_IMAGE	  "prefecthq/prefect:3-latest"
-#define ECS_DEFAULT_CONTAINER	  "prefect"
-#define ECS_HASH_TAG		  "pushpool:td-hash"
-#define ECS_RUN_TAG		  "pushpool:run-id"
-#define ECS_MAX_OVERRIDES	  8192
-#define ECS_SINGLE_FLIGHT_WAIT_MS 200
+#define ECS_TARGET_PREFIX     "AmazonEC2ContainerServiceV20141113."
+#define ECS_CONTENT_TYPE      "application/x-amz-json-1.1"
+#define ECS_DEFAULT_CONTAINER "prefect"
+#define ECS_RUN_TAG	      "pushpool:run-id"
+#define ECS_MAX_OVERRIDES     8192
 /* botocore ECS model: TagKey max 128, TagValue max 256, Tags max 50 */
 #define ECS_TAG_KEY_MAX	  128
 #define ECS_TAG_VALUE_MAX 256
@@ -47,48 +46,6 @@
  * retried as a capacity error, waiting at least this long between tries. */
 #define ECS_PROVISIONING_QUOTA_MSG     "provisioning capacity limit exceeded"
 #define ECS_PROVISIONING_QUOTA_WAIT_MS 2000L
-
-enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
-
-struct ecs_td_entry {
-	char hash[65];
-	char arn[512];
-	bool ready;	      /* else a run is registering it */
-	bool registered_here; /* we registered it, so we may deregister it */
-	int users;	      /* runs that ran a task with it and have not cleaned up */
-	const void *owner;    /* state of the registering run */
-	struct ecs_td_entry *next;
-};
-
-struct ecs_shared {
-	struct ecs_td_entry *entries;
-};
-
-struct ecs_state {
-	char base[256];
-	char region[32];
-	char cluster[256];
-	char container[256];
-	char hash[65];
-	char td_arn[512];
-	char token[64];
-	bool td_given; /* task_definition_arn set: never register */
-	bool match_latest;
-	bool auto_deregister;
-	bool family_by_content; /* we named the family after the definition's hash */
-	bool reconciling;	/* a RegisterTaskDefinition answer was lost */
-	bool using_entry;	/* holds one `users` count on its cache entry */
-	bool registered_here;	/* no cache: this run registered td_arn */
-	bool deregistering;	/* cleanup sent DeregisterTaskDefinition */
-	long poll_ms;
-	long long missing_since_ms; /* first MISSING answer of a streak, else 0 */
-	int missing_answers;
-	enum pp_run_state last_state; /* from the last DescribeTasks that saw the task */
-	enum ecs_step step;
-	struct ecs_shared *shared;
-	struct pp_json *td;  /* RegisterTaskDefinition body */
-	struct pp_json *run; /* RunTask body, taskDefinition filled in later */
-};
 
 /* ---- errors ---- */
 
@@ -146,8 +103,8 @@ static void error_code(const char *type, char *out, size_t size)
 
 /* Map an ECS error response; fills `code` with the error code name and
  * keeps the parsed body in *body_out when asked (ConflictException). */
-static int ecs_error(const struct pp_run_io *io, const char *action, char *code, size_t code_size,
-		     struct pp_json **body_out, struct pp_error *err)
+int pp_ecs_error(const struct pp_run_io *io, const char *action, char *code, size_t code_size,
+		 struct pp_json **body_out, struct pp_error *err)
 {
 	int rc = io->resp_rc;
 	long http = io->resp->status;
@@ -207,7 +164,7 @@ static int ecs_error(const struct pp_run_io *io, const char *action, char *code,
 
 /* ---- requests ---- */
 
-static int send_action(struct pp_run_io *io, const char *action, const struct pp_json *body,
+int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp_json *body,
 		       struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
@@ -221,7 +178,7 @@ static int send_action(struct pp_run_io *io, const char *action, const struct pp
 	return PP_STEP_SEND;
 }
 
-static struct pp_json *string_array(const char *s)
+struct pp_json *pp_ecs_string_array(const char *s)
 {
 	struct pp_json *a = pp_json_new(PP_JSON_ARRAY);
 	if (pp_json_append(a, pp_json_new_string(s))) {
@@ -238,7 +195,7 @@ static int set_cluster(struct pp_json *obj, const struct ecs_state *st)
 
 /* ---- the rendered job -> request bodies ---- */
 
-static bool is_fargate(const struct pp_json *run)
+bool pp_ecs_is_fargate(const struct pp_json *run)
 {
 	const char *lt = pp_json_get_string(run, "launchType");
 	if (lt && !strncmp(lt, "FARGATE", 7))
@@ -251,17 +208,7 @@ static bool is_fargate(const struct pp_json *run)
 	return false;
 }
 
-static struct pp_json *pick_container(struct pp_json *defs, const char *name)
-{
-	pp_json_foreach (c, defs) {
-		const char *n = pp_json_get_string(c, "name");
-		if (n && !strcmp(n, name))
-			return c;
-	}
-	return pp_json_at(defs, 0);
-}
-
-static int ensure_member(struct pp_json *obj, const char *key, enum pp_json_type t,
+int pp_ecs_ensure_member(struct pp_json *obj, const char *key, enum pp_json_type t,
 			 struct pp_json **out, struct pp_error *err)
 {
 	struct pp_json *v = pp_json_get(obj, key);
@@ -274,133 +221,6 @@ static int ensure_member(struct pp_json *obj, const char *key, enum pp_json_type
 		return pp_fail(err, PP_EINVALID, "%s must be %s, not %s", key, pp_json_type_name(t),
 			       pp_json_type_name(v->type));
 	*out = v;
-	return 0;
-}
-
-static int shape_logs(struct ecs_state *st, const struct pp_json *job, struct pp_json *td,
-		      struct pp_json *c, struct pp_error *err)
-{
-	if (!pp_json_get_bool(job, "configure_cloudwatch_logs", false) ||
-	    pp_json_get(c, "logConfiguration"))
-		return 0;
-	if (!pp_json_get_string(td, "executionRoleArn"))
-		return pp_fail(err, PP_EINVALID,
-			       "configure_cloudwatch_logs needs execution_role_arn (the role "
-			       "that writes the logs)");
-	const char *prefix = pp_json_get_string(job, "cloudwatch_logs_prefix");
-	struct pp_json *lc = pp_json_new(PP_JSON_OBJECT);
-	struct pp_json *opts = pp_json_new(PP_JSON_OBJECT);
-	int rc = pp_json_set_string(lc, "logDriver", "awslogs");
-	rc = rc ? rc : pp_json_set_string(opts, "awslogs-create-group", "true");
-	rc = rc ? rc : pp_json_set_string(opts, "awslogs-group", "prefect");
-	rc = rc ? rc : pp_json_set_string(opts, "awslogs-region", st->region);
-	rc = rc ? rc
-		: pp_json_set_string(opts, "awslogs-stream-prefix", prefix ? prefix : "prefect");
-	pp_json_foreach (o, pp_json_get(job, "cloudwatch_logs_options"))
-		if (!rc && o->type == PP_JSON_STRING)
-			rc = pp_json_set_string(opts, o->key, o->str);
-	if (rc) {
-		pp_json_free(opts);
-		pp_json_free(lc);
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
-	if (pp_json_set(lc, "options", opts) || pp_json_set(c, "logConfiguration", lc))
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	return 0;
-}
-
-/* EC2 tasks need container-level cpu and memory, as integers. */
-static int container_units(struct pp_json *c, const char *key, const struct pp_json *task_value,
-			   long long def)
-{
-	const struct pp_json *v = pp_json_get(c, key);
-	if (!v)
-		v = task_value;
-	long long n = def;
-	if (v && (v->type == PP_JSON_STRING || v->type == PP_JSON_NUMBER))
-		n = strtoll(v->str, NULL, 10);
-	return pp_json_set_int(c, key, n > 0 ? n : def);
-}
-
-static int shape_td(struct ecs_state *st, const struct pp_json *job, struct pp_error *err)
-{
-	bool fargate = is_fargate(st->run);
-	const char *launch_type = pp_json_get_string(st->run, "launchType");
-	const struct pp_json *src = pp_json_get(job, "task_definition");
-	st->td = src ? pp_json_clone(src) : pp_json_new(PP_JSON_OBJECT);
-	if (!st->td || st->td->type != PP_JSON_OBJECT)
-		return pp_fail(err, PP_EINVALID, "task_definition must be an object");
-	struct pp_json *td = st->td;
-	pp_json_strip_nulls(td);
-	const char *family = pp_json_get_string(td, "family");
-	if (!family || !*family)
-		family = pp_json_get_string(job, "family");
-	if (family && *family) {
-		if (pp_json_set_string(td, "family", family))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-	} else {
-		pp_json_remove(td, "family");
-	}
-	const char *role = pp_json_get_string(td, "executionRoleArn");
-	if (role && !*role)
-		pp_json_remove(td, "executionRoleArn");
-
-	struct pp_json *defs;
-	int rc = ensure_member(td, "containerDefinitions", PP_JSON_ARRAY, &defs, err);
-	if (rc)
-		return pp_error_prefix(err, "task_definition.");
-	if (!defs->count && pp_json_append(defs, pp_json_new(PP_JSON_OBJECT)))
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	struct pp_json *c = pick_container(defs, st->container);
-	if (c->type != PP_JSON_OBJECT)
-		return pp_fail(err, PP_EINVALID,
-			       "task_definition.containerDefinitions[0] must be "
-			       "an object");
-	const char *name = pp_json_get_string(c, "name");
-	if (!name || !*name) {
-		if (pp_json_set_string(c, "name", st->container))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-	} else {
-		snprintf(st->container, sizeof(st->container), "%s", name);
-	}
-	const char *image = pp_json_get_string(c, "image");
-	if ((!image || !*image) && pp_json_set_string(c, "image", ECS_DEFAULT_IMAGE))
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-
-	/* RegisterTaskDefinition takes cpu and memory as strings. */
-	if (pp_number_to_string(td, "cpu") || pp_number_to_string(td, "memory"))
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	if (fargate) {
-		if (!pp_json_get(td, "cpu") && pp_json_set_string(td, "cpu", "1024"))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		if (!pp_json_get(td, "memory") && pp_json_set_string(td, "memory", "2048"))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		if (!pp_json_get(td, "networkMode") &&
-		    pp_json_set_string(td, "networkMode", "awsvpc"))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		if (!pp_json_get(td, "requiresCompatibilities") &&
-		    pp_json_set(td, "requiresCompatibilities", string_array("FARGATE")))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-	} else if (launch_type && !strcmp(launch_type, "EC2")) {
-		if (container_units(c, "cpu", pp_json_get(td, "cpu"), 1024) ||
-		    container_units(c, "memory", pp_json_get(td, "memory"), 2048))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
-	rc = shape_logs(st, job, td, c, err);
-	if (rc || pp_json_get(td, "family"))
-		return rc;
-	/* No family given: name it after the definition's content, so equal
-	 * definitions share a family and revisions stay comparable. */
-	char *canon = pp_json_to_string(td, PP_JSON_COMPACT);
-	if (!canon)
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	char hash[65], family_name[32];
-	pp_sha256_hex(canon, strlen(canon), hash);
-	free(canon);
-	snprintf(family_name, sizeof(family_name), "pushpool-%.16s", hash);
-	if (pp_json_set_string(td, "family", family_name))
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	st->family_by_content = true;
 	return 0;
 }
 
@@ -435,8 +255,8 @@ static int shape_network(struct pp_json *run, const struct pp_json *job, bool fa
 static int shape_overrides(struct ecs_state *st, struct pp_json *run, struct pp_error *err)
 {
 	struct pp_json *ov, *cos;
-	int rc = ensure_member(run, "overrides", PP_JSON_OBJECT, &ov, err);
-	rc = rc ? rc : ensure_member(ov, "containerOverrides", PP_JSON_ARRAY, &cos, err);
+	int rc = pp_ecs_ensure_member(run, "overrides", PP_JSON_OBJECT, &ov, err);
+	rc = rc ? rc : pp_ecs_ensure_member(ov, "containerOverrides", PP_JSON_ARRAY, &cos, err);
 	if (rc)
 		return pp_error_prefix(err, "task_run_request.");
 	if (!cos->count && pp_json_append(cos, pp_json_new(PP_JSON_OBJECT)))
@@ -661,7 +481,7 @@ static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		cps = pp_json_get(run, "capacityProviderStrategy");
 	}
-	bool fargate = is_fargate(run);
+	bool fargate = pp_ecs_is_fargate(run);
 	if (cps)
 		pp_json_remove(run, "launchType");
 
@@ -719,7 +539,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	if (rc)
 		return pp_error_prefix(err, "ecs: ");
 	if (!st->td_given) {
-		rc = shape_td(st, job, err);
+		rc = pp_ecs_shape_td(st, job, err);
 		if (rc)
 			return pp_error_prefix(err, "ecs: ");
 		char *canon = pp_json_to_string(st->td, PP_JSON_COMPACT);
@@ -730,7 +550,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 		/* The hash tag lets a later DescribeTaskDefinition recognise it. */
 		struct pp_json *tags;
 		struct pp_json *t = pp_json_new(PP_JSON_OBJECT);
-		rc = ensure_member(st->td, "tags", PP_JSON_ARRAY, &tags, err);
+		rc = pp_ecs_ensure_member(st->td, "tags", PP_JSON_ARRAY, &tags, err);
 		if (rc || pp_json_set_string(t, "key", ECS_HASH_TAG) ||
 		    pp_json_set_string(t, "value", st->hash)) {
 			pp_json_free(t);
@@ -794,207 +614,15 @@ static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 	return pp_base_url(st->base, sizeof(st->base), io->endpoint, def, err);
 }
 
-/* ---- task definition cache ---- */
+/* ---- RunTask ---- */
 
-static struct ecs_td_entry *cache_find(struct ecs_shared *sh, const char *hash)
-{
-	for (struct ecs_td_entry *e = sh ? sh->entries : NULL; e; e = e->next)
-		if (!strcmp(e->hash, hash))
-			return e;
-	return NULL;
-}
-
-static void cache_remove(struct ecs_shared *sh, struct ecs_td_entry *victim)
-{
-	for (struct ecs_td_entry **pp = &sh->entries; *pp; pp = &(*pp)->next) {
-		if (*pp == victim) {
-			*pp = victim->next;
-			free(victim);
-			return;
-		}
-	}
-}
-
-/* The definition is known: remember it and take a user count. */
-static void td_resolved(struct ecs_state *st, const char *arn, bool registered_here)
-{
-	snprintf(st->td_arn, sizeof(st->td_arn), "%s", arn);
-	struct ecs_td_entry *e = cache_find(st->shared, st->hash);
-	if (e && e->owner == st) {
-		snprintf(e->arn, sizeof(e->arn), "%s", arn);
-		e->ready = true;
-		e->owner = NULL;
-		e->registered_here = registered_here;
-	}
-	if (e && e->ready) {
-		e->users++;
-		st->using_entry = true;
-	} else {
-		st->registered_here = registered_here;
-	}
-}
-
-/* Does every member we would register appear, equal, in the remote
- * definition? ECS echoes defaults we did not send, so compare one way. */
-static bool json_subset(const struct pp_json *want, const struct pp_json *have)
-{
-	if (!have)
-		return false;
-	if (want->type == PP_JSON_OBJECT) {
-		if (have->type != PP_JSON_OBJECT)
-			return false;
-		pp_json_foreach (m, want)
-			if (strcmp(m->key, "tags") && !json_subset(m, pp_json_get(have, m->key)))
-				return false;
-		return true;
-	}
-	if (want->type == PP_JSON_ARRAY) {
-		if (have->type != PP_JSON_ARRAY || have->count != want->count)
-			return false;
-		const struct pp_json *h = have->child;
-		pp_json_foreach (w, want) {
-			if (!json_subset(w, h))
-				return false;
-			h = h->next;
-		}
-		return true;
-	}
-	/* "1024" and 1024 are the same cpu value to ECS. */
-	if ((want->type == PP_JSON_STRING || want->type == PP_JSON_NUMBER) &&
-	    (have->type == PP_JSON_STRING || have->type == PP_JSON_NUMBER))
-		return want->len == have->len && !memcmp(want->str, have->str, want->len);
-	return pp_json_equal(want, have);
-}
-
-static bool has_hash_tag(const struct pp_json *tags, const char *hash)
-{
-	pp_json_foreach (t, tags) {
-		const char *k = pp_json_get_string(t, "key");
-		const char *v = pp_json_get_string(t, "value");
-		if (k && v && !strcmp(k, ECS_HASH_TAG) && !strcmp(v, hash))
-			return true;
-	}
-	return false;
-}
-
-static int send_describe_td(struct pp_run_io *io, struct pp_error *err)
-{
-	struct ecs_state *st = io->state;
-	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
-	int rc = pp_json_set_string(b, "taskDefinition", pp_json_get_string(st->td, "family"));
-	rc = rc ? rc : pp_json_set(b, "include", string_array("TAGS"));
-	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-		: send_action(io, "DescribeTaskDefinition", b, err);
-	pp_json_free(b);
-	return rc;
-}
-
-static int send_run(struct pp_run_io *io, struct pp_error *err)
+int pp_ecs_send_run(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	if (pp_json_set_string(st->run, "taskDefinition", st->td_arn))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	st->step = ECS_RUN;
-	return send_action(io, "RunTask", st->run, err);
-}
-
-static int start_td(struct pp_run_io *io, struct pp_error *err)
-{
-	struct ecs_state *st = io->state;
-	if (st->td_given)
-		return send_run(io, err);
-	struct ecs_td_entry *e = cache_find(st->shared, st->hash);
-	if (e && e->ready) {
-		td_resolved(st, e->arn, e->registered_here);
-		return send_run(io, err);
-	}
-	if (e && e->owner != st) {
-		io->poll_after_ms = ECS_SINGLE_FLIGHT_WAIT_MS;
-		return PP_STEP_WAIT;
-	}
-	if (!e && st->shared) {
-		e = calloc(1, sizeof(*e));
-		if (!e)
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		memcpy(e->hash, st->hash, sizeof(e->hash));
-		e->owner = st;
-		e->next = st->shared->entries;
-		st->shared->entries = e;
-	}
-	/* A family named by content holds only equal definitions, so a revision
-	 * that an earlier process registered (then crashed or restarted) is
-	 * reused rather than joined by one more on every restart. */
-	if (st->match_latest || st->reconciling || st->family_by_content) {
-		st->step = ECS_DESCRIBE_TD;
-		return send_describe_td(io, err);
-	}
-	st->step = ECS_REGISTER;
-	return send_action(io, "RegisterTaskDefinition", st->td, err);
-}
-
-static int on_describe_td(struct pp_run_io *io, struct pp_error *err)
-{
-	struct ecs_state *st = io->state;
-	char code[96];
-	if (io->resp_rc) {
-		int rc = ecs_error(io, "DescribeTaskDefinition", code, sizeof(code), NULL, err);
-		/* An unknown family is a ClientException: nothing to reuse. */
-		if (strcmp(code, "ClientException") && rc != PP_ENOTFOUND)
-			return rc;
-		pp_error_clear(err);
-	} else {
-		struct pp_json *resp;
-		int rc = pp_resp_json(io, "ECS DescribeTaskDefinition", &resp, err);
-		if (rc)
-			return rc;
-		struct pp_json *remote = pp_json_get(resp, "taskDefinition");
-		const char *arn = pp_json_get_string(remote, "taskDefinitionArn");
-		const char *status = pp_json_get_string(remote, "status");
-		bool ours = has_hash_tag(pp_json_get(resp, "tags"), st->hash);
-		if (arn && (!status || !strcmp(status, "ACTIVE")) &&
-		    (ours || json_subset(st->td, remote))) {
-			pp_info("ecs run %s: reusing task definition %s", io->run_id, arn);
-			/* Only a definition we registered (answer lost) is ours to
-			 * deregister later. */
-			td_resolved(st, arn, ours && st->reconciling);
-			pp_json_free(resp);
-			return send_run(io, err);
-		}
-		pp_json_free(resp);
-	}
-	st->step = ECS_REGISTER;
-	return send_action(io, "RegisterTaskDefinition", st->td, err);
-}
-
-static int on_register(struct pp_run_io *io, struct pp_error *err)
-{
-	struct ecs_state *st = io->state;
-	char code[96];
-	if (io->resp_rc) {
-		int rc = ecs_error(io, "RegisterTaskDefinition", code, sizeof(code), NULL, err);
-		/* A lost or failed answer may hide a registration: look before
-		 * trying again. A throttled call was refused, so just repeat it. */
-		if (rc == PP_ETRANSIENT) {
-			st->reconciling = true;
-			st->step = ECS_DESCRIBE_TD;
-		}
-		return rc;
-	}
-	struct pp_json *resp;
-	int rc = pp_resp_json(io, "ECS RegisterTaskDefinition", &resp, err);
-	if (rc)
-		return rc;
-	const char *arn =
-		pp_json_get_string(pp_json_get(resp, "taskDefinition"), "taskDefinitionArn");
-	if (!arn) {
-		pp_json_free(resp);
-		return pp_fail(err, PP_EINVALID,
-			       "ECS RegisterTaskDefinition: response has no taskDefinitionArn");
-	}
-	pp_info("ecs run %s: registered task definition %s", io->run_id, arn);
-	td_resolved(st, arn, true);
-	pp_json_free(resp);
-	return send_run(io, err);
+	return pp_ecs_send_action(io, "RunTask", st->run, err);
 }
 
 static bool capacity_reason(const char *reason)
@@ -1018,7 +646,7 @@ static int on_run(struct pp_run_io *io, struct pp_error *err)
 	char code[96];
 	struct pp_json *body = NULL;
 	if (io->resp_rc) {
-		int rc = ecs_error(io, "RunTask", code, sizeof(code), &body, err);
+		int rc = pp_ecs_error(io, "RunTask", code, sizeof(code), &body, err);
 		/* The token is bound to tasks started with other parameters
 		 * (e.g. another revision): those tasks are this run's. */
 		const char *arn = pp_json_string(pp_json_at(pp_json_get(body, "resourceIds"), 0));
@@ -1060,12 +688,13 @@ static int ecs_submit(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	switch (st->step) {
-	case ECS_TD: return start_td(io, err);
-	case ECS_DESCRIBE_TD: return io->resp ? on_describe_td(io, err) : send_describe_td(io, err);
+	case ECS_TD: return pp_ecs_start_td(io, err);
+	case ECS_DESCRIBE_TD:
+		return io->resp ? pp_ecs_on_describe_td(io, err) : pp_ecs_send_describe_td(io, err);
 	case ECS_REGISTER:
-		return io->resp ? on_register(io, err)
-				: send_action(io, "RegisterTaskDefinition", st->td, err);
-	case ECS_RUN: return io->resp ? on_run(io, err) : send_run(io, err);
+		return io->resp ? pp_ecs_on_register(io, err)
+				: pp_ecs_send_action(io, "RegisterTaskDefinition", st->td, err);
+	case ECS_RUN: return io->resp ? on_run(io, err) : pp_ecs_send_run(io, err);
 	case ECS_SUBMITTED: break;
 	}
 	return PP_STEP_DONE;
@@ -1079,14 +708,14 @@ static int send_task_call(struct pp_run_io *io, const char *action, struct pp_er
 	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
 	int rc = set_cluster(b, st);
 	if (!strcmp(action, "DescribeTasks")) {
-		rc = rc ? rc : pp_json_set(b, "tasks", string_array(io->infra_id));
+		rc = rc ? rc : pp_json_set(b, "tasks", pp_ecs_string_array(io->infra_id));
 	} else {
 		char reason[160];
 		snprintf(reason, sizeof(reason), "Cancelled by pushpool (run %s)", io->run_id);
 		rc = rc ? rc : pp_json_set_string(b, "task", io->infra_id);
 		rc = rc ? rc : pp_json_set_string(b, "reason", reason);
 	}
-	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory") : send_action(io, action, b, err);
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory") : pp_ecs_send_action(io, action, b, err);
 	pp_json_free(b);
 	return rc;
 }
@@ -1194,7 +823,7 @@ static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 	if (!io->resp)
 		return send_task_call(io, "DescribeTasks", err);
 	if (io->resp_rc)
-		return ecs_error(io, "DescribeTasks", code, sizeof(code), NULL, err);
+		return pp_ecs_error(io, "DescribeTasks", code, sizeof(code), NULL, err);
 	struct pp_json *body;
 	int rc = pp_resp_json(io, "ECS DescribeTasks", &body, err);
 	if (rc)
@@ -1225,26 +854,8 @@ static int ecs_cancel(struct pp_run_io *io, struct pp_error *err)
 	if (!io->resp)
 		return send_task_call(io, "StopTask", err);
 	if (io->resp_rc)
-		return ecs_error(io, "StopTask", code, sizeof(code), NULL, err);
+		return pp_ecs_error(io, "StopTask", code, sizeof(code), NULL, err);
 	return PP_STEP_DONE;
-}
-
-/* Give up this run's use of its definition; true when it was the last
- * user of one we registered and it should be deregistered. */
-static bool release_td(struct ecs_state *st)
-{
-	if (!st->auto_deregister)
-		return false;
-	if (st->using_entry) {
-		st->using_entry = false;
-		struct ecs_td_entry *e = cache_find(st->shared, st->hash);
-		if (!e || --e->users > 0 || !e->registered_here)
-			return false;
-		/* Later runs of the same definition will register it afresh. */
-		cache_remove(st->shared, e);
-		return true;
-	}
-	return st->registered_here;
 }
 
 static int ecs_cleanup(struct pp_run_io *io, struct pp_error *err)
@@ -1253,14 +864,14 @@ static int ecs_cleanup(struct pp_run_io *io, struct pp_error *err)
 	char code[96];
 	if (!io->resp) {
 		/* A retry re-sends; the use count is given up only once. */
-		if (!st->deregistering && !release_td(st))
+		if (!st->deregistering && !pp_ecs_release_td(st))
 			return PP_STEP_DONE;
 		st->deregistering = true;
 		pp_info("ecs run %s: deregistering task definition %s", io->run_id, st->td_arn);
 		struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
 		int rc = pp_json_set_string(b, "taskDefinition", st->td_arn)
 				 ? pp_fail(err, PP_ENOMEM, "out of memory")
-				 : send_action(io, "DeregisterTaskDefinition", b, err);
+				 : pp_ecs_send_action(io, "DeregisterTaskDefinition", b, err);
 		pp_json_free(b);
 		return rc;
 	}
@@ -1269,17 +880,17 @@ static int ecs_cleanup(struct pp_run_io *io, struct pp_error *err)
 		st->registered_here = false;
 		return PP_STEP_DONE;
 	}
-	return ecs_error(io, "DeregisterTaskDefinition", code, sizeof(code), NULL, err);
+	return pp_ecs_error(io, "DeregisterTaskDefinition", code, sizeof(code), NULL, err);
 }
 
 static void ecs_release(void *state)
 {
 	struct ecs_state *st = state;
-	struct ecs_td_entry *e = cache_find(st->shared, st->hash);
+	struct ecs_td_entry *e = pp_ecs_cache_find(st->shared, st->hash);
 	/* A registration this run started and never finished must not keep
 	 * other runs waiting. */
 	if (e && e->owner == st)
-		cache_remove(st->shared, e);
+		pp_ecs_cache_remove(st->shared, e);
 	else if (e && st->using_entry)
 		e->users--;
 	pp_json_free(st->td);
@@ -1293,7 +904,7 @@ static void ecs_release_shared(void *shared)
 	if (!sh)
 		return;
 	while (sh->entries)
-		cache_remove(sh, sh->entries);
+		pp_ecs_cache_remove(sh, sh->entries);
 	free(sh);
 }
 

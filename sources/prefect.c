@@ -7,7 +7,9 @@
  * infrastructure_pid and state proposals through an outbox that survives a
  * server outage; runs the server moves to CANCELLING are cancelled here.
  * Shapes follow PrefectHQ/prefect src/prefect/server/api/{workers,flow_runs}.py
- * and src/prefect/workers/base.py. */
+ * and src/prefect/workers/base.py.
+ * The HTTP client is prefect_client.c; deployments and blocks, cached, are
+ * prefect_blocks.c. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,243 +20,14 @@
 #include "lib/file.h"
 #include "lib/http.h"
 #include "lib/log.h"
+#include "sources/prefect.h"
 #include "sources/prefect_states.h"
 #include "render/render.h"
 #include "sources/source.h"
 
-#define PF_TIMEOUT_MS	10000
-#define PF_MAX_RESPONSE ((size_t)32 << 20)
 #define PF_BATCH	200
-#define PF_CACHE_MS	30000
 #define PF_OUTBOX_MAX	100000
 #define PF_RECONCILE_MS 30000
-
-struct pf_pool {
-	char name[PP_NAME_MAX];
-	char type[PP_NAME_MAX]; /* the [pool]'s type, canonical from the configuration */
-	struct pp_json *tmpl;	/* the server's base job template, as read */
-	bool type_warned;
-};
-
-struct pf_cached {
-	char key[256]; /* "deployment:<id>" or "block:<slug>/<name>" */
-	struct pp_json *value;
-	int64_t fetched_ms;
-	struct pf_cached *next;
-};
-
-/* One report still to be delivered, in order. */
-struct pf_report {
-	char flow_run[PP_ID_LEN];
-	char *infra_pid;     /* PATCH infrastructure_pid when set */
-	char state_type[16]; /* else set_state with this type */
-	char *message;
-	struct pf_report *next;
-};
-
-struct prefect_source {
-	struct pp_source base;
-	char *api_url; /* without trailing slash */
-	char *api_key; /* NULL: no Authorization header */
-	char worker[128];
-	struct pf_pool *pools;
-	size_t npools;
-	char **queues;
-	size_t nqueues;
-	double lookahead, interval;
-	long batch;
-	double claim_timeout;
-	int64_t backoff_until;	/* wall ms: the server asked us to wait */
-	int64_t next_reconcile; /* wall ms */
-	struct pf_cached *cache;
-	struct pf_report *outbox, **outbox_tail;
-	size_t noutbox;
-};
-
-/* ---- HTTP ---- */
-
-/* The server's own words from an error body: FastAPI's "detail" or
- * Prefect's "exception_message"/"exception_detail". */
-static void server_message(const struct pp_http_resp *resp, char *out, size_t n)
-{
-	struct pp_json *j = NULL;
-	struct pp_error e = {0};
-	out[0] = '\0';
-	if (pp_json_parse(resp->body.data ? resp->body.data : "", resp->body.len, NULL, &j, &e))
-		return;
-	const struct pp_json *d = pp_json_get(j, "detail");
-	const char *msg =
-		pp_json_string(d) ? pp_json_string(d) : pp_json_get_string(j, "exception_message");
-	if (msg)
-		snprintf(out, n, "%s", msg);
-	const struct pp_json *det = pp_json_get(j, "exception_detail");
-	if (!det && d && d->type == PP_JSON_ARRAY)
-		det = d;
-	if (det && det->count) {
-		char *t = pp_json_to_string(det, PP_JSON_COMPACT);
-		size_t l = strlen(out);
-		if (t && l + 3 < n)
-			snprintf(out + l, n - l, "%s%s", l ? ": " : "", t);
-		free(t);
-	}
-	pp_json_free(j);
-}
-
-static int api_call(struct prefect_source *s, const char *method, const char *path,
-		    const struct pp_json *body, struct pp_json **out, struct pp_error *err)
-{
-	struct pp_http_req req;
-	struct pp_http_resp resp;
-	char url[2048];
-	snprintf(url, sizeof(url), "%s%s", s->api_url, path);
-	pp_http_req_init(&req, method, url);
-	pp_http_resp_init(&resp, PF_MAX_RESPONSE);
-	req.timeout_ms = PF_TIMEOUT_MS;
-	req.max_response = PF_MAX_RESPONSE;
-	int rc = pp_http_req_header(&req, "Accept", "application/json");
-	if (!rc && s->api_key)
-		rc = pp_http_req_header(&req, "Authorization", "Bearer %s", s->api_key);
-	if (!rc && body) {
-		char *text = pp_json_to_string(body, PP_JSON_COMPACT);
-		rc = text ? pp_http_req_header(&req, "Content-Type", "application/json")
-			  : PP_ENOMEM;
-		if (!rc)
-			rc = pp_http_req_body(&req, text, strlen(text));
-		free(text);
-	}
-	if (rc)
-		rc = pp_fail(err, PP_ENOMEM, "out of memory");
-	if (!rc)
-		rc = pp_http_perform(&req, &resp, err);
-	if (!rc && (resp.status < 200 || resp.status > 299)) {
-		rc = pp_http_classify(&req, &resp, err);
-		char said[600];
-		server_message(&resp, said, sizeof(said));
-		if (said[0])
-			pp_fail(err, rc, "Prefect %s %s: HTTP %ld: %s", method, path, resp.status,
-				said);
-		err->retry_after_ms = resp.retry_after_ms;
-	} else if (!rc && out) {
-		*out = NULL;
-		if (resp.body.len && pp_json_parse(resp.body.data, resp.body.len, NULL, out, err))
-			rc = pp_error_prefix(err, "Prefect %s %s: response: ", method, path);
-	} else if (rc) {
-		pp_error_prefix(err, "Prefect %s %s: ", method, path);
-	}
-	pp_http_req_free(&req);
-	pp_http_resp_free(&resp);
-	return rc;
-}
-
-/* Remember the server's Retry-After so polls and reports leave it alone
- * until then; other retryable failures are simply tried at the next poll. */
-static void note_failure(struct prefect_source *s, int rc, const struct pp_error *err)
-{
-	if (!pp_err_retryable(rc))
-		return;
-	long wait = err->retry_after_ms > 0 ? err->retry_after_ms : 0;
-	if (wait)
-		s->backoff_until = pp_wall_ms() + wait;
-}
-
-/* ---- caches ---- */
-
-static struct pf_cached *cache_find(struct prefect_source *s, const char *key)
-{
-	for (struct pf_cached *c = s->cache; c; c = c->next)
-		if (!strcmp(c->key, key) && pp_wall_ms() - c->fetched_ms < PF_CACHE_MS)
-			return c;
-	return NULL;
-}
-
-static int cache_put(struct prefect_source *s, const char *key, struct pp_json *value)
-{
-	struct pf_cached *c = NULL;
-	for (struct pf_cached *it = s->cache; it; it = it->next)
-		if (!strcmp(it->key, key))
-			c = it;
-	if (!c) {
-		if (!(c = calloc(1, sizeof(*c)))) {
-			pp_json_free(value);
-			return PP_ENOMEM;
-		}
-		snprintf(c->key, sizeof(c->key), "%s", key);
-		c->next = s->cache;
-		s->cache = c;
-	}
-	pp_json_free(c->value);
-	c->value = value;
-	c->fetched_ms = pp_wall_ms();
-	return 0;
-}
-
-static int read_deployment(struct prefect_source *s, const char *id, const struct pp_json **out,
-			   struct pp_error *err)
-{
-	char key[128], path[128];
-	snprintf(key, sizeof(key), "deployment:%s", id);
-	struct pf_cached *c = cache_find(s, key);
-	if (!c) {
-		struct pp_json *d = NULL;
-		snprintf(path, sizeof(path), "/deployments/%s", id);
-		int rc = api_call(s, "GET", path, NULL, &d, err);
-		if (rc)
-			return rc;
-		if (cache_put(s, key, d))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		c = cache_find(s, key);
-	}
-	*out = c->value;
-	return 0;
-}
-
-static int fetch_block(void *ud, const char *slug, const char *name, struct pp_json **data,
-		       struct pp_error *err)
-{
-	struct prefect_source *s = ud;
-	char key[256];
-	snprintf(key, sizeof(key), "block:%s/%s", slug, name);
-	struct pf_cached *c = cache_find(s, key);
-	if (!c) {
-		struct pp_buf path;
-		pp_buf_init(&path, 1024);
-		int rc = pp_buf_puts(&path, "/block_types/slug/");
-		if (!rc)
-			rc = pp_url_encode(&path, slug, false);
-		if (!rc)
-			rc = pp_buf_puts(&path, "/block_documents/name/");
-		if (!rc)
-			rc = pp_url_encode(&path, name, false);
-		if (!rc)
-			rc = pp_buf_puts(&path, "?include_secrets=true");
-		struct pp_json *doc = NULL;
-		if (rc)
-			rc = pp_fail(err, PP_ENOMEM, "out of memory");
-		else
-			rc = api_call(s, "GET", pp_buf_str(&path), NULL, &doc, err);
-		pp_buf_free(&path);
-		if (rc) {
-			if (rc == PP_ENOTFOUND)
-				pp_error_prefix(err, "block %s/%s: ", slug, name);
-			return rc;
-		}
-		struct pp_json *d = pp_json_detach(pp_json_get(doc, "data"));
-		pp_json_free(doc);
-		if (!pp_json_is(d, PP_JSON_OBJECT)) {
-			pp_json_free(d);
-			return pp_fail(err, PP_EINVALID, "block %s/%s: no data object", slug, name);
-		}
-		/* Block data holds credentials: keep them out of every log line. */
-		pp_json_foreach (f, d)
-			if (f->type == PP_JSON_STRING && f->len >= 8)
-				pp_secret_register_rotating(f->str);
-		if (cache_put(s, key, d))
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		c = cache_find(s, key);
-	}
-	*data = pp_json_clone(c->value);
-	return *data ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
-}
 
 static struct pf_pool *pool_of(struct prefect_source *s, const char *name)
 {
@@ -275,7 +48,7 @@ static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_erro
 	if (!rc)
 		rc = pp_url_encode(&path, p->name, false);
 	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-		: api_call(s, "GET", pp_buf_str(&path), NULL, &wp, err);
+		: pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, &wp, err);
 	pp_buf_free(&path);
 	if (rc)
 		return rc;
@@ -354,7 +127,7 @@ static int deliver(struct prefect_source *s, const struct pf_report *r, struct p
 		if (!rc)
 			rc = pp_json_set_string(body, "infrastructure_pid", r->infra_pid);
 		rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-			: api_call(s, "PATCH", path, body, NULL, err);
+			: pp_prefect_api_call(s, "PATCH", path, body, NULL, err);
 		pp_json_free(body);
 		return rc;
 	}
@@ -376,7 +149,7 @@ static int deliver(struct prefect_source *s, const struct pf_report *r, struct p
 		pp_json_free(body);
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
-	rc = api_call(s, "POST", path, body, &res, err);
+	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
 	pp_json_free(body);
 	if (!rc) {
 		const char *status = pp_json_get_string(res, "status");
@@ -399,7 +172,7 @@ static int outbox_flush(struct prefect_source *s, struct pp_error *err)
 		struct pf_report *r = s->outbox;
 		int rc = deliver(s, r, err);
 		if (rc && pp_err_retryable(rc)) {
-			note_failure(s, rc, err);
+			pp_prefect_note_failure(s, rc, err);
 			return pp_error_prefix(err, "%zu report(s) queued: ", s->noutbox);
 		}
 		if (rc)
@@ -455,7 +228,7 @@ static int hand_back(struct prefect_source *s, const char *id, const char *messa
 	if (rc)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
-	rc = api_call(s, "POST", path, body, NULL, err);
+	rc = pp_prefect_api_call(s, "POST", path, body, NULL, err);
 	pp_json_free(body);
 	return rc;
 }
@@ -491,7 +264,7 @@ static int claim(struct prefect_source *s, struct pp_store *store, struct pf_poo
 		pp_json_free(body);
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
-	rc = api_call(s, "POST", path, body, &res, err);
+	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
 	pp_json_free(body);
 	if (rc)
 		return rc;
@@ -513,7 +286,7 @@ static int claim(struct prefect_source *s, struct pp_store *store, struct pf_poo
 	snprintf(rec.pool, sizeof(rec.pool), "%s", p->name);
 	const char *dep_id = pp_json_get_string(fr, "deployment_id");
 	const struct pp_json *dep = NULL;
-	if (dep_id && read_deployment(s, dep_id, &dep, err))
+	if (dep_id && pp_prefect_read_deployment(s, dep_id, &dep, err))
 		pp_warn("prefect: flow run %s: %s", id, err->msg);
 	int64_t when = 0;
 	if (pp_prefect_time_parse(pp_json_get_string(fr, "next_scheduled_start_time"), &when) &&
@@ -572,7 +345,7 @@ static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf
 				     (long long)(s->interval < 1 ? 1 : s->interval));
 	snprintf(path, sizeof(path), "/work_pools/%s/workers/heartbeat", pp_buf_str(&enc));
 	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-		: api_call(s, "POST", path, hb, NULL, err);
+		: pp_prefect_api_call(s, "POST", path, hb, NULL, err);
 	pp_json_free(hb);
 	if (!rc)
 		rc = read_pool(s, p, err);
@@ -593,7 +366,7 @@ static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf
 		}
 		snprintf(path, sizeof(path), "/work_pools/%s/get_scheduled_flow_runs",
 			 pp_buf_str(&enc));
-		rc = api_call(s, "POST", path, q, &runs, err);
+		rc = pp_prefect_api_call(s, "POST", path, q, &runs, err);
 	}
 	pp_json_free(q);
 	pp_buf_free(&enc);
@@ -601,7 +374,7 @@ static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf
 		struct pp_error cerr = {0};
 		int crc = claim(s, store, p, pp_json_get(item, "flow_run"), &cerr);
 		if (crc) {
-			note_failure(s, crc, &cerr);
+			pp_prefect_note_failure(s, crc, &cerr);
 			pp_warn("prefect: pool %s: %s", p->name, cerr.msg);
 			if (pp_err_retryable(crc))
 				break;
@@ -650,7 +423,7 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 		struct pp_json *body = NULL, *runs = NULL;
 		rc = filter_body(s, "\"PENDING\",\"RUNNING\"", offset, &body, err);
 		if (!rc)
-			rc = api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
+			rc = pp_prefect_api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
 		pp_json_free(body);
 		got = runs ? (long)runs->count : 0;
 		pp_json_foreach (run, runs) {
@@ -707,7 +480,7 @@ static int poll_cancellations(struct prefect_source *s, struct pp_store *store,
 	int rc = filter_body(s, "\"CANCELLING\"", 0, &body, err);
 	if (rc)
 		return rc;
-	rc = api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
+	rc = pp_prefect_api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
 	pp_json_free(body);
 	pp_json_foreach (run, runs) {
 		const char *id = pp_json_get_string(run, "id");
@@ -751,7 +524,7 @@ static int prefect_poll(struct pp_source *src, struct pp_store *store, struct pp
 		struct pp_error perr = {0};
 		int prc = poll_pool(s, store, &s->pools[i], &perr);
 		if (prc) {
-			note_failure(s, prc, &perr);
+			pp_prefect_note_failure(s, prc, &perr);
 			if (!rc)
 				*err = perr;
 			rc = rc ? rc : prc;
@@ -795,10 +568,10 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 	char path[128];
 	struct pp_json *fr = NULL;
 	snprintf(path, sizeof(path), "/flow_runs/%s", rec->source_ref ? rec->source_ref : rec->id);
-	int rc = api_call(s, "GET", path, NULL, &fr, err);
+	int rc = pp_prefect_api_call(s, "GET", path, NULL, &fr, err);
 	const char *dep_id = rc ? NULL : pp_json_get_string(fr, "deployment_id");
 	const struct pp_json *dep = NULL;
-	if (dep_id && (rc = read_deployment(s, dep_id, &dep, err)) == 0) {
+	if (dep_id && (rc = pp_prefect_read_deployment(s, dep_id, &dep, err)) == 0) {
 		const struct pp_json *v = pp_json_get(dep, "job_variables");
 		if (pp_json_is(v, PP_JSON_OBJECT) && !(*deployment_vars = pp_json_clone(v)))
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
@@ -811,9 +584,9 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 	if (!rc && !*tmpl)
 		rc = pp_template_default(p->type, tmpl, err);
 	if (!rc)
-		rc = pp_prefect_resolve_blocks(*tmpl, fetch_block, s, err);
+		rc = pp_prefect_resolve_blocks(*tmpl, pp_prefect_fetch_block, s, err);
 	if (rc) {
-		note_failure(s, rc, err);
+		pp_prefect_note_failure(s, rc, err);
 		pp_json_free(*tmpl);
 		pp_json_free(*deployment_vars);
 		*tmpl = *deployment_vars = NULL;

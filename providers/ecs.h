@@ -1,0 +1,89 @@
+/* Private to the ECS provider: the run state and pool cache that ecs.c
+ * (RunTask, status, cancel, cleanup, the ops table) and ecs_taskdef.c (task
+ * definitions) share, and the functions one calls in the other. */
+#ifndef PP_PROVIDERS_ECS_H
+#define PP_PROVIDERS_ECS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/json.h"
+#include "providers/provider.h"
+
+#define ECS_HASH_TAG "pushpool:td-hash"
+
+enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
+
+struct ecs_td_entry {
+	char hash[65];
+	char arn[512];
+	bool ready;	      /* else a run is registering it */
+	bool registered_here; /* we registered it, so we may deregister it */
+	int users;	      /* runs that ran a task with it and have not cleaned up */
+	const void *owner;    /* state of the registering run */
+	struct ecs_td_entry *next;
+};
+
+struct ecs_shared {
+	struct ecs_td_entry *entries;
+};
+
+struct ecs_state {
+	char base[256];
+	char region[32];
+	char cluster[256];
+	char container[256];
+	char hash[65];
+	char td_arn[512];
+	char token[64];
+	bool td_given; /* task_definition_arn set: never register */
+	bool match_latest;
+	bool auto_deregister;
+	bool family_by_content; /* we named the family after the definition's hash */
+	bool reconciling;	/* a RegisterTaskDefinition answer was lost */
+	bool using_entry;	/* holds one `users` count on its cache entry */
+	bool registered_here;	/* no cache: this run registered td_arn */
+	bool deregistering;	/* cleanup sent DeregisterTaskDefinition */
+	long poll_ms;
+	long long missing_since_ms; /* first MISSING answer of a streak, else 0 */
+	int missing_answers;
+	enum pp_run_state last_state; /* from the last DescribeTasks that saw the task */
+	enum ecs_step step;
+	struct ecs_shared *shared;
+	struct pp_json *td;  /* RegisterTaskDefinition body */
+	struct pp_json *run; /* RunTask body, taskDefinition filled in later */
+};
+
+/* Map an ECS error response into err (ecs.c). */
+int pp_ecs_error(const struct pp_run_io *io, const char *action, char *code, size_t code_size,
+		 struct pp_json **body_out, struct pp_error *err);
+/* POST one ECS action with a JSON body (ecs.c). */
+int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp_json *body,
+		       struct pp_error *err);
+/* A new JSON array holding the one string s; NULL when out of memory (ecs.c). */
+struct pp_json *pp_ecs_string_array(const char *s);
+/* Does the RunTask body run on Fargate, by launch type or capacity provider (ecs.c)? */
+bool pp_ecs_is_fargate(const struct pp_json *run);
+/* obj[key], created empty when missing; PP_EINVALID when of another type (ecs.c). */
+int pp_ecs_ensure_member(struct pp_json *obj, const char *key, enum pp_json_type t,
+			 struct pp_json **out, struct pp_error *err);
+/* Send RunTask with the resolved task definition (ecs.c). */
+int pp_ecs_send_run(struct pp_run_io *io, struct pp_error *err);
+/* Build st->td, the RegisterTaskDefinition body, from the rendered job (ecs_taskdef.c). */
+int pp_ecs_shape_td(struct ecs_state *st, const struct pp_json *job, struct pp_error *err);
+/* First submit step: reuse, wait for, describe or register the definition (ecs_taskdef.c). */
+int pp_ecs_start_td(struct pp_run_io *io, struct pp_error *err);
+/* Send DescribeTaskDefinition for the definition's family (ecs_taskdef.c). */
+int pp_ecs_send_describe_td(struct pp_run_io *io, struct pp_error *err);
+/* Handle the DescribeTaskDefinition answer: reuse or register (ecs_taskdef.c). */
+int pp_ecs_on_describe_td(struct pp_run_io *io, struct pp_error *err);
+/* Handle the RegisterTaskDefinition answer, then run the task (ecs_taskdef.c). */
+int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err);
+/* Give up the run's use of its definition; true when it should be deregistered (ecs_taskdef.c). */
+bool pp_ecs_release_td(struct ecs_state *st);
+/* The pool's cache entry for a definition hash, or NULL (ecs_taskdef.c). */
+struct ecs_td_entry *pp_ecs_cache_find(struct ecs_shared *sh, const char *hash);
+/* Unlink and free one cache entry (ecs_taskdef.c). */
+void pp_ecs_cache_remove(struct ecs_shared *sh, struct ecs_td_entry *victim);
+
+#endif

@@ -1,0 +1,372 @@
+/* ECS task definitions: shaping the RegisterTaskDefinition body from the
+ * rendered job, and the submit steps that find or register it. Runs of a
+ * pool share a cache keyed by the SHA-256 of the definition; while one run
+ * registers, the others wait (single flight). With
+ * match_latest_revision_in_family, or a family named after the content,
+ * the family's latest revision is reused when it matches. Register is not
+ * idempotent, so an ambiguous failure is followed by DescribeTaskDefinition
+ * looking for our hash tag before registering again. pp_ecs_release_td gives up a
+ * run's use of a definition at cleanup. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "lib/log.h"
+#include "providers/common.h"
+#include "providers/ecs.h"
+#include "providers/provider.h"
+
+#define ECS_DEFAULT_IMAGE	  "prefecthq/prefect:3-latest"
+#define ECS_SINGLE_FLIGHT_WAIT_MS 200
+
+/* ---- shaping the task definition ---- */
+
+static struct pp_json *pick_container(struct pp_json *defs, const char *name)
+{
+	pp_json_foreach (c, defs) {
+		const char *n = pp_json_get_string(c, "name");
+		if (n && !strcmp(n, name))
+			return c;
+	}
+	return pp_json_at(defs, 0);
+}
+
+static int shape_logs(struct ecs_state *st, const struct pp_json *job, struct pp_json *td,
+		      struct pp_json *c, struct pp_error *err)
+{
+	if (!pp_json_get_bool(job, "configure_cloudwatch_logs", false) ||
+	    pp_json_get(c, "logConfiguration"))
+		return 0;
+	if (!pp_json_get_string(td, "executionRoleArn"))
+		return pp_fail(err, PP_EINVALID,
+			       "configure_cloudwatch_logs needs execution_role_arn (the role "
+			       "that writes the logs)");
+	const char *prefix = pp_json_get_string(job, "cloudwatch_logs_prefix");
+	struct pp_json *lc = pp_json_new(PP_JSON_OBJECT);
+	struct pp_json *opts = pp_json_new(PP_JSON_OBJECT);
+	int rc = pp_json_set_string(lc, "logDriver", "awslogs");
+	rc = rc ? rc : pp_json_set_string(opts, "awslogs-create-group", "true");
+	rc = rc ? rc : pp_json_set_string(opts, "awslogs-group", "prefect");
+	rc = rc ? rc : pp_json_set_string(opts, "awslogs-region", st->region);
+	rc = rc ? rc
+		: pp_json_set_string(opts, "awslogs-stream-prefix", prefix ? prefix : "prefect");
+	pp_json_foreach (o, pp_json_get(job, "cloudwatch_logs_options"))
+		if (!rc && o->type == PP_JSON_STRING)
+			rc = pp_json_set_string(opts, o->key, o->str);
+	if (rc) {
+		pp_json_free(opts);
+		pp_json_free(lc);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	if (pp_json_set(lc, "options", opts) || pp_json_set(c, "logConfiguration", lc))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* EC2 tasks need container-level cpu and memory, as integers. */
+static int container_units(struct pp_json *c, const char *key, const struct pp_json *task_value,
+			   long long def)
+{
+	const struct pp_json *v = pp_json_get(c, key);
+	if (!v)
+		v = task_value;
+	long long n = def;
+	if (v && (v->type == PP_JSON_STRING || v->type == PP_JSON_NUMBER))
+		n = strtoll(v->str, NULL, 10);
+	return pp_json_set_int(c, key, n > 0 ? n : def);
+}
+
+int pp_ecs_shape_td(struct ecs_state *st, const struct pp_json *job, struct pp_error *err)
+{
+	bool fargate = pp_ecs_is_fargate(st->run);
+	const char *launch_type = pp_json_get_string(st->run, "launchType");
+	const struct pp_json *src = pp_json_get(job, "task_definition");
+	st->td = src ? pp_json_clone(src) : pp_json_new(PP_JSON_OBJECT);
+	if (!st->td || st->td->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID, "task_definition must be an object");
+	struct pp_json *td = st->td;
+	pp_json_strip_nulls(td);
+	const char *family = pp_json_get_string(td, "family");
+	if (!family || !*family)
+		family = pp_json_get_string(job, "family");
+	if (family && *family) {
+		if (pp_json_set_string(td, "family", family))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	} else {
+		pp_json_remove(td, "family");
+	}
+	const char *role = pp_json_get_string(td, "executionRoleArn");
+	if (role && !*role)
+		pp_json_remove(td, "executionRoleArn");
+
+	struct pp_json *defs;
+	int rc = pp_ecs_ensure_member(td, "containerDefinitions", PP_JSON_ARRAY, &defs, err);
+	if (rc)
+		return pp_error_prefix(err, "task_definition.");
+	if (!defs->count && pp_json_append(defs, pp_json_new(PP_JSON_OBJECT)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	struct pp_json *c = pick_container(defs, st->container);
+	if (c->type != PP_JSON_OBJECT)
+		return pp_fail(err, PP_EINVALID,
+			       "task_definition.containerDefinitions[0] must be "
+			       "an object");
+	const char *name = pp_json_get_string(c, "name");
+	if (!name || !*name) {
+		if (pp_json_set_string(c, "name", st->container))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	} else {
+		snprintf(st->container, sizeof(st->container), "%s", name);
+	}
+	const char *image = pp_json_get_string(c, "image");
+	if ((!image || !*image) && pp_json_set_string(c, "image", ECS_DEFAULT_IMAGE))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+
+	/* RegisterTaskDefinition takes cpu and memory as strings. */
+	if (pp_number_to_string(td, "cpu") || pp_number_to_string(td, "memory"))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	if (fargate) {
+		if (!pp_json_get(td, "cpu") && pp_json_set_string(td, "cpu", "1024"))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		if (!pp_json_get(td, "memory") && pp_json_set_string(td, "memory", "2048"))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		if (!pp_json_get(td, "networkMode") &&
+		    pp_json_set_string(td, "networkMode", "awsvpc"))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		if (!pp_json_get(td, "requiresCompatibilities") &&
+		    pp_json_set(td, "requiresCompatibilities", pp_ecs_string_array("FARGATE")))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	} else if (launch_type && !strcmp(launch_type, "EC2")) {
+		if (container_units(c, "cpu", pp_json_get(td, "cpu"), 1024) ||
+		    container_units(c, "memory", pp_json_get(td, "memory"), 2048))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	rc = shape_logs(st, job, td, c, err);
+	if (rc || pp_json_get(td, "family"))
+		return rc;
+	/* No family given: name it after the definition's content, so equal
+	 * definitions share a family and revisions stay comparable. */
+	char *canon = pp_json_to_string(td, PP_JSON_COMPACT);
+	if (!canon)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	char hash[65], family_name[32];
+	pp_sha256_hex(canon, strlen(canon), hash);
+	free(canon);
+	snprintf(family_name, sizeof(family_name), "pushpool-%.16s", hash);
+	if (pp_json_set_string(td, "family", family_name))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	st->family_by_content = true;
+	return 0;
+}
+
+/* ---- task definition cache ---- */
+
+struct ecs_td_entry *pp_ecs_cache_find(struct ecs_shared *sh, const char *hash)
+{
+	for (struct ecs_td_entry *e = sh ? sh->entries : NULL; e; e = e->next)
+		if (!strcmp(e->hash, hash))
+			return e;
+	return NULL;
+}
+
+void pp_ecs_cache_remove(struct ecs_shared *sh, struct ecs_td_entry *victim)
+{
+	for (struct ecs_td_entry **pp = &sh->entries; *pp; pp = &(*pp)->next) {
+		if (*pp == victim) {
+			*pp = victim->next;
+			free(victim);
+			return;
+		}
+	}
+}
+
+/* The definition is known: remember it and take a user count. */
+static void td_resolved(struct ecs_state *st, const char *arn, bool registered_here)
+{
+	snprintf(st->td_arn, sizeof(st->td_arn), "%s", arn);
+	struct ecs_td_entry *e = pp_ecs_cache_find(st->shared, st->hash);
+	if (e && e->owner == st) {
+		snprintf(e->arn, sizeof(e->arn), "%s", arn);
+		e->ready = true;
+		e->owner = NULL;
+		e->registered_here = registered_here;
+	}
+	if (e && e->ready) {
+		e->users++;
+		st->using_entry = true;
+	} else {
+		st->registered_here = registered_here;
+	}
+}
+
+/* Does every member we would register appear, equal, in the remote
+ * definition? ECS echoes defaults we did not send, so compare one way. */
+static bool json_subset(const struct pp_json *want, const struct pp_json *have)
+{
+	if (!have)
+		return false;
+	if (want->type == PP_JSON_OBJECT) {
+		if (have->type != PP_JSON_OBJECT)
+			return false;
+		pp_json_foreach (m, want)
+			if (strcmp(m->key, "tags") && !json_subset(m, pp_json_get(have, m->key)))
+				return false;
+		return true;
+	}
+	if (want->type == PP_JSON_ARRAY) {
+		if (have->type != PP_JSON_ARRAY || have->count != want->count)
+			return false;
+		const struct pp_json *h = have->child;
+		pp_json_foreach (w, want) {
+			if (!json_subset(w, h))
+				return false;
+			h = h->next;
+		}
+		return true;
+	}
+	/* "1024" and 1024 are the same cpu value to ECS. */
+	if ((want->type == PP_JSON_STRING || want->type == PP_JSON_NUMBER) &&
+	    (have->type == PP_JSON_STRING || have->type == PP_JSON_NUMBER))
+		return want->len == have->len && !memcmp(want->str, have->str, want->len);
+	return pp_json_equal(want, have);
+}
+
+static bool has_hash_tag(const struct pp_json *tags, const char *hash)
+{
+	pp_json_foreach (t, tags) {
+		const char *k = pp_json_get_string(t, "key");
+		const char *v = pp_json_get_string(t, "value");
+		if (k && v && !strcmp(k, ECS_HASH_TAG) && !strcmp(v, hash))
+			return true;
+	}
+	return false;
+}
+
+int pp_ecs_send_describe_td(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+	int rc = pp_json_set_string(b, "taskDefinition", pp_json_get_string(st->td, "family"));
+	rc = rc ? rc : pp_json_set(b, "include", pp_ecs_string_array("TAGS"));
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+		: pp_ecs_send_action(io, "DescribeTaskDefinition", b, err);
+	pp_json_free(b);
+	return rc;
+}
+
+int pp_ecs_start_td(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	if (st->td_given)
+		return pp_ecs_send_run(io, err);
+	struct ecs_td_entry *e = pp_ecs_cache_find(st->shared, st->hash);
+	if (e && e->ready) {
+		td_resolved(st, e->arn, e->registered_here);
+		return pp_ecs_send_run(io, err);
+	}
+	if (e && e->owner != st) {
+		io->poll_after_ms = ECS_SINGLE_FLIGHT_WAIT_MS;
+		return PP_STEP_WAIT;
+	}
+	if (!e && st->shared) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		memcpy(e->hash, st->hash, sizeof(e->hash));
+		e->owner = st;
+		e->next = st->shared->entries;
+		st->shared->entries = e;
+	}
+	/* A family named by content holds only equal definitions, so a revision
+	 * that an earlier process registered (then crashed or restarted) is
+	 * reused rather than joined by one more on every restart. */
+	if (st->match_latest || st->reconciling || st->family_by_content) {
+		st->step = ECS_DESCRIBE_TD;
+		return pp_ecs_send_describe_td(io, err);
+	}
+	st->step = ECS_REGISTER;
+	return pp_ecs_send_action(io, "RegisterTaskDefinition", st->td, err);
+}
+
+int pp_ecs_on_describe_td(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	char code[96];
+	if (io->resp_rc) {
+		int rc = pp_ecs_error(io, "DescribeTaskDefinition", code, sizeof(code), NULL, err);
+		/* An unknown family is a ClientException: nothing to reuse. */
+		if (strcmp(code, "ClientException") && rc != PP_ENOTFOUND)
+			return rc;
+		pp_error_clear(err);
+	} else {
+		struct pp_json *resp;
+		int rc = pp_resp_json(io, "ECS DescribeTaskDefinition", &resp, err);
+		if (rc)
+			return rc;
+		struct pp_json *remote = pp_json_get(resp, "taskDefinition");
+		const char *arn = pp_json_get_string(remote, "taskDefinitionArn");
+		const char *status = pp_json_get_string(remote, "status");
+		bool ours = has_hash_tag(pp_json_get(resp, "tags"), st->hash);
+		if (arn && (!status || !strcmp(status, "ACTIVE")) &&
+		    (ours || json_subset(st->td, remote))) {
+			pp_info("ecs run %s: reusing task definition %s", io->run_id, arn);
+			/* Only a definition we registered (answer lost) is ours to
+			 * deregister later. */
+			td_resolved(st, arn, ours && st->reconciling);
+			pp_json_free(resp);
+			return pp_ecs_send_run(io, err);
+		}
+		pp_json_free(resp);
+	}
+	st->step = ECS_REGISTER;
+	return pp_ecs_send_action(io, "RegisterTaskDefinition", st->td, err);
+}
+
+int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	char code[96];
+	if (io->resp_rc) {
+		int rc = pp_ecs_error(io, "RegisterTaskDefinition", code, sizeof(code), NULL, err);
+		/* A lost or failed answer may hide a registration: look before
+		 * trying again. A throttled call was refused, so just repeat it. */
+		if (rc == PP_ETRANSIENT) {
+			st->reconciling = true;
+			st->step = ECS_DESCRIBE_TD;
+		}
+		return rc;
+	}
+	struct pp_json *resp;
+	int rc = pp_resp_json(io, "ECS RegisterTaskDefinition", &resp, err);
+	if (rc)
+		return rc;
+	const char *arn =
+		pp_json_get_string(pp_json_get(resp, "taskDefinition"), "taskDefinitionArn");
+	if (!arn) {
+		pp_json_free(resp);
+		return pp_fail(err, PP_EINVALID,
+			       "ECS RegisterTaskDefinition: response has no taskDefinitionArn");
+	}
+	pp_info("ecs run %s: registered task definition %s", io->run_id, arn);
+	td_resolved(st, arn, true);
+	pp_json_free(resp);
+	return pp_ecs_send_run(io, err);
+}
+
+/* Give up this run's use of its definition; true when it was the last
+ * user of one we registered and it should be deregistered. */
+bool pp_ecs_release_td(struct ecs_state *st)
+{
+	if (!st->auto_deregister)
+		return false;
+	if (st->using_entry) {
+		st->using_entry = false;
+		struct ecs_td_entry *e = pp_ecs_cache_find(st->shared, st->hash);
+		if (!e || --e->users > 0 || !e->registered_here)
+			return false;
+		/* Later runs of the same definition will register it afresh. */
+		pp_ecs_cache_remove(st->shared, e);
+		return true;
+	}
+	return st->registered_here;
+}

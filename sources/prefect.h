@@ -1,0 +1,70 @@
+/* Private to the Prefect source: the state that prefect.c (poll, report,
+ * job inputs, the ops table), prefect_client.c (HTTP) and prefect_blocks.c
+ * (deployments and blocks) share, and the functions they call in each other. */
+#ifndef PP_SOURCES_PREFECT_H
+#define PP_SOURCES_PREFECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+#include "lib/json.h"
+#include "sources/source.h"
+
+struct pf_pool {
+	char name[PP_NAME_MAX];
+	char type[PP_NAME_MAX]; /* the [pool]'s type, canonical from the configuration */
+	struct pp_json *tmpl;	/* the server's base job template, as read */
+	bool type_warned;
+};
+
+struct pf_cached {
+	char key[256]; /* "deployment:<id>" or "block:<slug>/<name>" */
+	struct pp_json *value;
+	int64_t fetched_ms;
+	struct pf_cached *next;
+};
+
+/* One report still to be delivered, in order. */
+struct pf_report {
+	char flow_run[PP_ID_LEN];
+	char *infra_pid;     /* PATCH infrastructure_pid when set */
+	char state_type[16]; /* else set_state with this type */
+	char *message;
+	struct pf_report *next;
+};
+
+struct prefect_source {
+	struct pp_source base;
+	char *api_url; /* without trailing slash */
+	char *api_key; /* NULL: no Authorization header */
+	char worker[128];
+	struct pf_pool *pools;
+	size_t npools;
+	char **queues;
+	size_t nqueues;
+	double lookahead, interval;
+	long batch;
+	double claim_timeout;
+	int64_t backoff_until;	/* wall ms: the server asked us to wait */
+	int64_t next_reconcile; /* wall ms */
+	struct pf_cached *cache;
+	struct pf_report *outbox, **outbox_tail;
+	size_t noutbox;
+};
+
+/* One API call: method on path under api_url, body sent as JSON when set,
+ * the answer parsed into *out when asked (caller frees) (prefect_client.c). */
+int pp_prefect_api_call(struct prefect_source *s, const char *method, const char *path,
+			const struct pp_json *body, struct pp_json **out, struct pp_error *err);
+/* Remember a retryable failure's Retry-After in s->backoff_until (prefect_client.c). */
+void pp_prefect_note_failure(struct prefect_source *s, int rc, const struct pp_error *err);
+/* The deployment with this id, cached; *out is borrowed from the cache (prefect_blocks.c). */
+int pp_prefect_read_deployment(struct prefect_source *s, const char *id, const struct pp_json **out,
+			       struct pp_error *err);
+/* pp_prefect_resolve_blocks' fetcher: a block document's data, cached; ud is the source, *data the caller's (prefect_blocks.c). */
+int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct pp_json **data,
+			   struct pp_error *err);
+
+#endif
