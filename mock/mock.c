@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -189,11 +190,15 @@ double pp_mock_wall(const struct pp_mock *m, double clock)
 
 enum pp_mock_phase pp_mock_phase_at(const struct pp_mock *m, double created, double now)
 {
-	double age = now - created;
+	/* In whole milliseconds: with the clock held, a test that advances it
+	 * by exactly the provisioning time must see the next phase, and
+	 * 1.052 - 0.052 in doubles is just under 1. */
+	long long age = llround((now - created) * 1000);
+	long long provisioned = llround(m->opts.provision_seconds * 1000);
 
-	if (age < m->opts.provision_seconds)
+	if (age < provisioned)
 		return PP_MOCK_PROVISIONING;
-	if (age < m->opts.provision_seconds + m->opts.run_seconds)
+	if (age < provisioned + llround(m->opts.run_seconds * 1000))
 		return PP_MOCK_RUNNING;
 	return PP_MOCK_FINISHED;
 }
