@@ -144,6 +144,9 @@ static void begin_watch(struct pp_loop *L, struct inflight *a, long delay_ms)
 		a->watch_since = pp_mono_ms();
 }
 
+static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_state st,
+			   const char *msg);
+
 static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
 {
 	L->nsubmitting--;
@@ -182,7 +185,9 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 		if (tries >= L->cfg->dispatcher.submit_attempts) {
 			char m[PP_ERRMSG_MAX + 64];
 			snprintf(m, sizeof(m), "submission failed %d times: %s", tries, msg);
-			finish(L, a, PP_ST_DEAD, m);
+			/* A step may have created something (a job without its
+			 * execution, a group that failed to provision). */
+			after_terminal(L, a, PP_ST_DEAD, m);
 			return;
 		}
 		long wait = pp_backoff_ms(tries, L->cfg->dispatcher.backoff_base_ms,
@@ -206,7 +211,7 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 	}
 	char m[PP_ERRMSG_MAX + 32];
 	snprintf(m, sizeof(m), "submission rejected: %s", msg);
-	finish(L, a, PP_ST_FAILED, m);
+	after_terminal(L, a, PP_ST_FAILED, m);
 }
 
 static enum pp_store_state final_state(enum pp_run_state s)
@@ -283,7 +288,9 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 		if (rc == PP_ENOTFOUND) {
 			char m[PP_ERRMSG_MAX + 32];
 			snprintf(m, sizeof(m), "remote job disappeared: %s", err ? err->msg : "");
-			finish(L, a, PP_ST_CRASHED, m);
+			/* Part of it may remain (a Cloud Run job whose execution is
+			 * gone), or the answer was wrong: clean up either way. */
+			after_terminal(L, a, PP_ST_CRASHED, m);
 			return;
 		}
 		a->status_failures++;
@@ -353,7 +360,11 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
 {
 	if (rc && rc != PP_ENOTFOUND) {
-		/* The job's outcome is known; record it, and say what was left. */
+		/* The job's outcome is known; record it, and say what was left:
+		 * the sweeper (dispatcher/sweep.c) removes it later. */
+		pp_warn("run %s: cleanup failed, leaving %s to the sweeper: %s", a->rec.id,
+			a->io.infra_id[0] ? a->io.infra_id : "what it created",
+			err ? err->msg : pp_strerror(rc));
 		char m[sizeof(a->final_msg) + PP_ERRMSG_MAX];
 		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", a->final_msg,
 			 err ? err->msg : "");
@@ -399,7 +410,12 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 					: PH_CLEANUP;
 	a->busy = true;
 	a->io.resp = NULL;
-	int rc = pp_exec_start(L->exec, a->pool->p->prov, op, &a->io, &L->policy, op_done, a, &err);
+	/* Cleanup has its own, shorter budget: the outcome is known, and what
+	 * a cleanup cannot remove in that time is left to the sweeper. */
+	struct pp_exec_policy pol = L->policy;
+	if (op == PP_OP_CLEANUP && (!pol.budget_ms || pol.budget_ms > PP_CLEANUP_BUDGET_MS))
+		pol.budget_ms = PP_CLEANUP_BUDGET_MS;
+	int rc = pp_exec_start(L->exec, a->pool->p->prov, op, &a->io, &pol, op_done, a, &err);
 	if (rc) {
 		a->busy = false;
 		op_done(a, rc, &err);
@@ -497,6 +513,13 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 	switch (a->rec.state) {
 	case PP_ST_SCHEDULED:
 	case PP_ST_SUBMITTING: {
+		/* A failed submission whose cleanup a crash interrupted: finish
+		 * the cleanup instead of submitting again. */
+		if (a->rec.state == PP_ST_SUBMITTING && a->rec.attempt > 0 &&
+		    recorded_outcome(L, a)) {
+			inflight_op(L, a, PP_OP_CLEANUP);
+			return;
+		}
 		char key[PP_ID_LEN + 8];
 		if (!a->rec.idem_key)
 			idem_key_for(&a->rec, key, sizeof(key));

@@ -15,6 +15,10 @@
 #include "sources/source.h"
 #include "store/store.h"
 
+/* The time one cleanup op may take (its retries and waits included) before
+ * the run is recorded with what was left; the sweeper removes that later. */
+#define PP_CLEANUP_BUDGET_MS 60000L
+
 /* A pool as the loop uses it: the pool runtime plus its share of the caps. */
 struct pool_rt {
 	struct pp_pool *p;

@@ -803,11 +803,24 @@ static void operation_get(struct pp_mock *m, struct azure_state *st, const char 
 	bool provisioned =
 		!g || pp_mock_phase_at(m, g->created, pp_mock_clock(m)) != PP_MOCK_PROVISIONING;
 	bool done = o->polls++ >= 1 || (!o->is_delete && provisioned);
+	bool is_create = !o->is_delete;
 	if (done && o->is_delete && g && g->deleting)
 		group_remove(st, g);
 	pp_mock_unlock(m);
 	if (!done)
 		pp_mock_resp_header(resp, "Retry-After", "1");
+	/* "aci.provision": the create ends Failed while the group stays, as
+	 * when ARM cannot pull the image; the client must delete it. */
+	if (done && is_create && !result && pp_mock_step_fault(m, "aci.provision")) {
+		pp_mock_resp_printf(
+			resp, 200, AZ_JSON,
+			"{\"id\":\"%s\",\"name\":\"%s\",\"status\":\"Failed\","
+			"\"error\":{\"code\":\"InaccessibleImage\",\"message\":"
+			"\"The image 'repo/flows:1' in container group is not accessible "
+			"(mock fault aci.provision).\"}}",
+			id, id);
+		return;
+	}
 	if (result) {
 		pp_mock_resp_printf(resp, done ? 200 : 202, AZ_JSON, "%s", "");
 		return;

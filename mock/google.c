@@ -1160,6 +1160,13 @@ static void cr_job_run(struct pp_mock_call *c)
 
 	cr_location(c, location, sizeof(location));
 	cr_job(c, job, sizeof(job));
+	/* "cloudrun.run": RunJob alone fails, so the job a run created stays
+	 * behind unless the client cleans up after the failed submission. */
+	if (pp_mock_step_fault(c->m, "cloudrun.run")) {
+		snprintf(c->resp->action, sizeof(c->resp->action), "RunJob");
+		rpc_error(c->resp, 503, NULL, NULL, "The service is currently unavailable (mock).");
+		return;
+	}
 	job_run(c->m, c->state, job, location, c->req, c->resp);
 }
 

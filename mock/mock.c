@@ -385,6 +385,24 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
 	return kind;
 }
 
+bool pp_mock_step_fault(struct pp_mock *m, const char *api)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&m->core_lock);
+	for (size_t i = 0; i < m->nfaults; i++)
+		if (strcmp(m->faults[i].api, api) == 0)
+			hit = roll(m, m->faults[i].error_rate);
+	pthread_mutex_unlock(&m->core_lock);
+	if (hit) {
+		char name[96];
+
+		snprintf(name, sizeof(name), "%s.error", api);
+		pp_mock_count(m, "injected", name);
+	}
+	return hit;
+}
+
 /* Apply one JSON fault object onto its api's settings (absent fields keep
  * their value). */
 static int faults_apply(struct pp_mock *m, const struct pp_json *o, struct pp_error *err)

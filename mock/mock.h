@@ -234,6 +234,12 @@ enum pp_mock_fault {
 enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool token_endpoint,
 				       struct pp_mock_resp *resp, int *retry_after_s);
 
+/* A step fault: true when POST /control/faults set an error_rate for
+ * exactly this api (e.g. "cloudrun.run") and the roll hits. The "*"
+ * default never applies, so a global --fail-rate leaves these steps alone.
+ * Counted as "injected" NAME.error. */
+bool pp_mock_step_fault(struct pp_mock *m, const char *api);
+
 /* Fault settings from JSON: one object or an array of objects
  * {"api":"ecs","error_rate":0.05,...}; "api" absent or "*" sets the default
  * for every api. Absent fields keep their value. */

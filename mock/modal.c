@@ -319,7 +319,9 @@ static void rpc_sandbox_wait(struct modal_mock *mm, struct mm_stream *s)
 	char id[64];
 	read_string(s->body.data, s->body.len, 1, id, sizeof(id));
 	struct mm_sandbox *sb = sandbox_by_id(mm, id);
-	if (!sb) {
+	/* "modal.wait": the sandbox runs on but the client is told it is gone,
+	 * so it fails the run; whatever it leaves running is its to remove. */
+	if (!sb || pp_mock_step_fault(mm->m, "modal.wait")) {
 		set_status(s, PP_GRPC_NOT_FOUND, "Sandbox not found");
 		return;
 	}

@@ -364,6 +364,7 @@ static int aci_submit(struct pp_run_io *io, struct pp_error *err)
 			return send(io, "GET", st->group_url, NULL, err);
 		if (io->resp_rc == PP_ENOTFOUND) {
 			st->step = S_PUT;
+			st->put_sent = true;
 			return send(io, "PUT", st->group_url, st->body, err);
 		}
 		/* Ours by its name: an earlier try created it. */
@@ -371,6 +372,7 @@ static int aci_submit(struct pp_run_io *io, struct pp_error *err)
 			st->group);
 		return submitted(io, err);
 	case S_PUT:
+		st->put_sent = true;
 		return io->resp ? on_put(io, err) : send(io, "PUT", st->group_url, st->body, err);
 	case S_POLL:
 		if (!io->resp)
@@ -552,7 +554,9 @@ static int aci_cancel(struct pp_run_io *io, struct pp_error *err)
 static int aci_cleanup(struct pp_run_io *io, struct pp_error *err)
 {
 	struct aci_state *st = io->state;
-	if (st->keep_group || !io->infra_id[0])
+	/* A submission that failed after its PUT (provisioning Failed, the
+	 * answer lost) has no infra id, but the group may be there. */
+	if (st->keep_group || (!io->infra_id[0] && !st->put_sent))
 		return PP_STEP_DONE;
 	return delete_group(io, "delete container group", err);
 }

@@ -22,6 +22,7 @@ struct aci_state {
 	char async_url[4096];	/* ARM accepts status URLs up to 4 KB */
 	bool async_is_location; /* Location polling: 202 until done */
 	bool keep_group;
+	bool put_sent; /* a PUT went out: the group may exist without an infra id */
 	long start_timeout_s;
 	long poll_ms;
 	int64_t started_ms; /* pp_mono_ms() when submit finished, for the start timeout */

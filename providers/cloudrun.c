@@ -40,6 +40,7 @@ struct cr_state {
 	char job_id[64];
 	char job_name[320]; /* projects/P/locations/R/jobs/ID */
 	bool keep_job;
+	bool create_sent; /* a CreateJob went out: the job may exist without an execution */
 	enum cr_step step;
 	enum cr_cleanup_step clean;
 	enum cr_cancel_step cancel;
@@ -469,6 +470,7 @@ static int cr_submit(struct pp_run_io *io, struct pp_error *err)
 
 	switch (st->step) {
 	case CR_CREATE:
+		st->create_sent = true;
 		if (!io->resp)
 			return send_create(io, err);
 		if (io->resp_rc) {
@@ -688,7 +690,9 @@ static int cr_cleanup(struct pp_run_io *io, struct pp_error *err)
 {
 	struct cr_state *st = io->state;
 	char gstatus[64];
-	if (st->keep_job || !st->job_name[0])
+	/* Nothing to remove when no CreateJob went out and no execution is
+	 * known (a restored run has one). */
+	if (st->keep_job || !st->job_name[0] || (!st->create_sent && !io->infra_id[0]))
 		return PP_STEP_DONE;
 	if (st->clean == CL_CHECK) {
 		if (!io->infra_id[0])

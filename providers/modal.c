@@ -78,6 +78,8 @@ struct modal_state {
 	struct pp_json *regions; /* array of strings */
 	struct pp_json *secrets; /* array of secret names */
 	bool terminate_sent;	 /* we asked for SandboxTerminate */
+	bool ended;		 /* SandboxWait reported a result: nothing to clean up */
+	bool create_sent;	 /* a SandboxCreate went out */
 	size_t next_secret;
 	struct pp_buf secret_ids; /* Sandbox.secret_ids entries, already encoded */
 	/* job_configuration.modal_credentials, when the run brings its own token
@@ -696,6 +698,7 @@ static int modal_submit(struct pp_run_io *io, struct pp_error *err)
 			return send_encoded(io, "SecretGetOrCreate", enc_secret_env, err);
 		return on_secret(io, err);
 	case MS_CREATE:
+		st->create_sent = true;
 		if (!io->resp)
 			return send_encoded(io, "SandboxCreate", enc_create, err);
 		rc = on_sandbox_id(io, "SandboxCreate", err);
@@ -793,10 +796,12 @@ static int modal_status(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	io->exit_code = -1;
 	io->message[0] = '\0';
-	if (!g.present || g.status == RESULT_UNSPECIFIED)
+	if (!g.present || g.status == RESULT_UNSPECIFIED) {
 		io->state_out = PP_RUN_RUNNING;
-	else
+	} else {
 		map_result(io, &g);
+		((struct modal_state *)io->state)->ended = true;
+	}
 	return PP_STEP_DONE;
 }
 
@@ -811,6 +816,43 @@ static int modal_cancel(struct pp_run_io *io, struct pp_error *err)
 	}
 	struct pp_pb_reader r;
 	int rc = result(io, "SandboxTerminate", &r, err);
+	if (rc == PP_ENOTFOUND) {
+		pp_error_clear(err);
+		return PP_STEP_DONE;
+	}
+	return rc ? rc : PP_STEP_DONE;
+}
+
+/* A run that ended without a result from SandboxWait (a failed submission,
+ * a sandbox the status call lost, a timeout) may leave its sandbox running:
+ * terminate it, found by id, else by its name when a create went out. */
+static int modal_cleanup(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	struct pp_pb_reader r;
+	int rc;
+	if (st->ended || st->terminate_sent)
+		return PP_STEP_DONE;
+	if (!io->infra_id[0]) {
+		if (!st->create_sent)
+			return PP_STEP_DONE;
+		if (!io->resp)
+			return send_encoded(io, "SandboxGetFromName", enc_lookup, err);
+		rc = result(io, "SandboxGetFromName", &r, err)
+			     ?: read_id(&r, 1, io->infra_id, sizeof(io->infra_id), err);
+		if (rc == PP_ENOTFOUND) {
+			pp_error_clear(err);
+			return PP_STEP_DONE;
+		}
+		if (rc)
+			return rc;
+		if (!io->infra_id[0])
+			return PP_STEP_DONE;
+		return send_for_sandbox(io, "SandboxTerminate", false, err);
+	}
+	if (!io->resp)
+		return send_for_sandbox(io, "SandboxTerminate", false, err);
+	rc = result(io, "SandboxTerminate", &r, err);
 	if (rc == PP_ENOTFOUND) {
 		pp_error_clear(err);
 		return PP_STEP_DONE;
@@ -842,5 +884,6 @@ const struct pp_provider pp_provider_modal = {
 	.submit = modal_submit,
 	.status = modal_status,
 	.cancel = modal_cancel,
+	.cleanup = modal_cleanup,
 	.release = modal_release,
 };

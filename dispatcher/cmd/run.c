@@ -124,6 +124,20 @@ static int parse_args(int argc, char **argv, struct run_opts *o, struct pp_error
 	return 0;
 }
 
+/* Remove what the run left remotely, within a budget of its own; a failure
+ * is reported and left to a dispatcher's sweeper. */
+#define RUN_CLEANUP_BUDGET_MS 60000L
+
+static void clean_up(const struct pp_provider *p, struct pp_run_io *io,
+		     const struct pp_exec_policy *pol)
+{
+	struct pp_error err = {0};
+	struct pp_exec_policy cpol = *pol;
+	cpol.budget_ms = RUN_CLEANUP_BUDGET_MS;
+	if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, io, &cpol, &err))
+		fprintf(stderr, "pushpool run: cleanup: %s\n", err.msg);
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -147,6 +161,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 		int rc = pp_exec_run_op(p, PP_OP_STATUS, io, pol, &err);
 		if (rc) {
 			fprintf(stderr, "pushpool run: status of %s: %s\n", io->infra_id, err.msg);
+			clean_up(p, io, pol);
 			return pp_exit_status(rc);
 		}
 		if (io->state_out != last) {
@@ -172,8 +187,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, io, pol, &err))
 			fprintf(stderr, "pushpool run: cancel: %s\n", err.msg);
 	}
-	if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, io, pol, &err))
-		fprintf(stderr, "pushpool run: cleanup: %s\n", err.msg);
+	clean_up(p, io, pol);
 	if (stop_why)
 		return PP_EXIT_TEMPFAIL;
 	printf("%s", pp_run_state_name(last));
@@ -228,9 +242,7 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 	rc = pp_exec_run_op(p, PP_OP_SUBMIT, &io, &pol, err);
 	if (rc) {
 		/* A job may exist without an execution or task: remove it. */
-		struct pp_error cerr = {0};
-		if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, &io, &pol, &cerr))
-			fprintf(stderr, "pushpool run: cleanup: %s\n", cerr.msg);
+		clean_up(p, &io, &pol);
 		goto out;
 	}
 	printf("%s\n", io.infra_id);

@@ -543,6 +543,28 @@ static void test_create_operation_failed(void **unused)
 				     NULL, 0),
 			 PP_EINVALID);
 	assert_non_null(strstr(f->err.msg, "operation Failed: InaccessibleImage: The image"));
+	/* No infra id, but the group exists: cleanup deletes it by its name. */
+	assert_string_equal(f->io.infra_id, "");
+	assert_int_equal(step_send(f, p->cleanup), PP_STEP_SEND);
+	assert_string_equal(f->last_method, "DELETE");
+	assert_string_equal(f->last_url, GROUP_URL);
+	assert_int_equal(step_answer(f, p->cleanup, 204, "", NULL, 0), PP_STEP_DONE);
+	fixture_free(f);
+}
+
+/* A submission that failed before any PUT left nothing: cleanup sends nothing. */
+static void test_cleanup_nothing_before_put(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	const struct pp_provider *p = aci();
+	prepare(f);
+	assert_int_equal(step_send(f, p->submit), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, p->submit, 403,
+				     "{\"error\":{\"code\":\"AuthorizationFailed\","
+				     "\"message\":\"no\"}}",
+				     NULL, 0),
+			 PP_EAUTH);
+	assert_int_equal(step_send(f, p->cleanup), PP_STEP_DONE);
 	fixture_free(f);
 }
 
@@ -577,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_status_mapping),
 		cmocka_unit_test(test_start_timeout),
 		cmocka_unit_test(test_cleanup_follows_delete),
+		cmocka_unit_test(test_cleanup_nothing_before_put),
 		cmocka_unit_test(test_cancel_gone_and_foreign_status_url),
 		cmocka_unit_test(test_restore_rejects_other_ids),
 		cmocka_unit_test(test_create_operation_failed),

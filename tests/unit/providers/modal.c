@@ -265,6 +265,39 @@ static void test_lost_create_answer_adopts(void **state)
 	run_free(&r);
 }
 
+/* A submission that gave up after its SandboxCreate went out (the answer
+ * lost) has no sandbox id: cleanup finds the sandbox by its name and
+ * terminates it; a run whose sandbox reported a result cleans nothing. */
+static void test_cleanup_after_failed_submission(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	run_init(&r, f, "run-orphan",
+		 "{\"image\":\"alpine\",\"command\":\"sleep 1\","
+		 "\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}");
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	/* lookup, app, image, env secret, create */
+	assert_int_equal(drive(&r, f, r.p->submit, 5, &err), PP_ETRANSIENT);
+	assert_string_equal(r.io.infra_id, "");
+	assert_non_null(r.p->cleanup);
+	assert_int_equal(drive(&r, f, r.p->cleanup, 0, &err), PP_STEP_DONE);
+	assert_true(!strncmp(r.io.infra_id, "sb-", 3));
+	/* Terminated, and not by a cancel of ours: the sandbox has ended. */
+	assert_int_equal(wait_terminal(&r, f), PP_RUN_CRASHED);
+	assert_int_equal(r.io.exit_code, 137);
+	run_free(&r);
+
+	struct run done;
+	run_init(&done, f, "run-ended", job_ok);
+	assert_int_equal(done.p->prepare(&done.io, &err), 0);
+	assert_int_equal(drive(&done, f, done.p->submit, 0, &err), PP_STEP_DONE);
+	assert_int_equal(wait_terminal(&done, f), PP_RUN_SUCCEEDED);
+	done.io.resp = NULL;
+	assert_int_equal(done.p->cleanup(&done.io, &err), PP_STEP_DONE);
+	run_free(&done);
+}
+
 static void test_wrong_token(void **state)
 {
 	struct fixture *f = *state;
@@ -677,6 +710,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_marker_in_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_create_answer_adopts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cleanup_after_failed_submission, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_credentials, setup, teardown),
