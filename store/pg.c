@@ -314,7 +314,7 @@ static int describe_url(struct pg_store *s, const char *url, struct pp_error *er
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val)
 			continue;
-		if (!strcmp(o->keyword, "password"))
+		if (!strcmp(o->keyword, "password") || !strcmp(o->keyword, "sslpassword"))
 			pp_secret_register(o->val);
 		else if (!strcmp(o->keyword, "user"))
 			user = o->val;

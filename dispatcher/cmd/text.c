@@ -94,9 +94,9 @@ char *pp_cmd_printable(const char *s)
 		/* C0 and C1 controls and DEL move the cursor, erase or recolour a
 		 * terminal (a forged line, a hidden one); bytes that are not UTF-8
 		 * may be read as C1 by the terminal. Shown escaped instead. */
-		bool control = len == 1 ? (*p < 0x20 || *p == 0x7f)
-				  : len == 2 ? (p[0] == 0xc2 && p[1] < 0xa0)
-					     : len == 0;
+		bool control = len == 1	  ? (*p < 0x20 || *p == 0x7f)
+			       : len == 2 ? (p[0] == 0xc2 && p[1] < 0xa0)
+					  : len == 0;
 		if (!control) {
 			rc = pp_buf_append(&b, p, len);
 			i += len;
