@@ -6,6 +6,8 @@
 #   - invalid UTF-8 or NUL in a -v value is refused, naming the variable;
 #   - a server's error message with newlines and ANSI escapes is printed
 #     escaped by runs ls and runs show (no forged "SUCCEEDED" line);
+#   - a row with an unknown state is quarantined (listed with its reason,
+#     warned about once, never claimed) while its pool's other runs go on;
 #   - run --timeout bounds the submission, against a server that never
 #     answers, not only the following.
 # The hostile endpoint is a small local server (python3).
@@ -136,6 +138,33 @@ grep -q "$(printf '\033')" "$T/show" && fail "runs show printed an escape charac
 grep -q '^00000000' "$T/show" && fail "runs show: a forged line: $(cat "$T/show")"
 grep -q 'bad image\\n00000000' "$T/show" || fail "runs show: $(cat "$T/show")"
 printf "%s\n" "runs ls/show: a server's newlines and escapes printed as \\n and \\x1b"
+
+# ---- a row with an unknown state: quarantined, the others dispatched -------
+rm -rf "$T/st" && mkdir "$T/st"
+bad=$(pp schedule -p ecs --priority 9)
+good=$(pp schedule -p ecs)
+python3 - "$T/st/pushpool.db" "$bad" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+assert db.execute("UPDATE runs SET state = 'PAUSED_BY_V9' WHERE id = ?", (sys.argv[2],)).rowcount == 1
+db.commit()
+PY
+rc=0
+pp runs ls >"$T/ls" 2>"$T/err" || rc=$?
+[ "$rc" = 0 ] && grep "$bad" "$T/ls" | grep -q 'QUARANTINED.*quarantined: unknown state "PAUSED_BY_V9"' ||
+	fail "runs ls with an unknown state: exit $rc: $(cat "$T/ls" "$T/err")"
+rc=0
+pp once >"$T/once.out" 2>"$T/once.err" || rc=$?
+[ "$(grep -c "run $bad quarantined: unknown state" "$T/once.err")" = 1 ] ||
+	fail "once did not warn once about $bad: $(cat "$T/once.err")"
+pp runs show "$good" | grep -q '^state: *FAILED' ||
+	fail "the other run of the pool was not dispatched: $(pp runs show "$good")"
+pp runs show "$bad" >"$T/show"
+grep -q '^state: *QUARANTINED' "$T/show" && grep -q 'QUARANTINED *quarantined: unknown state' "$T/show" ||
+	fail "runs show of the quarantined run: $(cat "$T/show")"
+pp once >/dev/null 2>"$T/once.err" || :
+grep -q quarantined "$T/once.err" && fail "the quarantine was reported twice: $(cat "$T/once.err")"
+echo "unknown state: quarantined with its reason (warned once), the pool's other run dispatched"
 
 # ---- a corrupt store: one exit status (65) everywhere ----------------------
 mkdir "$T/bad"
