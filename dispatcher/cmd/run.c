@@ -61,6 +61,8 @@ struct run_opts {
 /* A cancel or clean-up after the deadline runs on its own budget: the
  * deadline stops the run, not the removal of what it created. */
 #define RUN_TEARDOWN_BUDGET_MS 30000
+/* Replaying a submission cut short by --timeout, to find what it created. */
+#define RUN_REPLAY_BUDGET_MS 10000
 
 static int merge_vars_file(struct pp_json *vars, const char *path, struct pp_error *err)
 {
@@ -198,6 +200,42 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 	return last == PP_RUN_SUCCEEDED ? PP_EXIT_OK : PP_EXIT_FAILURE;
 }
 
+/* The submission was cut short by --timeout: the cloud may hold what it
+ * created so far (a container group still provisioning) without our knowing
+ * its id. The submission is replayed on a fresh run state, which adopts that
+ * object (remote names derive from the run id), on a short budget of its own,
+ * then cancelled and cleaned up: a timeout must not leave a job behind. When
+ * nothing was created, the replay creates it and it is cancelled at once. */
+static void give_up_submission(struct pp_pool *pool, struct pp_run_io *first, const char *run_id,
+			       const struct pp_json *job, const struct pp_exec_policy *teardown)
+{
+	const struct pp_provider *p = pool->prov;
+	struct pp_exec_policy replay = *teardown;
+	replay.budget_ms = RUN_REPLAY_BUDGET_MS;
+	replay.call_timeout_ms = RUN_REPLAY_BUDGET_MS / 2;
+	struct pp_error e = {0};
+	if (p->cleanup && first->infra_id[0] &&
+	    pp_exec_run_op(p, PP_OP_CLEANUP, first, teardown, &e))
+		fprintf(stderr, "pushpool run: cleanup: %s\n", e.msg);
+	if (first->infra_id[0])
+		return;
+	fprintf(stderr, "pushpool run: timed out while submitting; finding what the submission "
+			"created, to remove it\n");
+	struct pp_run_io io = {0};
+	pp_pool_io_init(pool, &io, run_id, run_id, job);
+	if (pp_exec_io_prepare(&io, p, &e) || pp_exec_run_op(p, PP_OP_SUBMIT, &io, &replay, &e)) {
+		fprintf(stderr, "pushpool run: %s\n", e.msg);
+	} else {
+		fprintf(stderr, "pushpool run: timed out; cancelling %s\n", io.infra_id);
+		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, &io, teardown, &e))
+			fprintf(stderr, "pushpool run: cancel: %s\n", e.msg);
+	}
+	if (p->cleanup && io.state && pp_exec_run_op(p, PP_OP_CLEANUP, &io, teardown, &e))
+		fprintf(stderr, "pushpool run: cleanup: %s\n", e.msg);
+	if (io.state)
+		pp_exec_io_release(&io, p);
+}
+
 /* Returns the process exit status; errors are printed here. */
 static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_conf *pc,
 			     const struct run_opts *o)
@@ -250,14 +288,21 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 	else
 		rc = pp_exec_run_op(p, PP_OP_SUBMIT, &io, &pol, err);
 	if (rc) {
-		if (o->deadline_ms && pp_mono_ms() >= o->deadline_ms) {
+		/* Under --timeout a retryable failure is the deadline (the driver
+		 * gives up as soon as the next wait would cross it) or the
+		 * driver's own budget: the run is given up either way. */
+		bool timed_out =
+			o->deadline_ms && (pp_mono_ms() >= o->deadline_ms || pp_err_retryable(rc));
+		if (timed_out) {
 			pp_error_prefix(err, "timed out after %g s while submitting: ", o->timeout);
 			rc = err->code = PP_ETRANSIENT;
+			give_up_submission(pool, &io, run_id, job, &teardown);
+		} else {
+			/* A job may exist without an execution or task. */
+			struct pp_error cerr = {0};
+			if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, &io, &teardown, &cerr))
+				fprintf(stderr, "pushpool run: cleanup: %s\n", cerr.msg);
 		}
-		/* A job may exist without an execution or task: remove it. */
-		struct pp_error cerr = {0};
-		if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, &io, &teardown, &cerr))
-			fprintf(stderr, "pushpool run: cleanup: %s\n", cerr.msg);
 		goto out;
 	}
 	printf("%s\n", io.infra_id);
