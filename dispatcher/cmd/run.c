@@ -214,11 +214,14 @@ static void give_up_submission(struct pp_pool *pool, struct pp_run_io *first, co
 	replay.budget_ms = RUN_REPLAY_BUDGET_MS;
 	replay.call_timeout_ms = RUN_REPLAY_BUDGET_MS / 2;
 	struct pp_error e = {0};
-	if (p->cleanup && first->infra_id[0] &&
-	    pp_exec_run_op(p, PP_OP_CLEANUP, first, teardown, &e))
-		fprintf(stderr, "pushpool run: cleanup: %s\n", e.msg);
-	if (first->infra_id[0])
+	if (first->infra_id[0]) {
+		fprintf(stderr, "pushpool run: timed out; cancelling %s\n", first->infra_id);
+		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, first, teardown, &e))
+			fprintf(stderr, "pushpool run: cancel: %s\n", e.msg);
+		if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, first, teardown, &e))
+			fprintf(stderr, "pushpool run: cleanup: %s\n", e.msg);
 		return;
+	}
 	fprintf(stderr, "pushpool run: timed out while submitting; finding what the submission "
 			"created, to remove it\n");
 	struct pp_run_io io = {0};
