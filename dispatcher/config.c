@@ -199,17 +199,43 @@ static char *counting_reader(char *str, int num, void *stream)
 {
 	struct parse_state *st = stream;
 	if (st->off >= st->len) {
-		if (!fgets(st->buf, INI_LINE_MAX, st->fp))
+		/* Byte by byte rather than fgets, which cannot tell a NUL in the
+		 * line from its end. */
+		size_t n = 0;
+		int ch = EOF;
+		bool nul = false;
+		while (n < INI_LINE_MAX - 2 && (ch = getc(st->fp)) != EOF) {
+			nul |= ch == '\0';
+			st->buf[n++] = (char)ch;
+			if (ch == '\n')
+				break;
+		}
+		if (!n)
 			return NULL;
+		st->buf[n] = '\0';
 		st->line++;
-		st->len = strlen(st->buf);
+		st->len = n;
 		st->off = 0;
-		if (st->len && st->buf[st->len - 1] != '\n' && !feof(st->fp)) {
-			problem(st->p, st->file, st->line, "line longer than %d bytes",
-				INI_LINE_MAX - 2);
-			int ch;
-			while ((ch = getc(st->fp)) != EOF && ch != '\n')
-				;
+		bool cut = false;
+		if (st->buf[n - 1] != '\n' && ch != EOF) {
+			/* At the cap: only a newline or the end may follow. */
+			ch = getc(st->fp);
+			if (ch == '\n') {
+				st->buf[n++] = '\n';
+				st->buf[n] = '\0';
+				st->len = n;
+			} else {
+				cut = ch != EOF;
+			}
+		}
+		if (cut || nul) {
+			if (nul)
+				problem(st->p, st->file, st->line, "NUL byte in the configuration");
+			else
+				problem(st->p, st->file, st->line, "line longer than %d bytes",
+					INI_LINE_MAX - 2);
+			while (ch != EOF && ch != '\n' && st->buf[n - 1] != '\n')
+				ch = getc(st->fp);
 			/* inih gets a comment in place of the half line. */
 			st->len = (size_t)snprintf(st->buf, INI_LINE_MAX, ";\n");
 		}
@@ -388,8 +414,60 @@ static int key_line(const struct parse_state *st, const char *name)
 	return 0;
 }
 
-/* A password in a store URL ("scheme://user:password@host/...") is a secret. */
-static void register_url_password(const char *url)
+static int hex_value(char ch)
+{
+	return isdigit((unsigned char)ch) ? ch - '0' : (tolower((unsigned char)ch) - 'a' + 10);
+}
+
+/* Register a credential found in a URL, as written and percent-decoded
+ * (libpq and libcurl send the decoded form). */
+static void register_url_part(const char *v, size_t n)
+{
+	char *raw = n ? strndup(v, n) : NULL, *dec = n ? malloc(n + 1) : NULL;
+	if (raw && dec) {
+		pp_secret_register(raw);
+		size_t j = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (raw[i] == '%' && isxdigit((unsigned char)raw[i + 1]) &&
+			    isxdigit((unsigned char)raw[i + 2])) {
+				dec[j++] =
+					(char)(hex_value(raw[i + 1]) << 4 | hex_value(raw[i + 2]));
+				i += 2;
+			} else {
+				dec[j++] = raw[i];
+			}
+		}
+		dec[j] = '\0';
+		if (strlen(dec) == j && strcmp(dec, raw))
+			pp_secret_register(dec);
+	}
+	free(raw);
+	free(dec);
+}
+
+/* Query parameters that carry a credential: libpq's password and
+ * sslpassword (the client key's passphrase), and whatever else names a
+ * password, secret, token or key value. */
+static bool credential_param(const char *name, size_t n)
+{
+	static const char *const words[] = {"password", "passwd", "secret",	"token",
+					    "api_key",	"apikey", "access_key", "sig"};
+	char low[64];
+	if (n >= sizeof(low))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		low[i] = (char)tolower((unsigned char)name[i]);
+	low[n] = '\0';
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(low, words[i]))
+			return true;
+	return false;
+}
+
+/* Every credential part of a URL is a secret, wherever it sits: the
+ * password of "scheme://user:password@host/..." and the value of a query
+ * parameter such as "?password=" or "&sslpassword=". */
+static void register_url_secrets(const char *url)
 {
 	const char *scheme = url ? strstr(url, "://") : NULL;
 	if (!scheme)
@@ -398,11 +476,37 @@ static void register_url_password(const char *url)
 	size_t auth_len = strcspn(auth, "/?#");
 	const char *at = memrchr(auth, '@', auth_len);
 	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-	if (!colon)
-		return;
-	char pw[512];
-	snprintf(pw, sizeof(pw), "%.*s", (int)(at - colon - 1), colon + 1);
-	pp_secret_register(pw);
+	if (colon)
+		register_url_part(colon + 1, (size_t)(at - colon - 1));
+	const char *q = strchr(auth, '?');
+	while (q && *q && *q != '#') {
+		q++;
+		size_t plen = strcspn(q, "&#");
+		const char *eq = memchr(q, '=', plen);
+		if (eq && credential_param(q, (size_t)(eq - q)))
+			register_url_part(eq + 1, plen - (size_t)(eq - q) - 1);
+		q += plen;
+		if (*q != '&')
+			break;
+	}
+}
+
+/* Every string value that is a URL (the store's, endpoints, token and API
+ * URLs), in every section. */
+static void register_config_url_secrets(struct pp_config *c)
+{
+	for (size_t i = 0; i < config_nkeys; i++) {
+		const struct key_def *k = &config_keys[i];
+		if (k->type != T_STRING && k->type != T_STORE_URL)
+			continue;
+		size_t n = k->sec == SEC_POOL ? c->npools : k->sec == SEC_CREDS ? c->ncreds : 1;
+		for (size_t j = 0; j < n; j++) {
+			const char *v =
+				*(char *const *)((const char *)config_section_base(c, k->sec, j) +
+						 k->off);
+			register_url_secrets(v);
+		}
+	}
 }
 
 static void check_loaded(struct parse_state *st)
@@ -438,7 +542,7 @@ static void check_loaded(struct parse_state *st)
 					"[credentials \"%s\"] needs %s", cc->name, k->name);
 		}
 	}
-	register_url_password(c->store.url);
+	register_config_url_secrets(c);
 }
 
 /* ------------------------------------------------------------ public API */

@@ -1,17 +1,20 @@
 /* Configuration validation: what a file can only be judged on as a whole
  * (pools name defined credentials of the right type, each pool opens as
  * serve opens it, secret files are readable and private). */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
 #include "dispatcher/config_impl.h"
 #include "lib/file.h"
+#include "dispatcher/metrics.h"
 #include "dispatcher/pool.h"
 #include "providers/provider.h"
 
@@ -86,14 +89,111 @@ static void validate_pool(const struct pp_config *c, const struct pp_pool_conf *
 	pp_pool_close(pool);
 }
 
+/* Whether host (as in a URL, IPv6 in brackets) is this machine or its
+ * link: loopback, or link-local, where the cloud metadata services answer
+ * plain HTTP by design (169.254.169.254). */
+static bool host_is_local(const char *host, size_t n)
+{
+	char h[256];
+	if (n >= sizeof(h))
+		return false;
+	memcpy(h, host, n);
+	h[n] = '\0';
+	if (!strcasecmp(h, "localhost") || (n > 10 && !strcasecmp(h + n - 10, ".localhost")))
+		return true;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, h, &a4) == 1) {
+		uint32_t ip = ntohl(a4.s_addr);
+		return (ip >> 24) == 127 || (ip >> 16) == 0xa9fe; /* 127/8, 169.254/16 */
+	}
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h[n - 1] = '\0';
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, h + 1, &a6) == 1)
+			return IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_LINKLOCAL(&a6);
+	}
+	return false;
+}
+
+/* A plain-http URL to another host sends requests, tokens and signatures
+ * in clear: a warning (check still passes; the mock and test rigs use it),
+ * naming the key and the host but not the URL, which may hold a password. */
+static void warn_plain_http(struct problems *p, const char *file, int line, const char *where,
+			    const char *key, const char *url)
+{
+	if (!url || strncasecmp(url, "http://", 7))
+		return;
+	const char *host = url + 7;
+	size_t n = strcspn(host, "/?#");
+	const char *at = memrchr(host, '@', n);
+	if (at) {
+		n -= (size_t)(at + 1 - host);
+		host = at + 1;
+	}
+	if (host[0] == '[') {
+		const char *close = memchr(host, ']', n);
+		n = close ? (size_t)(close - host) + 1 : n;
+	} else {
+		const char *colon = memchr(host, ':', n);
+		n = colon ? (size_t)(colon - host) : n;
+	}
+	if (host_is_local(host, n))
+		return;
+	if (line > 0)
+		pp_buf_printf(p->out, "%s:%d: ", file, line);
+	else
+		pp_buf_printf(p->out, "%s: ", file);
+	/* Only a warning: `check` still passes, it is not counted. */
+	pp_buf_printf(p->out,
+		      "warning: %s %s: plain http:// to %.*s, which is not loopback: requests "
+		      "and their credentials travel unencrypted; use https://\n",
+		      where, key, (int)n, host);
+}
+
+static void warn_plain_http_all(const struct pp_config *c, struct problems *p, const char *file)
+{
+	for (size_t i = 0; i < config_nkeys; i++) {
+		const struct key_def *k = &config_keys[i];
+		if (k->type != T_STRING && k->type != T_STORE_URL)
+			continue;
+		size_t n = k->sec == SEC_POOL ? c->npools : k->sec == SEC_CREDS ? c->ncreds : 1;
+		for (size_t j = 0; j < n; j++) {
+			char where[PP_NAME_MAX + 32];
+			const char *f = file;
+			int line = 0;
+			if (k->sec == SEC_POOL) {
+				snprintf(where, sizeof(where), "[pool \"%s\"]", c->pools[j].name);
+				line = c->pools[j].line;
+			} else if (k->sec == SEC_CREDS) {
+				snprintf(where, sizeof(where), "[credentials \"%s\"]",
+					 c->creds[j].name);
+				line = c->creds[j].line;
+			} else {
+				snprintf(where, sizeof(where), "[%s]",
+					 config_sections[k->sec].header);
+			}
+			const void *base = config_section_base((struct pp_config *)c, k->sec, j);
+			warn_plain_http(p, f, line, where, k->name,
+					*(char *const *)((const char *)base + k->off));
+		}
+	}
+}
+
 int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 {
 	struct problems p = {.out = out};
 	const char *file = c->path ? c->path : "environment";
+	warn_plain_http_all(c, &p, file);
 	for (size_t i = 0; i < c->npools; i++)
 		validate_pool(c, &c->pools[i], &p);
 	for (size_t i = 0; i < c->ncreds; i++)
 		validate_cred(&c->creds[i], &p);
+	if (has(c->dispatcher.metrics_listen)) {
+		struct sockaddr_in sa;
+		struct pp_error merr = {0};
+		if (pp_metrics_parse_listen(c->dispatcher.metrics_listen, &sa, &merr))
+			problem(&p, file, 0, "[dispatcher] %s", merr.msg);
+	}
 	check_secret_file(&p, file, 0, "[dispatcher]", "prefect_api_key_file",
 			  c->dispatcher.prefect_api_key_file);
 	if (c->prefect.enabled) {

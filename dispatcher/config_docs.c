@@ -13,7 +13,8 @@
 static void type_text(const struct key_def *k, char *out, size_t n)
 {
 	switch (k->type) {
-	case T_STRING: snprintf(out, n, "string"); break;
+	case T_STRING:
+	case T_STORE_URL: snprintf(out, n, "string"); break;
 	case T_SECRET: snprintf(out, n, "secret string"); break;
 	case T_INT: snprintf(out, n, "integer %.0f..%.0f", k->min, k->max); break;
 	case T_SECONDS: snprintf(out, n, "seconds %g..%g", k->min, k->max); break;

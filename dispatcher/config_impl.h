@@ -28,9 +28,17 @@ enum key_type {
 	T_BOOL,
 	T_ENUM,	       /* one of choices */
 	T_PATH,	       /* relative to the config file's directory; ~/ is $HOME */
+	T_STORE_URL,   /* postgresql://..., or a SQLite path resolved as T_PATH */
 	T_POOL_TYPE,   /* a known pool type or alias, stored canonical */
 	T_JSON_OBJECT, /* JSON text that must be an object */
 };
+
+/* Longest value a key takes, from the file or the environment: the file's
+ * line cap, so both sources agree. */
+#define CONFIG_VALUE_MAX (64 << 10)
+/* Longest path (after resolving) and store URL: the store's path is built
+ * into 1 KiB buffers with its file name and suffixes. */
+#define CONFIG_PATH_MAX 960
 
 struct key_def {
 	enum section_kind sec;

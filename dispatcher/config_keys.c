@@ -77,7 +77,7 @@ const struct key_def config_keys[] = {
 	{DSP(prefect_api_key_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
 	 "File holding the key passed to every job as PREFECT_API_KEY."},
 
-	{STO(url, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	{STO(url, char *), T_STORE_URL, NULL, NO_RANGE, NULL, false,
 	 "sqlite:PATH, a plain path, or postgresql://USER:PASSWORD@HOST/DB. "
 	 "Empty: STATE_DIR/pushpool.db. A password in the URL is redacted from logs."},
 

@@ -127,13 +127,15 @@ static int parse_bool(const char *v, bool *out)
 }
 
 /* An absolute path for v: ~/ from $HOME, relative paths from base_dir (the
- * config file's directory) when given. */
-static char *resolve_path(const char *v, const char *base_dir)
+ * config file's directory) when given. *out is NULL when out of memory;
+ * a path longer than CONFIG_PATH_MAX is refused with why. */
+static int resolve_path(const char *v, const char *base_dir, char **out, char *why, size_t whyn)
 {
 	struct pp_buf b;
-	pp_buf_init(&b, PATH_MAX);
+	pp_buf_init(&b, PP_BUF_DEFAULT_MAX);
 	const char *home = getenv("HOME");
 	int rc;
+	*out = NULL;
 	if (!*v)
 		rc = pp_buf_puts(&b, "");
 	else if (!strncmp(v, "~/", 2) && home && *home)
@@ -142,11 +144,43 @@ static char *resolve_path(const char *v, const char *base_dir)
 		rc = pp_buf_printf(&b, "%s/%s", base_dir, v);
 	else
 		rc = pp_buf_puts(&b, v);
-	if (rc) {
+	if (!rc && b.len > CONFIG_PATH_MAX) {
+		snprintf(why, whyn, "the path is %zu bytes, over the %d-byte limit", b.len,
+			 CONFIG_PATH_MAX);
 		pp_buf_free(&b);
-		return NULL;
+		return PP_EINVALID;
 	}
-	return pp_buf_steal(&b);
+	if (!rc)
+		*out = pp_buf_steal(&b);
+	pp_buf_free(&b);
+	return 0;
+}
+
+/* The store URL: a PostgreSQL URL as it is, a SQLite path ("sqlite:PATH" or
+ * a plain path) resolved like every other path, so that commands run from
+ * different directories share one store. */
+static int resolve_store_url(const char *v, const char *base_dir, char **out, char *why,
+			     size_t whyn)
+{
+	*out = NULL;
+	if (!strncmp(v, "postgresql://", 13) || !strncmp(v, "postgres://", 11) || !*v) {
+		if (strlen(v) > CONFIG_PATH_MAX) {
+			snprintf(why, whyn, "the URL is %zu bytes, over the %d-byte limit",
+				 strlen(v), CONFIG_PATH_MAX);
+			return PP_EINVALID;
+		}
+		*out = strdup(v);
+		return 0;
+	}
+	bool prefixed = !strncmp(v, "sqlite:", 7);
+	char *path = NULL;
+	int rc = resolve_path(prefixed ? v + 7 : v, base_dir, &path, why, whyn);
+	if (rc || !path)
+		return rc;
+	if (asprintf(out, "%s%s", prefixed ? "sqlite:" : "", path) < 0)
+		*out = NULL;
+	free(path);
+	return 0;
 }
 
 static int set_unquoted(const struct key_def *k, void *base, const char *v, const char *base_dir,
@@ -241,7 +275,14 @@ static int set_unquoted(const struct key_def *k, void *base, const char *v, cons
 		}
 		copy = strdup(v);
 		break;
-	case T_PATH: copy = resolve_path(v, base_dir); break;
+	case T_PATH:
+	case T_STORE_URL: {
+		int rc = k->type == T_PATH ? resolve_path(v, base_dir, &copy, why, whyn)
+					   : resolve_store_url(v, base_dir, &copy, why, whyn);
+		if (rc)
+			return rc;
+		break;
+	}
 	case T_STRING:
 	case T_SECRET: copy = strdup(v); break;
 	}
@@ -264,6 +305,13 @@ int config_set_value(const struct key_def *k, void *base, const char *v, const c
 		     char *why, size_t whyn)
 {
 	size_t vlen = strlen(v);
+	/* The file's lines are capped (64 KiB) before they get here; the
+	 * environment's values are held to the same cap. */
+	if (vlen > CONFIG_VALUE_MAX) {
+		snprintf(why, whyn, "the value is %zu bytes, over the %d-byte limit", vlen,
+			 CONFIG_VALUE_MAX);
+		return PP_EINVALID;
+	}
 	if (vlen < 2 || v[0] != '"' || v[vlen - 1] != '"' || k->type == T_JSON_OBJECT)
 		return set_unquoted(k, base, v, base_dir, why, whyn);
 	char *unquoted = strndup(v + 1, vlen - 2);

@@ -103,8 +103,17 @@ static int cmd_help(int argc, char **argv)
 		usage(stdout);
 		return PP_EXIT_OK;
 	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		printf("usage: pushpool help [COMMAND]\n"
+		       "List the commands, or show COMMAND's --help.\n");
+		return PP_EXIT_OK;
+	}
 	const struct command *c = command_find(argv[1]);
-	if (!c || c->fn == cmd_help) {
+	if (c && c->fn == cmd_help) {
+		usage(stdout);
+		return PP_EXIT_OK;
+	}
+	if (!c) {
 		fprintf(stderr, "pushpool help: unknown command \"%s\"\n", argv[1]);
 		usage(stderr);
 		return PP_EXIT_USAGE;

@@ -189,24 +189,43 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 		pp_warn("metrics server: %s", msg);
 }
 
-int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_error *err)
+int pp_metrics_parse_listen(const char *listen, struct sockaddr_in *out, struct pp_error *err)
 {
-	*out = NULL;
 	char host[64] = "127.0.0.1";
 	const char *colon = strrchr(listen, ':');
 	if (!colon)
 		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": expected HOST:PORT",
 			       listen);
-	if (colon != listen)
+	if (colon != listen) {
+		if ((size_t)(colon - listen) >= sizeof(host))
+			return pp_fail(err, PP_EINVALID,
+				       "metrics_listen \"%s\": host must be an IPv4 address",
+				       listen);
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	if (*end || port < 0 || port > 65535)
-		return pp_fail(err, PP_EINVALID, "metrics_listen \"%s\": bad port", listen);
+	}
+	/* Digits only: strtol would also take "", " 80" and "+80". */
+	const char *digits = colon + 1;
+	size_t nd = strspn(digits, "0123456789");
+	long port = nd && nd <= 5 && !digits[nd] ? strtol(digits, NULL, 10) : -1;
+	if (port < 0 || port > 65535)
+		return pp_fail(err, PP_EINVALID,
+			       "metrics_listen \"%s\": bad port (expected 0 to 65535)", listen);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		return pp_fail(err, PP_EINVALID,
 			       "metrics_listen \"%s\": host must be an IPv4 address", listen);
+	*out = sa;
+	return 0;
+}
+
+int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_error *err)
+{
+	*out = NULL;
+	struct sockaddr_in sa;
+	int prc = pp_metrics_parse_listen(listen, &sa, err);
+	if (prc)
+		return prc;
+	long port = ntohs(sa.sin_port);
 	struct pp_metrics *m = calloc(1, sizeof(*m));
 	if (!m)
 		return pp_fail(err, PP_ENOMEM, "out of memory");

@@ -3,6 +3,8 @@
 #ifndef PP_METRICS_H
 #define PP_METRICS_H
 
+#include <netinet/in.h>
+
 #include "lib/err.h"
 #include "dispatcher/op_driver.h"
 #include "store/store.h"
@@ -19,6 +21,9 @@ struct pp_metrics;
 
 /* listen: "127.0.0.1:9464" or ":9464" (loopback). NULL m is allowed in
  * every call below, so callers need not check whether metrics are on. */
+/* The one HOST:PORT parser: serve's start and the configuration check
+ * both use it, so check refuses what serve would. */
+int pp_metrics_parse_listen(const char *listen, struct sockaddr_in *out, struct pp_error *err);
 int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_error *err);
 void pp_metrics_stop(struct pp_metrics *m);
 void pp_metrics_publish(struct pp_metrics *m, const struct pp_metrics_snapshot *s);

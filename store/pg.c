@@ -32,7 +32,9 @@
 #define RECONNECT_MAX_MS 5000
 /* The server's clock in ms since the epoch, as one value per statement. */
 #define NOW_MS	 "(extract(epoch from now()) * 1000)::bigint"
-#define TERMINAL "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+#define TERMINAL "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+/* The terminal states when migration 1 was written: its text never changes. */
+#define TERMINAL_V1 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 
 struct pg_store {
 	struct pp_store base;
@@ -58,7 +60,7 @@ static const char *const migrations[] = {
 	" fence BIGINT NOT NULL DEFAULT 0, cancel_requested BOOLEAN NOT NULL DEFAULT false,"
 	" last_error TEXT, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);"
 	"CREATE INDEX runs_claimable ON runs(pool, priority DESC, scheduled_ms)"
-	" WHERE state NOT IN " TERMINAL ";"
+	" WHERE state NOT IN " TERMINAL_V1 ";"
 	"CREATE INDEX runs_owner ON runs(lease_owner);"
 	"CREATE UNIQUE INDEX runs_source_ref ON runs(source, source_ref);"
 	"CREATE TABLE run_events ("
@@ -314,7 +316,7 @@ static int describe_url(struct pg_store *s, const char *url, struct pp_error *er
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val)
 			continue;
-		if (!strcmp(o->keyword, "password"))
+		if (!strcmp(o->keyword, "password") || !strcmp(o->keyword, "sslpassword"))
 			pp_secret_register(o->val);
 		else if (!strcmp(o->keyword, "user"))
 			user = o->val;
@@ -403,8 +405,8 @@ static int row_to_rec(const PGresult *res, int row, struct pp_run_rec *r)
 	r->updated_ms = strtoll(PQgetvalue(res, row, 14), NULL, 10);
 	r->priority = atoi(PQgetvalue(res, row, 15));
 	r->attempt = atoi(PQgetvalue(res, row, 16));
-	if (pp_store_state_parse(PQgetvalue(res, row, 17), &r->state))
-		return PP_EINVALID;
+	if (pp_store_state_read(PQgetvalue(res, row, 17), &r->state, &r->last_error))
+		return PP_ENOMEM;
 	r->cancel_requested = PQgetvalue(res, row, 18)[0] == 't';
 	r->fence = strtoll(PQgetvalue(res, row, 19), NULL, 10);
 	return 0;
@@ -423,11 +425,9 @@ static int collect(struct pg_store *s, PGresult *res, struct pp_run_rec **out, i
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	for (int i = 0; i < rows; i++) {
 		if (row_to_rec(res, i, &v[i])) {
-			int rc = pp_fail(err, PP_EINVALID,
-					 "store %s: run %s has an unknown state \"%s\"", s->where,
-					 v[i].id, PQgetvalue(res, i, 17));
 			pp_run_recs_free(v, i + 1);
-			return rc;
+			return pp_fail(err, PP_ENOMEM, "store %s: out of memory reading runs",
+				       s->where);
 		}
 	}
 	*out = v;
@@ -486,6 +486,37 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	return 0;
 }
 
+/* Before each claim: a row whose state no pushpool state names is set
+ * aside (QUARANTINED, never claimed) with its reason and an event, instead
+ * of failing every claim of its pool. Each row is quarantined once, so it is
+ * reported once. */
+static int quarantine_unknown(struct pg_store *s, struct pp_error *err)
+{
+	char max[16];
+	snprintf(max, sizeof(max), "%d", PP_QUARANTINE_STATE_MAX);
+	const char *const p[] = {max};
+	static const char sql[] =
+		"WITH q AS (UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"
+		"  updated_ms = " NOW_MS ", last_error = '" PP_QUARANTINE_WHY "\"'"
+		"  || left(state, $1::int) || '\"'"
+		/* The first test lets the claimable index (whose predicate it is)
+		 * narrow the scan to unfinished rows. */
+		"  WHERE state NOT IN " TERMINAL_V1 " AND state NOT IN " PP_STORE_STATES_SQL
+		"  RETURNING id, last_error, updated_ms),"
+		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
+		"  SELECT id, updated_ms, 'QUARANTINED', last_error FROM q)"
+		" SELECT id, last_error FROM q";
+	int rc;
+	PGresult *res = query(s, "quarantine runs", sql, 1, p, &rc, err);
+	if (!res)
+		return rc;
+	for (int i = 0; i < PQntuples(res); i++)
+		pp_warn("store %s: run %s %s; it will not be dispatched (see runs show)", s->where,
+			PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+	PQclear(res);
+	return 0;
+}
+
 static int pg_claim(struct pp_store *base, const char *pool, const char *owner, int64_t lease_ms,
 		    int max, struct pp_run_rec **out, int *n, struct pp_error *err)
 {
@@ -494,6 +525,9 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	*n = 0;
 	if (max <= 0)
 		return 0;
+	int qrc = quarantine_unknown(s, err);
+	if (qrc)
+		return qrc;
 	char lease[24], lim[16];
 	i64(lease, sizeof(lease), lease_ms);
 	snprintf(lim, sizeof(lim), "%d", max);
@@ -745,8 +779,12 @@ static int pg_counts(struct pp_store *base, struct pp_store_counts *out, struct 
 	for (int i = 0; i < PQntuples(res); i++) {
 		enum pp_store_state state;
 		if (!PQgetisnull(res, i, 0)) {
-			if (!pp_store_state_parse(PQgetvalue(res, i, 0), &state))
-				out->by_state[state] = strtol(PQgetvalue(res, i, 1), NULL, 10);
+			/* A row not yet quarantined counts as the quarantined it
+			 * will be. */
+			char *why = NULL;
+			if (!pp_store_state_read(PQgetvalue(res, i, 0), &state, &why))
+				out->by_state[state] += strtol(PQgetvalue(res, i, 1), NULL, 10);
+			free(why);
 		} else if (!PQgetisnull(res, i, 2)) {
 			out->oldest_due_ms = strtoll(PQgetvalue(res, i, 2), NULL, 10);
 		}

@@ -21,8 +21,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/log.h"
+
 #define OWNER_VERDICTS 8
 #define OWNER_MAX      128
+#define TERMINAL       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
 
 struct sqlite_store {
 	struct pp_store base;
@@ -310,9 +313,9 @@ static int row_to_rec(sqlite3_stmt *st, struct pp_run_rec *r)
 	r->updated_ms = sqlite3_column_int64(st, 14);
 	r->priority = sqlite3_column_int(st, 15);
 	r->attempt = sqlite3_column_int(st, 16);
-	const char *state = (const char *)sqlite3_column_text(st, 17);
-	if (!state || pp_store_state_parse(state, &r->state))
-		return PP_EINVALID;
+	if (pp_store_state_read((const char *)sqlite3_column_text(st, 17), &r->state,
+				&r->last_error))
+		return PP_ENOMEM;
 	r->cancel_requested = sqlite3_column_int(st, 18) != 0;
 	r->fence = sqlite3_column_int64(st, 19);
 	return 0;
@@ -415,7 +418,7 @@ static int collect(struct sqlite_store *s, sqlite3_stmt *st, struct pp_run_rec *
 		}
 		if (row_to_rec(st, &v[cnt])) {
 			pp_run_recs_free(v, cnt + 1);
-			return pp_fail(err, PP_EINVALID, "store %s: run row with an unknown state",
+			return pp_fail(err, PP_ENOMEM, "store %s: out of memory reading runs",
 				       s->path);
 		}
 		cnt++;
@@ -427,6 +430,53 @@ static int collect(struct sqlite_store *s, sqlite3_stmt *st, struct pp_run_rec *
 	*out = v;
 	*n = cnt;
 	return 0;
+}
+
+/* Inside the claim's transaction: a row whose state no pushpool state
+ * names is set aside (QUARANTINED, never claimed) with its reason, instead of
+ * failing every claim of its pool; the others are claimed as usual. Each
+ * row is quarantined once, so it is reported once. */
+static int quarantine_unknown(struct sqlite_store *s, int64_t now, struct pp_error *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db,
+			       "UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"
+			       " updated_ms = ?1, last_error = '" PP_QUARANTINE_WHY "\"'"
+			       " || substr(state, 1, ?2) || '\"'"
+			       " WHERE state NOT IN " PP_STORE_STATES_SQL
+			       " RETURNING id, last_error",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare quarantine");
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, PP_QUARANTINE_STATE_MAX);
+	struct pp_run_rec *v = NULL;
+	int n = 0, cap = 0, step, rc = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 4;
+			struct pp_run_rec *nv = realloc(v, (size_t)cap * sizeof(*v));
+			if (!nv) {
+				rc = pp_fail(err, PP_ENOMEM, "out of memory");
+				break;
+			}
+			v = nv;
+		}
+		memset(&v[n], 0, sizeof(v[n]));
+		snprintf(v[n].id, sizeof(v[n].id), "%s", (const char *)sqlite3_column_text(st, 0));
+		v[n++].last_error = col_text(st, 1);
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_fail(s, err, "quarantine runs");
+	sqlite3_finalize(st);
+	for (int i = 0; i < n && !rc; i++) {
+		const char *why = v[i].last_error ? v[i].last_error : PP_QUARANTINE_WHY;
+		rc = add_event(s, v[i].id, "QUARANTINED", why, now, err);
+		if (!rc)
+			pp_warn("store %s: run %s %s; it will not be dispatched (see runs show)",
+				s->path, v[i].id, why);
+	}
+	pp_run_recs_free(v, n);
+	return rc;
 }
 
 static int sqlite_claim(struct pp_store *base, const char *pool, const char *owner,
@@ -444,13 +494,17 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
 	if (rc)
 		return rc;
+	rc = quarantine_unknown(s, now, err);
+	if (rc) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
 	/* Free lease: never held, released, from another boot, or expired. */
 	static const char sql[] =
 		"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"
 		" fence = fence + 1, updated_ms = ?4"
 		" WHERE id IN (SELECT id FROM runs WHERE"
-		"  state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
-		"  AND (?5 IS NULL OR pool = ?5)"
+		"  state NOT IN " TERMINAL "  AND (?5 IS NULL OR pool = ?5)"
 		"  AND (state != 'SCHEDULED' OR scheduled_ms <= ?4)"
 		"  AND next_attempt_ms <= ?4"
 		"  AND (lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"
@@ -651,9 +705,7 @@ static int sqlite_request_cancel(struct pp_store *base, const char *id, struct p
 			       " state = CASE WHEN state = 'SCHEDULED' AND (lease_owner IS NULL"
 			       "   OR lease_boot IS NOT ?3 OR lease_expires < ?4) THEN 'CANCELLED' "
 			       "ELSE state END"
-			       " WHERE id = ?1 AND state NOT IN "
-			       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
-			       " RETURNING state",
+			       " WHERE id = ?1 AND state NOT IN " TERMINAL " RETURNING state",
 			       -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare cancel");
 		exec_sql(s, "ROLLBACK", NULL);
@@ -689,11 +741,10 @@ static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char
 	sqlite3_stmt *st;
 	*ids = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(
-		    s->db,
-		    "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1"
-		    " AND state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')",
-		    -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1"
+			       " AND state NOT IN " TERMINAL,
+			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare cancel requests");
 	bind_text(st, 1, owner);
 	int cap = 0;
@@ -723,8 +774,11 @@ static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, str
 		return db_fail(s, err, "prepare counts");
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		enum pp_store_state state;
-		if (!pp_store_state_parse((const char *)sqlite3_column_text(st, 0), &state))
-			out->by_state[state] = sqlite3_column_int64(st, 1);
+		char *why = NULL;
+		/* A row not yet quarantined counts as the quarantined it will be. */
+		if (!pp_store_state_read((const char *)sqlite3_column_text(st, 0), &state, &why))
+			out->by_state[state] += sqlite3_column_int64(st, 1);
+		free(why);
 	}
 	sqlite3_finalize(st);
 	if (sqlite3_prepare_v2(s->db,
@@ -746,8 +800,7 @@ static int sqlite_next_due(struct pp_store *base, int64_t *ms, struct pp_error *
 	*ms = 0;
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT MIN(MAX(scheduled_ms, next_attempt_ms)) FROM runs WHERE"
-			       " state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
-			       " AND lease_owner IS NULL",
+			       " state NOT IN " TERMINAL " AND lease_owner IS NULL",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare next due");
 	if (sqlite3_step(st) == SQLITE_ROW)

@@ -8,8 +8,8 @@
 #include <strings.h>
 
 static const char *const state_names[PP_ST_COUNT] = {
-	"SCHEDULED", "SUBMITTING", "SUBMITTED", "RUNNING",   "CANCELLING",
-	"SUCCEEDED", "FAILED",	   "CRASHED",	"CANCELLED", "DEAD",
+	"SCHEDULED", "SUBMITTING", "SUBMITTED", "RUNNING", "CANCELLING",  "SUCCEEDED",
+	"FAILED",    "CRASHED",	   "CANCELLED", "DEAD",	   "QUARANTINED",
 };
 
 const char *pp_store_state_name(enum pp_store_state s)
@@ -31,6 +31,25 @@ int pp_store_state_parse(const char *s, enum pp_store_state *out)
 bool pp_store_state_terminal(enum pp_store_state s)
 {
 	return s >= PP_ST_SUCCEEDED;
+}
+
+int pp_store_state_read(const char *text, enum pp_store_state *out, char **last_error)
+{
+	/* Exactly as the backends write it: the SQL list matches case and all. */
+	for (int i = 0; text && i < PP_ST_COUNT; i++) {
+		if (!strcmp(text, state_names[i])) {
+			*out = (enum pp_store_state)i;
+			return 0;
+		}
+	}
+	char *why = NULL;
+	if (asprintf(&why, PP_QUARANTINE_WHY "\"%.*s\"", PP_QUARANTINE_STATE_MAX,
+		     text ? text : "") < 0)
+		return PP_ENOMEM;
+	free(*last_error);
+	*last_error = why;
+	*out = PP_ST_QUARANTINED;
+	return 0;
 }
 
 void pp_run_rec_free(struct pp_run_rec *r)

@@ -23,12 +23,30 @@ enum pp_store_state {
 	PP_ST_CRASHED, /* the job never ran to an exit (failed to start, timed out) */
 	PP_ST_CANCELLED,
 	PP_ST_DEAD, /* submission retries exhausted */
+	/* The row could not be read as a run (an unknown state, written by a
+	 * newer pushpool or by hand): never claimed, kept with its reason in
+	 * last_error for an operator to look at. */
+	PP_ST_QUARANTINED,
 };
-#define PP_ST_COUNT (PP_ST_DEAD + 1)
+#define PP_ST_COUNT (PP_ST_QUARANTINED + 1)
 
 const char *pp_store_state_name(enum pp_store_state s);
 int pp_store_state_parse(const char *s, enum pp_store_state *out);
 bool pp_store_state_terminal(enum pp_store_state s);
+
+/* For the backends. Every state name, as an SQL list: a row whose state is
+ * not in it is quarantined by the next claim, which sets last_error to
+ * PP_QUARANTINE_WHY followed by the state in double quotes (its first
+ * PP_QUARANTINE_STATE_MAX bytes), adds an event and logs one warning. */
+#define PP_STORE_STATES_SQL                                                                        \
+	"('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING','SUCCEEDED','FAILED',"       \
+	"'CRASHED','CANCELLED','DEAD','QUARANTINED')"
+#define PP_QUARANTINE_WHY	"quarantined: unknown state "
+#define PP_QUARANTINE_STATE_MAX 64
+/* Read a stored state: an unknown one reads as PP_ST_QUARANTINED with its
+ * reason in *last_error (replacing what was there), so a row not yet
+ * quarantined lists as it will be. 0, or PP_ENOMEM. */
+int pp_store_state_read(const char *text, enum pp_store_state *out, char **last_error);
 
 /* Run ids are UUIDs (lib/clock.h). */
 #define PP_ID_LEN PP_UUID_LEN

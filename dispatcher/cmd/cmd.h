@@ -9,6 +9,18 @@
  * /etc/pushpool/pushpool.conf. */
 const char *pp_cmd_config_path(const char *opt);
 
+/* Refuse job variables (-v, --vars) whose names or string values are not
+ * UTF-8 text or hold NUL: they would reach the rendered JSON, and the cloud,
+ * as they are. The message names the variable. */
+struct pp_json;
+struct pp_error;
+int pp_cmd_check_vars(const struct pp_json *vars, struct pp_error *err);
+
+/* s (NULL: "") with every control character escaped (\n, \r, \t, \xNN), and
+ * bytes that are not UTF-8 too, for printing text a store or a server
+ * supplied to a terminal; caller frees, NULL when out of memory. */
+char *pp_cmd_printable(const char *s);
+
 int pp_cmd_check(int argc, char **argv);
 int pp_cmd_mock(int argc, char **argv);
 int pp_cmd_render(int argc, char **argv);

@@ -326,6 +326,8 @@ int pp_cmd_render(int argc, char **argv)
 	} else {
 		run_vars = kv_vars;
 	}
+	if (!rc)
+		rc = pp_cmd_check_vars(run_vars, &err);
 	src.run_vars = run_vars;
 	src.ctx = &ctx;
 	struct pp_pool *pool = NULL;

@@ -40,7 +40,9 @@ static void usage(FILE *to)
 		"      --vars FILE      JSON object of job variables\n"
 		"      --run-id ID      run id (default: a new UUID); names are derived from it\n"
 		"  -w, --wait           follow the run to a terminal state, then clean up\n"
-		"  -t, --timeout S      with --wait: cancel the run after S seconds\n"
+		"  -t, --timeout S      give up after S seconds in all (submission, and with\n"
+		"                       --wait following): cancel and clean up what was\n"
+		"                       created, exit 75\n"
 		"Exit: 0 submitted (with --wait: succeeded), 1 the job failed, crashed or was\n"
 		"cancelled, 64 usage, 65 bad template or variables, 69/75 cloud unavailable,\n"
 		"77 credentials rejected, 78 configuration.\n");
@@ -52,8 +54,15 @@ struct run_opts {
 	const char *run_id;
 	bool wait;
 	double timeout;
+	long long deadline_ms; /* monotonic end of --timeout, 0: none */
 	struct pp_json *vars;
 };
+
+/* A cancel or clean-up after the deadline runs on its own budget: the
+ * deadline stops the run, not the removal of what it created. */
+#define RUN_TEARDOWN_BUDGET_MS 30000
+/* Replaying a submission cut short by --timeout, to find what it created. */
+#define RUN_REPLAY_BUDGET_MS 10000
 
 static int merge_vars_file(struct pp_json *vars, const char *path, struct pp_error *err)
 {
@@ -147,11 +156,11 @@ static void sleep_ms(long ms)
 /* Poll status until terminal, the timeout, or a signal; cancel in the
  * last two cases. Returns the process exit status. */
 static int follow(const struct pp_provider *p, struct pp_run_io *io,
-		  const struct pp_exec_policy *pol, const struct pp_config *cfg, double timeout)
+		  const struct pp_exec_policy *pol, const struct pp_exec_policy *teardown,
+		  const struct pp_config *cfg, long long deadline)
 {
 	struct pp_error err = {0};
 	long interval = (long)(cfg->dispatcher.status_interval * 1000.0);
-	long long deadline = timeout > 0 ? pp_mono_ms() + (long long)(timeout * 1000.0) : 0;
 	enum pp_run_state last = PP_RUN_PENDING;
 	const char *stop_why = NULL;
 
@@ -159,9 +168,13 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 		interval = 5000;
 	for (;;) {
 		int rc = pp_exec_run_op(p, PP_OP_STATUS, io, pol, &err);
+		if (rc && deadline && pp_mono_ms() >= deadline) {
+			stop_why = "timed out";
+			break;
+		}
 		if (rc) {
 			fprintf(stderr, "pushpool run: status of %s: %s\n", io->infra_id, err.msg);
-			clean_up(p, io, pol);
+			clean_up(p, io, teardown);
 			return pp_exit_status(rc);
 		}
 		if (io->state_out != last) {
@@ -179,15 +192,17 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 		long wait = io->poll_after_ms > 0 && io->poll_after_ms < interval
 				    ? io->poll_after_ms
 				    : interval;
+		if (deadline && pp_mono_ms() + wait > deadline)
+			wait = (long)(deadline - pp_mono_ms());
 		for (long slept = 0; slept < wait && !interrupted; slept += 100)
 			sleep_ms(wait - slept < 100 ? wait - slept : 100);
 	}
 	if (stop_why) {
 		fprintf(stderr, "pushpool run: %s; cancelling %s\n", stop_why, io->infra_id);
-		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, io, pol, &err))
+		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, io, teardown, &err))
 			fprintf(stderr, "pushpool run: cancel: %s\n", err.msg);
 	}
-	clean_up(p, io, pol);
+	clean_up(p, io, teardown);
 	if (stop_why)
 		return PP_EXIT_TEMPFAIL;
 	printf("%s", pp_run_state_name(last));
@@ -197,6 +212,45 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 		printf(" (exit code %d)", io->exit_code);
 	printf("\n");
 	return last == PP_RUN_SUCCEEDED ? PP_EXIT_OK : PP_EXIT_FAILURE;
+}
+
+/* The submission was cut short by --timeout: the cloud may hold what it
+ * created so far (a container group still provisioning) without our knowing
+ * its id. The submission is replayed on a fresh run state, which adopts that
+ * object (remote names derive from the run id), on a short budget of its own,
+ * then cancelled and cleaned up: a timeout must not leave a job behind. When
+ * nothing was created, the replay creates it and it is cancelled at once. */
+static void give_up_submission(struct pp_pool *pool, struct pp_run_io *first, const char *run_id,
+			       const struct pp_json *job, const struct pp_exec_policy *teardown)
+{
+	const struct pp_provider *p = pool->prov;
+	struct pp_exec_policy replay = *teardown;
+	replay.budget_ms = RUN_REPLAY_BUDGET_MS;
+	replay.call_timeout_ms = RUN_REPLAY_BUDGET_MS / 2;
+	struct pp_error e = {0};
+	if (first->infra_id[0]) {
+		fprintf(stderr, "pushpool run: timed out; cancelling %s\n", first->infra_id);
+		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, first, teardown, &e))
+			fprintf(stderr, "pushpool run: cancel: %s\n", e.msg);
+		if (p->cleanup && pp_exec_run_op(p, PP_OP_CLEANUP, first, teardown, &e))
+			fprintf(stderr, "pushpool run: cleanup: %s\n", e.msg);
+		return;
+	}
+	fprintf(stderr, "pushpool run: timed out while submitting; finding what the submission "
+			"created, to remove it\n");
+	struct pp_run_io io = {0};
+	pp_pool_io_init(pool, &io, run_id, run_id, job);
+	if (pp_exec_io_prepare(&io, p, &e) || pp_exec_run_op(p, PP_OP_SUBMIT, &io, &replay, &e)) {
+		fprintf(stderr, "pushpool run: %s\n", e.msg);
+	} else {
+		fprintf(stderr, "pushpool run: timed out; cancelling %s\n", io.infra_id);
+		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, &io, teardown, &e))
+			fprintf(stderr, "pushpool run: cancel: %s\n", e.msg);
+	}
+	if (p->cleanup && io.state && pp_exec_run_op(p, PP_OP_CLEANUP, &io, teardown, &e))
+		fprintf(stderr, "pushpool run: cleanup: %s\n", e.msg);
+	if (io.state)
+		pp_exec_io_release(&io, p);
 }
 
 /* Returns the process exit status; errors are printed here. */
@@ -237,18 +291,39 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 	if (rc)
 		goto out;
 
+	/* --timeout bounds every request and wait of the submission too (a
+	 * cloud that never answers), not only the following. */
 	struct pp_exec_policy pol = {.base_ms = cfg->dispatcher.backoff_base_ms,
-				     .cap_ms = cfg->dispatcher.backoff_max_ms};
-	rc = pp_exec_run_op(p, PP_OP_SUBMIT, &io, &pol, err);
+				     .cap_ms = cfg->dispatcher.backoff_max_ms,
+				     .not_after_ms = o->deadline_ms};
+	struct pp_exec_policy teardown = pol;
+	teardown.not_after_ms = 0;
+	teardown.budget_ms = RUN_TEARDOWN_BUDGET_MS;
+	if (o->deadline_ms && pp_mono_ms() >= o->deadline_ms)
+		rc = pp_fail(err, PP_ETRANSIENT, "timed out after %g s before submitting",
+			     o->timeout);
+	else
+		rc = pp_exec_run_op(p, PP_OP_SUBMIT, &io, &pol, err);
 	if (rc) {
-		/* A job may exist without an execution or task: remove it. */
-		clean_up(p, &io, &pol);
+		/* Under --timeout a retryable failure is the deadline (the driver
+		 * gives up as soon as the next wait would cross it) or the
+		 * driver's own budget: the run is given up either way. */
+		bool timed_out =
+			o->deadline_ms && (pp_mono_ms() >= o->deadline_ms || pp_err_retryable(rc));
+		if (timed_out) {
+			pp_error_prefix(err, "timed out after %g s while submitting: ", o->timeout);
+			rc = err->code = PP_ETRANSIENT;
+			give_up_submission(pool, &io, run_id, job, &teardown);
+		} else {
+			/* A job may exist without an execution or task: remove it. */
+			clean_up(p, &io, &teardown);
+		}
 		goto out;
 	}
 	printf("%s\n", io.infra_id);
 	fflush(stdout);
 	if (o->wait)
-		status = follow(p, &io, &pol, cfg, o->timeout);
+		status = follow(p, &io, &pol, &teardown, cfg, o->deadline_ms);
 out:
 	if (io.state)
 		pp_exec_io_release(&io, p);
@@ -282,6 +357,14 @@ int pp_cmd_run(int argc, char **argv)
 		usage(stderr);
 		return PP_EXIT_USAGE;
 	}
+	if (pp_cmd_check_vars(o.vars, &err)) {
+		fprintf(stderr, "pushpool run: %s\n", err.msg);
+		pp_json_free(o.vars);
+		return PP_EXIT_DATAERR;
+	}
+	/* The clock starts with the command: --timeout is for all of it. */
+	if (o.timeout > 0)
+		o.deadline_ms = pp_mono_ms() + (long long)(o.timeout * 1000.0);
 	o.config = pp_cmd_config_path(o.config);
 
 	rc = pp_config_init(&cfg, &err);

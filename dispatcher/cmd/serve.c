@@ -1,5 +1,6 @@
 /* serve, once, schedule and runs: the commands around the dispatch loop
  * and the run store. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,9 +54,12 @@ static int open_store(const char *cmd, const struct pp_config *cfg, struct pp_st
 	pp_store_url(cfg, url, sizeof(url));
 	if (!cfg->store.url || !*cfg->store.url)
 		mkdir(cfg->dispatcher.state_dir, 0750);
-	if (pp_store_open(url, s, &err)) {
+	int rc = pp_store_open(url, s, &err);
+	if (rc) {
+		/* The one mapping every command uses (a corrupt store is bad
+		 * data, 65; a store that cannot be read or written, 74). */
 		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
-		return PP_EXIT_IOERR;
+		return pp_exit_status(rc);
 	}
 	return 0;
 }
@@ -142,6 +146,27 @@ int pp_cmd_once(int argc, char **argv)
  * due (year 9999), and would overflow the milliseconds. */
 #define SCHEDULE_SECONDS_MAX 253402300799.0
 
+/* Runs one `schedule --count` may insert: a typo or a loop in a script
+ * (2.45 million runs before it was killed) must not fill the store. More
+ * runs take more commands. */
+#define SCHEDULE_COUNT_MAX 10000
+
+static void schedule_usage(FILE *to)
+{
+	fprintf(to,
+		"usage: pushpool schedule -p POOL [-c FILE] [--at TIME | --in DURATION]\n"
+		"                         [-v KEY=VALUE]... [--name N] [--deployment D]\n"
+		"                         [--priority N] [--count N]\n"
+		"Insert runs of POOL into the run store and print their ids, one a line.\n"
+		"  --at TIME       when due: RFC 3339 (no zone: UTC) or epoch seconds\n"
+		"  --in DURATION   when due, from now: 90s, 5m, 2h, 1d (default: now)\n"
+		"  -v KEY=VALUE    job variable (VALUE parsed as JSON when it is JSON)\n"
+		"  --count N       insert N runs, 1..%d\n"
+		"If an id cannot be written (a closed pipe), schedule stops at once and\n"
+		"exits 74; the runs inserted until then stay scheduled.\n",
+		SCHEDULE_COUNT_MAX);
+}
+
 /* RFC 3339 (no zone: UTC, as --at always read it) or epoch seconds. */
 static int parse_time(const char *s, int64_t *ms)
 {
@@ -167,6 +192,7 @@ int pp_cmd_schedule(int argc, char **argv)
 		{"priority", required_argument, NULL, 'P'},
 		{"count", required_argument, NULL, 'N'},
 		{"deployment", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *pool = NULL, *name = NULL, *deployment = NULL;
@@ -178,15 +204,31 @@ int pp_cmd_schedule(int argc, char **argv)
 		return PP_EXIT_SOFTWARE;
 	optind = 1;
 	int st = 0;
-	while (!st && (c = getopt_long(argc, argv, "c:p:v:n:d:", longopts, NULL)) != -1) {
+	while (!st && (c = getopt_long(argc, argv, "c:p:v:n:d:h", longopts, NULL)) != -1) {
 		double secs;
+		char *end;
+		long n;
 		switch (c) {
+		case 'h':
+			schedule_usage(stdout);
+			pp_json_free(vars);
+			return PP_EXIT_OK;
 		case 'c': path = optarg; break;
 		case 'p': pool = optarg; break;
 		case 'n': name = optarg; break;
 		case 'd': deployment = optarg; break;
 		case 'P': priority = atoi(optarg); break;
-		case 'N': count = atoi(optarg); break;
+		case 'N':
+			n = strtol(optarg, &end, 10);
+			if (end == optarg || *end || n < 1 || n > SCHEDULE_COUNT_MAX) {
+				fprintf(stderr,
+					"pushpool schedule: --count %s: expected a number of runs "
+					"from 1 to %d\n",
+					optarg, SCHEDULE_COUNT_MAX);
+				st = PP_EXIT_USAGE;
+			}
+			count = (int)n;
+			break;
 		case 'a':
 			if (parse_time(optarg, &at)) {
 				fprintf(stderr,
@@ -217,11 +259,13 @@ int pp_cmd_schedule(int argc, char **argv)
 		default: st = PP_EXIT_USAGE;
 		}
 	}
-	if (!st && (!pool || count < 1 || optind < argc)) {
-		fprintf(stderr,
-			"usage: pushpool schedule -p POOL [--at TIME|--in DURATION] [-v k=v]... "
-			"[--name N] [--priority N] [--count N]\n");
+	if (!st && (!pool || optind < argc)) {
+		schedule_usage(stderr);
 		st = PP_EXIT_USAGE;
+	}
+	if (!st && pp_cmd_check_vars(vars, &err)) {
+		fprintf(stderr, "pushpool schedule: %s\n", err.msg);
+		st = PP_EXIT_DATAERR;
 	}
 	struct pp_config cfg;
 	if (!st)
@@ -251,8 +295,14 @@ int pp_cmd_schedule(int argc, char **argv)
 		if (s->ops->insert(s, &r, &err)) {
 			fprintf(stderr, "pushpool schedule: %s\n", err.msg);
 			st = pp_exit_status(err.code);
-		} else {
-			printf("%s\n", r.id);
+		} else if (printf("%s\n", r.id) < 0 || fflush(stdout)) {
+			/* Whoever reads the ids is gone (`| head -1`, EPIPE) or
+			 * the disk is full: inserting more would go unseen. */
+			fprintf(stderr,
+				"pushpool schedule: stopped after %d of %d runs: cannot write run "
+				"id %s: %s (the runs inserted stay scheduled)\n",
+				i + 1, count, r.id, strerror(errno));
+			st = PP_EXIT_IOERR;
 		}
 	}
 	free(vtext);
@@ -295,9 +345,10 @@ static int runs_ls(struct pp_store *s, int argc, char **argv)
 		fprintf(stderr, "pushpool runs ls: %s\n", err.msg);
 		return pp_exit_status(err.code);
 	}
-	printf("%-36s  %-16s  %-10s  %-20s  %s\n", "ID", "POOL", "STATE", "SCHEDULED",
+	printf("%-36s  %-16s  %-11s  %-20s  %s\n", "ID", "POOL", "STATE", "SCHEDULED",
 	       "INFRA / ERROR");
-	for (int i = 0; i < n; i++) {
+	int st = PP_EXIT_OK;
+	for (int i = 0; i < n && !st; i++) {
 		char when[PP_TIME_LEN];
 		pp_time_format(runs[i].scheduled_ms, false, when);
 		const char *tail = runs[i].last_error && pp_store_state_terminal(runs[i].state) &&
@@ -305,11 +356,22 @@ static int runs_ls(struct pp_store *s, int argc, char **argv)
 					   ? runs[i].last_error
 				   : runs[i].infra_id ? runs[i].infra_id
 						      : "";
-		printf("%-36s  %-16s  %-10s  %-20s  %s\n", runs[i].id, runs[i].pool,
-		       pp_store_state_name(runs[i].state), when, tail);
+		/* Errors quote what servers said: one line per run, always. */
+		char *id = pp_cmd_printable(runs[i].id), *pool = pp_cmd_printable(runs[i].pool);
+		char *t = pp_cmd_printable(tail);
+		if (id && pool && t)
+			printf("%-36s  %-16s  %-11s  %-20s  %s\n", id, pool,
+			       pp_store_state_name(runs[i].state), when, t);
+		else
+			st = PP_EXIT_SOFTWARE;
+		free(id);
+		free(pool);
+		free(t);
 	}
 	pp_run_recs_free(runs, n);
-	return PP_EXIT_OK;
+	if (st)
+		fprintf(stderr, "pushpool runs ls: out of memory\n");
+	return st;
 }
 
 static int runs_show(struct pp_store *s, const char *id)
@@ -324,20 +386,63 @@ static int runs_show(struct pp_store *s, const char *id)
 	}
 	char when[PP_TIME_LEN];
 	pp_time_format(r.scheduled_ms, false, when);
-	printf("id:             %s\npool:           %s\nname:           %s\nstate:          %s\n"
-	       "scheduled:      %s\npriority:       %d\nattempts:       %d\ninfra id:       %s\n"
-	       "idempotency:    %s\njob variables:  %s\nlast error:     %s\nevents:\n",
-	       r.id, r.pool, r.name ? r.name : "", pp_store_state_name(r.state), when, r.priority,
-	       r.attempt, r.infra_id ? r.infra_id : "-", r.idem_key ? r.idem_key : "-",
-	       r.job_variables ? r.job_variables : "{}", r.last_error ? r.last_error : "-");
-	for (int i = 0; i < nev; i++) {
+	/* Every stored text is printed escaped: an error message or event
+	 * quoting a server could otherwise forge lines or recolour the
+	 * terminal. */
+	char *f[8] = {
+		pp_cmd_printable(r.id),
+		pp_cmd_printable(r.pool),
+		pp_cmd_printable(r.name),
+		pp_cmd_printable(r.infra_id ? r.infra_id : "-"),
+		pp_cmd_printable(r.idem_key ? r.idem_key : "-"),
+		pp_cmd_printable(r.job_variables ? r.job_variables : "{}"),
+		pp_cmd_printable(r.last_error ? r.last_error : "-"),
+	};
+	int st = PP_EXIT_OK;
+	for (int i = 0; i < 7; i++)
+		if (!f[i])
+			st = PP_EXIT_SOFTWARE;
+	if (!st)
+		printf("id:             %s\npool:           %s\nname:           %s\n"
+		       "state:          %s\nscheduled:      %s\npriority:       %d\n"
+		       "attempts:       %d\ninfra id:       %s\nidempotency:    %s\n"
+		       "job variables:  %s\nlast error:     %s\nevents:\n",
+		       f[0], f[1], f[2], pp_store_state_name(r.state), when, r.priority, r.attempt,
+		       f[3], f[4], f[5], f[6]);
+	for (int i = 0; i < nev && !st; i++) {
 		char t[PP_TIME_LEN];
 		pp_time_format(ev[i].ts_ms, false, t);
-		printf("  %s  %-10s  %s\n", t, ev[i].state, ev[i].message ? ev[i].message : "");
+		char *state = pp_cmd_printable(ev[i].state), *msg = pp_cmd_printable(ev[i].message);
+		if (state && msg)
+			printf("  %s  %-11s  %s\n", t, state, msg);
+		else
+			st = PP_EXIT_SOFTWARE;
+		free(state);
+		free(msg);
 	}
+	for (int i = 0; i < 7; i++)
+		free(f[i]);
 	pp_run_rec_free(&r);
 	pp_run_events_free(ev, nev);
-	return PP_EXIT_OK;
+	if (st)
+		fprintf(stderr, "pushpool runs show: out of memory\n");
+	return st;
+}
+
+static void runs_usage(FILE *to)
+{
+	fprintf(to, "usage: pushpool runs [-c FILE] ls [--state S] [--pool P] [--limit N]\n"
+		    "       pushpool runs [-c FILE] show ID\n"
+		    "       pushpool runs [-c FILE] cancel ID\n"
+		    "ls lists runs in the store (oldest due first); show prints one run and its\n"
+		    "events (ID may be a unique prefix); cancel asks for a run to be cancelled.\n"
+		    "Text from the store and from servers is printed with control characters\n"
+		    "escaped (\\n, \\x1b).\n");
+}
+
+static bool is_help(const char *a)
+{
+	return !strcmp(a, "--help") || !strcmp(a, "-h");
 }
 
 int pp_cmd_runs(int argc, char **argv)
@@ -348,16 +453,21 @@ int pp_cmd_runs(int argc, char **argv)
 		path = argv[i + 1];
 		i += 2;
 	}
+	/* Help wherever it is asked for, before any configuration is read. */
+	for (int j = i; j < argc; j++) {
+		if (is_help(argv[j])) {
+			runs_usage(stdout);
+			return PP_EXIT_OK;
+		}
+	}
 	if (i >= argc) {
-		fprintf(stderr,
-			"usage: pushpool runs ls [--state S] [--pool P] | show ID | cancel ID\n");
+		runs_usage(stderr);
 		return PP_EXIT_USAGE;
 	}
 	const char *sub = argv[i];
 	if (strcmp(sub, "ls") &&
 	    ((strcmp(sub, "show") && strcmp(sub, "cancel")) || i + 1 >= argc)) {
-		fprintf(stderr,
-			"usage: pushpool runs ls [--state S] [--pool P] | show ID | cancel ID\n");
+		runs_usage(stderr);
 		return PP_EXIT_USAGE;
 	}
 	struct pp_config cfg;

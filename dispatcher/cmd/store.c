@@ -77,6 +77,8 @@ int pp_cmd_store(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "migrate"))
 		return store_migrate(argc - 1, argv + 1);
-	fprintf(stderr, "usage: pushpool store migrate [-c FILE]\n");
-	return PP_EXIT_USAGE;
+	bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+	fprintf(help ? stdout : stderr, "usage: pushpool store migrate [-c FILE]\n"
+					"Apply the run store's schema migrations.\n");
+	return help ? PP_EXIT_OK : PP_EXIT_USAGE;
 }

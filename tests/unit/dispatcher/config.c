@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "dispatcher/config.h"
+#include "dispatcher/metrics.h"
+#include "store/store.h"
 #include "lib/log.h"
 
 static char dir[64];
@@ -658,6 +660,185 @@ static void test_print_effective_redacts_secrets(void **state)
 	pp_config_free(&c);
 }
 
+/* Hostile and careless values (issue 18): each gets a clear message and a
+ * configuration error, not "out of memory" or a wrong explanation. */
+static void test_hostile_values(void **state)
+{
+	struct pp_config c;
+	struct pp_buf problems;
+	char path[256], want[512];
+
+	/* A NUL byte is named as such; the lines after it keep their numbers. */
+	snprintf(path, sizeof(path), "%s/nul.conf", dir);
+	static const char nul_text[] = "[dispatcher]\nlog_level = in\0fo\nmax_in_flight = -1\n";
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(nul_text, 1, sizeof(nul_text) - 1, f), sizeof(nul_text) - 1);
+	fclose(f);
+	struct pp_error err = {0};
+	assert_int_equal(pp_config_init(&c, &err), 0);
+	pp_buf_init(&problems, 1 << 20);
+	assert_int_equal(pp_config_load_report(&c, path, &problems, &err), PP_EINVALID);
+	assert_at(&problems, path, 2, "NUL byte in the configuration");
+	assert_null(strstr(pp_buf_str(&problems), "line longer"));
+	assert_at(&problems, path, 3, "max_in_flight: -1 is out of range");
+	pp_buf_free(&problems);
+	pp_config_free(&c);
+
+	/* An over-long path, and an over-long value from the environment. */
+	struct pp_buf text;
+	pp_buf_init(&text, 1 << 20);
+	pp_buf_puts(&text, "[dispatcher]\nstate_dir = /");
+	for (int i = 0; i < 5000; i++)
+		pp_buf_putc(&text, 'a');
+	pp_buf_puts(&text, "\n[pool \"p\"]\ntype = modal:push\n");
+	char *big = malloc(100001);
+	assert_non_null(big);
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	setenv("PUSHPOOL_POOL_P_JOB_VARIABLES", big, 1);
+	int rc = load(&c, pp_buf_str(&text), &problems);
+	unsetenv("PUSHPOOL_POOL_P_JOB_VARIABLES");
+	free(big);
+	assert_int_equal(rc, PP_EINVALID);
+	assert_at(&problems, c.path, 2,
+		  "state_dir: the path is 5001 bytes, over the 960-byte limit");
+	assert_has(&problems, "environment: PUSHPOOL_POOL_P_JOB_VARIABLES: the value is 100000 "
+			      "bytes, over the 65536-byte limit");
+	pp_buf_free(&problems);
+	pp_buf_free(&text);
+	pp_config_free(&c);
+
+	/* A relative SQLite store is the config file's, from any directory. */
+	char *real = realpath(dir, NULL);
+	assert_non_null(real);
+	/* input, then what is kept: prefix, the file's directory or not, rest */
+	const struct {
+		const char *in, *prefix;
+		bool in_dir;
+		const char *rest;
+	} stores[] = {{"sqlite:runs.db", "sqlite:", true, "/runs.db"},
+		      {"sub/runs.db", "", true, "/sub/runs.db"},
+		      {"sqlite:/abs/runs.db", "sqlite:/abs/runs.db", false, ""},
+		      {"postgresql://pp@db/x", "postgresql://pp@db/x", false, ""}};
+	for (size_t i = 0; i < sizeof(stores) / sizeof(stores[0]); i++) {
+		char conf[128];
+		snprintf(conf, sizeof(conf), "[store]\nurl = %s\n", stores[i].in);
+		assert_int_equal(load(&c, conf, &problems), 0);
+		snprintf(want, sizeof(want), "%s%s%s", stores[i].prefix,
+			 stores[i].in_dir ? real : "", stores[i].rest);
+		assert_string_equal(c.store.url, want);
+		pp_buf_free(&problems);
+		pp_config_free(&c);
+	}
+	free(real);
+}
+
+/* check refuses every metrics_listen serve would refuse, with one parser. */
+static void test_metrics_listen_checked(void **state)
+{
+	static const char *const bad[] = {"127.0.0.1:99999", ":",	    "9464", ":+80", ": 80",
+					  "localhost:9464",  "127.0.0.1:-1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct pp_config c;
+		struct pp_buf problems;
+		char conf[128];
+		snprintf(conf, sizeof(conf), "[dispatcher]\nmetrics_listen = \"%s\"\n", bad[i]);
+		assert_int_equal(load(&c, conf, &problems), 0);
+		assert_int_equal(pp_config_validate(&c, &problems), PP_EINVALID);
+		snprintf(conf, sizeof(conf), "metrics_listen \"%s\"", bad[i]);
+		assert_has(&problems, conf);
+		struct pp_metrics *m = NULL;
+		struct pp_error err = {0};
+		assert_int_equal(pp_metrics_start(bad[i], &m, &err), PP_EINVALID);
+		assert_null(m);
+		pp_buf_free(&problems);
+		pp_config_free(&c);
+	}
+	struct pp_config c;
+	struct pp_buf problems;
+	assert_int_equal(load(&c, "[dispatcher]\nmetrics_listen = 127.0.0.1:0\n", &problems), 0);
+	assert_int_equal(pp_config_validate(&c, &problems), 0);
+	assert_string_equal(pp_buf_str(&problems), "");
+	pp_buf_free(&problems);
+	pp_config_free(&c);
+}
+
+/* Plain http:// to a host that is not loopback (or link-local, where the
+ * metadata services are) is a warning: check passes and says so. */
+static void test_plain_http_warned(void **state)
+{
+	struct pp_config c;
+	struct pp_buf problems;
+	assert_int_equal(load(&c,
+			      "[dispatcher]\n"
+			      "prefect_api_url = http://prefect.internal:4200/api\n"
+			      "[credentials \"g\"]\n" /* 3 */
+			      "type = gcp\n"
+			      "source = metadata\n"
+			      "token_uri = http://user:pw@10.0.0.7/token\n"
+			      "metadata_host = 169.254.169.254\n"
+			      "[credentials \"a\"]\n" /* 8 */
+			      "type = aws\n"
+			      "source = imds\n"
+			      "imds_endpoint = http://169.254.169.254\n"
+			      "sts_endpoint = http://[::1]:9/\n"
+			      "container_endpoint = HTTP://LOCALHOST:9/creds\n"
+			      "[source \"prefect\"]\n"
+			      "api_url = https://api.prefect.cloud/api\n",
+			      &problems),
+			 0);
+	assert_int_equal(pp_config_validate(&c, &problems), 0);
+	const char *f = c.path;
+	assert_at(&problems, f, 0,
+		  "warning: [dispatcher] prefect_api_url: plain http:// to prefect.internal");
+	assert_at(&problems, f, 3,
+		  "warning: [credentials \"g\"] token_uri: plain http:// to 10.0.0.7");
+	/* The warning names the host, never the URL's password. */
+	assert_null(strstr(pp_buf_str(&problems), "pw@"));
+	for (const char *s = pp_buf_str(&problems); (s = strstr(s, "warning")); s++)
+		assert_true(strstr(s, "plain http://") != NULL);
+	assert_null(strstr(pp_buf_str(&problems), "169.254"));
+	assert_null(strstr(pp_buf_str(&problems), "::1"));
+	assert_null(strstr(pp_buf_str(&problems), "LOCALHOST"));
+	assert_null(strstr(pp_buf_str(&problems), "prefect.cloud"));
+	pp_buf_free(&problems);
+	pp_config_free(&c);
+}
+
+/* A store password anywhere in the URL (userinfo, ?password=,
+ * &sslpassword=, percent-encoded) is registered at load: check --print
+ * and the store's errors never show it. */
+static void test_url_credentials_redacted(void **state)
+{
+	struct pp_config c;
+	struct pp_buf problems, shown;
+	assert_int_equal(load(&c,
+			      "[store]\n"
+			      "url = postgresql://pp:Us%40erPw77@127.0.0.1:1/db?sslmode=disable&"
+			      "password=QueryPw123&sslpassword=SslKeyPw456&connect_timeout=5\n",
+			      &problems),
+			 0);
+	pp_buf_init(&shown, 1 << 20);
+	assert_int_equal(pp_config_print(&c, &shown), 0);
+	static const char *const pw[] = {"Us%40erPw77", "Us@erPw77", "QueryPw123", "SslKeyPw456"};
+	for (size_t i = 0; i < sizeof(pw) / sizeof(pw[0]); i++)
+		if (strstr(pp_buf_str(&shown), pw[i]))
+			fail_msg("check --print shows %s: %s", pw[i], pp_buf_str(&shown));
+	assert_has(&shown, "connect_timeout=5");
+	struct pp_store *s = NULL;
+	struct pp_error err = {0};
+	assert_int_not_equal(pp_store_open(c.store.url, &s, &err), 0);
+	assert_null(s);
+	pp_error_prefix(&err, "opening %s: ", c.store.url);
+	for (size_t i = 0; i < sizeof(pw) / sizeof(pw[0]); i++)
+		if (strstr(err.msg, pw[i]))
+			fail_msg("the store's error shows %s: %s", pw[i], err.msg);
+	pp_buf_free(&shown);
+	pp_buf_free(&problems);
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +855,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_listen_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_http_warned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_url_credentials_redacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_effective_redacts_secrets, setup,
 						teardown),
 	};

@@ -308,6 +308,7 @@ static void test_page_parses(void **state)
 	struct pp_metrics_snapshot s = {0};
 	s.by_state[PP_ST_SCHEDULED] = 7;
 	s.by_state[PP_ST_RUNNING] = 2;
+	s.by_state[PP_ST_QUARANTINED] = 1; /* a row with an unknown state */
 	s.active = 3;
 	s.submitting = 1;
 	s.queue_lag_seconds = 1.5;
@@ -331,6 +332,7 @@ static void test_page_parses(void **state)
 	must_parse(pp_buf_str(&page), &e);
 	assert_true(value(&e, "pushpool_runs{state=\"SCHEDULED\"}") == 7);
 	assert_true(value(&e, "pushpool_runs{state=\"RUNNING\"}") == 2);
+	assert_true(value(&e, "pushpool_runs{state=\"QUARANTINED\"}") == 1);
 	assert_true(value(&e, "pushpool_runs_finished_total{state=\"SUCCEEDED\"}") == 1);
 	assert_true(value(&e, "pushpool_runs_finished_total{state=\"DEAD\"}") == 1);
 	assert_true(value(&e, "pushpool_active_runs") == 3);

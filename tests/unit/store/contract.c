@@ -2,7 +2,8 @@
  * (store/store.h), run against SQLite and PostgreSQL alike. Claim order and
  * leases, fencing of stale writers, renewal, release and re-claim, terminal
  * runs never claimed, concurrent claimers never sharing a run, cancellation,
- * lookup by id prefix, listing, and unique source references. What only one
+ * lookup by id prefix, listing, unique source references, and rows with an
+ * unknown state quarantined instead of blocking their pool. What only one
  * backend does (SQLite's dead-owner detection, PostgreSQL's schema versions,
  * LISTEN/NOTIFY and reconnection) is tested in sqlite.c and pg.c. */
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <poll.h>
+#include <sqlite3.h>
 
 #include "tests/unit/store/fixture.h"
 
@@ -274,6 +276,97 @@ static void test_source_ref_is_unique(void **state)
 	assert_non_null(strstr(err.msg, "flow-run-1"));
 }
 
+/* Write a state no pushpool names straight into a run's row, as a newer
+ * version or a hand edit might. */
+static void set_state_raw(const char *id, const char *state)
+{
+	char text[256];
+	snprintf(text, sizeof(text), "UPDATE runs SET state = '%s' WHERE id = '%s'", state, id);
+	if (!sqlite_dir[0]) {
+		sql(pgurl, text);
+		return;
+	}
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(sqlite_path, &db), SQLITE_OK);
+	char *msg = NULL;
+	if (sqlite3_exec(db, text, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", text, msg);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+}
+
+/* One row with an unknown state neither blocks its pool nor fails a
+ * listing: it lists as QUARANTINED with its reason, is counted, is set
+ * aside by the next claim (an event says why) and never claimed, while the
+ * other runs of the pool are dispatched. */
+static void test_unknown_state_is_quarantined(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	char bad[PP_ID_LEN], ok1[PP_ID_LEN], ok2[PP_ID_LEN];
+	schedule(s, "a", 9, pp_wall_ms() - 1, bad); /* first in claim order */
+	schedule(s, "a", 0, pp_wall_ms() - 1, ok1);
+	schedule(s, "a", 0, pp_wall_ms() - 1, ok2);
+	set_state_raw(bad, "PAUSED_BY_V9");
+
+	struct pp_run_rec *runs;
+	int n;
+	struct pp_run_filter all = {.state = -1};
+	assert_int_equal(s->ops->list(s, &all, &runs, &n, &err), 0);
+	assert_int_equal(n, 3);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(runs[i].id, bad))
+			continue;
+		assert_int_equal(runs[i].state, PP_ST_QUARANTINED);
+		assert_string_equal(runs[i].last_error,
+				    "quarantined: unknown state \"PAUSED_BY_V9\"");
+	}
+	pp_run_recs_free(runs, n);
+	struct pp_store_counts counts;
+	assert_int_equal(s->ops->counts(s, &counts, &err), 0);
+	assert_int_equal(counts.by_state[PP_ST_QUARANTINED], 1);
+	assert_int_equal(counts.by_state[PP_ST_SCHEDULED], 2);
+
+	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < n; i++)
+		assert_string_not_equal(runs[i].id, bad);
+	pp_run_recs_free(runs, n);
+
+	/* Set aside for good, with the reason and an event. */
+	struct pp_run_rec r;
+	struct pp_run_event *ev;
+	int nev;
+	assert_int_equal(s->ops->get(s, bad, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_QUARANTINED);
+	assert_string_equal(r.last_error, "quarantined: unknown state \"PAUSED_BY_V9\"");
+	assert_true(nev >= 2);
+	assert_string_equal(ev[nev - 1].state, "QUARANTINED");
+	assert_string_equal(ev[nev - 1].message, r.last_error);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	struct pp_run_filter q = {.state = PP_ST_QUARANTINED};
+	assert_int_equal(s->ops->list(s, &q, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, bad);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->counts(s, &counts, &err), 0);
+	assert_int_equal(counts.by_state[PP_ST_QUARANTINED], 1);
+
+	/* Never claimed, by anyone, even once every lease is free; never due. */
+	struct pp_store *other = NULL;
+	assert_int_equal(pp_store_open(store_url(), &other, &err), 0);
+	assert_int_equal(other->ops->claim(other, NULL, "d2", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(runs);
+	pp_store_close(other);
+	assert_int_equal(s->ops->request_cancel(s, bad, &err), PP_ENOTFOUND);
+	schedule(s, "a", 0, pp_wall_ms() + 3600000, NULL);
+	int64_t due = 0;
+	assert_int_equal(s->ops->next_due(s, &due, &err), 0);
+	assert_true(due > pp_wall_ms());
+}
+
 #define CONTRACT(SETUP)                                                                            \
 	{                                                                                          \
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
@@ -290,6 +383,8 @@ static void test_source_ref_is_unique(void **state)
 			cmocka_unit_test_setup_teardown(test_cancel_get_list, SETUP,               \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_source_ref_is_unique, SETUP,          \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_unknown_state_is_quarantined, SETUP,  \
 							store_teardown),                           \
 	}
 
