@@ -28,6 +28,15 @@ void pp_cred_free(struct pp_cred *c);
  * one of its sources, and the settings that source needs are there. The
  * message starts with "FILE:LINE: credentials "NAME": ". */
 int pp_cred_check(const struct pp_cred_conf *conf, struct pp_error *err);
+
+/* The configuration's view of the registry, so that its key table names no
+ * cloud: NULL-terminated lists of every credential type and of every
+ * source any type accepts ("chain" first), and "TYPE: a, b. TYPE: c." for
+ * the documentation. At most PP_CRED_NAMES_MAX names a list. */
+#define PP_CRED_NAMES_MAX 32
+const char *const *pp_cred_type_names(void);
+const char *const *pp_cred_source_names(void);
+void pp_cred_sources_by_type(char *out, size_t size);
 /* The section's name. */
 const char *pp_cred_name(const struct pp_cred *c);
 /* The section's type ("gcp"). */

@@ -355,7 +355,8 @@ static int fetch_auth_token(struct pp_modal_auth *m, const char *server, struct 
 	const uint8_t *msg = NULL;
 	size_t len = 0;
 	if (!rc)
-		rc = pp_grpc_result(&resp, "Modal AuthTokenGet", &msg, &len, NULL, err);
+		rc = pp_grpc_result(&resp, "Modal AuthTokenGet", pp_modal_retry_hint, &msg, &len,
+				    NULL, err);
 	if (rc)
 		goto out;
 	struct pp_pb_reader r;
@@ -512,3 +513,25 @@ const struct pp_cred_backend pp_cred_modal = {
 	.close = modal_close,
 	.probe_url = modal_probe_url,
 };
+
+long pp_modal_retry_hint(const char *type_url, size_t type_len, const uint8_t *value,
+			 size_t value_len)
+{
+	/* modal.client.RPCRetryPolicy{retry_after_secs = 1 float}: Modal's way
+	 * to say how long to back off, under any type URL prefix. */
+	static const char suffix[] = "modal.client.RPCRetryPolicy";
+	size_t sl = sizeof(suffix) - 1;
+	if (type_len < sl || memcmp(type_url + type_len - sl, suffix, sl))
+		return 0;
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	long ms = 0;
+	pp_pb_reader_init(&r, value, value_len);
+	while (pp_pb_next(&r, &f, NULL) == 1)
+		if (f.num == 1 && f.wire == PP_PB_I32) {
+			float s = pp_pb_field_float(&f);
+			if (s > 0 && s < PP_MODAL_RETRY_AFTER_MAX_S)
+				ms = (long)(s * 1000.0f);
+		}
+	return ms;
+}

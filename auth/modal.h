@@ -5,6 +5,8 @@
 #ifndef PP_AUTH_MODAL_H
 #define PP_AUTH_MODAL_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "lib/buf.h"
@@ -42,5 +44,14 @@ unsigned long pp_modal_auth_refreshes(const struct pp_modal_auth *m);
 const char *pp_modal_auth_server_url(const struct pp_modal_auth *m);
 /* Seconds since the epoch in a JWT's "exp" claim; 0 when absent/unreadable. */
 time_t pp_modal_jwt_exp(const char *jwt);
+
+/* The longest back-off a Modal RPCRetryPolicy may ask for; longer ones are
+ * ignored (a day: past any call's budget anyway). */
+#define PP_MODAL_RETRY_AFTER_MAX_S 86400
+
+/* lib/grpc's pp_grpc_retry_hint for Modal: the back-off in ms from a
+ * modal.client.RPCRetryPolicy detail, 0 for any other detail. */
+long pp_modal_retry_hint(const char *type_url, size_t type_len, const uint8_t *value,
+			 size_t value_len);
 
 #endif

@@ -2,6 +2,7 @@
  * backend shares (type known, source one of the backend's). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "auth/auth.h"
@@ -118,4 +119,59 @@ int pp_cred_check(const struct pp_cred_conf *conf, struct pp_error *err)
 	if (!rc)
 		rc = pp_cred_source_check(b, conf, err);
 	return rc ? rc : b->check(conf, err);
+}
+
+/* The names every backend accepts, built once from the table: the
+ * configuration's key table lists them without naming a cloud itself. */
+static const char *type_names[PP_CRED_NAMES_MAX + 1];
+static const char *source_names[PP_CRED_NAMES_MAX + 1];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void add_name(const char **names, const char *name)
+{
+	size_t n = 0;
+	while (names[n] && strcmp(names[n], name))
+		n++;
+	if (!names[n] && n < PP_CRED_NAMES_MAX)
+		names[n] = name;
+}
+
+static void build_names(void)
+{
+	add_name(source_names, "chain");
+	for (const struct pp_cred_backend *const *b = backends; *b; b++) {
+		add_name(type_names, (*b)->type);
+		for (size_t i = 0; i < (*b)->nrows; i++)
+			add_name(source_names, row_name(*b, i));
+	}
+}
+
+const char *const *pp_cred_type_names(void)
+{
+	pthread_once(&names_once, build_names);
+	return type_names;
+}
+
+const char *const *pp_cred_source_names(void)
+{
+	pthread_once(&names_once, build_names);
+	return source_names;
+}
+
+void pp_cred_sources_by_type(char *out, size_t size)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (const struct pp_cred_backend *const *b = backends; *b && n < size; b++) {
+		const char *sep = " ";
+		n += (size_t)snprintf(out + n, size - n, "%s%s:", n ? " " : "", (*b)->type);
+		for (size_t i = 0; i < (*b)->nrows && n < size; i++) {
+			if (!strcmp(row_name(*b, i), "chain"))
+				continue;
+			n += (size_t)snprintf(out + n, size - n, "%s%s", sep, row_name(*b, i));
+			sep = ", ";
+		}
+		if (n < size)
+			n += (size_t)snprintf(out + n, size - n, ".");
+	}
 }

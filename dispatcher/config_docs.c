@@ -21,7 +21,7 @@ static void type_text(const struct key_def *k, char *out, size_t n)
 	case T_BOOL: snprintf(out, n, "boolean"); break;
 	case T_ENUM: {
 		char list[256];
-		config_choices_text(k->choices, list, sizeof(list));
+		config_choices_text(config_key_choices(k), list, sizeof(list));
 		snprintf(out, n, "one of: %s", list);
 		break;
 	}
@@ -105,6 +105,14 @@ int pp_config_print_defaults(struct pp_buf *out, bool markdown)
 				continue;
 			type_text(k, type, sizeof(type));
 			env_name(k, env, sizeof(env));
+			char desc[1024];
+			snprintf(desc, sizeof(desc), "%s", k->desc);
+			const struct key_from_registry *reg = config_key_registry(k);
+			if (reg && reg->desc_more) {
+				size_t used = strlen(desc);
+				desc[used++] = ' ';
+				reg->desc_more(desc + used, sizeof(desc) - used);
+			}
 			const char *def = k->def ? k->def : "";
 			if (markdown) {
 				rc = pp_buf_printf(out, "| `%s` | ", k->name);
@@ -116,14 +124,14 @@ int pp_config_print_defaults(struct pp_buf *out, bool markdown)
 					rc = pp_buf_printf(out, " | %s | `%s` | ",
 							   k->required ? "required" : "", env);
 				if (!rc)
-					rc = put_cell(out, k->desc);
+					rc = put_cell(out, desc);
 				if (!rc)
 					rc = pp_buf_puts(out, " |\n");
 			} else {
 				rc = pp_buf_printf(out, "\n# %s (%s%s), %s\n", k->name, type,
 						   k->required ? ", required" : "", env);
 				if (!rc)
-					rc = put_comment(out, k->desc);
+					rc = put_comment(out, desc);
 				if (!rc)
 					rc = pp_buf_printf(out, ";%s =%s%s\n", k->name,
 							   *def ? " " : "", def);

@@ -52,6 +52,22 @@ struct key_def {
 	const char *desc;
 };
 
+/* A key whose choices come from a registry (its row has choices NULL) and
+ * whose documentation the registry completes, so the key table itself
+ * names no cloud. */
+struct key_from_registry {
+	enum section_kind sec;
+	const char *name;
+	const char *const *(*choices)(void);
+	void (*desc_more)(char *out, size_t size); /* NULL: desc says it all */
+};
+extern const struct key_from_registry config_keys_from_registries[];
+
+/* The row's own choices, else its registry's; the registry's
+ * documentation, or NULL. */
+const char *const *config_key_choices(const struct key_def *k);
+const struct key_from_registry *config_key_registry(const struct key_def *k);
+
 /* Offset of a field, refusing at compile time a field whose C type does not
  * match what the key's parser writes. */
 #define FIELD(st, f, ctype)                                                                        \

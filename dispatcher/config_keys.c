@@ -3,6 +3,9 @@
  * validation, --print-defaults and the docs all walk it. */
 #include <stddef.h>
 
+#include <string.h>
+
+#include "auth/auth.h"
 #include "dispatcher/config_impl.h"
 
 const struct section_def config_sections[SEC_COUNT] = {
@@ -19,25 +22,6 @@ const struct section_def config_sections[SEC_COUNT] = {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
-static const char *const cred_types[] = {"gcp", "aws", "azure", "modal", NULL};
-static const char *const cred_sources[] = {
-	"chain",
-	"env",
-	"file",
-	"metadata",
-	"static",
-	"web_identity",
-	"profile",
-	"container",
-	"imds",
-	"secret",
-	"certificate",
-	"workload_identity",
-	"managed_identity",
-	"token",
-	NULL,
-};
-
 #define DEFAULT_STATE_DIR "/var/lib/pushpool"
 #define NO_RANGE	  0, 0
 
@@ -117,12 +101,9 @@ const struct key_def config_keys[] = {
 	{POOL(max_submitting, long), T_INT, "0", 0, 10000, NULL, false,
 	 "Most submissions of this pool under way at once; 0: only the global cap."},
 
-	{CRED(type, char *), T_ENUM, NULL, NO_RANGE, cred_types, true, "Which cloud."},
-	{CRED(source, char *), T_ENUM, "chain", NO_RANGE, cred_sources, false,
-	 "Where credentials come from: chain tries the cloud's usual sources in order. "
-	 "gcp: env, file, metadata. aws: env, static, profile, web_identity, container, imds. "
-	 "azure: env, secret, certificate, workload_identity, managed_identity. "
-	 "modal: env, file, profile, token."},
+	{CRED(type, char *), T_ENUM, NULL, NO_RANGE, NULL, true, "Which cloud."},
+	{CRED(source, char *), T_ENUM, "chain", NO_RANGE, NULL, false,
+	 "Where credentials come from: chain tries the cloud's usual sources in order."},
 	{CRED(file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
 	 "Credentials file: GCP service-account JSON, AWS shared credentials, ~/.modal.toml."},
 	{CRED(profile, char *), T_STRING, NULL, NO_RANGE, NULL, false, "AWS or Modal profile."},
@@ -167,3 +148,23 @@ const struct key_def config_keys[] = {
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 _Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) <= CONFIG_KEYS_MAX,
 	       "raise CONFIG_KEYS_MAX");
+
+const struct key_from_registry config_keys_from_registries[] = {
+	{SEC_CREDS, "type", pp_cred_type_names, NULL},
+	{SEC_CREDS, "source", pp_cred_source_names, pp_cred_sources_by_type},
+	{SEC_COUNT, NULL, NULL, NULL},
+};
+
+const struct key_from_registry *config_key_registry(const struct key_def *k)
+{
+	for (const struct key_from_registry *r = config_keys_from_registries; r->name; r++)
+		if (r->sec == k->sec && !strcmp(r->name, k->name))
+			return r;
+	return NULL;
+}
+
+const char *const *config_key_choices(const struct key_def *k)
+{
+	const struct key_from_registry *r = k->choices ? NULL : config_key_registry(k);
+	return r ? r->choices() : k->choices;
+}

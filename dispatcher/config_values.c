@@ -230,15 +230,16 @@ static int set_unquoted(const struct key_def *k, void *base, const char *v, cons
 		}
 		return 0;
 	case T_ENUM: {
-		for (size_t i = 0; k->choices[i]; i++) {
-			if (!strcasecmp(v, k->choices[i])) {
-				copy = strdup(k->choices[i]);
+		const char *const *choices = config_key_choices(k);
+		for (size_t i = 0; choices[i]; i++) {
+			if (!strcasecmp(v, choices[i])) {
+				copy = strdup(choices[i]);
 				break;
 			}
 		}
 		if (!copy && (*v || k->def)) {
 			char list[512];
-			config_choices_text(k->choices, list, sizeof(list));
+			config_choices_text(choices, list, sizeof(list));
 			snprintf(why, whyn, "\"%s\" is not one of: %s", v, list);
 			return PP_EINVALID;
 		}

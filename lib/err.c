@@ -18,6 +18,9 @@ int pp_fail(struct pp_error *err, int code, const char *fmt, ...)
 	 * registered secret: none may leave in an error. */
 	pp_redact(err->msg);
 	err->code = code;
+	/* A new failure says for itself how long to wait: a reused error must
+	 * not carry the last one's Retry-After (callers set it after). */
+	err->retry_after_ms = 0;
 	return code;
 }
 

@@ -174,10 +174,10 @@ static int b64_decode(const char *in, struct pp_buf *out)
 	return 0;
 }
 
-/* google.rpc.Status{details=3 repeated Any{type_url=1, value=2}} carrying
- * modal.client.RPCRetryPolicy{retry_after_secs=1 float}: Modal's way to say
- * how long to back off. 0 when absent. */
-static long retry_after_from_details(const char *b64)
+/* google.rpc.Status{details=3 repeated Any{type_url=1, value=2}}: each
+ * detail is offered to the caller's hint (which knows its service's
+ * detail types); the first non-zero answer is the back-off in ms. */
+static long retry_after_from_details(const char *b64, pp_grpc_retry_hint hint)
 {
 	struct pp_buf raw;
 	pp_buf_init(&raw, 64 * 1024);
@@ -187,37 +187,25 @@ static long retry_after_from_details(const char *b64)
 	struct pp_pb_reader st;
 	struct pp_pb_field f;
 	pp_pb_reader_init(&st, raw.data, raw.len);
-	while (pp_pb_next(&st, &f, NULL) == 1) {
+	while (!ms && pp_pb_next(&st, &f, NULL) == 1) {
 		if (f.num != 3 || f.wire != PP_PB_LEN)
 			continue;
 		struct pp_pb_reader any;
 		struct pp_pb_field af;
-		bool is_policy = false;
-		const uint8_t *value = NULL;
-		size_t value_len = 0;
+		const uint8_t *type_url = NULL, *value = NULL;
+		size_t type_len = 0, value_len = 0;
 		pp_pb_reader_init(&any, f.data, f.len);
 		while (pp_pb_next(&any, &af, NULL) == 1) {
-			static const char suffix[] = "modal.client.RPCRetryPolicy";
-			size_t sl = sizeof(suffix) - 1;
-			if (af.num == 1 && af.wire == PP_PB_LEN && af.len >= sl &&
-			    !memcmp(af.data + af.len - sl, suffix, sl))
-				is_policy = true;
-			else if (af.num == 2 && af.wire == PP_PB_LEN) {
+			if (af.num == 1 && af.wire == PP_PB_LEN) {
+				type_url = af.data;
+				type_len = af.len;
+			} else if (af.num == 2 && af.wire == PP_PB_LEN) {
 				value = af.data;
 				value_len = af.len;
 			}
 		}
-		if (!is_policy || !value)
-			continue;
-		struct pp_pb_reader pol;
-		struct pp_pb_field pf;
-		pp_pb_reader_init(&pol, value, value_len);
-		while (pp_pb_next(&pol, &pf, NULL) == 1)
-			if (pf.num == 1 && pf.wire == PP_PB_I32) {
-				float s = pp_pb_field_float(&pf);
-				if (s > 0 && s < 86400)
-					ms = (long)(s * 1000.0f);
-			}
+		if (type_url && value)
+			ms = hint((const char *)type_url, type_len, value, value_len);
 	}
 out:
 	pp_buf_free(&raw);
@@ -240,8 +228,8 @@ static int grpc_code_for_http(long status)
 	}
 }
 
-int pp_grpc_result(const struct pp_http_resp *resp, const char *what, const uint8_t **msg,
-		   size_t *msg_len, int *grpc_code, struct pp_error *err)
+int pp_grpc_result(const struct pp_http_resp *resp, const char *what, pp_grpc_retry_hint hint,
+		   const uint8_t **msg, size_t *msg_len, int *grpc_code, struct pp_error *err)
 {
 	if (grpc_code)
 		*grpc_code = -1;
@@ -274,8 +262,8 @@ int pp_grpc_result(const struct pp_http_resp *resp, const char *what, const uint
 				 what, gs ? "" : "HTTP error, ", code, pp_grpc_code_name(code),
 				 text[0] ? ": " : "", text);
 		const char *det = pp_http_resp_header(resp, "grpc-status-details-bin");
-		if (det && err)
-			err->retry_after_ms = retry_after_from_details(det);
+		if (det && hint && err)
+			err->retry_after_ms = retry_after_from_details(det, hint);
 		if (err && !err->retry_after_ms)
 			err->retry_after_ms = resp->retry_after_ms;
 		return rc;

@@ -55,13 +55,20 @@ int pp_grpc_unframe(const void *p, size_t len, const uint8_t **msg, size_t *msg_
 int pp_grpc_request(struct pp_http_req *req, const char *base_url, const char *path,
 		    const struct pp_buf *msg, long timeout_ms, struct pp_error *err);
 
+/* A service's reading of one google.rpc.Status detail (an Any: its type
+ * URL and value, not NUL-terminated): the back-off it asks for in ms, or 0
+ * when the detail says nothing of the kind. */
+typedef long (*pp_grpc_retry_hint)(const char *type_url, size_t type_len, const uint8_t *value,
+				   size_t value_len);
+
 /* Check a finished exchange: transport failure or non-200 HTTP status ->
  * mapped error; grpc-status != 0 -> pp_grpc_code_to_err with "what:
- * grpc-status N (NAME): <grpc-message>" and retry_after_ms from a Modal
- * RPCRetryPolicy in grpc-status-details-bin. On success *msg and *msg_len
- * point at the first response message inside resp->body. *grpc_code gets
- * the status (-1 when none arrived); may be NULL. */
-int pp_grpc_result(const struct pp_http_resp *resp, const char *what, const uint8_t **msg,
-		   size_t *msg_len, int *grpc_code, struct pp_error *err);
+ * grpc-status N (NAME): <grpc-message>", and retry_after_ms from the first
+ * detail in grpc-status-details-bin that hint (may be NULL) reads as a
+ * back-off, else from Retry-After. On success *msg and *msg_len point at
+ * the first response message inside resp->body. *grpc_code gets the status
+ * (-1 when none arrived); may be NULL. */
+int pp_grpc_result(const struct pp_http_resp *resp, const char *what, pp_grpc_retry_hint hint,
+		   const uint8_t **msg, size_t *msg_len, int *grpc_code, struct pp_error *err);
 
 #endif

@@ -162,7 +162,7 @@ static int result(struct pp_run_io *io, const char *rpc, struct pp_pb_reader *r,
 		*err = *io->resp_err;
 		return pp_error_prefix(err, "%s: ", what);
 	}
-	int rc = pp_grpc_result(io->resp, what, &msg, &len, NULL, err);
+	int rc = pp_grpc_result(io->resp, what, pp_modal_retry_hint, &msg, &len, NULL, err);
 	struct modal_state *st = io->state;
 	if (!rc)
 		pp_pb_reader_init(r, msg, len);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/modal.h"
 #include "lib/grpc.h"
 #include "tests/fuzz/fuzz_resp.h"
 
@@ -52,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_add_header(&resp, "grpc-status-details-bin", details);
 	if (pp_buf_append(&resp.body, p, (size_t)(end - p)))
 		abort();
-	int rc = pp_grpc_result(&resp, "Fuzz", &msg, &msg_len, &code, &err);
+	int rc = pp_grpc_result(&resp, "Fuzz", pp_modal_retry_hint, &msg, &msg_len, &code, &err);
 	if (!rc && (!msg || msg < (const uint8_t *)resp.body.data ||
 		    msg + msg_len > (const uint8_t *)resp.body.data + resp.body.len))
 		abort();

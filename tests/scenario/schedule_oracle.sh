@@ -16,7 +16,11 @@ if [ ! -x "$DRIVER" ]; then
 	echo "FAIL: $DRIVER is missing ('make all' builds it)"
 	exit 1
 fi
-SEED=${SCHED_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+# A fixed seed by default, so that make test judges the same cases every
+# run; SCHED_SEED=random draws new ones (docs/schedules.md lists what such
+# runs found).
+SEED=${SCHED_SEED:-20261202}
+[ "$SEED" = random ] && SEED=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 echo "schedule_oracle: seed $SEED (SCHED_SEED=$SEED reproduces this run)"
 exec /usr/bin/python3 - "$DRIVER" "$SEED" "${SCHED_CRON_CASES:-1000}" "${SCHED_RRULE_CASES:-300}" <<'PY'
 import random, subprocess, sys

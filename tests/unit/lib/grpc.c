@@ -78,7 +78,7 @@ static void test_result_ok(void **state)
 	const uint8_t *msg;
 	size_t len;
 	int code;
-	assert_int_equal(pp_grpc_result(&resp, "Modal X", &msg, &len, &code, &err), 0);
+	assert_int_equal(pp_grpc_result(&resp, "Modal X", NULL, &msg, &len, &code, &err), 0);
 	assert_int_equal(code, 0);
 	assert_int_equal(len, 4);
 	assert_memory_equal(msg, "\x0a\x02id", 4);
@@ -107,7 +107,7 @@ static void test_result_errors(void **state)
 		const uint8_t *msg;
 		size_t len;
 		int code;
-		assert_int_equal(pp_grpc_result(&resp, "Modal Y", &msg, &len, &code, &err),
+		assert_int_equal(pp_grpc_result(&resp, "Modal Y", NULL, &msg, &len, &code, &err),
 				 map[i].err);
 		assert_int_equal(code, atoi(map[i].status));
 		assert_non_null(strstr(err.msg, "Modal Y: grpc-status"));
@@ -124,34 +124,60 @@ static void test_result_transport_and_http(void **state)
 	size_t len;
 	pp_http_resp_init(&resp, 1024);
 	snprintf(resp.transport_error, sizeof(resp.transport_error), "Connection refused");
-	assert_int_equal(pp_grpc_result(&resp, "Modal Z", &msg, &len, NULL, &err), PP_ETRANSIENT);
+	assert_int_equal(pp_grpc_result(&resp, "Modal Z", NULL, &msg, &len, NULL, &err),
+			 PP_ETRANSIENT);
 	assert_non_null(strstr(err.msg, "Connection refused"));
 	/* HTTP 503 from a proxy with no grpc-status: UNAVAILABLE */
 	resp.status = 503;
 	int code;
-	assert_int_equal(pp_grpc_result(&resp, "Modal Z", &msg, &len, &code, &err), PP_ETRANSIENT);
+	assert_int_equal(pp_grpc_result(&resp, "Modal Z", NULL, &msg, &len, &code, &err),
+			 PP_ETRANSIENT);
 	assert_int_equal(code, PP_GRPC_UNAVAILABLE);
 	/* 200 whose stream ended without trailers was cut */
 	resp.status = 200;
-	assert_int_equal(pp_grpc_result(&resp, "Modal Z", &msg, &len, &code, &err), PP_ETRANSIENT);
+	assert_int_equal(pp_grpc_result(&resp, "Modal Z", NULL, &msg, &len, &code, &err),
+			 PP_ETRANSIENT);
 	assert_non_null(strstr(err.msg, "without grpc-status"));
 	add_header(&resp, "grpc-status", "99");
-	assert_int_equal(pp_grpc_result(&resp, "Modal Z", &msg, &len, &code, &err), PP_EINVALID);
+	assert_int_equal(pp_grpc_result(&resp, "Modal Z", NULL, &msg, &len, &code, &err),
+			 PP_EINVALID);
 	pp_http_resp_free(&resp);
 }
 
-/* google.rpc.Status{code=8, details=[Any{type_url, RPCRetryPolicy{2.5}}]} */
+/* A service's back-off detail as a test defines it: test.Backoff{seconds=1
+ * float}. What a real service sends is its own module's business (Modal's
+ * RPCRetryPolicy is read in auth/modal.c). */
+static long test_backoff_hint(const char *type_url, size_t type_len, const uint8_t *value,
+			      size_t value_len)
+{
+	static const char want[] = "type.googleapis.com/test.Backoff";
+	if (type_len != sizeof(want) - 1 || memcmp(type_url, want, type_len))
+		return 0;
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	pp_pb_reader_init(&r, value, value_len);
+	while (pp_pb_next(&r, &f, NULL) == 1)
+		if (f.num == 1 && f.wire == PP_PB_I32)
+			return (long)(pp_pb_field_float(&f) * 1000.0f);
+	return 0;
+}
+
+/* google.rpc.Status{code=8, details=[Any{other type}, Any{test.Backoff{2.5}}]}:
+ * each detail is offered to the hint, the first it reads wins. */
 static void test_retry_policy_details(void **state)
 {
-	struct pp_buf policy, any, status;
+	struct pp_buf policy, other, any, status;
 	pp_buf_init(&policy, 256);
+	pp_buf_init(&other, 256);
 	pp_buf_init(&any, 256);
 	pp_buf_init(&status, 256);
 	assert_int_equal(pp_pb_float(&policy, 1, 2.5f), 0);
-	assert_int_equal(pp_pb_string(&any, 1, "type.googleapis.com/modal.client.RPCRetryPolicy"),
-			 0);
+	assert_int_equal(pp_pb_string(&other, 1, "type.googleapis.com/google.rpc.DebugInfo"), 0);
+	assert_int_equal(pp_pb_message(&other, 2, &policy), 0);
+	assert_int_equal(pp_pb_string(&any, 1, "type.googleapis.com/test.Backoff"), 0);
 	assert_int_equal(pp_pb_message(&any, 2, &policy), 0);
 	assert_int_equal(pp_pb_varint(&status, 1, 8), 0);
+	assert_int_equal(pp_pb_message(&status, 3, &other), 0);
 	assert_int_equal(pp_pb_message(&status, 3, &any), 0);
 	static const char alphabet[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -179,9 +205,14 @@ static void test_retry_policy_details(void **state)
 	add_header(&resp, "grpc-status-details-bin", b64);
 	const uint8_t *msg;
 	size_t len;
-	assert_int_equal(pp_grpc_result(&resp, "Modal T", &msg, &len, NULL, &err), PP_ETHROTTLED);
+	assert_int_equal(pp_grpc_result(&resp, "T", test_backoff_hint, &msg, &len, NULL, &err),
+			 PP_ETHROTTLED);
 	assert_int_equal(err.retry_after_ms, 2500);
+	/* Without a hint the details say nothing. */
+	assert_int_equal(pp_grpc_result(&resp, "T", NULL, &msg, &len, NULL, &err), PP_ETHROTTLED);
+	assert_int_equal(err.retry_after_ms, 0);
 	pp_http_resp_free(&resp);
+	pp_buf_free(&other);
 	pp_buf_free(&policy);
 	pp_buf_free(&any);
 	pp_buf_free(&status);
@@ -198,7 +229,7 @@ static void test_message_redacted(void **state)
 	add_header(&resp, "grpc-message", "token as-supersecret rejected");
 	const uint8_t *msg;
 	size_t len;
-	assert_int_equal(pp_grpc_result(&resp, "Modal A", &msg, &len, NULL, &err), PP_EAUTH);
+	assert_int_equal(pp_grpc_result(&resp, "Modal A", NULL, &msg, &len, NULL, &err), PP_EAUTH);
 	assert_null(strstr(err.msg, "supersecret"));
 	assert_non_null(strstr(err.msg, "UNAUTHENTICATED"));
 	pp_http_resp_free(&resp);

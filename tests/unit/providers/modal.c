@@ -703,6 +703,30 @@ static void test_modal_toml(void **state)
 	unlink(path);
 }
 
+/* Modal's RPCRetryPolicy{retry_after_secs} detail is its back-off; any
+ * other detail, or an absurd value, says nothing. */
+static void test_retry_policy_hint(void **state)
+{
+	(void)state;
+	static const char url[] = "type.googleapis.com/modal.client.RPCRetryPolicy";
+	struct pp_buf policy, huge;
+	pp_buf_init(&policy, 64);
+	pp_buf_init(&huge, 64);
+	assert_int_equal(pp_pb_float(&policy, 1, 2.5f), 0);
+	assert_int_equal(pp_pb_float(&huge, 1, 1e9f), 0);
+	assert_int_equal(
+		pp_modal_retry_hint(url, strlen(url), (const uint8_t *)policy.data, policy.len),
+		2500);
+	assert_int_equal(
+		pp_modal_retry_hint(url, strlen(url), (const uint8_t *)huge.data, huge.len), 0);
+	static const char other[] = "type.googleapis.com/google.rpc.DebugInfo";
+	assert_int_equal(
+		pp_modal_retry_hint(other, strlen(other), (const uint8_t *)policy.data, policy.len),
+		0);
+	pp_buf_free(&policy);
+	pp_buf_free(&huge);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -720,6 +744,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_deprecated_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_terminated_by_someone_else_is_a_crash, setup,
 						teardown),
+		cmocka_unit_test(test_retry_policy_hint),
 		cmocka_unit_test(test_auth_metadata),
 		cmocka_unit_test(test_modal_toml),
 	};
