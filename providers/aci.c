@@ -23,6 +23,7 @@
 #include "auth/auth.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "providers/aci.h"
 #include "providers/common.h"
 #include "providers/provider.h"
@@ -584,9 +585,9 @@ static int send_list(struct pp_run_io *io, struct pp_error *err)
 	return send(io, "GET", url, NULL, err);
 }
 
-/* Groups tagged pushpool-run-id, page after page. ARM does not report a
- * group's creation time in this API version: the sweeper counts from when
- * it first saw the group. */
+/* Groups tagged pushpool-run-id, page after page, with the creation time
+ * ARM's systemData carries (it is not in the ACI schema: without it the
+ * sweeper counts from when it first saw the group). */
 static int aci_list(struct pp_run_io *io, struct pp_error *err)
 {
 	struct aci_state *st = io->state;
@@ -601,7 +602,12 @@ static int aci_list(struct pp_run_io *io, struct pp_error *err)
 	pp_json_foreach (g, pp_json_get(body, "value")) {
 		const char *id = pp_json_get_string(g, "id");
 		const char *run = pp_json_get_string(pp_json_get(g, "tags"), "pushpool-run-id");
-		if (id && run && *run && (rc = pp_remote_list_add(io->listed, id, run, 0, err)))
+		int64_t created = 0;
+		const char *ct = pp_json_get_string(pp_json_get(g, "systemData"), "createdAt");
+		if (ct && pp_time_parse(ct, 0, &created))
+			created = 0;
+		if (id && run && *run &&
+		    (rc = pp_remote_list_add(io->listed, id, run, created, err)))
 			break;
 	}
 	const char *next = pp_json_get_string(body, "nextLink");
