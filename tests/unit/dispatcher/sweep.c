@@ -1,7 +1,7 @@
 /* The sweeper's decision (dispatcher/sweep.c): an object whose run is
  * finished or unknown to the store is removed once past the grace; one of
  * a run still under way, or a young one, is kept. Objects without
- * pushpool's label never reach it (tests/unit/providers/*.c: the list ops
+ * pushpool's label never reach it (the provider tests: the list ops
  * leave them out). */
 #include <setjmp.h>
 #include <stdarg.h>
