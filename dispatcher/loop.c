@@ -155,7 +155,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	if (!opts->once)
 		pp_notify_ready();
 	int64_t started = pp_mono_ms(), stop_deadline = 0;
-	int64_t last_claim = 0, last_sweep = 0;
+	int64_t last_claim = 0, last_sweep = started;
 	bool once_swept = false;
 	double sweep_every = cfg->dispatcher.sweep_interval;
 	for (;;) {
@@ -214,8 +214,10 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			L.last_snapshot = now;
 			update_snapshot(&L);
 		}
+		/* The first sweep waits one interval: a starting dispatcher
+		 * fetches its tokens for its runs first. */
 		if (!opts->once && !L.draining && sweep_every > 0 &&
-		    (!last_sweep || now - last_sweep >= (int64_t)(sweep_every * 1000))) {
+		    now - last_sweep >= (int64_t)(sweep_every * 1000)) {
 			last_sweep = now;
 			sweep_pools(&L, sweep);
 		}

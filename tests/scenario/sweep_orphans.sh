@@ -7,7 +7,8 @@
 #   young     labelled, run unknown, created just now          -> kept (grace)
 #   live      labelled with a run scheduled in the store, old  -> kept
 #   foreign   no label, old                                    -> kept (never listed)
-# `serve` sweeps at start and reports in /metrics; `once` sweeps at its end.
+# `serve` sweeps every sweep_interval and reports in /metrics; `once` sweeps
+# at its end.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 T=$(mktemp -d)
@@ -23,7 +24,7 @@ fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
-DISPATCHER_EXTRA="sweep_interval = 3600"
+DISPATCHER_EXTRA="sweep_interval = 1"
 . "$(dirname "$0")/../../tools/mock-env.sh"
 
 stats() { curl -fsS "$BASE/control/stats" | tr -d ' \n'; }
@@ -59,7 +60,8 @@ plant azure "{\"id\":\"$GROUPS/foreign\",\"age_seconds\":900}"
 [ "$(stat live_jobs)" -eq 4 ] && [ "$(stat live_container_groups)" -eq 4 ] ||
 	fail "planting: $(stats)"
 
-# serve sweeps when it starts.
+# serve sweeps one interval after it starts, and every interval after that:
+# the kept objects stay however often it looks.
 PORT=$(free_port)
 sed "/^\[dispatcher\]/a metrics_listen = 127.0.0.1:$PORT" "$C" >"$T/serve.conf"
 "$PUSHPOOL" serve -c "$T/serve.conf" >"$T/serve.out" 2>"$T/serve.err" &
