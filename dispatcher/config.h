@@ -27,6 +27,7 @@ struct pp_dispatcher_conf {
 	long backoff_base_ms;
 	long backoff_max_ms;
 	double start_timeout;  /* seconds a run may stay queued/provisioning remotely */
+	double sweep_interval; /* seconds between sweeps for orphaned remote objects; 0: none */
 	char *prefect_api_url; /* injected into jobs as PREFECT_API_URL when set */
 	char *prefect_api_key_file;
 };

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "dispatcher/sweep.h"
 #include "lib/log.h"
 #include "lib/notify.h"
 
@@ -54,6 +55,21 @@ static void poll_sources(struct pp_loop *L)
 		struct pp_error err = {0};
 		if (L->sources[i]->ops->poll(L->sources[i], L->store, &err))
 			pp_warn("source %s: %s", L->sources[i]->ops->name, err.msg);
+	}
+}
+
+/* Start a sweep of every pool not being swept (dispatcher/sweep.c). Its
+ * ops are bounded like a cleanup and need no lease: removing an orphan
+ * twice is harmless. */
+static void sweep_pools(struct pp_loop *L, struct pp_sweep *sw)
+{
+	struct pp_exec_policy pol = L->policy;
+	pol.budget_ms = PP_CLEANUP_BUDGET_MS;
+	pol.not_after_ms = 0;
+	for (struct pool_rt *p = L->pools; p; p = p->next) {
+		struct pp_error err = {0};
+		if (!p->retired && pp_sweep_pool(sw, p->p, &p->refs, &pol, &err))
+			pp_warn("%s", err.msg);
 	}
 }
 
@@ -125,10 +141,13 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		rc = pp_store_open(url, &L.store, err);
 	if (!rc && !(L.exec = pp_exec_new()))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	struct pp_sweep *sweep = NULL;
 	if (!rc)
 		rc = open_sources(&L, err);
 	if (!rc && !opts->once && cfg->dispatcher.metrics_listen && *cfg->dispatcher.metrics_listen)
 		rc = pp_metrics_start(cfg->dispatcher.metrics_listen, &L.metrics, err);
+	if (!rc && !(sweep = pp_sweep_new(L.store, L.exec, L.metrics)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (rc)
 		goto out;
 	pp_info("dispatcher %s: store %s, %zu pool(s)%s", L.owner, url, cfg->npools,
@@ -136,7 +155,9 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	if (!opts->once)
 		pp_notify_ready();
 	int64_t started = pp_mono_ms(), stop_deadline = 0;
-	int64_t last_claim = 0;
+	int64_t last_claim = 0, last_sweep = started;
+	bool once_swept = false;
+	double sweep_every = cfg->dispatcher.sweep_interval;
 	for (;;) {
 		int64_t now = pp_mono_ms();
 		if (stop_requested && !L.draining) {
@@ -193,8 +214,24 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			L.last_snapshot = now;
 			update_snapshot(&L);
 		}
-		if (opts->once && once_finished(&L))
-			break;
+		/* The first sweep waits one interval: a starting dispatcher
+		 * fetches its tokens for its runs first. */
+		if (!opts->once && !L.draining && sweep_every > 0 &&
+		    now - last_sweep >= (int64_t)(sweep_every * 1000)) {
+			last_sweep = now;
+			sweep_pools(&L, sweep);
+		}
+		/* once sweeps after its own runs are settled, and ends when the
+		 * sweep has. */
+		if (opts->once && once_finished(&L)) {
+			if (once_swept || sweep_every <= 0) {
+				if (!pp_sweep_active(sweep))
+					break;
+			} else {
+				once_swept = true;
+				sweep_pools(&L, sweep);
+			}
+		}
 		pp_notify_watchdog(now);
 		/* Idle, pp_exec_poll returns at once: wait on the store's wake-up
 		 * descriptor instead (or just sleep), so a NOTIFYing store wakes
@@ -215,6 +252,7 @@ out:
 		L.sources[i]->ops->close(L.sources[i]);
 	free(L.sources);
 	pp_exec_free(L.exec);
+	pp_sweep_free(sweep); /* after the ops it started are gone */
 	pp_store_close(L.store);
 	loop_pools_free(L.pools);
 	return rc;

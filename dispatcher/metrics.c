@@ -25,6 +25,14 @@ enum {
 	 * reach our log at most this often; the rest are counted. */
 	METRICS_LOG_INTERVAL_S = 10,
 	METRICS_LOG_MSG_MAX = 256,
+	/* Pools the swept-objects counter keeps apart; more share "(other)". */
+	METRICS_SWEPT_POOLS = 64,
+	METRICS_POOL_NAME_MAX = 64,
+};
+
+struct swept_count {
+	char pool[METRICS_POOL_NAME_MAX];
+	unsigned long n;
 };
 
 struct pp_metrics {
@@ -39,7 +47,21 @@ struct pp_metrics {
 	char start_error[METRICS_LOG_MSG_MAX]; /* the last of them */
 	time_t log_last;		       /* monotonic seconds of the last line */
 	unsigned long log_suppressed;	       /* lines dropped since then */
+	struct swept_count swept[METRICS_SWEPT_POOLS];
+	int nswept;
 };
+
+/* A label value as the text format wants it: \\, \" and \n escaped. */
+static int put_label_value(struct pp_buf *b, const char *v)
+{
+	int rc = 0;
+	for (; *v && !rc; v++)
+		rc = *v == '\\'	  ? pp_buf_puts(b, "\\\\")
+		     : *v == '"'  ? pp_buf_puts(b, "\\\"")
+		     : *v == '\n' ? pp_buf_puts(b, "\\n")
+				  : pp_buf_printf(b, "%c", *v);
+	return rc;
+}
 
 static const double bucket_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
@@ -50,6 +72,9 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 	unsigned long submissions = m->submissions, retries = m->retries;
 	unsigned long terminal[PP_ST_COUNT];
 	memcpy(terminal, m->terminal, sizeof(terminal));
+	struct swept_count swept[METRICS_SWEPT_POOLS];
+	int nswept = m->nswept;
+	memcpy(swept, m->swept, sizeof(swept));
 	pthread_mutex_unlock(&m->mu);
 	int rc = pp_buf_puts(b, "# HELP pushpool_runs Runs in the store by state.\n"
 				"# TYPE pushpool_runs gauge\n");
@@ -112,6 +137,14 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 				"pushpool_provider_latency_seconds_sum %.6f\n"
 				"pushpool_provider_latency_seconds_count %lu\n",
 				cum, s.exec.latency_sum, cum);
+	rc = rc ? rc
+		: pp_buf_puts(b, "# HELP pushpool_swept_objects_total Remote objects the sweeper "
+				 "removed: their run was finished or unknown to the store.\n"
+				 "# TYPE pushpool_swept_objects_total counter\n");
+	for (int i = 0; i < nswept && !rc; i++)
+		rc = pp_buf_puts(b, "pushpool_swept_objects_total{pool=\"") ?:
+		     put_label_value(b, swept[i].pool) ?:
+		     pp_buf_printf(b, "\"} %lu\n", swept[i].n);
 	return rc;
 }
 
@@ -291,6 +324,25 @@ void pp_metrics_count_terminal(struct pp_metrics *m, enum pp_store_state st)
 		return;
 	pthread_mutex_lock(&m->mu);
 	m->terminal[st]++;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pp_metrics_count_swept(struct pp_metrics *m, const char *pool, unsigned long n)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->mu);
+	int i = 0;
+	while (i < m->nswept && strcmp(m->swept[i].pool, pool))
+		i++;
+	if (i == METRICS_SWEPT_POOLS) {
+		i = METRICS_SWEPT_POOLS - 1; /* the last slot counts every pool past the rest */
+		snprintf(m->swept[i].pool, sizeof(m->swept[i].pool), "(other)");
+	} else if (i == m->nswept) {
+		m->nswept++;
+		snprintf(m->swept[i].pool, sizeof(m->swept[i].pool), "%s", pool);
+	}
+	m->swept[i].n += n;
 	pthread_mutex_unlock(&m->mu);
 }
 

@@ -29,6 +29,8 @@ void pp_metrics_stop(struct pp_metrics *m);
 void pp_metrics_publish(struct pp_metrics *m, const struct pp_metrics_snapshot *s);
 void pp_metrics_count(struct pp_metrics *m, const char *counter, unsigned long n);
 void pp_metrics_count_terminal(struct pp_metrics *m, enum pp_store_state st);
+/* n remote objects the sweeper removed for pool (dispatcher/sweep.c). */
+void pp_metrics_count_swept(struct pp_metrics *m, const char *pool, unsigned long n);
 /* Port actually bound (for ":0"). */
 int pp_metrics_port(const struct pp_metrics *m);
 

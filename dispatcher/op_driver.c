@@ -62,6 +62,8 @@ const char *pp_op_name(enum pp_op op)
 	case PP_OP_STATUS: return "status";
 	case PP_OP_CANCEL: return "cancel";
 	case PP_OP_CLEANUP: return "cleanup";
+	case PP_OP_LIST: return "list";
+	case PP_OP_REMOVE: return "remove";
 	}
 	return "unknown";
 }
@@ -343,6 +345,8 @@ static int (*op_fn(const struct pp_provider *p, enum pp_op op))(struct pp_run_io
 	case PP_OP_STATUS: return p->status;
 	case PP_OP_CANCEL: return p->cancel;
 	case PP_OP_CLEANUP: return p->cleanup;
+	case PP_OP_LIST: return p->list;
+	case PP_OP_REMOVE: return p->remove;
 	}
 	return NULL;
 }

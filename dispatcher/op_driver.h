@@ -9,7 +9,8 @@
 #include "lib/err.h"
 #include "providers/provider.h"
 
-enum pp_op { PP_OP_SUBMIT, PP_OP_STATUS, PP_OP_CANCEL, PP_OP_CLEANUP };
+/* LIST and REMOVE are the sweeper's (dispatcher/sweep.c). */
+enum pp_op { PP_OP_SUBMIT, PP_OP_STATUS, PP_OP_CANCEL, PP_OP_CLEANUP, PP_OP_LIST, PP_OP_REMOVE };
 const char *pp_op_name(enum pp_op op);
 
 struct pp_exec_policy {

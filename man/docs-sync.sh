@@ -23,10 +23,11 @@ splice() {
 		echo "docs-sync: $1: marker lines \"$2\" / \"$3\" missing" >&2
 		exit 1
 	}
-	awk -v b="$2" -v e="$3" -v f="$4" '
-		$0 == e { skip = 0 }
+	# Through the environment: awk -v would turn the roff marker's \" into ".
+	B="$2" E="$3" F="$4" awk '
+		$0 == ENVIRON["E"] { skip = 0 }
 		!skip { print }
-		$0 == b { while ((getline l < f) > 0) print l; skip = 1 }
+		$0 == ENVIRON["B"] { while ((getline l < ENVIRON["F"]) > 0) print l; skip = 1 }
 	' "$1"
 }
 

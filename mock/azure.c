@@ -22,6 +22,7 @@
 #include <openssl/x509.h>
 
 #include "lib/log.h"
+#include "lib/time.h"
 #include "mock/mock.h"
 #include "mock/spec.h"
 
@@ -994,17 +995,117 @@ static void group_delete_route(struct pp_mock_call *c)
 	group_delete(c->m, c->state, g.key, g.sub, c->resp);
 }
 
+/* ContainerGroups_ListByResourceGroup: the resource group's groups, each
+ * as GET shows it plus ARM's systemData.createdAt (one page). */
+static void group_list_route(struct pp_mock_call *c)
+{
+	struct azure_state *st = c->state;
+	char prefix[600];
+	struct pp_json *o = pp_json_new(PP_JSON_OBJECT), *items = pp_json_new(PP_JSON_ARRAY);
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "ContainerGroups_ListByResourceGroup");
+	snprintf(prefix, sizeof(prefix), "%s/%s/", pp_mock_param(&c->params, "sub"),
+		 pp_mock_param(&c->params, "rg"));
+	for (char *p = prefix; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	pp_mock_lock(c->m);
+	double now = pp_mock_clock(c->m);
+	for (struct az_group *g = st->groups; g && items; g = g->next) {
+		if (strncmp(g->key, prefix, strlen(prefix)))
+			continue;
+		struct pp_json *v = group_view(c->m, g, now), *sd = pp_json_new(PP_JSON_OBJECT);
+		char ts[PP_TIME_LEN];
+		pp_time_format((int64_t)(pp_mock_wall(c->m, g->created) * 1000), true, ts);
+		set_str(sd, "createdAt", ts);
+		pp_json_set(v, "systemData", sd);
+		pp_json_append(items, v);
+	}
+	pp_mock_unlock(c->m);
+	if (o && items && !pp_json_set(o, "value", items))
+		pp_mock_resp_json(c->resp, 200, AZ_JSON, o);
+	else
+		arm_error(c->resp, 500, "InternalServerError", "mock: out of memory");
+	pp_json_free(o);
+}
+
+/* POST /azure/control/orphan {"id": ARM id of a container group, "run_id":
+ * "...", "age_seconds": N}: a group as a lost submission leaves it, created
+ * N seconds ago on the mock's clock, tagged pushpool-run-id when run_id is
+ * given (without it, a group pushpool does not own). */
+static void plant_orphan_group(struct pp_mock_call *c)
+{
+	struct azure_state *st = c->state;
+	const char *id = pp_json_get_string(c->body, "id");
+	const char *run = pp_json_get_string(c->body, "run_id");
+	char sub[64], rg[91], name[64], key[300];
+	double age = 0;
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "control/orphan");
+	pp_json_get_number(c->body, "age_seconds", &age);
+	if (!id || age < 0 ||
+	    sscanf(id,
+		   "/subscriptions/%63[^/]/resourceGroups/%90[^/]/providers/" AZ_GROUP_TYPE
+		   "/%63[^/]",
+		   sub, rg, name) != 3 ||
+	    !group_name_ok(name)) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "orphan: want {\"id\": a container group's ARM id, "
+				    "\"run_id\": RUN, \"age_seconds\": N >= 0}\n");
+		return;
+	}
+	snprintf(key, sizeof(key), "%s/%s/%s", sub, rg, name);
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	struct az_group *g = calloc(1, sizeof(*g));
+	struct pp_json *tags = pp_json_new(PP_JSON_OBJECT), *props = pp_json_new(PP_JSON_OBJECT);
+	if (!g || !tags || !props || !(g->key = strdup(key)) || !(g->id = strdup(id)) ||
+	    !(g->name = strdup(name)) || !(g->body = pp_json_new(PP_JSON_OBJECT)) ||
+	    (run && pp_json_set_string(tags, "pushpool-run-id", run)) ||
+	    pp_json_set(props, "containers", pp_json_new(PP_JSON_ARRAY)) ||
+	    pp_json_set_string(g->body, "location", AZ_LOCATION) ||
+	    /* once set, tags belong to the body */
+	    pp_json_set(g->body, "tags", tags) || (tags = NULL) ||
+	    pp_json_set(g->body, "properties", props)) {
+		pp_json_free(tags);
+		pp_json_free(props);
+		if (g)
+			group_free(g);
+		pp_mock_resp_printf(c->resp, 500, "text/plain", "orphan: out of memory\n");
+		return;
+	}
+	pp_mock_lock(c->m);
+	g->created = pp_mock_clock(c->m) - age;
+	g->next = st->groups;
+	st->groups = g;
+	st->ngroups++;
+	pp_mock_unlock(c->m);
+	pp_mock_resp_printf(c->resp, 201, "text/plain", "planted %s\n", name);
+}
+
+static const struct pp_mock_route azure_control_routes[] = {
+	{"POST", "/azure/control/orphan", plant_orphan_group, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router azure_control_router = {
+	.api = "control",
+	.json_body = true,
+	.routes = azure_control_routes,
+};
+
 #define OPS                                                                                        \
 	"/azure/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/"        \
 	"operations/{op}"
-#define GROUP                                                                                      \
+#define GROUPS                                                                                     \
 	"/azure/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/"    \
-	"containerGroups/{name}"
+	"containerGroups"
+#define GROUP GROUPS "/{name}"
 static const struct pp_mock_route arm_routes[] = {
 	{"GET", "/azure/subscriptions/{sub}/resourcegroups/{rg}", resource_group_get,
 	 .changes = false},
 	{"GET", OPS, operation_route, .changes = false},
 	{"GET", OPS "/{what}", operation_route, .changes = false},
+	{"GET", GROUPS, group_list_route, .changes = false},
 	{"PUT", GROUP, group_put_route, .changes = true},
 	{"GET", GROUP, group_get_route, .changes = false},
 	{"DELETE", GROUP, group_delete_route, .changes = true},
@@ -1012,6 +1113,7 @@ static const struct pp_mock_route arm_routes[] = {
 };
 #undef OPS
 #undef GROUP
+#undef GROUPS
 
 static const struct pp_mock_router arm_router = {
 	.api = "arm",
@@ -1023,10 +1125,7 @@ static const struct pp_mock_router arm_router = {
 };
 
 static const struct pp_mock_router *const azure_routers[] = {
-	&imds_router,
-	&entra_router,
-	&arm_router,
-	NULL,
+	&imds_router, &entra_router, &azure_control_router, &arm_router, NULL,
 };
 
 static void azure_reset(struct pp_mock *m, void *state)

@@ -1272,14 +1272,64 @@ static const struct pp_mock_router cloudrun_router = {
 	.unmatched = cloudrun_unmatched,
 };
 
+/* POST /google/control/orphan {"job": "projects/P/locations/L/jobs/ID",
+ * "run_id": "...", "age_seconds": N}: a job as a lost submission leaves
+ * it, created N seconds ago on the mock's clock, labelled pushpool-run-id
+ * when run_id is given (without it, a job pushpool does not own). */
+static void plant_orphan_job(struct pp_mock_call *c)
+{
+	struct google_state *st = c->state;
+	const char *name = pp_json_get_string(c->body, "job");
+	const char *run = pp_json_get_string(c->body, "run_id");
+	double age = 0;
+	const char *id = name ? strstr(name, "/jobs/") : NULL;
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "control/orphan");
+	pp_json_get_number(c->body, "age_seconds", &age);
+	if (!id || strncmp(name, "projects/", 9) || !job_id_ok(id + 6) || age < 0) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "orphan: want {\"job\": \"projects/P/locations/L/jobs/ID\", "
+				    "\"run_id\": RUN, \"age_seconds\": N >= 0}\n");
+		return;
+	}
+	struct job *jb = calloc(1, sizeof(*jb));
+	struct pp_json *labels = pp_json_new(PP_JSON_OBJECT);
+	if (!jb || !labels || !(jb->name = strdup(name)) || !(jb->id = strdup(id + 6)) ||
+	    !(jb->body = pp_json_new(PP_JSON_OBJECT)) ||
+	    (run && pp_json_set_string(labels, "pushpool-run-id", run)) ||
+	    pp_json_set(jb->body, "labels", labels)) {
+		pp_json_free(labels);
+		if (jb)
+			job_free(jb);
+		pp_mock_resp_printf(c->resp, 500, "text/plain", "orphan: out of memory\n");
+		return;
+	}
+	pp_mock_lock(c->m);
+	jb->created = pp_mock_clock(c->m) - age;
+	uuid4(c->m, jb->uid);
+	jb->next = st->jobs;
+	st->jobs = jb;
+	st->njobs++;
+	pp_mock_unlock(c->m);
+	pp_mock_resp_printf(c->resp, 201, "text/plain", "planted %s\n", name);
+}
+
+static const struct pp_mock_route google_control_routes[] = {
+	{"POST", "/google/control/orphan", plant_orphan_job, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router google_control_router = {
+	.api = "control",
+	.json_body = true,
+	.routes = google_control_routes,
+};
+
 /* ---- module ---- */
 
 /* The metadata router comes last: its scope is every path. */
 static const struct pp_mock_router *const google_routers[] = {
-	&oauth_router,
-	&cloudrun_router,
-	&metadata_router,
-	NULL,
+	&oauth_router, &google_control_router, &cloudrun_router, &metadata_router, NULL,
 };
 
 static void google_reset(struct pp_mock *m, void *state)

@@ -10,6 +10,9 @@
  * -> follow Azure-AsyncOperation / Location until provisioning ends.
  * status: GET group, read containers[0].properties.instanceView.
  * cancel / cleanup: DELETE group and follow the deletion to its end.
+ * list: the resource group's container groups (ListByResourceGroup, pages
+ * by nextLink), those tagged pushpool-run-id. remove: as cleanup, on the
+ * group id list reported.
  * Shaping the PUT body from the rendered template is in aci_group.c. */
 #include <ctype.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include "auth/auth.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "providers/aci.h"
 #include "providers/common.h"
 #include "providers/provider.h"
@@ -173,7 +177,7 @@ static int aci_prepare(struct pp_run_io *io, struct pp_error *err)
 
 /* infra id: the group's ARM id, /subscriptions/S/resourceGroups/R/providers/
  * Microsoft.ContainerInstance/containerGroups/N. */
-static int aci_restore(struct pp_run_io *io, struct pp_error *err)
+static int parse_group_id(struct pp_run_io *io, struct pp_error *err)
 {
 	struct aci_state *st = io->state;
 	char sub[64], rg[288], name[64];
@@ -186,14 +190,19 @@ static int aci_restore(struct pp_run_io *io, struct pp_error *err)
 			       "resourceGroups/R/providers/Microsoft.ContainerInstance/"
 			       "containerGroups/N)",
 			       io->infra_id);
-	read_options(st, io->job);
 	/* The id carries the resource group already encoded as on the wire. */
 	snprintf(st->sub, sizeof(st->sub), "%s", sub);
 	snprintf(st->rg, sizeof(st->rg), "%s", rg);
 	snprintf(st->group, sizeof(st->group), "%s", name);
 	int rc = pp_base_url(st->base, sizeof(st->base), io->endpoint, ACI_DEFAULT_ENDPOINT, err);
-	if (!rc)
-		rc = group_url(st, err);
+	return rc ? rc : group_url(st, err);
+}
+
+static int aci_restore(struct pp_run_io *io, struct pp_error *err)
+{
+	struct aci_state *st = io->state;
+	read_options(st, io->job);
+	int rc = parse_group_id(io, err);
 	st->step = S_DONE;
 	st->del = D_DELETE;
 	return rc;
@@ -561,6 +570,72 @@ static int aci_cleanup(struct pp_run_io *io, struct pp_error *err)
 	return delete_group(io, "delete container group", err);
 }
 
+static int send_list(struct pp_run_io *io, struct pp_error *err)
+{
+	struct aci_state *st = io->state;
+	if (st->async_url[0])
+		return send(io, "GET", st->async_url, NULL, err);
+	char url[1024];
+	int n = snprintf(url, sizeof(url),
+			 "%s/subscriptions/%s/resourceGroups/%s/providers/"
+			 "Microsoft.ContainerInstance/containerGroups?api-version=%s",
+			 st->base, st->sub, st->rg, st->api_version);
+	if (n < 0 || (size_t)n >= sizeof(url))
+		return pp_fail(err, PP_EINVALID, "aci: container group list URL is too long");
+	return send(io, "GET", url, NULL, err);
+}
+
+/* Groups tagged pushpool-run-id, page after page, with the creation time
+ * ARM's systemData carries (it is not in the ACI schema: without it the
+ * sweeper counts from when it first saw the group). */
+static int aci_list(struct pp_run_io *io, struct pp_error *err)
+{
+	struct aci_state *st = io->state;
+	if (!io->resp)
+		return send_list(io, err);
+	if (io->resp_rc)
+		return aci_error(io, "list container groups", NULL, 0, err);
+	struct pp_json *body = NULL;
+	int rc = pp_resp_json(io, "aci list container groups", &body, err);
+	if (rc)
+		return rc;
+	pp_json_foreach (g, pp_json_get(body, "value")) {
+		const char *id = pp_json_get_string(g, "id");
+		const char *run = pp_json_get_string(pp_json_get(g, "tags"), "pushpool-run-id");
+		int64_t created = 0;
+		const char *ct = pp_json_get_string(pp_json_get(g, "systemData"), "createdAt");
+		if (ct && pp_time_parse(ct, 0, &created))
+			created = 0;
+		if (id && run && *run &&
+		    (rc = pp_remote_list_add(io->listed, id, run, created, err)))
+			break;
+	}
+	const char *next = pp_json_get_string(body, "nextLink");
+	st->async_url[0] = '\0';
+	/* The next page goes out with our token: only to the API we called. */
+	if (!rc && next && *next &&
+	    (strncmp(next, st->base, strlen(st->base)) || next[strlen(st->base)] != '/'))
+		rc = pp_fail(err, PP_EINVALID, "aci: list nextLink '%.200s' leaves %s", next,
+			     st->base);
+	if (!rc && next && *next)
+		rc = pp_copy_str(st->async_url, sizeof(st->async_url), next, "nextLink", err);
+	pp_json_free(body);
+	if (rc)
+		return pp_error_prefix(err, "aci: ");
+	return st->async_url[0] ? send_list(io, err) : PP_STEP_DONE;
+}
+
+static int aci_remove(struct pp_run_io *io, struct pp_error *err)
+{
+	struct aci_state *st = io->state;
+	if (!io->resp && st->del == D_DELETE) {
+		int rc = parse_group_id(io, err);
+		if (rc)
+			return rc;
+	}
+	return delete_group(io, "delete container group (sweep)", err);
+}
+
 static void aci_release(void *state)
 {
 	struct aci_state *st = state;
@@ -597,6 +672,8 @@ const struct pp_provider pp_provider_aci = {
 	.status = aci_status,
 	.cancel = aci_cancel,
 	.cleanup = aci_cleanup,
+	.list = aci_list,
+	.remove = aci_remove,
 	.release = aci_release,
 	.release_shared = NULL,
 };

@@ -6,14 +6,19 @@
  * Operation metadata is the Execution. RunJob is not idempotent, so after an
  * ambiguous RunJob failure the next try reads the job again before running.
  * status: GetExecution. cancel: CancelExecution (a refusal ends it when the
- * execution has stopped). cleanup: DeleteJob once the execution has stopped. */
+ * execution has stopped). cleanup: DeleteJob once the execution has stopped.
+ * list: ListJobs in the pool's project and region (the API has no label
+ * filter: the pushpool-run-id label is read from each job). remove:
+ * DeleteJob. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
+#include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "providers/common.h"
 #include "providers/provider.h"
 
@@ -28,6 +33,8 @@
  * refused while one runs. Checked this often until then; the op's time
  * budget bounds the wait. */
 #define CR_STOP_POLL_MS 1000
+/* Jobs asked for per ListJobs page (the API's maximum is 1000). */
+#define CR_LIST_PAGE_SIZE 200
 
 enum cr_step { CR_CREATE, CR_GET_JOB, CR_RUN, CR_SUBMITTED };
 enum cr_cleanup_step { CL_CHECK = 0, CL_DELETE };
@@ -46,6 +53,7 @@ struct cr_state {
 	enum cr_cancel_step cancel;
 	struct pp_error cancel_err; /* a refused cancel, while we look at the execution */
 	struct pp_json *body;	    /* CreateJob body, owned */
+	char page_token[512];	    /* list: the next ListJobs page, "" for the first */
 };
 
 /* Turn a google.rpc.Status error body into our code and a message naming
@@ -730,6 +738,71 @@ static int cr_cleanup(struct pp_run_io *io, struct pp_error *err)
 	return rc;
 }
 
+static int send_list(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	struct pp_buf url;
+	pp_buf_init(&url, 2048);
+	int rc = pp_buf_printf(&url, "%s/v2/projects/%s/locations/%s/jobs?pageSize=%d", st->base,
+			       st->project, st->region, CR_LIST_PAGE_SIZE);
+	if (!rc && st->page_token[0])
+		rc = pp_buf_puts(&url, "&pageToken=") ?: pp_url_encode(&url, st->page_token, false);
+	if (!rc)
+		rc = pp_req_json(io, "GET", url.data, "application/json", NULL, err);
+	else
+		pp_fail(err, PP_EINVALID, "cloud-run: ListJobs URL is too long");
+	pp_buf_free(&url);
+	return rc ? rc : PP_STEP_SEND;
+}
+
+/* Each page's jobs with our label, then the next page until none is left. */
+static int cr_list(struct pp_run_io *io, struct pp_error *err)
+{
+	struct cr_state *st = io->state;
+	if (!io->resp)
+		return send_list(io, err);
+	if (io->resp_rc)
+		return cr_error(io, "list jobs", NULL, 0, err);
+	struct pp_json *body = NULL;
+	int rc = pp_resp_json(io, "cloud-run list jobs", &body, err);
+	if (rc)
+		return rc;
+	pp_json_foreach (job, pp_json_get(body, "jobs")) {
+		const char *name = pp_json_get_string(job, "name");
+		const char *run = pp_json_get_string(pp_json_get(job, "labels"), "pushpool-run-id");
+		if (!name || !run || !*run)
+			continue;
+		int64_t created = 0;
+		const char *ct = pp_json_get_string(job, "createTime");
+		if (ct && pp_time_parse(ct, 0, &created))
+			created = 0;
+		if ((rc = pp_remote_list_add(io->listed, name, run, created, err)))
+			break;
+	}
+	const char *next = pp_json_get_string(body, "nextPageToken");
+	if (!rc)
+		rc = pp_copy_str(st->page_token, sizeof(st->page_token), next ? next : "",
+				 "ListJobs page token", err);
+	pp_json_free(body);
+	if (rc)
+		return pp_error_prefix(err, "cloud-run: ");
+	return st->page_token[0] ? send_list(io, err) : PP_STEP_DONE;
+}
+
+/* DeleteJob on the job list named; a job already gone is removed. */
+static int cr_remove(struct pp_run_io *io, struct pp_error *err)
+{
+	if (!io->resp) {
+		if (strncmp(io->infra_id, "projects/", 9) || !strstr(io->infra_id, "/jobs/"))
+			return pp_fail(err, PP_EINVALID, "cloud-run: '%s' is not a job name",
+				       io->infra_id);
+		return send_to(io, "DELETE", "", NULL, io->infra_id, err);
+	}
+	if (!io->resp_rc || io->resp_rc == PP_ENOTFOUND)
+		return PP_STEP_DONE;
+	return cr_error(io, "delete job", NULL, 0, err);
+}
+
 static void cr_release(void *state)
 {
 	struct cr_state *st = state;
@@ -763,6 +836,8 @@ const struct pp_provider pp_provider_cloudrun = {
 	.status = cr_status,
 	.cancel = cr_cancel,
 	.cleanup = cr_cleanup,
+	.list = cr_list,
+	.remove = cr_remove,
 	.release = cr_release,
 	.release_shared = NULL,
 };

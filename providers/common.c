@@ -298,3 +298,35 @@ void pp_set_message(char *dst, size_t size, const char *fmt, ...)
 	vsnprintf(dst, size, fmt, ap);
 	va_end(ap);
 }
+
+int pp_remote_list_add(struct pp_remote_list *l, const char *id, const char *run_id,
+		       long long created_ms, struct pp_error *err)
+{
+	if (l->n >= PP_REMOTE_LIST_MAX)
+		return pp_fail(err, PP_ENOMEM, "listing holds over %d objects", PP_REMOTE_LIST_MAX);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct pp_remote_obj *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return pp_fail(err, PP_ENOMEM, "out of memory listing objects");
+		l->v = v;
+		l->cap = cap;
+	}
+	struct pp_remote_obj *o = &l->v[l->n];
+	int rc = pp_copy_str(o->id, sizeof(o->id), id, "object id", err);
+	if (!rc)
+		rc = pp_copy_str(o->run_id, sizeof(o->run_id), run_id, "run id label", err);
+	if (rc)
+		return rc;
+	o->created_ms = created_ms;
+	l->n++;
+	return 0;
+}
+
+void pp_remote_list_free(struct pp_remote_list *l)
+{
+	if (!l)
+		return;
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}

@@ -42,6 +42,25 @@ enum { PP_STEP_DONE = 0, PP_STEP_SEND = 1, PP_STEP_WAIT = 2 };
 
 struct pp_cred;
 
+/* One remote object carrying pushpool's ownership label, as a list op found
+ * it. */
+struct pp_remote_obj {
+	char id[512];	      /* what the remove op takes: job, group, task ARN, sandbox id */
+	char run_id[64];      /* the label's value: the run that created it */
+	long long created_ms; /* wall ms the cloud reports it was created, 0 if it does not */
+};
+/* Objects a list op found; a list holds at most PP_REMOTE_LIST_MAX. */
+#define PP_REMOTE_LIST_MAX 10000
+struct pp_remote_list {
+	struct pp_remote_obj *v;
+	size_t n, cap;
+};
+/* Append one object; PP_ENOMEM past PP_REMOTE_LIST_MAX (a listing that
+ * large is cut short rather than grown without bound). */
+int pp_remote_list_add(struct pp_remote_list *l, const char *id, const char *run_id,
+		       long long created_ms, struct pp_error *err);
+void pp_remote_list_free(struct pp_remote_list *l);
+
 /* Everything an op may read or write for one run. */
 struct pp_run_io {
 	/* inputs, owned by the core */
@@ -69,6 +88,8 @@ struct pp_run_io {
 	char message[512];	     /* failure/stop reason from the provider */
 	/* provider's hint for the next status poll, ms (0: core default) */
 	long poll_after_ms;
+	/* list: where the objects found are appended (owned by the core) */
+	struct pp_remote_list *listed;
 };
 
 /* A dry run's stand-in for the cloud's answer to one request of a
@@ -108,6 +129,16 @@ struct pp_provider {
 	int (*status)(struct pp_run_io *io, struct pp_error *err);
 	int (*cancel)(struct pp_run_io *io, struct pp_error *err);
 	int (*cleanup)(struct pp_run_io *io, struct pp_error *err);
+	/* The sweeper's ops, optional (NULL: the cloud is not swept). Both run
+	 * on a state prepared from the pool's own job (its project, region,
+	 * resource group, cluster or app), with a run id of no run. list pages
+	 * through the objects carrying pushpool's run label in that scope and
+	 * appends each to io->listed; objects without the label are never
+	 * listed. remove deletes the object io->infra_id names, as list
+	 * reported it; an object already gone is a success, so several
+	 * dispatchers may sweep the same scope. */
+	int (*list)(struct pp_run_io *io, struct pp_error *err);
+	int (*remove)(struct pp_run_io *io, struct pp_error *err);
 	/* Free anything state points to (not state itself). */
 	void (*release)(void *state);
 	void (*release_shared)(void *shared);

@@ -325,6 +325,10 @@ static void test_page_parses(void **state)
 	pp_metrics_count(m, "retries", 2);
 	pp_metrics_count_terminal(m, PP_ST_SUCCEEDED);
 	pp_metrics_count_terminal(m, PP_ST_DEAD);
+	pp_metrics_count_swept(m, "aci", 2);
+	pp_metrics_count_swept(m, "cloud-run", 1);
+	pp_metrics_count_swept(m, "aci", 1);
+	pp_metrics_count_swept(m, "odd \"pool\"\\", 1);
 
 	struct pp_buf page;
 	assert_int_equal(get(port, "/metrics", &page), 200);
@@ -342,6 +346,10 @@ static void test_page_parses(void **state)
 	assert_true(value(&e, "pushpool_provider_requests_total") == 10);
 	assert_true(value(&e, "pushpool_token_refreshes_total") == 4);
 	assert_true(value(&e, "pushpool_queue_lag_seconds") == 1.5);
+	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"aci\"}") == 3);
+	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"cloud-run\"}") == 1);
+	/* A pool name is a label value: quotes and backslashes escaped. */
+	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"odd \\\"pool\\\"\\\\\"}") == 1);
 	/* Cumulative buckets ending at _count. */
 	assert_true(value(&e, "pushpool_provider_latency_seconds_bucket{le=\"0.005\"}") == 3);
 	assert_true(value(&e, "pushpool_provider_latency_seconds_bucket{le=\"0.5\"}") == 3);

@@ -586,6 +586,69 @@ static void test_delete_location_only(void **unused)
 	fixture_free(f);
 }
 
+#define LIST_URL                                                                                   \
+	BASE "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-%28x%29/"      \
+	     "providers/Microsoft.ContainerInstance/containerGroups?api-version=2023-05-01"
+
+/* ListByResourceGroup: the tagged groups of every page, nextLink followed
+ * only within the API the token is for. */
+static void test_list_tagged_groups(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new(240, false);
+	struct pp_remote_list l = {0};
+	prepare(f);
+	f->io.listed = &l;
+	assert_int_equal(step_send(f, aci()->list), PP_STEP_SEND);
+	assert_string_equal(f->last_method, "GET");
+	assert_string_equal(f->last_url, LIST_URL);
+	assert_int_equal(step_answer(f, aci()->list, 200,
+				     "{\"value\":[{\"id\":\"" GROUP_ID "\",\"tags\":"
+				     "{\"pushpool-run-id\":\"run-a\"},\"systemData\":"
+				     "{\"createdAt\":\"2026-01-01T00:00:09Z\"}},"
+				     "{\"id\":\"/subscriptions/s/resourceGroups/r/theirs\","
+				     "\"tags\":{\"team\":\"x\"}}],"
+				     "\"nextLink\":\"" BASE "/next?page=2\"}",
+				     NULL, 0),
+			 PP_STEP_SEND);
+	assert_string_equal(f->io.req.url, BASE "/next?page=2");
+	assert_int_equal(step_answer(f, aci()->list, 200,
+				     "{\"value\":[{\"id\":\"/g2\",\"tags\":"
+				     "{\"pushpool-run-id\":\"run-b\"}}]}",
+				     NULL, 0),
+			 PP_STEP_DONE);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0].id, GROUP_ID);
+	assert_string_equal(l.v[0].run_id, "run-a");
+	assert_true(l.v[0].created_ms == 1767225609000LL);
+	assert_string_equal(l.v[1].run_id, "run-b");
+	assert_true(l.v[1].created_ms == 0);
+
+	/* A nextLink elsewhere would carry our token there: refused. */
+	l.n = 0;
+	assert_int_equal(step_send(f, aci()->list), PP_STEP_SEND);
+	assert_int_equal(step_answer(f, aci()->list, 200,
+				     "{\"value\":[],\"nextLink\":\"" BASE ".evil.example/next\"}",
+				     NULL, 0),
+			 PP_EINVALID);
+	assert_non_null(strstr(f->err.msg, "nextLink"));
+	pp_remote_list_free(&l);
+	fixture_free(f);
+}
+
+static void test_remove_deletes_the_listed_group(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new(240, false);
+	prepare(f);
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", GROUP_ID);
+	assert_int_equal(step_send(f, aci()->remove), PP_STEP_SEND);
+	assert_string_equal(f->last_method, "DELETE");
+	assert_string_equal(f->last_url, BASE GROUP_ID "?api-version=2023-05-01");
+	assert_int_equal(step_answer(f, aci()->remove, 204, NULL, NULL, 0), PP_STEP_DONE);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -604,6 +667,8 @@ int main(void)
 		cmocka_unit_test(test_restore_rejects_other_ids),
 		cmocka_unit_test(test_create_operation_failed),
 		cmocka_unit_test(test_delete_location_only),
+		cmocka_unit_test(test_list_tagged_groups),
+		cmocka_unit_test(test_remove_deletes_the_listed_group),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,7 @@ struct cloud {
 	int cancel_status;	      /* forced answer to :cancel, 0: normal */
 	const char *cancel_code;      /* its google.rpc status name */
 	bool delete_refused_while_running;
-	int runs, deletes, cancels, execution_gets;
+	int runs, deletes, cancels, execution_gets, list_pages;
 };
 
 #define EXEC_RUNNING "{\"name\":\"" EXEC_NAME "\",\"runningCount\":1}"
@@ -61,6 +61,22 @@ static void cloud_answer(const struct fs_request *rq, struct fs_response *rs, vo
 		c->job_exists = true;
 		snprintf(rs->body, sizeof(rs->body),
 			 "{\"name\":\"projects/proj-1/locations/europe-west1/operations/op1\"}");
+	} else if (!strcmp(rq->method, "GET") && strlen(u) > 5 &&
+		   !strcmp(u + strlen(u) - 5, "/jobs")) {
+		/* ListJobs (the fake server keeps no query): two pages. */
+		if (c->list_pages++ == 0)
+			snprintf(rs->body, sizeof(rs->body),
+				 "{\"jobs\":[{\"name\":\"%s\",\"createTime\":"
+				 "\"2026-01-01T00:00:09.5Z\",\"labels\":{\"pushpool-run-id\":"
+				 "\"run-a\"}},{\"name\":\"projects/proj-1/locations/europe-west1/"
+				 "jobs/theirs\",\"labels\":{\"team\":\"x\"}}],"
+				 "\"nextPageToken\":\"t/2=\"}",
+				 JOB_NAME);
+		else
+			snprintf(rs->body, sizeof(rs->body),
+				 "{\"jobs\":[{\"name\":\"projects/proj-1/locations/"
+				 "europe-west1/jobs/pp-b\",\"labels\":{\"pushpool-run-id\":"
+				 "\"run-b\"}}]}");
 	} else if (!strcmp(rq->method, "GET") && strstr(u, "/executions/")) {
 		c->execution_gets++;
 		if (c->running_gets > 0) {
@@ -489,6 +505,47 @@ static void test_request_dump(void **state)
 	pp_buf_free(&out);
 }
 
+static void test_list_pages_through_labelled_jobs(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct pp_remote_list l = {0};
+	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
+	f->io.listed = &l;
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_LIST, &f->io, &fast, &err), 0);
+	/* Until a page comes without a token. */
+	assert_int_equal(f->srv.count, 2);
+	assert_int_equal(f->cloud.list_pages, 2);
+	assert_string_equal(f->srv.log[1].url, "/v2/projects/proj-1/locations/europe-west1/jobs");
+	/* The job without our label is not listed. */
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0].id, JOB_NAME);
+	assert_string_equal(l.v[0].run_id, "run-a");
+	assert_true(l.v[0].created_ms == 1767225609500LL);
+	assert_string_equal(l.v[1].id, "projects/proj-1/locations/europe-west1/jobs/pp-b");
+	assert_string_equal(l.v[1].run_id, "run-b");
+	assert_true(l.v[1].created_ms == 0);
+	pp_remote_list_free(&l);
+}
+
+static void test_remove_deletes_the_listed_job(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	f->cloud.job_exists = true;
+	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", JOB_NAME);
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_REMOVE, &f->io, &fast, &err), 0);
+	assert_int_equal(f->cloud.deletes, 1);
+	assert_string_equal(f->srv.log[0].method, "DELETE");
+	assert_string_equal(f->srv.log[0].url, "/v2/" JOB_NAME);
+	/* Gone already (another dispatcher swept it): still a success. */
+	f->cloud.job_exists = false;
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_REMOVE, &f->io, &fast, &err), 0);
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "not-a-job");
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_REMOVE, &f->io, &fast, &err), PP_EINVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -512,6 +569,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_keep_job_skips_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_dump, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_pages_through_labelled_jobs, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_remove_deletes_the_listed_job, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
