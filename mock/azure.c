@@ -607,12 +607,11 @@ static void set_str(struct pp_json *o, const char *key, const char *v)
 	pp_json_set_string(o, key, v);
 }
 
-static void add_event(struct pp_mock *m, struct pp_json *events, const char *name,
-		      const char *type, double at, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+static void add_event(struct pp_mock *m, struct pp_json *events, const char *name, const char *type,
+		      double at, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-static void add_event(struct pp_mock *m, struct pp_json *events, const char *name,
-		      const char *type, double at, const char *fmt, ...)
+static void add_event(struct pp_mock *m, struct pp_json *events, const char *name, const char *type,
+		      double at, const char *fmt, ...)
 {
 	struct pp_json *ev = pp_json_new(PP_JSON_OBJECT);
 	char msg[768], ts[PP_TIME_LEN];

@@ -118,8 +118,8 @@ static int apply(struct pp_mock_behaviours *s, const struct pp_json *o, char *wh
 	}
 	if (secs && (!pp_json_get_number(o, "seconds", &v) || !(v >= 0 && v <= SECONDS_MAX) ||
 		     i < 0 || defaults[i].seconds == 0)) {
-		snprintf(why, size, "%s: seconds must be 0..%.0f, for a behaviour that lasts",
-			 name, SECONDS_MAX);
+		snprintf(why, size, "%s: seconds must be 0..%.0f, for a behaviour that lasts", name,
+			 SECONDS_MAX);
 		return -1;
 	}
 	if (!s) /* checking only */
@@ -137,8 +137,8 @@ static int apply(struct pp_mock_behaviours *s, const struct pp_json *o, char *wh
 	return 0;
 }
 
-void pp_mock_behaviours_control(struct pp_mock_behaviours *s, const struct pp_json *body,
-				bool post, struct pp_mock_resp *resp)
+void pp_mock_behaviours_control(struct pp_mock_behaviours *s, const struct pp_json *body, bool post,
+				struct pp_mock_resp *resp)
 {
 	if (post) {
 		char why[160] = "";

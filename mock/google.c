@@ -799,8 +799,8 @@ static char *operation_done_json(const struct pp_json *op, const char *type,
  * > 0 (the cloudrun.lro behaviour): answered not done, and done from that
  * many seconds on. */
 static void operation_lro(struct pp_mock *m, struct google_state *st, const char *location,
-			  const char *type, struct pp_json *resource, bool done,
-			  double done_after, struct pp_mock_resp *resp)
+			  const char *type, struct pp_json *resource, bool done, double done_after,
+			  struct pp_mock_resp *resp)
 {
 	struct pp_json *op = pp_json_new(PP_JSON_OBJECT), *meta;
 	struct operation *o = calloc(1, sizeof(*o));
@@ -1052,7 +1052,8 @@ static bool job_busy_refused(struct pp_mock *m, struct google_state *st, const c
 		rpc_error(resp, 400, "FAILED_PRECONDITION", NULL,
 			  "Job '%s' has %s execution '%s'; wait for it to stop before deleting "
 			  "the job.",
-			  strrchr(job_name, '/') + 1, e->cancelled >= 0 ? "a cancelling" : "a running",
+			  strrchr(job_name, '/') + 1,
+			  e->cancelled >= 0 ? "a cancelling" : "a running",
 			  strrchr(e->name, '/') + 1);
 		return true;
 	}

@@ -80,7 +80,7 @@ struct pp_mock {
 	size_t ncounters, counters_alloc;
 	struct log_entry log[LOG_RING];
 	size_t log_next, log_total;
-	struct pp_mock_specs *specs; /* spec validators and their switches */
+	struct pp_mock_specs *specs;	       /* spec validators and their switches */
 	struct pp_mock_behaviours *behaviours; /* the clouds' realistic behaviours */
 };
 

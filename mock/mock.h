@@ -227,8 +227,8 @@ void pp_mock_behaviours_free(struct pp_mock_behaviours *s);
 bool pp_mock_behaviours_get(struct pp_mock_behaviours *s, const char *name, double *seconds);
 /* GET (post false) or POST {"name","on","seconds"} (or an array of them)
  * /control/behaviours: answers the switches as JSON, or 400. */
-void pp_mock_behaviours_control(struct pp_mock_behaviours *s, const struct pp_json *body,
-				bool post, struct pp_mock_resp *resp);
+void pp_mock_behaviours_control(struct pp_mock_behaviours *s, const struct pp_json *body, bool post,
+				struct pp_mock_resp *resp);
 /* Seeded PRNG in [0, 1); thread safe. */
 double pp_mock_random(struct pp_mock *m);
 /* Unique-ish lowercase hex id of n chars (n < out_size), from the PRNG. */

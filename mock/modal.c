@@ -480,7 +480,8 @@ static bool join_emit(struct modal_mock *mm, struct mm_stream *s, const struct m
 			rc = pp_pb_varint(&res, 1, 1) ?: pp_pb_message(&msg, 1, &res) ?:
 				pp_pb_varint(&msg, 4, 1);
 		if (!rc)
-			rc = pp_pb_string(&msg, 3, eid) ?: pp_grpc_frame(&s->out, msg.data, msg.len);
+			rc = pp_pb_string(&msg, 3, eid)
+				     ?: pp_grpc_frame(&s->out, msg.data, msg.len);
 		pp_buf_free(&msg);
 		pp_buf_free(&sub);
 		pp_buf_free(&res);
@@ -515,6 +516,8 @@ static void rpc_image_join(struct modal_mock *mm, struct mm_stream *s)
 		return;
 	}
 	double now = pp_mock_clock(mm->m);
+	if (last[0])
+		pp_mock_count(mm->m, "modal.join_resumes", NULL);
 	s->join_next = atoi(last) + 1;
 	if (s->join_next < 1)
 		s->join_next = 1;
@@ -559,10 +562,10 @@ static const struct {
 	const char *name;
 	void (*run)(struct modal_mock *mm, struct mm_stream *s);
 } rpcs[] = {
-	{"AuthTokenGet", rpc_auth_token},      {"AppGetOrCreate", rpc_app},
-	{"ImageGetOrCreate", rpc_image},       {"SecretGetOrCreate", rpc_secret},
-	{"SandboxCreate", rpc_sandbox_create}, {"SandboxGetFromName", rpc_get_from_name},
-	{"SandboxWait", rpc_sandbox_wait},     {"SandboxTerminate", rpc_sandbox_terminate},
+	{"AuthTokenGet", rpc_auth_token},	{"AppGetOrCreate", rpc_app},
+	{"ImageGetOrCreate", rpc_image},	{"SecretGetOrCreate", rpc_secret},
+	{"SandboxCreate", rpc_sandbox_create},	{"SandboxGetFromName", rpc_get_from_name},
+	{"SandboxWait", rpc_sandbox_wait},	{"SandboxTerminate", rpc_sandbox_terminate},
 	{"ImageJoinStreaming", rpc_image_join},
 };
 

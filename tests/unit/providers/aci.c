@@ -472,17 +472,18 @@ static void test_image_pull_failure(void **unused)
 	struct fixture *f = fixture_new(240, false);
 	restore(f);
 	assert_int_equal(
-		status_of(f,
-			  "{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
-			  "\"Succeeded\",\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{"
-			  "\"instanceView\":{\"currentState\":{\"state\":\"Waiting\","
-			  "\"detailStatus\":\"ErrImagePull\"},\"events\":["
-			  "{\"name\":\"Pulling\",\"type\":\"Normal\",\"message\":\"pulling image\"},"
-			  "{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
-			  "\"Failed to pull image \\\"nope:1\\\": manifest unknown\"},"
-			  "{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
-			  "\"Error: ErrImagePull\"}]}}}]}}",
-			  200),
+		status_of(
+			f,
+			"{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
+			"\"Succeeded\",\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{"
+			"\"instanceView\":{\"currentState\":{\"state\":\"Waiting\","
+			"\"detailStatus\":\"ErrImagePull\"},\"events\":["
+			"{\"name\":\"Pulling\",\"type\":\"Normal\",\"message\":\"pulling image\"},"
+			"{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
+			"\"Failed to pull image \\\"nope:1\\\": manifest unknown\"},"
+			"{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
+			"\"Error: ErrImagePull\"}]}}}]}}",
+			200),
 		PP_STEP_DONE);
 	assert_int_equal(f->io.state_out, PP_RUN_FAILED);
 	assert_string_equal(f->io.message,
