@@ -145,10 +145,10 @@ ETASK=$(field taskArn)
 ecs DescribeTasks "{\"tasks\":[\"$ETASK\"]}" >/dev/null
 jq -e --arg t "$ETASK" '.tasks == [] and .failures == [{"arn":$t,"reason":"MISSING"}]' "$T/body" >/dev/null ||
 	fail "a task just run is not MISSING: $(cat "$T/body")"
-clock '{"advance_ms":2000}'
+clock '{"advance_ms":2100}'
 ecs DescribeTasks "{\"tasks\":[\"$ETASK\"]}" >/dev/null
 jq -e --arg t "$ETASK" '.tasks[0].taskArn == $t and .failures == []' "$T/body" >/dev/null ||
-	fail "the task is still MISSING 2 s after RunTask: $(cat "$T/body")"
+	fail "the task is still MISSING 2.1 s after RunTask: $(cat "$T/body")"
 curl -fsS "$BASE/control/stats" | grep -q '"ecs.missing_answers":1[,}]' ||
 	fail "MISSING answers not counted: $(curl -fsS "$BASE/control/stats")"
 code=$(curl -sS -o "$T/body" -w '%{http_code}' -d '{"name":"ecs.missing","on":false,"seconds":-1}' "$BASE/control/behaviours")

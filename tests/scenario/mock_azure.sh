@@ -159,7 +159,7 @@ s=$(request GET "$OP" -H "$auth")
 body_has '"status":"InProgress"'
 s=$(request GET "$OP" -H "$auth")
 body_has '"status":"InProgress"'
-clock '{"advance_ms":1000}'
+clock '{"advance_ms":1100}' # past the 1 s creation (a margin for float sums)
 s=$(request GET "$OP" -H "$auth")
 body_has '"status":"Succeeded"'
 has_state a1 '"provisioningState":"Pending"'
@@ -169,7 +169,7 @@ OP=$(grep -i '^azure-asyncoperation:' "$T/headers" | sed 's/^[^:]*: //' | tr -d 
 has_state a1 '"provisioningState":"Deleting"'
 s=$(request GET "$OP" -H "$auth")
 body_has '"status":"InProgress"'
-clock '{"advance_ms":1000}'
+clock '{"advance_ms":1100}'
 s=$(request GET "$CG/a1?$V" -H "$auth")
 expect "$s" 404 "deleted group (async)"
 s=$(request GET "$OP" -H "$auth")
@@ -177,7 +177,7 @@ body_has '"status":"Succeeded"'
 pullgroup=$(group A 1 | sed 's|repo/img:1|repo/pushpool-mock-pull-fail:1|')
 s=$(request PUT "$CG/a2?$V" -H "$auth" -H 'Content-Type: application/json' -d "$pullgroup")
 expect "$s" 201 "create with an image that cannot be pulled"
-clock '{"advance_ms":1000}'
+clock '{"advance_ms":1100}' # created; 1 s of provisioning
 has_state a2 '"detailStatus":"ErrImagePull"'
 body_has '"name":"Failed","message":"Failed to pull image \\"repo/pushpool-mock-pull-fail:1\\"'
 clock '{"advance_ms":1000}'
@@ -185,7 +185,7 @@ has_state a2 '"detailStatus":"ImagePullBackOff"'
 body_has '"message":"Error: ImagePullBackOff"'
 curl -fsS "$BASE/control/stats" | tr -d ' \n' | grep -q '"aci.pull_failures":1[,}]' || fail "pull failure not counted"
 s=$(request DELETE "$CG/a2?$V" -H "$auth")
-clock '{"advance_ms":1000}'
+clock '{"advance_ms":1100}'
 s=$(request GET "$CG/a2?$V" -H "$auth")
 expect "$s" 404 "deleted pull-failure group"
 # The timeline checks below count polls, not time.

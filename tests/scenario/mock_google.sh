@@ -148,7 +148,7 @@ CREATEOP=$(grep -o '"name":"projects/mock-proj/locations/us-central1/operations/
 [ "$(api POST "$J/job-ok:run" '{}')" = 400 ] && grep -q '"status":"FAILED_PRECONDITION"' "$T/body" ||
 	fail "run while reconciling: $(cat "$T/body")"
 [ "$(api GET "$G/v2/$CREATEOP")" = 200 ] && grep -q '"done":false' "$T/body" || fail "create op done early"
-clock '{"advance_ms":1000}'
+clock '{"advance_ms":1100}' # past reconciling and the create operation (1 s each)
 [ "$(api GET "$G/v2/$CREATEOP")" = 200 ] && grep -q '"done":true' "$T/body" &&
 	grep -q '"response":{' "$T/body" || fail "create op not done after 1 s: $(cat "$T/body")"
 [ "$(api GET "$J/job-ok")" = 200 ] && grep -q '"state":"CONDITION_SUCCEEDED"' "$T/body" &&
@@ -176,7 +176,7 @@ ok
 # 6. failure marker, cancel, delete
 FAILJOB=$(echo "$JOB" | sed 's/"command":\["true"\]/"command":["true"],"env":[{"name":"PUSHPOOL_MOCK_FAIL","value":"1"}]/')
 [ "$(api POST "$J?jobId=job-fail" "$FAILJOB")" = 200 ] || fail "create failing job"
-clock '{"advance_ms":1000}' # reconciled
+clock '{"advance_ms":1100}' # reconciled
 api POST "$J/job-fail:run" '{}' >/dev/null
 FEXEC=$(grep -o '"name":"projects/[^"]*/executions/job-fail-[a-z0-9]*"' "$T/body" | head -n 1 | sed 's/"name":"//; s/"$//')
 api POST "$J/job-ok:run" '{}' >/dev/null
@@ -192,7 +192,7 @@ grep -q '"executionReason":"CANCELLING"' "$T/body" && ! grep -q '"completionTime
 	fail "not cancelling: $(cat "$T/body")"
 [ "$(api DELETE "$J/job-ok")" = 400 ] && grep -q 'a cancelling execution' "$T/body" ||
 	fail "delete with a cancelling execution: $(cat "$T/body")"
-clock '{"advance_ms":1000}'
+clock '{"advance_ms":1100}' # the 1 s cancel drain is over
 api GET "$G/v2/$CEXEC" >/dev/null
 grep -q '"cancelledCount":1' "$T/body" && grep -q '"executionReason":"CANCELLED"' "$T/body" &&
 	grep -q '"completionTime"' "$T/body" || fail "not cancelled: $(cat "$T/body")"
@@ -212,7 +212,7 @@ grep -q '"failedCount":1' "$T/body" && grep -q 'CONDITION_FAILED' "$T/body" &&
 [ "$(api GET "$J/job-fail")" = 404 ] && grep -q '"status":"NOT_FOUND"' "$T/body" || fail "deleted job still there"
 OPNAME=$(api DELETE "$J/job-ok" >/dev/null; grep -o '"name":"projects/mock-proj/locations/us-central1/operations/[^"]*"' "$T/body" | sed 's/"name":"//; s/"$//')
 [ "$(api GET "$G/v2/$OPNAME")" = 200 ] && grep -q '"done":false' "$T/body" || fail "delete op done at once"
-clock '{"advance_ms":1000}'
+clock '{"advance_ms":1100}'
 [ "$(api GET "$G/v2/$OPNAME")" = 200 ] && grep -q '"done":true' "$T/body" || fail "operations.get $OPNAME"
 ok
 

@@ -134,7 +134,7 @@ clock '{"clock":"hold"}'
 run --wait -v image=python:3.13-slim >"$T/long.out" 2>&1 &
 LONG=$!
 wait_stat modal.long_polls_held $((held + 1))
-clock '{"advance_ms":25000}'
+clock '{"advance_ms":25100}' # past the 25 s pushpool asks for
 wait_stat modal.long_poll_timeouts 1
 wait_stat modal.long_polls_held $((held + 2))
 [ "$(stat modal.join_resumes)" -ge 1 ] || fail "the second join did not resume from an entry"
