@@ -990,6 +990,18 @@ static struct task *task_find(struct aws_state *st, const char *cl_arn, const ch
 	return NULL;
 }
 
+/* ECS is eventually consistent: "the result of an API command ... might not
+ * be immediately visible to all subsequent commands" (RunTask API reference),
+ * so a task DescribeTasks is asked about right after RunTask may come back as
+ * failures[].reason MISSING. Behaviour ecs.missing: for its seconds after
+ * RunTask. */
+static bool task_not_visible_yet(struct pp_mock *m, const struct task *t, double now)
+{
+	double window;
+
+	return pp_mock_behaviour(m, "ecs.missing", &window) && now - t->created < window;
+}
+
 static void ecs_describe_tasks(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
 			       const char *region, struct pp_mock_resp *resp)
 {
@@ -1012,6 +1024,10 @@ static void ecs_describe_tasks(struct pp_mock *m, struct aws_state *st, const st
 		const char *ref = pp_json_string(r);
 		struct task *t = ref ? task_find(st, cl_arn, ref) : NULL;
 
+		if (t && task_not_visible_yet(m, t, now)) {
+			pp_mock_count(m, "ecs.missing_answers", NULL);
+			t = NULL;
+		}
 		if (t) {
 			pp_json_append(tasks, task_json(m, t, now));
 		} else {

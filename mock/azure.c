@@ -57,7 +57,10 @@ struct az_group {
 	char *name;
 	struct pp_json *body; /* as PUT, secureValue kept (never echoed) */
 	double created;
+	double ready_at; /* creation done (aci.async); the timeline runs from here */
+	double gone_at;	 /* while deleting: the delete is done (aci.async) */
 	enum pp_mock_outcome outcome;
+	bool pull_fails; /* aci.pull_failure: the image cannot be pulled */
 	bool deleting;
 };
 
@@ -67,6 +70,7 @@ struct az_op {
 	char *group_key;
 	bool is_delete;
 	int polls;
+	double done_at; /* aci.async: done from this clock on; < 0: the old poll count */
 };
 
 struct azure_state {
@@ -555,7 +559,7 @@ static bool group_body_ok(const struct pp_json *b, struct pp_mock_resp *resp)
 }
 
 static struct az_op *op_new(struct pp_mock *m, struct azure_state *st, const char *key,
-			    bool is_delete)
+			    bool is_delete, double done_at)
 {
 	struct az_op *o = calloc(1, sizeof(*o));
 
@@ -563,6 +567,7 @@ static struct az_op *op_new(struct pp_mock *m, struct azure_state *st, const cha
 		free(o);
 		return NULL;
 	}
+	o->done_at = done_at;
 	pp_mock_random_hex(m, o->id, 32);
 	o->is_delete = is_delete;
 	o->next = st->ops;
@@ -602,12 +607,80 @@ static void set_str(struct pp_json *o, const char *key, const char *v)
 	pp_json_set_string(o, key, v);
 }
 
+static void add_event(struct pp_mock *m, struct pp_json *events, const char *name, const char *type,
+		      double at, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void add_event(struct pp_mock *m, struct pp_json *events, const char *name, const char *type,
+		      double at, const char *fmt, ...)
+{
+	struct pp_json *ev = pp_json_new(PP_JSON_OBJECT);
+	char msg[768], ts[PP_TIME_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pp_time_format((int64_t)(pp_mock_wall(m, at) * 1000), true, ts);
+	pp_json_set_int(ev, "count", 1);
+	set_str(ev, "firstTimestamp", ts);
+	set_str(ev, "lastTimestamp", ts);
+	set_str(ev, "name", name);
+	set_str(ev, "message", msg);
+	set_str(ev, "type", type);
+	pp_json_append(events, ev);
+}
+
+/* A failed pull as ACI reports it in the container's instanceView.events:
+ * the kubelet-style Pulling / Failed (the registry's answer, then
+ * ErrImagePull) / BackOff / Failed (ImagePullBackOff) sequence. */
+static void pull_failure_events(struct pp_mock *m, struct pp_json *events, const char *image,
+				double at, bool backoff)
+{
+	if (!image)
+		image = "";
+	add_event(m, events, "Pulling", "Normal", at, "pulling image \"%s\"", image);
+	add_event(m, events, "Failed", "Warning", at,
+		  "Failed to pull image \"%s\": rpc error: code = NotFound desc = failed to "
+		  "pull and unpack image: manifest unknown (mock: pushpool-mock-pull-fail)",
+		  image);
+	add_event(m, events, "Failed", "Warning", at, "Error: ErrImagePull");
+	if (!backoff)
+		return;
+	add_event(m, events, "BackOff", "Normal", at, "Back-off pulling image \"%s\"", image);
+	add_event(m, events, "Failed", "Warning", at, "Error: ImagePullBackOff");
+}
+
+/* Behaviour aci.pull_failure: an image named with this marker cannot be
+ * pulled. */
+static bool image_pull_fails(struct pp_mock *m, const struct pp_json *body)
+{
+	if (!pp_mock_behaviour(m, "aci.pull_failure", NULL))
+		return false;
+	pp_json_foreach (c, pp_json_path(body, "properties.containers")) {
+		const char *image = pp_json_get_string(pp_json_get(c, "properties"), "image");
+		if (image && strstr(image, "pushpool-mock-pull-fail"))
+			return true;
+	}
+	return false;
+}
+
+/* Behaviour aci.async: how long creating or deleting a group takes. */
+static double async_seconds(struct pp_mock *m)
+{
+	double s;
+
+	pp_mock_behaviour(m, "aci.async", &s);
+	return s;
+}
+
 /* The group as GET shows it at clock now. */
 static struct pp_json *group_view(struct pp_mock *m, const struct az_group *g, double now)
 {
 	struct pp_json *j = pp_json_clone(g->body);
 	struct pp_json *gp = pp_json_get(j, "properties");
-	enum pp_mock_phase phase = pp_mock_phase_at(m, g->created, now);
+	bool creating = now < g->ready_at;
+	enum pp_mock_phase phase =
+		creating ? PP_MOCK_PROVISIONING : pp_mock_phase_at(m, g->ready_at, now);
 	bool never = g->outcome == PP_MOCK_CRASH;
 	const char *ps, *gstate, *cstate, *detail = NULL;
 
@@ -616,15 +689,21 @@ static struct pp_json *group_view(struct pp_mock *m, const struct az_group *g, d
 	set_str(j, "type", AZ_GROUP_TYPE);
 	if (g->deleting) {
 		ps = "Deleting";
+	} else if (creating) {
+		ps = "Creating";
 	} else if (phase == PP_MOCK_PROVISIONING) {
 		ps = "Pending";
 	} else {
 		ps = "Succeeded";
 	}
-	if (never || phase == PP_MOCK_PROVISIONING) {
+	if (g->pull_fails && !creating) {
 		gstate = "Pending";
 		cstate = "Waiting";
-		detail = never && phase != PP_MOCK_PROVISIONING ? "ImagePullBackOff"
+		detail = phase == PP_MOCK_PROVISIONING ? "ErrImagePull" : "ImagePullBackOff";
+	} else if (never || phase == PP_MOCK_PROVISIONING) {
+		gstate = "Pending";
+		cstate = "Waiting";
+		detail = never && phase != PP_MOCK_PROVISIONING ? "ContainerNeverStarts"
 								: "Pulling image";
 	} else if (phase == PP_MOCK_RUNNING) {
 		gstate = cstate = "Running";
@@ -653,14 +732,9 @@ static struct pp_json *group_view(struct pp_mock *m, const struct az_group *g, d
 			pp_json_set_int(cur, "exitCode", g->outcome == PP_MOCK_FAIL ? 1 : 0);
 		pp_json_set(iv, "currentState", cur);
 		struct pp_json *events = pp_json_new(PP_JSON_ARRAY);
-		if (never && phase != PP_MOCK_PROVISIONING) {
-			struct pp_json *ev = pp_json_new(PP_JSON_OBJECT);
-			set_str(ev, "name", "Failed");
-			set_str(ev, "type", "Warning");
-			set_str(ev, "message",
-				"Failed to pull image: mock never starts this container");
-			pp_json_append(events, ev);
-		}
+		if (g->pull_fails && !creating)
+			pull_failure_events(m, events, pp_json_get_string(cp, "image"), g->ready_at,
+					    phase != PP_MOCK_PROVISIONING);
 		pp_json_set(iv, "events", events);
 		pp_json_set(cp, "instanceView", iv);
 	}
@@ -721,6 +795,7 @@ static void group_put(struct pp_mock *m, struct azure_state *st, const char *key
 			return;
 		}
 		g->created = pp_mock_clock(m);
+		g->ready_at = g->created + async_seconds(m);
 		g->next = st->groups;
 		st->groups = g;
 		st->ngroups++;
@@ -732,8 +807,11 @@ static void group_put(struct pp_mock *m, struct azure_state *st, const char *key
 	g->outcome = pp_mock_outcome_of(body);
 	if (env_marker(body, "PUSHPOOL_MOCK_NOSTART"))
 		g->outcome = PP_MOCK_CRASH;
+	g->pull_fails = image_pull_fails(m, body);
+	if (g->pull_fails)
+		pp_mock_count(m, "aci.pull_failures", NULL);
 	struct pp_json *view = group_view(m, g, pp_mock_clock(m));
-	struct az_op *o = op_new(m, st, key, false);
+	struct az_op *o = op_new(m, st, key, false, async_seconds(m) > 0 ? g->ready_at : -1);
 	pp_mock_unlock(m);
 	if (status == 201)
 		pp_mock_count(m, "aci.creates", name);
@@ -754,8 +832,12 @@ static void group_delete(struct pp_mock *m, struct azure_state *st, const char *
 		pp_mock_resp_printf(resp, 204, AZ_JSON, "%s", "");
 		return;
 	}
-	g->deleting = true;
-	struct az_op *o = op_new(m, st, key, true);
+	double async = async_seconds(m);
+	if (!g->deleting) {
+		g->deleting = true;
+		g->gone_at = pp_mock_clock(m) + async;
+	}
+	struct az_op *o = op_new(m, st, key, true, async > 0 ? g->gone_at : -1);
 	pp_mock_unlock(m);
 	pp_mock_count(m, "aci.deletes", NULL);
 	if (o)
@@ -769,6 +851,11 @@ static void group_get(struct pp_mock *m, struct azure_state *st, const char *key
 	snprintf(resp->action, sizeof(resp->action), "ContainerGroups_Get");
 	pp_mock_lock(m);
 	struct az_group *g = group_find(st, key);
+	/* With aci.async a delete ends on the clock, polled or not. */
+	if (g && g->deleting && async_seconds(m) > 0 && pp_mock_clock(m) >= g->gone_at) {
+		group_remove(st, g);
+		g = NULL;
+	}
 	struct pp_json *view = g ? group_view(m, g, pp_mock_clock(m)) : NULL;
 	pp_mock_unlock(m);
 	if (!g) {
@@ -799,11 +886,13 @@ static void operation_get(struct pp_mock *m, struct azure_state *st, const char 
 		return;
 	}
 	struct az_group *g = group_find(st, o->group_key);
-	/* A create is done once the group is provisioned, a delete on the
-	 * second poll (so clients must follow it). */
+	/* With aci.async an operation is done on the clock (done_at);
+	 * without, a create is done once the group is provisioned, a delete
+	 * on the second poll (so clients must follow it). */
 	bool provisioned =
 		!g || pp_mock_phase_at(m, g->created, pp_mock_clock(m)) != PP_MOCK_PROVISIONING;
-	bool done = o->polls++ >= 1 || (!o->is_delete && provisioned);
+	bool done = o->done_at >= 0 ? pp_mock_clock(m) >= o->done_at
+				    : o->polls++ >= 1 || (!o->is_delete && provisioned);
 	bool is_create = !o->is_delete;
 	if (done && o->is_delete && g && g->deleting)
 		group_remove(st, g);

@@ -60,7 +60,9 @@ struct execution {
 struct operation {
 	struct operation *next;
 	char *name;
-	char *json;
+	char *json;	 /* as first answered */
+	char *done_json; /* answered from done_at on; NULL: json for ever */
+	double done_at;
 };
 
 struct google_state {
@@ -599,10 +601,20 @@ static struct execution *execution_find(struct google_state *st, const char *nam
 	return NULL;
 }
 
+/* Behaviour cloudrun.cancel_drain: a cancelled execution is CANCELLING, its
+ * tasks still running, until they have been stopped. */
+static double cancel_ends(struct pp_mock *m, const struct execution *e)
+{
+	double drain;
+
+	pp_mock_behaviour(m, "cloudrun.cancel_drain", &drain);
+	return e->cancelled + drain;
+}
+
 static bool execution_done(struct pp_mock *m, const struct execution *e, double now)
 {
 	if (e->cancelled >= 0)
-		return true;
+		return now >= cancel_ends(m, e);
 	if (e->outcome == PP_MOCK_CRASH)
 		return pp_mock_phase_at(m, e->created, now) != PP_MOCK_PROVISIONING;
 	return pp_mock_phase_at(m, e->created, now) == PP_MOCK_FINISHED;
@@ -634,6 +646,7 @@ static struct pp_json *execution_json(struct pp_mock *m, const struct execution 
 	bool done = execution_done(m, e, now);
 	bool started = e->outcome != PP_MOCK_CRASH && now >= start_at &&
 		       (e->cancelled < 0 || e->cancelled >= start_at);
+	bool cancelling = e->cancelled >= 0 && !done;
 	long long running = 0, succeeded = 0, failed = 0, cancelled = 0;
 	char msg[512];
 
@@ -643,7 +656,7 @@ static struct pp_json *execution_json(struct pp_mock *m, const struct execution 
 		return NULL;
 	}
 	if (e->cancelled >= 0)
-		end_at = e->cancelled;
+		end_at = cancel_ends(m, e);
 	pp_json_set_string(j, "name", e->name);
 	pp_json_set_string(j, "uid", e->uid);
 	pp_json_set_string(j, "generation", "1");
@@ -671,7 +684,10 @@ static struct pp_json *execution_json(struct pp_mock *m, const struct execution 
 		       condition(m, "Started",
 				 started || done ? "CONDITION_SUCCEEDED" : "CONDITION_PENDING",
 				 NULL, NULL, started ? start_at : e->created));
-	if (!done) {
+	if (cancelling) {
+		pp_json_append(conds, condition(m, "Completed", "CONDITION_PENDING", "CANCELLING",
+						"The execution is being cancelled.", e->cancelled));
+	} else if (!done) {
 		pp_json_append(conds, condition(m, "Completed", "CONDITION_PENDING", NULL,
 						started ? "Tasks are running." : "Provisioning.",
 						started ? start_at : e->created));
@@ -702,11 +718,23 @@ static struct pp_json *execution_json(struct pp_mock *m, const struct execution 
 	return j;
 }
 
+/* Behaviour cloudrun.reconcile: a new job is reconciling (reconciling true,
+ * terminalCondition CONDITION_RECONCILING) until this clock. */
+static double job_ready_at(struct pp_mock *m, const struct job *jb)
+{
+	double reconcile;
+
+	pp_mock_behaviour(m, "cloudrun.reconcile", &reconcile);
+	return jb->created + reconcile;
+}
+
 static struct pp_json *job_json(struct pp_mock *m, struct google_state *st, const struct job *jb)
 {
 	struct pp_json *j = pp_json_clone(jb->body), *cond = pp_json_new(PP_JSON_OBJECT);
 	struct execution *latest =
 		jb->latest_execution ? execution_find(st, jb->latest_execution) : NULL;
+	double ready_at = job_ready_at(m, jb);
+	bool reconciling = pp_mock_clock(m) < ready_at;
 
 	if (!j || !cond) {
 		pp_json_free(j);
@@ -721,9 +749,12 @@ static struct pp_json *job_json(struct pp_mock *m, struct google_state *st, cons
 	if (!pp_json_get(j, "launchStage"))
 		pp_json_set_string(j, "launchStage", "GA");
 	pp_json_set_string(cond, "type", "Ready");
-	pp_json_set_string(cond, "state", "CONDITION_SUCCEEDED");
-	set_time(m, cond, "lastTransitionTime", jb->created);
+	pp_json_set_string(cond, "state",
+			   reconciling ? "CONDITION_RECONCILING" : "CONDITION_SUCCEEDED");
+	set_time(m, cond, "lastTransitionTime", reconciling ? jb->created : ready_at);
 	pp_json_set(j, "terminalCondition", cond);
+	if (reconciling)
+		pp_json_set_bool(j, "reconciling", true);
 	pp_json_set_string(j, "observedGeneration", "1");
 	pp_json_set_int(j, "executionCount", jb->executions);
 	if (latest) {
@@ -737,14 +768,48 @@ static struct pp_json *job_json(struct pp_mock *m, struct google_state *st, cons
 	return j;
 }
 
-/* Operation wrapping a resource; remembered for operations.get. */
-static void operation(struct pp_mock *m, struct google_state *st, const char *location,
-		      const char *type, struct pp_json *resource, bool done,
-		      struct pp_mock_resp *resp)
+static void operation_free(struct operation *o)
+{
+	free(o->name);
+	free(o->json);
+	free(o->done_json);
+	free(o);
+}
+
+/* The Operation as operations.get answers it once done (keeps resource). */
+static char *operation_done_json(const struct pp_json *op, const char *type,
+				 const struct pp_json *resource)
+{
+	struct pp_json *d = pp_json_clone(op), *r = pp_json_clone(resource);
+	char *s = NULL;
+
+	if (d && r) {
+		pp_json_set_string(r, "@type", type);
+		pp_json_set_bool(d, "done", true);
+		pp_json_set(d, "response", r);
+		r = NULL;
+		s = pp_json_to_string(d, PP_JSON_COMPACT);
+	}
+	pp_json_free(d);
+	pp_json_free(r);
+	return s;
+}
+
+/* Operation wrapping a resource; remembered for operations.get. done_after
+ * > 0 (the cloudrun.lro behaviour): answered not done, and done from that
+ * many seconds on. */
+static void operation_lro(struct pp_mock *m, struct google_state *st, const char *location,
+			  const char *type, struct pp_json *resource, bool done, double done_after,
+			  struct pp_mock_resp *resp)
 {
 	struct pp_json *op = pp_json_new(PP_JSON_OBJECT), *meta;
 	struct operation *o = calloc(1, sizeof(*o));
 	char id[37], name[512];
+
+	if (done && done_after > 0)
+		done = false;
+	else
+		done_after = 0;
 
 	uuid4(m, id);
 	snprintf(name, sizeof(name), "%s/operations/%s", location, id);
@@ -761,6 +826,10 @@ static void operation(struct pp_mock *m, struct google_state *st, const char *lo
 	pp_json_set_string(op, "name", name);
 	pp_json_set(op, "metadata", meta);
 	pp_json_set_bool(op, "done", done);
+	if (done_after > 0) {
+		o->done_json = operation_done_json(op, type, resource);
+		o->done_at = pp_mock_clock(m) + done_after;
+	}
 	if (done) {
 		pp_json_set_string(resource, "@type", type);
 		pp_json_set(op, "response", resource);
@@ -771,10 +840,8 @@ static void operation(struct pp_mock *m, struct google_state *st, const char *lo
 	o->json = pp_json_to_string(op, PP_JSON_COMPACT);
 	pp_mock_resp_json(resp, 200, NULL, op);
 	pp_json_free(op);
-	if (!o->name || !o->json) {
-		free(o->name);
-		free(o->json);
-		free(o);
+	if (!o->name || !o->json || (done_after > 0 && !o->done_json)) {
+		operation_free(o);
 		return;
 	}
 	o->next = st->operations;
@@ -784,12 +851,28 @@ static void operation(struct pp_mock *m, struct google_state *st, const char *lo
 
 		while ((*pp)->next)
 			pp = &(*pp)->next;
-		free((*pp)->name);
-		free((*pp)->json);
-		free(*pp);
+		operation_free(*pp);
 		*pp = NULL;
 		st->noperations--;
 	}
+}
+
+static void operation(struct pp_mock *m, struct google_state *st, const char *location,
+		      const char *type, struct pp_json *resource, bool done,
+		      struct pp_mock_resp *resp)
+{
+	operation_lro(m, st, location, type, resource, done, 0, resp);
+}
+
+/* Behaviour cloudrun.lro: CreateJob and DeleteJob are long-running
+ * operations; the resource is created (reconciling) or gone at once, the
+ * Operation is done this many seconds later. */
+static double lro_seconds(struct pp_mock *m)
+{
+	double s;
+
+	pp_mock_behaviour(m, "cloudrun.lro", &s);
+	return s;
 }
 
 static void job_create(struct pp_mock *m, struct google_state *st, const char *parent,
@@ -865,8 +948,8 @@ static void job_create(struct pp_mock *m, struct google_state *st, const char *p
 	jb->next = st->jobs;
 	st->jobs = jb;
 	st->njobs++;
-	operation(m, st, parent, "type.googleapis.com/google.cloud.run.v2.Job", job_json(m, st, jb),
-		  true, resp);
+	operation_lro(m, st, parent, "type.googleapis.com/google.cloud.run.v2.Job",
+		      job_json(m, st, jb), true, lro_seconds(m), resp);
 	pp_mock_unlock(m);
 	pp_mock_count(m, "cloudrun.creates", NULL);
 }
@@ -894,6 +977,14 @@ static void job_run(struct pp_mock *m, struct google_state *st, const char *job_
 		pp_mock_unlock(m);
 		pp_json_free(body);
 		rpc_error(resp, 404, NULL, NULL, "Resource '%s' was not found", job_name);
+		return;
+	}
+	if (pp_mock_clock(m) < job_ready_at(m, jb)) {
+		pp_mock_unlock(m);
+		pp_json_free(body);
+		pp_mock_count(m, "cloudrun.run_not_ready", NULL);
+		rpc_error(resp, 400, "FAILED_PRECONDITION", NULL,
+			  "Job '%s' is not ready: it is still being reconciled.", jb->id);
 		return;
 	}
 	outcome = pp_mock_outcome_of(pp_json_get(jb->body, "template"));
@@ -947,7 +1038,30 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-/* DELETE job: running executions are cancelled with it. */
+/* Behaviour cloudrun.delete_busy: DeleteJob is refused while one of the
+ * job's executions runs or is cancelling (true after answering). */
+static bool job_busy_refused(struct pp_mock *m, struct google_state *st, const char *job_name,
+			     double now, struct pp_mock_resp *resp)
+{
+	if (!pp_mock_behaviour(m, "cloudrun.delete_busy", NULL))
+		return false;
+	for (struct execution *e = st->executions; e; e = e->next) {
+		if (strcmp(e->job_name, job_name) != 0 || execution_done(m, e, now))
+			continue;
+		pp_mock_count(m, "cloudrun.delete_refused", NULL);
+		rpc_error(resp, 400, "FAILED_PRECONDITION", NULL,
+			  "Job '%s' has %s execution '%s'; wait for it to stop before deleting "
+			  "the job.",
+			  strrchr(job_name, '/') + 1,
+			  e->cancelled >= 0 ? "a cancelling" : "a running",
+			  strrchr(e->name, '/') + 1);
+		return true;
+	}
+	return false;
+}
+
+/* DELETE job: running executions are cancelled with it (unless
+ * cloudrun.delete_busy refuses). */
 static void job_delete(struct pp_mock *m, struct google_state *st, const char *job_name,
 		       const char *location, struct pp_mock_resp *resp)
 {
@@ -956,6 +1070,10 @@ static void job_delete(struct pp_mock *m, struct google_state *st, const char *j
 
 	snprintf(resp->action, sizeof(resp->action), "DeleteJob");
 	pp_mock_lock(m);
+	if (job_busy_refused(m, st, job_name, now, resp)) {
+		pp_mock_unlock(m);
+		return;
+	}
 	for (pp = &st->jobs; *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->name, job_name) == 0) {
 			jb = *pp;
@@ -982,8 +1100,8 @@ static void job_delete(struct pp_mock *m, struct google_state *st, const char *j
 		st->nexecutions--;
 		execution_free(e);
 	}
-	operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Job",
-		  job_json(m, st, jb), true, resp);
+	operation_lro(m, st, location, "type.googleapis.com/google.cloud.run.v2.Job",
+		      job_json(m, st, jb), true, lro_seconds(m), resp);
 	pp_mock_unlock(m);
 	pp_mock_count(m, "cloudrun.deletes", NULL);
 	job_free(jb);
@@ -1008,7 +1126,16 @@ static void execution_action(struct pp_mock *m, struct google_state *st, const c
 		return;
 	}
 	if (verb) {
-		if (!execution_done(m, e, now)) {
+		if (execution_done(m, e, now) &&
+		    pp_mock_behaviour(m, "cloudrun.cancel_finished", NULL)) {
+			pp_mock_unlock(m);
+			pp_mock_count(m, "cloudrun.cancel_refused", NULL);
+			rpc_error(resp, 400, "FAILED_PRECONDITION", NULL,
+				  "Execution '%s' has already completed and cannot be cancelled.",
+				  strrchr(name, '/') + 1);
+			return;
+		}
+		if (e->cancelled < 0 && !execution_done(m, e, now)) {
 			e->cancelled = now;
 			pp_mock_count(m, "cloudrun.cancel", NULL);
 		}
@@ -1017,7 +1144,7 @@ static void execution_action(struct pp_mock *m, struct google_state *st, const c
 	} else if (strcmp(method, "DELETE") == 0) {
 		struct execution **pp = &st->executions;
 
-		if (!execution_done(m, e, now))
+		if (e->cancelled < 0 && !execution_done(m, e, now))
 			e->cancelled = now;
 		operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Execution",
 			  execution_json(m, e, now), true, resp);
@@ -1124,7 +1251,9 @@ static void cr_operation_get(struct pp_mock_call *c)
 	for (o = st->operations; o && strcmp(o->name, name) != 0; o = o->next)
 		;
 	if (o)
-		pp_mock_resp_printf(c->resp, 200, "application/json", "%s", o->json);
+		pp_mock_resp_printf(c->resp, 200, "application/json", "%s",
+				    o->done_json && pp_mock_clock(c->m) >= o->done_at ? o->done_json
+										      : o->json);
 	pp_mock_unlock(c->m);
 	if (!o)
 		rpc_error(c->resp, 404, NULL, NULL, "Operation '%s' was not found", name);
@@ -1352,9 +1481,7 @@ static void google_reset(struct pp_mock *m, void *state)
 		struct operation *o = st->operations;
 
 		st->operations = o->next;
-		free(o->name);
-		free(o->json);
-		free(o);
+		operation_free(o);
 	}
 	st->njobs = st->nexecutions = st->noperations = 0;
 	/* Issued tokens survive: clients keep using them. */

@@ -81,7 +81,8 @@ struct pp_mock {
 	size_t ncounters, counters_alloc;
 	struct log_entry log[LOG_RING];
 	size_t log_next, log_total;
-	struct pp_mock_specs *specs; /* spec validators and their switches */
+	struct pp_mock_specs *specs;	       /* spec validators and their switches */
+	struct pp_mock_behaviours *behaviours; /* the clouds' realistic behaviours */
 };
 
 /* Per-connection request state, created by the URI log callback. */
@@ -831,6 +832,18 @@ static void control_clock_post(struct pp_mock_call *c)
 	clock_answer(c);
 }
 
+bool pp_mock_behaviour(struct pp_mock *m, const char *name, double *seconds)
+{
+	return pp_mock_behaviours_get(m->behaviours, name, seconds);
+}
+
+/* The realistic behaviours' switches (mock/behave.c). */
+static void control_behaviours(struct pp_mock_call *c)
+{
+	pp_mock_behaviours_control(c->m->behaviours, c->body, strcmp(c->req->method, "POST") == 0,
+				   c->resp);
+}
+
 /* The spec validators' per-API switches (mock/spec_gate.c). */
 static void control_validate(struct pp_mock_call *c)
 {
@@ -848,8 +861,8 @@ static bool control_admit(struct pp_mock_call *c)
 static void control_unmatched(struct pp_mock_call *c, bool other_method)
 {
 	pp_mock_resp_printf(c->resp, 404, "text/plain",
-			    "no control endpoint %s %s (GET stats, log, faults, clock, validate; "
-			    "POST faults, reset, clock, validate)\n",
+			    "no control endpoint %s %s (GET stats, log, faults, clock, validate, "
+			    "behaviours; POST faults, reset, clock, validate, behaviours)\n",
 			    c->req->method, c->req->path);
 }
 
@@ -863,6 +876,8 @@ static const struct pp_mock_route control_routes[] = {
 	{"POST", "/control/clock", control_clock_post, .changes = true},
 	{"GET", "/control/validate", control_validate, .changes = false},
 	{"POST", "/control/validate", control_validate, .changes = true},
+	{"GET", "/control/behaviours", control_behaviours, .changes = false},
+	{"POST", "/control/behaviours", control_behaviours, .changes = true},
 	{NULL},
 };
 
@@ -1094,7 +1109,7 @@ int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp
 	pthread_mutex_init(&m->clock_lock, NULL);
 	m->start_mono_ms = pp_mono_ms();
 	m->start_wall = (double)pp_wall_ms() / 1000;
-	rc = pp_mock_specs_new(&m->specs, err);
+	rc = pp_mock_specs_new(&m->specs, err) ?: pp_mock_behaviours_new(&m->behaviours, err);
 	for (size_t i = 0; i < NAPIS && !rc; i++) {
 		m->modules[i].api = mock_apis[i];
 		if (mock_apis[i]->init) {
@@ -1186,6 +1201,7 @@ void pp_mock_free(struct pp_mock *m)
 	counters_clear(m);
 	free(m->counters);
 	pp_mock_specs_free(m->specs);
+	pp_mock_behaviours_free(m->behaviours);
 	pthread_mutex_destroy(&m->state_lock);
 	pthread_mutex_destroy(&m->core_lock);
 	free(m);

@@ -216,6 +216,19 @@ void pp_mock_clock_advance(struct pp_mock *m, double seconds);
 bool pp_mock_clock_held(const struct pp_mock *m);
 /* Wall-clock time for a clock value, for timestamps in answers. */
 double pp_mock_wall(const struct pp_mock *m, double clock);
+/* The clouds' realistic behaviours (mock/behave.c, GET/POST
+ * /control/behaviours): true when behaviour `name` ("ecs.missing") is on,
+ * with *seconds (may be NULL) its duration on the lifecycle clock, 0 when
+ * off. Thread safe; kept across /control/reset. */
+bool pp_mock_behaviour(struct pp_mock *m, const char *name, double *seconds);
+struct pp_mock_behaviours;
+int pp_mock_behaviours_new(struct pp_mock_behaviours **out, struct pp_error *err);
+void pp_mock_behaviours_free(struct pp_mock_behaviours *s);
+bool pp_mock_behaviours_get(struct pp_mock_behaviours *s, const char *name, double *seconds);
+/* GET (post false) or POST {"name","on","seconds"} (or an array of them)
+ * /control/behaviours: answers the switches as JSON, or 400. */
+void pp_mock_behaviours_control(struct pp_mock_behaviours *s, const struct pp_json *body, bool post,
+				struct pp_mock_resp *resp);
 /* Seeded PRNG in [0, 1); thread safe. */
 double pp_mock_random(struct pp_mock *m);
 /* Unique-ish lowercase hex id of n chars (n < out_size), from the PRNG. */

@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/grpc.h"
 #include "lib/pb.h"
 #include "mock/mock.h"
@@ -25,6 +27,11 @@
 #define MAX_TOKENS    64
 #define REQ_MAX	      ((size_t)1 << 20)
 #define ID_LEN	      24
+#define MAX_IMAGES    1024
+/* The longest a long-poll is held, whatever the client asks for. */
+#define JOIN_HOLD_MAX_S 60.0
+/* How often a connection looks at its held calls (real time). */
+#define JOIN_TICK_MS 50
 
 struct mm_secret {
 	char id[ID_LEN];
@@ -38,6 +45,14 @@ struct mm_sandbox {
 	double created;
 	double terminated; /* clock when terminated, < 0 while not */
 	enum pp_mock_outcome outcome;
+};
+
+/* An image ImageGetOrCreate made: the same definition gets the same image,
+ * built (modal.image_build) until built_at. */
+struct mm_image {
+	char id[ID_LEN];
+	uint64_t key; /* FNV-1a of the ImageGetOrCreate request */
+	double created, built_at;
 };
 
 struct modal_mock {
@@ -58,6 +73,8 @@ struct modal_mock {
 	size_t nsandboxes;
 	struct mm_secret *secrets;
 	size_t nsecrets;
+	struct mm_image images[MAX_IMAGES]; /* a ring: the oldest is forgotten */
+	size_t nimages;
 	unsigned long seq;
 };
 
@@ -76,6 +93,16 @@ struct mm_stream {
 	char message[256];
 	nghttp2_nv trailers[2];
 	size_t ntrailers;
+	/* An ImageJoinStreaming long-poll held open (modal.long_poll): more
+	 * entries go out as the build makes them, until it ends or the
+	 * deadline (on the lifecycle clock, or in real time if that comes
+	 * first: a held clock must not hang the client). */
+	int32_t stream_id;
+	bool held;
+	char join_image[ID_LEN];
+	int join_next; /* the next entry to send */
+	double join_deadline;
+	int64_t join_deadline_mono;
 	struct mm_stream *prev, *next; /* the connection's open streams */
 };
 
@@ -370,18 +397,160 @@ static void rpc_get_from_name(struct modal_mock *mm, struct mm_stream *s)
 		reply_string(s, 1, sb->id);
 }
 
+static uint64_t fnv1a(const void *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ULL;
+	return h;
+}
+
+static struct mm_image *image_by_id(struct modal_mock *mm, const char *id)
+{
+	size_t n = mm->nimages < MAX_IMAGES ? mm->nimages : MAX_IMAGES;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(mm->images[i].id, id))
+			return &mm->images[i];
+	return NULL;
+}
+
+/* ImageGetOrCreate: the image of this definition, made on first sight. A
+ * build in progress answers no result: the client joins the build with
+ * ImageJoinStreaming. */
 static void rpc_image(struct modal_mock *mm, struct mm_stream *s)
 {
+	uint64_t key = fnv1a(s->body.data, s->body.len);
+	size_t n = mm->nimages < MAX_IMAGES ? mm->nimages : MAX_IMAGES;
+	double now = pp_mock_clock(mm->m), build;
+	struct mm_image *im = NULL;
+	for (size_t i = 0; i < n && !im; i++)
+		if (mm->images[i].key == key)
+			im = &mm->images[i];
+	if (!im) {
+		im = &mm->images[mm->nimages++ % MAX_IMAGES];
+		new_id(mm, "im", im->id);
+		im->key = key;
+		im->created = now;
+		pp_mock_behaviour(mm->m, "modal.image_build", &build);
+		im->built_at = now + build;
+		if (build > 0)
+			pp_mock_count(mm->m, "modal.image_builds", NULL);
+	}
 	struct pp_buf res, msg;
-	char id[ID_LEN];
 	pp_buf_init(&res, 256);
 	pp_buf_init(&msg, 256);
-	new_id(mm, "im", id);
-	if (!pp_pb_varint(&res, 1, 1) && !pp_pb_string(&msg, 1, id) &&
-	    !pp_pb_message(&msg, 2, &res))
+	int rc = pp_pb_string(&msg, 1, im->id);
+	if (!rc && now >= im->built_at)
+		rc = pp_pb_varint(&res, 1, 1) ?: pp_pb_message(&msg, 2, &res);
+	if (!rc)
 		pp_grpc_frame(&s->out, msg.data, msg.len);
 	pp_buf_free(&res);
 	pp_buf_free(&msg);
+}
+
+/* A build's log, as entries 1..JOIN_ENTRIES: entry k is due at a k-th of
+ * the build, the last one carries the result. */
+#define JOIN_ENTRIES 3
+
+static double entry_due(const struct mm_image *im, int k)
+{
+	return im->created + (im->built_at - im->created) * (k - 1) / (JOIN_ENTRIES - 1);
+}
+
+/* Append to s->out the entries due by now from s->join_next on; true once
+ * the last (the result) has gone out. */
+static bool join_emit(struct modal_mock *mm, struct mm_stream *s, const struct mm_image *im,
+		      double now)
+{
+	for (; s->join_next <= JOIN_ENTRIES && now >= entry_due(im, s->join_next); s->join_next++) {
+		struct pp_buf msg, sub, res;
+		char line[128], eid[16];
+		pp_buf_init(&msg, 512);
+		pp_buf_init(&sub, 256);
+		pp_buf_init(&res, 64);
+		if (s->join_next == 1)
+			snprintf(line, sizeof(line), "Building image %s\n", im->id);
+		else if (s->join_next < JOIN_ENTRIES)
+			snprintf(line, sizeof(line), "=> Step 0: FROM base (mock)\n");
+		else
+			snprintf(line, sizeof(line), "Built image %s\n", im->id);
+		snprintf(eid, sizeof(eid), "%d", s->join_next);
+		/* ImageJoinStreamingResponse{result=1, task_logs=2, entry_id=3, eof=4};
+		 * TaskLogs{data=1}; GenericResult{status=1} */
+		int rc = pp_pb_string(&sub, 1, line) ?: pp_pb_message(&msg, 2, &sub);
+		if (!rc && s->join_next == JOIN_ENTRIES)
+			rc = pp_pb_varint(&res, 1, 1) ?: pp_pb_message(&msg, 1, &res) ?:
+				pp_pb_varint(&msg, 4, 1);
+		if (!rc)
+			rc = pp_pb_string(&msg, 3, eid)
+				     ?: pp_grpc_frame(&s->out, msg.data, msg.len);
+		pp_buf_free(&msg);
+		pp_buf_free(&sub);
+		pp_buf_free(&res);
+		if (rc)
+			break;
+	}
+	return s->join_next > JOIN_ENTRIES;
+}
+
+/* ImageJoinStreaming: the build's entries after last_entry_id. With
+ * modal.long_poll the call is held (see struct mm_stream) until the build
+ * ends or the client's timeout passes, as Modal's server does (the SDKs ask
+ * for 55 s and ask again from the last entry id); without, it answers what
+ * there is now. */
+static void rpc_image_join(struct modal_mock *mm, struct mm_stream *s)
+{
+	char id[ID_LEN + 8], last[16];
+	float timeout = 0;
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	read_string(s->body.data, s->body.len, 1, id, sizeof(id));
+	read_string(s->body.data, s->body.len, 3, last, sizeof(last));
+	pp_pb_reader_init(&r, s->body.data, s->body.len);
+	while (pp_pb_next(&r, &f, NULL) == 1)
+		if (f.num == 2 && f.wire == PP_PB_I32) {
+			uint32_t bits = (uint32_t)f.u64;
+			memcpy(&timeout, &bits, sizeof(timeout));
+		}
+	struct mm_image *im = image_by_id(mm, id);
+	if (!im) {
+		set_status(s, PP_GRPC_NOT_FOUND, "Image not found");
+		return;
+	}
+	double now = pp_mock_clock(mm->m);
+	if (last[0])
+		pp_mock_count(mm->m, "modal.join_resumes", NULL);
+	s->join_next = atoi(last) + 1;
+	if (s->join_next < 1)
+		s->join_next = 1;
+	if (join_emit(mm, s, im, now) || !pp_mock_behaviour(mm->m, "modal.long_poll", NULL))
+		return;
+	double hold = timeout > 0 && timeout < JOIN_HOLD_MAX_S ? timeout : JOIN_HOLD_MAX_S;
+	snprintf(s->join_image, sizeof(s->join_image), "%s", im->id);
+	s->join_deadline = now + hold;
+	s->join_deadline_mono = pp_mono_ms() + (int64_t)(hold * 1000);
+	s->held = true;
+	pp_mock_count(mm->m, "modal.long_polls_held", NULL);
+}
+
+/* A held call's turn (connection thread): true when it has something new
+ * to send, and held is cleared when the call is over. */
+static bool join_tick(struct modal_mock *mm, struct mm_stream *s)
+{
+	pp_mock_lock(mm->m);
+	struct mm_image *im = image_by_id(mm, s->join_image);
+	double now = pp_mock_clock(mm->m);
+	size_t before = s->out.len;
+	bool done = !im || join_emit(mm, s, im, now);
+	if (!done && (now >= s->join_deadline || pp_mono_ms() >= s->join_deadline_mono)) {
+		/* The long-poll ends with OK; the client asks again. */
+		pp_mock_count(mm->m, "modal.long_poll_timeouts", NULL);
+		done = true;
+	}
+	pp_mock_unlock(mm->m);
+	if (done)
+		s->held = false;
+	return done || s->out.len != before;
 }
 
 static void rpc_app(struct modal_mock *mm, struct mm_stream *s)
@@ -395,10 +564,11 @@ static const struct {
 	const char *name;
 	void (*run)(struct modal_mock *mm, struct mm_stream *s);
 } rpcs[] = {
-	{"AuthTokenGet", rpc_auth_token},      {"AppGetOrCreate", rpc_app},
-	{"ImageGetOrCreate", rpc_image},       {"SecretGetOrCreate", rpc_secret},
-	{"SandboxCreate", rpc_sandbox_create}, {"SandboxGetFromName", rpc_get_from_name},
-	{"SandboxWait", rpc_sandbox_wait},     {"SandboxTerminate", rpc_sandbox_terminate},
+	{"AuthTokenGet", rpc_auth_token},	{"AppGetOrCreate", rpc_app},
+	{"ImageGetOrCreate", rpc_image},	{"SecretGetOrCreate", rpc_secret},
+	{"SandboxCreate", rpc_sandbox_create},	{"SandboxGetFromName", rpc_get_from_name},
+	{"SandboxWait", rpc_sandbox_wait},	{"SandboxTerminate", rpc_sandbox_terminate},
+	{"ImageJoinStreaming", rpc_image_join},
 };
 
 static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream *s)
@@ -492,6 +662,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 	struct mm_conn *c = ud;
 	pp_buf_init(&s->body, REQ_MAX);
 	pp_buf_init(&s->out, REQ_MAX);
+	s->stream_id = frame->hd.stream_id;
 	s->next = c->streams;
 	if (c->streams)
 		c->streams->prev = s;
@@ -547,10 +718,12 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
 	struct mm_stream *s = source->ptr;
 	size_t left = s->out.len - s->sent;
 	size_t n = left < length ? left : length;
+	if (!n && s->held)
+		return NGHTTP2_ERR_DEFERRED; /* resumed by the connection loop */
 	if (n)
 		memcpy(buf, s->out.data + s->sent, n);
 	s->sent += n;
-	if (s->sent == s->out.len) {
+	if (s->sent == s->out.len && !s->held) {
 		/* End with trailers, where gRPC puts the status. */
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
 		s->trailers[0] = make_nv("grpc-status", s->status);
@@ -639,6 +812,22 @@ static void *conn_main(void *arg)
 	uint8_t buf[16384];
 	while (!c->close_now && nghttp2_session_send(session) == 0 &&
 	       (nghttp2_session_want_read(session) || nghttp2_session_want_write(session))) {
+		/* Wait for input, and while calls are held, wake to move them on. */
+		bool holding = false;
+		for (struct mm_stream *s = c->streams; s; s = s->next)
+			holding |= s->held;
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		int ready = poll(&pfd, 1, holding ? JOIN_TICK_MS : -1);
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready < 0)
+			break;
+		for (struct mm_stream *s = c->streams; s; s = s->next)
+			if (s->held && join_tick(c->mm, s) &&
+			    nghttp2_session_resume_data(session, s->stream_id))
+				break;
+		if (ready == 0)
+			continue;
 		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -816,6 +1005,7 @@ static void modal_reset(struct pp_mock *m, void *state)
 	struct modal_mock *mm = state;
 	mm->nsandboxes = 0;
 	mm->nsecrets = 0;
+	mm->nimages = 0;
 }
 
 static void modal_stats(struct pp_mock *m, void *state, struct pp_json *live)

@@ -407,6 +407,21 @@ static const char *first_event_message(const struct pp_json *view)
 	return msg;
 }
 
+/* The message of a failed image pull in a container's events: ACI reports
+ * it as a Warning event "Failed" whose message starts "Failed to pull
+ * image" (then ErrImagePull / ImagePullBackOff). NULL when there is none. */
+static const char *pull_failure(const struct pp_json *view)
+{
+	pp_json_foreach (e, pp_json_get(view, "events")) {
+		const char *name = pp_json_get_string(e, "name");
+		const char *msg = pp_json_get_string(e, "message");
+		if (name && msg && !strcmp(name, "Failed") &&
+		    !strncmp(msg, "Failed to pull image", strlen("Failed to pull image")))
+			return msg;
+	}
+	return NULL;
+}
+
 static void map_group(struct pp_run_io *io, const struct pp_json *g)
 {
 	struct aci_state *st = io->state;
@@ -427,6 +442,15 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 			pp_set_message(io->message, sizeof(io->message),
 				       "container exited with code %d%s%s", io->exit_code,
 				       detail && *detail ? ": " : "", detail ? detail : "");
+		return;
+	}
+	/* ACI keeps retrying a pull that failed, but the image is what the
+	 * run was given: a failed pull fails the run now, with the registry's
+	 * reason, instead of a start timeout later. */
+	const char *pull = state && !strcmp(state, "Running") ? NULL : pull_failure(view);
+	if (pull) {
+		io->state_out = PP_RUN_FAILED;
+		pp_set_message(io->message, sizeof(io->message), "image pull failed: %s", pull);
 		return;
 	}
 	if (ps && (!strcmp(ps, "Failed") || !strcmp(ps, "Canceled"))) {

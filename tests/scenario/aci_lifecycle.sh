@@ -43,6 +43,11 @@ stat() {
 	curl -fsS "$BASE/control/stats" | tr -d ' \n' | grep -o "\"$1\":[0-9]*" | head -n 1 |
 		sed 's/.*://' | grep . || echo 0
 }
+# One entry of a keyed map in /control/stats: keyed MAP KEY (0 when absent).
+keyed() {
+	curl -fsS "$BASE/control/stats" | tr -d ' \n' | grep -o "\"$1\":{[^}]*}" |
+		grep -o "\"$2\":[0-9]*" | sed 's/.*://' | grep . || echo 0
+}
 faults() {
 	curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "$BASE/control/faults" >/dev/null
 }
@@ -103,6 +108,21 @@ out=$(run --wait -v 'env={"PUSHPOOL_MOCK_NOSTART": "1"}' -v task_start_timeout_s
 [ $rc -eq 1 ] || fail "never-starting run exited $rc: $out"
 echo "$out" | grep -q '^CRASHED: container did not start within 1 s' || fail "no crash in: $out"
 [ "$(stat live_container_groups)" -eq 0 ] || fail "the crashed group was left behind"
+
+# 4b. an image that cannot be pulled (aci.pull_failure): ACI shows it in the
+# container's events; the run FAILS at once with the registry's reason
+# (no start timeout), and the group is deleted.
+rc=0
+out=$(run --wait -v image=repo/pushpool-mock-pull-fail:1 2>&1) || rc=$?
+[ $rc -eq 1 ] || fail "pull-failure run exited $rc: $out"
+echo "$out" | grep -q '^FAILED: image pull failed: Failed to pull image "repo/pushpool-mock-pull-fail:1"' ||
+	fail "no image pull failure in: $out"
+[ "$(stat aci.pull_failures)" -eq 1 ] || fail "the mock saw no pull failure"
+[ "$(stat live_container_groups)" -eq 0 ] || fail "the group that could not pull was left behind"
+# Creating and deleting took time through the async operation (aci.async):
+# every run above followed its operations to the end.
+[ "$(keyed requests arm:OperationStatus)" -ge 10 ] ||
+	fail "async operations not followed: $(curl -fsS "$BASE/control/stats")"
 
 # 5. replaying a run adopts its group: one create, the same id.
 ID=0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b

@@ -90,6 +90,11 @@ echo "$out" | grep -q '^projects/scenario-proj/locations/europe-west1/jobs/pp-[0
 	fail "no execution name in: $out"
 echo "$out" | grep -q '^SUCCEEDED' || fail "no SUCCEEDED in: $out"
 [ "$(stat live_jobs)" -eq 0 ] || fail "a job was left behind"
+# The new job was reconciling (cloudrun.reconcile, 1 s) and CreateJob's
+# operation not done (cloudrun.lro): pushpool read the job until it was
+# ready and ran it then, never too early.
+[ "$(keyed requests cloudrun:GetJob)" -ge 2 ] || fail "the job was not waited for"
+[ "$(stat cloudrun.run_not_ready)" -eq 0 ] || fail "RunJob was sent before the job was ready"
 
 # 2. the container fails: exit status 1 and the reason.
 rc=0
@@ -102,6 +107,12 @@ rc=0
 out=$(run --wait --timeout 0.15 2>&1) || rc=$?
 [ $rc -eq 75 ] || fail "timed-out run exited $rc: $out"
 echo "$out" | grep -q 'cancelling projects/' || fail "no cancel in: $out"
+# The cancelled execution kept its tasks running for a while
+# (cloudrun.cancel_drain, 1 s; DeleteJob refused meanwhile by
+# cloudrun.delete_busy): pushpool deleted the job only once it had stopped.
+[ "$(stat cloudrun.cancel)" -ge 1 ] || fail "nothing was cancelled"
+[ "$(stat live_jobs)" -eq 0 ] || fail "the cancelled run's job was left behind"
+[ "$(stat cloudrun.delete_refused)" -eq 0 ] || fail "DeleteJob was sent while the execution ran"
 
 # 4. replaying a run adopts its job and execution (409 ALREADY_EXISTS).
 ID=0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b

@@ -87,6 +87,11 @@ echo "$out" | grep -q '^arn:aws:ecs:us-east-1:[0-9]*:task/' || fail "no task ARN
 echo "$out" | grep -q '^SUCCEEDED' || fail "no SUCCEEDED in: $out"
 [ "$(stat DeregisterTaskDefinition)" -ge 1 ] || fail "task definition left registered"
 
+# ECS is eventually consistent (ecs.missing, on by default): DescribeTasks
+# answered MISSING for the new task, and pushpool kept polling through it.
+[ "$(stat ecs.missing_answers)" -ge 1 ] ||
+	fail "no MISSING answer was given: $(curl -fsS "$BASE/control/stats")"
+
 # 2. the container exits 1: exit status 1 with the exit code.
 rc=0
 out=$(run -p ecs --wait -v 'env={"PUSHPOOL_MOCK_FAIL": "1"}') || rc=$?

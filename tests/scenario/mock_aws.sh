@@ -137,6 +137,27 @@ ok
 
 # 3. RunTask: validation, idempotency, lifecycle
 NET='"networkConfiguration":{"awsvpcConfiguration":{"subnets":["subnet-1"]}}'
+# Eventual consistency (on by default): a new task is MISSING for 2 s.
+curl -fsS "$BASE/control/behaviours" | jq -e '.["ecs.missing"] | .on and .seconds == 2' >/dev/null ||
+	fail "ecs.missing is not on by default: $(curl -sS "$BASE/control/behaviours")"
+[ "$(ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET}")" = 200 ] || fail "run: $(cat "$T/body")"
+ETASK=$(field taskArn)
+ecs DescribeTasks "{\"tasks\":[\"$ETASK\"]}" >/dev/null
+jq -e --arg t "$ETASK" '.tasks == [] and .failures == [{"arn":$t,"reason":"MISSING"}]' "$T/body" >/dev/null ||
+	fail "a task just run is not MISSING: $(cat "$T/body")"
+clock '{"advance_ms":2100}'
+ecs DescribeTasks "{\"tasks\":[\"$ETASK\"]}" >/dev/null
+jq -e --arg t "$ETASK" '.tasks[0].taskArn == $t and .failures == []' "$T/body" >/dev/null ||
+	fail "the task is still MISSING 2.1 s after RunTask: $(cat "$T/body")"
+curl -fsS "$BASE/control/stats" | grep -q '"ecs.missing_answers":1[,}]' ||
+	fail "MISSING answers not counted: $(curl -fsS "$BASE/control/stats")"
+code=$(curl -sS -o "$T/body" -w '%{http_code}' -d '{"name":"ecs.missing","on":false,"seconds":-1}' "$BASE/control/behaviours")
+[ "$code" = 400 ] || fail "negative seconds accepted: $code"
+code=$(curl -sS -o "$T/body" -w '%{http_code}' -d '{"name":"ecs.nope","on":false}' "$BASE/control/behaviours")
+[ "$code" = 400 ] || fail "unknown behaviour accepted: $code"
+# The timeline below reads tasks from their first moment.
+curl -fsS -d '{"name":"ecs.missing","on":false}' "$BASE/control/behaviours" >/dev/null
+ok
 code=$(ecs RunTask '{"taskDefinition":"fam:1","launchType":"FARGATE"}')
 expect "awsvpc without subnets" 400 InvalidParameterException
 code=$(ecs RunTask "{\"taskDefinition\":\"nope:1\",$NET}")

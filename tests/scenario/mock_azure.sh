@@ -140,6 +140,57 @@ s=$(request GET "$CG/g1?$V" -H "$auth")
 expect "$s" 404 "group not yet created"
 body_has ResourceNotFound
 
+# has_state GROUP TEXT: the group's body holds TEXT now.
+has_state() {
+	request GET "$CG/$1?$V" -H "$auth" >/dev/null
+	grep -q -- "$2" "$T/body" || fail "$1 does not show $2: $(cat "$T/body")"
+}
+# Realistic behaviours, on by default. aci.async (1 s): creating and
+# deleting go through the async operation on the clock, provisioningState
+# Creating then Succeeded; aci.pull_failure: an image that cannot be pulled
+# shows as ACI reports it, in the container's events.
+curl -fsS "$BASE/control/behaviours" | jq -e '.["aci.async"].on and .["aci.pull_failure"].on' >/dev/null ||
+	fail "ACI behaviours not on by default"
+s=$(request PUT "$CG/a1?$V" -H "$auth" -H 'Content-Type: application/json' -d "$(group A 1)")
+expect "$s" 201 "create (async)"
+body_has '"provisioningState":"Creating"'
+OP=$(grep -i '^azure-asyncoperation:' "$T/headers" | sed 's/^[^:]*: //' | tr -d '\r')
+s=$(request GET "$OP" -H "$auth")
+body_has '"status":"InProgress"'
+s=$(request GET "$OP" -H "$auth")
+body_has '"status":"InProgress"'
+clock '{"advance_ms":1100}' # past the 1 s creation (a margin for float sums)
+s=$(request GET "$OP" -H "$auth")
+body_has '"status":"Succeeded"'
+has_state a1 '"provisioningState":"Pending"'
+s=$(request DELETE "$CG/a1?$V" -H "$auth")
+expect "$s" 202 "delete (async)"
+OP=$(grep -i '^azure-asyncoperation:' "$T/headers" | sed 's/^[^:]*: //' | tr -d '\r')
+has_state a1 '"provisioningState":"Deleting"'
+s=$(request GET "$OP" -H "$auth")
+body_has '"status":"InProgress"'
+clock '{"advance_ms":1100}'
+s=$(request GET "$CG/a1?$V" -H "$auth")
+expect "$s" 404 "deleted group (async)"
+s=$(request GET "$OP" -H "$auth")
+body_has '"status":"Succeeded"'
+pullgroup=$(group A 1 | sed 's|repo/img:1|repo/pushpool-mock-pull-fail:1|')
+s=$(request PUT "$CG/a2?$V" -H "$auth" -H 'Content-Type: application/json' -d "$pullgroup")
+expect "$s" 201 "create with an image that cannot be pulled"
+clock '{"advance_ms":1100}' # created; 1 s of provisioning
+has_state a2 '"detailStatus":"ErrImagePull"'
+body_has '"name":"Failed","message":"Failed to pull image \\"repo/pushpool-mock-pull-fail:1\\"'
+clock '{"advance_ms":1000}'
+has_state a2 '"detailStatus":"ImagePullBackOff"'
+body_has '"message":"Error: ImagePullBackOff"'
+curl -fsS "$BASE/control/stats" | tr -d ' \n' | grep -q '"aci.pull_failures":1[,}]' || fail "pull failure not counted"
+s=$(request DELETE "$CG/a2?$V" -H "$auth")
+clock '{"advance_ms":1100}'
+s=$(request GET "$CG/a2?$V" -H "$auth")
+expect "$s" 404 "deleted pull-failure group"
+# The timeline checks below count polls, not time.
+curl -fsS -d '{"name":"aci.async","on":false}' "$BASE/control/behaviours" >/dev/null
+
 s=$(request PUT "$CG/g1?$V" -H "$auth" -H 'Content-Type: application/json' -d "$(group A 1)")
 expect "$s" 201 "create"
 grep -qi '^azure-asyncoperation: http' "$T/headers" || fail "no Azure-AsyncOperation header"
@@ -157,11 +208,6 @@ s=$(request PUT "$CG/g2?$V" -H "$auth" -H 'Content-Type: application/json' -d "$
 expect "$s" 201 "create failing group"
 s=$(request PUT "$CG/g3?$V" -H "$auth" -H 'Content-Type: application/json' -d "$(group PUSHPOOL_MOCK_NOSTART 1)")
 expect "$s" 201 "create never-starting group"
-# has_state GROUP TEXT: the group's body holds TEXT now.
-has_state() {
-	request GET "$CG/$1?$V" -H "$auth" >/dev/null
-	grep -q -- "$2" "$T/body" || fail "$1 does not show $2: $(cat "$T/body")"
-}
 has_state g1 '"state":"Waiting"'
 clock '{"advance_ms":1000}'
 has_state g1 '"state":"Running"'
@@ -172,7 +218,7 @@ has_state g2 '"state":"Terminated"'
 body_has '"exitCode":1'
 s=$(request GET "$CG/g3?$V" -H "$auth")
 body_has '"state":"Waiting"'
-body_has ImagePullBackOff
+body_has ContainerNeverStarts
 
 stats=$(curl -fsS "$BASE/control/stats" | tr -d ' \n')
 echo "$stats" | grep -q '"live_container_groups":3' || fail "3 live groups expected: $stats"

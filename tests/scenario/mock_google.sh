@@ -136,10 +136,23 @@ JOB='{"labels":{"pushpool-run":"1"},"template":{"taskCount":1,"template":{"maxRe
 [ "$(api POST "$J?jobId=no-image" '{"template":{"template":{"containers":[{}]}}}')" = 400 ] ||
 	fail "job without image accepted"
 [ "$(api POST "$J?jobId=job-ok" "$JOB")" = 200 ] || fail "create: $(cat "$T/body")"
-grep -q '"done":true' "$T/body" && grep -q 'google.cloud.run.v2.Job' "$T/body" || fail "create op: $(cat "$T/body")"
+# CreateJob is a long-running operation (cloudrun.lro, 1 s): not done yet,
+# the Job in its metadata; the job exists at once, reconciling
+# (cloudrun.reconcile, 1 s), and RunJob is refused until it is ready.
+grep -q '"done":false' "$T/body" && grep -q 'google.cloud.run.v2.Job' "$T/body" || fail "create op: $(cat "$T/body")"
+CREATEOP=$(grep -o '"name":"projects/mock-proj/locations/us-central1/operations/[^"]*"' "$T/body" | sed 's/"name":"//; s/"$//')
 [ "$(api POST "$J?jobId=job-ok" "$JOB")" = 409 ] && grep -q '"status":"ALREADY_EXISTS"' "$T/body" ||
 	fail "duplicate jobId: $(cat "$T/body")"
-[ "$(api GET "$J/job-ok")" = 200 ] && grep -q '"state":"CONDITION_SUCCEEDED"' "$T/body" || fail "get job"
+[ "$(api GET "$J/job-ok")" = 200 ] && grep -q '"reconciling":true' "$T/body" &&
+	grep -q '"state":"CONDITION_RECONCILING"' "$T/body" || fail "new job not reconciling: $(cat "$T/body")"
+[ "$(api POST "$J/job-ok:run" '{}')" = 400 ] && grep -q '"status":"FAILED_PRECONDITION"' "$T/body" ||
+	fail "run while reconciling: $(cat "$T/body")"
+[ "$(api GET "$G/v2/$CREATEOP")" = 200 ] && grep -q '"done":false' "$T/body" || fail "create op done early"
+clock '{"advance_ms":1100}' # past reconciling and the create operation (1 s each)
+[ "$(api GET "$G/v2/$CREATEOP")" = 200 ] && grep -q '"done":true' "$T/body" &&
+	grep -q '"response":{' "$T/body" || fail "create op not done after 1 s: $(cat "$T/body")"
+[ "$(api GET "$J/job-ok")" = 200 ] && grep -q '"state":"CONDITION_SUCCEEDED"' "$T/body" &&
+	! grep -q '"reconciling"' "$T/body" || fail "get job"
 [ "$(api GET "$J")" = 200 ] && grep -q '"name":"projects/mock-proj/locations/us-central1/jobs/job-ok"' "$T/body" ||
 	fail "list jobs: $(cat "$T/body")"
 ok
@@ -163,14 +176,33 @@ ok
 # 6. failure marker, cancel, delete
 FAILJOB=$(echo "$JOB" | sed 's/"command":\["true"\]/"command":["true"],"env":[{"name":"PUSHPOOL_MOCK_FAIL","value":"1"}]/')
 [ "$(api POST "$J?jobId=job-fail" "$FAILJOB")" = 200 ] || fail "create failing job"
+clock '{"advance_ms":1100}' # reconciled
 api POST "$J/job-fail:run" '{}' >/dev/null
 FEXEC=$(grep -o '"name":"projects/[^"]*/executions/job-fail-[a-z0-9]*"' "$T/body" | head -n 1 | sed 's/"name":"//; s/"$//')
 api POST "$J/job-ok:run" '{}' >/dev/null
 CEXEC=$(grep -o '"name":"projects/[^"]*/executions/job-ok-[a-z0-9]*"' "$T/body" | head -n 1 | sed 's/"name":"//; s/"$//')
+# DeleteJob is refused while an execution runs (cloudrun.delete_busy) ...
+[ "$(api DELETE "$J/job-ok")" = 400 ] && grep -q '"status":"FAILED_PRECONDITION"' "$T/body" &&
+	grep -q 'a running execution' "$T/body" || fail "delete with a running execution: $(cat "$T/body")"
 [ "$(api POST "$G/v2/$CEXEC:cancel" '{}')" = 200 ] || fail "cancel: $(cat "$T/body")"
+# ... and while it is cancelling (cloudrun.cancel_drain, 1 s): its tasks
+# still run, no completionTime, executionReason CANCELLING.
 api GET "$G/v2/$CEXEC" >/dev/null
-grep -q '"cancelledCount":1' "$T/body" && grep -q '"executionReason":"CANCELLED"' "$T/body" || fail "not cancelled: $(cat "$T/body")"
-clock '{"advance_ms":700}'
+grep -q '"executionReason":"CANCELLING"' "$T/body" && ! grep -q '"completionTime"' "$T/body" ||
+	fail "not cancelling: $(cat "$T/body")"
+[ "$(api DELETE "$J/job-ok")" = 400 ] && grep -q 'a cancelling execution' "$T/body" ||
+	fail "delete with a cancelling execution: $(cat "$T/body")"
+clock '{"advance_ms":1100}' # the 1 s cancel drain is over
+api GET "$G/v2/$CEXEC" >/dev/null
+grep -q '"cancelledCount":1' "$T/body" && grep -q '"executionReason":"CANCELLED"' "$T/body" &&
+	grep -q '"completionTime"' "$T/body" || fail "not cancelled: $(cat "$T/body")"
+# Cancelling a finished execution is refused (cloudrun.cancel_finished).
+[ "$(api POST "$G/v2/$CEXEC:cancel" '{}')" = 400 ] && grep -q '"status":"FAILED_PRECONDITION"' "$T/body" ||
+	fail "cancel of a finished execution: $(cat "$T/body")"
+curl -fsS "$BASE/control/stats" | tr -d ' \n' >"$T/stats"
+grep -q '"cloudrun.delete_refused":2[,}]' "$T/stats" && grep -q '"cloudrun.cancel_refused":1[,}]' "$T/stats" &&
+	grep -q '"cloudrun.run_not_ready":1[,}]' "$T/stats" || fail "refusals not counted: $(cat "$T/stats")"
+
 api GET "$G/v2/$FEXEC" >/dev/null
 grep -q '"failedCount":1' "$T/body" && grep -q 'CONDITION_FAILED' "$T/body" &&
 	grep -q 'NON_ZERO_EXIT_CODE' "$T/body" || fail "not failed: $(cat "$T/body")"
@@ -179,6 +211,8 @@ grep -q '"failedCount":1' "$T/body" && grep -q 'CONDITION_FAILED' "$T/body" &&
 [ "$(api DELETE "$J/job-fail")" = 200 ] || fail "delete job"
 [ "$(api GET "$J/job-fail")" = 404 ] && grep -q '"status":"NOT_FOUND"' "$T/body" || fail "deleted job still there"
 OPNAME=$(api DELETE "$J/job-ok" >/dev/null; grep -o '"name":"projects/mock-proj/locations/us-central1/operations/[^"]*"' "$T/body" | sed 's/"name":"//; s/"$//')
+[ "$(api GET "$G/v2/$OPNAME")" = 200 ] && grep -q '"done":false' "$T/body" || fail "delete op done at once"
+clock '{"advance_ms":1100}'
 [ "$(api GET "$G/v2/$OPNAME")" = 200 ] && grep -q '"done":true' "$T/body" || fail "operations.get $OPNAME"
 ok
 

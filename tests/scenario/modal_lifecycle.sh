@@ -76,6 +76,10 @@ out=$(run --wait) || fail "successful run exited $?: $out"
 echo "$out" | grep -q '^sb-[0-9a-f]*' || fail "no sandbox id in: $out"
 echo "$out" | grep -q '^SUCCEEDED' || fail "no SUCCEEDED in: $out"
 [ "$(stat live_modal_sandboxes)" -eq 0 ] || fail "a sandbox was left running"
+# The image was built first (modal.image_build, 3 s) and pushpool joined the
+# build: a long-poll held until the result.
+[ "$(stat modal.image_builds)" -eq 1 ] || fail "no image build: $(curl -fsS "$BASE/control/stats")"
+[ "$(stat modal.long_polls_held)" -ge 1 ] || fail "ImageJoinStreaming was not held"
 
 # 2. the container fails (marker in env): exit status 1.
 rc=0
@@ -111,7 +115,36 @@ run >/dev/null || fail "throttled run failed"
 faults '{"api": "modal", "throttle_rate": 0}'
 [ $(($(date +%s) - start)) -lt 30 ] || fail "throttled run took too long"
 
-# 7. a wrong token secret: exit 77 and the secret never printed.
+# 7. a long build: ImageJoinStreaming holds the call for the 25 s pushpool
+# asks, ends it with no result, and pushpool asks again from the last entry.
+# The mock's clock is held and moved by hand, so no test time passes.
+clock() { curl -fsS -X POST -d "$1" "$BASE/control/clock" >/dev/null || fail "clock $1"; }
+# wait_stat NAME N: until the counter reaches N (30 s deadline).
+wait_stat() {
+	i=0
+	while [ "$(stat "$1")" -lt "$2" ]; do
+		i=$((i + 1))
+		[ $i -gt 600 ] && fail "$1 stayed below $2: $(curl -fsS "$BASE/control/stats")"
+		sleep 0.05
+	done
+}
+curl -fsS -d '{"name":"modal.image_build","seconds":40}' "$BASE/control/behaviours" >/dev/null
+held=$(stat modal.long_polls_held)
+clock '{"clock":"hold"}'
+run --wait -v image=python:3.13-slim >"$T/long.out" 2>&1 &
+LONG=$!
+wait_stat modal.long_polls_held $((held + 1))
+clock '{"advance_ms":25100}' # past the 25 s pushpool asks for
+wait_stat modal.long_poll_timeouts 1
+wait_stat modal.long_polls_held $((held + 2))
+[ "$(stat modal.join_resumes)" -ge 1 ] || fail "the second join did not resume from an entry"
+clock '{"advance_ms":16000}'
+clock '{"clock":"run"}'
+wait $LONG || fail "long build run exited $?: $(cat "$T/long.out")"
+grep -q '^SUCCEEDED' "$T/long.out" || fail "no SUCCEEDED after a long build: $(cat "$T/long.out")"
+[ "$(stat modal.image_builds)" -eq 2 ] || fail "the second image was not built"
+
+# 8. a wrong token secret: exit 77 and the secret never printed.
 write_conf as-wrong-secret
 rc=0
 out=$(run 2>&1) || rc=$?

@@ -465,6 +465,32 @@ static void test_start_timeout(void **unused)
 	fixture_free(f);
 }
 
+/* A failed pull shows in the container's events: FAILED at once, with the
+ * registry's reason, not a start timeout later. */
+static void test_image_pull_failure(void **unused)
+{
+	struct fixture *f = fixture_new(240, false);
+	restore(f);
+	assert_int_equal(
+		status_of(
+			f,
+			"{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
+			"\"Succeeded\",\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{"
+			"\"instanceView\":{\"currentState\":{\"state\":\"Waiting\","
+			"\"detailStatus\":\"ErrImagePull\"},\"events\":["
+			"{\"name\":\"Pulling\",\"type\":\"Normal\",\"message\":\"pulling image\"},"
+			"{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
+			"\"Failed to pull image \\\"nope:1\\\": manifest unknown\"},"
+			"{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
+			"\"Error: ErrImagePull\"}]}}}]}}",
+			200),
+		PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, PP_RUN_FAILED);
+	assert_string_equal(f->io.message,
+			    "image pull failed: Failed to pull image \"nope:1\": manifest unknown");
+	fixture_free(f);
+}
+
 /* DELETE answered 202: follow the async operation to Succeeded. */
 static void test_cleanup_follows_delete(void **unused)
 {
@@ -661,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_template_expression_rejected),
 		cmocka_unit_test(test_status_mapping),
 		cmocka_unit_test(test_start_timeout),
+		cmocka_unit_test(test_image_pull_failure),
 		cmocka_unit_test(test_cleanup_follows_delete),
 		cmocka_unit_test(test_cleanup_nothing_before_put),
 		cmocka_unit_test(test_cancel_gone_and_foreign_status_url),
