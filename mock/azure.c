@@ -731,6 +731,8 @@ static void group_put(struct pp_mock *m, struct azure_state *st, const char *key
 	g->outcome = pp_mock_outcome_of(body);
 	if (env_marker(body, "PUSHPOOL_MOCK_NOSTART"))
 		g->outcome = PP_MOCK_CRASH;
+	if (status == 201)
+		pp_mock_prefect_job_started(m, body, NULL, g->outcome, g->created);
 	struct pp_json *view = group_view(m, g, pp_mock_clock(m));
 	struct az_op *o = op_new(m, st, key, false);
 	pp_mock_unlock(m);
