@@ -281,6 +281,18 @@ static int claim(struct prefect_source *s, struct pp_store *store, struct pf_poo
 		pp_run_rec_free(&have);
 		return 0;
 	}
+	/* Read the run first: the list may be stale, and the server accepts
+	 * PENDING over a run that already ended (HandleFlowTerminalState-
+	 * Transitions lets a final state go to PENDING, a rerun), so a claim
+	 * from an old list would start a finished run again. */
+	char cur[32];
+	int rc = read_state_type(s, id, cur, sizeof(cur), err);
+	if (rc)
+		return rc;
+	if (strcmp(cur, "SCHEDULED")) {
+		pp_debug("prefect: flow run %s is %s now; not claiming it", id, cur);
+		return 0;
+	}
 	/* BaseWorker._propose_pending_state: PENDING is the claim; the
 	 * server aborts it for a run another worker holds
 	 * (PreventPendingTransitions). */
@@ -290,7 +302,7 @@ static int claim(struct prefect_source *s, struct pp_store *store, struct pf_poo
 	struct pp_json *body = NULL, *res = NULL;
 	if (pp_uuid4(tid))
 		return pp_fail(err, PP_EIO, "no random bytes for a transition id");
-	int rc = state_body("PENDING", msg, tid, false, &body, err);
+	rc = state_body("PENDING", msg, tid, false, &body, err);
 	if (rc)
 		return rc;
 	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
