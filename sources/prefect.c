@@ -454,7 +454,8 @@ static int filter_body(const struct prefect_source *s, const char *types, long o
 }
 
 /* What a crash can leave on the server: a run we finished whose reports
- * died with the process (reported again from the store), and a claim no
+ * died with the process (reported again from the store, unless the run
+ * has moved on since), and a claim no
  * store ever recorded (handed back once claim_timeout has passed with no
  * infrastructure). */
 static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp_error *err)
@@ -477,6 +478,25 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 				const char *type = pp_store_state_terminal(rec.state)
 							   ? pp_prefect_state_for(rec.state)
 							   : NULL;
+				/* A run whose server state is newer than our end, or
+				 * that runs on other infrastructure, has moved on (a
+				 * retry from the UI, a rescheduled run taken by
+				 * another worker): the old outcome must not land on
+				 * the new attempt. */
+				const char *pid = pp_json_get_string(run, "infrastructure_pid");
+				int64_t at = 0;
+				if (type &&
+				    ((pid && rec.infra_id && strcmp(pid, rec.infra_id)) ||
+				     (!pp_prefect_time_parse(
+					      pp_json_string(pp_json_path(run, "state.timestamp")),
+					      &at) &&
+				      at > rec.updated_ms))) {
+					pp_info("prefect: flow run %s moved on since it ended here "
+						"as "
+						"%s; not reporting that again",
+						id, pp_store_state_name(rec.state));
+					type = NULL;
+				}
 				if (type) {
 					pp_info("prefect: flow run %s ended as %s here; reporting "
 						"again",

@@ -483,19 +483,23 @@ static void test_wait(void **state)
 	free(b);
 }
 
+static void propose(struct env *e, const char *id, const char *state_json, bool force,
+		    const char *want_status, const char *want_type);
+
 static void test_reconcile(void **state)
 {
 	struct env *e = *state;
 	struct pp_error err = {0};
-	char *a = new_run(e), *b = new_run(e);
+	char *a = new_run(e), *b = new_run(e), *d = new_run(e);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	/* a ended here but its reports died with the process. */
+	/* a ended here but its reports died with the process; so did d's,
+	 * but d was rerun since (below). */
 	struct pp_run_rec *recs = NULL;
 	int n = 0;
 	assert_int_equal(e->store->ops->claim(e->store, "ecs", "t", 60000, 10, &recs, &n, &err), 0);
-	assert_int_equal(n, 2);
+	assert_int_equal(n, 3);
 	for (int i = 0; i < n; i++) {
-		if (strcmp(recs[i].id, a))
+		if (strcmp(recs[i].id, a) && strcmp(recs[i].id, d))
 			continue;
 		struct pp_run_update u = {.state = PP_ST_FAILED,
 					  .infra_id = "t-9",
@@ -503,9 +507,14 @@ static void test_reconcile(void **state)
 					  .next_attempt_ms = -1,
 					  .error = "",
 					  .release_lease = true};
-		assert_int_equal(e->store->ops->update(e->store, a, recs[i].fence, &u, &err), 0);
+		assert_int_equal(
+			e->store->ops->update(e->store, recs[i].id, recs[i].fence, &u, &err), 0);
 	}
 	pp_run_recs_free(recs, n);
+	/* d is retried from the UI and taken by another worker. */
+	usleep(20 * 1000);
+	propose(e, d, "{\"type\":\"SCHEDULED\"}", true, "ACCEPT", "SCHEDULED");
+	propose(e, d, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
 	/* c was claimed by a worker that died before recording it. */
 	char *c = new_run(e), path[128];
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", c);
@@ -524,13 +533,18 @@ static void test_reconcile(void **state)
 	r = run_of(e, b);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
 	pp_json_free(r);
+	/* d's old outcome does not land on its rerun. */
+	r = run_of(e, d);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	free(d);
 	r = run_of(e, c);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "SCHEDULED");
 	assert_non_null(strstr(pp_json_string(pp_json_path(r, "state.message")), "claim expired"));
 	pp_json_free(r);
 	/* Handed back, it is claimed again like any scheduled run. */
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	assert_int_equal(store_count(e), 3);
+	assert_int_equal(store_count(e), 4);
 	free(a);
 	free(b);
 	free(c);
