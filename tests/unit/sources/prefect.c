@@ -655,6 +655,68 @@ static void test_flow_state_kept(void **state)
 	free(a);
 }
 
+/* A job started with the run's id in its env runs a simulated flow that
+ * reports RUNNING when the container starts and its end when it is over;
+ * /prefect/control/flows switches it off. */
+static void start_job(struct env *e, const char *id, const char *plan)
+{
+	char text[256];
+	struct pp_json *spec = NULL;
+	struct pp_error err = {0};
+	snprintf(text, sizeof(text),
+		 "{\"env\":[{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"},"
+		 "{\"name\":\"PUSHPOOL_MOCK_FLOW\",\"value\":\"%s\"}]}",
+		 id, plan);
+	assert_int_equal(pp_json_parse(text, strlen(text), NULL, &spec, &err), 0);
+	pp_mock_lock(e->mock);
+	pp_mock_prefect_job_started(e->mock, spec, NULL, PP_MOCK_SUCCEED, pp_mock_clock(e->mock));
+	pp_mock_unlock(e->mock);
+	pp_json_free(spec);
+}
+
+static void test_mock_flows(void **state)
+{
+	struct env *e = *state;
+	char *a = new_run(e), *b = new_run(e), *c = new_run(e);
+	pp_mock_clock_hold(e->mock, true);
+	propose(e, a, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	propose(e, b, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	propose(e, c, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	start_job(e, a, "failed");
+	start_job(e, b, "paused");
+	char url[300];
+	snprintf(url, sizeof(url), "%s/prefect/control/flows", pp_mock_base_url(e->mock));
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	struct pp_error err = {0};
+	pp_http_req_init(&req, "POST", url);
+	pp_http_resp_init(&resp, 0);
+	pp_http_req_body(&req, "{\"simulate\":false}", 18);
+	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+	start_job(e, c, "completed");
+	/* Still provisioning: nothing reported. */
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	pp_mock_clock_advance(e->mock, 3600);
+	r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "FAILED");
+	assert_int_equal(pp_json_get_int(r, "run_count", -1), 1);
+	pp_json_free(r);
+	r = run_of(e, b);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PAUSED");
+	pp_json_free(r);
+	r = run_of(e, c);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	free(a);
+	free(b);
+	free(c);
+}
+
 static void test_auth(void **state)
 {
 	struct env *e = *state;
@@ -695,6 +757,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reconcile, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_mock_rules, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_flow_state_kept, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_mock_flows, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_auth, env_setup, env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
