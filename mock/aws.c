@@ -880,6 +880,7 @@ static void run_task_launch(struct pp_mock *m, struct aws_state *st, struct task
 
 		if (!t)
 			break;
+		pp_mock_prefect_job_started(m, td->desc, overrides, outcome, t->created);
 		t->next = st->tasks;
 		st->tasks = t;
 		st->ntasks++;

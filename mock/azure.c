@@ -810,6 +810,10 @@ static void group_put(struct pp_mock *m, struct azure_state *st, const char *key
 	g->pull_fails = image_pull_fails(m, body);
 	if (g->pull_fails)
 		pp_mock_count(m, "aci.pull_failures", NULL);
+	/* A group whose image cannot be pulled never runs its flow. */
+	if (status == 201)
+		pp_mock_prefect_job_started(m, body, NULL,
+					    g->pull_fails ? PP_MOCK_CRASH : g->outcome, g->created);
 	struct pp_json *view = group_view(m, g, pp_mock_clock(m));
 	struct az_op *o = op_new(m, st, key, false, async_seconds(m) > 0 ? g->ready_at : -1);
 	pp_mock_unlock(m);

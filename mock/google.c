@@ -992,8 +992,12 @@ static void job_run(struct pp_mock *m, struct google_state *st, const char *job_
 		outcome = pp_mock_outcome_of(pp_json_get(body, "overrides"));
 	tasks = pp_json_get_int(pp_json_get(body, "overrides"), "taskCount",
 				pp_json_get_int(pp_json_get(jb->body, "template"), "taskCount", 1));
-	pp_json_free(body);
 	e = calloc(1, sizeof(*e));
+	if (e)
+		pp_mock_prefect_job_started(m, pp_json_get(jb->body, "template"),
+					    pp_json_get(body, "overrides"), outcome,
+					    pp_mock_clock(m));
+	pp_json_free(body);
 	pp_mock_random_hex(m, suffix, 5);
 	snprintf(name, sizeof(name), "%.500s/executions/%.63s-%s", job_name, jb->id, suffix);
 	if (!e || !(e->name = strdup(name)) || !(e->job_name = strdup(job_name))) {

@@ -272,6 +272,14 @@ enum pp_mock_outcome {
 };
 enum pp_mock_outcome pp_mock_outcome_of(const struct pp_json *j);
 
+/* A cloud module started a job (clock `created`, its container spec and
+ * the run's overrides, either NULL): when its environment names a flow run
+ * (PREFECT__FLOW_RUN_ID), the Prefect module runs a simulated flow that
+ * reports its own states (mock/prefect.c). Call with the mock lock held. */
+void pp_mock_prefect_job_started(struct pp_mock *m, const struct pp_json *spec,
+				 const struct pp_json *overrides, enum pp_mock_outcome outcome,
+				 double created);
+
 /* Timeline phase of a resource created at clock `created` (stopped at
  * `stopped` when >= 0). */
 enum pp_mock_phase {

@@ -36,6 +36,7 @@
 struct mm_secret {
 	char id[ID_LEN];
 	enum pp_mock_outcome outcome;
+	struct pp_json *env; /* its key/values, for the Prefect module's flows */
 };
 
 struct mm_sandbox {
@@ -250,6 +251,7 @@ static void rpc_secret(struct modal_mock *mm, struct mm_stream *s)
 	struct pp_pb_reader r;
 	struct pp_pb_field f;
 	enum pp_mock_outcome o = PP_MOCK_SUCCEED;
+	struct pp_json *env = NULL;
 	pp_pb_reader_init(&r, s->body.data, s->body.len);
 	while (pp_pb_next(&r, &f, NULL) == 1) {
 		if (f.num != 5 || f.wire != PP_PB_LEN)
@@ -259,14 +261,20 @@ static void rpc_secret(struct modal_mock *mm, struct mm_stream *s)
 		read_string(f.data, f.len, 2, value, sizeof(value));
 		int n = snprintf(kv, sizeof(kv), "%s=%s", key, value);
 		o = worse(o, outcome_of_text((const uint8_t *)kv, (size_t)n));
+		if (!env)
+			env = pp_json_new(PP_JSON_OBJECT);
+		if (env)
+			pp_json_set_string(env, key, value);
 	}
 	if (mm->nsecrets == MAX_SECRETS) {
+		pp_json_free(env);
 		set_status(s, PP_GRPC_RESOURCE_EXHAUSTED, "mock: too many secrets");
 		return;
 	}
 	struct mm_secret *sec = &mm->secrets[mm->nsecrets++];
 	new_id(mm, "st", sec->id);
 	sec->outcome = o;
+	sec->env = env;
 	reply_string(s, 1, sec->id);
 }
 
@@ -276,6 +284,7 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 	struct pp_pb_field f, g;
 	char app_id[64] = "", name[64] = "", image_id[64] = "";
 	enum pp_mock_outcome o = PP_MOCK_SUCCEED;
+	const struct pp_json *env = NULL;
 	bool have_def = false;
 	pp_pb_reader_init(&r, s->body.data, s->body.len);
 	while (pp_pb_next(&r, &f, NULL) == 1) {
@@ -297,8 +306,11 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 				if (pp_pb_field_string(&g, sid, sizeof(sid), NULL))
 					continue;
 				for (size_t i = 0; i < mm->nsecrets; i++)
-					if (!strcmp(mm->secrets[i].id, sid))
+					if (!strcmp(mm->secrets[i].id, sid)) {
 						o = worse(o, mm->secrets[i].outcome);
+						if (mm->secrets[i].env)
+							env = mm->secrets[i].env;
+					}
 			}
 		}
 	}
@@ -337,6 +349,7 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 	sb->created = pp_mock_clock(mm->m);
 	sb->terminated = -1;
 	sb->outcome = o;
+	pp_mock_prefect_job_started(mm->m, env, NULL, o, sb->created);
 	pp_mock_count(mm->m, "modal_sandbox_creates", name[0] ? name : sb->id);
 	reply_string(s, 1, sb->id);
 }
@@ -996,6 +1009,8 @@ static void modal_free(void *state)
 	pthread_mutex_destroy(&mm->conn_lock);
 	pthread_cond_destroy(&mm->conn_gone);
 	free(mm->sandboxes);
+	for (size_t i = 0; i < mm->nsecrets; i++)
+		pp_json_free(mm->secrets[i].env);
 	free(mm->secrets);
 	free(mm);
 }
@@ -1004,6 +1019,8 @@ static void modal_reset(struct pp_mock *m, void *state)
 {
 	struct modal_mock *mm = state;
 	mm->nsandboxes = 0;
+	for (size_t i = 0; i < mm->nsecrets; i++)
+		pp_json_free(mm->secrets[i].env);
 	mm->nsecrets = 0;
 	mm->nimages = 0;
 }

@@ -6,6 +6,7 @@
  * by a restarted mock. PUSHPOOL_MOCK_PREFECT_KEY, when set, is the API key
  * every request must carry as a Bearer token. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,17 @@
 #define PF_JSON	    "application/json"
 #define PF_LIST_MAX 1000
 
+struct pf_flow;
+
 struct pf_state {
 	struct pp_json *db; /* {work_pools, work_queues, ...}: one array per table */
 	char *state_path;   /* NULL: memory only */
 	char *api_key;	    /* NULL: no auth (a local Prefect server) */
+	struct pp_mock *m;
+	bool simulate;	       /* jobs run simulated flows (/prefect/control/flows) */
+	char default_plan[16]; /* their end when the job does not name one */
+	struct pf_flow *flows; /* under the mock lock */
+	struct pf_state *next; /* pf_instances */
 };
 
 static const char *const pf_tables[] = {
@@ -164,13 +172,20 @@ static bool state_terminal(const char *type)
 			!strcmp(type, "CANCELLED") || !strcmp(type, "CRASHED"));
 }
 
+/* A state as the server stores it. details: the proposal's state_details
+ * (transition_id, scheduled_time, pause_key...), kept as sent; a SCHEDULED
+ * state without a scheduled_time is due now, as Prefect's Scheduled(). */
 static struct pp_json *state_new(struct pp_mock *m, const char *run_id, const char *type,
-				 const char *name, const char *message)
+				 const char *name, const char *message,
+				 const struct pp_json *details_in)
 {
 	char id[37], ts[40];
 	new_uuid(m, id);
 	iso_now(ts, sizeof(ts));
-	struct pp_json *s = pp_json_new(PP_JSON_OBJECT), *details = pp_json_new(PP_JSON_OBJECT);
+	struct pp_json *s = pp_json_new(PP_JSON_OBJECT);
+	struct pp_json *details = pp_json_is(details_in, PP_JSON_OBJECT)
+					  ? pp_json_clone(details_in)
+					  : pp_json_new(PP_JSON_OBJECT);
 	if (!s || !details) {
 		pp_json_free(s);
 		pp_json_free(details);
@@ -183,25 +198,55 @@ static struct pp_json *state_new(struct pp_mock *m, const char *run_id, const ch
 	pp_json_set(s, "message",
 		    message ? pp_json_new_string(message) : pp_json_new(PP_JSON_NULL));
 	pp_json_set_string(details, "flow_run_id", run_id);
+	if (!strcmp(type, "SCHEDULED") && !pp_json_get_string(details, "scheduled_time"))
+		pp_json_set_string(details, "scheduled_time", ts);
 	pp_json_set(s, "state_details", details);
 	return s;
 }
 
+/* The run fields a committed state moves, as the global policy's universal
+ * transforms do (server/orchestration/global_policy.py): SetStartTime on the
+ * first RUNNING, SetEndTime (cleared when a terminal run leaves for a
+ * non-final state, set once on entering a final one), IncrementFlowRunCount
+ * (every RUNNING but a resume's) with RemoveResumingIndicator, and
+ * SetNextScheduledStartTime. HandleResumingPausedFlows.after_transition
+ * marks a run leaving PAUSED as resuming. */
 static void run_set_state(struct pp_json *run, struct pp_json *state)
 {
 	char ts[40];
 	const char *type = field(state, "type");
+	char from[16];
+	struct pp_json *policy = pp_json_get(run, "empirical_policy");
+	bool resuming = pp_json_get_bool(policy, "resuming", false);
+	bool running = !strcmp(type, "RUNNING");
+	snprintf(from, sizeof(from), "%s", field(run, "state_type"));
 	iso_now(ts, sizeof(ts));
 	pp_json_set_string(run, "state_type", type);
 	pp_json_set_string(run, "state_name", pp_json_get_string(state, "name"));
 	pp_json_set_string(run, "state_id", pp_json_get_string(state, "id"));
 	pp_json_set_string(run, "updated", ts);
-	if (!strcmp(type, "RUNNING") && !pp_json_get_string(run, "start_time"))
+	if (running && !pp_json_get_string(run, "start_time"))
 		pp_json_set_string(run, "start_time", ts);
-	if (state_terminal(type))
+	if (state_terminal(from) && !state_terminal(type))
+		pp_json_set(run, "end_time", pp_json_new(PP_JSON_NULL));
+	if (state_terminal(type) && !pp_json_get_string(run, "end_time")) {
+		if (!pp_json_get_string(run, "start_time"))
+			pp_json_set_string(run, "start_time", ts);
 		pp_json_set_string(run, "end_time", ts);
+	}
 	pp_json_set_int(run, "run_count",
-			pp_json_get_int(run, "run_count", 0) + !strcmp(type, "RUNNING"));
+			pp_json_get_int(run, "run_count", 0) + (running && !resuming));
+	if (policy && resuming && (running || state_terminal(type)))
+		pp_json_set_bool(policy, "resuming", false);
+	if (policy && !strcmp(from, "PAUSED") && strcmp(type, "PAUSED"))
+		pp_json_set_bool(policy, "resuming", true);
+	if (!strcmp(from, "SCHEDULED"))
+		pp_json_set(run, "next_scheduled_start_time", pp_json_new(PP_JSON_NULL));
+	if (!strcmp(type, "SCHEDULED")) {
+		const char *when =
+			pp_json_string(pp_json_path(state, "state_details.scheduled_time"));
+		pp_json_set_string(run, "next_scheduled_start_time", when ? when : ts);
+	}
 	pp_json_set(run, "state", state);
 }
 
@@ -429,12 +474,24 @@ static void flow_run_create(struct pp_mock *m, struct pf_state *st, struct pp_js
 	pp_json_set(r, "job_variables", vars ? pp_json_clone(vars) : pp_json_new(PP_JSON_OBJECT));
 	pp_json_set(r, "infrastructure_pid", pp_json_new(PP_JSON_NULL));
 	pp_json_set_int(r, "run_count", 0);
+	/* FlowRunPolicy: retries and retry_delay are what RetryFailedFlows
+	 * reads; a client creating the run may set them. */
+	const struct pp_json *pol = pp_json_get(body, "empirical_policy");
+	struct pp_json *policy =
+		pp_json_is(pol, PP_JSON_OBJECT) ? pp_json_clone(pol) : pp_json_new(PP_JSON_OBJECT);
+	if (policy && !pp_json_get(policy, "retries"))
+		pp_json_set(policy, "retries", pp_json_new(PP_JSON_NULL));
+	if (policy && !pp_json_get(policy, "retry_delay"))
+		pp_json_set(policy, "retry_delay", pp_json_new(PP_JSON_NULL));
+	if (policy)
+		pp_json_set_bool(policy, "resuming", false);
+	pp_json_set(r, "empirical_policy", policy);
 	/* "state" in the body may carry a scheduled time in the future:
 	 * {"type":"SCHEDULED","state_details":{"scheduled_time":...}}. */
 	const char *when = pp_json_string(pp_json_path(body, "state.state_details.scheduled_time"));
 	pp_json_set_string(r, "expected_start_time", when ? when : ts);
 	pp_json_set_string(r, "next_scheduled_start_time", when ? when : ts);
-	struct pp_json *state = state_new(m, id, "SCHEDULED", NULL, NULL);
+	struct pp_json *state = state_new(m, id, "SCHEDULED", NULL, NULL, NULL);
 	if (state)
 		pp_json_set_string(pp_json_get(state, "state_details"), "scheduled_time",
 				   when ? when : ts);
@@ -444,43 +501,63 @@ static void flow_run_create(struct pp_mock *m, struct pf_state *st, struct pp_js
 	pf_json(resp, 201, r);
 }
 
-/* Prefect's core orchestration policy, reduced to what a worker meets:
- * PreventPendingTransitions aborts a second PENDING proposal (that is what
- * keeps two workers from both starting a run), a terminal run only moves
- * when forced, and a pool at its concurrency limit makes PENDING wait. */
-enum pf_verdict { PF_ACCEPT, PF_ABORT, PF_WAIT };
+/* ---- orchestration ----
+ * A proposal goes through Prefect's rules (orchestrate), is committed
+ * (commit) and answered (set_state). The rules are
+ * src/prefect/server/orchestration/core_policy.py, CoreFlowPolicy in its
+ * priority order, for the transitions a worker and a flow can cause; a
+ * forced proposal goes through MinimalFlowPolicy instead. Result data is
+ * not modelled, so the rules about persisted results never fire. */
+enum pf_verdict { PF_ACCEPT, PF_REJECT, PF_ABORT, PF_WAIT };
+static const char *const verdict_names[] = {"ACCEPT", "REJECT", "ABORT", "WAIT"};
 
-/* Prefect's orchestration rules for a proposed state type: what the server
- * answers and, when not ACCEPT, why (and how long to wait). */
-static enum pf_verdict orchestrate(struct pf_state *st, const struct pp_json *run, const char *type,
-				   bool force, char *reason, size_t reason_size,
-				   double *wait_seconds)
+struct pf_decision {
+	enum pf_verdict verdict;
+	/* A REJECT that commits a state of the server's choosing instead
+	 * (AwaitingRetry, Cancelled); NULL: the run keeps its state. */
+	const char *commit_type, *commit_name;
+	double commit_delay; /* its scheduled_time, seconds from now */
+	double wait_seconds;
+	char reason[200];
+};
+
+static void decide(struct pf_decision *d, enum pf_verdict v, const char *reason)
+{
+	d->verdict = v;
+	snprintf(d->reason, sizeof(d->reason), "%s", reason);
+}
+
+static bool type_is(const char *type, const char *a)
+{
+	return type && !strcmp(type, a);
+}
+
+/* BypassCancellingFlowRunsWithNoInfra: SCHEDULED (without infrastructure)
+ * or a suspended PAUSED run asked to cancel has nothing to tear down. */
+static bool bypass_cancelling(const struct pp_json *run, const char *type, struct pf_decision *d)
 {
 	const char *cur = field(run, "state_type");
+	const struct pp_json *cs = pp_json_get(run, "state");
+	if (!type_is(type, "CANCELLING"))
+		return false;
+	if ((type_is(cur, "SCHEDULED") && !pp_json_get_string(run, "infrastructure_pid")) ||
+	    type_is(field(cs, "name"), "Resuming"))
+		decide(d, PF_REJECT, "Scheduled flow run has no infrastructure to terminate.");
+	else if (type_is(cur, "PAUSED") &&
+		 pp_json_get_bool(pp_json_get(cs, "state_details"), "pause_reschedule", false))
+		decide(d, PF_REJECT, "Suspended flow run has no infrastructure to terminate.");
+	else
+		return false;
+	d->commit_type = "CANCELLED";
+	d->commit_name = "Cancelled";
+	return true;
+}
 
-	*wait_seconds = 0;
-	if (force)
-		return PF_ACCEPT;
-	if (state_terminal(cur) && strcmp(type, cur)) {
-		snprintf(reason, reason_size, "This run has already terminated.");
-		return PF_ABORT;
-	}
-	if (!strcmp(cur, "CANCELLING") && !state_terminal(type)) {
-		/* Only the end of the run may follow a cancellation request. */
-		snprintf(reason, reason_size,
-			 "This run is CANCELLING and cannot transition to a %s state.", type);
-		return PF_ABORT;
-	}
-	if (strcmp(type, "PENDING") != 0)
-		return PF_ACCEPT;
-	if (!strcmp(cur, "PENDING") || !strcmp(cur, "RUNNING") || !strcmp(cur, "CANCELLING") ||
-	    state_terminal(cur)) {
-		snprintf(reason, reason_size,
-			 "This run is in a %s state and cannot transition to a PENDING state.",
-			 cur);
-		return PF_ABORT;
-	}
-	/* PENDING takes a slot of the work pool's concurrency limit. */
+/* Pool concurrency: Prefect holds runs back in get_scheduled_flow_runs
+ * rather than in a rule; the mock also makes PENDING wait at the limit so
+ * a worker that claims anyway is told to wait. */
+static bool pool_full(struct pf_state *st, const struct pp_json *run, struct pf_decision *d)
+{
 	const char *pool_name = pp_json_get_string(run, "work_pool_name");
 	struct pp_json *pool =
 		pool_name ? find_by(table(st, "work_pools"), "name", pool_name) : NULL;
@@ -490,68 +567,409 @@ static enum pf_verdict orchestrate(struct pf_state *st, const struct pp_json *ru
 		const char *t = field(r, "state_type");
 		const char *p = pp_json_get_string(r, "work_pool_name");
 		if (p && pool_name && !strcmp(p, pool_name) &&
-		    (!strcmp(t, "PENDING") || !strcmp(t, "RUNNING")))
+		    (type_is(t, "PENDING") || type_is(t, "RUNNING")))
 			busy++;
 	}
-	if (limit >= 0 && busy >= limit) {
-		*wait_seconds = 1;
-		snprintf(reason, reason_size, "Work pool %s is at its concurrency limit of %lld.",
-			 pool_name, limit);
-		return PF_WAIT;
-	}
-	return PF_ACCEPT;
+	if (limit < 0 || busy < limit)
+		return false;
+	d->verdict = PF_WAIT;
+	d->wait_seconds = 1;
+	snprintf(d->reason, sizeof(d->reason), "Work pool %s is at its concurrency limit of %lld.",
+		 pool_name, limit);
+	return true;
 }
 
+static void orchestrate(struct pf_state *st, const struct pp_json *run,
+			const struct pp_json *proposed, bool force, struct pf_decision *d)
+{
+	const char *type = field(proposed, "type");
+	const char *name = pp_json_get_string(proposed, "name");
+	const char *cur = field(run, "state_type");
+	const struct pp_json *cs = pp_json_get(run, "state");
+	const struct pp_json *policy = pp_json_get(run, "empirical_policy");
+
+	memset(d, 0, sizeof(*d));
+	if (!name || !*name)
+		name = state_name_for(type);
+	if (force) {
+		/* MinimalFlowPolicy: PreventResultDataLoss (no result data
+		 * here), BypassCancellingFlowRunsWithNoInfra. */
+		bypass_cancelling(run, type, d);
+		return;
+	}
+	/* PreventDuplicateTransitions: a retried request whose transition
+	 * was committed gets the current state back. */
+	const char *tid_cur = pp_json_string(pp_json_path(cs, "state_details.transition_id"));
+	const char *tid_new = pp_json_string(pp_json_path(proposed, "state_details.transition_id"));
+	if (tid_cur && tid_new && !strcmp(tid_cur, tid_new)) {
+		decide(d, PF_REJECT, "This run has already made this state transition.");
+		return;
+	}
+	/* HandleFlowTerminalStateTransitions: a terminal run may move to any
+	 * other state but CRASHED, CANCELLING and PAUSED (so terminal ->
+	 * other terminal, and PENDING for a rerun, are accepted), and is
+	 * rescheduled only with a deployment. */
+	if (state_terminal(cur)) {
+		if (type_is(type, "CANCELLING") || type_is(type, "PAUSED") ||
+		    type_is(type, "CRASHED")) {
+			snprintf(d->reason, sizeof(d->reason),
+				 "Run is already in terminal state %s.", cur);
+			d->verdict = PF_ABORT;
+			return;
+		}
+		if (type_is(type, "SCHEDULED") && !pp_json_get_string(run, "deployment_id")) {
+			decide(d, PF_ABORT,
+			       "Cannot reschedule a run without an associated deployment.");
+			return;
+		}
+	}
+	/* EnforceCancellingToCancelledTransition. */
+	if (type_is(cur, "CANCELLING") && !type_is(type, "CANCELLED")) {
+		decide(d, PF_REJECT,
+		       "Cannot transition flows that are cancelling to a state other than "
+		       "Cancelled.");
+		return;
+	}
+	if (bypass_cancelling(run, type, d))
+		return;
+	/* PreventPendingTransitions: what keeps two workers from both
+	 * submitting a run; a named PENDING sub-state may follow PENDING. */
+	if (type_is(type, "PENDING") &&
+	    (type_is(cur, "PENDING") || type_is(cur, "CANCELLING") || type_is(cur, "RUNNING") ||
+	     type_is(cur, "CANCELLED")) &&
+	    !(type_is(cur, "PENDING") && strcmp(field(cs, "name"), name) &&
+	      strcmp(name, "Pending"))) {
+		snprintf(d->reason, sizeof(d->reason),
+			 "This run is in a %s state and cannot transition to a PENDING state.",
+			 cur);
+		d->verdict = PF_ABORT;
+		return;
+	}
+	if (type_is(type, "PENDING") && pool_full(st, run, d))
+		return;
+	/* HandlePausingFlows: only a running flow pauses, once per key. */
+	if (type_is(type, "PAUSED")) {
+		if (!type_is(cur, "RUNNING")) {
+			decide(d, PF_REJECT, "Cannot pause flows that are not currently running.");
+			return;
+		}
+		const char *key = pp_json_string(pp_json_path(proposed, "state_details.pause_key"));
+		pp_json_foreach (k, pp_json_get(policy, "pause_keys")) {
+			if (key && pp_json_string(k) && !strcmp(pp_json_string(k), key)) {
+				decide(d, PF_REJECT, "This pause has already fired.");
+				return;
+			}
+		}
+	}
+	/* HandleResumingPausedFlows: a paused run leaves only for RUNNING,
+	 * SCHEDULED or a final state. */
+	if (type_is(cur, "PAUSED") && !type_is(type, "RUNNING") && !type_is(type, "SCHEDULED") &&
+	    !state_terminal(type)) {
+		snprintf(d->reason, sizeof(d->reason),
+			 "This run cannot transition to the %s state from the PAUSED state.", type);
+		d->verdict = PF_REJECT;
+		return;
+	}
+	/* RetryFailedFlows: RUNNING -> FAILED while run_count <= retries
+	 * becomes AwaitingRetry, scheduled retry_delay seconds on. */
+	const struct pp_json *retries = pp_json_get(policy, "retries");
+	if (type_is(cur, "RUNNING") && type_is(type, "FAILED") &&
+	    pp_json_is(retries, PP_JSON_NUMBER) &&
+	    pp_json_get_int(run, "run_count", 0) <= (long long)retries->num) {
+		decide(d, PF_REJECT, "Retrying");
+		d->commit_type = "SCHEDULED";
+		d->commit_name = "AwaitingRetry";
+		const struct pp_json *delay = pp_json_get(policy, "retry_delay");
+		d->commit_delay = pp_json_is(delay, PP_JSON_NUMBER) ? delay->num : 0;
+	}
+}
+
+/* Commit what the decision says; the state the run is in afterwards, for
+ * the answer (caller frees), or NULL after an ABORT (Prefect answers no
+ * state then). */
+static struct pp_json *commit(struct pp_mock *m, struct pp_json *run,
+			      const struct pp_json *proposed, const struct pf_decision *d)
+{
+	const char *run_id = field(run, "id");
+	struct pp_json *s = NULL;
+	if (d->verdict == PF_ABORT)
+		return NULL;
+	if (d->verdict == PF_ACCEPT) {
+		s = state_new(m, run_id, field(proposed, "type"),
+			      pp_json_get_string(proposed, "name"),
+			      pp_json_get_string(proposed, "message"),
+			      pp_json_get(proposed, "state_details"));
+		if (s && type_is(field(proposed, "type"), "PAUSED")) {
+			/* HandlePausingFlows.after_transition: the key has fired. */
+			struct pp_json *policy = pp_json_get(run, "empirical_policy");
+			const char *key =
+				pp_json_string(pp_json_path(s, "state_details.pause_key"));
+			if (policy && !pp_json_get(policy, "pause_keys"))
+				pp_json_set(policy, "pause_keys", pp_json_new(PP_JSON_ARRAY));
+			if (policy && key)
+				pp_json_append(pp_json_get(policy, "pause_keys"),
+					       pp_json_new_string(key));
+		}
+	} else if (d->verdict == PF_REJECT && d->commit_type) {
+		struct pp_json *details = pp_json_new(PP_JSON_OBJECT);
+		char when[40];
+		pp_time_format(pp_wall_ms() + (int64_t)(d->commit_delay * 1000), true, when);
+		if (details && type_is(d->commit_type, "SCHEDULED"))
+			pp_json_set_string(details, "scheduled_time", when);
+		s = state_new(m, run_id, d->commit_type, d->commit_name,
+			      pp_json_get_string(proposed, "message"), details);
+		pp_json_free(details);
+	}
+	if (!s)
+		return pp_json_clone(pp_json_get(run, "state"));
+	/* run_set_state owns s from here: copy it for the answer first. */
+	struct pp_json *answer = pp_json_clone(s);
+	run_set_state(run, s);
+	return answer;
+}
+
+/* One proposal through the rules and into the run; counted under counter
+ * as "TYPE:VERDICT". */
+static enum pf_verdict transition(struct pp_mock *m, struct pf_state *st, struct pp_json *run,
+				  const struct pp_json *proposed, bool force, const char *counter,
+				  struct pf_decision *d, struct pp_json **state_out)
+{
+	char key[96];
+	orchestrate(st, run, proposed, force, d);
+	snprintf(key, sizeof(key), "%s:%s", field(proposed, "type"), verdict_names[d->verdict]);
+	pp_mock_count(m, counter, key);
+	if (d->verdict == PF_ACCEPT && type_is(field(proposed, "type"), "PENDING"))
+		pp_mock_count(m, "prefect.pending_accepted", field(run, "id"));
+	struct pp_json *s = commit(m, run, proposed, d);
+	if (state_out)
+		*state_out = s;
+	else
+		pp_json_free(s);
+	return d->verdict;
+}
+
+/* POST /flow_runs/{id}/set_state: OrchestrationResult, 201 when accepted
+ * (server/api/flow_runs.py set_flow_run_state). */
 static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *run,
 		      const struct pp_json *body, struct pp_mock_resp *resp)
 {
 	const struct pp_json *proposed = pp_json_get(body, "state");
 	const char *type = pp_json_get_string(proposed, "type");
-	bool force = pp_json_get_bool(body, "force", false);
 	if (!type || !state_name_for(type)) {
 		pf_invalid(resp, "state.type", "value is not a valid enumeration member");
 		return;
 	}
-	const char *run_id = field(run, "id");
-	char reason[160] = "";
-	static const char *const status_names[] = {"ACCEPT", "ABORT", "WAIT"};
-	double wait_seconds;
-	enum pf_verdict status =
-		orchestrate(st, run, type, force, reason, sizeof(reason), &wait_seconds);
+	struct pf_decision d;
+	struct pp_json *state = NULL;
+	transition(m, st, run, proposed, pp_json_get_bool(body, "force", false),
+		   "prefect.set_state", &d, &state);
+	static const char *const detail_types[] = {"accept_details", "reject_details",
+						   "abort_details", "wait_details"};
 	struct pp_json *res = pp_json_new(PP_JSON_OBJECT), *details = pp_json_new(PP_JSON_OBJECT);
 	if (!res || !details) {
 		pp_json_free(res);
 		pp_json_free(details);
+		pp_json_free(state);
 		return;
 	}
-	char key[96];
-	snprintf(key, sizeof(key), "%s:%s", type, status_names[status]);
-	pp_mock_count(m, "prefect.set_state", key);
-	if (status == PF_ACCEPT) {
-		struct pp_json *s = state_new(m, run_id, type, pp_json_get_string(proposed, "name"),
-					      pp_json_get_string(proposed, "message"));
-		if (!strcmp(type, "PENDING"))
-			pp_mock_count(m, "prefect.pending_accepted", run_id);
-		/* run_set_state owns s from here, and frees it if it cannot
-		 * keep it: copy it for the answer first. */
-		struct pp_json *answer = pp_json_clone(s);
-		run_set_state(run, s);
-		pp_json_set(res, "state", answer);
-		pp_json_set_string(details, "type", "accept_details");
-	} else {
-		pp_json_set(res, "state",
-			    status == PF_ABORT ? pp_json_new(PP_JSON_NULL)
-					       : pp_json_clone(pp_json_get(run, "state")));
-		pp_json_set_string(details, "type",
-				   status == PF_WAIT ? "wait_details" : "abort_details");
-		pp_json_set_string(details, "reason", reason);
-		if (wait_seconds > 0)
-			pp_json_set(details, "delay_seconds", pp_json_new_number(wait_seconds));
-	}
-	pp_json_set_string(res, "status", status_names[status]);
+	pp_json_set(res, "state", state ? state : pp_json_new(PP_JSON_NULL));
+	pp_json_set_string(details, "type", detail_types[d.verdict]);
+	if (d.verdict != PF_ACCEPT)
+		pp_json_set_string(details, "reason", d.reason);
+	if (d.wait_seconds > 0)
+		pp_json_set(details, "delay_seconds", pp_json_new_number(d.wait_seconds));
+	pp_json_set_string(res, "status", verdict_names[d.verdict]);
 	pp_json_set(res, "details", details);
-	pf_json(resp, status == PF_ACCEPT ? 201 : 200, res);
+	pf_json(resp, d.verdict == PF_ACCEPT ? 201 : 200, res);
 	pp_json_free(res);
+}
+
+/* ---- simulated flows ----
+ * Each mock job started with PREFECT__FLOW_RUN_ID in its environment runs a
+ * flow that reports its own states through this API, as
+ * `prefect flow-run execute` does (src/prefect/flow_engine.py): RUNNING when
+ * the container starts, then its end. The job's variable
+ * PUSHPOOL_MOCK_FLOW picks the end (or /prefect/control/flows sets the
+ * default): completed; failed (FAILED, retried in process while the server
+ * answers AwaitingRetry, as FlowRunEngine.handle_exception does); fail_once
+ * (fails, then completes on the retry); cancelled; paused; silent (reports
+ * nothing). The process exits 0 in all of these, whatever the flow's end. A
+ * container that exits non-zero (PUSHPOOL_MOCK_FAIL, an OOM kill) is killed
+ * after RUNNING and reports no end; one that never starts reports nothing;
+ * one whose run went CANCELLING was torn down and reports nothing more.
+ * Flows move with the mock's timeline, whenever the API is called. */
+struct pf_flow {
+	char run_id[40];
+	double created; /* mock clock at the job's start */
+	enum pp_mock_outcome outcome;
+	char plan[16];
+	int stage; /* 0: not started, 1: RUNNING reported, 2: over */
+	struct pf_flow *next;
+};
+
+static const char *const flow_plans[] = {"completed", "failed", "fail_once", "cancelled",
+					 "paused",    "silent", NULL};
+
+static bool plan_known(const char *p)
+{
+	for (size_t i = 0; p && flow_plans[i]; i++)
+		if (!strcmp(p, flow_plans[i]))
+			return true;
+	return false;
+}
+
+/* Propose a state the way the flow's engine does; the verdict. */
+static enum pf_verdict flow_propose(struct pp_mock *m, struct pf_state *st, struct pp_json *run,
+				    const char *type, const char *name)
+{
+	struct pp_json *p = pp_json_new(PP_JSON_OBJECT), *details = pp_json_new(PP_JSON_OBJECT);
+	char tid[37];
+	struct pf_decision d;
+	if (!p || !details) {
+		pp_json_free(p);
+		pp_json_free(details);
+		return PF_ABORT;
+	}
+	/* Prefect's client sends a fresh transition_id with every proposal
+	 * (client/orchestration/_flow_runs/client.py set_flow_run_state). */
+	new_uuid(m, tid);
+	pp_json_set_string(details, "transition_id", tid);
+	pp_json_set_string(p, "type", type);
+	if (name)
+		pp_json_set_string(p, "name", name);
+	pp_json_set_string(p, "message", "reported by the simulated flow");
+	pp_json_set(p, "state_details", details);
+	enum pf_verdict v = transition(m, st, run, p, false, "prefect.flow_set_state", &d, NULL);
+	pp_json_free(p);
+	return v;
+}
+
+static void flow_finish(struct pp_mock *m, struct pf_state *st, struct pf_flow *f,
+			struct pp_json *run)
+{
+	if (!strcmp(f->plan, "completed")) {
+		flow_propose(m, st, run, "COMPLETED", NULL);
+	} else if (!strcmp(f->plan, "failed") || !strcmp(f->plan, "fail_once")) {
+		/* A bound on the loop in case a policy retries forever. */
+		for (int attempt = 0; attempt < 100; attempt++) {
+			flow_propose(m, st, run, "FAILED", NULL);
+			if (!type_is(field(run, "state_type"), "SCHEDULED") ||
+			    flow_propose(m, st, run, "RUNNING", NULL) != PF_ACCEPT)
+				break;
+			if (!strcmp(f->plan, "fail_once")) {
+				flow_propose(m, st, run, "COMPLETED", NULL);
+				break;
+			}
+		}
+	} else if (!strcmp(f->plan, "cancelled")) {
+		flow_propose(m, st, run, "CANCELLED", NULL);
+	} else if (!strcmp(f->plan, "paused")) {
+		flow_propose(m, st, run, "PAUSED", NULL);
+	}
+}
+
+/* Bring every simulated flow up to the mock's clock. */
+static void flows_advance(struct pp_mock *m, struct pf_state *st)
+{
+	double now = pp_mock_clock(m);
+	bool changed = false;
+	for (struct pf_flow *f = st->flows; f; f = f->next) {
+		if (f->stage == 2)
+			continue;
+		struct pp_json *run = find_by(table(st, "flow_runs"), "id", f->run_id);
+		enum pp_mock_phase ph = pp_mock_phase_at(m, f->created, now);
+		if (!run || f->outcome == PP_MOCK_CRASH) {
+			f->stage = 2;
+			continue;
+		}
+		if (f->stage == 0 && ph != PP_MOCK_PROVISIONING) {
+			changed = true;
+			f->stage = !strcmp(f->plan, "silent") || flow_propose(m, st, run, "RUNNING",
+									      NULL) != PF_ACCEPT
+					   ? 2
+					   : 1;
+		}
+		if (f->stage == 1 && ph == PP_MOCK_FINISHED) {
+			const char *cur = field(run, "state_type");
+			changed = true;
+			f->stage = 2;
+			if (f->outcome == PP_MOCK_SUCCEED && !type_is(cur, "CANCELLING") &&
+			    !type_is(cur, "CANCELLED"))
+				flow_finish(m, st, f, run);
+		}
+	}
+	if (changed)
+		persist(st);
+}
+
+/* The value of environment variable name anywhere in j: an entry
+ * {"name": N, "value": V}, a member N: "V", or a string "N=V". */
+static const char *env_lookup(const struct pp_json *j, const char *name)
+{
+	size_t n = strlen(name);
+	if (!j)
+		return NULL;
+	if (j->type == PP_JSON_STRING) {
+		if (j->key && !strcmp(j->key, name))
+			return j->str;
+		if (!strncmp(j->str, name, n) && j->str[n] == '=')
+			return j->str + n + 1;
+		return NULL;
+	}
+	if (j->type == PP_JSON_OBJECT && type_is(pp_json_get_string(j, "name"), name) &&
+	    pp_json_get_string(j, "value"))
+		return pp_json_get_string(j, "value");
+	pp_json_foreach (it, j) {
+		const char *v = env_lookup(it, name);
+		if (v)
+			return v;
+	}
+	return NULL;
+}
+
+/* The Prefect states of every mock (tests may run several in a process):
+ * the cloud modules find theirs by the mock it belongs to. */
+static pthread_mutex_t pf_instances_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pf_state *pf_instances;
+
+void pp_mock_prefect_job_started(struct pp_mock *m, const struct pp_json *spec,
+				 const struct pp_json *overrides, enum pp_mock_outcome outcome,
+				 double created)
+{
+	const char *id = env_lookup(overrides, "PREFECT__FLOW_RUN_ID");
+	const char *plan = env_lookup(overrides, "PUSHPOOL_MOCK_FLOW");
+	struct pf_state *st;
+	if (!id)
+		id = env_lookup(spec, "PREFECT__FLOW_RUN_ID");
+	if (!plan)
+		plan = env_lookup(spec, "PUSHPOOL_MOCK_FLOW");
+	if (!id)
+		return;
+	pthread_mutex_lock(&pf_instances_lock);
+	for (st = pf_instances; st && st->m != m; st = st->next)
+		;
+	pthread_mutex_unlock(&pf_instances_lock);
+	if (!st || !st->simulate)
+		return;
+	struct pf_flow *f = calloc(1, sizeof(*f));
+	if (!f)
+		return;
+	snprintf(f->run_id, sizeof(f->run_id), "%s", id);
+	snprintf(f->plan, sizeof(f->plan), "%s", plan_known(plan) ? plan : st->default_plan);
+	f->created = created;
+	f->outcome = outcome;
+	f->next = st->flows;
+	st->flows = f;
+	pp_mock_count(m, "prefect.flows_started", f->plan);
+}
+
+static void flows_free(struct pf_state *st)
+{
+	while (st->flows) {
+		struct pf_flow *f = st->flows;
+		st->flows = f->next;
+		free(f);
+	}
 }
 
 static void flow_run_patch(struct pp_mock *m, struct pp_json *run, const struct pp_json *body,
@@ -939,6 +1357,7 @@ static void pf_pool_get(struct pp_mock_call *c)
 
 static void pf_pool_scheduled(struct pp_mock_call *c)
 {
+	flows_advance(c->m, c->state);
 	struct pp_json *pool = pf_row(c, "work_pools", "name", "pool", "Work pool not found.");
 	if (pool)
 		scheduled_runs(c->state, pool, c->body, c->resp);
@@ -998,16 +1417,19 @@ static void pf_run_create(struct pp_mock_call *c)
 
 static void pf_runs_filter(struct pp_mock_call *c)
 {
+	flows_advance(c->m, c->state);
 	flow_runs_filter(c->state, c->body, false, c->resp);
 }
 
 static void pf_runs_count(struct pp_mock_call *c)
 {
+	flows_advance(c->m, c->state);
 	flow_runs_filter(c->state, c->body, true, c->resp);
 }
 
 static void pf_run_get(struct pp_mock_call *c)
 {
+	flows_advance(c->m, c->state);
 	struct pp_json *r = pf_row(c, "flow_runs", "id", "id", "Flow run not found");
 	if (r)
 		pf_json(c->resp, 200, r);
@@ -1015,6 +1437,7 @@ static void pf_run_get(struct pp_mock_call *c)
 
 static void pf_run_patch(struct pp_mock_call *c)
 {
+	flows_advance(c->m, c->state);
 	struct pp_json *r = pf_row(c, "flow_runs", "id", "id", "Flow run not found");
 	if (r)
 		flow_run_patch(c->m, r, c->body, c->resp);
@@ -1022,6 +1445,7 @@ static void pf_run_patch(struct pp_mock_call *c)
 
 static void pf_run_set_state(struct pp_mock_call *c)
 {
+	flows_advance(c->m, c->state);
 	struct pp_json *r = pf_row(c, "flow_runs", "id", "id", "Flow run not found");
 	if (r)
 		set_state(c->m, c->state, r, c->body, c->resp);
@@ -1037,6 +1461,47 @@ static void pf_block_read(struct pp_mock_call *c)
 	block_read(c->m, c->state, pp_mock_param(&c->params, "slug"),
 		   pp_mock_param(&c->params, "name"), c->req, c->resp);
 }
+
+/* GET/POST /prefect/control/flows {"simulate": bool, "plan": "completed"}:
+ * whether jobs started from now on run a simulated flow, and its default
+ * end. The test's switch, not part of Prefect's API. */
+static void pf_flows_control(struct pp_mock_call *c)
+{
+	struct pf_state *st = c->state;
+	snprintf(c->resp->action, sizeof(c->resp->action), "%s control/flows", c->req->method);
+	if (!strcmp(c->req->method, "POST")) {
+		const struct pp_json *sim = pp_json_get(c->body, "simulate");
+		const char *plan = pp_json_get_string(c->body, "plan");
+		if ((sim && sim->type != PP_JSON_BOOL) || (plan && !plan_known(plan))) {
+			pf_invalid(c->resp, "plan",
+				   "simulate is a boolean; plan one of completed, failed, "
+				   "fail_once, cancelled, paused, silent");
+			return;
+		}
+		if (sim)
+			st->simulate = sim->b;
+		if (plan)
+			snprintf(st->default_plan, sizeof(st->default_plan), "%s", plan);
+	}
+	pp_mock_resp_printf(c->resp, 200, PF_JSON, "{\"simulate\":%s,\"plan\":\"%s\"}",
+			    st->simulate ? "true" : "false", st->default_plan);
+}
+
+static const struct pp_mock_route flows_control_routes[] = {
+	{"GET", "/prefect/control/flows", pf_flows_control, .changes = false},
+	{"POST", "/prefect/control/flows", pf_flows_control, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router flows_control_router = {
+	.api = "prefect",
+	.scope = "/prefect/control",
+	.json_body = true,
+	.locked = true,
+	.routes = flows_control_routes,
+	.bad_body = pf_bad_body,
+	.unmatched = pf_unmatched,
+};
 
 #define API "/prefect/api"
 static const struct pp_mock_route prefect_routes[] = {
@@ -1078,11 +1543,11 @@ static const struct pp_mock_router prefect_router = {
 	.unmatched = pf_unmatched,
 };
 
-static const struct pp_mock_router *const prefect_routers[] = {&prefect_router, NULL};
+static const struct pp_mock_router *const prefect_routers[] = {&flows_control_router,
+							       &prefect_router, NULL};
 
 static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 {
-	(void)m;
 	struct pf_state *st = calloc(1, sizeof(*st));
 	if (!st)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
@@ -1109,6 +1574,13 @@ static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 		free(st);
 		return rc;
 	}
+	st->m = m;
+	st->simulate = true;
+	snprintf(st->default_plan, sizeof(st->default_plan), "completed");
+	pthread_mutex_lock(&pf_instances_lock);
+	st->next = pf_instances;
+	pf_instances = st;
+	pthread_mutex_unlock(&pf_instances_lock);
 	*state = st;
 	return 0;
 }
@@ -1116,6 +1588,14 @@ static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 static void prefect_free(void *state)
 {
 	struct pf_state *st = state;
+	pthread_mutex_lock(&pf_instances_lock);
+	for (struct pf_state **p = &pf_instances; *p; p = &(*p)->next)
+		if (*p == st) {
+			*p = st->next;
+			break;
+		}
+	pthread_mutex_unlock(&pf_instances_lock);
+	flows_free(st);
 	pp_json_free(st->db);
 	free(st->state_path);
 	free(st->api_key);
@@ -1131,6 +1611,9 @@ static void prefect_reset(struct pp_mock *m, void *state)
 		return;
 	pp_json_free(st->db);
 	st->db = fresh;
+	flows_free(st);
+	st->simulate = true;
+	snprintf(st->default_plan, sizeof(st->default_plan), "completed");
 	persist(st);
 }
 

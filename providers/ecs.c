@@ -252,7 +252,8 @@ static int shape_network(struct pp_json *run, const struct pp_json *job, bool fa
 			       : "");
 }
 
-static int shape_overrides(struct ecs_state *st, struct pp_json *run, struct pp_error *err)
+static int shape_overrides(struct ecs_state *st, struct pp_json *run, const struct pp_json *job,
+			   struct pp_error *err)
 {
 	struct pp_json *ov, *cos;
 	int rc = pp_ecs_ensure_member(run, "overrides", PP_JSON_OBJECT, &ov, err);
@@ -285,6 +286,28 @@ static int shape_overrides(struct ecs_state *st, struct pp_json *run, struct pp_
 		}
 		if (pp_json_set(co, "environment", list))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	/* The job's env (PREFECT_API_URL, PREFECT__FLOW_RUN_ID and the run's
+	 * own variables) goes over the container's, as
+	 * ECSWorker._prepare_task_run_request does (prefect_aws/workers/
+	 * ecs_worker.py): the template's "{{ env }}" holds only the
+	 * variables, and a job without the flow run's id runs nothing. A null
+	 * member unsets the variable. */
+	const struct pp_json *job_env = pp_json_get(job, "env");
+	if (pp_json_is(job_env, PP_JSON_OBJECT) && job_env->count) {
+		if (!pp_json_is(pp_json_get(co, "environment"), PP_JSON_ARRAY) &&
+		    pp_json_set(co, "environment", pp_json_new(PP_JSON_ARRAY)))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		env = pp_json_get(co, "environment");
+		for (struct pp_json *e = env->child, *next; e; e = next) {
+			next = e->next;
+			const char *n = pp_json_get_string(e, "name");
+			if (n && pp_json_is(pp_json_get(job_env, n), PP_JSON_NULL))
+				pp_json_free(pp_json_detach(e));
+		}
+		rc = pp_map_to_pairs(job_env, env, "name", "value", err);
+		if (rc)
+			return pp_error_prefix(err, "env: ");
 	}
 	env = pp_json_get(co, "environment");
 	if (env && env->type == PP_JSON_ARRAY && env->count == 0)
@@ -486,7 +509,7 @@ static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp
 		pp_json_remove(run, "launchType");
 
 	int rc = shape_network(run, job, fargate, err);
-	rc = rc ? rc : shape_overrides(st, run, err);
+	rc = rc ? rc : shape_overrides(st, run, job, err);
 	rc = rc ? rc : shape_tags(io, run, err);
 	if (rc)
 		return rc;

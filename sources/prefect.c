@@ -98,7 +98,9 @@ static int outbox_add(struct prefect_source *s, const char *flow_run, const char
 	snprintf(r->state_type, sizeof(r->state_type), "%s", state_type ? state_type : "");
 	r->infra_pid = infra_pid ? strdup(infra_pid) : NULL;
 	r->message = message ? strdup(message) : NULL;
-	if ((infra_pid && !r->infra_pid) || (message && !r->message)) {
+	r->force = state_type && !strcmp(state_type, "CANCELLED");
+	if ((infra_pid && !r->infra_pid) || (message && !r->message) ||
+	    (state_type && pp_uuid4(r->transition_id))) {
 		free(r->infra_pid);
 		free(r->message);
 		free(r);
@@ -117,38 +119,77 @@ static void report_free(struct pf_report *r)
 	free(r);
 }
 
-static int deliver(struct prefect_source *s, const struct pf_report *r, struct pp_error *err)
+/* The run's current state type into cur (empty when it has none). */
+static int read_state_type(struct prefect_source *s, const char *flow_run, char *cur, size_t n,
+			   struct pp_error *err)
 {
 	char path[128];
-	struct pp_json *body = pp_json_new(PP_JSON_OBJECT), *state = NULL, *res = NULL;
-	int rc = body ? 0 : PP_ENOMEM;
+	struct pp_json *fr = NULL;
+	snprintf(path, sizeof(path), "/flow_runs/%s", flow_run);
+	int rc = pp_prefect_api_call(s, "GET", path, NULL, &fr, err);
+	const char *t = rc ? NULL : pp_json_get_string(fr, "state_type");
+	if (!t)
+		t = pp_json_string(pp_json_path(fr, "state.type"));
+	snprintf(cur, n, "%s", t ? t : "");
+	pp_json_free(fr);
+	return rc;
+}
+
+/* The proposal body: the state with its transition_id in state_details, as
+ * Prefect's client sends it (client/orchestration/_flow_runs/client.py,
+ * set_flow_run_state), and force for a CANCELLED. */
+static int state_body(const char *type, const char *message, const char *transition_id, bool force,
+		      struct pp_json **out, struct pp_error *err)
+{
+	struct pp_buf text;
+	pp_buf_init(&text, 1 << 16);
+	int rc = pp_buf_printf(&text, "{\"state\":{\"type\":\"%s\",\"message\":", type);
+	if (!rc && message)
+		rc = pp_json_write_string(&text, message, strlen(message));
+	else if (!rc)
+		rc = pp_buf_puts(&text, "null");
+	if (!rc)
+		rc = pp_buf_printf(&text,
+				   ",\"state_details\":{\"transition_id\":\"%s\"}},\"force\":%s}",
+				   transition_id, force ? "true" : "false");
+	if (!rc)
+		rc = pp_json_parse(text.data, text.len, NULL, out, err);
+	pp_buf_free(&text);
+	return rc ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
+}
+
+static int deliver(struct prefect_source *s, const struct pf_report *r, struct pp_error *err)
+{
+	char path[128], cur[32];
+	struct pp_json *body = NULL, *res = NULL;
+	int rc;
 	if (r->infra_pid) {
+		/* BaseWorker._submit_run: update_flow_run(infrastructure_pid=...)
+		 * once the infrastructure is up. */
 		snprintf(path, sizeof(path), "/flow_runs/%s", r->flow_run);
-		if (!rc)
-			rc = pp_json_set_string(body, "infrastructure_pid", r->infra_pid);
+		body = pp_json_new(PP_JSON_OBJECT);
+		rc = body ? pp_json_set_string(body, "infrastructure_pid", r->infra_pid)
+			  : PP_ENOMEM;
 		rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
 			: pp_prefect_api_call(s, "PATCH", path, body, NULL, err);
 		pp_json_free(body);
 		return rc;
 	}
+	/* Read before proposing: a flow that already ended keeps its own
+	 * state (the worker's CRASHED would be aborted, a forced CANCELLED
+	 * would overwrite the flow's COMPLETED or FAILED). */
+	rc = read_state_type(s, r->flow_run, cur, sizeof(cur), err);
+	if (rc)
+		return rc;
+	if (!pp_prefect_report_wanted(r->state_type, cur)) {
+		pp_info("prefect: flow run %s is %s already; not reporting %s", r->flow_run, cur,
+			r->state_type);
+		return 0;
+	}
+	rc = state_body(r->state_type, r->message, r->transition_id, r->force, &body, err);
+	if (rc)
+		return rc;
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", r->flow_run);
-	if (!rc && !(state = pp_json_new(PP_JSON_OBJECT)))
-		rc = PP_ENOMEM;
-	if (!rc)
-		rc = pp_json_set_string(state, "type", r->state_type);
-	if (!rc)
-		rc = pp_json_set(state, "message",
-				 r->message ? pp_json_new_string(r->message)
-					    : pp_json_new(PP_JSON_NULL));
-	if (!rc) {
-		rc = pp_json_set(body, "state", state);
-		state = NULL;
-	}
-	pp_json_free(state);
-	if (rc) {
-		pp_json_free(body);
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
 	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
 	pp_json_free(body);
 	if (!rc) {
@@ -196,7 +237,7 @@ static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
 	int rc = 0;
 	if (state == PP_ST_SUBMITTED && infra_id && *infra_id)
 		rc = outbox_add(s, ref, infra_id, NULL, NULL);
-	const char *type = pp_prefect_state_for(state, infra_id && *infra_id);
+	const char *type = pp_prefect_state_for(state);
 	if (!rc && type)
 		rc = outbox_add(s, ref, NULL, type, message);
 	if (rc)
@@ -213,20 +254,13 @@ static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
 static int hand_back(struct prefect_source *s, const char *id, const char *message,
 		     struct pp_error *err)
 {
-	char path[128];
+	char path[128], tid[PP_UUID_LEN];
 	struct pp_json *body = NULL;
-	struct pp_buf text;
-	pp_buf_init(&text, 4096);
-	int rc = pp_buf_puts(&text, "{\"state\":{\"type\":\"SCHEDULED\",\"message\":");
-	if (!rc)
-		rc = pp_json_write_string(&text, message, strlen(message));
-	if (!rc)
-		rc = pp_buf_puts(&text, "},\"force\":true}");
-	if (!rc)
-		rc = pp_json_parse(text.data, text.len, NULL, &body, err);
-	pp_buf_free(&text);
+	if (pp_uuid4(tid))
+		return pp_fail(err, PP_EIO, "no random bytes for a transition id");
+	int rc = state_body("SCHEDULED", message, tid, true, &body, err);
 	if (rc)
-		return pp_fail(err, PP_ENOMEM, "out of memory");
+		return rc;
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
 	rc = pp_prefect_api_call(s, "POST", path, body, NULL, err);
 	pp_json_free(body);
@@ -247,23 +281,30 @@ static int claim(struct prefect_source *s, struct pp_store *store, struct pf_poo
 		pp_run_rec_free(&have);
 		return 0;
 	}
-	char path[128], msg[200];
+	/* Read the run first: the list may be stale, and the server accepts
+	 * PENDING over a run that already ended (HandleFlowTerminalState-
+	 * Transitions lets a final state go to PENDING, a rerun), so a claim
+	 * from an old list would start a finished run again. */
+	char cur[32];
+	int rc = read_state_type(s, id, cur, sizeof(cur), err);
+	if (rc)
+		return rc;
+	if (strcmp(cur, "SCHEDULED")) {
+		pp_debug("prefect: flow run %s is %s now; not claiming it", id, cur);
+		return 0;
+	}
+	/* BaseWorker._propose_pending_state: PENDING is the claim; the
+	 * server aborts it for a run another worker holds
+	 * (PreventPendingTransitions). */
+	char path[128], msg[200], tid[PP_UUID_LEN];
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
 	snprintf(msg, sizeof(msg), "Claimed by pushpool worker %s", s->worker);
-	struct pp_json *body = pp_json_new(PP_JSON_OBJECT), *state = pp_json_new(PP_JSON_OBJECT);
-	struct pp_json *res = NULL;
-	int rc = body && state ? 0 : PP_ENOMEM;
-	if (!rc) {
-		pp_json_set_string(state, "type", "PENDING");
-		pp_json_set_string(state, "message", msg);
-		rc = pp_json_set(body, "state", state);
-		state = NULL;
-	}
-	pp_json_free(state);
-	if (rc) {
-		pp_json_free(body);
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
+	struct pp_json *body = NULL, *res = NULL;
+	if (pp_uuid4(tid))
+		return pp_fail(err, PP_EIO, "no random bytes for a transition id");
+	rc = state_body("PENDING", msg, tid, false, &body, err);
+	if (rc)
+		return rc;
 	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
 	pp_json_free(body);
 	if (rc)
@@ -413,7 +454,8 @@ static int filter_body(const struct prefect_source *s, const char *types, long o
 }
 
 /* What a crash can leave on the server: a run we finished whose reports
- * died with the process (reported again from the store), and a claim no
+ * died with the process (reported again from the store, unless the run
+ * has moved on since), and a claim no
  * store ever recorded (handed back once claim_timeout has passed with no
  * infrastructure). */
 static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp_error *err)
@@ -433,10 +475,28 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 			if (!id)
 				continue;
 			if (!store->ops->get(store, id, &rec, NULL, NULL, &e)) {
-				const char *type =
-					pp_store_state_terminal(rec.state)
-						? pp_prefect_state_for(rec.state, rec.infra_id)
-						: NULL;
+				const char *type = pp_store_state_terminal(rec.state)
+							   ? pp_prefect_state_for(rec.state)
+							   : NULL;
+				/* A run whose server state is newer than our end, or
+				 * that runs on other infrastructure, has moved on (a
+				 * retry from the UI, a rescheduled run taken by
+				 * another worker): the old outcome must not land on
+				 * the new attempt. */
+				const char *pid = pp_json_get_string(run, "infrastructure_pid");
+				int64_t at = 0;
+				if (type &&
+				    ((pid && rec.infra_id && strcmp(pid, rec.infra_id)) ||
+				     (!pp_prefect_time_parse(
+					      pp_json_string(pp_json_path(run, "state.timestamp")),
+					      &at) &&
+				      at > rec.updated_ms))) {
+					pp_info("prefect: flow run %s moved on since it ended here "
+						"as "
+						"%s; not reporting that again",
+						id, pp_store_state_name(rec.state));
+					type = NULL;
+				}
 				if (type) {
 					pp_info("prefect: flow run %s ended as %s here; reporting "
 						"again",

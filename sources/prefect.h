@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/json.h"
 #include "sources/source.h"
@@ -32,6 +33,10 @@ struct pf_report {
 	char *infra_pid;     /* PATCH infrastructure_pid when set */
 	char state_type[16]; /* else set_state with this type */
 	char *message;
+	/* Chosen when queued and sent with every try, so the server applies
+	 * a report whose answer was lost only once (PreventDuplicateTransitions). */
+	char transition_id[PP_UUID_LEN];
+	bool force; /* CANCELLED, forced as the worker's _mark_flow_run_as_cancelled */
 	struct pf_report *next;
 };
 

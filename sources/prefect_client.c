@@ -10,7 +10,10 @@
 #include "lib/log.h"
 #include "sources/prefect.h"
 
-#define PF_TIMEOUT_MS	10000
+/* Prefect's clients wait up to PREFECT_API_REQUEST_TIMEOUT, 60 s by default
+ * (src/prefect/settings/models/api.py, APISettings.request_timeout): a busy
+ * server that answers within that is not taken for a dead one. */
+#define PF_TIMEOUT_MS	60000
 #define PF_MAX_RESPONSE ((size_t)32 << 20)
 
 /* The server's own words from an error body: FastAPI's "detail" or

@@ -20,17 +20,29 @@ void pp_prefect_time_format(int64_t ms, char *out, size_t n)
 	snprintf(out, n, "%s", t);
 }
 
-const char *pp_prefect_state_for(enum pp_store_state st, bool submitted)
+const char *pp_prefect_state_for(enum pp_store_state st)
 {
 	switch (st) {
-	case PP_ST_RUNNING: return "RUNNING";
-	case PP_ST_SUCCEEDED: return "COMPLETED";
-	case PP_ST_FAILED: return submitted ? "FAILED" : "CRASHED";
+	case PP_ST_FAILED:
 	case PP_ST_CRASHED:
 	case PP_ST_DEAD: return "CRASHED";
 	case PP_ST_CANCELLED: return "CANCELLED";
 	default: return NULL;
 	}
+}
+
+bool pp_prefect_state_final(const char *type)
+{
+	static const char *const final[] = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED", NULL};
+	for (size_t i = 0; type && final[i]; i++)
+		if (!strcmp(type, final[i]))
+			return true;
+	return false;
+}
+
+bool pp_prefect_report_wanted(const char *want, const char *current)
+{
+	return want && !pp_prefect_state_final(current);
 }
 
 /* Swap node's content for val's, keeping node's key and place. */

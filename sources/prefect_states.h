@@ -21,11 +21,26 @@ int pp_prefect_time_parse(const char *iso, int64_t *ms);
  * keeps it whole). */
 void pp_prefect_time_format(int64_t ms, char *out, size_t n);
 
-/* The Prefect state type (COMPLETED, FAILED, CRASHED, CANCELLED, RUNNING)
- * a store state is reported as; NULL when nothing is reported. A run that
- * failed before it was ever submitted is CRASHED, as Prefect's workers mark
- * a run whose infrastructure never started. */
-const char *pp_prefect_state_for(enum pp_store_state st, bool submitted);
+/* The Prefect state type a store state is reported as, or NULL when
+ * nothing is reported. pushpool reports what Prefect's own worker reports
+ * (src/prefect/workers/base.py, BaseWorker): CRASHED when the
+ * infrastructure failed (_submit_run_and_capture_errors ->
+ * _propose_crashed_state: a non-zero exit, a job that disappeared or never
+ * started) and CANCELLED after a cancellation (_mark_flow_run_as_cancelled,
+ * forced). Never RUNNING nor COMPLETED: the flow inside the job reports
+ * those itself, and its process exits 0 whether the flow completed,
+ * failed, crashed, was cancelled or paused, so an exit 0 says nothing
+ * about the flow's state. */
+const char *pp_prefect_state_for(enum pp_store_state st);
+
+/* A final state type (Prefect's TERMINAL_STATES). */
+bool pp_prefect_state_final(const char *type);
+
+/* Whether a report of type want still goes out when the run's state, read
+ * just before, is current (NULL: unknown). A final run keeps its state:
+ * the server would abort CRASHED (HandleFlowTerminalStateTransitions) and
+ * a forced CANCELLED would overwrite what the flow reported. */
+bool pp_prefect_report_wanted(const char *want, const char *current);
 
 /* Fetch a block document's data object (caller frees *data). */
 typedef int (*pp_prefect_block_fetch)(void *ud, const char *type_slug, const char *name,

@@ -43,15 +43,38 @@ static void test_time(void **state)
 static void test_state_mapping(void **state)
 {
 	(void)state;
-	assert_string_equal(pp_prefect_state_for(PP_ST_SUCCEEDED, true), "COMPLETED");
-	assert_string_equal(pp_prefect_state_for(PP_ST_FAILED, true), "FAILED");
-	/* Never submitted: Crashed, as Prefect's workers report it. */
-	assert_string_equal(pp_prefect_state_for(PP_ST_FAILED, false), "CRASHED");
-	assert_string_equal(pp_prefect_state_for(PP_ST_DEAD, false), "CRASHED");
-	assert_string_equal(pp_prefect_state_for(PP_ST_CANCELLED, true), "CANCELLED");
-	assert_string_equal(pp_prefect_state_for(PP_ST_RUNNING, true), "RUNNING");
-	assert_null(pp_prefect_state_for(PP_ST_SUBMITTED, true));
-	assert_null(pp_prefect_state_for(PP_ST_SCHEDULED, false));
+	/* What workers/base.py reports: CRASHED for failed infrastructure
+	 * (non-zero exit, never started, disappeared), CANCELLED after a
+	 * cancellation; never RUNNING or COMPLETED, which are the flow's. */
+	assert_string_equal(pp_prefect_state_for(PP_ST_FAILED), "CRASHED");
+	assert_string_equal(pp_prefect_state_for(PP_ST_CRASHED), "CRASHED");
+	assert_string_equal(pp_prefect_state_for(PP_ST_DEAD), "CRASHED");
+	assert_string_equal(pp_prefect_state_for(PP_ST_CANCELLED), "CANCELLED");
+	assert_null(pp_prefect_state_for(PP_ST_SUCCEEDED));
+	assert_null(pp_prefect_state_for(PP_ST_RUNNING));
+	assert_null(pp_prefect_state_for(PP_ST_SUBMITTED));
+	assert_null(pp_prefect_state_for(PP_ST_SCHEDULED));
+}
+
+static void test_report_wanted(void **state)
+{
+	(void)state;
+	/* A flow that ended keeps its own state. */
+	static const char *const final[] = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"};
+	for (size_t i = 0; i < 4; i++) {
+		assert_true(pp_prefect_state_final(final[i]));
+		assert_false(pp_prefect_report_wanted("CRASHED", final[i]));
+		assert_false(pp_prefect_report_wanted("CANCELLED", final[i]));
+	}
+	static const char *const live[] = {"PENDING", "RUNNING", "CANCELLING", "SCHEDULED",
+					   "PAUSED"};
+	for (size_t i = 0; i < 5; i++) {
+		assert_false(pp_prefect_state_final(live[i]));
+		assert_true(pp_prefect_report_wanted("CRASHED", live[i]));
+		assert_true(pp_prefect_report_wanted("CANCELLED", live[i]));
+	}
+	assert_true(pp_prefect_report_wanted("CRASHED", NULL));
+	assert_false(pp_prefect_report_wanted(NULL, "RUNNING"));
 }
 
 static int fake_blocks(void *ud, const char *slug, const char *name, struct pp_json **data,
@@ -333,12 +356,16 @@ static void test_claim_report(void **state)
 	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_FAILED, "arn:task/1",
 					     "FAILED (exit code 1)", &err),
 			 0);
+	/* A non-zero exit is the infrastructure failing: CRASHED, as
+	 * workers/base.py reports it; RUNNING is never proposed. */
 	r = run_of(e, a);
 	assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), "arn:task/1");
-	assert_string_equal(pp_json_get_string(r, "state_type"), "FAILED");
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
 	assert_string_equal(pp_json_string(pp_json_path(r, "state.message")),
 			    "FAILED (exit code 1)");
+	assert_int_equal(pp_json_get_int(r, "run_count", -1), 0);
 	pp_json_free(r);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.set_state", "RUNNING:ACCEPT"), 0);
 	pp_run_rec_free(&rec);
 	free(a);
 	free(b);
@@ -410,8 +437,8 @@ static void test_throttled_and_outage(void **state)
 	assert_int_equal(
 		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":1}", &err), 0);
 	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, "t-1", NULL, &err), 0);
-	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_SUCCEEDED, "t-1", "done", &err),
-			 0);
+	assert_int_equal(
+		e->src->ops->report(e->src, &rec, PP_ST_FAILED, "t-1", "exit code 137", &err), 0);
 	assert_int_equal(
 		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":0}", &err), 0);
 	struct pp_json *r = run_of(e, a);
@@ -419,7 +446,7 @@ static void test_throttled_and_outage(void **state)
 	pp_json_free(r);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
 	r = run_of(e, a);
-	assert_string_equal(pp_json_get_string(r, "state_type"), "COMPLETED");
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
 	assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), "t-1");
 	pp_json_free(r);
 	pp_run_rec_free(&rec);
@@ -440,6 +467,14 @@ static void test_wait(void **state)
 	const char *first = e->store->ops->get(e->store, a, &rec, NULL, NULL, &err) ? b : a;
 	if (first == b)
 		assert_int_equal(e->store->ops->get(e->store, b, &rec, NULL, NULL, &err), 0);
+	/* The flow ends the first run itself (pushpool reports nothing for
+	 * an exit 0), freeing the slot. */
+	char path[128];
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", first);
+	assert_int_equal(call(e, "POST", path, "{\"state\":{\"type\":\"RUNNING\"}}", KEY, NULL),
+			 201);
+	assert_int_equal(call(e, "POST", path, "{\"state\":{\"type\":\"COMPLETED\"}}", KEY, NULL),
+			 201);
 	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_SUCCEEDED, "t-1", NULL, &err), 0);
 	pp_run_rec_free(&rec);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
@@ -448,29 +483,38 @@ static void test_wait(void **state)
 	free(b);
 }
 
+static void propose(struct env *e, const char *id, const char *state_json, bool force,
+		    const char *want_status, const char *want_type);
+
 static void test_reconcile(void **state)
 {
 	struct env *e = *state;
 	struct pp_error err = {0};
-	char *a = new_run(e), *b = new_run(e);
+	char *a = new_run(e), *b = new_run(e), *d = new_run(e);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	/* a ended here but its reports died with the process. */
+	/* a ended here but its reports died with the process; so did d's,
+	 * but d was rerun since (below). */
 	struct pp_run_rec *recs = NULL;
 	int n = 0;
 	assert_int_equal(e->store->ops->claim(e->store, "ecs", "t", 60000, 10, &recs, &n, &err), 0);
-	assert_int_equal(n, 2);
+	assert_int_equal(n, 3);
 	for (int i = 0; i < n; i++) {
-		if (strcmp(recs[i].id, a))
+		if (strcmp(recs[i].id, a) && strcmp(recs[i].id, d))
 			continue;
-		struct pp_run_update u = {.state = PP_ST_SUCCEEDED,
+		struct pp_run_update u = {.state = PP_ST_FAILED,
 					  .infra_id = "t-9",
 					  .attempt = -1,
 					  .next_attempt_ms = -1,
 					  .error = "",
 					  .release_lease = true};
-		assert_int_equal(e->store->ops->update(e->store, a, recs[i].fence, &u, &err), 0);
+		assert_int_equal(
+			e->store->ops->update(e->store, recs[i].id, recs[i].fence, &u, &err), 0);
 	}
 	pp_run_recs_free(recs, n);
+	/* d is retried from the UI and taken by another worker. */
+	usleep(20 * 1000);
+	propose(e, d, "{\"type\":\"SCHEDULED\"}", true, "ACCEPT", "SCHEDULED");
+	propose(e, d, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
 	/* c was claimed by a worker that died before recording it. */
 	char *c = new_run(e), path[128];
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", c);
@@ -483,19 +527,191 @@ static void test_reconcile(void **state)
 	usleep(1100 * 1000);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
 	struct pp_json *r = run_of(e, a);
-	assert_string_equal(pp_json_get_string(r, "state_type"), "COMPLETED");
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
 	assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), "t-9");
 	pp_json_free(r);
 	r = run_of(e, b);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
 	pp_json_free(r);
+	/* d's old outcome does not land on its rerun. */
+	r = run_of(e, d);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	free(d);
 	r = run_of(e, c);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "SCHEDULED");
 	assert_non_null(strstr(pp_json_string(pp_json_path(r, "state.message")), "claim expired"));
 	pp_json_free(r);
 	/* Handed back, it is claimed again like any scheduled run. */
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	assert_int_equal(store_count(e), 3);
+	assert_int_equal(store_count(e), 4);
+	free(a);
+	free(b);
+	free(c);
+}
+
+/* A set_state proposal through the mock's API: the answer's status and
+ * the run's state type afterwards must be the ones wanted. */
+static void propose(struct env *e, const char *id, const char *state_json, bool force,
+		    const char *want_status, const char *want_type)
+{
+	char path[128], body[512];
+	struct pp_json *res = NULL;
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
+	snprintf(body, sizeof(body), "{\"state\":%s,\"force\":%s}", state_json,
+		 force ? "true" : "false");
+	call(e, "POST", path, body, KEY, &res);
+	assert_string_equal(pp_json_get_string(res, "status"), want_status);
+	pp_json_free(res);
+	struct pp_json *r = run_of(e, id);
+	assert_string_equal(pp_json_get_string(r, "state_type"), want_type);
+	pp_json_free(r);
+}
+
+/* The mock's orchestration follows core_policy.py for what pushpool and a
+ * flow can cause. */
+static void test_mock_rules(void **state)
+{
+	struct env *e = *state;
+	char *a = new_run(e);
+	propose(e, a, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	propose(e, a, "{\"type\":\"PENDING\"}", false, "ABORT", "PENDING");
+	propose(e, a, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	propose(e, a, "{\"type\":\"PENDING\"}", false, "ABORT", "RUNNING");
+	propose(e, a, "{\"type\":\"FAILED\"}", false, "ACCEPT", "FAILED");
+	/* HandleFlowTerminalStateTransitions: terminal -> other terminal is
+	 * accepted, CRASHED/CANCELLING/PAUSED aborted, PENDING accepted. */
+	propose(e, a, "{\"type\":\"COMPLETED\"}", false, "ACCEPT", "COMPLETED");
+	propose(e, a, "{\"type\":\"CRASHED\"}", false, "ABORT", "COMPLETED");
+	propose(e, a, "{\"type\":\"CANCELLING\"}", false, "ABORT", "COMPLETED");
+	propose(e, a, "{\"type\":\"PAUSED\"}", false, "ABORT", "COMPLETED");
+	propose(e, a, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	propose(e, a, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	struct pp_json *r = run_of(e, a);
+	assert_int_equal(pp_json_get_int(r, "run_count", -1), 2);
+	assert_true(pp_json_is(pp_json_get(r, "end_time"), PP_JSON_NULL));
+	pp_json_free(r);
+	/* EnforceCancellingToCancelledTransition. */
+	propose(e, a, "{\"type\":\"CANCELLING\"}", true, "ACCEPT", "CANCELLING");
+	propose(e, a, "{\"type\":\"COMPLETED\"}", false, "REJECT", "CANCELLING");
+	propose(e, a, "{\"type\":\"FAILED\"}", false, "REJECT", "CANCELLING");
+	propose(e, a, "{\"type\":\"CANCELLED\"}", false, "ACCEPT", "CANCELLED");
+	/* PreventPendingTransitions covers CANCELLED. */
+	propose(e, a, "{\"type\":\"PENDING\"}", false, "ABORT", "CANCELLED");
+	/* PreventDuplicateTransitions: the same transition_id twice. */
+	propose(e, a, "{\"type\":\"SCHEDULED\"}", true, "ACCEPT", "SCHEDULED");
+	const char *p = "{\"type\":\"PENDING\",\"state_details\":{\"transition_id\":"
+			"\"6b1b8a52-0000-4000-a000-000000000001\"}}";
+	propose(e, a, p, false, "ACCEPT", "PENDING");
+	propose(e, a, p, false, "REJECT", "PENDING");
+	free(a);
+
+	/* RetryFailedFlows: RUNNING -> FAILED with retries left becomes
+	 * AwaitingRetry (SCHEDULED); run_count counts accepted RUNNINGs. */
+	char path[128];
+	struct pp_json *res = NULL;
+	snprintf(path, sizeof(path), "/deployments/%s/create_flow_run", e->deployment);
+	assert_int_equal(call(e, "POST", path, "{\"empirical_policy\":{\"retries\":1}}", KEY, &res),
+			 201);
+	char *b = strdup(pp_json_get_string(res, "id"));
+	pp_json_free(res);
+	propose(e, b, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	propose(e, b, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	propose(e, b, "{\"type\":\"FAILED\"}", false, "REJECT", "SCHEDULED");
+	r = run_of(e, b);
+	assert_string_equal(pp_json_get_string(r, "state_name"), "AwaitingRetry");
+	pp_json_free(r);
+	propose(e, b, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	propose(e, b, "{\"type\":\"FAILED\"}", false, "ACCEPT", "FAILED");
+	r = run_of(e, b);
+	assert_int_equal(pp_json_get_int(r, "run_count", -1), 2);
+	pp_json_free(r);
+	free(b);
+}
+
+/* A flow that ended on its own keeps its state: a non-zero exit after it
+ * is not reported over it. */
+static void test_flow_state_kept(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	propose(e, a, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	propose(e, a, "{\"type\":\"FAILED\"}", false, "ACCEPT", "FAILED");
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(
+		e->src->ops->report(e->src, &rec, PP_ST_FAILED, "t-2", "exit code 1", &err), 0);
+	assert_int_equal(
+		e->src->ops->report(e->src, &rec, PP_ST_CANCELLED, "t-2", "cancelled", &err), 0);
+	pp_run_rec_free(&rec);
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "FAILED");
+	pp_json_free(r);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.set_state", "CRASHED:ABORT"), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.set_state", "CRASHED:ACCEPT"), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.set_state", "CANCELLED:ACCEPT"), 0);
+	free(a);
+}
+
+/* A job started with the run's id in its env runs a simulated flow that
+ * reports RUNNING when the container starts and its end when it is over;
+ * /prefect/control/flows switches it off. */
+static void start_job(struct env *e, const char *id, const char *plan)
+{
+	char text[256];
+	struct pp_json *spec = NULL;
+	struct pp_error err = {0};
+	snprintf(text, sizeof(text),
+		 "{\"env\":[{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"},"
+		 "{\"name\":\"PUSHPOOL_MOCK_FLOW\",\"value\":\"%s\"}]}",
+		 id, plan);
+	assert_int_equal(pp_json_parse(text, strlen(text), NULL, &spec, &err), 0);
+	pp_mock_lock(e->mock);
+	pp_mock_prefect_job_started(e->mock, spec, NULL, PP_MOCK_SUCCEED, pp_mock_clock(e->mock));
+	pp_mock_unlock(e->mock);
+	pp_json_free(spec);
+}
+
+static void test_mock_flows(void **state)
+{
+	struct env *e = *state;
+	char *a = new_run(e), *b = new_run(e), *c = new_run(e);
+	pp_mock_clock_hold(e->mock, true);
+	propose(e, a, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	propose(e, b, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	propose(e, c, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
+	start_job(e, a, "failed");
+	start_job(e, b, "paused");
+	char url[300];
+	snprintf(url, sizeof(url), "%s/prefect/control/flows", pp_mock_base_url(e->mock));
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	struct pp_error err = {0};
+	pp_http_req_init(&req, "POST", url);
+	pp_http_resp_init(&resp, 0);
+	pp_http_req_body(&req, "{\"simulate\":false}", 18);
+	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+	start_job(e, c, "completed");
+	/* Still provisioning: nothing reported. */
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	pp_mock_clock_advance(e->mock, 3600);
+	r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "FAILED");
+	assert_int_equal(pp_json_get_int(r, "run_count", -1), 1);
+	pp_json_free(r);
+	r = run_of(e, b);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PAUSED");
+	pp_json_free(r);
+	r = run_of(e, c);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
 	free(a);
 	free(b);
 	free(c);
@@ -531,6 +747,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_state_mapping),
+		cmocka_unit_test(test_report_wanted),
 		cmocka_unit_test(test_blocks),
 		cmocka_unit_test_setup_teardown(test_claim_report, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
@@ -538,6 +755,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttled_and_outage, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_wait, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_mock_rules, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_flow_state_kept, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_mock_flows, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_auth, env_setup, env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
