@@ -63,6 +63,7 @@ bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp
 		return false;
 	}
 	if (rc) {
+		pp_metrics_count(L->metrics, "store_errors", 1);
 		/* The store is the record: without it we must not go on acting. */
 		pp_error("run %s: store write failed: %s; leaving it for recovery", a->rec.id,
 			 err.msg);
@@ -154,6 +155,8 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 	if (rc == 0) {
 		L->sum->submitted++;
 		pp_metrics_count(L->metrics, "submissions", 1);
+		pp_metrics_observe_submission(
+			L->metrics, (double)(pp_wall_ms() - a->rec.scheduled_ms) / 1000.0);
 		struct pp_run_update u = {.state = PP_ST_SUBMITTED,
 					  .infra_id = a->io.infra_id,
 					  .attempt = -1,
@@ -473,6 +476,8 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 	L->runs = a;
 	L->ninflight++;
 	L->sum->claimed++;
+	if (a->rec.state != PP_ST_SCHEDULED)
+		pp_metrics_count(L->metrics, "adopted", 1);
 	if (!a->pool) {
 		char m[160];
 		snprintf(m, sizeof(m), "pool \"%s\" is not configured", a->rec.pool);

@@ -54,6 +54,7 @@ void lease_renew(struct pp_loop *L)
 	struct pp_error e = {0};
 	L->last_renew = started;
 	if (L->store->ops->renew(L->store, L->owner, lease_ms, &e)) {
+		pp_metrics_count(L->metrics, "store_errors", 1);
 		pp_warn("lease renewal failed: %s", e.msg);
 	} else {
 		if (L->ninflight && L->lease_until && started >= L->lease_until) {

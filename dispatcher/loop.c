@@ -38,14 +38,31 @@ static void update_snapshot(struct pp_loop *L)
 		memcpy(s->by_state, c.by_state, sizeof(s->by_state));
 		s->queue_lag_seconds =
 			c.oldest_due_ms ? (double)(pp_wall_ms() - c.oldest_due_ms) / 1000.0 : 0;
+	} else {
+		pp_metrics_count(L->metrics, "store_errors", 1);
 	}
 	s->active = L->ninflight;
 	s->submitting = L->nsubmitting;
 	pp_exec_stats(L->exec, &s->exec);
+	s->nproviders = pp_exec_stats_by_provider(L->exec, s->providers, PP_EXEC_PROVIDERS_MAX);
 	s->token_refreshes = 0;
-	for (struct pool_rt *p = L->pools; p; p = p->next)
-		if (p->p->cred)
-			s->token_refreshes += pp_cred_refreshes(p->p->cred);
+	s->ncreds = 0;
+	for (struct pool_rt *p = L->pools; p; p = p->next) {
+		if (p->retired)
+			continue;
+		/* Every pool's series exists from the start (at 0), so rates
+		 * and alerts over it work before its first removal. */
+		pp_metrics_count_swept(L->metrics, p->p->name, 0);
+		if (!p->p->cred)
+			continue;
+		s->token_refreshes += pp_cred_refreshes(p->p->cred);
+		long left = pp_cred_seconds_left(p->p->cred);
+		if (left >= 0 && s->ncreds < PP_METRICS_CRED_POOLS) {
+			snprintf(s->creds[s->ncreds].pool, sizeof(s->creds[0].pool), "%s",
+				 p->p->name);
+			s->creds[s->ncreds++].seconds_left = left;
+		}
+	}
 	pp_metrics_publish(L->metrics, s);
 }
 

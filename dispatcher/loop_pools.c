@@ -103,6 +103,7 @@ int loop_claim(struct pp_loop *L)
 				(int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap, &recs, &n,
 				&err);
 			if (rc) {
+				pp_metrics_count(L->metrics, "store_errors", 1);
 				pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
 				continue;
 			}

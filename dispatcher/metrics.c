@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ enum {
 	/* Pools the swept-objects counter keeps apart; more share "(other)". */
 	METRICS_SWEPT_POOLS = 64,
 	METRICS_POOL_NAME_MAX = 64,
+	/* Buckets of the submission delay histogram, +Inf included. */
+	METRICS_SUBMISSION_BUCKETS = 12,
 };
 
 struct swept_count {
@@ -40,7 +43,10 @@ struct pp_metrics {
 	pthread_mutex_t mu;
 	struct pp_metrics_snapshot snap;
 	time_t published; /* wall seconds of the last snapshot: liveness */
-	unsigned long submissions, retries;
+	time_t started;
+	unsigned long submissions, retries, adopted, store_errors;
+	unsigned long submission_buckets[METRICS_SUBMISSION_BUCKETS];
+	double submission_sum;
 	unsigned long terminal[PP_ST_COUNT];
 	int port;
 	atomic_bool starting;		       /* MHD messages explain a failed start */
@@ -64,83 +70,177 @@ static int put_label_value(struct pp_buf *b, const char *v)
 }
 
 static const double bucket_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+/* Due to accepted by the cloud: from a prompt submission to a long backlog. */
+static const double submission_bounds[METRICS_SUBMISSION_BUCKETS - 1] = {
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800};
+
+static int put_counter_header(struct pp_buf *b, const char *name, const char *type,
+			      const char *help)
+{
+	return pp_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One line per provider of one of its counters. */
+static int put_by_provider(struct pp_buf *b, const char *name, const char *help,
+			   const struct pp_metrics_snapshot *s, size_t field)
+{
+	int rc = put_counter_header(b, name, "counter", help);
+	for (size_t i = 0; i < s->nproviders && !rc; i++) {
+		unsigned long v;
+		memcpy(&v, (const char *)&s->providers[i].s + field, sizeof(v));
+		rc = pp_buf_printf(b, "%s{provider=\"", name) ?:
+		     put_label_value(b, s->providers[i].provider) ?: pp_buf_printf(b, "\"} %lu\n", v);
+	}
+	return rc;
+}
+
+static int put_latency(struct pp_buf *b, const char *provider, const struct pp_exec_stats *e)
+{
+	unsigned long cum = 0;
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(bucket_bounds) / sizeof(bucket_bounds[0]) && !rc; i++) {
+		cum += e->latency_buckets[i];
+		rc = pp_buf_puts(b, "pushpool_provider_latency_seconds_bucket{provider=\"") ?:
+		     put_label_value(b, provider) ?:
+		     pp_buf_printf(b, "\",le=\"%g\"} %lu\n", bucket_bounds[i], cum);
+	}
+	cum += e->latency_buckets[11];
+	return rc ?: pp_buf_puts(b, "pushpool_provider_latency_seconds_bucket{provider=\"") ?:
+		     put_label_value(b, provider) ?:
+		     pp_buf_printf(b, "\",le=\"+Inf\"} %lu\n", cum) ?:
+		     pp_buf_puts(b, "pushpool_provider_latency_seconds_sum{provider=\"") ?:
+		     put_label_value(b, provider) ?:
+		     pp_buf_printf(b, "\"} %.6f\n", e->latency_sum) ?:
+		     pp_buf_puts(b, "pushpool_provider_latency_seconds_count{provider=\"") ?:
+		     put_label_value(b, provider) ?: pp_buf_printf(b, "\"} %lu\n", cum);
+}
 
 static int render(struct pp_metrics *m, struct pp_buf *b)
 {
 	pthread_mutex_lock(&m->mu);
 	struct pp_metrics_snapshot s = m->snap;
 	unsigned long submissions = m->submissions, retries = m->retries;
+	unsigned long adopted = m->adopted, store_errors = m->store_errors;
 	unsigned long terminal[PP_ST_COUNT];
 	memcpy(terminal, m->terminal, sizeof(terminal));
+	unsigned long sub_buckets[METRICS_SUBMISSION_BUCKETS];
+	memcpy(sub_buckets, m->submission_buckets, sizeof(sub_buckets));
+	double sub_sum = m->submission_sum;
+	time_t published = m->published, started = m->started;
 	struct swept_count swept[METRICS_SWEPT_POOLS];
 	int nswept = m->nswept;
 	memcpy(swept, m->swept, sizeof(swept));
 	pthread_mutex_unlock(&m->mu);
-	int rc = pp_buf_puts(b, "# HELP pushpool_runs Runs in the store by state.\n"
-				"# TYPE pushpool_runs gauge\n");
+	int rc = put_counter_header(b, "pushpool_build_info", "gauge",
+				    "Always 1; the version of the running pushpool as a label.") ?:
+		 pp_buf_printf(b, "pushpool_build_info{version=\"%s\"} 1\n", PP_VERSION) ?:
+		 put_counter_header(b, "pushpool_start_time_seconds", "gauge",
+				    "When this process started (Unix time).") ?:
+		 pp_buf_printf(b, "pushpool_start_time_seconds %lld\n", (long long)started) ?:
+		 put_counter_header(b, "pushpool_heartbeat_timestamp_seconds", "gauge",
+				    "When the dispatch loop last published its state (Unix time); "
+				    "a loop that stops turning stops moving it.") ?:
+		 pp_buf_printf(b, "pushpool_heartbeat_timestamp_seconds %lld\n",
+			       (long long)published) ?:
+		 put_counter_header(b, "pushpool_runs", "gauge", "Runs in the store by state.");
 	for (int i = 0; i < PP_ST_COUNT && !rc; i++)
 		rc = pp_buf_printf(b, "pushpool_runs{state=\"%s\"} %ld\n",
 				   pp_store_state_name((enum pp_store_state)i), s.by_state[i]);
-	rc = rc ? rc
-		: pp_buf_puts(b, "# HELP pushpool_runs_finished_total Runs this process took to a "
-				 "terminal state.\n"
-				 "# TYPE pushpool_runs_finished_total counter\n");
+	rc = rc
+		     ?: put_counter_header(b, "pushpool_runs_finished_total", "counter",
+					   "Runs this process took to a terminal state.");
 	for (int i = PP_ST_SUCCEEDED; i < PP_ST_COUNT && !rc; i++)
 		rc = pp_buf_printf(b, "pushpool_runs_finished_total{state=\"%s\"} %lu\n",
 				   pp_store_state_name((enum pp_store_state)i), terminal[i]);
-	rc = rc ? rc
-		: pp_buf_printf(
-			  b,
-			  "# HELP pushpool_active_runs Runs this process holds (submitting or "
-			  "watched).\n"
-			  "# TYPE pushpool_active_runs gauge\npushpool_active_runs %d\n"
-			  "# HELP pushpool_submitting_runs Submissions under way.\n"
-			  "# TYPE pushpool_submitting_runs gauge\npushpool_submitting_runs %d\n"
-			  "# HELP pushpool_submissions_total Runs submitted by this process.\n"
-			  "# TYPE pushpool_submissions_total counter\npushpool_submissions_total "
-			  "%lu\n"
-			  "# HELP pushpool_submission_retries_total Submissions deferred for a "
-			  "retry.\n"
-			  "# TYPE pushpool_submission_retries_total "
-			  "counter\npushpool_submission_retries_total %lu\n"
-			  "# HELP pushpool_provider_requests_total Requests sent to cloud APIs.\n"
-			  "# TYPE pushpool_provider_requests_total "
-			  "counter\npushpool_provider_requests_total %lu\n"
-			  "# HELP pushpool_provider_retries_total Cloud API requests sent again.\n"
-			  "# TYPE pushpool_provider_retries_total "
-			  "counter\npushpool_provider_retries_total %lu\n"
-			  "# HELP pushpool_provider_throttled_total Cloud API answers that said "
-			  "slow down.\n"
-			  "# TYPE pushpool_provider_throttled_total "
-			  "counter\npushpool_provider_throttled_total %lu\n"
-			  "# HELP pushpool_token_refreshes_total Credential tokens fetched.\n"
-			  "# TYPE pushpool_token_refreshes_total "
-			  "counter\npushpool_token_refreshes_total %lu\n"
-			  "# HELP pushpool_queue_lag_seconds Age of the oldest due run not yet "
-			  "claimed.\n"
-			  "# TYPE pushpool_queue_lag_seconds gauge\npushpool_queue_lag_seconds "
-			  "%.3f\n"
-			  "# HELP pushpool_provider_latency_seconds Provider API call latency.\n"
-			  "# TYPE pushpool_provider_latency_seconds histogram\n",
-			  s.active, s.submitting, submissions, retries, s.exec.requests,
-			  s.exec.retries, s.exec.throttled, s.token_refreshes, s.queue_lag_seconds);
+	rc = rc
+		     ?: pp_buf_printf(
+				b,
+				"# HELP pushpool_active_runs Runs this process holds (submitting "
+				"or "
+				"watched).\n"
+				"# TYPE pushpool_active_runs gauge\npushpool_active_runs %d\n"
+				"# HELP pushpool_submitting_runs Submissions under way.\n"
+				"# TYPE pushpool_submitting_runs gauge\npushpool_submitting_runs "
+				"%d\n"
+				"# HELP pushpool_submissions_total Runs submitted by this "
+				"process.\n"
+				"# TYPE pushpool_submissions_total "
+				"counter\npushpool_submissions_total "
+				"%lu\n"
+				"# HELP pushpool_submission_retries_total Submissions deferred for "
+				"a "
+				"retry.\n"
+				"# TYPE pushpool_submission_retries_total "
+				"counter\npushpool_submission_retries_total %lu\n"
+				"# HELP pushpool_runs_adopted_total Runs claimed past SCHEDULED: "
+				"leases "
+				"taken over from another dispatcher or an earlier process.\n"
+				"# TYPE pushpool_runs_adopted_total "
+				"counter\npushpool_runs_adopted_total "
+				"%lu\n"
+				"# HELP pushpool_store_errors_total Run store calls that failed.\n"
+				"# TYPE pushpool_store_errors_total "
+				"counter\npushpool_store_errors_total "
+				"%lu\n"
+				"# HELP pushpool_token_refreshes_total Credential tokens fetched.\n"
+				"# TYPE pushpool_token_refreshes_total "
+				"counter\npushpool_token_refreshes_total %lu\n"
+				"# HELP pushpool_queue_lag_seconds Age of the oldest due run not "
+				"yet "
+				"claimed.\n"
+				"# TYPE pushpool_queue_lag_seconds "
+				"gauge\npushpool_queue_lag_seconds "
+				"%.3f\n",
+				s.active, s.submitting, submissions, retries, adopted, store_errors,
+				s.token_refreshes, s.queue_lag_seconds);
+	rc = rc
+		     ?: put_counter_header(
+				b, "pushpool_credential_expiry_seconds", "gauge",
+				"Seconds until the token a pool's credentials hold expires "
+				"(refreshed ahead of time; a value near 0 means refreshing "
+				"fails).");
+	for (size_t i = 0; i < s.ncreds && !rc; i++)
+		rc = pp_buf_puts(b, "pushpool_credential_expiry_seconds{pool=\"") ?:
+		     put_label_value(b, s.creds[i].pool) ?:
+		     pp_buf_printf(b, "\"} %ld\n", s.creds[i].seconds_left);
+	rc = rc
+		     ?: put_counter_header(
+				b, "pushpool_submission_delay_seconds", "histogram",
+				"From when a run was due to when the cloud accepted it.");
 	unsigned long cum = 0;
-	for (size_t i = 0; i < sizeof(bucket_bounds) / sizeof(bucket_bounds[0]) && !rc; i++) {
-		cum += s.exec.latency_buckets[i];
-		rc = pp_buf_printf(b, "pushpool_provider_latency_seconds_bucket{le=\"%g\"} %lu\n",
-				   bucket_bounds[i], cum);
+	for (int i = 0; i < METRICS_SUBMISSION_BUCKETS - 1 && !rc; i++) {
+		cum += sub_buckets[i];
+		rc = pp_buf_printf(b, "pushpool_submission_delay_seconds_bucket{le=\"%g\"} %lu\n",
+				   submission_bounds[i], cum);
 	}
-	cum += s.exec.latency_buckets[11];
-	rc = rc ? rc
-		: pp_buf_printf(b,
-				"pushpool_provider_latency_seconds_bucket{le=\"+Inf\"} %lu\n"
-				"pushpool_provider_latency_seconds_sum %.6f\n"
-				"pushpool_provider_latency_seconds_count %lu\n",
-				cum, s.exec.latency_sum, cum);
-	rc = rc ? rc
-		: pp_buf_puts(b, "# HELP pushpool_swept_objects_total Remote objects the sweeper "
-				 "removed: their run was finished or unknown to the store.\n"
-				 "# TYPE pushpool_swept_objects_total counter\n");
+	cum += sub_buckets[METRICS_SUBMISSION_BUCKETS - 1];
+	rc = rc
+		     ?: pp_buf_printf(b,
+				      "pushpool_submission_delay_seconds_bucket{le=\"+Inf\"} %lu\n"
+				      "pushpool_submission_delay_seconds_sum %.6f\n"
+				      "pushpool_submission_delay_seconds_count %lu\n",
+				      cum, sub_sum, cum);
+	rc = rc ?: put_by_provider(b, "pushpool_provider_requests_total",
+				   "Requests sent to cloud APIs.", &s,
+				   offsetof(struct pp_exec_stats, requests)) ?:
+		   put_by_provider(b, "pushpool_provider_retries_total",
+				   "Cloud API requests sent again.", &s,
+				   offsetof(struct pp_exec_stats, retries)) ?:
+		   put_by_provider(b, "pushpool_provider_throttled_total",
+				   "Cloud API answers that said slow down.", &s,
+				   offsetof(struct pp_exec_stats, throttled)) ?:
+		   put_by_provider(b, "pushpool_provider_failures_total",
+				   "Cloud API operations that failed for good.", &s,
+				   offsetof(struct pp_exec_stats, failures)) ?:
+		   put_counter_header(b, "pushpool_provider_latency_seconds", "histogram",
+				      "Provider API call latency.");
+	for (size_t i = 0; i < s.nproviders && !rc; i++)
+		rc = put_latency(b, s.providers[i].provider, &s.providers[i].s);
+	rc = rc
+		     ?: put_counter_header(
+				b, "pushpool_swept_objects_total", "counter",
+				"Remote objects the sweeper removed: their run was finished "
+				"or unknown to the store.");
 	for (int i = 0; i < nswept && !rc; i++)
 		rc = pp_buf_puts(b, "pushpool_swept_objects_total{pool=\"") ?:
 		     put_label_value(b, swept[i].pool) ?:
@@ -263,7 +363,7 @@ int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_erro
 	if (!m)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	pthread_mutex_init(&m->mu, NULL);
-	m->published = time(NULL);
+	m->published = m->started = time(NULL);
 	atomic_store(&m->starting, true);
 	/* The port is also passed directly so that MHD's messages name it. */
 	m->daemon = MHD_start_daemon(
@@ -315,6 +415,25 @@ void pp_metrics_count(struct pp_metrics *m, const char *counter, unsigned long n
 		m->submissions += n;
 	else if (!strcmp(counter, "retries"))
 		m->retries += n;
+	else if (!strcmp(counter, "adopted"))
+		m->adopted += n;
+	else if (!strcmp(counter, "store_errors"))
+		m->store_errors += n;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pp_metrics_observe_submission(struct pp_metrics *m, double seconds)
+{
+	if (!m)
+		return;
+	if (seconds < 0)
+		seconds = 0; /* submitted ahead of its time (clock skew between hosts) */
+	int i = 0;
+	while (i < METRICS_SUBMISSION_BUCKETS - 1 && seconds > submission_bounds[i])
+		i++;
+	pthread_mutex_lock(&m->mu);
+	m->submission_buckets[i]++;
+	m->submission_sum += seconds;
 	pthread_mutex_unlock(&m->mu);
 }
 

@@ -9,12 +9,24 @@
 #include "dispatcher/op_driver.h"
 #include "store/store.h"
 
+/* Pools whose credentials' remaining lifetime is published. */
+#define PP_METRICS_CRED_POOLS 64
+
 struct pp_metrics_snapshot {
 	long by_state[PP_ST_COUNT];
 	double queue_lag_seconds;
 	int active, submitting;
 	unsigned long token_refreshes;
-	struct pp_exec_stats exec;
+	struct pp_exec_stats exec; /* totals of providers[] */
+	struct pp_exec_provider_stats providers[PP_EXEC_PROVIDERS_MAX];
+	size_t nproviders;
+	/* Seconds until each pool's current token expires (pools whose
+	 * credentials hold a token with a known expiry). */
+	struct {
+		char pool[64];
+		long seconds_left;
+	} creds[PP_METRICS_CRED_POOLS];
+	size_t ncreds;
 };
 
 struct pp_metrics;
@@ -27,7 +39,12 @@ int pp_metrics_parse_listen(const char *listen, struct sockaddr_in *out, struct 
 int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_error *err);
 void pp_metrics_stop(struct pp_metrics *m);
 void pp_metrics_publish(struct pp_metrics *m, const struct pp_metrics_snapshot *s);
+/* counter: "submissions", "retries", "adopted" (runs claimed past their
+ * SCHEDULED state: a lease taken over from another dispatcher or an
+ * earlier process) or "store_errors" (store calls that failed). */
 void pp_metrics_count(struct pp_metrics *m, const char *counter, unsigned long n);
+/* A run accepted by the cloud seconds after it was due. */
+void pp_metrics_observe_submission(struct pp_metrics *m, double seconds);
 void pp_metrics_count_terminal(struct pp_metrics *m, enum pp_store_state st);
 /* n remote objects the sweeper removed for pool (dispatcher/sweep.c). */
 void pp_metrics_count_swept(struct pp_metrics *m, const char *pool, unsigned long n);

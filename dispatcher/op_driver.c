@@ -22,6 +22,7 @@ enum op_phase {
 struct exec_op {
 	struct pp_exec *x;
 	const struct pp_provider *p;
+	struct pp_exec_stats *stats; /* p's counters in x */
 	enum pp_op op;
 	struct pp_run_io *io;
 	struct pp_exec_policy pol;
@@ -49,7 +50,8 @@ struct pp_exec {
 	struct exec_op *ops;
 	int active;
 	unsigned long finished; /* ops completed, so poll can return early */
-	struct pp_exec_stats stats;
+	struct pp_exec_provider_stats stats[PP_EXEC_PROVIDERS_MAX];
+	size_t nstats;
 };
 
 static const double latency_bounds[11] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -161,7 +163,37 @@ int pp_exec_active(const struct pp_exec *x)
 
 void pp_exec_stats(const struct pp_exec *x, struct pp_exec_stats *out)
 {
-	*out = x->stats;
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < x->nstats; i++) {
+		const struct pp_exec_stats *s = &x->stats[i].s;
+		out->requests += s->requests;
+		out->retries += s->retries;
+		out->throttled += s->throttled;
+		out->failures += s->failures;
+		out->latency_sum += s->latency_sum;
+		for (size_t b = 0; b < sizeof(s->latency_buckets) / sizeof(s->latency_buckets[0]);
+		     b++)
+			out->latency_buckets[b] += s->latency_buckets[b];
+	}
+}
+
+size_t pp_exec_stats_by_provider(const struct pp_exec *x, struct pp_exec_provider_stats *out,
+				 size_t max)
+{
+	size_t n = x->nstats < max ? x->nstats : max;
+	memcpy(out, x->stats, n * sizeof(*out));
+	return n;
+}
+
+static struct pp_exec_stats *provider_stats(struct pp_exec *x, const struct pp_provider *p)
+{
+	for (size_t i = 0; i < x->nstats; i++)
+		if (x->stats[i].provider == p->name)
+			return &x->stats[i].s;
+	if (x->nstats == PP_EXEC_PROVIDERS_MAX)
+		return &x->stats[PP_EXEC_PROVIDERS_MAX - 1].s;
+	x->stats[x->nstats].provider = p->name;
+	return &x->stats[x->nstats++].s;
 }
 
 static void unlink_op(struct pp_exec *x, struct exec_op *o)
@@ -183,7 +215,7 @@ static void finish(struct exec_op *o, int rc)
 	pp_http_req_free(&o->io->req);
 	memset(&o->io->req, 0, sizeof(o->io->req));
 	if (rc) {
-		x->stats.failures++;
+		o->stats->failures++;
 		if (!o->err.msg[0])
 			pp_fail(&o->err, rc, "%s %s: %s", o->p->name, pp_op_name(o->op),
 				pp_strerror(rc));
@@ -201,18 +233,17 @@ static void finish(struct exec_op *o, int rc)
  * rejected token once, or give up. */
 static void handle_failure(struct exec_op *o, int rc, long status)
 {
-	struct pp_exec *x = o->x;
 	long long now = pp_mono_ms();
 
 	if (rc == PP_ETHROTTLED)
-		x->stats.throttled++;
+		o->stats->throttled++;
 	if (rc == PP_EAUTH && status == 401 && !o->auth_retried) {
 		o->auth_retried = true;
 		if (pp_exec_cred(o->io))
 			pp_cred_invalidate(pp_exec_cred(o->io));
 		pp_info("%s %s: HTTP 401, refreshing credentials and retrying once", o->p->name,
 			pp_op_name(o->op));
-		x->stats.retries++;
+		o->stats->retries++;
 		o->retrying = true;
 		o->phase = PHASE_CALL;
 		o->wake_ms = now;
@@ -238,7 +269,7 @@ static void handle_failure(struct exec_op *o, int rc, long status)
 		finish(o, rc);
 		return;
 	}
-	x->stats.retries++;
+	o->stats->retries++;
 	pp_info("%s %s run %s: retrying in %ld ms (attempt %d of %d): %s", o->p->name,
 		pp_op_name(o->op), o->io->run_id ? o->io->run_id : "-", delay, o->tries + 1,
 		o->pol.max_attempts, o->err.msg);
@@ -247,13 +278,13 @@ static void handle_failure(struct exec_op *o, int rc, long status)
 	o->wake_ms = now + delay;
 }
 
-static void record_latency(struct pp_exec *x, double seconds)
+static void record_latency(struct pp_exec_stats *stats, double seconds)
 {
-	x->stats.latency_sum += seconds;
+	stats->latency_sum += seconds;
 	size_t i = 0;
 	while (i < 11 && seconds > latency_bounds[i])
 		i++;
-	x->stats.latency_buckets[i]++;
+	stats->latency_buckets[i]++;
 }
 
 static void on_http_done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
@@ -262,7 +293,7 @@ static void on_http_done(void *ud, struct pp_http_req *req, struct pp_http_resp 
 	struct exec_op *o = ud;
 	double secs = resp->total_seconds > 0 ? resp->total_seconds
 					      : (double)(pp_mono_ms() - o->sent_ms) / 1000.0;
-	record_latency(o->x, secs);
+	record_latency(o->stats, secs);
 	pp_error_clear(&o->resp_err);
 	if (rc && err) {
 		/* Transport failure or an oversized body: the HTTP layer's
@@ -318,7 +349,7 @@ static void send_request(struct exec_op *o)
 		handle_failure(o, rc, 0);
 		return;
 	}
-	x->stats.requests++;
+	o->stats->requests++;
 	o->phase = PHASE_SENDING;
 }
 
@@ -442,6 +473,7 @@ int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
 		return pp_fail(err, PP_ENOMEM, "out of memory starting %s", pp_op_name(op));
 	o->x = x;
 	o->p = p;
+	o->stats = provider_stats(x, p);
 	o->op = op;
 	o->io = io;
 	o->done = done;

@@ -45,7 +45,19 @@ struct pp_exec_stats {
 	double latency_sum;
 	unsigned long latency_buckets[12]; /* <=5,10,25,50,100,250,500ms,1,2.5,5,10s,+Inf */
 };
+/* The totals over every provider. */
 void pp_exec_stats(const struct pp_exec *x, struct pp_exec_stats *out);
+/* Providers kept apart in the counters; ops of more providers than this
+ * (only possible with providers registered at run time) count in the last. */
+#define PP_EXEC_PROVIDERS_MAX 16
+struct pp_exec_provider_stats {
+	const char *provider; /* the provider's name (static) */
+	struct pp_exec_stats s;
+};
+/* The counters of each provider the driver has run ops for, in the order
+ * first seen; returns how many were written (at most max). */
+size_t pp_exec_stats_by_provider(const struct pp_exec *x, struct pp_exec_provider_stats *out,
+				 size_t max);
 
 /* Blocking convenience for one op (the `run` command and tests). */
 int pp_exec_run_op(const struct pp_provider *p, enum pp_op op, struct pp_run_io *io,

@@ -6,6 +6,9 @@
 # man --warnings (man-db, groff), systemd-analyze verify (systemd),
 # the notify-socket listener and free ports in the scenarios (python3).
 TEST_DEB_PKGS += man-db groff-base systemd python3
+# promtool (tests/scenario/dashboards.sh checks the alerting rules and the
+# Grafana dashboard's queries with it).
+TEST_DEB_PKGS += prometheus
 
 # kubernetes-models carries the Kubernetes OpenAPI schemas compiled to
 # validators and as TypeScript interfaces (TypeScript's excess-property

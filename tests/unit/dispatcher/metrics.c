@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dispatcher/metrics.h"
@@ -313,16 +314,30 @@ static void test_page_parses(void **state)
 	s.submitting = 1;
 	s.queue_lag_seconds = 1.5;
 	s.token_refreshes = 4;
-	s.exec.requests = 10;
-	s.exec.retries = 2;
-	s.exec.throttled = 1;
-	s.exec.latency_buckets[0] = 3;	/* <= 5 ms */
-	s.exec.latency_buckets[7] = 5;	/* <= 1 s */
-	s.exec.latency_buckets[11] = 2; /* over 10 s */
-	s.exec.latency_sum = 42.25;
+	s.nproviders = 2;
+	s.providers[0].provider = "ecs";
+	s.providers[0].s.requests = 10;
+	s.providers[0].s.retries = 2;
+	s.providers[0].s.throttled = 1;
+	s.providers[0].s.latency_buckets[0] = 3;  /* <= 5 ms */
+	s.providers[0].s.latency_buckets[7] = 5;  /* <= 1 s */
+	s.providers[0].s.latency_buckets[11] = 2; /* over 10 s */
+	s.providers[0].s.latency_sum = 42.25;
+	s.providers[1].provider = "modal";
+	s.providers[1].s.requests = 4;
+	s.providers[1].s.failures = 1;
+	s.providers[1].s.latency_buckets[4] = 4;
+	s.ncreds = 1;
+	snprintf(s.creds[0].pool, sizeof(s.creds[0].pool), "cloud-run");
+	s.creds[0].seconds_left = 3300;
 	pp_metrics_publish(m, &s);
 	pp_metrics_count(m, "submissions", 5);
 	pp_metrics_count(m, "retries", 2);
+	pp_metrics_count(m, "adopted", 3);
+	pp_metrics_count(m, "store_errors", 1);
+	pp_metrics_observe_submission(m, 0.3);	/* le 0.5 */
+	pp_metrics_observe_submission(m, 7);	/* le 10 */
+	pp_metrics_observe_submission(m, 4000); /* over the last bound */
 	pp_metrics_count_terminal(m, PP_ST_SUCCEEDED);
 	pp_metrics_count_terminal(m, PP_ST_DEAD);
 	pp_metrics_count_swept(m, "aci", 2);
@@ -343,7 +358,22 @@ static void test_page_parses(void **state)
 	assert_true(value(&e, "pushpool_submitting_runs") == 1);
 	assert_true(value(&e, "pushpool_submissions_total") == 5);
 	assert_true(value(&e, "pushpool_submission_retries_total") == 2);
-	assert_true(value(&e, "pushpool_provider_requests_total") == 10);
+	assert_true(value(&e, "pushpool_provider_requests_total{provider=\"ecs\"}") == 10);
+	assert_true(value(&e, "pushpool_provider_requests_total{provider=\"modal\"}") == 4);
+	assert_true(value(&e, "pushpool_provider_retries_total{provider=\"ecs\"}") == 2);
+	assert_true(value(&e, "pushpool_provider_throttled_total{provider=\"ecs\"}") == 1);
+	assert_true(value(&e, "pushpool_provider_failures_total{provider=\"modal\"}") == 1);
+	assert_true(value(&e, "pushpool_runs_adopted_total") == 3);
+	assert_true(value(&e, "pushpool_store_errors_total") == 1);
+	assert_true(value(&e, "pushpool_credential_expiry_seconds{pool=\"cloud-run\"}") == 3300);
+	assert_true(value(&e, "pushpool_build_info{version=\"" PP_VERSION "\"}") == 1);
+	assert_true(value(&e, "pushpool_heartbeat_timestamp_seconds") >= (double)time(NULL) - 60);
+	assert_true(value(&e, "pushpool_submission_delay_seconds_bucket{le=\"0.25\"}") == 0);
+	assert_true(value(&e, "pushpool_submission_delay_seconds_bucket{le=\"0.5\"}") == 1);
+	assert_true(value(&e, "pushpool_submission_delay_seconds_bucket{le=\"10\"}") == 2);
+	assert_true(value(&e, "pushpool_submission_delay_seconds_bucket{le=\"1800\"}") == 2);
+	assert_true(value(&e, "pushpool_submission_delay_seconds_bucket{le=\"+Inf\"}") == 3);
+	assert_true(value(&e, "pushpool_submission_delay_seconds_count") == 3);
 	assert_true(value(&e, "pushpool_token_refreshes_total") == 4);
 	assert_true(value(&e, "pushpool_queue_lag_seconds") == 1.5);
 	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"aci\"}") == 3);
@@ -351,13 +381,27 @@ static void test_page_parses(void **state)
 	/* A pool name is a label value: quotes and backslashes escaped. */
 	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"odd \\\"pool\\\"\\\\\"}") == 1);
 	/* Cumulative buckets ending at _count. */
-	assert_true(value(&e, "pushpool_provider_latency_seconds_bucket{le=\"0.005\"}") == 3);
-	assert_true(value(&e, "pushpool_provider_latency_seconds_bucket{le=\"0.5\"}") == 3);
-	assert_true(value(&e, "pushpool_provider_latency_seconds_bucket{le=\"1\"}") == 8);
-	assert_true(value(&e, "pushpool_provider_latency_seconds_bucket{le=\"10\"}") == 8);
-	assert_true(value(&e, "pushpool_provider_latency_seconds_bucket{le=\"+Inf\"}") == 10);
-	assert_true(value(&e, "pushpool_provider_latency_seconds_count") == 10);
-	assert_true(value(&e, "pushpool_provider_latency_seconds_sum") == 42.25);
+	assert_true(
+		value(&e,
+		      "pushpool_provider_latency_seconds_bucket{provider=\"ecs\",le=\"0.005\"}") ==
+		3);
+	assert_true(
+		value(&e,
+		      "pushpool_provider_latency_seconds_bucket{provider=\"ecs\",le=\"0.5\"}") ==
+		3);
+	assert_true(
+		value(&e, "pushpool_provider_latency_seconds_bucket{provider=\"ecs\",le=\"1\"}") ==
+		8);
+	assert_true(
+		value(&e, "pushpool_provider_latency_seconds_bucket{provider=\"ecs\",le=\"10\"}") ==
+		8);
+	assert_true(
+		value(&e,
+		      "pushpool_provider_latency_seconds_bucket{provider=\"ecs\",le=\"+Inf\"}") ==
+		10);
+	assert_true(value(&e, "pushpool_provider_latency_seconds_count{provider=\"ecs\"}") == 10);
+	assert_true(value(&e, "pushpool_provider_latency_seconds_sum{provider=\"ecs\"}") == 42.25);
+	assert_true(value(&e, "pushpool_provider_latency_seconds_count{provider=\"modal\"}") == 4);
 
 	/* promtool, when installed, must agree (lint included). */
 	if (system("command -v promtool >/dev/null 2>&1") == 0) {
