@@ -34,7 +34,7 @@ override LDLIBS += $(PKG_LIBS) -lm -lpthread
 # The mock is not among them: it is a test program of its own (below).
 SRC_DIRS  := lib render store sources auth providers dispatcher dispatcher/cmd
 LIB_SRCS  := $(filter-out dispatcher/main.c,$(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))))
-GEN_SRCS  := $(BUILD)/gen/templates_blob.c
+GEN_SRCS  := $(BUILD)/gen/templates_blob.c $(BUILD)/gen/ui_page.c
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_SRCS:%.c=%.o)
 # pushpool-mock, the fake clouds the tests run against: mock/ on top of lib/,
 # built but never installed (curl's tests/server/ model).
@@ -79,6 +79,13 @@ $(BUILD)/%.o: %.c
 $(BUILD)/gen/templates_blob.c: $(TEMPLATES) tools/embed.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed.sh $(TEMPLATES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/ui_page.c: dispatcher/ui_page.html tools/embed-page.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-page.sh dispatcher/ui_page.html > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/ui_page.o: $(BUILD)/gen/ui_page.c
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
 $(BUILD)/gen/templates_blob.o: $(BUILD)/gen/templates_blob.c
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<

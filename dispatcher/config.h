@@ -17,6 +17,8 @@ struct pp_dispatcher_conf {
 	char *log_level;	/* debug|info|warn|error */
 	char *log_format;	/* text|json */
 	char *metrics_listen;	/* "127.0.0.1:9464"; empty disables */
+	bool ui;		/* status page on metrics_listen */
+	char *ui_token_file;	/* the page's token; needed off loopback */
 	long max_in_flight;	/* global cap on runs submitted and not terminal */
 	long max_submitting;	/* global cap on submissions under way */
 	double poll_interval;	/* seconds between store polls when idle */

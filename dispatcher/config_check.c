@@ -196,6 +196,8 @@ int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 	}
 	check_secret_file(&p, file, 0, "[dispatcher]", "prefect_api_key_file",
 			  c->dispatcher.prefect_api_key_file);
+	check_secret_file(&p, file, 0, "[dispatcher]", "ui_token_file",
+			  c->dispatcher.ui_token_file);
 	if (c->prefect.enabled) {
 		check_secret_file(&p, file, 0, "[source \"prefect\"]", "api_key_file",
 				  c->prefect.api_key_file);

@@ -35,6 +35,13 @@ const struct key_def config_keys[] = {
 	 "Log lines as text or as one JSON object per line."},
 	{DSP(metrics_listen, char *), T_STRING, NULL, NO_RANGE, NULL, false,
 	 "HOST:PORT for the Prometheus /metrics and /healthz endpoint; empty disables it."},
+	{DSP(ui, bool), T_BOOL, "true", NO_RANGE, NULL, false,
+	 "Serve the read-only status page (/) and its JSON (/api/) on metrics_listen "
+	 "(docs/ui.md). When metrics_listen is not a loopback address, the page is only served "
+	 "with ui_token_file set."},
+	{DSP(ui_token_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "File holding the token the status page asks for (as a Bearer token, or the password "
+	 "of Basic authentication); required for the page when metrics_listen is not loopback."},
 	{DSP(max_in_flight, long), T_INT, "1000", 1, 1000000, NULL, false,
 	 "Most runs submitted and not yet finished, over all pools."},
 	{DSP(max_submitting, long), T_INT, "64", 1, 10000, NULL, false,

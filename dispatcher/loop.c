@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "auth/auth.h"
 #include "dispatcher/sweep.h"
+#include "dispatcher/ui.h"
 #include "lib/log.h"
 #include "lib/notify.h"
 
@@ -64,6 +66,31 @@ static void update_snapshot(struct pp_loop *L)
 		}
 	}
 	pp_metrics_publish(L->metrics, s);
+}
+
+/* The status page, on the metrics listener. Off a loopback address it is
+ * only served behind ui_token_file's token. */
+static int start_ui(struct pp_loop *L, const char *store_url, struct pp_error *err)
+{
+	const struct pp_dispatcher_conf *d = &L->cfg->dispatcher;
+	if (!d->ui)
+		return 0;
+	struct sockaddr_in sa;
+	bool loopback = !pp_metrics_parse_listen(d->metrics_listen, &sa, err) &&
+			(ntohl(sa.sin_addr.s_addr) >> 24) == 127;
+	if (!loopback && !(d->ui_token_file && *d->ui_token_file)) {
+		pp_warn("status page off: metrics_listen %s is not a loopback address and "
+			"ui_token_file is not set",
+			d->metrics_listen);
+		return 0;
+	}
+	int rc = pp_ui_new(L->cfg, store_url, L->metrics, &L->ui, err);
+	if (!rc && L->ui) {
+		pp_metrics_set_page(L->metrics, pp_ui_answer, L->ui);
+		pp_info("status page on http://%s/%s", d->metrics_listen,
+			L->ui && d->ui_token_file && *d->ui_token_file ? " (token required)" : "");
+	}
+	return rc;
 }
 
 static void poll_sources(struct pp_loop *L)
@@ -163,6 +190,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		rc = open_sources(&L, err);
 	if (!rc && !opts->once && cfg->dispatcher.metrics_listen && *cfg->dispatcher.metrics_listen)
 		rc = pp_metrics_start(cfg->dispatcher.metrics_listen, &L.metrics, err);
+	if (!rc && L.metrics)
+		rc = start_ui(&L, url, err);
 	if (!rc && !(sweep = pp_sweep_new(L.store, L.exec, L.metrics)))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (rc)
@@ -264,7 +293,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 out:
 	if (L.store && L.runs)
 		lease_release_all(&L);
-	pp_metrics_stop(L.metrics);
+	pp_metrics_stop(L.metrics); /* first: no page request runs after it */
+	pp_ui_free(L.ui);
 	for (size_t i = 0; i < L.nsources; i++)
 		L.sources[i]->ops->close(L.sources[i]);
 	free(L.sources);

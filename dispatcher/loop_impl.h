@@ -69,6 +69,7 @@ struct pp_loop {
 	char owner[96];
 	struct pp_exec_policy policy;
 	struct pp_metrics *metrics;
+	struct pp_ui *ui; /* the status page on the metrics listener, or NULL */
 	struct pp_metrics_snapshot snap;
 	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
 	/* Monotonic: when the oldest lease held ends unless renewed (a renewal

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatcher/ui.h"
 #include "lib/log.h"
 
 static void pool_release(struct pool_rt *p)
@@ -158,6 +159,8 @@ int loop_reload(struct pp_loop *L)
 	 * go now. */
 	pp_config_free(L->cfg);
 	*L->cfg = fresh;
+	if (L->ui)
+		pp_ui_set_pools(L->ui, L->cfg, &err);
 	pp_info("configuration reloaded from %s", L->cfg->path);
 	return 0;
 }

@@ -29,6 +29,8 @@ enum {
 	/* Pools the swept-objects counter keeps apart; more share "(other)". */
 	METRICS_SWEPT_POOLS = 64,
 	METRICS_POOL_NAME_MAX = 64,
+	/* Largest answer of the page handler (a run's events, a list). */
+	METRICS_PAGE_MAX = 4 << 20,
 	/* Buckets of the submission delay histogram, +Inf included. */
 	METRICS_SUBMISSION_BUCKETS = 12,
 };
@@ -55,7 +57,24 @@ struct pp_metrics {
 	unsigned long log_suppressed;	       /* lines dropped since then */
 	struct swept_count swept[METRICS_SWEPT_POOLS];
 	int nswept;
+	/* Activity per minute, a ring indexed by minute modulo its size. */
+	struct pp_metrics_minute activity[PP_METRICS_ACTIVITY_MINUTES];
+	pp_metrics_page_fn page;
+	void *page_ud;
 };
+
+/* The ring slot of the current minute, reset when it last held an older
+ * minute. Call with mu held. */
+static struct pp_metrics_minute *this_minute(struct pp_metrics *m)
+{
+	int64_t minute = (int64_t)time(NULL) / 60;
+	struct pp_metrics_minute *a = &m->activity[minute % PP_METRICS_ACTIVITY_MINUTES];
+	if (a->minute != minute) {
+		memset(a, 0, sizeof(*a));
+		a->minute = minute;
+	}
+	return a;
+}
 
 /* A label value as the text format wants it: \\, \" and \n escaped. */
 static int put_label_value(struct pp_buf *b, const char *v)
@@ -255,6 +274,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	struct pp_metrics *m = cls;
 	struct pp_buf b;
 	pp_buf_init(&b, 1 << 20);
+	const char *extra[8] = {0};
+	pthread_mutex_lock(&m->mu);
+	pp_metrics_page_fn page = m->page;
+	void *page_ud = m->page_ud;
+	pthread_mutex_unlock(&m->mu);
 	unsigned status = MHD_HTTP_OK;
 	const char *ctype = "text/plain; charset=utf-8";
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
@@ -275,6 +299,22 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 	} else if (!strcmp(url, "/metrics")) {
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
 		render(m, &b);
+	} else if (page) {
+		pp_buf_free(&b);
+		struct pp_metrics_req req = {
+			.url = url,
+			.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+								     MHD_HTTP_HEADER_AUTHORIZATION),
+			.conn = c,
+		};
+		struct pp_metrics_resp resp = {.status = MHD_HTTP_OK,
+					       .content_type = "text/plain; charset=utf-8"};
+		pp_buf_init(&resp.body, METRICS_PAGE_MAX);
+		page(page_ud, &req, &resp);
+		status = resp.status;
+		ctype = resp.content_type;
+		b = resp.body;
+		memcpy(extra, resp.headers, sizeof(extra));
 	} else {
 		status = MHD_HTTP_NOT_FOUND;
 		pp_buf_puts(&b, "not found: try /healthz or /metrics\n");
@@ -283,6 +323,14 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		b.len, b.data ? b.data : (char *)"", MHD_RESPMEM_MUST_COPY);
 	pp_buf_free(&b);
 	MHD_add_response_header(r, "Content-Type", ctype);
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]) && extra[i]; i++) {
+		char name[64];
+		const char *colon = strchr(extra[i], ':');
+		if (!colon || (size_t)(colon - extra[i]) >= sizeof(name))
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - extra[i]), extra[i]);
+		MHD_add_response_header(r, name, colon + 1 + strspn(colon + 1, " "));
+	}
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -411,9 +459,10 @@ void pp_metrics_count(struct pp_metrics *m, const char *counter, unsigned long n
 	if (!m)
 		return;
 	pthread_mutex_lock(&m->mu);
-	if (!strcmp(counter, "submissions"))
+	if (!strcmp(counter, "submissions")) {
 		m->submissions += n;
-	else if (!strcmp(counter, "retries"))
+		this_minute(m)->started += n;
+	} else if (!strcmp(counter, "retries"))
 		m->retries += n;
 	else if (!strcmp(counter, "adopted"))
 		m->adopted += n;
@@ -434,6 +483,11 @@ void pp_metrics_observe_submission(struct pp_metrics *m, double seconds)
 	pthread_mutex_lock(&m->mu);
 	m->submission_buckets[i]++;
 	m->submission_sum += seconds;
+	struct pp_metrics_minute *a = this_minute(m);
+	a->delay_sum += seconds;
+	a->delay_count++;
+	if (seconds > a->delay_max)
+		a->delay_max = seconds;
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -443,6 +497,13 @@ void pp_metrics_count_terminal(struct pp_metrics *m, enum pp_store_state st)
 		return;
 	pthread_mutex_lock(&m->mu);
 	m->terminal[st]++;
+	struct pp_metrics_minute *a = this_minute(m);
+	if (st == PP_ST_SUCCEEDED)
+		a->succeeded++;
+	else if (st == PP_ST_CANCELLED)
+		a->cancelled++;
+	else
+		a->failed++; /* FAILED, CRASHED, DEAD */
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -468,4 +529,42 @@ void pp_metrics_count_swept(struct pp_metrics *m, const char *pool, unsigned lon
 int pp_metrics_port(const struct pp_metrics *m)
 {
 	return m ? m->port : 0;
+}
+
+size_t pp_metrics_activity(struct pp_metrics *m, struct pp_metrics_minute *out)
+{
+	if (!m)
+		return 0;
+	int64_t now = (int64_t)time(NULL) / 60;
+	pthread_mutex_lock(&m->mu);
+	size_t n = 0;
+	for (int64_t minute = now - PP_METRICS_ACTIVITY_MINUTES + 1; minute <= now; minute++) {
+		const struct pp_metrics_minute *a =
+			&m->activity[minute % PP_METRICS_ACTIVITY_MINUTES];
+		/* Before this process started, or older than the ring. */
+		if (minute < (int64_t)m->started / 60)
+			continue;
+		if (a->minute == minute)
+			out[n] = *a;
+		else
+			out[n] = (struct pp_metrics_minute){.minute = minute};
+		n++;
+	}
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
+void pp_metrics_set_page(struct pp_metrics *m, pp_metrics_page_fn fn, void *ud)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->page = fn;
+	m->page_ud = ud;
+	pthread_mutex_unlock(&m->mu);
+}
+
+const char *pp_metrics_req_arg(const struct pp_metrics_req *r, const char *key)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }

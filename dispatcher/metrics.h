@@ -4,6 +4,7 @@
 #define PP_METRICS_H
 
 #include <netinet/in.h>
+#include <stdint.h>
 
 #include "lib/err.h"
 #include "dispatcher/op_driver.h"
@@ -48,6 +49,42 @@ void pp_metrics_observe_submission(struct pp_metrics *m, double seconds);
 void pp_metrics_count_terminal(struct pp_metrics *m, enum pp_store_state st);
 /* n remote objects the sweeper removed for pool (dispatcher/sweep.c). */
 void pp_metrics_count_swept(struct pp_metrics *m, const char *pool, unsigned long n);
+/* Runs per minute this process saw, for the status page's chart. */
+struct pp_metrics_minute {
+	int64_t minute; /* Unix time / 60 */
+	unsigned long started, succeeded, failed, cancelled;
+	double delay_sum, delay_max; /* submission delay (due to accepted), s */
+	unsigned long delay_count;
+};
+/* Minutes the activity history keeps: the last six hours. */
+#define PP_METRICS_ACTIVITY_MINUTES 360
+/* The history, oldest first, up to the current minute; minutes without
+ * activity are included (zeros). Returns how many were written (at most
+ * PP_METRICS_ACTIVITY_MINUTES). */
+size_t pp_metrics_activity(struct pp_metrics *m, struct pp_metrics_minute *out);
+
+/* Paths other than /healthz and /metrics go to a page handler (the status
+ * page, dispatcher/ui.c) when one is set. It runs on the listener's
+ * thread, one request at a time. */
+struct pp_metrics_req {
+	const char *url;
+	const char *authorization; /* the Authorization header, or NULL */
+	void *conn;		   /* for pp_metrics_req_arg */
+};
+/* A query argument of the request, or NULL. */
+const char *pp_metrics_req_arg(const struct pp_metrics_req *r, const char *key);
+struct pp_metrics_resp {
+	unsigned status;
+	const char *content_type;
+	struct pp_buf body;
+	/* Extra response headers, "Name: value" (static strings or owned by
+	 * the handler until the next call), NULL-terminated. */
+	const char *headers[8];
+};
+typedef void (*pp_metrics_page_fn)(void *ud, const struct pp_metrics_req *req,
+				   struct pp_metrics_resp *resp);
+void pp_metrics_set_page(struct pp_metrics *m, pp_metrics_page_fn fn, void *ud);
+
 /* Port actually bound (for ":0"). */
 int pp_metrics_port(const struct pp_metrics *m);
 

@@ -698,12 +698,16 @@ static int pg_list(struct pp_store *base, const struct pp_run_filter *f, struct 
 		f && f->limit > 0 ? lim : NULL,
 	};
 	int rc;
-	PGresult *res =
-		query(s, "list runs",
-		      "SELECT " RUN_COLUMNS " FROM runs WHERE ($1::text IS NULL OR pool = $1)"
-		      " AND ($2::text IS NULL OR state = $2) ORDER BY scheduled_ms, id"
-		      " LIMIT $3::int",
-		      3, p, &rc, err);
+	PGresult *res = query(
+		s, "list runs",
+		f && f->newest_first
+			? "SELECT " RUN_COLUMNS " FROM runs WHERE ($1::text IS NULL OR pool = $1)"
+			  " AND ($2::text IS NULL OR state = $2)"
+			  " ORDER BY scheduled_ms DESC, id DESC LIMIT $3::int"
+			: "SELECT " RUN_COLUMNS " FROM runs WHERE ($1::text IS NULL OR pool = $1)"
+			  " AND ($2::text IS NULL OR state = $2) ORDER BY scheduled_ms, id"
+			  " LIMIT $3::int",
+		3, p, &rc, err);
 	if (!res)
 		return rc;
 	rc = collect(s, res, out, n, err);
@@ -770,9 +774,9 @@ static int pg_counts(struct pp_store *base, struct pp_store_counts *out, struct 
 	int rc;
 	PGresult *res =
 		query(s, "count runs",
-		      "SELECT state, count(*), NULL FROM runs GROUP BY state UNION ALL"
-		      " SELECT NULL, NULL, MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
-		      " AND scheduled_ms <= " NOW_MS,
+		      "SELECT state, count(*), NULL::bigint, pool FROM runs GROUP BY pool, state"
+		      " UNION ALL SELECT NULL, NULL, MIN(scheduled_ms), NULL FROM runs"
+		      " WHERE state = 'SCHEDULED' AND scheduled_ms <= " NOW_MS " ORDER BY 4",
 		      0, NULL, &rc, err);
 	if (!res)
 		return rc;
@@ -783,7 +787,8 @@ static int pg_counts(struct pp_store *base, struct pp_store_counts *out, struct 
 			 * will be. */
 			char *why = NULL;
 			if (!pp_store_state_read(PQgetvalue(res, i, 0), &state, &why))
-				out->by_state[state] += strtol(PQgetvalue(res, i, 1), NULL, 10);
+				pp_store_counts_add(out, PQgetvalue(res, i, 3), state,
+						    strtol(PQgetvalue(res, i, 1), NULL, 10));
 			free(why);
 		} else if (!PQgetisnull(res, i, 2)) {
 			out->oldest_due_ms = strtoll(PQgetvalue(res, i, 2), NULL, 10);

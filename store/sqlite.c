@@ -677,10 +677,14 @@ static int sqlite_list(struct pp_store *base, const struct pp_run_filter *f,
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 IS NULL OR pool = ?1)"
-			       " AND (?2 IS NULL OR state = ?2) ORDER BY scheduled_ms, id LIMIT ?3",
-			       -1, &st, NULL) != SQLITE_OK)
+	const char *sql =
+		f && f->newest_first
+			? "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 IS NULL OR pool = ?1)"
+			  " AND (?2 IS NULL OR state = ?2)"
+			  " ORDER BY scheduled_ms DESC, id DESC LIMIT ?3"
+			: "SELECT " RUN_COLUMNS " FROM runs WHERE (?1 IS NULL OR pool = ?1)"
+			  " AND (?2 IS NULL OR state = ?2) ORDER BY scheduled_ms, id LIMIT ?3";
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare list");
 	bind_text(st, 1, f ? f->pool : NULL);
 	bind_text(st, 2,
@@ -769,15 +773,18 @@ static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, str
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	memset(out, 0, sizeof(*out));
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT state, COUNT(*) FROM runs GROUP BY state", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT pool, state, COUNT(*) FROM runs GROUP BY pool, state"
+			       " ORDER BY pool",
+			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare counts");
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		enum pp_store_state state;
 		char *why = NULL;
 		/* A row not yet quarantined counts as the quarantined it will be. */
-		if (!pp_store_state_read((const char *)sqlite3_column_text(st, 0), &state, &why))
-			out->by_state[state] += sqlite3_column_int64(st, 1);
+		if (!pp_store_state_read((const char *)sqlite3_column_text(st, 1), &state, &why))
+			pp_store_counts_add(out, (const char *)sqlite3_column_text(st, 0), state,
+					    (long)sqlite3_column_int64(st, 2));
 		free(why);
 	}
 	sqlite3_finalize(st);

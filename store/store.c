@@ -96,3 +96,21 @@ void pp_store_close(struct pp_store *s)
 	if (s)
 		s->ops->close(s);
 }
+
+void pp_store_counts_add(struct pp_store_counts *c, const char *pool, enum pp_store_state state,
+			 long n)
+{
+	c->by_state[state] += n;
+	int i = 0;
+	while (i < c->npools && strcmp(c->pools[i].pool, pool))
+		i++;
+	if (i == PP_STORE_COUNT_POOLS) {
+		c->more_pools = true;
+		return;
+	}
+	if (i == c->npools) {
+		snprintf(c->pools[i].pool, sizeof(c->pools[i].pool), "%s", pool);
+		c->npools++;
+	}
+	c->pools[i].by_state[state] += n;
+}

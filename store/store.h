@@ -93,15 +93,31 @@ struct pp_run_event {
 };
 
 struct pp_run_filter {
-	const char *pool; /* NULL: all */
-	int state;	  /* -1: all */
-	int limit;	  /* 0: no limit */
+	const char *pool;  /* NULL: all */
+	int state;	   /* -1: all */
+	int limit;	   /* 0: no limit */
+	bool newest_first; /* latest scheduled first (default: oldest due first) */
 };
+
+/* Pools counts keeps apart; runs of more pools count in the totals only. */
+#define PP_STORE_COUNT_POOLS 64
 
 struct pp_store_counts {
 	long by_state[PP_ST_COUNT];
 	int64_t oldest_due_ms; /* scheduled time of the oldest due SCHEDULED run, 0 if none */
+	/* The same by pool, ordered by name: the first PP_STORE_COUNT_POOLS
+	 * pools (more_pools set when there were others). */
+	struct {
+		char pool[64];
+		long by_state[PP_ST_COUNT];
+	} pools[PP_STORE_COUNT_POOLS];
+	int npools;
+	bool more_pools;
 };
+
+/* For the backends: add n runs of pool in state to c. */
+void pp_store_counts_add(struct pp_store_counts *c, const char *pool, enum pp_store_state state,
+			 long n);
 
 struct pp_store;
 

@@ -46,6 +46,19 @@ static void test_claim_orders_and_leases(void **state)
 	assert_int_equal(s->ops->counts(s, &c, &err), 0);
 	assert_int_equal(c.by_state[PP_ST_SCHEDULED], 3);
 	assert_int_equal(c.oldest_due_ms, now - 1000);
+	/* The same by pool: only "a" has runs. */
+	assert_int_equal(c.npools, 1);
+	assert_string_equal(c.pools[0].pool, "a");
+	assert_int_equal(c.pools[0].by_state[PP_ST_SCHEDULED], 3);
+	assert_false(c.more_pools);
+	char other[PP_ID_LEN];
+	schedule(s, "0-first", 0, now, other);
+	assert_int_equal(s->ops->counts(s, &c, &err), 0);
+	assert_int_equal(c.npools, 2);
+	assert_string_equal(c.pools[0].pool, "0-first"); /* by name */
+	assert_int_equal(c.pools[0].by_state[PP_ST_SCHEDULED], 1);
+	assert_int_equal(c.pools[1].by_state[PP_ST_SCHEDULED], 3);
+	assert_int_equal(c.by_state[PP_ST_SCHEDULED], 4);
 }
 
 /* A 1 ms lease is expired for the next claimer, and the stale owner's
@@ -275,6 +288,11 @@ static void test_cancel_get_list(void **state)
 	assert_int_equal(s->ops->list(s, &f, &runs, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(runs[0].id, b); /* earliest scheduled first */
+	pp_run_recs_free(runs, n);
+	f.newest_first = true;
+	assert_int_equal(s->ops->list(s, &f, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, a); /* latest scheduled first */
 	pp_run_recs_free(runs, n);
 }
 
