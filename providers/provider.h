@@ -179,10 +179,11 @@ struct pp_provider {
 	int (*remove)(struct pp_run_io *io, struct pp_error *err);
 	/* Optional (NULL: the cloud's logs are not read): one page of the
 	 * run's container output into io->logs, from io->logs->cursor on,
-	 * advancing the cursor. It needs no prepared state: only
-	 * io->infra_id, io->job, io->endpoint and the credential, so the logs
-	 * of any run can be read, before or after it ended. Output not
-	 * written yet is no error: the page is empty. */
+	 * advancing the cursor. The core calls it on an io restored from
+	 * io->infra_id (restore: the run's own credential applies), and it
+	 * reads io->infra_id, io->job and io->endpoint, never the state's
+	 * fields, so the logs of any run can be read, before or after it
+	 * ended. Output not written yet is no error: the page is empty. */
 	int (*logs)(struct pp_run_io *io, struct pp_error *err);
 	/* Free anything state points to (not state itself). */
 	void (*release)(void *state);
