@@ -19,9 +19,11 @@
 #include "providers/logs.h"
 #include "providers/provider.h"
 
-#define ARM_ENDPOINT	 "https://management.azure.com"
-#define ACI_API_VERSION	 "2023-05-01"
-#define GROUP_ID_PATTERN "/subscriptions/S/resourceGroups/R/providers/Microsoft.ContainerInstance/containerGroups/N"
+#define ARM_ENDPOINT	"https://management.azure.com"
+#define ACI_API_VERSION "2023-05-01"
+#define GROUP_ID_PATTERN                                                                           \
+	"/subscriptions/S/resourceGroups/R/providers/Microsoft.ContainerInstance/containerGroups/" \
+	"N"
 
 enum { STEP_GROUP, STEP_LOGS };
 
@@ -33,10 +35,11 @@ static int group_url(struct pp_run_io *io, const char *suffix, char *url, size_t
 		   "/subscriptions/%63[^/]/resourceGroups/%287[^/]/providers/"
 		   "Microsoft.ContainerInstance/containerGroups/%63[^/]%c",
 		   sub, rg, name, &extra) != 3)
-		return pp_fail(err, PP_EINVALID,
-			       "aci logs: infra id '%s' is not a container group id (" GROUP_ID_PATTERN
-			       ")",
-			       io->infra_id);
+		return pp_fail(
+			err, PP_EINVALID,
+			"aci logs: infra id '%s' is not a container group id (" GROUP_ID_PATTERN
+			")",
+			io->infra_id);
 	const char *ver = pp_json_get_string(io->job, "api_version");
 	bool ver_ok = ver && *ver && strlen(ver) < 32;
 	for (const char *p = ver_ok ? ver : ""; *p; p++)

@@ -181,7 +181,8 @@ static int on_list(struct pp_run_io *io, const struct pp_json *body, struct pp_e
 	const char *next = pp_json_get_string(body, "nextPageToken");
 	if (next && *next) {
 		l->more = true;
-		int n = snprintf(l->cursor, sizeof(l->cursor), "%s\t%s\t%s", last_ts, last_id, next);
+		int n = snprintf(l->cursor, sizeof(l->cursor), "%s\t%s\t%s", last_ts, last_id,
+				 next);
 		if (n < 0 || (size_t)n >= sizeof(l->cursor))
 			return pp_fail(err, PP_EINVALID, "cloud-run logs: page token too long");
 		return 0;

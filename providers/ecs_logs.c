@@ -109,13 +109,13 @@ static int on_task(struct pp_run_io *io, const struct pp_json *body, struct pp_e
 	const struct pp_json *task = pp_json_at(pp_json_get(body, "tasks"), 0);
 	const char *td = pp_json_get_string(task, "taskDefinitionArn");
 	if (!task || !td)
-		return pp_fail(err, PP_ENOTFOUND,
-			       "ecs logs: DescribeTasks does not know task %s (%s): ECS forgets "
-			       "stopped tasks after about an hour, their logs stay in CloudWatch",
-			       io->infra_id,
-			       pp_json_get_string(pp_json_at(pp_json_get(body, "failures"), 0),
-						  "reason")
-				       ?: "no task in the answer");
+		return pp_fail(
+			err, PP_ENOTFOUND,
+			"ecs logs: DescribeTasks does not know task %s (%s): ECS forgets "
+			"stopped tasks after about an hour, their logs stay in CloudWatch",
+			io->infra_id,
+			pp_json_get_string(pp_json_at(pp_json_get(body, "failures"), 0), "reason")
+				?: "no task in the answer");
 	const char *want = container_name(io), *name = NULL;
 	pp_json_foreach (c, pp_json_get(task, "containers")) {
 		const char *n = pp_json_get_string(c, "name");
@@ -138,7 +138,8 @@ static int on_taskdef(struct pp_run_io *io, const struct pp_json *body, const ch
 	struct pp_logs *l = io->logs;
 	const char *name = strchr(l->where, '\t') + 1;
 	const struct pp_json *cdef = NULL;
-	pp_json_foreach (c, pp_json_get(pp_json_get(body, "taskDefinition"), "containerDefinitions"))
+	pp_json_foreach (c,
+			 pp_json_get(pp_json_get(body, "taskDefinition"), "containerDefinitions"))
 		if (pp_json_get_string(c, "name") && !strcmp(pp_json_get_string(c, "name"), name))
 			cdef = c;
 	const struct pp_json *lc = pp_json_get(cdef, "logConfiguration");
@@ -148,13 +149,14 @@ static int on_taskdef(struct pp_run_io *io, const struct pp_json *body, const ch
 	const char *region = pp_json_get_string(o, "awslogs-region");
 	const char *prefix = pp_json_get_string(o, "awslogs-stream-prefix");
 	if (!cdef)
-		return pp_fail(err, PP_EINVALID, "ecs logs: the task definition has no container %s",
-			       name);
-	if (!driver || strcmp(driver, "awslogs"))
 		return pp_fail(err, PP_EINVALID,
-			       "ecs logs: container %s logs with %s, not CloudWatch Logs (awslogs): "
-			       "set configure_cloudwatch_logs or an awslogs logConfiguration",
-			       name, driver ? driver : "no log driver");
+			       "ecs logs: the task definition has no container %s", name);
+	if (!driver || strcmp(driver, "awslogs"))
+		return pp_fail(
+			err, PP_EINVALID,
+			"ecs logs: container %s logs with %s, not CloudWatch Logs (awslogs): "
+			"set configure_cloudwatch_logs or an awslogs logConfiguration",
+			name, driver ? driver : "no log driver");
 	if (!group || !*group || !prefix || !*prefix)
 		return pp_fail(err, PP_EINVALID,
 			       "ecs logs: container %s's awslogs options name no %s, so its stream "
@@ -182,14 +184,15 @@ static int send_events(struct pp_run_io *io, const char *task_region, struct pp_
 	int rc = pp_json_set_string(b, "logGroupName", where) ||
 		 pp_json_set_string(b, "logStreamName", stream) ||
 		 pp_json_set_bool(b, "startFromHead", true) ||
-		 pp_json_set_int(b, "limit", l->limit > 0 && l->limit <= 10000 ? l->limit : LOGS_PAGE);
+		 pp_json_set_int(b, "limit",
+				 l->limit > 0 && l->limit <= 10000 ? l->limit : LOGS_PAGE);
 	if (!rc && l->cursor[0])
 		rc = pp_json_set_string(b, "nextToken", l->cursor);
 	else if (!rc && l->since_ms > 0)
 		rc = pp_json_set_int(b, "startTime", l->since_ms);
 	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-		: send_call(io, "logs", *region ? region : task_region,
-			    LOGS_TARGET "GetLogEvents", b, err);
+		: send_call(io, "logs", *region ? region : task_region, LOGS_TARGET "GetLogEvents",
+			    b, err);
 	pp_json_free(b);
 	return rc;
 }

@@ -23,11 +23,11 @@
 #define RPC "modal.client.ModalClient/SandboxGetLogs"
 /* How long the server may hold the call for new output, s: short, since a
  * page returns what is written and `--follow` polls. */
-#define LOGS_WAIT_S   1.0f
-#define LOGS_CALL_MS  10000L
-#define ENTRY_ID_MAX  128
-#define FD_STDOUT     1 /* api.proto FileDescriptor */
-#define FD_STDERR     2
+#define LOGS_WAIT_S  1.0f
+#define LOGS_CALL_MS 10000L
+#define ENTRY_ID_MAX 128
+#define FD_STDOUT    1 /* api.proto FileDescriptor */
+#define FD_STDERR    2
 
 /* The entry id kept for stream fd (1 or 2) in the cursor. */
 static void cursor_id(const struct pp_logs *l, int fd, char *out, size_t size)
@@ -144,7 +144,7 @@ static int merge(struct pp_logs *l, size_t split, struct pp_error *err)
 	size_t i = 0, j = split, k = 0;
 	while (i < split || j < l->n)
 		out[k++] = j >= l->n || (i < split && l->v[i].ts_ms <= l->v[j].ts_ms) ? l->v[i++]
-										     : l->v[j++];
+										      : l->v[j++];
 	memcpy(l->v, out, l->n * sizeof(*out));
 	free(out);
 	return 0;

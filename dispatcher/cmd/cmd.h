@@ -32,4 +32,9 @@ int pp_cmd_once(int argc, char **argv);
 int pp_cmd_schedule(int argc, char **argv);
 int pp_cmd_runs(int argc, char **argv);
 int pp_cmd_store(int argc, char **argv);
+/* `runs logs` (logs.c), on the store and configuration `runs` opened;
+ * argv[0] is "logs". */
+struct pp_store;
+struct pp_config;
+int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, char **argv);
 #endif
