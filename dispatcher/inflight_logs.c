@@ -20,8 +20,8 @@
 #define TAIL_LINE_BYTES 200
 #define TAIL_BYTES	1024
 /* Pages read at most to reach the end, and the time it may take. */
-#define TAIL_PAGES_MAX	20
-#define TAIL_BUDGET_MS	20000L
+#define TAIL_PAGES_MAX 20
+#define TAIL_BUDGET_MS 20000L
 
 struct inflight_tail {
 	struct pp_run_io io;
@@ -121,8 +121,8 @@ static int start_page(struct pp_loop *L, struct inflight *a, struct pp_error *er
 	if (!pol.budget_ms || pol.budget_ms > TAIL_BUDGET_MS)
 		pol.budget_ms = TAIL_BUDGET_MS;
 	a->busy = true;
-	int rc = pp_exec_start(L->exec, a->pool->p->prov, PP_OP_LOGS, &a->tail->io, &pol,
-			       tail_done, a, err);
+	int rc = pp_exec_start(L->exec, a->pool->p->prov, PP_OP_LOGS, &a->tail->io, &pol, tail_done,
+			       a, err);
 	if (rc)
 		a->busy = false;
 	return rc;
