@@ -108,6 +108,12 @@ static int on_task(struct pp_run_io *io, const struct pp_json *body, struct pp_e
 	struct pp_logs *l = io->logs;
 	const struct pp_json *task = pp_json_at(pp_json_get(body, "tasks"), 0);
 	const char *td = pp_json_get_string(task, "taskDefinitionArn");
+	const char *why =
+		pp_json_get_string(pp_json_at(pp_json_get(body, "failures"), 0), "reason");
+	/* Right after RunTask a task may not be visible yet (ecs.c): no
+	 * output so far, ask again later. */
+	if (!task && why && !strcmp(why, "MISSING"))
+		return 0;
 	if (!task || !td)
 		return pp_fail(
 			err, PP_ENOTFOUND,
@@ -249,7 +255,7 @@ int pp_ecs_logs(struct pp_run_io *io, struct pp_error *err)
 	default: rc = on_events(io, body, err); break;
 	}
 	pp_json_free(body);
-	if (rc || step == STEP_EVENTS)
+	if (rc || step == STEP_EVENTS || l->step == step)
 		return rc ? rc : PP_STEP_DONE;
 	/* Found where the logs are: on to the next call at once. */
 	return l->step == STEP_EVENTS ? send_events(io, region, err)
