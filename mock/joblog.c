@@ -76,8 +76,8 @@ static char *expand(const char *s, const struct pp_json *spec, const struct pp_j
 		bool brace = p[1] == '{';
 		const char *q = p + 1 + brace;
 		size_t n = 0;
-		while (q[n] == '_' || (q[n] >= 'A' && q[n] <= 'Z') || (q[n] >= 'a' && q[n] <= 'z') ||
-		       (n && q[n] >= '0' && q[n] <= '9'))
+		while (q[n] == '_' || (q[n] >= 'A' && q[n] <= 'Z') ||
+		       (q[n] >= 'a' && q[n] <= 'z') || (n && q[n] >= '0' && q[n] <= '9'))
 			n++;
 		if (!n || (brace && q[n] != '}')) {
 			pp_buf_putc(&b, *p++);

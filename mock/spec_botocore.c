@@ -81,8 +81,8 @@ static int compile_patterns(struct pp_spec_botocore *b, struct pp_error *err)
 				       MAX_PATTERNS);
 		char re[1024];
 		if (!java_class_dashes(src, re, sizeof(re)))
-			return pp_fail(err, PP_EINVALID, "botocore model: shape %s: pattern too long",
-				       shape->key);
+			return pp_fail(err, PP_EINVALID,
+				       "botocore model: shape %s: pattern too long", shape->key);
 		code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
 				     &ec, &off, NULL);
 		if (!code) {

@@ -128,6 +128,7 @@ static int on_logs(struct pp_run_io *io, const struct pp_json *body, struct pp_e
 		/* A last line without its end may still be written to. */
 		if (!nl)
 			break;
+		size_t next = i + n + 1;
 		if (seen++ >= done) {
 			const char *line = s + i;
 			size_t sp = strcspn(line, " \n");
@@ -147,7 +148,7 @@ static int on_logs(struct pp_run_io *io, const struct pp_json *body, struct pp_e
 			if (rc)
 				return pp_error_prefix(err, "aci logs: ");
 		}
-		i += n + 1;
+		i = next;
 	}
 	if (seen > done)
 		snprintf(l->cursor, sizeof(l->cursor), "%lld", seen);
