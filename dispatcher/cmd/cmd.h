@@ -4,6 +4,8 @@
 #ifndef PP_CMD_H
 #define PP_CMD_H
 
+#include <stdio.h>
+
 /* The configuration file a command should read: opt when given (its own
  * -c), else $PUSHPOOL_CONFIG (set by the global `pushpool -c FILE`), else
  * /etc/pushpool/pushpool.conf. */
@@ -37,4 +39,5 @@ int pp_cmd_store(int argc, char **argv);
 struct pp_store;
 struct pp_config;
 int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, char **argv);
+void pp_cmd_runs_logs_usage(FILE *to);
 #endif

@@ -116,7 +116,7 @@ static void ring_flush(struct tail_ring *ring)
 	fflush(stdout);
 }
 
-static void logs_usage(FILE *to)
+void pp_cmd_runs_logs_usage(FILE *to)
 {
 	fprintf(to, "usage: pushpool runs [-c FILE] logs ID [--follow] [--tail N] [--since T]\n"
 		    "Print a run's container output, read from its cloud (CloudWatch Logs, Cloud\n"
@@ -170,11 +170,11 @@ static int parse_opts(int argc, char **argv, struct logs_opts *o)
 				return PP_EXIT_USAGE;
 			}
 			break;
-		default: logs_usage(stderr); return PP_EXIT_USAGE;
+		default: pp_cmd_runs_logs_usage(stderr); return PP_EXIT_USAGE;
 		}
 	}
 	if (optind + 1 != argc) {
-		logs_usage(stderr);
+		pp_cmd_runs_logs_usage(stderr);
 		return PP_EXIT_USAGE;
 	}
 	o->id = argv[optind];
@@ -266,13 +266,22 @@ int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, 
 	ring.cap = o.tail;
 	io.logs = &logs;
 	wait = FOLLOW_POLL_MS;
-	bool ended = pp_store_state_terminal(r.state);
+	bool ended = pp_store_state_terminal(r.state), got_any = false;
 	while (!rc) {
 		rc = pp_exec_run_op(pool->prov, PP_OP_LOGS, &io, NULL, &err);
+		/* Following a run whose cleanup removed what held its output
+		 * (ACI deletes it with the group): what was read is all. */
+		if (rc == PP_ENOTFOUND && o.follow && got_any && ended) {
+			fprintf(stderr, "pushpool runs logs: run %s: %s; its output ends here\n",
+				r.id, err.msg);
+			rc = 0;
+			break;
+		}
 		if (rc)
 			break;
 		size_t got = logs.n;
 		bool more = logs.more;
+		got_any = got_any || got;
 		st = emit(&logs, &ring);
 		pp_logs_clear(&logs);
 		if (st)

@@ -458,6 +458,10 @@ int pp_cmd_runs(int argc, char **argv)
 	}
 	/* Help wherever it is asked for, before any configuration is read. */
 	for (int j = i; j < argc; j++) {
+		if (is_help(argv[j]) && i < argc && !strcmp(argv[i], "logs")) {
+			pp_cmd_runs_logs_usage(stdout);
+			return PP_EXIT_OK;
+		}
 		if (is_help(argv[j])) {
 			runs_usage(stdout);
 			return PP_EXIT_OK;
