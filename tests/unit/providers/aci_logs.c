@@ -25,11 +25,12 @@ static void test_reads_the_containers_log(void **state)
 	assert_int_equal(rig_start(&r, pp_aci_logs, &err), PP_STEP_SEND);
 	assert_string_equal(r.io.req.method, "GET");
 	assert_string_equal(r.io.req.url, EP GROUP "?api-version=2024-10-01-preview");
-	assert_int_equal(rig_answer_json(&r, pp_aci_logs, 200,
-					 "{\"name\":\"pp-group-1\",\"properties\":{\"containers\":[{"
-					 "\"name\":\"flow\"},{\"name\":\"other\"}]}}",
-					 &err),
-			 PP_STEP_SEND);
+	assert_int_equal(
+		rig_answer_json(&r, pp_aci_logs, 200,
+				"{\"name\":\"pp-group-1\",\"properties\":{\"containers\":[{"
+				"\"name\":\"flow\"},{\"name\":\"other\"}]}}",
+				&err),
+		PP_STEP_SEND);
 	assert_string_equal(r.io.req.url, EP GROUP "/containers/flow/logs?timestamps=true"
 						   "&api-version=2024-10-01-preview");
 	assert_int_equal(rig_answer_json(&r, pp_aci_logs, 200,
@@ -68,13 +69,14 @@ static void test_a_deleted_group_is_not_found(void **state)
 	struct pp_error err = {0};
 	rig_init(&r, GROUP, "{}", NULL);
 	assert_int_equal(rig_start(&r, pp_aci_logs, &err), PP_STEP_SEND);
-	assert_string_equal(r.io.req.url, "https://management.azure.com" GROUP
-					  "?api-version=2023-05-01");
-	assert_int_equal(rig_answer_json(&r, pp_aci_logs, 404,
-					 "{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"The "
-					 "Resource was not found.\"}}",
-					 &err),
-			 PP_ENOTFOUND);
+	assert_string_equal(r.io.req.url,
+			    "https://management.azure.com" GROUP "?api-version=2023-05-01");
+	assert_int_equal(
+		rig_answer_json(&r, pp_aci_logs, 404,
+				"{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"The "
+				"Resource was not found.\"}}",
+				&err),
+		PP_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "ResourceNotFound"));
 	assert_non_null(strstr(err.msg, "deletes a container's logs with its group"));
 	rig_free(&r);

@@ -47,14 +47,15 @@ static void test_filters_on_the_execution_and_pages(void **state)
 	assert_int_equal(pp_json_get_int(b, "pageSize", 0), 1000);
 	assert_null(pp_json_get(b, "pageToken"));
 	pp_json_free(b);
-	assert_int_equal(rig_answer_json(&r, pp_cloudrun_logs, 200,
-					 "{\"entries\":[{\"textPayload\":\"first\",\"timestamp\":\"" T1
-					 "\",\"insertId\":\"a1\"},{\"jsonPayload\":{\"message\":"
-					 "\"second\"},\"timestamp\":\"" T1 "\",\"insertId\":\"a2\"},{"
-					 "\"jsonPayload\":{\"k\":1},\"timestamp\":\"" T1
-					 "\",\"insertId\":\"a3\"}],\"nextPageToken\":\"tok-2\"}",
-					 &err),
-			 PP_STEP_DONE);
+	assert_int_equal(
+		rig_answer_json(&r, pp_cloudrun_logs, 200,
+				"{\"entries\":[{\"textPayload\":\"first\",\"timestamp\":\"" T1
+				"\",\"insertId\":\"a1\"},{\"jsonPayload\":{\"message\":"
+				"\"second\"},\"timestamp\":\"" T1 "\",\"insertId\":\"a2\"},{"
+				"\"jsonPayload\":{\"k\":1},\"timestamp\":\"" T1
+				"\",\"insertId\":\"a3\"}],\"nextPageToken\":\"tok-2\"}",
+				&err),
+		PP_STEP_DONE);
 	assert_int_equal(r.logs.n, 3);
 	assert_string_equal(r.logs.v[0].text, "first");
 	assert_string_equal(r.logs.v[1].text, "second");
@@ -69,11 +70,12 @@ static void test_filters_on_the_execution_and_pages(void **state)
 	assert_string_equal(pp_json_get_string(b, "pageToken"), "tok-2");
 	assert_null(strstr(pp_json_get_string(b, "filter"), "timestamp"));
 	pp_json_free(b);
-	assert_int_equal(rig_answer_json(&r, pp_cloudrun_logs, 200,
-					 "{\"entries\":[{\"textPayload\":\"third\",\"timestamp\":\"" T2
-					 "\",\"insertId\":\"b1\"}]}",
-					 &err),
-			 PP_STEP_DONE);
+	assert_int_equal(
+		rig_answer_json(&r, pp_cloudrun_logs, 200,
+				"{\"entries\":[{\"textPayload\":\"third\",\"timestamp\":\"" T2
+				"\",\"insertId\":\"b1\"}]}",
+				&err),
+		PP_STEP_DONE);
 	assert_int_equal(r.logs.n, 1);
 	assert_false(r.logs.more);
 	pp_logs_clear(&r.logs);
@@ -84,12 +86,13 @@ static void test_filters_on_the_execution_and_pages(void **state)
 	assert_non_null(strstr(pp_json_get_string(b, "filter"), " AND timestamp>=\"" T2 "\""));
 	assert_null(pp_json_get(b, "pageToken"));
 	pp_json_free(b);
-	assert_int_equal(rig_answer_json(&r, pp_cloudrun_logs, 200,
-					 "{\"entries\":[{\"textPayload\":\"third\",\"timestamp\":\"" T2
-					 "\",\"insertId\":\"b1\"},{\"textPayload\":\"fourth\","
-					 "\"timestamp\":\"" T2 "\",\"insertId\":\"b2\"}]}",
-					 &err),
-			 PP_STEP_DONE);
+	assert_int_equal(
+		rig_answer_json(&r, pp_cloudrun_logs, 200,
+				"{\"entries\":[{\"textPayload\":\"third\",\"timestamp\":\"" T2
+				"\",\"insertId\":\"b1\"},{\"textPayload\":\"fourth\","
+				"\"timestamp\":\"" T2 "\",\"insertId\":\"b2\"}]}",
+				&err),
+		PP_STEP_DONE);
 	assert_int_equal(r.logs.n, 1);
 	assert_string_equal(r.logs.v[0].text, "fourth");
 	rig_free(&r);
@@ -106,8 +109,8 @@ static void test_since_and_errors(void **state)
 	assert_string_equal(r.io.req.url, "https://logging.googleapis.com/v2/entries:list");
 	struct pp_json *b = NULL;
 	assert_int_equal(pp_json_parse(r.io.req.body, r.io.req.body_len, NULL, &b, NULL), 0);
-	assert_non_null(strstr(pp_json_get_string(b, "filter"),
-			       "timestamp>=\"2026-01-02T03:04:05.123Z\""));
+	assert_non_null(
+		strstr(pp_json_get_string(b, "filter"), "timestamp>=\"2026-01-02T03:04:05.123Z\""));
 	assert_int_equal(pp_json_get_int(b, "pageSize", 0), 20);
 	pp_json_free(b);
 	assert_int_equal(rig_answer_json(&r, pp_cloudrun_logs, 429,

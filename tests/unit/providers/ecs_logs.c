@@ -18,7 +18,8 @@
 #define TD_BODY                                                                                    \
 	"{\"taskDefinition\":{\"containerDefinitions\":[{\"name\":\"sidecar\"},{\"name\":"         \
 	"\"prefect\",\"logConfiguration\":{\"logDriver\":\"awslogs\",\"options\":{\"awslogs-"      \
-	"group\":\"/flows\",\"awslogs-region\":\"eu-west-2\",\"awslogs-stream-prefix\":\"pp\"}}}]}}"
+	"group\":\"/"                                                                              \
+	"flows\",\"awslogs-region\":\"eu-west-2\",\"awslogs-stream-prefix\":\"pp\"}}}]}}"
 
 static struct pp_json *req_body(const struct logs_rig *r)
 {
@@ -73,13 +74,14 @@ static void test_pages_through_the_awslogs_stream(void **state)
 	assert_int_equal(pp_json_get_int(b, "limit", 0), 50);
 	assert_null(pp_json_get(b, "nextToken"));
 	pp_json_free(b);
-	assert_int_equal(rig_answer_json(&r, pp_ecs_logs, 200,
-					 "{\"events\":[{\"timestamp\":1700000000000,\"message\":"
-					 "\"one\\ntwo\",\"ingestionTime\":1700000000005},{"
-					 "\"timestamp\":1700000000100,\"message\":\"three\"}],"
-					 "\"nextForwardToken\":\"f/2\",\"nextBackwardToken\":\"b/0\"}",
-					 &err),
-			 PP_STEP_DONE);
+	assert_int_equal(
+		rig_answer_json(&r, pp_ecs_logs, 200,
+				"{\"events\":[{\"timestamp\":1700000000000,\"message\":"
+				"\"one\\ntwo\",\"ingestionTime\":1700000000005},{"
+				"\"timestamp\":1700000000100,\"message\":\"three\"}],"
+				"\"nextForwardToken\":\"f/2\",\"nextBackwardToken\":\"b/0\"}",
+				&err),
+		PP_STEP_DONE);
 	assert_int_equal(r.logs.n, 3);
 	assert_string_equal(r.logs.v[0].text, "one");
 	assert_string_equal(r.logs.v[1].text, "two");

@@ -30,8 +30,8 @@ static void read_req(const struct logs_rig *r, struct logs_req *q)
 	struct pp_pb_field f;
 	memset(q, 0, sizeof(*q));
 	assert_string_equal(r->io.req.url, EP "/modal.client.ModalClient/SandboxGetLogs");
-	assert_int_equal(pp_grpc_unframe(r->io.req.body, r->io.req.body_len, &msg, &len, NULL, NULL),
-			 0);
+	assert_int_equal(
+		pp_grpc_unframe(r->io.req.body, r->io.req.body_len, &msg, &len, NULL, NULL), 0);
 	pp_pb_reader_init(&rd, msg, len);
 	while (pp_pb_next(&rd, &f, NULL) == 1) {
 		if (f.num == 1)
