@@ -1218,6 +1218,14 @@ static void logs_get_events(struct pp_mock *m, struct aws_state *st, const struc
 		from = written;
 	struct pp_json *out = pp_json_new(PP_JSON_OBJECT), *events = pp_json_new(PP_JSON_ARRAY);
 	size_t next = from;
+	if (!out || !events) {
+		pp_mock_unlock(m);
+		pp_json_free(out);
+		pp_json_free(events);
+		aws_error(resp, PROTO_JSON, 500, "ServiceUnavailableException",
+			  "mock: out of memory");
+		return;
+	}
 	for (; next < written && events->count < (size_t)limit; next++) {
 		double at;
 		const char *text = pp_mock_joblog_line(t->log, next, &at, NULL);

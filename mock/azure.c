@@ -1151,8 +1151,10 @@ static void container_logs_route(struct pp_mock_call *c)
 	}
 	pp_mock_unlock(m);
 	struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
-	pp_json_set_string(o, "content", pp_buf_str(&text));
-	pp_mock_resp_json(c->resp, 200, AZ_JSON, o);
+	if (!o || pp_json_set_string(o, "content", pp_buf_str(&text)))
+		arm_error(c->resp, 500, "InternalServerError", "mock: out of memory");
+	else
+		pp_mock_resp_json(c->resp, 200, AZ_JSON, o);
 	pp_json_free(o);
 	pp_buf_free(&text);
 }

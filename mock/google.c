@@ -1764,7 +1764,13 @@ static void logging_list(struct pp_mock_call *c)
 	for (; i < n && i < from + (size_t)size; i++)
 		pp_json_append(entries, lentry_json(&v[i]));
 	pp_mock_unlock(m);
-	pp_json_set(out, "entries", entries);
+	if (!out || pp_json_set(out, "entries", entries)) {
+		pp_json_free(out);
+		pp_json_free(body);
+		free(v);
+		rpc_error(c->resp, 500, NULL, NULL, "mock: out of memory");
+		return;
+	}
 	if (i < n) {
 		char next[32];
 		snprintf(next, sizeof(next), "%zu", i);
