@@ -215,8 +215,10 @@ static int on_events(struct pp_run_io *io, const struct pp_json *body, struct pp
 			return pp_error_prefix(err, "ecs logs: ");
 	}
 	const char *next = pp_json_get_string(body, "nextForwardToken");
-	/* The token we sent, back again: nothing more is written yet. */
-	l->more = next && strcmp(next, l->cursor) && l->n > 0;
+	/* The token we sent, back again: nothing more is written yet. Any
+	 * other token may lead to more, even after an empty page (AWS's
+	 * GetLogEvents reference). */
+	l->more = next && strcmp(next, l->cursor);
 	if (next)
 		return pp_copy_str(l->cursor, sizeof(l->cursor), next, "nextForwardToken", err);
 	return 0;

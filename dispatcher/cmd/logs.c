@@ -49,21 +49,8 @@ static void sleep_ms(long ms)
 		;
 }
 
-/* One line as printed: its time, then its text, redacted and escaped. */
-static int print_line(const struct pp_log_line *ln)
-{
-	char when[PP_TIME_LEN] = "-";
-	if (ln->ts_ms > 0)
-		pp_time_format(ln->ts_ms, true, when);
-	pp_redact(ln->text);
-	char *t = pp_cmd_printable(ln->text);
-	if (!t)
-		return PP_EXIT_SOFTWARE;
-	printf("%s  %s\n", when, t);
-	free(t);
-	return 0;
-}
-
+/* One line as printed (caller frees): its time, then its text, redacted and
+ * escaped. */
 static int format_line(const struct pp_log_line *ln, char **out)
 {
 	char when[PP_TIME_LEN] = "-";
@@ -71,28 +58,25 @@ static int format_line(const struct pp_log_line *ln, char **out)
 		pp_time_format(ln->ts_ms, true, when);
 	pp_redact(ln->text);
 	char *t = pp_cmd_printable(ln->text);
-	if (!t || asprintf(out, "%s  %s", when, t) < 0) {
-		free(t);
-		return PP_EXIT_SOFTWARE;
-	}
+	int rc = !t || asprintf(out, "%s  %s", when, t) < 0 ? PP_EXIT_SOFTWARE : 0;
 	free(t);
-	return 0;
+	return rc;
 }
 
 /* A page's lines: printed, or kept in the ring while --tail holds them. */
 static int emit(struct pp_logs *l, struct tail_ring *ring)
 {
 	for (size_t i = 0; i < l->n; i++) {
-		if (!ring->v) {
-			if (print_line(&l->v[i]))
-				return PP_EXIT_SOFTWARE;
-			continue;
-		}
-		if (!ring->cap)
+		if (ring->v && !ring->cap)
 			continue;
 		char *s;
 		if (format_line(&l->v[i], &s))
 			return PP_EXIT_SOFTWARE;
+		if (!ring->v) {
+			puts(s);
+			free(s);
+			continue;
+		}
 		free(ring->v[ring->next]);
 		ring->v[ring->next] = s;
 		ring->next = (ring->next + 1) % ring->cap;

@@ -4,8 +4,8 @@
 # --follow` prints a job's output on ECS (CloudWatch Logs), Cloud Run
 # (Cloud Logging), ACI (container logs) and Modal (sandbox logs) and ends
 # when the run does; a failing job's last lines are in `runs show`; the
-# Prefect API key the job prints comes out redacted; --tail, and a run that
-# never started.
+# Prefect API key the job prints comes out redacted; --tail, --since, and a
+# run that never started.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 T=$(mktemp -d)
@@ -171,6 +171,11 @@ done
 for id in $ok; do
 	pp runs logs "$id" | tail -n 1 | grep -q 'pushpool-mock: done$' ||
 		fail "run $id ($(pool_of "$id")): last line is not done: $(pp runs logs "$id")"
+	# --since: nothing written after a time to come, everything within the hour.
+	[ -z "$(pp runs logs "$id" --since 2099-01-01T00:00:00Z)" ] ||
+		fail "run $id ($(pool_of "$id")): --since a future time printed lines"
+	[ "$(pp runs logs "$id" --since 1h | wc -l)" -eq 4 ] ||
+		fail "run $id ($(pool_of "$id")): --since 1h: $(pp runs logs "$id" --since 1h)"
 done
 for id in $bad; do
 	last=$(pp runs logs "$id" --tail 1)
