@@ -101,7 +101,8 @@ long pp_spec_proto_enum_value(const struct pp_spec_proto *p, const char *enum_na
 /* ---- the mock's gate: validators run before each handler ---- */
 
 /* Per mock: specs loaded on first use, one switch per API ("ecs", "arm",
- * "cloudrun", "modal"), all on at start. */
+ * "cloudrun" (Cloud Run and Cloud Logging), "modal", "logs" (CloudWatch
+ * Logs)), all on at start. */
 struct pp_mock_specs;
 int pp_mock_specs_new(struct pp_mock_specs **out, struct pp_error *err);
 void pp_mock_specs_free(struct pp_mock_specs *s);
