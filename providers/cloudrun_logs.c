@@ -24,6 +24,10 @@
 /* What one page asks for when the caller sets no limit (the API's own
  * maximum is 1000). */
 #define LOGGING_PAGE 1000
+/* The least wait before asking again once a query is read to its end:
+ * Cloud Logging allows 60 entries:list calls a minute per project, shared
+ * by every reader. */
+#define LOGGING_POLL_MS 2000L
 
 /* projects/P/locations/R/jobs/J/executions/E into its parts. */
 static int split_execution(const char *name, char *project, size_t psz, char *region, size_t rsz,
@@ -207,5 +211,7 @@ int pp_cloudrun_logs(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	rc = on_list(io, body, err);
 	pp_json_free(body);
+	if (!rc && !io->logs->more)
+		io->poll_after_ms = LOGGING_POLL_MS;
 	return rc ? rc : PP_STEP_DONE;
 }

@@ -183,7 +183,9 @@ struct pp_provider {
 	 * io->infra_id (restore: the run's own credential applies), and it
 	 * reads io->infra_id, io->job and io->endpoint, never the state's
 	 * fields, so the logs of any run can be read, before or after it
-	 * ended. Output not written yet is no error: the page is empty. */
+	 * ended. Output not written yet is no error: the page is empty. It may
+	 * set io->poll_after_ms: the least wait before the next page (a
+	 * cloud's read quota). */
 	int (*logs)(struct pp_run_io *io, struct pp_error *err);
 	/* Free anything state points to (not state itself). */
 	void (*release)(void *state);

@@ -279,7 +279,8 @@ int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, 
 			break;
 		wait = got ? FOLLOW_POLL_MS
 			   : (wait * 2 > FOLLOW_POLL_MAX_MS ? FOLLOW_POLL_MAX_MS : wait * 2);
-		sleep_ms(wait);
+		/* The cloud's own least wait (a read quota) wins. */
+		sleep_ms(io.poll_after_ms > wait ? io.poll_after_ms : wait);
 		/* Terminal now: one more read takes what it wrote last. */
 		if ((rc = reread(s, r.id, &r, &err)))
 			break;

@@ -12,8 +12,13 @@ T=$(mktemp -d)
 MOCK_PID=
 SERVE_PID=
 cleanup() {
-	[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+	# Whatever they exit with, both are stopped and the files removed.
+	if [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null; then
+		wait "$SERVE_PID" 2>/dev/null || true
+	fi
+	if [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null; then
+		wait "$MOCK_PID" 2>/dev/null || true
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -144,7 +149,8 @@ pp runs logs "$idle" --tail -1 >/dev/null 2>&1 || rc=$?
 
 ok=$(for p in ecs cr aci md; do pp schedule -p "$p"; done)
 bad=$(for p in ecs cr aci md; do pp schedule -p "$p" -v "env={$ECHO, \"PUSHPOOL_MOCK_FAIL\": \"1\"}"; done)
-pp serve >"$T/serve.log" 2>&1 &
+# Not through pp: $! must be serve itself, not a subshell, to stop it.
+"$PUSHPOOL" -c "$T/pushpool.conf" serve >"$T/serve.log" 2>&1 &
 SERVE_PID=$!
 
 n=0

@@ -50,6 +50,7 @@ static inline int rig_start(struct logs_rig *r, int (*op)(struct pp_run_io *, st
 	pp_http_req_free(&r->io.req);
 	memset(&r->io.req, 0, sizeof(r->io.req));
 	r->io.resp = NULL;
+	r->io.poll_after_ms = 0;
 	return op(&r->io, err);
 }
 
@@ -74,6 +75,7 @@ static inline int rig_answer(struct logs_rig *r, int (*op)(struct pp_run_io *, s
 	r->io.resp_rc = pp_http_classify(&r->io.req, &r->resp, &r->resp_err);
 	struct pp_http_req sent = r->io.req;
 	memset(&r->io.req, 0, sizeof(r->io.req));
+	r->io.poll_after_ms = 0;
 	int rc = op(&r->io, err);
 	pp_http_req_free(&sent);
 	r->io.resp = NULL;

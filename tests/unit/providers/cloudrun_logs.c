@@ -62,6 +62,7 @@ static void test_filters_on_the_execution_and_pages(void **state)
 	assert_string_equal(r.logs.v[2].text, "{\"k\":1}");
 	assert_int_equal(r.logs.v[0].ts_ms, 1767323045123LL);
 	assert_true(r.logs.more);
+	assert_int_equal(r.io.poll_after_ms, 0);
 	pp_logs_clear(&r.logs);
 
 	/* The next page of the same query. */
@@ -78,6 +79,8 @@ static void test_filters_on_the_execution_and_pages(void **state)
 		PP_STEP_DONE);
 	assert_int_equal(r.logs.n, 1);
 	assert_false(r.logs.more);
+	/* Read to the end: the next query waits for the read quota. */
+	assert_int_equal(r.io.poll_after_ms, 2000);
 	pp_logs_clear(&r.logs);
 
 	/* A new query from the last entry: what it held already is skipped. */
