@@ -115,13 +115,10 @@ static int on_task(struct pp_run_io *io, const struct pp_json *body, struct pp_e
 	if (!task && why && !strcmp(why, "MISSING"))
 		return 0;
 	if (!task || !td)
-		return pp_fail(
-			err, PP_ENOTFOUND,
-			"ecs logs: DescribeTasks does not know task %s (%s): ECS forgets "
-			"stopped tasks after about an hour, their logs stay in CloudWatch",
-			io->infra_id,
-			pp_json_get_string(pp_json_at(pp_json_get(body, "failures"), 0), "reason")
-				?: "no task in the answer");
+		return pp_fail(err, PP_ENOTFOUND,
+			       "ecs logs: DescribeTasks does not know task %s (%s): ECS forgets "
+			       "stopped tasks after about an hour, their logs stay in CloudWatch",
+			       io->infra_id, why ? why : "no task in the answer");
 	const char *want = container_name(io), *name = NULL;
 	pp_json_foreach (c, pp_json_get(task, "containers")) {
 		const char *n = pp_json_get_string(c, "name");
