@@ -25,6 +25,10 @@
 	"/subscriptions/S/resourceGroups/R/providers/Microsoft.ContainerInstance/containerGroups/" \
 	"N"
 
+/* ACI answers up to 4 MB of log, JSON-escaped in the answer: room for the
+ * escapes. */
+#define ACI_LOGS_MAX_RESPONSE ((size_t)8 << 20)
+
 enum { STEP_GROUP, STEP_LOGS };
 
 static int group_url(struct pp_run_io *io, const char *suffix, char *url, size_t size,
@@ -69,6 +73,8 @@ static int send_step(struct pp_run_io *io, struct pp_error *err)
 	int rc = group_url(io, suffix, url, sizeof(url), err);
 	if (!rc)
 		rc = pp_req_json(io, "GET", url, NULL, NULL, err);
+	if (!rc && l->step == STEP_LOGS)
+		io->req.max_response = ACI_LOGS_MAX_RESPONSE;
 	return rc ? rc : PP_STEP_SEND;
 }
 
@@ -166,10 +172,13 @@ int pp_aci_logs(struct pp_run_io *io, struct pp_error *err)
 		return arm_error(io, step == STEP_GROUP ? "GET container group" : "container logs",
 				 err);
 	struct pp_json *body;
-	int rc = pp_resp_json(io, step == STEP_GROUP ? "ACI GET container group" : "ACI logs",
-			      &body, err);
+	struct pp_json_limits lim = {.max_bytes = ACI_LOGS_MAX_RESPONSE};
+	const struct pp_buf *b = &io->resp->body;
+	int rc = step == STEP_GROUP
+			 ? pp_resp_json(io, "ACI GET container group", &body, err)
+			 : pp_json_parse(b->data ? b->data : "", b->len, &lim, &body, err);
 	if (rc)
-		return rc;
+		return step == STEP_GROUP ? rc : pp_error_prefix(err, "ACI container logs: ");
 	rc = step == STEP_GROUP ? on_group(io, body, err) : on_logs(io, body, err);
 	pp_json_free(body);
 	if (rc)
