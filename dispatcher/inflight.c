@@ -27,6 +27,7 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 		a->pool->in_flight -= !a->held;
 		a->pool->refs--;
 	}
+	inflight_tail_free(a);
 	if (a->pool && a->pool->p->prov->release && a->io.state)
 		a->pool->p->prov->release(a->io.state);
 	free(a->io.state);
@@ -236,7 +237,16 @@ static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_
 			   const char *msg)
 {
 	a->final = st;
-	snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
+	/* The cancel path passes final_msg itself. */
+	if (msg != a->final_msg)
+		snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
+	if (!inflight_tail_logs(L, a))
+		inflight_after_tail(L, a);
+}
+
+void inflight_after_tail(struct pp_loop *L, struct inflight *a)
+{
+	enum pp_store_state st = a->final;
 	if (a->pool->p->prov->cleanup) {
 		char ev[sizeof(a->final_msg) + 32];
 		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),

@@ -1,7 +1,8 @@
 /* What the dispatch loop's files share (loop.c: the loop itself and its
  * sources; loop_pools.c: pools, claims and reloads; inflight.c: the life of
- * each run in flight; lease.c: renewing and releasing leases). Not an
- * interface: only those four files include it. */
+ * each run in flight; inflight_logs.c: a failed run's last output; lease.c:
+ * renewing and releasing leases). Not an interface: only those files
+ * include it. */
 #ifndef PP_LOOP_IMPL_H
 #define PP_LOOP_IMPL_H
 
@@ -49,7 +50,9 @@ struct inflight {
 	int64_t watch_since; /* when the run was first seen not yet running */
 	int status_failures;
 	enum pp_store_state final;
-	char final_msg[512];
+	/* with the last lines of a failed run's output (inflight_logs.c) */
+	char final_msg[2048];
+	struct inflight_tail *tail; /* reading them, else NULL */
 	struct pp_loop *loop;
 	struct inflight *prev, *next;
 };
@@ -108,6 +111,14 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op);
 void inflight_free(struct pp_loop *L, struct inflight *a);
 bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u);
 void inflight_check_cancels(struct pp_loop *L);
+/* inflight_logs.c: for a run ending FAILED or CRASHED (a->final), read the
+ * last lines of its output into a->final_msg; true when that started and
+ * will go on with inflight_after_tail, false when there is nothing to read.
+ * inflight_tail_free drops a read under way (with the run). */
+bool inflight_tail_logs(struct pp_loop *L, struct inflight *a);
+void inflight_tail_free(struct inflight *a);
+/* inflight.c: record the outcome in a->final and a->final_msg, then clean up. */
+void inflight_after_tail(struct pp_loop *L, struct inflight *a);
 void inflight_poll_due(struct pp_loop *L);
 
 /* lease.c */

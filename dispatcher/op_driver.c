@@ -66,6 +66,7 @@ const char *pp_op_name(enum pp_op op)
 	case PP_OP_CLEANUP: return "cleanup";
 	case PP_OP_LIST: return "list";
 	case PP_OP_REMOVE: return "remove";
+	case PP_OP_LOGS: return "logs";
 	}
 	return "unknown";
 }
@@ -378,6 +379,7 @@ static int (*op_fn(const struct pp_provider *p, enum pp_op op))(struct pp_run_io
 	case PP_OP_CLEANUP: return p->cleanup;
 	case PP_OP_LIST: return p->list;
 	case PP_OP_REMOVE: return p->remove;
+	case PP_OP_LOGS: return p->logs;
 	}
 	return NULL;
 }

@@ -9,8 +9,17 @@
 #include "lib/err.h"
 #include "providers/provider.h"
 
-/* LIST and REMOVE are the sweeper's (dispatcher/sweep.c). */
-enum pp_op { PP_OP_SUBMIT, PP_OP_STATUS, PP_OP_CANCEL, PP_OP_CLEANUP, PP_OP_LIST, PP_OP_REMOVE };
+/* LIST and REMOVE are the sweeper's (dispatcher/sweep.c); LOGS reads a
+ * run's output (`runs logs`, dispatcher/inflight_logs.c). */
+enum pp_op {
+	PP_OP_SUBMIT,
+	PP_OP_STATUS,
+	PP_OP_CANCEL,
+	PP_OP_CLEANUP,
+	PP_OP_LIST,
+	PP_OP_REMOVE,
+	PP_OP_LOGS
+};
 const char *pp_op_name(enum pp_op op);
 
 struct pp_exec_policy {

@@ -3,7 +3,8 @@
 # embedded in the mock with .incbin (no copy through the C compiler).
 CLOUD_SPECS     := tests/data/cloud-specs
 CLOUD_PROTOS    := $(shell find $(CLOUD_SPECS) -name '*.proto' 2>/dev/null)
-RUN_PROTO_ROOTS := google/cloud/run/v2/job.proto google/cloud/run/v2/execution.proto
+RUN_PROTO_ROOTS := google/cloud/run/v2/job.proto google/cloud/run/v2/execution.proto \
+	google/logging/v2/logging.proto
 MODAL_PROTO_ROOTS := modal/modal_proto/api.proto
 
 $(BUILD)/gen/run.pb: $(CLOUD_PROTOS)
@@ -19,6 +20,7 @@ $(BUILD)/gen/modal.pb: $(CLOUD_PROTOS)
 
 # name=file pairs: the names mock/spec.h documents.
 SPEC_BLOBS := ecs=$(CLOUD_SPECS)/aws/ecs/service-2.json \
+	logs=$(CLOUD_SPECS)/aws/logs/service-2.json \
 	aci=$(CLOUD_SPECS)/azure/containerinstance-2023-05-01.json \
 	run=$(BUILD)/gen/run.pb modal=$(BUILD)/gen/modal.pb
 

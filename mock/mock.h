@@ -280,6 +280,19 @@ void pp_mock_prefect_job_started(struct pp_mock *m, const struct pp_json *spec,
 				 const struct pp_json *overrides, enum pp_mock_outcome outcome,
 				 double created);
 
+/* A job's output (mock/joblog.c): a few lines written at set times through
+ * its run, from its container spec and overrides (either may be NULL) and
+ * its outcome; none when it never starts. */
+struct pp_mock_joblog;
+struct pp_mock_joblog *pp_mock_joblog_new(const struct pp_mock *m, const struct pp_json *spec,
+					  const struct pp_json *overrides,
+					  enum pp_mock_outcome outcome, double created);
+void pp_mock_joblog_free(struct pp_mock_joblog *j);
+/* How many lines are written by clock now (and by stopped, when >= 0). */
+size_t pp_mock_joblog_written(const struct pp_mock_joblog *j, double now, double stopped);
+/* Line i, its clock (*at) and stream (*fd: 1 stdout, 2 stderr); NULL past the end. */
+const char *pp_mock_joblog_line(const struct pp_mock_joblog *j, size_t i, double *at, int *fd);
+
 /* Timeline phase of a resource created at clock `created` (stopped at
  * `stopped` when >= 0). */
 enum pp_mock_phase {

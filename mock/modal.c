@@ -46,6 +46,7 @@ struct mm_sandbox {
 	double created;
 	double terminated; /* clock when terminated, < 0 while not */
 	enum pp_mock_outcome outcome;
+	struct pp_mock_joblog *log; /* what it writes (SandboxGetLogs) */
 };
 
 /* An image ImageGetOrCreate made: the same definition gets the same image,
@@ -349,6 +350,7 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 	sb->created = pp_mock_clock(mm->m);
 	sb->terminated = -1;
 	sb->outcome = o;
+	sb->log = pp_mock_joblog_new(mm->m, env, NULL, o, sb->created);
 	pp_mock_prefect_job_started(mm->m, env, NULL, o, sb->created);
 	pp_mock_count(mm->m, "modal_sandbox_creates", name[0] ? name : sb->id);
 	reply_string(s, 1, sb->id);
@@ -566,6 +568,59 @@ static bool join_tick(struct modal_mock *mm, struct mm_stream *s)
 	return done || s->out.len != before;
 }
 
+/* SandboxGetLogs: the stream's (file_descriptor) lines written after
+ * last_entry_id, one TaskLogsBatch each {items 2: TaskLogs {data 1,
+ * timestamp 7, file_descriptor 8}, entry_id 5}, then a batch with eof 14
+ * once the sandbox has finished. Entry ids count the sandbox's lines. It
+ * answers at once: the timeout the client asks for is not waited out. */
+static void rpc_sandbox_logs(struct modal_mock *mm, struct mm_stream *s)
+{
+	char id[ID_LEN + 8], last[32];
+	uint64_t fd = 0;
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	read_string(s->body.data, s->body.len, 1, id, sizeof(id));
+	read_string(s->body.data, s->body.len, 4, last, sizeof(last));
+	pp_pb_reader_init(&r, s->body.data, s->body.len);
+	while (pp_pb_next(&r, &f, NULL) == 1)
+		if (f.num == 2 && f.wire == PP_PB_VARINT)
+			fd = f.u64;
+	struct mm_sandbox *sb = sandbox_by_id(mm, id);
+	if (!sb) {
+		set_status(s, PP_GRPC_NOT_FOUND, "Sandbox not found");
+		return;
+	}
+	double now = pp_mock_clock(mm->m);
+	size_t n = pp_mock_joblog_written(sb->log, now, sb->terminated);
+	size_t from = last[0] ? (size_t)strtoull(last, NULL, 10) : 0;
+	int rc = 0;
+	for (size_t i = from; i < n && !rc; i++) {
+		double at;
+		int lfd;
+		const char *text = pp_mock_joblog_line(sb->log, i, &at, &lfd);
+		if (fd && (uint64_t)lfd != fd)
+			continue;
+		struct pp_buf item, msg;
+		char line[4200], eid[24];
+		pp_buf_init(&item, 8192);
+		pp_buf_init(&msg, 8192);
+		snprintf(line, sizeof(line), "%s\n", text);
+		snprintf(eid, sizeof(eid), "%zu", i + 1);
+		rc = pp_pb_string(&item, 1, line) ?:
+			pp_pb_double(&item, 7, pp_mock_wall(mm->m, at)) ?:
+			pp_pb_varint(&item, 8, (uint64_t)lfd) ?: pp_pb_message(&msg, 2, &item) ?:
+			pp_pb_string(&msg, 5, eid) ?: pp_grpc_frame(&s->out, msg.data, msg.len);
+		pp_buf_free(&item);
+		pp_buf_free(&msg);
+	}
+	if (!rc && sandbox_finished(mm, sb, now)) {
+		struct pp_buf msg;
+		pp_buf_init(&msg, 64);
+		rc = pp_pb_varint(&msg, 14, 1) ?: pp_grpc_frame(&s->out, msg.data, msg.len);
+		pp_buf_free(&msg);
+	}
+}
+
 static void rpc_app(struct modal_mock *mm, struct mm_stream *s)
 {
 	reply_string(s, 1, "ap-mock");
@@ -581,7 +636,7 @@ static const struct {
 	{"ImageGetOrCreate", rpc_image},	{"SecretGetOrCreate", rpc_secret},
 	{"SandboxCreate", rpc_sandbox_create},	{"SandboxGetFromName", rpc_get_from_name},
 	{"SandboxWait", rpc_sandbox_wait},	{"SandboxTerminate", rpc_sandbox_terminate},
-	{"ImageJoinStreaming", rpc_image_join},
+	{"ImageJoinStreaming", rpc_image_join}, {"SandboxGetLogs", rpc_sandbox_logs},
 };
 
 static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream *s)
@@ -1008,6 +1063,8 @@ static void modal_free(void *state)
 		return;
 	pthread_mutex_destroy(&mm->conn_lock);
 	pthread_cond_destroy(&mm->conn_gone);
+	for (size_t i = 0; i < mm->nsandboxes; i++)
+		pp_mock_joblog_free(mm->sandboxes[i].log);
 	free(mm->sandboxes);
 	for (size_t i = 0; i < mm->nsecrets; i++)
 		pp_json_free(mm->secrets[i].env);
@@ -1018,6 +1075,8 @@ static void modal_free(void *state)
 static void modal_reset(struct pp_mock *m, void *state)
 {
 	struct modal_mock *mm = state;
+	for (size_t i = 0; i < mm->nsandboxes; i++)
+		pp_mock_joblog_free(mm->sandboxes[i].log);
 	mm->nsandboxes = 0;
 	for (size_t i = 0; i < mm->nsecrets; i++)
 		pp_json_free(mm->secrets[i].env);

@@ -26,6 +26,7 @@
 #include "lib/time.h"
 #include "providers/aci.h"
 #include "providers/common.h"
+#include "providers/logs.h"
 #include "providers/provider.h"
 
 #define ACI_DEFAULT_ENDPOINT	    "https://management.azure.com"
@@ -700,4 +701,5 @@ const struct pp_provider pp_provider_aci = {
 	.remove = aci_remove,
 	.release = aci_release,
 	.release_shared = NULL,
+	.logs = pp_aci_logs,
 };

@@ -20,6 +20,7 @@
 #include "lib/log.h"
 #include "lib/time.h"
 #include "providers/common.h"
+#include "providers/logs.h"
 #include "providers/provider.h"
 
 #define CR_DEFAULT_ENDPOINT "https://run.googleapis.com"
@@ -840,4 +841,5 @@ const struct pp_provider pp_provider_cloudrun = {
 	.remove = cr_remove,
 	.release = cr_release,
 	.release_shared = NULL,
+	.logs = pp_cloudrun_logs,
 };

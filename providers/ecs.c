@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "providers/common.h"
 #include "providers/ecs.h"
+#include "providers/logs.h"
 #include "providers/provider.h"
 
 #define ECS_TARGET_PREFIX     "AmazonEC2ContainerServiceV20141113."
@@ -170,6 +171,11 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 	struct ecs_state *st = io->state;
 	char url[300];
 	snprintf(url, sizeof(url), "%s/", st->base);
+	/* Set for every call: the logs op signs CloudWatch Logs calls with the
+	 * same credential (ecs_logs.c), and the scope is the credential's. */
+	struct pp_cred *c = io->run_cred ? io->run_cred : io->cred;
+	if (c)
+		pp_cred_set_scope(c, st->region, "ecs");
 	int rc = pp_req_json(io, "POST", url, ECS_CONTENT_TYPE, body, err);
 	if (rc)
 		return rc;
@@ -967,4 +973,5 @@ const struct pp_provider pp_provider_ecs = {
 	.cleanup = ecs_cleanup,
 	.release = ecs_release,
 	.release_shared = ecs_release_shared,
+	.logs = pp_ecs_logs,
 };

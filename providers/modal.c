@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/pb.h"
 #include "providers/common.h"
+#include "providers/logs.h"
 #include "providers/provider.h"
 
 #define SVC		      "modal.client.ModalClient/"
@@ -886,4 +887,5 @@ const struct pp_provider pp_provider_modal = {
 	.cancel = modal_cancel,
 	.cleanup = modal_cleanup,
 	.release = modal_release,
+	.logs = pp_modal_logs,
 };

@@ -433,9 +433,12 @@ static void runs_usage(FILE *to)
 {
 	fprintf(to, "usage: pushpool runs [-c FILE] ls [--state S] [--pool P] [--limit N]\n"
 		    "       pushpool runs [-c FILE] show ID\n"
+		    "       pushpool runs [-c FILE] logs ID [--follow] [--tail N] [--since T]\n"
 		    "       pushpool runs [-c FILE] cancel ID\n"
 		    "ls lists runs in the store (oldest due first); show prints one run and its\n"
-		    "events (ID may be a unique prefix); cancel asks for a run to be cancelled.\n"
+		    "events (ID may be a unique prefix); logs prints its container output from\n"
+		    "its cloud (--follow: until the run ends); cancel asks for a run to be\n"
+		    "cancelled.\n"
 		    "Text from the store and from servers is printed with control characters\n"
 		    "escaped (\\n, \\x1b).\n");
 }
@@ -455,6 +458,10 @@ int pp_cmd_runs(int argc, char **argv)
 	}
 	/* Help wherever it is asked for, before any configuration is read. */
 	for (int j = i; j < argc; j++) {
+		if (is_help(argv[j]) && i < argc && !strcmp(argv[i], "logs")) {
+			pp_cmd_runs_logs_usage(stdout);
+			return PP_EXIT_OK;
+		}
 		if (is_help(argv[j])) {
 			runs_usage(stdout);
 			return PP_EXIT_OK;
@@ -466,7 +473,8 @@ int pp_cmd_runs(int argc, char **argv)
 	}
 	const char *sub = argv[i];
 	if (strcmp(sub, "ls") &&
-	    ((strcmp(sub, "show") && strcmp(sub, "cancel")) || i + 1 >= argc)) {
+	    ((strcmp(sub, "show") && strcmp(sub, "cancel") && strcmp(sub, "logs")) ||
+	     i + 1 >= argc)) {
 		runs_usage(stderr);
 		return PP_EXIT_USAGE;
 	}
@@ -481,6 +489,8 @@ int pp_cmd_runs(int argc, char **argv)
 			st = runs_ls(s, argc - i, argv + i);
 		} else if (!strcmp(sub, "show")) {
 			st = runs_show(s, argv[i + 1]);
+		} else if (!strcmp(sub, "logs")) {
+			st = pp_cmd_runs_logs(s, &cfg, argc - i, argv + i);
 		} else {
 			struct pp_error err = {0};
 			if (s->ops->request_cancel(s, argv[i + 1], &err)) {

@@ -1,13 +1,14 @@
 """Judge the request bodies pushpool-mock saw (PUSHPOOL_MOCK_BODY_DIR) with
 the clouds' own libraries, independently of the mock's C validators:
 
-- ECS (*-ecs-<Operation>.json): botocore's ParamValidator over the vendored
-  botocore 1.43.11 model (not Debian's older one), plus every `pattern` of
+- ECS and CloudWatch Logs (*-ecs-<Operation>.json, *-logs-<Operation>.json):
+  botocore's ParamValidator over the vendored botocore 1.43.11 models (not
+  Debian's older ones), plus every `pattern` of
   the model matched in full with the `regex` module (botocore's validator
   does not check patterns; \\p{L} needs Unicode properties).
 - Cloud Run (*-cloudrun-<Method>.json): json_format.Parse into the method's
-  message (CreateJob: google.cloud.run.v2.Job; RunJob/CancelExecution: the
-  request), unknown fields refused, from a descriptor set protoc compiled
+  message (CreateJob: google.cloud.run.v2.Job; RunJob/CancelExecution and
+  Cloud Logging's ListLogEntries: the request), unknown fields refused, from a descriptor set protoc compiled
   from the vendored protos.
 - Modal (*-modal-<Rpc>.bin): `protoc --decode` of the RPC's request type
   against api.proto; a field protoc cannot name is a failure.
@@ -29,10 +30,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool, json_format, messag
 body_dir, spec_dir, run_set = sys.argv[1:4]
 
 
-def ecs_checker():
-    with open(os.path.join(spec_dir, "aws/ecs/service-2.json")) as f:
+def botocore_checker(service_name):
+    with open(os.path.join(spec_dir, f"aws/{service_name}/service-2.json")) as f:
         model = json.load(f)
-    service = botocore.model.ServiceModel(model, "ecs")
+    service = botocore.model.ServiceModel(model, service_name)
     validator = botocore.validate.ParamValidator()
 
     def patterns(shape, value, path, out):
@@ -74,6 +75,7 @@ def run_checker():
         "CreateJob": "google.cloud.run.v2.Job",
         "RunJob": "google.cloud.run.v2.RunJobRequest",
         "CancelExecution": "google.cloud.run.v2.CancelExecutionRequest",
+        "ListLogEntries": "google.logging.v2.ListLogEntriesRequest",
     }
 
     def check(method, text):
@@ -109,7 +111,8 @@ def modal_checker():
     return check
 
 
-ecs, run, modal = ecs_checker(), run_checker(), modal_checker()
+ecs, logs = botocore_checker("ecs"), botocore_checker("logs")
+run, modal = run_checker(), modal_checker()
 counts, failed = {}, 0
 for name in sorted(os.listdir(body_dir)):
     m = re.fullmatch(r"\d+-(\w+)-(\w+)\.(json|bin)", name)
@@ -120,6 +123,8 @@ for name in sorted(os.listdir(body_dir)):
         raw = f.read()
     if api == "ecs":
         problems = ecs(action, json.loads(raw))
+    elif api == "logs":
+        problems = logs(action, json.loads(raw))
     elif api == "cloudrun":
         problems = run(action, raw.decode())
     elif api == "modal":

@@ -1,7 +1,8 @@
 /* The dispatch loop against a SQLite store in a temp dir and a fake cloud
  * registered for the test: a run is claimed, submitted, status-polled to
  * SUCCEEDED and cleaned up; a submission that keeps failing is retried,
- * then dead; a run is submitted once however many passes see it. */
+ * then dead; a run is submitted once however many passes see it; a failed
+ * run's last output lines go into its outcome. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +26,9 @@ static char dir[64];
 
 static struct {
 	bool fail_submit;
+	bool fail_job; /* status: the job exited 1 */
 	int prepares, submits, statuses, cleanups;
+	int logs_pages, cleanups_before_logs;
 } cloud;
 
 static int fake_prepare(struct pp_run_io *io, struct pp_error *err)
@@ -49,9 +52,37 @@ static int fake_status(struct pp_run_io *io, struct pp_error *err)
 {
 	(void)err;
 	cloud.statuses++;
-	io->state_out = PP_RUN_SUCCEEDED;
-	io->exit_code = 0;
+	io->state_out = cloud.fail_job ? PP_RUN_FAILED : PP_RUN_SUCCEEDED;
+	io->exit_code = cloud.fail_job;
 	return PP_STEP_DONE;
+}
+
+#define LOG_SECRET "fake-cloud-log-secret-0123"
+
+/* Two pages of output: twelve numbered lines, then a line longer than the
+ * outcome keeps of one, one quoting a secret, and the last one. */
+static int fake_logs(struct pp_run_io *io, struct pp_error *err)
+{
+	struct pp_logs *l = io->logs;
+	char line[400];
+	int rc = 0;
+	if (cloud.cleanups)
+		cloud.cleanups_before_logs++;
+	if (cloud.logs_pages++ == 0) {
+		for (int i = 1; i <= 12 && !rc; i++) {
+			snprintf(line, sizeof(line), "line %d", i);
+			rc = pp_logs_add(l, 1000 + i, line, strlen(line), err);
+		}
+		l->more = true;
+		return rc ? rc : PP_STEP_DONE;
+	}
+	memset(line, 'x', 300);
+	line[300] = '\0';
+	rc = pp_logs_add(l, 2000, line, strlen(line), err);
+	snprintf(line, sizeof(line), "token=%s\nTraceback: the end", LOG_SECRET);
+	rc = rc ? rc : pp_logs_add(l, 2001, line, strlen(line), err);
+	l->more = false;
+	return rc ? rc : PP_STEP_DONE;
 }
 
 static int fake_done(struct pp_run_io *io, struct pp_error *err)
@@ -81,6 +112,7 @@ static const struct pp_provider fake_cloud = {
 	.status = fake_status,
 	.cancel = fake_done,
 	.cleanup = fake_cleanup,
+	.logs = fake_logs,
 };
 
 /* ---- fixture ---- */
@@ -200,6 +232,7 @@ static void test_claim_submit_watch_succeed(void **state)
 	assert_int_equal(cloud.submits, 1);
 	assert_true(cloud.statuses >= 1);
 	assert_int_equal(cloud.cleanups, 1);
+	assert_int_equal(cloud.logs_pages, 0);
 
 	struct pp_run_rec r;
 	run_state(&c, id, &r);
@@ -291,6 +324,65 @@ static void test_once_submits_and_stops(void **state)
 	pp_config_free(&c);
 }
 
+/* A run that fails gets the last lines of its output in its error and
+ * events, read (every page) before its cleanup: the newest lines that fit,
+ * each cut at 200 bytes, 1 KiB in all, secrets redacted. A run that
+ * succeeds reads none. */
+static void test_failed_run_gets_its_last_output(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config(&c);
+	schedule(&c, id);
+	pp_secret_register(LOG_SECRET);
+	cloud.fail_job = true;
+	struct pp_loop_opts opts = {.once = true, .wait = true, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	if (pp_loop_run(&c, &opts, &sum, &err))
+		fail_msg("loop: %s", err.msg);
+	assert_int_equal(sum.failed, 1);
+	assert_int_equal(cloud.logs_pages, 2);
+	assert_int_equal(cloud.cleanups_before_logs, 0);
+	assert_int_equal(cloud.cleanups, 1);
+
+	struct pp_run_rec r;
+	struct pp_run_event *ev = NULL;
+	int nev = 0;
+	char url[512];
+	struct pp_store *s = NULL;
+	pp_store_url(&c, url, sizeof(url));
+	assert_int_equal(pp_store_open(url, &s, &err), 0);
+	assert_int_equal(s->ops->get(s, id, &r, &ev, &nev, &err), 0);
+	pp_store_close(s);
+	const char *tail = strstr(r.last_error, "; last output: ");
+	assert_non_null(tail);
+	assert_true(strlen(tail) <= 1024);
+	assert_non_null(strstr(tail, " | token=[REDACTED] | Traceback: the end"));
+	assert_null(strstr(r.last_error, LOG_SECRET));
+	/* The long line is cut at 200 bytes; the oldest lines did not fit. */
+	char cut[202];
+	memset(cut, 'x', 200);
+	snprintf(cut + 200, 2, "%s", " ");
+	assert_non_null(strstr(tail, cut));
+	assert_null(strstr(
+		tail, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
+	assert_non_null(strstr(tail, "line 12 | xxx"));
+	assert_null(strstr(tail, "line 1 |"));
+	bool in_event = false;
+	for (int i = 0; i < nev; i++)
+		in_event =
+			in_event || (ev[i].message && strstr(ev[i].message, "finishing FAILED") &&
+				     strstr(ev[i].message, "Traceback: the end"));
+	assert_true(in_event);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
@@ -299,6 +391,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failing_submission_retried_then_dead, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_once_submits_and_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_run_gets_its_last_output, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
