@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatcher/attempts.h"
 #include "lib/log.h"
 
 void inflight_free(struct pp_loop *L, struct inflight *a)
@@ -121,10 +122,11 @@ static void finish(struct pp_loop *L, struct inflight *a, enum pp_store_state st
 
 static void idem_key_for(const struct pp_run_rec *r, char *out, size_t n)
 {
-	/* One key per run: every retry and every recovery after a crash
-	 * reuses it, so the provider sees one submission however often it is
-	 * sent. */
-	snprintf(out, n, "%s-1", r->id);
+	/* One key per start attempt: every submission retry and every
+	 * recovery after a crash reuses it, so the provider sees one
+	 * submission however often it is sent; a start retry takes the next
+	 * (start_failed). */
+	pp_attempt_key(r->id, 1, out, n);
 }
 
 /* Done for this once pass: keep the lease (so the pass does not claim the
@@ -161,7 +163,8 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 					  .error = "",
 					  .event = "submitted"};
 		char ev[640];
-		snprintf(ev, sizeof(ev), "submitted: %s", a->io.infra_id);
+		snprintf(ev, sizeof(ev), PP_EV_SUBMITTED "%s (attempt %d)", a->io.infra_id,
+			 a->io.attempt);
 		u.event = ev;
 		pp_info("run %s (%s): submitted as %s", a->rec.id, a->pool->p->name,
 			a->io.infra_id);
@@ -281,6 +284,104 @@ static bool recorded_outcome(struct pp_loop *L, struct inflight *a)
 	return found;
 }
 
+/* The event that records when the cloud first reported the job running:
+ * a dispatcher that takes the run over measures max_runtime from its time. */
+#define RUNNING_EVENT "running"
+
+/* "10m", "1h30m", "45s", "1.5s": a duration as max_runtime is written. */
+static void format_duration(int64_t ms, char *out, size_t n)
+{
+	if (ms % 1000) {
+		snprintf(out, n, "%.3gs", (double)ms / 1000);
+		return;
+	}
+	long long s = ms / 1000, h = s / 3600, m = s / 60 % 60;
+	size_t k = 0;
+	out[0] = '\0';
+	if (h && k < n)
+		k += (size_t)snprintf(out + k, n - k, "%lldh", h);
+	if (m && k < n)
+		k += (size_t)snprintf(out + k, n - k, "%lldm", m);
+	if ((s % 60 || !k) && k < n)
+		snprintf(out + k, n - k, "%llds", s % 60);
+}
+
+/* A run past its max_runtime is cancelled in the cloud and ends FAILED
+ * with the reason. The store keeps its state until the cancel is done: a
+ * dispatcher taking it over meanwhile finds it over the limit again. */
+static bool over_max_runtime(struct pp_loop *L, struct inflight *a)
+{
+	if (a->max_runtime_ms <= 0 || !a->running_since || a->cancel_wanted)
+		return false;
+	int64_t ran = pp_mono_ms() - a->running_since;
+	if (ran <= a->max_runtime_ms)
+		return false;
+	char lim[48], took[48], ev[160];
+	format_duration(a->max_runtime_ms, lim, sizeof(lim));
+	format_duration(ran / 1000 * 1000, took, sizeof(took));
+	snprintf(a->final_msg, sizeof(a->final_msg), "max_runtime %s exceeded (ran %s)", lim, took);
+	snprintf(ev, sizeof(ev), "max_runtime %s exceeded; cancelling remote job", lim);
+	pp_info("run %s (%s): %s", a->rec.id, a->pool->p->name, ev);
+	struct pp_run_update u = {
+		.state = a->rec.state, .attempt = -1, .next_attempt_ms = -1, .event = ev};
+	if (!inflight_store_write(L, a, &u))
+		return true;
+	a->final = PP_ST_FAILED;
+	inflight_op(L, a, PP_OP_CANCEL);
+	return true;
+}
+
+/* The job ended without having run (the provider classified why). When
+ * the pool's rules retry that class and attempts are left, the run goes
+ * back to SUBMITTING under the next attempt's key (a new remote object,
+ * its own name), due after a full-jitter delay; the failed attempt's
+ * object is cleaned up first. The intent is written before the cleanup: a
+ * crash in between starts the next attempt and leaves the old object, which
+ * cannot run again, to the sweeper. Otherwise the run is CRASHED. */
+static void start_failed(struct pp_loop *L, struct inflight *a)
+{
+	const struct pp_pool *p = a->pool->p;
+	enum pp_start_failure f = a->io.start_failure;
+	int n = a->io.attempt;
+	const char *cls = pp_start_failure_name(f);
+	const char *why = a->io.message[0] ? a->io.message : pp_run_state_name(a->io.state_out);
+	if (!a->cancel_wanted && pp_pool_start_retry(p, f, n)) {
+		long wait = pp_backoff_ms(n - 1, p->retry_base_ms, p->retry_cap_ms, 0);
+		char key[PP_ID_LEN + 16], ev[sizeof(a->io.message) + 128];
+		pp_attempt_key(a->rec.id, n + 1, key, sizeof(key));
+		snprintf(ev, sizeof(ev),
+			 PP_EV_ATTEMPT "%d failed to start (%s): %s" PP_EV_RETRYING "%d in %ld ms",
+			 n, cls, why, n + 1, wait);
+		pp_warn("run %s (%s): %s", a->rec.id, p->name, ev);
+		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+					  .idem_key = key,
+					  .attempt = 0,
+					  .next_attempt_ms = pp_wall_ms() + wait,
+					  .error = why,
+					  .event = ev};
+		if (!inflight_store_write(L, a, &u))
+			return;
+		a->start_retry = true;
+		if (p->prov->cleanup) {
+			inflight_op(L, a, PP_OP_CLEANUP);
+			return;
+		}
+		struct pp_run_update rel = {.state = PP_ST_SUBMITTING,
+					    .attempt = -1,
+					    .next_attempt_ms = -1,
+					    .release_lease = true};
+		if (inflight_store_write(L, a, &rel))
+			inflight_free(L, a);
+		return;
+	}
+	char m[sizeof(a->io.message) + 96];
+	if (n > 1)
+		snprintf(m, sizeof(m), "failed to start (%s) on attempt %d: %s", cls, n, why);
+	else
+		snprintf(m, sizeof(m), "failed to start (%s): %s", cls, why);
+	after_terminal(L, a, PP_ST_CRASHED, m);
+}
+
 static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
 {
 	long interval = (long)(L->cfg->dispatcher.status_interval * 1000);
@@ -301,13 +402,24 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 	}
 	a->status_failures = 0;
 	enum pp_run_state rs = a->io.state_out;
+	if (rs == PP_RUN_RUNNING && !a->running_since)
+		a->running_since = pp_mono_ms();
+	if (!pp_run_state_terminal(rs) && over_max_runtime(L, a))
+		return;
 	if (a->hold_when_settled && !pp_run_state_terminal(rs)) {
+		bool now_running = rs == PP_RUN_RUNNING && a->rec.state != PP_ST_RUNNING;
 		struct pp_run_update u = {.state = rs == PP_RUN_RUNNING ? PP_ST_RUNNING
 									: a->rec.state,
 					  .attempt = -1,
-					  .next_attempt_ms = -1};
+					  .next_attempt_ms = -1,
+					  /* when it started, for max_runtime in a later pass */
+					  .event = now_running ? RUNNING_EVENT : NULL};
 		if (inflight_store_write(L, a, &u))
 			hold(L, a);
+		return;
+	}
+	if (pp_run_state_terminal(rs) && a->io.start_failure != PP_START_OK) {
+		start_failed(L, a);
 		return;
 	}
 	if (pp_run_state_terminal(rs)) {
@@ -325,7 +437,7 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 		struct pp_run_update u = {.state = PP_ST_RUNNING,
 					  .attempt = -1,
 					  .next_attempt_ms = -1,
-					  .event = "running"};
+					  .event = RUNNING_EVENT};
 		if (!inflight_store_write(L, a, &u))
 			return;
 		report_source(L, a, PP_ST_RUNNING, NULL);
@@ -351,7 +463,10 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 		a->next_mono = pp_mono_ms() + 2000;
 		return;
 	}
-	enum pp_store_state st = a->final == PP_ST_CRASHED ? PP_ST_CRASHED : PP_ST_CANCELLED;
+	/* A start timeout (CRASHED) or max_runtime (FAILED) cancelled it;
+	 * anything else is a cancel someone asked for. */
+	enum pp_store_state st =
+		a->final == PP_ST_CRASHED || a->final == PP_ST_FAILED ? a->final : PP_ST_CANCELLED;
 	if (st == PP_ST_CANCELLED)
 		snprintf(a->final_msg, sizeof(a->final_msg), "cancelled on request");
 	after_terminal(L, a, st, a->final_msg);
@@ -359,6 +474,21 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 
 static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
 {
+	if (a->start_retry) {
+		/* The next attempt is recorded: hand the run back to be claimed
+		 * when its delay is over. */
+		if (rc && rc != PP_ENOTFOUND)
+			pp_warn("run %s: cleanup of the failed attempt failed, leaving %s to the "
+				"sweeper: %s",
+				a->rec.id, a->io.infra_id, err ? err->msg : pp_strerror(rc));
+		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .release_lease = true};
+		if (inflight_store_write(L, a, &u))
+			inflight_free(L, a);
+		return;
+	}
 	if (rc && rc != PP_ENOTFOUND) {
 		/* The job's outcome is known; record it, and say what was left:
 		 * the sweeper (dispatcher/sweep.c) removes it later. */
@@ -410,6 +540,7 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 					: PH_CLEANUP;
 	a->busy = true;
 	a->io.resp = NULL;
+	a->io.start_failure = PP_START_OK;
 	/* Cleanup has its own, shorter budget: the outcome is known, and what
 	 * a cleanup cannot remove in that time is left to the sweeper. */
 	struct pp_exec_policy pol = L->policy;
@@ -453,7 +584,47 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	if (rc)
 		return rc;
 	pp_pool_io_init(p->p, &a->io, a->rec.id, a->rec.name, a->job);
+	/* Names and keys derive from the attempt: a retried start is a new
+	 * remote object. */
+	a->io.attempt = pp_attempt_of(&a->rec);
+	/* The job variable (rendered into the job) wins over the pool's. */
+	double max_runtime = p->p->max_runtime, v;
+	if (pp_json_get_number(a->job, "max_runtime", &v) && v >= 0)
+		max_runtime = v;
+	a->max_runtime_ms = (int64_t)(max_runtime * 1000);
+	a->io.max_runtime_s = max_runtime;
 	return pp_exec_io_prepare(&a->io, p->p->prov, err);
+}
+
+/* When a RUNNING run taken over (after a restart, or by another
+ * dispatcher) started: its last "running" event of this attempt, moved
+ * from the wall clock onto the monotonic one. Without one (written before
+ * it was recorded), now: the limit is never enforced early. */
+static int64_t stored_running_since(struct pp_loop *L, struct inflight *a)
+{
+	struct pp_run_rec rec;
+	struct pp_run_event *ev = NULL;
+	int nev = 0;
+	struct pp_error err = {0};
+	int64_t now = pp_mono_ms(), since = now;
+	if (L->store->ops->get(L->store, a->rec.id, &rec, &ev, &nev, &err)) {
+		pp_warn("run %s: reading its events failed, max_runtime counts from now: %s",
+			a->rec.id, err.msg);
+		return now;
+	}
+	for (int i = nev - 1; i >= 0; i--) {
+		const char *m = ev[i].message;
+		if (!m || !strncmp(m, PP_EV_SUBMITTED, strlen(PP_EV_SUBMITTED)))
+			break;
+		if (!strcmp(m, RUNNING_EVENT)) {
+			int64_t ago = pp_wall_ms() - ev[i].ts_ms;
+			since = now - (ago > 0 ? ago : 0);
+			break;
+		}
+	}
+	pp_run_rec_free(&rec);
+	pp_run_events_free(ev, nev);
+	return since;
 }
 
 void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
@@ -558,6 +729,8 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 			inflight_op(L, a, PP_OP_CANCEL);
 			return;
 		}
+		if (a->rec.state == PP_ST_RUNNING && a->max_runtime_ms > 0)
+			a->running_since = stored_running_since(L, a);
 		a->hold_when_settled = L->opts->once && !L->opts->wait;
 		begin_watch(L, a, 0);
 		return;

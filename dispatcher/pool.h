@@ -28,7 +28,16 @@ struct pp_pool {
 	char *api_key;	      /* PREFECT_API_KEY (registered secret), or NULL */
 	void *shared;	      /* provider's per-pool cache (prov->release_shared) */
 	long max_in_flight, max_submitting;
+	/* Run time and start retry rules (docs/reliability.md). */
+	double max_runtime;		  /* seconds; 0: no limit */
+	int start_retries;		  /* further starts after a start failure */
+	unsigned start_retry_on;	  /* bit 1 << enum pp_start_failure per class retried */
+	long retry_base_ms, retry_cap_ms; /* full-jitter delay bounds of a start retry */
 };
+
+/* Whether pool p starts a run again whose attempt (from 1) failed to start
+ * with class f. */
+bool pp_pool_start_retry(const struct pp_pool *p, enum pp_start_failure f, int attempt);
 
 enum {
 	/* No credentials: for `render`, which contacts no cloud. */

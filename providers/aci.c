@@ -477,8 +477,9 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 		if (!why)
 			why = first_event_message(pp_json_get(gp, "instanceView"));
 		io->state_out = PP_RUN_CRASHED;
-		io->start_failure = strcmp(ps, "Failed") ? PP_START_OK
-							  : classify_provisioning(why ? why : detail);
+		io->start_failure = strcmp(ps, "Failed")
+					    ? PP_START_OK
+					    : classify_provisioning(why ? why : detail);
 		pp_set_message(io->message, sizeof(io->message), "provisioning %s%s%s", ps,
 			       why || detail ? ": " : "",
 			       why	? why

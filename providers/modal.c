@@ -777,8 +777,9 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 		 * Spot interruption, the infrastructure's doing, not the flow's. */
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_SPOT_INTERRUPTION;
-		pp_set_message(io->message, sizeof(io->message), "sandbox was evicted (status %d)%s%s",
-			       g->status, *exc ? ": " : "", exc);
+		pp_set_message(io->message, sizeof(io->message),
+			       "sandbox was evicted (status %d)%s%s", g->status, *exc ? ": " : "",
+			       exc);
 		break;
 	case RESULT_TIMEOUT:
 	case RESULT_IDLE_TIMEOUT:
@@ -791,8 +792,9 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 		 * the sandbox could not run, without a reason of the flow's. */
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_OTHER;
-		pp_set_message(io->message, sizeof(io->message), "sandbox failed to run (status %d)%s%s",
-			       g->status, *exc ? ": " : "", exc);
+		pp_set_message(io->message, sizeof(io->message),
+			       "sandbox failed to run (status %d)%s%s", g->status, *exc ? ": " : "",
+			       exc);
 		break;
 	}
 }
