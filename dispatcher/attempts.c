@@ -71,7 +71,8 @@ int pp_run_attempts(const struct pp_run_rec *r, const struct pp_run_event *ev, i
 				continue;
 			const char *cut = strstr(rest, PP_EV_RETRYING);
 			snprintf(a->outcome, sizeof(a->outcome), "%.*s",
-				 (int)(cut ? (size_t)(cut - rest - 1) : strlen(rest + 1)), rest + 1);
+				 (int)(cut ? (size_t)(cut - rest - 1) : strlen(rest + 1)),
+				 rest + 1);
 		}
 	}
 	/* The current attempt: known from the key even before it is submitted. */
@@ -86,7 +87,8 @@ int pp_run_attempts(const struct pp_run_rec *r, const struct pp_run_event *ev, i
 			snprintf(a->outcome, sizeof(a->outcome), "%s: %s",
 				 pp_store_state_name(r->state), e);
 		else
-			snprintf(a->outcome, sizeof(a->outcome), "%s", pp_store_state_name(r->state));
+			snprintf(a->outcome, sizeof(a->outcome), "%s",
+				 pp_store_state_name(r->state));
 	}
 	*out = v;
 	*n = len;

@@ -12,9 +12,9 @@
 /* The events inflight.c writes and pp_run_attempts reads:
  *   "submitted: INFRA (attempt N)"
  *   "attempt N failed to start (CLASS): WHY; retrying as attempt N+1 in D ms" */
-#define PP_EV_SUBMITTED	    "submitted: "
-#define PP_EV_ATTEMPT	    "attempt "
-#define PP_EV_RETRYING	    "; retrying as attempt "
+#define PP_EV_SUBMITTED "submitted: "
+#define PP_EV_ATTEMPT	"attempt "
+#define PP_EV_RETRYING	"; retrying as attempt "
 
 /* The idempotency key of attempt n of run id. */
 void pp_attempt_key(const char *run_id, int n, char *out, size_t size);
