@@ -236,7 +236,10 @@ static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_
 			   const char *msg)
 {
 	a->final = st;
-	snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
+	/* msg may be final_msg itself (a cancel's outcome): copying it onto
+	 * itself is undefined and emptied it. */
+	if (msg != a->final_msg)
+		snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
 	if (a->pool->p->prov->cleanup) {
 		char ev[sizeof(a->final_msg) + 32];
 		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),

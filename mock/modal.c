@@ -402,8 +402,10 @@ static void rpc_sandbox_terminate(struct modal_mock *mm, struct mm_stream *s)
 		set_status(s, PP_GRPC_NOT_FOUND, "Sandbox not found");
 		return;
 	}
-	if (!sandbox_finished(mm, sb, pp_mock_clock(mm->m)))
+	if (!sandbox_finished(mm, sb, pp_mock_clock(mm->m))) {
 		sb->terminated = pp_mock_clock(mm->m);
+		pp_mock_count(mm->m, "modal.terminated", NULL);
+	}
 	pp_grpc_frame(&s->out, "", 0);
 }
 
