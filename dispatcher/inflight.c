@@ -590,12 +590,7 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	/* Names and keys derive from the attempt: a retried start is a new
 	 * remote object. */
 	a->io.attempt = pp_attempt_of(&a->rec);
-	/* The job variable (rendered into the job) wins over the pool's. */
-	double max_runtime = p->p->max_runtime, v;
-	if (pp_json_get_number(a->job, "max_runtime", &v) && v >= 0)
-		max_runtime = v;
-	a->max_runtime_ms = (int64_t)(max_runtime * 1000);
-	a->io.max_runtime_s = max_runtime;
+	a->max_runtime_ms = (int64_t)(a->io.max_runtime_s * 1000);
 	return pp_exec_io_prepare(&a->io, p->p->prov, err);
 }
 

@@ -193,4 +193,8 @@ void pp_pool_io_init(struct pp_pool *p, struct pp_run_io *io, const char *run_id
 	io->cred = p->cred;
 	io->pool_shared = &p->shared;
 	io->exit_code = -1;
+	/* The job variable, rendered into the job, wins over the pool's. */
+	double v;
+	io->max_runtime_s =
+		pp_json_get_number(job, "max_runtime", &v) && v >= 0 ? v : p->max_runtime;
 }

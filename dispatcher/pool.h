@@ -64,7 +64,8 @@ int pp_pool_render(const struct pp_pool *p, const struct pp_json *tmpl,
 
 /* Point io at the pool (endpoint, credentials, shared cache) for a run of
  * job, and set attempt 1: remote names derive from (run id, attempt), so
- * every try and every recovery names the same remote job. */
+ * every try and every recovery names the same remote job. io's
+ * max_runtime_s is the job's max_runtime variable, else the pool's. */
 void pp_pool_io_init(struct pp_pool *p, struct pp_run_io *io, const char *run_id,
 		     const char *run_name, const struct pp_json *job);
 

@@ -11,6 +11,7 @@
  * filter: the pushpool-run-id label is read from each job). remove:
  * DeleteJob. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,16 @@ static int shape_body(struct pp_run_io *io, struct pp_json *body, struct pp_erro
 			if (pp_json_set_string(tt, "timeout", d))
 				return pp_fail(err, PP_ENOMEM, "out of memory");
 		}
+	}
+	/* No timeout of the job's own: the run's max_runtime is Cloud Run's
+	 * task timeout too, so the cloud stops the task even if pushpool is
+	 * not watching. */
+	if (!pp_json_get(tt, "timeout") && io->max_runtime_s > 0) {
+		char d[32];
+		double secs = io->max_runtime_s < 604800 ? io->max_runtime_s : 604800;
+		snprintf(d, sizeof(d), "%llds", (long long)ceil(secs));
+		if (pp_json_set_string(tt, "timeout", d))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	/* proto3 JSON: resources.limits is a map<string, string> (a cpu of 2 is
 	 * "2"), and an enum such as launchStage is never "". */

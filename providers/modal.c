@@ -492,6 +492,10 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	if (!strcmp(st->cloud, "auto"))
 		st->cloud[0] = '\0';
+	/* No timeout of the job's own: the run's max_runtime is the sandbox's
+	 * timeout too, so Modal ends it even if pushpool is not watching. */
+	if (!st->timeout_s && io->max_runtime_s > 0)
+		st->timeout_s = io->max_runtime_s < 86400 ? (long)ceil(io->max_runtime_s) : 86400;
 	rc = prepare_job_auth(io, pp_json_get(job, "modal_credentials"), err);
 	if (rc)
 		return rc;
