@@ -13,6 +13,7 @@
 
 #include "dispatcher/attempts.h"
 #include "lib/log.h"
+#include "lib/time.h"
 
 void inflight_free(struct pp_loop *L, struct inflight *a)
 {
@@ -291,24 +292,6 @@ static bool recorded_outcome(struct pp_loop *L, struct inflight *a)
  * a dispatcher that takes the run over measures max_runtime from its time. */
 #define RUNNING_EVENT "running"
 
-/* "10m", "1h30m", "45s", "1.5s": a duration as max_runtime is written. */
-static void format_duration(int64_t ms, char *out, size_t n)
-{
-	if (ms % 1000) {
-		snprintf(out, n, "%.3gs", (double)ms / 1000);
-		return;
-	}
-	long long s = ms / 1000, h = s / 3600, m = s / 60 % 60;
-	size_t k = 0;
-	out[0] = '\0';
-	if (h && k < n)
-		k += (size_t)snprintf(out + k, n - k, "%lldh", h);
-	if (m && k < n)
-		k += (size_t)snprintf(out + k, n - k, "%lldm", m);
-	if ((s % 60 || !k) && k < n)
-		snprintf(out + k, n - k, "%llds", s % 60);
-}
-
 /* A run past its max_runtime is cancelled in the cloud and ends FAILED
  * with the reason. The store keeps its state until the cancel is done: a
  * dispatcher taking it over meanwhile finds it over the limit again. */
@@ -319,9 +302,9 @@ static bool over_max_runtime(struct pp_loop *L, struct inflight *a)
 	int64_t ran = pp_mono_ms() - a->running_since;
 	if (ran <= a->max_runtime_ms)
 		return false;
-	char lim[48], took[48], ev[160];
-	format_duration(a->max_runtime_ms, lim, sizeof(lim));
-	format_duration(ran / 1000 * 1000, took, sizeof(took));
+	char lim[PP_DURATION_LEN], took[PP_DURATION_LEN], ev[160];
+	pp_duration_format((double)a->max_runtime_ms / 1000, lim);
+	pp_duration_format((double)(ran / 1000), took);
 	snprintf(a->final_msg, sizeof(a->final_msg), "max_runtime %s exceeded (ran %s)", lim, took);
 	snprintf(ev, sizeof(ev), "max_runtime %s exceeded; cancelling remote job", lim);
 	pp_info("run %s (%s): %s", a->rec.id, a->pool->p->name, ev);
@@ -612,7 +595,9 @@ static int64_t stored_running_since(struct pp_loop *L, struct inflight *a)
 	}
 	for (int i = nev - 1; i >= 0; i--) {
 		const char *m = ev[i].message;
-		if (!m || !strncmp(m, PP_EV_SUBMITTED, strlen(PP_EV_SUBMITTED)))
+		if (!m)
+			continue;
+		if (!strncmp(m, PP_EV_SUBMITTED, strlen(PP_EV_SUBMITTED)))
 			break;
 		if (!strcmp(m, RUNNING_EVENT)) {
 			int64_t ago = pp_wall_ms() - ev[i].ts_ms;
@@ -650,7 +635,12 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 	}
 	a->pool->in_flight++;
 	a->pool->refs++;
-	if (a->rec.cancel_requested && a->rec.state == PP_ST_SCHEDULED) {
+	/* Nothing of this attempt exists yet: a new run, or a start retry
+	 * (SUBMITTING with no try of its attempt) whose failed attempt is
+	 * cleaned up. */
+	bool unsubmitted = a->rec.state == PP_ST_SCHEDULED ||
+			   (a->rec.state == PP_ST_SUBMITTING && a->rec.attempt == 0);
+	if (a->rec.cancel_requested && unsubmitted) {
 		finish(L, a, PP_ST_CANCELLED, "cancelled before submission");
 		return;
 	}

@@ -113,4 +113,13 @@ SERVE_PID=
 ran=$("$PUSHPOOL" runs -c "$C" show "$id" | sed -n 's/^last error: *max_runtime 2s exceeded (ran \([0-9]*\)s)$/\1/p')
 [ -n "$ran" ] && [ "$ran" -ge 6 ] ||
 	fail "after a restart: $("$PUSHPOOL" runs -c "$C" show "$id")"
-echo "ok: max_runtime cancelled a run on each cloud, FAILED with the reason, and counts across a restart"
+
+# 3. run --wait keeps it too (here by the job variable).
+rc=0
+out=$("$PUSHPOOL" run -c "$C" -p ecs --wait --timeout 60 -v max_runtime=1 2>"$T/run.err") || rc=$?
+# stdout: the task's ARN, then the outcome
+[ $rc -eq 1 ] && [ "$(echo "$out" | tail -n 1)" = "FAILED: max_runtime 1s exceeded" ] ||
+	fail "run --wait exited $rc: $out $(cat "$T/run.err")"
+[ "$(curl -fsS "$BASE/control/stats" | jq -r '.counters.StopTask')" = 2 ] ||
+	fail "run --wait did not stop its task"
+echo "ok: max_runtime cancelled a run on each cloud (serve and run --wait), FAILED with the reason, and counts across a restart"

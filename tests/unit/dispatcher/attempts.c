@@ -49,7 +49,8 @@ static void test_attempts_from_events(void **state)
 		{.message = (char *)"created"},
 		{.message = (char *)"submitting (try 1)"},
 		{.message = (char *)"submitted: pp-1 (attempt 1)"},
-		{.message = (char *)"attempt 1 failed to start (image_pull): CannotPullContainerError: "
+		{.message = (char *)"attempt 1 failed to start (image_pull): "
+				    "CannotPullContainerError: "
 				    "not found; retrying as attempt 2 in 120 ms"},
 		{.message = (char *)"submitting (try 1)"},
 		{.message = (char *)"submitted: pp-2 (attempt 2)"},
