@@ -313,6 +313,7 @@ static bool over_max_runtime(struct pp_loop *L, struct inflight *a)
 	if (!inflight_store_write(L, a, &u))
 		return true;
 	a->final = PP_ST_FAILED;
+	pp_metrics_count(L->metrics, "max_runtime_cancels", 1);
 	inflight_op(L, a, PP_OP_CANCEL);
 	return true;
 }
@@ -348,6 +349,7 @@ static void start_failed(struct pp_loop *L, struct inflight *a)
 		if (!inflight_store_write(L, a, &u))
 			return;
 		a->start_retry = true;
+		pp_metrics_count(L->metrics, "start_retries", 1);
 		if (p->prov->cleanup) {
 			inflight_op(L, a, PP_OP_CLEANUP);
 			return;

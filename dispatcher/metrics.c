@@ -41,6 +41,7 @@ struct pp_metrics {
 	struct pp_metrics_snapshot snap;
 	time_t published; /* wall seconds of the last snapshot: liveness */
 	unsigned long submissions, retries;
+	unsigned long start_retries, max_runtime_cancels;
 	unsigned long terminal[PP_ST_COUNT];
 	int port;
 	atomic_bool starting;		       /* MHD messages explain a failed start */
@@ -70,6 +71,8 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 	pthread_mutex_lock(&m->mu);
 	struct pp_metrics_snapshot s = m->snap;
 	unsigned long submissions = m->submissions, retries = m->retries;
+	unsigned long start_retries = m->start_retries,
+		      max_runtime_cancels = m->max_runtime_cancels;
 	unsigned long terminal[PP_ST_COUNT];
 	memcpy(terminal, m->terminal, sizeof(terminal));
 	struct swept_count swept[METRICS_SWEPT_POOLS];
@@ -103,6 +106,15 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 			  "retry.\n"
 			  "# TYPE pushpool_submission_retries_total "
 			  "counter\npushpool_submission_retries_total %lu\n"
+			  "# HELP pushpool_start_retries_total Runs started again after their "
+			  "job failed to start.\n"
+			  "# TYPE pushpool_start_retries_total "
+			  "counter\npushpool_start_retries_total "
+			  "%lu\n"
+			  "# HELP pushpool_max_runtime_cancels_total Runs cancelled for running "
+			  "past max_runtime.\n"
+			  "# TYPE pushpool_max_runtime_cancels_total "
+			  "counter\npushpool_max_runtime_cancels_total %lu\n"
 			  "# HELP pushpool_provider_requests_total Requests sent to cloud APIs.\n"
 			  "# TYPE pushpool_provider_requests_total "
 			  "counter\npushpool_provider_requests_total %lu\n"
@@ -122,8 +134,9 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 			  "%.3f\n"
 			  "# HELP pushpool_provider_latency_seconds Provider API call latency.\n"
 			  "# TYPE pushpool_provider_latency_seconds histogram\n",
-			  s.active, s.submitting, submissions, retries, s.exec.requests,
-			  s.exec.retries, s.exec.throttled, s.token_refreshes, s.queue_lag_seconds);
+			  s.active, s.submitting, submissions, retries, start_retries,
+			  max_runtime_cancels, s.exec.requests, s.exec.retries, s.exec.throttled,
+			  s.token_refreshes, s.queue_lag_seconds);
 	unsigned long cum = 0;
 	for (size_t i = 0; i < sizeof(bucket_bounds) / sizeof(bucket_bounds[0]) && !rc; i++) {
 		cum += s.exec.latency_buckets[i];
@@ -315,6 +328,10 @@ void pp_metrics_count(struct pp_metrics *m, const char *counter, unsigned long n
 		m->submissions += n;
 	else if (!strcmp(counter, "retries"))
 		m->retries += n;
+	else if (!strcmp(counter, "start_retries"))
+		m->start_retries += n;
+	else if (!strcmp(counter, "max_runtime_cancels"))
+		m->max_runtime_cancels += n;
 	pthread_mutex_unlock(&m->mu);
 }
 

@@ -323,6 +323,8 @@ static void test_page_parses(void **state)
 	pp_metrics_publish(m, &s);
 	pp_metrics_count(m, "submissions", 5);
 	pp_metrics_count(m, "retries", 2);
+	pp_metrics_count(m, "start_retries", 3);
+	pp_metrics_count(m, "max_runtime_cancels", 1);
 	pp_metrics_count_terminal(m, PP_ST_SUCCEEDED);
 	pp_metrics_count_terminal(m, PP_ST_DEAD);
 	pp_metrics_count_swept(m, "aci", 2);
@@ -343,6 +345,8 @@ static void test_page_parses(void **state)
 	assert_true(value(&e, "pushpool_submitting_runs") == 1);
 	assert_true(value(&e, "pushpool_submissions_total") == 5);
 	assert_true(value(&e, "pushpool_submission_retries_total") == 2);
+	assert_true(value(&e, "pushpool_start_retries_total") == 3);
+	assert_true(value(&e, "pushpool_max_runtime_cancels_total") == 1);
 	assert_true(value(&e, "pushpool_provider_requests_total") == 10);
 	assert_true(value(&e, "pushpool_token_refreshes_total") == 4);
 	assert_true(value(&e, "pushpool_queue_lag_seconds") == 1.5);
