@@ -349,6 +349,8 @@ static void start_failed(struct pp_loop *L, struct inflight *a)
 		if (!inflight_store_write(L, a, &u))
 			return;
 		a->start_retry = true;
+		/* once exits 75 for it, as for a submission waiting to be retried */
+		L->sum->retrying++;
 		pp_metrics_count(L->metrics, "start_retries", 1);
 		if (p->prov->cleanup) {
 			inflight_op(L, a, PP_OP_CLEANUP);
