@@ -512,6 +512,41 @@ static void test_max_runtime_cancels(void **state)
 	pp_config_free(&c);
 }
 
+/* once without --wait, pass after pass: the pass that first sees the run
+ * running records when; a later pass measures max_runtime from that stored
+ * time (not from its own start) and cancels the run. */
+static void test_max_runtime_across_passes(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config_with(&c, "max_runtime = 200ms\n");
+	schedule(&c, id);
+	cloud.run_forever = true;
+	struct pp_loop_opts opts = {.once = true, .wait = false, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	struct pp_run_rec r;
+	/* 1: submitted and left; 2: seen running, the time stored */
+	for (int pass = 0; pass < 2; pass++)
+		if (pp_loop_run(&c, &opts, &sum, &err))
+			fail_msg("loop: %s", err.msg);
+	run_state(&c, id, &r);
+	assert_int_equal(r.state, PP_ST_RUNNING);
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.cancels, 0);
+	nanosleep(&(struct timespec){.tv_nsec = 300000000}, NULL);
+	/* 3: its first look finds it over the limit */
+	if (pp_loop_run(&c, &opts, &sum, &err))
+		fail_msg("loop: %s", err.msg);
+	run_state(&c, id, &r);
+	assert_int_equal(r.state, PP_ST_FAILED);
+	assert_non_null(strstr(r.last_error, "max_runtime 200ms exceeded"));
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.cancels, 1);
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
@@ -526,6 +561,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_while_a_start_retry_waits, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_max_runtime_cancels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_runtime_across_passes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
