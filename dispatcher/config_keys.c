@@ -107,7 +107,7 @@ const struct key_def config_keys[] = {
 	 "Most unfinished runs of this pool; 0: only the global cap."},
 	{POOL(max_submitting, long), T_INT, "0", 0, 10000, NULL, false,
 	 "Most submissions of this pool under way at once; 0: only the global cap."},
-	{POOL(max_runtime, double), T_SECONDS, "0", 0, 2592000, NULL, false,
+	{POOL(max_runtime, double), T_SECONDS, "0", 0, 604800, NULL, false,
 	 "Longest a run may run once its cloud reports it started; past it the job is cancelled in "
 	 "the cloud and the run ends FAILED (\"max_runtime 10m exceeded\"). The job variable "
 	 "max_runtime (seconds) overrides it per deployment or run. Where the cloud has a native "
@@ -120,7 +120,7 @@ const struct key_def config_keys[] = {
 	{POOL(start_retry_on, char *), T_STRING, "image_pull, capacity, resource_init", NO_RANGE,
 	 NULL, false,
 	 "Start failure classes retried: image_pull, capacity, spot_interruption, resource_init, "
-	 "other (which cloud reason is which: docs/reliability.md). spot_interruption is not in "
+	 "other (which cloud reason is which: docs/dispatch.md). spot_interruption is not in "
 	 "the default: the flow may have run part way before the interruption."},
 	{POOL(start_retry_backoff, double), T_SECONDS, "10", 0, 3600, NULL, false,
 	 "Delay before the first start retry is drawn from 0 to this (full jitter); the bound "
