@@ -50,20 +50,22 @@ struct pp_prefect_conf {
 
 struct pp_pool_conf {
 	char name[PP_NAME_MAX];
-	char *type;			/* e.g. "ecs:push" */
-	char *template_path;		/* user's base job template file; empty: built-in default */
-	char *credentials;		/* name of a [credentials] section */
-	char *endpoint;			/* API base URL override (mock, private endpoints) */
-	char *job_variables;		/* JSON object of pool-level variable overrides */
-	long max_in_flight;		/* 0: no per-pool cap */
-	long max_submitting;		/* 0: no per-pool cap */
+	char *type;	     /* e.g. "ecs:push" */
+	char *template_path; /* user's base job template file; empty: built-in default */
+	char *credentials;   /* name of a [credentials] section */
+	char *endpoint;	     /* API base URL override (mock, private endpoints) */
+	char *job_variables; /* JSON object of pool-level variable overrides */
+	long max_in_flight;  /* 0: no per-pool cap */
+	long max_submitting; /* 0: no per-pool cap */
+	const char *file;    /* config file and line of the section header */
+	int line;
+
+	/* Run time and start retries (docs/dispatch.md). */
 	double max_runtime;		/* seconds a started run may run; 0: no limit */
-	long start_retries;		/* starts of a run retried after a start failure */
+	long start_retries;		/* further starts after a start failure */
 	char *start_retry_on;		/* start failure classes retried, comma-separated */
 	double start_retry_backoff;	/* seconds: first retry delay bound, doubling */
 	double start_retry_backoff_max; /* seconds: cap of the retry delay bound */
-	const char *file;		/* config file and line of the section header */
-	int line;
 };
 
 struct pp_cred_conf {

@@ -63,13 +63,18 @@ static int parse_retry_on(const struct pp_pool_conf *pc, unsigned *mask, struct 
 			word[n] = '\0';
 			f = pp_start_failure_parse(word);
 		}
-		if (f < 0)
+		if (f < 0) {
+			char known[128] = "";
+			for (int i = PP_START_OK + 1; i < PP_START_FAILURE_COUNT; i++)
+				snprintf(known + strlen(known), sizeof(known) - strlen(known),
+					 "%s%s", i > PP_START_OK + 1 ? ", " : "",
+					 pp_start_failure_name((enum pp_start_failure)i));
 			return pp_fail(err, PP_EINVALID,
 				       "%s:%d: pool \"%s\": start_retry_on: unknown start failure "
-				       "class \"%.*s\" (known: image_pull, capacity, "
-				       "spot_interruption, resource_init, other)",
+				       "class \"%.*s\" (known: %s)",
 				       pc->file ? pc->file : "config", pc->line, pc->name, (int)n,
-				       s);
+				       s, known);
+		}
 		*mask |= 1u << f;
 		s += n;
 	}
