@@ -28,7 +28,7 @@ struct pp_pool {
 	char *api_key;	      /* PREFECT_API_KEY (registered secret), or NULL */
 	void *shared;	      /* provider's per-pool cache (prov->release_shared) */
 	long max_in_flight, max_submitting;
-	/* Run time and start retry rules (docs/reliability.md). */
+	/* Run time and start retry rules (docs/dispatch.md). */
 	double max_runtime;		  /* seconds; 0: no limit */
 	int start_retries;		  /* further starts after a start failure */
 	unsigned start_retry_on;	  /* bit 1 << enum pp_start_failure per class retried */

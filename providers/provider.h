@@ -39,7 +39,7 @@ bool pp_run_state_terminal(enum pp_run_state s);
 /* Why a job ended without having run, as the status op reads it from the
  * cloud's own reasons (each provider maps its stop codes, events, conditions
  * or statuses to one of these), so the core can decide on a retry without
- * naming a cloud. docs/reliability.md lists each cloud's mapping. */
+ * naming a cloud. docs/dispatch.md lists each cloud's mapping. */
 enum pp_start_failure {
 	PP_START_OK = 0,	    /* not a start failure */
 	PP_START_IMAGE_PULL,	    /* the image could not be pulled or found */
@@ -105,17 +105,17 @@ struct pp_run_io {
 	enum pp_run_state state_out; /* set by status */
 	int exit_code;		     /* set by status when known, else -1 */
 	char message[512];	     /* failure/stop reason from the provider */
-	/* set by status with a terminal state when the job never ran (or the
+	/* provider's hint for the next status poll, ms (0: core default) */
+	long poll_after_ms;
+	/* list: where the objects found are appended (owned by the core) */
+	struct pp_remote_list *listed;
+	/* status: set with a terminal state when the job never ran (or the
 	 * infrastructure took it away): which class of start failure */
 	enum pp_start_failure start_failure;
 	/* input: the run's max_runtime in seconds (0: none). A cloud with a
 	 * native run time limit sets it from this when the job sets none; the
 	 * core enforces it either way. */
 	double max_runtime_s;
-	/* provider's hint for the next status poll, ms (0: core default) */
-	long poll_after_ms;
-	/* list: where the objects found are appended (owned by the core) */
-	struct pp_remote_list *listed;
 };
 
 /* A dry run's stand-in for the cloud's answer to one request of a
