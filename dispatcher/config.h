@@ -61,6 +61,13 @@ struct pp_pool_conf {
 	long max_submitting; /* 0: no per-pool cap */
 	const char *file;    /* config file and line of the section header */
 	int line;
+
+	/* Run time and start retries (docs/dispatch.md). */
+	double max_runtime;		/* seconds a started run may run; 0: no limit */
+	long start_retries;		/* further starts after a start failure */
+	char *start_retry_on;		/* start failure classes retried, comma-separated */
+	double start_retry_backoff;	/* seconds: first retry delay bound, doubling */
+	double start_retry_backoff_max; /* seconds: cap of the retry delay bound */
 };
 
 struct pp_cred_conf {

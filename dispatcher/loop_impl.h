@@ -48,6 +48,11 @@ struct inflight {
 	bool recheck_lease;  /* leases lapsed: confirm the run is still ours first */
 	int64_t next_mono;   /* next status poll */
 	int64_t watch_since; /* when the run was first seen not yet running */
+	/* Monotonic ms since the cloud reports the job running (0: not yet);
+	 * after a restart, from the stored "running" event's time. */
+	int64_t running_since;
+	int64_t max_runtime_ms; /* the run's max_runtime; 0: no limit */
+	bool start_retry;	/* cleaning up a failed start before starting again */
 	int status_failures;
 	enum pp_store_state final;
 	/* with the last lines of a failed run's output (inflight_logs.c) */

@@ -47,6 +47,7 @@ struct task {
 	char *stop_reason; /* StopTask reason, NULL if not stopped by a user */
 	struct pp_json *container_names;
 	enum pp_mock_outcome outcome;
+	bool pull_fails; /* a start failure fault: the image cannot be pulled */
 	double created;
 	double stopped;		    /* clock of StopTask, < 0 if none */
 	struct pp_mock_joblog *log; /* its container's output (CloudWatch Logs) */
@@ -689,6 +690,13 @@ static struct pp_json *task_json(struct pp_mock *m, const struct task *t, double
 		if (t->stop_reason) {
 			pp_json_set_string(j, "stopCode", "UserInitiated");
 			pp_json_set_string(j, "stoppedReason", t->stop_reason);
+		} else if (t->pull_fails) {
+			/* What ECS reports for an image it could not pull (the
+			 * Amazon ECS stopped-task error messages). */
+			pp_json_set_string(j, "stopCode", "TaskFailedToStart");
+			pp_json_set_string(j, "stoppedReason",
+					   "CannotPullContainerError: pull image manifest has been "
+					   "retried 5 time(s): failed to resolve ref: not found");
 		} else if (t->outcome == PP_MOCK_CRASH) {
 			pp_json_set_string(j, "stopCode", "TaskFailedToStart");
 			pp_json_set_string(j, "stoppedReason",
@@ -717,7 +725,10 @@ static struct pp_json *task_json(struct pp_mock *m, const struct task *t, double
 		if (stopped && started)
 			pp_json_set_int(c, "exitCode", exit_code);
 		if (stopped && t->outcome == PP_MOCK_CRASH && !t->stop_reason)
-			pp_json_set_string(c, "reason", "CannotPullContainerError: mock crash");
+			pp_json_set_string(c, "reason",
+					   t->pull_fails ? "CannotPullContainerError: failed to "
+							   "resolve ref: not found"
+							 : "CannotPullContainerError: mock crash");
 		pp_json_append(containers, c);
 	}
 	pp_json_set(j, "containers", containers);
@@ -879,12 +890,15 @@ static void run_task_launch(struct pp_mock *m, struct aws_state *st, struct task
 	if (pp_mock_outcome_of(overrides) > outcome)
 		outcome = pp_mock_outcome_of(overrides);
 	for (long long i = 0; i < count; i++) {
-		struct task *t = task_new(m, td, cl_arn, body, outcome, region);
+		bool pull_fails = pp_mock_start_failure(m, "ecs");
+		enum pp_mock_outcome o = pull_fails ? PP_MOCK_CRASH : outcome;
+		struct task *t = task_new(m, td, cl_arn, body, o, region);
 
 		if (!t)
 			break;
-		t->log = pp_mock_joblog_new(m, td->desc, overrides, outcome, t->created);
-		pp_mock_prefect_job_started(m, td->desc, overrides, outcome, t->created);
+		t->pull_fails = pull_fails;
+		t->log = pp_mock_joblog_new(m, td->desc, overrides, o, t->created);
+		pp_mock_prefect_job_started(m, td->desc, overrides, o, t->created);
 		t->next = st->tasks;
 		st->tasks = t;
 		st->ntasks++;

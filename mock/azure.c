@@ -60,7 +60,8 @@ struct az_group {
 	double ready_at; /* creation done (aci.async); the timeline runs from here */
 	double gone_at;	 /* while deleting: the delete is done (aci.async) */
 	enum pp_mock_outcome outcome;
-	bool pull_fails; /* aci.pull_failure: the image cannot be pulled */
+	bool pull_fails;    /* aci.pull_failure: the image cannot be pulled */
+	bool pull_injected; /* a start failure fault made it fail */
 	bool deleting;
 	struct pp_mock_joblog *log; /* its container's output, from ready_at */
 };
@@ -809,7 +810,11 @@ static void group_put(struct pp_mock *m, struct azure_state *st, const char *key
 	g->outcome = pp_mock_outcome_of(body);
 	if (env_marker(body, "PUSHPOOL_MOCK_NOSTART"))
 		g->outcome = PP_MOCK_CRASH;
-	g->pull_fails = image_pull_fails(m, body);
+	/* A start failure fault: this group's image cannot be pulled, kept
+	 * across a PUT that adopts it. */
+	if (status == 201)
+		g->pull_injected = pp_mock_start_failure(m, "aci");
+	g->pull_fails = image_pull_fails(m, body) || g->pull_injected;
 	if (g->pull_fails)
 		pp_mock_count(m, "aci.pull_failures", NULL);
 	/* A group whose image cannot be pulled never runs its flow. */

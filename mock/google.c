@@ -55,6 +55,7 @@ struct execution {
 	double cancelled; /* < 0 if not */
 	long long task_count;
 	char uid[37];
+	char *missing_image; /* a start failure fault: this image is not found */
 };
 
 struct operation {
@@ -688,12 +689,24 @@ static struct pp_json *execution_json(struct pp_mock *m, const struct execution 
 		succeeded = e->task_count;
 	else if (done)
 		failed = e->task_count;
-	pp_json_append(conds, condition(m, "ResourcesAvailable", "CONDITION_SUCCEEDED", NULL, NULL,
-					e->created));
-	pp_json_append(conds,
-		       condition(m, "Started",
-				 started || done ? "CONDITION_SUCCEEDED" : "CONDITION_PENDING",
-				 NULL, NULL, started ? start_at : e->created));
+	if (e->missing_image && done && e->cancelled < 0) {
+		/* Condition.CommonReason CONTAINER_MISSING on the condition that
+		 * failed, as Cloud Run reports an image it cannot find. */
+		struct pp_json *ra;
+		snprintf(msg, sizeof(msg), "Image '%s' not found.", e->missing_image);
+		ra = condition(m, "ResourcesAvailable", "CONDITION_FAILED", NULL, msg, end_at);
+		if (ra)
+			pp_json_set_string(ra, "reason", "CONTAINER_MISSING");
+		pp_json_append(conds, ra);
+	} else {
+		pp_json_append(conds, condition(m, "ResourcesAvailable", "CONDITION_SUCCEEDED",
+						NULL, NULL, e->created));
+	}
+	pp_json_append(conds, condition(m, "Started",
+					e->missing_image  ? "CONDITION_PENDING"
+					: started || done ? "CONDITION_SUCCEEDED"
+							  : "CONDITION_PENDING",
+					NULL, NULL, started ? start_at : e->created));
 	if (cancelling) {
 		pp_json_append(conds, condition(m, "Completed", "CONDITION_PENDING", "CANCELLING",
 						"The execution is being cancelled.", e->cancelled));
@@ -1051,6 +1064,15 @@ static void job_run(struct pp_mock *m, struct google_state *st, const char *job_
 	tasks = pp_json_get_int(pp_json_get(body, "overrides"), "taskCount",
 				pp_json_get_int(pp_json_get(jb->body, "template"), "taskCount", 1));
 	e = calloc(1, sizeof(*e));
+	/* The image went missing after the job was created: the execution
+	 * fails before any task starts. */
+	if (e && pp_mock_start_failure(m, "cloudrun")) {
+		const char *img = pp_json_get_string(
+			pp_json_at(pp_json_path(jb->body, "template.template.containers"), 0),
+			"image");
+		outcome = PP_MOCK_CRASH;
+		e->missing_image = strdup(img ? img : "the image");
+	}
 	if (e)
 		pp_mock_prefect_job_started(m, pp_json_get(jb->body, "template"),
 					    pp_json_get(body, "overrides"), outcome,
@@ -1060,8 +1082,10 @@ static void job_run(struct pp_mock *m, struct google_state *st, const char *job_
 	snprintf(name, sizeof(name), "%.500s/executions/%.63s-%s", job_name, jb->id, suffix);
 	if (!e || !(e->name = strdup(name)) || !(e->job_name = strdup(job_name))) {
 		pp_mock_unlock(m);
-		if (e)
+		if (e) {
 			free(e->name);
+			free(e->missing_image);
+		}
 		free(e);
 		pp_json_free(overrides);
 		rpc_error(resp, 500, NULL, NULL, "mock: out of memory");
@@ -1091,6 +1115,7 @@ static void execution_free(struct execution *e)
 {
 	free(e->name);
 	free(e->job_name);
+	free(e->missing_image);
 	free(e);
 }
 

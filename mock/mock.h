@@ -253,6 +253,13 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
  * Counted as "injected" NAME.error. */
 bool pp_mock_step_fault(struct pp_mock *m, const char *api);
 
+/* A start failure: true when POST /control/faults set "start_failures":N
+ * for exactly this api ("ecs", "cloudrun", "aci", "modal") and N is not yet
+ * spent; takes one. The module then fails the job it is starting the way
+ * its cloud reports a start failure (docs/mock.md). Counted as "injected"
+ * NAME.start_failure. */
+bool pp_mock_start_failure(struct pp_mock *m, const char *api);
+
 /* Fault settings from JSON: one object or an array of objects
  * {"api":"ecs","error_rate":0.05,...}; "api" absent or "*" sets the default
  * for every api. Absent fields keep their value. */

@@ -47,6 +47,7 @@ struct mm_sandbox {
 	double terminated; /* clock when terminated, < 0 while not */
 	enum pp_mock_outcome outcome;
 	struct pp_mock_joblog *log; /* what it writes (SandboxGetLogs) */
+	bool init_fails; /* a start failure fault: it ends INIT_FAILURE once provisioned */
 };
 
 /* An image ImageGetOrCreate made: the same definition gets the same image,
@@ -233,6 +234,8 @@ static bool sandbox_finished(struct modal_mock *mm, const struct mm_sandbox *sb,
 {
 	if (sb->terminated >= 0)
 		return true;
+	if (sb->init_fails)
+		return pp_mock_phase_at(mm->m, sb->created, now) != PP_MOCK_PROVISIONING;
 	return sb->outcome != PP_MOCK_CRASH &&
 	       pp_mock_phase_at(mm->m, sb->created, now) == PP_MOCK_FINISHED;
 }
@@ -349,9 +352,10 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 	snprintf(sb->idempotency_key, sizeof(sb->idempotency_key), "%s", s->idempotency_key);
 	sb->created = pp_mock_clock(mm->m);
 	sb->terminated = -1;
-	sb->outcome = o;
-	sb->log = pp_mock_joblog_new(mm->m, env, NULL, o, sb->created);
-	pp_mock_prefect_job_started(mm->m, env, NULL, o, sb->created);
+	sb->init_fails = pp_mock_start_failure(mm->m, "modal");
+	sb->outcome = sb->init_fails ? PP_MOCK_CRASH : o;
+	sb->log = pp_mock_joblog_new(mm->m, env, NULL, sb->outcome, sb->created);
+	pp_mock_prefect_job_started(mm->m, env, NULL, sb->outcome, sb->created);
 	pp_mock_count(mm->m, "modal_sandbox_creates", name[0] ? name : sb->id);
 	reply_string(s, 1, sb->id);
 }
@@ -373,6 +377,10 @@ static void rpc_sandbox_wait(struct modal_mock *mm, struct mm_stream *s)
 	int rc = 0;
 	if (sb->terminated >= 0) {
 		rc = pp_pb_varint(&res, 1, 3);
+	} else if (sb->init_fails && sandbox_finished(mm, sb, pp_mock_clock(mm->m))) {
+		/* GenericResult{status=INIT_FAILURE, exception} */
+		rc = pp_pb_varint(&res, 1, 5)
+			     ?: pp_pb_string(&res, 2, "mock: the container failed to initialize");
 	} else if (sandbox_finished(mm, sb, pp_mock_clock(mm->m))) {
 		bool fail = sb->outcome == PP_MOCK_FAIL;
 		rc = pp_pb_varint(&res, 1, fail ? 2 : 1) ?: pp_pb_varint(&res, 3, fail ? 1 : 0);
@@ -396,8 +404,10 @@ static void rpc_sandbox_terminate(struct modal_mock *mm, struct mm_stream *s)
 		set_status(s, PP_GRPC_NOT_FOUND, "Sandbox not found");
 		return;
 	}
-	if (!sandbox_finished(mm, sb, pp_mock_clock(mm->m)))
+	if (!sandbox_finished(mm, sb, pp_mock_clock(mm->m))) {
 		sb->terminated = pp_mock_clock(mm->m);
+		pp_mock_count(mm->m, "modal.terminated", NULL);
+	}
 	pp_grpc_frame(&s->out, "", 0);
 }
 

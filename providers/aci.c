@@ -423,6 +423,23 @@ static const char *pull_failure(const struct pp_json *view)
 	return NULL;
 }
 
+/* The class of a group whose provisioning failed, from the reason ACI
+ * gives in its events: an image it could not reach (InaccessibleImage, a
+ * failed pull) or a region without capacity (ServiceUnavailable: "the
+ * requested resource is not available in the location"). */
+static enum pp_start_failure classify_provisioning(const char *why)
+{
+	if (!why)
+		return PP_START_OTHER;
+	if (strcasestr(why, "InaccessibleImage") || strcasestr(why, "pull image") ||
+	    strcasestr(why, "ErrImagePull"))
+		return PP_START_IMAGE_PULL;
+	if (strcasestr(why, "capacity") || strcasestr(why, "not available in the location") ||
+	    strcasestr(why, "ServiceUnavailable"))
+		return PP_START_CAPACITY;
+	return PP_START_OTHER;
+}
+
 static void map_group(struct pp_run_io *io, const struct pp_json *g)
 {
 	struct aci_state *st = io->state;
@@ -436,6 +453,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 
 	io->exit_code = -1;
 	io->message[0] = '\0';
+	io->start_failure = PP_START_OK;
 	if (state && !strcmp(state, "Terminated")) {
 		io->exit_code = (int)pp_json_get_int(cur, "exitCode", -1);
 		io->state_out = io->exit_code == 0 ? PP_RUN_SUCCEEDED : PP_RUN_FAILED;
@@ -451,6 +469,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 	const char *pull = state && !strcmp(state, "Running") ? NULL : pull_failure(view);
 	if (pull) {
 		io->state_out = PP_RUN_FAILED;
+		io->start_failure = PP_START_IMAGE_PULL;
 		pp_set_message(io->message, sizeof(io->message), "image pull failed: %s", pull);
 		return;
 	}
@@ -459,6 +478,9 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 		if (!why)
 			why = first_event_message(pp_json_get(gp, "instanceView"));
 		io->state_out = PP_RUN_CRASHED;
+		io->start_failure = strcmp(ps, "Failed")
+					    ? PP_START_OK
+					    : classify_provisioning(why ? why : detail);
 		pp_set_message(io->message, sizeof(io->message), "provisioning %s%s%s", ps,
 			       why || detail ? ": " : "",
 			       why	? why
@@ -474,6 +496,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 	if (waited >= (double)st->start_timeout_s) {
 		const char *why = first_event_message(view);
 		io->state_out = PP_RUN_CRASHED;
+		io->start_failure = PP_START_OTHER;
 		pp_set_message(io->message, sizeof(io->message),
 			       "container did not start within %ld s (state %s%s%s)",
 			       st->start_timeout_s,

@@ -762,6 +762,35 @@ static const struct pp_json *our_container(const struct pp_json *task, const cha
 	return first;
 }
 
+static bool mentions(const char *s, const char *what)
+{
+	return s && strcasestr(s, what);
+}
+
+/* The class of a stopped task that did not run: ECS's stop code first
+ * (SpotInterruption, TerminationNotice: Fargate Spot or the instance taking
+ * it away; TaskFailedToStart), then the error prefix ECS writes into
+ * stoppedReason or the container's reason (CannotPullContainerError,
+ * ResourceInitializationError) and its capacity messages. */
+static enum pp_start_failure classify_stop(const char *stop_code, const char *stopped,
+					   const char *creason)
+{
+	if (stop_code &&
+	    (!strcmp(stop_code, "SpotInterruption") || !strcmp(stop_code, "TerminationNotice")))
+		return PP_START_SPOT_INTERRUPTION;
+	if (!stop_code || strcmp(stop_code, "TaskFailedToStart"))
+		return PP_START_OK;
+	if (mentions(stopped, "CannotPullContainerError") ||
+	    mentions(creason, "CannotPullContainerError"))
+		return PP_START_IMAGE_PULL;
+	if (mentions(stopped, "ResourceInitializationError") ||
+	    mentions(creason, "ResourceInitializationError"))
+		return PP_START_RESOURCE_INIT;
+	if (mentions(stopped, "capacity") || mentions(creason, "capacity"))
+		return PP_START_CAPACITY;
+	return PP_START_OTHER;
+}
+
 static void map_task(struct pp_run_io *io, const struct pp_json *task)
 {
 	struct ecs_state *st = io->state;
@@ -775,6 +804,7 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 
 	io->exit_code = has_exit ? (int)exit_code : -1;
 	io->message[0] = '\0';
+	io->start_failure = PP_START_OK;
 	if (!last || !strcmp(last, "PROVISIONING") || !strcmp(last, "PENDING") ||
 	    !strcmp(last, "ACTIVATING")) {
 		io->state_out = PP_RUN_PROVISIONING;
@@ -784,6 +814,7 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 		io->state_out = PP_RUN_RUNNING;
 		return;
 	}
+	io->start_failure = classify_stop(stop_code, stopped, creason);
 	if (stop_code && !strcmp(stop_code, "UserInitiated")) {
 		io->state_out = PP_RUN_CANCELLED;
 		pp_set_message(io->message, sizeof(io->message), "%s",

@@ -36,6 +36,25 @@ enum pp_run_state {
 const char *pp_run_state_name(enum pp_run_state s);
 bool pp_run_state_terminal(enum pp_run_state s);
 
+/* Why a job ended without having run, as the status op reads it from the
+ * cloud's own reasons (each provider maps its stop codes, events, conditions
+ * or statuses to one of these), so the core can decide on a retry without
+ * naming a cloud. docs/dispatch.md lists each cloud's mapping. */
+enum pp_start_failure {
+	PP_START_OK = 0,	    /* not a start failure */
+	PP_START_IMAGE_PULL,	    /* the image could not be pulled or found */
+	PP_START_CAPACITY,	    /* no capacity to place the job */
+	PP_START_SPOT_INTERRUPTION, /* the infrastructure took the job away */
+	PP_START_RESOURCE_INIT,	    /* network, secrets, volumes or the sandbox did not set up */
+	PP_START_OTHER,		    /* the cloud says it failed to start, for another reason */
+};
+#define PP_START_FAILURE_COUNT (PP_START_OTHER + 1)
+/* "image_pull", "capacity", "spot_interruption", "resource_init", "other";
+ * "none" for PP_START_OK. */
+const char *pp_start_failure_name(enum pp_start_failure f);
+/* The class a name (as above, without "none") stands for; -1 if none. */
+int pp_start_failure_parse(const char *name);
+
 /* PP_STEP_WAIT: nothing to send yet (e.g. another run is registering the
  * same task definition); call again after poll_after_ms. */
 enum { PP_STEP_DONE = 0, PP_STEP_SEND = 1, PP_STEP_WAIT = 2 };
@@ -128,6 +147,13 @@ struct pp_run_io {
 	struct pp_remote_list *listed;
 	/* logs: the page asked for and the lines read (owned by the core) */
 	struct pp_logs *logs;
+	/* status: set with a terminal state when the job never ran (or the
+	 * infrastructure took it away): which class of start failure */
+	enum pp_start_failure start_failure;
+	/* input: the run's max_runtime in seconds (0: none). A cloud with a
+	 * native run time limit sets it from this when the job sets none; the
+	 * core enforces it either way. */
+	double max_runtime_s;
 };
 
 /* A dry run's stand-in for the cloud's answer to one request of a
