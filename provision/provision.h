@@ -154,6 +154,9 @@ struct pp_prov_opts {
 	bool create_env; /* Modal: create the environment when it is missing */
 	const char *location;
 	const char *environment;
+	/* Where apply writes the pool's key files (set by the command): a
+	 * provisioner recognises its own earlier output there. */
+	const char *keydir;
 };
 
 enum pp_prov_mode { PP_PROV_MODE_APPLY, PP_PROV_MODE_DESTROY };
