@@ -204,7 +204,7 @@ static int service_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, stru
 
 static const struct pp_prov_kind kind_service = {
 	.name = "service",
-	.create_perms = "serviceusage.services.enable",
+	.create_perms = "serviceusage.services.get,serviceusage.services.enable",
 	.destroy_perms = "serviceusage.services.disable",
 	.create = service_create,
 	.remove = service_remove,
@@ -313,7 +313,7 @@ static int repo_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct 
 
 static const struct pp_prov_kind kind_repo = {
 	.name = "docker-repository",
-	.create_perms = "artifactregistry.repositories.create",
+	.create_perms = "artifactregistry.repositories.get,artifactregistry.repositories.create",
 	.destroy_perms = "artifactregistry.repositories.delete",
 	.create = repo_create,
 	.remove = repo_remove,
@@ -427,7 +427,7 @@ static int sa_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp
 
 static const struct pp_prov_kind kind_sa = {
 	.name = "service-account",
-	.create_perms = "iam.serviceAccounts.create",
+	.create_perms = "iam.serviceAccounts.get,iam.serviceAccounts.create",
 	.destroy_perms = "iam.serviceAccounts.delete",
 	.create = sa_create,
 	.remove = sa_remove,

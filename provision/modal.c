@@ -25,8 +25,8 @@
 
 struct modal_prov {
 	char base[512];
-	char env[64];	    /* the environment jobs run in; "" until inspect */
-	bool env_named;	    /* given by --environment or the pool, not the default */
+	char env[64];	/* the environment jobs run in; "" until inspect */
+	bool env_named; /* given by --environment or the pool, not the default */
 	char workspace[128];
 	char user[128];
 };
@@ -203,7 +203,7 @@ static int modal_open(struct pp_prov_ctx *ctx, struct pp_error *err)
 			       "--create-key: Modal tokens are made in Modal's dashboard; "
 			       "provisioning uses the one configured");
 	snprintf(mp->base, sizeof(mp->base), "%s",
-		 ctx->endpoint		 ? ctx->endpoint
+		 ctx->endpoint	     ? ctx->endpoint
 		 : server && *server ? server
 				     : PP_MODAL_DEFAULT_SERVER);
 	n = strlen(mp->base);
