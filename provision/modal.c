@@ -286,7 +286,9 @@ static int modal_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, str
  * file the credentials already name. */
 static void token_pair(const struct pp_prov_ctx *ctx, const char **id, const char **secret)
 {
-	const struct pp_cred_conf *cc = ctx->pool_cred ? NULL : ctx->cred_conf;
+	/* Only the pool's own pair goes into its file. */
+	const struct pp_cred_conf *cc =
+		ctx->pool_cred_conf == ctx->cred_conf ? ctx->cred_conf : NULL;
 	const char *src = cc && cc->source ? cc->source : "chain";
 
 	*id = *secret = NULL;
