@@ -71,6 +71,9 @@ state() {
 			| map(select(.members | length > 0)) | sort_by(.role)))}'
 }
 
+# Operations finish 0.2 s after they start (gcp.lro): still followed, shorter.
+control /control/behaviours '{"name": "gcp.lro", "on": true, "seconds": 0.2}'
+
 mkdir -p "$T/state"
 cat >"$T/pushpool.conf" <<EOF
 [dispatcher]
@@ -233,6 +236,13 @@ curl -fsS "$BASE/google/control/infra" | jq -e '.policies["scenario-proj"][] | s
 	fail "the new account was not granted"
 out=$(pp run -p keyed --wait) || fail "run with the new key: $out"
 echo "$out" | grep -q '^SUCCEEDED' || fail "run with the new key did not succeed: $out"
+# check warns about a key apply wrote once it is old.
+pp check >"$T/out" 2>&1 || fail "check: $(cat "$T/out")"
+grep -q 'days old' "$T/out" && fail "a new key is called old: $(cat "$T/out")"
+touch -d '100 days ago' "$keyfile"
+pp check >"$T/out" 2>&1 || fail "check with an old key: $(cat "$T/out")"
+grep -q "warning: credentials \"keyed-provisioned\": key file $keyfile made by .pushpool provision apply. is 100 days old" "$T/out" ||
+	fail "no warning about the old key: $(cat "$T/out")"
 rm -f "$keyfile"
 out=$(pp provision apply -p keyed --create-key --credentials gcp --yes </dev/null) || fail "re-apply after a lost key file: $out"
 [ -f "$keyfile" ] && [ "$(live live_gcp_service_account_keys)" -eq 1 ] || fail "lost key file: keys $(live live_gcp_service_account_keys)"
