@@ -212,6 +212,8 @@ struct pp_provisioner {
 };
 
 const struct pp_provisioner *pp_provisioner_find(const char *pool_type);
+/* Add one at run time (tests' fake clouds); PP_ECONFLICT for a taken type. */
+int pp_provisioner_register(const struct pp_provisioner *p, struct pp_error *err);
 /* "cloud-run-v2:push, modal:push" for help texts and errors. */
 void pp_provisioner_types(char *out, size_t size);
 
