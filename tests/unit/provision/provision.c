@@ -150,11 +150,12 @@ static int setup(void **state)
 	snprintf(path, sizeof(path), "%s/pushpool.conf", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fprintf(f, "[dispatcher]\nstate_dir = %s/state\nbackoff_base_ms = 10\nbackoff_max_ms = 20\n"
-		   "[credentials \"m\"]\ntype = modal\nsource = token\ntoken_id = ak-1\n"
-		   "token_secret = as-1\n"
-		   "[pool \"p\"]\ntype = fakeprov:push\ncredentials = m\n"
-		   "job_variables = {\"image\": \"i\"}\n",
+	fprintf(f,
+		"[dispatcher]\nstate_dir = %s/state\nbackoff_base_ms = 10\nbackoff_max_ms = 20\n"
+		"[credentials \"m\"]\ntype = modal\nsource = token\ntoken_id = ak-1\n"
+		"token_secret = as-1\n"
+		"[pool \"p\"]\ntype = fakeprov:push\ncredentials = m\n"
+		"job_variables = {\"image\": \"i\"}\n",
 		dir);
 	fclose(f);
 	assert_int_equal(pp_config_init(&cfg, &err), 0);
@@ -367,7 +368,8 @@ int main(void)
 	struct pp_error err = {0};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_actions_and_table, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_blocked_apply_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blocked_apply_changes_nothing, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_apply_in_order_with_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_reverse_owned_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dropin_and_files, setup, teardown),

@@ -38,7 +38,8 @@ static void handler(struct hs_server *s, const struct hs_request *rq, struct hs_
 		snprintf(rs->body, sizeof(rs->body), "{\"ok\":true,\"n\":%d}", n);
 	} else if (!strcmp(rq->path, "/throttle")) {
 		rs->status = 429;
-		snprintf(rs->body, sizeof(rs->body), "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\"}}");
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\"}}");
 	} else if (!strcmp(rq->path, "/missing")) {
 		rs->status = 404;
 		snprintf(rs->body, sizeof(rs->body),
