@@ -73,6 +73,20 @@ pp provision plan -p cr >"$T/out" || fail "plan after apply exited $?: $(cat "$T
 [ "$(changes)" = "$c1" ] || fail "counters moved: $c1 -> $(changes)"
 clean=$(state)
 
+# Drift: someone disables the runtime account; plan says so, apply enables
+# it and changes nothing else.
+control /google/control/infra '{"disable_service_account": "pp-cr-run@scenario-proj.iam.gserviceaccount.com"}'
+rc=0
+out=$(pp provision plan -p cr) || rc=$?
+[ $rc -eq 2 ] || fail "plan of a disabled account exited $rc: $out"
+echo "$out" | grep -Eq 'service-account +pp-cr-run@.* drifted +update .*disabled: apply enables it' ||
+	fail "plan does not show the drift: $out"
+c1=$(changes)
+out=$(pp provision apply -p cr --yes </dev/null) || fail "apply of the drift: $out"
+[ "$(changes | jq -c 'del(.EnableServiceAccount)')" = "$c1" ] || fail "more than the enable: $c1 -> $(changes)"
+[ "$(changes | jq '.EnableServiceAccount')" -eq 1 ] || fail "not enabled: $(changes)"
+pp provision plan -p cr >/dev/null || fail "plan after the fix exited $?"
+
 # 5. the provisioned pool runs a job end to end with only the written config.
 out=$(pp run -p cr --wait) || fail "run --wait failed: $out"
 echo "$out" | grep -q '^SUCCEEDED' || fail "run did not succeed: $out"
@@ -164,4 +178,4 @@ out=$(pp provision destroy -p keyed --credentials gcp --yes </dev/null) || fail 
 [ "$(live live_gcp_service_account_keys)" -eq 0 ] || fail "destroy left keys: $out"
 [ ! -e "$T/state/provision/keyed" ] || fail "destroy left the key file"
 
-echo "ok   provision_gcp: plan, apply (IAM RMW under 2 races), idempotent re-apply, run --wait, one apply at a time, destroy, pool create under faults, --create-key, old-key warning"
+echo "ok   provision_gcp: plan, apply (IAM RMW under 2 races), idempotent re-apply, a disabled account drifted and enabled, run --wait, one apply at a time, destroy, pool create under faults, --create-key, old-key warning"
