@@ -872,7 +872,8 @@ static int dispatcher_member(struct pp_prov_ctx *ctx, struct gcp *g, struct pp_e
 	if (!sa || !strchr(sa, '@'))
 		rc = pp_fail(err, PP_EINVALID,
 			     "the pool's credentials (%s) are not a service account: keyless "
-			     "provisioning grants roles to the dispatcher's service account",
+			     "provisioning grants roles to the dispatcher's service account; "
+			     "give the pool one, or make one with --create-key",
 			     pp_buf_str(&id));
 	else
 		snprintf(g->member, sizeof(g->member), "serviceAccount:%.*s",
