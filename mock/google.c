@@ -14,6 +14,7 @@
 
 #include "lib/log.h"
 #include "lib/time.h"
+#include "mock/google.h"
 #include "mock/mock.h"
 #include "mock/spec.h"
 
@@ -27,7 +28,11 @@ struct gkey {
 	char *kid; /* private_key_id, NULL for a bare public key */
 	char *iss; /* client_email, NULL: any issuer */
 	EVP_PKEY *pkey;
+	bool revoked; /* a key the IAM API made, since deleted */
 };
+
+/* The --gcp-key files, then the keys the IAM API makes (google_infra.c). */
+#define GKEYS_MAX (PP_MOCK_MAX_KEYS + 256)
 
 struct token {
 	struct token *next;
@@ -76,15 +81,54 @@ struct exec_log {
 };
 
 struct google_state {
-	struct gkey keys[PP_MOCK_MAX_KEYS];
-	size_t nkeys;
+	struct gkey keys[GKEYS_MAX];
+	size_t nkeys; /* guarded by the mock lock once serving */
 	struct token *tokens;
 	struct job *jobs;
 	struct execution *executions;
 	struct operation *operations;
 	struct exec_log *logs;
 	size_t ntokens, njobs, nexecutions, noperations, nlogs;
+	struct pp_mock_gi *infra; /* the provisioning APIs (mock/google_infra.c) */
 };
+
+struct google_state *pp_mock_google_state(void *state)
+{
+	return state;
+}
+
+int pp_mock_google_key_add(void *state, const char *kid, const char *iss, EVP_PKEY *pkey)
+{
+	struct google_state *st = state;
+	struct gkey *k;
+
+	if (st->nkeys == GKEYS_MAX)
+		return PP_ENOMEM;
+	k = &st->keys[st->nkeys];
+	memset(k, 0, sizeof(*k));
+	if (!(k->kid = strdup(kid)) || !(k->iss = strdup(iss)) || EVP_PKEY_up_ref(pkey) != 1) {
+		free(k->kid);
+		free(k->iss);
+		return PP_ENOMEM;
+	}
+	k->pkey = pkey;
+	st->nkeys++;
+	return 0;
+}
+
+void pp_mock_google_key_revoke(void *state, const char *kid)
+{
+	struct google_state *st = state;
+
+	for (size_t i = 0; i < st->nkeys; i++)
+		if (st->keys[i].kid && !strcmp(st->keys[i].kid, kid))
+			st->keys[i].revoked = true;
+}
+
+struct pp_mock_gi *pp_mock_gi_of(void *state)
+{
+	return ((struct google_state *)state)->infra;
+}
 
 /* ---- helpers ---- */
 
@@ -150,6 +194,23 @@ static void rpc_error(struct pp_mock_resp *resp, int code, const char *status, c
 		pp_buf_puts(&resp->body, "}]}]");
 	}
 	pp_buf_puts(&resp->body, "}}");
+}
+
+void pp_mock_google_error(struct pp_mock_resp *resp, int code, const char *status, const char *fmt,
+			  ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rpc_error(resp, code, status, NULL, "%s", msg);
+}
+
+void pp_mock_google_uuid(struct pp_mock *m, char out[37])
+{
+	uuid4(m, out);
 }
 
 static void oauth_error(struct pp_mock_resp *resp, int status, const char *error,
@@ -346,6 +407,7 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	size_t hdr_len, claims_len, sig_len;
 	struct pp_json *hdr = NULL, *claims = NULL;
 	struct gkey *key = NULL;
+	EVP_PKEY *pkey = NULL;
 	const char *kid, *iss, *aud, *scope;
 	/* The client signed with its own clock: check against the real time,
 	 * not the lifecycle clock tests may hold or advance. */
@@ -370,21 +432,27 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	}
 	kid = pp_json_get_string(hdr, "kid");
 	iss = pp_json_get_string(claims, "iss");
+	/* Keys come and go (the IAM API): the lookup under the lock, the
+	 * verification on a reference of our own. */
+	pp_mock_lock(m);
 	for (size_t i = 0; i < st->nkeys && !key; i++) {
 		struct gkey *k = &st->keys[i];
 
-		if (k->iss && (!iss || strcmp(k->iss, iss) != 0))
+		if (k->revoked || (k->iss && (!iss || strcmp(k->iss, iss) != 0)))
 			continue;
 		if (k->kid && kid && strcmp(k->kid, kid) != 0)
 			continue;
 		key = k;
 	}
-	if (!key) {
+	if (key && EVP_PKEY_up_ref(key->pkey) == 1)
+		pkey = key->pkey;
+	pp_mock_unlock(m);
+	if (!pkey) {
 		oauth_error(resp, 400, "invalid_grant", "Invalid grant: account not found");
 		goto out;
 	}
 	md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key->pkey) != 1 ||
+	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) != 1 ||
 	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, (size_t)(d2 - jwt)) !=
 		    1) {
 		oauth_error(resp, 400, "invalid_grant", "Invalid JWT Signature.");
@@ -415,6 +483,7 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	}
 	ok = true;
 out:
+	EVP_PKEY_free(pkey);
 	EVP_MD_CTX_free(md);
 	pp_json_free(hdr);
 	pp_json_free(claims);
@@ -1269,15 +1338,15 @@ static void list_answer(struct pp_mock_resp *resp, const char *key, struct pp_js
 	pp_json_free(o);
 }
 
-/* Cloud Run Admin API v2: every call needs a bearer token this mock issued,
- * then passes fault injection. */
-static bool cloudrun_admit(struct pp_mock_call *c)
+/* Every Google API here needs a bearer token this mock issued, then passes
+ * fault injection under its own name (api). */
+bool pp_mock_google_admit(struct pp_mock_call *c, const char *api)
 {
 	struct pp_mock_resp *resp = c->resp;
 	int retry_after = 0;
 	bool expired;
 
-	if (!bearer_ok(c->m, c->state, c->req, &expired)) {
+	if (!bearer_ok(c->m, pp_mock_google_state(c->state), c->req, &expired)) {
 		rpc_error(resp, 401, NULL, NULL,
 			  expired ? "Request had invalid authentication credentials: the access "
 				    "token has expired."
@@ -1286,7 +1355,7 @@ static bool cloudrun_admit(struct pp_mock_call *c)
 				    "authentication credential.");
 		return false;
 	}
-	switch (pp_mock_fault_check(c->m, "cloudrun", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, api, false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		rpc_error(resp, 429, NULL, NULL,
 			  "Quota exceeded for quota metric 'Job run "
@@ -1303,6 +1372,11 @@ static bool cloudrun_admit(struct pp_mock_call *c)
 		return false;
 	default: return true;
 	}
+}
+
+static bool cloudrun_admit(struct pp_mock_call *c)
+{
+	return pp_mock_google_admit(c, "cloudrun");
 }
 
 static void cloudrun_unmatched(struct pp_mock_call *c, bool other_method)
@@ -1895,7 +1969,11 @@ static const struct pp_mock_router google_control_router = {
 
 /* The metadata router comes last: its scope is every path. */
 static const struct pp_mock_router *const google_routers[] = {
-	&oauth_router, &google_control_router, &cloudrun_router, &metadata_router, NULL,
+	&oauth_router,		&google_control_router,
+	&cloudrun_router,	&pp_mock_gi_serviceusage_router,
+	&pp_mock_gi_iam_router, &pp_mock_gi_crm_router,
+	&pp_mock_gi_ar_router,	&pp_mock_gi_control_router,
+	&metadata_router,	NULL,
 };
 
 static void google_reset(struct pp_mock *m, void *state)
@@ -1927,6 +2005,7 @@ static void google_reset(struct pp_mock *m, void *state)
 		exec_log_free(l);
 	}
 	st->njobs = st->nexecutions = st->noperations = st->nlogs = 0;
+	pp_mock_gi_reset(st->infra);
 	/* Issued tokens survive: clients keep using them. */
 }
 
@@ -1935,6 +2014,7 @@ static void google_free(void *state)
 	struct google_state *st = state;
 
 	google_reset(NULL, st);
+	pp_mock_gi_free(st->infra);
 	while (st->tokens) {
 		struct token *t = st->tokens;
 
@@ -1955,7 +2035,7 @@ static int google_init(struct pp_mock *m, void **state, struct pp_error *err)
 	struct google_state *st = calloc(1, sizeof(*st));
 
 	*state = st;
-	if (!st)
+	if (!st || !(st->infra = pp_mock_gi_new()))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	for (size_t i = 0; i < o->ngcp_keys; i++) {
 		int rc = load_key(&st->keys[st->nkeys], o->gcp_keys[i], err);
@@ -1976,6 +2056,7 @@ static void google_stats(struct pp_mock *m, void *state, struct pp_json *live)
 	for (struct execution *e = st->executions; e; e = e->next)
 		running += !execution_done(m, e, now);
 	pp_json_set_int(live, "live_jobs", (long long)st->njobs);
+	pp_mock_gi_stats(st->infra, live);
 	pp_json_set_int(live, "live_executions", running);
 }
 

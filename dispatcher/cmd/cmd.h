@@ -40,4 +40,6 @@ struct pp_store;
 struct pp_config;
 int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, char **argv);
 void pp_cmd_runs_logs_usage(FILE *to);
+int pp_cmd_provision(int argc, char **argv);
+int pp_cmd_pool(int argc, char **argv);
 #endif
