@@ -150,8 +150,8 @@ static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *s
 	stop(ud, PP_EINVALID, "a DOCTYPE is refused (no entity is ever declared or expanded)");
 }
 
-int pp_xml_parse(const char *text, size_t len, const struct pp_xml_limits *lim,
-		 struct pp_xml **out, struct pp_error *err)
+int pp_xml_parse(const char *text, size_t len, const struct pp_xml_limits *lim, struct pp_xml **out,
+		 struct pp_error *err)
 {
 	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : PP_XML_MAX_BYTES;
 	struct build b = {
@@ -163,8 +163,9 @@ int pp_xml_parse(const char *text, size_t len, const struct pp_xml_limits *lim,
 
 	*out = NULL;
 	if (len > max_bytes || len > (size_t)INT_MAX)
-		return pp_fail(err, PP_ENOMEM, "XML: document of %zu bytes is over the %zu-byte cap",
-			       len, max_bytes);
+		return pp_fail(err, PP_ENOMEM,
+			       "XML: document of %zu bytes is over the %zu-byte cap", len,
+			       max_bytes);
 	/* The encoding is fixed: a declaration naming another one is ignored. */
 	b.p = XML_ParserCreate("UTF-8");
 	if (!b.p)
@@ -198,9 +199,7 @@ int pp_xml_parse(const char *text, size_t len, const struct pp_xml_limits *lim,
 
 const struct pp_xml *pp_xml_child(const struct pp_xml *x, const char *name)
 {
-	pp_xml_foreach (c, x)
-		if (strcmp(c->name, name) == 0)
-			return c;
+	pp_xml_foreach(c, x) if (strcmp(c->name, name) == 0) return c;
 	return NULL;
 }
 

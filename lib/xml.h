@@ -14,9 +14,9 @@
 #include "lib/err.h"
 
 struct pp_xml {
-	char *name;  /* local name: the namespace prefix is dropped */
-	char *text;  /* the element's own character data, "" when none (never NULL) */
-	size_t len;  /* bytes in text (character references may produce NUL) */
+	char *name;   /* local name: the namespace prefix is dropped */
+	char *text;   /* the element's own character data, "" when none (never NULL) */
+	size_t len;   /* bytes in text (character references may produce NUL) */
 	size_t count; /* child elements */
 	struct pp_xml *child, *last, *next, *parent;
 };
@@ -34,8 +34,8 @@ struct pp_xml_limits {
 /* Parse text (lim may be NULL for the defaults). On error *out is NULL and
  * err->msg reads "XML LINE:COL: what" (PP_EINVALID) or names the cap that
  * was hit (PP_ENOMEM). Caller frees the tree with pp_xml_free. */
-int pp_xml_parse(const char *text, size_t len, const struct pp_xml_limits *lim,
-		 struct pp_xml **out, struct pp_error *err);
+int pp_xml_parse(const char *text, size_t len, const struct pp_xml_limits *lim, struct pp_xml **out,
+		 struct pp_error *err);
 void pp_xml_free(struct pp_xml *x);
 
 /* First child element named name; NULL when absent (x may be NULL). */

@@ -38,6 +38,9 @@ static const struct behaviour defaults[] = {
 	 "creating, starting and deleting a container group take this long (Azure-AsyncOperation)"},
 	{"aci.pull_failure", true, 0,
 	 "an image named with pushpool-mock-pull-fail fails to pull (instanceView.events)"},
+	{"aws.default_vpc", true, 0,
+	 "each region has a default VPC with a default subnet in three zones (seeded on the "
+	 "region's first EC2 call after a reset)"},
 };
 #define NBEHAVIOURS (sizeof(defaults) / sizeof(defaults[0]))
 /* Ten minutes: longer than any timeline a test needs, short of a hang. */

@@ -63,8 +63,7 @@ static void test_query_answer(void **state)
 	assert_null(pp_xml_next_same(item));
 	assert_null(pp_xml_path(x, "vpcSet/nothing"));
 	assert_null(pp_xml_path_text(x, "vpcSet//item"));
-	pp_xml_foreach (c, pp_xml_child(x, "vpcSet"))
-		n++;
+	pp_xml_foreach(c, pp_xml_child(x, "vpcSet")) n++;
 	assert_int_equal(n, 2);
 	assert_int_equal(pp_xml_child(x, "vpcSet")->count, 2);
 	assert_string_equal(pp_xml_child(x, "vpcSet")->parent->name, "DescribeVpcsResponse");
@@ -89,7 +88,8 @@ static void test_prefix_cdata_empty(void **state)
 static void test_encoding_fixed(void **state)
 {
 	(void)state;
-	struct pp_xml *x = parse_ok("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>\xc3\xa9</r>");
+	struct pp_xml *x =
+		parse_ok("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>\xc3\xa9</r>");
 
 	assert_string_equal(x->text, "\xc3\xa9");
 	pp_xml_free(x);
@@ -141,8 +141,8 @@ static void test_caps(void **state)
 	expect_error("<a><b><c><d><e/></d></c></b></a>", 33, &lim, PP_ENOMEM,
 		     "deeper than 4 levels");
 	expect_error("<a><b/><b/><b/><b/><b/></a>", 27, &lim, PP_ENOMEM, "more than 5 elements");
-	expect_error("<a>0123456789012345678901234567890123456789012345678901234567890</a>", 68, &lim,
-		     PP_ENOMEM, "over the 64-byte cap");
+	expect_error("<a>0123456789012345678901234567890123456789012345678901234567890</a>", 68,
+		     &lim, PP_ENOMEM, "over the 64-byte cap");
 	assert_int_equal(pp_xml_parse(ok, strlen(ok), &lim, &x, &err), 0);
 	assert_string_equal(pp_xml_path_text(x, "b/c/d"), "x");
 	pp_xml_free(x);
