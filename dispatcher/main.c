@@ -48,6 +48,9 @@ static const struct command commands[] = {
 	 pp_cmd_store},
 	{"auth check", "obtain a token for a credentials section; print identity, lifetime",
 	 pp_cmd_auth},
+	{"provision", "plan, apply or destroy the cloud resources a pool needs", pp_cmd_provision},
+	{"pool create", "write a pool section; --provision-infra also applies its resources",
+	 pp_cmd_pool},
 	{"help", "list commands, or show a command's --help", cmd_help},
 };
 

@@ -6,6 +6,7 @@
 #ifndef PP_EXEC_H
 #define PP_EXEC_H
 
+#include "lib/clock.h" /* pp_backoff_ms */
 #include "lib/err.h"
 #include "providers/provider.h"
 
@@ -57,10 +58,6 @@ struct pp_cred *pp_exec_cred(const struct pp_run_io *io);
 /* Apply that credential to io->req (bearer token, signature, token
  * metadata): the last step before a request is handed to the HTTP layer. */
 int pp_exec_authorize(struct pp_run_io *io, struct pp_error *err);
-
-/* Full-jitter backoff: uniform in [0, min(cap, base*2^attempt)], never less
- * than retry_after_ms. */
-long pp_backoff_ms(int attempt, long base_ms, long cap_ms, long retry_after_ms);
 
 /* Run state for one run on provider p: allocate io->state (state_size
  * bytes, zeroed) and call p->prepare (new run) or p->restore (a run

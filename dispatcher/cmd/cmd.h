@@ -32,4 +32,6 @@ int pp_cmd_once(int argc, char **argv);
 int pp_cmd_schedule(int argc, char **argv);
 int pp_cmd_runs(int argc, char **argv);
 int pp_cmd_store(int argc, char **argv);
+int pp_cmd_provision(int argc, char **argv);
+int pp_cmd_pool(int argc, char **argv);
 #endif
