@@ -21,7 +21,8 @@
 enum pp_mock_aws_proto { PP_MOCK_AWS_JSON, PP_MOCK_AWS_STS, PP_MOCK_AWS_IAM, PP_MOCK_AWS_EC2 };
 
 void pp_mock_aws_error(struct pp_mock_resp *resp, enum pp_mock_aws_proto p, int status,
-		       const char *code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+		       const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 /* The call's SigV4 signature checked for service; the scope's region goes to
  * c->note and whether a static key signed to *static_key (may be NULL).
  * false after answering the error. */
@@ -42,14 +43,14 @@ void pp_mock_aws_xml_json(struct pp_buf *b, const struct pp_json *j, bool ec2);
  * kept apart ({"key":"value"}), written back in each API's tag shape. */
 struct pp_mock_aws_res {
 	struct pp_mock_aws_res *next;
-	char type[32];	      /* "iam.role", "ec2.vpc", "ecr.repository", ... */
-	char id[256];	      /* the name or id the API finds it by */
-	char region[32];      /* "" for IAM, which is global */
-	struct pp_json *obj;  /* owned */
-	struct pp_json *tags; /* owned object */
+	char type[32];	       /* "iam.role", "ec2.vpc", "ecr.repository", ... */
+	char id[256];	       /* the name or id the API finds it by */
+	char region[32];       /* "" for IAM, which is global */
+	struct pp_json *obj;   /* owned */
+	struct pp_json *tags;  /* owned object */
 	struct pp_json *extra; /* owned object or NULL: what the API answers apart
 				* (IAM attachments and inline policies) */
-	bool seeded;	      /* in the account from the start: the default VPC, the caller */
+	bool seeded;	       /* in the account from the start: the default VPC, the caller */
 };
 
 struct pp_mock_aws_account;

@@ -107,8 +107,7 @@ struct pp_mock_aws_res *pp_mock_aws_add(struct pp_mock *m, struct pp_mock_aws_ac
 	return r;
 }
 
-void pp_mock_aws_remove(struct pp_mock *m, struct pp_mock_aws_account *a,
-			struct pp_mock_aws_res *r)
+void pp_mock_aws_remove(struct pp_mock *m, struct pp_mock_aws_account *a, struct pp_mock_aws_res *r)
 {
 	for (struct pp_mock_aws_res **pp = &a->list; *pp; pp = &(*pp)->next) {
 		if (*pp == r) {
@@ -253,13 +252,14 @@ static void seed_identities(struct pp_mock_aws_account *a)
 		pp_json_set_string(role, "Arn",
 				   "arn:aws:iam::" PP_MOCK_AWS_ACCOUNT ":role/" PP_MOCK_AWS_ROLE);
 		pp_json_set_string(role, "CreateDate", "2024-01-01T00:00:00Z");
-		pp_json_set_string(role, "AssumeRolePolicyDocument",
-				   "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D");
+		pp_json_set_string(
+			role, "AssumeRolePolicyDocument",
+			"%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D");
 	}
-	struct pp_mock_aws_res *u = add(a, "iam.user", "", PP_MOCK_AWS_USER, user,
-					pp_json_new(PP_JSON_OBJECT));
-	struct pp_mock_aws_res *r = add(a, "iam.role", "", PP_MOCK_AWS_ROLE, role,
-					pp_json_new(PP_JSON_OBJECT));
+	struct pp_mock_aws_res *u =
+		add(a, "iam.user", "", PP_MOCK_AWS_USER, user, pp_json_new(PP_JSON_OBJECT));
+	struct pp_mock_aws_res *r =
+		add(a, "iam.role", "", PP_MOCK_AWS_ROLE, role, pp_json_new(PP_JSON_OBJECT));
 
 	if (u)
 		u->seeded = true;
@@ -358,10 +358,12 @@ static void account_list(struct pp_mock_call *c)
 		struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
 
 		if (!o || pp_json_set_string(o, "type", r->type) ||
-		    pp_json_set_string(o, "id", r->id) || pp_json_set_string(o, "region", r->region) ||
+		    pp_json_set_string(o, "id", r->id) ||
+		    pp_json_set_string(o, "region", r->region) ||
 		    pp_json_set_bool(o, "seeded", r->seeded) ||
 		    pp_json_set(o, "tags", pp_json_clone(r->tags)) ||
-		    pp_json_set(o, "description", pp_json_clone(r->obj)) || pp_json_append(out, o)) {
+		    pp_json_set(o, "description", pp_json_clone(r->obj)) ||
+		    pp_json_append(out, o)) {
 			pp_json_free(out);
 			out = NULL;
 		}
@@ -424,8 +426,8 @@ void pp_mock_aws_ecs_clusters(struct pp_mock *m, struct pp_mock_aws_account *a, 
 		if (!r) {
 			struct pp_json *obj = pp_json_new(PP_JSON_OBJECT);
 
-			snprintf(arn, sizeof(arn), "arn:aws:ecs:%s:" PP_MOCK_AWS_ACCOUNT ":cluster/%s",
-				 region, name);
+			snprintf(arn, sizeof(arn),
+				 "arn:aws:ecs:%s:" PP_MOCK_AWS_ACCOUNT ":cluster/%s", region, name);
 			if (obj) {
 				pp_json_set_string(obj, "clusterArn", arn);
 				pp_json_set_string(obj, "clusterName", name);
@@ -435,9 +437,9 @@ void pp_mock_aws_ecs_clusters(struct pp_mock *m, struct pp_mock_aws_account *a, 
 				pp_json_set_int(obj, "pendingTasksCount", 0);
 				pp_json_set_int(obj, "activeServicesCount", 0);
 			}
-			r = pp_mock_aws_add(m, a, "ecs.cluster", region, name, obj,
-					    pp_mock_aws_tags(pp_json_get(body, "tags"), "key",
-							     "value"));
+			r = pp_mock_aws_add(
+				m, a, "ecs.cluster", region, name, obj,
+				pp_mock_aws_tags(pp_json_get(body, "tags"), "key", "value"));
 		}
 		if (!r || pp_json_set(out, "cluster", cluster_json(r, true))) {
 			pp_json_free(out);
@@ -466,8 +468,8 @@ void pp_mock_aws_ecs_clusters(struct pp_mock *m, struct pp_mock_aws_account *a, 
 				char arn[300];
 
 				snprintf(arn, sizeof(arn),
-					 "arn:aws:ecs:%s:" PP_MOCK_AWS_ACCOUNT ":cluster/%s", region,
-					 n->str ? cluster_name_of(n->str) : "");
+					 "arn:aws:ecs:%s:" PP_MOCK_AWS_ACCOUNT ":cluster/%s",
+					 region, n->str ? cluster_name_of(n->str) : "");
 				pp_json_set_string(f, "arn", arn);
 				pp_json_set_string(f, "reason", "MISSING");
 				pp_json_append(failures, f);

@@ -123,8 +123,7 @@ static bool value_is(const struct pp_json *v, const struct pp_json *values)
 }
 
 /* name is "field" or "set.field" (attachment.vpc-id: any attachment). */
-static bool field_matches(const struct pp_json *obj, const char *name,
-			  const struct pp_json *values)
+static bool field_matches(const struct pp_json *obj, const char *name, const struct pp_json *values)
 {
 	const char *dot = strchr(name, '.');
 	char key[64];
@@ -142,9 +141,20 @@ static bool field_matches(const struct pp_json *obj, const char *name,
 }
 
 static const char *const filter_names[] = {
-	"vpc-id", "is-default", "default-for-az", "availability-zone", "group-name", "group-id",
-	"state",  "cidr-block", "subnet-id",	  "attachment.vpc-id", "association.subnet-id",
-	"route-table-id", "internet-gateway-id", "owner-id",
+	"vpc-id",
+	"is-default",
+	"default-for-az",
+	"availability-zone",
+	"group-name",
+	"group-id",
+	"state",
+	"cidr-block",
+	"subnet-id",
+	"attachment.vpc-id",
+	"association.subnet-id",
+	"route-table-id",
+	"internet-gateway-id",
+	"owner-id",
 };
 
 /* false (and the error answered) for a filter EC2 would refuse. */
@@ -152,10 +162,11 @@ static bool filters_ok(struct ec2_call *c)
 {
 	pp_json_foreach (f, pp_json_get(c->in, "Filters")) {
 		const char *name = pp_json_get_string(f, "Name");
-		bool known = name && (strncmp(name, "tag:", 4) == 0 || strcmp(name, "tag-key") == 0);
+		bool known =
+			name && (strncmp(name, "tag:", 4) == 0 || strcmp(name, "tag-key") == 0);
 
-		for (size_t i = 0; name && !known && i < sizeof(filter_names) / sizeof(*filter_names);
-		     i++)
+		for (size_t i = 0;
+		     name && !known && i < sizeof(filter_names) / sizeof(*filter_names); i++)
 			known = strcmp(filter_names[i], name) == 0;
 		if (!known) {
 			ec2_error(c, 400, "InvalidParameterValue", "The filter '%s' is invalid",
@@ -275,7 +286,8 @@ static struct pp_mock_aws_res *create(struct ec2_call *c, const char *type, cons
 	pp_json_set_string(obj, id_key, id);
 	pp_json_set_string(obj, "ownerId", PP_MOCK_AWS_ACCOUNT);
 	r = pp_mock_aws_add(c->m, c->a, type, c->region, id, obj, tags);
-	if (!r || !(c->out = pp_json_new(PP_JSON_OBJECT)) || pp_json_set(c->out, k->one, described(r))) {
+	if (!r || !(c->out = pp_json_new(PP_JSON_OBJECT)) ||
+	    pp_json_set(c->out, k->one, described(r))) {
 		oom(c);
 		return NULL;
 	}
@@ -336,8 +348,8 @@ static void create_subnet(struct ec2_call *c)
 		if (strcmp(r->type, "ec2.subnet") == 0 &&
 		    strcmp(pp_json_get_string(r->obj, "vpcId"), vpc->id) == 0 &&
 		    strcmp(pp_json_get_string(r->obj, "cidrBlock"), cidr) == 0) {
-			ec2_error(c, 400, "InvalidSubnet.Conflict", "The CIDR '%s' conflicts with another subnet",
-				  cidr);
+			ec2_error(c, 400, "InvalidSubnet.Conflict",
+				  "The CIDR '%s' conflicts with another subnet", cidr);
 			return;
 		}
 	}
@@ -440,7 +452,8 @@ static void create_sg(struct ec2_call *c)
 	}
 	if (create(c, "ec2.sg", "groupId", o)) {
 		/* CreateSecurityGroup answers the id alone. */
-		const char *id = pp_json_get_string(pp_json_get(c->out, "securityGroup"), "groupId");
+		const char *id =
+			pp_json_get_string(pp_json_get(c->out, "securityGroup"), "groupId");
 		struct pp_json *out = pp_json_new(PP_JSON_OBJECT);
 
 		if (!out || pp_json_set_string(out, "groupId", id)) {
@@ -486,8 +499,8 @@ static void attach_igw(struct ec2_call *c, bool on)
 		}
 	}
 	if (!on) {
-		ec2_error(c, 400, "Gateway.NotAttached", "resource %s is not attached to network %s",
-			  igw->id, vpc->id);
+		ec2_error(c, 400, "Gateway.NotAttached",
+			  "resource %s is not attached to network %s", igw->id, vpc->id);
 		return;
 	}
 	att = pp_json_new(PP_JSON_OBJECT);
@@ -541,8 +554,8 @@ static void create_route(struct ec2_call *c)
 static void associate(struct ec2_call *c)
 {
 	struct pp_mock_aws_res *rtb = find(c, "ec2.rtb", in_str(c, "RouteTableId"), true);
-	struct pp_mock_aws_res *sn = rtb ? find(c, "ec2.subnet", in_str(c, "SubnetId"), true)
-					 : NULL;
+	struct pp_mock_aws_res *sn =
+		rtb ? find(c, "ec2.subnet", in_str(c, "SubnetId"), true) : NULL;
 	struct pp_json *assoc;
 	char hex[24], id[48];
 
@@ -734,7 +747,8 @@ static void describe_zones(struct ec2_call *c)
 		    pp_json_set_string(o, "zoneState", "available") ||
 		    pp_json_set_string(o, "regionName", c->region) ||
 		    pp_json_set_string(o, "zoneId", id) ||
-		    pp_json_set_string(o, "zoneType", "availability-zone") || pp_json_append(set, o)) {
+		    pp_json_set_string(o, "zoneType", "availability-zone") ||
+		    pp_json_append(set, o)) {
 			pp_json_free(set);
 			set = NULL;
 		}
@@ -816,10 +830,11 @@ static void ec2_handle(struct pp_mock_call *c)
 	actions[i].run(&ec);
 	pp_mock_unlock(c->m);
 	if (!c->resp->status) {
-		pp_mock_resp_printf(c->resp, 200, "text/xml;charset=UTF-8",
-				    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%sResponse xmlns=\"" EC2_NS
-				    "\"><requestId>59dbff89-35bd-4eac-99ed-be587EXAMPLE</requestId>",
-				    action);
+		pp_mock_resp_printf(
+			c->resp, 200, "text/xml;charset=UTF-8",
+			"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%sResponse xmlns=\"" EC2_NS
+			"\"><requestId>59dbff89-35bd-4eac-99ed-be587EXAMPLE</requestId>",
+			action);
 		pp_mock_aws_xml_json(&c->resp->body, ec.out, true);
 		pp_buf_printf(&c->resp->body, "</%sResponse>", action);
 	}

@@ -15,7 +15,7 @@
 #include "mock/spec.h"
 
 #define IAM_NS "https://iam.amazonaws.com/doc/2010-05-08/"
-#define ARN	"arn:aws:iam::" PP_MOCK_AWS_ACCOUNT
+#define ARN    "arn:aws:iam::" PP_MOCK_AWS_ACCOUNT
 
 /* The AWS managed policies the mock knows: attachable by ARN, never created. */
 static const char *const managed[] = {
@@ -196,8 +196,7 @@ static void delete_role(struct iam_call *c)
 	if (!r) {
 		no_such(c, "role", in_str(c, "RoleName"));
 	} else if ((att && att->count) || (inl && inl->count)) {
-		iam_error(c, 409, "DeleteConflict",
-			  "Cannot delete entity, must %s first.",
+		iam_error(c, 409, "DeleteConflict", "Cannot delete entity, must %s first.",
 			  att && att->count ? "detach all policies" : "delete policies");
 	} else {
 		pp_mock_aws_remove(c->m, c->a, r);
@@ -284,8 +283,8 @@ static void get_role_policy(struct iam_call *c)
 {
 	struct pp_mock_aws_res *r = find(c, "iam.role", in_str(c, "RoleName"));
 	const char *pol = in_str(c, "PolicyName");
-	const char *doc = r && r->extra ? pp_json_get_string(pp_json_get(r->extra, "inline"), pol)
-					: NULL;
+	const char *doc =
+		r && r->extra ? pp_json_get_string(pp_json_get(r->extra, "inline"), pol) : NULL;
 
 	if (!doc) {
 		iam_error(c, 404, "NoSuchEntity", "The role policy with name %s cannot be found.",

@@ -51,7 +51,8 @@ static void ecr_create(struct json_call *c)
 	char arn[400], uri[400];
 
 	if (pp_mock_aws_find(c->a, "ecr.repository", c->region, name)) {
-		pp_mock_aws_error(c->resp, PP_MOCK_AWS_JSON, 400, "RepositoryAlreadyExistsException",
+		pp_mock_aws_error(c->resp, PP_MOCK_AWS_JSON, 400,
+				  "RepositoryAlreadyExistsException",
 				  "The repository with name '%s' already exists in the registry "
 				  "with id '" PP_MOCK_AWS_ACCOUNT "'",
 				  name);
@@ -68,9 +69,9 @@ static void ecr_create(struct json_call *c)
 		pp_json_set_string(o, "repositoryName", name);
 		pp_json_set_string(o, "repositoryUri", uri);
 		pp_json_set(o, "createdAt", pp_json_new_number(now_epoch(c->m)));
-		pp_json_set_string(o, "imageTagMutability", in_str(c, "imageTagMutability")
-								    ? in_str(c, "imageTagMutability")
-								    : "MUTABLE");
+		pp_json_set_string(o, "imageTagMutability",
+				   in_str(c, "imageTagMutability") ? in_str(c, "imageTagMutability")
+								   : "MUTABLE");
 	}
 	r = pp_mock_aws_add(c->m, c->a, "ecr.repository", c->region, name, o,
 			    pp_mock_aws_tags(pp_json_get(c->in, "tags"), "Key", "Value"));
@@ -139,9 +140,10 @@ static void ecr_tags(struct json_call *c)
 		by_field(c, "ecr.repository", "repositoryArn", in_str(c, "resourceArn"));
 
 	if (!r) {
-		pp_mock_aws_error(c->resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
-				  "Invalid parameter at 'resourceArn' failed to satisfy constraint: "
-				  "'Invalid ARN'");
+		pp_mock_aws_error(
+			c->resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
+			"Invalid parameter at 'resourceArn' failed to satisfy constraint: "
+			"'Invalid ARN'");
 		return;
 	}
 	if (!(c->out = pp_json_new(PP_JSON_OBJECT)) ||

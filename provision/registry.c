@@ -6,9 +6,11 @@
 #include "provision/provision.h"
 
 extern const struct pp_provisioner pp_provisioner_gcp;
+extern const struct pp_provisioner pp_provisioner_aws;
 
 static const struct pp_provisioner *const provisioners[] = {
 	&pp_provisioner_gcp,
+	&pp_provisioner_aws,
 	NULL,
 };
 
