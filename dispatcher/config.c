@@ -84,8 +84,10 @@ static int add_named(struct parse_state *st, enum section_kind sec, const char *
 	for (size_t i = 0; i < n; i++) {
 		const char *other = sec == SEC_POOL ? c->pools[i].name : c->creds[i].name;
 		int line = sec == SEC_POOL ? c->pools[i].line : c->creds[i].line;
-		if (!strcmp(other, name) && st->dropin) {
-			/* A drop-in adds to or overrides a section's keys. */
+		const char *in = sec == SEC_POOL ? c->pools[i].file : c->creds[i].file_name;
+		if (!strcmp(other, name) && st->dropin && in != st->file) {
+			/* A drop-in adds to or overrides the keys of another
+			 * file's section; twice in one file is a mistake. */
 			st->idx = i;
 			return 0;
 		}

@@ -41,6 +41,9 @@ static const struct behaviour defaults[] = {
 	{"aws.default_vpc", true, 0,
 	 "each region has a default VPC with a default subnet in three zones (seeded on the "
 	 "region's first EC2 call after a reset)"},
+	{"gcp.lro", true, 0.5,
+	 "Service Usage enable/disable and Artifact Registry create/delete answer an Operation "
+	 "that is done this long later"},
 };
 #define NBEHAVIOURS (sizeof(defaults) / sizeof(defaults[0]))
 /* Ten minutes: longer than any timeline a test needs, short of a hang. */

@@ -14,6 +14,7 @@
 
 #include "lib/log.h"
 #include "lib/time.h"
+#include "mock/google.h"
 #include "mock/mock.h"
 #include "mock/spec.h"
 
@@ -73,7 +74,18 @@ struct google_state {
 	struct execution *executions;
 	struct operation *operations;
 	size_t ntokens, njobs, nexecutions, noperations;
+	struct pp_mock_gi *infra; /* the provisioning APIs (mock/google_infra.c) */
 };
+
+struct google_state *pp_mock_google_state(void *state)
+{
+	return state;
+}
+
+struct pp_mock_gi *pp_mock_gi_of(void *state)
+{
+	return ((struct google_state *)state)->infra;
+}
 
 /* ---- helpers ---- */
 
@@ -139,6 +151,23 @@ static void rpc_error(struct pp_mock_resp *resp, int code, const char *status, c
 		pp_buf_puts(&resp->body, "}]}]");
 	}
 	pp_buf_puts(&resp->body, "}}");
+}
+
+void pp_mock_google_error(struct pp_mock_resp *resp, int code, const char *status, const char *fmt,
+			  ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rpc_error(resp, code, status, NULL, "%s", msg);
+}
+
+void pp_mock_google_uuid(struct pp_mock *m, char out[37])
+{
+	uuid4(m, out);
 }
 
 static void oauth_error(struct pp_mock_resp *resp, int status, const char *error,
@@ -1180,15 +1209,15 @@ static void list_answer(struct pp_mock_resp *resp, const char *key, struct pp_js
 	pp_json_free(o);
 }
 
-/* Cloud Run Admin API v2: every call needs a bearer token this mock issued,
- * then passes fault injection. */
-static bool cloudrun_admit(struct pp_mock_call *c)
+/* Every Google API here needs a bearer token this mock issued, then passes
+ * fault injection under its own name (api). */
+bool pp_mock_google_admit(struct pp_mock_call *c, const char *api)
 {
 	struct pp_mock_resp *resp = c->resp;
 	int retry_after = 0;
 	bool expired;
 
-	if (!bearer_ok(c->m, c->state, c->req, &expired)) {
+	if (!bearer_ok(c->m, pp_mock_google_state(c->state), c->req, &expired)) {
 		rpc_error(resp, 401, NULL, NULL,
 			  expired ? "Request had invalid authentication credentials: the access "
 				    "token has expired."
@@ -1197,7 +1226,7 @@ static bool cloudrun_admit(struct pp_mock_call *c)
 				    "authentication credential.");
 		return false;
 	}
-	switch (pp_mock_fault_check(c->m, "cloudrun", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, api, false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		rpc_error(resp, 429, NULL, NULL,
 			  "Quota exceeded for quota metric 'Job run "
@@ -1214,6 +1243,11 @@ static bool cloudrun_admit(struct pp_mock_call *c)
 		return false;
 	default: return true;
 	}
+}
+
+static bool cloudrun_admit(struct pp_mock_call *c)
+{
+	return pp_mock_google_admit(c, "cloudrun");
 }
 
 static void cloudrun_unmatched(struct pp_mock_call *c, bool other_method)
@@ -1462,7 +1496,11 @@ static const struct pp_mock_router google_control_router = {
 
 /* The metadata router comes last: its scope is every path. */
 static const struct pp_mock_router *const google_routers[] = {
-	&oauth_router, &google_control_router, &cloudrun_router, &metadata_router, NULL,
+	&oauth_router,		&google_control_router,
+	&cloudrun_router,	&pp_mock_gi_serviceusage_router,
+	&pp_mock_gi_iam_router, &pp_mock_gi_crm_router,
+	&pp_mock_gi_ar_router,	&pp_mock_gi_control_router,
+	&metadata_router,	NULL,
 };
 
 static void google_reset(struct pp_mock *m, void *state)
@@ -1488,6 +1526,7 @@ static void google_reset(struct pp_mock *m, void *state)
 		operation_free(o);
 	}
 	st->njobs = st->nexecutions = st->noperations = 0;
+	pp_mock_gi_reset(st->infra);
 	/* Issued tokens survive: clients keep using them. */
 }
 
@@ -1496,6 +1535,7 @@ static void google_free(void *state)
 	struct google_state *st = state;
 
 	google_reset(NULL, st);
+	pp_mock_gi_free(st->infra);
 	while (st->tokens) {
 		struct token *t = st->tokens;
 
@@ -1516,7 +1556,7 @@ static int google_init(struct pp_mock *m, void **state, struct pp_error *err)
 	struct google_state *st = calloc(1, sizeof(*st));
 
 	*state = st;
-	if (!st)
+	if (!st || !(st->infra = pp_mock_gi_new()))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	for (size_t i = 0; i < o->ngcp_keys; i++) {
 		int rc = load_key(&st->keys[st->nkeys], o->gcp_keys[i], err);
@@ -1537,6 +1577,7 @@ static void google_stats(struct pp_mock *m, void *state, struct pp_json *live)
 	for (struct execution *e = st->executions; e; e = e->next)
 		running += !execution_done(m, e, now);
 	pp_json_set_int(live, "live_jobs", (long long)st->njobs);
+	pp_mock_gi_stats(st->infra, live);
 	pp_json_set_int(live, "live_executions", running);
 }
 

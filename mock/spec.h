@@ -16,8 +16,8 @@
 #include "mock/mock.h"
 
 /* Embedded files by name: "ecs", "iam", "ec2", "ecr", "logs" (botocore
- * models), "aci" (ARM swagger),
- * "run" and "modal" (FileDescriptorSets compiled by protoc). */
+ * models), "aci" (ARM swagger), "run", "modal" and "gcpinfra"
+ * (FileDescriptorSets compiled by protoc). */
 struct pp_spec_blob {
 	const char *name;
 	const unsigned char *start, *end;
@@ -137,6 +137,10 @@ bool pp_mock_spec_arm(struct pp_mock *m, const char *operation_id, const char *g
 		      const struct pp_json *body, struct pp_mock_resp *resp);
 /* method: "google.cloud.run.v2.Jobs.CreateJob"; the body as sent (may be empty). */
 bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
+			   struct pp_mock_resp *resp);
+/* The provisioning APIs (Service Usage, IAM, Resource Manager, Artifact
+ * Registry) against their protos: method "google.iam.admin.v1.IAM.CreateServiceAccount". */
+bool pp_mock_spec_gcpinfra(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
 			   struct pp_mock_resp *resp);
 /* rpc: "SandboxCreate"; headers as received ("" when absent). Returns 0 or
  * the gRPC status to answer, with the message in why. */

@@ -11,7 +11,8 @@
 #include "mock/aws.h"
 #include "mock/spec.h"
 
-static const char *const apis[] = {"ecs", "arm", "cloudrun", "modal", "iam", "ec2", "ecr", "logs"};
+static const char *const apis[] = {"ecs", "arm", "cloudrun", "modal", "gcpinfra",
+				   "iam", "ec2", "ecr",	     "logs"};
 /* The APIs judged by a botocore model, by the name of their embedded file. */
 static const char *const boto_apis[] = {"ecs", "iam", "ec2", "ecr", "logs"};
 #define NBOTO	   (sizeof(boto_apis) / sizeof(boto_apis[0]))
@@ -22,7 +23,7 @@ struct pp_mock_specs {
 	bool enabled[NSPEC_APIS];
 	struct pp_spec_botocore *boto[NBOTO];
 	struct pp_spec_swagger *aci;
-	struct pp_spec_proto *run, *modal;
+	struct pp_spec_proto *run, *modal, *gcpinfra;
 	char load_error[NSPEC_APIS][PP_ERRMSG_MAX]; /* a load that failed stays failed */
 	/* PUSHPOOL_MOCK_BODY_DIR: every body the gate sees is also written there,
 	 * for the interop suite to judge with the clouds' own libraries. */
@@ -55,6 +56,7 @@ void pp_mock_specs_free(struct pp_mock_specs *s)
 	pp_spec_swagger_free(s->aci);
 	pp_spec_proto_free(s->run);
 	pp_spec_proto_free(s->modal);
+	pp_spec_proto_free(s->gcpinfra);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -97,10 +99,12 @@ void pp_mock_specs_control(struct pp_mock_specs *s, const struct pp_mock_req *re
 		}
 		api = pp_json_get_string(j, "api");
 		if (api && strcmp(api, "*") != 0 && (i = api_index(api)) < 0) {
-			pp_mock_resp_printf(resp, 400, "text/plain",
-					    "validate: no API %s (ecs, arm, cloudrun, modal, iam, "
-					    "ec2, ecr, logs)\n",
-					    api);
+			pp_mock_resp_printf(
+				resp, 400, "text/plain",
+				"validate: no API %s (ecs, arm, cloudrun, modal, gcpinfra, "
+				"iam, ec2, ecr, logs)
+				",
+				api);
 			pp_json_free(j);
 			return;
 		}
@@ -185,10 +189,15 @@ static void *spec_for(struct pp_mock_specs *s, const char *api, char *why, size_
 			snprintf(s->load_error[i], sizeof(s->load_error[i]), "%s", err.msg);
 		spec = s->aci;
 	} else {
-		struct pp_spec_proto **slot = strcmp(api, "modal") == 0 ? &s->modal : &s->run;
+		struct pp_spec_proto **slot = strcmp(api, "modal") == 0	     ? &s->modal
+					      : strcmp(api, "gcpinfra") == 0 ? &s->gcpinfra
+									     : &s->run;
+		const char *blob = strcmp(api, "modal") == 0	  ? "modal"
+				   : strcmp(api, "gcpinfra") == 0 ? "gcpinfra"
+								  : "run";
 
 		if (!*slot && !s->load_error[i][0] &&
-		    (pp_spec_blob(strcmp(api, "modal") == 0 ? "modal" : "run", &data, &len, &err) ||
+		    (pp_spec_blob(blob, &data, &len, &err) ||
 		     pp_spec_proto_load(data, len, slot, &err)))
 			snprintf(s->load_error[i], sizeof(s->load_error[i]), "%s", err.msg);
 		spec = *slot;
@@ -327,8 +336,9 @@ bool pp_mock_spec_arm(struct pp_mock *m, const char *operation_id, const char *g
 	return true;
 }
 
-bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
-			   struct pp_mock_resp *resp)
+/* A Google REST request against the protos of api ("cloudrun", "gcpinfra"). */
+static bool spec_google(struct pp_mock *m, const char *api, const char *method,
+			const struct pp_mock_req *req, struct pp_mock_resp *resp)
 {
 	struct pp_mock_specs *s = pp_mock_specs_of(m);
 	struct pp_spec_report rep;
@@ -337,10 +347,10 @@ bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct p
 	char why[PP_ERRMSG_MAX + 32];
 	const char *short_name = strrchr(method, '.');
 
-	dump(s, "cloudrun", short_name ? short_name + 1 : method, "json", req->body, req->body_len);
-	if (!pp_mock_specs_enabled(s, "cloudrun"))
+	dump(s, api, short_name ? short_name + 1 : method, "json", req->body, req->body_len);
+	if (!pp_mock_specs_enabled(s, api))
 		return false;
-	if (!(p = spec_for(s, "cloudrun", why, sizeof(why)))) {
+	if (!(p = spec_for(s, api, why, sizeof(why)))) {
 		pp_mock_resp_printf(resp, 500, "text/plain", "%s\n", why);
 		return true;
 	}
@@ -370,6 +380,18 @@ bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct p
 	}
 	pp_buf_puts(&resp->body, "]}]}}");
 	return true;
+}
+
+bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
+			   struct pp_mock_resp *resp)
+{
+	return spec_google(m, "cloudrun", method, req, resp);
+}
+
+bool pp_mock_spec_gcpinfra(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
+			   struct pp_mock_resp *resp)
+{
+	return spec_google(m, "gcpinfra", method, req, resp);
 }
 
 /* The headers the current SDKs send (tests/data/cloud-specs/SOURCES.md):

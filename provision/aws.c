@@ -110,7 +110,8 @@ static void error_code(const struct pp_http_resp *resp, char *code, size_t size)
 		if (!pp_json_parse(resp->body.data, resp->body.len, NULL, &j, NULL)) {
 			const char *t = pp_json_get_string(j, "__type");
 
-			snprintf(code, size, "%s", t ? (strrchr(t, '#') ? strrchr(t, '#') + 1 : t) : "");
+			snprintf(code, size, "%s",
+				 t ? (strrchr(t, '#') ? strrchr(t, '#') + 1 : t) : "");
 		}
 		pp_json_free(j);
 		return;
@@ -137,8 +138,8 @@ static int send(struct pp_prov_ctx *ctx, const struct aws *a, const char *servic
 	service_url(a, service, url, sizeof(url));
 	for (int attempt = 0;; attempt++) {
 		scope(ctx, a, service);
-		rc = pp_prov_send_headers(ctx, "POST", url, ctype, headers, body, strlen(body), resp,
-					  err);
+		rc = pp_prov_send_headers(ctx, "POST", url, ctype, headers, body, strlen(body),
+					  resp, err);
 		code[0] = '\0';
 		if (!rc)
 			return 0;
@@ -167,7 +168,7 @@ static int form_put(struct pp_buf *b, const char *key, const char *value)
 	rc = rc ? rc : pp_buf_putc(b, '=');
 	for (const unsigned char *s = (const unsigned char *)value; !rc && *s; s++)
 		rc = isalnum(*s) || strchr(safe, *s) ? pp_buf_putc(b, (char)*s)
-						    : pp_buf_printf(b, "%%%02X", *s);
+						     : pp_buf_printf(b, "%%%02X", *s);
 	return rc;
 }
 
@@ -256,7 +257,8 @@ static int jcall(struct pp_prov_ctx *ctx, const struct aws *a, const char *servi
 	free(text);
 	if (!rc && !resp.body.len && !(*out = pp_json_new(PP_JSON_OBJECT)))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
-	else if (!rc && resp.body.len && pp_json_parse(resp.body.data, resp.body.len, NULL, out, err))
+	else if (!rc && resp.body.len &&
+		 pp_json_parse(resp.body.data, resp.body.len, NULL, out, err))
 		rc = pp_error_prefix(err, "%s: answer: ", target);
 	pp_http_resp_free(&resp);
 	return rc;
@@ -324,7 +326,8 @@ static struct pp_json *our_filter(const struct aws *a)
 /* Whether an EC2 tagSet or an IAM Tags list carries our tag. */
 static bool xml_tagged(const struct aws *a, const struct pp_xml *set, bool ec2)
 {
-	pp_xml_foreach (t, set) {
+	pp_xml_foreach(t, set)
+	{
 		const char *k = pp_xml_path_text(t, ec2 ? "key" : "Key");
 		const char *v = pp_xml_path_text(t, ec2 ? "value" : "Value");
 
@@ -383,15 +386,14 @@ static const struct pp_prov_kind k_attach = {"role-policy", "iam:AttachRolePolic
 static const struct pp_prov_kind k_inline = {"role-inline-policy", "iam:PutRolePolicy",
 					     "iam:DeleteRolePolicy", inline_create, inline_remove};
 static const struct pp_prov_kind k_cluster = {"ecs-cluster", "ecs:CreateCluster,ecs:TagResource",
-					      "ecs:DeleteCluster", cluster_create,
-					      cluster_remove};
+					      "ecs:DeleteCluster", cluster_create, cluster_remove};
 static const struct pp_prov_kind k_logs = {"log-group", "logs:CreateLogGroup,logs:TagResource",
 					   "logs:DeleteLogGroup", logs_create, logs_remove};
-static const struct pp_prov_kind k_repo = {"ecr-repository",
-					   "ecr:CreateRepository,ecr:TagResource",
+static const struct pp_prov_kind k_repo = {"ecr-repository", "ecr:CreateRepository,ecr:TagResource",
 					   "ecr:DeleteRepository", repo_create, repo_remove};
-static const struct pp_prov_kind k_default_vpc = {"default-vpc", "ec2:DescribeVpcs,"
-								 "ec2:DescribeSubnets",
+static const struct pp_prov_kind k_default_vpc = {"default-vpc",
+						  "ec2:DescribeVpcs,"
+						  "ec2:DescribeSubnets",
 						  "-", NULL, NULL};
 static const struct pp_prov_kind k_vpc = {"vpc", "ec2:CreateVpc,ec2:CreateTags", "ec2:DeleteVpc",
 					  vpc_create, vpc_remove};
@@ -404,15 +406,13 @@ static const struct pp_prov_kind k_rtb = {
 	"route-table",
 	"ec2:CreateRouteTable,ec2:CreateTags,ec2:CreateRoute,ec2:AssociateRouteTable",
 	"ec2:DisassociateRouteTable,ec2:DeleteRouteTable", rtb_create, rtb_remove};
-static const struct pp_prov_kind k_sg = {"security-group",
-					 "ec2:CreateSecurityGroup,ec2:CreateTags",
+static const struct pp_prov_kind k_sg = {"security-group", "ec2:CreateSecurityGroup,ec2:CreateTags",
 					 "ec2:DeleteSecurityGroup", sg_create, sg_remove};
 static const struct pp_prov_kind k_policy = {"dispatcher-policy", "iam:CreatePolicy,iam:TagPolicy",
 					     "iam:DeletePolicy", policy_create, policy_remove};
-static const struct pp_prov_kind k_grant = {"policy-attachment",
-					    "iam:AttachRolePolicy or iam:AttachUserPolicy",
-					    "iam:DetachRolePolicy or iam:DetachUserPolicy",
-					    grant_create, grant_remove};
+static const struct pp_prov_kind k_grant = {
+	"policy-attachment", "iam:AttachRolePolicy or iam:AttachUserPolicy",
+	"iam:DetachRolePolicy or iam:DetachUserPolicy", grant_create, grant_remove};
 static const struct pp_prov_kind k_user = {"dispatcher-user", "iam:CreateUser,iam:TagUser",
 					   "iam:DeleteUser", user_create, user_remove};
 static const struct pp_prov_kind k_key = {"access-key", "iam:CreateAccessKey",
@@ -634,7 +634,8 @@ static int ec2(struct pp_prov_ctx *ctx, const char *action, struct pp_json *p, c
 		const char *id = pp_xml_path_text(x, path);
 
 		if (!id || !*id)
-			rc = pp_fail(err, PP_EINVALID, "ec2 %s: the answer has no %s", action, path);
+			rc = pp_fail(err, PP_EINVALID, "ec2 %s: the answer has no %s", action,
+				     path);
 		else
 			snprintf(out, size, "%s", id);
 	}
@@ -1092,8 +1093,8 @@ static int caller(struct pp_prov_ctx *ctx, struct aws *a, struct pp_error *err)
 		a->principal_is_user = true;
 		snprintf(a->principal, sizeof(a->principal), "%s", strrchr(res, '/') + 1);
 	} else if (!strncmp(res, "assumed-role/", 13)) {
-		snprintf(a->principal, sizeof(a->principal), "%.*s",
-			 (int)strcspn(res + 13, "/"), res + 13);
+		snprintf(a->principal, sizeof(a->principal), "%.*s", (int)strcspn(res + 13, "/"),
+			 res + 13);
 	} else {
 		rc = pp_fail(err, PP_EINVALID,
 			     "the dispatcher runs as %s, which a policy cannot be attached to; use "
@@ -1125,7 +1126,8 @@ static bool attached(const struct pp_xml *x, const char *result, const char *arn
 
 	snprintf(path, sizeof(path), "%s/AttachedPolicies/member", result);
 	for (const struct pp_xml *m = pp_xml_path(x, path); m; m = pp_xml_next_same(m))
-		if (pp_xml_path_text(m, "PolicyArn") && !strcmp(pp_xml_path_text(m, "PolicyArn"), arn))
+		if (pp_xml_path_text(m, "PolicyArn") &&
+		    !strcmp(pp_xml_path_text(m, "PolicyArn"), arn))
 			return true;
 	return false;
 }
@@ -1197,16 +1199,17 @@ static int inspect_json(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 			&out, code, sizeof(code), err)))
 		return rc;
 	c = pp_json_at(pp_json_get(out, "clusters"), 0);
-	if (c && pp_json_get_string(c, "status") && strcmp(pp_json_get_string(c, "status"), "ACTIVE"))
+	if (c && pp_json_get_string(c, "status") &&
+	    strcmp(pp_json_get_string(c, "status"), "ACTIVE"))
 		c = NULL; /* an INACTIVE cluster is a deleted one */
 	bool ours = false;
 
 	pp_json_foreach (t, pp_json_get(c, "tags"))
-		ours = ours || (!strcmp(pp_json_get_string(t, "key") ? pp_json_get_string(t, "key")
-								     : "",
-					PP_PROV_TAG) &&
-				pp_json_get_string(t, "value") &&
-				!strcmp(pp_json_get_string(t, "value"), a->pool));
+		ours = ours ||
+		       (!strcmp(pp_json_get_string(t, "key") ? pp_json_get_string(t, "key") : "",
+				PP_PROV_TAG) &&
+			pp_json_get_string(t, "value") &&
+			!strcmp(pp_json_get_string(t, "value"), a->pool));
 	mark(r, c != NULL, ours);
 	snprintf(a->cluster_arn, sizeof(a->cluster_arn), "%s",
 		 c && pp_json_get_string(c, "clusterArn") ? pp_json_get_string(c, "clusterArn")
@@ -1260,17 +1263,17 @@ static int inspect_json(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 	if (!rc && arn) {
 		b = obj();
 		pp_json_set_string(b, "resourceArn", arn);
-		if ((rc = jcall(ctx, a, "ecr", "AmazonEC2ContainerRegistry_V20150921.ListTagsForResource",
-				b, &tags, code, sizeof(code), err))) {
+		if ((rc = jcall(ctx, a, "ecr",
+				"AmazonEC2ContainerRegistry_V20150921.ListTagsForResource", b,
+				&tags, code, sizeof(code), err))) {
 			pp_json_free(out);
 			return rc;
 		}
 		pp_json_foreach (t, pp_json_get(tags, "tags"))
-			ours = ours ||
-			       (pp_json_get_string(t, "Key") &&
-				!strcmp(pp_json_get_string(t, "Key"), PP_PROV_TAG) &&
-				pp_json_get_string(t, "Value") &&
-				!strcmp(pp_json_get_string(t, "Value"), a->pool));
+			ours = ours || (pp_json_get_string(t, "Key") &&
+					!strcmp(pp_json_get_string(t, "Key"), PP_PROV_TAG) &&
+					pp_json_get_string(t, "Value") &&
+					!strcmp(pp_json_get_string(t, "Value"), a->pool));
 		pp_json_free(tags);
 	}
 	mark(r, !rc && arn, ours);
@@ -1279,9 +1282,9 @@ static int inspect_json(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 }
 
 /* First tagged item of an EC2 Describe answer's set; its id to out. */
-static int ec2_find(struct pp_prov_ctx *ctx, struct aws *a, const char *action,
-		    struct pp_json *p, const char *set, const char *id_name, char *out,
-		    size_t size, struct pp_xml **keep, struct pp_error *err)
+static int ec2_find(struct pp_prov_ctx *ctx, struct aws *a, const char *action, struct pp_json *p,
+		    const char *set, const char *id_name, char *out, size_t size,
+		    struct pp_xml **keep, struct pp_error *err)
 {
 	struct pp_xml *x;
 	CODE;
@@ -1344,8 +1347,8 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 	} else {
 		if (!(r = pp_prov_plan_add(plan, &k_vpc, a->net, err)))
 			return PP_ENOMEM;
-		if ((rc = ec2_find(ctx, a, "DescribeVpcs", our_filter(a), "vpcSet", "vpcId",
-				   a->vpc, sizeof(a->vpc), NULL, err)))
+		if ((rc = ec2_find(ctx, a, "DescribeVpcs", our_filter(a), "vpcSet", "vpcId", a->vpc,
+				   sizeof(a->vpc), NULL, err)))
 			return rc;
 		mark(r, a->vpc[0], true);
 		if ((r->data = strdup(a->vpc)) == NULL)
@@ -1398,8 +1401,8 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 				   sizeof(a->igw), &x, err)))
 			return rc;
 		mark(r, a->igw[0], true);
-		const char *att = pp_xml_path_text(
-			x, "internetGatewaySet/item/attachmentSet/item/vpcId");
+		const char *att =
+			pp_xml_path_text(x, "internetGatewaySet/item/attachmentSet/item/vpcId");
 		if (a->igw[0] && (!att || !a->vpc[0] || strcmp(att, a->vpc))) {
 			r->state = PP_PROV_DRIFTED;
 			snprintf(r->note, sizeof(r->note), "not attached to the VPC");
@@ -1422,18 +1425,21 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 
 			for (const struct pp_xml *rt = pp_xml_path(t, "routeSet/item"); rt;
 			     rt = pp_xml_next_same(rt))
-				route = route || (pp_xml_path_text(rt, "destinationCidrBlock") &&
-						  !strcmp(pp_xml_path_text(rt, "destinationCidrBlock"),
-							  "0.0.0.0/0"));
+				route = route ||
+					(pp_xml_path_text(rt, "destinationCidrBlock") &&
+					 !strcmp(pp_xml_path_text(rt, "destinationCidrBlock"),
+						 "0.0.0.0/0"));
 			if (route)
 				off += (size_t)snprintf(done, sizeof(done), "route ok");
 			for (const struct pp_xml *as = pp_xml_path(t, "associationSet/item"); as;
 			     as = pp_xml_next_same(as))
 				for (size_t z = 0; z < a->nzones; z++)
 					if (pp_xml_path_text(as, "subnetId") &&
-					    !strcmp(pp_xml_path_text(as, "subnetId"), a->subnets[z]) &&
+					    !strcmp(pp_xml_path_text(as, "subnetId"),
+						    a->subnets[z]) &&
 					    off < sizeof(done)) {
-						off += (size_t)snprintf(done + off, sizeof(done) - off,
+						off += (size_t)snprintf(done + off,
+									sizeof(done) - off,
 									" assoc %s", a->subnets[z]);
 						n++;
 					}
@@ -1456,8 +1462,8 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 				   "groupId", a->sg, sizeof(a->sg), &x, err)))
 			return rc;
 		mark(r, a->sg[0],
-		     a->sg[0] && xml_tagged(a, pp_xml_path(x, "securityGroupInfo/item/tagSet"),
-					    true));
+		     a->sg[0] &&
+			     xml_tagged(a, pp_xml_path(x, "securityGroupInfo/item/tagSet"), true));
 		pp_xml_free(x);
 	}
 	return 0;
@@ -1487,7 +1493,8 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 		rc = iam_get(ctx, a, "GetUser", "UserName", a->user, &x, err);
 		if (rc && rc != PP_ENOTFOUND)
 			return rc;
-		mark(u, !rc, !rc && xml_tagged(a, pp_xml_path(x, "GetUserResult/User/Tags"), false));
+		mark(u, !rc,
+		     !rc && xml_tagged(a, pp_xml_path(x, "GetUserResult/User/Tags"), false));
 		pp_xml_free(x);
 		x = NULL;
 		a->principal_is_user = true;
@@ -1529,7 +1536,8 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 	char ids[200] = "";
 	size_t off = 0, n = 0;
 
-	for (const struct pp_xml *m = pp_xml_path(x, "ListAccessKeysResult/AccessKeyMetadata/member");
+	for (const struct pp_xml *m =
+		     pp_xml_path(x, "ListAccessKeysResult/AccessKeyMetadata/member");
 	     m && off < sizeof(ids); m = pp_xml_next_same(m), n++)
 		off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%s", off ? "," : "",
 					pp_xml_path_text(m, "AccessKeyId"));
@@ -1579,7 +1587,8 @@ static int aws_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct 
 	/* Public subnets without a NAT: a task needs a public address to pull. */
 	pp_json_set_string(net, "assignPublicIp", "ENABLED");
 	pp_json_set_string(logs, "awslogs-group", a->log_group);
-	if (!v || pp_json_set_string(v, "cluster", a->cluster_arn[0] ? a->cluster_arn : a->cluster) ||
+	if (!v ||
+	    pp_json_set_string(v, "cluster", a->cluster_arn[0] ? a->cluster_arn : a->cluster) ||
 	    pp_json_set_string(v, "execution_role_arn", a->role_arn) ||
 	    pp_json_set(v, "network_configuration", net) ||
 	    pp_json_set_bool(v, "configure_cloudwatch_logs", true) ||
@@ -1597,8 +1606,8 @@ static int aws_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct 
 		snprintf(file, sizeof(file), "%s-aws-credentials", a->pool);
 		snprintf(at, sizeof(at), "@%s", file);
 		snprintf(body, sizeof(body),
-			 "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", a->key_id,
-			 a->key_secret);
+			 "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+			 a->key_id, a->key_secret);
 		rc = pp_prov_out_file(out, file, body, err);
 		memset(body, 0, sizeof(body));
 		if (rc || (rc = pp_prov_out_cred(out, "type", "aws", err)) ||

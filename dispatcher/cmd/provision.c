@@ -108,9 +108,13 @@ static int lock_take(struct lock *l, char **owned, struct pp_error *err)
 	rc = l->store->ops->prov_lock(l->store, l->pool, l->owner, LOCK_LEASE_MS, NULL, owned,
 				      holder, err);
 	if (rc == PP_ECONFLICT && holder_dead(holder)) {
+		char dead[PP_PROV_OWNER_MAX];
+
+		snprintf(dead, sizeof(dead), "%s", holder);
 		pp_info("provision %s: the lock's holder %s is gone; taking it over", l->pool,
-			holder);
-		rc = l->store->ops->prov_lock(l->store, l->pool, l->owner, LOCK_LEASE_MS, holder,
+			dead);
+		pp_error_clear(err);
+		rc = l->store->ops->prov_lock(l->store, l->pool, l->owner, LOCK_LEASE_MS, dead,
 					      owned, holder, err);
 	}
 	l->held = rc == 0;
