@@ -102,8 +102,7 @@ void pp_mock_specs_control(struct pp_mock_specs *s, const struct pp_mock_req *re
 			pp_mock_resp_printf(
 				resp, 400, "text/plain",
 				"validate: no API %s (ecs, arm, cloudrun, modal, gcpinfra, "
-				"iam, ec2, ecr, logs)
-				",
+				"iam, ec2, ecr, logs)\n",
 				api);
 			pp_json_free(j);
 			return;
