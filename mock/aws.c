@@ -210,6 +210,17 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 			break;
 		}
 	}
+	/* An access key IAM issued (CreateAccessKey) signs as its user. */
+	if (!secret[0] && st->acct) {
+		struct pp_mock_aws_res *k;
+
+		pp_mock_lock(m);
+		k = pp_mock_aws_find(st->acct, "iam.accesskey", "", a.akid);
+		if (k && k->extra)
+			snprintf(secret, sizeof(secret), "%s",
+				 pp_json_get_string(pp_json_get(k->extra, "secret"), "value"));
+		pp_mock_unlock(m);
+	}
 	is_static = secret[0] != '\0';
 	if (!secret[0]) {
 		struct temp_cred *tc;

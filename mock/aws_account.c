@@ -375,8 +375,40 @@ static void account_list(struct pp_mock_call *c)
 	pp_json_free(out);
 }
 
+/* POST /aws/account {"type","id","region","description","tags"}: a
+ * resource made outside pushpool (tests plant what destroy must keep). */
+static void account_plant(struct pp_mock_call *c)
+{
+	struct pp_mock_aws_account *a = pp_mock_aws_account_of(c->state);
+	const char *type = pp_json_get_string(c->body, "type");
+	const char *id = pp_json_get_string(c->body, "id");
+	const char *region = pp_json_get_string(c->body, "region");
+	const struct pp_json *desc = pp_json_get(c->body, "description");
+	const struct pp_json *tags = pp_json_get(c->body, "tags");
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "plant");
+	if (!type || !id || !pp_json_is(desc, PP_JSON_OBJECT) ||
+	    (tags && !pp_json_is(tags, PP_JSON_OBJECT))) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "want {\"type\",\"id\",\"region\",\"description\":{},"
+				    "\"tags\":{}}\n");
+		return;
+	}
+	if (pp_mock_aws_find(a, type, region ? region : "", id)) {
+		pp_mock_resp_printf(c->resp, 409, "text/plain", "%s %s exists\n", type, id);
+		return;
+	}
+	if (!pp_mock_aws_add(c->m, a, type, region ? region : "", id, pp_json_clone(desc),
+			     tags ? pp_json_clone(tags) : pp_json_new(PP_JSON_OBJECT))) {
+		pp_mock_resp_printf(c->resp, 500, "text/plain", "mock: out of memory\n");
+		return;
+	}
+	pp_mock_resp_printf(c->resp, 201, "application/json", "{}\n");
+}
+
 static const struct pp_mock_route account_routes[] = {
 	{"GET", "/aws/account", account_list, .changes = false},
+	{"POST", "/aws/account", account_plant, .changes = true},
 	{NULL},
 };
 
@@ -384,6 +416,7 @@ const struct pp_mock_router pp_mock_aws_account_router = {
 	.api = "aws",
 	.scope = "/aws/account",
 	.locked = true,
+	.json_body = true,
 	.routes = account_routes,
 };
 

@@ -725,7 +725,7 @@ static int igw_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct p
 }
 
 /* The route table with its default route and every subnet associated;
- * each step is skipped when inspect saw it done (res->note lists them). */
+ * each step is skipped when inspect saw it done (res->data lists them). */
 static int rtb_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
@@ -739,7 +739,7 @@ static int rtb_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct p
 		rc = ec2(ctx, "CreateRouteTable", p, "routeTable/routeTableId", a->rtb,
 			 sizeof(a->rtb), NULL, err);
 	}
-	if (!rc && !strstr(res->note, "route ok")) {
+	if (!rc && !(res->data && strstr(res->data, "route ok"))) {
 		p = obj();
 		pp_json_set_string(p, "RouteTableId", a->rtb);
 		pp_json_set_string(p, "DestinationCidrBlock", "0.0.0.0/0");
@@ -750,7 +750,7 @@ static int rtb_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct p
 		char mark_[48];
 
 		snprintf(mark_, sizeof(mark_), "assoc %s", a->subnets[z]);
-		if (strstr(res->note, mark_))
+		if (res->data && strstr(res->data, mark_))
 			continue;
 		p = obj();
 		pp_json_set_string(p, "RouteTableId", a->rtb);
@@ -1014,7 +1014,7 @@ static int key_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct p
 static int aws_open(struct pp_prov_ctx *ctx, struct pp_error *err)
 {
 	struct aws *a = calloc(1, sizeof(*a));
-	const char *region = pp_json_get_string(ctx->vars, "region");
+	const char *region = ctx->opts->location;
 	char s[48];
 
 	if (!a)
@@ -1024,8 +1024,8 @@ static int aws_open(struct pp_prov_ctx *ctx, struct pp_error *err)
 		region = pp_cred_region(ctx->cred);
 	if (!region || !*region)
 		return pp_fail(err, PP_EINVALID,
-			       "no AWS region: set region in the [credentials] section or the "
-			       "pool's job variables");
+			       "no AWS region: set region in the [credentials] section or pass "
+			       "--location");
 	for (const char *p = region; *p; p++)
 		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-')
 			return pp_fail(err, PP_EINVALID, "invalid region '%s'", region);
@@ -1154,7 +1154,7 @@ static int inspect_role(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 			 a->role);
 	pp_xml_free(x);
 	x = NULL;
-	if (!(att = pp_prov_plan_add(plan, &k_attach, EXEC_POLICY_ARN + 23, err)) ||
+	if (!(att = pp_prov_plan_add(plan, &k_attach, strrchr(EXEC_POLICY_ARN, '/') + 1, err)) ||
 	    !(inl = pp_prov_plan_add(plan, &k_inline, INLINE_LOGS, err)))
 		return PP_ENOMEM;
 	if (r->state != PP_PROV_PRESENT) {
@@ -1443,12 +1443,20 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 									" assoc %s", a->subnets[z]);
 						n++;
 					}
-			snprintf(r->note, sizeof(r->note), "%s", done);
-			if (!route || n < a->nzones)
+			/* What is done already, for create to skip. */
+			if (!(r->data = strdup(done)))
+				rc = pp_fail(err, PP_ENOMEM, "out of memory");
+			if (!route || n < a->nzones) {
 				r->state = PP_PROV_DRIFTED;
+				snprintf(r->note, sizeof(r->note),
+					 "%s%zu of %zu subnets associated",
+					 route ? "" : "no default route; ", n, a->nzones);
+			}
 		}
 		pp_xml_free(x);
 		x = NULL;
+		if (rc)
+			return rc;
 	}
 
 	/* the security group, in whichever VPC the tasks use */
@@ -1593,8 +1601,7 @@ static int aws_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct 
 	    pp_json_set(v, "network_configuration", net) ||
 	    pp_json_set_bool(v, "configure_cloudwatch_logs", true) ||
 	    pp_json_set(v, "cloudwatch_logs_options", logs) ||
-	    pp_json_set_string(v, "cloudwatch_logs_prefix", "pushpool") ||
-	    pp_json_set_string(v, "region", a->region)) {
+	    pp_json_set_string(v, "cloudwatch_logs_prefix", "pushpool")) {
 		pp_json_free(v);
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
