@@ -1195,6 +1195,7 @@ static void ecs_clusters(struct pp_mock *m, struct aws_state *st, const struct p
 	pp_mock_lock(m);
 	pp_mock_aws_ecs_clusters(m, st->acct, resp->action, body, region, resp);
 	pp_mock_unlock(m);
+	pp_mock_aws_changed(m, resp);
 }
 
 /* ECS is one endpoint: X-Amz-Target names the operation. */

@@ -87,6 +87,9 @@ struct pp_json *pp_mock_aws_tags(const struct pp_json *list, const char *key_nam
 struct pp_json *pp_mock_aws_tag_list(const struct pp_json *tags, const char *key_name,
 				     const char *value_name);
 
+/* Count a successful call that changes the account (not Describe*, Get*,
+ * List*) as aws.changes ACTION. */
+void pp_mock_aws_changed(struct pp_mock *m, const struct pp_mock_resp *resp);
 /* The Action of a Query form body (alphanumeric); false when absent. */
 bool pp_mock_aws_form_action(const char *body, char *out, size_t size);
 /* An object member of r->extra, created empty when absent; NULL on failure. */

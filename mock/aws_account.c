@@ -155,6 +155,15 @@ struct pp_json *pp_mock_aws_tag_list(const struct pp_json *tags, const char *key
 	return list;
 }
 
+void pp_mock_aws_changed(struct pp_mock *m, const struct pp_mock_resp *resp)
+{
+	const char *a = resp->action;
+
+	if (resp->status >= 200 && resp->status < 300 && strncmp(a, "Describe", 8) &&
+	    strncmp(a, "Get", 3) && strncmp(a, "List", 4))
+		pp_mock_count(m, "aws.changes", a);
+}
+
 bool pp_mock_aws_form_action(const char *body, char *out, size_t size)
 {
 	for (const char *p = body; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
@@ -346,8 +355,16 @@ void pp_mock_aws_account_stats(struct pp_mock_aws_account *a, struct pp_json *li
 	pp_json_set_int(live, "live_aws_untagged", untagged);
 }
 
-/* GET /aws/account: every resource with its type, id, region, tags and
- * whether it was there from the start; the tests' view of the account. */
+static struct pp_json *extra_clone(const struct pp_mock_aws_res *r, const char *name, bool array)
+{
+	const struct pp_json *v = r->extra ? pp_json_get(r->extra, name) : NULL;
+
+	return v ? pp_json_clone(v) : pp_json_new(array ? PP_JSON_ARRAY : PP_JSON_OBJECT);
+}
+
+/* GET /aws/account: every resource with its type, id, region, tags,
+ * whether it was there from the start, and an IAM entity's attached and
+ * inline policies; the tests' view of the account. */
 static void account_list(struct pp_mock_call *c)
 {
 	struct pp_mock_aws_account *a = pp_mock_aws_account_of(c->state);
@@ -363,6 +380,8 @@ static void account_list(struct pp_mock_call *c)
 		    pp_json_set_bool(o, "seeded", r->seeded) ||
 		    pp_json_set(o, "tags", pp_json_clone(r->tags)) ||
 		    pp_json_set(o, "description", pp_json_clone(r->obj)) ||
+		    pp_json_set(o, "attached", extra_clone(r, "attached", true)) ||
+		    pp_json_set(o, "inline", extra_clone(r, "inline", false)) ||
 		    pp_json_append(out, o)) {
 			pp_json_free(out);
 			out = NULL;

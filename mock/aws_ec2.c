@@ -838,6 +838,7 @@ static void ec2_handle(struct pp_mock_call *c)
 		pp_mock_aws_xml_json(&c->resp->body, ec.out, true);
 		pp_buf_printf(&c->resp->body, "</%sResponse>", action);
 	}
+	pp_mock_aws_changed(c->m, c->resp);
 	pp_json_free(ec.out);
 	pp_json_free(in);
 }

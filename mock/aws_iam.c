@@ -658,6 +658,7 @@ static void iam_handle(struct pp_mock_call *c)
 			      "</RequestId></ResponseMetadata></%sResponse>",
 			      ic.action);
 	}
+	pp_mock_aws_changed(c->m, c->resp);
 	pp_json_free(ic.out);
 	pp_json_free(in);
 }

@@ -326,6 +326,7 @@ static void json_handle(struct pp_mock_call *c)
 	pp_mock_unlock(c->m);
 	if (!c->resp->status && jc.out)
 		pp_mock_resp_json(c->resp, 200, "application/x-amz-json-1.1", jc.out);
+	pp_mock_aws_changed(c->m, c->resp);
 	pp_json_free(jc.out);
 }
 

@@ -1583,7 +1583,9 @@ static int aws_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struc
 static int aws_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
-	struct pp_json *v = obj(), *net = obj(), *subnets = pp_json_new(PP_JSON_ARRAY);
+	/* The drop-in's job_variables replace the pool's: start from them. */
+	struct pp_json *v = pp_json_clone(ctx->vars), *net = obj();
+	struct pp_json *subnets = pp_json_new(PP_JSON_ARRAY);
 	struct pp_json *sgs = pp_json_new(PP_JSON_ARRAY), *logs = obj();
 	int rc = 0;
 

@@ -1,0 +1,230 @@
+#!/bin/sh
+# pushpool provision for ECS against `pushpool mock`: plan on an empty
+# account (no default VPC) lists every resource; apply creates them, each
+# tagged in its create call; a second apply and plan change nothing; kill -9
+# at 10 random points of apply, each followed by a re-run, ends where one
+# clean apply does (0 duplicates, 0 untagged); destroy leaves the account as
+# it was and never touches the planted untagged resources; the written
+# drop-in alone lets a run go end to end; a region with a default VPC uses
+# its subnets; --create-key makes a user whose access key runs the job.
+set -eu
+: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
+for cmd in mock provision run; do
+	if ! "$PUSHPOOL" $cmd --help >/dev/null 2>&1; then
+		echo "FAIL: '$PUSHPOOL $cmd --help' does not work" >&2
+		exit 1
+	fi
+done
+command -v jq >/dev/null || {
+	echo "FAIL: jq is needed" >&2
+	exit 1
+}
+T=$(mktemp -d)
+MOCK_PID=
+cleanup() {
+	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+AKID=AKIDPROVISIONSCENARIO
+SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYPROVISIONKEY
+PUSHPOOL_MOCK_AWS_KEYS="$AKID:$SECRET" "$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" \
+	--seed 7 --provision-seconds 0.1 --run-seconds 0.2 >"$T/mock.log" 2>&1 &
+MOCK_PID=$!
+i=0
+while ! grep -q 'http://' "$T/ports" 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -gt 600 ] && fail "mock did not start: $(cat "$T/mock.log")"
+	sleep 0.05
+done
+BASE=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$T/ports" | head -n 1)
+
+control() {
+	curl -fsS -X POST -H 'Content-Type: application/json' -d "$2" "$BASE$1" >/dev/null
+}
+# Every successful call that changed the account, by action.
+changes() {
+	curl -fsS "$BASE/control/stats" | jq -cS '.keyed["aws.changes"] // {}'
+}
+# The account as comparable text: each resource by type and name (EC2's
+# random ids replaced by their Name tag), with its tags and IAM policies.
+state() {
+	curl -fsS "$BASE/aws/account" | jq -cS 'map({type, region,
+		name: (if (.type | startswith("ec2.")) and .tags.Name then .tags.Name else .id end),
+		tags, attached: (.attached | sort), inline: (.inline | keys)}) | sort_by(.type, .name)'
+}
+untagged() {
+	curl -fsS "$BASE/control/stats" | jq '.live.live_aws_untagged'
+}
+
+# A region without a default VPC first: the whole network is made.
+control /control/behaviours '{"name": "aws.default_vpc", "on": false}'
+mkdir -p "$T/state"
+cat >"$T/pushpool.conf" <<EOF
+[dispatcher]
+state_dir = $T/state
+status_interval = 0.1
+backoff_base_ms = 20
+backoff_max_ms = 200
+
+[credentials "aws"]
+type = aws
+source = static
+access_key_id = $AKID
+secret_access_key = $SECRET
+region = us-east-1
+
+[pool "ecs"]
+type = ecs:push
+credentials = aws
+endpoint = $BASE/aws/ecs
+job_variables = {"image": "repo/flows:1"}
+EOF
+pp() {
+	"$PUSHPOOL" -c "$T/pushpool.conf" "$@"
+}
+
+# What pushpool did not make and must keep: a VPC, a security group with
+# the pool's group name in it, and a log group, none tagged.
+control /aws/account '{"type": "ec2.vpc", "region": "us-east-1", "id": "vpc-0planted000000001",
+	"description": {"vpcId": "vpc-0planted000000001", "cidrBlock": "10.0.0.0/16", "state": "available", "isDefault": false}}'
+control /aws/account '{"type": "ec2.sg", "region": "us-east-1", "id": "sg-0planted000000001",
+	"description": {"groupId": "sg-0planted000000001", "groupName": "pushpool-ecs", "vpcId": "vpc-0planted000000001"}}'
+control /aws/account '{"type": "logs.group", "region": "us-east-1", "id": "/team/etl",
+	"description": {"logGroupName": "/team/etl", "logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:/team/etl"}}'
+before=$(state)
+[ "$(untagged)" -eq 3 ] || fail "planted: $(untagged) untagged resources, not 3"
+
+# 1. plan on an empty account: every resource, exit 2, nothing changed.
+rc=0
+out=$(pp provision plan -p ecs) || rc=$?
+[ $rc -eq 2 ] || fail "plan exited $rc, not 2: $out"
+for want in 'execution-role +pushpool-ecs-execution +absent +create +iam:CreateRole,iam:TagRole' \
+	'role-policy +AmazonECSTaskExecutionRolePolicy +absent +create' \
+	'role-inline-policy +pushpool-create-log-group +absent +create' \
+	'ecs-cluster +pushpool-ecs +absent +create +ecs:CreateCluster' \
+	'log-group +/pushpool/ecs +absent +create +logs:CreateLogGroup' \
+	'ecr-repository +pushpool/ecs +absent +create +ecr:CreateRepository' \
+	'vpc +pushpool-ecs +absent +create +ec2:CreateVpc' \
+	'subnet +pushpool-ecs-us-east-1a +absent +create' 'subnet +pushpool-ecs-us-east-1b' \
+	'subnet +pushpool-ecs-us-east-1c' 'internet-gateway +pushpool-ecs +absent +create' \
+	'route-table +pushpool-ecs +absent +create' 'security-group +pushpool-ecs +absent +create' \
+	'dispatcher-policy +pushpool-ecs-dispatcher +absent +create +iam:CreatePolicy' \
+	'policy-attachment +user/pushpool-mock-user +absent +create'; do
+	echo "$out" | grep -Eq "$want" || fail "plan lacks /$want/: $out"
+done
+echo "$out" | grep -q 'subnet .*us-east-1d' && fail "more than three zones: $out"
+[ "$(changes)" = "{}" ] || fail "plan changed something: $(changes)"
+
+# 2. apply off a terminal without --yes: refused, nothing changed.
+rc=0
+pp provision apply -p ecs </dev/null >"$T/out" 2>&1 || rc=$?
+[ $rc -eq 64 ] || fail "apply without --yes exited $rc: $(cat "$T/out")"
+[ "$(changes)" = "{}" ] || fail "a refused apply changed something: $(changes)"
+
+# 3. apply: every resource tagged in its create call.
+out=$(pp provision apply -p ecs --yes </dev/null) || fail "apply failed: $out"
+echo "$out" | grep -q '^\[1/15\] create execution-role pushpool-ecs-execution' || fail "no progress: $out"
+echo "$out" | grep -q '^\[15/15\] create policy-attachment' || fail "no last step: $out"
+clean=$(state)
+echo "$clean" | jq -e '[.[] | select(.tags["pushpool-pool"] == "ecs")] | length == 12' >/dev/null ||
+	fail "not 12 tagged resources: $clean"
+echo "$clean" | jq -e '.[] | select(.name == "pushpool-ecs-execution") |
+	(.attached == ["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]) and
+	(.inline == ["pushpool-create-log-group"])' >/dev/null || fail "execution role: $clean"
+echo "$clean" | jq -e '.[] | select(.name == "pushpool-mock-user") |
+	.attached == ["arn:aws:iam::123456789012:policy/pushpool-ecs-dispatcher"]' >/dev/null ||
+	fail "the dispatcher's policy is not attached to its user: $clean"
+[ "$(untagged)" -eq 3 ] || fail "apply made untagged resources: $(untagged) untagged"
+# No tag call after a create: tags travel in the create calls.
+changes | jq -e 'keys - ["AssociateRouteTable", "AttachInternetGateway", "AttachRolePolicy",
+	"AttachUserPolicy", "CreateCluster", "CreateInternetGateway", "CreateLogGroup", "CreatePolicy",
+	"CreateRepository", "CreateRole", "CreateRoute", "CreateRouteTable", "CreateSecurityGroup",
+	"CreateSubnet", "CreateVpc", "PutRolePolicy"] == []' >/dev/null || fail "calls: $(changes)"
+sg=$(curl -fsS "$BASE/aws/account" | jq -c '.[] | select(.type == "ec2.sg" and .tags["pushpool-pool"] == "ecs") | .description')
+echo "$sg" | jq -e '.ipPermissions == [] and .vpcId != "vpc-0planted000000001"' >/dev/null ||
+	fail "the security group lets something in or sits in the planted VPC: $sg"
+dropin="$T/pushpool.conf.d/50-provision-ecs.conf"
+[ -f "$dropin" ] || fail "no drop-in $dropin"
+vars=$(sed -n 's/^job_variables = //p' "$dropin")
+echo "$vars" | jq -e '(.cluster | endswith(":cluster/pushpool-ecs")) and
+	(.execution_role_arn == "arn:aws:iam::123456789012:role/pushpool-ecs-execution") and
+	(.network_configuration.subnets | length == 3) and
+	(.network_configuration.securityGroups | length == 1) and
+	.configure_cloudwatch_logs and .cloudwatch_logs_options["awslogs-group"] == "/pushpool/ecs" and
+	.image == "repo/flows:1"' >/dev/null || fail "job variables: $vars"
+pp check >/dev/null 2>&1 || fail "check refuses the written configuration: $(pp check 2>&1)"
+
+# 4. a second apply and a plan: nothing to do, nothing changed.
+c1=$(changes)
+out=$(pp provision apply -p ecs --yes </dev/null) || fail "second apply failed: $out"
+echo "$out" | grep -q 'Nothing to do' || fail "second apply had work: $out"
+pp provision plan -p ecs >"$T/out" || fail "plan after apply exited $?: $(cat "$T/out")"
+[ "$(changes)" = "$c1" ] || fail "counters moved: $c1 -> $(changes)"
+[ "$(state)" = "$clean" ] || fail "the account moved: $(state)"
+
+# 5. the provisioned pool runs a job end to end with only the written config.
+out=$(pp run -p ecs --wait 2>&1) || fail "run --wait failed: $out"
+echo "$out" | grep -q '^SUCCEEDED' || fail "run did not succeed: $out"
+
+# 6. kill -9 at 10 random points of apply; each re-run ends at the clean state.
+n=0
+interrupted=0
+for delay in $(awk 'BEGIN { srand(20); for (i = 0; i < 10; i++) printf "%.3f\n", rand() * 0.25 }'); do
+	n=$((n + 1))
+	pp provision destroy -p ecs --yes </dev/null >"$T/out" 2>&1 || fail "destroy $n: $(cat "$T/out")"
+	[ "$(state)" = "$before" ] || fail "destroy $n did not restore the account: $(state)"
+	"$PUSHPOOL" -c "$T/pushpool.conf" provision apply -p ecs --yes </dev/null >"$T/killed" 2>&1 &
+	pid=$!
+	sleep "$delay"
+	kill -9 $pid 2>/dev/null || true
+	wait $pid 2>/dev/null || true
+	grep -q '^Wrote' "$T/killed" || interrupted=$((interrupted + 1))
+	pp provision apply -p ecs --yes </dev/null >"$T/out" 2>&1 ||
+		fail "re-run $n after kill -9 at ${delay}s: $(cat "$T/out")"
+	[ "$(state)" = "$clean" ] || fail "kill -9 at ${delay}s, re-run $n: $(state) != $clean"
+	[ "$(untagged)" -eq 3 ] || fail "kill -9 at ${delay}s left untagged resources"
+done
+[ $interrupted -ge 5 ] || fail "only $interrupted of $n kills interrupted an apply"
+
+# 7. destroy: the account as before; the planted resources untouched.
+out=$(pp provision destroy -p ecs --yes </dev/null) || fail "destroy failed: $out"
+[ "$(state)" = "$before" ] || fail "destroy left: $(state) (before: $before)"
+[ ! -f "$dropin" ] || fail "destroy left the drop-in"
+rc=0
+pp provision plan -p ecs >/dev/null || rc=$?
+[ $rc -eq 2 ] || fail "plan after destroy exited $rc"
+
+# 8. a region with a default VPC: its default subnets, a group in it.
+control /control/behaviours '{"name": "aws.default_vpc", "on": true}'
+control /control/reset '{}'
+out=$(pp provision plan -p ecs) || true
+echo "$out" | grep -Eq 'default-vpc +vpc-[0-9a-f]+ +present' || fail "no default VPC in the plan: $out"
+echo "$out" | grep -Eq '^[0-9]+ +(vpc|subnet|internet-gateway|route-table) ' && fail "network made beside a default VPC: $out"
+pp provision apply -p ecs --yes </dev/null >"$T/out" 2>&1 || fail "apply (default VPC): $(cat "$T/out")"
+default_subnets=$(curl -fsS "$BASE/aws/account" | jq -c '[.[] | select(.type == "ec2.subnet" and .description.defaultForAz) | .id] | sort')
+sed -n 's/^job_variables = //p' "$dropin" | jq -e --argjson want "$default_subnets" \
+	'(.network_configuration.subnets | sort) == $want' >/dev/null || fail "not the default subnets: $(cat "$dropin")"
+out=$(pp run -p ecs --wait 2>&1) || fail "run --wait (default VPC) failed: $out"
+pp provision destroy -p ecs --yes </dev/null >"$T/out" 2>&1 || fail "destroy (default VPC): $(cat "$T/out")"
+
+# 9. --create-key: a user of its own, whose access key alone runs the job.
+out=$(pp provision apply -p ecs --yes --create-key </dev/null) || fail "apply --create-key: $out"
+echo "$out" | grep -q 'create access-key pushpool-ecs-dispatcher' || fail "no access key made: $out"
+key=$(find "$T/state/provision/ecs" -type f | head -n 1)
+[ -n "$key" ] && [ "$(stat -c %a "$key")" = 600 ] || fail "key file missing or not 0600: $key"
+grep -q "$SECRET" "$dropin" "$key" && fail "the scenario's own key was written"
+grep -q '^credentials = ecs-provisioned' "$dropin" || fail "the pool does not use the new key: $(cat "$dropin")"
+out=$(pp run -p ecs --wait 2>&1) || fail "run --wait with the new key failed: $out"
+state | jq -e '.[] | select(.name == "pushpool-ecs-dispatcher" and .type == "iam.user") |
+	.tags["pushpool-pool"] == "ecs"' >/dev/null || fail "the user is not tagged: $(state)"
+pp provision destroy -p ecs --yes --create-key --credentials aws </dev/null >"$T/out" 2>&1 ||
+	fail "destroy --create-key: $(cat "$T/out")"
+state | jq -e 'map(select(.type == "iam.user" or .type == "iam.accesskey")) | length == 1' >/dev/null ||
+	fail "the user or its key survived destroy: $(state)"
+echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 3 planted, run --wait, default VPC, --create-key"
