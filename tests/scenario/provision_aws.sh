@@ -6,7 +6,8 @@
 # clean apply does (0 duplicates, 0 untagged); destroy leaves the account as
 # it was and never touches the planted untagged resources; the written
 # drop-in alone lets a run go end to end; a region with a default VPC uses
-# its subnets; --create-key makes a user whose access key runs the job.
+# its subnets, and a pool with vpc_id alone (Prefect's way) has them
+# looked up; --create-key makes a user whose access key runs the job.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 for cmd in mock provision run; do
@@ -62,8 +63,10 @@ untagged() {
 	curl -fsS "$BASE/control/stats" | jq '.live.live_aws_untagged'
 }
 
-# A region without a default VPC first: the whole network is made.
+# A region without a default VPC first: the whole network is made. A new
+# task shows MISSING for 0.2 s, not 2 s: the runs here test provisioning.
 control /control/behaviours '{"name": "aws.default_vpc", "on": false}'
+control /control/behaviours '{"name": "ecs.missing", "on": true, "seconds": 0.2}'
 mkdir -p "$T/state"
 cat >"$T/pushpool.conf" <<EOF
 [dispatcher]
@@ -173,9 +176,12 @@ out=$(pp run -p ecs --wait 2>&1) || fail "run --wait failed: $out"
 echo "$out" | grep -q '^SUCCEEDED' || fail "run did not succeed: $out"
 
 # 6. kill -9 at 10 random points of apply; each re-run ends at the clean state.
+# Every AWS call takes 5 ms more, so an apply (about 30 calls) lasts long
+# enough for most kill points to land inside it.
+control /control/faults '{"api": "*", "latency_ms": 5}'
 n=0
 interrupted=0
-for delay in $(awk 'BEGIN { srand(20); for (i = 0; i < 10; i++) printf "%.3f\n", rand() * 0.25 }'); do
+for delay in $(awk 'BEGIN { srand(20); for (i = 0; i < 10; i++) printf "%.3f\n", 0.02 + rand() * 0.15 }'); do
 	n=$((n + 1))
 	pp provision destroy -p ecs --yes </dev/null >"$T/out" 2>&1 || fail "destroy $n: $(cat "$T/out")"
 	[ "$(state)" = "$before" ] || fail "destroy $n did not restore the account: $(state)"
@@ -191,6 +197,7 @@ for delay in $(awk 'BEGIN { srand(20); for (i = 0; i < 10; i++) printf "%.3f\n",
 	[ "$(untagged)" -eq 3 ] || fail "kill -9 at ${delay}s left untagged resources"
 done
 [ $interrupted -ge 5 ] || fail "only $interrupted of $n kills interrupted an apply"
+control /control/faults '{"api": "*", "latency_ms": 0}'
 
 # 7. destroy: the account as before; the planted resources untouched.
 out=$(pp provision destroy -p ecs --yes </dev/null) || fail "destroy failed: $out"
@@ -211,6 +218,24 @@ default_subnets=$(curl -fsS "$BASE/aws/account" | jq -c '[.[] | select(.type == 
 sed -n 's/^job_variables = //p' "$dropin" | jq -e --argjson want "$default_subnets" \
 	'(.network_configuration.subnets | sort) == $want' >/dev/null || fail "not the default subnets: $(cat "$dropin")"
 out=$(pp run -p ecs --wait 2>&1) || fail "run --wait (default VPC) failed: $out"
+# What Prefect's provisioner writes: vpc_id and no network_configuration.
+# The dispatcher looks the VPC's subnets up (EC2 DescribeSubnets) as
+# Prefect's worker does and runs the task on them.
+vpc=$(curl -fsS "$BASE/aws/account" | jq -r '.[] | select(.type == "ec2.vpc" and .description.isDefault) | .id')
+cluster=$(sed -n 's/^job_variables = //p' "$dropin" | jq -r .cluster)
+cat >>"$T/pushpool.conf" <<EOF
+
+[pool "prefect-style"]
+type = ecs:push
+credentials = aws
+endpoint = $BASE/aws/ecs
+job_variables = {"image": "repo/flows:1", "vpc_id": "$vpc", "cluster": "$cluster"}
+EOF
+out=$(pp run -p prefect-style --wait 2>&1) || fail "run --wait with vpc_id alone failed: $out"
+curl -fsS "$BASE/control/log" | jq -e '[.[] | select(.action == "DescribeSubnets" and .status == 200)] | length >= 1' >/dev/null ||
+	fail "no DescribeSubnets for the vpc_id pool"
+curl -fsS "$BASE/control/log" | jq -e '[.[] | select(.api == "ecs" and .action == "RunTask")] | last | .status == 200' >/dev/null ||
+	fail "RunTask after the lookup did not succeed"
 pp provision destroy -p ecs --yes </dev/null >"$T/out" 2>&1 || fail "destroy (default VPC): $(cat "$T/out")"
 
 # 9. --create-key: a user of its own, whose access key alone runs the job.
@@ -227,4 +252,4 @@ pp provision destroy -p ecs --yes --create-key --credentials aws </dev/null >"$T
 	fail "destroy --create-key: $(cat "$T/out")"
 state | jq -e 'map(select(.type == "iam.user" or .type == "iam.accesskey")) | length == 1' >/dev/null ||
 	fail "the user or its key survived destroy: $(state)"
-echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 3 planted, run --wait, default VPC, --create-key"
+echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 3 planted, run --wait, default VPC, vpc_id lookup, --create-key"
