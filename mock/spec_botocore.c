@@ -774,7 +774,9 @@ size_t pp_spec_botocore_check_query(const struct pp_spec_botocore *b, const char
 	for (size_t i = 0; i < f->n; i++)
 		if (!f->p[i].used)
 			pp_spec_report_add(rep, "UnknownParameter", f->p[i].key,
-					   "The parameter %s is not recognized", f->p[i].key);
+					   "The parameter %.*s%s is not recognized",
+					   VALUE_SHOWN * 2, f->p[i].key,
+					   strlen(f->p[i].key) > VALUE_SHOWN * 2 ? "..." : "");
 	if (input) {
 		struct pp_spec_report shape_rep;
 
