@@ -28,7 +28,11 @@ struct gkey {
 	char *kid; /* private_key_id, NULL for a bare public key */
 	char *iss; /* client_email, NULL: any issuer */
 	EVP_PKEY *pkey;
+	bool revoked; /* a key the IAM API made, since deleted */
 };
+
+/* The --gcp-key files, then the keys the IAM API makes (google_infra.c). */
+#define GKEYS_MAX (PP_MOCK_MAX_KEYS + 256)
 
 struct token {
 	struct token *next;
@@ -67,8 +71,8 @@ struct operation {
 };
 
 struct google_state {
-	struct gkey keys[PP_MOCK_MAX_KEYS];
-	size_t nkeys;
+	struct gkey keys[GKEYS_MAX];
+	size_t nkeys; /* guarded by the mock lock once serving */
 	struct token *tokens;
 	struct job *jobs;
 	struct execution *executions;
@@ -80,6 +84,34 @@ struct google_state {
 struct google_state *pp_mock_google_state(void *state)
 {
 	return state;
+}
+
+int pp_mock_google_key_add(void *state, const char *kid, const char *iss, EVP_PKEY *pkey)
+{
+	struct google_state *st = state;
+	struct gkey *k;
+
+	if (st->nkeys == GKEYS_MAX)
+		return PP_ENOMEM;
+	k = &st->keys[st->nkeys];
+	memset(k, 0, sizeof(*k));
+	if (!(k->kid = strdup(kid)) || !(k->iss = strdup(iss)) || EVP_PKEY_up_ref(pkey) != 1) {
+		free(k->kid);
+		free(k->iss);
+		return PP_ENOMEM;
+	}
+	k->pkey = pkey;
+	st->nkeys++;
+	return 0;
+}
+
+void pp_mock_google_key_revoke(void *state, const char *kid)
+{
+	struct google_state *st = state;
+
+	for (size_t i = 0; i < st->nkeys; i++)
+		if (st->keys[i].kid && !strcmp(st->keys[i].kid, kid))
+			st->keys[i].revoked = true;
 }
 
 struct pp_mock_gi *pp_mock_gi_of(void *state)
@@ -364,6 +396,7 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	size_t hdr_len, claims_len, sig_len;
 	struct pp_json *hdr = NULL, *claims = NULL;
 	struct gkey *key = NULL;
+	EVP_PKEY *pkey = NULL;
 	const char *kid, *iss, *aud, *scope;
 	/* The client signed with its own clock: check against the real time,
 	 * not the lifecycle clock tests may hold or advance. */
@@ -388,21 +421,27 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	}
 	kid = pp_json_get_string(hdr, "kid");
 	iss = pp_json_get_string(claims, "iss");
+	/* Keys come and go (the IAM API): the lookup under the lock, the
+	 * verification on a reference of our own. */
+	pp_mock_lock(m);
 	for (size_t i = 0; i < st->nkeys && !key; i++) {
 		struct gkey *k = &st->keys[i];
 
-		if (k->iss && (!iss || strcmp(k->iss, iss) != 0))
+		if (k->revoked || (k->iss && (!iss || strcmp(k->iss, iss) != 0)))
 			continue;
 		if (k->kid && kid && strcmp(k->kid, kid) != 0)
 			continue;
 		key = k;
 	}
-	if (!key) {
+	if (key && EVP_PKEY_up_ref(key->pkey) == 1)
+		pkey = key->pkey;
+	pp_mock_unlock(m);
+	if (!pkey) {
 		oauth_error(resp, 400, "invalid_grant", "Invalid grant: account not found");
 		goto out;
 	}
 	md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key->pkey) != 1 ||
+	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) != 1 ||
 	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, (size_t)(d2 - jwt)) !=
 		    1) {
 		oauth_error(resp, 400, "invalid_grant", "Invalid JWT Signature.");
@@ -433,6 +472,7 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	}
 	ok = true;
 out:
+	EVP_PKEY_free(pkey);
 	EVP_MD_CTX_free(md);
 	pp_json_free(hdr);
 	pp_json_free(claims);

@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 
+#include <openssl/evp.h>
+
 #include "lib/json.h"
 #include "mock/mock.h"
 
@@ -22,6 +24,10 @@ bool pp_mock_google_admit(struct pp_mock_call *c, const char *api);
 void pp_mock_google_error(struct pp_mock_resp *resp, int code, const char *status, const char *fmt,
 			  ...) __attribute__((format(printf, 4, 5)));
 void pp_mock_google_uuid(struct pp_mock *m, char out[37]);
+/* The token endpoint accepts JWTs signed by pkey (a reference is taken)
+ * for iss and kid from now on, until revoked. Call with the mock lock. */
+int pp_mock_google_key_add(void *state, const char *kid, const char *iss, EVP_PKEY *pkey);
+void pp_mock_google_key_revoke(void *state, const char *kid);
 
 /* The provisioning APIs' state (google_infra.c). */
 struct pp_mock_gi *pp_mock_gi_new(void);

@@ -14,6 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
 #include "lib/time.h"
 #include "mock/google.h"
 #include "mock/mock.h"
@@ -44,7 +49,7 @@ struct gi_policy {
 };
 
 struct pp_mock_gi {
-	struct gi_obj *services, *repos, *sas;
+	struct gi_obj *services, *repos, *sas, *keys;
 	struct gi_policy *policies;
 	struct gi_op *ops;
 	size_t nobjs;
@@ -73,6 +78,7 @@ void pp_mock_gi_reset(struct pp_mock_gi *g)
 	objs_free(g->services);
 	objs_free(g->repos);
 	objs_free(g->sas);
+	objs_free(g->keys);
 	while (g->policies) {
 		struct gi_policy *p = g->policies;
 
@@ -186,7 +192,7 @@ static size_t count_members(const struct pp_json *bindings)
 
 void pp_mock_gi_stats(struct pp_mock_gi *g, struct pp_json *live)
 {
-	long long services = 0, repos = 0, sas = 0, members = 0;
+	long long services = 0, repos = 0, sas = 0, members = 0, keys = 0;
 
 	for (struct gi_obj *o = g->services; o; o = o->next)
 		services += !strcmp(pp_json_get_string(o->j, "state") ?: "", "ENABLED");
@@ -194,12 +200,15 @@ void pp_mock_gi_stats(struct pp_mock_gi *g, struct pp_json *live)
 		repos++;
 	for (struct gi_obj *o = g->sas; o; o = o->next)
 		sas++;
+	for (struct gi_obj *o = g->keys; o; o = o->next)
+		keys++;
 	for (struct gi_policy *p = g->policies; p; p = p->next)
 		members += (long long)count_members(p->bindings);
 	pp_json_set_int(live, "live_gcp_services_enabled", services);
 	pp_json_set_int(live, "live_gcp_repositories", repos);
 	pp_json_set_int(live, "live_gcp_service_accounts", sas);
 	pp_json_set_int(live, "live_gcp_iam_members", members);
+	pp_json_set_int(live, "live_gcp_service_account_keys", keys);
 }
 
 /* ---- operations ---- */
@@ -510,6 +519,156 @@ static void iam_get(struct pp_mock_call *c)
 		pp_mock_google_error(c->resp, 404, NULL, "Unknown service account");
 }
 
+/* Every key of the account named sa_name goes (with the account). */
+static void keys_drop(struct pp_mock_call *c, const char *sa_name)
+{
+	struct pp_mock_gi *g = pp_mock_gi_of(c->state);
+	size_t n = strlen(sa_name);
+
+	for (struct gi_obj **pp = &g->keys; *pp;) {
+		struct gi_obj *k = *pp;
+
+		if (!strncmp(k->name, sa_name, n) && !strncmp(k->name + n, "/keys/", 6)) {
+			pp_mock_google_key_revoke(c->state, k->name + n + 6);
+			*pp = k->next;
+			k->next = NULL;
+			objs_free(k);
+			g->nobjs--;
+		} else {
+			pp = &k->next;
+		}
+	}
+}
+
+/* A new RSA key for the account: the JSON key file Google hands out, and
+ * the token endpoint accepts JWTs it signs from now on. */
+static void key_create(struct pp_mock_call *c)
+{
+	struct pp_mock_gi *g = pp_mock_gi_of(c->state);
+	char name[400], kid[41], uid[37], ts[PP_TIME_LEN], token_uri[200];
+	struct gi_obj *sa = iam_find(c, name, sizeof(name));
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	char *pem = NULL, *file = NULL;
+	unsigned char *b64 = NULL;
+	struct pp_json *kf = NULL, *j = NULL;
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "CreateServiceAccountKey");
+	if (!sa) {
+		pp_mock_google_error(c->resp, 404, NULL, "Service account %s does not exist.",
+				     pp_mock_param(&c->params, "sa"));
+		return;
+	}
+	pp_mock_random_hex(c->m, kid, 40);
+	pp_mock_google_uuid(c->m, uid);
+	snprintf(token_uri, sizeof(token_uri), "%s/google/token", pp_mock_base_url(c->m));
+	pp_time_format((int64_t)(pp_mock_wall(c->m, pp_mock_clock(c->m)) * 1000), true, ts);
+	long pem_len;
+	char *pem_data;
+
+	if (!(pkey = EVP_RSA_gen(2048)) || !(bio = BIO_new(BIO_s_mem())) ||
+	    PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    (pem_len = BIO_get_mem_data(bio, &pem_data)) <= 0 ||
+	    !(pem = strndup(pem_data, (size_t)pem_len)) || !(kf = pp_json_new(PP_JSON_OBJECT)) ||
+	    pp_json_set_string(kf, "type", "service_account") ||
+	    pp_json_set_string(kf, "project_id", pp_json_get_string(sa->j, "projectId") ?: "") ||
+	    pp_json_set_string(kf, "private_key_id", kid) ||
+	    pp_json_set_string(kf, "private_key", pem) ||
+	    pp_json_set_string(kf, "client_email", pp_json_get_string(sa->j, "email")) ||
+	    pp_json_set_string(kf, "client_id", pp_json_get_string(sa->j, "uniqueId") ?: uid) ||
+	    pp_json_set_string(kf, "token_uri", token_uri) ||
+	    !(file = pp_json_to_string(kf, PP_JSON_COMPACT)) ||
+	    !(b64 = malloc(4 * ((strlen(file) + 2) / 3) + 1)) ||
+	    pp_mock_google_key_add(c->state, kid, pp_json_get_string(sa->j, "email"), pkey)) {
+		pp_mock_google_error(c->resp, 500, NULL, "mock: cannot make a key");
+		goto out;
+	}
+	EVP_EncodeBlock(b64, (const unsigned char *)file, (int)strlen(file));
+	snprintf(name + strlen(name), sizeof(name) - strlen(name), "/keys/%s", kid);
+	if (!(j = pp_json_new(PP_JSON_OBJECT)) || pp_json_set_string(j, "name", name) ||
+	    pp_json_set_string(j, "keyAlgorithm", "KEY_ALG_RSA_2048") ||
+	    pp_json_set_string(j, "keyOrigin", "GOOGLE_PROVIDED") ||
+	    pp_json_set_string(j, "keyType", "USER_MANAGED") ||
+	    pp_json_set_string(j, "validAfterTime", ts) || !obj_add(g, &g->keys, name, j)) {
+		pp_mock_google_error(c->resp, 500, NULL, "mock: out of memory");
+		goto out;
+	}
+	pp_mock_count(c->m, "gcp_changes", "CreateServiceAccountKey");
+	struct pp_json *answer = pp_json_clone(j);
+
+	if (answer &&
+	    !pp_json_set_string(answer, "privateKeyType", "TYPE_GOOGLE_CREDENTIALS_FILE") &&
+	    !pp_json_set_string(answer, "privateKeyData", (const char *)b64))
+		pp_mock_resp_json(c->resp, 200, NULL, answer);
+	else
+		pp_mock_google_error(c->resp, 500, NULL, "mock: out of memory");
+	pp_json_free(answer);
+out:
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	free(pem);
+	free(file);
+	free(b64);
+	pp_json_free(kf);
+}
+
+/* The account's keys; keyTypes=USER_MANAGED is the only kind made here. */
+static void key_list(struct pp_mock_call *c)
+{
+	struct pp_mock_gi *g = pp_mock_gi_of(c->state);
+	char name[400];
+	struct gi_obj *sa = iam_find(c, name, sizeof(name));
+	struct pp_json *root = pp_json_new(PP_JSON_OBJECT), *a = pp_json_new(PP_JSON_ARRAY);
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "ListServiceAccountKeys");
+	if (!sa) {
+		pp_json_free(root);
+		pp_json_free(a);
+		pp_mock_google_error(c->resp, 404, NULL, "Service account %s does not exist.",
+				     pp_mock_param(&c->params, "sa"));
+		return;
+	}
+	size_t n = strlen(sa->name);
+
+	for (struct gi_obj *k = g->keys; a && k; k = k->next)
+		if (!strncmp(k->name, sa->name, n) && !strncmp(k->name + n, "/keys/", 6))
+			pp_json_append(a, pp_json_clone(k->j));
+	if (root && a && !pp_json_set(root, "keys", a)) {
+		pp_mock_resp_json(c->resp, 200, NULL, root);
+		a = NULL;
+	} else {
+		pp_mock_google_error(c->resp, 500, NULL, "mock: out of memory");
+	}
+	pp_json_free(a);
+	pp_json_free(root);
+}
+
+static void key_delete(struct pp_mock_call *c)
+{
+	struct pp_mock_gi *g = pp_mock_gi_of(c->state);
+	char name[400];
+	struct gi_obj *sa = iam_find(c, name, sizeof(name));
+	const char *kid = pp_mock_param(&c->params, "key");
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "DeleteServiceAccountKey");
+	if (sa)
+		snprintf(name, sizeof(name), "%s/keys/%s", sa->name, kid);
+	if (!sa || !obj_del(g, &g->keys, name)) {
+		pp_mock_google_error(c->resp, 404, NULL, "Service account key %s does not exist.",
+				     kid);
+		return;
+	}
+	pp_mock_google_key_revoke(c->state, kid);
+	pp_mock_count(c->m, "gcp_changes", "DeleteServiceAccountKey");
+	pp_mock_resp_printf(c->resp, 200, "application/json", "{}");
+}
+
+static bool key_validate_create(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_gcpinfra(c->m, "google.iam.admin.v1.IAM.CreateServiceAccountKey",
+				      c->req, c->resp);
+}
+
 static void iam_delete(struct pp_mock_call *c)
 {
 	struct pp_mock_gi *g = pp_mock_gi_of(c->state);
@@ -522,6 +681,7 @@ static void iam_delete(struct pp_mock_call *c)
 				     pp_mock_param(&c->params, "sa"));
 		return;
 	}
+	keys_drop(c, o->name);
 	obj_del(g, &g->sas, o->name);
 	pp_mock_count(c->m, "gcp_changes", "DeleteServiceAccount");
 	pp_mock_resp_printf(c->resp, 200, "application/json", "{}");
@@ -536,6 +696,9 @@ static bool iam_validate_create(struct pp_mock_call *c)
 #define IAM "/google/iam/v1/projects/{project}/serviceAccounts"
 static const struct pp_mock_route iam_routes[] = {
 	{"POST", IAM, iam_create, .validate = iam_validate_create, .changes = true},
+	{"POST", IAM "/{sa}/keys", key_create, .validate = key_validate_create, .changes = true},
+	{"GET", IAM "/{sa}/keys", key_list, .changes = false},
+	{"DELETE", IAM "/{sa}/keys/{key}", key_delete, .changes = true},
 	{"GET", IAM "/{sa}", iam_get, .changes = false},
 	{"DELETE", IAM "/{sa}", iam_delete, .changes = true},
 	{NULL},

@@ -22,8 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "auth/auth.h"
 #include "lib/clock.h"
+#include "lib/file.h"
 #include "lib/log.h"
 #include "provision/provision.h"
 
@@ -43,6 +46,9 @@ struct gcp {
 	char run_sa[160];    /* the runtime account's email */
 	char member[200];    /* who gets the roles: serviceAccount:EMAIL */
 	char tag[PP_NAME_MAX + 32];
+	/* --create-key: a dispatcher account of its own, with a key. */
+	char dsp_sa[160];
+	char *key_json; /* the key file made by this apply; secret */
 };
 
 /* ---- names ---- */
@@ -204,7 +210,7 @@ static int service_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, stru
 
 static const struct pp_prov_kind kind_service = {
 	.name = "service",
-	.create_perms = "serviceusage.services.enable",
+	.create_perms = "serviceusage.services.get,serviceusage.services.enable",
 	.destroy_perms = "serviceusage.services.disable",
 	.create = service_create,
 	.remove = service_remove,
@@ -313,7 +319,7 @@ static int repo_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct 
 
 static const struct pp_prov_kind kind_repo = {
 	.name = "docker-repository",
-	.create_perms = "artifactregistry.repositories.create",
+	.create_perms = "artifactregistry.repositories.get,artifactregistry.repositories.create",
 	.destroy_perms = "artifactregistry.repositories.delete",
 	.create = repo_create,
 	.remove = repo_remove,
@@ -382,10 +388,13 @@ static int sa_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp
 	int rc;
 
 	snprintf(id, sizeof(id), "%.*s", (int)strcspn(res->name, "@"), res->name);
+	bool dsp = !strcmp(res->name, g->dsp_sa);
+
 	/* The tag leads the description: it is how destroy knows it. */
-	snprintf(desc, sizeof(desc), "%s: the identity Cloud Run jobs of pushpool pool %s run as",
-		 g->tag, ctx->pool->name);
-	snprintf(display, sizeof(display), "pushpool %.60s jobs", ctx->pool->name);
+	snprintf(desc, sizeof(desc), "%s: the identity %s of pushpool pool %s", g->tag,
+		 dsp ? "the dispatcher uses for" : "Cloud Run jobs run as, for", ctx->pool->name);
+	snprintf(display, sizeof(display), "pushpool %.60s %s", ctx->pool->name,
+		 dsp ? "dispatcher" : "jobs");
 	if (!body || !sa || pp_json_set_string(sa, "displayName", display) ||
 	    pp_json_set_string(sa, "description", desc) ||
 	    pp_json_set_string(body, "accountId", id) || pp_json_set(body, "serviceAccount", sa)) {
@@ -427,7 +436,7 @@ static int sa_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp
 
 static const struct pp_prov_kind kind_sa = {
 	.name = "service-account",
-	.create_perms = "iam.serviceAccounts.create",
+	.create_perms = "iam.serviceAccounts.get,iam.serviceAccounts.create",
 	.destroy_perms = "iam.serviceAccounts.delete",
 	.create = sa_create,
 	.remove = sa_remove,
@@ -457,6 +466,167 @@ static int sa_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, const 
 		snprintf(r->note, sizeof(r->note), "description does not start with \"%s\"",
 			 g->tag);
 	pp_json_free(j);
+	return 0;
+}
+
+/* ---- the dispatcher account's key (--create-key) ---- */
+
+#define KEY_FILE "key.json"
+
+/* The private_key_id of the key file an earlier apply wrote; "" if none. */
+static void local_key_id(const struct pp_prov_ctx *ctx, char *out, size_t size)
+{
+	char path[4200];
+	struct pp_json *j = NULL;
+
+	out[0] = '\0';
+	if (!ctx->opts->keydir)
+		return;
+	snprintf(path, sizeof(path), "%s/" KEY_FILE, ctx->opts->keydir);
+	if (!pp_json_parse_file(path, NULL, &j, NULL) && pp_json_get_string(j, "private_key_id"))
+		snprintf(out, size, "%s", pp_json_get_string(j, "private_key_id"));
+	pp_json_free(j);
+}
+
+/* The user-managed keys of the dispatcher account, by id. */
+static int keys_list(struct pp_prov_ctx *ctx, struct pp_json **keys, struct pp_error *err)
+{
+	struct gcp *g = ctx->state;
+	char u[1024];
+	int rc = url(ctx, u, sizeof(u), "iam",
+		     "/v1/projects/%s/serviceAccounts/%s/keys?keyTypes=USER_MANAGED", g->project,
+		     g->dsp_sa);
+
+	return rc ? pp_fail(err, rc, "URL too long") : pp_prov_json(ctx, "GET", u, NULL, keys, err);
+}
+
+static const char *key_id_of(const struct pp_json *key)
+{
+	const char *name = pp_json_get_string(key, "name");
+	const char *slash = name ? strrchr(name, '/') : NULL;
+
+	return slash ? slash + 1 : "";
+}
+
+/* Delete every key of the account but keep (NULL: all). Every key of an
+ * account pushpool made is pushpool's: one whose file never got written
+ * (an apply killed in between) is useless to anyone. */
+static int keys_delete(struct pp_prov_ctx *ctx, const char *keep, struct pp_error *err)
+{
+	struct gcp *g = ctx->state;
+	struct pp_json *keys = NULL;
+	char u[1024];
+	int rc = keys_list(ctx, &keys, err);
+	const struct pp_json *a = pp_json_get(keys, "keys");
+
+	for (size_t i = 0; !rc && pp_json_at(a, i); i++) {
+		const char *id = key_id_of(pp_json_at(a, i));
+
+		if (keep && !strcmp(id, keep))
+			continue;
+		rc = url(ctx, u, sizeof(u), "iam", "/v1/projects/%s/serviceAccounts/%s/keys/%s",
+			 g->project, g->dsp_sa, id);
+		if (!rc)
+			rc = pp_prov_json(ctx, "DELETE", u, NULL, NULL, err);
+		if (rc == PP_ENOTFOUND) {
+			pp_error_clear(err);
+			rc = 0;
+		}
+	}
+	pp_json_free(keys);
+	return rc;
+}
+
+static int key_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
+{
+	struct gcp *g = ctx->state;
+	struct pp_json *body = pp_json_new(PP_JSON_OBJECT), *key = NULL;
+	char u[1024];
+	const char *data;
+	int rc, n;
+
+	if (!body)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	/* No key file here: whatever keys the account has are orphans. */
+	rc = keys_delete(ctx, NULL, err);
+	if (!rc)
+		rc = url(ctx, u, sizeof(u), "iam", "/v1/projects/%s/serviceAccounts/%s/keys",
+			 g->project, g->dsp_sa);
+	if (!rc)
+		rc = pp_prov_json(ctx, "POST", u, body, &key, err);
+	pp_json_free(body);
+	if (rc)
+		return rc;
+	data = pp_json_get_string(key, "privateKeyData");
+	size_t len = data ? strlen(data) : 0;
+	if (!len || len % 4 || !(g->key_json = calloc(1, len / 4 * 3 + 1)) ||
+	    (n = EVP_DecodeBlock((unsigned char *)g->key_json, (const unsigned char *)data,
+				 (int)len)) < 0) {
+		pp_json_free(key);
+		return pp_fail(err, PP_EINVALID, "%s: the answer has no usable privateKeyData",
+			       res->name);
+	}
+	/* EVP_DecodeBlock writes the padding as NUL bytes: the text ends
+	 * at the first one either way. */
+	g->key_json[n] = '\0';
+	pp_secret_register(g->key_json);
+	pp_json_free(key);
+	return 0;
+}
+
+static int key_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
+{
+	int rc = keys_delete(ctx, NULL, err);
+
+	if (rc == PP_ENOTFOUND) {
+		pp_error_clear(err);
+		rc = 0;
+	}
+	return rc;
+}
+
+static const struct pp_prov_kind kind_key = {
+	.name = "service-account-key",
+	.create_perms = "iam.serviceAccountKeys.list,iam.serviceAccountKeys.create,"
+			"iam.serviceAccountKeys.delete",
+	.destroy_perms = "iam.serviceAccountKeys.list,iam.serviceAccountKeys.delete",
+	.create = key_create,
+	.remove = key_remove,
+};
+
+static int key_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, bool sa_there,
+		       struct pp_error *err)
+{
+	struct gcp *g = ctx->state;
+	char name[PP_PROV_NAME_MAX], local[128];
+	struct pp_prov_res *r;
+	struct pp_json *keys = NULL;
+	size_t n = 0;
+	bool found = false;
+	int rc;
+
+	snprintf(name, sizeof(name), "%s (" KEY_FILE ")", g->dsp_sa);
+	if (!(r = pp_prov_plan_add(plan, &kind_key, name, err)))
+		return err->code;
+	r->owned = true; /* the account is ours, so are its keys */
+	r->state = PP_PROV_ABSENT;
+	if (!sa_there)
+		return 0;
+	local_key_id(ctx, local, sizeof(local));
+	if ((rc = keys_list(ctx, &keys, err)))
+		return rc;
+	for (; pp_json_at(pp_json_get(keys, "keys"), n); n++)
+		found |= local[0] &&
+			 !strcmp(key_id_of(pp_json_at(pp_json_get(keys, "keys"), n)), local);
+	pp_json_free(keys);
+	if (found) {
+		r->state = PP_PROV_PRESENT;
+		if (n > 1)
+			snprintf(r->note, sizeof(r->note), "%zu other key(s)", n - 1);
+	} else if (n) {
+		snprintf(r->note, sizeof(r->note), "%zu key(s) without a file here: deleted first",
+			 n);
+	}
 	return 0;
 }
 
@@ -655,11 +825,13 @@ static int binding_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan,
  * service account of the pool's own credential. */
 static int dispatcher_member(struct pp_prov_ctx *ctx, struct gcp *g, struct pp_error *err)
 {
-	struct pp_cred *c = ctx->pool_cred ? ctx->pool_cred : ctx->cred;
+	struct pp_cred *c;
 	struct pp_buf id;
 	const char *at, *sa;
 	int rc;
 
+	if ((rc = pp_prov_pool_cred(ctx, &c, err)))
+		return rc;
 	pp_buf_init(&id, 4096);
 	if ((rc = pp_cred_identity(c, &id, err))) {
 		pp_buf_free(&id);
@@ -693,10 +865,6 @@ static int gcp_open(struct pp_prov_ctx *ctx, struct pp_error *err)
 	if (!g)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	ctx->state = g;
-	if (ctx->opts->create_key)
-		return pp_fail(err, PP_EINVALID,
-			       "--create-key: Cloud Run pools are provisioned keyless (the "
-			       "dispatcher's own service account gets the roles)");
 	if (!project || !*project)
 		project = pp_cred_project(ctx->cred);
 	if (!project || !*project)
@@ -722,7 +890,32 @@ static int gcp_open(struct pp_prov_ctx *ctx, struct pp_error *err)
 	snprintf(g->run_sa, sizeof(g->run_sa), "pp-%s-run@%s.iam.gserviceaccount.com", s,
 		 g->project);
 	snprintf(g->tag, sizeof(g->tag), "%s=%s", PP_PROV_TAG, ctx->pool->name);
+	snprintf(g->dsp_sa, sizeof(g->dsp_sa), "pp-%s-dsp@%s.iam.gserviceaccount.com", s,
+		 g->project);
+	if (ctx->opts->create_key)
+		snprintf(g->member, sizeof(g->member), "serviceAccount:%s", g->dsp_sa);
 	return 0;
+}
+
+/* The dispatcher's own account and key: planned with --create-key, and
+ * shown (so destroy finds them) whenever an earlier keyed apply made them. */
+static int dsp_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct pp_error *err)
+{
+	struct gcp *g = ctx->state;
+	struct pp_json *j = NULL;
+	int rc = sa_get(ctx, g->dsp_sa, &j, err);
+
+	pp_json_free(j);
+	if (rc == PP_ENOTFOUND) {
+		pp_error_clear(err);
+		if (!ctx->opts->create_key)
+			return 0;
+	} else if (rc) {
+		return rc;
+	}
+	if ((rc = sa_inspect(ctx, plan, g->dsp_sa, err)))
+		return rc;
+	return key_inspect(ctx, plan, plan->v[plan->n - 1].state == PP_PROV_PRESENT, err);
 }
 
 static int gcp_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct pp_error *err)
@@ -737,6 +930,8 @@ static int gcp_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struc
 		rc = repo_inspect(ctx, plan, err);
 	if (!rc)
 		rc = sa_inspect(ctx, plan, g->run_sa, err);
+	if (!rc)
+		rc = dsp_inspect(ctx, plan, err);
 	if (!rc && !g->member[0])
 		rc = dispatcher_member(ctx, g, err);
 	if (!rc)
@@ -746,6 +941,34 @@ static int gcp_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struc
 	if (!rc)
 		rc = binding_inspect(ctx, plan, policy, ROLE_SA_USER, g->member, err);
 	pp_json_free(policy);
+	return rc;
+}
+
+/* The key file (made now, or by an earlier apply) and the section that
+ * points the pool at it. */
+static int key_outputs(struct pp_prov_ctx *ctx, struct gcp *g, struct pp_prov_out *out,
+		       struct pp_error *err)
+{
+	struct pp_buf text;
+	char path[4200];
+	int rc = 0;
+
+	pp_buf_init(&text, 1 << 16);
+	if (!g->key_json) {
+		snprintf(path, sizeof(path), "%s/" KEY_FILE, ctx->opts->keydir);
+		rc = pp_file_read(path, 1 << 16, &text, err);
+	}
+	if (!rc)
+		rc = pp_prov_out_file(out, KEY_FILE, g->key_json ? g->key_json : pp_buf_str(&text),
+				      err) ?:
+		     pp_prov_out_cred(out, "type", "gcp", err) ?:
+		     pp_prov_out_cred(out, "source", "file", err) ?:
+		     pp_prov_out_cred(out, "file", "@" KEY_FILE, err);
+	/* A token endpoint the configuration overrides (a private one, the
+	 * mock) serves the new account too. */
+	if (!rc && ctx->cred_conf->token_uri && *ctx->cred_conf->token_uri)
+		rc = pp_prov_out_cred(out, "token_uri", ctx->cred_conf->token_uri, err);
+	pp_buf_free(&text);
 	return rc;
 }
 
@@ -771,11 +994,17 @@ static int gcp_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct 
 		     g->project, g->repo_id) < 0)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	out->next_hint = hint;
-	return 0;
+	return ctx->opts->create_key ? key_outputs(ctx, g, out, err) : 0;
 }
 
 static void gcp_close(struct pp_prov_ctx *ctx)
 {
+	struct gcp *g = ctx->state;
+
+	if (g && g->key_json) {
+		explicit_bzero(g->key_json, strlen(g->key_json));
+		free(g->key_json);
+	}
 	free(ctx->state);
 	ctx->state = NULL;
 }

@@ -237,14 +237,8 @@ int pp_prov_open(const struct pp_config *cfg, const char *pool, const char *cred
 		pp_prov_close(p);
 		return rc;
 	}
-	/* The dispatcher's own identity, when provisioning runs as another. */
-	const struct pp_cred_conf *pool_cc =
+	p->ctx.pool_cred_conf =
 		pc->credentials && *pc->credentials ? pp_config_cred(cfg, pc->credentials) : NULL;
-	if (pool_cc && pool_cc != p->ctx.cred_conf &&
-	    (rc = pp_cred_new(pool_cc, &p->ctx.pool_cred, err))) {
-		pp_prov_close(p);
-		return pp_error_prefix(err, "pool %s's own credentials: ", pool);
-	}
 	rc = pc->job_variables && *pc->job_variables
 		     ? pp_json_parse(pc->job_variables, strlen(pc->job_variables), NULL,
 				     &p->ctx.vars, err)
@@ -277,6 +271,24 @@ void pp_prov_close(struct pp_prov *p)
 	pp_cred_free(p->ctx.pool_cred);
 	pp_buf_free(&p->ctx.owned);
 	free(p);
+}
+
+int pp_prov_pool_cred(struct pp_prov_ctx *ctx, struct pp_cred **out, struct pp_error *err)
+{
+	int rc;
+
+	*out = NULL;
+	if (!ctx->pool_cred_conf)
+		return pp_fail(err, PP_EINVALID, "pool %s names no credentials of its own",
+			       ctx->pool->name);
+	if (ctx->pool_cred_conf == ctx->cred_conf) {
+		*out = ctx->cred;
+		return 0;
+	}
+	if (!ctx->pool_cred && (rc = pp_cred_new(ctx->pool_cred_conf, &ctx->pool_cred, err)))
+		return pp_error_prefix(err, "pool %s's own credentials: ", ctx->pool->name);
+	*out = ctx->pool_cred;
+	return 0;
 }
 
 const struct pp_prov_plan *pp_prov_plan_of(const struct pp_prov *p)

@@ -154,6 +154,9 @@ struct pp_prov_opts {
 	bool create_env; /* Modal: create the environment when it is missing */
 	const char *location;
 	const char *environment;
+	/* Where apply writes the pool's key files (set by the command): a
+	 * provisioner recognises its own earlier output there. */
+	const char *keydir;
 };
 
 enum pp_prov_mode { PP_PROV_MODE_APPLY, PP_PROV_MODE_DESTROY };
@@ -172,17 +175,24 @@ struct pp_prov_ctx {
 	const struct pp_pool_conf *pool;      /* borrowed */
 	const struct pp_cred_conf *cred_conf; /* borrowed: the credential provisioning uses */
 	struct pp_cred *cred;		      /* opened by the core */
-	/* The dispatcher's own credential (the pool's), when provisioning runs
-	 * as another (--credentials): keyless grants go to its identity. */
-	struct pp_cred *pool_cred;
-	struct pp_json *vars; /* the pool's job_variables (an object); owned by the core */
-	const char *endpoint; /* pool endpoint, NULL: the cloud's hosts */
+	/* The dispatcher's own credential section (the pool's; NULL when it
+	 * names none): keyless grants go to its identity. pp_prov_pool_cred
+	 * opens it on first use. */
+	const struct pp_cred_conf *pool_cred_conf;
+	struct pp_cred *pool_cred; /* opened by pp_prov_pool_cred when not cred_conf */
+	struct pp_json *vars;	   /* the pool's job_variables (an object); owned by the core */
+	const char *endpoint;	   /* pool endpoint, NULL: the cloud's hosts */
 	const struct pp_prov_opts *opts;
 	enum pp_prov_mode mode;
 	struct pp_buf owned; /* journal records, one per line */
 	const struct pp_prov_journal *journal;
 	void *state; /* the provisioner's */
 };
+
+/* The pool's own credential (ctx->cred when provisioning runs as it),
+ * opened on first use: a pool whose key file apply is about to replace can
+ * still be provisioned with --credentials. Borrowed. */
+int pp_prov_pool_cred(struct pp_prov_ctx *ctx, struct pp_cred **out, struct pp_error *err);
 
 /* Journal records ("service:run.googleapis.com"). add/del save at once. */
 bool pp_prov_owned_has(const struct pp_prov_ctx *ctx, const char *key);

@@ -175,6 +175,7 @@ static int run_verb(const struct args *a)
 	struct pp_prov_journal journal = {.ud = &l, .save = journal_save};
 	struct pp_prov *p = NULL;
 	struct pp_prov_out out = {0};
+	struct pp_prov_opts opts = a->opts;
 	struct pp_buf table;
 	char *owned = NULL, *dropin = NULL, url[1024], dir[4096], kdir[4096];
 	int rc, pending = 0, status = PP_EXIT_OK;
@@ -194,6 +195,12 @@ static int run_verb(const struct args *a)
 		goto out;
 	}
 	l.store = store;
+	if (keydir(&cfg, a->pool, kdir, sizeof(kdir))) {
+		pp_fail(&err, PP_EINVALID, "state path too long");
+		status = fail(what, &err);
+		goto out;
+	}
+	opts.keydir = kdir;
 	if (!store->ops->prov_lock) {
 		pp_fail(&err, PP_EINVALID, "the %s store keeps no provisioning state",
 			store->ops->name);
@@ -204,7 +211,7 @@ static int run_verb(const struct args *a)
 	rc = a->verb == PLAN ? store->ops->prov_get(store, a->pool, &owned, &err)
 			     : lock_take(&l, &owned, &err);
 	if (!rc)
-		rc = pp_prov_open(&cfg, a->pool, a->cred, &a->opts,
+		rc = pp_prov_open(&cfg, a->pool, a->cred, &opts,
 				  a->verb == DESTROY ? PP_PROV_MODE_DESTROY : PP_PROV_MODE_APPLY,
 				  a->verb == PLAN ? NULL : &journal, owned, &p, &err);
 	if (!rc)
@@ -245,8 +252,7 @@ static int run_verb(const struct args *a)
 		status = fail(what, &err);
 		goto out;
 	}
-	if (pp_config_dropin_dir(&cfg, dir, sizeof(dir)) ||
-	    keydir(&cfg, a->pool, kdir, sizeof(kdir))) {
+	if (pp_config_dropin_dir(&cfg, dir, sizeof(dir))) {
 		pp_fail(&err, PP_EINVALID, "configuration or state path too long");
 		status = fail(what, &err);
 		goto out;

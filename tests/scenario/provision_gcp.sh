@@ -214,4 +214,30 @@ pp provision destroy -p etl --yes </dev/null >/dev/null || fail "destroy etl"
 rc=0
 pp pool create etl --type cloud-run-v2:push </dev/null >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 78 ] || fail "a second pool create etl exited $rc: $(cat "$T/out")"
-echo "ok   provision_gcp: plan, apply (IAM RMW under 2 races), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy, run --wait, pool create"
+# 9. --create-key: a dispatcher account of its own with a key file (0600)
+# that runs a job; a key whose file was lost is replaced, never leaked.
+out=$(pp pool create keyed --type cloud-run-v2:push --credentials gcp --endpoint "$BASE/google" \
+	--provision-infra --create-key --yes </dev/null) || fail "pool create --create-key: $out"
+echo "$out" | grep -q 'create service-account-key pp-keyed-dsp@' || fail "no key step: $out"
+keyfile="$T/state/provision/keyed/key.json"
+[ "$(stat -c %a "$keyfile")" = 600 ] || fail "key file mode $(stat -c %a "$keyfile" 2>&1)"
+[ "$(stat -c %a "$T/state/provision/keyed")" = 700 ] || fail "key directory mode"
+grep -q '^\[credentials "keyed-provisioned"\]' "$T/pushpool.conf.d/50-provision-keyed.conf" ||
+	fail "no credentials section: $(cat "$T/pushpool.conf.d/50-provision-keyed.conf")"
+live() {
+	curl -fsS "$BASE/control/stats" | jq ".live.$1"
+}
+[ "$(live live_gcp_service_account_keys)" -eq 1 ] || fail "keys: $(live live_gcp_service_account_keys)"
+curl -fsS "$BASE/google/control/infra" | jq -e '.policies["scenario-proj"][] | select(.role == "roles/run.developer") |
+	.members | index("serviceAccount:pp-keyed-dsp@scenario-proj.iam.gserviceaccount.com")' >/dev/null ||
+	fail "the new account was not granted"
+out=$(pp run -p keyed --wait) || fail "run with the new key: $out"
+echo "$out" | grep -q '^SUCCEEDED' || fail "run with the new key did not succeed: $out"
+rm -f "$keyfile"
+out=$(pp provision apply -p keyed --create-key --credentials gcp --yes </dev/null) || fail "re-apply after a lost key file: $out"
+[ -f "$keyfile" ] && [ "$(live live_gcp_service_account_keys)" -eq 1 ] || fail "lost key file: keys $(live live_gcp_service_account_keys)"
+out=$(pp provision destroy -p keyed --credentials gcp --yes </dev/null) || fail "destroy keyed: $out"
+[ "$(live live_gcp_service_account_keys)" -eq 0 ] || fail "destroy left keys: $out"
+[ ! -e "$T/state/provision/keyed" ] || fail "destroy left the key file"
+
+echo "ok   provision_gcp: plan, apply (IAM RMW under 2 races), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy, run --wait, pool create, --create-key"

@@ -71,13 +71,14 @@ static void test_ec2_create_vpc(void **state)
 	struct pp_spec_report rep;
 	struct pp_json *t = NULL;
 
-	assert_int_equal(check(ec2, "CreateVpc",
-			       "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0%2F16"
-			       "&TagSpecification.1.ResourceType=vpc&TagSpecification.1.Tag.1.Key="
-			       "pushpool-pool&TagSpecification.1.Tag.1.Value=a+b"
-			       "&TagSpecification.1.Tag.2.Key=Name&TagSpecification.1.Tag.2.Value=n",
-			       &t, &rep),
-			 0);
+	assert_int_equal(
+		check(ec2, "CreateVpc",
+		      "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0%2F16"
+		      "&TagSpecification.1.ResourceType=vpc&TagSpecification.1.Tag.1.Key="
+		      "pushpool-pool&TagSpecification.1.Tag.1.Value=a+b"
+		      "&TagSpecification.1.Tag.2.Key=Name&TagSpecification.1.Tag.2.Value=n",
+		      &t, &rep),
+		0);
 	assert_string_equal(pp_json_get_string(t, "CidrBlock"), "10.0.0.0/16");
 	assert_string_equal(pp_json_string(pp_json_path(t, "TagSpecifications[0].ResourceType")),
 			    "vpc");
@@ -126,13 +127,14 @@ static void test_ec2_refused(void **state)
 		       "Action=DescribeSubnets&Version=2016-11-15&MaxResults=2",
 		       "ValidationException", "greater than or equal to 5");
 	assert_refused(ec2, "CreateSubnet", "Action=CreateSubnet&Version=2016-11-15",
-		       "ValidationException", "at 'VpcId' failed to satisfy constraint: Member "
-					      "must not be null");
+		       "ValidationException",
+		       "at 'VpcId' failed to satisfy constraint: Member "
+		       "must not be null");
 	assert_refused(ec2, "DescribeVpcs", "Action=DescribeVpcs&Version=2014-01-01",
 		       "NoSuchVersion", "(2014-01-01)");
 	assert_refused(ec2, "DescribeVpcs", "Version=2016-11-15", "InvalidAction", "DescribeVpcs");
-	assert_refused(ec2, "RunTheWorld", "Action=RunTheWorld&Version=2016-11-15",
-		       "InvalidAction", "RunTheWorld");
+	assert_refused(ec2, "RunTheWorld", "Action=RunTheWorld&Version=2016-11-15", "InvalidAction",
+		       "RunTheWorld");
 }
 
 /* IAM: Query lists are Name.member.N, an empty one "Name=". */
