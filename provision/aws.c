@@ -31,7 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "auth/auth.h"
+#include "lib/file.h"
 #include "lib/log.h"
 #include "lib/xml.h"
 #include "provision/provision.h"
@@ -60,7 +63,13 @@ struct aws {
 	char subnets[MAX_ZONES][32];
 	size_t nzones;
 	char key_id[32], key_secret[64];
+	bool key_kept; /* the key file's key is the user's: no new key */
 };
+
+/* The --create-key user's key, a shared credentials file in the pool's
+ * key directory (read by source profile). */
+#define KEY_FILE     "aws-credentials"
+#define KEY_FILE_MAX 4096
 
 /* ---- names ---- */
 
@@ -74,6 +83,33 @@ static void slug(const char *pool, char *out, size_t size)
 		out[n++] = isalnum((unsigned char)c) ? c : '-';
 	}
 	out[n] = '\0';
+}
+
+/* An element's text, "" when absent. */
+static const char *text_of(const struct pp_xml *x, const char *path)
+{
+	const char *t = pp_xml_path_text(x, path);
+
+	return t ? t : "";
+}
+
+/* The access key id of the key file an earlier apply wrote; "" if none. */
+static void local_key_id(const struct pp_prov_ctx *ctx, char *out, size_t size)
+{
+	struct pp_buf text;
+	char path[4200];
+	const char *line;
+
+	out[0] = '\0';
+	if (!ctx->opts->keydir)
+		return;
+	snprintf(path, sizeof(path), "%s/" KEY_FILE, ctx->opts->keydir);
+	pp_buf_init(&text, KEY_FILE_MAX);
+	if (!pp_file_read(path, KEY_FILE_MAX, &text, NULL) &&
+	    (line = strstr(pp_buf_str(&text), "aws_access_key_id = ")))
+		snprintf(out, size, "%.*s", (int)strcspn(line + 20, "\r\n"), line + 20);
+	OPENSSL_cleanse(text.data, text.len);
+	pp_buf_free(&text);
 }
 
 /* ---- endpoints and sending ---- */
@@ -342,8 +378,8 @@ static void mark(struct pp_prov_res *r, bool exists, bool ours)
 	r->state = !exists ? PP_PROV_ABSENT : ours ? PP_PROV_PRESENT : PP_PROV_FOREIGN;
 	r->owned = exists && ours;
 	if (exists && !ours)
-		snprintf(r->note, sizeof(r->note), "exists without the %s=%s tag", PP_PROV_TAG,
-			 "POOL");
+		snprintf(r->note, sizeof(r->note), "exists without this pool's %s tag",
+			 PP_PROV_TAG);
 }
 
 /* ---- kinds ---- */
@@ -440,9 +476,7 @@ static int role_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct 
 	rc = query(ctx, a, "iam", "CreateRole", p, &x, code, sizeof(code), err);
 	if (!rc)
 		snprintf(a->role_arn, sizeof(a->role_arn), "%s",
-			 pp_xml_path_text(x, "CreateRoleResult/Role/Arn")
-				 ? pp_xml_path_text(x, "CreateRoleResult/Role/Arn")
-				 : "");
+			 text_of(x, "CreateRoleResult/Role/Arn"));
 	pp_xml_free(x);
 	return rc;
 }
@@ -957,8 +991,8 @@ static int key_remove_id(struct pp_prov_ctx *ctx, const char *id, struct pp_erro
 	return rc == PP_ENOTFOUND ? 0 : rc;
 }
 
-/* A key whose secret this run does not hold (an interrupted apply lost it)
- * is replaced: deleted, then a new one made, whose secret apply writes. */
+/* Keys whose secret this host does not hold (an interrupted apply lost it)
+ * are deleted; a new one is made unless the key file's key is kept. */
 static int key_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
@@ -973,7 +1007,7 @@ static int key_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct p
 			*next++ = '\0';
 		rc = key_remove_id(ctx, id, err);
 	}
-	if (rc) {
+	if (rc || a->key_kept) {
 		pp_json_free(p);
 		return rc;
 	}
@@ -1006,7 +1040,7 @@ static int key_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct p
 			*next++ = '\0';
 		rc = key_remove_id(ctx, id, err);
 	}
-	return rc ? rc : pp_prov_owned_del(ctx, "aws-key-written", err);
+	return rc;
 }
 
 /* ---- open and inspect ---- */
@@ -1081,13 +1115,19 @@ static int caller(struct pp_prov_ctx *ctx, struct aws *a, struct pp_error *err)
 		return pp_error_prefix(err, "who is the dispatcher (sts GetCallerIdentity): ");
 	arn = pp_xml_path_text(x, "GetCallerIdentityResult/Arn");
 	acct = pp_xml_path_text(x, "GetCallerIdentityResult/Account");
-	if (!arn || !acct || strlen(acct) != 12) {
+	if (!arn || !acct || strlen(acct) != 12 || strspn(acct, "0123456789") != 12) {
 		pp_xml_free(x);
 		return pp_fail(err, PP_EINVALID, "sts GetCallerIdentity: no Arn or Account");
 	}
 	snprintf(a->account, sizeof(a->account), "%s", acct);
-	/* arn:aws:iam::ACCT:user/NAME or arn:aws:sts::ACCT:assumed-role/ROLE/SESSION */
-	const char *res = strchr(arn + 13, ':') ? strchr(arn + 13, ':') + 1 : "";
+	/* arn:aws:iam::ACCT:user/PATH/NAME or arn:aws:sts::ACCT:assumed-role/ROLE/SESSION:
+	 * the resource follows the fifth colon. */
+	const char *res = arn;
+
+	for (int i = 0; i < 5 && res; i++)
+		res = (res = strchr(res, ':')) ? res + 1 : NULL;
+	if (!res)
+		res = "";
 
 	if (!strncmp(res, "user/", 5)) {
 		a->principal_is_user = true;
@@ -1095,7 +1135,7 @@ static int caller(struct pp_prov_ctx *ctx, struct aws *a, struct pp_error *err)
 	} else if (!strncmp(res, "assumed-role/", 13)) {
 		snprintf(a->principal, sizeof(a->principal), "%.*s", (int)strcspn(res + 13, "/"),
 			 res + 13);
-	} else {
+	} else if (!ctx->opts->create_key) {
 		rc = pp_fail(err, PP_EINVALID,
 			     "the dispatcher runs as %s, which a policy cannot be attached to; use "
 			     "--create-key for a user of its own",
@@ -1126,8 +1166,7 @@ static bool attached(const struct pp_xml *x, const char *result, const char *arn
 
 	snprintf(path, sizeof(path), "%s/AttachedPolicies/member", result);
 	for (const struct pp_xml *m = pp_xml_path(x, path); m; m = pp_xml_next_same(m))
-		if (pp_xml_path_text(m, "PolicyArn") &&
-		    !strcmp(pp_xml_path_text(m, "PolicyArn"), arn))
+		if (!strcmp(text_of(m, "PolicyArn"), arn))
 			return true;
 	return false;
 }
@@ -1148,7 +1187,7 @@ static int inspect_role(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 	mark(r, !rc, !rc && xml_tagged(a, pp_xml_path(x, "GetRoleResult/Role/Tags"), false));
 	if (!rc)
 		snprintf(a->role_arn, sizeof(a->role_arn), "%s",
-			 pp_xml_path_text(x, "GetRoleResult/Role/Arn"));
+			 text_of(x, "GetRoleResult/Role/Arn"));
 	else
 		snprintf(a->role_arn, sizeof(a->role_arn), "arn:aws:iam::%s:role/%s", a->account,
 			 a->role);
@@ -1335,8 +1374,7 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 		for (const struct pp_xml *it = pp_xml_path(x, "subnetSet/item");
 		     it && a->nzones < MAX_ZONES; it = pp_xml_next_same(it))
 			snprintf(a->subnets[a->nzones++], sizeof(a->subnets[0]), "%s",
-				 pp_xml_path_text(it, "subnetId") ? pp_xml_path_text(it, "subnetId")
-								  : "");
+				 text_of(it, "subnetId"));
 		pp_xml_free(x);
 		snprintf(r->note, sizeof(r->note), "the region's default VPC: %zu subnet%s used",
 			 a->nzones, a->nzones == 1 ? "" : "s");
@@ -1362,8 +1400,7 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 		for (const struct pp_xml *it = pp_xml_path(x, "availabilityZoneInfo/item");
 		     it && a->nzones < MAX_ZONES; it = pp_xml_next_same(it))
 			snprintf(a->zones[a->nzones++], sizeof(a->zones[0]), "%s",
-				 pp_xml_path_text(it, "zoneName") ? pp_xml_path_text(it, "zoneName")
-								  : "");
+				 text_of(it, "zoneName"));
 		pp_xml_free(x);
 		x = NULL;
 		if (a->vpc[0]) {
@@ -1381,10 +1418,9 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 				return PP_ENOMEM;
 			for (const struct pp_xml *it = pp_xml_path(x, "subnetSet/item"); it;
 			     it = pp_xml_next_same(it))
-				if (pp_xml_path_text(it, "availabilityZone") &&
-				    !strcmp(pp_xml_path_text(it, "availabilityZone"), a->zones[z]))
+				if (!strcmp(text_of(it, "availabilityZone"), a->zones[z]))
 					snprintf(a->subnets[z], sizeof(a->subnets[z]), "%s",
-						 pp_xml_path_text(it, "subnetId"));
+						 text_of(it, "subnetId"));
 			mark(r, a->subnets[z][0], true);
 			snprintf(idx, sizeof(idx), "%zu", z);
 			if (!(r->data = strdup(idx)))
@@ -1426,17 +1462,13 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 			for (const struct pp_xml *rt = pp_xml_path(t, "routeSet/item"); rt;
 			     rt = pp_xml_next_same(rt))
 				route = route ||
-					(pp_xml_path_text(rt, "destinationCidrBlock") &&
-					 !strcmp(pp_xml_path_text(rt, "destinationCidrBlock"),
-						 "0.0.0.0/0"));
+					(!strcmp(text_of(rt, "destinationCidrBlock"), "0.0.0.0/0"));
 			if (route)
 				off += (size_t)snprintf(done, sizeof(done), "route ok");
 			for (const struct pp_xml *as = pp_xml_path(t, "associationSet/item"); as;
 			     as = pp_xml_next_same(as))
 				for (size_t z = 0; z < a->nzones; z++)
-					if (pp_xml_path_text(as, "subnetId") &&
-					    !strcmp(pp_xml_path_text(as, "subnetId"),
-						    a->subnets[z]) &&
+					if (!strcmp(text_of(as, "subnetId"), a->subnets[z]) &&
 					    off < sizeof(done)) {
 						off += (size_t)snprintf(done + off,
 									sizeof(done) - off,
@@ -1541,25 +1573,38 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 		return 0;
 	if ((rc = iam_get(ctx, a, "ListAccessKeys", "UserName", a->user, &x, err)))
 		return rc;
-	char ids[200] = "";
+	/* The user's keys: the one whose secret this host's key file holds is
+	 * kept; any other (an apply killed after CreateAccessKey, before the
+	 * file) is deleted by apply, since AWS never shows a secret again. */
+	char local[32], ids[256] = "";
 	size_t off = 0, n = 0;
+	bool have_local = false;
 
+	local_key_id(ctx, local, sizeof(local));
 	for (const struct pp_xml *m =
 		     pp_xml_path(x, "ListAccessKeysResult/AccessKeyMetadata/member");
-	     m && off < sizeof(ids); m = pp_xml_next_same(m), n++)
-		off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%s", off ? "," : "",
-					pp_xml_path_text(m, "AccessKeyId"));
+	     m && off < sizeof(ids); m = pp_xml_next_same(m)) {
+		const char *id = text_of(m, "AccessKeyId");
+
+		if (local[0] && !strcmp(id, local) && ctx->mode == PP_PROV_MODE_APPLY) {
+			have_local = true;
+			continue;
+		}
+		n++;
+		off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%s", off ? "," : "", id);
+	}
 	pp_xml_free(x);
 	if (n && !(k->data = strdup(ids)))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
-	/* A key made before is kept by destroy's list; apply cannot read its
-	 * secret back, so it writes the key only when it made one now. */
-	k->state = n ? PP_PROV_PRESENT : PP_PROV_ABSENT;
-	if (n && ctx->mode == PP_PROV_MODE_APPLY && !pp_prov_owned_has(ctx, "aws-key-written")) {
-		k->state = PP_PROV_DRIFTED;
-		snprintf(k->note, sizeof(k->note),
-			 "its secret was never written (an interrupted apply): replaced");
+	if (ctx->mode == PP_PROV_MODE_DESTROY) {
+		k->state = n ? PP_PROV_PRESENT : PP_PROV_ABSENT;
+		return 0;
 	}
+	k->state = n ? PP_PROV_DRIFTED : have_local ? PP_PROV_PRESENT : PP_PROV_ABSENT;
+	if (n)
+		snprintf(k->note, sizeof(k->note), "%zu key%s without a key file here: deleted%s",
+			 n, n == 1 ? "" : "s", have_local ? "" : ", a new one made");
+	a->key_kept = have_local;
 	return 0;
 }
 
@@ -1579,6 +1624,42 @@ static int aws_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struc
 }
 
 /* ---- outputs ---- */
+
+/* The key file (made now, or by an earlier apply and kept) and the
+ * section that points the pool at it. */
+static int key_outputs(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_out *out,
+		       struct pp_error *err)
+{
+	struct pp_buf text;
+	char path[4200];
+	int rc = 0;
+
+	pp_buf_init(&text, KEY_FILE_MAX);
+	if (a->key_secret[0]) {
+		rc = pp_buf_printf(
+			     &text,
+			     "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+			     a->key_id, a->key_secret)
+			     ? pp_fail(err, PP_ENOMEM, "out of memory")
+			     : 0;
+	} else if (ctx->opts->keydir) {
+		snprintf(path, sizeof(path), "%s/" KEY_FILE, ctx->opts->keydir);
+		rc = pp_file_read(path, KEY_FILE_MAX, &text, err);
+	} else {
+		rc = pp_fail(err, PP_EINVALID, "no key file to write");
+	}
+	if (!rc)
+		pp_secret_register(pp_buf_str(&text));
+	if (!rc && !(rc = pp_prov_out_file(out, KEY_FILE, pp_buf_str(&text), err)))
+		rc = pp_prov_out_cred(out, "type", "aws", err) ?:
+		     pp_prov_out_cred(out, "source", "profile", err) ?:
+		     pp_prov_out_cred(out, "file", "@" KEY_FILE, err) ?:
+		     pp_prov_out_cred(out, "profile", "default", err) ?:
+		     pp_prov_out_cred(out, "region", a->region, err);
+	OPENSSL_cleanse(text.data, text.len);
+	pp_buf_free(&text);
+	return rc;
+}
 
 static int aws_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct pp_error *err)
 {
@@ -1608,26 +1689,8 @@ static int aws_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct 
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	out->job_variables = v;
-	if (ctx->opts->create_key && a->key_secret[0]) {
-		char file[PP_NAME_MAX + 32], at[PP_NAME_MAX + 40], body[256];
-
-		/* A shared credentials file of its own, read by source profile. */
-		snprintf(file, sizeof(file), "%s-aws-credentials", a->pool);
-		snprintf(at, sizeof(at), "@%s", file);
-		snprintf(body, sizeof(body),
-			 "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
-			 a->key_id, a->key_secret);
-		rc = pp_prov_out_file(out, file, body, err);
-		memset(body, 0, sizeof(body));
-		if (rc || (rc = pp_prov_out_cred(out, "type", "aws", err)) ||
-		    (rc = pp_prov_out_cred(out, "source", "profile", err)) ||
-		    (rc = pp_prov_out_cred(out, "file", at, err)) ||
-		    (rc = pp_prov_out_cred(out, "profile", "default", err)) ||
-		    (rc = pp_prov_out_cred(out, "region", a->region, err)))
-			return rc;
-		/* From here on the key's secret is in the drop-in's hands. */
-		rc = pp_prov_owned_add(ctx, "aws-key-written", err);
-	}
+	if (ctx->opts->create_key)
+		rc = key_outputs(ctx, a, out, err);
 	return rc;
 }
 

@@ -248,6 +248,24 @@ grep -q '^credentials = ecs-provisioned' "$dropin" || fail "the pool does not us
 out=$(pp run -p ecs --wait 2>&1) || fail "run --wait with the new key failed: $out"
 state | jq -e '.[] | select(.name == "pushpool-ecs-dispatcher" and .type == "iam.user") |
 	.tags["pushpool-pool"] == "ecs"' >/dev/null || fail "the user is not tagged: $(state)"
+keys() {
+	curl -fsS "$BASE/aws/account" | jq -c '[.[] | select(.type == "iam.accesskey") | .id] | sort'
+}
+k1=$(keys)
+# Apply again: the key file's key is kept and the drop-in still names it.
+out=$(pp provision apply -p ecs --yes --create-key --credentials aws </dev/null) ||
+	fail "second apply --create-key: $out"
+echo "$out" | grep -q 'Nothing to do' || fail "second apply --create-key had work: $out"
+[ "$(keys)" = "$k1" ] || fail "the key changed: $k1 -> $(keys)"
+grep -q '^credentials = ecs-provisioned' "$dropin" || fail "the re-apply dropped the key: $(cat "$dropin")"
+# A key whose secret this host lost (the file gone, as after an apply
+# killed before writing it): replaced, never two keys.
+rm -f "$key"
+out=$(pp provision apply -p ecs --yes --create-key --credentials aws </dev/null) ||
+	fail "apply after losing the key file: $out"
+echo "$out" | grep -q 'without a key file here' || fail "the lost key was not reported: $out"
+[ "$(keys | jq length)" -eq 1 ] && [ "$(keys)" != "$k1" ] || fail "key not replaced: $k1 -> $(keys)"
+out=$(pp run -p ecs --wait 2>&1) || fail "run --wait with the replaced key failed: $out"
 pp provision destroy -p ecs --yes --create-key --credentials aws </dev/null >"$T/out" 2>&1 ||
 	fail "destroy --create-key: $(cat "$T/out")"
 state | jq -e 'map(select(.type == "iam.user" or .type == "iam.accesskey")) | length == 1' >/dev/null ||
