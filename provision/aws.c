@@ -16,7 +16,7 @@
  * identity carries nothing and is recorded in the journal before it is made.
  *
  * Protocols: IAM, STS and EC2 speak the Query protocol (form requests
- * serialised as botocore does, XML answers read by lib/xml); ECS, ECR and
+ * serialised as botocore does by aws_query.c, XML answers read by lib/xml); ECS, ECR and
  * CloudWatch Logs JSON 1.1. All are signed with SigV4 by the credential
  * (pp_cred_set_scope names the service before each call).
  *
@@ -37,6 +37,7 @@
 #include "lib/file.h"
 #include "lib/log.h"
 #include "lib/xml.h"
+#include "provision/aws_query.h"
 #include "provision/provision.h"
 
 #define EXEC_POLICY_ARN "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
@@ -133,35 +134,6 @@ static void scope(struct pp_prov_ctx *ctx, const struct aws *a, const char *serv
 	pp_cred_set_scope(ctx->cred, global ? "us-east-1" : a->region, service);
 }
 
-/* The AWS error code of an answer: <Code> (Query) or __type (JSON). */
-static void error_code(const struct pp_http_resp *resp, char *code, size_t size)
-{
-	struct pp_xml *x = NULL;
-	struct pp_json *j = NULL;
-
-	code[0] = '\0';
-	if (!resp->body.len)
-		return;
-	if (resp->body.data[0] == '{') {
-		if (!pp_json_parse(resp->body.data, resp->body.len, NULL, &j, NULL)) {
-			const char *t = pp_json_get_string(j, "__type");
-
-			snprintf(code, size, "%s",
-				 t ? (strrchr(t, '#') ? strrchr(t, '#') + 1 : t) : "");
-		}
-		pp_json_free(j);
-		return;
-	}
-	if (!pp_xml_parse(resp->body.data, resp->body.len, NULL, &x, NULL)) {
-		const char *c = pp_xml_path_text(x, "Error/Code");
-
-		if (!c)
-			c = pp_xml_path_text(x, "Errors/Error/Code");
-		snprintf(code, size, "%s", c ? c : "");
-	}
-	pp_xml_free(x);
-}
-
 /* Send with the throttling AWS answers as HTTP 400 retried; *code gets the
  * error's code when the call failed with an answer. */
 static int send(struct pp_prov_ctx *ctx, const struct aws *a, const char *service,
@@ -179,7 +151,7 @@ static int send(struct pp_prov_ctx *ctx, const struct aws *a, const char *servic
 		code[0] = '\0';
 		if (!rc)
 			return 0;
-		error_code(resp, code, code_size);
+		pp_awsq_error_code(resp->body.data, resp->body.len, code, code_size);
 		if (attempt + 1 < THROTTLE_TRIES &&
 		    (!strcmp(code, "Throttling") || !strcmp(code, "ThrottlingException") ||
 		     !strcmp(code, "RequestLimitExceeded"))) {
@@ -193,54 +165,6 @@ static int send(struct pp_prov_ctx *ctx, const struct aws *a, const char *servic
 }
 
 /* ---- the Query protocol ---- */
-
-static int form_put(struct pp_buf *b, const char *key, const char *value)
-{
-	static const char safe[] = "-_.~";
-	int rc = pp_buf_putc(b, '&');
-
-	for (const char *s = key; !rc && *s; s++)
-		rc = pp_buf_putc(b, *s); /* keys are letters, digits and dots */
-	rc = rc ? rc : pp_buf_putc(b, '=');
-	for (const unsigned char *s = (const unsigned char *)value; !rc && *s; s++)
-		rc = isalnum(*s) || strchr(safe, *s) ? pp_buf_putc(b, (char)*s)
-						     : pp_buf_printf(b, "%%%02X", *s);
-	return rc;
-}
-
-/* botocore's serialisation of params (wire names already: the member's
- * locationName, capitalised for EC2): objects are structures (Name.Member),
- * arrays lists (Query: Name.member.N, an empty one "Name="; EC2: Name.N),
- * strings, numbers and booleans their text. */
-static int form_value(struct pp_buf *b, const char *prefix, const struct pp_json *v, bool ec2)
-{
-	char sub[512];
-	size_t i = 0;
-	int rc = 0;
-
-	switch (v->type) {
-	case PP_JSON_OBJECT:
-		pp_json_foreach (m, v) {
-			snprintf(sub, sizeof(sub), "%s%s%s", prefix, *prefix ? "." : "", m->key);
-			if ((rc = form_value(b, sub, m, ec2)))
-				return rc;
-		}
-		return 0;
-	case PP_JSON_ARRAY:
-		if (!v->count && !ec2)
-			return form_put(b, prefix, "");
-		pp_json_foreach (e, v) {
-			snprintf(sub, sizeof(sub), "%s%s.%zu", prefix, ec2 ? "" : ".member", ++i);
-			if ((rc = form_value(b, sub, e, ec2)))
-				return rc;
-		}
-		return 0;
-	case PP_JSON_STRING:
-	case PP_JSON_NUMBER: return form_put(b, prefix, v->str);
-	case PP_JSON_BOOL: return form_put(b, prefix, v->b ? "true" : "false");
-	default: return 0;
-	}
-}
 
 /* One Query call; params (may be NULL) is taken. The answer's XML in *out
  * (caller frees); code as for send. */
@@ -257,13 +181,14 @@ static int query(struct pp_prov_ctx *ctx, const struct aws *a, const char *servi
 
 	*out = NULL;
 	pp_buf_init(&b, 1 << 20);
-	rc = pp_buf_printf(&b, "Action=%s&Version=%s", action, version);
-	if (!rc && params)
-		rc = form_value(&b, "", params, !strcmp(service, "ec2"));
+	rc = pp_awsq_form(&b, action, version, params,
+			  !strcmp(service, "ec2") ? PP_AWSQ_EC2 : PP_AWSQ_QUERY);
 	pp_json_free(params);
 	if (rc) {
 		pp_buf_free(&b);
-		return pp_fail(err, PP_ENOMEM, "%s %s: out of memory", service, action);
+		return pp_fail(err, rc, "%s %s: %s", service, action,
+			       rc == PP_ENOMEM ? "out of memory"
+					       : "a parameter name is not a wire name");
 	}
 	rc = send(ctx, a, service, "application/x-www-form-urlencoded; charset=utf-8", NULL,
 		  pp_buf_str(&b), &resp, code, code_size, err);
