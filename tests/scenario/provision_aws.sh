@@ -3,8 +3,9 @@
 # account (no default VPC) lists every resource; apply creates them, each
 # tagged in its create call; a second apply and plan change nothing; kill -9
 # at 10 random points of apply, each followed by a re-run, ends where one
-# clean apply does (0 duplicates, 0 untagged); destroy leaves the account as
-# it was and never touches the planted untagged resources; the written
+# clean apply does (0 duplicates, 0 untagged); a name held without the tag
+# blocks apply before any change; destroy leaves the account as it was and
+# never touches the planted untagged resources; the written
 # drop-in alone lets a run go end to end; a region with a default VPC uses
 # its subnets, and a pool with vpc_id alone (Prefect's way) has them
 # looked up; --create-key makes a user whose access key runs the job.
@@ -93,15 +94,18 @@ pp() {
 }
 
 # What pushpool did not make and must keep: a VPC, a security group with
-# the pool's group name in it, and a log group, none tagged.
+# the pool's group name in it, and two log groups (one with the name pool
+# "other" would use), none tagged.
 control /aws/account '{"type": "ec2.vpc", "region": "us-east-1", "id": "vpc-0planted000000001",
 	"description": {"vpcId": "vpc-0planted000000001", "cidrBlock": "10.0.0.0/16", "state": "available", "isDefault": false}}'
 control /aws/account '{"type": "ec2.sg", "region": "us-east-1", "id": "sg-0planted000000001",
 	"description": {"groupId": "sg-0planted000000001", "groupName": "pushpool-ecs", "vpcId": "vpc-0planted000000001"}}'
 control /aws/account '{"type": "logs.group", "region": "us-east-1", "id": "/team/etl",
 	"description": {"logGroupName": "/team/etl", "logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:/team/etl"}}'
+control /aws/account '{"type": "logs.group", "region": "us-east-1", "id": "/pushpool/other",
+	"description": {"logGroupName": "/pushpool/other", "logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:/pushpool/other"}}'
 before=$(state)
-[ "$(untagged)" -eq 3 ] || fail "planted: $(untagged) untagged resources, not 3"
+[ "$(untagged)" -eq 4 ] || fail "planted: $(untagged) untagged resources, not 4"
 
 # 1. plan on an empty account: every resource, exit 2, nothing changed.
 rc=0
@@ -130,8 +134,13 @@ pp provision apply -p ecs </dev/null >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 64 ] || fail "apply without --yes exited $rc: $(cat "$T/out")"
 [ "$(changes)" = "{}" ] || fail "a refused apply changed something: $(changes)"
 
-# 3. apply: every resource tagged in its create call.
+# 3. apply: every resource tagged in its create call, through IAM's
+# throttling (HTTP 400 Throttling) and EC2's server errors.
+control /control/faults '[{"api": "iam", "throttle_rate": 0.3}, {"api": "ec2", "error_rate": 0.2}]'
 out=$(pp provision apply -p ecs --yes </dev/null) || fail "apply failed: $out"
+control /control/faults '[{"api": "iam", "throttle_rate": 0}, {"api": "ec2", "error_rate": 0}]'
+curl -fsS "$BASE/control/stats" | jq -e '.keyed.injected["iam.throttled"] > 0 and .keyed.injected["ec2.error"] > 0' >/dev/null ||
+	fail "no fault was injected: $(curl -fsS "$BASE/control/stats" | jq -c .keyed.injected)"
 echo "$out" | grep -q '^\[1/15\] create execution-role pushpool-ecs-execution' || fail "no progress: $out"
 echo "$out" | grep -q '^\[15/15\] create policy-attachment' || fail "no last step: $out"
 clean=$(state)
@@ -143,7 +152,7 @@ echo "$clean" | jq -e '.[] | select(.name == "pushpool-ecs-execution") |
 echo "$clean" | jq -e '.[] | select(.name == "pushpool-mock-user") |
 	.attached == ["arn:aws:iam::123456789012:policy/pushpool-ecs-dispatcher"]' >/dev/null ||
 	fail "the dispatcher's policy is not attached to its user: $clean"
-[ "$(untagged)" -eq 3 ] || fail "apply made untagged resources: $(untagged) untagged"
+[ "$(untagged)" -eq 4 ] || fail "apply made untagged resources: $(untagged) untagged"
 # No tag call after a create: tags travel in the create calls.
 changes | jq -e 'keys - ["AssociateRouteTable", "AttachInternetGateway", "AttachRolePolicy",
 	"AttachUserPolicy", "CreateCluster", "CreateInternetGateway", "CreateLogGroup", "CreatePolicy",
@@ -194,10 +203,27 @@ for delay in $(awk 'BEGIN { srand(20); for (i = 0; i < 10; i++) printf "%.3f\n",
 	pp provision apply -p ecs --yes </dev/null >"$T/out" 2>&1 ||
 		fail "re-run $n after kill -9 at ${delay}s: $(cat "$T/out")"
 	[ "$(state)" = "$clean" ] || fail "kill -9 at ${delay}s, re-run $n: $(state) != $clean"
-	[ "$(untagged)" -eq 3 ] || fail "kill -9 at ${delay}s left untagged resources"
+	[ "$(untagged)" -eq 4 ] || fail "kill -9 at ${delay}s left untagged resources"
 done
 [ $interrupted -ge 5 ] || fail "only $interrupted of $n kills interrupted an apply"
 control /control/faults '{"api": "*", "latency_ms": 0}'
+
+# A name held by something without the tag stops apply before any change.
+cat >>"$T/pushpool.conf" <<EOF
+
+[pool "other"]
+type = ecs:push
+credentials = aws
+endpoint = $BASE/aws/ecs
+EOF
+c1=$(changes)
+rc=0
+out=$(pp provision plan -p other) || rc=$?
+echo "$out" | grep -Eq 'log-group +/pushpool/other +foreign +blocked' || fail "no foreign log group: $out"
+rc=0
+pp provision apply -p other --yes </dev/null >"$T/out" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q 'nothing was changed' "$T/out" || fail "apply over a foreign name: $rc $(cat "$T/out")"
+[ "$(changes)" = "$c1" ] || fail "a blocked apply changed something: $c1 -> $(changes)"
 
 # 7. destroy: the account as before; the planted resources untouched.
 out=$(pp provision destroy -p ecs --yes </dev/null) || fail "destroy failed: $out"
@@ -270,4 +296,4 @@ pp provision destroy -p ecs --yes --create-key --credentials aws </dev/null >"$T
 	fail "destroy --create-key: $(cat "$T/out")"
 state | jq -e 'map(select(.type == "iam.user" or .type == "iam.accesskey")) | length == 1' >/dev/null ||
 	fail "the user or its key survived destroy: $(state)"
-echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 3 planted, run --wait, default VPC, vpc_id lookup, --create-key"
+echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 4 planted, a foreign name blocking apply, run --wait, default VPC, vpc_id lookup, --create-key"
