@@ -40,8 +40,9 @@ static int value(struct pp_buf *b, const char *prefix, const struct pp_json *v,
 	switch (v->type) {
 	case PP_JSON_OBJECT:
 		pp_json_foreach (m, v) {
-			if (!*m->key || strspn(m->key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-							 "0123456789") != strlen(m->key) ||
+			if (!*m->key ||
+			    strspn(m->key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					   "0123456789") != strlen(m->key) ||
 			    (size_t)snprintf(sub, sizeof(sub), "%s%s%s", prefix, *prefix ? "." : "",
 					     m->key) >= sizeof(sub))
 				return PP_EINVALID;

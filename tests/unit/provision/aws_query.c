@@ -29,14 +29,15 @@ static void assert_form(const char *params, enum pp_awsq_style style, const char
 /* EC2: Name.N lists, nested lists, no member element. */
 static void test_ec2(void **state)
 {
-	assert_form("{\"CidrBlock\":\"10.0.0.0/16\",\"TagSpecification\":[{\"ResourceType\":\"vpc\","
-		    "\"Tag\":[{\"Key\":\"pushpool-pool\",\"Value\":\"a b\"},{\"Key\":\"Name\","
-		    "\"Value\":\"n~x\"}]}]}",
-		    PP_AWSQ_EC2,
-		    "Action=Op&Version=2016-11-15&CidrBlock=10.0.0.0%2F16"
-		    "&TagSpecification.1.ResourceType=vpc&TagSpecification.1.Tag.1.Key=pushpool-pool"
-		    "&TagSpecification.1.Tag.1.Value=a%20b&TagSpecification.1.Tag.2.Key=Name"
-		    "&TagSpecification.1.Tag.2.Value=n~x");
+	assert_form(
+		"{\"CidrBlock\":\"10.0.0.0/16\",\"TagSpecification\":[{\"ResourceType\":\"vpc\","
+		"\"Tag\":[{\"Key\":\"pushpool-pool\",\"Value\":\"a b\"},{\"Key\":\"Name\","
+		"\"Value\":\"n~x\"}]}]}",
+		PP_AWSQ_EC2,
+		"Action=Op&Version=2016-11-15&CidrBlock=10.0.0.0%2F16"
+		"&TagSpecification.1.ResourceType=vpc&TagSpecification.1.Tag.1.Key=pushpool-pool"
+		"&TagSpecification.1.Tag.1.Value=a%20b&TagSpecification.1.Tag.2.Key=Name"
+		"&TagSpecification.1.Tag.2.Value=n~x");
 	assert_form("{\"Filter\":[{\"Name\":\"vpc-id\",\"Value\":[\"vpc-1\",\"vpc-2\"]}],"
 		    "\"VpcId\":[],\"DryRun\":false,\"MaxResults\":5,\"NextToken\":null}",
 		    PP_AWSQ_EC2,
@@ -98,8 +99,9 @@ static void test_error_codes(void **state)
 		    "InvalidVpcID.NotFound</Code><Message>m</Message></Error></Errors><RequestID>r"
 		    "</RequestID></Response>",
 		    "InvalidVpcID.NotFound");
-	assert_code("{\"__type\":\"com.amazonaws.ecr#RepositoryNotFoundException\",\"message\":\"m\"}",
-		    "RepositoryNotFoundException");
+	assert_code(
+		"{\"__type\":\"com.amazonaws.ecr#RepositoryNotFoundException\",\"message\":\"m\"}",
+		"RepositoryNotFoundException");
 	assert_code("{\"__type\":\"ClusterNotFoundException\"}", "ClusterNotFoundException");
 	assert_code("", "");
 	assert_code("<html>gateway</html>", "");
