@@ -687,6 +687,46 @@ static void iam_delete(struct pp_mock_call *c)
 	pp_mock_resp_printf(c->resp, 200, "application/json", "{}");
 }
 
+/* :enable and :disable of an account. */
+static void iam_set_disabled(struct pp_mock_call *c, bool disabled)
+{
+	char name[400];
+	struct gi_obj *o = iam_find(c, name, sizeof(name));
+
+	snprintf(c->resp->action, sizeof(c->resp->action),
+		 disabled ? "DisableServiceAccount" : "EnableServiceAccount");
+	if (!o) {
+		pp_mock_google_error(c->resp, 404, NULL, "Service account %s does not exist.",
+				     pp_mock_param(&c->params, "sa"));
+		return;
+	}
+	pp_json_set_bool(o->j, "disabled", disabled);
+	pp_mock_count(c->m, "gcp_changes", c->resp->action);
+	pp_mock_resp_printf(c->resp, 200, "application/json", "{}");
+}
+
+static void iam_enable(struct pp_mock_call *c)
+{
+	iam_set_disabled(c, false);
+}
+
+static void iam_disable(struct pp_mock_call *c)
+{
+	iam_set_disabled(c, true);
+}
+
+static bool iam_validate_enable(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_gcpinfra(c->m, "google.iam.admin.v1.IAM.EnableServiceAccount", c->req,
+				      c->resp);
+}
+
+static bool iam_validate_disable(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_gcpinfra(c->m, "google.iam.admin.v1.IAM.DisableServiceAccount", c->req,
+				      c->resp);
+}
+
 static bool iam_validate_create(struct pp_mock_call *c)
 {
 	return !pp_mock_spec_gcpinfra(c->m, "google.iam.admin.v1.IAM.CreateServiceAccount", c->req,
@@ -699,6 +739,9 @@ static const struct pp_mock_route iam_routes[] = {
 	{"POST", IAM "/{sa}/keys", key_create, .validate = key_validate_create, .changes = true},
 	{"GET", IAM "/{sa}/keys", key_list, .changes = false},
 	{"DELETE", IAM "/{sa}/keys/{key}", key_delete, .changes = true},
+	{"POST", IAM "/{sa}:enable", iam_enable, .validate = iam_validate_enable, .changes = true},
+	{"POST", IAM "/{sa}:disable", iam_disable, .validate = iam_validate_disable,
+	 .changes = true},
 	{"GET", IAM "/{sa}", iam_get, .changes = false},
 	{"DELETE", IAM "/{sa}", iam_delete, .changes = true},
 	{NULL},
@@ -1066,7 +1109,7 @@ static void control_dump(struct pp_mock_call *c)
 }
 
 /* POST {"race": N} (the next N setIamPolicy calls meet a concurrent
- * writer), {"service": "projects/P/services/S"} (enabled before pushpool),
+ * writer), {"disable_service_account": EMAIL}, {"service": "projects/P/services/S"} (enabled before pushpool),
  * {"repository": NAME, "labels": {...}} (made by someone else),
  * {"service_account": EMAIL, "project": P, "description": D},
  * {"binding": {"project": P, "role": R, "member": M}}. */
@@ -1105,6 +1148,12 @@ static void control_plant(struct pp_mock_call *c)
 				pp_json_set(j, "labels", pp_json_clone(pp_json_get(b, "labels")));
 			obj_add(g, &g->repos, s, j);
 		}
+	}
+	if ((s = pp_json_get_string(b, "disable_service_account"))) {
+		/* Someone disabled an account (pushpool's or not). */
+		for (struct gi_obj *o = g->sas; o; o = o->next)
+			if (!strcmp(pp_json_get_string(o->j, "email") ?: "", s))
+				pp_json_set_bool(o->j, "disabled", true);
 	}
 	if ((s = pp_json_get_string(b, "service_account"))) {
 		struct pp_json *j = pp_json_new(PP_JSON_OBJECT);

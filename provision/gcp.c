@@ -379,6 +379,22 @@ static int sa_get(struct pp_prov_ctx *ctx, const char *email, struct pp_json **o
 	return rc ? pp_fail(err, rc, "URL too long") : pp_prov_json(ctx, "GET", u, NULL, out, err);
 }
 
+/* A disabled account of ours: enable it (it keeps its keys and roles). */
+static int sa_enable(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
+{
+	struct gcp *g = ctx->state;
+	struct pp_json *body = pp_json_new(PP_JSON_OBJECT);
+	char u[1024];
+	int rc = body ? url(ctx, u, sizeof(u), "iam", "/v1/projects/%s/serviceAccounts/%s:enable",
+			    g->project, res->name)
+		      : pp_fail(err, PP_ENOMEM, "out of memory");
+
+	if (!rc)
+		rc = pp_prov_json(ctx, "POST", u, body, NULL, err);
+	pp_json_free(body);
+	return rc;
+}
+
 static int sa_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct gcp *g = ctx->state;
@@ -387,6 +403,11 @@ static int sa_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp
 	char u[1024], id[64], desc[PP_NAME_MAX + 128], display[100];
 	int rc;
 
+	if (res->state == PP_PROV_DRIFTED) {
+		pp_json_free(body);
+		pp_json_free(sa);
+		return sa_enable(ctx, res, err);
+	}
 	snprintf(id, sizeof(id), "%.*s", (int)strcspn(res->name, "@"), res->name);
 	bool dsp = !strcmp(res->name, g->dsp_sa);
 
@@ -436,7 +457,8 @@ static int sa_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp
 
 static const struct pp_prov_kind kind_sa = {
 	.name = "service-account",
-	.create_perms = "iam.serviceAccounts.get,iam.serviceAccounts.create",
+	.create_perms = "iam.serviceAccounts.get,iam.serviceAccounts.create,"
+			"iam.serviceAccounts.enable",
 	.destroy_perms = "iam.serviceAccounts.delete",
 	.create = sa_create,
 	.remove = sa_remove,
@@ -465,6 +487,11 @@ static int sa_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, const 
 	if (!r->owned)
 		snprintf(r->note, sizeof(r->note), "description does not start with \"%s\"",
 			 g->tag);
+	else if (pp_json_get_bool(j, "disabled", false)) {
+		/* Jobs cannot run as a disabled account: apply enables it. */
+		r->state = PP_PROV_DRIFTED;
+		snprintf(r->note, sizeof(r->note), "disabled: apply enables it");
+	}
 	pp_json_free(j);
 	return 0;
 }

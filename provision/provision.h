@@ -47,12 +47,32 @@
  * endpoints) or NULL for the cloud's own hosts; each provisioner documents
  * how it maps services onto it.
  *
+ * Identities: ctx->cred is what provisioning runs as (the pool's
+ * credentials, or --credentials NAME); keyless grants go to the pool's own
+ * identity, pp_prov_pool_cred (opened on first use). A provisioner that
+ * mints a key (--create-key, ctx->opts->create_key) returns it as an
+ * output file and a credentials section whose "file" value is "@NAME";
+ * ctx->opts->keydir is where earlier applies wrote them (recognise your
+ * own: a re-apply must write the same outputs again, and a key created
+ * but never written, by an apply killed in between, must be deleted, not
+ * leaked). AWS: pp_cred_set_scope(ctx->cred, region, service) before each
+ * service's calls, since the credential signs for one scope at a time.
+ *
+ * Modes: inspect runs for plan and apply (ctx->mode APPLY) and for destroy
+ * (DESTROY): in destroy mode list everything an earlier apply may have made
+ * whatever the flags now, so destroy finds it.
+ *
  * The core (provision/provision.c) opens the credential, runs inspect,
  * prints the plan, runs create in order (apply) or remove in reverse order
  * for owned resources only (destroy), and writes the outputs as a config
  * drop-in (provision/output.c). The command (dispatcher/cmd/provision.c)
  * holds the pool's provisioning lock in the run store around apply and
  * destroy and persists the owned-records journal there.
+ *
+ * Tests for a new cloud: the mock's APIs judged by the cloud's spec files,
+ * a scenario with the list in tests/scenario/provision_gcp.sh and
+ * provision_gcp_kill.sh; tests/unit/provision/provision.c shows a fake
+ * provisioner registered with pp_provisioner_register.
  */
 #ifndef PP_PROVISION_H
 #define PP_PROVISION_H
@@ -212,6 +232,8 @@ struct pp_provisioner {
 };
 
 const struct pp_provisioner *pp_provisioner_find(const char *pool_type);
+/* Add one at run time (tests' fake clouds); PP_ECONFLICT for a taken type. */
+int pp_provisioner_register(const struct pp_provisioner *p, struct pp_error *err);
 /* "cloud-run-v2:push, modal:push" for help texts and errors. */
 void pp_provisioner_types(char *out, size_t size);
 

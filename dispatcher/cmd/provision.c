@@ -210,6 +210,13 @@ static int run_verb(const struct args *a)
 	/* plan only reads; apply and destroy hold the pool's lock throughout. */
 	rc = a->verb == PLAN ? store->ops->prov_get(store, a->pool, &owned, &err)
 			     : lock_take(&l, &owned, &err);
+	if (rc == PP_ECONFLICT && a->verb != PLAN) {
+		/* Another apply or destroy of this pool is under way: later. */
+		fprintf(stderr, "pushpool provision %s: %s; try again when it is done\n", what,
+			err.msg);
+		status = PP_EXIT_TEMPFAIL;
+		goto out;
+	}
 	if (!rc)
 		rc = pp_prov_open(&cfg, a->pool, a->cred, &opts,
 				  a->verb == DESTROY ? PP_PROV_MODE_DESTROY : PP_PROV_MODE_APPLY,

@@ -18,7 +18,8 @@ static size_t walk(const struct pp_xml *x, int depth, int max_depth)
 
 	if (depth > max_depth || !x->name || !x->text || x->text[x->len] != '\0')
 		abort();
-	pp_xml_foreach (c, x) {
+	pp_xml_foreach(c, x)
+	{
 		if (c->parent != x)
 			abort();
 		kids++;

@@ -16,8 +16,12 @@ the clouds' own libraries, independently of the mock's C validators:
   from the vendored protos.
 - Modal (*-modal-<Rpc>.bin): `protoc --decode` of the RPC's request type
   against api.proto; a field protoc cannot name is a failure.
+- The provisioning APIs (*-gcpinfra-<Method>.json): json_format.Parse into
+  the HTTP body's message (the request for body "*", the Repository for
+  CreateRepository) from a second descriptor set (Service Usage, IAM,
+  Resource Manager, Artifact Registry).
 
-Usage: spec_bodies.py BODY_DIR SPEC_DIR RUN_DESCRIPTOR_SET
+Usage: spec_bodies.py BODY_DIR SPEC_DIR RUN_DESCRIPTOR_SET GCPINFRA_DESCRIPTOR_SET
 Prints one line per body; exits 1 when any fails, 2 when there is none.
 """
 import json
@@ -34,7 +38,7 @@ import botocore.validate
 import regex
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
-body_dir, spec_dir, run_set = sys.argv[1:4]
+body_dir, spec_dir, run_set, gcpinfra_set = sys.argv[1:5]
 
 
 def botocore_checker(name):
@@ -145,19 +149,14 @@ def query_checker(name):
     return check
 
 
-def run_checker():
+def json_checker(descriptor_set, types):
     fds = descriptor_pb2.FileDescriptorSet()
-    with open(run_set, "rb") as f:
+    with open(descriptor_set, "rb") as f:
         fds.ParseFromString(f.read())
     pool = descriptor_pool.DescriptorPool()
     for fd in fds.file:
         pool.Add(fd)
     factory = message_factory.MessageFactory(pool)
-    types = {
-        "CreateJob": "google.cloud.run.v2.Job",
-        "RunJob": "google.cloud.run.v2.RunJobRequest",
-        "CancelExecution": "google.cloud.run.v2.CancelExecutionRequest",
-    }
 
     def check(method, text):
         if method not in types:
@@ -170,6 +169,26 @@ def run_checker():
         return []
 
     return check
+
+
+def run_checker():
+    return json_checker(run_set, {
+        "CreateJob": "google.cloud.run.v2.Job",
+        "RunJob": "google.cloud.run.v2.RunJobRequest",
+        "CancelExecution": "google.cloud.run.v2.CancelExecutionRequest",
+    })
+
+
+def gcpinfra_checker():
+    return json_checker(gcpinfra_set, {
+        "EnableService": "google.api.serviceusage.v1.EnableServiceRequest",
+        "DisableService": "google.api.serviceusage.v1.DisableServiceRequest",
+        "CreateServiceAccount": "google.iam.admin.v1.CreateServiceAccountRequest",
+        "CreateServiceAccountKey": "google.iam.admin.v1.CreateServiceAccountKeyRequest",
+        "GetIamPolicy": "google.iam.v1.GetIamPolicyRequest",
+        "SetIamPolicy": "google.iam.v1.SetIamPolicyRequest",
+        "CreateRepository": "google.devtools.artifactregistry.v1.Repository",
+    })
 
 
 def modal_checker():
@@ -194,7 +213,7 @@ def modal_checker():
 
 json_apis = {n: botocore_checker(n) for n in ("ecs", "ecr", "logs")}
 query_apis = {n: query_checker(n) for n in ("iam", "ec2")}
-run, modal = run_checker(), modal_checker()
+run, modal, gcpinfra = run_checker(), modal_checker(), gcpinfra_checker()
 counts, failed = {}, 0
 for name in sorted(os.listdir(body_dir)):
     m = re.fullmatch(r"\d+-(\w+)-(\w+)\.(json|bin|form)", name)
@@ -211,6 +230,8 @@ for name in sorted(os.listdir(body_dir)):
         problems = run(action, raw.decode())
     elif api == "modal":
         problems = modal(action, raw)
+    elif api == "gcpinfra":
+        problems = gcpinfra(action, raw.decode())
     else:
         continue
     counts[api] = counts.get(api, 0) + 1

@@ -3,109 +3,14 @@
 # project lists every resource; apply refuses without --yes off a terminal,
 # then creates them (the IAM policy read-modify-write meeting a concurrent
 # writer twice, and keeping every binding it did not add); a second apply
-# and plan change nothing; kill -9 at random points of apply, each followed
-# by a re-run, ends where one clean apply does; destroy leaves the project as
-# it was and never touches what pushpool did not make; the written drop-in
-# alone lets a run go end to end; pool create --provision-infra.
+# and plan change nothing; a second apply while one runs waits its turn;
+# destroy leaves the project as it was and never touches what pushpool did
+# not make; the written drop-in alone lets a run go end to end; pool create
+# --provision-infra through injected faults; --create-key and check's
+# warning about an old key. (kill -9 during apply: provision_gcp_kill.sh.)
 set -eu
-: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
-for cmd in mock provision; do
-	if ! "$PUSHPOOL" $cmd --help >/dev/null 2>&1; then
-		echo "FAIL: '$PUSHPOOL $cmd --help' does not work" >&2
-		exit 1
-	fi
-done
-command -v jq >/dev/null || {
-	echo "FAIL: jq is needed" >&2
-	exit 1
-}
-T=$(mktemp -d)
-MOCK_PID=
-cleanup() {
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-openssl genrsa -out "$T/key.pem" 2048 2>/dev/null
-pem=$(awk 'BEGIN { ORS = "\\n" } { print }' "$T/key.pem")
-write_sa() {
-	cat >"$T/sa.json" <<EOF
-{"type": "service_account", "project_id": "scenario-proj", "private_key_id": "k1",
- "private_key": "$pem", "client_email": "dispatcher@scenario-proj.iam.gserviceaccount.com",
- "client_id": "1", "token_uri": "$1"}
-EOF
-}
-write_sa "http://127.0.0.1:1/token"
-"$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" --seed 5 \
-	--provision-seconds 0.1 --run-seconds 0.2 --gcp-key "$T/sa.json" >"$T/mock.log" 2>&1 &
-MOCK_PID=$!
-i=0
-while ! grep -q 'http://' "$T/ports" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 600 ] && fail "mock did not start: $(cat "$T/mock.log")"
-	sleep 0.05
-done
-BASE=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$T/ports" | head -n 1)
-write_sa "$BASE/google/token"
-
-control() {
-	curl -fsS -X POST -H 'Content-Type: application/json' -d "$2" "$BASE$1" >/dev/null
-}
-# Every change the provisioning APIs made, by method.
-changes() {
-	curl -fsS "$BASE/control/stats" | jq -cS '.keyed.gcp_changes // {}'
-}
-# The project as a comparable text: enabled services, repositories with
-# their labels, service accounts with their descriptions, the bindings.
-state() {
-	curl -fsS "$BASE/google/control/infra" | jq -cS '{
-		services: ([.services[] | select(.state == "ENABLED") | .name] | sort),
-		repositories: ([.repositories[] | {name, labels, format}] | sort_by(.name)),
-		accounts: ([.service_accounts[] | {email, description}] | sort_by(.email)),
-		policies: (.policies | map_values(map({role, members: (.members | sort)})
-			| map(select(.members | length > 0)) | sort_by(.role)))}'
-}
-
-mkdir -p "$T/state"
-cat >"$T/pushpool.conf" <<EOF
-[dispatcher]
-state_dir = $T/state
-status_interval = 0.1
-backoff_base_ms = 20
-backoff_max_ms = 200
-
-[credentials "gcp"]
-type = gcp
-source = file
-file = $T/sa.json
-token_uri = $BASE/google/token
-
-[pool "cr"]
-type = cloud-run-v2:push
-credentials = gcp
-endpoint = $BASE/google
-job_variables = {"image": "repo/flows:1"}
-EOF
-pp() {
-	"$PUSHPOOL" -c "$T/pushpool.conf" "$@"
-}
-
-# What pushpool did not make, and must keep: a binding of the role it
-# grants, a repository and an account without its label, an API enabled
-# before it came.
-control /google/control/infra \
-	'{"binding": {"project": "scenario-proj", "role": "roles/run.developer", "member": "user:alice@example.com"}}'
-control /google/control/infra \
-	'{"repository": "projects/scenario-proj/locations/us-central1/repositories/team-images", "labels": {"team": "data"}}'
-control /google/control/infra \
-	'{"service_account": "legacy-jobs@scenario-proj.iam.gserviceaccount.com", "project": "scenario-proj", "description": "made by hand"}'
-control /google/control/infra '{"service": "projects/scenario-proj/services/artifactregistry.googleapis.com"}'
-before=$(state)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/scenario/provision_gcp.inc"
 
 # 1. plan on an empty project: every resource, exit 2, nothing changed.
 rc=0
@@ -168,33 +73,45 @@ pp provision plan -p cr >"$T/out" || fail "plan after apply exited $?: $(cat "$T
 [ "$(changes)" = "$c1" ] || fail "counters moved: $c1 -> $(changes)"
 clean=$(state)
 
+# Drift: someone disables the runtime account; plan says so, apply enables
+# it and changes nothing else.
+control /google/control/infra '{"disable_service_account": "pp-cr-run@scenario-proj.iam.gserviceaccount.com"}'
+rc=0
+out=$(pp provision plan -p cr) || rc=$?
+[ $rc -eq 2 ] || fail "plan of a disabled account exited $rc: $out"
+echo "$out" | grep -Eq 'service-account +pp-cr-run@.* drifted +update .*disabled: apply enables it' ||
+	fail "plan does not show the drift: $out"
+c1=$(changes)
+out=$(pp provision apply -p cr --yes </dev/null) || fail "apply of the drift: $out"
+[ "$(changes | jq -c 'del(.EnableServiceAccount)')" = "$c1" ] || fail "more than the enable: $c1 -> $(changes)"
+[ "$(changes | jq '.EnableServiceAccount')" -eq 1 ] || fail "not enabled: $(changes)"
+pp provision plan -p cr >/dev/null || fail "plan after the fix exited $?"
+
 # 5. the provisioned pool runs a job end to end with only the written config.
 out=$(pp run -p cr --wait) || fail "run --wait failed: $out"
 echo "$out" | grep -q '^SUCCEEDED' || fail "run did not succeed: $out"
 
-# 6. kill -9 at random points of apply; each re-run ends at the clean state.
-control /control/behaviours '{"name": "gcp.lro", "on": true, "seconds": 0.3}'
-n=0
-interrupted=0
-for delay in $(awk 'BEGIN { srand(20); for (i = 0; i < 6; i++) printf "%.2f\n", rand() * 0.9 }'); do
-	n=$((n + 1))
-	pp provision destroy -p cr --yes </dev/null >"$T/out" 2>&1 || fail "destroy $n: $(cat "$T/out")"
-	[ "$(state)" = "$before" ] || fail "destroy $n did not restore the project: $(state)"
-	"$PUSHPOOL" -c "$T/pushpool.conf" provision apply -p cr --yes </dev/null >"$T/killed" 2>&1 &
-	pid=$!
-	sleep "$delay"
-	kill -9 $pid 2>/dev/null || true
-	wait $pid 2>/dev/null || true
-	grep -q '^Wrote' "$T/killed" || interrupted=$((interrupted + 1))
-	pp provision apply -p cr --yes </dev/null >"$T/out" 2>&1 ||
-		fail "re-run $n after kill -9 at ${delay}s: $(cat "$T/out")"
-	[ "$(state)" = "$clean" ] || fail "kill -9 at ${delay}s, re-run $n: $(state) != $clean"
+# One apply per pool at a time: a second one while the first runs waits
+# its turn (exit 75), changing nothing.
+control /control/behaviours '{"name": "gcp.lro", "on": true, "seconds": 0.6}'
+pp provision destroy -p cr --yes </dev/null >"$T/out" 2>&1 || fail "destroy before the race: $(cat "$T/out")"
+"$PUSHPOOL" -c "$T/pushpool.conf" provision apply -p cr --yes </dev/null >"$T/first" 2>&1 &
+pid=$!
+i=0
+until grep -q '^\[1/' "$T/first"; do
+	i=$((i + 1))
+	[ $i -gt 400 ] && fail "the first apply never started: $(cat "$T/first")"
+	sleep 0.05
 done
+rc=0
+pp provision apply -p cr --yes </dev/null >"$T/out" 2>&1 || rc=$?
+[ $rc -eq 75 ] || fail "a second apply at the same time exited $rc: $(cat "$T/out")"
+grep -q 'being provisioned by' "$T/out" || fail "no holder named: $(cat "$T/out")"
+wait $pid || fail "the first apply failed: $(cat "$T/first")"
+[ "$(state)" = "$clean" ] || fail "after the raced apply: $(state)"
+control /control/behaviours '{"name": "gcp.lro", "on": true, "seconds": 0.2}'
 
-# Most kills must land inside the apply, not after it.
-[ $interrupted -ge 4 ] || fail "only $interrupted of $n kills interrupted an apply"
-
-# 7. destroy: the project as before; the planted resources untouched.
+# 6. destroy: the project as before; the planted resources untouched.
 out=$(pp provision destroy -p cr --yes </dev/null) || fail "destroy failed: $out"
 [ "$(state)" = "$before" ] || fail "destroy left: $(state) (before: $before)"
 [ ! -f "$dropin" ] || fail "destroy left the drop-in"
@@ -202,7 +119,13 @@ rc=0
 pp provision plan -p cr >/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "plan after destroy exited $rc"
 
-# 8. pool create --provision-infra: the section, then plan and apply.
+# 7. pool create --provision-infra: the section, then plan and apply,
+# through throttling and 5xx on every provisioning API.
+curl -fsS -X POST -H 'Content-Type: application/json' -d '[
+	{"api": "serviceusage", "throttle_rate": 0.3, "error_rate": 0.1, "retry_after": 0},
+	{"api": "iam", "throttle_rate": 0.3, "error_rate": 0.1, "retry_after": 0},
+	{"api": "cloudresourcemanager", "throttle_rate": 0.3, "error_rate": 0.1, "retry_after": 0},
+	{"api": "artifactregistry", "throttle_rate": 0.3, "error_rate": 0.1, "retry_after": 0}]' "$BASE/control/faults" >/dev/null
 out=$(pp pool create etl --type cloud-run-v2:push --credentials gcp --endpoint "$BASE/google" \
 	--set region=europe-west1 --provision-infra --yes </dev/null) || fail "pool create: $out"
 [ -f "$T/pushpool.conf.d/40-pool-etl.conf" ] || fail "no pool section written"
@@ -211,10 +134,18 @@ state | jq -e '.accounts[] | select(.email | startswith("pp-etl-run@"))' >/dev/n
 state | jq -e '.repositories[] | select(.name == "projects/scenario-proj/locations/europe-west1/repositories/pushpool-etl")' >/dev/null ||
 	fail "the region was not used: $(state)"
 pp provision destroy -p etl --yes </dev/null >/dev/null || fail "destroy etl"
+injected=$(curl -fsS "$BASE/control/stats" | jq '[.keyed.injected // {} | to_entries[] |
+	select(.key | test("^(serviceusage|iam|cloudresourcemanager|artifactregistry)")) | .value] | add // 0')
+[ "$injected" -gt 0 ] || fail "no fault was injected"
+curl -fsS -X POST -H 'Content-Type: application/json' -d '[
+	{"api": "serviceusage", "throttle_rate": 0, "error_rate": 0},
+	{"api": "iam", "throttle_rate": 0, "error_rate": 0},
+	{"api": "cloudresourcemanager", "throttle_rate": 0, "error_rate": 0},
+	{"api": "artifactregistry", "throttle_rate": 0, "error_rate": 0}]' "$BASE/control/faults" >/dev/null
 rc=0
 pp pool create etl --type cloud-run-v2:push </dev/null >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 78 ] || fail "a second pool create etl exited $rc: $(cat "$T/out")"
-# 9. --create-key: a dispatcher account of its own with a key file (0600)
+# 8. --create-key: a dispatcher account of its own with a key file (0600)
 # that runs a job; a key whose file was lost is replaced, never leaked.
 out=$(pp pool create keyed --type cloud-run-v2:push --credentials gcp --endpoint "$BASE/google" \
 	--provision-infra --create-key --yes </dev/null) || fail "pool create --create-key: $out"
@@ -233,6 +164,13 @@ curl -fsS "$BASE/google/control/infra" | jq -e '.policies["scenario-proj"][] | s
 	fail "the new account was not granted"
 out=$(pp run -p keyed --wait) || fail "run with the new key: $out"
 echo "$out" | grep -q '^SUCCEEDED' || fail "run with the new key did not succeed: $out"
+# check warns about a key apply wrote once it is old.
+pp check >"$T/out" 2>&1 || fail "check: $(cat "$T/out")"
+grep -q 'days old' "$T/out" && fail "a new key is called old: $(cat "$T/out")"
+touch -d '100 days ago' "$keyfile"
+pp check >"$T/out" 2>&1 || fail "check with an old key: $(cat "$T/out")"
+grep -q "warning: credentials \"keyed-provisioned\": key file $keyfile made by .pushpool provision apply. is 100 days old" "$T/out" ||
+	fail "no warning about the old key: $(cat "$T/out")"
 rm -f "$keyfile"
 out=$(pp provision apply -p keyed --create-key --credentials gcp --yes </dev/null) || fail "re-apply after a lost key file: $out"
 [ -f "$keyfile" ] && [ "$(live live_gcp_service_account_keys)" -eq 1 ] || fail "lost key file: keys $(live live_gcp_service_account_keys)"
@@ -240,4 +178,4 @@ out=$(pp provision destroy -p keyed --credentials gcp --yes </dev/null) || fail 
 [ "$(live live_gcp_service_account_keys)" -eq 0 ] || fail "destroy left keys: $out"
 [ ! -e "$T/state/provision/keyed" ] || fail "destroy left the key file"
 
-echo "ok   provision_gcp: plan, apply (IAM RMW under 2 races), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy, run --wait, pool create, --create-key"
+echo "ok   provision_gcp: plan, apply (IAM RMW under 2 races), idempotent re-apply, a disabled account drifted and enabled, run --wait, one apply at a time, destroy, pool create under faults, --create-key, old-key warning"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # pushpool provision for Modal against `pushpool mock`: plan checks the
 # token and names the workspace; a missing environment is created only with
-# --create-environment; apply writes the job variables and a 0600
+# --create-environment; apply asks on a terminal and goes on only for "yes";
+# it writes the job variables and a 0600
 # credentials file; a second apply and plan change nothing; kill -9 at
 # random points of apply, each followed by a re-run, ends where one clean
 # apply does; destroy removes only the environment pushpool made; the
@@ -117,9 +118,19 @@ pp provision apply -p md --yes </dev/null >"$T/out" 2>&1 || rc=$?
 grep -q -- '--create-environment' "$T/out" || fail "the refusal does not say how: $(cat "$T/out")"
 [ "$(changes)" = "{}" ] || fail "a refused apply changed something: $(changes)"
 
-# 4. apply: the environment, the job variables, the credentials file.
-out=$(pp provision apply -p md --yes --create-environment </dev/null) || fail "apply: $out"
-echo "$out" | grep -q '^\[1/1\] create environment pushpool-md' || fail "no progress line: $out"
+# 4. apply on a terminal: it asks; anything but "yes" changes nothing.
+rc=0
+out=$(printf 'no\n' | script -qec "'$PUSHPOOL' -c '$T/pushpool.conf' provision apply -p md --create-environment" /dev/null) || rc=$?
+[ $rc -eq 75 ] || fail "apply answered 'no' exited $rc: $out"
+echo "$out" | grep -q "Only 'yes' goes on" || fail "no question asked: $out"
+echo "$out" | grep -q 'not confirmed; nothing changed' || fail "no refusal: $out"
+[ "$(changes)" = "{}" ] || fail "an unconfirmed apply changed something: $(changes)"
+
+# The environment, the job variables, the credentials file.
+out=$(printf 'yes\n' | script -qec "'$PUSHPOOL' -c '$T/pushpool.conf' provision apply -p md --create-environment" /dev/null) ||
+	fail "apply confirmed on a terminal: $out"
+out=$(printf "%s" "$out" | tr -d "\r")
+echo "$out" | grep -q '\[1/1\] create environment pushpool-md' || fail "no progress line: $out"
 [ "$(envs)" = '["handmade","main","pushpool-md"]' ] || fail "environments: $(envs)"
 dropin="$T/pushpool.conf.d/50-provision-md.conf"
 key="$T/state/provision/md/modal.toml"
@@ -179,4 +190,4 @@ curl -fsS -X POST -d '{"api": "modal", "latency_ms": 0}' "$BASE/control/faults" 
 out=$(pp provision destroy -p md --yes </dev/null) || fail "destroy: $out"
 [ "$(envs)" = "$before" ] || fail "destroy left: $(envs) (before: $before)"
 [ ! -f "$dropin" ] && [ ! -e "$T/state/provision/md" ] || fail "destroy left files"
-echo "ok   provision_modal: plan, wrong token, refused apply, apply, idempotent re-apply, run --wait, $n kill -9 re-runs ($interrupted mid-apply), destroy"
+echo "ok   provision_modal: plan, wrong token, refused apply, apply asked on a terminal (no, then yes), idempotent re-apply, run --wait, $n kill -9 re-runs ($interrupted mid-apply), destroy"
