@@ -820,16 +820,21 @@ static int policy_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struc
 	return rc == PP_ENOTFOUND ? 0 : rc;
 }
 
-/* The attachment's journal record: the principal it was made on. */
-static void grant_key(const struct aws *a, char *out, size_t size)
+/* A policy attachment's resource: res->name is the principal, "user/NAME"
+ * or "role/NAME"; res->data "recorded" when it is the dispatcher's own
+ * identity (keyless), whose attachment carries no tag and is ours only by
+ * the journal record "aws-attach:PRINCIPAL:POLICY_ARN". */
+#define GRANT_PREFIX "aws-attach:"
+
+static void grant_key(const struct aws *a, const char *principal, char *out, size_t size)
 {
-	snprintf(out, size, "aws-attach:%s/%s:%s", a->principal_is_user ? "user" : "role",
-		 a->principal, a->policy_arn);
+	snprintf(out, size, GRANT_PREFIX "%s:%s", principal, a->policy_arn);
 }
 
-static int grant(struct pp_prov_ctx *ctx, bool on, struct pp_error *err)
+static int grant(struct pp_prov_ctx *ctx, const char *principal, bool on, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
+	bool user = !strncmp(principal, "user/", 5);
 	struct pp_json *p = obj();
 	struct pp_xml *x;
 	char action[40];
@@ -837,12 +842,17 @@ static int grant(struct pp_prov_ctx *ctx, bool on, struct pp_error *err)
 	int rc;
 
 	snprintf(action, sizeof(action), "%s%sPolicy", on ? "Attach" : "Detach",
-		 a->principal_is_user ? "User" : "Role");
-	pp_json_set_string(p, a->principal_is_user ? "UserName" : "RoleName", a->principal);
+		 user ? "User" : "Role");
+	pp_json_set_string(p, user ? "UserName" : "RoleName", strchr(principal, '/') + 1);
 	pp_json_set_string(p, "PolicyArn", a->policy_arn);
 	rc = query(ctx, a, "iam", action, p, &x, code, sizeof(code), err);
 	pp_xml_free(x);
 	return !on && rc == PP_ENOTFOUND ? 0 : rc;
+}
+
+static bool recorded(const struct pp_prov_res *res)
+{
+	return res->data && !strcmp(res->data, "recorded");
 }
 
 static int grant_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
@@ -852,23 +862,23 @@ static int grant_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct
 	int rc;
 
 	/* Recorded before the change: an attachment carries no tag. */
-	if (!ctx->opts->create_key) {
-		grant_key(a, key, sizeof(key));
+	if (recorded(res)) {
+		grant_key(a, res->name, key, sizeof(key));
 		if ((rc = pp_prov_owned_add(ctx, key, err)))
 			return rc;
 	}
-	return grant(ctx, true, err);
+	return grant(ctx, res->name, true, err);
 }
 
 static int grant_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
 	char key[600];
-	int rc = grant(ctx, false, err);
+	int rc = grant(ctx, res->name, false, err);
 
-	if (rc || ctx->opts->create_key)
+	if (rc || !recorded(res))
 		return rc;
-	grant_key(a, key, sizeof(key));
+	grant_key(a, res->name, key, sizeof(key));
 	return pp_prov_owned_del(ctx, key, err);
 }
 
@@ -1023,17 +1033,24 @@ static void aws_close(struct pp_prov_ctx *ctx)
 	ctx->state = NULL;
 }
 
-/* Who the dispatcher is: its own credential's identity (GetCallerIdentity). */
+/* The account, and who the dispatcher is (GetCallerIdentity): a keyless
+ * apply grants the pool's own identity (pp_prov_pool_cred, or what
+ * provisioning runs as when the pool names none); --create-key and destroy
+ * need only the account, so they ask as ctx->cred, which works even when
+ * the pool's own key file is gone. */
 static int caller(struct pp_prov_ctx *ctx, struct aws *a, struct pp_error *err)
 {
-	struct pp_cred *saved = ctx->cred;
+	bool keyless = !ctx->opts->create_key && ctx->mode == PP_PROV_MODE_APPLY;
+	struct pp_cred *saved = ctx->cred, *pool = NULL;
 	struct pp_xml *x;
 	const char *arn, *acct;
 	CODE;
 	int rc;
 
-	if (ctx->pool_cred)
-		ctx->cred = ctx->pool_cred;
+	if (keyless && ctx->pool_cred_conf && (rc = pp_prov_pool_cred(ctx, &pool, err)))
+		return rc;
+	if (pool)
+		ctx->cred = pool;
 	rc = query(ctx, a, "sts", "GetCallerIdentity", NULL, &x, code, sizeof(code), err);
 	ctx->cred = saved;
 	if (rc)
@@ -1060,7 +1077,7 @@ static int caller(struct pp_prov_ctx *ctx, struct aws *a, struct pp_error *err)
 	} else if (!strncmp(res, "assumed-role/", 13)) {
 		snprintf(a->principal, sizeof(a->principal), "%.*s", (int)strcspn(res + 13, "/"),
 			 res + 13);
-	} else if (!ctx->opts->create_key) {
+	} else if (keyless) {
 		rc = pp_fail(err, PP_EINVALID,
 			     "the dispatcher runs as %s, which a policy cannot be attached to; use "
 			     "--create-key for a user of its own",
@@ -1434,77 +1451,55 @@ static int inspect_network(struct pp_prov_ctx *ctx, struct aws *a, struct pp_pro
 	return 0;
 }
 
-static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_plan *plan,
-			      struct pp_error *err)
+/* One policy attachment to principal ("user/NAME", "role/NAME"); keyless:
+ * the dispatcher's own identity, ours only by the journal. */
+static int inspect_grant(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_plan *plan,
+			 const char *principal, bool keyless, bool policy_there,
+			 struct pp_error *err)
 {
-	struct pp_prov_res *r, *g;
+	bool user = !strncmp(principal, "user/", 5);
+	struct pp_prov_res *g = pp_prov_plan_add(plan, &k_grant, principal, err);
 	struct pp_xml *x = NULL;
 	char key[600];
 	int rc;
 
-	if (!(r = pp_prov_plan_add(plan, &k_policy, a->policy, err)))
+	if (!g)
 		return PP_ENOMEM;
-	rc = iam_get(ctx, a, "GetPolicy", "PolicyArn", a->policy_arn, &x, err);
+	if (keyless && !(g->data = strdup("recorded")))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	grant_key(a, principal, key, sizeof(key));
+	g->owned = !keyless || pp_prov_owned_has(ctx, key);
+	if (!policy_there)
+		return 0;
+	rc = iam_get(ctx, a, user ? "ListAttachedUserPolicies" : "ListAttachedRolePolicies",
+		     user ? "UserName" : "RoleName", strchr(principal, '/') + 1, &x, err);
 	if (rc && rc != PP_ENOTFOUND)
 		return rc;
-	mark(r, !rc, !rc && xml_tagged(a, pp_xml_path(x, "GetPolicyResult/Policy/Tags"), false));
+	g->state = !rc && attached(x,
+				   user ? "ListAttachedUserPoliciesResult"
+					: "ListAttachedRolePoliciesResult",
+				   a->policy_arn)
+			   ? PP_PROV_PRESENT
+			   : PP_PROV_ABSENT;
 	pp_xml_free(x);
-	x = NULL;
-	if (ctx->opts->create_key) {
-		struct pp_prov_res *u = pp_prov_plan_add(plan, &k_user, a->user, err);
+	return 0;
+}
 
-		if (!u)
-			return PP_ENOMEM;
-		rc = iam_get(ctx, a, "GetUser", "UserName", a->user, &x, err);
-		if (rc && rc != PP_ENOTFOUND)
-			return rc;
-		mark(u, !rc,
-		     !rc && xml_tagged(a, pp_xml_path(x, "GetUserResult/User/Tags"), false));
-		pp_xml_free(x);
-		x = NULL;
-		a->principal_is_user = true;
-		snprintf(a->principal, sizeof(a->principal), "%s", a->user);
-	}
-	snprintf(key, sizeof(key), "%s/%s", a->principal_is_user ? "user" : "role", a->principal);
-	if (!(g = pp_prov_plan_add(plan, &k_grant, key, err)))
-		return PP_ENOMEM;
-	if (r->state == PP_PROV_PRESENT) {
-		rc = iam_get(ctx, a,
-			     a->principal_is_user ? "ListAttachedUserPolicies"
-						  : "ListAttachedRolePolicies",
-			     a->principal_is_user ? "UserName" : "RoleName", a->principal, &x, err);
-		if (rc && rc != PP_ENOTFOUND)
-			return rc;
-		g->state = !rc && attached(x,
-					   a->principal_is_user ? "ListAttachedUserPoliciesResult"
-								: "ListAttachedRolePoliciesResult",
-					   a->policy_arn)
-				   ? PP_PROV_PRESENT
-				   : PP_PROV_ABSENT;
-		pp_xml_free(x);
-		x = NULL;
-	}
-	/* Ours when made on our user, or recorded when made on the dispatcher's. */
-	grant_key(a, key, sizeof(key));
-	g->owned = ctx->opts->create_key || pp_prov_owned_has(ctx, key);
-	if (!ctx->opts->create_key)
-		return 0;
-	struct pp_prov_res *k = pp_prov_plan_add(plan, &k_key, a->user, err);
-
-	if (!k)
-		return PP_ENOMEM;
-	k->owned = true;
-	if (plan->v[plan->n - 3].state != PP_PROV_PRESENT)
-		return 0;
-	if ((rc = iam_get(ctx, a, "ListAccessKeys", "UserName", a->user, &x, err)))
-		return rc;
-	/* The user's keys: the one whose secret this host's key file holds is
-	 * kept; any other (an apply killed after CreateAccessKey, before the
-	 * file) is deleted by apply, since AWS never shows a secret again. */
+/* The user's access keys. Apply: the one whose secret this host's key file
+ * holds is kept; any other (an apply killed after CreateAccessKey, before
+ * the file) is deleted, since AWS never shows a secret again. Destroy:
+ * every key. */
+static int inspect_keys(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_res *k,
+			struct pp_error *err)
+{
+	struct pp_xml *x = NULL;
 	char local[32], ids[256] = "";
 	size_t off = 0, n = 0;
 	bool have_local = false;
+	int rc;
 
+	if ((rc = iam_get(ctx, a, "ListAccessKeys", "UserName", a->user, &x, err)))
+		return rc;
 	local_key_id(ctx, local, sizeof(local));
 	for (const struct pp_xml *m =
 		     pp_xml_path(x, "ListAccessKeysResult/AccessKeyMetadata/member");
@@ -1531,6 +1526,79 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 			 n, n == 1 ? "" : "s", have_local ? "" : ", a new one made");
 	a->key_kept = have_local;
 	return 0;
+}
+
+/* The dispatcher's policy and who holds it. Apply: the identity the
+ * dispatcher runs as (keyless), or with --create-key a user of its own and
+ * its key. Destroy lists whatever an earlier apply may have made, whatever
+ * the flags now: the user, its key, and every recorded keyless attachment. */
+static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_plan *plan,
+			      struct pp_error *err)
+{
+	bool destroy = ctx->mode == PP_PROV_MODE_DESTROY;
+	struct pp_prov_res *r, *u = NULL;
+	struct pp_xml *x = NULL;
+	char principal[200];
+	int rc;
+
+	if (!(r = pp_prov_plan_add(plan, &k_policy, a->policy, err)))
+		return PP_ENOMEM;
+	rc = iam_get(ctx, a, "GetPolicy", "PolicyArn", a->policy_arn, &x, err);
+	if (rc && rc != PP_ENOTFOUND)
+		return rc;
+	mark(r, !rc, !rc && xml_tagged(a, pp_xml_path(x, "GetPolicyResult/Policy/Tags"), false));
+	pp_xml_free(x);
+	x = NULL;
+	if (ctx->opts->create_key || destroy) {
+		if (!(u = pp_prov_plan_add(plan, &k_user, a->user, err)))
+			return PP_ENOMEM;
+		rc = iam_get(ctx, a, "GetUser", "UserName", a->user, &x, err);
+		if (rc && rc != PP_ENOTFOUND)
+			return rc;
+		mark(u, !rc,
+		     !rc && xml_tagged(a, pp_xml_path(x, "GetUserResult/User/Tags"), false));
+		pp_xml_free(x);
+		x = NULL;
+	}
+	if (u && (!destroy || u->state == PP_PROV_PRESENT)) {
+		snprintf(principal, sizeof(principal), "user/%s", a->user);
+		if ((rc = inspect_grant(ctx, a, plan, principal, false,
+					r->state == PP_PROV_PRESENT && u->state == PP_PROV_PRESENT,
+					err)))
+			return rc;
+	}
+	if (!ctx->opts->create_key && !destroy) {
+		snprintf(principal, sizeof(principal), "%s/%s",
+			 a->principal_is_user ? "user" : "role", a->principal);
+		if ((rc = inspect_grant(ctx, a, plan, principal, true, r->state == PP_PROV_PRESENT,
+					err)))
+			return rc;
+	}
+	/* Destroy: each attachment apply recorded on a dispatcher's identity. */
+	for (const char *p = destroy ? pp_buf_str(&ctx->owned) : ""; *p;) {
+		size_t len = strcspn(p, "\n"), pre = strlen(GRANT_PREFIX);
+		const char *colon = len > pre ? memchr(p + pre, ':', len - pre) : NULL;
+
+		if (colon && !strncmp(p, GRANT_PREFIX, pre) &&
+		    (size_t)(p + len - colon - 1) == strlen(a->policy_arn) &&
+		    !strncmp(colon + 1, a->policy_arn, strlen(a->policy_arn)) &&
+		    (size_t)(colon - p - pre) < sizeof(principal)) {
+			snprintf(principal, sizeof(principal), "%.*s", (int)(colon - p - pre),
+				 p + pre);
+			if ((rc = inspect_grant(ctx, a, plan, principal, true,
+						r->state == PP_PROV_PRESENT, err)))
+				return rc;
+		}
+		p += len + (p[len] == '\n');
+	}
+	if (!u)
+		return 0;
+	struct pp_prov_res *k = pp_prov_plan_add(plan, &k_key, a->user, err);
+
+	if (!k)
+		return PP_ENOMEM;
+	k->owned = true;
+	return u->state == PP_PROV_PRESENT ? inspect_keys(ctx, a, k, err) : 0;
 }
 
 static int aws_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct pp_error *err)

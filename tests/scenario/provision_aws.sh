@@ -8,7 +8,8 @@
 # never touches the planted untagged resources; the written
 # drop-in alone lets a run go end to end; a region with a default VPC uses
 # its subnets, and a pool with vpc_id alone (Prefect's way) has them
-# looked up; --create-key makes a user whose access key runs the job.
+# looked up; --create-key makes a user whose access key runs the job;
+# provisioning as another identity grants the pool's own.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 for cmd in mock provision run; do
@@ -292,8 +293,41 @@ out=$(pp provision apply -p ecs --yes --create-key --credentials aws </dev/null)
 echo "$out" | grep -q 'without a key file here' || fail "the lost key was not reported: $out"
 [ "$(keys | jq length)" -eq 1 ] && [ "$(keys)" != "$k1" ] || fail "key not replaced: $k1 -> $(keys)"
 out=$(pp run -p ecs --wait 2>&1) || fail "run --wait with the replaced key failed: $out"
-pp provision destroy -p ecs --yes --create-key --credentials aws </dev/null >"$T/out" 2>&1 ||
-	fail "destroy --create-key: $(cat "$T/out")"
+# check warns when the key file apply wrote gets old.
+touch -d '100 days ago' "$key"
+pp check >"$T/out" 2>&1 || fail "check with an old key: $(cat "$T/out")"
+grep -q 'days old; rotate it' "$T/out" || fail "no warning about the old key: $(cat "$T/out")"
+# destroy finds the user and its key without --create-key.
+pp provision destroy -p ecs --yes --credentials aws </dev/null >"$T/out" 2>&1 ||
+	fail "destroy of the keyed pool: $(cat "$T/out")"
 state | jq -e 'map(select(.type == "iam.user" or .type == "iam.accesskey")) | length == 1' >/dev/null ||
 	fail "the user or its key survived destroy: $(state)"
-echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 4 planted, a foreign name blocking apply, run --wait, default VPC, vpc_id lookup, --create-key"
+
+# 10. keyless, provisioning as another identity: the policy goes to the
+# pool's own (a role session from the container credentials endpoint),
+# not to the one provisioning runs as.
+cat >>"$T/pushpool.conf" <<EOF
+
+[credentials "task"]
+type = aws
+source = container
+container_endpoint = $BASE/aws/container-credentials
+region = us-east-1
+
+[pool "roled"]
+type = ecs:push
+credentials = task
+endpoint = $BASE/aws/ecs
+EOF
+export AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/task
+out=$(pp provision apply -p roled --yes --credentials aws </dev/null 2>&1) || fail "apply as another: $out"
+echo "$out" | grep -q 'create policy-attachment role/pushpool-mock-role' || fail "not granted to the role: $out"
+state | jq -e '(.[] | select(.name == "pushpool-mock-role") | .attached ==
+	["arn:aws:iam::123456789012:policy/pushpool-roled-dispatcher"]) and
+	(.[] | select(.name == "pushpool-mock-user") | .attached == [])' >/dev/null ||
+	fail "the grant went elsewhere: $(state)"
+pp provision destroy -p roled --yes --credentials aws </dev/null >"$T/out" 2>&1 ||
+	fail "destroy as another: $(cat "$T/out")"
+state | jq -e '.[] | select(.name == "pushpool-mock-role") | .attached == []' >/dev/null ||
+	fail "the role keeps the policy: $(state)"
+echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 4 planted, a foreign name blocking apply, run --wait, default VPC, vpc_id lookup, --create-key, keyless as another identity"
