@@ -1135,10 +1135,16 @@ static int inspect_role(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 			 a->role);
 	pp_xml_free(x);
 	x = NULL;
-	if (!(att = pp_prov_plan_add(plan, &k_attach, strrchr(EXEC_POLICY_ARN, '/') + 1, err)) ||
-	    !(inl = pp_prov_plan_add(plan, &k_inline, INLINE_LOGS, err)))
+	/* pp_prov_plan_add may move the plan: entries are kept by index. */
+	bool role_ours = r->state == PP_PROV_PRESENT;
+	size_t iatt = plan->n, iinl = plan->n + 1;
+
+	if (!pp_prov_plan_add(plan, &k_attach, strrchr(EXEC_POLICY_ARN, '/') + 1, err) ||
+	    !pp_prov_plan_add(plan, &k_inline, INLINE_LOGS, err))
 		return PP_ENOMEM;
-	if (r->state != PP_PROV_PRESENT) {
+	att = &plan->v[iatt];
+	inl = &plan->v[iinl];
+	if (!role_ours) {
 		/* Nothing to look at on a role that is not there (or not ours). */
 		return 0;
 	}
@@ -1547,6 +1553,9 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 	if (rc && rc != PP_ENOTFOUND)
 		return rc;
 	mark(r, !rc, !rc && xml_tagged(a, pp_xml_path(x, "GetPolicyResult/Policy/Tags"), false));
+	/* pp_prov_plan_add may move the plan: keep what is needed, not pointers. */
+	bool policy_there = r->state == PP_PROV_PRESENT, user_there = false;
+
 	pp_xml_free(x);
 	x = NULL;
 	if (ctx->opts->create_key || destroy) {
@@ -1557,21 +1566,20 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 			return rc;
 		mark(u, !rc,
 		     !rc && xml_tagged(a, pp_xml_path(x, "GetUserResult/User/Tags"), false));
+		user_there = u->state == PP_PROV_PRESENT;
 		pp_xml_free(x);
 		x = NULL;
 	}
-	if (u && (!destroy || u->state == PP_PROV_PRESENT)) {
+	if (u && (!destroy || user_there)) {
 		snprintf(principal, sizeof(principal), "user/%s", a->user);
-		if ((rc = inspect_grant(ctx, a, plan, principal, false,
-					r->state == PP_PROV_PRESENT && u->state == PP_PROV_PRESENT,
+		if ((rc = inspect_grant(ctx, a, plan, principal, false, policy_there && user_there,
 					err)))
 			return rc;
 	}
 	if (!ctx->opts->create_key && !destroy) {
 		snprintf(principal, sizeof(principal), "%s/%s",
 			 a->principal_is_user ? "user" : "role", a->principal);
-		if ((rc = inspect_grant(ctx, a, plan, principal, true, r->state == PP_PROV_PRESENT,
-					err)))
+		if ((rc = inspect_grant(ctx, a, plan, principal, true, policy_there, err)))
 			return rc;
 	}
 	/* Destroy: each attachment apply recorded on a dispatcher's identity. */
@@ -1585,8 +1593,7 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 		    (size_t)(colon - p - pre) < sizeof(principal)) {
 			snprintf(principal, sizeof(principal), "%.*s", (int)(colon - p - pre),
 				 p + pre);
-			if ((rc = inspect_grant(ctx, a, plan, principal, true,
-						r->state == PP_PROV_PRESENT, err)))
+			if ((rc = inspect_grant(ctx, a, plan, principal, true, policy_there, err)))
 				return rc;
 		}
 		p += len + (p[len] == '\n');
@@ -1598,7 +1605,7 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 	if (!k)
 		return PP_ENOMEM;
 	k->owned = true;
-	return u->state == PP_PROV_PRESENT ? inspect_keys(ctx, a, k, err) : 0;
+	return user_there ? inspect_keys(ctx, a, k, err) : 0;
 }
 
 static int aws_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct pp_error *err)
