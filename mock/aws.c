@@ -980,7 +980,7 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 	char cl_arn[512], *params_text;
 	struct taskdef *td;
 	struct client_token *ct;
-	bool no_capacity;
+	bool no_capacity, need_cluster;
 
 	if (!run_task_params_ok(body, resp))
 		return;
@@ -1003,6 +1003,7 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 	/* Rolled before locking: a fault check may sleep (latency_ms). */
 	no_capacity =
 		pp_mock_fault_check(m, "ecs.capacity", false, &scratch, NULL) != PP_MOCK_FAULT_NONE;
+	need_cluster = pp_mock_behaviour(m, "ecs.clusters", NULL);
 
 	pp_mock_lock(m);
 	for (ct = token ? st->tokens : NULL; ct; ct = ct->next)
@@ -1014,7 +1015,11 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 		return;
 	}
 	td = taskdef_find(st, ref, false);
-	if (!td || !td->active) {
+	if (need_cluster &&
+	    !pp_mock_aws_find(st->acct, "ecs.cluster", region, last_segment(cl_arn, '/'))) {
+		refusal_type = "ClusterNotFoundException";
+		refusal = "Cluster not found.";
+	} else if (!td || !td->active) {
 		refusal_type = "ClientException";
 		refusal = td ? "TaskDefinition is inactive" : "Unable to find task definition.";
 	} else if (strcmp(pp_json_get_string(td->desc, "networkMode") ?: "", "awsvpc") == 0 &&

@@ -69,6 +69,8 @@ untagged() {
 # task shows MISSING for 0.2 s, not 2 s: the runs here test provisioning.
 control /control/behaviours '{"name": "aws.default_vpc", "on": false}'
 control /control/behaviours '{"name": "ecs.missing", "on": true, "seconds": 0.2}'
+# RunTask only into a cluster that exists: the jobs run in the one apply made.
+control /control/behaviours '{"name": "ecs.clusters", "on": true}'
 mkdir -p "$T/state"
 cat >"$T/pushpool.conf" <<EOF
 [dispatcher]
@@ -186,28 +188,44 @@ out=$(pp run -p ecs --wait 2>&1) || fail "run --wait failed: $out"
 echo "$out" | grep -q '^SUCCEEDED' || fail "run did not succeed: $out"
 
 # 6. kill -9 at 10 random points of apply; each re-run ends at the clean state.
-# Every AWS call takes 5 ms more, so an apply (about 30 calls) lasts long
-# enough for most kill points to land inside it.
-control /control/faults '{"api": "*", "latency_ms": 5}'
+# The points are counted in the account's changes, not in seconds: apply is
+# killed once it has made K changes (K random in 1..13 of its 21), waited
+# for on the mock's counter. Each call of the killed apply takes 20 ms more,
+# so the kill lands within a call or two of K.
+changed() {
+	curl -fsS "$BASE/control/stats" | jq '[(.keyed["aws.changes"] // {})[]] | add // 0'
+}
+# IAM and EC2 have fault settings of their own (step 3): each is set.
+latency() {
+	control /control/faults "[{\"api\": \"*\", \"latency_ms\": $1}, {\"api\": \"iam\", \"latency_ms\": $1},
+		{\"api\": \"ec2\", \"latency_ms\": $1}]"
+}
 n=0
 interrupted=0
-for delay in $(awk 'BEGIN { srand(20); for (i = 0; i < 10; i++) printf "%.3f\n", 0.02 + rand() * 0.15 }'); do
+for k in $(awk 'BEGIN { srand(20); for (i = 0; i < 10; i++) printf "%d\n", 1 + int(rand() * 13) }'); do
 	n=$((n + 1))
 	pp provision destroy -p ecs --yes </dev/null >"$T/out" 2>&1 || fail "destroy $n: $(cat "$T/out")"
 	[ "$(state)" = "$before" ] || fail "destroy $n did not restore the account: $(state)"
+	from=$(changed)
+	latency 20
 	"$PUSHPOOL" -c "$T/pushpool.conf" provision apply -p ecs --yes </dev/null >"$T/killed" 2>&1 &
 	pid=$!
-	sleep "$delay"
+	i=0
+	while [ $(($(changed) - from)) -lt "$k" ] && kill -0 $pid 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 3000 ] && fail "apply $n made fewer than $k changes in 30 s"
+		sleep 0.01
+	done
 	kill -9 $pid 2>/dev/null || true
 	wait $pid 2>/dev/null || true
+	latency 0
 	grep -q '^Wrote' "$T/killed" || interrupted=$((interrupted + 1))
 	pp provision apply -p ecs --yes </dev/null >"$T/out" 2>&1 ||
-		fail "re-run $n after kill -9 at ${delay}s: $(cat "$T/out")"
-	[ "$(state)" = "$clean" ] || fail "kill -9 at ${delay}s, re-run $n: $(state) != $clean"
-	[ "$(untagged)" -eq 4 ] || fail "kill -9 at ${delay}s left untagged resources"
+		fail "re-run $n after kill -9 at change $k: $(cat "$T/out")"
+	[ "$(state)" = "$clean" ] || fail "kill -9 at change $k, re-run $n: $(state) != $clean"
+	[ "$(untagged)" -eq 4 ] || fail "kill -9 at change $k left untagged resources"
 done
-[ $interrupted -ge 5 ] || fail "only $interrupted of $n kills interrupted an apply"
-control /control/faults '{"api": "*", "latency_ms": 0}'
+[ $interrupted -ge 8 ] || fail "only $interrupted of $n kills interrupted an apply"
 
 # A name held by something without the tag stops apply before any change.
 cat >>"$T/pushpool.conf" <<EOF
