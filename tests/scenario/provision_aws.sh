@@ -248,6 +248,10 @@ pp provision apply -p other --yes </dev/null >"$T/out" 2>&1 || rc=$?
 out=$(pp provision destroy -p ecs --yes </dev/null) || fail "destroy failed: $out"
 [ "$(state)" = "$before" ] || fail "destroy left: $(state) (before: $before)"
 [ ! -f "$dropin" ] || fail "destroy left the drop-in"
+# Without the drop-in the pool has no cluster that exists: RunTask is refused.
+rc=0
+out=$(pp run -p ecs --wait -v 'network_configuration={"subnets": ["subnet-1"]}' 2>&1) || rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -q ClusterNotFoundException || fail "a run without the cluster: $rc $out"
 rc=0
 pp provision plan -p ecs >/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "plan after destroy exited $rc"
