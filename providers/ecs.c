@@ -949,7 +949,11 @@ static const char *const ecs_pool_types[] = {"ecs:push", "ecs", NULL};
 /* A vpc_id's subnets (EC2), no task definition revision to reuse, so one is
  * registered; then the task. */
 static const struct pp_dry_answer ecs_dry_run[] = {
-	{.url_part = "ec2",
+	{.url_part = "://ec2.",
+	 .status = 200,
+	 .body = "<DescribeSubnetsResponse><subnetSet><item><subnetId>&lt;subnet-id&gt;</subnetId>"
+		 "</item></subnetSet></DescribeSubnetsResponse>"},
+	{.url_suffix = "/ec2/",
 	 .status = 200,
 	 .body = "<DescribeSubnetsResponse><subnetSet><item><subnetId>&lt;subnet-id&gt;</subnetId>"
 		 "</item></subnetSet></DescribeSubnetsResponse>"},
