@@ -48,6 +48,9 @@ static int teardown(void **state)
 static size_t check(struct pp_spec_botocore *b, const char *op, const char *form,
 		    struct pp_json **out, struct pp_spec_report *rep)
 {
+	/* A model that could not load (the OOM torture fails its allocations). */
+	if (!b)
+		skip();
 	return pp_spec_botocore_check_query(b, op, b == ec2, form, strlen(form), out, rep);
 }
 
