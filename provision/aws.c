@@ -340,44 +340,67 @@ static int user_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct 
 static int key_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err);
 static int key_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err);
 
-static const struct pp_prov_kind k_role = {"execution-role", "iam:CreateRole,iam:TagRole",
-					   "iam:DeleteRole", role_create, role_remove};
-static const struct pp_prov_kind k_attach = {"role-policy", "iam:AttachRolePolicy",
-					     "iam:DetachRolePolicy", attach_create, attach_remove};
-static const struct pp_prov_kind k_inline = {"role-inline-policy", "iam:PutRolePolicy",
-					     "iam:DeleteRolePolicy", inline_create, inline_remove};
-static const struct pp_prov_kind k_cluster = {"ecs-cluster", "ecs:CreateCluster,ecs:TagResource",
-					      "ecs:DeleteCluster", cluster_create, cluster_remove};
-static const struct pp_prov_kind k_logs = {"log-group", "logs:CreateLogGroup,logs:TagResource",
-					   "logs:DeleteLogGroup", logs_create, logs_remove};
-static const struct pp_prov_kind k_repo = {"ecr-repository", "ecr:CreateRepository,ecr:TagResource",
-					   "ecr:DeleteRepository", repo_create, repo_remove};
-static const struct pp_prov_kind k_default_vpc = {"default-vpc",
-						  "ec2:DescribeVpcs,"
-						  "ec2:DescribeSubnets",
-						  "-", NULL, NULL};
-static const struct pp_prov_kind k_vpc = {"vpc", "ec2:CreateVpc,ec2:CreateTags", "ec2:DeleteVpc",
-					  vpc_create, vpc_remove};
-static const struct pp_prov_kind k_subnet = {"subnet", "ec2:CreateSubnet,ec2:CreateTags",
-					     "ec2:DeleteSubnet", subnet_create, subnet_remove};
+/* Each step's permissions: the reads inspect makes for it, then the
+ * writes (destroy inspects too, so its reads come with its deletes). */
+static const struct pp_prov_kind k_role = {"execution-role",
+					   "iam:GetRole,iam:CreateRole,iam:TagRole",
+					   "iam:GetRole,iam:DeleteRole", role_create, role_remove};
+static const struct pp_prov_kind k_attach = {
+	"role-policy", "iam:ListAttachedRolePolicies,iam:AttachRolePolicy",
+	"iam:ListAttachedRolePolicies,iam:DetachRolePolicy", attach_create, attach_remove};
+static const struct pp_prov_kind k_inline = {
+	"role-inline-policy", "iam:GetRolePolicy,iam:PutRolePolicy",
+	"iam:GetRolePolicy,iam:DeleteRolePolicy", inline_create, inline_remove};
+static const struct pp_prov_kind k_cluster = {
+	"ecs-cluster", "ecs:DescribeClusters,ecs:CreateCluster,ecs:TagResource",
+	"ecs:DescribeClusters,ecs:DeleteCluster", cluster_create, cluster_remove};
+static const struct pp_prov_kind k_logs = {
+	"log-group",
+	"logs:DescribeLogGroups,logs:ListTagsForResource,logs:CreateLogGroup,logs:TagResource",
+	"logs:DescribeLogGroups,logs:ListTagsForResource,logs:DeleteLogGroup", logs_create,
+	logs_remove};
+static const struct pp_prov_kind k_repo = {
+	"ecr-repository",
+	"ecr:DescribeRepositories,ecr:ListTagsForResource,ecr:CreateRepository,ecr:TagResource",
+	"ecr:DescribeRepositories,ecr:ListTagsForResource,ecr:DeleteRepository", repo_create,
+	repo_remove};
+static const struct pp_prov_kind k_default_vpc = {
+	"default-vpc", "ec2:DescribeVpcs,ec2:DescribeSubnets",
+	"ec2:DescribeVpcs,ec2:DescribeSubnets", NULL, NULL};
+static const struct pp_prov_kind k_vpc = {"vpc", "ec2:DescribeVpcs,ec2:CreateVpc,ec2:CreateTags",
+					  "ec2:DescribeVpcs,ec2:DeleteVpc", vpc_create, vpc_remove};
+static const struct pp_prov_kind k_subnet = {
+	"subnet",
+	"ec2:DescribeAvailabilityZones,ec2:DescribeSubnets,ec2:CreateSubnet,ec2:CreateTags",
+	"ec2:DescribeSubnets,ec2:DeleteSubnet", subnet_create, subnet_remove};
 static const struct pp_prov_kind k_igw = {
-	"internet-gateway", "ec2:CreateInternetGateway,ec2:CreateTags,ec2:AttachInternetGateway",
-	"ec2:DetachInternetGateway,ec2:DeleteInternetGateway", igw_create, igw_remove};
+	"internet-gateway",
+	"ec2:DescribeInternetGateways,ec2:CreateInternetGateway,ec2:CreateTags,"
+	"ec2:AttachInternetGateway",
+	"ec2:DescribeInternetGateways,ec2:DetachInternetGateway,ec2:DeleteInternetGateway",
+	igw_create, igw_remove};
 static const struct pp_prov_kind k_rtb = {
 	"route-table",
-	"ec2:CreateRouteTable,ec2:CreateTags,ec2:CreateRoute,ec2:AssociateRouteTable",
-	"ec2:DisassociateRouteTable,ec2:DeleteRouteTable", rtb_create, rtb_remove};
-static const struct pp_prov_kind k_sg = {"security-group", "ec2:CreateSecurityGroup,ec2:CreateTags",
-					 "ec2:DeleteSecurityGroup", sg_create, sg_remove};
-static const struct pp_prov_kind k_policy = {"dispatcher-policy", "iam:CreatePolicy,iam:TagPolicy",
-					     "iam:DeletePolicy", policy_create, policy_remove};
+	"ec2:DescribeRouteTables,ec2:CreateRouteTable,ec2:CreateTags,ec2:CreateRoute,"
+	"ec2:AssociateRouteTable",
+	"ec2:DescribeRouteTables,ec2:DisassociateRouteTable,ec2:DeleteRouteTable", rtb_create,
+	rtb_remove};
+static const struct pp_prov_kind k_sg = {
+	"security-group", "ec2:DescribeSecurityGroups,ec2:CreateSecurityGroup,ec2:CreateTags",
+	"ec2:DescribeSecurityGroups,ec2:DeleteSecurityGroup", sg_create, sg_remove};
+static const struct pp_prov_kind k_policy = {
+	"dispatcher-policy", "iam:GetPolicy,iam:CreatePolicy,iam:TagPolicy",
+	"iam:GetPolicy,iam:DeletePolicy", policy_create, policy_remove};
 static const struct pp_prov_kind k_grant = {
-	"policy-attachment", "iam:AttachRolePolicy or iam:AttachUserPolicy",
-	"iam:DetachRolePolicy or iam:DetachUserPolicy", grant_create, grant_remove};
-static const struct pp_prov_kind k_user = {"dispatcher-user", "iam:CreateUser,iam:TagUser",
-					   "iam:DeleteUser", user_create, user_remove};
-static const struct pp_prov_kind k_key = {"access-key", "iam:CreateAccessKey",
-					  "iam:DeleteAccessKey", key_create, key_remove};
+	"policy-attachment", "iam:ListAttached{Role,User}Policies,iam:Attach{Role,User}Policy",
+	"iam:ListAttached{Role,User}Policies,iam:Detach{Role,User}Policy", grant_create,
+	grant_remove};
+static const struct pp_prov_kind k_user = {"dispatcher-user",
+					   "iam:GetUser,iam:CreateUser,iam:TagUser",
+					   "iam:GetUser,iam:DeleteUser", user_create, user_remove};
+static const struct pp_prov_kind k_key = {
+	"access-key", "iam:ListAccessKeys,iam:CreateAccessKey,iam:DeleteAccessKey",
+	"iam:ListAccessKeys,iam:DeleteAccessKey", key_create, key_remove};
 
 #define CODE char code[96]
 

@@ -114,17 +114,17 @@ before=$(state)
 rc=0
 out=$(pp provision plan -p ecs) || rc=$?
 [ $rc -eq 2 ] || fail "plan exited $rc, not 2: $out"
-for want in 'execution-role +pushpool-ecs-execution +absent +create +iam:CreateRole,iam:TagRole' \
+for want in 'execution-role +pushpool-ecs-execution +absent +create +iam:GetRole,iam:CreateRole,iam:TagRole' \
 	'role-policy +AmazonECSTaskExecutionRolePolicy +absent +create' \
 	'role-inline-policy +pushpool-create-log-group +absent +create' \
-	'ecs-cluster +pushpool-ecs +absent +create +ecs:CreateCluster' \
-	'log-group +/pushpool/ecs +absent +create +logs:CreateLogGroup' \
-	'ecr-repository +pushpool/ecs +absent +create +ecr:CreateRepository' \
-	'vpc +pushpool-ecs +absent +create +ec2:CreateVpc' \
+	'ecs-cluster +pushpool-ecs +absent +create +ecs:DescribeClusters,ecs:CreateCluster,ecs:TagResource' \
+	'log-group +/pushpool/ecs +absent +create +logs:DescribeLogGroups,.*logs:CreateLogGroup' \
+	'ecr-repository +pushpool/ecs +absent +create +ecr:DescribeRepositories,.*ecr:CreateRepository' \
+	'vpc +pushpool-ecs +absent +create +ec2:DescribeVpcs,ec2:CreateVpc' \
 	'subnet +pushpool-ecs-us-east-1a +absent +create' 'subnet +pushpool-ecs-us-east-1b' \
 	'subnet +pushpool-ecs-us-east-1c' 'internet-gateway +pushpool-ecs +absent +create' \
 	'route-table +pushpool-ecs +absent +create' 'security-group +pushpool-ecs +absent +create' \
-	'dispatcher-policy +pushpool-ecs-dispatcher +absent +create +iam:CreatePolicy' \
+	'dispatcher-policy +pushpool-ecs-dispatcher +absent +create +iam:GetPolicy,iam:CreatePolicy' \
 	'policy-attachment +user/pushpool-mock-user +absent +create'; do
 	echo "$out" | grep -Eq "$want" || fail "plan lacks /$want/: $out"
 done
