@@ -216,8 +216,12 @@ void pp_mock_gi_stats(struct pp_mock_gi *g, struct pp_json *live)
 /* Answer a not-yet-done Operation named name wrapping response (owned);
  * GET .../NAME answers it done once the gcp.lro behaviour's seconds have
  * passed on the mock's clock (at once when the behaviour is off). */
-static void op_answer(struct pp_mock_call *c, const char *name, const char *type,
-		      struct pp_json *response)
+static int op_error(struct pp_json *op, const char *message);
+
+/* failure (may be NULL): the operation ends with this google.rpc.Status
+ * message (code 9, FAILED_PRECONDITION) instead of the response. */
+static void op_answer_or_fail(struct pp_mock_call *c, const char *name, const char *type,
+			      struct pp_json *response, const char *failure)
 {
 	struct pp_mock_gi *g = pp_mock_gi_of(c->state);
 	struct pp_json *op = pp_json_new(PP_JSON_OBJECT), *meta = pp_json_new(PP_JSON_OBJECT);
@@ -230,7 +234,7 @@ static void op_answer(struct pp_mock_call *c, const char *name, const char *type
 	    pp_json_set(op, "metadata", meta) || pp_json_set_bool(op, "done", false) ||
 	    !(o->json = pp_json_to_string(op, PP_JSON_COMPACT)) ||
 	    pp_json_set_string(response, "@type", type) || pp_json_set_bool(op, "done", true) ||
-	    pp_json_set(op, "response", response) ||
+	    (failure ? op_error(op, failure) : pp_json_set(op, "response", response)) ||
 	    !(o->done_json = pp_json_to_string(op, PP_JSON_COMPACT)) || !(o->name = strdup(name))) {
 		if (!pp_json_get(op, "response"))
 			pp_json_free(response);
@@ -246,11 +250,31 @@ static void op_answer(struct pp_mock_call *c, const char *name, const char *type
 		pp_mock_google_error(c->resp, 500, NULL, "mock: out of memory");
 		return;
 	}
+	if (failure)
+		pp_json_free(response);
 	pp_json_free(op);
 	o->done_at = pp_mock_clock(c->m) + secs;
 	o->next = g->ops;
 	g->ops = o;
 	pp_mock_resp_printf(c->resp, 200, "application/json", "%s", o->json);
+}
+
+static void op_answer(struct pp_mock_call *c, const char *name, const char *type,
+		      struct pp_json *response)
+{
+	op_answer_or_fail(c, name, type, response, NULL);
+}
+
+static int op_error(struct pp_json *op, const char *message)
+{
+	struct pp_json *e = pp_json_new(PP_JSON_OBJECT);
+
+	if (!e || pp_json_set_int(e, "code", 9) || pp_json_set_string(e, "message", message) ||
+	    pp_json_set(op, "error", e)) {
+		pp_json_free(e);
+		return PP_ENOMEM;
+	}
+	return 0;
 }
 
 static void op_get(struct pp_mock_call *c, const char *name)
@@ -356,17 +380,26 @@ static void su_set(struct pp_mock_call *c, bool enable)
 		pp_mock_google_error(c->resp, 500, NULL, "mock: out of memory");
 		return;
 	}
-	pp_json_set_string(o->j, "state", enable ? "ENABLED" : "DISABLED");
-	pp_mock_count(c->m, "gcp_changes", c->resp->action);
+	/* "serviceusage.operation": the call is accepted, its operation ends
+	 * in an error and the state stays as it was. */
+	bool fails = pp_mock_step_fault(c->m, "serviceusage.operation");
+
+	if (!fails) {
+		pp_json_set_string(o->j, "state", enable ? "ENABLED" : "DISABLED");
+		pp_mock_count(c->m, "gcp_changes", c->resp->action);
+	}
 	new_op_name(c, "operations/acat.p2-", opname, sizeof(opname));
 	struct pp_json *r = pp_json_new(PP_JSON_OBJECT);
 
 	if (r)
 		pp_json_set(r, "service", pp_json_clone(o->j));
-	op_answer(c, opname,
-		  enable ? "type.googleapis.com/google.api.serviceusage.v1.EnableServiceResponse"
-			 : "type.googleapis.com/google.api.serviceusage.v1.DisableServiceResponse",
-		  r);
+	op_answer_or_fail(
+		c, opname,
+		enable ? "type.googleapis.com/google.api.serviceusage.v1.EnableServiceResponse"
+		       : "type.googleapis.com/google.api.serviceusage.v1.DisableServiceResponse",
+		r,
+		fails ? "Billing must be enabled for activation of service(s) (mock step fault)"
+		      : NULL);
 }
 
 static void su_enable(struct pp_mock_call *c)

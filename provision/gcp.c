@@ -27,6 +27,7 @@
 #include "auth/auth.h"
 #include "lib/clock.h"
 #include "lib/file.h"
+#include "lib/grpc.h"
 #include "lib/log.h"
 #include "provision/provision.h"
 
@@ -134,9 +135,13 @@ static int follow(struct pp_prov_ctx *ctx, const char *service, struct pp_json *
 		const char *n = pp_json_get_string(op, "name");
 
 		if (e) {
-			rc = pp_fail(err, PP_EINVALID, "operation %s failed: %s (code %lld)",
-				     n ? n : "?", pp_json_get_string(e, "message") ?: "no message",
-				     pp_json_get_int(e, "code", 0));
+			/* A google.rpc.Status: its code says what to do next. */
+			long long code = pp_json_get_int(e, "code", PP_GRPC_UNKNOWN);
+
+			rc = pp_fail(err, pp_grpc_code_to_err((int)code),
+				     "operation %s failed: %s: %s", n ? n : "?",
+				     pp_grpc_code_name((int)code),
+				     pp_json_get_string(e, "message") ?: "no message");
 			break;
 		}
 		if (pp_json_get_bool(op, "done", false))
@@ -872,7 +877,8 @@ static int dispatcher_member(struct pp_prov_ctx *ctx, struct gcp *g, struct pp_e
 	if (!sa || !strchr(sa, '@'))
 		rc = pp_fail(err, PP_EINVALID,
 			     "the pool's credentials (%s) are not a service account: keyless "
-			     "provisioning grants roles to the dispatcher's service account",
+			     "provisioning grants roles to the dispatcher's service account; "
+			     "give the pool one, or make one with --create-key",
 			     pp_buf_str(&id));
 	else
 		snprintf(g->member, sizeof(g->member), "serviceAccount:%.*s",

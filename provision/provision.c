@@ -15,7 +15,7 @@
 struct pp_prov {
 	struct pp_prov_ctx ctx;
 	struct pp_prov_plan plan;
-	bool opened; /* prov->open succeeded: close is due */
+	bool opened; /* prov->open was called: close is due, even after a failed open */
 };
 
 const char *pp_prov_state_name(enum pp_prov_state s)
@@ -248,8 +248,10 @@ int pp_prov_open(const struct pp_config *cfg, const char *pool, const char *cred
 	if (!rc && !pp_json_is(p->ctx.vars, PP_JSON_OBJECT))
 		rc = pp_fail(err, PP_EINVALID, "%s:%d: pool %s: job_variables is not an object",
 			     pc->file, pc->line, pool);
-	if (!rc && (rc = prov->open(&p->ctx, err)) == 0)
+	if (!rc) {
 		p->opened = true;
+		rc = prov->open(&p->ctx, err);
+	}
 	if (rc) {
 		pp_error_prefix(err, "provision %s: ", pool);
 		pp_prov_close(p);

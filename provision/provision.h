@@ -12,7 +12,8 @@
  * and three pool-level ops:
  *
  *   open(ctx)     check the pool and the options, no I/O; keep private
- *                 state in ctx->state (freed by close).
+ *                 state in ctx->state (freed by close, which is called
+ *                 after a failed open too).
  *   inspect(ctx)  ask the cloud what exists and append one pp_prov_res per
  *                 resource, in creation order, with pp_prov_plan_add: a
  *                 deterministic name (from the pool's name and project,

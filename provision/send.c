@@ -26,13 +26,18 @@ static void sleep_ms(long ms)
 		;
 }
 
-static void backoff(const struct pp_prov_ctx *ctx, int attempt, long retry_after_ms)
+static void backoff(struct pp_prov_ctx *ctx, int attempt, long retry_after_ms)
 {
 	long ms = pp_backoff_ms(attempt, ctx->cfg->dispatcher.backoff_base_ms,
 				ctx->cfg->dispatcher.backoff_max_ms, retry_after_ms);
+	struct pp_error err = {0};
 
 	pp_debug("provision: retry in %ld ms", ms);
 	sleep_ms(ms);
+	/* Tries backing off for minutes must not let the lock lapse; a lost
+	 * lock shows at the next step's save, which stops the apply. */
+	if (ctx->journal && ctx->journal->save(ctx->journal->ud, pp_buf_str(&ctx->owned), &err))
+		pp_warn("provision: renewing the lock: %s", err.msg);
 }
 
 /* One exchange: the request built by build (fresh for every try, so a

@@ -34,6 +34,16 @@ pp provision apply -p cr </dev/null >"$T/out" 2>&1 || rc=$?
 grep -q -- '--yes' "$T/out" || fail "the refusal does not name --yes: $(cat "$T/out")"
 [ "$(changes)" = "{}" ] || fail "a refused apply changed something: $(changes)"
 
+# An operation that ends in an error: apply stops there with the cloud's
+# words, and the next apply finishes the job.
+control /control/faults '{"api": "serviceusage.operation", "error_rate": 1}'
+rc=0
+pp provision apply -p cr --yes </dev/null >"$T/out" 2>&1 || rc=$?
+[ $rc -eq 65 ] || fail "apply through a failed operation exited $rc: $(cat "$T/out")"
+grep -q 'FAILED_PRECONDITION: Billing must be enabled for activation' "$T/out" || fail "not the cloud's words: $(cat "$T/out")"
+[ "$(changes)" = "{}" ] || fail "a failed enable changed something: $(changes)"
+control /control/faults '{"api": "serviceusage.operation", "error_rate": 0}'
+
 # 3. apply, with another writer changing the IAM policy twice under it.
 control /google/control/infra '{"race": 2}'
 out=$(pp provision apply -p cr --yes </dev/null) || fail "apply failed: $out"
@@ -178,4 +188,4 @@ out=$(pp provision destroy -p keyed --credentials gcp --yes </dev/null) || fail 
 [ "$(live live_gcp_service_account_keys)" -eq 0 ] || fail "destroy left keys: $out"
 [ ! -e "$T/state/provision/keyed" ] || fail "destroy left the key file"
 
-echo "ok   provision_gcp: plan, apply (IAM RMW under 2 races), idempotent re-apply, a disabled account drifted and enabled, run --wait, one apply at a time, destroy, pool create under faults, --create-key, old-key warning"
+echo "ok   provision_gcp: plan, a failed operation, apply (IAM RMW under 2 races), idempotent re-apply, a disabled account drifted and enabled, run --wait, one apply at a time, destroy, pool create under faults, --create-key, old-key warning"
