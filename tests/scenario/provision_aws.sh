@@ -352,4 +352,11 @@ pp provision destroy -p roled --yes --credentials aws </dev/null >"$T/out" 2>&1 
 	fail "destroy as another: $(cat "$T/out")"
 state | jq -e '.[] | select(.name == "pushpool-mock-role") | .attached == []' >/dev/null ||
 	fail "the role keeps the policy: $(state)"
-echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 4 planted, a foreign name blocking apply, run --wait, default VPC, vpc_id lookup, --create-key, keyless as another identity"
+# 11. pool create --provision-infra, as Prefect users type it.
+out=$(pp pool create etl --type ecs:push --credentials aws --endpoint "$BASE/aws/ecs" \
+	--provision-infra --yes </dev/null 2>&1) || fail "pool create: $out"
+[ -f "$T/pushpool.conf.d/40-pool-etl.conf" ] || fail "no pool section written"
+state | jq -e '.[] | select(.type == "ecs.cluster" and .name == "pushpool-etl") | .tags["pushpool-pool"] == "etl"' >/dev/null ||
+	fail "pool create did not provision: $(state)"
+pp provision destroy -p etl --yes </dev/null >"$T/out" 2>&1 || fail "destroy etl: $(cat "$T/out")"
+echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 4 planted, a foreign name blocking apply, run --wait, default VPC, vpc_id lookup, --create-key, keyless as another identity, pool create"
