@@ -395,7 +395,8 @@ static void account_list(struct pp_mock_call *c)
 }
 
 /* POST /aws/account {"type","id","region","description","tags"}: a
- * resource made outside pushpool (tests plant what destroy must keep). */
+ * resource made outside pushpool (tests plant what destroy must keep);
+ * with "update": true and "extra", an existing one changed in place. */
 static void account_plant(struct pp_mock_call *c)
 {
 	struct pp_mock_aws_account *a = pp_mock_aws_account_of(c->state);
@@ -404,17 +405,36 @@ static void account_plant(struct pp_mock_call *c)
 	const char *region = pp_json_get_string(c->body, "region");
 	const struct pp_json *desc = pp_json_get(c->body, "description");
 	const struct pp_json *tags = pp_json_get(c->body, "tags");
+	struct pp_mock_aws_res *r;
 
 	snprintf(c->resp->action, sizeof(c->resp->action), "plant");
-	if (!type || !id || !pp_json_is(desc, PP_JSON_OBJECT) ||
+	bool update = pp_json_get_bool(c->body, "update", false);
+
+	if (!type || !id || (!update && !pp_json_is(desc, PP_JSON_OBJECT)) ||
 	    (tags && !pp_json_is(tags, PP_JSON_OBJECT))) {
 		pp_mock_resp_printf(c->resp, 400, "text/plain",
 				    "want {\"type\",\"id\",\"region\",\"description\":{},"
 				    "\"tags\":{}}\n");
 		return;
 	}
-	if (pp_mock_aws_find(a, type, region ? region : "", id)) {
-		pp_mock_resp_printf(c->resp, 409, "text/plain", "%s %s exists\n", type, id);
+	if ((r = pp_mock_aws_find(a, type, region ? region : "", id))) {
+		/* "update": change a resource behind its owner's back (a test's
+		 * drift): description and extra members replaced one by one. */
+		if (!update) {
+			pp_mock_resp_printf(c->resp, 409, "text/plain", "%s %s exists\n", type, id);
+			return;
+		}
+		pp_json_foreach (m, desc)
+			pp_json_set(r->obj, m->key, pp_json_clone(m));
+		pp_json_foreach (m, pp_json_get(c->body, "extra"))
+			if (pp_mock_aws_extra(r, m->key, m->type == PP_JSON_ARRAY))
+				pp_json_set(r->extra, m->key, pp_json_clone(m));
+		pp_mock_count(c->m, "aws.updated", type);
+		pp_mock_resp_printf(c->resp, 200, "application/json", "{}\n");
+		return;
+	}
+	if (update) {
+		pp_mock_resp_printf(c->resp, 404, "text/plain", "no %s %s to update\n", type, id);
 		return;
 	}
 	if (!pp_mock_aws_add(c->m, a, type, region ? region : "", id, pp_json_clone(desc),

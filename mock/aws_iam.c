@@ -416,6 +416,100 @@ static void get_policy_version(struct iam_call *c)
 	pp_json_set(c->out, "PolicyVersion", pv);
 }
 
+/* Versions live in extra.document {"v1": DOC, ...}; IAM keeps five. */
+#define POLICY_VERSIONS_MAX 5
+
+static void create_policy_version(struct iam_call *c)
+{
+	struct pp_mock_aws_res *r = find(c, "iam.policy", in_str(c, "PolicyArn"));
+	struct pp_json *docs = r ? pp_mock_aws_extra(r, "document", false) : NULL;
+	struct pp_json *pv;
+	long long top = 0;
+	char id[16], when[32];
+
+	if (!r) {
+		iam_error(c, 404, "NoSuchEntity", "Policy %s was not found.",
+			  in_str(c, "PolicyArn"));
+		return;
+	}
+	if (!docs || docs->count >= POLICY_VERSIONS_MAX) {
+		iam_error(c, 409, "LimitExceeded",
+			  "A managed policy can have up to %d versions. Before you create a new "
+			  "version, you must delete an existing version.",
+			  POLICY_VERSIONS_MAX);
+		return;
+	}
+	pp_json_foreach (v, docs)
+		if (v->key[0] == 'v' && atoll(v->key + 1) > top)
+			top = atoll(v->key + 1);
+	snprintf(id, sizeof(id), "v%lld", top + 1);
+	pp_json_set_string(docs, id, in_str(c, "PolicyDocument"));
+	if (pp_json_get_bool(c->in, "SetAsDefault", false))
+		pp_json_set_string(r->obj, "DefaultVersionId", id);
+	now_iso(c->m, when, sizeof(when));
+	c->out = pp_json_new(PP_JSON_OBJECT);
+	pv = pp_json_new(PP_JSON_OBJECT);
+	pp_json_set_string(pv, "VersionId", id);
+	pp_json_set_bool(pv, "IsDefaultVersion",
+			 !strcmp(pp_json_get_string(r->obj, "DefaultVersionId"), id));
+	pp_json_set_string(pv, "CreateDate", when);
+	pp_json_set(c->out, "PolicyVersion", pv);
+}
+
+static void list_policy_versions(struct iam_call *c)
+{
+	struct pp_mock_aws_res *r = find(c, "iam.policy", in_str(c, "PolicyArn"));
+	struct pp_json *list;
+
+	if (!r) {
+		iam_error(c, 404, "NoSuchEntity", "Policy %s was not found.",
+			  in_str(c, "PolicyArn"));
+		return;
+	}
+	c->out = pp_json_new(PP_JSON_OBJECT);
+	list = pp_json_new(PP_JSON_ARRAY);
+	pp_json_foreach (v, r->extra ? pp_json_get(r->extra, "document") : NULL) {
+		struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
+
+		pp_json_set_string(o, "VersionId", v->key);
+		pp_json_set_bool(o, "IsDefaultVersion",
+				 !strcmp(pp_json_get_string(r->obj, "DefaultVersionId"), v->key));
+		pp_json_append(list, o);
+	}
+	pp_json_set(c->out, "Versions", list);
+	pp_json_set_bool(c->out, "IsTruncated", false);
+}
+
+static void delete_policy_version(struct iam_call *c)
+{
+	struct pp_mock_aws_res *r = find(c, "iam.policy", in_str(c, "PolicyArn"));
+	const char *v = in_str(c, "VersionId");
+
+	if (!r || !r->extra || !pp_json_get(pp_json_get(r->extra, "document"), v)) {
+		iam_error(c, 404, "NoSuchEntity", "Policy %s version %s does not exist.",
+			  in_str(c, "PolicyArn"), v);
+		return;
+	}
+	if (!strcmp(pp_json_get_string(r->obj, "DefaultVersionId"), v)) {
+		iam_error(c, 409, "DeleteConflict",
+			  "Cannot delete the default version of a policy.");
+		return;
+	}
+	pp_json_remove(pp_json_get(r->extra, "document"), v);
+}
+
+static void update_assume_role_policy(struct iam_call *c)
+{
+	struct pp_mock_aws_res *r = find(c, "iam.role", in_str(c, "RoleName"));
+
+	if (!r) {
+		no_such(c, "role", in_str(c, "RoleName"));
+		return;
+	}
+	if (set_encoded(r->obj, "AssumeRolePolicyDocument", in_str(c, "PolicyDocument")))
+		iam_error(c, 500, "ServiceFailure", "mock: out of memory");
+}
+
 static void delete_policy(struct iam_call *c)
 {
 	struct pp_mock_aws_res *r = find(c, "iam.policy", in_str(c, "PolicyArn"));
@@ -425,6 +519,12 @@ static void delete_policy(struct iam_call *c)
 			  in_str(c, "PolicyArn"));
 	else if (pp_json_get_int(r->obj, "AttachmentCount", 0) > 0)
 		iam_error(c, 409, "DeleteConflict", "Cannot delete a policy attached to entities.");
+	else if (r->extra && pp_json_get(r->extra, "document") &&
+		 pp_json_get(r->extra, "document")->count > 1)
+		iam_error(c, 409, "DeleteConflict",
+			  "This policy has more than one version. Before you delete a policy, you "
+			  "must delete the policy's versions. The default version is deleted with "
+			  "the policy.");
 	else
 		pp_mock_aws_remove(c->m, c->a, r);
 }
@@ -590,6 +690,10 @@ static const struct {
 	{"CreatePolicy", create_policy},
 	{"GetPolicy", get_policy},
 	{"GetPolicyVersion", get_policy_version},
+	{"CreatePolicyVersion", create_policy_version},
+	{"ListPolicyVersions", list_policy_versions},
+	{"DeletePolicyVersion", delete_policy_version},
+	{"UpdateAssumeRolePolicy", update_assume_role_policy},
 	{"DeletePolicy", delete_policy},
 	{"CreateUser", create_user},
 	{"GetUser", get_user},

@@ -94,6 +94,38 @@ static const char *text_of(const struct pp_xml *x, const char *path)
 	return t ? t : "";
 }
 
+/* The execution role's trust policy. */
+#define TRUST_POLICY                                                                               \
+	"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","                        \
+	"\"Principal\":{\"Service\":\"ecs-tasks.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}]}"
+
+/* Whether a policy document IAM answered (percent-encoded JSON) says what
+ * want says: the same JSON, whatever its spacing or key order. */
+static bool same_document(const char *encoded, const char *want)
+{
+	struct pp_json *a = NULL, *b = NULL;
+	char buf[8192];
+	size_t n = 0;
+	bool same;
+
+	for (const char *s = encoded; s && *s && n + 1 < sizeof(buf); s++) {
+		if (s[0] == '%' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
+			char hex[3] = {s[1], s[2], '\0'};
+
+			buf[n++] = (char)strtol(hex, NULL, 16);
+			s += 2;
+		} else {
+			buf[n++] = *s;
+		}
+	}
+	buf[n] = '\0';
+	same = !pp_json_parse(buf, n, NULL, &a, NULL) &&
+	       !pp_json_parse(want, strlen(want), NULL, &b, NULL) && pp_json_equal(a, b);
+	pp_json_free(a);
+	pp_json_free(b);
+	return same;
+}
+
 /* The access key id of the key file an earlier apply wrote; "" if none. */
 static void local_key_id(const struct pp_prov_ctx *ctx, char *out, size_t size)
 {
@@ -342,9 +374,9 @@ static int key_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct p
 
 /* Each step's permissions: the reads inspect makes for it, then the
  * writes (destroy inspects too, so its reads come with its deletes). */
-static const struct pp_prov_kind k_role = {"execution-role",
-					   "iam:GetRole,iam:CreateRole,iam:TagRole",
-					   "iam:GetRole,iam:DeleteRole", role_create, role_remove};
+static const struct pp_prov_kind k_role = {
+	"execution-role", "iam:GetRole,iam:CreateRole,iam:TagRole,iam:UpdateAssumeRolePolicy",
+	"iam:GetRole,iam:DeleteRole", role_create, role_remove};
 static const struct pp_prov_kind k_attach = {
 	"role-policy", "iam:ListAttachedRolePolicies,iam:AttachRolePolicy",
 	"iam:ListAttachedRolePolicies,iam:DetachRolePolicy", attach_create, attach_remove};
@@ -389,8 +421,11 @@ static const struct pp_prov_kind k_sg = {
 	"security-group", "ec2:DescribeSecurityGroups,ec2:CreateSecurityGroup,ec2:CreateTags",
 	"ec2:DescribeSecurityGroups,ec2:DeleteSecurityGroup", sg_create, sg_remove};
 static const struct pp_prov_kind k_policy = {
-	"dispatcher-policy", "iam:GetPolicy,iam:CreatePolicy,iam:TagPolicy",
-	"iam:GetPolicy,iam:DeletePolicy", policy_create, policy_remove};
+	"dispatcher-policy",
+	"iam:GetPolicy,iam:GetPolicyVersion,iam:CreatePolicy,iam:TagPolicy,"
+	"iam:CreatePolicyVersion,iam:ListPolicyVersions,iam:DeletePolicyVersion",
+	"iam:GetPolicy,iam:ListPolicyVersions,iam:DeletePolicyVersion,iam:DeletePolicy",
+	policy_create, policy_remove};
 static const struct pp_prov_kind k_grant = {
 	"policy-attachment", "iam:ListAttached{Role,User}Policies,iam:Attach{Role,User}Policy",
 	"iam:ListAttached{Role,User}Policies,iam:Detach{Role,User}Policy", grant_create,
@@ -415,10 +450,14 @@ static int role_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct 
 	int rc;
 
 	pp_json_set_string(p, "RoleName", a->role);
-	pp_json_set_string(p, "AssumeRolePolicyDocument",
-			   "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
-			   "\"Principal\":{\"Service\":\"ecs-tasks.amazonaws.com\"},"
-			   "\"Action\":\"sts:AssumeRole\"}]}");
+	if (res->state == PP_PROV_DRIFTED) {
+		/* Ours, with another trust policy: put ours back. */
+		pp_json_set_string(p, "PolicyDocument", TRUST_POLICY);
+		rc = query(ctx, a, "iam", "UpdateAssumeRolePolicy", p, &x, code, sizeof(code), err);
+		pp_xml_free(x);
+		return rc;
+	}
+	pp_json_set_string(p, "AssumeRolePolicyDocument", TRUST_POLICY);
 	pp_json_set_string(p, "Description", "ECS task execution role of a pushpool pool");
 	pp_json_set(p, "Tags", tag_list(a, "Key", "Value"));
 	rc = query(ctx, a, "iam", "CreateRole", p, &x, code, sizeof(code), err);
@@ -810,6 +849,38 @@ static void dispatcher_policy(const struct aws *a, char *out, size_t size)
 		 a->account, a->role);
 }
 
+/* Delete the dispatcher policy's versions but the default one; gone_ok:
+ * a policy that is no longer there is fine (destroy). */
+static int delete_versions(struct pp_prov_ctx *ctx, struct aws *a, bool gone_ok,
+			   struct pp_error *err)
+{
+	struct pp_json *p = obj();
+	struct pp_xml *x = NULL, *y;
+	CODE;
+	int rc;
+
+	pp_json_set_string(p, "PolicyArn", a->policy_arn);
+	rc = query(ctx, a, "iam", "ListPolicyVersions", p, &x, code, sizeof(code), err);
+	if (rc) {
+		pp_xml_free(x);
+		return gone_ok && rc == PP_ENOTFOUND ? 0 : rc;
+	}
+	for (const struct pp_xml *v = pp_xml_path(x, "ListPolicyVersionsResult/Versions/member");
+	     !rc && v; v = pp_xml_next_same(v)) {
+		if (!strcmp(text_of(v, "IsDefaultVersion"), "true"))
+			continue;
+		p = obj();
+		pp_json_set_string(p, "PolicyArn", a->policy_arn);
+		pp_json_set_string(p, "VersionId", text_of(v, "VersionId"));
+		rc = query(ctx, a, "iam", "DeletePolicyVersion", p, &y, code, sizeof(code), err);
+		pp_xml_free(y);
+		if (rc == PP_ENOTFOUND)
+			rc = 0;
+	}
+	pp_xml_free(x);
+	return rc;
+}
+
 static int policy_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
@@ -820,6 +891,20 @@ static int policy_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struc
 	int rc;
 
 	dispatcher_policy(a, doc, sizeof(doc));
+	if (res->state == PP_PROV_DRIFTED) {
+		/* Ours, with another document: ours becomes the default version
+		 * and the others go (IAM keeps at most five). */
+		pp_json_free(p);
+		if ((rc = delete_versions(ctx, a, false, err)))
+			return rc;
+		p = obj();
+		pp_json_set_string(p, "PolicyArn", a->policy_arn);
+		pp_json_set_string(p, "PolicyDocument", doc);
+		pp_json_set_bool(p, "SetAsDefault", true);
+		rc = query(ctx, a, "iam", "CreatePolicyVersion", p, &x, code, sizeof(code), err);
+		pp_xml_free(x);
+		return rc ? rc : delete_versions(ctx, a, false, err);
+	}
 	pp_json_set_string(p, "PolicyName", a->policy);
 	pp_json_set_string(p, "PolicyDocument", doc);
 	pp_json_set_string(p, "Description", "what a pushpool dispatcher needs for its pool");
@@ -837,6 +922,11 @@ static int policy_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struc
 	CODE;
 	int rc;
 
+	/* IAM deletes a policy only once its other versions are gone. */
+	if ((rc = delete_versions(ctx, a, true, err))) {
+		pp_json_free(p);
+		return rc;
+	}
 	pp_json_set_string(p, "PolicyArn", a->policy_arn);
 	rc = query(ctx, a, "iam", "DeletePolicy", p, &x, code, sizeof(code), err);
 	pp_xml_free(x);
@@ -1150,6 +1240,13 @@ static int inspect_role(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 	if (rc && rc != PP_ENOTFOUND)
 		return rc;
 	mark(r, !rc, !rc && xml_tagged(a, pp_xml_path(x, "GetRoleResult/Role/Tags"), false));
+	if (r->state == PP_PROV_PRESENT &&
+	    !same_document(text_of(x, "GetRoleResult/Role/AssumeRolePolicyDocument"),
+			   TRUST_POLICY)) {
+		r->state = PP_PROV_DRIFTED;
+		snprintf(r->note, sizeof(r->note),
+			 "its trust policy is not ecs-tasks.amazonaws.com's alone: put back");
+	}
 	if (!rc)
 		snprintf(a->role_arn, sizeof(a->role_arn), "%s",
 			 text_of(x, "GetRoleResult/Role/Arn"));
@@ -1159,7 +1256,7 @@ static int inspect_role(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 	pp_xml_free(x);
 	x = NULL;
 	/* pp_prov_plan_add may move the plan: entries are kept by index. */
-	bool role_ours = r->state == PP_PROV_PRESENT;
+	bool role_ours = r->owned;
 	size_t iatt = plan->n, iinl = plan->n + 1;
 
 	if (!pp_prov_plan_add(plan, &k_attach, strrchr(EXEC_POLICY_ARN, '/') + 1, err) ||
@@ -1578,9 +1675,33 @@ static int inspect_dispatcher(struct pp_prov_ctx *ctx, struct aws *a, struct pp_
 	mark(r, !rc, !rc && xml_tagged(a, pp_xml_path(x, "GetPolicyResult/Policy/Tags"), false));
 	/* pp_prov_plan_add may move the plan: keep what is needed, not pointers. */
 	bool policy_there = r->state == PP_PROV_PRESENT, user_there = false;
+	char version[32];
 
+	snprintf(version, sizeof(version), "%s",
+		 text_of(x, "GetPolicyResult/Policy/DefaultVersionId"));
 	pp_xml_free(x);
 	x = NULL;
+	if (policy_there && !destroy) {
+		char doc[1536];
+		struct pp_json *p = obj();
+		CODE;
+
+		pp_json_set_string(p, "PolicyArn", a->policy_arn);
+		pp_json_set_string(p, "VersionId", version);
+		if ((rc = query(ctx, a, "iam", "GetPolicyVersion", p, &x, code, sizeof(code), err)))
+			return rc;
+		dispatcher_policy(a, doc, sizeof(doc));
+		if (!same_document(text_of(x, "GetPolicyVersionResult/PolicyVersion/Document"),
+				   doc)) {
+			r->state = PP_PROV_DRIFTED;
+			snprintf(
+				r->note, sizeof(r->note),
+				"version %s says other than this pushpool's: a new default version",
+				version);
+		}
+		pp_xml_free(x);
+		x = NULL;
+	}
 	if (ctx->opts->create_key || destroy) {
 		if (!(u = pp_prov_plan_add(plan, &k_user, a->user, err)))
 			return PP_ENOMEM;

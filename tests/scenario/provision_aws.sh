@@ -124,7 +124,7 @@ for want in 'execution-role +pushpool-ecs-execution +absent +create +iam:GetRole
 	'subnet +pushpool-ecs-us-east-1a +absent +create' 'subnet +pushpool-ecs-us-east-1b' \
 	'subnet +pushpool-ecs-us-east-1c' 'internet-gateway +pushpool-ecs +absent +create' \
 	'route-table +pushpool-ecs +absent +create' 'security-group +pushpool-ecs +absent +create' \
-	'dispatcher-policy +pushpool-ecs-dispatcher +absent +create +iam:GetPolicy,iam:CreatePolicy' \
+	'dispatcher-policy +pushpool-ecs-dispatcher +absent +create +iam:GetPolicy,.*iam:CreatePolicy' \
 	'policy-attachment +user/pushpool-mock-user +absent +create'; do
 	echo "$out" | grep -Eq "$want" || fail "plan lacks /$want/: $out"
 done
@@ -181,6 +181,24 @@ out=$(pp provision apply -p ecs --yes </dev/null) || fail "second apply failed: 
 echo "$out" | grep -q 'Nothing to do' || fail "second apply had work: $out"
 pp provision plan -p ecs >"$T/out" || fail "plan after apply exited $?: $(cat "$T/out")"
 [ "$(changes)" = "$c1" ] || fail "counters moved: $c1 -> $(changes)"
+[ "$(state)" = "$clean" ] || fail "the account moved: $(state)"
+
+# 4b. changed behind pushpool's back: the role's trust policy and the
+# dispatcher policy's document are drifted in the plan and put back by apply.
+control /aws/account '{"type": "iam.role", "region": "", "id": "pushpool-ecs-execution", "update": true,
+	"description": {"AssumeRolePolicyDocument": "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D"}}'
+control /aws/account '{"type": "iam.policy", "region": "", "id": "arn:aws:iam::123456789012:policy/pushpool-ecs-dispatcher",
+	"update": true, "extra": {"document": {"v1": "{\"Version\":\"2012-10-17\",\"Statement\":[]}"}}}'
+rc=0
+out=$(pp provision plan -p ecs) || rc=$?
+[ $rc -eq 2 ] || fail "plan of a drifted pool exited $rc: $out"
+echo "$out" | grep -Eq 'execution-role +pushpool-ecs-execution +drifted +update' || fail "trust drift not seen: $out"
+echo "$out" | grep -Eq 'dispatcher-policy +pushpool-ecs-dispatcher +drifted +update' || fail "policy drift not seen: $out"
+out=$(pp provision apply -p ecs --yes </dev/null) || fail "apply of the drift: $out"
+curl -fsS "$BASE/aws/account" | jq -e '(.[] | select(.id == "pushpool-ecs-execution") | .description.AssumeRolePolicyDocument | test("ecs-tasks")) and
+	(.[] | select(.type == "iam.policy") | .description.DefaultVersionId == "v2")' >/dev/null ||
+	fail "the drift was not put back: $(curl -fsS "$BASE/aws/account")"
+pp provision plan -p ecs >"$T/out" || fail "plan after putting the drift back exited $?: $(cat "$T/out")"
 [ "$(state)" = "$clean" ] || fail "the account moved: $(state)"
 
 # 5. the provisioned pool runs a job end to end with only the written config.
@@ -359,4 +377,4 @@ out=$(pp pool create etl --type ecs:push --credentials aws --endpoint "$BASE/aws
 state | jq -e '.[] | select(.type == "ecs.cluster" and .name == "pushpool-etl") | .tags["pushpool-pool"] == "etl"' >/dev/null ||
 	fail "pool create did not provision: $(state)"
 pp provision destroy -p etl --yes </dev/null >"$T/out" 2>&1 || fail "destroy etl: $(cat "$T/out")"
-echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 4 planted, a foreign name blocking apply, run --wait, default VPC, vpc_id lookup, --create-key, keyless as another identity, pool create"
+echo "ok   provision_aws: plan, apply (15 steps, all tagged at create), idempotent re-apply, $n kill -9 re-runs ($interrupted mid-apply), destroy keeping 4 planted, a foreign name blocking apply, run --wait, default VPC, vpc_id lookup, --create-key, keyless as another identity, pool create, trust and policy drift put back"
