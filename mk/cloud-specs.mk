@@ -28,7 +28,8 @@ $(BUILD)/gen/gcpinfra.pb: $(CLOUD_PROTOS)
 
 # name=file pairs: the names mock/spec.h documents.
 SPEC_BLOBS := ecs=$(CLOUD_SPECS)/aws/ecs/service-2.json \
-	logs=$(CLOUD_SPECS)/aws/logs/service-2.json \
+	iam=$(CLOUD_SPECS)/aws/iam/service-2.json ec2=$(CLOUD_SPECS)/aws/ec2/service-2.json \
+	ecr=$(CLOUD_SPECS)/aws/ecr/service-2.json logs=$(CLOUD_SPECS)/aws/logs/service-2.json \
 	aci=$(CLOUD_SPECS)/azure/containerinstance-2023-05-01.json \
 	run=$(BUILD)/gen/run.pb modal=$(BUILD)/gen/modal.pb gcpinfra=$(BUILD)/gen/gcpinfra.pb
 

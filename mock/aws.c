@@ -15,13 +15,14 @@
 #include "mock/mock.h"
 #include "mock/spec.h"
 #include "mock/sigv4_check.h"
+#include "mock/aws.h"
 
-#define ACCOUNT		   "123456789012"
+#define ACCOUNT		   PP_MOCK_AWS_ACCOUNT
 #define ECS_TARGET_PREFIX  "AmazonEC2ContainerServiceV20141113."
 #define LOGS_TARGET_PREFIX "Logs_20140328."
 #define MAX_ITEMS	   100000
 #define MAX_SKEW_SECONDS   300
-#define IMDS_ROLE	   "pushpool-mock-role"
+#define IMDS_ROLE	   PP_MOCK_AWS_ROLE
 #define SIG_MISMATCH                                                                               \
 	"The request signature we calculated does not match the signature you provided. "          \
 	"Check your AWS Secret Access Key and signing method. Consult the service "                \
@@ -75,18 +76,16 @@ struct aws_state {
 	struct client_token *tokens;
 	struct temp_cred *creds;
 	struct temp_cred *imds_tokens; /* token in .token, expiry in .expires */
+	struct pp_mock_aws_account *acct;
 	size_t ntaskdefs, ntasks, ntokens, ncreds, nimds;
 };
 
 /* ---- errors ---- */
 
-enum proto { PROTO_JSON, PROTO_XML };
-
-static void aws_error(struct pp_mock_resp *resp, enum proto p, int status, const char *type,
-		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void aws_error(struct pp_mock_resp *resp, enum proto p, int status, const char *type,
-		      const char *fmt, ...)
+/* IAM's and STS's <ErrorResponse> differ in their namespace only; EC2 has
+ * its own <Response><Errors>. */
+void pp_mock_aws_error(struct pp_mock_resp *resp, enum pp_mock_aws_proto p, int status,
+		       const char *type, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -95,7 +94,7 @@ static void aws_error(struct pp_mock_resp *resp, enum proto p, int status, const
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	resp->reject_reason = type;
-	if (p == PROTO_JSON) {
+	if (p == PP_MOCK_AWS_JSON) {
 		pp_mock_resp_printf(resp, status, "application/x-amz-json-1.1", "{\"__type\":");
 		pp_json_write_string(&resp->body, type, strlen(type));
 		pp_buf_puts(&resp->body, ",\"message\":");
@@ -104,23 +103,28 @@ static void aws_error(struct pp_mock_resp *resp, enum proto p, int status, const
 		pp_mock_resp_header(resp, "x-amzn-ErrorType", type);
 		return;
 	}
-	pp_mock_resp_printf(resp, status, "text/xml",
-			    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-			    "<Error><Type>%s</Type><Code>%s</Code><Message>",
-			    status >= 500 ? "Receiver" : "Sender", type);
-	for (const char *s = msg; *s; s++) {
-		if (*s == '<')
-			pp_buf_puts(&resp->body, "&lt;");
-		else if (*s == '>')
-			pp_buf_puts(&resp->body, "&gt;");
-		else if (*s == '&')
-			pp_buf_puts(&resp->body, "&amp;");
-		else
-			pp_buf_putc(&resp->body, *s);
+	if (p == PP_MOCK_AWS_EC2) {
+		pp_mock_resp_printf(resp, status, "text/xml;charset=UTF-8",
+				    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors>"
+				    "<Error><Code>%s</Code><Message>",
+				    type);
+		pp_mock_aws_xml_text(&resp->body, msg);
+		pp_buf_puts(&resp->body, "</Message></Error></Errors><RequestID>00000000-0000-4000-"
+					 "8000-000000000000</RequestID></Response>");
+		return;
 	}
+	pp_mock_resp_printf(resp, status, "text/xml",
+			    "<ErrorResponse xmlns=\"https://%s.amazonaws.com/doc/%s/\">"
+			    "<Error><Type>%s</Type><Code>%s</Code><Message>",
+			    p == PP_MOCK_AWS_IAM ? "iam" : "sts",
+			    p == PP_MOCK_AWS_IAM ? "2010-05-08" : "2011-06-15",
+			    status >= 500 ? "Receiver" : "Sender", type);
+	pp_mock_aws_xml_text(&resp->body, msg);
 	pp_buf_puts(&resp->body, "</Message></Error><RequestId>00000000-0000-4000-8000-"
 				 "000000000000</RequestId></ErrorResponse>");
 }
+
+#define aws_error pp_mock_aws_error
 
 /* ---- SigV4 verification ---- */
 
@@ -152,8 +156,8 @@ static struct temp_cred *cred_find(struct temp_cred *list, const char *akid)
 /* Check the request's SigV4 signature like AWS does; on failure the error is
  * in resp. region receives the credential scope's region. */
 static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp_mock_req *req,
-			struct pp_mock_resp *resp, enum proto p, const char *service, char *region,
-			size_t region_size)
+			struct pp_mock_resp *resp, enum pp_mock_aws_proto p, const char *service,
+			char *region, size_t region_size, bool *static_key)
 {
 	const char *auth = pp_mock_header(req, "Authorization");
 	const char *date_hdr = pp_mock_header(req, "X-Amz-Date");
@@ -165,6 +169,7 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 	struct pp_error err = {0};
 	time_t when, now = time(NULL);
 	struct tm tm_now;
+	bool is_static;
 	int rc;
 
 	if (!auth || !*auth) {
@@ -208,6 +213,18 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 			break;
 		}
 	}
+	/* An access key IAM issued (CreateAccessKey) signs as its user. */
+	if (!secret[0] && st->acct) {
+		struct pp_mock_aws_res *k;
+
+		pp_mock_lock(m);
+		k = pp_mock_aws_find(st->acct, "iam.accesskey", "", a.akid);
+		if (k && k->extra)
+			snprintf(secret, sizeof(secret), "%s",
+				 pp_json_get_string(pp_json_get(k->extra, "secret"), "value"));
+		pp_mock_unlock(m);
+	}
+	is_static = secret[0] != '\0';
 	if (!secret[0]) {
 		struct temp_cred *tc;
 		double expires = 0;
@@ -247,7 +264,52 @@ static int verify_sigv4(struct pp_mock *m, struct aws_state *st, const struct pp
 		return -1;
 	}
 	snprintf(region, region_size, "%s", a.region);
+	if (static_key)
+		*static_key = is_static;
 	return 0;
+}
+
+bool pp_mock_aws_signed(struct pp_mock_call *c, enum pp_mock_aws_proto p, const char *service,
+			bool *static_key)
+{
+	return verify_sigv4(c->m, c->state, c->req, c->resp, p, service, c->note, sizeof(c->note),
+			    static_key) == 0;
+}
+
+/* Each service's own throttling and server errors. */
+bool pp_mock_aws_faults(struct pp_mock_call *c, enum pp_mock_aws_proto p, const char *api)
+{
+	struct pp_mock_resp *resp = c->resp;
+	int retry_after = 0;
+
+	switch (pp_mock_fault_check(c->m, api, false, resp, &retry_after)) {
+	case PP_MOCK_FAULT_THROTTLE:
+		if (p == PP_MOCK_AWS_EC2)
+			aws_error(resp, p, 503, "RequestLimitExceeded", "Request limit exceeded.");
+		else if (p == PP_MOCK_AWS_IAM)
+			aws_error(resp, p, 400, "Throttling", "Rate exceeded");
+		else
+			aws_error(resp, p, 400, "ThrottlingException", "Rate exceeded");
+		if (retry_after > 0) {
+			char v[16];
+
+			snprintf(v, sizeof(v), "%d", retry_after * 1000);
+			pp_mock_resp_header(resp, "x-amz-retry-after", v);
+		}
+		return false;
+	case PP_MOCK_FAULT_ERROR:
+		if (p == PP_MOCK_AWS_EC2)
+			aws_error(resp, p, 500, "InternalError", "An internal error has occurred");
+		else if (p == PP_MOCK_AWS_IAM)
+			aws_error(resp, p, 500, "ServiceFailure",
+				  "The request processing has failed because of an unknown "
+				  "error, exception or failure.");
+		else
+			aws_error(resp, p, 500, "ServerException",
+				  "Service Unavailable. Please try again later.");
+		return false;
+	default: return true;
+	}
 }
 
 /* ---- temporary credentials (STS, container, IMDS) ---- */
@@ -304,7 +366,7 @@ static void json_ok(struct pp_mock_resp *resp, struct pp_json *j)
 	if (j)
 		pp_mock_resp_json(resp, 200, "application/x-amz-json-1.1", j);
 	else
-		aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
+		aws_error(resp, PP_MOCK_AWS_JSON, 500, "ServerException", "mock: out of memory");
 	pp_json_free(j);
 }
 
@@ -423,14 +485,14 @@ static bool taskdef_ok(const struct pp_json *body, long *cpu, long *mem, struct 
 
 	*cpu = *mem = -1;
 	if (!family || !name_ok(family, 255)) {
-		aws_error(resp, PROTO_JSON, 400, "ClientException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 			  "Family contains invalid characters or is empty: up to 255 letters "
 			  "(uppercase and lowercase), numbers, hyphens, and underscores are "
 			  "allowed.");
 		return false;
 	}
 	if (!pp_json_is(containers, PP_JSON_ARRAY) || containers->count == 0) {
-		aws_error(resp, PROTO_JSON, 400, "ClientException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 			  "Container list cannot be empty.");
 		return false;
 	}
@@ -439,13 +501,13 @@ static bool taskdef_ok(const struct pp_json *body, long *cpu, long *mem, struct 
 		const char *cname = pp_json_get_string(c, "name");
 
 		if (!cname || !name_ok(cname, 255)) {
-			aws_error(resp, PROTO_JSON, 400, "ClientException",
+			aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 				  "Container.name should not be null or empty and may contain "
 				  "only letters, numbers, hyphens and underscores.");
 			return false;
 		}
 		if (!img || !*img) {
-			aws_error(resp, PROTO_JSON, 400, "ClientException",
+			aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 				  "Container.image should not be null or empty.");
 			return false;
 		}
@@ -453,7 +515,7 @@ static bool taskdef_ok(const struct pp_json *body, long *cpu, long *mem, struct 
 	if (pp_json_get_string(body, "cpu")) {
 		*cpu = parse_size(pp_json_get_string(body, "cpu"), "vcpu", 1024);
 		if (*cpu < 0) {
-			aws_error(resp, PROTO_JSON, 400, "ClientException",
+			aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 				  "Invalid 'cpu' setting for task.");
 			return false;
 		}
@@ -461,7 +523,7 @@ static bool taskdef_ok(const struct pp_json *body, long *cpu, long *mem, struct 
 	if (pp_json_get_string(body, "memory")) {
 		*mem = parse_size(pp_json_get_string(body, "memory"), "gb", 1024);
 		if (*mem < 0) {
-			aws_error(resp, PROTO_JSON, 400, "ClientException",
+			aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 				  "Invalid 'memory' setting for task.");
 			return false;
 		}
@@ -470,18 +532,18 @@ static bool taskdef_ok(const struct pp_json *body, long *cpu, long *mem, struct 
 		const char *mode = pp_json_get_string(body, "networkMode");
 
 		if (!mode || strcmp(mode, "awsvpc") != 0) {
-			aws_error(resp, PROTO_JSON, 400, "ClientException",
+			aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 				  "Fargate only supports network mode 'awsvpc'.");
 			return false;
 		}
 		if (*cpu < 0 || *mem < 0) {
-			aws_error(resp, PROTO_JSON, 400, "ClientException",
+			aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 				  "Fargate requires that 'cpu' and 'memory' be defined at the task "
 				  "level.");
 			return false;
 		}
 		if (!fargate_combo_ok(*cpu, *mem)) {
-			aws_error(resp, PROTO_JSON, 400, "ClientException",
+			aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 				  "No Fargate configuration exists for given values: %ld CPU, %ld "
 				  "memory. See the Amazon ECS documentation for the valid values.",
 				  *cpu, *mem);
@@ -518,7 +580,7 @@ static void ecs_register(struct pp_mock *m, struct aws_state *st, const struct p
 	pp_mock_lock(m);
 	if (st->ntaskdefs >= MAX_ITEMS) {
 		pp_mock_unlock(m);
-		aws_error(resp, PROTO_JSON, 400, "LimitExceededException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "LimitExceededException",
 			  "mock: too many task definition revisions");
 		pp_json_free(desc);
 		free(td);
@@ -576,7 +638,7 @@ oom:
 	pp_json_free(desc);
 	if (td)
 		taskdef_free(td);
-	aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
+	aws_error(resp, PP_MOCK_AWS_JSON, 500, "ServerException", "mock: out of memory");
 }
 
 static void ecs_taskdef_answer(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
@@ -587,7 +649,7 @@ static void ecs_taskdef_answer(struct pp_mock *m, struct aws_state *st, const st
 	struct taskdef *td;
 
 	if (!ref || !*ref) {
-		aws_error(resp, PROTO_JSON, 400, "ClientException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 			  "taskDefinition can not be blank.");
 		return;
 	}
@@ -610,7 +672,7 @@ static void ecs_taskdef_answer(struct pp_mock *m, struct aws_state *st, const st
 	}
 	pp_mock_unlock(m);
 	if (!td) {
-		aws_error(resp, PROTO_JSON, 400, "ClientException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 			  deregister && !strchr(last_segment(ref, '/'), ':')
 				  ? "Invalid revision number. Number: "
 				  : "Unable to describe task definition.");
@@ -794,17 +856,17 @@ static bool run_task_params_ok(const struct pp_json *body, struct pp_mock_resp *
 	bool too_long;
 
 	if (!ref || !*ref) {
-		aws_error(resp, PROTO_JSON, 400, "ClientException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "ClientException",
 			  "TaskDefinition can not be blank.");
 		return false;
 	}
 	if (count < 1 || count > 10) {
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
 			  "count must be between 1 and 10.");
 		return false;
 	}
 	if (token && (strlen(token) == 0 || strlen(token) > 64)) {
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
 			  "clientToken must be 1 to 64 characters.");
 		return false;
 	}
@@ -812,7 +874,7 @@ static bool run_task_params_ok(const struct pp_json *body, struct pp_mock_resp *
 	too_long = overrides_text && strlen(overrides_text) > 8192;
 	free(overrides_text);
 	if (too_long) {
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
 			  "Container Overrides length must be at most 8192");
 		return false;
 	}
@@ -842,7 +904,7 @@ static void run_task_replay(struct pp_mock *m, struct aws_state *st, struct clie
 	pp_mock_count(m, "ecs.clientTokenReplays", ct->token);
 	if (!same) {
 		pp_json_free(out);
-		aws_error(resp, PROTO_JSON, 400, "ConflictException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "ConflictException",
 			  "The specified client token has already been used with different "
 			  "parameters.");
 		if (bound && resp->body.len && resp->body.data[resp->body.len - 1] == '}') {
@@ -936,7 +998,7 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 	char cl_arn[512], *params_text;
 	struct taskdef *td;
 	struct client_token *ct;
-	bool no_capacity;
+	bool no_capacity, need_cluster;
 
 	if (!run_task_params_ok(body, resp))
 		return;
@@ -953,12 +1015,13 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 		free(params_text);
 		pp_json_free(out);
 		pp_json_free(tasks);
-		aws_error(resp, PROTO_JSON, 500, "ServerException", "mock: out of memory");
+		aws_error(resp, PP_MOCK_AWS_JSON, 500, "ServerException", "mock: out of memory");
 		return;
 	}
 	/* Rolled before locking: a fault check may sleep (latency_ms). */
 	no_capacity =
 		pp_mock_fault_check(m, "ecs.capacity", false, &scratch, NULL) != PP_MOCK_FAULT_NONE;
+	need_cluster = pp_mock_behaviour(m, "ecs.clusters", NULL);
 
 	pp_mock_lock(m);
 	for (ct = token ? st->tokens : NULL; ct; ct = ct->next)
@@ -970,7 +1033,11 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 		return;
 	}
 	td = taskdef_find(st, ref, false);
-	if (!td || !td->active) {
+	if (need_cluster &&
+	    !pp_mock_aws_find(st->acct, "ecs.cluster", region, last_segment(cl_arn, '/'))) {
+		refusal_type = "ClusterNotFoundException";
+		refusal = "Cluster not found.";
+	} else if (!td || !td->active) {
 		refusal_type = "ClientException";
 		refusal = td ? "TaskDefinition is inactive" : "Unable to find task definition.";
 	} else if (strcmp(pp_json_get_string(td->desc, "networkMode") ?: "", "awsvpc") == 0 &&
@@ -989,7 +1056,7 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 	free(params_text);
 	if (refusal) {
 		pp_json_free(out);
-		aws_error(resp, PROTO_JSON, 400, refusal_type, "%s", refusal);
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, refusal_type, "%s", refusal);
 	} else if (no_capacity) {
 		run_task_no_capacity(m, cl_arn, out, resp);
 	} else {
@@ -1030,7 +1097,7 @@ static void ecs_describe_tasks(struct pp_mock *m, struct aws_state *st, const st
 	double now = pp_mock_clock(m);
 
 	if (!pp_json_is(refs, PP_JSON_ARRAY) || refs->count == 0 || refs->count > 100) {
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
 			  "Tasks cannot be empty and may hold at most 100 entries.");
 		return;
 	}
@@ -1074,7 +1141,7 @@ static void ecs_stop_task(struct pp_mock *m, struct aws_state *st, const struct 
 	double now = pp_mock_clock(m);
 
 	if (!ref) {
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
 			  "task can not be blank.");
 		return;
 	}
@@ -1092,7 +1159,7 @@ static void ecs_stop_task(struct pp_mock *m, struct aws_state *st, const struct 
 	}
 	pp_mock_unlock(m);
 	if (!t) {
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
 			  "The referenced task was not found.");
 		return;
 	}
@@ -1199,7 +1266,7 @@ static void logs_get_events(struct pp_mock *m, struct aws_state *st, const struc
 	double now = pp_mock_clock(m);
 
 	if (!group == !gid) {
-		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
 			  "Either logGroupName or logGroupIdentifier must be specified, not both.");
 		return;
 	}
@@ -1209,7 +1276,7 @@ static void logs_get_events(struct pp_mock *m, struct aws_state *st, const struc
 		unsigned long long v = strtoull(token + 2, &end, 10);
 		if ((token[0] != 'f' && token[0] != 'b') || token[1] != '/' || *end ||
 		    (token[0] == 'f' && !head)) {
-			aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+			aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
 				  "The specified nextToken is invalid.");
 			return;
 		}
@@ -1221,7 +1288,7 @@ static void logs_get_events(struct pp_mock *m, struct aws_state *st, const struc
 	if (!t || t->outcome == PP_MOCK_CRASH || now < start_at ||
 	    (t->stopped >= 0 && t->stopped < start_at)) {
 		pp_mock_unlock(m);
-		aws_error(resp, PROTO_JSON, 400, "ResourceNotFoundException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "ResourceNotFoundException",
 			  "The specified log stream does not exist.");
 		return;
 	}
@@ -1236,7 +1303,7 @@ static void logs_get_events(struct pp_mock *m, struct aws_state *st, const struc
 		pp_mock_unlock(m);
 		pp_json_free(out);
 		pp_json_free(events);
-		aws_error(resp, PROTO_JSON, 500, "ServiceUnavailableException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 500, "ServiceUnavailableException",
 			  "mock: out of memory");
 		return;
 	}
@@ -1271,6 +1338,16 @@ static const struct {
 	{"GetLogEvents", logs_get_events},
 };
 
+/* Clusters live with the account's other provisioned resources. */
+static void ecs_clusters(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+			 const char *region, struct pp_mock_resp *resp)
+{
+	pp_mock_lock(m);
+	pp_mock_aws_ecs_clusters(m, st->acct, resp->action, body, region, resp);
+	pp_mock_unlock(m);
+	pp_mock_aws_changed(m, resp);
+}
+
 /* ECS is one endpoint: X-Amz-Target names the operation. */
 static const struct {
 	const char *name;
@@ -1285,6 +1362,9 @@ static const struct {
 	{"DescribeTasks", ecs_describe_tasks},
 	{"StopTask", ecs_stop_task},
 	{"ListTasks", ecs_list_tasks},
+	{"CreateCluster", ecs_clusters},
+	{"DescribeClusters", ecs_clusters},
+	{"DeleteCluster", ecs_clusters},
 };
 
 /* Operation, signature, content type and faults, before the body is read;
@@ -1294,14 +1374,13 @@ static bool ecs_admit(struct pp_mock_call *c)
 	const char *target = pp_mock_header(c->req, "X-Amz-Target");
 	const char *ctype = pp_mock_header(c->req, "Content-Type");
 	struct pp_mock_resp *resp = c->resp;
-	int retry_after = 0;
 
 	/* One edge endpoint for ECS and CloudWatch Logs, as LocalStack serves
 	 * them: the target's prefix names the service. */
 	bool logs = target && !strncmp(target, LOGS_TARGET_PREFIX, strlen(LOGS_TARGET_PREFIX));
 	if (!logs &&
 	    (!target || strncmp(target, ECS_TARGET_PREFIX, strlen(ECS_TARGET_PREFIX)) != 0)) {
-		aws_error(resp, PROTO_JSON, 400, "UnknownOperationException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "UnknownOperationException",
 			  "X-Amz-Target must start with " ECS_TARGET_PREFIX
 			  " or " LOGS_TARGET_PREFIX);
 		return false;
@@ -1310,36 +1389,21 @@ static bool ecs_admit(struct pp_mock_call *c)
 		snprintf(resp->api, sizeof(resp->api), "logs");
 	snprintf(resp->action, sizeof(resp->action), "%s",
 		 target + strlen(logs ? LOGS_TARGET_PREFIX : ECS_TARGET_PREFIX));
-	if (verify_sigv4(c->m, c->state, c->req, resp, PROTO_JSON, logs ? "logs" : "ecs", c->note,
-			 sizeof(c->note)))
+	if (verify_sigv4(c->m, c->state, c->req, resp, PP_MOCK_AWS_JSON, logs ? "logs" : "ecs",
+			 c->note, sizeof(c->note), NULL))
 		return false;
 	if (!ctype || strncmp(ctype, "application/x-amz-json-1.1", 26) != 0) {
-		aws_error(resp, PROTO_JSON, 400, "SerializationException",
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "SerializationException",
 			  "Content-Type must be application/x-amz-json-1.1, not %s",
 			  ctype ? ctype : "(none)");
 		return false;
 	}
-	switch (pp_mock_fault_check(c->m, logs ? "logs" : "ecs", false, resp, &retry_after)) {
-	case PP_MOCK_FAULT_THROTTLE:
-		aws_error(resp, PROTO_JSON, 400, "ThrottlingException", "Rate exceeded");
-		if (retry_after > 0) {
-			char v[16];
-
-			snprintf(v, sizeof(v), "%d", retry_after * 1000);
-			pp_mock_resp_header(resp, "x-amz-retry-after", v);
-		}
-		return false;
-	case PP_MOCK_FAULT_ERROR:
-		aws_error(resp, PROTO_JSON, 500, "ServerException",
-			  "Service Unavailable. Please try again later.");
-		return false;
-	default: return true;
-	}
+	return pp_mock_aws_faults(c, PP_MOCK_AWS_JSON, logs ? "logs" : "ecs");
 }
 
 static void ecs_bad_body(struct pp_mock_call *c, const char *why)
 {
-	aws_error(c->resp, PROTO_JSON, 400, "SerializationException",
+	aws_error(c->resp, PP_MOCK_AWS_JSON, 400, "SerializationException",
 		  "request body is not a JSON object: %s", why);
 }
 
@@ -1349,8 +1413,8 @@ static bool ecs_validate(struct pp_mock_call *c)
 {
 	bool logs = !strcmp(c->resp->api, "logs");
 	return !pp_json_is(c->body, PP_JSON_OBJECT) ||
-	       !(logs ? pp_mock_spec_logs : pp_mock_spec_ecs)(c->m, c->resp->action, c->body,
-							      c->resp);
+	       !pp_mock_spec_aws_json(c->m, logs ? "logs" : "ecs", c->resp->action, c->body,
+				      c->resp);
 }
 
 static void ecs_handle(struct pp_mock_call *c)
@@ -1374,13 +1438,13 @@ static void ecs_handle(struct pp_mock_call *c)
 			return;
 		}
 	}
-	aws_error(c->resp, PROTO_JSON, 400, "UnknownOperationException",
+	aws_error(c->resp, PP_MOCK_AWS_JSON, 400, "UnknownOperationException",
 		  "mock %s does not implement %s", logs ? "CloudWatch Logs" : "ECS", action);
 }
 
 static void ecs_unmatched(struct pp_mock_call *c, bool other_method)
 {
-	aws_error(c->resp, PROTO_JSON, 405, "UnknownOperationException",
+	aws_error(c->resp, PP_MOCK_AWS_JSON, 405, "UnknownOperationException",
 		  "ECS takes POST with X-Amz-Target");
 }
 
@@ -1455,14 +1519,14 @@ static bool sts_parse(struct pp_mock *m, const char *body, struct sts_ask *ask,
 	ask->seconds = 3600;
 	if (!form_value(body, "RoleArn", ask->role, sizeof(ask->role)) ||
 	    strncmp(ask->role, "arn:aws:iam::", 13) != 0 || !strstr(ask->role, ":role/")) {
-		aws_error(resp, PROTO_XML, 400, "ValidationError",
+		aws_error(resp, PP_MOCK_AWS_STS, 400, "ValidationError",
 			  "1 validation error detected: Value at 'roleArn' failed to satisfy "
 			  "constraint: a role ARN arn:aws:iam::ACCOUNT:role/NAME is required");
 		return false;
 	}
 	if (!form_value(body, "RoleSessionName", ask->session, sizeof(ask->session)) ||
 	    strlen(ask->session) < 2 || strlen(ask->session) > 64) {
-		aws_error(resp, PROTO_XML, 400, "ValidationError",
+		aws_error(resp, PP_MOCK_AWS_STS, 400, "ValidationError",
 			  "1 validation error detected: Value at 'roleSessionName' failed to "
 			  "satisfy constraint: Member must have length between 2 and 64");
 		return false;
@@ -1470,7 +1534,7 @@ static bool sts_parse(struct pp_mock *m, const char *body, struct sts_ask *ask,
 	if (form_value(body, "DurationSeconds", duration, sizeof(duration))) {
 		ask->seconds = atof(duration);
 		if (ask->seconds < 900 || ask->seconds > 43200) {
-			aws_error(resp, PROTO_XML, 400, "ValidationError",
+			aws_error(resp, PP_MOCK_AWS_STS, 400, "ValidationError",
 				  "1 validation error detected: Value '%s' at 'durationSeconds' "
 				  "failed to satisfy constraint: Member must have value between "
 				  "900 and 43200",
@@ -1518,6 +1582,31 @@ static void sts_answer(struct pp_mock *m, const char *action, const struct sts_a
 	pp_mock_count(m, "sts.issued", action);
 }
 
+/* Who signed: a static key is the mock's IAM user, temporary credentials
+ * (STS, container, IMDS) an assumed role session. */
+static void sts_caller(struct pp_mock_call *c)
+{
+	bool static_key = false;
+	char arn[256];
+
+	if (!pp_mock_aws_signed(c, PP_MOCK_AWS_STS, "sts", &static_key))
+		return;
+	if (static_key)
+		snprintf(arn, sizeof(arn), "arn:aws:iam::" ACCOUNT ":user/" PP_MOCK_AWS_USER);
+	else
+		snprintf(arn, sizeof(arn),
+			 "arn:aws:sts::" ACCOUNT ":assumed-role/" PP_MOCK_AWS_ROLE "/pushpool");
+	pp_mock_resp_printf(c->resp, 200, "text/xml",
+			    "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/"
+			    "2011-06-15/\"><GetCallerIdentityResult><Arn>%s</Arn>"
+			    "<UserId>%s</UserId><Account>" ACCOUNT "</Account>"
+			    "</GetCallerIdentityResult><ResponseMetadata><RequestId>"
+			    "00000000-0000-4000-8000-000000000002</RequestId></ResponseMetadata>"
+			    "</GetCallerIdentityResponse>",
+			    arn, static_key ? "AIDAPUSHPOOLMOCKUSER" : "AROAPUSHPOOLMOCK:pushpool");
+	pp_mock_count(c->m, "sts.caller", NULL);
+}
+
 static void sts_handle(struct pp_mock_call *c)
 {
 	struct pp_mock *m = c->m;
@@ -1526,40 +1615,45 @@ static void sts_handle(struct pp_mock_call *c)
 	char action[64], region[32];
 	struct sts_ask ask;
 	struct temp_cred *cred;
-	bool web;
+	bool web, static_key;
 
 	if (!form_value(body, "Action", action, sizeof(action))) {
-		aws_error(resp, PROTO_XML, 400, "MissingAction",
+		aws_error(resp, PP_MOCK_AWS_STS, 400, "MissingAction",
 			  "STS takes POST with a form body carrying Action=");
 		return;
 	}
 	snprintf(resp->action, sizeof(resp->action), "%s", action);
+	if (strcmp(action, "GetCallerIdentity") == 0) {
+		sts_caller(c);
+		return;
+	}
 	web = strcmp(action, "AssumeRoleWithWebIdentity") == 0;
 	if (!web && strcmp(action, "AssumeRole") != 0) {
-		aws_error(resp, PROTO_XML, 400, "InvalidAction",
+		aws_error(resp, PP_MOCK_AWS_STS, 400, "InvalidAction",
 			  "Could not find operation %s for version 2011-06-15", action);
 		return;
 	}
 	/* AssumeRole is signed; the web identity token is the proof otherwise. */
-	if (!web &&
-	    verify_sigv4(m, c->state, c->req, resp, PROTO_XML, "sts", region, sizeof(region)))
+	if (!web && verify_sigv4(m, c->state, c->req, resp, PP_MOCK_AWS_STS, "sts", region,
+				 sizeof(region), &static_key))
 		return;
 	if (!sts_parse(m, body, &ask, resp))
 		return;
 	if (web && !sts_web_token_ok(m, body)) {
-		aws_error(resp, PROTO_XML, 400, "InvalidIdentityToken",
+		aws_error(resp, PP_MOCK_AWS_STS, 400, "InvalidIdentityToken",
 			  "The web identity token that was passed could not be validated "
 			  "by AWS. Get a new identity token from the identity provider and "
 			  "then retry the request.");
 		return;
 	}
 	if (pp_mock_fault_check(m, "sts", true, resp, NULL) != PP_MOCK_FAULT_NONE) {
-		aws_error(resp, PROTO_XML, 503, "ServiceUnavailable", "Service is unavailable");
+		aws_error(resp, PP_MOCK_AWS_STS, 503, "ServiceUnavailable",
+			  "Service is unavailable");
 		return;
 	}
 	cred = issue_cred(m, c->state, ask.seconds);
 	if (!cred) {
-		aws_error(resp, PROTO_XML, 500, "InternalFailure", "mock: out of memory");
+		aws_error(resp, PP_MOCK_AWS_STS, 500, "InternalFailure", "mock: out of memory");
 		return;
 	}
 	sts_answer(m, action, &ask, cred, resp);
@@ -1567,7 +1661,7 @@ static void sts_handle(struct pp_mock_call *c)
 
 static void sts_unmatched(struct pp_mock_call *c, bool other_method)
 {
-	aws_error(c->resp, PROTO_XML, 400, "MissingAction",
+	aws_error(c->resp, PP_MOCK_AWS_STS, 400, "MissingAction",
 		  "STS takes POST with a form body carrying Action=");
 }
 
@@ -1718,7 +1812,16 @@ static const struct pp_mock_router container_router = {
 };
 
 static const struct pp_mock_router *const aws_routers[] = {
-	&ecs_router, &sts_router, &imds_router, &container_router, NULL,
+	&ecs_router,
+	&sts_router,
+	&imds_router,
+	&container_router,
+	&pp_mock_aws_iam_router,
+	&pp_mock_aws_ec2_router,
+	&pp_mock_aws_ecr_router,
+	&pp_mock_aws_logs_router,
+	&pp_mock_aws_account_router,
+	NULL,
 };
 
 /* ---- module ---- */
@@ -1750,14 +1853,27 @@ static void aws_reset(struct pp_mock *m, void *state)
 		free(ct);
 	}
 	st->ntaskdefs = st->ntasks = st->ntokens = 0;
+	if (m)
+		pp_mock_aws_account_reset(m, st->acct);
 	/* Issued credentials survive a reset: clients keep using them. */
+}
+
+struct pp_mock_aws_account *pp_mock_aws_account_of(void *aws_state)
+{
+	return ((struct aws_state *)aws_state)->acct;
 }
 
 static int aws_init(struct pp_mock *m, void **state, struct pp_error *err)
 {
-	*state = calloc(1, sizeof(struct aws_state));
-	if (!*state)
+	struct aws_state *st = calloc(1, sizeof(*st));
+
+	*state = NULL;
+	if (!st || pp_mock_aws_account_new(&st->acct)) {
+		free(st);
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	pp_mock_aws_account_reset(m, st->acct);
+	*state = st;
 	return 0;
 }
 
@@ -1766,6 +1882,7 @@ static void aws_free(void *state)
 	struct aws_state *st = state;
 
 	aws_reset(NULL, st);
+	pp_mock_aws_account_free(st->acct);
 	for (struct temp_cred **l = &st->creds; l; l = l == &st->creds ? &st->imds_tokens : NULL) {
 		while (*l) {
 			struct temp_cred *c = *l;
@@ -1790,6 +1907,7 @@ static void aws_stats(struct pp_mock *m, void *state, struct pp_json *live)
 	pp_json_set_int(live, "live_tasks", tasks);
 	pp_json_set_int(live, "live_task_definitions", defs);
 	pp_json_set_int(live, "sts_credentials", (long long)st->ncreds);
+	pp_mock_aws_account_stats(st->acct, live);
 }
 
 const struct pp_mock_api pp_mock_api_aws = {

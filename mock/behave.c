@@ -38,6 +38,12 @@ static const struct behaviour defaults[] = {
 	 "creating, starting and deleting a container group take this long (Azure-AsyncOperation)"},
 	{"aci.pull_failure", true, 0,
 	 "an image named with pushpool-mock-pull-fail fails to pull (instanceView.events)"},
+	{"ecs.clusters", false, 0,
+	 "RunTask into a cluster CreateCluster did not make is ClusterNotFoundException (off: the "
+	 "ECS tests predate the account's clusters)"},
+	{"aws.default_vpc", true, 0,
+	 "each region has a default VPC with a default subnet in three zones (seeded on the "
+	 "region's first EC2 call after a reset)"},
 	{"gcp.lro", true, 0.5,
 	 "Service Usage enable/disable and Artifact Registry create/delete answer an Operation "
 	 "that is done this long later"},

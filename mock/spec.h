@@ -15,8 +15,9 @@
 #include "lib/json.h"
 #include "mock/mock.h"
 
-/* Embedded files by name: "ecs" and "logs" (botocore models), "aci" (ARM swagger),
- * "run", "modal" and "gcpinfra" (FileDescriptorSets compiled by protoc). */
+/* Embedded files by name: "ecs", "iam", "ec2", "ecr", "logs" (botocore
+ * models), "aci" (ARM swagger), "run", "modal" and "gcpinfra"
+ * (FileDescriptorSets compiled by protoc). */
 struct pp_spec_blob {
 	const char *name;
 	const unsigned char *start, *end;
@@ -53,6 +54,17 @@ void pp_spec_botocore_free(struct pp_spec_botocore *b);
  * "InvalidAction" (no such operation). */
 size_t pp_spec_botocore_check(const struct pp_spec_botocore *b, const char *operation,
 			      const struct pp_json *body, struct pp_spec_report *rep);
+
+/* Query and EC2 protocol requests (IAM, EC2): the form body decoded by the
+ * model's serialisation names into a tree of the input shape's member names
+ * (*out, caller frees; NULL when the action, version or form itself is
+ * wrong), then checked as above. Parameters the model does not name are
+ * "UnknownParameter"; a wrong Action "InvalidAction", a wrong Version
+ * "NoSuchVersion", a broken form "MalformedQueryString". ec2 picks the EC2
+ * protocol's names and lists. */
+size_t pp_spec_botocore_check_query(const struct pp_spec_botocore *b, const char *operation,
+				    bool ec2, const char *form, size_t len, struct pp_json **out,
+				    struct pp_spec_report *rep);
 
 /* ---- ARM: swagger 2.0 definitions plus ARM's platform rules ---- */
 struct pp_spec_swagger;
@@ -101,8 +113,7 @@ long pp_spec_proto_enum_value(const struct pp_spec_proto *p, const char *enum_na
 /* ---- the mock's gate: validators run before each handler ---- */
 
 /* Per mock: specs loaded on first use, one switch per API ("ecs", "arm",
- * "cloudrun" (Cloud Run and Cloud Logging), "modal", "logs" (CloudWatch
- * Logs)), all on at start. */
+ * "cloudrun", "modal", "iam", "ec2", "ecr", "logs"), all on at start. */
 struct pp_mock_specs;
 int pp_mock_specs_new(struct pp_mock_specs **out, struct pp_error *err);
 void pp_mock_specs_free(struct pp_mock_specs *s);
@@ -119,9 +130,15 @@ bool pp_mock_specs_enabled(struct pp_mock_specs *s, const char *api);
  * act. A spec that fails to load answers 500 naming the cause. */
 bool pp_mock_spec_ecs(struct pp_mock *m, const char *action, const struct pp_json *body,
 		      struct pp_mock_resp *resp);
-/* CloudWatch Logs (Logs_20140328 targets) against its botocore model. */
-bool pp_mock_spec_logs(struct pp_mock *m, const char *action, const struct pp_json *body,
-		       struct pp_mock_resp *resp);
+/* JSON 1.1 services by their model's name: "ecs", "ecr", "logs". */
+bool pp_mock_spec_aws_json(struct pp_mock *m, const char *api, const char *action,
+			   const struct pp_json *body, struct pp_mock_resp *resp);
+/* Query protocol services, "iam" and "ec2": the form body read by the model
+ * into *out (the handler's to free) when it passes, else the service's
+ * XML error in resp. The form is read even when the API's checks are off. */
+bool pp_mock_spec_aws_query(struct pp_mock *m, const char *api, const char *action,
+			    const struct pp_mock_req *req, struct pp_json **out,
+			    struct pp_mock_resp *resp);
 bool pp_mock_spec_arm(struct pp_mock *m, const char *operation_id, const char *group_name,
 		      const struct pp_json *body, struct pp_mock_resp *resp);
 /* A bodiless ARM call's query parameters (Containers_ListLogs's tail and

@@ -8,6 +8,7 @@
  * detected: Value 'x' at 'tags.1.member.key' failed to satisfy constraint:
  * ..."); the mock joins them as AWS does. */
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <ctype.h>
 #include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 
 #include "mock/spec.h"
 
-#define MAX_PATTERNS 64
+#define MAX_PATTERNS 128
 #define MAX_DEPTH    32
 #define VALUE_SHOWN  80 /* characters of an offending value quoted back */
 
@@ -32,44 +33,31 @@ struct pp_spec_botocore {
 	size_t npatterns;
 };
 
-/* The models' patterns are Java regular expressions, where a '-' after a
- * class escape inside brackets ("[\\w-_]", CloudWatch Logs' ResourceType)
- * is a literal '-'; PCRE2 calls that an invalid range. Write such a '-' as
- * "\\-" (into out, size bytes; false when it does not fit). */
-static bool java_class_dashes(const char *src, char *out, size_t size)
+/* Java reads a '-' right after a class escape ([\\w-_], in the Logs model) as
+ * a literal hyphen where PCRE2 refuses the range: escape it. */
+static void java_to_pcre(const char *src, char *out, size_t size)
 {
-	size_t k = 0;
-	bool in_class = false, after_class_escape = false;
+	size_t o = 0;
 
-	for (const char *p = src; *p; p++) {
-		if (k + 3 >= size)
-			return false;
-		if (*p == '\\' && p[1]) {
-			after_class_escape = in_class && strchr("wdsWDSpP", p[1]);
-			out[k++] = *p++;
-			out[k++] = *p;
-			if ((p[0] == 'p' || p[0] == 'P') && p[1] == '{')
-				while (p[1] && p[0] != '}' && k + 3 < size)
-					out[k++] = *++p;
-			continue;
+	for (size_t i = 0; src[i] && o + 5 < size; i++) {
+		out[o++] = src[i];
+		if (src[i] == '\\' && src[i + 1]) {
+			out[o++] = src[++i];
+			if (strchr("wdsWDS", src[i]) && src[i + 1] == '-') {
+				out[o++] = '\\';
+				out[o++] = '-';
+				i++;
+			}
 		}
-		if (in_class && *p == '-' && after_class_escape)
-			out[k++] = '\\';
-		if (!in_class && *p == '[')
-			in_class = true;
-		else if (in_class && *p == ']')
-			in_class = false;
-		after_class_escape = false;
-		out[k++] = *p;
 	}
-	out[k] = '\0';
-	return true;
+	out[o] = '\0';
 }
 
 static int compile_patterns(struct pp_spec_botocore *b, struct pp_error *err)
 {
 	pp_json_foreach (shape, b->shapes) {
 		const char *src = pp_json_get_string(shape, "pattern");
+		char java[1024];
 		int ec;
 		PCRE2_SIZE off;
 		pcre2_code *code;
@@ -79,11 +67,15 @@ static int compile_patterns(struct pp_spec_botocore *b, struct pp_error *err)
 		if (b->npatterns == MAX_PATTERNS)
 			return pp_fail(err, PP_ENOMEM, "botocore model: more than %d patterns",
 				       MAX_PATTERNS);
-		char re[1024];
-		if (!java_class_dashes(src, re, sizeof(re)))
-			return pp_fail(err, PP_EINVALID,
-				       "botocore model: shape %s: pattern too long", shape->key);
-		code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+		/* AWS validates with Java's regex, where \uXXXX names a character
+		 * (IAM's patterns use it); PCRE2 reads that only with ALT_BSUX. */
+		if (strlen(src) >= sizeof(java) / 2)
+			return pp_fail(err, PP_ENOMEM, "botocore model: shape %s: pattern too long",
+				       shape->key);
+		java_to_pcre(src, java, sizeof(java));
+		code = pcre2_compile((PCRE2_SPTR)java, PCRE2_ZERO_TERMINATED,
+				     PCRE2_UTF | PCRE2_UCP |
+					     (strstr(src, "\\u") ? PCRE2_ALT_BSUX : 0),
 				     &ec, &off, NULL);
 		if (!code) {
 			PCRE2_UCHAR msg[160];
@@ -432,5 +424,373 @@ size_t pp_spec_botocore_check(const struct pp_spec_botocore *b, const char *oper
 	}
 	check_shape(&w, input, body, "", 0);
 	pcre2_match_data_free(w.md);
+	return rep->total;
+}
+
+/* ---- the Query and EC2 protocols: form bodies read by the model ----
+ *
+ * A Query request is Action=Op&Version=V&Name.sub.1.x=v: the names come from
+ * the model, by botocore's serialisation rules (serialize.py,
+ * QuerySerializer and EC2Serializer), read here in reverse. A member is
+ * written under its locationName (Query) or its queryName, else its
+ * locationName with a capital first letter (EC2), else its own name. Query
+ * lists are Name.member.N (the member's locationName replacing "member"),
+ * or Name.N when flattened, and an empty one is "Name="; EC2 lists are
+ * always Name.N. Query maps are Name.entry.N.key / .value (flattened:
+ * Name.N.key). N counts from 1. */
+
+#define FORM_MAX_PARAMS 1000
+
+struct fparam {
+	char *key, *value;
+	bool used;
+};
+
+struct form {
+	struct fparam p[FORM_MAX_PARAMS];
+	size_t n;
+};
+
+struct qwalk {
+	const struct pp_spec_botocore *b;
+	struct form *f;
+	bool ec2;
+	bool oom;
+};
+
+static int unhex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decoded copy of n bytes ('+' is a space); NULL on a broken escape. */
+static char *form_decode(const char *s, size_t n)
+{
+	char *out = malloc(n + 1);
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '+') {
+			out[o++] = ' ';
+		} else if (s[i] == '%') {
+			if (i + 2 >= n) {
+				free(out);
+				return NULL;
+			}
+			int hi = unhex(s[i + 1]), lo = unhex(s[i + 2]);
+
+			if (hi < 0 || lo < 0) {
+				free(out);
+				return NULL;
+			}
+			out[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void form_free(struct form *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->p[i].key);
+		free(f->p[i].value);
+	}
+	f->n = 0;
+}
+
+/* 0, or a violation's description in why. */
+static int form_parse(const char *body, size_t len, struct form *f, char *why, size_t why_size)
+{
+	size_t i = 0;
+
+	f->n = 0;
+	while (i < len) {
+		size_t end = i, eq;
+
+		while (end < len && body[end] != '&')
+			end++;
+		if (end > i) {
+			if (f->n == FORM_MAX_PARAMS) {
+				snprintf(why, why_size, "more than %d parameters", FORM_MAX_PARAMS);
+				return -1;
+			}
+			for (eq = i; eq < end && body[eq] != '='; eq++)
+				;
+			f->p[f->n].key = form_decode(body + i, eq - i);
+			f->p[f->n].value = form_decode(eq < end ? body + eq + 1 : "",
+						       eq < end ? end - eq - 1 : 0);
+			f->p[f->n].used = false;
+			f->n++;
+			if (!f->p[f->n - 1].key || !f->p[f->n - 1].value) {
+				snprintf(why, why_size, "a parameter near byte %zu is not %s", i,
+					 "percent-encoded correctly");
+				return -1;
+			}
+		}
+		i = end + 1;
+	}
+	return 0;
+}
+
+static struct fparam *form_get(struct form *f, const char *key)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->p[i].key, key) == 0)
+			return &f->p[i];
+	return NULL;
+}
+
+/* Any parameter at prefix or under it (prefix.*). */
+static bool form_has(const struct form *f, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	for (size_t i = 0; i < f->n; i++)
+		if (strncmp(f->p[i].key, prefix, n) == 0 &&
+		    (f->p[i].key[n] == '\0' || f->p[i].key[n] == '.'))
+			return true;
+	return false;
+}
+
+/* The name member (its reference in a structure) is written under. */
+static void wire_name(const struct qwalk *q, const char *name, const struct pp_json *member,
+		      char *out, size_t size)
+{
+	const char *qn = pp_json_get_string(member, "queryName");
+	const char *ln = pp_json_get_string(member, "locationName");
+
+	if (q->ec2 && qn)
+		snprintf(out, size, "%s", qn);
+	else if (q->ec2 && ln && *ln)
+		snprintf(out, size, "%c%s", toupper((unsigned char)ln[0]), ln + 1);
+	else
+		snprintf(out, size, "%s", ln && *ln ? ln : name);
+}
+
+static struct pp_json *qdecode(struct qwalk *q, const char *shape_name, const char *prefix,
+			       int depth);
+
+static struct pp_json *qscalar(struct qwalk *q, const char *type, const char *prefix)
+{
+	struct fparam *fp = form_get(q->f, prefix);
+	struct pp_json *v = NULL;
+	char *end;
+
+	if (!fp)
+		return NULL;
+	fp->used = true;
+	if (strcmp(type, "integer") == 0 || strcmp(type, "long") == 0 ||
+	    strcmp(type, "double") == 0 || strcmp(type, "float") == 0) {
+		double d = strtod(fp->value, &end);
+
+		if (*fp->value && !*end && (v = pp_json_new_number(d)))
+			return v;
+	} else if (strcmp(type, "boolean") == 0) {
+		if (strcmp(fp->value, "true") == 0 || strcmp(fp->value, "false") == 0)
+			v = pp_json_new_bool(fp->value[0] == 't');
+		if (v)
+			return v;
+	}
+	/* Strings, and numbers or booleans that do not read as one: the check
+	 * that follows reports the wrong type. */
+	v = pp_json_new_string(fp->value);
+	if (!v)
+		q->oom = true;
+	return v;
+}
+
+static struct pp_json *qstructure(struct qwalk *q, const struct pp_json *shape, const char *prefix,
+				  int depth, bool top)
+{
+	struct pp_json *obj = top ? pp_json_new(PP_JSON_OBJECT) : NULL;
+	char name[256], sub[512];
+
+	if (top && !obj) {
+		q->oom = true;
+		return NULL;
+	}
+	pp_json_foreach (m, pp_json_get(shape, "members")) {
+		struct pp_json *v;
+
+		wire_name(q, m->key, m, name, sizeof(name));
+		snprintf(sub, sizeof(sub), "%s%s%s", prefix, *prefix ? "." : "", name);
+		if (!form_has(q->f, sub))
+			continue;
+		v = qdecode(q, pp_json_get_string(m, "shape"), sub, depth + 1);
+		if (!v)
+			continue;
+		if (!obj && !(obj = pp_json_new(PP_JSON_OBJECT))) {
+			pp_json_free(v);
+			q->oom = true;
+			return NULL;
+		}
+		if (pp_json_set(obj, m->key, v))
+			q->oom = true;
+	}
+	return obj;
+}
+
+static struct pp_json *qlist(struct qwalk *q, const struct pp_json *shape, const char *prefix,
+			     int depth)
+{
+	const struct pp_json *member = pp_json_get(shape, "member");
+	const char *ln = pp_json_get_string(member, "locationName");
+	struct pp_json *arr;
+	char base[512], sub[600];
+	struct fparam *empty;
+
+	if (q->ec2 || pp_json_get_bool(shape, "flattened", false))
+		snprintf(base, sizeof(base), "%s", prefix);
+	else
+		snprintf(base, sizeof(base), "%s.%s", prefix, ln && *ln ? ln : "member");
+	if (!(arr = pp_json_new(PP_JSON_ARRAY))) {
+		q->oom = true;
+		return NULL;
+	}
+	/* Query writes an empty list as "Name=". */
+	if (!q->ec2 && (empty = form_get(q->f, prefix)) && !*empty->value) {
+		empty->used = true;
+		return arr;
+	}
+	for (size_t i = 1; i <= FORM_MAX_PARAMS; i++) {
+		struct pp_json *v;
+
+		snprintf(sub, sizeof(sub), "%s.%zu", base, i);
+		if (!form_has(q->f, sub))
+			break; /* a later N after a gap stays unused: reported as unknown */
+		v = qdecode(q, pp_json_get_string(member, "shape"), sub, depth + 1);
+		if (!v || pp_json_append(arr, v))
+			break;
+	}
+	return arr;
+}
+
+static struct pp_json *qmap(struct qwalk *q, const struct pp_json *shape, const char *prefix,
+			    int depth)
+{
+	const char *kn = pp_json_get_string(pp_json_get(shape, "key"), "locationName");
+	const char *vn = pp_json_get_string(pp_json_get(shape, "value"), "locationName");
+	struct pp_json *obj = pp_json_new(PP_JSON_OBJECT);
+	bool flat = pp_json_get_bool(shape, "flattened", false);
+	char sub[600];
+
+	if (!obj) {
+		q->oom = true;
+		return NULL;
+	}
+	for (size_t i = 1; i <= FORM_MAX_PARAMS; i++) {
+		struct fparam *k;
+		struct pp_json *v;
+
+		snprintf(sub, sizeof(sub), "%s%s.%zu.%s", prefix, flat ? "" : ".entry", i,
+			 kn ? kn : "key");
+		if (!(k = form_get(q->f, sub)))
+			break;
+		k->used = true;
+		snprintf(sub, sizeof(sub), "%s%s.%zu.%s", prefix, flat ? "" : ".entry", i,
+			 vn ? vn : "value");
+		v = qdecode(q, pp_json_get_string(pp_json_get(shape, "value"), "shape"), sub,
+			    depth + 1);
+		if (pp_json_set(obj, k->value, v ? v : pp_json_new(PP_JSON_NULL)))
+			q->oom = true;
+	}
+	return obj;
+}
+
+static struct pp_json *qdecode(struct qwalk *q, const char *shape_name, const char *prefix,
+			       int depth)
+{
+	const struct pp_json *shape = shape_name ? pp_json_get(q->b->shapes, shape_name) : NULL;
+	const char *type = pp_json_get_string(shape, "type");
+
+	/* Names deeper than any model nests stay unused and are reported. */
+	if (!type || depth > MAX_DEPTH)
+		return NULL;
+	if (strcmp(type, "structure") == 0)
+		return qstructure(q, shape, prefix, depth, false);
+	if (strcmp(type, "list") == 0)
+		return qlist(q, shape, prefix, depth);
+	if (strcmp(type, "map") == 0)
+		return qmap(q, shape, prefix, depth);
+	return qscalar(q, type, prefix);
+}
+
+size_t pp_spec_botocore_check_query(const struct pp_spec_botocore *b, const char *operation,
+				    bool ec2, const char *form, size_t len, struct pp_json **out,
+				    struct pp_spec_report *rep)
+{
+	const struct pp_json *op = pp_json_get(b->operations, operation);
+	const char *input = pp_json_get_string(pp_json_get(op, "input"), "shape");
+	const char *version = pp_json_get_string(pp_json_get(b->model, "metadata"), "apiVersion");
+	struct form *f = calloc(1, sizeof(*f));
+	struct qwalk q = {.b = b, .f = f, .ec2 = ec2};
+	struct fparam *fp;
+	struct pp_json *tree = NULL;
+	char why[160];
+
+	*out = NULL;
+	pp_spec_report_init(rep);
+	if (!f) {
+		pp_spec_report_add(rep, "InternalFailure", "", "out of memory");
+		return rep->total;
+	}
+	if (form_parse(form, len, f, why, sizeof(why))) {
+		pp_spec_report_add(rep, "MalformedQueryString", "",
+				   "The request body is malformed: %s", why);
+		goto done;
+	}
+	if (!(fp = form_get(f, "Action")) || strcmp(fp->value, operation) != 0 || !op) {
+		pp_spec_report_add(rep, "InvalidAction", "Action",
+				   "Could not find operation %s for version %s", operation,
+				   version ? version : "?");
+		goto done;
+	}
+	fp->used = true;
+	if (!(fp = form_get(f, "Version")) || !version || strcmp(fp->value, version) != 0) {
+		pp_spec_report_add(rep, "NoSuchVersion", "Version",
+				   "The requested version (%s) of service %s does not exist",
+				   fp ? fp->value : "(none)", operation);
+		goto done;
+	}
+	fp->used = true;
+	tree = input ? qstructure(&q, pp_json_get(b->shapes, input), "", 0, true)
+		     : pp_json_new(PP_JSON_OBJECT);
+	if (!tree || q.oom) {
+		pp_spec_report_add(rep, "InternalFailure", "", "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < f->n; i++)
+		if (!f->p[i].used)
+			pp_spec_report_add(rep, "UnknownParameter", f->p[i].key,
+					   "The parameter %.*s%s is not recognized",
+					   VALUE_SHOWN * 2, f->p[i].key,
+					   strlen(f->p[i].key) > VALUE_SHOWN * 2 ? "..." : "");
+	if (input) {
+		struct pp_spec_report shape_rep;
+
+		pp_spec_botocore_check(b, operation, tree, &shape_rep);
+		for (size_t i = 0; i < shape_rep.n; i++)
+			pp_spec_report_add(rep, shape_rep.code, shape_rep.v[i].field, "%s",
+					   shape_rep.v[i].desc);
+		rep->total += shape_rep.total - shape_rep.n;
+	}
+	*out = tree;
+	tree = NULL;
+done:
+	pp_json_free(tree);
+	form_free(f);
+	free(f);
 	return rep->total;
 }

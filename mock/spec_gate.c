@@ -8,15 +8,20 @@
 
 #include "lib/grpc.h"
 #include "lib/log.h"
+#include "mock/aws.h"
 #include "mock/spec.h"
 
-static const char *const apis[] = {"ecs", "arm", "cloudrun", "modal", "logs", "gcpinfra"};
+static const char *const apis[] = {"ecs", "arm", "cloudrun", "modal", "gcpinfra",
+				   "iam", "ec2", "ecr",	     "logs"};
+/* The APIs judged by a botocore model, by the name of their embedded file. */
+static const char *const boto_apis[] = {"ecs", "iam", "ec2", "ecr", "logs"};
+#define NBOTO	   (sizeof(boto_apis) / sizeof(boto_apis[0]))
 #define NSPEC_APIS (sizeof(apis) / sizeof(apis[0]))
 
 struct pp_mock_specs {
 	pthread_mutex_t lock;
 	bool enabled[NSPEC_APIS];
-	struct pp_spec_botocore *ecs, *logs;
+	struct pp_spec_botocore *boto[NBOTO];
 	struct pp_spec_swagger *aci;
 	struct pp_spec_proto *run, *modal, *gcpinfra;
 	char load_error[NSPEC_APIS][PP_ERRMSG_MAX]; /* a load that failed stays failed */
@@ -46,8 +51,8 @@ void pp_mock_specs_free(struct pp_mock_specs *s)
 {
 	if (!s)
 		return;
-	pp_spec_botocore_free(s->ecs);
-	pp_spec_botocore_free(s->logs);
+	for (size_t i = 0; i < NBOTO; i++)
+		pp_spec_botocore_free(s->boto[i]);
 	pp_spec_swagger_free(s->aci);
 	pp_spec_proto_free(s->run);
 	pp_spec_proto_free(s->modal);
@@ -96,7 +101,9 @@ void pp_mock_specs_control(struct pp_mock_specs *s, const struct pp_mock_req *re
 		if (api && strcmp(api, "*") != 0 && (i = api_index(api)) < 0) {
 			pp_mock_resp_printf(
 				resp, 400, "text/plain",
-				"validate: no API %s (ecs, arm, cloudrun, modal, gcpinfra)\n", api);
+				"validate: no API %s (ecs, arm, cloudrun, modal, gcpinfra, "
+				"iam, ec2, ecr, logs)\n",
+				api);
 			pp_json_free(j);
 			return;
 		}
@@ -163,15 +170,17 @@ static void *spec_for(struct pp_mock_specs *s, const char *api, char *why, size_
 	size_t len;
 	void *spec = NULL;
 
-	pthread_mutex_lock(&s->lock);
-	if (strcmp(api, "ecs") == 0 || strcmp(api, "logs") == 0) {
-		struct pp_spec_botocore **slot = strcmp(api, "ecs") == 0 ? &s->ecs : &s->logs;
+	size_t b = 0;
 
-		if (!*slot && !s->load_error[i][0] &&
+	while (b < NBOTO && strcmp(boto_apis[b], api) != 0)
+		b++;
+	pthread_mutex_lock(&s->lock);
+	if (b < NBOTO) {
+		if (!s->boto[b] && !s->load_error[i][0] &&
 		    (pp_spec_blob(api, &data, &len, &err) ||
-		     pp_spec_botocore_load((const char *)data, len, slot, &err)))
+		     pp_spec_botocore_load((const char *)data, len, &s->boto[b], &err)))
 			snprintf(s->load_error[i], sizeof(s->load_error[i]), "%s", err.msg);
-		spec = *slot;
+		spec = s->boto[b];
 	} else if (strcmp(api, "arm") == 0) {
 		if (!s->aci && !s->load_error[i][0] &&
 		    (pp_spec_blob("aci", &data, &len, &err) ||
@@ -208,15 +217,28 @@ static void json_error_body(struct pp_mock_resp *resp, bool arm, const char *cod
 	pp_buf_puts(&resp->body, arm ? "}}" : "}");
 }
 
-/* A JSON 1.1 request of api ("ecs", "logs") against its botocore model. */
-static bool botocore_gate(struct pp_mock *m, const char *api, const char *action,
-			  const struct pp_json *body, struct pp_mock_resp *resp)
+/* "N validation errors detected: A; B" as AWS joins them (constraint
+ * violations only), else the first violation. */
+static void joined(const struct pp_spec_report *rep, bool all, char *msg, size_t size)
+{
+	size_t off = 0;
+
+	msg[0] = '\0';
+	if (all && strcmp(rep->code, "ValidationException") == 0)
+		off = (size_t)snprintf(msg, size, "%zu validation error%s detected: ", rep->total,
+				       rep->total == 1 ? "" : "s");
+	for (size_t i = 0; i < rep->n && off < size && (all || i == 0); i++)
+		off += (size_t)snprintf(msg + off, size - off, "%s%s", i ? "; " : "",
+					rep->v[i].desc);
+}
+
+bool pp_mock_spec_aws_json(struct pp_mock *m, const char *api, const char *action,
+			   const struct pp_json *body, struct pp_mock_resp *resp)
 {
 	struct pp_mock_specs *s = pp_mock_specs_of(m);
 	struct pp_spec_report rep;
 	struct pp_spec_botocore *b;
 	char msg[4096], why[PP_ERRMSG_MAX + 32];
-	size_t off = 0;
 
 	dump_json(s, api, action, body);
 	if (!pp_mock_specs_enabled(s, api))
@@ -227,14 +249,7 @@ static bool botocore_gate(struct pp_mock *m, const char *api, const char *action
 	}
 	if (!pp_spec_botocore_check(b, action, body, &rep))
 		return false;
-	/* AWS joins constraint violations: "2 validation errors detected: A; B". */
-	if (strcmp(rep.code, "ValidationException") == 0)
-		off = (size_t)snprintf(msg, sizeof(msg),
-				       "%zu validation error%s detected: ", rep.total,
-				       rep.total == 1 ? "" : "s");
-	for (size_t i = 0; i < rep.n && off < sizeof(msg); i++)
-		off += (size_t)snprintf(msg + off, sizeof(msg) - off, "%s%s", i ? "; " : "",
-					rep.v[i].desc);
+	joined(&rep, true, msg, sizeof(msg));
 	resp->reject_reason = rep.code;
 	pp_mock_resp_printf(resp, 400, "application/x-amz-json-1.1", "%s", "");
 	json_error_body(resp, false, rep.code, msg);
@@ -245,13 +260,52 @@ static bool botocore_gate(struct pp_mock *m, const char *api, const char *action
 bool pp_mock_spec_ecs(struct pp_mock *m, const char *action, const struct pp_json *body,
 		      struct pp_mock_resp *resp)
 {
-	return botocore_gate(m, "ecs", action, body, resp);
+	return pp_mock_spec_aws_json(m, "ecs", action, body, resp);
 }
 
-bool pp_mock_spec_logs(struct pp_mock *m, const char *action, const struct pp_json *body,
-		       struct pp_mock_resp *resp)
+/* The validator's codes in the words IAM and EC2 answer with. */
+static const char *query_code(const struct pp_spec_report *rep, bool ec2)
 {
-	return botocore_gate(m, "logs", action, body, resp);
+	bool shape = strcmp(rep->code, "ValidationException") == 0 ||
+		     strcmp(rep->code, "SerializationException") == 0;
+
+	if (!ec2)
+		return shape ? "ValidationError" : rep->code;
+	if (shape && strstr(rep->v[0].desc, "must not be null"))
+		return "MissingParameter";
+	return shape ? "InvalidParameterValue" : rep->code;
+}
+
+bool pp_mock_spec_aws_query(struct pp_mock *m, const char *api, const char *action,
+			    const struct pp_mock_req *req, struct pp_json **out,
+			    struct pp_mock_resp *resp)
+{
+	struct pp_mock_specs *s = pp_mock_specs_of(m);
+	struct pp_spec_report rep;
+	struct pp_spec_botocore *b;
+	bool ec2 = strcmp(api, "ec2") == 0;
+	char msg[4096], why[PP_ERRMSG_MAX + 32];
+	const char *code;
+
+	*out = NULL;
+	dump(s, api, action, "form", req->body, req->body_len);
+	/* The model reads the form even when the checks are off: the handler
+	 * works on the tree it builds. */
+	if (!(b = spec_for(s, api, why, sizeof(why)))) {
+		pp_mock_resp_printf(resp, 500, "text/plain", "%s\n", why);
+		return true;
+	}
+	if (!pp_spec_botocore_check_query(b, action, ec2, req->body, req->body_len, out, &rep))
+		return false;
+	if (*out && !pp_mock_specs_enabled(s, api))
+		return false;
+	pp_json_free(*out);
+	*out = NULL;
+	code = query_code(&rep, ec2);
+	joined(&rep, !ec2, msg, sizeof(msg));
+	pp_mock_aws_error(resp, ec2 ? PP_MOCK_AWS_EC2 : PP_MOCK_AWS_IAM, 400, code, "%s", msg);
+	resp->reject_reason = code;
+	return true;
 }
 
 bool pp_mock_spec_arm(struct pp_mock *m, const char *operation_id, const char *group_name,

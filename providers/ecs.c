@@ -230,8 +230,8 @@ int pp_ecs_ensure_member(struct pp_json *obj, const char *key, enum pp_json_type
 	return 0;
 }
 
-static int shape_network(struct pp_json *run, const struct pp_json *job, bool fargate,
-			 struct pp_error *err)
+static int shape_network(struct ecs_state *st, struct pp_json *run, const struct pp_json *job,
+			 bool fargate, struct pp_error *err)
 {
 	if (pp_json_get(run, "networkConfiguration"))
 		return 0;
@@ -249,13 +249,19 @@ static int shape_network(struct pp_json *run, const struct pp_json *job, bool fa
 	}
 	if (!fargate)
 		return 0;
-	/* Prefect looks up the VPC's subnets through EC2; we keep to ECS. */
+	const char *vpc = pp_json_get_string(job, "vpc_id");
+	if (vpc && *vpc) {
+		/* Its subnets are looked up before the task is run (ecs_subnets.c). */
+		if (!pp_ecs_vpc_id_ok(vpc))
+			return pp_fail(err, PP_EINVALID, "vpc_id '%.40s' is not a VPC id (vpc-...)",
+				       vpc);
+		snprintf(st->vpc_id, sizeof(st->vpc_id), "%s", vpc);
+		return 0;
+	}
 	return pp_fail(err, PP_EINVALID,
 		       "Fargate tasks need network_configuration with subnets (and optionally "
-		       "securityGroups, assignPublicIp)%s",
-		       pp_json_get_string(job, "vpc_id")
-			       ? "; vpc_id alone is not resolved to subnets"
-			       : "");
+		       "securityGroups, assignPublicIp), or vpc_id (every subnet of that VPC "
+		       "is used, as Prefect's worker does)");
 }
 
 static int shape_overrides(struct ecs_state *st, struct pp_json *run, const struct pp_json *job,
@@ -514,7 +520,7 @@ static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp
 	if (cps)
 		pp_json_remove(run, "launchType");
 
-	int rc = shape_network(run, job, fargate, err);
+	int rc = shape_network(st, run, job, fargate, err);
 	rc = rc ? rc : shape_overrides(st, run, job, err);
 	rc = rc ? rc : shape_tags(io, run, err);
 	if (rc)
@@ -597,7 +603,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 		}
 		st->shared = *io->pool_shared;
 	}
-	st->step = ECS_TD;
+	st->step = st->vpc_id[0] ? ECS_SUBNETS : ECS_TD;
 	return 0;
 }
 
@@ -717,6 +723,8 @@ static int ecs_submit(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	switch (st->step) {
+	case ECS_SUBNETS:
+		return io->resp ? pp_ecs_on_subnets(io, err) : pp_ecs_send_subnets(io, err);
 	case ECS_TD: return pp_ecs_start_td(io, err);
 	case ECS_DESCRIBE_TD:
 		return io->resp ? pp_ecs_on_describe_td(io, err) : pp_ecs_send_describe_td(io, err);
@@ -970,8 +978,17 @@ static void ecs_release_shared(void *shared)
 
 static const char *const ecs_pool_types[] = {"ecs:push", "ecs", NULL};
 
-/* No task definition revision to reuse, so one is registered; then the task. */
+/* A vpc_id's subnets (EC2), no task definition revision to reuse, so one is
+ * registered; then the task. */
 static const struct pp_dry_answer ecs_dry_run[] = {
+	{.url_part = "://ec2.",
+	 .status = 200,
+	 .body = "<DescribeSubnetsResponse><subnetSet><item><subnetId>&lt;subnet-id&gt;</subnetId>"
+		 "</item></subnetSet></DescribeSubnetsResponse>"},
+	{.url_suffix = "/ec2/",
+	 .status = 200,
+	 .body = "<DescribeSubnetsResponse><subnetSet><item><subnetId>&lt;subnet-id&gt;</subnetId>"
+		 "</item></subnetSet></DescribeSubnetsResponse>"},
 	{.header = "X-Amz-Target",
 	 .header_suffix = ".RegisterTaskDefinition",
 	 .status = 200,

@@ -12,7 +12,7 @@
 
 #define ECS_HASH_TAG "pushpool:td-hash"
 
-enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
+enum ecs_step { ECS_SUBNETS, ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
 
 struct ecs_td_entry {
 	char hash[65];
@@ -36,7 +36,8 @@ struct ecs_state {
 	char hash[65];
 	char td_arn[512];
 	char token[64];
-	bool td_given; /* task_definition_arn set: never register */
+	char vpc_id[32]; /* look its subnets up first (no network_configuration given) */
+	bool td_given;	 /* task_definition_arn set: never register */
 	bool match_latest;
 	bool auto_deregister;
 	bool family_by_content; /* we named the family after the definition's hash */
@@ -54,6 +55,12 @@ struct ecs_state {
 	struct pp_json *run; /* RunTask body, taskDefinition filled in later */
 };
 
+/* vpc_id is "vpc-" and hex digits, short enough for ecs_state (ecs_subnets.c). */
+bool pp_ecs_vpc_id_ok(const char *vpc);
+/* Send EC2 DescribeSubnets for st->vpc_id (ecs_subnets.c). */
+int pp_ecs_send_subnets(struct pp_run_io *io, struct pp_error *err);
+/* Its answer: the run's awsvpcConfiguration, then the task definition step (ecs_subnets.c). */
+int pp_ecs_on_subnets(struct pp_run_io *io, struct pp_error *err);
 /* Map an ECS error response into err (ecs.c). */
 int pp_ecs_error(const struct pp_run_io *io, const char *action, char *code, size_t code_size,
 		 struct pp_json **body_out, struct pp_error *err);

@@ -247,6 +247,11 @@ void pp_provisioner_types(char *out, size_t size);
 int pp_prov_send(struct pp_prov_ctx *ctx, const char *method, const char *url,
 		 const char *content_type, const char *body, size_t body_len,
 		 struct pp_http_resp *resp, struct pp_error *err);
+/* pp_prov_send with more headers: name, value pairs, NULL-terminated (AWS's
+ * X-Amz-Target). */
+int pp_prov_send_headers(struct pp_prov_ctx *ctx, const char *method, const char *url,
+			 const char *content_type, const char *const *headers, const char *body,
+			 size_t body_len, struct pp_http_resp *resp, struct pp_error *err);
 /* pp_prov_send with a JSON body (NULL: none) and a JSON answer in *out
  * (caller frees; an empty body reads as {}). */
 int pp_prov_json(struct pp_prov_ctx *ctx, const char *method, const char *url,

@@ -6,10 +6,12 @@
 #include "provision/provision.h"
 
 extern const struct pp_provisioner pp_provisioner_gcp;
+extern const struct pp_provisioner pp_provisioner_aws;
 extern const struct pp_provisioner pp_provisioner_modal;
 
 static const struct pp_provisioner *const provisioners[] = {
 	&pp_provisioner_gcp,
+	&pp_provisioner_aws,
 	&pp_provisioner_modal,
 	NULL,
 };

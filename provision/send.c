@@ -87,6 +87,7 @@ static int exchange(struct pp_prov_ctx *ctx, build_fn build, judge_fn judge, voi
 struct rest_call {
 	const char *method, *url, *content_type, *body;
 	size_t body_len;
+	const char *const *headers; /* name, value pairs; NULL-terminated; may be NULL */
 };
 
 static int rest_build(void *ud, struct pp_http_req *req, struct pp_error *err)
@@ -102,6 +103,9 @@ static int rest_build(void *ud, struct pp_http_req *req, struct pp_error *err)
 	      pp_http_req_set_header(req, "Content-Type",
 				     c->content_type ? c->content_type : "application/json"))))
 		return pp_fail(err, PP_ENOMEM, "%s %s: out of memory", c->method, c->url);
+	for (const char *const *h = c->headers; h && h[0] && h[1]; h += 2)
+		if (pp_http_req_set_header(req, h[0], h[1]))
+			return pp_fail(err, PP_ENOMEM, "%s %s: out of memory", c->method, c->url);
 	return 0;
 }
 
@@ -116,7 +120,15 @@ int pp_prov_send(struct pp_prov_ctx *ctx, const char *method, const char *url,
 		 const char *content_type, const char *body, size_t body_len,
 		 struct pp_http_resp *resp, struct pp_error *err)
 {
-	struct rest_call c = {method, url, content_type, body, body_len};
+	return pp_prov_send_headers(ctx, method, url, content_type, NULL, body, body_len, resp,
+				    err);
+}
+
+int pp_prov_send_headers(struct pp_prov_ctx *ctx, const char *method, const char *url,
+			 const char *content_type, const char *const *headers, const char *body,
+			 size_t body_len, struct pp_http_resp *resp, struct pp_error *err)
+{
+	struct rest_call c = {method, url, content_type, body, body_len, headers};
 
 	return exchange(ctx, rest_build, rest_judge, &c, resp, err);
 }

@@ -20,7 +20,7 @@ for bin in "$@"; do
 	case $name in
 	fuzz_json | fuzz_render) seeds=templates ;;
 	fuzz_config) seeds=examples ;;
-	fuzz_prefect | fuzz_auth) seeds=tests/fuzz/seeds/$name ;;
+	fuzz_prefect | fuzz_auth | fuzz_xml) seeds=tests/fuzz/seeds/$name ;;
 	esac
 	log=$OUT/$name.log
 	# -rss_limit_mb: the parsers cap their input, so more means a leak.

@@ -1,11 +1,15 @@
 """Judge the request bodies pushpool-mock saw (PUSHPOOL_MOCK_BODY_DIR) with
 the clouds' own libraries, independently of the mock's C validators:
 
-- ECS and CloudWatch Logs (*-ecs-<Operation>.json, *-logs-<Operation>.json):
-  botocore's ParamValidator over the vendored botocore 1.43.11 models (not
-  Debian's older ones), plus every `pattern` of
-  the model matched in full with the `regex` module (botocore's validator
-  does not check patterns; \\p{L} needs Unicode properties).
+- ECS, ECR, CloudWatch Logs (*-{ecs,ecr,logs}-<Operation>.json): botocore's
+  ParamValidator over the vendored botocore 1.43.11 models (not Debian's
+  older ones), plus every `pattern` of the model matched in full with the
+  `regex` module (botocore's validator does not check patterns; \\p{L}
+  needs Unicode properties).
+- IAM and EC2 (*-{iam,ec2}-<Operation>.form, Query protocol): the form read
+  back into parameters by the model's serialisation names, every key used,
+  then serialised again by botocore's own query / ec2 serializer, which must
+  give exactly the form pushpool sent; the parameters are judged as above.
 - Cloud Run (*-cloudrun-<Method>.json): json_format.Parse into the method's
   message (CreateJob: google.cloud.run.v2.Job; RunJob/CancelExecution and
   Cloud Logging's ListLogEntries: the request), unknown fields refused, from a descriptor set protoc compiled
@@ -26,7 +30,10 @@ import re
 import subprocess
 import sys
 
+import urllib.parse
+
 import botocore.model
+import botocore.serialize
 import botocore.validate
 import regex
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -34,10 +41,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool, json_format, messag
 body_dir, spec_dir, run_set, gcpinfra_set = sys.argv[1:5]
 
 
-def botocore_checker(service_name):
-    with open(os.path.join(spec_dir, f"aws/{service_name}/service-2.json")) as f:
+def botocore_checker(name):
+    with open(os.path.join(spec_dir, f"aws/{name}/service-2.json")) as f:
         model = json.load(f)
-    service = botocore.model.ServiceModel(model, service_name)
+    service = botocore.model.ServiceModel(model, name)
     validator = botocore.validate.ParamValidator()
 
     def patterns(shape, value, path, out):
@@ -62,6 +69,81 @@ def botocore_checker(service_name):
         report = validator.validate(params, op.input_shape)
         problems = [report.generate_report()] if report.has_errors() else []
         patterns(op.input_shape, params, "", problems)
+        return problems
+
+    check.service = service
+    return check
+
+
+def wire_name(name, member, ec2):
+    ser = member.serialization
+    if ec2 and "queryName" in ser:
+        return ser["queryName"]
+    if ec2 and ser.get("name"):
+        return ser["name"][0].upper() + ser["name"][1:]
+    return ser.get("name", name)
+
+
+def form_params(shape, prefix, form, used, ec2):
+    """The parameters a Query form carries for shape at prefix (None: absent)."""
+    def present(p):
+        return any(k == p or k.startswith(p + ".") for k in form)
+
+    if shape.type_name == "structure":
+        out = {}
+        for name, member in shape.members.items():
+            w = wire_name(name, member, ec2)
+            sub = f"{prefix}.{w}" if prefix else w
+            if present(sub):
+                v = form_params(member, sub, form, used, ec2)
+                if v is not None:
+                    out[name] = v
+        return out
+    if shape.type_name == "list":
+        if not ec2 and form.get(prefix) == "":
+            used.add(prefix)
+            return []
+        flat = ec2 or shape.serialization.get("flattened")
+        base = prefix if flat else f"{prefix}.{shape.member.serialization.get('name', 'member')}"
+        out, i = [], 1
+        while present(f"{base}.{i}"):
+            out.append(form_params(shape.member, f"{base}.{i}", form, used, ec2))
+            i += 1
+        return out
+    if shape.type_name == "map":
+        raise ValueError(f"{prefix}: maps are not read here")
+    if prefix not in form:
+        return None
+    used.add(prefix)
+    v = form[prefix]
+    if shape.type_name in ("integer", "long"):
+        return int(v)
+    if shape.type_name == "boolean":
+        return v == "true"
+    return v
+
+
+def query_checker(name):
+    judge = botocore_checker(name)
+    service = judge.service
+    ec2 = name == "ec2"
+    serializer = botocore.serialize.create_serializer(service.metadata["protocol"])
+
+    def check(op_name, raw):
+        pairs = urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True)
+        form = dict(pairs)
+        if len(form) != len(pairs):
+            return ["a key is sent twice"]
+        op = service.operation_model(op_name)
+        used = {"Action", "Version"}
+        params = form_params(op.input_shape, "", form, used, ec2) if op.input_shape else {}
+        problems = [f"{k}: not a parameter of {op_name}" for k in form if k not in used]
+        problems += judge(op_name, params)
+        if not problems:
+            again = serializer.serialize_to_request(params, op)["body"]
+            again = {k: str(v) for k, v in again.items()}
+            if again != form:
+                problems.append(f"botocore serialises {params} as {again}, not {form}")
         return problems
 
     return check
@@ -130,20 +212,21 @@ def modal_checker():
     return check
 
 
-ecs, logs = botocore_checker("ecs"), botocore_checker("logs")
+json_apis = {n: botocore_checker(n) for n in ("ecs", "ecr", "logs")}
+query_apis = {n: query_checker(n) for n in ("iam", "ec2")}
 run, modal, gcpinfra = run_checker(), modal_checker(), gcpinfra_checker()
 counts, failed = {}, 0
 for name in sorted(os.listdir(body_dir)):
-    m = re.fullmatch(r"\d+-(\w+)-(\w+)\.(json|bin)", name)
+    m = re.fullmatch(r"\d+-(\w+)-(\w+)\.(json|bin|form)", name)
     if not m:
         continue
     api, action, _ = m.groups()
     with open(os.path.join(body_dir, name), "rb") as f:
         raw = f.read()
-    if api == "ecs":
-        problems = ecs(action, json.loads(raw))
-    elif api == "logs":
-        problems = logs(action, json.loads(raw))
+    if api in json_apis:
+        problems = json_apis[api](action, json.loads(raw))
+    elif api in query_apis:
+        problems = query_apis[api](action, raw)
     elif api == "cloudrun":
         problems = run(action, raw.decode())
     elif api == "modal":

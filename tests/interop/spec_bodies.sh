@@ -2,8 +2,9 @@
 # The bodies pushpool sends, judged by the clouds' own libraries rather than
 # by the mock: runs on the ECS, Cloud Run and Modal pools against
 # pushpool-mock with PUSHPOOL_MOCK_BODY_DIR set, then spec_bodies.py checks
-# every body the mock saw with botocore (vendored 1.43.11 model, patterns
-# included), python3-protobuf (Cloud Run protos compiled by protoc) and
+# every body the mock saw with botocore (vendored 1.43.11 models, patterns
+# included; IAM and EC2 forms serialised again by botocore's own query and
+# ec2 serializers), python3-protobuf (Cloud Run protos compiled by protoc) and
 # `protoc --decode` (Modal). Needs protoc and /usr/bin/python3 with
 # python3-botocore, python3-protobuf and python3-regex.
 # Usage: sh tests/interop/spec_bodies.sh PUSHPOOL_BINARY   (from the repo root)
@@ -32,7 +33,9 @@ run -p ecs -v 'env={"A":"1"}' -v cpu=2048 -v memory=4096 -v 'command=python -m f
 run -p cloud-run -v 'env={"A":"1"}' -v 'command=python -m flows' -v 'labels={"team":"data"}'
 run -p modal -v 'env={"A":"1"}'
 # The provisioning APIs: apply (keyed, so the key calls are there too), then
-# destroy, for the Cloud Run pool; Modal's environment calls.
+# destroy, for the Cloud Run pool; Modal's environment calls; ECS: IAM and
+# EC2 (Query), ECR and Logs (JSON 1.1), the cluster, once with the region's
+# default VPC, once with a network of its own and a user with an access key.
 prov() {
 	out=$("$PUSHPOOL" -c "$T/pushpool.conf" provision "$@" --yes </dev/null 2>&1) ||
 		{ echo "FAIL: pushpool provision $*: $out"; exit 1; }
@@ -41,6 +44,12 @@ prov apply -p cloud-run --create-key
 prov destroy -p cloud-run --credentials "$(sed -n '/^\[pool "cloud-run"\]/,/^\[/s/^credentials = //p' "$T/pushpool.conf")"
 prov apply -p modal --create-environment --environment interop
 prov destroy -p modal --credentials "$(sed -n '/^\[pool "modal"\]/,/^\[/s/^credentials = //p' "$T/pushpool.conf")"
+prov apply -p ecs
+prov destroy -p ecs
+curl -fsS -X POST -d '{"name":"aws.default_vpc","on":false}' "$BASE/control/behaviours" >/dev/null
+curl -fsS -X POST "$BASE/control/reset" >/dev/null
+prov apply -p ecs --create-key
+prov destroy -p ecs --create-key --credentials aws
 protoc -I "$SPECS" --include_imports --descriptor_set_out="$T/run.pb" \
 	google/cloud/run/v2/job.proto google/cloud/run/v2/execution.proto 2>/dev/null
 protoc -I "$SPECS" --include_imports --descriptor_set_out="$T/gcpinfra.pb" \

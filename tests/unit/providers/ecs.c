@@ -129,6 +129,27 @@ static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void
 {
 	struct aws *a = ud;
 	const char *t = rq->target;
+	if (!t[0] && rq->body && strstr(rq->body, "Action=DescribeSubnets")) {
+		/* EC2: the Query protocol's XML. */
+		if (strstr(rq->body, "vpc-0dead")) {
+			rs->status = 403;
+			snprintf(rs->body, sizeof(rs->body),
+				 "<Response><Errors><Error><Code>UnauthorizedOperation</Code>"
+				 "<Message>You are not authorized to perform this operation."
+				 "</Message></Error></Errors></Response>");
+			return;
+		}
+		snprintf(rs->body, sizeof(rs->body),
+			 "<DescribeSubnetsResponse "
+			 "xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
+			 "<requestId>r</requestId><subnetSet>%s</subnetSet></"
+			 "DescribeSubnetsResponse>",
+			 strstr(rq->body, "vpc-00000")
+				 ? ""
+				 : "<item><subnetId>subnet-a</subnetId></item>"
+				   "<item><subnetId>subnet-b</subnetId></item>");
+		return;
+	}
 	if (ends_with(t, ".RegisterTaskDefinition")) {
 		a->registers++;
 		snprintf(a->last_td, sizeof(a->last_td), "%s", rq->body);
@@ -535,11 +556,58 @@ static void test_fargate_needs_subnets(void **state)
 	struct fixture *f = *state;
 	struct pp_error err = {0};
 	pp_json_remove(f->job, "network_configuration");
-	pp_json_set_string(f->job, "vpc_id", "vpc-1");
 	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), PP_EINVALID);
 	assert_non_null(strstr(err.msg, "network_configuration"));
 	assert_non_null(strstr(err.msg, "vpc_id"));
 	assert_null(f->io.state);
+	pp_json_set_string(f->job, "vpc_id", "vpc-1&Action=RunInstances");
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "is not a VPC id"));
+	assert_null(f->io.state);
+}
+
+/* vpc_id without network_configuration: the VPC's subnets from EC2
+ * DescribeSubnets (beside the ECS endpoint), then the task on all of them
+ * with a public address, as Prefect's worker does. */
+static void test_vpc_id_subnets_are_looked_up(void **state)
+{
+	struct fixture *f = *state;
+	char ecs_url[300];
+	snprintf(ecs_url, sizeof(ecs_url), "%s/aws/ecs", f->srv.base);
+	f->io.endpoint = ecs_url;
+	pp_json_remove(f->job, "network_configuration");
+	pp_json_set_string(f->job, "vpc_id", "vpc-0abc");
+	submit(f, 0);
+	assert_string_equal(f->srv.log[0].target, "");
+	assert_non_null(strstr(f->srv.log[0].url, "/aws/ec2"));
+	assert_string_equal(f->srv.log[0].body, "Action=DescribeSubnets&Version=2016-11-15"
+						"&Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-0abc");
+	struct pp_json *run = body_of(&f->srv, ".RunTask");
+	const struct pp_json *vpc = pp_json_path(run, "networkConfiguration.awsvpcConfiguration");
+	assert_int_equal(pp_json_get(vpc, "subnets")->count, 2);
+	assert_string_equal(pp_json_string(pp_json_path(vpc, "subnets[1]")), "subnet-b");
+	assert_string_equal(pp_json_get_string(vpc, "assignPublicIp"), "ENABLED");
+	pp_json_free(run);
+}
+
+static void test_vpc_without_subnets_is_reported(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	char ecs_url[300];
+	snprintf(ecs_url, sizeof(ecs_url), "%s/aws/ecs", f->srv.base);
+	f->io.endpoint = ecs_url;
+	pp_json_remove(f->job, "network_configuration");
+	pp_json_set_string(f->job, "vpc_id", "vpc-00000");
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), 0);
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_SUBMIT, &f->io, &fast, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "vpc_id vpc-00000 has no subnets"));
+	assert_int_equal(f->aws.run_calls, 0);
+	pp_json_set_string(f->job, "vpc_id", "vpc-0dead");
+	pp_exec_io_release(&f->io, ecs());
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), 0);
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_SUBMIT, &f->io, &fast, &err), PP_EAUTH);
+	assert_non_null(strstr(err.msg, "UnauthorizedOperation"));
 }
 
 static enum pp_run_state status_of(struct fixture *f, const char *task)
@@ -750,6 +818,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_default_family_follows_content, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fargate_needs_subnets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vpc_id_subnets_are_looked_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vpc_without_subnets_is_reported, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_status_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_failure_classes, setup, teardown),
 		cmocka_unit_test_setup_teardown(
