@@ -453,6 +453,7 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	if (rc)
 		return rc;
 	pp_pool_io_init(p->p, &a->io, a->rec.id, a->rec.name, a->job);
+	a->io.store_id = L->store_id;
 	return pp_exec_io_prepare(&a->io, p->p->prov, err);
 }
 

@@ -28,7 +28,6 @@
 #define ECS_TARGET_PREFIX     "AmazonEC2ContainerServiceV20141113."
 #define ECS_CONTENT_TYPE      "application/x-amz-json-1.1"
 #define ECS_DEFAULT_CONTAINER "prefect"
-#define ECS_RUN_TAG	      "pushpool:run-id"
 #define ECS_MAX_OVERRIDES     8192
 /* botocore ECS model: TagKey max 128, TagValue max 256, Tags max 50 */
 #define ECS_TAG_KEY_MAX	  128
@@ -381,7 +380,7 @@ static bool aws_reserved(const char *s)
 /* RunTask tags as Prefect's worker builds them: the template's tags, then
  * every label (prefect.io/flow-run-id, ... and the user's), a label
  * replacing a tag of the same key, keys and values sanitised; plus our
- * run tag. Tags ECS would refuse (an empty or aws:-prefixed key, more than
+ * run and store tags. Tags ECS would refuse (an empty or aws:-prefixed key, more than
  * ECS_MAX_TAGS) are left out with a warning rather than failing the run. */
 static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error *err)
 {
@@ -412,9 +411,9 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 		ecs_tag_text(key, ECS_TAG_KEY_MAX, pp_json_get_string(t, "key"));
 		ecs_tag_text(val, ECS_TAG_VALUE_MAX, v ? v : "");
 		if (!key[0] || aws_reserved(key) || aws_reserved(val) ||
-		    !strcmp(key, ECS_RUN_TAG)) {
+		    !strcmp(key, ECS_RUN_TAG) || !strcmp(key, ECS_STORE_TAG)) {
 			pp_warn("ecs run %s: tag '%s' left out (an empty key, an aws: prefix or "
-				"our own run tag)",
+				"our own run or store tag)",
 				io->run_id, pp_json_get_string(t, "key"));
 			continue;
 		}
@@ -431,7 +430,8 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 				pp_json_free(pp_json_detach(o));
 				break;
 			}
-		if (out->count >= ECS_MAX_TAGS - 1) {
+		/* Two left for our run and store tags. */
+		if (out->count >= ECS_MAX_TAGS - 2) {
 			pp_warn("ecs run %s: tag '%s' left out: ECS allows %d tags", io->run_id,
 				key, ECS_MAX_TAGS);
 			pp_json_free(pair);
@@ -441,15 +441,9 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 			rc = PP_ENOMEM;
 	}
 	pp_json_free(list);
-	struct pp_json *run_tag = pp_json_new(PP_JSON_OBJECT);
-	if (!rc && (pp_json_set_string(run_tag, "key", ECS_RUN_TAG) ||
-		    pp_json_set_string(run_tag, "value", io->run_id)))
-		rc = PP_ENOMEM;
-	if (!rc) {
-		rc = pp_json_append(out, run_tag);
-		run_tag = NULL;
-	}
-	pp_json_free(run_tag);
+	rc = rc ? rc : pp_ecs_add_tag(out, ECS_RUN_TAG, io->run_id);
+	if (!rc && io->store_id && *io->store_id)
+		rc = pp_ecs_add_tag(out, ECS_STORE_TAG, io->store_id);
 	if (rc) {
 		pp_json_free(out);
 		return rc == PP_ENOMEM ? pp_fail(err, rc, "out of memory")
@@ -919,6 +913,7 @@ static void ecs_release(void *state)
 	pp_json_free(st->td);
 	pp_json_free(st->run);
 	st->td = st->run = NULL;
+	pp_ecs_sweep_release(st);
 }
 
 static void ecs_release_shared(void *shared)
@@ -965,6 +960,8 @@ const struct pp_provider pp_provider_ecs = {
 	.status = ecs_status,
 	.cancel = ecs_cancel,
 	.cleanup = ecs_cleanup,
+	.list = pp_ecs_list,
+	.remove = pp_ecs_remove,
 	.release = ecs_release,
 	.release_shared = ecs_release_shared,
 };

@@ -11,6 +11,10 @@
 #include "providers/provider.h"
 
 #define ECS_HASH_TAG "pushpool:td-hash"
+/* pushpool's run and store labels (PP_LABEL_RUN, PP_LABEL_STORE) as ECS
+ * tags, in the namespace:key style AWS uses. */
+#define ECS_RUN_TAG   "pushpool:run-id"
+#define ECS_STORE_TAG "pushpool:store-id"
 
 enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
 
@@ -49,6 +53,10 @@ struct ecs_state {
 	int missing_answers;
 	enum pp_run_state last_state; /* from the last DescribeTasks that saw the task */
 	enum ecs_step step;
+	/* list (ecs_sweep.c): the task ARNs of the ListTasks page being
+	 * described, and the next page's token */
+	struct pp_json *list_arns;
+	char *list_token;
 	struct ecs_shared *shared;
 	struct pp_json *td;  /* RegisterTaskDefinition body */
 	struct pp_json *run; /* RunTask body, taskDefinition filled in later */
@@ -83,6 +91,14 @@ int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err);
 bool pp_ecs_release_td(struct ecs_state *st);
 /* The pool's cache entry for a definition hash, or NULL (ecs_taskdef.c). */
 struct ecs_td_entry *pp_ecs_cache_find(struct ecs_shared *sh, const char *hash);
+/* Append {key, value} to an ECS tag list; PP_ENOMEM (ecs_sweep.c). */
+int pp_ecs_add_tag(struct pp_json *tags, const char *key, const char *value);
+/* The sweeper's ops: the cluster's running tasks tagged with our store,
+ * StopTask on one (ecs_sweep.c). */
+int pp_ecs_list(struct pp_run_io *io, struct pp_error *err);
+int pp_ecs_remove(struct pp_run_io *io, struct pp_error *err);
+/* Free what list keeps in st (ecs_sweep.c). */
+void pp_ecs_sweep_release(struct ecs_state *st);
 /* Unlink and free one cache entry (ecs_taskdef.c). */
 void pp_ecs_cache_remove(struct ecs_shared *sh, struct ecs_td_entry *victim);
 

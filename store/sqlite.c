@@ -67,6 +67,14 @@ static const char *const migrations[] = {
 	" run_id TEXT NOT NULL REFERENCES runs(id), ts_ms INTEGER NOT NULL,"
 	" state TEXT NOT NULL, message TEXT);"
 	"CREATE INDEX run_events_run ON run_events(run_id, ts_ms);",
+	/* 2: the store's identity, labelled on every remote object its runs
+	 * create, so a sweeper removes only its own store's objects: a random
+	 * UUID (version 4 layout), made once. */
+	"CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"INSERT INTO store_meta VALUES ('store_id', lower(hex(randomblob(4))) || '-' ||"
+	" lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' ||"
+	" substr('89ab', 1 + abs(random() % 4), 1) || substr(lower(hex(randomblob(2))), 2) ||"
+	" '-' || lower(hex(randomblob(6))));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -809,6 +817,26 @@ static int sqlite_next_due(struct pp_store *base, int64_t *ms, struct pp_error *
 	return 0;
 }
 
+static int sqlite_store_id(struct pp_store *base, char out[PP_ID_LEN], struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM store_meta WHERE key = 'store_id'", -1,
+			       &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare store id");
+	int rc = sqlite3_step(st);
+	const unsigned char *v = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	if (v && strlen((const char *)v) < PP_ID_LEN)
+		snprintf(out, PP_ID_LEN, "%s", (const char *)v);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(s, err, "read store id");
+	if (!out[0])
+		return pp_fail(err, PP_EINVALID, "store %s: no store id in store_meta", s->path);
+	return 0;
+}
+
 const struct pp_store_ops pp_store_sqlite = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -824,4 +852,5 @@ const struct pp_store_ops pp_store_sqlite = {
 	.cancel_requests = sqlite_cancel_requests,
 	.counts = sqlite_counts,
 	.next_due = sqlite_next_due,
+	.store_id = sqlite_store_id,
 };

@@ -139,6 +139,11 @@ struct pp_store_ops {
 	 * at once. */
 	int (*wake_fd)(struct pp_store *s);
 	int (*wake_drain)(struct pp_store *s);
+	/* The store's id: a UUID made once when the store was created (a
+	 * migration), the same for every dispatcher sharing the store. Remote
+	 * objects are labelled with it, and the sweeper removes only objects of
+	 * its own store. */
+	int (*store_id)(struct pp_store *s, char out[PP_ID_LEN], struct pp_error *err);
 };
 
 struct pp_store {

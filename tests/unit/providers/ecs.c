@@ -16,6 +16,7 @@
 #include "tests/unit/http_server.h"
 
 #define RUN_ID	      "6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5"
+#define STORE_ID      "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 #define TOKEN	      "pp-6f1c2d3e4a5b4c6d8e9fa0b1c2d3e4f5-1"
 #define TD_ARN_PREFIX "arn:aws:ecs:eu-west-1:123456789012:task-definition/"
 
@@ -206,6 +207,7 @@ static void io_init(struct fixture *f, struct pp_run_io *io, const char *run_id)
 {
 	memset(io, 0, sizeof(*io));
 	io->run_id = run_id;
+	io->store_id = STORE_ID;
 	io->attempt = 1;
 	io->job = f->job;
 	io->endpoint = f->srv.base;
@@ -395,6 +397,7 @@ static void test_at_most_fifty_tags(void **state)
 	assert_valid_ecs_tags(run);
 	assert_int_equal(pp_json_get(run, "tags")->count, 50);
 	assert_string_equal(tag_value(run, "pushpool:run-id"), RUN_ID);
+	assert_string_equal(tag_value(run, "pushpool:store-id"), STORE_ID);
 	pp_json_free(run);
 }
 
