@@ -638,17 +638,66 @@ static void ecs_list_taskdefs(struct pp_mock *m, struct aws_state *st, const str
 {
 	const char *prefix = pp_json_get_string(body, "familyPrefix");
 	const char *status = pp_json_get_string(body, "status");
-	struct pp_json *out = pp_json_new(PP_JSON_OBJECT), *arns = pp_json_new(PP_JSON_ARRAY);
+	const char *sort = pp_json_get_string(body, "sort");
+	const char *token = pp_json_get_string(body, "nextToken");
+	long long max = pp_json_get_int(body, "maxResults", 100);
+	bool desc = sort && strcmp(sort, "DESC") == 0;
+	long long skip = 0;
+	struct pp_json *out, *arns;
+	const struct taskdef **v;
+	size_t n = 0;
 
+	/* ListTaskDefinitions pages as ECS documents (maxResults 1 to 100, an
+	 * opaque nextToken) and sorts by family, then revision, ASC unless
+	 * sort is DESC. */
+	if (max < 1 || max > 100) {
+		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+			  "maxResults must be between 1 and 100.");
+		return;
+	}
+	if (token && (sscanf(token, "mock-page-%lld", &skip) != 1 || skip < 0)) {
+		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException", "Invalid nextToken.");
+		return;
+	}
+	out = pp_json_new(PP_JSON_OBJECT);
+	arns = pp_json_new(PP_JSON_ARRAY);
 	pp_mock_lock(m);
-	for (struct taskdef *td = st->taskdefs; td && arns; td = td->next) {
+	v = calloc(st->ntaskdefs + 1, sizeof(*v));
+	for (struct taskdef *td = st->taskdefs; td && v; td = td->next) {
 		if (prefix && strncmp(td->family, prefix, strlen(prefix)) != 0)
 			continue;
-		if (td->active != (!status || strcmp(status, "INACTIVE") != 0))
+		bool any = status && strcmp(status, "ALL") == 0;
+
+		if (!any && td->active != (!status || strcmp(status, "INACTIVE") != 0))
 			continue;
-		pp_json_append(arns, pp_json_new_string(td->arn));
+		v[n++] = td;
+	}
+	/* insertion sort: the lists are small */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0; j--) {
+			int c = strcmp(v[j - 1]->family, v[j]->family);
+
+			if (c == 0)
+				c = v[j - 1]->revision > v[j]->revision ? 1 : -1;
+			if ((c > 0) == desc)
+				break;
+			const struct taskdef *t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	for (size_t i = (size_t)skip; arns && i < n; i++) {
+		if ((long long)arns->count == max) {
+			char next[48];
+
+			snprintf(next, sizeof(next), "mock-page-%lld", (long long)i);
+			pp_json_set_string(out, "nextToken", next);
+			break;
+		}
+		pp_json_append(arns, pp_json_new_string(v[i]->arn));
 	}
 	pp_mock_unlock(m);
+	free(v);
 	if (out && arns)
 		pp_json_set(out, "taskDefinitionArns", arns);
 	else

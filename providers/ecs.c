@@ -660,6 +660,7 @@ static int adopt_task(struct pp_run_io *io, const char *arn, struct pp_error *er
 
 static int on_run(struct pp_run_io *io, struct pp_error *err)
 {
+	struct ecs_state *st = io->state;
 	char code[96];
 	struct pp_json *body = NULL;
 	if (io->resp_rc) {
@@ -672,6 +673,10 @@ static int on_run(struct pp_run_io *io, struct pp_error *err)
 				arn);
 			pp_error_clear(err);
 			rc = adopt_task(io, arn, err);
+		} else if (!strcmp(code, "ClientException") && strcasestr(err->msg, "inactive") &&
+			   !st->td_given && !st->td_refreshed) {
+			pp_json_free(body);
+			return pp_ecs_td_inactive(io, err);
 		} else if (!strcmp(code, "ClientException") &&
 			   strcasestr(err->msg, ECS_PROVISIONING_QUOTA_MSG)) {
 			rc = err->code = PP_ETRANSIENT;
@@ -711,6 +716,7 @@ static int ecs_submit(struct pp_run_io *io, struct pp_error *err)
 	case ECS_REGISTER:
 		return io->resp ? pp_ecs_on_register(io, err)
 				: pp_ecs_send_action(io, "RegisterTaskDefinition", st->td, err);
+	case ECS_CONVERGE: return pp_ecs_converge(io, err);
 	case ECS_RUN: return io->resp ? on_run(io, err) : pp_ecs_send_run(io, err);
 	case ECS_SUBMITTED: break;
 	}
@@ -912,7 +918,8 @@ static void ecs_release(void *state)
 		e->users--;
 	pp_json_free(st->td);
 	pp_json_free(st->run);
-	st->td = st->run = NULL;
+	pp_json_free(st->conv_candidates);
+	st->td = st->run = st->conv_candidates = NULL;
 	pp_ecs_sweep_release(st);
 }
 
@@ -928,7 +935,8 @@ static void ecs_release_shared(void *shared)
 
 static const char *const ecs_pool_types[] = {"ecs:push", "ecs", NULL};
 
-/* No task definition revision to reuse, so one is registered; then the task. */
+/* No task definition revision to reuse, so one is registered (and no equal
+ * one registered concurrently is found); then the task. */
 static const struct pp_dry_answer ecs_dry_run[] = {
 	{.header = "X-Amz-Target",
 	 .header_suffix = ".RegisterTaskDefinition",
@@ -939,6 +947,10 @@ static const struct pp_dry_answer ecs_dry_run[] = {
 	 .status = 400,
 	 .body = "{\"__type\":\"ClientException\",\"message\":\"(dry run: no revision to "
 		 "reuse)\"}"},
+	{.header = "X-Amz-Target",
+	 .header_suffix = ".ListTaskDefinitions",
+	 .status = 200,
+	 .body = "{\"taskDefinitionArns\":[]}"},
 	{.header = "X-Amz-Target",
 	 .header_suffix = ".RunTask",
 	 .status = 200,

@@ -16,7 +16,9 @@
 #define ECS_RUN_TAG   "pushpool:run-id"
 #define ECS_STORE_TAG "pushpool:store-id"
 
-enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
+/* ECS_CONVERGE: after registering, the family's lower revisions of the same
+ * content are looked for (ecs_taskdef.c, pp_ecs_converge). */
+enum ecs_step { ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_CONVERGE, ECS_RUN, ECS_SUBMITTED };
 
 struct ecs_td_entry {
 	char hash[65];
@@ -53,6 +55,14 @@ struct ecs_state {
 	int missing_answers;
 	enum pp_run_state last_state; /* from the last DescribeTasks that saw the task */
 	enum ecs_step step;
+	/* converging (ecs_taskdef.c): the revision we registered, the lower
+	 * revisions of its family still to describe (lowest first), and the
+	 * one chosen instead of ours */
+	char conv_mine[512];
+	char conv_winner[512];
+	struct pp_json *conv_candidates;
+	bool conv_listed, conv_deregistering;
+	bool td_refreshed; /* RunTask found the definition INACTIVE once */
 	/* list (ecs_sweep.c): the task ARNs of the ListTasks page being
 	 * described, and the next page's token */
 	struct pp_json *list_arns;
@@ -87,6 +97,11 @@ int pp_ecs_send_describe_td(struct pp_run_io *io, struct pp_error *err);
 int pp_ecs_on_describe_td(struct pp_run_io *io, struct pp_error *err);
 /* Handle the RegisterTaskDefinition answer, then run the task (ecs_taskdef.c). */
 int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err);
+/* The converge step's requests and answers, then RunTask (ecs_taskdef.c). */
+int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err);
+/* RunTask refused the definition as INACTIVE: resolve it again, once
+ * (ecs_taskdef.c). */
+int pp_ecs_td_inactive(struct pp_run_io *io, struct pp_error *err);
 /* Give up the run's use of its definition; true when it should be deregistered (ecs_taskdef.c). */
 bool pp_ecs_release_td(struct ecs_state *st);
 /* The pool's cache entry for a definition hash, or NULL (ecs_taskdef.c). */

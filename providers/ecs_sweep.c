@@ -98,8 +98,7 @@ static int on_list_tasks(struct pp_run_io *io, struct pp_error *err)
 		pp_json_free(arns);
 		return rc;
 	}
-	if (!pp_json_is(arns, PP_JSON_ARRAY) || arns->count == 0 ||
-	    arns->count > ECS_LIST_PAGE) {
+	if (!pp_json_is(arns, PP_JSON_ARRAY) || arns->count == 0 || arns->count > ECS_LIST_PAGE) {
 		bool bad = arns && (arns->type != PP_JSON_ARRAY || arns->count > ECS_LIST_PAGE);
 		pp_json_free(arns);
 		if (bad)
@@ -130,8 +129,7 @@ static int on_describe(struct pp_run_io *io, struct pp_error *err)
 		double created = 0;
 		pp_json_get_number(t, "createdAt", &created);
 		if ((rc = pp_remote_list_add(io->listed, arn, run, tag_value(tags, ECS_STORE_TAG),
-					     created > 0 ? (long long)(created * 1000.0) : 0,
-					     err)))
+					     created > 0 ? (long long)(created * 1000.0) : 0, err)))
 			break;
 	}
 	pp_json_free(body);
