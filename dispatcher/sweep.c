@@ -1,6 +1,6 @@
 /* The sweeper (sweep.h): one pass per pool lists the objects carrying
- * pushpool's label, judges each against the store, and removes the
- * orphans a few at a time through the op driver. */
+ * pushpool's label, judges those labelled with our store's id against the
+ * store, and removes the orphans a few at a time through the op driver. */
 #include "dispatcher/sweep.h"
 
 #include <ctype.h>
