@@ -5,8 +5,10 @@
  * match_latest_revision_in_family, or a family named after the content,
  * the family's latest revision is reused when it matches. Register is not
  * idempotent, so an ambiguous failure is followed by DescribeTaskDefinition
- * looking for our hash tag before registering again. pp_ecs_release_td gives up a
- * run's use of a definition at cleanup. */
+ * looking for our hash tag before registering again; after a registration,
+ * an equal lower revision another process registered concurrently is used
+ * instead and ours deregistered (converging, below). pp_ecs_release_td
+ * gives up a run's use of a definition at cleanup. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
