@@ -63,13 +63,11 @@ const struct key_def config_keys[] = {
 	{DSP(start_timeout, double), T_SECONDS, "600", 0, 604800, NULL, false,
 	 "Seconds a run may stay queued or provisioning in the cloud before it is failed; "
 	 "0 waits forever."},
-	{DSP(sweep_interval, double), T_SECONDS, "0", 0, 86400, NULL, false,
-	 "Seconds between sweeps that remove remote objects carrying pushpool's label whose run "
-	 "is finished or unknown to the store (also once at the end of `once`); 0 disables. "
-	 "Set it only where every dispatcher submitting into the same project, region or "
-	 "resource group shares this store: another store's runs are unknown here, and their "
-	 "jobs would be removed (replicas with a store each, as in deploy/kubernetes, must "
-	 "keep 0)."},
+	{DSP(sweep_interval, double), T_SECONDS, "600", 0, 86400, NULL, false,
+	 "Seconds between sweeps that remove remote objects labelled with this store's id "
+	 "whose run is finished or unknown to the store, once older than 10 minutes (also "
+	 "once at the end of `once`); 0 disables. Objects of other stores, and objects with "
+	 "no store label (from `pushpool run` or an older pushpool), are left alone."},
 	{DSP(prefect_api_url, char *), T_STRING, NULL, NO_RANGE, NULL, false,
 	 "Passed to every job as PREFECT_API_URL when set."},
 	{DSP(prefect_api_key_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,

@@ -588,6 +588,7 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	 * remote object. */
 	a->io.attempt = pp_attempt_of(&a->rec);
 	a->max_runtime_ms = (int64_t)(a->io.max_runtime_s * 1000);
+	a->io.store_id = L->store_id;
 	return pp_exec_io_prepare(&a->io, p->p->prov, err);
 }
 

@@ -183,6 +183,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	int rc = loop_pools_build(cfg, &L.pools, err);
 	if (!rc)
 		rc = pp_store_open(url, &L.store, err);
+	if (!rc)
+		rc = L.store->ops->store_id(L.store, L.store_id, err);
 	if (!rc && !(L.exec = pp_exec_new()))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	struct pp_sweep *sweep = NULL;
@@ -192,7 +194,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		rc = pp_metrics_start(cfg->dispatcher.metrics_listen, &L.metrics, err);
 	if (!rc && L.metrics)
 		rc = start_ui(&L, url, err);
-	if (!rc && !(sweep = pp_sweep_new(L.store, L.exec, L.metrics)))
+	if (!rc && !(sweep = pp_sweep_new(L.store, L.store_id, L.exec, L.metrics)))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (rc)
 		goto out;

@@ -67,6 +67,7 @@ struct pp_loop {
 	const struct pp_loop_opts *opts;
 	struct pp_loop_summary *sum;
 	struct pp_store *store;
+	char store_id[PP_ID_LEN]; /* labelled on every remote object of our runs */
 	struct pp_exec *exec;
 	struct pp_source **sources;
 	size_t nsources;

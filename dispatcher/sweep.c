@@ -1,12 +1,13 @@
 /* The sweeper (sweep.h): one pass per pool lists the objects carrying
- * pushpool's label, judges each against the store, and removes the
- * orphans a few at a time through the op driver. */
+ * pushpool's label, judges those labelled with our store's id against the
+ * store, and removes the orphans a few at a time through the op driver. */
 #include "dispatcher/sweep.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -62,6 +63,7 @@ struct sweep_rm {
 
 struct pp_sweep {
 	struct pp_store *store;
+	char store_id[PP_ID_LEN];
 	struct pp_exec *exec;
 	struct pp_metrics *metrics;
 	struct sweep_pass *passes;
@@ -78,12 +80,13 @@ enum pp_sweep_verdict pp_sweep_decide(bool known, enum pp_store_state st, int64_
 	return age_ms < PP_SWEEP_GRACE_MS ? PP_SWEEP_KEEP_YOUNG : PP_SWEEP_REMOVE;
 }
 
-struct pp_sweep *pp_sweep_new(struct pp_store *store, struct pp_exec *exec,
+struct pp_sweep *pp_sweep_new(struct pp_store *store, const char *store_id, struct pp_exec *exec,
 			      struct pp_metrics *metrics)
 {
 	struct pp_sweep *s = calloc(1, sizeof(*s));
 	if (s) {
 		s->store = store;
+		snprintf(s->store_id, sizeof(s->store_id), "%s", store_id);
 		s->exec = exec;
 		s->metrics = metrics;
 	}
@@ -186,13 +189,27 @@ static void prune_seen(struct pp_sweep *s, const char *pool)
 	s->nseen = k;
 }
 
-/* Judge one listed object; why says what a removal is for. */
+/* Whose an object is, by its store label. */
+enum owner { OWNER_US, OWNER_OTHER_STORE, OWNER_NO_STORE };
+
+static enum owner owner_of(const struct pp_sweep *s, const struct pp_remote_obj *o)
+{
+	if (!o->store_id[0])
+		return OWNER_NO_STORE;
+	return strcasecmp(o->store_id, s->store_id) ? OWNER_OTHER_STORE : OWNER_US;
+}
+
+/* Judge one listed object; why says what a removal is for. Only objects
+ * labelled with our store's id are judged by our store: another store's
+ * runs are unknown here but not orphans, and an object without a store
+ * label (a pushpool from before store labels, or `pushpool run`) may
+ * belong to any store. */
 static enum pp_sweep_verdict judge(struct sweep_pass *pass, const struct pp_remote_obj *o,
 				   int64_t now, char *why, size_t n)
 {
 	struct pp_sweep *s = pass->s;
 	int64_t seen = first_seen(s, pass->pool->name, o->id, now);
-	if (!is_run_id(o->run_id))
+	if (!is_run_id(o->run_id) || owner_of(s, o) != OWNER_US)
 		return PP_SWEEP_KEEP_LIVE;
 	struct pp_run_rec rec = {0};
 	struct pp_error err = {0};
@@ -252,6 +269,7 @@ static int start_remove(struct sweep_pass *pass, const struct orphan *o, struct 
 	rm->obj = o->obj;
 	snprintf(rm->why, sizeof(rm->why), "%s", o->why);
 	pp_pool_io_init(pass->pool, &rm->io, rm->obj.run_id, "sweep", pass->job);
+	rm->io.store_id = pass->s->store_id;
 	int rc = pp_exec_io_prepare(&rm->io, pass->pool->prov, err);
 	if (rc) {
 		free(rm);
@@ -301,9 +319,12 @@ static void list_done(void *ud, int rc, const struct pp_error *err)
 		return;
 	}
 	int64_t now = pp_wall_ms();
-	size_t young = 0;
+	size_t young = 0, others = 0, unlabelled = 0;
 	for (size_t i = 0; i < pass->listed.n; i++) {
 		struct orphan *o = &pass->orphans[pass->norphans];
+		enum owner who = owner_of(s, &pass->listed.v[i]);
+		others += who == OWNER_OTHER_STORE;
+		unlabelled += who == OWNER_NO_STORE;
 		enum pp_sweep_verdict v =
 			judge(pass, &pass->listed.v[i], now, o->why, sizeof(o->why));
 		if (v == PP_SWEEP_KEEP_YOUNG)
@@ -314,8 +335,14 @@ static void list_done(void *ud, int rc, const struct pp_error *err)
 		}
 	}
 	prune_seen(s, pass->pool->name);
-	pp_debug("pool %s: sweep: %zu labelled object(s), %zu to remove, %zu within the grace",
-		 pass->pool->name, pass->listed.n, pass->norphans, young);
+	pp_debug("pool %s: sweep: %zu labelled object(s), %zu to remove, %zu within the grace, "
+		 "%zu of other stores",
+		 pass->pool->name, pass->listed.n, pass->norphans, young, others);
+	/* Said each pass, as the operator has to remove them by hand. */
+	if (unlabelled)
+		pp_info("pool %s: sweep: %zu object(s) carry a run label but no store label "
+			"(made by `pushpool run` or an older pushpool): left alone",
+			pass->pool->name, unlabelled);
 	pump(pass);
 }
 
@@ -343,6 +370,7 @@ int pp_sweep_pool(struct pp_sweep *s, struct pp_pool *p, int *refs,
 	int rc = pp_pool_render(p, NULL, NULL, NULL, &ctx, &pass->job, err);
 	if (!rc) {
 		pp_pool_io_init(p, &pass->io, pass->run_id, "sweep", pass->job);
+		pass->io.store_id = s->store_id;
 		rc = pp_exec_io_prepare(&pass->io, p->prov, err);
 		pass->io_ready = !rc;
 	}

@@ -2,8 +2,11 @@
  * dispatcher killed during cleanup, a restore that failed, a create that
  * landed after its run was given up). For each pool it runs the provider's
  * list op on the pool's own job, and removes (the provider's remove op)
- * every object whose run is terminal in the store or unknown to it, once
- * the object is older than PP_SWEEP_GRACE_MS. Everything goes through the
+ * every object labelled with its own store's id whose run is terminal in
+ * the store or unknown to it, once the object is older than
+ * PP_SWEEP_GRACE_MS. Objects of other stores, and objects with no store
+ * label (made by `pushpool run`, or by a pushpool before store labels),
+ * are never removed. Everything goes through the
  * op driver, so a sweep never blocks the loop. */
 #ifndef PP_SWEEP_H
 #define PP_SWEEP_H
@@ -23,7 +26,7 @@
 #define PP_SWEEP_GRACE_MS (10 * 60 * 1000LL)
 
 enum pp_sweep_verdict {
-	PP_SWEEP_KEEP_LIVE,  /* its run is not finished */
+	PP_SWEEP_KEEP_LIVE,  /* its run is not finished (or not ours to judge) */
 	PP_SWEEP_KEEP_YOUNG, /* within the grace period */
 	PP_SWEEP_REMOVE,     /* its run is finished or unknown, and it is old enough */
 };
@@ -32,8 +35,9 @@ enum pp_sweep_verdict {
 enum pp_sweep_verdict pp_sweep_decide(bool known, enum pp_store_state st, int64_t age_ms);
 
 struct pp_sweep;
-/* store, exec and metrics (NULL: none) are borrowed and must outlive it. */
-struct pp_sweep *pp_sweep_new(struct pp_store *store, struct pp_exec *exec,
+/* store, exec and metrics (NULL: none) are borrowed and must outlive it;
+ * store_id is the store's (store_id op), copied. */
+struct pp_sweep *pp_sweep_new(struct pp_store *store, const char *store_id, struct pp_exec *exec,
 			      struct pp_metrics *metrics);
 /* Release everything, including ops still under way: call it after
  * pp_exec_free. */

@@ -2,6 +2,8 @@
  * plus the ECS container-credentials endpoint and IMDSv2. ECS tasks follow
  * the mock timeline: PROVISIONING -> PENDING -> RUNNING -> STOPPED. */
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,8 @@ struct task {
 	char *group;
 	char *stop_reason; /* StopTask reason, NULL if not stopped by a user */
 	struct pp_json *container_names;
+	struct pp_json *tags; /* RunTask's tags, answered with include ["TAGS"] */
+	bool forever;	      /* planted: runs until stopped */
 	enum pp_mock_outcome outcome;
 	bool pull_fails; /* a start failure fault: the image cannot be pulled */
 	double created;
@@ -70,6 +74,18 @@ struct temp_cred {
 	double expires; /* wall clock */
 };
 
+/* POST /aws/control/barrier: the next `need` calls of one ECS action wait
+ * for each other (or timeout_ms), then all proceed at once; tests force
+ * two clients' calls to interleave this way. */
+struct barrier {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char action[64];
+	int need, waiting;
+	unsigned gen;
+	long timeout_ms;
+};
+
 struct aws_state {
 	struct taskdef *taskdefs;
 	struct task *tasks;
@@ -78,6 +94,7 @@ struct aws_state {
 	struct temp_cred *imds_tokens; /* token in .token, expiry in .expires */
 	struct pp_mock_aws_account *acct;
 	size_t ntaskdefs, ntasks, ntokens, ncreds, nimds;
+	struct barrier bar;
 };
 
 /* ---- errors ---- */
@@ -686,17 +703,66 @@ static void ecs_list_taskdefs(struct pp_mock *m, struct aws_state *st, const str
 {
 	const char *prefix = pp_json_get_string(body, "familyPrefix");
 	const char *status = pp_json_get_string(body, "status");
-	struct pp_json *out = pp_json_new(PP_JSON_OBJECT), *arns = pp_json_new(PP_JSON_ARRAY);
+	const char *sort = pp_json_get_string(body, "sort");
+	const char *token = pp_json_get_string(body, "nextToken");
+	long long max = pp_json_get_int(body, "maxResults", 100);
+	bool desc = sort && strcmp(sort, "DESC") == 0;
+	long long skip = 0;
+	struct pp_json *out, *arns;
+	const struct taskdef **v;
+	size_t n = 0;
 
+	/* ListTaskDefinitions pages as ECS documents (maxResults 1 to 100, an
+	 * opaque nextToken) and sorts by family, then revision, ASC unless
+	 * sort is DESC. */
+	if (max < 1 || max > 100) {
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
+			  "maxResults must be between 1 and 100.");
+		return;
+	}
+	if (token && (sscanf(token, "mock-page-%lld", &skip) != 1 || skip < 0)) {
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException", "Invalid nextToken.");
+		return;
+	}
+	out = pp_json_new(PP_JSON_OBJECT);
+	arns = pp_json_new(PP_JSON_ARRAY);
 	pp_mock_lock(m);
-	for (struct taskdef *td = st->taskdefs; td && arns; td = td->next) {
+	v = calloc(st->ntaskdefs + 1, sizeof(*v));
+	for (struct taskdef *td = st->taskdefs; td && v; td = td->next) {
 		if (prefix && strncmp(td->family, prefix, strlen(prefix)) != 0)
 			continue;
-		if (td->active != (!status || strcmp(status, "INACTIVE") != 0))
+		bool any = status && strcmp(status, "ALL") == 0;
+
+		if (!any && td->active != (!status || strcmp(status, "INACTIVE") != 0))
 			continue;
-		pp_json_append(arns, pp_json_new_string(td->arn));
+		v[n++] = td;
+	}
+	/* insertion sort: the lists are small */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0; j--) {
+			int c = strcmp(v[j - 1]->family, v[j]->family);
+
+			if (c == 0)
+				c = v[j - 1]->revision > v[j]->revision ? 1 : -1;
+			if ((c > 0) == desc)
+				break;
+			const struct taskdef *t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	for (size_t i = (size_t)skip; arns && i < n; i++) {
+		if ((long long)arns->count == max) {
+			char next[48];
+
+			snprintf(next, sizeof(next), "mock-page-%lld", (long long)i);
+			pp_json_set_string(out, "nextToken", next);
+			break;
+		}
+		pp_json_append(arns, pp_json_new_string(v[i]->arn));
 	}
 	pp_mock_unlock(m);
+	free(v);
 	if (out && arns)
 		pp_json_set(out, "taskDefinitionArns", arns);
 	else
@@ -710,6 +776,8 @@ static const char *task_last_status(struct pp_mock *m, const struct task *t, dou
 
 	if (t->stopped >= 0)
 		return "STOPPED";
+	if (t->forever)
+		return "RUNNING";
 	switch (pp_mock_phase_at(m, t->created, now)) {
 	case PP_MOCK_PROVISIONING:
 		return now - t->created < provision / 2 ? "PROVISIONING" : "PENDING";
@@ -807,6 +875,7 @@ static void task_free(struct task *t)
 	free(t->stop_reason);
 	pp_json_free(t->container_names);
 	pp_mock_joblog_free(t->log);
+	pp_json_free(t->tags);
 	free(t);
 }
 
@@ -830,6 +899,11 @@ static struct task *task_new(struct pp_mock *m, const struct taskdef *td, const 
 	t->started_by = by ? strdup(by) : NULL;
 	t->group = group ? strdup(group) : NULL;
 	t->container_names = pp_json_new(PP_JSON_ARRAY);
+	if (pp_json_is(pp_json_get(body, "tags"), PP_JSON_ARRAY) &&
+	    !(t->tags = pp_json_clone(pp_json_get(body, "tags")))) {
+		task_free(t);
+		return NULL;
+	}
 	t->outcome = outcome;
 	t->created = pp_mock_clock(m);
 	t->stopped = -1;
@@ -1092,6 +1166,7 @@ static void ecs_describe_tasks(struct pp_mock *m, struct aws_state *st, const st
 			       const char *region, struct pp_mock_resp *resp)
 {
 	const struct pp_json *refs = pp_json_get(body, "tasks");
+	bool with_tags = contains_string(pp_json_get(body, "include"), "TAGS");
 	struct pp_json *out, *tasks, *failures;
 	char cl_arn[512];
 	double now = pp_mock_clock(m);
@@ -1115,7 +1190,13 @@ static void ecs_describe_tasks(struct pp_mock *m, struct aws_state *st, const st
 			t = NULL;
 		}
 		if (t) {
-			pp_json_append(tasks, task_json(m, t, now));
+			struct pp_json *j = task_json(m, t, now);
+
+			if (j && with_tags)
+				pp_json_set(j, "tags",
+					    t->tags ? pp_json_clone(t->tags)
+						    : pp_json_new(PP_JSON_ARRAY));
+			pp_json_append(tasks, j);
 		} else {
 			struct pp_json *f = pp_json_new(PP_JSON_OBJECT);
 
@@ -1172,9 +1253,26 @@ static void ecs_list_tasks(struct pp_mock *m, struct aws_state *st, const struct
 	const char *by = pp_json_get_string(body, "startedBy");
 	const char *family = pp_json_get_string(body, "family");
 	const char *desired = pp_json_get_string(body, "desiredStatus");
-	struct pp_json *out = pp_json_new(PP_JSON_OBJECT), *arns = pp_json_new(PP_JSON_ARRAY);
+	const char *token = pp_json_get_string(body, "nextToken");
+	long long max = pp_json_get_int(body, "maxResults", 100);
+	struct pp_json *out, *arns;
 	char cl_arn[512], prefix[300];
 	double now = pp_mock_clock(m);
+	long long skip = 0, seen = 0;
+
+	/* ListTasks pages as ECS documents: maxResults 1 to 100 (100 when
+	 * absent), and an opaque nextToken (here the count already listed). */
+	if (max < 1 || max > 100) {
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
+			  "maxResults must be between 1 and 100.");
+		return;
+	}
+	if (token && (sscanf(token, "mock-page-%lld", &skip) != 1 || skip < 0)) {
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException", "Invalid nextToken.");
+		return;
+	}
+	out = pp_json_new(PP_JSON_OBJECT);
+	arns = pp_json_new(PP_JSON_ARRAY);
 
 	cluster_arn(pp_json_get_string(body, "cluster"), region, cl_arn, sizeof(cl_arn));
 	snprintf(prefix, sizeof(prefix), "/%s:", family ? family : "");
@@ -1190,6 +1288,15 @@ static void ecs_list_tasks(struct pp_mock *m, struct aws_state *st, const struct
 			continue;
 		if (is_stopped != (desired && strcmp(desired, "STOPPED") == 0))
 			continue;
+		if (seen++ < skip)
+			continue;
+		if ((long long)arns->count == max) {
+			char next[48];
+
+			snprintf(next, sizeof(next), "mock-page-%lld", skip + max);
+			pp_json_set_string(out, "nextToken", next);
+			break;
+		}
 		pp_json_append(arns, pp_json_new_string(t->arn));
 	}
 	pp_mock_unlock(m);
@@ -1417,6 +1524,46 @@ static bool ecs_validate(struct pp_mock_call *c)
 				      c->resp);
 }
 
+/* A call of the barrier's action waits until `need` of them have come (or
+ * the timeout), then every one of them proceeds. */
+static void barrier_pass(struct pp_mock *m, struct barrier *b, const char *action)
+{
+	pthread_mutex_lock(&b->lock);
+	if (!b->need || strcmp(b->action, action)) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	unsigned gen = b->gen;
+	bool timed_out = false;
+
+	if (++b->waiting >= b->need) {
+		b->need = b->waiting = 0;
+		b->gen++;
+		pthread_cond_broadcast(&b->cond);
+	} else {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += b->timeout_ms / 1000;
+		until.tv_nsec += (b->timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (b->gen == gen && !timed_out)
+			timed_out = pthread_cond_timedwait(&b->cond, &b->lock, &until) == ETIMEDOUT;
+		if (timed_out && b->gen == gen) {
+			b->need = b->waiting = 0;
+			b->gen++;
+			pthread_cond_broadcast(&b->cond);
+		} else {
+			timed_out = false;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	pp_mock_count(m, timed_out ? "ecs.barrier_timeouts" : "ecs.barrier_passed", action);
+}
+
 static void ecs_handle(struct pp_mock_call *c)
 {
 	const char *action = c->resp->action;
@@ -1426,6 +1573,7 @@ static void ecs_handle(struct pp_mock_call *c)
 		return;
 	}
 	bool logs = !strcmp(c->resp->api, "logs");
+	barrier_pass(c->m, &((struct aws_state *)c->state)->bar, action);
 	for (size_t i = 0; !logs && i < sizeof(ecs_actions) / sizeof(ecs_actions[0]); i++) {
 		if (strcmp(action, ecs_actions[i].name) == 0) {
 			ecs_actions[i].run(c->m, c->state, c->body, c->note, c->resp);
@@ -1811,7 +1959,120 @@ static const struct pp_mock_router container_router = {
 	.routes = container_routes,
 };
 
+/* POST /aws/control/orphan {"region": R, "cluster": C, "run_id": ID,
+ * "store_id": S, "age_seconds": N}: a task a lost submission left running
+ * (until stopped), started N seconds ago on the mock's clock, tagged
+ * pushpool:run-id and pushpool:store-id when given (without them, a task
+ * pushpool does not own). */
+static void plant_orphan_task(struct pp_mock_call *c)
+{
+	struct aws_state *st = c->state;
+	const char *region = pp_json_get_string(c->body, "region");
+	const char *tags[][2] = {{"pushpool:run-id", pp_json_get_string(c->body, "run_id")},
+				 {"pushpool:store-id", pp_json_get_string(c->body, "store_id")}};
+	double age = 0;
+	char cl_arn[512], td_arn[160], id[33], arn[600];
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "control/orphan");
+	pp_json_get_number(c->body, "age_seconds", &age);
+	if (!region || !*region || strlen(region) > 31 || age < 0) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "orphan: want {\"region\": R, \"cluster\": C, \"run_id\": ID, "
+				    "\"store_id\": S, \"age_seconds\": N >= 0}\n");
+		return;
+	}
+	cluster_arn(pp_json_get_string(c->body, "cluster"), region, cl_arn, sizeof(cl_arn));
+	snprintf(td_arn, sizeof(td_arn), "arn:aws:ecs:%s:" ACCOUNT ":task-definition/planted:1",
+		 region);
+	struct task *t = calloc(1, sizeof(*t));
+	struct pp_json *tl = pp_json_new(PP_JSON_ARRAY);
+	bool oom = !t || !tl;
+
+	for (size_t i = 0; i < 2 && !oom; i++) {
+		struct pp_json *tag = tags[i][1] ? pp_json_new(PP_JSON_OBJECT) : NULL;
+
+		if (tag &&
+		    (pp_json_set_string(tag, "key", tags[i][0]) ||
+		     pp_json_set_string(tag, "value", tags[i][1]) || pp_json_append(tl, tag)))
+			oom = true;
+	}
+	pp_mock_lock(c->m);
+	if (!oom) {
+		pp_mock_random_hex(c->m, id, 32);
+		snprintf(arn, sizeof(arn), "arn:aws:ecs:%s:" ACCOUNT ":task/%s/%s", region,
+			 last_segment(cl_arn, '/'), id);
+		t->arn = strdup(arn);
+		t->cluster_arn = strdup(cl_arn);
+		t->td_arn = strdup(td_arn);
+		t->container_names = pp_json_new(PP_JSON_ARRAY);
+		if (pp_json_append(t->container_names, pp_json_new_string("prefect"))) {
+			pp_json_free(t->container_names);
+			t->container_names = NULL;
+		}
+		t->tags = tl;
+		tl = NULL;
+		t->forever = true;
+		t->created = pp_mock_clock(c->m) - age;
+		t->stopped = -1;
+		oom = !t->arn || !t->cluster_arn || !t->td_arn || !t->container_names;
+	}
+	if (!oom) {
+		t->next = st->tasks;
+		st->tasks = t;
+		st->ntasks++;
+	}
+	pp_mock_unlock(c->m);
+	pp_json_free(tl);
+	if (oom) {
+		if (t)
+			task_free(t);
+		pp_mock_resp_printf(c->resp, 500, "text/plain", "orphan: out of memory\n");
+		return;
+	}
+	pp_mock_resp_printf(c->resp, 201, "text/plain", "planted %s\n", arn);
+}
+
+/* POST /aws/control/barrier {"action": ECS action, "count": N,
+ * "timeout_ms": T}: see struct barrier. */
+static void set_barrier(struct pp_mock_call *c)
+{
+	struct barrier *b = &((struct aws_state *)c->state)->bar;
+	const char *action = pp_json_get_string(c->body, "action");
+	long long count = pp_json_get_int(c->body, "count", 0);
+	long long timeout = pp_json_get_int(c->body, "timeout_ms", 30000);
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "control/barrier");
+	if (!action || strlen(action) >= sizeof(b->action) || count < 2 || count > 64 ||
+	    timeout < 1 || timeout > 600000) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "barrier: want {\"action\": ECS action, \"count\": 2..64, "
+				    "\"timeout_ms\": 1..600000}\n");
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	snprintf(b->action, sizeof(b->action), "%s", action);
+	b->need = (int)count;
+	b->waiting = 0;
+	b->timeout_ms = (long)timeout;
+	pthread_mutex_unlock(&b->lock);
+	pp_mock_resp_printf(c->resp, 200, "text/plain", "barrier on %s for %lld calls\n", action,
+			    count);
+}
+
+static const struct pp_mock_route aws_control_routes[] = {
+	{"POST", "/aws/control/orphan", plant_orphan_task, .changes = true},
+	{"POST", "/aws/control/barrier", set_barrier, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router aws_control_router = {
+	.api = "control",
+	.json_body = true,
+	.routes = aws_control_routes,
+};
+
 static const struct pp_mock_router *const aws_routers[] = {
+	&aws_control_router,
 	&ecs_router,
 	&sts_router,
 	&imds_router,
@@ -1873,6 +2134,8 @@ static int aws_init(struct pp_mock *m, void **state, struct pp_error *err)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	pp_mock_aws_account_reset(m, st->acct);
+	pthread_mutex_init(&st->bar.lock, NULL);
+	pthread_cond_init(&st->bar.cond, NULL);
 	*state = st;
 	return 0;
 }
@@ -1883,6 +2146,8 @@ static void aws_free(void *state)
 
 	aws_reset(NULL, st);
 	pp_mock_aws_account_free(st->acct);
+	pthread_mutex_destroy(&st->bar.lock);
+	pthread_cond_destroy(&st->bar.cond);
 	for (struct temp_cred **l = &st->creds; l; l = l == &st->creds ? &st->imds_tokens : NULL) {
 		while (*l) {
 			struct temp_cred *c = *l;

@@ -1198,14 +1198,16 @@ static void group_list_route(struct pp_mock_call *c)
 }
 
 /* POST /azure/control/orphan {"id": ARM id of a container group, "run_id":
- * "...", "age_seconds": N}: a group as a lost submission leaves it, created
- * N seconds ago on the mock's clock, tagged pushpool-run-id when run_id is
- * given (without it, a group pushpool does not own). */
+ * "...", "store_id": "...", "age_seconds": N}: a group as a lost submission
+ * leaves it, created N seconds ago on the mock's clock, tagged
+ * pushpool-run-id and pushpool-store-id when given (without a run id, a
+ * group pushpool does not own). */
 static void plant_orphan_group(struct pp_mock_call *c)
 {
 	struct azure_state *st = c->state;
 	const char *id = pp_json_get_string(c->body, "id");
 	const char *run = pp_json_get_string(c->body, "run_id");
+	const char *store = pp_json_get_string(c->body, "store_id");
 	char sub[64], rg[91], name[64], key[300];
 	double age = 0;
 
@@ -1230,6 +1232,7 @@ static void plant_orphan_group(struct pp_mock_call *c)
 	if (!g || !tags || !props || !(g->key = strdup(key)) || !(g->id = strdup(id)) ||
 	    !(g->name = strdup(name)) || !(g->body = pp_json_new(PP_JSON_OBJECT)) ||
 	    (run && pp_json_set_string(tags, "pushpool-run-id", run)) ||
+	    (store && pp_json_set_string(tags, "pushpool-store-id", store)) ||
 	    pp_json_set(props, "containers", pp_json_new(PP_JSON_ARRAY)) ||
 	    pp_json_set_string(g->body, "location", AZ_LOCATION) ||
 	    /* once set, tags belong to the body */

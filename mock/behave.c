@@ -34,6 +34,8 @@ static const struct behaviour defaults[] = {
 	{"modal.image_build", true, 3.0, "an image builds this long after ImageGetOrCreate"},
 	{"modal.long_poll", true, 0,
 	 "ImageJoinStreaming holds the call until the build ends or the client's timeout"},
+	{"modal.list_untagged", false, 0,
+	 "SandboxList leaves SandboxInfo.tags out (api.proto: not yet exposed in client library)"},
 	{"aci.async", true, 1.0,
 	 "creating, starting and deleting a container group take this long (Azure-AsyncOperation)"},
 	{"aci.pull_failure", true, 0,

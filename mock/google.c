@@ -1913,14 +1913,16 @@ static const struct pp_mock_router cloudrun_router = {
 };
 
 /* POST /google/control/orphan {"job": "projects/P/locations/L/jobs/ID",
- * "run_id": "...", "age_seconds": N}: a job as a lost submission leaves
- * it, created N seconds ago on the mock's clock, labelled pushpool-run-id
- * when run_id is given (without it, a job pushpool does not own). */
+ * "run_id": "...", "store_id": "...", "age_seconds": N}: a job as a lost
+ * submission leaves it, created N seconds ago on the mock's clock, labelled
+ * pushpool-run-id and pushpool-store-id when given (without a run id, a job
+ * pushpool does not own). */
 static void plant_orphan_job(struct pp_mock_call *c)
 {
 	struct google_state *st = c->state;
 	const char *name = pp_json_get_string(c->body, "job");
 	const char *run = pp_json_get_string(c->body, "run_id");
+	const char *store = pp_json_get_string(c->body, "store_id");
 	double age = 0;
 	const char *id = name ? strstr(name, "/jobs/") : NULL;
 
@@ -1937,6 +1939,7 @@ static void plant_orphan_job(struct pp_mock_call *c)
 	if (!jb || !labels || !(jb->name = strdup(name)) || !(jb->id = strdup(id + 6)) ||
 	    !(jb->body = pp_json_new(PP_JSON_OBJECT)) ||
 	    (run && pp_json_set_string(labels, "pushpool-run-id", run)) ||
+	    (store && pp_json_set_string(labels, "pushpool-store-id", store)) ||
 	    pp_json_set(jb->body, "labels", labels)) {
 		pp_json_free(labels);
 		if (jb)

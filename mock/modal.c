@@ -40,6 +40,8 @@ struct mm_secret {
 	struct pp_json *env; /* its key/values, for the Prefect module's flows */
 };
 
+#define MAX_SB_TAGS 8
+
 struct mm_sandbox {
 	char id[ID_LEN];
 	char name[64];
@@ -49,6 +51,11 @@ struct mm_sandbox {
 	enum pp_mock_outcome outcome;
 	struct pp_mock_joblog *log; /* what it writes (SandboxGetLogs) */
 	bool init_fails; /* a start failure fault: it ends INIT_FAILURE once provisioned */
+	bool forever;	 /* planted: runs until terminated */
+	struct {
+		char name[64], value[128];
+	} tags[MAX_SB_TAGS]; /* SandboxCreateRequest.tags, for SandboxList */
+	size_t ntags;
 };
 
 /* An image ImageGetOrCreate made: the same definition gets the same image,
@@ -248,7 +255,7 @@ static bool sandbox_finished(struct modal_mock *mm, const struct mm_sandbox *sb,
 		return true;
 	if (sb->init_fails)
 		return pp_mock_phase_at(mm->m, sb->created, now) != PP_MOCK_PROVISIONING;
-	return sb->outcome != PP_MOCK_CRASH &&
+	return !sb->forever && sb->outcome != PP_MOCK_CRASH &&
 	       pp_mock_phase_at(mm->m, sb->created, now) == PP_MOCK_FINISHED;
 }
 
@@ -294,6 +301,31 @@ static void rpc_secret(struct modal_mock *mm, struct mm_stream *s)
 	reply_string(s, 1, sec->id);
 }
 
+/* One SandboxTag{tag_name=1, tag_value=2} onto sb; false when it does not
+ * fit (the mock keeps MAX_SB_TAGS). */
+static bool add_tag(struct mm_sandbox *sb, const uint8_t *p, size_t n)
+{
+	if (sb->ntags == MAX_SB_TAGS)
+		return false;
+	char name[sizeof(sb->tags[0].name)], value[sizeof(sb->tags[0].value)];
+	read_string(p, n, 1, name, sizeof(name));
+	read_string(p, n, 2, value, sizeof(value));
+	if (!name[0])
+		return false;
+	memcpy(sb->tags[sb->ntags].name, name, sizeof(name));
+	memcpy(sb->tags[sb->ntags].value, value, sizeof(value));
+	sb->ntags++;
+	return true;
+}
+
+static const char *tag_of(const struct mm_sandbox *sb, const char *name)
+{
+	for (size_t i = 0; i < sb->ntags; i++)
+		if (!strcmp(sb->tags[i].name, name))
+			return sb->tags[i].value;
+	return NULL;
+}
+
 static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 {
 	struct pp_pb_reader r, d;
@@ -302,10 +334,16 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 	enum pp_mock_outcome o = PP_MOCK_SUCCEED;
 	const struct pp_json *env = NULL;
 	bool have_def = false;
+	struct mm_sandbox tagged = {0};
 	pp_pb_reader_init(&r, s->body.data, s->body.len);
 	while (pp_pb_next(&r, &f, NULL) == 1) {
 		if (f.num == 1)
 			pp_pb_field_string(&f, app_id, sizeof(app_id), NULL);
+		if (f.num == 4 && f.wire == PP_PB_LEN && !add_tag(&tagged, f.data, f.len)) {
+			set_status(s, PP_GRPC_INVALID_ARGUMENT,
+				   "mock: more than 8 sandbox tags, or one without a name");
+			return;
+		}
 		if (f.num != 2 || f.wire != PP_PB_LEN)
 			continue;
 		have_def = true;
@@ -366,6 +404,9 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 	sb->terminated = -1;
 	sb->init_fails = pp_mock_start_failure(mm->m, "modal");
 	sb->outcome = sb->init_fails ? PP_MOCK_CRASH : o;
+	sb->forever = false;
+	memcpy(sb->tags, tagged.tags, sizeof(sb->tags));
+	sb->ntags = tagged.ntags;
 	sb->log = pp_mock_joblog_new(mm->m, env, NULL, sb->outcome, sb->created);
 	pp_mock_prefect_job_started(mm->m, env, NULL, sb->outcome, sb->created);
 	pp_mock_count(mm->m, "modal_sandbox_creates", name[0] ? name : sb->id);
@@ -421,6 +462,88 @@ static void rpc_sandbox_terminate(struct modal_mock *mm, struct mm_stream *s)
 		pp_mock_count(mm->m, "modal.terminated", NULL);
 	}
 	pp_grpc_frame(&s->out, "", 0);
+}
+
+/* Sandboxes one SandboxList page holds at most (Modal does not document
+ * its page size; small enough that tests page). */
+#define LIST_PAGE 2
+
+static int append_info(struct modal_mock *mm, struct pp_buf *msg, const struct mm_sandbox *sb)
+{
+	/* SandboxInfo{id=1, created_at=3, tags=6 SandboxTag, name=7} */
+	struct pp_buf info, tag;
+	pp_buf_init(&info, 4096);
+	pp_buf_init(&tag, 512);
+	int rc = pp_pb_string(&info, 1, sb->id)
+			 ?: pp_pb_double(&info, 3, pp_mock_wall(mm->m, sb->created));
+	/* api.proto marks SandboxInfo.tags "not yet exposed in client
+	 * library": whether the server fills it is not said, so a test can
+	 * take them out (modal.list_untagged). */
+	size_t ntags = pp_mock_behaviour(mm->m, "modal.list_untagged", NULL) ? 0 : sb->ntags;
+	for (size_t t = 0; !rc && t < ntags; t++) {
+		pp_buf_reset(&tag);
+		rc = pp_pb_string(&tag, 1, sb->tags[t].name) ?:
+			pp_pb_string(&tag, 2, sb->tags[t].value) ?: pp_pb_message(&info, 6, &tag);
+	}
+	if (!rc && sb->name[0])
+		rc = pp_pb_string(&info, 7, sb->name);
+	rc = rc ?: pp_pb_message(msg, 1, &info);
+	pp_buf_free(&info);
+	pp_buf_free(&tag);
+	return rc;
+}
+
+/* SandboxList: the sandboxes (running ones unless include_finished) that
+ * carry every tag asked for, created before before_timestamp when given,
+ * newest first, LIST_PAGE at most: clients page by the last one's
+ * created_at, as the SDKs do. */
+static void rpc_sandbox_list(struct modal_mock *mm, struct mm_stream *s)
+{
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	struct mm_sandbox want = {0};
+	double before = 0, now = pp_mock_clock(mm->m);
+	bool finished_too = false;
+	pp_pb_reader_init(&r, s->body.data, s->body.len);
+	while (pp_pb_next(&r, &f, NULL) == 1) {
+		if (f.num == 2 && f.wire == PP_PB_I64)
+			memcpy(&before, &f.u64, sizeof(before));
+		else if (f.num == 4 && f.wire == PP_PB_VARINT)
+			finished_too = f.u64 != 0;
+		else if (f.num == 5 && f.wire == PP_PB_LEN && !add_tag(&want, f.data, f.len)) {
+			set_status(s, PP_GRPC_INVALID_ARGUMENT, "mock: too many tags to filter by");
+			return;
+		}
+	}
+	struct pp_buf msg;
+	pp_buf_init(&msg, REQ_MAX);
+	int rc = 0;
+	double last = before;
+	for (size_t page = 0; page < LIST_PAGE && !rc; page++) {
+		/* the newest sandbox older than the last one listed */
+		const struct mm_sandbox *next = NULL;
+		for (size_t i = 0; i < mm->nsandboxes; i++) {
+			const struct mm_sandbox *sb = &mm->sandboxes[i];
+			double at = pp_mock_wall(mm->m, sb->created);
+			bool match = finished_too || !sandbox_finished(mm, sb, now);
+			for (size_t t = 0; match && t < want.ntags; t++) {
+				const char *v = tag_of(sb, want.tags[t].name);
+				match = v && !strcmp(v, want.tags[t].value);
+			}
+			if (match && (last <= 0 || at < last) &&
+			    (!next || at > pp_mock_wall(mm->m, next->created)))
+				next = sb;
+		}
+		if (!next)
+			break;
+		last = pp_mock_wall(mm->m, next->created);
+		rc = append_info(mm, &msg, next);
+	}
+	if (rc)
+		set_status(s, PP_GRPC_INTERNAL, "mock: out of memory");
+	else
+		pp_grpc_frame(&s->out, msg.data, msg.len);
+	pp_buf_free(&msg);
 }
 
 static void rpc_get_from_name(struct modal_mock *mm, struct mm_stream *s)
@@ -787,6 +910,7 @@ static const struct {
 	{"ImageJoinStreaming", rpc_image_join}, {"SandboxGetLogs", rpc_sandbox_logs},
 	{"WorkspaceNameLookup", rpc_workspace}, {"EnvironmentList", rpc_env_list},
 	{"EnvironmentCreate", rpc_env_create},	{"EnvironmentDelete", rpc_env_delete},
+	{"SandboxList", rpc_sandbox_list},
 };
 
 static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream *s)
@@ -1272,9 +1396,53 @@ static void control_envs(struct pp_mock_call *c)
 	pp_buf_puts(&c->resp->body, "]\n");
 }
 
+/* POST /modal/control/orphan {"name": N, "run_id": R, "store_id": S,
+ * "age_seconds": A}: a sandbox a lost submission left running (until
+ * terminated), created A seconds ago on the mock's clock, tagged
+ * pushpool-run-id and pushpool-store-id when given (without them, one
+ * pushpool does not own). */
+static void plant_orphan_sandbox(struct pp_mock_call *c)
+{
+	struct modal_mock *mm = c->state;
+	const char *name = pp_json_get_string(c->body, "name");
+	const char *tags[][2] = {{"pushpool-run-id", pp_json_get_string(c->body, "run_id")},
+				 {"pushpool-store-id", pp_json_get_string(c->body, "store_id")}};
+	double age = 0;
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "control/orphan");
+	pp_json_get_number(c->body, "age_seconds", &age);
+	if (!name || !*name || strlen(name) >= sizeof(mm->sandboxes[0].name) || age < 0) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "orphan: want {\"name\": N, \"run_id\": R, \"store_id\": S, "
+				    "\"age_seconds\": A >= 0}\n");
+		return;
+	}
+	if (mm->nsandboxes == MAX_SANDBOXES) {
+		pp_mock_resp_printf(c->resp, 507, "text/plain", "orphan: too many sandboxes\n");
+		return;
+	}
+	struct mm_sandbox *sb = &mm->sandboxes[mm->nsandboxes++];
+	memset(sb, 0, sizeof(*sb));
+	new_id(mm, "sb", sb->id);
+	snprintf(sb->name, sizeof(sb->name), "%s", name);
+	sb->created = pp_mock_clock(c->m) - age;
+	sb->terminated = -1;
+	sb->forever = true;
+	for (size_t i = 0; i < 2; i++)
+		if (tags[i][1] && sb->ntags < MAX_SB_TAGS) {
+			snprintf(sb->tags[sb->ntags].name, sizeof(sb->tags[0].name), "%s",
+				 tags[i][0]);
+			snprintf(sb->tags[sb->ntags].value, sizeof(sb->tags[0].value), "%s",
+				 tags[i][1]);
+			sb->ntags++;
+		}
+	pp_mock_resp_printf(c->resp, 201, "text/plain", "planted %s\n", sb->id);
+}
+
 static const struct pp_mock_route modal_control_routes[] = {
 	{"GET", "/modal/control/environments", control_envs, .changes = false},
 	{"POST", "/modal/control/environments", control_envs, .changes = true},
+	{"POST", "/modal/control/orphan", plant_orphan_sandbox, .changes = true},
 	{NULL},
 };
 

@@ -649,13 +649,15 @@ static int aci_list(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	pp_json_foreach (g, pp_json_get(body, "value")) {
 		const char *id = pp_json_get_string(g, "id");
-		const char *run = pp_json_get_string(pp_json_get(g, "tags"), "pushpool-run-id");
+		const struct pp_json *tags = pp_json_get(g, "tags");
+		const char *run = pp_json_get_string(tags, PP_LABEL_RUN);
+		const char *store = pp_json_get_string(tags, PP_LABEL_STORE);
 		int64_t created = 0;
 		const char *ct = pp_json_get_string(pp_json_get(g, "systemData"), "createdAt");
 		if (ct && pp_time_parse(ct, 0, &created))
 			created = 0;
 		if (id && run && *run &&
-		    (rc = pp_remote_list_add(io->listed, id, run, created, err)))
+		    (rc = pp_remote_list_add(io->listed, id, run, store, created, err)))
 			break;
 	}
 	const char *next = pp_json_get_string(body, "nextLink");

@@ -341,7 +341,8 @@ static int add_tag(struct pp_run_io *io, struct pp_json *tags, const char *name,
 {
 	if (v->type == PP_JSON_NULL || find_tag(tags, name))
 		return 0;
-	if (tags->count >= ACI_MAX_TAGS - 1) {
+	/* Two left for pushpool's run and store tags. */
+	if (tags->count >= ACI_MAX_TAGS - 2) {
 		pp_warn("aci run %s: tag '%s' left out: ARM allows %d tags", io->run_id, name,
 			ACI_MAX_TAGS);
 		return 0;
@@ -356,7 +357,7 @@ static int add_tag(struct pp_run_io *io, struct pp_json *tags, const char *name,
 }
 
 /* tags: the template's own, then every label (prefect.io/flow-run-id, ...),
- * as valid ARM tags, then pushpool-run-id. Names ARM reserves are left out
+ * as valid ARM tags, then pushpool-run-id and pushpool-store-id. Names ARM reserves are left out
  * with a warning, as are tags past ARM's limit of 50. */
 static int shape_tags(struct pp_run_io *io, struct pp_json *body, struct pp_error *err)
 {
@@ -390,11 +391,15 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *body, struct pp_erro
 		}
 	}
 	pp_json_free(given);
-	struct pp_json *clash = find_tag(tags, "pushpool-run-id");
-	if (clash)
-		pp_json_free(pp_json_detach(clash));
-	if (!rc && pp_json_set_string(tags, "pushpool-run-id", io->run_id))
-		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	/* Ours win over a template's or label's tag of the same name. */
+	const char *ours[][2] = {{PP_LABEL_RUN, io->run_id}, {PP_LABEL_STORE, io->store_id}};
+	for (size_t i = 0; i < 2 && !rc; i++) {
+		struct pp_json *clash = find_tag(tags, ours[i][0]);
+		if (clash)
+			pp_json_free(pp_json_detach(clash));
+		if (ours[i][1] && *ours[i][1] && pp_json_set_string(tags, ours[i][0], ours[i][1]))
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	}
 	return rc;
 }
 

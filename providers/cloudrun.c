@@ -131,7 +131,7 @@ static void gcp_label(char *out, size_t size, const char *in, bool is_key)
 }
 
 static int add_labels(struct pp_json *target, const struct pp_json *labels, const char *run_id,
-		      struct pp_error *err)
+		      const char *store_id, struct pp_error *err)
 {
 	struct pp_json *dst = pp_json_get(target, "labels");
 	if (!dst) {
@@ -143,9 +143,16 @@ static int add_labels(struct pp_json *target, const struct pp_json *labels, cons
 		return pp_fail(err, PP_EINVALID, "job_body labels must be an object, not %s",
 			       pp_json_type_name(dst->type));
 	char key[64], val[64];
+	/* Ours are set over any of the same name: the sweeper trusts them. A
+	 * UUID is a valid GCP label value as it is. */
 	gcp_label(val, sizeof(val), run_id, false);
-	if (!pp_json_get(dst, "pushpool-run-id") && pp_json_set_string(dst, "pushpool-run-id", val))
+	if (pp_json_set_string(dst, PP_LABEL_RUN, val))
 		return pp_fail(err, PP_ENOMEM, "out of memory adding labels");
+	if (store_id && *store_id) {
+		gcp_label(val, sizeof(val), store_id, false);
+		if (pp_json_set_string(dst, PP_LABEL_STORE, val))
+			return pp_fail(err, PP_ENOMEM, "out of memory adding labels");
+	}
 	pp_json_foreach (l, labels) {
 		if (dst->count >= CR_MAX_LABELS)
 			break;
@@ -307,9 +314,9 @@ static int shape_body(struct pp_run_io *io, struct pp_json *body, struct pp_erro
 
 	struct pp_json *labels = pp_json_get(job, "labels");
 	struct pp_json *exec_tpl = pp_json_get(body, "template");
-	rc = add_labels(body, labels, io->run_id, err);
+	rc = add_labels(body, labels, io->run_id, io->store_id, err);
 	if (!rc)
-		rc = add_labels(exec_tpl, labels, io->run_id, err);
+		rc = add_labels(exec_tpl, labels, io->run_id, io->store_id, err);
 	return rc;
 }
 
@@ -830,14 +837,16 @@ static int cr_list(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	pp_json_foreach (job, pp_json_get(body, "jobs")) {
 		const char *name = pp_json_get_string(job, "name");
-		const char *run = pp_json_get_string(pp_json_get(job, "labels"), "pushpool-run-id");
+		const struct pp_json *labels = pp_json_get(job, "labels");
+		const char *run = pp_json_get_string(labels, PP_LABEL_RUN);
+		const char *store = pp_json_get_string(labels, PP_LABEL_STORE);
 		if (!name || !run || !*run)
 			continue;
 		int64_t created = 0;
 		const char *ct = pp_json_get_string(job, "createTime");
 		if (ct && pp_time_parse(ct, 0, &created))
 			created = 0;
-		if ((rc = pp_remote_list_add(io->listed, name, run, created, err)))
+		if ((rc = pp_remote_list_add(io->listed, name, run, store, created, err)))
 			break;
 	}
 	const char *next = pp_json_get_string(body, "nextPageToken");

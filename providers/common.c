@@ -300,7 +300,7 @@ void pp_set_message(char *dst, size_t size, const char *fmt, ...)
 }
 
 int pp_remote_list_add(struct pp_remote_list *l, const char *id, const char *run_id,
-		       long long created_ms, struct pp_error *err)
+		       const char *store_id, long long created_ms, struct pp_error *err)
 {
 	if (l->n >= PP_REMOTE_LIST_MAX)
 		return pp_fail(err, PP_ENOMEM, "listing holds over %d objects", PP_REMOTE_LIST_MAX);
@@ -316,6 +316,9 @@ int pp_remote_list_add(struct pp_remote_list *l, const char *id, const char *run
 	int rc = pp_copy_str(o->id, sizeof(o->id), id, "object id", err);
 	if (!rc)
 		rc = pp_copy_str(o->run_id, sizeof(o->run_id), run_id, "run id label", err);
+	if (!rc)
+		rc = pp_copy_str(o->store_id, sizeof(o->store_id), store_id ? store_id : "",
+				 "store id label", err);
 	if (rc)
 		return rc;
 	o->created_ms = created_ms;

@@ -29,7 +29,6 @@
 #define ECS_TARGET_PREFIX     "AmazonEC2ContainerServiceV20141113."
 #define ECS_CONTENT_TYPE      "application/x-amz-json-1.1"
 #define ECS_DEFAULT_CONTAINER "prefect"
-#define ECS_RUN_TAG	      "pushpool:run-id"
 #define ECS_MAX_OVERRIDES     8192
 /* botocore ECS model: TagKey max 128, TagValue max 256, Tags max 50 */
 #define ECS_TAG_KEY_MAX	  128
@@ -393,7 +392,7 @@ static bool aws_reserved(const char *s)
 /* RunTask tags as Prefect's worker builds them: the template's tags, then
  * every label (prefect.io/flow-run-id, ... and the user's), a label
  * replacing a tag of the same key, keys and values sanitised; plus our
- * run tag. Tags ECS would refuse (an empty or aws:-prefixed key, more than
+ * run and store tags. Tags ECS would refuse (an empty or aws:-prefixed key, more than
  * ECS_MAX_TAGS) are left out with a warning rather than failing the run. */
 static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error *err)
 {
@@ -424,9 +423,9 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 		ecs_tag_text(key, ECS_TAG_KEY_MAX, pp_json_get_string(t, "key"));
 		ecs_tag_text(val, ECS_TAG_VALUE_MAX, v ? v : "");
 		if (!key[0] || aws_reserved(key) || aws_reserved(val) ||
-		    !strcmp(key, ECS_RUN_TAG)) {
+		    !strcmp(key, ECS_RUN_TAG) || !strcmp(key, ECS_STORE_TAG)) {
 			pp_warn("ecs run %s: tag '%s' left out (an empty key, an aws: prefix or "
-				"our own run tag)",
+				"our own run or store tag)",
 				io->run_id, pp_json_get_string(t, "key"));
 			continue;
 		}
@@ -443,7 +442,8 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 				pp_json_free(pp_json_detach(o));
 				break;
 			}
-		if (out->count >= ECS_MAX_TAGS - 1) {
+		/* Two left for our run and store tags. */
+		if (out->count >= ECS_MAX_TAGS - 2) {
 			pp_warn("ecs run %s: tag '%s' left out: ECS allows %d tags", io->run_id,
 				key, ECS_MAX_TAGS);
 			pp_json_free(pair);
@@ -453,15 +453,9 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 			rc = PP_ENOMEM;
 	}
 	pp_json_free(list);
-	struct pp_json *run_tag = pp_json_new(PP_JSON_OBJECT);
-	if (!rc && (pp_json_set_string(run_tag, "key", ECS_RUN_TAG) ||
-		    pp_json_set_string(run_tag, "value", io->run_id)))
-		rc = PP_ENOMEM;
-	if (!rc) {
-		rc = pp_json_append(out, run_tag);
-		run_tag = NULL;
-	}
-	pp_json_free(run_tag);
+	rc = rc ? rc : pp_ecs_add_tag(out, ECS_RUN_TAG, io->run_id);
+	if (!rc && io->store_id && *io->store_id)
+		rc = pp_ecs_add_tag(out, ECS_STORE_TAG, io->store_id);
 	if (rc) {
 		pp_json_free(out);
 		return rc == PP_ENOMEM ? pp_fail(err, rc, "out of memory")
@@ -678,6 +672,7 @@ static int adopt_task(struct pp_run_io *io, const char *arn, struct pp_error *er
 
 static int on_run(struct pp_run_io *io, struct pp_error *err)
 {
+	struct ecs_state *st = io->state;
 	char code[96];
 	struct pp_json *body = NULL;
 	if (io->resp_rc) {
@@ -690,6 +685,10 @@ static int on_run(struct pp_run_io *io, struct pp_error *err)
 				arn);
 			pp_error_clear(err);
 			rc = adopt_task(io, arn, err);
+		} else if (!strcmp(code, "ClientException") && strcasestr(err->msg, "inactive") &&
+			   !st->td_given && !st->td_refreshed) {
+			pp_json_free(body);
+			return pp_ecs_td_inactive(io, err);
 		} else if (!strcmp(code, "ClientException") &&
 			   strcasestr(err->msg, ECS_PROVISIONING_QUOTA_MSG)) {
 			rc = err->code = PP_ETRANSIENT;
@@ -731,6 +730,7 @@ static int ecs_submit(struct pp_run_io *io, struct pp_error *err)
 	case ECS_REGISTER:
 		return io->resp ? pp_ecs_on_register(io, err)
 				: pp_ecs_send_action(io, "RegisterTaskDefinition", st->td, err);
+	case ECS_CONVERGE: return pp_ecs_converge(io, err);
 	case ECS_RUN: return io->resp ? on_run(io, err) : pp_ecs_send_run(io, err);
 	case ECS_SUBMITTED: break;
 	}
@@ -963,7 +963,9 @@ static void ecs_release(void *state)
 		e->users--;
 	pp_json_free(st->td);
 	pp_json_free(st->run);
-	st->td = st->run = NULL;
+	pp_json_free(st->conv_candidates);
+	st->td = st->run = st->conv_candidates = NULL;
+	pp_ecs_sweep_release(st);
 }
 
 static void ecs_release_shared(void *shared)
@@ -979,7 +981,8 @@ static void ecs_release_shared(void *shared)
 static const char *const ecs_pool_types[] = {"ecs:push", "ecs", NULL};
 
 /* A vpc_id's subnets (EC2), no task definition revision to reuse, so one is
- * registered; then the task. */
+ * registered (and no equal one registered concurrently is found); then the
+ * task. */
 static const struct pp_dry_answer ecs_dry_run[] = {
 	{.url_part = "://ec2.",
 	 .status = 200,
@@ -998,6 +1001,10 @@ static const struct pp_dry_answer ecs_dry_run[] = {
 	 .status = 400,
 	 .body = "{\"__type\":\"ClientException\",\"message\":\"(dry run: no revision to "
 		 "reuse)\"}"},
+	{.header = "X-Amz-Target",
+	 .header_suffix = ".ListTaskDefinitions",
+	 .status = 200,
+	 .body = "{\"taskDefinitionArns\":[]}"},
 	{.header = "X-Amz-Target",
 	 .header_suffix = ".RunTask",
 	 .status = 200,
@@ -1019,6 +1026,8 @@ const struct pp_provider pp_provider_ecs = {
 	.status = ecs_status,
 	.cancel = ecs_cancel,
 	.cleanup = ecs_cleanup,
+	.list = pp_ecs_list,
+	.remove = pp_ecs_remove,
 	.release = ecs_release,
 	.release_shared = ecs_release_shared,
 	.logs = pp_ecs_logs,

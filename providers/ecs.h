@@ -11,8 +11,22 @@
 #include "providers/provider.h"
 
 #define ECS_HASH_TAG "pushpool:td-hash"
+/* pushpool's run and store labels (PP_LABEL_RUN, PP_LABEL_STORE) as ECS
+ * tags, in the namespace:key style AWS uses. */
+#define ECS_RUN_TAG   "pushpool:run-id"
+#define ECS_STORE_TAG "pushpool:store-id"
 
-enum ecs_step { ECS_SUBNETS, ECS_TD, ECS_DESCRIBE_TD, ECS_REGISTER, ECS_RUN, ECS_SUBMITTED };
+/* ECS_CONVERGE: after registering, the family's lower revisions of the same
+ * content are looked for (ecs_taskdef.c, pp_ecs_converge). */
+enum ecs_step {
+	ECS_SUBNETS,
+	ECS_TD,
+	ECS_DESCRIBE_TD,
+	ECS_REGISTER,
+	ECS_CONVERGE,
+	ECS_RUN,
+	ECS_SUBMITTED
+};
 
 struct ecs_td_entry {
 	char hash[65];
@@ -50,6 +64,18 @@ struct ecs_state {
 	int missing_answers;
 	enum pp_run_state last_state; /* from the last DescribeTasks that saw the task */
 	enum ecs_step step;
+	/* converging (ecs_taskdef.c): the revision we registered, the lower
+	 * revisions of its family still to describe (lowest first), and the
+	 * one chosen instead of ours */
+	char conv_mine[512];
+	char conv_winner[512];
+	struct pp_json *conv_candidates;
+	bool conv_listed, conv_deregistering;
+	bool td_refreshed; /* RunTask found the definition INACTIVE once */
+	/* list (ecs_sweep.c): the task ARNs of the ListTasks page being
+	 * described, and the next page's token */
+	struct pp_json *list_arns;
+	char *list_token;
 	struct ecs_shared *shared;
 	struct pp_json *td;  /* RegisterTaskDefinition body */
 	struct pp_json *run; /* RunTask body, taskDefinition filled in later */
@@ -86,10 +112,23 @@ int pp_ecs_send_describe_td(struct pp_run_io *io, struct pp_error *err);
 int pp_ecs_on_describe_td(struct pp_run_io *io, struct pp_error *err);
 /* Handle the RegisterTaskDefinition answer, then run the task (ecs_taskdef.c). */
 int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err);
+/* The converge step's requests and answers, then RunTask (ecs_taskdef.c). */
+int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err);
+/* RunTask refused the definition as INACTIVE: resolve it again, once
+ * (ecs_taskdef.c). */
+int pp_ecs_td_inactive(struct pp_run_io *io, struct pp_error *err);
 /* Give up the run's use of its definition; true when it should be deregistered (ecs_taskdef.c). */
 bool pp_ecs_release_td(struct ecs_state *st);
 /* The pool's cache entry for a definition hash, or NULL (ecs_taskdef.c). */
 struct ecs_td_entry *pp_ecs_cache_find(struct ecs_shared *sh, const char *hash);
+/* Append {key, value} to an ECS tag list; PP_ENOMEM (ecs_sweep.c). */
+int pp_ecs_add_tag(struct pp_json *tags, const char *key, const char *value);
+/* The sweeper's ops: the cluster's running tasks tagged with our store,
+ * StopTask on one (ecs_sweep.c). */
+int pp_ecs_list(struct pp_run_io *io, struct pp_error *err);
+int pp_ecs_remove(struct pp_run_io *io, struct pp_error *err);
+/* Free what list keeps in st (ecs_sweep.c). */
+void pp_ecs_sweep_release(struct ecs_state *st);
 /* Unlink and free one cache entry (ecs_taskdef.c). */
 void pp_ecs_cache_remove(struct ecs_shared *sh, struct ecs_td_entry *victim);
 

@@ -5,8 +5,10 @@
  * match_latest_revision_in_family, or a family named after the content,
  * the family's latest revision is reused when it matches. Register is not
  * idempotent, so an ambiguous failure is followed by DescribeTaskDefinition
- * looking for our hash tag before registering again. pp_ecs_release_td gives up a
- * run's use of a definition at cleanup. */
+ * looking for our hash tag before registering again; after a registration,
+ * an equal lower revision another process registered concurrently is used
+ * instead and ours deregistered (converging, below). pp_ecs_release_td
+ * gives up a run's use of a definition at cleanup. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +324,8 @@ int pp_ecs_on_describe_td(struct pp_run_io *io, struct pp_error *err)
 	return pp_ecs_send_action(io, "RegisterTaskDefinition", st->td, err);
 }
 
+static int converge_next(struct pp_run_io *io, struct pp_error *err);
+
 int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
@@ -348,9 +352,236 @@ int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err)
 			       "ECS RegisterTaskDefinition: response has no taskDefinitionArn");
 	}
 	pp_info("ecs run %s: registered task definition %s", io->run_id, arn);
-	td_resolved(st, arn, true);
+	rc = pp_copy_str(st->conv_mine, sizeof(st->conv_mine), arn, "task definition ARN", err);
 	pp_json_free(resp);
+	if (rc)
+		return rc;
+	st->step = ECS_CONVERGE;
+	st->conv_listed = st->conv_deregistering = false;
+	st->conv_winner[0] = '\0';
+	return converge_next(io, err);
+}
+
+/* ---- converging concurrent registrations ----
+ *
+ * Two processes (two `once`, two dispatchers with a store each) that find no
+ * revision to reuse both register one: the same content under two
+ * revisions. After registering, a run lists the family's ACTIVE revisions
+ * and looks for lower ones carrying the same content hash tag. The lowest
+ * such revision is used, and the one just registered is deregistered. The
+ * registrant of the lowest revision finds no lower one and keeps it; every
+ * other registrant got its revision number after the lowest was
+ * committed, so its listing shows that one and it gives up its own. So the
+ * racers converge on one revision, and nobody deregisters a revision
+ * without using another it saw ACTIVE. (ECS lists eventually
+ * consistently: a listing that misses the lower revision leaves two, as
+ * before, never none.) Convergence is best effort: a refused or failed
+ * listing (a role without ecs:ListTaskDefinitions) keeps our revision. */
+
+/* Revisions right below ours that are described, at most (racing
+ * registrations are adjacent; an old duplicate further down is left). */
+#define ECS_CONVERGE_MAX 8
+
+/* "arn:...:task-definition/FAMILY:REV" -> REV when FAMILY is family, else -1. */
+static long revision_in(const char *arn, const char *family)
+{
+	const char *p = arn ? strstr(arn, ":task-definition/") : NULL;
+	if (!p)
+		return -1;
+	p += strlen(":task-definition/");
+	size_t n = strlen(family);
+	if (strncmp(p, family, n) || p[n] != ':')
+		return -1;
+	char *end;
+	long rev = strtol(p + n + 1, &end, 10);
+	return *end || rev < 1 ? -1 : rev;
+}
+
+static int converge_done(struct pp_run_io *io, const char *arn, bool registered_here,
+			 struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	pp_json_free(st->conv_candidates);
+	st->conv_candidates = NULL;
+	td_resolved(st, arn, registered_here);
 	return pp_ecs_send_run(io, err);
+}
+
+/* Candidates: the family's revisions below ours in a DESC listing, the
+ * nearest ECS_CONVERGE_MAX of them, kept lowest first. */
+static int on_converge_list(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	const char *family = pp_json_get_string(st->td, "family");
+	long mine = revision_in(st->conv_mine, family ? family : "");
+	struct pp_json *resp;
+	int rc = pp_resp_json(io, "ECS ListTaskDefinitions", &resp, err);
+	if (rc)
+		return rc;
+	const char *picked[ECS_CONVERGE_MAX];
+	size_t n = 0;
+	pp_json_foreach (a, pp_json_get(resp, "taskDefinitionArns")) {
+		const char *arn = pp_json_string(a);
+		long rev = revision_in(arn, family ? family : "");
+		if (rev >= 1 && rev < mine && n < ECS_CONVERGE_MAX)
+			picked[n++] = arn;
+	}
+	/* The listing is newest first: keep the lowest first. */
+	struct pp_json *below = pp_json_new(PP_JSON_ARRAY);
+	for (size_t i = n; below && i > 0; i--)
+		if (pp_json_append(below, pp_json_new_string(picked[i - 1]))) {
+			pp_json_free(below);
+			below = NULL;
+		}
+	pp_json_free(resp);
+	if (!below)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	pp_json_free(st->conv_candidates);
+	st->conv_candidates = below;
+	return 0;
+}
+
+static int send_converge_describe(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+	int rc = !b ||
+		 pp_json_set_string(b, "taskDefinition",
+				    pp_json_string(pp_json_at(st->conv_candidates, 0))) ||
+		 pp_json_set(b, "include", pp_ecs_string_array("TAGS"));
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+		: pp_ecs_send_action(io, "DescribeTaskDefinition", b, err);
+	pp_json_free(b);
+	return rc;
+}
+
+static int send_converge_deregister(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+	int rc = !b || pp_json_set_string(b, "taskDefinition", st->conv_mine)
+			 ? pp_fail(err, PP_ENOMEM, "out of memory")
+			 : pp_ecs_send_action(io, "DeregisterTaskDefinition", b, err);
+	pp_json_free(b);
+	st->conv_deregistering = true;
+	return rc;
+}
+
+/* The next request of the converge step: list, describe the next
+ * candidate, deregister ours, or, when done, RunTask. */
+static int converge_next(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	if (!st->conv_listed) {
+		struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+		int rc = !b ||
+			 pp_json_set_string(b, "familyPrefix",
+					    pp_json_get_string(st->td, "family")) ||
+			 pp_json_set_string(b, "status", "ACTIVE") ||
+			 pp_json_set_string(b, "sort", "DESC") ||
+			 pp_json_set_int(b, "maxResults", 100);
+		rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+			: pp_ecs_send_action(io, "ListTaskDefinitions", b, err);
+		pp_json_free(b);
+		return rc;
+	}
+	if (st->conv_winner[0])
+		return send_converge_deregister(io, err);
+	if (st->conv_candidates && st->conv_candidates->count)
+		return send_converge_describe(io, err);
+	return converge_done(io, st->conv_mine, true, err);
+}
+
+int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	char code[96];
+	if (!io->resp)
+		return converge_next(io, err);
+	if (st->conv_deregistering) {
+		/* Ours stays registered if this fails: a spare revision, not a
+		 * broken run. */
+		if (io->resp_rc) {
+			pp_ecs_error(io, "DeregisterTaskDefinition", code, sizeof(code), NULL, err);
+			pp_warn("ecs run %s: duplicate task definition %s not deregistered: %s",
+				io->run_id, st->conv_mine, err->msg);
+			pp_error_clear(err);
+		}
+		char winner[sizeof(st->conv_winner)];
+		memcpy(winner, st->conv_winner, sizeof(winner));
+		return converge_done(io, winner, false, err);
+	}
+	if (io->resp_rc) {
+		const char *action =
+			st->conv_listed ? "DescribeTaskDefinition" : "ListTaskDefinitions";
+		pp_ecs_error(io, action, code, sizeof(code), NULL, err);
+		pp_warn("ecs run %s: keeping task definition %s without looking for an equal one "
+			"registered concurrently: %s",
+			io->run_id, st->conv_mine, err->msg);
+		pp_error_clear(err);
+		return converge_done(io, st->conv_mine, true, err);
+	}
+	if (!st->conv_listed) {
+		int rc = on_converge_list(io, err);
+		if (rc == PP_ENOMEM)
+			return rc;
+		if (rc) {
+			pp_warn("ecs run %s: keeping task definition %s: %s", io->run_id,
+				st->conv_mine, err->msg);
+			pp_error_clear(err);
+			return converge_done(io, st->conv_mine, true, err);
+		}
+		st->conv_listed = true;
+		return converge_next(io, err);
+	}
+	/* A described candidate: ours when ACTIVE and tagged with our hash (an
+	 * answer that does not parse is not ours). */
+	struct pp_json *resp = NULL;
+	int rc = pp_resp_json(io, "ECS DescribeTaskDefinition", &resp, err);
+	if (rc == PP_ENOMEM)
+		return rc;
+	pp_error_clear(err);
+	rc = 0;
+	const struct pp_json *remote = pp_json_get(resp, "taskDefinition");
+	const char *arn = pp_json_get_string(remote, "taskDefinitionArn");
+	const char *status = pp_json_get_string(remote, "status");
+	if (arn && status && !strcmp(status, "ACTIVE") &&
+	    has_hash_tag(pp_json_get(resp, "tags"), st->hash)) {
+		pp_info("ecs run %s: %s has the same content and a lower revision than %s, which "
+			"was registered concurrently: using it, deregistering ours",
+			io->run_id, arn, st->conv_mine);
+		rc = pp_copy_str(st->conv_winner, sizeof(st->conv_winner), arn,
+				 "task definition ARN", err);
+	}
+	pp_json_free(resp);
+	pp_json_free(pp_json_detach(pp_json_at(st->conv_candidates, 0)));
+	return rc ? rc : converge_next(io, err);
+}
+
+int pp_ecs_td_inactive(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	pp_info("ecs run %s: task definition %s is INACTIVE (another process deregistered it): "
+		"resolving it again",
+		io->run_id, st->td_arn);
+	pp_error_clear(err);
+	st->td_refreshed = true;
+	struct ecs_td_entry *e = pp_ecs_cache_find(st->shared, st->hash);
+	if (e && e->ready && !strcmp(e->arn, st->td_arn)) {
+		/* This run resolves it again for the pool; the runs counted on
+		 * the entry already ran their tasks and keep their count. */
+		if (st->using_entry)
+			e->users--;
+		e->ready = false;
+		e->owner = st;
+	} else if (e && st->using_entry) {
+		e->users--;
+	}
+	st->using_entry = false;
+	st->registered_here = false;
+	st->td_arn[0] = '\0';
+	st->step = ECS_TD;
+	return pp_ecs_start_td(io, err);
 }
 
 /* Give up this run's use of its definition; true when it was the last

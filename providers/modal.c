@@ -86,6 +86,10 @@ struct modal_state {
 	/* job_configuration.modal_credentials, when the run brings its own token
 	 * (io->run_cred points here: the core signs with it) */
 	struct pp_cred *auth;
+	/* SandboxCreate's tags: pushpool-sandbox, then the run and store labels,
+	 * already encoded (set by prepare) */
+	struct pp_buf tags;
+	double list_before; /* list: the next SandboxList page's before_timestamp, 0: first */
 };
 
 /* ---- helpers ---- */
@@ -312,7 +316,8 @@ static int enc_create(struct modal_state *st, struct pp_buf *m)
 	 * app already names the environment) and modal-go no longer sends it. */
 	rc = rc ?: pp_pb_string(m, 1, st->app_id) ?: pp_pb_message(m, 2, &sb) ?:
 		pp_pb_string(&tag, 1, "pushpool-sandbox") ?:
-		pp_pb_string(&tag, 2, st->sandbox_name) ?: pp_pb_message(m, 4, &tag);
+		pp_pb_string(&tag, 2, st->sandbox_name) ?: pp_pb_message(m, 4, &tag) ?:
+		pp_buf_append(m, st->tags.data, st->tags.len);
 	pp_buf_free(&sb);
 	pp_buf_free(&res);
 	pp_buf_free(&gpu);
@@ -461,6 +466,25 @@ static int prepare_job_auth(struct pp_run_io *io, const struct pp_json *mc, stru
 	return rc;
 }
 
+/* SandboxCreateRequest.tags=4 SandboxTag{tag_name=1, tag_value=2} for
+ * pushpool's run and store labels, which the sweeper lists by. */
+static int encode_labels(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	const char *labels[][2] = {{PP_LABEL_RUN, io->run_id}, {PP_LABEL_STORE, io->store_id}};
+	int rc = 0;
+	for (size_t i = 0; i < 2 && !rc; i++) {
+		if (!labels[i][1] || !*labels[i][1])
+			continue;
+		struct pp_buf tag;
+		pp_buf_init(&tag, 1024);
+		rc = pp_pb_string(&tag, 1, labels[i][0]) ?: pp_pb_string(&tag, 2, labels[i][1]) ?:
+			pp_pb_message(&st->tags, 4, &tag);
+		pp_buf_free(&tag);
+	}
+	return rc ? pp_fail(err, PP_EINVALID, "modal: run id or store id too long for a tag") : 0;
+}
+
 static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 {
 	struct modal_state *st = io->state;
@@ -469,6 +493,7 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 	if (!job || job->type != PP_JSON_OBJECT)
 		return pp_fail(err, PP_EINVALID, "modal: rendered job configuration is missing");
 	pp_buf_init(&st->secret_ids, 64 * 1024);
+	pp_buf_init(&st->tags, 4096);
 	const char *image = pp_json_get_string(job, "image");
 	if (!image || !*image)
 		return pp_fail(err, PP_EINVALID, "modal: job_configuration.image is required");
@@ -497,6 +522,8 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 	 * timeout too, so Modal ends it even if pushpool is not watching. */
 	if (!st->timeout_s && io->max_runtime_s > 0)
 		st->timeout_s = io->max_runtime_s < 86400 ? (long)ceil(io->max_runtime_s) : 86400;
+	if ((rc = encode_labels(io, err)))
+		return rc;
 	rc = prepare_job_auth(io, pp_json_get(job, "modal_credentials"), err);
 	if (rc)
 		return rc;
@@ -508,6 +535,7 @@ static int modal_restore(struct pp_run_io *io, struct pp_error *err)
 {
 	struct modal_state *st = io->state;
 	pp_buf_init(&st->secret_ids, 64 * 1024);
+	pp_buf_init(&st->tags, 4096);
 	if (!io->infra_id[0] || strlen(io->infra_id) >= ID_MAX)
 		return pp_fail(err, PP_EINVALID, "modal: infra id '%s' is not a sandbox id",
 			       io->infra_id);
@@ -887,6 +915,169 @@ static int modal_cleanup(struct pp_run_io *io, struct pp_error *err)
 	return rc ? rc : PP_STEP_DONE;
 }
 
+/* ---- the sweeper's list and remove ---- */
+
+static int enc_list(struct pp_run_io *io, struct pp_buf *m)
+{
+	struct modal_state *st = io->state;
+	/* SandboxListRequest{before_timestamp=2, environment_name=3, tags=5}
+	 * (include_finished=4 left false): running sandboxes of the
+	 * environment carrying at least our store's tag, newest first, one page
+	 * before before_timestamp (as the SDKs page). */
+	struct pp_buf tag;
+	pp_buf_init(&tag, 1024);
+	int rc = (st->list_before > 0 ? pp_pb_double(m, 2, st->list_before) : 0) ?:
+		pp_pb_string(m, 3, st->environment) ?:
+		pp_pb_string(&tag, 1, PP_LABEL_STORE) ?: pp_pb_string(&tag, 2, io->store_id) ?:
+		pp_pb_message(m, 5, &tag);
+	pp_buf_free(&tag);
+	return rc;
+}
+
+static int send_list(struct pp_run_io *io, struct pp_error *err)
+{
+	struct pp_buf m;
+	pp_buf_init(&m, 4096);
+	int rc = enc_list(io, &m);
+	rc = rc ? pp_fail(err, rc, "modal SandboxList: request too large")
+		: send_rpc(io, "SandboxList", &m, err);
+	pp_buf_free(&m);
+	return rc;
+}
+
+/* Our sandbox names are pp-<run id's 32 hex digits>-<attempt>
+ * (pp_derive_name): the run id back, for a listing without tags. */
+static bool run_id_from_name(const char *name, char out[40])
+{
+	size_t n = strlen(name);
+	if (n < 36 || strncmp(name, "pp-", 3) || name[35] != '-')
+		return false;
+	for (int i = 3; i < 35; i++)
+		if (!strchr("0123456789abcdef", name[i]))
+			return false;
+	snprintf(out, 40, "%.8s-%.4s-%.4s-%.4s-%.12s", name + 3, name + 11, name + 15, name + 19,
+		 name + 23);
+	return true;
+}
+
+struct listed_sandbox {
+	char id[ID_MAX];
+	char name[128];
+	char run[64];
+	char store[64];
+	double created_at;
+};
+
+static int read_sandbox_tag(const struct pp_pb_field *outer, struct listed_sandbox *sb,
+			    struct pp_error *err)
+{
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	char name[64] = "", value[64] = "";
+	int rc;
+	pp_pb_reader_init(&r, outer->data, outer->len);
+	while ((rc = pp_pb_next(&r, &f, err)) == 1) {
+		/* A value too long for ours is not ours: skipped, not an error. */
+		if (f.wire != PP_PB_LEN || f.len >= sizeof(value))
+			continue;
+		if (f.num == 1 && (rc = pp_pb_field_string(&f, name, sizeof(name), err)))
+			return rc;
+		if (f.num == 2 && (rc = pp_pb_field_string(&f, value, sizeof(value), err)))
+			return rc;
+	}
+	if (!strcmp(name, PP_LABEL_RUN))
+		memcpy(sb->run, value, sizeof(sb->run));
+	else if (!strcmp(name, PP_LABEL_STORE))
+		memcpy(sb->store, value, sizeof(sb->store));
+	return rc;
+}
+
+/* SandboxInfo{id=1, created_at=3, tags=6, name=7} */
+static int read_sandbox_info(const struct pp_pb_field *outer, struct listed_sandbox *sb,
+			     struct pp_error *err)
+{
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	int rc;
+	memset(sb, 0, sizeof(*sb));
+	pp_pb_reader_init(&r, outer->data, outer->len);
+	while ((rc = pp_pb_next(&r, &f, err)) == 1) {
+		if (f.num == 1 && (rc = pp_pb_field_string(&f, sb->id, sizeof(sb->id), err)))
+			return rc;
+		if (f.num == 3 && f.wire == PP_PB_I64)
+			memcpy(&sb->created_at, &f.u64, sizeof(sb->created_at));
+		if (f.num == 6 && f.wire == PP_PB_LEN && (rc = read_sandbox_tag(&f, sb, err)))
+			return rc;
+		if (f.num == 7 && f.wire == PP_PB_LEN && f.len < sizeof(sb->name) &&
+		    (rc = pp_pb_field_string(&f, sb->name, sizeof(sb->name), err)))
+			return rc;
+	}
+	return rc;
+}
+
+/* Each page's sandboxes, then the page before the oldest one seen, until a
+ * page is empty. The server filtered by our store's tag, so a sandbox whose
+ * listing carries no tags (SandboxInfo.tags is marked "not yet exposed" in
+ * api.proto) is ours, its run read from its name. */
+static int modal_list(struct pp_run_io *io, struct pp_error *err)
+{
+	struct modal_state *st = io->state;
+	if (!io->store_id || !*io->store_id)
+		return PP_STEP_DONE; /* no store, nothing of ours to find */
+	if (!io->resp)
+		return send_list(io, err);
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	int rc = result(io, "SandboxList", &r, err);
+	if (rc)
+		return rc;
+	double oldest = 0;
+	size_t n = 0;
+	while ((rc = pp_pb_next(&r, &f, err)) == 1) {
+		struct listed_sandbox sb;
+		if (f.num != 1 || f.wire != PP_PB_LEN)
+			continue;
+		if ((rc = read_sandbox_info(&f, &sb, err)))
+			break;
+		n++;
+		if (oldest == 0 || sb.created_at < oldest)
+			oldest = sb.created_at;
+		if (!sb.run[0] && !run_id_from_name(sb.name, sb.run))
+			continue;
+		if (sb.id[0] &&
+		    (rc = pp_remote_list_add(
+			     io->listed, sb.id, sb.run, sb.store[0] ? sb.store : io->store_id,
+			     sb.created_at > 0 ? (long long)(sb.created_at * 1000) : 0, err)))
+			break;
+	}
+	if (rc)
+		return pp_error_prefix(err, "modal SandboxList: ");
+	/* A page whose oldest sandbox is not older than the last page's would
+	 * repeat itself: the listing ends there. */
+	if (!n || !(oldest > 0) || (st->list_before > 0 && oldest >= st->list_before))
+		return PP_STEP_DONE;
+	st->list_before = oldest;
+	return send_list(io, err);
+}
+
+/* SandboxTerminate on the listed sandbox; one already gone is removed. */
+static int modal_remove(struct pp_run_io *io, struct pp_error *err)
+{
+	if (!io->resp) {
+		if (!io->infra_id[0] || strlen(io->infra_id) >= ID_MAX)
+			return pp_fail(err, PP_EINVALID, "modal: '%s' is not a sandbox id",
+				       io->infra_id);
+		return send_for_sandbox(io, "SandboxTerminate", false, err);
+	}
+	struct pp_pb_reader r;
+	int rc = result(io, "SandboxTerminate", &r, err);
+	if (rc == PP_ENOTFOUND) {
+		pp_error_clear(err);
+		return PP_STEP_DONE;
+	}
+	return rc ? rc : PP_STEP_DONE;
+}
+
 static void modal_release(void *state)
 {
 	struct modal_state *st = state;
@@ -895,6 +1086,7 @@ static void modal_release(void *state)
 	pp_json_free(st->regions);
 	pp_json_free(st->secrets);
 	pp_buf_free(&st->secret_ids);
+	pp_buf_free(&st->tags);
 	pp_cred_free(st->auth);
 }
 
@@ -912,6 +1104,8 @@ const struct pp_provider pp_provider_modal = {
 	.status = modal_status,
 	.cancel = modal_cancel,
 	.cleanup = modal_cleanup,
+	.list = modal_list,
+	.remove = modal_remove,
 	.release = modal_release,
 	.logs = pp_modal_logs,
 };

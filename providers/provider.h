@@ -61,11 +61,19 @@ enum { PP_STEP_DONE = 0, PP_STEP_SEND = 1, PP_STEP_WAIT = 2 };
 
 struct pp_cred;
 
+/* The labels (tags) every remote object of a run carries: the run that
+ * created it, and the store that run belongs to (pp_run_io.store_id). Each
+ * cloud spells them by its own rules (ECS: "pushpool:run-id" and
+ * "pushpool:store-id"); both values are UUIDs, which every cloud accepts. */
+#define PP_LABEL_RUN   "pushpool-run-id"
+#define PP_LABEL_STORE "pushpool-store-id"
+
 /* One remote object carrying pushpool's ownership label, as a list op found
  * it. */
 struct pp_remote_obj {
 	char id[512];	      /* what the remove op takes: job, group, task ARN, sandbox id */
-	char run_id[64];      /* the label's value: the run that created it */
+	char run_id[64];      /* the run label's value: the run that created it */
+	char store_id[64];    /* the store label's value, "" when the object has none */
 	long long created_ms; /* wall ms the cloud reports it was created, 0 if it does not */
 };
 /* Objects a list op found; a list holds at most PP_REMOTE_LIST_MAX. */
@@ -77,7 +85,7 @@ struct pp_remote_list {
 /* Append one object; PP_ENOMEM past PP_REMOTE_LIST_MAX (a listing that
  * large is cut short rather than grown without bound). */
 int pp_remote_list_add(struct pp_remote_list *l, const char *id, const char *run_id,
-		       long long created_ms, struct pp_error *err);
+		       const char *store_id, long long created_ms, struct pp_error *err);
 void pp_remote_list_free(struct pp_remote_list *l);
 
 /* One line of a run's output, as the cloud keeps it. */
@@ -121,8 +129,12 @@ struct pp_run_io {
 	/* inputs, owned by the core */
 	const char *run_id; /* stable id of the run (UUID) */
 	const char *run_name;
-	int attempt;			 /* submission attempt, from 1 */
-	const char *idem_key;		 /* deterministic key derived from run id (+attempt) */
+	int attempt;	      /* submission attempt, from 1 */
+	const char *idem_key; /* deterministic key derived from run id (+attempt) */
+	/* The id of the store the run belongs to (a UUID), labelled on every
+	 * remote object beside the run id; NULL or "" for a run of no store
+	 * (`pushpool run`, `render`): no store label, and no sweeper removes it. */
+	const char *store_id;
 	const struct pp_json *job;	 /* rendered job configuration */
 	const char *endpoint;		 /* API base URL override or NULL for the real cloud */
 	struct pp_cred *cred;		 /* the pool's: the core applies it to every request sent */
@@ -195,10 +207,12 @@ struct pp_provider {
 	int (*cleanup)(struct pp_run_io *io, struct pp_error *err);
 	/* The sweeper's ops, optional (NULL: the cloud is not swept). Both run
 	 * on a state prepared from the pool's own job (its project, region,
-	 * resource group, cluster or app), with a run id of no run. list pages
-	 * through the objects carrying pushpool's run label in that scope and
-	 * appends each to io->listed; objects without the label are never
-	 * listed. remove deletes the object io->infra_id names, as list
+	 * resource group, cluster or app), with a run id of no run and the
+	 * sweeper's store id in io->store_id. list pages through the objects
+	 * carrying pushpool's run label in that scope and appends each, with
+	 * its store label ("" when it has none), to io->listed; objects without
+	 * the run label are never listed. A cloud that can filter by label may
+	 * list only the objects labelled with io->store_id. remove deletes the object io->infra_id names, as list
 	 * reported it; an object already gone is a success, so several
 	 * dispatchers may sweep the same scope. */
 	int (*list)(struct pp_run_io *io, struct pp_error *err);

@@ -71,6 +71,16 @@ static const char *const migrations[] = {
 	"CREATE TABLE provisions ("
 	" pool TEXT PRIMARY KEY, owner TEXT, lease_expires BIGINT NOT NULL DEFAULT 0,"
 	" owned TEXT NOT NULL DEFAULT '', updated_ms BIGINT NOT NULL);",
+	/* 3: the store's identity, labelled on every remote object its runs
+	 * create, so a sweeper removes only its own store's objects: a random
+	 * UUID (version 4 layout), made once. md5 of random() rather than
+	 * gen_random_uuid(), which needs PostgreSQL 13 or pgcrypto. */
+	"CREATE TABLE pushpool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"INSERT INTO pushpool_meta SELECT 'store_id', substr(h, 1, 8) || '-' ||"
+	" substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-' ||"
+	" substr('89ab', 1 + floor(random() * 4)::int, 1) || substr(h, 18, 3) || '-' ||"
+	" substr(h, 21, 12) FROM (SELECT md5(random()::text || clock_timestamp()::text ||"
+	" random()::text) AS h) AS r;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
@@ -819,6 +829,25 @@ static int pg_next_due(struct pp_store *base, int64_t *ms, struct pp_error *err)
 	return 0;
 }
 
+static int pg_store_id(struct pp_store *base, char out[PP_ID_LEN], struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	out[0] = '\0';
+	int rc;
+	PGresult *res =
+		query(s, "read store id", "SELECT value FROM pushpool_meta WHERE key = 'store_id'",
+		      0, NULL, &rc, err);
+	if (!res)
+		return rc;
+	if (PQntuples(res) == 1 && strlen(PQgetvalue(res, 0, 0)) < PP_ID_LEN)
+		snprintf(out, PP_ID_LEN, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (!out[0])
+		return pp_fail(err, PP_EINVALID, "store %s: no store id in pushpool_meta",
+			       s->where);
+	return 0;
+}
+
 static int pg_wake_fd(struct pp_store *base)
 {
 	struct pg_store *s = (struct pg_store *)base;
@@ -946,6 +975,7 @@ const struct pp_store_ops pp_store_pg = {
 	.cancel_requests = pg_cancel_requests,
 	.counts = pg_counts,
 	.next_due = pg_next_due,
+	.store_id = pg_store_id,
 	.wake_fd = pg_wake_fd,
 	.wake_drain = pg_wake_drain,
 	.prov_lock = pg_prov_lock,

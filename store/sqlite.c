@@ -71,6 +71,14 @@ static const char *const migrations[] = {
 	"CREATE TABLE provisions ("
 	" pool TEXT PRIMARY KEY, owner TEXT, lease_expires INTEGER NOT NULL DEFAULT 0,"
 	" owned TEXT NOT NULL DEFAULT '', updated_ms INTEGER NOT NULL);",
+	/* 3: the store's identity, labelled on every remote object its runs
+	 * create, so a sweeper removes only its own store's objects: a random
+	 * UUID (version 4 layout), made once. */
+	"CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"INSERT INTO store_meta VALUES ('store_id', lower(hex(randomblob(4))) || '-' ||"
+	" lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' ||"
+	" substr('89ab', 1 + abs(random() % 4), 1) || substr(lower(hex(randomblob(2))), 2) ||"
+	" '-' || lower(hex(randomblob(6))));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -918,6 +926,26 @@ static int sqlite_prov_get(struct pp_store *base, const char *pool, char **owned
 	return *owned ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
+static int sqlite_store_id(struct pp_store *base, char out[PP_ID_LEN], struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM store_meta WHERE key = 'store_id'", -1,
+			       &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare store id");
+	int rc = sqlite3_step(st);
+	const unsigned char *v = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	if (v && strlen((const char *)v) < PP_ID_LEN)
+		snprintf(out, PP_ID_LEN, "%s", (const char *)v);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(s, err, "read store id");
+	if (!out[0])
+		return pp_fail(err, PP_EINVALID, "store %s: no store id in store_meta", s->path);
+	return 0;
+}
+
 const struct pp_store_ops pp_store_sqlite = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -936,4 +964,5 @@ const struct pp_store_ops pp_store_sqlite = {
 	.prov_lock = sqlite_prov_lock,
 	.prov_save = sqlite_prov_save,
 	.prov_get = sqlite_prov_get,
+	.store_id = sqlite_store_id,
 };

@@ -171,6 +171,11 @@ struct pp_store_ops {
 			 const char *owned, bool release, struct pp_error *err);
 	/* Read the journal without the lock (plan): *owned "" when none. */
 	int (*prov_get)(struct pp_store *s, const char *pool, char **owned, struct pp_error *err);
+	/* The store's id: a UUID made once when the store was created (a
+	 * migration), the same for every dispatcher sharing the store. Remote
+	 * objects are labelled with it, and the sweeper removes only objects of
+	 * its own store. */
+	int (*store_id)(struct pp_store *s, char out[PP_ID_LEN], struct pp_error *err);
 };
 #define PP_PROV_OWNER_MAX 128
 

@@ -47,7 +47,7 @@ while read -r cmd; do
 done <"$T/commands"
 
 # Subcommands the table does not name.
-for sub in "runs ls" "runs show" "runs cancel" "runs -c $T/absent.conf ls" "store migrate" \
+for sub in "runs ls" "runs show" "runs cancel" "runs -c $T/absent.conf ls" "store migrate" "store id" \
 	"auth check" "template default"; do
 	# shellcheck disable=SC2086
 	try $sub --help

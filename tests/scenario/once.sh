@@ -43,6 +43,9 @@ state_dir = $T
 status_interval = 0.1
 backoff_base_ms = 20
 backoff_max_ms = 200
+; the sweep at the end of a pass describes the cluster's tasks too, which
+; would count as polls here (sweep_orphans.sh covers once's sweep)
+sweep_interval = 0
 
 [credentials "aws"]
 type = aws

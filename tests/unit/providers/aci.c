@@ -16,9 +16,10 @@
 #include "lib/log.h"
 #include "providers/provider.h"
 
-#define RUN_ID "0B7E1A52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
-#define GROUP  "pp-0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b-1"
-#define BASE   "http://127.0.0.1:9"
+#define RUN_ID	 "0B7E1A52-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+#define STORE_ID "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+#define GROUP	 "pp-0b7e1a523c4d4e5f8a9b0c1d2e3f4a5b-1"
+#define BASE	 "http://127.0.0.1:9"
 #define GROUP_ID                                                                                   \
 	"/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-(x)/providers/"     \
 	"Microsoft.ContainerInstance/containerGroups/" GROUP
@@ -68,6 +69,7 @@ static struct fixture *fixture_new(int start_timeout, bool keep)
 	snprintf(text, sizeof(text), JOB_TEXT, start_timeout, keep ? "true" : "false");
 	assert_int_equal(pp_json_parse(text, strlen(text), NULL, &f->job, &f->err), 0);
 	f->io.run_id = RUN_ID;
+	f->io.store_id = STORE_ID;
 	f->io.attempt = 1;
 	f->io.job = f->job;
 	f->io.endpoint = BASE;
@@ -308,6 +310,7 @@ static void test_labels_become_valid_arm_tags(void **unused)
 	assert_string_equal(pp_json_get_string(tags, "tab_here"), "t");
 	assert_string_equal(pp_json_get_string(tags, "team"), "data");
 	assert_string_equal(pp_json_get_string(tags, "pushpool-run-id"), RUN_ID);
+	assert_string_equal(pp_json_get_string(tags, "pushpool-store-id"), STORE_ID);
 	fixture_free(f);
 }
 

@@ -16,6 +16,7 @@
 #include "tests/unit/http_server.h"
 
 #define RUN_ID	      "6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5"
+#define STORE_ID      "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 #define TOKEN	      "pp-6f1c2d3e4a5b4c6d8e9fa0b1c2d3e4f5-1"
 #define TD_ARN_PREFIX "arn:aws:ecs:eu-west-1:123456789012:task-definition/"
 
@@ -23,6 +24,8 @@ struct aws {
 	int registers, run_calls, stops, deregisters, describes_td;
 	int register_lost; /* register, then answer 503 */
 	int capacity_failures;
+	int inactive;		 /* answer RunTask "TaskDefinition is inactive" this many times */
+	int list_pages;		 /* ListTasks calls answered */
 	int quota_errors;	 /* answer RunTask with the PROVISIONING quota ClientException */
 	int missing;		 /* answer DescribeTasks MISSING this many times first */
 	const char *fail_reason; /* answer RunTask with this failure */
@@ -75,6 +78,14 @@ static void run_task(struct aws *a, const struct fs_request *rq, struct fs_respo
 		rs->status = 400;
 		snprintf(rs->body, sizeof(rs->body),
 			 "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}");
+		return;
+	}
+	if (a->inactive > 0) {
+		a->inactive--;
+		rs->status = 400;
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"__type\":\"ClientException\",\"message\":\"TaskDefinition is "
+			 "inactive\"}");
 		return;
 	}
 	if (a->quota_errors > 0) {
@@ -167,6 +178,20 @@ static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void
 		describe_td(a, rs);
 	} else if (ends_with(t, ".RunTask")) {
 		run_task(a, rq, rs);
+	} else if (ends_with(t, ".DescribeTasks") && strstr(rq->body, "\"TAGS\"")) {
+		snprintf(rs->body, sizeof(rs->body), "%s",
+			 strstr(rq->body, "task/c1/a")
+				 ? "{\"tasks\":[{\"taskArn\":\"arn:aws:ecs:eu-west-1:1:task/c1/a\","
+				   "\"createdAt\":1700000000.5,\"tags\":[{\"key\":\"pushpool:run-"
+				   "id\","
+				   "\"value\":\"" RUN_ID
+				   "\"},{\"key\":\"pushpool:store-id\",\"value\":"
+				   "\"" STORE_ID
+				   "\"}]},{\"taskArn\":\"arn:aws:ecs:eu-west-1:1:task/c1/"
+				   "b\",\"tags\":[{\"key\":\"team\",\"value\":\"x\"}]}]}"
+				 : "{\"tasks\":[{\"taskArn\":\"arn:aws:ecs:eu-west-1:1:task/c1/c\","
+				   "\"tags\":[{\"key\":\"pushpool:run-id\",\"value\":\"" RUN_ID
+				   "\"}]}]}");
 	} else if (ends_with(t, ".DescribeTasks")) {
 		if (a->missing > 0) {
 			a->missing--;
@@ -177,6 +202,15 @@ static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void
 			return;
 		}
 		snprintf(rs->body, sizeof(rs->body), "%s", a->task ? a->task : "{}");
+	} else if (ends_with(t, ".ListTasks")) {
+		/* Two pages: a task of ours and a foreign one, then one of ours
+		 * without a store tag. */
+		a->list_pages++;
+		bool first = !strstr(rq->body, "\"nextToken\"");
+		snprintf(rs->body, sizeof(rs->body),
+			 first ? "{\"taskArns\":[\"arn:aws:ecs:eu-west-1:1:task/c1/a\","
+				 "\"arn:aws:ecs:eu-west-1:1:task/c1/b\"],\"nextToken\":\"p2\"}"
+			       : "{\"taskArns\":[\"arn:aws:ecs:eu-west-1:1:task/c1/c\"]}");
 	} else if (ends_with(t, ".StopTask")) {
 		a->stops++;
 		snprintf(rs->body, sizeof(rs->body), "{\"task\":{}}");
@@ -227,6 +261,7 @@ static void io_init(struct fixture *f, struct pp_run_io *io, const char *run_id)
 {
 	memset(io, 0, sizeof(*io));
 	io->run_id = run_id;
+	io->store_id = STORE_ID;
 	io->attempt = 1;
 	io->job = f->job;
 	io->endpoint = f->srv.base;
@@ -416,6 +451,7 @@ static void test_at_most_fifty_tags(void **state)
 	assert_valid_ecs_tags(run);
 	assert_int_equal(pp_json_get(run, "tags")->count, 50);
 	assert_string_equal(tag_value(run, "pushpool:run-id"), RUN_ID);
+	assert_string_equal(tag_value(run, "pushpool:store-id"), STORE_ID);
 	pp_json_free(run);
 }
 
@@ -501,6 +537,54 @@ static void test_capacity_failure_is_retried_with_same_token(void **state)
 	submit(f, 0);
 	assert_int_equal(f->aws.run_calls, 3);
 	assert_int_equal(f->aws.ntokens, 1);
+}
+
+/* Another process deregistered the definition this run resolved (a
+ * duplicate it converged away): RunTask refuses it as INACTIVE once, and
+ * the run resolves its definition again instead of failing. */
+static void test_inactive_definition_is_resolved_again(void **state)
+{
+	struct fixture *f = *state;
+	f->aws.inactive = 1;
+	submit(f, 0);
+	assert_int_equal(f->aws.run_calls, 2);
+	assert_int_equal(f->aws.registers, 2);
+	assert_string_equal(f->io.infra_id, "arn:aws:ecs:eu-west-1:123456789012:task/c1/t0");
+}
+
+/* A second INACTIVE answer is the run's failure, not a loop. */
+static void test_inactive_twice_fails(void **state)
+{
+	struct fixture *f = *state;
+	f->aws.inactive = 2;
+	submit(f, PP_EINVALID);
+	assert_int_equal(f->aws.run_calls, 2);
+}
+
+/* The sweeper's list: every ListTasks page, each described with its tags;
+ * only tasks with our run tag are listed, with their store tag ("" when
+ * none) and creation time. */
+static void test_list_pages_and_reads_tags(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct pp_remote_list l = {0};
+	f->io.listed = &l;
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), 0);
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_LIST, &f->io, &fast, &err), 0);
+	assert_int_equal(f->aws.list_pages, 2);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.v[0].id, "arn:aws:ecs:eu-west-1:1:task/c1/a");
+	assert_string_equal(l.v[0].run_id, RUN_ID);
+	assert_string_equal(l.v[0].store_id, STORE_ID);
+	assert_true(l.v[0].created_ms == 1700000000500LL);
+	assert_string_equal(l.v[1].id, "arn:aws:ecs:eu-west-1:1:task/c1/c");
+	assert_string_equal(l.v[1].store_id, "");
+	struct pp_json *req = body_of(&f->srv, ".ListTasks");
+	assert_string_equal(pp_json_get_string(req, "cluster"), "c1");
+	assert_string_equal(pp_json_get_string(req, "desiredStatus"), "RUNNING");
+	pp_json_free(req);
+	pp_remote_list_free(&l);
 }
 
 static void test_conflict_adopts_bound_task(void **state)
@@ -784,14 +868,17 @@ static void test_request_dump_shows_every_call(void **state)
 	assert_int_equal(pp_request_dump(ecs(), &f->io, &out, &err), 0);
 	const char *text = pp_buf_str(&out);
 	const char *reg = strstr(text, "# 1 RegisterTaskDefinition\nPOST http://127.0.0.1:");
-	const char *run = strstr(text, "# 2 RunTask\n");
+	/* a registration looks for an equal revision registered concurrently */
+	const char *list = strstr(text, "# 2 ListTaskDefinitions\n");
+	const char *run = strstr(text, "# 3 RunTask\n");
 	assert_non_null(reg);
+	assert_non_null(list);
 	assert_non_null(run);
-	assert_true(reg < run);
+	assert_true(reg < list && list < run);
 	assert_non_null(strstr(run, "\"taskDefinition\": \"<task-definition-arn>\""));
 	assert_non_null(strstr(run, "\"clientToken\": \"" TOKEN "\""));
 	assert_non_null(strstr(text, "X-Amz-Target: AmazonEC2ContainerServiceV20141113.RunTask"));
-	assert_null(strstr(text, "# 3"));
+	assert_null(strstr(text, "# 4"));
 	assert_int_equal(f->srv.count, 0); /* nothing went out */
 	assert_string_equal(f->io.infra_id, "<task-arn>");
 	pp_buf_free(&out);
@@ -813,6 +900,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_capacity_failure_is_retried_with_same_token,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflict_adopts_bound_task, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inactive_definition_is_resolved_again, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_inactive_twice_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_pages_and_reads_tags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_failure_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttling_is_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_family_follows_content, setup,

@@ -25,6 +25,7 @@
 struct fixture {
 	struct pp_mock *mock;
 	char url[128];
+	char control[128]; /* the mock's HTTP base, for /control */
 	struct pp_cred *cred;
 };
 
@@ -60,6 +61,9 @@ static int setup(void **state)
 	const char *line = strstr(d.data, "\nmodal=");
 	assert_non_null(line);
 	snprintf(f->url, sizeof(f->url), "%.*s", (int)strcspn(line + 7, "\n"), line + 7);
+	assert_int_equal(strncmp(d.data, "url=", 4), 0);
+	snprintf(f->control, sizeof(f->control), "%.*s", (int)strcspn(d.data + 4, "\n"),
+		 d.data + 4);
 	pp_buf_free(&d);
 	f->cred = make_cred("ak-test", "as-test-secret");
 	*state = f;
@@ -236,6 +240,100 @@ static void test_cancel(void **state)
 	/* cancelling again (e.g. after a restart) is harmless */
 	assert_int_equal(drive(&r, f, r.p->cancel, 0, &err), PP_STEP_DONE);
 	run_free(&r);
+}
+
+/* POST one switch to the mock's /control/behaviours. */
+static void set_behaviour(struct fixture *f, const char *json)
+{
+	char url[192];
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	struct pp_error err = {0};
+	snprintf(url, sizeof(url), "%s/control/behaviours", f->control);
+	pp_http_req_init(&req, "POST", url);
+	assert_int_equal(pp_http_req_set_header(&req, "Content-Type", "application/json"), 0);
+	assert_int_equal(pp_http_req_body(&req, json, strlen(json)), 0);
+	pp_http_resp_init(&resp, 65536);
+	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	pp_http_resp_free(&resp);
+	pp_http_req_free(&req);
+}
+
+#define STORE	 "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+#define LIST_JOB "{\"image\":\"alpine\",\"command\":\"sleep 1\"}"
+#define RUNNING_JOB                                                                                \
+	"{\"image\":\"alpine\",\"command\":\"sleep 1\",\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}"
+
+/* The sweeper's list: SandboxList by our store's tag, page after page. */
+static size_t list_ours(struct fixture *f, struct pp_remote_list *l)
+{
+	struct run lr;
+	struct pp_error err = {0};
+	pp_remote_list_free(l);
+	run_init(&lr, f, "5c4b3a29-1807-4f6e-8d5c-4b3a29180700", LIST_JOB);
+	lr.io.store_id = STORE;
+	lr.io.listed = l;
+	assert_int_equal(lr.p->prepare(&lr.io, &err), 0);
+	if (drive(&lr, f, lr.p->list, 0, &err) != PP_STEP_DONE)
+		fail_msg("list: %s", err.msg);
+	run_free(&lr);
+	return l->n;
+}
+
+/* list finds the running sandboxes of our store only (three of them: two
+ * SandboxList pages at the mock's two a page), with their runs and store;
+ * when the listing carries no tags (modal.list_untagged), the run comes
+ * from the sandbox's name. remove terminates one; terminating it again is
+ * no error. */
+static void test_list_and_remove(void **state)
+{
+	struct fixture *f = *state;
+	static const char *ids[] = {
+		"6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f1",
+		"6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f2",
+		"6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f3",
+		"6f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f4",
+	};
+	struct run r[4];
+	struct pp_error err = {0};
+	for (int i = 0; i < 4; i++) {
+		run_init(&r[i], f, ids[i], RUNNING_JOB);
+		/* the last one is another store's */
+		r[i].io.store_id = i < 3 ? STORE : "1b2c3d4e-5f60-4718-9a0b-1c2d3e4f5a6b";
+		assert_int_equal(r[i].p->prepare(&r[i].io, &err), 0);
+		if (drive(&r[i], f, r[i].p->submit, 0, &err) != PP_STEP_DONE)
+			fail_msg("submit %d: %s", i, err.msg);
+	}
+	struct pp_remote_list l = {0};
+	for (int untagged = 0; untagged < 2; untagged++) {
+		if (untagged)
+			set_behaviour(f, "{\"name\":\"modal.list_untagged\",\"on\":true}");
+		assert_int_equal(list_ours(f, &l), 3);
+		for (size_t k = 0; k < l.n; k++) {
+			bool found = false;
+			for (int i = 0; i < 3; i++)
+				found |= !strcmp(l.v[k].run_id, ids[i]) &&
+					 !strcmp(l.v[k].id, r[i].io.infra_id);
+			assert_true(found);
+			assert_string_equal(l.v[k].store_id, STORE);
+			assert_true(l.v[k].created_ms > 0);
+		}
+	}
+	struct run rm;
+	run_init(&rm, f, "5c4b3a29-1807-4f6e-8d5c-4b3a29180701", LIST_JOB);
+	rm.io.store_id = STORE;
+	assert_int_equal(rm.p->prepare(&rm.io, &err), 0);
+	snprintf(rm.io.infra_id, sizeof(rm.io.infra_id), "%s", r[0].io.infra_id);
+	assert_int_equal(drive(&rm, f, rm.p->remove, 0, &err), PP_STEP_DONE);
+	assert_int_equal(drive(&rm, f, rm.p->remove, 0, &err), PP_STEP_DONE);
+	snprintf(rm.io.infra_id, sizeof(rm.io.infra_id), "sb-unknown");
+	assert_int_equal(drive(&rm, f, rm.p->remove, 0, &err), PP_STEP_DONE);
+	run_free(&rm);
+	assert_int_equal(list_ours(f, &l), 2);
+	pp_remote_list_free(&l);
+	for (int i = 0; i < 4; i++)
+		run_free(&r[i]);
 }
 
 /* The SandboxCreate answer is lost (request 4: lookup, app, image, create):
@@ -840,6 +938,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_marker_in_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_and_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_create_answer_adopts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cleanup_after_failed_submission, setup,
 						teardown),

@@ -445,6 +445,45 @@ static void test_provisioning_lock(void **state)
 	free(owned);
 }
 
+static bool uuid_shaped(const char *id)
+{
+	if (strlen(id) != 36 || id[14] != '4' || !strchr("89ab", id[19]))
+		return false;
+	for (int i = 0; i < 36; i++)
+		if ((i == 8 || i == 13 || i == 18 || i == 23) ? id[i] != '-'
+							      : !strchr("0123456789abcdef", id[i]))
+			return false;
+	return true;
+}
+
+/* The store id: a UUID made once, the same through every handle (each
+ * dispatcher sharing the store) and after a repeated migration; another
+ * store has another. */
+static void test_store_id_is_stable(void **state)
+{
+	struct pp_store *s = *state, *other = NULL;
+	struct pp_error err = {0};
+	char id[PP_ID_LEN], again[PP_ID_LEN], theirs[PP_ID_LEN];
+	assert_int_equal(s->ops->store_id(s, id, &err), 0);
+	assert_true(uuid_shaped(id));
+	assert_int_equal(s->ops->migrate(s, &err), 0);
+	assert_int_equal(pp_store_open(store_url(), &other, &err), 0);
+	assert_int_equal(other->ops->store_id(other, again, &err), 0);
+	assert_string_equal(id, again);
+	pp_store_close(other);
+
+	char dir[] = "/tmp/pp-store-id-XXXXXX", path[64], cmd[96];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/other.db", dir);
+	assert_int_equal(pp_store_open(path, &other, &err), 0);
+	assert_int_equal(other->ops->store_id(other, theirs, &err), 0);
+	pp_store_close(other);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	assert_true(uuid_shaped(theirs));
+	assert_string_not_equal(id, theirs);
+}
+
 #define CONTRACT(SETUP)                                                                            \
 	{                                                                                          \
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
@@ -465,6 +504,8 @@ static void test_provisioning_lock(void **state)
 			cmocka_unit_test_setup_teardown(test_unknown_state_is_quarantined, SETUP,  \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_provisioning_lock, SETUP,             \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_store_id_is_stable, SETUP,            \
 							store_teardown),                           \
 	}
 
