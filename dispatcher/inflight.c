@@ -453,6 +453,9 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	if (rc)
 		return rc;
 	pp_pool_io_init(p->p, &a->io, a->rec.id, a->rec.name, a->job);
+	/* A rerun of a finished run (store reopen) is a new remote job: its
+	 * own names, never the old attempt's. */
+	a->io.attempt = a->rec.rerun + 1;
 	return pp_exec_io_prepare(&a->io, p->p->prov, err);
 }
 

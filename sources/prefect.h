@@ -33,6 +33,11 @@ struct pf_report {
 	char *infra_pid;     /* PATCH infrastructure_pid when set */
 	char state_type[16]; /* else set_state with this type */
 	char *message;
+	/* The attempt it is about: its infrastructure (NULL: none yet) and
+	 * when the report was queued. A run that shows other infrastructure,
+	 * or a newer claim or schedule, has moved on to another attempt. */
+	char *attempt_infra;
+	int64_t queued_ms;
 	/* Chosen when queued and sent with every try, so the server applies
 	 * a report whose answer was lost only once (PreventDuplicateTransitions). */
 	char transition_id[PP_UUID_LEN];

@@ -45,6 +45,17 @@ bool pp_prefect_report_wanted(const char *want, const char *current)
 	return want && !pp_prefect_state_final(current);
 }
 
+bool pp_prefect_same_attempt(const char *type, int64_t state_ms, const char *infra_pid,
+			     const char *ours, int64_t ended_ms)
+{
+	if (type && !strcmp(type, "SCHEDULED"))
+		return false;
+	if (infra_pid && *infra_pid && ours && *ours && strcmp(infra_pid, ours))
+		return false;
+	bool live = type && (!strcmp(type, "PENDING") || !strcmp(type, "RUNNING"));
+	return !(live && state_ms > ended_ms);
+}
+
 /* Swap node's content for val's, keeping node's key and place. */
 static void replace_value(struct pp_json *node, struct pp_json *val)
 {

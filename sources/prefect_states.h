@@ -42,6 +42,17 @@ bool pp_prefect_state_final(const char *type);
  * a forced CANCELLED would overwrite what the flow reported. */
 bool pp_prefect_report_wanted(const char *want, const char *current);
 
+/* Whether a report about an attempt still applies to the run as the server
+ * shows it now (state type, its timestamp, infrastructure_pid), for an
+ * attempt on infrastructure ours (NULL: none recorded) that ended at
+ * ended_ms. It does not when the run has moved on to another attempt: it
+ * is SCHEDULED again (a retry from the UI, a resume, a reschedule, a
+ * hand-back), runs on other infrastructure, or is PENDING or RUNNING
+ * since a time after our attempt ended (claimed again). The old outcome
+ * would crash or cancel the new attempt. */
+bool pp_prefect_same_attempt(const char *type, int64_t state_ms, const char *infra_pid,
+			     const char *ours, int64_t ended_ms);
+
 /* Fetch a block document's data object (caller frees *data). */
 typedef int (*pp_prefect_block_fetch)(void *ud, const char *type_slug, const char *name,
 				      struct pp_json **data, struct pp_error *err);

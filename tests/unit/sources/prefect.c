@@ -75,6 +75,16 @@ static void test_report_wanted(void **state)
 	}
 	assert_true(pp_prefect_report_wanted("CRASHED", NULL));
 	assert_false(pp_prefect_report_wanted(NULL, "RUNNING"));
+	/* Whether the run is still on the attempt a report is about (ended
+	 * at 1000 on "job-1"). */
+	assert_true(pp_prefect_same_attempt("RUNNING", 900, "job-1", "job-1", 1000));
+	assert_true(pp_prefect_same_attempt("PENDING", 500, NULL, NULL, 1000));
+	assert_true(pp_prefect_same_attempt("CANCELLING", 1500, "job-1", "job-1", 1000));
+	assert_true(pp_prefect_same_attempt("RUNNING", 900, "job-1", NULL, 1000));
+	assert_false(pp_prefect_same_attempt("SCHEDULED", 500, NULL, "job-1", 1000));
+	assert_false(pp_prefect_same_attempt("RUNNING", 900, "job-2", "job-1", 1000));
+	assert_false(pp_prefect_same_attempt("PENDING", 1001, NULL, "job-1", 1000));
+	assert_false(pp_prefect_same_attempt("RUNNING", 1001, "job-1", "job-1", 1000));
 }
 
 static int fake_blocks(void *ud, const char *slug, const char *name, struct pp_json **data,
@@ -533,21 +543,173 @@ static void test_reconcile(void **state)
 	r = run_of(e, b);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
 	pp_json_free(r);
-	/* d's old outcome does not land on its rerun. */
+	/* d's old outcome does not land on its rerun; that rerun's claim
+	 * (another worker's, never recorded) expired, and d is taken over
+	 * here as its next attempt. */
 	r = run_of(e, d);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	assert_string_equal(pp_json_string(pp_json_path(r, "state.name")), "Reclaimed");
 	pp_json_free(r);
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, d, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(rec.state, PP_ST_SCHEDULED);
+	assert_int_equal(rec.rerun, 1);
+	pp_run_rec_free(&rec);
 	free(d);
+	/* c's expired claim is taken over with a compare-and-set (a named
+	 * PENDING, which the server accepts only over PENDING) and recorded
+	 * here. */
 	r = run_of(e, c);
-	assert_string_equal(pp_json_get_string(r, "state_type"), "SCHEDULED");
-	assert_non_null(strstr(pp_json_string(pp_json_path(r, "state.message")), "claim expired"));
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	assert_string_equal(pp_json_string(pp_json_path(r, "state.name")), "Reclaimed");
+	assert_non_null(strstr(pp_json_string(pp_json_path(r, "state.message")), "taken over"));
 	pp_json_free(r);
-	/* Handed back, it is claimed again like any scheduled run. */
-	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
 	assert_int_equal(store_count(e), 4);
+	assert_int_equal(e->store->ops->get(e->store, c, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(rec.state, PP_ST_SCHEDULED);
+	assert_int_equal(rec.rerun, 0);
+	pp_run_rec_free(&rec);
 	free(a);
 	free(b);
 	free(c);
+}
+
+/* Finish a stored run (claimed by "t") as state on infrastructure infra. */
+static void finish_rec(struct env *e, const char *id, enum pp_store_state st, const char *infra)
+{
+	struct pp_run_rec *recs = NULL;
+	int n = 0;
+	struct pp_error err = {0};
+	assert_int_equal(e->store->ops->claim(e->store, NULL, "t", 60000, 100, &recs, &n, &err), 0);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(recs[i].id, id))
+			continue;
+		struct pp_run_update u = {.state = st,
+					  .infra_id = infra,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .release_lease = true};
+		assert_int_equal(
+			e->store->ops->update(e->store, recs[i].id, recs[i].fence, &u, &err), 0);
+	}
+	pp_run_recs_free(recs, n);
+}
+
+/* A run finished here that Prefect offers again as SCHEDULED (a retry from
+ * the UI: a forced AwaitingRetry) is claimed again as a new attempt, and
+ * the old attempt's outcome, still queued during an outage, never reaches
+ * the rerun. */
+static void test_rerun(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	finish_rec(e, a, PP_ST_CRASHED, "t-1");
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	/* Its CRASHED report waits out an outage... */
+	assert_int_equal(
+		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":1}", &err), 0);
+	assert_int_equal(
+		e->src->ops->report(e->src, &rec, PP_ST_CRASHED, "t-1", "exit code 137", &err), 0);
+	pp_run_rec_free(&rec);
+	assert_int_equal(
+		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":0}", &err), 0);
+	/* ...during which the run is retried from the UI. */
+	usleep(20 * 1000);
+	propose(e, a, "{\"type\":\"SCHEDULED\",\"name\":\"AwaitingRetry\"}", true, "ACCEPT",
+		"SCHEDULED");
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(rec.state, PP_ST_SCHEDULED);
+	assert_int_equal(rec.rerun, 1);
+	assert_null(rec.infra_id);
+	pp_run_rec_free(&rec);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", a), 2);
+	/* Polled again, nothing changes: the rerun is live here. */
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", a), 2);
+	r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.set_state", "CRASHED:ACCEPT"), 0);
+
+	/* A run finished here whose SCHEDULED state is older than its end (a
+	 * stale offer) is left alone. */
+	char *b = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	propose(e, b, "{\"type\":\"SCHEDULED\"}", true, "ACCEPT", "SCHEDULED");
+	usleep(20 * 1000);
+	finish_rec(e, b, PP_ST_CANCELLED, NULL);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", b), 1);
+	free(a);
+	free(b);
+}
+
+/* Cancellation whatever the server's state has become: a run the flow's
+ * supervisor (or the server's CANCELLING timeout) set CANCELLED before
+ * pushpool saw CANCELLING still has its job stopped here; CANCELLING runs
+ * are read page after page. */
+static void test_cancelled_first(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	struct pp_run_rec *recs = NULL;
+	int n = 0;
+	assert_int_equal(e->store->ops->claim(e->store, NULL, "t", 60000, 10, &recs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	struct pp_run_update u = {
+		.state = PP_ST_RUNNING, .infra_id = "t-7", .attempt = 1, .next_attempt_ms = -1};
+	assert_int_equal(e->store->ops->update(e->store, a, recs[0].fence, &u, &err), 0);
+	pp_run_recs_free(recs, n);
+	propose(e, a, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	propose(e, a, "{\"type\":\"CANCELLING\"}", true, "ACCEPT", "CANCELLING");
+	propose(e, a, "{\"type\":\"CANCELLED\"}", false, "ACCEPT", "CANCELLED");
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_true(rec.cancel_requested);
+	assert_int_equal(rec.state, PP_ST_RUNNING); /* the loop stops its job */
+	char(*ids)[PP_ID_LEN] = NULL;
+	assert_int_equal(e->store->ops->cancel_requests(e->store, "t", &ids, &n, &err), 0);
+	assert_int_equal(n, 1);
+	free(ids);
+	pp_run_rec_free(&rec);
+	free(a);
+
+	/* More CANCELLING runs than one page holds (200): every one of
+	 * ours, not yet submitted, is cancelled and reported. */
+	enum { N = 205 };
+	char *ids2[N];
+	for (int i = 0; i < N; i++)
+		ids2[i] = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	for (int i = 0; i < N; i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "/flow_runs/%s/set_state", ids2[i]);
+		assert_int_equal(call(e, "POST", path,
+				      "{\"state\":{\"type\":\"CANCELLING\"},\"force\":true}", KEY,
+				      NULL),
+				 201);
+	}
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(e->store->ops->get(e->store, ids2[i], &rec, NULL, NULL, &err), 0);
+		assert_int_equal(rec.state, PP_ST_CANCELLED);
+		pp_run_rec_free(&rec);
+		struct pp_json *r = run_of(e, ids2[i]);
+		assert_string_equal(pp_json_get_string(r, "state_type"), "CANCELLED");
+		pp_json_free(r);
+		free(ids2[i]);
+	}
 }
 
 /* A set_state proposal through the mock's API: the answer's status and
@@ -576,8 +738,14 @@ static void test_mock_rules(void **state)
 	char *a = new_run(e);
 	propose(e, a, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
 	propose(e, a, "{\"type\":\"PENDING\"}", false, "ABORT", "PENDING");
+	/* A named PENDING sub-state follows PENDING, never RUNNING: the
+	 * compare-and-set a take-over of an expired claim rests on. */
+	propose(e, a, "{\"type\":\"PENDING\",\"name\":\"Reclaimed\"}", false, "ACCEPT", "PENDING");
+	propose(e, a, "{\"type\":\"PENDING\",\"name\":\"Pending\"}", false, "ABORT", "PENDING");
 	propose(e, a, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
 	propose(e, a, "{\"type\":\"PENDING\"}", false, "ABORT", "RUNNING");
+	propose(e, a, "{\"type\":\"PENDING\",\"name\":\"Reclaimed again\"}", false, "ABORT",
+		"RUNNING");
 	propose(e, a, "{\"type\":\"FAILED\"}", false, "ACCEPT", "FAILED");
 	/* HandleFlowTerminalStateTransitions: terminal -> other terminal is
 	 * accepted, CRASHED/CANCELLING/PAUSED aborted, PENDING accepted. */
@@ -755,6 +923,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttled_and_outage, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_wait, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_rerun, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_cancelled_first, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_mock_rules, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_flow_state_kept, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_mock_flows, env_setup, env_teardown),
