@@ -405,10 +405,10 @@ static int runs_show(struct pp_store *s, const char *id)
 	if (!st)
 		printf("id:             %s\npool:           %s\nname:           %s\n"
 		       "state:          %s\nscheduled:      %s\npriority:       %d\n"
-		       "attempts:       %d\ninfra id:       %s\nidempotency:    %s\n"
-		       "job variables:  %s\nlast error:     %s\nevents:\n",
+		       "attempts:       %d\nreruns:         %d\ninfra id:       %s\n"
+		       "idempotency:    %s\njob variables:  %s\nlast error:     %s\nevents:\n",
 		       f[0], f[1], f[2], pp_store_state_name(r.state), when, r.priority, r.attempt,
-		       f[3], f[4], f[5], f[6]);
+		       r.rerun, f[3], f[4], f[5], f[6]);
 	for (int i = 0; i < nev && !st; i++) {
 		char t[PP_TIME_LEN];
 		pp_time_format(ev[i].ts_ms, false, t);
