@@ -41,6 +41,8 @@ struct pp_prefect_conf {
 	char *api_url;
 	char *api_key; /* secret */
 	char *api_key_file;
+	/* PREFECT_SERVER_API_AUTH_STRING of a self-hosted server, for Basic auth */
+	char *api_auth_string_file;
 	char *pools;	   /* comma list; empty: every [pool] */
 	char *work_queues; /* comma list; empty: all */
 	double lookahead_seconds;

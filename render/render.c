@@ -675,6 +675,8 @@ static int prepare_for_run(struct pp_json *cfg, const struct pp_run_ctx *ctx, st
 	if (!rc)
 		rc = set_opt_string(env, "PREFECT_API_KEY", ctx->api_key);
 	if (!rc)
+		rc = set_opt_string(env, "PREFECT_API_AUTH_STRING", ctx->api_auth_string);
+	if (!rc)
 		rc = set_opt_string(env, "PREFECT__FLOW_RUN_ID", ctx->flow_run_id);
 	pp_json_foreach (e, user_env) {
 		if (!rc)

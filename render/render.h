@@ -17,8 +17,9 @@ struct pp_run_ctx {
 	const char *flow_name;
 	const char *work_pool_name;
 	const char *work_queue_name;
-	const char *api_url; /* PREFECT_API_URL */
-	const char *api_key; /* PREFECT_API_KEY (secret) */
+	const char *api_url;	     /* PREFECT_API_URL */
+	const char *api_key;	     /* PREFECT_API_KEY (secret) */
+	const char *api_auth_string; /* PREFECT_API_AUTH_STRING (secret) */
 };
 
 /* The bundled default base job template for a pool type ("ecs:push", or

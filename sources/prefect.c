@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "auth/token_cache.h"
 #include "lib/file.h"
@@ -901,7 +902,38 @@ static void prefect_close(struct pp_source *src)
 	free(s->queues);
 	free(s->api_url);
 	free(s->api_key);
+	free(s->auth_basic);
+	free(s->csrf_token);
 	free(s);
+}
+
+/* The auth string of a self-hosted server (api_auth_string_file, else
+ * $PREFECT_API_AUTH_STRING, as Prefect's client takes it) as the base64 a
+ * Basic Authorization header carries; both registered as secrets. */
+static int read_auth_string(const struct pp_prefect_conf *pc, char **basic, struct pp_error *err)
+{
+	char *raw = NULL;
+	const char *env = getenv("PREFECT_API_AUTH_STRING");
+	*basic = NULL;
+	int rc = 0;
+	if (pc->api_auth_string_file && *pc->api_auth_string_file)
+		rc = pp_file_read_secret(pc->api_auth_string_file, "Prefect API auth string",
+					 PP_EINVALID, &raw, err);
+	else if (env && *env && !(raw = strdup(env)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (rc || !raw)
+		return rc;
+	pp_secret_register(raw);
+	size_t n = strlen(raw);
+	*basic = malloc(4 * ((n + 2) / 3) + 1);
+	if (!*basic) {
+		free(raw);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	EVP_EncodeBlock((unsigned char *)*basic, (const unsigned char *)raw, (int)n);
+	pp_secret_register(*basic);
+	free(raw);
+	return 0;
 }
 
 /* Split a comma list into trimmed, non-empty names. */
@@ -976,6 +1008,10 @@ static int prefect_open(const struct pp_config *cfg, struct pp_source **out, str
 		rc = (s->api_key = strdup(env_key)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!rc && s->api_key)
 		pp_secret_register(s->api_key);
+	if (!rc)
+		rc = read_auth_string(pc, &s->auth_basic, err);
+	/* Prefect Cloud has no CSRF tokens (its client never asks there). */
+	s->csrf_off = s->api_url && strstr(s->api_url, "api.prefect.cloud") != NULL;
 	char **names = NULL;
 	size_t nnames = 0;
 	if (!rc && split_list(pc->work_queues, &s->queues, &s->nqueues))

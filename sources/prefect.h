@@ -49,6 +49,16 @@ struct prefect_source {
 	struct pp_source base;
 	char *api_url; /* without trailing slash */
 	char *api_key; /* NULL: no Authorization header */
+	/* "user:password" of a server run with PREFECT_SERVER_API_AUTH_STRING:
+	 * Basic auth, which Prefect's client sends instead of the key. */
+	char *auth_basic; /* its base64, as sent; NULL: none */
+	/* CSRF tokens (PREFECT_SERVER_CSRF_PROTECTION_ENABLED): as Prefect's
+	 * client, tried on the first change request unless the server is
+	 * Prefect Cloud, and given up when the server says it has none. */
+	bool csrf_off;
+	char csrf_client[PP_UUID_LEN];
+	char *csrf_token;
+	int64_t csrf_expires; /* wall ms */
 	char worker[128];
 	struct pf_pool *pools;
 	size_t npools;

@@ -909,6 +909,73 @@ static void test_auth(void **state)
 	pp_config_free(&cfg);
 }
 
+/* POST to the mock's own control endpoints (no auth there). */
+static void control(struct env *e, const char *path, const char *body)
+{
+	char api[sizeof(e->api)];
+	snprintf(api, sizeof(api), "%s", e->api);
+	snprintf(e->api, sizeof(e->api), "%s/prefect/control", pp_mock_base_url(e->mock));
+	assert_int_equal(call(e, "POST", path, body, NULL, NULL), 200);
+	snprintf(e->api, sizeof(e->api), "%s", api);
+}
+
+/* A self-hosted server with PREFECT_SERVER_API_AUTH_STRING and CSRF
+ * protection: Basic auth from api_auth_string_file (the key is not sent),
+ * a CSRF token fetched once for the change requests, fetched again when
+ * the server has forgotten it; a wrong auth string is an auth error that
+ * does not show it. */
+static void test_basic_and_csrf(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e), *b = new_run(e);
+	control(e, "/auth", "{\"auth_string\":\"admin:s3cret-pass\",\"csrf\":true}");
+	assert_int_equal(call(e, "GET", "/work_pools/ecs", NULL, KEY, NULL), 401);
+	assert_int_equal(call(e, "GET", "/health", NULL, NULL, NULL), 200);
+
+	char path[128];
+	snprintf(path, sizeof(path), "%s/auth", e->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("admin:s3cret-pass\n", f);
+	fclose(f);
+	e->src->ops->close(e->src);
+	free(e->cfg.prefect.api_key);
+	e->cfg.prefect.api_key = NULL;
+	e->cfg.prefect.api_auth_string_file = strdup(path);
+	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 2);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_tokens", NULL), 1);
+	/* The server restarted and forgot its tokens: one new token, and the
+	 * refused change request goes through with it. */
+	control(e, "/auth", "{\"forget_csrf_tokens\":true}");
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_CRASHED, NULL, "oom", &err), 0);
+	pp_run_rec_free(&rec);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_tokens", NULL), 2);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_refused",
+					   "Invalid CSRF token or client identifier."),
+			 1);
+	control(e, "/auth", "{\"auth_string\":null,\"csrf\":false}");
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
+	pp_json_free(r);
+	r = run_of(e, b);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+
+	/* A wrong auth string. */
+	control(e, "/auth", "{\"auth_string\":\"admin:other\"}");
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), PP_EAUTH);
+	assert_non_null(strstr(err.msg, "Unauthorized"));
+	assert_null(strstr(err.msg, "s3cret-pass"));
+	control(e, "/auth", "{\"auth_string\":null}");
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
@@ -929,6 +996,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flow_state_kept, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_mock_flows, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_auth, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_basic_and_csrf, env_setup, env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
