@@ -447,6 +447,11 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 		};
 		rc = pp_pool_render(p->p, src_tmpl, dep_vars, run_vars, &ctx, &a->job, err);
 	}
+	for (size_t i = 0; i < L->nsources && !rc; i++) {
+		struct pp_source *s = L->sources[i];
+		if (a->rec.source && !strcmp(s->ops->name, a->rec.source) && s->ops->resolve_job)
+			rc = s->ops->resolve_job(s, &a->rec, a->job, err);
+	}
 	pp_json_free(run_vars);
 	pp_json_free(dep_vars);
 	pp_json_free(src_tmpl);

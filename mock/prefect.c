@@ -46,7 +46,7 @@ struct pf_state {
 
 static const char *const pf_tables[] = {
 	"work_pools", "work_queues",	 "deployments", "flows",
-	"flow_runs",  "block_documents", "workers",	NULL,
+	"flow_runs",  "block_documents", "workers",	"variables", NULL,
 };
 
 static struct pp_json *table(struct pf_state *st, const char *name)
@@ -1630,6 +1630,68 @@ static void pf_block_create(struct pp_mock_call *c)
 	block_create(c->m, c->state, c->body, c->resp);
 }
 
+/* GET /block_documents/{id} (api/block_documents.py): include_secrets
+ * defaults to false there, which masks the secret fields. */
+static void pf_block_read_id(struct pp_mock_call *c)
+{
+	struct pp_json *b =
+		pf_row(c, "block_documents", "id", "id", "Block document not found");
+	if (!b)
+		return;
+	struct pp_json *shown = pp_json_clone(b);
+	const char *inc = pp_mock_arg(c->req, "include_secrets");
+	if (!inc || strcmp(inc, "true"))
+		mask_secrets(pp_json_get(shown, "data"));
+	pp_mock_count(c->m, "prefect.block_reads",
+		      pp_json_string(pp_json_path(b, "block_type.slug")));
+	pf_json(c->resp, 200, shown);
+	pp_json_free(shown);
+}
+
+/* POST /variables/ (api/variables.py): {name, value, tags}; a name taken
+ * is 409. */
+static void pf_variable_create(struct pp_mock_call *c)
+{
+	struct pf_state *st = c->state;
+	const char *name = pp_json_get_string(c->body, "name");
+	const struct pp_json *value = pp_json_get(c->body, "value");
+	const struct pp_json *tags = pp_json_get(c->body, "tags");
+	if (!name || !*name || strlen(name) > 255 || strpbrk(name, "/%") || !value ||
+	    (tags && tags->type != PP_JSON_ARRAY)) {
+		pf_invalid(c->resp, "name", "name (at most 255 characters) and value are required");
+		return;
+	}
+	if (find_by(table(st, "variables"), "name", name)) {
+		char m[320];
+		snprintf(m, sizeof(m), "A variable with the name %s already exists.", name);
+		pf_detail(c->resp, 409, "prefect.conflict", m);
+		return;
+	}
+	char id[37], ts[40];
+	new_uuid(c->m, id);
+	iso_now(ts, sizeof(ts));
+	struct pp_json *v = pp_json_new(PP_JSON_OBJECT);
+	if (!v)
+		return;
+	pp_json_set_string(v, "id", id);
+	pp_json_set_string(v, "created", ts);
+	pp_json_set_string(v, "updated", ts);
+	pp_json_set_string(v, "name", name);
+	pp_json_set(v, "value", pp_json_clone(value));
+	pp_json_set(v, "tags", tags ? pp_json_clone(tags) : pp_json_new(PP_JSON_ARRAY));
+	pp_json_append(table(st, "variables"), v);
+	pf_json(c->resp, 201, v);
+}
+
+static void pf_variable_read(struct pp_mock_call *c)
+{
+	struct pp_json *v = pf_row(c, "variables", "name", "name", "Variable not found.");
+	if (v) {
+		pp_mock_count(c->m, "prefect.variable_reads", field(v, "name"));
+		pf_json(c->resp, 200, v);
+	}
+}
+
 static void pf_block_read(struct pp_mock_call *c)
 {
 	block_read(c->m, c->state, pp_mock_param(&c->params, "slug"),
@@ -1702,6 +1764,9 @@ static const struct pp_mock_route prefect_routes[] = {
 	{"PATCH", API "/flow_runs/{id}", pf_run_patch, .changes = true},
 	{"POST", API "/flow_runs/{id}/set_state", pf_run_set_state, .changes = true},
 	{"POST", API "/block_documents", pf_block_create, .changes = true},
+	{"GET", API "/block_documents/{id}", pf_block_read_id, .changes = false},
+	{"POST", API "/variables", pf_variable_create, .changes = true},
+	{"GET", API "/variables/name/{name}", pf_variable_read, .changes = false},
 	{"GET", API "/block_types/slug/{slug}/block_documents/name/{name}", pf_block_read,
 	 .changes = false},
 	{NULL},
@@ -1746,6 +1811,11 @@ static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!rc && st->state_path && access(st->state_path, F_OK) == 0) {
 		rc = pp_json_parse_file(st->state_path, NULL, &st->db, err);
+		for (size_t i = 0; !rc && pf_tables[i]; i++)
+			/* A table newer than the file starts empty. */
+			if (!pp_json_get(st->db, pf_tables[i]) &&
+			    pp_json_set(st->db, pf_tables[i], pp_json_new(PP_JSON_ARRAY)))
+				rc = pp_fail(err, PP_ENOMEM, "out of memory");
 		for (size_t i = 0; !rc && pf_tables[i]; i++)
 			if (!pp_json_is(table(st, pf_tables[i]), PP_JSON_ARRAY))
 				rc = pp_fail(err, PP_EINVALID, "%s: \"%s\" is not an array",

@@ -278,6 +278,11 @@ static int put_py_str(struct pp_buf *b, const struct pp_json *j, bool nested)
 	return rc;
 }
 
+int pp_render_py_str(struct pp_buf *b, const struct pp_json *v)
+{
+	return put_py_str(b, v, false);
+}
+
 struct render_ctx {
 	const struct pp_json *values;
 	struct pp_error *err;

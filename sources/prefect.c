@@ -870,6 +870,26 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 	return rc;
 }
 
+/* What BaseJobConfiguration.from_template_and_values does once the values
+ * are applied (workers/base.py): block document references ($ref, then
+ * {{ prefect.blocks }} placeholders that job variables brought in), then
+ * {{ prefect.variables }}. */
+static int prefect_resolve_job(struct pp_source *src, const struct pp_run_rec *rec,
+			       struct pp_json *job, struct pp_error *err)
+{
+	struct prefect_source *s = (struct prefect_source *)src;
+	int rc = pp_prefect_resolve_documents(job, pp_prefect_fetch_document, s, err);
+	if (!rc)
+		rc = pp_prefect_resolve_blocks(job, pp_prefect_fetch_block, s, err);
+	if (!rc)
+		rc = pp_prefect_resolve_variables(job, pp_prefect_fetch_variable, s, err);
+	if (rc) {
+		pp_prefect_note_failure(s, rc, err);
+		pp_error_prefix(err, "job_configuration: ");
+	}
+	return rc;
+}
+
 static double prefect_interval(const struct pp_source *src)
 {
 	return ((const struct prefect_source *)src)->interval;
@@ -1058,5 +1078,6 @@ const struct pp_source_ops pp_source_prefect = {
 	.poll = prefect_poll,
 	.report = prefect_report,
 	.job_inputs = prefect_job_inputs,
+	.resolve_job = prefect_resolve_job,
 	.interval = prefect_interval,
 };

@@ -87,4 +87,13 @@ int pp_prefect_read_deployment(struct prefect_source *s, const char *id, const s
 int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct pp_json **data,
 			   struct pp_error *err);
 
+/* pp_prefect_resolve_documents' fetcher: a block document's data by id,
+ * with its secrets, cached (prefect_blocks.c). */
+int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data,
+			      struct pp_error *err);
+/* pp_prefect_resolve_variables' fetcher: GET /variables/name/NAME, *value
+ * NULL when there is none (prefect_blocks.c). */
+int pp_prefect_fetch_variable(void *ud, const char *name, struct pp_json **value,
+			      struct pp_error *err);
+
 #endif

@@ -65,6 +65,27 @@ typedef int (*pp_prefect_block_fetch)(void *ud, const char *type_slug, const cha
 int pp_prefect_resolve_blocks(struct pp_json *tmpl, pp_prefect_block_fetch fetch, void *ud,
 			      struct pp_error *err);
 
+/* A variable's value (*value NULL: no such variable), and a block
+ * document's data by id (caller frees). */
+typedef int (*pp_prefect_variable_fetch)(void *ud, const char *name, struct pp_json **value,
+					 struct pp_error *err);
+typedef int (*pp_prefect_document_fetch)(void *ud, const char *id, struct pp_json **data,
+					 struct pp_error *err);
+
+/* Replace every {{ prefect.variables.NAME }} in the strings of job, in
+ * place, as Prefect's resolve_variables does (utilities/templating): a
+ * string that is only the placeholder takes the variable's value, of any
+ * type, or "" when it does not exist; inside text it is the value's str(),
+ * or nothing. */
+int pp_prefect_resolve_variables(struct pp_json *job, pp_prefect_variable_fetch fetch, void *ud,
+				 struct pp_error *err);
+
+/* Replace every object {"$ref": {"block_document_id": ID}} in job by the
+ * block document's data, as Prefect's resolve_block_document_references
+ * does (the form its UI block pickers and --provision-infra write). */
+int pp_prefect_resolve_documents(struct pp_json *job, pp_prefect_document_fetch fetch, void *ud,
+				 struct pp_error *err);
+
 /* The source itself (sources/prefect.c), for pp_sources[]. */
 struct pp_source_ops;
 extern const struct pp_source_ops pp_source_prefect;

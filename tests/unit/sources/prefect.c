@@ -160,6 +160,96 @@ static void test_blocks(void **state)
 	pp_json_free(t);
 }
 
+static int fake_variables(void *ud, const char *name, struct pp_json **value,
+			  struct pp_error *err)
+{
+	int *calls = ud;
+	(*calls)++;
+	const char *text = NULL;
+	if (!strcmp(name, "image"))
+		text = "\"repo/flows:2\"";
+	else if (!strcmp(name, "cpu"))
+		text = "2048";
+	else if (!strcmp(name, "flags"))
+		text = "{\"debug\":true,\"level\":\"x\"}";
+	else if (!strcmp(name, "down"))
+		return pp_fail(err, PP_ETRANSIENT, "HTTP 503");
+	*value = NULL;
+	return text ? pp_json_parse(text, strlen(text), NULL, value, err) : 0;
+}
+
+/* {{ prefect.variables.NAME }} as resolve_variables does it: alone, the
+ * value with its type ("" when missing); inside text, str() of it; other
+ * placeholders left alone. */
+static void test_variables(void **state)
+{
+	(void)state;
+	int calls = 0;
+	struct pp_error err = {0};
+	struct pp_json *j =
+		parse("{\"image\":\"{{ prefect.variables.image }}\",\"cpu\":\"{{prefect.variables.cpu}}\","
+		      "\"env\":{\"A\":\"v={{ prefect.variables.cpu }}/{{ prefect.variables.flags }}\","
+		      "\"B\":\"{{ prefect.variables.nope }}\",\"C\":\"x{{ prefect.variables.nope }}y\","
+		      "\"D\":\"{{ prefect.blocks.secret.k }} {{ prefect.variables.image }}\"},"
+		      "\"list\":[\"{{ prefect.variables.flags }}\",7]}");
+	assert_int_equal(pp_prefect_resolve_variables(j, fake_variables, &calls, &err), 0);
+	assert_int_equal(calls, 8);
+	assert_string_equal(pp_json_get_string(j, "image"), "repo/flows:2");
+	assert_int_equal(pp_json_get_int(j, "cpu", 0), 2048);
+	assert_string_equal(pp_json_string(pp_json_path(j, "env.A")),
+			    "v=2048/{'debug': True, 'level': 'x'}");
+	assert_string_equal(pp_json_string(pp_json_path(j, "env.B")), "");
+	assert_string_equal(pp_json_string(pp_json_path(j, "env.C")), "xy");
+	assert_string_equal(pp_json_string(pp_json_path(j, "env.D")),
+			    "{{ prefect.blocks.secret.k }} repo/flows:2");
+	assert_true(pp_json_get(pp_json_get(j, "list")->child, "debug")->b);
+	pp_json_free(j);
+	j = parse("{\"x\":[\"{{ prefect.variables.down }}\"]}");
+	assert_int_equal(pp_prefect_resolve_variables(j, fake_variables, &calls, &err),
+			 PP_ETRANSIENT);
+	assert_non_null(strstr(err.msg, "$.x[0]"));
+	pp_json_free(j);
+}
+
+static int fake_documents(void *ud, const char *id, struct pp_json **data, struct pp_error *err)
+{
+	int *calls = ud;
+	(*calls)++;
+	if (strcmp(id, "0b9e6a2e-aaaa-4bbb-8ccc-000000000001"))
+		return pp_fail(err, PP_ENOTFOUND, "block document %s: not found", id);
+	const char *text = "{\"aws_access_key_id\":\"AKID\",\"aws_secret_access_key\":\"sk\","
+			   "\"region_name\":\"eu-west-1\"}";
+	return pp_json_parse(text, strlen(text), NULL, data, err);
+}
+
+/* {"$ref": {"block_document_id": ID}} objects take the block's data. */
+static void test_documents(void **state)
+{
+	(void)state;
+	int calls = 0;
+	struct pp_error err = {0};
+	struct pp_json *j = parse(
+		"{\"aws_credentials\":{\"$ref\":{\"block_document_id\":"
+		"\"0b9e6a2e-aaaa-4bbb-8ccc-000000000001\"}},\"nested\":[{\"a\":{\"$ref\":"
+		"{\"block_document_id\":\"0b9e6a2e-aaaa-4bbb-8ccc-000000000001\"}}}],"
+		"\"other\":{\"$ref\":\"#/definitions/AwsCredentials\"}}");
+	assert_int_equal(pp_prefect_resolve_documents(j, fake_documents, &calls, &err), 0);
+	assert_int_equal(calls, 2);
+	assert_string_equal(pp_json_string(pp_json_path(j, "aws_credentials.region_name")),
+			    "eu-west-1");
+	assert_string_equal(pp_json_get_string(pp_json_get(pp_json_get(j, "nested")->child, "a"),
+					       "aws_secret_access_key"),
+			    "sk");
+	assert_string_equal(pp_json_string(pp_json_path(j, "other.$ref")),
+			    "#/definitions/AwsCredentials");
+	pp_json_free(j);
+	j = parse("{\"c\":{\"$ref\":{\"block_document_id\":\"gone\"}}}");
+	assert_int_equal(pp_prefect_resolve_documents(j, fake_documents, &calls, &err),
+			 PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "$.c"));
+	pp_json_free(j);
+}
+
 /* ---- against the mock ---- */
 
 struct env {
@@ -984,6 +1074,8 @@ int main(void)
 		cmocka_unit_test(test_state_mapping),
 		cmocka_unit_test(test_report_wanted),
 		cmocka_unit_test(test_blocks),
+		cmocka_unit_test(test_variables),
+		cmocka_unit_test(test_documents),
 		cmocka_unit_test_setup_teardown(test_claim_report, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
 						env_teardown),
