@@ -559,6 +559,46 @@ static int aws_probe_url(void *state, char *url, size_t size)
 	return n < 0 || (size_t)n >= size ? PP_EINVALID : 0;
 }
 
+/* A job's aws_credentials: prefect-aws AwsCredentials (credentials.py:
+ * aws_access_key_id, aws_secret_access_key, aws_session_token,
+ * profile_name, region_name). A key pair is the static source, a profile
+ * alone the profile source; neither (just a region, or nothing) leaves the
+ * pool's credentials in place. */
+static int aws_from_block(const struct pp_json *d, struct pp_cred_conf *conf, struct pp_error *err)
+{
+	const char *role = pp_json_get_string(d, "assume_role_arn");
+	if (role && *role)
+		return pp_fail(err, PP_EINVALID,
+			       "aws_credentials: assume_role_arn is not supported in a job's "
+			       "credentials; give the role to the pool's [credentials] section");
+	int rc = pp_cred_block_field(&conf->access_key_id, d, "aws_access_key_id", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->secret_access_key, d, "aws_secret_access_key", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->session_token, d, "aws_session_token", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->profile, d, "profile_name", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->region, d, "region_name", err);
+	if (rc)
+		return rc;
+	const char *source = NULL;
+	if (conf->access_key_id || conf->secret_access_key) {
+		if (!conf->access_key_id || !conf->secret_access_key)
+			return pp_fail(err, PP_EINVALID, "aws_credentials: %s without %s",
+				       conf->access_key_id ? "aws_access_key_id"
+							   : "aws_secret_access_key",
+				       conf->access_key_id ? "aws_secret_access_key"
+							   : "aws_access_key_id");
+		source = "static";
+	} else if (conf->profile) {
+		source = "profile";
+	} else {
+		return PP_ENOTFOUND;
+	}
+	return (conf->source = strdup(source)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
 const struct pp_cred_backend pp_cred_aws = {
 	.abi = PP_CRED_BACKEND_ABI,
 	.type = "aws",
@@ -574,5 +614,6 @@ const struct pp_cred_backend pp_cred_aws = {
 	.close = aws_close,
 	.region = aws_region,
 	.set_scope = aws_set_scope,
+	.from_block = aws_from_block,
 	.probe_url = aws_probe_url,
 };

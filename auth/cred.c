@@ -8,12 +8,36 @@
 #include "auth/auth.h"
 #include "auth/backend.h"
 #include "lib/http.h"
+#include "lib/log.h"
 
 struct pp_cred {
 	const struct pp_cred_backend *b;
 	void *state;
 	char name[PP_NAME_MAX]; /* the section's */
+	/* From a job (pp_cred_from_job): the section made up for it, whose
+	 * strings the handle owns, as the backend's state borrows it. */
+	struct pp_cred_conf *own;
 };
+
+/* The string members of a pp_cred_conf, for copying and freeing one. */
+#define CONF_STRINGS(X)                                                                            \
+	X(type)                                                                                    \
+	X(source) X(file) X(profile) X(region) X(access_key_id) X(secret_access_key)               \
+		X(session_token) X(role_arn) X(tenant_id) X(client_id) X(client_secret)            \
+			X(client_secret_file) X(certificate_path) X(subscription_id) X(token_id)   \
+				X(token_secret) X(token_uri) X(metadata_host) X(sts_endpoint)      \
+					X(authority) X(imds_endpoint) X(container_endpoint)        \
+						X(modal_server_url) X(key_json)
+
+static void conf_free(struct pp_cred_conf *c)
+{
+	if (!c)
+		return;
+#define FREE_ONE(f) free(c->f);
+	CONF_STRINGS(FREE_ONE)
+#undef FREE_ONE
+	free(c);
+}
 
 int pp_cred_new(const struct pp_cred_conf *conf, struct pp_cred **out, struct pp_error *err)
 {
@@ -44,7 +68,45 @@ void pp_cred_free(struct pp_cred *c)
 	if (!c)
 		return;
 	c->b->close(c->state);
+	conf_free(c->own);
 	free(c);
+}
+
+int pp_cred_from_job(const char *type, const struct pp_json *obj, struct pp_cred **out,
+		     struct pp_error *err)
+{
+	*out = NULL;
+	const struct pp_cred_backend *b = NULL;
+	for (const struct pp_cred_backend *const *it = pp_cred_backends(); *it && !b; it++)
+		if (!strcmp((*it)->type, type))
+			b = *it;
+	if (!b || !b->from_block)
+		return pp_fail(err, PP_EINVALID, "credentials of type %s cannot come from a job",
+			       type);
+	struct pp_cred_conf *own = calloc(1, sizeof(*own));
+	if (!own)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	snprintf(own->name, sizeof(own->name), "job %s credentials", type);
+	int rc = b->from_block(obj, own, err);
+	if (!rc && !(own->type = strdup(type)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (rc) {
+		conf_free(own);
+		return rc == PP_ENOTFOUND ? 0 : rc;
+	}
+	/* What a block carries is secret: keep every part out of the logs. */
+	const char *secrets[] = {own->secret_access_key, own->session_token, own->client_secret,
+				 own->token_secret, own->key_json};
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (secrets[i] && *secrets[i])
+			pp_secret_register(secrets[i]);
+	rc = pp_cred_new(own, out, err);
+	if (rc) {
+		conf_free(own);
+		return rc;
+	}
+	(*out)->own = own;
+	return 0;
 }
 
 const char *pp_cred_name(const struct pp_cred *c)

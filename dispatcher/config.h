@@ -92,6 +92,9 @@ struct pp_cred_conf {
 	char *imds_endpoint;
 	char *container_endpoint;
 	char *modal_server_url;
+	/* Not a configuration key: a service account's JSON itself, from a
+	 * job's credentials block (pp_cred_from_job). */
+	char *key_json;
 	const char *file_name;
 	int line;
 };

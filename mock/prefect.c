@@ -45,8 +45,8 @@ struct pf_state {
 };
 
 static const char *const pf_tables[] = {
-	"work_pools", "work_queues",	 "deployments", "flows",
-	"flow_runs",  "block_documents", "workers",	"variables", NULL,
+	"work_pools",	   "work_queues", "deployments", "flows", "flow_runs",
+	"block_documents", "workers",	  "variables",	 NULL,
 };
 
 static struct pp_json *table(struct pf_state *st, const char *name)
@@ -1634,8 +1634,7 @@ static void pf_block_create(struct pp_mock_call *c)
  * defaults to false there, which masks the secret fields. */
 static void pf_block_read_id(struct pp_mock_call *c)
 {
-	struct pp_json *b =
-		pf_row(c, "block_documents", "id", "id", "Block document not found");
+	struct pp_json *b = pf_row(c, "block_documents", "id", "id", "Block document not found");
 	if (!b)
 		return;
 	struct pp_json *shown = pp_json_clone(b);

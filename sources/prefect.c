@@ -861,6 +861,16 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 		rc = pp_template_default(p->type, tmpl, err);
 	if (!rc)
 		rc = pp_prefect_resolve_blocks(*tmpl, pp_prefect_fetch_block, s, err);
+	/* Block references among the variables' defaults and the deployment's
+	 * values stand for the blocks' data when the values are validated, as
+	 * the server validates them (api/validation.py,
+	 * _resolve_default_reference). */
+	if (!rc)
+		rc = pp_prefect_resolve_documents(pp_json_get(*tmpl, "variables"),
+						  pp_prefect_fetch_document, s, err);
+	if (!rc && *deployment_vars)
+		rc = pp_prefect_resolve_documents(*deployment_vars, pp_prefect_fetch_document, s,
+						  err);
 	if (rc) {
 		pp_prefect_note_failure(s, rc, err);
 		pp_json_free(*tmpl);

@@ -123,8 +123,7 @@ int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct 
 	return *data ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
-int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data,
-			      struct pp_error *err)
+int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data, struct pp_error *err)
 {
 	struct prefect_source *s = ud;
 	char key[256];

@@ -276,8 +276,8 @@ static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch f
 		pp_json_free(val);
 		val = NULL;
 		done = end;
-	} while (!rc && next_ref_of(VARIABLE_PREFIX, node->str, node->len, done, &start, &end, &ref,
-				   &rl));
+	} while (!rc &&
+		 next_ref_of(VARIABLE_PREFIX, node->str, node->len, done, &start, &end, &ref, &rl));
 	if (!rc && pp_buf_append(&out, node->str + done, node->len - done))
 		rc = pp_fail(err, PP_EINVALID, "%s: text too long", where);
 	if (!rc) {
@@ -314,6 +314,8 @@ static int variables_at(struct pp_json *j, struct pp_buf *path, pp_prefect_varia
 int pp_prefect_resolve_variables(struct pp_json *job, pp_prefect_variable_fetch fetch, void *ud,
 				 struct pp_error *err)
 {
+	if (!job)
+		return 0;
 	struct pp_buf path;
 	pp_buf_init(&path, 4096);
 	int rc = pp_buf_puts(&path, "$");
@@ -357,6 +359,8 @@ static int documents_at(struct pp_json *j, struct pp_buf *path, int depth,
 int pp_prefect_resolve_documents(struct pp_json *job, pp_prefect_document_fetch fetch, void *ud,
 				 struct pp_error *err)
 {
+	if (!job)
+		return 0;
 	struct pp_buf path;
 	pp_buf_init(&path, 4096);
 	int rc = pp_buf_puts(&path, "$");

@@ -160,8 +160,7 @@ static void test_blocks(void **state)
 	pp_json_free(t);
 }
 
-static int fake_variables(void *ud, const char *name, struct pp_json **value,
-			  struct pp_error *err)
+static int fake_variables(void *ud, const char *name, struct pp_json **value, struct pp_error *err)
 {
 	int *calls = ud;
 	(*calls)++;
@@ -186,12 +185,13 @@ static void test_variables(void **state)
 	(void)state;
 	int calls = 0;
 	struct pp_error err = {0};
-	struct pp_json *j =
-		parse("{\"image\":\"{{ prefect.variables.image }}\",\"cpu\":\"{{prefect.variables.cpu}}\","
-		      "\"env\":{\"A\":\"v={{ prefect.variables.cpu }}/{{ prefect.variables.flags }}\","
-		      "\"B\":\"{{ prefect.variables.nope }}\",\"C\":\"x{{ prefect.variables.nope }}y\","
-		      "\"D\":\"{{ prefect.blocks.secret.k }} {{ prefect.variables.image }}\"},"
-		      "\"list\":[\"{{ prefect.variables.flags }}\",7]}");
+	struct pp_json *j = parse(
+		"{\"image\":\"{{ prefect.variables.image "
+		"}}\",\"cpu\":\"{{prefect.variables.cpu}}\","
+		"\"env\":{\"A\":\"v={{ prefect.variables.cpu }}/{{ prefect.variables.flags }}\","
+		"\"B\":\"{{ prefect.variables.nope }}\",\"C\":\"x{{ prefect.variables.nope }}y\","
+		"\"D\":\"{{ prefect.blocks.secret.k }} {{ prefect.variables.image }}\"},"
+		"\"list\":[\"{{ prefect.variables.flags }}\",7]}");
 	assert_int_equal(pp_prefect_resolve_variables(j, fake_variables, &calls, &err), 0);
 	assert_int_equal(calls, 8);
 	assert_string_equal(pp_json_get_string(j, "image"), "repo/flows:2");
@@ -228,11 +228,11 @@ static void test_documents(void **state)
 	(void)state;
 	int calls = 0;
 	struct pp_error err = {0};
-	struct pp_json *j = parse(
-		"{\"aws_credentials\":{\"$ref\":{\"block_document_id\":"
-		"\"0b9e6a2e-aaaa-4bbb-8ccc-000000000001\"}},\"nested\":[{\"a\":{\"$ref\":"
-		"{\"block_document_id\":\"0b9e6a2e-aaaa-4bbb-8ccc-000000000001\"}}}],"
-		"\"other\":{\"$ref\":\"#/definitions/AwsCredentials\"}}");
+	struct pp_json *j =
+		parse("{\"aws_credentials\":{\"$ref\":{\"block_document_id\":"
+		      "\"0b9e6a2e-aaaa-4bbb-8ccc-000000000001\"}},\"nested\":[{\"a\":{\"$ref\":"
+		      "{\"block_document_id\":\"0b9e6a2e-aaaa-4bbb-8ccc-000000000001\"}}}],"
+		      "\"other\":{\"$ref\":\"#/definitions/AwsCredentials\"}}");
 	assert_int_equal(pp_prefect_resolve_documents(j, fake_documents, &calls, &err), 0);
 	assert_int_equal(calls, 2);
 	assert_string_equal(pp_json_string(pp_json_path(j, "aws_credentials.region_name")),
