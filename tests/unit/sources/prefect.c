@@ -1066,6 +1066,58 @@ static void test_basic_and_csrf(void **state)
 	free(b);
 }
 
+/* Against the mock's /variables and /block_documents: a rendered job's
+ * $ref block references, block placeholders and variables resolve, with
+ * the block's secrets; a missing block is a clear error. */
+static void test_resolve_job(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	struct pp_json *r = NULL;
+	assert_int_equal(call(e, "POST", "/block_documents/",
+			      "{\"name\":\"prod\",\"block_type_slug\":\"aws-credentials\",\"data\":"
+			      "{\"aws_access_key_id\":\"AKID1\",\"aws_secret_access_key\":"
+			      "\"resolve-secret-0001\"}}",
+			      KEY, &r),
+			 201);
+	char id[64], text[1024];
+	snprintf(id, sizeof(id), "%s", pp_json_get_string(r, "id"));
+	assert_string_equal(pp_json_string(pp_json_path(r, "data.aws_secret_access_key")),
+			    "**********");
+	pp_json_free(r);
+	assert_int_equal(call(e, "POST", "/variables/",
+			      "{\"name\":\"image\",\"value\":\"repo/f:3\"}", KEY, NULL),
+			 201);
+	assert_int_equal(
+		call(e, "POST", "/variables/", "{\"name\":\"image\",\"value\":\"x\"}", KEY, NULL),
+		409);
+	snprintf(text, sizeof(text),
+		 "{\"aws_credentials\":{\"$ref\":{\"block_document_id\":\"%s\"}},"
+		 "\"image\":\"{{ prefect.variables.image }}\",\"cpu\":\"{{ "
+		 "prefect.blocks.secret.cpu }}\","
+		 "\"env\":{\"TAG\":\"img={{ prefect.variables.image }} {{ prefect.variables.none "
+		 "}}\"}}",
+		 id);
+	struct pp_json *job = parse(text);
+	struct pp_run_rec rec = {0};
+	assert_int_equal(e->src->ops->resolve_job(e->src, &rec, job, &err), 0);
+	assert_string_equal(
+		pp_json_string(pp_json_path(job, "aws_credentials.aws_secret_access_key")),
+		"resolve-secret-0001");
+	assert_string_equal(pp_json_get_string(job, "image"), "repo/f:3");
+	assert_int_equal(pp_json_get_int(job, "cpu", 0), 256);
+	assert_string_equal(pp_json_string(pp_json_path(job, "env.TAG")), "img=repo/f:3 ");
+	pp_json_free(job);
+	char line[128] = "x resolve-secret-0001";
+	pp_redact(line);
+	assert_null(strstr(line, "resolve-secret"));
+	job = parse("{\"c\":{\"$ref\":{\"block_document_id\":\"7d8c1a52-0000-4000-a000-"
+		    "00000000dead\"}}}");
+	assert_int_equal(e->src->ops->resolve_job(e->src, &rec, job, &err), PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "$.c"));
+	pp_json_free(job);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
@@ -1089,6 +1141,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mock_flows, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_auth, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_basic_and_csrf, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_job, env_setup, env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
