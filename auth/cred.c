@@ -23,8 +23,9 @@ struct pp_cred {
 #define CONF_STRINGS(X)                                                                            \
 	X(type)                                                                                    \
 	X(source)                                                                                  \
-	X(file) X(profile) X(region) X(access_key_id) X(secret_access_key) X(session_token)        \
-		X(role_arn) X(tenant_id) X(client_id) X(client_secret) X(client_secret_file)       \
+	X(file)                                                                                    \
+	X(profile) X(region) X(access_key_id) X(secret_access_key) X(session_token) X(role_arn)    \
+		X(tenant_id) X(client_id) X(client_secret) X(client_secret_file)                   \
 			X(certificate_path) X(subscription_id) X(token_id) X(token_secret)         \
 				X(token_uri) X(metadata_host) X(sts_endpoint) X(authority)         \
 					X(imds_endpoint) X(container_endpoint) X(modal_server_url) \

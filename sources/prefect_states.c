@@ -338,6 +338,9 @@ static int documents_at(struct pp_json *j, struct pp_buf *path, int depth,
 		int rc = fetch(ud, id, &data, err);
 		if (rc)
 			return pp_error_prefix(err, "%s: ", pp_buf_str(path));
+		/* The reference object's own members go: the data takes its place. */
+		while (j->child)
+			pp_json_free(pp_json_detach(j->child));
 		replace_value(j, data);
 		return 0;
 	}

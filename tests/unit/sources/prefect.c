@@ -1032,6 +1032,7 @@ static void test_basic_and_csrf(void **state)
 	e->src->ops->close(e->src);
 	free(e->cfg.prefect.api_key);
 	e->cfg.prefect.api_key = NULL;
+	free(e->cfg.prefect.api_auth_string_file);
 	e->cfg.prefect.api_auth_string_file = strdup(path);
 	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
