@@ -6,6 +6,9 @@
 #    again as a new attempt, with its own remote job (pp-<id>-2), its
 #    current job variables, and never the old outcome; the rerun completes
 #    (run_count 2, two PENDING claims accepted, two Cloud Run jobs);
+#  - a flow that paused (suspended: its process exited 0) and is resumed
+#    (Scheduled "Resuming", as resume_flow_run proposes for a suspended run)
+#    is claimed again and runs to COMPLETED;
 #  - a cancellation the flow finishes first (CANCELLING then CANCELLED by
 #    the flow's supervisor while pushpool was not looking) still cancels
 #    the remote job, and the flow's CANCELLED stands.
@@ -68,11 +71,30 @@ jobs=$(jq -r --arg h "$hex" '[.keyed["cloudrun.executions"] | keys[] | select(co
 crashed=$(jq '.keyed["prefect.set_state"]["CRASHED:ACCEPT"] // 0' "$T/stats.json")
 [ "$crashed" = 0 ] || fail "an outcome was reported: $crashed CRASHED"
 
+# ---- a resume of a suspended flow ----
+P=$(new_run '{"job_variables":{"env":{"PUSHPOOL_MOCK_FLOW":"paused"}}}')
+wait_for 30 is state_of "$P" PAUSED || fail "not paused: $(state_of "$P")"
+wait_for 30 is stored "$P" SUCCEEDED || fail "paused run in the store: $(stored "$P")"
+pf PATCH "/flow_runs/$P" '{"job_variables":{"env":{"PUSHPOOL_MOCK_FLOW":"completed"}}}' >/dev/null
+pf POST "/flow_runs/$P/set_state" '{"state":{"type":"SCHEDULED","name":"Resuming"}}' |
+	jq -e '.status == "ACCEPT"' >/dev/null || fail "the resume was not accepted"
+wait_for 30 is state_of "$P" COMPLETED || fail "resumed run: $(state_of "$P")"
+wait_for 30 is stored "$P" SUCCEEDED || fail "resumed run in the store: $(stored "$P")"
+"$PUSHPOOL" runs -c "$T/pushpool.conf" show "$P" | grep -q '^reruns: *1$' || fail "resume not a rerun"
+
 # ---- a cancellation the flow finishes first ----
+# The job must still run when the cancellation comes: the mock's clock is
+# held and moved on in small steps only until the flow reports RUNNING
+# (its container starts), long before its run time is over.
+clock '{"clock":"hold"}'
 C=$(new_run '{}')
-wait_for 30 is state_of "$C" RUNNING || fail "not running: $(state_of "$C")"
-wait_for 30 is stored "$C" RUNNING || fail "not running in the store: $(stored "$C")"
-clock '{"clock":"hold"}' # the job runs on until the clock moves
+step_to_running() {
+	clock '{"advance_ms":20}'
+	[ "$(state_of "$C")" = RUNNING ]
+}
+wait_for 30 step_to_running || fail "not running: $(state_of "$C")"
+live() { case $(stored "$C") in SUBMITTED | RUNNING) return 0 ;; esac; return 1; }
+wait_for 30 live || fail "not submitted in the store: $(stored "$C")"
 # While pushpool is not looking, the run is cancelled and the flow's own
 # supervisor finishes the cancellation.
 kill -STOP "$SV"
@@ -86,4 +108,4 @@ wait_for 30 is stored "$C" CANCELLED || fail "store: $(stored "$C")"
 msg=$(pf GET "/flow_runs/$C" | jq -r '"\(.state_type): \(.state.message)"')
 [ "$msg" = "CANCELLED: cancelled by the flow" ] || fail "the flow's CANCELLED was overwritten: $msg"
 [ "$(stats | jq -r .live.live_executions)" = 0 ] || fail "executions left running"
-echo "ok: a UI retry of a finished run ran again as attempt 2 (its own job, COMPLETED, run_count 2); a cancellation the flow finished first still cancelled the remote job"
+echo "ok: a UI retry of a finished run ran again as attempt 2 (its own job, COMPLETED, run_count 2); a resumed suspended flow ran again; a cancellation the flow finished first still cancelled the remote job"
