@@ -561,9 +561,10 @@ static int aws_probe_url(void *state, char *url, size_t size)
 
 /* A job's aws_credentials: prefect-aws AwsCredentials (credentials.py:
  * aws_access_key_id, aws_secret_access_key, aws_session_token,
- * profile_name, region_name). A key pair is the static source, a profile
- * alone the profile source; neither (just a region, or nothing) leaves the
- * pool's credentials in place. */
+ * region_name). A key pair is the static source; none (just a region, or
+ * nothing) leaves the pool's credentials in place. A profile_name is
+ * refused: it names this host's files, which a job must not pick from (one
+ * pool's deployment could take another pool's profile). */
 static int aws_from_block(const struct pp_json *d, struct pp_cred_conf *conf, struct pp_error *err)
 {
 	const char *role = pp_json_get_string(d, "assume_role_arn");
@@ -577,26 +578,22 @@ static int aws_from_block(const struct pp_json *d, struct pp_cred_conf *conf, st
 	if (!rc)
 		rc = pp_cred_block_field(&conf->session_token, d, "aws_session_token", err);
 	if (!rc)
-		rc = pp_cred_block_field(&conf->profile, d, "profile_name", err);
-	if (!rc)
 		rc = pp_cred_block_field(&conf->region, d, "region_name", err);
 	if (rc)
 		return rc;
-	const char *source = NULL;
-	if (conf->access_key_id || conf->secret_access_key) {
-		if (!conf->access_key_id || !conf->secret_access_key)
-			return pp_fail(err, PP_EINVALID, "aws_credentials: %s without %s",
-				       conf->access_key_id ? "aws_access_key_id"
-							   : "aws_secret_access_key",
-				       conf->access_key_id ? "aws_secret_access_key"
-							   : "aws_access_key_id");
-		source = "static";
-	} else if (conf->profile) {
-		source = "profile";
-	} else {
+	const char *profile = pp_json_get_string(d, "profile_name");
+	if (profile && *profile)
+		return pp_fail(err, PP_EINVALID,
+			       "aws_credentials: profile_name is not read from a job (it names "
+			       "this host's files); give the key pair, or the profile to the "
+			       "pool's [credentials] section");
+	if (!conf->access_key_id && !conf->secret_access_key)
 		return PP_ENOTFOUND;
-	}
-	return (conf->source = strdup(source)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!conf->access_key_id || !conf->secret_access_key)
+		return pp_fail(err, PP_EINVALID, "aws_credentials: %s without %s",
+			       conf->access_key_id ? "aws_access_key_id" : "aws_secret_access_key",
+			       conf->access_key_id ? "aws_secret_access_key" : "aws_access_key_id");
+	return (conf->source = strdup("static")) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
 const struct pp_cred_backend pp_cred_aws = {

@@ -24,12 +24,12 @@ struct pp_cred {
 	X(type)                                                                                    \
 	X(source)                                                                                  \
 	X(file)                                                                                    \
-	X(profile) X(region) X(access_key_id) X(secret_access_key) X(session_token) X(role_arn)    \
-		X(tenant_id) X(client_id) X(client_secret) X(client_secret_file)                   \
-			X(certificate_path) X(subscription_id) X(token_id) X(token_secret)         \
-				X(token_uri) X(metadata_host) X(sts_endpoint) X(authority)         \
-					X(imds_endpoint) X(container_endpoint) X(modal_server_url) \
-						X(key_json)
+	X(profile)                                                                                 \
+	X(region) X(access_key_id) X(secret_access_key) X(session_token) X(role_arn) X(tenant_id)  \
+		X(client_id) X(client_secret) X(client_secret_file) X(certificate_path)            \
+			X(subscription_id) X(token_id) X(token_secret) X(token_uri)                \
+				X(metadata_host) X(sts_endpoint) X(authority) X(imds_endpoint)     \
+					X(container_endpoint) X(modal_server_url) X(key_json)
 
 static void conf_free(struct pp_cred_conf *c)
 {

@@ -820,8 +820,10 @@ static const char *gcp_project(void *state)
 }
 
 /* A job's credentials: prefect-gcp GcpCredentials (credentials.py:
- * service_account_info, the key's JSON itself, or service_account_file, a
- * path). Neither: the pool's credentials (Prefect: application default). */
+ * service_account_info, the key's JSON itself). Without it, the pool's
+ * credentials (Prefect: application default). A service_account_file is
+ * refused: it names a file on this host, and a job must not pick one (one
+ * pool's deployment could take another pool's key). */
 static int gcp_from_block(const struct pp_json *d, struct pp_cred_conf *conf, struct pp_error *err)
 {
 	const struct pp_json *info = pp_json_get(d, "service_account_info");
@@ -830,10 +832,13 @@ static int gcp_from_block(const struct pp_json *d, struct pp_cred_conf *conf, st
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		return 0;
 	}
-	int rc = pp_cred_block_field(&conf->file, d, "service_account_file", err);
-	if (rc || !conf->file)
-		return rc ? rc : PP_ENOTFOUND;
-	return (conf->source = strdup("file")) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+	const char *file = pp_json_get_string(d, "service_account_file");
+	if (file && *file)
+		return pp_fail(err, PP_EINVALID,
+			       "credentials: service_account_file is not read from a job (it "
+			       "names a file on this host); give service_account_info, or the file "
+			       "to the pool's [credentials] section");
+	return PP_ENOTFOUND;
 }
 
 const struct pp_cred_backend pp_cred_gcp = {

@@ -113,10 +113,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * job_configuration stands in for one. */
 		if (!rc) {
 			pp_error_clear(&err);
-			canned_check_failure(src->ops->resolve_job(src, r,
-								   pp_json_get(tmpl, "job_configuration"),
-								   &err),
-					     &err, secrets);
+			canned_check_failure(
+				src->ops->resolve_job(src, r,
+						      pp_json_get(tmpl, "job_configuration"), &err),
+				&err, secrets);
 		}
 		pp_json_free(tmpl);
 		pp_json_free(vars);

@@ -346,6 +346,15 @@ static void test_from_job(void **state)
 	j = js("{\"assume_role_arn\":\"arn:aws:iam::1:role/x\"}");
 	assert_int_equal(pp_cred_from_job("aws", j, &c, &err), PP_EINVALID);
 	pp_json_free(j);
+	/* Names of this host's files are not taken from a job. */
+	j = js("{\"profile_name\":\"other-pool\"}");
+	assert_int_equal(pp_cred_from_job("aws", j, &c, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "profile_name"));
+	pp_json_free(j);
+	j = js("{\"service_account_file\":\"/etc/pushpool/other-pool.json\"}");
+	assert_int_equal(pp_cred_from_job("gcp", j, &c, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "service_account_file"));
+	pp_json_free(j);
 
 	/* AzureContainerInstanceCredentials: a service principal's secret. */
 	j = js("{\"client_id\":\"c-1\",\"tenant_id\":\"t-1\",\"client_secret\":\"az-block-secret-"
