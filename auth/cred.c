@@ -1,6 +1,7 @@
 /* The pp_cred handle: an opened credential backend (auth/backend.h) and
  * the section it came from. Every call forwards to the backend's ops; what
  * a cloud does lives in its backend. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,25 +20,41 @@ struct pp_cred {
 	struct pp_cred_conf *own;
 };
 
-/* The string members of a pp_cred_conf, for copying and freeing one. */
-#define CONF_STRINGS(X)                                                                            \
-	X(type)                                                                                    \
-	X(source)                                                                                  \
-	X(file)                                                                                    \
-	X(profile)                                                                                 \
-	X(region) X(access_key_id) X(secret_access_key) X(session_token) X(role_arn) X(tenant_id)  \
-		X(client_id) X(client_secret) X(client_secret_file) X(certificate_path)            \
-			X(subscription_id) X(token_id) X(token_secret) X(token_uri)                \
-				X(metadata_host) X(sts_endpoint) X(authority) X(imds_endpoint)     \
-					X(container_endpoint) X(modal_server_url) X(key_json)
+/* The string members of a pp_cred_conf, to free a made-up section. */
+static const size_t conf_strings[] = {
+	offsetof(struct pp_cred_conf, type),
+	offsetof(struct pp_cred_conf, source),
+	offsetof(struct pp_cred_conf, file),
+	offsetof(struct pp_cred_conf, profile),
+	offsetof(struct pp_cred_conf, region),
+	offsetof(struct pp_cred_conf, access_key_id),
+	offsetof(struct pp_cred_conf, secret_access_key),
+	offsetof(struct pp_cred_conf, session_token),
+	offsetof(struct pp_cred_conf, role_arn),
+	offsetof(struct pp_cred_conf, tenant_id),
+	offsetof(struct pp_cred_conf, client_id),
+	offsetof(struct pp_cred_conf, client_secret),
+	offsetof(struct pp_cred_conf, client_secret_file),
+	offsetof(struct pp_cred_conf, certificate_path),
+	offsetof(struct pp_cred_conf, subscription_id),
+	offsetof(struct pp_cred_conf, token_id),
+	offsetof(struct pp_cred_conf, token_secret),
+	offsetof(struct pp_cred_conf, token_uri),
+	offsetof(struct pp_cred_conf, metadata_host),
+	offsetof(struct pp_cred_conf, sts_endpoint),
+	offsetof(struct pp_cred_conf, authority),
+	offsetof(struct pp_cred_conf, imds_endpoint),
+	offsetof(struct pp_cred_conf, container_endpoint),
+	offsetof(struct pp_cred_conf, modal_server_url),
+	offsetof(struct pp_cred_conf, key_json),
+};
 
 static void conf_free(struct pp_cred_conf *c)
 {
 	if (!c)
 		return;
-#define FREE_ONE(f) free(c->f);
-	CONF_STRINGS(FREE_ONE)
-#undef FREE_ONE
+	for (size_t i = 0; i < sizeof(conf_strings) / sizeof(conf_strings[0]); i++)
+		free(*(char **)((char *)c + conf_strings[i]));
 	free(c);
 }
 

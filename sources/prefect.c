@@ -424,16 +424,22 @@ static int record_claim(struct prefect_source *s, struct pp_store *store, struct
 	return 0;
 }
 
-/* The store's record of a flow run: none, in flight (ours already), or
- * finished (*ended_ms: when). */
-enum pf_known { PF_NEW, PF_LIVE, PF_FINISHED };
+/* The store's record of a flow run: none, in flight (ours already),
+ * finished (*ended_ms: when), or unknown for now (the store failed: the
+ * run is left for a later poll rather than taken for a new one). */
+enum pf_known { PF_NEW, PF_LIVE, PF_FINISHED, PF_UNKNOWN };
 
 static enum pf_known known_run(struct pp_store *store, const char *id, int64_t *ended_ms)
 {
 	struct pp_run_rec have;
 	struct pp_error gerr = {0};
-	if (store->ops->get(store, id, &have, NULL, NULL, &gerr))
+	int rc = store->ops->get(store, id, &have, NULL, NULL, &gerr);
+	if (rc == PP_ENOTFOUND)
 		return PF_NEW;
+	if (rc) {
+		pp_warn("prefect: flow run %s: reading the store: %s", id, gerr.msg);
+		return PF_UNKNOWN;
+	}
 	enum pf_known k = pp_store_state_terminal(have.state) && have.state != PP_ST_QUARANTINED
 				  ? PF_FINISHED
 				  : PF_LIVE;
@@ -451,7 +457,7 @@ static int claim(struct prefect_source *s, struct pp_store *store, struct pf_poo
 			       p->name);
 	int64_t ended = 0;
 	enum pf_known known = known_run(store, id, &ended);
-	if (known == PF_LIVE)
+	if (known == PF_LIVE || known == PF_UNKNOWN)
 		return 0; /* ours already (the server lost our PENDING, e.g. a restore) */
 	/* Read the run first: the list may be stale, and the server accepts
 	 * PENDING over a run that already ended (HandleFlowTerminalState-
@@ -649,7 +655,7 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 			struct pp_error e = {0};
 			int64_t ended = 0;
 			enum pf_known known = id ? known_run(store, id, &ended) : PF_LIVE;
-			if (known == PF_LIVE)
+			if (known == PF_LIVE || known == PF_UNKNOWN)
 				continue;
 			if (known == PF_FINISHED &&
 			    !store->ops->get(store, id, &rec, NULL, NULL, &e)) {
