@@ -65,6 +65,11 @@ stats >"$T/stats.json"
 	fail "flows without the auth string: $(jq -c '.keyed["prefect.flows_unauthorized"]' "$T/stats.json")"
 pending=$(jq '[.keyed["prefect.pending_accepted"][]] | add' "$T/stats.json")
 [ "$pending" = 6 ] || fail "$pending PENDING claims accepted, want 6"
+# Every run over in the store too (its job cleaned up) before serve stops.
+stored_done() {
+	[ "$("$PUSHPOOL" runs -c "$T/pushpool.conf" ls --state SUCCEEDED 2>/dev/null | grep -c -- '-')" = 6 ]
+}
+wait_for 60 stored_done || fail "runs not over in the store: $("$PUSHPOOL" runs -c "$T/pushpool.conf" ls)"
 kill -TERM "$SV"
 wait "$SV" || fail "serve exited $? on SIGTERM"
 SV=

@@ -83,6 +83,11 @@ for slug in gcp-credentials aws-credentials azure-container-instance-credentials
 	[ "$(jq --arg s "$slug" '.keyed["prefect.block_reads"][$s] // 0' "$T/stats.json")" -ge 1 ] ||
 		fail "block $slug never read"
 done
+# Every run over in the store too (its job cleaned up) before serve stops.
+stored_done() {
+	[ "$("$PUSHPOOL" runs -c "$T/pushpool.conf" ls --state SUCCEEDED 2>/dev/null | grep -c -- '-')" = "$TOTAL" ]
+}
+wait_for 60 stored_done || fail "runs not over in the store: $("$PUSHPOOL" runs -c "$T/pushpool.conf" ls)"
 kill -TERM "$SV"
 wait "$SV" || fail "serve exited $? on SIGTERM"
 SV=
