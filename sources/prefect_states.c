@@ -52,11 +52,12 @@ bool pp_prefect_report_wanted(const char *want, const char *current)
 bool pp_prefect_same_attempt(const char *type, int64_t state_ms, const char *infra_pid,
 			     const char *ours, int64_t ended_ms)
 {
-	if (type && !strcmp(type, "SCHEDULED"))
-		return false;
 	if (infra_pid && *infra_pid && ours && *ours && strcmp(infra_pid, ours))
 		return false;
-	bool live = type && (!strcmp(type, "PENDING") || !strcmp(type, "RUNNING"));
+	/* A SCHEDULED from before the end is the flow's own AwaitingRetry,
+	 * set during this attempt: a worker crashes that too. */
+	bool live = type && (!strcmp(type, "PENDING") || !strcmp(type, "RUNNING") ||
+			     !strcmp(type, "SCHEDULED"));
 	return !(live && state_ms > ended_ms);
 }
 

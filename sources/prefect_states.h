@@ -46,10 +46,11 @@ bool pp_prefect_report_wanted(const char *want, const char *current);
  * shows it now (state type, its timestamp, infrastructure_pid), for an
  * attempt on infrastructure ours (NULL: none recorded) that ended at
  * ended_ms. It does not when the run has moved on to another attempt: it
- * is SCHEDULED again (a retry from the UI, a resume, a reschedule, a
- * hand-back), runs on other infrastructure, or is PENDING or RUNNING
- * since a time after our attempt ended (claimed again). The old outcome
- * would crash or cancel the new attempt. */
+ * runs on other infrastructure, or is SCHEDULED (a retry from the UI, a
+ * resume, a reschedule), PENDING or RUNNING since a time after our attempt
+ * ended. The old outcome would crash or cancel the new attempt. A SCHEDULED
+ * from before the end is the flow's own AwaitingRetry during this attempt,
+ * which Prefect's worker crashes too when the process dies. */
 bool pp_prefect_same_attempt(const char *type, int64_t state_ms, const char *infra_pid,
 			     const char *ours, int64_t ended_ms);
 

@@ -81,7 +81,10 @@ static void test_report_wanted(void **state)
 	assert_true(pp_prefect_same_attempt("PENDING", 500, NULL, NULL, 1000));
 	assert_true(pp_prefect_same_attempt("CANCELLING", 1500, "job-1", "job-1", 1000));
 	assert_true(pp_prefect_same_attempt("RUNNING", 900, "job-1", NULL, 1000));
-	assert_false(pp_prefect_same_attempt("SCHEDULED", 500, NULL, "job-1", 1000));
+	/* The flow's own AwaitingRetry before the process died: still ours,
+	 * crashed as a worker does; a SCHEDULED after the end is a rerun. */
+	assert_true(pp_prefect_same_attempt("SCHEDULED", 500, NULL, "job-1", 1000));
+	assert_false(pp_prefect_same_attempt("SCHEDULED", 1001, NULL, "job-1", 1000));
 	assert_false(pp_prefect_same_attempt("RUNNING", 900, "job-2", "job-1", 1000));
 	assert_false(pp_prefect_same_attempt("PENDING", 1001, NULL, "job-1", 1000));
 	assert_false(pp_prefect_same_attempt("RUNNING", 1001, "job-1", "job-1", 1000));
@@ -737,8 +740,32 @@ static void test_rerun(void **state)
 	finish_rec(e, b, PP_ST_CANCELLED, NULL);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
 	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", b), 1);
+
+	/* The flow failed with a retry left (AwaitingRetry, SCHEDULED) and its
+	 * process died before retrying: CRASHED is reported over that, as a
+	 * worker does, instead of a retry nobody will make. */
+	char path[128];
+	struct pp_json *res = NULL;
+	snprintf(path, sizeof(path), "/deployments/%s/create_flow_run", e->deployment);
+	assert_int_equal(call(e, "POST", path, "{\"empirical_policy\":{\"retries\":1}}", KEY, &res),
+			 201);
+	char *c = strdup(pp_json_get_string(res, "id"));
+	pp_json_free(res);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	propose(e, c, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	propose(e, c, "{\"type\":\"FAILED\"}", false, "REJECT", "SCHEDULED");
+	usleep(20 * 1000);
+	finish_rec(e, c, PP_ST_FAILED, "t-3");
+	assert_int_equal(e->store->ops->get(e->store, c, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(
+		e->src->ops->report(e->src, &rec, PP_ST_FAILED, "t-3", "exit code 137", &err), 0);
+	pp_run_rec_free(&rec);
+	r = run_of(e, c);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
+	pp_json_free(r);
 	free(a);
 	free(b);
+	free(c);
 }
 
 /* Cancellation whatever the server's state has become: a run the flow's
