@@ -14,6 +14,7 @@
 #include "lib/buf.h"
 #include "dispatcher/config.h"
 #include "lib/err.h"
+#include "lib/json.h"
 
 struct pp_http_req;
 struct pp_http_resp;
@@ -24,6 +25,13 @@ struct pp_cred;
  * nothing is fetched until first use). */
 int pp_cred_new(const struct pp_cred_conf *conf, struct pp_cred **out, struct pp_error *err);
 void pp_cred_free(struct pp_cred *c);
+/* A credential of type from a job's credentials object (the data of a
+ * Prefect credentials block, e.g. a job's aws_credentials), mapped by the
+ * type's backend; its secrets are registered for redaction. *out is NULL
+ * when the object names no credential (an empty block: the pool's own
+ * credentials apply). The handle owns a copy of what it needs. */
+int pp_cred_from_job(const char *type, const struct pp_json *obj, struct pp_cred **out,
+		     struct pp_error *err);
 /* Check a section without I/O: the type is a known backend's, the source
  * one of its sources, and the settings that source needs are there. The
  * message starts with "FILE:LINE: credentials "NAME": ". */

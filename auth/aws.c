@@ -559,6 +559,43 @@ static int aws_probe_url(void *state, char *url, size_t size)
 	return n < 0 || (size_t)n >= size ? PP_EINVALID : 0;
 }
 
+/* A job's aws_credentials: prefect-aws AwsCredentials (credentials.py:
+ * aws_access_key_id, aws_secret_access_key, aws_session_token,
+ * region_name). A key pair is the static source; none (just a region, or
+ * nothing) leaves the pool's credentials in place. A profile_name is
+ * refused: it names this host's files, which a job must not pick from (one
+ * pool's deployment could take another pool's profile). */
+static int aws_from_block(const struct pp_json *d, struct pp_cred_conf *conf, struct pp_error *err)
+{
+	const char *role = pp_json_get_string(d, "assume_role_arn");
+	if (role && *role)
+		return pp_fail(err, PP_EINVALID,
+			       "aws_credentials: assume_role_arn is not supported in a job's "
+			       "credentials; give the role to the pool's [credentials] section");
+	int rc = pp_cred_block_field(&conf->access_key_id, d, "aws_access_key_id", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->secret_access_key, d, "aws_secret_access_key", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->session_token, d, "aws_session_token", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->region, d, "region_name", err);
+	if (rc)
+		return rc;
+	const char *profile = pp_json_get_string(d, "profile_name");
+	if (profile && *profile)
+		return pp_fail(err, PP_EINVALID,
+			       "aws_credentials: profile_name is not read from a job (it names "
+			       "this host's files); give the key pair, or the profile to the "
+			       "pool's [credentials] section");
+	if (!conf->access_key_id && !conf->secret_access_key)
+		return PP_ENOTFOUND;
+	if (!conf->access_key_id || !conf->secret_access_key)
+		return pp_fail(err, PP_EINVALID, "aws_credentials: %s without %s",
+			       conf->access_key_id ? "aws_access_key_id" : "aws_secret_access_key",
+			       conf->access_key_id ? "aws_secret_access_key" : "aws_access_key_id");
+	return (conf->source = strdup("static")) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
 const struct pp_cred_backend pp_cred_aws = {
 	.abi = PP_CRED_BACKEND_ABI,
 	.type = "aws",
@@ -574,5 +611,6 @@ const struct pp_cred_backend pp_cred_aws = {
 	.close = aws_close,
 	.region = aws_region,
 	.set_scope = aws_set_scope,
+	.from_block = aws_from_block,
 	.probe_url = aws_probe_url,
 };

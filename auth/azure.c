@@ -612,6 +612,29 @@ static const char *azure_subscription(void *state)
 	return pp_azure_subscription(((struct azure_cred *)state)->a);
 }
 
+/* A job's aci_credentials: prefect-azure AzureContainerInstanceCredentials
+ * (credentials.py: client_id, tenant_id, client_secret), a service
+ * principal's secret. Without them Prefect falls back to
+ * DefaultAzureCredential: here, the pool's credentials. */
+static int azure_from_block(const struct pp_json *d, struct pp_cred_conf *conf,
+			    struct pp_error *err)
+{
+	int rc = pp_cred_block_field(&conf->client_id, d, "client_id", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->tenant_id, d, "tenant_id", err);
+	if (!rc)
+		rc = pp_cred_block_field(&conf->client_secret, d, "client_secret", err);
+	if (rc)
+		return rc;
+	if (!conf->client_id && !conf->tenant_id && !conf->client_secret)
+		return PP_ENOTFOUND;
+	if (!conf->client_id || !conf->tenant_id || !conf->client_secret)
+		return pp_fail(
+			err, PP_EINVALID,
+			"aci_credentials: client_id, tenant_id and client_secret go together");
+	return (conf->source = strdup("secret")) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
 const struct pp_cred_backend pp_cred_azure = {
 	.abi = PP_CRED_BACKEND_ABI,
 	.type = "azure",
@@ -627,4 +650,5 @@ const struct pp_cred_backend pp_cred_azure = {
 	.refreshes = azure_refreshes,
 	.close = azure_close,
 	.project = azure_subscription,
+	.from_block = azure_from_block,
 };

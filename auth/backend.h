@@ -11,6 +11,7 @@
 #include "dispatcher/config.h"
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "lib/json.h"
 
 struct pp_http_req;
 
@@ -56,6 +57,13 @@ struct pp_cred_backend {
 	const char *(*region)(void *state);
 	/* Region and service to sign for ("us-east-1", "ecs"). */
 	void (*set_scope)(void *state, const char *region, const char *service);
+	/* Fill conf (its strings allocated, the caller's) from a job's credentials
+	 * object: the data of the cloud's Prefect credentials block, resolved
+	 * into the job (prefect-aws AwsCredentials, prefect-gcp
+	 * GcpCredentials, prefect-azure AzureContainerInstanceCredentials).
+	 * PP_ENOTFOUND when it names no credential of its own. */
+	int (*from_block)(const struct pp_json *data, struct pp_cred_conf *conf,
+			  struct pp_error *err);
 	/* A URL that apply can authorize for `auth check` without sending
 	 * it; may set the scope. NULL: any URL does. */
 	int (*probe_url)(void *state, char *url, size_t size);
@@ -93,6 +101,11 @@ const char *pp_cred_source(const struct pp_cred_conf *conf);
  * beginning with a `const char *name`; -1 when absent. */
 int pp_cred_source_row(const void *rows, size_t nrows, size_t row_size, const char *name);
 /* A string is set and not empty. */
+/* For from_block: *field = a copy of data's string member key, when it is
+ * a non-empty string; PP_ENOMEM (err filled) when the copy fails. */
+int pp_cred_block_field(char **field, const struct pp_json *data, const char *key,
+			struct pp_error *err);
+
 static inline int pp_cred_has(const char *s)
 {
 	return s && *s;

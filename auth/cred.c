@@ -1,6 +1,7 @@
 /* The pp_cred handle: an opened credential backend (auth/backend.h) and
  * the section it came from. Every call forwards to the backend's ops; what
  * a cloud does lives in its backend. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,12 +9,54 @@
 #include "auth/auth.h"
 #include "auth/backend.h"
 #include "lib/http.h"
+#include "lib/log.h"
 
 struct pp_cred {
 	const struct pp_cred_backend *b;
 	void *state;
 	char name[PP_NAME_MAX]; /* the section's */
+	/* From a job (pp_cred_from_job): the section made up for it, whose
+	 * strings the handle owns, as the backend's state borrows it. */
+	struct pp_cred_conf *own;
 };
+
+/* The string members of a pp_cred_conf, to free a made-up section. */
+static const size_t conf_strings[] = {
+	offsetof(struct pp_cred_conf, type),
+	offsetof(struct pp_cred_conf, source),
+	offsetof(struct pp_cred_conf, file),
+	offsetof(struct pp_cred_conf, profile),
+	offsetof(struct pp_cred_conf, region),
+	offsetof(struct pp_cred_conf, access_key_id),
+	offsetof(struct pp_cred_conf, secret_access_key),
+	offsetof(struct pp_cred_conf, session_token),
+	offsetof(struct pp_cred_conf, role_arn),
+	offsetof(struct pp_cred_conf, tenant_id),
+	offsetof(struct pp_cred_conf, client_id),
+	offsetof(struct pp_cred_conf, client_secret),
+	offsetof(struct pp_cred_conf, client_secret_file),
+	offsetof(struct pp_cred_conf, certificate_path),
+	offsetof(struct pp_cred_conf, subscription_id),
+	offsetof(struct pp_cred_conf, token_id),
+	offsetof(struct pp_cred_conf, token_secret),
+	offsetof(struct pp_cred_conf, token_uri),
+	offsetof(struct pp_cred_conf, metadata_host),
+	offsetof(struct pp_cred_conf, sts_endpoint),
+	offsetof(struct pp_cred_conf, authority),
+	offsetof(struct pp_cred_conf, imds_endpoint),
+	offsetof(struct pp_cred_conf, container_endpoint),
+	offsetof(struct pp_cred_conf, modal_server_url),
+	offsetof(struct pp_cred_conf, key_json),
+};
+
+static void conf_free(struct pp_cred_conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < sizeof(conf_strings) / sizeof(conf_strings[0]); i++)
+		free(*(char **)((char *)c + conf_strings[i]));
+	free(c);
+}
 
 int pp_cred_new(const struct pp_cred_conf *conf, struct pp_cred **out, struct pp_error *err)
 {
@@ -44,7 +87,45 @@ void pp_cred_free(struct pp_cred *c)
 	if (!c)
 		return;
 	c->b->close(c->state);
+	conf_free(c->own);
 	free(c);
+}
+
+int pp_cred_from_job(const char *type, const struct pp_json *obj, struct pp_cred **out,
+		     struct pp_error *err)
+{
+	*out = NULL;
+	const struct pp_cred_backend *b = NULL;
+	for (const struct pp_cred_backend *const *it = pp_cred_backends(); *it && !b; it++)
+		if (!strcmp((*it)->type, type))
+			b = *it;
+	if (!b || !b->from_block)
+		return pp_fail(err, PP_EINVALID, "credentials of type %s cannot come from a job",
+			       type);
+	struct pp_cred_conf *own = calloc(1, sizeof(*own));
+	if (!own)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	snprintf(own->name, sizeof(own->name), "job %s credentials", type);
+	int rc = b->from_block(obj, own, err);
+	if (!rc && !(own->type = strdup(type)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (rc) {
+		conf_free(own);
+		return rc == PP_ENOTFOUND ? 0 : rc;
+	}
+	/* What a block carries is secret: keep every part out of the logs. */
+	const char *secrets[] = {own->secret_access_key, own->session_token, own->client_secret,
+				 own->token_secret, own->key_json};
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (secrets[i] && *secrets[i])
+			pp_secret_register(secrets[i]);
+	rc = pp_cred_new(own, out, err);
+	if (rc) {
+		conf_free(own);
+		return rc;
+	}
+	(*out)->own = own;
+	return 0;
 }
 
 const char *pp_cred_name(const struct pp_cred *c)

@@ -183,18 +183,13 @@ static const struct {
 	{"external_account", SRC_EXTERNAL, load_external_account},
 };
 
-static int load_key_file(struct pp_gcp *g, const char *path, const struct pp_cred_conf *conf,
-			 struct pp_error *err)
+/* A key, parsed (j is the caller's); origin names where it came from. */
+static int load_key(struct pp_gcp *g, const struct pp_json *j, const char *path,
+		    const struct pp_cred_conf *conf, struct pp_error *err)
 {
-	struct pp_json_limits lim = {.max_bytes = KEY_FILE_MAX};
-	struct pp_json *j = NULL;
-	int rc = pp_json_parse_file(path, &lim, &j, err);
-	if (rc)
-		return rc;
-	if (!(g->origin = strdup(path))) {
-		pp_json_free(j);
+	int rc = 0;
+	if (!(g->origin = strdup(path)))
 		return pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
-	}
 	const char *type = pp_json_get_string(j, "type");
 	int row = pp_cred_source_row(key_types, sizeof(key_types) / sizeof(key_types[0]),
 				     sizeof(key_types[0]), type);
@@ -211,7 +206,6 @@ static int load_key_file(struct pp_gcp *g, const char *path, const struct pp_cre
 	}
 	if (!rc)
 		rc = dup_field(&g->project, j, "project_id", false, path, err);
-	pp_json_free(j);
 	if (rc)
 		return rc;
 
@@ -221,6 +215,31 @@ static int load_key_file(struct pp_gcp *g, const char *path, const struct pp_cre
 	const char *override = g->src == SRC_EXTERNAL ? conf->sts_endpoint : conf->token_uri;
 	g->token_url = strdup(override && *override ? override : g->audience);
 	return g->token_url ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+static int load_key_file(struct pp_gcp *g, const char *path, const struct pp_cred_conf *conf,
+			 struct pp_error *err)
+{
+	struct pp_json_limits lim = {.max_bytes = KEY_FILE_MAX};
+	struct pp_json *j = NULL;
+	int rc = pp_json_parse_file(path, &lim, &j, err);
+	if (!rc)
+		rc = load_key(g, j, path, conf, err);
+	pp_json_free(j);
+	return rc;
+}
+
+/* The key's JSON itself (a job's service_account_info). */
+static int load_key_json(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
+{
+	struct pp_json_limits lim = {.max_bytes = KEY_FILE_MAX};
+	struct pp_json *j = NULL;
+	int rc = pp_json_parse(conf->key_json, strlen(conf->key_json), &lim, &j, err);
+	if (rc)
+		return pp_error_prefix(err, "service_account_info: ");
+	rc = load_key(g, j, "service_account_info", conf, err);
+	pp_json_free(j);
+	return rc;
 }
 
 static int set_metadata(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
@@ -286,6 +305,8 @@ static int from_env(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp
 static int from_chain(struct pp_gcp *g, const struct pp_cred_conf *conf, struct pp_error *err)
 {
 	char adc[4096];
+	if (pp_cred_has(conf->key_json))
+		return load_key_json(g, conf, err);
 	/* A file named in the config or the environment must work: falling
 	 * through to another identity would hide the mistake. */
 	if (pp_cred_has(conf->file))
@@ -798,6 +819,28 @@ static const char *gcp_project(void *state)
 	return pp_gcp_project(((struct gcp_cred *)state)->g);
 }
 
+/* A job's credentials: prefect-gcp GcpCredentials (credentials.py:
+ * service_account_info, the key's JSON itself). Without it, the pool's
+ * credentials (Prefect: application default). A service_account_file is
+ * refused: it names a file on this host, and a job must not pick one (one
+ * pool's deployment could take another pool's key). */
+static int gcp_from_block(const struct pp_json *d, struct pp_cred_conf *conf, struct pp_error *err)
+{
+	const struct pp_json *info = pp_json_get(d, "service_account_info");
+	if (pp_json_is(info, PP_JSON_OBJECT) && info->count) {
+		if (!(conf->key_json = pp_json_to_string(info, PP_JSON_COMPACT)))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		return 0;
+	}
+	const char *file = pp_json_get_string(d, "service_account_file");
+	if (file && *file)
+		return pp_fail(err, PP_EINVALID,
+			       "credentials: service_account_file is not read from a job (it "
+			       "names a file on this host); give service_account_info, or the file "
+			       "to the pool's [credentials] section");
+	return PP_ENOTFOUND;
+}
+
 const struct pp_cred_backend pp_cred_gcp = {
 	.abi = PP_CRED_BACKEND_ABI,
 	.type = "gcp",
@@ -813,4 +856,5 @@ const struct pp_cred_backend pp_cred_gcp = {
 	.refreshes = gcp_refreshes,
 	.close = gcp_close,
 	.project = gcp_project,
+	.from_block = gcp_from_block,
 };

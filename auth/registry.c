@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
@@ -34,6 +35,17 @@ int pp_cred_conf_fail(const struct pp_cred_conf *conf, int code, struct pp_error
 		return pp_fail(err, code, "%s:%d: credentials \"%s\": %s", where(conf), conf->line,
 			       conf->name, msg);
 	return pp_fail(err, code, "%s: credentials \"%s\": %s", where(conf), conf->name, msg);
+}
+
+int pp_cred_block_field(char **field, const struct pp_json *data, const char *key,
+			struct pp_error *err)
+{
+	const char *v = pp_json_get_string(data, key);
+	if (!v || !*v)
+		return 0;
+	if (!(*field = strdup(v)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
 }
 
 const char *pp_cred_source(const struct pp_cred_conf *conf)

@@ -43,6 +43,8 @@ struct pp_prefect_conf {
 	char *api_url;
 	char *api_key; /* secret */
 	char *api_key_file;
+	/* PREFECT_SERVER_API_AUTH_STRING of a self-hosted server, for Basic auth */
+	char *api_auth_string_file;
 	char *pools;	   /* comma list; empty: every [pool] */
 	char *work_queues; /* comma list; empty: all */
 	double lookahead_seconds;
@@ -99,6 +101,9 @@ struct pp_cred_conf {
 	char *imds_endpoint;
 	char *container_endpoint;
 	char *modal_server_url;
+	/* Not a configuration key: a service account's JSON itself, from a
+	 * job's credentials block (pp_cred_from_job). */
+	char *key_json;
 	const char *file_name;
 	int line;
 };

@@ -228,6 +228,8 @@ int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 	if (c->prefect.enabled) {
 		check_secret_file(&p, file, 0, "[source \"prefect\"]", "api_key_file",
 				  c->prefect.api_key_file);
+		check_secret_file(&p, file, 0, "[source \"prefect\"]", "api_auth_string_file",
+				  c->prefect.api_auth_string_file);
 		/* Each name in the comma list must be a configured pool. */
 		const char *s = c->prefect.pools;
 		while (s && *s) {

@@ -85,6 +85,10 @@ const struct key_def config_keys[] = {
 	 "Prefect Cloud API key (prefer api_key_file)."},
 	{PFT(api_key_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
 	 "File holding the Prefect API key."},
+	{PFT(api_auth_string_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "File holding the \"user:password\" of a self-hosted server run with "
+	 "PREFECT_SERVER_API_AUTH_STRING: sent as Basic auth (before any key), and passed to "
+	 "jobs as PREFECT_API_AUTH_STRING. Without it, $PREFECT_API_AUTH_STRING."},
 	{PFT(pools, char *), T_STRING, NULL, NO_RANGE, NULL, false,
 	 "Comma-separated work pools to serve; empty: every [pool] section."},
 	{PFT(work_queues, char *), T_STRING, NULL, NO_RANGE, NULL, false,
@@ -94,8 +98,9 @@ const struct key_def config_keys[] = {
 	{PFT(poll_interval, double), T_SECONDS, "5", 0.1, 3600, NULL, false,
 	 "Seconds between polls of the Prefect API."},
 	{PFT(claim_timeout, double), T_SECONDS, "600", 1, 86400, NULL, false,
-	 "A flow run PENDING this long with no infrastructure_pid and in no run of this store "
-	 "is handed back to SCHEDULED (a claimer died before recording it)."},
+	 "A flow run PENDING this long with no infrastructure_pid and in no live run of this "
+	 "store (a claimer died before recording it) is taken over: claimed here with a "
+	 "compare-and-set that fails if the flow has started meanwhile."},
 
 	{POOL(type, char *), T_POOL_TYPE, NULL, NO_RANGE, NULL, true,
 	 "Pool type: cloud-run-v2:push, ecs:push, azure-container-instance:push, modal:push "

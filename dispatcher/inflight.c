@@ -578,14 +578,20 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 		};
 		rc = pp_pool_render(p->p, src_tmpl, dep_vars, run_vars, &ctx, &a->job, err);
 	}
+	for (size_t i = 0; i < L->nsources && !rc; i++) {
+		struct pp_source *s = L->sources[i];
+		if (a->rec.source && !strcmp(s->ops->name, a->rec.source) && s->ops->resolve_job)
+			rc = s->ops->resolve_job(s, &a->rec, a->job, err);
+	}
 	pp_json_free(run_vars);
 	pp_json_free(dep_vars);
 	pp_json_free(src_tmpl);
 	if (rc)
 		return rc;
 	pp_pool_io_init(p->p, &a->io, a->rec.id, a->rec.name, a->job);
-	/* Names and keys derive from the attempt: a retried start is a new
-	 * remote object. */
+	/* Names and keys derive from the attempt, counted across start retries
+	 * and reruns (store reopen continues the count): a retried start and a
+	 * rerun are each a new remote object. */
 	a->io.attempt = pp_attempt_of(&a->rec);
 	a->max_runtime_ms = (int64_t)(a->io.max_runtime_s * 1000);
 	a->io.store_id = L->store_id;

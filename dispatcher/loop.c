@@ -293,6 +293,10 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			last_claim = 0;
 	}
 out:
+	/* Ops still under way (a cleanup when SIGTERM came) go first: they
+	 * point into their runs, which releasing the leases frees. */
+	pp_exec_free(L.exec);
+	L.exec = NULL;
 	if (L.store && L.runs)
 		lease_release_all(&L);
 	pp_metrics_stop(L.metrics); /* first: no page request runs after it */
@@ -300,7 +304,6 @@ out:
 	for (size_t i = 0; i < L.nsources; i++)
 		L.sources[i]->ops->close(L.sources[i]);
 	free(L.sources);
-	pp_exec_free(L.exec);
 	pp_sweep_free(sweep); /* after the ops it started are gone */
 	pp_store_close(L.store);
 	loop_pools_free(L.pools);

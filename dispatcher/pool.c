@@ -8,6 +8,7 @@
 
 #include "auth/auth.h"
 #include "lib/file.h"
+#include "lib/log.h"
 
 int pp_pool_job_api(const struct pp_config *cfg, const char **url, char **key, struct pp_error *err)
 {
@@ -34,6 +35,25 @@ int pp_pool_job_api(const struct pp_config *cfg, const char **url, char **key, s
 	else
 		return 0;
 	return *key ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+/* The source's auth string goes with the source's URL only, as its key:
+ * a self-hosted server with PREFECT_SERVER_API_AUTH_STRING wants it from
+ * the flows too (a Prefect worker passes its own PREFECT_API_AUTH_STRING). */
+static int job_auth_string(const struct pp_config *cfg, const char *url, char **out,
+			   struct pp_error *err)
+{
+	const struct pp_prefect_conf *pc = &cfg->prefect;
+	const char *env = getenv("PREFECT_API_AUTH_STRING");
+	*out = NULL;
+	if (!pc->enabled || !url || url != pc->api_url)
+		return 0;
+	if (pc->api_auth_string_file && *pc->api_auth_string_file)
+		return pp_file_read_secret(pc->api_auth_string_file, "Prefect API auth string",
+					   PP_EINVALID, out, err);
+	if (env && *env && !(*out = strdup(env)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
 }
 
 static int dup_or_null(const char *s, char **out, struct pp_error *err)
@@ -128,8 +148,11 @@ static int open_parts(const struct pp_config *cfg, const struct pp_pool_conf *pc
 		return 0;
 	const char *url = NULL;
 	if ((rc = pp_pool_job_api(cfg, &url, &p->api_key, err)) ||
+	    (rc = job_auth_string(cfg, url, &p->api_auth_string, err)) ||
 	    (rc = dup_or_null(url, &p->api_url, err)))
 		return rc;
+	if (p->api_auth_string)
+		pp_secret_register(p->api_auth_string);
 	if (!(flags & PP_POOL_NO_CRED) && pc->credentials && *pc->credentials) {
 		const struct pp_cred_conf *cc = pp_config_cred(cfg, pc->credentials);
 		if (!cc)
@@ -169,6 +192,7 @@ void pp_pool_close(struct pp_pool *p)
 	free(p->endpoint);
 	free(p->api_url);
 	free(p->api_key);
+	free(p->api_auth_string);
 	free(p);
 }
 
@@ -183,6 +207,8 @@ int pp_pool_render(const struct pp_pool *p, const struct pp_json *tmpl,
 		c.api_url = p->api_url;
 	if (!c.api_key)
 		c.api_key = p->api_key;
+	if (!c.api_auth_string)
+		c.api_auth_string = p->api_auth_string;
 	return pp_render_job(tmpl ? tmpl : p->tmpl, p->vars, deployment_vars, run_vars, &c, job,
 			     err);
 }

@@ -20,13 +20,14 @@ struct pp_pool {
 	char name[PP_NAME_MAX];
 	const char *type; /* canonical pool type, from the provider registry */
 	const struct pp_provider *prov;
-	struct pp_cred *cred; /* NULL: the pool names no credentials, or PP_POOL_CHECK */
-	struct pp_json *tmpl; /* base job template: the pool's file, else the type's default */
-	struct pp_json *vars; /* pool job_variables, or NULL */
-	char *endpoint;	      /* API base URL override, or NULL */
-	char *api_url;	      /* PREFECT_API_URL given to jobs, or NULL */
-	char *api_key;	      /* PREFECT_API_KEY (registered secret), or NULL */
-	void *shared;	      /* provider's per-pool cache (prov->release_shared) */
+	struct pp_cred *cred;  /* NULL: the pool names no credentials, or PP_POOL_CHECK */
+	struct pp_json *tmpl;  /* base job template: the pool's file, else the type's default */
+	struct pp_json *vars;  /* pool job_variables, or NULL */
+	char *endpoint;	       /* API base URL override, or NULL */
+	char *api_url;	       /* PREFECT_API_URL given to jobs, or NULL */
+	char *api_key;	       /* PREFECT_API_KEY (registered secret), or NULL */
+	char *api_auth_string; /* PREFECT_API_AUTH_STRING (registered secret), or NULL */
+	void *shared;	       /* provider's per-pool cache (prov->release_shared) */
 	long max_in_flight, max_submitting;
 	/* Run time and start retry rules (docs/dispatch.md). */
 	double max_runtime;		  /* seconds; 0: no limit */

@@ -721,7 +721,8 @@ static void ecs_list_taskdefs(struct pp_mock *m, struct aws_state *st, const str
 		return;
 	}
 	if (token && (sscanf(token, "mock-page-%lld", &skip) != 1 || skip < 0)) {
-		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException", "Invalid nextToken.");
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
+			  "Invalid nextToken.");
 		return;
 	}
 	out = pp_json_new(PP_JSON_OBJECT);
@@ -1268,7 +1269,8 @@ static void ecs_list_tasks(struct pp_mock *m, struct aws_state *st, const struct
 		return;
 	}
 	if (token && (sscanf(token, "mock-page-%lld", &skip) != 1 || skip < 0)) {
-		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException", "Invalid nextToken.");
+		aws_error(resp, PP_MOCK_AWS_JSON, 400, "InvalidParameterException",
+			  "Invalid nextToken.");
 		return;
 	}
 	out = pp_json_new(PP_JSON_OBJECT);

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "lib/clock.h"
 #include "lib/time.h"
 #include "mock/mock.h"
@@ -26,6 +28,15 @@ struct pf_state {
 	struct pp_json *db; /* {work_pools, work_queues, ...}: one array per table */
 	char *state_path;   /* NULL: memory only */
 	char *api_key;	    /* NULL: no auth (a local Prefect server) */
+	/* PREFECT_SERVER_API_AUTH_STRING: Basic auth on every call but the
+	 * health checks (server.py, token_validation); NULL: off. */
+	char *auth_string;
+	/* PREFECT_SERVER_CSRF_PROTECTION_ENABLED (middleware.py,
+	 * CsrfMiddleware): change requests carry a token from GET /csrf-token.
+	 * The tokens live in memory, so a restarted mock has forgotten them. */
+	bool csrf;
+	double csrf_ttl;	     /* seconds, PREFECT_SERVER_CSRF_TOKEN_EXPIRATION */
+	struct pp_json *csrf_tokens; /* {client: {token, expires (wall ms)}} */
 	struct pp_mock *m;
 	bool simulate;	       /* jobs run simulated flows (/prefect/control/flows) */
 	char default_plan[16]; /* their end when the job does not name one */
@@ -34,8 +45,8 @@ struct pf_state {
 };
 
 static const char *const pf_tables[] = {
-	"work_pools", "work_queues",	 "deployments", "flows",
-	"flow_runs",  "block_documents", "workers",	NULL,
+	"work_pools",	   "work_queues", "deployments", "flows", "flow_runs",
+	"block_documents", "workers",	  "variables",	 NULL,
 };
 
 static struct pp_json *table(struct pf_state *st, const char *name)
@@ -804,6 +815,10 @@ struct pf_flow {
 	enum pp_mock_outcome outcome;
 	char plan[16];
 	int stage; /* 0: not started, 1: RUNNING reported, 2: over */
+	/* The job's PREFECT_API_AUTH_STRING: against a server with an auth
+	 * string, a flow without it gets 401 at its first call and never
+	 * reports (prefect flow-run execute crashes). */
+	char *auth_string;
 	struct pf_flow *next;
 };
 
@@ -882,6 +897,12 @@ static void flows_advance(struct pp_mock *m, struct pf_state *st)
 			f->stage = 2;
 			continue;
 		}
+		if (st->auth_string && ph != PP_MOCK_PROVISIONING &&
+		    (!f->auth_string || strcmp(f->auth_string, st->auth_string))) {
+			pp_mock_count(m, "prefect.flows_unauthorized", f->run_id);
+			f->stage = 2;
+			continue;
+		}
 		if (f->stage == 0 && ph != PP_MOCK_PROVISIONING) {
 			changed = true;
 			f->stage = !strcmp(f->plan, "silent") || flow_propose(m, st, run, "RUNNING",
@@ -938,11 +959,14 @@ void pp_mock_prefect_job_started(struct pp_mock *m, const struct pp_json *spec,
 {
 	const char *id = env_lookup(overrides, "PREFECT__FLOW_RUN_ID");
 	const char *plan = env_lookup(overrides, "PUSHPOOL_MOCK_FLOW");
+	const char *auth = env_lookup(overrides, "PREFECT_API_AUTH_STRING");
 	struct pf_state *st;
 	if (!id)
 		id = env_lookup(spec, "PREFECT__FLOW_RUN_ID");
 	if (!plan)
 		plan = env_lookup(spec, "PUSHPOOL_MOCK_FLOW");
+	if (!auth)
+		auth = env_lookup(spec, "PREFECT_API_AUTH_STRING");
 	if (!id)
 		return;
 	pthread_mutex_lock(&pf_instances_lock);
@@ -956,6 +980,7 @@ void pp_mock_prefect_job_started(struct pp_mock *m, const struct pp_json *spec,
 		return;
 	snprintf(f->run_id, sizeof(f->run_id), "%s", id);
 	snprintf(f->plan, sizeof(f->plan), "%s", plan_known(plan) ? plan : st->default_plan);
+	f->auth_string = auth ? strdup(auth) : NULL;
 	f->created = created;
 	f->outcome = outcome;
 	f->next = st->flows;
@@ -968,6 +993,7 @@ static void flows_free(struct pf_state *st)
 	while (st->flows) {
 		struct pf_flow *f = st->flows;
 		st->flows = f->next;
+		free(f->auth_string);
 		free(f);
 	}
 }
@@ -1269,12 +1295,61 @@ static void block_read(struct pp_mock *m, struct pf_state *st, const char *slug,
 
 /* ---- routing ---- */
 
+/* "Basic B64" decoding to exactly the auth string. */
+static bool basic_ok(const char *want, const char *h)
+{
+	if (!h || strncmp(h, "Basic ", 6))
+		return false;
+	const char *b64 = h + 6;
+	size_t n = strlen(b64);
+	if (!n || n % 4 || n > 4096)
+		return false;
+	unsigned char out[3072 + 1];
+	int got = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
+	if (got < 0)
+		return false;
+	for (size_t i = n; i > 0 && b64[i - 1] == '='; i--)
+		got--;
+	return (size_t)got == strlen(want) && !memcmp(out, want, (size_t)got);
+}
+
 static bool authorized(struct pf_state *st, const struct pp_mock_req *req)
 {
+	const char *h = pp_mock_header(req, "Authorization");
+	if (st->auth_string) {
+		/* The health probes are open (server.py: health_check_paths). */
+		if (!strcmp(req->method, "GET") && (!strcmp(req->path, "/prefect/api/health") ||
+						    !strcmp(req->path, "/prefect/api/ready")))
+			return true;
+		return basic_ok(st->auth_string, h);
+	}
 	if (!st->api_key)
 		return true;
-	const char *h = pp_mock_header(req, "Authorization");
 	return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, st->api_key);
+}
+
+/* CsrfMiddleware: a POST, PUT, PATCH or DELETE needs the token the client
+ * was given, unexpired; NULL when it passes, else the refusal's detail. */
+static const char *csrf_refusal(struct pf_state *st, const struct pp_mock_req *req)
+{
+	static const char *const change[] = {"POST", "PUT", "PATCH", "DELETE", NULL};
+	bool needs = false;
+	for (size_t i = 0; change[i]; i++)
+		needs = needs || !strcmp(req->method, change[i]);
+	if (!st->csrf || !needs)
+		return NULL;
+	const char *token = pp_mock_header(req, "Prefect-Csrf-Token");
+	const char *client = pp_mock_header(req, "Prefect-Csrf-Client");
+	if (!token)
+		return "Missing CSRF token.";
+	if (!client)
+		return "Missing client identifier.";
+	const struct pp_json *t = pp_json_get(st->csrf_tokens, client);
+	if (!t ||
+	    strcmp(pp_json_get_string(t, "token") ? pp_json_get_string(t, "token") : "", token) ||
+	    pp_json_get_int(t, "expires", 0) <= pp_wall_ms())
+		return "Invalid CSRF token or client identifier.";
+	return NULL;
 }
 
 /* Label "METHOD first[/last]" for the log, then the API key and faults. */
@@ -1288,9 +1363,22 @@ static bool pf_admit(struct pp_mock_call *c)
 
 	snprintf(c->resp->action, sizeof(c->resp->action), "%s %.*s%s%s", c->req->method,
 		 (int)first, rest, deep ? "/" : "", deep ? last + 1 : "");
-	if (!authorized(c->state, c->req)) {
-		pf_detail(c->resp, 401, "prefect.unauthorized",
-			  "Invalid authentication credentials");
+	struct pf_state *st = c->state;
+	if (!authorized(st, c->req)) {
+		if (st->auth_string) {
+			c->resp->reject_reason = "prefect.unauthorized";
+			pp_mock_resp_printf(c->resp, 401, PF_JSON,
+					    "{\"exception_message\":\"Unauthorized\"}");
+		} else {
+			pf_detail(c->resp, 401, "prefect.unauthorized",
+				  "Invalid authentication credentials");
+		}
+		return false;
+	}
+	const char *csrf = csrf_refusal(st, c->req);
+	if (csrf) {
+		pp_mock_count(c->m, "prefect.csrf_refused", csrf);
+		pf_detail(c->resp, 403, "prefect.csrf", csrf);
 		return false;
 	}
 	switch (pp_mock_fault_check(c->m, "prefect", false, c->resp, &retry_after)) {
@@ -1341,6 +1429,92 @@ static struct pp_json *pf_row(struct pp_mock_call *c, const char *table_name, co
 static void pf_health(struct pp_mock_call *c)
 {
 	pp_mock_resp_printf(c->resp, 200, PF_JSON, "true");
+}
+
+/* GET /csrf-token?client=ID (api/csrf_token.py): a new token for the
+ * client, replacing its old one; 422 when CSRF protection is off. */
+static void pf_csrf_token(struct pp_mock_call *c)
+{
+	struct pf_state *st = c->state;
+	const char *client = pp_mock_arg(c->req, "client");
+	if (!st->csrf) {
+		pf_detail(c->resp, 422, NULL, "CSRF protection is disabled.");
+		return;
+	}
+	if (!client || !*client) {
+		/* FastAPI's answer to a missing required query parameter. */
+		c->resp->reject_reason = "prefect.validation";
+		pp_mock_resp_printf(c->resp, 422, PF_JSON,
+				    "{\"exception_message\":\"Invalid request received.\","
+				    "\"exception_detail\":[{\"loc\":[\"query\",\"client\"],"
+				    "\"msg\":\"field required\",\"type\":\"value_error.missing\"}],"
+				    "\"request_body\":null}");
+		return;
+	}
+	char token[65], id[37], now[40], until[PP_TIME_LEN];
+	pp_mock_random_hex(c->m, token, 64);
+	new_uuid(c->m, id);
+	iso_now(now, sizeof(now));
+	int64_t expires = pp_wall_ms() + (int64_t)(st->csrf_ttl * 1000);
+	pp_time_format(expires, true, until);
+	struct pp_json *t = pp_json_new(PP_JSON_OBJECT), *shown = pp_json_new(PP_JSON_OBJECT);
+	if (!t || !shown || pp_json_set_string(t, "token", token) ||
+	    pp_json_set_int(t, "expires", expires) || pp_json_set(st->csrf_tokens, client, t)) {
+		pp_json_free(t);
+		pp_json_free(shown);
+		return;
+	}
+	pp_json_set_string(shown, "id", id);
+	pp_json_set_string(shown, "created", now);
+	pp_json_set_string(shown, "updated", now);
+	pp_json_set_string(shown, "token", token);
+	pp_json_set_string(shown, "client", client);
+	pp_json_set_string(shown, "expiration", until);
+	pp_mock_count(c->m, "prefect.csrf_tokens", NULL);
+	pf_json(c->resp, 200, shown);
+	pp_json_free(shown);
+}
+
+/* GET/POST /prefect/control/auth {"auth_string": "user:pass" | null,
+ * "csrf": bool, "csrf_ttl": seconds, "forget_csrf_tokens": true}: the
+ * server's auth settings from now on. The test's switch, not Prefect's. */
+static void pf_auth_control(struct pp_mock_call *c)
+{
+	struct pf_state *st = c->state;
+	snprintf(c->resp->action, sizeof(c->resp->action), "%s control/auth", c->req->method);
+	if (!strcmp(c->req->method, "POST")) {
+		const struct pp_json *as = pp_json_get(c->body, "auth_string");
+		const struct pp_json *csrf = pp_json_get(c->body, "csrf");
+		const struct pp_json *ttl = pp_json_get(c->body, "csrf_ttl");
+		const struct pp_json *forget = pp_json_get(c->body, "forget_csrf_tokens");
+		if ((as && as->type != PP_JSON_NULL && as->type != PP_JSON_STRING) ||
+		    (csrf && csrf->type != PP_JSON_BOOL) ||
+		    (ttl && (ttl->type != PP_JSON_NUMBER || ttl->num <= 0)) ||
+		    (forget && forget->type != PP_JSON_BOOL)) {
+			pf_invalid(c->resp, "auth_string",
+				   "auth_string is a string or null, csrf and forget_csrf_tokens "
+				   "booleans, csrf_ttl a positive number");
+			return;
+		}
+		if (as) {
+			free(st->auth_string);
+			st->auth_string = as->type == PP_JSON_STRING ? strdup(as->str) : NULL;
+		}
+		if (csrf)
+			st->csrf = csrf->b;
+		if (ttl)
+			st->csrf_ttl = ttl->num;
+		if (forget && forget->b) {
+			struct pp_json *fresh = pp_json_new(PP_JSON_OBJECT);
+			if (fresh) {
+				pp_json_free(st->csrf_tokens);
+				st->csrf_tokens = fresh;
+			}
+		}
+	}
+	pp_mock_resp_printf(
+		c->resp, 200, PF_JSON, "{\"auth_string\":%s,\"csrf\":%s,\"csrf_ttl\":%g}",
+		st->auth_string ? "\"set\"" : "null", st->csrf ? "true" : "false", st->csrf_ttl);
 }
 
 static void pf_pool_create(struct pp_mock_call *c)
@@ -1456,6 +1630,67 @@ static void pf_block_create(struct pp_mock_call *c)
 	block_create(c->m, c->state, c->body, c->resp);
 }
 
+/* GET /block_documents/{id} (api/block_documents.py): include_secrets
+ * defaults to false there, which masks the secret fields. */
+static void pf_block_read_id(struct pp_mock_call *c)
+{
+	struct pp_json *b = pf_row(c, "block_documents", "id", "id", "Block document not found");
+	if (!b)
+		return;
+	struct pp_json *shown = pp_json_clone(b);
+	const char *inc = pp_mock_arg(c->req, "include_secrets");
+	if (!inc || strcmp(inc, "true"))
+		mask_secrets(pp_json_get(shown, "data"));
+	pp_mock_count(c->m, "prefect.block_reads",
+		      pp_json_string(pp_json_path(b, "block_type.slug")));
+	pf_json(c->resp, 200, shown);
+	pp_json_free(shown);
+}
+
+/* POST /variables/ (api/variables.py): {name, value, tags}; a name taken
+ * is 409. */
+static void pf_variable_create(struct pp_mock_call *c)
+{
+	struct pf_state *st = c->state;
+	const char *name = pp_json_get_string(c->body, "name");
+	const struct pp_json *value = pp_json_get(c->body, "value");
+	const struct pp_json *tags = pp_json_get(c->body, "tags");
+	if (!name || !*name || strlen(name) > 255 || strpbrk(name, "/%") || !value ||
+	    (tags && tags->type != PP_JSON_ARRAY)) {
+		pf_invalid(c->resp, "name", "name (at most 255 characters) and value are required");
+		return;
+	}
+	if (find_by(table(st, "variables"), "name", name)) {
+		char m[320];
+		snprintf(m, sizeof(m), "A variable with the name %s already exists.", name);
+		pf_detail(c->resp, 409, "prefect.conflict", m);
+		return;
+	}
+	char id[37], ts[40];
+	new_uuid(c->m, id);
+	iso_now(ts, sizeof(ts));
+	struct pp_json *v = pp_json_new(PP_JSON_OBJECT);
+	if (!v)
+		return;
+	pp_json_set_string(v, "id", id);
+	pp_json_set_string(v, "created", ts);
+	pp_json_set_string(v, "updated", ts);
+	pp_json_set_string(v, "name", name);
+	pp_json_set(v, "value", pp_json_clone(value));
+	pp_json_set(v, "tags", tags ? pp_json_clone(tags) : pp_json_new(PP_JSON_ARRAY));
+	pp_json_append(table(st, "variables"), v);
+	pf_json(c->resp, 201, v);
+}
+
+static void pf_variable_read(struct pp_mock_call *c)
+{
+	struct pp_json *v = pf_row(c, "variables", "name", "name", "Variable not found.");
+	if (v) {
+		pp_mock_count(c->m, "prefect.variable_reads", field(v, "name"));
+		pf_json(c->resp, 200, v);
+	}
+}
+
 static void pf_block_read(struct pp_mock_call *c)
 {
 	block_read(c->m, c->state, pp_mock_param(&c->params, "slug"),
@@ -1490,6 +1725,8 @@ static void pf_flows_control(struct pp_mock_call *c)
 static const struct pp_mock_route flows_control_routes[] = {
 	{"GET", "/prefect/control/flows", pf_flows_control, .changes = false},
 	{"POST", "/prefect/control/flows", pf_flows_control, .changes = true},
+	{"GET", "/prefect/control/auth", pf_auth_control, .changes = false},
+	{"POST", "/prefect/control/auth", pf_auth_control, .changes = true},
 	{NULL},
 };
 
@@ -1506,6 +1743,8 @@ static const struct pp_mock_router flows_control_router = {
 #define API "/prefect/api"
 static const struct pp_mock_route prefect_routes[] = {
 	{"GET", API "/health", pf_health, .changes = false},
+	{"GET", API "/ready", pf_health, .changes = false},
+	{"GET", API "/csrf-token", pf_csrf_token, .changes = false},
 	{"POST", API "/work_pools", pf_pool_create, .changes = true},
 	{"GET", API "/work_pools/{pool}", pf_pool_get, .changes = false},
 	{"POST", API "/work_pools/{pool}/get_scheduled_flow_runs", pf_pool_scheduled,
@@ -1524,6 +1763,9 @@ static const struct pp_mock_route prefect_routes[] = {
 	{"PATCH", API "/flow_runs/{id}", pf_run_patch, .changes = true},
 	{"POST", API "/flow_runs/{id}/set_state", pf_run_set_state, .changes = true},
 	{"POST", API "/block_documents", pf_block_create, .changes = true},
+	{"GET", API "/block_documents/{id}", pf_block_read_id, .changes = false},
+	{"POST", API "/variables", pf_variable_create, .changes = true},
+	{"GET", API "/variables/name/{name}", pf_variable_read, .changes = false},
 	{"GET", API "/block_types/slug/{slug}/block_documents/name/{name}", pf_block_read,
 	 .changes = false},
 	{NULL},
@@ -1553,13 +1795,26 @@ static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	const char *path = getenv("PUSHPOOL_MOCK_PREFECT_STATE");
 	const char *key = getenv("PUSHPOOL_MOCK_PREFECT_KEY");
+	const char *auth = getenv("PUSHPOOL_MOCK_PREFECT_AUTH_STRING");
+	const char *csrf = getenv("PUSHPOOL_MOCK_PREFECT_CSRF");
 	int rc = 0;
+	st->csrf = csrf && !strcmp(csrf, "1");
+	st->csrf_ttl = 3600;
+	if (!(st->csrf_tokens = pp_json_new(PP_JSON_OBJECT)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc && auth && *auth && !(st->auth_string = strdup(auth)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (path && *path && !(st->state_path = strdup(path)))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!rc && key && *key && !(st->api_key = strdup(key)))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!rc && st->state_path && access(st->state_path, F_OK) == 0) {
 		rc = pp_json_parse_file(st->state_path, NULL, &st->db, err);
+		for (size_t i = 0; !rc && pf_tables[i]; i++)
+			/* A table newer than the file starts empty. */
+			if (!pp_json_get(st->db, pf_tables[i]) &&
+			    pp_json_set(st->db, pf_tables[i], pp_json_new(PP_JSON_ARRAY)))
+				rc = pp_fail(err, PP_ENOMEM, "out of memory");
 		for (size_t i = 0; !rc && pf_tables[i]; i++)
 			if (!pp_json_is(table(st, pf_tables[i]), PP_JSON_ARRAY))
 				rc = pp_fail(err, PP_EINVALID, "%s: \"%s\" is not an array",
@@ -1569,8 +1824,10 @@ static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 	}
 	if (rc) {
 		pp_json_free(st->db);
+		pp_json_free(st->csrf_tokens);
 		free(st->state_path);
 		free(st->api_key);
+		free(st->auth_string);
 		free(st);
 		return rc;
 	}
@@ -1597,8 +1854,10 @@ static void prefect_free(void *state)
 	pthread_mutex_unlock(&pf_instances_lock);
 	flows_free(st);
 	pp_json_free(st->db);
+	pp_json_free(st->csrf_tokens);
 	free(st->state_path);
 	free(st->api_key);
+	free(st->auth_string);
 	free(st);
 }
 

@@ -158,9 +158,11 @@ static int aci_prepare(struct pp_run_io *io, struct pp_error *err)
 
 	if (!pp_json_is(job, PP_JSON_OBJECT))
 		return pp_fail(err, PP_EINVALID, "aci: rendered job configuration is missing");
+	if ((rc = pp_job_cred(io, &st->job_cred, "aci_credentials", "azure", err)))
+		return pp_error_prefix(err, "aci: ");
 	const char *sub = pp_json_get_string(job, "subscription_id");
-	if ((!sub || !*sub) && io->cred)
-		sub = pp_cred_project(io->cred);
+	if ((!sub || !*sub) && pp_run_cred(io))
+		sub = pp_cred_project(pp_run_cred(io));
 	read_options(st, job);
 	if ((rc = set_ids(st, sub, pp_json_get_string(job, "resource_group_name"), err)))
 		return rc;
@@ -203,7 +205,9 @@ static int aci_restore(struct pp_run_io *io, struct pp_error *err)
 {
 	struct aci_state *st = io->state;
 	read_options(st, io->job);
-	int rc = parse_group_id(io, err);
+	int rc = io->job ? pp_job_cred(io, &st->job_cred, "aci_credentials", "azure", err) : 0;
+	if (!rc)
+		rc = parse_group_id(io, err);
 	st->step = S_DONE;
 	st->del = D_DELETE;
 	return rc;
@@ -691,6 +695,8 @@ static void aci_release(void *state)
 	struct aci_state *st = state;
 	pp_json_free(st->body);
 	st->body = NULL;
+	pp_cred_free(st->job_cred);
+	st->job_cred = NULL;
 }
 
 static const char *const aci_pool_types[] = {"azure-container-instance:push",

@@ -13,6 +13,7 @@ enum aci_submit_step { S_RG, S_GET, S_PUT, S_POLL, S_DONE };
 enum aci_delete_step { D_DELETE, D_POLL, D_DONE };
 
 struct aci_state {
+	struct pp_cred *job_cred; /* from the job's aci_credentials, or NULL */
 	char base[256];
 	char api_version[32];
 	char sub[64];

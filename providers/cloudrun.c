@@ -43,6 +43,7 @@ enum cr_cleanup_step { CL_CHECK = 0, CL_DELETE };
 enum cr_cancel_step { CC_CANCEL = 0, CC_CHECK };
 
 struct cr_state {
+	struct pp_cred *job_cred; /* from the job's credentials (GcpCredentials), or NULL */
 	char base[256];
 	char project[128];
 	char region[64];
@@ -344,13 +345,15 @@ static int cr_prepare(struct pp_run_io *io, struct pp_error *err)
 	if (!jb || jb->type != PP_JSON_OBJECT)
 		return pp_fail(err, PP_EINVALID, "cloud-run: job_body must be an object");
 	st->keep_job = pp_json_get_bool(job, "keep_job", false);
+	if ((rc = pp_job_cred(io, &st->job_cred, "credentials", "gcp", err)))
+		return pp_error_prefix(err, "cloud-run: ");
 
 	const char *region = pp_json_get_string(job, "region");
 	const char *project = pp_json_get_string(job, "project");
 	if (!project || !*project)
 		project = pp_json_get_string(pp_json_get(job, "credentials"), "project");
-	if ((!project || !*project) && io->cred)
-		project = pp_cred_project(io->cred);
+	if ((!project || !*project) && pp_run_cred(io))
+		project = pp_cred_project(pp_run_cred(io));
 	if (!project || !*project)
 		return pp_fail(
 			err, PP_EINVALID,
@@ -388,6 +391,9 @@ static int cr_restore(struct pp_run_io *io, struct pp_error *err)
 	const char *loc = strstr(name, "/locations/");
 	const char *jobs = strstr(name, "/jobs/");
 	const char *ex = strstr(name, "/executions/");
+	int jrc = io->job ? pp_job_cred(io, &st->job_cred, "credentials", "gcp", err) : 0;
+	if (jrc)
+		return pp_error_prefix(err, "cloud-run: ");
 
 	if (strncmp(name, "projects/", 9) || !loc || !jobs || !ex || loc > jobs || jobs > ex)
 		return pp_fail(err, PP_EINVALID,
@@ -878,6 +884,8 @@ static void cr_release(void *state)
 	struct cr_state *st = state;
 	pp_json_free(st->body);
 	st->body = NULL;
+	pp_cred_free(st->job_cred);
+	st->job_cred = NULL;
 }
 
 static const char *const cr_pool_types[] = {"cloud-run-v2:push", "cloud-run-v2", NULL};

@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include "auth/auth.h"
 #include "lib/buf.h"
 
 void pp_sha256_hex(const void *p, size_t n, char out[65])
@@ -62,6 +63,34 @@ int pp_derive_name(char *out, size_t size, const char *run_id, int attempt, stru
 		return pp_fail(err, PP_EINVALID, "run %s: derived name does not fit in %zu bytes",
 			       run_id, size);
 	return 0;
+}
+
+int pp_job_cred(struct pp_run_io *io, struct pp_cred **slot, const char *key, const char *type,
+		struct pp_error *err)
+{
+	if (*slot) {
+		io->run_cred = *slot;
+		return 0;
+	}
+	const struct pp_json *obj = pp_json_get(io->job, key);
+	if (!pp_json_is(obj, PP_JSON_OBJECT) || !obj->count)
+		return 0;
+	if (pp_json_get(obj, "$ref"))
+		return pp_fail(err, PP_EINVALID,
+			       "%s is a block reference ($ref) that nothing resolved: only runs "
+			       "from Prefect resolve them",
+			       key);
+	int rc = pp_cred_from_job(type, obj, slot, err);
+	if (rc)
+		return pp_error_prefix(err, "%s: ", key);
+	if (*slot)
+		io->run_cred = *slot;
+	return 0;
+}
+
+struct pp_cred *pp_run_cred(const struct pp_run_io *io)
+{
+	return io->run_cred ? io->run_cred : io->cred;
 }
 
 int pp_copy_str(char *dst, size_t size, const char *src, const char *what, struct pp_error *err)

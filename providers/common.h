@@ -19,6 +19,17 @@
  * valid Cloud Run job id, ECS clientToken and startedBy (at most 48 bytes). */
 int pp_derive_name(char *out, size_t size, const char *run_id, int attempt, struct pp_error *err);
 
+struct pp_cred;
+/* The run's own credential from the job's credentials object at key (the
+ * data of a Prefect credentials block, resolved into the job), of
+ * credential type type: opened into *slot (the run state's, which the
+ * provider's release frees) and made io->run_cred. Nothing when the job
+ * has none; an error for a block reference nothing resolved. */
+int pp_job_cred(struct pp_run_io *io, struct pp_cred **slot, const char *key, const char *type,
+		struct pp_error *err);
+/* The credential a run signs with: its own, else the pool's (NULL: none). */
+struct pp_cred *pp_run_cred(const struct pp_run_io *io);
+
 /* Lowercase hex SHA-256 of n bytes. */
 void pp_sha256_hex(const void *p, size_t n, char out[65]);
 

@@ -533,11 +533,13 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 
 	if (!job || job->type != PP_JSON_OBJECT)
 		return pp_fail(err, PP_EINVALID, "ecs: rendered job configuration is missing");
+	if ((rc = pp_job_cred(io, &st->job_cred, "aws_credentials", "aws", err)))
+		return pp_error_prefix(err, "ecs: ");
 	const char *region = pp_json_get_string(job, "region");
 	if (!region || !*region)
 		region = pp_json_get_string(pp_json_get(job, "aws_credentials"), "region_name");
-	if ((!region || !*region) && io->cred)
-		region = pp_cred_region(io->cred);
+	if ((!region || !*region) && pp_run_cred(io))
+		region = pp_cred_region(pp_run_cred(io));
 	if (!region || !*region)
 		return pp_fail(err, PP_EINVALID,
 			       "ecs: no AWS region: set region in the "
@@ -552,8 +554,8 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	if ((rc = pp_base_url(st->base, sizeof(st->base), io->endpoint, def, err)) ||
 	    (rc = pp_derive_name(st->token, sizeof(st->token), io->run_id, io->attempt, err)))
 		return pp_error_prefix(err, "ecs: ");
-	if (io->cred)
-		pp_cred_set_scope(io->cred, st->region, "ecs");
+	if (pp_run_cred(io))
+		pp_cred_set_scope(pp_run_cred(io), st->region, "ecs");
 
 	const char *cname = pp_json_get_string(job, "container_name");
 	snprintf(st->container, sizeof(st->container), "%s",
@@ -607,6 +609,9 @@ static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 	struct ecs_state *st = io->state;
 	const char *arn = io->infra_id;
 	char region[32] = "";
+	int rc = io->job ? pp_job_cred(io, &st->job_cred, "aws_credentials", "aws", err) : 0;
+	if (rc)
+		return pp_error_prefix(err, "ecs: ");
 	if (strncmp(arn, "arn:", 4))
 		return pp_fail(err, PP_EINVALID, "ecs: infra id '%s' is not a task ARN", arn);
 	const char *p = arn;
@@ -631,8 +636,8 @@ static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 	snprintf(st->region, sizeof(st->region), "%s", region);
 	char def[128];
 	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
-	if (io->cred)
-		pp_cred_set_scope(io->cred, st->region, "ecs");
+	if (pp_run_cred(io))
+		pp_cred_set_scope(pp_run_cred(io), st->region, "ecs");
 	const char *cname = pp_json_get_string(io->job, "container_name");
 	snprintf(st->container, sizeof(st->container), "%s",
 		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);
@@ -966,6 +971,8 @@ static void ecs_release(void *state)
 	pp_json_free(st->conv_candidates);
 	st->td = st->run = st->conv_candidates = NULL;
 	pp_ecs_sweep_release(st);
+	pp_cred_free(st->job_cred);
+	st->job_cred = NULL;
 }
 
 static void ecs_release_shared(void *shared)

@@ -43,6 +43,7 @@ struct ecs_shared {
 };
 
 struct ecs_state {
+	struct pp_cred *job_cred; /* from the job's aws_credentials, or NULL */
 	char base[256];
 	char region[32];
 	char cluster[256];

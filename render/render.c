@@ -278,6 +278,11 @@ static int put_py_str(struct pp_buf *b, const struct pp_json *j, bool nested)
 	return rc;
 }
 
+int pp_render_py_str(struct pp_buf *b, const struct pp_json *v)
+{
+	return put_py_str(b, v, false);
+}
+
 struct render_ctx {
 	const struct pp_json *values;
 	struct pp_error *err;
@@ -674,6 +679,8 @@ static int prepare_for_run(struct pp_json *cfg, const struct pp_run_ctx *ctx, st
 		rc = set_opt_string(env, "PREFECT_API_URL", ctx->api_url);
 	if (!rc)
 		rc = set_opt_string(env, "PREFECT_API_KEY", ctx->api_key);
+	if (!rc)
+		rc = set_opt_string(env, "PREFECT_API_AUTH_STRING", ctx->api_auth_string);
 	if (!rc)
 		rc = set_opt_string(env, "PREFECT__FLOW_RUN_ID", ctx->flow_run_id);
 	pp_json_foreach (e, user_env) {

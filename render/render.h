@@ -3,6 +3,7 @@
 #ifndef PP_RENDER_H
 #define PP_RENDER_H
 
+#include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/json.h"
 
@@ -17,8 +18,9 @@ struct pp_run_ctx {
 	const char *flow_name;
 	const char *work_pool_name;
 	const char *work_queue_name;
-	const char *api_url; /* PREFECT_API_URL */
-	const char *api_key; /* PREFECT_API_KEY (secret) */
+	const char *api_url;	     /* PREFECT_API_URL */
+	const char *api_key;	     /* PREFECT_API_KEY (secret) */
+	const char *api_auth_string; /* PREFECT_API_AUTH_STRING (secret) */
 };
 
 /* The bundled default base job template for a pool type ("ecs:push", or
@@ -39,6 +41,10 @@ int pp_template_load(const char *path, struct pp_json **out, struct pp_error *er
 int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
 		  const struct pp_json *deployment_vars, const struct pp_json *run_vars,
 		  const struct pp_run_ctx *ctx, struct pp_json **out, struct pp_error *err);
+
+/* Append Python's str() of v, as Prefect writes a value into surrounding
+ * text (for resolvers that substitute after rendering). */
+int pp_render_py_str(struct pp_buf *b, const struct pp_json *v);
 
 /* Parse "-v key=value": value as JSON when valid JSON, else a string. */
 int pp_vars_set_kv(struct pp_json *vars, const char *kv, struct pp_error *err);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "auth/token_cache.h"
 #include "lib/file.h"
@@ -87,7 +88,7 @@ static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_erro
 /* ---- reports ---- */
 
 static int outbox_add(struct prefect_source *s, const char *flow_run, const char *infra_pid,
-		      const char *state_type, const char *message)
+		      const char *state_type, const char *message, const char *attempt_infra)
 {
 	if (s->noutbox >= PF_OUTBOX_MAX)
 		return PP_ENOMEM;
@@ -98,11 +99,14 @@ static int outbox_add(struct prefect_source *s, const char *flow_run, const char
 	snprintf(r->state_type, sizeof(r->state_type), "%s", state_type ? state_type : "");
 	r->infra_pid = infra_pid ? strdup(infra_pid) : NULL;
 	r->message = message ? strdup(message) : NULL;
+	r->attempt_infra = attempt_infra ? strdup(attempt_infra) : NULL;
+	r->queued_ms = pp_wall_ms();
 	r->force = state_type && !strcmp(state_type, "CANCELLED");
 	if ((infra_pid && !r->infra_pid) || (message && !r->message) ||
-	    (state_type && pp_uuid4(r->transition_id))) {
+	    (attempt_infra && !r->attempt_infra) || (state_type && pp_uuid4(r->transition_id))) {
 		free(r->infra_pid);
 		free(r->message);
+		free(r->attempt_infra);
 		free(r);
 		return PP_ENOMEM;
 	}
@@ -116,34 +120,77 @@ static void report_free(struct pf_report *r)
 {
 	free(r->infra_pid);
 	free(r->message);
+	free(r->attempt_infra);
 	free(r);
 }
 
-/* The run's current state type into cur (empty when it has none). */
-static int read_state_type(struct prefect_source *s, const char *flow_run, char *cur, size_t n,
-			   struct pp_error *err)
+/* Drop the reports still queued for a flow run: it starts a new attempt,
+ * and what they say was about the old one. */
+static void outbox_forget(struct prefect_source *s, const char *flow_run)
+{
+	struct pf_report **at = &s->outbox;
+	s->outbox_tail = &s->outbox;
+	while (*at) {
+		struct pf_report *r = *at;
+		if (!strcmp(r->flow_run, flow_run)) {
+			*at = r->next;
+			s->noutbox--;
+			report_free(r);
+			continue;
+		}
+		at = &r->next;
+		s->outbox_tail = at;
+	}
+}
+
+/* The flow run as the server has it now (caller frees *out). */
+static int read_flow_run(struct prefect_source *s, const char *flow_run, struct pp_json **out,
+			 struct pp_error *err)
 {
 	char path[128];
-	struct pp_json *fr = NULL;
+	*out = NULL;
 	snprintf(path, sizeof(path), "/flow_runs/%s", flow_run);
-	int rc = pp_prefect_api_call(s, "GET", path, NULL, &fr, err);
-	const char *t = rc ? NULL : pp_json_get_string(fr, "state_type");
+	int rc = pp_prefect_api_call(s, "GET", path, NULL, out, err);
+	if (!rc && !pp_json_is(*out, PP_JSON_OBJECT)) {
+		pp_json_free(*out);
+		*out = NULL;
+		rc = pp_fail(err, PP_EINVALID, "Prefect GET %s: not a flow run", path);
+	}
+	return rc;
+}
+
+/* A flow run's state type ("" when it has none). */
+static const char *run_state_type(const struct pp_json *fr)
+{
+	const char *t = pp_json_get_string(fr, "state_type");
 	if (!t)
 		t = pp_json_string(pp_json_path(fr, "state.type"));
-	snprintf(cur, n, "%s", t ? t : "");
-	pp_json_free(fr);
-	return rc;
+	return t ? t : "";
+}
+
+/* When a flow run entered its state (0: unknown). */
+static int64_t run_state_ms(const struct pp_json *fr)
+{
+	int64_t at = 0;
+	if (pp_prefect_time_parse(pp_json_string(pp_json_path(fr, "state.timestamp")), &at))
+		return 0;
+	return at;
 }
 
 /* The proposal body: the state with its transition_id in state_details, as
  * Prefect's client sends it (client/orchestration/_flow_runs/client.py,
  * set_flow_run_state), and force for a CANCELLED. */
-static int state_body(const char *type, const char *message, const char *transition_id, bool force,
-		      struct pp_json **out, struct pp_error *err)
+static int state_body(const char *type, const char *name, const char *message,
+		      const char *transition_id, bool force, struct pp_json **out,
+		      struct pp_error *err)
 {
 	struct pp_buf text;
 	pp_buf_init(&text, 1 << 16);
-	int rc = pp_buf_printf(&text, "{\"state\":{\"type\":\"%s\",\"message\":", type);
+	int rc = pp_buf_printf(&text, "{\"state\":{\"type\":\"%s\",", type);
+	if (!rc && name)
+		rc = pp_buf_printf(&text, "\"name\":\"%s\",", name);
+	if (!rc)
+		rc = pp_buf_puts(&text, "\"message\":");
 	if (!rc && message)
 		rc = pp_json_write_string(&text, message, strlen(message));
 	else if (!rc)
@@ -177,16 +224,28 @@ static int deliver(struct prefect_source *s, const struct pf_report *r, struct p
 	}
 	/* Read before proposing: a flow that already ended keeps its own
 	 * state (the worker's CRASHED would be aborted, a forced CANCELLED
-	 * would overwrite the flow's COMPLETED or FAILED). */
-	rc = read_state_type(s, r->flow_run, cur, sizeof(cur), err);
+	 * would overwrite the flow's COMPLETED or FAILED), and a run that
+	 * moved on to another attempt must not get this one's outcome. */
+	struct pp_json *fr = NULL;
+	rc = read_flow_run(s, r->flow_run, &fr, err);
 	if (rc)
 		return rc;
+	snprintf(cur, sizeof(cur), "%s", run_state_type(fr));
+	bool same = pp_prefect_same_attempt(cur, run_state_ms(fr),
+					    pp_json_get_string(fr, "infrastructure_pid"),
+					    r->attempt_infra, r->queued_ms);
+	pp_json_free(fr);
 	if (!pp_prefect_report_wanted(r->state_type, cur)) {
 		pp_info("prefect: flow run %s is %s already; not reporting %s", r->flow_run, cur,
 			r->state_type);
 		return 0;
 	}
-	rc = state_body(r->state_type, r->message, r->transition_id, r->force, &body, err);
+	if (!same) {
+		pp_info("prefect: flow run %s moved on to another attempt (%s); not reporting %s",
+			r->flow_run, cur, r->state_type);
+		return 0;
+	}
+	rc = state_body(r->state_type, NULL, r->message, r->transition_id, r->force, &body, err);
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", r->flow_run);
@@ -236,10 +295,10 @@ static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
 	const char *ref = rec->source_ref ? rec->source_ref : rec->id;
 	int rc = 0;
 	if (state == PP_ST_SUBMITTED && infra_id && *infra_id)
-		rc = outbox_add(s, ref, infra_id, NULL, NULL);
+		rc = outbox_add(s, ref, infra_id, NULL, NULL, NULL);
 	const char *type = pp_prefect_state_for(state);
 	if (!rc && type)
-		rc = outbox_add(s, ref, NULL, type, message);
+		rc = outbox_add(s, ref, NULL, type, message, infra_id);
 	if (rc)
 		return pp_fail(err, PP_ENOMEM, "prefect: report queue full");
 	struct pp_error ferr = {0};
@@ -250,7 +309,8 @@ static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
 
 /* ---- claiming ---- */
 
-/* A forced SCHEDULED: the run is free for any worker again. */
+/* A forced SCHEDULED: the run is free for any worker again. Only for a run
+ * we have just claimed and not submitted (nothing of ours can be running). */
 static int hand_back(struct prefect_source *s, const char *id, const char *message,
 		     struct pp_error *err)
 {
@@ -258,7 +318,7 @@ static int hand_back(struct prefect_source *s, const char *id, const char *messa
 	struct pp_json *body = NULL;
 	if (pp_uuid4(tid))
 		return pp_fail(err, PP_EIO, "no random bytes for a transition id");
-	int rc = state_body("SCHEDULED", message, tid, true, &body, err);
+	int rc = state_body("SCHEDULED", NULL, message, tid, true, &body, err);
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
@@ -267,94 +327,90 @@ static int hand_back(struct prefect_source *s, const char *id, const char *messa
 	return rc;
 }
 
-static int claim(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
-		 const struct pp_json *fr, struct pp_error *err)
+/* Propose PENDING (named name, NULL: Prefect's "Pending"); *accepted when
+ * the server answered ACCEPT. BaseWorker._propose_pending_state: PENDING
+ * is the claim, which the server aborts for a run another worker holds or
+ * that is running (PreventPendingTransitions). */
+static int propose_pending(struct prefect_source *s, const char *id, const char *name,
+			   const char *message, bool *accepted, struct pp_error *err)
 {
-	const char *id = pp_json_get_string(fr, "id");
-	if (!id || strlen(id) != PP_ID_LEN - 1)
-		return pp_fail(err, PP_EINVALID, "work pool \"%s\": flow run without a valid id",
-			       p->name);
-	struct pp_run_rec have;
-	struct pp_error gerr = {0};
-	if (!store->ops->get(store, id, &have, NULL, NULL, &gerr)) {
-		/* Ours already (the server lost our PENDING, e.g. a restore). */
-		pp_run_rec_free(&have);
-		return 0;
-	}
-	/* Read the run first: the list may be stale, and the server accepts
-	 * PENDING over a run that already ended (HandleFlowTerminalState-
-	 * Transitions lets a final state go to PENDING, a rerun), so a claim
-	 * from an old list would start a finished run again. */
-	char cur[32];
-	int rc = read_state_type(s, id, cur, sizeof(cur), err);
-	if (rc)
-		return rc;
-	if (strcmp(cur, "SCHEDULED")) {
-		pp_debug("prefect: flow run %s is %s now; not claiming it", id, cur);
-		return 0;
-	}
-	/* BaseWorker._propose_pending_state: PENDING is the claim; the
-	 * server aborts it for a run another worker holds
-	 * (PreventPendingTransitions). */
-	char path[128], msg[200], tid[PP_UUID_LEN];
-	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
-	snprintf(msg, sizeof(msg), "Claimed by pushpool worker %s", s->worker);
+	char path[128], tid[PP_UUID_LEN];
 	struct pp_json *body = NULL, *res = NULL;
+	*accepted = false;
 	if (pp_uuid4(tid))
 		return pp_fail(err, PP_EIO, "no random bytes for a transition id");
-	rc = state_body("PENDING", msg, tid, false, &body, err);
+	int rc = state_body("PENDING", name, message, tid, false, &body, err);
 	if (rc)
 		return rc;
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
 	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
 	pp_json_free(body);
 	if (rc)
 		return rc;
 	const char *status = pp_json_get_string(res, "status");
-	if (!status || strcmp(status, "ACCEPT")) {
+	*accepted = status && !strcmp(status, "ACCEPT");
+	if (!*accepted)
 		/* REJECT/ABORT: another worker has it or it moved on; WAIT: the
 		 * server comes back with it in a later poll. */
 		pp_debug("prefect: flow run %s: PENDING %s: %s", id, status ? status : "?",
 			 pp_json_string(pp_json_path(res, "details.reason"))
 				 ? pp_json_string(pp_json_path(res, "details.reason"))
 				 : "");
-		pp_json_free(res);
-		return 0;
-	}
 	pp_json_free(res);
+	return 0;
+}
 
-	struct pp_run_rec rec = {0};
-	snprintf(rec.id, sizeof(rec.id), "%s", id);
-	snprintf(rec.pool, sizeof(rec.pool), "%s", p->name);
-	const char *dep_id = pp_json_get_string(fr, "deployment_id");
-	const struct pp_json *dep = NULL;
-	if (dep_id && pp_prefect_read_deployment(s, dep_id, &dep, err))
-		pp_warn("prefect: flow run %s: %s", id, err->msg);
+/* Record a run we hold PENDING on the server: a new store run, or, when
+ * the store has finished it before (rerun), that run reopened as its next
+ * attempt. Reports still queued for the old attempt are dropped. Not
+ * recorded, the run is handed back rather than left PENDING. */
+static int record_claim(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
+			const struct pp_json *fr, bool rerun, struct pp_error *err)
+{
+	const char *id = pp_json_get_string(fr, "id");
 	int64_t when = 0;
 	if (pp_prefect_time_parse(pp_json_get_string(fr, "next_scheduled_start_time"), &when) &&
 	    pp_prefect_time_parse(pp_json_get_string(fr, "expected_start_time"), &when))
 		when = pp_wall_ms();
-	rec.name = strdup(pp_json_get_string(fr, "name") ? pp_json_get_string(fr, "name") : id);
-	rec.deployment = strdup(
-		dep && pp_json_get_string(dep, "name") ? pp_json_get_string(dep, "name") : "");
-	rec.job_variables = pp_json_to_string(pp_json_get(fr, "job_variables"), PP_JSON_COMPACT);
-	rec.parameters = pp_json_to_string(pp_json_get(fr, "parameters"), PP_JSON_COMPACT);
-	rec.source = strdup("prefect");
-	rec.source_ref = strdup(id);
-	rec.scheduled_ms = when;
-	rec.state = PP_ST_SCHEDULED;
-	if (!rec.name || !rec.deployment || !rec.source || !rec.source_ref)
+	const struct pp_json *jv = pp_json_get(fr, "job_variables");
+	char *vars = pp_json_is(jv, PP_JSON_OBJECT) ? pp_json_to_string(jv, PP_JSON_COMPACT) : NULL;
+	int rc = 0;
+	if (pp_json_is(jv, PP_JSON_OBJECT) && !vars)
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
-	if (!rc && !pp_json_is(pp_json_get(fr, "job_variables"), PP_JSON_OBJECT)) {
-		free(rec.job_variables);
-		rec.job_variables = NULL;
+	if (!rc && rerun) {
+		char ev[160];
+		snprintf(ev, sizeof(ev), "Prefect runs it again: claimed by %s", s->worker);
+		outbox_forget(s, id);
+		rc = store->ops->reopen(store, id, when, vars, ev, err);
+	} else if (!rc) {
+		struct pp_run_rec rec = {0};
+		snprintf(rec.id, sizeof(rec.id), "%s", id);
+		snprintf(rec.pool, sizeof(rec.pool), "%s", p->name);
+		const char *dep_id = pp_json_get_string(fr, "deployment_id");
+		const struct pp_json *dep = NULL;
+		if (dep_id && pp_prefect_read_deployment(s, dep_id, &dep, err))
+			pp_warn("prefect: flow run %s: %s", id, err->msg);
+		const char *name = pp_json_get_string(fr, "name");
+		const char *dname = dep ? pp_json_get_string(dep, "name") : NULL;
+		rec.name = strdup(name ? name : id);
+		rec.deployment = strdup(dname ? dname : "");
+		rec.job_variables = vars;
+		vars = NULL;
+		rec.parameters = pp_json_to_string(pp_json_get(fr, "parameters"), PP_JSON_COMPACT);
+		rec.source = strdup("prefect");
+		rec.source_ref = strdup(id);
+		rec.scheduled_ms = when;
+		rec.state = PP_ST_SCHEDULED;
+		if (!rec.name || !rec.deployment || !rec.source || !rec.source_ref)
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+		if (!rc)
+			rc = store->ops->insert(store, &rec, err);
+		if (rc == PP_ECONFLICT)
+			rc = 0;
+		pp_run_rec_free(&rec);
 	}
-	if (!rc)
-		rc = store->ops->insert(store, &rec, err);
-	if (rc == PP_ECONFLICT)
-		rc = 0;
-	pp_run_rec_free(&rec);
+	free(vars);
 	if (rc) {
-		/* Not recorded: hand the run back rather than leave it PENDING. */
 		char m[PP_ERRMSG_MAX + 64];
 		struct pp_error e2 = {0};
 		snprintf(m, sizeof(m), "pushpool could not record the claim: %s", err->msg);
@@ -362,9 +418,77 @@ static int claim(struct prefect_source *s, struct pp_store *store, struct pf_poo
 			pp_warn("prefect: flow run %s: handing back failed: %s", id, e2.msg);
 		return rc;
 	}
-	pp_info("prefect: flow run %s (%s) claimed for pool %s", id,
-		pp_json_get_string(fr, "name") ? pp_json_get_string(fr, "name") : "", p->name);
+	pp_info("prefect: flow run %s (%s) claimed for pool %s%s", id,
+		pp_json_get_string(fr, "name") ? pp_json_get_string(fr, "name") : "", p->name,
+		rerun ? " again, as a new attempt" : "");
 	return 0;
+}
+
+/* The store's record of a flow run: none, in flight (ours already),
+ * finished (*ended_ms: when), or unknown for now (the store failed: the
+ * run is left for a later poll rather than taken for a new one). */
+enum pf_known { PF_NEW, PF_LIVE, PF_FINISHED, PF_UNKNOWN };
+
+static enum pf_known known_run(struct pp_store *store, const char *id, int64_t *ended_ms)
+{
+	struct pp_run_rec have;
+	struct pp_error gerr = {0};
+	int rc = store->ops->get(store, id, &have, NULL, NULL, &gerr);
+	if (rc == PP_ENOTFOUND)
+		return PF_NEW;
+	if (rc) {
+		pp_warn("prefect: flow run %s: reading the store: %s", id, gerr.msg);
+		return PF_UNKNOWN;
+	}
+	enum pf_known k = pp_store_state_terminal(have.state) && have.state != PP_ST_QUARANTINED
+				  ? PF_FINISHED
+				  : PF_LIVE;
+	*ended_ms = have.updated_ms;
+	pp_run_rec_free(&have);
+	return k;
+}
+
+static int claim(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
+		 const struct pp_json *listed, struct pp_error *err)
+{
+	const char *id = pp_json_get_string(listed, "id");
+	if (!id || strlen(id) != PP_ID_LEN - 1)
+		return pp_fail(err, PP_EINVALID, "work pool \"%s\": flow run without a valid id",
+			       p->name);
+	int64_t ended = 0;
+	enum pf_known known = known_run(store, id, &ended);
+	if (known == PF_LIVE || known == PF_UNKNOWN)
+		return 0; /* ours already (the server lost our PENDING, e.g. a restore) */
+	/* Read the run first: the list may be stale, and the server accepts
+	 * PENDING over a run that already ended (HandleFlowTerminalState-
+	 * Transitions lets a final state go to PENDING, a rerun), so a claim
+	 * from an old list would start a finished run again. */
+	struct pp_json *fr = NULL;
+	int rc = read_flow_run(s, id, &fr, err);
+	if (rc)
+		return rc;
+	const char *cur = run_state_type(fr);
+	if (strcmp(cur, "SCHEDULED")) {
+		pp_debug("prefect: flow run %s is %s now; not claiming it", id, cur);
+		pp_json_free(fr);
+		return 0;
+	}
+	/* A run finished here and offered again (a retry from the UI, a
+	 * resume, a reschedule) is rerun as a new attempt, if its SCHEDULED
+	 * state came after our end. */
+	if (known == PF_FINISHED && run_state_ms(fr) <= ended) {
+		pp_debug("prefect: flow run %s is SCHEDULED from before it ended here", id);
+		pp_json_free(fr);
+		return 0;
+	}
+	char msg[200];
+	bool accepted = false;
+	snprintf(msg, sizeof(msg), "Claimed by pushpool worker %s", s->worker);
+	rc = propose_pending(s, id, NULL, msg, &accepted, err);
+	if (!rc && accepted)
+		rc = record_claim(s, store, p, fr, known == PF_FINISHED, err);
+	pp_json_free(fr);
+	return rc;
 }
 
 static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
@@ -427,16 +551,24 @@ static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf
 	return rc;
 }
 
-/* FlowRunFilter body: runs of our pools in one of the state types. */
-static int filter_body(const struct prefect_source *s, const char *types, long offset,
-		       struct pp_json **out, struct pp_error *err)
+/* FlowRunFilter body: runs of our pools in one of the state types, and
+ * among ids (n of them, from ids[0]) when ids is not NULL. */
+static int filter_body(const struct prefect_source *s, const char *types, char (*ids)[PP_ID_LEN],
+		       size_t n, long offset, struct pp_json **out, struct pp_error *err)
 {
 	struct pp_buf text;
-	pp_buf_init(&text, 1 << 16);
-	int rc = pp_buf_printf(&text,
-			       "{\"flow_runs\":{\"state\":{\"type\":{\"any_\":[%s]}}},"
-			       "\"work_pools\":{\"name\":{\"any_\":[",
-			       types);
+	pp_buf_init(&text, 1 << 20);
+	int rc =
+		pp_buf_printf(&text, "{\"flow_runs\":{\"state\":{\"type\":{\"any_\":[%s]}}", types);
+	if (!rc && ids) {
+		rc = pp_buf_puts(&text, ",\"id\":{\"any_\":[");
+		for (size_t i = 0; !rc && i < n; i++)
+			rc = pp_buf_printf(&text, "%s\"%s\"", i ? "," : "", ids[i]);
+		if (!rc)
+			rc = pp_buf_puts(&text, "]}");
+	}
+	if (!rc)
+		rc = pp_buf_puts(&text, "},\"work_pools\":{\"name\":{\"any_\":[");
 	for (size_t i = 0; !rc && i < s->npools; i++) {
 		if (i)
 			rc = pp_buf_putc(&text, ',');
@@ -453,122 +585,212 @@ static int filter_body(const struct prefect_source *s, const char *types, long o
 	return rc ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
 }
 
+/* One page of POST /flow_runs/filter (caller frees *runs). */
+static int filter_page(struct prefect_source *s, const char *types, char (*ids)[PP_ID_LEN],
+		       size_t n, long offset, struct pp_json **runs, struct pp_error *err)
+{
+	struct pp_json *body = NULL;
+	*runs = NULL;
+	int rc = filter_body(s, types, ids, n, offset, &body, err);
+	if (!rc)
+		rc = pp_prefect_api_call(s, "POST", "/flow_runs/filter", body, runs, err);
+	pp_json_free(body);
+	return rc;
+}
+
+/* A claim nobody recorded (PENDING with no infrastructure for longer than
+ * claim_timeout, the claimer died): taken over with a compare-and-set.
+ * Prefect's set_state has no condition, and a forced SCHEDULED would take
+ * back a flow that has just started (its job submitted before the claimer
+ * died): RUNNING to SCHEDULED, then run twice. A PENDING under a new name
+ * is accepted only from PENDING (PreventPendingTransitions lets a named
+ * sub-state follow PENDING and aborts PENDING over RUNNING, CANCELLING and
+ * CANCELLED), so it succeeds only while the run is still unstarted, and
+ * then the run is ours: recorded and submitted under its own idempotency
+ * key, so a job the dead claimer did create is adopted, not doubled. */
+static int take_over(struct prefect_source *s, struct pp_store *store, const struct pp_json *run,
+		     bool rerun, struct pp_error *err)
+{
+	const char *id = pp_json_get_string(run, "id");
+	const char *pool = pp_json_get_string(run, "work_pool_name");
+	struct pf_pool *p = pool ? pool_of(s, pool) : NULL;
+	if (!p)
+		return 0;
+	const char *was = pp_json_string(pp_json_path(run, "state.name"));
+	const char *name = was && !strcmp(was, "Reclaimed") ? "Reclaimed again" : "Reclaimed";
+	char m[200];
+	snprintf(m, sizeof(m),
+		 "pushpool worker %s: claim expired with no infrastructure after %.0f s; taken "
+		 "over",
+		 s->worker, s->claim_timeout);
+	bool accepted = false;
+	int rc = propose_pending(s, id, name, m, &accepted, err);
+	if (rc || !accepted) {
+		if (!rc)
+			pp_info("prefect: flow run %s moved on before its expired claim was taken "
+				"over",
+				id);
+		return rc;
+	}
+	pp_warn("prefect: flow run %s: %s", id, m);
+	return record_claim(s, store, p, run, rerun, err);
+}
+
 /* What a crash can leave on the server: a run we finished whose reports
  * died with the process (reported again from the store, unless the run
- * has moved on since), and a claim no
- * store ever recorded (handed back once claim_timeout has passed with no
- * infrastructure). */
+ * has moved on since), and a claim no store ever recorded (taken over once
+ * claim_timeout has passed with no infrastructure). */
 static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp_error *err)
 {
 	int rc = 0;
 	for (long offset = 0, got = PF_BATCH; !rc && got == PF_BATCH; offset += PF_BATCH) {
-		struct pp_json *body = NULL, *runs = NULL;
-		rc = filter_body(s, "\"PENDING\",\"RUNNING\"", offset, &body, err);
-		if (!rc)
-			rc = pp_prefect_api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
-		pp_json_free(body);
+		struct pp_json *runs = NULL;
+		rc = filter_page(s, "\"PENDING\",\"RUNNING\"", NULL, 0, offset, &runs, err);
 		got = runs ? (long)runs->count : 0;
 		pp_json_foreach (run, runs) {
 			const char *id = pp_json_get_string(run, "id");
+			const char *state_type = run_state_type(run);
+			const char *pid = pp_json_get_string(run, "infrastructure_pid");
 			struct pp_run_rec rec;
 			struct pp_error e = {0};
-			if (!id)
+			int64_t ended = 0;
+			enum pf_known known = id ? known_run(store, id, &ended) : PF_LIVE;
+			if (known == PF_LIVE || known == PF_UNKNOWN)
 				continue;
-			if (!store->ops->get(store, id, &rec, NULL, NULL, &e)) {
-				const char *type = pp_store_state_terminal(rec.state)
-							   ? pp_prefect_state_for(rec.state)
-							   : NULL;
-				/* A run whose server state is newer than our end, or
-				 * that runs on other infrastructure, has moved on (a
-				 * retry from the UI, a rescheduled run taken by
-				 * another worker): the old outcome must not land on
-				 * the new attempt. */
-				const char *pid = pp_json_get_string(run, "infrastructure_pid");
-				int64_t at = 0;
-				if (type &&
-				    ((pid && rec.infra_id && strcmp(pid, rec.infra_id)) ||
-				     (!pp_prefect_time_parse(
-					      pp_json_string(pp_json_path(run, "state.timestamp")),
-					      &at) &&
-				      at > rec.updated_ms))) {
+			if (known == PF_FINISHED &&
+			    !store->ops->get(store, id, &rec, NULL, NULL, &e)) {
+				const char *type = pp_prefect_state_for(rec.state);
+				/* A run that moved on (a retry from the UI, a
+				 * rescheduled run another worker took) must not
+				 * get the old outcome. */
+				bool same =
+					pp_prefect_same_attempt(state_type, run_state_ms(run), pid,
+								rec.infra_id, rec.updated_ms);
+				if (type && same) {
+					pp_info("prefect: flow run %s ended as %s here; reporting "
+						"again",
+						id, pp_store_state_name(rec.state));
+					if ((rec.infra_id && !pid &&
+					     outbox_add(s, id, rec.infra_id, NULL, NULL, NULL)) ||
+					    outbox_add(s, id, NULL, type, rec.last_error,
+						       rec.infra_id))
+						pp_warn("prefect: report queue full");
+				} else if (type) {
 					pp_info("prefect: flow run %s moved on since it ended here "
 						"as "
 						"%s; not reporting that again",
 						id, pp_store_state_name(rec.state));
-					type = NULL;
-				}
-				if (type) {
-					pp_info("prefect: flow run %s ended as %s here; reporting "
-						"again",
-						id, pp_store_state_name(rec.state));
-					if ((rec.infra_id &&
-					     !pp_json_get_string(run, "infrastructure_pid") &&
-					     outbox_add(s, id, rec.infra_id, NULL, NULL)) ||
-					    outbox_add(s, id, NULL, type, rec.last_error))
-						pp_warn("prefect: report queue full");
 				}
 				pp_run_rec_free(&rec);
-				continue;
+				if (same)
+					continue;
 			}
-			int64_t since = 0;
-			const char *state_type = pp_json_get_string(run, "state_type");
-			if (!state_type || strcmp(state_type, "PENDING") ||
-			    pp_json_get_string(run, "infrastructure_pid") ||
-			    pp_prefect_time_parse(
-				    pp_json_string(pp_json_path(run, "state.timestamp")), &since) ||
+			int64_t since = run_state_ms(run);
+			if (strcmp(state_type, "PENDING") || pid || !since ||
 			    pp_wall_ms() - since < (int64_t)(s->claim_timeout * 1000))
 				continue;
-			char m[160];
-			snprintf(m, sizeof(m),
-				 "pushpool: claim expired with no infrastructure after %.0f s",
-				 s->claim_timeout);
-			pp_warn("prefect: flow run %s: %s; handing it back", id, m);
-			if (hand_back(s, id, m, &e))
-				pp_warn("prefect: flow run %s: %s", id, e.msg);
+			if (take_over(s, store, run, known == PF_FINISHED, &e))
+				pp_warn("prefect: flow run %s: taking over its expired claim: %s",
+					id, e.msg);
 		}
 		pp_json_free(runs);
 	}
 	return rc;
 }
 
-/* Runs the server moved to CANCELLING: cancel them here; the loop stops
- * the remote job and reports CANCELLED. */
+/* A run of ours whose cancellation the server asked for (CANCELLING) or
+ * already finished (CANCELLED: the flow's own supervisor got there first,
+ * or the server's cancellation_cleanup service forced it after its
+ * CANCELLING timeout): its remote job is stopped whatever the state is now;
+ * the loop stops it and reports CANCELLED, which the server keeps only if
+ * the run is not final yet. */
+static void cancel_seen(struct prefect_source *s, struct pp_store *store, const struct pp_json *run)
+{
+	const char *id = pp_json_get_string(run, "id");
+	struct pp_run_rec rec;
+	struct pp_error e = {0};
+	if (!id || store->ops->get(store, id, &rec, NULL, NULL, &e))
+		return; /* not a run this store handles */
+	bool ended = pp_store_state_terminal(rec.state);
+	if (!ended && !rec.cancel_requested) {
+		pp_info("prefect: flow run %s is %s; cancelling run %s", id, run_state_type(run),
+			rec.id);
+		if (store->ops->request_cancel(store, id, &e))
+			pp_warn("prefect: cancelling %s: %s", id, e.msg);
+		pp_run_rec_free(&rec);
+		if (store->ops->get(store, id, &rec, NULL, NULL, &e))
+			return;
+		ended = rec.state == PP_ST_CANCELLED;
+	}
+	/* Nothing left running here (cancelled before submission, or ended
+	 * already): a CANCELLING server only waits for the word. */
+	if (ended && !strcmp(run_state_type(run), "CANCELLING") &&
+	    outbox_add(s, id, NULL, "CANCELLED",
+		       rec.state == PP_ST_CANCELLED ? "cancelled by pushpool"
+						    : "the run had already ended",
+		       rec.infra_id))
+		pp_warn("prefect: report queue full");
+	pp_run_rec_free(&rec);
+}
+
+/* The store's runs of this source that may still start or run a job. */
+static int live_runs(struct pp_store *store, char (**ids)[PP_ID_LEN], size_t *n,
+		     struct pp_error *err)
+{
+	static const enum pp_store_state live[] = {PP_ST_SCHEDULED, PP_ST_SUBMITTING,
+						   PP_ST_SUBMITTED, PP_ST_RUNNING};
+	*ids = NULL;
+	*n = 0;
+	for (size_t k = 0; k < sizeof(live) / sizeof(live[0]); k++) {
+		struct pp_run_filter f = {.state = (int)live[k]};
+		struct pp_run_rec *recs = NULL;
+		int nrecs = 0;
+		int rc = store->ops->list(store, &f, &recs, &nrecs, err);
+		if (rc)
+			return rc;
+		char(*v)[PP_ID_LEN] =
+			nrecs ? realloc(*ids, (*n + (size_t)nrecs) * PP_ID_LEN) : *ids;
+		if (nrecs && !v) {
+			pp_run_recs_free(recs, nrecs);
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+		*ids = v;
+		for (int i = 0; i < nrecs; i++)
+			if (recs[i].source && !strcmp(recs[i].source, "prefect") &&
+			    !recs[i].cancel_requested)
+				memcpy((*ids)[(*n)++], recs[i].id, PP_ID_LEN);
+		pp_run_recs_free(recs, nrecs);
+	}
+	return 0;
+}
+
+/* Cancellations: every page of the CANCELLING runs of our pools, and our
+ * live runs that the server shows CANCELLED already. */
 static int poll_cancellations(struct prefect_source *s, struct pp_store *store,
 			      struct pp_error *err)
 {
-	struct pp_json *body = NULL, *runs = NULL;
-	int rc = filter_body(s, "\"CANCELLING\"", 0, &body, err);
-	if (rc)
-		return rc;
-	rc = pp_prefect_api_call(s, "POST", "/flow_runs/filter", body, &runs, err);
-	pp_json_free(body);
-	pp_json_foreach (run, runs) {
-		const char *id = pp_json_get_string(run, "id");
-		struct pp_run_rec rec;
-		struct pp_error e = {0};
-		if (!id || store->ops->get(store, id, &rec, NULL, NULL, &e))
-			continue; /* not a run this store handles */
-		bool ended = pp_store_state_terminal(rec.state);
-		if (!ended && !rec.cancel_requested) {
-			pp_info("prefect: flow run %s is CANCELLING; cancelling run %s", id,
-				rec.id);
-			if (store->ops->request_cancel(store, id, &e))
-				pp_warn("prefect: cancelling %s: %s", id, e.msg);
-			pp_run_rec_free(&rec);
-			if (!store->ops->get(store, id, &rec, NULL, NULL, &e))
-				ended = rec.state == PP_ST_CANCELLED;
-			else
-				continue;
-		}
-		/* Nothing left running here (cancelled before submission, or
-		 * ended already): the server only waits for the word. */
-		if (ended && outbox_add(s, id, NULL, "CANCELLED",
-					rec.state == PP_ST_CANCELLED ? "cancelled by pushpool"
-								     : "the run had already ended"))
-			pp_warn("prefect: report queue full");
-		pp_run_rec_free(&rec);
+	int rc = 0;
+	for (long offset = 0, got = PF_BATCH; !rc && got == PF_BATCH; offset += PF_BATCH) {
+		struct pp_json *runs = NULL;
+		rc = filter_page(s, "\"CANCELLING\"", NULL, 0, offset, &runs, err);
+		got = runs ? (long)runs->count : 0;
+		pp_json_foreach (run, runs)
+			cancel_seen(s, store, run);
+		pp_json_free(runs);
 	}
-	pp_json_free(runs);
+	char(*ids)[PP_ID_LEN] = NULL;
+	size_t n = 0;
+	if (!rc)
+		rc = live_runs(store, &ids, &n, err);
+	for (size_t at = 0; !rc && at < n; at += PF_BATCH) {
+		struct pp_json *runs = NULL;
+		size_t k = n - at < PF_BATCH ? n - at : PF_BATCH;
+		rc = filter_page(s, "\"CANCELLED\"", ids + at, k, 0, &runs, err);
+		pp_json_foreach (run, runs)
+			cancel_seen(s, store, run);
+		pp_json_free(runs);
+	}
+	free(ids);
 	return rc;
 }
 
@@ -645,11 +867,41 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 		rc = pp_template_default(p->type, tmpl, err);
 	if (!rc)
 		rc = pp_prefect_resolve_blocks(*tmpl, pp_prefect_fetch_block, s, err);
+	/* Block references among the variables' defaults and the deployment's
+	 * values stand for the blocks' data when the values are validated, as
+	 * the server validates them (api/validation.py,
+	 * _resolve_default_reference). */
+	if (!rc)
+		rc = pp_prefect_resolve_documents(pp_json_get(*tmpl, "variables"),
+						  pp_prefect_fetch_document, s, err);
+	if (!rc && *deployment_vars)
+		rc = pp_prefect_resolve_documents(*deployment_vars, pp_prefect_fetch_document, s,
+						  err);
 	if (rc) {
 		pp_prefect_note_failure(s, rc, err);
 		pp_json_free(*tmpl);
 		pp_json_free(*deployment_vars);
 		*tmpl = *deployment_vars = NULL;
+	}
+	return rc;
+}
+
+/* What BaseJobConfiguration.from_template_and_values does once the values
+ * are applied (workers/base.py): block document references ($ref, then
+ * {{ prefect.blocks }} placeholders that job variables brought in), then
+ * {{ prefect.variables }}. */
+static int prefect_resolve_job(struct pp_source *src, const struct pp_run_rec *rec,
+			       struct pp_json *job, struct pp_error *err)
+{
+	struct prefect_source *s = (struct prefect_source *)src;
+	int rc = pp_prefect_resolve_documents(job, pp_prefect_fetch_document, s, err);
+	if (!rc)
+		rc = pp_prefect_resolve_blocks(job, pp_prefect_fetch_block, s, err);
+	if (!rc)
+		rc = pp_prefect_resolve_variables(job, pp_prefect_fetch_variable, s, err);
+	if (rc) {
+		pp_prefect_note_failure(s, rc, err);
+		pp_error_prefix(err, "job_configuration: ");
 	}
 	return rc;
 }
@@ -686,7 +938,38 @@ static void prefect_close(struct pp_source *src)
 	free(s->queues);
 	free(s->api_url);
 	free(s->api_key);
+	free(s->auth_basic);
+	free(s->csrf_token);
 	free(s);
+}
+
+/* The auth string of a self-hosted server (api_auth_string_file, else
+ * $PREFECT_API_AUTH_STRING, as Prefect's client takes it) as the base64 a
+ * Basic Authorization header carries; both registered as secrets. */
+static int read_auth_string(const struct pp_prefect_conf *pc, char **basic, struct pp_error *err)
+{
+	char *raw = NULL;
+	const char *env = getenv("PREFECT_API_AUTH_STRING");
+	*basic = NULL;
+	int rc = 0;
+	if (pc->api_auth_string_file && *pc->api_auth_string_file)
+		rc = pp_file_read_secret(pc->api_auth_string_file, "Prefect API auth string",
+					 PP_EINVALID, &raw, err);
+	else if (env && *env && !(raw = strdup(env)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (rc || !raw)
+		return rc;
+	pp_secret_register(raw);
+	size_t n = strlen(raw);
+	*basic = malloc(4 * ((n + 2) / 3) + 1);
+	if (!*basic) {
+		free(raw);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	EVP_EncodeBlock((unsigned char *)*basic, (const unsigned char *)raw, (int)n);
+	pp_secret_register(*basic);
+	free(raw);
+	return 0;
 }
 
 /* Split a comma list into trimmed, non-empty names. */
@@ -761,6 +1044,10 @@ static int prefect_open(const struct pp_config *cfg, struct pp_source **out, str
 		rc = (s->api_key = strdup(env_key)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!rc && s->api_key)
 		pp_secret_register(s->api_key);
+	if (!rc)
+		rc = read_auth_string(pc, &s->auth_basic, err);
+	/* Prefect Cloud has no CSRF tokens (its client never asks there). */
+	s->csrf_off = s->api_url && strstr(s->api_url, "api.prefect.cloud") != NULL;
 	char **names = NULL;
 	size_t nnames = 0;
 	if (!rc && split_list(pc->work_queues, &s->queues, &s->nqueues))
@@ -807,5 +1094,6 @@ const struct pp_source_ops pp_source_prefect = {
 	.poll = prefect_poll,
 	.report = prefect_report,
 	.job_inputs = prefect_job_inputs,
+	.resolve_job = prefect_resolve_job,
 	.interval = prefect_interval,
 };

@@ -33,6 +33,11 @@ struct pf_report {
 	char *infra_pid;     /* PATCH infrastructure_pid when set */
 	char state_type[16]; /* else set_state with this type */
 	char *message;
+	/* The attempt it is about: its infrastructure (NULL: none yet) and
+	 * when the report was queued. A run that shows other infrastructure,
+	 * or a newer claim or schedule, has moved on to another attempt. */
+	char *attempt_infra;
+	int64_t queued_ms;
 	/* Chosen when queued and sent with every try, so the server applies
 	 * a report whose answer was lost only once (PreventDuplicateTransitions). */
 	char transition_id[PP_UUID_LEN];
@@ -44,6 +49,16 @@ struct prefect_source {
 	struct pp_source base;
 	char *api_url; /* without trailing slash */
 	char *api_key; /* NULL: no Authorization header */
+	/* "user:password" of a server run with PREFECT_SERVER_API_AUTH_STRING:
+	 * Basic auth, which Prefect's client sends instead of the key. */
+	char *auth_basic; /* its base64, as sent; NULL: none */
+	/* CSRF tokens (PREFECT_SERVER_CSRF_PROTECTION_ENABLED): as Prefect's
+	 * client, tried on the first change request unless the server is
+	 * Prefect Cloud, and given up when the server says it has none. */
+	bool csrf_off;
+	char csrf_client[PP_UUID_LEN];
+	char *csrf_token;
+	int64_t csrf_expires; /* wall ms */
 	char worker[128];
 	struct pf_pool *pools;
 	size_t npools;
@@ -71,5 +86,14 @@ int pp_prefect_read_deployment(struct prefect_source *s, const char *id, const s
 /* pp_prefect_resolve_blocks' fetcher: a block document's data, cached; ud is the source, *data the caller's (prefect_blocks.c). */
 int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct pp_json **data,
 			   struct pp_error *err);
+
+/* pp_prefect_resolve_documents' fetcher: a block document's data by id,
+ * with its secrets, cached (prefect_blocks.c). */
+int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data,
+			      struct pp_error *err);
+/* pp_prefect_resolve_variables' fetcher: GET /variables/name/NAME, *value
+ * NULL when there is none (prefect_blocks.c). */
+int pp_prefect_fetch_variable(void *ud, const char *name, struct pp_json **value,
+			      struct pp_error *err);
 
 #endif

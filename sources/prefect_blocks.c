@@ -1,6 +1,7 @@
-/* Deployments and blocks read from the Prefect server for a run's job inputs,
- * cached for PF_CACHE_MS; block data is registered as secret so no log line
- * shows it. */
+/* Deployments, blocks (by type and name, or by document id) and variables
+ * read from the Prefect server for a run's job, cached for PF_CACHE_MS but
+ * variables (read at each use, as Prefect's resolve_variables does); block
+ * data is registered as secret so no log line shows it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,21 @@ static int cache_put(struct prefect_source *s, const char *key, struct pp_json *
 	c->value = value;
 	c->fetched_ms = pp_wall_ms();
 	return 0;
+}
+
+/* Block data holds credentials (a key pair, a service account's private
+ * key inside service_account_info): keep every value long enough to be one
+ * out of every log line. */
+static void register_strings(const struct pp_json *j, int depth)
+{
+	if (depth > 32)
+		return;
+	pp_json_foreach (f, j) {
+		if (f->type == PP_JSON_STRING && f->len >= 8)
+			pp_secret_register_rotating(f->str);
+		else if (f->type == PP_JSON_OBJECT || f->type == PP_JSON_ARRAY)
+			register_strings(f, depth + 1);
+	}
 }
 
 int pp_prefect_read_deployment(struct prefect_source *s, const char *id, const struct pp_json **out,
@@ -98,14 +114,82 @@ int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct 
 			pp_json_free(d);
 			return pp_fail(err, PP_EINVALID, "block %s/%s: no data object", slug, name);
 		}
-		/* Block data holds credentials: keep them out of every log line. */
-		pp_json_foreach (f, d)
-			if (f->type == PP_JSON_STRING && f->len >= 8)
-				pp_secret_register_rotating(f->str);
+		register_strings(d, 0);
 		if (cache_put(s, key, d))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		c = cache_find(s, key);
 	}
 	*data = pp_json_clone(c->value);
 	return *data ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data, struct pp_error *err)
+{
+	struct prefect_source *s = ud;
+	char key[256];
+	snprintf(key, sizeof(key), "document:%s", id);
+	struct pf_cached *c = cache_find(s, key);
+	if (!c) {
+		struct pp_buf path;
+		pp_buf_init(&path, 1024);
+		int rc = pp_buf_puts(&path, "/block_documents/");
+		if (!rc)
+			rc = pp_url_encode(&path, id, false);
+		if (!rc)
+			rc = pp_buf_puts(&path, "?include_secrets=true");
+		struct pp_json *doc = NULL;
+		if (rc)
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+		else
+			rc = pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, &doc, err);
+		pp_buf_free(&path);
+		if (rc) {
+			if (rc == PP_ENOTFOUND)
+				pp_error_prefix(err, "block document %s: ", id);
+			return rc;
+		}
+		struct pp_json *d = pp_json_detach(pp_json_get(doc, "data"));
+		pp_json_free(doc);
+		if (!pp_json_is(d, PP_JSON_OBJECT)) {
+			pp_json_free(d);
+			return pp_fail(err, PP_EINVALID, "block document %s: no data object", id);
+		}
+		register_strings(d, 0);
+		if (cache_put(s, key, d))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		c = cache_find(s, key);
+	}
+	*data = pp_json_clone(c->value);
+	return *data ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+int pp_prefect_fetch_variable(void *ud, const char *name, struct pp_json **value,
+			      struct pp_error *err)
+{
+	struct prefect_source *s = ud;
+	struct pp_buf path;
+	*value = NULL;
+	pp_buf_init(&path, 1024);
+	int rc = pp_buf_puts(&path, "/variables/name/");
+	if (!rc)
+		rc = pp_url_encode(&path, name, false);
+	struct pp_json *var = NULL;
+	if (rc)
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	else
+		rc = pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, &var, err);
+	pp_buf_free(&path);
+	if (rc == PP_ENOTFOUND) {
+		/* Prefect's client reads a missing variable as None, and
+		 * resolve_variables puts "" in its place. */
+		pp_debug("prefect: variable %s does not exist", name);
+		return 0;
+	}
+	if (rc)
+		return pp_error_prefix(err, "variable %s: ", name);
+	*value = pp_json_detach(pp_json_get(var, "value"));
+	pp_json_free(var);
+	if (!*value && !(*value = pp_json_new(PP_JSON_NULL)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return 0;
 }

@@ -1,6 +1,9 @@
 /* The Prefect server API client: one JSON request with the API key as a
- * bearer token, its error mapped to our codes with the server's own words,
- * and the Retry-After a failure asks for remembered for the next poll. */
+ * bearer token (or Basic auth with a self-hosted server's auth string) and
+ * the CSRF headers a server with CSRF protection wants, as Prefect's own
+ * client sends them (client/base.py, client/orchestration/__init__.py);
+ * its error mapped to our codes with the server's own words, and the
+ * Retry-After a failure asks for remembered for the next poll. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +12,7 @@
 #include "lib/http.h"
 #include "lib/log.h"
 #include "sources/prefect.h"
+#include "sources/prefect_states.h"
 
 /* Prefect's clients wait up to PREFECT_API_REQUEST_TIMEOUT, 60 s by default
  * (src/prefect/settings/models/api.py, APISettings.request_timeout): a busy
@@ -43,6 +47,90 @@ static void server_message(const struct pp_http_resp *resp, char *out, size_t n)
 	pp_json_free(j);
 }
 
+/* One request: the auth header (Basic with the auth string, as Prefect's
+ * client prefers it, else the key as a bearer token), the CSRF headers
+ * when csrf, the JSON body text. *resp is the caller's to free. */
+static int perform(struct prefect_source *s, const char *method, const char *url, const char *text,
+		   bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
+		   struct pp_error *err)
+{
+	pp_http_req_init(req, method, url);
+	pp_http_resp_init(resp, PF_MAX_RESPONSE);
+	req->timeout_ms = PF_TIMEOUT_MS;
+	req->max_response = PF_MAX_RESPONSE;
+	int rc = pp_http_req_header(req, "Accept", "application/json");
+	if (!rc && s->auth_basic)
+		rc = pp_http_req_header(req, "Authorization", "Basic %s", s->auth_basic);
+	else if (!rc && s->api_key)
+		rc = pp_http_req_header(req, "Authorization", "Bearer %s", s->api_key);
+	if (!rc && csrf && s->csrf_token) {
+		rc = pp_http_req_header(req, "Prefect-Csrf-Token", "%s", s->csrf_token);
+		if (!rc)
+			rc = pp_http_req_header(req, "Prefect-Csrf-Client", "%s", s->csrf_client);
+	}
+	if (!rc && text) {
+		rc = pp_http_req_header(req, "Content-Type", "application/json");
+		if (!rc)
+			rc = pp_http_req_body(req, text, strlen(text));
+	}
+	if (rc)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	return pp_http_perform(req, resp, err);
+}
+
+static bool body_says(const struct pp_http_resp *resp, const char *what)
+{
+	return resp->body.data && memmem(resp->body.data, resp->body.len, what, strlen(what));
+}
+
+/* A CSRF token for change requests, as Prefect's client gets one
+ * (client/base.py, _add_csrf_headers): GET /csrf-token?client=ID, kept
+ * until its expiration; a server that answers 404 (older) or 422 "CSRF
+ * protection is disabled." needs none, and is not asked again. */
+static int csrf_token(struct prefect_source *s, struct pp_error *err)
+{
+	if (s->csrf_off || (s->csrf_token && pp_wall_ms() < s->csrf_expires))
+		return 0;
+	free(s->csrf_token);
+	s->csrf_token = NULL;
+	if (!s->csrf_client[0] && pp_uuid4(s->csrf_client))
+		return pp_fail(err, PP_EIO, "no random bytes for a CSRF client id");
+	char url[2048];
+	snprintf(url, sizeof(url), "%s/csrf-token?client=%s", s->api_url, s->csrf_client);
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	int rc = perform(s, "GET", url, NULL, false, &req, &resp, err);
+	if (!rc && (resp.status == 404 ||
+		    (resp.status == 422 && body_says(&resp, "CSRF protection is disabled.")))) {
+		pp_debug("prefect: the server does not use CSRF tokens (HTTP %ld)", resp.status);
+		s->csrf_off = true;
+	} else if (!rc && (resp.status < 200 || resp.status > 299)) {
+		rc = pp_http_classify(&req, &resp, err);
+		pp_error_prefix(err, "Prefect CSRF token: ");
+	} else if (!rc) {
+		struct pp_json *tok = NULL;
+		rc = pp_json_parse(resp.body.data ? resp.body.data : "", resp.body.len, NULL, &tok,
+				   err);
+		const char *t = rc ? NULL : pp_json_get_string(tok, "token");
+		int64_t until = 0;
+		if (!rc && (!t || !*t ||
+			    pp_prefect_time_parse(pp_json_get_string(tok, "expiration"), &until)))
+			rc = pp_fail(
+				err, PP_EINVALID,
+				"Prefect GET /csrf-token: no token and expiration in the answer");
+		if (!rc && !(s->csrf_token = strdup(t)))
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+		if (!rc) {
+			pp_secret_register_rotating(s->csrf_token);
+			s->csrf_expires = until;
+		}
+		pp_json_free(tok);
+	}
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+	return rc;
+}
+
 int pp_prefect_api_call(struct prefect_source *s, const char *method, const char *path,
 			const struct pp_json *body, struct pp_json **out, struct pp_error *err)
 {
@@ -50,25 +138,32 @@ int pp_prefect_api_call(struct prefect_source *s, const char *method, const char
 	struct pp_http_resp resp;
 	char url[2048];
 	snprintf(url, sizeof(url), "%s%s", s->api_url, path);
-	pp_http_req_init(&req, method, url);
-	pp_http_resp_init(&resp, PF_MAX_RESPONSE);
-	req.timeout_ms = PF_TIMEOUT_MS;
-	req.max_response = PF_MAX_RESPONSE;
-	int rc = pp_http_req_header(&req, "Accept", "application/json");
-	if (!rc && s->api_key)
-		rc = pp_http_req_header(&req, "Authorization", "Bearer %s", s->api_key);
-	if (!rc && body) {
-		char *text = pp_json_to_string(body, PP_JSON_COMPACT);
-		rc = text ? pp_http_req_header(&req, "Content-Type", "application/json")
-			  : PP_ENOMEM;
-		if (!rc)
-			rc = pp_http_req_body(&req, text, strlen(text));
+	char *text = body ? pp_json_to_string(body, PP_JSON_COMPACT) : NULL;
+	if (body && !text)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	/* Prefect's client: the CSRF headers go with every change request. */
+	bool change = strcmp(method, "GET") && strcmp(method, "HEAD");
+	int rc = change ? csrf_token(s, err) : 0;
+	if (rc) {
 		free(text);
+		return pp_error_prefix(err, "Prefect %s %s: ", method, path);
 	}
-	if (rc)
-		rc = pp_fail(err, PP_ENOMEM, "out of memory");
-	if (!rc)
-		rc = pp_http_perform(&req, &resp, err);
+	rc = perform(s, method, url, text, change, &req, &resp, err);
+	if (!rc && change && !s->csrf_off && resp.status == 403 &&
+	    body_says(&resp, "Invalid CSRF token")) {
+		/* Expired or forgotten by the server: a new token, once. */
+		free(s->csrf_token);
+		s->csrf_token = NULL;
+		pp_http_req_free(&req);
+		pp_http_resp_free(&resp);
+		rc = csrf_token(s, err);
+		if (rc) {
+			free(text);
+			return pp_error_prefix(err, "Prefect %s %s: ", method, path);
+		}
+		rc = perform(s, method, url, text, change, &req, &resp, err);
+	}
+	free(text);
 	if (!rc && (resp.status < 200 || resp.status > 299)) {
 		rc = pp_http_classify(&req, &resp, err);
 		char said[600];

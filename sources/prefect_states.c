@@ -1,12 +1,16 @@
 #include "sources/prefect_states.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/time.h"
+#include "render/render.h"
 
-#define BLOCK_PREFIX "prefect.blocks."
+#define BLOCK_PREFIX	"prefect.blocks."
+#define VARIABLE_PREFIX "prefect.variables."
+#define REF_DEPTH_MAX	64
 
 int pp_prefect_time_parse(const char *iso, int64_t *ms)
 {
@@ -43,6 +47,18 @@ bool pp_prefect_state_final(const char *type)
 bool pp_prefect_report_wanted(const char *want, const char *current)
 {
 	return want && !pp_prefect_state_final(current);
+}
+
+bool pp_prefect_same_attempt(const char *type, int64_t state_ms, const char *infra_pid,
+			     const char *ours, int64_t ended_ms)
+{
+	if (infra_pid && *infra_pid && ours && *ours && strcmp(infra_pid, ours))
+		return false;
+	/* A SCHEDULED from before the end is the flow's own AwaitingRetry,
+	 * set during this attempt: a worker crashes that too. */
+	bool live = type && (!strcmp(type, "PENDING") || !strcmp(type, "RUNNING") ||
+			     !strcmp(type, "SCHEDULED"));
+	return !(live && state_ms > ended_ms);
 }
 
 /* Swap node's content for val's, keeping node's key and place. */
@@ -100,26 +116,26 @@ static int lookup_ref(const char *ref, size_t n, pp_prefect_block_fetch fetch, v
 	return *out ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
-/* Next "{{ prefect.blocks.REF }}" at or after from: bounds of the whole
- * placeholder and of REF. */
-static bool next_ref(const char *s, size_t len, size_t from, size_t *start, size_t *end,
-		     size_t *ref, size_t *ref_len)
+/* Next "{{ PREFIX.REF }}" at or after from (prefix "prefect.blocks." or
+ * "prefect.variables."): bounds of the whole placeholder and of REF. */
+static bool next_ref_of(const char *prefix, const char *s, size_t len, size_t from, size_t *start,
+			size_t *end, size_t *ref, size_t *ref_len)
 {
+	size_t plen = strlen(prefix);
 	for (size_t i = from; i + 1 < len; i++) {
 		if (s[i] != '{' || s[i + 1] != '{')
 			continue;
 		size_t p = i + 2;
-		while (p < len && s[p] == ' ')
+		while (p < len && isspace((unsigned char)s[p]))
 			p++;
-		if (len - p < strlen(BLOCK_PREFIX) ||
-		    memcmp(s + p, BLOCK_PREFIX, strlen(BLOCK_PREFIX)))
+		if (len - p < plen || memcmp(s + p, prefix, plen))
 			continue;
-		p += strlen(BLOCK_PREFIX);
+		p += plen;
 		size_t r = p;
-		while (p < len && s[p] != ' ' && s[p] != '}')
+		while (p < len && !isspace((unsigned char)s[p]) && s[p] != '}')
 			p++;
 		size_t rl = p - r;
-		while (p < len && s[p] == ' ')
+		while (p < len && isspace((unsigned char)s[p]))
 			p++;
 		if (p + 1 < len && s[p] == '}' && s[p + 1] == '}' && rl) {
 			*start = i;
@@ -130,6 +146,12 @@ static bool next_ref(const char *s, size_t len, size_t from, size_t *start, size
 		}
 	}
 	return false;
+}
+
+static bool next_ref(const char *s, size_t len, size_t from, size_t *start, size_t *end,
+		     size_t *ref, size_t *ref_len)
+{
+	return next_ref_of(BLOCK_PREFIX, s, len, from, start, end, ref, ref_len);
 }
 
 static int resolve_string(struct pp_json *node, pp_prefect_block_fetch fetch, void *ud,
@@ -207,6 +229,147 @@ int pp_prefect_resolve_blocks(struct pp_json *tmpl, pp_prefect_block_fetch fetch
 	int rc = pp_buf_puts(&path, "$");
 	if (!rc)
 		rc = resolve_at(tmpl, &path, fetch, ud, err);
+	pp_buf_free(&path);
+	return rc;
+}
+
+/* ---- variables and block documents in a rendered job ---- */
+
+/* A string's {{ prefect.variables.NAME }}: alone, the variable's value
+ * whatever its type, "" when there is no such variable; inside text, its
+ * str() ("" when missing). Other placeholders stay as they are. */
+static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch fetch, void *ud,
+			       const char *where, struct pp_error *err)
+{
+	size_t start, end, ref, rl;
+	if (!next_ref_of(VARIABLE_PREFIX, node->str, node->len, 0, &start, &end, &ref, &rl))
+		return 0;
+	char name[256];
+	struct pp_json *val = NULL;
+	int rc = 0;
+	if (start == 0 && end == node->len) {
+		if (rl >= sizeof(name))
+			return pp_fail(err, PP_EINVALID, "%s: variable name too long", where);
+		snprintf(name, sizeof(name), "%.*s", (int)rl, node->str + ref);
+		rc = fetch(ud, name, &val, err);
+		if (rc)
+			return pp_error_prefix(err, "%s: ", where);
+		if (!val && !(val = pp_json_new_string("")))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		replace_value(node, val);
+		return 0;
+	}
+	struct pp_buf out;
+	pp_buf_init(&out, PP_BUF_DEFAULT_MAX);
+	size_t done = 0;
+	do {
+		rc = pp_buf_append(&out, node->str + done, start - done);
+		if (!rc && rl >= sizeof(name))
+			rc = pp_fail(err, PP_EINVALID, "%s: variable name too long", where);
+		if (!rc) {
+			snprintf(name, sizeof(name), "%.*s", (int)rl, node->str + ref);
+			rc = fetch(ud, name, &val, err);
+			if (rc)
+				pp_error_prefix(err, "%s: ", where);
+		}
+		if (!rc && val && pp_render_py_str(&out, val))
+			rc = pp_fail(err, PP_EINVALID, "%s: text too long", where);
+		pp_json_free(val);
+		val = NULL;
+		done = end;
+	} while (!rc &&
+		 next_ref_of(VARIABLE_PREFIX, node->str, node->len, done, &start, &end, &ref, &rl));
+	if (!rc && pp_buf_append(&out, node->str + done, node->len - done))
+		rc = pp_fail(err, PP_EINVALID, "%s: text too long", where);
+	if (!rc) {
+		free(node->str);
+		node->len = out.len;
+		node->str = pp_buf_steal(&out);
+	}
+	pp_buf_free(&out);
+	return rc;
+}
+
+static int variables_at(struct pp_json *j, struct pp_buf *path, pp_prefect_variable_fetch fetch,
+			void *ud, struct pp_error *err)
+{
+	if (j->type == PP_JSON_STRING)
+		return variables_in_string(j, fetch, ud, pp_buf_str(path), err);
+	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
+		return 0;
+	size_t idx = 0, keep = path->len;
+	pp_json_foreach (c, j) {
+		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
+						   : pp_buf_printf(path, "[%zu]", idx);
+		if (!rc)
+			rc = variables_at(c, path, fetch, ud, err);
+		path->len = keep;
+		path->data[keep] = '\0';
+		if (rc)
+			return rc;
+		idx++;
+	}
+	return 0;
+}
+
+int pp_prefect_resolve_variables(struct pp_json *job, pp_prefect_variable_fetch fetch, void *ud,
+				 struct pp_error *err)
+{
+	if (!job)
+		return 0;
+	struct pp_buf path;
+	pp_buf_init(&path, 4096);
+	int rc = pp_buf_puts(&path, "$");
+	if (!rc)
+		rc = variables_at(job, &path, fetch, ud, err);
+	pp_buf_free(&path);
+	return rc;
+}
+
+static int documents_at(struct pp_json *j, struct pp_buf *path, int depth,
+			pp_prefect_document_fetch fetch, void *ud, struct pp_error *err)
+{
+	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
+		return 0;
+	if (depth > REF_DEPTH_MAX)
+		return pp_fail(err, PP_EINVALID, "%s: nested too deep", pp_buf_str(path));
+	const char *id = pp_json_get_string(pp_json_get(j, "$ref"), "block_document_id");
+	if (j->type == PP_JSON_OBJECT && id && *id) {
+		struct pp_json *data = NULL;
+		int rc = fetch(ud, id, &data, err);
+		if (rc)
+			return pp_error_prefix(err, "%s: ", pp_buf_str(path));
+		/* The reference object's own members go: the data takes its place. */
+		while (j->child)
+			pp_json_free(pp_json_detach(j->child));
+		replace_value(j, data);
+		return 0;
+	}
+	size_t idx = 0, keep = path->len;
+	pp_json_foreach (c, j) {
+		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
+						   : pp_buf_printf(path, "[%zu]", idx);
+		if (!rc)
+			rc = documents_at(c, path, depth + 1, fetch, ud, err);
+		path->len = keep;
+		path->data[keep] = '\0';
+		if (rc)
+			return rc;
+		idx++;
+	}
+	return 0;
+}
+
+int pp_prefect_resolve_documents(struct pp_json *job, pp_prefect_document_fetch fetch, void *ud,
+				 struct pp_error *err)
+{
+	if (!job)
+		return 0;
+	struct pp_buf path;
+	pp_buf_init(&path, 4096);
+	int rc = pp_buf_puts(&path, "$");
+	if (!rc)
+		rc = documents_at(job, &path, 0, fetch, ud, err);
 	pp_buf_free(&path);
 	return rc;
 }

@@ -42,6 +42,18 @@ bool pp_prefect_state_final(const char *type);
  * a forced CANCELLED would overwrite what the flow reported. */
 bool pp_prefect_report_wanted(const char *want, const char *current);
 
+/* Whether a report about an attempt still applies to the run as the server
+ * shows it now (state type, its timestamp, infrastructure_pid), for an
+ * attempt on infrastructure ours (NULL: none recorded) that ended at
+ * ended_ms. It does not when the run has moved on to another attempt: it
+ * runs on other infrastructure, or is SCHEDULED (a retry from the UI, a
+ * resume, a reschedule), PENDING or RUNNING since a time after our attempt
+ * ended. The old outcome would crash or cancel the new attempt. A SCHEDULED
+ * from before the end is the flow's own AwaitingRetry during this attempt,
+ * which Prefect's worker crashes too when the process dies. */
+bool pp_prefect_same_attempt(const char *type, int64_t state_ms, const char *infra_pid,
+			     const char *ours, int64_t ended_ms);
+
 /* Fetch a block document's data object (caller frees *data). */
 typedef int (*pp_prefect_block_fetch)(void *ud, const char *type_slug, const char *name,
 				      struct pp_json **data, struct pp_error *err);
@@ -53,6 +65,27 @@ typedef int (*pp_prefect_block_fetch)(void *ud, const char *type_slug, const cha
  * Errors name the template path. */
 int pp_prefect_resolve_blocks(struct pp_json *tmpl, pp_prefect_block_fetch fetch, void *ud,
 			      struct pp_error *err);
+
+/* A variable's value (*value NULL: no such variable), and a block
+ * document's data by id (caller frees). */
+typedef int (*pp_prefect_variable_fetch)(void *ud, const char *name, struct pp_json **value,
+					 struct pp_error *err);
+typedef int (*pp_prefect_document_fetch)(void *ud, const char *id, struct pp_json **data,
+					 struct pp_error *err);
+
+/* Replace every {{ prefect.variables.NAME }} in the strings of job, in
+ * place, as Prefect's resolve_variables does (utilities/templating): a
+ * string that is only the placeholder takes the variable's value, of any
+ * type, or "" when it does not exist; inside text it is the value's str(),
+ * or nothing. */
+int pp_prefect_resolve_variables(struct pp_json *job, pp_prefect_variable_fetch fetch, void *ud,
+				 struct pp_error *err);
+
+/* Replace every object {"$ref": {"block_document_id": ID}} in job by the
+ * block document's data, as Prefect's resolve_block_document_references
+ * does (the form its UI block pickers and --provision-infra write). */
+int pp_prefect_resolve_documents(struct pp_json *job, pp_prefect_document_fetch fetch, void *ud,
+				 struct pp_error *err);
 
 /* The source itself (sources/prefect.c), for pp_sources[]. */
 struct pp_source_ops;

@@ -28,6 +28,11 @@ struct pp_source_ops {
 	int (*job_inputs)(struct pp_source *src, const struct pp_run_rec *rec,
 			  struct pp_json **tmpl, struct pp_json **deployment_vars,
 			  struct pp_error *err);
+	/* Optional: resolve in place, in a run's rendered job, what the
+	 * orchestrator resolves once values are applied (Prefect: block
+	 * references and variables). A retryable error: try later. */
+	int (*resolve_job)(struct pp_source *src, const struct pp_run_rec *rec, struct pp_json *job,
+			   struct pp_error *err);
 	/* Seconds between polls. */
 	double (*interval)(const struct pp_source *src);
 };

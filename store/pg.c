@@ -33,6 +33,8 @@
 /* The server's clock in ms since the epoch, as one value per statement. */
 #define NOW_MS	 "(extract(epoch from now()) * 1000)::bigint"
 #define TERMINAL "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+/* The states a run ends in (a quarantined row is set aside, not ended). */
+#define FINISHED "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 /* The terminal states when migration 1 was written: its text never changes. */
 #define TERMINAL_V1 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 
@@ -81,6 +83,8 @@ static const char *const migrations[] = {
 	" substr('89ab', 1 + floor(random() * 4)::int, 1) || substr(h, 18, 3) || '-' ||"
 	" substr(h, 21, 12) FROM (SELECT md5(random()::text || clock_timestamp()::text ||"
 	" random()::text) AS h) AS r;",
+	/* 4: reruns of a finished run (reopen) */
+	"ALTER TABLE runs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
@@ -397,7 +401,7 @@ static char *dup_value(const PGresult *res, int row, int col)
 #define RUN_COLUMNS                                                                                \
 	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id,"     \
 	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority,"  \
-	" attempt, state, cancel_requested, fence"
+	" attempt, state, cancel_requested, fence, rerun"
 
 static int row_to_rec(const PGresult *res, int row, struct pp_run_rec *r)
 {
@@ -423,6 +427,7 @@ static int row_to_rec(const PGresult *res, int row, struct pp_run_rec *r)
 		return PP_ENOMEM;
 	r->cancel_requested = PQgetvalue(res, row, 18)[0] == 't';
 	r->fence = strtoll(PQgetvalue(res, row, 19), NULL, 10);
+	r->rerun = atoi(PQgetvalue(res, row, 20));
 	return 0;
 }
 
@@ -564,7 +569,7 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 		" WHERE r.id = c.id RETURNING r.id, r.pool, r.name, r.deployment, r.job_variables,"
 		" r.parameters, r.source, r.source_ref, r.infra_id, r.idem_key, r.last_error,"
 		" r.scheduled_ms, r.next_attempt_ms, r.created_ms, r.updated_ms, r.priority,"
-		" r.attempt, r.state, r.cancel_requested, r.fence";
+		" r.attempt, r.state, r.cancel_requested, r.fence, r.rerun";
 	int rc;
 	PGresult *res = query(s, "claim runs", sql, 4, p, &rc, err);
 	if (!res)
@@ -727,6 +732,48 @@ static int pg_list(struct pp_store *base, const struct pp_run_filter *f, struct 
 	rc = collect(s, res, out, n, err);
 	PQclear(res);
 	return rc;
+}
+
+static int pg_reopen(struct pp_store *base, const char *id, int64_t scheduled_ms,
+		     const char *job_variables, const char *event, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char when[24];
+	i64(when, sizeof(when), scheduled_ms);
+	const char *const p[] = {id, when, job_variables, event ? event : "reopened"};
+	/* Only a finished run: one in flight is somebody's live work, and a
+	 * quarantined row is not a run to start. The second SELECT says why
+	 * nothing changed. The reopened run is claimable: wake the others. */
+	static const char sql[] =
+		"WITH u AS (UPDATE runs SET state = 'SCHEDULED', rerun = rerun + 1, attempt = 0,"
+		/* The next attempt after the last one (start retries count too),
+		 * at least the rerun's number: "ID-N" keys, as dispatcher/attempts.c
+		 * writes them. */
+		"  idem_key = id || '-' || (GREATEST(rerun + 1, CASE WHEN idem_key ~"
+		"  ('^' || id || '-[0-9]{1,9}$') THEN substring(idem_key from length(id) + 2)::int"
+		"  ELSE 1 END) + 1), infra_id = NULL, last_error = NULL,"
+		"  cancel_requested = false, lease_owner = NULL, lease_expires = 0,"
+		"  next_attempt_ms = 0, scheduled_ms = $2::bigint,"
+		"  job_variables = COALESCE($3::text, job_variables), updated_ms = " NOW_MS
+		"  WHERE id = $1 AND state IN " FINISHED " RETURNING id, pool, updated_ms),"
+		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
+		"  SELECT id, updated_ms, 'SCHEDULED', $4 FROM u)"
+		" SELECT (SELECT count(pg_notify('" CHANNEL "', pool)) FROM u),"
+		"  (SELECT state FROM runs WHERE id = $1)";
+	int rc;
+	PGresult *res = query(s, "reopen run", sql, 4, p, &rc, err);
+	if (!res)
+		return rc;
+	bool changed = atoi(PQgetvalue(res, 0, 0)) > 0;
+	bool absent = PQgetisnull(res, 0, 1);
+	char state[16];
+	snprintf(state, sizeof(state), "%s", absent ? "" : PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (changed)
+		return 0;
+	if (absent)
+		return pp_fail(err, PP_ENOTFOUND, "run %s not found", id);
+	return pp_fail(err, PP_ECONFLICT, "run %s is %s, not finished: not reopened", id, state);
 }
 
 static int pg_request_cancel(struct pp_store *base, const char *id, struct pp_error *err)
@@ -971,6 +1018,7 @@ const struct pp_store_ops pp_store_pg = {
 	.update = pg_update,
 	.get = pg_get,
 	.list = pg_list,
+	.reopen = pg_reopen,
 	.request_cancel = pg_request_cancel,
 	.cancel_requests = pg_cancel_requests,
 	.counts = pg_counts,

@@ -26,6 +26,8 @@
 #define OWNER_VERDICTS 8
 #define OWNER_MAX      128
 #define TERMINAL       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+/* The states a run ends in (a quarantined row is set aside, not ended). */
+#define FINISHED "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 
 struct sqlite_store {
 	struct pp_store base;
@@ -79,6 +81,8 @@ static const char *const migrations[] = {
 	" lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' ||"
 	" substr('89ab', 1 + abs(random() % 4), 1) || substr(lower(hex(randomblob(2))), 2) ||"
 	" '-' || lower(hex(randomblob(6))));",
+	/* 4: reruns of a finished run (reopen) */
+	"ALTER TABLE runs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -303,7 +307,7 @@ static char *col_text(sqlite3_stmt *st, int i)
 #define RUN_COLUMNS                                                                                \
 	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id,"     \
 	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority,"  \
-	" attempt, state, cancel_requested, fence"
+	" attempt, state, cancel_requested, fence, rerun"
 
 static int row_to_rec(sqlite3_stmt *st, struct pp_run_rec *r)
 {
@@ -330,6 +334,7 @@ static int row_to_rec(sqlite3_stmt *st, struct pp_run_rec *r)
 		return PP_ENOMEM;
 	r->cancel_requested = sqlite3_column_int(st, 18) != 0;
 	r->fence = sqlite3_column_int64(st, 19);
+	r->rerun = sqlite3_column_int(st, 20);
 	return 0;
 }
 
@@ -707,6 +712,69 @@ static int sqlite_list(struct pp_store *base, const struct pp_run_filter *f,
 	return rc;
 }
 
+static int sqlite_reopen(struct pp_store *base, const char *id, int64_t scheduled_ms,
+			 const char *job_variables, const char *event, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st;
+	/* Only a finished run: one in flight is somebody's live work, and a
+	 * quarantined row is not a run to start. */
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "UPDATE runs SET state = 'SCHEDULED', rerun = rerun + 1, attempt = 0,"
+		    /* The next attempt after the last one (start retries count
+		     * too), at least the rerun's number: "ID-N" keys, as
+		     * dispatcher/attempts.c writes them. */
+		    " idem_key = id || '-' || (MAX(rerun + 1, CASE WHEN idem_key GLOB id || "
+		    "'-[0-9]*'"
+		    " THEN CAST(substr(idem_key, length(id) + 2) AS INTEGER) ELSE 1 END) + 1),"
+		    " infra_id = NULL,"
+		    " last_error = NULL, cancel_requested = 0, lease_owner = NULL,"
+		    " lease_expires = 0, next_attempt_ms = 0, scheduled_ms = ?2,"
+		    " job_variables = COALESCE(?3, job_variables), updated_ms = ?4"
+		    " WHERE id = ?1 AND state IN " FINISHED " RETURNING rerun",
+		    -1, &st, NULL) != SQLITE_OK) {
+		rc = db_fail(s, err, "prepare reopen");
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	int64_t now = pp_wall_ms();
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, scheduled_ms);
+	bind_text(st, 3, job_variables);
+	sqlite3_bind_int64(st, 4, now);
+	int step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (step == SQLITE_ROW) {
+		rc = add_event(s, id, "SCHEDULED", event ? event : "reopened", now, err);
+	} else if (step == SQLITE_DONE) {
+		/* Why not: absent, or not finished. */
+		if (sqlite3_prepare_v2(s->db, "SELECT state FROM runs WHERE id = ?", -1, &st,
+				       NULL) != SQLITE_OK) {
+			rc = db_fail(s, err, "prepare reopen check");
+		} else {
+			bind_text(st, 1, id);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				rc = pp_fail(err, PP_ECONFLICT,
+					     "run %s is %s, not finished: not reopened", id,
+					     (const char *)sqlite3_column_text(st, 0));
+			else
+				rc = pp_fail(err, PP_ENOTFOUND, "run %s not found", id);
+			sqlite3_finalize(st);
+		}
+	} else {
+		rc = db_fail(s, err, "reopen run");
+	}
+	if (rc) {
+		exec_sql(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	return exec_sql(s, "COMMIT", err);
+}
+
 static int sqlite_request_cancel(struct pp_store *base, const char *id, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
@@ -957,6 +1025,7 @@ const struct pp_store_ops pp_store_sqlite = {
 	.update = sqlite_update,
 	.get = sqlite_get,
 	.list = sqlite_list,
+	.reopen = sqlite_reopen,
 	.request_cancel = sqlite_request_cancel,
 	.cancel_requests = sqlite_cancel_requests,
 	.counts = sqlite_counts,

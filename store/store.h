@@ -67,7 +67,11 @@ struct pp_run_rec {
 	int64_t next_attempt_ms; /* wall clock; not claimable before */
 	int64_t created_ms, updated_ms;
 	int priority; /* higher first */
-	int attempt;  /* submission tries so far */
+	int attempt;  /* submission tries so far (of this rerun) */
+	/* Times the run was reopened for an upstream rerun (reopen): rerun r
+	 * is the run's remote attempt r + 1, with its own idempotency key and
+	 * remote names. */
+	int rerun;
 	enum pp_store_state state;
 	bool cancel_requested;
 	int64_t fence; /* generation of the lease this copy was claimed with */
@@ -141,6 +145,15 @@ struct pp_store_ops {
 		   struct pp_run_event **ev, int *nev, struct pp_error *err);
 	int (*list)(struct pp_store *s, const struct pp_run_filter *f, struct pp_run_rec **out,
 		    int *n, struct pp_error *err);
+	/* Reopen a finished run as its next rerun, when its source runs it
+	 * again (a retry from Prefect's UI, a rescheduled run): SCHEDULED at
+	 * scheduled_ms, rerun + 1, a fresh submission count, the idempotency
+	 * key "<id>-<rerun + 1>", infra id, last error, cancel request and
+	 * lease cleared; job_variables replaced when not NULL; the history
+	 * kept, event appended. PP_ECONFLICT when the run is not finished
+	 * (in flight, or reopened already), PP_ENOTFOUND when absent. */
+	int (*reopen)(struct pp_store *s, const char *id, int64_t scheduled_ms,
+		      const char *job_variables, const char *event, struct pp_error *err);
 	/* Mark cancel requested; SCHEDULED runs become CANCELLED at once. */
 	int (*request_cancel)(struct pp_store *s, const char *id, struct pp_error *err);
 	/* Ids among those owner holds whose cancel was requested. */

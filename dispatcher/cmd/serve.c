@@ -432,10 +432,10 @@ static int runs_show(struct pp_store *s, const char *id)
 	if (!st)
 		printf("id:             %s\npool:           %s\nname:           %s\n"
 		       "state:          %s\nscheduled:      %s\npriority:       %d\n"
-		       "attempts:       %d\ninfra id:       %s\nidempotency:    %s\n"
-		       "job variables:  %s\nlast error:     %s\n",
+		       "attempts:       %d\nreruns:         %d\ninfra id:       %s\n"
+		       "idempotency:    %s\njob variables:  %s\nlast error:     %s\n",
 		       f[0], f[1], f[2], pp_store_state_name(r.state), when, r.priority, r.attempt,
-		       f[3], f[4], f[5], f[6]);
+		       r.rerun, f[3], f[4], f[5], f[6]);
 	st = st ? st : print_attempts(&r, ev, nev);
 	if (!st)
 		printf("events:\n");

@@ -1,5 +1,5 @@
 /* libFuzzer entry for the Prefect source's response handling, driven through
- * its public ops (open, poll, job_inputs, report, close) as the dispatch loop
+ * its public ops (open, poll, job_inputs, resolve_job, report, close) as the dispatch loop
  * drives them. The source's blocking HTTP calls take canned answers from
  * the input (canned_http.h), so no server and no seam in the product code
  * are needed.
@@ -109,6 +109,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		canned_check_failure(rc, &err, secrets);
 		if (!rc && !tmpl)
 			abort(); /* the Prefect source always owns the template */
+		/* What resolve_job does to a rendered job: the template's
+		 * job_configuration stands in for one. */
+		if (!rc) {
+			pp_error_clear(&err);
+			canned_check_failure(
+				src->ops->resolve_job(src, r,
+						      pp_json_get(tmpl, "job_configuration"), &err),
+				&err, secrets);
+		}
 		pp_json_free(tmpl);
 		pp_json_free(vars);
 		enum pp_store_state st =

@@ -296,6 +296,103 @@ static void test_aws_dispatch(void **state)
 	pp_cred_free(c);
 }
 
+static struct pp_json *js(const char *text)
+{
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_json_parse(text, strlen(text), NULL, &j, &err), 0);
+	return j;
+}
+
+/* A job's credentials object (the data of a Prefect credentials block):
+ * each backend maps its block's fields; an empty block leaves the pool's
+ * credentials; half a key pair or an unsupported field is an error; the
+ * secrets are redacted. */
+static void test_from_job(void **state)
+{
+	(void)state;
+	struct pp_cred *c = NULL;
+	struct pp_error err = {0};
+	struct pp_json *j = js("{\"aws_access_key_id\":\"AKIDBLOCK\",\"aws_secret_access_key\":"
+			       "\"block-secret-key-0123456789\",\"region_name\":\"eu-west-3\","
+			       "\"aws_client_parameters\":{}}");
+	assert_int_equal(pp_cred_from_job("aws", j, &c, &err), 0);
+	pp_json_free(j); /* the handle keeps its own copy */
+	assert_non_null(c);
+	assert_string_equal(pp_cred_type(c), "aws");
+	assert_string_equal(pp_cred_region(c), "eu-west-3");
+	struct pp_http_req req;
+	pp_http_req_init(&req, "POST", "https://ecs.eu-west-3.amazonaws.com/");
+	pp_http_req_body(&req, "{}", 2);
+	pp_cred_set_scope(c, "eu-west-3", "ecs");
+	assert_int_equal(pp_cred_apply(c, &req, &err), 0);
+	assert_non_null(
+		strstr(pp_http_req_get_header(&req, "Authorization"), "Credential=AKIDBLOCK/"));
+	pp_http_req_free(&req);
+	pp_cred_free(c);
+	char line[128] = "key block-secret-key-0123456789";
+	pp_redact(line);
+	assert_null(strstr(line, "block-secret"));
+
+	/* Nothing of its own: the pool's credentials apply. */
+	j = js("{\"region_name\":\"eu-west-3\",\"aws_access_key_id\":null}");
+	assert_int_equal(pp_cred_from_job("aws", j, &c, &err), 0);
+	assert_null(c);
+	pp_json_free(j);
+	j = js("{\"aws_access_key_id\":\"AKIDBLOCK\"}");
+	assert_int_equal(pp_cred_from_job("aws", j, &c, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "aws_secret_access_key"));
+	pp_json_free(j);
+	j = js("{\"assume_role_arn\":\"arn:aws:iam::1:role/x\"}");
+	assert_int_equal(pp_cred_from_job("aws", j, &c, &err), PP_EINVALID);
+	pp_json_free(j);
+	/* Names of this host's files are not taken from a job. */
+	j = js("{\"profile_name\":\"other-pool\"}");
+	assert_int_equal(pp_cred_from_job("aws", j, &c, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "profile_name"));
+	pp_json_free(j);
+	j = js("{\"service_account_file\":\"/etc/pushpool/other-pool.json\"}");
+	assert_int_equal(pp_cred_from_job("gcp", j, &c, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "service_account_file"));
+	pp_json_free(j);
+
+	/* AzureContainerInstanceCredentials: a service principal's secret. */
+	j = js("{\"client_id\":\"c-1\",\"tenant_id\":\"t-1\",\"client_secret\":\"az-block-secret-"
+	       "99\"}");
+	assert_int_equal(pp_cred_from_job("azure", j, &c, &err), 0);
+	assert_non_null(c);
+	assert_string_equal(pp_cred_type(c), "azure");
+	pp_cred_free(c);
+	pp_json_free(j);
+	j = js("{\"client_id\":\"c-1\"}");
+	assert_int_equal(pp_cred_from_job("azure", j, &c, &err), PP_EINVALID);
+	pp_json_free(j);
+	j = js("{\"credential_kwargs\":{}}");
+	assert_int_equal(pp_cred_from_job("azure", j, &c, &err), 0);
+	assert_null(c);
+	pp_json_free(j);
+
+	/* GcpCredentials: the key's JSON itself goes to the key loader, which
+	 * checks it (prefect_resolve.sh signs with a real one). */
+	j = js("{\"service_account_info\":{\"type\":\"service_account\",\"project_id\":\"blk-"
+	       "proj\","
+	       "\"private_key_id\":\"k\",\"private_key\":\"not-a-key\",\"client_email\":"
+	       "\"a@blk-proj.iam.gserviceaccount.com\",\"token_uri\":\"https://"
+	       "oauth2.googleapis.com/token\"}}");
+	assert_int_equal(pp_cred_from_job("gcp", j, &c, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "service_account_info"));
+	assert_null(c);
+	pp_json_free(j);
+	j = js("{\"project\":\"p\"}");
+	assert_int_equal(pp_cred_from_job("gcp", j, &c, &err), 0);
+	assert_null(c);
+	pp_json_free(j);
+	/* Modal builds its own from modal_credentials. */
+	j = js("{\"token_id\":\"a\"}");
+	assert_int_equal(pp_cred_from_job("modal", j, &c, &err), PP_EINVALID);
+	pp_json_free(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_token_endpoint_refusal_is_redacted),
 		cmocka_unit_test(test_config_errors_name_the_section),
 		cmocka_unit_test(test_aws_dispatch),
+		cmocka_unit_test(test_from_job),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -884,6 +884,38 @@ static void test_request_dump_shows_every_call(void **state)
 	pp_buf_free(&out);
 }
 
+/* A job's aws_credentials with a key pair (a Prefect AwsCredentials block,
+ * resolved) is the run's credential: every call is signed with it, for
+ * its region; the pool has none. An unresolved $ref is refused. */
+static void test_job_credentials_sign(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct pp_json *c = NULL;
+	const char *text = "{\"aws_access_key_id\":\"AKIDJOBBLOCK\",\"aws_secret_access_key\":"
+			   "\"job-block-secret-000111\",\"region_name\":\"eu-west-3\"}";
+	assert_int_equal(pp_json_parse(text, strlen(text), NULL, &c, &err), 0);
+	pp_json_remove(f->job, "region");
+	pp_json_set(f->job, "aws_credentials", c);
+	submit(f, 0);
+	assert_non_null(f->io.run_cred);
+	int signed_calls = 0;
+	for (int i = 0; i < f->srv.count; i++) {
+		assert_non_null(strstr(f->srv.log[i].auth, "Credential=AKIDJOBBLOCK/"));
+		assert_non_null(strstr(f->srv.log[i].auth, "/eu-west-3/ecs/aws4_request"));
+		signed_calls++;
+	}
+	assert_true(signed_calls >= 2);
+	pp_exec_io_release(&f->io, ecs());
+
+	text = "{\"$ref\":{\"block_document_id\":\"7d8c1a52-0000-4000-a000-000000000001\"}}";
+	assert_int_equal(pp_json_parse(text, strlen(text), NULL, &c, &err), 0);
+	pp_json_set(f->job, "aws_credentials", c);
+	pp_json_set_string(f->job, "region", "us-east-1");
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "aws_credentials is a block reference"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -919,6 +951,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_provisioning_quota_is_retried, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_sends_stop_task, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_credentials_sign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_dump_shows_every_call, setup,
 						teardown),
 	};

@@ -75,6 +75,19 @@ static void test_report_wanted(void **state)
 	}
 	assert_true(pp_prefect_report_wanted("CRASHED", NULL));
 	assert_false(pp_prefect_report_wanted(NULL, "RUNNING"));
+	/* Whether the run is still on the attempt a report is about (ended
+	 * at 1000 on "job-1"). */
+	assert_true(pp_prefect_same_attempt("RUNNING", 900, "job-1", "job-1", 1000));
+	assert_true(pp_prefect_same_attempt("PENDING", 500, NULL, NULL, 1000));
+	assert_true(pp_prefect_same_attempt("CANCELLING", 1500, "job-1", "job-1", 1000));
+	assert_true(pp_prefect_same_attempt("RUNNING", 900, "job-1", NULL, 1000));
+	/* The flow's own AwaitingRetry before the process died: still ours,
+	 * crashed as a worker does; a SCHEDULED after the end is a rerun. */
+	assert_true(pp_prefect_same_attempt("SCHEDULED", 500, NULL, "job-1", 1000));
+	assert_false(pp_prefect_same_attempt("SCHEDULED", 1001, NULL, "job-1", 1000));
+	assert_false(pp_prefect_same_attempt("RUNNING", 900, "job-2", "job-1", 1000));
+	assert_false(pp_prefect_same_attempt("PENDING", 1001, NULL, "job-1", 1000));
+	assert_false(pp_prefect_same_attempt("RUNNING", 1001, "job-1", "job-1", 1000));
 }
 
 static int fake_blocks(void *ud, const char *slug, const char *name, struct pp_json **data,
@@ -148,6 +161,96 @@ static void test_blocks(void **state)
 	assert_int_equal(pp_prefect_resolve_blocks(t, fake_blocks, &calls, &err), PP_EINVALID);
 	assert_non_null(strstr(err.msg, "needs a type and a name"));
 	pp_json_free(t);
+}
+
+static int fake_variables(void *ud, const char *name, struct pp_json **value, struct pp_error *err)
+{
+	int *calls = ud;
+	(*calls)++;
+	const char *text = NULL;
+	if (!strcmp(name, "image"))
+		text = "\"repo/flows:2\"";
+	else if (!strcmp(name, "cpu"))
+		text = "2048";
+	else if (!strcmp(name, "flags"))
+		text = "{\"debug\":true,\"level\":\"x\"}";
+	else if (!strcmp(name, "down"))
+		return pp_fail(err, PP_ETRANSIENT, "HTTP 503");
+	*value = NULL;
+	return text ? pp_json_parse(text, strlen(text), NULL, value, err) : 0;
+}
+
+/* {{ prefect.variables.NAME }} as resolve_variables does it: alone, the
+ * value with its type ("" when missing); inside text, str() of it; other
+ * placeholders left alone. */
+static void test_variables(void **state)
+{
+	(void)state;
+	int calls = 0;
+	struct pp_error err = {0};
+	struct pp_json *j = parse(
+		"{\"image\":\"{{ prefect.variables.image "
+		"}}\",\"cpu\":\"{{prefect.variables.cpu}}\","
+		"\"env\":{\"A\":\"v={{ prefect.variables.cpu }}/{{ prefect.variables.flags }}\","
+		"\"B\":\"{{ prefect.variables.nope }}\",\"C\":\"x{{ prefect.variables.nope }}y\","
+		"\"D\":\"{{ prefect.blocks.secret.k }} {{ prefect.variables.image }}\"},"
+		"\"list\":[\"{{ prefect.variables.flags }}\",7]}");
+	assert_int_equal(pp_prefect_resolve_variables(j, fake_variables, &calls, &err), 0);
+	assert_int_equal(calls, 8);
+	assert_string_equal(pp_json_get_string(j, "image"), "repo/flows:2");
+	assert_int_equal(pp_json_get_int(j, "cpu", 0), 2048);
+	assert_string_equal(pp_json_string(pp_json_path(j, "env.A")),
+			    "v=2048/{'debug': True, 'level': 'x'}");
+	assert_string_equal(pp_json_string(pp_json_path(j, "env.B")), "");
+	assert_string_equal(pp_json_string(pp_json_path(j, "env.C")), "xy");
+	assert_string_equal(pp_json_string(pp_json_path(j, "env.D")),
+			    "{{ prefect.blocks.secret.k }} repo/flows:2");
+	assert_true(pp_json_get(pp_json_get(j, "list")->child, "debug")->b);
+	pp_json_free(j);
+	j = parse("{\"x\":[\"{{ prefect.variables.down }}\"]}");
+	assert_int_equal(pp_prefect_resolve_variables(j, fake_variables, &calls, &err),
+			 PP_ETRANSIENT);
+	assert_non_null(strstr(err.msg, "$.x[0]"));
+	pp_json_free(j);
+}
+
+static int fake_documents(void *ud, const char *id, struct pp_json **data, struct pp_error *err)
+{
+	int *calls = ud;
+	(*calls)++;
+	if (strcmp(id, "0b9e6a2e-aaaa-4bbb-8ccc-000000000001"))
+		return pp_fail(err, PP_ENOTFOUND, "block document %s: not found", id);
+	const char *text = "{\"aws_access_key_id\":\"AKID\",\"aws_secret_access_key\":\"sk\","
+			   "\"region_name\":\"eu-west-1\"}";
+	return pp_json_parse(text, strlen(text), NULL, data, err);
+}
+
+/* {"$ref": {"block_document_id": ID}} objects take the block's data. */
+static void test_documents(void **state)
+{
+	(void)state;
+	int calls = 0;
+	struct pp_error err = {0};
+	struct pp_json *j =
+		parse("{\"aws_credentials\":{\"$ref\":{\"block_document_id\":"
+		      "\"0b9e6a2e-aaaa-4bbb-8ccc-000000000001\"}},\"nested\":[{\"a\":{\"$ref\":"
+		      "{\"block_document_id\":\"0b9e6a2e-aaaa-4bbb-8ccc-000000000001\"}}}],"
+		      "\"other\":{\"$ref\":\"#/definitions/AwsCredentials\"}}");
+	assert_int_equal(pp_prefect_resolve_documents(j, fake_documents, &calls, &err), 0);
+	assert_int_equal(calls, 2);
+	assert_string_equal(pp_json_string(pp_json_path(j, "aws_credentials.region_name")),
+			    "eu-west-1");
+	assert_string_equal(pp_json_get_string(pp_json_get(pp_json_get(j, "nested")->child, "a"),
+					       "aws_secret_access_key"),
+			    "sk");
+	assert_string_equal(pp_json_string(pp_json_path(j, "other.$ref")),
+			    "#/definitions/AwsCredentials");
+	pp_json_free(j);
+	j = parse("{\"c\":{\"$ref\":{\"block_document_id\":\"gone\"}}}");
+	assert_int_equal(pp_prefect_resolve_documents(j, fake_documents, &calls, &err),
+			 PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "$.c"));
+	pp_json_free(j);
 }
 
 /* ---- against the mock ---- */
@@ -533,21 +636,197 @@ static void test_reconcile(void **state)
 	r = run_of(e, b);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
 	pp_json_free(r);
-	/* d's old outcome does not land on its rerun. */
+	/* d's old outcome does not land on its rerun; that rerun's claim
+	 * (another worker's, never recorded) expired, and d is taken over
+	 * here as its next attempt. */
 	r = run_of(e, d);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	assert_string_equal(pp_json_string(pp_json_path(r, "state.name")), "Reclaimed");
 	pp_json_free(r);
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, d, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(rec.state, PP_ST_SCHEDULED);
+	assert_int_equal(rec.rerun, 1);
+	pp_run_rec_free(&rec);
 	free(d);
+	/* c's expired claim is taken over with a compare-and-set (a named
+	 * PENDING, which the server accepts only over PENDING) and recorded
+	 * here. */
 	r = run_of(e, c);
-	assert_string_equal(pp_json_get_string(r, "state_type"), "SCHEDULED");
-	assert_non_null(strstr(pp_json_string(pp_json_path(r, "state.message")), "claim expired"));
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	assert_string_equal(pp_json_string(pp_json_path(r, "state.name")), "Reclaimed");
+	assert_non_null(strstr(pp_json_string(pp_json_path(r, "state.message")), "taken over"));
 	pp_json_free(r);
-	/* Handed back, it is claimed again like any scheduled run. */
-	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
 	assert_int_equal(store_count(e), 4);
+	assert_int_equal(e->store->ops->get(e->store, c, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(rec.state, PP_ST_SCHEDULED);
+	assert_int_equal(rec.rerun, 0);
+	pp_run_rec_free(&rec);
 	free(a);
 	free(b);
 	free(c);
+}
+
+/* Finish a stored run (claimed by "t") as state on infrastructure infra. */
+static void finish_rec(struct env *e, const char *id, enum pp_store_state st, const char *infra)
+{
+	struct pp_run_rec *recs = NULL;
+	int n = 0;
+	struct pp_error err = {0};
+	assert_int_equal(e->store->ops->claim(e->store, NULL, "t", 60000, 100, &recs, &n, &err), 0);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(recs[i].id, id))
+			continue;
+		struct pp_run_update u = {.state = st,
+					  .infra_id = infra,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .release_lease = true};
+		assert_int_equal(
+			e->store->ops->update(e->store, recs[i].id, recs[i].fence, &u, &err), 0);
+	}
+	pp_run_recs_free(recs, n);
+}
+
+/* A run finished here that Prefect offers again as SCHEDULED (a retry from
+ * the UI: a forced AwaitingRetry) is claimed again as a new attempt, and
+ * the old attempt's outcome, still queued during an outage, never reaches
+ * the rerun. */
+static void test_rerun(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	finish_rec(e, a, PP_ST_CRASHED, "t-1");
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	/* Its CRASHED report waits out an outage... */
+	assert_int_equal(
+		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":1}", &err), 0);
+	assert_int_equal(
+		e->src->ops->report(e->src, &rec, PP_ST_CRASHED, "t-1", "exit code 137", &err), 0);
+	pp_run_rec_free(&rec);
+	assert_int_equal(
+		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":0}", &err), 0);
+	/* ...during which the run is retried from the UI. */
+	usleep(20 * 1000);
+	propose(e, a, "{\"type\":\"SCHEDULED\",\"name\":\"AwaitingRetry\"}", true, "ACCEPT",
+		"SCHEDULED");
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(rec.state, PP_ST_SCHEDULED);
+	assert_int_equal(rec.rerun, 1);
+	assert_null(rec.infra_id);
+	pp_run_rec_free(&rec);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", a), 2);
+	/* Polled again, nothing changes: the rerun is live here. */
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", a), 2);
+	r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.set_state", "CRASHED:ACCEPT"), 0);
+
+	/* A run finished here whose SCHEDULED state is older than its end (a
+	 * stale offer) is left alone. */
+	char *b = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	propose(e, b, "{\"type\":\"SCHEDULED\"}", true, "ACCEPT", "SCHEDULED");
+	usleep(20 * 1000);
+	finish_rec(e, b, PP_ST_CANCELLED, NULL);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", b), 1);
+
+	/* The flow failed with a retry left (AwaitingRetry, SCHEDULED) and its
+	 * process died before retrying: CRASHED is reported over that, as a
+	 * worker does, instead of a retry nobody will make. */
+	char path[128];
+	struct pp_json *res = NULL;
+	snprintf(path, sizeof(path), "/deployments/%s/create_flow_run", e->deployment);
+	assert_int_equal(call(e, "POST", path, "{\"empirical_policy\":{\"retries\":1}}", KEY, &res),
+			 201);
+	char *c = strdup(pp_json_get_string(res, "id"));
+	pp_json_free(res);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	propose(e, c, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	propose(e, c, "{\"type\":\"FAILED\"}", false, "REJECT", "SCHEDULED");
+	usleep(20 * 1000);
+	finish_rec(e, c, PP_ST_FAILED, "t-3");
+	assert_int_equal(e->store->ops->get(e->store, c, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(
+		e->src->ops->report(e->src, &rec, PP_ST_FAILED, "t-3", "exit code 137", &err), 0);
+	pp_run_rec_free(&rec);
+	r = run_of(e, c);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
+	pp_json_free(r);
+	free(a);
+	free(b);
+	free(c);
+}
+
+/* Cancellation whatever the server's state has become: a run the flow's
+ * supervisor (or the server's CANCELLING timeout) set CANCELLED before
+ * pushpool saw CANCELLING still has its job stopped here; CANCELLING runs
+ * are read page after page. */
+static void test_cancelled_first(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	struct pp_run_rec *recs = NULL;
+	int n = 0;
+	assert_int_equal(e->store->ops->claim(e->store, NULL, "t", 60000, 10, &recs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	struct pp_run_update u = {
+		.state = PP_ST_RUNNING, .infra_id = "t-7", .attempt = 1, .next_attempt_ms = -1};
+	assert_int_equal(e->store->ops->update(e->store, a, recs[0].fence, &u, &err), 0);
+	pp_run_recs_free(recs, n);
+	propose(e, a, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
+	propose(e, a, "{\"type\":\"CANCELLING\"}", true, "ACCEPT", "CANCELLING");
+	propose(e, a, "{\"type\":\"CANCELLED\"}", false, "ACCEPT", "CANCELLED");
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_true(rec.cancel_requested);
+	assert_int_equal(rec.state, PP_ST_RUNNING); /* the loop stops its job */
+	char(*ids)[PP_ID_LEN] = NULL;
+	assert_int_equal(e->store->ops->cancel_requests(e->store, "t", &ids, &n, &err), 0);
+	assert_int_equal(n, 1);
+	free(ids);
+	pp_run_rec_free(&rec);
+	free(a);
+
+	/* More CANCELLING runs than one page holds (200): every one of
+	 * ours, not yet submitted, is cancelled and reported. */
+	enum { N = 205 };
+	char *ids2[N];
+	for (int i = 0; i < N; i++)
+		ids2[i] = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	for (int i = 0; i < N; i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "/flow_runs/%s/set_state", ids2[i]);
+		assert_int_equal(call(e, "POST", path,
+				      "{\"state\":{\"type\":\"CANCELLING\"},\"force\":true}", KEY,
+				      NULL),
+				 201);
+	}
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(e->store->ops->get(e->store, ids2[i], &rec, NULL, NULL, &err), 0);
+		assert_int_equal(rec.state, PP_ST_CANCELLED);
+		pp_run_rec_free(&rec);
+		struct pp_json *r = run_of(e, ids2[i]);
+		assert_string_equal(pp_json_get_string(r, "state_type"), "CANCELLED");
+		pp_json_free(r);
+		free(ids2[i]);
+	}
 }
 
 /* A set_state proposal through the mock's API: the answer's status and
@@ -576,8 +855,14 @@ static void test_mock_rules(void **state)
 	char *a = new_run(e);
 	propose(e, a, "{\"type\":\"PENDING\"}", false, "ACCEPT", "PENDING");
 	propose(e, a, "{\"type\":\"PENDING\"}", false, "ABORT", "PENDING");
+	/* A named PENDING sub-state follows PENDING, never RUNNING: the
+	 * compare-and-set a take-over of an expired claim rests on. */
+	propose(e, a, "{\"type\":\"PENDING\",\"name\":\"Reclaimed\"}", false, "ACCEPT", "PENDING");
+	propose(e, a, "{\"type\":\"PENDING\",\"name\":\"Pending\"}", false, "ABORT", "PENDING");
 	propose(e, a, "{\"type\":\"RUNNING\"}", false, "ACCEPT", "RUNNING");
 	propose(e, a, "{\"type\":\"PENDING\"}", false, "ABORT", "RUNNING");
+	propose(e, a, "{\"type\":\"PENDING\",\"name\":\"Reclaimed again\"}", false, "ABORT",
+		"RUNNING");
 	propose(e, a, "{\"type\":\"FAILED\"}", false, "ACCEPT", "FAILED");
 	/* HandleFlowTerminalStateTransitions: terminal -> other terminal is
 	 * accepted, CRASHED/CANCELLING/PAUSED aborted, PENDING accepted. */
@@ -741,6 +1026,126 @@ static void test_auth(void **state)
 	pp_config_free(&cfg);
 }
 
+/* POST to the mock's own control endpoints (no auth there). */
+static void control(struct env *e, const char *path, const char *body)
+{
+	char api[sizeof(e->api)];
+	snprintf(api, sizeof(api), "%s", e->api);
+	snprintf(e->api, sizeof(e->api), "%s/prefect/control", pp_mock_base_url(e->mock));
+	assert_int_equal(call(e, "POST", path, body, NULL, NULL), 200);
+	snprintf(e->api, sizeof(e->api), "%s", api);
+}
+
+/* A self-hosted server with PREFECT_SERVER_API_AUTH_STRING and CSRF
+ * protection: Basic auth from api_auth_string_file (the key is not sent),
+ * a CSRF token fetched once for the change requests, fetched again when
+ * the server has forgotten it; a wrong auth string is an auth error that
+ * does not show it. */
+static void test_basic_and_csrf(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e), *b = new_run(e);
+	control(e, "/auth", "{\"auth_string\":\"admin:s3cret-pass\",\"csrf\":true}");
+	assert_int_equal(call(e, "GET", "/work_pools/ecs", NULL, KEY, NULL), 401);
+	assert_int_equal(call(e, "GET", "/health", NULL, NULL, NULL), 200);
+
+	char path[128];
+	snprintf(path, sizeof(path), "%s/auth", e->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("admin:s3cret-pass\n", f);
+	fclose(f);
+	e->src->ops->close(e->src);
+	free(e->cfg.prefect.api_key);
+	e->cfg.prefect.api_key = NULL;
+	free(e->cfg.prefect.api_auth_string_file);
+	e->cfg.prefect.api_auth_string_file = strdup(path);
+	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 2);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_tokens", NULL), 1);
+	/* The server restarted and forgot its tokens: one new token, and the
+	 * refused change request goes through with it. */
+	control(e, "/auth", "{\"forget_csrf_tokens\":true}");
+	struct pp_run_rec rec;
+	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_CRASHED, NULL, "oom", &err), 0);
+	pp_run_rec_free(&rec);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_tokens", NULL), 2);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_refused",
+					   "Invalid CSRF token or client identifier."),
+			 1);
+	control(e, "/auth", "{\"auth_string\":null,\"csrf\":false}");
+	struct pp_json *r = run_of(e, a);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
+	pp_json_free(r);
+	r = run_of(e, b);
+	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+	pp_json_free(r);
+
+	/* A wrong auth string. */
+	control(e, "/auth", "{\"auth_string\":\"admin:other\"}");
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), PP_EAUTH);
+	assert_non_null(strstr(err.msg, "Unauthorized"));
+	assert_null(strstr(err.msg, "s3cret-pass"));
+	control(e, "/auth", "{\"auth_string\":null}");
+	free(a);
+	free(b);
+}
+
+/* Against the mock's /variables and /block_documents: a rendered job's
+ * $ref block references, block placeholders and variables resolve, with
+ * the block's secrets; a missing block is a clear error. */
+static void test_resolve_job(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	struct pp_json *r = NULL;
+	assert_int_equal(call(e, "POST", "/block_documents/",
+			      "{\"name\":\"prod\",\"block_type_slug\":\"aws-credentials\",\"data\":"
+			      "{\"aws_access_key_id\":\"AKID1\",\"aws_secret_access_key\":"
+			      "\"resolve-secret-0001\"}}",
+			      KEY, &r),
+			 201);
+	char id[64], text[1024];
+	snprintf(id, sizeof(id), "%s", pp_json_get_string(r, "id"));
+	assert_string_equal(pp_json_string(pp_json_path(r, "data.aws_secret_access_key")),
+			    "**********");
+	pp_json_free(r);
+	assert_int_equal(call(e, "POST", "/variables/",
+			      "{\"name\":\"image\",\"value\":\"repo/f:3\"}", KEY, NULL),
+			 201);
+	assert_int_equal(
+		call(e, "POST", "/variables/", "{\"name\":\"image\",\"value\":\"x\"}", KEY, NULL),
+		409);
+	snprintf(text, sizeof(text),
+		 "{\"aws_credentials\":{\"$ref\":{\"block_document_id\":\"%s\"}},"
+		 "\"image\":\"{{ prefect.variables.image }}\",\"cpu\":\"{{ "
+		 "prefect.blocks.secret.cpu }}\","
+		 "\"env\":{\"TAG\":\"img={{ prefect.variables.image }} {{ prefect.variables.none "
+		 "}}\"}}",
+		 id);
+	struct pp_json *job = parse(text);
+	struct pp_run_rec rec = {0};
+	assert_int_equal(e->src->ops->resolve_job(e->src, &rec, job, &err), 0);
+	assert_string_equal(
+		pp_json_string(pp_json_path(job, "aws_credentials.aws_secret_access_key")),
+		"resolve-secret-0001");
+	assert_string_equal(pp_json_get_string(job, "image"), "repo/f:3");
+	assert_int_equal(pp_json_get_int(job, "cpu", 0), 256);
+	assert_string_equal(pp_json_string(pp_json_path(job, "env.TAG")), "img=repo/f:3 ");
+	pp_json_free(job);
+	char line[128] = "x resolve-secret-0001";
+	pp_redact(line);
+	assert_null(strstr(line, "resolve-secret"));
+	job = parse("{\"c\":{\"$ref\":{\"block_document_id\":\"7d8c1a52-0000-4000-a000-"
+		    "00000000dead\"}}}");
+	assert_int_equal(e->src->ops->resolve_job(e->src, &rec, job, &err), PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "$.c"));
+	pp_json_free(job);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
@@ -749,16 +1154,22 @@ int main(void)
 		cmocka_unit_test(test_state_mapping),
 		cmocka_unit_test(test_report_wanted),
 		cmocka_unit_test(test_blocks),
+		cmocka_unit_test(test_variables),
+		cmocka_unit_test(test_documents),
 		cmocka_unit_test_setup_teardown(test_claim_report, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_throttled_and_outage, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_wait, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_rerun, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_cancelled_first, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_mock_rules, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_flow_state_kept, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_mock_flows, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_auth, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_basic_and_csrf, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_job, env_setup, env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

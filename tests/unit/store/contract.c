@@ -2,9 +2,9 @@
  * (store/store.h), run against SQLite and PostgreSQL alike. Claim order and
  * leases, fencing of stale writers, renewal, release and re-claim, terminal
  * runs never claimed, concurrent claimers never sharing a run, cancellation,
- * lookup by id prefix, listing, unique source references, and rows with an
- * unknown state quarantined instead of blocking their pool, and provisioning
- * locks with their journals. What only one
+ * lookup by id prefix, listing, unique source references, rows with an
+ * unknown state quarantined instead of blocking their pool, finished runs
+ * reopened for a rerun, and provisioning locks with their journals. What only one
  * backend does (SQLite's dead-owner detection, PostgreSQL's schema versions,
  * LISTEN/NOTIFY and reconnection) is tested in sqlite.c and pg.c. */
 #include <setjmp.h>
@@ -312,6 +312,91 @@ static void test_source_ref_is_unique(void **state)
 	assert_non_null(strstr(err.msg, "flow-run-1"));
 }
 
+/* A finished run reopened for an upstream rerun: SCHEDULED again with the
+ * next rerun number, a fresh submission count and idempotency key, no
+ * infrastructure, error or lease, its history kept; claimable again. A run
+ * in flight, a run reopened already and an unknown id are refused. */
+static void test_reopen_finished_run(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	char id[PP_ID_LEN];
+	schedule(s, "a", 0, pp_wall_ms() - 1, id);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, NULL, "d1", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(runs[0].rerun, 0);
+	int64_t fence = runs[0].fence;
+	pp_run_recs_free(runs, n);
+	/* In flight: not reopened. */
+	struct pp_run_update u = {.state = PP_ST_SUBMITTED,
+				  .infra_id = "job-1",
+				  .idem_key = "k-1",
+				  .attempt = 2,
+				  .next_attempt_ms = -1,
+				  .event = "submitted"};
+	assert_int_equal(s->ops->update(s, id, fence, &u, &err), 0);
+	assert_int_equal(s->ops->reopen(s, id, pp_wall_ms(), NULL, "rerun", &err), PP_ECONFLICT);
+	assert_non_null(strstr(err.msg, "SUBMITTED"));
+	u = (struct pp_run_update){.state = PP_ST_CRASHED,
+				   .attempt = -1,
+				   .next_attempt_ms = -1,
+				   .error = "exit 137",
+				   .release_lease = true,
+				   .event = "crashed"};
+	assert_int_equal(s->ops->update(s, id, fence, &u, &err), 0);
+	int64_t when = pp_wall_ms() - 5;
+	assert_int_equal(s->ops->reopen(s, id, when, "{\"cpu\":2}", "rerun 1", &err), 0);
+	/* Reopened already: a second reopen of the same rerun is refused. */
+	assert_int_equal(s->ops->reopen(s, id, when, NULL, "rerun 1", &err), PP_ECONFLICT);
+	assert_int_equal(s->ops->reopen(s, "no-such-run", when, NULL, "x", &err), PP_ENOTFOUND);
+	struct pp_run_rec r;
+	struct pp_run_event *ev;
+	int nev;
+	assert_int_equal(s->ops->get(s, id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SCHEDULED);
+	assert_int_equal(r.rerun, 1);
+	assert_int_equal(r.attempt, 0);
+	assert_int_equal(r.scheduled_ms, when);
+	assert_null(r.infra_id);
+	assert_null(r.last_error);
+	assert_false(r.cancel_requested);
+	char key[PP_ID_LEN + 8];
+	snprintf(key, sizeof(key), "%s-2", id);
+	assert_string_equal(r.idem_key, key);
+	assert_string_equal(r.job_variables, "{\"cpu\":2}");
+	assert_int_equal(nev, 4); /* created, submitted, crashed, rerun 1 */
+	assert_string_equal(ev[2].message, "crashed");
+	assert_string_equal(ev[3].message, "rerun 1");
+	assert_string_equal(ev[3].state, "SCHEDULED");
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	/* Claimable again, by anyone, and fenced past the old lease. */
+	assert_int_equal(s->ops->claim(s, NULL, "d2", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, id);
+	assert_int_equal(runs[0].rerun, 1);
+	assert_true(runs[0].fence > fence);
+	assert_int_equal(s->ops->update(s, id, fence, &u, &err), PP_ECONFLICT);
+	/* A rerun whose start was retried up to attempt 5, then cancelled, is
+	 * reopened once more: rerun 2, and the attempt count goes on (key -6),
+	 * so no remote name is ever used twice. */
+	char retried[PP_ID_LEN + 8];
+	snprintf(retried, sizeof(retried), "%s-5", id);
+	u.state = PP_ST_CANCELLED;
+	u.idem_key = retried;
+	assert_int_equal(s->ops->update(s, id, runs[0].fence, &u, &err), 0);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->reopen(s, id, when, NULL, "rerun 2", &err), 0);
+	assert_int_equal(s->ops->get(s, id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.rerun, 2);
+	snprintf(key, sizeof(key), "%s-6", id);
+	assert_string_equal(r.idem_key, key);
+	assert_string_equal(r.job_variables, "{\"cpu\":2}"); /* NULL: kept */
+	pp_run_rec_free(&r);
+}
+
 /* Write a state no pushpool names straight into a run's row, as a newer
  * version or a hand edit might. */
 static void set_state_raw(const char *id, const char *state)
@@ -506,6 +591,8 @@ static void test_store_id_is_stable(void **state)
 			cmocka_unit_test_setup_teardown(test_provisioning_lock, SETUP,             \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_store_id_is_stable, SETUP,            \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_reopen_finished_run, SETUP,           \
 							store_teardown),                           \
 	}
 
