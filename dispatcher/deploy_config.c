@@ -130,7 +130,8 @@ static int read_schema_file(const struct pp_deploy_conf *dc, struct pp_deploy_sp
 	}
 	if (schema->type != PP_JSON_OBJECT) {
 		rc = fail_at(err, dc->file, dc->line, "deployment", dc->name,
-			     "parameter_schema_file", "%s holds a %s, not a JSON schema object",
+			     "parameter_schema_file",
+			     "%s holds JSON of type %s, not a schema object",
 			     dc->parameter_schema_file, pp_json_type_name(schema->type));
 	} else if (!(d->parameter_schema = pp_json_to_string(schema, PP_JSON_COMPACT))) {
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
@@ -177,9 +178,10 @@ static int read_deployment(const struct pp_config *cfg, const struct pp_deploy_c
 	if (n && !(d->schedules = calloc(n, sizeof(*d->schedules))))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	if (own) {
-		struct sched_keys k = {dc->cron,     dc->interval, dc->rrule,   dc->timezone,
-				       dc->anchor_date, dc->catchup, dc->overlap, NULL,
-				       dc->day_or,   dc->active,   dc->catchup_window};
+		struct sched_keys k = {
+			dc->cron,	 dc->interval, dc->rrule,	  dc->timezone,
+			dc->anchor_date, dc->catchup,  dc->overlap,	  NULL,
+			dc->day_or,	 dc->active,   dc->catchup_window};
 		d->nschedules++;
 		if ((rc = fill_schedule(&k, dc->file, dc->line, "deployment", dc->name,
 					&d->schedules[0], err)))
@@ -189,9 +191,10 @@ static int read_deployment(const struct pp_config *cfg, const struct pp_deploy_c
 		const struct pp_sched_conf *sc = &cfg->schedules[i];
 		if (strcmp(sc->deployment, dc->name))
 			continue;
-		struct sched_keys k = {sc->cron,	sc->interval, sc->rrule,   sc->timezone,
-				       sc->anchor_date, sc->catchup,  sc->overlap, sc->parameters,
-				       sc->day_or,	sc->active,   sc->catchup_window};
+		struct sched_keys k = {sc->cron,     sc->interval,	sc->rrule,
+				       sc->timezone, sc->anchor_date,	sc->catchup,
+				       sc->overlap,  sc->parameters,	sc->day_or,
+				       sc->active,   sc->catchup_window};
 		if ((rc = fill_schedule(&k, sc->file, sc->line, "schedule", sc->name,
 					&d->schedules[d->nschedules++], err)))
 			return rc;

@@ -32,8 +32,8 @@ static int bad(struct rd *r, const struct pp_json *at, const char *field, const 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	return pp_fail(r->err, PP_EINVALID, "%s:%d: %s: %s: %s", r->file, at ? at->line : 0,
-		       r->dep, field, what);
+	return pp_fail(r->err, PP_EINVALID, "%s:%d: %s: %s: %s", r->file, at ? at->line : 0, r->dep,
+		       field, what);
 }
 
 static int oom(struct rd *r)
@@ -60,7 +60,8 @@ static int fill_string(struct rd *r, struct pp_json *j, const char *path, bool l
 	int rc = 0;
 	while (p < end && !rc) {
 		const char *open = memmem(p, (size_t)(end - p), "{{", 2);
-		const char *close = open ? memmem(open + 2, (size_t)(end - open - 2), "}}", 2) : NULL;
+		const char *close =
+			open ? memmem(open + 2, (size_t)(end - open - 2), "}}", 2) : NULL;
 		if (!close) {
 			rc = pp_buf_append(&out, p, (size_t)(end - p));
 			break;
@@ -85,19 +86,20 @@ static int fill_string(struct rd *r, struct pp_json *j, const char *path, bool l
 		}
 		if (!env) {
 			pp_buf_free(&out);
-			return bad(r, j, path,
-				   "{{ %.*s }} cannot be resolved: pushpool runs no build or push "
-				   "steps and reads no Prefect variables or blocks; write the value "
-				   "itself, or take it from the environment with {{ $NAME }}",
-				   (int)(n > 200 ? 200 : n), e);
+			return bad(
+				r, j, path,
+				"{{ %.*s }} cannot be resolved: pushpool runs no build or push "
+				"steps and reads no Prefect variables or blocks; write the value "
+				"itself, or take it from the environment with {{ $NAME }}",
+				(int)(n > 200 ? 200 : n), e);
 		}
 		char name[256];
 		snprintf(name, sizeof(name), "%.*s", (int)(n - 1), e + 1);
 		const char *v = getenv(name);
 		if (!v) {
 			pp_buf_free(&out);
-			return bad(r, j, path, "{{ $%s }}: environment variable %s is not set", name,
-				   name);
+			return bad(r, j, path, "{{ $%s }}: environment variable %s is not set",
+				   name, name);
 		}
 		if (!rc)
 			rc = pp_buf_puts(&out, v);
@@ -223,8 +225,8 @@ static bool in_list(const char *key, const char *const *known)
 /* -------------------------------------------------------------- schedules */
 
 static const char *const schedule_keys[] = {
-	"cron",	   "interval", "rrule", "timezone", "anchor_date",    "active",	 "day_or",
-	"parameters", "slug",     "replaces", "catchup", "catchup_window", "overlap", NULL};
+	"cron",	      "interval", "rrule",    "timezone", "anchor_date",    "active",  "day_or",
+	"parameters", "slug",	  "replaces", "catchup",  "catchup_window", "overlap", NULL};
 
 /* interval: a number of seconds or a duration string. */
 static int read_interval(struct rd *r, const struct pp_json *j, const char *path, int64_t *secs)
@@ -255,7 +257,8 @@ static int read_schedule(struct rd *r, const struct pp_json *j, const char *base
 	int rc;
 #define FIELD_PATH(k) (snprintf(path, sizeof(path), "%s.%s", base, (k)), path)
 	if (j->type != PP_JSON_OBJECT)
-		return bad(r, j, base, "must be a mapping (cron, interval or rrule, timezone, ...)");
+		return bad(r, j, base,
+			   "must be a mapping (cron, interval or rrule, timezone, ...)");
 	s->active = true;
 	s->spec.day_or = true;
 	pp_json_foreach (m, j) {
@@ -296,10 +299,10 @@ static int read_schedule(struct rd *r, const struct pp_json *j, const char *base
 			return bad(r, anchor, FIELD_PATH("anchor_date"),
 				   "must be a date-time string, not a %s",
 				   pp_json_type_name(anchor->type));
-		rc = absent(anchor) ? deploy_default_anchor(s->timezone, &s->spec.anchor, why,
-							    sizeof(why))
-				    : deploy_parse_anchor(anchor->str, s->timezone,
-							  &s->spec.anchor, why, sizeof(why));
+		rc = absent(anchor)
+			     ? deploy_default_anchor(s->timezone, &s->spec.anchor, why, sizeof(why))
+			     : deploy_parse_anchor(anchor->str, s->timezone, &s->spec.anchor, why,
+						   sizeof(why));
 		if (rc)
 			return bad(r, absent(anchor) ? j : anchor, FIELD_PATH("anchor_date"), "%s",
 				   why);
@@ -385,12 +388,27 @@ static int read_schedules(struct rd *r, const struct pp_json *dep, struct pp_dep
 
 /* ------------------------------------------------------------ deployments */
 
-static const char *const deployment_keys[] = {
-	"name",	       "entrypoint", "work_pool", "parameters", "parameter_openapi_schema",
-	"enforce_parameter_schema", "tags", "description", "paused", "concurrency_limit",
-	"schedules",   "schedule",   "version",	  "version_type", "flow_name",
-	"build",       "push",	     "pull",	  "triggers",	  "sla",
-	NULL};
+static const char *const deployment_keys[] = {"name",
+					      "entrypoint",
+					      "work_pool",
+					      "parameters",
+					      "parameter_openapi_schema",
+					      "enforce_parameter_schema",
+					      "tags",
+					      "description",
+					      "paused",
+					      "concurrency_limit",
+					      "schedules",
+					      "schedule",
+					      "version",
+					      "version_type",
+					      "flow_name",
+					      "build",
+					      "push",
+					      "pull",
+					      "triggers",
+					      "sla",
+					      NULL};
 
 static const struct ignored deployment_ignored[] = {
 	{"build", true, "pushpool runs no build steps: the image must exist already"},
@@ -500,8 +518,9 @@ static int read_deployment(struct rd *r, struct pp_json *dep, size_t idx, struct
 	if (absent(wp))
 		return bad(r, dep, "work_pool", "is missing: name the [pool] its runs go to");
 	if (wp->type != PP_JSON_OBJECT)
-		return bad(r, wp, "work_pool", "must be a mapping with name, work_queue_name, "
-					       "job_variables");
+		return bad(r, wp, "work_pool",
+			   "must be a mapping with name, work_queue_name, "
+			   "job_variables");
 	pp_json_foreach (m, wp)
 		if (!in_list(m->key, (const char *const[]){"name", "work_queue_name",
 							   "job_variables", NULL}))
@@ -527,19 +546,18 @@ static int read_deployment(struct rd *r, struct pp_json *dep, size_t idx, struct
 		return rc;
 	/* enforce_parameter_schema: false keeps Prefect's meaning: the
 	 * parameters are taken as they are. */
-	if (enforce && (rc = get_object_text(r, dep, "parameter_openapi_schema",
-					     "parameter_openapi_schema", true,
-					     &d->parameter_schema)))
+	if (enforce &&
+	    (rc = get_object_text(r, dep, "parameter_openapi_schema", "parameter_openapi_schema",
+				  true, &d->parameter_schema)))
 		return rc;
 	return 0;
 }
 
-static const char *const top_keys[] = {"prefect-version", "name", "build", "push", "pull",
-				       "deployments", "definitions", NULL};
+static const char *const top_keys[] = {"prefect-version", "name",	 "build", "push", "pull",
+				       "deployments",	  "definitions", NULL};
 
 static int read_all(struct rd *r, struct pp_json *root, const struct pp_config *cfg,
-		    const char *const *names, size_t nnames, struct pp_deploy_spec **out,
-		    size_t *n)
+		    const char *const *names, size_t nnames, struct pp_deploy_spec **out, size_t *n)
 {
 	if (root->type != PP_JSON_OBJECT)
 		return pp_fail(r->err, PP_EINVALID,
@@ -552,8 +570,9 @@ static int read_all(struct rd *r, struct pp_json *root, const struct pp_config *
 				r->file, m->line, m->key);
 	struct pp_json *list = pp_json_get(root, "deployments");
 	if (absent(list) || (list->type == PP_JSON_ARRAY && !list->count))
-		return pp_fail(r->err, PP_EINVALID, "%s:%d: no deployments: the file has no "
-						    "deployments: list, or it is empty",
+		return pp_fail(r->err, PP_EINVALID,
+			       "%s:%d: no deployments: the file has no "
+			       "deployments: list, or it is empty",
 			       r->file, list ? list->line : root->line);
 	if (list->type != PP_JSON_ARRAY)
 		return pp_fail(r->err, PP_EINVALID, "%s:%d: deployments: must be a list, not a %s",

@@ -16,7 +16,7 @@
 #define PP_DEPLOY_NAME_MAX 128
 /* Every [deployment] or prefect.yaml deployment list holds at most this
  * many deployments, and each at most this many schedules. */
-#define PP_DEPLOY_MAX	       1000
+#define PP_DEPLOY_MAX		1000
 #define PP_DEPLOY_SCHEDULES_MAX 100
 
 /* Why a name is refused (static text), or NULL when it is fine: non-empty,
@@ -30,8 +30,7 @@ const char *deploy_name_problem(const char *name);
 int deploy_parse_interval(const char *text, int64_t *seconds, char *why, size_t whyn);
 /* anchor_date: RFC 3339 with a zone is that instant; a date or date-time
  * without one is a wall time in tz (NULL: UTC). */
-int deploy_parse_anchor(const char *text, const char *tz, int64_t *instant, char *why,
-			size_t whyn);
+int deploy_parse_anchor(const char *text, const char *tz, int64_t *instant, char *why, size_t whyn);
 /* The default anchor when none is given: 2020-01-01T00:00 on tz's clock
  * (fixed, so applying a file twice gives the same schedule). */
 int deploy_default_anchor(const char *tz, int64_t *instant, char *why, size_t whyn);

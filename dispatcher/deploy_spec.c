@@ -124,7 +124,9 @@ static int iso_duration(const char *s, double *secs, char *why, size_t whyn)
 			unit = 60;
 			break;
 		case 'S': unit = in_time ? 1 : -1; break;
-		case 'Y': snprintf(why, whyn, "\"%s\": years have no fixed length", s); return PP_EINVALID;
+		case 'Y':
+			snprintf(why, whyn, "\"%s\": years have no fixed length", s);
+			return PP_EINVALID;
 		default: unit = -1;
 		}
 		if (unit < 0)
@@ -237,8 +239,7 @@ static int wall_to_instant(int64_t wall, const char *tz, int64_t *instant, char 
 	return 0;
 }
 
-int deploy_parse_anchor(const char *text, const char *tz, int64_t *instant, char *why,
-			size_t whyn)
+int deploy_parse_anchor(const char *text, const char *tz, int64_t *instant, char *why, size_t whyn)
 {
 	int64_t ms;
 	if (text && !pp_time_parse(text, 0, &ms)) {
