@@ -77,8 +77,9 @@ static int line_of(const yaml_event_t *ev)
 static int count_nodes(struct ctx *c, size_t n, int line)
 {
 	if (n > c->max_nodes - c->nodes)
-		return fail_line(c, line, "more than %zu values (aliases expanded); the cap "
-					  "guards against alias bombs",
+		return fail_line(c, line,
+				 "more than %zu values (aliases expanded); the cap "
+				 "guards against alias bombs",
 				 c->max_nodes);
 	c->nodes += n;
 	return 0;
@@ -103,10 +104,10 @@ static bool null_word(const char *s, size_t n)
 /* 1 true, 0 false, -1 neither (YAML 1.1's words, as PyYAML reads them). */
 static int bool_word(const char *s, size_t n)
 {
-	static const char *const t[] = {"yes", "Yes", "YES", "true", "True", "TRUE",
-					"on",  "On",  "ON",  NULL};
-	static const char *const f[] = {"no",	 "No",	  "NO",	 "false", "False",
-					"FALSE", "off", "Off", "OFF", NULL};
+	static const char *const t[] = {"yes",	"Yes", "YES", "true", "True",
+					"TRUE", "on",  "On",  "ON",   NULL};
+	static const char *const f[] = {"no",	 "No",	"NO",  "false", "False",
+					"FALSE", "off", "Off", "OFF",	NULL};
 	return word_is(s, n, t) ? 1 : word_is(s, n, f) ? 0 : -1;
 }
 
@@ -290,10 +291,10 @@ static int scalar_node(struct ctx *c, const yaml_event_t *ev, struct pp_json **o
 	} else if ((!want || !strcmp(want, "int") || !strcmp(want, "float")) &&
 		   (r = resolve_int(s, n, &iv)) != R_NO) {
 		if (r == R_RANGE)
-			return fail_line(c, line, "integer %.*s out of range", (int)(n > 64 ? 64 : n),
-					 s);
+			return fail_line(c, line, "integer %.*s out of range",
+					 (int)(n > 64 ? 64 : n), s);
 		j = want && !strcmp(want, "float") ? pp_json_new_number((double)iv)
-						    : pp_json_new_int(iv);
+						   : pp_json_new_int(iv);
 	} else if ((!want || !strcmp(want, "float") || !strcmp(want, "int")) &&
 		   (r = resolve_float(s, n, &dv, &special)) != R_NO) {
 		if (want && !strcmp(want, "int"))
@@ -304,8 +305,8 @@ static int scalar_node(struct ctx *c, const yaml_event_t *ev, struct pp_json **o
 					 "%.*s has no JSON equivalent (infinity or not-a-number)",
 					 (int)n, s);
 		if (r == R_RANGE)
-			return fail_line(c, line, "number %.*s out of range", (int)(n > 64 ? 64 : n),
-					 s);
+			return fail_line(c, line, "number %.*s out of range",
+					 (int)(n > 64 ? 64 : n), s);
 		j = float_node(dv);
 	} else if (want) {
 		return fail_line(c, line, "!!%s value \"%.*s\" is not one", want,
@@ -490,8 +491,8 @@ static int attach(struct ctx *c, struct pp_json *node, int height, int line);
 static int open_collection(struct ctx *c, const yaml_event_t *ev, bool mapping)
 {
 	int line = line_of(ev);
-	const char *tag = (const char *)(mapping ? ev->data.mapping_start.tag
-						 : ev->data.sequence_start.tag);
+	const char *tag =
+		(const char *)(mapping ? ev->data.mapping_start.tag : ev->data.sequence_start.tag);
 	const char *anchor = (const char *)(mapping ? ev->data.mapping_start.anchor
 						    : ev->data.sequence_start.anchor);
 	if (c->depth && c->stack[c->depth - 1].node->type == PP_JSON_OBJECT &&
@@ -645,8 +646,7 @@ static int on_alias(struct ctx *c, const yaml_event_t *ev)
 	const char *name = (const char *)ev->data.alias.anchor;
 	struct frame *f = c->depth ? &c->stack[c->depth - 1] : NULL;
 	if (f && f->node->type == PP_JSON_OBJECT && !f->key)
-		return fail_line(c, line, "an alias (*%s) as a mapping key is not supported",
-				 name);
+		return fail_line(c, line, "an alias (*%s) as a mapping key is not supported", name);
 	const struct anchor *a = anchor_find(c, name);
 	if (!a)
 		return fail_line(c, line,
@@ -675,8 +675,8 @@ static int parser_error(struct ctx *c, const yaml_parser_t *p)
 		return oom(c);
 	const yaml_mark_t *m = p->error == YAML_READER_ERROR ? NULL : &p->problem_mark;
 	if (!m)
-		return pp_fail(c->err, PP_EINVALID, "%s: byte %zu: %s", c->name,
-			       p->problem_offset, p->problem ? p->problem : "unreadable");
+		return pp_fail(c->err, PP_EINVALID, "%s: byte %zu: %s", c->name, p->problem_offset,
+			       p->problem ? p->problem : "unreadable");
 	return pp_fail(c->err, PP_EINVALID, "%s:%zu:%zu: %s%s%s", c->name, m->line + 1,
 		       m->column + 1, p->problem ? p->problem : "syntax error",
 		       p->context ? " " : "", p->context ? p->context : "");

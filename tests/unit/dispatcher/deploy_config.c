@@ -210,12 +210,13 @@ static void test_errors(void **state)
 		  "[deployment \"d\"] timezone: set without cron, interval or rrule");
 	specs_bad(POOL "[deployment \"d\"]\npool = demo\ninterval = 1 fortnight\n", 3,
 		  "[deployment \"d\"] interval: \"1 fortnight\" is not a duration");
-	specs_bad(POOL "[deployment \"d\"]\npool = demo\ninterval = 60\ntimezone = Nowhere/X\n",
-		  3, "Nowhere/X");
-	specs_bad(POOL "[deployment \"d\"]\npool = demo\ncron = * * * * *\nanchor_date = 2026-01-01\n",
+	specs_bad(POOL "[deployment \"d\"]\npool = demo\ninterval = 60\ntimezone = Nowhere/X\n", 3,
+		  "Nowhere/X");
+	specs_bad(POOL
+		  "[deployment \"d\"]\npool = demo\ncron = * * * * *\nanchor_date = 2026-01-01\n",
 		  3, "anchor_date: belongs to an interval schedule");
-	specs_bad(POOL "[deployment \"d\"]\npool = demo\ncron = * * * * *\ncatchup_window = 1h\n", 3,
-		  "catchup_window: only means something with catchup = all");
+	specs_bad(POOL "[deployment \"d\"]\npool = demo\ncron = * * * * *\ncatchup_window = 1h\n",
+		  3, "catchup_window: only means something with catchup = all");
 	specs_bad(POOL "[deployment \"d\"]\npool = demo\n[schedule \"s\"]\ndeployment = e\n"
 		       "cron = * * * * *\n",
 		  5, "[schedule \"s\"] deployment: no [deployment \"e\"] section");

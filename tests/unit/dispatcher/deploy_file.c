@@ -116,7 +116,8 @@ static void test_small_example(void **state)
 	assert_string_equal(s->description, "Says hello every morning");
 	assert_string_equal(s->tags, "[\"demo\"]");
 	assert_string_equal(s->parameters, "{\"name\":\"world\"}");
-	assert_string_equal(s->job_variables, "{\"image\":\"docker.io/prefecthq/prefect:3-latest\"}");
+	assert_string_equal(s->job_variables,
+			    "{\"image\":\"docker.io/prefecthq/prefect:3-latest\"}");
 	assert_non_null(strstr(s->parameter_schema, "\"required\":[\"name\"]"));
 	assert_false(s->paused);
 	assert_int_equal(s->concurrency_limit, 0);
@@ -150,8 +151,9 @@ static void test_definitions_example(void **state)
 	assert_string_equal(s[0].tags, "[\"etl\",\"nightly\"]");
 	assert_string_equal(s[0].pool, "demo");
 	/* Placeholders in job variables are left as Prefect leaves them. */
-	assert_string_equal(s[0].job_variables,
-			    "{\"image\":\"{{ build-image.image }}\",\"cpu\":1,\"memory\":\"512Mi\"}");
+	assert_string_equal(
+		s[0].job_variables,
+		"{\"image\":\"{{ build-image.image }}\",\"cpu\":1,\"memory\":\"512Mi\"}");
 	assert_int_equal(s[0].schedules[0].spec.kind, PP_SCHEDULE_INTERVAL);
 	assert_int_equal(s[0].schedules[0].spec.interval, 600);
 	/* No anchor: 2020-01-01T00:00 UTC, the same on every apply. */
@@ -308,8 +310,8 @@ static void test_deployment_fields(void **state)
 	assert_null(s->parameter_schema);
 	pp_deploy_specs_free(s, n);
 
-	read_bad("deployments:\n  - work_pool: {name: demo}\n", 2, "deployments[0]: name: is missing",
-		 NULL);
+	read_bad("deployments:\n  - work_pool: {name: demo}\n", 2,
+		 "deployments[0]: name: is missing", NULL);
 	read_bad("deployments:\n  - name: a/b\n    work_pool: {name: demo}\n", 2,
 		 "deployments[0]: name: \"a/b\" holds one of", NULL);
 	read_bad("deployments:\n  - name: d\n", 2, "deployment \"d\": work_pool: is missing", NULL);
@@ -367,8 +369,7 @@ static void test_parameters_against_schema(void **state)
 	snprintf(text, sizeof(text),
 		 "%s%s    schedules:\n      - cron: '0 1 * * *'\n        active: true\n", HEAD,
 		 schema);
-	read_bad(text, 11, "the runs of this schedule would fail", "required property \"n\"",
-		 NULL);
+	read_bad(text, 11, "the runs of this schedule would fail", "required property \"n\"", NULL);
 	snprintf(text, sizeof(text),
 		 "%s%s    schedules:\n      - cron: '0 1 * * *'\n        parameters: {n: 2}\n"
 		 "      - cron: '0 2 * * *'\n        active: false\n",
@@ -410,8 +411,9 @@ static void test_placeholders(void **state)
 		    "      job_variables:\n        image: '{{ build-image.image }}'\n"
 		    "        env: {B: '{{ $PP_TEST_BUCKET }}'}\n",
 		    &n);
-	assert_string_equal(s->job_variables,
-			    "{\"image\":\"{{ build-image.image }}\",\"env\":{\"B\":\"s3://data\"}}");
+	assert_string_equal(
+		s->job_variables,
+		"{\"image\":\"{{ build-image.image }}\",\"env\":{\"B\":\"s3://data\"}}");
 	pp_deploy_specs_free(s, n);
 	unsetenv("PP_TEST_BUCKET");
 }
