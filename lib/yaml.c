@@ -160,8 +160,8 @@ static enum resolved resolve_int(const char *s, size_t n, long long *v)
 		if (!all_of(s, digits, n, "0123456789abcdefABCDEF"))
 			return R_NO;
 	} else if (n - i >= 2 && s[i] == '0') {
-		base = 8, digits = i + 1;
-		if (!all_of(s, digits, n, "01234567"))
+		base = 8, digits = i; /* the 0 too: "0_" is 0 */
+		if (!all_of(s, i + 1, n, "01234567"))
 			return R_NO;
 	} else if (n - i == 1 && s[i] == '0') {
 		base = 10, digits = i;
@@ -186,7 +186,7 @@ static enum resolved resolve_int(const char *s, size_t n, long long *v)
 }
 
 /* YAML 1.1 floats: [-+]? digits "." digits? exponent?, or "." digits
- * exponent?; the exponent needs its sign ([eE][-+][0-9]+), as PyYAML's
+ * exponent? (no sign); the exponent needs its sign ([eE][-+][0-9]+), as PyYAML's
  * resolver has it, so 1e3 is a string there and here. */
 static enum resolved resolve_float(const char *s, size_t n, double *v, bool *special)
 {
@@ -208,7 +208,8 @@ static enum resolved resolve_float(const char *s, size_t n, double *v, bool *spe
 	size_t frac = j;
 	while (j < n && (in_set(s[j], "0123456789") || s[j] == '_'))
 		j++;
-	if (!int_part && j == frac)
+	/* ".5" but not "-.5", as PyYAML's pattern has it */
+	if (!int_part && (j == frac || i))
 		return R_NO;
 	if (j < n) {
 		if ((s[j] != 'e' && s[j] != 'E') || j + 2 >= n + 0 || !in_set(s[j + 1], "+-"))

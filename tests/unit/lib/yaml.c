@@ -64,8 +64,8 @@ static void test_scalars_as_pyyaml_reads_them(void **state)
 			 "{\"a\":null,\"b\":null,\"c\":null,\"d\":null,\"e\":\"nil\"}");
 	assert_yaml_json("- 12\n- -7\n- +3\n- 0755\n- 0x1F\n- 0b101\n- 1_000\n- 0\n- 09\n",
 			 "[12,-7,3,493,31,5,1000,0,\"09\"]");
-	assert_yaml_json("- 1.5\n- .5\n- 1.\n- 1.0e+3\n- 1e3\n- 1.0e3\n- 6.02_0\n",
-			 "[1.5,0.5,1,1000,\"1e3\",\"1.0e3\",6.02]");
+	assert_yaml_json("- 1.5\n- .5\n- 1.\n- 1.0e+3\n- 1e3\n- 1.0e3\n- 6.02_0\n- -.5\n- 0_\n",
+			 "[1.5,0.5,1,1000,\"1e3\",\"1.0e3\",6.02,\"-.5\",0]");
 	/* Dates, sexagesimal numbers and versions stay text. */
 	assert_yaml_json("- 2024-01-01T00:00:00Z\n- 1:30\n- 3.10.1\n- '12'\n- \"true\"\n",
 			 "[\"2024-01-01T00:00:00Z\",\"1:30\",\"3.10.1\",\"12\",\"true\"]");
