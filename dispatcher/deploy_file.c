@@ -493,8 +493,14 @@ static int read_deployment(struct rd *r, struct pp_json *dep, size_t idx, struct
 	if (dep->type != PP_JSON_OBJECT)
 		return bad(r, dep, "deployment", "must be a mapping, not a %s",
 			   pp_json_type_name(dep->type));
-	int rc = get_string(r, dep, "name", "name", &d->name);
-	if (rc)
+	/* Placeholders first: Prefect fills them in everywhere, the name
+	 * included (messages name the deployment when its name has none). */
+	const char *raw = pp_json_get_string(dep, "name");
+	if (raw && !strstr(raw, "{{") && !deploy_name_problem(raw))
+		snprintf(r->dep, sizeof(r->dep), "deployment \"%s\"", raw);
+	char path[512] = "";
+	int rc = fill_templates(r, dep, path, 0, sizeof(path));
+	if (rc || (rc = get_string(r, dep, "name", "name", &d->name)))
 		return rc;
 	if (!d->name)
 		return bad(r, dep, "name", "is missing: every deployment needs one");
@@ -505,9 +511,6 @@ static int read_deployment(struct rd *r, struct pp_json *dep, size_t idx, struct
 	if (!(d->where = deploy_where(r->file, dep->line)))
 		return oom(r);
 
-	char path[512] = "";
-	if ((rc = fill_templates(r, dep, path, 0, sizeof(path))))
-		return rc;
 	pp_json_foreach (m, dep)
 		if (!in_list(m->key, deployment_keys))
 			pp_info("%s:%d: %s: %s ignored: not a field of a Prefect deployment",

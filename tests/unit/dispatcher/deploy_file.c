@@ -389,11 +389,17 @@ static void test_placeholders(void **state)
 	size_t n;
 	setenv("PP_TEST_BUCKET", "s3://data", 1);
 	unsetenv("PP_TEST_UNSET");
-	struct pp_deploy_spec *s =
-		read_ok(HEAD "    parameters:\n      src: '{{ $PP_TEST_BUCKET }}/raw'\n"
-			     "      whole: '{{$PP_TEST_BUCKET}}'\n"
-			     "    description: 'uses {{ not closed'\n",
-			&n);
+	setenv("PP_TEST_ENV", "prod", 1);
+	struct pp_deploy_spec *s = read_ok("deployments:\n  - name: etl-{{ $PP_TEST_ENV }}\n"
+					   "    work_pool: {name: demo}\n",
+					   &n);
+	assert_string_equal(s->name, "etl-prod");
+	pp_deploy_specs_free(s, n);
+	unsetenv("PP_TEST_ENV");
+	s = read_ok(HEAD "    parameters:\n      src: '{{ $PP_TEST_BUCKET }}/raw'\n"
+			 "      whole: '{{$PP_TEST_BUCKET}}'\n"
+			 "    description: 'uses {{ not closed'\n",
+		    &n);
 	assert_string_equal(s->parameters, "{\"src\":\"s3://data/raw\",\"whole\":\"s3://data\"}");
 	assert_string_equal(s->description, "uses {{ not closed");
 	pp_deploy_specs_free(s, n);
