@@ -182,13 +182,7 @@ static int get_object_text(struct rd *r, const struct pp_json *obj, const char *
 		return null_when_absent ? 0 : ((*out = strdup("{}")) ? 0 : oom(r));
 	if (j->type != PP_JSON_OBJECT)
 		return bad(r, j, path, "must be a mapping, not a %s", pp_json_type_name(j->type));
-	struct pp_json *copy = pp_json_clone(j);
-	if (copy) {
-		free(copy->key);
-		copy->key = NULL;
-		*out = pp_json_to_string(copy, PP_JSON_COMPACT);
-	}
-	pp_json_free(copy);
+	*out = pp_json_to_string(j, PP_JSON_COMPACT);
 	return *out ? 0 : oom(r);
 }
 
@@ -434,13 +428,7 @@ static int read_tags(struct rd *r, const struct pp_json *dep, struct pp_deploy_s
 		if (e->type != PP_JSON_STRING)
 			return bad(r, e, "tags", "must be a list of strings (one is a %s)",
 				   pp_json_type_name(e->type));
-	struct pp_json *copy = pp_json_clone(t);
-	if (copy) {
-		free(copy->key);
-		copy->key = NULL;
-		d->tags = pp_json_to_string(copy, PP_JSON_COMPACT);
-	}
-	pp_json_free(copy);
+	d->tags = pp_json_to_string(t, PP_JSON_COMPACT);
 	return d->tags ? 0 : oom(r);
 }
 
