@@ -301,12 +301,15 @@ static int read_schedule(struct rd *r, const struct pp_json *j, const char *base
 			return bad(r, absent(anchor) ? j : anchor, FIELD_PATH("anchor_date"), "%s",
 				   why);
 	}
+	/* Prefect reads these only for their kind of schedule. */
 	if (!absent(anchor) && s->spec.kind != PP_SCHEDULE_INTERVAL)
-		return bad(r, anchor, FIELD_PATH("anchor_date"),
-			   "belongs to an interval schedule (an rrule has DTSTART)");
-	if (!absent(pp_json_get(j, "day_or")) && s->spec.kind != PP_SCHEDULE_CRON)
-		return bad(r, pp_json_get(j, "day_or"), FIELD_PATH("day_or"),
-			   "belongs to a cron schedule");
+		pp_info("%s:%d: %s: %s ignored: it belongs to an interval schedule (an rrule "
+			"has DTSTART)",
+			r->file, anchor->line, r->dep, FIELD_PATH("anchor_date"));
+	const struct pp_json *day_or = pp_json_get(j, "day_or");
+	if (!absent(day_or) && s->spec.kind != PP_SCHEDULE_CRON)
+		pp_info("%s:%d: %s: %s ignored: it belongs to a cron schedule", r->file,
+			day_or->line, r->dep, FIELD_PATH("day_or"));
 
 	/* pushpool's policies. */
 	char *word = NULL;

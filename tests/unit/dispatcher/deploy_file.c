@@ -246,6 +246,13 @@ static void test_schedule_forms(void **state)
 	s = read_ok(HEAD "    schedule: {}\n    schedules: []\n", &n);
 	assert_int_equal(s->nschedules, 0);
 	pp_deploy_specs_free(s, n);
+	/* Fields of another kind of schedule are ignored, as Prefect does. */
+	s = read_ok(HEAD
+		    "    schedules:\n      - cron: 0 1 * * *\n        anchor_date: 2026-01-01\n"
+		    "      - interval: 60\n        day_or: false\n",
+		    &n);
+	assert_int_equal(s->nschedules, 2);
+	pp_deploy_specs_free(s, n);
 	s = read_ok(HEAD "    schedules:\n", &n);
 	assert_int_equal(s->nschedules, 0);
 	pp_deploy_specs_free(s, n);
@@ -272,8 +279,6 @@ static void test_schedule_errors(void **state)
 		 "interval: \"soon\" is not a duration", NULL);
 	read_bad(HEAD "    schedules:\n      - interval: 60\n        anchor_date: yesterday\n", 6,
 		 "anchor_date: \"yesterday\" is not a date-time", NULL);
-	read_bad(HEAD "    schedules:\n      - cron: 0 1 * * *\n        anchor_date: 2026-01-01\n",
-		 6, "anchor_date: belongs to an interval schedule", NULL);
 	read_bad(HEAD "    schedules:\n      - interval: 60\n        catchup: some\n", 6,
 		 "catchup: must be skip, latest or all", NULL);
 	read_bad(HEAD "    schedules:\n      - interval: 60\n        overlap: queue\n", 6,
