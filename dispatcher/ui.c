@@ -15,6 +15,9 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "dispatcher/cmd/cmd.h"
+#include "dispatcher/op_driver.h"
+#include "dispatcher/pool.h"
 #include "lib/buf.h"
 #include "lib/file.h"
 #include "lib/json.h"
@@ -31,6 +34,10 @@ enum {
 	UI_LIST_MAX = 1000,
 	UI_POOLS_MAX = 256,
 	UI_CSP_MAX = 512,
+	/* A run's log on its page: the newest lines, read in at most this
+	 * many pages (a request must not hold the listener for long). */
+	UI_LOG_LINES = 500,
+	UI_LOG_PAGES = 20,
 };
 
 struct ui_pool {
@@ -42,6 +49,7 @@ struct ui_pool {
 struct pp_ui {
 	pthread_mutex_t mu;
 	char *store_url;
+	char *config_path;	/* read again for a run's log: its pool's credentials */
 	struct pp_store *store; /* opened on first use, on the listener's thread */
 	struct pp_metrics *metrics;
 	/* SHA-256 of the bearer token: compared in constant time, and the
@@ -107,7 +115,10 @@ int pp_ui_new(const struct pp_config *cfg, const char *store_url, struct pp_metr
 	if (!cfg->dispatcher.ui || !m)
 		return 0;
 	struct pp_ui *ui = calloc(1, sizeof(*ui));
-	if (!ui || !(ui->store_url = strdup(store_url))) {
+	if (!ui || !(ui->store_url = strdup(store_url)) ||
+	    (cfg->path && !(ui->config_path = strdup(cfg->path)))) {
+		if (ui)
+			free(ui->store_url);
 		free(ui);
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
@@ -149,6 +160,7 @@ void pp_ui_free(struct pp_ui *ui)
 		pp_store_close(ui->store);
 	pthread_mutex_destroy(&ui->mu);
 	free(ui->store_url);
+	free(ui->config_path);
 	free(ui);
 }
 
@@ -420,6 +432,90 @@ static void api_run(struct pp_ui *ui, const char *id, struct pp_metrics_resp *re
 		answer_error(resp, 500, "run: %s", pp_strerror(rc));
 }
 
+/* The newest lines of a run's output, from its cloud (docs/logs.md): its
+ * pool is opened from the configuration file as `runs logs` does, on this
+ * thread, and the pages are read until the end or the caps. */
+static void api_run_logs(struct pp_ui *ui, const char *id, struct pp_metrics_resp *resp)
+{
+	struct pp_error err = {0};
+	struct pp_store *s = store(ui, &err);
+	struct pp_run_rec rec = {0};
+	if (!s) {
+		answer_error(resp, 503, "store: %s", err.msg);
+		return;
+	}
+	int rc = s->ops->get(s, id, &rec, NULL, NULL, &err);
+	if (rc) {
+		answer_error(resp, rc == PP_ENOTFOUND ? 404 : 503, "%s", err.msg);
+		return;
+	}
+	struct pp_buf *b = &resp->body;
+	if (!rec.infra_id || !*rec.infra_id) {
+		pp_buf_puts(b, "{\"lines\":[],\"note\":\"the run never started in its cloud\"}\n");
+		pp_run_rec_free(&rec);
+		return;
+	}
+	struct pp_config cfg;
+	struct pp_pool *pool = NULL;
+	struct pp_json *job = NULL;
+	struct pp_run_io io = {0};
+	struct pp_logs logs = {0};
+	char **ring = calloc(UI_LOG_LINES, sizeof(*ring));
+	size_t nring = 0, total = 0;
+	rc = ring ? pp_config_init(&cfg, &err) : pp_fail(&err, PP_ENOMEM, "out of memory");
+	bool cfg_open = !rc;
+	if (!rc && !ui->config_path)
+		rc = pp_fail(&err, PP_EINVALID, "serve runs without a configuration file");
+	if (!rc)
+		rc = pp_config_load(&cfg, ui->config_path, &err);
+	if (!rc)
+		rc = pp_run_logs_open(&cfg, &rec, &pool, &job, &io, &err);
+	io.logs = &logs;
+	for (int page = 0; !rc && page < UI_LOG_PAGES; page++) {
+		rc = pp_exec_run_op(pool->prov, PP_OP_LOGS, &io, NULL, &err);
+		for (size_t i = 0; !rc && i < logs.n; i++, total++) {
+			char *line = strdup(logs.v[i].text ? logs.v[i].text : "");
+			if (!line) {
+				rc = pp_fail(&err, PP_ENOMEM, "out of memory");
+				break;
+			}
+			pp_redact(line);
+			free(ring[total % UI_LOG_LINES]);
+			ring[total % UI_LOG_LINES] = line;
+		}
+		bool more = logs.more;
+		pp_logs_clear(&logs);
+		if (!more)
+			break;
+	}
+	nring = total < UI_LOG_LINES ? total : UI_LOG_LINES;
+	if (rc) {
+		answer_error(resp, rc == PP_ENOTFOUND ? 404 : 502, "run %s: logs: %s", rec.id,
+			     err.msg);
+	} else {
+		int wrc = pp_buf_puts(b, "{\"lines\":[");
+		for (size_t i = 0; i < nring && !wrc; i++) {
+			const char *l = ring[(total - nring + i) % UI_LOG_LINES];
+			wrc = (i ? pp_buf_putc(b, ',') : 0)
+				      ?: pp_json_write_string(b, l, strlen(l));
+		}
+		wrc = wrc ?: pp_buf_printf(b, "],\"total\":%zu}\n", total);
+		if (wrc)
+			answer_error(resp, 500, "logs: %s", pp_strerror(wrc));
+	}
+	for (size_t i = 0; ring && i < UI_LOG_LINES; i++)
+		free(ring[i]);
+	free(ring);
+	pp_logs_clear(&logs);
+	if (io.state)
+		pp_exec_io_release(&io, pool->prov);
+	pp_json_free(job);
+	pp_pool_close(pool);
+	if (cfg_open)
+		pp_config_free(&cfg);
+	pp_run_rec_free(&rec);
+}
+
 static void api_activity(struct pp_ui *ui, struct pp_metrics_resp *resp)
 {
 	struct pp_metrics_minute *mins = calloc(PP_METRICS_ACTIVITY_MINUTES, sizeof(*mins));
@@ -475,14 +571,26 @@ void pp_ui_answer(void *arg, const struct pp_metrics_req *req, struct pp_metrics
 			api_pools(ui, resp);
 		else if (!strcmp(what, "runs"))
 			api_runs(ui, req, resp);
-		else if (!strncmp(what, "runs/", 5))
+		else if (!strncmp(what, "runs/", 5) && strstr(what + 5, "/logs") &&
+			 !strcmp(strstr(what + 5, "/logs"), "/logs")) {
+			char id[PP_ID_LEN];
+			size_t len = (size_t)(strstr(what + 5, "/logs") - (what + 5));
+			if (len == 0 || len >= sizeof(id) ||
+			    strspn(what + 5, "0123456789abcdef-") != len)
+				answer_error(resp, 400,
+					     "run id: expected a run id or a unique prefix");
+			else {
+				snprintf(id, sizeof(id), "%.*s", (int)len, what + 5);
+				api_run_logs(ui, id, resp);
+			}
+		} else if (!strncmp(what, "runs/", 5))
 			api_run(ui, what + 5, resp);
 		else if (!strcmp(what, "activity"))
 			api_activity(ui, resp);
 		else
 			answer_error(resp, 404,
 				     "no such API: try /api/pools, /api/runs, /api/runs/ID, "
-				     "/api/activity");
+				     "/api/runs/ID/logs, /api/activity");
 	} else {
 		answer_error(resp, 404, "not found: the status page is /, its data under /api/");
 	}

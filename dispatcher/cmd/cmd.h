@@ -40,6 +40,15 @@ struct pp_store;
 struct pp_config;
 int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, char **argv);
 void pp_cmd_runs_logs_usage(FILE *to);
+/* A run's io ready for its provider's logs op (the status page reads logs
+ * too): its pool opened (*pool, pp_pool_close), its job rendered (*job,
+ * the caller frees) and io restored from the run's infra id
+ * (pp_exec_io_release). */
+struct pp_pool;
+struct pp_run_io;
+struct pp_run_rec;
+int pp_run_logs_open(const struct pp_config *cfg, const struct pp_run_rec *r, struct pp_pool **pool,
+		     struct pp_json **job, struct pp_run_io *io, struct pp_error *err);
 int pp_cmd_provision(int argc, char **argv);
 int pp_cmd_pool(int argc, char **argv);
 #endif

@@ -168,9 +168,8 @@ static int parse_opts(int argc, char **argv, struct logs_opts *o)
 /* The run's job on its pool: the pool's template and variables under the
  * run's own (a source's template is not fetched: logs need only where the
  * run went, which the run's infra id and variables say). */
-static int open_run_io(const struct pp_config *cfg, const struct pp_run_rec *r,
-		       struct pp_pool **pool, struct pp_json **job, struct pp_run_io *io,
-		       struct pp_error *err)
+int pp_run_logs_open(const struct pp_config *cfg, const struct pp_run_rec *r, struct pp_pool **pool,
+		     struct pp_json **job, struct pp_run_io *io, struct pp_error *err)
 {
 	const struct pp_pool_conf *pc = pp_config_pool(cfg, r->pool);
 	if (!pc)
@@ -244,7 +243,7 @@ int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, 
 	struct pp_run_io io = {0};
 	struct pp_logs logs = {.since_ms = o.since_ms};
 	struct tail_ring ring = {0};
-	int rc = open_run_io(cfg, &r, &pool, &job, &io, &err);
+	int rc = pp_run_logs_open(cfg, &r, &pool, &job, &io, &err);
 	if (!rc && o.tail >= 0 && !(ring.v = calloc((size_t)o.tail + 1, sizeof(char *))))
 		rc = pp_fail(&err, PP_ENOMEM, "out of memory");
 	ring.cap = o.tail;

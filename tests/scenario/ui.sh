@@ -5,7 +5,8 @@
 #     the recent runs; a run named with HTML and script shows as text (no
 #     element made from it, no script run);
 #  2. filtering by state (#/?state=FAILED) shows the failed runs only;
-#  3. a run's page shows its fields, the error and its events;
+#  3. a run's page shows its fields, the error and its events, and a run
+#     that ran shows its output, read from its cloud;
 #  4. with metrics_listen off loopback, the page and /api/ answer 401
 #     without ui_token_file's token and 200 with it; /metrics stays open.
 # Screenshots for review go to build/ui-screenshots/.
@@ -111,6 +112,23 @@ grep -q "$bad" "$W/run.dom" || fail "run page does not show the run id"
 grep -q 'id="events"' "$W/run.dom" || fail "run page has no events"
 grep -q 'cpu' "$W/run.dom" || fail "run page does not show the error"
 browser "$W/shot.log" "${URL}#/runs/$bad" --screenshot="$SHOTS/run.png" || true
+# A run that ran: its output from the cloud, read by the page.
+ok_modal=$("$PUSHPOOL" runs -c "$C" ls --state SUCCEEDED --pool modal | awk '$1 ~ /^[0-9a-f]+-/ { print $1; exit }')
+[ -n "$ok_modal" ] || fail "no SUCCEEDED modal run listed"
+
+logged() {
+	browser "$W/runlog.dom" "${URL}#/runs/$ok_modal" --dump-dom || true
+	grep -q 'data-lines="[1-9]' "$W/runlog.dom"
+}
+tries=0
+until logged; do
+	tries=$((tries + 1))
+	[ $tries -lt 10 ] || break
+	sleep 1
+done
+logged || fail "run page shows no output for $ok_modal: $(grep -o '<pre[^>]*>[^<]*' "$W/runlog.dom")"
+grep -q 'pushpool-mock: done' "$W/runlog.dom" || fail "the job's last line is not on its page"
+browser "$W/shot.log" "${URL}#/runs/$ok_modal" --screenshot="$SHOTS/run-log.png" || true
 
 # ---- 4. off loopback: the token ----
 IP=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
