@@ -171,8 +171,9 @@ int pp_prov_out_file(struct pp_prov_out *o, const char *name, const char *data,
 
 /* Options from the command line. */
 struct pp_prov_opts {
-	bool create_key; /* mint a key / access key / secret (default: keyless) */
-	bool create_env; /* Modal: create the environment when it is missing */
+	bool create_key;  /* mint a key / access key / secret (default: keyless) */
+	bool create_env;  /* Modal: create the environment when it is missing */
+	bool contributor; /* Azure: Contributor instead of the least custom role */
 	const char *location;
 	const char *environment;
 	/* Where apply writes the pool's key files (set by the command): a
