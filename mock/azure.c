@@ -23,6 +23,7 @@
 
 #include "lib/log.h"
 #include "lib/time.h"
+#include "mock/azure.h"
 #include "mock/mock.h"
 #include "mock/spec.h"
 
@@ -46,7 +47,7 @@ struct az_client {
 
 struct az_token {
 	struct az_token *next;
-	char value[96];
+	char value[512];
 	double expires; /* wall clock */
 };
 
@@ -81,7 +82,26 @@ struct azure_state {
 	struct az_group *groups;
 	struct az_op *ops;
 	size_t ngroups, nops;
+	struct pp_mock_azi *infra; /* the provisioning APIs (mock/azure_infra.c) */
 };
+
+struct pp_mock_azi *pp_mock_azi_of(void *state)
+{
+	return ((struct azure_state *)state)->infra;
+}
+
+/* The object id Entra gives a client's service principal in this mock: a
+ * name-based id, the same on every run, so tests can name it. */
+void pp_mock_azure_oid(const char *client_id, char out[37])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	EVP_Digest(client_id, strlen(client_id), md, &n, EVP_sha256(), NULL);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-4%01x%02x-8%01x%02x-%02x%02x%02x%02x%02x%02x",
+		 md[0], md[1], md[2], md[3], md[4], md[5], md[6] & 15, md[7], md[8] & 15, md[9],
+		 md[10], md[11], md[12], md[13], md[14], md[15]);
+}
 
 /* ---- answers ---- */
 
@@ -191,17 +211,60 @@ fail:
 	return NULL;
 }
 
+bool pp_mock_azure_client_oid(void *state, const char *oid)
+{
+	struct azure_state *st = state;
+	char o[37];
+
+	pp_mock_azure_oid(AZ_DEFAULT_CLIENT, o);
+	if (!strcasecmp(o, oid))
+		return true;
+	for (size_t i = 0; i < st->nclients; i++) {
+		pp_mock_azure_oid(st->clients[i].id, o);
+		if (!strcasecmp(o, oid))
+			return true;
+	}
+	return false;
+}
+
 /* ---- tokens ---- */
 
-static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st)
+/* base64url without padding. */
+static void b64url(const char *in, char *out, size_t size)
+{
+	unsigned char tmp[600];
+	int n;
+
+	if (strlen(in) * 4 / 3 + 4 >= sizeof(tmp) || strlen(in) * 4 / 3 + 4 >= size) {
+		out[0] = '\0';
+		return;
+	}
+	n = EVP_EncodeBlock(tmp, (const unsigned char *)in, (int)strlen(in));
+	while (n > 0 && tmp[n - 1] == '=')
+		n--;
+	for (int i = 0; i < n; i++)
+		out[i] = tmp[i] == '+' ? '-' : tmp[i] == '/' ? '_' : (char)tmp[i];
+	out[n] = '\0';
+}
+
+/* Entra's access tokens are JWTs naming the caller: oid (its object id),
+ * appid, idtyp ("app" for a service principal or a managed identity). The
+ * mock's carry those claims and a random signature it never checks (it
+ * knows its own tokens). */
+static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st, const char *client)
 {
 	struct az_token *t = calloc(1, sizeof(*t));
-	char hex[65];
+	char hex[65], oid[37], claims[300], payload[420];
 
 	if (!t)
 		return NULL;
 	pp_mock_random_hex(m, hex, 64);
-	snprintf(t->value, sizeof(t->value), "eyJ0eXAiOiJKV1Qi.mock%s", hex);
+	pp_mock_azure_oid(client, oid);
+	snprintf(claims, sizeof(claims), "{\"oid\":\"%s\",\"appid\":\"%.64s\",\"idtyp\":\"app\"}",
+		 oid, client);
+	b64url(claims, payload, sizeof(payload));
+	snprintf(t->value, sizeof(t->value), "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.%s.mock%s",
+		 payload, hex);
 	t->expires = pp_mock_wall(m, pp_mock_clock(m)) + pp_mock_opts(m)->token_lifetime_seconds;
 	pp_mock_lock(m);
 	t->next = st->tokens;
@@ -326,9 +389,9 @@ out:
 }
 
 static void token_answer(struct pp_mock *m, struct azure_state *st, struct pp_mock_resp *resp,
-			 bool imds, const char *resource)
+			 bool imds, const char *resource, const char *client)
 {
-	struct az_token *t = token_issue(m, st);
+	struct az_token *t = token_issue(m, st, client);
 	int life = (int)pp_mock_opts(m)->token_lifetime_seconds;
 
 	if (!t) {
@@ -425,7 +488,7 @@ static void entra_token(struct pp_mock *m, struct azure_state *st, const char *t
 			return;
 	}
 	pp_mock_count(m, "entra.tokens", client_id);
-	token_answer(m, st, resp, false, NULL);
+	token_answer(m, st, resp, false, NULL, client_id);
 }
 
 static void imds_token(struct pp_mock *m, struct azure_state *st, const struct pp_mock_req *req,
@@ -449,7 +512,7 @@ static void imds_token(struct pp_mock *m, struct azure_state *st, const struct p
 		return;
 	}
 	pp_mock_count(m, "imds.tokens", NULL);
-	token_answer(m, st, resp, true, resource);
+	token_answer(m, st, resp, true, resource, AZ_DEFAULT_CLIENT);
 }
 
 /* ---- ARM: container groups ---- */
@@ -969,6 +1032,11 @@ static const struct pp_mock_router entra_router = {
  * api-version every ARM call must name. */
 static bool arm_admit(struct pp_mock_call *c)
 {
+	return pp_mock_azure_admit(c, "aci");
+}
+
+bool pp_mock_azure_admit(struct pp_mock_call *c, const char *fault_api)
+{
 	struct pp_mock_resp *resp = c->resp;
 	const char *verdict = bearer_check(c->m, c->state, c->req);
 	const char *ver = pp_mock_arg(c->req, "api-version");
@@ -987,7 +1055,7 @@ static bool arm_admit(struct pp_mock_call *c)
 				  : "The access token is invalid.");
 		return false;
 	}
-	switch (pp_mock_fault_check(c->m, "aci", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, fault_api, false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE: {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", retry_after > 0 ? retry_after : 1);
@@ -1217,8 +1285,16 @@ static const struct pp_mock_router arm_router = {
 	.unmatched = arm_unmatched,
 };
 
+/* The provisioning APIs' routers take only their own paths: before ARM's,
+ * whose scope is all of /azure. */
 static const struct pp_mock_router *const azure_routers[] = {
-	&imds_router, &entra_router, &azure_control_router, &arm_router, NULL,
+	&imds_router,
+	&entra_router,
+	&azure_control_router,
+	&pp_mock_azi_control_router,
+	&pp_mock_azi_router,
+	&arm_router,
+	NULL,
 };
 
 static void azure_reset(struct pp_mock *m, void *state)
@@ -1237,6 +1313,7 @@ static void azure_reset(struct pp_mock *m, void *state)
 		free(o);
 	}
 	st->ngroups = st->nops = 0;
+	pp_mock_azi_reset(st->infra);
 	/* Issued tokens survive: clients keep using them. */
 }
 
@@ -1247,6 +1324,7 @@ static void azure_free(void *state)
 	if (!st)
 		return;
 	azure_reset(NULL, st);
+	pp_mock_azi_free(st->infra);
 	while (st->tokens) {
 		struct az_token *t = st->tokens;
 		st->tokens = t->next;
@@ -1337,7 +1415,7 @@ static int azure_init(struct pp_mock *m, void **state, struct pp_error *err)
 	int rc;
 
 	*state = st;
-	if (!st)
+	if (!st || !(st->infra = pp_mock_azi_new()))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	if ((rc = load_clients(st, "PUSHPOOL_MOCK_AZURE_CLIENTS", false, err)) ||
 	    (rc = load_clients(st, "PUSHPOOL_MOCK_AZURE_CERTS", true, err)))
@@ -1360,6 +1438,7 @@ static void azure_stats(struct pp_mock *m, void *state, struct pp_json *live)
 	for (struct az_group *g = st->groups; g; g = g->next)
 		live_groups += !g->deleting;
 	pp_json_set_int(live, "live_container_groups", live_groups);
+	pp_mock_azi_stats(st->infra, live);
 }
 
 const struct pp_mock_api pp_mock_api_azure = {

@@ -38,6 +38,12 @@ static const struct behaviour defaults[] = {
 	 "creating, starting and deleting a container group take this long (Azure-AsyncOperation)"},
 	{"aci.pull_failure", true, 0,
 	 "an image named with pushpool-mock-pull-fail fails to pull (instanceView.events)"},
+	{"azure.lro", true, 0.5,
+	 "ARM provider registration, container registry create and delete, resource group delete "
+	 "finish this long after they start"},
+	{"azure.replication", true, 0.3,
+	 "a new managed identity's principal is unknown to role assignments (PrincipalNotFound) "
+	 "this long"},
 	{"gcp.lro", true, 0.5,
 	 "Service Usage enable/disable and Artifact Registry create/delete answer an Operation "
 	 "that is done this long later"},

@@ -41,11 +41,11 @@
 #include "lib/log.h"
 #include "provision/provision.h"
 
-#define ARM_DEFAULT	 "https://management.azure.com"
-#define API_RESOURCES	 "2021-04-01"
-#define API_MSI		 "2023-01-31"
-#define API_ACR		 "2023-07-01"
-#define API_AUTHZ	 "2022-04-01"
+#define ARM_DEFAULT   "https://management.azure.com"
+#define API_RESOURCES "2021-04-01"
+#define API_MSI	      "2023-01-31"
+#define API_ACR	      "2023-07-01"
+#define API_AUTHZ     "2022-04-01"
 /* Built-in role definitions (the same ids in every tenant). */
 #define ROLE_ACR_PULL	 "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 #define ROLE_CONTRIBUTOR "b24988ac-6180-42a0-ab88-20f7382dd24c"
@@ -115,10 +115,9 @@ static void uuid5(const char *name, char out[37])
 	EVP_MD_CTX_free(c);
 	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
 	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", md[0],
-		 md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11],
-		 md[12], md[13], md[14], md[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10],
+		 md[11], md[12], md[13], md[14], md[15]);
 }
 
 /* The pool's name as lower-case letters, digits and single hyphens (ARM
@@ -351,8 +350,8 @@ static int provider_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, 
 
 	if (!r)
 		return err->code;
-	if ((rc = url(a, u, sizeof(u), "/subscriptions/%s/providers/%s?api-version=%s", a->sub,
-		      ns, API_RESOURCES)) ||
+	if ((rc = url(a, u, sizeof(u), "/subscriptions/%s/providers/%s?api-version=%s", a->sub, ns,
+		      API_RESOURCES)) ||
 	    (rc = get(ctx, u, &j, err)))
 		return rc;
 	const char *st = pp_json_get_string(j, "registrationState");
@@ -613,8 +612,8 @@ static int roledef_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, stru
 	(void)res;
 	snprintf(name, sizeof(name), "pushpool dispatcher %s (%s)", ctx->pool->name, a->rg);
 	snprintf(desc, sizeof(desc),
-		 "%s: what the pushpool dispatcher needs to run pool %s's container groups",
-		 a->tag, ctx->pool->name);
+		 "%s: what the pushpool dispatcher needs to run pool %s's container groups", a->tag,
+		 ctx->pool->name);
 	for (size_t i = 0; !bad && i < sizeof(dispatcher_actions) / sizeof(*dispatcher_actions);
 	     i++)
 		bad = pp_json_append(actions, pp_json_new_string(dispatcher_actions[i])) != 0;
@@ -762,8 +761,8 @@ static const struct pp_prov_kind kind_ra = {
 
 /* principal "-": the jobs' identity, known once it exists. */
 static int ra_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, const char *label,
-		      const char *scope, const char *role, const char *principal,
-		      const char *type, bool scope_there, struct pp_error *err)
+		      const char *scope, const char *role, const char *principal, const char *type,
+		      bool scope_there, struct pp_error *err)
 {
 	struct az *a = ctx->state;
 	struct pp_prov_res *r = pp_prov_plan_add(plan, &kind_ra, label, err);
@@ -1050,7 +1049,8 @@ static int az_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct
 		rc = dispatcher_principal(ctx, a, err);
 	if (!rc) {
 		snprintf(contributor, sizeof(contributor),
-			 "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/" ROLE_CONTRIBUTOR,
+			 "/subscriptions/%s/providers/Microsoft.Authorization/"
+			 "roleDefinitions/" ROLE_CONTRIBUTOR,
 			 a->sub);
 		bool contrib = ctx->opts->contributor;
 
@@ -1102,8 +1102,8 @@ static int az_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct p
 		pp_json_free(reg);
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
-	if (asprintf(&hint, "Images: push them to %s/IMAGE (the jobs pull as %s)",
-		     a->login_server, a->identity) < 0)
+	if (asprintf(&hint, "Images: push them to %s/IMAGE (the jobs pull as %s)", a->login_server,
+		     a->identity) < 0)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	out->next_hint = hint;
 	return 0;
