@@ -34,15 +34,15 @@
 #include "mock/mock.h"
 #include "mock/spec.h"
 
-#define MAX_OBJS 10000
-#define JSON_CT	 "application/json; charset=utf-8"
+#define MAX_OBJS	 10000
+#define JSON_CT		 "application/json; charset=utf-8"
 #define ROLE_ACR_PULL	 "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 #define ROLE_CONTRIBUTOR "b24988ac-6180-42a0-ab88-20f7382dd24c"
 
 enum azi_kind { K_PROVIDER, K_RG, K_IDENTITY, K_REGISTRY, K_ROLEDEF, K_ASSIGN, K_NKINDS };
 static const char *const kind_names[K_NKINDS] = {
-	"providers",	    "resource_groups", "identities",
-	"registries",	    "role_definitions", "role_assignments",
+	"providers",  "resource_groups",  "identities",
+	"registries", "role_definitions", "role_assignments",
 };
 
 struct azi_obj {
@@ -211,11 +211,10 @@ void pp_mock_azi_stats(struct pp_mock_azi *a, struct pp_json *live)
 
 /* ---- answers ---- */
 
-static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt,
-		      ...) __attribute__((format(printf, 4, 5)));
+static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt,
-		      ...)
+static void arm_error(struct pp_mock_resp *resp, int status, const char *code, const char *fmt, ...)
 {
 	char msg[768];
 	va_list ap;
@@ -225,8 +224,8 @@ static void arm_error(struct pp_mock_resp *resp, int status, const char *code, c
 	va_end(ap);
 	if (status >= 400 && status < 500)
 		resp->reject_reason = code;
-	pp_mock_resp_printf(resp, status, JSON_CT, "{\"error\":{\"code\":\"%s\",\"message\":",
-			    code);
+	pp_mock_resp_printf(resp, status, JSON_CT,
+			    "{\"error\":{\"code\":\"%s\",\"message\":", code);
 	pp_json_write_string(&resp->body, msg, strlen(msg));
 	pp_buf_puts(&resp->body, "}}");
 }
@@ -388,8 +387,8 @@ static struct pp_json *provider_view(struct pp_mock_call *c, const char *sub, co
 
 static void provider_get(struct pp_mock_call *c)
 {
-	struct pp_json *j = provider_view(c, pp_mock_param(&c->params, "sub"),
-					  pp_mock_param(&c->params, "ns"));
+	struct pp_json *j =
+		provider_view(c, pp_mock_param(&c->params, "sub"), pp_mock_param(&c->params, "ns"));
 
 	snprintf(c->resp->action, sizeof(c->resp->action), "Providers_Get");
 	answer(c, 200, j);
@@ -462,7 +461,8 @@ static struct azi_obj *rg_need(struct pp_mock_call *c, bool *legacy)
 		return NULL;
 	if (!(o = obj_find(a, K_RG, id)))
 		arm_error(c->resp, 404, "ResourceGroupNotFound",
-			  "Resource group '%s' could not be found.", pp_mock_param(&c->params, "rg"));
+			  "Resource group '%s' could not be found.",
+			  pp_mock_param(&c->params, "rg"));
 	return o;
 }
 
@@ -676,8 +676,7 @@ static void registry_put(struct pp_mock_call *c)
 	/* RegistryNameParameter in the swagger: ^[a-zA-Z0-9]*$, 5-50. */
 	if (!registry_name_ok(name)) {
 		arm_error(c->resp, 400, "InvalidParameter",
-			  "The registry name '%s' is invalid: 5-50 alphanumeric characters.",
-			  name);
+			  "The registry name '%s' is invalid: 5-50 alphanumeric characters.", name);
 		return;
 	}
 	if (!rg_need(c, &legacy)) {
@@ -705,9 +704,9 @@ static void registry_put(struct pp_mock_call *c)
 	snprintf(login, sizeof(login), "%s.azurecr.io", name);
 	lower(login);
 	pp_json_set_string(props, "loginServer", login);
-	pp_json_set_bool(props, "adminUserEnabled",
-			 pp_json_get_bool(pp_json_get(c->body, "properties"), "adminUserEnabled",
-					  false));
+	pp_json_set_bool(
+		props, "adminUserEnabled",
+		pp_json_get_bool(pp_json_get(c->body, "properties"), "adminUserEnabled", false));
 	pp_json_set_string(props, "provisioningState", "Succeeded");
 	pp_json_set(j, "properties", props);
 	if (!(o = obj_put(a, K_REGISTRY, id, j))) {
@@ -794,7 +793,8 @@ static void registry_delete(struct pp_mock_call *c)
 
 static void roledef_id(const struct pp_mock_call *c, char *out, size_t size)
 {
-	snprintf(out, size, "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s",
+	snprintf(out, size,
+		 "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s",
 		 pp_mock_param(&c->params, "sub"), pp_mock_param(&c->params, "id"));
 }
 
@@ -819,11 +819,12 @@ static bool roledef_body_ok(struct pp_mock_call *c)
 		why = "properties.permissions must hold actions.";
 	else if (!pp_json_is(scopes, PP_JSON_ARRAY) || !pp_json_at(scopes, 0))
 		why = "properties.assignableScopes must name at least one scope.";
-	else if (pp_json_get_string(p, "type") && strcmp(pp_json_get_string(p, "type"), "CustomRole"))
+	else if (pp_json_get_string(p, "type") &&
+		 strcmp(pp_json_get_string(p, "type"), "CustomRole"))
 		why = "properties.type must be CustomRole.";
 	pp_json_foreach (m, p) {
-		static const char *const known[] = {"roleName", "description", "type", "permissions",
-						    "assignableScopes", NULL};
+		static const char *const known[] = {"roleName",	   "description",      "type",
+						    "permissions", "assignableScopes", NULL};
 		bool ok = false;
 
 		for (size_t i = 0; known[i]; i++)
@@ -904,9 +905,10 @@ static void roledef_delete(struct pp_mock_call *c)
 	}
 	for (struct azi_obj *x = a->objs; x; x = x->next)
 		if (x->kind == K_ASSIGN &&
-		    !strcasecmp(pp_json_get_string(pp_json_get(x->j, "properties"),
-						   "roleDefinitionId") ?: "",
-				id)) {
+		    !strcasecmp(
+			    pp_json_get_string(pp_json_get(x->j, "properties"), "roleDefinitionId")
+				    ?: "",
+			    id)) {
 			arm_error(c->resp, 409, "RoleDefinitionHasAssignments",
 				  "There are existing role assignments referencing role (code: "
 				  "RoleDefinitionHasAssignments).");
@@ -936,7 +938,8 @@ static bool principal_known(struct pp_mock_call *c, const char *pid)
 	struct pp_mock_azi *a = pp_mock_azi_of(c->state);
 	for (struct azi_obj *o = a->objs; o; o = o->next)
 		if (o->kind == K_IDENTITY &&
-		    !strcasecmp(pp_json_get_string(pp_json_get(o->j, "properties"), "principalId") ?: "",
+		    !strcasecmp(pp_json_get_string(pp_json_get(o->j, "properties"), "principalId")
+					?: "",
 				pid))
 			return pp_mock_clock(c->m) >= o->ready_at;
 	return pp_mock_azure_client_oid(c->state, pid);
@@ -948,8 +951,8 @@ static bool role_known(struct pp_mock_azi *a, const char *sub, const char *role)
 
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(builtin, sizeof(builtin),
-			 "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s", sub,
-			 i ? ROLE_CONTRIBUTOR : ROLE_ACR_PULL);
+			 "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s",
+			 sub, i ? ROLE_CONTRIBUTOR : ROLE_ACR_PULL);
 		if (!strcasecmp(builtin, role))
 			return true;
 	}
@@ -1043,7 +1046,8 @@ static void assign_get(struct pp_mock_call *c)
 		answer(c, 200, o->j);
 	else
 		arm_error(c->resp, 404, "RoleAssignmentNotFound",
-			  "The role assignment '%s' is not found.", pp_mock_param(&c->params, "id"));
+			  "The role assignment '%s' is not found.",
+			  pp_mock_param(&c->params, "id"));
 }
 
 static void assign_delete(struct pp_mock_call *c)

@@ -1094,9 +1094,12 @@ static int az_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct p
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	out->job_variables = v;
+	/* No "location": ACI's job template has no such variable, and a
+	 * container group without one lands in its resource group's location,
+	 * which is the one provisioned. */
 	if (pp_json_set_string(v, "subscription_id", a->sub) ||
 	    pp_json_set_string(v, "resource_group_name", a->rg) ||
-	    pp_json_set_string(v, "location", a->location) || pp_json_set(v, "identities", ids) ||
+	    pp_json_set(v, "identities", ids) ||
 	    (ids = NULL, pp_json_set(v, "image_registry", reg))) {
 		pp_json_free(ids);
 		pp_json_free(reg);
