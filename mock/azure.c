@@ -83,7 +83,13 @@ struct azure_state {
 	struct az_op *ops;
 	size_t ngroups, nops;
 	struct pp_mock_azi *infra; /* the provisioning APIs (mock/azure_infra.c) */
+	struct pp_mock_azg *graph; /* Microsoft Graph (mock/azure_graph.c) */
 };
+
+struct pp_mock_azg *pp_mock_azg_of(void *state)
+{
+	return ((struct azure_state *)state)->graph;
+}
 
 struct pp_mock_azi *pp_mock_azi_of(void *state)
 {
@@ -225,6 +231,29 @@ bool pp_mock_azure_client_oid(void *state, const char *oid)
 			return true;
 	}
 	return false;
+}
+
+static struct az_client *client_find(struct azure_state *st, const char *id);
+
+int pp_mock_azure_client_set(void *state, const char *id, const char *secret)
+{
+	struct azure_state *st = state;
+	struct az_client *c = client_find(st, id);
+
+	if (!c) {
+		if (st->nclients == AZ_MAX_CLIENTS)
+			return PP_ENOMEM;
+		c = &st->clients[st->nclients++];
+		if (!(c->id = strdup(id))) {
+			st->nclients--;
+			return PP_ENOMEM;
+		}
+	}
+	free(c->secret);
+	c->secret = secret ? strdup(secret) : NULL;
+	if (c->secret)
+		pp_secret_register(c->secret);
+	return secret && !c->secret ? PP_ENOMEM : 0;
 }
 
 /* ---- tokens ---- */
@@ -1032,10 +1061,10 @@ static const struct pp_mock_router entra_router = {
  * api-version every ARM call must name. */
 static bool arm_admit(struct pp_mock_call *c)
 {
-	return pp_mock_azure_admit(c, "aci");
+	return pp_mock_azure_admit(c, "aci", true);
 }
 
-bool pp_mock_azure_admit(struct pp_mock_call *c, const char *fault_api)
+bool pp_mock_azure_admit(struct pp_mock_call *c, const char *fault_api, bool arm)
 {
 	struct pp_mock_resp *resp = c->resp;
 	const char *verdict = bearer_check(c->m, c->state, c->req);
@@ -1072,7 +1101,7 @@ bool pp_mock_azure_admit(struct pp_mock_call *c, const char *fault_api)
 		return false;
 	default: break;
 	}
-	if (!ver || !*ver) {
+	if (arm && (!ver || !*ver)) {
 		arm_error(resp, 400, "MissingApiVersionParameter",
 			  "The api-version query parameter (?api-version=) is required for all "
 			  "requests.");
@@ -1314,6 +1343,7 @@ static void azure_reset(struct pp_mock *m, void *state)
 	}
 	st->ngroups = st->nops = 0;
 	pp_mock_azi_reset(st->infra);
+	pp_mock_azg_reset(st->graph);
 	/* Issued tokens survive: clients keep using them. */
 }
 
@@ -1325,6 +1355,7 @@ static void azure_free(void *state)
 		return;
 	azure_reset(NULL, st);
 	pp_mock_azi_free(st->infra);
+	pp_mock_azg_free(st->graph);
 	while (st->tokens) {
 		struct az_token *t = st->tokens;
 		st->tokens = t->next;
@@ -1415,7 +1446,7 @@ static int azure_init(struct pp_mock *m, void **state, struct pp_error *err)
 	int rc;
 
 	*state = st;
-	if (!st || !(st->infra = pp_mock_azi_new()))
+	if (!st || !(st->infra = pp_mock_azi_new()) || !(st->graph = pp_mock_azg_new()))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	if ((rc = load_clients(st, "PUSHPOOL_MOCK_AZURE_CLIENTS", false, err)) ||
 	    (rc = load_clients(st, "PUSHPOOL_MOCK_AZURE_CERTS", true, err)))

@@ -349,7 +349,7 @@ static bool v_register(struct pp_mock_call *c)
 
 static bool admit(struct pp_mock_call *c)
 {
-	return pp_mock_azure_admit(c, "arminfra");
+	return pp_mock_azure_admit(c, "arminfra", true);
 }
 
 /* ---- resource providers ---- */
@@ -942,7 +942,8 @@ static bool principal_known(struct pp_mock_call *c, const char *pid)
 					?: "",
 				pid))
 			return pp_mock_clock(c->m) >= o->ready_at;
-	return pp_mock_azure_client_oid(c->state, pid);
+	return pp_mock_azure_client_oid(c->state, pid) ||
+	       pp_mock_azg_principal_ready(pp_mock_azg_of(c->state), pid, pp_mock_clock(c->m));
 }
 
 static bool role_known(struct pp_mock_azi *a, const char *sub, const char *role)
