@@ -326,8 +326,9 @@ static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct p
 	if ((rc = set_str(&a->client_id, client, err)))
 		return rc;
 	if (a->src == AZ_MANAGED)
-		return build_imds_url(a, conf, PP_AZURE_RESOURCE, &a->imds_url, err) ?:
-		       build_imds_url(a, conf, PP_AZURE_GRAPH_RESOURCE, &a->imds_graph_url, err);
+		return build_imds_url(a, conf, PP_AZURE_RESOURCE, &a->imds_url, err)
+			       ?: build_imds_url(a, conf, PP_AZURE_GRAPH_RESOURCE,
+						 &a->imds_graph_url, err);
 	if ((rc = need(tenant, "tenant_id or AZURE_TENANT_ID", source_names[a->src], err)) ||
 	    (rc = need(client, "client_id or AZURE_CLIENT_ID", source_names[a->src], err)) ||
 	    (rc = set_str(&a->tenant, tenant, err)) || (rc = build_token_url(a, conf, err)))
@@ -376,9 +377,9 @@ void pp_azure_free(struct pp_azure *a)
 {
 	if (!a)
 		return;
-	char **strs[] = {&a->tenant,	   &a->client_id,      &a->secret,    &a->cert_path,
-			 &a->key_pem,	   &a->federated_file, &a->token_url, &a->imds_url, &a->imds_graph_url,
-			 &a->subscription, &a->cache_key};
+	char **strs[] = {&a->tenant,	     &a->client_id,	 &a->secret,	&a->cert_path,
+			 &a->key_pem,	     &a->federated_file, &a->token_url, &a->imds_url,
+			 &a->imds_graph_url, &a->subscription,	 &a->cache_key};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	free(a);

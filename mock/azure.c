@@ -1322,6 +1322,8 @@ static const struct pp_mock_router *const azure_routers[] = {
 	&azure_control_router,
 	&pp_mock_azi_control_router,
 	&pp_mock_azi_router,
+	&pp_mock_azg_router,
+	&pp_mock_azg_control_router,
 	&arm_router,
 	NULL,
 };

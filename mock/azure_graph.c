@@ -27,9 +27,9 @@
 #include "mock/azure.h"
 #include "mock/mock.h"
 
-#define MAX_APPS     1000
+#define MAX_APPS      1000
 #define MAX_PASSWORDS 16
-#define JSON_CT	     "application/json;odata.metadata=minimal"
+#define JSON_CT	      "application/json;odata.metadata=minimal"
 
 struct azg_password {
 	char key_id[37];
@@ -115,7 +115,8 @@ static void graph_error(struct pp_mock_resp *resp, int status, const char *code,
 	va_end(ap);
 	if (status >= 400 && status < 500)
 		resp->reject_reason = code;
-	pp_mock_resp_printf(resp, status, JSON_CT, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+	pp_mock_resp_printf(resp, status, JSON_CT,
+			    "{\"error\":{\"code\":\"%s\",\"message\":", code);
 	pp_json_write_string(&resp->body, msg, strlen(msg));
 	pp_buf_puts(&resp->body, "}}");
 }
@@ -217,9 +218,8 @@ static void answer(struct pp_mock_call *c, int status, struct pp_json *j)
 static void app_create(struct pp_mock_call *c)
 {
 	static const struct member allowed[] = {
-		{"displayName", 's'}, {"uniqueName", 's'}, {"tags", 'a'},
-		{"notes", 's'},	      {"description", 's'}, {"signInAudience", 's'},
-		{NULL, 0},
+		{"displayName", 's'}, {"uniqueName", 's'},     {"tags", 'a'}, {"notes", 's'},
+		{"description", 's'}, {"signInAudience", 's'}, {NULL, 0},
 	};
 	struct pp_mock_azg *g = pp_mock_azg_of(c->state);
 	const char *unique = pp_json_get_string(c->body, "uniqueName");
@@ -239,8 +239,7 @@ static void app_create(struct pp_mock_call *c)
 			    "exists.");
 		return;
 	}
-	if (g->n >= MAX_APPS || !(a = calloc(1, sizeof(*a))) ||
-	    !(a->j = pp_json_clone(c->body))) {
+	if (g->n >= MAX_APPS || !(a = calloc(1, sizeof(*a))) || !(a->j = pp_json_clone(c->body))) {
 		free(a);
 		graph_error(c->resp, 500, "generalException", "mock: out of memory");
 		return;
@@ -363,8 +362,7 @@ static void add_password(struct pp_mock_call *c)
 	int64_t end_ms;
 
 	snprintf(c->resp->action, sizeof(c->resp->action), "application.addPassword");
-	if (!members_ok(c, c->body ? c->body : pp_json_new(PP_JSON_OBJECT), outer,
-			"addPassword") ||
+	if (!members_ok(c, c->body ? c->body : pp_json_new(PP_JSON_OBJECT), outer, "addPassword") ||
 	    (pc && !members_ok(c, pc, inner, "passwordCredential")))
 		return;
 	if (!a) {
@@ -387,13 +385,13 @@ static void add_password(struct pp_mock_call *c)
 	p = &a->pw[a->npw++];
 	memset(p, 0, sizeof(*p));
 	new_uuid(c->m, p->key_id);
-	snprintf(p->display, sizeof(p->display), "%s",
-		 pp_json_get_string(pc, "displayName") ?: "");
+	snprintf(p->display, sizeof(p->display), "%s", pp_json_get_string(pc, "displayName") ?: "");
 	if (!end) {
 		/* Graph's default: two years from now. */
-		pp_time_format((int64_t)(pp_mock_wall(c->m, pp_mock_clock(c->m)) + 2 * 365 * 86400.0) *
-				       1000,
-			       true, ts);
+		pp_time_format(
+			(int64_t)(pp_mock_wall(c->m, pp_mock_clock(c->m)) + 2 * 365 * 86400.0) *
+				1000,
+			true, ts);
 		end = ts;
 	}
 	snprintf(p->end, sizeof(p->end), "%s", end);
@@ -448,8 +446,8 @@ static void remove_password(struct pp_mock_call *c)
 static void sp_create(struct pp_mock_call *c)
 {
 	static const struct member allowed[] = {
-		{"appId", 's'}, {"tags", 'a'}, {"notes", 's'}, {"description", 's'},
-		{"accountEnabled", 'b'}, {NULL, 0},
+		{"appId", 's'},	      {"tags", 'a'},	       {"notes", 's'},
+		{"description", 's'}, {"accountEnabled", 'b'}, {NULL, 0},
 	};
 	struct pp_mock_azg *g = pp_mock_azg_of(c->state);
 	const char *app_id = pp_json_get_string(c->body, "appId");

@@ -33,12 +33,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "auth/auth.h"
 #include "lib/clock.h"
+#include "lib/file.h"
 #include "lib/log.h"
+#include "lib/time.h"
 #include "provision/provision.h"
 
 #define ARM_DEFAULT   "https://management.azure.com"
@@ -51,6 +54,12 @@
 #define ROLE_CONTRIBUTOR "b24988ac-6180-42a0-ab88-20f7382dd24c"
 /* Tries of a role assignment while its principal replicates. */
 #define REPLICATION_TRIES 10
+#define GRAPH_DEFAULT	  "https://graph.microsoft.com/v1.0"
+/* A client secret --create-key makes lives this long (check warns 30 days
+ * before it ends). */
+#define SECRET_DAYS 365
+#define SECRET_FILE "client_secret"
+#define SECRET_META "client_secret.json"
 
 static const char *const providers[] = {
 	"Microsoft.ContainerInstance",
@@ -87,6 +96,15 @@ struct az {
 	char dsp_principal[64]; /* the dispatcher's object id */
 	char dsp_type[32];	/* its principalType */
 	char tag[PP_NAME_MAX + 32];
+	/* --create-key: an app registration of its own, with a secret. */
+	char graph[512];      /* Graph's root */
+	char app_unique[128]; /* its uniqueName */
+	char app_object[64];  /* its object id, once it exists */
+	char app_client[64];  /* its appId */
+	char sp_id[64];	      /* its service principal's object id */
+	char *secret;	      /* made by this apply; secret */
+	char secret_key[64];  /* its keyId */
+	char secret_end[48];  /* its endDateTime */
 };
 
 /* ---- names ---- */
@@ -695,8 +713,12 @@ static int ra_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp
 	int rc = 0;
 
 	ra_parse(res->data, &r);
+	/* "-": the jobs' identity, "=": the app's service principal, both
+	 * known only once they exist. */
 	if (!strcmp(r.principal, "-"))
 		snprintf(r.principal, sizeof(r.principal), "%s", a->identity_principal);
+	else if (!strcmp(r.principal, "="))
+		snprintf(r.principal, sizeof(r.principal), "%s", a->sp_id);
 	if (!r.principal[0])
 		return pp_fail(err, PP_EINVALID, "%s: the identity's principal is not known",
 			       res->name);
@@ -778,7 +800,7 @@ static int ra_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, const 
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	r->state = PP_PROV_ABSENT;
-	if (!scope_there || !strcmp(principal, "-"))
+	if (!scope_there || !strcmp(principal, "-") || !strcmp(principal, "="))
 		return 0;
 	ra_parse(r->data, &ra);
 	ra_id(&ra);
@@ -798,6 +820,318 @@ static int ra_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, const 
 			 a->tag);
 	pp_json_free(j);
 	return 0;
+}
+
+/* ---- --create-key: an app registration through Microsoft Graph ---- */
+
+/* A Graph call: the credential asks for Graph tokens for it, then ARM's
+ * again. */
+static int graph_json(struct pp_prov_ctx *ctx, const char *method, const char *path,
+		      const struct pp_json *body, struct pp_json **out, struct pp_error *err)
+{
+	struct az *a = ctx->state;
+	char u[1024];
+	int rc;
+
+	if ((size_t)snprintf(u, sizeof(u), "%s%s", a->graph, path) >= sizeof(u))
+		return pp_fail(err, PP_EINVALID, "Graph URL too long");
+	pp_cred_set_scope(ctx->cred, NULL, "graph");
+	rc = pp_prov_json(ctx, method, u, body, out, err);
+	pp_cred_set_scope(ctx->cred, NULL, "arm");
+	return rc;
+}
+
+static bool app_tagged(const struct pp_json *app, const char *tag)
+{
+	pp_json_foreach (t, pp_json_get(app, "tags"))
+		if (t->str && !strcmp(t->str, tag))
+			return true;
+	return false;
+}
+
+static int app_get(struct pp_prov_ctx *ctx, struct pp_json **out, struct pp_error *err)
+{
+	struct az *a = ctx->state;
+	char path[256];
+
+	snprintf(path, sizeof(path), "/applications(uniqueName='%s')", a->app_unique);
+	return graph_json(ctx, "GET", path, NULL, out, err);
+}
+
+static void app_learn(struct az *a, const struct pp_json *app)
+{
+	snprintf(a->app_object, sizeof(a->app_object), "%s", pp_json_get_string(app, "id") ?: "");
+	snprintf(a->app_client, sizeof(a->app_client), "%s",
+		 pp_json_get_string(app, "appId") ?: "");
+}
+
+static int app_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
+{
+	struct az *a = ctx->state;
+	struct pp_json *body = pp_json_new(PP_JSON_OBJECT), *tags = pp_json_new(PP_JSON_ARRAY);
+	struct pp_json *got = NULL;
+	char name[PP_NAME_MAX + 64];
+	int rc;
+
+	snprintf(name, sizeof(name), "pushpool dispatcher %s", ctx->pool->name);
+	if (!body || !tags || pp_json_append(tags, pp_json_new_string(a->tag)) ||
+	    pp_json_set_string(body, "displayName", name) ||
+	    pp_json_set_string(body, "uniqueName", a->app_unique) ||
+	    pp_json_set(body, "tags", tags)) {
+		pp_json_free(tags);
+		pp_json_free(body);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	rc = graph_json(ctx, "POST", "/applications", body, &got, err);
+	pp_json_free(body);
+	if (rc && rc != PP_ENOMEM) {
+		/* Made by a killed apply: the uniqueName is taken. Ours if tagged. */
+		struct pp_error first = *err;
+
+		pp_json_free(got);
+		got = NULL;
+		pp_error_clear(err);
+		if (app_get(ctx, &got, err) || !app_tagged(got, a->tag)) {
+			pp_json_free(got);
+			*err = first;
+			return first.code;
+		}
+		rc = 0;
+	}
+	if (!rc)
+		app_learn(a, got);
+	pp_json_free(got);
+	if (!rc && !a->app_object[0])
+		rc = pp_fail(err, PP_EINVALID, "%s: the answer has no id", res->name);
+	return rc;
+}
+
+static int app_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
+{
+	char path[256];
+	int rc;
+
+	snprintf(path, sizeof(path), "/applications/%s", res->data);
+	rc = graph_json(ctx, "DELETE", path, NULL, NULL, err);
+	return rc == PP_ENOTFOUND ? (pp_error_clear(err), 0) : rc;
+}
+
+static const struct pp_prov_kind kind_app = {
+	.name = "app-registration",
+	.create_perms = "Graph Application.ReadWrite.OwnedBy",
+	.destroy_perms = "Graph Application.ReadWrite.OwnedBy",
+	.create = app_create,
+	.remove = app_remove,
+};
+
+static int sp_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
+{
+	struct az *a = ctx->state;
+	struct pp_json *body = pp_json_new(PP_JSON_OBJECT), *tags = pp_json_new(PP_JSON_ARRAY);
+	struct pp_json *got = NULL;
+	char path[256];
+	int rc;
+
+	if (!body || !tags || pp_json_append(tags, pp_json_new_string(a->tag)) ||
+	    pp_json_set_string(body, "appId", a->app_client) || pp_json_set(body, "tags", tags)) {
+		pp_json_free(tags);
+		pp_json_free(body);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	rc = graph_json(ctx, "POST", "/servicePrincipals", body, &got, err);
+	pp_json_free(body);
+	if (rc == PP_ECONFLICT) {
+		/* Made by a killed apply: the app's one principal. */
+		pp_error_clear(err);
+		snprintf(path, sizeof(path), "/servicePrincipals(appId='%s')", a->app_client);
+		rc = graph_json(ctx, "GET", path, NULL, &got, err);
+	}
+	if (!rc)
+		snprintf(a->sp_id, sizeof(a->sp_id), "%s", pp_json_get_string(got, "id") ?: "");
+	pp_json_free(got);
+	if (!rc && !a->sp_id[0])
+		rc = pp_fail(err, PP_EINVALID, "%s: the answer has no id", res->name);
+	return rc;
+}
+
+static const struct pp_prov_kind kind_sp = {
+	.name = "service-principal",
+	.create_perms = "Graph Application.ReadWrite.OwnedBy",
+	.destroy_perms = "(deleted with the app)",
+	.create = sp_create,
+};
+
+/* The keyId of the secret an earlier apply wrote here; "" if none. */
+static void local_secret(const struct pp_prov_ctx *ctx, char *key, size_t ksize, char *end,
+			 size_t esize)
+{
+	char path[4200];
+	struct pp_json *j = NULL;
+
+	key[0] = end[0] = '\0';
+	if (!ctx->opts->keydir)
+		return;
+	/* Both files, or the secret is lost here. */
+	snprintf(path, sizeof(path), "%s/" SECRET_FILE, ctx->opts->keydir);
+	if (access(path, R_OK))
+		return;
+	snprintf(path, sizeof(path), "%s/" SECRET_META, ctx->opts->keydir);
+	if (!pp_json_parse_file(path, NULL, &j, NULL)) {
+		snprintf(key, ksize, "%s", pp_json_get_string(j, "keyId") ?: "");
+		snprintf(end, esize, "%s", pp_json_get_string(j, "endDateTime") ?: "");
+	}
+	pp_json_free(j);
+}
+
+static int secret_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
+{
+	struct az *a = ctx->state;
+	struct pp_json *app = NULL, *got = NULL, *body, *pc;
+	char path[256], end[PP_TIME_LEN];
+	int rc;
+
+	/* No secret file here: the app's secrets of ours are orphans (an apply
+	 * killed between addPassword and writing the file). */
+	if ((rc = app_get(ctx, &app, err)))
+		return rc;
+	pp_json_foreach (p, pp_json_get(app, "passwordCredentials")) {
+		const char *d = pp_json_get_string(p, "displayName");
+		struct pp_json *rm = pp_json_new(PP_JSON_OBJECT);
+
+		if (!d || strcmp(d, a->tag)) {
+			pp_json_free(rm);
+			continue;
+		}
+		snprintf(path, sizeof(path), "/applications/%s/removePassword", a->app_object);
+		rc = !rm || pp_json_set_string(rm, "keyId", pp_json_get_string(p, "keyId") ?: "")
+			     ? pp_fail(err, PP_ENOMEM, "out of memory")
+			     : graph_json(ctx, "POST", path, rm, NULL, err);
+		pp_json_free(rm);
+		if (rc)
+			break;
+	}
+	pp_json_free(app);
+	if (rc)
+		return rc;
+	pp_time_format((pp_wall_ms() / 1000 + (int64_t)SECRET_DAYS * 86400) * 1000, false, end);
+	body = pp_json_new(PP_JSON_OBJECT);
+	pc = pp_json_new(PP_JSON_OBJECT);
+	if (!body || !pc || pp_json_set_string(pc, "displayName", a->tag) ||
+	    pp_json_set_string(pc, "endDateTime", end) ||
+	    pp_json_set(body, "passwordCredential", pc)) {
+		pp_json_free(pc);
+		pp_json_free(body);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	snprintf(path, sizeof(path), "/applications/%s/addPassword", a->app_object);
+	rc = graph_json(ctx, "POST", path, body, &got, err);
+	pp_json_free(body);
+	const char *text = pp_json_get_string(got, "secretText");
+
+	if (!rc && (!text || !*text || !(a->secret = strdup(text))))
+		rc = pp_fail(err, PP_EINVALID, "%s: the answer has no secretText", res->name);
+	if (!rc) {
+		pp_secret_register(a->secret);
+		snprintf(a->secret_key, sizeof(a->secret_key), "%s",
+			 pp_json_get_string(got, "keyId") ?: "");
+		snprintf(a->secret_end, sizeof(a->secret_end), "%s",
+			 pp_json_get_string(got, "endDateTime") ?: end);
+	}
+	pp_json_free(got);
+	return rc;
+}
+
+static const struct pp_prov_kind kind_secret = {
+	.name = "client-secret",
+	.create_perms = "Graph Application.ReadWrite.OwnedBy (addPassword, removePassword)",
+	.destroy_perms = "(deleted with the app)",
+	.create = secret_create,
+};
+
+/* The app, its principal and its secret: planned with --create-key, and
+ * shown (so destroy finds them) whenever an earlier keyed apply made them. */
+static int app_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct pp_error *err)
+{
+	struct az *a = ctx->state;
+	struct pp_json *app = NULL, *sp = NULL;
+	struct pp_prov_res *r;
+	char name[PP_PROV_NAME_MAX], path[256], key[64], end[48];
+	int rc = app_get(ctx, &app, err);
+
+	if (rc == PP_ENOTFOUND) {
+		pp_error_clear(err);
+		rc = 0;
+		if (!ctx->opts->create_key)
+			return 0;
+	} else if (rc) {
+		return rc;
+	}
+	if (!(r = pp_prov_plan_add(plan, &kind_app, a->app_unique, err))) {
+		pp_json_free(app);
+		return err->code;
+	}
+	r->state = PP_PROV_ABSENT;
+	if (app) {
+		r->owned = app_tagged(app, a->tag);
+		r->state = r->owned ? PP_PROV_PRESENT : PP_PROV_FOREIGN;
+		if (!r->owned)
+			snprintf(r->note, sizeof(r->note), "no %s tag", a->tag);
+		app_learn(a, app);
+		if (!(r->data = strdup(a->app_object))) {
+			pp_json_free(app);
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+	}
+	bool ours = app && r->owned;
+
+	snprintf(name, sizeof(name), "of %s", a->app_unique);
+	if (!(r = pp_prov_plan_add(plan, &kind_sp, name, err))) {
+		pp_json_free(app);
+		return err->code;
+	}
+	r->state = PP_PROV_ABSENT;
+	r->owned = ours;
+	if (ours) {
+		snprintf(path, sizeof(path), "/servicePrincipals(appId='%s')", a->app_client);
+		rc = graph_json(ctx, "GET", path, NULL, &sp, err);
+		if (rc == PP_ENOTFOUND) {
+			pp_error_clear(err);
+			rc = 0;
+		} else if (!rc) {
+			r->state = PP_PROV_PRESENT;
+			snprintf(a->sp_id, sizeof(a->sp_id), "%s",
+				 pp_json_get_string(sp, "id") ?: "");
+		}
+		pp_json_free(sp);
+	}
+	snprintf(name, sizeof(name), "of %s (" SECRET_FILE ")", a->app_unique);
+	if (!rc && !(r = pp_prov_plan_add(plan, &kind_secret, name, err)))
+		rc = err->code;
+	if (!rc) {
+		size_t n = 0;
+		bool found = false;
+
+		r->state = PP_PROV_ABSENT;
+		r->owned = ours;
+		local_secret(ctx, key, sizeof(key), end, sizeof(end));
+		pp_json_foreach (p, pp_json_get(app, "passwordCredentials")) {
+			const char *d = pp_json_get_string(p, "displayName");
+
+			if (!d || strcmp(d, a->tag))
+				continue;
+			n++;
+			found |= key[0] && !strcmp(pp_json_get_string(p, "keyId") ?: "", key);
+		}
+		if (found) {
+			r->state = PP_PROV_PRESENT;
+			snprintf(r->note, sizeof(r->note), "expires %s", end);
+		} else if (n) {
+			snprintf(r->note, sizeof(r->note),
+				 "%zu secret(s) without a file here: removed first", n);
+		}
+	}
+	pp_json_free(app);
+	return rc;
 }
 
 /* ---- the dispatcher's identity ---- */
@@ -906,11 +1240,6 @@ static int az_open(struct pp_prov_ctx *ctx, struct pp_error *err)
 	if (!a)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	ctx->state = a;
-	if (ctx->opts->create_key)
-		return pp_fail(err, PP_EINVALID,
-			       "azure: --create-key is not available: provisioning grants the "
-			       "pool's own identity (managed identity, workload identity or its "
-			       "service principal)");
 	if (!sub || !*sub)
 		sub = pp_cred_project(ctx->cred);
 	if (!sub || !name_ok(sub, "-", 63))
@@ -934,6 +1263,12 @@ static int az_open(struct pp_prov_ctx *ctx, struct pp_error *err)
 		snprintf(a->location, sizeof(a->location), "%s", loc);
 	}
 	snprintf(a->base, sizeof(a->base), "%s", ctx->endpoint ? ctx->endpoint : ARM_DEFAULT);
+	/* The pool's endpoint serves Graph under /graph/v1.0 (the mock's
+	 * layout). */
+	if (ctx->endpoint)
+		snprintf(a->graph, sizeof(a->graph), "%s/graph/v1.0", ctx->endpoint);
+	else
+		snprintf(a->graph, sizeof(a->graph), GRAPH_DEFAULT);
 	snprintf(a->tag, sizeof(a->tag), "%s=%s", PP_PROV_TAG, ctx->pool->name);
 	snprintf(a->rg_id, sizeof(a->rg_id), "/subscriptions/%s/resourceGroups/%s", a->sub, a->rg);
 	snprintf(a->identity, sizeof(a->identity), "pushpool-%.60s-jobs", s);
@@ -948,6 +1283,12 @@ static int az_open(struct pp_prov_ctx *ctx, struct pp_error *err)
 	snprintf(a->registry_id, sizeof(a->registry_id),
 		 "%s/providers/Microsoft.ContainerRegistry/registries/%s", a->rg_id, a->registry);
 	snprintf(a->login_server, sizeof(a->login_server), "%s.azurecr.io", a->registry);
+	/* App uniqueNames are unique in the tenant: the pool's, and a hash of
+	 * pool and subscription. */
+	slug(ctx->pool->name, 60, true, s, sizeof(s));
+	snprintf(words, sizeof(words), "%s|%s", ctx->pool->name, a->sub);
+	snprintf(a->app_unique, sizeof(a->app_unique), "pushpool-%s-%08x", s,
+		 fnv1a(words, 2166136261u));
 	snprintf(words, sizeof(words), "role|%s|%s", a->rg_id, ctx->pool->name);
 	uuid5(words, guid);
 	snprintf(a->role_def, sizeof(a->role_def), "%s", guid);
@@ -991,12 +1332,45 @@ static int roledef_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, b
 	return 0;
 }
 
+/* The dispatcher's role on the group for principal (who: its label): the
+ * one planned, and in destroy mode whichever an earlier apply granted. */
+static int grant_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, const char *who,
+			 const char *principal, const char *type, bool rg_there,
+			 struct pp_error *err)
+{
+	struct az *a = ctx->state;
+	char contributor[256], label[PP_PROV_NAME_MAX];
+	int rc = 0;
+
+	snprintf(contributor, sizeof(contributor),
+		 "/subscriptions/%s/providers/Microsoft.Authorization/"
+		 "roleDefinitions/" ROLE_CONTRIBUTOR,
+		 a->sub);
+	for (int pass = 0; !rc && pass < 2; pass++) {
+		bool contrib = pass ? !ctx->opts->contributor : ctx->opts->contributor;
+		size_t n = plan->n;
+
+		if (pass && ctx->mode != PP_PROV_MODE_DESTROY)
+			break;
+		snprintf(label, sizeof(label), "%s on %s for %s",
+			 contrib ? "Contributor" : "pushpool dispatcher role", a->rg, who);
+		rc = ra_inspect(ctx, plan, label, a->rg_id, contrib ? contributor : a->role_def_id,
+				principal, type, rg_there, err);
+		if (!rc && pass && plan->v[n].state == PP_PROV_ABSENT) {
+			free(plan->v[n].data); /* nothing to show */
+			plan->v[n].data = NULL;
+			plan->n = n;
+		}
+	}
+	return rc;
+}
+
 static int az_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct pp_error *err)
 {
 	struct az *a = ctx->state;
 	struct pp_json *ident = NULL, *reg = NULL;
 	bool rg_there = false, def_there = false, destroy = ctx->mode == PP_PROV_MODE_DESTROY;
-	char contributor[256], label[PP_PROV_NAME_MAX];
+	char label[PP_PROV_NAME_MAX];
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < sizeof(providers) / sizeof(*providers); i++)
@@ -1045,36 +1419,67 @@ static int az_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct
 		if (!rc && !def_there)
 			plan->n = n; /* nothing to show */
 	}
+	bool keyed = ctx->opts->create_key;
+
 	if (!rc)
+		rc = app_inspect(ctx, plan, err);
+	/* Keyless: the pool's own identity (in destroy mode too, whatever the
+	 * flags; not twice when the pool's identity is the app). */
+	if (!rc && (!keyed || destroy))
 		rc = dispatcher_principal(ctx, a, err);
-	if (!rc) {
-		snprintf(contributor, sizeof(contributor),
-			 "/subscriptions/%s/providers/Microsoft.Authorization/"
-			 "roleDefinitions/" ROLE_CONTRIBUTOR,
-			 a->sub);
-		bool contrib = ctx->opts->contributor;
-
-		snprintf(label, sizeof(label), "%s on %s for %s %s",
-			 contrib ? "Contributor" : "pushpool dispatcher role", a->rg, a->dsp_type,
-			 a->dsp_principal);
-		rc = ra_inspect(ctx, plan, label, a->rg_id, contrib ? contributor : a->role_def_id,
-				a->dsp_principal, a->dsp_type, rg_there, err);
-		if (!rc && destroy) {
-			/* Whichever role an earlier apply granted. */
-			snprintf(label, sizeof(label), "%s on %s for %s %s",
-				 !contrib ? "Contributor" : "pushpool dispatcher role", a->rg,
-				 a->dsp_type, a->dsp_principal);
-			size_t n = plan->n;
-
-			rc = ra_inspect(ctx, plan, label, a->rg_id,
-					!contrib ? contributor : a->role_def_id, a->dsp_principal,
-					a->dsp_type, rg_there, err);
-			if (!rc && plan->v[n].state == PP_PROV_ABSENT) {
-				free(plan->v[n].data);
-				plan->n = n;
-			}
-		}
+	if (!rc && (!keyed || destroy) &&
+	    !(a->sp_id[0] && !strcasecmp(a->sp_id, a->dsp_principal))) {
+		snprintf(label, sizeof(label), "%s %s", a->dsp_type, a->dsp_principal);
+		rc = grant_inspect(ctx, plan, label, a->dsp_principal, a->dsp_type, rg_there, err);
 	}
+	if (!rc && (keyed || (destroy && a->app_object[0]))) {
+		snprintf(label, sizeof(label), "ServicePrincipal of %s", a->app_unique);
+		rc = grant_inspect(ctx, plan, label, a->sp_id[0] ? a->sp_id : "=",
+				   "ServicePrincipal", rg_there, err);
+	}
+	return rc;
+}
+
+/* The secret (made now, or by an earlier apply), its keyId and expiry,
+ * and the section that points the pool at the app. */
+static int secret_outputs(struct pp_prov_ctx *ctx, struct az *a, struct pp_prov_out *out,
+			  struct pp_error *err)
+{
+	const struct pp_cred_conf *cc = ctx->cred_conf;
+	struct pp_json *meta = pp_json_new(PP_JSON_OBJECT);
+	char path[4200], *text = NULL, *secret = NULL;
+	int rc = 0;
+
+	if (!a->secret) {
+		snprintf(path, sizeof(path), "%s/" SECRET_FILE, ctx->opts->keydir);
+		rc = pp_file_read_secret(path, "client secret", PP_EINVALID, &secret, err);
+		local_secret(ctx, a->secret_key, sizeof(a->secret_key), a->secret_end,
+			     sizeof(a->secret_end));
+	}
+	if (!rc && (!meta || pp_json_set_string(meta, "keyId", a->secret_key) ||
+		    pp_json_set_string(meta, "endDateTime", a->secret_end) ||
+		    !(text = pp_json_to_string(meta, PP_JSON_COMPACT))))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc)
+		rc = pp_prov_out_file(out, SECRET_FILE, a->secret ? a->secret : secret, err) ?:
+		     pp_prov_out_file(out, SECRET_META, text, err) ?:
+		     pp_prov_out_cred(out, "type", "azure", err) ?:
+		     pp_prov_out_cred(out, "source", "secret", err) ?:
+		     pp_prov_out_cred(out, "tenant_id", cc->tenant_id ? cc->tenant_id : "", err) ?:
+		     pp_prov_out_cred(out, "client_id", a->app_client, err) ?:
+		     pp_prov_out_cred(out, "client_secret_file", "@" SECRET_FILE, err) ?:
+		     pp_prov_out_cred(out, "client_secret_expires", a->secret_end, err) ?:
+		     pp_prov_out_cred(out, "subscription_id", a->sub, err);
+	/* A token endpoint the configuration overrides (a sovereign cloud,
+	 * the mock) serves the new app too. */
+	if (!rc && cc->authority && *cc->authority)
+		rc = pp_prov_out_cred(out, "authority", cc->authority, err);
+	if (secret) {
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
+	free(text);
+	pp_json_free(meta);
 	return rc;
 }
 
@@ -1105,15 +1510,23 @@ static int az_outputs(struct pp_prov_ctx *ctx, struct pp_prov_out *out, struct p
 		pp_json_free(reg);
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
-	if (asprintf(&hint, "Images: push them to %s/IMAGE (the jobs pull as %s)", a->login_server,
-		     a->identity) < 0)
+	if (asprintf(&hint,
+		     "Images: push them to %s/IMAGE (the jobs pull as %s); container groups run "
+		     "in %s, the resource group's location",
+		     a->login_server, a->identity, a->location) < 0)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	out->next_hint = hint;
-	return 0;
+	return ctx->opts->create_key ? secret_outputs(ctx, a, out, err) : 0;
 }
 
 static void az_close(struct pp_prov_ctx *ctx)
 {
+	struct az *a = ctx->state;
+
+	if (a && a->secret) {
+		explicit_bzero(a->secret, strlen(a->secret));
+		free(a->secret);
+	}
 	free(ctx->state);
 	ctx->state = NULL;
 }

@@ -115,4 +115,46 @@ injected=$(curl -fsS "$BASE/control/stats" | jq '[.keyed.injected // {} | to_ent
 pp provision destroy -p etl --yes </dev/null >/dev/null || fail "destroy etl"
 state | jq -e '[.groups[] | select(.id | endswith("/etl-rg"))] | length == 0' >/dev/null || fail "etl-rg left: $(state)"
 
-echo "ok   provision_azure: plan, apply (providers registered, PrincipalNotFound retried), idempotent re-apply, run --wait, destroy to the subscription as before, a foreign registry blocks and stays, --contributor under faults"
+# 8. --create-key: an app registration of its own through Microsoft Graph,
+# tagged, with one client secret written 0600 and its expiry recorded; the
+# written credentials run a job; check warns 30 days before the secret ends;
+# a secret whose file was lost is replaced, never leaked; destroy removes
+# the app.
+graph() {
+	curl -fsS "$BASE/azure/control/graph"
+}
+out=$(pp pool create keyed --type azure-container-instance:push --credentials az --endpoint "$BASE/azure" \
+	--location westeurope --set image=repo/flows:1 --provision-infra --create-key --yes </dev/null) || fail "pool create --create-key: $out"
+echo "$out" | grep -q 'create client-secret of pushpool-keyed-' || fail "no secret step: $out"
+echo "$out" | grep -Eq 'create role-assignment pushpool dispatcher role on pushpool-keyed for ServicePrincipal of pushpool-keyed-' ||
+	fail "the app was not granted: $out"
+secret="$T/state/provision/keyed/client_secret"
+[ "$(stat -c %a "$secret")" = 600 ] || fail "secret file mode $(stat -c %a "$secret" 2>&1)"
+kd="$T/pushpool.conf.d/50-provision-keyed.conf"
+grep -q '^\[credentials "keyed-provisioned"\]' "$kd" || fail "no credentials section: $(cat "$kd")"
+expires=$(sed -n 's/^client_secret_expires = //p' "$kd")
+[ -n "$expires" ] || fail "no client_secret_expires: $(cat "$kd")"
+graph | jq -e '.applications | length == 1 and (.[0].tags | index("pushpool-pool=keyed")) and
+	(.[0].passwordCredentials | length == 1)' >/dev/null || fail "graph: $(graph)"
+grep -q "$(cat "$secret")" "$T/mock.log" && fail "the secret reached the mock's log"
+out=$(pp run -p keyed --wait) || fail "run with the new app's secret: $out"
+echo "$out" | grep -q '^SUCCEEDED' || fail "run with the new secret did not succeed: $out"
+pp check >"$T/out" 2>&1 || fail "check: $(cat "$T/out")"
+grep -q 'client secret expire' "$T/out" && fail "a new secret is called expiring: $(cat "$T/out")"
+soon=$(date -u -d '+10 days' +%Y-%m-%dT%H:%M:%SZ)
+sed -i "s/^client_secret_expires = .*/client_secret_expires = $soon/" "$kd"
+pp check >"$T/out" 2>&1 || fail "check with an expiring secret: $(cat "$T/out")"
+grep -q "warning: credentials \"keyed-provisioned\": the client secret expires on $soon, in [0-9]* days" "$T/out" ||
+	fail "no warning about the expiring secret: $(cat "$T/out")"
+rm -f "$secret"
+out=$(pp provision apply -p keyed --create-key --credentials az --yes </dev/null) || fail "re-apply after a lost secret: $out"
+[ -f "$secret" ] || fail "no new secret file"
+graph | jq -e '.applications[0].passwordCredentials | length == 1' >/dev/null || fail "a secret leaked: $(graph)"
+c1=$(changes)
+out=$(pp provision apply -p keyed --create-key --credentials az --yes </dev/null) || fail "re-apply keyed: $out"
+echo "$out" | grep -q 'Nothing to do' || fail "keyed re-apply had work: $out"
+out=$(pp provision destroy -p keyed --credentials az --yes </dev/null) || fail "destroy keyed: $out"
+graph | jq -e '.applications | length == 0' >/dev/null || fail "destroy left the app: $(graph)"
+[ ! -e "$T/state/provision/keyed" ] || fail "destroy left the secret file"
+
+echo "ok   provision_azure: plan, apply (providers registered, PrincipalNotFound retried), idempotent re-apply, run --wait, destroy to the subscription as before, a foreign registry blocks and stays, --contributor under faults, --create-key through Graph and check's expiry warning"
