@@ -1,8 +1,10 @@
 /* Mock Azure: the Entra ID v2 token endpoint (client secret, or an RS256
  * client assertion verified against a configured certificate), the IMDS
  * managed-identity endpoint, and ARM containerGroups (create-or-update, get
- * with an instance view that follows the mock timeline, async delete) plus a
- * resource group read, all bearer-protected.
+ * with an instance view that follows the mock timeline, async delete), all
+ * bearer-protected. Resource groups, the other provisioning APIs
+ * (mock/azure_infra.c) and Microsoft Graph (mock/azure_graph.c) share its
+ * tokens and state. Access tokens are JWT-shaped with Entra's oid claim.
  *
  * Clients come from the environment, so the shared mock flags stay as they
  * are: PUSHPOOL_MOCK_AZURE_CLIENTS="ID:SECRET[,ID:SECRET...]" and
@@ -1119,20 +1121,6 @@ static void arm_unmatched(struct pp_mock_call *c, bool other_method)
 		arm_error(c->resp, 404, "InvalidResourceType", "No route for %s", c->req->subpath);
 }
 
-static void resource_group_get(struct pp_mock_call *c)
-{
-	const char *sub = pp_mock_param(&c->params, "sub");
-	const char *rg = pp_mock_param(&c->params, "rg");
-
-	snprintf(c->resp->action, sizeof(c->resp->action), "ResourceGroups_Get");
-	pp_mock_resp_printf(c->resp, 200, AZ_JSON,
-			    "{\"id\":\"/subscriptions/%s/resourceGroups/%s\","
-			    "\"name\":\"%s\","
-			    "\"location\":\"" AZ_LOCATION "\",\"properties\":"
-			    "{\"provisioningState\":\"Succeeded\"}}",
-			    sub, rg, rg);
-}
-
 /* The status of an operation, or (with a trailing segment) its result. */
 static void operation_route(struct pp_mock_call *c)
 {
@@ -1291,8 +1279,6 @@ static const struct pp_mock_router azure_control_router = {
 	"containerGroups"
 #define GROUP GROUPS "/{name}"
 static const struct pp_mock_route arm_routes[] = {
-	{"GET", "/azure/subscriptions/{sub}/resourcegroups/{rg}", resource_group_get,
-	 .changes = false},
 	{"GET", OPS, operation_route, .changes = false},
 	{"GET", OPS "/{what}", operation_route, .changes = false},
 	{"GET", GROUPS, group_list_route, .changes = false},
@@ -1472,6 +1458,7 @@ static void azure_stats(struct pp_mock *m, void *state, struct pp_json *live)
 		live_groups += !g->deleting;
 	pp_json_set_int(live, "live_container_groups", live_groups);
 	pp_mock_azi_stats(st->infra, live);
+	pp_mock_azg_stats(st->graph, live);
 }
 
 const struct pp_mock_api pp_mock_api_azure = {

@@ -36,6 +36,7 @@ struct pp_mock_azg *pp_mock_azg_of(void *state);
 struct pp_mock_azg *pp_mock_azg_new(void);
 void pp_mock_azg_free(struct pp_mock_azg *g);
 void pp_mock_azg_reset(struct pp_mock_azg *g);
+void pp_mock_azg_stats(const struct pp_mock_azg *g, struct pp_json *live);
 /* A service principal with object id pid exists and has replicated. */
 bool pp_mock_azg_principal_ready(const struct pp_mock_azg *g, const char *pid, double now);
 extern const struct pp_mock_router pp_mock_azg_router;

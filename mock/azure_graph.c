@@ -91,6 +91,21 @@ void pp_mock_azg_free(struct pp_mock_azg *g)
 	free(g);
 }
 
+void pp_mock_azg_stats(const struct pp_mock_azg *g, struct pp_json *live)
+{
+	long long apps = 0, secrets = 0, sps = 0;
+
+	for (const struct azg_app *a = g->apps; a; a = a->next) {
+		apps++;
+		secrets += (long long)a->npw;
+	}
+	for (const struct azg_sp *s = g->sps; s; s = s->next)
+		sps++;
+	pp_json_set_int(live, "live_graph_applications", apps);
+	pp_json_set_int(live, "live_graph_client_secrets", secrets);
+	pp_json_set_int(live, "live_graph_service_principals", sps);
+}
+
 bool pp_mock_azg_principal_ready(const struct pp_mock_azg *g, const char *pid, double now)
 {
 	for (const struct azg_sp *s = g->sps; s; s = s->next)

@@ -57,7 +57,9 @@
  * own: a re-apply must write the same outputs again, and a key created
  * but never written, by an apply killed in between, must be deleted, not
  * leaked). AWS: pp_cred_set_scope(ctx->cred, region, service) before each
- * service's calls, since the credential signs for one scope at a time.
+ * service's calls, since the credential signs for one scope at a time;
+ * Azure: pp_cred_set_scope(ctx->cred, NULL, "graph") for Microsoft Graph
+ * tokens, "arm" back (provision/azure.c's graph_json).
  *
  * Modes: inspect runs for plan and apply (ctx->mode APPLY) and for destroy
  * (DESTROY): in destroy mode list everything an earlier apply may have made
