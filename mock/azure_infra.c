@@ -401,8 +401,10 @@ static void provider_set(struct pp_mock_call *c, bool reg)
 	const char *sub = pp_mock_param(&c->params, "sub"), *ns = pp_mock_param(&c->params, "ns");
 	char id[400];
 	struct pp_json *cur = provider_view(c, sub, ns);
-	const char *st = pp_json_get_string(cur, "registrationState") ?: "";
+	char st[32];
 	struct azi_obj *o;
+
+	snprintf(st, sizeof(st), "%s", pp_json_get_string(cur, "registrationState") ?: "");
 
 	snprintf(c->resp->action, sizeof(c->resp->action), "%s",
 		 reg ? "Providers_Register" : "Providers_Unregister");
