@@ -57,6 +57,7 @@ struct azi_op {
 	struct azi_op *next;
 	char id[37];
 	double done_at;
+	bool fails; /* ends Failed (the step fault arminfra.operation) */
 };
 
 struct azi_sub {
@@ -597,9 +598,15 @@ static void op_async(struct pp_mock_call *c)
 	if (!o)
 		arm_error(c->resp, 404, "NotFound", "no operation %s",
 			  pp_mock_param(&c->params, "op"));
+	else if (pp_mock_clock(c->m) < o->done_at)
+		pp_mock_resp_printf(c->resp, 200, JSON_CT, "{\"status\":\"InProgress\"}");
+	else if (o->fails)
+		pp_mock_resp_printf(c->resp, 200, JSON_CT,
+				    "{\"status\":\"Failed\",\"error\":{\"code\":"
+				    "\"QuotaExceeded\",\"message\":\"The subscription has reached "
+				    "its limit of Basic registries (mock step fault).\"}}");
 	else
-		pp_mock_resp_printf(c->resp, 200, JSON_CT, "{\"status\":\"%s\"}",
-				    pp_mock_clock(c->m) < o->done_at ? "InProgress" : "Succeeded");
+		pp_mock_resp_printf(c->resp, 200, JSON_CT, "{\"status\":\"Succeeded\"}");
 }
 
 /* ---- identities and registries ---- */
@@ -715,13 +722,17 @@ static void registry_put(struct pp_mock_call *c)
 		arm_error(c->resp, 500, "InternalServerError", "mock: out of memory");
 		return;
 	}
-	pp_mock_count(c->m, "azure_changes", c->resp->action);
 	struct azi_op *op = op_new(c);
 
 	if (!op) {
 		arm_error(c->resp, 500, "InternalServerError", "mock: out of memory");
 		return;
 	}
+	/* "arminfra.operation": the PUT is accepted, its operation ends
+	 * Failed, and the registry is not made. */
+	op->fails = pp_mock_step_fault(c->m, "arminfra.operation");
+	if (!op->fails)
+		pp_mock_count(c->m, "azure_changes", c->resp->action);
 	snprintf(u, sizeof(u),
 		 "%s/azure/subscriptions/%s/providers/Microsoft.ContainerRegistry/locations/%s/"
 		 "operationResults/%s?api-version=%s",
@@ -730,6 +741,8 @@ static void registry_put(struct pp_mock_call *c)
 		 pp_mock_arg(c->req, "api-version"));
 	answer(c, existed ? 200 : 201, o->j);
 	pp_mock_resp_header(c->resp, "Azure-AsyncOperation", u);
+	if (op->fails && !existed)
+		obj_unlink(a, o);
 }
 
 static void res_get(struct pp_mock_call *c, enum azi_kind kind, const char *type,

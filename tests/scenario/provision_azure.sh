@@ -84,6 +84,22 @@ rc=0
 pp provision plan -p aci --location westeurope >/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "plan after destroy exited $rc"
 
+# An asynchronous operation that ends Failed: apply stops there with the
+# cloud's words and no registry; the next apply finishes the job.
+control /control/faults '{"api": "arminfra.operation", "error_rate": 1}'
+rc=0
+pp provision apply -p aci --location westeurope --yes </dev/null >"$T/out" 2>&1 || rc=$?
+control /control/faults '{"api": "arminfra.operation", "error_rate": 0}'
+[ $rc -eq 65 ] || fail "apply through a failed operation exited $rc: $(cat "$T/out")"
+grep -q 'operation Failed: QuotaExceeded: The subscription has reached its limit' "$T/out" ||
+	fail "not the cloud's words: $(cat "$T/out")"
+state | jq -e '[.registries[] | select(.id | contains("/pushpool-aci/"))] | length == 0' >/dev/null ||
+	fail "a failed create left a registry: $(state)"
+pp provision apply -p aci --yes </dev/null >"$T/out" 2>&1 || fail "apply after the failed operation: $(cat "$T/out")"
+[ "$(state)" = "$after" ] || fail "after the failed operation and a re-run: $(state) != $after"
+pp provision destroy -p aci --yes </dev/null >"$T/out" 2>&1 || fail "destroy: $(cat "$T/out")"
+[ "$(state)" = "$before" ] || fail "destroy left: $(state)"
+
 # 6. a foreign registry holding the name: apply stops before its first
 # change; the pool's team group is used as it is and kept by destroy.
 reg=$(echo "$after" | jq -r '.registries[] | select(.id | contains("/pushpool-aci/")) | .id | sub(".*/"; "")')
@@ -99,9 +115,9 @@ out=$(pp provision destroy -p aci --yes </dev/null) || fail "destroy with foreig
 state | jq -e ".registries[] | select(.id | endswith(\"/$reg\"))" >/dev/null || fail "destroy removed a foreign registry"
 state | jq -e '.groups[] | select(.id | endswith("/pushpool-aci"))' >/dev/null || fail "destroy removed a foreign group"
 
-# 7. --contributor, through throttling and 5xx on every provisioning call,
+# 7. --contributor, through throttling (Retry-After: 1) and 5xx on the calls,
 # in a group of the pool's own naming.
-control /control/faults '{"api": "arminfra", "throttle_rate": 0.3, "error_rate": 0.1, "retry_after": 0}'
+control /control/faults '{"api": "arminfra", "throttle_rate": 0.1, "error_rate": 0.2, "retry_after": 0}'
 out=$(pp pool create etl --type azure-container-instance:push --credentials az --endpoint "$BASE/azure" \
 	--set resource_group_name=etl-rg --location northeurope --contributor --provision-infra --yes </dev/null) ||
 	fail "pool create: $out"
@@ -157,4 +173,4 @@ out=$(pp provision destroy -p keyed --credentials az --yes </dev/null) || fail "
 graph | jq -e '.applications | length == 0' >/dev/null || fail "destroy left the app: $(graph)"
 [ ! -e "$T/state/provision/keyed" ] || fail "destroy left the secret file"
 
-echo "ok   provision_azure: plan, apply (providers registered, PrincipalNotFound retried), idempotent re-apply, run --wait, destroy to the subscription as before, a foreign registry blocks and stays, --contributor under faults, --create-key through Graph and check's expiry warning"
+echo "ok   provision_azure: plan, apply (providers registered, PrincipalNotFound retried), idempotent re-apply, run --wait, destroy to the subscription as before, a failed operation, a foreign registry blocks and stays, --contributor under faults, --create-key through Graph and check's expiry warning"
