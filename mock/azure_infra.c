@@ -1085,6 +1085,46 @@ static void assign_delete(struct pp_mock_call *c)
 	pp_mock_count(c->m, "azure_changes", "RoleAssignments_Delete");
 }
 
+/* RoleAssignments_ListForScope: the assignments at the scope (and, as
+ * Azure's atScope() aside, below it), $filter "principalId eq 'ID'" the
+ * only filter served. */
+static void assign_list(struct pp_mock_call *c)
+{
+	struct pp_mock_azi *a = pp_mock_azi_of(c->state);
+	const char *filter = pp_mock_arg(c->req, "$filter");
+	char scope[800], principal[64] = "";
+	struct pp_json *root = pp_json_new(PP_JSON_OBJECT), *list = pp_json_new(PP_JSON_ARRAY);
+	size_t n;
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "RoleAssignments_ListForScope");
+	snprintf(scope, sizeof(scope), "%s", c->req->path + strlen("/azure"));
+	scope[strcspn(scope, "?")] = '\0';
+	if (strlen(scope) > strlen("/providers/Microsoft.Authorization/roleAssignments"))
+		scope[strlen(scope) -
+		      strlen("/providers/Microsoft.Authorization/roleAssignments")] = '\0';
+	if (filter && (sscanf(filter, "principalId eq '%63[^']'", principal) != 1)) {
+		pp_json_free(root);
+		pp_json_free(list);
+		arm_error(c->resp, 400, "UnsupportedQuery", "The filter '%s' is not supported.",
+			  filter);
+		return;
+	}
+	n = strlen(scope);
+	for (struct azi_obj *o = a->objs; o && list; o = o->next) {
+		const struct pp_json *p = pp_json_get(o->j, "properties");
+		const char *at = pp_json_get_string(p, "scope") ?: "";
+
+		if (o->kind != K_ASSIGN || strncasecmp(at, scope, n) || (at[n] && at[n] != '/') ||
+		    (principal[0] &&
+		     strcasecmp(pp_json_get_string(p, "principalId") ?: "", principal)))
+			continue;
+		pp_json_append(list, pp_json_clone(o->j));
+	}
+	pp_json_set(root, "value", list);
+	answer(c, 200, root);
+	pp_json_free(root);
+}
+
 static void unmatched(struct pp_mock_call *c, bool other_method)
 {
 	arm_error(c->resp, other_method ? 405 : 404,
@@ -1114,6 +1154,12 @@ static const struct pp_mock_route routes[] = {
 	{"PUT", RG, rg_put, .validate = v_rg_put, .changes = true},
 	{"DELETE", RG, rg_delete, .changes = true},
 	{"GET", RG "/resources", rg_resources, .changes = false},
+	{"GET", RG "/providers/Microsoft.Authorization/roleAssignments", assign_list,
+	 .changes = false},
+	{"GET",
+	 RG "/providers/Microsoft.ContainerRegistry/registries/{reg}/providers/"
+	    "Microsoft.Authorization/roleAssignments",
+	 assign_list, .changes = false},
 	{"PUT", RG RA, assign_put, .validate = v_assign_put, .changes = true},
 	{"GET", RG RA, assign_get, .changes = false},
 	{"DELETE", RG RA, assign_delete, .changes = true},
@@ -1217,6 +1263,22 @@ static void control_plant(struct pp_mock_call *c)
 			 pp_json_get_string(r, "name") ?: "");
 		set_tracked(j, id, pp_json_get_string(r, "name") ?: "", type, r);
 		obj_put(a, k ? K_REGISTRY : K_IDENTITY, id, j);
+	}
+	if ((r = pp_json_get(b, "role_assignment"))) {
+		/* {"scope", "name", "role", "principal", "type"}: granted by hand. */
+		struct pp_json *j = pp_json_new(PP_JSON_OBJECT), *p = pp_json_new(PP_JSON_OBJECT);
+
+		snprintf(id, sizeof(id), "%s/providers/Microsoft.Authorization/roleAssignments/%s",
+			 pp_json_get_string(r, "scope") ?: "", pp_json_get_string(r, "name") ?: "");
+		pp_json_set_string(p, "scope", pp_json_get_string(r, "scope") ?: "");
+		pp_json_set_string(p, "roleDefinitionId", pp_json_get_string(r, "role") ?: "");
+		pp_json_set_string(p, "principalId", pp_json_get_string(r, "principal") ?: "");
+		pp_json_set_string(p, "principalType", pp_json_get_string(r, "type") ?: "User");
+		pp_json_set_string(j, "id", id);
+		pp_json_set_string(j, "name", pp_json_get_string(r, "name") ?: "");
+		pp_json_set_string(j, "type", "Microsoft.Authorization/roleAssignments");
+		pp_json_set(j, "properties", p);
+		obj_put(a, K_ASSIGN, id, j);
 	}
 	pp_mock_resp_printf(c->resp, 200, "text/plain", "ok\n");
 }

@@ -741,11 +741,6 @@ static int ra_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp
 	}
 	for (int attempt = 0; attempt < REPLICATION_TRIES; attempt++) {
 		rc = pp_prov_json(ctx, "PUT", u, body, NULL, err);
-		if (rc == PP_ECONFLICT && strstr(err->msg, "RoleAssignmentExists")) {
-			/* Made by a killed apply: the same name holds the same grant. */
-			pp_error_clear(err);
-			rc = 0;
-		}
 		if (!rc || !strstr(err->msg, "PrincipalNotFound"))
 			break;
 		pp_info("provision: principal %s not yet replicated; trying again", r.principal);
@@ -781,6 +776,38 @@ static const struct pp_prov_kind kind_ra = {
 	.remove = ra_remove,
 };
 
+/* Not under our name: the same role may be granted to the principal at
+ * this scope by someone else (RoleAssignments_ListForScope filtered by
+ * principalId). Then it is there, not ours, and kept; a PUT of ours would
+ * only meet RoleAssignmentExists. */
+static int ra_granted_before(struct pp_prov_ctx *ctx, struct pp_prov_res *r, const struct ra *ra,
+			     struct pp_error *err)
+{
+	struct az *a = ctx->state;
+	struct pp_json *list = NULL;
+	char u[1400];
+	int rc = url(a, u, sizeof(u),
+		     "%s/providers/Microsoft.Authorization/roleAssignments?api-version=%s"
+		     "&$filter=principalId%%20eq%%20%%27%s%%27",
+		     ra->scope, API_AUTHZ, ra->principal);
+
+	if (rc || (rc = get(ctx, u, &list, err)))
+		return rc;
+	pp_json_foreach (x, pp_json_get(list, "value")) {
+		const struct pp_json *p = pp_json_get(x, "properties");
+
+		if (!strcasecmp(pp_json_get_string(p, "roleDefinitionId") ?: "", ra->role) &&
+		    !strcasecmp(pp_json_get_string(p, "scope") ?: "", ra->scope)) {
+			r->state = PP_PROV_PRESENT;
+			snprintf(r->note, sizeof(r->note), "granted before pushpool (%s): kept",
+				 pp_json_get_string(x, "name") ?: "?");
+			break;
+		}
+	}
+	pp_json_free(list);
+	return 0;
+}
+
 /* principal "-": the jobs' identity, known once it exists. */
 static int ra_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, const char *label,
 		      const char *scope, const char *role, const char *principal, const char *type,
@@ -809,7 +836,7 @@ static int ra_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, const 
 	rc = get(ctx, u, &j, err);
 	if (rc == PP_ENOTFOUND) {
 		pp_error_clear(err);
-		return 0;
+		return ra_granted_before(ctx, r, &ra, err);
 	}
 	if (rc)
 		return rc;

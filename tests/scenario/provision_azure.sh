@@ -131,6 +131,26 @@ injected=$(curl -fsS "$BASE/control/stats" | jq '[.keyed.injected // {} | to_ent
 pp provision destroy -p etl --yes </dev/null >/dev/null || fail "destroy etl"
 state | jq -e '[.groups[] | select(.id | endswith("/etl-rg"))] | length == 0' >/dev/null || fail "etl-rg left: $(state)"
 
+# 7b. the team's own group, where an administrator already granted the
+# dispatcher Contributor: the group is used and kept, the grant is shown as
+# there and not ours, and destroy takes only what apply made in the group.
+oid=$(pp provision plan -p aci --location westeurope | grep -o 'for ServicePrincipal [0-9a-f-]*' | head -n 1 | cut -d' ' -f3) || true
+[ -n "$oid" ] || fail "no dispatcher principal in the plan"
+control /azure/control/infra "{\"role_assignment\": {\"scope\": \"/subscriptions/$SUB/resourceGroups/team-rg\",
+	\"name\": \"0f0e0d0c-0b0a-4909-8807-060504030201\", \"principal\": \"$oid\", \"type\": \"ServicePrincipal\",
+	\"role\": \"/subscriptions/$SUB/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c\"}}"
+team=$(state)
+out=$(pp pool create team --type azure-container-instance:push --credentials az --endpoint "$BASE/azure" \
+	--set resource_group_name=team-rg --contributor --provision-infra --yes </dev/null) || fail "pool create team: $out"
+echo "$out" | grep -Eq 'resource-group +/subscriptions/.*/team-rg +present +- .*made before pushpool: used, kept' ||
+	fail "the team's group is not shown as kept: $out"
+echo "$out" | grep -Eq "role-assignment +Contributor on team-rg for ServicePrincipal $oid +present +- .*granted before pushpool" ||
+	fail "the existing grant is not shown: $out"
+state | jq -e '.identities[] | select(.id | endswith("/team-rg/providers/microsoft.managedidentity/userassignedidentities/pushpool-team-jobs"))' >/dev/null ||
+	fail "no identity in the team's group: $(state)"
+out=$(pp provision destroy -p team --yes </dev/null) || fail "destroy team: $out"
+[ "$(state)" = "$team" ] || fail "destroy in the team's group left: $(state) (before: $team)"
+
 # 8. --create-key: an app registration of its own through Microsoft Graph,
 # tagged, with one client secret written 0600 and its expiry recorded; the
 # written credentials run a job; check warns 30 days before the secret ends;
@@ -173,4 +193,4 @@ out=$(pp provision destroy -p keyed --credentials az --yes </dev/null) || fail "
 graph | jq -e '.applications | length == 0' >/dev/null || fail "destroy left the app: $(graph)"
 [ ! -e "$T/state/provision/keyed" ] || fail "destroy left the secret file"
 
-echo "ok   provision_azure: plan, apply (providers registered, PrincipalNotFound retried), idempotent re-apply, run --wait, destroy to the subscription as before, a failed operation, a foreign registry blocks and stays, --contributor under faults, --create-key through Graph and check's expiry warning"
+echo "ok   provision_azure: plan, apply (providers registered, PrincipalNotFound retried), idempotent re-apply, run --wait, destroy to the subscription as before, a failed operation, a foreign registry blocks and stays, --contributor under faults, a team's group and grant kept, --create-key through Graph and check's expiry warning"
