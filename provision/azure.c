@@ -87,7 +87,6 @@ struct az {
 	char identity[128]; /* name */
 	char identity_id[512];
 	char identity_principal[64]; /* once it exists */
-	char identity_client[64];
 	char registry[64];
 	char registry_id[512];
 	char login_server[128];
@@ -504,8 +503,6 @@ static int identity_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, str
 
 		snprintf(a->identity_principal, sizeof(a->identity_principal), "%s",
 			 pp_json_get_string(p, "principalId") ?: "");
-		snprintf(a->identity_client, sizeof(a->identity_client), "%s",
-			 pp_json_get_string(p, "clientId") ?: "");
 		if (!a->identity_principal[0])
 			rc = pp_fail(err, PP_EINVALID, "%s: the answer has no principalId",
 				     res->name);
@@ -1412,8 +1409,6 @@ static int az_inspect(struct pp_prov_ctx *ctx, struct pp_prov_plan *plan, struct
 
 		snprintf(a->identity_principal, sizeof(a->identity_principal), "%s",
 			 pp_json_get_string(p, "principalId") ?: "");
-		snprintf(a->identity_client, sizeof(a->identity_client), "%s",
-			 pp_json_get_string(p, "clientId") ?: "");
 		pp_json_free(ident);
 	}
 	if (!rc)
