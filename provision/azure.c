@@ -23,10 +23,19 @@
  * service principal, workload identity or managed identity), whose object
  * id is the oid claim of its ARM access token. A role assignment to a
  * principal Entra has just made fails with PrincipalNotFound until the
- * principal replicates: retried.
+ * principal replicates: retried. A grant the principal already holds
+ * under another name (made by hand) is shown as there and kept.
  *
- * Endpoints: https://management.azure.com, or the pool's endpoint E
- * (ARM paths under it, as the ACI provider uses it). */
+ * --create-key: an app registration of its own through Microsoft Graph
+ * (its uniqueName deterministic, the tag in its tags), its service
+ * principal, and one client secret (365 days; secrets of the app without a
+ * file here are removed first), written 0600 with a credentials section
+ * that records client_secret_expires for `check`. The app is deleted by
+ * destroy, its principal and secrets with it.
+ *
+ * Endpoints: https://management.azure.com and
+ * https://graph.microsoft.com/v1.0, or with the pool's endpoint E: ARM
+ * paths under E (as the ACI provider uses it) and E/graph/v1.0. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
