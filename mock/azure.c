@@ -49,6 +49,7 @@ struct az_client {
 
 struct az_token {
 	struct az_token *next;
+	bool graph; /* audience: Microsoft Graph, else ARM */
 	char value[512];
 	double expires; /* wall clock */
 };
@@ -282,13 +283,15 @@ static void b64url(const char *in, char *out, size_t size)
  * appid, idtyp ("app" for a service principal or a managed identity). The
  * mock's carry those claims and a random signature it never checks (it
  * knows its own tokens). */
-static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st, const char *client)
+static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st, const char *client,
+				    bool graph)
 {
 	struct az_token *t = calloc(1, sizeof(*t));
 	char hex[65], oid[37], claims[300], payload[420];
 
 	if (!t)
 		return NULL;
+	t->graph = graph;
 	pp_mock_random_hex(m, hex, 64);
 	pp_mock_azure_oid(client, oid);
 	snprintf(claims, sizeof(claims), "{\"oid\":\"%s\",\"appid\":\"%.64s\",\"idtyp\":\"app\"}",
@@ -314,8 +317,10 @@ static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st, c
 }
 
 /* 0 ok; else the ARM error code to answer. */
+/* A token of this mock's, unexpired, for the API's audience (Graph's
+ * tokens are not ARM's and the other way round). */
 static const char *bearer_check(struct pp_mock *m, struct azure_state *st,
-				const struct pp_mock_req *req)
+				const struct pp_mock_req *req, bool graph)
 {
 	const char *auth = pp_mock_header(req, "Authorization");
 	double now = pp_mock_wall(m, pp_mock_clock(m));
@@ -326,7 +331,9 @@ static const char *bearer_check(struct pp_mock *m, struct azure_state *st,
 	pp_mock_lock(m);
 	for (struct az_token *t = st->tokens; t; t = t->next)
 		if (!strcmp(t->value, auth + 7)) {
-			verdict = t->expires > now ? NULL : "ExpiredAuthenticationToken";
+			verdict = t->expires <= now   ? "ExpiredAuthenticationToken"
+				  : t->graph != graph ? "InvalidAuthenticationTokenAudience"
+						      : NULL;
 			break;
 		}
 	pp_mock_unlock(m);
@@ -422,7 +429,9 @@ out:
 static void token_answer(struct pp_mock *m, struct azure_state *st, struct pp_mock_resp *resp,
 			 bool imds, const char *resource, const char *client)
 {
-	struct az_token *t = token_issue(m, st, client);
+	/* The scope (Entra) or resource (IMDS) names the audience. */
+	struct az_token *t =
+		token_issue(m, st, client, !strncmp(resource, "https://graph.microsoft.com", 27));
 	int life = (int)pp_mock_opts(m)->token_lifetime_seconds;
 
 	if (!t) {
@@ -519,7 +528,7 @@ static void entra_token(struct pp_mock *m, struct azure_state *st, const char *t
 			return;
 	}
 	pp_mock_count(m, "entra.tokens", client_id);
-	token_answer(m, st, resp, false, NULL, client_id);
+	token_answer(m, st, resp, false, scope, client_id);
 }
 
 static void imds_token(struct pp_mock *m, struct azure_state *st, const struct pp_mock_req *req,
@@ -1069,7 +1078,7 @@ static bool arm_admit(struct pp_mock_call *c)
 bool pp_mock_azure_admit(struct pp_mock_call *c, const char *fault_api, bool arm)
 {
 	struct pp_mock_resp *resp = c->resp;
-	const char *verdict = bearer_check(c->m, c->state, c->req);
+	const char *verdict = bearer_check(c->m, c->state, c->req, !arm);
 	const char *ver = pp_mock_arg(c->req, "api-version");
 	int retry_after = 0;
 
@@ -1077,13 +1086,19 @@ bool pp_mock_azure_admit(struct pp_mock_call *c, const char *fault_api, bool arm
 		pp_mock_resp_header(resp, "WWW-Authenticate",
 				    "Bearer authorization_uri=\"https://login.windows.net/\", "
 				    "error=\"invalid_token\"");
-		arm_error(resp, 401, verdict,
-			  !strcmp(verdict, "AuthenticationFailed")
-				  ? "Authentication failed. The 'Authorization' header is missing."
-			  : !strcmp(verdict, "ExpiredAuthenticationToken")
-				  ? "The access token expiry UTC time is earlier than current UTC "
-				    "time."
-				  : "The access token is invalid.");
+		/* Graph names every token failure InvalidAuthenticationToken. */
+		arm_error(
+			resp, 401, arm ? verdict : "InvalidAuthenticationToken",
+			!strcmp(verdict, "AuthenticationFailed")
+				? "Authentication failed. The 'Authorization' header is missing."
+			: !strcmp(verdict, "ExpiredAuthenticationToken")
+				? "The access token expiry UTC time is earlier than current UTC "
+				  "time."
+			: !strcmp(verdict, "InvalidAuthenticationTokenAudience")
+				? (arm ? "The access token has been obtained for wrong audience or "
+					 "resource 'https://graph.microsoft.com'."
+				       : "Access token validation failure. Invalid audience.")
+				: "The access token is invalid.");
 		return false;
 	}
 	switch (pp_mock_fault_check(c->m, fault_api, false, resp, &retry_after)) {

@@ -151,6 +151,14 @@ state | jq -e '.identities[] | select(.id | endswith("/team-rg/providers/microso
 out=$(pp provision destroy -p team --yes </dev/null) || fail "destroy team: $out"
 [ "$(state)" = "$team" ] || fail "destroy in the team's group left: $(state) (before: $team)"
 
+# Graph takes only Graph tokens (and ARM only ARM's): apply's Graph calls
+# below pass because the credential asked Entra for Graph's scope.
+arm_token=$(curl -fsS -d "grant_type=client_credentials&client_id=$CLIENT&client_secret=$SECRET&scope=https://management.azure.com/.default" \
+	"$BASE/azure/scenario-tenant/oauth2/v2.0/token" | jq -r .access_token)
+code=$(curl -s -o "$T/out" -w '%{http_code}' -H "Authorization: Bearer $arm_token" \
+	"$BASE/azure/graph/v1.0/applications(uniqueName='x')")
+[ "$code" = 401 ] && grep -q 'Invalid audience' "$T/out" || fail "Graph took an ARM token: $code $(cat "$T/out")"
+
 # 8. --create-key: an app registration of its own through Microsoft Graph,
 # tagged, with one client secret written 0600 and its expiry recorded; the
 # written credentials run a job; check warns 30 days before the secret ends;
