@@ -45,6 +45,8 @@ struct pp_azure {
 	char *federated_file;
 	char *token_url;
 	char *imds_url;
+	char *imds_graph_url; /* the same for Graph's audience */
+	bool graph;	      /* tokens for Microsoft Graph, not ARM */
 	char *subscription;
 	char *cache_key;
 };
@@ -181,7 +183,8 @@ static int build_token_url(struct pp_azure *a, const struct pp_cred_conf *conf,
 	return 0;
 }
 
-static int build_imds_url(struct pp_azure *a, const struct pp_cred_conf *conf, struct pp_error *err)
+static int build_imds_url(struct pp_azure *a, const struct pp_cred_conf *conf, const char *resource,
+			  char **out, struct pp_error *err)
 {
 	const char *base =
 		conf->imds_endpoint && *conf->imds_endpoint ? conf->imds_endpoint : PP_AZURE_IMDS;
@@ -194,7 +197,7 @@ static int build_imds_url(struct pp_azure *a, const struct pp_cred_conf *conf, s
 	rc = pp_buf_printf(&u, "%s%s?api-version=2018-02-01&resource=", base,
 			   bare ? "/metadata/identity/oauth2/token" : "");
 	if (!rc)
-		rc = pp_url_encode(&u, PP_AZURE_RESOURCE, false);
+		rc = pp_url_encode(&u, resource, false);
 	if (!rc && a->client_id) {
 		rc = pp_buf_puts(&u, "&client_id=");
 		if (!rc)
@@ -204,7 +207,7 @@ static int build_imds_url(struct pp_azure *a, const struct pp_cred_conf *conf, s
 		pp_buf_free(&u);
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
-	a->imds_url = pp_buf_steal(&u);
+	*out = pp_buf_steal(&u);
 	return 0;
 }
 
@@ -323,7 +326,9 @@ static int resolve(struct pp_azure *a, const struct pp_cred_conf *conf, struct p
 	if ((rc = set_str(&a->client_id, client, err)))
 		return rc;
 	if (a->src == AZ_MANAGED)
-		return build_imds_url(a, conf, err);
+		return build_imds_url(a, conf, PP_AZURE_RESOURCE, &a->imds_url, err)
+			       ?: build_imds_url(a, conf, PP_AZURE_GRAPH_RESOURCE,
+						 &a->imds_graph_url, err);
 	if ((rc = need(tenant, "tenant_id or AZURE_TENANT_ID", source_names[a->src], err)) ||
 	    (rc = need(client, "client_id or AZURE_CLIENT_ID", source_names[a->src], err)) ||
 	    (rc = set_str(&a->tenant, tenant, err)) || (rc = build_token_url(a, conf, err)))
@@ -372,9 +377,9 @@ void pp_azure_free(struct pp_azure *a)
 {
 	if (!a)
 		return;
-	char **strs[] = {&a->tenant,	   &a->client_id,      &a->secret,    &a->cert_path,
-			 &a->key_pem,	   &a->federated_file, &a->token_url, &a->imds_url,
-			 &a->subscription, &a->cache_key};
+	char **strs[] = {&a->tenant,	     &a->client_id,	 &a->secret,	&a->cert_path,
+			 &a->key_pem,	     &a->federated_file, &a->token_url, &a->imds_url,
+			 &a->imds_graph_url, &a->subscription,	 &a->cache_key};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	free(a);
@@ -444,7 +449,7 @@ static int post_client_credentials(struct pp_azure *a, const char *secret_name,
 	snprintf(what, sizeof(what), "Azure %s for client %s", source_names[a->src], a->client_id);
 	pp_buf_init(&form, 256 << 10);
 	if (pp_form_add(&form, "client_id", a->client_id) ||
-	    pp_form_add(&form, "scope", PP_AZURE_SCOPE) ||
+	    pp_form_add(&form, "scope", a->graph ? PP_AZURE_GRAPH_SCOPE : PP_AZURE_SCOPE) ||
 	    (strcmp(secret_name, "client_secret") &&
 	     pp_form_add(&form, "client_assertion_type", ASSERTION_TYPE)) ||
 	    pp_form_add(&form, secret_name, secret_value) ||
@@ -467,7 +472,7 @@ static int post_client_credentials(struct pp_azure *a, const char *secret_name,
 static int fetch_managed(struct pp_azure *a, struct pp_token_grant *out, struct pp_error *err)
 {
 	struct pp_http_req req;
-	pp_http_req_init(&req, "GET", a->imds_url);
+	pp_http_req_init(&req, "GET", a->graph ? a->imds_graph_url : a->imds_url);
 	req.timeout_ms = PP_AZURE_IMDS_TIMEOUT_MS;
 	int rc = req.url && !pp_http_req_set_header(&req, "Metadata", "true")
 			 ? pp_oauth_exchange(&req, "Azure managed identity (IMDS)", out, err)
@@ -535,6 +540,8 @@ int pp_azure_identity(struct pp_azure *a, struct pp_buf *out, struct pp_error *e
 struct azure_cred {
 	struct pp_azure *a;
 	struct pp_token_cache *cache;
+	struct pp_token_cache *graph_cache; /* acquired on the first Graph scope */
+	bool graph;
 };
 
 static int azure_check(const struct pp_cred_conf *conf, struct pp_error *err)
@@ -561,6 +568,8 @@ static void azure_close(void *state)
 	if (!c)
 		return;
 	pp_token_cache_release(c->cache);
+	if (c->graph_cache)
+		pp_token_cache_release(c->graph_cache);
 	pp_azure_free(c->a);
 	free(c);
 }
@@ -584,12 +593,30 @@ static int azure_open(const struct pp_cred_conf *conf, void **state, struct pp_e
 static int azure_apply(void *state, struct pp_http_req *req, struct pp_error *err)
 {
 	struct azure_cred *c = state;
-	return pp_bearer_apply(c->cache, pp_azure_fetch, c->a, req, err);
+
+	if (c->graph && !c->graph_cache) {
+		char key[1024];
+
+		snprintf(key, sizeof(key), "%s|graph", pp_azure_cache_key(c->a));
+		if (!(c->graph_cache = pp_token_cache_acquire(key)))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	c->a->graph = c->graph;
+	return pp_bearer_apply(c->graph ? c->graph_cache : c->cache, pp_azure_fetch, c->a, req,
+			       err);
 }
 
 static void azure_invalidate(void *state)
 {
-	pp_token_cache_invalidate(((struct azure_cred *)state)->cache);
+	struct azure_cred *c = state;
+
+	pp_token_cache_invalidate(c->graph && c->graph_cache ? c->graph_cache : c->cache);
+}
+
+/* "graph": Microsoft Graph tokens from now on; anything else: ARM's. */
+static void azure_set_scope(void *state, const char *region, const char *service)
+{
+	((struct azure_cred *)state)->graph = service && !strcmp(service, "graph");
 }
 
 static int azure_identity(void *state, struct pp_buf *out, struct pp_error *err)
@@ -645,6 +672,7 @@ const struct pp_cred_backend pp_cred_azure = {
 	.open = azure_open,
 	.apply = azure_apply,
 	.invalidate = azure_invalidate,
+	.set_scope = azure_set_scope,
 	.identity = azure_identity,
 	.seconds_left = azure_seconds_left,
 	.refreshes = azure_refreshes,

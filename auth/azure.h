@@ -12,9 +12,13 @@
 #include "dispatcher/config.h"
 #include "lib/err.h"
 
-#define PP_AZURE_AUTHORITY	 "https://login.microsoftonline.com"
-#define PP_AZURE_SCOPE		 "https://management.azure.com/.default"
-#define PP_AZURE_RESOURCE	 "https://management.azure.com/"
+#define PP_AZURE_AUTHORITY "https://login.microsoftonline.com"
+#define PP_AZURE_SCOPE	   "https://management.azure.com/.default"
+#define PP_AZURE_RESOURCE  "https://management.azure.com/"
+/* Microsoft Graph: pp_cred_set_scope(c, NULL, "graph") switches an Azure
+ * credential to Graph tokens, (c, NULL, "arm") back to ARM's. */
+#define PP_AZURE_GRAPH_SCOPE	 "https://graph.microsoft.com/.default"
+#define PP_AZURE_GRAPH_RESOURCE	 "https://graph.microsoft.com/"
 #define PP_AZURE_IMDS		 "http://169.254.169.254/metadata/identity/oauth2/token"
 #define PP_AZURE_IMDS_TIMEOUT_MS 2000L
 /* Lifetime of a client-certificate assertion (Entra asks for minutes). */

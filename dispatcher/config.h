@@ -89,6 +89,7 @@ struct pp_cred_conf {
 	char *client_id;
 	char *client_secret; /* secret */
 	char *client_secret_file;
+	char *client_secret_expires; /* RFC 3339: when the secret ends (check warns) */
 	char *certificate_path;
 	char *subscription_id;
 	char *token_id;

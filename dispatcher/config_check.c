@@ -15,7 +15,9 @@
 #include "auth/auth.h"
 #include "dispatcher/config_impl.h"
 #include "dispatcher/deploy_spec.h"
+#include "lib/clock.h"
 #include "lib/file.h"
+#include "lib/time.h"
 #include "dispatcher/metrics.h"
 #include "dispatcher/pool.h"
 #include "providers/provider.h"
@@ -203,6 +205,38 @@ static void warn_old_provisioned_key(const struct pp_config *c, const struct pp_
 			cc->file_name, cc->line, cc->name, cc->file, days);
 }
 
+/* A client secret (Entra ID) ends on its expiry date: warn this many days
+ * before, when there is still time to make a new one. */
+#define SECRET_WARN_DAYS 30
+
+static void warn_secret_expiry(const struct pp_cred_conf *cc, struct problems *p)
+{
+	int64_t end;
+
+	if (!has(cc->client_secret_expires))
+		return;
+	if (pp_time_parse(cc->client_secret_expires, 0, &end)) {
+		problem(p, cc->file_name, cc->line,
+			"credentials \"%s\": client_secret_expires \"%s\" is not an RFC 3339 time",
+			cc->name, cc->client_secret_expires);
+		return;
+	}
+	long days = (long)((end - pp_wall_ms()) / 86400000);
+	if (end <= pp_wall_ms())
+		pp_buf_printf(
+			p->out,
+			"%s:%d: warning: credentials \"%s\": the client secret expired on %s; "
+			"make a new one: pushpool provision apply --create-key\n",
+			cc->file_name, cc->line, cc->name, cc->client_secret_expires);
+	else if (days < SECRET_WARN_DAYS)
+		pp_buf_printf(
+			p->out,
+			"%s:%d: warning: credentials \"%s\": the client secret expires on %s, "
+			"in %ld days; make a new one before: remove the secret file and run "
+			"pushpool provision apply --create-key\n",
+			cc->file_name, cc->line, cc->name, cc->client_secret_expires, days);
+}
+
 int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 {
 	struct problems p = {.out = out};
@@ -213,6 +247,7 @@ int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 	for (size_t i = 0; i < c->ncreds; i++) {
 		validate_cred(&c->creds[i], &p);
 		warn_old_provisioned_key(c, &c->creds[i], &p);
+		warn_secret_expiry(&c->creds[i], &p);
 	}
 	if (c->ndeployments || c->nschedules) {
 		/* Deployments as `pushpool deploy` would apply them; the

@@ -170,6 +170,9 @@ const struct key_def config_keys[] = {
 	 "Entra ID client secret (prefer client_secret_file)."},
 	{CRED(client_secret_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
 	 "File holding the Entra ID client secret."},
+	{CRED(client_secret_expires, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "When the client secret ends (RFC 3339; written by provision apply --create-key): check "
+	 "warns 30 days before."},
 	{CRED(certificate_path, char *), T_PATH, NULL, NO_RANGE, NULL, false,
 	 "PEM certificate with private key (source certificate)."},
 	{CRED(subscription_id, char *), T_STRING, NULL, NO_RANGE, NULL, false,

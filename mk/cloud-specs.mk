@@ -31,6 +31,10 @@ SPEC_BLOBS := ecs=$(CLOUD_SPECS)/aws/ecs/service-2.json \
 	iam=$(CLOUD_SPECS)/aws/iam/service-2.json ec2=$(CLOUD_SPECS)/aws/ec2/service-2.json \
 	ecr=$(CLOUD_SPECS)/aws/ecr/service-2.json logs=$(CLOUD_SPECS)/aws/logs/service-2.json \
 	aci=$(CLOUD_SPECS)/azure/containerinstance-2023-05-01.json \
+	resources=$(CLOUD_SPECS)/azure/resources-2021-04-01.json \
+	msi=$(CLOUD_SPECS)/azure/ManagedIdentity-2023-01-31.json \
+	acr=$(CLOUD_SPECS)/azure/containerregistry-2023-07-01.json \
+	authz=$(CLOUD_SPECS)/azure/authorization-RoleAssignmentsCalls-2022-04-01.json \
 	run=$(BUILD)/gen/run.pb modal=$(BUILD)/gen/modal.pb gcpinfra=$(BUILD)/gen/gcpinfra.pb
 
 $(BUILD)/gen/cloud_specs.c: tools/embed-specs.sh mk/cloud-specs.mk

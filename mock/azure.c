@@ -1,8 +1,10 @@
 /* Mock Azure: the Entra ID v2 token endpoint (client secret, or an RS256
  * client assertion verified against a configured certificate), the IMDS
  * managed-identity endpoint, and ARM containerGroups (create-or-update, get
- * with an instance view that follows the mock timeline, async delete) plus a
- * resource group read, all bearer-protected.
+ * with an instance view that follows the mock timeline, async delete), all
+ * bearer-protected. Resource groups, the other provisioning APIs
+ * (mock/azure_infra.c) and Microsoft Graph (mock/azure_graph.c) share its
+ * tokens and state. Access tokens are JWT-shaped with Entra's oid claim.
  *
  * Clients come from the environment, so the shared mock flags stay as they
  * are: PUSHPOOL_MOCK_AZURE_CLIENTS="ID:SECRET[,ID:SECRET...]" and
@@ -23,6 +25,7 @@
 
 #include "lib/log.h"
 #include "lib/time.h"
+#include "mock/azure.h"
 #include "mock/mock.h"
 #include "mock/spec.h"
 
@@ -46,7 +49,8 @@ struct az_client {
 
 struct az_token {
 	struct az_token *next;
-	char value[96];
+	bool graph; /* audience: Microsoft Graph, else ARM */
+	char value[512];
 	double expires; /* wall clock */
 };
 
@@ -83,7 +87,32 @@ struct azure_state {
 	struct az_group *groups;
 	struct az_op *ops;
 	size_t ngroups, nops;
+	struct pp_mock_azi *infra; /* the provisioning APIs (mock/azure_infra.c) */
+	struct pp_mock_azg *graph; /* Microsoft Graph (mock/azure_graph.c) */
 };
+
+struct pp_mock_azg *pp_mock_azg_of(void *state)
+{
+	return ((struct azure_state *)state)->graph;
+}
+
+struct pp_mock_azi *pp_mock_azi_of(void *state)
+{
+	return ((struct azure_state *)state)->infra;
+}
+
+/* The object id Entra gives a client's service principal in this mock: a
+ * name-based id, the same on every run, so tests can name it. */
+void pp_mock_azure_oid(const char *client_id, char out[37])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	EVP_Digest(client_id, strlen(client_id), md, &n, EVP_sha256(), NULL);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-4%01x%02x-8%01x%02x-%02x%02x%02x%02x%02x%02x",
+		 md[0], md[1], md[2], md[3], md[4], md[5], md[6] & 15, md[7], md[8] & 15, md[9],
+		 md[10], md[11], md[12], md[13], md[14], md[15]);
+}
 
 /* ---- answers ---- */
 
@@ -193,17 +222,85 @@ fail:
 	return NULL;
 }
 
+bool pp_mock_azure_client_oid(void *state, const char *oid)
+{
+	struct azure_state *st = state;
+	char o[37];
+
+	pp_mock_azure_oid(AZ_DEFAULT_CLIENT, o);
+	if (!strcasecmp(o, oid))
+		return true;
+	for (size_t i = 0; i < st->nclients; i++) {
+		pp_mock_azure_oid(st->clients[i].id, o);
+		if (!strcasecmp(o, oid))
+			return true;
+	}
+	return false;
+}
+
+static struct az_client *client_find(struct azure_state *st, const char *id);
+
+int pp_mock_azure_client_set(void *state, const char *id, const char *secret)
+{
+	struct azure_state *st = state;
+	struct az_client *c = client_find(st, id);
+
+	if (!c) {
+		if (st->nclients == AZ_MAX_CLIENTS)
+			return PP_ENOMEM;
+		c = &st->clients[st->nclients++];
+		if (!(c->id = strdup(id))) {
+			st->nclients--;
+			return PP_ENOMEM;
+		}
+	}
+	free(c->secret);
+	c->secret = secret ? strdup(secret) : NULL;
+	if (c->secret)
+		pp_secret_register(c->secret);
+	return secret && !c->secret ? PP_ENOMEM : 0;
+}
+
 /* ---- tokens ---- */
 
-static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st)
+/* base64url without padding. */
+static void b64url(const char *in, char *out, size_t size)
+{
+	unsigned char tmp[600];
+	int n;
+
+	if (strlen(in) * 4 / 3 + 4 >= sizeof(tmp) || strlen(in) * 4 / 3 + 4 >= size) {
+		out[0] = '\0';
+		return;
+	}
+	n = EVP_EncodeBlock(tmp, (const unsigned char *)in, (int)strlen(in));
+	while (n > 0 && tmp[n - 1] == '=')
+		n--;
+	for (int i = 0; i < n; i++)
+		out[i] = tmp[i] == '+' ? '-' : tmp[i] == '/' ? '_' : (char)tmp[i];
+	out[n] = '\0';
+}
+
+/* Entra's access tokens are JWTs naming the caller: oid (its object id),
+ * appid, idtyp ("app" for a service principal or a managed identity). The
+ * mock's carry those claims and a random signature it never checks (it
+ * knows its own tokens). */
+static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st, const char *client,
+				    bool graph)
 {
 	struct az_token *t = calloc(1, sizeof(*t));
-	char hex[65];
+	char hex[65], oid[37], claims[300], payload[420];
 
 	if (!t)
 		return NULL;
+	t->graph = graph;
 	pp_mock_random_hex(m, hex, 64);
-	snprintf(t->value, sizeof(t->value), "eyJ0eXAiOiJKV1Qi.mock%s", hex);
+	pp_mock_azure_oid(client, oid);
+	snprintf(claims, sizeof(claims), "{\"oid\":\"%s\",\"appid\":\"%.64s\",\"idtyp\":\"app\"}",
+		 oid, client);
+	b64url(claims, payload, sizeof(payload));
+	snprintf(t->value, sizeof(t->value), "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.%s.mock%s",
+		 payload, hex);
 	t->expires = pp_mock_wall(m, pp_mock_clock(m)) + pp_mock_opts(m)->token_lifetime_seconds;
 	pp_mock_lock(m);
 	t->next = st->tokens;
@@ -222,8 +319,10 @@ static struct az_token *token_issue(struct pp_mock *m, struct azure_state *st)
 }
 
 /* 0 ok; else the ARM error code to answer. */
+/* A token of this mock's, unexpired, for the API's audience (Graph's
+ * tokens are not ARM's and the other way round). */
 static const char *bearer_check(struct pp_mock *m, struct azure_state *st,
-				const struct pp_mock_req *req)
+				const struct pp_mock_req *req, bool graph)
 {
 	const char *auth = pp_mock_header(req, "Authorization");
 	double now = pp_mock_wall(m, pp_mock_clock(m));
@@ -234,7 +333,9 @@ static const char *bearer_check(struct pp_mock *m, struct azure_state *st,
 	pp_mock_lock(m);
 	for (struct az_token *t = st->tokens; t; t = t->next)
 		if (!strcmp(t->value, auth + 7)) {
-			verdict = t->expires > now ? NULL : "ExpiredAuthenticationToken";
+			verdict = t->expires <= now   ? "ExpiredAuthenticationToken"
+				  : t->graph != graph ? "InvalidAuthenticationTokenAudience"
+						      : NULL;
 			break;
 		}
 	pp_mock_unlock(m);
@@ -328,9 +429,11 @@ out:
 }
 
 static void token_answer(struct pp_mock *m, struct azure_state *st, struct pp_mock_resp *resp,
-			 bool imds, const char *resource)
+			 bool imds, const char *resource, const char *client)
 {
-	struct az_token *t = token_issue(m, st);
+	/* The scope (Entra) or resource (IMDS) names the audience. */
+	struct az_token *t =
+		token_issue(m, st, client, !strncmp(resource, "https://graph.microsoft.com", 27));
 	int life = (int)pp_mock_opts(m)->token_lifetime_seconds;
 
 	if (!t) {
@@ -427,7 +530,7 @@ static void entra_token(struct pp_mock *m, struct azure_state *st, const char *t
 			return;
 	}
 	pp_mock_count(m, "entra.tokens", client_id);
-	token_answer(m, st, resp, false, NULL);
+	token_answer(m, st, resp, false, scope, client_id);
 }
 
 static void imds_token(struct pp_mock *m, struct azure_state *st, const struct pp_mock_req *req,
@@ -451,7 +554,7 @@ static void imds_token(struct pp_mock *m, struct azure_state *st, const struct p
 		return;
 	}
 	pp_mock_count(m, "imds.tokens", NULL);
-	token_answer(m, st, resp, true, resource);
+	token_answer(m, st, resp, true, resource, AZ_DEFAULT_CLIENT);
 }
 
 /* ---- ARM: container groups ---- */
@@ -979,8 +1082,13 @@ static const struct pp_mock_router entra_router = {
  * api-version every ARM call must name. */
 static bool arm_admit(struct pp_mock_call *c)
 {
+	return pp_mock_azure_admit(c, "aci", true);
+}
+
+bool pp_mock_azure_admit(struct pp_mock_call *c, const char *fault_api, bool arm)
+{
 	struct pp_mock_resp *resp = c->resp;
-	const char *verdict = bearer_check(c->m, c->state, c->req);
+	const char *verdict = bearer_check(c->m, c->state, c->req, !arm);
 	const char *ver = pp_mock_arg(c->req, "api-version");
 	int retry_after = 0;
 
@@ -988,16 +1096,22 @@ static bool arm_admit(struct pp_mock_call *c)
 		pp_mock_resp_header(resp, "WWW-Authenticate",
 				    "Bearer authorization_uri=\"https://login.windows.net/\", "
 				    "error=\"invalid_token\"");
-		arm_error(resp, 401, verdict,
-			  !strcmp(verdict, "AuthenticationFailed")
-				  ? "Authentication failed. The 'Authorization' header is missing."
-			  : !strcmp(verdict, "ExpiredAuthenticationToken")
-				  ? "The access token expiry UTC time is earlier than current UTC "
-				    "time."
-				  : "The access token is invalid.");
+		/* Graph names every token failure InvalidAuthenticationToken. */
+		arm_error(
+			resp, 401, arm ? verdict : "InvalidAuthenticationToken",
+			!strcmp(verdict, "AuthenticationFailed")
+				? "Authentication failed. The 'Authorization' header is missing."
+			: !strcmp(verdict, "ExpiredAuthenticationToken")
+				? "The access token expiry UTC time is earlier than current UTC "
+				  "time."
+			: !strcmp(verdict, "InvalidAuthenticationTokenAudience")
+				? (arm ? "The access token has been obtained for wrong audience or "
+					 "resource 'https://graph.microsoft.com'."
+				       : "Access token validation failure. Invalid audience.")
+				: "The access token is invalid.");
 		return false;
 	}
-	switch (pp_mock_fault_check(c->m, "aci", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, fault_api, false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE: {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", retry_after > 0 ? retry_after : 1);
@@ -1014,7 +1128,7 @@ static bool arm_admit(struct pp_mock_call *c)
 		return false;
 	default: break;
 	}
-	if (!ver || !*ver) {
+	if (arm && (!ver || !*ver)) {
 		arm_error(resp, 400, "MissingApiVersionParameter",
 			  "The api-version query parameter (?api-version=) is required for all "
 			  "requests.");
@@ -1030,20 +1144,6 @@ static void arm_unmatched(struct pp_mock_call *c, bool other_method)
 			  c->req->method);
 	else
 		arm_error(c->resp, 404, "InvalidResourceType", "No route for %s", c->req->subpath);
-}
-
-static void resource_group_get(struct pp_mock_call *c)
-{
-	const char *sub = pp_mock_param(&c->params, "sub");
-	const char *rg = pp_mock_param(&c->params, "rg");
-
-	snprintf(c->resp->action, sizeof(c->resp->action), "ResourceGroups_Get");
-	pp_mock_resp_printf(c->resp, 200, AZ_JSON,
-			    "{\"id\":\"/subscriptions/%s/resourceGroups/%s\","
-			    "\"name\":\"%s\","
-			    "\"location\":\"" AZ_LOCATION "\",\"properties\":"
-			    "{\"provisioningState\":\"Succeeded\"}}",
-			    sub, rg, rg);
 }
 
 /* The status of an operation, or (with a trailing segment) its result. */
@@ -1273,8 +1373,6 @@ static const struct pp_mock_router azure_control_router = {
 	"containerGroups"
 #define GROUP GROUPS "/{name}"
 static const struct pp_mock_route arm_routes[] = {
-	{"GET", "/azure/subscriptions/{sub}/resourcegroups/{rg}", resource_group_get,
-	 .changes = false},
 	{"GET", OPS, operation_route, .changes = false},
 	{"GET", OPS "/{what}", operation_route, .changes = false},
 	{"GET", GROUPS, group_list_route, .changes = false},
@@ -1297,8 +1395,18 @@ static const struct pp_mock_router arm_router = {
 	.unmatched = arm_unmatched,
 };
 
+/* The provisioning APIs' routers take only their own paths: before ARM's,
+ * whose scope is all of /azure. */
 static const struct pp_mock_router *const azure_routers[] = {
-	&imds_router, &entra_router, &azure_control_router, &arm_router, NULL,
+	&imds_router,
+	&entra_router,
+	&azure_control_router,
+	&pp_mock_azi_control_router,
+	&pp_mock_azi_router,
+	&pp_mock_azg_router,
+	&pp_mock_azg_control_router,
+	&arm_router,
+	NULL,
 };
 
 static void azure_reset(struct pp_mock *m, void *state)
@@ -1317,6 +1425,8 @@ static void azure_reset(struct pp_mock *m, void *state)
 		free(o);
 	}
 	st->ngroups = st->nops = 0;
+	pp_mock_azi_reset(st->infra);
+	pp_mock_azg_reset(st->graph);
 	/* Issued tokens survive: clients keep using them. */
 }
 
@@ -1327,6 +1437,8 @@ static void azure_free(void *state)
 	if (!st)
 		return;
 	azure_reset(NULL, st);
+	pp_mock_azi_free(st->infra);
+	pp_mock_azg_free(st->graph);
 	while (st->tokens) {
 		struct az_token *t = st->tokens;
 		st->tokens = t->next;
@@ -1417,7 +1529,7 @@ static int azure_init(struct pp_mock *m, void **state, struct pp_error *err)
 	int rc;
 
 	*state = st;
-	if (!st)
+	if (!st || !(st->infra = pp_mock_azi_new()) || !(st->graph = pp_mock_azg_new()))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	if ((rc = load_clients(st, "PUSHPOOL_MOCK_AZURE_CLIENTS", false, err)) ||
 	    (rc = load_clients(st, "PUSHPOOL_MOCK_AZURE_CERTS", true, err)))
@@ -1440,6 +1552,8 @@ static void azure_stats(struct pp_mock *m, void *state, struct pp_json *live)
 	for (struct az_group *g = st->groups; g; g = g->next)
 		live_groups += !g->deleting;
 	pp_json_set_int(live, "live_container_groups", live_groups);
+	pp_mock_azi_stats(st->infra, live);
+	pp_mock_azg_stats(st->graph, live);
 }
 
 const struct pp_mock_api pp_mock_api_azure = {

@@ -46,6 +46,12 @@ static const struct behaviour defaults[] = {
 	{"aws.default_vpc", true, 0,
 	 "each region has a default VPC with a default subnet in three zones (seeded on the "
 	 "region's first EC2 call after a reset)"},
+	{"azure.lro", true, 0.5,
+	 "ARM provider registration, container registry create and delete, resource group delete "
+	 "finish this long after they start"},
+	{"azure.replication", true, 0.3,
+	 "a new managed identity's principal is unknown to role assignments (PrincipalNotFound) "
+	 "this long"},
 	{"gcp.lro", true, 0.5,
 	 "Service Usage enable/disable and Artifact Registry create/delete answer an Operation "
 	 "that is done this long later"},

@@ -150,6 +150,10 @@ bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct p
 			   struct pp_mock_resp *resp);
 /* The provisioning APIs (Service Usage, IAM, Resource Manager, Artifact
  * Registry) against their protos: method "google.iam.admin.v1.IAM.CreateServiceAccount". */
+/* The ARM provisioning APIs (api "arminfra"): blob names the swagger
+ * ("resources", "msi", "acr", "authz"), operation_id its operation. */
+bool pp_mock_spec_arm_infra(struct pp_mock *m, const char *blob, const char *operation_id,
+			    const struct pp_json *body, struct pp_mock_resp *resp);
 bool pp_mock_spec_gcpinfra(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
 			   struct pp_mock_resp *resp);
 /* rpc: "SandboxCreate"; headers as received ("" when absent). Returns 0 or

@@ -12,10 +12,13 @@
 #include "mock/spec.h"
 
 static const char *const apis[] = {"ecs", "arm", "cloudrun", "modal", "gcpinfra",
-				   "iam", "ec2", "ecr",	     "logs"};
+				   "iam", "ec2", "ecr",	     "logs",  "arminfra"};
 /* The APIs judged by a botocore model, by the name of their embedded file. */
 static const char *const boto_apis[] = {"ecs", "iam", "ec2", "ecr", "logs"};
-#define NBOTO	   (sizeof(boto_apis) / sizeof(boto_apis[0]))
+#define NBOTO (sizeof(boto_apis) / sizeof(boto_apis[0]))
+/* The swaggers of "arminfra", by blob name. */
+static const char *const arminfra_blobs[] = {"resources", "msi", "acr", "authz"};
+#define NARMINFRA  (sizeof(arminfra_blobs) / sizeof(arminfra_blobs[0]))
 #define NSPEC_APIS (sizeof(apis) / sizeof(apis[0]))
 
 struct pp_mock_specs {
@@ -23,6 +26,8 @@ struct pp_mock_specs {
 	bool enabled[NSPEC_APIS];
 	struct pp_spec_botocore *boto[NBOTO];
 	struct pp_spec_swagger *aci;
+	struct pp_spec_swagger *arminfra[NARMINFRA];
+	char arminfra_error[NARMINFRA][PP_ERRMSG_MAX];
 	struct pp_spec_proto *run, *modal, *gcpinfra;
 	char load_error[NSPEC_APIS][PP_ERRMSG_MAX]; /* a load that failed stays failed */
 	/* PUSHPOOL_MOCK_BODY_DIR: every body the gate sees is also written there,
@@ -54,6 +59,8 @@ void pp_mock_specs_free(struct pp_mock_specs *s)
 	for (size_t i = 0; i < NBOTO; i++)
 		pp_spec_botocore_free(s->boto[i]);
 	pp_spec_swagger_free(s->aci);
+	for (size_t i = 0; i < NARMINFRA; i++)
+		pp_spec_swagger_free(s->arminfra[i]);
 	pp_spec_proto_free(s->run);
 	pp_spec_proto_free(s->modal);
 	pp_spec_proto_free(s->gcpinfra);
@@ -102,7 +109,7 @@ void pp_mock_specs_control(struct pp_mock_specs *s, const struct pp_mock_req *re
 			pp_mock_resp_printf(
 				resp, 400, "text/plain",
 				"validate: no API %s (ecs, arm, cloudrun, modal, gcpinfra, "
-				"iam, ec2, ecr, logs)\n",
+				"iam, ec2, ecr, logs, arminfra)\n",
 				api);
 			pp_json_free(j);
 			return;
@@ -356,6 +363,51 @@ bool pp_mock_spec_arm_query(struct pp_mock *m, const char *operation_id,
 		return true;
 	}
 	if (!pp_spec_swagger_check_query(sw, operation_id, req_arg, req, &rep))
+		return false;
+	resp->reject_reason = rep.code;
+	pp_mock_resp_printf(resp, 400, "application/json; charset=utf-8", "%s", "");
+	json_error_body(resp, true, rep.code, rep.v[0].desc);
+	return true;
+}
+
+bool pp_mock_spec_arm_infra(struct pp_mock *m, const char *blob, const char *operation_id,
+			    const struct pp_json *body, struct pp_mock_resp *resp)
+{
+	struct pp_mock_specs *s = pp_mock_specs_of(m);
+	struct pp_spec_report rep;
+	struct pp_spec_swagger *sw = NULL;
+	struct pp_error err = {0};
+	const unsigned char *data;
+	size_t len, i;
+
+	dump_json(s, "arminfra", operation_id, body);
+	if (!pp_mock_specs_enabled(s, "arminfra"))
+		return false;
+	for (i = 0; i < NARMINFRA && strcmp(arminfra_blobs[i], blob); i++)
+		;
+	pthread_mutex_lock(&s->lock);
+	if (i < NARMINFRA && !s->arminfra[i] && !s->arminfra_error[i][0] &&
+	    (pp_spec_blob(blob, &data, &len, &err) ||
+	     pp_spec_swagger_load((const char *)data, len, &s->arminfra[i], &err)))
+		snprintf(s->arminfra_error[i], sizeof(s->arminfra_error[i]), "%s", err.msg);
+	if (i < NARMINFRA)
+		sw = s->arminfra[i];
+	pthread_mutex_unlock(&s->lock);
+	if (!sw) {
+		pp_mock_resp_printf(resp, 500, "text/plain", "mock: arminfra spec %s: %s\n", blob,
+				    i < NARMINFRA ? s->arminfra_error[i] : "unknown");
+		return true;
+	}
+	if (!body) {
+		/* A PUT without a body: ARM's deserializer meets nothing. */
+		pp_spec_report_init(&rep);
+		pp_spec_report_add(&rep, "InvalidRequestContent", "",
+				   "The request content was "
+				   "invalid and could not be deserialized: 'no content'.");
+	} else {
+		pp_spec_swagger_check(sw, operation_id, body, &rep);
+	}
+	if (!rep.total)
 		return false;
 	resp->reject_reason = rep.code;
 	pp_mock_resp_printf(resp, 400, "application/json; charset=utf-8", "%s", "");

@@ -28,14 +28,35 @@
 
 struct pp_spec_swagger {
 	struct pp_json *doc;
-	const struct pp_json *definitions, *paths;
+	const struct pp_json *definitions, *paths, *parameters;
+	struct pp_json *common; /* ARM's common types, see common_types */
 };
+
+/* The definitions of Azure's common-types/resource-management types.json
+ * that the resource providers' swaggers reference from outside their own
+ * file (ManagedIdentity's Identity is allOf TrackedResource): the ARM
+ * resource envelope as Microsoft documents it, id, name, type and systemData
+ * read-only, TrackedResource adding tags and a required location. */
+static const char common_types[] =
+	"{\"Resource\":{\"type\":\"object\",\"properties\":{"
+	"\"id\":{\"type\":\"string\",\"readOnly\":true},"
+	"\"name\":{\"type\":\"string\",\"readOnly\":true},"
+	"\"type\":{\"type\":\"string\",\"readOnly\":true},"
+	"\"systemData\":{\"type\":\"object\",\"readOnly\":true}}},"
+	"\"ProxyResource\":{\"type\":\"object\",\"allOf\":[{\"$ref\":\"../resource-management/v4/"
+	"types.json#/definitions/Resource\"}]},"
+	"\"TrackedResource\":{\"type\":\"object\",\"required\":[\"location\"],"
+	"\"allOf\":[{\"$ref\":\"../resource-management/v4/types.json#/definitions/"
+	"Resource\"}],\"properties\":{"
+	"\"tags\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
+	"\"location\":{\"type\":\"string\"}}}}";
 
 void pp_spec_swagger_free(struct pp_spec_swagger *s)
 {
 	if (!s)
 		return;
 	pp_json_free(s->doc);
+	pp_json_free(s->common);
 	free(s);
 }
 
@@ -53,6 +74,11 @@ int pp_spec_swagger_load(const char *text, size_t len, struct pp_spec_swagger **
 	}
 	s->definitions = pp_json_get(s->doc, "definitions");
 	s->paths = pp_json_get(s->doc, "paths");
+	s->parameters = pp_json_get(s->doc, "parameters");
+	if (pp_json_parse(common_types, sizeof(common_types) - 1, NULL, &s->common, err) < 0) {
+		pp_spec_swagger_free(s);
+		return pp_error_prefix(err, "swagger: common types: ");
+	}
 	if (!pp_json_is(s->definitions, PP_JSON_OBJECT) || !pp_json_is(s->paths, PP_JSON_OBJECT)) {
 		pp_spec_swagger_free(s);
 		return pp_fail(err, PP_EINVALID, "swagger: no definitions or paths");
@@ -70,6 +96,13 @@ static const struct pp_json *deref(const struct pp_spec_swagger *s, const struct
 
 		if (!ref)
 			return schema;
+		const char *common = strstr(ref, "/resource-management/");
+
+		if (common && strstr(common, "types.json#/definitions/")) {
+			*name = strstr(common, "#/definitions/") + 14;
+			schema = pp_json_get(s->common, *name);
+			continue;
+		}
 		if (strncmp(ref, "#/definitions/", 14) != 0)
 			return NULL;
 		*name = ref + 14;
@@ -245,7 +278,13 @@ static const struct pp_json *body_schema(const struct pp_spec_swagger *s, const 
 
 			if (!id || strcmp(id, operation_id) != 0)
 				continue;
-			pp_json_foreach (param, pp_json_get(op, "parameters")) {
+			pp_json_foreach (p, pp_json_get(op, "parameters")) {
+				const struct pp_json *param = p;
+				const char *ref = pp_json_get_string(p, "$ref");
+
+				/* A body declared once in the file's parameters. */
+				if (ref && !strncmp(ref, "#/parameters/", 13))
+					param = pp_json_get(s->parameters, ref + 13);
 				const char *in = pp_json_get_string(param, "in");
 
 				if (in && strcmp(in, "body") == 0)

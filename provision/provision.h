@@ -57,7 +57,9 @@
  * own: a re-apply must write the same outputs again, and a key created
  * but never written, by an apply killed in between, must be deleted, not
  * leaked). AWS: pp_cred_set_scope(ctx->cred, region, service) before each
- * service's calls, since the credential signs for one scope at a time.
+ * service's calls, since the credential signs for one scope at a time;
+ * Azure: pp_cred_set_scope(ctx->cred, NULL, "graph") for Microsoft Graph
+ * tokens, "arm" back (provision/azure.c's graph_json).
  *
  * Modes: inspect runs for plan and apply (ctx->mode APPLY) and for destroy
  * (DESTROY): in destroy mode list everything an earlier apply may have made
@@ -171,8 +173,9 @@ int pp_prov_out_file(struct pp_prov_out *o, const char *name, const char *data,
 
 /* Options from the command line. */
 struct pp_prov_opts {
-	bool create_key; /* mint a key / access key / secret (default: keyless) */
-	bool create_env; /* Modal: create the environment when it is missing */
+	bool create_key;  /* mint a key / access key / secret (default: keyless) */
+	bool create_env;  /* Modal: create the environment when it is missing */
+	bool contributor; /* Azure: Contributor instead of the least custom role */
 	const char *location;
 	const char *environment;
 	/* Where apply writes the pool's key files (set by the command): a

@@ -8,11 +8,13 @@
 extern const struct pp_provisioner pp_provisioner_gcp;
 extern const struct pp_provisioner pp_provisioner_aws;
 extern const struct pp_provisioner pp_provisioner_modal;
+extern const struct pp_provisioner pp_provisioner_azure;
 
 static const struct pp_provisioner *const provisioners[] = {
 	&pp_provisioner_gcp,
 	&pp_provisioner_aws,
 	&pp_provisioner_modal,
+	&pp_provisioner_azure,
 	NULL,
 };
 

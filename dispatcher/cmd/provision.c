@@ -61,7 +61,9 @@ static void usage(FILE *out)
 		"                           keyless, grant the identity the dispatcher has)\n"
 		"      --create-environment create the Modal environment when missing\n"
 		"      --environment NAME   Modal environment (default: the pool's)\n"
-		"      --location LOCATION  region or location (default: the pool's)\n\n"
+		"      --location LOCATION  region or location (default: the pool's)\n"
+		"      --contributor        Azure: grant the dispatcher Contributor on the\n"
+		"                           resource group instead of the least custom role\n\n"
 		"plan exits 0 when there is nothing to do and 2 when changes are pending.\n"
 		"apply writes FILE.d/50-provision-POOL.conf (and key files, mode 0600, in\n"
 		"STATE_DIR/provision/POOL); destroy removes only what carries the\n"
@@ -300,7 +302,7 @@ out:
 	return status;
 }
 
-enum { OPT_CRED = 256, OPT_KEY, OPT_ENV_CREATE, OPT_ENV, OPT_LOCATION };
+enum { OPT_CRED = 256, OPT_KEY, OPT_ENV_CREATE, OPT_ENV, OPT_LOCATION, OPT_CONTRIB };
 
 static const struct option common_opts[] = {
 	{"pool", required_argument, NULL, 'p'},
@@ -312,6 +314,7 @@ static const struct option common_opts[] = {
 	{"create-environment", no_argument, NULL, OPT_ENV_CREATE},
 	{"environment", required_argument, NULL, OPT_ENV},
 	{"location", required_argument, NULL, OPT_LOCATION},
+	{"contributor", no_argument, NULL, OPT_CONTRIB},
 	{"type", required_argument, NULL, 't'},
 	{"provision-infra", no_argument, NULL, 'P'},
 	{"endpoint", required_argument, NULL, 'e'},
@@ -331,6 +334,7 @@ static int common_opt(int opt, struct args *a)
 	case OPT_ENV_CREATE: a->opts.create_env = true; return 0;
 	case OPT_ENV: a->opts.environment = optarg; return 0;
 	case OPT_LOCATION: a->opts.location = optarg; return 0;
+	case OPT_CONTRIB: a->opts.contributor = true; return 0;
 	default: return 1;
 	}
 }

@@ -19,7 +19,9 @@
 
 #include <cmocka.h>
 
+#include "auth/auth.h"
 #include "auth/azure.h"
+#include "lib/http.h"
 #include "lib/log.h"
 
 #define CLIENT_PEM "tests/data/keys/test_only_azure_client.pem"
@@ -447,6 +449,54 @@ static void test_managed_identity(void **state)
 	srv_stop(&s);
 }
 
+/* pp_cred_set_scope(c, NULL, "graph"): the credential asks Entra (or IMDS)
+ * for Microsoft Graph tokens, cached apart from ARM's; "arm" switches back
+ * to the ARM token it already holds. */
+static void test_graph_scope(void **state)
+{
+	(void)state;
+	struct srv s;
+	struct pp_cred_conf conf;
+	struct pp_cred *c = NULL;
+	struct pp_http_req req;
+	struct pp_error err;
+	char v[512];
+
+	srv_start(&s, entra);
+	conf_init(&conf, &s);
+	conf.client_id = (char *)"graph-scope-client";
+	conf.client_secret = (char *)SECRET;
+	assert_int_equal(pp_cred_new(&conf, &c, &err), 0);
+	for (int i = 0; i < 4; i++) {
+		/* ARM, Graph, ARM again (cached), Graph again (cached). */
+		pp_cred_set_scope(c, NULL, i % 2 ? "graph" : "arm");
+		pp_http_req_init(&req, "GET", "https://example.invalid/");
+		assert_int_equal(pp_cred_apply(c, &req, &err), 0);
+		pp_http_req_free(&req);
+	}
+	assert_int_equal(s.n, 2);
+	form_get(s.reqs[0].body, "scope", v, sizeof(v));
+	assert_string_equal(v, "https://management.azure.com/.default");
+	form_get(s.reqs[1].body, "scope", v, sizeof(v));
+	assert_string_equal(v, "https://graph.microsoft.com/.default");
+	pp_cred_free(c);
+
+	/* A managed identity asks IMDS for Graph's resource. */
+	conf_init(&conf, &s);
+	conf.tenant_id = NULL;
+	conf.client_id = NULL;
+	conf.source = (char *)"managed_identity";
+	assert_int_equal(pp_cred_new(&conf, &c, &err), 0);
+	pp_cred_set_scope(c, NULL, "graph");
+	pp_http_req_init(&req, "GET", "https://example.invalid/");
+	assert_int_equal(pp_cred_apply(c, &req, &err), 0);
+	pp_http_req_free(&req);
+	assert_string_equal(s.reqs[2].query,
+			    "api-version=2018-02-01&resource=https://graph.microsoft.com/");
+	pp_cred_free(c);
+	srv_stop(&s);
+}
+
 static void test_chain_order(void **state)
 {
 	(void)state;
@@ -491,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_workload_identity_rereads),
 		cmocka_unit_test(test_managed_identity),
 		cmocka_unit_test(test_chain_order),
+		cmocka_unit_test(test_graph_scope),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

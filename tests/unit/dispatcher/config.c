@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -842,6 +843,58 @@ static void test_url_credentials_redacted(void **state)
 /* FILE.d/NAME.conf after FILE, in name order: a drop-in re-opens a pool to
  * set its keys and adds sections; a duplicate within one file is still an
  * error, and a later drop-in wins over an earlier one. */
+/* client_secret_expires (written by provision apply --create-key): check
+ * warns from 30 days before the secret ends, says when it has ended, and
+ * refuses a value that is not a time; far-off dates pass silently. */
+static void test_client_secret_expiry(void **state)
+{
+	struct pp_config c;
+	struct pp_buf problems, text;
+	char soon[32], past[32], later[32];
+	time_t now = time(NULL);
+
+	strftime(soon, sizeof(soon), "%Y-%m-%dT%H:%M:%SZ",
+		 gmtime(&(time_t){now + 10 * 86400 + 3600}));
+	strftime(past, sizeof(past), "%Y-%m-%dT%H:%M:%SZ", gmtime(&(time_t){now - 86400}));
+	strftime(later, sizeof(later), "%Y-%m-%dT%H:%M:%SZ", gmtime(&(time_t){now + 40 * 86400}));
+	pp_buf_init(&text, 1 << 16);
+	pp_buf_printf(&text,
+		      "[credentials \"soon\"]\n" /* 1 */
+		      "type = azure\n"
+		      "client_secret_expires = %s\n"
+		      "[credentials \"past\"]\n" /* 4 */
+		      "type = azure\n"
+		      "client_secret_expires = %s\n"
+		      "[credentials \"later\"]\n" /* 7 */
+		      "type = azure\n"
+		      "client_secret_expires = %s\n",
+		      soon, past, later);
+	assert_int_equal(load(&c, pp_buf_str(&text), &problems), 0);
+	assert_int_equal(pp_config_validate(&c, &problems), 0);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "warning: credentials \"soon\": the client secret expires on %s, in 10 days",
+		 soon);
+	assert_at(&problems, c.path, 1, want);
+	snprintf(want, sizeof(want),
+		 "warning: credentials \"past\": the client secret expired on %s", past);
+	assert_at(&problems, c.path, 4, want);
+	assert_null(strstr(pp_buf_str(&problems), "\"later\""));
+	pp_buf_free(&problems);
+	pp_buf_free(&text);
+	pp_config_free(&c);
+
+	pp_buf_init(&text, 1 << 16);
+	pp_buf_printf(&text, "[credentials \"bad\"]\ntype = azure\nclient_secret_expires = soon\n");
+	assert_int_equal(load(&c, pp_buf_str(&text), &problems), 0);
+	assert_int_equal(pp_config_validate(&c, &problems), PP_EINVALID);
+	assert_at(&problems, c.path, 1,
+		  "credentials \"bad\": client_secret_expires \"soon\" is not an RFC 3339 time");
+	pp_buf_free(&problems);
+	pp_buf_free(&text);
+	pp_config_free(&c);
+}
+
 static void test_dropins(void **state)
 {
 	struct pp_config c;
@@ -898,6 +951,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plain_http_warned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_url_credentials_redacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dropins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_secret_expiry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_effective_redacts_secrets, setup,
 						teardown),
 	};

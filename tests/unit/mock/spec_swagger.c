@@ -180,11 +180,76 @@ static void test_query_parameters(void **state)
 			 1);
 }
 
+/* Another embedded swagger's check of body against operation; the number
+ * of violations, the first one's code and field in rep. */
+static size_t check_in(const char *blob, const char *operation, const char *body,
+		       struct pp_spec_report *rep)
+{
+	const unsigned char *data;
+	size_t len, n;
+	struct pp_error err = {0};
+	struct pp_spec_swagger *sw = NULL;
+	struct pp_json *j = NULL;
+
+	assert_int_equal(pp_spec_blob(blob, &data, &len, &err), 0);
+	assert_int_equal(pp_spec_swagger_load((const char *)data, len, &sw, &err), 0);
+	assert_int_equal(pp_json_parse(body, strlen(body), NULL, &j, NULL), 0);
+	n = pp_spec_swagger_check(sw, operation, j, rep);
+	pp_json_free(j);
+	pp_spec_swagger_free(sw);
+	return n;
+}
+
+/* ManagedIdentity's Identity is allOf the ARM common type TrackedResource,
+ * which lives outside its file: location and tags are known members,
+ * location is required, anything else is refused. */
+static void test_common_types(void **state)
+{
+	struct pp_spec_report rep;
+	const char *op = "UserAssignedIdentities_CreateOrUpdate";
+
+	assert_int_equal(
+		check_in("msi", op,
+			 "{\"location\":\"westeurope\",\"tags\":{\"pushpool-pool\":\"a\"}}", &rep),
+		0);
+	assert_int_equal(check_in("msi", op, "{\"tags\":{}}", &rep), 1);
+	assert_non_null(strstr(rep.v[0].desc, "Required property 'location'"));
+	assert_int_equal(check_in("msi", op, "{\"location\":\"x\",\"sku\":\"S\"}", &rep), 1);
+	assert_string_equal(rep.v[0].field, "sku");
+	assert_int_equal(check_in("msi", op, "{\"location\":\"x\",\"tags\":{\"a\":1}}", &rep), 1);
+	assert_string_equal(rep.v[0].field, "tags.a");
+}
+
+/* RoleAssignments_Create names its body through #/parameters: it is found,
+ * and principalType is one of the swagger's enum. */
+static void test_body_parameter_by_reference(void **state)
+{
+	struct pp_spec_report rep;
+	const char *op = "RoleAssignments_Create";
+
+	assert_int_equal(check_in("authz", op,
+				  "{\"properties\":{\"roleDefinitionId\":\"/r\",\"principalId\":"
+				  "\"p\",\"principalType\":\"ServicePrincipal\"}}",
+				  &rep),
+			 0);
+	assert_int_equal(check_in("authz", op,
+				  "{\"properties\":{\"roleDefinitionId\":\"/r\",\"principalId\":"
+				  "\"p\",\"principalType\":\"Robot\"}}",
+				  &rep),
+			 1);
+	assert_string_equal(rep.v[0].field, "properties.principalType");
+	assert_int_equal(check_in("authz", op, "{\"principalId\":\"p\"}", &rep), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_group),	 cmocka_unit_test(test_gpu_needs_sku),
-		cmocka_unit_test(test_swagger_rules),	 cmocka_unit_test(test_arm_platform_rules),
+		cmocka_unit_test(test_valid_group),
+		cmocka_unit_test(test_gpu_needs_sku),
+		cmocka_unit_test(test_swagger_rules),
+		cmocka_unit_test(test_arm_platform_rules),
+		cmocka_unit_test(test_common_types),
+		cmocka_unit_test(test_body_parameter_by_reference),
 		cmocka_unit_test(test_query_parameters),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
