@@ -199,19 +199,27 @@ static int resolve_string(struct pp_json *node, pp_prefect_block_fetch fetch, vo
 	return rc;
 }
 
-static int resolve_at(struct pp_json *j, struct pp_buf *path, pp_prefect_block_fetch fetch,
-		      void *ud, struct pp_error *err)
+/* ---- walking a JSON tree ---- */
+
+/* What a walk does at one node (where: its JSON path, depth: 0 at the
+ * root): 0 to go on into its members, 1 when done with it, or an error. */
+typedef int (*node_visit)(struct pp_json *j, const char *where, int depth, void *arg,
+			  struct pp_error *err);
+
+static int walk_at(struct pp_json *j, struct pp_buf *path, int depth, node_visit visit, void *arg,
+		   struct pp_error *err)
 {
-	if (j->type == PP_JSON_STRING)
-		return resolve_string(j, fetch, ud, pp_buf_str(path), err);
+	int rc = visit(j, pp_buf_str(path), depth, arg, err);
+	if (rc)
+		return rc < 0 ? rc : 0;
 	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
 		return 0;
 	size_t idx = 0, keep = path->len;
 	pp_json_foreach (c, j) {
-		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
-						   : pp_buf_printf(path, "[%zu]", idx);
+		rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
+					       : pp_buf_printf(path, "[%zu]", idx);
 		if (!rc)
-			rc = resolve_at(c, path, fetch, ud, err);
+			rc = walk_at(c, path, depth + 1, visit, arg, err);
 		path->len = keep;
 		path->data[keep] = '\0';
 		if (rc)
@@ -221,16 +229,38 @@ static int resolve_at(struct pp_json *j, struct pp_buf *path, pp_prefect_block_f
 	return 0;
 }
 
-int pp_prefect_resolve_blocks(struct pp_json *tmpl, pp_prefect_block_fetch fetch, void *ud,
-			      struct pp_error *err)
+/* Every node of root, from the path "$". */
+static int walk(struct pp_json *root, node_visit visit, void *arg, struct pp_error *err)
 {
 	struct pp_buf path;
 	pp_buf_init(&path, 4096);
 	int rc = pp_buf_puts(&path, "$");
 	if (!rc)
-		rc = resolve_at(tmpl, &path, fetch, ud, err);
+		rc = walk_at(root, &path, 0, visit, arg, err);
 	pp_buf_free(&path);
 	return rc;
+}
+
+struct block_walk {
+	pp_prefect_block_fetch fetch;
+	void *ud;
+};
+
+static int blocks_visit(struct pp_json *j, const char *where, int depth, void *arg,
+			struct pp_error *err)
+{
+	const struct block_walk *w = arg;
+	if (j->type != PP_JSON_STRING)
+		return 0;
+	int rc = resolve_string(j, w->fetch, w->ud, where, err);
+	return rc ? rc : 1;
+}
+
+int pp_prefect_resolve_blocks(struct pp_json *tmpl, pp_prefect_block_fetch fetch, void *ud,
+			      struct pp_error *err)
+{
+	struct block_walk w = {fetch, ud};
+	return walk(tmpl, blocks_visit, &w, err);
 }
 
 /* ---- variables and block documents in a rendered job ---- */
@@ -290,26 +320,19 @@ static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch f
 	return rc;
 }
 
-static int variables_at(struct pp_json *j, struct pp_buf *path, pp_prefect_variable_fetch fetch,
-			void *ud, struct pp_error *err)
+struct variable_walk {
+	pp_prefect_variable_fetch fetch;
+	void *ud;
+};
+
+static int variables_visit(struct pp_json *j, const char *where, int depth, void *arg,
+			   struct pp_error *err)
 {
-	if (j->type == PP_JSON_STRING)
-		return variables_in_string(j, fetch, ud, pp_buf_str(path), err);
-	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
+	const struct variable_walk *w = arg;
+	if (j->type != PP_JSON_STRING)
 		return 0;
-	size_t idx = 0, keep = path->len;
-	pp_json_foreach (c, j) {
-		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
-						   : pp_buf_printf(path, "[%zu]", idx);
-		if (!rc)
-			rc = variables_at(c, path, fetch, ud, err);
-		path->len = keep;
-		path->data[keep] = '\0';
-		if (rc)
-			return rc;
-		idx++;
-	}
-	return 0;
+	int rc = variables_in_string(j, w->fetch, w->ud, where, err);
+	return rc ? rc : 1;
 }
 
 int pp_prefect_resolve_variables(struct pp_json *job, pp_prefect_variable_fetch fetch, void *ud,
@@ -317,45 +340,34 @@ int pp_prefect_resolve_variables(struct pp_json *job, pp_prefect_variable_fetch 
 {
 	if (!job)
 		return 0;
-	struct pp_buf path;
-	pp_buf_init(&path, 4096);
-	int rc = pp_buf_puts(&path, "$");
-	if (!rc)
-		rc = variables_at(job, &path, fetch, ud, err);
-	pp_buf_free(&path);
-	return rc;
+	struct variable_walk w = {fetch, ud};
+	return walk(job, variables_visit, &w, err);
 }
 
-static int documents_at(struct pp_json *j, struct pp_buf *path, int depth,
-			pp_prefect_document_fetch fetch, void *ud, struct pp_error *err)
+struct document_walk {
+	pp_prefect_document_fetch fetch;
+	void *ud;
+};
+
+static int documents_visit(struct pp_json *j, const char *where, int depth, void *arg,
+			   struct pp_error *err)
 {
+	const struct document_walk *w = arg;
 	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
-		return 0;
+		return 1;
 	if (depth > REF_DEPTH_MAX)
-		return pp_fail(err, PP_EINVALID, "%s: nested too deep", pp_buf_str(path));
+		return pp_fail(err, PP_EINVALID, "%s: nested too deep", where);
 	const char *id = pp_json_get_string(pp_json_get(j, "$ref"), "block_document_id");
 	if (j->type == PP_JSON_OBJECT && id && *id) {
 		struct pp_json *data = NULL;
-		int rc = fetch(ud, id, &data, err);
+		int rc = w->fetch(w->ud, id, &data, err);
 		if (rc)
-			return pp_error_prefix(err, "%s: ", pp_buf_str(path));
+			return pp_error_prefix(err, "%s: ", where);
 		/* The reference object's own members go: the data takes its place. */
 		while (j->child)
 			pp_json_free(pp_json_detach(j->child));
 		replace_value(j, data);
-		return 0;
-	}
-	size_t idx = 0, keep = path->len;
-	pp_json_foreach (c, j) {
-		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
-						   : pp_buf_printf(path, "[%zu]", idx);
-		if (!rc)
-			rc = documents_at(c, path, depth + 1, fetch, ud, err);
-		path->len = keep;
-		path->data[keep] = '\0';
-		if (rc)
-			return rc;
-		idx++;
+		return 1;
 	}
 	return 0;
 }
@@ -365,11 +377,6 @@ int pp_prefect_resolve_documents(struct pp_json *job, pp_prefect_document_fetch 
 {
 	if (!job)
 		return 0;
-	struct pp_buf path;
-	pp_buf_init(&path, 4096);
-	int rc = pp_buf_puts(&path, "$");
-	if (!rc)
-		rc = documents_at(job, &path, 0, fetch, ud, err);
-	pp_buf_free(&path);
-	return rc;
+	struct document_walk w = {fetch, ud};
+	return walk(job, documents_visit, &w, err);
 }
