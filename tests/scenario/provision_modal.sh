@@ -8,39 +8,15 @@
 # apply does; destroy removes only the environment pushpool made; the
 # written configuration alone runs a sandbox end to end.
 set -eu
-: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
-for cmd in mock provision; do
-	if ! "$PUSHPOOL" $cmd --help >/dev/null 2>&1; then
-		echo "FAIL: '$PUSHPOOL $cmd --help' does not work" >&2
-		exit 1
-	fi
-done
-command -v jq >/dev/null || {
-	echo "FAIL: jq is needed" >&2
-	exit 1
-}
-T=$(mktemp -d)
-MOCK_PID=
-cleanup() {
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+NEED="mock provision"
+. "$ROOT/tests/scenario/provision_lib.inc"
 
 PUSHPOOL_MOCK_MODAL_TOKEN=ak-scenario:as-scenario-secret "$PUSHPOOL" mock --listen 127.0.0.1:0 \
 	--port-file "$T/ports" --seed 9 --provision-seconds 0.1 --run-seconds 0.2 \
 	>"$T/mock.log" 2>&1 &
 MOCK_PID=$!
-i=0
-while ! grep -q '^modal=http://' "$T/ports" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 600 ] && fail "mock did not start: $(cat "$T/mock.log")"
-	sleep 0.05
-done
+mock_ready '^modal=http://'
 BASE=$(sed -n 's/^url=//p' "$T/ports")
 MODAL=$(sed -n 's/^modal=//p' "$T/ports")
 changes() {
