@@ -42,13 +42,17 @@ endpoint = $MODAL
 job_variables = {"image": "python:3.12-slim", "command": "python -c 'print(42)'", "modal_environment": "pushpool-md"}
 EOF
 }
-write_conf '
-[credentials "modal"]
+# The configuration with the token configured, its secret $1.
+token_conf() {
+	write_conf "
+[credentials \"modal\"]
 type = modal
 source = token
 token_id = ak-scenario
-token_secret = as-scenario-secret
-'
+token_secret = $1
+"
+}
+token_conf as-scenario-secret
 pp() {
 	"$PUSHPOOL" -c "$T/pushpool.conf" "$@"
 }
@@ -67,25 +71,13 @@ echo "$out" | grep -Eq 'environment +pushpool-md +absent +create .*needs --creat
 	fail "plan does not show the missing environment: $out"
 
 # 2. a wrong token: a clear error, nothing else tried.
-write_conf '
-[credentials "modal"]
-type = modal
-source = token
-token_id = ak-scenario
-token_secret = wrong
-'
+token_conf wrong
 rc=0
 pp provision plan -p md >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 77 ] || fail "a wrong token: exit $rc: $(cat "$T/out")"
 grep -q 'UNAUTHENTICATED' "$T/out" || fail "the error does not say why: $(cat "$T/out")"
 grep -q 'wrong' "$T/out" && fail "the secret reached the error: $(cat "$T/out")"
-write_conf '
-[credentials "modal"]
-type = modal
-source = token
-token_id = ak-scenario
-token_secret = as-scenario-secret
-'
+token_conf as-scenario-secret
 
 # 3. apply without --create-environment: refused before any change.
 rc=0
@@ -133,13 +125,7 @@ echo "$out" | grep -q '^SUCCEEDED' || fail "run did not succeed: $out"
 
 # 7. kill -9 at random points of a slowed apply; each re-run ends clean.
 # (destroy takes the written credentials away: the token is configured again.)
-write_conf '
-[credentials "modal"]
-type = modal
-source = token
-token_id = ak-scenario
-token_secret = as-scenario-secret
-'
+token_conf as-scenario-secret
 curl -fsS -X POST -d '{"api": "modal", "latency_ms": 150}' "$BASE/control/faults" >/dev/null
 n=0
 interrupted=0
