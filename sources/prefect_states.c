@@ -154,51 +154,6 @@ static bool next_ref(const char *s, size_t len, size_t from, size_t *start, size
 	return next_ref_of(BLOCK_PREFIX, s, len, from, start, end, ref, ref_len);
 }
 
-static int resolve_string(struct pp_json *node, pp_prefect_block_fetch fetch, void *ud,
-			  const char *where, struct pp_error *err)
-{
-	size_t start, end, ref, rl;
-	if (!next_ref(node->str, node->len, 0, &start, &end, &ref, &rl))
-		return 0;
-	struct pp_json *val = NULL;
-	int rc;
-	if (start == 0 && end == node->len) {
-		rc = lookup_ref(node->str + ref, rl, fetch, ud, where, &val, err);
-		if (!rc)
-			replace_value(node, val);
-		return rc;
-	}
-	struct pp_buf out;
-	pp_buf_init(&out, PP_BUF_DEFAULT_MAX);
-	size_t done = 0;
-	rc = 0;
-	do {
-		rc = pp_buf_append(&out, node->str + done, start - done);
-		if (!rc)
-			rc = lookup_ref(node->str + ref, rl, fetch, ud, where, &val, err);
-		if (!rc && val->type == PP_JSON_STRING)
-			rc = pp_buf_append(&out, val->str, val->len);
-		else if (!rc && val->type == PP_JSON_NUMBER)
-			rc = pp_buf_puts(&out, val->str);
-		else if (!rc)
-			rc = pp_fail(err, PP_EINVALID,
-				     "%s: block reference inside text must name a string or number",
-				     where);
-		pp_json_free(val);
-		val = NULL;
-		done = end;
-	} while (!rc && next_ref(node->str, node->len, done, &start, &end, &ref, &rl));
-	if (!rc)
-		rc = pp_buf_append(&out, node->str + done, node->len - done);
-	if (!rc) {
-		free(node->str);
-		node->len = out.len;
-		node->str = pp_buf_steal(&out);
-	}
-	pp_buf_free(&out);
-	return rc;
-}
-
 /* ---- walking a JSON tree ---- */
 
 /* What a walk does at one node (where: its JSON path, depth: 0 at the
@@ -209,10 +164,12 @@ typedef int (*node_visit)(struct pp_json *j, const char *where, int depth, void 
 static int walk_at(struct pp_json *j, struct pp_buf *path, int depth, node_visit visit, void *arg,
 		   struct pp_error *err)
 {
+	/* What a visit puts in place of a string is not walked. */
+	bool members = j->type == PP_JSON_OBJECT || j->type == PP_JSON_ARRAY;
 	int rc = visit(j, pp_buf_str(path), depth, arg, err);
 	if (rc)
 		return rc < 0 ? rc : 0;
-	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
+	if (!members)
 		return 0;
 	size_t idx = 0, keep = path->len;
 	pp_json_foreach (c, j) {
@@ -246,31 +203,78 @@ struct block_walk {
 	void *ud;
 };
 
-static int blocks_visit(struct pp_json *j, const char *where, int depth, void *arg,
-			struct pp_error *err)
+/* A walk's visit: a string's block references resolved. */
+static int resolve_string(struct pp_json *node, const char *where, int depth, void *arg,
+			  struct pp_error *err)
 {
 	const struct block_walk *w = arg;
-	if (j->type != PP_JSON_STRING)
+	if (node->type != PP_JSON_STRING)
 		return 0;
-	int rc = resolve_string(j, w->fetch, w->ud, where, err);
-	return rc ? rc : 1;
+	size_t start, end, ref, rl;
+	if (!next_ref(node->str, node->len, 0, &start, &end, &ref, &rl))
+		return 0;
+	struct pp_json *val = NULL;
+	int rc;
+	if (start == 0 && end == node->len) {
+		rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, where, &val, err);
+		if (!rc)
+			replace_value(node, val);
+		return rc;
+	}
+	struct pp_buf out;
+	pp_buf_init(&out, PP_BUF_DEFAULT_MAX);
+	size_t done = 0;
+	rc = 0;
+	do {
+		rc = pp_buf_append(&out, node->str + done, start - done);
+		if (!rc)
+			rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, where, &val, err);
+		if (!rc && val->type == PP_JSON_STRING)
+			rc = pp_buf_append(&out, val->str, val->len);
+		else if (!rc && val->type == PP_JSON_NUMBER)
+			rc = pp_buf_puts(&out, val->str);
+		else if (!rc)
+			rc = pp_fail(err, PP_EINVALID,
+				     "%s: block reference inside text must name a string or number",
+				     where);
+		pp_json_free(val);
+		val = NULL;
+		done = end;
+	} while (!rc && next_ref(node->str, node->len, done, &start, &end, &ref, &rl));
+	if (!rc)
+		rc = pp_buf_append(&out, node->str + done, node->len - done);
+	if (!rc) {
+		free(node->str);
+		node->len = out.len;
+		node->str = pp_buf_steal(&out);
+	}
+	pp_buf_free(&out);
+	return rc;
 }
 
 int pp_prefect_resolve_blocks(struct pp_json *tmpl, pp_prefect_block_fetch fetch, void *ud,
 			      struct pp_error *err)
 {
 	struct block_walk w = {fetch, ud};
-	return walk(tmpl, blocks_visit, &w, err);
+	return walk(tmpl, resolve_string, &w, err);
 }
 
 /* ---- variables and block documents in a rendered job ---- */
 
+struct variable_walk {
+	pp_prefect_variable_fetch fetch;
+	void *ud;
+};
+
 /* A string's {{ prefect.variables.NAME }}: alone, the variable's value
  * whatever its type, "" when there is no such variable; inside text, its
  * str() ("" when missing). Other placeholders stay as they are. */
-static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch fetch, void *ud,
-			       const char *where, struct pp_error *err)
+static int variables_in_string(struct pp_json *node, const char *where, int depth, void *arg,
+			       struct pp_error *err)
 {
+	const struct variable_walk *w = arg;
+	if (node->type != PP_JSON_STRING)
+		return 0;
 	size_t start, end, ref, rl;
 	if (!next_ref_of(VARIABLE_PREFIX, node->str, node->len, 0, &start, &end, &ref, &rl))
 		return 0;
@@ -281,7 +285,7 @@ static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch f
 		if (rl >= sizeof(name))
 			return pp_fail(err, PP_EINVALID, "%s: variable name too long", where);
 		snprintf(name, sizeof(name), "%.*s", (int)rl, node->str + ref);
-		rc = fetch(ud, name, &val, err);
+		rc = w->fetch(w->ud, name, &val, err);
 		if (rc)
 			return pp_error_prefix(err, "%s: ", where);
 		if (!val && !(val = pp_json_new_string("")))
@@ -298,7 +302,7 @@ static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch f
 			rc = pp_fail(err, PP_EINVALID, "%s: variable name too long", where);
 		if (!rc) {
 			snprintf(name, sizeof(name), "%.*s", (int)rl, node->str + ref);
-			rc = fetch(ud, name, &val, err);
+			rc = w->fetch(w->ud, name, &val, err);
 			if (rc)
 				pp_error_prefix(err, "%s: ", where);
 		}
@@ -320,28 +324,13 @@ static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch f
 	return rc;
 }
 
-struct variable_walk {
-	pp_prefect_variable_fetch fetch;
-	void *ud;
-};
-
-static int variables_visit(struct pp_json *j, const char *where, int depth, void *arg,
-			   struct pp_error *err)
-{
-	const struct variable_walk *w = arg;
-	if (j->type != PP_JSON_STRING)
-		return 0;
-	int rc = variables_in_string(j, w->fetch, w->ud, where, err);
-	return rc ? rc : 1;
-}
-
 int pp_prefect_resolve_variables(struct pp_json *job, pp_prefect_variable_fetch fetch, void *ud,
 				 struct pp_error *err)
 {
 	if (!job)
 		return 0;
 	struct variable_walk w = {fetch, ud};
-	return walk(job, variables_visit, &w, err);
+	return walk(job, variables_in_string, &w, err);
 }
 
 struct document_walk {
