@@ -669,42 +669,35 @@ static void delete_subnet(struct ec2_call *c)
 	answer_true(c);
 }
 
-static void delete_igw(struct ec2_call *c)
+/* Delete the resource of type the call names in key, refused while its
+ * busy set (NULL: none) holds anything. */
+static void delete_res(struct ec2_call *c, const char *type, const char *key, const char *busy)
 {
-	struct pp_mock_aws_res *igw = find(c, "ec2.igw", in_str(c, "InternetGatewayId"), true);
+	struct pp_mock_aws_res *r = find(c, type, in_str(c, key), true);
 
-	if (!igw)
+	if (!r)
 		return;
-	if (pp_json_get(igw->obj, "attachmentSet")->count) {
-		dependency(c, "internetGateway", igw->id);
+	if (busy && pp_json_get(r->obj, busy)->count) {
+		dependency(c, kind_of(type)->one, r->id);
 		return;
 	}
-	pp_mock_aws_remove(c->m, c->a, igw);
+	pp_mock_aws_remove(c->m, c->a, r);
 	answer_true(c);
+}
+
+static void delete_igw(struct ec2_call *c)
+{
+	delete_res(c, "ec2.igw", "InternetGatewayId", "attachmentSet");
 }
 
 static void delete_route_table(struct ec2_call *c)
 {
-	struct pp_mock_aws_res *rtb = find(c, "ec2.rtb", in_str(c, "RouteTableId"), true);
-
-	if (!rtb)
-		return;
-	if (pp_json_get(rtb->obj, "associationSet")->count) {
-		dependency(c, "routeTable", rtb->id);
-		return;
-	}
-	pp_mock_aws_remove(c->m, c->a, rtb);
-	answer_true(c);
+	delete_res(c, "ec2.rtb", "RouteTableId", "associationSet");
 }
 
 static void delete_sg(struct ec2_call *c)
 {
-	struct pp_mock_aws_res *sg = find(c, "ec2.sg", in_str(c, "GroupId"), true);
-
-	if (!sg)
-		return;
-	pp_mock_aws_remove(c->m, c->a, sg);
-	answer_true(c);
+	delete_res(c, "ec2.sg", "GroupId", NULL);
 }
 
 static void describe_vpcs(struct ec2_call *c)

@@ -141,38 +141,59 @@ static void count_attachment(struct iam_call *c, const char *arn, int delta)
 
 /* ---- roles ---- */
 
-static void create_role(struct iam_call *c)
+/* What differs between a role and a user as IAM makes them. */
+static const struct entity {
+	const char *kind, *type, *arn_word, *name_key, *id_key, *id_prefix;
+} e_role = {"Role", "iam.role", "role", "RoleName", "RoleId", "AROA"},
+  e_user = {"User", "iam.user", "user", "UserName", "UserId", "AIDA"};
+
+/* Create the role or user the call names; extra (may be NULL) sets what
+ * the kind has beyond the fields both share. */
+static void create_entity(struct iam_call *c, const struct entity *e,
+			  void (*extra)(struct iam_call *c, struct pp_json *o))
 {
-	const char *name = in_str(c, "RoleName");
+	const char *name = in_str(c, e->name_key);
+	const char *path = in_str(c, "Path") ? in_str(c, "Path") : "/";
 	struct pp_json *o;
 	struct pp_mock_aws_res *r;
 	char id[32], arn[400], when[32];
 
-	if (find(c, "iam.role", name)) {
-		iam_error(c, 409, "EntityAlreadyExists", "Role with name %s already exists.", name);
+	if (find(c, e->type, name)) {
+		iam_error(c, 409, "EntityAlreadyExists", "%s with name %s already exists.", e->kind,
+			  name);
 		return;
 	}
-	new_id(c->m, "AROA", id, sizeof(id));
-	snprintf(arn, sizeof(arn), ARN ":role%s%s", in_str(c, "Path") ? in_str(c, "Path") : "/",
-		 name);
+	new_id(c->m, e->id_prefix, id, sizeof(id));
+	snprintf(arn, sizeof(arn), ARN ":%s%s%s", e->arn_word, path, name);
 	now_iso(c->m, when, sizeof(when));
 	o = pp_json_new(PP_JSON_OBJECT);
 	if (o) {
-		pp_json_set_string(o, "Path", in_str(c, "Path") ? in_str(c, "Path") : "/");
-		pp_json_set_string(o, "RoleName", name);
-		pp_json_set_string(o, "RoleId", id);
+		pp_json_set_string(o, "Path", path);
+		pp_json_set_string(o, e->name_key, name);
+		pp_json_set_string(o, e->id_key, id);
 		pp_json_set_string(o, "Arn", arn);
 		pp_json_set_string(o, "CreateDate", when);
-		set_encoded(o, "AssumeRolePolicyDocument", in_str(c, "AssumeRolePolicyDocument"));
-		if (in_str(c, "Description"))
-			pp_json_set_string(o, "Description", in_str(c, "Description"));
-		pp_json_set_int(o, "MaxSessionDuration", 3600);
+		if (extra)
+			extra(c, o);
 	}
-	r = pp_mock_aws_add(c->m, c->a, "iam.role", "", name, o,
+	r = pp_mock_aws_add(c->m, c->a, e->type, "", name, o,
 			    pp_mock_aws_tags(pp_json_get(c->in, "Tags"), "Key", "Value"));
 	if (!r || !(c->out = pp_json_new(PP_JSON_OBJECT)) ||
-	    pp_json_set(c->out, "Role", described(r)))
+	    pp_json_set(c->out, e->kind, described(r)))
 		iam_error(c, 500, "ServiceFailure", "mock: out of memory");
+}
+
+static void role_fields(struct iam_call *c, struct pp_json *o)
+{
+	set_encoded(o, "AssumeRolePolicyDocument", in_str(c, "AssumeRolePolicyDocument"));
+	if (in_str(c, "Description"))
+		pp_json_set_string(o, "Description", in_str(c, "Description"));
+	pp_json_set_int(o, "MaxSessionDuration", 3600);
+}
+
+static void create_role(struct iam_call *c)
+{
+	create_entity(c, &e_role, role_fields);
 }
 
 static void get_role(struct iam_call *c)
@@ -533,32 +554,7 @@ static void delete_policy(struct iam_call *c)
 
 static void create_user(struct iam_call *c)
 {
-	const char *name = in_str(c, "UserName");
-	struct pp_mock_aws_res *r;
-	struct pp_json *o;
-	char id[32], arn[400], when[32];
-
-	if (find(c, "iam.user", name)) {
-		iam_error(c, 409, "EntityAlreadyExists", "User with name %s already exists.", name);
-		return;
-	}
-	new_id(c->m, "AIDA", id, sizeof(id));
-	snprintf(arn, sizeof(arn), ARN ":user%s%s", in_str(c, "Path") ? in_str(c, "Path") : "/",
-		 name);
-	now_iso(c->m, when, sizeof(when));
-	o = pp_json_new(PP_JSON_OBJECT);
-	if (o) {
-		pp_json_set_string(o, "Path", in_str(c, "Path") ? in_str(c, "Path") : "/");
-		pp_json_set_string(o, "UserName", name);
-		pp_json_set_string(o, "UserId", id);
-		pp_json_set_string(o, "Arn", arn);
-		pp_json_set_string(o, "CreateDate", when);
-	}
-	r = pp_mock_aws_add(c->m, c->a, "iam.user", "", name, o,
-			    pp_mock_aws_tags(pp_json_get(c->in, "Tags"), "Key", "Value"));
-	if (!r || !(c->out = pp_json_new(PP_JSON_OBJECT)) ||
-	    pp_json_set(c->out, "User", described(r)))
-		iam_error(c, 500, "ServiceFailure", "mock: out of memory");
+	create_entity(c, &e_user, NULL);
 }
 
 static void get_user(struct iam_call *c)

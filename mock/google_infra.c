@@ -439,6 +439,14 @@ static void gi_unmatched(struct pp_mock_call *c, bool other_method)
 			     "mock Google has no route %s %s", c->req->method, c->req->path);
 }
 
+/* Google's infrastructure APIs differ in their name, routes and admit
+ * alone: each is served below /google/API, under the lock, with JSON bodies. */
+#define GI_ROUTER(api_, routes_, admit_)                                                           \
+	{                                                                                          \
+		.api = api_, .scope = "/google/" api_, .locked = true, .json_body = true,          \
+		.routes = routes_, .admit = admit_, .unmatched = gi_unmatched,                     \
+	}
+
 #define SU "/google/serviceusage/v1"
 static const struct pp_mock_route su_routes[] = {
 	{"POST", SU "/projects/{project}/services/{service}:enable", su_enable,
@@ -451,15 +459,8 @@ static const struct pp_mock_route su_routes[] = {
 };
 #undef SU
 
-const struct pp_mock_router pp_mock_gi_serviceusage_router = {
-	.api = "serviceusage",
-	.scope = "/google/serviceusage",
-	.locked = true,
-	.json_body = true,
-	.routes = su_routes,
-	.admit = su_admit,
-	.unmatched = gi_unmatched,
-};
+const struct pp_mock_router pp_mock_gi_serviceusage_router =
+	GI_ROUTER("serviceusage", su_routes, su_admit);
 
 /* ---- IAM service accounts ---- */
 
@@ -468,18 +469,25 @@ static bool iam_admit(struct pp_mock_call *c)
 	return pp_mock_google_admit(c, "iam");
 }
 
-/* Google's rule for account ids: 6-30 characters, [a-z][a-z0-9-]*[a-z0-9]. */
-static bool account_id_ok(const char *id)
+/* Google's rule for resource ids, with the API's own length bounds:
+ * [a-z][a-z0-9-]*[a-z0-9]. */
+static bool gi_id_ok(const char *id, size_t min, size_t max)
 {
 	size_t n = id ? strlen(id) : 0;
 
-	if (n < 6 || n > 30 || !islower((unsigned char)id[0]) || id[n - 1] == '-')
+	if (n < min || n > max || !islower((unsigned char)id[0]) || id[n - 1] == '-')
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!islower((unsigned char)id[i]) && !isdigit((unsigned char)id[i]) &&
 		    id[i] != '-')
 			return false;
 	return true;
+}
+
+/* Service account ids: 6-30 characters. */
+static bool account_id_ok(const char *id)
+{
+	return gi_id_ok(id, 6, 30);
 }
 
 static void iam_create(struct pp_mock_call *c)
@@ -781,15 +789,7 @@ static const struct pp_mock_route iam_routes[] = {
 };
 #undef IAM
 
-const struct pp_mock_router pp_mock_gi_iam_router = {
-	.api = "iam",
-	.scope = "/google/iam",
-	.locked = true,
-	.json_body = true,
-	.routes = iam_routes,
-	.admit = iam_admit,
-	.unmatched = gi_unmatched,
-};
+const struct pp_mock_router pp_mock_gi_iam_router = GI_ROUTER("iam", iam_routes, iam_admit);
 
 /* ---- Resource Manager: project IAM policies ---- */
 
@@ -956,15 +956,8 @@ static const struct pp_mock_route crm_routes[] = {
 	{NULL},
 };
 
-const struct pp_mock_router pp_mock_gi_crm_router = {
-	.api = "cloudresourcemanager",
-	.scope = "/google/cloudresourcemanager",
-	.locked = true,
-	.json_body = true,
-	.routes = crm_routes,
-	.admit = crm_admit,
-	.unmatched = gi_unmatched,
-};
+const struct pp_mock_router pp_mock_gi_crm_router =
+	GI_ROUTER("cloudresourcemanager", crm_routes, crm_admit);
 
 /* ---- Artifact Registry ---- */
 
@@ -979,18 +972,10 @@ static void ar_parent(const struct pp_mock_call *c, char *out, size_t size)
 		 pp_mock_param(&c->params, "location"));
 }
 
-/* Artifact Registry's rule for repository ids. */
+/* Artifact Registry's rule for repository ids: 1-63 characters. */
 static bool repo_id_ok(const char *id)
 {
-	size_t n = id ? strlen(id) : 0;
-
-	if (n < 1 || n > 63 || !islower((unsigned char)id[0]) || id[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!islower((unsigned char)id[i]) && !isdigit((unsigned char)id[i]) &&
-		    id[i] != '-')
-			return false;
-	return true;
+	return gi_id_ok(id, 1, 63);
 }
 
 static void ar_create(struct pp_mock_call *c)
@@ -1096,15 +1081,8 @@ static const struct pp_mock_route ar_routes[] = {
 };
 #undef AR
 
-const struct pp_mock_router pp_mock_gi_ar_router = {
-	.api = "artifactregistry",
-	.scope = "/google/artifactregistry",
-	.locked = true,
-	.json_body = true,
-	.routes = ar_routes,
-	.admit = ar_admit,
-	.unmatched = gi_unmatched,
-};
+const struct pp_mock_router pp_mock_gi_ar_router =
+	GI_ROUTER("artifactregistry", ar_routes, ar_admit);
 
 /* ---- /google/control/infra ---- */
 

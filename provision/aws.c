@@ -439,6 +439,41 @@ static const struct pp_prov_kind k_key = {
 
 #define CODE char code[96]
 
+/* One IAM call whose answer is not needed; params is taken. gone_ok: what
+ * IAM no longer has counts as done (a removal). */
+static int iam_do(struct pp_prov_ctx *ctx, const char *action, struct pp_json *params, bool gone_ok,
+		  struct pp_error *err)
+{
+	struct pp_xml *x;
+	CODE;
+	int rc = query(ctx, ctx->state, "iam", action, params, &x, code, sizeof(code), err);
+
+	pp_xml_free(x);
+	return gone_ok && rc == PP_ENOTFOUND ? 0 : rc;
+}
+
+/* One JSON 1.1 call whose answer is not needed; body is taken. ok_code (may
+ * be NULL): the cloud's error code that counts as done. */
+static int json_do(struct pp_prov_ctx *ctx, const char *service, const char *target,
+		   struct pp_json *body, const char *ok_code, struct pp_error *err)
+{
+	struct pp_json *out;
+	CODE;
+	int rc = jcall(ctx, ctx->state, service, target, body, &out, code, sizeof(code), err);
+
+	pp_json_free(out);
+	return rc && ok_code && !strcmp(code, ok_code) ? 0 : rc;
+}
+
+/* Parameters naming the execution role, for the calls on it. */
+static struct pp_json *role_params(const struct aws *a)
+{
+	struct pp_json *p = obj();
+
+	pp_json_set_string(p, "RoleName", a->role);
+	return p;
+}
+
 /* ---- IAM: the execution role ---- */
 
 static int role_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
@@ -453,9 +488,7 @@ static int role_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct 
 	if (res->state == PP_PROV_DRIFTED) {
 		/* Ours, with another trust policy: put ours back. */
 		pp_json_set_string(p, "PolicyDocument", TRUST_POLICY);
-		rc = query(ctx, a, "iam", "UpdateAssumeRolePolicy", p, &x, code, sizeof(code), err);
-		pp_xml_free(x);
-		return rc;
+		return iam_do(ctx, "UpdateAssumeRolePolicy", p, false, err);
 	}
 	pp_json_set_string(p, "AssumeRolePolicyDocument", TRUST_POLICY);
 	pp_json_set_string(p, "Description", "ECS task execution role of a pushpool pool");
@@ -470,79 +503,42 @@ static int role_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct 
 
 static int role_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
-	struct aws *a = ctx->state;
-	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
-	int rc;
-
-	pp_json_set_string(p, "RoleName", a->role);
-	rc = query(ctx, a, "iam", "DeleteRole", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc == PP_ENOTFOUND ? 0 : rc;
+	return iam_do(ctx, "DeleteRole", role_params(ctx->state), true, err);
 }
 
 static int attach_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
-	struct aws *a = ctx->state;
-	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
-	int rc;
+	struct pp_json *p = role_params(ctx->state);
 
-	pp_json_set_string(p, "RoleName", a->role);
 	pp_json_set_string(p, "PolicyArn", EXEC_POLICY_ARN);
-	rc = query(ctx, a, "iam", "AttachRolePolicy", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc;
+	return iam_do(ctx, "AttachRolePolicy", p, false, err);
 }
 
 static int attach_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
-	struct aws *a = ctx->state;
-	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
-	int rc;
+	struct pp_json *p = role_params(ctx->state);
 
-	pp_json_set_string(p, "RoleName", a->role);
 	pp_json_set_string(p, "PolicyArn", EXEC_POLICY_ARN);
-	rc = query(ctx, a, "iam", "DetachRolePolicy", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc == PP_ENOTFOUND ? 0 : rc;
+	return iam_do(ctx, "DetachRolePolicy", p, true, err);
 }
 
 static int inline_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
-	struct aws *a = ctx->state;
-	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
-	int rc;
+	struct pp_json *p = role_params(ctx->state);
 
-	pp_json_set_string(p, "RoleName", a->role);
 	pp_json_set_string(p, "PolicyName", INLINE_LOGS);
 	pp_json_set_string(p, "PolicyDocument",
 			   "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
 			   "\"Action\":\"logs:CreateLogGroup\",\"Resource\":\"*\"}]}");
-	rc = query(ctx, a, "iam", "PutRolePolicy", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc;
+	return iam_do(ctx, "PutRolePolicy", p, false, err);
 }
 
 static int inline_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
-	struct aws *a = ctx->state;
-	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
-	int rc;
+	struct pp_json *p = role_params(ctx->state);
 
-	pp_json_set_string(p, "RoleName", a->role);
 	pp_json_set_string(p, "PolicyName", INLINE_LOGS);
-	rc = query(ctx, a, "iam", "DeleteRolePolicy", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc == PP_ENOTFOUND ? 0 : rc;
+	return iam_do(ctx, "DeleteRolePolicy", p, true, err);
 }
 
 /* ---- ECS, Logs, ECR ---- */
@@ -570,74 +566,53 @@ static int cluster_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, stru
 static int cluster_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
-	struct pp_json *b = obj(), *out;
-	CODE;
-	int rc;
+	struct pp_json *b = obj();
 
 	pp_json_set_string(b, "cluster", a->cluster);
-	rc = jcall(ctx, a, "ecs", "AmazonEC2ContainerServiceV20141113.DeleteCluster", b, &out, code,
-		   sizeof(code), err);
-	pp_json_free(out);
-	return rc && !strcmp(code, "ClusterNotFoundException") ? 0 : rc;
+	return json_do(ctx, "ecs", "AmazonEC2ContainerServiceV20141113.DeleteCluster", b,
+		       "ClusterNotFoundException", err);
 }
 
 static int logs_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
-	struct pp_json *b = obj(), *tags = obj(), *out;
-	CODE;
-	int rc;
+	struct pp_json *b = obj(), *tags = obj();
 
 	pp_json_set_string(b, "logGroupName", a->log_group);
 	pp_json_set_string(tags, PP_PROV_TAG, a->pool);
 	pp_json_set(b, "tags", tags);
-	rc = jcall(ctx, a, "logs", "Logs_20140328.CreateLogGroup", b, &out, code, sizeof(code),
-		   err);
-	pp_json_free(out);
-	return rc;
+	return json_do(ctx, "logs", "Logs_20140328.CreateLogGroup", b, NULL, err);
 }
 
 static int logs_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
-	struct pp_json *b = obj(), *out;
-	CODE;
-	int rc;
+	struct pp_json *b = obj();
 
 	pp_json_set_string(b, "logGroupName", a->log_group);
-	rc = jcall(ctx, a, "logs", "Logs_20140328.DeleteLogGroup", b, &out, code, sizeof(code),
-		   err);
-	pp_json_free(out);
-	return rc && !strcmp(code, "ResourceNotFoundException") ? 0 : rc;
+	return json_do(ctx, "logs", "Logs_20140328.DeleteLogGroup", b, "ResourceNotFoundException",
+		       err);
 }
 
 static int repo_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
-	struct pp_json *b = obj(), *out;
-	CODE;
-	int rc;
+	struct pp_json *b = obj();
 
 	pp_json_set_string(b, "repositoryName", a->repo);
 	pp_json_set(b, "tags", tag_list(a, "Key", "Value"));
-	rc = jcall(ctx, a, "ecr", "AmazonEC2ContainerRegistry_V20150921.CreateRepository", b, &out,
-		   code, sizeof(code), err);
-	pp_json_free(out);
-	return rc;
+	return json_do(ctx, "ecr", "AmazonEC2ContainerRegistry_V20150921.CreateRepository", b, NULL,
+		       err);
 }
 
 static int repo_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
-	struct pp_json *b = obj(), *out;
-	CODE;
-	int rc;
+	struct pp_json *b = obj();
 
 	pp_json_set_string(b, "repositoryName", a->repo);
-	rc = jcall(ctx, a, "ecr", "AmazonEC2ContainerRegistry_V20150921.DeleteRepository", b, &out,
-		   code, sizeof(code), err);
-	pp_json_free(out);
-	return rc && !strcmp(code, "RepositoryNotFoundException") ? 0 : rc;
+	return json_do(ctx, "ecr", "AmazonEC2ContainerRegistry_V20150921.DeleteRepository", b,
+		       "RepositoryNotFoundException", err);
 }
 
 /* ---- EC2 ---- */
@@ -855,7 +830,7 @@ static int delete_versions(struct pp_prov_ctx *ctx, struct aws *a, bool gone_ok,
 			   struct pp_error *err)
 {
 	struct pp_json *p = obj();
-	struct pp_xml *x = NULL, *y;
+	struct pp_xml *x = NULL;
 	CODE;
 	int rc;
 
@@ -872,10 +847,7 @@ static int delete_versions(struct pp_prov_ctx *ctx, struct aws *a, bool gone_ok,
 		p = obj();
 		pp_json_set_string(p, "PolicyArn", a->policy_arn);
 		pp_json_set_string(p, "VersionId", text_of(v, "VersionId"));
-		rc = query(ctx, a, "iam", "DeletePolicyVersion", p, &y, code, sizeof(code), err);
-		pp_xml_free(y);
-		if (rc == PP_ENOTFOUND)
-			rc = 0;
+		rc = iam_do(ctx, "DeletePolicyVersion", p, true, err);
 	}
 	pp_xml_free(x);
 	return rc;
@@ -885,9 +857,7 @@ static int policy_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struc
 {
 	struct aws *a = ctx->state;
 	struct pp_json *p = obj();
-	struct pp_xml *x;
 	char doc[1536];
-	CODE;
 	int rc;
 
 	dispatcher_policy(a, doc, sizeof(doc));
@@ -901,36 +871,28 @@ static int policy_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struc
 		pp_json_set_string(p, "PolicyArn", a->policy_arn);
 		pp_json_set_string(p, "PolicyDocument", doc);
 		pp_json_set_bool(p, "SetAsDefault", true);
-		rc = query(ctx, a, "iam", "CreatePolicyVersion", p, &x, code, sizeof(code), err);
-		pp_xml_free(x);
+		rc = iam_do(ctx, "CreatePolicyVersion", p, false, err);
 		return rc ? rc : delete_versions(ctx, a, false, err);
 	}
 	pp_json_set_string(p, "PolicyName", a->policy);
 	pp_json_set_string(p, "PolicyDocument", doc);
 	pp_json_set_string(p, "Description", "what a pushpool dispatcher needs for its pool");
 	pp_json_set(p, "Tags", tag_list(a, "Key", "Value"));
-	rc = query(ctx, a, "iam", "CreatePolicy", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc;
+	return iam_do(ctx, "CreatePolicy", p, false, err);
 }
 
 static int policy_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
-	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
+	struct pp_json *p;
 	int rc;
 
 	/* IAM deletes a policy only once its other versions are gone. */
-	if ((rc = delete_versions(ctx, a, true, err))) {
-		pp_json_free(p);
+	if ((rc = delete_versions(ctx, a, true, err)))
 		return rc;
-	}
+	p = obj();
 	pp_json_set_string(p, "PolicyArn", a->policy_arn);
-	rc = query(ctx, a, "iam", "DeletePolicy", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc == PP_ENOTFOUND ? 0 : rc;
+	return iam_do(ctx, "DeletePolicy", p, true, err);
 }
 
 /* A policy attachment's resource: res->name is the principal, "user/NAME"
@@ -949,18 +911,13 @@ static int grant(struct pp_prov_ctx *ctx, const char *principal, bool on, struct
 	struct aws *a = ctx->state;
 	bool user = !strncmp(principal, "user/", 5);
 	struct pp_json *p = obj();
-	struct pp_xml *x;
 	char action[40];
-	CODE;
-	int rc;
 
 	snprintf(action, sizeof(action), "%s%sPolicy", on ? "Attach" : "Detach",
 		 user ? "User" : "Role");
 	pp_json_set_string(p, user ? "UserName" : "RoleName", strchr(principal, '/') + 1);
 	pp_json_set_string(p, "PolicyArn", a->policy_arn);
-	rc = query(ctx, a, "iam", action, p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return !on && rc == PP_ENOTFOUND ? 0 : rc;
+	return iam_do(ctx, action, p, !on, err);
 }
 
 static bool recorded(const struct pp_prov_res *res)
@@ -999,44 +956,29 @@ static int user_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct 
 {
 	struct aws *a = ctx->state;
 	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
-	int rc;
 
 	pp_json_set_string(p, "UserName", a->user);
 	pp_json_set(p, "Tags", tag_list(a, "Key", "Value"));
-	rc = query(ctx, a, "iam", "CreateUser", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc;
+	return iam_do(ctx, "CreateUser", p, false, err);
 }
 
 static int user_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
 	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
-	int rc;
 
 	pp_json_set_string(p, "UserName", a->user);
-	rc = query(ctx, a, "iam", "DeleteUser", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc == PP_ENOTFOUND ? 0 : rc;
+	return iam_do(ctx, "DeleteUser", p, true, err);
 }
 
 static int key_remove_id(struct pp_prov_ctx *ctx, const char *id, struct pp_error *err)
 {
 	struct aws *a = ctx->state;
 	struct pp_json *p = obj();
-	struct pp_xml *x;
-	CODE;
-	int rc;
 
 	pp_json_set_string(p, "UserName", a->user);
 	pp_json_set_string(p, "AccessKeyId", id);
-	rc = query(ctx, a, "iam", "DeleteAccessKey", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
-	return rc == PP_ENOTFOUND ? 0 : rc;
+	return iam_do(ctx, "DeleteAccessKey", p, true, err);
 }
 
 /* Keys whose secret this host does not hold (an interrupted apply lost it)
@@ -1272,13 +1214,10 @@ static int inspect_role(struct pp_prov_ctx *ctx, struct aws *a, struct pp_prov_p
 		return rc;
 	mark(att, attached(x, "ListAttachedRolePoliciesResult", EXEC_POLICY_ARN), true);
 	pp_xml_free(x);
-	struct pp_json *p = obj();
-	CODE;
+	struct pp_json *p = role_params(a);
 
-	pp_json_set_string(p, "RoleName", a->role);
 	pp_json_set_string(p, "PolicyName", INLINE_LOGS);
-	rc = query(ctx, a, "iam", "GetRolePolicy", p, &x, code, sizeof(code), err);
-	pp_xml_free(x);
+	rc = iam_do(ctx, "GetRolePolicy", p, false, err);
 	if (rc && rc != PP_ENOTFOUND)
 		return rc;
 	mark(inl, !rc, true);

@@ -167,6 +167,15 @@ static int follow(struct pp_prov_ctx *ctx, const char *service, struct pp_json *
 	return rc;
 }
 
+/* A removal's result: what Google no longer has counts as removed. */
+static int gone_ok(int rc, struct pp_error *err)
+{
+	if (rc != PP_ENOTFOUND)
+		return rc;
+	pp_error_clear(err);
+	return 0;
+}
+
 /* ---- services ---- */
 
 static int service_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
@@ -453,11 +462,7 @@ static int sa_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp
 
 	if (!rc)
 		rc = pp_prov_json(ctx, "DELETE", u, NULL, NULL, err);
-	if (rc == PP_ENOTFOUND) {
-		pp_error_clear(err);
-		rc = 0;
-	}
-	return rc;
+	return gone_ok(rc, err);
 }
 
 static const struct pp_prov_kind kind_sa = {
@@ -559,11 +564,7 @@ static int keys_delete(struct pp_prov_ctx *ctx, const char *keep, struct pp_erro
 		rc = url(ctx, u, sizeof(u), "iam", "/v1/projects/%s/serviceAccounts/%s/keys/%s",
 			 g->project, g->dsp_sa, id);
 		if (!rc)
-			rc = pp_prov_json(ctx, "DELETE", u, NULL, NULL, err);
-		if (rc == PP_ENOTFOUND) {
-			pp_error_clear(err);
-			rc = 0;
-		}
+			rc = gone_ok(pp_prov_json(ctx, "DELETE", u, NULL, NULL, err), err);
 	}
 	pp_json_free(keys);
 	return rc;
@@ -608,13 +609,7 @@ static int key_create(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct p
 
 static int key_remove(struct pp_prov_ctx *ctx, struct pp_prov_res *res, struct pp_error *err)
 {
-	int rc = keys_delete(ctx, NULL, err);
-
-	if (rc == PP_ENOTFOUND) {
-		pp_error_clear(err);
-		rc = 0;
-	}
-	return rc;
+	return gone_ok(keys_delete(ctx, NULL, err), err);
 }
 
 static const struct pp_prov_kind kind_key = {

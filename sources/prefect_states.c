@@ -154,16 +154,69 @@ static bool next_ref(const char *s, size_t len, size_t from, size_t *start, size
 	return next_ref_of(BLOCK_PREFIX, s, len, from, start, end, ref, ref_len);
 }
 
-static int resolve_string(struct pp_json *node, pp_prefect_block_fetch fetch, void *ud,
-			  const char *where, struct pp_error *err)
+/* ---- walking a JSON tree ---- */
+
+/* What a walk does at one node (where: its JSON path, depth: 0 at the
+ * root): 0 to go on into its members, 1 when done with it, or an error. */
+typedef int (*node_visit)(struct pp_json *j, const char *where, int depth, void *arg,
+			  struct pp_error *err);
+
+static int walk_at(struct pp_json *j, struct pp_buf *path, int depth, node_visit visit, void *arg,
+		   struct pp_error *err)
 {
+	/* What a visit puts in place of a string is not walked. */
+	bool members = j->type == PP_JSON_OBJECT || j->type == PP_JSON_ARRAY;
+	int rc = visit(j, pp_buf_str(path), depth, arg, err);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if (!members)
+		return 0;
+	size_t idx = 0, keep = path->len;
+	pp_json_foreach (c, j) {
+		rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
+					       : pp_buf_printf(path, "[%zu]", idx);
+		if (!rc)
+			rc = walk_at(c, path, depth + 1, visit, arg, err);
+		path->len = keep;
+		path->data[keep] = '\0';
+		if (rc)
+			return rc;
+		idx++;
+	}
+	return 0;
+}
+
+/* Every node of root, from the path "$". */
+static int walk(struct pp_json *root, node_visit visit, void *arg, struct pp_error *err)
+{
+	struct pp_buf path;
+	pp_buf_init(&path, 4096);
+	int rc = pp_buf_puts(&path, "$");
+	if (!rc)
+		rc = walk_at(root, &path, 0, visit, arg, err);
+	pp_buf_free(&path);
+	return rc;
+}
+
+struct block_walk {
+	pp_prefect_block_fetch fetch;
+	void *ud;
+};
+
+/* A walk's visit: a string's block references resolved. */
+static int resolve_string(struct pp_json *node, const char *where, int depth, void *arg,
+			  struct pp_error *err)
+{
+	const struct block_walk *w = arg;
+	if (node->type != PP_JSON_STRING)
+		return 0;
 	size_t start, end, ref, rl;
 	if (!next_ref(node->str, node->len, 0, &start, &end, &ref, &rl))
 		return 0;
 	struct pp_json *val = NULL;
 	int rc;
 	if (start == 0 && end == node->len) {
-		rc = lookup_ref(node->str + ref, rl, fetch, ud, where, &val, err);
+		rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, where, &val, err);
 		if (!rc)
 			replace_value(node, val);
 		return rc;
@@ -175,7 +228,7 @@ static int resolve_string(struct pp_json *node, pp_prefect_block_fetch fetch, vo
 	do {
 		rc = pp_buf_append(&out, node->str + done, start - done);
 		if (!rc)
-			rc = lookup_ref(node->str + ref, rl, fetch, ud, where, &val, err);
+			rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, where, &val, err);
 		if (!rc && val->type == PP_JSON_STRING)
 			rc = pp_buf_append(&out, val->str, val->len);
 		else if (!rc && val->type == PP_JSON_NUMBER)
@@ -199,48 +252,29 @@ static int resolve_string(struct pp_json *node, pp_prefect_block_fetch fetch, vo
 	return rc;
 }
 
-static int resolve_at(struct pp_json *j, struct pp_buf *path, pp_prefect_block_fetch fetch,
-		      void *ud, struct pp_error *err)
-{
-	if (j->type == PP_JSON_STRING)
-		return resolve_string(j, fetch, ud, pp_buf_str(path), err);
-	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
-		return 0;
-	size_t idx = 0, keep = path->len;
-	pp_json_foreach (c, j) {
-		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
-						   : pp_buf_printf(path, "[%zu]", idx);
-		if (!rc)
-			rc = resolve_at(c, path, fetch, ud, err);
-		path->len = keep;
-		path->data[keep] = '\0';
-		if (rc)
-			return rc;
-		idx++;
-	}
-	return 0;
-}
-
 int pp_prefect_resolve_blocks(struct pp_json *tmpl, pp_prefect_block_fetch fetch, void *ud,
 			      struct pp_error *err)
 {
-	struct pp_buf path;
-	pp_buf_init(&path, 4096);
-	int rc = pp_buf_puts(&path, "$");
-	if (!rc)
-		rc = resolve_at(tmpl, &path, fetch, ud, err);
-	pp_buf_free(&path);
-	return rc;
+	struct block_walk w = {fetch, ud};
+	return walk(tmpl, resolve_string, &w, err);
 }
 
 /* ---- variables and block documents in a rendered job ---- */
 
+struct variable_walk {
+	pp_prefect_variable_fetch fetch;
+	void *ud;
+};
+
 /* A string's {{ prefect.variables.NAME }}: alone, the variable's value
  * whatever its type, "" when there is no such variable; inside text, its
  * str() ("" when missing). Other placeholders stay as they are. */
-static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch fetch, void *ud,
-			       const char *where, struct pp_error *err)
+static int variables_in_string(struct pp_json *node, const char *where, int depth, void *arg,
+			       struct pp_error *err)
 {
+	const struct variable_walk *w = arg;
+	if (node->type != PP_JSON_STRING)
+		return 0;
 	size_t start, end, ref, rl;
 	if (!next_ref_of(VARIABLE_PREFIX, node->str, node->len, 0, &start, &end, &ref, &rl))
 		return 0;
@@ -251,7 +285,7 @@ static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch f
 		if (rl >= sizeof(name))
 			return pp_fail(err, PP_EINVALID, "%s: variable name too long", where);
 		snprintf(name, sizeof(name), "%.*s", (int)rl, node->str + ref);
-		rc = fetch(ud, name, &val, err);
+		rc = w->fetch(w->ud, name, &val, err);
 		if (rc)
 			return pp_error_prefix(err, "%s: ", where);
 		if (!val && !(val = pp_json_new_string("")))
@@ -268,7 +302,7 @@ static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch f
 			rc = pp_fail(err, PP_EINVALID, "%s: variable name too long", where);
 		if (!rc) {
 			snprintf(name, sizeof(name), "%.*s", (int)rl, node->str + ref);
-			rc = fetch(ud, name, &val, err);
+			rc = w->fetch(w->ud, name, &val, err);
 			if (rc)
 				pp_error_prefix(err, "%s: ", where);
 		}
@@ -290,72 +324,39 @@ static int variables_in_string(struct pp_json *node, pp_prefect_variable_fetch f
 	return rc;
 }
 
-static int variables_at(struct pp_json *j, struct pp_buf *path, pp_prefect_variable_fetch fetch,
-			void *ud, struct pp_error *err)
-{
-	if (j->type == PP_JSON_STRING)
-		return variables_in_string(j, fetch, ud, pp_buf_str(path), err);
-	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
-		return 0;
-	size_t idx = 0, keep = path->len;
-	pp_json_foreach (c, j) {
-		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
-						   : pp_buf_printf(path, "[%zu]", idx);
-		if (!rc)
-			rc = variables_at(c, path, fetch, ud, err);
-		path->len = keep;
-		path->data[keep] = '\0';
-		if (rc)
-			return rc;
-		idx++;
-	}
-	return 0;
-}
-
 int pp_prefect_resolve_variables(struct pp_json *job, pp_prefect_variable_fetch fetch, void *ud,
 				 struct pp_error *err)
 {
 	if (!job)
 		return 0;
-	struct pp_buf path;
-	pp_buf_init(&path, 4096);
-	int rc = pp_buf_puts(&path, "$");
-	if (!rc)
-		rc = variables_at(job, &path, fetch, ud, err);
-	pp_buf_free(&path);
-	return rc;
+	struct variable_walk w = {fetch, ud};
+	return walk(job, variables_in_string, &w, err);
 }
 
-static int documents_at(struct pp_json *j, struct pp_buf *path, int depth,
-			pp_prefect_document_fetch fetch, void *ud, struct pp_error *err)
+struct document_walk {
+	pp_prefect_document_fetch fetch;
+	void *ud;
+};
+
+static int documents_visit(struct pp_json *j, const char *where, int depth, void *arg,
+			   struct pp_error *err)
 {
+	const struct document_walk *w = arg;
 	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
-		return 0;
+		return 1;
 	if (depth > REF_DEPTH_MAX)
-		return pp_fail(err, PP_EINVALID, "%s: nested too deep", pp_buf_str(path));
+		return pp_fail(err, PP_EINVALID, "%s: nested too deep", where);
 	const char *id = pp_json_get_string(pp_json_get(j, "$ref"), "block_document_id");
 	if (j->type == PP_JSON_OBJECT && id && *id) {
 		struct pp_json *data = NULL;
-		int rc = fetch(ud, id, &data, err);
+		int rc = w->fetch(w->ud, id, &data, err);
 		if (rc)
-			return pp_error_prefix(err, "%s: ", pp_buf_str(path));
+			return pp_error_prefix(err, "%s: ", where);
 		/* The reference object's own members go: the data takes its place. */
 		while (j->child)
 			pp_json_free(pp_json_detach(j->child));
 		replace_value(j, data);
-		return 0;
-	}
-	size_t idx = 0, keep = path->len;
-	pp_json_foreach (c, j) {
-		int rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
-						   : pp_buf_printf(path, "[%zu]", idx);
-		if (!rc)
-			rc = documents_at(c, path, depth + 1, fetch, ud, err);
-		path->len = keep;
-		path->data[keep] = '\0';
-		if (rc)
-			return rc;
-		idx++;
+		return 1;
 	}
 	return 0;
 }
@@ -365,11 +366,6 @@ int pp_prefect_resolve_documents(struct pp_json *job, pp_prefect_document_fetch 
 {
 	if (!job)
 		return 0;
-	struct pp_buf path;
-	pp_buf_init(&path, 4096);
-	int rc = pp_buf_puts(&path, "$");
-	if (!rc)
-		rc = documents_at(job, &path, 0, fetch, ud, err);
-	pp_buf_free(&path);
-	return rc;
+	struct document_walk w = {fetch, ud};
+	return walk(job, documents_visit, &w, err);
 }

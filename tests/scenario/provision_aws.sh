@@ -11,40 +11,16 @@
 # looked up; --create-key makes a user whose access key runs the job;
 # provisioning as another identity grants the pool's own.
 set -eu
-: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
-for cmd in mock provision run; do
-	if ! "$PUSHPOOL" $cmd --help >/dev/null 2>&1; then
-		echo "FAIL: '$PUSHPOOL $cmd --help' does not work" >&2
-		exit 1
-	fi
-done
-command -v jq >/dev/null || {
-	echo "FAIL: jq is needed" >&2
-	exit 1
-}
-T=$(mktemp -d)
-MOCK_PID=
-cleanup() {
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+NEED="mock provision run"
+. "$ROOT/tests/scenario/provision_lib.inc"
 
 AKID=AKIDPROVISIONSCENARIO
 SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYPROVISIONKEY
 PUSHPOOL_MOCK_AWS_KEYS="$AKID:$SECRET" "$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" \
 	--seed 7 --provision-seconds 0.1 --run-seconds 0.2 >"$T/mock.log" 2>&1 &
 MOCK_PID=$!
-i=0
-while ! grep -q 'http://' "$T/ports" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 600 ] && fail "mock did not start: $(cat "$T/mock.log")"
-	sleep 0.05
-done
+mock_ready 'http://'
 BASE=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$T/ports" | head -n 1)
 
 control() {

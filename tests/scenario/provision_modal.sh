@@ -8,39 +8,15 @@
 # apply does; destroy removes only the environment pushpool made; the
 # written configuration alone runs a sandbox end to end.
 set -eu
-: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
-for cmd in mock provision; do
-	if ! "$PUSHPOOL" $cmd --help >/dev/null 2>&1; then
-		echo "FAIL: '$PUSHPOOL $cmd --help' does not work" >&2
-		exit 1
-	fi
-done
-command -v jq >/dev/null || {
-	echo "FAIL: jq is needed" >&2
-	exit 1
-}
-T=$(mktemp -d)
-MOCK_PID=
-cleanup() {
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+NEED="mock provision"
+. "$ROOT/tests/scenario/provision_lib.inc"
 
 PUSHPOOL_MOCK_MODAL_TOKEN=ak-scenario:as-scenario-secret "$PUSHPOOL" mock --listen 127.0.0.1:0 \
 	--port-file "$T/ports" --seed 9 --provision-seconds 0.1 --run-seconds 0.2 \
 	>"$T/mock.log" 2>&1 &
 MOCK_PID=$!
-i=0
-while ! grep -q '^modal=http://' "$T/ports" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 600 ] && fail "mock did not start: $(cat "$T/mock.log")"
-	sleep 0.05
-done
+mock_ready '^modal=http://'
 BASE=$(sed -n 's/^url=//p' "$T/ports")
 MODAL=$(sed -n 's/^modal=//p' "$T/ports")
 changes() {
@@ -66,13 +42,17 @@ endpoint = $MODAL
 job_variables = {"image": "python:3.12-slim", "command": "python -c 'print(42)'", "modal_environment": "pushpool-md"}
 EOF
 }
-write_conf '
-[credentials "modal"]
+# The configuration with the token configured, its secret $1.
+token_conf() {
+	write_conf "
+[credentials \"modal\"]
 type = modal
 source = token
 token_id = ak-scenario
-token_secret = as-scenario-secret
-'
+token_secret = $1
+"
+}
+token_conf as-scenario-secret
 pp() {
 	"$PUSHPOOL" -c "$T/pushpool.conf" "$@"
 }
@@ -91,25 +71,13 @@ echo "$out" | grep -Eq 'environment +pushpool-md +absent +create .*needs --creat
 	fail "plan does not show the missing environment: $out"
 
 # 2. a wrong token: a clear error, nothing else tried.
-write_conf '
-[credentials "modal"]
-type = modal
-source = token
-token_id = ak-scenario
-token_secret = wrong
-'
+token_conf wrong
 rc=0
 pp provision plan -p md >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 77 ] || fail "a wrong token: exit $rc: $(cat "$T/out")"
 grep -q 'UNAUTHENTICATED' "$T/out" || fail "the error does not say why: $(cat "$T/out")"
 grep -q 'wrong' "$T/out" && fail "the secret reached the error: $(cat "$T/out")"
-write_conf '
-[credentials "modal"]
-type = modal
-source = token
-token_id = ak-scenario
-token_secret = as-scenario-secret
-'
+token_conf as-scenario-secret
 
 # 3. apply without --create-environment: refused before any change.
 rc=0
@@ -157,13 +125,7 @@ echo "$out" | grep -q '^SUCCEEDED' || fail "run did not succeed: $out"
 
 # 7. kill -9 at random points of a slowed apply; each re-run ends clean.
 # (destroy takes the written credentials away: the token is configured again.)
-write_conf '
-[credentials "modal"]
-type = modal
-source = token
-token_id = ak-scenario
-token_secret = as-scenario-secret
-'
+token_conf as-scenario-secret
 curl -fsS -X POST -d '{"api": "modal", "latency_ms": 150}' "$BASE/control/faults" >/dev/null
 n=0
 interrupted=0

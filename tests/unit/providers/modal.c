@@ -578,6 +578,45 @@ static void submit_until_image_join(struct run *r, struct pp_error *err)
 	pp_buf_free(&body);
 }
 
+/* Appends a framed message whose field 1 is GenericResult{status,
+ * exception (NULL: none)}: how ImageJoinStreaming and SandboxWait end. */
+static void result_frame(struct pp_buf *body, uint64_t status, const char *exception)
+{
+	struct pp_buf m, res;
+	pp_buf_init(&m, 4096);
+	pp_buf_init(&res, 1024);
+	assert_int_equal(pp_pb_varint(&res, 1, status), 0);
+	if (exception)
+		assert_int_equal(pp_pb_string(&res, 2, exception), 0);
+	assert_int_equal(pp_pb_message(&m, 1, &res), 0);
+	frame(body, &m);
+	pp_buf_free(&m);
+	pp_buf_free(&res);
+}
+
+/* Drives submit up to its SandboxCreate request, the image built. */
+static void submit_until_create(struct run *r, struct pp_error *err)
+{
+	struct pp_http_req sent;
+	struct pp_buf body;
+	pp_buf_init(&body, 8192);
+	submit_until_image_join(r, err);
+	result_frame(&body, 1, NULL);
+	assert_int_equal(answer(r, r->p->submit, "0", &body, &sent, err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r->io.req), "SandboxCreate");
+	pp_buf_free(&body);
+}
+
+/* A run restored onto sandbox sb-1, as after a restart. */
+static void run_restored(struct run *r, struct fixture *f, const char *run_id, struct pp_error *err)
+{
+	run_init(r, f, run_id, "{\"image\":\"python:3.12\",\"command\":\"true\"}");
+	r->io.cred = NULL;
+	snprintf(r->io.infra_id, sizeof(r->io.infra_id), "sb-1");
+	assert_int_equal(r->p->restore(&r->io, err), 0);
+}
+
 /* The long-poll: the deadline of each ImageJoinStreaming call lies past the
  * timeout it asks the server to hold the call for, and survives the op
  * driver's cap; each new call resumes from the last entry id seen; a poll
@@ -662,21 +701,10 @@ static void test_no_deprecated_fields(void **state)
 	struct fixture *f = *state;
 	struct run r;
 	struct pp_error err = {0};
-	struct pp_http_req sent;
-	struct pp_buf m, res, body;
-	pp_buf_init(&m, 4096);
-	pp_buf_init(&res, 1024);
-	pp_buf_init(&body, 8192);
 	run_init(&r, f, "run-fields",
 		 "{\"image\":\"python:3.12\",\"command\":\"true\",\"modal_environment\":\"dev\"}");
 	r.io.cred = NULL;
-	submit_until_image_join(&r, &err);
-	assert_int_equal(pp_pb_varint(&res, 1, 1), 0);
-	assert_int_equal(pp_pb_message(&m, 1, &res), 0);
-	frame(&body, &m);
-	assert_int_equal(answer(&r, r.p->submit, "0", &body, &sent, &err), PP_STEP_SEND);
-	pp_http_req_free(&sent);
-	assert_string_equal(rpc_of(&r.io.req), "SandboxCreate");
+	submit_until_create(&r, &err);
 	struct pp_pb_reader rd;
 	struct pp_pb_field fl;
 	int fields = 0;
@@ -688,9 +716,6 @@ static void test_no_deprecated_fields(void **state)
 	assert_true(fields >= 3); /* app_id, definition, tags */
 	pp_http_req_free(&r.io.req);
 	memset(&r.io.req, 0, sizeof(r.io.req));
-	pp_buf_free(&m);
-	pp_buf_free(&res);
-	pp_buf_free(&body);
 	run_free(&r);
 }
 
@@ -700,21 +725,10 @@ static uint64_t sandbox_timeout(struct fixture *f, const char *job_json, double 
 {
 	struct run r;
 	struct pp_error err = {0};
-	struct pp_http_req sent;
-	struct pp_buf m, res, body;
-	pp_buf_init(&m, 4096);
-	pp_buf_init(&res, 1024);
-	pp_buf_init(&body, 8192);
 	run_init(&r, f, "run-timeout", job_json);
 	r.io.cred = NULL;
 	r.io.max_runtime_s = max_runtime;
-	submit_until_image_join(&r, &err);
-	assert_int_equal(pp_pb_varint(&res, 1, 1), 0);
-	assert_int_equal(pp_pb_message(&m, 1, &res), 0);
-	frame(&body, &m);
-	assert_int_equal(answer(&r, r.p->submit, "0", &body, &sent, &err), PP_STEP_SEND);
-	pp_http_req_free(&sent);
-	assert_string_equal(rpc_of(&r.io.req), "SandboxCreate");
+	submit_until_create(&r, &err);
 	struct pp_pb_reader rd, sb;
 	struct pp_pb_field fl;
 	uint64_t timeout = 0;
@@ -729,9 +743,6 @@ static uint64_t sandbox_timeout(struct fixture *f, const char *job_json, double 
 	}
 	pp_http_req_free(&r.io.req);
 	memset(&r.io.req, 0, sizeof(r.io.req));
-	pp_buf_free(&m);
-	pp_buf_free(&res);
-	pp_buf_free(&body);
 	run_free(&r);
 	return timeout;
 }
@@ -758,18 +769,10 @@ static void test_terminated_by_someone_else_is_a_crash(void **state)
 	struct run r;
 	struct pp_error err = {0};
 	struct pp_http_req sent;
-	struct pp_buf m, res, body;
-	pp_buf_init(&m, 4096);
-	pp_buf_init(&res, 1024);
+	struct pp_buf body;
 	pp_buf_init(&body, 8192);
-	run_init(&r, f, "run-term", "{\"image\":\"python:3.12\",\"command\":\"true\"}");
-	r.io.cred = NULL;
-	snprintf(r.io.infra_id, sizeof(r.io.infra_id), "sb-1");
-	assert_int_equal(r.p->restore(&r.io, &err), 0);
-	assert_int_equal(pp_pb_varint(&res, 1, 3), 0);
-	assert_int_equal(pp_pb_string(&res, 2, "worker preempted"), 0);
-	assert_int_equal(pp_pb_message(&m, 1, &res), 0);
-	frame(&body, &m);
+	run_restored(&r, f, "run-term", &err);
+	result_frame(&body, 3, "worker preempted");
 
 	assert_int_equal(r.p->status(&r.io, &err), PP_STEP_SEND);
 	assert_string_equal(rpc_of(&r.io.req), "SandboxWait");
@@ -793,8 +796,6 @@ static void test_terminated_by_someone_else_is_a_crash(void **state)
 	assert_int_equal(r.io.state_out, PP_RUN_CANCELLED);
 	assert_int_equal(r.io.exit_code, 137);
 	pp_buf_free(&empty);
-	pp_buf_free(&m);
-	pp_buf_free(&res);
 	pp_buf_free(&body);
 	run_free(&r);
 }
@@ -820,26 +821,16 @@ static void test_start_failure_classes(void **state)
 		struct run r;
 		struct pp_error err = {0};
 		struct pp_http_req sent;
-		struct pp_buf m, res, body;
-		pp_buf_init(&m, 4096);
-		pp_buf_init(&res, 1024);
+		struct pp_buf body;
 		pp_buf_init(&body, 8192);
-		run_init(&r, f, "run-class", "{\"image\":\"python:3.12\",\"command\":\"true\"}");
-		r.io.cred = NULL;
-		snprintf(r.io.infra_id, sizeof(r.io.infra_id), "sb-1");
-		assert_int_equal(r.p->restore(&r.io, &err), 0);
-		assert_int_equal(pp_pb_varint(&res, 1, (uint64_t)cases[i].status), 0);
-		assert_int_equal(pp_pb_string(&res, 2, "mount failed"), 0);
-		assert_int_equal(pp_pb_message(&m, 1, &res), 0);
-		frame(&body, &m);
+		run_restored(&r, f, "run-class", &err);
+		result_frame(&body, (uint64_t)cases[i].status, "mount failed");
 		assert_int_equal(r.p->status(&r.io, &err), PP_STEP_SEND);
 		assert_int_equal(answer(&r, r.p->status, "0", &body, &sent, &err), PP_STEP_DONE);
 		pp_http_req_free(&sent);
 		assert_int_equal(r.io.state_out, cases[i].state);
 		assert_string_equal(pp_start_failure_name(r.io.start_failure),
 				    pp_start_failure_name(cases[i].f));
-		pp_buf_free(&m);
-		pp_buf_free(&res);
 		pp_buf_free(&body);
 		run_free(&r);
 	}
