@@ -19,6 +19,11 @@ struct pp_run_ctx {
 	const char *work_queue_name;
 	const char *api_url; /* PREFECT_API_URL */
 	const char *api_key; /* PREFECT_API_KEY (secret) */
+	/* A run of a pushpool deployment: its id and parameters (JSON object
+	 * text) reach the job as PUSHPOOL_RUN_ID, PUSHPOOL_DEPLOYMENT and
+	 * PUSHPOOL_PARAMETERS; NULL for other runs. */
+	const char *run_id;
+	const char *parameters;
 };
 
 /* The bundled default base job template for a pool type ("ecs:push", or

@@ -32,7 +32,8 @@ struct pp_db_ops {
 	/* One statement; rows into out when non-NULL, rows changed into
 	 * *changes when non-NULL. PP_ECONFLICT on a unique violation. */
 	int (*query)(struct pp_store *s, const char *what, const char *sql, int np,
-		     const char *const *p, struct pp_rows *out, long *changes, struct pp_error *err);
+		     const char *const *p, struct pp_rows *out, long *changes,
+		     struct pp_error *err);
 	/* The store's clock in ms (PostgreSQL: the server's, the one its leases
 	 * and due times are judged by). */
 	int (*now_ms)(struct pp_store *s, int64_t *ms, struct pp_error *err);

@@ -19,8 +19,9 @@
 #define TERMINAL "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
 /* A run holding a slot of its pool, queue and deployment: started and not
  * finished, or claimed and about to start. */
-#define ACTIVE(a) "(" a ".state NOT IN " TERMINAL " AND (" a ".state <> 'SCHEDULED' OR " a \
-		  ".lease_owner IS NOT NULL))"
+#define ACTIVE(a)                                                                                  \
+	"(" a ".state NOT IN " TERMINAL " AND (" a ".state <> 'SCHEDULED' OR " a                   \
+	".lease_owner IS NOT NULL))"
 /* Unstarted future slot runs of deployment $1 (schedule $2, NULL: all)
  * after $3 (ms): what pausing or changing a schedule removes. */
 #define UNSTARTED_SLOTS                                                                            \
@@ -117,10 +118,11 @@ static int drop_future(struct pp_store *s, const char *dep, const char *skey, in
 	char ms[24];
 	const char *const p[] = {dep, skey, i64s(ms, now * 1000)};
 	long n = 0;
-	int rc = q(s, "delete future runs' events",
-		   "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE " UNSTARTED_SLOTS
-		   ")",
-		   3, p, NULL, NULL, err);
+	int rc = q(
+		s, "delete future runs' events",
+		"DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE " UNSTARTED_SLOTS
+		")",
+		3, p, NULL, NULL, err);
 	if (!rc)
 		rc = q(s, "delete future runs", "DELETE FROM runs WHERE " UNSTARTED_SLOTS, 3, p,
 		       NULL, &n, err);
@@ -198,8 +200,8 @@ static int check_queue(struct pp_store *s, const struct pp_dep_rec *d, struct pp
 		return 0;
 	const char *const p[] = {d->pool, d->queue};
 	struct pp_rows r;
-	int rc = q(s, "read queue", "SELECT 1 FROM work_queues WHERE pool = $1 AND name = $2", 2,
-		   p, &r, NULL, err);
+	int rc = q(s, "read queue", "SELECT 1 FROM work_queues WHERE pool = $1 AND name = $2", 2, p,
+		   &r, NULL, err);
 	if (rc)
 		return rc;
 	int found = r.nrows;
@@ -261,7 +263,8 @@ static int apply_schedules(struct pp_store *s, const struct pp_dep_rec *d, bool 
 			/* Removed: the row first (its lock), then its runs. */
 			const char *const k[] = {d->name, key};
 			rc = q(s, "delete schedule",
-			       "DELETE FROM deployment_schedules WHERE deployment = $1 AND skey = $2",
+			       "DELETE FROM deployment_schedules WHERE deployment = $1 AND skey = "
+			       "$2",
 			       2, k, NULL, NULL, err);
 			if (!rc)
 				rc = drop_future(s, d->name, key, now, &res->runs_removed, err);
@@ -283,8 +286,15 @@ static int apply_schedules(struct pp_store *s, const struct pp_dep_rec *d, bool 
 		 * keeps its runs. */
 		bool remake = !opts_same || dep_changed;
 		const char *const u[] = {
-			d->name,	       key,	    i64s(b[0], c->active), c->catchup, c->overlap,
-			i64s(b[1], c->catchup_window), i64s(b[2], j), i64s(b[3], now), i64s(b[4], remake),
+			d->name,
+			key,
+			i64s(b[0], c->active),
+			c->catchup,
+			c->overlap,
+			i64s(b[1], c->catchup_window),
+			i64s(b[2], j),
+			i64s(b[3], now),
+			i64s(b[4], remake),
 		};
 		rc = q(s, "update schedule",
 		       "UPDATE deployment_schedules SET active = $3, catchup = $4, overlap = $5,"
@@ -316,9 +326,10 @@ static int apply_one(struct pp_store *s, const struct pp_dep_rec *d, int64_t now
 	for (int i = 0; i < d->nsched; i++)
 		for (int j = 0; j < i; j++)
 			if (!strcmp(d->sched[i].key, d->sched[j].key))
-				return pp_fail(err, PP_EINVALID,
-					       "deployment %s: schedules %d and %d are the same rule",
-					       d->name, j + 1, i + 1);
+				return pp_fail(
+					err, PP_EINVALID,
+					"deployment %s: schedules %d and %d are the same rule",
+					d->name, j + 1, i + 1);
 	int rc = check_queue(s, d, err);
 	if (rc)
 		return rc;
@@ -350,7 +361,8 @@ static int apply_one(struct pp_store *s, const struct pp_dep_rec *d, int64_t now
 					 d->collision,
 					 i64s(b[2], now * 1000)};
 		rc = q(s, "insert deployment",
-		       "INSERT INTO deployments(" DEP_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
+		       "INSERT INTO deployments(" DEP_COLS
+		       ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
 		       "$11,$12,$13,$13)",
 		       13, v, NULL, NULL, err);
 		res->created++;
@@ -376,7 +388,8 @@ static int apply_one(struct pp_store *s, const struct pp_dep_rec *d, int64_t now
 						 i64s(b[2], now * 1000)};
 			rc = q(s, "update deployment",
 			       "UPDATE deployments SET pool = $2, queue = $3, description = $4,"
-			       " job_variables = $5, parameters = $6, parameter_schema = $7, tags = $8,"
+			       " job_variables = $5, parameters = $6, parameter_schema = $7, tags "
+			       "= $8,"
 			       " paused = $9, concurrency_limit = $10, collision = $11,"
 			       " updated_ms = $12 WHERE name = $1",
 			       12, v, NULL, NULL, err);
@@ -423,10 +436,11 @@ int pp_deploy_list(struct pp_store *s, const char *name, struct pp_dep_rec **out
 	*n = 0;
 	const char *const p[] = {name};
 	struct pp_rows r, sc;
-	int rc = q(s, "list deployments",
-		   "SELECT " DEP_COLS " FROM deployments WHERE CAST($1 AS TEXT) IS NULL OR name = $1"
-		   " ORDER BY name",
-		   1, p, &r, NULL, err);
+	int rc =
+		q(s, "list deployments",
+		  "SELECT " DEP_COLS " FROM deployments WHERE CAST($1 AS TEXT) IS NULL OR name = $1"
+		  " ORDER BY name",
+		  1, p, &r, NULL, err);
 	if (rc)
 		return rc;
 	rc = q(s, "list schedules",
@@ -544,8 +558,8 @@ int pp_deploy_delete(struct pp_store *s, const char *name, int *removed, struct 
 	rc = q(s, "delete schedules", "DELETE FROM deployment_schedules WHERE deployment = $1", 1,
 	       p, NULL, NULL, err);
 	if (!rc)
-		rc = q(s, "delete deployment", "DELETE FROM deployments WHERE name = $1", 1, p, NULL,
-		       &changed, err);
+		rc = q(s, "delete deployment", "DELETE FROM deployments WHERE name = $1", 1, p,
+		       NULL, &changed, err);
 	if (!rc && !changed)
 		rc = pp_fail(err, PP_ENOTFOUND, "deployment %s not found", name);
 #define UNSTARTED                                                                                  \
@@ -553,8 +567,8 @@ int pp_deploy_delete(struct pp_store *s, const char *name, int *removed, struct 
 	" AND lease_owner IS NULL AND attempt = 0"
 	if (!rc)
 		rc = q(s, "delete runs' events",
-		       "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE " UNSTARTED
-		       ")",
+		       "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs "
+		       "WHERE " UNSTARTED ")",
 		       1, p, NULL, NULL, err);
 	if (!rc)
 		rc = q(s, "delete runs", "DELETE FROM runs WHERE " UNSTARTED, 1, p, NULL, &changed,
@@ -760,11 +774,12 @@ int pp_pool_list(struct pp_store *s, struct pp_pool_rec **out, int *n, struct pp
 	*out = NULL;
 	*n = 0;
 	struct pp_rows r;
-	int rc = q(s, "list pools",
-		   "SELECT pool, NULL, NULL, concurrency_limit, paused FROM pool_settings"
-		   " UNION ALL SELECT pool, state, count(*), NULL, NULL FROM runs GROUP BY pool, state"
-		   " ORDER BY 1",
-		   0, NULL, &r, NULL, err);
+	int rc = q(
+		s, "list pools",
+		"SELECT pool, NULL, NULL, concurrency_limit, paused FROM pool_settings"
+		" UNION ALL SELECT pool, state, count(*), NULL, NULL FROM runs GROUP BY pool, state"
+		" ORDER BY 1",
+		0, NULL, &r, NULL, err);
 	if (rc)
 		return rc;
 	struct pp_pool_rec *v = r.nrows ? calloc((size_t)r.nrows, sizeof(*v)) : NULL;
@@ -826,12 +841,11 @@ static int count_for(struct pp_store *s, struct counts *c, char kind, const char
 			return 0;
 		}
 	const char *sql =
-		kind == 'p' ? "SELECT count(*) FROM runs a WHERE a.pool = $1 AND " ACTIVE("a")
-		: kind == 'q'
-			? "SELECT count(*) FROM runs a WHERE a.pool = $1"
-			  " AND COALESCE(a.queue, 'default') = $2 AND " ACTIVE("a")
-			: "SELECT count(*) FROM runs a WHERE a.source = 'deployment'"
-			  " AND a.deployment = $1 AND " ACTIVE("a");
+		kind == 'p'   ? "SELECT count(*) FROM runs a WHERE a.pool = $1 AND " ACTIVE("a")
+		: kind == 'q' ? "SELECT count(*) FROM runs a WHERE a.pool = $1"
+				" AND COALESCE(a.queue, 'default') = $2 AND " ACTIVE("a")
+			      : "SELECT count(*) FROM runs a WHERE a.source = 'deployment'"
+				" AND a.deployment = $1 AND " ACTIVE("a");
 	const char *const p[] = {a, b};
 	struct pp_rows r;
 	int rc = q(s, "count active runs", sql, kind == 'q' ? 2 : 1, p, &r, NULL, err);
@@ -922,8 +936,8 @@ enum {
 
 /* What holds candidate i back (into why), or a reason to cancel it
  * (*cancel), or nothing: it may start. */
-static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, int i,
-		 int64_t now, char *why, size_t whyn, bool *cancel, struct slot_count *slots[3],
+static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, int i, int64_t now,
+		 char *why, size_t whyn, bool *cancel, struct slot_count *slots[3],
 		 struct pp_error *err)
 {
 	const char *pool = pp_row(r, i, C_POOL), *queue = pp_row(r, i, C_QUEUE);
@@ -1043,7 +1057,8 @@ int pp_deploy_claim_due(struct pp_store *s, const char *pool, const char *owner,
 	       "  AND sc.deployment = r.deployment AND sc.skey = r.schedule_key"
 	       " WHERE r.state = 'SCHEDULED' AND r.lease_owner IS NULL"
 	       " AND (CAST($1 AS TEXT) IS NULL OR r.pool = $1)"
-	       " AND r.scheduled_ms <= CAST($2 AS BIGINT) AND r.next_attempt_ms <= CAST($2 AS BIGINT)"
+	       " AND r.scheduled_ms <= CAST($2 AS BIGINT) AND r.next_attempt_ms <= CAST($2 AS "
+	       "BIGINT)"
 	       " ORDER BY COALESCE(wq.priority, 2147483647), r.priority DESC, r.scheduled_ms, r.id"
 	       " LIMIT CAST($3 AS BIGINT)",
 	       3, p, &r, NULL, err);

@@ -17,17 +17,19 @@
  * (pp_schedule_canonical), computed by the dispatcher. A deployment holds
  * each rule once; the key names the schedule across redeploys. */
 #define PP_SCHED_KEY_LEN 33
+/* runs.source of the runs deployments make (scheduled or by hand). */
+#define PP_DEPLOYMENT_SOURCE "deployment"
 /* The queue a run or deployment without one is in. */
 #define PP_DEFAULT_QUEUE "default"
 
 struct pp_dep_sched {
 	char key[PP_SCHED_KEY_LEN];
-	char kind[12];		/* "cron", "interval" or "rrule" */
-	char *timezone;		/* NULL: UTC */
-	char *cron, *rrule;	/* by kind; NULL otherwise */
-	bool day_or;		/* cron */
-	int64_t interval;	/* seconds, interval */
-	int64_t anchor;		/* UTC seconds, interval */
+	char kind[12];	    /* "cron", "interval" or "rrule" */
+	char *timezone;	    /* NULL: UTC */
+	char *cron, *rrule; /* by kind; NULL otherwise */
+	bool day_or;	    /* cron */
+	int64_t interval;   /* seconds, interval */
+	int64_t anchor;	    /* UTC seconds, interval */
 	bool active;
 	char catchup[8];	/* "skip", "latest", "all" */
 	int64_t catchup_window; /* seconds; "all" only */
@@ -54,7 +56,7 @@ struct pp_dep_rec {
 void pp_dep_recs_free(struct pp_dep_rec *d, int n);
 
 struct pp_apply_result {
-	int created, updated, unchanged;	 /* deployments */
+	int created, updated, unchanged;	      /* deployments */
 	int sched_added, sched_removed, runs_removed; /* schedules, unstarted runs */
 };
 
