@@ -95,8 +95,7 @@ int pp_deployment_recs(const struct pp_deploy_spec *specs, size_t n, struct pp_d
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 			break;
 		}
-		if (sp->nschedules &&
-		    !(d->sched = calloc(sp->nschedules, sizeof(*d->sched)))) {
+		if (sp->nschedules && !(d->sched = calloc(sp->nschedules, sizeof(*d->sched)))) {
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 			break;
 		}
@@ -104,10 +103,9 @@ int pp_deployment_recs(const struct pp_deploy_spec *specs, size_t n, struct pp_d
 			rc = sched_rec(&sp->schedules[j], &d->sched[j], err);
 			d->nsched++;
 			if (rc)
-				pp_error_prefix(err, "deployment %s: schedule %zu (%s): ", sp->name,
-						j + 1,
-						sp->schedules[j].where ? sp->schedules[j].where
-								       : "?");
+				pp_error_prefix(
+					err, "deployment %s: schedule %zu (%s): ", sp->name, j + 1,
+					sp->schedules[j].where ? sp->schedules[j].where : "?");
 		}
 	}
 	if (rc) {
@@ -141,9 +139,8 @@ int pp_deployment_schedule(const struct pp_dep_sched *c, struct pp_schedule **ou
 	return pp_schedule_new(&spec, out, err);
 }
 
-void pp_deployment_slot_run(const struct pp_dep_rec *d, const struct pp_dep_sched *c,
-			    int64_t slot, char *key, char *name, size_t name_len,
-			    struct pp_run_rec *r)
+void pp_deployment_slot_run(const struct pp_dep_rec *d, const struct pp_dep_sched *c, int64_t slot,
+			    char *key, char *name, size_t name_len, struct pp_run_rec *r)
 {
 	/* name|schedule|instant: the schedule key and the instant hold no '|',
 	 * so the key reads back unambiguously from the right. */
@@ -166,8 +163,8 @@ void pp_deployment_slot_run(const struct pp_dep_rec *d, const struct pp_dep_sche
 	r->state = PP_ST_SCHEDULED;
 }
 
-int pp_deployment_next_slots(const struct pp_dep_sched *c, int64_t after, size_t n,
-			     int64_t *slots, size_t *got, struct pp_error *err)
+int pp_deployment_next_slots(const struct pp_dep_sched *c, int64_t after, size_t n, int64_t *slots,
+			     size_t *got, struct pp_error *err)
 {
 	struct pp_schedule *sch = NULL;
 	int rc = pp_deployment_schedule(c, &sch, err);

@@ -40,9 +40,8 @@ int pp_deployment_schedule(const struct pp_dep_sched *c, struct pp_schedule **ou
 /* The run a slot of schedule c of d becomes (strings borrowed from d and
  * key; key must hold PP_SLOT_KEY_MAX bytes). */
 #define PP_SLOT_KEY_MAX 512
-void pp_deployment_slot_run(const struct pp_dep_rec *d, const struct pp_dep_sched *c,
-			    int64_t slot, char *key, char *name, size_t name_len,
-			    struct pp_run_rec *r);
+void pp_deployment_slot_run(const struct pp_dep_rec *d, const struct pp_dep_sched *c, int64_t slot,
+			    char *key, char *name, size_t name_len, struct pp_run_rec *r);
 
 struct pp_sched_stats {
 	int schedules, inserted, dropped, skipped_writes;
@@ -56,7 +55,7 @@ int pp_scheduler_pass(struct pp_store *s, int64_t now, struct pp_sched_stats *st
 		      struct pp_error *err);
 
 /* The next n slots of schedule c after `after` (for `deployment show`). */
-int pp_deployment_next_slots(const struct pp_dep_sched *c, int64_t after, size_t n,
-			     int64_t *slots, size_t *got, struct pp_error *err);
+int pp_deployment_next_slots(const struct pp_dep_sched *c, int64_t after, size_t n, int64_t *slots,
+			     size_t *got, struct pp_error *err);
 
 #endif

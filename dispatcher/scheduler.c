@@ -124,8 +124,7 @@ static int plan_schedule(struct pp_store *s, const struct pp_dep_rec *d,
 	if (!rc)
 		rc = unmade_due(sch, c->cursor, now, &unmade, &nunmade, err);
 	size_t ndue = 0;
-	if (!rc && (nmade || nunmade) &&
-	    !(due = malloc(((size_t)nmade + nunmade) * sizeof(*due))))
+	if (!rc && (nmade || nunmade) && !(due = malloc(((size_t)nmade + nunmade) * sizeof(*due))))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	if (!rc && !(p.drop = malloc(((size_t)nmade + 1) * sizeof(*p.drop))))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");

@@ -513,6 +513,45 @@ int pp_deploy_slot_runs(struct pp_store *s, const char *deployment, const char *
 	return 0;
 }
 
+int pp_deploy_runs(struct pp_store *s, const char *name, int state, int limit,
+		   struct pp_run_rec **out, int *n, struct pp_error *err)
+{
+	*out = NULL;
+	*n = 0;
+	char lim[24];
+	const char *const p[] = {
+		name, state >= 0 ? pp_store_state_name((enum pp_store_state)state) : NULL,
+		i64s(lim, limit > 0 ? limit : 1000000)};
+	struct pp_rows r;
+	int rc = q(s, "read deployment runs",
+		   "SELECT id, name, state, scheduled_ms, waiting, slot_key FROM runs"
+		   " WHERE source = 'deployment' AND deployment = $1"
+		   " AND (CAST($2 AS TEXT) IS NULL OR state = $2)"
+		   " ORDER BY scheduled_ms, id LIMIT CAST($3 AS BIGINT)",
+		   3, p, &r, NULL, err);
+	if (rc)
+		return rc;
+	struct pp_run_rec *v = r.nrows ? calloc((size_t)r.nrows, sizeof(*v)) : NULL;
+	if (r.nrows && !v) {
+		pp_rows_free(&r);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < r.nrows; i++) {
+		snprintf(v[i].id, sizeof(v[i].id), "%s", pp_row(&r, i, 0));
+		v[i].name = dup_or_null(pp_row(&r, i, 1));
+		char *why = NULL;
+		pp_store_state_read(pp_row(&r, i, 2), &v[i].state, &why);
+		free(why);
+		v[i].scheduled_ms = num(pp_row(&r, i, 3));
+		v[i].waiting = dup_or_null(pp_row(&r, i, 4));
+		v[i].slot_key = dup_or_null(pp_row(&r, i, 5));
+	}
+	*out = v;
+	*n = r.nrows;
+	pp_rows_free(&r);
+	return 0;
+}
+
 /* ---- pause, delete ---- */
 
 int pp_deploy_pause(struct pp_store *s, const char *name, const char *skey, bool paused,

@@ -107,6 +107,12 @@ int pp_deploy_materialise(struct pp_store *s, const struct pp_slot_batch *b, int
 int pp_deploy_slot_runs(struct pp_store *s, const char *deployment, const char *skey,
 			int64_t until_ms, struct pp_run_rec **out, int *n, struct pp_error *err);
 
+/* Runs of deployment name (any source 'deployment' made), in state (-1:
+ * any), oldest first, at most limit: id, name, state, scheduled_ms,
+ * waiting and slot_key are filled. */
+int pp_deploy_runs(struct pp_store *s, const char *name, int state, int limit,
+		   struct pp_run_rec **out, int *n, struct pp_error *err);
+
 /* A work queue of a pool. Priority is unique within the pool, 1 first. */
 struct pp_queue_rec {
 	char *pool, *name;

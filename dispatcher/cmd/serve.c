@@ -17,53 +17,6 @@
 #include "render/render.h"
 #include "store/store.h"
 
-static int load_config(const char *cmd, const char *path, struct pp_config *cfg)
-{
-	struct pp_error err = {0};
-	int rc = pp_config_init(cfg, &err);
-	if (!rc)
-		rc = pp_config_load(cfg, pp_cmd_config_path(path), &err);
-	if (!rc) {
-		struct pp_buf problems;
-		pp_buf_init(&problems, 1 << 16);
-		if (pp_config_validate(cfg, &problems))
-			rc = pp_fail(&err, PP_EINVALID, "%s", pp_buf_str(&problems));
-		else if (problems.len)
-			fputs(pp_buf_str(&problems), stderr); /* warnings only */
-		pp_buf_free(&problems);
-	}
-	if (rc) {
-		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
-		pp_config_free(cfg);
-		return rc == PP_ENOTFOUND ? PP_EXIT_NOINPUT : PP_EXIT_CONFIG;
-	}
-	enum pp_log_level lvl = PP_LOG_INFO;
-	pp_log_level_parse(cfg->dispatcher.log_level, &lvl);
-	pp_log_setup(lvl,
-		     cfg->dispatcher.log_format && !strcmp(cfg->dispatcher.log_format, "json")
-			     ? PP_LOG_JSON
-			     : PP_LOG_TEXT,
-		     stderr);
-	return 0;
-}
-
-static int open_store(const char *cmd, const struct pp_config *cfg, struct pp_store **s)
-{
-	char url[1024];
-	struct pp_error err = {0};
-	pp_store_url(cfg, url, sizeof(url));
-	if (!cfg->store.url || !*cfg->store.url)
-		mkdir(cfg->dispatcher.state_dir, 0750);
-	int rc = pp_store_open(url, s, &err);
-	if (rc) {
-		/* The one mapping every command uses (a corrupt store is bad
-		 * data, 65; a store that cannot be read or written, 74). */
-		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
-		return pp_exit_status(rc);
-	}
-	return 0;
-}
-
 static void on_stop(int sig)
 {
 	(void)sig;
@@ -105,7 +58,7 @@ static int dispatch(const char *cmd, int argc, char **argv, bool once)
 		return PP_EXIT_USAGE;
 	}
 	struct pp_config cfg;
-	int st = load_config(cmd, path, &cfg);
+	int st = pp_cmd_load_config(cmd, path, &cfg);
 	if (st)
 		return st;
 	if (!cfg.store.url || !*cfg.store.url)
@@ -269,7 +222,7 @@ int pp_cmd_schedule(int argc, char **argv)
 	}
 	struct pp_config cfg;
 	if (!st)
-		st = load_config("schedule", path, &cfg);
+		st = pp_cmd_load_config("schedule", path, &cfg);
 	if (st) {
 		pp_json_free(vars);
 		return st;
@@ -281,7 +234,7 @@ int pp_cmd_schedule(int argc, char **argv)
 		st = PP_EXIT_CONFIG;
 	}
 	if (!st)
-		st = open_store("schedule", &cfg, &s);
+		st = pp_cmd_open_store("schedule", &cfg, &s);
 	char *vtext = st ? NULL : pp_json_to_string(vars, 0);
 	for (int i = 0; !st && i < count; i++) {
 		struct pp_run_rec r = {0};
@@ -346,14 +299,18 @@ static int runs_ls(struct pp_store *s, int argc, char **argv)
 		return pp_exit_status(err.code);
 	}
 	printf("%-36s  %-16s  %-11s  %-20s  %s\n", "ID", "POOL", "STATE", "SCHEDULED",
-	       "INFRA / ERROR");
+	       "INFRA / ERROR / WAITING");
 	int st = PP_EXIT_OK;
 	for (int i = 0; i < n && !st; i++) {
 		char when[PP_TIME_LEN];
 		pp_time_format(runs[i].scheduled_ms, false, when);
+		char waiting[320] = "";
+		if (runs[i].state == PP_ST_SCHEDULED && runs[i].waiting)
+			snprintf(waiting, sizeof(waiting), "waiting: %s", runs[i].waiting);
 		const char *tail = runs[i].last_error && pp_store_state_terminal(runs[i].state) &&
 						   runs[i].state != PP_ST_SUCCEEDED
 					   ? runs[i].last_error
+				   : waiting[0]	      ? waiting
 				   : runs[i].infra_id ? runs[i].infra_id
 						      : "";
 		/* Errors quote what servers said: one line per run, always. */
@@ -471,11 +428,11 @@ int pp_cmd_runs(int argc, char **argv)
 		return PP_EXIT_USAGE;
 	}
 	struct pp_config cfg;
-	int st = load_config("runs", path, &cfg);
+	int st = pp_cmd_load_config("runs", path, &cfg);
 	if (st)
 		return st;
 	struct pp_store *s = NULL;
-	st = open_store("runs", &cfg, &s);
+	st = pp_cmd_open_store("runs", &cfg, &s);
 	if (!st) {
 		if (!strcmp(sub, "ls")) {
 			st = runs_ls(s, argc - i, argv + i);
