@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "lib/json.h"
 
 static const char *const catchup_names[] = {"skip", "latest", "all"};
 static const char *const overlap_names[] = {"allow", "skip", "buffer_one", "cancel_other"};
@@ -139,8 +140,34 @@ int pp_deployment_schedule(const struct pp_dep_sched *c, struct pp_schedule **ou
 	return pp_schedule_new(&spec, out, err);
 }
 
+int pp_deployment_run_parameters(const struct pp_dep_rec *d, const struct pp_dep_sched *c,
+				 char **out, struct pp_error *err)
+{
+	struct pp_json *base = NULL, *over = NULL;
+	const char *bt = d->parameters ? d->parameters : "{}";
+	const char *ot = c->parameters ? c->parameters : "{}";
+	int rc = pp_json_parse(bt, strlen(bt), NULL, &base, err);
+	if (!rc)
+		rc = pp_json_parse(ot, strlen(ot), NULL, &over, err);
+	if (!rc && (base->type != PP_JSON_OBJECT || over->type != PP_JSON_OBJECT))
+		rc = pp_fail(err, PP_EINVALID, "deployment %s: parameters are not an object",
+			     d->name);
+	if (!rc) {
+		pp_json_foreach (p, over) {
+			if (!rc && pp_json_set(base, p->key, pp_json_clone(p)))
+				rc = pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+	}
+	if (!rc && !(*out = pp_json_to_string(base, 0)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	pp_json_free(base);
+	pp_json_free(over);
+	return rc;
+}
+
 void pp_deployment_slot_run(const struct pp_dep_rec *d, const struct pp_dep_sched *c, int64_t slot,
-			    char *key, char *name, size_t name_len, struct pp_run_rec *r)
+			    const char *parameters, char *key, char *name, size_t name_len,
+			    struct pp_run_rec *r)
 {
 	/* name|schedule|instant: the schedule key and the instant hold no '|',
 	 * so the key reads back unambiguously from the right. */
@@ -157,7 +184,7 @@ void pp_deployment_slot_run(const struct pp_dep_rec *d, const struct pp_dep_sche
 	r->deployment = d->name;
 	r->queue = d->queue;
 	r->job_variables = d->job_variables;
-	r->parameters = d->parameters;
+	r->parameters = (char *)parameters;
 	r->slot_key = key;
 	r->scheduled_ms = slot * 1000;
 	r->state = PP_ST_SCHEDULED;

@@ -37,11 +37,17 @@ int pp_deployment_recs(const struct pp_deploy_spec *specs, size_t n, struct pp_d
 int pp_deployment_schedule(const struct pp_dep_sched *c, struct pp_schedule **out,
 			   struct pp_error *err);
 
-/* The run a slot of schedule c of d becomes (strings borrowed from d and
- * key; key must hold PP_SLOT_KEY_MAX bytes). */
+/* The parameters of schedule c's runs: the deployment's with the
+ * schedule's own over them, as JSON object text (*out, caller frees). */
+int pp_deployment_run_parameters(const struct pp_dep_rec *d, const struct pp_dep_sched *c,
+				 char **out, struct pp_error *err);
+
+/* The run a slot of schedule c of d becomes (strings borrowed from d, key,
+ * name and parameters; key must hold PP_SLOT_KEY_MAX bytes). */
 #define PP_SLOT_KEY_MAX 512
 void pp_deployment_slot_run(const struct pp_dep_rec *d, const struct pp_dep_sched *c, int64_t slot,
-			    char *key, char *name, size_t name_len, struct pp_run_rec *r);
+			    const char *parameters, char *key, char *name, size_t name_len,
+			    struct pp_run_rec *r);
 
 struct pp_sched_stats {
 	int schedules, inserted, dropped, skipped_writes;

@@ -69,6 +69,7 @@ struct plan {
 	char (*keys)[PP_SLOT_KEY_MAX];
 	char (*names)[160];
 	int nruns, cap;
+	char *params; /* the runs' parameters, made once */
 	char (*drop)[PP_ID_LEN];
 	int ndrop;
 };
@@ -76,6 +77,11 @@ struct plan {
 static int plan_add(struct plan *p, const struct pp_dep_rec *d, const struct pp_dep_sched *c,
 		    int64_t t, struct pp_error *err)
 {
+	if (!p->params) {
+		int rc = pp_deployment_run_parameters(d, c, &p->params, err);
+		if (rc)
+			return rc;
+	}
 	if (p->nruns == p->cap) {
 		int ncap = p->cap ? p->cap * 2 : 16;
 		struct pp_run_rec *r = realloc(p->runs, (size_t)ncap * sizeof(*r));
@@ -92,7 +98,7 @@ static int plan_add(struct plan *p, const struct pp_dep_rec *d, const struct pp_
 		p->cap = ncap;
 	}
 	/* Pointers into keys/names are set once the arrays stop moving. */
-	pp_deployment_slot_run(d, c, t, p->keys[p->nruns], p->names[p->nruns], 160,
+	pp_deployment_slot_run(d, c, t, p->params, p->keys[p->nruns], p->names[p->nruns], 160,
 			       &p->runs[p->nruns]);
 	p->nruns++;
 	return 0;
@@ -103,6 +109,7 @@ static void plan_free(struct plan *p)
 	free(p->runs);
 	free(p->keys);
 	free(p->names);
+	free(p->params);
 	free(p->drop);
 }
 

@@ -58,14 +58,15 @@ struct pp_db_ops {
 	" queue TEXT NOT NULL, description TEXT, job_variables TEXT NOT NULL,"                     \
 	" parameters TEXT NOT NULL, parameter_schema TEXT, tags TEXT NOT NULL,"                    \
 	" paused INTEGER NOT NULL, concurrency_limit INTEGER NOT NULL,"                            \
-	" collision TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);"       \
+	" collision TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"        \
+	" entrypoint TEXT);"                                                                       \
 	"CREATE TABLE deployment_schedules ("                                                      \
 	" deployment TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,"                \
 	" skey TEXT NOT NULL, kind TEXT NOT NULL, timezone TEXT, cron TEXT, rrule TEXT,"           \
 	" day_or INTEGER NOT NULL, interval_s BIGINT NOT NULL, anchor BIGINT NOT NULL,"            \
 	" active INTEGER NOT NULL, catchup TEXT NOT NULL, catchup_window BIGINT NOT NULL,"         \
 	" overlap TEXT NOT NULL, cursor_s BIGINT NOT NULL, pos INTEGER NOT NULL,"                  \
-	" gen BIGINT NOT NULL, PRIMARY KEY (deployment, skey));"                                   \
+	" gen BIGINT NOT NULL, parameters TEXT NOT NULL, PRIMARY KEY (deployment, skey));"         \
 	"CREATE TABLE work_queues ("                                                               \
 	" pool TEXT NOT NULL, name TEXT NOT NULL, priority INTEGER NOT NULL,"                      \
 	" concurrency_limit INTEGER NOT NULL DEFAULT 0, paused INTEGER NOT NULL DEFAULT 0,"        \

@@ -87,6 +87,7 @@ static void sched_clear(struct pp_dep_sched *c)
 	free(c->timezone);
 	free(c->cron);
 	free(c->rrule);
+	free(c->parameters);
 }
 
 static void dep_clear(struct pp_dep_rec *d)
@@ -95,6 +96,7 @@ static void dep_clear(struct pp_dep_rec *d)
 	free(d->pool);
 	free(d->queue);
 	free(d->description);
+	free(d->entrypoint);
 	free(d->job_variables);
 	free(d->parameters);
 	free(d->parameter_schema);
@@ -135,10 +137,10 @@ static int drop_future(struct pp_store *s, const char *dep, const char *skey, in
 
 #define DEP_COLS                                                                                   \
 	"id, name, pool, queue, description, job_variables, parameters, parameter_schema, tags,"   \
-	" paused, concurrency_limit, collision, created_ms, updated_ms"
+	" paused, concurrency_limit, collision, created_ms, updated_ms, entrypoint"
 #define SCHED_COLS                                                                                 \
 	"skey, kind, timezone, cron, rrule, day_or, interval_s, anchor, active, catchup,"          \
-	" catchup_window, overlap, cursor_s, gen"
+	" catchup_window, overlap, cursor_s, gen, parameters"
 
 static void row_to_dep(const struct pp_rows *r, int i, struct pp_dep_rec *d)
 {
@@ -157,6 +159,7 @@ static void row_to_dep(const struct pp_rows *r, int i, struct pp_dep_rec *d)
 	snprintf(d->collision, sizeof(d->collision), "%s", pp_row(r, i, 11));
 	d->created_ms = num(pp_row(r, i, 12));
 	d->updated_ms = num(pp_row(r, i, 13));
+	d->entrypoint = dup_or_null(pp_row(r, i, 14));
 }
 
 static void row_to_sched(const struct pp_rows *r, int i, struct pp_dep_sched *c)
@@ -176,14 +179,15 @@ static void row_to_sched(const struct pp_rows *r, int i, struct pp_dep_sched *c)
 	snprintf(c->overlap, sizeof(c->overlap), "%s", pp_row(r, i, 11));
 	c->cursor = num(pp_row(r, i, 12));
 	c->gen = num(pp_row(r, i, 13));
+	c->parameters = dup_or_null(pp_row(r, i, 14));
 }
 
 /* The deployment's own fields (not paused, not schedules) equal. */
 static bool dep_same(const struct pp_dep_rec *a, const struct pp_dep_rec *b)
 {
 	return same(a->pool, b->pool) && same(a->queue, b->queue) &&
-	       same(a->description, b->description) && same(a->job_variables, b->job_variables) &&
-	       same(a->parameters, b->parameters) &&
+	       same(a->description, b->description) && same(a->entrypoint, b->entrypoint) &&
+	       same(a->job_variables, b->job_variables) && same(a->parameters, b->parameters) &&
 	       same(a->parameter_schema, b->parameter_schema) && same(a->tags, b->tags) &&
 	       a->concurrency_limit == b->concurrency_limit && same(a->collision, b->collision);
 }
@@ -191,7 +195,8 @@ static bool dep_same(const struct pp_dep_rec *a, const struct pp_dep_rec *b)
 static bool sched_opts_same(const struct pp_dep_sched *a, const struct pp_dep_sched *b)
 {
 	return a->active == b->active && same(a->catchup, b->catchup) &&
-	       a->catchup_window == b->catchup_window && same(a->overlap, b->overlap);
+	       a->catchup_window == b->catchup_window && same(a->overlap, b->overlap) &&
+	       same(a->parameters ? a->parameters : "{}", b->parameters ? b->parameters : "{}");
 }
 
 static int check_queue(struct pp_store *s, const struct pp_dep_rec *d, struct pp_error *err)
@@ -234,12 +239,14 @@ static int insert_sched(struct pp_store *s, const char *dep, const struct pp_dep
 		c->overlap,
 		i64s(b[5], now),
 		i64s(b[6], pos),
+		c->parameters ? c->parameters : "{}",
 	};
 	return q(s, "insert schedule",
 		 "INSERT INTO deployment_schedules(deployment, skey, kind, timezone, cron, rrule,"
 		 " day_or, interval_s, anchor, active, catchup, catchup_window, overlap, cursor_s,"
-		 " pos, gen) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,1)",
-		 15, p, NULL, NULL, err);
+		 " pos, parameters, gen) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,"
+		 "$15,$16,1)",
+		 16, p, NULL, NULL, err);
 }
 
 static int apply_schedules(struct pp_store *s, const struct pp_dep_rec *d, bool dep_changed,
@@ -276,7 +283,7 @@ static int apply_schedules(struct pp_store *s, const struct pp_dep_rec *d, bool 
 		row_to_sched(&old, i, &was);
 		const struct pp_dep_sched *c = &d->sched[j];
 		bool opts_same = sched_opts_same(&was, c);
-		bool pos_same = num(pp_row(&old, i, 14)) == j;
+		bool pos_same = num(pp_row(&old, i, 15)) == j;
 		sched_clear(&was);
 		if (opts_same && pos_same && !dep_changed)
 			continue;
@@ -295,13 +302,14 @@ static int apply_schedules(struct pp_store *s, const struct pp_dep_rec *d, bool 
 			i64s(b[2], j),
 			i64s(b[3], now),
 			i64s(b[4], remake),
+			c->parameters ? c->parameters : "{}",
 		};
 		rc = q(s, "update schedule",
 		       "UPDATE deployment_schedules SET active = $3, catchup = $4, overlap = $5,"
-		       " catchup_window = $6, pos = $7, gen = gen + 1,"
+		       " catchup_window = $6, pos = $7, gen = gen + 1, parameters = $10,"
 		       " cursor_s = CASE WHEN $9 = 1 AND cursor_s > $8 THEN $8 ELSE cursor_s END"
 		       " WHERE deployment = $1 AND skey = $2",
-		       9, u, NULL, NULL, err);
+		       10, u, NULL, NULL, err);
 		if (!rc && remake)
 			rc = drop_future(s, d->name, key, now, &res->runs_removed, err);
 		*changed = true;
@@ -359,12 +367,12 @@ static int apply_one(struct pp_store *s, const struct pp_dep_rec *d, int64_t now
 					 i64s(b[0], d->paused),
 					 i64s(b[1], d->concurrency_limit),
 					 d->collision,
-					 i64s(b[2], now * 1000)};
+					 i64s(b[2], now * 1000),
+					 d->entrypoint};
 		rc = q(s, "insert deployment",
 		       "INSERT INTO deployments(" DEP_COLS
-		       ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
-		       "$11,$12,$13,$13)",
-		       13, v, NULL, NULL, err);
+		       ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$13,$14)",
+		       14, v, NULL, NULL, err);
 		res->created++;
 		changed = true;
 	} else {
@@ -385,14 +393,14 @@ static int apply_one(struct pp_store *s, const struct pp_dep_rec *d, int64_t now
 						 i64s(b[0], d->paused),
 						 i64s(b[1], d->concurrency_limit),
 						 d->collision,
-						 i64s(b[2], now * 1000)};
+						 i64s(b[2], now * 1000),
+						 d->entrypoint};
 			rc = q(s, "update deployment",
 			       "UPDATE deployments SET pool = $2, queue = $3, description = $4,"
-			       " job_variables = $5, parameters = $6, parameter_schema = $7, tags "
-			       "= $8,"
-			       " paused = $9, concurrency_limit = $10, collision = $11,"
-			       " updated_ms = $12 WHERE name = $1",
-			       12, v, NULL, NULL, err);
+			       " job_variables = $5, parameters = $6, parameter_schema = $7,"
+			       " tags = $8, paused = $9, concurrency_limit = $10, collision = $11,"
+			       " updated_ms = $12, entrypoint = $13 WHERE name = $1",
+			       13, v, NULL, NULL, err);
 			changed = true;
 		}
 	}
@@ -459,13 +467,13 @@ int pp_deploy_list(struct pp_store *s, const char *name, struct pp_dep_rec **out
 		row_to_dep(&r, i, &v[i]);
 		int cnt = 0;
 		for (int j = 0; j < sc.nrows; j++)
-			cnt += !strcmp(pp_row(&sc, j, 14), v[i].name);
+			cnt += !strcmp(pp_row(&sc, j, 15), v[i].name);
 		if (cnt && !(v[i].sched = calloc((size_t)cnt, sizeof(*v[i].sched)))) {
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 			break;
 		}
 		for (int j = 0; j < sc.nrows; j++)
-			if (!strcmp(pp_row(&sc, j, 14), v[i].name))
+			if (!strcmp(pp_row(&sc, j, 15), v[i].name))
 				row_to_sched(&sc, j, &v[i].sched[v[i].nsched++]);
 	}
 	pp_rows_free(&r);

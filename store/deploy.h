@@ -37,13 +37,15 @@ struct pp_dep_sched {
 	/* Kept by the store: slots at or before the cursor (UTC seconds) were
 	 * materialised or judged already; the next pass starts after it. */
 	int64_t cursor;
-	int64_t gen; /* bumped by every change to the row */
+	int64_t gen;	  /* bumped by every change to the row */
+	char *parameters; /* JSON object merged over the deployment's for its runs */
 };
 
 struct pp_dep_rec {
 	char id[PP_ID_LEN]; /* set by the store */
 	char *name, *pool, *queue;
 	char *description; /* NULL: none */
+	char *entrypoint;  /* Prefect's "flows/etl.py:main", NULL: none */
 	char *job_variables, *parameters, *parameter_schema, *tags;
 	bool paused;
 	int concurrency_limit; /* 0: none */

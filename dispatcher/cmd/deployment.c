@@ -25,27 +25,27 @@
 
 static void usage(FILE *to)
 {
-	fprintf(to,
-		"usage: pushpool deployment [-c FILE] ls\n"
-		"       pushpool deployment [-c FILE] show NAME\n"
-		"       pushpool deployment [-c FILE] run NAME [-p KEY=VALUE]... [-v KEY=VALUE]...\n"
-		"                                     [--at TIME | --in DURATION] [--watch]\n"
-		"                                     [--timeout SECONDS]\n"
-		"       pushpool deployment [-c FILE] pause NAME [--schedule KEY]\n"
-		"       pushpool deployment [-c FILE] resume NAME [--schedule KEY]\n"
-		"       pushpool deployment [-c FILE] delete NAME\n"
-		"Deployments in the run store, as `pushpool deploy` applied them.\n"
-		"  ls        every deployment, its pool, schedules and next run\n"
-		"  show      one deployment, its schedules and its next runs\n"
-		"  run       a run now (or --at/--in): -p sets a parameter, -v a job variable\n"
-		"            (VALUE parsed as JSON when it is JSON); --watch follows it and\n"
-		"            exits 0 only when it SUCCEEDED (1 otherwise, 75 on --timeout)\n"
-		"  pause     no more scheduled runs; its unstarted future runs are removed\n"
-		"            (--schedule KEY: one schedule, KEY or a unique prefix of it)\n"
-		"  resume    schedules again from now\n"
-		"  delete    the deployment, its schedules and its unstarted runs\n"
-		"Exit status: 0 done, 64 usage, 65 bad parameters, 66 no such deployment,\n"
-		"78 configuration, 74/75 store errors.\n");
+	fprintf(to, "usage: pushpool deployment [-c FILE] ls\n"
+		    "       pushpool deployment [-c FILE] show NAME\n"
+		    "       pushpool deployment [-c FILE] run NAME [-p KEY=VALUE]... [-v "
+		    "KEY=VALUE]...\n"
+		    "                                     [--at TIME | --in DURATION] [--watch]\n"
+		    "                                     [--timeout SECONDS]\n"
+		    "       pushpool deployment [-c FILE] pause NAME [--schedule KEY]\n"
+		    "       pushpool deployment [-c FILE] resume NAME [--schedule KEY]\n"
+		    "       pushpool deployment [-c FILE] delete NAME\n"
+		    "Deployments in the run store, as `pushpool deploy` applied them.\n"
+		    "  ls        every deployment, its pool, schedules and next run\n"
+		    "  show      one deployment, its schedules and its next runs\n"
+		    "  run       a run now (or --at/--in): -p sets a parameter, -v a job variable\n"
+		    "            (VALUE parsed as JSON when it is JSON); --watch follows it and\n"
+		    "            exits 0 only when it SUCCEEDED (1 otherwise, 75 on --timeout)\n"
+		    "  pause     no more scheduled runs; its unstarted future runs are removed\n"
+		    "            (--schedule KEY: one schedule, KEY or a unique prefix of it)\n"
+		    "  resume    schedules again from now\n"
+		    "  delete    the deployment, its schedules and its unstarted runs\n"
+		    "Exit status: 0 done, 64 usage, 65 bad parameters, 66 no such deployment,\n"
+		    "78 configuration, 74/75 store errors.\n");
 }
 
 static void put(const char *label, const char *text)
@@ -79,7 +79,8 @@ static void describe_rule(const struct pp_dep_sched *c, char *out, size_t n)
 	if (!strcmp(c->kind, "interval"))
 		snprintf(out, n, "every %llds", (long long)c->interval);
 	else if (!strcmp(c->kind, "cron"))
-		snprintf(out, n, "cron \"%s\"%s", c->cron ? c->cron : "", c->day_or ? "" : " day_and");
+		snprintf(out, n, "cron \"%s\"%s", c->cron ? c->cron : "",
+			 c->day_or ? "" : " day_and");
 	else
 		snprintf(out, n, "rrule \"%s\"", c->rrule ? c->rrule : "");
 }
@@ -146,6 +147,7 @@ static int cmd_show(struct pp_store *s, const char *name)
 	put("queue:", d->queue);
 	put("paused:", d->paused ? "yes" : "no");
 	put("description:", d->description);
+	put("entrypoint:", d->entrypoint);
 	put("parameters:", d->parameters);
 	put("job variables:", d->job_variables);
 	put("tags:", d->tags);
@@ -155,9 +157,11 @@ static int cmd_show(struct pp_store *s, const char *name)
 		const struct pp_dep_sched *c = &d->sched[i];
 		char rule[1200], line[1600];
 		describe_rule(c, rule, sizeof(rule));
-		snprintf(line, sizeof(line), "%s  %s  tz %s  %s  catchup %s  overlap %s", c->key,
-			 rule, c->timezone ? c->timezone : "UTC",
-			 c->active ? "active" : "inactive", c->catchup, c->overlap);
+		snprintf(line, sizeof(line), "%s  %s  tz %s  %s  catchup %s  overlap %s%s%s",
+			 c->key, rule, c->timezone ? c->timezone : "UTC",
+			 c->active ? "active" : "inactive", c->catchup, c->overlap,
+			 c->parameters && strcmp(c->parameters, "{}") ? "  parameters " : "",
+			 c->parameters && strcmp(c->parameters, "{}") ? c->parameters : "");
 		char *t = pp_cmd_printable(line);
 		printf("  %s\n", t ? t : "?");
 		free(t);
@@ -175,7 +179,8 @@ static int cmd_show(struct pp_store *s, const char *name)
 		char when[PP_TIME_LEN];
 		pp_time_format(runs[i].scheduled_ms, false, when);
 		char *w = pp_cmd_printable(runs[i].waiting ? runs[i].waiting : "");
-		printf("  %s  %s  %s%s%s\n", when, runs[i].id, runs[i].slot_key ? "scheduled" : "manual",
+		printf("  %s  %s  %s%s%s\n", when, runs[i].id,
+		       runs[i].slot_key ? "scheduled" : "manual",
 		       runs[i].waiting ? "  waiting: " : "", w ? w : "");
 		free(w);
 	}
@@ -240,7 +245,8 @@ static int watch(struct pp_store *s, const char *id, double timeout)
 			enum pp_store_state end = r.state;
 			if (done && end != PP_ST_SUCCEEDED && r.last_error) {
 				char *t = pp_cmd_printable(r.last_error);
-				fprintf(stderr, "pushpool deployment run: %s: %s\n", id, t ? t : "?");
+				fprintf(stderr, "pushpool deployment run: %s: %s\n", id,
+					t ? t : "?");
 				free(t);
 			}
 			pp_run_rec_free(&r);
@@ -266,7 +272,8 @@ static int overlay(const char *base, char **kv, int nkv, const char *what, struc
 	}
 	for (int i = 0; i < nkv; i++) {
 		if (pp_vars_set_kv(*out, kv[i], &err)) {
-			fprintf(stderr, "pushpool deployment run: %s %s: %s\n", what, kv[i], err.msg);
+			fprintf(stderr, "pushpool deployment run: %s %s: %s\n", what, kv[i],
+				err.msg);
 			return PP_EXIT_USAGE;
 		}
 	}
@@ -341,9 +348,12 @@ static int cmd_run(struct pp_store *s, const char *name, const struct run_opts *
 static int parse_run(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
-		{"param", required_argument, NULL, 'p'}, {"var", required_argument, NULL, 'v'},
-		{"at", required_argument, NULL, 'a'},	 {"in", required_argument, NULL, 'i'},
-		{"watch", no_argument, NULL, 'w'},	 {"timeout", required_argument, NULL, 't'},
+		{"param", required_argument, NULL, 'p'},
+		{"var", required_argument, NULL, 'v'},
+		{"at", required_argument, NULL, 'a'},
+		{"in", required_argument, NULL, 'i'},
+		{"watch", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 't'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -356,8 +366,9 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		case 'v': o->vars[o->nvars++] = optarg; break;
 		case 'a':
 			if (when || parse_at(optarg, &o->at)) {
-				fprintf(stderr, "pushpool deployment run: --at %s: expected "
-						"2026-11-28T12:00:00Z or epoch seconds, once\n",
+				fprintf(stderr,
+					"pushpool deployment run: --at %s: expected "
+					"2026-11-28T12:00:00Z or epoch seconds, once\n",
 					optarg);
 				return PP_EXIT_USAGE;
 			}
@@ -366,8 +377,9 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		case 'i':
 			if (when || pp_duration_parse(optarg, &secs) || secs < 0 ||
 			    secs > 100 * 365 * 86400.0) {
-				fprintf(stderr, "pushpool deployment run: --in %s: expected a "
-						"duration like 90s, 5m, 2h, 1d, once\n",
+				fprintf(stderr,
+					"pushpool deployment run: --in %s: expected a "
+					"duration like 90s, 5m, 2h, 1d, once\n",
 					optarg);
 				return PP_EXIT_USAGE;
 			}
@@ -377,8 +389,9 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		case 'w': o->watch = true; break;
 		case 't':
 			if (pp_duration_parse(optarg, &o->timeout) || o->timeout <= 0) {
-				fprintf(stderr, "pushpool deployment run: --timeout %s: expected a "
-						"duration\n",
+				fprintf(stderr,
+					"pushpool deployment run: --timeout %s: expected a "
+					"duration\n",
 					optarg);
 				return PP_EXIT_USAGE;
 			}
@@ -441,8 +454,8 @@ static int cmd_pause(struct pp_store *s, int argc, char **argv, bool paused)
 		printf("paused %s%s%s; %d unstarted future run(s) removed\n", name,
 		       key ? " schedule " : "", key ? key : "", removed);
 	} else {
-		printf("resumed %s%s%s; its schedules run from now\n", name, key ? " schedule " : "",
-		       key ? key : "");
+		printf("resumed %s%s%s; its schedules run from now\n", name,
+		       key ? " schedule " : "", key ? key : "");
 	}
 	pp_dep_recs_free(d, 1);
 	return st;
@@ -474,7 +487,8 @@ int pp_cmd_deployment(int argc, char **argv)
 	if (!strcmp(sub, "run")) {
 		ro.params = calloc((size_t)argc, sizeof(char *));
 		ro.vars = calloc((size_t)argc, sizeof(char *));
-		int st = ro.params && ro.vars ? parse_run(argc - i, argv + i, &ro) : PP_EXIT_SOFTWARE;
+		int st = ro.params && ro.vars ? parse_run(argc - i, argv + i, &ro)
+					      : PP_EXIT_SOFTWARE;
 		if (st) {
 			free(ro.params);
 			free(ro.vars);

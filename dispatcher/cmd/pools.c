@@ -67,9 +67,10 @@ static void print_pool(const char *name, const char *type, const struct pp_pool_
 	if (r)
 		memcpy(by, r->by_state, sizeof(by));
 	char *n = pp_cmd_printable(name), *qs = pp_cmd_printable(queues[0] ? queues : "default");
-	printf("%-20s  %-16s  %-6s  %-5s  %-24s  %9ld  %6ld  %9ld  %6ld  %9ld\n", n ? n : "?",
-	       type, r && r->paused ? "yes" : "no", limit, qs ? qs : "?", by[PP_ST_SCHEDULED],
-	       by[PP_ST_SUBMITTING] + by[PP_ST_SUBMITTED] + by[PP_ST_RUNNING] + by[PP_ST_CANCELLING],
+	printf("%-20s  %-16s  %-6s  %-5s  %-24s  %9ld  %6ld  %9ld  %6ld  %9ld\n", n ? n : "?", type,
+	       r && r->paused ? "yes" : "no", limit, qs ? qs : "?", by[PP_ST_SCHEDULED],
+	       by[PP_ST_SUBMITTING] + by[PP_ST_SUBMITTED] + by[PP_ST_RUNNING] +
+		       by[PP_ST_CANCELLING],
 	       by[PP_ST_SUCCEEDED], by[PP_ST_FAILED] + by[PP_ST_CRASHED] + by[PP_ST_DEAD],
 	       by[PP_ST_CANCELLED]);
 	free(n);

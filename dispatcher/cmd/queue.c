@@ -121,7 +121,9 @@ int pp_cmd_queue(int argc, char **argv)
 			st = pp_exit_status(err.code);
 		} else {
 			printf("queue %s of pool %s: %s\n", name, pool,
-			       paused == 1 ? "paused" : paused == 0 ? "resumed" : "set");
+			       paused == 1   ? "paused"
+			       : paused == 0 ? "resumed"
+					     : "set");
 		}
 	}
 	pp_store_close(s);

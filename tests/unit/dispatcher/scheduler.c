@@ -183,8 +183,7 @@ static void test_pause_and_resume(void **state)
 	deploy(s, 60, PP_CATCHUP_ALL, 3600, T0);
 	assert_int_equal(pass(s, T0), 60);
 	int removed;
-	assert_int_equal(pp_deploy_pause(s, "every-minute", NULL, true, T0 + 5, &removed, &err),
-			 0);
+	assert_int_equal(pp_deploy_pause(s, "every-minute", NULL, true, T0 + 5, &removed, &err), 0);
 	assert_int_equal(removed, 60);
 	assert_int_equal(pass(s, T0 + 300), 0);
 	/* Resumed two hours later: from now, nothing of the paused time. */
@@ -207,6 +206,7 @@ static void test_cron_in_a_zone(void **state)
 	struct pp_deploy_spec sp = {
 		.name = (char *)"nightly",
 		.pool = (char *)"a",
+		.parameters = (char *)"{\"x\": 1, \"day\": \"any\"}",
 		.schedules = &sc,
 		.nschedules = 1,
 	};
@@ -214,6 +214,8 @@ static void test_cron_in_a_zone(void **state)
 	struct pp_error err = {0};
 	assert_int_equal(pp_deployment_recs(&sp, 1, &recs, &err), 0);
 	assert_int_equal(strlen(recs->sched[0].key), PP_SCHED_KEY_LEN - 1);
+	/* Prefect's per-schedule parameters go over the deployment's. */
+	recs->sched[0].parameters = strdup("{\"day\": \"mon\"}");
 	struct pp_apply_result res;
 	assert_int_equal(pp_deploy_apply(s, recs, 1, T0, &res, &err), 0);
 	pp_dep_recs_free(recs, 1);
@@ -227,6 +229,8 @@ static void test_cron_in_a_zone(void **state)
 	assert_string_equal(runs[0].source, PP_DEPLOYMENT_SOURCE);
 	assert_string_equal(runs[0].deployment, "nightly");
 	assert_non_null(strstr(runs[0].slot_key, "nightly|"));
+	assert_non_null(strstr(runs[0].parameters, "\"x\":1"));
+	assert_non_null(strstr(runs[0].parameters, "\"day\":\"mon\""));
 	pp_run_recs_free(runs, n);
 
 	/* A bad rule is refused with where it came from. */
