@@ -770,6 +770,77 @@ static void test_deployment_limit_and_overlap(void **state)
 	pp_dep_recs_free(d, 1);
 }
 
+/* Four processes claim at once from a pool with a store-wide limit of 5
+ * (and 60 due runs): together they lease exactly 5, however the claims
+ * interleave, since the limit is counted inside each claim's transaction
+ * (PostgreSQL: one claim of a pool at a time). */
+static void test_concurrent_claims_hold_the_limit(void **state)
+{
+	struct pp_store *s = *state;
+	enum { RUNS = 60, PROCS = 4, LIMIT = 5 };
+	struct pp_error err = {0};
+	assert_int_equal(pp_pool_set(s, "a", LIMIT, -1, &err), 0);
+	for (int i = 0; i < RUNS; i++)
+		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
+	pp_store_close(s);
+	*state = NULL;
+	int fds[PROCS][2], hold[2], go[2];
+	pid_t pids[PROCS];
+	assert_int_equal(pipe(hold), 0);
+	assert_int_equal(pipe(go), 0);
+	for (int p = 0; p < PROCS; p++) {
+		assert_int_equal(pipe(fds[p]), 0);
+		pids[p] = fork();
+		assert_true(pids[p] >= 0);
+		if (pids[p] == 0) {
+			struct pp_store *c = NULL;
+			char owner[16], byte;
+			snprintf(owner, sizeof(owner), "proc%d", p);
+			close(hold[1]);
+			close(go[1]);
+			if (pp_store_open(store_url(), &c, &err))
+				_exit(2);
+			(void)!read(go[0], &byte, 1); /* all start together */
+			int mine = 0;
+			for (int tries = 0; tries < 20; tries++) {
+				struct pp_run_rec *runs = NULL;
+				int n = 0;
+				int rc = c->ops->claim(c, "a", owner, 60000, 2, &runs, &n, &err);
+				if (rc && !pp_err_retryable(rc))
+					_exit(3);
+				mine += rc ? 0 : n;
+				pp_run_recs_free(runs, n);
+				usleep(1000);
+			}
+			(void)!write(fds[p][1], &mine, sizeof(mine));
+			(void)!read(hold[0], &byte, 1);
+			pp_store_close(c);
+			_exit(0);
+		}
+		close(fds[p][1]);
+	}
+	close(hold[0]);
+	close(go[0]);
+	close(go[1]);
+	int total = 0;
+	for (int p = 0; p < PROCS; p++) {
+		int mine = 0;
+		assert_int_equal(read(fds[p][0], &mine, sizeof(mine)), (ssize_t)sizeof(mine));
+		total += mine;
+		close(fds[p][0]);
+	}
+	close(hold[1]);
+	for (int p = 0; p < PROCS; p++) {
+		int st;
+		assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+			fail_msg("claimer %d: status %d", p, st);
+	}
+	if (pp_store_open(store_url(), (struct pp_store **)state, &err))
+		fail_msg("reopen %s: %s", store_url(), err.msg);
+	assert_int_equal(total, LIMIT);
+}
+
 #define CONTRACT(SETUP)                                                                            \
 	{                                                                                          \
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
@@ -797,6 +868,8 @@ static void test_deployment_limit_and_overlap(void **state)
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_deployment_limit_and_overlap, SETUP,  \
 							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_concurrent_claims_hold_the_limit,     \
+							SETUP, store_teardown),                    \
 	}
 
 int main(void)
