@@ -8,11 +8,11 @@
  * generation it read (pp_deploy_materialise), so a pass racing a redeploy
  * or a pause writes nothing instead of runs of a removed schedule.
  *
- * Catch-up: a due slot is missed when the next slot is due too and it is
- * PP_MISSED_AFTER_SECONDS late; skip drops missed slots, latest keeps the
- * newest, all keeps those within the window. Whether a missed slot was
- * already a run (made ahead before the dispatchers stopped) or not makes
- * no difference. */
+ * Catch-up: a due slot is missed when the next slot is due too, it is
+ * PP_MISSED_AFTER_SECONDS late, and no claim held it back on purpose; skip
+ * drops missed slots, latest keeps the newest, all keeps those within the
+ * window. Whether a missed slot was already a run (made ahead before the
+ * dispatchers stopped) or not makes no difference. */
 #include "dispatcher/deployment.h"
 
 #include <stdio.h>
@@ -158,7 +158,8 @@ static int plan_schedule(struct pp_store *s, const struct pp_dep_rec *d,
 			if (!got)
 				succ = INT64_MAX;
 		}
-		missed[i] = succ <= now && now - due[i].t >= PP_MISSED_AFTER_SECONDS;
+		bool held = due[i].run >= 0 && made[due[i].run].waiting;
+		missed[i] = succ <= now && now - due[i].t >= PP_MISSED_AFTER_SECONDS && !held;
 		if (missed[i])
 			last_missed = (long)i;
 	}

@@ -496,7 +496,8 @@ int pp_deploy_slot_runs(struct pp_store *s, const char *deployment, const char *
 	const char *const p[] = {deployment, skey, i64s(ms, until_ms)};
 	struct pp_rows r;
 	int rc = q(s, "read slot runs",
-		   "SELECT id, pool, slot_key, scheduled_ms FROM runs WHERE source = 'deployment'"
+		   "SELECT id, pool, slot_key, scheduled_ms, waiting FROM runs"
+		   " WHERE source = 'deployment'"
 		   " AND deployment = $1 AND schedule_key = $2 AND state = 'SCHEDULED'"
 		   " AND lease_owner IS NULL AND attempt = 0 AND scheduled_ms <= CAST($3 AS BIGINT)"
 		   " ORDER BY scheduled_ms",
@@ -513,6 +514,7 @@ int pp_deploy_slot_runs(struct pp_store *s, const char *deployment, const char *
 		snprintf(v[i].pool, sizeof(v[i].pool), "%s", pp_row(&r, i, 1));
 		v[i].slot_key = dup_or_null(pp_row(&r, i, 2));
 		v[i].scheduled_ms = num(pp_row(&r, i, 3));
+		v[i].waiting = dup_or_null(pp_row(&r, i, 4));
 		v[i].state = PP_ST_SCHEDULED;
 	}
 	*out = v;

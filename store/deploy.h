@@ -105,7 +105,8 @@ int pp_deploy_materialise(struct pp_store *s, const struct pp_slot_batch *b, int
 			  bool *applied, struct pp_error *err);
 
 /* Unstarted slot runs of a schedule due at or before until_ms, oldest
- * first (the candidates for catch-up). */
+ * first (the candidates for catch-up): id, pool, slot_key, scheduled_ms
+ * and waiting are filled. */
 int pp_deploy_slot_runs(struct pp_store *s, const char *deployment, const char *skey,
 			int64_t until_ms, struct pp_run_rec **out, int *n, struct pp_error *err);
 

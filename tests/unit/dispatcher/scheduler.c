@@ -176,6 +176,28 @@ static void test_late_but_not_missed(void **state)
 	assert_int_equal(scheduled(s, first + 300), 1);
 }
 
+/* Runs a claim held back on purpose (here: the pool is paused) wait in
+ * their queue; catch-up does not drop them. */
+static void test_held_runs_are_not_missed(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	deploy(s, 60, PP_CATCHUP_SKIP, 0, T0);
+	assert_int_equal(pass(s, T0), 60);
+	assert_int_equal(pp_pool_set(s, "a", -1, 1, &err), 0);
+	struct pp_run_rec *runs;
+	int n;
+	/* By the wall clock every run is due: the claim holds them all. */
+	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 8, &runs, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(runs);
+	int64_t now = T0 + 3 * 3600;
+	pass(s, now);
+	/* The 60 held ones, and the current slot (the missed ones never made
+	 * are dropped). */
+	assert_int_equal(scheduled(s, now), 61);
+}
+
 static void test_pause_and_resume(void **state)
 {
 	struct pp_store *s = *state;
@@ -248,6 +270,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_catchup_latest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catchup_all_within_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_but_not_missed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_runs_are_not_missed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cron_in_a_zone, setup, teardown),
 	};
