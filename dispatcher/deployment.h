@@ -21,12 +21,6 @@
 #define PP_AHEAD_MIN_SECONDS 3600
 #define PP_AHEAD_MAX_RUNS    100
 #define PP_AHEAD_MAX_SECONDS (100 * 86400)
-/* A slot is missed when the next one is due too, it is at least this late,
- * and no claim held it back on purpose (a limit, a pause, an overlap
- * policy: it waits in its queue): catch-up decides whether it still runs.
- * The floor keeps a sub-minute schedule's run from being judged before a
- * claim (every quarter of poll_interval) could take it. */
-#define PP_MISSED_AFTER_SECONDS 10
 /* catchup = all without a window: missed slots of the last day run. */
 #define PP_CATCHUP_WINDOW_DEFAULT 86400
 

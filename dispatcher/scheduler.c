@@ -8,8 +8,8 @@
  * generation it read (pp_deploy_materialise), so a pass racing a redeploy
  * or a pause writes nothing instead of runs of a removed schedule.
  *
- * Catch-up: a due slot is missed when the next slot is due too, it is
- * PP_MISSED_AFTER_SECONDS late, and no claim held it back on purpose; skip
+ * Catch-up: a due slot is missed when the next slot is due too (nobody
+ * started it within its period) and no claim held it back on purpose; skip
  * drops missed slots, latest keeps the newest, all keeps those within the
  * window. Whether a missed slot was already a run (made ahead before the
  * dispatchers stopped) or not makes no difference. */
@@ -159,7 +159,7 @@ static int plan_schedule(struct pp_store *s, const struct pp_dep_rec *d,
 				succ = INT64_MAX;
 		}
 		bool held = due[i].run >= 0 && made[due[i].run].waiting;
-		missed[i] = succ <= now && now - due[i].t >= PP_MISSED_AFTER_SECONDS && !held;
+		missed[i] = succ <= now && !held;
 		if (missed[i])
 			last_missed = (long)i;
 	}
