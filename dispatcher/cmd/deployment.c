@@ -185,24 +185,38 @@ static int cmd_show(struct pp_store *s, const char *name)
 		free(w);
 	}
 	pp_run_recs_free(runs, n);
-	/* No dispatcher has made them yet: what the schedules will make. */
+	/* No dispatcher has made them yet: what the schedules will make, the
+	 * earliest SHOW_NEXT of all of them. */
 	if (n == 0 && !d->paused) {
-		int64_t now = pp_wall_ms() / 1000;
+		int64_t now = pp_wall_ms() / 1000, next[SHOW_NEXT];
+		size_t have = 0;
 		for (int i = 0; i < d->nsched; i++) {
-			if (!d->sched[i].active)
-				continue;
 			int64_t slots[SHOW_NEXT];
 			size_t got = 0;
+			if (!d->sched[i].active)
+				continue;
 			if (pp_deployment_next_slots(&d->sched[i], now, SHOW_NEXT, slots, &got,
 						     &err)) {
 				fprintf(stderr, "pushpool deployment show: %s\n", err.msg);
 				continue;
 			}
 			for (size_t k = 0; k < got; k++) {
-				char when[PP_TIME_LEN];
-				pp_time_format(slots[k] * 1000, false, when);
-				printf("  %s  (not made yet: no dispatcher has run since)\n", when);
+				/* Insert in order, keeping the earliest SHOW_NEXT. */
+				size_t at = have;
+				while (at > 0 && next[at - 1] > slots[k])
+					at--;
+				if (at == SHOW_NEXT || (at > 0 && next[at - 1] == slots[k]))
+					continue;
+				if (have < SHOW_NEXT)
+					have++;
+				memmove(&next[at + 1], &next[at], (have - 1 - at) * sizeof(*next));
+				next[at] = slots[k];
 			}
+		}
+		for (size_t k = 0; k < have; k++) {
+			char when[PP_TIME_LEN];
+			pp_time_format(next[k] * 1000, false, when);
+			printf("  %s  (not made yet: no dispatcher has run since)\n", when);
 		}
 	}
 	pp_dep_recs_free(d, 1);
