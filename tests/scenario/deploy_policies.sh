@@ -1,5 +1,6 @@
 #!/bin/sh
 # Catch-up and overlap policies of deployments' schedules on the mock (ECS).
+#  0. A [deployment] section deploys like a prefect.yaml entry.
 #  1. Catch-up: three per-second deployments see no dispatcher for 5 s, then
 #     one `once` pass. Missed slots (the next one is due too) are dropped
 #     (skip), reduced to the newest (latest), or kept within a 3 s window
@@ -50,6 +51,21 @@ deployment() {
 	printf '      - interval: 1\n        anchor_date: "2020-01-01T00:00:00Z"\n'
 	for extra in "$@"; do printf '        %s\n' "$extra"; done
 }
+
+# ---- 0. [deployment] sections: the same without a prefect.yaml ----
+cat >>"$C" <<'CONF'
+
+[deployment "from-conf"]
+pool = ecs
+cron = 0 7 * * *
+timezone = Europe/Berlin
+paused = true
+CONF
+"$PUSHPOOL" deploy -c "$C" | grep -q '1 created' || fail "deploy from [deployment] sections"
+rc=0
+"$PUSHPOOL" deploy -c "$C" --name nope 2>/dev/null || rc=$?
+[ "$rc" = 78 ] || fail "deploy --name of no section: exit $rc, wanted 78"
+"$PUSHPOOL" deployment -c "$C" ls | grep -q '^from-conf .* yes ' || fail "from-conf not listed paused"
 
 # ---- 1. catch-up ----
 {
