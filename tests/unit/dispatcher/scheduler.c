@@ -255,6 +255,22 @@ static void test_cron_in_a_zone(void **state)
 	assert_non_null(strstr(runs[0].parameters, "\"day\":\"mon\""));
 	pp_run_recs_free(runs, n);
 
+	/* The key is what the rule means: written another way, the same key;
+	 * another zone, another key. */
+	char key[PP_SCHED_KEY_LEN];
+	sc.spec.cron = "00 01 * * *";
+	assert_int_equal(pp_deployment_recs(&sp, 1, &recs, &err), 0);
+	snprintf(key, sizeof(key), "%s", recs->sched[0].key);
+	pp_dep_recs_free(recs, 1);
+	sc.spec.cron = "0 1 * * *";
+	assert_int_equal(pp_deployment_recs(&sp, 1, &recs, &err), 0);
+	assert_string_equal(recs->sched[0].key, key);
+	pp_dep_recs_free(recs, 1);
+	sc.spec.timezone = "Europe/Berlin";
+	assert_int_equal(pp_deployment_recs(&sp, 1, &recs, &err), 0);
+	assert_string_not_equal(recs->sched[0].key, key);
+	pp_dep_recs_free(recs, 1);
+
 	/* A bad rule is refused with where it came from. */
 	sc.spec.cron = "0 25 * * *";
 	sc.where = (char *)"prefect.yaml:12";
