@@ -6,7 +6,8 @@
 # under way at once never exceed the pool's, the queue's or the
 # deployment's limit, though three dispatchers claim together; runs held
 # back say so in `runs ls`. A per-second deployment on pool modal, scheduled
-# by all three dispatchers at once, makes each slot's run once.
+# by all three dispatchers at once and redeployed with new parameters four
+# times meanwhile, makes each slot's run once.
 DISPATCHER_EXTRA="poll_interval = 0.5"
 MOCK_RUN_SECONDS=1
 . "$(dirname "$0")/../pg-lib.sh"
@@ -49,6 +50,13 @@ until "$PUSHPOOL" runs -c "$CONF" ls --pool ecs | grep -q 'waiting: .*limit'; do
 	[ "$(date +%s)" -lt "$end" ] || fail "runs ls never showed a run waiting for a limit"
 	sleep 0.1
 done
+# Redeploys while the three schedule: tick's parameters change each time,
+# so its future runs are removed and made again under the same slot keys.
+for i in 1 2 3 4; do
+	sed "s/^  - name: tick\$/  - name: tick\n    parameters: {round: $i}/" "$T/prefect.yaml" >"$T/re.yaml"
+	"$PUSHPOOL" deploy -c "$CONF" --file "$T/re.yaml" | grep -q '1 updated' || fail "redeploy $i"
+	sleep 0.5
+done
 wait_for 60 18 "SELECT count(*) FROM runs WHERE pool = 'ecs' AND state = 'SUCCEEDED'" || exit 1
 wait_for 30 8 "SELECT count(*) FROM runs WHERE deployment = 'tick' AND state = 'SUCCEEDED'" || exit 1
 "$PUSHPOOL" deployment -c "$CONF" pause tick >/dev/null || fail "pause"
@@ -77,4 +85,7 @@ dups=$(psql_q "SELECT count(*) FROM (SELECT scheduled_ms FROM runs WHERE deploym
 	GROUP BY scheduled_ms HAVING count(*) > 1) x")
 [ "$dups" = 0 ] || fail "$dups slot(s) of tick with two runs"
 by=$(for d in d1 d2 d3; do printf '%s=%s ' $d "$(grep -c 'submitted as' "$T/$d.log" || true)"; done)
-echo "pg_deploy_limits: at most $pool/4 (pool), $queue/2 (queue), $dep/2 (deployment) at once across 3 dispatchers ($by); tick: 0 duplicate slots"
+rounds=$(psql_q "SELECT count(DISTINCT parameters) FROM runs WHERE deployment = 'tick'
+	AND state = 'SUCCEEDED'")
+[ "$rounds" -ge 2 ] || fail "tick: runs of $rounds parameter set(s) ran; the redeploys made none"
+echo "pg_deploy_limits: at most $pool/4 (pool), $queue/2 (queue), $dep/2 (deployment) at once across 3 dispatchers ($by); tick: 0 duplicate slots across 4 redeploys"
