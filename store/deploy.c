@@ -329,7 +329,7 @@ static int apply_schedules(struct pp_store *s, const struct pp_dep_rec *d, bool 
 }
 
 static int apply_one(struct pp_store *s, const struct pp_dep_rec *d, int64_t now,
-		     struct pp_apply_result *res, struct pp_error *err)
+		     struct pp_apply_result *res, const char **outcome, struct pp_error *err)
 {
 	for (int i = 0; i < d->nsched; i++)
 		for (int j = 0; j < i; j++)
@@ -374,6 +374,7 @@ static int apply_one(struct pp_store *s, const struct pp_dep_rec *d, int64_t now
 		       ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$13,$14)",
 		       14, v, NULL, NULL, err);
 		res->created++;
+		*outcome = "created";
 		changed = true;
 	} else {
 		struct pp_dep_rec was;
@@ -416,22 +417,31 @@ static int apply_one(struct pp_store *s, const struct pp_dep_rec *d, int64_t now
 	}
 	if (!rc && (dep_changed || pause_changed))
 		rc = drop_future(s, d->name, NULL, now, &res->runs_removed, err);
-	if (existed && changed)
+	if (existed && changed) {
 		res->updated++;
-	else if (existed)
+		*outcome = "updated";
+	} else if (existed) {
 		res->unchanged++;
+		*outcome = "unchanged";
+	}
 	return rc;
 }
 
 int pp_deploy_apply(struct pp_store *s, const struct pp_dep_rec *deps, int n, int64_t now,
 		    struct pp_apply_result *res, struct pp_error *err)
 {
+	const char **each = res->each;
 	memset(res, 0, sizeof(*res));
+	res->each = each;
 	int rc = begin(s, err);
 	if (rc)
 		return rc;
-	for (int i = 0; i < n && !rc; i++)
-		rc = apply_one(s, &deps[i], now, res, err);
+	for (int i = 0; i < n && !rc; i++) {
+		const char *outcome = NULL;
+		rc = apply_one(s, &deps[i], now, res, &outcome, err);
+		if (each)
+			each[i] = outcome;
+	}
 	return finish(s, rc, err);
 }
 

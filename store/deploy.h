@@ -60,6 +60,9 @@ void pp_dep_recs_free(struct pp_dep_rec *d, int n);
 struct pp_apply_result {
 	int created, updated, unchanged;	      /* deployments */
 	int sched_added, sched_removed, runs_removed; /* schedules, unstarted runs */
+	/* Optional, set by the caller: one word per deployment applied,
+	 * "created", "updated" or "unchanged". */
+	const char **each;
 };
 
 /* Create or update every deployment of deps in one transaction: all or

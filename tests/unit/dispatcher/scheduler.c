@@ -67,7 +67,7 @@ static void deploy(struct pp_store *s, int64_t every, enum pp_catchup catchup, i
 	struct pp_dep_rec *recs;
 	struct pp_error err = {0};
 	assert_int_equal(pp_deployment_recs(&sp, 1, &recs, &err), 0);
-	struct pp_apply_result res;
+	struct pp_apply_result res = {0};
 	assert_int_equal(pp_deploy_apply(s, recs, 1, now, &res, &err), 0);
 	pp_dep_recs_free(recs, 1);
 }
@@ -238,7 +238,7 @@ static void test_cron_in_a_zone(void **state)
 	assert_int_equal(strlen(recs->sched[0].key), PP_SCHED_KEY_LEN - 1);
 	/* Prefect's per-schedule parameters go over the deployment's. */
 	recs->sched[0].parameters = strdup("{\"day\": \"mon\"}");
-	struct pp_apply_result res;
+	struct pp_apply_result res = {0};
 	assert_int_equal(pp_deploy_apply(s, recs, 1, T0, &res, &err), 0);
 	pp_dep_recs_free(recs, 1);
 	assert_int_equal(pass(s, T0), 3);

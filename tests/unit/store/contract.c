@@ -463,15 +463,19 @@ static void test_deploy_apply_is_idempotent(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	struct pp_apply_result res;
+	struct pp_apply_result res = {0};
 	struct pp_dep_rec *d = dep_new("nightly", "a", 2);
 	int64_t now = pp_wall_ms() / 1000;
 	assert_int_equal(pp_deploy_apply(s, d, 1, now, &res, &err), 0);
 	assert_int_equal(res.created, 1);
 	assert_int_equal(res.sched_added, 2);
+	const char *each[1] = {NULL};
+	res.each = each;
 	assert_int_equal(pp_deploy_apply(s, d, 1, now, &res, &err), 0);
 	assert_int_equal(res.created + res.updated + res.sched_added + res.sched_removed, 0);
 	assert_int_equal(res.unchanged, 1);
+	assert_string_equal(each[0], "unchanged");
+	res.each = NULL;
 	struct pp_dep_rec *got;
 	int n;
 	assert_int_equal(pp_deploy_list(s, NULL, &got, &n, &err), 0);
@@ -554,7 +558,7 @@ static void test_deploy_apply_all_or_nothing(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	struct pp_apply_result res;
+	struct pp_apply_result res = {0};
 	struct pp_dep_rec *v = calloc(2, sizeof(*v));
 	struct pp_dep_rec *a = dep_new("first", "a", 1), *b = dep_new("second", "a", 0);
 	v[0] = *a;
@@ -709,7 +713,7 @@ static void test_deployment_limit_and_overlap(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	struct pp_apply_result res;
+	struct pp_apply_result res = {0};
 	struct pp_dep_rec *d = dep_new("job", "a", 1);
 	d->concurrency_limit = 1;
 	snprintf(d->collision, sizeof(d->collision), "cancel_new");
