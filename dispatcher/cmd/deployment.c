@@ -113,11 +113,26 @@ static int cmd_ls(struct pp_store *s)
 		int active = 0;
 		for (int j = 0; j < d[i].nsched; j++)
 			active += d[i].sched[j].active;
-		char sched[16], when[PP_TIME_LEN] = "-";
+		char sched[16], when[PP_TIME_LEN + 20] = "-";
 		snprintf(sched, sizeof(sched), "%d/%d", active, d[i].nsched);
 		int64_t at = next_run(s, d[i].name);
+		bool made = at != 0;
+		/* None made yet (no dispatcher has run since): the schedules say. */
+		for (int j = 0; !made && !d[i].paused && j < d[i].nsched; j++) {
+			int64_t slot;
+			size_t got = 0;
+			struct pp_error e = {0};
+			if (d[i].sched[j].active &&
+			    !pp_deployment_next_slots(&d[i].sched[j], pp_wall_ms() / 1000, 1, &slot,
+						      &got, &e) &&
+			    got && (!at || slot * 1000 < at))
+				at = slot * 1000;
+		}
 		if (at)
 			pp_time_format(at, false, when);
+		if (at && !made)
+			snprintf(when + strlen(when), sizeof(when) - strlen(when),
+				 " (not made yet)");
 		char *name = pp_cmd_printable(d[i].name), *pool = pp_cmd_printable(d[i].pool);
 		char *queue = pp_cmd_printable(d[i].queue);
 		printf("%-28s  %-16s  %-12s  %-9s  %-6s  %s\n", name ? name : "?",
