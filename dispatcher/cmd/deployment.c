@@ -321,12 +321,22 @@ struct run_opts {
 	double timeout;
 };
 
-static int cmd_run(struct pp_store *s, const char *name, const struct run_opts *o)
+static int cmd_run(struct pp_store *s, const struct pp_config *cfg, const char *name,
+		   const struct run_opts *o)
 {
 	struct pp_dep_rec *d = NULL;
 	int st = find(s, name, &d);
 	if (st)
 		return st;
+	/* No dispatcher of this configuration would ever start it. */
+	if (!pp_config_pool(cfg, d->pool)) {
+		char *p = pp_cmd_printable(d->pool);
+		fprintf(stderr, "pushpool deployment run: %s: no [pool \"%s\"] section\n",
+			cfg->path, p ? p : "?");
+		free(p);
+		pp_dep_recs_free(d, 1);
+		return PP_EXIT_CONFIG;
+	}
 	struct pp_json *params = NULL, *vars = NULL, *schema = NULL;
 	struct pp_error err = {0};
 	st = overlay(d->parameters, o->params, o->nparams, "parameter", &params);
@@ -536,7 +546,7 @@ int pp_cmd_deployment(int argc, char **argv)
 		} else if (!strcmp(sub, "show")) {
 			st = cmd_show(s, argv[i + 1]);
 		} else if (!strcmp(sub, "run")) {
-			st = cmd_run(s, argv[argc - 1], &ro);
+			st = cmd_run(s, &cfg, argv[argc - 1], &ro);
 		} else if (!strcmp(sub, "pause") || !strcmp(sub, "resume")) {
 			st = cmd_pause(s, argc - i, argv + i, !strcmp(sub, "pause"));
 		} else {
