@@ -346,7 +346,8 @@ static int runs_show(struct pp_store *s, const char *id)
 	/* Every stored text is printed escaped: an error message or event
 	 * quoting a server could otherwise forge lines or recolour the
 	 * terminal. */
-	char *f[8] = {
+	enum { NF = 11 };
+	char *f[NF] = {
 		pp_cmd_printable(r.id),
 		pp_cmd_printable(r.pool),
 		pp_cmd_printable(r.name),
@@ -354,18 +355,23 @@ static int runs_show(struct pp_store *s, const char *id)
 		pp_cmd_printable(r.idem_key ? r.idem_key : "-"),
 		pp_cmd_printable(r.job_variables ? r.job_variables : "{}"),
 		pp_cmd_printable(r.last_error ? r.last_error : "-"),
+		pp_cmd_printable(r.deployment ? r.deployment : "-"),
+		pp_cmd_printable(r.queue ? r.queue : "default"),
+		pp_cmd_printable(r.parameters ? r.parameters : "{}"),
+		pp_cmd_printable(r.waiting ? r.waiting : "-"),
 	};
 	int st = PP_EXIT_OK;
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < NF; i++)
 		if (!f[i])
 			st = PP_EXIT_SOFTWARE;
 	if (!st)
 		printf("id:             %s\npool:           %s\nname:           %s\n"
 		       "state:          %s\nscheduled:      %s\npriority:       %d\n"
 		       "attempts:       %d\ninfra id:       %s\nidempotency:    %s\n"
-		       "job variables:  %s\nlast error:     %s\nevents:\n",
+		       "job variables:  %s\nlast error:     %s\ndeployment:     %s\n"
+		       "queue:          %s\nparameters:     %s\nwaiting:        %s\nevents:\n",
 		       f[0], f[1], f[2], pp_store_state_name(r.state), when, r.priority, r.attempt,
-		       f[3], f[4], f[5], f[6]);
+		       f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10]);
 	for (int i = 0; i < nev && !st; i++) {
 		char t[PP_TIME_LEN];
 		pp_time_format(ev[i].ts_ms, false, t);
@@ -377,7 +383,7 @@ static int runs_show(struct pp_store *s, const char *id)
 		free(state);
 		free(msg);
 	}
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < NF; i++)
 		free(f[i]);
 	pp_run_rec_free(&r);
 	pp_run_events_free(ev, nev);
