@@ -1087,9 +1087,10 @@ static int push_rec(struct pp_run_rec **out, int *n, struct pp_run_rec *r, struc
 	return 0;
 }
 
-/* Candidates looked at per claim beyond the runs wanted: enough to pass
- * over runs held back by a limit and still fill the claim. */
-#define CLAIM_LOOKAHEAD 64
+/* Due runs looked at per claim: at most the runs wanted plus one from
+ * each (pool, queue, deployment), so runs held back by a pause or a limit
+ * cannot crowd the others out of view, and at most CLAIM_WINDOW in all. */
+#define CLAIM_WINDOW 1000
 
 int pp_deploy_claim_due(struct pp_store *s, const char *pool, const char *owner, int64_t lease_ms,
 			int max, struct pp_run_rec **out, int *n, struct pp_error *err)
@@ -1098,16 +1099,24 @@ int pp_deploy_claim_due(struct pp_store *s, const char *pool, const char *owner,
 	int rc = pp_store_db(s)->now_ms(s, &now, err);
 	if (rc)
 		return rc;
-	char b[2][24];
-	const char *const p[] = {pool, i64s(b[0], now), i64s(b[1], max + CLAIM_LOOKAHEAD)};
+	char b[3][24];
+	const char *const p[] = {pool, i64s(b[0], now), i64s(b[1], max + 1),
+				 i64s(b[2], CLAIM_WINDOW)};
 	struct pp_rows r;
 	/* Queue priority (a queue never set comes last), then the run's own
 	 * priority, then time. */
 	rc = q(s, "read due runs",
-	       "SELECT r.id, r.pool, COALESCE(r.queue, 'default'), r.deployment, r.waiting,"
-	       " COALESCE(ps.paused, 0), COALESCE(ps.concurrency_limit, 0),"
-	       " COALESCE(wq.paused, 0), COALESCE(wq.concurrency_limit, 0),"
-	       " COALESCE(d.concurrency_limit, 0), d.collision, sc.overlap"
+	       "SELECT id, pool, queue, deployment, waiting, ppaused, plimit, qpaused, qlimit,"
+	       " dlimit, collision, overlap FROM ("
+	       "SELECT r.id, r.pool, COALESCE(r.queue, 'default') AS queue, r.deployment,"
+	       " r.waiting, COALESCE(ps.paused, 0) AS ppaused,"
+	       " COALESCE(ps.concurrency_limit, 0) AS plimit, COALESCE(wq.paused, 0) AS qpaused,"
+	       " COALESCE(wq.concurrency_limit, 0) AS qlimit,"
+	       " COALESCE(d.concurrency_limit, 0) AS dlimit, d.collision, sc.overlap,"
+	       " COALESCE(wq.priority, 2147483647) AS qprio, r.priority AS rprio,"
+	       " r.scheduled_ms AS due, ROW_NUMBER() OVER (PARTITION BY r.pool,"
+	       "  COALESCE(r.queue, 'default'), COALESCE(r.deployment, '')"
+	       "  ORDER BY r.priority DESC, r.scheduled_ms, r.id) AS nth"
 	       " FROM runs r LEFT JOIN pool_settings ps ON ps.pool = r.pool"
 	       " LEFT JOIN work_queues wq ON wq.pool = r.pool"
 	       "  AND wq.name = COALESCE(r.queue, 'default')"
@@ -1116,11 +1125,11 @@ int pp_deploy_claim_due(struct pp_store *s, const char *pool, const char *owner,
 	       "  AND sc.deployment = r.deployment AND sc.skey = r.schedule_key"
 	       " WHERE r.state = 'SCHEDULED' AND r.lease_owner IS NULL"
 	       " AND (CAST($1 AS TEXT) IS NULL OR r.pool = $1)"
-	       " AND r.scheduled_ms <= CAST($2 AS BIGINT) AND r.next_attempt_ms <= CAST($2 AS "
-	       "BIGINT)"
-	       " ORDER BY COALESCE(wq.priority, 2147483647), r.priority DESC, r.scheduled_ms, r.id"
-	       " LIMIT CAST($3 AS BIGINT)",
-	       3, p, &r, NULL, err);
+	       " AND r.scheduled_ms <= CAST($2 AS BIGINT)"
+	       " AND r.next_attempt_ms <= CAST($2 AS BIGINT)) c"
+	       " WHERE nth <= CAST($3 AS BIGINT)"
+	       " ORDER BY qprio, rprio DESC, due, id LIMIT CAST($4 AS BIGINT)",
+	       4, p, &r, NULL, err);
 	if (rc)
 		return rc;
 	struct counts c = {0};

@@ -707,6 +707,22 @@ static void test_claim_within_limits(void **state)
 	pp_pool_recs_free(pools, n);
 }
 
+/* Many due runs held back by their queue's limit do not hide the runs of
+ * the queues after it. */
+static void test_held_runs_do_not_crowd_out_others(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	int64_t t = pp_wall_ms() - 10000;
+	assert_int_equal(pp_queue_set(s, "a", "first", 1, 1, -1, &err), 0);
+	char id[PP_ID_LEN], last[PP_ID_LEN], got[4][PP_ID_LEN];
+	for (int i = 0; i < 150; i++)
+		insert_run(s, "a", "first", NULL, t + i, id);
+	insert_run(s, "a", NULL, NULL, t, last);
+	assert_int_equal(claim_ids(s, "a", 2, got), 2);
+	assert_string_equal(got[1], last);
+}
+
 /* A deployment's limit with collision cancel_new cancels the new run; its
  * schedule's overlap policies skip, buffer one, or cancel the other. */
 static void test_deployment_limit_and_overlap(void **state)
@@ -870,6 +886,8 @@ static void test_concurrent_claims_hold_the_limit(void **state)
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_claim_within_limits, SETUP,           \
 							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_held_runs_do_not_crowd_out_others,    \
+							SETUP, store_teardown),                    \
 			cmocka_unit_test_setup_teardown(test_deployment_limit_and_overlap, SETUP,  \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_concurrent_claims_hold_the_limit,     \
