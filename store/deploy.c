@@ -884,6 +884,7 @@ struct slot_count {
 	char *a, *b;
 	long n;
 	bool buffered; /* 'd': a run already waits under buffer_one */
+	bool marked;   /* its due runs were told why they wait, in this claim */
 };
 
 struct counts {
@@ -996,9 +997,10 @@ enum {
 /* What holds candidate i back (into why), or a reason to cancel it
  * (*cancel), or nothing: it may start. */
 static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, int i, int64_t now,
-		 char *why, size_t whyn, bool *cancel, struct slot_count *slots[3],
+		 char *why, size_t whyn, bool *cancel, int *scope, struct slot_count *slots[3],
 		 struct pp_error *err)
 {
+	*scope = -1;
 	const char *pool = pp_row(r, i, C_POOL), *queue = pp_row(r, i, C_QUEUE);
 	const char *dep = pp_row(r, i, C_DEP), *overlap = pp_row(r, i, C_OVERLAP);
 	long plimit = (long)num(pp_row(r, i, C_PLIMIT)), qlimit = (long)num(pp_row(r, i, C_QLIMIT));
@@ -1016,10 +1018,12 @@ static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, 
 		return rc;
 	if (num(pp_row(r, i, C_PPAUSED))) {
 		snprintf(why, whyn, "pool %s is paused", pool);
+		*scope = 0;
 		return 0;
 	}
 	if (num(pp_row(r, i, C_QPAUSED))) {
 		snprintf(why, whyn, "queue %s of pool %s is paused", queue, pool);
+		*scope = 1;
 		return 0;
 	}
 	if (slots[2] && overlap && strcmp(overlap, "allow") && slots[2]->n > 0) {
@@ -1063,16 +1067,43 @@ static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, 
 		} else {
 			snprintf(why, whyn, "deployment %s concurrency limit %ld reached", dep,
 				 dlimit);
+			*scope = 2;
 		}
 		return 0;
 	}
 	if (qlimit > 0 && slots[1]->n >= qlimit) {
 		snprintf(why, whyn, "queue %s concurrency limit %ld reached", queue, qlimit);
+		*scope = 1;
 		return 0;
 	}
-	if (plimit > 0 && slots[0]->n >= plimit)
+	if (plimit > 0 && slots[0]->n >= plimit) {
 		snprintf(why, whyn, "pool %s concurrency limit %ld reached", pool, plimit);
+		*scope = 0;
+	}
 	return 0;
+}
+
+/* Tell every due run of the pool (scope 0), its queue (1) or its
+ * deployment (2) why it waits: the claim looks at only a few of them, and
+ * catch-up must see that all of them are held back on purpose. */
+static int mark_group(struct pp_store *s, int scope, const char *pool, const char *queue,
+		      const char *dep, const char *why, int64_t now, struct pp_error *err)
+{
+	char t[24];
+	const char *const p[] = {scope == 2 ? dep : pool, why, i64s(t, now), queue};
+	static const char *const where[] = {
+		"pool = $1",
+		"pool = $1 AND COALESCE(queue, 'default') = $4",
+		"source = 'deployment' AND deployment = $1",
+	};
+	char sql[512];
+	snprintf(
+		sql, sizeof(sql),
+		"UPDATE runs SET waiting = $2 WHERE %s AND state = 'SCHEDULED'"
+		" AND lease_owner IS NULL AND scheduled_ms <= CAST($3 AS BIGINT)"
+		" AND next_attempt_ms <= CAST($3 AS BIGINT) AND (waiting IS NULL OR waiting <> $2)",
+		where[scope]);
+	return q(s, "note waiting runs", sql, scope == 1 ? 4 : 3, p, NULL, NULL, err);
 }
 
 static int push_rec(struct pp_run_rec **out, int *n, struct pp_run_rec *r, struct pp_error *err)
@@ -1137,13 +1168,22 @@ int pp_deploy_claim_due(struct pp_store *s, const char *pool, const char *owner,
 	for (int i = 0; i < r.nrows && got < max && !rc; i++) {
 		char why[256];
 		bool cancel;
+		int scope;
 		struct slot_count *slots[3];
-		rc = judge(s, &c, &r, i, now, why, sizeof(why), &cancel, slots, err);
+		rc = judge(s, &c, &r, i, now, why, sizeof(why), &cancel, &scope, slots, err);
 		if (rc)
 			break;
 		const char *id = pp_row(&r, i, C_ID);
 		if (cancel) {
 			rc = cancel_due(s, id, why, now, err);
+			continue;
+		}
+		if (why[0] && scope >= 0) {
+			if (!slots[scope]->marked)
+				rc = mark_group(s, scope, pp_row(&r, i, C_POOL),
+						pp_row(&r, i, C_QUEUE), pp_row(&r, i, C_DEP), why,
+						now, err);
+			slots[scope]->marked = true;
 			continue;
 		}
 		if (why[0]) {

@@ -1,4 +1,4 @@
-/* The scheduling pass on a SQLite store, with the clock handed in: Prefect's
+/* The scheduling pass on SQLite and PostgreSQL, with the clock handed in: Prefect's
  * look-ahead rule, exactly one run per slot across passes, redeploys and
  * overlapping dispatchers, catch-up after downtime (skip, latest, all),
  * pause and resume, and a cron schedule in a time zone. */
@@ -15,33 +15,10 @@
 #include "dispatcher/deployment.h"
 #include "store/deploy.h"
 #include "store/store.h"
-
-static char dir[64];
+#include "tests/unit/store/fixture.h"
 
 /* 2026-01-05T00:00:30Z: half a minute past a whole minute. */
 #define T0 1767571230LL
-
-static int setup(void **state)
-{
-	snprintf(dir, sizeof(dir), "/tmp/pp-sched-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	char path[96];
-	snprintf(path, sizeof(path), "%s/runs.db", dir);
-	struct pp_store *s = NULL;
-	struct pp_error err = {0};
-	if (pp_store_open(path, &s, &err))
-		fail_msg("%s", err.msg);
-	*state = s;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	pp_store_close(*state);
-	char cmd[96];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
-}
 
 /* One deployment "every-minute" of pool "a" with one interval schedule
  * (anchor at the epoch, so slots fall on whole minutes). */
@@ -278,17 +255,30 @@ static void test_cron_in_a_zone(void **state)
 	assert_non_null(strstr(err.msg, "prefect.yaml:12"));
 }
 
+#define TESTS(SETUP)                                                                               \
+	{                                                                                          \
+		cmocka_unit_test_setup_teardown(test_ahead_and_exactly_once, SETUP,                \
+						store_teardown),                                   \
+			cmocka_unit_test_setup_teardown(test_catchup_skip, SETUP, store_teardown), \
+			cmocka_unit_test_setup_teardown(test_catchup_latest, SETUP,                \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_catchup_all_within_window, SETUP,     \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_late_but_not_missed, SETUP,           \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_held_runs_are_not_missed, SETUP,      \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_pause_and_resume, SETUP,              \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_cron_in_a_zone, SETUP,                \
+							store_teardown),                           \
+	}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ahead_and_exactly_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_catchup_skip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_catchup_latest, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_catchup_all_within_window, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_late_but_not_missed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_held_runs_are_not_missed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cron_in_a_zone, setup, teardown),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest on_sqlite[] = TESTS(sqlite_setup);
+	const struct CMUnitTest on_pg[] = TESTS(pg_setup);
+	int failed = cmocka_run_group_tests_name("scheduler on SQLite", on_sqlite, NULL, NULL);
+	return failed + cmocka_run_group_tests_name("scheduler on PostgreSQL", on_pg, pg_server_up,
+						    pg_server_down);
 }
