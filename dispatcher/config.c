@@ -75,41 +75,42 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* Append a zeroed entry named name to a named section's array. */
+#define ADD_NAMED(arr, count, file_field)                                                          \
+	do {                                                                                       \
+		__typeof__(arr) v_ = realloc(arr, ((count) + 1) * sizeof(*v_));                    \
+		if (!v_)                                                                           \
+			return pp_fail(st->err, PP_ENOMEM, "out of memory");                       \
+		(arr) = v_;                                                                        \
+		memset(&v_[count], 0, sizeof(v_[count]));                                          \
+		snprintf(v_[count].name, sizeof(v_[count].name), "%s", name);                      \
+		v_[count].file_field = c->path;                                                    \
+		v_[count].line = st->line;                                                         \
+		(count)++;                                                                         \
+	} while (0)
+
 static int add_named(struct parse_state *st, enum section_kind sec, const char *name)
 {
 	struct pp_config *c = st->c;
-	size_t n = sec == SEC_POOL ? c->npools : c->ncreds;
+	size_t n = config_named_count(c, sec);
 	for (size_t i = 0; i < n; i++) {
-		const char *other = sec == SEC_POOL ? c->pools[i].name : c->creds[i].name;
-		int line = sec == SEC_POOL ? c->pools[i].line : c->creds[i].line;
+		const char *other, *file;
+		int line;
+		config_named_at(c, sec, i, &other, &file, &line);
 		if (!strcmp(other, name)) {
 			problem(st->p, st->file, st->line,
 				"duplicate [%s \"%s\"] (first defined at line %d)",
-				sec == SEC_POOL ? "pool" : "credentials", name, line);
+				config_section_word(sec), name, line);
 			st->section_ignored = true;
 			return 0;
 		}
 	}
-	if (sec == SEC_POOL) {
-		struct pp_pool_conf *v = realloc(c->pools, (n + 1) * sizeof(*v));
-		if (!v)
-			return pp_fail(st->err, PP_ENOMEM, "out of memory");
-		c->pools = v;
-		memset(&v[n], 0, sizeof(v[n]));
-		snprintf(v[n].name, sizeof(v[n].name), "%s", name);
-		v[n].file = c->path;
-		v[n].line = st->line;
-		c->npools++;
-	} else {
-		struct pp_cred_conf *v = realloc(c->creds, (n + 1) * sizeof(*v));
-		if (!v)
-			return pp_fail(st->err, PP_ENOMEM, "out of memory");
-		c->creds = v;
-		memset(&v[n], 0, sizeof(v[n]));
-		snprintf(v[n].name, sizeof(v[n].name), "%s", name);
-		v[n].file_name = c->path;
-		v[n].line = st->line;
-		c->ncreds++;
+	switch (sec) {
+	case SEC_POOL: ADD_NAMED(c->pools, c->npools, file); break;
+	case SEC_CREDS: ADD_NAMED(c->creds, c->ncreds, file_name); break;
+	case SEC_DEPLOYMENT: ADD_NAMED(c->deployments, c->ndeployments, file); break;
+	case SEC_SCHEDULE: ADD_NAMED(c->schedules, c->nschedules, file); break;
+	default: return pp_fail(st->err, PP_EINVALID, "not a named section");
 	}
 	st->idx = n;
 	return config_apply_defaults(c, sec, n, st->err);
@@ -118,7 +119,8 @@ static int add_named(struct parse_state *st, enum section_kind sec, const char *
 /* text is what is between '[' and ']'. */
 static int begin_section(struct parse_state *st, const char *text)
 {
-	static const char *const words[] = {"dispatcher", "store", "source", "pool", "credentials"};
+	static const char *const words[] = {"dispatcher",  "store",	 "source",  "pool",
+					    "credentials", "deployment", "schedule"};
 	char word[32], name[256];
 	size_t wl = 0;
 
@@ -180,7 +182,10 @@ static int begin_section(struct parse_state *st, const char *text)
 			st->prefect_line = st->line;
 		return 0;
 	default:
-		st->sec = kind == 3 ? SEC_POOL : SEC_CREDS;
+		st->sec = kind == 3   ? SEC_POOL
+			  : kind == 4 ? SEC_CREDS
+			  : kind == 5 ? SEC_DEPLOYMENT
+				      : SEC_SCHEDULE;
 		if (!valid_name(name)) {
 			problem(st->p, st->file, st->line,
 				"[%s] needs a name of 1-%d letters, digits, '-', '_' or '.': "
@@ -280,13 +285,15 @@ static int handle_key(void *user, const char *section, const char *name, const c
 	if (!k) {
 		const char *hint = config_closest_key(st->sec, name);
 		char where[PP_NAME_MAX + 32];
-		if (st->sec == SEC_POOL)
-			snprintf(where, sizeof(where), "pool \"%s\"", st->c->pools[st->idx].name);
-		else if (st->sec == SEC_CREDS)
-			snprintf(where, sizeof(where), "credentials \"%s\"",
-				 st->c->creds[st->idx].name);
-		else
+		if (config_sections[st->sec].named) {
+			const char *nm, *file;
+			int line;
+			config_named_at(st->c, st->sec, st->idx, &nm, &file, &line);
+			snprintf(where, sizeof(where), "%s \"%s\"", config_section_word(st->sec),
+				 nm);
+		} else {
 			snprintf(where, sizeof(where), "%s", config_sections[st->sec].header);
+		}
 		problem(st->p, st->file, st->line, "unknown key \"%s\" in [%s]%s%s%s", name, where,
 			hint ? "; did you mean \"" : "", hint ? hint : "", hint ? "\"?" : "");
 		return 1;
@@ -372,11 +379,13 @@ static int apply_env_one(struct pp_config *c, const char *entry, struct problems
 				c->prefect.enabled = true;
 			return env_set(c, k, 0, var, value, p, err);
 		}
-		size_t n = sec == SEC_POOL ? c->npools : c->ncreds;
+		size_t n = config_named_count(c, kind);
 		for (size_t i = 0; i < n; i++) {
 			char up[PP_NAME_MAX];
-			config_env_upper(sec == SEC_POOL ? c->pools[i].name : c->creds[i].name, up,
-					 sizeof(up));
+			const char *nm, *file;
+			int line;
+			config_named_at(c, kind, i, &nm, &file, &line);
+			config_env_upper(nm, up, sizeof(up));
 			size_t ul = strlen(up);
 			if (strncmp(rest, up, ul) || rest[ul] != '_')
 				continue;
@@ -388,7 +397,7 @@ static int apply_env_one(struct pp_config *c, const char *entry, struct problems
 		problem(p, "environment", 0,
 			"%s: matches no key of any [%s] section in the file "
 			"(PUSHPOOL_%s_<NAME>_<KEY>, NAME uppercased, other characters as _)",
-			var, sec == SEC_POOL ? "pool" : "credentials", sd->env);
+			var, config_section_word(kind), sd->env);
 		return 0;
 	}
 	return 0;
@@ -499,7 +508,7 @@ static void register_config_url_secrets(struct pp_config *c)
 		const struct key_def *k = &config_keys[i];
 		if (k->type != T_STRING && k->type != T_STORE_URL)
 			continue;
-		size_t n = k->sec == SEC_POOL ? c->npools : k->sec == SEC_CREDS ? c->ncreds : 1;
+		size_t n = config_named_count(c, k->sec);
 		for (size_t j = 0; j < n; j++) {
 			const char *v =
 				*(char *const *)((const char *)config_section_base(c, k->sec, j) +
@@ -529,17 +538,15 @@ static void check_loaded(struct parse_state *st)
 		    !**(char *const *)((const char *)&c->prefect + k->off))
 			problem(st->p, file, st->prefect_line, "[source \"prefect\"] needs %s",
 				k->name);
-		for (size_t j = 0; k->sec == SEC_POOL && j < c->npools; j++) {
-			const struct pp_pool_conf *pc = &c->pools[j];
-			if (!**(char *const *)((const char *)pc + k->off))
-				problem(st->p, pc->file, pc->line, "[pool \"%s\"] needs %s",
-					pc->name, k->name);
-		}
-		for (size_t j = 0; k->sec == SEC_CREDS && j < c->ncreds; j++) {
-			const struct pp_cred_conf *cc = &c->creds[j];
-			if (!**(char *const *)((const char *)cc + k->off))
-				problem(st->p, cc->file_name, cc->line,
-					"[credentials \"%s\"] needs %s", cc->name, k->name);
+		for (size_t j = 0;
+		     config_sections[k->sec].named && j < config_named_count(c, k->sec); j++) {
+			const char *nm, *f;
+			int line;
+			config_named_at(c, k->sec, j, &nm, &f, &line);
+			if (!**(char *const *)((const char *)config_section_base(c, k->sec, j) +
+					       k->off))
+				problem(st->p, f, line, "[%s \"%s\"] needs %s",
+					config_section_word(k->sec), nm, k->name);
 		}
 	}
 	register_config_url_secrets(c);
@@ -677,18 +684,13 @@ void pp_config_free(struct pp_config *c)
 		const struct key_def *k = &config_keys[i];
 		if (!config_is_string_type(k->type))
 			continue;
-		if (k->sec == SEC_POOL) {
-			for (size_t j = 0; j < c->npools; j++)
-				free(*(char **)((char *)&c->pools[j] + k->off));
-		} else if (k->sec == SEC_CREDS) {
-			for (size_t j = 0; j < c->ncreds; j++)
-				free(*(char **)((char *)&c->creds[j] + k->off));
-		} else {
-			free(*(char **)((char *)config_section_base(c, k->sec, 0) + k->off));
-		}
+		for (size_t j = 0; j < config_named_count(c, k->sec); j++)
+			free(*(char **)((char *)config_section_base(c, k->sec, j) + k->off));
 	}
 	free(c->pools);
 	free(c->creds);
+	free(c->deployments);
+	free(c->schedules);
 	free(c->path);
 	memset(c, 0, sizeof(*c));
 }

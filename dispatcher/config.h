@@ -94,6 +94,46 @@ struct pp_cred_conf {
 	int line;
 };
 
+/* A [deployment "NAME"] section: a deployment as prefect.yaml declares one
+ * (dispatcher/deploy_config.c reads it into a struct pp_deploy_spec). Its
+ * own keys cron, interval or rrule make its first schedule; [schedule]
+ * sections add more. */
+struct pp_deploy_conf {
+	char name[PP_NAME_MAX];
+	char *pool;
+	char *queue;
+	char *description;
+	char *entrypoint;
+	char *job_variables; /* JSON object */
+	char *parameters;    /* JSON object */
+	char *parameter_schema_file;
+	char *tags; /* comma list */
+	bool paused;
+	long concurrency_limit; /* 0: none */
+	char *collision_strategy;
+	char *cron, *interval, *rrule, *timezone, *anchor_date;
+	bool day_or, active;
+	char *catchup;
+	double catchup_window;
+	char *overlap;
+	const char *file; /* config file and line of the section header */
+	int line;
+};
+
+/* A [schedule "NAME"] section: one more schedule of a deployment. */
+struct pp_sched_conf {
+	char name[PP_NAME_MAX];
+	char *deployment;
+	char *cron, *interval, *rrule, *timezone, *anchor_date;
+	bool day_or, active;
+	char *catchup;
+	double catchup_window;
+	char *overlap;
+	char *parameters; /* JSON object */
+	const char *file;
+	int line;
+};
+
 struct pp_config {
 	char *path;
 	struct pp_dispatcher_conf dispatcher;
@@ -103,6 +143,10 @@ struct pp_config {
 	size_t npools;
 	struct pp_cred_conf *creds;
 	size_t ncreds;
+	struct pp_deploy_conf *deployments;
+	size_t ndeployments;
+	struct pp_sched_conf *schedules;
+	size_t nschedules;
 };
 
 /* Defaults only (no file). */

@@ -13,6 +13,7 @@
 
 #include "auth/auth.h"
 #include "dispatcher/config_impl.h"
+#include "dispatcher/deploy_spec.h"
 #include "lib/file.h"
 #include "dispatcher/metrics.h"
 #include "dispatcher/pool.h"
@@ -156,18 +157,16 @@ static void warn_plain_http_all(const struct pp_config *c, struct problems *p, c
 		const struct key_def *k = &config_keys[i];
 		if (k->type != T_STRING && k->type != T_STORE_URL)
 			continue;
-		size_t n = k->sec == SEC_POOL ? c->npools : k->sec == SEC_CREDS ? c->ncreds : 1;
+		size_t n = config_named_count(c, k->sec);
 		for (size_t j = 0; j < n; j++) {
 			char where[PP_NAME_MAX + 32];
 			const char *f = file;
 			int line = 0;
-			if (k->sec == SEC_POOL) {
-				snprintf(where, sizeof(where), "[pool \"%s\"]", c->pools[j].name);
-				line = c->pools[j].line;
-			} else if (k->sec == SEC_CREDS) {
-				snprintf(where, sizeof(where), "[credentials \"%s\"]",
-					 c->creds[j].name);
-				line = c->creds[j].line;
+			if (config_sections[k->sec].named) {
+				const char *nm, *nf;
+				config_named_at(c, k->sec, j, &nm, &nf, &line);
+				snprintf(where, sizeof(where), "[%s \"%s\"]",
+					 config_section_word(k->sec), nm);
 			} else {
 				snprintf(where, sizeof(where), "[%s]",
 					 config_sections[k->sec].header);
@@ -188,6 +187,19 @@ int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 		validate_pool(c, &c->pools[i], &p);
 	for (size_t i = 0; i < c->ncreds; i++)
 		validate_cred(&c->creds[i], &p);
+	if (c->ndeployments || c->nschedules) {
+		/* Deployments as `pushpool deploy` would apply them; the
+		 * message starts with FILE:LINE already. */
+		struct pp_deploy_spec *specs = NULL;
+		size_t n = 0;
+		struct pp_error derr = {0};
+		if (pp_deploy_specs_from_config(c, &specs, &n, &derr)) {
+			pp_buf_printf(out, "%s\n", derr.msg);
+			p.count++;
+		} else {
+			pp_deploy_specs_free(specs, n);
+		}
+	}
 	if (has(c->dispatcher.metrics_listen)) {
 		struct sockaddr_in sa;
 		struct pp_error merr = {0};

@@ -168,9 +168,8 @@ static int print_section(struct pp_buf *out, enum section_kind sec, const char *
 			 const void *base)
 {
 	int rc;
-	if (sec == SEC_POOL || sec == SEC_CREDS)
-		rc = pp_buf_printf(out, "\n[%s \"%s\"]\n", sec == SEC_POOL ? "pool" : "credentials",
-				   name);
+	if (config_sections[sec].named)
+		rc = pp_buf_printf(out, "\n[%s \"%s\"]\n", config_section_word(sec), name);
 	else
 		rc = pp_buf_printf(out, "%s[%s]\n", sec == SEC_DISPATCHER ? "" : "\n",
 				   config_sections[sec].header);
@@ -192,6 +191,10 @@ int pp_config_print(const struct pp_config *c, struct pp_buf *out)
 		rc = print_section(out, SEC_POOL, c->pools[i].name, &c->pools[i]);
 	for (size_t i = 0; i < c->ncreds && !rc; i++)
 		rc = print_section(out, SEC_CREDS, c->creds[i].name, &c->creds[i]);
+	for (size_t i = 0; i < c->ndeployments && !rc; i++)
+		rc = print_section(out, SEC_DEPLOYMENT, c->deployments[i].name, &c->deployments[i]);
+	for (size_t i = 0; i < c->nschedules && !rc; i++)
+		rc = print_section(out, SEC_SCHEDULE, c->schedules[i].name, &c->schedules[i]);
 	/* Secrets inside other values (a store URL's password) too. */
 	if (!rc && out->data)
 		pp_redact(out->data + start);

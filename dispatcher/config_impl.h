@@ -11,7 +11,16 @@
 #include "dispatcher/config.h"
 #include "lib/buf.h"
 
-enum section_kind { SEC_DISPATCHER, SEC_STORE, SEC_PREFECT, SEC_POOL, SEC_CREDS, SEC_COUNT };
+enum section_kind {
+	SEC_DISPATCHER,
+	SEC_STORE,
+	SEC_PREFECT,
+	SEC_POOL,
+	SEC_CREDS,
+	SEC_DEPLOYMENT,
+	SEC_SCHEDULE,
+	SEC_COUNT
+};
 
 struct section_def {
 	const char *header; /* as written in the file */
@@ -77,6 +86,8 @@ const struct key_from_registry *config_key_registry(const struct key_def *k);
 #define PFT(f, ctype)  SEC_PREFECT, #f, FIELD(struct pp_prefect_conf, f, ctype)
 #define POOL(f, ctype) SEC_POOL, #f, FIELD(struct pp_pool_conf, f, ctype)
 #define CRED(f, ctype) SEC_CREDS, #f, FIELD(struct pp_cred_conf, f, ctype)
+#define DEP(f, ctype)  SEC_DEPLOYMENT, #f, FIELD(struct pp_deploy_conf, f, ctype)
+#define SCH(f, ctype)  SEC_SCHEDULE, #f, FIELD(struct pp_sched_conf, f, ctype)
 
 extern const struct section_def config_sections[SEC_COUNT];
 /* Every key, in documentation order. */
@@ -107,6 +118,12 @@ void config_choices_text(const char *const *choices, char *out, size_t n);
 void config_env_upper(const char *s, char *out, size_t n);
 
 /* config_values.c */
+/* Named sections ([pool "NAME"] and the like): the word in the header, how
+ * many the configuration has, and where entry idx was defined. */
+const char *config_section_word(enum section_kind sec);
+size_t config_named_count(const struct pp_config *c, enum section_kind sec);
+void config_named_at(const struct pp_config *c, enum section_kind sec, size_t idx,
+		     const char **name, const char **file, int *line);
 /* The struct a key of section sec (entry idx of a named one) is stored in. */
 void *config_section_base(struct pp_config *c, enum section_kind sec, size_t idx);
 bool config_is_string_type(enum key_type t);

@@ -7,6 +7,7 @@
 
 #include "auth/auth.h"
 #include "dispatcher/config_impl.h"
+#include "dispatcher/deploy_impl.h"
 
 const struct section_def config_sections[SEC_COUNT] = {
 	[SEC_DISPATCHER] = {"dispatcher", "DISPATCHER", false, "The dispatcher process."},
@@ -18,10 +19,19 @@ const struct section_def config_sections[SEC_COUNT] = {
 		      "A push work pool: where runs of this pool are submitted. Repeatable."},
 	[SEC_CREDS] = {"credentials \"NAME\"", "CREDENTIALS", true,
 		       "Cloud credentials a pool refers to by name. Repeatable."},
+	[SEC_DEPLOYMENT] = {"deployment \"NAME\"", "DEPLOYMENT", true,
+			    "A deployment, as a prefect.yaml `deployments:` entry declares one, "
+			    "applied by `pushpool deploy` (docs/deployments-file.md). Its own "
+			    "cron, interval or rrule key is its first schedule; [schedule] "
+			    "sections add more. Repeatable."},
+	[SEC_SCHEDULE] = {"schedule \"NAME\"", "SCHEDULE", true,
+			  "One more schedule of a [deployment]: any number may name the same "
+			  "deployment. Repeatable."},
 };
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const collisions[] = {"enqueue", "cancel_new", NULL};
 #define DEFAULT_STATE_DIR "/var/lib/pushpool"
 #define NO_RANGE	  0, 0
 
@@ -150,6 +160,80 @@ const struct key_def config_keys[] = {
 	 "AWS container credentials endpoint override."},
 	{CRED(modal_server_url, char *), T_STRING, NULL, NO_RANGE, NULL, false,
 	 "Modal API server override."},
+
+	{DEP(pool, char *), T_STRING, NULL, NO_RANGE, NULL, true,
+	 "The [pool] its runs go to (prefect.yaml's work_pool.name)."},
+	{DEP(queue, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Work queue of the pool (work_pool.work_queue_name); empty: the pool's default."},
+	{DEP(description, char *), T_STRING, NULL, NO_RANGE, NULL, false, "Free text."},
+	{DEP(entrypoint, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "The flow's entrypoint, e.g. flows/etl.py:main; kept with the deployment."},
+	{DEP(job_variables, char *), T_JSON_OBJECT, NULL, NO_RANGE, NULL, false,
+	 "JSON object of job variables for its runs (over the pool's), on one line."},
+	{DEP(parameters, char *), T_JSON_OBJECT, NULL, NO_RANGE, NULL, false,
+	 "JSON object of flow parameters for its runs, on one line."},
+	{DEP(parameter_schema_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
+	 "JSON schema file (Prefect's parameter_openapi_schema) the parameters must match."},
+	{DEP(tags, char *), T_STRING, NULL, NO_RANGE, NULL, false, "Comma-separated tags."},
+	{DEP(paused, bool), T_BOOL, "false", NO_RANGE, NULL, false,
+	 "true: declared, but no scheduled runs."},
+	{DEP(concurrency_limit, long), T_INT, "0", 0, 1000000, NULL, false,
+	 "Most unfinished runs of this deployment, store-wide; 0: no limit."},
+	{DEP(collision_strategy, char *), T_ENUM, "enqueue", NO_RANGE, collisions, false,
+	 "At the limit, a new run waits (enqueue) or is cancelled (cancel_new)."},
+	{DEP(cron, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Cron schedule, 5 fields (docs/schedules.md), e.g. 0 7 * * 1-5."},
+	{DEP(interval, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Interval schedule: seconds or a duration (90s, 15m, 1h, 1d, PT1H, 01:00:00)."},
+	{DEP(rrule, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9, optionally after a "
+	 "DTSTART line."},
+	{DEP(timezone, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "IANA time zone of the schedule; empty: UTC."},
+	{DEP(anchor_date, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Interval only: an instant a slot falls on (with Z or an offset), or a time on the "
+	 "schedule's clock (without); empty: 2020-01-01T00:00 on that clock."},
+	{DEP(day_or, bool), T_BOOL, "true", NO_RANGE, NULL, false,
+	 "Cron only: a day matching day-of-month OR day-of-week runs (false: both must match)."},
+	{DEP(active, bool), T_BOOL, "true", NO_RANGE, NULL, false,
+	 "false keeps the schedule but stops its runs."},
+	{DEP(catchup, char *), T_ENUM, "skip", NO_RANGE, deploy_catchup_names, false,
+	 "Slots missed while no dispatcher ran: skip them, run the latest, or all within "
+	 "catchup_window."},
+	{DEP(catchup_window, double), T_SECONDS, "0", 0, 8640000, NULL, false,
+	 "catchup = all: how far back missed slots still run; 0: the scheduler's default."},
+	{DEP(overlap, char *), T_ENUM, "allow", NO_RANGE, deploy_overlap_names, false,
+	 "A slot due while the deployment's previous run is unfinished: allow it, skip it, "
+	 "buffer_one (keep one waiting), or cancel_other (cancel the unfinished run)."},
+
+	{SCH(deployment, char *), T_STRING, NULL, NO_RANGE, NULL, true,
+	 "The [deployment] this schedule belongs to."},
+	{SCH(cron, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Cron schedule, 5 fields (docs/schedules.md), e.g. 0 7 * * 1-5."},
+	{SCH(interval, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Interval schedule: seconds or a duration (90s, 15m, 1h, 1d, PT1H, 01:00:00)."},
+	{SCH(rrule, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9, optionally after a "
+	 "DTSTART line."},
+	{SCH(timezone, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "IANA time zone of the schedule; empty: UTC."},
+	{SCH(anchor_date, char *), T_STRING, NULL, NO_RANGE, NULL, false,
+	 "Interval only: an instant a slot falls on (with Z or an offset), or a time on the "
+	 "schedule's clock (without); empty: 2020-01-01T00:00 on that clock."},
+	{SCH(day_or, bool), T_BOOL, "true", NO_RANGE, NULL, false,
+	 "Cron only: a day matching day-of-month OR day-of-week runs (false: both must match)."},
+	{SCH(active, bool), T_BOOL, "true", NO_RANGE, NULL, false,
+	 "false keeps the schedule but stops its runs."},
+	{SCH(catchup, char *), T_ENUM, "skip", NO_RANGE, deploy_catchup_names, false,
+	 "Slots missed while no dispatcher ran: skip them, run the latest, or all within "
+	 "catchup_window."},
+	{SCH(catchup_window, double), T_SECONDS, "0", 0, 8640000, NULL, false,
+	 "catchup = all: how far back missed slots still run; 0: the scheduler's default."},
+	{SCH(overlap, char *), T_ENUM, "allow", NO_RANGE, deploy_overlap_names, false,
+	 "A slot due while the deployment's previous run is unfinished: allow it, skip it, "
+	 "buffer_one (keep one waiting), or cancel_other (cancel the unfinished run)."},
+	{SCH(parameters, char *), T_JSON_OBJECT, NULL, NO_RANGE, NULL, false,
+	 "JSON object of parameters over the deployment's, for this schedule's runs."},
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

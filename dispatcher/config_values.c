@@ -26,7 +26,55 @@ void *config_section_base(struct pp_config *c, enum section_kind sec, size_t idx
 	case SEC_PREFECT: return &c->prefect;
 	case SEC_POOL: return &c->pools[idx];
 	case SEC_CREDS: return &c->creds[idx];
+	case SEC_DEPLOYMENT: return &c->deployments[idx];
+	case SEC_SCHEDULE: return &c->schedules[idx];
 	default: return NULL;
+	}
+}
+
+const char *config_section_word(enum section_kind sec)
+{
+	switch (sec) {
+	case SEC_POOL: return "pool";
+	case SEC_CREDS: return "credentials";
+	case SEC_DEPLOYMENT: return "deployment";
+	case SEC_SCHEDULE: return "schedule";
+	default: return config_sections[sec].header;
+	}
+}
+
+size_t config_named_count(const struct pp_config *c, enum section_kind sec)
+{
+	switch (sec) {
+	case SEC_POOL: return c->npools;
+	case SEC_CREDS: return c->ncreds;
+	case SEC_DEPLOYMENT: return c->ndeployments;
+	case SEC_SCHEDULE: return c->nschedules;
+	default: return 1;
+	}
+}
+
+void config_named_at(const struct pp_config *c, enum section_kind sec, size_t idx,
+		     const char **name, const char **file, int *line)
+{
+	switch (sec) {
+	case SEC_POOL:
+		*name = c->pools[idx].name, *file = c->pools[idx].file;
+		*line = c->pools[idx].line;
+		break;
+	case SEC_CREDS:
+		*name = c->creds[idx].name, *file = c->creds[idx].file_name;
+		*line = c->creds[idx].line;
+		break;
+	case SEC_DEPLOYMENT:
+		*name = c->deployments[idx].name, *file = c->deployments[idx].file;
+		*line = c->deployments[idx].line;
+		break;
+	case SEC_SCHEDULE:
+		*name = c->schedules[idx].name, *file = c->schedules[idx].file;
+		*line = c->schedules[idx].line;
+		break;
+	default: *name = NULL, *file = c->path, *line = 0;
 	}
 }
 

@@ -46,6 +46,9 @@ struct pp_deploy_schedule {
 	int64_t catchup_window; /* seconds; PP_CATCHUP_ALL only, 0: the default */
 	enum pp_overlap overlap;
 	char *where; /* "FILE:LINE" of the schedule, for messages */
+	/* Prefect's per-schedule parameters: a JSON object merged over the
+	 * deployment's for this schedule's runs, "{}" when none. */
+	char *parameters;
 };
 
 struct pp_deploy_spec {
@@ -63,6 +66,10 @@ struct pp_deploy_spec {
 	struct pp_deploy_schedule *schedules;
 	size_t nschedules;
 	char *where; /* "FILE:LINE" of the deployment, for messages */
+	/* Prefect's entrypoint ("flows/etl.py:main"), NULL when none: kept with
+	 * the deployment for the job, never a parameter (parameters are the
+	 * flow function's arguments, checked against its schema). */
+	char *entrypoint;
 };
 
 /* Read path (a Prefect project file, YAML) and keep the deployments named

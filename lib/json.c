@@ -241,6 +241,7 @@ struct pp_json *pp_json_clone(const struct pp_json *src)
 	if (!j)
 		return NULL;
 	j->b = src->b;
+	j->line = src->line;
 	j->num = src->num;
 	j->len = src->len;
 	if (src->str) {

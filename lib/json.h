@@ -28,6 +28,7 @@ struct pp_json {
 	bool b;	      /* BOOL */
 	size_t count; /* ARRAY/OBJECT: number of children */
 	struct pp_json *child, *last, *next, *parent;
+	int line; /* source line of the value (1-based) when a reader knows it, else 0 */
 };
 
 struct pp_json_limits {

@@ -23,15 +23,35 @@
  * mean times of the past). */
 #define SCHED_OFFSET_BOUND (26 * 3600)
 
+/* Most occurrences one year of a YEARLY rule with BYSETPOS may have: one a
+ * day (BYSETPOS with several times of day is refused). */
+#define SETPOS_YEAR_MAX 366
+
 struct rrule_state {
-	struct icalrecurrencetype rec;
-	struct icaltimetype dtstart; /* as written, for the canonical text */
-	struct icaltimetype first;   /* where libical starts iterating */
+	struct icalrecurrencetype rec;	/* the rule as written (normalised) */
+	struct icalrecurrencetype iter; /* what libical iterates */
+	struct icaltimetype dtstart;	/* as written, for the canonical text */
+	struct icaltimetype first;	/* where libical starts iterating */
 	int64_t dtstart_wall;
 	icalrecur_iterator *it;
 	bool have_cur, ended;
 	int64_t prev, cur; /* last two occurrences (prev PP_TIME_MIN before the second) */
 	long steps;	   /* iterator steps since DTSTART */
+	/* FREQ=YEARLY with BYSETPOS: libical drops days of such a year's set
+	 * (docs/schedules.md), so it iterates the rule without BYSETPOS, COUNT
+	 * and UNTIL from January 1 of DTSTART's year, and each year's set gets
+	 * its positions, DTSTART, UNTIL and COUNT here, as RFC 5545 orders
+	 * them. */
+	bool yearly_setpos;
+	short setpos[ICAL_BY_SETPOS_SIZE];
+	int nsetpos;
+	int count;     /* 0: none */
+	int64_t until; /* wall; PP_TIME_MAX: none */
+	int64_t picked[SETPOS_YEAR_MAX];
+	size_t npicked, next_picked;
+	int64_t ahead; /* first occurrence of the next year, read already */
+	bool have_ahead, src_ended;
+	long emitted;
 };
 
 struct pp_schedule {
@@ -210,13 +230,52 @@ static void weekly_single_day(struct icalrecurrencetype *rec, int64_t dtstart_wa
 	*first = wall_ical(target * 86400);
 }
 
+/* Prepare a YEARLY rule with BYSETPOS for the per-year expansion (see
+ * struct rrule_state): what DTSTART implied (time of day, and the day when
+ * no day part is given, as dateutil reads it) is said outright, so that
+ * the iteration can start on January 1 and each year's set be whole. */
+static void yearly_setpos_prepare(struct rrule_state *r)
+{
+	struct icalrecurrencetype *it = &r->iter;
+	const struct icaltimetype d = r->dtstart;
+	const short end = ICAL_RECURRENCE_ARRAY_MAX;
+	r->yearly_setpos = true;
+	r->nsetpos = 0;
+	for (int i = 0; i < ICAL_BY_SETPOS_SIZE && it->by_set_pos[i] != end; i++)
+		r->setpos[r->nsetpos++] = it->by_set_pos[i];
+	it->by_set_pos[0] = end;
+	r->count = it->count;
+	it->count = 0;
+	r->until = PP_TIME_MAX;
+	if (!icaltime_is_null_time(it->until)) {
+		r->until = ical_wall(it->until) + (it->until.is_date ? 86399 : 0);
+		it->until = icaltime_null_time();
+	}
+	if (it->by_second[0] == end)
+		it->by_second[0] = (short)d.second, it->by_second[1] = end;
+	if (it->by_minute[0] == end)
+		it->by_minute[0] = (short)d.minute, it->by_minute[1] = end;
+	if (it->by_hour[0] == end)
+		it->by_hour[0] = (short)d.hour, it->by_hour[1] = end;
+	if (it->by_month_day[0] == end && it->by_year_day[0] == end && it->by_week_no[0] == end &&
+	    it->by_day[0] == end) {
+		if (it->by_month[0] == end)
+			it->by_month[0] = (short)d.month, it->by_month[1] = end;
+		it->by_month_day[0] = (short)d.day, it->by_month_day[1] = end;
+	}
+	r->first = wall_ical(pp_days_from_civil(d.year, 1, 1) * 86400);
+}
+
 static int rrule_restart(struct rrule_state *r, struct pp_error *err)
 {
 	if (r->it)
 		icalrecur_iterator_free(r->it);
-	r->it = icalrecur_iterator_new(r->rec, r->first);
+	r->it = icalrecur_iterator_new(r->iter, r->first);
 	r->have_cur = r->ended = false;
 	r->steps = 0;
+	r->npicked = r->next_picked = 0;
+	r->have_ahead = r->src_ended = false;
+	r->emitted = 0;
 	if (!r->it)
 		return pp_fail(err, PP_EINVALID,
 			       "libical cannot iterate it (a rule that never fires, such as a "
@@ -369,11 +428,112 @@ static int rrule_compile(struct pp_schedule *s, const char *text, const char *tz
 	s->rr.first = s->rr.dtstart;
 	weekly_single_day(&rec, s->rr.dtstart_wall, &s->rr.first);
 	s->rr.rec = rec;
+	s->rr.iter = rec;
+	if (rec.freq == ICAL_YEARLY_RECURRENCE && rec.by_set_pos[0] != ICAL_RECURRENCE_ARRAY_MAX)
+		yearly_setpos_prepare(&s->rr);
 	/* libical refuses some rules that can never fire (BYSETPOS=2 of a
 	 * one-element set); better said now than found silent later. */
 	if (rrule_restart(&s->rr, err))
 		return pp_error_prefix(err, "rrule \"%s\": ", rule);
 	return 0;
+}
+
+/* libical's next occurrence as a wall time; *ok false at the end. */
+static int raw_next(struct rrule_state *r, bool *ok, int64_t *wall, struct pp_error *err)
+{
+	if (++r->steps > PP_RRULE_MAX_ITER)
+		return pp_fail(err, PP_ENOMEM,
+			       "rrule: more than %d occurrences between DTSTART and the time "
+			       "asked about; use a later DTSTART",
+			       PP_RRULE_MAX_ITER);
+	struct icaltimetype t = icalrecur_iterator_next(r->it);
+	*ok = !icaltime_is_null_time(t);
+	if (*ok)
+		*wall = ical_wall(t);
+	return 0;
+}
+
+static int64_t year_of(int64_t wall)
+{
+	int64_t days = wall / 86400 - (wall % 86400 < 0), y;
+	int m, d;
+	pp_civil_from_days(days, &y, &m, &d);
+	return y;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The next occurrence of a YEARLY rule with BYSETPOS: a year's set read
+ * whole from libical, its positions picked, then DTSTART, UNTIL, COUNT. */
+static int setpos_next(struct rrule_state *r, bool *ok, int64_t *wall, struct pp_error *err)
+{
+	for (;;) {
+		while (r->next_picked < r->npicked) {
+			int64_t v = r->picked[r->next_picked++];
+			if (v < r->dtstart_wall)
+				continue;
+			if (v > r->until || (r->count && r->emitted >= r->count)) {
+				r->src_ended = true;
+				r->npicked = r->next_picked = 0;
+				break;
+			}
+			r->emitted++;
+			*ok = true;
+			*wall = v;
+			return 0;
+		}
+		if (r->src_ended) {
+			*ok = false;
+			return 0;
+		}
+		int64_t set[SETPOS_YEAR_MAX], v, year = 0;
+		size_t n = 0;
+		if (r->have_ahead) {
+			set[n++] = r->ahead;
+			year = year_of(r->ahead);
+			r->have_ahead = false;
+		}
+		for (;;) {
+			bool got;
+			int rc = raw_next(r, &got, &v, err);
+			if (rc)
+				return rc;
+			if (!got) {
+				r->src_ended = true;
+				break;
+			}
+			if (!n) {
+				year = year_of(v);
+			} else if (year_of(v) != year) {
+				r->ahead = v;
+				r->have_ahead = true;
+				break;
+			}
+			if (n == SETPOS_YEAR_MAX)
+				return pp_fail(err, PP_EINVALID,
+					       "rrule: more than %d occurrences in one year with "
+					       "BYSETPOS",
+					       SETPOS_YEAR_MAX);
+			set[n++] = v;
+		}
+		qsort(set, n, sizeof(*set), cmp_i64);
+		r->npicked = r->next_picked = 0;
+		for (int i = 0; i < r->nsetpos; i++) {
+			long p = r->setpos[i], idx = p > 0 ? p - 1 : (long)n + p;
+			if (idx >= 0 && idx < (long)n)
+				r->picked[r->npicked++] = set[idx];
+		}
+		qsort(r->picked, r->npicked, sizeof(*r->picked), cmp_i64);
+		size_t k = 0;
+		for (size_t i = 0; i < r->npicked; i++)
+			if (!k || r->picked[i] != r->picked[k - 1])
+				r->picked[k++] = r->picked[i];
+		r->npicked = k;
+	}
 }
 
 /* The first occurrence (wall time) strictly after `after`. */
@@ -393,18 +553,16 @@ static int rrule_next_wall(struct rrule_state *r, int64_t after, bool *found, in
 		return 0;
 	}
 	while (!r->ended) {
-		if (++r->steps > PP_RRULE_MAX_ITER)
-			return pp_fail(
-				err, PP_ENOMEM,
-				"rrule: more than %d occurrences between DTSTART and the time "
-				"asked about; use a later DTSTART",
-				PP_RRULE_MAX_ITER);
-		struct icaltimetype t = icalrecur_iterator_next(r->it);
-		if (icaltime_is_null_time(t)) {
+		bool got;
+		int64_t w;
+		int rc = r->yearly_setpos ? setpos_next(r, &got, &w, err)
+					  : raw_next(r, &got, &w, err);
+		if (rc)
+			return rc;
+		if (!got) {
 			r->ended = true;
 			break;
 		}
-		int64_t w = ical_wall(t);
 		if (r->have_cur && w <= r->cur)
 			continue; /* never step backwards or repeat */
 		r->prev = r->have_cur ? r->cur : PP_TIME_MIN;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run each libFuzzer binary for SECONDS, growing its corpus in
 # build-fuzz/corpus/NAME (seeded with the bundled templates for the JSON and
-# template targets, examples/ for the config target and
+# template targets, examples/ for the config target, tests/data/deploy for the
+# YAML target and
 # tests/fuzz/seeds/NAME for the others that have seeds), and print one line
 # per target: executions, executions/s, corpus size and coverage. Exits non-zero
 # when a target finds a crash, leak or sanitizer report (log and the
@@ -21,6 +22,7 @@ for bin in "$@"; do
 	fuzz_json | fuzz_render) seeds=templates ;;
 	fuzz_config) seeds=examples ;;
 	fuzz_prefect | fuzz_auth) seeds=tests/fuzz/seeds/$name ;;
+	fuzz_yaml) seeds=tests/data/deploy ;;
 	esac
 	log=$OUT/$name.log
 	# -rss_limit_mb: the parsers cap their input, so more means a leak.

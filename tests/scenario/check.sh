@@ -131,6 +131,28 @@ run 78 PUSHPOOL_POOL_CR_TYPE=lambda check -c "$T/good.conf"
 has err 'environment: PUSHPOOL_POOL_CR_TYPE: unknown pool type "lambda"'
 run 0 PUSHPOOL_CREDENTIALS_GCP_SOURCE=metadata check -c "$T/good.conf"
 
+# --- [deployment] and [schedule] sections, checked as deploy applies them
+cp "$T/good.conf" "$T/dep.conf"
+L=$(($(wc -l <"$T/good.conf") + 1))
+cat >>"$T/dep.conf" <<'EOF'
+[deployment "etl"]
+pool = cr
+cron = 30 2 * * *
+timezone = Europe/Berlin
+[schedule "weekly"]
+deployment = etl
+interval = 1d
+EOF
+run 0 check -c "$T/dep.conf"
+has out "configuration OK"
+run 78 PUSHPOOL_DEPLOYMENT_ETL_TIMEZONE=Mars/Base check -c "$T/dep.conf"
+has err "$T/dep.conf:$L: deployment \"etl\": schedule: "
+has err "Mars/Base"
+run 78 PUSHPOOL_SCHEDULE_WEEKLY_DEPLOYMENT=nope check -c "$T/dep.conf"
+has err "$T/dep.conf:$((L + 4)): [schedule \"weekly\"] deployment: no [deployment \"nope\"] section"
+run 78 PUSHPOOL_DEPLOYMENT_ETL_POOL=gone check -c "$T/dep.conf"
+has err "deployment \"etl\": work pool \"gone\" is not a [pool \"gone\"] section"
+
 # --- every error at once, each with FILE:LINE, exit 78
 cat >"$T/bad.conf" <<'EOF'
 [dispatcher]

@@ -210,7 +210,9 @@ def brute_walls(expr, day_or):
     hours = range(24) if full(ex[1]) else ex[1]
     def gen(start):
         d = start.replace(hour=0, minute=0, second=0)
-        while True:
+        # a day that never comes (February 30) ends the search here
+        # rather than at datetime's year 9999
+        while d.year < 2100:
             dom_ok = full(ex[2]) or d.day in ex[2]
             dow_ok = full(ex[4]) or (d.isoweekday() % 7) in [v % 7 for v in ex[4]]
             if full(ex[2]) or full(ex[4]):
@@ -229,7 +231,7 @@ def brute_walls(expr, day_or):
 def brute_cron(expr, day_or, z, a, b, cap):
     return expected(brute_walls(expr, day_or), z, a, b, cap)
 
-cron_errors, croniter_fails = 0, 0
+cron_errors, croniter_fails, cron_never = 0, 0, 0
 for i in range(n_cron):
     zone = ZONES[i % len(ZONES)]
     expr, day_or = cron_expr(), rnd.random() < 0.8
@@ -242,6 +244,15 @@ for i in range(n_cron):
         # fields matched day by day are the oracle then
         croniter_fails += 1
         walls = brute_walls(expr, day_or)
+        if next(walls(datetime(2026, 1, 1)), None) is None:
+            # no day ever matches (April 31): pushpool may refuse it, saying
+            # so, or return nothing
+            cron_never += 1
+            windows(zone)  # the random stream stays as for any other case
+            questions.append("\t".join(["cron", zone, "1" if day_or else "0", expr, str(START), str(END), "1"]))
+            expect.append("NEVER")
+            labels.append(("cron", zone, day_or, expr, START, END))
+            continue
     except (ValueError, KeyError):
         cron_errors += 1
         questions.append("\t".join(["cron", zone, "1" if day_or else "0", expr, str(START), str(END), "1"]))
@@ -251,10 +262,47 @@ for i in range(n_cron):
     for a, b, cap in windows(zone):
         ask("cron", zone, "1" if day_or else "0", expr, a, b, cap, walls)
         labels[-1] = ("cron", zone, day_or, expr, a, b)
+# ---- YEARLY with BYSETPOS ----
+# libical picks the wrong days of a year's set with BYSETPOS over several
+# months, so lib/schedule.c expands those years itself: a batch of such
+# rules from their own random stream (the cases above stay the same for a
+# seed), after the one a random run found.
+YEARLY_SETPOS_FOUND = "DTSTART:20251102T020000|RRULE:FREQ=YEARLY;INTERVAL=1;BYMONTHDAY=-2,30;BYMONTH=2,3,11;BYSETPOS=1,-1"
+srnd = random.Random(seed + 1)
+
+def yearly_setpos_text():
+    ds = datetime(2025, 1, 1) + timedelta(days=srnd.randint(0, 700), hours=srnd.choice([0, 2, 9, 23]),
+                                          minutes=srnd.choice([0, 30]))
+    parts = ["FREQ=YEARLY"]
+    if srnd.random() < 0.3:
+        parts.append("INTERVAL=%d" % srnd.randint(1, 2))
+    if srnd.random() < 0.5:
+        ords = ["1", "2", "-1", "-2"] if srnd.random() < 0.5 else [""]
+        parts.append("BYDAY=" + ",".join(sorted({srnd.choice(ords) + srnd.choice(DOW)[:2] for _ in range(srnd.randint(1, 3))})))
+    else:
+        parts.append("BYMONTHDAY=" + ",".join(str(v) for v in sorted({srnd.choice([1, 2, 15, 28, 29, 30, 31, -1, -2]) for _ in range(srnd.randint(1, 3))})))
+    if srnd.random() < 0.8:
+        parts.append("BYMONTH=" + ",".join(str(v) for v in sorted({srnd.randint(1, 12) for _ in range(srnd.randint(1, 4))})))
+    if srnd.random() < 0.3:
+        parts.append("BYHOUR=%d" % srnd.choice([0, 1, 2, 3, 9, 17]))
+    parts.append("BYSETPOS=" + ",".join(str(v) for v in sorted({srnd.choice([1, 2, 3, -1, -2, -3]) for _ in range(srnd.randint(1, 3))})))
+    r = srnd.random()
+    if r < 0.25:
+        parts.append("COUNT=%d" % srnd.randint(1, 12))
+    elif r < 0.5:
+        parts.append("UNTIL=" + (ds + timedelta(days=srnd.randint(30, 900))).strftime("%Y%m%dT%H%M%S"))
+    return "DTSTART:%s|RRULE:%s" % (ds.strftime("%Y%m%dT%H%M%S"), ";".join(parts))
+
+n_yearly_setpos = max(1, n_rrule // 3)
 rrule_never = 0
-for i in range(n_rrule):
+for i in range(n_rrule + n_yearly_setpos):
     zone = ZONES[i % len(ZONES)]
-    text = rrule_text()
+    if i < n_rrule:
+        text = rrule_text()
+    elif i == n_rrule:
+        text, zone = YEARLY_SETPOS_FOUND, "Australia/Lord_Howe"
+    else:
+        text = yearly_setpos_text()
     if rrule_never_fires(text):
         # a rule that never fires: pushpool may reject it (libical refuses
         # some, e.g. BYSETPOS=2 of a one-element set) or return nothing
@@ -310,10 +358,12 @@ for q, exp, got, lab in zip(questions, expect, out, labels):
                 print("  expected:", show(exp[d:d + 6], z))
                 print("  pushpool:", show(g[d:d + 6], z))
 print("schedule_oracle: %d cron expressions (%d rejected by both, %d where croniter found no "
-      "date and its fields were matched day by day), %d rrules (%d never fire), "
+      "date and its fields were matched day by day, %d of them never fire), %d rrules (%d of them YEARLY with "
+      "BYSETPOS; %d never fire), "
       "%d zones, %d windows, %d slots compared, %d mismatches, %d windows where croniter's "
       "get_next skipped days (checked day by day)" %
-      (n_cron, cron_errors, croniter_fails, n_rrule, rrule_never, len(ZONES), len(questions), slots, bad,
+      (n_cron, cron_errors, croniter_fails, cron_never, n_rrule + n_yearly_setpos, n_yearly_setpos, rrule_never,
+       len(ZONES), len(questions), slots, bad,
        croniter_misses))
 print("%d passed, %d failed" % (len(questions) - bad, bad))
 sys.exit(1 if bad else 0)

@@ -316,6 +316,23 @@ static void test_rrule(void **state)
 	expect_next(rrule("DTSTART:20260101T010000\nRRULE:FREQ=MONTHLY;BYDAY=-1MO,SU", NULL),
 		    "2026-01-01T00:00Z", "2026-01-04T01:00Z", "2026-01-11T01:00Z",
 		    "2026-01-18T01:00Z", "2026-01-25T01:00Z", "2026-01-26T01:00Z", NULL);
+	/* YEARLY with BYSETPOS picks from the year's whole set, here Feb 27,
+	 * Mar 30, Nov 29 and Nov 30 (libical alone dropped the last) */
+	expect_next(rrule("DTSTART:20251102T020000\nRRULE:FREQ=YEARLY;BYMONTHDAY=-2,30;"
+			  "BYMONTH=2,3,11;BYSETPOS=1,-1",
+			  NULL),
+		    "2025-01-01T00:00Z", "2025-11-30T02:00Z", "2026-02-27T02:00Z",
+		    "2026-11-30T02:00Z", "2027-02-27T02:00Z", NULL);
+	/* positions count the days before DTSTART (2026-01-05 is the first),
+	 * COUNT counts what is picked, UNTIL ends a year's picks */
+	expect_next(rrule("DTSTART:20260301T090000\nRRULE:FREQ=YEARLY;BYMONTH=1,6,9;BYDAY=1MO;"
+			  "BYSETPOS=2;COUNT=2",
+			  NULL),
+		    "2025-01-01T00:00Z", "2026-06-01T09:00Z", "2027-06-07T09:00Z", "(none)", NULL);
+	expect_next(rrule("DTSTART:20260301T090000\nRRULE:FREQ=YEARLY;BYMONTH=1,6,9;BYDAY=1MO;"
+			  "BYSETPOS=-1;UNTIL=20270801T000000",
+			  NULL),
+		    "2025-01-01T00:00Z", "2026-09-07T09:00Z", "(none)", NULL);
 	/* no DTSTART: Prefect's default anchor, 2020-01-01 00:00 */
 	expect_next(rrule("RRULE:FREQ=YEARLY", NULL), "2025-06-01T00:00Z", "2026-01-01T00:00Z",
 		    NULL);
