@@ -56,6 +56,7 @@ static int sched_rec(const struct pp_deploy_schedule *ds, struct pp_dep_sched *c
 	c->cron = dup_or_null(ds->spec.cron);
 	c->rrule = dup_or_null(ds->spec.rrule);
 	c->day_or = ds->spec.day_or;
+	c->parameters = strdup(ds->parameters ? ds->parameters : "{}");
 	c->interval = ds->spec.interval;
 	c->anchor = ds->spec.anchor;
 	c->active = ds->active;
@@ -63,7 +64,7 @@ static int sched_rec(const struct pp_deploy_schedule *ds, struct pp_dep_sched *c
 	c->catchup_window = ds->catchup_window;
 	snprintf(c->overlap, sizeof(c->overlap), "%s", overlap_names[ds->overlap]);
 	if ((ds->spec.timezone && !c->timezone) || (ds->spec.cron && !c->cron) ||
-	    (ds->spec.rrule && !c->rrule))
+	    (ds->spec.rrule && !c->rrule) || !c->parameters)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	return 0;
 }
@@ -83,6 +84,7 @@ int pp_deployment_recs(const struct pp_deploy_spec *specs, size_t n, struct pp_d
 		d->pool = strdup(sp->pool);
 		d->queue = strdup(sp->queue ? sp->queue : PP_DEFAULT_QUEUE);
 		d->description = dup_or_null(sp->description);
+		d->entrypoint = dup_or_null(sp->entrypoint);
 		d->job_variables = strdup(sp->job_variables ? sp->job_variables : "{}");
 		d->parameters = strdup(sp->parameters ? sp->parameters : "{}");
 		d->parameter_schema = dup_or_null(sp->parameter_schema);

@@ -44,6 +44,8 @@ static const struct command commands[] = {
 	{"once", "one dispatch pass for cron; --wait follows runs to the end", pp_cmd_once},
 	{"schedule", "enqueue a run of a pool in the embedded store", pp_cmd_schedule},
 	{"runs", "list, show or cancel runs: runs ls | show ID | cancel ID", pp_cmd_runs},
+	{"deploy", "apply prefect.yaml deployments or [deployment] sections to the store",
+	 pp_cmd_deploy},
 	{"deployment", "deployments in the store: ls | show | run | pause | resume | delete",
 	 pp_cmd_deployment},
 	{"pools ls", "pools with their pause, limit, queues and runs by state", pp_cmd_pools},

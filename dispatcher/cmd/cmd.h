@@ -42,6 +42,7 @@ int pp_cmd_once(int argc, char **argv);
 int pp_cmd_schedule(int argc, char **argv);
 int pp_cmd_runs(int argc, char **argv);
 int pp_cmd_store(int argc, char **argv);
+int pp_cmd_deploy(int argc, char **argv);
 int pp_cmd_deployment(int argc, char **argv);
 int pp_cmd_pools(int argc, char **argv);
 int pp_cmd_pool(int argc, char **argv);
