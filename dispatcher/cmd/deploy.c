@@ -15,18 +15,17 @@
 
 static void usage(FILE *to)
 {
-	fprintf(to,
-		"usage: pushpool deploy [-c FILE] [--file prefect.yaml] [--name NAME]...\n"
-		"Create or update deployments in the run store: those of a Prefect project\n"
-		"file's deployments: section (--file), else the configuration's\n"
-		"[deployment \"NAME\"] sections; --name picks some (repeatable). Every one is\n"
-		"checked first and they are applied in one transaction: all or nothing.\n"
-		"Applying the same declarations again changes nothing; a schedule no longer\n"
-		"declared stops, and its unstarted future runs are removed.\n"
-		"Exit status: 0 applied; 64 usage; 65 bad content in the file (the message\n"
-		"names the field and FILE:LINE), or a work queue the pool does not have;\n"
-		"74 the file cannot be read; 78 a bad configuration or [deployment]\n"
-		"section; 75 the store is busy or unreachable (try again).\n");
+	fprintf(to, "usage: pushpool deploy [-c FILE] [--file prefect.yaml] [--name NAME]...\n"
+		    "Create or update deployments in the run store: those of a Prefect project\n"
+		    "file's deployments: section (--file), else the configuration's\n"
+		    "[deployment \"NAME\"] sections; --name picks some (repeatable). Every one is\n"
+		    "checked first and they are applied in one transaction: all or nothing.\n"
+		    "Applying the same declarations again changes nothing; a schedule no longer\n"
+		    "declared stops, and its unstarted future runs are removed.\n"
+		    "Exit status: 0 applied; 64 usage; 65 bad content in the file (the message\n"
+		    "names the field and FILE:LINE), or a work queue the pool does not have;\n"
+		    "74 the file cannot be read; 78 a bad configuration or [deployment]\n"
+		    "section; 75 the store is busy or unreachable (try again).\n");
 }
 
 /* The configuration's sections (*n); those named, when names are given,
@@ -84,11 +83,12 @@ static int check_queues(struct pp_store *s, const struct pp_deploy_spec *specs, 
 		for (int k = 0; k < nq && !found; k++)
 			found = !strcmp(q[k].pool, specs[i].pool) && !strcmp(q[k].name, want);
 		if (!found)
-			rc = pp_fail(err, PP_EINVALID,
-				     "%s: deployment %s: work_pool.work_queue_name: pool \"%s\" has no "
-				     "work queue \"%s\" (create it with `pushpool queue set %s %s`)",
-				     specs[i].where ? specs[i].where : "?", specs[i].name,
-				     specs[i].pool, want, specs[i].pool, want);
+			rc = pp_fail(
+				err, PP_EINVALID,
+				"%s: deployment %s: work_pool.work_queue_name: pool \"%s\" has no "
+				"work queue \"%s\" (create it with `pushpool queue set %s %s`)",
+				specs[i].where ? specs[i].where : "?", specs[i].name, specs[i].pool,
+				want, specs[i].pool, want);
 	}
 	pp_queue_recs_free(q, nq);
 	return rc;
@@ -97,8 +97,10 @@ static int check_queues(struct pp_store *s, const struct pp_deploy_spec *specs, 
 int pp_cmd_deploy(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"file", required_argument, NULL, 'f'},
-		{"name", required_argument, NULL, 'n'},	  {"help", no_argument, NULL, 'h'},
+		{"config", required_argument, NULL, 'c'},
+		{"file", required_argument, NULL, 'f'},
+		{"name", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *file = NULL;
