@@ -75,6 +75,10 @@ static const char *const migrations[] = {
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
 #define MIGRATE_LOCK "7365636"
+/* How long a session may sit in a transaction between statements, and a
+ * statement may wait for a lock (pg_connect). */
+#define PG_IDLE_TX_TIMEOUT "10s"
+#define PG_LOCK_TIMEOUT	   "5s"
 /* First half of the advisory lock key claims of one pool take. */
 #define CLAIM_LOCK "7365637"
 
@@ -149,7 +153,14 @@ static int pg_connect(struct pg_store *s, struct pp_error *err)
 		return rc;
 	}
 	PQsetNoticeProcessor(s->conn, on_notice, NULL);
-	PGresult *res = PQexec(s->conn, "LISTEN " CHANNEL);
+	/* Transactions of several statements (claims, deploys, scheduling
+	 * passes) hold locks between statements: a dispatcher stopped in one
+	 * (SIGSTOP, a VM pause) must not hold them for the others, whose loop
+	 * would stall, leases included, waiting on a lock. The server ends
+	 * such a session, and no statement waits long for a lock. */
+	PGresult *res = PQexec(
+		s->conn, "LISTEN " CHANNEL "; SET idle_in_transaction_session_timeout"
+			 " = '" PG_IDLE_TX_TIMEOUT "'; SET lock_timeout = '" PG_LOCK_TIMEOUT "'");
 	int rc = 0;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		rc = fail_msg(s, err, PP_ETRANSIENT, "LISTEN", PQresultErrorMessage(res));
@@ -211,7 +222,8 @@ static PGresult *query(struct pg_store *s, const char *what, const char *sql, in
 	if (sqlstate_is(res, "23505"))
 		code = PP_ECONFLICT;
 	else if (lost || sqlstate_is(res, "08") || sqlstate_is(res, "57P") ||
-		 sqlstate_is(res, "53") || sqlstate_is(res, "40001") || sqlstate_is(res, "40P01"))
+		 sqlstate_is(res, "53") || sqlstate_is(res, "40001") || sqlstate_is(res, "40P01") ||
+		 sqlstate_is(res, "55P03") || sqlstate_is(res, "25P03"))
 		code = PP_ETRANSIENT;
 	*rc = fail_msg(s, err, code, what,
 		       res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn));
@@ -545,14 +557,20 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	int qrc = quarantine_unknown(s, err);
 	if (qrc)
 		return qrc;
-	/* One transaction per pool at a time across every dispatcher: the
-	 * limits are counted and used up inside it, so they hold store-wide. */
+	/* Due runs are claimed by one transaction per pool at a time across
+	 * every dispatcher: the limits are counted and used up inside it, so
+	 * they hold store-wide. Without waiting: when another dispatcher holds
+	 * the pool, this one claims only runs somebody held, and the due ones
+	 * at its next claim. */
 	const char *const lk[] = {pool ? pool : ""};
+	bool pool_locked = false;
 	qrc = command(s, "begin claim", "BEGIN", err);
 	if (!qrc) {
-		PGresult *lres = query(s, "lock pool for claim",
-				       "SELECT pg_advisory_xact_lock(" CLAIM_LOCK ", hashtext($1))",
-				       1, lk, &qrc, err);
+		PGresult *lres =
+			query(s, "lock pool for claim",
+			      "SELECT pg_try_advisory_xact_lock(" CLAIM_LOCK ", hashtext($1))", 1,
+			      lk, &qrc, err);
+		pool_locked = lres && PQgetvalue(lres, 0, 0)[0] == 't';
 		PQclear(lres);
 	}
 	if (qrc) {
@@ -589,7 +607,7 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 		rc = collect(s, res, out, n, err);
 		PQclear(res);
 	}
-	if (!rc && *n < max)
+	if (!rc && *n < max && pool_locked)
 		rc = pp_deploy_claim_due(base, pool, owner, lease_ms, max - *n, out, n, err);
 	if (!rc)
 		rc = command(s, "commit claim", "COMMIT", err);
