@@ -6,6 +6,7 @@
  * idempotency key (the provider adopts what exists), SUBMITTED/RUNNING runs
  * are watched. */
 #include "dispatcher/loop_impl.h"
+#include "store/deploy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -576,6 +577,11 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 			.flow_run_name = a->rec.name,
 			.deployment_name = a->rec.deployment,
 		};
+		/* Runs of a pushpool deployment: the job learns its parameters. */
+		if (a->rec.source && !strcmp(a->rec.source, PP_DEPLOYMENT_SOURCE)) {
+			ctx.run_id = a->rec.id;
+			ctx.parameters = a->rec.parameters ? a->rec.parameters : "{}";
+		}
 		rc = pp_pool_render(p->p, src_tmpl, dep_vars, run_vars, &ctx, &a->job, err);
 	}
 	for (size_t i = 0; i < L->nsources && !rc; i++) {

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 
 #include "auth/auth.h"
+#include "dispatcher/deployment.h"
 #include "dispatcher/sweep.h"
 #include "dispatcher/ui.h"
 #include "lib/log.h"
@@ -115,6 +116,21 @@ static void sweep_pools(struct pp_loop *L, struct pp_sweep *sw)
 		if (!p->retired && pp_sweep_pool(sw, p->p, &p->refs, &pol, &err))
 			pp_warn("%s", err.msg);
 	}
+}
+
+/* Deployments' due and upcoming slots into runs (dispatcher/scheduler.c).
+ * Before the claims that may take them: a slot missed while no dispatcher
+ * ran is judged by its catch-up policy before anyone can start it. */
+static void schedule_deployments(struct pp_loop *L, int64_t now)
+{
+	L->last_schedule = now ? now : 1;
+	struct pp_sched_stats st;
+	struct pp_error err = {0};
+	if (pp_scheduler_pass(L->store, pp_wall_ms() / 1000, &st, &err))
+		pp_warn("scheduler: %s", err.msg);
+	else if (st.inserted || st.dropped)
+		pp_debug("scheduler: %d schedule(s), %d run(s) made, %d missed dropped",
+			 st.schedules, st.inserted, st.dropped);
 }
 
 static bool once_finished(struct pp_loop *L)
@@ -235,6 +251,11 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			L.last_source_poll = now;
 			poll_sources(&L);
 		}
+		if (!L.draining &&
+		    (!L.last_schedule ||
+		     (!opts->once &&
+		      now - L.last_schedule >= (int64_t)(cfg->dispatcher.poll_interval * 1000))))
+			schedule_deployments(&L, now);
 		/* Renew before claiming: after a stall the runs held must be
 		 * confirmed before anything new starts. */
 		if (now - L.last_renew >= (int64_t)(cfg->dispatcher.lease_seconds * 1000) / 3)

@@ -81,6 +81,7 @@ struct pp_loop {
 	struct pp_ui *ui; /* the status page on the metrics listener, or NULL */
 	struct pp_metrics_snapshot snap;
 	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
+	int64_t last_schedule; /* monotonic: the last scheduling pass, 0: none yet */
 	/* Monotonic: when the oldest lease held ends unless renewed (a renewal
 	 * extends them all). No op starts or sends past it. */
 	int64_t lease_until;

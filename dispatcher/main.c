@@ -45,13 +45,21 @@ static const struct command commands[] = {
 	{"schedule", "enqueue a run of a pool in the embedded store", pp_cmd_schedule},
 	{"runs", "list, show, read or cancel runs: runs ls | show ID | logs ID | cancel ID",
 	 pp_cmd_runs},
+	{"deploy", "apply prefect.yaml deployments or [deployment] sections to the store",
+	 pp_cmd_deploy},
+	{"deployment", "deployments in the store: ls | show | run | pause | resume | delete",
+	 pp_cmd_deployment},
+	{"pools ls", "pools with their pause, limit, queues and runs by state", pp_cmd_pools},
+	{"pool",
+	 "write a pool (create, --provision-infra), or pause, resume or limit one: "
+	 "pool create|pause|resume|set NAME",
+	 pp_cmd_pool},
+	{"queue", "work queues of a pool: queue ls | set | pause | resume", pp_cmd_queue},
 	{"store migrate", "apply the run store's schema migrations (PostgreSQL needs this once)",
 	 pp_cmd_store},
 	{"auth check", "obtain a token for a credentials section; print identity, lifetime",
 	 pp_cmd_auth},
 	{"provision", "plan, apply or destroy the cloud resources a pool needs", pp_cmd_provision},
-	{"pool create", "write a pool section; --provision-infra also applies its resources",
-	 pp_cmd_pool},
 	{"help", "list commands, or show a command's --help", cmd_help},
 };
 

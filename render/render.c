@@ -683,6 +683,13 @@ static int prepare_for_run(struct pp_json *cfg, const struct pp_run_ctx *ctx, st
 		rc = set_opt_string(env, "PREFECT_API_AUTH_STRING", ctx->api_auth_string);
 	if (!rc)
 		rc = set_opt_string(env, "PREFECT__FLOW_RUN_ID", ctx->flow_run_id);
+	if (!rc && ctx->parameters) {
+		rc = set_opt_string(env, "PUSHPOOL_RUN_ID", ctx->run_id);
+		if (!rc)
+			rc = set_opt_string(env, "PUSHPOOL_DEPLOYMENT", ctx->deployment_name);
+		if (!rc)
+			rc = pp_json_set_string(env, "PUSHPOOL_PARAMETERS", ctx->parameters);
+	}
 	pp_json_foreach (e, user_env) {
 		if (!rc)
 			rc = pp_json_set(env, e->key, env_value(e));

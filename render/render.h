@@ -21,6 +21,11 @@ struct pp_run_ctx {
 	const char *api_url;	     /* PREFECT_API_URL */
 	const char *api_key;	     /* PREFECT_API_KEY (secret) */
 	const char *api_auth_string; /* PREFECT_API_AUTH_STRING (secret) */
+	/* A run of a pushpool deployment: its id and parameters (JSON object
+	 * text) reach the job as PUSHPOOL_RUN_ID, PUSHPOOL_DEPLOYMENT and
+	 * PUSHPOOL_PARAMETERS; NULL for other runs. */
+	const char *run_id;
+	const char *parameters;
 };
 
 /* The bundled default base job template for a pool type ("ecs:push", or

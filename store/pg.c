@@ -19,6 +19,8 @@
  *   dispatchers' role needs no DDL rights, and hosts of a rolling upgrade
  *   never race to change it. */
 #include "store/pg.h"
+#include "store/db.h"
+#include "store/deploy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,10 +87,24 @@ static const char *const migrations[] = {
 	" random()::text) AS h) AS r;",
 	/* 4: reruns of a finished run (reopen) */
 	"ALTER TABLE runs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0;",
+	/* 5: deployments, schedules, work queues, pool settings (store/db.h) */
+	PP_DEPLOY_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
 #define MIGRATE_LOCK "7365636"
+/* How long a session may sit in a transaction between statements, and a
+ * statement may wait for a lock (pg_connect). */
+#define PG_IDLE_TX_TIMEOUT "10s"
+#define PG_LOCK_TIMEOUT	   "5s"
+/* First half of the advisory lock key claims of one pool take. */
+#define CLAIM_LOCK "7365637"
+
+static void pg_rollback(struct pg_store *s)
+{
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+		PQclear(PQexec(s->conn, "ROLLBACK"));
+}
 
 static void on_notice(void *arg, const char *message)
 {
@@ -155,7 +171,14 @@ static int pg_connect(struct pg_store *s, struct pp_error *err)
 		return rc;
 	}
 	PQsetNoticeProcessor(s->conn, on_notice, NULL);
-	PGresult *res = PQexec(s->conn, "LISTEN " CHANNEL);
+	/* Transactions of several statements (claims, deploys, scheduling
+	 * passes) hold locks between statements: a dispatcher stopped in one
+	 * (SIGSTOP, a VM pause) must not hold them for the others, whose loop
+	 * would stall, leases included, waiting on a lock. The server ends
+	 * such a session, and no statement waits long for a lock. */
+	PGresult *res = PQexec(
+		s->conn, "LISTEN " CHANNEL "; SET idle_in_transaction_session_timeout"
+			 " = '" PG_IDLE_TX_TIMEOUT "'; SET lock_timeout = '" PG_LOCK_TIMEOUT "'");
 	int rc = 0;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		rc = fail_msg(s, err, PP_ETRANSIENT, "LISTEN", PQresultErrorMessage(res));
@@ -217,7 +240,8 @@ static PGresult *query(struct pg_store *s, const char *what, const char *sql, in
 	if (sqlstate_is(res, "23505"))
 		code = PP_ECONFLICT;
 	else if (lost || sqlstate_is(res, "08") || sqlstate_is(res, "57P") ||
-		 sqlstate_is(res, "53") || sqlstate_is(res, "40001") || sqlstate_is(res, "40P01"))
+		 sqlstate_is(res, "53") || sqlstate_is(res, "40001") || sqlstate_is(res, "40P01") ||
+		 sqlstate_is(res, "55P03") || sqlstate_is(res, "25P03"))
 		code = PP_ETRANSIENT;
 	*rc = fail_msg(s, err, code, what,
 		       res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn));
@@ -401,7 +425,7 @@ static char *dup_value(const PGresult *res, int row, int col)
 #define RUN_COLUMNS                                                                                \
 	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id,"     \
 	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority,"  \
-	" attempt, state, cancel_requested, fence, rerun"
+	" attempt, state, cancel_requested, fence, rerun, queue, waiting, slot_key"
 
 static int row_to_rec(const PGresult *res, int row, struct pp_run_rec *r)
 {
@@ -428,6 +452,9 @@ static int row_to_rec(const PGresult *res, int row, struct pp_run_rec *r)
 	r->cancel_requested = PQgetvalue(res, row, 18)[0] == 't';
 	r->fence = strtoll(PQgetvalue(res, row, 19), NULL, 10);
 	r->rerun = atoi(PQgetvalue(res, row, 20));
+	r->queue = dup_value(res, row, 21);
+	r->waiting = dup_value(res, row, 22);
+	r->slot_key = dup_value(res, row, 23);
 	return 0;
 }
 
@@ -476,14 +503,16 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 		next,
 		prio,
 		pp_store_state_name(r->state),
+		r->queue,
+		r->slot_key,
 	};
 	/* One statement, so one transaction: the run, its first event, and the
 	 * wake-up of idle dispatchers (delivered at commit) when it is due. */
 	static const char sql[] =
 		"WITH r AS (INSERT INTO runs(id, pool, name, deployment, job_variables, parameters,"
 		"  source, source_ref, scheduled_ms, next_attempt_ms, priority, state, created_ms,"
-		"  updated_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12," NOW_MS "," NOW_MS
-		")"
+		"  updated_ms, queue, slot_key) VALUES "
+		"($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12," NOW_MS "," NOW_MS ",$13,$14)"
 		"  RETURNING id, pool, state, scheduled_ms, next_attempt_ms, created_ms),"
 		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
 		"  SELECT id, created_ms, state, 'created' FROM r)"
@@ -547,6 +576,26 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	int qrc = quarantine_unknown(s, err);
 	if (qrc)
 		return qrc;
+	/* Due runs are claimed by one transaction per pool at a time across
+	 * every dispatcher: the limits are counted and used up inside it, so
+	 * they hold store-wide. Without waiting: when another dispatcher holds
+	 * the pool, this one claims only runs somebody held, and the due ones
+	 * at its next claim. */
+	const char *const lk[] = {pool ? pool : ""};
+	bool pool_locked = false;
+	qrc = command(s, "begin claim", "BEGIN", err);
+	if (!qrc) {
+		PGresult *lres =
+			query(s, "lock pool for claim",
+			      "SELECT pg_try_advisory_xact_lock(" CLAIM_LOCK ", hashtext($1))", 1,
+			      lk, &qrc, err);
+		pool_locked = lres && PQgetvalue(lres, 0, 0)[0] == 't';
+		PQclear(lres);
+	}
+	if (qrc) {
+		pg_rollback(s);
+		return qrc;
+	}
 	char lease[24], lim[16];
 	i64(lease, sizeof(lease), lease_ms);
 	snprintf(lim, sizeof(lim), "%d", max);
@@ -561,6 +610,7 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 		" fence = r.fence + 1, updated_ms = " NOW_MS
 		" FROM (SELECT id FROM runs WHERE state NOT IN " TERMINAL
 		"  AND ($3::text IS NULL OR pool = $3)"
+		"  AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
 		"  AND (state <> 'SCHEDULED' OR scheduled_ms <= " NOW_MS ")"
 		"  AND next_attempt_ms <= " NOW_MS
 		"  AND (lease_owner IS NULL OR lease_expires < " NOW_MS ")"
@@ -569,13 +619,24 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 		" WHERE r.id = c.id RETURNING r.id, r.pool, r.name, r.deployment, r.job_variables,"
 		" r.parameters, r.source, r.source_ref, r.infra_id, r.idem_key, r.last_error,"
 		" r.scheduled_ms, r.next_attempt_ms, r.created_ms, r.updated_ms, r.priority,"
-		" r.attempt, r.state, r.cancel_requested, r.fence, r.rerun";
+		" r.attempt, r.state, r.cancel_requested, r.fence, r.rerun, r.queue, r.waiting, "
+		"r.slot_key";
 	int rc;
 	PGresult *res = query(s, "claim runs", sql, 4, p, &rc, err);
-	if (!res)
-		return rc;
-	rc = collect(s, res, out, n, err);
-	PQclear(res);
+	if (res) {
+		rc = collect(s, res, out, n, err);
+		PQclear(res);
+	}
+	if (!rc && *n < max && pool_locked)
+		rc = pp_deploy_claim_due(base, pool, owner, lease_ms, max - *n, out, n, err);
+	if (!rc)
+		rc = command(s, "commit claim", "COMMIT", err);
+	if (rc) {
+		pg_rollback(s);
+		pp_run_recs_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
 	return rc;
 }
 
@@ -1029,4 +1090,100 @@ const struct pp_store_ops pp_store_pg = {
 	.prov_lock = pg_prov_lock,
 	.prov_save = pg_prov_save,
 	.prov_get = pg_prov_get,
+};
+
+/* store/db.h for store/deploy.c. */
+
+static int db_begin(struct pp_store *base, struct pp_error *err)
+{
+	return command((struct pg_store *)base, "begin", "BEGIN", err);
+}
+
+static int db_commit(struct pp_store *base, struct pp_error *err)
+{
+	return command((struct pg_store *)base, "commit", "COMMIT", err);
+}
+
+static void db_rollback(struct pp_store *base)
+{
+	pg_rollback((struct pg_store *)base);
+}
+
+static int db_query(struct pp_store *base, const char *what, const char *sql, int np,
+		    const char *const *p, struct pp_rows *out, long *changes, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	int rc;
+	PGresult *res = query(s, what, sql, np, p, &rc, err);
+	if (!res)
+		return rc;
+	if (changes)
+		*changes = strtol(PQcmdTuples(res), NULL, 10);
+	if (out && PQresultStatus(res) == PGRES_TUPLES_OK) {
+		int rows = PQntuples(res), cols = PQnfields(res);
+		out->ncols = cols;
+		if (rows && !(out->v = calloc((size_t)rows * (size_t)cols, sizeof(char *)))) {
+			PQclear(res);
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+		for (int i = 0; i < rows; i++) {
+			for (int c = 0; c < cols; c++)
+				out->v[i * cols + c] = dup_value(res, i, c);
+			out->nrows++;
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int db_now_ms(struct pp_store *base, int64_t *ms, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	int rc;
+	PGresult *res = query(s, "read the clock", "SELECT " NOW_MS, 0, NULL, &rc, err);
+	if (!res)
+		return rc;
+	*ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+static int db_lease(struct pp_store *base, const char *id, const char *owner, int64_t lease_ms,
+		    struct pp_run_rec *out, bool *got, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char lease[24];
+	i64(lease, sizeof(lease), lease_ms);
+	const char *const p[] = {id, owner, lease};
+	*got = false;
+	int rc;
+	PGresult *res = query(s, "lease run",
+			      "UPDATE runs SET lease_owner = $2, lease_expires = " NOW_MS
+			      " + $3::bigint, fence = fence + 1, updated_ms = " NOW_MS
+			      ", waiting = NULL WHERE id = $1 AND state = 'SCHEDULED'"
+			      " AND lease_owner IS NULL RETURNING " RUN_COLUMNS,
+			      3, p, &rc, err);
+	if (!res)
+		return rc;
+	struct pp_run_rec *v = NULL;
+	int n = 0;
+	rc = collect(s, res, &v, &n, err);
+	PQclear(res);
+	if (!rc && n == 1) {
+		*out = v[0];
+		*got = true;
+		free(v);
+	} else if (!rc) {
+		pp_run_recs_free(v, n);
+	}
+	return rc;
+}
+
+const struct pp_db_ops pp_db_pg = {
+	.begin = db_begin,
+	.commit = db_commit,
+	.rollback = db_rollback,
+	.query = db_query,
+	.now_ms = db_now_ms,
+	.lease = db_lease,
 };

@@ -8,6 +8,8 @@
  * namespaces, so dispatchers in containers sharing the volume are judged
  * right too. */
 #include "store/store.h"
+#include "store/db.h"
+#include "store/deploy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +85,8 @@ static const char *const migrations[] = {
 	" '-' || lower(hex(randomblob(6))));",
 	/* 4: reruns of a finished run (reopen) */
 	"ALTER TABLE runs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0;",
+	/* 5: deployments, schedules, work queues, pool settings (store/db.h) */
+	PP_DEPLOY_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -307,7 +311,7 @@ static char *col_text(sqlite3_stmt *st, int i)
 #define RUN_COLUMNS                                                                                \
 	"id, pool, name, deployment, job_variables, parameters, source, source_ref, infra_id,"     \
 	" idem_key, last_error, scheduled_ms, next_attempt_ms, created_ms, updated_ms, priority,"  \
-	" attempt, state, cancel_requested, fence, rerun"
+	" attempt, state, cancel_requested, fence, rerun, queue, waiting, slot_key"
 
 static int row_to_rec(sqlite3_stmt *st, struct pp_run_rec *r)
 {
@@ -335,6 +339,9 @@ static int row_to_rec(sqlite3_stmt *st, struct pp_run_rec *r)
 	r->cancel_requested = sqlite3_column_int(st, 18) != 0;
 	r->fence = sqlite3_column_int64(st, 19);
 	r->rerun = sqlite3_column_int(st, 20);
+	r->queue = col_text(st, 21);
+	r->waiting = col_text(st, 22);
+	r->slot_key = col_text(st, 23);
 	return 0;
 }
 
@@ -379,7 +386,8 @@ static int sqlite_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_
 		    s->db,
 		    "INSERT INTO runs(id, pool, name, deployment, job_variables, parameters,"
 		    " source, source_ref, scheduled_ms, next_attempt_ms, priority, state,"
-		    " created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		    " created_ms, updated_ms, queue, slot_key)"
+		    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 		    -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare insert");
 		exec_sql(s, "ROLLBACK", NULL);
@@ -399,6 +407,8 @@ static int sqlite_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_
 	bind_text(st, 12, pp_store_state_name(r->state));
 	sqlite3_bind_int64(st, 13, now);
 	sqlite3_bind_int64(st, 14, now);
+	bind_text(st, 15, r->queue);
+	bind_text(st, 16, r->slot_key);
 	int step = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (step == SQLITE_CONSTRAINT) {
@@ -516,12 +526,16 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 		exec_sql(s, "ROLLBACK", NULL);
 		return rc;
 	}
-	/* Free lease: never held, released, from another boot, or expired. */
+	/* Runs somebody held (their work under way, or claimed and abandoned):
+	 * the lease is free when from another boot, expired, or of a dead
+	 * owner. They hold their slots already; due runs nobody held are
+	 * claimed after them within the limits (pp_deploy_claim_due). */
 	static const char sql[] =
 		"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"
 		" fence = fence + 1, updated_ms = ?4"
 		" WHERE id IN (SELECT id FROM runs WHERE"
 		"  state NOT IN " TERMINAL "  AND (?5 IS NULL OR pool = ?5)"
+		"  AND (state != 'SCHEDULED' OR lease_owner IS NOT NULL)"
 		"  AND (state != 'SCHEDULED' OR scheduled_ms <= ?4)"
 		"  AND next_attempt_ms <= ?4"
 		"  AND (lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"
@@ -543,7 +557,12 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	sqlite3_bind_int(st, 7, max);
 	rc = collect(s, st, out, n, err);
 	sqlite3_finalize(st);
+	if (!rc && *n < max)
+		rc = pp_deploy_claim_due(base, pool, owner, lease_ms, max - *n, out, n, err);
 	if (rc) {
+		pp_run_recs_free(*out, *n);
+		*out = NULL;
+		*n = 0;
 		exec_sql(s, "ROLLBACK", NULL);
 		return rc;
 	}
@@ -1034,4 +1053,137 @@ const struct pp_store_ops pp_store_sqlite = {
 	.prov_save = sqlite_prov_save,
 	.prov_get = sqlite_prov_get,
 	.store_id = sqlite_store_id,
+};
+
+/* store/db.h for store/deploy.c. */
+
+static int db_begin(struct pp_store *base, struct pp_error *err)
+{
+	return exec_sql((struct sqlite_store *)base, "BEGIN IMMEDIATE", err);
+}
+
+static int db_commit(struct pp_store *base, struct pp_error *err)
+{
+	return exec_sql((struct sqlite_store *)base, "COMMIT", err);
+}
+
+static void db_rollback(struct pp_store *base)
+{
+	exec_sql((struct sqlite_store *)base, "ROLLBACK", NULL);
+}
+
+/* Text that is a plain integer binds as one, so it compares and sums as
+ * the integer columns it is meant for. */
+static void bind_value(sqlite3_stmt *st, int i, const char *v)
+{
+	if (!v) {
+		sqlite3_bind_null(st, i);
+		return;
+	}
+	const char *d = v + (*v == '-');
+	size_t len = strlen(d);
+	bool integer = len > 0 && len < 19 && (d[0] != '0' || len == 1);
+	for (size_t k = 0; integer && k < len; k++)
+		integer = d[k] >= '0' && d[k] <= '9';
+	if (integer)
+		sqlite3_bind_int64(st, i, strtoll(v, NULL, 10));
+	else
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static int db_query(struct pp_store *base, const char *what, const char *sql, int np,
+		    const char *const *p, struct pp_rows *out, long *changes, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, what);
+	for (int i = 0; i < np; i++) {
+		char name[12];
+		snprintf(name, sizeof(name), "$%d", i + 1);
+		int idx = sqlite3_bind_parameter_index(st, name);
+		if (idx)
+			bind_value(st, idx, p[i]);
+	}
+	int step, rc = 0, ncols = sqlite3_column_count(st), cap = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!out)
+			continue;
+		if (out->nrows == cap) {
+			cap = cap ? cap * 2 : 16;
+			char **nv = realloc(out->v, (size_t)cap * (size_t)ncols * sizeof(*nv));
+			if (!nv) {
+				rc = pp_fail(err, PP_ENOMEM, "out of memory");
+				break;
+			}
+			out->v = nv;
+		}
+		out->ncols = ncols;
+		for (int c = 0; c < ncols; c++)
+			out->v[out->nrows * ncols + c] = col_text(st, c);
+		out->nrows++;
+	}
+	if (!rc && step != SQLITE_DONE) {
+		int ext = sqlite3_extended_errcode(s->db);
+		rc = ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY
+			     ? pp_fail(err, PP_ECONFLICT, "store %s: %s: %s", s->path, what,
+				       sqlite3_errmsg(s->db))
+			     : db_fail(s, err, what);
+	}
+	if (!rc && changes)
+		*changes = sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	if (rc && out)
+		pp_rows_free(out);
+	return rc;
+}
+
+static int db_now_ms(struct pp_store *base, int64_t *ms, struct pp_error *err)
+{
+	(void)base;
+	(void)err;
+	*ms = pp_wall_ms();
+	return 0;
+}
+
+static int db_lease(struct pp_store *base, const char *id, const char *owner, int64_t lease_ms,
+		    struct pp_run_rec *out, bool *got, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	*got = false;
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"
+		    " fence = fence + 1, updated_ms = ?4, waiting = NULL"
+		    " WHERE id = ?5 AND state = 'SCHEDULED' AND lease_owner IS NULL"
+		    " RETURNING " RUN_COLUMNS,
+		    -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare lease");
+	bind_text(st, 1, owner);
+	sqlite3_bind_int64(st, 2, pp_mono_ms() + lease_ms);
+	bind_text(st, 3, s->boot_id);
+	sqlite3_bind_int64(st, 4, pp_wall_ms());
+	bind_text(st, 5, id);
+	struct pp_run_rec *v = NULL;
+	int n = 0;
+	int rc = collect(s, st, &v, &n, err);
+	sqlite3_finalize(st);
+	if (!rc && n == 1) {
+		*out = v[0];
+		*got = true;
+		free(v);
+	} else if (!rc) {
+		pp_run_recs_free(v, n);
+	}
+	return rc;
+}
+
+const struct pp_db_ops pp_db_sqlite = {
+	.begin = db_begin,
+	.commit = db_commit,
+	.rollback = db_rollback,
+	.query = db_query,
+	.now_ms = db_now_ms,
+	.lease = db_lease,
 };

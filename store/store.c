@@ -1,6 +1,7 @@
 /* Backend-independent parts of the run store. */
 #include "store/store.h"
 #include "store/pg.h"
+#include "store/db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,9 @@ void pp_run_rec_free(struct pp_run_rec *r)
 	free(r->infra_id);
 	free(r->idem_key);
 	free(r->last_error);
+	free(r->queue);
+	free(r->waiting);
+	free(r->slot_key);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -89,6 +93,11 @@ int pp_store_open(const char *url, struct pp_store **out, struct pp_error *err)
 	if (!strncmp(url, "sqlite:", 7))
 		url += 7;
 	return pp_store_sqlite.open(url, out, err);
+}
+
+const struct pp_db_ops *pp_store_db(const struct pp_store *s)
+{
+	return s->ops == &pp_store_sqlite ? &pp_db_sqlite : &pp_db_pg;
 }
 
 void pp_store_close(struct pp_store *s)

@@ -63,6 +63,9 @@ struct pp_run_rec {
 	char *infra_id;
 	char *idem_key;
 	char *last_error;
+	char *queue;		 /* work queue; NULL: the pool's default queue */
+	char *waiting;		 /* why a due run is held back (a limit, a pause), or NULL */
+	char *slot_key;		 /* a schedule's slot (deployment, schedule, instant), or NULL */
 	int64_t scheduled_ms;	 /* wall clock, ms since the epoch */
 	int64_t next_attempt_ms; /* wall clock; not claimable before */
 	int64_t created_ms, updated_ms;

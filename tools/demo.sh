@@ -1,16 +1,20 @@
 #!/bin/sh
 # The main job on the embedded default: start `pushpool mock`, schedule runs
 # across all four pool types in the embedded SQLite store, dispatch them with
-# `pushpool once --wait`, list them, stop the mock. Exits non-zero unless
-# every run SUCCEEDED. RUNS (per pool, default 2) and KEEP_DIR tune it; the
-# dispatch scenario test reuses it.
+# `pushpool once --wait`, list them; then apply a small prefect.yaml with a
+# scheduled deployment, show it with its next runs and run it with
+# `deployment run --watch` under `serve`; stop the mock. Exits non-zero
+# unless every run SUCCEEDED. RUNS (per pool, default 2) and KEEP_DIR tune
+# it; the dispatch scenario test reuses it.
 set -eu
 PUSHPOOL=${1:-build/pushpool}
 RUNS=${RUNS:-2}
 T=${KEEP_DIR:-$(mktemp -d)}
 mkdir -p "$T"
 MOCK_PID=
+SERVE_PID=
 cleanup() {
+	[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
 	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
 	[ -n "${KEEP_DIR:-}" ] || rm -rf "$T"
 }
@@ -44,3 +48,32 @@ if [ "$rc" -ne 0 ] || [ "$ok" -ne "$total" ]; then
 	exit 1
 fi
 echo "== all $total runs SUCCEEDED"
+
+echo "== pushpool deploy --file prefect.yaml"
+cat >"$T/prefect.yaml" <<'YAML'
+deployments:
+  - name: hello-daily
+    description: Says hello every morning
+    parameters: {who: world}
+    work_pool:
+      name: modal
+    schedules:
+      - cron: "0 7 * * *"
+        timezone: Europe/Berlin
+YAML
+"$PUSHPOOL" deploy -c "$T/pushpool.conf" --file "$T/prefect.yaml"
+echo "== pushpool deployment show hello-daily"
+"$PUSHPOOL" deployment -c "$T/pushpool.conf" show hello-daily
+echo "== pushpool deployment run hello-daily -p who=demo --watch (under serve)"
+"$PUSHPOOL" serve -c "$T/pushpool.conf" 2>"$T/serve.log" &
+SERVE_PID=$!
+if ! "$PUSHPOOL" deployment -c "$T/pushpool.conf" run hello-daily -p who=demo --watch \
+	--timeout 120; then
+	echo "demo: the deployment's run did not succeed" >&2
+	tail -n 30 "$T/serve.log" >&2
+	exit 1
+fi
+kill "$SERVE_PID"
+wait "$SERVE_PID" 2>/dev/null || true
+SERVE_PID=
+echo "== the deployment's run SUCCEEDED"

@@ -23,6 +23,16 @@ int pp_cmd_check_vars(const struct pp_json *vars, struct pp_error *err);
  * supplied to a terminal; caller frees, NULL when out of memory. */
 char *pp_cmd_printable(const char *s);
 
+/* Load and validate the configuration (path as for pp_cmd_config_path),
+ * set up logging from it; on failure print "pushpool CMD: why" and return
+ * the exit status (66 no file, 78 invalid), else 0. */
+struct pp_config;
+struct pp_store;
+int pp_cmd_load_config(const char *cmd, const char *path, struct pp_config *cfg);
+/* Open the configured run store; on failure print and return the exit
+ * status (65 corrupt, 74 unreadable, ...), else 0. */
+int pp_cmd_open_store(const char *cmd, const struct pp_config *cfg, struct pp_store **s);
+
 int pp_cmd_check(int argc, char **argv);
 int pp_cmd_mock(int argc, char **argv);
 int pp_cmd_render(int argc, char **argv);
@@ -50,5 +60,11 @@ struct pp_run_rec;
 int pp_run_logs_open(const struct pp_config *cfg, const struct pp_run_rec *r, struct pp_pool **pool,
 		     struct pp_json **job, struct pp_run_io *io, struct pp_error *err);
 int pp_cmd_provision(int argc, char **argv);
+int pp_cmd_deploy(int argc, char **argv);
+int pp_cmd_deployment(int argc, char **argv);
+int pp_cmd_pools(int argc, char **argv);
 int pp_cmd_pool(int argc, char **argv);
+/* `pool create` (provision.c), from pp_cmd_pool; argv[1] is "create". */
+int pp_cmd_pool_create(int argc, char **argv);
+int pp_cmd_queue(int argc, char **argv);
 #endif

@@ -459,7 +459,7 @@ static int write_pool_section(const char *config, const char *name, const char *
 	return status;
 }
 
-int pp_cmd_pool(int argc, char **argv)
+int pp_cmd_pool_create(int argc, char **argv)
 {
 	struct args a = {.verb = APPLY};
 	const char *type = NULL, *endpoint = NULL;

@@ -18,53 +18,6 @@
 #include "render/render.h"
 #include "store/store.h"
 
-static int load_config(const char *cmd, const char *path, struct pp_config *cfg)
-{
-	struct pp_error err = {0};
-	int rc = pp_config_init(cfg, &err);
-	if (!rc)
-		rc = pp_config_load(cfg, pp_cmd_config_path(path), &err);
-	if (!rc) {
-		struct pp_buf problems;
-		pp_buf_init(&problems, 1 << 16);
-		if (pp_config_validate(cfg, &problems))
-			rc = pp_fail(&err, PP_EINVALID, "%s", pp_buf_str(&problems));
-		else if (problems.len)
-			fputs(pp_buf_str(&problems), stderr); /* warnings only */
-		pp_buf_free(&problems);
-	}
-	if (rc) {
-		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
-		pp_config_free(cfg);
-		return rc == PP_ENOTFOUND ? PP_EXIT_NOINPUT : PP_EXIT_CONFIG;
-	}
-	enum pp_log_level lvl = PP_LOG_INFO;
-	pp_log_level_parse(cfg->dispatcher.log_level, &lvl);
-	pp_log_setup(lvl,
-		     cfg->dispatcher.log_format && !strcmp(cfg->dispatcher.log_format, "json")
-			     ? PP_LOG_JSON
-			     : PP_LOG_TEXT,
-		     stderr);
-	return 0;
-}
-
-static int open_store(const char *cmd, const struct pp_config *cfg, struct pp_store **s)
-{
-	char url[1024];
-	struct pp_error err = {0};
-	pp_store_url(cfg, url, sizeof(url));
-	if (!cfg->store.url || !*cfg->store.url)
-		mkdir(cfg->dispatcher.state_dir, 0750);
-	int rc = pp_store_open(url, s, &err);
-	if (rc) {
-		/* The one mapping every command uses (a corrupt store is bad
-		 * data, 65; a store that cannot be read or written, 74). */
-		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
-		return pp_exit_status(rc);
-	}
-	return 0;
-}
-
 static void on_stop(int sig)
 {
 	(void)sig;
@@ -106,7 +59,7 @@ static int dispatch(const char *cmd, int argc, char **argv, bool once)
 		return PP_EXIT_USAGE;
 	}
 	struct pp_config cfg;
-	int st = load_config(cmd, path, &cfg);
+	int st = pp_cmd_load_config(cmd, path, &cfg);
 	if (st)
 		return st;
 	if (!cfg.store.url || !*cfg.store.url)
@@ -270,7 +223,7 @@ int pp_cmd_schedule(int argc, char **argv)
 	}
 	struct pp_config cfg;
 	if (!st)
-		st = load_config("schedule", path, &cfg);
+		st = pp_cmd_load_config("schedule", path, &cfg);
 	if (st) {
 		pp_json_free(vars);
 		return st;
@@ -282,7 +235,7 @@ int pp_cmd_schedule(int argc, char **argv)
 		st = PP_EXIT_CONFIG;
 	}
 	if (!st)
-		st = open_store("schedule", &cfg, &s);
+		st = pp_cmd_open_store("schedule", &cfg, &s);
 	char *vtext = st ? NULL : pp_json_to_string(vars, 0);
 	for (int i = 0; !st && i < count; i++) {
 		struct pp_run_rec r = {0};
@@ -347,14 +300,18 @@ static int runs_ls(struct pp_store *s, int argc, char **argv)
 		return pp_exit_status(err.code);
 	}
 	printf("%-36s  %-16s  %-11s  %-20s  %s\n", "ID", "POOL", "STATE", "SCHEDULED",
-	       "INFRA / ERROR");
+	       "INFRA / ERROR / WAITING");
 	int st = PP_EXIT_OK;
 	for (int i = 0; i < n && !st; i++) {
 		char when[PP_TIME_LEN];
 		pp_time_format(runs[i].scheduled_ms, false, when);
+		char waiting[320] = "";
+		if (runs[i].state == PP_ST_SCHEDULED && runs[i].waiting)
+			snprintf(waiting, sizeof(waiting), "waiting: %s", runs[i].waiting);
 		const char *tail = runs[i].last_error && pp_store_state_terminal(runs[i].state) &&
 						   runs[i].state != PP_ST_SUCCEEDED
 					   ? runs[i].last_error
+				   : waiting[0]	      ? waiting
 				   : runs[i].infra_id ? runs[i].infra_id
 						      : "";
 		/* Errors quote what servers said: one line per run, always. */
@@ -416,7 +373,8 @@ static int runs_show(struct pp_store *s, const char *id)
 	/* Every stored text is printed escaped: an error message or event
 	 * quoting a server could otherwise forge lines or recolour the
 	 * terminal. */
-	char *f[8] = {
+	enum { NF = 11 };
+	char *f[NF] = {
 		pp_cmd_printable(r.id),
 		pp_cmd_printable(r.pool),
 		pp_cmd_printable(r.name),
@@ -424,18 +382,24 @@ static int runs_show(struct pp_store *s, const char *id)
 		pp_cmd_printable(r.idem_key ? r.idem_key : "-"),
 		pp_cmd_printable(r.job_variables ? r.job_variables : "{}"),
 		pp_cmd_printable(r.last_error ? r.last_error : "-"),
+		pp_cmd_printable(r.deployment ? r.deployment : "-"),
+		pp_cmd_printable(r.queue ? r.queue : "default"),
+		pp_cmd_printable(r.parameters ? r.parameters : "{}"),
+		pp_cmd_printable(r.waiting ? r.waiting : "-"),
 	};
 	int st = PP_EXIT_OK;
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < NF; i++)
 		if (!f[i])
 			st = PP_EXIT_SOFTWARE;
 	if (!st)
 		printf("id:             %s\npool:           %s\nname:           %s\n"
 		       "state:          %s\nscheduled:      %s\npriority:       %d\n"
 		       "attempts:       %d\nreruns:         %d\ninfra id:       %s\n"
-		       "idempotency:    %s\njob variables:  %s\nlast error:     %s\n",
+		       "idempotency:    %s\njob variables:  %s\nlast error:     %s\n"
+		       "deployment:     %s\nqueue:          %s\nparameters:     %s\n"
+		       "waiting:        %s\n",
 		       f[0], f[1], f[2], pp_store_state_name(r.state), when, r.priority, r.attempt,
-		       r.rerun, f[3], f[4], f[5], f[6]);
+		       r.rerun, f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10]);
 	st = st ? st : print_attempts(&r, ev, nev);
 	if (!st)
 		printf("events:\n");
@@ -450,7 +414,7 @@ static int runs_show(struct pp_store *s, const char *id)
 		free(state);
 		free(msg);
 	}
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < NF; i++)
 		free(f[i]);
 	pp_run_rec_free(&r);
 	pp_run_events_free(ev, nev);
@@ -509,11 +473,11 @@ int pp_cmd_runs(int argc, char **argv)
 		return PP_EXIT_USAGE;
 	}
 	struct pp_config cfg;
-	int st = load_config("runs", path, &cfg);
+	int st = pp_cmd_load_config("runs", path, &cfg);
 	if (st)
 		return st;
 	struct pp_store *s = NULL;
-	st = open_store("runs", &cfg, &s);
+	st = pp_cmd_open_store("runs", &cfg, &s);
 	if (!st) {
 		if (!strcmp(sub, "ls")) {
 			st = runs_ls(s, argc - i, argv + i);

@@ -302,6 +302,28 @@ static void test_prepare_for_flow_run(void **state)
 	pp_json_free(out);
 }
 
+/* A run of a pushpool deployment: the job learns its run id, deployment
+ * and parameters (docs/deployments.md); the Prefect variables stay. */
+static void test_deployment_run_env(void **state)
+{
+	(void)state;
+	struct pp_run_ctx ctx = run_ctx;
+	ctx.run_id = "7f00aa00-0000-4000-8000-000000000002";
+	ctx.parameters = "{\"day\":\"mon\",\"n\":2}";
+	struct pp_json *out = render_base(NULL, NULL, NULL, &ctx);
+	const struct pp_json *env = pp_json_get(out, "env");
+	assert_string_equal(pp_json_get_string(env, "PUSHPOOL_RUN_ID"), ctx.run_id);
+	assert_string_equal(pp_json_get_string(env, "PUSHPOOL_DEPLOYMENT"), "etl");
+	assert_string_equal(pp_json_get_string(env, "PUSHPOOL_PARAMETERS"), ctx.parameters);
+	assert_string_equal(pp_json_get_string(env, "PREFECT__FLOW_RUN_ID"), run_ctx.flow_run_id);
+	pp_json_free(out);
+	/* Other runs get none of them. */
+	out = render_base(NULL, NULL, NULL, &run_ctx);
+	assert_null(pp_json_get(pp_json_get(out, "env"), "PUSHPOOL_PARAMETERS"));
+	assert_null(pp_json_get(pp_json_get(out, "env"), "PUSHPOOL_RUN_ID"));
+	pp_json_free(out);
+}
+
 /* env merges key by key across defaults, pool, deployment and run; a null
  * value removes the variable. */
 static void test_env_merge(void **state)
@@ -667,6 +689,7 @@ int main(void)
 		cmocka_unit_test(test_apply_values_env_placeholder),
 		cmocka_unit_test(test_base_job_configuration),
 		cmocka_unit_test(test_prepare_for_flow_run),
+		cmocka_unit_test(test_deployment_run_env),
 		cmocka_unit_test(test_env_merge),
 		cmocka_unit_test(test_env_coercion_and_falsey_command),
 		cmocka_unit_test(test_layers_replace),

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sqlite3.h>
 
+#include "store/deploy.h"
 #include "tests/unit/store/fixture.h"
 
 static void test_claim_orders_and_leases(void **state)
@@ -569,6 +570,482 @@ static void test_store_id_is_stable(void **state)
 	assert_string_not_equal(id, theirs);
 }
 
+/* ---- deployments, schedules, queues and limits (store/deploy.h) ---- */
+
+static struct pp_dep_rec *dep_new(const char *name, const char *pool, int nsched)
+{
+	struct pp_dep_rec *d = calloc(1, sizeof(*d));
+	d->name = strdup(name);
+	d->pool = strdup(pool);
+	d->queue = strdup(PP_DEFAULT_QUEUE);
+	d->job_variables = strdup("{\"image\": \"x\"}");
+	d->parameters = strdup("{\"n\": 1}");
+	d->tags = strdup("[]");
+	snprintf(d->collision, sizeof(d->collision), "enqueue");
+	d->sched = calloc((size_t)nsched, sizeof(*d->sched));
+	d->nsched = nsched;
+	for (int i = 0; i < nsched; i++) {
+		struct pp_dep_sched *c = &d->sched[i];
+		snprintf(c->key, sizeof(c->key), "k%d", i);
+		snprintf(c->kind, sizeof(c->kind), "interval");
+		c->interval = 60 * (i + 1);
+		c->active = true;
+		snprintf(c->catchup, sizeof(c->catchup), "skip");
+		snprintf(c->overlap, sizeof(c->overlap), "allow");
+	}
+	return d;
+}
+
+/* A slot run of schedule skey of dep at `at` ms, through materialise. */
+static int materialise(struct pp_store *s, const char *dep, const char *skey, int64_t at,
+		       int *inserted, bool *applied)
+{
+	struct pp_dep_rec *d;
+	int n;
+	struct pp_error err = {0};
+	assert_int_equal(pp_deploy_list(s, dep, &d, &n, &err), 0);
+	assert_int_equal(n, 1);
+	int64_t gen = -1;
+	for (int i = 0; i < d->nsched; i++)
+		if (!strcmp(d->sched[i].key, skey))
+			gen = d->sched[i].gen;
+	struct pp_run_rec r = {0};
+	snprintf(r.pool, sizeof(r.pool), "%s", d->pool);
+	r.name = (char *)dep;
+	r.deployment = (char *)dep;
+	r.queue = d->queue;
+	char key[128];
+	snprintf(key, sizeof(key), "%s|%s|%lld", dep, skey, (long long)at);
+	r.slot_key = key;
+	r.scheduled_ms = at;
+	struct pp_slot_batch b = {.deployment = dep,
+				  .skey = skey,
+				  .expect_gen = gen,
+				  .cursor = at / 1000,
+				  .runs = &r,
+				  .nruns = 1};
+	int rc = pp_deploy_materialise(s, &b, inserted, applied, &err);
+	pp_dep_recs_free(d, n);
+	return rc;
+}
+
+static long count_runs(struct pp_store *s, int state)
+{
+	struct pp_run_rec *runs;
+	int n;
+	struct pp_error err = {0};
+	struct pp_run_filter f = {.state = state};
+	assert_int_equal(s->ops->list(s, &f, &runs, &n, &err), 0);
+	pp_run_recs_free(runs, n);
+	return n;
+}
+
+/* Applying the same deployment twice changes nothing; a removed schedule
+ * goes with its unstarted future runs, a kept one keeps its cursor; the
+ * same slot is never made twice, and a pass that read an older generation
+ * writes nothing. */
+static void test_deploy_apply_is_idempotent(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_apply_result res = {0};
+	struct pp_dep_rec *d = dep_new("nightly", "a", 2);
+	int64_t now = pp_wall_ms() / 1000;
+	assert_int_equal(pp_deploy_apply(s, d, 1, now, &res, &err), 0);
+	assert_int_equal(res.created, 1);
+	assert_int_equal(res.sched_added, 2);
+	const char *each[1] = {NULL};
+	res.each = each;
+	assert_int_equal(pp_deploy_apply(s, d, 1, now, &res, &err), 0);
+	assert_int_equal(res.created + res.updated + res.sched_added + res.sched_removed, 0);
+	assert_int_equal(res.unchanged, 1);
+	assert_string_equal(each[0], "unchanged");
+	res.each = NULL;
+	struct pp_dep_rec *got;
+	int n;
+	assert_int_equal(pp_deploy_list(s, NULL, &got, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(got->parameters, "{\"n\": 1}");
+	assert_int_equal(got->nsched, 2);
+	assert_string_equal(got->sched[1].key, "k1");
+	assert_int_equal(got->sched[1].interval, 120);
+	assert_int_equal(got->sched[0].cursor, now);
+	pp_dep_recs_free(got, n);
+
+	int64_t future = (now + 3600) * 1000;
+	int ins;
+	bool applied;
+	assert_int_equal(materialise(s, "nightly", "k0", future, &ins, &applied), 0);
+	assert_true(applied);
+	assert_int_equal(ins, 1);
+	assert_int_equal(materialise(s, "nightly", "k1", future, &ins, &applied), 0);
+	assert_int_equal(ins, 1);
+	/* The same slot again: nothing new. */
+	assert_int_equal(materialise(s, "nightly", "k1", future, &ins, &applied), 0);
+	assert_true(applied);
+	assert_int_equal(ins, 0);
+	assert_int_equal(count_runs(s, PP_ST_SCHEDULED), 2);
+
+	/* Drop schedule k0: its future run goes, k1's stays with its cursor. */
+	free(d->sched[0].cron);
+	d->sched[0] = d->sched[1];
+	d->nsched = 1;
+	assert_int_equal(pp_deploy_apply(s, d, 1, now + 10, &res, &err), 0);
+	assert_int_equal(res.sched_removed, 1);
+	assert_int_equal(res.runs_removed, 1);
+	assert_int_equal(res.updated, 1);
+	assert_int_equal(count_runs(s, PP_ST_SCHEDULED), 1);
+	assert_int_equal(pp_deploy_list(s, "nightly", &got, &n, &err), 0);
+	assert_int_equal(got->nsched, 1);
+	assert_int_equal(got->sched[0].cursor, future / 1000);
+	int64_t stale = got->sched[0].gen - 1;
+	pp_dep_recs_free(got, n);
+
+	/* A pass holding an older generation writes nothing. */
+	struct pp_run_rec r = {0};
+	snprintf(r.pool, sizeof(r.pool), "a");
+	r.deployment = (char *)"nightly";
+	r.slot_key = (char *)"nightly|k1|late";
+	r.scheduled_ms = future + 60000;
+	struct pp_slot_batch b = {.deployment = "nightly",
+				  .skey = "k1",
+				  .expect_gen = stale,
+				  .cursor = now + 7200,
+				  .runs = &r,
+				  .nruns = 1};
+	assert_int_equal(pp_deploy_materialise(s, &b, &ins, &applied, &err), 0);
+	assert_false(applied);
+	assert_int_equal(count_runs(s, PP_ST_SCHEDULED), 1);
+
+	/* Pausing removes the unstarted future runs; resuming starts from now. */
+	int removed;
+	assert_int_equal(pp_deploy_pause(s, "nightly", NULL, true, now + 20, &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(count_runs(s, PP_ST_SCHEDULED), 0);
+	assert_int_equal(materialise(s, "nightly", "k1", future, &ins, &applied), 0);
+	assert_false(applied); /* paused: no pass writes */
+	assert_int_equal(pp_deploy_pause(s, "nightly", NULL, false, now + 30, &removed, &err), 0);
+	assert_int_equal(pp_deploy_list(s, "nightly", &got, &n, &err), 0);
+	assert_false(got->paused);
+	assert_int_equal(got->sched[0].cursor, now + 30);
+	pp_dep_recs_free(got, n);
+	assert_int_equal(pp_deploy_pause(s, "nope", NULL, true, now, &removed, &err), PP_ENOTFOUND);
+	assert_int_equal(pp_deploy_delete(s, "nightly", &removed, &err), 0);
+	assert_int_equal(pp_deploy_list(s, NULL, &got, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(got);
+	pp_dep_recs_free(d, 1);
+}
+
+/* All or nothing: a deployment naming a queue its pool lacks fails the
+ * whole apply. */
+static void test_deploy_apply_all_or_nothing(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_apply_result res = {0};
+	struct pp_dep_rec *v = calloc(2, sizeof(*v));
+	struct pp_dep_rec *a = dep_new("first", "a", 1), *b = dep_new("second", "a", 0);
+	v[0] = *a;
+	v[1] = *b;
+	free(a);
+	free(b);
+	free(v[1].queue);
+	v[1].queue = strdup("urgent");
+	assert_int_equal(pp_deploy_apply(s, v, 2, 1000, &res, &err), PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "second"));
+	assert_non_null(strstr(err.msg, "urgent"));
+	struct pp_dep_rec *got;
+	int n;
+	assert_int_equal(pp_deploy_list(s, NULL, &got, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(got);
+	assert_int_equal(pp_queue_set(s, "a", "urgent", 1, -1, -1, &err), 0);
+	assert_int_equal(pp_deploy_apply(s, v, 2, 1000, &res, &err), 0);
+	assert_int_equal(res.created, 2);
+	/* Priorities are unique per pool. */
+	assert_int_equal(pp_queue_set(s, "a", "bulk", 1, -1, -1, &err), PP_ECONFLICT);
+	assert_int_equal(pp_queue_set(s, "a", "bulk", 0, 2, -1, &err), 0);
+	struct pp_queue_rec *qs;
+	assert_int_equal(pp_queue_list(s, "a", &qs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(qs[1].name, "bulk");
+	assert_int_equal(qs[1].priority, 2);
+	assert_int_equal(qs[1].concurrency_limit, 2);
+	pp_queue_recs_free(qs, n);
+	pp_dep_recs_free(v, 2);
+}
+
+static void insert_run(struct pp_store *s, const char *pool, const char *queue, const char *dep,
+		       int64_t at, char *id)
+{
+	struct pp_run_rec r = {0};
+	snprintf(r.pool, sizeof(r.pool), "%s", pool);
+	r.queue = (char *)queue;
+	r.deployment = (char *)dep;
+	r.source = dep ? (char *)"deployment" : NULL;
+	r.scheduled_ms = at;
+	r.state = PP_ST_SCHEDULED;
+	struct pp_error err = {0};
+	if (s->ops->insert(s, &r, &err))
+		fail_msg("insert: %s", err.msg);
+	memcpy(id, r.id, PP_ID_LEN);
+	r.queue = r.deployment = r.source = NULL;
+}
+
+static int claim_ids(struct pp_store *s, const char *pool, int max, char ids[][PP_ID_LEN])
+{
+	struct pp_run_rec *runs;
+	int n;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->claim(s, pool, "d1", 60000, max, &runs, &n, &err), 0);
+	for (int i = 0; i < n; i++)
+		memcpy(ids[i], runs[i].id, PP_ID_LEN);
+	pp_run_recs_free(runs, n);
+	return n;
+}
+
+static char *waiting_of(struct pp_store *s, const char *id)
+{
+	struct pp_run_rec r;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->get(s, id, &r, NULL, NULL, &err), 0);
+	char *w = r.waiting ? strdup(r.waiting) : NULL;
+	pp_run_rec_free(&r);
+	return w;
+}
+
+static void start(struct pp_store *s, const char *id)
+{
+	struct pp_run_rec r;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->get(s, id, &r, NULL, NULL, &err), 0);
+	struct pp_run_update u = {.state = PP_ST_RUNNING, .attempt = 1, .next_attempt_ms = -1};
+	assert_int_equal(s->ops->update(s, id, r.fence, &u, &err), 0);
+	pp_run_rec_free(&r);
+}
+
+static void finish_run(struct pp_store *s, const char *id)
+{
+	struct pp_run_rec r;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->get(s, id, &r, NULL, NULL, &err), 0);
+	struct pp_run_update u = {.state = PP_ST_SUCCEEDED,
+				  .attempt = -1,
+				  .next_attempt_ms = -1,
+				  .release_lease = true};
+	assert_int_equal(s->ops->update(s, id, r.fence, &u, &err), 0);
+	pp_run_rec_free(&r);
+}
+
+/* Queue priority first; pool, queue and deployment limits count the runs
+ * under way in the store; a held-back run says why; pauses hold runs. */
+static void test_claim_within_limits(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	int64_t t = pp_wall_ms() - 10000;
+	assert_int_equal(pp_queue_set(s, "a", "urgent", 1, -1, -1, &err), 0);
+	assert_int_equal(pp_queue_set(s, "a", "bulk", 2, 1, -1, &err), 0);
+	char b1[PP_ID_LEN], b2[PP_ID_LEN], u1[PP_ID_LEN], plain[PP_ID_LEN], got[8][PP_ID_LEN];
+	insert_run(s, "a", "bulk", NULL, t, b1);
+	insert_run(s, "a", "bulk", NULL, t + 1, b2);
+	insert_run(s, "a", NULL, NULL, t - 5000, plain); /* default queue: after set ones */
+	insert_run(s, "a", "urgent", NULL, t + 2, u1);
+	assert_int_equal(claim_ids(s, "a", 1, got), 1);
+	assert_string_equal(got[0], u1);
+	/* bulk's limit is 1: b1 comes, b2 waits, the default queue's follows. */
+	assert_int_equal(claim_ids(s, "a", 8, got), 2);
+	assert_string_equal(got[0], b1);
+	assert_string_equal(got[1], plain);
+	char *w = waiting_of(s, b2);
+	assert_non_null(w);
+	assert_non_null(strstr(w, "queue bulk concurrency limit 1"));
+	free(w);
+	start(s, b1);
+	finish_run(s, b1);
+	assert_int_equal(claim_ids(s, "a", 8, got), 1);
+	assert_string_equal(got[0], b2);
+
+	/* Pool limit: 3 under way (u1, plain, b2) against a limit of 3. */
+	char p1[PP_ID_LEN];
+	assert_int_equal(pp_pool_set(s, "a", 3, -1, &err), 0);
+	insert_run(s, "a", "urgent", NULL, t, p1);
+	assert_int_equal(claim_ids(s, "a", 8, got), 0);
+	w = waiting_of(s, p1);
+	assert_non_null(strstr(w, "pool a concurrency limit 3"));
+	free(w);
+	assert_int_equal(pp_pool_set(s, "a", 0, 1, &err), 0);
+	assert_int_equal(claim_ids(s, "a", 8, got), 0);
+	w = waiting_of(s, p1);
+	assert_non_null(strstr(w, "pool a is paused"));
+	free(w);
+	assert_int_equal(pp_pool_set(s, "a", -1, 0, &err), 0);
+	assert_int_equal(claim_ids(s, "a", 8, got), 1);
+	assert_null(waiting_of(s, p1));
+	struct pp_pool_rec *pools;
+	int n;
+	assert_int_equal(pp_pool_list(s, &pools, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pools[0].by_state[PP_ST_SCHEDULED], 4);
+	assert_false(pools[0].paused);
+	pp_pool_recs_free(pools, n);
+}
+
+/* Many due runs held back by their queue's limit do not hide the runs of
+ * the queues after it. */
+static void test_held_runs_do_not_crowd_out_others(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	int64_t t = pp_wall_ms() - 10000;
+	assert_int_equal(pp_queue_set(s, "a", "first", 1, 1, -1, &err), 0);
+	char id[PP_ID_LEN], last[PP_ID_LEN], got[4][PP_ID_LEN];
+	for (int i = 0; i < 150; i++)
+		insert_run(s, "a", "first", NULL, t + i, id);
+	insert_run(s, "a", NULL, NULL, t, last);
+	assert_int_equal(claim_ids(s, "a", 2, got), 2);
+	assert_string_equal(got[1], last);
+}
+
+/* A deployment's limit with collision cancel_new cancels the new run; its
+ * schedule's overlap policies skip, buffer one, or cancel the other. */
+static void test_deployment_limit_and_overlap(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_apply_result res = {0};
+	struct pp_dep_rec *d = dep_new("job", "a", 1);
+	d->concurrency_limit = 1;
+	snprintf(d->collision, sizeof(d->collision), "cancel_new");
+	int64_t now = pp_wall_ms();
+	assert_int_equal(pp_deploy_apply(s, d, 1, now / 1000 - 600, &res, &err), 0);
+	char r1[PP_ID_LEN], r2[PP_ID_LEN], got[4][PP_ID_LEN];
+	insert_run(s, "a", NULL, "job", now - 2000, r1);
+	insert_run(s, "a", NULL, "job", now - 1000, r2);
+	assert_int_equal(claim_ids(s, "a", 4, got), 1);
+	assert_string_equal(got[0], r1);
+	assert_int_equal(count_runs(s, PP_ST_CANCELLED), 1);
+	struct pp_run_rec rec;
+	assert_int_equal(s->ops->get(s, r2, &rec, NULL, NULL, &err), 0);
+	assert_int_equal(rec.state, PP_ST_CANCELLED);
+	assert_non_null(strstr(rec.last_error, "cancel_new"));
+	pp_run_rec_free(&rec);
+	start(s, r1);
+
+	/* No limit now; overlap policies of the schedule decide. */
+	const char *policies[] = {"skip", "buffer_one", "cancel_other"};
+	for (int i = 0; i < 3; i++) {
+		d->concurrency_limit = 0;
+		snprintf(d->sched[0].overlap, sizeof(d->sched[0].overlap), "%s", policies[i]);
+		assert_int_equal(pp_deploy_apply(s, d, 1, now / 1000 - 600, &res, &err), 0);
+		long cancelled = count_runs(s, PP_ST_CANCELLED);
+		int ins;
+		bool applied;
+		assert_int_equal(materialise(s, "job", "k0", now - 500 + i, &ins, &applied), 0);
+		assert_int_equal(ins, 1);
+		assert_int_equal(materialise(s, "job", "k0", now - 400 + i, &ins, &applied), 0);
+		int n = claim_ids(s, "a", 4, got);
+		if (i == 0) { /* skip: both slots dropped while r1 runs */
+			assert_int_equal(n, 0);
+			assert_int_equal(count_runs(s, PP_ST_CANCELLED), cancelled + 2);
+		} else if (i == 1) { /* buffer_one: the older waits, the newer goes */
+			assert_int_equal(n, 0);
+			assert_int_equal(count_runs(s, PP_ST_CANCELLED), cancelled + 1);
+			assert_int_equal(count_runs(s, PP_ST_SCHEDULED), 1);
+			struct pp_run_rec *sch;
+			int ns;
+			struct pp_run_filter f = {.state = PP_ST_SCHEDULED};
+			assert_int_equal(s->ops->list(s, &f, &sch, &ns, &err), 0);
+			assert_non_null(strstr(sch[0].waiting, "buffer_one"));
+			/* Once r1 ends, the buffered run starts. */
+			finish_run(s, r1);
+			assert_int_equal(claim_ids(s, "a", 4, got), 1);
+			assert_string_equal(got[0], sch[0].id);
+			start(s, got[0]);
+			memcpy(r1, got[0], PP_ID_LEN);
+			pp_run_recs_free(sch, ns);
+		} else { /* cancel_other: both start, each asking the other to stop */
+			assert_int_equal(n, 2);
+			assert_int_equal(s->ops->get(s, r1, &rec, NULL, NULL, &err), 0);
+			assert_true(rec.cancel_requested);
+			pp_run_rec_free(&rec);
+		}
+	}
+	pp_dep_recs_free(d, 1);
+}
+
+/* Four processes claim at once from a pool with a store-wide limit of 5
+ * (and 60 due runs): together they lease exactly 5, however the claims
+ * interleave, since the limit is counted inside each claim's transaction
+ * (PostgreSQL: one claim of a pool at a time). */
+static void test_concurrent_claims_hold_the_limit(void **state)
+{
+	struct pp_store *s = *state;
+	enum { RUNS = 60, PROCS = 4, LIMIT = 5 };
+	struct pp_error err = {0};
+	assert_int_equal(pp_pool_set(s, "a", LIMIT, -1, &err), 0);
+	for (int i = 0; i < RUNS; i++)
+		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
+	pp_store_close(s);
+	*state = NULL;
+	int fds[PROCS][2], hold[2], go[2];
+	pid_t pids[PROCS];
+	assert_int_equal(pipe(hold), 0);
+	assert_int_equal(pipe(go), 0);
+	for (int p = 0; p < PROCS; p++) {
+		assert_int_equal(pipe(fds[p]), 0);
+		pids[p] = fork();
+		assert_true(pids[p] >= 0);
+		if (pids[p] == 0) {
+			struct pp_store *c = NULL;
+			char owner[16], byte;
+			snprintf(owner, sizeof(owner), "proc%d", p);
+			close(hold[1]);
+			close(go[1]);
+			if (pp_store_open(store_url(), &c, &err))
+				_exit(2);
+			(void)!read(go[0], &byte, 1); /* all start together */
+			int mine = 0;
+			for (int tries = 0; tries < 20; tries++) {
+				struct pp_run_rec *runs = NULL;
+				int n = 0;
+				int rc = c->ops->claim(c, "a", owner, 60000, 2, &runs, &n, &err);
+				if (rc && !pp_err_retryable(rc))
+					_exit(3);
+				mine += rc ? 0 : n;
+				pp_run_recs_free(runs, n);
+				usleep(1000);
+			}
+			(void)!write(fds[p][1], &mine, sizeof(mine));
+			(void)!read(hold[0], &byte, 1);
+			pp_store_close(c);
+			_exit(0);
+		}
+		close(fds[p][1]);
+	}
+	close(hold[0]);
+	close(go[0]);
+	close(go[1]);
+	int total = 0;
+	for (int p = 0; p < PROCS; p++) {
+		int mine = 0;
+		assert_int_equal(read(fds[p][0], &mine, sizeof(mine)), (ssize_t)sizeof(mine));
+		total += mine;
+		close(fds[p][0]);
+	}
+	close(hold[1]);
+	for (int p = 0; p < PROCS; p++) {
+		int st;
+		assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+			fail_msg("claimer %d: status %d", p, st);
+	}
+	if (pp_store_open(store_url(), (struct pp_store **)state, &err))
+		fail_msg("reopen %s: %s", store_url(), err.msg);
+	assert_int_equal(total, LIMIT);
+}
+
 #define CONTRACT(SETUP)                                                                            \
 	{                                                                                          \
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
@@ -594,6 +1071,18 @@ static void test_store_id_is_stable(void **state)
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_reopen_finished_run, SETUP,           \
 							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_deploy_apply_is_idempotent, SETUP,    \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_deploy_apply_all_or_nothing, SETUP,   \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_claim_within_limits, SETUP,           \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_held_runs_do_not_crowd_out_others,    \
+							SETUP, store_teardown),                    \
+			cmocka_unit_test_setup_teardown(test_deployment_limit_and_overlap, SETUP,  \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_concurrent_claims_hold_the_limit,     \
+							SETUP, store_teardown),                    \
 	}
 
 int main(void)

@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
+#include "store/deploy.h"
 #include "tests/unit/store/fixture.h"
 
 /* A lease whose owner process died (kill -9) is free at once; a live
@@ -82,12 +84,73 @@ static void test_corrupt_file_is_a_clear_error(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent-dir/x.db"));
 }
 
+/* A store the previous pushpool wrote (schema 1, the text of its migration)
+ * migrates on open: its runs read back, in the default queue, and the
+ * deployment tables are there. */
+static void test_schema_1_store_upgrades(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/v1.db", sqlite_dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(
+			db,
+			"CREATE TABLE runs ("
+			" id TEXT PRIMARY KEY, pool TEXT NOT NULL, name TEXT, deployment TEXT,"
+			" job_variables TEXT NOT NULL DEFAULT '{}', parameters TEXT NOT NULL "
+			"DEFAULT '{}',"
+			" source TEXT NOT NULL DEFAULT 'local', source_ref TEXT,"
+			" scheduled_ms INTEGER NOT NULL, next_attempt_ms INTEGER NOT NULL DEFAULT "
+			"0,"
+			" priority INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,"
+			" infra_id TEXT, idem_key TEXT, attempt INTEGER NOT NULL DEFAULT 0,"
+			" lease_owner TEXT, lease_expires INTEGER NOT NULL DEFAULT 0, lease_boot "
+			"TEXT,"
+			" fence INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL "
+			"DEFAULT 0,"
+			" last_error TEXT, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT "
+			"NULL);"
+			"CREATE INDEX runs_due ON runs(state, pool, priority DESC, scheduled_ms);"
+			"CREATE INDEX runs_owner ON runs(lease_owner);"
+			"CREATE UNIQUE INDEX runs_source_ref ON runs(source, source_ref);"
+			"CREATE TABLE run_events ("
+			" run_id TEXT NOT NULL REFERENCES runs(id), ts_ms INTEGER NOT NULL,"
+			" state TEXT NOT NULL, message TEXT);"
+			"CREATE INDEX run_events_run ON run_events(run_id, ts_ms);"
+			"INSERT INTO runs(id, pool, scheduled_ms, state, created_ms, updated_ms)"
+			" VALUES ('00000000-0000-4000-8000-000000000001', 'a', 1, 'SCHEDULED', 1, "
+			"1);"
+			"PRAGMA user_version = 1;",
+			NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	struct pp_store *s = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_store_open(path, &s, &err), 0);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 5, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_null(runs[0].queue);
+	pp_run_recs_free(runs, n);
+	struct pp_queue_rec *q;
+	assert_int_equal(pp_queue_set(s, "a", "fast", 1, 2, -1, &err), 0);
+	assert_int_equal(pp_queue_list(s, "a", &q, &n, &err), 0);
+	assert_int_equal(n, 1);
+	pp_queue_recs_free(q, n);
+	pp_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_dead_owner_lease_is_free_at_once, sqlite_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_is_a_clear_error, sqlite_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_schema_1_store_upgrades, sqlite_setup,
 						store_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,82 @@
+/* For store backends only: the few SQL primitives store/deploy.c is
+ * written on, so deployments, queues and the limit-aware claim exist once
+ * for SQLite and PostgreSQL. Statements use $1..$N parameters (SQLite binds
+ * them by name), values travel as text (SQLite binds integer-looking text
+ * as an integer), and the SQL sticks to what both dialects accept
+ * (CAST(x AS BIGINT), ON CONFLICT DO NOTHING, RETURNING). */
+#ifndef PP_STORE_DB_H
+#define PP_STORE_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+#include "store/store.h"
+
+/* A result: nrows x ncols values, NULL for SQL NULL; all owned. */
+struct pp_rows {
+	int nrows, ncols;
+	char **v;
+};
+void pp_rows_free(struct pp_rows *r);
+static inline const char *pp_row(const struct pp_rows *r, int row, int col)
+{
+	return r->v[row * r->ncols + col];
+}
+
+struct pp_db_ops {
+	/* A write transaction (SQLite: BEGIN IMMEDIATE). */
+	int (*begin)(struct pp_store *s, struct pp_error *err);
+	int (*commit)(struct pp_store *s, struct pp_error *err);
+	void (*rollback)(struct pp_store *s);
+	/* One statement; rows into out when non-NULL, rows changed into
+	 * *changes when non-NULL. PP_ECONFLICT on a unique violation. */
+	int (*query)(struct pp_store *s, const char *what, const char *sql, int np,
+		     const char *const *p, struct pp_rows *out, long *changes,
+		     struct pp_error *err);
+	/* The store's clock in ms (PostgreSQL: the server's, the one its leases
+	 * and due times are judged by). */
+	int (*now_ms)(struct pp_store *s, int64_t *ms, struct pp_error *err);
+	/* Lease run id, SCHEDULED and held by nobody, to owner as the
+	 * backend's claim does (fence + 1); *got false when it was not free. */
+	int (*lease)(struct pp_store *s, const char *id, const char *owner, int64_t lease_ms,
+		     struct pp_run_rec *out, bool *got, struct pp_error *err);
+};
+
+/* Migration 2 of both backends (the same text: it sticks to types both
+ * accept): deployments, their schedules, work queues, pool settings, and
+ * the runs' queue, waiting reason, slot and schedule keys. */
+#define PP_DEPLOY_MIGRATION                                                                        \
+	"ALTER TABLE runs ADD COLUMN queue TEXT;"                                                  \
+	"ALTER TABLE runs ADD COLUMN waiting TEXT;"                                                \
+	"ALTER TABLE runs ADD COLUMN slot_key TEXT;"                                               \
+	"ALTER TABLE runs ADD COLUMN schedule_key TEXT;"                                           \
+	"CREATE UNIQUE INDEX runs_slot ON runs(slot_key);"                                         \
+	"CREATE INDEX runs_deployment ON runs(deployment, state);"                                 \
+	"CREATE TABLE deployments ("                                                               \
+	" name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, pool TEXT NOT NULL,"                     \
+	" queue TEXT NOT NULL, description TEXT, job_variables TEXT NOT NULL,"                     \
+	" parameters TEXT NOT NULL, parameter_schema TEXT, tags TEXT NOT NULL,"                    \
+	" paused INTEGER NOT NULL, concurrency_limit INTEGER NOT NULL,"                            \
+	" collision TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,"        \
+	" entrypoint TEXT);"                                                                       \
+	"CREATE TABLE deployment_schedules ("                                                      \
+	" deployment TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,"                \
+	" skey TEXT NOT NULL, kind TEXT NOT NULL, timezone TEXT, cron TEXT, rrule TEXT,"           \
+	" day_or INTEGER NOT NULL, interval_s BIGINT NOT NULL, anchor BIGINT NOT NULL,"            \
+	" active INTEGER NOT NULL, catchup TEXT NOT NULL, catchup_window BIGINT NOT NULL,"         \
+	" overlap TEXT NOT NULL, cursor_s BIGINT NOT NULL, pos INTEGER NOT NULL,"                  \
+	" gen BIGINT NOT NULL, parameters TEXT NOT NULL, PRIMARY KEY (deployment, skey));"         \
+	"CREATE TABLE work_queues ("                                                               \
+	" pool TEXT NOT NULL, name TEXT NOT NULL, priority INTEGER NOT NULL,"                      \
+	" concurrency_limit INTEGER NOT NULL DEFAULT 0, paused INTEGER NOT NULL DEFAULT 0,"        \
+	" PRIMARY KEY (pool, name), UNIQUE (pool, priority));"                                     \
+	"CREATE TABLE pool_settings ("                                                             \
+	" pool TEXT PRIMARY KEY, concurrency_limit INTEGER NOT NULL DEFAULT 0,"                    \
+	" paused INTEGER NOT NULL DEFAULT 0);"
+
+/* Backends give theirs here (store.c dispatches on the store's ops). */
+const struct pp_db_ops *pp_store_db(const struct pp_store *s);
+extern const struct pp_db_ops pp_db_sqlite, pp_db_pg;
+
+#endif
