@@ -322,8 +322,9 @@ static void api_pools(struct pp_ui *ui, struct pp_metrics_resp *resp)
 		rc = pp_buf_printf(b, "%s\"%s\":%ld", st ? "," : "",
 				   pp_store_state_name((enum pp_store_state)st), c->by_state[st]);
 	double lag = c->oldest_due_ms ? (double)(pp_wall_ms() - c->oldest_due_ms) / 1000.0 : 0;
-	rc = rc ?: pp_buf_printf(b, "},\"queue_lag_seconds\":%.3f,\"more_pools\":%s}\n", lag,
-				 c->more_pools ? "true" : "false");
+	rc = rc
+		     ?: pp_buf_printf(b, "},\"queue_lag_seconds\":%.3f,\"more_pools\":%s}\n", lag,
+				      c->more_pools ? "true" : "false");
 	free(c);
 	if (rc)
 		answer_error(resp, 500, "pools: %s", pp_strerror(rc));
@@ -339,8 +340,9 @@ static void api_runs(struct pp_ui *ui, const struct pp_metrics_req *req,
 	if (state && *state) {
 		enum pp_store_state st;
 		if (pp_store_state_parse(state, &st)) {
-			answer_error(resp, 400, "state: unknown state (expected one of SCHEDULED, "
-						"RUNNING, SUCCEEDED, FAILED, ...)");
+			answer_error(resp, 400,
+				     "state: unknown state (expected one of SCHEDULED, "
+				     "RUNNING, SUCCEEDED, FAILED, ...)");
 			return;
 		}
 		f.state = (int)st;
@@ -452,7 +454,8 @@ void pp_ui_answer(void *arg, const struct pp_metrics_req *req, struct pp_metrics
 	resp->headers[h++] = "Referrer-Policy: no-referrer";
 	resp->headers[h++] = "Cache-Control: no-store";
 	if (!authorized(ui, req->authorization)) {
-		resp->headers[h++] = "WWW-Authenticate: Basic realm=\"pushpool\", charset=\"UTF-8\"";
+		resp->headers[h++] =
+			"WWW-Authenticate: Basic realm=\"pushpool\", charset=\"UTF-8\"";
 		answer_error(resp, 401,
 			     "this status page needs the token of ui_token_file (as a Bearer "
 			     "token, or as the password of Basic authentication)");

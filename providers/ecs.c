@@ -175,6 +175,13 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 		return rc;
 	if (pp_http_req_header(&io->req, "X-Amz-Target", ECS_TARGET_PREFIX "%s", action))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	/* Every action but registration is harmless to send twice: RunTask
+	 * carries its clientToken (ECS answers a repeat with the first task),
+	 * Describe and List only read, StopTask and Deregister of what is
+	 * already stopped or inactive change nothing. A second Register
+	 * would add a revision. */
+	if (strcmp(action, "RegisterTaskDefinition"))
+		io->req.flags |= PP_HTTP_RESENDABLE;
 	return PP_STEP_SEND;
 }
 

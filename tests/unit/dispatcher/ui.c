@@ -129,7 +129,8 @@ static void start(struct fixture *f, const char *token)
 		chmod(tf, 0600);
 		fprintf(c, "ui_token_file = %s\n", tf);
 	}
-	fprintf(c, "[pool \"ecs\"]\ntype = ecs\nmax_in_flight = 7\n[pool \"modal\"]\ntype = modal:push\n");
+	fprintf(c, "[pool \"ecs\"]\ntype = ecs\nmax_in_flight = 7\n[pool \"modal\"]\ntype = "
+		   "modal:push\n");
 	fclose(c);
 	if (pp_config_load(&f->cfg, conf, &err))
 		fail_msg("%s", err.msg);
@@ -294,12 +295,12 @@ static void test_token(void **state)
 	assert_int_equal(p.status, 200);
 	pp_buf_free(&p.body);
 	static const char *const wrong[] = {
-		"Bearer correct-horse-batter",		/* a prefix */
-		"Bearer correct-horse-battery2",	/* longer */
-		"Bearer ",				/* empty */
+		"Bearer correct-horse-batter",		  /* a prefix */
+		"Bearer correct-horse-battery2",	  /* longer */
+		"Bearer ",				  /* empty */
 		"Basic dTpjb3JyZWN0LWhvcnNlLWJhdHRlcg==", /* u:correct-horse-batter */
-		"Basic !!!!",				/* not base64 */
-		"Basic Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5",	/* no colon */
+		"Basic !!!!",				  /* not base64 */
+		"Basic Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5",	  /* no colon */
 		"Digest correct-horse-battery",
 	};
 	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
