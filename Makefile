@@ -32,7 +32,7 @@ override LDLIBS += $(PKG_LIBS) -lm -lpthread
 
 # Generic code first (lib/ depends on nothing above it), then the parts built on it.
 # The mock is not among them: it is a test program of its own (below).
-SRC_DIRS  := lib render store sources auth providers dispatcher dispatcher/cmd
+SRC_DIRS  := lib render store sources auth providers provision dispatcher dispatcher/cmd
 LIB_SRCS  := $(filter-out dispatcher/main.c,$(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))))
 GEN_SRCS  := $(BUILD)/gen/templates_blob.c $(BUILD)/gen/ui_page.c
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(GEN_SRCS:%.c=%.o)

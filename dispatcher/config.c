@@ -4,6 +4,7 @@
 #include "dispatcher/config.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -57,6 +58,7 @@ struct parse_state {
 	int line;
 	bool in_section;
 	bool section_ignored; /* unknown, duplicate or malformed header */
+	bool dropin;	      /* a file of the drop-in directory: named sections re-open */
 	enum section_kind sec;
 	size_t idx;
 	int prefect_line;
@@ -82,6 +84,13 @@ static int add_named(struct parse_state *st, enum section_kind sec, const char *
 	for (size_t i = 0; i < n; i++) {
 		const char *other = sec == SEC_POOL ? c->pools[i].name : c->creds[i].name;
 		int line = sec == SEC_POOL ? c->pools[i].line : c->creds[i].line;
+		const char *in = sec == SEC_POOL ? c->pools[i].file : c->creds[i].file_name;
+		if (!strcmp(other, name) && st->dropin && in != st->file) {
+			/* A drop-in adds to or overrides the keys of another
+			 * file's section; twice in one file is a mistake. */
+			st->idx = i;
+			return 0;
+		}
 		if (!strcmp(other, name)) {
 			problem(st->p, st->file, st->line,
 				"duplicate [%s \"%s\"] (first defined at line %d)",
@@ -97,7 +106,7 @@ static int add_named(struct parse_state *st, enum section_kind sec, const char *
 		c->pools = v;
 		memset(&v[n], 0, sizeof(v[n]));
 		snprintf(v[n].name, sizeof(v[n].name), "%s", name);
-		v[n].file = c->path;
+		v[n].file = st->file;
 		v[n].line = st->line;
 		c->npools++;
 	} else {
@@ -107,7 +116,7 @@ static int add_named(struct parse_state *st, enum section_kind sec, const char *
 		c->creds = v;
 		memset(&v[n], 0, sizeof(v[n]));
 		snprintf(v[n].name, sizeof(v[n].name), "%s", name);
-		v[n].file_name = c->path;
+		v[n].file_name = st->file;
 		v[n].line = st->line;
 		c->ncreds++;
 	}
@@ -584,6 +593,117 @@ static char *dir_of(const char *path)
 	return abs;
 }
 
+/* Parse one file into st->c: the main file, or (st->dropin) one of its
+ * drop-ins. A missing file is PP_ENOTFOUND; problems go to st->p. */
+static int parse_file(struct parse_state *st, const char *path)
+{
+	struct pp_error *err = st->err;
+
+	st->file = path;
+	st->line = 0;
+	st->len = st->off = 0;
+	st->in_section = false;
+	if (!(st->dir = dir_of(path)) || !(st->buf = malloc(INI_LINE_MAX))) {
+		free(st->dir);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	/* A directory, FIFO or device (-c /dev/zero) is refused here
+	 * instead of read as an empty file or forever. */
+	int fd = pp_file_open(path, err);
+	if (fd >= 0 && !(st->fp = fdopen(fd, "r")))
+		close(fd);
+	if (!st->fp) {
+		int e = errno, code = fd >= 0 ? PP_EIO : fd;
+		free(st->dir);
+		free(st->buf);
+		st->dir = st->buf = NULL;
+		if (code != PP_EINVALID)
+			return pp_fail(err, code, "%s: cannot open: %s", path, strerror(e));
+		/* Not a file: no input, like a missing one (not a
+		 * configuration error, which check reports line by line). */
+		err->code = PP_ENOTFOUND;
+		return PP_ENOTFOUND;
+	}
+	/* Long lines (a job_variables object) need inih's growing heap
+	 * buffer; Debian's build makes these runtime switches. */
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_allow_multiline = false;
+	ini_max_line = INI_LINE_MAX + 8;
+	int ini_rc = ini_parse_stream(counting_reader, st, handle_key, st);
+	fclose(st->fp);
+	st->fp = NULL;
+	free(st->dir);
+	free(st->buf);
+	st->dir = st->buf = NULL;
+	if (err->code)
+		return err->code;
+	if (ini_rc == -2)
+		return pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
+	if (ini_rc > 0)
+		problem(st->p, path, ini_rc,
+			"syntax error: expected [section], key = value, or a comment");
+	return 0;
+}
+
+static int dropin_filter(const struct dirent *e)
+{
+	size_t n = strlen(e->d_name);
+	return e->d_name[0] != '.' && n > 5 && !strcmp(e->d_name + n - 5, ".conf");
+}
+
+/* The files FILE.d/NAME.conf after FILE, in name order (`provision apply` writes its
+ * drop-ins there). A drop-in may add sections, and re-open a [pool] or
+ * [credentials] section of an earlier file to set its keys. */
+static int parse_dropins(struct parse_state *st)
+{
+	struct pp_config *c = st->c;
+	char dir[PATH_MAX];
+	struct dirent **names = NULL;
+	int rc = 0, n;
+
+	if (pp_config_dropin_dir(c, dir, sizeof(dir)))
+		return 0;
+	n = scandir(dir, &names, dropin_filter, alphasort);
+	if (n < 0)
+		return errno == ENOENT || errno == ENOTDIR
+			       ? 0
+			       : pp_fail(st->err, PP_EIO, "%s: cannot read: %s", dir,
+					 strerror(errno));
+	for (int i = 0; i < n; i++) {
+		char *path = NULL, **v;
+
+		if (!rc && (asprintf(&path, "%s/%s", dir, names[i]->d_name) < 0 ||
+			    !(v = realloc(c->dropins, (c->ndropins + 1) * sizeof(*v))))) {
+			if (path && path != (char *)-1)
+				free(path);
+			rc = pp_fail(st->err, PP_ENOMEM, "out of memory");
+		} else if (!rc) {
+			c->dropins = v;
+			c->dropins[c->ndropins++] = path;
+			st->dropin = true;
+			rc = parse_file(st, path);
+			st->dropin = false;
+			/* A file gone between the listing and the read, or one
+			 * that is not a file: skipped, as if not there. */
+			if (rc == PP_ENOTFOUND) {
+				pp_error_clear(st->err);
+				rc = 0;
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+int pp_config_dropin_dir(const struct pp_config *c, char *out, size_t size)
+{
+	if (!c->path)
+		return PP_ENOTFOUND;
+	return (size_t)snprintf(out, size, "%s.d", c->path) >= size ? PP_EINVALID : 0;
+}
+
 int pp_config_load_report(struct pp_config *c, const char *path, struct pp_buf *out,
 			  struct pp_error *err)
 {
@@ -595,45 +715,12 @@ int pp_config_load_report(struct pp_config *c, const char *path, struct pp_buf *
 	if (c->path)
 		return pp_fail(err, PP_EINVALID, "configuration already loaded from %s", c->path);
 	if (path) {
-		if (!(c->path = strdup(path)) || !(st.dir = dir_of(path)) ||
-		    !(st.buf = malloc(INI_LINE_MAX))) {
-			free(st.dir);
+		if (!(c->path = strdup(path)))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
-		}
-		st.file = c->path;
-		/* A directory, FIFO or device (-c /dev/zero) is refused here
-		 * instead of read as an empty file or forever. */
-		int fd = pp_file_open(path, err);
-		if (fd >= 0 && !(st.fp = fdopen(fd, "r")))
-			close(fd);
-		if (!st.fp) {
-			int e = errno, code = fd >= 0 ? PP_EIO : fd;
-			free(st.dir);
-			free(st.buf);
-			if (code != PP_EINVALID)
-				return pp_fail(err, code, "%s: cannot open: %s", path, strerror(e));
-			/* Not a file: no input, like a missing one (not a
-			 * configuration error, which check reports line by line). */
-			err->code = PP_ENOTFOUND;
-			return PP_ENOTFOUND;
-		}
-		/* Long lines (a job_variables object) need inih's growing heap
-		 * buffer; Debian's build makes these runtime switches. */
-		ini_use_stack = false;
-		ini_allow_realloc = true;
-		ini_allow_multiline = false;
-		ini_max_line = INI_LINE_MAX + 8;
-		int ini_rc = ini_parse_stream(counting_reader, &st, handle_key, &st);
-		fclose(st.fp);
-		free(st.dir);
-		free(st.buf);
-		if (err->code)
-			return err->code;
-		if (ini_rc == -2)
-			return pp_fail(err, PP_ENOMEM, "%s: out of memory", path);
-		if (ini_rc > 0)
-			problem(&p, path, ini_rc,
-				"syntax error: expected [section], key = value, or a comment");
+		if ((rc = parse_file(&st, c->path)))
+			return rc;
+		if ((rc = parse_dropins(&st)))
+			return rc;
 	}
 	rc = apply_env(c, &p, err);
 	if (rc)
@@ -689,6 +776,9 @@ void pp_config_free(struct pp_config *c)
 	}
 	free(c->pools);
 	free(c->creds);
+	for (size_t i = 0; i < c->ndropins; i++)
+		free(c->dropins[i]);
+	free(c->dropins);
 	free(c->path);
 	memset(c, 0, sizeof(*c));
 }

@@ -61,6 +61,13 @@ struct pp_pool_conf {
 	long max_submitting; /* 0: no per-pool cap */
 	const char *file;    /* config file and line of the section header */
 	int line;
+
+	/* Run time and start retries (docs/dispatch.md). */
+	double max_runtime;		/* seconds a started run may run; 0: no limit */
+	long start_retries;		/* further starts after a start failure */
+	char *start_retry_on;		/* start failure classes retried, comma-separated */
+	double start_retry_backoff;	/* seconds: first retry delay bound, doubling */
+	double start_retry_backoff_max; /* seconds: cap of the retry delay bound */
 };
 
 struct pp_cred_conf {
@@ -105,6 +112,8 @@ struct pp_config {
 	size_t npools;
 	struct pp_cred_conf *creds;
 	size_t ncreds;
+	char **dropins; /* the drop-in files read after path (FILE.d, files *.conf), in order */
+	size_t ndropins;
 };
 
 /* Defaults only (no file). */
@@ -120,6 +129,9 @@ int pp_config_load_report(struct pp_config *c, const char *path, struct pp_buf *
  * and their files are readable. Appends "FILE:LINE: ..." lines to out. */
 int pp_config_validate(const struct pp_config *c, struct pp_buf *out);
 void pp_config_free(struct pp_config *c);
+/* The drop-in directory of the loaded file: "FILE.d". PP_ENOTFOUND when no
+ * file was loaded. */
+int pp_config_dropin_dir(const struct pp_config *c, char *out, size_t size);
 
 const struct pp_pool_conf *pp_config_pool(const struct pp_config *c, const char *name);
 const struct pp_cred_conf *pp_config_cred(const struct pp_config *c, const char *name);

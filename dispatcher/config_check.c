@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -179,6 +180,30 @@ static void warn_plain_http_all(const struct pp_config *c, struct problems *p, c
 	}
 }
 
+/* A key `provision apply --create-key` wrote (a file under
+ * STATE_DIR/provision/) gets old: warn after this many days. */
+#define PROVISIONED_KEY_MAX_DAYS 90
+
+static void warn_old_provisioned_key(const struct pp_config *c, const struct pp_cred_conf *cc,
+				     struct problems *p)
+{
+	char dir[CONFIG_PATH_MAX + 32];
+	struct stat sb;
+
+	snprintf(dir, sizeof(dir), "%s/provision/", c->dispatcher.state_dir);
+	if (!has(cc->file) || strncmp(cc->file, dir, strlen(dir)) || stat(cc->file, &sb))
+		return;
+	long days = (long)((time(NULL) - sb.st_mtime) / 86400);
+	if (days > PROVISIONED_KEY_MAX_DAYS)
+		/* Only a warning: `check` still passes, it is not counted. */
+		pp_buf_printf(
+			p->out,
+			"%s:%d: warning: credentials \"%s\": key file %s made by `pushpool "
+			"provision apply` is %ld days old; rotate it: remove the file and "
+			"apply again with --create-key (as an administrator: --credentials)\n",
+			cc->file_name, cc->line, cc->name, cc->file, days);
+}
+
 int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 {
 	struct problems p = {.out = out};
@@ -186,8 +211,10 @@ int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 	warn_plain_http_all(c, &p, file);
 	for (size_t i = 0; i < c->npools; i++)
 		validate_pool(c, &c->pools[i], &p);
-	for (size_t i = 0; i < c->ncreds; i++)
+	for (size_t i = 0; i < c->ncreds; i++) {
 		validate_cred(&c->creds[i], &p);
+		warn_old_provisioned_key(c, &c->creds[i], &p);
+	}
 	if (has(c->dispatcher.metrics_listen)) {
 		struct sockaddr_in sa;
 		struct pp_error merr = {0};

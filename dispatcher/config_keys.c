@@ -114,6 +114,26 @@ const struct key_def config_keys[] = {
 	 "Most unfinished runs of this pool; 0: only the global cap."},
 	{POOL(max_submitting, long), T_INT, "0", 0, 10000, NULL, false,
 	 "Most submissions of this pool under way at once; 0: only the global cap."},
+	{POOL(max_runtime, double), T_SECONDS, "0", 0, 604800, NULL, false,
+	 "Longest a run may run once its cloud reports it started; past it the job is cancelled in "
+	 "the cloud and the run ends FAILED (\"max_runtime 10m exceeded\"). The job variable "
+	 "max_runtime (seconds) overrides it per deployment or run. Where the cloud has a native "
+	 "limit (Cloud Run task timeout, Modal sandbox timeout) and the job sets none, it is set "
+	 "from this too. 0: no limit."},
+	{POOL(start_retries, long), T_INT, "0", 0, 20, NULL, false,
+	 "Times a run whose job failed to start is started again, as a new remote object per "
+	 "attempt, when the failure's class is in start_retry_on; 0: a start failure ends the run "
+	 "CRASHED at once."},
+	{POOL(start_retry_on, char *), T_STRING, "image_pull, capacity, resource_init", NO_RANGE,
+	 NULL, false,
+	 "Start failure classes retried: image_pull, capacity, spot_interruption, resource_init, "
+	 "other (which cloud reason is which: docs/dispatch.md). spot_interruption is not in "
+	 "the default: the flow may have run part way before the interruption."},
+	{POOL(start_retry_backoff, double), T_SECONDS, "10", 0, 3600, NULL, false,
+	 "Delay before the first start retry is drawn from 0 to this (full jitter); the bound "
+	 "doubles per attempt up to start_retry_backoff_max."},
+	{POOL(start_retry_backoff_max, double), T_SECONDS, "300", 0, 86400, NULL, false,
+	 "Largest bound of the start retry delay."},
 
 	{CRED(type, char *), T_ENUM, NULL, NO_RANGE, NULL, true, "Which cloud."},
 	{CRED(source, char *), T_ENUM, "chain", NO_RANGE, NULL, false,

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatcher/attempts.h"
 #include "lib/log.h"
+#include "lib/time.h"
 
 void inflight_free(struct pp_loop *L, struct inflight *a)
 {
@@ -27,6 +29,7 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 		a->pool->in_flight -= !a->held;
 		a->pool->refs--;
 	}
+	inflight_tail_free(a);
 	if (a->pool && a->pool->p->prov->release && a->io.state)
 		a->pool->p->prov->release(a->io.state);
 	free(a->io.state);
@@ -122,10 +125,11 @@ static void finish(struct pp_loop *L, struct inflight *a, enum pp_store_state st
 
 static void idem_key_for(const struct pp_run_rec *r, char *out, size_t n)
 {
-	/* One key per run: every retry and every recovery after a crash
-	 * reuses it, so the provider sees one submission however often it is
-	 * sent. */
-	snprintf(out, n, "%s-1", r->id);
+	/* One key per start attempt: every submission retry and every
+	 * recovery after a crash reuses it, so the provider sees one
+	 * submission however often it is sent; a start retry takes the next
+	 * (start_failed). */
+	pp_attempt_key(r->id, 1, out, n);
 }
 
 /* Done for this once pass: keep the lease (so the pass does not claim the
@@ -164,7 +168,8 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 					  .error = "",
 					  .event = "submitted"};
 		char ev[640];
-		snprintf(ev, sizeof(ev), "submitted: %s", a->io.infra_id);
+		snprintf(ev, sizeof(ev), PP_EV_SUBMITTED "%s (attempt %d)", a->io.infra_id,
+			 a->io.attempt);
 		u.event = ev;
 		pp_info("run %s (%s): submitted as %s", a->rec.id, a->pool->p->name,
 			a->io.infra_id);
@@ -236,7 +241,16 @@ static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_
 			   const char *msg)
 {
 	a->final = st;
-	snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
+	/* The cancel path passes final_msg itself. */
+	if (msg != a->final_msg)
+		snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
+	if (!inflight_tail_logs(L, a))
+		inflight_after_tail(L, a);
+}
+
+void inflight_after_tail(struct pp_loop *L, struct inflight *a)
+{
+	enum pp_store_state st = a->final;
 	if (a->pool->p->prov->cleanup) {
 		char ev[sizeof(a->final_msg) + 32];
 		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),
@@ -284,6 +298,90 @@ static bool recorded_outcome(struct pp_loop *L, struct inflight *a)
 	return found;
 }
 
+/* The event that records when the cloud first reported the job running:
+ * a dispatcher that takes the run over measures max_runtime from its time. */
+#define RUNNING_EVENT "running"
+
+/* A run past its max_runtime is cancelled in the cloud and ends FAILED
+ * with the reason. The store keeps its state until the cancel is done: a
+ * dispatcher taking it over meanwhile finds it over the limit again. */
+static bool over_max_runtime(struct pp_loop *L, struct inflight *a)
+{
+	if (a->max_runtime_ms <= 0 || !a->running_since || a->cancel_wanted)
+		return false;
+	int64_t ran = pp_mono_ms() - a->running_since;
+	if (ran <= a->max_runtime_ms)
+		return false;
+	char lim[PP_DURATION_LEN], took[PP_DURATION_LEN], ev[160];
+	pp_duration_format((double)a->max_runtime_ms / 1000, lim);
+	pp_duration_format((double)(ran / 1000), took);
+	snprintf(a->final_msg, sizeof(a->final_msg), "max_runtime %s exceeded (ran %s)", lim, took);
+	snprintf(ev, sizeof(ev), "max_runtime %s exceeded; cancelling remote job", lim);
+	pp_info("run %s (%s): %s", a->rec.id, a->pool->p->name, ev);
+	struct pp_run_update u = {
+		.state = a->rec.state, .attempt = -1, .next_attempt_ms = -1, .event = ev};
+	if (!inflight_store_write(L, a, &u))
+		return true;
+	a->final = PP_ST_FAILED;
+	pp_metrics_count(L->metrics, "max_runtime_cancels", 1);
+	inflight_op(L, a, PP_OP_CANCEL);
+	return true;
+}
+
+/* The job ended without having run (the provider classified why). When
+ * the pool's rules retry that class and attempts are left, the run goes
+ * back to SUBMITTING under the next attempt's key (a new remote object,
+ * its own name), due after a full-jitter delay; the failed attempt's
+ * object is cleaned up first. The intent is written before the cleanup: a
+ * crash in between starts the next attempt and leaves the old object, which
+ * cannot run again, to the sweeper. Otherwise the run is CRASHED. */
+static void start_failed(struct pp_loop *L, struct inflight *a)
+{
+	const struct pp_pool *p = a->pool->p;
+	enum pp_start_failure f = a->io.start_failure;
+	int n = a->io.attempt;
+	const char *cls = pp_start_failure_name(f);
+	const char *why = a->io.message[0] ? a->io.message : pp_run_state_name(a->io.state_out);
+	if (!a->cancel_wanted && pp_pool_start_retry(p, f, n)) {
+		long wait = pp_backoff_ms(n - 1, p->retry_base_ms, p->retry_cap_ms, 0);
+		char key[PP_ID_LEN + 16], ev[sizeof(a->io.message) + 128];
+		pp_attempt_key(a->rec.id, n + 1, key, sizeof(key));
+		snprintf(ev, sizeof(ev),
+			 PP_EV_ATTEMPT "%d failed to start (%s): %s" PP_EV_RETRYING "%d in %ld ms",
+			 n, cls, why, n + 1, wait);
+		pp_warn("run %s (%s): %s", a->rec.id, p->name, ev);
+		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+					  .idem_key = key,
+					  .attempt = 0,
+					  .next_attempt_ms = pp_wall_ms() + wait,
+					  .error = why,
+					  .event = ev};
+		if (!inflight_store_write(L, a, &u))
+			return;
+		a->start_retry = true;
+		/* once exits 75 for it, as for a submission waiting to be retried */
+		L->sum->retrying++;
+		pp_metrics_count(L->metrics, "start_retries", 1);
+		if (p->prov->cleanup) {
+			inflight_op(L, a, PP_OP_CLEANUP);
+			return;
+		}
+		struct pp_run_update rel = {.state = PP_ST_SUBMITTING,
+					    .attempt = -1,
+					    .next_attempt_ms = -1,
+					    .release_lease = true};
+		if (inflight_store_write(L, a, &rel))
+			inflight_free(L, a);
+		return;
+	}
+	char m[sizeof(a->io.message) + 96];
+	if (n > 1)
+		snprintf(m, sizeof(m), "failed to start (%s) on attempt %d: %s", cls, n, why);
+	else
+		snprintf(m, sizeof(m), "failed to start (%s): %s", cls, why);
+	after_terminal(L, a, PP_ST_CRASHED, m);
+}
+
 static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
 {
 	long interval = (long)(L->cfg->dispatcher.status_interval * 1000);
@@ -304,13 +402,24 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 	}
 	a->status_failures = 0;
 	enum pp_run_state rs = a->io.state_out;
+	if (rs == PP_RUN_RUNNING && !a->running_since)
+		a->running_since = pp_mono_ms();
+	if (!pp_run_state_terminal(rs) && over_max_runtime(L, a))
+		return;
 	if (a->hold_when_settled && !pp_run_state_terminal(rs)) {
+		bool now_running = rs == PP_RUN_RUNNING && a->rec.state != PP_ST_RUNNING;
 		struct pp_run_update u = {.state = rs == PP_RUN_RUNNING ? PP_ST_RUNNING
 									: a->rec.state,
 					  .attempt = -1,
-					  .next_attempt_ms = -1};
+					  .next_attempt_ms = -1,
+					  /* when it started, for max_runtime in a later pass */
+					  .event = now_running ? RUNNING_EVENT : NULL};
 		if (inflight_store_write(L, a, &u))
 			hold(L, a);
+		return;
+	}
+	if (pp_run_state_terminal(rs) && a->io.start_failure != PP_START_OK) {
+		start_failed(L, a);
 		return;
 	}
 	if (pp_run_state_terminal(rs)) {
@@ -328,7 +437,7 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 		struct pp_run_update u = {.state = PP_ST_RUNNING,
 					  .attempt = -1,
 					  .next_attempt_ms = -1,
-					  .event = "running"};
+					  .event = RUNNING_EVENT};
 		if (!inflight_store_write(L, a, &u))
 			return;
 		report_source(L, a, PP_ST_RUNNING, NULL);
@@ -354,7 +463,10 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 		a->next_mono = pp_mono_ms() + 2000;
 		return;
 	}
-	enum pp_store_state st = a->final == PP_ST_CRASHED ? PP_ST_CRASHED : PP_ST_CANCELLED;
+	/* A start timeout (CRASHED) or max_runtime (FAILED) cancelled it;
+	 * anything else is a cancel someone asked for. */
+	enum pp_store_state st =
+		a->final == PP_ST_CRASHED || a->final == PP_ST_FAILED ? a->final : PP_ST_CANCELLED;
 	if (st == PP_ST_CANCELLED)
 		snprintf(a->final_msg, sizeof(a->final_msg), "cancelled on request");
 	after_terminal(L, a, st, a->final_msg);
@@ -362,6 +474,21 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 
 static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
 {
+	if (a->start_retry) {
+		/* The next attempt is recorded: hand the run back to be claimed
+		 * when its delay is over. */
+		if (rc && rc != PP_ENOTFOUND)
+			pp_warn("run %s: cleanup of the failed attempt failed, leaving %s to the "
+				"sweeper: %s",
+				a->rec.id, a->io.infra_id, err ? err->msg : pp_strerror(rc));
+		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .release_lease = true};
+		if (inflight_store_write(L, a, &u))
+			inflight_free(L, a);
+		return;
+	}
 	if (rc && rc != PP_ENOTFOUND) {
 		/* The job's outcome is known; record it, and say what was left:
 		 * the sweeper (dispatcher/sweep.c) removes it later. */
@@ -413,6 +540,7 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 					: PH_CLEANUP;
 	a->busy = true;
 	a->io.resp = NULL;
+	a->io.start_failure = PP_START_OK;
 	/* Cleanup has its own, shorter budget: the outcome is known, and what
 	 * a cleanup cannot remove in that time is left to the sweeper. */
 	struct pp_exec_policy pol = L->policy;
@@ -456,7 +584,44 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	if (rc)
 		return rc;
 	pp_pool_io_init(p->p, &a->io, a->rec.id, a->rec.name, a->job);
+	/* Names and keys derive from the attempt: a retried start is a new
+	 * remote object. */
+	a->io.attempt = pp_attempt_of(&a->rec);
+	a->max_runtime_ms = (int64_t)(a->io.max_runtime_s * 1000);
 	return pp_exec_io_prepare(&a->io, p->p->prov, err);
+}
+
+/* When a RUNNING run taken over (after a restart, or by another
+ * dispatcher) started: its last "running" event of this attempt, moved
+ * from the wall clock onto the monotonic one. Without one (written before
+ * it was recorded), now: the limit is never enforced early. */
+static int64_t stored_running_since(struct pp_loop *L, struct inflight *a)
+{
+	struct pp_run_rec rec;
+	struct pp_run_event *ev = NULL;
+	int nev = 0;
+	struct pp_error err = {0};
+	int64_t now = pp_mono_ms(), since = now;
+	if (L->store->ops->get(L->store, a->rec.id, &rec, &ev, &nev, &err)) {
+		pp_warn("run %s: reading its events failed, max_runtime counts from now: %s",
+			a->rec.id, err.msg);
+		return now;
+	}
+	for (int i = nev - 1; i >= 0; i--) {
+		const char *m = ev[i].message;
+		if (!m)
+			continue;
+		if (!strncmp(m, PP_EV_SUBMITTED, strlen(PP_EV_SUBMITTED)))
+			break;
+		if (!strcmp(m, RUNNING_EVENT)) {
+			int64_t ago = pp_wall_ms() - ev[i].ts_ms;
+			since = now - (ago > 0 ? ago : 0);
+			break;
+		}
+	}
+	pp_run_rec_free(&rec);
+	pp_run_events_free(ev, nev);
+	return since;
 }
 
 void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
@@ -486,7 +651,12 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 	}
 	a->pool->in_flight++;
 	a->pool->refs++;
-	if (a->rec.cancel_requested && a->rec.state == PP_ST_SCHEDULED) {
+	/* Nothing of this attempt exists yet: a new run, or a start retry
+	 * (SUBMITTING with no try of its attempt) whose failed attempt is
+	 * cleaned up. */
+	bool unsubmitted = a->rec.state == PP_ST_SCHEDULED ||
+			   (a->rec.state == PP_ST_SUBMITTING && a->rec.attempt == 0);
+	if (a->rec.cancel_requested && unsubmitted) {
 		finish(L, a, PP_ST_CANCELLED, "cancelled before submission");
 		return;
 	}
@@ -563,6 +733,8 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 			inflight_op(L, a, PP_OP_CANCEL);
 			return;
 		}
+		if (a->rec.state == PP_ST_RUNNING && a->max_runtime_ms > 0)
+			a->running_since = stored_running_since(L, a);
 		a->hold_when_settled = L->opts->once && !L->opts->wait;
 		begin_watch(L, a, 0);
 		return;

@@ -1,7 +1,8 @@
 /* What the dispatch loop's files share (loop.c: the loop itself and its
  * sources; loop_pools.c: pools, claims and reloads; inflight.c: the life of
- * each run in flight; lease.c: renewing and releasing leases). Not an
- * interface: only those four files include it. */
+ * each run in flight; inflight_logs.c: a failed run's last output; lease.c:
+ * renewing and releasing leases). Not an interface: only those files
+ * include it. */
 #ifndef PP_LOOP_IMPL_H
 #define PP_LOOP_IMPL_H
 
@@ -47,9 +48,16 @@ struct inflight {
 	bool recheck_lease;  /* leases lapsed: confirm the run is still ours first */
 	int64_t next_mono;   /* next status poll */
 	int64_t watch_since; /* when the run was first seen not yet running */
+	/* Monotonic ms since the cloud reports the job running (0: not yet);
+	 * after a restart, from the stored "running" event's time. */
+	int64_t running_since;
+	int64_t max_runtime_ms; /* the run's max_runtime; 0: no limit */
+	bool start_retry;	/* cleaning up a failed start before starting again */
 	int status_failures;
 	enum pp_store_state final;
-	char final_msg[512];
+	/* with the last lines of a failed run's output (inflight_logs.c) */
+	char final_msg[2048];
+	struct inflight_tail *tail; /* reading them, else NULL */
 	struct pp_loop *loop;
 	struct inflight *prev, *next;
 };
@@ -108,6 +116,14 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op);
 void inflight_free(struct pp_loop *L, struct inflight *a);
 bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u);
 void inflight_check_cancels(struct pp_loop *L);
+/* inflight_logs.c: for a run ending FAILED or CRASHED (a->final), read the
+ * last lines of its output into a->final_msg; true when that started and
+ * will go on with inflight_after_tail, false when there is nothing to read.
+ * inflight_tail_free drops a read under way (with the run). */
+bool inflight_tail_logs(struct pp_loop *L, struct inflight *a);
+void inflight_tail_free(struct inflight *a);
+/* inflight.c: record the outcome in a->final and a->final_msg, then clean up. */
+void inflight_after_tail(struct pp_loop *L, struct inflight *a);
 void inflight_poll_due(struct pp_loop *L);
 
 /* lease.c */

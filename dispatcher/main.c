@@ -43,11 +43,15 @@ static const struct command commands[] = {
 	 pp_cmd_serve},
 	{"once", "one dispatch pass for cron; --wait follows runs to the end", pp_cmd_once},
 	{"schedule", "enqueue a run of a pool in the embedded store", pp_cmd_schedule},
-	{"runs", "list, show or cancel runs: runs ls | show ID | cancel ID", pp_cmd_runs},
+	{"runs", "list, show, read or cancel runs: runs ls | show ID | logs ID | cancel ID",
+	 pp_cmd_runs},
 	{"store migrate", "apply the run store's schema migrations (PostgreSQL needs this once)",
 	 pp_cmd_store},
 	{"auth check", "obtain a token for a credentials section; print identity, lifetime",
 	 pp_cmd_auth},
+	{"provision", "plan, apply or destroy the cloud resources a pool needs", pp_cmd_provision},
+	{"pool create", "write a pool section; --provision-infra also applies its resources",
+	 pp_cmd_pool},
 	{"help", "list commands, or show a command's --help", cmd_help},
 };
 

@@ -47,6 +47,7 @@ struct pp_metrics {
 	time_t published; /* wall seconds of the last snapshot: liveness */
 	time_t started;
 	unsigned long submissions, retries, adopted, store_errors;
+	unsigned long start_retries, max_runtime_cancels;
 	unsigned long submission_buckets[METRICS_SUBMISSION_BUCKETS];
 	double submission_sum;
 	unsigned long terminal[PP_ST_COUNT];
@@ -140,6 +141,8 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 	struct pp_metrics_snapshot s = m->snap;
 	unsigned long submissions = m->submissions, retries = m->retries;
 	unsigned long adopted = m->adopted, store_errors = m->store_errors;
+	unsigned long start_retries = m->start_retries,
+		      max_runtime_cancels = m->max_runtime_cancels;
 	unsigned long terminal[PP_ST_COUNT];
 	memcpy(terminal, m->terminal, sizeof(terminal));
 	unsigned long sub_buckets[METRICS_SUBMISSION_BUCKETS];
@@ -191,6 +194,16 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 				"retry.\n"
 				"# TYPE pushpool_submission_retries_total "
 				"counter\npushpool_submission_retries_total %lu\n"
+				"# HELP pushpool_start_retries_total Runs started again after "
+				"their "
+				"job failed to start.\n"
+				"# TYPE pushpool_start_retries_total "
+				"counter\npushpool_start_retries_total %lu\n"
+				"# HELP pushpool_max_runtime_cancels_total Runs cancelled for "
+				"running "
+				"past max_runtime.\n"
+				"# TYPE pushpool_max_runtime_cancels_total "
+				"counter\npushpool_max_runtime_cancels_total %lu\n"
 				"# HELP pushpool_runs_adopted_total Runs claimed past SCHEDULED: "
 				"leases "
 				"taken over from another dispatcher or an earlier process.\n"
@@ -210,8 +223,9 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 				"# TYPE pushpool_queue_lag_seconds "
 				"gauge\npushpool_queue_lag_seconds "
 				"%.3f\n",
-				s.active, s.submitting, submissions, retries, adopted, store_errors,
-				s.token_refreshes, s.queue_lag_seconds);
+				s.active, s.submitting, submissions, retries, start_retries,
+				max_runtime_cancels, adopted, store_errors, s.token_refreshes,
+				s.queue_lag_seconds);
 	rc = rc
 		     ?: put_counter_header(
 				b, "pushpool_credential_expiry_seconds", "gauge",
@@ -468,6 +482,10 @@ void pp_metrics_count(struct pp_metrics *m, const char *counter, unsigned long n
 		m->adopted += n;
 	else if (!strcmp(counter, "store_errors"))
 		m->store_errors += n;
+	else if (!strcmp(counter, "start_retries"))
+		m->start_retries += n;
+	else if (!strcmp(counter, "max_runtime_cancels"))
+		m->max_runtime_cancels += n;
 	pthread_mutex_unlock(&m->mu);
 }
 

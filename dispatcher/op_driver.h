@@ -6,11 +6,21 @@
 #ifndef PP_EXEC_H
 #define PP_EXEC_H
 
+#include "lib/clock.h" /* pp_backoff_ms */
 #include "lib/err.h"
 #include "providers/provider.h"
 
-/* LIST and REMOVE are the sweeper's (dispatcher/sweep.c). */
-enum pp_op { PP_OP_SUBMIT, PP_OP_STATUS, PP_OP_CANCEL, PP_OP_CLEANUP, PP_OP_LIST, PP_OP_REMOVE };
+/* LIST and REMOVE are the sweeper's (dispatcher/sweep.c); LOGS reads a
+ * run's output (`runs logs`, dispatcher/inflight_logs.c). */
+enum pp_op {
+	PP_OP_SUBMIT,
+	PP_OP_STATUS,
+	PP_OP_CANCEL,
+	PP_OP_CLEANUP,
+	PP_OP_LIST,
+	PP_OP_REMOVE,
+	PP_OP_LOGS
+};
 const char *pp_op_name(enum pp_op op);
 
 struct pp_exec_policy {
@@ -69,10 +79,6 @@ struct pp_cred *pp_exec_cred(const struct pp_run_io *io);
 /* Apply that credential to io->req (bearer token, signature, token
  * metadata): the last step before a request is handed to the HTTP layer. */
 int pp_exec_authorize(struct pp_run_io *io, struct pp_error *err);
-
-/* Full-jitter backoff: uniform in [0, min(cap, base*2^attempt)], never less
- * than retry_after_ms. */
-long pp_backoff_ms(int attempt, long base_ms, long cap_ms, long retry_after_ms);
 
 /* Run state for one run on provider p: allocate io->state (state_size
  * bytes, zeroed) and call p->prepare (new run) or p->restore (a run

@@ -44,12 +44,61 @@ static int dup_or_null(const char *s, char **out, struct pp_error *err)
 	return (*out = strdup(s)) ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
+/* "image_pull, capacity" into one bit per class; an unknown word is an
+ * error naming the known ones. */
+static int parse_retry_on(const struct pp_pool_conf *pc, unsigned *mask, struct pp_error *err)
+{
+	*mask = 0;
+	const char *s = pc->start_retry_on ? pc->start_retry_on : "";
+	while (*s) {
+		size_t skip = strspn(s, ", \t"), n;
+		s += skip;
+		n = strcspn(s, ", \t");
+		if (!n)
+			break;
+		char word[32];
+		int f = -1;
+		if (n < sizeof(word)) {
+			memcpy(word, s, n);
+			word[n] = '\0';
+			f = pp_start_failure_parse(word);
+		}
+		if (f < 0) {
+			char known[128] = "";
+			for (int i = PP_START_OK + 1; i < PP_START_FAILURE_COUNT; i++)
+				snprintf(known + strlen(known), sizeof(known) - strlen(known),
+					 "%s%s", i > PP_START_OK + 1 ? ", " : "",
+					 pp_start_failure_name((enum pp_start_failure)i));
+			return pp_fail(err, PP_EINVALID,
+				       "%s:%d: pool \"%s\": start_retry_on: unknown start failure "
+				       "class \"%.*s\" (known: %s)",
+				       pc->file ? pc->file : "config", pc->line, pc->name, (int)n,
+				       s, known);
+		}
+		*mask |= 1u << f;
+		s += n;
+	}
+	return 0;
+}
+
+bool pp_pool_start_retry(const struct pp_pool *p, enum pp_start_failure f, int attempt)
+{
+	return f != PP_START_OK && (p->start_retry_on & (1u << f)) && attempt <= p->start_retries;
+}
+
 static int open_parts(const struct pp_config *cfg, const struct pp_pool_conf *pc, unsigned flags,
 		      struct pp_pool *p, struct pp_error *err)
 {
 	snprintf(p->name, sizeof(p->name), "%s", pc->name);
 	p->max_in_flight = pc->max_in_flight;
 	p->max_submitting = pc->max_submitting;
+	p->max_runtime = pc->max_runtime;
+	p->start_retries = (int)pc->start_retries;
+	p->retry_base_ms = (long)(pc->start_retry_backoff * 1000);
+	p->retry_cap_ms = (long)(pc->start_retry_backoff_max * 1000);
+	int rc = parse_retry_on(pc, &p->start_retry_on, err);
+	if (rc)
+		return rc;
 	p->type = pp_pool_type_canonical(pc->type);
 	p->prov = pp_provider_find(p->type);
 	if (!p->prov)
@@ -57,7 +106,7 @@ static int open_parts(const struct pp_config *cfg, const struct pp_pool_conf *pc
 			       "%s:%d: pool \"%s\": no provider serves type \"%s\"",
 			       pc->file ? pc->file : "config", pc->line, pc->name,
 			       pc->type ? pc->type : "");
-	int rc = dup_or_null(pc->endpoint, &p->endpoint, err);
+	rc = dup_or_null(pc->endpoint, &p->endpoint, err);
 	if (rc)
 		return rc;
 	if (pc->template_path && *pc->template_path) {
@@ -149,4 +198,8 @@ void pp_pool_io_init(struct pp_pool *p, struct pp_run_io *io, const char *run_id
 	io->cred = p->cred;
 	io->pool_shared = &p->shared;
 	io->exit_code = -1;
+	/* The job variable, rendered into the job, wins over the pool's. */
+	double v;
+	io->max_runtime_s =
+		pp_json_get_number(job, "max_runtime", &v) && v >= 0 ? v : p->max_runtime;
 }

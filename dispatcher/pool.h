@@ -28,7 +28,16 @@ struct pp_pool {
 	char *api_key;	      /* PREFECT_API_KEY (registered secret), or NULL */
 	void *shared;	      /* provider's per-pool cache (prov->release_shared) */
 	long max_in_flight, max_submitting;
+	/* Run time and start retry rules (docs/dispatch.md). */
+	double max_runtime;		  /* seconds; 0: no limit */
+	int start_retries;		  /* further starts after a start failure */
+	unsigned start_retry_on;	  /* bit 1 << enum pp_start_failure per class retried */
+	long retry_base_ms, retry_cap_ms; /* full-jitter delay bounds of a start retry */
 };
+
+/* Whether pool p starts a run again whose attempt (from 1) failed to start
+ * with class f. */
+bool pp_pool_start_retry(const struct pp_pool *p, enum pp_start_failure f, int attempt);
 
 enum {
 	/* No credentials: for `render`, which contacts no cloud. */
@@ -55,7 +64,8 @@ int pp_pool_render(const struct pp_pool *p, const struct pp_json *tmpl,
 
 /* Point io at the pool (endpoint, credentials, shared cache) for a run of
  * job, and set attempt 1: remote names derive from (run id, attempt), so
- * every try and every recovery names the same remote job. */
+ * every try and every recovery names the same remote job. io's
+ * max_runtime_s is the job's max_runtime variable, else the pool's. */
 void pp_pool_io_init(struct pp_pool *p, struct pp_run_io *io, const char *run_id,
 		     const char *run_name, const struct pp_json *job);
 

@@ -2,6 +2,7 @@
 #include "lib/clock.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -48,4 +49,38 @@ int pp_uuid4(char out[PP_UUID_LEN])
 	}
 	*p = '\0';
 	return 0;
+}
+
+/* xorshift64*, seeded once per thread from the kernel: backoff jitter only
+ * needs to decorrelate dispatchers, not to be unpredictable. */
+static uint64_t next_random(void)
+{
+	static _Thread_local uint64_t s;
+	if (!s) {
+		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+			s = (uint64_t)pp_mono_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+		if (!s)
+			s = 0x9E3779B97F4A7C15ull;
+	}
+	s ^= s >> 12;
+	s ^= s << 25;
+	s ^= s >> 27;
+	return s * 0x2545F4914F6CDD1Dull;
+}
+
+long pp_backoff_ms(int attempt, long base_ms, long cap_ms, long retry_after_ms)
+{
+	if (base_ms < 1)
+		base_ms = 1;
+	if (cap_ms < base_ms)
+		cap_ms = base_ms;
+	if (attempt < 0)
+		attempt = 0;
+	long bound = base_ms;
+	for (int i = 0; i < attempt && bound < cap_ms; i++)
+		bound *= 2;
+	if (bound > cap_ms)
+		bound = cap_ms;
+	long delay = (long)(next_random() % ((uint64_t)bound + 1));
+	return delay < retry_after_ms ? retry_after_ms : delay;
 }

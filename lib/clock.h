@@ -18,4 +18,8 @@ int64_t pp_wall_ms(void);
  * guessable, so there is no weaker fallback. */
 int pp_uuid4(char out[PP_UUID_LEN]);
 
+/* Full-jitter backoff: uniform in [0, min(cap, base*2^attempt)], never less
+ * than retry_after_ms. */
+long pp_backoff_ms(int attempt, long base_ms, long cap_ms, long retry_after_ms);
+
 #endif

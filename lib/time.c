@@ -156,3 +156,23 @@ int pp_duration_parse(const char *s, double *seconds)
 	}
 	return PP_EINVALID;
 }
+
+void pp_duration_format(double seconds, char out[PP_DURATION_LEN])
+{
+	static const struct {
+		const char *unit;
+		long long seconds;
+	} units[] = {{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}};
+	double whole = floor(seconds);
+	if (whole != seconds || fabs(seconds) >= 9e15) {
+		snprintf(out, PP_DURATION_LEN, "%.15gms", seconds * 1000);
+		return;
+	}
+	long long s = (long long)whole;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (s % units[i].seconds == 0 && (s || units[i].seconds == 1)) {
+			snprintf(out, PP_DURATION_LEN, "%lld%s", s / units[i].seconds,
+				 units[i].unit);
+			return;
+		}
+}

@@ -34,5 +34,11 @@ void pp_time_format(int64_t ms, bool millis, char out[PP_TIME_LEN]);
  * "2 d". Finite values only; a negative one parses (callers check their
  * ranges). 0 or PP_EINVALID. */
 int pp_duration_parse(const char *s, double *seconds);
+/* A duration in that grammar, in the largest unit that holds it whole:
+ * 600 -> "10m", 5400 -> "90m", 61 -> "61s", 0 -> "0s"; a fraction of a
+ * second in ms: 0.25 -> "250ms", 1.5 -> "1500ms". pp_duration_parse reads
+ * it back. */
+#define PP_DURATION_LEN 32
+void pp_duration_format(double seconds, char out[PP_DURATION_LEN]);
 
 #endif

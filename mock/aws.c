@@ -16,11 +16,12 @@
 #include "mock/spec.h"
 #include "mock/sigv4_check.h"
 
-#define ACCOUNT		  "123456789012"
-#define ECS_TARGET_PREFIX "AmazonEC2ContainerServiceV20141113."
-#define MAX_ITEMS	  100000
-#define MAX_SKEW_SECONDS  300
-#define IMDS_ROLE	  "pushpool-mock-role"
+#define ACCOUNT		   "123456789012"
+#define ECS_TARGET_PREFIX  "AmazonEC2ContainerServiceV20141113."
+#define LOGS_TARGET_PREFIX "Logs_20140328."
+#define MAX_ITEMS	   100000
+#define MAX_SKEW_SECONDS   300
+#define IMDS_ROLE	   "pushpool-mock-role"
 #define SIG_MISMATCH                                                                               \
 	"The request signature we calculated does not match the signature you provided. "          \
 	"Check your AWS Secret Access Key and signing method. Consult the service "                \
@@ -46,8 +47,10 @@ struct task {
 	char *stop_reason; /* StopTask reason, NULL if not stopped by a user */
 	struct pp_json *container_names;
 	enum pp_mock_outcome outcome;
+	bool pull_fails; /* a start failure fault: the image cannot be pulled */
 	double created;
-	double stopped; /* clock of StopTask, < 0 if none */
+	double stopped;		    /* clock of StopTask, < 0 if none */
+	struct pp_mock_joblog *log; /* its container's output (CloudWatch Logs) */
 };
 
 struct client_token {
@@ -687,6 +690,13 @@ static struct pp_json *task_json(struct pp_mock *m, const struct task *t, double
 		if (t->stop_reason) {
 			pp_json_set_string(j, "stopCode", "UserInitiated");
 			pp_json_set_string(j, "stoppedReason", t->stop_reason);
+		} else if (t->pull_fails) {
+			/* What ECS reports for an image it could not pull (the
+			 * Amazon ECS stopped-task error messages). */
+			pp_json_set_string(j, "stopCode", "TaskFailedToStart");
+			pp_json_set_string(j, "stoppedReason",
+					   "CannotPullContainerError: pull image manifest has been "
+					   "retried 5 time(s): failed to resolve ref: not found");
 		} else if (t->outcome == PP_MOCK_CRASH) {
 			pp_json_set_string(j, "stopCode", "TaskFailedToStart");
 			pp_json_set_string(j, "stoppedReason",
@@ -715,7 +725,10 @@ static struct pp_json *task_json(struct pp_mock *m, const struct task *t, double
 		if (stopped && started)
 			pp_json_set_int(c, "exitCode", exit_code);
 		if (stopped && t->outcome == PP_MOCK_CRASH && !t->stop_reason)
-			pp_json_set_string(c, "reason", "CannotPullContainerError: mock crash");
+			pp_json_set_string(c, "reason",
+					   t->pull_fails ? "CannotPullContainerError: failed to "
+							   "resolve ref: not found"
+							 : "CannotPullContainerError: mock crash");
 		pp_json_append(containers, c);
 	}
 	pp_json_set(j, "containers", containers);
@@ -731,6 +744,7 @@ static void task_free(struct task *t)
 	free(t->group);
 	free(t->stop_reason);
 	pp_json_free(t->container_names);
+	pp_mock_joblog_free(t->log);
 	free(t);
 }
 
@@ -876,11 +890,15 @@ static void run_task_launch(struct pp_mock *m, struct aws_state *st, struct task
 	if (pp_mock_outcome_of(overrides) > outcome)
 		outcome = pp_mock_outcome_of(overrides);
 	for (long long i = 0; i < count; i++) {
-		struct task *t = task_new(m, td, cl_arn, body, outcome, region);
+		bool pull_fails = pp_mock_start_failure(m, "ecs");
+		enum pp_mock_outcome o = pull_fails ? PP_MOCK_CRASH : outcome;
+		struct task *t = task_new(m, td, cl_arn, body, o, region);
 
 		if (!t)
 			break;
-		pp_mock_prefect_job_started(m, td->desc, overrides, outcome, t->created);
+		t->pull_fails = pull_fails;
+		t->log = pp_mock_joblog_new(m, td->desc, overrides, o, t->created);
+		pp_mock_prefect_job_started(m, td->desc, overrides, o, t->created);
 		t->next = st->tasks;
 		st->tasks = t;
 		st->ntasks++;
@@ -1126,6 +1144,133 @@ static void ecs_deregister_taskdef(struct pp_mock *m, struct aws_state *st,
 	ecs_taskdef_answer(m, st, body, true, resp);
 }
 
+/* ---- CloudWatch Logs ---- */
+
+/* The task and container a log stream "PREFIX/CONTAINER/TASK-ID" of group
+ * belongs to, as the awslogs driver names it from the task definition's
+ * logConfiguration; NULL when no task's container writes there. */
+static struct task *stream_task(struct aws_state *st, const char *region, const char *group,
+				const char *stream)
+{
+	const char *id = strrchr(stream, '/');
+	if (!id || id == stream)
+		return NULL;
+	const char *cstart = id - 1;
+	while (cstart > stream && *cstart != '/')
+		cstart--;
+	if (cstart == stream)
+		return NULL;
+	size_t plen = (size_t)(cstart - stream), clen = (size_t)(id - cstart - 1);
+	for (struct task *t = st->tasks; t; t = t->next) {
+		char prefix[300];
+		if (strcmp(last_segment(t->arn, '/'), id + 1) || !strstr(t->arn, region) ||
+		    plen >= sizeof(prefix))
+			continue;
+		struct taskdef *td = taskdef_find(st, t->td_arn, true);
+		pp_json_foreach (c, td ? pp_json_get(td->desc, "containerDefinitions") : NULL) {
+			const char *name = pp_json_get_string(c, "name");
+			const struct pp_json *lc = pp_json_get(c, "logConfiguration");
+			const struct pp_json *o = pp_json_get(lc, "options");
+			const char *g = pp_json_get_string(o, "awslogs-group");
+			const char *p = pp_json_get_string(o, "awslogs-stream-prefix");
+			if (name && strlen(name) == clen && !strncmp(name, cstart + 1, clen) &&
+			    !strcmp(pp_json_get_string(lc, "logDriver") ?: "", "awslogs") && g &&
+			    !strcmp(g, group) && p && strlen(p) == plen &&
+			    !strncmp(p, stream, plen))
+				return t;
+		}
+	}
+	return NULL;
+}
+
+/* GetLogEvents on a task's stream: the stream exists once its container
+ * started; tokens are "f/N" and "b/N", N the index of the next event, and
+ * a forward token at the end comes back unchanged. */
+static void logs_get_events(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+			    const char *region, struct pp_mock_resp *resp)
+{
+	const char *group = pp_json_get_string(body, "logGroupName");
+	const char *gid = pp_json_get_string(body, "logGroupIdentifier");
+	const char *stream = pp_json_get_string(body, "logStreamName");
+	const char *token = pp_json_get_string(body, "nextToken");
+	bool head = pp_json_get_bool(body, "startFromHead", false);
+	long long limit = pp_json_get_int(body, "limit", 10000);
+	long long since = pp_json_get_int(body, "startTime", 0);
+	double now = pp_mock_clock(m);
+
+	if (!group == !gid) {
+		aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+			  "Either logGroupName or logGroupIdentifier must be specified, not both.");
+		return;
+	}
+	size_t from = 0;
+	if (token) {
+		char *end;
+		unsigned long long v = strtoull(token + 2, &end, 10);
+		if ((token[0] != 'f' && token[0] != 'b') || token[1] != '/' || *end ||
+		    (token[0] == 'f' && !head)) {
+			aws_error(resp, PROTO_JSON, 400, "InvalidParameterException",
+				  "The specified nextToken is invalid.");
+			return;
+		}
+		from = (size_t)v;
+	}
+	pp_mock_lock(m);
+	struct task *t = stream_task(st, region, group ? group : last_segment(gid, ':'), stream);
+	double start_at = t ? t->created + pp_mock_opts(m)->provision_seconds : 0;
+	if (!t || t->outcome == PP_MOCK_CRASH || now < start_at ||
+	    (t->stopped >= 0 && t->stopped < start_at)) {
+		pp_mock_unlock(m);
+		aws_error(resp, PROTO_JSON, 400, "ResourceNotFoundException",
+			  "The specified log stream does not exist.");
+		return;
+	}
+	size_t written = pp_mock_joblog_written(t->log, now, t->stopped);
+	if (!token && !head)
+		from = written > (size_t)limit ? written - (size_t)limit : 0;
+	if (from > written)
+		from = written;
+	struct pp_json *out = pp_json_new(PP_JSON_OBJECT), *events = pp_json_new(PP_JSON_ARRAY);
+	size_t next = from;
+	if (!out || !events) {
+		pp_mock_unlock(m);
+		pp_json_free(out);
+		pp_json_free(events);
+		aws_error(resp, PROTO_JSON, 500, "ServiceUnavailableException",
+			  "mock: out of memory");
+		return;
+	}
+	for (; next < written && events->count < (size_t)limit; next++) {
+		double at;
+		const char *text = pp_mock_joblog_line(t->log, next, &at, NULL);
+		long long ms = (long long)(pp_mock_wall(m, at) * 1000.0);
+		if (ms < since)
+			continue;
+		struct pp_json *e = pp_json_new(PP_JSON_OBJECT);
+		pp_json_set_int(e, "timestamp", ms);
+		pp_json_set_string(e, "message", text);
+		pp_json_set_int(e, "ingestionTime", ms + 5);
+		pp_json_append(events, e);
+	}
+	pp_mock_unlock(m);
+	char fwd[32], back[32];
+	snprintf(fwd, sizeof(fwd), "f/%020zu", next);
+	snprintf(back, sizeof(back), "b/%020zu", from);
+	pp_json_set(out, "events", events);
+	/* At the end: the token that was sent, as AWS answers. */
+	pp_json_set_string(out, "nextForwardToken", token && next == from ? token : fwd);
+	pp_json_set_string(out, "nextBackwardToken", back);
+	json_ok(resp, out);
+}
+
+static const struct {
+	const char *name;
+	void (*run)(struct pp_mock *m, struct aws_state *st, const struct pp_json *body,
+		    const char *region, struct pp_mock_resp *resp);
+} logs_actions[] = {
+	{"GetLogEvents", logs_get_events},
+};
+
 /* ECS is one endpoint: X-Amz-Target names the operation. */
 static const struct {
 	const char *name;
@@ -1151,13 +1296,22 @@ static bool ecs_admit(struct pp_mock_call *c)
 	struct pp_mock_resp *resp = c->resp;
 	int retry_after = 0;
 
-	if (!target || strncmp(target, ECS_TARGET_PREFIX, strlen(ECS_TARGET_PREFIX)) != 0) {
+	/* One edge endpoint for ECS and CloudWatch Logs, as LocalStack serves
+	 * them: the target's prefix names the service. */
+	bool logs = target && !strncmp(target, LOGS_TARGET_PREFIX, strlen(LOGS_TARGET_PREFIX));
+	if (!logs &&
+	    (!target || strncmp(target, ECS_TARGET_PREFIX, strlen(ECS_TARGET_PREFIX)) != 0)) {
 		aws_error(resp, PROTO_JSON, 400, "UnknownOperationException",
-			  "X-Amz-Target must start with " ECS_TARGET_PREFIX);
+			  "X-Amz-Target must start with " ECS_TARGET_PREFIX
+			  " or " LOGS_TARGET_PREFIX);
 		return false;
 	}
-	snprintf(resp->action, sizeof(resp->action), "%s", target + strlen(ECS_TARGET_PREFIX));
-	if (verify_sigv4(c->m, c->state, c->req, resp, PROTO_JSON, "ecs", c->note, sizeof(c->note)))
+	if (logs)
+		snprintf(resp->api, sizeof(resp->api), "logs");
+	snprintf(resp->action, sizeof(resp->action), "%s",
+		 target + strlen(logs ? LOGS_TARGET_PREFIX : ECS_TARGET_PREFIX));
+	if (verify_sigv4(c->m, c->state, c->req, resp, PROTO_JSON, logs ? "logs" : "ecs", c->note,
+			 sizeof(c->note)))
 		return false;
 	if (!ctype || strncmp(ctype, "application/x-amz-json-1.1", 26) != 0) {
 		aws_error(resp, PROTO_JSON, 400, "SerializationException",
@@ -1165,7 +1319,7 @@ static bool ecs_admit(struct pp_mock_call *c)
 			  ctype ? ctype : "(none)");
 		return false;
 	}
-	switch (pp_mock_fault_check(c->m, "ecs", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, logs ? "logs" : "ecs", false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		aws_error(resp, PROTO_JSON, 400, "ThrottlingException", "Rate exceeded");
 		if (retry_after > 0) {
@@ -1193,8 +1347,10 @@ static void ecs_bad_body(struct pp_mock_call *c, const char *why)
  * is not an object is the handler's to answer. */
 static bool ecs_validate(struct pp_mock_call *c)
 {
+	bool logs = !strcmp(c->resp->api, "logs");
 	return !pp_json_is(c->body, PP_JSON_OBJECT) ||
-	       !pp_mock_spec_ecs(c->m, c->resp->action, c->body, c->resp);
+	       !(logs ? pp_mock_spec_logs : pp_mock_spec_ecs)(c->m, c->resp->action, c->body,
+							      c->resp);
 }
 
 static void ecs_handle(struct pp_mock_call *c)
@@ -1205,14 +1361,21 @@ static void ecs_handle(struct pp_mock_call *c)
 		ecs_bad_body(c, "not an object");
 		return;
 	}
-	for (size_t i = 0; i < sizeof(ecs_actions) / sizeof(ecs_actions[0]); i++) {
+	bool logs = !strcmp(c->resp->api, "logs");
+	for (size_t i = 0; !logs && i < sizeof(ecs_actions) / sizeof(ecs_actions[0]); i++) {
 		if (strcmp(action, ecs_actions[i].name) == 0) {
 			ecs_actions[i].run(c->m, c->state, c->body, c->note, c->resp);
 			return;
 		}
 	}
+	for (size_t i = 0; logs && i < sizeof(logs_actions) / sizeof(logs_actions[0]); i++) {
+		if (strcmp(action, logs_actions[i].name) == 0) {
+			logs_actions[i].run(c->m, c->state, c->body, c->note, c->resp);
+			return;
+		}
+	}
 	aws_error(c->resp, PROTO_JSON, 400, "UnknownOperationException",
-		  "mock ECS does not implement %s", action);
+		  "mock %s does not implement %s", logs ? "CloudWatch Logs" : "ECS", action);
 }
 
 static void ecs_unmatched(struct pp_mock_call *c, bool other_method)

@@ -60,8 +60,10 @@ struct az_group {
 	double ready_at; /* creation done (aci.async); the timeline runs from here */
 	double gone_at;	 /* while deleting: the delete is done (aci.async) */
 	enum pp_mock_outcome outcome;
-	bool pull_fails; /* aci.pull_failure: the image cannot be pulled */
+	bool pull_fails;    /* aci.pull_failure: the image cannot be pulled */
+	bool pull_injected; /* a start failure fault made it fail */
 	bool deleting;
+	struct pp_mock_joblog *log; /* its container's output, from ready_at */
 };
 
 struct az_op {
@@ -477,6 +479,7 @@ static struct az_group *group_find(struct azure_state *st, const char *key)
 
 static void group_free(struct az_group *g)
 {
+	pp_mock_joblog_free(g->log);
 	pp_json_free(g->body);
 	free(g->key);
 	free(g->id);
@@ -807,13 +810,20 @@ static void group_put(struct pp_mock *m, struct azure_state *st, const char *key
 	g->outcome = pp_mock_outcome_of(body);
 	if (env_marker(body, "PUSHPOOL_MOCK_NOSTART"))
 		g->outcome = PP_MOCK_CRASH;
-	g->pull_fails = image_pull_fails(m, body);
+	/* A start failure fault: this group's image cannot be pulled, kept
+	 * across a PUT that adopts it. */
+	if (status == 201)
+		g->pull_injected = pp_mock_start_failure(m, "aci");
+	g->pull_fails = image_pull_fails(m, body) || g->pull_injected;
 	if (g->pull_fails)
 		pp_mock_count(m, "aci.pull_failures", NULL);
 	/* A group whose image cannot be pulled never runs its flow. */
-	if (status == 201)
+	if (status == 201) {
 		pp_mock_prefect_job_started(m, body, NULL,
 					    g->pull_fails ? PP_MOCK_CRASH : g->outcome, g->created);
+		g->log = pp_mock_joblog_new(
+			m, body, NULL, g->pull_fails ? PP_MOCK_CRASH : g->outcome, g->ready_at);
+	}
 	struct pp_json *view = group_view(m, g, pp_mock_clock(m));
 	struct az_op *o = op_new(m, st, key, false, async_seconds(m) > 0 ? g->ready_at : -1);
 	pp_mock_unlock(m);
@@ -1088,6 +1098,72 @@ static void group_delete_route(struct pp_mock_call *c)
 	group_delete(c->m, c->state, g.key, g.sub, c->resp);
 }
 
+/* Containers_ListLogs: {"content": the container's output so far}, each
+ * line led by its RFC 3339 time with timestamps=true, the last `tail`
+ * lines when asked. */
+static void container_logs_route(struct pp_mock_call *c)
+{
+	struct azure_state *st = c->state;
+	struct pp_mock *m = c->m;
+	struct group_ref ref;
+	const char *cname = pp_mock_param(&c->params, "container");
+	const char *tail = pp_mock_arg(c->req, "tail");
+	const char *ts = pp_mock_arg(c->req, "timestamps");
+	bool stamps = ts && !strcmp(ts, "true");
+	struct pp_buf text;
+
+	group_ref(c, &ref);
+	snprintf(c->resp->action, sizeof(c->resp->action), "Containers_ListLogs");
+	if (pp_mock_spec_arm_query(m, "Containers_ListLogs", c->req, c->resp))
+		return;
+	pp_buf_init(&text, (size_t)4 << 20);
+	pp_mock_lock(m);
+	struct az_group *g = group_find(st, ref.key);
+	bool found = false;
+	pp_json_foreach (ct, g ? pp_json_path(g->body, "properties.containers") : NULL)
+		found = found || (pp_json_get_string(ct, "name") &&
+				  !strcmp(pp_json_get_string(ct, "name"), cname));
+	if (!g || !found) {
+		pp_mock_unlock(m);
+		pp_buf_free(&text);
+		if (g)
+			arm_error(c->resp, 404, "ResourceNotFound",
+				  "The container '%s' is not found in container group '%s'.", cname,
+				  ref.name);
+		else
+			arm_error(c->resp, 404, "ResourceNotFound",
+				  "The Resource '" AZ_GROUP_TYPE
+				  "/%s' under resource group was not "
+				  "found.",
+				  ref.name);
+		return;
+	}
+	double now = pp_mock_clock(m);
+	size_t n = pp_mock_joblog_written(g->log, now, -1), from = 0;
+	if (tail && atol(tail) >= 0 && (size_t)atol(tail) < n)
+		from = n - (size_t)atol(tail);
+	for (size_t i = from; i < n; i++) {
+		double at;
+		const char *line = pp_mock_joblog_line(g->log, i, &at, NULL);
+		if (stamps) {
+			long long ms = (long long)(pp_mock_wall(m, at) * 1000.0);
+			char t[PP_TIME_LEN];
+			pp_time_format(ms - ms % 1000, false, t);
+			t[strlen(t) - 1] = '\0';
+			pp_buf_printf(&text, "%s.%03lld000000Z ", t, ms % 1000);
+		}
+		pp_buf_printf(&text, "%s\n", line);
+	}
+	pp_mock_unlock(m);
+	struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
+	if (!o || pp_json_set_string(o, "content", pp_buf_str(&text)))
+		arm_error(c->resp, 500, "InternalServerError", "mock: out of memory");
+	else
+		pp_mock_resp_json(c->resp, 200, AZ_JSON, o);
+	pp_json_free(o);
+	pp_buf_free(&text);
+}
+
 /* ContainerGroups_ListByResourceGroup: the resource group's groups, each
  * as GET shows it plus ARM's systemData.createdAt (one page). */
 static void group_list_route(struct pp_mock_call *c)
@@ -1202,6 +1278,7 @@ static const struct pp_mock_route arm_routes[] = {
 	{"PUT", GROUP, group_put_route, .changes = true},
 	{"GET", GROUP, group_get_route, .changes = false},
 	{"DELETE", GROUP, group_delete_route, .changes = true},
+	{"GET", GROUP "/containers/{container}/logs", container_logs_route, .changes = false},
 	{NULL},
 };
 #undef OPS

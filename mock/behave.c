@@ -38,6 +38,9 @@ static const struct behaviour defaults[] = {
 	 "creating, starting and deleting a container group take this long (Azure-AsyncOperation)"},
 	{"aci.pull_failure", true, 0,
 	 "an image named with pushpool-mock-pull-fail fails to pull (instanceView.events)"},
+	{"gcp.lro", true, 0.5,
+	 "Service Usage enable/disable and Artifact Registry create/delete answer an Operation "
+	 "that is done this long later"},
 };
 #define NBEHAVIOURS (sizeof(defaults) / sizeof(defaults[0]))
 /* Ten minutes: longer than any timeline a test needs, short of a hang. */

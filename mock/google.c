@@ -14,6 +14,7 @@
 
 #include "lib/log.h"
 #include "lib/time.h"
+#include "mock/google.h"
 #include "mock/mock.h"
 #include "mock/spec.h"
 
@@ -27,7 +28,11 @@ struct gkey {
 	char *kid; /* private_key_id, NULL for a bare public key */
 	char *iss; /* client_email, NULL: any issuer */
 	EVP_PKEY *pkey;
+	bool revoked; /* a key the IAM API made, since deleted */
 };
+
+/* The --gcp-key files, then the keys the IAM API makes (google_infra.c). */
+#define GKEYS_MAX (PP_MOCK_MAX_KEYS + 256)
 
 struct token {
 	struct token *next;
@@ -55,6 +60,7 @@ struct execution {
 	double cancelled; /* < 0 if not */
 	long long task_count;
 	char uid[37];
+	char *missing_image; /* a start failure fault: this image is not found */
 };
 
 struct operation {
@@ -65,15 +71,64 @@ struct operation {
 	double done_at;
 };
 
+/* An execution's output as Cloud Logging keeps it: past the execution's
+ * and its job's deletion, until /control/reset. */
+struct exec_log {
+	struct exec_log *next;
+	char *name; /* the execution's: projects/P/locations/L/jobs/J/executions/E */
+	struct pp_mock_joblog *log;
+	double stopped; /* clock of its cancellation, < 0 if none */
+};
+
 struct google_state {
-	struct gkey keys[PP_MOCK_MAX_KEYS];
-	size_t nkeys;
+	struct gkey keys[GKEYS_MAX];
+	size_t nkeys; /* guarded by the mock lock once serving */
 	struct token *tokens;
 	struct job *jobs;
 	struct execution *executions;
 	struct operation *operations;
-	size_t ntokens, njobs, nexecutions, noperations;
+	struct exec_log *logs;
+	size_t ntokens, njobs, nexecutions, noperations, nlogs;
+	struct pp_mock_gi *infra; /* the provisioning APIs (mock/google_infra.c) */
 };
+
+struct google_state *pp_mock_google_state(void *state)
+{
+	return state;
+}
+
+int pp_mock_google_key_add(void *state, const char *kid, const char *iss, EVP_PKEY *pkey)
+{
+	struct google_state *st = state;
+	struct gkey *k;
+
+	if (st->nkeys == GKEYS_MAX)
+		return PP_ENOMEM;
+	k = &st->keys[st->nkeys];
+	memset(k, 0, sizeof(*k));
+	if (!(k->kid = strdup(kid)) || !(k->iss = strdup(iss)) || EVP_PKEY_up_ref(pkey) != 1) {
+		free(k->kid);
+		free(k->iss);
+		return PP_ENOMEM;
+	}
+	k->pkey = pkey;
+	st->nkeys++;
+	return 0;
+}
+
+void pp_mock_google_key_revoke(void *state, const char *kid)
+{
+	struct google_state *st = state;
+
+	for (size_t i = 0; i < st->nkeys; i++)
+		if (st->keys[i].kid && !strcmp(st->keys[i].kid, kid))
+			st->keys[i].revoked = true;
+}
+
+struct pp_mock_gi *pp_mock_gi_of(void *state)
+{
+	return ((struct google_state *)state)->infra;
+}
 
 /* ---- helpers ---- */
 
@@ -139,6 +194,23 @@ static void rpc_error(struct pp_mock_resp *resp, int code, const char *status, c
 		pp_buf_puts(&resp->body, "}]}]");
 	}
 	pp_buf_puts(&resp->body, "}}");
+}
+
+void pp_mock_google_error(struct pp_mock_resp *resp, int code, const char *status, const char *fmt,
+			  ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rpc_error(resp, code, status, NULL, "%s", msg);
+}
+
+void pp_mock_google_uuid(struct pp_mock *m, char out[37])
+{
+	uuid4(m, out);
 }
 
 static void oauth_error(struct pp_mock_resp *resp, int status, const char *error,
@@ -335,6 +407,7 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	size_t hdr_len, claims_len, sig_len;
 	struct pp_json *hdr = NULL, *claims = NULL;
 	struct gkey *key = NULL;
+	EVP_PKEY *pkey = NULL;
 	const char *kid, *iss, *aud, *scope;
 	/* The client signed with its own clock: check against the real time,
 	 * not the lifecycle clock tests may hold or advance. */
@@ -359,21 +432,27 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	}
 	kid = pp_json_get_string(hdr, "kid");
 	iss = pp_json_get_string(claims, "iss");
+	/* Keys come and go (the IAM API): the lookup under the lock, the
+	 * verification on a reference of our own. */
+	pp_mock_lock(m);
 	for (size_t i = 0; i < st->nkeys && !key; i++) {
 		struct gkey *k = &st->keys[i];
 
-		if (k->iss && (!iss || strcmp(k->iss, iss) != 0))
+		if (k->revoked || (k->iss && (!iss || strcmp(k->iss, iss) != 0)))
 			continue;
 		if (k->kid && kid && strcmp(k->kid, kid) != 0)
 			continue;
 		key = k;
 	}
-	if (!key) {
+	if (key && EVP_PKEY_up_ref(key->pkey) == 1)
+		pkey = key->pkey;
+	pp_mock_unlock(m);
+	if (!pkey) {
 		oauth_error(resp, 400, "invalid_grant", "Invalid grant: account not found");
 		goto out;
 	}
 	md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key->pkey) != 1 ||
+	if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) != 1 ||
 	    EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)jwt, (size_t)(d2 - jwt)) !=
 		    1) {
 		oauth_error(resp, 400, "invalid_grant", "Invalid JWT Signature.");
@@ -404,6 +483,7 @@ static bool assertion_ok(struct pp_mock *m, struct google_state *st, const char 
 	}
 	ok = true;
 out:
+	EVP_PKEY_free(pkey);
 	EVP_MD_CTX_free(md);
 	pp_json_free(hdr);
 	pp_json_free(claims);
@@ -678,12 +758,24 @@ static struct pp_json *execution_json(struct pp_mock *m, const struct execution 
 		succeeded = e->task_count;
 	else if (done)
 		failed = e->task_count;
-	pp_json_append(conds, condition(m, "ResourcesAvailable", "CONDITION_SUCCEEDED", NULL, NULL,
-					e->created));
-	pp_json_append(conds,
-		       condition(m, "Started",
-				 started || done ? "CONDITION_SUCCEEDED" : "CONDITION_PENDING",
-				 NULL, NULL, started ? start_at : e->created));
+	if (e->missing_image && done && e->cancelled < 0) {
+		/* Condition.CommonReason CONTAINER_MISSING on the condition that
+		 * failed, as Cloud Run reports an image it cannot find. */
+		struct pp_json *ra;
+		snprintf(msg, sizeof(msg), "Image '%s' not found.", e->missing_image);
+		ra = condition(m, "ResourcesAvailable", "CONDITION_FAILED", NULL, msg, end_at);
+		if (ra)
+			pp_json_set_string(ra, "reason", "CONTAINER_MISSING");
+		pp_json_append(conds, ra);
+	} else {
+		pp_json_append(conds, condition(m, "ResourcesAvailable", "CONDITION_SUCCEEDED",
+						NULL, NULL, e->created));
+	}
+	pp_json_append(conds, condition(m, "Started",
+					e->missing_image  ? "CONDITION_PENDING"
+					: started || done ? "CONDITION_SUCCEEDED"
+							  : "CONDITION_PENDING",
+					NULL, NULL, started ? start_at : e->created));
 	if (cancelling) {
 		pp_json_append(conds, condition(m, "Completed", "CONDITION_PENDING", "CANCELLING",
 						"The execution is being cancelled.", e->cancelled));
@@ -954,6 +1046,52 @@ static void job_create(struct pp_mock *m, struct google_state *st, const char *p
 	pp_mock_count(m, "cloudrun.creates", NULL);
 }
 
+/* ---- Cloud Logging: what executions write ---- */
+
+/* Executions whose output is kept at most; the oldest is dropped first. */
+#define MAX_EXEC_LOGS 10000
+
+static void exec_log_free(struct exec_log *l)
+{
+	free(l->name);
+	pp_mock_joblog_free(l->log);
+	free(l);
+}
+
+/* Keep an execution's output (under the lock). */
+static void log_add(struct pp_mock *m, struct google_state *st, const char *name,
+		    const struct pp_json *spec, const struct pp_json *overrides,
+		    enum pp_mock_outcome outcome, double created)
+{
+	struct exec_log *l = calloc(1, sizeof(*l));
+
+	if (!l || !(l->name = strdup(name)) ||
+	    !(l->log = pp_mock_joblog_new(m, spec, overrides, outcome, created))) {
+		if (l)
+			exec_log_free(l);
+		return;
+	}
+	l->stopped = -1;
+	l->next = st->logs;
+	st->logs = l;
+	if (++st->nlogs > MAX_EXEC_LOGS) {
+		struct exec_log **pp = &st->logs;
+
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		exec_log_free(*pp);
+		*pp = NULL;
+		st->nlogs--;
+	}
+}
+
+static void log_stop(struct google_state *st, const char *name, double now)
+{
+	for (struct exec_log *l = st->logs; l; l = l->next)
+		if (!strcmp(l->name, name) && l->stopped < 0)
+			l->stopped = now;
+}
+
 static void job_run(struct pp_mock *m, struct google_state *st, const char *job_name,
 		    const char *location, const struct pp_mock_req *req, struct pp_mock_resp *resp)
 {
@@ -963,6 +1101,7 @@ static void job_run(struct pp_mock *m, struct google_state *st, const char *job_
 	enum pp_mock_outcome outcome;
 	char suffix[6], name[600];
 	long long tasks;
+	struct pp_json *overrides = NULL; /* the run's, for its output */
 
 	snprintf(resp->action, sizeof(resp->action), "RunJob");
 	if (req->body_len && (pp_json_parse(req->body, req->body_len, NULL, &body, NULL) ||
@@ -990,9 +1129,19 @@ static void job_run(struct pp_mock *m, struct google_state *st, const char *job_
 	outcome = pp_mock_outcome_of(pp_json_get(jb->body, "template"));
 	if (pp_mock_outcome_of(pp_json_get(body, "overrides")) > outcome)
 		outcome = pp_mock_outcome_of(pp_json_get(body, "overrides"));
+	overrides = pp_json_clone(pp_json_get(body, "overrides"));
 	tasks = pp_json_get_int(pp_json_get(body, "overrides"), "taskCount",
 				pp_json_get_int(pp_json_get(jb->body, "template"), "taskCount", 1));
 	e = calloc(1, sizeof(*e));
+	/* The image went missing after the job was created: the execution
+	 * fails before any task starts. */
+	if (e && pp_mock_start_failure(m, "cloudrun")) {
+		const char *img = pp_json_get_string(
+			pp_json_at(pp_json_path(jb->body, "template.template.containers"), 0),
+			"image");
+		outcome = PP_MOCK_CRASH;
+		e->missing_image = strdup(img ? img : "the image");
+	}
 	if (e)
 		pp_mock_prefect_job_started(m, pp_json_get(jb->body, "template"),
 					    pp_json_get(body, "overrides"), outcome,
@@ -1002,15 +1151,19 @@ static void job_run(struct pp_mock *m, struct google_state *st, const char *job_
 	snprintf(name, sizeof(name), "%.500s/executions/%.63s-%s", job_name, jb->id, suffix);
 	if (!e || !(e->name = strdup(name)) || !(e->job_name = strdup(job_name))) {
 		pp_mock_unlock(m);
-		if (e)
+		if (e) {
 			free(e->name);
+			free(e->missing_image);
+		}
 		free(e);
+		pp_json_free(overrides);
 		rpc_error(resp, 500, NULL, NULL, "mock: out of memory");
 		return;
 	}
 	e->outcome = outcome;
 	e->created = pp_mock_clock(m);
 	e->cancelled = -1;
+	log_add(m, st, name, pp_json_get(jb->body, "template"), overrides, outcome, e->created);
 	e->task_count = tasks > 0 ? tasks : 1;
 	uuid4(m, e->uid);
 	e->next = st->executions;
@@ -1022,6 +1175,7 @@ static void job_run(struct pp_mock *m, struct google_state *st, const char *job_
 	operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Execution",
 		  execution_json(m, e, e->created), false, resp);
 	pp_mock_unlock(m);
+	pp_json_free(overrides);
 	/* The only counter keyed by job id: scripts read "JOB_ID":N from stats. */
 	pp_mock_count(m, "cloudrun.executions", jb->id);
 }
@@ -1030,6 +1184,7 @@ static void execution_free(struct execution *e)
 {
 	free(e->name);
 	free(e->job_name);
+	free(e->missing_image);
 	free(e);
 }
 
@@ -1141,6 +1296,7 @@ static void execution_action(struct pp_mock *m, struct google_state *st, const c
 		}
 		if (e->cancelled < 0 && !execution_done(m, e, now)) {
 			e->cancelled = now;
+			log_stop(st, e->name, now);
 			pp_mock_count(m, "cloudrun.cancel", NULL);
 		}
 		operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Execution",
@@ -1148,8 +1304,10 @@ static void execution_action(struct pp_mock *m, struct google_state *st, const c
 	} else if (strcmp(method, "DELETE") == 0) {
 		struct execution **pp = &st->executions;
 
-		if (e->cancelled < 0 && !execution_done(m, e, now))
+		if (e->cancelled < 0 && !execution_done(m, e, now)) {
 			e->cancelled = now;
+			log_stop(st, e->name, now);
+		}
 		operation(m, st, location, "type.googleapis.com/google.cloud.run.v2.Execution",
 			  execution_json(m, e, now), true, resp);
 		while (*pp != e)
@@ -1180,15 +1338,15 @@ static void list_answer(struct pp_mock_resp *resp, const char *key, struct pp_js
 	pp_json_free(o);
 }
 
-/* Cloud Run Admin API v2: every call needs a bearer token this mock issued,
- * then passes fault injection. */
-static bool cloudrun_admit(struct pp_mock_call *c)
+/* Every Google API here needs a bearer token this mock issued, then passes
+ * fault injection under its own name (api). */
+bool pp_mock_google_admit(struct pp_mock_call *c, const char *api)
 {
 	struct pp_mock_resp *resp = c->resp;
 	int retry_after = 0;
 	bool expired;
 
-	if (!bearer_ok(c->m, c->state, c->req, &expired)) {
+	if (!bearer_ok(c->m, pp_mock_google_state(c->state), c->req, &expired)) {
 		rpc_error(resp, 401, NULL, NULL,
 			  expired ? "Request had invalid authentication credentials: the access "
 				    "token has expired."
@@ -1197,7 +1355,7 @@ static bool cloudrun_admit(struct pp_mock_call *c)
 				    "authentication credential.");
 		return false;
 	}
-	switch (pp_mock_fault_check(c->m, "cloudrun", false, resp, &retry_after)) {
+	switch (pp_mock_fault_check(c->m, api, false, resp, &retry_after)) {
 	case PP_MOCK_FAULT_THROTTLE:
 		rpc_error(resp, 429, NULL, NULL,
 			  "Quota exceeded for quota metric 'Job run "
@@ -1214,6 +1372,11 @@ static bool cloudrun_admit(struct pp_mock_call *c)
 		return false;
 	default: return true;
 	}
+}
+
+static bool cloudrun_admit(struct pp_mock_call *c)
+{
+	return pp_mock_google_admit(c, "cloudrun");
 }
 
 static void cloudrun_unmatched(struct pp_mock_call *c, bool other_method)
@@ -1381,6 +1544,349 @@ static bool cr_validate_cancel(struct pp_mock_call *c)
 				      c->req, c->resp);
 }
 
+/* ---- Cloud Logging v2: entries:list over the executions' output ---- */
+
+/* The filter subset the mock reads (Logging query language): terms joined
+ * by AND, each FIELD="VALUE" (resource.type, resource.labels.job_name,
+ * .location, .project_id, labels."run.googleapis.com/execution_name",
+ * logName), timestamp>="T" or >"T", or log_id("ID") alone or ORed in
+ * parentheses. Anything else is answered INVALID_ARGUMENT, naming it. */
+#define FILTER_TERMS 16
+#define LOG_IDS	     4
+
+struct lterm {
+	enum { LT_EQ, LT_TS_GE, LT_TS_GT, LT_LOG_IDS } kind;
+	char field[96];
+	char value[320];
+	int64_t ts_ms;
+	char ids[LOG_IDS][96];
+	int nids;
+};
+
+/* The quoted string at *p ("..." with \" and \\), into out; *p moves past it. */
+static bool quoted(const char **p, char *out, size_t size)
+{
+	const char *s = *p;
+	size_t n = 0;
+
+	if (*s++ != '"')
+		return false;
+	for (; *s && *s != '"'; s++) {
+		if (*s == '\\' && s[1])
+			s++;
+		if (n + 1 < size)
+			out[n++] = *s;
+	}
+	out[n] = '\0';
+	if (*s != '"')
+		return false;
+	*p = s + 1;
+	return true;
+}
+
+static bool parse_log_ids(const char *s, struct lterm *t)
+{
+	t->kind = LT_LOG_IDS;
+	t->nids = 0;
+	while (*s) {
+		while (*s == ' ')
+			s++;
+		if (strncmp(s, "log_id(", 7) || t->nids == LOG_IDS)
+			return false;
+		s += 7;
+		if (!quoted(&s, t->ids[t->nids++], sizeof(t->ids[0])) || *s++ != ')')
+			return false;
+		while (*s == ' ')
+			s++;
+		if (!*s)
+			return true;
+		if (strncmp(s, "OR ", 3))
+			return false;
+		s += 3;
+	}
+	return false;
+}
+
+static bool parse_term(const char *s, size_t n, struct lterm *t)
+{
+	char buf[1024];
+
+	while (n && *s == ' ')
+		s++, n--;
+	while (n && s[n - 1] == ' ')
+		n--;
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (buf[0] == '(' && buf[n - 1] == ')') {
+		buf[n - 1] = '\0';
+		return parse_log_ids(buf + 1, t);
+	}
+	if (!strncmp(buf, "log_id(", 7))
+		return parse_log_ids(buf, t);
+	const char *op = strpbrk(buf, "=>");
+	if (!op || (size_t)(op - buf) >= sizeof(t->field))
+		return false;
+	snprintf(t->field, sizeof(t->field), "%.*s", (int)(op - buf), buf);
+	const char *v = op + (op[0] == '>' && op[1] == '=' ? 2 : 1);
+	if (!quoted(&v, t->value, sizeof(t->value)) || *v)
+		return false;
+	if (!strcmp(t->field, "timestamp")) {
+		if (op[0] != '>' || pp_time_parse(t->value, 0, &t->ts_ms))
+			return false;
+		t->kind = op[1] == '=' ? LT_TS_GE : LT_TS_GT;
+		return true;
+	}
+	t->kind = LT_EQ;
+	return op[0] == '=' &&
+	       (!strcmp(t->field, "resource.type") || !strcmp(t->field, "logName") ||
+		!strcmp(t->field, "resource.labels.job_name") ||
+		!strcmp(t->field, "resource.labels.location") ||
+		!strcmp(t->field, "resource.labels.project_id") ||
+		!strcmp(t->field, "labels.\"run.googleapis.com/execution_name\""));
+}
+
+/* Split filter at the top-level ANDs (outside quotes and parentheses). */
+static int parse_filter(const char *f, struct lterm *terms, char *bad, size_t bad_size)
+{
+	int n = 0, depth = 0;
+	bool q = false;
+	const char *start = f;
+
+	for (const char *p = f;; p++) {
+		if (*p == '\\' && q && p[1]) {
+			p++;
+			continue;
+		}
+		if (*p == '"')
+			q = !q;
+		else if (!q && *p == '(')
+			depth++;
+		else if (!q && *p == ')')
+			depth--;
+		bool end = !*p;
+		if (!end && (q || depth || strncmp(p, " AND ", 5)))
+			continue;
+		if (n == FILTER_TERMS || !parse_term(start, (size_t)(p - start), &terms[n])) {
+			snprintf(bad, bad_size, "%.*s", (int)(p - start), start);
+			return -1;
+		}
+		n++;
+		if (end)
+			return n;
+		start = p + 5;
+		p += 4;
+	}
+}
+
+struct lentry {
+	long long ms;
+	char id[40];
+	const char *text;
+	int fd;
+	const struct exec_log *l;
+};
+
+static int lentry_cmp(const void *a, const void *b)
+{
+	const struct lentry *x = a, *y = b;
+
+	if (x->ms != y->ms)
+		return x->ms < y->ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* Does the entry (execution name parts, stream, time) pass every term? */
+static bool lentry_matches(const struct lterm *terms, int n, const char *project,
+			   const char *location, const char *job, const char *exec,
+			   const char *log_name, const char *log_id, long long ms)
+{
+	for (int i = 0; i < n; i++) {
+		const struct lterm *t = &terms[i];
+		const char *have = NULL;
+		bool ok = false;
+
+		switch (t->kind) {
+		case LT_TS_GE: ok = ms >= t->ts_ms; break;
+		case LT_TS_GT: ok = ms > t->ts_ms; break;
+		case LT_LOG_IDS:
+			for (int k = 0; k < t->nids && !ok; k++)
+				ok = !strcmp(t->ids[k], log_id);
+			break;
+		case LT_EQ:
+			have = !strcmp(t->field, "resource.type")		 ? "cloud_run_job"
+			       : !strcmp(t->field, "logName")			 ? log_name
+			       : !strcmp(t->field, "resource.labels.job_name")	 ? job
+			       : !strcmp(t->field, "resource.labels.location")	 ? location
+			       : !strcmp(t->field, "resource.labels.project_id") ? project
+										 : exec;
+			ok = !strcmp(have, t->value);
+			break;
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* projects/P/locations/L/jobs/J/executions/E into its parts (each of
+ * EXEC_PART bytes). */
+#define EXEC_PART 128
+static bool exec_parts(const char *name, char *p, char *l, char *j, char *e)
+{
+	return sscanf(name,
+		      "projects/%127[^/]/locations/%127[^/]/jobs/%127[^/]/executions/%127[^/]", p,
+		      l, j, e) == 4;
+}
+
+static struct pp_json *lentry_json(const struct lentry *le)
+{
+	char p[EXEC_PART], l[EXEC_PART], j[EXEC_PART], e[EXEC_PART], log_name[300], ts[64];
+	struct pp_json *o = pp_json_new(PP_JSON_OBJECT), *res = pp_json_new(PP_JSON_OBJECT);
+	struct pp_json *rl = pp_json_new(PP_JSON_OBJECT), *labels = pp_json_new(PP_JSON_OBJECT);
+	long long ms = le->ms;
+
+	exec_parts(le->l->name, p, l, j, e);
+	snprintf(log_name, sizeof(log_name), "projects/%s/logs/run.googleapis.com%%2F%s", p,
+		 le->fd == 2 ? "stderr" : "stdout");
+	/* RFC 3339 with nanoseconds, as Cloud Logging writes them. */
+	pp_time_format(ms - ms % 1000, false, ts);
+	snprintf(ts + strlen(ts) - 1, sizeof(ts) - strlen(ts) + 1, ".%03lld000000Z", ms % 1000);
+	pp_json_set_string(o, "logName", log_name);
+	pp_json_set_string(res, "type", "cloud_run_job");
+	pp_json_set_string(rl, "project_id", p);
+	pp_json_set_string(rl, "job_name", j);
+	pp_json_set_string(rl, "location", l);
+	pp_json_set(res, "labels", rl);
+	pp_json_set(o, "resource", res);
+	pp_json_set_string(o, "textPayload", le->text);
+	pp_json_set_string(o, "timestamp", ts);
+	pp_json_set_string(o, "receiveTimestamp", ts);
+	pp_json_set_string(o, "severity", le->fd == 2 ? "ERROR" : "INFO");
+	pp_json_set_string(o, "insertId", le->id);
+	pp_json_set_string(labels, "run.googleapis.com/execution_name", e);
+	pp_json_set_string(labels, "run.googleapis.com/task_index", "0");
+	pp_json_set_string(labels, "run.googleapis.com/task_attempt", "0");
+	pp_json_set(o, "labels", labels);
+	return o;
+}
+
+/* entries:list: the written lines of every kept execution that pass the
+ * filter, in the projects named, oldest first, pageSize at a time (page
+ * tokens are offsets into that order). */
+static void logging_list(struct pp_mock_call *c)
+{
+	struct google_state *st = c->state;
+	struct pp_mock *m = c->m;
+	struct pp_json *body = NULL;
+	struct lterm terms[FILTER_TERMS];
+	char bad[256];
+	double now = pp_mock_clock(m);
+
+	snprintf(c->resp->api, sizeof(c->resp->api), "logging");
+	snprintf(c->resp->action, sizeof(c->resp->action), "ListLogEntries");
+	if (pp_json_parse(c->req->body, c->req->body_len, NULL, &body, NULL) ||
+	    !pp_json_is(body, PP_JSON_OBJECT)) {
+		pp_json_free(body);
+		rpc_error(c->resp, 400, NULL, NULL, "Invalid JSON payload received.");
+		return;
+	}
+	const char *order = pp_json_get_string(body, "orderBy");
+	const char *filter = pp_json_get_string(body, "filter");
+	const char *token = pp_json_get_string(body, "pageToken");
+	long long size = pp_json_get_int(body, "pageSize", 50);
+	int nterms = filter && *filter ? parse_filter(filter, terms, bad, sizeof(bad)) : 0;
+	if (nterms < 0 || (order && strcmp(order, "timestamp asc")) || size < 1 || size > 1000) {
+		pp_json_free(body);
+		rpc_error(c->resp, 400, NULL,
+			  nterms < 0 ? "filter"
+			  : order    ? "order_by"
+				     : "page_size",
+			  nterms < 0 ? "mock: unsupported filter term: %s"
+				     : "mock: only orderBy \"timestamp asc\" and pageSize 1-1000",
+			  nterms < 0 ? bad : "");
+		return;
+	}
+	size_t cap = 1024, n = 0;
+	struct lentry *v = malloc(cap * sizeof(*v));
+	pp_mock_lock(m);
+	for (const struct exec_log *l = st->logs; l && v; l = l->next) {
+		char p[EXEC_PART], loc[EXEC_PART], j[EXEC_PART], e[EXEC_PART], res[160],
+			log_name[300];
+		bool named = false;
+
+		if (!exec_parts(l->name, p, loc, j, e))
+			continue;
+		snprintf(res, sizeof(res), "projects/%s", p);
+		pp_json_foreach (r, pp_json_get(body, "resourceNames"))
+			named = named || (pp_json_string(r) && !strcmp(pp_json_string(r), res));
+		size_t written = pp_mock_joblog_written(l->log, now, l->stopped);
+		for (size_t i = 0; named && i < written && v; i++) {
+			double at;
+			int fd;
+			const char *text = pp_mock_joblog_line(l->log, i, &at, &fd);
+			long long ms = (long long)(pp_mock_wall(m, at) * 1000.0);
+			const char *id =
+				fd == 2 ? "run.googleapis.com/stderr" : "run.googleapis.com/stdout";
+			snprintf(log_name, sizeof(log_name), "projects/%s/logs/%s%%2F%s", p,
+				 "run.googleapis.com", fd == 2 ? "stderr" : "stdout");
+			if (!lentry_matches(terms, nterms, p, loc, j, e, log_name, id, ms))
+				continue;
+			if (n == cap) {
+				struct lentry *w = realloc(v, (cap *= 2) * sizeof(*v));
+				if (!w) {
+					free(v);
+					v = NULL;
+					break;
+				}
+				v = w;
+			}
+			v[n].ms = ms;
+			v[n].text = text;
+			v[n].fd = fd;
+			v[n].l = l;
+			snprintf(v[n].id, sizeof(v[n].id), "%.20s-%04zu", e, i);
+			n++;
+		}
+	}
+	if (!v) {
+		pp_mock_unlock(m);
+		pp_json_free(body);
+		rpc_error(c->resp, 500, NULL, NULL, "mock: out of memory");
+		return;
+	}
+	qsort(v, n, sizeof(*v), lentry_cmp);
+	size_t from = token ? (size_t)strtoull(token, NULL, 10) : 0;
+	struct pp_json *out = pp_json_new(PP_JSON_OBJECT), *entries = pp_json_new(PP_JSON_ARRAY);
+	size_t i = from;
+	for (; i < n && i < from + (size_t)size; i++)
+		pp_json_append(entries, lentry_json(&v[i]));
+	pp_mock_unlock(m);
+	if (!out || pp_json_set(out, "entries", entries)) {
+		pp_json_free(out);
+		pp_json_free(body);
+		free(v);
+		rpc_error(c->resp, 500, NULL, NULL, "mock: out of memory");
+		return;
+	}
+	if (i < n) {
+		char next[32];
+		snprintf(next, sizeof(next), "%zu", i);
+		pp_json_set_string(out, "nextPageToken", next);
+	}
+	pp_mock_resp_json(c->resp, 200, NULL, out);
+	pp_json_free(out);
+	pp_json_free(body);
+	free(v);
+}
+
+static bool logging_validate(struct pp_mock_call *c)
+{
+	return !pp_mock_spec_cloudrun(c->m, "google.logging.v2.LoggingServiceV2.ListLogEntries",
+				      c->req, c->resp);
+}
+
 static const struct pp_mock_route cloudrun_routes[] = {
 	{"GET", LOC "/operations/{operation}", cr_operation_get, .changes = false},
 	{"POST", LOC "/jobs", cr_job_create, .validate = cr_validate_create, .changes = true},
@@ -1393,6 +1899,7 @@ static const struct pp_mock_route cloudrun_routes[] = {
 	 .validate = cr_validate_cancel, .changes = true},
 	{"GET", LOC "/jobs/{job}/executions/{execution}", cr_execution, .changes = false},
 	{"DELETE", LOC "/jobs/{job}/executions/{execution}", cr_execution, .changes = true},
+	{"POST", "/google/v2/entries:list", logging_list, .validate = logging_validate},
 	{NULL},
 };
 #undef LOC
@@ -1462,7 +1969,11 @@ static const struct pp_mock_router google_control_router = {
 
 /* The metadata router comes last: its scope is every path. */
 static const struct pp_mock_router *const google_routers[] = {
-	&oauth_router, &google_control_router, &cloudrun_router, &metadata_router, NULL,
+	&oauth_router,		&google_control_router,
+	&cloudrun_router,	&pp_mock_gi_serviceusage_router,
+	&pp_mock_gi_iam_router, &pp_mock_gi_crm_router,
+	&pp_mock_gi_ar_router,	&pp_mock_gi_control_router,
+	&metadata_router,	NULL,
 };
 
 static void google_reset(struct pp_mock *m, void *state)
@@ -1487,7 +1998,14 @@ static void google_reset(struct pp_mock *m, void *state)
 		st->operations = o->next;
 		operation_free(o);
 	}
-	st->njobs = st->nexecutions = st->noperations = 0;
+	while (st->logs) {
+		struct exec_log *l = st->logs;
+
+		st->logs = l->next;
+		exec_log_free(l);
+	}
+	st->njobs = st->nexecutions = st->noperations = st->nlogs = 0;
+	pp_mock_gi_reset(st->infra);
 	/* Issued tokens survive: clients keep using them. */
 }
 
@@ -1496,6 +2014,7 @@ static void google_free(void *state)
 	struct google_state *st = state;
 
 	google_reset(NULL, st);
+	pp_mock_gi_free(st->infra);
 	while (st->tokens) {
 		struct token *t = st->tokens;
 
@@ -1516,7 +2035,7 @@ static int google_init(struct pp_mock *m, void **state, struct pp_error *err)
 	struct google_state *st = calloc(1, sizeof(*st));
 
 	*state = st;
-	if (!st)
+	if (!st || !(st->infra = pp_mock_gi_new()))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	for (size_t i = 0; i < o->ngcp_keys; i++) {
 		int rc = load_key(&st->keys[st->nkeys], o->gcp_keys[i], err);
@@ -1537,6 +2056,7 @@ static void google_stats(struct pp_mock *m, void *state, struct pp_json *live)
 	for (struct execution *e = st->executions; e; e = e->next)
 		running += !execution_done(m, e, now);
 	pp_json_set_int(live, "live_jobs", (long long)st->njobs);
+	pp_mock_gi_stats(st->infra, live);
 	pp_json_set_int(live, "live_executions", running);
 }
 

@@ -35,6 +35,7 @@ struct fault_conf {
 	double error_rate, throttle_rate, reset_after_action_rate, cut_body_rate;
 	double malformed_json_rate;
 	long retry_after, latency_ms, token_delay_ms;
+	long start_failures; /* the next this many jobs the api starts fail to start */
 };
 
 struct counter {
@@ -404,6 +405,26 @@ bool pp_mock_step_fault(struct pp_mock *m, const char *api)
 	return hit;
 }
 
+bool pp_mock_start_failure(struct pp_mock *m, const char *api)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&m->core_lock);
+	for (size_t i = 0; i < m->nfaults && !hit; i++)
+		if (strcmp(m->faults[i].api, api) == 0 && m->faults[i].start_failures > 0) {
+			m->faults[i].start_failures--;
+			hit = true;
+		}
+	pthread_mutex_unlock(&m->core_lock);
+	if (hit) {
+		char name[96];
+
+		snprintf(name, sizeof(name), "%s.start_failure", api);
+		pp_mock_count(m, "injected", name);
+	}
+	return hit;
+}
+
 /* Apply one JSON fault object onto its api's settings (absent fields keep
  * their value). */
 static int faults_apply(struct pp_mock *m, const struct pp_json *o, struct pp_error *err)
@@ -425,6 +446,7 @@ static int faults_apply(struct pp_mock *m, const struct pp_json *o, struct pp_er
 		{"retry_after", offsetof(struct fault_conf, retry_after)},
 		{"latency_ms", offsetof(struct fault_conf, latency_ms)},
 		{"token_delay_ms", offsetof(struct fault_conf, token_delay_ms)},
+		{"start_failures", offsetof(struct fault_conf, start_failures)},
 	};
 	const char *api;
 	struct fault_conf *f;
@@ -743,10 +765,11 @@ static void control_faults_json(struct pp_mock *m, struct pp_mock_resp *resp)
 			      "%s{\"api\":\"%s\",\"error_rate\":%g,\"throttle_rate\":%g,"
 			      "\"retry_after\":%ld,\"latency_ms\":%ld,"
 			      "\"reset_after_action_rate\":%g,\"cut_body_rate\":%g,"
-			      "\"malformed_json_rate\":%g,\"token_delay_ms\":%ld}",
+			      "\"malformed_json_rate\":%g,\"token_delay_ms\":%ld,"
+			      "\"start_failures\":%ld}",
 			      i ? "," : "", f->api, f->error_rate, f->throttle_rate, f->retry_after,
 			      f->latency_ms, f->reset_after_action_rate, f->cut_body_rate,
-			      f->malformed_json_rate, f->token_delay_ms);
+			      f->malformed_json_rate, f->token_delay_ms, f->start_failures);
 	}
 	pp_buf_puts(&resp->body, "]\n");
 	pthread_mutex_unlock(&m->core_lock);

@@ -253,6 +253,13 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
  * Counted as "injected" NAME.error. */
 bool pp_mock_step_fault(struct pp_mock *m, const char *api);
 
+/* A start failure: true when POST /control/faults set "start_failures":N
+ * for exactly this api ("ecs", "cloudrun", "aci", "modal") and N is not yet
+ * spent; takes one. The module then fails the job it is starting the way
+ * its cloud reports a start failure (docs/mock.md). Counted as "injected"
+ * NAME.start_failure. */
+bool pp_mock_start_failure(struct pp_mock *m, const char *api);
+
 /* Fault settings from JSON: one object or an array of objects
  * {"api":"ecs","error_rate":0.05,...}; "api" absent or "*" sets the default
  * for every api. Absent fields keep their value. */
@@ -279,6 +286,19 @@ enum pp_mock_outcome pp_mock_outcome_of(const struct pp_json *j);
 void pp_mock_prefect_job_started(struct pp_mock *m, const struct pp_json *spec,
 				 const struct pp_json *overrides, enum pp_mock_outcome outcome,
 				 double created);
+
+/* A job's output (mock/joblog.c): a few lines written at set times through
+ * its run, from its container spec and overrides (either may be NULL) and
+ * its outcome; none when it never starts. */
+struct pp_mock_joblog;
+struct pp_mock_joblog *pp_mock_joblog_new(const struct pp_mock *m, const struct pp_json *spec,
+					  const struct pp_json *overrides,
+					  enum pp_mock_outcome outcome, double created);
+void pp_mock_joblog_free(struct pp_mock_joblog *j);
+/* How many lines are written by clock now (and by stopped, when >= 0). */
+size_t pp_mock_joblog_written(const struct pp_mock_joblog *j, double now, double stopped);
+/* Line i, its clock (*at) and stream (*fd: 1 stdout, 2 stderr); NULL past the end. */
+const char *pp_mock_joblog_line(const struct pp_mock_joblog *j, size_t i, double *at, int *fd);
 
 /* Timeline phase of a resource created at clock `created` (stopped at
  * `stopped` when >= 0). */

@@ -2,6 +2,7 @@
  * session on its own loopback socket), speaking the same hand-encoded
  * protobuf as providers/modal.c. One thread accepts, one thread per
  * connection runs the HTTP/2 session; shared state under pp_mock_lock(). */
+#include <ctype.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -46,6 +47,8 @@ struct mm_sandbox {
 	double created;
 	double terminated; /* clock when terminated, < 0 while not */
 	enum pp_mock_outcome outcome;
+	struct pp_mock_joblog *log; /* what it writes (SandboxGetLogs) */
+	bool init_fails; /* a start failure fault: it ends INIT_FAILURE once provisioned */
 };
 
 /* An image ImageGetOrCreate made: the same definition gets the same image,
@@ -54,6 +57,15 @@ struct mm_image {
 	char id[ID_LEN];
 	uint64_t key; /* FNV-1a of the ImageGetOrCreate request */
 	double created, built_at;
+};
+
+/* A workspace environment (EnvironmentList/Create/Delete). */
+#define MAX_ENVS 64
+struct mm_env {
+	char name[64];
+	char id[ID_LEN];
+	double created_at; /* wall clock */
+	bool is_default;
 };
 
 struct modal_mock {
@@ -76,6 +88,8 @@ struct modal_mock {
 	size_t nsecrets;
 	struct mm_image images[MAX_IMAGES]; /* a ring: the oldest is forgotten */
 	size_t nimages;
+	struct mm_env envs[MAX_ENVS]; /* envs[0] is the workspace's default, "main" */
+	size_t nenvs;
 	unsigned long seq;
 };
 
@@ -232,6 +246,8 @@ static bool sandbox_finished(struct modal_mock *mm, const struct mm_sandbox *sb,
 {
 	if (sb->terminated >= 0)
 		return true;
+	if (sb->init_fails)
+		return pp_mock_phase_at(mm->m, sb->created, now) != PP_MOCK_PROVISIONING;
 	return sb->outcome != PP_MOCK_CRASH &&
 	       pp_mock_phase_at(mm->m, sb->created, now) == PP_MOCK_FINISHED;
 }
@@ -348,8 +364,10 @@ static void rpc_sandbox_create(struct modal_mock *mm, struct mm_stream *s)
 	snprintf(sb->idempotency_key, sizeof(sb->idempotency_key), "%s", s->idempotency_key);
 	sb->created = pp_mock_clock(mm->m);
 	sb->terminated = -1;
-	sb->outcome = o;
-	pp_mock_prefect_job_started(mm->m, env, NULL, o, sb->created);
+	sb->init_fails = pp_mock_start_failure(mm->m, "modal");
+	sb->outcome = sb->init_fails ? PP_MOCK_CRASH : o;
+	sb->log = pp_mock_joblog_new(mm->m, env, NULL, sb->outcome, sb->created);
+	pp_mock_prefect_job_started(mm->m, env, NULL, sb->outcome, sb->created);
 	pp_mock_count(mm->m, "modal_sandbox_creates", name[0] ? name : sb->id);
 	reply_string(s, 1, sb->id);
 }
@@ -371,6 +389,10 @@ static void rpc_sandbox_wait(struct modal_mock *mm, struct mm_stream *s)
 	int rc = 0;
 	if (sb->terminated >= 0) {
 		rc = pp_pb_varint(&res, 1, 3);
+	} else if (sb->init_fails && sandbox_finished(mm, sb, pp_mock_clock(mm->m))) {
+		/* GenericResult{status=INIT_FAILURE, exception} */
+		rc = pp_pb_varint(&res, 1, 5)
+			     ?: pp_pb_string(&res, 2, "mock: the container failed to initialize");
 	} else if (sandbox_finished(mm, sb, pp_mock_clock(mm->m))) {
 		bool fail = sb->outcome == PP_MOCK_FAIL;
 		rc = pp_pb_varint(&res, 1, fail ? 2 : 1) ?: pp_pb_varint(&res, 3, fail ? 1 : 0);
@@ -394,8 +416,10 @@ static void rpc_sandbox_terminate(struct modal_mock *mm, struct mm_stream *s)
 		set_status(s, PP_GRPC_NOT_FOUND, "Sandbox not found");
 		return;
 	}
-	if (!sandbox_finished(mm, sb, pp_mock_clock(mm->m)))
+	if (!sandbox_finished(mm, sb, pp_mock_clock(mm->m))) {
 		sb->terminated = pp_mock_clock(mm->m);
+		pp_mock_count(mm->m, "modal.terminated", NULL);
+	}
 	pp_grpc_frame(&s->out, "", 0);
 }
 
@@ -566,9 +590,188 @@ static bool join_tick(struct modal_mock *mm, struct mm_stream *s)
 	return done || s->out.len != before;
 }
 
+/* SandboxGetLogs: the stream's (file_descriptor) lines written after
+ * last_entry_id, one TaskLogsBatch each {items 2: TaskLogs {data 1,
+ * timestamp 7, file_descriptor 8}, entry_id 5}, then a batch with eof 14
+ * once the sandbox has finished. Entry ids count the sandbox's lines. It
+ * answers at once: the timeout the client asks for is not waited out. */
+static void rpc_sandbox_logs(struct modal_mock *mm, struct mm_stream *s)
+{
+	char id[ID_LEN + 8], last[32];
+	uint64_t fd = 0;
+	struct pp_pb_reader r;
+	struct pp_pb_field f;
+	read_string(s->body.data, s->body.len, 1, id, sizeof(id));
+	read_string(s->body.data, s->body.len, 4, last, sizeof(last));
+	pp_pb_reader_init(&r, s->body.data, s->body.len);
+	while (pp_pb_next(&r, &f, NULL) == 1)
+		if (f.num == 2 && f.wire == PP_PB_VARINT)
+			fd = f.u64;
+	struct mm_sandbox *sb = sandbox_by_id(mm, id);
+	if (!sb) {
+		set_status(s, PP_GRPC_NOT_FOUND, "Sandbox not found");
+		return;
+	}
+	double now = pp_mock_clock(mm->m);
+	size_t n = pp_mock_joblog_written(sb->log, now, sb->terminated);
+	size_t from = last[0] ? (size_t)strtoull(last, NULL, 10) : 0;
+	int rc = 0;
+	for (size_t i = from; i < n && !rc; i++) {
+		double at;
+		int lfd;
+		const char *text = pp_mock_joblog_line(sb->log, i, &at, &lfd);
+		if (fd && (uint64_t)lfd != fd)
+			continue;
+		struct pp_buf item, msg;
+		char line[4200], eid[24];
+		pp_buf_init(&item, 8192);
+		pp_buf_init(&msg, 8192);
+		snprintf(line, sizeof(line), "%s\n", text);
+		snprintf(eid, sizeof(eid), "%zu", i + 1);
+		rc = pp_pb_string(&item, 1, line) ?:
+			pp_pb_double(&item, 7, pp_mock_wall(mm->m, at)) ?:
+			pp_pb_varint(&item, 8, (uint64_t)lfd) ?: pp_pb_message(&msg, 2, &item) ?:
+			pp_pb_string(&msg, 5, eid) ?: pp_grpc_frame(&s->out, msg.data, msg.len);
+		pp_buf_free(&item);
+		pp_buf_free(&msg);
+	}
+	if (!rc && sandbox_finished(mm, sb, now)) {
+		struct pp_buf msg;
+		pp_buf_init(&msg, 64);
+		rc = pp_pb_varint(&msg, 14, 1) ?: pp_grpc_frame(&s->out, msg.data, msg.len);
+		pp_buf_free(&msg);
+	}
+}
+
 static void rpc_app(struct modal_mock *mm, struct mm_stream *s)
 {
 	reply_string(s, 1, "ap-mock");
+}
+
+/* ---- the workspace and its environments ---- */
+
+#define MOCK_WORKSPACE "mock-workspace"
+
+static void envs_reset(struct modal_mock *mm)
+{
+	mm->nenvs = 1;
+	memset(&mm->envs[0], 0, sizeof(mm->envs[0]));
+	snprintf(mm->envs[0].name, sizeof(mm->envs[0].name), "main");
+	snprintf(mm->envs[0].id, sizeof(mm->envs[0].id), "en-main");
+	mm->envs[0].created_at = pp_mock_wall(mm->m, 0);
+	mm->envs[0].is_default = true;
+}
+
+static struct mm_env *env_find(struct modal_mock *mm, const char *name)
+{
+	for (size_t i = 0; i < mm->nenvs; i++)
+		if (!strcmp(mm->envs[i].name, name))
+			return &mm->envs[i];
+	return NULL;
+}
+
+static void rpc_workspace(struct modal_mock *mm, struct mm_stream *s)
+{
+	struct pp_buf msg;
+
+	pp_buf_init(&msg, 4096);
+	if (pp_pb_string(&msg, 1, MOCK_WORKSPACE) || pp_pb_string(&msg, 2, "mock-user") ||
+	    pp_grpc_frame(&s->out, msg.data, msg.len))
+		set_status(s, PP_GRPC_INTERNAL, "mock: out of memory");
+	pp_buf_free(&msg);
+}
+
+static void rpc_env_list(struct modal_mock *mm, struct mm_stream *s)
+{
+	struct pp_buf msg, item;
+
+	pp_buf_init(&msg, 1 << 16);
+	pp_buf_init(&item, 4096);
+	for (size_t i = 0; i < mm->nenvs; i++) {
+		const struct mm_env *e = &mm->envs[i];
+
+		pp_buf_reset(&item);
+		if (pp_pb_string(&item, 1, e->name) || pp_pb_double(&item, 3, e->created_at) ||
+		    (e->is_default && pp_pb_varint(&item, 4, 1)) || pp_pb_string(&item, 6, e->id) ||
+		    pp_pb_message(&msg, 2, &item)) {
+			set_status(s, PP_GRPC_INTERNAL, "mock: out of memory");
+			break;
+		}
+	}
+	if (!strcmp(s->status, "0") && pp_grpc_frame(&s->out, msg.data, msg.len))
+		set_status(s, PP_GRPC_INTERNAL, "mock: out of memory");
+	pp_buf_free(&item);
+	pp_buf_free(&msg);
+}
+
+/* Modal's environment names: letters, digits, '-', '_' and '.', at most 64. */
+static bool env_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (!len || len > 63)
+		return false;
+	for (; *n; n++)
+		if (!isalnum((unsigned char)*n) && !strchr("-_.", *n))
+			return false;
+	return true;
+}
+
+static int env_add(struct modal_mock *mm, const char *name, char *why, size_t why_size)
+{
+	if (!env_name_ok(name)) {
+		snprintf(why, why_size, "Invalid environment name '%s'", name);
+		return PP_GRPC_INVALID_ARGUMENT;
+	}
+	if (env_find(mm, name)) {
+		snprintf(why, why_size, "Environment '%s' already exists", name);
+		return PP_GRPC_ALREADY_EXISTS;
+	}
+	if (mm->nenvs == MAX_ENVS) {
+		snprintf(why, why_size, "Too many environments");
+		return PP_GRPC_RESOURCE_EXHAUSTED;
+	}
+	struct mm_env *e = &mm->envs[mm->nenvs++];
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	new_id(mm, "en-", e->id);
+	e->created_at = pp_mock_wall(mm->m, pp_mock_clock(mm->m));
+	return 0;
+}
+
+static void rpc_env_create(struct modal_mock *mm, struct mm_stream *s)
+{
+	char name[128], why[160];
+	int code;
+
+	read_string(s->body.data, s->body.len, 1, name, sizeof(name));
+	if ((code = env_add(mm, name, why, sizeof(why)))) {
+		set_status(s, code, why);
+		return;
+	}
+	pp_mock_count(mm->m, "modal_changes", "EnvironmentCreate");
+	pp_grpc_frame(&s->out, "", 0);
+}
+
+static void rpc_env_delete(struct modal_mock *mm, struct mm_stream *s)
+{
+	char name[128];
+	struct mm_env *e;
+
+	read_string(s->body.data, s->body.len, 1, name, sizeof(name));
+	if (!(e = env_find(mm, name))) {
+		set_status(s, PP_GRPC_NOT_FOUND, "Environment not found");
+		return;
+	}
+	if (e->is_default) {
+		set_status(s, PP_GRPC_FAILED_PRECONDITION,
+			   "The default environment of a workspace cannot be deleted");
+		return;
+	}
+	*e = mm->envs[--mm->nenvs];
+	pp_mock_count(mm->m, "modal_changes", "EnvironmentDelete");
+	pp_grpc_frame(&s->out, "", 0);
 }
 
 /* The gRPC methods of modal.client.ModalClient this mock serves. Every one
@@ -581,7 +784,9 @@ static const struct {
 	{"ImageGetOrCreate", rpc_image},	{"SecretGetOrCreate", rpc_secret},
 	{"SandboxCreate", rpc_sandbox_create},	{"SandboxGetFromName", rpc_get_from_name},
 	{"SandboxWait", rpc_sandbox_wait},	{"SandboxTerminate", rpc_sandbox_terminate},
-	{"ImageJoinStreaming", rpc_image_join},
+	{"ImageJoinStreaming", rpc_image_join}, {"SandboxGetLogs", rpc_sandbox_logs},
+	{"WorkspaceNameLookup", rpc_workspace}, {"EnvironmentList", rpc_env_list},
+	{"EnvironmentCreate", rpc_env_create},	{"EnvironmentDelete", rpc_env_delete},
 };
 
 static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream *s)
@@ -932,6 +1137,7 @@ static int modal_init(struct pp_mock *m, void **state, struct pp_error *err)
 	}
 	pthread_mutex_init(&mm->conn_lock, NULL);
 	pthread_cond_init(&mm->conn_gone, NULL);
+	envs_reset(mm);
 	*state = mm;
 	return 0;
 }
@@ -1008,6 +1214,8 @@ static void modal_free(void *state)
 		return;
 	pthread_mutex_destroy(&mm->conn_lock);
 	pthread_cond_destroy(&mm->conn_gone);
+	for (size_t i = 0; i < mm->nsandboxes; i++)
+		pp_mock_joblog_free(mm->sandboxes[i].log);
 	free(mm->sandboxes);
 	for (size_t i = 0; i < mm->nsecrets; i++)
 		pp_json_free(mm->secrets[i].env);
@@ -1018,11 +1226,14 @@ static void modal_free(void *state)
 static void modal_reset(struct pp_mock *m, void *state)
 {
 	struct modal_mock *mm = state;
+	for (size_t i = 0; i < mm->nsandboxes; i++)
+		pp_mock_joblog_free(mm->sandboxes[i].log);
 	mm->nsandboxes = 0;
 	for (size_t i = 0; i < mm->nsecrets; i++)
 		pp_json_free(mm->secrets[i].env);
 	mm->nsecrets = 0;
 	mm->nimages = 0;
+	envs_reset(mm);
 }
 
 static void modal_stats(struct pp_mock *m, void *state, struct pp_json *live)
@@ -1034,11 +1245,52 @@ static void modal_stats(struct pp_mock *m, void *state, struct pp_json *live)
 		if (!sandbox_finished(mm, &mm->sandboxes[i], now))
 			n++;
 	pp_json_set_int(live, "live_modal_sandboxes", n);
+	pp_json_set_int(live, "live_modal_environments", (long long)mm->nenvs);
 }
+
+/* GET /modal/control/environments: the workspace's environments;
+ * POST {"name": N}: one made by hand (not by pushpool). */
+static void control_envs(struct pp_mock_call *c)
+{
+	struct modal_mock *mm = c->state;
+	char why[160];
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "control/environments");
+	if (!strcmp(c->req->method, "POST")) {
+		const char *name = pp_json_get_string(c->body, "name");
+		int code = name ? env_add(mm, name, why, sizeof(why)) : PP_GRPC_INVALID_ARGUMENT;
+
+		if (code) {
+			pp_mock_resp_printf(c->resp, 400, "text/plain", "environments: %s\n",
+					    name ? why : "want {\"name\": N}");
+			return;
+		}
+	}
+	pp_mock_resp_printf(c->resp, 200, "application/json", "[");
+	for (size_t i = 0; i < mm->nenvs; i++)
+		pp_buf_printf(&c->resp->body, "%s\"%s\"", i ? "," : "", mm->envs[i].name);
+	pp_buf_puts(&c->resp->body, "]\n");
+}
+
+static const struct pp_mock_route modal_control_routes[] = {
+	{"GET", "/modal/control/environments", control_envs, .changes = false},
+	{"POST", "/modal/control/environments", control_envs, .changes = true},
+	{NULL},
+};
+
+static const struct pp_mock_router modal_control_router = {
+	.api = "control",
+	.json_body = true,
+	.locked = true,
+	.routes = modal_control_routes,
+};
+
+static const struct pp_mock_router *const modal_routers[] = {&modal_control_router, NULL};
 
 const struct pp_mock_api pp_mock_api_modal = {
 	.name = "modal",
-	.prefixes = {NULL},
+	.prefixes = {"/modal/control", NULL},
+	.routers = modal_routers,
 	.init = modal_init,
 	.free = modal_free,
 	.reset = modal_reset,

@@ -15,8 +15,8 @@
 #include "lib/json.h"
 #include "mock/mock.h"
 
-/* Embedded files by name: "ecs" (botocore model), "aci" (ARM swagger),
- * "run" and "modal" (FileDescriptorSets compiled by protoc). */
+/* Embedded files by name: "ecs" and "logs" (botocore models), "aci" (ARM swagger),
+ * "run", "modal" and "gcpinfra" (FileDescriptorSets compiled by protoc). */
 struct pp_spec_blob {
 	const char *name;
 	const unsigned char *start, *end;
@@ -64,6 +64,12 @@ void pp_spec_swagger_free(struct pp_spec_swagger *s);
  * "MissingRequiredProperty"... see spec_swagger.c. */
 size_t pp_spec_swagger_check(const struct pp_spec_swagger *s, const char *operation_id,
 			     const struct pp_json *body, struct pp_spec_report *rep);
+/* An operation's declared query parameters (integer with its format,
+ * boolean) as sent, each read with arg(ctx, name) (NULL: absent); an
+ * operation the swagger does not have is a violation. */
+size_t pp_spec_swagger_check_query(const struct pp_spec_swagger *s, const char *operation_id,
+				   const char *(*arg)(const void *ctx, const char *name),
+				   const void *ctx, struct pp_spec_report *rep);
 /* ARM name rules for a container group or a container name (kind
  * "containerGroup" or "container"): 0 or 1 violation. */
 size_t pp_spec_arm_name_check(const char *kind, const char *name, struct pp_spec_report *rep);
@@ -95,7 +101,8 @@ long pp_spec_proto_enum_value(const struct pp_spec_proto *p, const char *enum_na
 /* ---- the mock's gate: validators run before each handler ---- */
 
 /* Per mock: specs loaded on first use, one switch per API ("ecs", "arm",
- * "cloudrun", "modal"), all on at start. */
+ * "cloudrun" (Cloud Run and Cloud Logging), "modal", "logs" (CloudWatch
+ * Logs)), all on at start. */
 struct pp_mock_specs;
 int pp_mock_specs_new(struct pp_mock_specs **out, struct pp_error *err);
 void pp_mock_specs_free(struct pp_mock_specs *s);
@@ -112,10 +119,21 @@ bool pp_mock_specs_enabled(struct pp_mock_specs *s, const char *api);
  * act. A spec that fails to load answers 500 naming the cause. */
 bool pp_mock_spec_ecs(struct pp_mock *m, const char *action, const struct pp_json *body,
 		      struct pp_mock_resp *resp);
+/* CloudWatch Logs (Logs_20140328 targets) against its botocore model. */
+bool pp_mock_spec_logs(struct pp_mock *m, const char *action, const struct pp_json *body,
+		       struct pp_mock_resp *resp);
 bool pp_mock_spec_arm(struct pp_mock *m, const char *operation_id, const char *group_name,
 		      const struct pp_json *body, struct pp_mock_resp *resp);
+/* A bodiless ARM call's query parameters (Containers_ListLogs's tail and
+ * timestamps) against the swagger. */
+bool pp_mock_spec_arm_query(struct pp_mock *m, const char *operation_id,
+			    const struct pp_mock_req *req, struct pp_mock_resp *resp);
 /* method: "google.cloud.run.v2.Jobs.CreateJob"; the body as sent (may be empty). */
 bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
+			   struct pp_mock_resp *resp);
+/* The provisioning APIs (Service Usage, IAM, Resource Manager, Artifact
+ * Registry) against their protos: method "google.iam.admin.v1.IAM.CreateServiceAccount". */
+bool pp_mock_spec_gcpinfra(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
 			   struct pp_mock_resp *resp);
 /* rpc: "SandboxCreate"; headers as received ("" when absent). Returns 0 or
  * the gRPC status to answer, with the message in why. */

@@ -32,6 +32,40 @@ struct pp_spec_botocore {
 	size_t npatterns;
 };
 
+/* The models' patterns are Java regular expressions, where a '-' after a
+ * class escape inside brackets ("[\\w-_]", CloudWatch Logs' ResourceType)
+ * is a literal '-'; PCRE2 calls that an invalid range. Write such a '-' as
+ * "\\-" (into out, size bytes; false when it does not fit). */
+static bool java_class_dashes(const char *src, char *out, size_t size)
+{
+	size_t k = 0;
+	bool in_class = false, after_class_escape = false;
+
+	for (const char *p = src; *p; p++) {
+		if (k + 3 >= size)
+			return false;
+		if (*p == '\\' && p[1]) {
+			after_class_escape = in_class && strchr("wdsWDSpP", p[1]);
+			out[k++] = *p++;
+			out[k++] = *p;
+			if ((p[0] == 'p' || p[0] == 'P') && p[1] == '{')
+				while (p[1] && p[0] != '}' && k + 3 < size)
+					out[k++] = *++p;
+			continue;
+		}
+		if (in_class && *p == '-' && after_class_escape)
+			out[k++] = '\\';
+		if (!in_class && *p == '[')
+			in_class = true;
+		else if (in_class && *p == ']')
+			in_class = false;
+		after_class_escape = false;
+		out[k++] = *p;
+	}
+	out[k] = '\0';
+	return true;
+}
+
 static int compile_patterns(struct pp_spec_botocore *b, struct pp_error *err)
 {
 	pp_json_foreach (shape, b->shapes) {
@@ -45,7 +79,11 @@ static int compile_patterns(struct pp_spec_botocore *b, struct pp_error *err)
 		if (b->npatterns == MAX_PATTERNS)
 			return pp_fail(err, PP_ENOMEM, "botocore model: more than %d patterns",
 				       MAX_PATTERNS);
-		code = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+		char re[1024];
+		if (!java_class_dashes(src, re, sizeof(re)))
+			return pp_fail(err, PP_EINVALID,
+				       "botocore model: shape %s: pattern too long", shape->key);
+		code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
 				     &ec, &off, NULL);
 		if (!code) {
 			PCRE2_UCHAR msg[160];

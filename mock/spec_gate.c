@@ -10,15 +10,15 @@
 #include "lib/log.h"
 #include "mock/spec.h"
 
-static const char *const apis[] = {"ecs", "arm", "cloudrun", "modal"};
+static const char *const apis[] = {"ecs", "arm", "cloudrun", "modal", "logs", "gcpinfra"};
 #define NSPEC_APIS (sizeof(apis) / sizeof(apis[0]))
 
 struct pp_mock_specs {
 	pthread_mutex_t lock;
 	bool enabled[NSPEC_APIS];
-	struct pp_spec_botocore *ecs;
+	struct pp_spec_botocore *ecs, *logs;
 	struct pp_spec_swagger *aci;
-	struct pp_spec_proto *run, *modal;
+	struct pp_spec_proto *run, *modal, *gcpinfra;
 	char load_error[NSPEC_APIS][PP_ERRMSG_MAX]; /* a load that failed stays failed */
 	/* PUSHPOOL_MOCK_BODY_DIR: every body the gate sees is also written there,
 	 * for the interop suite to judge with the clouds' own libraries. */
@@ -47,9 +47,11 @@ void pp_mock_specs_free(struct pp_mock_specs *s)
 	if (!s)
 		return;
 	pp_spec_botocore_free(s->ecs);
+	pp_spec_botocore_free(s->logs);
 	pp_spec_swagger_free(s->aci);
 	pp_spec_proto_free(s->run);
 	pp_spec_proto_free(s->modal);
+	pp_spec_proto_free(s->gcpinfra);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -92,9 +94,9 @@ void pp_mock_specs_control(struct pp_mock_specs *s, const struct pp_mock_req *re
 		}
 		api = pp_json_get_string(j, "api");
 		if (api && strcmp(api, "*") != 0 && (i = api_index(api)) < 0) {
-			pp_mock_resp_printf(resp, 400, "text/plain",
-					    "validate: no API %s (ecs, arm, cloudrun, modal)\n",
-					    api);
+			pp_mock_resp_printf(
+				resp, 400, "text/plain",
+				"validate: no API %s (ecs, arm, cloudrun, modal, gcpinfra)\n", api);
 			pp_json_free(j);
 			return;
 		}
@@ -162,12 +164,14 @@ static void *spec_for(struct pp_mock_specs *s, const char *api, char *why, size_
 	void *spec = NULL;
 
 	pthread_mutex_lock(&s->lock);
-	if (strcmp(api, "ecs") == 0) {
-		if (!s->ecs && !s->load_error[i][0] &&
-		    (pp_spec_blob("ecs", &data, &len, &err) ||
-		     pp_spec_botocore_load((const char *)data, len, &s->ecs, &err)))
+	if (strcmp(api, "ecs") == 0 || strcmp(api, "logs") == 0) {
+		struct pp_spec_botocore **slot = strcmp(api, "ecs") == 0 ? &s->ecs : &s->logs;
+
+		if (!*slot && !s->load_error[i][0] &&
+		    (pp_spec_blob(api, &data, &len, &err) ||
+		     pp_spec_botocore_load((const char *)data, len, slot, &err)))
 			snprintf(s->load_error[i], sizeof(s->load_error[i]), "%s", err.msg);
-		spec = s->ecs;
+		spec = *slot;
 	} else if (strcmp(api, "arm") == 0) {
 		if (!s->aci && !s->load_error[i][0] &&
 		    (pp_spec_blob("aci", &data, &len, &err) ||
@@ -175,10 +179,15 @@ static void *spec_for(struct pp_mock_specs *s, const char *api, char *why, size_
 			snprintf(s->load_error[i], sizeof(s->load_error[i]), "%s", err.msg);
 		spec = s->aci;
 	} else {
-		struct pp_spec_proto **slot = strcmp(api, "modal") == 0 ? &s->modal : &s->run;
+		struct pp_spec_proto **slot = strcmp(api, "modal") == 0	     ? &s->modal
+					      : strcmp(api, "gcpinfra") == 0 ? &s->gcpinfra
+									     : &s->run;
+		const char *blob = strcmp(api, "modal") == 0	  ? "modal"
+				   : strcmp(api, "gcpinfra") == 0 ? "gcpinfra"
+								  : "run";
 
 		if (!*slot && !s->load_error[i][0] &&
-		    (pp_spec_blob(strcmp(api, "modal") == 0 ? "modal" : "run", &data, &len, &err) ||
+		    (pp_spec_blob(blob, &data, &len, &err) ||
 		     pp_spec_proto_load(data, len, slot, &err)))
 			snprintf(s->load_error[i], sizeof(s->load_error[i]), "%s", err.msg);
 		spec = *slot;
@@ -199,8 +208,9 @@ static void json_error_body(struct pp_mock_resp *resp, bool arm, const char *cod
 	pp_buf_puts(&resp->body, arm ? "}}" : "}");
 }
 
-bool pp_mock_spec_ecs(struct pp_mock *m, const char *action, const struct pp_json *body,
-		      struct pp_mock_resp *resp)
+/* A JSON 1.1 request of api ("ecs", "logs") against its botocore model. */
+static bool botocore_gate(struct pp_mock *m, const char *api, const char *action,
+			  const struct pp_json *body, struct pp_mock_resp *resp)
 {
 	struct pp_mock_specs *s = pp_mock_specs_of(m);
 	struct pp_spec_report rep;
@@ -208,10 +218,10 @@ bool pp_mock_spec_ecs(struct pp_mock *m, const char *action, const struct pp_jso
 	char msg[4096], why[PP_ERRMSG_MAX + 32];
 	size_t off = 0;
 
-	dump_json(s, "ecs", action, body);
-	if (!pp_mock_specs_enabled(s, "ecs"))
+	dump_json(s, api, action, body);
+	if (!pp_mock_specs_enabled(s, api))
 		return false;
-	if (!(b = spec_for(s, "ecs", why, sizeof(why)))) {
+	if (!(b = spec_for(s, api, why, sizeof(why)))) {
 		pp_mock_resp_printf(resp, 500, "text/plain", "%s\n", why);
 		return true;
 	}
@@ -230,6 +240,18 @@ bool pp_mock_spec_ecs(struct pp_mock *m, const char *action, const struct pp_jso
 	json_error_body(resp, false, rep.code, msg);
 	pp_mock_resp_header(resp, "x-amzn-ErrorType", rep.code);
 	return true;
+}
+
+bool pp_mock_spec_ecs(struct pp_mock *m, const char *action, const struct pp_json *body,
+		      struct pp_mock_resp *resp)
+{
+	return botocore_gate(m, "ecs", action, body, resp);
+}
+
+bool pp_mock_spec_logs(struct pp_mock *m, const char *action, const struct pp_json *body,
+		       struct pp_mock_resp *resp)
+{
+	return botocore_gate(m, "logs", action, body, resp);
 }
 
 bool pp_mock_spec_arm(struct pp_mock *m, const char *operation_id, const char *group_name,
@@ -259,8 +281,37 @@ bool pp_mock_spec_arm(struct pp_mock *m, const char *operation_id, const char *g
 	return true;
 }
 
-bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
-			   struct pp_mock_resp *resp)
+static const char *req_arg(const void *ctx, const char *name)
+{
+	return pp_mock_arg(ctx, name);
+}
+
+bool pp_mock_spec_arm_query(struct pp_mock *m, const char *operation_id,
+			    const struct pp_mock_req *req, struct pp_mock_resp *resp)
+{
+	struct pp_mock_specs *s = pp_mock_specs_of(m);
+	struct pp_spec_report rep;
+	struct pp_spec_swagger *sw;
+	char why[PP_ERRMSG_MAX + 32];
+
+	dump(s, "arm", operation_id, "query", req->raw_query, strlen(req->raw_query));
+	if (!pp_mock_specs_enabled(s, "arm"))
+		return false;
+	if (!(sw = spec_for(s, "arm", why, sizeof(why)))) {
+		pp_mock_resp_printf(resp, 500, "text/plain", "%s\n", why);
+		return true;
+	}
+	if (!pp_spec_swagger_check_query(sw, operation_id, req_arg, req, &rep))
+		return false;
+	resp->reject_reason = rep.code;
+	pp_mock_resp_printf(resp, 400, "application/json; charset=utf-8", "%s", "");
+	json_error_body(resp, true, rep.code, rep.v[0].desc);
+	return true;
+}
+
+/* A Google REST request against the protos of api ("cloudrun", "gcpinfra"). */
+static bool spec_google(struct pp_mock *m, const char *api, const char *method,
+			const struct pp_mock_req *req, struct pp_mock_resp *resp)
 {
 	struct pp_mock_specs *s = pp_mock_specs_of(m);
 	struct pp_spec_report rep;
@@ -269,10 +320,10 @@ bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct p
 	char why[PP_ERRMSG_MAX + 32];
 	const char *short_name = strrchr(method, '.');
 
-	dump(s, "cloudrun", short_name ? short_name + 1 : method, "json", req->body, req->body_len);
-	if (!pp_mock_specs_enabled(s, "cloudrun"))
+	dump(s, api, short_name ? short_name + 1 : method, "json", req->body, req->body_len);
+	if (!pp_mock_specs_enabled(s, api))
 		return false;
-	if (!(p = spec_for(s, "cloudrun", why, sizeof(why)))) {
+	if (!(p = spec_for(s, api, why, sizeof(why)))) {
 		pp_mock_resp_printf(resp, 500, "text/plain", "%s\n", why);
 		return true;
 	}
@@ -302,6 +353,18 @@ bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct p
 	}
 	pp_buf_puts(&resp->body, "]}]}}");
 	return true;
+}
+
+bool pp_mock_spec_cloudrun(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
+			   struct pp_mock_resp *resp)
+{
+	return spec_google(m, "cloudrun", method, req, resp);
+}
+
+bool pp_mock_spec_gcpinfra(struct pp_mock *m, const char *method, const struct pp_mock_req *req,
+			   struct pp_mock_resp *resp)
+{
+	return spec_google(m, "gcpinfra", method, req, resp);
 }
 
 /* The headers the current SDKs send (tests/data/cloud-specs/SOURCES.md):

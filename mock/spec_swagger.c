@@ -12,6 +12,7 @@
  * values up to 256 characters; container group and container names of 1-63
  * lowercase letters, digits and single hyphens. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,5 +369,60 @@ size_t pp_spec_swagger_check(const struct pp_spec_swagger *s, const char *operat
 	check_schema(&w, schema, name, body, "", 0);
 	check_tags(pp_json_get(body, "tags"), rep);
 	check_container_names(body, rep);
+	return rep->total;
+}
+
+/* The operation's object in paths, or NULL. */
+static const struct pp_json *operation(const struct pp_spec_swagger *s, const char *operation_id)
+{
+	pp_json_foreach (path, s->paths)
+		pp_json_foreach (op, path) {
+			const char *id = pp_json_get_string(op, "operationId");
+
+			if (id && strcmp(id, operation_id) == 0)
+				return op;
+		}
+	return NULL;
+}
+
+size_t pp_spec_swagger_check_query(const struct pp_spec_swagger *s, const char *operation_id,
+				   const char *(*arg)(const void *ctx, const char *name),
+				   const void *ctx, struct pp_spec_report *rep)
+{
+	const struct pp_json *op = operation(s, operation_id);
+
+	pp_spec_report_init(rep);
+	if (!op) {
+		pp_spec_report_add(rep, "InvalidResourceType", operation_id,
+				   "The operation %s is not in the swagger.", operation_id);
+		return rep->total;
+	}
+	pp_json_foreach (param, pp_json_get(op, "parameters")) {
+		const char *in = pp_json_get_string(param, "in");
+		const char *name = pp_json_get_string(param, "name");
+		const char *type = pp_json_get_string(param, "type");
+		const char *v = name ? arg(ctx, name) : NULL;
+		char *end;
+
+		if (!in || strcmp(in, "query") || !v || !type)
+			continue;
+		if (!strcmp(type, "integer")) {
+			long long n = strtoll(v, &end, 10);
+			bool i32 = !pp_json_get_string(param, "format") ||
+				   strcmp(pp_json_get_string(param, "format"), "int32") == 0;
+
+			if (!*v || *end || (i32 && (n < INT32_MIN || n > INT32_MAX)))
+				pp_spec_report_add(
+					rep, "InvalidParameter", name,
+					"The value '%s' is not valid for query parameter "
+					"'%s' (%s).",
+					v, name, i32 ? "int32" : "integer");
+		} else if (!strcmp(type, "boolean") && strcmp(v, "true") && strcmp(v, "false")) {
+			pp_spec_report_add(rep, "InvalidParameter", name,
+					   "The value '%s' is not valid for query parameter '%s' "
+					   "(boolean).",
+					   v, name);
+		}
+	}
 	return rep->total;
 }

@@ -26,6 +26,7 @@
 #include "lib/time.h"
 #include "providers/aci.h"
 #include "providers/common.h"
+#include "providers/logs.h"
 #include "providers/provider.h"
 
 #define ACI_DEFAULT_ENDPOINT	    "https://management.azure.com"
@@ -427,6 +428,23 @@ static const char *pull_failure(const struct pp_json *view)
 	return NULL;
 }
 
+/* The class of a group whose provisioning failed, from the reason ACI
+ * gives in its events: an image it could not reach (InaccessibleImage, a
+ * failed pull) or a region without capacity (ServiceUnavailable: "the
+ * requested resource is not available in the location"). */
+static enum pp_start_failure classify_provisioning(const char *why)
+{
+	if (!why)
+		return PP_START_OTHER;
+	if (strcasestr(why, "InaccessibleImage") || strcasestr(why, "pull image") ||
+	    strcasestr(why, "ErrImagePull"))
+		return PP_START_IMAGE_PULL;
+	if (strcasestr(why, "capacity") || strcasestr(why, "not available in the location") ||
+	    strcasestr(why, "ServiceUnavailable"))
+		return PP_START_CAPACITY;
+	return PP_START_OTHER;
+}
+
 static void map_group(struct pp_run_io *io, const struct pp_json *g)
 {
 	struct aci_state *st = io->state;
@@ -440,6 +458,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 
 	io->exit_code = -1;
 	io->message[0] = '\0';
+	io->start_failure = PP_START_OK;
 	if (state && !strcmp(state, "Terminated")) {
 		io->exit_code = (int)pp_json_get_int(cur, "exitCode", -1);
 		io->state_out = io->exit_code == 0 ? PP_RUN_SUCCEEDED : PP_RUN_FAILED;
@@ -455,6 +474,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 	const char *pull = state && !strcmp(state, "Running") ? NULL : pull_failure(view);
 	if (pull) {
 		io->state_out = PP_RUN_FAILED;
+		io->start_failure = PP_START_IMAGE_PULL;
 		pp_set_message(io->message, sizeof(io->message), "image pull failed: %s", pull);
 		return;
 	}
@@ -463,6 +483,9 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 		if (!why)
 			why = first_event_message(pp_json_get(gp, "instanceView"));
 		io->state_out = PP_RUN_CRASHED;
+		io->start_failure = strcmp(ps, "Failed")
+					    ? PP_START_OK
+					    : classify_provisioning(why ? why : detail);
 		pp_set_message(io->message, sizeof(io->message), "provisioning %s%s%s", ps,
 			       why || detail ? ": " : "",
 			       why	? why
@@ -478,6 +501,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 	if (waited >= (double)st->start_timeout_s) {
 		const char *why = first_event_message(view);
 		io->state_out = PP_RUN_CRASHED;
+		io->start_failure = PP_START_OTHER;
 		pp_set_message(io->message, sizeof(io->message),
 			       "container did not start within %ld s (state %s%s%s)",
 			       st->start_timeout_s,
@@ -705,4 +729,5 @@ const struct pp_provider pp_provider_aci = {
 	.remove = aci_remove,
 	.release = aci_release,
 	.release_shared = NULL,
+	.logs = pp_aci_logs,
 };

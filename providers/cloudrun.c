@@ -11,6 +11,7 @@
  * filter: the pushpool-run-id label is read from each job). remove:
  * DeleteJob. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "lib/log.h"
 #include "lib/time.h"
 #include "providers/common.h"
+#include "providers/logs.h"
 #include "providers/provider.h"
 
 #define CR_DEFAULT_ENDPOINT "https://run.googleapis.com"
@@ -264,6 +266,16 @@ static int shape_body(struct pp_run_io *io, struct pp_json *body, struct pp_erro
 			if (pp_json_set_string(tt, "timeout", d))
 				return pp_fail(err, PP_ENOMEM, "out of memory");
 		}
+	}
+	/* No timeout of the job's own: the run's max_runtime is Cloud Run's
+	 * task timeout too, so the cloud stops the task even if pushpool is
+	 * not watching. */
+	if (!pp_json_get(tt, "timeout") && io->max_runtime_s > 0) {
+		char d[32];
+		double secs = io->max_runtime_s < 604800 ? io->max_runtime_s : 604800;
+		snprintf(d, sizeof(d), "%llds", (long long)ceil(secs));
+		if (pp_json_set_string(tt, "timeout", d))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	/* proto3 JSON: resources.limits is a map<string, string> (a cpu of 2 is
 	 * "2"), and an enum such as launchStage is never "". */
@@ -561,6 +573,47 @@ static const struct pp_json *find_condition(const struct pp_json *ex, const char
 	return NULL;
 }
 
+static bool one_of(const char *s, const char *const *list)
+{
+	for (; s && *list; list++)
+		if (!strcmp(s, *list))
+			return true;
+	return false;
+}
+
+/* A failed execution whose tasks never ran: the first failed condition
+ * says why, by its CommonReason (condition.proto): the image missing or not
+ * readable, or a network, secret or key the task needs; a failed
+ * ResourcesAvailable is capacity, a failed Started anything else. NULL
+ * *why and PP_START_OK when a task ran (then its exit is the outcome). */
+static enum pp_start_failure classify_execution(const struct pp_json *ex, const char **why)
+{
+	static const char *const image[] = {"CONTAINER_MISSING", "CONTAINER_IMAGE_UNAUTHORIZED",
+					    "CONTAINER_IMAGE_AUTHORIZATION_CHECK_FAILED",
+					    "CONTAINER_PERMISSION_DENIED", NULL};
+	static const char *const init[] = {"VPC_NETWORK_NOT_FOUND", "SECRETS_ACCESS_CHECK_FAILED",
+					   "ENCRYPTION_KEY_PERMISSION_DENIED",
+					   "ENCRYPTION_KEY_CHECK_FAILED", NULL};
+	*why = NULL;
+	if (pp_json_get_string(ex, "startTime"))
+		return PP_START_OK;
+	pp_json_foreach (c, pp_json_get(ex, "conditions")) {
+		const char *type = pp_json_get_string(c, "type");
+		const char *state = pp_json_get_string(c, "state");
+		const char *reason = pp_json_get_string(c, "reason");
+		if (!type || !state || strcmp(state, "CONDITION_FAILED") ||
+		    !strcmp(type, "Completed"))
+			continue;
+		*why = pp_json_get_string(c, "message");
+		if (one_of(reason, image))
+			return PP_START_IMAGE_PULL;
+		if (one_of(reason, init))
+			return PP_START_RESOURCE_INIT;
+		return !strcmp(type, "ResourcesAvailable") ? PP_START_CAPACITY : PP_START_OTHER;
+	}
+	return PP_START_OK;
+}
+
 static void map_execution(struct pp_run_io *io, const struct pp_json *ex)
 {
 	long long running = pp_json_get_int(ex, "runningCount", 0);
@@ -575,6 +628,7 @@ static void map_execution(struct pp_run_io *io, const struct pp_json *ex)
 
 	io->exit_code = -1;
 	io->message[0] = '\0';
+	io->start_failure = PP_START_OK;
 	if (!pp_json_get_string(ex, "completionTime")) {
 		if (running > 0)
 			io->state_out = PP_RUN_RUNNING;
@@ -602,6 +656,13 @@ static void map_execution(struct pp_run_io *io, const struct pp_json *ex)
 		return;
 	}
 	io->state_out = PP_RUN_FAILED;
+	const char *why;
+	io->start_failure = classify_execution(ex, &why);
+	if (io->start_failure != PP_START_OK && why) {
+		pp_set_message(io->message, sizeof(io->message), "%s (%lld of %lld tasks failed)",
+			       why, failed, tasks);
+		return;
+	}
 	pp_set_message(io->message, sizeof(io->message), "%s%s%s (%lld of %lld tasks failed)",
 		       reason ? reason : "execution failed", msg ? ": " : "", msg ? msg : "",
 		       failed, tasks);
@@ -850,4 +911,5 @@ const struct pp_provider pp_provider_cloudrun = {
 	.remove = cr_remove,
 	.release = cr_release,
 	.release_shared = NULL,
+	.logs = pp_cloudrun_logs,
 };

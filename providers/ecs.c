@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "providers/common.h"
 #include "providers/ecs.h"
+#include "providers/logs.h"
 #include "providers/provider.h"
 
 #define ECS_TARGET_PREFIX     "AmazonEC2ContainerServiceV20141113."
@@ -170,6 +171,11 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 	struct ecs_state *st = io->state;
 	char url[300];
 	snprintf(url, sizeof(url), "%s/", st->base);
+	/* Set for every call: the logs op signs CloudWatch Logs calls with the
+	 * same credential (ecs_logs.c), and the scope is the credential's. */
+	struct pp_cred *c = io->run_cred ? io->run_cred : io->cred;
+	if (c)
+		pp_cred_set_scope(c, st->region, "ecs");
 	int rc = pp_req_json(io, "POST", url, ECS_CONTENT_TYPE, body, err);
 	if (rc)
 		return rc;
@@ -763,6 +769,35 @@ static const struct pp_json *our_container(const struct pp_json *task, const cha
 	return first;
 }
 
+static bool mentions(const char *s, const char *what)
+{
+	return s && strcasestr(s, what);
+}
+
+/* The class of a stopped task that did not run: ECS's stop code first
+ * (SpotInterruption, TerminationNotice: Fargate Spot or the instance taking
+ * it away; TaskFailedToStart), then the error prefix ECS writes into
+ * stoppedReason or the container's reason (CannotPullContainerError,
+ * ResourceInitializationError) and its capacity messages. */
+static enum pp_start_failure classify_stop(const char *stop_code, const char *stopped,
+					   const char *creason)
+{
+	if (stop_code &&
+	    (!strcmp(stop_code, "SpotInterruption") || !strcmp(stop_code, "TerminationNotice")))
+		return PP_START_SPOT_INTERRUPTION;
+	if (!stop_code || strcmp(stop_code, "TaskFailedToStart"))
+		return PP_START_OK;
+	if (mentions(stopped, "CannotPullContainerError") ||
+	    mentions(creason, "CannotPullContainerError"))
+		return PP_START_IMAGE_PULL;
+	if (mentions(stopped, "ResourceInitializationError") ||
+	    mentions(creason, "ResourceInitializationError"))
+		return PP_START_RESOURCE_INIT;
+	if (mentions(stopped, "capacity") || mentions(creason, "capacity"))
+		return PP_START_CAPACITY;
+	return PP_START_OTHER;
+}
+
 static void map_task(struct pp_run_io *io, const struct pp_json *task)
 {
 	struct ecs_state *st = io->state;
@@ -776,6 +811,7 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 
 	io->exit_code = has_exit ? (int)exit_code : -1;
 	io->message[0] = '\0';
+	io->start_failure = PP_START_OK;
 	if (!last || !strcmp(last, "PROVISIONING") || !strcmp(last, "PENDING") ||
 	    !strcmp(last, "ACTIVATING")) {
 		io->state_out = PP_RUN_PROVISIONING;
@@ -785,6 +821,7 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 		io->state_out = PP_RUN_RUNNING;
 		return;
 	}
+	io->start_failure = classify_stop(stop_code, stopped, creason);
 	if (stop_code && !strcmp(stop_code, "UserInitiated")) {
 		io->state_out = PP_RUN_CANCELLED;
 		pp_set_message(io->message, sizeof(io->message), "%s",
@@ -974,4 +1011,5 @@ const struct pp_provider pp_provider_ecs = {
 	.cleanup = ecs_cleanup,
 	.release = ecs_release,
 	.release_shared = ecs_release_shared,
+	.logs = pp_ecs_logs,
 };

@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/pb.h"
 #include "providers/common.h"
+#include "providers/logs.h"
 #include "providers/provider.h"
 
 #define SVC		      "modal.client.ModalClient/"
@@ -492,6 +493,10 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	if (!strcmp(st->cloud, "auto"))
 		st->cloud[0] = '\0';
+	/* No timeout of the job's own: the run's max_runtime is the sandbox's
+	 * timeout too, so Modal ends it even if pushpool is not watching. */
+	if (!st->timeout_s && io->max_runtime_s > 0)
+		st->timeout_s = io->max_runtime_s < 86400 ? (long)ceil(io->max_runtime_s) : 86400;
 	rc = prepare_job_auth(io, pp_json_get(job, "modal_credentials"), err);
 	if (rc)
 		return rc;
@@ -737,6 +742,7 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 {
 	const struct modal_state *st = io->state;
 	const char *exc = g->exception;
+	io->start_failure = PP_START_OK;
 	switch (g->status) {
 	case RESULT_SUCCESS:
 		io->state_out = g->exitcode ? PP_RUN_FAILED : PP_RUN_SUCCEEDED;
@@ -762,6 +768,24 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 			       "sandbox was terminated, not by pushpool%s%s", *exc ? ": " : "",
 			       exc);
 		break;
+	case RESULT_INIT_FAILURE:
+		/* The container did not set up (the proto's example: a mount
+		 * whose credentials are wrong); the command never ran. */
+		io->state_out = PP_RUN_CRASHED;
+		io->start_failure = PP_START_RESOURCE_INIT;
+		pp_set_message(io->message, sizeof(io->message),
+			       "sandbox failed to initialize (status %d)%s%s", g->status,
+			       *exc ? ": " : "", exc);
+		break;
+	case RESULT_EVICTED:
+		/* The worker took the container away (memory pressure): like a
+		 * Spot interruption, the infrastructure's doing, not the flow's. */
+		io->state_out = PP_RUN_CRASHED;
+		io->start_failure = PP_START_SPOT_INTERRUPTION;
+		pp_set_message(io->message, sizeof(io->message),
+			       "sandbox was evicted (status %d)%s%s", g->status, *exc ? ": " : "",
+			       exc);
+		break;
 	case RESULT_TIMEOUT:
 	case RESULT_IDLE_TIMEOUT:
 		io->state_out = PP_RUN_FAILED;
@@ -769,10 +793,13 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 		pp_set_message(io->message, sizeof(io->message), "sandbox hit its timeout");
 		break;
 	default:
+		/* INTERNAL_FAILURE, or a status newer than this code: Modal says
+		 * the sandbox could not run, without a reason of the flow's. */
 		io->state_out = PP_RUN_CRASHED;
-		pp_set_message(io->message, sizeof(io->message), "sandbox %s (status %d)%s%s",
-			       g->status == RESULT_EVICTED ? "was evicted" : "failed to run",
-			       g->status, *exc ? ": " : "", exc);
+		io->start_failure = PP_START_OTHER;
+		pp_set_message(io->message, sizeof(io->message),
+			       "sandbox failed to run (status %d)%s%s", g->status, *exc ? ": " : "",
+			       exc);
 		break;
 	}
 }
@@ -886,4 +913,5 @@ const struct pp_provider pp_provider_modal = {
 	.cancel = modal_cancel,
 	.cleanup = modal_cleanup,
 	.release = modal_release,
+	.logs = pp_modal_logs,
 };

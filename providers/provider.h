@@ -36,6 +36,25 @@ enum pp_run_state {
 const char *pp_run_state_name(enum pp_run_state s);
 bool pp_run_state_terminal(enum pp_run_state s);
 
+/* Why a job ended without having run, as the status op reads it from the
+ * cloud's own reasons (each provider maps its stop codes, events, conditions
+ * or statuses to one of these), so the core can decide on a retry without
+ * naming a cloud. docs/dispatch.md lists each cloud's mapping. */
+enum pp_start_failure {
+	PP_START_OK = 0,	    /* not a start failure */
+	PP_START_IMAGE_PULL,	    /* the image could not be pulled or found */
+	PP_START_CAPACITY,	    /* no capacity to place the job */
+	PP_START_SPOT_INTERRUPTION, /* the infrastructure took the job away */
+	PP_START_RESOURCE_INIT,	    /* network, secrets, volumes or the sandbox did not set up */
+	PP_START_OTHER,		    /* the cloud says it failed to start, for another reason */
+};
+#define PP_START_FAILURE_COUNT (PP_START_OTHER + 1)
+/* "image_pull", "capacity", "spot_interruption", "resource_init", "other";
+ * "none" for PP_START_OK. */
+const char *pp_start_failure_name(enum pp_start_failure f);
+/* The class a name (as above, without "none") stands for; -1 if none. */
+int pp_start_failure_parse(const char *name);
+
 /* PP_STEP_WAIT: nothing to send yet (e.g. another run is registering the
  * same task definition); call again after poll_after_ms. */
 enum { PP_STEP_DONE = 0, PP_STEP_SEND = 1, PP_STEP_WAIT = 2 };
@@ -60,6 +79,42 @@ struct pp_remote_list {
 int pp_remote_list_add(struct pp_remote_list *l, const char *id, const char *run_id,
 		       long long created_ms, struct pp_error *err);
 void pp_remote_list_free(struct pp_remote_list *l);
+
+/* One line of a run's output, as the cloud keeps it. */
+struct pp_log_line {
+	long long ts_ms; /* wall ms the cloud stamped it with, 0 when it does not */
+	char *text;	 /* without its line end; owned */
+};
+/* Caps on what one page of a logs op may hold: a cloud's answer cannot make
+ * us keep more. */
+#define PP_LOGS_MAX_LINES  10000
+#define PP_LOGS_MAX_BYTES  ((size_t)4 << 20)
+#define PP_LOGS_CURSOR_MAX 2048
+/* A logs op's request, progress and answer. */
+struct pp_logs {
+	/* in: lines stamped before since_ms are skipped (0: from the start);
+	 * limit: lines to ask the cloud for per page (0: its default) */
+	long long since_ms;
+	int limit;
+	/* in/out: where the next page starts ("" at first), in the cloud's
+	 * own terms (a token, an entry id, a count of lines) */
+	char cursor[PP_LOGS_CURSOR_MAX];
+	/* the provider's own progress between pages (e.g. the log stream it
+	 * found): zeroed by the core with the cursor */
+	int step;
+	char where[1024];
+	/* out: the page's lines, oldest first */
+	struct pp_log_line *v;
+	size_t n, cap, bytes;
+	bool more; /* another page is ready at once: call again without waiting */
+};
+/* Append text (len bytes) as lines, split at line ends (a final empty line
+ * is not one), each stamped ts_ms; lines stamped before since_ms are
+ * skipped. PP_ENOMEM past PP_LOGS_MAX_LINES or PP_LOGS_MAX_BYTES. */
+int pp_logs_add(struct pp_logs *l, long long ts_ms, const char *text, size_t len,
+		struct pp_error *err);
+/* Free the lines (not the cursor or the progress), for the next page. */
+void pp_logs_clear(struct pp_logs *l);
 
 /* Everything an op may read or write for one run. */
 struct pp_run_io {
@@ -90,6 +145,15 @@ struct pp_run_io {
 	long poll_after_ms;
 	/* list: where the objects found are appended (owned by the core) */
 	struct pp_remote_list *listed;
+	/* logs: the page asked for and the lines read (owned by the core) */
+	struct pp_logs *logs;
+	/* status: set with a terminal state when the job never ran (or the
+	 * infrastructure took it away): which class of start failure */
+	enum pp_start_failure start_failure;
+	/* input: the run's max_runtime in seconds (0: none). A cloud with a
+	 * native run time limit sets it from this when the job sets none; the
+	 * core enforces it either way. */
+	double max_runtime_s;
 };
 
 /* A dry run's stand-in for the cloud's answer to one request of a
@@ -139,6 +203,16 @@ struct pp_provider {
 	 * dispatchers may sweep the same scope. */
 	int (*list)(struct pp_run_io *io, struct pp_error *err);
 	int (*remove)(struct pp_run_io *io, struct pp_error *err);
+	/* Optional (NULL: the cloud's logs are not read): one page of the
+	 * run's container output into io->logs, from io->logs->cursor on,
+	 * advancing the cursor. The core calls it on an io restored from
+	 * io->infra_id (restore: the run's own credential applies), and it
+	 * reads io->infra_id, io->job and io->endpoint, never the state's
+	 * fields, so the logs of any run can be read, before or after it
+	 * ended. Output not written yet is no error: the page is empty. It may
+	 * set io->poll_after_ms: the least wait before the next page (a
+	 * cloud's read quota). */
+	int (*logs)(struct pp_run_io *io, struct pp_error *err);
 	/* Free anything state points to (not state itself). */
 	void (*release)(void *state);
 	void (*release_shared)(void *shared);

@@ -108,3 +108,25 @@ bool pp_run_state_terminal(enum pp_run_state s)
 	return s == PP_RUN_SUCCEEDED || s == PP_RUN_FAILED || s == PP_RUN_CRASHED ||
 	       s == PP_RUN_CANCELLED;
 }
+
+static const char *const start_failure_names[PP_START_FAILURE_COUNT] = {
+	[PP_START_OK] = "none",
+	[PP_START_IMAGE_PULL] = "image_pull",
+	[PP_START_CAPACITY] = "capacity",
+	[PP_START_SPOT_INTERRUPTION] = "spot_interruption",
+	[PP_START_RESOURCE_INIT] = "resource_init",
+	[PP_START_OTHER] = "other",
+};
+
+const char *pp_start_failure_name(enum pp_start_failure f)
+{
+	return (unsigned)f < PP_START_FAILURE_COUNT ? start_failure_names[f] : "unknown";
+}
+
+int pp_start_failure_parse(const char *name)
+{
+	for (int i = PP_START_OK + 1; name && i < PP_START_FAILURE_COUNT; i++)
+		if (!strcmp(start_failure_names[i], name))
+			return i;
+	return -1;
+}

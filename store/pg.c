@@ -67,6 +67,10 @@ static const char *const migrations[] = {
 	" seq BIGSERIAL PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id),"
 	" ts_ms BIGINT NOT NULL, state TEXT NOT NULL, message TEXT);"
 	"CREATE INDEX run_events_run ON run_events(run_id, seq);",
+	/* 2: provisioning locks and journals (`pushpool provision`) */
+	"CREATE TABLE provisions ("
+	" pool TEXT PRIMARY KEY, owner TEXT, lease_expires BIGINT NOT NULL DEFAULT 0,"
+	" owned TEXT NOT NULL DEFAULT '', updated_ms BIGINT NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
@@ -846,6 +850,87 @@ static int pg_wake_drain(struct pp_store *base)
 	return woken;
 }
 
+/* Provisioning locks, on the server's clock: every host agrees on it. */
+static int pg_prov_lock(struct pp_store *base, const char *pool, const char *owner,
+			int64_t lease_ms, const char *steal_from, char **owned, char *holder,
+			struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char lease[24];
+	int rc;
+
+	*owned = NULL;
+	holder[0] = '\0';
+	i64(lease, sizeof(lease), lease_ms);
+	const char *const p[] = {pool, owner, lease, steal_from ? steal_from : owner};
+	PGresult *res = query(
+		s, "provisioning lock",
+		"INSERT INTO provisions(pool, owner, lease_expires, updated_ms)"
+		" VALUES ($1, $2, " NOW_MS " + $3::bigint, " NOW_MS ") ON CONFLICT (pool) DO UPDATE"
+		" SET owner = $2, lease_expires = " NOW_MS " + $3::bigint, updated_ms = " NOW_MS
+		" WHERE provisions.owner IS NULL OR provisions.owner = $2 OR provisions.owner = $4"
+		" OR provisions.lease_expires < " NOW_MS " RETURNING owned",
+		4, p, &rc, err);
+	if (!res)
+		return rc;
+	if (PQntuples(res) == 1) {
+		*owned = strdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return *owned ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	PQclear(res);
+	const char *const q[] = {pool};
+	res = query(s, "provisioning lock", "SELECT owner FROM provisions WHERE pool = $1", 1, q,
+		    &rc, err);
+	if (!res)
+		return rc;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		snprintf(holder, PP_PROV_OWNER_MAX, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return pp_fail(err, PP_ECONFLICT, "pool %s is being provisioned by %s", pool,
+		       holder[0] ? holder : "another process");
+}
+
+static int pg_prov_save(struct pp_store *base, const char *pool, const char *owner,
+			int64_t lease_ms, const char *owned, bool release, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char lease[24];
+	int rc;
+
+	i64(lease, sizeof(lease), lease_ms);
+	const char *const p[] = {pool, owner, owned, lease, release ? "t" : "f"};
+	PGresult *res = query(s, "provisioning save",
+			      "UPDATE provisions SET owned = $3,"
+			      " lease_expires = CASE WHEN $5::boolean THEN 0 ELSE " NOW_MS
+			      " + $4::bigint END,"
+			      " owner = CASE WHEN $5::boolean THEN NULL ELSE owner END,"
+			      " updated_ms = " NOW_MS " WHERE pool = $1 AND owner = $2",
+			      5, p, &rc, err);
+	if (!res)
+		return rc;
+	rc = atoi(PQcmdTuples(res)) == 0
+		     ? pp_fail(err, PP_ECONFLICT, "pool %s: provisioning lock lost", pool)
+		     : 0;
+	PQclear(res);
+	return rc;
+}
+
+static int pg_prov_get(struct pp_store *base, const char *pool, char **owned, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	const char *const p[] = {pool};
+	int rc;
+	PGresult *res = query(s, "provisioning read",
+			      "SELECT owned FROM provisions WHERE pool = $1", 1, p, &rc, err);
+
+	if (!res)
+		return rc;
+	*owned = strdup(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	return *owned ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
 const struct pp_store_ops pp_store_pg = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -863,4 +948,7 @@ const struct pp_store_ops pp_store_pg = {
 	.next_due = pg_next_due,
 	.wake_fd = pg_wake_fd,
 	.wake_drain = pg_wake_drain,
+	.prov_lock = pg_prov_lock,
+	.prov_save = pg_prov_save,
+	.prov_get = pg_prov_get,
 };

@@ -67,6 +67,10 @@ static const char *const migrations[] = {
 	" run_id TEXT NOT NULL REFERENCES runs(id), ts_ms INTEGER NOT NULL,"
 	" state TEXT NOT NULL, message TEXT);"
 	"CREATE INDEX run_events_run ON run_events(run_id, ts_ms);",
+	/* 2: provisioning locks and journals (`pushpool provision`) */
+	"CREATE TABLE provisions ("
+	" pool TEXT PRIMARY KEY, owner TEXT, lease_expires INTEGER NOT NULL DEFAULT 0,"
+	" owned TEXT NOT NULL DEFAULT '', updated_ms INTEGER NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -816,6 +820,104 @@ static int sqlite_next_due(struct pp_store *base, int64_t *ms, struct pp_error *
 	return 0;
 }
 
+/* Provisioning locks: wall-clock expiry, since the lock is between hosts. */
+static int sqlite_prov_lock(struct pp_store *base, const char *pool, const char *owner,
+			    int64_t lease_ms, const char *steal_from, char **owned, char *holder,
+			    struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	int64_t now = pp_wall_ms();
+	sqlite3_stmt *st;
+	int rc, step;
+
+	*owned = NULL;
+	holder[0] = '\0';
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "INSERT INTO provisions(pool, owner, lease_expires, updated_ms)"
+		    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(pool) DO UPDATE SET owner = ?2,"
+		    " lease_expires = ?3, updated_ms = ?4 WHERE provisions.owner IS NULL"
+		    " OR provisions.owner = ?2 OR provisions.owner = ?5"
+		    " OR provisions.lease_expires < ?4 RETURNING owned",
+		    -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare provisioning lock");
+	bind_text(st, 1, pool);
+	bind_text(st, 2, owner);
+	sqlite3_bind_int64(st, 3, now + lease_ms);
+	sqlite3_bind_int64(st, 4, now);
+	bind_text(st, 5, steal_from ? steal_from : owner);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		*owned = strdup(t ? (const char *)t : "");
+		rc = *owned ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+		while (sqlite3_step(st) == SQLITE_ROW)
+			;
+	} else if (step == SQLITE_DONE) {
+		rc = PP_ECONFLICT;
+	} else {
+		rc = db_fail(s, err, "provisioning lock");
+	}
+	sqlite3_finalize(st);
+	if (rc != PP_ECONFLICT)
+		return rc;
+	if (sqlite3_prepare_v2(s->db, "SELECT owner FROM provisions WHERE pool = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare provisioning lock");
+	bind_text(st, 1, pool);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(holder, PP_PROV_OWNER_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return pp_fail(err, PP_ECONFLICT, "pool %s is being provisioned by %s", pool,
+		       holder[0] ? holder : "another process");
+}
+
+static int sqlite_prov_save(struct pp_store *base, const char *pool, const char *owner,
+			    int64_t lease_ms, const char *owned, bool release, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	int64_t now = pp_wall_ms();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "UPDATE provisions SET owned = ?3, lease_expires = ?4,"
+			       " owner = CASE WHEN ?5 THEN NULL ELSE owner END, updated_ms = ?6"
+			       " WHERE pool = ?1 AND owner = ?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare provisioning save");
+	bind_text(st, 1, pool);
+	bind_text(st, 2, owner);
+	bind_text(st, 3, owned);
+	sqlite3_bind_int64(st, 4, release ? 0 : now + lease_ms);
+	sqlite3_bind_int(st, 5, release);
+	sqlite3_bind_int64(st, 6, now);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s, err, "provisioning save");
+	sqlite3_finalize(st);
+	if (!rc && sqlite3_changes(s->db) == 0)
+		rc = pp_fail(err, PP_ECONFLICT, "pool %s: provisioning lock lost", pool);
+	return rc;
+}
+
+static int sqlite_prov_get(struct pp_store *base, const char *pool, char **owned,
+			   struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
+	const unsigned char *t = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT owned FROM provisions WHERE pool = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_fail(s, err, "prepare provisioning read");
+	bind_text(st, 1, pool);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		t = sqlite3_column_text(st, 0);
+	*owned = strdup(t ? (const char *)t : "");
+	sqlite3_finalize(st);
+	return *owned ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
 const struct pp_store_ops pp_store_sqlite = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -831,4 +933,7 @@ const struct pp_store_ops pp_store_sqlite = {
 	.cancel_requests = sqlite_cancel_requests,
 	.counts = sqlite_counts,
 	.next_due = sqlite_next_due,
+	.prov_lock = sqlite_prov_lock,
+	.prov_save = sqlite_prov_save,
+	.prov_get = sqlite_prov_get,
 };

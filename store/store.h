@@ -155,7 +155,24 @@ struct pp_store_ops {
 	 * at once. */
 	int (*wake_fd)(struct pp_store *s);
 	int (*wake_drain)(struct pp_store *s);
+	/* Provisioning (`pushpool provision`): one row per pool with the lock
+	 * an apply or destroy holds (owner and wall-clock expiry, so two hosts
+	 * on one store never provision a pool at once) and the journal of what
+	 * apply made that carries no tag (text, one record per line).
+	 * prov_lock takes the pool's lock for owner when it is free, expired,
+	 * already owner's, or held by steal_from (may be NULL: a holder the
+	 * caller knows is dead); 0 with *owned (caller frees) set, or
+	 * PP_ECONFLICT with holder (PP_PROV_OWNER_MAX) naming who has it. */
+	int (*prov_lock)(struct pp_store *s, const char *pool, const char *owner, int64_t lease_ms,
+			 const char *steal_from, char **owned, char *holder, struct pp_error *err);
+	/* Save the journal and renew the lease (release: and let go); fenced by
+	 * owner: PP_ECONFLICT when the lock has moved on. */
+	int (*prov_save)(struct pp_store *s, const char *pool, const char *owner, int64_t lease_ms,
+			 const char *owned, bool release, struct pp_error *err);
+	/* Read the journal without the lock (plan): *owned "" when none. */
+	int (*prov_get)(struct pp_store *s, const char *pool, char **owned, struct pp_error *err);
 };
+#define PP_PROV_OWNER_MAX 128
 
 struct pp_store {
 	const struct pp_store_ops *ops;

@@ -9,10 +9,11 @@ store/ lib/ store/
 auth/ lib/ auth/ dispatcher/config.h
 providers/ lib/ providers/ auth/ render/
 sources/ lib/ store/ render/ sources/ auth/ dispatcher/config.h
+provision/ lib/ auth/ providers/ render/ provision/ dispatcher/config.h
 mock/ lib/ mock/
 '
 fail=0
-for f in $(git ls-files 'lib/*' 'render/*' 'store/*' 'auth/*' 'providers/*' 'sources/*' 'mock/*' | grep '\.[ch]$'); do
+for f in $(git ls-files 'lib/*' 'render/*' 'store/*' 'auth/*' 'providers/*' 'sources/*' 'provision/*' 'mock/*' | grep '\.[ch]$'); do
 	dir=${f%%/*}/
 	allowed=$(printf '%s\n' "$rules" | awk -v d="$dir" '$1 == d { $1 = ""; print }')
 	for inc in $(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f"); do

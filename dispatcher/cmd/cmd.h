@@ -4,6 +4,8 @@
 #ifndef PP_CMD_H
 #define PP_CMD_H
 
+#include <stdio.h>
+
 /* The configuration file a command should read: opt when given (its own
  * -c), else $PUSHPOOL_CONFIG (set by the global `pushpool -c FILE`), else
  * /etc/pushpool/pushpool.conf. */
@@ -32,4 +34,12 @@ int pp_cmd_once(int argc, char **argv);
 int pp_cmd_schedule(int argc, char **argv);
 int pp_cmd_runs(int argc, char **argv);
 int pp_cmd_store(int argc, char **argv);
+/* `runs logs` (logs.c), on the store and configuration `runs` opened;
+ * argv[0] is "logs". */
+struct pp_store;
+struct pp_config;
+int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, char **argv);
+void pp_cmd_runs_logs_usage(FILE *to);
+int pp_cmd_provision(int argc, char **argv);
+int pp_cmd_pool(int argc, char **argv);
 #endif

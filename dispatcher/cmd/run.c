@@ -43,6 +43,8 @@ static void usage(FILE *to)
 		"  -t, --timeout S      give up after S seconds in all (submission, and with\n"
 		"                       --wait following): cancel and clean up what was\n"
 		"                       created, exit 75\n"
+		"The pool's max_runtime (or the job variable) holds with --wait: past it the\n"
+		"job is cancelled and the run is FAILED.\n"
 		"Exit: 0 submitted (with --wait: succeeded), 1 the job failed, crashed or was\n"
 		"cancelled, 64 usage, 65 bad template or variables, 69/75 cloud unavailable,\n"
 		"77 credentials rejected, 78 configuration.\n");
@@ -163,6 +165,8 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 	long interval = (long)(cfg->dispatcher.status_interval * 1000.0);
 	enum pp_run_state last = PP_RUN_PENDING;
 	const char *stop_why = NULL;
+	long long running_since = 0;
+	char over[96] = ""; /* the max_runtime reason, once exceeded */
 
 	if (interval <= 0)
 		interval = 5000;
@@ -183,6 +187,18 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 		}
 		if (pp_run_state_terminal(last))
 			break;
+		/* max_runtime holds here as under serve: from the first
+		 * RUNNING, then the job is cancelled and the run FAILED. */
+		if (last == PP_RUN_RUNNING && !running_since)
+			running_since = pp_mono_ms();
+		if (running_since && io->max_runtime_s > 0 &&
+		    pp_mono_ms() - running_since > (long long)(io->max_runtime_s * 1000)) {
+			char lim[PP_DURATION_LEN];
+			pp_duration_format(io->max_runtime_s, lim);
+			snprintf(over, sizeof(over), "max_runtime %s exceeded", lim);
+			stop_why = over;
+			break;
+		}
 		if (interrupted)
 			stop_why = "interrupted";
 		else if (deadline && pp_mono_ms() >= deadline)
@@ -203,6 +219,10 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 			fprintf(stderr, "pushpool run: cancel: %s\n", err.msg);
 	}
 	clean_up(p, io, teardown);
+	if (over[0]) {
+		printf("FAILED: %s\n", over);
+		return PP_EXIT_FAILURE;
+	}
 	if (stop_why)
 		return PP_EXIT_TEMPFAIL;
 	printf("%s", pp_run_state_name(last));

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dispatcher/attempts.h"
 #include "dispatcher/cmd/cmd.h"
 #include "dispatcher/config.h"
 #include "lib/log.h"
@@ -374,6 +375,32 @@ static int runs_ls(struct pp_store *s, int argc, char **argv)
 	return st;
 }
 
+/* One line per start attempt: its number, the remote object it was and
+ * how it ended (dispatcher/attempts.h). */
+static int print_attempts(const struct pp_run_rec *r, const struct pp_run_event *ev, int nev)
+{
+	struct pp_attempt *at = NULL;
+	int n = 0;
+	struct pp_error err = {0};
+	if (pp_run_attempts(r, ev, nev, &at, &n, &err))
+		return PP_EXIT_SOFTWARE;
+	int st = PP_EXIT_OK;
+	if (n)
+		printf("start attempts:\n");
+	for (int i = 0; i < n && !st; i++) {
+		char *remote = pp_cmd_printable(at[i].remote[0] ? at[i].remote : "-");
+		char *outcome = pp_cmd_printable(at[i].outcome[0] ? at[i].outcome : "-");
+		if (remote && outcome)
+			printf("  %d  %s  %s\n", at[i].n, remote, outcome);
+		else
+			st = PP_EXIT_SOFTWARE;
+		free(remote);
+		free(outcome);
+	}
+	free(at);
+	return st;
+}
+
 static int runs_show(struct pp_store *s, const char *id)
 {
 	struct pp_run_rec r;
@@ -406,9 +433,12 @@ static int runs_show(struct pp_store *s, const char *id)
 		printf("id:             %s\npool:           %s\nname:           %s\n"
 		       "state:          %s\nscheduled:      %s\npriority:       %d\n"
 		       "attempts:       %d\ninfra id:       %s\nidempotency:    %s\n"
-		       "job variables:  %s\nlast error:     %s\nevents:\n",
+		       "job variables:  %s\nlast error:     %s\n",
 		       f[0], f[1], f[2], pp_store_state_name(r.state), when, r.priority, r.attempt,
 		       f[3], f[4], f[5], f[6]);
+	st = st ? st : print_attempts(&r, ev, nev);
+	if (!st)
+		printf("events:\n");
 	for (int i = 0; i < nev && !st; i++) {
 		char t[PP_TIME_LEN];
 		pp_time_format(ev[i].ts_ms, false, t);
@@ -433,9 +463,12 @@ static void runs_usage(FILE *to)
 {
 	fprintf(to, "usage: pushpool runs [-c FILE] ls [--state S] [--pool P] [--limit N]\n"
 		    "       pushpool runs [-c FILE] show ID\n"
+		    "       pushpool runs [-c FILE] logs ID [--follow] [--tail N] [--since T]\n"
 		    "       pushpool runs [-c FILE] cancel ID\n"
 		    "ls lists runs in the store (oldest due first); show prints one run and its\n"
-		    "events (ID may be a unique prefix); cancel asks for a run to be cancelled.\n"
+		    "events (ID may be a unique prefix); logs prints its container output from\n"
+		    "its cloud (--follow: until the run ends); cancel asks for a run to be\n"
+		    "cancelled.\n"
 		    "Text from the store and from servers is printed with control characters\n"
 		    "escaped (\\n, \\x1b).\n");
 }
@@ -455,6 +488,10 @@ int pp_cmd_runs(int argc, char **argv)
 	}
 	/* Help wherever it is asked for, before any configuration is read. */
 	for (int j = i; j < argc; j++) {
+		if (is_help(argv[j]) && i < argc && !strcmp(argv[i], "logs")) {
+			pp_cmd_runs_logs_usage(stdout);
+			return PP_EXIT_OK;
+		}
 		if (is_help(argv[j])) {
 			runs_usage(stdout);
 			return PP_EXIT_OK;
@@ -466,7 +503,8 @@ int pp_cmd_runs(int argc, char **argv)
 	}
 	const char *sub = argv[i];
 	if (strcmp(sub, "ls") &&
-	    ((strcmp(sub, "show") && strcmp(sub, "cancel")) || i + 1 >= argc)) {
+	    ((strcmp(sub, "show") && strcmp(sub, "cancel") && strcmp(sub, "logs")) ||
+	     i + 1 >= argc)) {
 		runs_usage(stderr);
 		return PP_EXIT_USAGE;
 	}
@@ -481,6 +519,8 @@ int pp_cmd_runs(int argc, char **argv)
 			st = runs_ls(s, argc - i, argv + i);
 		} else if (!strcmp(sub, "show")) {
 			st = runs_show(s, argv[i + 1]);
+		} else if (!strcmp(sub, "logs")) {
+			st = pp_cmd_runs_logs(s, &cfg, argc - i, argv + i);
 		} else {
 			struct pp_error err = {0};
 			if (s->ops->request_cancel(s, argv[i + 1], &err)) {

@@ -1,18 +1,23 @@
 """Judge the request bodies pushpool-mock saw (PUSHPOOL_MOCK_BODY_DIR) with
 the clouds' own libraries, independently of the mock's C validators:
 
-- ECS (*-ecs-<Operation>.json): botocore's ParamValidator over the vendored
-  botocore 1.43.11 model (not Debian's older one), plus every `pattern` of
+- ECS and CloudWatch Logs (*-ecs-<Operation>.json, *-logs-<Operation>.json):
+  botocore's ParamValidator over the vendored botocore 1.43.11 models (not
+  Debian's older ones), plus every `pattern` of
   the model matched in full with the `regex` module (botocore's validator
   does not check patterns; \\p{L} needs Unicode properties).
 - Cloud Run (*-cloudrun-<Method>.json): json_format.Parse into the method's
-  message (CreateJob: google.cloud.run.v2.Job; RunJob/CancelExecution: the
-  request), unknown fields refused, from a descriptor set protoc compiled
+  message (CreateJob: google.cloud.run.v2.Job; RunJob/CancelExecution and
+  Cloud Logging's ListLogEntries: the request), unknown fields refused, from a descriptor set protoc compiled
   from the vendored protos.
 - Modal (*-modal-<Rpc>.bin): `protoc --decode` of the RPC's request type
   against api.proto; a field protoc cannot name is a failure.
+- The provisioning APIs (*-gcpinfra-<Method>.json): json_format.Parse into
+  the HTTP body's message (the request for body "*", the Repository for
+  CreateRepository) from a second descriptor set (Service Usage, IAM,
+  Resource Manager, Artifact Registry).
 
-Usage: spec_bodies.py BODY_DIR SPEC_DIR RUN_DESCRIPTOR_SET
+Usage: spec_bodies.py BODY_DIR SPEC_DIR RUN_DESCRIPTOR_SET GCPINFRA_DESCRIPTOR_SET
 Prints one line per body; exits 1 when any fails, 2 when there is none.
 """
 import json
@@ -26,13 +31,13 @@ import botocore.validate
 import regex
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
-body_dir, spec_dir, run_set = sys.argv[1:4]
+body_dir, spec_dir, run_set, gcpinfra_set = sys.argv[1:5]
 
 
-def ecs_checker():
-    with open(os.path.join(spec_dir, "aws/ecs/service-2.json")) as f:
+def botocore_checker(service_name):
+    with open(os.path.join(spec_dir, f"aws/{service_name}/service-2.json")) as f:
         model = json.load(f)
-    service = botocore.model.ServiceModel(model, "ecs")
+    service = botocore.model.ServiceModel(model, service_name)
     validator = botocore.validate.ParamValidator()
 
     def patterns(shape, value, path, out):
@@ -62,19 +67,14 @@ def ecs_checker():
     return check
 
 
-def run_checker():
+def json_checker(descriptor_set, types):
     fds = descriptor_pb2.FileDescriptorSet()
-    with open(run_set, "rb") as f:
+    with open(descriptor_set, "rb") as f:
         fds.ParseFromString(f.read())
     pool = descriptor_pool.DescriptorPool()
     for fd in fds.file:
         pool.Add(fd)
     factory = message_factory.MessageFactory(pool)
-    types = {
-        "CreateJob": "google.cloud.run.v2.Job",
-        "RunJob": "google.cloud.run.v2.RunJobRequest",
-        "CancelExecution": "google.cloud.run.v2.CancelExecutionRequest",
-    }
 
     def check(method, text):
         if method not in types:
@@ -87,6 +87,27 @@ def run_checker():
         return []
 
     return check
+
+
+def run_checker():
+    return json_checker(run_set, {
+        "CreateJob": "google.cloud.run.v2.Job",
+        "RunJob": "google.cloud.run.v2.RunJobRequest",
+        "CancelExecution": "google.cloud.run.v2.CancelExecutionRequest",
+        "ListLogEntries": "google.logging.v2.ListLogEntriesRequest",
+    })
+
+
+def gcpinfra_checker():
+    return json_checker(gcpinfra_set, {
+        "EnableService": "google.api.serviceusage.v1.EnableServiceRequest",
+        "DisableService": "google.api.serviceusage.v1.DisableServiceRequest",
+        "CreateServiceAccount": "google.iam.admin.v1.CreateServiceAccountRequest",
+        "CreateServiceAccountKey": "google.iam.admin.v1.CreateServiceAccountKeyRequest",
+        "GetIamPolicy": "google.iam.v1.GetIamPolicyRequest",
+        "SetIamPolicy": "google.iam.v1.SetIamPolicyRequest",
+        "CreateRepository": "google.devtools.artifactregistry.v1.Repository",
+    })
 
 
 def modal_checker():
@@ -109,7 +130,8 @@ def modal_checker():
     return check
 
 
-ecs, run, modal = ecs_checker(), run_checker(), modal_checker()
+ecs, logs = botocore_checker("ecs"), botocore_checker("logs")
+run, modal, gcpinfra = run_checker(), modal_checker(), gcpinfra_checker()
 counts, failed = {}, 0
 for name in sorted(os.listdir(body_dir)):
     m = re.fullmatch(r"\d+-(\w+)-(\w+)\.(json|bin)", name)
@@ -120,10 +142,14 @@ for name in sorted(os.listdir(body_dir)):
         raw = f.read()
     if api == "ecs":
         problems = ecs(action, json.loads(raw))
+    elif api == "logs":
+        problems = logs(action, json.loads(raw))
     elif api == "cloudrun":
         problems = run(action, raw.decode())
     elif api == "modal":
         problems = modal(action, raw)
+    elif api == "gcpinfra":
+        problems = gcpinfra(action, raw.decode())
     else:
         continue
     counts[api] = counts.get(api, 0) + 1

@@ -31,6 +31,20 @@ run -p ecs -v 'env={"A":"1"}' -v cpu=2048 -v memory=4096 -v 'command=python -m f
 	-v 'labels={"team":"data"}'
 run -p cloud-run -v 'env={"A":"1"}' -v 'command=python -m flows' -v 'labels={"team":"data"}'
 run -p modal -v 'env={"A":"1"}'
+# The provisioning APIs: apply (keyed, so the key calls are there too), then
+# destroy, for the Cloud Run pool; Modal's environment calls.
+prov() {
+	out=$("$PUSHPOOL" -c "$T/pushpool.conf" provision "$@" --yes </dev/null 2>&1) ||
+		{ echo "FAIL: pushpool provision $*: $out"; exit 1; }
+}
+prov apply -p cloud-run --create-key
+prov destroy -p cloud-run --credentials "$(sed -n '/^\[pool "cloud-run"\]/,/^\[/s/^credentials = //p' "$T/pushpool.conf")"
+prov apply -p modal --create-environment --environment interop
+prov destroy -p modal --credentials "$(sed -n '/^\[pool "modal"\]/,/^\[/s/^credentials = //p' "$T/pushpool.conf")"
 protoc -I "$SPECS" --include_imports --descriptor_set_out="$T/run.pb" \
 	google/cloud/run/v2/job.proto google/cloud/run/v2/execution.proto 2>/dev/null
-/usr/bin/python3 tests/interop/spec_bodies.py "$T/bodies" "$SPECS" "$T/run.pb"
+protoc -I "$SPECS" --include_imports --descriptor_set_out="$T/gcpinfra.pb" \
+	google/api/serviceusage/v1/serviceusage.proto google/iam/admin/v1/iam.proto \
+	google/cloud/resourcemanager/v3/projects.proto \
+	google/devtools/artifactregistry/v1/service.proto 2>/dev/null
+/usr/bin/python3 tests/interop/spec_bodies.py "$T/bodies" "$SPECS" "$T/run.pb" "$T/gcpinfra.pb"

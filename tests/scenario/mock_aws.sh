@@ -187,6 +187,13 @@ ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET,\"overrides\":{\"containerOverri
 CTASK=$(field taskArn)
 ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET}" >/dev/null
 STASK=$(field taskArn)
+# the start failure fault: the next task only stops as ECS stops one whose
+# image cannot be pulled
+curl -fsS -X POST -d '{"api":"ecs","start_failures":1}' "$BASE/control/faults" >/dev/null
+ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET}" >/dev/null
+PTASK=$(field taskArn)
+ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET}" >/dev/null
+OTASK=$(field taskArn)
 [ "$(ecs StopTask "{\"task\":\"$STASK\",\"reason\":\"timeout\"}")" = 200 ] || fail "stop: $(cat "$T/body")"
 grep -q '"stopCode":"UserInitiated"' "$T/body" || fail "stop answer: $(cat "$T/body")"
 code=$(ecs StopTask '{"task":"nope"}')
@@ -198,6 +205,14 @@ ecs DescribeTasks "{\"tasks\":[\"$CTASK\"]}" >/dev/null
 grep -q '"stopCode":"TaskFailedToStart"' "$T/body" && ! grep -q exitCode "$T/body" || fail "crash: $(cat "$T/body")"
 ecs DescribeTasks "{\"tasks\":[\"$STASK\"]}" >/dev/null
 grep -q '"stoppedReason":"timeout"' "$T/body" || fail "stop reason: $(cat "$T/body")"
+ecs DescribeTasks "{\"tasks\":[\"$PTASK\"]}" >/dev/null
+grep -q '"stopCode":"TaskFailedToStart"' "$T/body" && ! grep -q exitCode "$T/body" &&
+	grep -q '"stoppedReason":"CannotPullContainerError: ' "$T/body" &&
+	grep -q '"reason":"CannotPullContainerError: ' "$T/body" || fail "start failure: $(cat "$T/body")"
+ecs DescribeTasks "{\"tasks\":[\"$OTASK\"]}" >/dev/null
+grep -q '"exitCode":0' "$T/body" || fail "the fault failed a second task: $(cat "$T/body")"
+curl -fsS "$BASE/control/stats" | tr -d ' \n' | grep -q '"ecs.start_failure":1' ||
+	fail "start failure not counted: $(curl -fsS "$BASE/control/stats")"
 [ "$(ecs DeregisterTaskDefinition '{"taskDefinition":"fam:1"}')" = 200 ] && grep -q '"status":"INACTIVE"' "$T/body" ||
 	fail "deregister: $(cat "$T/body")"
 code=$(ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET}")

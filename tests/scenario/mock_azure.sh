@@ -188,6 +188,22 @@ s=$(request DELETE "$CG/a2?$V" -H "$auth")
 clock '{"advance_ms":1100}'
 s=$(request GET "$CG/a2?$V" -H "$auth")
 expect "$s" 404 "deleted pull-failure group"
+# The start failure fault: the next new group fails its pull whatever its
+# image, and a PUT that adopts the group keeps it so.
+curl -fsS -X POST -d '{"api":"aci","start_failures":1}' "$BASE/control/faults" >/dev/null
+s=$(request PUT "$CG/a3?$V" -H "$auth" -H 'Content-Type: application/json' -d "$(group A 1)")
+expect "$s" 201 "create with a start failure injected"
+clock '{"advance_ms":1100}'
+has_state a3 '"detailStatus":"ErrImagePull"'
+body_has '"name":"Failed","message":"Failed to pull image \\"repo/img:1\\"'
+s=$(request PUT "$CG/a3?$V" -H "$auth" -H 'Content-Type: application/json' -d "$(group A 1)")
+has_state a3 '"detailStatus":"ErrImagePull"'
+curl -fsS "$BASE/control/stats" | tr -d ' \n' | grep -q '"aci.start_failure":1[,}]' ||
+	fail "start failure not counted"
+s=$(request DELETE "$CG/a3?$V" -H "$auth")
+clock '{"advance_ms":1100}'
+s=$(request GET "$CG/a3?$V" -H "$auth")
+expect "$s" 404 "deleted start-failure group"
 # The timeline checks below count polls, not time.
 curl -fsS -d '{"name":"aci.async","on":false}' "$BASE/control/behaviours" >/dev/null
 

@@ -206,6 +206,17 @@ grep -q '"cloudrun.delete_refused":2[,}]' "$T/stats" && grep -q '"cloudrun.cance
 api GET "$G/v2/$FEXEC" >/dev/null
 grep -q '"failedCount":1' "$T/body" && grep -q 'CONDITION_FAILED' "$T/body" &&
 	grep -q 'NON_ZERO_EXIT_CODE' "$T/body" || fail "not failed: $(cat "$T/body")"
+# the start failure fault: the next execution ends before any task starts,
+# its image not found (ResourcesAvailable failed, CONTAINER_MISSING)
+curl -fsS -X POST -d '{"api":"cloudrun","start_failures":1}' "$BASE/control/faults" >/dev/null
+api POST "$J/job-fail:run" '{}' >/dev/null
+PEXEC=$(grep -o '"name":"projects/[^"]*/executions/job-fail-[a-z0-9]*"' "$T/body" | head -n 1 | sed 's/"name":"//; s/"$//')
+clock '{"advance_ms":300}' # past provisioning
+api GET "$G/v2/$PEXEC" >/dev/null
+jq -e '.failedCount == 1 and (.startTime | not) and .completionTime != null and
+	([.conditions[] | select(.type == "ResourcesAvailable" and .state == "CONDITION_FAILED" and
+	  .reason == "CONTAINER_MISSING" and (.message | test("^Image .* not found[.]$")))] | length == 1)' \
+	"$T/body" >/dev/null || fail "start failure: $(cat "$T/body")"
 [ "$(api GET "$J/job-ok/executions")" = 200 ] && [ "$(grep -o '"uid"' "$T/body" | wc -l)" -eq 2 ] ||
 	fail "list executions: $(cat "$T/body")"
 [ "$(api DELETE "$J/job-fail")" = 200 ] || fail "delete job"

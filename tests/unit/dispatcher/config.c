@@ -839,6 +839,44 @@ static void test_url_credentials_redacted(void **state)
 	pp_config_free(&c);
 }
 
+/* FILE.d/NAME.conf after FILE, in name order: a drop-in re-opens a pool to
+ * set its keys and adds sections; a duplicate within one file is still an
+ * error, and a later drop-in wins over an earlier one. */
+static void test_dropins(void **state)
+{
+	struct pp_config c;
+	struct pp_buf problems;
+	char d[128];
+
+	snprintf(d, sizeof(d), "%s/pushpool.conf.d", dir);
+	assert_int_equal(mkdir(d, 0755), 0);
+	write_file("pushpool.conf.d/50-a.conf",
+		   "[pool \"p\"]\njob_variables = {\"region\": \"a\"}\ncredentials = k\n"
+		   "[credentials \"k\"]\ntype = gcp\nsource = metadata\n",
+		   0600);
+	write_file("pushpool.conf.d/60-b.conf",
+		   "[pool \"p\"]\njob_variables = {\"region\": \"b\"}\n", 0600);
+	write_file("pushpool.conf.d/70-c.conf.bak", "[pool \"p\"]\ntype = nonsense\n", 0600);
+	if (load(&c, "[pool \"p\"]\ntype = ecs:push\n", &problems))
+		fail_msg("%s", pp_buf_str(&problems));
+	const struct pp_pool_conf *p = pp_config_pool(&c, "p");
+	assert_non_null(p);
+	assert_string_equal(p->type, "ecs:push");
+	assert_string_equal(p->job_variables, "{\"region\": \"b\"}");
+	assert_string_equal(p->credentials, "k");
+	assert_non_null(pp_config_cred(&c, "k"));
+	assert_non_null(strstr(pp_config_cred(&c, "k")->file_name, "50-a.conf"));
+	assert_int_equal(c.ndropins, 2);
+	pp_config_free(&c);
+	pp_buf_free(&problems);
+	write_file("pushpool.conf.d/80-d.conf", "[pool \"q\"]\ntype = ecs:push\n[pool \"q\"]\n",
+		   0600);
+	assert_int_not_equal(load(&c, "[pool \"p\"]\ntype = ecs:push\n", &problems), 0);
+	assert_non_null(strstr(pp_buf_str(&problems), "80-d.conf:3: duplicate [pool \"q\"]"));
+	pp_config_free(&c);
+	pp_buf_free(&problems);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -859,6 +897,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_listen_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_http_warned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_url_credentials_redacted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dropins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_effective_redacts_secrets, setup,
 						teardown),
 	};

@@ -1,7 +1,10 @@
 /* The dispatch loop against a SQLite store in a temp dir and a fake cloud
  * registered for the test: a run is claimed, submitted, status-polled to
  * SUCCEEDED and cleaned up; a submission that keeps failing is retried,
- * then dead; a run is submitted once however many passes see it. */
+ * then dead; a run is submitted once however many passes see it; a failed
+ * run's last output lines go into its outcome; a job that fails to start
+ * is started again by the pool's rules (or not); max_runtime cancels a run
+ * still running. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +28,14 @@ static char dir[64];
 
 static struct {
 	bool fail_submit;
-	int prepares, submits, statuses, cleanups;
+	bool fail_job; /* status: the job exited 1 */
+	int prepares, submits, statuses, cleanups, cancels;
+	int logs_pages, cleanups_before_logs;
+	/* Attempts before this one fail to start (image_pull); 0: none do. */
+	int start_ok_from;
+	bool run_forever; /* status answers RUNNING */
+	char keys[4][64]; /* the idempotency key of each submission, in order */
+	int attempts[4];  /* and its io->attempt */
 } cloud;
 
 static int fake_prepare(struct pp_run_io *io, struct pp_error *err)
@@ -41,7 +51,12 @@ static int fake_submit(struct pp_run_io *io, struct pp_error *err)
 	cloud.submits++;
 	if (cloud.fail_submit)
 		return pp_fail(err, PP_ETRANSIENT, "fake cloud: try again later");
-	snprintf(io->infra_id, sizeof(io->infra_id), "fake/%s", io->run_id);
+	if (cloud.submits <= 4) {
+		snprintf(cloud.keys[cloud.submits - 1], sizeof(cloud.keys[0]), "%s",
+			 io->idem_key ? io->idem_key : "");
+		cloud.attempts[cloud.submits - 1] = io->attempt;
+	}
+	snprintf(io->infra_id, sizeof(io->infra_id), "fake/%s/%d", io->run_id, io->attempt);
 	return PP_STEP_DONE;
 }
 
@@ -49,15 +64,61 @@ static int fake_status(struct pp_run_io *io, struct pp_error *err)
 {
 	(void)err;
 	cloud.statuses++;
-	io->state_out = PP_RUN_SUCCEEDED;
-	io->exit_code = 0;
+	if (cloud.run_forever) {
+		io->state_out = PP_RUN_RUNNING;
+		return PP_STEP_DONE;
+	}
+	if (cloud.start_ok_from && io->attempt < cloud.start_ok_from) {
+		io->state_out = PP_RUN_CRASHED;
+		io->start_failure = PP_START_IMAGE_PULL;
+		snprintf(io->message, sizeof(io->message), "fake cloud: image not found");
+		return PP_STEP_DONE;
+	}
+	io->state_out = cloud.fail_job ? PP_RUN_FAILED : PP_RUN_SUCCEEDED;
+	io->exit_code = cloud.fail_job;
 	return PP_STEP_DONE;
+}
+
+#define LOG_SECRET "fake-cloud-log-secret-0123"
+
+/* Two pages of output: twelve numbered lines, then a line longer than the
+ * outcome keeps of one, one quoting a secret, and the last one. */
+static int fake_logs(struct pp_run_io *io, struct pp_error *err)
+{
+	struct pp_logs *l = io->logs;
+	char line[400];
+	int rc = 0;
+	if (cloud.cleanups)
+		cloud.cleanups_before_logs++;
+	if (cloud.logs_pages++ == 0) {
+		for (int i = 1; i <= 12 && !rc; i++) {
+			snprintf(line, sizeof(line), "line %d", i);
+			rc = pp_logs_add(l, 1000 + i, line, strlen(line), err);
+		}
+		l->more = true;
+		return rc ? rc : PP_STEP_DONE;
+	}
+	memset(line, 'x', 300);
+	line[300] = '\0';
+	rc = pp_logs_add(l, 2000, line, strlen(line), err);
+	snprintf(line, sizeof(line), "token=%s\nTraceback: the end", LOG_SECRET);
+	rc = rc ? rc : pp_logs_add(l, 2001, line, strlen(line), err);
+	l->more = false;
+	return rc ? rc : PP_STEP_DONE;
 }
 
 static int fake_done(struct pp_run_io *io, struct pp_error *err)
 {
 	(void)io;
 	(void)err;
+	return PP_STEP_DONE;
+}
+
+static int fake_cancel(struct pp_run_io *io, struct pp_error *err)
+{
+	(void)io;
+	(void)err;
+	cloud.cancels++;
 	return PP_STEP_DONE;
 }
 
@@ -79,8 +140,9 @@ static const struct pp_provider fake_cloud = {
 	.restore = fake_done,
 	.submit = fake_submit,
 	.status = fake_status,
-	.cancel = fake_done,
+	.cancel = fake_cancel,
 	.cleanup = fake_cleanup,
+	.logs = fake_logs,
 };
 
 /* ---- fixture ---- */
@@ -123,8 +185,9 @@ static void write_file(const char *name, const char *text)
 	fclose(f);
 }
 
-/* Short intervals so that a pass takes milliseconds, two submission tries. */
-static void load_config(struct pp_config *c)
+/* Short intervals so that a pass takes milliseconds, two submission tries;
+ * pool_extra: more lines for the pool's section. */
+static void load_config_with(struct pp_config *c, const char *pool_extra)
 {
 	char text[1024];
 	write_file("t.json", "{\"job_configuration\": {\"command\": \"{{ command }}\"},"
@@ -135,8 +198,8 @@ static void load_config(struct pp_config *c)
 		 "lease_seconds = 30\nsubmit_attempts = 2\nbackoff_base_ms = 1\n"
 		 "backoff_max_ms = 5\n"
 		 "[store]\nurl = sqlite:%s/runs.db\n"
-		 "[pool \"p\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n",
-		 dir, dir, dir);
+		 "[pool \"p\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n%s",
+		 dir, dir, dir, pool_extra);
 	write_file("pushpool.conf", text);
 	char path[256];
 	snprintf(path, sizeof(path), "%s/pushpool.conf", dir);
@@ -144,6 +207,11 @@ static void load_config(struct pp_config *c)
 	assert_int_equal(pp_config_init(c, &err), 0);
 	if (pp_config_load(c, path, &err))
 		fail_msg("config: %s", err.msg);
+}
+
+static void load_config(struct pp_config *c)
+{
+	load_config_with(c, "");
 }
 
 /* Schedule one run of pool p, due now; its id into id. */
@@ -165,6 +233,16 @@ static void schedule(const struct pp_config *c, char id[PP_ID_LEN])
 		fail_msg("insert: %s", err.msg);
 	memcpy(id, r.id, PP_ID_LEN);
 	pp_store_close(s);
+}
+
+static struct pp_store *open_store(const struct pp_config *c)
+{
+	char url[512];
+	struct pp_store *s = NULL;
+	struct pp_error err = {0};
+	pp_store_url(c, url, sizeof(url));
+	assert_int_equal(pp_store_open(url, &s, &err), 0);
+	return s;
 }
 
 static void run_state(const struct pp_config *c, const char *id, struct pp_run_rec *out)
@@ -200,13 +278,14 @@ static void test_claim_submit_watch_succeed(void **state)
 	assert_int_equal(cloud.submits, 1);
 	assert_true(cloud.statuses >= 1);
 	assert_int_equal(cloud.cleanups, 1);
+	assert_int_equal(cloud.logs_pages, 0);
 
 	struct pp_run_rec r;
 	run_state(&c, id, &r);
 	assert_int_equal(r.state, PP_ST_SUCCEEDED);
 	assert_int_equal(r.attempt, 1);
 	char want[128];
-	snprintf(want, sizeof(want), "fake/%s", id);
+	snprintf(want, sizeof(want), "fake/%s/1", id);
 	assert_string_equal(r.infra_id, want);
 	pp_run_rec_free(&r);
 	pp_config_free(&c);
@@ -291,6 +370,276 @@ static void test_once_submits_and_stops(void **state)
 	pp_config_free(&c);
 }
 
+/* once --wait passes until the run is final (a start retry releases it
+ * with a delay, so one pass may end first); the passes' summary in total. */
+static void passes_until_final(const struct pp_config *c, const char *id, struct pp_run_rec *r,
+			       struct pp_loop_summary *total)
+{
+	struct pp_loop_opts opts = {.once = true, .wait = true, .timeout = 60, .owner = "unit"};
+	int64_t deadline = pp_mono_ms() + 30000;
+	memset(total, 0, sizeof(*total));
+	for (;;) {
+		struct pp_loop_summary sum;
+		struct pp_error err = {0};
+		if (pp_loop_run((struct pp_config *)c, &opts, &sum, &err))
+			fail_msg("loop: %s", err.msg);
+		total->retrying += sum.retrying;
+		total->submitted += sum.submitted;
+		total->crashed += sum.crashed;
+		total->failed += sum.failed;
+		total->succeeded += sum.succeeded;
+		run_state(c, id, r);
+		if (pp_store_state_terminal(r->state))
+			return;
+		if (pp_mono_ms() > deadline)
+			fail_msg("run %s still %s", id, pp_store_state_name(r->state));
+		pp_run_rec_free(r);
+		nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+	}
+}
+
+/* A job that fails to start with a class the pool retries is started again
+ * as attempt 2: its own key and name, the failed attempt cleaned up, and
+ * the run SUCCEEDED. */
+static void test_start_failure_retried(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN], key[80];
+	load_config_with(&c, "start_retries = 2\nstart_retry_backoff = 0.001\n");
+	schedule(&c, id);
+	cloud.start_ok_from = 2;
+	struct pp_run_rec r;
+	struct pp_loop_summary total;
+	passes_until_final(&c, id, &r, &total);
+	assert_int_equal(r.state, PP_ST_SUCCEEDED);
+	snprintf(key, sizeof(key), "%s-2", id);
+	assert_string_equal(r.idem_key, key);
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.submits, 2);
+	snprintf(key, sizeof(key), "%s-1", id);
+	assert_string_equal(cloud.keys[0], key);
+	assert_int_equal(cloud.attempts[0], 1);
+	snprintf(key, sizeof(key), "%s-2", id);
+	assert_string_equal(cloud.keys[1], key);
+	assert_int_equal(cloud.attempts[1], 2);
+	assert_int_equal(cloud.cleanups, 2); /* the failed attempt's object, then the run's */
+	assert_int_equal(total.retrying, 1);
+	assert_int_equal(total.succeeded, 1);
+
+	struct pp_store *s = open_store(&c);
+	struct pp_run_event *ev = NULL;
+	int nev = 0;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->get(s, id, &r, &ev, &nev, &err), 0);
+	bool retried = false;
+	for (int i = 0; i < nev; i++)
+		retried |= ev[i].message &&
+			   strstr(ev[i].message, "attempt 1 failed to start (image_pull): fake "
+						 "cloud: image not found; retrying as attempt 2");
+	assert_true(retried);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	pp_store_close(s);
+	pp_config_free(&c);
+}
+
+/* Retries spent: CRASHED with the class and the attempt. */
+static void test_start_retries_spent(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config_with(&c, "start_retries = 1\nstart_retry_backoff = 0.001\n");
+	schedule(&c, id);
+	cloud.start_ok_from = 99;
+	struct pp_run_rec r;
+	struct pp_loop_summary total;
+	passes_until_final(&c, id, &r, &total);
+	assert_int_equal(r.state, PP_ST_CRASHED);
+	/* (the fake cloud's log op answers even for a job that never ran) */
+	static const char want_spent[] =
+		"failed to start (image_pull) on attempt 2: fake cloud: image not found";
+	assert_int_equal(strncmp(r.last_error, want_spent, strlen(want_spent)), 0);
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.submits, 2);
+	assert_int_equal(total.crashed, 1);
+	pp_config_free(&c);
+}
+
+/* A class the pool does not retry: CRASHED at once, one submission. */
+static void test_start_failure_not_retried(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config_with(&c, "start_retries = 3\nstart_retry_on = capacity\n");
+	schedule(&c, id);
+	cloud.start_ok_from = 2;
+	struct pp_run_rec r;
+	struct pp_loop_summary total;
+	passes_until_final(&c, id, &r, &total);
+	assert_int_equal(r.state, PP_ST_CRASHED);
+	static const char want[] = "failed to start (image_pull): fake cloud: image not found";
+	assert_int_equal(strncmp(r.last_error, want, strlen(want)), 0);
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.submits, 1);
+	assert_int_equal(total.retrying, 0);
+	pp_config_free(&c);
+}
+
+/* A cancel asked while the start retry waits: CANCELLED when it is due,
+ * and the next attempt is never submitted. */
+static void test_cancel_while_a_start_retry_waits(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config_with(&c, "start_retries = 2\nstart_retry_backoff = 0.001\n");
+	schedule(&c, id);
+	cloud.start_ok_from = 2;
+	struct pp_loop_opts opts = {.once = true, .wait = true, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	struct pp_run_rec r;
+	/* The pass ends with the run waiting for attempt 2: a once pass stops
+	 * claiming at the first claim that finds nothing due, which came while
+	 * attempt 1 was watched. */
+	if (pp_loop_run(&c, &opts, &sum, &err))
+		fail_msg("loop: %s", err.msg);
+	assert_int_equal(sum.retrying, 1);
+	assert_int_equal(pp_loop_once_status(&sum, true), PP_EXIT_TEMPFAIL);
+	run_state(&c, id, &r);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.submits, 1);
+	struct pp_store *s = open_store(&c);
+	assert_int_equal(s->ops->request_cancel(s, id, &err), 0);
+	pp_store_close(s);
+	struct pp_loop_summary total;
+	passes_until_final(&c, id, &r, &total);
+	assert_int_equal(r.state, PP_ST_CANCELLED);
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.submits, 1);
+	pp_config_free(&c);
+}
+
+/* A run still running past max_runtime is cancelled and FAILED with the
+ * limit in its reason. */
+static void test_max_runtime_cancels(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config_with(&c, "max_runtime = 50ms\n");
+	schedule(&c, id);
+	cloud.run_forever = true;
+	struct pp_run_rec r;
+	struct pp_loop_summary total;
+	passes_until_final(&c, id, &r, &total);
+	assert_int_equal(r.state, PP_ST_FAILED);
+	assert_non_null(strstr(r.last_error, "max_runtime 50ms exceeded (ran "));
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.cancels, 1);
+	assert_int_equal(cloud.cleanups, 1);
+	assert_true(cloud.statuses >= 2);
+	pp_config_free(&c);
+}
+
+/* once without --wait, pass after pass: the pass that first sees the run
+ * running records when; a later pass measures max_runtime from that stored
+ * time (not from its own start) and cancels the run. */
+static void test_max_runtime_across_passes(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config_with(&c, "max_runtime = 200ms\n");
+	schedule(&c, id);
+	cloud.run_forever = true;
+	struct pp_loop_opts opts = {.once = true, .wait = false, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	struct pp_run_rec r;
+	/* 1: submitted and left; 2: seen running, the time stored */
+	for (int pass = 0; pass < 2; pass++)
+		if (pp_loop_run(&c, &opts, &sum, &err))
+			fail_msg("loop: %s", err.msg);
+	run_state(&c, id, &r);
+	assert_int_equal(r.state, PP_ST_RUNNING);
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.cancels, 0);
+	nanosleep(&(struct timespec){.tv_nsec = 300000000}, NULL);
+	/* 3: its first look finds it over the limit */
+	if (pp_loop_run(&c, &opts, &sum, &err))
+		fail_msg("loop: %s", err.msg);
+	run_state(&c, id, &r);
+	assert_int_equal(r.state, PP_ST_FAILED);
+	assert_non_null(strstr(r.last_error, "max_runtime 200ms exceeded"));
+	pp_run_rec_free(&r);
+	assert_int_equal(cloud.cancels, 1);
+	pp_config_free(&c);
+}
+
+/* A run that fails gets the last lines of its output in its error and
+ * events, read (every page) before its cleanup: the newest lines that fit,
+ * each cut at 200 bytes, 1 KiB in all, secrets redacted. A run that
+ * succeeds reads none. */
+static void test_failed_run_gets_its_last_output(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char id[PP_ID_LEN];
+	load_config(&c);
+	schedule(&c, id);
+	pp_secret_register(LOG_SECRET);
+	cloud.fail_job = true;
+	struct pp_loop_opts opts = {.once = true, .wait = true, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	if (pp_loop_run(&c, &opts, &sum, &err))
+		fail_msg("loop: %s", err.msg);
+	assert_int_equal(sum.failed, 1);
+	assert_int_equal(cloud.logs_pages, 2);
+	assert_int_equal(cloud.cleanups_before_logs, 0);
+	assert_int_equal(cloud.cleanups, 1);
+
+	struct pp_run_rec r;
+	struct pp_run_event *ev = NULL;
+	int nev = 0;
+	char url[512];
+	struct pp_store *s = NULL;
+	pp_store_url(&c, url, sizeof(url));
+	assert_int_equal(pp_store_open(url, &s, &err), 0);
+	assert_int_equal(s->ops->get(s, id, &r, &ev, &nev, &err), 0);
+	pp_store_close(s);
+	const char *tail = strstr(r.last_error, "; last output: ");
+	assert_non_null(tail);
+	assert_true(strlen(tail) <= 1024);
+	assert_non_null(strstr(tail, " | token=[REDACTED] | Traceback: the end"));
+	assert_null(strstr(r.last_error, LOG_SECRET));
+	/* The long line is cut at 200 bytes; the oldest lines did not fit. */
+	char cut[202];
+	memset(cut, 'x', 200);
+	snprintf(cut + 200, 2, "%s", " ");
+	assert_non_null(strstr(tail, cut));
+	assert_null(strstr(
+		tail, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
+	assert_non_null(strstr(tail, "line 12 | xxx"));
+	assert_null(strstr(tail, "line 1 |"));
+	bool in_event = false;
+	for (int i = 0; i < nev; i++)
+		in_event =
+			in_event || (ev[i].message && strstr(ev[i].message, "finishing FAILED") &&
+				     strstr(ev[i].message, "Traceback: the end"));
+	assert_true(in_event);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
@@ -299,6 +648,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failing_submission_retried_then_dead, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_once_submits_and_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_run_gets_its_last_output, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_start_failure_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_retries_spent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_failure_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_while_a_start_retry_waits, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_max_runtime_cancels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_runtime_across_passes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -230,12 +230,99 @@ static void test_bad_key_file(void **state)
 	pp_config_free(&c);
 }
 
+/* The start retry rules: the default classes (image_pull, capacity,
+ * resource_init) and none retried until start_retries is set; a class
+ * outside start_retry_on, or an attempt past the retries, is not retried;
+ * an unknown class is refused with the pool and the known classes named. */
+static void test_start_retry_rules(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	struct pp_pool *p = NULL;
+	struct pp_error err = {0};
+	load(&c, "[pool \"p\"]\ntype = ecs\n");
+	assert_int_equal(pp_pool_open(&c, &c.pools[0], PP_POOL_CHECK, &p, &err), 0);
+	assert_false(pp_pool_start_retry(p, PP_START_IMAGE_PULL, 1));
+	pp_pool_close(p);
+	pp_config_free(&c);
+
+	load(&c, "[pool \"p\"]\ntype = ecs\nstart_retries = 2\nstart_retry_backoff = 1.5\n");
+	assert_int_equal(pp_pool_open(&c, &c.pools[0], PP_POOL_CHECK, &p, &err), 0);
+	assert_true(pp_pool_start_retry(p, PP_START_IMAGE_PULL, 1));
+	assert_true(pp_pool_start_retry(p, PP_START_CAPACITY, 2));
+	assert_true(pp_pool_start_retry(p, PP_START_RESOURCE_INIT, 1));
+	assert_false(pp_pool_start_retry(p, PP_START_IMAGE_PULL, 3));
+	assert_false(pp_pool_start_retry(p, PP_START_SPOT_INTERRUPTION, 1));
+	assert_false(pp_pool_start_retry(p, PP_START_OTHER, 1));
+	assert_false(pp_pool_start_retry(p, PP_START_OK, 1));
+	assert_int_equal(p->retry_base_ms, 1500);
+	assert_int_equal(p->retry_cap_ms, 300000);
+	pp_pool_close(p);
+	pp_config_free(&c);
+
+	load(&c, "[pool \"p\"]\ntype = ecs\nstart_retries = 1\n"
+		 "start_retry_on = spot_interruption,other\n");
+	assert_int_equal(pp_pool_open(&c, &c.pools[0], PP_POOL_CHECK, &p, &err), 0);
+	assert_true(pp_pool_start_retry(p, PP_START_SPOT_INTERRUPTION, 1));
+	assert_true(pp_pool_start_retry(p, PP_START_OTHER, 1));
+	assert_false(pp_pool_start_retry(p, PP_START_IMAGE_PULL, 1));
+	pp_pool_close(p);
+	pp_config_free(&c);
+
+	load(&c, "[pool \"p\"]\ntype = ecs\nstart_retry_on = image_pull, oom\n");
+	assert_int_equal(pp_pool_open(&c, &c.pools[0], PP_POOL_CHECK, &p, &err), PP_EINVALID);
+	assert_null(p);
+	assert_non_null(strstr(err.msg, "pool \"p\": start_retry_on: unknown start failure "
+					"class \"oom\" (known: image_pull, capacity"));
+	pp_config_free(&c);
+}
+
+/* A run's max_runtime: the job's variable when rendered into it (0 turns
+ * the limit off), else the pool's. */
+static void test_max_runtime_of_a_run(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	struct pp_pool *p = NULL;
+	struct pp_error err = {0};
+	load(&c, "[pool \"p\"]\ntype = modal:push\nmax_runtime = 10m\n");
+	assert_int_equal(pp_pool_open(&c, &c.pools[0], PP_POOL_NO_CRED, &p, &err), 0);
+	static const struct {
+		const char *vars;
+		double want;
+	} cases[] = {
+		{"{\"image\": \"x\"}", 600},
+		{"{\"image\": \"x\", \"max_runtime\": 90}", 90},
+		{"{\"image\": \"x\", \"max_runtime\": 0}", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pp_json *vars = NULL, *job = NULL;
+		assert_int_equal(
+			pp_json_parse(cases[i].vars, strlen(cases[i].vars), NULL, &vars, &err), 0);
+		struct pp_run_ctx ctx = {.flow_run_id = "r1", .flow_run_name = "r1"};
+		if (pp_pool_render(p, NULL, NULL, vars, &ctx, &job, &err))
+			fail_msg("%s", err.msg);
+		struct pp_run_io io = {0};
+		pp_pool_io_init(p, &io, "r1", "r1", job);
+		assert_true(io.max_runtime_s == cases[i].want);
+		pp_json_free(job);
+		pp_json_free(vars);
+	}
+	pp_pool_close(p);
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_type_opens), cmocka_unit_test(test_render_like_serve),
-		cmocka_unit_test(test_bad_template),	 cmocka_unit_test(test_bad_credentials),
-		cmocka_unit_test(test_bad_variables),	 cmocka_unit_test(test_bad_key_file),
+		cmocka_unit_test(test_every_type_opens),
+		cmocka_unit_test(test_render_like_serve),
+		cmocka_unit_test(test_bad_template),
+		cmocka_unit_test(test_bad_credentials),
+		cmocka_unit_test(test_bad_variables),
+		cmocka_unit_test(test_bad_key_file),
+		cmocka_unit_test(test_start_retry_rules),
+		cmocka_unit_test(test_max_runtime_of_a_run),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -126,6 +126,31 @@ static void duration_is(const char *s, double want)
 		fail_msg("'%s' gave %g s, expected %g", s, got, want);
 }
 
+static void formats_as(double seconds, const char *want)
+{
+	char out[PP_DURATION_LEN];
+	double back = -1;
+	pp_duration_format(seconds, out);
+	assert_string_equal(out, want);
+	assert_int_equal(pp_duration_parse(out, &back), 0);
+	assert_true(fabs(back - seconds) < 1e-9);
+}
+
+/* The largest unit that holds the value whole, and it parses back. */
+static void test_duration_format(void **state)
+{
+	(void)state;
+	formats_as(600, "10m");
+	formats_as(5400, "90m");
+	formats_as(7200, "2h");
+	formats_as(172800, "2d");
+	formats_as(61, "61s");
+	formats_as(1, "1s");
+	formats_as(0, "0s");
+	formats_as(0.25, "250ms");
+	formats_as(1.5, "1500ms");
+}
+
 static void test_durations(void **state)
 {
 	(void)state;
@@ -157,10 +182,9 @@ static void test_durations(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc3339_valid),
-		cmocka_unit_test(test_rfc3339_invalid),
-		cmocka_unit_test(test_format_round_trip),
-		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_rfc3339_valid),	  cmocka_unit_test(test_rfc3339_invalid),
+		cmocka_unit_test(test_format_round_trip), cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_duration_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,6 +134,28 @@ static void test_fault_decisions(void **state)
 	pp_mock_free(b);
 }
 
+/* start_failures: exactly N starts of exactly that api fail, each counted;
+ * the "*" default never sets them for an api; a negative count is refused. */
+static void test_start_failures(void **state)
+{
+	struct pp_mock *m = new_mock(1);
+	struct pp_error err = {0};
+
+	assert_false(pp_mock_start_failure(m, "ecs"));
+	assert_int_equal(pp_mock_set_faults(m, "{\"start_failures\":5}", &err), 0);
+	assert_false(pp_mock_start_failure(m, "ecs"));
+	assert_int_equal(pp_mock_set_faults(m, "{\"api\":\"ecs\",\"start_failures\":2}", &err), 0);
+	assert_false(pp_mock_start_failure(m, "aci"));
+	assert_true(pp_mock_start_failure(m, "ecs"));
+	assert_true(pp_mock_start_failure(m, "ecs"));
+	assert_false(pp_mock_start_failure(m, "ecs"));
+	assert_int_equal(pp_mock_count_get(m, "injected", "ecs.start_failure"), 2);
+	assert_int_equal(pp_mock_set_faults(m, "{\"api\":\"ecs\",\"start_failures\":-1}", &err),
+			 PP_EINVALID);
+	assert_non_null(strstr(err.msg, "start_failures"));
+	pp_mock_free(m);
+}
+
 static void test_counters(void **state)
 {
 	struct pp_mock *m = new_mock(1);
@@ -221,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_fault_settings_rejected),
 		cmocka_unit_test(test_fault_decisions),
 		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_start_failures),
 		cmocka_unit_test(test_loopback_only),
 		cmocka_unit_test(test_clock_hold_advance),
 	};

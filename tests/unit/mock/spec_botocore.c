@@ -142,13 +142,38 @@ static void test_many_tags(void **state)
 		       "Member must have length less than or equal to 50");
 }
 
+/* CloudWatch Logs' model loads (its Java patterns, "[\\w-_]*", read as
+ * AWS means them) and judges GetLogEvents as pushpool sends it. */
+static void test_logs_model(void **state)
+{
+	const unsigned char *data;
+	size_t len;
+	struct pp_error err = {0};
+	struct pp_spec_botocore *logs = NULL;
+	struct pp_spec_report rep;
+	struct pp_json *j = NULL;
+	const char *ok = "{\"logGroupName\":\"/flows\",\"logStreamName\":\"pp/prefect/0a1b\","
+			 "\"startFromHead\":true,\"limit\":1000,\"nextToken\":\"f/1\"}";
+	const char *bad = "{\"logGroupName\":\"bad group!\",\"limit\":0}";
+
+	assert_int_equal(pp_spec_blob("logs", &data, &len, &err), 0);
+	assert_int_equal(pp_spec_botocore_load((const char *)data, len, &logs, &err), 0);
+	assert_int_equal(pp_json_parse(ok, strlen(ok), NULL, &j, NULL), 0);
+	assert_int_equal(pp_spec_botocore_check(logs, "GetLogEvents", j, &rep), 0);
+	pp_json_free(j);
+	assert_int_equal(pp_json_parse(bad, strlen(bad), NULL, &j, NULL), 0);
+	/* logStreamName missing, the group's pattern, limit under its minimum */
+	assert_int_equal(pp_spec_botocore_check(logs, "GetLogEvents", j, &rep), 3);
+	pp_json_free(j);
+	pp_spec_botocore_free(logs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_run_task_valid),
-		cmocka_unit_test(test_tag_pattern),
-		cmocka_unit_test(test_constraints),
-		cmocka_unit_test(test_many_tags),
+		cmocka_unit_test(test_run_task_valid), cmocka_unit_test(test_tag_pattern),
+		cmocka_unit_test(test_constraints),    cmocka_unit_test(test_many_tags),
+		cmocka_unit_test(test_logs_model),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

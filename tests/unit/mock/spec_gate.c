@@ -172,13 +172,63 @@ static void test_modal_status(void **state)
 	pp_mock_free(m);
 }
 
+/* One request the provisioning APIs' protos refuse or accept. */
+static void gcpinfra(struct pp_mock *m, const char *method, const char *body, bool refused,
+		     const char *want)
+{
+	struct pp_mock_req req = {.method = "POST", .body = body, .body_len = strlen(body)};
+	struct pp_mock_resp r;
+
+	resp_init(&r);
+	assert_int_equal(pp_mock_spec_gcpinfra(m, method, &req, &r), refused);
+	if (refused) {
+		assert_int_equal(r.status, 400);
+		assert_body_has(&r, want);
+	}
+	resp_free(&r);
+}
+
+/* The bodies `pushpool provision` sends pass; what Google refuses is
+ * refused: an output-only field, a required one missing, an unknown one. */
+static void test_gcpinfra_bodies(void **state)
+{
+	struct pp_mock *m = new_mock();
+
+	gcpinfra(m, "google.iam.admin.v1.IAM.CreateServiceAccount",
+		 "{\"accountId\":\"pp-cr-run\",\"serviceAccount\":{\"displayName\":\"d\","
+		 "\"description\":\"pushpool-pool=cr\"}}",
+		 false, NULL);
+	gcpinfra(m, "google.iam.admin.v1.IAM.CreateServiceAccount",
+		 "{\"accountId\":\"pp-cr-run\",\"serviceAccount\":{\"email\":\"x@y\"}}", true,
+		 "\"field\":\"serviceAccount.email\"");
+	gcpinfra(m, "google.iam.admin.v1.IAM.CreateServiceAccount", "{\"serviceAccount\":{}}", true,
+		 "accountId");
+	gcpinfra(m, "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
+		 "{\"policy\":{\"bindings\":[{\"role\":\"roles/run.developer\",\"members\":"
+		 "[\"user:a@b\"]}],\"etag\":\"BwY1\"}}",
+		 false, NULL);
+	gcpinfra(m, "google.cloud.resourcemanager.v3.Projects.SetIamPolicy",
+		 "{\"policy\":{\"bindings\":[{\"role\":\"r\",\"member\":\"user:a@b\"}]}}", true,
+		 "member");
+	gcpinfra(m, "google.api.serviceusage.v1.ServiceUsage.DisableService",
+		 "{\"disableDependentServices\":false,\"checkIfServiceHasUsage\":\"CHECK\"}", false,
+		 NULL);
+	gcpinfra(m, "google.api.serviceusage.v1.ServiceUsage.DisableService",
+		 "{\"checkIfServiceHasUsage\":\"SOMETIMES\"}", true, "checkIfServiceHasUsage");
+	gcpinfra(m, "google.devtools.artifactregistry.v1.ArtifactRegistry.CreateRepository",
+		 "{\"format\":\"DOCKER\",\"labels\":{\"pushpool-pool\":\"cr\"}}", false, NULL);
+	gcpinfra(m, "google.devtools.artifactregistry.v1.ArtifactRegistry.CreateRepository",
+		 "{\"format\":\"DOCKER\",\"createTime\":\"2020-01-01T00:00:00Z\"}", true,
+		 "repository.createTime");
+	pp_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ecs_error_shape),
-		cmocka_unit_test(test_arm_error_shape),
-		cmocka_unit_test(test_cloudrun_error_shape),
-		cmocka_unit_test(test_modal_status),
+		cmocka_unit_test(test_ecs_error_shape),	     cmocka_unit_test(test_arm_error_shape),
+		cmocka_unit_test(test_cloudrun_error_shape), cmocka_unit_test(test_modal_status),
+		cmocka_unit_test(test_gcpinfra_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

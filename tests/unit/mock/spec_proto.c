@@ -129,6 +129,26 @@ static void test_cloud_run_violations(void **state)
 		       "job.template.template.containers[0].image", "missing a required field");
 }
 
+/* Cloud Logging's ListLogEntries, in the same descriptor set: the body is
+ * the whole request ("*"); resourceNames is REQUIRED. */
+static void test_list_log_entries(void **state)
+{
+	struct pp_spec_report rep;
+	const char *list = "google.logging.v2.LoggingServiceV2.ListLogEntries";
+
+	assert_int_equal(check_json(list,
+				    "{\"resourceNames\":[\"projects/p\"],\"filter\":\"x\","
+				    "\"orderBy\":\"timestamp asc\",\"pageSize\":1000,"
+				    "\"pageToken\":\"t\"}",
+				    &rep),
+			 0);
+	assert_refused(list, "{\"filter\":\"x\"}", "resourceNames", "missing a required field");
+	assert_refused(list, "{\"resourceNames\":[\"projects/p\"],\"projectIds\":[\"p\"]}",
+		       "projectIds", "Unknown name \"projectIds\"");
+	assert_refused(list, "{\"resourceNames\":[\"projects/p\"],\"pageSize\":\"many\"}",
+		       "pageSize", "many");
+}
+
 /* AppGetOrCreateRequest {1 app_name, 2 environment_name, 3 object_creation_type}. */
 static void test_modal_wire(void **state)
 {
@@ -182,6 +202,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cloud_run_valid),
 		cmocka_unit_test(test_cloud_run_violations),
+		cmocka_unit_test(test_list_log_entries),
 		cmocka_unit_test(test_modal_wire),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

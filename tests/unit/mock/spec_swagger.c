@@ -149,13 +149,43 @@ static void test_arm_platform_rules(void **state)
 	assert_string_equal(rep.code, "InvalidContainerGroupName");
 }
 
+static const char *arg_of(const void *ctx, const char *name)
+{
+	const char *const *kv = ctx;
+
+	for (; kv[0]; kv += 2)
+		if (!strcmp(kv[0], name))
+			return kv[1];
+	return NULL;
+}
+
+/* Query parameters as the swagger declares them (Containers_ListLogs:
+ * tail an int32, timestamps a boolean). */
+static void test_query_parameters(void **state)
+{
+	struct pp_spec_report rep;
+	const char *ok[] = {"tail", "10", "timestamps", "true", "api-version", "2023-05-01", NULL};
+	const char *bad[] = {"tail", "ten", "timestamps", "yes", NULL};
+	const char *big[] = {"tail", "4294967296", NULL};
+
+	assert_int_equal(pp_spec_swagger_check_query(aci, "Containers_ListLogs", arg_of, ok, &rep),
+			 0);
+	assert_int_equal(pp_spec_swagger_check_query(aci, "Containers_ListLogs", arg_of, bad, &rep),
+			 2);
+	assert_string_equal(rep.v[0].field, "tail");
+	assert_string_equal(rep.v[1].field, "timestamps");
+	assert_int_equal(pp_spec_swagger_check_query(aci, "Containers_ListLogs", arg_of, big, &rep),
+			 1);
+	assert_int_equal(pp_spec_swagger_check_query(aci, "Containers_NoSuch", arg_of, ok, &rep),
+			 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_group),
-		cmocka_unit_test(test_gpu_needs_sku),
-		cmocka_unit_test(test_swagger_rules),
-		cmocka_unit_test(test_arm_platform_rules),
+		cmocka_unit_test(test_valid_group),	 cmocka_unit_test(test_gpu_needs_sku),
+		cmocka_unit_test(test_swagger_rules),	 cmocka_unit_test(test_arm_platform_rules),
+		cmocka_unit_test(test_query_parameters),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -486,8 +486,57 @@ static void test_image_pull_failure(void **unused)
 			200),
 		PP_STEP_DONE);
 	assert_int_equal(f->io.state_out, PP_RUN_FAILED);
+	assert_int_equal(f->io.start_failure, PP_START_IMAGE_PULL);
 	assert_string_equal(f->io.message,
 			    "image pull failed: Failed to pull image \"nope:1\": manifest unknown");
+	fixture_free(f);
+}
+
+/* A group whose provisioning failed: the class comes from ACI's event; a
+ * container that ran and exited, or a group deleted under us, is none. */
+static void test_start_failure_classes(void **unused)
+{
+	static const struct {
+		const char *event;
+		enum pp_start_failure f;
+	} cases[] = {
+		{"InaccessibleImage: The image 'repo/x:1' in container group 'g' is not "
+		 "accessible.",
+		 PP_START_IMAGE_PULL},
+		{"ServiceUnavailable: The requested resource is not available in the location "
+		 "'westeurope' at this moment.",
+		 PP_START_CAPACITY},
+		{"SubnetDelegationsCannotChangeWhenSubnetUsedByContainerGroup: the subnet is in "
+		 "use.",
+		 PP_START_OTHER},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fixture *f = fixture_new(240, false);
+		char body[1024];
+		restore(f);
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
+			 "\"Failed\",\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{"
+			 "\"instanceView\":{\"events\":[{\"name\":\"Failed\",\"type\":\"Warning\","
+			 "\"message\":\"%s\"}]}}}]}}",
+			 cases[i].event);
+		assert_int_equal(status_of(f, body, 200), PP_STEP_DONE);
+		assert_int_equal(f->io.state_out, PP_RUN_CRASHED);
+		assert_string_equal(pp_start_failure_name(f->io.start_failure),
+				    pp_start_failure_name(cases[i].f));
+		fixture_free(f);
+	}
+	struct fixture *f = fixture_new(240, false);
+	restore(f);
+	assert_int_equal(status_of(f,
+				   GROUP_BODY("Succeeded", "Terminated",
+					      ",\"exitCode\":3,\"detailStatus\":\"Error\""),
+				   200),
+			 PP_STEP_DONE);
+	assert_int_equal(f->io.start_failure, PP_START_OK);
+	assert_int_equal(status_of(f, "{\"error\":{\"code\":\"ResourceNotFound\"}}", 404),
+			 PP_STEP_DONE);
+	assert_int_equal(f->io.start_failure, PP_START_OK);
 	fixture_free(f);
 }
 
@@ -688,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_status_mapping),
 		cmocka_unit_test(test_start_timeout),
 		cmocka_unit_test(test_image_pull_failure),
+		cmocka_unit_test(test_start_failure_classes),
 		cmocka_unit_test(test_cleanup_follows_delete),
 		cmocka_unit_test(test_cleanup_nothing_before_put),
 		cmocka_unit_test(test_cancel_gone_and_foreign_status_url),

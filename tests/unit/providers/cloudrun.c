@@ -347,6 +347,50 @@ static void test_status_mapping(void **state)
 	assert_string_equal(f->srv.log[0].url, "/v2/" EXEC_NAME);
 }
 
+/* A failed execution whose tasks never started: the failed condition's
+ * CommonReason is the class; a task that ran and exited non-zero is none. */
+static void test_start_failure_classes(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", EXEC_NAME);
+	assert_int_equal(pp_exec_io_restore(&f->io, cr(), &err), 0);
+	static const struct {
+		const char *type, *reason;
+		enum pp_start_failure f;
+	} cases[] = {
+		{"ResourcesAvailable", "CONTAINER_MISSING", PP_START_IMAGE_PULL},
+		{"ResourcesAvailable", "CONTAINER_IMAGE_UNAUTHORIZED", PP_START_IMAGE_PULL},
+		{"Started", "CONTAINER_PERMISSION_DENIED", PP_START_IMAGE_PULL},
+		{"ResourcesAvailable", "VPC_NETWORK_NOT_FOUND", PP_START_RESOURCE_INIT},
+		{"Started", "SECRETS_ACCESS_CHECK_FAILED", PP_START_RESOURCE_INIT},
+		{"ResourcesAvailable", "INTERNAL", PP_START_CAPACITY},
+		{"Started", "UNKNOWN", PP_START_OTHER},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char ex[1024];
+		snprintf(ex, sizeof(ex),
+			 "{\"completionTime\":\"2026-01-01T00:01:00Z\",\"failedCount\":1,"
+			 "\"conditions\":[{\"type\":\"%s\",\"state\":\"CONDITION_FAILED\","
+			 "\"reason\":\"%s\",\"message\":\"Image 'repo/x:1' not found.\"},"
+			 "{\"type\":\"Completed\",\"state\":\"CONDITION_FAILED\","
+			 "\"message\":\"Task failed\"}]}",
+			 cases[i].type, cases[i].reason);
+		assert_int_equal(status_of(f, ex), PP_RUN_FAILED);
+		assert_string_equal(pp_start_failure_name(f->io.start_failure),
+				    pp_start_failure_name(cases[i].f));
+		assert_non_null(strstr(f->io.message, "Image 'repo/x:1' not found."));
+	}
+	/* started, then exited non-zero: the exit is the outcome */
+	assert_int_equal(
+		status_of(f, "{\"startTime\":\"2026-01-01T00:00:00Z\",\"completionTime\":"
+			     "\"2026-01-01T00:01:00Z\",\"failedCount\":1,\"conditions\":[{\"type\":"
+			     "\"Completed\",\"state\":\"CONDITION_FAILED\",\"executionReason\":"
+			     "\"NON_ZERO_EXIT_CODE\"}]}"),
+		PP_RUN_FAILED);
+	assert_int_equal(f->io.start_failure, PP_START_OK);
+}
+
 static void test_restore_rejects_other_ids(void **state)
 {
 	struct fixture *f = *state;
@@ -461,6 +505,35 @@ static void test_body_is_proto3_json(void **state)
 	pp_json_free(body);
 }
 
+/* max_runtime is Cloud Run's task timeout when the job sets none (rounded
+ * up to whole seconds); a job's own timeout is kept. */
+static void test_max_runtime_sets_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	pp_json_remove(f->job, "timeout");
+	pp_json_remove(pp_json_path(f->job, "job_body.template.template"), "timeout");
+	f->io.max_runtime_s = 89.5;
+	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_SUBMIT, &f->io, &fast, &err), 0);
+	struct pp_json *body = request_json(&f->srv, 0);
+	assert_string_equal(pp_json_string(pp_json_path(body, "template.template.timeout")), "90s");
+	pp_json_free(body);
+}
+
+static void test_max_runtime_keeps_the_jobs_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	f->io.max_runtime_s = 30;
+	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
+	assert_int_equal(pp_exec_run_op(cr(), PP_OP_SUBMIT, &f->io, &fast, &err), 0);
+	struct pp_json *body = request_json(&f->srv, 0);
+	assert_string_equal(pp_json_string(pp_json_path(body, "template.template.timeout")),
+			    "900s");
+	pp_json_free(body);
+}
+
 static void test_keep_job_skips_delete(void **state)
 {
 	struct fixture *f = *state;
@@ -559,6 +632,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_argument_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_failure_classes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_runtime_sets_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_runtime_keeps_the_jobs_timeout, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_restore_rejects_other_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_and_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_waits_for_the_execution_to_stop, setup,

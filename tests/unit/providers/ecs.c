@@ -599,6 +599,61 @@ static void test_status_mapping(void **state)
 	assert_non_null(strstr(err.msg, "ACCESS_DENIED"));
 }
 
+/* A stopped task that never ran is classified from ECS's own words: the
+ * stop code, then the error prefix in stoppedReason or the container's
+ * reason; a task that ran and exited is no start failure. */
+static void test_start_failure_classes(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	snprintf(f->io.infra_id, sizeof(f->io.infra_id),
+		 "arn:aws:ecs:eu-west-1:123456789012:task/c1/abc");
+	assert_int_equal(pp_exec_io_restore(&f->io, ecs(), &err), 0);
+	static const struct {
+		const char *task;
+		enum pp_run_state state;
+		enum pp_start_failure f;
+	} cases[] = {
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"TaskFailedToStart\",\"stoppedReason\":"
+		 "\"CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+		 "failed to resolve ref: not found\"}",
+		 PP_RUN_CRASHED, PP_START_IMAGE_PULL},
+		/* the reason only on the container */
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"TaskFailedToStart\",\"stoppedReason\":"
+		 "\"Task failed to start\",\"containers\":[{\"name\":\"prefect\",\"reason\":"
+		 "\"CannotPullContainerError: pull access denied\"}]}",
+		 PP_RUN_CRASHED, PP_START_IMAGE_PULL},
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"TaskFailedToStart\",\"stoppedReason\":"
+		 "\"ResourceInitializationError: unable to pull secrets or registry auth\"}",
+		 PP_RUN_CRASHED, PP_START_RESOURCE_INIT},
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"TaskFailedToStart\",\"stoppedReason\":"
+		 "\"Capacity is unavailable at this time. Please try again later or in a "
+		 "different availability zone\"}",
+		 PP_RUN_CRASHED, PP_START_CAPACITY},
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"TaskFailedToStart\",\"stoppedReason\":"
+		 "\"Essential container in task exited\"}",
+		 PP_RUN_CRASHED, PP_START_OTHER},
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"SpotInterruption\",\"stoppedReason\":"
+		 "\"Your Spot Task was interrupted.\",\"containers\":[{\"name\":\"prefect\","
+		 "\"exitCode\":143}]}",
+		 PP_RUN_FAILED, PP_START_SPOT_INTERRUPTION},
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"TerminationNotice\"}", PP_RUN_CRASHED,
+		 PP_START_SPOT_INTERRUPTION},
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"EssentialContainerExited\","
+		 "\"stoppedReason\":\"CannotPullContainerError in a log line\",\"containers\":[{"
+		 "\"name\":\"prefect\",\"exitCode\":1}]}",
+		 PP_RUN_FAILED, PP_START_OK},
+		{"{\"lastStatus\":\"STOPPED\",\"stopCode\":\"UserInitiated\"}", PP_RUN_CANCELLED,
+		 PP_START_OK},
+		{"{\"lastStatus\":\"RUNNING\"}", PP_RUN_RUNNING, PP_START_OK},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(status_of(f, cases[i].task), cases[i].state);
+		assert_string_equal(pp_start_failure_name(f->io.start_failure),
+				    pp_start_failure_name(cases[i].f));
+	}
+}
+
 /* RunTask's task may be MISSING from DescribeTasks for a while: the run
  * stays in its last state and is polled again with growing delays. */
 static void test_missing_task_is_polled_through_the_grace_period(void **state)
@@ -696,6 +751,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fargate_needs_subnets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_failure_classes, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_missing_task_is_polled_through_the_grace_period, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_provisioning_quota_is_retried, setup,

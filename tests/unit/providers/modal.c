@@ -596,6 +596,62 @@ static void test_no_deprecated_fields(void **state)
 	run_free(&r);
 }
 
+/* Sandbox.timeout_secs (7) of the SandboxCreate a job of job_json sends
+ * with the run's max_runtime; 0 when absent. */
+static uint64_t sandbox_timeout(struct fixture *f, const char *job_json, double max_runtime)
+{
+	struct run r;
+	struct pp_error err = {0};
+	struct pp_http_req sent;
+	struct pp_buf m, res, body;
+	pp_buf_init(&m, 4096);
+	pp_buf_init(&res, 1024);
+	pp_buf_init(&body, 8192);
+	run_init(&r, f, "run-timeout", job_json);
+	r.io.cred = NULL;
+	r.io.max_runtime_s = max_runtime;
+	submit_until_image_join(&r, &err);
+	assert_int_equal(pp_pb_varint(&res, 1, 1), 0);
+	assert_int_equal(pp_pb_message(&m, 1, &res), 0);
+	frame(&body, &m);
+	assert_int_equal(answer(&r, r.p->submit, "0", &body, &sent, &err), PP_STEP_SEND);
+	pp_http_req_free(&sent);
+	assert_string_equal(rpc_of(&r.io.req), "SandboxCreate");
+	struct pp_pb_reader rd, sb;
+	struct pp_pb_field fl;
+	uint64_t timeout = 0;
+	request_reader(&r.io.req, &rd);
+	while (pp_pb_next(&rd, &fl, &err) == 1) {
+		if (fl.num != 2 || fl.wire != PP_PB_LEN)
+			continue;
+		pp_pb_reader_init(&sb, fl.data, fl.len);
+		while (pp_pb_next(&sb, &fl, &err) == 1)
+			if (fl.num == 7)
+				timeout = fl.u64;
+	}
+	pp_http_req_free(&r.io.req);
+	memset(&r.io.req, 0, sizeof(r.io.req));
+	pp_buf_free(&m);
+	pp_buf_free(&res);
+	pp_buf_free(&body);
+	run_free(&r);
+	return timeout;
+}
+
+/* max_runtime is the sandbox's timeout when the job sets none, rounded up
+ * to whole seconds; a job's own timeout is kept. */
+static void test_max_runtime_sets_timeout(void **state)
+{
+	struct fixture *f = *state;
+	const char *plain = "{\"image\":\"python:3.12\",\"command\":\"true\"}";
+	assert_int_equal(sandbox_timeout(f, plain, 89.5), 90);
+	assert_int_equal(sandbox_timeout(f, plain, 0), 0);
+	assert_int_equal(
+		sandbox_timeout(
+			f, "{\"image\":\"python:3.12\",\"command\":\"true\",\"timeout\":600}", 90),
+		600);
+}
+
 /* GENERIC_STATUS_TERMINATED (3) that pushpool did not ask for is not a
  * cancel: Modal or someone else stopped the sandbox. */
 static void test_terminated_by_someone_else_is_a_crash(void **state)
@@ -643,6 +699,52 @@ static void test_terminated_by_someone_else_is_a_crash(void **state)
 	pp_buf_free(&res);
 	pp_buf_free(&body);
 	run_free(&r);
+}
+
+/* SandboxWait's GenericResult status names a start failure: INIT_FAILURE
+ * (the container did not set up), MEMORY_MANAGER_EVICTION (the worker took
+ * it away), INTERNAL_FAILURE; an exit, success or failure, is none. */
+static void test_start_failure_classes(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		int status;
+		enum pp_run_state state;
+		enum pp_start_failure f;
+	} cases[] = {
+		{5, PP_RUN_CRASHED, PP_START_RESOURCE_INIT},
+		{8, PP_RUN_CRASHED, PP_START_SPOT_INTERRUPTION},
+		{6, PP_RUN_CRASHED, PP_START_OTHER},
+		{2, PP_RUN_FAILED, PP_START_OK},
+		{1, PP_RUN_SUCCEEDED, PP_START_OK},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct run r;
+		struct pp_error err = {0};
+		struct pp_http_req sent;
+		struct pp_buf m, res, body;
+		pp_buf_init(&m, 4096);
+		pp_buf_init(&res, 1024);
+		pp_buf_init(&body, 8192);
+		run_init(&r, f, "run-class", "{\"image\":\"python:3.12\",\"command\":\"true\"}");
+		r.io.cred = NULL;
+		snprintf(r.io.infra_id, sizeof(r.io.infra_id), "sb-1");
+		assert_int_equal(r.p->restore(&r.io, &err), 0);
+		assert_int_equal(pp_pb_varint(&res, 1, (uint64_t)cases[i].status), 0);
+		assert_int_equal(pp_pb_string(&res, 2, "mount failed"), 0);
+		assert_int_equal(pp_pb_message(&m, 1, &res), 0);
+		frame(&body, &m);
+		assert_int_equal(r.p->status(&r.io, &err), PP_STEP_SEND);
+		assert_int_equal(answer(&r, r.p->status, "0", &body, &sent, &err), PP_STEP_DONE);
+		pp_http_req_free(&sent);
+		assert_int_equal(r.io.state_out, cases[i].state);
+		assert_string_equal(pp_start_failure_name(r.io.start_failure),
+				    pp_start_failure_name(cases[i].f));
+		pp_buf_free(&m);
+		pp_buf_free(&res);
+		pp_buf_free(&body);
+		run_free(&r);
+	}
 }
 
 static void test_auth_metadata(void **state)
@@ -749,6 +851,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_deprecated_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_terminated_by_someone_else_is_a_crash, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_start_failure_classes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_runtime_sets_timeout, setup, teardown),
 		cmocka_unit_test(test_retry_policy_hint),
 		cmocka_unit_test(test_auth_metadata),
 		cmocka_unit_test(test_modal_toml),

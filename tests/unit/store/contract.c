@@ -3,7 +3,8 @@
  * leases, fencing of stale writers, renewal, release and re-claim, terminal
  * runs never claimed, concurrent claimers never sharing a run, cancellation,
  * lookup by id prefix, listing, unique source references, and rows with an
- * unknown state quarantined instead of blocking their pool. What only one
+ * unknown state quarantined instead of blocking their pool, and provisioning
+ * locks with their journals. What only one
  * backend does (SQLite's dead-owner detection, PostgreSQL's schema versions,
  * LISTEN/NOTIFY and reconnection) is tested in sqlite.c and pg.c. */
 #include <setjmp.h>
@@ -402,6 +403,48 @@ static void test_unknown_state_is_quarantined(void **state)
 	assert_true(due > pp_wall_ms());
 }
 
+/* Provisioning locks: one holder per pool; a second owner is refused with
+ * the holder's name until the lease lapses or the holder is named as
+ * dead; saves are fenced by owner; the journal survives release. */
+static void test_provisioning_lock(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	char holder[PP_PROV_OWNER_MAX], *owned = NULL;
+
+	assert_int_equal(s->ops->prov_get(s, "p", &owned, &err), 0);
+	assert_string_equal(owned, "");
+	free(owned);
+	assert_int_equal(s->ops->prov_lock(s, "p", "h/1", 60000, NULL, &owned, holder, &err), 0);
+	assert_string_equal(owned, "");
+	free(owned);
+	/* Another pool is another lock. */
+	assert_int_equal(s->ops->prov_lock(s, "q", "h/2", 60000, NULL, &owned, holder, &err), 0);
+	free(owned);
+	assert_int_equal(s->ops->prov_lock(s, "p", "h/2", 60000, NULL, &owned, holder, &err),
+			 PP_ECONFLICT);
+	assert_string_equal(holder, "h/1");
+	assert_null(owned);
+	assert_int_equal(s->ops->prov_save(s, "p", "h/2", 60000, "x\n", false, &err), PP_ECONFLICT);
+	assert_int_equal(s->ops->prov_save(s, "p", "h/1", 60000, "service:a\n", false, &err), 0);
+	/* A holder known dead gives way; the journal comes with the lock. */
+	assert_int_equal(s->ops->prov_lock(s, "p", "h/3", 60000, "h/1", &owned, holder, &err), 0);
+	assert_string_equal(owned, "service:a\n");
+	free(owned);
+	assert_int_equal(s->ops->prov_save(s, "p", "h/1", 60000, "", false, &err), PP_ECONFLICT);
+	assert_int_equal(s->ops->prov_save(s, "p", "h/3", 0, "service:a\nbinding:b\n", true, &err),
+			 0);
+	assert_int_equal(s->ops->prov_get(s, "p", &owned, &err), 0);
+	assert_string_equal(owned, "service:a\nbinding:b\n");
+	free(owned);
+	/* Released: anyone may take it. A lapsed lease too. */
+	assert_int_equal(s->ops->prov_lock(s, "p", "h/4", 200, NULL, &owned, holder, &err), 0);
+	free(owned);
+	usleep(400000);
+	assert_int_equal(s->ops->prov_lock(s, "p", "h/5", 60000, NULL, &owned, holder, &err), 0);
+	free(owned);
+}
+
 #define CONTRACT(SETUP)                                                                            \
 	{                                                                                          \
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
@@ -420,6 +463,8 @@ static void test_unknown_state_is_quarantined(void **state)
 			cmocka_unit_test_setup_teardown(test_source_ref_is_unique, SETUP,          \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_unknown_state_is_quarantined, SETUP,  \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_provisioning_lock, SETUP,             \
 							store_teardown),                           \
 	}
 
