@@ -16,8 +16,9 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
        (if .baseline_runs_per_s then "\(.baseline_runs_per_s | n(0)) runs/s"
          else "-" end);
        (.ratio | n(2)) + (if .same_requests == false then " (request mix differs)" else "" end))
- elif .figure == "baseline_fresh_connect" then
-   row("Baseline \(.pool), fresh connection per non-GET"; "\(.runs_per_s | n(0)) runs/s"; "-"; "-")
+ elif .figure == "baseline_connections" then
+   row("Baseline \(.pool), " + (if .connections == "reuse-all" then "every connection reused"
+        else "fresh connection per non-GET" end); "\(.runs_per_s | n(0)) runs/s"; "-"; "-")
  elif .figure == "cpu" then
    (.instructions_per_run as $i |
     row("CPU per run (cloud-run, ecs, aci; \(.runs) runs)"; "\($i.total) instr";
