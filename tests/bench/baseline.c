@@ -426,9 +426,9 @@ static const char *build_request(struct bench *b, struct slot *s)
 				"\"/opt/prefect/"
 				"entrypoint.sh\",\"prefect\",\"flow-run\",\"execute\"]}}],"
 				"\"osType\":\"Linux\",\"restartPolicy\":\"Never\"},\"tags\":{"
-				"\"prefect.io/flow-run-id\":\"%s\",\"prefect.io/"
+				"\"prefect.io_flow-run-id\":\"%s\",\"prefect.io_"
 				"flow-run-name\":\"bench\","
-				"\"prefect.io/work-pool-name\":\"aci\",\"pushpool-run-id\":\"%s\"},"
+				"\"prefect.io_work-pool-name\":\"aci\",\"pushpool-run-id\":\"%s\"},"
 				"\"location\":\"%s\"}",
 				name, uuid, uuid, uuid, b->location);
 			s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
@@ -725,9 +725,10 @@ int main(int argc, char **argv)
 	double secs = now_s() - t0;
 	if (!rc)
 		printf("{\"pool\":\"%s\",\"runs\":%d,\"concurrency\":%d,\"requests\":%d,"
-		       "\"seconds\":%.4f,\"runs_per_s\":%.2f,\"errors\":%d,\"connections\":\"%s\"}\n",
+		       "\"seconds\":%.4f,\"runs_per_s\":%.2f,\"errors\":%d,\"connections\":\"%s\"}"
+		       "\n",
 		       argv[1], runs, conc, requests, secs, runs / secs, b.errors,
-		       b.conn == CONN_DISPATCHER	   ? "dispatcher"
+		       b.conn == CONN_DISPATCHER      ? "dispatcher"
 		       : b.conn == CONN_FRESH_NON_GET ? "fresh-non-get"
 						      : "reuse-all");
 	if (b.errors)

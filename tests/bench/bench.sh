@@ -222,14 +222,14 @@ if only cpu; then
 			function take(k) { v = $1; gsub(",", "", v); s[k] += v }
 			/PROGRAM TOTALS/ { t = $1; gsub(",", "", t) }
 			!/\[/ { next }
-			/ dispatcher\/render\.c:pp_render_job / { take("render") }
+			/ render\/render\.c:pp_render_job / { take("render") }
 			/ auth\/cred\.c:pp_cred_apply / { take("sign") }
-			/ dispatcher\/json\.c:(parse_text|pp_json_write|pp_json_to_string) / {
+			/ lib\/json_(parse|write)\.c:(parse_text|pp_json_write|pp_json_to_string) / {
 				take("json")
 			}
-			/ dispatcher\/http\.c:(pp_http_multi_run|pp_http_multi_add) / { take("http") }
-			/ dispatcher\/store_sqlite\.c:sqlite_[a-z_]+ / { take("store") }
-			/ dispatcher\/log\.c:pp_log / { take("log") }
+			/ lib\/http\.c:(pp_http_multi_run|pp_http_multi_add) / { take("http") }
+			/ store\/sqlite\.c:sqlite_[a-z_]+ / { take("store") }
+			/ lib\/log\.c:pp_log / { take("log") }
 			END {
 				http = s["http"] - s["sign"]
 				other = t - s["render"] - s["sign"] - s["json"] - http - s["store"] \
