@@ -12,11 +12,14 @@
 #   BENCH_ONLY [all]            space-separated sections to run, of:
 #                               throughput cpu micro memory curve latency startup
 #   BENCH_POOLS [cloud-run ecs aci modal], BENCH_LATENCIES [0 20]: throughput's
+#   BENCH_CURVE_INFLIGHT [1000 10000 100000]  runs in flight for the curve
+#   BENCH_CURVE_STORED [10000 100000 1000000] finished runs stored for claim time
 set -eu
 BUILD=${1:-build}
 PUSHPOOL=$BUILD/pushpool
 BASELINE=$BUILD/bench/baseline
 MICRO=$BUILD/bench/micro
+CLAIM=$BUILD/bench/claim
 OUT=$BUILD/bench.json
 RUNS=${BENCH_RUNS:-500}
 CONC=${BENCH_CONCURRENCY:-32}
@@ -92,14 +95,15 @@ serve_until_submitted() { # NAME CONF WANT [WRAPPER...]
 	shift 3
 	"$@" "$PUSHPOOL" serve -c "$cf" 2>"$T/$name.log" &
 	SERVE_PID=$!
-	deadline=$(($(date +%s) + 300))
+	limit=$((300 + want / 100))
+	deadline=$(($(date +%s) + limit))
 	# By event, not state: a run may have moved on (RUNNING, CRASHED) since.
 	while [ "$(db "$name" "SELECT count(DISTINCT run_id) FROM run_events
 			       WHERE state = 'SUBMITTED'")" -lt "$want" ]; do
 		kill -0 "$SERVE_PID" 2>/dev/null ||
 			die "serve on $name exited: $(tail -n 5 "$T/$name.log")"
 		[ "$(date +%s)" -lt "$deadline" ] ||
-			die "serve on $name: not all $want runs submitted in 300 s"
+			die "serve on $name: not all $want runs submitted in $limit s"
 		sleep 0.1
 	done
 }
@@ -305,6 +309,69 @@ if only memory; then
 		  in_store: $ns, in_store_kib: $st, in_store_ratio: (($st / $idle) * 100 | round / 100)}')"
 fi
 
+# ---- curve: cost against runs in flight and runs stored ----
+# What users size machines from (docs/performance.md, "How cost grows").
+# Each point's ratio is against the curve's first point, measured in the
+# same run: memory should grow linearly (KiB per run flat) and the claim
+# should not grow with the history stored.
+if only curve; then
+	vm() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; } # PID FIELD -> KiB
+	cf=$(conf curve-idle)
+	"$PUSHPOOL" serve -c "$cf" 2>"$T/curve-idle.log" &
+	SERVE_PID=$!
+	sleep 2
+	curve_idle=$(vm "$SERVE_PID" VmHWM)
+	stop_serve
+	first_rate= first_per_run=
+	for n in ${BENCH_CURVE_INFLIGHT:-1000 10000 100000}; do
+		# ECS alone: the mock has no quota on tasks, and one request per
+		# run keeps the point about the dispatcher, not the cloud.
+		note "curve: $n ecs runs in flight"
+		mock_reset
+		cf=$(conf "curve-$n" "poll_interval = 0.05")
+		"$PUSHPOOL" schedule -c "$cf" -p ecs --count "$n" >/dev/null
+		serve_until_submitted "curve-$n" "$cf" "$n"
+		kib=$(vm "$SERVE_PID" VmHWM)
+		stop_serve
+		rate=$(store_rate "curve-$n")
+		per_run=$(jq -n --argjson k "$kib" --argjson i "$curve_idle" --argjson n "$n" \
+			'(($k - $i) / $n * 100 | round) / 100')
+		[ -n "$first_rate" ] || first_rate=$rate first_per_run=$per_run
+		emit "$(jq -nc --argjson n "$n" --argjson rate "$rate" --argjson kib "$kib" \
+			--argjson idle "$curve_idle" --argjson per "$per_run" \
+			--argjson r0 "$first_rate" --argjson p0 "$first_per_run" \
+			'{figure: "curve_in_flight", pool: "ecs", in_flight: $n, runs_per_s: $rate,
+			  peak_rss_kib: $kib, idle_kib: $idle, kib_per_run: $per,
+			  rate_ratio: (($rate / $r0) * 100 | round / 100),
+			  kib_per_run_ratio: (if $p0 > 0 then (($per / $p0) * 100 | round / 100)
+					      else null end)}')"
+	done
+	first_p50=
+	for n in ${BENCH_CURVE_STORED:-10000 100000 1000000}; do
+		# N finished runs across the four pools (the history a store
+		# accumulates), then 1,000 due ecs runs claimed 10 at a time.
+		note "curve: claim time with $n finished runs stored"
+		cf=$(conf "stored-$n")
+		"$PUSHPOOL" schedule -c "$cf" -p ecs --count 1000 >/dev/null
+		db "stored-$n" "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k
+				WHERE i < $n)
+			INSERT INTO runs (id, pool, scheduled_ms, state, created_ms, updated_ms,
+					  attempt, infra_id)
+			SELECT printf('hist-%09d', i),
+			       CASE i % 4 WHEN 0 THEN 'ecs' WHEN 1 THEN 'cloud-run' WHEN 2 THEN 'aci'
+					  ELSE 'modal' END,
+			       i, CASE i % 10 WHEN 0 THEN 'FAILED' ELSE 'SUCCEEDED' END, i, i, 1,
+			       printf('infra-%d', i)
+			FROM k"
+		c=$("$CLAIM" "$T/stored-$n/pushpool.db" ecs 100 10) || die "claim bench failed"
+		p50=$(printf '%s' "$c" | jq .p50_us)
+		[ -n "$first_p50" ] || first_p50=$p50
+		emit "$(printf '%s' "$c" | jq -c --argjson n "$n" --argjson p0 "$first_p50" \
+			'{figure: "curve_claim", stored: $n, batch, rounds, p50_us, p99_us,
+			  p50_ratio: ((.p50_us / $p0) * 100 | round / 100)}')"
+	done
+fi
+
 # ---- latency: scheduled -> submitted at 1,000 runs/min ----
 if only latency; then
 	# Default claim cadence (poll_interval); status polls stay out of the way.
@@ -379,4 +446,5 @@ jq -s --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" \
 	'{date: $date, machine: {kernel: $host, cpus: $cpus}, command: $cmd, figures: .}' \
 	"$R" >"$OUT"
 sh "$(dirname "$0")/table.sh" "$OUT"
+sh "$(dirname "$0")/charts.sh" "$OUT" "$BUILD"
 echo "bench: wrote $OUT" >&2
