@@ -7,6 +7,7 @@
  * are watched. */
 #include "dispatcher/loop_impl.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,68 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 	free(a->io.state);
 	pp_http_req_free(&a->io.req);
 	pp_json_free(a->job);
+	free(a->job_text);
+	free(a->final_msg);
 	pp_run_rec_free(&a->rec);
 	free(a);
+}
+
+char *inflight_msg(struct inflight *a, size_t *cap)
+{
+	if (!a->final_msg)
+		a->final_msg = calloc(1, INFLIGHT_MSG_MAX);
+	*cap = a->final_msg ? INFLIGHT_MSG_MAX : sizeof(a->final_short);
+	return a->final_msg ? a->final_msg : a->final_short;
+}
+
+void inflight_msg_set(struct inflight *a, const char *fmt, ...)
+{
+	size_t cap;
+	char *m = inflight_msg(a, &cap);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, cap, fmt, ap);
+	va_end(ap);
+}
+
+const char *inflight_msg_text(const struct inflight *a)
+{
+	return a->final_msg ? a->final_msg : a->final_short;
+}
+
+int inflight_job(struct inflight *a, struct pp_error *err)
+{
+	if (!a->job && a->job_text) {
+		int rc = pp_json_parse(a->job_text, strlen(a->job_text), NULL, &a->job, err);
+		if (rc)
+			return rc;
+		free(a->job_text);
+		a->job_text = NULL;
+	}
+	a->io.job = a->job;
+	return 0;
+}
+
+/* Between polls a watched run keeps only what its next op needs: the job
+ * as text, and none of the inputs it was rendered from. */
+static void park_job(struct inflight *a)
+{
+	free(a->rec.job_variables);
+	free(a->rec.parameters);
+	a->rec.job_variables = a->rec.parameters = NULL;
+	if (!a->job)
+		return;
+	char *text = pp_json_to_string(a->job, PP_JSON_COMPACT);
+	if (!text)
+		return; /* out of memory: keep the tree */
+	/* The writer's buffer grows in steps: keep only the text. */
+	char *fit = realloc(text, strlen(text) + 1);
+	if (fit)
+		text = fit;
+	pp_json_free(a->job);
+	a->job = NULL;
+	a->io.job = NULL;
+	a->job_text = text;
 }
 
 static void report_source(struct pp_loop *L, struct inflight *a, enum pp_store_state st,
@@ -147,6 +208,7 @@ static void begin_watch(struct pp_loop *L, struct inflight *a, long delay_ms)
 	a->next_mono = pp_mono_ms() + delay_ms;
 	if (!a->watch_since)
 		a->watch_since = pp_mono_ms();
+	park_job(a);
 }
 
 static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_state st,
@@ -241,9 +303,9 @@ static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_
 			   const char *msg)
 {
 	a->final = st;
-	/* The cancel path passes final_msg itself. */
-	if (msg != a->final_msg)
-		snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
+	/* The cancel path passes the message itself. */
+	if (msg != inflight_msg_text(a))
+		inflight_msg_set(a, "%s", msg ? msg : "");
 	if (!inflight_tail_logs(L, a))
 		inflight_after_tail(L, a);
 }
@@ -252,9 +314,9 @@ void inflight_after_tail(struct pp_loop *L, struct inflight *a)
 {
 	enum pp_store_state st = a->final;
 	if (a->pool->p->prov->cleanup) {
-		char ev[sizeof(a->final_msg) + 32];
+		char ev[INFLIGHT_MSG_MAX + 32];
 		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),
-			 a->final_msg);
+			 inflight_msg_text(a));
 		struct pp_run_update u = {
 			.state = a->rec.state, .attempt = -1, .next_attempt_ms = -1, .event = ev};
 		if (!inflight_store_write(L, a, &u))
@@ -262,7 +324,7 @@ void inflight_after_tail(struct pp_loop *L, struct inflight *a)
 		inflight_op(L, a, PP_OP_CLEANUP);
 		return;
 	}
-	finish(L, a, st, a->final_msg);
+	finish(L, a, st, inflight_msg_text(a));
 }
 
 /* A run recovered after a crash whose outcome was already recorded: true,
@@ -288,7 +350,7 @@ static bool recorded_outcome(struct pp_loop *L, struct inflight *a)
 		snprintf(name, sizeof(name), "%.*s", (int)(colon - m), m);
 		if (pp_store_state_parse(name, &a->final) == 0 &&
 		    pp_store_state_terminal(a->final)) {
-			snprintf(a->final_msg, sizeof(a->final_msg), "%s", colon + 2);
+			inflight_msg_set(a, "%s", colon + 2);
 			found = true;
 		}
 		break;
@@ -315,7 +377,7 @@ static bool over_max_runtime(struct pp_loop *L, struct inflight *a)
 	char lim[PP_DURATION_LEN], took[PP_DURATION_LEN], ev[160];
 	pp_duration_format((double)a->max_runtime_ms / 1000, lim);
 	pp_duration_format((double)(ran / 1000), took);
-	snprintf(a->final_msg, sizeof(a->final_msg), "max_runtime %s exceeded (ran %s)", lim, took);
+	inflight_msg_set(a, "max_runtime %s exceeded (ran %s)", lim, took);
 	snprintf(ev, sizeof(ev), "max_runtime %s exceeded; cancelling remote job", lim);
 	pp_info("run %s (%s): %s", a->rec.id, a->pool->p->name, ev);
 	struct pp_run_update u = {
@@ -445,9 +507,9 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 	if (rs != PP_RUN_RUNNING && L->cfg->dispatcher.start_timeout > 0 &&
 	    pp_mono_ms() - a->watch_since > (int64_t)(L->cfg->dispatcher.start_timeout * 1000) &&
 	    a->rec.state != PP_ST_RUNNING) {
-		snprintf(a->final_msg, sizeof(a->final_msg), "did not start within %.0f s (%s)%s%s",
-			 L->cfg->dispatcher.start_timeout, pp_run_state_name(rs),
-			 a->io.message[0] ? ": " : "", a->io.message);
+		inflight_msg_set(a, "did not start within %.0f s (%s)%s%s",
+				 L->cfg->dispatcher.start_timeout, pp_run_state_name(rs),
+				 a->io.message[0] ? ": " : "", a->io.message);
 		a->final = PP_ST_CRASHED;
 		inflight_op(L, a, PP_OP_CANCEL);
 		return;
@@ -468,8 +530,8 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 	enum pp_store_state st =
 		a->final == PP_ST_CRASHED || a->final == PP_ST_FAILED ? a->final : PP_ST_CANCELLED;
 	if (st == PP_ST_CANCELLED)
-		snprintf(a->final_msg, sizeof(a->final_msg), "cancelled on request");
-	after_terminal(L, a, st, a->final_msg);
+		inflight_msg_set(a, "cancelled on request");
+	after_terminal(L, a, st, inflight_msg_text(a));
 }
 
 static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
@@ -495,13 +557,13 @@ static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const stru
 		pp_warn("run %s: cleanup failed, leaving %s to the sweeper: %s", a->rec.id,
 			a->io.infra_id[0] ? a->io.infra_id : "what it created",
 			err ? err->msg : pp_strerror(rc));
-		char m[sizeof(a->final_msg) + PP_ERRMSG_MAX];
-		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", a->final_msg,
+		char m[INFLIGHT_MSG_MAX + PP_ERRMSG_MAX];
+		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", inflight_msg_text(a),
 			 err ? err->msg : "");
 		finish(L, a, a->final, m);
 		return;
 	}
-	finish(L, a, a->final, a->final_msg);
+	finish(L, a, a->final, inflight_msg_text(a));
 }
 
 static void op_done(void *ud, int rc, const struct pp_error *err)
@@ -533,6 +595,11 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 			return;
 		}
 		a->recheck_lease = false;
+	}
+	if (inflight_job(a, &err)) {
+		/* Only out of memory: the poll is tried again later. */
+		op_done(a, PP_ETRANSIENT, &err);
+		return;
 	}
 	a->phase = op == PP_OP_SUBMIT	? PH_SUBMIT
 		   : op == PP_OP_STATUS ? PH_WATCH

@@ -674,6 +674,12 @@ static int adopt_task(struct pp_run_io *io, const char *arn, struct pp_error *er
 	if (rc)
 		return rc;
 	st->step = ECS_SUBMITTED;
+	/* The request bodies are not sent again (a start retry prepares a new
+	 * state), and a watched run holds its state until it ends: about
+	 * 5 KiB of JSON per run in flight (docs/performance.md). */
+	pp_json_free(st->td);
+	pp_json_free(st->run);
+	st->td = st->run = NULL;
 	return PP_STEP_DONE;
 }
 
