@@ -26,6 +26,8 @@
 #define OWNER_VERDICTS 8
 #define OWNER_MAX      128
 #define TERMINAL       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+/* The states after SCHEDULED that are not terminal. */
+#define IN_FLIGHT "('SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
 
 struct sqlite_store {
 	struct pp_store base;
@@ -75,6 +77,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE provisions ("
 	" pool TEXT PRIMARY KEY, owner TEXT, lease_expires INTEGER NOT NULL DEFAULT 0,"
 	" owned TEXT NOT NULL DEFAULT '', updated_ms INTEGER NOT NULL);",
+	/* 3: runs in flight by lease, so that a claim finds the free ones
+	 * without reading every run a live dispatcher holds (issue 23) */
+	"CREATE INDEX runs_lease ON runs(lease_owner, lease_boot, lease_expires)"
+	" WHERE state IN " IN_FLIGHT ";",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -543,23 +549,38 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 		exec_sql(s, "ROLLBACK", NULL);
 		return rc;
 	}
-	/* Free lease: never held, released, from another boot, or expired.
-	 * The states by name and the pool by equality, so that the subquery
-	 * searches the runs_due index instead of scanning every stored run
-	 * (finished ones included); a row of an unknown state was just
-	 * quarantined, and is not among them anyway. */
-#define CLAIM_SQL(POOL)                                                                            \
-	"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"                   \
-	" fence = fence + 1, updated_ms = ?4"                                                      \
-	" WHERE id IN (SELECT id FROM runs WHERE"                                                  \
-	"  state IN ('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING') " POOL           \
-	"  AND (state != 'SCHEDULED' OR scheduled_ms <= ?4)"                                       \
-	"  AND next_attempt_ms <= ?4"                                                              \
-	"  AND (lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"                 \
-	"       OR (lease_owner != ?1 AND pp_owner_gone(lease_owner)))"                            \
-	"  ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)"                  \
-	" RETURNING " RUN_COLUMNS
+	/* Free lease: never held, released, from another boot, or expired
+	 * (or its owner is gone). Each arm below is one search of an index:
+	 * runs in flight by lease (runs_lease; a free lease is never one a
+	 * live owner holds, so those are never read, however many there
+	 * are), due SCHEDULED runs by state and pool (runs_due; finished runs
+	 * are never read either), only the first max of them kept before
+	 * the two are sorted together. A row of an unknown state was just
+	 * quarantined, and is in no arm anyway. */
+#define CLAIM_LEASED(COND)                                                                         \
+	" SELECT id FROM runs INDEXED BY runs_lease WHERE state IN " IN_FLIGHT " AND " COND
+#define CLAIM_FREE                                                                                 \
+	"(lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"                       \
+	" OR (lease_owner != ?1 AND pp_owner_gone(lease_owner)))"
+#define CLAIM_SQL(POOL)                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                            \
+	"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   \
+	" fence = fence + 1, updated_ms = ?4"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                      \
+	" WHERE id IN (SELECT id FROM runs WHERE id IN (" CLAIM_LEASED("lease_owner IS NULL") " U"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                 \
+											      "NI"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                 \
+											      "ON"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                 \
+											      " A"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                 \
+											      "L"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                  \
+											      "L" CLAIM_LEASED(                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                    \
+												      "lease_owner < ?1 AND " CLAIM_FREE) " UNION ALL" CLAIM_LEASED("lease_owner > ?1 AND " CLAIM_FREE) " UNION ALL" CLAIM_LEASED("lease_owner = ?1 AND lease_boot IS NULL") " UNION ALL" CLAIM_LEASED("lease_owner = ?1 AND lease_boot < ?3") " UNION ALL" CLAIM_LEASED("lease_owner = ?1 AND lease_boot > ?3") " UNION ALL" CLAIM_LEASED("lease_owner = ?1 AND lease_boot = ?3 AND lease_expires < ?6") " UNION ALL"                                                                                                             \
+																																																													  " SELECT id FROM (SELECT id FROM runs WHERE state = 'SCHEDULED' " POOL                                                   \
+																																																													  "  AND scheduled_ms <= ?4 AND next_attempt_ms <= ?4 AND " CLAIM_FREE "  ORDER BY priority DESC, scheduled_ms LIMIT ?7))" \
+																																																													  " " POOL                                                                                                                 \
+																																																													  " AND next_attempt_ms <= ?4"                                                                                             \
+																																																													  " ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)"                                                 \
+																																																													  " RETURNING " RUN_COLUMNS
 	static const char *const sql[2] = {CLAIM_SQL("AND pool = ?5"), CLAIM_SQL("AND ?5 IS NULL")};
+#undef CLAIM_LEASED
+#undef CLAIM_FREE
 #undef CLAIM_SQL
 	sqlite3_stmt **stp = &s->claim_st[pool == NULL];
 	if (!*stp && sqlite3_prepare_v3(s->db, sql[pool == NULL], -1, SQLITE_PREPARE_PERSISTENT,
