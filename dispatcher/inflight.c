@@ -205,7 +205,7 @@ static void hold(struct pp_loop *L, struct inflight *a)
 static void begin_watch(struct pp_loop *L, struct inflight *a, long delay_ms)
 {
 	a->phase = PH_WATCH;
-	a->next_mono = pp_mono_ms() + delay_ms;
+	inflight_poll_at(a, pp_mono_ms() + delay_ms);
 	if (!a->watch_since)
 		a->watch_since = pp_mono_ms();
 	park_job(a);
@@ -522,7 +522,7 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 	if (rc && rc != PP_ENOTFOUND) {
 		pp_warn("run %s: cancel failed: %s; will retry", a->rec.id, err ? err->msg : "");
 		a->phase = PH_CANCEL;
-		a->next_mono = pp_mono_ms() + 2000;
+		inflight_poll_at(a, pp_mono_ms() + 2000);
 		return;
 	}
 	/* A start timeout (CRASHED) or max_runtime (FAILED) cancelled it;
@@ -837,17 +837,38 @@ void inflight_check_cancels(struct pp_loop *L)
 	free(ids);
 }
 
+void inflight_poll_at(struct inflight *a, int64_t mono)
+{
+	a->next_mono = mono;
+	if (mono < a->loop->next_poll)
+		a->loop->next_poll = mono;
+}
+
 void inflight_poll_due(struct pp_loop *L)
 {
 	int64_t now = pp_mono_ms();
+	if (now < L->next_poll)
+		return;
+	/* The walk finds the next time one is due; a run that becomes idle
+	 * meanwhile (during the walk too) lowers it through inflight_poll_at. */
+	L->next_poll = INT64_MAX;
+	int64_t soonest = INT64_MAX;
 	struct inflight *next;
 	for (struct inflight *a = L->runs; a; a = next) {
 		next = a->next;
-		if (a->busy || a->held || a->next_mono > now)
+		if (a->busy || a->held)
 			continue;
+		if (a->next_mono > now) {
+			if ((a->phase == PH_WATCH || a->phase == PH_CANCEL) &&
+			    a->next_mono < soonest)
+				soonest = a->next_mono;
+			continue;
+		}
 		if (a->phase == PH_WATCH)
 			inflight_op(L, a, a->cancel_wanted ? PP_OP_CANCEL : PP_OP_STATUS);
 		else if (a->phase == PH_CANCEL)
 			inflight_op(L, a, PP_OP_CANCEL);
 	}
+	if (soonest < L->next_poll)
+		L->next_poll = soonest;
 }

@@ -92,7 +92,12 @@ struct pp_loop {
 	 * extends them all). No op starts or sends past it. */
 	int64_t lease_until;
 	bool draining;
-	bool backlog;		 /* a claim filled its capacity: more runs may be due */
+	bool backlog; /* a claim filled its capacity: more runs may be due */
+	/* Monotonic: no idle run's next poll is before this, so the loop
+	 * walks its runs only then, not on every turn (with 10,000 runs in
+	 * flight the walk cost more than a submission). Lowered by
+	 * inflight_poll_at. */
+	int64_t next_poll;
 	unsigned claim_turn;	 /* which pool is served first in the next claim */
 	bool claimed_everything; /* once: nothing more due */
 	/* Runs dropped after a failed store write: their leases are released
@@ -142,6 +147,8 @@ void inflight_tail_free(struct inflight *a);
 /* inflight.c: record the outcome in a->final and a->final_msg, then clean up. */
 void inflight_after_tail(struct pp_loop *L, struct inflight *a);
 void inflight_poll_due(struct pp_loop *L);
+/* Set a->next_mono (the run's next poll or cancel try). */
+void inflight_poll_at(struct inflight *a, int64_t mono);
 
 /* lease.c */
 void lease_set_until(struct pp_loop *L, int64_t until);
