@@ -68,6 +68,17 @@ conf() {
 	echo "$T/$1.conf"
 }
 db() { sqlite3 "$T/$1/pushpool.db" "$2"; }
+# `pushpool schedule -c CONF -p POOL --count N [ARGS]` for any N: schedule
+# takes at most 10,000 runs per call.
+schedule_n() { # CONF POOL N [ARGS...]
+	c=$1 p=$2 left=$3
+	shift 3
+	while [ "$left" -gt 0 ]; do
+		k=$((left > 10000 ? 10000 : left))
+		"$PUSHPOOL" schedule -c "$c" -p "$p" --count "$k" "$@" >/dev/null
+		left=$((left - k))
+	done
+}
 mock_reset() { curl -fsS -X POST "$BASE/control/reset" >/dev/null; }
 # The mock's realistic waits (docs/mock.md: a Cloud Run job reconciling 1 s
 # before :run, a Modal image building 3 s, ...) are switched off: they bound
@@ -287,13 +298,13 @@ if only memory; then
 	n_ecs=$((INFLIGHT - n_cr - n_modal))
 	"$PUSHPOOL" schedule -c "$cf" -p cloud-run --count "$n_cr" >/dev/null
 	"$PUSHPOOL" schedule -c "$cf" -p modal --count "$n_modal" >/dev/null
-	"$PUSHPOOL" schedule -c "$cf" -p ecs --count "$n_ecs" >/dev/null
+	schedule_n "$cf" ecs "$n_ecs"
 	serve_until_submitted mem-flight "$cf" "$INFLIGHT"
 	flight_kib=$(vm "$SERVE_PID" VmHWM)
 	stop_serve
 	note "memory: $STORE_RUNS runs in the store (due tomorrow)"
 	cf=$(conf mem-store)
-	"$PUSHPOOL" schedule -c "$cf" -p ecs --in 1d --count "$STORE_RUNS" >/dev/null
+	schedule_n "$cf" ecs "$STORE_RUNS" --in 1d
 	"$PUSHPOOL" serve -c "$cf" 2>"$T/mem-store.log" &
 	SERVE_PID=$!
 	sleep 3
@@ -329,7 +340,7 @@ if only curve; then
 		note "curve: $n ecs runs in flight"
 		mock_reset
 		cf=$(conf "curve-$n" "poll_interval = 0.05")
-		"$PUSHPOOL" schedule -c "$cf" -p ecs --count "$n" >/dev/null
+		schedule_n "$cf" ecs "$n"
 		serve_until_submitted "curve-$n" "$cf" "$n"
 		kib=$(vm "$SERVE_PID" VmHWM)
 		stop_serve
