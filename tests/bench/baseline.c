@@ -486,19 +486,24 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 	}
 	/* h2c as lib/http.c does it: prior knowledge, a connection of
 	 * its own per call (a POST), never reused (curl 7.88 breaks on reused
-	 * h2c connections; calls multiplexed on one fail against the mock). */
+	 * h2c connections). --reuse-all multiplexes the calls on shared
+	 * connections instead (CURLOPT_PIPEWAIT), as Modal's SDKs do. */
 	if (b->pool == POOL_MODAL) {
 		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
 				 (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+		if (b->conn == CONN_REUSE_ALL) {
+			curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+		} else {
+			curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+			curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+		}
 	}
 	if (strcmp(method, "GET")) {
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body);
-		if (b->conn == CONN_FRESH_NON_GET ||
-		    (b->conn == CONN_DISPATCHER && !resendable(b, s)))
+		if (b->pool != POOL_MODAL && (b->conn == CONN_FRESH_NON_GET ||
+					      (b->conn == CONN_DISPATCHER && !resendable(b, s))))
 			curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	} else {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -666,6 +671,7 @@ int main(int argc, char **argv)
 	if (!rc) {
 		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
 		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
+		curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	}
 	if (!rc && prepare(&b, &slots[0]))
 		rc = 69;
