@@ -557,36 +557,37 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	 * are never read either), only the first max of them kept before
 	 * the two are sorted together. A row of an unknown state was just
 	 * quarantined, and is in no arm anyway. */
-#define CLAIM_LEASED(COND)                                                                         \
-	" SELECT id FROM runs INDEXED BY runs_lease WHERE state IN " IN_FLIGHT " AND " COND
 #define CLAIM_FREE                                                                                 \
 	"(lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"                       \
 	" OR (lease_owner != ?1 AND pp_owner_gone(lease_owner)))"
-#define CLAIM_SQL(POOL)                                                                                                                                                                                                                                                                                                                                                                                                                              \
-	"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"                                                                                                                                                                                                                                                                                                                                                                     \
-	" fence = fence + 1, updated_ms = ?4"                                                                                                                                                                                                                                                                                                                                                                                                        \
-	" WHERE id IN (SELECT id FROM runs WHERE id IN (" CLAIM_LEASED(                                                                                                                                                                                                                                                                                                                                                                              \
-		"lease_owner IS NULL") " U"                                                                                                                                                                                                                                                                                                                                                                                                          \
-				       "NI"                                                                                                                                                                                                                                                                                                                                                                                                          \
-				       "ON"                                                                                                                                                                                                                                                                                                                                                                                                          \
-				       " A"                                                                                                                                                                                                                                                                                                                                                                                                          \
-				       "L"                                                                                                                                                                                                                                                                                                                                                                                                           \
-				       "L" CLAIM_LEASED("lease_owner < ?1 AND " CLAIM_FREE) " UNI"                                                                                                                                                                                                                                                                                                                                                   \
-											    "ON "                                                                                                                                                                                                                                                                                                                                                    \
-											    "AL"                                                                                                                                                                                                                                                                                                                                                     \
-											    "L" CLAIM_LEASED("lease_owner > ?1 AND " CLAIM_FREE) " UNION ALL" CLAIM_LEASED(                                                                                                                                                                                                                                                                          \
-												    "lease_owner = ?1 AND lease_boot IS NULL") " UNION ALL" CLAIM_LEASED("lease_owner = ?1 AND lease_boot < ?3") " UNION ALL" CLAIM_LEASED("lease_owner = ?1 AND lease_boot > ?3") " UNION ALL" CLAIM_LEASED("lease_owner = ?1 AND lease_boot = ?3 AND lease_expires < ?6") " UNION ALL"                                                             \
-																																													    " SELECT id FROM (SELECT id FROM runs WHERE state = 'SCHEDULED' " POOL   \
-																																													    "  AND scheduled_ms <= ?4 AND next_attempt_ms <= ?4 AND " CLAIM_FREE     \
-																																													    "  ORDER BY priority DESC, scheduled_ms LIMIT ?7))"                      \
-																																													    " " POOL                                                                 \
-																																													    " AND next_attempt_ms <= ?4"                                             \
-																																													    " ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)" \
-																																													    " RETURNING " RUN_COLUMNS
-	static const char *const sql[2] = {CLAIM_SQL("AND pool = ?5"), CLAIM_SQL("AND ?5 IS NULL")};
-#undef CLAIM_LEASED
+#define CLAIM_LEASED " SELECT id FROM runs INDEXED BY runs_lease WHERE state IN " IN_FLIGHT " AND "
+#define CLAIM_HEAD                                                                                 \
+	"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"                   \
+	" fence = fence + 1, updated_ms = ?4"                                                      \
+	" WHERE id IN (SELECT id FROM runs WHERE id IN (" CLAIM_LEASED                             \
+	"lease_owner IS NULL UNION ALL" CLAIM_LEASED "lease_owner < ?1 AND " CLAIM_FREE            \
+	" UNION ALL" CLAIM_LEASED "lease_owner > ?1 AND " CLAIM_FREE " UNION ALL" CLAIM_LEASED     \
+	"lease_owner = ?1 AND lease_boot IS NULL UNION ALL" CLAIM_LEASED                           \
+	"lease_owner = ?1 AND lease_boot < ?3 UNION ALL" CLAIM_LEASED                              \
+	"lease_owner = ?1 AND lease_boot > ?3 UNION ALL" CLAIM_LEASED                              \
+	"lease_owner = ?1 AND lease_boot = ?3 AND lease_expires < ?6 UNION ALL"                    \
+	" SELECT id FROM (SELECT id FROM runs WHERE state = 'SCHEDULED'"
+#define CLAIM_DUE                                                                                  \
+	"  AND scheduled_ms <= ?4 AND next_attempt_ms <= ?4 AND " CLAIM_FREE                       \
+	"  ORDER BY priority DESC, scheduled_ms LIMIT ?7))"
+#define CLAIM_TAIL                                                                                 \
+	" AND next_attempt_ms <= ?4"                                                               \
+	" ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)"                   \
+	" RETURNING " RUN_COLUMNS
+	static const char *const sql[2] = {
+		CLAIM_HEAD " AND pool = ?5" CLAIM_DUE " AND pool = ?5" CLAIM_TAIL,
+		CLAIM_HEAD " AND ?5 IS NULL" CLAIM_DUE " AND ?5 IS NULL" CLAIM_TAIL,
+	};
 #undef CLAIM_FREE
-#undef CLAIM_SQL
+#undef CLAIM_LEASED
+#undef CLAIM_HEAD
+#undef CLAIM_DUE
+#undef CLAIM_TAIL
 	sqlite3_stmt **stp = &s->claim_st[pool == NULL];
 	if (!*stp && sqlite3_prepare_v3(s->db, sql[pool == NULL], -1, SQLITE_PREPARE_PERSISTENT,
 					stp, NULL) != SQLITE_OK) {
