@@ -8,6 +8,7 @@
 #include "dispatcher/loop_impl.h"
 #include "store/deploy.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,68 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 	free(a->io.state);
 	pp_http_req_free(&a->io.req);
 	pp_json_free(a->job);
+	free(a->job_text);
+	free(a->final_msg);
 	pp_run_rec_free(&a->rec);
 	free(a);
+}
+
+char *inflight_msg(struct inflight *a, size_t *cap)
+{
+	if (!a->final_msg)
+		a->final_msg = calloc(1, INFLIGHT_MSG_MAX);
+	*cap = a->final_msg ? INFLIGHT_MSG_MAX : sizeof(a->final_short);
+	return a->final_msg ? a->final_msg : a->final_short;
+}
+
+void inflight_msg_set(struct inflight *a, const char *fmt, ...)
+{
+	size_t cap;
+	char *m = inflight_msg(a, &cap);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, cap, fmt, ap);
+	va_end(ap);
+}
+
+const char *inflight_msg_text(const struct inflight *a)
+{
+	return a->final_msg ? a->final_msg : a->final_short;
+}
+
+int inflight_job(struct inflight *a, struct pp_error *err)
+{
+	if (!a->job && a->job_text) {
+		int rc = pp_json_parse(a->job_text, strlen(a->job_text), NULL, &a->job, err);
+		if (rc)
+			return rc;
+		free(a->job_text);
+		a->job_text = NULL;
+	}
+	a->io.job = a->job;
+	return 0;
+}
+
+/* Between polls a watched run keeps only what its next op needs: the job
+ * as text, and none of the inputs it was rendered from. */
+static void park_job(struct inflight *a)
+{
+	free(a->rec.job_variables);
+	free(a->rec.parameters);
+	a->rec.job_variables = a->rec.parameters = NULL;
+	if (!a->job)
+		return;
+	char *text = pp_json_to_string(a->job, PP_JSON_COMPACT);
+	if (!text)
+		return; /* out of memory: keep the tree */
+	/* The writer's buffer grows in steps: keep only the text. */
+	char *fit = realloc(text, strlen(text) + 1);
+	if (fit)
+		text = fit;
+	pp_json_free(a->job);
+	a->job = NULL;
+	a->io.job = NULL;
+	a->job_text = text;
 }
 
 static void report_source(struct pp_loop *L, struct inflight *a, enum pp_store_state st,
@@ -145,9 +206,10 @@ static void hold(struct pp_loop *L, struct inflight *a)
 static void begin_watch(struct pp_loop *L, struct inflight *a, long delay_ms)
 {
 	a->phase = PH_WATCH;
-	a->next_mono = pp_mono_ms() + delay_ms;
+	inflight_poll_at(a, pp_mono_ms() + delay_ms);
 	if (!a->watch_since)
 		a->watch_since = pp_mono_ms();
+	park_job(a);
 }
 
 static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_state st,
@@ -242,9 +304,9 @@ static void after_terminal(struct pp_loop *L, struct inflight *a, enum pp_store_
 			   const char *msg)
 {
 	a->final = st;
-	/* The cancel path passes final_msg itself. */
-	if (msg != a->final_msg)
-		snprintf(a->final_msg, sizeof(a->final_msg), "%s", msg ? msg : "");
+	/* The cancel path passes the message itself. */
+	if (msg != inflight_msg_text(a))
+		inflight_msg_set(a, "%s", msg ? msg : "");
 	if (!inflight_tail_logs(L, a))
 		inflight_after_tail(L, a);
 }
@@ -253,9 +315,9 @@ void inflight_after_tail(struct pp_loop *L, struct inflight *a)
 {
 	enum pp_store_state st = a->final;
 	if (a->pool->p->prov->cleanup) {
-		char ev[sizeof(a->final_msg) + 32];
+		char ev[INFLIGHT_MSG_MAX + 32];
 		snprintf(ev, sizeof(ev), FINISHING_EVENT "%s: %s", pp_store_state_name(st),
-			 a->final_msg);
+			 inflight_msg_text(a));
 		struct pp_run_update u = {
 			.state = a->rec.state, .attempt = -1, .next_attempt_ms = -1, .event = ev};
 		if (!inflight_store_write(L, a, &u))
@@ -263,7 +325,7 @@ void inflight_after_tail(struct pp_loop *L, struct inflight *a)
 		inflight_op(L, a, PP_OP_CLEANUP);
 		return;
 	}
-	finish(L, a, st, a->final_msg);
+	finish(L, a, st, inflight_msg_text(a));
 }
 
 /* A run recovered after a crash whose outcome was already recorded: true,
@@ -289,7 +351,7 @@ static bool recorded_outcome(struct pp_loop *L, struct inflight *a)
 		snprintf(name, sizeof(name), "%.*s", (int)(colon - m), m);
 		if (pp_store_state_parse(name, &a->final) == 0 &&
 		    pp_store_state_terminal(a->final)) {
-			snprintf(a->final_msg, sizeof(a->final_msg), "%s", colon + 2);
+			inflight_msg_set(a, "%s", colon + 2);
 			found = true;
 		}
 		break;
@@ -316,7 +378,7 @@ static bool over_max_runtime(struct pp_loop *L, struct inflight *a)
 	char lim[PP_DURATION_LEN], took[PP_DURATION_LEN], ev[160];
 	pp_duration_format((double)a->max_runtime_ms / 1000, lim);
 	pp_duration_format((double)(ran / 1000), took);
-	snprintf(a->final_msg, sizeof(a->final_msg), "max_runtime %s exceeded (ran %s)", lim, took);
+	inflight_msg_set(a, "max_runtime %s exceeded (ran %s)", lim, took);
 	snprintf(ev, sizeof(ev), "max_runtime %s exceeded; cancelling remote job", lim);
 	pp_info("run %s (%s): %s", a->rec.id, a->pool->p->name, ev);
 	struct pp_run_update u = {
@@ -446,9 +508,9 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 	if (rs != PP_RUN_RUNNING && L->cfg->dispatcher.start_timeout > 0 &&
 	    pp_mono_ms() - a->watch_since > (int64_t)(L->cfg->dispatcher.start_timeout * 1000) &&
 	    a->rec.state != PP_ST_RUNNING) {
-		snprintf(a->final_msg, sizeof(a->final_msg), "did not start within %.0f s (%s)%s%s",
-			 L->cfg->dispatcher.start_timeout, pp_run_state_name(rs),
-			 a->io.message[0] ? ": " : "", a->io.message);
+		inflight_msg_set(a, "did not start within %.0f s (%s)%s%s",
+				 L->cfg->dispatcher.start_timeout, pp_run_state_name(rs),
+				 a->io.message[0] ? ": " : "", a->io.message);
 		a->final = PP_ST_CRASHED;
 		inflight_op(L, a, PP_OP_CANCEL);
 		return;
@@ -461,7 +523,7 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 	if (rc && rc != PP_ENOTFOUND) {
 		pp_warn("run %s: cancel failed: %s; will retry", a->rec.id, err ? err->msg : "");
 		a->phase = PH_CANCEL;
-		a->next_mono = pp_mono_ms() + 2000;
+		inflight_poll_at(a, pp_mono_ms() + 2000);
 		return;
 	}
 	/* A start timeout (CRASHED) or max_runtime (FAILED) cancelled it;
@@ -469,8 +531,8 @@ static void on_cancel(struct pp_loop *L, struct inflight *a, int rc, const struc
 	enum pp_store_state st =
 		a->final == PP_ST_CRASHED || a->final == PP_ST_FAILED ? a->final : PP_ST_CANCELLED;
 	if (st == PP_ST_CANCELLED)
-		snprintf(a->final_msg, sizeof(a->final_msg), "cancelled on request");
-	after_terminal(L, a, st, a->final_msg);
+		inflight_msg_set(a, "cancelled on request");
+	after_terminal(L, a, st, inflight_msg_text(a));
 }
 
 static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
@@ -496,13 +558,13 @@ static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const stru
 		pp_warn("run %s: cleanup failed, leaving %s to the sweeper: %s", a->rec.id,
 			a->io.infra_id[0] ? a->io.infra_id : "what it created",
 			err ? err->msg : pp_strerror(rc));
-		char m[sizeof(a->final_msg) + PP_ERRMSG_MAX];
-		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", a->final_msg,
+		char m[INFLIGHT_MSG_MAX + PP_ERRMSG_MAX];
+		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", inflight_msg_text(a),
 			 err ? err->msg : "");
 		finish(L, a, a->final, m);
 		return;
 	}
-	finish(L, a, a->final, a->final_msg);
+	finish(L, a, a->final, inflight_msg_text(a));
 }
 
 static void op_done(void *ud, int rc, const struct pp_error *err)
@@ -534,6 +596,11 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 			return;
 		}
 		a->recheck_lease = false;
+	}
+	if (inflight_job(a, &err)) {
+		/* Only out of memory: the poll is tried again later. */
+		op_done(a, PP_ETRANSIENT, &err);
+		return;
 	}
 	a->phase = op == PP_OP_SUBMIT	? PH_SUBMIT
 		   : op == PP_OP_STATUS ? PH_WATCH
@@ -783,17 +850,38 @@ void inflight_check_cancels(struct pp_loop *L)
 	free(ids);
 }
 
+void inflight_poll_at(struct inflight *a, int64_t mono)
+{
+	a->next_mono = mono;
+	if (mono < a->loop->next_poll)
+		a->loop->next_poll = mono;
+}
+
 void inflight_poll_due(struct pp_loop *L)
 {
 	int64_t now = pp_mono_ms();
+	if (now < L->next_poll)
+		return;
+	/* The walk finds the next time one is due; a run that becomes idle
+	 * meanwhile (during the walk too) lowers it through inflight_poll_at. */
+	L->next_poll = INT64_MAX;
+	int64_t soonest = INT64_MAX;
 	struct inflight *next;
 	for (struct inflight *a = L->runs; a; a = next) {
 		next = a->next;
-		if (a->busy || a->held || a->next_mono > now)
+		if (a->busy || a->held)
 			continue;
+		if (a->next_mono > now) {
+			if ((a->phase == PH_WATCH || a->phase == PH_CANCEL) &&
+			    a->next_mono < soonest)
+				soonest = a->next_mono;
+			continue;
+		}
 		if (a->phase == PH_WATCH)
 			inflight_op(L, a, a->cancel_wanted ? PP_OP_CANCEL : PP_OP_STATUS);
 		else if (a->phase == PH_CANCEL)
 			inflight_op(L, a, PP_OP_CANCEL);
 	}
+	if (soonest < L->next_poll)
+		L->next_poll = soonest;
 }

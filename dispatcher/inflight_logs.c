@@ -66,7 +66,9 @@ static void keep_lines(struct inflight_tail *t)
 /* final_msg + "; last output: L1 | L2 ...", the newest lines that fit. */
 static void append_tail(struct inflight *a, struct inflight_tail *t)
 {
-	size_t room = sizeof(a->final_msg) - strlen(a->final_msg) - 1;
+	size_t cap;
+	char *msg = inflight_msg(a, &cap);
+	size_t room = cap - strlen(msg) - 1;
 	const char *head = "; last output: ";
 	int first = t->n;
 	size_t used = strlen(head);
@@ -81,14 +83,14 @@ static void append_tail(struct inflight *a, struct inflight_tail *t)
 	}
 	if (first >= t->n)
 		return;
-	size_t len = strlen(a->final_msg);
+	size_t len = strlen(msg);
 	int start = t->n < TAIL_LINES ? 0 : t->next;
-	len += (size_t)snprintf(a->final_msg + len, sizeof(a->final_msg) - len, "%s", head);
+	len += (size_t)snprintf(msg + len, cap - len, "%s", head);
 	for (int i = first; i < t->n; i++)
-		len += (size_t)snprintf(a->final_msg + len, sizeof(a->final_msg) - len, "%s%s",
-					i > first ? " | " : "", t->ring[(start + i) % TAIL_LINES]);
+		len += (size_t)snprintf(msg + len, cap - len, "%s%s", i > first ? " | " : "",
+					t->ring[(start + i) % TAIL_LINES]);
 	/* The output may quote a secret the job was given. */
-	pp_redact(a->final_msg);
+	pp_redact(msg);
 }
 
 static int start_page(struct pp_loop *L, struct inflight *a, struct pp_error *err);
@@ -131,8 +133,9 @@ static int start_page(struct pp_loop *L, struct inflight *a, struct pp_error *er
 bool inflight_tail_logs(struct pp_loop *L, struct inflight *a)
 {
 	const struct pp_provider *prov = a->pool ? a->pool->p->prov : NULL;
+	struct pp_error jerr = {0};
 	if ((a->final != PP_ST_FAILED && a->final != PP_ST_CRASHED) || !prov || !prov->logs ||
-	    !a->job || !a->io.infra_id[0])
+	    inflight_job(a, &jerr) || !a->job || !a->io.infra_id[0])
 		return false;
 	struct inflight_tail *t = calloc(1, sizeof(*t));
 	if (!t)

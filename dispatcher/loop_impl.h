@@ -35,7 +35,11 @@ struct inflight {
 	struct pp_run_rec rec;
 	struct pool_rt *pool;
 	struct pp_run_io io;
+	/* The rendered job: a tree while an op runs, its compact text while
+	 * the run waits for its next poll (a tree is several times larger);
+	 * inflight_job() turns it back into a tree. */
 	struct pp_json *job;
+	char *job_text;
 	enum phase phase;
 	bool busy; /* an op is under way in the exec engine */
 	bool cancel_wanted;
@@ -55,8 +59,12 @@ struct inflight {
 	bool start_retry;	/* cleaning up a failed start before starting again */
 	int status_failures;
 	enum pp_store_state final;
-	/* with the last lines of a failed run's output (inflight_logs.c) */
-	char final_msg[2048];
+	/* with the last lines of a failed run's output (inflight_logs.c):
+	 * allocated when the run ends, since a watched run needs none of it
+	 * (INFLIGHT_MSG_MAX bytes); final_short holds it if that fails.
+	 * Through inflight_msg* only. */
+	char *final_msg;
+	char final_short[128];
 	struct inflight_tail *tail; /* reading them, else NULL */
 	struct pp_loop *loop;
 	struct inflight *prev, *next;
@@ -86,7 +94,12 @@ struct pp_loop {
 	 * extends them all). No op starts or sends past it. */
 	int64_t lease_until;
 	bool draining;
-	bool backlog;		 /* a claim filled its capacity: more runs may be due */
+	bool backlog; /* a claim filled its capacity: more runs may be due */
+	/* Monotonic: no idle run's next poll is before this, so the loop
+	 * walks its runs only then, not on every turn (with 10,000 runs in
+	 * flight the walk cost more than a submission). Lowered by
+	 * inflight_poll_at. */
+	int64_t next_poll;
 	unsigned claim_turn;	 /* which pool is served first in the next claim */
 	bool claimed_everything; /* once: nothing more due */
 	/* Runs dropped after a failed store write: their leases are released
@@ -117,6 +130,15 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec);
 void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op);
 void inflight_free(struct pp_loop *L, struct inflight *a);
 bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u);
+/* The run's outcome message: its buffer (allocated on first use) and
+ * capacity, set by format, or read ("" until set). */
+#define INFLIGHT_MSG_MAX 2048
+char *inflight_msg(struct inflight *a, size_t *cap);
+void inflight_msg_set(struct inflight *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+const char *inflight_msg_text(const struct inflight *a);
+/* a->job as a tree (and a->io.job pointing at it); 0 or PP_ENOMEM. */
+int inflight_job(struct inflight *a, struct pp_error *err);
 void inflight_check_cancels(struct pp_loop *L);
 /* inflight_logs.c: for a run ending FAILED or CRASHED (a->final), read the
  * last lines of its output into a->final_msg; true when that started and
@@ -127,6 +149,8 @@ void inflight_tail_free(struct inflight *a);
 /* inflight.c: record the outcome in a->final and a->final_msg, then clean up. */
 void inflight_after_tail(struct pp_loop *L, struct inflight *a);
 void inflight_poll_due(struct pp_loop *L);
+/* Set a->next_mono (the run's next poll or cancel try). */
+void inflight_poll_at(struct inflight *a, int64_t mono);
 
 /* lease.c */
 void lease_set_until(struct pp_loop *L, int64_t until);

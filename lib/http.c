@@ -321,9 +321,11 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 					 : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
 	/* curl silently resends a request whose reused keep-alive connection
 	 * died before the answer; for a create that could act twice, so
-	 * non-GET requests get a connection of their own. curl 7.88 also
-	 * breaks on reused h2c (prior knowledge) connections. */
-	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
+	 * non-GET requests get a connection of their own unless the caller
+	 * says a resend is harmless. curl 7.88 also breaks on reused h2c
+	 * (prior knowledge) connections. */
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD") &&
+	    !(req->flags & PP_HTTP_RESENDABLE))
 		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	if ((req->flags & PP_HTTP_GRPC) && !strncmp(req->url, "http://", 7))
 		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);

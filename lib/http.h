@@ -19,6 +19,12 @@ struct pp_http_header {
 
 enum {
 	PP_HTTP_GRPC = 1u << 0, /* HTTP/2 (h2c prior knowledge on http://), read trailers */
+	/* Sending the request twice has no second effect (it carries an
+	 * idempotency key or names what it creates, or only reads). Such a
+	 * request may go out on a kept-alive connection even when it is not a
+	 * GET: curl resends a request on its own when a reused connection
+	 * turns out dead, which only these can afford. */
+	PP_HTTP_RESENDABLE = 1u << 1,
 };
 
 struct pp_http_req {

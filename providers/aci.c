@@ -217,7 +217,12 @@ static int send(struct pp_run_io *io, const char *method, const char *url,
 		const struct pp_json *body, struct pp_error *err)
 {
 	int rc = pp_req_json(io, method, url, "application/json", body, err);
-	return rc ? rc : PP_STEP_SEND;
+	if (rc)
+		return rc;
+	/* ARM writes are PUTs and DELETEs of a named resource: the same
+	 * request twice leaves the same resource. */
+	io->req.flags |= PP_HTTP_RESENDABLE;
+	return PP_STEP_SEND;
 }
 
 static int send_rg(struct pp_run_io *io, struct pp_error *err)

@@ -423,7 +423,13 @@ static int send_to(struct pp_run_io *io, const char *method, const char *suffix,
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return pp_fail(err, PP_EINVALID, "cloud-run: URL for %s is too long", name);
 	int rc = pp_req_json(io, method, url, "application/json", body, err);
-	return rc ? rc : PP_STEP_SEND;
+	if (rc)
+		return rc;
+	/* Reads, DELETE and :cancel are harmless twice; :run is not: a
+	 * resend would start a second execution. */
+	if (strcmp(suffix, ":run"))
+		io->req.flags |= PP_HTTP_RESENDABLE;
+	return PP_STEP_SEND;
 }
 
 static int send_create(struct pp_run_io *io, struct pp_error *err)
@@ -435,7 +441,11 @@ static int send_create(struct pp_run_io *io, struct pp_error *err)
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return pp_fail(err, PP_EINVALID, "cloud-run: create URL is too long");
 	int rc = pp_req_json(io, "POST", url, "application/json", st->body, err);
-	return rc ? rc : PP_STEP_SEND;
+	if (rc)
+		return rc;
+	/* A repeated create of the same jobId answers 409, which is adopted. */
+	io->req.flags |= PP_HTTP_RESENDABLE;
+	return PP_STEP_SEND;
 }
 
 static int send_run(struct pp_run_io *io, struct pp_error *err)

@@ -180,6 +180,13 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 		return rc;
 	if (pp_http_req_header(&io->req, "X-Amz-Target", ECS_TARGET_PREFIX "%s", action))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	/* Every action but registration is harmless to send twice: RunTask
+	 * carries its clientToken (ECS answers a repeat with the first task),
+	 * Describe and List only read, StopTask and Deregister of what is
+	 * already stopped or inactive change nothing. A second Register
+	 * would add a revision. */
+	if (strcmp(action, "RegisterTaskDefinition"))
+		io->req.flags |= PP_HTTP_RESENDABLE;
 	return PP_STEP_SEND;
 }
 
@@ -672,6 +679,12 @@ static int adopt_task(struct pp_run_io *io, const char *arn, struct pp_error *er
 	if (rc)
 		return rc;
 	st->step = ECS_SUBMITTED;
+	/* The request bodies are not sent again (a start retry prepares a new
+	 * state), and a watched run holds its state until it ends: about
+	 * 5 KiB of JSON per run in flight (docs/performance.md). */
+	pp_json_free(st->td);
+	pp_json_free(st->run);
+	st->td = st->run = NULL;
 	return PP_STEP_DONE;
 }
 

@@ -30,11 +30,17 @@
 #define TERMINAL       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
 /* The states a run ends in (a quarantined row is set aside, not ended). */
 #define FINISHED "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+/* The states after SCHEDULED that are not terminal. */
+#define IN_FLIGHT "('SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
 
 struct sqlite_store {
 	struct pp_store base;
 	sqlite3 *db;
 	sqlite3_stmt *upd_st, *ev_st;
+	/* The claim's statements, prepared on first use: the quarantine and
+	 * the claim of one pool ([0]) or of every pool ([1]). Preparing them
+	 * on every claim was half of its cost (docs/performance.md). */
+	sqlite3_stmt *quar_st, *claim_st[2];
 	char *path;
 	char boot_id[40];
 	char *owners_dir;
@@ -87,6 +93,10 @@ static const char *const migrations[] = {
 	"ALTER TABLE runs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0;",
 	/* 5: deployments, schedules, work queues, pool settings (store/db.h) */
 	PP_DEPLOY_MIGRATION,
+	/* 6: runs in flight by lease, so that a claim finds the free ones
+	 * without reading every run a live dispatcher holds (issue 23) */
+	"CREATE INDEX runs_lease ON runs(lease_owner, lease_boot, lease_expires)"
+	" WHERE state IN " IN_FLIGHT ";",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -130,6 +140,9 @@ static void sqlite_close(struct pp_store *base)
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_finalize(s->upd_st);
 	sqlite3_finalize(s->ev_st);
+	sqlite3_finalize(s->quar_st);
+	sqlite3_finalize(s->claim_st[0]);
+	sqlite3_finalize(s->claim_st[1]);
 	sqlite3_close(s->db);
 	for (int i = 0; i < s->nheld; i++)
 		if (s->held[i].fd >= 0)
@@ -463,17 +476,50 @@ static int collect(struct sqlite_store *s, sqlite3_stmt *st, struct pp_run_rec *
  * names is set aside (QUARANTINED, never claimed) with its reason, instead of
  * failing every claim of its pool; the others are claimed as usual. Each
  * row is quarantined once, so it is reported once. */
+/* SQL for a state no pushpool state names, as ranges between the known
+ * names in byte order ("state < 'CANCELLED' OR (state > 'CANCELLED' AND
+ * state < 'CANCELLING') OR ..."): unlike NOT IN, each range is a search
+ * of the runs_due index, so the check costs the same with a million rows
+ * stored. The names are pushpool's own (capital letters and '_'). */
+static int unknown_state_sql(char *out, size_t size)
+{
+	const char *v[PP_ST_COUNT];
+	for (int i = 0; i < PP_ST_COUNT; i++) {
+		int k = i;
+		for (v[k] = pp_store_state_name((enum pp_store_state)i);
+		     k > 0 && strcmp(v[k - 1], v[k]) > 0; k--) {
+			const char *t = v[k - 1];
+			v[k - 1] = v[k];
+			v[k] = t;
+		}
+	}
+	int n = snprintf(out, size, "(state < '%s'", v[0]);
+	for (int i = 1; i < PP_ST_COUNT && n > 0 && (size_t)n < size; i++)
+		n += snprintf(out + n, size - (size_t)n, " OR (state > '%s' AND state < '%s')",
+			      v[i - 1], v[i]);
+	if (n > 0 && (size_t)n < size)
+		n += snprintf(out + n, size - (size_t)n, " OR state > '%s')", v[PP_ST_COUNT - 1]);
+	return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
 static int quarantine_unknown(struct sqlite_store *s, int64_t now, struct pp_error *err)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db,
-			       "UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"
-			       " updated_ms = ?1, last_error = '" PP_QUARANTINE_WHY "\"'"
-			       " || substr(state, 1, ?2) || '\"'"
-			       " WHERE state NOT IN " PP_STORE_STATES_SQL
-			       " RETURNING id, last_error",
-			       -1, &st, NULL) != SQLITE_OK)
-		return db_fail(s, err, "prepare quarantine");
+	if (!s->quar_st) {
+		char unknown[1024], sql[1536];
+		if (unknown_state_sql(unknown, sizeof(unknown)) ||
+		    snprintf(sql, sizeof(sql),
+			     "UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"
+			     " updated_ms = ?1, last_error = '" PP_QUARANTINE_WHY "\"'"
+			     " || substr(state, 1, ?2) || '\"'"
+			     " WHERE %s RETURNING id, last_error",
+			     unknown) >= (int)sizeof(sql))
+			return pp_fail(err, PP_EINVALID, "store %s: quarantine SQL too long",
+				       s->path);
+		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->quar_st,
+				       NULL) != SQLITE_OK)
+			return db_fail(s, err, "prepare quarantine");
+	}
+	sqlite3_stmt *st = s->quar_st;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int(st, 2, PP_QUARANTINE_STATE_MAX);
 	struct pp_run_rec *v = NULL;
@@ -494,7 +540,7 @@ static int quarantine_unknown(struct sqlite_store *s, int64_t now, struct pp_err
 	}
 	if (!rc && step != SQLITE_DONE)
 		rc = db_fail(s, err, "quarantine runs");
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	for (int i = 0; i < n && !rc; i++) {
 		const char *why = v[i].last_error ? v[i].last_error : PP_QUARANTINE_WHY;
 		rc = add_event(s, v[i].id, "QUARANTINED", why, now, err);
@@ -526,28 +572,56 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 		exec_sql(s, "ROLLBACK", NULL);
 		return rc;
 	}
-	/* Runs somebody held (their work under way, or claimed and abandoned):
-	 * the lease is free when from another boot, expired, or of a dead
-	 * owner. They hold their slots already; due runs nobody held are
-	 * claimed after them within the limits (pp_deploy_claim_due). */
-	static const char sql[] =
-		"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"
-		" fence = fence + 1, updated_ms = ?4"
-		" WHERE id IN (SELECT id FROM runs WHERE"
-		"  state NOT IN " TERMINAL "  AND (?5 IS NULL OR pool = ?5)"
-		"  AND (state != 'SCHEDULED' OR lease_owner IS NOT NULL)"
-		"  AND (state != 'SCHEDULED' OR scheduled_ms <= ?4)"
-		"  AND next_attempt_ms <= ?4"
-		"  AND (lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"
-		"       OR (lease_owner != ?1 AND pp_owner_gone(lease_owner)))"
-		"  ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)"
-		" RETURNING " RUN_COLUMNS;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	/* Runs somebody held (their work under way, or claimed and
+	 * abandoned) whose lease is free: never held, released, from another
+	 * boot, or expired (or its owner is gone). They hold their slots
+	 * already; due runs nobody held are claimed after them within the
+	 * limits (pp_deploy_claim_due). Each arm below is one search of an
+	 * index: runs in flight by lease (runs_lease; a free lease is never
+	 * one a live owner holds, so those are never read, however many
+	 * there are), due SCHEDULED runs someone claimed by state and pool
+	 * (runs_due; finished runs are never read either), only the first
+	 * max of them kept before the two are sorted together. A row of an
+	 * unknown state was just quarantined, and is in no arm anyway. */
+#define CLAIM_FREE                                                                                 \
+	"(lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"                       \
+	" OR (lease_owner != ?1 AND pp_owner_gone(lease_owner)))"
+#define CLAIM_LEASED " SELECT id FROM runs INDEXED BY runs_lease WHERE state IN " IN_FLIGHT " AND "
+#define CLAIM_HEAD                                                                                 \
+	"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"                   \
+	" fence = fence + 1, updated_ms = ?4"                                                      \
+	" WHERE id IN (SELECT id FROM runs WHERE id IN (" CLAIM_LEASED                             \
+	"lease_owner IS NULL UNION ALL" CLAIM_LEASED "lease_owner < ?1 AND " CLAIM_FREE            \
+	" UNION ALL" CLAIM_LEASED "lease_owner > ?1 AND " CLAIM_FREE " UNION ALL" CLAIM_LEASED     \
+	"lease_owner = ?1 AND lease_boot IS NULL UNION ALL" CLAIM_LEASED                           \
+	"lease_owner = ?1 AND lease_boot < ?3 UNION ALL" CLAIM_LEASED                              \
+	"lease_owner = ?1 AND lease_boot > ?3 UNION ALL" CLAIM_LEASED                              \
+	"lease_owner = ?1 AND lease_boot = ?3 AND lease_expires < ?6 UNION ALL"                    \
+	" SELECT id FROM (SELECT id FROM runs WHERE state = 'SCHEDULED'"
+#define CLAIM_DUE                                                                                  \
+	"  AND lease_owner IS NOT NULL AND scheduled_ms <= ?4 AND next_attempt_ms <= ?4"           \
+	"  AND " CLAIM_FREE "  ORDER BY priority DESC, scheduled_ms LIMIT ?7))"
+#define CLAIM_TAIL                                                                                 \
+	" AND next_attempt_ms <= ?4"                                                               \
+	" ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)"                   \
+	" RETURNING " RUN_COLUMNS
+	static const char *const sql[2] = {
+		CLAIM_HEAD " AND pool = ?5" CLAIM_DUE " AND pool = ?5" CLAIM_TAIL,
+		CLAIM_HEAD " AND ?5 IS NULL" CLAIM_DUE " AND ?5 IS NULL" CLAIM_TAIL,
+	};
+#undef CLAIM_FREE
+#undef CLAIM_LEASED
+#undef CLAIM_HEAD
+#undef CLAIM_DUE
+#undef CLAIM_TAIL
+	sqlite3_stmt **stp = &s->claim_st[pool == NULL];
+	if (!*stp && sqlite3_prepare_v3(s->db, sql[pool == NULL], -1, SQLITE_PREPARE_PERSISTENT,
+					stp, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare claim");
 		exec_sql(s, "ROLLBACK", NULL);
 		return rc;
 	}
+	sqlite3_stmt *st = *stp;
 	bind_text(st, 1, owner);
 	sqlite3_bind_int64(st, 2, mono + lease_ms);
 	bind_text(st, 3, s->boot_id);
@@ -556,7 +630,7 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	sqlite3_bind_int64(st, 6, mono);
 	sqlite3_bind_int(st, 7, max);
 	rc = collect(s, st, out, n, err);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (!rc && *n < max)
 		rc = pp_deploy_claim_due(base, pool, owner, lease_ms, max - *n, out, n, err);
 	if (rc) {

@@ -4,7 +4,7 @@
  * for that pool type (bench.sh checks the per-run request counts against the
  * mock's counters). Prints one JSON object with runs/s.
  *
- *   baseline POOL BASE_URL RUNS CONCURRENCY [--fresh-connect]
+ *   baseline POOL BASE_URL RUNS CONCURRENCY [--fresh-connect|--reuse-all]
  *
  * ACI follows the create's Azure-AsyncOperation to its end, waiting
  * Retry-After (else 2 s) between polls, as providers/aci.c does.
@@ -17,8 +17,15 @@
  * POOL is cloud-run, ecs, aci or modal (BASE_URL: the mock's modal= URL).
  * Credentials come from the environment: BENCH_BEARER (cloud-run, aci: a
  * token the mock issued), BENCH_AWS_KEY (ecs: AKID:SECRET), BENCH_MODAL_TOKEN
- * (modal: ID:SECRET). --fresh-connect gives every non-GET request its own
- * connection, as lib/http.c does. */
+ * (modal: ID:SECRET).
+ *
+ * Connections: by default the dispatcher's policy (lib/http.c with the
+ * providers' PP_HTTP_RESENDABLE): reads and the requests a resend cannot
+ * harm (ECS RunTask with its clientToken, Cloud Run's create by jobId, ACI's
+ * PUT by name) reuse kept-alive connections; the others (Cloud Run's :run)
+ * get a fresh connection each. --fresh-connect gives every non-GET request
+ * its own connection (the dispatcher's policy before issue 23);
+ * --reuse-all reuses connections for every request (the ceiling). */
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -58,7 +65,7 @@ struct bench {
 	const char *aws_key;
 	char modal_id[128], modal_secret[128];
 	char modal_token[1024]; /* from AuthTokenGet */
-	bool fresh_connect;
+	enum { CONN_DISPATCHER, CONN_FRESH_NON_GET, CONN_REUSE_ALL } conn;
 	char task_def_arn[512]; /* ecs: registered once, as the dispatcher caches it per pool */
 	char location[64];	/* aci: from the resource group */
 	unsigned tag;		/* makes names unique across invocations on one mock */
@@ -309,9 +316,6 @@ static enum next next_step(const struct bench *b, struct slot *s)
 	return NEXT_DONE;
 }
 
-/* Fill s->url, s->body and s->hdrs for request `step` of run `run`; the
- * bodies are what `pushpool render -p POOL --request` shows for the mock
- * config of tools/mock-env.sh. Returns the method. */
 /* The headers every Modal gRPC call carries, as the dispatcher sends them. */
 static struct curl_slist *modal_headers(const struct bench *b, struct curl_slist *l)
 {
@@ -320,12 +324,23 @@ static struct curl_slist *modal_headers(const struct bench *b, struct curl_slist
 	l = curl_slist_append(l, "TE: trailers");
 	l = curl_slist_append(l, "x-modal-client-type: 9");
 	l = curl_slist_append(l, "x-modal-client-version: 1.0.0");
+	l = curl_slist_append(l, "x-modal-libmodal-version: modal-go/0.9.0");
 	snprintf(h, sizeof(h), "x-modal-token-id: %s", b->modal_id);
 	l = curl_slist_append(l, h);
 	snprintf(h, sizeof(h), "x-modal-token-secret: %s", b->modal_secret);
 	return curl_slist_append(l, h);
 }
 
+/* Whether the dispatcher marks request s->step PP_HTTP_RESENDABLE: only
+ * Cloud Run's :run (step 2) is not; reads need no mark. */
+static bool resendable(const struct bench *b, const struct slot *s)
+{
+	return !(b->pool == POOL_CLOUD_RUN && s->step == 2);
+}
+
+/* Fill s->url, s->body and s->hdrs for request `step` of run `run`; the
+ * bodies are what `pushpool render -p POOL --request` shows for the mock
+ * config of tools/mock-env.sh. Returns the method. */
 static const char *build_request(struct bench *b, struct slot *s)
 {
 	char uuid[64], name[64];
@@ -411,9 +426,9 @@ static const char *build_request(struct bench *b, struct slot *s)
 				"\"/opt/prefect/"
 				"entrypoint.sh\",\"prefect\",\"flow-run\",\"execute\"]}}],"
 				"\"osType\":\"Linux\",\"restartPolicy\":\"Never\"},\"tags\":{"
-				"\"prefect.io/flow-run-id\":\"%s\",\"prefect.io/"
+				"\"prefect.io_flow-run-id\":\"%s\",\"prefect.io_"
 				"flow-run-name\":\"bench\","
-				"\"prefect.io/work-pool-name\":\"aci\",\"pushpool-run-id\":\"%s\"},"
+				"\"prefect.io_work-pool-name\":\"aci\",\"pushpool-run-id\":\"%s\"},"
 				"\"location\":\"%s\"}",
 				name, uuid, uuid, uuid, b->location);
 			s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
@@ -471,18 +486,24 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 	}
 	/* h2c as lib/http.c does it: prior knowledge, a connection of
 	 * its own per call (a POST), never reused (curl 7.88 breaks on reused
-	 * h2c connections; calls multiplexed on one fail against the mock). */
+	 * h2c connections). --reuse-all multiplexes the calls on shared
+	 * connections instead (CURLOPT_PIPEWAIT), as Modal's SDKs do. */
 	if (b->pool == POOL_MODAL) {
 		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
 				 (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+		if (b->conn == CONN_REUSE_ALL) {
+			curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+		} else {
+			curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+			curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+		}
 	}
 	if (strcmp(method, "GET")) {
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body);
-		if (b->fresh_connect)
+		if (b->pool != POOL_MODAL && (b->conn == CONN_FRESH_NON_GET ||
+					      (b->conn == CONN_DISPATCHER && !resendable(b, s))))
 			curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	} else {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -588,15 +609,21 @@ static long expected_status(const struct bench *b, int step)
 static int usage(void)
 {
 	fprintf(stderr, "usage: baseline cloud-run|ecs|aci|modal BASE_URL RUNS CONCURRENCY "
-			"[--fresh-connect]\n");
+			"[--fresh-connect|--reuse-all]\n");
 	return 64;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 5 || argc > 6 || (argc == 6 && strcmp(argv[5], "--fresh-connect")))
+	if (argc < 5 || argc > 6)
 		return usage();
-	struct bench b = {.base = argv[2], .fresh_connect = argc == 6};
+	struct bench b = {.base = argv[2], .conn = CONN_DISPATCHER};
+	if (argc == 6 && !strcmp(argv[5], "--fresh-connect"))
+		b.conn = CONN_FRESH_NON_GET;
+	else if (argc == 6 && !strcmp(argv[5], "--reuse-all"))
+		b.conn = CONN_REUSE_ALL;
+	else if (argc == 6)
+		return usage();
 	if (!strcmp(argv[1], "cloud-run"))
 		b.pool = POOL_CLOUD_RUN;
 	else if (!strcmp(argv[1], "ecs"))
@@ -644,6 +671,7 @@ int main(int argc, char **argv)
 	if (!rc) {
 		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
 		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
+		curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	}
 	if (!rc && prepare(&b, &slots[0]))
 		rc = 69;
@@ -703,9 +731,12 @@ int main(int argc, char **argv)
 	double secs = now_s() - t0;
 	if (!rc)
 		printf("{\"pool\":\"%s\",\"runs\":%d,\"concurrency\":%d,\"requests\":%d,"
-		       "\"seconds\":%.4f,\"runs_per_s\":%.2f,\"errors\":%d,\"fresh_connect\":%s}\n",
+		       "\"seconds\":%.4f,\"runs_per_s\":%.2f,\"errors\":%d,\"connections\":\"%s\"}"
+		       "\n",
 		       argv[1], runs, conc, requests, secs, runs / secs, b.errors,
-		       b.fresh_connect ? "true" : "false");
+		       b.conn == CONN_DISPATCHER      ? "dispatcher"
+		       : b.conn == CONN_FRESH_NON_GET ? "fresh-non-get"
+						      : "reuse-all");
 	if (b.errors)
 		fprintf(stderr, "baseline: %d failed request(s); first: %s\n", b.errors,
 			b.first_error);

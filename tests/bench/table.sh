@@ -16,8 +16,9 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
        (if .baseline_runs_per_s then "\(.baseline_runs_per_s | n(0)) runs/s"
          else "-" end);
        (.ratio | n(2)) + (if .same_requests == false then " (request mix differs)" else "" end))
- elif .figure == "baseline_fresh_connect" then
-   row("Baseline \(.pool), fresh connection per non-GET"; "\(.runs_per_s | n(0)) runs/s"; "-"; "-")
+ elif .figure == "baseline_connections" then
+   row("Baseline \(.pool), " + (if .connections == "reuse-all" then "every connection reused"
+        else "fresh connection per non-GET" end); "\(.runs_per_s | n(0)) runs/s"; "-"; "-")
  elif .figure == "cpu" then
    (.instructions_per_run as $i |
     row("CPU per run (cloud-run, ecs, aci; \(.runs) runs)"; "\($i.total) instr";
@@ -46,6 +47,12 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
        "\(.p50_ms) / \(.p99_ms) ms";
        (if .baseline_chain_ms then "\(.baseline_chain_ms | n(1)) ms (request chain)" else "-" end);
        (if .p50_ratio then "\(.p50_ratio | n(1)) / \(.p99_ratio | n(1))" else "-" end))
+ elif .figure == "curve_in_flight" then
+   row("Curve: \(.in_flight) \(.pool) runs in flight"; "\(.runs_per_s | n(0)) runs/s, \(.peak_rss_kib) KiB (\(.kib_per_run | n(2)) KiB/run)";
+       "first point"; "\(.rate_ratio | n(2)) / \(.kib_per_run_ratio | n(2))")
+ elif .figure == "curve_claim" then
+   row("Curve: claim of \(.batch) with \(.stored) finished runs stored, p50 / p99"; "\(.p50_us | n(0)) / \(.p99_us | n(0)) µs";
+       "first point"; (.p50_ratio | n(2)))
  elif .figure == "startup" then
    row("Startup `pushpool --version`"; "\(.version_ms) ms";
         "\(.baseline_ms) ms (bare libcurl program)";

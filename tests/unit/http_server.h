@@ -68,7 +68,8 @@ struct hs_server {
 	char host[64]; /* "127.0.0.1:PORT" */
 	char base[80]; /* "http://127.0.0.1:PORT" */
 	hs_handler handler;
-	void *view; /* the fake_server or srv this server serves */
+	void *view;	 /* the fake_server or srv this server serves */
+	int connections; /* TCP connections accepted so far (atomic) */
 };
 
 static inline long long hs_now_ms(void)
@@ -226,6 +227,16 @@ static inline void hs_completed(void *cls, struct MHD_Connection *c, void **con_
 	*con_cls = NULL;
 }
 
+static inline void hs_connected(void *cls, struct MHD_Connection *c, void **socket_context,
+				enum MHD_ConnectionNotificationCode code)
+{
+	struct hs_server *s = cls;
+	(void)c;
+	(void)socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		__atomic_add_fetch(&s->connections, 1, __ATOMIC_SEQ_CST);
+}
+
 static inline int hs_start(struct hs_server *s, hs_handler handler, void *view)
 {
 	const union MHD_DaemonInfo *info;
@@ -239,7 +250,7 @@ static inline int hs_start(struct hs_server *s, hs_handler handler, void *view)
 				NULL, NULL, hs_answer, s, MHD_OPTION_SOCK_ADDR,
 				(struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, hs_log_uri,
 				NULL, MHD_OPTION_NOTIFY_COMPLETED, hs_completed, NULL,
-				MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_CONNECTION, hs_connected, s, MHD_OPTION_END);
 	if (!s->d)
 		return -1;
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
