@@ -23,6 +23,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/time.h"
+#include "store/deploy.h"
 #include "store/store.h"
 
 /* The page, embedded at build time. */
@@ -329,6 +330,39 @@ static void api_pools(struct pp_ui *ui, struct pp_metrics_resp *resp)
 		rc = rc ?: pp_buf_puts(b, "}}");
 		first = false;
 	}
+	/* The store-wide settings: pause, limit, work queues. */
+	struct pp_pool_rec *prs = NULL;
+	struct pp_queue_rec *qs = NULL;
+	int npr = 0, nq = 0;
+	if (!rc && (pp_pool_list(s, &prs, &npr, &err) || pp_queue_list(s, NULL, &qs, &nq, &err))) {
+		pp_pool_recs_free(prs, npr);
+		free(c);
+		answer_error(resp, 503, "store: %s", err.msg);
+		return;
+	}
+	rc = rc ?: pp_buf_puts(b, "],\"settings\":[");
+	for (int i = 0; i < npr && !rc; i++) {
+		rc = (i ? pp_buf_putc(b, ',') : 0) ?: pp_buf_putc(b, '{') ?:
+		     put_str(b, "pool", prs[i].name, false) ?:
+		     pp_buf_printf(b, ",\"paused\":%s,\"limit\":%d,\"queues\":[",
+				   prs[i].paused ? "true" : "false", prs[i].concurrency_limit);
+		bool first_q = true;
+		for (int k = 0; k < nq && !rc; k++) {
+			if (strcmp(qs[k].pool, prs[i].name))
+				continue;
+			rc = (first_q ? 0 : pp_buf_putc(b, ',')) ?: pp_buf_putc(b, '{') ?:
+			     put_str(b, "name", qs[k].name, false) ?:
+			     pp_buf_printf(b,
+					   ",\"priority\":%d,\"limit\":%d,\"paused\":%s,"
+					   "\"active\":%ld,\"waiting\":%ld}",
+					   qs[k].priority, qs[k].concurrency_limit,
+					   qs[k].paused ? "true" : "false", qs[k].active, qs[k].waiting);
+			first_q = false;
+		}
+		rc = rc ?: pp_buf_puts(b, "]}");
+	}
+	pp_pool_recs_free(prs, npr);
+	pp_queue_recs_free(qs, nq);
 	rc = rc ?: pp_buf_puts(b, "],\"runs\":{");
 	for (int st = 0; st < PP_ST_COUNT && !rc; st++)
 		rc = pp_buf_printf(b, "%s\"%s\":%ld", st ? "," : "",
@@ -516,6 +550,63 @@ static void api_run_logs(struct pp_ui *ui, const char *id, struct pp_metrics_res
 	pp_run_rec_free(&rec);
 }
 
+/* Deployments with their schedules and next runs (docs/deployments.md). */
+static void api_deployments(struct pp_ui *ui, struct pp_metrics_resp *resp)
+{
+	struct pp_error err = {0};
+	struct pp_store *s = store(ui, &err);
+	struct pp_dep_rec *d = NULL;
+	int n = 0;
+	if (!s || pp_deploy_list(s, NULL, &d, &n, &err)) {
+		answer_error(resp, 503, "store: %s", err.msg);
+		return;
+	}
+	struct pp_buf *b = &resp->body;
+	int rc = pp_buf_puts(b, "{\"deployments\":[");
+	for (int i = 0; i < n && !rc; i++) {
+		rc = (i ? pp_buf_putc(b, ',') : 0) ?: pp_buf_putc(b, '{') ?:
+		     put_str(b, "name", d[i].name, false) ?: put_str(b, "pool", d[i].pool, true) ?:
+		     put_str(b, "queue", d[i].queue, true) ?:
+		     put_str(b, "description", d[i].description, true) ?:
+		     put_str(b, "tags", d[i].tags, true) ?:
+		     pp_buf_printf(b, ",\"paused\":%s,\"concurrency_limit\":%d,\"schedules\":[",
+				   d[i].paused ? "true" : "false", d[i].concurrency_limit);
+		for (int k = 0; k < d[i].nsched && !rc; k++) {
+			const struct pp_dep_sched *c = &d[i].sched[k];
+			char rule[64];
+			if (c->cron)
+				snprintf(rule, sizeof(rule), "cron");
+			else if (c->rrule)
+				snprintf(rule, sizeof(rule), "rrule");
+			else
+				snprintf(rule, sizeof(rule), "every %llds", (long long)c->interval);
+			rc = (k ? pp_buf_putc(b, ',') : 0) ?: pp_buf_putc(b, '{') ?:
+			     put_str(b, "kind", c->kind, false) ?:
+			     put_str(b, "rule", c->cron ? c->cron : c->rrule ? c->rrule : rule, true) ?:
+			     put_str(b, "timezone", c->timezone ? c->timezone : "UTC", true) ?:
+			     put_str(b, "catchup", c->catchup, true) ?:
+			     put_str(b, "overlap", c->overlap, true) ?:
+			     pp_buf_printf(b, ",\"active\":%s}", c->active ? "true" : "false");
+		}
+		struct pp_run_rec *next = NULL;
+		int nn = 0;
+		if (!rc && pp_deploy_runs(s, d[i].name, PP_ST_SCHEDULED, 5, &next, &nn, &err))
+			rc = err.code ? err.code : PP_EIO;
+		rc = rc ?: pp_buf_puts(b, "],\"next_runs\":[");
+		for (int k = 0; k < nn && !rc; k++)
+			rc = (k ? pp_buf_putc(b, ',') : 0) ?: pp_buf_putc(b, '{') ?:
+			     put_str(b, "id", next[k].id, false) ?:
+			     put_str(b, "waiting", next[k].waiting, true) ?:
+			     put_time(b, "scheduled", next[k].scheduled_ms) ?: pp_buf_putc(b, '}');
+		pp_run_recs_free(next, nn);
+		rc = rc ?: pp_buf_puts(b, "]}");
+	}
+	rc = rc ?: pp_buf_puts(b, "]}\n");
+	pp_dep_recs_free(d, n);
+	if (rc)
+		answer_error(resp, 500, "deployments: %s", err.msg[0] ? err.msg : pp_strerror(rc));
+}
+
 static void api_activity(struct pp_ui *ui, struct pp_metrics_resp *resp)
 {
 	struct pp_metrics_minute *mins = calloc(PP_METRICS_ACTIVITY_MINUTES, sizeof(*mins));
@@ -587,10 +678,12 @@ void pp_ui_answer(void *arg, const struct pp_metrics_req *req, struct pp_metrics
 			api_run(ui, what + 5, resp);
 		else if (!strcmp(what, "activity"))
 			api_activity(ui, resp);
+		else if (!strcmp(what, "deployments"))
+			api_deployments(ui, resp);
 		else
 			answer_error(resp, 404,
 				     "no such API: try /api/pools, /api/runs, /api/runs/ID, "
-				     "/api/runs/ID/logs, /api/activity");
+				     "/api/runs/ID/logs, /api/deployments, /api/activity");
 	} else {
 		answer_error(resp, 404, "not found: the status page is /, its data under /api/");
 	}

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The status page in a real browser (Debian's Chromium, headless) against
 # `serve` on the mock, with runs in several states on the four clouds:
-#  1. the overview lists every pool with its runs by state, the chart, and
-#     the recent runs; a run named with HTML and script shows as text (no
+#  1. the overview lists every pool with its runs by state (a paused one
+#     as paused), a deployment with its schedule and next runs, the chart,
+#     and the recent runs; a run named with HTML and script shows as text (no
 #     element made from it, no script run);
 #  2. filtering by state (#/?state=FAILED) shows the failed runs only;
 #  3. a run's page shows its fields, the error and its events, and a run
@@ -73,11 +74,25 @@ bad=$("$PUSHPOOL" schedule -c "$C" -p ecs -v 'cpu="lots"' --name bad-vars)
 later=$("$PUSHPOOL" schedule -c "$C" -p aci --in 1h --name later)
 gone=$("$PUSHPOOL" schedule -c "$C" -p cloud-run --in 2h --name cancelled-early)
 "$PUSHPOOL" runs -c "$C" cancel "$gone" >/dev/null
+# A deployment on a daily cron (a pool is paused store-wide once the runs
+# have settled).
+cat >"$T/prefect.yaml" <<'YAML'
+deployments:
+  - name: nightly-report
+    entrypoint: flows/report.py:main
+    work_pool:
+      name: ecs
+    schedules:
+      - cron: "0 7 * * *"
+        timezone: Europe/Berlin
+YAML
+"$PUSHPOOL" deploy -c "$C" --file "$T/prefect.yaml" >"$W/deploy.log" 2>&1 || fail "deploy: $(cat "$W/deploy.log")"
 "$PUSHPOOL" serve -c "$C" 2>"$W/serve.log" &
 PIDS="$PIDS $!"
 n() { "$PUSHPOOL" runs -c "$C" ls --state "$1" | grep -c -- '-' || true; }
 settled() { [ "$(n SUCCEEDED)" -ge 9 ] && [ "$(n FAILED)" -ge 1 ]; }
 wait_for 120 settled || fail "runs did not settle: $("$PUSHPOOL" runs -c "$C" ls)"
+"$PUSHPOOL" pool -c "$C" pause aci >/dev/null || fail "pool pause"
 URL=http://127.0.0.1:$PORT/
 
 # ---- 1. overview ----
@@ -89,6 +104,11 @@ grep -q "data-run=\"$hostile\"" "$W/overview.dom" || fail "hostile run not liste
 grep -q "data-run=\"$later\"" "$W/overview.dom" || fail "scheduled run not listed"
 grep -q 'data-state="CANCELLED"' "$W/overview.dom" || fail "no CANCELLED run shown"
 grep -q 'data-series="started"' "$W/overview.dom" || fail "no activity chart"
+grep -q 'data-deployment="nightly-report"' "$W/overview.dom" || fail "deployment not listed"
+grep -q 'cron 0 7 \* \* \* (Europe/Berlin)' "$W/overview.dom" || fail "deployment's schedule not shown"
+grep -q 'href="#/runs/[0-9a-f-]*">20[0-9-]* 0[56]:00:00Z' "$W/overview.dom" ||
+	fail "deployment's next runs (07:00 Berlin) not shown"
+grep -q 'data-settings="paused"' "$W/overview.dom" || fail "the paused pool is not shown paused"
 # The name is text: escaped in the DOM, no img or script element from it,
 # and the title its script would have changed is intact.
 grep -q '&lt;script&gt;document.title="pwned"&lt;/script&gt;' "$W/overview.dom" ||
