@@ -540,11 +540,7 @@ static void api_run_logs(struct pp_ui *ui, const char *id, struct pp_metrics_res
 	for (size_t i = 0; ring && i < UI_LOG_LINES; i++)
 		free(ring[i]);
 	free(ring);
-	pp_logs_clear(&logs);
-	if (io.state)
-		pp_exec_io_release(&io, pool->prov);
-	pp_json_free(job);
-	pp_pool_close(pool);
+	pp_run_logs_close(pool, job, &io);
 	if (cfg_open)
 		pp_config_free(&cfg);
 	pp_run_rec_free(&rec);

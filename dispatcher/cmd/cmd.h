@@ -59,6 +59,9 @@ struct pp_run_io;
 struct pp_run_rec;
 int pp_run_logs_open(const struct pp_config *cfg, const struct pp_run_rec *r, struct pp_pool **pool,
 		     struct pp_json **job, struct pp_run_io *io, struct pp_error *err);
+/* Undo pp_run_logs_open (after a failed one too): the page held in
+ * io->logs, io's state, the job and the pool. */
+void pp_run_logs_close(struct pp_pool *pool, struct pp_json *job, struct pp_run_io *io);
 int pp_cmd_provision(int argc, char **argv);
 int pp_cmd_deploy(int argc, char **argv);
 int pp_cmd_deployment(int argc, char **argv);

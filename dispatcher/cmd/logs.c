@@ -197,6 +197,16 @@ int pp_run_logs_open(const struct pp_config *cfg, const struct pp_run_rec *r, st
 	return pp_exec_io_restore(io, (*pool)->prov, err);
 }
 
+void pp_run_logs_close(struct pp_pool *pool, struct pp_json *job, struct pp_run_io *io)
+{
+	if (io->logs)
+		pp_logs_clear(io->logs);
+	if (io->state)
+		pp_exec_io_release(io, pool->prov);
+	pp_json_free(job);
+	pp_pool_close(pool);
+}
+
 /* Re-read the run: its state and infra id. */
 static int reread(struct pp_store *s, const char *id, struct pp_run_rec *r, struct pp_error *err)
 {
@@ -293,11 +303,7 @@ int pp_cmd_runs_logs(struct pp_store *s, const struct pp_config *cfg, int argc, 
 	} else if (st) {
 		fprintf(stderr, "pushpool runs logs: out of memory\n");
 	}
-	pp_logs_clear(&logs);
-	if (io.state)
-		pp_exec_io_release(&io, pool->prov);
-	pp_json_free(job);
-	pp_pool_close(pool);
+	pp_run_logs_close(pool, job, &io);
 	pp_run_rec_free(&r);
 	return st;
 }

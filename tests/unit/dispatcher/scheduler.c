@@ -214,6 +214,7 @@ static void test_cron_in_a_zone(void **state)
 	assert_int_equal(pp_deployment_recs(&sp, 1, &recs, &err), 0);
 	assert_int_equal(strlen(recs->sched[0].key), PP_SCHED_KEY_LEN - 1);
 	/* Prefect's per-schedule parameters go over the deployment's. */
+	free(recs->sched[0].parameters);
 	recs->sched[0].parameters = strdup("{\"day\": \"mon\"}");
 	struct pp_apply_result res = {0};
 	assert_int_equal(pp_deploy_apply(s, recs, 1, T0, &res, &err), 0);
