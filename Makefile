@@ -72,7 +72,9 @@ MOCK_LIB_OBJS := $(filter $(BUILD)/lib/%,$(LIB_OBJS))
 $(BUILD)/pushpool-mock: $(BUILD)/mock/main.o $(BUILD)/libppmock.a $(MOCK_LIB_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MOCK_LIBS)
 
-$(BUILD)/%.o: %.c
+# Order-only on deps: under `make -j` a compile must not start before the
+# headers it includes are installed (a fresh machine's first build).
+$(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -9,18 +9,18 @@ MODAL_PROTO_ROOTS := modal/modal_proto/api.proto
 GCPINFRA_PROTO_ROOTS := google/api/serviceusage/v1/serviceusage.proto google/iam/admin/v1/iam.proto \
 	google/cloud/resourcemanager/v3/projects.proto google/devtools/artifactregistry/v1/service.proto
 
-$(BUILD)/gen/run.pb: $(CLOUD_PROTOS)
+$(BUILD)/gen/run.pb: $(CLOUD_PROTOS) | deps
 	@mkdir -p $(dir $@)
 	protoc -I $(CLOUD_SPECS) --include_imports --descriptor_set_out=$@.tmp $(RUN_PROTO_ROOTS) 2>&1 | \
 		{ grep -v 'is unused' >&2 || true; }
 	@test -s $@.tmp && mv $@.tmp $@
 
-$(BUILD)/gen/modal.pb: $(CLOUD_PROTOS)
+$(BUILD)/gen/modal.pb: $(CLOUD_PROTOS) | deps
 	@mkdir -p $(dir $@)
 	protoc -I $(CLOUD_SPECS) --include_imports --descriptor_set_out=$@.tmp $(MODAL_PROTO_ROOTS)
 	@mv $@.tmp $@
 
-$(BUILD)/gen/gcpinfra.pb: $(CLOUD_PROTOS)
+$(BUILD)/gen/gcpinfra.pb: $(CLOUD_PROTOS) | deps
 	@mkdir -p $(dir $@)
 	protoc -I $(CLOUD_SPECS) --include_imports --descriptor_set_out=$@.tmp $(GCPINFRA_PROTO_ROOTS) 2>&1 | \
 		{ grep -v 'is unused' >&2 || true; }
