@@ -16,9 +16,11 @@
 #include "lib/log.h"
 
 /* Probes must still get through while idle or slow clients hold
- * connections: room for many at once (served by epoll or poll, so
- * descriptors above FD_SETSIZE work), and a short idle timeout that frees
- * a slot held by a client that sends nothing. */
+ * connections: room for many at once (served by poll, so descriptors above
+ * FD_SETSIZE work), a short idle timeout that frees a slot held by a client
+ * that sends nothing, and a thread per connection, so a request that waits
+ * on a cloud (a run's log on the status page) holds only itself, never a
+ * scrape or a health probe. */
 enum {
 	METRICS_MAX_CONNECTIONS = 512,
 	METRICS_IDLE_TIMEOUT_S = 5,
@@ -429,10 +431,12 @@ int pp_metrics_start(const char *listen, struct pp_metrics **out, struct pp_erro
 	atomic_store(&m->starting, true);
 	/* The port is also passed directly so that MHD's messages name it. */
 	m->daemon = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, (uint16_t)port,
-		NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_EXTERNAL_LOGGER,
-		mhd_log, m, MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNECTIONS,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_IDLE_TIMEOUT_S, MHD_OPTION_END);
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO |
+			MHD_USE_ERROR_LOG,
+		(uint16_t)port, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, &sa,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)METRICS_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)METRICS_IDLE_TIMEOUT_S, MHD_OPTION_END);
 	if (!m->daemon) {
 		pthread_mutex_destroy(&m->mu);
 		int rc = pp_fail(err, PP_EIO, "metrics_listen %s: cannot listen: %s", listen,

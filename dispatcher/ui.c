@@ -51,7 +51,7 @@ struct pp_ui {
 	pthread_mutex_t mu;
 	char *store_url;
 	char *config_path;	/* read again for a run's log: its pool's credentials */
-	struct pp_store *store; /* opened on first use, on the listener's thread */
+	struct pp_store *store; /* opened on first use; used only under mu */
 	struct pp_metrics *metrics;
 	/* SHA-256 of the bearer token: compared in constant time, and the
 	 * token itself is not kept. */
@@ -467,18 +467,22 @@ static void api_run(struct pp_ui *ui, const char *id, struct pp_metrics_resp *re
 }
 
 /* The newest lines of a run's output, from its cloud (docs/logs.md): its
- * pool is opened from the configuration file as `runs logs` does, on this
- * thread, and the pages are read until the end or the caps. */
+ * pool is opened from the configuration file as `runs logs` does, and the
+ * pages are read until the end or the caps. Only the store read holds
+ * ui->mu: the cloud's answer is waited for on this connection's own thread
+ * (metrics.c), so a slow cloud holds no other request. */
 static void api_run_logs(struct pp_ui *ui, const char *id, struct pp_metrics_resp *resp)
 {
 	struct pp_error err = {0};
-	struct pp_store *s = store(ui, &err);
 	struct pp_run_rec rec = {0};
+	pthread_mutex_lock(&ui->mu);
+	struct pp_store *s = store(ui, &err);
+	int rc = s ? s->ops->get(s, id, &rec, NULL, NULL, &err) : PP_EIO;
+	pthread_mutex_unlock(&ui->mu);
 	if (!s) {
 		answer_error(resp, 503, "store: %s", err.msg);
 		return;
 	}
-	int rc = s->ops->get(s, id, &rec, NULL, NULL, &err);
 	if (rc) {
 		answer_error(resp, rc == PP_ENOTFOUND ? 404 : 503, "%s", err.msg);
 		return;
@@ -629,6 +633,20 @@ static void api_activity(struct pp_ui *ui, struct pp_metrics_resp *resp)
 		answer_error(resp, 500, "activity: %s", pp_strerror(rc));
 }
 
+/* /api/runs/ID/logs, answered without ui->mu held (api_run_logs). */
+static void run_logs_route(struct pp_ui *ui, const char *id, size_t len,
+			   struct pp_metrics_resp *resp)
+{
+	char buf[PP_ID_LEN];
+	resp->content_type = "application/json";
+	if (len == 0 || len >= sizeof(buf) || strspn(id, "0123456789abcdef-") != len) {
+		answer_error(resp, 400, "run id: expected a run id or a unique prefix");
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%.*s", (int)len, id);
+	api_run_logs(ui, buf, resp);
+}
+
 void pp_ui_answer(void *arg, const struct pp_metrics_req *req, struct pp_metrics_resp *resp)
 {
 	struct pp_ui *ui = arg;
@@ -644,8 +662,13 @@ void pp_ui_answer(void *arg, const struct pp_metrics_req *req, struct pp_metrics
 			     "token, or as the password of Basic authentication)");
 		return;
 	}
-	pthread_mutex_lock(&ui->mu);
 	const char *url = req->url;
+	const char *logs = !strncmp(url, "/api/runs/", 10) ? strstr(url + 10, "/logs") : NULL;
+	if (logs && !strcmp(logs, "/logs")) {
+		run_logs_route(ui, url + 10, (size_t)(logs - (url + 10)), resp);
+		return;
+	}
+	pthread_mutex_lock(&ui->mu);
 	if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
 		resp->content_type = "text/html; charset=utf-8";
 		resp->headers[h++] = ui->csp;
@@ -658,19 +681,7 @@ void pp_ui_answer(void *arg, const struct pp_metrics_req *req, struct pp_metrics
 			api_pools(ui, resp);
 		else if (!strcmp(what, "runs"))
 			api_runs(ui, req, resp);
-		else if (!strncmp(what, "runs/", 5) && strstr(what + 5, "/logs") &&
-			 !strcmp(strstr(what + 5, "/logs"), "/logs")) {
-			char id[PP_ID_LEN];
-			size_t len = (size_t)(strstr(what + 5, "/logs") - (what + 5));
-			if (len == 0 || len >= sizeof(id) ||
-			    strspn(what + 5, "0123456789abcdef-") != len)
-				answer_error(resp, 400,
-					     "run id: expected a run id or a unique prefix");
-			else {
-				snprintf(id, sizeof(id), "%.*s", (int)len, what + 5);
-				api_run_logs(ui, id, resp);
-			}
-		} else if (!strncmp(what, "runs/", 5))
+		else if (!strncmp(what, "runs/", 5))
 			api_run(ui, what + 5, resp);
 		else if (!strcmp(what, "activity"))
 			api_activity(ui, resp);

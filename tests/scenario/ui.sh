@@ -72,6 +72,9 @@ hostile=$("$PUSHPOOL" schedule -c "$C" -p modal --name "$HOSTILE")
 # Valid JSON of the wrong type for the schema: FAILED, with the reason.
 bad=$("$PUSHPOOL" schedule -c "$C" -p ecs -v 'cpu="lots"' --name bad-vars)
 later=$("$PUSHPOOL" schedule -c "$C" -p aci --in 1h --name later)
+# An ECS run whose output goes to CloudWatch Logs (section 3b reads it).
+ok_ecs=$("$PUSHPOOL" schedule -c "$C" -p ecs --name logged \
+	-v configure_cloudwatch_logs=true -v 'execution_role_arn="arn:aws:iam::123456789012:role/exec"')
 gone=$("$PUSHPOOL" schedule -c "$C" -p cloud-run --in 2h --name cancelled-early)
 "$PUSHPOOL" runs -c "$C" cancel "$gone" >/dev/null
 # A deployment on a daily cron (a pool is paused store-wide once the runs
@@ -90,7 +93,7 @@ YAML
 "$PUSHPOOL" serve -c "$C" 2>"$W/serve.log" &
 PIDS="$PIDS $!"
 n() { "$PUSHPOOL" runs -c "$C" ls --state "$1" | grep -c -- '-' || true; }
-settled() { [ "$(n SUCCEEDED)" -ge 9 ] && [ "$(n FAILED)" -ge 1 ]; }
+settled() { [ "$(n SUCCEEDED)" -ge 10 ] && [ "$(n FAILED)" -ge 1 ]; }
 wait_for 120 settled || fail "runs did not settle: $("$PUSHPOOL" runs -c "$C" ls)"
 "$PUSHPOOL" pool -c "$C" pause aci >/dev/null || fail "pool pause"
 URL=http://127.0.0.1:$PORT/
@@ -150,6 +153,28 @@ logged || fail "run page shows no output for $ok_modal: $(grep -o '<pre[^>]*>[^<
 grep -q 'pushpool-mock: done' "$W/runlog.dom" || fail "the job's last line is not on its page"
 browser "$W/shot.log" "${URL}#/runs/$ok_modal" --screenshot="$SHOTS/run-log.png" || true
 
+# ---- 3b. a cloud that is slow to give a log holds only that request ----
+# The mock holds the next GetLogEvents until a second one comes, or for
+# 20 s (under the dispatcher's 30 s request timeout, whose retry would
+# otherwise be the second call). Two page requests for an ECS run's log at
+# once can only both pass the barrier if the listener serves them side by
+# side; one after the other, the first would wait out the barrier alone.
+curl -fsS -X POST -H 'Content-Type: application/json' \
+	-d '{"action":"GetLogEvents","count":2,"timeout_ms":20000}' \
+	"$BASE/aws/control/barrier" >/dev/null || fail "barrier"
+for i in 1 2; do
+	curl -s -o "$W/log$i.json" -w '%{http_code}' "${URL}api/runs/$ok_ecs/logs" >"$W/log$i.code" &
+	eval "LOGREQ$i=\$!"
+done
+wait "$LOGREQ1" "$LOGREQ2" || true
+for i in 1 2; do
+	[ "$(cat "$W/log$i.code")" = 200 ] || fail "log request $i: HTTP $(cat "$W/log$i.code"): $(cat "$W/log$i.json")"
+	grep -q 'pushpool-mock: done' "$W/log$i.json" || fail "log request $i has not the job's output"
+done
+stats=$(curl -fsS "$BASE/control/stats" | tr -d ' \n')
+echo "$stats" | grep -q '"ecs.barrier_passed":{"GetLogEvents":2}' ||
+	fail "two log requests were not served side by side: $stats"
+
 # ---- 4. off loopback: the token ----
 IP=$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
 if [ -z "$IP" ]; then
@@ -177,4 +202,4 @@ code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 [ "$(code -u "me:$TOKEN" "http://$REACH:$P2/")" = 200 ] || fail "token as Basic password refused"
 [ "$(code "http://$REACH:$P2/metrics")" = 200 ] || fail "/metrics needs no token"
 grep -q "$TOKEN" "$W/open.log" && fail "the token reached the log"
-echo "ok: overview, filter, run page and token checked; screenshots in $SHOTS"
+echo "ok: overview, filter, run page, two slow log reads side by side and token checked; screenshots in $SHOTS"
