@@ -18,25 +18,18 @@
 #include "dispatcher/metrics.h"
 #include "lib/buf.h"
 #include "lib/http.h"
+#include "tests/unit/http_get.h"
 
 /* GET path from the metrics server; the body into out (caller frees). */
 static long get(int port, const char *path, struct pp_buf *out)
 {
-	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-	struct pp_http_req req;
 	struct pp_http_resp resp;
-	struct pp_error err = {0};
-	pp_http_req_init(&req, "GET", url);
-	pp_http_resp_init(&resp, 1 << 20);
-	if (pp_http_perform(&req, &resp, &err) < 0)
-		fail_msg("GET %s: %s", url, err.msg);
+	hg_get(port, path, NULL, 1 << 20, &resp);
 	long status = resp.status;
 	pp_buf_init(out, 1 << 20);
 	assert_int_equal(pp_buf_append(out, resp.body.data ? resp.body.data : "", resp.body.len),
 			 0);
 	pp_http_resp_free(&resp);
-	pp_http_req_free(&req);
 	return status;
 }
 

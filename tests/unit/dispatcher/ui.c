@@ -21,6 +21,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "store/store.h"
+#include "tests/unit/http_get.h"
 
 static char dir[64];
 static char db[128];
@@ -35,17 +36,8 @@ struct page {
 
 static void fetch(int port, const char *path, const char *auth, struct page *out)
 {
-	char url[256];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-	struct pp_http_req req;
 	struct pp_http_resp resp;
-	struct pp_error err = {0};
-	pp_http_req_init(&req, "GET", url);
-	if (auth)
-		assert_int_equal(pp_http_req_set_header(&req, "Authorization", auth), 0);
-	pp_http_resp_init(&resp, 8 << 20);
-	if (pp_http_perform(&req, &resp, &err) < 0)
-		fail_msg("GET %s: %s", url, err.msg);
+	hg_get(port, path, auth, 8 << 20, &resp);
 	memset(out, 0, sizeof(*out));
 	out->status = resp.status;
 	pp_buf_init(&out->body, 8 << 20);
@@ -58,7 +50,6 @@ static void fetch(int port, const char *path, const char *auth, struct page *out
 			snprintf(out->www_auth, sizeof(out->www_auth), "%s", h->value);
 	}
 	pp_http_resp_free(&resp);
-	pp_http_req_free(&req);
 }
 
 static struct pp_json *fetch_json(int port, const char *path, long want)
