@@ -52,6 +52,27 @@ unfinished() {
 }
 
 # wait_for SECONDS MIN SQL: until the count query SQL prints MIN or more.
+# dropped NAME: runs dispatcher NAME logged leaving to their new owner.
+dropped() {
+	sed -n 's/.*WARN run \([0-9a-f-]*\):.*leaving it to its new owner.*/\1/p' "$T/$1.log" |
+		sort -u | wc -l | tr -d ' '
+}
+
+# wait_dropped SECONDS NAME N: until dispatcher NAME has let go of N runs
+# (a resumed stale dispatcher holds nothing after that, so it can send
+# nothing more: what the mock counted by then is all it will ever send).
+wait_dropped() {
+	end=$(($(date +%s) + $1))
+	while [ "$(dropped "$2")" -lt "$3" ]; do
+		if [ "$(date +%s)" -ge "$end" ]; then
+			echo "FAIL: after $1 s $2 has let go of $(dropped "$2") of $3 runs"
+			tail -n 20 "$T/$2.log"
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
 wait_for() {
 	end=$(($(date +%s) + $1))
 	while [ "$(psql_q "$3" 2>/dev/null || echo -1)" -lt "$2" ]; do

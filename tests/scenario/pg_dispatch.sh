@@ -13,10 +13,14 @@ start_serve d1
 start_serve d2
 start_serve d3
 # Stop d2 in the middle of submissions (the hard case: its requests must
-# not go out once its lease may be gone); hold it past its 5 s lease.
+# not go out once its lease may be gone); hold it until its lease has
+# lapsed and the others have claimed every run it held unfinished.
 wait_for 60 8 "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner = 'd2'"
 kill -STOP "$(cat "$T/d2.pid")"
-sleep 7
+held=$(psql_q "SELECT string_agg(quote_literal(id), ',') FROM runs WHERE lease_owner = 'd2'
+	AND state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')")
+wait_for 60 "$(echo "$held" | tr ',' '\n' | wc -l)" \
+	"SELECT count(*) FROM runs WHERE id IN ($held) AND lease_owner IS DISTINCT FROM 'd2'"
 kill -CONT "$(cat "$T/d2.pid")"
 wait_all_terminal $((60 + TOTAL / 10))
 mock_stats >"$T/stats.json"

@@ -22,7 +22,7 @@ start_serve rescuer
 wait_all_terminal 60
 mock_stats >"$T/before.json"
 kill -CONT "$(cat "$T/stale.pid")"
-sleep 4
+wait_dropped 60 stale "$held" || exit 1
 mock_stats >"$T/after.json"
 stop_serves
 # Every submission the mock can see: HTTP creates and runs, Modal sandboxes.
