@@ -105,9 +105,10 @@ static void test_reconnects_after_connection_loss(void **state)
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
 	schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
-	sql(pgurl, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	/* The timeout makes the call wait until those sessions have ended
+	 * (PostgreSQL 14 on), rather than sleeping and hoping they have. */
+	sql(pgurl, "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
 		   " WHERE application_name = 'pushpool' AND pid <> pg_backend_pid()");
-	usleep(100000);
 	struct pp_store_counts c;
 	assert_int_equal(s->ops->counts(s, &c, &err), PP_ETRANSIENT);
 	assert_int_equal(s->ops->wake_fd(s), -1);
