@@ -1144,7 +1144,22 @@ static void *conn_main(void *arg)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	int rc = nghttp2_session_server_new(&session, cbs, c);
+	/* nghttp2's rapid-reset guard (CVE-2023-44487, in Debian's 1.52)
+	 * counts every RST_STREAM and ends the connection with GOAWAY
+	 * INTERNAL_ERROR past 1,000 in a burst. libcurl 7.88 resets each
+	 * stream once its answer has ended, which RFC 9113 5.1 lets a peer
+	 * send just after END_STREAM, so a client multiplexing calls as the
+	 * SDKs do would lose its connection every ~1,000 calls. A guard that
+	 * counts only streams cancelled before their answer would not cut
+	 * it; this mock judges the API, not a DoS policy, and leaves the
+	 * count off. */
+	nghttp2_option *opt = NULL;
+	int rc = nghttp2_option_new(&opt);
+	if (!rc) {
+		nghttp2_option_set_stream_reset_rate_limit(opt, UINT64_MAX, UINT64_MAX);
+		rc = nghttp2_session_server_new2(&session, cbs, c, opt);
+		nghttp2_option_del(opt);
+	}
 	nghttp2_session_callbacks_del(cbs);
 	if (rc)
 		goto out;
