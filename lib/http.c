@@ -303,7 +303,7 @@ static curl_socket_t refuse_socket(void *clientp, curlsocktype purpose,
  * libcurl 7.88 breaks a reused prior-knowledge connection, layering a
  * second HTTP/2 session on it, so every later call on it fails with "Error
  * in the HTTP2 framing layer" before a byte goes out (curl/curl#10634,
- * fixed in 7.89.0). A transfer asking for HTTP/2 without prior knowledge
+ * fixed in 8.0.0). A transfer asking for HTTP/2 without prior knowledge
  * multiplexes onto the same connection cleanly, but on a new connection it
  * would speak HTTP/1.1 with an Upgrade no gRPC server takes. So a call
  * first only joins a connection that is up (or waits for one being set up,
