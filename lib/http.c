@@ -28,6 +28,9 @@
  * an opener sets up the connection it can join) before it opens one. */
 #define MAX_H2C_JOINS 2
 #define MAX_H2C_CONNS 256
+/* Easy handles a multi keeps for reuse: about the transfers it runs at
+ * once (max_submitting, 32 by default); each holds a few KiB. */
+#define SPARE_EASY_HANDLES 32
 
 void pp_http_req_init(struct pp_http_req *r, const char *method, const char *url)
 {
@@ -254,12 +257,14 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 	return len;
 }
 
+static void easy_release(struct pp_http_multi *m, CURL *easy);
+
 static void xfer_free(struct xfer *x)
 {
 	if (!x)
 		return;
 	if (x->easy)
-		curl_easy_cleanup(x->easy);
+		easy_release(x->multi, x->easy);
 	curl_slist_free_all(x->slist);
 	free(x);
 }
@@ -342,18 +347,27 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	resp_reset(resp);
 	if (!req->url)
 		return pp_fail(err, PP_EINVALID, "%s: request without URL", req->method);
-	x->easy = curl_easy_init();
+	if (!x->easy)
+		x->easy = curl_easy_init();
 	if (!x->easy)
 		return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");
 	for (struct pp_http_header *h = req->headers; h; h = h->next) {
-		char *line = NULL;
-		/* "Name;" is curl's way to send a header with an empty value. */
-		int n = *h->value ? asprintf(&line, "%s: %s", h->name, h->value)
-				  : asprintf(&line, "%s;", h->name);
-		if (n < 0)
+		/* curl copies the line: most fit a buffer on the stack. */
+		char small[1024], *line = small;
+		size_t nlen = strlen(h->name), vlen = strlen(h->value);
+		if (nlen + vlen + 3 > sizeof(small) && !(line = malloc(nlen + vlen + 3)))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
+		memcpy(line, h->name, nlen);
+		/* "Name;" is curl's way to send a header with an empty value. */
+		if (vlen) {
+			memcpy(line + nlen, ": ", 2);
+			memcpy(line + nlen + 2, h->value, vlen + 1);
+		} else {
+			memcpy(line + nlen, ";", 2);
+		}
 		struct curl_slist *s = curl_slist_append(x->slist, line);
-		free(line);
+		if (line != small)
+			free(line);
 		if (!s)
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		x->slist = s;
@@ -503,6 +517,10 @@ struct pp_http_multi {
 	int pending;	   /* transfers added and not yet reported */
 	struct xfer *live; /* so pp_http_multi_free can release abandoned ones */
 	int h2c_opening;   /* h2c openers under way (h2c_policy) */
+	/* Easy handles of finished transfers, reset for the next ones:
+	 * curl_easy_reset costs a tenth of curl_easy_init and cleanup. */
+	CURL *spare[SPARE_EASY_HANDLES];
+	int nspare;
 	/* h2c connections that speak HTTP/2 (h2c_policy), by their ends; a
 	 * ring: the oldest is forgotten (its joiners then open anew) */
 	struct h2c_conn {
@@ -511,6 +529,16 @@ struct pp_http_multi {
 	} h2c_conns[MAX_H2C_CONNS];
 	size_t h2c_next;
 };
+
+static void easy_release(struct pp_http_multi *m, CURL *easy)
+{
+	if (m && m->nspare < SPARE_EASY_HANDLES) {
+		curl_easy_reset(easy);
+		m->spare[m->nspare++] = easy;
+	} else {
+		curl_easy_cleanup(easy);
+	}
+}
 
 static void h2c_up(struct pp_http_multi *m, const char *peer, int peer_port, int local_port)
 {
@@ -574,6 +602,9 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 		pp_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
 	if (req->not_after_ms > 0 && req->not_after_ms < deadline)
 		deadline = req->not_after_ms;
+	x->multi = m;
+	if (m->nspare)
+		x->easy = m->spare[--m->nspare];
 	int rc = xfer_setup(x, req, resp, err);
 	if (!rc && pp_mono_ms() >= deadline)
 		rc = pp_fail(err, PP_ETRANSIENT,
@@ -586,7 +617,6 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	x->done = done;
 	x->ud = ud;
 	x->deadline_ms = deadline;
-	x->multi = m;
 	if (curl_multi_add_handle(m->multi, x->easy) != CURLM_OK) {
 		xfer_free(x);
 		return pp_fail(err, PP_ENOMEM, "curl_multi_add_handle failed");
@@ -703,8 +733,11 @@ void pp_http_multi_free(struct pp_http_multi *m)
 		struct xfer *x = m->live;
 		curl_multi_remove_handle(m->multi, x->easy);
 		live_unlink(m, x);
+		x->multi = NULL;
 		xfer_free(x);
 	}
+	while (m->nspare)
+		curl_easy_cleanup(m->spare[--m->nspare]);
 	curl_multi_cleanup(m->multi);
 	free(m);
 }
