@@ -122,7 +122,11 @@ int pp_http_req_set_header(struct pp_http_req *r, const char *name, const char *
 		h->value = v;
 		return 0;
 	}
-	return pp_http_req_header(r, name, "%s", value);
+	struct pp_http_header *h = header_new(name, strlen(name), value, strlen(value));
+	if (!h)
+		return PP_ENOMEM;
+	header_append(&r->headers, h);
+	return 0;
 }
 
 const char *pp_http_req_get_header(const struct pp_http_req *r, const char *name)
@@ -288,6 +292,10 @@ static int before_send(void *clientp, char *primary_ip, char *local_ip, int prim
 	if (x->h2c == H2C_OPEN && x->multi)
 		h2c_up(x->multi, primary_ip, primary_port, local_port);
 	if (x->h2c == H2C_JOIN && !h2c_is_up(x->multi, primary_ip, primary_port, local_port)) {
+		/* If nothing else uses the connection it is one the ring has
+		 * forgotten: it is closed as this transfer ends, rather than
+		 * drawing every joiner to it. In use, it stays (an opener's). */
+		curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
 		x->rejoin = true;
 		return CURL_PREREQFUNC_ABORT;
 	}
@@ -326,6 +334,7 @@ static void h2c_policy(struct xfer *x, bool join)
 	CURL *e = x->easy;
 	x->h2c = join ? H2C_JOIN : H2C_OPEN;
 	x->rejoin = false;
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 0L); /* before_send may have set it */
 	if (join) {
 		x->joins++;
 		curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_0);
