@@ -535,8 +535,10 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 	if (b->pool == POOL_MODAL) {
 		s->rejoin = false;
 		s->bench = b;
-		curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, h2c_prereq);
-		curl_easy_setopt(e, CURLOPT_PREREQDATA, s);
+		if (b->conn != CONN_FRESH_NON_GET) {
+			curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, h2c_prereq);
+			curl_easy_setopt(e, CURLOPT_PREREQDATA, s);
+		}
 		if (b->conn == CONN_FRESH_NON_GET || s->h2c_open) {
 			curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
 					 (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
