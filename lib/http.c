@@ -19,6 +19,18 @@
 #define DEFAULT_TIMEOUT_MS   30000L
 #define DEFAULT_MAX_RESPONSE ((size_t)8 << 20)
 #define MAX_RESPONSE_HEADERS 200
+#define MAX_HOST_CONNECTIONS 256L
+/* HTTP/2 streams libcurl puts on one connection (the server's own
+ * SETTINGS_MAX_CONCURRENT_STREAMS may lower it); more calls open another
+ * connection. gRPC servers commonly allow 100. */
+#define MAX_STREAMS_PER_CONNECTION 100L
+/* An h2c call refused a new socket joins again at most this often (while
+ * an opener sets up the connection it can join) before it opens one. */
+#define MAX_H2C_JOINS 2
+#define MAX_H2C_CONNS 256
+/* Easy handles a multi keeps for reuse: about the transfers it runs at
+ * once (max_submitting, 32 by default); each holds a few KiB. */
+#define SPARE_EASY_HANDLES 32
 
 void pp_http_req_init(struct pp_http_req *r, const char *method, const char *url)
 {
@@ -110,7 +122,11 @@ int pp_http_req_set_header(struct pp_http_req *r, const char *name, const char *
 		h->value = v;
 		return 0;
 	}
-	return pp_http_req_header(r, name, "%s", value);
+	struct pp_http_header *h = header_new(name, strlen(name), value, strlen(value));
+	if (!h)
+		return PP_ENOMEM;
+	header_append(&r->headers, h);
+	return 0;
 }
 
 const char *pp_http_req_get_header(const struct pp_http_req *r, const char *name)
@@ -176,9 +192,13 @@ struct xfer {
 	bool overflow;
 	pp_http_done_fn done;
 	void *ud;
-	struct xfer *prev, *next; /* in the multi's list of live transfers */
-	long long deadline_ms;	  /* monotonic; multi transfers only */
-	bool held_back;		  /* the deadline passed before the request went out */
+	struct xfer *prev, *next;    /* in the multi's list of live transfers */
+	long long deadline_ms;	     /* monotonic; multi transfers only */
+	bool held_back;		     /* the deadline passed before the request went out */
+	struct pp_http_multi *multi; /* NULL for pp_http_perform */
+	enum { H2C_NONE, H2C_JOIN, H2C_OPEN } h2c; /* h2c_policy */
+	bool rejoin;				   /* a joiner stopped before anything was sent */
+	int joins;				   /* tries at joining */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -241,12 +261,14 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 	return len;
 }
 
+static void easy_release(struct pp_http_multi *m, CURL *easy);
+
 static void xfer_free(struct xfer *x)
 {
 	if (!x)
 		return;
 	if (x->easy)
-		curl_easy_cleanup(x->easy);
+		easy_release(x->multi, x->easy);
 	curl_slist_free_all(x->slist);
 	free(x);
 }
@@ -255,6 +277,10 @@ static void xfer_free(struct xfer *x)
  * the last point where a stall (SIGSTOP, a VM pause) inside one
  * curl_multi_perform call, past the transfer's deadline, can still stop
  * it. */
+static bool h2c_is_up(const struct pp_http_multi *m, const char *peer, int peer_port,
+		      int local_port);
+static void h2c_up(struct pp_http_multi *m, const char *peer, int peer_port, int local_port);
+
 static int before_send(void *clientp, char *primary_ip, char *local_ip, int primary_port,
 		       int local_port)
 {
@@ -263,7 +289,63 @@ static int before_send(void *clientp, char *primary_ip, char *local_ip, int prim
 		x->held_back = true;
 		return CURL_PREREQFUNC_ABORT;
 	}
+	if (x->h2c == H2C_OPEN && x->multi)
+		h2c_up(x->multi, primary_ip, primary_port, local_port);
+	if (x->h2c == H2C_JOIN && !h2c_is_up(x->multi, primary_ip, primary_port, local_port)) {
+		/* If nothing else uses the connection it is one the ring has
+		 * forgotten: it is closed as this transfer ends, rather than
+		 * drawing every joiner to it. In use, it stays (an opener's). */
+		curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+		x->rejoin = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
 	return CURL_PREREQFUNC_OK;
+}
+
+/* libcurl refuses a new socket to a call that may only join (h2c_policy):
+ * nothing has been sent, so the call can go again as an opener. */
+static curl_socket_t refuse_socket(void *clientp, curlsocktype purpose,
+				   struct curl_sockaddr *address)
+{
+	struct xfer *x = clientp;
+	x->rejoin = true;
+	return CURL_SOCKET_BAD;
+}
+
+/* h2c, HTTP/2 over plain TCP with prior knowledge (gRPC to http:// URLs):
+ * libcurl 7.88 breaks a reused prior-knowledge connection, layering a
+ * second HTTP/2 session on it, so every later call on it fails with "Error
+ * in the HTTP2 framing layer" before a byte goes out (curl/curl#10634,
+ * fixed in 8.0.0). A transfer asking for HTTP/2 without prior knowledge
+ * multiplexes onto the same connection cleanly, but on a new connection it
+ * would speak HTTP/1.1 with an Upgrade no gRPC server takes. So a call
+ * first only joins a connection that is up (or waits for one being set up,
+ * CURLOPT_PIPEWAIT); when libcurl has none for it and asks for a socket,
+ * the call is refused before anything is sent and goes again as the opener
+ * of a new prior-knowledge connection (a fresh one: reusing would meet the
+ * bug). A call that may not be resent (fresh) is an opener from the start.
+ * libcurl may also hand a joiner an opener's connection that is not HTTP/2
+ * yet (it switches when the opener's request goes out); the joiner would
+ * write HTTP/1.1 into it. So openers note their connection when their
+ * request goes out (h2c_up, in before_send), and a joiner that finds its
+ * connection unknown there stops before sending and joins again. */
+static void h2c_policy(struct xfer *x, bool join)
+{
+	CURL *e = x->easy;
+	x->h2c = join ? H2C_JOIN : H2C_OPEN;
+	x->rejoin = false;
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 0L); /* before_send may have set it */
+	if (join) {
+		x->joins++;
+		curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_0);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, refuse_socket);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+				 (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, NULL);
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	}
 }
 
 static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_resp *resp,
@@ -274,18 +356,27 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	resp_reset(resp);
 	if (!req->url)
 		return pp_fail(err, PP_EINVALID, "%s: request without URL", req->method);
-	x->easy = curl_easy_init();
+	if (!x->easy)
+		x->easy = curl_easy_init();
 	if (!x->easy)
 		return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");
 	for (struct pp_http_header *h = req->headers; h; h = h->next) {
-		char *line = NULL;
-		/* "Name;" is curl's way to send a header with an empty value. */
-		int n = *h->value ? asprintf(&line, "%s: %s", h->name, h->value)
-				  : asprintf(&line, "%s;", h->name);
-		if (n < 0)
+		/* curl copies the line: most fit a buffer on the stack. */
+		char small[1024], *line = small;
+		size_t nlen = strlen(h->name), vlen = strlen(h->value);
+		if (nlen + vlen + 3 > sizeof(small) && !(line = malloc(nlen + vlen + 3)))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
+		memcpy(line, h->name, nlen);
+		/* "Name;" is curl's way to send a header with an empty value. */
+		if (vlen) {
+			memcpy(line + nlen, ": ", 2);
+			memcpy(line + nlen + 2, h->value, vlen + 1);
+		} else {
+			memcpy(line + nlen, ";", 2);
+		}
 		struct curl_slist *s = curl_slist_append(x->slist, line);
-		free(line);
+		if (line != small)
+			free(line);
 		if (!s)
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		x->slist = s;
@@ -314,21 +405,24 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pushpool/" PP_VERSION);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (req->flags & PP_HTTP_GRPC)
-		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-				 strncmp(req->url, "http://", 7)
-					 ? (long)CURL_HTTP_VERSION_2TLS
-					 : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
 	/* curl silently resends a request whose reused keep-alive connection
 	 * died before the answer; for a create that could act twice, so
 	 * non-GET requests get a connection of their own unless the caller
-	 * says a resend is harmless. curl 7.88 also breaks on reused h2c
-	 * (prior knowledge) connections. */
-	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD") &&
-	    !(req->flags & PP_HTTP_RESENDABLE))
+	 * says a resend is harmless. */
+	bool fresh = strcmp(req->method, "GET") && strcmp(req->method, "HEAD") &&
+		     !(req->flags & PP_HTTP_RESENDABLE);
+	if (fresh)
 		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-	if ((req->flags & PP_HTTP_GRPC) && !strncmp(req->url, "http://", 7))
-		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	if (req->flags & PP_HTTP_GRPC) {
+		/* gRPC calls share HTTP/2 connections, many streams on each, as
+		 * the gRPC SDKs do: wait for a connection being set up to say
+		 * it multiplexes rather than open one more beside it. */
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+		if (strncmp(req->url, "http://", 7))
+			curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+		else
+			h2c_policy(x, !fresh);
+	}
 	if (!strcmp(req->method, "GET")) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	} else if (!strcmp(req->method, "HEAD")) {
@@ -375,6 +469,9 @@ int pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct p
 	if (!x)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	int rc = xfer_setup(x, req, resp, err);
+	/* A lone transfer has no connection to join. */
+	if (!rc && x->h2c == H2C_JOIN)
+		h2c_policy(x, false);
 	if (!rc)
 		rc = xfer_finish(x, curl_easy_perform(x->easy), err);
 	xfer_free(x);
@@ -428,7 +525,49 @@ struct pp_http_multi {
 	int running;
 	int pending;	   /* transfers added and not yet reported */
 	struct xfer *live; /* so pp_http_multi_free can release abandoned ones */
+	int h2c_opening;   /* h2c openers under way (h2c_policy) */
+	/* Easy handles of finished transfers, reset for the next ones:
+	 * curl_easy_reset costs a tenth of curl_easy_init and cleanup. */
+	CURL *spare[SPARE_EASY_HANDLES];
+	int nspare;
+	/* h2c connections that speak HTTP/2 (h2c_policy), by their ends; a
+	 * ring: the oldest is forgotten (its joiners then open anew) */
+	struct h2c_conn {
+		char peer[48];
+		int peer_port, local_port;
+	} h2c_conns[MAX_H2C_CONNS];
+	size_t h2c_next;
 };
+
+static void easy_release(struct pp_http_multi *m, CURL *easy)
+{
+	if (m && m->nspare < SPARE_EASY_HANDLES) {
+		curl_easy_reset(easy);
+		m->spare[m->nspare++] = easy;
+	} else {
+		curl_easy_cleanup(easy);
+	}
+}
+
+static void h2c_up(struct pp_http_multi *m, const char *peer, int peer_port, int local_port)
+{
+	struct h2c_conn *c = &m->h2c_conns[m->h2c_next++ % MAX_H2C_CONNS];
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->peer_port = peer_port;
+	c->local_port = local_port;
+}
+
+static bool h2c_is_up(const struct pp_http_multi *m, const char *peer, int peer_port,
+		      int local_port)
+{
+	for (size_t i = 0; m && i < MAX_H2C_CONNS && i < m->h2c_next; i++) {
+		const struct h2c_conn *c = &m->h2c_conns[i];
+		if (c->local_port == local_port && c->peer_port == peer_port &&
+		    !strcmp(c->peer, peer))
+			return true;
+	}
+	return false;
+}
 
 static void live_unlink(struct pp_http_multi *m, struct xfer *x)
 {
@@ -451,8 +590,10 @@ struct pp_http_multi *pp_http_multi_new(void)
 		free(m);
 		return NULL;
 	}
-	curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
-	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 256L);
+	curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, MAX_HOST_CONNECTIONS);
+	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, MAX_HOST_CONNECTIONS);
+	curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(m->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, MAX_STREAMS_PER_CONNECTION);
 	return m;
 }
 
@@ -470,6 +611,9 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 		pp_mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
 	if (req->not_after_ms > 0 && req->not_after_ms < deadline)
 		deadline = req->not_after_ms;
+	x->multi = m;
+	if (m->nspare)
+		x->easy = m->spare[--m->nspare];
 	int rc = xfer_setup(x, req, resp, err);
 	if (!rc && pp_mono_ms() >= deadline)
 		rc = pp_fail(err, PP_ETRANSIENT,
@@ -486,6 +630,8 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 		xfer_free(x);
 		return pp_fail(err, PP_ENOMEM, "curl_multi_add_handle failed");
 	}
+	if (x->h2c == H2C_OPEN)
+		m->h2c_opening++;
 	m->pending++;
 	x->next = m->live;
 	if (m->live)
@@ -497,6 +643,8 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 static void report(struct pp_http_multi *m, struct xfer *x, CURLcode cc)
 {
 	curl_multi_remove_handle(m->multi, x->easy);
+	if (x->h2c == H2C_OPEN)
+		m->h2c_opening--;
 	live_unlink(m, x);
 	m->pending--;
 	struct pp_error err = {0};
@@ -510,6 +658,24 @@ static void report(struct pp_http_multi *m, struct xfer *x, CURLcode cc)
 	done(ud, req, resp, rc, &err);
 }
 
+/* An h2c joiner stopped before anything was sent (h2c_policy): it joins
+ * again while an opener is setting up a connection (which may not have
+ * been there yet, or not HTTP/2), else it opens one. Returns false when
+ * it cannot be added again (reported then as it ended). */
+static bool h2c_again(struct pp_http_multi *m, struct xfer *x)
+{
+	curl_multi_remove_handle(m->multi, x->easy);
+	h2c_policy(x, m->h2c_opening > 0 && x->joins < MAX_H2C_JOINS);
+	x->errbuf[0] = '\0';
+	if (curl_multi_add_handle(m->multi, x->easy) != CURLM_OK) {
+		x->h2c = H2C_NONE; /* not under way: report() must not count it */
+		return false;
+	}
+	if (x->h2c == H2C_OPEN)
+		m->h2c_opening++;
+	return true;
+}
+
 static void multi_reap(struct pp_http_multi *m)
 {
 	CURLMsg *msg;
@@ -519,6 +685,8 @@ static void multi_reap(struct pp_http_multi *m)
 			continue;
 		struct xfer *x = NULL;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x->rejoin && h2c_again(m, x))
+			continue;
 		report(m, x, msg->data.result);
 	}
 }
@@ -574,8 +742,11 @@ void pp_http_multi_free(struct pp_http_multi *m)
 		struct xfer *x = m->live;
 		curl_multi_remove_handle(m->multi, x->easy);
 		live_unlink(m, x);
+		x->multi = NULL;
 		xfer_free(x);
 	}
+	while (m->nspare)
+		curl_easy_cleanup(m->spare[--m->nspare]);
 	curl_multi_cleanup(m->multi);
 	free(m);
 }

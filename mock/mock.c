@@ -352,6 +352,18 @@ static void sleep_ms(long ms)
 enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool token_endpoint,
 				       struct pp_mock_resp *resp, int *retry_after_s)
 {
+	long delay = 0;
+	enum pp_mock_fault kind =
+		pp_mock_fault_roll(m, api, token_endpoint, resp, retry_after_s, &delay);
+	if (delay > 0)
+		sleep_ms(delay);
+	return kind;
+}
+
+enum pp_mock_fault pp_mock_fault_roll(struct pp_mock *m, const char *api, bool token_endpoint,
+				      struct pp_mock_resp *resp, int *retry_after_s,
+				      long *latency_ms)
+{
 	enum pp_mock_fault kind = PP_MOCK_FAULT_NONE;
 	struct fault_conf *f;
 	long delay = 0;
@@ -382,8 +394,7 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
 			 kind == PP_MOCK_FAULT_THROTTLE ? "throttled" : "error");
 		pp_mock_count(m, "injected", name);
 	}
-	if (delay > 0)
-		sleep_ms(delay);
+	*latency_ms = delay;
 	return kind;
 }
 

@@ -136,6 +136,18 @@ static int send_rpc(struct pp_run_io *io, const char *rpc, const struct pp_buf *
 		return rc;
 	if (set_idempotency_key(io, rpc))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	/* Each call may share a multiplexed connection (libcurl resends it by
+	 * itself when that connection dies unanswered), because a second copy
+	 * acts no more than the first: SandboxCreate carries the run's
+	 * idempotency key and its deterministic name (a duplicate is the same
+	 * sandbox or ALREADY_EXISTS, adopted); AppGetOrCreate and
+	 * ImageGetOrCreate get or create by name and definition;
+	 * SecretGetOrCreate is by name, or for the env secret carries the
+	 * idempotency key (a stray copy would be an ephemeral secret nothing
+	 * uses); SandboxTerminate of a stopped sandbox is a no-op;
+	 * SandboxGetFromName, SandboxWait, SandboxList and ImageJoinStreaming
+	 * only read. */
+	io->req.flags |= PP_HTTP_RESENDABLE;
 	return PP_STEP_SEND;
 }
 

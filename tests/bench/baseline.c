@@ -10,9 +10,12 @@
  * Retry-After (else 2 s) between polls, as providers/aci.c does.
  *
  * Modal is gRPC over h2c: SandboxGetFromName (NOT_FOUND), AppGetOrCreate,
- * ImageGetOrCreate, SecretGetOrCreate (the env), SandboxCreate, each on a
- * connection of its own, with protobuf written here by hand (field numbers
- * as in providers/modal.c).
+ * ImageGetOrCreate, SecretGetOrCreate (the env), SandboxCreate, with
+ * protobuf written here by hand (field numbers as in providers/modal.c),
+ * multiplexed over shared connections as lib/http.c does it (join a
+ * connection that is up with HTTP/2, else open a prior-knowledge one: curl
+ * 7.88 breaks reused prior-knowledge connections); --fresh-connect gives
+ * each call a connection of its own (the dispatcher before issue 23).
  *
  * POOL is cloud-run, ecs, aci or modal (BASE_URL: the mock's modal= URL).
  * Credentials come from the environment: BENCH_BEARER (cloud-run, aci: a
@@ -54,6 +57,10 @@ struct slot {
 	char async_url[URL_MAX]; /* aci: the create's operation */
 	char grpc_status[8];	 /* modal: from the trailers */
 	char image_id[64], secret_id[64];
+	bool h2c_open; /* modal: opens a connection (else only joins one) */
+	bool rejoin;   /* modal: a joiner stopped before sending */
+	struct bench *bench;
+	int joins;
 	long retry_after_ms;
 	double due; /* > 0: waiting to send the next poll at this time */
 };
@@ -68,7 +75,10 @@ struct bench {
 	enum { CONN_DISPATCHER, CONN_FRESH_NON_GET, CONN_REUSE_ALL } conn;
 	char task_def_arn[512]; /* ecs: registered once, as the dispatcher caches it per pool */
 	char location[64];	/* aci: from the resource group */
-	unsigned tag;		/* makes names unique across invocations on one mock */
+	int h2c_opening;	/* modal: openers under way */
+	int h2c_ports[256];	/* modal: local ports of connections that are HTTP/2 */
+	size_t h2c_next;
+	unsigned tag; /* makes names unique across invocations on one mock */
 	int errors;
 	char first_error[512];
 };
@@ -462,6 +472,39 @@ static const char *build_request(struct bench *b, struct slot *s)
 	return method;
 }
 
+/* Modal: curl found no connection for a joiner and asks for a socket. */
+static curl_socket_t refuse_socket(void *clientp, curlsocktype purpose,
+				   struct curl_sockaddr *address)
+{
+	(void)purpose;
+	(void)address;
+	((struct slot *)clientp)->rejoin = true;
+	return CURL_SOCKET_BAD;
+}
+
+/* Modal: an opener's connection is HTTP/2 once its request goes out; a
+ * joiner curl put on a connection not known so stops before sending (as
+ * lib/http.c's before_send). */
+static int h2c_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+		      int local_port)
+{
+	(void)primary_ip;
+	(void)local_ip;
+	(void)primary_port;
+	struct slot *s = clientp;
+	struct bench *b = s->bench;
+	size_t n = b->h2c_next < 256 ? b->h2c_next : 256;
+	if (s->h2c_open) {
+		b->h2c_ports[b->h2c_next++ % 256] = local_port;
+		return CURL_PREREQFUNC_OK;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (b->h2c_ports[i] == local_port)
+			return CURL_PREREQFUNC_OK;
+	s->rejoin = true;
+	return CURL_PREREQFUNC_ABORT;
+}
+
 static void setup_easy(struct bench *b, struct slot *s, const char *method)
 {
 	CURL *e = s->easy;
@@ -484,19 +527,31 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 		curl_easy_setopt(e, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:ecs");
 		curl_easy_setopt(e, CURLOPT_USERPWD, b->aws_key);
 	}
-	/* h2c as lib/http.c does it: prior knowledge, a connection of
-	 * its own per call (a POST), never reused (curl 7.88 breaks on reused
-	 * h2c connections). --reuse-all multiplexes the calls on shared
-	 * connections instead (CURLOPT_PIPEWAIT), as Modal's SDKs do. */
+	/* h2c as lib/http.c does it (h2c_policy there): a call joins a
+	 * connection that is up (HTTP/2 without prior knowledge, PIPEWAIT),
+	 * and when curl has none for it and asks for a socket, it is refused
+	 * and goes again opening a fresh prior-knowledge connection.
+	 * --fresh-connect: a connection of its own per call. */
 	if (b->pool == POOL_MODAL) {
-		curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-				 (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-		if (b->conn == CONN_REUSE_ALL) {
-			curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-		} else {
-			curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-			curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+		s->rejoin = false;
+		s->bench = b;
+		if (b->conn != CONN_FRESH_NON_GET) {
+			curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, h2c_prereq);
+			curl_easy_setopt(e, CURLOPT_PREREQDATA, s);
 		}
+		if (b->conn == CONN_FRESH_NON_GET || s->h2c_open) {
+			curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+					 (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+			curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		} else {
+			s->joins++;
+			curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_0);
+			curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+			curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, refuse_socket);
+			curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, s);
+		}
+		if (b->conn == CONN_FRESH_NON_GET)
+			curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	}
 	if (strcmp(method, "GET")) {
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
@@ -514,7 +569,20 @@ static void start_step(struct bench *b, CURLM *multi, struct slot *s)
 {
 	curl_slist_free_all(s->hdrs);
 	s->hdrs = NULL;
+	s->h2c_open = false;
+	s->joins = 0;
 	setup_easy(b, s, build_request(b, s));
+	curl_multi_add_handle(multi, s->easy);
+}
+
+/* A Modal joiner curl refused a socket (nothing sent): as lib/http.c's
+ * h2c_again, join again while an opener is under way, else open. */
+static void h2c_again(struct bench *b, CURLM *multi, struct slot *s)
+{
+	s->h2c_open = !(b->h2c_opening > 0 && s->joins < 2);
+	setup_easy(b, s, "POST");
+	if (s->h2c_open)
+		b->h2c_opening++;
 	curl_multi_add_handle(multi, s->easy);
 }
 
@@ -534,6 +602,7 @@ static int modal_auth(struct bench *b, struct slot *s)
 	memset(s->body, 0, 5); /* an empty AuthTokenGetRequest */
 	s->body_len = 5;
 	s->hdrs = modal_headers(b, NULL);
+	s->h2c_open = true; /* alone: no connection to join */
 	setup_easy(b, s, "POST");
 	CURLcode cc = curl_easy_perform(s->easy);
 	curl_slist_free_all(s->hdrs);
@@ -693,6 +762,12 @@ int main(int argc, char **argv)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
 			CURLcode cc = msg->data.result;
 			curl_multi_remove_handle(multi, s->easy);
+			if (s->h2c_open)
+				b.h2c_opening--;
+			if (cc != CURLE_OK && s->rejoin) {
+				h2c_again(&b, multi, s);
+				continue;
+			}
 			long status = 0, want = expected_status(&b, s->step);
 			curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
 			requests++;
@@ -703,7 +778,9 @@ int main(int argc, char **argv)
 			else if (b.pool == POOL_MODAL &&
 				 strcmp(s->grpc_status, s->step == 0 ? "5" : "0"))
 				/* the lookup of a new name is NOT_FOUND (5) */
-				note_error(&b, s->url, status, "unexpected grpc-status");
+				note_error(&b, s->url, status,
+					   s->grpc_status[0] ? "unexpected grpc-status"
+							     : "no grpc-status");
 			enum next next = next_step(&b, s);
 			if (next == NEXT_SEND)
 				start_step(&b, multi, s);

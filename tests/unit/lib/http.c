@@ -2,13 +2,18 @@
  * request goes out on a connection of its own (curl would resend it by
  * itself if a reused connection turned out dead) unless it is marked
  * PP_HTTP_RESENDABLE; GETs and resendable requests share kept-alive
- * connections. Counted by the fake server's accepted connections. */
+ * connections; resendable gRPC calls over h2c are multiplexed on shared
+ * HTTP/2 connections. Counted by the fake servers' accepted connections. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "lib/grpc.h"
 #include "lib/http.h"
 #include "tests/unit/http_server.h"
 
@@ -76,11 +81,216 @@ static void test_resendable_and_reads_reuse(void **state)
 	assert_int_equal(connections_for("DELETE", PP_HTTP_RESENDABLE, 3), 1);
 }
 
+/* ---- an h2c gRPC server: answers every call with an empty message and
+ * grpc-status 0, a thread per connection, counting connections ---- */
+
+struct h2c_server {
+	int listen_fd;
+	int port;
+	pthread_t acceptor;
+	int connections; /* accepted so far (atomic) */
+	int calls;	 /* answered (atomic) */
+};
+
+static const uint8_t empty_message[5] = {0};
+
+struct h2c_conn {
+	struct h2c_server *srv;
+	int fd;
+};
+
+static ssize_t h2c_send(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+			void *ud)
+{
+	ssize_t n = send(((struct h2c_conn *)ud)->fd, data, length, MSG_NOSIGNAL);
+	return n < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : n;
+}
+
+static ssize_t h2c_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+			     size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+			     void *ud)
+{
+	static const nghttp2_nv trailer = {(uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1,
+					   NGHTTP2_NV_FLAG_NONE};
+	memcpy(buf, empty_message, sizeof(empty_message));
+	*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+	if (nghttp2_submit_trailer(session, stream_id, &trailer, 1))
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return sizeof(empty_message);
+}
+
+static int h2c_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+	static const nghttp2_nv hdrs[] = {
+		{(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+		{(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16,
+		 NGHTTP2_NV_FLAG_NONE},
+	};
+	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	nghttp2_data_provider body = {.read_callback = h2c_read_body};
+	return nghttp2_submit_response(session, frame->hd.stream_id, hdrs, 2, &body)
+		       ? NGHTTP2_ERR_CALLBACK_FAILURE
+		       : 0;
+}
+
+static int h2c_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+			    void *ud)
+{
+	struct h2c_conn *c = ud;
+	if (error_code == NGHTTP2_NO_ERROR)
+		__atomic_add_fetch(&c->srv->calls, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static void *h2c_conn_main(void *arg)
+{
+	struct h2c_conn *c = arg;
+	nghttp2_session_callbacks *cbs;
+	nghttp2_session *session;
+	uint8_t buf[16384];
+	assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);
+	nghttp2_session_callbacks_set_send_callback(cbs, h2c_send);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2c_frame_recv);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2c_stream_close);
+	assert_int_equal(nghttp2_session_server_new(&session, cbs, c), 0);
+	nghttp2_session_callbacks_del(cbs);
+	nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100};
+	nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, &iv, 1);
+	while (nghttp2_session_send(session) == 0 &&
+	       (nghttp2_session_want_read(session) || nghttp2_session_want_write(session))) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n <= 0 || nghttp2_session_mem_recv(session, buf, (size_t)n) < 0)
+			break;
+	}
+	nghttp2_session_del(session);
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+static void *h2c_accept_main(void *arg)
+{
+	struct h2c_server *s = arg;
+	for (;;) {
+		int fd = accept(s->listen_fd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		__atomic_add_fetch(&s->connections, 1, __ATOMIC_SEQ_CST);
+		struct h2c_conn *c = calloc(1, sizeof(*c));
+		assert_non_null(c);
+		c->srv = s;
+		c->fd = fd;
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, h2c_conn_main, c), 0);
+		pthread_detach(t);
+	}
+}
+
+static void h2c_start(struct h2c_server *s)
+{
+	memset(s, 0, sizeof(*s));
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	s->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s->listen_fd >= 0);
+	assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->listen_fd, 64), 0);
+	assert_int_equal(getsockname(s->listen_fd, (struct sockaddr *)&a, &len), 0);
+	s->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&s->acceptor, NULL, h2c_accept_main, s), 0);
+}
+
+static void h2c_stop(struct h2c_server *s)
+{
+	shutdown(s->listen_fd, SHUT_RDWR);
+	close(s->listen_fd);
+	pthread_join(s->acceptor, NULL);
+}
+
+static void grpc_done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
+		      const struct pp_error *err)
+{
+	const uint8_t *msg;
+	size_t len;
+	struct pp_error e = {0};
+	assert_int_equal(rc, 0);
+	assert_int_equal(pp_grpc_result(resp, "call", NULL, &msg, &len, NULL, &e), 0);
+	(*(int *)ud)++;
+}
+
+/* n gRPC calls to an h2c server, at most `wide` under way at a time, on
+ * one multi handle; returns the connections the server accepted. */
+static int h2c_connections_for(unsigned flags, int n, int wide)
+{
+	struct h2c_server s;
+	h2c_start(&s);
+	char base[64];
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
+	struct pp_http_multi *m = pp_http_multi_new();
+	assert_non_null(m);
+	struct pp_http_req *reqs = calloc((size_t)n, sizeof(*reqs));
+	struct pp_http_resp *resps = calloc((size_t)n, sizeof(*resps));
+	assert_non_null(reqs);
+	assert_non_null(resps);
+	struct pp_buf msg;
+	pp_buf_init(&msg, 16);
+	int started = 0, finished = 0;
+	while (finished < n) {
+		for (; started < n && started - finished < wide; started++) {
+			struct pp_error err = {0};
+			assert_int_equal(pp_grpc_request(&reqs[started], base, "test.Svc/Call",
+							 &msg, 5000, &err),
+					 0);
+			reqs[started].flags |= flags;
+			pp_http_resp_init(&resps[started], 0);
+			assert_int_equal(pp_http_multi_add(m, &reqs[started], &resps[started],
+							   grpc_done, &finished, &err),
+					 0);
+		}
+		pp_http_multi_run(m, 100);
+	}
+	for (int i = 0; i < n; i++) {
+		pp_http_req_free(&reqs[i]);
+		pp_http_resp_free(&resps[i]);
+	}
+	free(reqs);
+	free(resps);
+	pp_http_multi_free(m);
+	h2c_stop(&s);
+	assert_int_equal(__atomic_load_n(&s.calls, __ATOMIC_SEQ_CST), n);
+	return __atomic_load_n(&s.connections, __ATOMIC_SEQ_CST);
+}
+
+static void test_grpc_calls_share_h2c_connections(void **state)
+{
+	(void)state;
+	/* One after another: every call after the first joins its connection
+	 * (libcurl 7.88 would break a reused prior-knowledge connection). */
+	assert_int_equal(h2c_connections_for(PP_HTTP_RESENDABLE, 10, 1), 1);
+	/* 60 calls, 12 at a time: the first calls find no connection, one
+	 * opens it and the others wait for it or join it; a joiner that lands
+	 * on it before it is HTTP/2 may open another. */
+	int wide = h2c_connections_for(PP_HTTP_RESENDABLE, 60, 12);
+	assert_in_range(wide, 1, 3);
+	print_message("60 multiplexed calls, 12 at a time: %d connection(s)\n", wide);
+}
+
+static void test_grpc_calls_not_resendable_get_their_own_connection(void **state)
+{
+	(void)state;
+	assert_int_equal(h2c_connections_for(0, 5, 1), 5);
+	assert_int_equal(h2c_connections_for(0, 12, 4), 12);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_creates_get_their_own_connection),
 		cmocka_unit_test(test_resendable_and_reads_reuse),
+		cmocka_unit_test(test_grpc_calls_share_h2c_connections),
+		cmocka_unit_test(test_grpc_calls_not_resendable_get_their_own_connection),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
