@@ -94,30 +94,29 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-static int put_utf8(struct pp_buf *b, uint32_t cp)
+/* Write cp as UTF-8 at d (room for 4 bytes); returns the bytes written. */
+static size_t put_utf8(char *d, uint32_t cp)
 {
-	char s[4];
-	size_t n;
 	if (cp < 0x80) {
-		s[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		s[0] = (char)(0xC0 | (cp >> 6));
-		s[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		s[0] = (char)(0xE0 | (cp >> 12));
-		s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		s[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		s[0] = (char)(0xF0 | (cp >> 18));
-		s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		s[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
+		d[0] = (char)cp;
+		return 1;
 	}
-	return pp_buf_append(b, s, n);
+	if (cp < 0x800) {
+		d[0] = (char)(0xC0 | (cp >> 6));
+		d[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		d[0] = (char)(0xE0 | (cp >> 12));
+		d[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		d[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	d[0] = (char)(0xF0 | (cp >> 18));
+	d[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	d[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	d[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
 }
 
 static int hex4(const char *p, uint32_t *out)
@@ -139,22 +138,40 @@ static int hex4(const char *p, uint32_t *out)
 	return 0;
 }
 
-/* Decode the string token body [start,end) into a fresh allocation. */
+/* Decode the string token body [start,end) into a fresh allocation. The
+ * decoded text is never longer than its source (an escape shrinks, UTF-8 is
+ * copied as is), so one allocation of the source length holds it, and runs
+ * of plain ASCII are copied at once: responses are mostly such runs. */
 static int decode_string(struct parse_ctx *c, int start, int end, char **out, size_t *outlen)
 {
-	struct pp_buf b;
-	pp_buf_init(&b, (size_t)(end - start) + 1);
+	char *d = malloc((size_t)(end - start) + 1);
+	if (!d)
+		return PP_ENOMEM;
+	size_t n_out = 0;
 	const char *s = c->text;
 	int i = start;
 	while (i < end) {
+		int run = i;
+		while (run < end) {
+			unsigned char ch = (unsigned char)s[run];
+			if (ch < 0x20 || ch >= 0x80 || ch == '\\')
+				break;
+			run++;
+		}
+		if (run > i) {
+			memcpy(d + n_out, s + i, (size_t)(run - i));
+			n_out += (size_t)(run - i);
+			i = run;
+			continue;
+		}
 		unsigned char ch = (unsigned char)s[i];
 		if (ch < 0x20) {
-			pp_buf_free(&b);
+			free(d);
 			return fail_at(c, (size_t)i, "control character in string");
 		}
 		if (ch == '\\') {
 			if (i + 1 >= end) {
-				pp_buf_free(&b);
+				free(d);
 				return fail_at(c, (size_t)i, "unterminated escape");
 			}
 			char e = s[i + 1];
@@ -171,7 +188,7 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 			case 'u': {
 				uint32_t cp;
 				if (i + 6 > end || hex4(s + i + 2, &cp)) {
-					pp_buf_free(&b);
+					free(d);
 					return fail_at(c, (size_t)i, "bad \\u escape");
 				}
 				i += 6;
@@ -179,46 +196,39 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 					uint32_t lo;
 					if (i + 6 > end || s[i] != '\\' || s[i + 1] != 'u' ||
 					    hex4(s + i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
-						pp_buf_free(&b);
+						free(d);
 						return fail_at(c, (size_t)i,
 							       "unpaired UTF-16 surrogate");
 					}
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 					i += 6;
 				} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-					pp_buf_free(&b);
+					free(d);
 					return fail_at(c, (size_t)i - 6,
 						       "unpaired UTF-16 surrogate");
 				}
-				if (put_utf8(&b, cp)) {
-					pp_buf_free(&b);
-					return PP_ENOMEM;
-				}
+				n_out += put_utf8(d + n_out, cp);
 				continue;
 			}
-			default: pp_buf_free(&b); return fail_at(c, (size_t)i, "invalid escape");
+			default: free(d); return fail_at(c, (size_t)i, "invalid escape");
 			}
-			if (pp_buf_putc(&b, lit)) {
-				pp_buf_free(&b);
-				return PP_ENOMEM;
-			}
+			d[n_out++] = lit;
 			i += 2;
 			continue;
 		}
 		size_t n = utf8_seq((const unsigned char *)s + i, (size_t)(end - i));
 		if (!n) {
-			pp_buf_free(&b);
+			free(d);
 			return fail_at(c, (size_t)i, "invalid UTF-8 in string");
 		}
-		if (pp_buf_append(&b, s + i, n)) {
-			pp_buf_free(&b);
-			return PP_ENOMEM;
-		}
+		memcpy(d + n_out, s + i, n);
+		n_out += n;
 		i += (int)n;
 	}
-	*outlen = b.len;
-	*out = pp_buf_steal(&b);
-	return *out ? 0 : PP_ENOMEM;
+	d[n_out] = '\0';
+	*outlen = n_out;
+	*out = d;
+	return 0;
 }
 
 static bool valid_number(const char *p, size_t n)
@@ -300,6 +310,19 @@ static int member_cmp(const void *a, const void *b)
 	return c ? c : x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+/* Up to this many members, comparing every pair is cheaper than the sort
+ * (and its two allocations) for the usual object without repeated keys. */
+#define SMALL_OBJECT 16
+
+static bool has_duplicate_key(const struct pp_json *obj)
+{
+	for (const struct pp_json *a = obj->child; a; a = a->next)
+		for (const struct pp_json *b = a->next; b; b = b->next)
+			if (!strcmp(a->key, b->key))
+				return true;
+	return false;
+}
+
 /* A repeated key keeps its last value at its first position, as Python's
  * json (so Prefect) reads it. Lookups return the first member, so keeping
  * both would let a template validate one value and render another. Sorting
@@ -308,6 +331,8 @@ static int merge_duplicate_keys(struct pp_json *obj)
 {
 	size_t n = obj->count;
 	if (n < 2)
+		return 0;
+	if (n <= SMALL_OBJECT && !has_duplicate_key(obj))
 		return 0;
 	struct member_ref *refs = malloc(n * sizeof(*refs));
 	struct pp_json **slot = malloc(n * sizeof(*slot));
