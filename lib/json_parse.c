@@ -27,6 +27,7 @@
 #define DEFAULT_MAX_BYTES  ((size_t)16 << 20)
 #define DEFAULT_MAX_DEPTH  64
 #define DEFAULT_MAX_TOKENS ((size_t)1 << 20)
+#define STACK_TOKENS	   512
 
 struct parse_ctx {
 	const char *text;
@@ -565,21 +566,25 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 		return rc;
 	if (ntok >= (size_t)INT32_MAX)
 		return fail_at(&c, 0, "JSON holds too many tokens");
-	c.tok = calloc(ntok + 1, sizeof(*c.tok));
+	/* Most documents (API answers, job variables) fit the stack array. */
+	jsmntok_t stack_tok[STACK_TOKENS];
+	c.tok = ntok + 1 <= STACK_TOKENS ? stack_tok : calloc(ntok + 1, sizeof(*c.tok));
 	if (!c.tok)
 		return pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
 	jsmn_parser p;
 	jsmn_init(&p);
 	int n = jsmn_parse(&p, text, len, c.tok, (unsigned)ntok + 1);
 	if (n < 0) {
-		free(c.tok);
+		if (c.tok != stack_tok)
+			free(c.tok);
 		const char *what = n == JSMN_ERROR_PART	   ? "unexpected end of input"
 				   : n == JSMN_ERROR_NOMEM ? "too many tokens"
 							   : "invalid JSON";
 		return fail_at(&c, p.pos, what);
 	}
 	if (n == 0) {
-		free(c.tok);
+		if (c.tok != stack_tok)
+			free(c.tok);
 		return fail_at(&c, len, "empty document");
 	}
 	c.ntok = n;
@@ -601,7 +606,8 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 			}
 		}
 	}
-	free(c.tok);
+	if (c.tok != stack_tok)
+		free(c.tok);
 	if (rc) {
 		pp_json_free(root);
 		return rc;
