@@ -295,13 +295,16 @@ int pp_json_set(struct pp_json *obj, const char *key, struct pp_json *val)
 		pp_json_free(val);
 		return PP_EINVALID;
 	}
-	char *k = strdup(key);
-	if (!k) {
-		pp_json_free(val);
-		return PP_ENOMEM;
+	/* A clone of another member often carries the key already. */
+	if (!val->key || strcmp(val->key, key)) {
+		char *k = strdup(key);
+		if (!k) {
+			pp_json_free(val);
+			return PP_ENOMEM;
+		}
+		free(val->key);
+		val->key = k;
 	}
-	free(val->key);
-	val->key = k;
 	struct pp_json *old = pp_json_get(obj, key);
 	if (!old) {
 		pp_json_link(obj, val);

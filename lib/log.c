@@ -483,10 +483,21 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 	pp_buf_init(&raw, LOG_MSG_MAX * 4);
 	pp_buf_init(&msg, LOG_MSG_MAX * 4 + sizeof(REDACTED));
 	pp_buf_init(&line, LOG_MSG_MAX * 8);
+	/* Most messages fit a line on the stack: formatted once, not measured
+	 * first. */
+	char first[512];
 	va_list ap;
 	va_start(ap, fmt);
-	int frc = pp_buf_vprintf(&raw, fmt, ap);
+	int n = vsnprintf(first, sizeof(first), fmt, ap);
 	va_end(ap);
+	int frc;
+	if (n >= 0 && (size_t)n < sizeof(first)) {
+		frc = pp_buf_append(&raw, first, (size_t)n);
+	} else {
+		va_start(ap, fmt);
+		frc = pp_buf_vprintf(&raw, fmt, ap);
+		va_end(ap);
+	}
 	char ts[PP_TIME_LEN];
 	pp_time_format(pp_wall_ms(), true, ts);
 
