@@ -62,6 +62,31 @@ static int fail_at(struct parse_ctx *c, size_t pos, const char *what)
 	return pp_fail(c->err, PP_EINVALID, "%d:%d: %s", line, col, what);
 }
 
+/* Eight bytes at p, in any alignment. */
+static uint64_t load8(const char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+	return w;
+}
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any byte of w needs decode_string's attention: '\\', below 0x20,
+ * or 0x80 and up (UTF-8 to check). Exact per byte: the sums only touch
+ * the low 7 bits of each byte, so no carry crosses into the next. */
+static bool word_needs_decoding(uint64_t w)
+{
+	const uint64_t low7 = ~HIGHS;
+	uint64_t x = w ^ (ONES * '\\');
+	/* a byte b has its top bit set in ((b & 0x7f) + 0x7f) | b iff b != 0 */
+	uint64_t backslash = ~(((x & low7) + low7) | x) & HIGHS;
+	/* and in (b & 0x7f) + (0x80 - 0x20) iff b & 0x7f >= 0x20 */
+	uint64_t control = ~((w & low7) + ONES * (0x80 - 0x20)) & HIGHS;
+	return backslash | control | (w & HIGHS);
+}
+
 /* Length of a valid UTF-8 sequence at p (max n bytes), 0 if invalid. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
 {
@@ -153,6 +178,8 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 	int i = start;
 	while (i < end) {
 		int run = i;
+		while (end - run >= 8 && !word_needs_decoding(load8(s + run)))
+			run += 8;
 		while (run < end) {
 			unsigned char ch = (unsigned char)s[run];
 			if (ch < 0x20 || ch >= 0x80 || ch == '\\')
@@ -381,6 +408,22 @@ static int merge_duplicate_keys(struct pp_json *obj)
  * stops at a NUL), so it sees exactly the containers jsmn will open. A
  * value (or key) inside d open containers is at depth d + 1, as build()
  * counts. On success *ntok is at least the number of tokens jsmn makes. */
+/* Where jsmn ends a primitive: white space, ',', ']', '}' or NUL. */
+static bool ends_primitive(char ch)
+{
+	switch (ch) {
+	case ' ':
+	case '\t':
+	case '\n':
+	case '\r':
+	case ',':
+	case ']':
+	case '}':
+	case '\0': return true;
+	default: return false;
+	}
+}
+
 static int prescan(struct parse_ctx *c, size_t max_tokens, size_t *ntok)
 {
 	const char *s = c->text;
@@ -416,7 +459,7 @@ static int prescan(struct parse_ctx *c, size_t max_tokens, size_t *ntok)
 			if (i >= n || !s[i])
 				break;
 		} else {
-			while (i + 1 < n && s[i + 1] && !strchr(" \t\n\r,]}", s[i + 1]))
+			while (i + 1 < n && !ends_primitive(s[i + 1]))
 				i++;
 		}
 	}
