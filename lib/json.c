@@ -58,8 +58,10 @@ struct pp_json *pp_json_get(const struct pp_json *obj, const char *key)
 {
 	if (!obj || obj->type != PP_JSON_OBJECT)
 		return NULL;
+	/* The first byte rules out most members without a call to strcmp:
+	 * the render and the schema checks look keys up tens of times a run. */
 	for (struct pp_json *c = obj->child; c; c = c->next)
-		if (!strcmp(c->key, key))
+		if (c->key[0] == key[0] && !strcmp(c->key, key))
 			return c;
 	return NULL;
 }
