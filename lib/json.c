@@ -11,9 +11,9 @@
 
 struct pp_json *pp_json_new(enum pp_json_type t)
 {
-	struct pp_json *j = calloc(1, sizeof(*j));
+	struct pp_json *j = malloc(sizeof(*j));
 	if (j)
-		j->type = t;
+		*j = (struct pp_json){.type = t};
 	return j;
 }
 
