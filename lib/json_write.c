@@ -3,6 +3,7 @@
 #include "lib/json.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Bytes written as they are: printable ASCII but '"' and '\\', and every
@@ -10,6 +11,26 @@
 static bool plain_byte(unsigned char ch)
 {
 	return ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f;
+}
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any of the 8 bytes at p is not a plain_byte(). Exact per byte:
+ * the sums only touch the low 7 bits of each byte, so no carry crosses into
+ * the next; bytes of 0x80 and up are plain (UTF-8 is written as is). */
+static bool word_needs_escape(const char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+	const uint64_t low7 = ~HIGHS;
+	/* a byte b of x is 0 iff ((b & 0x7f) + 0x7f) | b has its top bit clear */
+	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7f);
+	uint64_t zero = ~(((q & low7) + low7) | q) | ~(((bs & low7) + low7) | bs) |
+			~(((del & low7) + low7) | del);
+	/* b < 0x20 (top bit clear) iff (b & 0x7f) + 0x60 has its top bit clear */
+	uint64_t control = ~((w & low7) + ONES * (0x80 - 0x20)) & ~w;
+	return (zero | control) & HIGHS;
 }
 
 /* One byte, without a call into the buffer when it has room: the writer
@@ -31,6 +52,8 @@ int pp_json_write_string(struct pp_buf *out, const char *s, size_t n)
 	size_t i = 0;
 	while (i < n && !rc) {
 		size_t run = i;
+		while (n - run >= 8 && !word_needs_escape(s + run))
+			run += 8;
 		while (run < n && plain_byte((unsigned char)s[run]))
 			run++;
 		if (run > i) {
