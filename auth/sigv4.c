@@ -2,6 +2,7 @@
  * and the AWS SigV4 test suite: canonical request, string to sign, derived
  * key and Authorization header. The mock verifies with the same code. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "auth/auth.h"
 #include "auth/aws.h"
@@ -55,27 +55,62 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* SHA-256 fetched once: OpenSSL 3 otherwise looks the algorithm up in its
+ * provider tables on every digest, and the one-shot HMAC() looks up both
+ * the MAC and the digest, which cost more than hashing a request. */
+static EVP_MD *fetched_sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+	fetched_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256_md(void)
+{
+	pthread_once(&sha256_once, fetch_sha256);
+	return fetched_sha256 ? fetched_sha256 : EVP_sha256();
+}
+
 static int sha256_hex(const void *data, size_t n, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
-	if (!EVP_Digest(data ? data : "", n, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+	if (!EVP_Digest(data ? data : "", n, md, &mdlen, sha256_md(), NULL) || mdlen != 32)
 		return PP_ENOMEM;
 	hex_encode(md, 32, out);
 	return 0;
 }
 
+/* HMAC-SHA256 (RFC 2104) over the fetched digest. */
 static int hmac_sha256(const void *key, size_t keylen, const char *msg, size_t msglen,
 		       unsigned char out[32])
 {
-	unsigned int outlen = 0;
+	enum { BLOCK = 64 };
+	unsigned char k0[BLOCK] = {0}, pad[BLOCK], inner[32];
+	unsigned int len = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = ctx != NULL;
 
-	if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, msglen, out,
-		  &outlen) ||
-	    outlen != 32)
-		return PP_ENOMEM;
-	return 0;
+	if (ok && keylen > BLOCK)
+		ok = EVP_Digest(key, keylen, k0, &len, sha256_md(), NULL);
+	else if (ok && keylen)
+		memcpy(k0, key, keylen);
+	for (size_t i = 0; i < BLOCK; i++)
+		pad[i] = k0[i] ^ 0x36;
+	ok = ok && EVP_DigestInit_ex(ctx, sha256_md(), NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
+	     EVP_DigestUpdate(ctx, msg, msglen) && EVP_DigestFinal_ex(ctx, inner, &len) &&
+	     len == 32;
+	for (size_t i = 0; i < BLOCK; i++)
+		pad[i] = k0[i] ^ 0x5c;
+	ok = ok && EVP_DigestInit_ex(ctx, sha256_md(), NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
+	     EVP_DigestUpdate(ctx, inner, 32) && EVP_DigestFinal_ex(ctx, out, &len) && len == 32;
+	EVP_MD_CTX_free(ctx);
+	OPENSSL_cleanse(k0, sizeof(k0));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	OPENSSL_cleanse(inner, sizeof(inner));
+	return ok ? 0 : PP_ENOMEM;
 }
 
 int pp_sigv4_signing_key(const char *secret, const char *date, const char *region,

@@ -11,9 +11,9 @@
 
 struct pp_json *pp_json_new(enum pp_json_type t)
 {
-	struct pp_json *j = calloc(1, sizeof(*j));
+	struct pp_json *j = malloc(sizeof(*j));
 	if (j)
-		j->type = t;
+		*j = (struct pp_json){.type = t};
 	return j;
 }
 
@@ -58,8 +58,10 @@ struct pp_json *pp_json_get(const struct pp_json *obj, const char *key)
 {
 	if (!obj || obj->type != PP_JSON_OBJECT)
 		return NULL;
+	/* The first byte rules out most members without a call to strcmp:
+	 * the render and the schema checks look keys up tens of times a run. */
 	for (struct pp_json *c = obj->child; c; c = c->next)
-		if (!strcmp(c->key, key))
+		if (c->key[0] == key[0] && !strcmp(c->key, key))
 			return c;
 	return NULL;
 }
@@ -295,13 +297,16 @@ int pp_json_set(struct pp_json *obj, const char *key, struct pp_json *val)
 		pp_json_free(val);
 		return PP_EINVALID;
 	}
-	char *k = strdup(key);
-	if (!k) {
-		pp_json_free(val);
-		return PP_ENOMEM;
+	/* A clone of another member often carries the key already. */
+	if (!val->key || strcmp(val->key, key)) {
+		char *k = strdup(key);
+		if (!k) {
+			pp_json_free(val);
+			return PP_ENOMEM;
+		}
+		free(val->key);
+		val->key = k;
 	}
-	free(val->key);
-	val->key = k;
 	struct pp_json *old = pp_json_get(obj, key);
 	if (!old) {
 		pp_json_link(obj, val);

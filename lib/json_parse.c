@@ -27,6 +27,7 @@
 #define DEFAULT_MAX_BYTES  ((size_t)16 << 20)
 #define DEFAULT_MAX_DEPTH  64
 #define DEFAULT_MAX_TOKENS ((size_t)1 << 20)
+#define STACK_TOKENS	   512
 
 struct parse_ctx {
 	const char *text;
@@ -59,6 +60,31 @@ static int fail_at(struct parse_ctx *c, size_t pos, const char *what)
 		pos = c->len;
 	line_col(c->text, pos, &line, &col);
 	return pp_fail(c->err, PP_EINVALID, "%d:%d: %s", line, col, what);
+}
+
+/* Eight bytes at p, in any alignment. */
+static uint64_t load8(const char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+	return w;
+}
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any byte of w needs decode_string's attention: '\\', below 0x20,
+ * or 0x80 and up (UTF-8 to check). Exact per byte: the sums only touch
+ * the low 7 bits of each byte, so no carry crosses into the next. */
+static bool word_needs_decoding(uint64_t w)
+{
+	const uint64_t low7 = ~HIGHS;
+	uint64_t x = w ^ (ONES * '\\');
+	/* a byte b has its top bit set in ((b & 0x7f) + 0x7f) | b iff b != 0 */
+	uint64_t backslash = ~(((x & low7) + low7) | x) & HIGHS;
+	/* and in (b & 0x7f) + (0x80 - 0x20) iff b & 0x7f >= 0x20 */
+	uint64_t control = ~((w & low7) + ONES * (0x80 - 0x20)) & HIGHS;
+	return backslash | control | (w & HIGHS);
 }
 
 /* Length of a valid UTF-8 sequence at p (max n bytes), 0 if invalid. */
@@ -94,30 +120,29 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-static int put_utf8(struct pp_buf *b, uint32_t cp)
+/* Write cp as UTF-8 at d (room for 4 bytes); returns the bytes written. */
+static size_t put_utf8(char *d, uint32_t cp)
 {
-	char s[4];
-	size_t n;
 	if (cp < 0x80) {
-		s[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		s[0] = (char)(0xC0 | (cp >> 6));
-		s[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		s[0] = (char)(0xE0 | (cp >> 12));
-		s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		s[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		s[0] = (char)(0xF0 | (cp >> 18));
-		s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		s[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
+		d[0] = (char)cp;
+		return 1;
 	}
-	return pp_buf_append(b, s, n);
+	if (cp < 0x800) {
+		d[0] = (char)(0xC0 | (cp >> 6));
+		d[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		d[0] = (char)(0xE0 | (cp >> 12));
+		d[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		d[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	d[0] = (char)(0xF0 | (cp >> 18));
+	d[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	d[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	d[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
 }
 
 static int hex4(const char *p, uint32_t *out)
@@ -139,22 +164,42 @@ static int hex4(const char *p, uint32_t *out)
 	return 0;
 }
 
-/* Decode the string token body [start,end) into a fresh allocation. */
+/* Decode the string token body [start,end) into a fresh allocation. The
+ * decoded text is never longer than its source (an escape shrinks, UTF-8 is
+ * copied as is), so one allocation of the source length holds it, and runs
+ * of plain ASCII are copied at once: responses are mostly such runs. */
 static int decode_string(struct parse_ctx *c, int start, int end, char **out, size_t *outlen)
 {
-	struct pp_buf b;
-	pp_buf_init(&b, (size_t)(end - start) + 1);
+	char *d = malloc((size_t)(end - start) + 1);
+	if (!d)
+		return PP_ENOMEM;
+	size_t n_out = 0;
 	const char *s = c->text;
 	int i = start;
 	while (i < end) {
+		int run = i;
+		while (end - run >= 8 && !word_needs_decoding(load8(s + run)))
+			run += 8;
+		while (run < end) {
+			unsigned char ch = (unsigned char)s[run];
+			if (ch < 0x20 || ch >= 0x80 || ch == '\\')
+				break;
+			run++;
+		}
+		if (run > i) {
+			memcpy(d + n_out, s + i, (size_t)(run - i));
+			n_out += (size_t)(run - i);
+			i = run;
+			continue;
+		}
 		unsigned char ch = (unsigned char)s[i];
 		if (ch < 0x20) {
-			pp_buf_free(&b);
+			free(d);
 			return fail_at(c, (size_t)i, "control character in string");
 		}
 		if (ch == '\\') {
 			if (i + 1 >= end) {
-				pp_buf_free(&b);
+				free(d);
 				return fail_at(c, (size_t)i, "unterminated escape");
 			}
 			char e = s[i + 1];
@@ -171,7 +216,7 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 			case 'u': {
 				uint32_t cp;
 				if (i + 6 > end || hex4(s + i + 2, &cp)) {
-					pp_buf_free(&b);
+					free(d);
 					return fail_at(c, (size_t)i, "bad \\u escape");
 				}
 				i += 6;
@@ -179,46 +224,39 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 					uint32_t lo;
 					if (i + 6 > end || s[i] != '\\' || s[i + 1] != 'u' ||
 					    hex4(s + i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
-						pp_buf_free(&b);
+						free(d);
 						return fail_at(c, (size_t)i,
 							       "unpaired UTF-16 surrogate");
 					}
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 					i += 6;
 				} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-					pp_buf_free(&b);
+					free(d);
 					return fail_at(c, (size_t)i - 6,
 						       "unpaired UTF-16 surrogate");
 				}
-				if (put_utf8(&b, cp)) {
-					pp_buf_free(&b);
-					return PP_ENOMEM;
-				}
+				n_out += put_utf8(d + n_out, cp);
 				continue;
 			}
-			default: pp_buf_free(&b); return fail_at(c, (size_t)i, "invalid escape");
+			default: free(d); return fail_at(c, (size_t)i, "invalid escape");
 			}
-			if (pp_buf_putc(&b, lit)) {
-				pp_buf_free(&b);
-				return PP_ENOMEM;
-			}
+			d[n_out++] = lit;
 			i += 2;
 			continue;
 		}
 		size_t n = utf8_seq((const unsigned char *)s + i, (size_t)(end - i));
 		if (!n) {
-			pp_buf_free(&b);
+			free(d);
 			return fail_at(c, (size_t)i, "invalid UTF-8 in string");
 		}
-		if (pp_buf_append(&b, s + i, n)) {
-			pp_buf_free(&b);
-			return PP_ENOMEM;
-		}
+		memcpy(d + n_out, s + i, n);
+		n_out += n;
 		i += (int)n;
 	}
-	*outlen = b.len;
-	*out = pp_buf_steal(&b);
-	return *out ? 0 : PP_ENOMEM;
+	d[n_out] = '\0';
+	*outlen = n_out;
+	*out = d;
+	return 0;
 }
 
 static bool valid_number(const char *p, size_t n)
@@ -300,6 +338,19 @@ static int member_cmp(const void *a, const void *b)
 	return c ? c : x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+/* Up to this many members, comparing every pair is cheaper than the sort
+ * (and its two allocations) for the usual object without repeated keys. */
+#define SMALL_OBJECT 16
+
+static bool has_duplicate_key(const struct pp_json *obj)
+{
+	for (const struct pp_json *a = obj->child; a; a = a->next)
+		for (const struct pp_json *b = a->next; b; b = b->next)
+			if (!strcmp(a->key, b->key))
+				return true;
+	return false;
+}
+
 /* A repeated key keeps its last value at its first position, as Python's
  * json (so Prefect) reads it. Lookups return the first member, so keeping
  * both would let a template validate one value and render another. Sorting
@@ -308,6 +359,8 @@ static int merge_duplicate_keys(struct pp_json *obj)
 {
 	size_t n = obj->count;
 	if (n < 2)
+		return 0;
+	if (n <= SMALL_OBJECT && !has_duplicate_key(obj))
 		return 0;
 	struct member_ref *refs = malloc(n * sizeof(*refs));
 	struct pp_json **slot = malloc(n * sizeof(*slot));
@@ -355,6 +408,22 @@ static int merge_duplicate_keys(struct pp_json *obj)
  * stops at a NUL), so it sees exactly the containers jsmn will open. A
  * value (or key) inside d open containers is at depth d + 1, as build()
  * counts. On success *ntok is at least the number of tokens jsmn makes. */
+/* Where jsmn ends a primitive: white space, ',', ']', '}' or NUL. */
+static bool ends_primitive(char ch)
+{
+	switch (ch) {
+	case ' ':
+	case '\t':
+	case '\n':
+	case '\r':
+	case ',':
+	case ']':
+	case '}':
+	case '\0': return true;
+	default: return false;
+	}
+}
+
 static int prescan(struct parse_ctx *c, size_t max_tokens, size_t *ntok)
 {
 	const char *s = c->text;
@@ -390,7 +459,7 @@ static int prescan(struct parse_ctx *c, size_t max_tokens, size_t *ntok)
 			if (i >= n || !s[i])
 				break;
 		} else {
-			while (i + 1 < n && s[i + 1] && !strchr(" \t\n\r,]}", s[i + 1]))
+			while (i + 1 < n && !ends_primitive(s[i + 1]))
 				i++;
 		}
 	}
@@ -540,21 +609,25 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 		return rc;
 	if (ntok >= (size_t)INT32_MAX)
 		return fail_at(&c, 0, "JSON holds too many tokens");
-	c.tok = calloc(ntok + 1, sizeof(*c.tok));
+	/* Most documents (API answers, job variables) fit the stack array. */
+	jsmntok_t stack_tok[STACK_TOKENS];
+	c.tok = ntok + 1 <= STACK_TOKENS ? stack_tok : calloc(ntok + 1, sizeof(*c.tok));
 	if (!c.tok)
 		return pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
 	jsmn_parser p;
 	jsmn_init(&p);
 	int n = jsmn_parse(&p, text, len, c.tok, (unsigned)ntok + 1);
 	if (n < 0) {
-		free(c.tok);
+		if (c.tok != stack_tok)
+			free(c.tok);
 		const char *what = n == JSMN_ERROR_PART	   ? "unexpected end of input"
 				   : n == JSMN_ERROR_NOMEM ? "too many tokens"
 							   : "invalid JSON";
 		return fail_at(&c, p.pos, what);
 	}
 	if (n == 0) {
-		free(c.tok);
+		if (c.tok != stack_tok)
+			free(c.tok);
 		return fail_at(&c, len, "empty document");
 	}
 	c.ntok = n;
@@ -576,7 +649,8 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 			}
 		}
 	}
-	free(c.tok);
+	if (c.tok != stack_tok)
+		free(c.tok);
 	if (rc) {
 		pp_json_free(root);
 		return rc;

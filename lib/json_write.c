@@ -3,16 +3,66 @@
 #include "lib/json.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
+
+/* Bytes written as they are: printable ASCII but '"' and '\\', and every
+ * byte of a multi-byte UTF-8 sequence. */
+static bool plain_byte(unsigned char ch)
+{
+	return ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f;
+}
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether any of the 8 bytes at p is not a plain_byte(). Exact per byte:
+ * the sums only touch the low 7 bits of each byte, so no carry crosses into
+ * the next; bytes of 0x80 and up are plain (UTF-8 is written as is). */
+static bool word_needs_escape(const char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+	const uint64_t low7 = ~HIGHS;
+	/* a byte b of x is 0 iff ((b & 0x7f) + 0x7f) | b has its top bit clear */
+	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7f);
+	uint64_t zero = ~(((q & low7) + low7) | q) | ~(((bs & low7) + low7) | bs) |
+			~(((del & low7) + low7) | del);
+	/* b < 0x20 (top bit clear) iff (b & 0x7f) + 0x60 has its top bit clear */
+	uint64_t control = ~((w & low7) + ONES * (0x80 - 0x20)) & ~w;
+	return (zero | control) & HIGHS;
+}
+
+/* One byte, without a call into the buffer when it has room: the writer
+ * emits most of its punctuation this way. */
+static int put1(struct pp_buf *out, char c)
+{
+	if (out->len + 1 < out->alloc) {
+		out->data[out->len++] = c;
+		out->data[out->len] = '\0';
+		return 0;
+	}
+	return pp_buf_putc(out, c);
+}
 
 int pp_json_write_string(struct pp_buf *out, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	int rc = pp_buf_putc(out, '"');
-	size_t run = 0;
-	for (size_t i = 0; i < n && !rc; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		const char *esc = NULL;
+	int rc = put1(out, '"');
+	size_t i = 0;
+	while (i < n && !rc) {
+		size_t run = i;
+		while (n - run >= 8 && !word_needs_escape(s + run))
+			run += 8;
+		while (run < n && plain_byte((unsigned char)s[run]))
+			run++;
+		if (run > i) {
+			rc = pp_buf_append(out, s + i, run - i);
+			i = run;
+			continue;
+		}
+		unsigned char ch = (unsigned char)s[i++];
+		const char *esc;
 		char u[7];
 		switch (ch) {
 		case '"': esc = "\\\""; break;
@@ -23,30 +73,19 @@ int pp_json_write_string(struct pp_buf *out, const char *s, size_t n)
 		case '\b': esc = "\\b"; break;
 		case '\f': esc = "\\f"; break;
 		default:
-			if (ch < 0x20 || ch == 0x7f) {
-				u[0] = '\\';
-				u[1] = 'u';
-				u[2] = '0';
-				u[3] = '0';
-				u[4] = hex[ch >> 4];
-				u[5] = hex[ch & 15];
-				u[6] = '\0';
-				esc = u;
-			}
+			u[0] = '\\';
+			u[1] = 'u';
+			u[2] = '0';
+			u[3] = '0';
+			u[4] = hex[ch >> 4];
+			u[5] = hex[ch & 15];
+			u[6] = '\0';
+			esc = u;
 		}
-		if (!esc) {
-			run++;
-			continue;
-		}
-		rc = pp_buf_append(out, s + i - run, run);
-		run = 0;
-		if (!rc)
-			rc = pp_buf_puts(out, esc);
+		rc = pp_buf_puts(out, esc);
 	}
 	if (!rc)
-		rc = pp_buf_append(out, s + n - run, run);
-	if (!rc)
-		rc = pp_buf_putc(out, '"');
+		rc = put1(out, '"');
 	return rc;
 }
 
@@ -54,7 +93,7 @@ static int indent(struct pp_buf *out, int flags, int depth)
 {
 	if (!(flags & PP_JSON_PRETTY))
 		return 0;
-	int rc = pp_buf_putc(out, '\n');
+	int rc = put1(out, '\n');
 	for (int i = 0; i < depth && !rc; i++)
 		rc = pp_buf_puts(out, "  ");
 	return rc;
@@ -70,10 +109,10 @@ static int write_node(const struct pp_json *j, struct pp_buf *out, int flags, in
 	case PP_JSON_ARRAY:
 	case PP_JSON_OBJECT: {
 		bool obj = j->type == PP_JSON_OBJECT;
-		int rc = pp_buf_putc(out, obj ? '{' : '[');
+		int rc = put1(out, obj ? '{' : '[');
 		for (const struct pp_json *c = j->child; c && !rc; c = c->next) {
 			if (c != j->child)
-				rc = pp_buf_putc(out, ',');
+				rc = put1(out, ',');
 			if (!rc)
 				rc = indent(out, flags, depth + 1);
 			if (!rc && obj) {
@@ -88,7 +127,7 @@ static int write_node(const struct pp_json *j, struct pp_buf *out, int flags, in
 		if (!rc && j->child)
 			rc = indent(out, flags, depth);
 		if (!rc)
-			rc = pp_buf_putc(out, obj ? '}' : ']');
+			rc = put1(out, obj ? '}' : ']');
 		return rc;
 	}
 	}

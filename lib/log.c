@@ -277,6 +277,14 @@ static void secret_add(const char *value, bool rotates)
 {
 	if (!value || strlen(value) < SECRET_MIN)
 		return;
+	/* Most registrations repeat a value already held (the same secret
+	 * variable in every run): skip working out its forms. The check under
+	 * the lock below stays, for a value registered in between. */
+	pthread_mutex_lock(&log_lock);
+	bool known = registered(value, strlen(value));
+	pthread_mutex_unlock(&log_lock);
+	if (known)
+		return;
 	struct secret sec = {0};
 	if (forms_of(value, &sec.forms, &sec.nforms))
 		return;
@@ -440,15 +448,23 @@ static void put_json_escaped(struct pp_buf *out, const char *s)
  * message cannot forge another entry. */
 static void put_text_escaped(struct pp_buf *out, const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		/* The run of bytes that need no escape, appended at once. */
+		size_t plain = 0;
+		while (p[plain] && (p[plain] >= 0x20 || p[plain] == '\t') && p[plain] != 0x7f)
+			plain++;
+		pp_buf_append(out, p, plain);
+		p += plain;
+		if (!*p)
+			break;
 		if (*p == '\n')
 			pp_buf_puts(out, "\\n");
 		else if (*p == '\r')
 			pp_buf_puts(out, "\\r");
-		else if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			pp_buf_printf(out, "\\x%02x", *p);
 		else
-			pp_buf_putc(out, (char)*p);
+			pp_buf_printf(out, "\\x%02x", *p);
+		p++;
 	}
 }
 
@@ -467,10 +483,21 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 	pp_buf_init(&raw, LOG_MSG_MAX * 4);
 	pp_buf_init(&msg, LOG_MSG_MAX * 4 + sizeof(REDACTED));
 	pp_buf_init(&line, LOG_MSG_MAX * 8);
+	/* Most messages fit a line on the stack: formatted once, not measured
+	 * first. */
+	char first[512];
 	va_list ap;
 	va_start(ap, fmt);
-	int frc = pp_buf_vprintf(&raw, fmt, ap);
+	int n = vsnprintf(first, sizeof(first), fmt, ap);
 	va_end(ap);
+	int frc;
+	if (n >= 0 && (size_t)n < sizeof(first)) {
+		frc = pp_buf_append(&raw, first, (size_t)n);
+	} else {
+		va_start(ap, fmt);
+		frc = pp_buf_vprintf(&raw, fmt, ap);
+		va_end(ap);
+	}
 	char ts[PP_TIME_LEN];
 	pp_time_format(pp_wall_ms(), true, ts);
 

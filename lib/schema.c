@@ -2,6 +2,7 @@
 #include "lib/schema.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,56 @@ static int translate_pattern(const char *re, struct pp_buf *out)
 	return rc;
 }
 
+/* Compiled patterns, kept because every run validates its variables against
+ * the same few patterns of its pool's template, and compiling one costs
+ * more than the rest of the validation. The oldest gives way. */
+#define PATTERN_CACHE 16
+enum { PATTERN_TOO_LONG = -1, PATTERN_UNSUPPORTED = -2 };
+static struct {
+	char *pattern;
+	regex_t re;
+} pattern_cache[PATTERN_CACHE];
+static size_t pattern_next;
+static pthread_mutex_t pattern_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* 0 when text matches pattern, 1 when not, or a negative PATTERN_*. */
+static int pattern_match(const char *pattern, const char *text)
+{
+	int nomatch = PATTERN_UNSUPPORTED;
+	pthread_mutex_lock(&pattern_lock);
+	for (size_t i = 0; i < PATTERN_CACHE; i++) {
+		if (pattern_cache[i].pattern && !strcmp(pattern_cache[i].pattern, pattern)) {
+			nomatch = regexec(&pattern_cache[i].re, text, 0, NULL, 0) != 0;
+			pthread_mutex_unlock(&pattern_lock);
+			return nomatch;
+		}
+	}
+	struct pp_buf ere;
+	pp_buf_init(&ere, 4096);
+	regex_t re;
+	if (translate_pattern(pattern, &ere)) {
+		nomatch = PATTERN_TOO_LONG;
+	} else if (!regcomp(&re, pp_buf_str(&ere), REG_EXTENDED | REG_NOSUB)) {
+		nomatch = regexec(&re, text, 0, NULL, 0) != 0;
+		char *key = strdup(pattern);
+		size_t slot = pattern_next;
+		if (key) {
+			pattern_next = (pattern_next + 1) % PATTERN_CACHE;
+			if (pattern_cache[slot].pattern) {
+				free(pattern_cache[slot].pattern);
+				regfree(&pattern_cache[slot].re);
+			}
+			pattern_cache[slot].pattern = key;
+			pattern_cache[slot].re = re;
+		} else {
+			regfree(&re);
+		}
+	}
+	pp_buf_free(&ere);
+	pthread_mutex_unlock(&pattern_lock);
+	return nomatch;
+}
+
 static int check_string(struct vctx *v, const struct pp_json *schema, const struct pp_json *value,
 			const char *path)
 {
@@ -278,22 +329,13 @@ static int check_string(struct vctx *v, const struct pp_json *schema, const stru
 	const char *pattern = pp_json_get_string(schema, "pattern");
 	if (!pattern || memchr(value->str, '\0', value->len))
 		return 0;
-	struct pp_buf ere;
-	pp_buf_init(&ere, 4096);
-	if (translate_pattern(pattern, &ere)) {
-		pp_buf_free(&ere);
+	int nomatch = pattern_match(pattern, value->str);
+	if (nomatch == PATTERN_TOO_LONG)
 		return pp_fail(v->err, PP_EINVALID, "\"%s\": pattern too long", path);
-	}
-	regex_t re;
-	if (regcomp(&re, pp_buf_str(&ere), REG_EXTENDED | REG_NOSUB)) {
-		pp_buf_free(&ere);
+	if (nomatch == PATTERN_UNSUPPORTED)
 		return pp_fail(v->err, PP_EINVALID,
 			       "\"%s\": the template's pattern \"%s\" is not supported", path,
 			       pattern);
-	}
-	pp_buf_free(&ere);
-	int nomatch = regexec(&re, value->str, 0, NULL, 0);
-	regfree(&re);
 	if (nomatch) {
 		char got[SHOWN_VALUE_MAX + 32];
 		describe(value, is_secret_schema(schema), got, sizeof(got));

@@ -65,6 +65,19 @@ static int check_expressions(struct pp_json *j, char *path, size_t size, size_t 
 	return 0;
 }
 
+/* Whether any string under j starts with '[': only those can be ARM
+ * expressions or escapes, and most bodies have none, so the walk that keeps
+ * paths for the message runs only when one does. */
+static bool has_bracket_string(const struct pp_json *j)
+{
+	if (j->type == PP_JSON_STRING)
+		return j->str[0] == '[';
+	pp_json_foreach (c, j)
+		if (has_bracket_string(c))
+			return true;
+	return false;
+}
+
 static bool secret_env_name(const char *name)
 {
 	static const char *const marks[] = {"PREFECT_API_KEY", "SECRET",     "PASSWORD", "TOKEN",
@@ -461,6 +474,8 @@ int pp_aci_shape_body(struct pp_run_io *io, struct aci_state *st, struct pp_erro
 	rc = shape_tags(io, body, err);
 	if (rc)
 		return rc;
+	if (!has_bracket_string(body))
+		return 0;
 	char path[512] = "";
 	return check_expressions(body, path, sizeof(path), 0, err);
 }

@@ -127,7 +127,8 @@ static int lookup(const struct pp_json *values, const char *name, size_t n,
 		  const struct pp_json **found)
 {
 	*found = NULL;
-	char *keys = malloc(n + 1);
+	char stack_keys[128];
+	char *keys = n < sizeof(stack_keys) ? stack_keys : malloc(n + 1);
 	if (!keys)
 		return PP_ENOMEM;
 	size_t k = 0;
@@ -161,7 +162,8 @@ static int lookup(const struct pp_json *values, const char *name, size_t n,
 			break;
 		seg = dot + 1;
 	}
-	free(keys);
+	if (keys != stack_keys)
+		free(keys);
 	*found = cur;
 	return 0;
 }
@@ -415,6 +417,28 @@ static int render_string(struct render_ctx *rc, const struct pp_json *tpl, struc
 static int render_value(struct render_ctx *rc, const struct pp_json *tpl, int depth,
 			struct rendered *out);
 
+/* path[plen..] = ".key" or "[idx]", cut to fit as snprintf would: only
+ * error messages read it, and this runs for every value rendered. */
+static void path_push(char path[JSON_PATH_MAX], size_t plen, const char *key, size_t idx)
+{
+	char num[24];
+	const char *open = key ? "." : "[", *close = key ? "" : "]";
+	if (!key) {
+		size_t d = sizeof(num);
+		num[--d] = '\0';
+		do
+			num[--d] = (char)('0' + idx % 10);
+		while ((idx /= 10) && d);
+		key = num + d;
+	}
+	const char *parts[3] = {open, key, close};
+	size_t at = plen;
+	for (int i = 0; i < 3; i++)
+		for (const char *p = parts[i]; *p && at + 1 < JSON_PATH_MAX; p++)
+			path[at++] = *p;
+	path[at] = '\0';
+}
+
 static int render_container(struct render_ctx *rc, const struct pp_json *tpl, int depth,
 			    struct rendered *out)
 {
@@ -427,10 +451,7 @@ static int render_container(struct render_ctx *rc, const struct pp_json *tpl, in
 	size_t plen = strlen(rc->path);
 	size_t idx = 0;
 	pp_json_foreach (c, tpl) {
-		if (obj)
-			snprintf(rc->path + plen, sizeof(rc->path) - plen, ".%s", c->key);
-		else
-			snprintf(rc->path + plen, sizeof(rc->path) - plen, "[%zu]", idx);
+		path_push(rc->path, plen, obj ? c->key : NULL, idx);
 		idx++;
 		struct rendered r = {0};
 		int e = count_bytes(rc, obj ? strlen(c->key) + 4 : 1);
@@ -752,16 +773,20 @@ int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
 	int rc = build_values(variables, layers, &values, err);
 	if (rc)
 		return rc;
-	struct pp_json *job_copy = pp_json_clone(job);
-	rc = job_copy ? add_builtins(values, ctx) : PP_ENOMEM;
+	rc = add_builtins(values, ctx);
 	/* A literal env object in the template takes the variables' env on top,
-	 * as from_template_and_values() does. */
-	struct pp_json *tenv = job_copy ? pp_json_get(job_copy, "env") : NULL;
+	 * as from_template_and_values() does: only then is the template copied
+	 * to take it. */
+	const struct pp_json *tenv = pp_json_get(job, "env");
 	const struct pp_json *venv = pp_json_get(values, "env");
+	struct pp_json *job_copy = NULL;
 	if (!rc && tenv && tenv->type == PP_JSON_OBJECT && venv && venv->type == PP_JSON_OBJECT) {
+		job_copy = pp_json_clone(job);
+		struct pp_json *copy_env = job_copy ? pp_json_get(job_copy, "env") : NULL;
+		rc = copy_env ? 0 : PP_ENOMEM;
 		pp_json_foreach (e, venv) {
 			if (!rc)
-				rc = pp_json_set(tenv, e->key, pp_json_clone(e));
+				rc = pp_json_set(copy_env, e->key, pp_json_clone(e));
 		}
 	}
 	if (rc) {
@@ -772,7 +797,7 @@ int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
 	struct pp_error scratch = {0};
 	struct render_ctx r = {.values = values, .err = err ? err : &scratch};
 	struct rendered res = {0};
-	rc = render_value(&r, job_copy, 0, &res);
+	rc = render_value(&r, job_copy ? job_copy : job, 0, &res);
 	pp_json_free(values);
 	pp_json_free(job_copy);
 	if (rc)
