@@ -26,6 +26,7 @@ struct pp_token_cache {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool fetching;
+	int waiting;		     /* callers waiting for the fetch under way */
 	unsigned long flight;	     /* incremented when a fetch starts */
 	unsigned long failed_flight; /* the last flight that ended in an error */
 	struct pp_error flight_err;
@@ -126,8 +127,10 @@ int pp_token_cache_get(struct pp_token_cache *c, pp_token_fetch_fn fetch, void *
 		if (!c->fetching)
 			goto do_fetch;
 		unsigned long waited = c->flight;
+		c->waiting++;
 		while (c->fetching && c->flight == waited)
 			pthread_cond_wait(&c->cv, &c->mu);
+		c->waiting--;
 		if (c->failed_flight == waited) {
 			rc = c->flight_err.code ? c->flight_err.code : PP_EAUTH;
 			if (err)
@@ -189,6 +192,14 @@ void pp_token_cache_invalidate(struct pp_token_cache *c)
 	free(c->token);
 	c->token = NULL;
 	pthread_mutex_unlock(&c->mu);
+}
+
+int pp_token_cache_waiting(struct pp_token_cache *c)
+{
+	pthread_mutex_lock(&c->mu);
+	int n = c->waiting;
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 unsigned long pp_token_cache_refreshes(const struct pp_token_cache *c)

@@ -37,6 +37,8 @@ int pp_token_cache_get(struct pp_token_cache *c, pp_token_fetch_fn fetch, void *
 void pp_token_cache_invalidate(struct pp_token_cache *c);
 /* Successful fetches so far. */
 unsigned long pp_token_cache_refreshes(const struct pp_token_cache *c);
+/* Callers waiting for another's fetch to end (tests line threads up). */
+int pp_token_cache_waiting(struct pp_token_cache *c);
 /* Seconds until the cached token expires; -1 when there is none. */
 long pp_token_cache_seconds_left(const struct pp_token_cache *c);
 

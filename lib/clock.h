@@ -11,6 +11,10 @@
 /* Milliseconds on CLOCK_MONOTONIC: never jumps with the wall clock; only
  * differences mean anything. */
 int64_t pp_mono_ms(void);
+/* Tests only: where pp_mono_ms reads time from (NULL: CLOCK_MONOTONIC), so
+ * a test moves time forward instead of sleeping and racing a busy machine.
+ * Set it before any thread that reads the clock starts. */
+void pp_mono_set_source(int64_t (*source)(void));
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t pp_wall_ms(void);
 /* A random RFC 4122 version 4 UUID, lower case. 0, or PP_EIO (out is then

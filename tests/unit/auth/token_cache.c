@@ -12,22 +12,36 @@
 #include <cmocka.h>
 
 #include "auth/token_cache.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
 struct fake_source {
 	pthread_mutex_t mu;
 	int calls;
 	long lifetime;
-	long delay_ms;
+	/* Hold the fetch until this many other callers wait for it (and the
+	 * cache it is for), so concurrent tests do not depend on threads
+	 * arriving within some time. */
+	int hold_for;
+	struct pp_token_cache *cache;
 	int fail_code; /* 0: succeed */
 	const char *fail_msg;
 };
 
-static void sleep_ms(long ms)
+/* The cache's clock (pp_mono_set_source): moved by advance(), never slept. */
+static int64_t fake_now = 1000000;
+
+static int64_t fake_mono(void)
 {
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
+	return __atomic_load_n(&fake_now, __ATOMIC_SEQ_CST);
 }
+
+static void advance(long ms)
+{
+	__atomic_add_fetch(&fake_now, ms, __ATOMIC_SEQ_CST);
+}
+
+enum { HOLD_POLLS_MAX = 100000 }; /* 100 s of 1 ms looks: a hung test, not a slow one */
 
 static int fake_fetch(void *ud, struct pp_token_grant *out, struct pp_error *err)
 {
@@ -35,8 +49,10 @@ static int fake_fetch(void *ud, struct pp_token_grant *out, struct pp_error *err
 	pthread_mutex_lock(&s->mu);
 	int n = ++s->calls;
 	pthread_mutex_unlock(&s->mu);
-	if (s->delay_ms)
-		sleep_ms(s->delay_ms);
+	for (int i = 0;
+	     s->hold_for && i < HOLD_POLLS_MAX && pp_token_cache_waiting(s->cache) < s->hold_for;
+	     i++)
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 	if (s->fail_code)
 		return pp_fail(err, s->fail_code, "%s", s->fail_msg);
 	if (asprintf(&out->access_token, "token-%d", n) < 0)
@@ -85,10 +101,10 @@ static void test_refresh_before_expiry(void **state)
 	pp_buf_init(&tok, 1024);
 	struct pp_token_cache *c = pp_token_cache_acquire("test|refresh");
 	assert_int_equal(pp_token_cache_get(c, fake_fetch, &src, &tok, &err), 0);
-	sleep_ms(800);
+	advance(800);
 	assert_int_equal(pp_token_cache_get(c, fake_fetch, &src, &tok, &err), 0);
 	assert_string_equal(tok.data, "token-1");
-	sleep_ms(900); /* 1.7 s: still valid for 0.3 s, but due for refresh */
+	advance(900); /* 1.7 s: still valid for 0.3 s, but due for refresh */
 	assert_int_equal(pp_token_cache_get(c, fake_fetch, &src, &tok, &err), 0);
 	assert_string_equal(tok.data, "token-2");
 	assert_int_equal(src.calls, 2);
@@ -109,11 +125,11 @@ static void test_failed_early_refresh_keeps_token(void **state)
 	assert_int_equal(pp_token_cache_get(c, fake_fetch, &src, &tok, &err), 0);
 	src.fail_code = PP_ETRANSIENT;
 	src.fail_msg = "token endpoint unreachable";
-	sleep_ms(1700); /* refresh due, token valid for 0.3 s more */
+	advance(1700); /* refresh due, token valid for 0.3 s more */
 	assert_int_equal(pp_token_cache_get(c, fake_fetch, &src, &tok, &err), 0);
 	assert_string_equal(tok.data, "token-1");
 	assert_int_equal(src.calls, 2);
-	sleep_ms(500); /* expired: the failure now stands */
+	advance(500); /* expired: the failure now stands */
 	assert_int_equal(pp_token_cache_get(c, fake_fetch, &src, &tok, &err), PP_ETRANSIENT);
 	assert_non_null(strstr(err.msg, "unreachable"));
 	assert_int_equal(src.calls, 3);
@@ -161,9 +177,10 @@ static void test_concurrent_single_flight(void **state)
 	struct fake_source src;
 	struct worker w[8];
 	source_init(&src, 3600);
-	src.delay_ms = 200;
 	memset(w, 0, sizeof(w));
 	struct pp_token_cache *c = pp_token_cache_acquire("test|concurrent");
+	src.cache = c;
+	src.hold_for = 7;
 	run_workers(c, &src, w, 8);
 	assert_int_equal(src.calls, 1);
 	for (int i = 0; i < 8; i++) {
@@ -179,11 +196,12 @@ static void test_concurrent_failure_shared(void **state)
 	struct fake_source src;
 	struct worker w[6];
 	source_init(&src, 3600);
-	src.delay_ms = 200;
 	src.fail_code = PP_EAUTH;
 	src.fail_msg = "token endpoint: HTTP 400: invalid_grant";
 	memset(w, 0, sizeof(w));
 	struct pp_token_cache *c = pp_token_cache_acquire("test|concurrent-fail");
+	src.cache = c;
+	src.hold_for = 5;
 	run_workers(c, &src, w, 6);
 	assert_int_equal(src.calls, 1);
 	for (int i = 0; i < 6; i++) {
@@ -193,6 +211,7 @@ static void test_concurrent_failure_shared(void **state)
 	assert_int_equal(pp_token_cache_refreshes(c), 0);
 	/* The failure is not cached: the next caller tries again. */
 	src.fail_code = 0;
+	src.hold_for = 0;
 	struct pp_buf tok;
 	struct pp_error err;
 	pp_buf_init(&tok, 1024);
@@ -308,6 +327,7 @@ static void test_form_and_b64url(void **state)
 
 int main(void)
 {
+	pp_mono_set_source(fake_mono);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_fetch_per_lifetime),
 		cmocka_unit_test(test_refresh_before_expiry),

@@ -200,15 +200,10 @@ static void test_self_reference_refused(void **state)
 	assert_non_null(strstr(m, "alias *x"));
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* "Billion laughs": nine levels of ten aliases each would be 10^9 values;
- * the node cap stops it before the copies pass 100k values. */
+ * the node cap stops it before the copies pass 100k values. The cap's
+ * message is the proof that it stopped early: no wall-clock limit, which a
+ * busy machine could break. */
 static void test_alias_bomb_fails_fast(void **state)
 {
 	(void)state;
@@ -221,11 +216,8 @@ static void test_alias_bomb_fails_fast(void **state)
 			pp_buf_printf(&b, "%s*a%d", k ? ", " : "", i - 1);
 		pp_buf_puts(&b, "]\n");
 	}
-	double t0 = now_s();
 	const char *m = load_fail(b.data, NULL);
-	double took = now_s() - t0;
 	assert_non_null(strstr(m, "more than 100000 values (aliases expanded)"));
-	assert_true(took < 2.0);
 
 	/* The same through merge keys, which copy the merged members. */
 	pp_buf_reset(&b);
@@ -236,9 +228,7 @@ static void test_alias_bomb_fails_fast(void **state)
 			pp_buf_printf(&b, "%sp%d: {<<: *m%d}", k ? ", " : "", k, i - 1);
 		pp_buf_puts(&b, "}\n");
 	}
-	t0 = now_s();
 	m = load_fail(b.data, NULL);
-	assert_true(now_s() - t0 < 2.0);
 	assert_non_null(strstr(m, "more than 100000 values (aliases expanded)"));
 	pp_buf_free(&b);
 
@@ -257,16 +247,14 @@ static void test_alias_bomb_fails_fast(void **state)
 static void test_depth_and_size_caps(void **state)
 {
 	(void)state;
-	/* Flow nesting far past the cap fails at the cap, quickly. */
+	/* Flow nesting far past the cap fails at the cap. */
 	size_t n = 200000;
 	char *deep = malloc(2 * n + 1);
 	assert_non_null(deep);
 	memset(deep, '[', n);
 	memset(deep + n, ']', n);
 	deep[2 * n] = '\0';
-	double t0 = now_s();
 	const char *m = load_fail(deep, NULL);
-	assert_true(now_s() - t0 < 2.0);
 	assert_non_null(strstr(m, "nested deeper than 64 levels"));
 	free(deep);
 
