@@ -356,8 +356,16 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			last_claim = 0;
 	}
 out:
-	/* What the last turn wrote commits before its unsent requests are
-	 * dropped: their runs are then recovered from what they recorded. */
+	/* Ops still under way (a cleanup when SIGTERM came) go first: they
+	 * point into their runs, which releasing the leases frees. Requests
+	 * of the last turn that were not sent are dropped with them (so its
+	 * writes may commit after), and those runs are recovered from what
+	 * they recorded. */
+	pp_exec_free(L.exec);
+	L.exec = NULL;
+	if (L.store && L.runs)
+		lease_release_all(&L);
+	/* The last turn and the releases commit together. */
 	if (turn.on) {
 		struct pp_error terr = {0};
 		int trc = L.store->ops->turn_end(L.store, &terr);
@@ -366,12 +374,6 @@ out:
 			*err = terr;
 		}
 	}
-	/* Ops still under way (a cleanup when SIGTERM came) go first: they
-	 * point into their runs, which releasing the leases frees. */
-	pp_exec_free(L.exec);
-	L.exec = NULL;
-	if (L.store && L.runs)
-		lease_release_all(&L);
 	pp_metrics_stop(L.metrics); /* first: no page request runs after it */
 	pp_ui_free(L.ui);
 	for (size_t i = 0; i < L.nsources; i++)

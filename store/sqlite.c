@@ -114,6 +114,11 @@ static const char *const migrations[] = {
 	 * without reading every run a live dispatcher holds (issue 23) */
 	"CREATE INDEX runs_lease ON runs(lease_owner, lease_boot, lease_expires)"
 	" WHERE state IN " IN_FLIGHT ";",
+	/* 7: SCHEDULED runs somebody holds (claimed, not yet submitting), so
+	 * that the claim's look for abandoned ones reads only those, not every
+	 * due run of the pool (issue 23) */
+	"CREATE INDEX runs_sched_held ON runs(pool, priority DESC, scheduled_ms)"
+	" WHERE state = 'SCHEDULED' AND lease_owner IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -703,9 +708,10 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	 * limits (pp_deploy_claim_due). Each arm below is one search of an
 	 * index: runs in flight by lease (runs_lease; a free lease is never
 	 * one a live owner holds, so those are never read, however many
-	 * there are), due SCHEDULED runs someone claimed by state and pool
-	 * (runs_due; finished runs are never read either), only the first
-	 * max of them kept before the two are sorted together. A row of an
+	 * there are), due SCHEDULED runs someone claimed (runs_sched_held,
+	 * which holds only those: neither the due runs nobody holds, however
+	 * many, nor finished runs are read), only the first max of them kept
+	 * before the two are sorted together. A row of an
 	 * unknown state was just quarantined, and is in no arm anyway. */
 #define CLAIM_FREE                                                                                 \
 	"(lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"                       \
@@ -721,7 +727,8 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	"lease_owner = ?1 AND lease_boot < ?3 UNION ALL" CLAIM_LEASED                              \
 	"lease_owner = ?1 AND lease_boot > ?3 UNION ALL" CLAIM_LEASED                              \
 	"lease_owner = ?1 AND lease_boot = ?3 AND lease_expires < ?6 UNION ALL"                    \
-	" SELECT id FROM (SELECT id FROM runs WHERE state = 'SCHEDULED'"
+	" SELECT id FROM (SELECT id FROM runs INDEXED BY runs_sched_held WHERE state = "           \
+	"'SCHEDULED'"
 #define CLAIM_DUE                                                                                  \
 	"  AND lease_owner IS NOT NULL AND scheduled_ms <= ?4 AND next_attempt_ms <= ?4"           \
 	"  AND " CLAIM_FREE "  ORDER BY priority DESC, scheduled_ms LIMIT ?7))"
