@@ -45,6 +45,10 @@ struct sqlite_store {
 	 * the claim of one pool ([0]) or of every pool ([1]). Preparing them
 	 * on every claim was half of its cost (docs/performance.md). */
 	sqlite3_stmt *quar_st, *claim_st[2];
+	/* The data_version the quarantine last looked at (-1: never), and
+	 * the statement that reads it. */
+	int64_t quarantined_at;
+	sqlite3_stmt *version_st;
 	/* The due claim's lease of one run (db_lease), and db_query's
 	 * statements by their text: store/deploy.c's claim runs the same few
 	 * on every claim, and preparing them was most of its cost. */
@@ -166,6 +170,7 @@ static void sqlite_close(struct pp_store *base)
 	sqlite3_finalize(s->claim_st[0]);
 	sqlite3_finalize(s->claim_st[1]);
 	sqlite3_finalize(s->lease_st);
+	sqlite3_finalize(s->version_st);
 	for (int i = 0; i < TX_OPS; i++)
 		sqlite3_finalize(s->tx_st[i]);
 	for (int i = 0; i < s->nqueries; i++) {
@@ -323,6 +328,7 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	s->base.ops = &pp_store_sqlite;
+	s->quarantined_at = -1;
 	if (asprintf(&s->owners_dir, "%s.owners", path) < 0) {
 		s->owners_dir = NULL;
 		sqlite_close(&s->base);
@@ -631,6 +637,21 @@ static int unknown_state_sql(char *out, size_t size)
 	return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
+/* PRAGMA data_version: changes when another connection commits; -1 when
+ * it cannot be read (the quarantine then always looks). */
+static int64_t data_version(struct sqlite_store *s)
+{
+	if (!s->version_st &&
+	    sqlite3_prepare_v3(s->db, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT,
+			       &s->version_st, NULL) != SQLITE_OK)
+		return -1;
+	int64_t v = sqlite3_step(s->version_st) == SQLITE_ROW
+			    ? sqlite3_column_int64(s->version_st, 0)
+			    : -1;
+	sqlite3_reset(s->version_st);
+	return v;
+}
+
 static int quarantine_unknown(struct sqlite_store *s, int64_t now, struct pp_error *err)
 {
 	if (!s->quar_st) {
@@ -696,7 +717,13 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	int rc = tx_begin(s, err);
 	if (rc)
 		return rc;
-	rc = quarantine_unknown(s, now, err);
+	/* Only another connection writes a state no pushpool state names (a
+	 * newer pushpool, a hand edit): look again only when one has
+	 * committed since the last look. Inside the write transaction nobody
+	 * else commits, so the version read here is the one looked at. */
+	int64_t version = data_version(s);
+	if (version < 0 || version != s->quarantined_at)
+		rc = quarantine_unknown(s, now, err);
 	if (rc) {
 		tx_rollback(s);
 		return rc;
@@ -778,6 +805,7 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 		*n = 0;
 		return rc;
 	}
+	s->quarantined_at = version;
 	forget_dead_owners(s);
 	return 0;
 }
