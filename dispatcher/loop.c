@@ -172,6 +172,37 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
 	return 0;
 }
 
+/* Group commit (store.h's turn): the store writes of a loop turn (the
+ * claim, each run's intent, the outcomes of the ops that finished) commit
+ * together, before the loop sends anything (the op driver's gate) and
+ * before it waits. Not with a run source: it reports a state upstream
+ * right after writing it (sources/prefect.c), and upstream must never
+ * hear of a state the store could still lose; and its inputs and reports
+ * are HTTP calls, which must not run under the store's write lock. */
+struct turn {
+	struct pp_store *store;
+	bool on;
+	int rc; /* a commit failed: the turn's writes are lost, the loop stops */
+	struct pp_error err;
+};
+
+static int commit_turn(void *ud)
+{
+	struct turn *t = ud;
+	if (!t->on || t->rc)
+		return t->rc;
+	t->rc = t->store->ops->turn_end(t->store, &t->err);
+	if (t->rc) {
+		t->on = false;
+		pp_error("store: %s; stopping, since what this turn recorded is lost (its "
+			 "requests are not sent; the runs are recovered from the store)",
+			 t->err.msg);
+		return t->rc;
+	}
+	t->store->ops->turn_begin(t->store);
+	return 0;
+}
+
 int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct pp_loop_summary *sum,
 		struct pp_error *err)
 {
@@ -212,8 +243,14 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		rc = start_ui(&L, url, err);
 	if (!rc && !(sweep = pp_sweep_new(L.store, L.store_id, L.exec, L.metrics)))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	struct turn turn = {.store = L.store};
 	if (rc)
 		goto out;
+	if (!L.nsources && L.store->ops->turn_begin) {
+		turn.on = true;
+		L.store->ops->turn_begin(L.store);
+		pp_exec_set_gate(L.exec, commit_turn, &turn);
+	}
 	pp_info("dispatcher %s: store %s, %zu pool(s)%s", L.owner, url, cfg->npools,
 		opts->once ? ", one pass" : "");
 	if (!opts->once)
@@ -308,18 +345,35 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		int wake_fd = L.store->ops->wake_fd ? L.store->ops->wake_fd(L.store) : -1;
 		if (pp_exec_active(L.exec))
 			pp_exec_poll(L.exec, L.nsubmitting ? 20 : 50);
-		else
+		else if (!commit_turn(&turn))
 			poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN}, wake_fd >= 0, 50);
+		if (turn.rc) {
+			rc = turn.rc;
+			*err = turn.err;
+			break;
+		}
 		if (wake_fd >= 0 && L.store->ops->wake_drain(L.store) > 0)
 			last_claim = 0;
 	}
 out:
 	/* Ops still under way (a cleanup when SIGTERM came) go first: they
-	 * point into their runs, which releasing the leases frees. */
+	 * point into their runs, which releasing the leases frees. Requests
+	 * of the last turn that were not sent are dropped with them (so its
+	 * writes may commit after), and those runs are recovered from what
+	 * they recorded. */
 	pp_exec_free(L.exec);
 	L.exec = NULL;
 	if (L.store && L.runs)
 		lease_release_all(&L);
+	/* The last turn and the releases commit together. */
+	if (turn.on) {
+		struct pp_error terr = {0};
+		int trc = L.store->ops->turn_end(L.store, &terr);
+		if (trc && !rc) {
+			rc = trc;
+			*err = terr;
+		}
+	}
 	pp_metrics_stop(L.metrics); /* first: no page request runs after it */
 	pp_ui_free(L.ui);
 	for (size_t i = 0; i < L.nsources; i++)

@@ -49,6 +49,8 @@ struct pp_exec {
 	struct exec_op *ops;
 	int active;
 	unsigned long finished; /* ops completed, so poll can return early */
+	int (*gate)(void *ud);	/* before sending or waiting (pp_exec_set_gate) */
+	void *gate_ud;
 	struct pp_exec_provider_stats stats[PP_EXEC_PROVIDERS_MAX];
 	size_t nstats;
 };
@@ -487,6 +489,12 @@ static void sleep_ms(long ms)
 		;
 }
 
+void pp_exec_set_gate(struct pp_exec *x, int (*gate)(void *ud), void *ud)
+{
+	x->gate = gate;
+	x->gate_ud = ud;
+}
+
 int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 {
 	long long deadline = pp_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
@@ -502,6 +510,8 @@ int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 			wait = (long)(wake - now);
 		if (wait < 0)
 			wait = 0;
+		if (x->gate && x->gate(x->gate_ud))
+			break;
 		if (pp_http_multi_pending(x->multi) > 0)
 			pp_http_multi_run(x->multi, wait);
 		else if (wait > 0)

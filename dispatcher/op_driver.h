@@ -46,6 +46,13 @@ void pp_exec_free(struct pp_exec *x);
 int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
 		  struct pp_run_io *io, const struct pp_exec_policy *policy, pp_exec_done_fn done,
 		  void *ud, struct pp_error *err);
+/* gate (NULL: none) runs before the driver sends or waits, in
+ * pp_exec_poll: the loop commits its store writes there (group commit),
+ * so no request goes out before the write that records its intent is
+ * durable; requests are handed to the HTTP layer before it, but nothing
+ * is sent before pp_http_multi_run. A nonzero return ends that poll at
+ * once, nothing sent. */
+void pp_exec_set_gate(struct pp_exec *x, int (*gate)(void *ud), void *ud);
 /* Drive I/O and timers for at most timeout_ms; returns ops still active. */
 int pp_exec_poll(struct pp_exec *x, long timeout_ms);
 int pp_exec_active(const struct pp_exec *x);

@@ -877,12 +877,14 @@ int pp_pool_list(struct pp_store *s, struct pp_pool_rec **out, int *n, struct pp
 
 /* ---- the claim of due runs ---- */
 
-/* Runs holding a slot per pool, queue or deployment, counted once per
- * claim and kept up to date as this claim leases more. */
+/* Runs holding a slot per pool, queue or deployment, counted at most
+ * once per claim (when a rule needs the number) and kept up to date as
+ * this claim leases more. */
 struct slot_count {
 	char kind; /* 'p', 'q', 'd' */
 	char *a, *b;
-	long n;
+	long n;	       /* when counted */
+	bool counted;  /* counted on first use: only a limit or an overlap rule needs n */
 	bool buffered; /* 'd': a run already waits under buffer_one */
 	bool marked;   /* its due runs were told why they wait, in this claim */
 };
@@ -892,7 +894,7 @@ struct counts {
 	int n, cap;
 };
 
-static int count_for(struct pp_store *s, struct counts *c, char kind, const char *a, const char *b,
+static int count_for(struct counts *c, char kind, const char *a, const char *b,
 		     struct slot_count **out, struct pp_error *err)
 {
 	for (int i = 0; i < c->n; i++)
@@ -900,19 +902,6 @@ static int count_for(struct pp_store *s, struct counts *c, char kind, const char
 			*out = &c->v[i];
 			return 0;
 		}
-	const char *sql =
-		kind == 'p'   ? "SELECT count(*) FROM runs a WHERE a.pool = $1 AND " ACTIVE("a")
-		: kind == 'q' ? "SELECT count(*) FROM runs a WHERE a.pool = $1"
-				" AND COALESCE(a.queue, 'default') = $2 AND " ACTIVE("a")
-			      : "SELECT count(*) FROM runs a WHERE a.source = 'deployment'"
-				" AND a.deployment = $1 AND " ACTIVE("a");
-	const char *const p[] = {a, b};
-	struct pp_rows r;
-	int rc = q(s, "count active runs", sql, kind == 'q' ? 2 : 1, p, &r, NULL, err);
-	if (rc)
-		return rc;
-	long n = r.nrows ? (long)num(pp_row(&r, 0, 0)) : 0;
-	pp_rows_free(&r);
 	if (c->n == c->cap) {
 		int ncap = c->cap ? c->cap * 2 : 8;
 		struct slot_count *nv = realloc(c->v, (size_t)ncap * sizeof(*nv));
@@ -922,8 +911,35 @@ static int count_for(struct pp_store *s, struct counts *c, char kind, const char
 		c->cap = ncap;
 	}
 	struct slot_count *e = &c->v[c->n++];
-	*e = (struct slot_count){.kind = kind, .a = dup_or_null(a), .b = dup_or_null(b), .n = n};
+	*e = (struct slot_count){.kind = kind, .a = dup_or_null(a), .b = dup_or_null(b)};
 	*out = e;
+	return 0;
+}
+
+/* The runs holding e's slots, counted the first time a rule asks: most
+ * runs are under no limit, and a count reads every active run of its
+ * pool. Runs this claim leased before count (they hold a lease). */
+static int slot_n(struct pp_store *s, struct slot_count *e, long *n, struct pp_error *err)
+{
+	if (e->counted) {
+		*n = e->n;
+		return 0;
+	}
+	const char *sql =
+		e->kind == 'p'	 ? "SELECT count(*) FROM runs a WHERE a.pool = $1 AND " ACTIVE("a")
+		: e->kind == 'q' ? "SELECT count(*) FROM runs a WHERE a.pool = $1"
+				   " AND COALESCE(a.queue, 'default') = $2 AND " ACTIVE("a")
+				 : "SELECT count(*) FROM runs a WHERE a.source = 'deployment'"
+				   " AND a.deployment = $1 AND " ACTIVE("a");
+	const char *const p[] = {e->a, e->b};
+	struct pp_rows r;
+	int rc = q(s, "count active runs", sql, e->kind == 'q' ? 2 : 1, p, &r, NULL, err);
+	if (rc)
+		return rc;
+	e->n = r.nrows ? (long)num(pp_row(&r, 0, 0)) : 0;
+	e->counted = true;
+	pp_rows_free(&r);
+	*n = e->n;
 	return 0;
 }
 
@@ -1009,13 +1025,14 @@ static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, 
 	*cancel = false;
 	why[0] = '\0';
 	slots[2] = NULL;
-	int rc = count_for(s, c, 'p', pool, NULL, &slots[0], err);
+	int rc = count_for(c, 'p', pool, NULL, &slots[0], err);
 	if (!rc)
-		rc = count_for(s, c, 'q', pool, queue, &slots[1], err);
+		rc = count_for(c, 'q', pool, queue, &slots[1], err);
 	if (!rc && is_dep)
-		rc = count_for(s, c, 'd', dep, NULL, &slots[2], err);
+		rc = count_for(c, 'd', dep, NULL, &slots[2], err);
 	if (rc)
 		return rc;
+	long dn = 0, qn = 0, pn = 0;
 	if (num(pp_row(r, i, C_PPAUSED))) {
 		snprintf(why, whyn, "pool %s is paused", pool);
 		*scope = 0;
@@ -1026,7 +1043,9 @@ static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, 
 		*scope = 1;
 		return 0;
 	}
-	if (slots[2] && overlap && strcmp(overlap, "allow") && slots[2]->n > 0) {
+	if (slots[2] && overlap && strcmp(overlap, "allow") && (rc = slot_n(s, slots[2], &dn, err)))
+		return rc;
+	if (slots[2] && overlap && strcmp(overlap, "allow") && dn > 0) {
 		if (!strcmp(overlap, "skip")) {
 			snprintf(why, whyn,
 				 "skipped: the previous run of deployment %s is unfinished "
@@ -1057,7 +1076,9 @@ static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, 
 				return rc;
 		}
 	}
-	if (slots[2] && dlimit > 0 && slots[2]->n >= dlimit) {
+	if (slots[2] && dlimit > 0 && (rc = slot_n(s, slots[2], &dn, err)))
+		return rc;
+	if (slots[2] && dlimit > 0 && dn >= dlimit) {
 		if (!strcmp(pp_row(r, i, C_COLLISION), "cancel_new")) {
 			snprintf(why, whyn,
 				 "cancelled: deployment %s is at its concurrency limit %ld "
@@ -1071,12 +1092,16 @@ static int judge(struct pp_store *s, struct counts *c, const struct pp_rows *r, 
 		}
 		return 0;
 	}
-	if (qlimit > 0 && slots[1]->n >= qlimit) {
+	if (qlimit > 0 && (rc = slot_n(s, slots[1], &qn, err)))
+		return rc;
+	if (qlimit > 0 && qn >= qlimit) {
 		snprintf(why, whyn, "queue %s concurrency limit %ld reached", queue, qlimit);
 		*scope = 1;
 		return 0;
 	}
-	if (plimit > 0 && slots[0]->n >= plimit) {
+	if (plimit > 0 && (rc = slot_n(s, slots[0], &pn, err)))
+		return rc;
+	if (plimit > 0 && pn >= plimit) {
 		snprintf(why, whyn, "pool %s concurrency limit %ld reached", pool, plimit);
 		*scope = 0;
 	}
@@ -1118,6 +1143,88 @@ static int push_rec(struct pp_run_rec **out, int *n, struct pp_run_rec *r, struc
 	return 0;
 }
 
+/* Whether judged (the rows of this claim's first read) holds id. */
+static bool judged_already(const struct pp_rows *judged, const char *id)
+{
+	for (int i = 0; judged && i < judged->nrows; i++)
+		if (!strcmp(pp_row(judged, i, C_ID), id))
+			return true;
+	return false;
+}
+
+/* Judge the candidates of r in order and lease those that may start,
+ * until *got reaches max; rows in judged were judged by this claim
+ * already. *held when one was not leased (a pause or limit held it back,
+ * it was cancelled, or another dispatcher took it first). */
+static int take_due(struct pp_store *s, struct counts *c, const struct pp_rows *r,
+		    const struct pp_rows *judged, const char *owner, int64_t lease_ms, int64_t now,
+		    int max, int *got, bool *held, struct pp_run_rec **out, int *n,
+		    struct pp_error *err)
+{
+	int rc = 0;
+	for (int i = 0; i < r->nrows && *got < max && !rc; i++) {
+		const char *id = pp_row(r, i, C_ID);
+		if (judged_already(judged, id))
+			continue;
+		char why[256];
+		bool cancel;
+		int scope;
+		struct slot_count *slots[3];
+		rc = judge(s, c, r, i, now, why, sizeof(why), &cancel, &scope, slots, err);
+		if (rc)
+			break;
+		if (cancel || why[0])
+			*held = true;
+		if (cancel) {
+			rc = cancel_due(s, id, why, now, err);
+			continue;
+		}
+		if (why[0] && scope >= 0) {
+			if (!slots[scope]->marked)
+				rc = mark_group(s, scope, pp_row(r, i, C_POOL),
+						pp_row(r, i, C_QUEUE), pp_row(r, i, C_DEP), why,
+						now, err);
+			slots[scope]->marked = true;
+			continue;
+		}
+		if (why[0]) {
+			if (!same(why, pp_row(r, i, C_WAITING))) {
+				const char *const w[] = {id, why};
+				rc = q(s, "note waiting run",
+				       "UPDATE runs SET waiting = $2 WHERE id = $1", 2, w, NULL,
+				       NULL, err);
+			}
+			continue;
+		}
+		struct pp_run_rec rec;
+		bool leased = false;
+		rc = pp_store_db(s)->lease(s, id, owner, lease_ms, &rec, &leased, err);
+		if (rc || !leased) {
+			*held = true;
+			continue;
+		}
+		rc = push_rec(out, n, &rec, err);
+		(*got)++;
+		for (int k = 0; k < 3; k++)
+			if (slots[k] && slots[k]->counted)
+				slots[k]->n++;
+	}
+	return rc;
+}
+
+/* The columns both reads below return (enum C_*). */
+#define DUE_COLUMNS                                                                                \
+	"r.id, r.pool, COALESCE(r.queue, 'default') AS queue, r.deployment, r.waiting,"            \
+	" COALESCE(ps.paused, 0) AS ppaused, COALESCE(ps.concurrency_limit, 0) AS plimit,"
+#define DUE_JOINS                                                                                  \
+	" FROM runs r LEFT JOIN pool_settings ps ON ps.pool = r.pool"                              \
+	" LEFT JOIN deployments d ON r.source = 'deployment' AND d.name = r.deployment"            \
+	" LEFT JOIN deployment_schedules sc ON r.slot_key IS NOT NULL"                             \
+	"  AND sc.deployment = r.deployment AND sc.skey = r.schedule_key"
+#define DUE_WHERE                                                                                  \
+	" WHERE r.state = 'SCHEDULED' AND r.lease_owner IS NULL"                                   \
+	" AND r.scheduled_ms <= CAST($2 AS BIGINT) AND r.next_attempt_ms <= CAST($2 AS BIGINT)"
+
 /* Due runs looked at per claim: at most the runs wanted plus one from
  * each (pool, queue, deployment), so runs held back by a pause or a limit
  * cannot crowd the others out of view, and at most CLAIM_WINDOW in all. */
@@ -1133,80 +1240,59 @@ int pp_deploy_claim_due(struct pp_store *s, const char *pool, const char *owner,
 	char b[3][24];
 	const char *const p[] = {pool, i64s(b[0], now), i64s(b[1], max + 1),
 				 i64s(b[2], CLAIM_WINDOW)};
-	struct pp_rows r;
-	/* Queue priority (a queue never set comes last), then the run's own
-	 * priority, then time. */
-	rc = q(s, "read due runs",
-	       "SELECT id, pool, queue, deployment, waiting, ppaused, plimit, qpaused, qlimit,"
-	       " dlimit, collision, overlap FROM ("
-	       "SELECT r.id, r.pool, COALESCE(r.queue, 'default') AS queue, r.deployment,"
-	       " r.waiting, COALESCE(ps.paused, 0) AS ppaused,"
-	       " COALESCE(ps.concurrency_limit, 0) AS plimit, COALESCE(wq.paused, 0) AS qpaused,"
-	       " COALESCE(wq.concurrency_limit, 0) AS qlimit,"
-	       " COALESCE(d.concurrency_limit, 0) AS dlimit, d.collision, sc.overlap,"
-	       " COALESCE(wq.priority, 2147483647) AS qprio, r.priority AS rprio,"
-	       " r.scheduled_ms AS due, ROW_NUMBER() OVER (PARTITION BY r.pool,"
-	       "  COALESCE(r.queue, 'default'), COALESCE(r.deployment, '')"
-	       "  ORDER BY r.priority DESC, r.scheduled_ms, r.id) AS nth"
-	       " FROM runs r LEFT JOIN pool_settings ps ON ps.pool = r.pool"
-	       " LEFT JOIN work_queues wq ON wq.pool = r.pool"
-	       "  AND wq.name = COALESCE(r.queue, 'default')"
-	       " LEFT JOIN deployments d ON r.source = 'deployment' AND d.name = r.deployment"
-	       " LEFT JOIN deployment_schedules sc ON r.slot_key IS NOT NULL"
-	       "  AND sc.deployment = r.deployment AND sc.skey = r.schedule_key"
-	       " WHERE r.state = 'SCHEDULED' AND r.lease_owner IS NULL"
-	       " AND (CAST($1 AS TEXT) IS NULL OR r.pool = $1)"
-	       " AND r.scheduled_ms <= CAST($2 AS BIGINT)"
-	       " AND r.next_attempt_ms <= CAST($2 AS BIGINT)) c"
-	       " WHERE nth <= CAST($3 AS BIGINT)"
-	       " ORDER BY qprio, rprio DESC, due, id LIMIT CAST($4 AS BIGINT)",
-	       4, p, &r, NULL, err);
-	if (rc)
-		return rc;
 	struct counts c = {0};
+	struct pp_rows first = {0}, r = {0};
 	int got = 0;
-	for (int i = 0; i < r.nrows && got < max && !rc; i++) {
-		char why[256];
-		bool cancel;
-		int scope;
-		struct slot_count *slots[3];
-		rc = judge(s, &c, &r, i, now, why, sizeof(why), &cancel, &scope, slots, err);
-		if (rc)
-			break;
-		const char *id = pp_row(&r, i, C_ID);
-		if (cancel) {
-			rc = cancel_due(s, id, why, now, err);
-			continue;
-		}
-		if (why[0] && scope >= 0) {
-			if (!slots[scope]->marked)
-				rc = mark_group(s, scope, pp_row(&r, i, C_POOL),
-						pp_row(&r, i, C_QUEUE), pp_row(&r, i, C_DEP), why,
-						now, err);
-			slots[scope]->marked = true;
-			continue;
-		}
-		if (why[0]) {
-			if (!same(why, pp_row(&r, i, C_WAITING))) {
-				const char *const w[] = {id, why};
-				rc = q(s, "note waiting run",
-				       "UPDATE runs SET waiting = $2 WHERE id = $1", 2, w, NULL,
-				       NULL, err);
-			}
-			continue;
-		}
-		struct pp_run_rec rec;
-		bool leased = false;
-		rc = pp_store_db(s)->lease(s, id, owner, lease_ms, &rec, &leased, err);
-		if (rc || !leased)
-			continue;
-		rc = push_rec(out, n, &rec, err);
-		got++;
-		for (int k = 0; k < 3; k++)
-			if (slots[k])
-				slots[k]->n++;
+	bool held = false, fast = false;
+	/* One pool without work queues (the common case: every run in its
+	 * default queue, so queue priority orders nothing): the first max + 1
+	 * due runs in the order of the runs_due index are the candidates,
+	 * read without numbering every due run of the pool as the window
+	 * below does. Only when some of them are held back, and more are
+	 * due, does the claim go on to that window. */
+	if (pool) {
+		struct pp_rows qr;
+		rc = q(s, "read queues", "SELECT count(*) FROM work_queues WHERE pool = $1", 1, p,
+		       &qr, NULL, err);
+		fast = !rc && qr.nrows && num(pp_row(&qr, 0, 0)) == 0;
+		pp_rows_free(&qr);
+	}
+	if (!rc && fast) {
+		rc = q(s, "read due runs",
+		       "SELECT " DUE_COLUMNS " 0, 0, COALESCE(d.concurrency_limit, 0), d.collision,"
+		       " sc.overlap" DUE_JOINS DUE_WHERE " AND r.pool = $1"
+		       " ORDER BY r.priority DESC, r.scheduled_ms LIMIT CAST($3 AS BIGINT)",
+		       3, p, &first, NULL, err);
+		if (!rc)
+			rc = take_due(s, &c, &first, NULL, owner, lease_ms, now, max, &got, &held,
+				      out, n, err);
+	}
+	if (!rc && got < max && (!fast || (held && first.nrows == max + 1))) {
+		/* Queue priority (a queue never set comes last), then the run's
+		 * own priority, then time. */
+		rc = q(s, "read due runs",
+		       "SELECT id, pool, queue, deployment, waiting, ppaused, plimit, qpaused, "
+		       "qlimit,"
+		       " dlimit, collision, overlap FROM (SELECT " DUE_COLUMNS
+		       " COALESCE(wq.paused, 0) AS qpaused,"
+		       " COALESCE(wq.concurrency_limit, 0) AS qlimit,"
+		       " COALESCE(d.concurrency_limit, 0) AS dlimit, d.collision, sc.overlap,"
+		       " COALESCE(wq.priority, 2147483647) AS qprio, r.priority AS rprio,"
+		       " r.scheduled_ms AS due, ROW_NUMBER() OVER (PARTITION BY r.pool,"
+		       "  COALESCE(r.queue, 'default'), COALESCE(r.deployment, '')"
+		       "  ORDER BY r.priority DESC, r.scheduled_ms, r.id) AS nth" DUE_JOINS
+		       " LEFT JOIN work_queues wq ON wq.pool = r.pool"
+		       "  AND wq.name = COALESCE(r.queue, 'default')" DUE_WHERE
+		       " AND (CAST($1 AS TEXT) IS NULL OR r.pool = $1)) c"
+		       " WHERE nth <= CAST($3 AS BIGINT)"
+		       " ORDER BY qprio, rprio DESC, due, id LIMIT CAST($4 AS BIGINT)",
+		       4, p, &r, NULL, err);
+		if (!rc)
+			rc = take_due(s, &c, &r, fast ? &first : NULL, owner, lease_ms, now, max,
+				      &got, &held, out, n, err);
 	}
 	counts_free(&c);
+	pp_rows_free(&first);
 	pp_rows_free(&r);
 	return rc;
 }

@@ -529,6 +529,55 @@ static void test_late_token_does_not_extend_the_bound(void **state)
 	fs_stop(&srv);
 }
 
+/* The gate (the loop's group commit) runs before anything is sent: while
+ * it refuses (a commit failed), a poll sends nothing; once it lets go, the
+ * request goes out. */
+struct gate {
+	struct fake_server *srv;
+	int calls, sent_before, refuse;
+};
+
+static int gate_fn(void *ud)
+{
+	struct gate *g = ud;
+	if (g->calls++ == 0)
+		g->sent_before = fs_count(g->srv, NULL);
+	return g->refuse;
+}
+
+static void gate_done(void *ud, int rc, const struct pp_error *err)
+{
+	(void)err;
+	*(int *)ud = rc ? rc : 1;
+}
+
+static void test_gate_runs_before_sending(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	add_step(&f->sc, 200, "{\"ok\":true}", NULL);
+	struct pp_exec *x = pp_exec_new();
+	assert_non_null(x);
+	struct gate g = {.srv = &f->srv, .refuse = PP_EIO};
+	pp_exec_set_gate(x, gate_fn, &g);
+	int done = 0;
+	assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_SUBMIT, &f->io, NULL, gate_done,
+				       &done, &err),
+			 0);
+	pp_exec_poll(x, 100);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.sent_before, 0);
+	assert_int_equal(fs_count(&f->srv, NULL), 0);
+	assert_int_equal(done, 0);
+	g.refuse = 0;
+	for (int i = 0; i < 50 && !done; i++)
+		pp_exec_poll(x, 100);
+	assert_int_equal(done, 1);
+	assert_int_equal(fs_count(&f->srv, NULL), 1);
+	assert_true(g.calls >= 2);
+	pp_exec_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -548,6 +597,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_late_token_does_not_extend_the_bound),
+		cmocka_unit_test_setup_teardown(test_gate_runs_before_sending, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* What only the SQLite run store does: a lease whose owner process died is
- * free at once (owner lock files), and a corrupt or unreachable file is a
- * clear error. The behaviour every store shares is in contract.c. */
+ * free at once (owner lock files), a corrupt or unreachable file is a
+ * clear error, and group commit (turns). The behaviour every store shares is in contract.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,6 +143,135 @@ static void test_schema_1_store_upgrades(void **state)
 	pp_store_close(s);
 }
 
+/* The state of run id as another dispatcher (its own handle) reads it. */
+static enum pp_store_state seen_state(const char *id, int *nev)
+{
+	struct pp_store *o = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_store_open(sqlite_path, &o, &err), 0);
+	struct pp_run_rec r;
+	struct pp_run_event *ev = NULL;
+	assert_int_equal(o->ops->get(o, id, &r, &ev, nev, &err), 0);
+	enum pp_store_state st = r.state;
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, *nev);
+	pp_store_close(o);
+	return st;
+}
+
+static int write_state(struct pp_store *s, const struct pp_run_rec *r, enum pp_store_state st,
+		       int64_t fence)
+{
+	struct pp_run_update u = {
+		.state = st, .attempt = -1, .next_attempt_ms = -1, .event = "turn test"};
+	struct pp_error err = {0};
+	return s->ops->update(s, r->id, fence, &u, &err);
+}
+
+/* Group commit: the writes of a turn (a claim, fenced updates, a
+ * deployment write) are invisible to others until turn_end commits them
+ * together; a fenced-out write and a failed one undo only themselves. */
+static void test_turn_commits_its_writes_together(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	char a[PP_ID_LEN], b[PP_ID_LEN];
+	schedule(s, "p", 1, pp_wall_ms() - 1, a);
+	schedule(s, "p", 0, pp_wall_ms() - 1, b);
+	int nev;
+	s->ops->turn_begin(s);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "p", "d1", 60000, 2, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(runs[0].id, a);
+	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTING, runs[0].fence), 0);
+	/* Fenced out (a stale generation): refused, and the turn goes on. */
+	assert_int_equal(write_state(s, &runs[1], PP_ST_SUBMITTING, runs[1].fence - 1),
+			 PP_ECONFLICT);
+	assert_int_equal(write_state(s, &runs[1], PP_ST_SUBMITTED, runs[1].fence), 0);
+	/* A failed write (a queue priority taken) undoes only itself. */
+	assert_int_equal(pp_queue_set(s, "p", "fast", 1, 0, -1, &err), 0);
+	assert_int_equal(pp_queue_set(s, "p", "slow", 1, 0, -1, &err), PP_ECONFLICT);
+	/* This handle reads its own writes; nobody else does yet. */
+	struct pp_run_rec r;
+	assert_int_equal(s->ops->get(s, a, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	assert_int_equal(seen_state(a, &nev), PP_ST_SCHEDULED);
+	assert_int_equal(nev, 1);
+	assert_int_equal(s->ops->turn_end(s, &err), 0);
+	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTING);
+	assert_int_equal(nev, 2);
+	assert_int_equal(seen_state(b, &nev), PP_ST_SUBMITTED);
+	assert_int_equal(nev, 2); /* created, submitted: not the fenced-out write */
+	struct pp_queue_rec *q;
+	assert_int_equal(pp_queue_list(s, "p", &q, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(q[0].name, "fast");
+	pp_queue_recs_free(q, n);
+	/* After the turn, each write commits on its own again. */
+	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTED, runs[0].fence), 0);
+	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTED);
+	pp_run_recs_free(runs, 2);
+}
+
+/* A dispatcher killed in the middle of a turn: what its earlier turns
+ * committed (the intent it sent requests under) is there, the unfinished
+ * turn is not, and its runs are claimable again at once. */
+static void test_crash_mid_turn_keeps_committed_turns(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	char a[PP_ID_LEN], b[PP_ID_LEN];
+	schedule(s, "p", 1, pp_wall_ms() - 1, a);
+	schedule(s, "p", 0, pp_wall_ms() - 1, b);
+	int up[2];
+	assert_int_equal(pipe(up), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct pp_store *c = NULL;
+		struct pp_run_rec *runs = NULL;
+		int n = 0;
+		bool ok = pp_store_open(sqlite_path, &c, &err) == 0;
+		if (ok) {
+			c->ops->turn_begin(c);
+			ok = c->ops->claim(c, "p", "doomed", 600000, 2, &runs, &n, &err) == 0 &&
+			     n == 2 && !write_state(c, &runs[0], PP_ST_SUBMITTING, runs[0].fence) &&
+			     !c->ops->turn_end(c, &err);
+		}
+		if (ok) {
+			c->ops->turn_begin(c);
+			ok = !write_state(c, &runs[0], PP_ST_SUBMITTED, runs[0].fence) &&
+			     !write_state(c, &runs[1], PP_ST_SUBMITTING, runs[1].fence);
+		}
+		char byte = ok;
+		(void)!write(up[1], &byte, 1);
+		_exit(0); /* killed mid-turn: no commit, no close */
+	}
+	char ok = 0;
+	assert_int_equal(read(up[0], &ok, 1), 1);
+	assert_true(ok);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(up[0]);
+	close(up[1]);
+	int nev;
+	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTING);
+	assert_int_equal(nev, 2);
+	assert_int_equal(seen_state(b, &nev), PP_ST_SCHEDULED);
+	assert_int_equal(nev, 1);
+	/* The dead owner's leases (committed for a, lost for b) are free. */
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "p", "survivor", 60000, 5, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(runs[0].id, a); /* work under way first */
+	assert_int_equal(runs[0].state, PP_ST_SUBMITTING);
+	pp_run_recs_free(runs, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +281,10 @@ int main(void)
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_1_store_upgrades, sqlite_setup,
 						store_teardown),
+		cmocka_unit_test_setup_teardown(test_turn_commits_its_writes_together, sqlite_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_crash_mid_turn_keeps_committed_turns,
+						sqlite_setup, store_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
