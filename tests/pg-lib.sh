@@ -1,4 +1,4 @@
-# Sourced by the tests/scenario/pg_*.sh tests and tests/bench/pg_dispatchers.sh:
+# Sourced by the tests/scenario/pg_*.sh tests and tests/bench/pg_like.sh:
 # a throwaway PostgreSQL server (tests/pg-env.sh), `pushpool mock` with one
 # pool per provider (tools/mock-env.sh), and $T/pushpool.conf pointing at
 # both, schema migrated. Needs PUSHPOOL; sets T, PGDIR, PGURL, BASE, CONF.
