@@ -41,6 +41,11 @@
 #define FINISHED "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 /* The terminal states when migration 1 was written: its text never changes. */
 #define TERMINAL_V1 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+/* The state lists when migration 6 was written, likewise. */
+#define TERMINAL_V6 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+#define STATES_V6                                                                                  \
+	"('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING','SUCCEEDED','FAILED',"       \
+	"'CRASHED','CANCELLED','DEAD','QUARANTINED')"
 
 /* Statements prepared on the current connection, by their text: the
  * server parses each once per session and may keep its plan, instead of
@@ -103,6 +108,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE runs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0;",
 	/* 5: deployments, schedules, work queues, pool settings (store/db.h) */
 	PP_DEPLOY_MIGRATION,
+	/* 6: the claim's three searches by index (CLAIM_SQL, whose predicates
+	 * these are), each reading only what it may take, not every unfinished
+	 * run: rows of unknown state (none, normally), leases free to take
+	 * (released: 0, else expired by the server's clock), and due runs. */
+	"CREATE INDEX runs_unknown_state ON runs(id) WHERE state NOT IN " STATES_V6 ";"
+	"CREATE INDEX runs_free_lease ON runs(pool, (CASE WHEN lease_owner IS NULL THEN 0"
+	" ELSE lease_expires END)) WHERE state NOT IN " TERMINAL_V6
+	" AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL);"
+	"CREATE INDEX runs_due ON runs(pool, scheduled_ms) WHERE state = 'SCHEDULED'"
+	" AND lease_owner IS NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
@@ -612,14 +627,12 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	"lease_owner = $1, lease_expires = " NOW_MS " + $2::bigint, fence = r.fence + 1,"          \
 	" updated_ms = " NOW_MS
 #define NULLS9 "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
-/* The quarantine's first test lets the claimable index (whose predicate
- * it is) narrow the scan to unfinished rows. CLAIM_POOL tests alias x. */
+/* Each search has its index (migration 6). CLAIM_POOL tests alias x. */
 #define CLAIM_SQL                                                                                  \
 	"WITH q AS (UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"                    \
 	"  updated_ms = " NOW_MS ", last_error = '" PP_QUARANTINE_WHY "\"'"                        \
 	"  || left(state, $5::int) || '\"'"                                                        \
-	"  WHERE state NOT IN " TERMINAL_V1 " AND state NOT IN " PP_STORE_STATES_SQL               \
-	"  RETURNING id, last_error, updated_ms),"                                                 \
+	"  WHERE state NOT IN " PP_STORE_STATES_SQL "  RETURNING id, last_error, updated_ms),"     \
 	" qe AS (INSERT INTO run_events(run_id, ts_ms, state, message)"                            \
 	"  SELECT id, updated_ms, 'QUARANTINED', last_error FROM q),"                              \
 	" held AS (UPDATE runs r SET " CLAIM_LEASE " FROM (SELECT id FROM runs x"                  \
@@ -627,7 +640,7 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	"  AND " CLAIM_POOL " AND (x.state <> 'SCHEDULED' OR x.lease_owner IS NOT NULL)"           \
 	"  AND (x.state <> 'SCHEDULED' OR x.scheduled_ms <= " NOW_MS ")"                           \
 	"  AND x.next_attempt_ms <= " NOW_MS                                                       \
-	"  AND (x.lease_owner IS NULL OR x.lease_expires < " NOW_MS ")"                            \
+	"  AND (CASE WHEN x.lease_owner IS NULL THEN 0 ELSE x.lease_expires END) < " NOW_MS        \
 	"  ORDER BY (x.state = 'SCHEDULED'), x.priority DESC, x.scheduled_ms"                      \
 	"  LIMIT $4::int FOR UPDATE SKIP LOCKED) c WHERE r.id = c.id"                              \
 	"  RETURNING " CLAIM_RUN_COLUMNS "),"                                                      \
