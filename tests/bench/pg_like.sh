@@ -11,6 +11,9 @@
 # pair back to back on one mock. Runs/s come from the store's events, as in
 # bench.sh: first SUBMITTING to the last SUBMITTED (or SUCCEEDED) event.
 # The mock's realistic waits are off (/control/behaviours), as in bench.sh.
+# Durability is alike on both sides: the test server (tests/pg-env.sh,
+# fsync off) and SQLite (WAL, synchronous NORMAL) both write each commit
+# to the operating system, and neither waits for it to reach the disk.
 # Writes BUILD/bench-pg.jsonl (one figure a line, which bench.sh adds to
 # BUILD/bench.json) and merges the figures into an existing BUILD/bench.json.
 # Knobs: PG_BENCH_RUNS [500] runs per store measurement,
