@@ -47,14 +47,21 @@
 	"('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING','SUCCEEDED','FAILED',"       \
 	"'CRASHED','CANCELLED','DEAD','QUARANTINED')"
 
-/* Statements prepared on the current connection, by their text: the
- * server parses each once per session and may keep its plan, instead of
- * parsing and planning every run's update again. Past the cap (text built
- * at run time) statements go unnamed, parsed per call. */
+/* Statements prepared on the current connection: the server parses each
+ * once per session and may keep its plan, instead of parsing and planning
+ * every run's update again. This file's own statements (static text) are
+ * known by their address, store/deploy.c's (some built at run time) by
+ * their text. Past the cap statements go unnamed, parsed per call. */
 #define PG_PREPARED_MAX 96
 struct pg_prepared {
+	const char *fixed; /* static text, or NULL: sql holds a copy */
 	char *sql;
 	unsigned long hash;
+};
+enum sql_kind {
+	SQL_STATIC, /* one statement in static storage: text fixed at its address */
+	SQL_BUILT,  /* one statement, possibly in a reused buffer */
+	SQL_SCRIPT, /* several statements, no parameters: never prepared */
 };
 
 struct pg_store {
@@ -148,7 +155,7 @@ static void pg_disconnect(struct pg_store *s)
 	s->conn = NULL;
 	/* Prepared statements live and die with their session. */
 	for (int i = 0; i < s->nprepared; i++)
-		free(s->prepared[i].sql);
+		free(s->prepared[i].sql); /* NULL for static text */
 	s->nprepared = 0;
 }
 
@@ -260,45 +267,58 @@ static unsigned long sql_hash(const char *sql)
 	return h;
 }
 
-/* One statement, prepared on this connection the first time its text is
- * seen (a failed PREPARE's result is returned as the statement's). */
-static PGresult *exec_prepared(struct pg_store *s, const char *sql, int nparams,
+static bool prepared_is(const struct pg_prepared *p, enum sql_kind kind, const char *sql,
+			unsigned long hash)
+{
+	if (kind == SQL_STATIC)
+		return p->fixed == sql;
+	return !p->fixed && p->hash == hash && !strcmp(p->sql, sql);
+}
+
+/* One statement, prepared on this connection the first time it is seen
+ * (a failed PREPARE's result is returned as the statement's). */
+static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const char *sql, int nparams,
 			       const char *const *params)
 {
-	unsigned long h = sql_hash(sql);
+	unsigned long h = kind == SQL_STATIC ? 0 : sql_hash(sql);
 	int i = 0;
-	while (i < s->nprepared && (s->prepared[i].hash != h || strcmp(s->prepared[i].sql, sql)))
+	while (i < s->nprepared && !prepared_is(&s->prepared[i], kind, sql, h))
 		i++;
 	char name[16];
 	snprintf(name, sizeof(name), "pp%d", i);
 	if (i == s->nprepared) {
-		char *copy = i < PG_PREPARED_MAX ? strdup(sql) : NULL;
-		if (!copy)
+		if (i == PG_PREPARED_MAX)
+			return PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		struct pg_prepared p = {.hash = h};
+		if (kind == SQL_STATIC)
+			p.fixed = sql;
+		else if (!(p.sql = strdup(sql)))
 			return PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 		PGresult *prep = PQprepare(s->conn, name, sql, nparams, NULL);
 		if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
-			free(copy);
+			free(p.sql);
 			return prep;
 		}
 		PQclear(prep);
-		s->prepared[s->nprepared++] = (struct pg_prepared){.sql = copy, .hash = h};
+		s->prepared[s->nprepared++] = p;
 	}
 	return PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
 }
 
-/* Run one statement with text parameters (NULL entries are SQL NULL;
- * nparams 0: none), prepared once per connection, or with nparams -1 a
- * script of several statements, parsed each time.
+/* Run one statement with text parameters (NULL entries are SQL NULL),
+ * prepared once per connection, or a script of several statements,
+ * parsed each time.
  * Returns the result, or NULL with *rc and err set: PP_ECONFLICT for a
  * unique violation, PP_ETRANSIENT for a lost connection, a server shutting
  * down, or a serialisation failure, else PP_EIO. */
-static PGresult *query(struct pg_store *s, const char *what, const char *sql, int nparams,
-		       const char *const *params, int *rc, struct pp_error *err)
+static PGresult *run_sql(struct pg_store *s, const char *what, enum sql_kind kind, const char *sql,
+			 int nparams, const char *const *params, int *rc, struct pp_error *err)
 {
 	*rc = ensure_conn(s, err);
 	if (*rc)
 		return NULL;
-	PGresult *res = nparams < 0 ? PQexec(s->conn, sql) : exec_prepared(s, sql, nparams, params);
+	PGresult *res = kind == SQL_SCRIPT ? PQexec(s->conn, sql)
+					   : exec_prepared(s, kind, sql, nparams, params);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;
@@ -320,10 +340,17 @@ static PGresult *query(struct pg_store *s, const char *what, const char *sql, in
 	return NULL;
 }
 
+/* One statement of this file: its text in static storage. */
+static PGresult *query(struct pg_store *s, const char *what, const char *sql, int nparams,
+		       const char *const *params, int *rc, struct pp_error *err)
+{
+	return run_sql(s, what, SQL_STATIC, sql, nparams, params, rc, err);
+}
+
 static int command(struct pg_store *s, const char *what, const char *sql, struct pp_error *err)
 {
 	int rc;
-	PGresult *res = query(s, what, sql, -1, NULL, &rc, err);
+	PGresult *res = run_sql(s, what, SQL_SCRIPT, sql, 0, NULL, &rc, err);
 	PQclear(res);
 	return rc;
 }
@@ -1236,7 +1263,7 @@ static int db_query(struct pp_store *base, const char *what, const char *sql, in
 {
 	struct pg_store *s = (struct pg_store *)base;
 	int rc;
-	PGresult *res = query(s, what, sql, np, p, &rc, err);
+	PGresult *res = run_sql(s, what, SQL_BUILT, sql, np, p, &rc, err);
 	if (!res)
 		return rc;
 	if (changes)
