@@ -777,10 +777,19 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	}
 	PQclear(res);
 	*out = v;
-	/* The held runs stay claimed whatever happens next: their leases are
-	 * committed, and the loop drives what it got. */
-	if (!rc && limited && *n < max)
-		rc = claim_limited(s, pool, owner, lease_ms, max - *n, out, n, err);
+	/* What this statement leased is committed: when the limited claim
+	 * fails (a lock timeout, say), its own leases roll back and those stay
+	 * the loop's to drive, or nobody would (renewals keep them ours). */
+	int committed = *n;
+	if (!rc && limited && *n < max &&
+	    (rc = claim_limited(s, pool, owner, lease_ms, max - *n, out, n, err)) && committed) {
+		pp_warn("claim for pool %s: %s; keeping the %d run(s) claimed before",
+			pool ? pool : "(every pool)", err->msg, committed);
+		for (int i = committed; i < *n; i++)
+			pp_run_rec_free(&(*out)[i]);
+		*n = committed;
+		rc = 0;
+	}
 	if (rc) {
 		pp_run_recs_free(*out, *n);
 		*out = NULL;
