@@ -9,9 +9,13 @@ TEST_DEB_PKGS += postgresql iproute2
 pg-soak: all test-deps
 	PUSHPOOL=$(abspath $(BUILD)/pushpool) PG_RUNS=750 sh tests/scenario/pg_dispatch.sh
 
-# Runs/s with 1, 2 and 3 dispatchers on one store.
+# The shared store like for like (tests/bench/pg_like.sh): 1 dispatcher on
+# PostgreSQL against SQLite per pool type, to SUBMITTED and to SUCCEEDED,
+# and 3 dispatchers against 1 at +20 ms. Its figures go to
+# $(BUILD)/bench-pg.jsonl, which bench.sh adds to $(BUILD)/bench.json.
 pg-bench: all test-deps
-	PUSHPOOL=$(abspath $(BUILD)/pushpool) sh tests/bench/pg_dispatchers.sh
+	PUSHPOOL=$(abspath $(BUILD)/pushpool) sh tests/bench/pg_like.sh $(BUILD)
 
-# `make bench` reports the shared store's scaling too.
+# `make bench` reports the shared store's figures too (pg-bench first, so
+# bench.sh finds them).
 bench: pg-bench

@@ -8,7 +8,9 @@
  *   next_attempt_ms) are compared with the server clock too.
  * - Claims are one statement: SELECT ... FOR UPDATE SKIP LOCKED picks the
  *   rows, the UPDATE around it bumps each fence; dispatchers claiming at
- *   once skip each other's rows instead of queueing on them.
+ *   once skip each other's rows instead of queueing on them. Only pools
+ *   with limits to count claim their due runs one dispatcher at a time.
+ * - Statements are prepared once per connection.
  * - Every write after a claim names the fence it was claimed with and
  *   changes nothing (PP_ECONFLICT) when another claim has bumped it.
  * - A lost connection is reopened on the next call, with backoff; the
@@ -39,10 +41,34 @@
 #define FINISHED "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 /* The terminal states when migration 1 was written: its text never changes. */
 #define TERMINAL_V1 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+/* The state lists when migration 6 was written, likewise. */
+#define TERMINAL_V6 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+#define STATES_V6                                                                                  \
+	"('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING','SUCCEEDED','FAILED',"       \
+	"'CRASHED','CANCELLED','DEAD','QUARANTINED')"
+
+/* Statements prepared on the current connection: the server parses each
+ * once per session and may keep its plan, instead of parsing and planning
+ * every run's update again. This file's own statements (static text) are
+ * known by their address, store/deploy.c's (some built at run time) by
+ * their text. Past the cap statements go unnamed, parsed per call. */
+#define PG_PREPARED_MAX 96
+struct pg_prepared {
+	const char *fixed; /* static text, or NULL: sql holds a copy */
+	char *sql;
+	unsigned long hash;
+};
+enum sql_kind {
+	SQL_STATIC, /* one statement in static storage: text fixed at its address */
+	SQL_BUILT,  /* one statement, possibly in a reused buffer */
+	SQL_SCRIPT, /* several statements, no parameters: never prepared */
+};
 
 struct pg_store {
 	struct pp_store base;
 	PGconn *conn;
+	struct pg_prepared prepared[PG_PREPARED_MAX]; /* named "pp<index>" */
+	int nprepared;
 	char *conninfo;	   /* the url as given; may hold a password */
 	char where[256];   /* postgresql://user@host:port/db, for messages */
 	int64_t retry_at;  /* monotonic ms; no reconnect attempt before */
@@ -89,6 +115,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE runs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0;",
 	/* 5: deployments, schedules, work queues, pool settings (store/db.h) */
 	PP_DEPLOY_MIGRATION,
+	/* 6: the claim's three searches by index (CLAIM_SQL, whose predicates
+	 * these are), each reading only what it may take, not every unfinished
+	 * run: rows of unknown state (none, normally), leases free to take
+	 * (released: 0, else expired by the server's clock), and due runs. */
+	"CREATE INDEX runs_unknown_state ON runs(id) WHERE state NOT IN " STATES_V6 ";"
+	"CREATE INDEX runs_free_lease ON runs(pool, (CASE WHEN lease_owner IS NULL THEN 0"
+	" ELSE lease_expires END)) WHERE state NOT IN " TERMINAL_V6
+	" AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL);"
+	"CREATE INDEX runs_due ON runs(pool, scheduled_ms) WHERE state = 'SCHEDULED'"
+	" AND lease_owner IS NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
@@ -117,6 +153,10 @@ static void pg_disconnect(struct pg_store *s)
 	if (s->conn)
 		PQfinish(s->conn);
 	s->conn = NULL;
+	/* Prepared statements live and die with their session. */
+	for (int i = 0; i < s->nprepared; i++)
+		free(s->prepared[i].sql); /* NULL for static text */
+	s->nprepared = 0;
 }
 
 static void schedule_reconnect(struct pg_store *s)
@@ -219,19 +259,66 @@ static bool sqlstate_is(const PGresult *res, const char *prefix)
 	return st && !strncmp(st, prefix, strlen(prefix));
 }
 
-/* Run one statement with text parameters (NULL entries are SQL NULL), or
- * without parameters a script of several.
+static unsigned long sql_hash(const char *sql)
+{
+	unsigned long h = 5381;
+	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+		h = h * 33 + *p;
+	return h;
+}
+
+static bool prepared_is(const struct pg_prepared *p, enum sql_kind kind, const char *sql,
+			unsigned long hash)
+{
+	if (kind == SQL_STATIC)
+		return p->fixed == sql;
+	return !p->fixed && p->hash == hash && !strcmp(p->sql, sql);
+}
+
+/* One statement, prepared on this connection the first time it is seen
+ * (a failed PREPARE's result is returned as the statement's). */
+static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const char *sql, int nparams,
+			       const char *const *params)
+{
+	unsigned long h = kind == SQL_STATIC ? 0 : sql_hash(sql);
+	int i = 0;
+	while (i < s->nprepared && !prepared_is(&s->prepared[i], kind, sql, h))
+		i++;
+	char name[16];
+	snprintf(name, sizeof(name), "pp%d", i);
+	if (i == s->nprepared) {
+		if (i == PG_PREPARED_MAX)
+			return PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		struct pg_prepared p = {.hash = h};
+		if (kind == SQL_STATIC)
+			p.fixed = sql;
+		else if (!(p.sql = strdup(sql)))
+			return PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		PGresult *prep = PQprepare(s->conn, name, sql, nparams, NULL);
+		if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
+			free(p.sql);
+			return prep;
+		}
+		PQclear(prep);
+		s->prepared[s->nprepared++] = p;
+	}
+	return PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
+}
+
+/* Run one statement with text parameters (NULL entries are SQL NULL),
+ * prepared once per connection, or a script of several statements,
+ * parsed each time.
  * Returns the result, or NULL with *rc and err set: PP_ECONFLICT for a
  * unique violation, PP_ETRANSIENT for a lost connection, a server shutting
  * down, or a serialisation failure, else PP_EIO. */
-static PGresult *query(struct pg_store *s, const char *what, const char *sql, int nparams,
-		       const char *const *params, int *rc, struct pp_error *err)
+static PGresult *run_sql(struct pg_store *s, const char *what, enum sql_kind kind, const char *sql,
+			 int nparams, const char *const *params, int *rc, struct pp_error *err)
 {
 	*rc = ensure_conn(s, err);
 	if (*rc)
 		return NULL;
-	PGresult *res = nparams ? PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0)
-				: PQexec(s->conn, sql);
+	PGresult *res = kind == SQL_SCRIPT ? PQexec(s->conn, sql)
+					   : exec_prepared(s, kind, sql, nparams, params);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;
@@ -253,10 +340,17 @@ static PGresult *query(struct pg_store *s, const char *what, const char *sql, in
 	return NULL;
 }
 
+/* One statement of this file: its text in static storage. */
+static PGresult *query(struct pg_store *s, const char *what, const char *sql, int nparams,
+		       const char *const *params, int *rc, struct pp_error *err)
+{
+	return run_sql(s, what, SQL_STATIC, sql, nparams, params, rc, err);
+}
+
 static int command(struct pg_store *s, const char *what, const char *sql, struct pp_error *err)
 {
 	int rc;
-	PGresult *res = query(s, what, sql, 0, NULL, &rc, err);
+	PGresult *res = run_sql(s, what, SQL_SCRIPT, sql, 0, NULL, &rc, err);
 	PQclear(res);
 	return rc;
 }
@@ -534,35 +628,112 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	return 0;
 }
 
-/* Before each claim: a row whose state no pushpool state names is set
- * aside (QUARANTINED, never claimed) with its reason and an event, instead
- * of failing every claim of its pool. Each row is quarantined once, so it is
- * reported once. */
-static int quarantine_unknown(struct pg_store *s, struct pp_error *err)
+/* The claim in one statement, so one round trip and one transaction:
+ * - q: a row whose state no pushpool state names is set aside
+ *   (QUARANTINED, never claimed) with its reason and an event, instead of
+ *   failing every claim of its pool; each row once, so reported once;
+ * - held: runs somebody held whose lease is free (released, or expired),
+ *   unfinished work first;
+ * - open: whether the pool's due runs may be claimed without counting
+ *   slots: no pause or limit on the pool or its queues, and no due run of
+ *   a deployment with a limit or an overlap policy. Then nothing a claim
+ *   takes changes what another claim may take, so dispatchers claim side
+ *   by side: FOR UPDATE SKIP LOCKED leaves rows another claim is taking to
+ *   it, and re-checks the WHERE on rows committed since the snapshot, so a
+ *   row is never leased twice;
+ * - due: when open, due runs in the deployments' claim order (queue
+ *   priority, run priority, due time, id), up to what held left.
+ * Rows: RUN_COLUMNS, a kind (0 held, 1 due, 2 / 3 no run: the pool was
+ * open / limited, 4 quarantined: id and last_error only), queue priority. */
+#define CLAIM_RUN_COLUMNS                                                                          \
+	"r.id, r.pool, r.name, r.deployment, r.job_variables, r.parameters, r.source,"             \
+	" r.source_ref, r.infra_id, r.idem_key, r.last_error, r.scheduled_ms, r.next_attempt_ms,"  \
+	" r.created_ms, r.updated_ms, r.priority, r.attempt, r.state, r.cancel_requested,"         \
+	" r.fence, r.rerun, r.queue, r.waiting, r.slot_key"
+#define CLAIM_LEASE                                                                                \
+	"lease_owner = $1, lease_expires = " NOW_MS " + $2::bigint, fence = r.fence + 1,"          \
+	" updated_ms = " NOW_MS
+#define NULLS9 "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+/* Each search has its index (migration 6). CLAIM_POOL tests alias x. */
+#define CLAIM_SQL                                                                                  \
+	"WITH q AS (UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"                    \
+	"  updated_ms = " NOW_MS ", last_error = '" PP_QUARANTINE_WHY "\"'"                        \
+	"  || left(state, $5::int) || '\"'"                                                        \
+	"  WHERE state NOT IN " PP_STORE_STATES_SQL "  RETURNING id, last_error, updated_ms),"     \
+	" qe AS (INSERT INTO run_events(run_id, ts_ms, state, message)"                            \
+	"  SELECT id, updated_ms, 'QUARANTINED', last_error FROM q),"                              \
+	" held AS (UPDATE runs r SET " CLAIM_LEASE " FROM (SELECT id FROM runs x"                  \
+	"  WHERE x.state NOT IN " TERMINAL " AND x.state IN " PP_STORE_STATES_SQL                  \
+	"  AND " CLAIM_POOL " AND (x.state <> 'SCHEDULED' OR x.lease_owner IS NOT NULL)"           \
+	"  AND (x.state <> 'SCHEDULED' OR x.scheduled_ms <= " NOW_MS ")"                           \
+	"  AND x.next_attempt_ms <= " NOW_MS                                                       \
+	"  AND (CASE WHEN x.lease_owner IS NULL THEN 0 ELSE x.lease_expires END) < " NOW_MS        \
+	"  ORDER BY (x.state = 'SCHEDULED'), x.priority DESC, x.scheduled_ms"                      \
+	"  LIMIT $4::int FOR UPDATE SKIP LOCKED) c WHERE r.id = c.id"                              \
+	"  RETURNING " CLAIM_RUN_COLUMNS "),"                                                      \
+	" open AS (SELECT NOT EXISTS (SELECT 1 FROM pool_settings x WHERE " CLAIM_POOL             \
+	"  AND (x.paused <> 0 OR x.concurrency_limit > 0))"                                        \
+	"  AND NOT EXISTS (SELECT 1 FROM work_queues x WHERE " CLAIM_POOL                          \
+	"  AND (x.paused <> 0 OR x.concurrency_limit > 0))"                                        \
+	"  AND NOT EXISTS (SELECT 1 FROM deployments d WHERE (d.concurrency_limit > 0"             \
+	"   OR EXISTS (SELECT 1 FROM deployment_schedules sc WHERE sc.deployment = d.name"         \
+	"    AND sc.overlap <> 'allow'))"                                                          \
+	"   AND EXISTS (SELECT 1 FROM runs x WHERE x.deployment = d.name"                          \
+	"    AND x.state = 'SCHEDULED' AND x.source = 'deployment' AND x.lease_owner IS NULL"      \
+	"    AND " CLAIM_POOL " AND x.scheduled_ms <= " NOW_MS                                     \
+	"    AND x.next_attempt_ms <= " NOW_MS ")) AS ok),"                                        \
+	" due AS (UPDATE runs r SET " CLAIM_LEASE ", waiting = NULL FROM (SELECT x.id FROM runs x" \
+	"  LEFT JOIN work_queues wq ON wq.pool = x.pool AND wq.name = COALESCE(x.queue, "          \
+	"'default')"                                                                               \
+	"  WHERE (SELECT ok FROM open) AND x.state = 'SCHEDULED' AND x.lease_owner IS NULL"        \
+	"  AND " CLAIM_POOL " AND x.scheduled_ms <= " NOW_MS "  AND x.next_attempt_ms <= " NOW_MS  \
+	"  ORDER BY COALESCE(wq.priority, 2147483647), x.priority DESC, x.scheduled_ms, x.id"      \
+	"  LIMIT GREATEST($4::int - (SELECT count(*) FROM held), 0)"                               \
+	"  FOR UPDATE OF x SKIP LOCKED) c WHERE r.id = c.id"                                       \
+	"  RETURNING " CLAIM_RUN_COLUMNS ")"                                                       \
+	" SELECT * FROM (SELECT " RUN_COLUMNS ", 0 AS kind, 0 AS qprio FROM held"                  \
+	" UNION ALL SELECT " CLAIM_RUN_COLUMNS ", 1, COALESCE(wq.priority, 2147483647)"            \
+	"  FROM due r LEFT JOIN work_queues wq ON wq.pool = r.pool"                                \
+	"  AND wq.name = COALESCE(r.queue, 'default')"                                             \
+	" UNION ALL SELECT " NULLS9 ", " NULLS9 ", NULL, NULL, NULL, NULL, NULL, NULL,"            \
+	"  CASE WHEN ok THEN 2 ELSE 3 END, 0 FROM open"                                            \
+	" UNION ALL SELECT id, " NULLS9 ", last_error, " NULLS9 ", NULL, NULL, NULL, NULL, 4, 0"   \
+	"  FROM q) c ORDER BY kind, (state = 'SCHEDULED'), qprio, priority DESC, scheduled_ms, id"
+#define CLAIM_KIND 24 /* the column after RUN_COLUMNS */
+/* The claim of one pool ($3), and of every pool ($3 NULL). */
+#define CLAIM_POOL "x.pool = $3"
+static const char claim_one_pool[] = CLAIM_SQL;
+#undef CLAIM_POOL
+#define CLAIM_POOL "$3::text IS NULL"
+static const char claim_every_pool[] = CLAIM_SQL;
+#undef CLAIM_POOL
+
+/* Due runs of a pool with limits, pauses or overlap policies: counted and
+ * used up inside one transaction per pool at a time across every
+ * dispatcher (store/deploy.c), so the limits hold store-wide. Without
+ * waiting for the pool: when another dispatcher holds it, this one claims
+ * the due runs at its next claim. */
+static int claim_limited(struct pg_store *s, const char *pool, const char *owner, int64_t lease_ms,
+			 int max, struct pp_run_rec **out, int *n, struct pp_error *err)
 {
-	char max[16];
-	snprintf(max, sizeof(max), "%d", PP_QUARANTINE_STATE_MAX);
-	const char *const p[] = {max};
-	static const char sql[] =
-		"WITH q AS (UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"
-		"  updated_ms = " NOW_MS ", last_error = '" PP_QUARANTINE_WHY "\"'"
-		"  || left(state, $1::int) || '\"'"
-		/* The first test lets the claimable index (whose predicate it is)
-		 * narrow the scan to unfinished rows. */
-		"  WHERE state NOT IN " TERMINAL_V1 " AND state NOT IN " PP_STORE_STATES_SQL
-		"  RETURNING id, last_error, updated_ms),"
-		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
-		"  SELECT id, updated_ms, 'QUARANTINED', last_error FROM q)"
-		" SELECT id, last_error FROM q";
-	int rc;
-	PGresult *res = query(s, "quarantine runs", sql, 1, p, &rc, err);
-	if (!res)
-		return rc;
-	for (int i = 0; i < PQntuples(res); i++)
-		pp_warn("store %s: run %s %s; it will not be dispatched (see runs show)", s->where,
-			PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
-	PQclear(res);
-	return 0;
+	int rc = command(s, "begin claim", "BEGIN", err);
+	bool pool_locked = false;
+	if (!rc) {
+		const char *const lk[] = {pool ? pool : ""};
+		PGresult *lres =
+			query(s, "lock pool for claim",
+			      "SELECT pg_try_advisory_xact_lock(" CLAIM_LOCK ", hashtext($1))", 1,
+			      lk, &rc, err);
+		pool_locked = lres && PQgetvalue(lres, 0, 0)[0] == 't';
+		PQclear(lres);
+	}
+	if (!rc && pool_locked)
+		rc = pp_deploy_claim_due(&s->base, pool, owner, lease_ms, max, out, n, err);
+	if (!rc)
+		rc = command(s, "commit claim", "COMMIT", err);
+	if (rc)
+		pg_rollback(s);
+	return rc;
 }
 
 static int pg_claim(struct pp_store *base, const char *pool, const char *owner, int64_t lease_ms,
@@ -573,66 +744,53 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	*n = 0;
 	if (max <= 0)
 		return 0;
-	int qrc = quarantine_unknown(s, err);
-	if (qrc)
-		return qrc;
-	/* Due runs are claimed by one transaction per pool at a time across
-	 * every dispatcher: the limits are counted and used up inside it, so
-	 * they hold store-wide. Without waiting: when another dispatcher holds
-	 * the pool, this one claims only runs somebody held, and the due ones
-	 * at its next claim. */
-	const char *const lk[] = {pool ? pool : ""};
-	bool pool_locked = false;
-	qrc = command(s, "begin claim", "BEGIN", err);
-	if (!qrc) {
-		PGresult *lres =
-			query(s, "lock pool for claim",
-			      "SELECT pg_try_advisory_xact_lock(" CLAIM_LOCK ", hashtext($1))", 1,
-			      lk, &qrc, err);
-		pool_locked = lres && PQgetvalue(lres, 0, 0)[0] == 't';
-		PQclear(lres);
-	}
-	if (qrc) {
-		pg_rollback(s);
-		return qrc;
-	}
-	char lease[24], lim[16];
+	char lease[24], lim[16], qmax[16];
 	i64(lease, sizeof(lease), lease_ms);
 	snprintf(lim, sizeof(lim), "%d", max);
-	const char *const p[] = {owner, lease, pool, lim};
-	/* Running and submitting runs come first (they are somebody's
-	 * unfinished work), then due runs by priority and age. SKIP LOCKED:
-	 * rows another dispatcher is claiming right now are left to it, and
-	 * FOR UPDATE re-checks the WHERE on rows committed since our snapshot,
-	 * so a row is never leased twice. */
-	static const char sql[] =
-		"UPDATE runs r SET lease_owner = $1, lease_expires = " NOW_MS " + $2::bigint,"
-		" fence = r.fence + 1, updated_ms = " NOW_MS
-		" FROM (SELECT id FROM runs WHERE state NOT IN " TERMINAL
-		"  AND ($3::text IS NULL OR pool = $3)"
-		"  AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
-		"  AND (state <> 'SCHEDULED' OR scheduled_ms <= " NOW_MS ")"
-		"  AND next_attempt_ms <= " NOW_MS
-		"  AND (lease_owner IS NULL OR lease_expires < " NOW_MS ")"
-		"  ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms"
-		"  LIMIT $4::int FOR UPDATE SKIP LOCKED) c"
-		" WHERE r.id = c.id RETURNING r.id, r.pool, r.name, r.deployment, r.job_variables,"
-		" r.parameters, r.source, r.source_ref, r.infra_id, r.idem_key, r.last_error,"
-		" r.scheduled_ms, r.next_attempt_ms, r.created_ms, r.updated_ms, r.priority,"
-		" r.attempt, r.state, r.cancel_requested, r.fence, r.rerun, r.queue, r.waiting, "
-		"r.slot_key";
+	snprintf(qmax, sizeof(qmax), "%d", PP_QUARANTINE_STATE_MAX);
+	const char *const p[] = {owner, lease, pool, lim, qmax};
 	int rc;
-	PGresult *res = query(s, "claim runs", sql, 4, p, &rc, err);
-	if (res) {
-		rc = collect(s, res, out, n, err);
-		PQclear(res);
+	PGresult *res =
+		query(s, "claim runs", pool ? claim_one_pool : claim_every_pool, 5, p, &rc, err);
+	if (!res)
+		return rc;
+	int rows = PQntuples(res), runs = 0;
+	bool limited = false;
+	for (int i = 0; i < rows; i++) {
+		int kind = atoi(PQgetvalue(res, i, CLAIM_KIND));
+		runs += kind <= 1;
+		limited |= kind == 3;
+		if (kind == 4)
+			pp_warn("store %s: run %s %s; it will not be dispatched (see runs show)",
+				s->where, PQgetvalue(res, i, 0), PQgetvalue(res, i, 10));
 	}
-	if (!rc && *n < max && pool_locked)
-		rc = pp_deploy_claim_due(base, pool, owner, lease_ms, max - *n, out, n, err);
-	if (!rc)
-		rc = command(s, "commit claim", "COMMIT", err);
+	struct pp_run_rec *v = runs ? calloc((size_t)runs, sizeof(*v)) : NULL;
+	if (runs && !v)
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	for (int i = 0, k = 0; !rc && i < rows; i++) {
+		if (atoi(PQgetvalue(res, i, CLAIM_KIND)) > 1)
+			continue;
+		if (row_to_rec(res, i, &v[k++]))
+			rc = pp_fail(err, PP_ENOMEM, "store %s: out of memory reading runs",
+				     s->where);
+		*n = k;
+	}
+	PQclear(res);
+	*out = v;
+	/* What this statement leased is committed: when the limited claim
+	 * fails (a lock timeout, say), its own leases roll back and those stay
+	 * the loop's to drive, or nobody would (renewals keep them ours). */
+	int committed = *n;
+	if (!rc && limited && *n < max &&
+	    (rc = claim_limited(s, pool, owner, lease_ms, max - *n, out, n, err)) && committed) {
+		pp_warn("claim for pool %s: %s; keeping the %d run(s) claimed before",
+			pool ? pool : "(every pool)", err->msg, committed);
+		for (int i = committed; i < *n; i++)
+			pp_run_rec_free(&(*out)[i]);
+		*n = committed;
+		rc = 0;
+	}
 	if (rc) {
-		pg_rollback(s);
 		pp_run_recs_free(*out, *n);
 		*out = NULL;
 		*n = 0;
@@ -1114,7 +1272,7 @@ static int db_query(struct pp_store *base, const char *what, const char *sql, in
 {
 	struct pg_store *s = (struct pg_store *)base;
 	int rc;
-	PGresult *res = query(s, what, sql, np, p, &rc, err);
+	PGresult *res = run_sql(s, what, SQL_BUILT, sql, np, p, &rc, err);
 	if (!res)
 		return rc;
 	if (changes)

@@ -1,4 +1,4 @@
-# Sourced by the tests/scenario/pg_*.sh tests and tests/bench/pg_dispatchers.sh:
+# Sourced by the tests/scenario/pg_*.sh tests and tests/bench/pg_like.sh:
 # a throwaway PostgreSQL server (tests/pg-env.sh), `pushpool mock` with one
 # pool per provider (tools/mock-env.sh), and $T/pushpool.conf pointing at
 # both, schema migrated. Needs PUSHPOOL; sets T, PGDIR, PGURL, BASE, CONF.
@@ -12,7 +12,7 @@ MOCK_PID=
 SERVE_PIDS=
 pg_lib_cleanup() {
 	for p in $SERVE_PIDS; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
+	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null || true
 	[ -n "$PGDIR" ] && sh "$HERE/tests/pg-env.sh" stop "$PGDIR"
 	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
 }

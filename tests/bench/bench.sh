@@ -453,6 +453,9 @@ if only startup; then
 		  empty_once_ratio: (($o / $f) * 10 | round / 10)}')"
 fi
 
+# The PostgreSQL store's figures: mk/pg.mk's pg-bench (tests/bench/pg_like.sh)
+# runs before this in `make bench`; each names when it was measured.
+if [ -s "$BUILD/bench-pg.jsonl" ]; then cat "$BUILD/bench-pg.jsonl" >>"$R"; fi
 jq -s --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg host "$(uname -srm)" \
 	--argjson cpus "$(nproc)" --arg cmd "make bench" \
 	'{date: $date, machine: {kernel: $host, cpus: $cpus}, command: $cmd, figures: .}' \

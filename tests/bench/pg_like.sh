@@ -1,0 +1,180 @@
+#!/bin/sh
+# The PostgreSQL store measured like for like (issue 23), in the shape of
+# tests/bench/bench.sh's throughput figures:
+#  - 1 dispatcher on PostgreSQL against 1 on SQLite, the same runs of one pool
+#    type, to SUBMITTED (status_interval 600 s: nothing but submissions) and
+#    to SUCCEEDED (status_interval 0.2 s, the mock's jobs provision in 0.1 s
+#    and run 0.3 s), at +0 ms;
+#  - 3 dispatchers on PostgreSQL against 1, one pool type, to SUBMITTED,
+#    with the mock's latency_ms at +20 ms on every API.
+# Every figure is a ratio against its baseline measured in this run, each
+# pair back to back on one mock. Runs/s come from the store's events, as in
+# bench.sh: first SUBMITTING to the last SUBMITTED (or SUCCEEDED) event.
+# The mock's realistic waits are off (/control/behaviours), as in bench.sh.
+# Durability is alike on both sides: the test server (tests/pg-env.sh,
+# fsync off) and SQLite (WAL, synchronous NORMAL) both write each commit
+# to the operating system, and neither waits for it to reach the disk.
+# Writes BUILD/bench-pg.jsonl (one figure a line, which bench.sh adds to
+# BUILD/bench.json) and merges the figures into an existing BUILD/bench.json.
+# Knobs: PG_BENCH_RUNS [500] runs per store measurement,
+# PG_BENCH_SCALE_RUNS [1000] per dispatcher measurement, PG_BENCH_ROUNDS [2]
+# measurements of each side (their mean), PG_BENCH_POOLS [ecs cloud-run]
+# pools for the store ratio, PG_BENCH_SCALE_POOL [ecs],
+# PG_BENCH_DISPATCHERS [3], PG_BENCH_LATENCY [20], PG_BENCH_ONLY
+# [store scale], BENCH_CONCURRENCY [32] (max_submitting per dispatcher).
+# Usage: PUSHPOOL=build/pushpool sh tests/bench/pg_like.sh [BUILD]
+BUILD_DIR=$(cd "${1:-build}" && pwd)
+DISPATCHER_EXTRA="max_in_flight = 1000000"
+. "$(dirname "$0")/../pg-lib.sh"
+RUNS=${PG_BENCH_RUNS:-500}
+SCALE_RUNS=${PG_BENCH_SCALE_RUNS:-1000}
+ROUNDS=${PG_BENCH_ROUNDS:-2}
+CONC=${BENCH_CONCURRENCY:-32}
+K=${PG_BENCH_DISPATCHERS:-3}
+LAT=${PG_BENCH_LATENCY:-20}
+OUT_LINES=$BUILD_DIR/bench-pg.jsonl
+R=$T/results
+: >"$R"
+
+note() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+	echo "pg_like: $*" >&2
+	exit 1
+}
+only() { case " ${PG_BENCH_ONLY:-$1} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+curl -fsS -X POST -H 'Content-Type: application/json' -d '{"name":"*","on":false}' \
+	"$BASE/control/behaviours" >/dev/null
+mock_setup() { # LATENCY_MS
+	curl -fsS -X POST "$BASE/control/reset" >/dev/null
+	curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\":$1}" \
+		"$BASE/control/faults" >/dev/null
+}
+
+# conf STORE NAME STATUS_INTERVAL: $T/NAME.conf on PostgreSQL (the shared
+# database, emptied) or on SQLite (a fresh state_dir); prints its path.
+conf() {
+	f=$T/$2.conf
+	sed -e "s/^status_interval = .*/status_interval = $3/" \
+		-e "s/^max_submitting = .*/max_submitting = $CONC/" \
+		-e "s|^state_dir = .*|state_dir = $T/$2|" "$CONF" >"$f"
+	mkdir -p "$T/$2"
+	if [ "$1" = sqlite ]; then
+		sed -i '/^\[store\]/,$d' "$f"
+	else
+		psql_q "TRUNCATE runs, run_events"
+	fi
+	echo "$f"
+}
+# q STORE NAME SQL: one value from the store of measurement NAME.
+q() {
+	if [ "$1" = sqlite ]; then sqlite3 "$T/$2/pushpool.db" "$3"; else psql_q "$3"; fi
+}
+# Runs/s of STORE NAME: runs reaching TARGET, first SUBMITTING to last TARGET.
+rate() { # STORE NAME TARGET
+	q "$1" "$2" "SELECT round(count(DISTINCT run_id) * 1000.0 /
+		(max(CASE WHEN state = '$3' THEN ts_ms END) -
+		 min(CASE WHEN state = 'SUBMITTING' THEN ts_ms END)), 2)
+		FROM run_events WHERE state IN ('SUBMITTING', '$3')"
+}
+
+# measure STORE POOL TARGET DISPATCHERS LATENCY_MS: runs/s into RATE (no
+# subshell: a failure ends the bench, and cleanup stops the dispatchers).
+phase=0
+measure() {
+	st=$1 pool=$2 target=$3 k=$4 lat=$5
+	phase=$((phase + 1))
+	name=m$phase
+	si=600
+	[ "$target" = SUCCEEDED ] && si=0.2
+	note "$st, $pool, to $target, $k dispatcher(s), +$lat ms"
+	cf=$(conf "$st" "$name" "$si")
+	"$PUSHPOOL" schedule -c "$cf" -p "$pool" --count "$RUNS" >/dev/null
+	mock_setup "$lat"
+	pids=
+	i=1
+	while [ $i -le "$k" ]; do
+		"$PUSHPOOL" serve -c "$cf" --owner "$name-$i" 2>"$T/$name-$i.log" &
+		pids="$pids $!"
+		i=$((i + 1))
+	done
+	SERVE_PIDS="$SERVE_PIDS $pids"
+	limit=$((120 + RUNS / 10))
+	deadline=$(($(date +%s) + limit))
+	# By event, not state: a run may have moved on since.
+	while [ "$(q "$st" "$name" "SELECT count(DISTINCT run_id) FROM run_events
+			WHERE state = '$target'")" -lt "$RUNS" ]; do
+		for p in $pids; do
+			kill -0 "$p" 2>/dev/null ||
+				die "serve of $name exited: $(tail -n 5 "$T/$name"-*.log)"
+		done
+		[ "$(date +%s)" -lt "$deadline" ] ||
+			die "$name: not all $RUNS runs $target in $limit s"
+		sleep 0.1
+	done
+	for p in $pids; do kill -INT "$p"; done
+	for p in $pids; do wait "$p" || die "serve of $name exited $? after SIGINT"; done
+	SERVE_PIDS=
+	RATE=$(rate "$st" "$name" "$target")
+}
+
+# emit POOL LATENCY LABEL RATE BASELINE_RATE
+emit() {
+	jq -nc --arg pool "$1" --argjson lat "$2" --arg cfg "$3" --argjson rate "$4" \
+		--argjson base "$5" --argjson n "$RUNS" --argjson c "$CONC" \
+		--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		'{figure: "throughput", store: "postgresql", measured: $date, pool: $pool,
+		  latency_ms: $lat, config: $cfg, runs: $n, concurrency: $c, runs_per_s: $rate,
+		  baseline_runs_per_s: $base, ratio: (($rate / $base * 100 | round) / 100)}' >>"$R"
+	tail -n 1 "$R" >&2
+}
+
+# pair POOL TARGET LATENCY_MS A_STORE A_DISPATCHERS B_STORE B_DISPATCHERS:
+# ROUNDS measurements of each, in the order A B, B A, A B, ... (a machine
+# getting busier or quieter weighs on both); their mean runs/s into A_RATE
+# and B_RATE.
+pair() {
+	sum_a=0 sum_b=0 r=1
+	while [ $r -le "$ROUNDS" ]; do
+		for side in $([ $((r % 2)) = 1 ] && echo "a b" || echo "b a"); do
+			if [ "$side" = a ]; then
+				measure "$4" "$1" "$2" "$5" "$3"
+				sum_a=$(jq -n "$sum_a + $RATE")
+			else
+				measure "$6" "$1" "$2" "$7" "$3"
+				sum_b=$(jq -n "$sum_b + $RATE")
+			fi
+		done
+		r=$((r + 1))
+	done
+	A_RATE=$(jq -n "$sum_a / $ROUNDS * 100 | round / 100")
+	B_RATE=$(jq -n "$sum_b / $ROUNDS * 100 | round / 100")
+}
+
+if only store; then
+	for pool in ${PG_BENCH_POOLS:-ecs cloud-run}; do
+		for target in SUBMITTED SUCCEEDED; do
+			pair "$pool" "$target" 0 pg 1 sqlite 1
+			emit "$pool" 0 "PostgreSQL, 1 dispatcher, to $target; baseline SQLite" \
+				"$A_RATE" "$B_RATE"
+		done
+	done
+fi
+if only scale; then
+	pool=${PG_BENCH_SCALE_POOL:-ecs}
+	RUNS=$SCALE_RUNS
+	pair "$pool" SUBMITTED "$LAT" pg "$K" pg 1
+	emit "$pool" "$LAT" "PostgreSQL, $K dispatchers, to SUBMITTED; baseline 1 dispatcher" \
+		"$A_RATE" "$B_RATE"
+fi
+
+cp "$R" "$OUT_LINES"
+# Into an existing bench.json (a later `make pg-bench`): this store's
+# figures replace the previous ones.
+if [ -f "$BUILD_DIR/bench.json" ]; then
+	jq --slurpfile pg "$R" '.figures = [.figures[] | select(.store != "postgresql")] + $pg' \
+		"$BUILD_DIR/bench.json" >"$T/bench.json" && cp "$T/bench.json" "$BUILD_DIR/bench.json"
+fi
+jq -s '{date: (.[0].measured), machine: {cpus: 0, kernel: "-"}, command: "pg_like.sh",
+	figures: .}' "$R" >"$T/only.json"
+sh "$(dirname "$0")/table.sh" "$T/only.json" | tail -n +3
