@@ -10,6 +10,7 @@
 
 #include "auth/auth.h"
 #include "lib/buf.h"
+#include "lib/intern.h"
 
 void pp_sha256_hex(const void *p, size_t n, char out[65])
 {
@@ -115,6 +116,29 @@ int pp_base_url(char *out, size_t size, const char *endpoint, const char *def, s
 	if (strncmp(out, "https://", 8) && strncmp(out, "http://", 7))
 		return pp_fail(err, PP_EINVALID, "endpoint '%s' is not an http(s) URL", out);
 	return 0;
+}
+
+int pp_intern_set(const char **slot, const char *src, size_t max, const char *what,
+		  struct pp_error *err)
+{
+	size_t n = strlen(src);
+	if (n > max)
+		return pp_fail(err, PP_EINVALID, "%s is too long (%zu bytes, at most %zu)", what, n,
+			       max);
+	const char *v = pp_intern(src);
+	if (!v)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	pp_intern_drop(*slot);
+	*slot = v;
+	return 0;
+}
+
+int pp_base_url_intern(const char **slot, const char *endpoint, const char *def,
+		       struct pp_error *err)
+{
+	char url[PP_BASE_URL_MAX + 1];
+	return pp_base_url(url, sizeof(url), endpoint, def, err)
+		       ?: pp_intern_set(slot, url, PP_BASE_URL_MAX, "endpoint URL", err);
 }
 
 static int append_word(struct pp_json *arr, struct pp_buf *w, struct pp_error *err)

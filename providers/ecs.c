@@ -20,6 +20,7 @@
 
 #include "auth/auth.h"
 #include "lib/clock.h"
+#include "lib/intern.h"
 #include "lib/log.h"
 #include "providers/common.h"
 #include "providers/ecs.h"
@@ -168,7 +169,7 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 		       struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
-	char url[300];
+	char url[PP_BASE_URL_MAX + 2];
 	snprintf(url, sizeof(url), "%s/", st->base);
 	/* Set for every call: the logs op signs CloudWatch Logs calls with the
 	 * same credential (ecs_logs.c), and the scope is the credential's. */
@@ -202,7 +203,7 @@ struct pp_json *pp_ecs_string_array(const char *s)
 
 static int set_cluster(struct pp_json *obj, const struct ecs_state *st)
 {
-	return st->cluster[0] ? pp_json_set_string(obj, "cluster", st->cluster) : 0;
+	return st->cluster ? pp_json_set_string(obj, "cluster", st->cluster) : 0;
 }
 
 /* ---- the rendered job -> request bodies ---- */
@@ -472,7 +473,7 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 }
 
 static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp_json *job,
-		     struct pp_error *err)
+		     const char *token, struct pp_error *err)
 {
 	const struct pp_json *src = pp_json_get(job, "task_run_request");
 	st->run = src ? pp_json_clone(src) : pp_json_new(PP_JSON_OBJECT);
@@ -484,14 +485,19 @@ static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp
 	const char *arn = pp_json_get_string(run, "taskDefinition");
 	if (arn && *arn) {
 		st->td_given = true;
-		snprintf(st->td_arn, sizeof(st->td_arn), "%s", arn);
+		int rc = pp_intern_set(&st->td_arn, arn, ECS_ARN_MAX, "taskDefinition", err);
+		if (rc)
+			return rc;
 	}
 	pp_json_remove(run, "taskDefinition");
 	const char *cluster = pp_json_get_string(run, "cluster");
 	if (!cluster || !*cluster)
 		cluster = pp_json_get_string(job, "cluster");
-	if (cluster && *cluster)
-		snprintf(st->cluster, sizeof(st->cluster), "%s", cluster);
+	if (cluster && *cluster) {
+		int rc = pp_intern_set(&st->cluster, cluster, ECS_CLUSTER_MAX, "cluster", err);
+		if (rc)
+			return rc;
+	}
 	pp_json_remove(run, "cluster");
 	if (set_cluster(run, st))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
@@ -526,8 +532,8 @@ static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp
 	rc = rc ? rc : shape_tags(io, run, err);
 	if (rc)
 		return rc;
-	if (pp_json_set_string(run, "startedBy", st->token) ||
-	    pp_json_set_string(run, "clientToken", st->token))
+	if (pp_json_set_string(run, "startedBy", token) ||
+	    pp_json_set_string(run, "clientToken", token))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	return 0;
 }
@@ -554,26 +560,27 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	for (const char *p = region; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-')
 			return pp_fail(err, PP_EINVALID, "ecs: invalid region '%s'", region);
-	if ((rc = pp_copy_str(st->region, sizeof(st->region), region, "region", err)))
+	if ((rc = pp_intern_set(&st->region, region, ECS_REGION_MAX, "region", err)))
 		return pp_error_prefix(err, "ecs: ");
-	char def[128];
+	char def[128], token[64];
 	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
-	if ((rc = pp_base_url(st->base, sizeof(st->base), io->endpoint, def, err)) ||
-	    (rc = pp_derive_name(st->token, sizeof(st->token), io->run_id, io->attempt, err)))
+	if ((rc = pp_base_url_intern(&st->base, io->endpoint, def, err)) ||
+	    (rc = pp_derive_name(token, sizeof(token), io->run_id, io->attempt, err)))
 		return pp_error_prefix(err, "ecs: ");
 	if (pp_run_cred(io))
 		pp_cred_set_scope(pp_run_cred(io), st->region, "ecs");
 
 	const char *cname = pp_json_get_string(job, "container_name");
-	snprintf(st->container, sizeof(st->container), "%s",
-		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);
+	if ((rc = pp_intern_set(&st->container, cname && *cname ? cname : ECS_DEFAULT_CONTAINER,
+				ECS_CONTAINER_MAX, "container_name", err)))
+		return pp_error_prefix(err, "ecs: ");
 	st->match_latest = pp_json_get_bool(job, "match_latest_revision_in_family", false);
 	st->auto_deregister = pp_json_get_bool(job, "auto_deregister_task_definition", false);
 	double poll = 0;
 	if (pp_json_get_number(job, "task_watch_poll_interval", &poll) && poll > 0)
 		st->poll_ms = (long)(poll * 1000.0);
 
-	rc = shape_run(st, io, job, err);
+	rc = shape_run(st, io, job, token, err);
 	if (rc)
 		return pp_error_prefix(err, "ecs: ");
 	if (!st->td_given) {
@@ -632,27 +639,31 @@ static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 	if (!task)
 		return pp_fail(err, PP_EINVALID, "ecs: infra id '%s' is not a task ARN", arn);
 	const char *slash = strchr(task + 6, '/');
-	if (slash && (size_t)(slash - task - 6) < sizeof(st->cluster))
-		snprintf(st->cluster, sizeof(st->cluster), "%.*s", (int)(slash - task - 6),
-			 task + 6);
+	char cluster[ECS_CLUSTER_MAX + 1];
+	if (slash && (size_t)(slash - task - 6) < sizeof(cluster))
+		snprintf(cluster, sizeof(cluster), "%.*s", (int)(slash - task - 6), task + 6);
 	else
-		snprintf(st->cluster, sizeof(st->cluster), "%s",
+		snprintf(cluster, sizeof(cluster), "%s",
 			 pp_json_get_string(io->job, "cluster")
 				 ? pp_json_get_string(io->job, "cluster")
 				 : "");
-	snprintf(st->region, sizeof(st->region), "%s", region);
+	if ((*cluster &&
+	     (rc = pp_intern_set(&st->cluster, cluster, ECS_CLUSTER_MAX, "cluster", err))) ||
+	    (rc = pp_intern_set(&st->region, region, ECS_REGION_MAX, "region", err)))
+		return rc;
 	char def[128];
 	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
 	if (pp_run_cred(io))
 		pp_cred_set_scope(pp_run_cred(io), st->region, "ecs");
 	const char *cname = pp_json_get_string(io->job, "container_name");
-	snprintf(st->container, sizeof(st->container), "%s",
-		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);
+	if ((rc = pp_intern_set(&st->container, cname && *cname ? cname : ECS_DEFAULT_CONTAINER,
+				ECS_CONTAINER_MAX, "container_name", err)))
+		return pp_error_prefix(err, "ecs: ");
 	double poll = 0;
 	if (pp_json_get_number(io->job, "task_watch_poll_interval", &poll) && poll > 0)
 		st->poll_ms = (long)(poll * 1000.0);
 	st->step = ECS_SUBMITTED;
-	return pp_base_url(st->base, sizeof(st->base), io->endpoint, def, err);
+	return pp_base_url_intern(&st->base, io->endpoint, def, err);
 }
 
 /* ---- RunTask ---- */
@@ -986,6 +997,12 @@ static void ecs_release(void *state)
 	pp_ecs_sweep_release(st);
 	pp_cred_free(st->job_cred);
 	st->job_cred = NULL;
+	const char **interned[] = {&st->base,	&st->region,	&st->cluster,	 &st->container,
+				   &st->td_arn, &st->conv_mine, &st->conv_winner};
+	for (size_t i = 0; i < sizeof(interned) / sizeof(*interned); i++) {
+		pp_intern_drop(*interned[i]);
+		*interned[i] = NULL;
+	}
 }
 
 static void ecs_release_shared(void *shared)
