@@ -417,7 +417,7 @@ static int cr_prepare(struct pp_run_io *io, struct pp_error *err)
 static int cr_restore(struct pp_run_io *io, struct pp_error *err)
 {
 	struct cr_state *st = io->state;
-	const char *name = io->infra_id;
+	const char *name = io->infra_id ? io->infra_id : "";
 	const char *loc = strstr(name, "/locations/");
 	const char *jobs = strstr(name, "/jobs/");
 	const char *ex = strstr(name, "/executions/");
@@ -504,13 +504,13 @@ static int on_job(struct pp_run_io *io, struct pp_error *err)
 	const char *exec = pp_json_get_string(pp_json_get(job, "latestCreatedExecution"), "name");
 	if (exec && *exec) {
 		/* A bare id is relative to the job; infra ids are full names. */
-		int n = strchr(exec, '/') ? snprintf(io->infra_id, sizeof(io->infra_id), "%s", exec)
-					  : snprintf(io->infra_id, sizeof(io->infra_id),
-						     "%s/executions/%s", st->job_name, exec);
+		rc = strchr(exec, '/') ? pp_run_io_set_infra_id(io, err, "%s", exec)
+				       : pp_run_io_set_infra_id(io, err, "%s/executions/%s",
+								st->job_name, exec);
 		pp_json_free(job);
-		if (n < 0 || (size_t)n >= sizeof(io->infra_id))
-			return pp_fail(err, PP_EINVALID,
-				       "Cloud Run job %s: execution name too long", st->job_name);
+		if (rc)
+			return pp_error_prefix(err,
+					       "Cloud Run job %s: execution name: ", st->job_name);
 		pp_info("cloud-run run %s: adopted execution %s of job %s", io->run_id,
 			io->infra_id, st->job_id);
 		return submitted(st);
@@ -601,7 +601,7 @@ static int cr_submit(struct pp_run_io *io, struct pp_error *err)
 			       "Cloud Run run job %s: the operation names no execution",
 			       st->job_id);
 	}
-	rc = pp_copy_str(io->infra_id, sizeof(io->infra_id), exec, "execution name", err);
+	rc = pp_run_io_set_infra_id(io, err, "%s", exec);
 	pp_json_free(op);
 	return rc ? rc : submitted(st);
 }
@@ -670,7 +670,7 @@ static void map_execution(struct pp_run_io *io, const struct pp_json *ex)
 	const char *msg = pp_json_get_string(done, "message");
 
 	io->exit_code = -1;
-	io->message[0] = '\0';
+	pp_clear_message(io);
 	io->start_failure = PP_START_OK;
 	if (!pp_json_get_string(ex, "completionTime")) {
 		if (running > 0)
@@ -694,26 +694,24 @@ static void map_execution(struct pp_run_io *io, const struct pp_json *ex)
 	if ((reason && (!strcmp(reason, "CANCELLED") || !strcmp(reason, "CANCELLING"))) ||
 	    (cancelled > 0 && failed == 0)) {
 		io->state_out = PP_RUN_CANCELLED;
-		pp_set_message(io->message, sizeof(io->message), "%s",
-			       msg ? msg : "execution was cancelled");
+		pp_set_message(io, "%s", msg ? msg : "execution was cancelled");
 		return;
 	}
 	io->state_out = PP_RUN_FAILED;
 	const char *why;
 	io->start_failure = classify_execution(ex, &why);
 	if (io->start_failure != PP_START_OK && why) {
-		pp_set_message(io->message, sizeof(io->message), "%s (%lld of %lld tasks failed)",
-			       why, failed, tasks);
+		pp_set_message(io, "%s (%lld of %lld tasks failed)", why, failed, tasks);
 		return;
 	}
-	pp_set_message(io->message, sizeof(io->message), "%s%s%s (%lld of %lld tasks failed)",
+	pp_set_message(io, "%s%s%s (%lld of %lld tasks failed)",
 		       reason ? reason : "execution failed", msg ? ": " : "", msg ? msg : "",
 		       failed, tasks);
 }
 
 static int cr_status(struct pp_run_io *io, struct pp_error *err)
 {
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "cloud-run status: run %s has no execution",
 			       io->run_id);
 	if (!io->resp)
@@ -759,7 +757,7 @@ static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
 {
 	struct cr_state *st = io->state;
 	char gstatus[64];
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "cloud-run cancel: run %s has no execution",
 			       io->run_id);
 	if (st->cancel == CC_CHECK) {
@@ -773,8 +771,8 @@ static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
 			return rc;
 		st->cancel = CC_CANCEL;
 		if (rc == 1) {
-			pp_set_message(io->message, sizeof(io->message),
-				       "execution had already stopped (%s)", st->cancel_err->msg);
+			pp_set_message(io, "execution had already stopped (%s)",
+				       st->cancel_err->msg);
 			pp_error_clear(err);
 			return PP_STEP_DONE;
 		}
@@ -788,7 +786,7 @@ static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
 	int rc = cr_error(io, "cancel execution", gstatus, sizeof(gstatus), err);
 	/* Cancelling a finished execution is refused; nothing is left to stop. */
 	if (!strcmp(gstatus, "FAILED_PRECONDITION")) {
-		pp_set_message(io->message, sizeof(io->message), "%s", err->msg);
+		pp_set_message(io, "%s", err->msg);
 		pp_error_clear(err);
 		return PP_STEP_DONE;
 	}
@@ -817,10 +815,10 @@ static int cr_cleanup(struct pp_run_io *io, struct pp_error *err)
 	char gstatus[64];
 	/* Nothing to remove when no CreateJob went out and no execution is
 	 * known (a restored run has one). */
-	if (st->keep_job || !st->job_name || (!st->create_sent && !io->infra_id[0]))
+	if (st->keep_job || !st->job_name || (!st->create_sent && !io->infra_id))
 		return PP_STEP_DONE;
 	if (st->clean == CL_CHECK) {
-		if (!io->infra_id[0])
+		if (!io->infra_id)
 			return send_delete(io, err);
 		if (!io->resp)
 			return send_to(io, "GET", "", NULL, io->infra_id, err);
@@ -846,7 +844,7 @@ static int cr_cleanup(struct pp_run_io *io, struct pp_error *err)
 	}
 	int rc = cr_error(io, "delete job", gstatus, sizeof(gstatus), err);
 	/* Refused while an execution still runs: look again, then retry. */
-	if (!strcmp(gstatus, "FAILED_PRECONDITION") && io->infra_id[0]) {
+	if (!strcmp(gstatus, "FAILED_PRECONDITION") && io->infra_id) {
 		pp_error_clear(err);
 		st->clean = CL_CHECK;
 		io->poll_after_ms = CR_STOP_POLL_MS;

@@ -81,8 +81,4 @@ int pp_req_json(struct pp_run_io *io, const char *method, const char *url, const
 int pp_resp_json(const struct pp_run_io *io, const char *what, struct pp_json **out,
 		 struct pp_error *err);
 
-/* Copy text into one of the io's fixed message fields, truncating. */
-void pp_set_message(char *dst, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 #endif

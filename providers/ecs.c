@@ -621,7 +621,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
-	const char *arn = io->infra_id;
+	const char *arn = io->infra_id ? io->infra_id : "";
 	char region[32] = "";
 	int rc = io->job ? pp_job_cred(io, &st->job_cred, "aws_credentials", "aws", err) : 0;
 	if (rc)
@@ -686,7 +686,7 @@ static bool capacity_reason(const char *reason)
 static int adopt_task(struct pp_run_io *io, const char *arn, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
-	int rc = pp_copy_str(io->infra_id, sizeof(io->infra_id), arn, "task ARN", err);
+	int rc = pp_run_io_set_infra_id(io, err, "%s", arn);
 	if (rc)
 		return rc;
 	st->step = ECS_SUBMITTED;
@@ -840,7 +840,7 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 	bool has_exit = pp_json_get_number(c, "exitCode", &exit_code);
 
 	io->exit_code = has_exit ? (int)exit_code : -1;
-	io->message[0] = '\0';
+	pp_clear_message(io);
 	io->start_failure = PP_START_OK;
 	if (!last || !strcmp(last, "PROVISIONING") || !strcmp(last, "PENDING") ||
 	    !strcmp(last, "ACTIVATING")) {
@@ -854,26 +854,23 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 	io->start_failure = classify_stop(stop_code, stopped, creason);
 	if (stop_code && !strcmp(stop_code, "UserInitiated")) {
 		io->state_out = PP_RUN_CANCELLED;
-		pp_set_message(io->message, sizeof(io->message), "%s",
-			       stopped ? stopped : "stopped by a StopTask call");
+		pp_set_message(io, "%s", stopped ? stopped : "stopped by a StopTask call");
 	} else if (stop_code && !strcmp(stop_code, "TaskFailedToStart")) {
 		io->state_out = PP_RUN_CRASHED;
-		pp_set_message(io->message, sizeof(io->message), "TaskFailedToStart: %s%s%s",
+		pp_set_message(io, "TaskFailedToStart: %s%s%s",
 			       stopped ? stopped : "no reason given", creason ? "; " : "",
 			       creason ? creason : "");
 	} else if (has_exit && io->exit_code == 0) {
 		io->state_out = PP_RUN_SUCCEEDED;
 	} else if (has_exit) {
 		io->state_out = PP_RUN_FAILED;
-		pp_set_message(io->message, sizeof(io->message),
-			       "container %s exited with code %d%s%s",
+		pp_set_message(io, "container %s exited with code %d%s%s",
 			       pp_json_get_string(c, "name") ? pp_json_get_string(c, "name") : "?",
 			       io->exit_code, creason ? ": " : (stopped ? ": " : ""),
 			       creason ? creason : (stopped ? stopped : ""));
 	} else {
 		io->state_out = PP_RUN_CRASHED;
-		pp_set_message(io->message, sizeof(io->message),
-			       "task stopped without an exit code: %s%s%s",
+		pp_set_message(io, "task stopped without an exit code: %s%s%s",
 			       stopped ? stopped : (stop_code ? stop_code : "no reason given"),
 			       creason ? "; " : "", creason ? creason : "");
 	}
@@ -905,8 +902,7 @@ static int task_not_found(struct pp_run_io *io, const char *reason, struct pp_er
 		io->run_id, io->infra_id, waited, delay);
 	io->state_out = st->last_state ? st->last_state : PP_RUN_PROVISIONING;
 	io->exit_code = -1;
-	pp_set_message(io->message, sizeof(io->message),
-		       "DescribeTasks answers MISSING (eventual consistency after RunTask)");
+	pp_set_message(io, "DescribeTasks answers MISSING (eventual consistency after RunTask)");
 	io->poll_after_ms = delay;
 	return PP_STEP_DONE;
 }
@@ -915,7 +911,7 @@ static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	char code[96];
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "ecs status: run %s has no task", io->run_id);
 	if (!io->resp)
 		return send_task_call(io, "DescribeTasks", err);
@@ -946,7 +942,7 @@ static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 static int ecs_cancel(struct pp_run_io *io, struct pp_error *err)
 {
 	char code[96];
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "ecs cancel: run %s has no task", io->run_id);
 	if (!io->resp)
 		return send_task_call(io, "StopTask", err);

@@ -567,9 +567,9 @@ static int modal_restore(struct pp_run_io *io, struct pp_error *err)
 	struct modal_state *st = io->state;
 	pp_buf_init(&st->secret_ids, 64 * 1024);
 	pp_buf_init(&st->tags, 4096);
-	if (!io->infra_id[0] || strlen(io->infra_id) >= ID_MAX)
+	if (!io->infra_id || strlen(io->infra_id) >= ID_MAX)
 		return pp_fail(err, PP_EINVALID, "modal: infra id '%s' is not a sandbox id",
-			       io->infra_id);
+			       io->infra_id ? io->infra_id : "");
 	st->step = MS_SUBMITTED;
 	int rc = base_url(io, st, err);
 	if (!rc && io->job)
@@ -702,6 +702,14 @@ static int on_secret(struct pp_run_io *io, struct pp_error *err)
 	return next_after_image(io, err);
 }
 
+/* sandbox_id (field 1) into io->infra_id, left NULL when the answer has none. */
+static int read_sandbox_id(struct pp_run_io *io, struct pp_pb_reader *r, struct pp_error *err)
+{
+	char id[ID_MAX];
+	int rc = read_id(r, 1, id, sizeof(id), err);
+	return rc || !id[0] ? rc : pp_run_io_set_infra_id(io, err, "%s", id);
+}
+
 /* What only SandboxCreate reads. */
 static void free_create_inputs(struct modal_state *st)
 {
@@ -718,10 +726,10 @@ static int on_sandbox_id(struct pp_run_io *io, const char *rpc, struct pp_error 
 {
 	struct modal_state *st = io->state;
 	struct pp_pb_reader r;
-	int rc = result(io, rpc, &r, err) ?: read_id(&r, 1, io->infra_id, ID_MAX, err);
+	int rc = result(io, rpc, &r, err) ?: read_sandbox_id(io, &r, err);
 	if (rc)
 		return rc;
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "Modal %s: no sandbox_id in the answer", rpc);
 	st->step = MS_SUBMITTED;
 	free_create_inputs(st);
@@ -829,21 +837,20 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 	case RESULT_FAILURE:
 		io->state_out = PP_RUN_FAILED;
 		io->exit_code = g->exitcode;
-		pp_set_message(io->message, sizeof(io->message), "sandbox exited with code %d%s%s",
-			       g->exitcode, *exc ? ": " : "", exc);
+		pp_set_message(io, "sandbox exited with code %d%s%s", g->exitcode, *exc ? ": " : "",
+			       exc);
 		break;
 	case RESULT_TERMINATED:
 		io->exit_code = 137;
 		if (st->terminate_sent) {
 			io->state_out = PP_RUN_CANCELLED;
-			pp_set_message(io->message, sizeof(io->message), "sandbox was terminated");
+			pp_set_message(io, "sandbox was terminated");
 			break;
 		}
 		/* Not by us: Modal (a worker lost, maintenance) or another client
 		 * stopped it; the flow did not finish and nobody here cancelled. */
 		io->state_out = PP_RUN_CRASHED;
-		pp_set_message(io->message, sizeof(io->message),
-			       "sandbox was terminated, not by pushpool%s%s", *exc ? ": " : "",
+		pp_set_message(io, "sandbox was terminated, not by pushpool%s%s", *exc ? ": " : "",
 			       exc);
 		break;
 	case RESULT_INIT_FAILURE:
@@ -851,8 +858,7 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 		 * whose credentials are wrong); the command never ran. */
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_RESOURCE_INIT;
-		pp_set_message(io->message, sizeof(io->message),
-			       "sandbox failed to initialize (status %d)%s%s", g->status,
+		pp_set_message(io, "sandbox failed to initialize (status %d)%s%s", g->status,
 			       *exc ? ": " : "", exc);
 		break;
 	case RESULT_EVICTED:
@@ -860,31 +866,29 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 		 * Spot interruption, the infrastructure's doing, not the flow's. */
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_SPOT_INTERRUPTION;
-		pp_set_message(io->message, sizeof(io->message),
-			       "sandbox was evicted (status %d)%s%s", g->status, *exc ? ": " : "",
-			       exc);
+		pp_set_message(io, "sandbox was evicted (status %d)%s%s", g->status,
+			       *exc ? ": " : "", exc);
 		break;
 	case RESULT_TIMEOUT:
 	case RESULT_IDLE_TIMEOUT:
 		io->state_out = PP_RUN_FAILED;
 		io->exit_code = 124;
-		pp_set_message(io->message, sizeof(io->message), "sandbox hit its timeout");
+		pp_set_message(io, "sandbox hit its timeout");
 		break;
 	default:
 		/* INTERNAL_FAILURE, or a status newer than this code: Modal says
 		 * the sandbox could not run, without a reason of the flow's. */
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_OTHER;
-		pp_set_message(io->message, sizeof(io->message),
-			       "sandbox failed to run (status %d)%s%s", g->status, *exc ? ": " : "",
-			       exc);
+		pp_set_message(io, "sandbox failed to run (status %d)%s%s", g->status,
+			       *exc ? ": " : "", exc);
 		break;
 	}
 }
 
 static int modal_status(struct pp_run_io *io, struct pp_error *err)
 {
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "modal status: run %s has no sandbox", io->run_id);
 	if (!io->resp)
 		return send_for_sandbox(io, "SandboxWait", true, err);
@@ -900,7 +904,7 @@ static int modal_status(struct pp_run_io *io, struct pp_error *err)
 	if (rc)
 		return rc;
 	io->exit_code = -1;
-	io->message[0] = '\0';
+	pp_clear_message(io);
 	if (!g.present || g.status == RESULT_UNSPECIFIED) {
 		io->state_out = PP_RUN_RUNNING;
 	} else {
@@ -912,7 +916,7 @@ static int modal_status(struct pp_run_io *io, struct pp_error *err)
 
 static int modal_cancel(struct pp_run_io *io, struct pp_error *err)
 {
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return PP_STEP_DONE;
 	struct modal_state *st = io->state;
 	if (!io->resp) {
@@ -938,20 +942,19 @@ static int modal_cleanup(struct pp_run_io *io, struct pp_error *err)
 	int rc;
 	if (st->ended || st->terminate_sent)
 		return PP_STEP_DONE;
-	if (!io->infra_id[0]) {
+	if (!io->infra_id) {
 		if (!st->create_sent)
 			return PP_STEP_DONE;
 		if (!io->resp)
 			return send_encoded(io, "SandboxGetFromName", enc_lookup, err);
-		rc = result(io, "SandboxGetFromName", &r, err)
-			     ?: read_id(&r, 1, io->infra_id, sizeof(io->infra_id), err);
+		rc = result(io, "SandboxGetFromName", &r, err) ?: read_sandbox_id(io, &r, err);
 		if (rc == PP_ENOTFOUND) {
 			pp_error_clear(err);
 			return PP_STEP_DONE;
 		}
 		if (rc)
 			return rc;
-		if (!io->infra_id[0])
+		if (!io->infra_id)
 			return PP_STEP_DONE;
 		return send_for_sandbox(io, "SandboxTerminate", false, err);
 	}
@@ -1114,9 +1117,9 @@ static int modal_list(struct pp_run_io *io, struct pp_error *err)
 static int modal_remove(struct pp_run_io *io, struct pp_error *err)
 {
 	if (!io->resp) {
-		if (!io->infra_id[0] || strlen(io->infra_id) >= ID_MAX)
+		if (!io->infra_id || strlen(io->infra_id) >= ID_MAX)
 			return pp_fail(err, PP_EINVALID, "modal: '%s' is not a sandbox id",
-				       io->infra_id);
+				       io->infra_id ? io->infra_id : "");
 		return send_for_sandbox(io, "SandboxTerminate", false, err);
 	}
 	struct pp_pb_reader r;

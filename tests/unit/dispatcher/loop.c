@@ -56,7 +56,7 @@ static int fake_submit(struct pp_run_io *io, struct pp_error *err)
 			 io->idem_key ? io->idem_key : "");
 		cloud.attempts[cloud.submits - 1] = io->attempt;
 	}
-	snprintf(io->infra_id, sizeof(io->infra_id), "fake/%s/%d", io->run_id, io->attempt);
+	pp_run_io_set_infra_id(io, NULL, "fake/%s/%d", io->run_id, io->attempt);
 	return PP_STEP_DONE;
 }
 
@@ -71,7 +71,7 @@ static int fake_status(struct pp_run_io *io, struct pp_error *err)
 	if (cloud.start_ok_from && io->attempt < cloud.start_ok_from) {
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_IMAGE_PULL;
-		snprintf(io->message, sizeof(io->message), "fake cloud: image not found");
+		pp_set_message(io, "fake cloud: image not found");
 		return PP_STEP_DONE;
 	}
 	io->state_out = cloud.fail_job ? PP_RUN_FAILED : PP_RUN_SUCCEEDED;
