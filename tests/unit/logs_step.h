@@ -41,6 +41,7 @@ static inline void rig_free(struct logs_rig *r)
 	pp_http_resp_free(&r->resp);
 	pp_logs_clear(&r->logs);
 	pp_json_free(r->job);
+	pp_run_io_free_strings(&r->io);
 }
 
 /* The op's first call of a page: it must ask for a request. */
