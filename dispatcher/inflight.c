@@ -9,13 +9,89 @@
 #include "store/deploy.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dispatcher/attempts.h"
+#include "lib/intern.h"
 #include "lib/log.h"
 #include "lib/time.h"
+
+/* A parked job text: the runs of a pool render the same text but for a
+ * few values (run id, name, labels), so a run keeps only what lies between
+ * the start and the end it shares with the pool's reference text. */
+struct parked_job {
+	const char *ref;   /* interned (counted), or NULL: middle is the whole text */
+	size_t head, tail; /* bytes equal to ref's first and last ones */
+	char middle[];
+};
+
+static void parked_free(struct parked_job *pj)
+{
+	if (!pj)
+		return;
+	pp_intern_drop(pj->ref);
+	free(pj);
+}
+
+/* Park text against the pool's reference; a text sharing less than half
+ * of itself with it (another deployment's job) becomes the reference.
+ * NULL when out of memory. */
+static struct parked_job *park_text(struct pool_rt *p, const char *text)
+{
+	size_t n = strlen(text), head = 0, tail = 0;
+	const char *ref = p ? p->job_ref : NULL;
+	if (ref) {
+		size_t rn = strlen(ref);
+		while (head < n && head < rn && text[head] == ref[head])
+			head++;
+		while (tail < n - head && tail < rn - head &&
+		       text[n - 1 - tail] == ref[rn - 1 - tail])
+			tail++;
+	}
+	if (p && (!ref || head + tail < n / 2)) {
+		const char *fresh = pp_intern(text);
+		if (fresh) {
+			pp_intern_drop(p->job_ref);
+			p->job_ref = ref = fresh;
+			head = n;
+			tail = 0;
+		}
+	}
+	if (ref && head + tail < n / 2) {
+		ref = NULL; /* interning failed: keep the whole text */
+		head = tail = 0;
+	}
+	size_t mid = n - head - tail;
+	struct parked_job *pj = malloc(offsetof(struct parked_job, middle) + mid + 1);
+	if (!pj)
+		return NULL;
+	pj->ref = ref ? pp_intern_hold(ref) : NULL;
+	pj->head = head;
+	pj->tail = tail;
+	memcpy(pj->middle, text + head, mid);
+	pj->middle[mid] = '\0';
+	return pj;
+}
+
+/* The parked text whole again (*n bytes), to free(); NULL when out of memory. */
+static char *unpark_text(const struct parked_job *pj, size_t *n)
+{
+	size_t mid = strlen(pj->middle);
+	*n = pj->head + mid + pj->tail;
+	char *text = malloc(*n + 1);
+	if (!text)
+		return NULL;
+	if (pj->ref) {
+		memcpy(text, pj->ref, pj->head);
+		memcpy(text + pj->head + mid, pj->ref + strlen(pj->ref) - pj->tail, pj->tail);
+	}
+	memcpy(text + pj->head, pj->middle, mid);
+	text[*n] = '\0';
+	return text;
+}
 
 void inflight_free(struct pp_loop *L, struct inflight *a)
 {
@@ -38,7 +114,7 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 	pp_run_io_free_strings(&a->io);
 	pp_http_req_free(&a->io.req);
 	pp_json_free(a->job);
-	free(a->job_text);
+	parked_free(a->parked);
 	free(a->final_msg);
 	pp_run_rec_free(&a->rec);
 	free(a);
@@ -81,12 +157,17 @@ const char *inflight_msg_text(const struct inflight *a)
 
 int inflight_job(struct inflight *a, struct pp_error *err)
 {
-	if (!a->job && a->job_text) {
-		int rc = pp_json_parse(a->job_text, strlen(a->job_text), NULL, &a->job, err);
+	if (!a->job && a->parked) {
+		size_t n;
+		char *text = unpark_text(a->parked, &n);
+		if (!text)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		int rc = pp_json_parse(text, n, NULL, &a->job, err);
+		free(text);
 		if (rc)
 			return rc;
-		free(a->job_text);
-		a->job_text = NULL;
+		parked_free(a->parked);
+		a->parked = NULL;
 	}
 	a->io.job = a->job;
 	return 0;
@@ -104,14 +185,14 @@ static void park_job(struct inflight *a)
 	char *text = pp_json_to_string(a->job, PP_JSON_COMPACT);
 	if (!text)
 		return; /* out of memory: keep the tree */
-	/* The writer's buffer grows in steps: keep only the text. */
-	char *fit = realloc(text, strlen(text) + 1);
-	if (fit)
-		text = fit;
+	struct parked_job *pj = park_text(a->pool, text);
+	free(text);
+	if (!pj)
+		return;
 	pp_json_free(a->job);
 	a->job = NULL;
 	a->io.job = NULL;
-	a->job_text = text;
+	a->parked = pj;
 }
 
 static void report_source(struct pp_loop *L, struct inflight *a, enum pp_store_state st,

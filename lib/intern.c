@@ -82,11 +82,24 @@ done:
 	return out;
 }
 
+static struct entry *entry_of(const char *s)
+{
+	return (struct entry *)(void *)(s - offsetof(struct entry, s));
+}
+
+const char *pp_intern_hold(const char *s)
+{
+	pthread_mutex_lock(&lock);
+	entry_of(s)->refs++;
+	pthread_mutex_unlock(&lock);
+	return s;
+}
+
 void pp_intern_drop(const char *s)
 {
 	if (!s)
 		return;
-	struct entry *e = (struct entry *)(void *)(s - offsetof(struct entry, s));
+	struct entry *e = entry_of(s);
 	pthread_mutex_lock(&lock);
 	if (--e->refs == 0) {
 		struct entry **p = &buckets[e->hash & (nbuckets - 1)];

@@ -25,7 +25,10 @@ static void test_same_value_shared(void **state)
 	pp_intern_drop(x);
 	assert_string_equal(y, a);
 	assert_ptr_equal(pp_intern(a), y);
+	assert_ptr_equal(pp_intern_hold(y), y);
 	pp_intern_drop(y);
+	pp_intern_drop(y);
+	assert_string_equal(y, a);
 	pp_intern_drop(y);
 	pp_intern_drop(z);
 	pp_intern_drop(NULL);
