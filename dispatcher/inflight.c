@@ -9,13 +9,89 @@
 #include "store/deploy.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dispatcher/attempts.h"
+#include "lib/intern.h"
 #include "lib/log.h"
 #include "lib/time.h"
+
+/* A parked job text: the runs of a pool render the same text but for a
+ * few values (run id, name, labels), so a run keeps only what lies between
+ * the start and the end it shares with the pool's reference text. */
+struct parked_job {
+	const char *ref;   /* interned (counted), or NULL: middle is the whole text */
+	size_t head, tail; /* bytes equal to ref's first and last ones */
+	char middle[];
+};
+
+static void parked_free(struct parked_job *pj)
+{
+	if (!pj)
+		return;
+	pp_intern_drop(pj->ref);
+	free(pj);
+}
+
+/* Park text against the pool's reference; a text sharing less than half
+ * of itself with it (another deployment's job) becomes the reference.
+ * NULL when out of memory. */
+static struct parked_job *park_text(struct pool_rt *p, const char *text)
+{
+	size_t n = strlen(text), head = 0, tail = 0;
+	const char *ref = p ? p->job_ref : NULL;
+	if (ref) {
+		size_t rn = strlen(ref);
+		while (head < n && head < rn && text[head] == ref[head])
+			head++;
+		while (tail < n - head && tail < rn - head &&
+		       text[n - 1 - tail] == ref[rn - 1 - tail])
+			tail++;
+	}
+	if (p && (!ref || head + tail < n / 2)) {
+		const char *fresh = pp_intern(text);
+		if (fresh) {
+			pp_intern_drop(p->job_ref);
+			p->job_ref = ref = fresh;
+			head = n;
+			tail = 0;
+		}
+	}
+	if (ref && head + tail < n / 2) {
+		ref = NULL; /* interning failed: keep the whole text */
+		head = tail = 0;
+	}
+	size_t mid = n - head - tail;
+	struct parked_job *pj = malloc(offsetof(struct parked_job, middle) + mid + 1);
+	if (!pj)
+		return NULL;
+	pj->ref = ref ? pp_intern_hold(ref) : NULL;
+	pj->head = head;
+	pj->tail = tail;
+	memcpy(pj->middle, text + head, mid);
+	pj->middle[mid] = '\0';
+	return pj;
+}
+
+/* The parked text whole again (*n bytes), to free(); NULL when out of memory. */
+static char *unpark_text(const struct parked_job *pj, size_t *n)
+{
+	size_t mid = strlen(pj->middle);
+	*n = pj->head + mid + pj->tail;
+	char *text = malloc(*n + 1);
+	if (!text)
+		return NULL;
+	if (pj->ref) {
+		memcpy(text, pj->ref, pj->head);
+		memcpy(text + pj->head + mid, pj->ref + strlen(pj->ref) - pj->tail, pj->tail);
+	}
+	memcpy(text + pj->head, pj->middle, mid);
+	text[*n] = '\0';
+	return text;
+}
 
 void inflight_free(struct pp_loop *L, struct inflight *a)
 {
@@ -35,12 +111,25 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 	if (a->pool && a->pool->p->prov->release && a->io.state)
 		a->pool->p->prov->release(a->io.state);
 	free(a->io.state);
+	pp_run_io_free_strings(&a->io);
 	pp_http_req_free(&a->io.req);
 	pp_json_free(a->job);
-	free(a->job_text);
+	parked_free(a->parked);
 	free(a->final_msg);
 	pp_run_rec_free(&a->rec);
 	free(a);
+}
+
+/* The provider's outcome message, "" when it gave none. */
+static const char *io_message(const struct inflight *a)
+{
+	return a->io.message ? a->io.message : "";
+}
+
+/* The infra id a submission returned ("" when it named none). */
+static const char *io_infra_id(const struct inflight *a)
+{
+	return a->io.infra_id ? a->io.infra_id : "";
 }
 
 char *inflight_msg(struct inflight *a, size_t *cap)
@@ -68,12 +157,17 @@ const char *inflight_msg_text(const struct inflight *a)
 
 int inflight_job(struct inflight *a, struct pp_error *err)
 {
-	if (!a->job && a->job_text) {
-		int rc = pp_json_parse(a->job_text, strlen(a->job_text), NULL, &a->job, err);
+	if (!a->job && a->parked) {
+		size_t n;
+		char *text = unpark_text(a->parked, &n);
+		if (!text)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		int rc = pp_json_parse(text, n, NULL, &a->job, err);
+		free(text);
 		if (rc)
 			return rc;
-		free(a->job_text);
-		a->job_text = NULL;
+		parked_free(a->parked);
+		a->parked = NULL;
 	}
 	a->io.job = a->job;
 	return 0;
@@ -91,14 +185,14 @@ static void park_job(struct inflight *a)
 	char *text = pp_json_to_string(a->job, PP_JSON_COMPACT);
 	if (!text)
 		return; /* out of memory: keep the tree */
-	/* The writer's buffer grows in steps: keep only the text. */
-	char *fit = realloc(text, strlen(text) + 1);
-	if (fit)
-		text = fit;
+	struct parked_job *pj = park_text(a->pool, text);
+	free(text);
+	if (!pj)
+		return;
 	pp_json_free(a->job);
 	a->job = NULL;
 	a->io.job = NULL;
-	a->job_text = text;
+	a->parked = pj;
 }
 
 static void report_source(struct pp_loop *L, struct inflight *a, enum pp_store_state st,
@@ -231,11 +325,11 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 					  .error = "",
 					  .event = "submitted"};
 		char ev[640];
-		snprintf(ev, sizeof(ev), PP_EV_SUBMITTED "%s (attempt %d)", a->io.infra_id,
+		snprintf(ev, sizeof(ev), PP_EV_SUBMITTED "%s (attempt %d)", io_infra_id(a),
 			 a->io.attempt);
 		u.event = ev;
 		pp_info("run %s (%s): submitted as %s", a->rec.id, a->pool->p->name,
-			a->io.infra_id);
+			io_infra_id(a));
 		if (!inflight_store_write(L, a, &u))
 			return;
 		report_source(L, a, PP_ST_SUBMITTED, NULL);
@@ -404,10 +498,10 @@ static void start_failed(struct pp_loop *L, struct inflight *a)
 	enum pp_start_failure f = a->io.start_failure;
 	int n = a->io.attempt;
 	const char *cls = pp_start_failure_name(f);
-	const char *why = a->io.message[0] ? a->io.message : pp_run_state_name(a->io.state_out);
+	const char *why = *io_message(a) ? io_message(a) : pp_run_state_name(a->io.state_out);
 	if (!a->cancel_wanted && pp_pool_start_retry(p, f, n)) {
 		long wait = pp_backoff_ms(n - 1, p->retry_base_ms, p->retry_cap_ms, 0);
-		char key[PP_ID_LEN + 16], ev[sizeof(a->io.message) + 128];
+		char key[PP_ID_LEN + 16], ev[PP_RUN_MESSAGE_MAX + 1 + 128];
 		pp_attempt_key(a->rec.id, n + 1, key, sizeof(key));
 		snprintf(ev, sizeof(ev),
 			 PP_EV_ATTEMPT "%d failed to start (%s): %s" PP_EV_RETRYING "%d in %ld ms",
@@ -437,7 +531,7 @@ static void start_failed(struct pp_loop *L, struct inflight *a)
 			inflight_free(L, a);
 		return;
 	}
-	char m[sizeof(a->io.message) + 96];
+	char m[PP_RUN_MESSAGE_MAX + 1 + 96];
 	if (n > 1)
 		snprintf(m, sizeof(m), "failed to start (%s) on attempt %d: %s", cls, n, why);
 	else
@@ -489,10 +583,10 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 		char m[700];
 		if (a->io.exit_code >= 0)
 			snprintf(m, sizeof(m), "%s (exit code %d)%s%s", pp_run_state_name(rs),
-				 a->io.exit_code, a->io.message[0] ? ": " : "", a->io.message);
+				 a->io.exit_code, *io_message(a) ? ": " : "", io_message(a));
 		else
 			snprintf(m, sizeof(m), "%s%s%s", pp_run_state_name(rs),
-				 a->io.message[0] ? ": " : "", a->io.message);
+				 *io_message(a) ? ": " : "", io_message(a));
 		after_terminal(L, a, final_state(rs), m);
 		return;
 	}
@@ -510,7 +604,7 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 	    a->rec.state != PP_ST_RUNNING) {
 		inflight_msg_set(a, "did not start within %.0f s (%s)%s%s",
 				 L->cfg->dispatcher.start_timeout, pp_run_state_name(rs),
-				 a->io.message[0] ? ": " : "", a->io.message);
+				 *io_message(a) ? ": " : "", io_message(a));
 		a->final = PP_ST_CRASHED;
 		inflight_op(L, a, PP_OP_CANCEL);
 		return;
@@ -543,7 +637,8 @@ static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const stru
 		if (rc && rc != PP_ENOTFOUND)
 			pp_warn("run %s: cleanup of the failed attempt failed, leaving %s to the "
 				"sweeper: %s",
-				a->rec.id, a->io.infra_id, err ? err->msg : pp_strerror(rc));
+				a->rec.id, a->io.infra_id ? a->io.infra_id : "what it created",
+				err ? err->msg : pp_strerror(rc));
 		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
 					  .attempt = -1,
 					  .next_attempt_ms = -1,
@@ -556,7 +651,7 @@ static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const stru
 		/* The job's outcome is known; record it, and say what was left:
 		 * the sweeper (dispatcher/sweep.c) removes it later. */
 		pp_warn("run %s: cleanup failed, leaving %s to the sweeper: %s", a->rec.id,
-			a->io.infra_id[0] ? a->io.infra_id : "what it created",
+			a->io.infra_id ? a->io.infra_id : "what it created",
 			err ? err->msg : pp_strerror(rc));
 		char m[INFLIGHT_MSG_MAX + PP_ERRMSG_MAX];
 		snprintf(m, sizeof(m), "%s (cleanup failed: %s)", inflight_msg_text(a),
@@ -668,7 +763,10 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	a->io.attempt = pp_attempt_of(&a->rec);
 	a->max_runtime_ms = (int64_t)(a->io.max_runtime_s * 1000);
 	a->io.store_id = L->store_id;
-	return pp_exec_io_prepare(&a->io, p->p->prov, err);
+	rc = pp_exec_io_prepare(&a->io, p->p->prov, err);
+	if (!rc && a->rec.infra_id)
+		rc = pp_run_io_set_infra_id(&a->io, err, "%s", a->rec.infra_id);
+	return rc;
 }
 
 /* When a RUNNING run taken over (after a restart, or by another
@@ -762,8 +860,6 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 		finish(L, a, PP_ST_FAILED, err.msg);
 		return;
 	}
-	if (a->rec.infra_id)
-		snprintf(a->io.infra_id, sizeof(a->io.infra_id), "%s", a->rec.infra_id);
 	a->io.idem_key = NULL;
 	switch (a->rec.state) {
 	case PP_ST_SCHEDULED:

@@ -38,6 +38,7 @@ void inflight_tail_free(struct inflight *a)
 		return;
 	if (t->io.state)
 		pp_exec_io_release(&t->io, a->pool->p->prov);
+	pp_run_io_free_strings(&t->io); /* a provider without state */
 	pp_logs_clear(&t->logs);
 	for (int i = 0; i < TAIL_LINES; i++)
 		free(t->ring[i]);
@@ -135,7 +136,7 @@ bool inflight_tail_logs(struct pp_loop *L, struct inflight *a)
 	const struct pp_provider *prov = a->pool ? a->pool->p->prov : NULL;
 	struct pp_error jerr = {0};
 	if ((a->final != PP_ST_FAILED && a->final != PP_ST_CRASHED) || !prov || !prov->logs ||
-	    inflight_job(a, &jerr) || !a->job || !a->io.infra_id[0])
+	    inflight_job(a, &jerr) || !a->job || !a->io.infra_id)
 		return false;
 	struct inflight_tail *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -143,9 +144,9 @@ bool inflight_tail_logs(struct pp_loop *L, struct inflight *a)
 	a->tail = t;
 	struct pp_error err = {0};
 	pp_pool_io_init(a->pool->p, &t->io, a->rec.id, a->rec.name, a->job);
-	snprintf(t->io.infra_id, sizeof(t->io.infra_id), "%s", a->io.infra_id);
 	t->io.logs = &t->logs;
-	int rc = pp_exec_io_restore(&t->io, prov, &err);
+	int rc = pp_run_io_set_infra_id(&t->io, &err, "%s", a->io.infra_id)
+			 ?: pp_exec_io_restore(&t->io, prov, &err);
 	if (!rc && !(rc = start_page(L, a, &err)))
 		return true;
 	pp_warn("run %s: its last output is not read: %s", a->rec.id, err.msg);

@@ -23,6 +23,9 @@
 /* A pool as the loop uses it: the pool runtime plus its share of the caps. */
 struct pool_rt {
 	struct pp_pool *p;
+	/* interned: a job text of this pool that parked jobs share their
+	 * start and end with (inflight.c, park_job); NULL before the first */
+	const char *job_ref;
 	int in_flight, submitting;
 	int refs; /* in-flight runs using it; a pool dropped by reload lives until 0 */
 	bool retired;
@@ -36,10 +39,11 @@ struct inflight {
 	struct pool_rt *pool;
 	struct pp_run_io io;
 	/* The rendered job: a tree while an op runs, its compact text while
-	 * the run waits for its next poll (a tree is several times larger);
+	 * the run waits for its next poll (a tree is several times larger),
+	 * kept as the part that differs from the pool's job_ref;
 	 * inflight_job() turns it back into a tree. */
 	struct pp_json *job;
-	char *job_text;
+	struct parked_job *parked;
 	enum phase phase;
 	bool busy; /* an op is under way in the exec engine */
 	bool cancel_wanted;

@@ -9,10 +9,12 @@
 
 #include "dispatcher/ui.h"
 #include "lib/log.h"
+#include "lib/intern.h"
 
 static void pool_release(struct pool_rt *p)
 {
 	pp_pool_close(p->p);
+	pp_intern_drop(p->job_ref);
 	free(p);
 }
 

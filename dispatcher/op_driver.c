@@ -590,6 +590,7 @@ void pp_exec_io_release(struct pp_run_io *io, const struct pp_provider *p)
 	free(io->state);
 	io->state = NULL;
 	io->run_cred = NULL; /* it lived in the state */
+	pp_run_io_free_strings(io);
 	pp_http_req_free(&io->req);
 	memset(&io->req, 0, sizeof(io->req));
 }

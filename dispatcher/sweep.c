@@ -275,9 +275,9 @@ static int start_remove(struct sweep_pass *pass, const struct orphan *o, struct 
 		free(rm);
 		return rc;
 	}
-	snprintf(rm->io.infra_id, sizeof(rm->io.infra_id), "%s", rm->obj.id);
-	rc = pp_exec_start(pass->s->exec, pass->pool->prov, PP_OP_REMOVE, &rm->io, &pass->policy,
-			   rm_done, rm, err);
+	rc = pp_run_io_set_infra_id(&rm->io, err, "%s", rm->obj.id)
+		     ?: pp_exec_start(pass->s->exec, pass->pool->prov, PP_OP_REMOVE, &rm->io,
+				      &pass->policy, rm_done, rm, err);
 	if (rc) {
 		pp_exec_io_release(&rm->io, pass->pool->prov);
 		free(rm);

@@ -184,10 +184,10 @@ static int parse_group_id(struct pp_run_io *io, struct pp_error *err)
 {
 	struct aci_state *st = io->state;
 	char sub[64], rg[288], name[64];
-	if (sscanf(io->infra_id,
-		   "/subscriptions/%63[^/]/resourceGroups/%287[^/]/providers/"
-		   "Microsoft.ContainerInstance/containerGroups/%63[^/]",
-		   sub, rg, name) != 3)
+	if (!io->infra_id || sscanf(io->infra_id,
+				    "/subscriptions/%63[^/]/resourceGroups/%287[^/]/providers/"
+				    "Microsoft.ContainerInstance/containerGroups/%63[^/]",
+				    sub, rg, name) != 3)
 		return pp_fail(err, PP_EINVALID,
 			       "aci: infra id '%s' is not a container group id (/subscriptions/S/"
 			       "resourceGroups/R/providers/Microsoft.ContainerInstance/"
@@ -302,12 +302,12 @@ static int async_result(struct pp_run_io *io, const char *what, struct pp_error 
 static int submitted(struct pp_run_io *io, struct pp_error *err)
 {
 	struct aci_state *st = io->state;
-	int n = snprintf(io->infra_id, sizeof(io->infra_id),
-			 "/subscriptions/%s/resourceGroups/%s/providers/"
-			 "Microsoft.ContainerInstance/containerGroups/%s",
-			 st->sub, st->rg, st->group);
-	if (n < 0 || (size_t)n >= sizeof(io->infra_id))
-		return pp_fail(err, PP_EINVALID, "aci: container group id is too long");
+	int rc = pp_run_io_set_infra_id(io, err,
+					"/subscriptions/%s/resourceGroups/%s/providers/"
+					"Microsoft.ContainerInstance/containerGroups/%s",
+					st->sub, st->rg, st->group);
+	if (rc)
+		return pp_error_prefix(err, "aci: container group id: ");
 	st->step = S_DONE;
 	st->started_ms = pp_mono_ms();
 	return PP_STEP_DONE;
@@ -461,14 +461,13 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 	const char *detail = pp_json_get_string(cur, "detailStatus");
 
 	io->exit_code = -1;
-	io->message[0] = '\0';
+	pp_clear_message(io);
 	io->start_failure = PP_START_OK;
 	if (state && !strcmp(state, "Terminated")) {
 		io->exit_code = (int)pp_json_get_int(cur, "exitCode", -1);
 		io->state_out = io->exit_code == 0 ? PP_RUN_SUCCEEDED : PP_RUN_FAILED;
 		if (io->exit_code != 0)
-			pp_set_message(io->message, sizeof(io->message),
-				       "container exited with code %d%s%s", io->exit_code,
+			pp_set_message(io, "container exited with code %d%s%s", io->exit_code,
 				       detail && *detail ? ": " : "", detail ? detail : "");
 		return;
 	}
@@ -479,7 +478,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 	if (pull) {
 		io->state_out = PP_RUN_FAILED;
 		io->start_failure = PP_START_IMAGE_PULL;
-		pp_set_message(io->message, sizeof(io->message), "image pull failed: %s", pull);
+		pp_set_message(io, "image pull failed: %s", pull);
 		return;
 	}
 	if (ps && (!strcmp(ps, "Failed") || !strcmp(ps, "Canceled"))) {
@@ -490,8 +489,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 		io->start_failure = strcmp(ps, "Failed")
 					    ? PP_START_OK
 					    : classify_provisioning(why ? why : detail);
-		pp_set_message(io->message, sizeof(io->message), "provisioning %s%s%s", ps,
-			       why || detail ? ": " : "",
+		pp_set_message(io, "provisioning %s%s%s", ps, why || detail ? ": " : "",
 			       why	? why
 			       : detail ? detail
 					: "");
@@ -506,8 +504,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 		const char *why = first_event_message(view);
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_OTHER;
-		pp_set_message(io->message, sizeof(io->message),
-			       "container did not start within %ld s (state %s%s%s)",
+		pp_set_message(io, "container did not start within %ld s (state %s%s%s)",
 			       st->start_timeout_s,
 			       state ? state
 			       : ps  ? ps
@@ -526,7 +523,7 @@ static void map_group(struct pp_run_io *io, const struct pp_json *g)
 static int aci_status(struct pp_run_io *io, struct pp_error *err)
 {
 	struct aci_state *st = io->state;
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "aci status: run %s has no container group",
 			       io->run_id);
 	if (!io->resp)
@@ -536,8 +533,7 @@ static int aci_status(struct pp_run_io *io, struct pp_error *err)
 		/* Deleted under us: by a cancel, or by someone else. */
 		io->state_out = PP_RUN_CRASHED;
 		io->exit_code = -1;
-		pp_set_message(io->message, sizeof(io->message),
-			       "container group %s no longer exists", st->group);
+		pp_set_message(io, "container group %s no longer exists", st->group);
 		return PP_STEP_DONE;
 	}
 	if (io->resp_rc)
@@ -611,7 +607,7 @@ static int delete_group(struct pp_run_io *io, const char *what, struct pp_error 
 
 static int aci_cancel(struct pp_run_io *io, struct pp_error *err)
 {
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "aci cancel: run %s has no container group",
 			       io->run_id);
 	return delete_group(io, "delete container group (cancel)", err);
@@ -622,7 +618,7 @@ static int aci_cleanup(struct pp_run_io *io, struct pp_error *err)
 	struct aci_state *st = io->state;
 	/* A submission that failed after its PUT (provisioning Failed, the
 	 * answer lost) has no infra id, but the group may be there. */
-	if (st->keep_group || (!io->infra_id[0] && !st->put_sent))
+	if (st->keep_group || (!io->infra_id && !st->put_sent))
 		return PP_STEP_DONE;
 	return delete_group(io, "delete container group", err);
 }

@@ -18,6 +18,7 @@
 
 #include "auth/auth.h"
 #include "lib/buf.h"
+#include "lib/intern.h"
 #include "lib/log.h"
 #include "lib/time.h"
 #include "providers/common.h"
@@ -37,27 +38,54 @@
 #define CR_STOP_POLL_MS 1000
 /* Jobs asked for per ListJobs page (the API's maximum is 1000). */
 #define CR_LIST_PAGE_SIZE 200
+/* Longest project, region, job name and ListJobs page token a state takes. */
+#define CR_PROJECT_MAX	  127
+#define CR_REGION_MAX	  63
+#define CR_JOB_NAME_MAX	  319
+#define CR_PAGE_TOKEN_MAX 511
 
 enum cr_step { CR_CREATE, CR_GET_JOB, CR_RUN, CR_SUBMITTED };
 enum cr_cleanup_step { CL_CHECK = 0, CL_DELETE };
 enum cr_cancel_step { CC_CANCEL = 0, CC_CHECK };
 
+/* What every run of a pool shares (base URL, project, region) is interned
+ * (pp_intern_set); the rest a watched run needs is allocated to size. */
 struct cr_state {
 	struct pp_cred *job_cred; /* from the job's credentials (GcpCredentials), or NULL */
-	char base[256];
-	char project[128];
-	char region[64];
-	char job_id[64];
-	char job_name[320]; /* projects/P/locations/R/jobs/ID */
+	const char *base;
+	const char *project;
+	const char *region;
+	char job_id[49];
+	char *job_name; /* projects/P/locations/R/jobs/ID */
 	bool keep_job;
 	bool create_sent; /* a CreateJob went out: the job may exist without an execution */
 	enum cr_step step;
 	enum cr_cleanup_step clean;
 	enum cr_cancel_step cancel;
-	struct pp_error cancel_err; /* a refused cancel, while we look at the execution */
-	struct pp_json *body;	    /* CreateJob body, owned */
-	char page_token[512];	    /* list: the next ListJobs page, "" for the first */
+	struct pp_error *cancel_err; /* a refused cancel, while we look at the execution */
+	struct pp_json *body;	     /* CreateJob body until the job is created, owned */
+	char *page_token;	     /* list: the next ListJobs page, NULL for the first */
 };
+
+static int set_job_name(struct cr_state *st, const char *name, size_t len, struct pp_error *err)
+{
+	if (len > CR_JOB_NAME_MAX)
+		return pp_fail(err, PP_EINVALID, "job name is too long (%zu bytes, at most %d)",
+			       len, CR_JOB_NAME_MAX);
+	free(st->job_name);
+	st->job_name = strndup(name, len);
+	return st->job_name ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+}
+
+/* The job is created and an execution runs: its body is not needed again
+ * (a start retry prepares a new state). */
+static int submitted(struct cr_state *st)
+{
+	pp_json_free(st->body);
+	st->body = NULL;
+	st->step = CR_SUBMITTED;
+	return PP_STEP_DONE;
+}
 
 /* Turn a google.rpc.Status error body into our code and a message naming
  * the call, the HTTP status, the canonical code and Google's message. */
@@ -364,14 +392,16 @@ static int cr_prepare(struct pp_run_io *io, struct pp_error *err)
 	if (!valid_segment(project, "-.:") || !valid_segment(region, "-"))
 		return pp_fail(err, PP_EINVALID, "cloud-run: invalid project '%s' or region '%s'",
 			       project, region);
-	if ((rc = pp_copy_str(st->project, sizeof(st->project), project, "project", err)) ||
-	    (rc = pp_copy_str(st->region, sizeof(st->region), region, "region", err)) ||
-	    (rc = pp_base_url(st->base, sizeof(st->base), io->endpoint, CR_DEFAULT_ENDPOINT,
-			      err)) ||
+	char name[CR_JOB_NAME_MAX + 2];
+	if ((rc = pp_intern_set(&st->project, project, CR_PROJECT_MAX, "project", err)) ||
+	    (rc = pp_intern_set(&st->region, region, CR_REGION_MAX, "region", err)) ||
+	    (rc = pp_base_url_intern(&st->base, io->endpoint, CR_DEFAULT_ENDPOINT, err)) ||
 	    (rc = pp_derive_name(st->job_id, sizeof(st->job_id), io->run_id, io->attempt, err)))
 		return pp_error_prefix(err, "cloud-run: ");
-	snprintf(st->job_name, sizeof(st->job_name), "projects/%s/locations/%s/jobs/%s",
-		 st->project, st->region, st->job_id);
+	int n = snprintf(name, sizeof(name), "projects/%s/locations/%s/jobs/%s", st->project,
+			 st->region, st->job_id);
+	if ((rc = set_job_name(st, name, (size_t)n, err)))
+		return pp_error_prefix(err, "cloud-run: ");
 
 	st->body = pp_json_clone(jb);
 	if (!st->body)
@@ -387,7 +417,7 @@ static int cr_prepare(struct pp_run_io *io, struct pp_error *err)
 static int cr_restore(struct pp_run_io *io, struct pp_error *err)
 {
 	struct cr_state *st = io->state;
-	const char *name = io->infra_id;
+	const char *name = io->infra_id ? io->infra_id : "";
 	const char *loc = strstr(name, "/locations/");
 	const char *jobs = strstr(name, "/jobs/");
 	const char *ex = strstr(name, "/executions/");
@@ -402,16 +432,20 @@ static int cr_restore(struct pp_run_io *io, struct pp_error *err)
 			       name);
 	int np = (int)(loc - (name + 9)), nr = (int)(jobs - (loc + 11));
 	int nj = (int)(ex - name);
-	if (np <= 0 || (size_t)np >= sizeof(st->project) || nr <= 0 ||
-	    (size_t)nr >= sizeof(st->region) || (size_t)nj >= sizeof(st->job_name))
+	int nid = (int)(ex - (jobs + 6));
+	if (np <= 0 || np > CR_PROJECT_MAX || nr <= 0 || nr > CR_REGION_MAX ||
+	    nj > CR_JOB_NAME_MAX || (size_t)nid >= sizeof(st->job_id))
 		return pp_fail(err, PP_EINVALID, "cloud-run: infra id '%s' is malformed", name);
-	snprintf(st->project, sizeof(st->project), "%.*s", np, name + 9);
-	snprintf(st->region, sizeof(st->region), "%.*s", nr, loc + 11);
-	snprintf(st->job_name, sizeof(st->job_name), "%.*s", nj, name);
-	snprintf(st->job_id, sizeof(st->job_id), "%.*s", (int)(ex - (jobs + 6)), jobs + 6);
+	char project[CR_PROJECT_MAX + 1], region[CR_REGION_MAX + 1];
+	snprintf(project, sizeof(project), "%.*s", np, name + 9);
+	snprintf(region, sizeof(region), "%.*s", nr, loc + 11);
+	snprintf(st->job_id, sizeof(st->job_id), "%.*s", nid, jobs + 6);
 	st->keep_job = pp_json_get_bool(io->job, "keep_job", false);
 	st->step = CR_SUBMITTED;
-	return pp_base_url(st->base, sizeof(st->base), io->endpoint, CR_DEFAULT_ENDPOINT, err);
+	return pp_intern_set(&st->project, project, CR_PROJECT_MAX, "project", err) ?:
+		       pp_intern_set(&st->region, region, CR_REGION_MAX, "region", err) ?:
+		       set_job_name(st, name, (size_t)nj, err) ?:
+		       pp_base_url_intern(&st->base, io->endpoint, CR_DEFAULT_ENDPOINT, err);
 }
 
 static int send_to(struct pp_run_io *io, const char *method, const char *suffix,
@@ -470,17 +504,16 @@ static int on_job(struct pp_run_io *io, struct pp_error *err)
 	const char *exec = pp_json_get_string(pp_json_get(job, "latestCreatedExecution"), "name");
 	if (exec && *exec) {
 		/* A bare id is relative to the job; infra ids are full names. */
-		int n = strchr(exec, '/') ? snprintf(io->infra_id, sizeof(io->infra_id), "%s", exec)
-					  : snprintf(io->infra_id, sizeof(io->infra_id),
-						     "%s/executions/%s", st->job_name, exec);
+		rc = strchr(exec, '/') ? pp_run_io_set_infra_id(io, err, "%s", exec)
+				       : pp_run_io_set_infra_id(io, err, "%s/executions/%s",
+								st->job_name, exec);
 		pp_json_free(job);
-		if (n < 0 || (size_t)n >= sizeof(io->infra_id))
-			return pp_fail(err, PP_EINVALID,
-				       "Cloud Run job %s: execution name too long", st->job_name);
+		if (rc)
+			return pp_error_prefix(err,
+					       "Cloud Run job %s: execution name: ", st->job_name);
 		pp_info("cloud-run run %s: adopted execution %s of job %s", io->run_id,
 			io->infra_id, st->job_id);
-		st->step = CR_SUBMITTED;
-		return PP_STEP_DONE;
+		return submitted(st);
 	}
 	struct pp_json *tc = pp_json_get(job, "terminalCondition");
 	const char *state = pp_json_get_string(tc, "state");
@@ -568,12 +601,9 @@ static int cr_submit(struct pp_run_io *io, struct pp_error *err)
 			       "Cloud Run run job %s: the operation names no execution",
 			       st->job_id);
 	}
-	rc = pp_copy_str(io->infra_id, sizeof(io->infra_id), exec, "execution name", err);
+	rc = pp_run_io_set_infra_id(io, err, "%s", exec);
 	pp_json_free(op);
-	if (rc)
-		return rc;
-	st->step = CR_SUBMITTED;
-	return PP_STEP_DONE;
+	return rc ? rc : submitted(st);
 }
 
 static const struct pp_json *find_condition(const struct pp_json *ex, const char *type)
@@ -640,7 +670,7 @@ static void map_execution(struct pp_run_io *io, const struct pp_json *ex)
 	const char *msg = pp_json_get_string(done, "message");
 
 	io->exit_code = -1;
-	io->message[0] = '\0';
+	pp_clear_message(io);
 	io->start_failure = PP_START_OK;
 	if (!pp_json_get_string(ex, "completionTime")) {
 		if (running > 0)
@@ -664,26 +694,24 @@ static void map_execution(struct pp_run_io *io, const struct pp_json *ex)
 	if ((reason && (!strcmp(reason, "CANCELLED") || !strcmp(reason, "CANCELLING"))) ||
 	    (cancelled > 0 && failed == 0)) {
 		io->state_out = PP_RUN_CANCELLED;
-		pp_set_message(io->message, sizeof(io->message), "%s",
-			       msg ? msg : "execution was cancelled");
+		pp_set_message(io, "%s", msg ? msg : "execution was cancelled");
 		return;
 	}
 	io->state_out = PP_RUN_FAILED;
 	const char *why;
 	io->start_failure = classify_execution(ex, &why);
 	if (io->start_failure != PP_START_OK && why) {
-		pp_set_message(io->message, sizeof(io->message), "%s (%lld of %lld tasks failed)",
-			       why, failed, tasks);
+		pp_set_message(io, "%s (%lld of %lld tasks failed)", why, failed, tasks);
 		return;
 	}
-	pp_set_message(io->message, sizeof(io->message), "%s%s%s (%lld of %lld tasks failed)",
+	pp_set_message(io, "%s%s%s (%lld of %lld tasks failed)",
 		       reason ? reason : "execution failed", msg ? ": " : "", msg ? msg : "",
 		       failed, tasks);
 }
 
 static int cr_status(struct pp_run_io *io, struct pp_error *err)
 {
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "cloud-run status: run %s has no execution",
 			       io->run_id);
 	if (!io->resp)
@@ -729,7 +757,7 @@ static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
 {
 	struct cr_state *st = io->state;
 	char gstatus[64];
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "cloud-run cancel: run %s has no execution",
 			       io->run_id);
 	if (st->cancel == CC_CHECK) {
@@ -743,12 +771,12 @@ static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
 			return rc;
 		st->cancel = CC_CANCEL;
 		if (rc == 1) {
-			pp_set_message(io->message, sizeof(io->message),
-				       "execution had already stopped (%s)", st->cancel_err.msg);
+			pp_set_message(io, "execution had already stopped (%s)",
+				       st->cancel_err->msg);
 			pp_error_clear(err);
 			return PP_STEP_DONE;
 		}
-		*err = st->cancel_err;
+		*err = *st->cancel_err;
 		return err->code;
 	}
 	if (!io->resp)
@@ -758,13 +786,16 @@ static int cr_cancel(struct pp_run_io *io, struct pp_error *err)
 	int rc = cr_error(io, "cancel execution", gstatus, sizeof(gstatus), err);
 	/* Cancelling a finished execution is refused; nothing is left to stop. */
 	if (!strcmp(gstatus, "FAILED_PRECONDITION")) {
-		pp_set_message(io->message, sizeof(io->message), "%s", err->msg);
+		pp_set_message(io, "%s", err->msg);
 		pp_error_clear(err);
 		return PP_STEP_DONE;
 	}
 	if (pp_err_retryable(rc) || rc == PP_ENOTFOUND)
 		return rc;
-	st->cancel_err = *err;
+	/* Kept apart from the state: a cancel is refused rarely. */
+	if (!st->cancel_err && !(st->cancel_err = malloc(sizeof(*st->cancel_err))))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	*st->cancel_err = *err;
 	st->cancel = CC_CHECK;
 	pp_error_clear(err);
 	return send_to(io, "GET", "", NULL, io->infra_id, err);
@@ -784,10 +815,10 @@ static int cr_cleanup(struct pp_run_io *io, struct pp_error *err)
 	char gstatus[64];
 	/* Nothing to remove when no CreateJob went out and no execution is
 	 * known (a restored run has one). */
-	if (st->keep_job || !st->job_name[0] || (!st->create_sent && !io->infra_id[0]))
+	if (st->keep_job || !st->job_name || (!st->create_sent && !io->infra_id))
 		return PP_STEP_DONE;
 	if (st->clean == CL_CHECK) {
-		if (!io->infra_id[0])
+		if (!io->infra_id)
 			return send_delete(io, err);
 		if (!io->resp)
 			return send_to(io, "GET", "", NULL, io->infra_id, err);
@@ -813,13 +844,28 @@ static int cr_cleanup(struct pp_run_io *io, struct pp_error *err)
 	}
 	int rc = cr_error(io, "delete job", gstatus, sizeof(gstatus), err);
 	/* Refused while an execution still runs: look again, then retry. */
-	if (!strcmp(gstatus, "FAILED_PRECONDITION") && io->infra_id[0]) {
+	if (!strcmp(gstatus, "FAILED_PRECONDITION") && io->infra_id) {
 		pp_error_clear(err);
 		st->clean = CL_CHECK;
 		io->poll_after_ms = CR_STOP_POLL_MS;
 		return PP_STEP_WAIT;
 	}
 	return rc;
+}
+
+/* The next ListJobs page's token (NULL or "": the last page was read). */
+static int set_page_token(struct cr_state *st, const char *next, struct pp_error *err)
+{
+	free(st->page_token);
+	st->page_token = NULL;
+	if (!next || !*next)
+		return 0;
+	if (strlen(next) > CR_PAGE_TOKEN_MAX)
+		return pp_fail(err, PP_EINVALID,
+			       "ListJobs page token is too long (at most %d bytes)",
+			       CR_PAGE_TOKEN_MAX);
+	st->page_token = strdup(next);
+	return st->page_token ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
 static int send_list(struct pp_run_io *io, struct pp_error *err)
@@ -829,7 +875,7 @@ static int send_list(struct pp_run_io *io, struct pp_error *err)
 	pp_buf_init(&url, 2048);
 	int rc = pp_buf_printf(&url, "%s/v2/projects/%s/locations/%s/jobs?pageSize=%d", st->base,
 			       st->project, st->region, CR_LIST_PAGE_SIZE);
-	if (!rc && st->page_token[0])
+	if (!rc && st->page_token)
 		rc = pp_buf_puts(&url, "&pageToken=") ?: pp_url_encode(&url, st->page_token, false);
 	if (!rc)
 		rc = pp_req_json(io, "GET", url.data, "application/json", NULL, err);
@@ -867,12 +913,11 @@ static int cr_list(struct pp_run_io *io, struct pp_error *err)
 	}
 	const char *next = pp_json_get_string(body, "nextPageToken");
 	if (!rc)
-		rc = pp_copy_str(st->page_token, sizeof(st->page_token), next ? next : "",
-				 "ListJobs page token", err);
+		rc = set_page_token(st, next, err);
 	pp_json_free(body);
 	if (rc)
 		return pp_error_prefix(err, "cloud-run: ");
-	return st->page_token[0] ? send_list(io, err) : PP_STEP_DONE;
+	return st->page_token ? send_list(io, err) : PP_STEP_DONE;
 }
 
 /* DeleteJob on the job list named; a job already gone is removed. */
@@ -894,6 +939,15 @@ static void cr_release(void *state)
 	struct cr_state *st = state;
 	pp_json_free(st->body);
 	st->body = NULL;
+	pp_intern_drop(st->base);
+	pp_intern_drop(st->project);
+	pp_intern_drop(st->region);
+	st->base = st->project = st->region = NULL;
+	free(st->job_name);
+	free(st->cancel_err);
+	free(st->page_token);
+	st->job_name = st->page_token = NULL;
+	st->cancel_err = NULL;
 	pp_cred_free(st->job_cred);
 	st->job_cred = NULL;
 }

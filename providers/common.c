@@ -10,6 +10,7 @@
 
 #include "auth/auth.h"
 #include "lib/buf.h"
+#include "lib/intern.h"
 
 void pp_sha256_hex(const void *p, size_t n, char out[65])
 {
@@ -115,6 +116,29 @@ int pp_base_url(char *out, size_t size, const char *endpoint, const char *def, s
 	if (strncmp(out, "https://", 8) && strncmp(out, "http://", 7))
 		return pp_fail(err, PP_EINVALID, "endpoint '%s' is not an http(s) URL", out);
 	return 0;
+}
+
+int pp_intern_set(const char **slot, const char *src, size_t max, const char *what,
+		  struct pp_error *err)
+{
+	size_t n = strlen(src);
+	if (n > max)
+		return pp_fail(err, PP_EINVALID, "%s is too long (%zu bytes, at most %zu)", what, n,
+			       max);
+	const char *v = pp_intern(src);
+	if (!v)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	pp_intern_drop(*slot);
+	*slot = v;
+	return 0;
+}
+
+int pp_base_url_intern(const char **slot, const char *endpoint, const char *def,
+		       struct pp_error *err)
+{
+	char url[PP_BASE_URL_MAX + 1];
+	return pp_base_url(url, sizeof(url), endpoint, def, err)
+		       ?: pp_intern_set(slot, url, PP_BASE_URL_MAX, "endpoint URL", err);
 }
 
 static int append_word(struct pp_json *arr, struct pp_buf *w, struct pp_error *err)
@@ -320,12 +344,47 @@ int pp_resp_json(const struct pp_run_io *io, const char *what, struct pp_json **
 	return 0;
 }
 
-void pp_set_message(char *dst, size_t size, const char *fmt, ...)
+int pp_run_io_set_infra_id(struct pp_run_io *io, struct pp_error *err, const char *fmt, ...)
 {
+	char id[PP_INFRA_ID_MAX + 1];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(dst, size, fmt, ap);
+	int n = vsnprintf(id, sizeof(id), fmt, ap);
 	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(id))
+		return pp_fail(err, PP_EINVALID,
+			       "infra id '%.60s...' is too long (at most %d bytes)", id,
+			       PP_INFRA_ID_MAX);
+	char *copy = strdup(id);
+	if (!copy)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	free(io->infra_id);
+	io->infra_id = copy;
+	return 0;
+}
+
+void pp_set_message(struct pp_run_io *io, const char *fmt, ...)
+{
+	char m[PP_RUN_MESSAGE_MAX + 1];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof(m), fmt, ap);
+	va_end(ap);
+	free(io->message);
+	io->message = strdup(m);
+}
+
+void pp_clear_message(struct pp_run_io *io)
+{
+	free(io->message);
+	io->message = NULL;
+}
+
+void pp_run_io_free_strings(struct pp_run_io *io)
+{
+	free(io->infra_id);
+	free(io->message);
+	io->infra_id = io->message = NULL;
 }
 
 int pp_remote_list_add(struct pp_remote_list *l, const char *id, const char *run_id,

@@ -40,6 +40,18 @@ int pp_copy_str(char *dst, size_t size, const char *src, const char *what, struc
 int pp_base_url(char *out, size_t size, const char *endpoint, const char *def,
 		struct pp_error *err);
 
+/* Run state keeps values that are the same for every run of a pool (base
+ * URL, region, cluster, names) as interned strings (lib/intern.h), one
+ * shared copy for all the runs in flight. *slot becomes the interned copy
+ * of src, dropping what it held; PP_EINVALID naming `what` when src is
+ * longer than max bytes, PP_ENOMEM. The provider's release drops it. */
+int pp_intern_set(const char **slot, const char *src, size_t max, const char *what,
+		  struct pp_error *err);
+/* pp_base_url into an interned slot, at most PP_BASE_URL_MAX bytes. */
+#define PP_BASE_URL_MAX 511
+int pp_base_url_intern(const char **slot, const char *endpoint, const char *def,
+		       struct pp_error *err);
+
 /* Split a command line into words the way sh does for quotes and
  * backslashes (no expansion); *out is a new array of strings. */
 int pp_shell_split(const char *s, struct pp_json **out, struct pp_error *err);
@@ -68,9 +80,5 @@ int pp_req_json(struct pp_run_io *io, const char *method, const char *url, const
 /* Parse the body of io->resp as a JSON object; `what` names the call. */
 int pp_resp_json(const struct pp_run_io *io, const char *what, struct pp_json **out,
 		 struct pp_error *err);
-
-/* Copy text into one of the io's fixed message fields, truncating. */
-void pp_set_message(char *dst, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "auth/auth.h"
 #include "lib/clock.h"
+#include "lib/intern.h"
 #include "lib/log.h"
 #include "providers/common.h"
 #include "providers/ecs.h"
@@ -168,7 +169,7 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 		       struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
-	char url[300];
+	char url[PP_BASE_URL_MAX + 2];
 	snprintf(url, sizeof(url), "%s/", st->base);
 	/* Set for every call: the logs op signs CloudWatch Logs calls with the
 	 * same credential (ecs_logs.c), and the scope is the credential's. */
@@ -202,7 +203,7 @@ struct pp_json *pp_ecs_string_array(const char *s)
 
 static int set_cluster(struct pp_json *obj, const struct ecs_state *st)
 {
-	return st->cluster[0] ? pp_json_set_string(obj, "cluster", st->cluster) : 0;
+	return st->cluster ? pp_json_set_string(obj, "cluster", st->cluster) : 0;
 }
 
 /* ---- the rendered job -> request bodies ---- */
@@ -472,7 +473,7 @@ static int shape_tags(struct pp_run_io *io, struct pp_json *run, struct pp_error
 }
 
 static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp_json *job,
-		     struct pp_error *err)
+		     const char *token, struct pp_error *err)
 {
 	const struct pp_json *src = pp_json_get(job, "task_run_request");
 	st->run = src ? pp_json_clone(src) : pp_json_new(PP_JSON_OBJECT);
@@ -484,14 +485,19 @@ static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp
 	const char *arn = pp_json_get_string(run, "taskDefinition");
 	if (arn && *arn) {
 		st->td_given = true;
-		snprintf(st->td_arn, sizeof(st->td_arn), "%s", arn);
+		int rc = pp_intern_set(&st->td_arn, arn, ECS_ARN_MAX, "taskDefinition", err);
+		if (rc)
+			return rc;
 	}
 	pp_json_remove(run, "taskDefinition");
 	const char *cluster = pp_json_get_string(run, "cluster");
 	if (!cluster || !*cluster)
 		cluster = pp_json_get_string(job, "cluster");
-	if (cluster && *cluster)
-		snprintf(st->cluster, sizeof(st->cluster), "%s", cluster);
+	if (cluster && *cluster) {
+		int rc = pp_intern_set(&st->cluster, cluster, ECS_CLUSTER_MAX, "cluster", err);
+		if (rc)
+			return rc;
+	}
 	pp_json_remove(run, "cluster");
 	if (set_cluster(run, st))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
@@ -526,8 +532,8 @@ static int shape_run(struct ecs_state *st, struct pp_run_io *io, const struct pp
 	rc = rc ? rc : shape_tags(io, run, err);
 	if (rc)
 		return rc;
-	if (pp_json_set_string(run, "startedBy", st->token) ||
-	    pp_json_set_string(run, "clientToken", st->token))
+	if (pp_json_set_string(run, "startedBy", token) ||
+	    pp_json_set_string(run, "clientToken", token))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	return 0;
 }
@@ -554,26 +560,27 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	for (const char *p = region; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-')
 			return pp_fail(err, PP_EINVALID, "ecs: invalid region '%s'", region);
-	if ((rc = pp_copy_str(st->region, sizeof(st->region), region, "region", err)))
+	if ((rc = pp_intern_set(&st->region, region, ECS_REGION_MAX, "region", err)))
 		return pp_error_prefix(err, "ecs: ");
-	char def[128];
+	char def[128], token[64];
 	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
-	if ((rc = pp_base_url(st->base, sizeof(st->base), io->endpoint, def, err)) ||
-	    (rc = pp_derive_name(st->token, sizeof(st->token), io->run_id, io->attempt, err)))
+	if ((rc = pp_base_url_intern(&st->base, io->endpoint, def, err)) ||
+	    (rc = pp_derive_name(token, sizeof(token), io->run_id, io->attempt, err)))
 		return pp_error_prefix(err, "ecs: ");
 	if (pp_run_cred(io))
 		pp_cred_set_scope(pp_run_cred(io), st->region, "ecs");
 
 	const char *cname = pp_json_get_string(job, "container_name");
-	snprintf(st->container, sizeof(st->container), "%s",
-		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);
+	if ((rc = pp_intern_set(&st->container, cname && *cname ? cname : ECS_DEFAULT_CONTAINER,
+				ECS_CONTAINER_MAX, "container_name", err)))
+		return pp_error_prefix(err, "ecs: ");
 	st->match_latest = pp_json_get_bool(job, "match_latest_revision_in_family", false);
 	st->auto_deregister = pp_json_get_bool(job, "auto_deregister_task_definition", false);
 	double poll = 0;
 	if (pp_json_get_number(job, "task_watch_poll_interval", &poll) && poll > 0)
 		st->poll_ms = (long)(poll * 1000.0);
 
-	rc = shape_run(st, io, job, err);
+	rc = shape_run(st, io, job, token, err);
 	if (rc)
 		return pp_error_prefix(err, "ecs: ");
 	if (!st->td_given) {
@@ -614,7 +621,7 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
-	const char *arn = io->infra_id;
+	const char *arn = io->infra_id ? io->infra_id : "";
 	char region[32] = "";
 	int rc = io->job ? pp_job_cred(io, &st->job_cred, "aws_credentials", "aws", err) : 0;
 	if (rc)
@@ -632,27 +639,31 @@ static int ecs_restore(struct pp_run_io *io, struct pp_error *err)
 	if (!task)
 		return pp_fail(err, PP_EINVALID, "ecs: infra id '%s' is not a task ARN", arn);
 	const char *slash = strchr(task + 6, '/');
-	if (slash && (size_t)(slash - task - 6) < sizeof(st->cluster))
-		snprintf(st->cluster, sizeof(st->cluster), "%.*s", (int)(slash - task - 6),
-			 task + 6);
+	char cluster[ECS_CLUSTER_MAX + 1];
+	if (slash && (size_t)(slash - task - 6) < sizeof(cluster))
+		snprintf(cluster, sizeof(cluster), "%.*s", (int)(slash - task - 6), task + 6);
 	else
-		snprintf(st->cluster, sizeof(st->cluster), "%s",
+		snprintf(cluster, sizeof(cluster), "%s",
 			 pp_json_get_string(io->job, "cluster")
 				 ? pp_json_get_string(io->job, "cluster")
 				 : "");
-	snprintf(st->region, sizeof(st->region), "%s", region);
+	if ((*cluster &&
+	     (rc = pp_intern_set(&st->cluster, cluster, ECS_CLUSTER_MAX, "cluster", err))) ||
+	    (rc = pp_intern_set(&st->region, region, ECS_REGION_MAX, "region", err)))
+		return rc;
 	char def[128];
 	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
 	if (pp_run_cred(io))
 		pp_cred_set_scope(pp_run_cred(io), st->region, "ecs");
 	const char *cname = pp_json_get_string(io->job, "container_name");
-	snprintf(st->container, sizeof(st->container), "%s",
-		 cname && *cname ? cname : ECS_DEFAULT_CONTAINER);
+	if ((rc = pp_intern_set(&st->container, cname && *cname ? cname : ECS_DEFAULT_CONTAINER,
+				ECS_CONTAINER_MAX, "container_name", err)))
+		return pp_error_prefix(err, "ecs: ");
 	double poll = 0;
 	if (pp_json_get_number(io->job, "task_watch_poll_interval", &poll) && poll > 0)
 		st->poll_ms = (long)(poll * 1000.0);
 	st->step = ECS_SUBMITTED;
-	return pp_base_url(st->base, sizeof(st->base), io->endpoint, def, err);
+	return pp_base_url_intern(&st->base, io->endpoint, def, err);
 }
 
 /* ---- RunTask ---- */
@@ -675,7 +686,7 @@ static bool capacity_reason(const char *reason)
 static int adopt_task(struct pp_run_io *io, const char *arn, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
-	int rc = pp_copy_str(io->infra_id, sizeof(io->infra_id), arn, "task ARN", err);
+	int rc = pp_run_io_set_infra_id(io, err, "%s", arn);
 	if (rc)
 		return rc;
 	st->step = ECS_SUBMITTED;
@@ -829,7 +840,7 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 	bool has_exit = pp_json_get_number(c, "exitCode", &exit_code);
 
 	io->exit_code = has_exit ? (int)exit_code : -1;
-	io->message[0] = '\0';
+	pp_clear_message(io);
 	io->start_failure = PP_START_OK;
 	if (!last || !strcmp(last, "PROVISIONING") || !strcmp(last, "PENDING") ||
 	    !strcmp(last, "ACTIVATING")) {
@@ -843,26 +854,23 @@ static void map_task(struct pp_run_io *io, const struct pp_json *task)
 	io->start_failure = classify_stop(stop_code, stopped, creason);
 	if (stop_code && !strcmp(stop_code, "UserInitiated")) {
 		io->state_out = PP_RUN_CANCELLED;
-		pp_set_message(io->message, sizeof(io->message), "%s",
-			       stopped ? stopped : "stopped by a StopTask call");
+		pp_set_message(io, "%s", stopped ? stopped : "stopped by a StopTask call");
 	} else if (stop_code && !strcmp(stop_code, "TaskFailedToStart")) {
 		io->state_out = PP_RUN_CRASHED;
-		pp_set_message(io->message, sizeof(io->message), "TaskFailedToStart: %s%s%s",
+		pp_set_message(io, "TaskFailedToStart: %s%s%s",
 			       stopped ? stopped : "no reason given", creason ? "; " : "",
 			       creason ? creason : "");
 	} else if (has_exit && io->exit_code == 0) {
 		io->state_out = PP_RUN_SUCCEEDED;
 	} else if (has_exit) {
 		io->state_out = PP_RUN_FAILED;
-		pp_set_message(io->message, sizeof(io->message),
-			       "container %s exited with code %d%s%s",
+		pp_set_message(io, "container %s exited with code %d%s%s",
 			       pp_json_get_string(c, "name") ? pp_json_get_string(c, "name") : "?",
 			       io->exit_code, creason ? ": " : (stopped ? ": " : ""),
 			       creason ? creason : (stopped ? stopped : ""));
 	} else {
 		io->state_out = PP_RUN_CRASHED;
-		pp_set_message(io->message, sizeof(io->message),
-			       "task stopped without an exit code: %s%s%s",
+		pp_set_message(io, "task stopped without an exit code: %s%s%s",
 			       stopped ? stopped : (stop_code ? stop_code : "no reason given"),
 			       creason ? "; " : "", creason ? creason : "");
 	}
@@ -894,8 +902,7 @@ static int task_not_found(struct pp_run_io *io, const char *reason, struct pp_er
 		io->run_id, io->infra_id, waited, delay);
 	io->state_out = st->last_state ? st->last_state : PP_RUN_PROVISIONING;
 	io->exit_code = -1;
-	pp_set_message(io->message, sizeof(io->message),
-		       "DescribeTasks answers MISSING (eventual consistency after RunTask)");
+	pp_set_message(io, "DescribeTasks answers MISSING (eventual consistency after RunTask)");
 	io->poll_after_ms = delay;
 	return PP_STEP_DONE;
 }
@@ -904,7 +911,7 @@ static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	char code[96];
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "ecs status: run %s has no task", io->run_id);
 	if (!io->resp)
 		return send_task_call(io, "DescribeTasks", err);
@@ -935,7 +942,7 @@ static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 static int ecs_cancel(struct pp_run_io *io, struct pp_error *err)
 {
 	char code[96];
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "ecs cancel: run %s has no task", io->run_id);
 	if (!io->resp)
 		return send_task_call(io, "StopTask", err);
@@ -986,6 +993,12 @@ static void ecs_release(void *state)
 	pp_ecs_sweep_release(st);
 	pp_cred_free(st->job_cred);
 	st->job_cred = NULL;
+	const char **interned[] = {&st->base,	&st->region,	&st->cluster,	 &st->container,
+				   &st->td_arn, &st->conv_mine, &st->conv_winner};
+	for (size_t i = 0; i < sizeof(interned) / sizeof(*interned); i++) {
+		pp_intern_drop(*interned[i]);
+		*interned[i] = NULL;
+	}
 }
 
 static void ecs_release_shared(void *shared)

@@ -11,6 +11,11 @@
 #include "providers/provider.h"
 
 #define ECS_HASH_TAG "pushpool:td-hash"
+/* Longest region, cluster, container name and ARN a run state takes. */
+#define ECS_REGION_MAX	  31
+#define ECS_CLUSTER_MAX	  255
+#define ECS_CONTAINER_MAX 255
+#define ECS_ARN_MAX	  511
 /* pushpool's run and store labels (PP_LABEL_RUN, PP_LABEL_STORE) as ECS
  * tags, in the namespace:key style AWS uses. */
 #define ECS_RUN_TAG   "pushpool:run-id"
@@ -42,15 +47,17 @@ struct ecs_shared {
 	struct ecs_td_entry *entries;
 };
 
+/* The strings the same for many runs (base URL, region, cluster, container
+ * name, task definition ARNs) are interned (pp_intern_set), NULL when unset:
+ * a run in flight holds pointers, not copies. */
 struct ecs_state {
 	struct pp_cred *job_cred; /* from the job's aws_credentials, or NULL */
-	char base[256];
-	char region[32];
-	char cluster[256];
-	char container[256];
+	const char *base;
+	const char *region;
+	const char *cluster;
+	const char *container;
 	char hash[65];
-	char td_arn[512];
-	char token[64];
+	const char *td_arn;
 	char vpc_id[32]; /* look its subnets up first (no network_configuration given) */
 	bool td_given;	 /* task_definition_arn set: never register */
 	bool match_latest;
@@ -68,8 +75,8 @@ struct ecs_state {
 	/* converging (ecs_taskdef.c): the revision we registered, the lower
 	 * revisions of its family still to describe (lowest first), and the
 	 * one chosen instead of ours */
-	char conv_mine[512];
-	char conv_winner[512];
+	const char *conv_mine;
+	const char *conv_winner;
 	struct pp_json *conv_candidates;
 	bool conv_listed, conv_deregistering;
 	bool td_refreshed; /* RunTask found the definition INACTIVE once */

@@ -53,7 +53,7 @@ static int send_list_tasks(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
-	int rc = !b || (st->cluster[0] && pp_json_set_string(b, "cluster", st->cluster)) ||
+	int rc = !b || (st->cluster && pp_json_set_string(b, "cluster", st->cluster)) ||
 		 pp_json_set_string(b, "desiredStatus", "RUNNING") ||
 		 pp_json_set_int(b, "maxResults", ECS_LIST_PAGE) ||
 		 (st->list_token && pp_json_set_string(b, "nextToken", st->list_token));
@@ -67,7 +67,7 @@ static int send_describe(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
-	int rc = !b || (st->cluster[0] && pp_json_set_string(b, "cluster", st->cluster)) ||
+	int rc = !b || (st->cluster && pp_json_set_string(b, "cluster", st->cluster)) ||
 		 pp_json_set(b, "tasks", pp_json_clone(st->list_arns)) ||
 		 pp_json_set(b, "include", pp_ecs_string_array("TAGS"));
 	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
@@ -161,7 +161,7 @@ int pp_ecs_remove(struct pp_run_io *io, struct pp_error *err)
 			return pp_fail(err, PP_EINVALID, "ecs: '%s' is not a task ARN",
 				       io->infra_id);
 		struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
-		int rc = !b || (st->cluster[0] && pp_json_set_string(b, "cluster", st->cluster)) ||
+		int rc = !b || (st->cluster && pp_json_set_string(b, "cluster", st->cluster)) ||
 			 pp_json_set_string(b, "task", io->infra_id) ||
 			 pp_json_set_string(b, "reason",
 					    "Stopped by pushpool's sweeper: its run is over");

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "lib/intern.h"
 #include "lib/log.h"
 #include "providers/common.h"
 #include "providers/ecs.h"
@@ -118,7 +119,10 @@ int pp_ecs_shape_td(struct ecs_state *st, const struct pp_json *job, struct pp_e
 		if (pp_json_set_string(c, "name", st->container))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 	} else {
-		snprintf(st->container, sizeof(st->container), "%s", name);
+		rc = pp_intern_set(&st->container, name, ECS_CONTAINER_MAX,
+				   "task_definition.containerDefinitions[0].name", err);
+		if (rc)
+			return rc;
 	}
 	const char *image = pp_json_get_string(c, "image");
 	if ((!image || !*image) && pp_json_set_string(c, "image", ECS_DEFAULT_IMAGE))
@@ -183,9 +187,12 @@ void pp_ecs_cache_remove(struct ecs_shared *sh, struct ecs_td_entry *victim)
 }
 
 /* The definition is known: remember it and take a user count. */
-static void td_resolved(struct ecs_state *st, const char *arn, bool registered_here)
+static int td_resolved(struct ecs_state *st, const char *arn, bool registered_here,
+		       struct pp_error *err)
 {
-	snprintf(st->td_arn, sizeof(st->td_arn), "%s", arn);
+	int rc = pp_intern_set(&st->td_arn, arn, ECS_ARN_MAX, "task definition ARN", err);
+	if (rc)
+		return rc;
 	struct ecs_td_entry *e = pp_ecs_cache_find(st->shared, st->hash);
 	if (e && e->owner == st) {
 		snprintf(e->arn, sizeof(e->arn), "%s", arn);
@@ -199,6 +206,7 @@ static void td_resolved(struct ecs_state *st, const char *arn, bool registered_h
 	} else {
 		st->registered_here = registered_here;
 	}
+	return 0;
 }
 
 /* Does every member we would register appear, equal, in the remote
@@ -263,8 +271,7 @@ int pp_ecs_start_td(struct pp_run_io *io, struct pp_error *err)
 		return pp_ecs_send_run(io, err);
 	struct ecs_td_entry *e = pp_ecs_cache_find(st->shared, st->hash);
 	if (e && e->ready) {
-		td_resolved(st, e->arn, e->registered_here);
-		return pp_ecs_send_run(io, err);
+		return td_resolved(st, e->arn, e->registered_here, err) ?: pp_ecs_send_run(io, err);
 	}
 	if (e && e->owner != st) {
 		io->poll_after_ms = ECS_SINGLE_FLIGHT_WAIT_MS;
@@ -314,9 +321,9 @@ int pp_ecs_on_describe_td(struct pp_run_io *io, struct pp_error *err)
 			pp_info("ecs run %s: reusing task definition %s", io->run_id, arn);
 			/* Only a definition we registered (answer lost) is ours to
 			 * deregister later. */
-			td_resolved(st, arn, ours && st->reconciling);
+			rc = td_resolved(st, arn, ours && st->reconciling, err);
 			pp_json_free(resp);
-			return pp_ecs_send_run(io, err);
+			return rc ?: pp_ecs_send_run(io, err);
 		}
 		pp_json_free(resp);
 	}
@@ -352,13 +359,14 @@ int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err)
 			       "ECS RegisterTaskDefinition: response has no taskDefinitionArn");
 	}
 	pp_info("ecs run %s: registered task definition %s", io->run_id, arn);
-	rc = pp_copy_str(st->conv_mine, sizeof(st->conv_mine), arn, "task definition ARN", err);
+	rc = pp_intern_set(&st->conv_mine, arn, ECS_ARN_MAX, "task definition ARN", err);
 	pp_json_free(resp);
 	if (rc)
 		return rc;
 	st->step = ECS_CONVERGE;
 	st->conv_listed = st->conv_deregistering = false;
-	st->conv_winner[0] = '\0';
+	pp_intern_drop(st->conv_winner);
+	st->conv_winner = NULL;
 	return converge_next(io, err);
 }
 
@@ -403,8 +411,7 @@ static int converge_done(struct pp_run_io *io, const char *arn, bool registered_
 	struct ecs_state *st = io->state;
 	pp_json_free(st->conv_candidates);
 	st->conv_candidates = NULL;
-	td_resolved(st, arn, registered_here);
-	return pp_ecs_send_run(io, err);
+	return td_resolved(st, arn, registered_here, err) ?: pp_ecs_send_run(io, err);
 }
 
 /* Candidates: the family's revisions below ours in a DESC listing, the
@@ -485,7 +492,7 @@ static int converge_next(struct pp_run_io *io, struct pp_error *err)
 		pp_json_free(b);
 		return rc;
 	}
-	if (st->conv_winner[0])
+	if (st->conv_winner)
 		return send_converge_deregister(io, err);
 	if (st->conv_candidates && st->conv_candidates->count)
 		return send_converge_describe(io, err);
@@ -507,9 +514,7 @@ int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err)
 				io->run_id, st->conv_mine, err->msg);
 			pp_error_clear(err);
 		}
-		char winner[sizeof(st->conv_winner)];
-		memcpy(winner, st->conv_winner, sizeof(winner));
-		return converge_done(io, winner, false, err);
+		return converge_done(io, st->conv_winner, false, err);
 	}
 	if (io->resp_rc) {
 		const char *action =
@@ -550,8 +555,7 @@ int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err)
 		pp_info("ecs run %s: %s has the same content and a lower revision than %s, which "
 			"was registered concurrently: using it, deregistering ours",
 			io->run_id, arn, st->conv_mine);
-		rc = pp_copy_str(st->conv_winner, sizeof(st->conv_winner), arn,
-				 "task definition ARN", err);
+		rc = pp_intern_set(&st->conv_winner, arn, ECS_ARN_MAX, "task definition ARN", err);
 	}
 	pp_json_free(resp);
 	pp_json_free(pp_json_detach(pp_json_at(st->conv_candidates, 0)));
@@ -579,7 +583,8 @@ int pp_ecs_td_inactive(struct pp_run_io *io, struct pp_error *err)
 	}
 	st->using_entry = false;
 	st->registered_here = false;
-	st->td_arn[0] = '\0';
+	pp_intern_drop(st->td_arn);
+	st->td_arn = NULL;
 	st->step = ECS_TD;
 	return pp_ecs_start_td(io, err);
 }

@@ -10,6 +10,7 @@
 #include "auth/auth.h"
 #include "auth/modal.h"
 #include "lib/grpc.h"
+#include "lib/intern.h"
 #include "lib/log.h"
 #include "lib/pb.h"
 #include "providers/common.h"
@@ -58,22 +59,33 @@ enum modal_step {
 	MS_SUBMITTED,
 };
 
+/* Longest image, app, environment, cloud and GPU names a state takes. */
+#define IMAGE_MAX	1023
+#define APP_NAME_MAX	127
+#define ENVIRONMENT_MAX 127
+#define CLOUD_MAX	31
+#define GPU_TYPE_MAX	63
+
+/* The strings the same for many runs (base URL, names, the image, the ids
+ * Modal gave them) are interned (pp_intern_set), NULL when unset (the
+ * encoders send NULL as ""). What only SandboxCreate needs (command, env,
+ * regions, secrets, tags) is freed once the sandbox exists. */
 struct modal_state {
 	enum modal_step step;
-	char base[512];
-	char environment[128];
-	char app_name[128];
-	char sandbox_name[64];
-	char image[1024];
-	char app_id[ID_MAX];
-	char image_id[ID_MAX];
-	char image_entry_id[ID_MAX];
+	const char *base;
+	const char *environment;
+	const char *app_name;
+	char sandbox_name[49];
+	const char *image;
+	const char *app_id;
+	const char *image_id;
+	const char *image_entry_id;
 	long milli_cpu;
 	long memory_mb;
 	long timeout_s;
-	char gpu_type[64];
+	const char *gpu_type;
 	unsigned gpu_count;
-	char cloud[32];
+	const char *cloud;
 	struct pp_json *command; /* array of strings */
 	struct pp_json *env;	 /* object of strings */
 	struct pp_json *regions; /* array of strings */
@@ -94,11 +106,17 @@ struct modal_state {
 
 /* ---- helpers ---- */
 
-static int copy_opt(char *dst, size_t size, const struct pp_json *job, const char *key,
-		    const char *def, struct pp_error *err)
+static int intern_opt(const char **slot, size_t max, const struct pp_json *job, const char *key,
+		      const char *def, struct pp_error *err)
 {
 	const char *v = pp_json_get_string(job, key);
-	return pp_copy_str(dst, size, v && *v ? v : def ? def : "", key, err);
+	return pp_intern_set(slot, v && *v ? v : def ? def : "", max, key, err);
+}
+
+/* An interned string of the state for an encoder: "" when unset. */
+static const char *str(const char *s)
+{
+	return s ? s : "";
 }
 
 /* x-idempotency-key for a creating call: the SDKs send one UUID per logical
@@ -203,6 +221,16 @@ static int read_id(struct pp_pb_reader *r, uint32_t num, char *out, size_t size,
 	return rc;
 }
 
+/* Read string field num of r's message into an interned slot (unset when
+ * the field is absent). */
+static int read_interned(struct pp_pb_reader *r, uint32_t num, const char **slot,
+			 struct pp_error *err)
+{
+	char id[ID_MAX];
+	int rc = read_id(r, num, id, sizeof(id), err);
+	return rc || !id[0] ? rc : pp_intern_set(slot, id, ID_MAX - 1, "id", err);
+}
+
 struct generic_result {
 	bool present;
 	int status;
@@ -236,14 +264,14 @@ static int read_generic_result(const struct pp_pb_field *outer, struct generic_r
 static int enc_lookup(struct modal_state *st, struct pp_buf *m)
 {
 	/* SandboxGetFromNameRequest{sandbox_name=1, environment_name=2, app_name=3} */
-	return pp_pb_string(m, 1, st->sandbox_name) ?: pp_pb_string(m, 2, st->environment) ?:
-		pp_pb_string(m, 3, st->app_name);
+	return pp_pb_string(m, 1, st->sandbox_name) ?: pp_pb_string(m, 2, str(st->environment)) ?:
+		pp_pb_string(m, 3, str(st->app_name));
 }
 
 static int enc_app(struct modal_state *st, struct pp_buf *m)
 {
 	/* AppGetOrCreateRequest{app_name=1, environment_name=2, object_creation_type=3} */
-	return pp_pb_string(m, 1, st->app_name) ?: pp_pb_string(m, 2, st->environment) ?:
+	return pp_pb_string(m, 1, str(st->app_name)) ?: pp_pb_string(m, 2, str(st->environment)) ?:
 		pp_pb_varint(m, 3, CREATE_IF_MISSING);
 }
 
@@ -253,9 +281,10 @@ static int enc_image(struct modal_state *st, struct pp_buf *m)
 	 * builder_version=9} */
 	struct pp_buf img, from;
 	pp_buf_init(&img, MSG_MAX);
-	pp_buf_init(&from, sizeof(st->image) + 8);
-	int rc = pp_buf_printf(&from, "FROM %s", st->image) ?: pp_pb_string(&img, 6, from.data) ?:
-		pp_pb_message(m, 2, &img) ?: pp_pb_string(m, 4, st->app_id) ?:
+	pp_buf_init(&from, IMAGE_MAX + 9);
+	int rc = pp_buf_printf(&from, "FROM %s", str(st->image)) ?:
+		pp_pb_string(&img, 6, from.data) ?: pp_pb_message(m, 2, &img) ?:
+		pp_pb_string(m, 4, str(st->app_id)) ?:
 		pp_pb_string(m, 9, IMAGE_BUILDER_VERSION);
 	pp_buf_free(&img);
 	pp_buf_free(&from);
@@ -265,22 +294,22 @@ static int enc_image(struct modal_state *st, struct pp_buf *m)
 static int enc_image_join(struct modal_state *st, struct pp_buf *m)
 {
 	/* ImageJoinStreamingRequest{image_id=1, timeout=2, last_entry_id=3} */
-	return pp_pb_string(m, 1, st->image_id) ?: pp_pb_float(m, 2, IMAGE_JOIN_TIMEOUT_S) ?:
-		pp_pb_string(m, 3, st->image_entry_id);
+	return pp_pb_string(m, 1, str(st->image_id)) ?: pp_pb_float(m, 2, IMAGE_JOIN_TIMEOUT_S) ?:
+		pp_pb_string(m, 3, str(st->image_entry_id));
 }
 
 static int enc_secret_named(struct modal_state *st, struct pp_buf *m)
 {
 	/* SecretGetOrCreateRequest{deployment_name=1, environment_name=3} */
 	const struct pp_json *name = pp_json_at(st->secrets, st->next_secret);
-	return pp_pb_string(m, 1, pp_json_string(name)) ?: pp_pb_string(m, 3, st->environment);
+	return pp_pb_string(m, 1, pp_json_string(name)) ?: pp_pb_string(m, 3, str(st->environment));
 }
 
 static int enc_secret_env(struct modal_state *st, struct pp_buf *m)
 {
 	/* SecretGetOrCreateRequest{environment_name=3, object_creation_type=4
 	 * EPHEMERAL, env_dict=5}: how the SDKs pass a sandbox's env. */
-	int rc = pp_pb_string(m, 3, st->environment) ?: pp_pb_varint(m, 4, EPHEMERAL);
+	int rc = pp_pb_string(m, 3, str(st->environment)) ?: pp_pb_varint(m, 4, EPHEMERAL);
 	pp_json_foreach (v, st->env)
 		if (!rc)
 			rc = pp_pb_map_entry(m, 5, v->key, pp_json_string(v));
@@ -301,14 +330,14 @@ static int enc_create(struct modal_state *st, struct pp_buf *m)
 	pp_json_foreach (a, st->command)
 		if (!rc)
 			rc = pp_pb_string(&sb, 1, pp_json_string(a));
-	rc = rc ?: pp_pb_string(&sb, 3, st->image_id) ?:
+	rc = rc ?: pp_pb_string(&sb, 3, str(st->image_id)) ?:
 		pp_buf_append(&sb, st->secret_ids.data, st->secret_ids.len);
 	/* Resources{memory_mb=2, milli_cpu=3, gpu_config=4 GPUConfig{count=2, gpu_type=4}} */
 	if (!rc && st->memory_mb > 0)
 		rc = pp_pb_varint(&res, 2, (uint64_t)st->memory_mb);
 	if (!rc && st->milli_cpu > 0)
 		rc = pp_pb_varint(&res, 3, (uint64_t)st->milli_cpu);
-	if (!rc && st->gpu_type[0])
+	if (!rc && st->gpu_type)
 		rc = pp_pb_varint(&gpu, 2, st->gpu_count) ?: pp_pb_string(&gpu, 4, st->gpu_type) ?:
 			pp_pb_message(&res, 4, &gpu);
 	rc = rc ?: pp_pb_message(&sb, 5, &res);
@@ -320,13 +349,13 @@ static int enc_create(struct modal_state *st, struct pp_buf *m)
 			rc = pp_pb_string(&place, 4, pp_json_string(r));
 	if (!rc && place.len)
 		rc = pp_pb_message(&sb, 17, &place);
-	if (!rc && st->cloud[0])
+	if (!rc && st->cloud)
 		rc = pp_pb_string(&sb, 26, st->cloud);
 	rc = rc ?: pp_pb_string(&sb, 30, st->sandbox_name);
 	/* SandboxCreateRequest{app_id=1, definition=2, tags=4 SandboxTag{tag_name=1,
 	 * tag_value=2}}; environment_name=3 is marked deprecated in api.proto (the
 	 * app already names the environment) and modal-go no longer sends it. */
-	rc = rc ?: pp_pb_string(m, 1, st->app_id) ?: pp_pb_message(m, 2, &sb) ?:
+	rc = rc ?: pp_pb_string(m, 1, str(st->app_id)) ?: pp_pb_message(m, 2, &sb) ?:
 		pp_pb_string(&tag, 1, "pushpool-sandbox") ?:
 		pp_pb_string(&tag, 2, st->sandbox_name) ?: pp_pb_message(m, 4, &tag) ?:
 		pp_buf_append(m, st->tags.data, st->tags.len);
@@ -354,12 +383,13 @@ static int parse_gpu(struct modal_state *st, const char *gpu, struct pp_error *e
 				       gpu);
 		st->gpu_count = (unsigned)c;
 	}
-	if (!n || n >= sizeof(st->gpu_type))
+	if (!n || n > GPU_TYPE_MAX)
 		return pp_fail(err, PP_EINVALID, "modal: gpu \"%s\": bad GPU type", gpu);
+	char type[GPU_TYPE_MAX + 1];
 	for (size_t i = 0; i < n; i++)
-		st->gpu_type[i] = (char)(gpu[i] >= 'a' && gpu[i] <= 'z' ? gpu[i] - 32 : gpu[i]);
-	st->gpu_type[n] = '\0';
-	return 0;
+		type[i] = (char)(gpu[i] >= 'a' && gpu[i] <= 'z' ? gpu[i] - 32 : gpu[i]);
+	type[n] = '\0';
+	return pp_intern_set(&st->gpu_type, type, GPU_TYPE_MAX, "gpu", err);
 }
 
 static int string_list(const struct pp_json *v, const char *what, struct pp_json **out,
@@ -449,8 +479,8 @@ static int number_field(const struct pp_json *job, const char *key, double scale
 static int base_url(struct pp_run_io *io, struct modal_state *st, struct pp_error *err)
 {
 	const char *env = getenv("MODAL_SERVER_URL");
-	return pp_base_url(st->base, sizeof(st->base), io->endpoint,
-			   env && *env ? env : PP_MODAL_DEFAULT_SERVER, err);
+	return pp_base_url_intern(&st->base, io->endpoint,
+				  env && *env ? env : PP_MODAL_DEFAULT_SERVER, err);
 }
 
 /* A token pair in the job overrides the pool's credentials for this run. */
@@ -510,12 +540,15 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 	if (!image || !*image)
 		return pp_fail(err, PP_EINVALID, "modal: job_configuration.image is required");
 	const char *gpu = pp_json_get_string(job, "gpu");
-	if ((rc = pp_copy_str(st->image, sizeof(st->image), image, "image", err)) ||
-	    (rc = copy_opt(st->app_name, sizeof(st->app_name), job, "app_name", DEFAULT_APP_NAME,
-			   err)) ||
-	    (rc = copy_opt(st->environment, sizeof(st->environment), job, "modal_environment",
-			   getenv("MODAL_ENVIRONMENT"), err)) ||
-	    (rc = copy_opt(st->cloud, sizeof(st->cloud), job, "cloud", NULL, err)) ||
+	const char *cloud = pp_json_get_string(job, "cloud");
+	if ((rc = pp_intern_set(&st->image, image, IMAGE_MAX, "image", err)) ||
+	    (rc = intern_opt(&st->app_name, APP_NAME_MAX, job, "app_name", DEFAULT_APP_NAME,
+			     err)) ||
+	    (rc = intern_opt(&st->environment, ENVIRONMENT_MAX, job, "modal_environment",
+			     getenv("MODAL_ENVIRONMENT"), err)) ||
+	    (rc = cloud && *cloud && strcmp(cloud, "auto")
+			  ? pp_intern_set(&st->cloud, cloud, CLOUD_MAX, "cloud", err)
+			  : 0) ||
 	    (rc = number_field(job, "cpu", 1000.0, 1000000, &st->milli_cpu, err)) ||
 	    (rc = number_field(job, "memory", 1.0, 1L << 24, &st->memory_mb, err)) ||
 	    (rc = number_field(job, "timeout", 1.0, 86400, &st->timeout_s, err)) ||
@@ -528,8 +561,6 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 				 io->attempt, err)) ||
 	    (rc = base_url(io, st, err)))
 		return rc;
-	if (!strcmp(st->cloud, "auto"))
-		st->cloud[0] = '\0';
 	/* No timeout of the job's own: the run's max_runtime is the sandbox's
 	 * timeout too, so Modal ends it even if pushpool is not watching. */
 	if (!st->timeout_s && io->max_runtime_s > 0)
@@ -548,9 +579,9 @@ static int modal_restore(struct pp_run_io *io, struct pp_error *err)
 	struct modal_state *st = io->state;
 	pp_buf_init(&st->secret_ids, 64 * 1024);
 	pp_buf_init(&st->tags, 4096);
-	if (!io->infra_id[0] || strlen(io->infra_id) >= ID_MAX)
+	if (!io->infra_id || strlen(io->infra_id) >= ID_MAX)
 		return pp_fail(err, PP_EINVALID, "modal: infra id '%s' is not a sandbox id",
-			       io->infra_id);
+			       io->infra_id ? io->infra_id : "");
 	st->step = MS_SUBMITTED;
 	int rc = base_url(io, st, err);
 	if (!rc && io->job)
@@ -598,20 +629,23 @@ static int on_image(struct pp_run_io *io, struct pp_error *err)
 	struct pp_pb_reader r;
 	struct pp_pb_field f;
 	struct generic_result g = {0};
+	char id[ID_MAX] = "";
 	int rc = result(io, "ImageGetOrCreate", &r, err);
 	if (rc)
 		return rc;
 	while ((rc = pp_pb_next(&r, &f, err)) == 1) {
-		if (f.num == 1 && (rc = pp_pb_field_string(&f, st->image_id, ID_MAX, err)))
+		if (f.num == 1 && (rc = pp_pb_field_string(&f, id, ID_MAX, err)))
 			return rc;
 		if (f.num == 2 && f.wire == PP_PB_LEN && (rc = read_generic_result(&f, &g, err)))
 			return rc;
 	}
 	if (rc)
 		return rc;
-	if (!st->image_id[0])
+	if (!id[0])
 		return pp_fail(err, PP_EINVALID,
 			       "Modal ImageGetOrCreate: no image_id in the answer");
+	if ((rc = pp_intern_set(&st->image_id, id, ID_MAX - 1, "image_id", err)))
+		return rc;
 	return on_image_result(io, &g, err);
 }
 
@@ -631,6 +665,7 @@ static int on_image_join(struct pp_run_io *io, struct pp_error *err)
 	if (rc)
 		return rc;
 	struct generic_result g = {0};
+	char entry[ID_MAX] = ""; /* the last entry id seen */
 	const char *p = io->resp->body.data;
 	size_t left = io->resp->body.len, used;
 	while (left) {
@@ -644,8 +679,7 @@ static int on_image_join(struct pp_run_io *io, struct pp_error *err)
 			if (f.num == 1 && f.wire == PP_PB_LEN &&
 			    (rc = read_generic_result(&f, &g, err)))
 				return rc;
-			if (f.num == 3 &&
-			    (rc = pp_pb_field_string(&f, st->image_entry_id, ID_MAX, err)))
+			if (f.num == 3 && (rc = pp_pb_field_string(&f, entry, ID_MAX, err)))
 				return rc;
 		}
 		if (rc)
@@ -653,6 +687,9 @@ static int on_image_join(struct pp_run_io *io, struct pp_error *err)
 		p += used;
 		left -= used;
 	}
+	if (entry[0] &&
+	    (rc = pp_intern_set(&st->image_entry_id, entry, ID_MAX - 1, "entry id", err)))
+		return rc;
 	return on_image_result(io, &g, err);
 }
 
@@ -677,16 +714,37 @@ static int on_secret(struct pp_run_io *io, struct pp_error *err)
 	return next_after_image(io, err);
 }
 
+/* sandbox_id (field 1) into io->infra_id, left NULL when the answer has none. */
+static int read_sandbox_id(struct pp_run_io *io, struct pp_pb_reader *r, struct pp_error *err)
+{
+	char id[ID_MAX];
+	int rc = read_id(r, 1, id, sizeof(id), err);
+	return rc || !id[0] ? rc : pp_run_io_set_infra_id(io, err, "%s", id);
+}
+
+/* What only SandboxCreate reads. */
+static void free_create_inputs(struct modal_state *st)
+{
+	pp_json_free(st->command);
+	pp_json_free(st->env);
+	pp_json_free(st->regions);
+	pp_json_free(st->secrets);
+	st->command = st->env = st->regions = st->secrets = NULL;
+	pp_buf_free(&st->secret_ids);
+	pp_buf_free(&st->tags);
+}
+
 static int on_sandbox_id(struct pp_run_io *io, const char *rpc, struct pp_error *err)
 {
 	struct modal_state *st = io->state;
 	struct pp_pb_reader r;
-	int rc = result(io, rpc, &r, err) ?: read_id(&r, 1, io->infra_id, ID_MAX, err);
+	int rc = result(io, rpc, &r, err) ?: read_sandbox_id(io, &r, err);
 	if (rc)
 		return rc;
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "Modal %s: no sandbox_id in the answer", rpc);
 	st->step = MS_SUBMITTED;
+	free_create_inputs(st);
 	return PP_STEP_DONE;
 }
 
@@ -719,10 +777,10 @@ static int modal_submit(struct pp_run_io *io, struct pp_error *err)
 		if (!io->resp)
 			return send_encoded(io, "AppGetOrCreate", enc_app, err);
 		rc = result(io, "AppGetOrCreate", &r, err)
-			     ?: read_id(&r, 1, st->app_id, sizeof(st->app_id), err);
+			     ?: read_interned(&r, 1, &st->app_id, err);
 		if (rc)
 			return rc;
-		if (!st->app_id[0])
+		if (!st->app_id)
 			return pp_fail(err, PP_EINVALID, "Modal AppGetOrCreate: no app_id");
 		st->step = MS_IMAGE;
 		return send_encoded(io, "ImageGetOrCreate", enc_image, err);
@@ -791,21 +849,20 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 	case RESULT_FAILURE:
 		io->state_out = PP_RUN_FAILED;
 		io->exit_code = g->exitcode;
-		pp_set_message(io->message, sizeof(io->message), "sandbox exited with code %d%s%s",
-			       g->exitcode, *exc ? ": " : "", exc);
+		pp_set_message(io, "sandbox exited with code %d%s%s", g->exitcode, *exc ? ": " : "",
+			       exc);
 		break;
 	case RESULT_TERMINATED:
 		io->exit_code = 137;
 		if (st->terminate_sent) {
 			io->state_out = PP_RUN_CANCELLED;
-			pp_set_message(io->message, sizeof(io->message), "sandbox was terminated");
+			pp_set_message(io, "sandbox was terminated");
 			break;
 		}
 		/* Not by us: Modal (a worker lost, maintenance) or another client
 		 * stopped it; the flow did not finish and nobody here cancelled. */
 		io->state_out = PP_RUN_CRASHED;
-		pp_set_message(io->message, sizeof(io->message),
-			       "sandbox was terminated, not by pushpool%s%s", *exc ? ": " : "",
+		pp_set_message(io, "sandbox was terminated, not by pushpool%s%s", *exc ? ": " : "",
 			       exc);
 		break;
 	case RESULT_INIT_FAILURE:
@@ -813,8 +870,7 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 		 * whose credentials are wrong); the command never ran. */
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_RESOURCE_INIT;
-		pp_set_message(io->message, sizeof(io->message),
-			       "sandbox failed to initialize (status %d)%s%s", g->status,
+		pp_set_message(io, "sandbox failed to initialize (status %d)%s%s", g->status,
 			       *exc ? ": " : "", exc);
 		break;
 	case RESULT_EVICTED:
@@ -822,31 +878,29 @@ static void map_result(struct pp_run_io *io, const struct generic_result *g)
 		 * Spot interruption, the infrastructure's doing, not the flow's. */
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_SPOT_INTERRUPTION;
-		pp_set_message(io->message, sizeof(io->message),
-			       "sandbox was evicted (status %d)%s%s", g->status, *exc ? ": " : "",
-			       exc);
+		pp_set_message(io, "sandbox was evicted (status %d)%s%s", g->status,
+			       *exc ? ": " : "", exc);
 		break;
 	case RESULT_TIMEOUT:
 	case RESULT_IDLE_TIMEOUT:
 		io->state_out = PP_RUN_FAILED;
 		io->exit_code = 124;
-		pp_set_message(io->message, sizeof(io->message), "sandbox hit its timeout");
+		pp_set_message(io, "sandbox hit its timeout");
 		break;
 	default:
 		/* INTERNAL_FAILURE, or a status newer than this code: Modal says
 		 * the sandbox could not run, without a reason of the flow's. */
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_OTHER;
-		pp_set_message(io->message, sizeof(io->message),
-			       "sandbox failed to run (status %d)%s%s", g->status, *exc ? ": " : "",
-			       exc);
+		pp_set_message(io, "sandbox failed to run (status %d)%s%s", g->status,
+			       *exc ? ": " : "", exc);
 		break;
 	}
 }
 
 static int modal_status(struct pp_run_io *io, struct pp_error *err)
 {
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "modal status: run %s has no sandbox", io->run_id);
 	if (!io->resp)
 		return send_for_sandbox(io, "SandboxWait", true, err);
@@ -862,7 +916,7 @@ static int modal_status(struct pp_run_io *io, struct pp_error *err)
 	if (rc)
 		return rc;
 	io->exit_code = -1;
-	io->message[0] = '\0';
+	pp_clear_message(io);
 	if (!g.present || g.status == RESULT_UNSPECIFIED) {
 		io->state_out = PP_RUN_RUNNING;
 	} else {
@@ -874,7 +928,7 @@ static int modal_status(struct pp_run_io *io, struct pp_error *err)
 
 static int modal_cancel(struct pp_run_io *io, struct pp_error *err)
 {
-	if (!io->infra_id[0])
+	if (!io->infra_id)
 		return PP_STEP_DONE;
 	struct modal_state *st = io->state;
 	if (!io->resp) {
@@ -900,20 +954,19 @@ static int modal_cleanup(struct pp_run_io *io, struct pp_error *err)
 	int rc;
 	if (st->ended || st->terminate_sent)
 		return PP_STEP_DONE;
-	if (!io->infra_id[0]) {
+	if (!io->infra_id) {
 		if (!st->create_sent)
 			return PP_STEP_DONE;
 		if (!io->resp)
 			return send_encoded(io, "SandboxGetFromName", enc_lookup, err);
-		rc = result(io, "SandboxGetFromName", &r, err)
-			     ?: read_id(&r, 1, io->infra_id, sizeof(io->infra_id), err);
+		rc = result(io, "SandboxGetFromName", &r, err) ?: read_sandbox_id(io, &r, err);
 		if (rc == PP_ENOTFOUND) {
 			pp_error_clear(err);
 			return PP_STEP_DONE;
 		}
 		if (rc)
 			return rc;
-		if (!io->infra_id[0])
+		if (!io->infra_id)
 			return PP_STEP_DONE;
 		return send_for_sandbox(io, "SandboxTerminate", false, err);
 	}
@@ -939,7 +992,7 @@ static int enc_list(struct pp_run_io *io, struct pp_buf *m)
 	struct pp_buf tag;
 	pp_buf_init(&tag, 1024);
 	int rc = (st->list_before > 0 ? pp_pb_double(m, 2, st->list_before) : 0) ?:
-		pp_pb_string(m, 3, st->environment) ?:
+		pp_pb_string(m, 3, str(st->environment)) ?:
 		pp_pb_string(&tag, 1, PP_LABEL_STORE) ?: pp_pb_string(&tag, 2, io->store_id) ?:
 		pp_pb_message(m, 5, &tag);
 	pp_buf_free(&tag);
@@ -1076,9 +1129,9 @@ static int modal_list(struct pp_run_io *io, struct pp_error *err)
 static int modal_remove(struct pp_run_io *io, struct pp_error *err)
 {
 	if (!io->resp) {
-		if (!io->infra_id[0] || strlen(io->infra_id) >= ID_MAX)
+		if (!io->infra_id || strlen(io->infra_id) >= ID_MAX)
 			return pp_fail(err, PP_EINVALID, "modal: '%s' is not a sandbox id",
-				       io->infra_id);
+				       io->infra_id ? io->infra_id : "");
 		return send_for_sandbox(io, "SandboxTerminate", false, err);
 	}
 	struct pp_pb_reader r;
@@ -1093,13 +1146,16 @@ static int modal_remove(struct pp_run_io *io, struct pp_error *err)
 static void modal_release(void *state)
 {
 	struct modal_state *st = state;
-	pp_json_free(st->command);
-	pp_json_free(st->env);
-	pp_json_free(st->regions);
-	pp_json_free(st->secrets);
-	pp_buf_free(&st->secret_ids);
-	pp_buf_free(&st->tags);
+	free_create_inputs(st);
+	const char **interned[] = {&st->base,		&st->environment, &st->app_name,
+				   &st->image,		&st->app_id,	  &st->image_id,
+				   &st->image_entry_id, &st->gpu_type,	  &st->cloud};
+	for (size_t i = 0; i < sizeof(interned) / sizeof(*interned); i++) {
+		pp_intern_drop(*interned[i]);
+		*interned[i] = NULL;
+	}
 	pp_cred_free(st->auth);
+	st->auth = NULL;
 }
 
 static const char *const modal_pool_types[] = {"modal:push", NULL};

@@ -57,9 +57,9 @@ static int send_logs(struct pp_run_io *io, struct pp_error *err)
 	int fd = l->step == 0 ? FD_STDOUT : FD_STDERR;
 	char base[512], last[ENTRY_ID_MAX];
 	const char *env = getenv("MODAL_SERVER_URL");
-	if (!io->infra_id[0] || strlen(io->infra_id) >= ENTRY_ID_MAX)
+	if (!io->infra_id || strlen(io->infra_id) >= ENTRY_ID_MAX)
 		return pp_fail(err, PP_EINVALID, "modal logs: infra id '%s' is not a sandbox id",
-			       io->infra_id);
+			       io->infra_id ? io->infra_id : "");
 	int rc = pp_base_url(base, sizeof(base), io->endpoint,
 			     env && *env ? env : PP_MODAL_DEFAULT_SERVER, err);
 	if (rc)

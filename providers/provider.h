@@ -124,7 +124,13 @@ int pp_logs_add(struct pp_logs *l, long long ts_ms, const char *text, size_t len
 /* Free the lines (not the cursor or the progress), for the next page. */
 void pp_logs_clear(struct pp_logs *l);
 
-/* Everything an op may read or write for one run. */
+/* Longest infra id and outcome message a run keeps. */
+#define PP_INFRA_ID_MAX	   511
+#define PP_RUN_MESSAGE_MAX 511
+
+/* Everything an op may read or write for one run. A run in flight keeps
+ * its io between polls, so its strings are allocated to size rather than
+ * held in fixed arrays. */
 struct pp_run_io {
 	/* inputs, owned by the core */
 	const char *run_id; /* stable id of the run (UUID) */
@@ -148,11 +154,14 @@ struct pp_run_io {
 	/* Set by prepare or restore when the run brings its own credential
 	 * (owned by the run state): the core applies it instead of cred. */
 	struct pp_cred *run_cred;
-	struct pp_http_req req;	     /* next request when the op returns PP_STEP_SEND */
-	char infra_id[512];	     /* set by submit: execution name, task ARN, group id */
+	struct pp_http_req req; /* next request when the op returns PP_STEP_SEND */
+	/* set by submit (pp_run_io_set_infra_id): execution name, task ARN,
+	 * group id; NULL until known */
+	char *infra_id;
 	enum pp_run_state state_out; /* set by status */
 	int exit_code;		     /* set by status when known, else -1 */
-	char message[512];	     /* failure/stop reason from the provider */
+	/* failure/stop reason from the provider (pp_set_message), or NULL */
+	char *message;
 	/* provider's hint for the next status poll, ms (0: core default) */
 	long poll_after_ms;
 	/* list: where the objects found are appended (owned by the core) */
@@ -167,6 +176,19 @@ struct pp_run_io {
 	 * core enforces it either way. */
 	double max_runtime_s;
 };
+
+/* io->infra_id = the formatted id (owned by the io); PP_EINVALID when it is
+ * longer than PP_INFRA_ID_MAX, PP_ENOMEM. */
+int pp_run_io_set_infra_id(struct pp_run_io *io, struct pp_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* io->message = the formatted text, cut at PP_RUN_MESSAGE_MAX bytes; NULL
+ * when out of memory (a message only explains an outcome). */
+void pp_set_message(struct pp_run_io *io, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* No message: io->message = NULL. */
+void pp_clear_message(struct pp_run_io *io);
+/* Free io->infra_id and io->message (pp_exec_io_release does). */
+void pp_run_io_free_strings(struct pp_run_io *io);
 
 /* A dry run's stand-in for the cloud's answer to one request of a
  * submission (`render --request`): just enough for the submit op to take its

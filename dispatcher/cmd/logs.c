@@ -193,8 +193,8 @@ int pp_run_logs_open(const struct pp_config *cfg, const struct pp_run_rec *r, st
 	if (rc)
 		return rc;
 	pp_pool_io_init(*pool, io, r->id, r->name, *job);
-	snprintf(io->infra_id, sizeof(io->infra_id), "%s", r->infra_id);
-	return pp_exec_io_restore(io, (*pool)->prov, err);
+	return pp_run_io_set_infra_id(io, err, "%s", r->infra_id ? r->infra_id : "")
+		       ?: pp_exec_io_restore(io, (*pool)->prov, err);
 }
 
 void pp_run_logs_close(struct pp_pool *pool, struct pp_json *job, struct pp_run_io *io)
@@ -203,6 +203,7 @@ void pp_run_logs_close(struct pp_pool *pool, struct pp_json *job, struct pp_run_
 		pp_logs_clear(io->logs);
 	if (io->state)
 		pp_exec_io_release(io, pool->prov);
+	pp_run_io_free_strings(io); /* a provider without state */
 	pp_json_free(job);
 	pp_pool_close(pool);
 }

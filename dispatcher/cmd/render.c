@@ -233,6 +233,7 @@ static int print_requests(struct pp_pool *pool, const struct pp_run_ctx *ctx,
 		rc = pp_fail(err, PP_EIO, "stdout: write error");
 	if (io.state)
 		pp_exec_io_release(&io, pool->prov);
+	pp_run_io_free_strings(&io);
 	pp_buf_free(&out);
 	return rc;
 }

@@ -155,6 +155,12 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The run's infra id for a message ("" before the cloud named one). */
+static const char *id_of(const struct pp_run_io *io)
+{
+	return io->infra_id ? io->infra_id : "";
+}
+
 /* Poll status until terminal, the timeout, or a signal; cancel in the
  * last two cases. Returns the process exit status. */
 static int follow(const struct pp_provider *p, struct pp_run_io *io,
@@ -177,7 +183,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 			break;
 		}
 		if (rc) {
-			fprintf(stderr, "pushpool run: status of %s: %s\n", io->infra_id, err.msg);
+			fprintf(stderr, "pushpool run: status of %s: %s\n", id_of(io), err.msg);
 			clean_up(p, io, teardown);
 			return pp_exit_status(rc);
 		}
@@ -214,7 +220,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 			sleep_ms(wait - slept < 100 ? wait - slept : 100);
 	}
 	if (stop_why) {
-		fprintf(stderr, "pushpool run: %s; cancelling %s\n", stop_why, io->infra_id);
+		fprintf(stderr, "pushpool run: %s; cancelling %s\n", stop_why, id_of(io));
 		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, io, teardown, &err))
 			fprintf(stderr, "pushpool run: cancel: %s\n", err.msg);
 	}
@@ -226,7 +232,7 @@ static int follow(const struct pp_provider *p, struct pp_run_io *io,
 	if (stop_why)
 		return PP_EXIT_TEMPFAIL;
 	printf("%s", pp_run_state_name(last));
-	if (last != PP_RUN_SUCCEEDED && io->message[0])
+	if (last != PP_RUN_SUCCEEDED && io->message && *io->message)
 		printf(": %s", io->message);
 	if (io->exit_code >= 0)
 		printf(" (exit code %d)", io->exit_code);
@@ -248,7 +254,7 @@ static void give_up_submission(struct pp_pool *pool, struct pp_run_io *first, co
 	replay.budget_ms = RUN_REPLAY_BUDGET_MS;
 	replay.call_timeout_ms = RUN_REPLAY_BUDGET_MS / 2;
 	struct pp_error e = {0};
-	if (first->infra_id[0]) {
+	if (first->infra_id) {
 		fprintf(stderr, "pushpool run: timed out; cancelling %s\n", first->infra_id);
 		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, first, teardown, &e))
 			fprintf(stderr, "pushpool run: cancel: %s\n", e.msg);
@@ -263,7 +269,7 @@ static void give_up_submission(struct pp_pool *pool, struct pp_run_io *first, co
 	if (pp_exec_io_prepare(&io, p, &e) || pp_exec_run_op(p, PP_OP_SUBMIT, &io, &replay, &e)) {
 		fprintf(stderr, "pushpool run: %s\n", e.msg);
 	} else {
-		fprintf(stderr, "pushpool run: timed out; cancelling %s\n", io.infra_id);
+		fprintf(stderr, "pushpool run: timed out; cancelling %s\n", id_of(&io));
 		if (p->cancel && pp_exec_run_op(p, PP_OP_CANCEL, &io, teardown, &e))
 			fprintf(stderr, "pushpool run: cancel: %s\n", e.msg);
 	}
@@ -271,6 +277,7 @@ static void give_up_submission(struct pp_pool *pool, struct pp_run_io *first, co
 		fprintf(stderr, "pushpool run: cleanup: %s\n", e.msg);
 	if (io.state)
 		pp_exec_io_release(&io, p);
+	pp_run_io_free_strings(&io);
 }
 
 /* Returns the process exit status; errors are printed here. */
@@ -340,13 +347,14 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 		}
 		goto out;
 	}
-	printf("%s\n", io.infra_id);
+	printf("%s\n", id_of(&io));
 	fflush(stdout);
 	if (o->wait)
 		status = follow(p, &io, &pol, &teardown, cfg, o->deadline_ms);
 out:
 	if (io.state)
 		pp_exec_io_release(&io, p);
+	pp_run_io_free_strings(&io); /* a provider without state */
 	pp_json_free(job);
 	pp_pool_close(pool);
 	if (rc) {

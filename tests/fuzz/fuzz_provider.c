@@ -212,10 +212,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; more && i < sizeof(ops) / sizeof(ops[0]); i++)
 		more = drive(p, ops[i], &io, &a, grpc);
 	pp_http_req_free(&io.req);
-	if (more && io.infra_id[0]) {
+	if (more && io.infra_id) {
 		init_io(&again, which, &shared);
-		memcpy(again.infra_id, io.infra_id, sizeof(again.infra_id));
-		if (!pp_exec_io_restore(&again, p, &err)) {
+		if (!pp_run_io_set_infra_id(&again, &err, "%s", io.infra_id) &&
+		    !pp_exec_io_restore(&again, p, &err)) {
 			if (drive(p, PP_OP_STATUS, &again, &a, grpc))
 				drive(p, PP_OP_CLEANUP, &again, &a, grpc);
 			pp_http_req_free(&again.req);

@@ -32,7 +32,7 @@ static inline void rig_init(struct logs_rig *r, const char *infra_id, const char
 	r->io.endpoint = endpoint;
 	r->io.logs = &r->logs;
 	r->io.exit_code = -1;
-	snprintf(r->io.infra_id, sizeof(r->io.infra_id), "%s", infra_id);
+	pp_run_io_set_infra_id(&r->io, NULL, "%s", infra_id);
 }
 
 static inline void rig_free(struct logs_rig *r)
@@ -41,6 +41,7 @@ static inline void rig_free(struct logs_rig *r)
 	pp_http_resp_free(&r->resp);
 	pp_logs_clear(&r->logs);
 	pp_json_free(r->job);
+	pp_run_io_free_strings(&r->io);
 }
 
 /* The op's first call of a page: it must ask for a request. */

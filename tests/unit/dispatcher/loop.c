@@ -34,6 +34,7 @@ static struct {
 	/* Attempts before this one fail to start (image_pull); 0: none do. */
 	int start_ok_from;
 	bool run_forever; /* status answers RUNNING */
+	int wrong_jobs;	  /* status ops given a job rendered for another run */
 	char keys[4][64]; /* the idempotency key of each submission, in order */
 	int attempts[4];  /* and its io->attempt */
 } cloud;
@@ -56,7 +57,7 @@ static int fake_submit(struct pp_run_io *io, struct pp_error *err)
 			 io->idem_key ? io->idem_key : "");
 		cloud.attempts[cloud.submits - 1] = io->attempt;
 	}
-	snprintf(io->infra_id, sizeof(io->infra_id), "fake/%s/%d", io->run_id, io->attempt);
+	pp_run_io_set_infra_id(io, NULL, "fake/%s/%d", io->run_id, io->attempt);
 	return PP_STEP_DONE;
 }
 
@@ -64,6 +65,9 @@ static int fake_status(struct pp_run_io *io, struct pp_error *err)
 {
 	(void)err;
 	cloud.statuses++;
+	const char *rendered_for = pp_json_get_string(io->job, "run");
+	if (!rendered_for || strcmp(rendered_for, io->run_id))
+		cloud.wrong_jobs++;
 	if (cloud.run_forever) {
 		io->state_out = PP_RUN_RUNNING;
 		return PP_STEP_DONE;
@@ -71,7 +75,7 @@ static int fake_status(struct pp_run_io *io, struct pp_error *err)
 	if (cloud.start_ok_from && io->attempt < cloud.start_ok_from) {
 		io->state_out = PP_RUN_CRASHED;
 		io->start_failure = PP_START_IMAGE_PULL;
-		snprintf(io->message, sizeof(io->message), "fake cloud: image not found");
+		pp_set_message(io, "fake cloud: image not found");
 		return PP_STEP_DONE;
 	}
 	io->state_out = cloud.fail_job ? PP_RUN_FAILED : PP_RUN_SUCCEEDED;
@@ -190,9 +194,16 @@ static void write_file(const char *name, const char *text)
 static void load_config_with(struct pp_config *c, const char *pool_extra)
 {
 	char text[1024];
-	write_file("t.json", "{\"job_configuration\": {\"command\": \"{{ command }}\"},"
-			     " \"variables\": {\"properties\": {\"command\": {\"type\": \"string\","
-			     " \"default\": \"true\"}}}}");
+	/* A job text the runs share most of (the image), as real ones do. */
+	write_file("t.json",
+		   "{\"job_configuration\": {"
+		   " \"image\": \"registry.example.com/a-team/flows:a-tag-long-enough-that-"
+		   "runs-share-most-of-their-job-text-with-one-another-as-real-jobs-do-"
+		   "with-their-images-volumes-network-settings-and-everything-else-that-"
+		   "is-the-same-for-every-run-of-a-deployment-and-more-than-the-run-ids\","
+		   " \"command\": \"{{ command }}\", \"run\": \"{{ flow_run.id }}\"},"
+		   " \"variables\": {\"properties\": {\"command\": {\"type\": \"string\","
+		   " \"default\": \"true\"}}}}");
 	snprintf(text, sizeof(text),
 		 "[dispatcher]\nstate_dir = %s\nstatus_interval = 0.1\npoll_interval = 0.05\n"
 		 "lease_seconds = 30\nsubmit_attempts = 2\nbackoff_base_ms = 1\n"
@@ -546,6 +557,31 @@ static void test_max_runtime_cancels(void **state)
 	pp_config_free(&c);
 }
 
+/* Runs watched side by side park their jobs against one shared text (the
+ * pool's job_ref): each status op still gets the job rendered for its own
+ * run, poll after poll. */
+static void test_parked_jobs_stay_each_runs_own(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	enum { N = 3 };
+	char ids[N][PP_ID_LEN];
+	load_config_with(&c, "max_runtime = 300ms\n");
+	for (int i = 0; i < N; i++)
+		schedule(&c, ids[i]);
+	cloud.run_forever = true;
+	struct pp_loop_summary total;
+	for (int i = 0; i < N; i++) {
+		struct pp_run_rec r;
+		passes_until_final(&c, ids[i], &r, &total);
+		assert_int_equal(r.state, PP_ST_FAILED);
+		pp_run_rec_free(&r);
+	}
+	assert_true(cloud.statuses >= 2 * N);
+	assert_int_equal(cloud.wrong_jobs, 0);
+	pp_config_free(&c);
+}
+
 /* once without --wait, pass after pass: the pass that first sees the run
  * running records when; a later pass measures max_runtime from that stored
  * time (not from its own start) and cancels the run. */
@@ -657,6 +693,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_max_runtime_cancels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_runtime_across_passes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parked_jobs_stay_each_runs_own, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -59,7 +59,7 @@ static int fake_submit(struct pp_run_io *io, struct pp_error *err)
 	}
 	if (io->resp_rc)
 		return io->resp_rc;
-	snprintf(io->message, sizeof(io->message), "%s", pp_buf_str(&io->resp->body));
+	pp_set_message(io, "%s", pp_buf_str(&io->resp->body));
 	return PP_STEP_DONE;
 }
 
@@ -116,6 +116,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	fs_stop(&f->srv);
+	pp_run_io_free_strings(&f->io);
 	free(f);
 	return 0;
 }
@@ -301,6 +302,8 @@ static void test_many_ops_share_one_driver(void **state)
 		in_buckets += s.latency_buckets[i];
 	assert_int_equal(in_buckets, s.requests);
 	pp_exec_free(x);
+	for (int i = 0; i < N; i++)
+		pp_run_io_free_strings(&ios[i]);
 }
 
 static void test_unsupported_op_is_refused(void **state)

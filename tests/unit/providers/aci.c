@@ -419,7 +419,7 @@ static int status_of(struct fixture *f, const char *body, long http)
 
 static void restore(struct fixture *f)
 {
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", GROUP_ID_WIRE);
+	pp_run_io_set_infra_id(&f->io, NULL, "%s", GROUP_ID_WIRE);
 	assert_int_equal(pp_exec_io_restore(&f->io, aci(), &f->err), 0);
 }
 
@@ -592,7 +592,7 @@ static void test_cancel_gone_and_foreign_status_url(void **unused)
 static void test_restore_rejects_other_ids(void **unused)
 {
 	struct fixture *f = fixture_new(240, false);
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "projects/p/jobs/j");
+	pp_run_io_set_infra_id(&f->io, NULL, "projects/p/jobs/j");
 	assert_int_equal(pp_exec_io_restore(&f->io, aci(), &f->err), PP_EINVALID);
 	assert_non_null(strstr(f->err.msg, "not a container group id"));
 	fixture_free(f);
@@ -622,7 +622,7 @@ static void test_create_operation_failed(void **unused)
 			 PP_EINVALID);
 	assert_non_null(strstr(f->err.msg, "operation Failed: InaccessibleImage: The image"));
 	/* No infra id, but the group exists: cleanup deletes it by its name. */
-	assert_string_equal(f->io.infra_id, "");
+	assert_null(f->io.infra_id);
 	assert_int_equal(step_send(f, p->cleanup), PP_STEP_SEND);
 	assert_string_equal(f->last_method, "DELETE");
 	assert_string_equal(f->last_url, GROUP_URL);
@@ -719,7 +719,7 @@ static void test_remove_deletes_the_listed_group(void **state)
 	(void)state;
 	struct fixture *f = fixture_new(240, false);
 	prepare(f);
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", GROUP_ID);
+	pp_run_io_set_infra_id(&f->io, NULL, "%s", GROUP_ID);
 	assert_int_equal(step_send(f, aci()->remove), PP_STEP_SEND);
 	assert_string_equal(f->last_method, "DELETE");
 	assert_string_equal(f->last_url, BASE GROUP_ID "?api-version=2023-05-01");

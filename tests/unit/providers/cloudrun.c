@@ -318,7 +318,7 @@ static void test_status_mapping(void **state)
 {
 	struct fixture *f = *state;
 	struct pp_error err = {0};
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", EXEC_NAME);
+	pp_run_io_set_infra_id(&f->io, NULL, "%s", EXEC_NAME);
 	assert_int_equal(pp_exec_io_restore(&f->io, cr(), &err), 0);
 
 	assert_int_equal(status_of(f, "{\"taskCount\":1}"), PP_RUN_QUEUED);
@@ -353,7 +353,7 @@ static void test_start_failure_classes(void **state)
 {
 	struct fixture *f = *state;
 	struct pp_error err = {0};
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", EXEC_NAME);
+	pp_run_io_set_infra_id(&f->io, NULL, "%s", EXEC_NAME);
 	assert_int_equal(pp_exec_io_restore(&f->io, cr(), &err), 0);
 	static const struct {
 		const char *type, *reason;
@@ -395,7 +395,7 @@ static void test_restore_rejects_other_ids(void **state)
 {
 	struct fixture *f = *state;
 	struct pp_error err = {0};
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "arn:aws:ecs:x");
+	pp_run_io_set_infra_id(&f->io, NULL, "arn:aws:ecs:x");
 	assert_int_equal(pp_exec_io_restore(&f->io, cr(), &err), PP_EINVALID);
 	assert_null(f->io.state);
 	assert_non_null(strstr(err.msg, "not an execution name"));
@@ -453,7 +453,7 @@ static void test_cancel_of_a_finished_execution_ends(void **state)
 {
 	struct fixture *f = *state;
 	struct pp_error err = {0};
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", EXEC_NAME);
+	pp_run_io_set_infra_id(&f->io, NULL, "%s", EXEC_NAME);
 	assert_int_equal(pp_exec_io_restore(&f->io, cr(), &err), 0);
 	static const struct {
 		int http;
@@ -607,7 +607,7 @@ static void test_remove_deletes_the_listed_job(void **state)
 	struct pp_error err = {0};
 	f->cloud.job_exists = true;
 	assert_int_equal(pp_exec_io_prepare(&f->io, cr(), &err), 0);
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "%s", JOB_NAME);
+	pp_run_io_set_infra_id(&f->io, NULL, "%s", JOB_NAME);
 	assert_int_equal(pp_exec_run_op(cr(), PP_OP_REMOVE, &f->io, &fast, &err), 0);
 	assert_int_equal(f->cloud.deletes, 1);
 	assert_string_equal(f->srv.log[0].method, "DELETE");
@@ -615,7 +615,7 @@ static void test_remove_deletes_the_listed_job(void **state)
 	/* Gone already (another dispatcher swept it): still a success. */
 	f->cloud.job_exists = false;
 	assert_int_equal(pp_exec_run_op(cr(), PP_OP_REMOVE, &f->io, &fast, &err), 0);
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id), "not-a-job");
+	pp_run_io_set_infra_id(&f->io, NULL, "not-a-job");
 	assert_int_equal(pp_exec_run_op(cr(), PP_OP_REMOVE, &f->io, &fast, &err), PP_EINVALID);
 }
 

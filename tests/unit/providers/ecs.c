@@ -709,8 +709,7 @@ static void test_status_mapping(void **state)
 {
 	struct fixture *f = *state;
 	struct pp_error err = {0};
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id),
-		 "arn:aws:ecs:eu-west-1:123456789012:task/c1/abc");
+	pp_run_io_set_infra_id(&f->io, NULL, "arn:aws:ecs:eu-west-1:123456789012:task/c1/abc");
 	assert_int_equal(pp_exec_io_restore(&f->io, ecs(), &err), 0);
 
 	assert_int_equal(status_of(f, "{\"lastStatus\":\"PENDING\"}"), PP_RUN_PROVISIONING);
@@ -758,8 +757,7 @@ static void test_start_failure_classes(void **state)
 {
 	struct fixture *f = *state;
 	struct pp_error err = {0};
-	snprintf(f->io.infra_id, sizeof(f->io.infra_id),
-		 "arn:aws:ecs:eu-west-1:123456789012:task/c1/abc");
+	pp_run_io_set_infra_id(&f->io, NULL, "arn:aws:ecs:eu-west-1:123456789012:task/c1/abc");
 	assert_int_equal(pp_exec_io_restore(&f->io, ecs(), &err), 0);
 	static const struct {
 		const char *task;

@@ -108,6 +108,7 @@ static void run_free(struct run *r)
 {
 	r->p->release(r->io.state);
 	free(r->io.state);
+	pp_run_io_free_strings(&r->io);
 	pp_json_free(r->job);
 }
 
@@ -324,10 +325,10 @@ static void test_list_and_remove(void **state)
 	run_init(&rm, f, "5c4b3a29-1807-4f6e-8d5c-4b3a29180701", LIST_JOB);
 	rm.io.store_id = STORE;
 	assert_int_equal(rm.p->prepare(&rm.io, &err), 0);
-	snprintf(rm.io.infra_id, sizeof(rm.io.infra_id), "%s", r[0].io.infra_id);
+	pp_run_io_set_infra_id(&rm.io, NULL, "%s", r[0].io.infra_id);
 	assert_int_equal(drive(&rm, f, rm.p->remove, 0, &err), PP_STEP_DONE);
 	assert_int_equal(drive(&rm, f, rm.p->remove, 0, &err), PP_STEP_DONE);
-	snprintf(rm.io.infra_id, sizeof(rm.io.infra_id), "sb-unknown");
+	pp_run_io_set_infra_id(&rm.io, NULL, "sb-unknown");
 	assert_int_equal(drive(&rm, f, rm.p->remove, 0, &err), PP_STEP_DONE);
 	run_free(&rm);
 	assert_int_equal(list_ours(f, &l), 2);
@@ -382,7 +383,7 @@ static void test_cleanup_after_failed_submission(void **state)
 		 "\"env\":{\"PUSHPOOL_MOCK_NOSTART\":\"1\"}}");
 	assert_int_equal(r.p->prepare(&r.io, &err), 0);
 	assert_int_equal(drive(&r, f, r.p->submit, DROP_AT_CREATE, &err), PP_ETRANSIENT);
-	assert_string_equal(r.io.infra_id, "");
+	assert_null(r.io.infra_id);
 	assert_non_null(r.p->cleanup);
 	assert_int_equal(drive(&r, f, r.p->cleanup, 0, &err), PP_STEP_DONE);
 	assert_true(!strncmp(r.io.infra_id, "sb-", 3));
@@ -613,7 +614,7 @@ static void run_restored(struct run *r, struct fixture *f, const char *run_id, s
 {
 	run_init(r, f, run_id, "{\"image\":\"python:3.12\",\"command\":\"true\"}");
 	r->io.cred = NULL;
-	snprintf(r->io.infra_id, sizeof(r->io.infra_id), "sb-1");
+	pp_run_io_set_infra_id(&r->io, NULL, "sb-1");
 	assert_int_equal(r->p->restore(&r->io, err), 0);
 }
 
