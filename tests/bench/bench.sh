@@ -68,7 +68,8 @@ conf() {
 			>"$T/$1.conf"
 	echo "$T/$1.conf"
 }
-db() { sqlite3 "$T/$1/pushpool.db" "$2"; }
+# A busy timeout: serve holds the write lock for a turn at a time.
+db() { sqlite3 -cmd ".timeout 10000" "$T/$1/pushpool.db" "$2"; }
 # `pushpool schedule -c CONF -p POOL --count N [ARGS]` for any N: schedule
 # takes at most 10,000 runs per call.
 schedule_n() { # CONF POOL N [ARGS...]
