@@ -29,6 +29,7 @@ struct pool_rt {
 	int in_flight, submitting;
 	int refs; /* in-flight runs using it; a pool dropped by reload lives until 0 */
 	bool retired;
+	bool hungry; /* loop_claim: took all of its share and could take more */
 	struct pool_rt *next;
 };
 

@@ -70,6 +70,33 @@ static int pool_capacity(struct pp_loop *L, struct pool_rt *p)
 	return cap > 0 ? (int)(cap > 256 ? 256 : cap) : 0;
 }
 
+/* Claim up to cap runs of pool p; returns runs claimed. */
+static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
+{
+	struct pp_run_rec *recs = NULL;
+	int n = 0;
+	struct pp_error err = {0};
+	int64_t claimed_at = pp_mono_ms();
+	int rc = L->store->ops->claim(L->store, p->p->name, L->owner,
+				      (int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap,
+				      &recs, &n, &err);
+	if (rc) {
+		pp_metrics_count(L->metrics, "store_errors", 1);
+		pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
+		return 0;
+	}
+	/* Holding nothing before, these fresh leases are the oldest. */
+	if (n && !L->ninflight)
+		lease_set_until(L, claimed_at + (int64_t)(L->cfg->dispatcher.lease_seconds * 1000));
+	pp_debug("claim %u: pool %s: %d of %d run(s)", L->claim_turn, p->p->name, n, cap);
+	for (int i = 0; i < n; i++)
+		inflight_start(L, &recs[i]);
+	free(recs);
+	if (n == cap)
+		L->backlog = true;
+	return n;
+}
+
 /* Returns runs claimed. */
 int loop_claim(struct pp_loop *L)
 {
@@ -80,47 +107,36 @@ int loop_claim(struct pp_loop *L)
 		return 0;
 	/* Free slots are shared: each pool may take its fair part of what is
 	 * left, and the first pool served rotates, so one pool whose runs keep
-	 * retrying (a quota, an outage) cannot hold every slot. */
-	int start = (int)(L->claim_turn++ % (unsigned)npools), idx = 0, left = npools;
-	for (int pass = 0; pass < 2; pass++) {
-		for (struct pool_rt *p = L->pools; p; p = p->next) {
-			if (p->retired)
-				continue;
-			int mine = idx++ % npools;
-			if ((pass == 0) != (mine >= start))
-				continue;
-			int cap = pool_capacity(L, p);
-			int room = pool_capacity(L, NULL);
-			int share = (room + left - 1) / left;
-			left--;
-			if (cap > share)
-				cap = share;
-			if (cap <= 0)
-				continue;
-			struct pp_run_rec *recs = NULL;
-			int n = 0;
-			struct pp_error err = {0};
-			int64_t claimed_at = pp_mono_ms();
-			int rc = L->store->ops->claim(
-				L->store, p->p->name, L->owner,
-				(int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap, &recs, &n,
-				&err);
-			if (rc) {
-				pp_metrics_count(L->metrics, "store_errors", 1);
-				pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
-				continue;
+	 * retrying (a quota, an outage) cannot hold every slot. Round 1 offers
+	 * every pool its part; round 2 offers what the others did not take to
+	 * the pools that took all of theirs, so a pool busy among idle ones
+	 * gets every free slot in one turn rather than a part of them. */
+	int start = (int)(++L->claim_turn % (unsigned)npools), nhungry = 0;
+	for (int round = 1; round <= 2 && (round == 1 || nhungry); round++) {
+		int idx = 0, left = round == 1 ? npools : nhungry;
+		for (int pass = 0; pass < 2; pass++) {
+			for (struct pool_rt *p = L->pools; p; p = p->next) {
+				if (p->retired || (round == 2 && !p->hungry))
+					continue;
+				/* Round 1 in rotated order; round 2 in one pass. */
+				int mine = idx++ % npools;
+				if (round == 1 ? (pass == 0) != (mine >= start) : pass == 1)
+					continue;
+				p->hungry = false;
+				int own = pool_capacity(L, p);
+				int room = pool_capacity(L, NULL);
+				int share = (room + left - 1) / left;
+				left--;
+				int cap = own > share ? share : own;
+				if (cap <= 0)
+					continue;
+				int n = claim_pool(L, p, cap);
+				total += n;
+				if (round == 1 && n == cap && cap < own) {
+					p->hungry = true;
+					nhungry++;
+				}
 			}
-			/* Holding nothing before, these fresh leases are the oldest. */
-			if (n && !L->ninflight)
-				lease_set_until(
-					L, claimed_at + (int64_t)(L->cfg->dispatcher.lease_seconds *
-								  1000));
-			for (int i = 0; i < n; i++)
-				inflight_start(L, &recs[i]);
-			free(recs);
-			total += n;
-			if (n == cap)
-				L->backlog = true;
 		}
 	}
 	return total;

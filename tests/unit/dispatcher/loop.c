@@ -225,8 +225,8 @@ static void load_config(struct pp_config *c)
 	load_config_with(c, "");
 }
 
-/* Schedule one run of pool p, due now; its id into id. */
-static void schedule(const struct pp_config *c, char id[PP_ID_LEN])
+/* Schedule one run of pool, due now; its id into id. */
+static void schedule_in(const struct pp_config *c, const char *pool, char id[PP_ID_LEN])
 {
 	char url[512];
 	struct pp_store *s = NULL;
@@ -235,7 +235,7 @@ static void schedule(const struct pp_config *c, char id[PP_ID_LEN])
 	if (pp_store_open(url, &s, &err))
 		fail_msg("store: %s", err.msg);
 	struct pp_run_rec r = {0};
-	snprintf(r.pool, sizeof(r.pool), "p");
+	snprintf(r.pool, sizeof(r.pool), "%s", pool);
 	char name[] = "unit-run";
 	r.name = name;
 	r.scheduled_ms = pp_wall_ms();
@@ -244,6 +244,11 @@ static void schedule(const struct pp_config *c, char id[PP_ID_LEN])
 		fail_msg("insert: %s", err.msg);
 	memcpy(id, r.id, PP_ID_LEN);
 	pp_store_close(s);
+}
+
+static void schedule(const struct pp_config *c, char id[PP_ID_LEN])
+{
+	schedule_in(c, "p", id);
 }
 
 static struct pp_store *open_store(const struct pp_config *c)
@@ -676,11 +681,66 @@ static void test_failed_run_gets_its_last_output(void **state)
 	pp_config_free(&c);
 }
 
+/* One busy pool among idle ones gets every free slot in one claim turn:
+ * its fair share first, then what the idle pools left (loop_claim's two
+ * rounds). 40 runs due in pool q of four (p q r s), max_submitting 16: the
+ * first turn serves q first (the rotation starts at the second pool), when
+ * its share is a quarter of the slots, and still takes 16 runs of it. Read
+ * from the loop's debug lines ("claim N: pool P: n of cap"). */
+static void test_busy_pool_takes_the_idle_pools_slots(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char extra[1024];
+	snprintf(extra, sizeof(extra),
+		 "[pool \"q\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
+		 "[pool \"r\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
+		 "[pool \"s\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n",
+		 dir, dir, dir);
+	load_config_with(&c, extra);
+	c.dispatcher.max_submitting = 16;
+	char id[PP_ID_LEN];
+	for (int i = 0; i < 40; i++)
+		schedule_in(&c, "q", id);
+	char *logs = NULL;
+	size_t loglen = 0;
+	FILE *out = open_memstream(&logs, &loglen);
+	assert_non_null(out);
+	pp_log_setup(PP_LOG_DEBUG, PP_LOG_TEXT, out);
+	struct pp_loop_opts opts = {.once = true, .wait = true, .timeout = 60, .owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	int rc = pp_loop_run(&c, &opts, &sum, &err);
+	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
+	fclose(out);
+	if (rc)
+		fail_msg("loop: %s", err.msg);
+	assert_int_equal(sum.succeeded, 40);
+	int first_turn = 0, claims = 0;
+	for (char *line = strstr(logs, "claim "); line; line = strstr(line + 1, "claim ")) {
+		unsigned turn;
+		char pool[16];
+		int n, cap;
+		if (sscanf(line, "claim %u: pool %15[^:]: %d of %d", &turn, pool, &n, &cap) != 4)
+			continue;
+		if (turn == 1 && !strcmp(pool, "q")) {
+			first_turn += n;
+			claims++;
+		}
+	}
+	free(logs);
+	assert_int_equal(first_turn, 16);
+	assert_int_equal(claims, 2);
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_claim_submit_watch_succeed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_pool_takes_the_idle_pools_slots, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_failing_submission_retried_then_dead, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_once_submits_and_stops, setup, teardown),
