@@ -303,7 +303,6 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			     (opts->once ? 0
 					 : (int64_t)(cfg->dispatcher.poll_interval * 1000) / 4))) {
 			last_claim = now;
-			L.backlog = false;
 			int got = loop_claim(&L);
 			/* once: a pass ends when a claim finds nothing and nothing is
 			 * waiting for capacity. */

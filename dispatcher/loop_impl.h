@@ -99,7 +99,7 @@ struct pp_loop {
 	 * extends them all). No op starts or sends past it. */
 	int64_t lease_until;
 	bool draining;
-	bool backlog; /* a claim filled its capacity: more runs may be due */
+	bool backlog; /* a claim filled its capacity: more runs may be due (kept until a claim with room) */
 	/* Monotonic: no idle run's next poll is before this, so the loop
 	 * walks its runs only then, not on every turn (with 10,000 runs in
 	 * flight the walk cost more than a submission). Lowered by

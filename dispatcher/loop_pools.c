@@ -103,8 +103,13 @@ int loop_claim(struct pp_loop *L)
 	int total = 0, npools = 0;
 	for (struct pool_rt *p = L->pools; p; p = p->next)
 		npools += !p->retired;
-	if (!npools)
+	/* With no free slot, whether more runs are due stays unknown: a
+	 * backlog waits for the first turn with room, rather than being
+	 * dropped and left to the next timed claim (poll_interval / 4 later,
+	 * which capped a full dispatcher at its slots per 250 ms). */
+	if (!npools || pool_capacity(L, NULL) <= 0)
 		return 0;
+	L->backlog = false;
 	/* Free slots are shared: each pool may take its fair part of what is
 	 * left, and the first pool served rotates, so one pool whose runs keep
 	 * retrying (a quota, an outage) cannot hold every slot. Round 1 offers
