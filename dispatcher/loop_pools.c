@@ -98,6 +98,23 @@ static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 }
 
 /* Returns runs claimed. */
+/* Offer pool p its part of the free slots (left pools still to serve,
+ * p included); returns runs claimed, and whether p took all of its part
+ * and could take more. */
+static int offer(struct pp_loop *L, struct pool_rt *p, int left, bool *hungry)
+{
+	int own = pool_capacity(L, p);
+	int room = pool_capacity(L, NULL);
+	int share = (room + left - 1) / left;
+	int cap = own > share ? share : own;
+	*hungry = false;
+	if (cap <= 0)
+		return 0;
+	int n = claim_pool(L, p, cap);
+	*hungry = n == cap && cap < own;
+	return n;
+}
+
 int loop_claim(struct pp_loop *L)
 {
 	int total = 0, npools = 0;
@@ -112,37 +129,26 @@ int loop_claim(struct pp_loop *L)
 	L->backlog = false;
 	/* Free slots are shared: each pool may take its fair part of what is
 	 * left, and the first pool served rotates, so one pool whose runs keep
-	 * retrying (a quota, an outage) cannot hold every slot. Round 1 offers
-	 * every pool its part; round 2 offers what the others did not take to
-	 * the pools that took all of theirs, so a pool busy among idle ones
-	 * gets every free slot in one turn rather than a part of them. */
-	int start = (int)(++L->claim_turn % (unsigned)npools), nhungry = 0;
-	for (int round = 1; round <= 2 && (round == 1 || nhungry); round++) {
-		int idx = 0, left = round == 1 ? npools : nhungry;
-		for (int pass = 0; pass < 2; pass++) {
-			for (struct pool_rt *p = L->pools; p; p = p->next) {
-				if (p->retired || (round == 2 && !p->hungry))
-					continue;
-				/* Round 1 in rotated order; round 2 in one pass. */
-				int mine = idx++ % npools;
-				if (round == 1 ? (pass == 0) != (mine >= start) : pass == 1)
-					continue;
-				p->hungry = false;
-				int own = pool_capacity(L, p);
-				int room = pool_capacity(L, NULL);
-				int share = (room + left - 1) / left;
-				left--;
-				int cap = own > share ? share : own;
-				if (cap <= 0)
-					continue;
-				int n = claim_pool(L, p, cap);
-				total += n;
-				if (round == 1 && n == cap && cap < own) {
-					p->hungry = true;
-					nhungry++;
-				}
-			}
+	 * retrying (a quota, an outage) cannot hold every slot. */
+	int start = (int)(++L->claim_turn % (unsigned)npools), left = npools, nhungry = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		int idx = 0;
+		for (struct pool_rt *p = L->pools; p; p = p->next) {
+			if (p->retired || (pass == 0) != (idx++ >= start))
+				continue;
+			total += offer(L, p, left--, &p->hungry);
+			nhungry += p->hungry;
 		}
+	}
+	/* What the others did not take goes to the pools that took all of
+	 * theirs, so a pool busy among idle ones gets every free slot in one
+	 * turn rather than a part of them. */
+	for (struct pool_rt *p = L->pools; p && nhungry; p = p->next) {
+		if (p->retired || !p->hungry)
+			continue;
+		bool more;
+		total += offer(L, p, nhungry--, &more);
+		p->hungry = false;
 	}
 	return total;
 }
