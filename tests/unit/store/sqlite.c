@@ -143,6 +143,35 @@ static void test_schema_1_store_upgrades(void **state)
 	pp_store_close(s);
 }
 
+/* A write to a run maintains every index of runs, partial ones included,
+ * by evaluating their predicates on the row before and after: none may
+ * build a temporary b-tree (an IN list of constants does, each time), or
+ * every state change of every run pays for opening one (issue 23). Read
+ * from the store's own schema after every migration. */
+static void test_run_writes_build_no_temporary_btree(void **state)
+{
+	(void)state;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(sqlite_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "EXPLAIN UPDATE runs SET state = 'SUBMITTED',"
+					    " lease_owner = NULL WHERE id = 'x'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	int ops = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *op = (const char *)sqlite3_column_text(st, 1);
+		if (strcmp(op, "OpenEphemeral") == 0)
+			fail_msg("a write to a run opens a temporary b-tree (EXPLAIN address %d)",
+				 sqlite3_column_int(st, 0));
+		ops += strcmp(op, "IdxInsert") == 0;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_true(ops >= 4); /* the partial indexes are among those written */
+}
+
 /* The state of run id as another dispatcher (its own handle) reads it. */
 static enum pp_store_state seen_state(const char *id, int *nev)
 {
@@ -281,6 +310,8 @@ int main(void)
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_schema_1_store_upgrades, sqlite_setup,
 						store_teardown),
+		cmocka_unit_test_setup_teardown(test_run_writes_build_no_temporary_btree,
+						sqlite_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_turn_commits_its_writes_together, sqlite_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_turn_keeps_committed_turns,
