@@ -297,13 +297,16 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		 * confirmed before anything new starts. */
 		if (now - L.last_renew >= (int64_t)(cfg->dispatcher.lease_seconds * 1000) / 3)
 			lease_renew(&L);
-		if (!L.draining && !L.claimed_everything &&
-		    (L.backlog ||
-		     now - last_claim >=
-			     (opts->once ? 0
-					 : (int64_t)(cfg->dispatcher.poll_interval * 1000) / 4))) {
-			last_claim = now;
-			int got = loop_claim(&L);
+		/* last_claim 0: claim at once (the first turn, a wake-up). */
+		bool timed =
+			!last_claim ||
+			now - last_claim >=
+				(opts->once ? 0
+					    : (int64_t)(cfg->dispatcher.poll_interval * 1000) / 4);
+		if (!L.draining && !L.claimed_everything && (L.backlog || timed)) {
+			if (timed)
+				last_claim = now;
+			int got = loop_claim(&L, timed);
 			/* once: a pass ends when a claim finds nothing and nothing is
 			 * waiting for capacity. */
 			if (opts->once && got == 0 && L.nsubmitting == 0)

@@ -29,7 +29,9 @@ struct pool_rt {
 	int in_flight, submitting;
 	int refs; /* in-flight runs using it; a pool dropped by reload lives until 0 */
 	bool retired;
-	bool hungry; /* loop_claim: took all of its share and could take more */
+	bool hungry;   /* loop_claim: took all of its share and could take more */
+	bool backlog;  /* its last claim filled its part: more of its runs may be due */
+	bool in_claim; /* loop_claim: offered slots in this claim turn */
 	struct pool_rt *next;
 };
 
@@ -99,7 +101,7 @@ struct pp_loop {
 	 * extends them all). No op starts or sends past it. */
 	int64_t lease_until;
 	bool draining;
-	bool backlog; /* a claim filled its capacity: more runs may be due (kept until a claim with room) */
+	bool backlog; /* some pool has a backlog (pool_rt.backlog; kept until a claim with room) */
 	/* Monotonic: no idle run's next poll is before this, so the loop
 	 * walks its runs only then, not on every turn (with 10,000 runs in
 	 * flight the walk cost more than a submission). Lowered by
@@ -123,8 +125,9 @@ int loop_pools_build(const struct pp_config *cfg, struct pool_rt **out, struct p
 void loop_pools_free(struct pool_rt *head);
 /* The pool new runs of name go to (retired pools are not found). */
 struct pool_rt *loop_pool_find(struct pp_loop *L, const char *name);
-/* Claim what is due, each pool its fair share; returns runs claimed. */
-int loop_claim(struct pp_loop *L);
+/* Claim what is due, each pool its fair share: all pools (a timed claim,
+ * a wake-up), or only those with a backlog. Returns runs claimed. */
+int loop_claim(struct pp_loop *L, bool all);
 /* Load the configuration again; on any problem keep the running one. */
 int loop_reload(struct pp_loop *L);
 void loop_drop_retired_pools(struct pp_loop *L);

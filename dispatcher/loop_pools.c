@@ -92,12 +92,10 @@ static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 	for (int i = 0; i < n; i++)
 		inflight_start(L, &recs[i]);
 	free(recs);
-	if (n == cap)
-		L->backlog = true;
+	p->backlog = n == cap;
 	return n;
 }
 
-/* Returns runs claimed. */
 /* Offer pool p its part of the free slots (left pools still to serve,
  * p included); returns runs claimed, and whether p took all of its part
  * and could take more. */
@@ -115,18 +113,25 @@ static int offer(struct pp_loop *L, struct pool_rt *p, int left, bool *hungry)
 	return n;
 }
 
-int loop_claim(struct pp_loop *L)
+int loop_claim(struct pp_loop *L, bool all)
 {
 	int total = 0, npools = 0;
-	for (struct pool_rt *p = L->pools; p; p = p->next)
-		npools += !p->retired;
+	/* Between timed claims only pools whose last claim filled its part
+	 * are asked again: a pool that came back short had nothing more due,
+	 * and asking it on every turn cost a store claim per idle pool per
+	 * submission once the cloud answered at once (issue 23). Who is
+	 * asked is fixed before the first offer changes any backlog. */
+	for (struct pool_rt *p = L->pools; p; p = p->next) {
+		p->in_claim = !p->retired && (all || p->backlog);
+		npools += p->in_claim;
+	}
 	/* With no free slot, whether more runs are due stays unknown: a
 	 * backlog waits for the first turn with room, rather than being
 	 * dropped and left to the next timed claim (poll_interval / 4 later,
 	 * which capped a full dispatcher at its slots per 250 ms). */
 	if (!npools || pool_capacity(L, NULL) <= 0)
 		return 0;
-	L->backlog = false;
+
 	/* Free slots are shared: each pool may take its fair part of what is
 	 * left, and the first pool served rotates, so one pool whose runs keep
 	 * retrying (a quota, an outage) cannot hold every slot. */
@@ -134,7 +139,7 @@ int loop_claim(struct pp_loop *L)
 	for (int pass = 0; pass < 2; pass++) {
 		int idx = 0;
 		for (struct pool_rt *p = L->pools; p; p = p->next) {
-			if (p->retired || (pass == 0) != (idx++ >= start))
+			if (!p->in_claim || (pass == 0) != (idx++ >= start))
 				continue;
 			total += offer(L, p, left--, &p->hungry);
 			nhungry += p->hungry;
@@ -144,12 +149,17 @@ int loop_claim(struct pp_loop *L)
 	 * theirs, so a pool busy among idle ones gets every free slot in one
 	 * turn rather than a part of them. */
 	for (struct pool_rt *p = L->pools; p && nhungry; p = p->next) {
-		if (p->retired || !p->hungry)
+		if (!p->in_claim || !p->hungry)
 			continue;
 		bool more;
 		total += offer(L, p, nhungry--, &more);
 		p->hungry = false;
 	}
+	/* A pool offered no slot (its own caps full) keeps its backlog, and
+	 * is asked again on the first turn it has room. */
+	L->backlog = false;
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		L->backlog |= !p->retired && p->backlog;
 	return total;
 }
 

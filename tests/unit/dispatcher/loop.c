@@ -33,10 +33,11 @@ static struct {
 	int logs_pages, cleanups_before_logs;
 	/* Attempts before this one fail to start (image_pull); 0: none do. */
 	int start_ok_from;
-	bool run_forever; /* status answers RUNNING */
-	int wrong_jobs;	  /* status ops given a job rendered for another run */
-	char keys[4][64]; /* the idempotency key of each submission, in order */
-	int attempts[4];  /* and its io->attempt */
+	bool run_forever;   /* status answers RUNNING */
+	int stop_at_status; /* the status op that asks the loop to stop; 0: none */
+	int wrong_jobs;	    /* status ops given a job rendered for another run */
+	char keys[4][64];   /* the idempotency key of each submission, in order */
+	int attempts[4];    /* and its io->attempt */
 } cloud;
 
 static int fake_prepare(struct pp_run_io *io, struct pp_error *err)
@@ -65,6 +66,8 @@ static int fake_status(struct pp_run_io *io, struct pp_error *err)
 {
 	(void)err;
 	cloud.statuses++;
+	if (cloud.statuses == cloud.stop_at_status)
+		pp_loop_request_stop();
 	const char *rendered_for = pp_json_get_string(io->job, "run");
 	if (!rendered_for || strcmp(rendered_for, io->run_id))
 		cloud.wrong_jobs++;
@@ -734,12 +737,76 @@ static void test_busy_pool_takes_the_idle_pools_slots(void **state)
 	pp_config_free(&c);
 }
 
+/* Claims a pool's runs per turn, by pool, from the loop's debug lines
+ * ("claim N: pool P: n of cap"): claims[i] of pools[i]. */
+static void count_claims(const char *logs, const char *const *pools, int npools, int *claims)
+{
+	for (const char *line = strstr(logs, "claim "); line; line = strstr(line + 1, "claim ")) {
+		unsigned turn;
+		char pool[16];
+		int n, cap;
+		if (sscanf(line, "claim %u: pool %15[^:]: %d of %d", &turn, pool, &n, &cap) != 4)
+			continue;
+		for (int i = 0; i < npools; i++)
+			claims[i] += !strcmp(pool, pools[i]);
+	}
+}
+
+/* Between timed claims, a turn asks only the pools whose last claim filled
+ * their part: 40 runs due in q of four pools (p q r s), max_submitting 16,
+ * serve with a timed claim every 15 minutes (poll_interval 3600). The first
+ * claim asks every pool; the turns after it, as q's submissions free their
+ * slots, ask q alone, and no idle pool is asked again. */
+static void test_backlog_asks_only_the_busy_pool(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	char extra[1024];
+	snprintf(extra, sizeof(extra),
+		 "[pool \"q\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
+		 "[pool \"r\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
+		 "[pool \"s\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n",
+		 dir, dir, dir);
+	load_config_with(&c, extra);
+	c.dispatcher.max_submitting = 16;
+	c.dispatcher.poll_interval = 3600;
+	char id[PP_ID_LEN];
+	for (int i = 0; i < 40; i++)
+		schedule_in(&c, "q", id);
+	cloud.stop_at_status = 40; /* every run succeeds at its first status */
+	char *logs = NULL;
+	size_t loglen = 0;
+	FILE *out = open_memstream(&logs, &loglen);
+	assert_non_null(out);
+	pp_log_setup(PP_LOG_DEBUG, PP_LOG_TEXT, out);
+	struct pp_loop_opts opts = {.owner = "unit"};
+	struct pp_loop_summary sum;
+	struct pp_error err = {0};
+	int rc = pp_loop_run(&c, &opts, &sum, &err);
+	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
+	fclose(out);
+	if (rc)
+		fail_msg("loop: %s", err.msg);
+	assert_int_equal(sum.submitted, 40);
+	static const char *const pools[] = {"p", "q", "r", "s"};
+	int claims[4] = {0};
+	count_claims(logs, pools, 4, claims);
+	free(logs);
+	assert_int_equal(claims[0], 1);
+	assert_true(claims[1] >= 3); /* 40 runs at 16 a claim at most */
+	assert_int_equal(claims[2], 1);
+	assert_int_equal(claims[3], 1);
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_claim_submit_watch_succeed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_pool_takes_the_idle_pools_slots, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_asks_only_the_busy_pool, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_failing_submission_retried_then_dead, setup,
 						teardown),
