@@ -52,7 +52,7 @@ enum tx_op { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLL
 struct sqlite_store {
 	struct pp_store base;
 	sqlite3 *db;
-	sqlite3_stmt *upd_st, *ev_st;
+	sqlite3_stmt *upd_st[2], *ev_st; /* upd_st[release_lease] */
 	/* The claim's statements, prepared on first use: the quarantine and
 	 * the claim of one pool ([0]) or of every pool ([1]), and ([.][1])
 	 * the look for anything it could take first. Preparing them
@@ -182,7 +182,8 @@ static void read_boot_id(char *out, size_t n)
 static void sqlite_close(struct pp_store *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	sqlite3_finalize(s->upd_st);
+	sqlite3_finalize(s->upd_st[0]);
+	sqlite3_finalize(s->upd_st[1]);
 	sqlite3_finalize(s->ev_st);
 	sqlite3_finalize(s->quar_st);
 	for (int i = 0; i < 4; i++)
@@ -950,23 +951,25 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 	int rc = tx_begin(s, err);
 	if (rc)
 		return rc;
-	if (!s->upd_st &&
-	    sqlite3_prepare_v3(
-		    s->db,
-		    "UPDATE runs SET state = ?1, updated_ms = ?2,"
-		    " infra_id = COALESCE(?3, infra_id), idem_key = COALESCE(?4, idem_key),"
-		    " attempt = CASE WHEN ?5 < 0 THEN attempt ELSE ?5 END,"
-		    " next_attempt_ms = CASE WHEN ?6 < 0 THEN next_attempt_ms ELSE ?6 END,"
-		    " last_error = CASE WHEN ?7 IS NULL THEN last_error WHEN ?7 = '' THEN NULL"
-		    "  ELSE ?7 END,"
-		    " lease_owner = CASE WHEN ?8 THEN NULL ELSE lease_owner END"
-		    " WHERE id = ?9 AND fence = ?10",
-		    -1, SQLITE_PREPARE_PERSISTENT, &s->upd_st, NULL) != SQLITE_OK) {
-		rc = db_fail(s, err, "prepare update");
+		/* Two statements, keeping or letting go of the lease: assigning
+	 * lease_owner at all, even to itself, rewrites its index entries
+	 * (runs_owner), a seventh of a write that keeps it (issue 23). */
+#define UPDATE_RUN(LEASE)                                                                          \
+	"UPDATE runs SET state = ?1, updated_ms = ?2,"                                             \
+	" infra_id = COALESCE(?3, infra_id), idem_key = COALESCE(?4, idem_key),"                   \
+	" attempt = CASE WHEN ?5 < 0 THEN attempt ELSE ?5 END,"                                    \
+	" next_attempt_ms = CASE WHEN ?6 < 0 THEN next_attempt_ms ELSE ?6 END,"                    \
+	" last_error = CASE WHEN ?7 IS NULL THEN last_error WHEN ?7 = '' THEN NULL"                \
+	"  ELSE ?7 END" LEASE " WHERE id = ?8 AND fence = ?9"
+	static const char *const sql[2] = {UPDATE_RUN(""), UPDATE_RUN(", lease_owner = NULL")};
+#undef UPDATE_RUN
+	sqlite3_stmt **stp = &s->upd_st[u->release_lease];
+	rc = prepare_once(s, stp, sql[u->release_lease], "prepare update", err);
+	if (rc) {
 		tx_rollback(s);
 		return rc;
 	}
-	sqlite3_stmt *st = s->upd_st;
+	sqlite3_stmt *st = *stp;
 	const char *state = pp_store_state_name(u->state);
 	bind_text(st, 1, state);
 	sqlite3_bind_int64(st, 2, now);
@@ -975,9 +978,8 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 	sqlite3_bind_int(st, 5, u->attempt);
 	sqlite3_bind_int64(st, 6, u->next_attempt_ms);
 	bind_text(st, 7, u->error);
-	sqlite3_bind_int(st, 8, u->release_lease);
-	bind_text(st, 9, id);
-	sqlite3_bind_int64(st, 10, fence);
+	bind_text(st, 8, id);
+	sqlite3_bind_int64(st, 9, fence);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = db_fail(s, err, "update run");
 	else if (sqlite3_changes(s->db) == 0)
