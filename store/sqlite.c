@@ -52,11 +52,12 @@ enum tx_op { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLL
 struct sqlite_store {
 	struct pp_store base;
 	sqlite3 *db;
-	sqlite3_stmt *upd_st, *ev_st;
+	sqlite3_stmt *upd_st[2], *ev_st; /* upd_st[release_lease] */
 	/* The claim's statements, prepared on first use: the quarantine and
-	 * the claim of one pool ([0]) or of every pool ([1]). Preparing them
+	 * the claim of one pool ([0]) or of every pool ([1]), and ([.][1])
+	 * the look for anything it could take first. Preparing them
 	 * on every claim was half of its cost (docs/performance.md). */
-	sqlite3_stmt *quar_st, *claim_st[2];
+	sqlite3_stmt *quar_st, *claim_st[2][2];
 	/* The data_version the quarantine last looked at (-1: never), and
 	 * the statement that reads it. */
 	int64_t quarantined_at;
@@ -64,7 +65,7 @@ struct sqlite_store {
 	/* The due claim's lease of one run (db_lease), and db_query's
 	 * statements by their text: store/deploy.c's claim runs the same few
 	 * on every claim, and preparing them was most of its cost. */
-	sqlite3_stmt *lease_st;
+	sqlite3_stmt *lease_st, *leased_st;
 	struct {
 		char *sql;
 		sqlite3_stmt *st;
@@ -181,12 +182,14 @@ static void read_boot_id(char *out, size_t n)
 static void sqlite_close(struct pp_store *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	sqlite3_finalize(s->upd_st);
+	sqlite3_finalize(s->upd_st[0]);
+	sqlite3_finalize(s->upd_st[1]);
 	sqlite3_finalize(s->ev_st);
 	sqlite3_finalize(s->quar_st);
-	sqlite3_finalize(s->claim_st[0]);
-	sqlite3_finalize(s->claim_st[1]);
+	for (int i = 0; i < 4; i++)
+		sqlite3_finalize(s->claim_st[i / 2][i % 2]);
 	sqlite3_finalize(s->lease_st);
+	sqlite3_finalize(s->leased_st);
 	sqlite3_finalize(s->version_st);
 	for (int i = 0; i < TX_OPS; i++)
 		sqlite3_finalize(s->tx_st[i]);
@@ -733,6 +736,30 @@ static int quarantine_unknown(struct sqlite_store *s, int64_t now, struct pp_err
 	return rc;
 }
 
+/* *stp prepared from sql on first use, kept for the handle's life. */
+static int prepare_once(struct sqlite_store *s, sqlite3_stmt **stp, const char *sql,
+			const char *what, struct pp_error *err)
+{
+	if (!*stp &&
+	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stp, NULL) != SQLITE_OK)
+		return db_fail(s, err, what);
+	return 0;
+}
+
+/* The claim's parameters, the same in its look for free leases (which
+ * has no use for ?2 and ?7). */
+static void claim_bind(struct sqlite_store *s, sqlite3_stmt *st, const char *owner,
+		       const char *pool, int64_t now, int64_t mono, int64_t lease_ms, int max)
+{
+	bind_text(st, 1, owner);
+	sqlite3_bind_int64(st, 2, mono + lease_ms);
+	bind_text(st, 3, s->boot_id);
+	sqlite3_bind_int64(st, 4, now);
+	bind_text(st, 5, pool);
+	sqlite3_bind_int64(st, 6, mono);
+	sqlite3_bind_int(st, 7, max);
+}
+
 static int sqlite_claim(struct pp_store *base, const char *pool, const char *owner,
 			int64_t lease_ms, int max, struct pp_run_rec **out, int *n,
 			struct pp_error *err)
@@ -774,52 +801,71 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 #define CLAIM_FREE                                                                                 \
 	"(lease_owner IS NULL OR lease_boot IS NOT ?3 OR lease_expires < ?6"                       \
 	" OR (lease_owner != ?1 AND pp_owner_gone(lease_owner)))"
+	/* The arms over runs_lease, each one search: S before each, T after. */
+#define CLAIM_ARMS(S, T)                                                                           \
+	S "lease_owner IS NULL" T " UNION ALL" S "lease_owner < ?1 AND " CLAIM_FREE T              \
+	  " UNION ALL" S "lease_owner > ?1 AND " CLAIM_FREE T " UNION ALL" S                       \
+	  "lease_owner = ?1 AND lease_boot IS NULL" T " UNION ALL" S                               \
+	  "lease_owner = ?1 AND lease_boot < ?3" T " UNION ALL" S                                  \
+	  "lease_owner = ?1 AND lease_boot > ?3" T " UNION ALL" S                                  \
+	  "lease_owner = ?1 AND lease_boot = ?3 AND lease_expires < ?6" T
 #define CLAIM_LEASED " SELECT id FROM runs INDEXED BY runs_lease WHERE " IN_FLIGHT_WHERE " AND "
+#define CLAIM_HELD                                                                                 \
+	" FROM runs INDEXED BY runs_sched_held WHERE state = 'SCHEDULED'"                          \
+	" AND lease_owner IS NOT NULL AND scheduled_ms <= ?4 AND next_attempt_ms <= ?4"            \
+	" AND " CLAIM_FREE
 #define CLAIM_HEAD                                                                                 \
 	"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"                   \
 	" fence = fence + 1, updated_ms = ?4"                                                      \
-	" WHERE id IN (SELECT id FROM runs WHERE id IN (" CLAIM_LEASED                             \
-	"lease_owner IS NULL UNION ALL" CLAIM_LEASED "lease_owner < ?1 AND " CLAIM_FREE            \
-	" UNION ALL" CLAIM_LEASED "lease_owner > ?1 AND " CLAIM_FREE " UNION ALL" CLAIM_LEASED     \
-	"lease_owner = ?1 AND lease_boot IS NULL UNION ALL" CLAIM_LEASED                           \
-	"lease_owner = ?1 AND lease_boot < ?3 UNION ALL" CLAIM_LEASED                              \
-	"lease_owner = ?1 AND lease_boot > ?3 UNION ALL" CLAIM_LEASED                              \
-	"lease_owner = ?1 AND lease_boot = ?3 AND lease_expires < ?6 UNION ALL"                    \
-	" SELECT id FROM (SELECT id FROM runs INDEXED BY runs_sched_held WHERE state = "           \
-	"'SCHEDULED'"
-#define CLAIM_DUE                                                                                  \
-	"  AND lease_owner IS NOT NULL AND scheduled_ms <= ?4 AND next_attempt_ms <= ?4"           \
-	"  AND " CLAIM_FREE "  ORDER BY priority DESC, scheduled_ms LIMIT ?7))"
+	" WHERE id IN (SELECT id FROM runs WHERE id IN (" CLAIM_ARMS(                              \
+		CLAIM_LEASED, "") " UNION ALL SELECT id FROM (SELECT id" CLAIM_HELD
+#define CLAIM_MID " ORDER BY priority DESC, scheduled_ms LIMIT ?7))"
 #define CLAIM_TAIL                                                                                 \
 	" AND next_attempt_ms <= ?4"                                                               \
 	" ORDER BY (state = 'SCHEDULED'), priority DESC, scheduled_ms LIMIT ?7)"                   \
 	" RETURNING " RUN_COLUMNS
-	static const char *const sql[2] = {
-		CLAIM_HEAD " AND pool = ?5" CLAIM_DUE " AND pool = ?5" CLAIM_TAIL,
-		CLAIM_HEAD " AND ?5 IS NULL" CLAIM_DUE " AND ?5 IS NULL" CLAIM_TAIL,
+	/* Whether any row is there for the claim above to take: the same
+	 * arms, each with the claim's other conditions, as one plain read
+	 * that stops at the first row. The claim itself builds temporary
+	 * b-trees (its IN lists, its order, RETURNING) each time it runs,
+	 * more than half of a claim that finds nothing, which most do: with
+	 * no dispatcher gone, no lease is free (issue 23). */
+#define CLAIM_PROBE(P)                                                                             \
+	CLAIM_ARMS(" SELECT 1 FROM runs INDEXED BY runs_lease WHERE " IN_FLIGHT_WHERE " AND ",     \
+		   " AND next_attempt_ms <= ?4 AND " P)                                            \
+	" UNION ALL SELECT 1" CLAIM_HELD " AND " P " LIMIT 1"
+	static const char *const sql[2][2] = {
+		{CLAIM_HEAD " AND pool = ?5" CLAIM_MID " AND pool = ?5" CLAIM_TAIL,
+		 CLAIM_PROBE("pool = ?5")},
+		{CLAIM_HEAD " AND ?5 IS NULL" CLAIM_MID " AND ?5 IS NULL" CLAIM_TAIL,
+		 CLAIM_PROBE("?5 IS NULL")},
 	};
 #undef CLAIM_FREE
+#undef CLAIM_ARMS
 #undef CLAIM_LEASED
+#undef CLAIM_HELD
 #undef CLAIM_HEAD
-#undef CLAIM_DUE
+#undef CLAIM_MID
 #undef CLAIM_TAIL
-	sqlite3_stmt **stp = &s->claim_st[pool == NULL];
-	if (!*stp && sqlite3_prepare_v3(s->db, sql[pool == NULL], -1, SQLITE_PREPARE_PERSISTENT,
-					stp, NULL) != SQLITE_OK) {
-		rc = db_fail(s, err, "prepare claim");
-		tx_rollback(s);
-		return rc;
+#undef CLAIM_PROBE
+	sqlite3_stmt **claim = &s->claim_st[pool == NULL][0],
+		     **probe = &s->claim_st[pool == NULL][1];
+	bool found = false;
+	rc = prepare_once(s, probe, sql[pool == NULL][1], "prepare claim", err);
+	if (!rc) {
+		claim_bind(s, *probe, owner, pool, now, mono, lease_ms, max);
+		int step = sqlite3_step(*probe);
+		found = step == SQLITE_ROW;
+		if (!found && step != SQLITE_DONE)
+			rc = db_fail(s, err, "look for free leases");
+		sqlite3_reset(*probe);
 	}
-	sqlite3_stmt *st = *stp;
-	bind_text(st, 1, owner);
-	sqlite3_bind_int64(st, 2, mono + lease_ms);
-	bind_text(st, 3, s->boot_id);
-	sqlite3_bind_int64(st, 4, now);
-	bind_text(st, 5, pool);
-	sqlite3_bind_int64(st, 6, mono);
-	sqlite3_bind_int(st, 7, max);
-	rc = collect(s, st, out, n, err);
-	sqlite3_reset(st);
+	if (!rc && found &&
+	    !(rc = prepare_once(s, claim, sql[pool == NULL][0], "prepare claim", err))) {
+		claim_bind(s, *claim, owner, pool, now, mono, lease_ms, max);
+		rc = collect(s, *claim, out, n, err);
+		sqlite3_reset(*claim);
+	}
 	if (!rc && *n < max)
 		rc = pp_deploy_claim_due(base, pool, owner, lease_ms, max - *n, out, n, err);
 	if (rc) {
@@ -862,6 +908,41 @@ static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_
 	return rc;
 }
 
+static int sqlite_release_all(struct pp_store *base, const char *owner, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	/* A lease is held on a run in flight (runs_lease) or on a SCHEDULED
+	 * run claimed before its start (runs_sched_held): each found by its
+	 * index, not by reading every run. */
+	static const char *const sql[] = {
+		"UPDATE runs INDEXED BY runs_lease SET lease_owner = NULL, updated_ms = ?3"
+		" WHERE " IN_FLIGHT_WHERE " AND lease_owner = ?1 AND lease_boot = ?2",
+		"UPDATE runs INDEXED BY runs_sched_held SET lease_owner = NULL, updated_ms = ?3"
+		" WHERE state = 'SCHEDULED' AND lease_owner = ?1 AND lease_boot = ?2",
+	};
+	int rc = tx_begin(s, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && !rc; i++) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK) {
+			rc = db_fail(s, err, "prepare release");
+			break;
+		}
+		bind_text(st, 1, owner);
+		bind_text(st, 2, s->boot_id);
+		sqlite3_bind_int64(st, 3, pp_wall_ms());
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_fail(s, err, "release leases");
+		sqlite3_finalize(st);
+	}
+	if (rc) {
+		tx_rollback(s);
+		return rc;
+	}
+	return tx_commit(s, err);
+}
+
 static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 			 const struct pp_run_update *u, struct pp_error *err)
 {
@@ -870,23 +951,25 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 	int rc = tx_begin(s, err);
 	if (rc)
 		return rc;
-	if (!s->upd_st &&
-	    sqlite3_prepare_v3(
-		    s->db,
-		    "UPDATE runs SET state = ?1, updated_ms = ?2,"
-		    " infra_id = COALESCE(?3, infra_id), idem_key = COALESCE(?4, idem_key),"
-		    " attempt = CASE WHEN ?5 < 0 THEN attempt ELSE ?5 END,"
-		    " next_attempt_ms = CASE WHEN ?6 < 0 THEN next_attempt_ms ELSE ?6 END,"
-		    " last_error = CASE WHEN ?7 IS NULL THEN last_error WHEN ?7 = '' THEN NULL"
-		    "  ELSE ?7 END,"
-		    " lease_owner = CASE WHEN ?8 THEN NULL ELSE lease_owner END"
-		    " WHERE id = ?9 AND fence = ?10",
-		    -1, SQLITE_PREPARE_PERSISTENT, &s->upd_st, NULL) != SQLITE_OK) {
-		rc = db_fail(s, err, "prepare update");
+		/* Two statements, keeping or letting go of the lease: assigning
+	 * lease_owner at all, even to itself, rewrites its index entries
+	 * (runs_owner), a seventh of a write that keeps it (issue 23). */
+#define UPDATE_RUN(LEASE)                                                                          \
+	"UPDATE runs SET state = ?1, updated_ms = ?2,"                                             \
+	" infra_id = COALESCE(?3, infra_id), idem_key = COALESCE(?4, idem_key),"                   \
+	" attempt = CASE WHEN ?5 < 0 THEN attempt ELSE ?5 END,"                                    \
+	" next_attempt_ms = CASE WHEN ?6 < 0 THEN next_attempt_ms ELSE ?6 END,"                    \
+	" last_error = CASE WHEN ?7 IS NULL THEN last_error WHEN ?7 = '' THEN NULL"                \
+	"  ELSE ?7 END" LEASE " WHERE id = ?8 AND fence = ?9"
+	static const char *const sql[2] = {UPDATE_RUN(""), UPDATE_RUN(", lease_owner = NULL")};
+#undef UPDATE_RUN
+	sqlite3_stmt **stp = &s->upd_st[u->release_lease];
+	rc = prepare_once(s, stp, sql[u->release_lease], "prepare update", err);
+	if (rc) {
 		tx_rollback(s);
 		return rc;
 	}
-	sqlite3_stmt *st = s->upd_st;
+	sqlite3_stmt *st = *stp;
 	const char *state = pp_store_state_name(u->state);
 	bind_text(st, 1, state);
 	sqlite3_bind_int64(st, 2, now);
@@ -895,9 +978,8 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 	sqlite3_bind_int(st, 5, u->attempt);
 	sqlite3_bind_int64(st, 6, u->next_attempt_ms);
 	bind_text(st, 7, u->error);
-	sqlite3_bind_int(st, 8, u->release_lease);
-	bind_text(st, 9, id);
-	sqlite3_bind_int64(st, 10, fence);
+	bind_text(st, 8, id);
+	sqlite3_bind_int64(st, 9, fence);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = db_fail(s, err, "update run");
 	else if (sqlite3_changes(s->db) == 0)
@@ -1305,6 +1387,7 @@ const struct pp_store_ops pp_store_sqlite = {
 	.insert = sqlite_insert,
 	.claim = sqlite_claim,
 	.renew = sqlite_renew,
+	.release_all = sqlite_release_all,
 	.update = sqlite_update,
 	.get = sqlite_get,
 	.list = sqlite_list,
@@ -1448,24 +1531,41 @@ static int db_lease(struct pp_store *base, const char *id, const char *owner, in
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	*got = false;
-	if (!s->lease_st &&
-	    sqlite3_prepare_v3(
-		    s->db,
-		    "UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"
-		    " fence = fence + 1, updated_ms = ?4, waiting = NULL"
-		    " WHERE id = ?5 AND state = 'SCHEDULED' AND lease_owner IS NULL"
-		    " RETURNING " RUN_COLUMNS,
-		    -1, SQLITE_PREPARE_PERSISTENT, &s->lease_st, NULL) != SQLITE_OK)
-		return db_fail(s, err, "prepare lease");
+	/* The row is read back by its key rather than with RETURNING, which
+	 * SQLite gathers into a temporary b-tree each time (the cost of most
+	 * of a lease; issue 23). Inside the claim's write transaction nobody
+	 * else writes between the two. */
+	int rc = prepare_once(
+		s, &s->lease_st,
+		"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"
+		" fence = fence + 1, updated_ms = ?4, waiting = NULL"
+		" WHERE id = ?5 AND state = 'SCHEDULED' AND lease_owner IS NULL",
+		"prepare lease", err);
+	if (!rc)
+		rc = prepare_once(s, &s->leased_st,
+				  "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
+				  "prepare leased run", err);
+	if (rc)
+		return rc;
 	sqlite3_stmt *st = s->lease_st;
 	bind_text(st, 1, owner);
 	sqlite3_bind_int64(st, 2, pp_mono_ms() + lease_ms);
 	bind_text(st, 3, s->boot_id);
 	sqlite3_bind_int64(st, 4, pp_wall_ms());
 	bind_text(st, 5, id);
+	int changed = 0;
+	if (sqlite3_step(st) == SQLITE_DONE)
+		changed = sqlite3_changes(s->db);
+	else
+		rc = db_fail(s, err, "lease run");
+	sqlite3_reset(st);
+	if (rc || !changed)
+		return rc;
+	st = s->leased_st;
+	bind_text(st, 1, id);
 	struct pp_run_rec *v = NULL;
 	int n = 0;
-	int rc = collect(s, st, &v, &n, err);
+	rc = collect(s, st, &v, &n, err);
 	sqlite3_reset(st);
 	if (!rc && n == 1) {
 		*out = v[0];

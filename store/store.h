@@ -141,6 +141,11 @@ struct pp_store_ops {
 		     int max, struct pp_run_rec **out, int *n, struct pp_error *err);
 	/* Extend every lease owner holds. */
 	int (*renew)(struct pp_store *s, const char *owner, int64_t lease_ms, struct pp_error *err);
+	/* Optional (NULL: release each run with a fenced update). Let go of
+	 * every lease owner holds from this dispatcher's boot, each run's
+	 * state and history unchanged, so another dispatcher can take them
+	 * at once: what a dispatcher that stops does, as one write. */
+	int (*release_all)(struct pp_store *s, const char *owner, struct pp_error *err);
 	/* Fenced write: PP_ECONFLICT when the lease has moved on. */
 	int (*update)(struct pp_store *s, const char *id, int64_t fence,
 		      const struct pp_run_update *u, struct pp_error *err);

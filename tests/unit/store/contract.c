@@ -165,6 +165,61 @@ static void test_released_runs_are_reclaimed_terminal_never(void **state)
 	pp_run_rec_free(&r);
 }
 
+/* A dispatcher that stops lets go of all its leases at once (release_all,
+ * where the store has it): its run in flight and its claimed, unstarted
+ * run are free to the next claim at once, in flight first, their states
+ * and histories as they were; another owner's lease is untouched. */
+static void test_release_all_frees_only_the_owners_runs(void **state)
+{
+	struct pp_store *s = *state;
+	if (!s->ops->release_all)
+		skip(); /* this backend releases run by run (dispatcher/lease.c) */
+	struct pp_error err = {0};
+	int64_t now = pp_wall_ms();
+	char flying[PP_ID_LEN], waiting[PP_ID_LEN], others[PP_ID_LEN];
+	schedule(s, "a", 2, now - 30, flying);
+	schedule(s, "a", 1, now - 20, waiting);
+	schedule(s, "a", 0, now - 10, others);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 2, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(runs[0].id, flying);
+	struct pp_run_update u = {.state = PP_ST_SUBMITTED,
+				  .attempt = -1,
+				  .next_attempt_ms = -1,
+				  .infra_id = "arn:task/1",
+				  .event = "submitted"};
+	assert_int_equal(s->ops->update(s, flying, runs[0].fence, &u, &err), 0);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->claim(s, "a", "d2", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, others);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->release_all(s, "d1", &err), 0);
+	assert_int_equal(s->ops->claim(s, "a", "d3", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(runs[0].id, flying);
+	assert_int_equal(runs[0].state, PP_ST_SUBMITTED);
+	assert_string_equal(runs[0].infra_id, "arn:task/1");
+	assert_int_equal(runs[0].fence, 2);
+	assert_string_equal(runs[1].id, waiting);
+	assert_int_equal(runs[1].state, PP_ST_SCHEDULED);
+	assert_int_equal(runs[1].fence, 2);
+	pp_run_recs_free(runs, n);
+	struct pp_run_rec r;
+	struct pp_run_event *ev;
+	int nev;
+	assert_int_equal(s->ops->get(s, flying, &r, &ev, &nev, &err), 0);
+	assert_int_equal(nev, 2); /* created, submitted: releasing is no event */
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	/* d2 still holds its run: d3 (nor anyone) gets it. */
+	assert_int_equal(s->ops->claim(s, "a", "d4", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(runs);
+}
+
 /* Four processes claim 400 runs in small batches at once, each on its own
  * handle: every run is leased exactly once. Each claimer stays alive until
  * all are done, since a dead owner's leases are free at once (SQLite). */
@@ -1056,6 +1111,9 @@ static void test_concurrent_claims_hold_the_limit(void **state)
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(                                           \
 				test_released_runs_are_reclaimed_terminal_never, SETUP,            \
+				store_teardown),                                                   \
+			cmocka_unit_test_setup_teardown(                                           \
+				test_release_all_frees_only_the_owners_runs, SETUP,                \
 				store_teardown),                                                   \
 			cmocka_unit_test_setup_teardown(test_concurrent_claims_never_share_a_run,  \
 							SETUP, store_teardown),                    \
