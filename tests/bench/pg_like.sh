@@ -22,6 +22,11 @@
 # pools for the store ratio, PG_BENCH_SCALE_POOL [ecs],
 # PG_BENCH_DISPATCHERS [3], PG_BENCH_LATENCY [20], PG_BENCH_ONLY
 # [store scale], BENCH_CONCURRENCY [32] (max_submitting per dispatcher).
+# PG_BENCH_ONLY=statements is not a speed figure: one dispatcher takes
+# PG_BENCH_RUNS runs of PG_BENCH_SCALE_POOL to SUBMITTED with
+# pg_stat_statements loaded, and prints the server's statements and
+# commits per run, and the busiest statements (what a change to the
+# store's round trips must move; repeatable, unlike a rate).
 # Usage: PUSHPOOL=build/pushpool sh tests/bench/pg_like.sh [BUILD]
 BUILD_DIR=$(cd "${1:-build}" && pwd)
 DISPATCHER_EXTRA="max_in_flight = 1000000"
@@ -166,6 +171,51 @@ if only scale; then
 	pair "$pool" SUBMITTED "$LAT" pg "$K" pg 1
 	emit "$pool" "$LAT" "PostgreSQL, $K dispatchers, to SUBMITTED; baseline 1 dispatcher" \
 		"$A_RATE" "$B_RATE"
+fi
+
+if [ "${PG_BENCH_ONLY:-}" = statements ]; then
+	psql_q "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+	sh "$HERE/tests/pg-env.sh" restart "$PGDIR"
+	psql_q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+	pool=${PG_BENCH_SCALE_POOL:-ecs}
+	cf=$(conf pg s1 600)
+	"$PUSHPOOL" schedule -c "$cf" -p "$pool" --count "$RUNS" >/dev/null
+	mock_setup 0
+	psql_q "SELECT pg_stat_statements_reset(), pg_stat_reset()" >/dev/null
+	xact0=$(psql_q "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+	"$PUSHPOOL" serve -c "$cf" --owner s1 2>"$T/s1.log" &
+	SERVE_PIDS=$!
+	while [ "$(psql_q "SELECT count(*) FROM runs WHERE state = 'SUBMITTED'")" -lt "$RUNS" ]; do
+		kill -0 "$SERVE_PIDS" 2>/dev/null || die "serve exited: $(tail -n 5 "$T/s1.log")"
+		sleep 0.1
+	done
+	# CPU (user + system, clock ticks) of the dispatcher and of its
+	# server sessions, before the releases at exit.
+	ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+	cpu_serve=$(ticks "$SERVE_PIDS")
+	cpu_backend=0
+	for b in $(psql_q "SELECT pid FROM pg_stat_activity WHERE application_name = 'pushpool'"); do
+		cpu_backend=$((cpu_backend + $(ticks "$b")))
+	done
+	hz=$(getconf CLK_TCK)
+	kill -INT "$SERVE_PIDS"
+	wait "$SERVE_PIDS" || die "serve exited $? after SIGINT"
+	SERVE_PIDS=
+	echo "CPU ms per run: dispatcher $(jq -n "$cpu_serve * 1000 / $hz / $RUNS * 100 | round / 100"), server session $(jq -n "$cpu_backend * 1000 / $hz / $RUNS * 100 | round / 100")"
+	# The psql sessions of this script count too: only the dispatcher's
+	# statements (application_name pushpool cannot be told apart in
+	# pg_stat_statements, so the script's own are left out by text).
+	psql_q "SELECT 'statements per run: ' || round(sum(calls)::numeric / $RUNS, 2)
+		FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat%'
+		AND query NOT LIKE 'SELECT count(%' AND query NOT LIKE 'TRUNCATE%'"
+	psql_q "SELECT 'commits per run: ' || round((xact_commit - $xact0)::numeric / $RUNS, 2)
+		FROM pg_stat_database WHERE datname = current_database()"
+	psql_q "SELECT round(calls::numeric / $RUNS, 2) || '  ' || left(regexp_replace(query,
+		'\s+', ' ', 'g'), 90) FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat%'
+		AND query NOT LIKE 'SELECT count(%' AND query NOT LIKE 'TRUNCATE%'
+		ORDER BY calls DESC LIMIT 12"
+	psql_q "SELECT round(calls::numeric / $RUNS, 2) || ' calls, mean ms ' || round(mean_exec_time::numeric, 3) || ' plan ms ' || round(mean_plan_time::numeric, 3) || '  ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 40) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 5"
+	exit 0
 fi
 
 cp "$R" "$OUT_LINES"
