@@ -97,11 +97,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libppmock.a $(BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libppmock.a $(BUILD)/libpushpool.a $(LDLIBS) $(MOCK_LIBS) -lcmocka
 
-test: all test-deps $(UNIT_BINS)
+# CI runs a plain `make test`: the build goes on every core all the same
+# (unless a -j of the caller's already shares them), and the unit suites,
+# which mostly wait, run beside the scenarios (tests/run-tests.sh).
+test: test-deps
+	@$(MAKE) --no-print-directory $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(shell nproc)) all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory format-check
 	@sh tools/check-layers.sh
-	@sh tests/run-unit.sh $(UNIT_BINS)
-	@sh tests/run-scenarios.sh $(BUILD)/pushpool
+	@sh tests/run-tests.sh $(BUILD)/pushpool $(UNIT_BINS)
 
 # `make unit T=auth/aws` runs the one suite tests/unit/auth/aws.c.
 unit: all $(if $(T),$(BUILD)/tests/$(T),$(UNIT_BINS))
