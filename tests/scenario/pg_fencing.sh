@@ -13,10 +13,18 @@ start_serve stale
 # blocking token fetch is under way when it comes.
 schedule_runs 1
 wait_for 30 4 "SELECT count(*) FROM runs WHERE state NOT IN ('SCHEDULED','SUBMITTING')"
+# Stop it in the middle of submitting. The mock holds every ECS answer
+# for 3 s, so the stale dispatcher's RunTasks stay in flight (their runs
+# SUBMITTING) however fast or slow the machine is: a state the test
+# makes, not one it hopes to catch. The latency goes before the rescuer
+# starts; what the stale one sent before its stop is answered 3 s after it
+# arrived, long before the rescuer can claim (its lease lasts 5 s).
+faults() { curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "$BASE/control/faults" >/dev/null; }
+faults '{"api":"ecs","latency_ms":3000}'
 schedule_runs "$PER_POOL"
-# Stop it in the middle of submitting.
 wait_for 30 6 "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner = 'stale'"
 kill -STOP "$(cat "$T/stale.pid")"
+faults '{"api":"ecs","latency_ms":0}'
 held=$(psql_q "SELECT count(*) FROM runs WHERE lease_owner = 'stale'")
 start_serve rescuer
 wait_all_terminal 60
