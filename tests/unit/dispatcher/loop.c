@@ -684,118 +684,105 @@ static void test_failed_run_gets_its_last_output(void **state)
 	pp_config_free(&c);
 }
 
+/* Four pools (p q r s), max_submitting 16, and 40 runs due in q. */
+static void forty_runs_in_q_of_four(struct pp_config *c)
+{
+	char extra[1024];
+	snprintf(extra, sizeof(extra),
+		 "[pool \"q\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
+		 "[pool \"r\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
+		 "[pool \"s\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n",
+		 dir, dir, dir);
+	load_config_with(c, extra);
+	c->dispatcher.max_submitting = 16;
+	char id[PP_ID_LEN];
+	for (int i = 0; i < 40; i++)
+		schedule_in(c, "q", id);
+}
+
+/* Run the loop with its debug lines in *logs (the caller frees them). */
+static void run_logged(struct pp_config *c, const struct pp_loop_opts *opts,
+		       struct pp_loop_summary *sum, char **logs)
+{
+	size_t loglen = 0;
+	FILE *out = open_memstream(logs, &loglen);
+	assert_non_null(out);
+	pp_log_setup(PP_LOG_DEBUG, PP_LOG_TEXT, out);
+	struct pp_error err = {0};
+	int rc = pp_loop_run(c, opts, sum, &err);
+	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
+	fclose(out);
+	if (rc)
+		fail_msg("loop: %s", err.msg);
+}
+
+/* From the loop's debug lines ("claim N: pool P: n of cap"): how many
+ * times pool was claimed from in claim turn turn (0: in any), and the runs
+ * those claims took into *runs. */
+static int claims_of(const char *logs, const char *pool, unsigned turn, int *runs)
+{
+	int claims = 0;
+	*runs = 0;
+	for (const char *line = strstr(logs, "claim "); line; line = strstr(line + 1, "claim ")) {
+		unsigned t;
+		char p[16];
+		int n, cap;
+		if (sscanf(line, "claim %u: pool %15[^:]: %d of %d", &t, p, &n, &cap) != 4)
+			continue;
+		if ((turn == 0 || t == turn) && !strcmp(p, pool)) {
+			claims++;
+			*runs += n;
+		}
+	}
+	return claims;
+}
+
 /* One busy pool among idle ones gets every free slot in one claim turn:
  * its fair share first, then what the idle pools left (loop_claim's two
- * rounds). 40 runs due in pool q of four (p q r s), max_submitting 16: the
- * first turn serves q first (the rotation starts at the second pool), when
- * its share is a quarter of the slots, and still takes 16 runs of it. Read
- * from the loop's debug lines ("claim N: pool P: n of cap"). */
+ * rounds). The first turn serves q first (the rotation starts at the
+ * second pool), when its share is a quarter of the 16 slots, and still
+ * takes 16 runs of it, in two claims. */
 static void test_busy_pool_takes_the_idle_pools_slots(void **state)
 {
 	(void)state;
 	struct pp_config c;
-	char extra[1024];
-	snprintf(extra, sizeof(extra),
-		 "[pool \"q\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
-		 "[pool \"r\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
-		 "[pool \"s\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n",
-		 dir, dir, dir);
-	load_config_with(&c, extra);
-	c.dispatcher.max_submitting = 16;
-	char id[PP_ID_LEN];
-	for (int i = 0; i < 40; i++)
-		schedule_in(&c, "q", id);
-	char *logs = NULL;
-	size_t loglen = 0;
-	FILE *out = open_memstream(&logs, &loglen);
-	assert_non_null(out);
-	pp_log_setup(PP_LOG_DEBUG, PP_LOG_TEXT, out);
+	forty_runs_in_q_of_four(&c);
 	struct pp_loop_opts opts = {.once = true, .wait = true, .timeout = 60, .owner = "unit"};
 	struct pp_loop_summary sum;
-	struct pp_error err = {0};
-	int rc = pp_loop_run(&c, &opts, &sum, &err);
-	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
-	fclose(out);
-	if (rc)
-		fail_msg("loop: %s", err.msg);
+	char *logs = NULL;
+	run_logged(&c, &opts, &sum, &logs);
 	assert_int_equal(sum.succeeded, 40);
-	int first_turn = 0, claims = 0;
-	for (char *line = strstr(logs, "claim "); line; line = strstr(line + 1, "claim ")) {
-		unsigned turn;
-		char pool[16];
-		int n, cap;
-		if (sscanf(line, "claim %u: pool %15[^:]: %d of %d", &turn, pool, &n, &cap) != 4)
-			continue;
-		if (turn == 1 && !strcmp(pool, "q")) {
-			first_turn += n;
-			claims++;
-		}
-	}
-	free(logs);
+	int first_turn;
+	assert_int_equal(claims_of(logs, "q", 1, &first_turn), 2);
 	assert_int_equal(first_turn, 16);
-	assert_int_equal(claims, 2);
+	free(logs);
 	pp_config_free(&c);
 }
 
-/* Claims a pool's runs per turn, by pool, from the loop's debug lines
- * ("claim N: pool P: n of cap"): claims[i] of pools[i]. */
-static void count_claims(const char *logs, const char *const *pools, int npools, int *claims)
-{
-	for (const char *line = strstr(logs, "claim "); line; line = strstr(line + 1, "claim ")) {
-		unsigned turn;
-		char pool[16];
-		int n, cap;
-		if (sscanf(line, "claim %u: pool %15[^:]: %d of %d", &turn, pool, &n, &cap) != 4)
-			continue;
-		for (int i = 0; i < npools; i++)
-			claims[i] += !strcmp(pool, pools[i]);
-	}
-}
-
 /* Between timed claims, a turn asks only the pools whose last claim filled
- * their part: 40 runs due in q of four pools (p q r s), max_submitting 16,
- * serve with a timed claim every 15 minutes (poll_interval 3600). The first
- * claim asks every pool; the turns after it, as q's submissions free their
- * slots, ask q alone, and no idle pool is asked again. */
+ * their part: serve with a timed claim every 15 minutes (poll_interval
+ * 3600). The first claim asks every pool; the turns after it, as q's
+ * submissions free their slots, ask q alone, and no idle pool is asked
+ * again. */
 static void test_backlog_asks_only_the_busy_pool(void **state)
 {
 	(void)state;
 	struct pp_config c;
-	char extra[1024];
-	snprintf(extra, sizeof(extra),
-		 "[pool \"q\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
-		 "[pool \"r\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n"
-		 "[pool \"s\"]\ntype = fakecloud:push\ntemplate_path = %s/t.json\n",
-		 dir, dir, dir);
-	load_config_with(&c, extra);
-	c.dispatcher.max_submitting = 16;
+	forty_runs_in_q_of_four(&c);
 	c.dispatcher.poll_interval = 3600;
-	char id[PP_ID_LEN];
-	for (int i = 0; i < 40; i++)
-		schedule_in(&c, "q", id);
 	cloud.stop_at_status = 40; /* every run succeeds at its first status */
-	char *logs = NULL;
-	size_t loglen = 0;
-	FILE *out = open_memstream(&logs, &loglen);
-	assert_non_null(out);
-	pp_log_setup(PP_LOG_DEBUG, PP_LOG_TEXT, out);
 	struct pp_loop_opts opts = {.owner = "unit"};
 	struct pp_loop_summary sum;
-	struct pp_error err = {0};
-	int rc = pp_loop_run(&c, &opts, &sum, &err);
-	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
-	fclose(out);
-	if (rc)
-		fail_msg("loop: %s", err.msg);
+	char *logs = NULL;
+	run_logged(&c, &opts, &sum, &logs);
 	assert_int_equal(sum.submitted, 40);
-	static const char *const pools[] = {"p", "q", "r", "s"};
-	int claims[4] = {0};
-	count_claims(logs, pools, 4, claims);
+	int runs;
+	assert_int_equal(claims_of(logs, "p", 0, &runs), 1);
+	assert_true(claims_of(logs, "q", 0, &runs) >= 3); /* 40 runs at 16 a claim at most */
+	assert_int_equal(runs, 40);
+	assert_int_equal(claims_of(logs, "r", 0, &runs), 1);
+	assert_int_equal(claims_of(logs, "s", 0, &runs), 1);
 	free(logs);
-	assert_int_equal(claims[0], 1);
-	assert_true(claims[1] >= 3); /* 40 runs at 16 a claim at most */
-	assert_int_equal(claims[2], 1);
-	assert_int_equal(claims[3], 1);
 	pp_config_free(&c);
 }
 
