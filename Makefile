@@ -114,8 +114,10 @@ scenario: all test-deps
 	@sh tests/run-scenarios.sh $(BUILD)/pushpool
 
 # Sanitizers, then valgrind, then a short run of every fuzz target: all clean.
+# PP_TEST_SLOWDOWN: scenarios with a whole-run deadline (chaos.sh) give
+# the sanitized build that many times as long.
 check: deps
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	PP_TEST_SLOWDOWN=4 $(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" test
 	$(MAKE) all $(UNIT_BINS)
 	@VALGRIND=1 sh tests/run-unit.sh $(UNIT_BINS)
