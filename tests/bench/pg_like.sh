@@ -83,6 +83,22 @@ rate() { # STORE NAME TARGET
 		FROM run_events WHERE state IN ('SUBMITTING', '$3')"
 }
 
+# wait_runs STORE NAME TARGET PIDS: until all RUNS runs of measurement NAME
+# reached TARGET, while every dispatcher of PIDS lives, within a deadline.
+wait_runs() {
+	limit=$((120 + RUNS / 10))
+	deadline=$(($(date +%s) + limit))
+	# By event, not state: a run may have moved on since.
+	while [ "$(q "$1" "$2" "SELECT count(DISTINCT run_id) FROM run_events
+			WHERE state = '$3'")" -lt "$RUNS" ]; do
+		for p in $4; do
+			kill -0 "$p" 2>/dev/null || die "serve of $2 exited: $(tail -n 5 "$T/$2"*.log)"
+		done
+		[ "$(date +%s)" -lt "$deadline" ] || die "$2: not all $RUNS runs $3 in $limit s"
+		sleep 0.1
+	done
+}
+
 # measure STORE POOL TARGET DISPATCHERS LATENCY_MS: runs/s into RATE (no
 # subshell: a failure ends the bench, and cleanup stops the dispatchers).
 phase=0
@@ -104,19 +120,7 @@ measure() {
 		i=$((i + 1))
 	done
 	SERVE_PIDS="$SERVE_PIDS $pids"
-	limit=$((120 + RUNS / 10))
-	deadline=$(($(date +%s) + limit))
-	# By event, not state: a run may have moved on since.
-	while [ "$(q "$st" "$name" "SELECT count(DISTINCT run_id) FROM run_events
-			WHERE state = '$target'")" -lt "$RUNS" ]; do
-		for p in $pids; do
-			kill -0 "$p" 2>/dev/null ||
-				die "serve of $name exited: $(tail -n 5 "$T/$name"-*.log)"
-		done
-		[ "$(date +%s)" -lt "$deadline" ] ||
-			die "$name: not all $RUNS runs $target in $limit s"
-		sleep 0.1
-	done
+	wait_runs "$st" "$name" "$target" "$pids"
 	for p in $pids; do kill -INT "$p"; done
 	for p in $pids; do wait "$p" || die "serve of $name exited $? after SIGINT"; done
 	SERVE_PIDS=
@@ -185,10 +189,7 @@ if [ "${PG_BENCH_ONLY:-}" = statements ]; then
 	xact0=$(psql_q "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
 	"$PUSHPOOL" serve -c "$cf" --owner s1 2>"$T/s1.log" &
 	SERVE_PIDS=$!
-	while [ "$(psql_q "SELECT count(*) FROM runs WHERE state = 'SUBMITTED'")" -lt "$RUNS" ]; do
-		kill -0 "$SERVE_PIDS" 2>/dev/null || die "serve exited: $(tail -n 5 "$T/s1.log")"
-		sleep 0.1
-	done
+	wait_runs pg s1 SUBMITTED "$SERVE_PIDS"
 	# CPU (user + system, clock ticks) of the dispatcher and of its
 	# server sessions, before the releases at exit.
 	ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
