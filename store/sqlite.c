@@ -401,6 +401,16 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 	return 0;
 }
 
+/* *stp prepared from sql on first use, kept for the handle's life. */
+static int prepare_once(struct sqlite_store *s, sqlite3_stmt **stp, const char *sql,
+			const char *what, struct pp_error *err)
+{
+	if (!*stp &&
+	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stp, NULL) != SQLITE_OK)
+		return db_fail(s, err, what);
+	return 0;
+}
+
 /* Transactions. Outside a turn each write is its own transaction
  * (BEGIN IMMEDIATE: the write lock first, so two dispatchers never
  * deadlock upgrading a read). In a turn (group commit, store.h) the first
@@ -415,11 +425,10 @@ static int tx_exec(struct sqlite_store *s, enum tx_op op, struct pp_error *err)
 		"SAVEPOINT pp_write", "RELEASE pp_write", "ROLLBACK TO pp_write",
 	};
 	sqlite3_stmt **st = &s->tx_st[op];
-	if (!*st && sqlite3_prepare_v3(s->db, sql[op], -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
-			    SQLITE_OK)
-		return db_fail(s, err, sql[op]);
-	int step = sqlite3_step(*st);
-	int rc = step == SQLITE_DONE ? 0 : db_fail(s, err, sql[op]);
+	int rc = prepare_once(s, st, sql[op], sql[op], err);
+	if (rc)
+		return rc;
+	rc = sqlite3_step(*st) == SQLITE_DONE ? 0 : db_fail(s, err, sql[op]);
 	sqlite3_reset(*st);
 	return rc;
 }
@@ -538,17 +547,18 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 static int add_event(struct sqlite_store *s, const char *id, const char *state, const char *msg,
 		     int64_t now, struct pp_error *err)
 {
-	if (!s->ev_st &&
-	    sqlite3_prepare_v3(
-		    s->db, "INSERT INTO run_events(run_id, ts_ms, state, message) VALUES (?,?,?,?)",
-		    -1, SQLITE_PREPARE_PERSISTENT, &s->ev_st, NULL) != SQLITE_OK)
-		return db_fail(s, err, "prepare event");
+	int rc = prepare_once(
+		s, &s->ev_st,
+		"INSERT INTO run_events(run_id, ts_ms, state, message) VALUES (?,?,?,?)",
+		"prepare event", err);
+	if (rc)
+		return rc;
 	sqlite3_stmt *st = s->ev_st;
 	bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
 	bind_text(st, 3, state);
 	bind_text(st, 4, msg);
-	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s, err, "insert event");
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s, err, "insert event");
 	sqlite3_reset(st);
 	return rc;
 }
@@ -699,9 +709,9 @@ static int quarantine_unknown(struct sqlite_store *s, int64_t now, struct pp_err
 			     unknown) >= (int)sizeof(sql))
 			return pp_fail(err, PP_EINVALID, "store %s: quarantine SQL too long",
 				       s->path);
-		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->quar_st,
-				       NULL) != SQLITE_OK)
-			return db_fail(s, err, "prepare quarantine");
+		int rc = prepare_once(s, &s->quar_st, sql, "prepare quarantine", err);
+		if (rc)
+			return rc;
 	}
 	sqlite3_stmt *st = s->quar_st;
 	sqlite3_bind_int64(st, 1, now);
@@ -734,16 +744,6 @@ static int quarantine_unknown(struct sqlite_store *s, int64_t now, struct pp_err
 	}
 	pp_run_recs_free(v, n);
 	return rc;
-}
-
-/* *stp prepared from sql on first use, kept for the handle's life. */
-static int prepare_once(struct sqlite_store *s, sqlite3_stmt **stp, const char *sql,
-			const char *what, struct pp_error *err)
-{
-	if (!*stp &&
-	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stp, NULL) != SQLITE_OK)
-		return db_fail(s, err, what);
-	return 0;
 }
 
 /* The claim's parameters, the same in its look for free leases (which
