@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/strmap.h"
+
 struct entry {
 	struct entry *next;
 	size_t refs;
@@ -21,14 +23,6 @@ struct entry {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry **buckets;
 static size_t nbuckets, count;
-
-static uint32_t fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
 
 /* Double the table (or make the first); on failure the old one is kept,
  * which only makes chains longer. */
@@ -52,7 +46,7 @@ static void grow(void)
 
 const char *pp_intern(const char *s)
 {
-	uint32_t h = fnv1a(s);
+	uint32_t h = pp_str_hash(s);
 	const char *out = NULL;
 	pthread_mutex_lock(&lock);
 	if (count >= nbuckets)

@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "lib/strmap.h"
 #include "lib/time.h"
 #include "mock/mock.h"
 #include "mock/spec.h"
@@ -60,6 +61,7 @@ struct task {
 
 struct client_token {
 	struct client_token *next;
+	char *id; /* pp_mock_join_key(cluster, token), its key in tokens_by_id */
 	char *cluster;
 	char *token;
 	char *params; /* the request minus clientToken, compact JSON */
@@ -90,6 +92,9 @@ struct aws_state {
 	struct taskdef *taskdefs;
 	struct task *tasks;
 	struct client_token *tokens;
+	/* RunTask looks its token up among every token seen since the last
+	 * reset (a bench submits 100,000): by hash, not down the list. */
+	struct pp_strmap tokens_by_id;
 	struct temp_cred *creds;
 	struct temp_cred *imds_tokens; /* token in .token, expiry in .expires */
 	struct pp_mock_aws_account *acct;
@@ -1044,6 +1049,14 @@ static void run_task_launch(struct pp_mock *m, struct aws_state *st, struct task
 		pp_mock_count(m, "RunTaskStarted", NULL);
 	}
 	if (token && arns && (ct = calloc(1, sizeof(*ct)))) {
+		ct->id = pp_mock_join_key(cl_arn, token);
+		if (!ct->id || pp_strmap_put(&st->tokens_by_id, ct->id, ct)) {
+			/* Unbound: a repeat would start a second task, as
+			 * without the memory to remember it. */
+			free(ct->id);
+			free(ct);
+			goto out;
+		}
 		ct->cluster = strdup(cl_arn);
 		ct->token = strdup(token);
 		ct->params = params_text;
@@ -1055,6 +1068,7 @@ static void run_task_launch(struct pp_mock *m, struct aws_state *st, struct task
 		st->ntokens++;
 		pp_mock_count(m, "ecs.clientToken", token);
 	}
+out:
 	pp_json_free(arns);
 	free(params_text);
 }
@@ -1099,9 +1113,13 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 	need_cluster = pp_mock_behaviour(m, "ecs.clusters", NULL);
 
 	pp_mock_lock(m);
-	for (ct = token ? st->tokens : NULL; ct; ct = ct->next)
-		if (strcmp(ct->token, token) == 0 && strcmp(ct->cluster, cl_arn) == 0)
-			break;
+	ct = NULL;
+	if (token) {
+		char *id = pp_mock_join_key(cl_arn, token);
+
+		ct = id ? pp_strmap_get(&st->tokens_by_id, id) : NULL;
+		free(id);
+	}
 	if (ct) {
 		run_task_replay(m, st, ct, params_text, out, resp); /* unlocks */
 		free(params_text);
@@ -2109,12 +2127,14 @@ static void aws_reset(struct pp_mock *m, void *state)
 		struct client_token *ct = st->tokens;
 
 		st->tokens = ct->next;
+		free(ct->id);
 		free(ct->cluster);
 		free(ct->token);
 		free(ct->params);
 		pp_json_free(ct->task_arns);
 		free(ct);
 	}
+	pp_strmap_clear(&st->tokens_by_id);
 	st->ntaskdefs = st->ntasks = st->ntokens = 0;
 	if (m)
 		pp_mock_aws_account_reset(m, st->acct);

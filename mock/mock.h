@@ -274,6 +274,10 @@ int pp_mock_set_faults(struct pp_mock *m, const char *json, struct pp_error *err
 /* Counters: counter with key NULL is a plain number, else a map of keys
  * (creates per idempotency key / job name). Thread safe. */
 void pp_mock_count(struct pp_mock *m, const char *counter, const char *key);
+/* "a", or a and b joined by the unit separator 0x1f (which names and ids
+ * never hold): one string to find a pair by (lib/strmap). NULL when out of
+ * memory; the caller frees it. */
+char *pp_mock_join_key(const char *a, const char *b);
 unsigned long pp_mock_count_get(struct pp_mock *m, const char *counter, const char *key);
 
 /* Failure markers in a container spec: any string "PUSHPOOL_MOCK_FAIL=1" or
