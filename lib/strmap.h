@@ -26,7 +26,10 @@ struct pp_strmap {
 	size_t n;
 };
 
-#define PP_STRMAP_INIT {0}
+#define PP_STRMAP_INIT                                                                             \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 /* FNV-1a of s: the hash the map and lib/intern use. */
 uint32_t pp_str_hash(const char *s);
