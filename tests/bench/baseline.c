@@ -397,14 +397,18 @@ static const char *build_request(struct bench *b, struct slot *s)
 		snprintf(s->url, sizeof(s->url), "%s/aws/ecs/", b->base);
 		snprintf(s->body, sizeof(s->body),
 			 "{\"launchType\":\"FARGATE\",\"overrides\":{\"containerOverrides\":[{"
-			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"]}]"
+			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"],"
+			 "\"environment\":[{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}]}]"
 			 "},"
 			 "\"cluster\":\"default\",\"networkConfiguration\":{"
 			 "\"awsvpcConfiguration\":{"
-			 "\"subnets\":[\"subnet-1\"],\"assignPublicIp\":\"DISABLED\"}},\"tags\":[{"
-			 "\"key\":\"pushpool:run-id\",\"value\":\"%s\"}],\"startedBy\":\"%s\","
+			 "\"subnets\":[\"subnet-1\"],\"assignPublicIp\":\"DISABLED\"}},\"tags\":["
+			 "{\"key\":\"prefect.io/flow-run-id\",\"value\":\"%s\"},"
+			 "{\"key\":\"prefect.io/flow-run-name\",\"value\":\"bench\"},"
+			 "{\"key\":\"prefect.io/work-pool-name\",\"value\":\"ecs\"},"
+			 "{\"key\":\"pushpool:run-id\",\"value\":\"%s\"}],\"startedBy\":\"%s\","
 			 "\"clientToken\":\"%s\",\"taskDefinition\":\"%s\"}",
-			 uuid, name, name, b->task_def_arn);
+			 uuid, uuid, uuid, name, name, b->task_def_arn);
 		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
 		s->hdrs = curl_slist_append(
 			s->hdrs, "X-Amz-Target: AmazonEC2ContainerServiceV20141113.RunTask");
