@@ -124,7 +124,7 @@ int pp_request_dump(const struct pp_provider *p, struct pp_run_io *io, struct pp
 		have_resp = true;
 	}
 	pp_http_req_free(&io->req);
-	if (rc == PP_STEP_WAIT)
+	if (rc == PP_STEP_WAIT || rc == PP_STEP_WAIT_PEER)
 		rc = pp_fail(err, PP_EINVALID, "%s submit waits for another run; nothing to show",
 			     p->name);
 	if (rc == PP_STEP_SEND)

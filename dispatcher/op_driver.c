@@ -35,6 +35,7 @@ struct exec_op {
 	int tries;	   /* sends of the current request */
 	bool retrying;	   /* next send repeats the previous request */
 	bool auth_retried; /* a 401 already caused one credential refresh */
+	bool peer_wait;	   /* PP_STEP_WAIT_PEER: woken by another op's answer */
 
 	struct pp_http_resp resp;
 	bool have_resp;
@@ -49,6 +50,7 @@ struct pp_exec {
 	struct exec_op *ops;
 	int active;
 	unsigned long finished; /* ops completed, so poll can return early */
+	int npeer_waiting;	/* ops with peer_wait: wake_peers walks only then */
 	int (*gate)(void *ud);	/* before sending or waiting (pp_exec_set_gate) */
 	void *gate_ud;
 	struct pp_exec_provider_stats stats[PP_EXEC_PROVIDERS_MAX];
@@ -173,6 +175,7 @@ static void unlink_op(struct pp_exec *x, struct exec_op *o)
 		}
 	}
 	x->active--;
+	x->npeer_waiting -= o->peer_wait;
 }
 
 static void finish(struct exec_op *o, int rc)
@@ -351,11 +354,34 @@ static int (*op_fn(const struct pp_provider *p, enum pp_op op))(struct pp_run_io
 	return NULL;
 }
 
+/* An answer to an op of p may be what ops waiting on a peer of p need (the
+ * task definition they wait for is registered, or its registration
+ * failed and one of them must take it over): they are called on the next
+ * pass instead of at their poll time. Only answers wake them, never
+ * their own calls, so waiters do not wake each other in a loop. */
+static void wake_peers(struct pp_exec *x, const struct pp_provider *p)
+{
+	if (!x->npeer_waiting)
+		return;
+	long long now = pp_mono_ms();
+	for (struct exec_op *o = x->ops; o; o = o->next)
+		if (o->peer_wait && o->p == p && o->wake_ms > now)
+			o->wake_ms = now;
+}
+
 /* Call the provider once, with the response when one arrived. */
 static void step(struct exec_op *o)
 {
+	struct pp_exec *x = o->x;
+	const struct pp_provider *p = o->p;
 	struct pp_run_io *io = o->io;
 	long status = 0;
+	bool answered = o->have_resp;
+
+	if (o->peer_wait) {
+		o->peer_wait = false;
+		x->npeer_waiting--;
+	}
 
 	pp_http_req_free(&io->req);
 	memset(&io->req, 0, sizeof(io->req));
@@ -378,6 +404,8 @@ static void step(struct exec_op *o)
 		pp_http_resp_free(&o->resp);
 		o->have_resp = false;
 	}
+	if (answered)
+		wake_peers(x, p);
 	if (rc < 0) {
 		if (!o->err.msg[0] && o->resp_err.msg[0])
 			o->err = o->resp_err;
@@ -396,7 +424,8 @@ static void step(struct exec_op *o)
 		}
 		send_request(o);
 		return;
-	case PP_STEP_WAIT: {
+	case PP_STEP_WAIT:
+	case PP_STEP_WAIT_PEER: {
 		long wait = io->poll_after_ms > 0 ? io->poll_after_ms : 500;
 		long long now = pp_mono_ms();
 		if (now + wait > o->deadline_ms) {
@@ -410,6 +439,8 @@ static void step(struct exec_op *o)
 		o->tries = 0;
 		o->phase = PHASE_CALL;
 		o->wake_ms = now + wait;
+		o->peer_wait = rc == PP_STEP_WAIT_PEER;
+		x->npeer_waiting += o->peer_wait;
 		return;
 	}
 	default:

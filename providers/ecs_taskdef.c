@@ -274,8 +274,10 @@ int pp_ecs_start_td(struct pp_run_io *io, struct pp_error *err)
 		return td_resolved(st, e->arn, e->registered_here, err) ?: pp_ecs_send_run(io, err);
 	}
 	if (e && e->owner != st) {
+		/* The owner's answer wakes us (PP_STEP_WAIT_PEER); the poll
+		 * time only bounds the wait. */
 		io->poll_after_ms = ECS_SINGLE_FLIGHT_WAIT_MS;
-		return PP_STEP_WAIT;
+		return PP_STEP_WAIT_PEER;
 	}
 	if (!e && st->shared) {
 		e = calloc(1, sizeof(*e));

@@ -55,9 +55,13 @@ const char *pp_start_failure_name(enum pp_start_failure f);
 /* The class a name (as above, without "none") stands for; -1 if none. */
 int pp_start_failure_parse(const char *name);
 
-/* PP_STEP_WAIT: nothing to send yet (e.g. another run is registering the
- * same task definition); call again after poll_after_ms. */
-enum { PP_STEP_DONE = 0, PP_STEP_SEND = 1, PP_STEP_WAIT = 2 };
+/* PP_STEP_WAIT: nothing to send yet (the cloud's operation is under way,
+ * a Retry-After); call again after poll_after_ms.
+ * PP_STEP_WAIT_PEER: another run of this provider is doing what this one
+ * needs (registering the same task definition); call again as soon as any
+ * other op of the provider has had an answer, or after poll_after_ms at
+ * the latest. A provider built before it never returns it. */
+enum { PP_STEP_DONE = 0, PP_STEP_SEND = 1, PP_STEP_WAIT = 2, PP_STEP_WAIT_PEER = 3 };
 
 struct pp_cred;
 

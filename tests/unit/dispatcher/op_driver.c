@@ -74,6 +74,31 @@ static int fake_status(struct pp_run_io *io, struct pp_error *err)
 	return fake_submit(io, err);
 }
 
+/* Single flight, as ECS registers a task definition: one op (remove, here)
+ * does the shared work and marks it done when its answer comes; list ops
+ * wait for it as peers, with a poll time far longer than any test waits,
+ * so only being woken lets them finish. */
+static bool shared_work_done;
+
+static int fake_shared_work(struct pp_run_io *io, struct pp_error *err)
+{
+	int rc = fake_submit(io, err);
+	if (io->resp && !io->resp_rc)
+		shared_work_done = true;
+	return rc;
+}
+
+static int fake_wait_for_peer(struct pp_run_io *io, struct pp_error *err)
+{
+	struct fake_state *st = io->state;
+	st->calls++;
+	if (!shared_work_done) {
+		io->poll_after_ms = 60000;
+		return PP_STEP_WAIT_PEER;
+	}
+	return fake_submit(io, err);
+}
+
 static const char *const fake_types[] = {"fake:push", NULL};
 
 static const struct pp_provider fake_provider = {
@@ -83,6 +108,8 @@ static const struct pp_provider fake_provider = {
 	.state_size = sizeof(struct fake_state),
 	.submit = fake_submit,
 	.status = fake_status,
+	.list = fake_wait_for_peer,
+	.remove = fake_shared_work,
 };
 
 struct fixture {
@@ -304,6 +331,47 @@ static void test_many_ops_share_one_driver(void **state)
 	pp_exec_free(x);
 	for (int i = 0; i < N; i++)
 		pp_run_io_free_strings(&ios[i]);
+}
+
+/* Peers waiting on another op's work go on as soon as its answer has come,
+ * each called once to wait, once to send and once with its answer: their
+ * own calls wake nobody. */
+static void test_peer_answer_wakes_waiters(void **state)
+{
+	struct fixture *f = *state;
+	enum { WAITERS = 3 };
+	struct pp_run_io ios[WAITERS];
+	struct fake_state sts[WAITERS];
+	struct many m = {0};
+	struct pp_error err = {0};
+	add_step(&f->sc, 200, "{}", NULL);
+	shared_work_done = false;
+
+	struct pp_exec *x = pp_exec_new();
+	assert_non_null(x);
+	for (int i = 0; i < WAITERS; i++) {
+		io_init(f, &ios[i], &sts[i]);
+		assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_LIST, &ios[i], NULL,
+					       many_done, &m, &err),
+				 0);
+	}
+	assert_int_equal(pp_exec_poll(x, 0), WAITERS);
+	for (int i = 0; i < WAITERS; i++)
+		assert_int_equal(sts[i].calls, 1);
+	assert_int_equal(
+		pp_exec_start(x, &fake_provider, PP_OP_REMOVE, &f->io, NULL, many_done, &m, &err),
+		0);
+	long long t0 = fs_now_ms();
+	while (pp_exec_active(x) && fs_now_ms() - t0 < 10000)
+		pp_exec_poll(x, 100);
+	assert_int_equal(m.done, WAITERS + 1);
+	assert_int_equal(m.failed, 0);
+	assert_true(shared_work_done);
+	for (int i = 0; i < WAITERS; i++) {
+		assert_int_equal(sts[i].calls, 3);
+		pp_run_io_free_strings(&ios[i]);
+	}
+	pp_exec_free(x);
 }
 
 static void test_unsupported_op_is_refused(void **state)
@@ -593,6 +661,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_401_twice_is_auth_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transport_error_is_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_step_uses_a_timer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_answer_wakes_waiters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_ops_share_one_driver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsupported_op_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_after_bounds_ops, setup, teardown),
