@@ -66,5 +66,5 @@ int pp_strmap_put(struct pp_strmap *m, const char *key, void *value)
 void pp_strmap_clear(struct pp_strmap *m)
 {
 	free(m->slots);
-	*m = (struct pp_strmap)PP_STRMAP_INIT;
+	*m = (struct pp_strmap){0};
 }

@@ -6,7 +6,7 @@
  *  - keys are borrowed: each key stays valid and unchanged while it is in
  *    the map (usually the value owns it);
  *  - values are never NULL, so pp_strmap_get's NULL means "absent";
- *  - a map is usable zeroed (PP_STRMAP_INIT) and after pp_strmap_clear.
+ *  - a zeroed map is an empty one, and so is a map after pp_strmap_clear.
  * Not thread-safe: callers lock. */
 #ifndef PP_STRMAP_H
 #define PP_STRMAP_H
@@ -25,11 +25,6 @@ struct pp_strmap {
 	size_t cap; /* 0 or a power of two */
 	size_t n;
 };
-
-#define PP_STRMAP_INIT                                                                             \
-	{                                                                                          \
-		0                                                                                  \
-	}
 
 /* FNV-1a of s: the hash the map and lib/intern use. */
 uint32_t pp_str_hash(const char *s);

@@ -13,7 +13,7 @@
 static void test_empty_map_finds_nothing(void **state)
 {
 	(void)state;
-	struct pp_strmap m = PP_STRMAP_INIT;
+	struct pp_strmap m = {0};
 	assert_null(pp_strmap_get(&m, "a"));
 	pp_strmap_clear(&m);
 	assert_null(pp_strmap_get(&m, ""));
@@ -23,7 +23,7 @@ static void test_empty_map_finds_nothing(void **state)
 static void test_put_get_replace(void **state)
 {
 	(void)state;
-	struct pp_strmap m = PP_STRMAP_INIT;
+	struct pp_strmap m = {0};
 	int one = 1, two = 2, three = 3;
 	char key[] = "cluster\x1ftoken";
 	assert_int_equal(pp_strmap_put(&m, key, &one), 0);
@@ -47,7 +47,7 @@ static void test_many_keys(void **state)
 {
 	(void)state;
 	enum { N = 100000 };
-	struct pp_strmap m = PP_STRMAP_INIT;
+	struct pp_strmap m = {0};
 	char(*keys)[16] = malloc(N * sizeof(*keys));
 	assert_non_null(keys);
 	for (uintptr_t i = 0; i < N; i++) {
