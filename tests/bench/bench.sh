@@ -148,6 +148,28 @@ baseline_run() { # POOL RUNS CONCURRENCY [--fresh-connect|--reuse-all]
 }
 
 # ---- throughput ----
+# The baseline must send what the dispatcher sends. Each JSON body of its
+# request chain (`baseline --show`) is matched with the block of `pushpool
+# render --request` whose header or request line has PATTERN, and their
+# members compared, array entries included; only values differ (run ids,
+# names). A baseline behind the providers would send a cheaper request.
+same_bodies() { # POOL METHOD PATTERN
+	"$BASELINE" "$1" "$BASE" 1 1 --show | awk -F '\t' -v m="$2" '$1 == m { print $2 }' \
+		>"$T/body-base.json"
+	"$PUSHPOOL" render -c "$T/pushpool.conf" -p "$1" --request 2>/dev/null |
+		awk -v pat="$3" '/^# / { if (take) exit; hit = $0 ~ pat; body = 0; next }
+			!body && $0 ~ pat { hit = 1 }
+			!body && /^$/ { body = hit; take = hit; next }
+			body { print }' >"$T/body-disp.json"
+	shape='[paths(scalars) | map(tostring) | join(".")] | sort'
+	[ -s "$T/body-base.json" ] && [ -s "$T/body-disp.json" ] ||
+		die "$1: no $2 body to compare (baseline --show, render --request)"
+	jq -e --slurpfile d "$T/body-disp.json" "($shape) == (\$d[0] | $shape)" \
+		"$T/body-base.json" >/dev/null ||
+		die "$1: the baseline's $2 body differs from the dispatcher's: $(jq -c \
+			--slurpfile d "$T/body-disp.json" "($shape) as \$b | (\$d[0] | $shape) as \$p |
+			{baseline_only: (\$b - \$p), dispatcher_only: (\$p - \$b)}" "$T/body-base.json")"
+}
 phase=0
 # One serve on a fresh store until RUNS runs of POOL are SUBMITTED: sets
 # pass_rate (runs/s) and pass_req (requests per run at the mock).
@@ -207,6 +229,9 @@ if only throughput; then
 	# its connection threads; whichever side came first paid for that.
 	# One unmeasured baseline pass per pool (ACI's is bound by its create
 	# protocol and left out) does it for both.
+	same_bodies cloud-run POST 'jobId='
+	same_bodies ecs POST 'RunTask'
+	same_bodies aci PUT '^PUT '
 	note "throughput: warming the mock"
 	for pool in ${BENCH_POOLS:-cloud-run ecs aci modal}; do
 		[ "$pool" = aci ] || baseline_pass "$pool" "$RUNS" 0
