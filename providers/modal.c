@@ -487,6 +487,10 @@ static int base_url(struct pp_run_io *io, struct modal_state *st, struct pp_erro
 static int prepare_job_auth(struct pp_run_io *io, const struct pp_json *mc, struct pp_error *err)
 {
 	struct modal_state *st = io->state;
+	if (st->auth) { /* restore after prepare: made already */
+		io->run_cred = st->auth;
+		return 0;
+	}
 	if (!mc || mc->type == PP_JSON_NULL || (mc->type == PP_JSON_STRING && !*mc->str))
 		return 0;
 	const char *id = pp_json_get_string(mc, "token_id");
@@ -574,9 +578,24 @@ static int modal_prepare(struct pp_run_io *io, struct pp_error *err)
 	return 0;
 }
 
+/* What only SandboxCreate reads. */
+static void free_create_inputs(struct modal_state *st)
+{
+	pp_json_free(st->command);
+	pp_json_free(st->env);
+	pp_json_free(st->regions);
+	pp_json_free(st->secrets);
+	st->command = st->env = st->regions = st->secrets = NULL;
+	pp_buf_free(&st->secret_ids);
+	pp_buf_free(&st->tags);
+}
+
 static int modal_restore(struct pp_run_io *io, struct pp_error *err)
 {
 	struct modal_state *st = io->state;
+	/* The loop restores a taken-over run on the state it prepared: the
+	 * sandbox exists, so what only its creation reads goes. */
+	free_create_inputs(st);
 	pp_buf_init(&st->secret_ids, 64 * 1024);
 	pp_buf_init(&st->tags, 4096);
 	if (!io->infra_id || strlen(io->infra_id) >= ID_MAX)
@@ -720,18 +739,6 @@ static int read_sandbox_id(struct pp_run_io *io, struct pp_pb_reader *r, struct 
 	char id[ID_MAX];
 	int rc = read_id(r, 1, id, sizeof(id), err);
 	return rc || !id[0] ? rc : pp_run_io_set_infra_id(io, err, "%s", id);
-}
-
-/* What only SandboxCreate reads. */
-static void free_create_inputs(struct modal_state *st)
-{
-	pp_json_free(st->command);
-	pp_json_free(st->env);
-	pp_json_free(st->regions);
-	pp_json_free(st->secrets);
-	st->command = st->env = st->regions = st->secrets = NULL;
-	pp_buf_free(&st->secret_ids);
-	pp_buf_free(&st->tags);
 }
 
 static int on_sandbox_id(struct pp_run_io *io, const char *rpc, struct pp_error *err)

@@ -464,6 +464,36 @@ static void test_job_credentials(void **state)
 	pp_cred_free(bad);
 }
 
+/* A run another dispatcher submitted is taken over as the loop does it:
+ * prepared from its job, then restored from its sandbox id on that same
+ * state. The restored run keeps the job's own token and frees what only
+ * the sandbox's creation read (leaked before: make check's valgrind and
+ * ASan runs see it). */
+static void test_restore_after_prepare(void **state)
+{
+	struct fixture *f = *state;
+	struct run r;
+	struct pp_error err = {0};
+	static const char job[] = "{\"image\":\"alpine\",\"modal_credentials\":"
+				  "{\"token_id\":\"ak-test\",\"token_secret\":\"as-test-secret\"}}";
+	run_init(&r, f, "run-taken-over", job);
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(drive(&r, f, r.p->submit, 0, &err), PP_STEP_DONE);
+	char *sandbox = strdup(r.io.infra_id);
+	run_free(&r);
+
+	struct pp_cred *bad = make_cred("ak-test", "as-pool-wrong");
+	run_init(&r, f, "run-taken-over", job);
+	r.io.cred = bad;
+	assert_int_equal(r.p->prepare(&r.io, &err), 0);
+	assert_int_equal(pp_run_io_set_infra_id(&r.io, &err, "%s", sandbox), 0);
+	assert_int_equal(r.p->restore(&r.io, &err), 0);
+	assert_int_equal(wait_terminal(&r, f), PP_RUN_SUCCEEDED);
+	run_free(&r);
+	pp_cred_free(bad);
+	free(sandbox);
+}
+
 static void test_prepare_rejects(void **state)
 {
 	struct fixture *f = *state;
@@ -938,6 +968,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_after_prepare, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_image_join_long_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_deprecated_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_terminated_by_someone_else_is_a_crash, setup,
