@@ -1,5 +1,6 @@
 /* Clocks and ids: monotonic milliseconds (intervals, deadlines, backoff),
- * wall-clock milliseconds (timestamps stored and shown), random v4 UUIDs. */
+ * wall-clock milliseconds (timestamps stored and shown), UUIDs (random v4,
+ * and time-ordered v7 for run ids). */
 #ifndef PP_CLOCK_H
 #define PP_CLOCK_H
 
@@ -21,6 +22,12 @@ int64_t pp_wall_ms(void);
  * "") when the kernel gives no random bytes: ids and JWT ids must not be
  * guessable, so there is no weaker fallback. */
 int pp_uuid4(char out[PP_UUID_LEN]);
+/* An RFC 9562 version 7 UUID, lower case: the wall-clock millisecond, a
+ * counter, then 62 random bits. The ids of one process sort in the order
+ * they were made, so rows keyed by them that are written together sit
+ * together in an index (a run's events, issue 23), and they stay
+ * unguessable. 0, or PP_EIO as pp_uuid4. */
+int pp_uuid7(char out[PP_UUID_LEN]);
 
 /* Full-jitter backoff: uniform in [0, min(cap, base*2^attempt)], never less
  * than retry_after_ms. */

@@ -675,7 +675,7 @@ int pp_deploy_materialise(struct pp_store *s, const struct pp_slot_batch *b, int
 	}
 	for (int i = 0; i < b->nruns && !rc; i++) {
 		struct pp_run_rec *r = &b->runs[i];
-		if (!r->id[0] && pp_uuid4(r->id)) {
+		if (!r->id[0] && pp_uuid7(r->id)) {
 			rc = pp_fail(err, PP_EIO, "no random bytes for a run id");
 			break;
 		}

@@ -583,7 +583,7 @@ static int collect(struct pg_store *s, PGresult *res, struct pp_run_rec **out, i
 static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_error *err)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	if (!r->id[0] && pp_uuid4(r->id))
+	if (!r->id[0] && pp_uuid7(r->id))
 		return pp_fail(err, PP_EIO, "no random bytes for a run id");
 	char sched[24], next[24], prio[16];
 	i64(sched, sizeof(sched), r->scheduled_ms);

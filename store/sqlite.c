@@ -566,7 +566,7 @@ static int add_event(struct sqlite_store *s, const char *id, const char *state, 
 static int sqlite_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	if (!r->id[0] && pp_uuid4(r->id))
+	if (!r->id[0] && pp_uuid7(r->id))
 		return pp_fail(err, PP_EIO, "no random bytes for a run id");
 	int64_t now = pp_wall_ms();
 	r->created_ms = r->updated_ms = now;

@@ -1,9 +1,10 @@
-/* lib/clock: the monotonic and wall clocks, and v4 UUIDs. */
+/* lib/clock: the monotonic and wall clocks, and v4 and v7 UUIDs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -50,11 +51,45 @@ static void test_uuid4_shape_and_uniqueness(void **state)
 	}
 }
 
+/* More ids than one millisecond's counter holds (4,096), made back to
+ * back: each sorts after the one before, as text (what a store's index
+ * compares), and carries the time it was made in its first 48 bits. */
+static void test_uuid7_order_and_time(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	char prev[PP_UUID_LEN] = "", u[PP_UUID_LEN];
+	int64_t w0 = pp_wall_ms();
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pp_uuid7(u), 0);
+		assert_int_equal(strlen(u), 36);
+		for (int k = 0; k < 36; k++) {
+			if (k == 8 || k == 13 || k == 18 || k == 23)
+				assert_int_equal(u[k], '-');
+			else
+				assert_non_null(strchr("0123456789abcdef", u[k]));
+		}
+		assert_int_equal(u[14], '7');		/* version */
+		assert_non_null(strchr("89ab", u[19])); /* RFC 9562 variant */
+		assert_true(strcmp(prev, u) < 0);
+		memcpy(prev, u, sizeof(u));
+	}
+	int64_t w1 = pp_wall_ms();
+	char hex[13];
+	memcpy(hex, u, 8);
+	memcpy(hex + 8, u + 9, 4);
+	hex[12] = '\0';
+	int64_t ms = (int64_t)strtoll(hex, NULL, 16);
+	/* A millisecond whose counter ran out lends the next one's. */
+	assert_true(ms >= w0 && ms <= w1 + N / 4096 + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clocks),
 		cmocka_unit_test(test_uuid4_shape_and_uniqueness),
+		cmocka_unit_test(test_uuid7_order_and_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
