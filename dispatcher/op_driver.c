@@ -32,10 +32,11 @@ struct exec_op {
 	long long wake_ms;
 	long long deadline_ms;
 	long long sent_ms;
-	int tries;	   /* sends of the current request */
-	bool retrying;	   /* next send repeats the previous request */
-	bool auth_retried; /* a 401 already caused one credential refresh */
-	bool peer_wait;	   /* PP_STEP_WAIT_PEER: woken by another op's answer */
+	int tries;		     /* sends of the current request */
+	bool retrying;		     /* next send repeats the previous request */
+	bool auth_retried;	     /* a 401 already caused one credential refresh */
+	bool peer_wait;		     /* PP_STEP_WAIT_PEER: woken by another op's answer */
+	struct exec_op *next_waiter; /* in x->waiters while peer_wait */
 
 	struct pp_http_resp resp;
 	bool have_resp;
@@ -49,9 +50,9 @@ struct pp_exec {
 	struct pp_http_multi *multi;
 	struct exec_op *ops;
 	int active;
-	unsigned long finished; /* ops completed, so poll can return early */
-	int npeer_waiting;	/* ops with peer_wait: wake_peers walks only then */
-	int (*gate)(void *ud);	/* before sending or waiting (pp_exec_set_gate) */
+	unsigned long finished;	 /* ops completed, so poll can return early */
+	struct exec_op *waiters; /* ops with peer_wait: all wake_peers walks */
+	int (*gate)(void *ud);	 /* before sending or waiting (pp_exec_set_gate) */
 	void *gate_ud;
 	struct pp_exec_provider_stats stats[PP_EXEC_PROVIDERS_MAX];
 	size_t nstats;
@@ -166,6 +167,19 @@ static struct pp_exec_stats *provider_stats(struct pp_exec *x, const struct pp_p
 	return &x->stats[x->nstats++].s;
 }
 
+static void stop_peer_wait(struct pp_exec *x, struct exec_op *o)
+{
+	if (!o->peer_wait)
+		return;
+	o->peer_wait = false;
+	for (struct exec_op **pp = &x->waiters; *pp; pp = &(*pp)->next_waiter) {
+		if (*pp == o) {
+			*pp = o->next_waiter;
+			break;
+		}
+	}
+}
+
 static void unlink_op(struct pp_exec *x, struct exec_op *o)
 {
 	for (struct exec_op **pp = &x->ops; *pp; pp = &(*pp)->next) {
@@ -175,7 +189,7 @@ static void unlink_op(struct pp_exec *x, struct exec_op *o)
 		}
 	}
 	x->active--;
-	x->npeer_waiting -= o->peer_wait;
+	stop_peer_wait(x, o);
 }
 
 static void finish(struct exec_op *o, int rc)
@@ -361,11 +375,11 @@ static int (*op_fn(const struct pp_provider *p, enum pp_op op))(struct pp_run_io
  * their own calls, so waiters do not wake each other in a loop. */
 static void wake_peers(struct pp_exec *x, const struct pp_provider *p)
 {
-	if (!x->npeer_waiting)
+	if (!x->waiters)
 		return;
 	long long now = pp_mono_ms();
-	for (struct exec_op *o = x->ops; o; o = o->next)
-		if (o->peer_wait && o->p == p && o->wake_ms > now)
+	for (struct exec_op *o = x->waiters; o; o = o->next_waiter)
+		if (o->p == p && o->wake_ms > now)
 			o->wake_ms = now;
 }
 
@@ -378,10 +392,7 @@ static void step(struct exec_op *o)
 	long status = 0;
 	bool answered = o->have_resp;
 
-	if (o->peer_wait) {
-		o->peer_wait = false;
-		x->npeer_waiting--;
-	}
+	stop_peer_wait(x, o);
 
 	pp_http_req_free(&io->req);
 	memset(&io->req, 0, sizeof(io->req));
@@ -439,8 +450,11 @@ static void step(struct exec_op *o)
 		o->tries = 0;
 		o->phase = PHASE_CALL;
 		o->wake_ms = now + wait;
-		o->peer_wait = rc == PP_STEP_WAIT_PEER;
-		x->npeer_waiting += o->peer_wait;
+		if (rc == PP_STEP_WAIT_PEER) {
+			o->peer_wait = true;
+			o->next_waiter = x->waiters;
+			x->waiters = o;
+		}
 		return;
 	}
 	default:

@@ -1115,10 +1115,12 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 	pp_mock_lock(m);
 	ct = NULL;
 	if (token) {
-		char *id = pp_mock_join_key(cl_arn, token);
+		char buf[PP_MOCK_KEY_INLINE];
+		char *id = pp_mock_join_key_in(buf, sizeof(buf), cl_arn, token);
 
 		ct = id ? pp_strmap_get(&st->tokens_by_id, id) : NULL;
-		free(id);
+		if (id != buf)
+			free(id);
 	}
 	if (ct) {
 		run_task_replay(m, st, ct, params_text, out, resp); /* unlocks */

@@ -251,8 +251,13 @@ void pp_mock_random_hex(struct pp_mock *m, char *out, size_t n)
 
 char *pp_mock_join_key(const char *a, const char *b)
 {
+	return pp_mock_join_key_in(NULL, 0, a, b);
+}
+
+char *pp_mock_join_key_in(char *buf, size_t cap, const char *a, const char *b)
+{
 	size_t al = strlen(a), bl = b ? strlen(b) + 1 : 0;
-	char *id = malloc(al + bl + 1);
+	char *id = al + bl + 1 <= cap ? buf : malloc(al + bl + 1);
 
 	if (!id)
 		return NULL;
@@ -267,10 +272,12 @@ char *pp_mock_join_key(const char *a, const char *b)
 
 static struct counter *counter_find(struct pp_mock *m, const char *name, const char *key)
 {
-	char *id = pp_mock_join_key(name, key);
+	char buf[PP_MOCK_KEY_INLINE];
+	char *id = pp_mock_join_key_in(buf, sizeof(buf), name, key);
 	uintptr_t at = id ? (uintptr_t)pp_strmap_get(&m->counter_ids, id) : 0;
 
-	free(id);
+	if (id != buf)
+		free(id);
 	return at ? &m->counters[at - 1] : NULL;
 }
 

@@ -278,6 +278,12 @@ void pp_mock_count(struct pp_mock *m, const char *counter, const char *key);
  * never hold): one string to find a pair by (lib/strmap). NULL when out of
  * memory; the caller frees it. */
 char *pp_mock_join_key(const char *a, const char *b);
+/* For a lookup: the same key written into buf when it fits in cap bytes,
+ * else into a new allocation (out of memory: NULL). The caller frees the
+ * result when it is not buf. Lookups run on every request; most keys fit
+ * PP_MOCK_KEY_INLINE. */
+#define PP_MOCK_KEY_INLINE 256
+char *pp_mock_join_key_in(char *buf, size_t cap, const char *a, const char *b);
 unsigned long pp_mock_count_get(struct pp_mock *m, const char *counter, const char *key);
 
 /* Failure markers in a container spec: any string "PUSHPOOL_MOCK_FAIL=1" or

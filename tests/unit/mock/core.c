@@ -171,6 +171,16 @@ static void test_counters(void **state)
 	assert_int_equal(pp_mock_count_get(m, "ecs.clientToken", "t2"), 1);
 	assert_int_equal(pp_mock_count_get(m, "ecs.clientToken", NULL), 0);
 	assert_int_equal(pp_mock_count_get(m, "nothing", "t1"), 0);
+	/* Keys past the lookup's stack buffer (PP_MOCK_KEY_INLINE) are found
+	 * alike, and one that differs only past it is another key. */
+	char long_key[PP_MOCK_KEY_INLINE + 40];
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	pp_mock_count(m, "ecs.clientToken", long_key);
+	pp_mock_count(m, "ecs.clientToken", long_key);
+	assert_int_equal(pp_mock_count_get(m, "ecs.clientToken", long_key), 2);
+	long_key[sizeof(long_key) - 2] = 'x';
+	assert_int_equal(pp_mock_count_get(m, "ecs.clientToken", long_key), 0);
 	pp_mock_random_hex(m, hex, 16);
 	assert_int_equal(strlen(hex), 16);
 	assert_int_equal(strspn(hex, "0123456789abcdef"), 16);
