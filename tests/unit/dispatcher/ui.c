@@ -222,7 +222,7 @@ static void test_api(void **state)
 
 	/* One run, by id or unique prefix, with its events. */
 	char path[128];
-	snprintf(path, sizeof(path), "/api/runs/%.8s", ids->bad);
+	snprintf(path, sizeof(path), "/api/runs/%.23s", ids->bad);
 	j = fetch_json(f.port, path, 200);
 	assert_string_equal(pp_json_path(j, "run.id")->str, ids->bad);
 	assert_string_equal(pp_json_path(j, "run.state")->str, "FAILED");
