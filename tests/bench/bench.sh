@@ -15,6 +15,8 @@
 #   BENCH_CURVE_INFLIGHT [1000 10000 100000]  runs in flight for the curve (the
 #                               mock holds at most 100,000 ECS tasks)
 #   BENCH_CURVE_STORED [10000 100000 1000000] finished runs stored for claim time
+#   BENCH_CURVE_HISTORY [200000] finished runs stored for throughput with
+#                               history (0: skip); BENCH_HISTORY_RUNS [2000] due runs
 set -eu
 BUILD=${1:-build}
 PUSHPOOL=$BUILD/pushpool
@@ -24,6 +26,7 @@ CLAIM=$BUILD/bench/claim
 OUT=$BUILD/bench.json
 RUNS=${BENCH_RUNS:-500}
 CONC=${BENCH_CONCURRENCY:-32}
+HISTORY_RUNS=${BENCH_HISTORY_RUNS:-2000}
 CPU_RUNS=${BENCH_CPU_RUNS:-100}
 INFLIGHT=${BENCH_INFLIGHT:-10000}
 STORE_RUNS=${BENCH_STORE_RUNS:-100000}
@@ -412,6 +415,56 @@ if only curve; then
 			  kib_per_run_ratio: (if $p0 > 0 then (($per / $p0) * 100 | round / 100)
 					      else null end)}')"
 	done
+	# Throughput with history: HISTORY_RUNS due ECS runs on an empty store
+	# and on one holding BENCH_CURVE_HISTORY finished runs that pushpool
+	# itself made (its own run ids, from `schedule`; three events each,
+	# added by SQL as a run's life would leave them), empty, history,
+	# history, empty. Rows keyed by random ids would land on a random
+	# page each (docs/performance.md, step 19).
+	hist=${BENCH_CURVE_HISTORY:-200000}
+	if [ "$hist" -gt 0 ]; then
+		note "curve: throughput with $hist finished runs stored"
+		hcf=$(conf history-seed)
+		schedule_n "$hcf" ecs "$hist"
+		db history-seed "UPDATE runs SET state = 'SUCCEEDED';
+			INSERT INTO run_events (run_id, ts_ms, state, message)
+			SELECT id, created_ms + k.d, k.s, k.m FROM runs,
+			  (SELECT 1 AS d, 'SUBMITTED' AS s, 'submitted (try 1)' AS m
+			   UNION ALL SELECT 2, 'RUNNING', 'running'
+			   UNION ALL SELECT 3, 'SUCCEEDED', 'exit code 0') k;
+			PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
+		hist_pass() { # STORED
+			phase=$((phase + 1))
+			cf=$(conf "hist$phase" "poll_interval = 0.05")
+			[ "$1" -eq 0 ] || cp "$T/history-seed/pushpool.db" "$T/hist$phase/"
+			schedule_n "$cf" ecs "$HISTORY_RUNS"
+			since=$(ms_now)
+			mock_reset
+			serve_until_submitted "hist$phase" "$cf" $(($1 + HISTORY_RUNS))
+			stop_serve
+			pass_rate=$(db "hist$phase" "SELECT round(count(DISTINCT run_id) * 1000.0 /
+				(max(CASE WHEN state = 'SUBMITTED' THEN ts_ms END) -
+				 min(CASE WHEN state = 'SUBMITTING' THEN ts_ms END)), 2)
+				FROM run_events WHERE state IN ('SUBMITTING', 'SUBMITTED')
+				AND ts_ms >= $since")
+		}
+		hist_pass 0
+		e1=$pass_rate
+		hist_pass "$hist"
+		h1=$pass_rate
+		hist_pass "$hist"
+		h2=$pass_rate
+		hist_pass 0
+		e2=$pass_rate
+		emit "$(jq -nc --argjson n "$hist" --argjson runs "$HISTORY_RUNS" \
+			--argjson e1 "$e1" --argjson e2 "$e2" --argjson h1 "$h1" --argjson h2 "$h2" \
+			'(($h1 + $h2) / 2 * 100 | round / 100) as $rate
+			| (($e1 + $e2) / 2 * 100 | round / 100) as $base
+			| {figure: "curve_history", pool: "ecs", stored: $n, runs: $runs,
+			  runs_per_s: $rate, empty_runs_per_s: $base,
+			  passes: {history: [$h1, $h2], empty: [$e1, $e2]},
+			  ratio: (($rate / $base) * 100 | round / 100)}')"
+	fi
 	first_p50=
 	for n in ${BENCH_CURVE_STORED:-10000 100000 1000000}; do
 		# N finished runs across the four pools (the history a store

@@ -50,6 +50,9 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
  elif .figure == "curve_in_flight" then
    row("Curve: \(.in_flight) \(.pool) runs in flight"; "\(.runs_per_s | n(0)) runs/s, \(.peak_rss_kib) KiB (\(.kib_per_run | n(2)) KiB/run)";
        "first point"; "\(.rate_ratio | n(2)) / \(.kib_per_run_ratio | n(2))")
+ elif .figure == "curve_history" then
+   row("Curve: throughput of \(.runs) \(.pool) runs with \(.stored) finished runs stored"; "\(.runs_per_s | n(0)) runs/s";
+       "\(.empty_runs_per_s | n(0)) runs/s (empty store)"; (.ratio | n(2)))
  elif .figure == "curve_claim" then
    row("Curve: claim of \(.batch) with \(.stored) finished runs stored, p50 / p99"; "\(.p50_us | n(0)) / \(.p99_us | n(0)) µs";
        "first point"; (.p50_ratio | n(2)))
