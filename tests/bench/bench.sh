@@ -212,17 +212,33 @@ throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	b2=$pass_rate
 	dispatcher_pass "$pool" "$runs" "$lat" "$extra"
 	d2=$pass_rate
+	dp="$d1 $d2" bp="$b1 $b2"
+	# A pass that stalled (one baseline pass of Modal once ran at a
+	# tenth of the other's rate) would move a mean of two by half: when
+	# the two passes of a side are more than 1.5 times apart, each side
+	# gets a third pass (baseline, dispatcher) and the figure is the
+	# median of three.
+	agree=$(jq -n --argjson a "[$d1, $d2]" --argjson b "[$b1, $b2]" \
+		'[$a, $b] | all(max <= 1.5 * ([min, 0.01] | max))')
+	if [ "$agree" = false ]; then
+		note "throughput: $pool, +$lat ms: passes disagree ($dp / $bp), a third of each"
+		baseline_pass "$pool" "$runs" "$lat"
+		bp="$bp $pass_rate"
+		dispatcher_pass "$pool" "$runs" "$lat" "$extra"
+		dp="$dp $pass_rate"
+	fi
 	same=$(jq -n --argjson a "$disp_req" --argjson b "$base_req" '$a == $b')
 	emit "$(jq -nc --arg pool "$pool" --argjson lat "$lat" --arg cfg "$label" \
-		--argjson d1 "$d1" --argjson d2 "$d2" --argjson b1 "$b1" --argjson b2 "$b2" \
+		--argjson dp "[$(echo $dp | tr ' ' ',')]" --argjson bp "[$(echo $bp | tr ' ' ',')]" \
 		--argjson dreq "$disp_req" \
 		--argjson breq "$base_req" --argjson same "$same" --argjson n "$runs" \
 		--argjson c "$CONC" \
-		'(($d1 + $d2) / 2 * 100 | round / 100) as $rate
-		| (($b1 + $b2) / 2 * 100 | round / 100) as $base
+		'def mid: if length == 3 then sort[1] else add / length end;
+		($dp | mid * 100 | round / 100) as $rate
+		| ($bp | mid * 100 | round / 100) as $base
 		| {figure: "throughput", pool: $pool, latency_ms: $lat, config: $cfg, runs: $n,
 		  concurrency: $c, runs_per_s: $rate, baseline_runs_per_s: $base,
-		  passes: {dispatcher: [$d1, $d2], baseline: [$b1, $b2]},
+		  passes: {dispatcher: $dp, baseline: $bp},
 		  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end),
 		  requests_per_run: $dreq, baseline_requests_per_run: $breq,
 		  same_requests: $same}')"
