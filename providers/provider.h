@@ -225,7 +225,10 @@ struct pp_provider {
 	/* Validate the rendered job and prepare state; no I/O. */
 	int (*prepare)(struct pp_run_io *io, struct pp_error *err);
 	/* Restore state for an already-submitted run from io->infra_id (after a
-	 * restart) so status/cancel/cleanup work. */
+	 * restart) so status/cancel/cleanup work. Called on a zeroed state
+	 * (the sweeper, the CLI) or on the state prepare filled from the run's
+	 * job (the loop taking a run over): whatever prepare allocated is
+	 * freed or kept, never overwritten. */
 	int (*restore)(struct pp_run_io *io, struct pp_error *err);
 	int (*submit)(struct pp_run_io *io, struct pp_error *err);
 	int (*status)(struct pp_run_io *io, struct pp_error *err);

@@ -29,6 +29,21 @@ static void test_clocks(void **state)
 	assert_true(pp_mono_ms() - m0 >= 20);
 }
 
+/* 8-4-4-4-12 lower-case hex digits, the version digit, the RFC 4122 /
+ * RFC 9562 variant. */
+static void assert_uuid_shape(const char *u, char version)
+{
+	assert_int_equal(strlen(u), 36);
+	for (int k = 0; k < 36; k++) {
+		if (k == 8 || k == 13 || k == 18 || k == 23)
+			assert_int_equal(u[k], '-');
+		else
+			assert_non_null(strchr("0123456789abcdef", u[k]));
+	}
+	assert_int_equal(u[14], version);
+	assert_non_null(strchr("89ab", u[19]));
+}
+
 static void test_uuid4_shape_and_uniqueness(void **state)
 {
 	(void)state;
@@ -37,15 +52,7 @@ static void test_uuid4_shape_and_uniqueness(void **state)
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(pp_uuid4(ids[i]), 0);
 		const char *u = ids[i];
-		assert_int_equal(strlen(u), 36);
-		for (int k = 0; k < 36; k++) {
-			if (k == 8 || k == 13 || k == 18 || k == 23)
-				assert_int_equal(u[k], '-');
-			else
-				assert_non_null(strchr("0123456789abcdef", u[k]));
-		}
-		assert_int_equal(u[14], '4');		/* version */
-		assert_non_null(strchr("89ab", u[19])); /* RFC 4122 variant */
+		assert_uuid_shape(u, '4');
 		for (int j = 0; j < i; j++)
 			assert_string_not_equal(ids[j], u);
 	}
@@ -62,15 +69,7 @@ static void test_uuid7_order_and_time(void **state)
 	int64_t w0 = pp_wall_ms();
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(pp_uuid7(u), 0);
-		assert_int_equal(strlen(u), 36);
-		for (int k = 0; k < 36; k++) {
-			if (k == 8 || k == 13 || k == 18 || k == 23)
-				assert_int_equal(u[k], '-');
-			else
-				assert_non_null(strchr("0123456789abcdef", u[k]));
-		}
-		assert_int_equal(u[14], '7');		/* version */
-		assert_non_null(strchr("89ab", u[19])); /* RFC 9562 variant */
+		assert_uuid_shape(u, '7');
 		assert_true(strcmp(prev, u) < 0);
 		memcpy(prev, u, sizeof(u));
 	}
