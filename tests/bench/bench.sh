@@ -222,7 +222,7 @@ throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 		'[$a, $b] | all(max <= 1.5 * ([min, 0.01] | max))')
 	if [ "$agree" = false ]; then
 		note "throughput: $pool, +$lat ms: passes disagree ($dp / $bp), three more of each"
-		for extra_pass in 1 2 3; do
+		for _ in 1 2 3; do
 			baseline_pass "$pool" "$runs" "$lat"
 			bp="$bp $pass_rate"
 			dispatcher_pass "$pool" "$runs" "$lat" "$extra"
