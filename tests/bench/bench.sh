@@ -214,7 +214,7 @@ throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	d2=$pass_rate
 	dp="$d1 $d2" bp="$b1 $b2"
 	# A pass that stalls (about one Modal baseline pass in six runs at a
-	# tenth of the others' rate, for a reason not found: step 20) would
+	# tenth of the others' rate, waiting on idle virtual CPUs: step 20) would
 	# move a mean of two by half: when the two passes of a side are more
 	# than 1.5 times apart, each side gets three more passes (baseline,
 	# dispatcher, in turn) and the figure is each side's median of five.
