@@ -128,12 +128,14 @@ stop_serve() {
 	wait "$SERVE_PID" || die "serve exited $? after SIGINT"
 	SERVE_PID=
 }
-# Runs/s from the store: first claim (SUBMITTING) to last SUBMITTED event.
-store_rate() { # NAME
+# Runs/s from the store: first claim (SUBMITTING) to last SUBMITTED event,
+# of the events from SINCE_MS on (a store with history holds older ones).
+store_rate() { # NAME [SINCE_MS]
 	db "$1" "SELECT round(count(DISTINCT run_id) * 1000.0 /
 		(max(CASE WHEN state = 'SUBMITTED' THEN ts_ms END) -
 		 min(CASE WHEN state = 'SUBMITTING' THEN ts_ms END)), 2)
-		FROM run_events WHERE state IN ('SUBMITTING', 'SUBMITTED')"
+		FROM run_events WHERE state IN ('SUBMITTING', 'SUBMITTED')
+		AND ts_ms >= ${2:-0}"
 }
 
 GCP_TOKEN=$(curl -fsS -H 'Metadata-Flavor: Google' \
@@ -460,11 +462,7 @@ if only curve; then
 			mock_reset
 			serve_until_submitted "hist$phase" "$cf" $(($1 + HISTORY_RUNS))
 			stop_serve
-			pass_rate=$(db "hist$phase" "SELECT round(count(DISTINCT run_id) * 1000.0 /
-				(max(CASE WHEN state = 'SUBMITTED' THEN ts_ms END) -
-				 min(CASE WHEN state = 'SUBMITTING' THEN ts_ms END)), 2)
-				FROM run_events WHERE state IN ('SUBMITTING', 'SUBMITTED')
-				AND ts_ms >= $since")
+			pass_rate=$(store_rate "hist$phase" "$since")
 		}
 		hist_pass 0
 		e1=$pass_rate
