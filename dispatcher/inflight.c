@@ -103,6 +103,7 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 		a->next->prev = a->prev;
 	L->ninflight--;
 	L->nheld -= a->held;
+	inflight_unqueue(L, a);
 	if (a->pool) {
 		a->pool->in_flight -= !a->held;
 		a->pool->refs--;
@@ -209,32 +210,33 @@ static void report_source(struct pp_loop *L, struct inflight *a, enum pp_store_s
 	}
 }
 
-/* Fenced store write; on a lost lease the run is dropped here at once:
- * another dispatcher owns it now. Returns false when the run was dropped. */
-bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u)
+void inflight_write_failed(struct pp_loop *L, struct inflight *a, enum pp_store_state stored,
+			   int rc, const struct pp_error *err)
 {
-	struct pp_error err = {0};
-	int rc = L->store->ops->update(L->store, a->rec.id, a->rec.fence, u, &err);
+	if (a->awaiting_intent) {
+		L->nsubmitting--;
+		a->pool->submitting--;
+	}
 	if (rc == PP_ECONFLICT) {
-		pp_warn("run %s: %s; leaving it to its new owner", a->rec.id, err.msg);
+		pp_warn("run %s: %s; leaving it to its new owner", a->rec.id, err->msg);
 		L->sum->lost_lease++;
 		inflight_free(L, a);
-		return false;
+		return;
 	}
-	if (rc) {
-		pp_metrics_count(L->metrics, "store_errors", 1);
-		/* The store is the record: without it we must not go on acting. */
-		pp_error("run %s: store write failed: %s; leaving it for recovery", a->rec.id,
-			 err.msg);
-		if (L->norphans < (int)(sizeof(L->orphans) / sizeof(L->orphans[0]))) {
-			struct orphan *o = &L->orphans[L->norphans++];
-			memcpy(o->id, a->rec.id, sizeof(o->id));
-			o->fence = a->rec.fence;
-			o->state = a->rec.state;
-		}
-		inflight_free(L, a);
-		return false;
+	pp_metrics_count(L->metrics, "store_errors", 1);
+	/* The store is the record: without it we must not go on acting. */
+	pp_error("run %s: store write failed: %s; leaving it for recovery", a->rec.id, err->msg);
+	if (L->norphans < (int)(sizeof(L->orphans) / sizeof(L->orphans[0]))) {
+		struct orphan *o = &L->orphans[L->norphans++];
+		memcpy(o->id, a->rec.id, sizeof(o->id));
+		o->fence = a->rec.fence;
+		o->state = stored;
 	}
+	inflight_free(L, a);
+}
+
+void inflight_write_applied(struct inflight *a, const struct pp_run_update *u)
+{
 	a->rec.state = u->state;
 	if (u->infra_id) {
 		free(a->rec.infra_id);
@@ -246,6 +248,17 @@ bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp
 	}
 	if (u->attempt >= 0)
 		a->rec.attempt = u->attempt;
+}
+
+bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u)
+{
+	struct pp_error err = {0};
+	int rc = L->store->ops->update(L->store, a->rec.id, a->rec.fence, u, &err);
+	if (rc) {
+		inflight_write_failed(L, a, a->rec.state, rc, &err);
+		return false;
+	}
+	inflight_write_applied(a, u);
 	return true;
 }
 
@@ -330,7 +343,11 @@ static void on_submit(struct pp_loop *L, struct inflight *a, int rc, const struc
 		u.event = ev;
 		pp_info("run %s (%s): submitted as %s", a->rec.id, a->pool->p->name,
 			io_infra_id(a));
-		if (!inflight_store_write(L, a, &u))
+		/* Queued: the run is only watched (or held) until the next
+		 * settle, which drops it if the write failed. A cancel due
+		 * now is sent at once, so it waits for its write. */
+		if (!(a->cancel_wanted ? inflight_store_write(L, a, &u)
+				       : inflight_store_queue(L, a, &u)))
 			return;
 		report_source(L, a, PP_ST_SUBMITTED, NULL);
 		if (a->hold_when_settled) {
@@ -884,13 +901,16 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 					  .attempt = attempt,
 					  .next_attempt_ms = -1,
 					  .event = ev};
-		if (!inflight_store_write(L, a, &u))
+		if (!inflight_store_queue(L, a, &u))
 			return;
 		a->io.idem_key = a->rec.idem_key;
 		a->hold_when_settled = L->opts->once && !L->opts->wait;
 		L->nsubmitting++;
 		a->pool->submitting++;
-		inflight_op(L, a, PP_OP_SUBMIT);
+		if (a->queued_writes)
+			a->awaiting_intent = true; /* inflight_settle sends it */
+		else
+			inflight_op(L, a, PP_OP_SUBMIT);
 		return;
 	}
 	case PP_ST_SUBMITTED:

@@ -261,6 +261,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	double sweep_every = cfg->dispatcher.sweep_interval;
 	for (;;) {
 		int64_t now = pp_mono_ms();
+		inflight_settle_if_due(&L, now);
 		if (stop_requested && !L.draining) {
 			L.draining = true;
 			stop_deadline = now + (int64_t)(cfg->dispatcher.grace_seconds * 1000);
@@ -307,6 +308,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			if (timed)
 				last_claim = now;
 			int got = loop_claim(&L, timed);
+			inflight_settle(&L); /* the claim's intents: then the requests go */
 			/* once: a pass ends when a claim finds nothing and nothing is
 			 * waiting for capacity. */
 			if (opts->once && got == 0 && L.nsubmitting == 0)
@@ -345,10 +347,14 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		 * descriptor instead (or just sleep), so a NOTIFYing store wakes
 		 * us the moment a run is scheduled and an idle loop does not spin. */
 		int wake_fd = L.store->ops->wake_fd ? L.store->ops->wake_fd(L.store) : -1;
-		if (pp_exec_active(L.exec))
+		if (pp_exec_active(L.exec)) {
 			pp_exec_poll(L.exec, L.nsubmitting ? 20 : 50);
-		else if (!commit_turn(&turn))
-			poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN}, wake_fd >= 0, 50);
+		} else {
+			inflight_settle(&L); /* not left unknown while we wait */
+			if (!commit_turn(&turn))
+				poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN},
+				     wake_fd >= 0, 50);
+		}
 		if (turn.rc) {
 			rc = turn.rc;
 			*err = turn.err;
@@ -365,8 +371,11 @@ out:
 	 * they recorded. */
 	pp_exec_free(L.exec);
 	L.exec = NULL;
+	if (L.store)
+		inflight_settle(&L); /* submissions not sent stay recorded as intents */
 	if (L.store && L.runs)
 		lease_release_all(&L);
+	free(L.queued);
 	/* The last turn and the releases commit together. */
 	if (turn.on) {
 		struct pp_error terr = {0};

@@ -1,7 +1,8 @@
 /* What the dispatch loop's files share (loop.c: the loop itself and its
  * sources; loop_pools.c: pools, claims and reloads; inflight.c: the life of
- * each run in flight; inflight_logs.c: a failed run's last output; lease.c:
- * renewing and releasing leases). Not an interface: only those files
+ * each run in flight; inflight_queue.c: its store writes the store queues;
+ * inflight_logs.c: a failed run's last output; lease.c: renewing and
+ * releasing leases). Not an interface: only those files
  * include it. */
 #ifndef PP_LOOP_IMPL_H
 #define PP_LOOP_IMPL_H
@@ -56,7 +57,11 @@ struct inflight {
 	 * it in a tight loop. */
 	bool hold_when_settled;
 	bool held;
-	bool recheck_lease;  /* leases lapsed: confirm the run is still ours first */
+	bool recheck_lease; /* leases lapsed: confirm the run is still ours first */
+	/* Store writes of this run queued and not yet settled (loop.queued);
+	 * with awaiting_intent, its submission waits for them. */
+	int queued_writes;
+	bool awaiting_intent;
 	int64_t next_mono;   /* next status poll */
 	int64_t watch_since; /* when the run was first seen not yet running */
 	/* Monotonic ms since the cloud reports the job running (0: not yet);
@@ -118,6 +123,13 @@ struct pp_loop {
 		enum pp_store_state state;
 	} orphans[64];
 	int norphans;
+	/* Store writes queued (store.h's update_queue) since the last
+	 * inflight_settle, in order; run is NULL once the run is gone. */
+	struct queued_write {
+		struct inflight *run;
+		enum pp_store_state stored; /* its state before the write */
+	} * queued;
+	int nqueued, queued_cap;
 };
 
 /* loop_pools.c */
@@ -137,7 +149,29 @@ void loop_drop_retired_pools(struct pp_loop *L);
 void inflight_start(struct pp_loop *L, struct pp_run_rec *rec);
 void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op);
 void inflight_free(struct pp_loop *L, struct inflight *a);
+/* Fenced store write; on a lost lease or a failed write the run is
+ * dropped at once (inflight_write_failed). Returns false when it was. */
 bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u);
+/* The same write queued (inflight_queue.c): a->rec takes it now, and the
+ * run is dropped at the next inflight_settle if it failed; until then
+ * nothing that depends on it may be sent. A synchronous write where the
+ * store queues none, or a run source would hear of it at once. */
+bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u);
+/* Learn every queued write's outcome: drop the runs whose write failed,
+ * send the submissions whose intent stands (not once L->exec is gone). */
+void inflight_settle(struct pp_loop *L);
+/* Settle at the start of a turn when a run may act on its queued writes
+ * in it (a poll is due), or many are queued. The loop settles after each
+ * claim and before it waits. */
+void inflight_settle_if_due(struct pp_loop *L, int64_t now);
+/* Forget a run's queued writes (it is being freed). */
+void inflight_unqueue(struct pp_loop *L, struct inflight *a);
+/* After a failed write: a lost lease leaves the run to its new owner, any
+ * other failure leaves it for recovery, its lease released when the store
+ * answers again with stored, the state it surely has. Frees a. */
+void inflight_write_failed(struct pp_loop *L, struct inflight *a, enum pp_store_state stored,
+			   int rc, const struct pp_error *err);
+void inflight_write_applied(struct inflight *a, const struct pp_run_update *u);
 /* The run's outcome message: its buffer (allocated on first use) and
  * capacity, set by format, or read ("" until set). */
 #define INFLIGHT_MSG_MAX 2048

@@ -29,9 +29,12 @@
 #include <string.h>
 #include <libpq-fe.h>
 
+#include "lib/buf.h"
 #include "lib/log.h"
 
-#define CHANNEL		 "pushpool_runs"
+#define CHANNEL "pushpool_runs"
+/* update_sql's parameters (and batch_sql's arrays). */
+#define UPDATE_NPARAMS	 10
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
 /* The server's clock in ms since the epoch, as one value per statement. */
@@ -75,6 +78,21 @@ struct pg_store {
 	long backoff_ms;   /* 0 while connected */
 	int reconnects;	   /* failed attempts since the connection was lost */
 	bool wake_pending; /* a reconnect may have missed notifications */
+	/* update_queue's writes since the last update_settle, in order: the
+	 * first nread have their outcome, the others wait in batch, one
+	 * array per parameter of batch_sql, sent as one statement when
+	 * another statement is about to run or settle asks. */
+	struct pg_queued *queued;
+	int nqueued, queued_cap, nread;
+	struct pp_buf batch[UPDATE_NPARAMS];
+};
+
+/* A queued write and, once sent, its outcome. */
+struct pg_queued {
+	char id[PP_ID_LEN];
+	int64_t fence;
+	int rc;
+	char *msg; /* why it failed (rc != 0); NULL without memory */
 };
 
 static const char *const migrations[] = {
@@ -310,14 +328,17 @@ static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const cha
 	return PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
 }
 
+static void batch_send(struct pg_store *s);
+
 /* Run one statement with text parameters (NULL entries are SQL NULL),
  * prepared once per connection, or a script of several statements,
  * parsed each time.
  * Returns the result, or NULL with *rc and err set: PP_ECONFLICT for a
  * unique violation, PP_ETRANSIENT for a lost connection, a server shutting
  * down, or a serialisation failure, else PP_EIO. */
-static PGresult *run_sql(struct pg_store *s, const char *what, enum sql_kind kind, const char *sql,
-			 int nparams, const char *const *params, int *rc, struct pp_error *err)
+static PGresult *run_sql_now(struct pg_store *s, const char *what, enum sql_kind kind,
+			     const char *sql, int nparams, const char *const *params, int *rc,
+			     struct pp_error *err)
 {
 	*rc = ensure_conn(s, err);
 	if (*rc)
@@ -343,6 +364,15 @@ static PGresult *run_sql(struct pg_store *s, const char *what, enum sql_kind kin
 		pg_disconnect(s);
 	}
 	return NULL;
+}
+
+/* The same after the queued writes: statements see the store in the
+ * order the caller wrote it. */
+static PGresult *run_sql(struct pg_store *s, const char *what, enum sql_kind kind, const char *sql,
+			 int nparams, const char *const *params, int *rc, struct pp_error *err)
+{
+	batch_send(s);
+	return run_sql_now(s, what, kind, sql, nparams, params, rc, err);
 }
 
 /* One statement of this file: its text in static storage. */
@@ -437,6 +467,11 @@ static void pg_close(struct pp_store *base)
 	if (!s)
 		return;
 	pg_disconnect(s);
+	for (int i = 0; i < s->nqueued; i++)
+		free(s->queued[i].msg);
+	free(s->queued);
+	for (int c = 0; c < UPDATE_NPARAMS; c++)
+		pp_buf_free(&s->batch[c]);
 	free(s->conninfo);
 	free(s);
 }
@@ -483,6 +518,8 @@ int pp_store_pg_open_unmigrated(const char *url, struct pp_store **out, struct p
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	s->base.ops = &pp_store_pg;
+	for (int c = 0; c < UPDATE_NPARAMS; c++)
+		pp_buf_init(&s->batch[c], PP_BUF_DEFAULT_MAX);
 	int rc = describe_url(s, url, err);
 	if (!rc)
 		rc = pg_connect(s, err);
@@ -769,8 +806,12 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	snprintf(qmax, sizeof(qmax), "%d", PP_QUARANTINE_STATE_MAX);
 	const char *const p[] = {owner, lease, pool, lim, qmax};
 	int rc;
-	PGresult *res =
-		query(s, "claim runs", pool ? claim_one_pool : claim_every_pool, 5, p, &rc, err);
+	/* Queued writes can join the next batch: they are to runs this
+	 * dispatcher holds, which no claim takes while it does; if one of
+	 * them lapsed and this claim takes it back, the write's old fence
+	 * refuses it, as it would after. */
+	PGresult *res = run_sql_now(s, "claim runs", SQL_STATIC,
+				    pool ? claim_one_pool : claim_every_pool, 5, p, &rc, err);
 	if (!res)
 		return rc;
 	int rows = PQntuples(res), runs = 0;
@@ -856,49 +897,232 @@ static int pg_release_all(struct pp_store *base, const char *owner, struct pp_er
 	return rc;
 }
 
+/* The fence in the WHERE is the whole guard: zero rows means a later claim
+ * owns the run. A released, still claimable run wakes the other
+ * dispatchers. The first value is the number of rows written. */
+static const char update_sql[] =
+	"WITH u AS (UPDATE runs SET state = $1, updated_ms = " NOW_MS ","
+	"  infra_id = COALESCE($2, infra_id), idem_key = COALESCE($3, idem_key),"
+	"  attempt = CASE WHEN $4::int < 0 THEN attempt ELSE $4::int END,"
+	"  next_attempt_ms = CASE WHEN $5::bigint < 0 THEN next_attempt_ms ELSE $5::bigint "
+	"END,"
+	"  last_error = CASE WHEN $6::text IS NULL THEN last_error WHEN $6::text = '' THEN "
+	"NULL"
+	"   ELSE $6::text END,"
+	"  lease_owner = CASE WHEN $7::bool THEN NULL ELSE lease_owner END"
+	"  WHERE id = $8 AND fence = $9::bigint"
+	"  RETURNING id, pool, state, updated_ms, lease_owner, next_attempt_ms),"
+	" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
+	"  SELECT id, updated_ms, state, $10 FROM u WHERE $10::text IS NOT NULL)"
+	" SELECT (SELECT count(*) FROM u), (SELECT count(pg_notify('" CHANNEL "', pool)) FROM u"
+	"  WHERE lease_owner IS NULL AND state NOT IN " TERMINAL "  AND next_attempt_ms <= " NOW_MS
+	")";
+/* update_sql's parameters, as text. */
+struct update_params {
+	char fence[24], attempt[16], next[24];
+	const char *v[UPDATE_NPARAMS];
+};
+
+static void update_params(struct update_params *p, const char *id, int64_t fence,
+			  const struct pp_run_update *u)
+{
+	i64(p->fence, sizeof(p->fence), fence);
+	snprintf(p->attempt, sizeof(p->attempt), "%d", u->attempt);
+	i64(p->next, sizeof(p->next), u->next_attempt_ms);
+	const char *const v[UPDATE_NPARAMS] = {
+		pp_store_state_name(u->state),
+		u->infra_id,
+		u->idem_key,
+		p->attempt,
+		p->next,
+		u->error,
+		u->release_lease ? "t" : "f",
+		id,
+		p->fence,
+		u->event,
+	};
+	memcpy(p->v, v, sizeof(v));
+}
+
+static int lease_lost(struct pp_error *err, const char *id, int64_t fence)
+{
+	return pp_fail(err, PP_ECONFLICT, "run %s: lease lost (fence %lld is stale)", id,
+		       (long long)fence);
+}
+
 static int pg_update(struct pp_store *base, const char *id, int64_t fence,
 		     const struct pp_run_update *u, struct pp_error *err)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	char fen[24], att[16], next[24];
-	i64(fen, sizeof(fen), fence);
-	snprintf(att, sizeof(att), "%d", u->attempt);
-	i64(next, sizeof(next), u->next_attempt_ms);
-	const char *const p[] = {
-		pp_store_state_name(u->state), u->infra_id, u->idem_key, att,	   next, u->error,
-		u->release_lease ? "t" : "f",  id,	    fen,	 u->event,
-	};
-	/* The fence in the WHERE is the whole guard: zero rows means a later
-	 * claim owns the run. A released, still claimable run wakes the other
-	 * dispatchers. */
-	static const char sql[] =
-		"WITH u AS (UPDATE runs SET state = $1, updated_ms = " NOW_MS ","
-		"  infra_id = COALESCE($2, infra_id), idem_key = COALESCE($3, idem_key),"
-		"  attempt = CASE WHEN $4::int < 0 THEN attempt ELSE $4::int END,"
-		"  next_attempt_ms = CASE WHEN $5::bigint < 0 THEN next_attempt_ms ELSE $5::bigint "
-		"END,"
-		"  last_error = CASE WHEN $6::text IS NULL THEN last_error WHEN $6::text = '' THEN "
-		"NULL"
-		"   ELSE $6::text END,"
-		"  lease_owner = CASE WHEN $7::bool THEN NULL ELSE lease_owner END"
-		"  WHERE id = $8 AND fence = $9::bigint"
-		"  RETURNING id, pool, state, updated_ms, lease_owner, next_attempt_ms),"
-		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
-		"  SELECT id, updated_ms, state, $10 FROM u WHERE $10::text IS NOT NULL)"
-		" SELECT (SELECT count(*) FROM u), (SELECT count(pg_notify('" CHANNEL
-		"', pool)) FROM u"
-		"  WHERE lease_owner IS NULL AND state NOT IN " TERMINAL
-		"  AND next_attempt_ms <= " NOW_MS ")";
+	struct update_params p;
+	update_params(&p, id, fence, u);
 	int rc;
-	PGresult *res = query(s, "update run", sql, (int)(sizeof(p) / sizeof(p[0])), p, &rc, err);
+	PGresult *res = query(s, "update run", update_sql, UPDATE_NPARAMS, p.v, &rc, err);
 	if (!res)
 		return rc;
 	bool changed = atoi(PQgetvalue(res, 0, 0)) > 0;
 	PQclear(res);
-	if (!changed)
-		return pp_fail(err, PP_ECONFLICT, "run %s: lease lost (fence %lld is stale)", id,
-			       (long long)fence);
+	return changed ? 0 : lease_lost(err, id, fence);
+}
+
+/* Queued writes (update_queue) go out together, as one statement: the
+ * server parses, plans and commits once for all of them instead of once
+ * each. Each row is fenced on its own, as update is: a stale one changes
+ * nothing and the others are written. update_sql with arrays, one element
+ * per write, and the positions of the rows written in return. */
+static const char batch_sql[] =
+	"WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[],"
+	"  $5::bigint[], $6::text[], $7::bool[], $8::text[], $9::bigint[], $10::text[])"
+	"  WITH ORDINALITY AS v(state, infra_id, idem_key, attempt, next_at, error, rel, id,"
+	"  fence, event, i)),"
+	" u AS (UPDATE runs r SET state = v.state, updated_ms = " NOW_MS ","
+	"  infra_id = COALESCE(v.infra_id, r.infra_id), idem_key = COALESCE(v.idem_key, "
+	"r.idem_key),"
+	"  attempt = CASE WHEN v.attempt < 0 THEN r.attempt ELSE v.attempt END,"
+	"  next_attempt_ms = CASE WHEN v.next_at < 0 THEN r.next_attempt_ms ELSE v.next_at END,"
+	"  last_error = CASE WHEN v.error IS NULL THEN r.last_error WHEN v.error = '' THEN NULL"
+	"   ELSE v.error END,"
+	"  lease_owner = CASE WHEN v.rel THEN NULL ELSE r.lease_owner END"
+	"  FROM v WHERE r.id = v.id AND r.fence = v.fence"
+	"  RETURNING v.i, r.id, r.pool, r.state, r.updated_ms, r.lease_owner, r.next_attempt_ms,"
+	"  v.event),"
+	" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
+	"  SELECT id, updated_ms, state, event FROM u WHERE event IS NOT NULL ORDER BY i)"
+	" SELECT (SELECT array_agg(i) FROM u), (SELECT count(pg_notify('" CHANNEL "', pool))"
+	"  FROM u WHERE lease_owner IS NULL AND state NOT IN " TERMINAL
+	"  AND next_attempt_ms <= " NOW_MS ")";
+/* Writes sent in one statement at most: a claim's intents, or a turn's
+ * submissions, fit. */
+#define PG_BATCH_MAX 128
+
+/* One more element of an array literal: NULL, or the text quoted. */
+static int batch_put(struct pp_buf *b, const char *v)
+{
+	int rc = pp_buf_putc(b, b->len ? ',' : '{');
+	if (rc || !v)
+		return rc ? rc : pp_buf_puts(b, "NULL");
+	rc = pp_buf_putc(b, '"');
+	for (const char *p = v; *p && !rc; p++) {
+		if (*p == '"' || *p == '\\')
+			rc = pp_buf_putc(b, '\\');
+		if (!rc)
+			rc = pp_buf_putc(b, *p);
+	}
+	return rc ? rc : pp_buf_putc(b, '"');
+}
+
+static void batch_reset(struct pg_store *s)
+{
+	for (int c = 0; c < UPDATE_NPARAMS; c++)
+		pp_buf_reset(&s->batch[c]);
+}
+
+/* Send the writes waiting in batch and record each one's outcome. */
+static void batch_send(struct pg_store *s)
+{
+	int first = s->nread, n = s->nqueued - s->nread;
+	if (n == 0)
+		return;
+	const char *v[UPDATE_NPARAMS];
+	bool complete = true;
+	for (int c = 0; c < UPDATE_NPARAMS; c++) {
+		complete = complete && !pp_buf_putc(&s->batch[c], '}');
+		v[c] = pp_buf_str(&s->batch[c]);
+	}
+	s->nread = s->nqueued;
+	struct pp_error err = {0};
+	int rc = complete ? 0 : pp_fail(&err, PP_ENOMEM, "out of memory");
+	PGresult *res = rc ? NULL
+			   : run_sql_now(s, "update runs", SQL_STATIC, batch_sql, UPDATE_NPARAMS, v,
+					 &rc, &err);
+	batch_reset(s);
+	bool *written = res ? calloc((size_t)n, sizeof(*written)) : NULL;
+	if (res && !written)
+		rc = pp_fail(&err, PP_ENOMEM, "out of memory");
+	if (written && !PQgetisnull(res, 0, 0)) {
+		/* {1,3,4}: the positions, from 1, of the rows written */
+		char *p = PQgetvalue(res, 0, 0);
+		while (*p) {
+			long i = strtol(p + 1, &p, 10);
+			if (i >= 1 && i <= n)
+				written[i - 1] = true;
+		}
+	}
+	PQclear(res);
+	for (int i = 0; i < n; i++) {
+		struct pg_queued *q = &s->queued[first + i];
+		struct pp_error why = {0};
+		if (rc)
+			why = err; /* perhaps written: the statement's answer was lost */
+		else if (!written[i])
+			lease_lost(&why, q->id, q->fence);
+		else
+			continue;
+		q->rc = why.code;
+		q->msg = strdup(why.msg);
+	}
+	free(written);
+}
+
+static int pg_update_queue(struct pp_store *base, const char *id, int64_t fence,
+			   const struct pp_run_update *u, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	/* A run's second write waits for its first: one statement updates a
+	 * row once. */
+	bool again = false;
+	for (int i = s->nread; i < s->nqueued && !again; i++)
+		again = s->queued[i].fence == fence && !strcmp(s->queued[i].id, id);
+	if (again || s->nqueued - s->nread == PG_BATCH_MAX)
+		batch_send(s);
+	if (s->nqueued == s->queued_cap) {
+		int cap = s->queued_cap ? s->queued_cap * 2 : PG_BATCH_MAX;
+		struct pg_queued *q = realloc(s->queued, (size_t)cap * sizeof(*q));
+		if (!q)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		s->queued = q;
+		s->queued_cap = cap;
+	}
+	struct update_params p;
+	update_params(&p, id, fence, u);
+	size_t len[UPDATE_NPARAMS];
+	int rc = 0;
+	for (int c = 0; c < UPDATE_NPARAMS; c++)
+		len[c] = s->batch[c].len;
+	for (int c = 0; c < UPDATE_NPARAMS && !rc; c++)
+		rc = batch_put(&s->batch[c], p.v[c]);
+	if (rc) {
+		for (int c = 0; c < UPDATE_NPARAMS; c++)
+			s->batch[c].len = len[c]; /* as it was: nothing queued */
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	struct pg_queued *q = &s->queued[s->nqueued++];
+	*q = (struct pg_queued){.fence = fence};
+	snprintf(q->id, sizeof(q->id), "%s", id);
 	return 0;
+}
+
+static void pg_update_settle(struct pp_store *base,
+			     void (*done)(void *ud, int i, int rc, const struct pp_error *err),
+			     void *ud)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	batch_send(s);
+	int n = s->nqueued;
+	for (int i = 0; i < n; i++) {
+		/* done() may queue more, moving the array. */
+		int rc = s->queued[i].rc;
+		char *msg = s->queued[i].msg;
+		struct pp_error err = {0};
+		if (rc)
+			pp_fail(&err, rc, "%s", msg ? msg : "store: update run failed");
+		done(ud, i, rc, rc ? &err : NULL);
+		free(msg);
+	}
+	/* Writes done() queued wait for the next settle. */
+	s->nqueued -= n;
+	s->nread -= n;
+	memmove(s->queued, s->queued + n, (size_t)s->nqueued * sizeof(*s->queued));
 }
 
 static int pg_get(struct pp_store *base, const char *id, struct pp_run_rec *out,
@@ -1275,6 +1499,8 @@ const struct pp_store_ops pp_store_pg = {
 	.renew = pg_renew,
 	.release_all = pg_release_all,
 	.update = pg_update,
+	.update_queue = pg_update_queue,
+	.update_settle = pg_update_settle,
 	.get = pg_get,
 	.list = pg_list,
 	.reopen = pg_reopen,

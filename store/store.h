@@ -149,6 +149,23 @@ struct pp_store_ops {
 	/* Fenced write: PP_ECONFLICT when the lease has moved on. */
 	int (*update)(struct pp_store *s, const char *id, int64_t fence,
 		      const struct pp_run_update *u, struct pp_error *err);
+	/* Optional (NULL: the caller uses update). The same fenced write,
+	 * sent without waiting for its outcome, so the store works on it
+	 * while the caller goes on; update_settle reports it. Until then the
+	 * write may yet be fenced out or lost: nothing that depends on it
+	 * (a request sent, a report upstream) may happen before. Other calls
+	 * may come between; they do not report queued outcomes. 0 when
+	 * queued, else an error and nothing queued. */
+	int (*update_queue)(struct pp_store *s, const char *id, int64_t fence,
+			    const struct pp_run_update *u, struct pp_error *err);
+	/* Wait for every write update_queue sent since the last settle and
+	 * report each, in the order queued: done(ud, i, rc, err), i from 0.
+	 * rc is what update would have returned: 0 (written), PP_ECONFLICT
+	 * (fenced out, nothing written), or another error with err set
+	 * (perhaps written: the connection was lost before its answer). */
+	void (*update_settle)(struct pp_store *s,
+			      void (*done)(void *ud, int i, int rc, const struct pp_error *err),
+			      void *ud);
 	int (*get)(struct pp_store *s, const char *id, struct pp_run_rec *out,
 		   struct pp_run_event **ev, int *nev, struct pp_error *err);
 	int (*list)(struct pp_store *s, const struct pp_run_filter *f, struct pp_run_rec **out,

@@ -118,6 +118,149 @@ static void test_reconnects_after_connection_loss(void **state)
 	assert_true(s->ops->wake_drain(s) > 0);
 }
 
+/* What update_settle reported, in order. */
+struct outcomes {
+	int n;
+	int rc[400];
+	char msg[4][PP_ERRMSG_MAX];
+};
+
+static void record(void *ud, int i, int rc, const struct pp_error *err)
+{
+	struct outcomes *o = ud;
+	assert_int_equal(i, o->n); /* in the order queued, from 0 */
+	assert_true(o->n < (int)(sizeof(o->rc) / sizeof(o->rc[0])));
+	o->rc[o->n] = rc;
+	if (o->n < 4)
+		snprintf(o->msg[o->n], sizeof(o->msg[0]), "%s", rc ? err->msg : "");
+	o->n++;
+}
+
+static void claim_all(struct pp_store *s, int want, struct pp_run_rec **runs)
+{
+	struct pp_error err = {0};
+	int n;
+	assert_int_equal(s->ops->claim(s, NULL, "d1", 60000, want, runs, &n, &err), 0);
+	assert_int_equal(n, want);
+}
+
+/* Queued writes go to the server together and are reported one by one,
+ * in order: each fenced on its own, text of any shape kept as it was,
+ * visible to a statement run before the settle, and a run's second write
+ * after its first. */
+static void test_queued_writes_settle_in_order(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	for (int i = 0; i < 3; i++)
+		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
+	struct pp_run_rec *runs;
+	claim_all(s, 3, &runs);
+	static const char odd[] = "try \"1\", {a,b} \\ NULL\n'x'";
+	struct pp_run_update intent = {.state = PP_ST_SUBMITTING,
+				       .idem_key = "k,{1}\"",
+				       .attempt = 1,
+				       .next_attempt_ms = -1,
+				       .event = odd};
+	struct pp_run_update bare = {
+		.state = PP_ST_SUBMITTING, .attempt = -1, .next_attempt_ms = -1};
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[1].id, runs[1].fence - 1, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[2].id, runs[2].fence, &bare, &err), 0);
+	/* A statement in between sees the queued writes, and reports none. */
+	struct pp_run_rec r;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	struct pp_run_update submitted = {.state = PP_ST_SUBMITTED,
+					  .infra_id = "arn:aws:ecs:task/1",
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .error = "",
+					  .event = "submitted"};
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &submitted, &err), 0);
+	struct outcomes o = {0};
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 4);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], PP_ECONFLICT);
+	assert_non_null(strstr(o.msg[1], "lease lost"));
+	assert_non_null(strstr(o.msg[1], runs[1].id));
+	assert_int_equal(o.rc[2], 0);
+	assert_int_equal(o.rc[3], 0);
+	struct pp_run_event *ev;
+	int nev;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTED);
+	assert_string_equal(r.idem_key, "k,{1}\"");
+	assert_string_equal(r.infra_id, "arn:aws:ecs:task/1");
+	assert_int_equal(r.attempt, 1);
+	assert_int_equal(nev, 3);
+	assert_string_equal(ev[1].message, odd);
+	assert_string_equal(ev[2].message, "submitted");
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	/* The stale write left nothing; the bare one no event. */
+	assert_int_equal(s->ops->get(s, runs[1].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SCHEDULED);
+	assert_null(r.idem_key);
+	assert_int_equal(nev, 1);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	assert_int_equal(s->ops->get(s, runs[2].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	assert_int_equal(nev, 1);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	pp_run_recs_free(runs, 3);
+	o.n = 0;
+	s->ops->update_settle(s, record, &o); /* nothing queued: nothing reported */
+	assert_int_equal(o.n, 0);
+}
+
+/* More writes than one statement takes, then a connection lost before
+ * the queued writes went out: each is reported, the lost ones as
+ * transient, and the next writes go out on a new connection. */
+static void test_queued_writes_many_and_lost(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	enum { N = 300 };
+	for (int i = 0; i < N; i++)
+		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
+	struct pp_run_rec *runs;
+	claim_all(s, N, &runs);
+	struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+				  .attempt = 1,
+				  .next_attempt_ms = -1,
+				  .event = "submitting (try 1)"};
+	for (int i = 0; i < N - 2; i++)
+		assert_int_equal(s->ops->update_queue(s, runs[i].id, runs[i].fence, &u, &err), 0);
+	struct outcomes o = {0};
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, N - 2);
+	for (int i = 0; i < N - 2; i++)
+		assert_int_equal(o.rc[i], 0);
+	struct pp_store_counts c;
+	assert_int_equal(s->ops->counts(s, &c, &err), 0);
+	assert_int_equal(c.by_state[PP_ST_SUBMITTING], N - 2);
+	assert_int_equal(s->ops->update_queue(s, runs[N - 2].id, runs[N - 2].fence, &u, &err), 0);
+	sql(pgurl, "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
+		   " WHERE application_name = 'pushpool' AND pid <> pg_backend_pid()");
+	o.n = 0;
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.rc[0], PP_ETRANSIENT);
+	assert_int_equal(s->ops->update_queue(s, runs[N - 1].id, runs[N - 1].fence, &u, &err), 0);
+	o.n = 0;
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(s->ops->counts(s, &c, &err), 0);
+	assert_int_equal(c.by_state[PP_ST_SUBMITTING], N - 1);
+	pp_run_recs_free(runs, N);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +269,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notify_wakes_idle_dispatcher, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_reconnects_after_connection_loss, pg_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_queued_writes_settle_in_order, pg_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_queued_writes_many_and_lost, pg_setup,
 						store_teardown),
 	};
 	return cmocka_run_group_tests(tests, pg_server_up, pg_server_down);

@@ -1,0 +1,93 @@
+/* Store writes the loop queues instead of waiting for each (store.h's
+ * update_queue): a claim's intents and a turn's submissions go to the
+ * store together, which works on them while the loop renders and sends
+ * the next, and inflight_settle learns their outcomes at once. A run's
+ * request waits for its intent's outcome; a run whose write failed is
+ * dropped at the settle, as inflight_store_write drops it at once. */
+#include "dispatcher/loop_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The loop settles every turn, so this grows to about the writes of one
+ * turn (a claim's runs, the submissions answered since). */
+#define QUEUED_WRITES_FIRST 64
+
+bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u)
+{
+	/* A run source is told of a state right after it is written: it must
+	 * not hear of one that may yet be fenced out. */
+	if (!L->store->ops->update_queue || L->nsources)
+		return inflight_store_write(L, a, u);
+	if (L->nqueued == L->queued_cap) {
+		int cap = L->queued_cap ? L->queued_cap * 2 : QUEUED_WRITES_FIRST;
+		struct queued_write *q = realloc(L->queued, (size_t)cap * sizeof(*q));
+		if (!q)
+			return inflight_store_write(L, a, u);
+		L->queued = q;
+		L->queued_cap = cap;
+	}
+	struct pp_error err = {0};
+	int rc = L->store->ops->update_queue(L->store, a->rec.id, a->rec.fence, u, &err);
+	if (rc) {
+		inflight_write_failed(L, a, a->rec.state, rc, &err);
+		return false;
+	}
+	L->queued[L->nqueued++] = (struct queued_write){.run = a, .stored = a->rec.state};
+	a->queued_writes++;
+	inflight_write_applied(a, u);
+	return true;
+}
+
+static void settled(void *ud, int i, int rc, const struct pp_error *err)
+{
+	struct pp_loop *L = ud;
+	struct queued_write *q = &L->queued[i];
+	struct inflight *a = q->run;
+	if (!a)
+		return; /* an earlier write of the run failed: it is gone */
+	q->run = NULL;
+	a->queued_writes--;
+	if (rc) {
+		inflight_write_failed(L, a, q->stored, rc, err);
+		return;
+	}
+	if (a->awaiting_intent && !a->queued_writes && L->exec) {
+		a->awaiting_intent = false;
+		inflight_op(L, a, PP_OP_SUBMIT);
+	}
+}
+
+void inflight_settle(struct pp_loop *L)
+{
+	int n = L->nqueued;
+	if (!n)
+		return;
+	L->store->ops->update_settle(L->store, settled, L);
+	/* What the outcomes queued meanwhile (a failed submission's own
+	 * writes) waits for the next settle. */
+	L->nqueued -= n;
+	memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
+}
+
+/* Queued writes past which the loop settles even when nothing waits for
+ * them: a claim's worth, more or less. */
+#define QUEUED_WRITES_SETTLE 64
+
+void inflight_settle_if_due(struct pp_loop *L, int64_t now)
+{
+	/* A run's next op starts from a poll (inflight_poll_due) or a claim,
+	 * which settles its own; a cancel writes synchronously first. */
+	if (L->nqueued >= QUEUED_WRITES_SETTLE || (L->nqueued && now >= L->next_poll))
+		inflight_settle(L);
+}
+
+void inflight_unqueue(struct pp_loop *L, struct inflight *a)
+{
+	for (int i = 0; a->queued_writes && i < L->nqueued; i++) {
+		if (L->queued[i].run == a) {
+			L->queued[i].run = NULL;
+			a->queued_writes--;
+		}
+	}
+}
