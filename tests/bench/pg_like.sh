@@ -17,7 +17,7 @@
 # Writes BUILD/bench-pg.jsonl (one figure a line, which bench.sh adds to
 # BUILD/bench.json) and merges the figures into an existing BUILD/bench.json.
 # Knobs: PG_BENCH_RUNS [500] runs per store measurement,
-# PG_BENCH_SCALE_RUNS [1000] per dispatcher measurement, PG_BENCH_ROUNDS [2]
+# PG_BENCH_SCALE_RUNS [5000] per dispatcher measurement, PG_BENCH_ROUNDS [2]
 # measurements of each side (their mean), PG_BENCH_POOLS [ecs cloud-run]
 # pools for the store ratio, PG_BENCH_SCALE_POOL [ecs],
 # PG_BENCH_DISPATCHERS [3], PG_BENCH_LATENCY [20], PG_BENCH_ONLY
@@ -32,7 +32,11 @@ BUILD_DIR=$(cd "${1:-build}" && pwd)
 DISPATCHER_EXTRA="max_in_flight = 1000000"
 . "$(dirname "$0")/../pg-lib.sh"
 RUNS=${PG_BENCH_RUNS:-500}
-SCALE_RUNS=${PG_BENCH_SCALE_RUNS:-1000}
+# Every dispatcher pays a start of its own before its first submission
+# (startup, its first claim, its ECS task definition registered: 0.1 to
+# 0.2 s at +20 ms); 1,000 runs took 3 dispatchers about 0.8 s, so that
+# start weighed on them three times as much as on one (5,000 runs: 4 s).
+SCALE_RUNS=${PG_BENCH_SCALE_RUNS:-5000}
 ROUNDS=${PG_BENCH_ROUNDS:-2}
 CONC=${BENCH_CONCURRENCY:-32}
 K=${PG_BENCH_DISPATCHERS:-3}
