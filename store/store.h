@@ -162,7 +162,8 @@ struct pp_store_ops {
 	 * report each, in the order queued: done(ud, i, rc, err), i from 0.
 	 * rc is what update would have returned: 0 (written), PP_ECONFLICT
 	 * (fenced out, nothing written), or another error with err set
-	 * (perhaps written: the connection was lost before its answer). */
+	 * (perhaps written: the connection was lost before its answer).
+	 * Closing the store before settling drops what it had not sent. */
 	void (*update_settle)(struct pp_store *s,
 			      void (*done)(void *ud, int i, int rc, const struct pp_error *err),
 			      void *ud);
