@@ -6,8 +6,6 @@
 #include <ctype.h>
 #include <jwt.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +18,7 @@
 #include "lib/http.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/pem.h"
 #include "lib/time.h"
 
 #define KEY_FILE_MAX	     ((size_t)1 << 20)
@@ -85,25 +84,15 @@ static int dup_field(char **dst, const struct pp_json *j, const char *field, boo
 	return 0;
 }
 
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
-
-/* libjwt only reports failure, so check the key ourselves to name it. */
+/* libjwt only reports failure, so check the key ourselves to name it; by
+ * its shape, so that loading the configuration does not set up OpenSSL
+ * (lib/pem.h). */
 static int check_rsa_pem(const char *pem, const char *path, const char *field, struct pp_error *err)
 {
-	BIO *bio = BIO_new_mem_buf(pem, -1);
-	EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
-	bool ok = pkey && EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA;
-	EVP_PKEY_free(pkey);
-	BIO_free(bio);
-	ERR_clear_error();
-	return ok ? 0 : pp_fail(err, PP_EINVALID, "%s: %s is not a PEM RSA key", path, field);
+	int rc = pp_pem_rsa_private_key_check(pem);
+	if (rc == PP_ENOMEM)
+		return pp_fail(err, rc, "%s: %s: out of memory", path, field);
+	return rc ? pp_fail(err, rc, "%s: %s is not a PEM RSA key", path, field) : 0;
 }
 
 static int load_service_account(struct pp_gcp *g, const struct pp_json *j, const char *path,

@@ -1,5 +1,4 @@
 /* pushpool [-c FILE] COMMAND [ARGS]: the command table and dispatch. */
-#include <curl/curl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -9,6 +8,7 @@
 
 #include "dispatcher/cmd/cmd.h"
 #include "lib/err.h"
+#include "lib/http.h"
 #include "lib/log.h"
 
 struct command {
@@ -176,11 +176,9 @@ int main(int argc, char **argv)
 	/* A peer closing a connection must surface as an error, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, stderr);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "pushpool: libcurl initialisation failed\n");
-		return PP_EXIT_SOFTWARE;
-	}
+	/* libcurl (and OpenSSL under it) is set up by the first request
+	 * (lib/http.c): an idle daemon does not hold TLS. */
 	int status = c->fn(argc - i, argv + i);
-	curl_global_cleanup();
+	pp_http_cleanup();
 	return status;
 }

@@ -5,6 +5,7 @@
 #include "lib/http.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,35 @@
 /* Easy handles a multi keeps for reuse: about the transfers it runs at
  * once (max_submitting, 32 by default); each holds a few KiB. */
 #define SPARE_EASY_HANDLES 32
+
+/* libcurl, and with it OpenSSL and the system's configuration for it, is
+ * set up by the first transfer rather than at program start: a daemon with
+ * nothing due does not hold TLS (about 2 MiB of libcrypto's pages). Once,
+ * whichever thread gets there first; curl_global_init itself would not be
+ * safe to race on a libcurl built without CURL_VERSION_THREADSAFE. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+static bool curl_inited;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	curl_inited = curl_init_rc == CURLE_OK;
+}
+
+static int curl_ready(struct pp_error *err)
+{
+	pthread_once(&curl_once, curl_init_once);
+	return curl_inited ? 0
+			   : pp_fail(err, PP_ENOMEM, "libcurl initialisation failed: %s",
+				     curl_easy_strerror(curl_init_rc));
+}
+
+void pp_http_cleanup(void)
+{
+	if (curl_inited)
+		curl_global_cleanup();
+}
 
 void pp_http_req_init(struct pp_http_req *r, const char *method, const char *url)
 {
@@ -356,6 +386,9 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	resp_reset(resp);
 	if (!req->url)
 		return pp_fail(err, PP_EINVALID, "%s: request without URL", req->method);
+	int rc;
+	if (!x->easy && (rc = curl_ready(err)))
+		return rc;
 	if (!x->easy)
 		x->easy = curl_easy_init();
 	if (!x->easy)
@@ -521,7 +554,7 @@ int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *r
 /* ---- multi ---- */
 
 struct pp_http_multi {
-	CURLM *multi;
+	CURLM *multi; /* NULL until the first transfer (curl_ready) */
 	int running;
 	int pending;	   /* transfers added and not yet reported */
 	struct xfer *live; /* so pp_http_multi_free can release abandoned ones */
@@ -582,24 +615,32 @@ static void live_unlink(struct pp_http_multi *m, struct xfer *x)
 
 struct pp_http_multi *pp_http_multi_new(void)
 {
-	struct pp_http_multi *m = calloc(1, sizeof(*m));
-	if (!m)
-		return NULL;
-	m->multi = curl_multi_init();
-	if (!m->multi) {
-		free(m);
-		return NULL;
-	}
+	return calloc(1, sizeof(struct pp_http_multi));
+}
+
+/* The libcurl multi handle, made with the first transfer added. */
+static int multi_start(struct pp_http_multi *m, struct pp_error *err)
+{
+	int rc;
+	if (m->multi)
+		return 0;
+	if ((rc = curl_ready(err)))
+		return rc;
+	if (!(m->multi = curl_multi_init()))
+		return pp_fail(err, PP_ENOMEM, "curl_multi_init failed");
 	curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, MAX_HOST_CONNECTIONS);
 	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, MAX_HOST_CONNECTIONS);
 	curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(m->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, MAX_STREAMS_PER_CONNECTION);
-	return m;
+	return 0;
 }
 
 int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct pp_http_resp *resp,
 		      pp_http_done_fn done, void *ud, struct pp_error *err)
 {
+	int rc = multi_start(m, err);
+	if (rc)
+		return rc;
 	struct xfer *x = calloc(1, sizeof(*x));
 	if (!x)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
@@ -614,7 +655,7 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	x->multi = m;
 	if (m->nspare)
 		x->easy = m->spare[--m->nspare];
-	int rc = xfer_setup(x, req, resp, err);
+	rc = xfer_setup(x, req, resp, err);
 	if (!rc && pp_mono_ms() >= deadline)
 		rc = pp_fail(err, PP_ETRANSIENT,
 			     "%s %s: not sent: its deadline passed while credentials were applied",
@@ -713,6 +754,8 @@ static void expire_overdue(struct pp_http_multi *m)
 
 int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 {
+	if (!m->multi)
+		return 0; /* nothing was ever added */
 	expire_overdue(m);
 	curl_multi_perform(m->multi, &m->running);
 	multi_reap(m);
@@ -747,7 +790,8 @@ void pp_http_multi_free(struct pp_http_multi *m)
 	}
 	while (m->nspare)
 		curl_easy_cleanup(m->spare[--m->nspare]);
-	curl_multi_cleanup(m->multi);
+	if (m->multi)
+		curl_multi_cleanup(m->multi);
 	free(m);
 }
 

@@ -73,6 +73,10 @@ void pp_http_resp_free(struct pp_http_resp *r);
 int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *resp,
 		     struct pp_error *err);
 
+/* Releases libcurl at program exit if a transfer set it up (libcurl and
+ * OpenSSL are initialised by the first transfer, not before). */
+void pp_http_cleanup(void);
+
 /* Blocking single request (no retries). Returns 0 when an HTTP
  * response arrived (any status), PP_ETRANSIENT on transport failure. */
 int pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err);

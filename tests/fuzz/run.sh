@@ -23,6 +23,7 @@ for bin in "$@"; do
 	fuzz_config) seeds=examples ;;
 	fuzz_prefect | fuzz_auth | fuzz_xml) seeds=tests/fuzz/seeds/$name ;;
 	fuzz_yaml) seeds=tests/data/deploy ;;
+	fuzz_pem) seeds=tests/data/keys ;;
 	esac
 	log=$OUT/$name.log
 	# -rss_limit_mb: the parsers cap their input, so more means a leak.

@@ -160,4 +160,19 @@ rc=0
 curl -fsS "$BASE/control/stats" >"$S"
 after=$(jq '[.keyed.requests // {} | to_entries[] | select(.key | test("^control") | not) | .value] | add' "$S")
 [ "$before" = "$after" ] || fail "requests reached the mock with a corrupt store ($before -> $after)"
-echo "cron: two overlapping once --wait, 40 runs, 0 duplicates; corrupt store refused (exit 65)"
+# A service-account key that is not RSA: serve names it at startup, exit
+# 65, although libcurl and OpenSSL are set up only by the first request
+# (the key's shape is checked without them, lib/pem.h); nothing is sent.
+openssl ecparam -name prime256v1 -genkey -noout -out "$T/ec.pem" 2>/dev/null
+jq --rawfile k "$T/ec.pem" '.private_key = $k' "$T/sa.json" >"$T/ec.json"
+chmod 600 "$T/ec.json"
+sed "s|^file = .*sa.json$|file = $T/ec.json|" "$T/pushpool.conf" >"$T/ec.conf"
+grep -q "^file = $T/ec.json$" "$T/ec.conf" || fail "no service-account key file in pushpool.conf"
+rc=0
+timeout 60 "$PUSHPOOL" serve -c "$T/ec.conf" >/dev/null 2>"$T/ec.err" || rc=$?
+[ "$rc" = 65 ] && grep -q "ec.json: private_key is not a PEM RSA key" "$T/ec.err" ||
+	fail "EC service-account key: exit $rc: $(cat "$T/ec.err")"
+curl -fsS "$BASE/control/stats" >"$S"
+[ "$before" = "$(jq '[.keyed.requests // {} | to_entries[] | select(.key | test("^control") | not) | .value] | add' "$S")" ] ||
+	fail "requests reached the mock with an EC service-account key"
+echo "cron: two overlapping once --wait, 40 runs, 0 duplicates; corrupt store and EC key refused (exit 65)"

@@ -3,7 +3,9 @@
  * itself if a reused connection turned out dead) unless it is marked
  * PP_HTTP_RESENDABLE; GETs and resendable requests share kept-alive
  * connections; resendable gRPC calls over h2c are multiplexed on shared
- * HTTP/2 connections. Counted by the fake servers' accepted connections. */
+ * HTTP/2 connections. Counted by the fake servers' accepted connections.
+ * And libcurl set up by the first request, not before: a multi handle
+ * driven while it has nothing to do (a daemon's idle turns). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,6 +66,20 @@ static int connections_for(const char *method, unsigned flags, int n)
 	pp_http_multi_free(m);
 	hs_stop(&s);
 	return __atomic_load_n(&s.connections, __ATOMIC_SEQ_CST);
+}
+
+/* Runs first: nothing in this process has used libcurl yet. */
+static void test_idle_multi_then_first_request(void **state)
+{
+	(void)state;
+	pp_http_multi_free(pp_http_multi_new()); /* never used */
+	struct pp_http_multi *m = pp_http_multi_new();
+	assert_non_null(m);
+	for (int turn = 0; turn < 3; turn++)
+		assert_int_equal(pp_http_multi_run(m, 10), 0);
+	assert_int_equal(pp_http_multi_pending(m), 0);
+	pp_http_multi_free(m);
+	assert_int_equal(connections_for("GET", 0, 2), 1);
 }
 
 static void test_creates_get_their_own_connection(void **state)
@@ -287,6 +303,7 @@ static void test_grpc_calls_not_resendable_get_their_own_connection(void **state
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idle_multi_then_first_request),
 		cmocka_unit_test(test_creates_get_their_own_connection),
 		cmocka_unit_test(test_resendable_and_reads_reuse),
 		cmocka_unit_test(test_grpc_calls_share_h2c_connections),
