@@ -59,7 +59,7 @@ struct pp_ui {
 	bool need_token;
 	struct ui_pool pools[UI_POOLS_MAX];
 	size_t npools;
-	char csp[UI_CSP_MAX];
+	char csp[UI_CSP_MAX]; /* the header, made for the first page served ("" before) */
 };
 
 /* The CSP names the page's inline script and style by their hashes, so a
@@ -125,9 +125,9 @@ int pp_ui_new(const struct pp_config *cfg, const char *store_url, struct pp_metr
 	}
 	pthread_mutex_init(&ui->mu, NULL);
 	ui->metrics = m;
-	int rc = build_csp(ui, err);
+	int rc = 0;
 	const char *tf = cfg->dispatcher.ui_token_file;
-	if (!rc && tf && *tf) {
+	if (tf && *tf) {
 		char *token = NULL;
 		rc = pp_file_read_secret(tf, "ui_token_file", PP_EINVALID, &token, err);
 		if (!rc && strlen(token) > PP_UI_TOKEN_MAX)
@@ -671,9 +671,17 @@ void pp_ui_answer(void *arg, const struct pp_metrics_req *req, struct pp_metrics
 	pthread_mutex_lock(&ui->mu);
 	if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
 		resp->content_type = "text/html; charset=utf-8";
-		resp->headers[h++] = ui->csp;
-		if (pp_buf_append(&resp->body, pp_ui_page, pp_ui_page_len))
-			answer_error(resp, 500, "out of memory");
+		/* Hashed for the first page served, not at startup: hashing sets
+		 * up OpenSSL (about 2 MiB of its pages), which a daemon with
+		 * nothing due has no other use for. */
+		struct pp_error err = {0};
+		if (!ui->csp[0] && build_csp(ui, &err)) {
+			answer_error(resp, 500, "%s", err.msg);
+		} else {
+			resp->headers[h++] = ui->csp;
+			if (pp_buf_append(&resp->body, pp_ui_page, pp_ui_page_len))
+				answer_error(resp, 500, "out of memory");
+		}
 	} else if (!strncmp(url, "/api/", 5)) {
 		resp->content_type = "application/json";
 		const char *what = url + 5;
