@@ -1,16 +1,20 @@
 /* Store writes the loop queues instead of waiting for each (store.h's
- * update_queue): a claim's intents and a turn's submissions go to the
- * store together, which works on them while the loop renders and sends
- * the next, and inflight_settle learns their outcomes at once. A run's
- * request waits for its intent's outcome; a run whose write failed is
- * dropped at the settle, as inflight_store_write drops it at once. */
+ * update_queue): a claim's intents and the submissions answered since the
+ * last settle go to the store together (PostgreSQL: one statement rather
+ * than a round trip each), and inflight_settle learns their outcomes at
+ * once. A run's request waits for its intent's outcome; a run whose write
+ * failed is dropped at the settle, as inflight_store_write drops it at
+ * once. */
 #include "dispatcher/loop_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The loop settles every turn, so this grows to about the writes of one
- * turn (a claim's runs, the submissions answered since). */
+/* Queued writes past which the loop settles even when nothing waits for
+ * them: a claim's worth, more or less. */
+#define QUEUED_WRITES_SETTLE 64
+/* The loop settles at QUEUED_WRITES_SETTLE queued at the latest, plus
+ * what one claim adds, so the array seldom grows past its first size. */
 #define QUEUED_WRITES_FIRST 64
 
 bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u)
@@ -69,10 +73,6 @@ void inflight_settle(struct pp_loop *L)
 	L->nqueued -= n;
 	memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
 }
-
-/* Queued writes past which the loop settles even when nothing waits for
- * them: a claim's worth, more or less. */
-#define QUEUED_WRITES_SETTLE 64
 
 void inflight_settle_if_due(struct pp_loop *L, int64_t now)
 {
