@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base64.h"
 #include "lib/log.h"
 #include "lib/pb.h"
 
@@ -139,28 +140,13 @@ static void percent_decode(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 /* Base64 (standard or URL alphabet, padding optional) into out. */
 static int b64_decode(const char *in, struct pp_buf *out)
 {
 	unsigned acc = 0;
 	int bits = 0;
 	for (; *in && *in != '='; in++) {
-		int v = b64_value(*in);
+		int v = pp_base64_digit((unsigned char)*in, true);
 		if (v < 0)
 			return PP_EINVALID;
 		acc = (acc << 6) | (unsigned)v;

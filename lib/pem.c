@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base64.h"
 #include "lib/err.h"
 
 #define TAG_INTEGER	 0x02
@@ -119,17 +120,6 @@ static bool pkcs8_rsa(struct der d)
 	return seq.p == seq.end;
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /* Base64 between p and end, white space ignored, '=' only at the end;
  * returns the number of bytes written to out (of room), or -1. */
 static long b64_decode(const char *p, const char *end, unsigned char *out, size_t room)
@@ -147,7 +137,7 @@ static long b64_decode(const char *p, const char *end, unsigned char *out, size_
 				return -1;
 			continue;
 		}
-		int v = b64_value(c);
+		int v = pp_base64_digit(c, false);
 		if (v < 0 || pad)
 			return -1;
 		acc = (acc << 6 | (unsigned long)v) & 0xffffff;
