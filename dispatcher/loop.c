@@ -346,15 +346,15 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		/* Idle, pp_exec_poll returns at once: wait on the store's wake-up
 		 * descriptor instead (or just sleep), so a NOTIFYing store wakes
 		 * us the moment a run is scheduled and an idle loop does not spin. */
-		int wake_fd = L.store->ops->wake_fd ? L.store->ops->wake_fd(L.store) : -1;
-		if (pp_exec_active(L.exec)) {
-			pp_exec_poll(L.exec, L.nsubmitting ? 20 : 50);
-		} else {
+		bool busy = pp_exec_active(L.exec);
+		if (!busy)
 			inflight_settle(&L); /* not left unknown while we wait */
-			if (!commit_turn(&turn))
-				poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN},
-				     wake_fd >= 0, 50);
-		}
+		/* After the settle, which may have opened a new connection. */
+		int wake_fd = L.store->ops->wake_fd ? L.store->ops->wake_fd(L.store) : -1;
+		if (busy)
+			pp_exec_poll(L.exec, L.nsubmitting ? 20 : 50);
+		else if (!commit_turn(&turn))
+			poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN}, wake_fd >= 0, 50);
 		if (turn.rc) {
 			rc = turn.rc;
 			*err = turn.err;
