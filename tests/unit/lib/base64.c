@@ -8,8 +8,7 @@
 
 #include "lib/base64.h"
 
-static const char standard[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char standard[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static void test_every_digit_has_its_place(void **state)
 {
