@@ -948,6 +948,8 @@ void inflight_check_cancels(struct pp_loop *L)
 		return;
 	}
 	for (int i = 0; i < n; i++) {
+		if (loop_ahead_cancel(L, ids[i]))
+			continue;
 		for (struct inflight *a = L->runs; a; a = a->next) {
 			if (strcmp(a->rec.id, ids[i]) || a->cancel_wanted)
 				continue;

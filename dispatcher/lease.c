@@ -85,6 +85,8 @@ void lease_release_all(struct pp_loop *L)
 			inflight_free(L, L->runs);
 		return;
 	}
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		loop_ahead_release(L, p);
 	while (L->runs) {
 		struct inflight *a = L->runs;
 		struct pp_run_update u = {.state = a->rec.state,

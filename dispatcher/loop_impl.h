@@ -33,6 +33,10 @@ struct pool_rt {
 	bool hungry;   /* loop_claim: took all of its share and could take more */
 	bool backlog;  /* its last claim filled its part: more of its runs may be due */
 	bool in_claim; /* loop_claim: offered slots in this claim turn */
+	/* Runs claimed ahead of a free slot (loop_pools.c): leased to us,
+	 * still SCHEDULED, started in claim order as slots free. */
+	struct pp_run_rec *ahead;
+	int nahead, ahead_first;
 	struct pool_rt *next;
 };
 
@@ -140,6 +144,11 @@ struct pool_rt *loop_pool_find(struct pp_loop *L, const char *name);
 /* Claim what is due, each pool its fair share: all pools (a timed claim,
  * a wake-up), or only those with a backlog. Returns runs claimed. */
 int loop_claim(struct pp_loop *L, bool all);
+/* A cancel requested for a run claimed ahead: true when it is one, which
+ * is then cancelled instead of submitted when it starts. */
+bool loop_ahead_cancel(struct pp_loop *L, const char *id);
+/* Give the runs pool p claimed ahead back to the store, leases released. */
+void loop_ahead_release(struct pp_loop *L, struct pool_rt *p);
 /* Load the configuration again; on any problem keep the running one. */
 int loop_reload(struct pp_loop *L);
 void loop_drop_retired_pools(struct pp_loop *L);

@@ -11,8 +11,18 @@
 #include "lib/log.h"
 #include "lib/intern.h"
 
+static void ahead_drop(struct pool_rt *p)
+{
+	for (int i = p->ahead_first; i < p->ahead_first + p->nahead; i++)
+		pp_run_rec_free(&p->ahead[i]);
+	free(p->ahead);
+	p->ahead = NULL;
+	p->nahead = p->ahead_first = 0;
+}
+
 static void pool_release(struct pool_rt *p)
 {
+	ahead_drop(p);
 	pp_pool_close(p->p);
 	pp_intern_drop(p->job_ref);
 	free(p);
@@ -70,30 +80,117 @@ static int pool_capacity(struct pp_loop *L, struct pool_rt *p)
 	return cap > 0 ? (int)(cap > 256 ? 256 : cap) : 0;
 }
 
+#define CLAIM_AHEAD_MAX 64
+
+/* Runs a claim of cap takes beyond the free slots of pool p: a busy pool
+ * then reads the store once per that many submissions rather than once
+ * per submission, and a submission slot that frees is filled without a
+ * store round trip first. Only runs the in-flight caps have room for: a
+ * run claimed ahead waits for a submission slot (seconds at most), never
+ * for a run in flight to end, which could take hours while another
+ * dispatcher had room for it. */
+static int ahead_for(const struct pp_loop *L, const struct pool_rt *p, int cap)
+{
+	if (L->opts->once)
+		return 0;
+	long ahead = L->cfg->dispatcher.max_submitting / 4;
+	long room = L->cfg->dispatcher.max_in_flight - (L->ninflight - L->nheld) - cap;
+	if (p->p->max_in_flight > 0 && p->p->max_in_flight - p->in_flight - cap < room)
+		room = p->p->max_in_flight - p->in_flight - cap;
+	if (room < ahead)
+		ahead = room;
+	if (ahead > CLAIM_AHEAD_MAX)
+		ahead = CLAIM_AHEAD_MAX;
+	return ahead > 0 ? (int)ahead : 0;
+}
+
+/* Start up to cap runs claimed ahead; returns runs started. */
+static int start_ahead(struct pp_loop *L, struct pool_rt *p, int cap)
+{
+	int n = 0;
+	while (n < cap && p->nahead > 0) {
+		inflight_start(L, &p->ahead[p->ahead_first++]);
+		p->nahead--;
+		n++;
+	}
+	if (!p->nahead)
+		ahead_drop(p);
+	return n;
+}
+
+void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
+{
+	for (int i = p->ahead_first; i < p->ahead_first + p->nahead; i++) {
+		struct pp_run_update u = {.state = PP_ST_SCHEDULED,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .release_lease = true};
+		struct pp_error err = {0};
+		/* A failure leaves the lease to lapse, as after a crash. */
+		if (L->store->ops->update(L->store, p->ahead[i].id, p->ahead[i].fence, &u, &err))
+			pp_debug("run %s: releasing its lease failed: %s", p->ahead[i].id, err.msg);
+	}
+	ahead_drop(p);
+}
+
+bool loop_ahead_cancel(struct pp_loop *L, const char *id)
+{
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		for (int i = p->ahead_first; i < p->ahead_first + p->nahead; i++) {
+			if (strcmp(p->ahead[i].id, id))
+				continue;
+			/* Out of the queue, and ended at once: inflight_start
+			 * cancels a run not yet submitted, slot or no slot. */
+			struct pp_run_rec rec = p->ahead[i];
+			memmove(&p->ahead[i], &p->ahead[i + 1],
+				(size_t)(p->ahead_first + p->nahead - i - 1) * sizeof(rec));
+			if (!--p->nahead)
+				ahead_drop(p);
+			rec.cancel_requested = true;
+			inflight_start(L, &rec);
+			return true;
+		}
+	return false;
+}
+
 /* Claim up to cap runs of pool p; returns runs claimed. */
 static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 {
 	struct pp_run_rec *recs = NULL;
 	int n = 0;
 	struct pp_error err = {0};
+	int started = start_ahead(L, p, cap);
+	if (started == cap) {
+		p->backlog = true;
+		return started;
+	}
+	cap -= started;
+	int ahead = ahead_for(L, p, cap);
 	int64_t claimed_at = pp_mono_ms();
 	int rc = L->store->ops->claim(L->store, p->p->name, L->owner,
-				      (int64_t)(L->cfg->dispatcher.lease_seconds * 1000), cap,
-				      &recs, &n, &err);
+				      (int64_t)(L->cfg->dispatcher.lease_seconds * 1000),
+				      cap + ahead, &recs, &n, &err);
 	if (rc) {
 		pp_metrics_count(L->metrics, "store_errors", 1);
 		pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
-		return 0;
+		return started;
 	}
 	/* Holding nothing before, these fresh leases are the oldest. */
 	if (n && !L->ninflight)
 		lease_set_until(L, claimed_at + (int64_t)(L->cfg->dispatcher.lease_seconds * 1000));
-	pp_debug("claim %u: pool %s: %d of %d run(s)", L->claim_turn, p->p->name, n, cap);
-	for (int i = 0; i < n; i++)
+	pp_debug("claim %u: pool %s: %d of %d run(s)", L->claim_turn, p->p->name, n, cap + ahead);
+	int now = n < cap ? n : cap;
+	for (int i = 0; i < now; i++)
 		inflight_start(L, &recs[i]);
-	free(recs);
-	p->backlog = n == cap;
-	return n;
+	if (n > now) {
+		p->ahead = recs;
+		p->ahead_first = now;
+		p->nahead = n - now;
+	} else {
+		free(recs);
+	}
+	p->backlog = n == cap + ahead || p->nahead > 0;
+	return started + now;
 }
 
 /* Offer pool p its part of the free slots (left pools still to serve,
@@ -185,6 +282,25 @@ int loop_reload(struct pp_loop *L)
 		loop_pools_free(pools);
 		pp_config_free(&fresh);
 		return rc;
+	}
+	/* Runs claimed ahead go to the new pool of their name, or back to the
+	 * store when their pool is gone. */
+	for (struct pool_rt *p = L->pools; p; p = p->next) {
+		if (p->retired || !p->nahead)
+			continue;
+		struct pool_rt *to = pools;
+		while (to && strcmp(to->p->name, p->p->name))
+			to = to->next;
+		if (to) {
+			to->ahead = p->ahead;
+			to->nahead = p->nahead;
+			to->ahead_first = p->ahead_first;
+			to->backlog = true;
+			p->ahead = NULL;
+			p->nahead = p->ahead_first = 0;
+		} else {
+			loop_ahead_release(L, p);
+		}
 	}
 	/* Runs under way keep their pool objects; new claims use the new ones. */
 	struct pool_rt **tail = &pools;
