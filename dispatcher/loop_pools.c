@@ -135,8 +135,9 @@ void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
 
 bool loop_ahead_cancel(struct pp_loop *L, const char *id)
 {
+	/* A retired pool has none: loop_reload moved or released them. */
 	for (struct pool_rt *p = L->pools; p; p = p->next)
-		for (int i = p->ahead_first; i < p->ahead_first + p->nahead; i++) {
+		for (int i = p->ahead_first; !p->retired && i < p->ahead_first + p->nahead; i++) {
 			if (strcmp(p->ahead[i].id, id))
 				continue;
 			/* Out of the queue, and ended at once: inflight_start

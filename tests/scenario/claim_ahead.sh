@@ -7,9 +7,10 @@
 # races the clock.
 #  - Stopping gives the run claimed ahead back: SCHEDULED, no lease, so
 #    another dispatcher can take it at once.
-#  - A cancel of a run claimed ahead ends it at once, CANCELLED, without a
-#    submission (no SUBMITTING event, no RunTask for it), while no slot has
-#    freed.
+#  - A reload keeps it claimed ahead, in the new pool of its name: a
+#    cancel still reaches it, and ends it at once, CANCELLED, without a
+#    submission (no SUBMITTING event), while no slot has freed.
+#  - A reload that removes its pool gives it back at once.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 T=$(mktemp -d)
@@ -79,6 +80,14 @@ curl -fsS -X POST -H 'Content-Type: application/json' -d '{"name":"*","on":false
 	"$BASE/control/behaviours" >/dev/null
 start cancel
 held=$(db "$HELD")
+reloads() { grep -c 'configuration reloaded' "$T/serve.log" || true; }
+kill -HUP "$SERVE_PID"
+i=0
+while [ "$(reloads)" != 1 ]; do
+	i=$((i + 1))
+	[ $i -gt 200 ] && fail "no reload"
+	sleep 0.1
+done
 "$PUSHPOOL" runs -c "$T/pushpool.conf" cancel "$held" >/dev/null
 wait_for CANCELLED "SELECT state FROM runs WHERE id = '$held'" "cancelled run claimed ahead"
 [ "$(db "SELECT count(*) FROM run_events WHERE run_id = '$held' AND state = 'SUBMITTING'")" = 0 ] ||
@@ -88,6 +97,18 @@ db "SELECT last_error FROM runs WHERE id = '$held'" | grep -q 'before submission
 # The four others still hold their slots: the cancel did not wait for one.
 [ "$(db "SELECT count(*) FROM runs WHERE state = 'SUBMITTING'")" = 4 ] ||
 	fail "the cancel waited for a slot"
+kill -INT "$SERVE_PID"
+wait "$SERVE_PID" || fail "serve exited $? after SIGINT"
+SERVE_PID=
+
+# A reload without the run's pool, on a new store.
+start removed
+held=$(db "$HELD")
+awk '/^\[/ { skip = ($0 == "[pool \"ecs\"]") } !skip' "$T/pushpool.conf" >"$T/less.conf"
+cp "$T/less.conf" "$T/pushpool.conf"
+kill -HUP "$SERVE_PID"
+wait_for "SCHEDULED,-" "SELECT state || ',' || COALESCE(lease_owner, '-') FROM runs
+	WHERE id = '$held'" "run claimed ahead of a removed pool"
 kill -INT "$SERVE_PID"
 wait "$SERVE_PID" || fail "serve exited $? after SIGINT"
 SERVE_PID=
