@@ -19,7 +19,10 @@ SERVE_PID=
 cleanup() {
 	[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
 	# SIGKILL: a plain kill would wait out the answers it still holds.
-	[ -n "$MOCK_PID" ] && kill -9 "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+	if [ -n "$MOCK_PID" ]; then
+		kill -9 "$MOCK_PID" 2>/dev/null
+		wait "$MOCK_PID" 2>/dev/null || true
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
