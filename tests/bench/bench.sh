@@ -213,6 +213,41 @@ baseline_pass() { # POOL RUNS LATENCY_MS
 	pass_rate=$(printf '%s' "$b" | jq .runs_per_s)
 	pass_req=$(per_run_requests "$2")
 }
+# Passes of two sides, side_a and side_b (functions the caller defines,
+# each setting pass_rate and pass_req), in the order A B B A: a drift of
+# the machine or the mock over the passes falls on both sides alike. The
+# rates go to A_RATES and B_RATES, the first pass's pass_req of each side to
+# A_REQ and B_REQ. A pass that stalls (about one Modal baseline pass in six
+# runs at a tenth of the others' rate, waiting on idle virtual CPUs: step
+# 20) would move a mean of two by half: when the two passes of a side are
+# more than 1.5 times apart, each side gets three more passes (B, A in
+# turn), and the figure is each side's median of five (JQ_MID).
+ab_passes() { # WHAT
+	side_a
+	a1=$pass_rate A_REQ=$pass_req
+	side_b
+	b1=$pass_rate B_REQ=$pass_req
+	side_b
+	b2=$pass_rate
+	side_a
+	a2=$pass_rate
+	A_RATES="$a1 $a2" B_RATES="$b1 $b2"
+	agree=$(jq -n --argjson a "[$a1, $a2]" --argjson b "[$b1, $b2]" \
+		'[$a, $b] | all(max <= 1.5 * ([min, 0.01] | max))')
+	if [ "$agree" = false ]; then
+		note "$1: passes disagree ($A_RATES / $B_RATES), three more of each"
+		for _ in 1 2 3; do
+			side_b
+			B_RATES="$B_RATES $pass_rate"
+			side_a
+			A_RATES="$A_RATES $pass_rate"
+		done
+	fi
+}
+# Two passes: their mean; five: their median.
+JQ_MID='def mid: if length > 2 then sort[length / 2 | floor] else add / length end;'
+json_list() { echo "[$(echo $1 | tr ' ' ',')]"; }
+
 throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	pool=$1 lat=$2 extra=${3:-} label=${4:-default}
 	runs=$RUNS
@@ -220,42 +255,16 @@ throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	# polls), so its rate is bound by that, not by CPU: fewer runs suffice.
 	[ "$pool" = aci ] && runs=$((RUNS / 5))
 	note "throughput: $pool, +$lat ms, $label config"
-	# Dispatcher, baseline, baseline, dispatcher; each side's mean: a
-	# drift of the machine or the mock over the four passes falls on
-	# both sides alike.
-	dispatcher_pass "$pool" "$runs" "$lat" "$extra"
-	d1=$pass_rate disp_req=$pass_req
-	baseline_pass "$pool" "$runs" "$lat"
-	b1=$pass_rate base_req=$pass_req
-	baseline_pass "$pool" "$runs" "$lat"
-	b2=$pass_rate
-	dispatcher_pass "$pool" "$runs" "$lat" "$extra"
-	d2=$pass_rate
-	dp="$d1 $d2" bp="$b1 $b2"
-	# A pass that stalls (about one Modal baseline pass in six runs at a
-	# tenth of the others' rate, waiting on idle virtual CPUs: step 20) would
-	# move a mean of two by half: when the two passes of a side are more
-	# than 1.5 times apart, each side gets three more passes (baseline,
-	# dispatcher, in turn) and the figure is each side's median of five.
-	agree=$(jq -n --argjson a "[$d1, $d2]" --argjson b "[$b1, $b2]" \
-		'[$a, $b] | all(max <= 1.5 * ([min, 0.01] | max))')
-	if [ "$agree" = false ]; then
-		note "throughput: $pool, +$lat ms: passes disagree ($dp / $bp), three more of each"
-		for _ in 1 2 3; do
-			baseline_pass "$pool" "$runs" "$lat"
-			bp="$bp $pass_rate"
-			dispatcher_pass "$pool" "$runs" "$lat" "$extra"
-			dp="$dp $pass_rate"
-		done
-	fi
-	same=$(jq -n --argjson a "$disp_req" --argjson b "$base_req" '$a == $b')
+	side_a() { dispatcher_pass "$pool" "$runs" "$lat" "$extra"; }
+	side_b() { baseline_pass "$pool" "$runs" "$lat"; }
+	ab_passes "throughput: $pool, +$lat ms"
+	same=$(jq -n --argjson a "$A_REQ" --argjson b "$B_REQ" '$a == $b')
 	emit "$(jq -nc --arg pool "$pool" --argjson lat "$lat" --arg cfg "$label" \
-		--argjson dp "[$(echo $dp | tr ' ' ',')]" --argjson bp "[$(echo $bp | tr ' ' ',')]" \
-		--argjson dreq "$disp_req" \
-		--argjson breq "$base_req" --argjson same "$same" --argjson n "$runs" \
+		--argjson dp "$(json_list "$A_RATES")" --argjson bp "$(json_list "$B_RATES")" \
+		--argjson dreq "$A_REQ" \
+		--argjson breq "$B_REQ" --argjson same "$same" --argjson n "$runs" \
 		--argjson c "$CONC" \
-		'def mid: if length > 2 then sort[length / 2 | floor] else add / length end;
-		($dp | mid * 100 | round / 100) as $rate
+		"$JQ_MID"'($dp | mid * 100 | round / 100) as $rate
 		| ($bp | mid * 100 | round / 100) as $base
 		| {figure: "throughput", pool: $pool, latency_ms: $lat, config: $cfg, runs: $n,
 		  concurrency: $c, runs_per_s: $rate, baseline_runs_per_s: $base,
@@ -479,23 +488,18 @@ if only curve; then
 			mock_reset
 			serve_until_submitted "hist$phase" "$cf" $(($1 + HISTORY_RUNS))
 			stop_serve
-			pass_rate=$(store_rate "hist$phase" "$since")
+			pass_rate=$(store_rate "hist$phase" "$since") pass_req=null
 		}
-		hist_pass 0
-		e1=$pass_rate
-		hist_pass "$hist"
-		h1=$pass_rate
-		hist_pass "$hist"
-		h2=$pass_rate
-		hist_pass 0
-		e2=$pass_rate
+		side_a() { hist_pass 0; }
+		side_b() { hist_pass "$hist"; }
+		ab_passes "curve: throughput with $hist finished runs stored"
 		emit "$(jq -nc --argjson n "$hist" --argjson runs "$HISTORY_RUNS" \
-			--argjson e1 "$e1" --argjson e2 "$e2" --argjson h1 "$h1" --argjson h2 "$h2" \
-			'(($h1 + $h2) / 2 * 100 | round / 100) as $rate
-			| (($e1 + $e2) / 2 * 100 | round / 100) as $base
+			--argjson ep "$(json_list "$A_RATES")" --argjson hp "$(json_list "$B_RATES")" \
+			"$JQ_MID"'($hp | mid * 100 | round / 100) as $rate
+			| ($ep | mid * 100 | round / 100) as $base
 			| {figure: "curve_history", pool: "ecs", stored: $n, runs: $runs,
 			  runs_per_s: $rate, empty_runs_per_s: $base,
-			  passes: {history: [$h1, $h2], empty: [$e1, $e2]},
+			  passes: {history: $hp, empty: $ep},
 			  ratio: (($rate / $base) * 100 | round / 100)}')"
 	fi
 	first_p50=
