@@ -180,18 +180,18 @@ static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 	if (n && !L->ninflight)
 		lease_set_until(L, claimed_at + (int64_t)(L->cfg->dispatcher.lease_seconds * 1000));
 	pp_debug("claim %u: pool %s: %d of %d run(s)", L->claim_turn, p->p->name, n, cap + ahead);
-	int now = n < cap ? n : cap;
-	for (int i = 0; i < now; i++)
+	int to_start = n < cap ? n : cap;
+	for (int i = 0; i < to_start; i++)
 		inflight_start(L, &recs[i]);
-	if (n > now) {
+	if (n > to_start) {
 		p->ahead = recs;
-		p->ahead_first = now;
-		p->nahead = n - now;
+		p->ahead_first = to_start;
+		p->nahead = n - to_start;
 	} else {
 		free(recs);
 	}
 	p->backlog = n == cap + ahead || p->nahead > 0;
-	return started + now;
+	return started + to_start;
 }
 
 /* Offer pool p its part of the free slots (left pools still to serve,
