@@ -90,6 +90,10 @@ struct sqlite_store {
 		bool gone;
 	} verdicts[OWNER_VERDICTS];
 	int nverdicts;
+	/* Dead owners whose lock files may go once what took their leases is
+	 * committed (forget_dead_owners). */
+	char dead[OWNER_VERDICTS][OWNER_MAX];
+	int ndead;
 };
 
 static const char *const migrations[] = {
@@ -260,26 +264,43 @@ static bool owner_gone(struct sqlite_store *s, const char *owner)
 	return gone;
 }
 
-/* A dead owner's lock file goes once none of its leases is left to free. */
+/* Remember this claim's dead owners: their lock files may go once what
+ * the claim took is committed. */
+static void note_dead_owners(struct sqlite_store *s)
+{
+	for (int i = 0; i < s->nverdicts; i++) {
+		if (!s->verdicts[i].gone)
+			continue;
+		bool known = false;
+		for (int j = 0; j < s->ndead && !known; j++)
+			known = !strcmp(s->dead[j], s->verdicts[i].owner);
+		if (!known && s->ndead < OWNER_VERDICTS)
+			memcpy(s->dead[s->ndead++], s->verdicts[i].owner, OWNER_MAX);
+	}
+}
+
+/* A dead owner's lock file goes once none of its leases is left to free,
+ * in the committed store. Inside a turn a claim's commit only releases a
+ * savepoint: a dispatcher killed before the turn committed had its claims
+ * rolled back, the dead owner's leases back with it, and, had its file
+ * gone already, that owner would have looked alive until its leases
+ * expired (recovery.sh, with make check's load). */
 static void forget_dead_owners(struct sqlite_store *s)
 {
-	bool any = false;
-	for (int i = 0; i < s->nverdicts && !any; i++)
-		any = s->verdicts[i].gone;
-	if (!any)
+	int n = s->ndead;
+	s->ndead = 0;
+	if (!n)
 		return;
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM runs WHERE lease_owner = ? LIMIT 1", -1, &st,
 			       NULL) != SQLITE_OK)
 		return;
-	for (int i = 0; i < s->nverdicts; i++) {
-		if (!s->verdicts[i].gone)
-			continue;
+	for (int i = 0; i < n; i++) {
 		sqlite3_reset(st);
-		sqlite3_bind_text(st, 1, s->verdicts[i].owner, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, s->dead[i], -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_DONE) {
 			char file[PATH_MAX];
-			owner_file(s, s->verdicts[i].owner, file, sizeof(file));
+			owner_file(s, s->dead[i], file, sizeof(file));
 			unlink(file);
 		}
 	}
@@ -482,15 +503,20 @@ static int sqlite_turn_end(struct pp_store *base, struct pp_error *err)
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	bool open = s->turn_tx, lost = s->turn_lost || (open && sqlite3_get_autocommit(s->db));
 	s->turn = s->turn_tx = s->turn_lost = false;
-	if (lost)
+	if (lost) {
+		s->ndead = 0; /* their leases came back with the rollback */
 		return pp_fail(err, PP_EIO, "store %s: this turn's transaction was rolled back",
 			       s->path);
-	if (!open)
-		return 0;
-	int rc = tx_exec(s, TX_COMMIT, err);
-	if (rc && !sqlite3_get_autocommit(s->db))
-		tx_exec(s, TX_ROLLBACK, NULL);
-	return rc;
+	}
+	int rc = open ? tx_exec(s, TX_COMMIT, err) : 0;
+	if (rc) {
+		s->ndead = 0;
+		if (!sqlite3_get_autocommit(s->db))
+			tx_exec(s, TX_ROLLBACK, NULL);
+		return rc;
+	}
+	forget_dead_owners(s);
+	return 0;
 }
 
 static char *col_text(sqlite3_stmt *st, int i)
@@ -883,7 +909,9 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 		return rc;
 	}
 	s->quarantined_at = version;
-	forget_dead_owners(s);
+	note_dead_owners(s);
+	if (!s->turn)
+		forget_dead_owners(s);
 	return 0;
 }
 
