@@ -11,9 +11,65 @@
 #include "store/deploy.h"
 #include "tests/unit/store/fixture.h"
 
+/* Another dispatcher, as a child process with its own store handle: it
+ * runs its act, reports the verdict by one byte (valgrind makes the exit
+ * status its own: the handle is never closed, so never freed), and lives
+ * until child_end, then dies without commit, release or close, as if
+ * killed. Its owner is alive until then. */
+struct child {
+	pid_t pid;
+	int up[2];
+	int down[2];
+};
+
+typedef bool child_act(struct pp_store *c, const void *arg);
+
+static void child_start(struct child *ch, child_act *act, const void *arg)
+{
+	assert_int_equal(pipe(ch->up), 0);
+	assert_int_equal(pipe(ch->down), 0);
+	ch->pid = fork();
+	assert_true(ch->pid >= 0);
+	if (ch->pid == 0) {
+		struct pp_store *c = NULL;
+		struct pp_error err = {0};
+		char ok = pp_store_open(sqlite_path, &c, &err) == 0 && act(c, arg);
+		close(ch->down[1]);
+		(void)!write(ch->up[1], &ok, 1);
+		(void)!read(ch->down[0], &ok, 1);
+		_exit(0);
+	}
+	char ok = 0;
+	assert_int_equal(read(ch->up[0], &ok, 1), 1);
+	assert_true(ok);
+}
+
+static void child_end(struct child *ch)
+{
+	close(ch->down[1]);
+	assert_int_equal(waitpid(ch->pid, NULL, 0), ch->pid);
+	close(ch->up[0]);
+	close(ch->up[1]);
+	close(ch->down[0]);
+}
+
+/* Claims every due run of pool "a" (two in these tests) as owner arg. */
+static bool claim_both(struct pp_store *c, const void *owner)
+{
+	struct pp_error err = {0};
+	struct pp_run_rec *runs = NULL;
+	int n = 0;
+	return c->ops->claim(c, "a", owner, 600000, 10, &runs, &n, &err) == 0 && n == 2;
+}
+
+/* The lock file of owner "doomed", hex-named. */
+static void doomed_lock(char *buf, size_t size)
+{
+	snprintf(buf, size, "%s.owners/%s", sqlite_path, "646f6f6d6564");
+}
+
 /* A lease whose owner process died (kill -9) is free at once; a live
- * owner's lease is not. The child claims through its own handle, reports,
- * waits for a byte, then dies without releasing anything. */
+ * owner's lease is not. */
 static void test_dead_owner_lease_is_free_at_once(void **state)
 {
 	struct pp_store *s = *state;
@@ -21,50 +77,35 @@ static void test_dead_owner_lease_is_free_at_once(void **state)
 	char id[PP_ID_LEN], id2[PP_ID_LEN];
 	schedule(s, "a", 1, pp_wall_ms() - 1, id);
 	schedule(s, "a", 0, pp_wall_ms() - 1, id2);
-	int up[2], down[2];
-	assert_int_equal(pipe(up), 0);
-	assert_int_equal(pipe(down), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct pp_store *c = NULL;
-		struct pp_run_rec *runs = NULL;
-		int n = 0;
-		char ok = pp_store_open(sqlite_path, &c, &err) == 0 &&
-			  c->ops->claim(c, "a", "doomed", 600000, 10, &runs, &n, &err) == 0 &&
-			  n == 2;
-		(void)!write(up[1], &ok, 1);
-		(void)!read(down[0], &ok, 1);
-		_exit(0); /* no close, no release: as if killed */
-	}
-	char ok = 0;
-	assert_int_equal(read(up[0], &ok, 1), 1);
-	assert_true(ok);
+	struct child doomed;
+	child_start(&doomed, claim_both, "doomed");
 	struct pp_run_rec *runs;
 	int n;
 	assert_int_equal(s->ops->claim(s, "a", "survivor", 600000, 10, &runs, &n, &err), 0);
 	assert_int_equal(n, 0); /* the owner lives: its 10-minute lease holds */
 	free(runs);
-	assert_int_equal(write(down[1], "x", 1), 1);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
+	child_end(&doomed);
 	/* One at a time: the dead owner stays dead for the second claim too. */
 	assert_int_equal(s->ops->claim(s, "a", "survivor", 600000, 1, &runs, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(runs[0].id, id);
 	pp_run_recs_free(runs, n);
 	char lock[256];
-	snprintf(lock, sizeof(lock), "%s.owners/%s", sqlite_path, "646f6f6d6564"); /* "doomed" */
+	doomed_lock(lock, sizeof(lock));
 	assert_int_equal(access(lock, F_OK), 0);
 	assert_int_equal(s->ops->claim(s, "a", "survivor", 600000, 1, &runs, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(runs[0].id, id2);
 	pp_run_recs_free(runs, n);
 	assert_int_equal(access(lock, F_OK), -1); /* nothing left to free: forgotten */
-	close(up[0]);
-	close(up[1]);
-	close(down[0]);
-	close(down[1]);
+}
+
+/* In a turn it never ends, takes both runs back from the dead "doomed",
+ * whose lock file is still there while the turn is uncommitted. */
+static bool take_in_turn(struct pp_store *c, const void *lock)
+{
+	c->ops->turn_begin(c);
+	return claim_both(c, "taker") && access(lock, F_OK) == 0;
 }
 
 /* A dispatcher that takes every lease of a dead owner inside a turn, and is
@@ -81,40 +122,12 @@ static void test_dead_owner_outlives_a_turn_that_died(void **state)
 	schedule(s, "a", 0, pp_wall_ms() - 1, id);
 	schedule(s, "a", 0, pp_wall_ms() - 1, id2);
 	char lock[256];
-	snprintf(lock, sizeof(lock), "%s.owners/%s", sqlite_path, "646f6f6d6564"); /* "doomed" */
-	/* Each child claims through its own handle and dies without a word:
-	 * "doomed" takes both runs; "taker" takes them back from the dead
-	 * owner in a turn it never ends. */
-	const char *owners[] = {"doomed", "taker"};
-	for (int k = 0; k < 2; k++) {
-		int up[2];
-		assert_int_equal(pipe(up), 0);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			/* Its verdict by a byte: valgrind makes the exit status its
-			 * own (the handle is never closed, so never freed). */
-			struct pp_store *c = NULL;
-			struct pp_run_rec *runs = NULL;
-			int n = 0;
-			char ok = pp_store_open(sqlite_path, &c, &err) == 0;
-			if (ok && k == 1)
-				c->ops->turn_begin(c);
-			ok = ok &&
-			     c->ops->claim(c, "a", owners[k], 600000, 10, &runs, &n, &err) == 0 &&
-			     n == 2;
-			/* taker's claim took every lease doomed had, uncommitted */
-			ok = ok && (k == 0 || access(lock, F_OK) == 0);
-			(void)!write(up[1], &ok, 1);
-			_exit(0); /* no commit, no release: as if killed */
-		}
-		char ok = 0;
-		assert_int_equal(read(up[0], &ok, 1), 1);
-		assert_true(ok);
-		assert_int_equal(waitpid(pid, NULL, 0), pid);
-		close(up[0]);
-		close(up[1]);
-	}
+	doomed_lock(lock, sizeof(lock));
+	struct child ch;
+	child_start(&ch, claim_both, "doomed");
+	child_end(&ch);
+	child_start(&ch, take_in_turn, lock);
+	child_end(&ch);
 	assert_int_equal(access(lock, F_OK), 0);
 	struct pp_run_rec *runs;
 	int n;
@@ -356,6 +369,23 @@ static void test_turn_commits_its_writes_together(void **state)
 	pp_run_recs_free(runs, 2);
 }
 
+/* Claims both runs of pool "p" and commits their first step in one turn,
+ * then writes their next steps in a second turn it never ends. */
+static bool two_turns_the_second_unended(struct pp_store *c, const void *unused)
+{
+	(void)unused;
+	struct pp_error err = {0};
+	struct pp_run_rec *runs = NULL;
+	int n = 0;
+	c->ops->turn_begin(c);
+	if (c->ops->claim(c, "p", "doomed", 600000, 2, &runs, &n, &err) || n != 2 ||
+	    write_state(c, &runs[0], PP_ST_SUBMITTING, runs[0].fence) || c->ops->turn_end(c, &err))
+		return false;
+	c->ops->turn_begin(c);
+	return !write_state(c, &runs[0], PP_ST_SUBMITTED, runs[0].fence) &&
+	       !write_state(c, &runs[1], PP_ST_SUBMITTING, runs[1].fence);
+}
+
 /* A dispatcher killed in the middle of a turn: what its earlier turns
  * committed (the intent it sent requests under) is there, the unfinished
  * turn is not, and its runs are claimable again at once. */
@@ -366,37 +396,9 @@ static void test_crash_mid_turn_keeps_committed_turns(void **state)
 	char a[PP_ID_LEN], b[PP_ID_LEN];
 	schedule(s, "p", 1, pp_wall_ms() - 1, a);
 	schedule(s, "p", 0, pp_wall_ms() - 1, b);
-	int up[2];
-	assert_int_equal(pipe(up), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct pp_store *c = NULL;
-		struct pp_run_rec *runs = NULL;
-		int n = 0;
-		bool ok = pp_store_open(sqlite_path, &c, &err) == 0;
-		if (ok) {
-			c->ops->turn_begin(c);
-			ok = c->ops->claim(c, "p", "doomed", 600000, 2, &runs, &n, &err) == 0 &&
-			     n == 2 && !write_state(c, &runs[0], PP_ST_SUBMITTING, runs[0].fence) &&
-			     !c->ops->turn_end(c, &err);
-		}
-		if (ok) {
-			c->ops->turn_begin(c);
-			ok = !write_state(c, &runs[0], PP_ST_SUBMITTED, runs[0].fence) &&
-			     !write_state(c, &runs[1], PP_ST_SUBMITTING, runs[1].fence);
-		}
-		char byte = ok;
-		(void)!write(up[1], &byte, 1);
-		_exit(0); /* killed mid-turn: no commit, no close */
-	}
-	char ok = 0;
-	assert_int_equal(read(up[0], &ok, 1), 1);
-	assert_true(ok);
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	close(up[0]);
-	close(up[1]);
+	struct child doomed;
+	child_start(&doomed, two_turns_the_second_unended, NULL);
+	child_end(&doomed);
 	int nev;
 	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTING);
 	assert_int_equal(nev, 2);
