@@ -43,6 +43,29 @@ struct pp_db_ops {
 		     struct pp_run_rec *out, bool *got, struct pp_error *err);
 };
 
+/* A later migration of both backends: the indexes on columns that most
+ * runs leave NULL hold only the runs that have a value. A run scheduled
+ * here has no schedule slot, deployment or source reference, and a run
+ * nobody holds (every finished one) has no lease owner. A state change
+ * then writes none of these indexes for such a run: SQLite rewrites an
+ * index whose columns change (runs_deployment holds the state),
+ * PostgreSQL adds an entry to every index whose predicate the new row
+ * version meets (issue 23). Lookups name the column with `=`, which
+ * implies IS NOT NULL to both planners; uniqueness is unchanged, as NULLs
+ * never collide. And no planner can read runs_owner for `lease_owner IS
+ * NULL`, every finished run, when it means the due runs (as a claim on a
+ * new PostgreSQL store did). */
+#define PP_SPARSE_INDEX_MIGRATION                                                                  \
+	"DROP INDEX runs_owner;"                                                                   \
+	"CREATE INDEX runs_owner ON runs(lease_owner) WHERE lease_owner IS NOT NULL;"              \
+	"DROP INDEX runs_slot;"                                                                    \
+	"CREATE UNIQUE INDEX runs_slot ON runs(slot_key) WHERE slot_key IS NOT NULL;"              \
+	"DROP INDEX runs_deployment;"                                                              \
+	"CREATE INDEX runs_deployment ON runs(deployment, state) WHERE deployment IS NOT NULL;"    \
+	"DROP INDEX runs_source_ref;"                                                              \
+	"CREATE UNIQUE INDEX runs_source_ref ON runs(source, source_ref)"                          \
+	" WHERE source_ref IS NOT NULL;"
+
 /* Migration 2 of both backends (the same text: it sticks to types both
  * accept): deployments, their schedules, work queues, pool settings, and
  * the runs' queue, waiting reason, slot and schedule keys. */

@@ -1246,7 +1246,8 @@ int pp_deploy_claim_due(struct pp_store *s, const char *pool, const char *owner,
 	bool held = false, fast = false;
 	/* One pool without work queues (the common case: every run in its
 	 * default queue, so queue priority orders nothing): the first max + 1
-	 * due runs in the order of the runs_due index are the candidates,
+	 * due runs in the claim's order (the due runs' index: SQLite's
+	 * runs_due, PostgreSQL's runs_due_order) are the candidates,
 	 * read without numbering every due run of the pool as the window
 	 * below does. Only when some of them are held back, and more are
 	 * due, does the claim go on to that window. */

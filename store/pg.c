@@ -148,6 +148,16 @@ static const char *const migrations[] = {
 	 * instead of sorting every due run of the pool. */
 	"CREATE INDEX runs_due_order ON runs(pool, priority DESC, scheduled_ms, id)"
 	" WHERE state = 'SCHEDULED' AND lease_owner IS NULL;",
+	/* 8: indexes on columns most runs leave NULL hold only the runs that
+	 * have a value (store/db.h). runs_claimable and runs_due go: on a
+	 * table not analysed yet (a new store, or one just filled) the
+	 * planner chose them for the claim over the indexes made for it
+	 * (migrations 6 and 7), and read every unfinished run of the pool,
+	 * those in flight included, or every due one, at each claim; and
+	 * every write of a run added an entry to runs_claimable. Due runs are
+	 * found by runs_due_order alone (issue 23). */
+	PP_SPARSE_INDEX_MIGRATION "DROP INDEX runs_claimable;"
+				  "DROP INDEX runs_due;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
@@ -709,7 +719,8 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
  * a claim at most, which the planner takes over a sorted scan of the
  * table; OFFSET 0 keeps the deployments' EXISTS a lookup per deployment
  * with limits (runs_deployment), not a join over the pool's due runs.
- * CLAIM_POOL tests alias x. */
+ * due_plain reads runs_due_order, the only index of due runs by pool
+ * (migration 8), in the claim's order. CLAIM_POOL tests alias x. */
 #define QUARANTINE_BATCH "100"
 #define CLAIM_SQL                                                                                  \
 	"WITH q AS (UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"                    \

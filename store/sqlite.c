@@ -145,6 +145,9 @@ static const char *const migrations[] = {
 	"DROP INDEX runs_lease;"
 	"CREATE INDEX runs_lease ON runs(lease_owner, lease_boot, lease_expires)"
 	" WHERE " IN_FLIGHT_WHERE ";",
+	/* 9: indexes on columns most runs leave NULL hold only the runs that
+	 * have a value (store/db.h) */
+	PP_SPARSE_INDEX_MIGRATION,
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
