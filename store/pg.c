@@ -1363,23 +1363,6 @@ static int pg_counts(struct pp_store *base, struct pp_store_counts *out, struct 
 	return 0;
 }
 
-static int pg_next_due(struct pp_store *base, int64_t *ms, struct pp_error *err)
-{
-	struct pg_store *s = (struct pg_store *)base;
-	*ms = 0;
-	int rc;
-	PGresult *res = query(s, "next due run",
-			      "SELECT MIN(GREATEST(scheduled_ms, next_attempt_ms)) FROM runs"
-			      " WHERE state NOT IN " TERMINAL " AND lease_owner IS NULL",
-			      0, NULL, &rc, err);
-	if (!res)
-		return rc;
-	if (!PQgetisnull(res, 0, 0))
-		*ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return 0;
-}
-
 static int pg_store_id(struct pp_store *base, char out[PP_ID_LEN], struct pp_error *err)
 {
 	struct pg_store *s = (struct pg_store *)base;
@@ -1529,7 +1512,6 @@ const struct pp_store_ops pp_store_pg = {
 	.request_cancel = pg_request_cancel,
 	.cancel_requests = pg_cancel_requests,
 	.counts = pg_counts,
-	.next_due = pg_next_due,
 	.store_id = pg_store_id,
 	.wake_fd = pg_wake_fd,
 	.wake_drain = pg_wake_drain,

@@ -1276,22 +1276,6 @@ static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, str
 	return 0;
 }
 
-static int sqlite_next_due(struct pp_store *base, int64_t *ms, struct pp_error *err)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	sqlite3_stmt *st;
-	*ms = 0;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT MIN(MAX(scheduled_ms, next_attempt_ms)) FROM runs WHERE"
-			       " state NOT IN " TERMINAL " AND lease_owner IS NULL",
-			       -1, &st, NULL) != SQLITE_OK)
-		return db_fail(s, err, "prepare next due");
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*ms = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return 0;
-}
-
 /* Provisioning locks: wall-clock expiry, since the lock is between hosts. */
 static int sqlite_prov_lock(struct pp_store *base, const char *pool, const char *owner,
 			    int64_t lease_ms, const char *steal_from, char **owned, char *holder,
@@ -1426,7 +1410,6 @@ const struct pp_store_ops pp_store_sqlite = {
 	.request_cancel = sqlite_request_cancel,
 	.cancel_requests = sqlite_cancel_requests,
 	.counts = sqlite_counts,
-	.next_due = sqlite_next_due,
 	.prov_lock = sqlite_prov_lock,
 	.prov_save = sqlite_prov_save,
 	.prov_get = sqlite_prov_get,

@@ -186,8 +186,6 @@ struct pp_store_ops {
 	int (*cancel_requests)(struct pp_store *s, const char *owner, char (**ids)[PP_ID_LEN],
 			       int *n, struct pp_error *err);
 	int (*counts)(struct pp_store *s, struct pp_store_counts *out, struct pp_error *err);
-	/* Earliest time a run not yet claimable becomes due (ms), 0 if none. */
-	int (*next_due)(struct pp_store *s, int64_t *ms, struct pp_error *err);
 	/* Optional (NULL: poll only). A descriptor that turns readable when a
 	 * run may have become claimable, or -1 for now; the loop waits on it
 	 * and then calls wake_drain, which returns > 0 when it should claim

@@ -41,9 +41,6 @@ static void test_claim_orders_and_leases(void **state)
 	assert_int_equal(s->ops->claim(s, "b", "d2", 60000, 10, &runs, &n, &err), 0);
 	assert_int_equal(n, 0);
 	free(runs);
-	int64_t due;
-	assert_int_equal(s->ops->next_due(s, &due, &err), 0);
-	assert_int_equal(due, now + 60000);
 	struct pp_store_counts c;
 	assert_int_equal(s->ops->counts(s, &c, &err), 0);
 	assert_int_equal(c.by_state[PP_ST_SCHEDULED], 3);
@@ -532,7 +529,7 @@ static void test_unknown_state_is_quarantined(void **state)
 	assert_int_equal(s->ops->counts(s, &counts, &err), 0);
 	assert_int_equal(counts.by_state[PP_ST_QUARANTINED], 1);
 
-	/* Never claimed, by anyone, even once every lease is free; never due. */
+	/* Never claimed, by anyone, even once every lease is free. */
 	struct pp_store *other = NULL;
 	assert_int_equal(pp_store_open(store_url(), &other, &err), 0);
 	assert_int_equal(other->ops->claim(other, NULL, "d2", 60000, 10, &runs, &n, &err), 0);
@@ -540,10 +537,6 @@ static void test_unknown_state_is_quarantined(void **state)
 	free(runs);
 	pp_store_close(other);
 	assert_int_equal(s->ops->request_cancel(s, bad, &err), PP_ENOTFOUND);
-	schedule(s, "a", 0, pp_wall_ms() + 3600000, NULL);
-	int64_t due = 0;
-	assert_int_equal(s->ops->next_due(s, &due, &err), 0);
-	assert_true(due > pp_wall_ms());
 }
 
 /* Provisioning locks: one holder per pool; a second owner is refused with
