@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1275,6 +1276,15 @@ static void *accept_main(void *arg)
 		}
 		c->mm = mm;
 		c->fd = fd;
+		/* nghttp2 hands each frame to on_send on its own: an answer's
+		 * HEADERS, DATA and trailers are three small writes. With Nagle's
+		 * algorithm the second waited for the client's ACK of the first,
+		 * which a client in delayed-ACK mode holds up to 40 ms: about one
+		 * pass in six of the bench's Modal baseline ran every call at
+		 * 50 ms instead of 1 (docs/performance.md, eighth round). gRPC
+		 * servers set TCP_NODELAY, as does this one. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (pthread_create(&t, NULL, conn_main, c)) {
 			conn_forget(mm, fd);
 			close(fd);
