@@ -21,8 +21,9 @@ static char sqlite_path[96];
 static char pgdir[256];
 static char pgurl[256];
 
-/* Run one SQL statement on its own connection (test set-up, not the store). */
-static inline void sql(const char *url, const char *text)
+/* Run one SQL statement on its own connection (test set-up, not the store);
+ * returns its first value as a number (0 when it returns no rows). */
+static inline long long sql(const char *url, const char *text)
 {
 	PGconn *c = PQconnectdb(url);
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
@@ -30,8 +31,10 @@ static inline void sql(const char *url, const char *text)
 	ExecStatusType st = PQresultStatus(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 		fail_msg("%s: %s", text, PQresultErrorMessage(r));
+	long long v = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
 	PQclear(r);
 	PQfinish(c);
+	return v;
 }
 
 /* Group set-up: start the server and migrate its database once. */

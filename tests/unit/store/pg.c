@@ -280,38 +280,25 @@ static void test_queued_writes_many_and_lost(void **state)
 	pp_run_recs_free(runs, N);
 }
 
-/* One number from one SQL statement, on its own connection. */
-static long long sql_num(const char *text)
-{
-	PGconn *c = PQconnectdb(pgurl);
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	PGresult *r = PQexec(c, text);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		fail_msg("%s: %s", text, PQresultErrorMessage(r));
-	long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	PQfinish(c);
-	return v;
-}
-
 /* Index entries of runs read by the sessions that have ended. A session's
  * counts reach the statistics as it exits, before it leaves
  * pg_stat_activity: so first wait (at most 10 s) until no other client
  * session is there but, with store_open, the store's own. */
 static long long runs_index_reads(bool store_open)
 {
-	for (int i = 0; sql_num(store_open ? "SELECT count(*) FROM pg_stat_activity WHERE"
-					     " backend_type = 'client backend' AND pid <>"
-					     " pg_backend_pid() AND application_name <> 'pushpool'"
-					   : "SELECT count(*) FROM pg_stat_activity WHERE"
-					     " backend_type = 'client backend' AND pid <>"
-					     " pg_backend_pid()") > 0;
+	for (int i = 0;
+	     sql(pgurl, store_open ? "SELECT count(*) FROM pg_stat_activity WHERE"
+				     " backend_type = 'client backend' AND pid <>"
+				     " pg_backend_pid() AND application_name <> 'pushpool'"
+				   : "SELECT count(*) FROM pg_stat_activity WHERE"
+				     " backend_type = 'client backend' AND pid <>"
+				     " pg_backend_pid()") > 0;
 	     i++) {
 		assert_true(i < 1000);
 		usleep(10000);
 	}
-	return sql_num("SELECT COALESCE(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
-		       " WHERE relname = 'runs'");
+	return sql(pgurl, "SELECT COALESCE(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
+			  " WHERE relname = 'runs'");
 }
 
 /* A claim reads what it takes, not the runs other dispatchers hold, on a

@@ -118,9 +118,8 @@ static void test_dead_owner_outlives_a_turn_that_died(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	char id[PP_ID_LEN], id2[PP_ID_LEN];
-	schedule(s, "a", 0, pp_wall_ms() - 1, id);
-	schedule(s, "a", 0, pp_wall_ms() - 1, id2);
+	schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
+	schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
 	char lock[256];
 	doomed_lock(lock, sizeof(lock));
 	struct child ch;
