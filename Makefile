@@ -54,7 +54,7 @@ test-deps:
 	@sh tools/deps.sh $(TEST_DEB_PKGS)
 
 $(BUILD)/pushpool: $(BUILD)/dispatcher/main.o $(BUILD)/libpushpool.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MALLOC_LIBS) $(LDLIBS)
 	ln -sf $(BUILD)/pushpool pushpool 2>/dev/null || true
 
 $(BUILD)/libpushpool.a: $(LIB_OBJS)
@@ -117,7 +117,7 @@ scenario: all test-deps
 # PP_TEST_SLOWDOWN: scenarios with a whole-run deadline (chaos.sh) give
 # the sanitized build that many times as long.
 check: deps
-	PP_TEST_SLOWDOWN=4 $(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	PP_TEST_SLOWDOWN=4 $(MAKE) BUILD=build-asan MALLOC=libc CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" test
 	$(MAKE) all $(UNIT_BINS)
 	@VALGRIND=1 sh tests/run-unit.sh $(UNIT_BINS)

@@ -117,7 +117,22 @@ for d in $(cd "$ROOT" && git ls-files '*.c' | grep -v '^tests/' | cut -d/ -f1 | 
 	grep -q "^COPY $d $d\$" "$ROOT/deploy/container/Dockerfile" ||
 		fail "the Dockerfile's build stage does not copy $d/"
 done
-echo "container: $(wc -l <"$W/docker.steps") build steps match the README"
+# The runtime stage installs the package of every library the binary links
+# directly (the allocator included; their own dependencies come with them).
+# libc6 is in the base image; a sanitizer's runtime (`make check`) is the
+# test build's, not the image's.
+awk '/^FROM / { stage++ } stage == 2' "$ROOT/deploy/container/Dockerfile" >"$W/runtime"
+ldd "$PUSHPOOL" | awk '$2 == "=>" { print $1, $3 }' >"$W/ldd"
+for lib in $(objdump -p "$PUSHPOOL" | awk '$1 == "NEEDED" { print $2 }'); do
+	path=$(awk -v l="$lib" '$1 == l { print $2 }' "$W/ldd")
+	pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "/usr$path" 2>/dev/null || true)
+	pkg=${pkg%%:*}
+	[ -n "$pkg" ] || fail "no Debian package owns $lib ($path)"
+	case $pkg in libc6 | libasan* | libubsan*) continue ;; esac
+	grep -Eq "(^|[[:space:]])$pkg([[:space:]]|$)" "$W/runtime" ||
+		fail "the runtime stage does not install $pkg, which has $lib"
+done
+echo "container: $(wc -l <"$W/docker.steps") build steps match the README; the runtime stage has every library the binary links"
 
 # ---- 4. cron example ----
 CRON=$ROOT/deploy/cron/pushpool.cron
