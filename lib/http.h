@@ -92,8 +92,10 @@ void pp_http_multi_free(struct pp_http_multi *m);
  * called; done is called from pp_http_multi_run. */
 int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct pp_http_resp *resp,
 		      pp_http_done_fn done, void *ud, struct pp_error *err);
-/* Drive transfers, waiting at most timeout_ms for activity; returns number
- * still running. */
+/* Drive transfers; returns the number still running. It waits, at most
+ * timeout_ms, only when no transfer has ended yet in the call: a done
+ * callback that ran makes it return, so what follows an answer (the next
+ * request) goes out without waiting on the others. */
 int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms);
 int pp_http_multi_pending(const struct pp_http_multi *m);
 
