@@ -766,9 +766,9 @@ int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 	curl_multi_perform(m->multi, &m->running);
 	/* Answers that were already in when it started go back to the
 	 * caller at once, without waiting on the others: their next requests
-	 * are the caller's to send. Waiting cost a run of Modal calls at
-	 * +20 ms 5 ms a call, until the next answer happened to arrive
-	 * (docs/performance.md, step 32). */
+	 * are the caller's to send. Waiting cost each Modal call at +20 ms
+	 * 5 ms on average, until frames of some other call on the shared
+	 * connection arrived (docs/performance.md, step 32). */
 	ended += multi_reap(m);
 	if (m->pending > 0 && timeout_ms > 0 && !ended) {
 		int nfds = 0;

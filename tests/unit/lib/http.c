@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -365,13 +366,10 @@ static bool wait_count(int *flag, int want, struct pp_http_multi *m)
 	return __atomic_load_n(flag, __ATOMIC_SEQ_CST) >= want;
 }
 
-/* An answer already in when pp_http_multi_run starts is handed over at
- * once, without waiting on the calls still out: an op's next call must not
- * wait for some other answer to arrive, or for the timeout (Modal's calls
- * multiplexed on one connection: docs/performance.md, step 32). */
-static void test_an_answer_in_returns_without_waiting(void **state)
+/* One answer in while another call is held: how long pp_http_multi_run
+ * took to hand it over (ms). */
+static long long answer_while_another_waits(void)
 {
-	(void)state;
 	struct h2c_server s;
 	h2c_start(&s);
 	s.hold = true; /* before any connection: read by their threads */
@@ -407,10 +405,6 @@ static void test_an_answer_in_returns_without_waiting(void **state)
 	long long took = pp_mono_ms() - t0;
 	assert_int_equal(finished, 1);
 	assert_int_equal(pp_http_multi_pending(m), 1);
-	/* The other is never answered: a call that waited would take 30 s
-	 * (libcurl 7.88 cuts its poll at about 10 s). */
-	print_message("the answer came back after %lld ms\n", took);
-	assert_true(took < 5000);
 	pp_http_multi_free(m); /* the held call abandoned */
 	for (int i = 0; i < 2; i++) {
 		pp_http_req_free(&req[i]);
@@ -418,6 +412,26 @@ static void test_an_answer_in_returns_without_waiting(void **state)
 	}
 	pp_buf_free(&msg);
 	h2c_stop(&s);
+	return took;
+}
+
+/* An answer that came in is handed over at once, without waiting on the
+ * calls still out: an op's next call must not wait for some other answer
+ * to arrive, or for the timeout (Modal's calls multiplexed on one
+ * connection: docs/performance.md, step 32). Whether libcurl finishes the
+ * answer in the first read of a call depends on how its frames arrived
+ * (the server's Nagle, the client's delayed ACK): before the fix about
+ * half the rounds waited 10 s, the others returned at once; 8 rounds. */
+static void test_an_answer_in_returns_without_waiting(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 8; round++) {
+		long long took = answer_while_another_waits();
+		/* The other call is never answered: a call that waited would
+		 * take up to its 30 s (10 s before the fix, libcurl 7.88). */
+		if (took >= 5000)
+			fail_msg("round %d: the answer came back after %lld ms", round, took);
+	}
 }
 
 int main(void)
