@@ -267,6 +267,19 @@ static void h2c_start(struct h2c_server *s)
 	assert_int_equal(pthread_create(&s->acceptor, NULL, h2c_accept_main, s), 0);
 }
 
+/* Until the server's counter *v is want, at most 10 s: the server's
+ * progress, not a time, is what it waits for. With m, drives it meanwhile
+ * without waiting. */
+static bool wait_value(int *v, int want, struct pp_http_multi *m)
+{
+	for (int i = 0; i < 10000 && __atomic_load_n(v, __ATOMIC_SEQ_CST) != want; i++) {
+		if (m)
+			pp_http_multi_run(m, 0);
+		usleep(1000);
+	}
+	return __atomic_load_n(v, __ATOMIC_SEQ_CST) == want;
+}
+
 /* After the clients closed their connections: their threads end on it,
  * and must be gone before the server (on the test's stack) is. */
 static void h2c_stop(struct h2c_server *s)
@@ -274,9 +287,7 @@ static void h2c_stop(struct h2c_server *s)
 	shutdown(s->listen_fd, SHUT_RDWR);
 	close(s->listen_fd);
 	pthread_join(s->acceptor, NULL);
-	for (int i = 0; i < 10000 && __atomic_load_n(&s->live, __ATOMIC_SEQ_CST) > 0; i++)
-		usleep(1000);
-	assert_int_equal(__atomic_load_n(&s->live, __ATOMIC_SEQ_CST), 0);
+	assert_true(wait_value(&s->live, 0, NULL));
 }
 
 static void grpc_done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
@@ -288,6 +299,18 @@ static void grpc_done(void *ud, struct pp_http_req *req, struct pp_http_resp *re
 	assert_int_equal(rc, 0);
 	assert_int_equal(pp_grpc_result(resp, "call", NULL, &msg, &len, NULL, &e), 0);
 	(*(int *)ud)++;
+}
+
+/* One gRPC call on m with the given flags; grpc_done counts it in
+ * *finished. Its timeout outlasts any wait of these tests. */
+static void add_call(struct pp_http_multi *m, const char *base, unsigned flags, struct pp_buf *msg,
+		     struct pp_http_req *req, struct pp_http_resp *resp, int *finished)
+{
+	struct pp_error err = {0};
+	assert_int_equal(pp_grpc_request(req, base, "test.Svc/Call", msg, 60000, &err), 0);
+	req->flags |= flags;
+	pp_http_resp_init(resp, 0);
+	assert_int_equal(pp_http_multi_add(m, req, resp, grpc_done, finished, &err), 0);
 }
 
 /* n gRPC calls to an h2c server, at most `wide` under way at a time, on
@@ -308,17 +331,8 @@ static int h2c_connections_for(unsigned flags, int n, int wide)
 	pp_buf_init(&msg, 16);
 	int started = 0, finished = 0;
 	while (finished < n) {
-		for (; started < n && started - finished < wide; started++) {
-			struct pp_error err = {0};
-			assert_int_equal(pp_grpc_request(&reqs[started], base, "test.Svc/Call",
-							 &msg, 5000, &err),
-					 0);
-			reqs[started].flags |= flags;
-			pp_http_resp_init(&resps[started], 0);
-			assert_int_equal(pp_http_multi_add(m, &reqs[started], &resps[started],
-							   grpc_done, &finished, &err),
-					 0);
-		}
+		for (; started < n && started - finished < wide; started++)
+			add_call(m, base, flags, &msg, &reqs[started], &resps[started], &finished);
 		pp_http_multi_run(m, 100);
 	}
 	for (int i = 0; i < n; i++) {
@@ -354,18 +368,6 @@ static void test_grpc_calls_not_resendable_get_their_own_connection(void **state
 	assert_int_equal(h2c_connections_for(0, 12, 4), 12);
 }
 
-/* Until *flag reaches want, at most 10 s: the server's progress, not a
- * time, is what it waits for. With m, drives it meanwhile without waiting. */
-static bool wait_count(int *flag, int want, struct pp_http_multi *m)
-{
-	for (int i = 0; i < 10000 && __atomic_load_n(flag, __ATOMIC_SEQ_CST) < want; i++) {
-		if (m)
-			pp_http_multi_run(m, 0);
-		usleep(1000);
-	}
-	return __atomic_load_n(flag, __ATOMIC_SEQ_CST) >= want;
-}
-
 /* One answer in while another call is held: how long pp_http_multi_run
  * took to hand it over (ms). */
 static long long answer_while_another_waits(void)
@@ -382,20 +384,13 @@ static long long answer_while_another_waits(void)
 	struct pp_buf msg;
 	pp_buf_init(&msg, 16);
 	int finished = 0;
-	for (int i = 0; i < 2; i++) {
-		struct pp_error err = {0};
-		assert_int_equal(pp_grpc_request(&req[i], base, "test.Svc/Call", &msg, 60000, &err),
-				 0);
-		req[i].flags |= PP_HTTP_RESENDABLE;
-		pp_http_resp_init(&resp[i], 0);
-		assert_int_equal(
-			pp_http_multi_add(m, &req[i], &resp[i], grpc_done, &finished, &err), 0);
-	}
+	for (int i = 0; i < 2; i++)
+		add_call(m, base, PP_HTTP_RESENDABLE, &msg, &req[i], &resp[i], &finished);
 	/* Both calls out, driven without waiting; then one answer sent while
 	 * nothing drives the multi handle. */
-	assert_true(wait_count(&s.received, 2, m));
+	assert_true(wait_value(&s.received, 2, m));
 	__atomic_store_n(&s.release, 1, __ATOMIC_SEQ_CST);
-	assert_true(wait_count(&s.answered, 1, NULL));
+	assert_true(wait_value(&s.answered, 1, NULL));
 	assert_int_equal(finished, 0);
 	/* A call may return for other frames (a window update) before the
 	 * answer's; the held call keeps one pending throughout. */

@@ -286,14 +286,12 @@ static void test_queued_writes_many_and_lost(void **state)
  * session is there but, with store_open, the store's own. */
 static long long runs_index_reads(bool store_open)
 {
-	for (int i = 0;
-	     sql(pgurl, store_open ? "SELECT count(*) FROM pg_stat_activity WHERE"
-				     " backend_type = 'client backend' AND pid <>"
-				     " pg_backend_pid() AND application_name <> 'pushpool'"
-				   : "SELECT count(*) FROM pg_stat_activity WHERE"
-				     " backend_type = 'client backend' AND pid <>"
-				     " pg_backend_pid()") > 0;
-	     i++) {
+	char others[256];
+	snprintf(others, sizeof(others),
+		 "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+		 " AND pid <> pg_backend_pid()%s",
+		 store_open ? " AND application_name <> 'pushpool'" : "");
+	for (int i = 0; sql(pgurl, others) > 0; i++) {
 		assert_true(i < 1000);
 		usleep(10000);
 	}
