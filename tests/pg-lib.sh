@@ -47,6 +47,28 @@ stop_serves() {
 	SERVE_PIDS=
 }
 
+# dump_serves: whether each dispatcher still runs, and if it does where its
+# threads are, so a wait that timed out tells a hung dispatcher from a dead
+# one and shows where it hangs.
+dump_serves() {
+	for f in "$T"/*.pid; do
+		[ -f "$f" ] || continue
+		name=$(basename "$f" .pid)
+		pid=$(cat "$f")
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "== $name (pid $pid) is running; its threads:"
+			if command -v gdb >/dev/null; then
+				timeout 60 gdb -batch -nx -p "$pid" -ex "thread apply all bt" 2>/dev/null |
+					grep -E '^(Thread|#)' || true
+			fi
+		else
+			status=0
+			wait "$pid" 2>/dev/null || status=$?
+			echo "== $name (pid $pid) has exited, status $status"
+		fi
+	done
+}
+
 unfinished() {
 	psql_q "SELECT count(*) FROM runs WHERE state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 }
@@ -67,6 +89,7 @@ wait_dropped() {
 		if [ "$(date +%s)" -ge "$end" ]; then
 			echo "FAIL: after $1 s $2 has let go of $(dropped "$2") of $3 runs"
 			tail -n 20 "$T/$2.log"
+			dump_serves
 			return 1
 		fi
 		sleep 0.05
@@ -80,6 +103,7 @@ wait_for() {
 			echo "FAIL: after $1 s still below $2: $3"
 			psql_q "SELECT state, lease_owner, count(*) FROM runs GROUP BY 1, 2"
 			for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
+			dump_serves
 			return 1
 		fi
 		sleep 0.05
@@ -94,6 +118,7 @@ wait_all_terminal() {
 			echo "FAIL: $(unfinished) run(s) unfinished after $1 s"
 			psql_q "SELECT state, count(*) FROM runs GROUP BY state"
 			for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
+			dump_serves
 			return 1
 		fi
 		sleep 0.5

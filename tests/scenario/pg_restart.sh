@@ -25,7 +25,7 @@ end=$(($(date +%s) + 60))
 for d in d1 d2 d3; do
 	was=$(echo "$before" | sed -n "${d#d}p")
 	while [ "$(refused $d)" -le "$was" ]; do
-		[ "$(date +%s)" -lt "$end" ] || { echo "FAIL: $d never found the store down"; tail -n 20 "$T/$d.log"; exit 1; }
+		[ "$(date +%s)" -lt "$end" ] || { echo "FAIL: $d never found the store down"; tail -n 20 "$T/$d.log"; dump_serves; exit 1; }
 		sleep 0.05
 	done
 done
