@@ -95,6 +95,12 @@ static char *unpark_text(const struct parked_job *pj, size_t *n)
 
 void inflight_free(struct pp_loop *L, struct inflight *a)
 {
+	/* An op under way points into the run (its io, or its tail's): it
+	 * goes first, never to call back into freed memory. A run left to
+	 * recovery or to its new owner while its status poll was out is one
+	 * (a queued write that failed at the settle). */
+	if (a->busy && L->exec)
+		pp_exec_abandon(L->exec, a);
 	if (a->prev)
 		a->prev->next = a->next;
 	else

@@ -13,9 +13,10 @@
 #include "lib/log.h"
 
 enum op_phase {
-	PHASE_CALL,	/* call the provider op when wake_ms is reached */
-	PHASE_SENDING,	/* request in flight on the multi handle */
-	PHASE_RESPONSE, /* response arrived; feed it to the op */
+	PHASE_CALL,	 /* call the provider op when wake_ms is reached */
+	PHASE_SENDING,	 /* request in flight on the multi handle */
+	PHASE_RESPONSE,	 /* response arrived; feed it to the op */
+	PHASE_ABANDONED, /* dropped by pp_exec_abandon, freed by the next pass */
 };
 
 struct exec_op {
@@ -32,11 +33,12 @@ struct exec_op {
 	long long wake_ms;
 	long long deadline_ms;
 	long long sent_ms;
-	int tries;		     /* sends of the current request */
-	bool retrying;		     /* next send repeats the previous request */
-	bool auth_retried;	     /* a 401 already caused one credential refresh */
-	bool peer_wait;		     /* PP_STEP_WAIT_PEER: woken by another op's answer */
-	struct exec_op *next_waiter; /* in x->waiters while peer_wait */
+	int tries;			/* sends of the current request */
+	bool retrying;			/* next send repeats the previous request */
+	bool auth_retried;		/* a 401 already caused one credential refresh */
+	bool peer_wait;			/* PP_STEP_WAIT_PEER: woken by another op's answer */
+	struct exec_op *next_waiter;	/* in x->waiters while peer_wait */
+	struct exec_op *next_abandoned; /* in x->abandoned */
 
 	struct pp_http_resp resp;
 	bool have_resp;
@@ -52,7 +54,10 @@ struct pp_exec {
 	int active;
 	unsigned long finished;	 /* ops completed, so poll can return early */
 	struct exec_op *waiters; /* ops with peer_wait: all wake_peers walks */
-	int (*gate)(void *ud);	 /* before sending or waiting (pp_exec_set_gate) */
+	/* Ops pp_exec_abandon took out of ops: a pass of run_ready may hold
+	 * one as its next, so they are freed only between passes. */
+	struct exec_op *abandoned;
+	int (*gate)(void *ud); /* before sending or waiting (pp_exec_set_gate) */
 	void *gate_ud;
 	struct pp_exec_provider_stats stats[PP_EXEC_PROVIDERS_MAX];
 	size_t nstats;
@@ -108,10 +113,20 @@ static void op_free(struct exec_op *o)
 	free(o);
 }
 
+static void free_abandoned(struct pp_exec *x)
+{
+	while (x->abandoned) {
+		struct exec_op *o = x->abandoned;
+		x->abandoned = o->next_abandoned;
+		op_free(o);
+	}
+}
+
 void pp_exec_free(struct pp_exec *x)
 {
 	if (!x)
 		return;
+	free_abandoned(x);
 	/* In-flight transfers reference the ops' buffers: drop them first. */
 	pp_http_multi_free(x->multi);
 	struct exec_op *o = x->ops;
@@ -506,9 +521,11 @@ int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
 }
 
 /* Run every op whose response arrived or whose timer expired, in one pass:
- * a step frees at most its own op and adds new ones at the head. */
+ * a step frees at most its own op, adds new ones at the head, and may
+ * abandon others, which stay in memory, skipped, until the next pass. */
 static void run_ready(struct pp_exec *x)
 {
+	free_abandoned(x);
 	long long now = pp_mono_ms();
 	struct exec_op *next;
 	for (struct exec_op *o = x->ops; o; o = next) {
@@ -532,6 +549,28 @@ static void sleep_ms(long ms)
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
+}
+
+void pp_exec_abandon(struct pp_exec *x, const void *ud)
+{
+	for (struct exec_op *o = x->ops, *next; o; o = next) {
+		next = o->next;
+		if (o->ud != ud)
+			continue;
+		/* The transfer writes into o->resp and reads io->req. */
+		if (o->phase == PHASE_SENDING) {
+			pp_http_multi_abandon(x->multi, o);
+			pp_http_resp_free(&o->resp);
+		}
+		/* Unlinked, o->next still leads on: a pass holding o goes on. */
+		unlink_op(x, o);
+		pp_http_req_free(&o->io->req);
+		memset(&o->io->req, 0, sizeof(o->io->req));
+		o->io = NULL;
+		o->phase = PHASE_ABANDONED;
+		o->next_abandoned = x->abandoned;
+		x->abandoned = o;
+	}
 }
 
 void pp_exec_set_gate(struct pp_exec *x, int (*gate)(void *ud), void *ud)

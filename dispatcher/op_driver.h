@@ -53,6 +53,12 @@ int pp_exec_start(struct pp_exec *x, const struct pp_provider *p, enum pp_op op,
  * is sent before pp_http_multi_run. A nonzero return ends that poll at
  * once, nothing sent. */
 void pp_exec_set_gate(struct pp_exec *x, int (*gate)(void *ud), void *ud);
+/* Drop every op started with ud, whatever its phase, without calling
+ * done: its io is the caller's again, to free (its request freed, as
+ * done would find it). What the op sent may have reached the cloud; the
+ * caller's records must allow for that, as for a crash. Safe from inside
+ * a done callback of another op. */
+void pp_exec_abandon(struct pp_exec *x, const void *ud);
 /* Drive I/O and timers for at most timeout_ms; returns ops still active. */
 int pp_exec_poll(struct pp_exec *x, long timeout_ms);
 int pp_exec_active(const struct pp_exec *x);

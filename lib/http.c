@@ -787,6 +787,24 @@ int pp_http_multi_pending(const struct pp_http_multi *m)
 	return m->pending;
 }
 
+int pp_http_multi_abandon(struct pp_http_multi *m, const void *ud)
+{
+	int stopped = 0;
+	for (struct xfer *x = m->live, *next; x; x = next) {
+		next = x->next;
+		if (x->ud != ud)
+			continue;
+		curl_multi_remove_handle(m->multi, x->easy);
+		if (x->h2c == H2C_OPEN)
+			m->h2c_opening--;
+		live_unlink(m, x);
+		m->pending--;
+		xfer_free(x);
+		stopped++;
+	}
+	return stopped;
+}
+
 void pp_http_multi_free(struct pp_http_multi *m)
 {
 	if (!m)

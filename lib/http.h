@@ -98,6 +98,10 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
  * request) goes out without waiting on the others. */
 int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms);
 int pp_http_multi_pending(const struct pp_http_multi *m);
+/* Stop every transfer added with ud, without calling done: their req and
+ * resp are the caller's again. A request under way may have reached the
+ * server already. Returns how many were stopped. */
+int pp_http_multi_abandon(struct pp_http_multi *m, const void *ud);
 
 /* Percent-encode for URL paths/queries (RFC 3986 unreserved kept). */
 int pp_url_encode(struct pp_buf *out, const char *s, bool keep_slash);

@@ -1,7 +1,7 @@
 /* The provider-op driver against a local HTTP server: credentials applied
  * before sending, retries, backoff, Retry-After, budgets, 401 refresh,
- * waits, many ops at once, and the lease bound holding across a slow token
- * fetch. */
+ * waits, many ops at once, the lease bound holding across a slow token
+ * fetch, and ops abandoned in every phase never calling back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,6 +99,18 @@ static int fake_wait_for_peer(struct pp_run_io *io, struct pp_error *err)
 	return fake_submit(io, err);
 }
 
+/* Waits once, then is done without a request. */
+static int fake_wait_then_done(struct pp_run_io *io, struct pp_error *err)
+{
+	struct fake_state *st = io->state;
+	(void)err;
+	if (st->calls++ == 0) {
+		io->poll_after_ms = 20;
+		return PP_STEP_WAIT;
+	}
+	return PP_STEP_DONE;
+}
+
 static const char *const fake_types[] = {"fake:push", NULL};
 
 static const struct pp_provider fake_provider = {
@@ -110,6 +122,7 @@ static const struct pp_provider fake_provider = {
 	.status = fake_status,
 	.list = fake_wait_for_peer,
 	.remove = fake_shared_work,
+	.cleanup = fake_wait_then_done,
 };
 
 struct fixture {
@@ -649,6 +662,140 @@ static void test_gate_runs_before_sending(void **state)
 	pp_exec_free(x);
 }
 
+/* Holds requests to paths under /held until released (at most 10 s), so
+ * that an op stays on the wire; answers the others from the script. */
+struct hold {
+	struct script *sc;
+	int arrived, release;
+};
+
+static void holding(const struct fs_request *req, struct fs_response *resp, void *ud)
+{
+	struct hold *h = ud;
+	if (!strncmp(req->url, "/held/", 6)) {
+		__atomic_add_fetch(&h->arrived, 1, __ATOMIC_SEQ_CST);
+		long long t0 = fs_now_ms();
+		while (!__atomic_load_n(&h->release, __ATOMIC_SEQ_CST) && fs_now_ms() - t0 < 10000)
+			usleep(1000);
+	}
+	scripted(req, resp, h->sc);
+}
+
+/* A run freed while an op of it is out (the loop leaves a run to recovery
+ * when a queued write of it fails at the settle, whatever its status poll
+ * is doing): pp_exec_abandon drops its ops, one with its request on the
+ * wire and one waiting on a peer, and neither calls back into the freed
+ * run; another run's op goes on. */
+static void test_abandoned_ops_never_call_back(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct hold h = {.sc = &f->sc};
+	char held_base[sizeof(f->srv.base) + 8];
+	add_step(&f->sc, 200, "{\"ok\":1}", NULL);
+	f->srv.handler = holding;
+	f->srv.ud = &h;
+	shared_work_done = false;
+	snprintf(held_base, sizeof(held_base), "%s/held", f->srv.base);
+
+	struct pp_exec *x = pp_exec_new();
+	assert_non_null(x);
+	/* On the heap and freed once abandoned: a call back would touch
+	 * freed memory (valgrind and ASan in `make check`). */
+	struct pp_run_io *sending = malloc(sizeof(*sending)), *waiting = malloc(sizeof(*waiting));
+	struct fake_state *sts = malloc(2 * sizeof(*sts));
+	assert_true(sending && waiting && sts);
+	io_init(f, sending, &sts[0]);
+	io_init(f, waiting, &sts[1]);
+	sending->endpoint = held_base;
+	struct many dropped = {0}, other = {0};
+	assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_SUBMIT, sending, NULL, many_done,
+				       &dropped, &err),
+			 0);
+	assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_LIST, waiting, NULL, many_done,
+				       &dropped, &err),
+			 0);
+	assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_STATUS, &f->io, NULL, many_done,
+				       &other, &err),
+			 0);
+	long long t0 = fs_now_ms();
+	while (!__atomic_load_n(&h.arrived, __ATOMIC_SEQ_CST) && fs_now_ms() - t0 < 10000)
+		pp_exec_poll(x, 10);
+	assert_int_equal(h.arrived, 1);
+	assert_int_equal(sts[1].calls, 1); /* waiting on its peer */
+
+	pp_exec_abandon(x, &dropped);
+	assert_int_equal(pp_exec_active(x), 1);
+	assert_null(sending->req.url); /* freed, as done would have found it */
+	pp_run_io_free_strings(sending);
+	pp_run_io_free_strings(waiting);
+	free(sending);
+	free(waiting);
+	free(sts);
+
+	__atomic_store_n(&h.release, 1, __ATOMIC_SEQ_CST);
+	t0 = fs_now_ms();
+	while (pp_exec_active(x) && fs_now_ms() - t0 < 10000)
+		pp_exec_poll(x, 100);
+	assert_int_equal(other.done, 1);
+	assert_int_equal(other.failed, 0);
+	assert_int_equal(dropped.done, 0);
+	pp_exec_poll(x, 50); /* nothing left to call anyone back */
+	assert_int_equal(dropped.done, 0);
+	pp_exec_free(x);
+}
+
+struct abandoner {
+	struct pp_exec *x;
+	const void *victim;
+	int done;
+};
+
+static void abandon_done(void *ud, int rc, const struct pp_error *err)
+{
+	struct abandoner *ab = ud;
+	(void)rc;
+	(void)err;
+	ab->done++;
+	pp_exec_abandon(ab->x, ab->victim);
+}
+
+/* A done callback may abandon an op that the same pass has yet to reach
+ * (the loop frees other runs as it learns that their writes failed): the
+ * pass skips it, and it is freed later. */
+static void test_abandon_from_a_callback(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct pp_run_io victim_io;
+	struct fake_state victim_st;
+	struct many victim = {0};
+	struct pp_exec *x = pp_exec_new();
+	assert_non_null(x);
+	struct abandoner ab = {.x = x, .victim = &victim};
+	io_init(f, &victim_io, &victim_st);
+	/* Started first, so later in the list than the other: a pass reaches
+	 * it after the other's callback. */
+	assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_CLEANUP, &victim_io, NULL,
+				       many_done, &victim, &err),
+			 0);
+	assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_CLEANUP, &f->io, NULL, abandon_done,
+				       &ab, &err),
+			 0);
+	assert_int_equal(pp_exec_poll(x, 0), 2); /* both wait 20 ms */
+	assert_int_equal(victim_st.calls, 1);
+	/* Both due before the next pass. */
+	long long t0 = fs_now_ms();
+	while (fs_now_ms() - t0 < 60)
+		usleep(1000);
+	assert_int_equal(pp_exec_poll(x, 0), 0);
+	assert_int_equal(ab.done, 1);
+	assert_int_equal(victim_st.calls, 1); /* never called again */
+	assert_int_equal(victim.done, 0);
+	pp_exec_free(x);
+	pp_run_io_free_strings(&victim_io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -670,6 +817,9 @@ int main(void)
 		cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_late_token_does_not_extend_the_bound),
 		cmocka_unit_test_setup_teardown(test_gate_runs_before_sending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abandoned_ops_never_call_back, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_abandon_from_a_callback, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
