@@ -261,7 +261,9 @@ bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp
 	struct pp_error err = {0};
 	int rc = L->store->ops->update(L->store, a->rec.id, a->rec.fence, u, &err);
 	if (rc) {
-		inflight_write_failed(L, a, a->rec.state, rc, &err);
+		/* Not a->rec.state: a write of it still queued may be what
+		 * failed before this one, its infra id never stored. */
+		inflight_write_failed(L, a, inflight_stored_state(L, a), rc, &err);
 		return false;
 	}
 	inflight_write_applied(a, u);

@@ -34,7 +34,7 @@ bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp
 	struct pp_error err = {0};
 	int rc = L->store->ops->update_queue(L->store, a->rec.id, a->rec.fence, u, &err);
 	if (rc) {
-		inflight_write_failed(L, a, a->rec.state, rc, &err);
+		inflight_write_failed(L, a, inflight_stored_state(L, a), rc, &err);
 		return false;
 	}
 	L->queued[L->nqueued++] = (struct queued_write){.run = a, .stored = a->rec.state};
@@ -80,6 +80,14 @@ void inflight_settle_if_due(struct pp_loop *L, int64_t now)
 	 * which settles its own; a cancel writes synchronously first. */
 	if (L->nqueued >= QUEUED_WRITES_SETTLE || (L->nqueued && now >= L->next_poll))
 		inflight_settle(L);
+}
+
+enum pp_store_state inflight_stored_state(const struct pp_loop *L, const struct inflight *a)
+{
+	for (int i = 0; a->queued_writes && i < L->nqueued; i++)
+		if (L->queued[i].run == a)
+			return L->queued[i].stored;
+	return a->rec.state;
 }
 
 void inflight_unqueue(struct pp_loop *L, struct inflight *a)

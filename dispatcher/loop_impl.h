@@ -175,6 +175,10 @@ void inflight_settle(struct pp_loop *L);
 void inflight_settle_if_due(struct pp_loop *L, int64_t now);
 /* Forget a run's queued writes (it is being freed). */
 void inflight_unqueue(struct pp_loop *L, struct inflight *a);
+/* The state the store surely has for a: a->rec takes each queued write at
+ * once, so while one is unsettled it is the state before the first of
+ * them (inflight_write_failed's stored for a write that is not queued). */
+enum pp_store_state inflight_stored_state(const struct pp_loop *L, const struct inflight *a);
 /* After a failed write: a lost lease leaves the run to its new owner, any
  * other failure leaves it for recovery, its lease released when the store
  * answers again with stored, the state it surely has. Frees a. */

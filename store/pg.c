@@ -972,13 +972,35 @@ static int lease_lost(struct pp_error *err, const char *id, int64_t fence)
 		       (long long)fence);
 }
 
+/* Whether a write of run id, queued since the last settle, failed (err
+ * then says why): a later write of it must not stand without it, as a
+ * status after a SUBMITTED write that never carried the infra id would
+ * (the connection back in between: the earlier batch lost, this one
+ * not). The caller drops the run, and recovery starts from what the
+ * store surely has. */
+static int queued_failed(const struct pg_store *s, const char *id, int64_t fence,
+			 struct pp_error *err)
+{
+	for (int i = 0; i < s->nread; i++) {
+		const struct pg_queued *q = &s->queued[i];
+		if (q->rc && q->fence == fence && !strcmp(q->id, id))
+			return pp_fail(err, q->rc, "%s",
+				       q->msg ? q->msg
+					      : "store: an earlier write of the run failed");
+	}
+	return 0;
+}
+
 static int pg_update(struct pp_store *base, const char *id, int64_t fence,
 		     const struct pp_run_update *u, struct pp_error *err)
 {
 	struct pg_store *s = (struct pg_store *)base;
+	batch_send(s);
+	int rc = queued_failed(s, id, fence, err);
+	if (rc)
+		return rc;
 	struct update_params p;
 	update_params(&p, id, fence, u);
-	int rc;
 	PGresult *res = query(s, "update run", update_sql, UPDATE_NPARAMS, p.v, &rc, err);
 	if (!res)
 		return rc;
@@ -1097,6 +1119,9 @@ static int pg_update_queue(struct pp_store *base, const char *id, int64_t fence,
 		again = s->queued[i].fence == fence && !strcmp(s->queued[i].id, id);
 	if (again || s->nqueued - s->nread == PG_BATCH_MAX)
 		batch_send(s);
+	int failed = queued_failed(s, id, fence, err);
+	if (failed)
+		return failed;
 	if (s->nqueued == s->queued_cap) {
 		int cap = s->queued_cap ? s->queued_cap * 2 : PG_BATCH_MAX;
 		struct pg_queued *q = realloc(s->queued, (size_t)cap * sizeof(*q));

@@ -155,7 +155,10 @@ struct pp_store_ops {
 	 * write may yet be fenced out or lost: nothing that depends on it
 	 * (a request sent, a report upstream) may happen before. Other calls
 	 * may come between; they do not report queued outcomes. 0 when
-	 * queued, else an error and nothing queued. */
+	 * queued, else an error and nothing queued. Until the settle, a
+	 * write of a run whose queued write failed, queued or through
+	 * update, is refused with that failure: it could not stand without
+	 * the earlier one. */
 	int (*update_queue)(struct pp_store *s, const char *id, int64_t fence,
 			    const struct pp_run_update *u, struct pp_error *err);
 	/* Wait for every write update_queue sent since the last settle and

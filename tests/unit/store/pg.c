@@ -280,6 +280,60 @@ static void test_queued_writes_many_and_lost(void **state)
 	pp_run_recs_free(runs, N);
 }
 
+/* A run's write after an earlier one of it failed is refused, queued or
+ * not, until the settle has reported that failure: it cannot stand
+ * without the earlier one (a status write after a SUBMITTED write that
+ * never stored the infra id), even when the connection is back by then. */
+static void test_write_after_a_failed_one_is_refused(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	for (int i = 0; i < 2; i++)
+		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
+	struct pp_run_rec *runs;
+	claim_all(s, 2, &runs);
+	struct pp_run_update submitted = {.state = PP_ST_SUBMITTED,
+					  .infra_id = "arn:aws:ecs:task/1",
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .event = "submitted"};
+	struct pp_run_update running = {
+		.state = PP_ST_RUNNING, .attempt = -1, .next_attempt_ms = -1, .event = "running"};
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+			s->ops->update_queue(s, runs[i].id, runs[i].fence, &submitted, &err), 0);
+	sql(pgurl, "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
+		   " WHERE application_name = 'pushpool' AND pid <> pg_backend_pid()");
+	/* Run 0's next write sends the batch, which the lost session fails. */
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &running, &err),
+			 PP_ETRANSIENT);
+	/* The next statement reconnects at once: run 1's write is refused
+	 * all the same, though the store answers others. */
+	assert_int_equal(s->ops->update(s, runs[1].id, runs[1].fence, &running, &err),
+			 PP_ETRANSIENT);
+	struct pp_store_counts c;
+	assert_int_equal(s->ops->counts(s, &c, &err), 0);
+	struct outcomes o = {0};
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 2);
+	assert_int_equal(o.rc[0], PP_ETRANSIENT);
+	assert_int_equal(o.rc[1], PP_ETRANSIENT);
+	struct pp_run_rec r;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(s->ops->get(s, runs[i].id, &r, NULL, NULL, &err), 0);
+		assert_int_equal(r.state, PP_ST_SCHEDULED);
+		assert_null(r.infra_id);
+		pp_run_rec_free(&r);
+	}
+	/* Once reported, the failure no longer holds the run's writes back. */
+	assert_int_equal(s->ops->update(s, runs[0].id, runs[0].fence, &submitted, &err), 0);
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTED);
+	assert_string_equal(r.infra_id, "arn:aws:ecs:task/1");
+	pp_run_rec_free(&r);
+	pp_run_recs_free(runs, 2);
+}
+
 /* Index entries of runs read by the sessions that have ended. A session's
  * counts reach the statistics as it exits, before it leaves
  * pg_stat_activity: so first wait (at most 10 s) until no other client
@@ -348,6 +402,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reconnects_after_connection_loss, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_queued_writes_settle_in_order, pg_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_write_after_a_failed_one_is_refused, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_queued_writes_many_and_lost, pg_setup,
 						store_teardown),
