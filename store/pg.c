@@ -972,12 +972,12 @@ static int lease_lost(struct pp_error *err, const char *id, int64_t fence)
 		       (long long)fence);
 }
 
-/* Whether a write of run id, queued since the last settle, failed (err
- * then says why): a later write of it must not stand without it, as a
- * status after a SUBMITTED write that never carried the infra id would
- * (the connection back in between: the earlier batch lost, this one
- * not). The caller drops the run, and recovery starts from what the
- * store surely has. */
+/* The failure of a write of run id queued since the last settle (its code,
+ * err set), else 0: a later write of the run must not stand without it, as
+ * a status after a SUBMITTED write that never carried the infra id would
+ * (the connection back in between: the earlier batch lost, this one not).
+ * The caller drops the run, and recovery starts from what the store
+ * surely has. */
 static int queued_failed(const struct pg_store *s, const char *id, int64_t fence,
 			 struct pp_error *err)
 {
