@@ -216,9 +216,10 @@ static void report_source(struct pp_loop *L, struct inflight *a, enum pp_store_s
 	}
 }
 
-void inflight_write_failed(struct pp_loop *L, struct inflight *a, enum pp_store_state stored,
-			   int rc, const struct pp_error *err)
+void inflight_write_failed(struct pp_loop *L, struct inflight *a, int rc,
+			   const struct pp_error *err)
 {
+	enum pp_store_state stored = inflight_stored_state(L, a);
 	if (a->awaiting_intent) {
 		L->nsubmitting--;
 		a->pool->submitting--;
@@ -261,9 +262,7 @@ bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp
 	struct pp_error err = {0};
 	int rc = L->store->ops->update(L->store, a->rec.id, a->rec.fence, u, &err);
 	if (rc) {
-		/* Not a->rec.state: a write of it still queued may be what
-		 * failed before this one, its infra id never stored. */
-		inflight_write_failed(L, a, inflight_stored_state(L, a), rc, &err);
+		inflight_write_failed(L, a, rc, &err);
 		return false;
 	}
 	inflight_write_applied(a, u);

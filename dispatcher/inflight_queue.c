@@ -34,7 +34,7 @@ bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp
 	struct pp_error err = {0};
 	int rc = L->store->ops->update_queue(L->store, a->rec.id, a->rec.fence, u, &err);
 	if (rc) {
-		inflight_write_failed(L, a, inflight_stored_state(L, a), rc, &err);
+		inflight_write_failed(L, a, rc, &err);
 		return false;
 	}
 	L->queued[L->nqueued++] = (struct queued_write){.run = a, .stored = a->rec.state};
@@ -50,12 +50,14 @@ static void settled(void *ud, int i, int rc, const struct pp_error *err)
 	struct inflight *a = q->run;
 	if (!a)
 		return; /* an earlier write of the run failed: it is gone */
-	q->run = NULL;
-	a->queued_writes--;
 	if (rc) {
-		inflight_write_failed(L, a, q->stored, rc, err);
+		/* Still queued, q is the run's first unsettled write: the
+		 * state before it is what the store surely has. */
+		inflight_write_failed(L, a, rc, err);
 		return;
 	}
+	q->run = NULL;
+	a->queued_writes--;
 	if (a->awaiting_intent && !a->queued_writes && L->exec) {
 		a->awaiting_intent = false;
 		inflight_op(L, a, PP_OP_SUBMIT);

@@ -177,13 +177,14 @@ void inflight_settle_if_due(struct pp_loop *L, int64_t now);
 void inflight_unqueue(struct pp_loop *L, struct inflight *a);
 /* The state the store surely has for a: a->rec takes each queued write at
  * once, so while one is unsettled it is the state before the first of
- * them (inflight_write_failed's stored for a write that is not queued). */
+ * them, else a->rec.state. */
 enum pp_store_state inflight_stored_state(const struct pp_loop *L, const struct inflight *a);
 /* After a failed write: a lost lease leaves the run to its new owner, any
  * other failure leaves it for recovery, its lease released when the store
- * answers again with stored, the state it surely has. Frees a. */
-void inflight_write_failed(struct pp_loop *L, struct inflight *a, enum pp_store_state stored,
-			   int rc, const struct pp_error *err);
+ * answers again, in inflight_stored_state (not the state a->rec took from
+ * a queued write that may be what failed). Frees a. */
+void inflight_write_failed(struct pp_loop *L, struct inflight *a, int rc,
+			   const struct pp_error *err);
 void inflight_write_applied(struct inflight *a, const struct pp_run_update *u);
 /* The run's outcome message: its buffer (allocated on first use) and
  * capacity, set by format, or read ("" until set). */

@@ -135,7 +135,6 @@ void pp_exec_free(struct pp_exec *x)
 		if (o->phase == PHASE_SENDING)
 			pp_http_resp_free(&o->resp);
 		pp_http_req_free(&o->io->req);
-		memset(&o->io->req, 0, sizeof(o->io->req));
 		op_free(o);
 		o = next;
 	}
@@ -213,7 +212,6 @@ static void finish(struct exec_op *o, int rc)
 	x->finished++;
 	unlink_op(x, o);
 	pp_http_req_free(&o->io->req);
-	memset(&o->io->req, 0, sizeof(o->io->req));
 	if (rc) {
 		o->stats->failures++;
 		if (!o->err.msg[0])
@@ -410,7 +408,6 @@ static void step(struct exec_op *o)
 	stop_peer_wait(x, o);
 
 	pp_http_req_free(&io->req);
-	memset(&io->req, 0, sizeof(io->req));
 	if (o->have_resp) {
 		io->resp = &o->resp;
 		io->resp_rc = o->resp_rc;
@@ -565,7 +562,6 @@ void pp_exec_abandon(struct pp_exec *x, const void *ud)
 		/* Unlinked, o->next still leads on: a pass holding o goes on. */
 		unlink_op(x, o);
 		pp_http_req_free(&o->io->req);
-		memset(&o->io->req, 0, sizeof(o->io->req));
 		o->io = NULL;
 		o->phase = PHASE_ABANDONED;
 		o->next_abandoned = x->abandoned;
@@ -676,5 +672,4 @@ void pp_exec_io_release(struct pp_run_io *io, const struct pp_provider *p)
 	io->run_cred = NULL; /* it lived in the state */
 	pp_run_io_free_strings(io);
 	pp_http_req_free(&io->req);
-	memset(&io->req, 0, sizeof(io->req));
 }

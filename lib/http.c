@@ -681,13 +681,19 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	return 0;
 }
 
-static void report(struct pp_http_multi *m, struct xfer *x, CURLcode cc)
+/* Take x off the multi handle and out of its counts. */
+static void detach(struct pp_http_multi *m, struct xfer *x)
 {
 	curl_multi_remove_handle(m->multi, x->easy);
 	if (x->h2c == H2C_OPEN)
 		m->h2c_opening--;
 	live_unlink(m, x);
 	m->pending--;
+}
+
+static void report(struct pp_http_multi *m, struct xfer *x, CURLcode cc)
+{
+	detach(m, x);
 	struct pp_error err = {0};
 	int rc = xfer_finish(x, cc, &err);
 	pp_http_done_fn done = x->done;
@@ -794,11 +800,7 @@ int pp_http_multi_abandon(struct pp_http_multi *m, const void *ud)
 		next = x->next;
 		if (x->ud != ud)
 			continue;
-		curl_multi_remove_handle(m->multi, x->easy);
-		if (x->h2c == H2C_OPEN)
-			m->h2c_opening--;
-		live_unlink(m, x);
-		m->pending--;
+		detach(m, x);
 		xfer_free(x);
 		stopped++;
 	}

@@ -136,10 +136,13 @@ static void record(void *ud, int i, int rc, const struct pp_error *err)
 	o->n++;
 }
 
-static void claim_all(struct pp_store *s, int want, struct pp_run_rec **runs)
+/* want runs scheduled, due, and claimed by d1. */
+static void schedule_and_claim(struct pp_store *s, int want, struct pp_run_rec **runs)
 {
 	struct pp_error err = {0};
 	int n;
+	for (int i = 0; i < want; i++)
+		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
 	assert_int_equal(s->ops->claim(s, NULL, "d1", 60000, want, runs, &n, &err), 0);
 	assert_int_equal(n, want);
 }
@@ -152,10 +155,8 @@ static void test_queued_writes_settle_in_order(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	for (int i = 0; i < 3; i++)
-		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
 	struct pp_run_rec *runs;
-	claim_all(s, 3, &runs);
+	schedule_and_claim(s, 3, &runs);
 	static const char odd[] = "try \"1\", {a,b} \\ NULL\n'x'";
 	struct pp_run_update intent = {.state = PP_ST_SUBMITTING,
 				       .idem_key = "k,{1}\"",
@@ -226,10 +227,8 @@ static void test_queued_writes_many_and_lost(void **state)
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
 	enum { N = 300, LOST = 40 };
-	for (int i = 0; i < N; i++)
-		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
 	struct pp_run_rec *runs;
-	claim_all(s, N, &runs);
+	schedule_and_claim(s, N, &runs);
 	struct pp_run_update u = {.state = PP_ST_SUBMITTING,
 				  .attempt = 1,
 				  .next_attempt_ms = -1,
@@ -288,10 +287,8 @@ static void test_write_after_a_failed_one_is_refused(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	for (int i = 0; i < 2; i++)
-		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
 	struct pp_run_rec *runs;
-	claim_all(s, 2, &runs);
+	schedule_and_claim(s, 2, &runs);
 	struct pp_run_update submitted = {.state = PP_ST_SUBMITTED,
 					  .infra_id = "arn:aws:ecs:task/1",
 					  .attempt = -1,
