@@ -41,6 +41,27 @@ start_serve() {
 	SERVE_PIDS="$SERVE_PIDS $!"
 }
 
+# wait_serving SECONDS NAME...: until each dispatcher has opened the store
+# and entered its loop (its "dispatcher NAME: store" line), or fail. A store
+# outage before that ends a dispatcher (exit 75, for its supervisor to
+# restart): a test that stops the server waits for this first, not for a
+# time a busy machine may not give.
+wait_serving() {
+	end=$(($(date +%s) + $1))
+	shift
+	for name in "$@"; do
+		until grep -q "dispatcher $name: store" "$T/$name.log" 2>/dev/null; do
+			if [ "$(date +%s)" -ge "$end" ]; then
+				echo "FAIL: $name never started serving"
+				tail -n 20 "$T/$name.log"
+				dump_serves
+				return 1
+			fi
+			sleep 0.05
+		done
+	done
+}
+
 stop_serves() {
 	for p in $SERVE_PIDS; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done
 	for p in $SERVE_PIDS; do wait "$p" 2>/dev/null || true; done

@@ -12,6 +12,7 @@ schedule_runs "$PER_POOL"
 start_serve d1
 start_serve d2
 start_serve d3
+wait_serving 60 d1 d2 d3
 wait_for 60 $((TOTAL / 5)) "SELECT count(*) FROM runs WHERE state <> 'SCHEDULED'"
 sh "$HERE/tests/pg-env.sh" restart "$PGDIR"
 wait_for 60 $((TOTAL / 2)) "SELECT count(*) FROM runs WHERE state IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
