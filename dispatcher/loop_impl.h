@@ -2,8 +2,9 @@
  * sources; loop_pools.c: pools, claims and reloads; inflight.c: the life of
  * each run in flight; inflight_queue.c: its store writes the store queues;
  * inflight_logs.c: a failed run's last output; lease.c: renewing and
- * releasing leases). Not an interface: only those files
- * include it. */
+ * releasing leases). Not an interface: only those files include it, and
+ * tests/unit/dispatcher/inflight_queue.c, which drives the queued writes
+ * against a store that fails them on cue. */
 #ifndef PP_LOOP_IMPL_H
 #define PP_LOOP_IMPL_H
 

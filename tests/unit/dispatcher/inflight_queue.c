@@ -1,0 +1,265 @@
+/* The loop's queued store writes (dispatcher/inflight_queue.c) against a
+ * store that queues them and reports the outcomes the test chooses, as
+ * PostgreSQL's does when its connection drops: a run whose write failed is
+ * dropped and its lease released, once the store answers again, in the
+ * state the store surely has, never in one only a lost write gave it; a
+ * write fenced out leaves the run to its new owner, nothing released; the
+ * outcome of a dropped run's later write touches nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatcher/loop_impl.h"
+#include "lib/log.h"
+
+#define FAKE_WRITES_MAX 8
+
+/* The store: update_queue keeps each write; update_settle reports them in
+ * order, failing the one at fail_at (from 1) with fail_rc; update writes
+ * at once unless down. What reaches the store is in written. */
+static struct {
+	struct pp_store base;
+	struct fake_write {
+		char id[PP_ID_LEN];
+		enum pp_store_state state;
+		bool released;
+	} queued[FAKE_WRITES_MAX], written[FAKE_WRITES_MAX];
+	int nqueued, nwritten;
+	int fail_at, fail_rc;
+	bool down;
+} fs;
+
+static void keep(struct fake_write *w, const char *id, const struct pp_run_update *u)
+{
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	w->state = u->state;
+	w->released = u->release_lease;
+}
+
+static int fake_update_queue(struct pp_store *s, const char *id, int64_t fence,
+			     const struct pp_run_update *u, struct pp_error *err)
+{
+	assert_true(fs.nqueued < FAKE_WRITES_MAX);
+	keep(&fs.queued[fs.nqueued++], id, u);
+	return 0;
+}
+
+static void fake_update_settle(struct pp_store *s,
+			       void (*done)(void *ud, int i, int rc, const struct pp_error *err),
+			       void *ud)
+{
+	int n = fs.nqueued;
+	for (int i = 0; i < n; i++) {
+		struct pp_error err = {0};
+		if (i + 1 == fs.fail_at) {
+			pp_fail(&err, fs.fail_rc, "fake store: write %d failed", i + 1);
+			done(ud, i, fs.fail_rc, &err);
+			continue;
+		}
+		if (fs.nwritten < FAKE_WRITES_MAX)
+			fs.written[fs.nwritten++] = fs.queued[i];
+		done(ud, i, 0, NULL);
+	}
+	fs.nqueued -= n;
+	memmove(fs.queued, fs.queued + n, (size_t)fs.nqueued * sizeof(fs.queued[0]));
+	fs.fail_at = 0;
+}
+
+static int fake_update(struct pp_store *s, const char *id, int64_t fence,
+		       const struct pp_run_update *u, struct pp_error *err)
+{
+	if (fs.down)
+		return pp_fail(err, PP_ETRANSIENT, "fake store: connection lost");
+	assert_true(fs.nwritten < FAKE_WRITES_MAX);
+	keep(&fs.written[fs.nwritten++], id, u);
+	return 0;
+}
+
+static int fake_renew(struct pp_store *s, const char *owner, int64_t lease_ms, struct pp_error *err)
+{
+	return fs.down ? pp_fail(err, PP_ETRANSIENT, "fake store: connection lost") : 0;
+}
+
+static const struct pp_store_ops fake_store_ops = {
+	.name = "fake",
+	.update = fake_update,
+	.update_queue = fake_update_queue,
+	.update_settle = fake_update_settle,
+	.renew = fake_renew,
+};
+
+/* ---- a loop with nothing but its runs and the store ---- */
+
+static struct pp_config cfg;
+static struct pp_loop_opts opts;
+static struct pp_loop_summary sum;
+static struct pp_loop L;
+
+static int setup(void **state)
+{
+	struct pp_error err = {0};
+	memset(&fs, 0, sizeof(fs));
+	fs.base.ops = &fake_store_ops;
+	assert_int_equal(pp_config_init(&cfg, &err), 0);
+	memset(&sum, 0, sizeof(sum));
+	L = (struct pp_loop){.cfg = &cfg, .opts = &opts, .sum = &sum, .store = &fs.base};
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	while (L.runs)
+		inflight_free(&L, L.runs);
+	free(L.queued);
+	pp_config_free(&cfg);
+	return 0;
+}
+
+/* A run claimed under fence 7, in state st as the store has it. */
+static struct inflight *add_run(const char *id, enum pp_store_state st)
+{
+	struct inflight *a = calloc(1, sizeof(*a));
+	assert_non_null(a);
+	snprintf(a->rec.id, sizeof(a->rec.id), "%s", id);
+	a->rec.state = st;
+	a->rec.fence = 7;
+	a->loop = &L;
+	a->next = L.runs;
+	if (L.runs)
+		L.runs->prev = a;
+	L.runs = a;
+	L.ninflight++;
+	return a;
+}
+
+static bool in_flight(const char *id)
+{
+	for (struct inflight *a = L.runs; a; a = a->next)
+		if (!strcmp(a->rec.id, id))
+			return true;
+	return false;
+}
+
+static void queue(struct inflight *a, enum pp_store_state st, const char *infra_id)
+{
+	struct pp_run_update u = {
+		.state = st, .infra_id = infra_id, .attempt = -1, .next_attempt_ms = -1};
+	assert_true(inflight_store_queue(&L, a, &u));
+	assert_int_equal(a->rec.state, st); /* the loop acts on it at once */
+}
+
+/* The store answers again: the next renewal releases what was left. */
+static void store_back(void)
+{
+	fs.down = false;
+	lease_renew(&L);
+	assert_int_equal(L.norphans, 0);
+}
+
+/* The connection drops under a queued SUBMITTED write: the run is left
+ * for recovery in SUBMITTING, the state before that write (its
+ * submission is then replayed with its key and adopted). */
+static void test_failed_queued_write_releases_the_state_before_it(void **state)
+{
+	struct inflight *a = add_run("run-a", PP_ST_SUBMITTING);
+	add_run("run-b", PP_ST_SUBMITTING);
+	queue(a, PP_ST_SUBMITTED, "job/a");
+	queue(L.runs, PP_ST_SUBMITTED, "job/b"); /* run-b, added last */
+	fs.fail_at = 1;
+	fs.fail_rc = PP_ETRANSIENT;
+	fs.down = true;
+	inflight_settle(&L);
+	assert_false(in_flight("run-a"));
+	assert_true(in_flight("run-b"));
+	assert_int_equal(fs.nwritten, 1); /* run-b's write, nothing else yet */
+	assert_string_equal(fs.written[0].id, "run-b");
+	lease_renew(&L); /* still down: kept for later */
+	assert_int_equal(L.norphans, 1);
+	store_back();
+	assert_int_equal(fs.nwritten, 2);
+	assert_string_equal(fs.written[1].id, "run-a");
+	assert_int_equal(fs.written[1].state, PP_ST_SUBMITTING);
+	assert_true(fs.written[1].released);
+}
+
+/* A queued SUBMITTED write is still out when a synchronous write of the
+ * same run fails: the run is released in SUBMITTING, not in the SUBMITTED
+ * it took from the queued write (which the store may not have: released
+ * so, it would hold SUBMITTED with no infra id, and its next claim could
+ * only crash it). The queued write's outcome then finds the run gone. */
+static void test_sync_write_failing_behind_a_queued_one(void **state)
+{
+	struct inflight *a = add_run("run-a", PP_ST_SUBMITTING);
+	queue(a, PP_ST_SUBMITTED, "job/a");
+	fs.down = true;
+	struct pp_run_update running = {
+		.state = PP_ST_RUNNING, .attempt = -1, .next_attempt_ms = -1};
+	assert_false(inflight_store_write(&L, a, &running));
+	assert_false(in_flight("run-a"));
+	assert_int_equal(L.norphans, 1);
+	fs.fail_at = 1;
+	fs.fail_rc = PP_ETRANSIENT;
+	inflight_settle(&L); /* reports the lost write of a run already gone */
+	assert_int_equal(L.nqueued, 0);
+	store_back();
+	assert_int_equal(fs.nwritten, 1);
+	assert_string_equal(fs.written[0].id, "run-a");
+	assert_int_equal(fs.written[0].state, PP_ST_SUBMITTING);
+	assert_true(fs.written[0].released);
+}
+
+/* Two writes of a run queued, the first lost: the run goes back in the
+ * state before both, and the second's success (written after the first
+ * failed, as far as the loop knows) changes nothing. */
+static void test_first_of_two_queued_writes_lost(void **state)
+{
+	struct inflight *a = add_run("run-a", PP_ST_SCHEDULED);
+	queue(a, PP_ST_SUBMITTING, NULL);
+	queue(a, PP_ST_SUBMITTED, "job/a");
+	fs.fail_at = 1;
+	fs.fail_rc = PP_EIO;
+	inflight_settle(&L);
+	assert_false(in_flight("run-a"));
+	assert_int_equal(L.norphans, 1);
+	assert_int_equal(L.orphans[0].state, PP_ST_SCHEDULED);
+	store_back();
+	assert_string_equal(fs.written[fs.nwritten - 1].id, "run-a");
+	assert_int_equal(fs.written[fs.nwritten - 1].state, PP_ST_SCHEDULED);
+	assert_true(fs.written[fs.nwritten - 1].released);
+}
+
+/* A queued write fenced out: another dispatcher holds the run now. It is
+ * dropped and counted as a lost lease, and nothing is released for it. */
+static void test_fenced_out_write_leaves_the_run_to_its_owner(void **state)
+{
+	struct inflight *a = add_run("run-a", PP_ST_SUBMITTING);
+	queue(a, PP_ST_SUBMITTED, "job/a");
+	fs.fail_at = 1;
+	fs.fail_rc = PP_ECONFLICT;
+	inflight_settle(&L);
+	assert_false(in_flight("run-a"));
+	assert_int_equal(sum.lost_lease, 1);
+	assert_int_equal(L.norphans, 0);
+	store_back();
+	assert_int_equal(fs.nwritten, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_failed_queued_write_releases_the_state_before_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_write_failing_behind_a_queued_one, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_first_of_two_queued_writes_lost, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fenced_out_write_leaves_the_run_to_its_owner,
+						setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
