@@ -153,6 +153,22 @@ static void queue(struct inflight *a, enum pp_store_state st, const char *infra_
 	assert_int_equal(a->rec.state, st); /* the loop acts on it at once */
 }
 
+/* The settle fails the first write queued, with rc. */
+static void fail_first_queued(int rc)
+{
+	fs.fail_at = 1;
+	fs.fail_rc = rc;
+}
+
+/* The store's write i released id's lease in state st. */
+static void assert_released(int i, const char *id, enum pp_store_state st)
+{
+	assert_true(i >= 0 && i < fs.nwritten);
+	assert_string_equal(fs.written[i].id, id);
+	assert_int_equal(fs.written[i].state, st);
+	assert_true(fs.written[i].released);
+}
+
 /* The store answers again: the next renewal releases what was left. */
 static void store_back(void)
 {
@@ -170,8 +186,7 @@ static void test_failed_queued_write_releases_the_state_before_it(void **state)
 	add_run("run-b", PP_ST_SUBMITTING);
 	queue(a, PP_ST_SUBMITTED, "job/a");
 	queue(L.runs, PP_ST_SUBMITTED, "job/b"); /* run-b, added last */
-	fs.fail_at = 1;
-	fs.fail_rc = PP_ETRANSIENT;
+	fail_first_queued(PP_ETRANSIENT);
 	fs.down = true;
 	inflight_settle(&L);
 	assert_false(in_flight("run-a"));
@@ -182,9 +197,7 @@ static void test_failed_queued_write_releases_the_state_before_it(void **state)
 	assert_int_equal(L.norphans, 1);
 	store_back();
 	assert_int_equal(fs.nwritten, 2);
-	assert_string_equal(fs.written[1].id, "run-a");
-	assert_int_equal(fs.written[1].state, PP_ST_SUBMITTING);
-	assert_true(fs.written[1].released);
+	assert_released(1, "run-a", PP_ST_SUBMITTING);
 }
 
 /* A queued SUBMITTED write is still out when a synchronous write of the
@@ -202,15 +215,12 @@ static void test_sync_write_failing_behind_a_queued_one(void **state)
 	assert_false(inflight_store_write(&L, a, &running));
 	assert_false(in_flight("run-a"));
 	assert_int_equal(L.norphans, 1);
-	fs.fail_at = 1;
-	fs.fail_rc = PP_ETRANSIENT;
+	fail_first_queued(PP_ETRANSIENT);
 	inflight_settle(&L); /* reports the lost write of a run already gone */
 	assert_int_equal(L.nqueued, 0);
 	store_back();
 	assert_int_equal(fs.nwritten, 1);
-	assert_string_equal(fs.written[0].id, "run-a");
-	assert_int_equal(fs.written[0].state, PP_ST_SUBMITTING);
-	assert_true(fs.written[0].released);
+	assert_released(0, "run-a", PP_ST_SUBMITTING);
 }
 
 /* Two writes of a run queued, the first lost: the run goes back in the
@@ -221,16 +231,13 @@ static void test_first_of_two_queued_writes_lost(void **state)
 	struct inflight *a = add_run("run-a", PP_ST_SCHEDULED);
 	queue(a, PP_ST_SUBMITTING, NULL);
 	queue(a, PP_ST_SUBMITTED, "job/a");
-	fs.fail_at = 1;
-	fs.fail_rc = PP_EIO;
+	fail_first_queued(PP_EIO);
 	inflight_settle(&L);
 	assert_false(in_flight("run-a"));
 	assert_int_equal(L.norphans, 1);
 	assert_int_equal(L.orphans[0].state, PP_ST_SCHEDULED);
 	store_back();
-	assert_string_equal(fs.written[fs.nwritten - 1].id, "run-a");
-	assert_int_equal(fs.written[fs.nwritten - 1].state, PP_ST_SCHEDULED);
-	assert_true(fs.written[fs.nwritten - 1].released);
+	assert_released(fs.nwritten - 1, "run-a", PP_ST_SCHEDULED);
 }
 
 /* A queued write fenced out: another dispatcher holds the run now. It is
@@ -239,8 +246,7 @@ static void test_fenced_out_write_leaves_the_run_to_its_owner(void **state)
 {
 	struct inflight *a = add_run("run-a", PP_ST_SUBMITTING);
 	queue(a, PP_ST_SUBMITTED, "job/a");
-	fs.fail_at = 1;
-	fs.fail_rc = PP_ECONFLICT;
+	fail_first_queued(PP_ECONFLICT);
 	inflight_settle(&L);
 	assert_false(in_flight("run-a"));
 	assert_int_equal(sum.lost_lease, 1);
