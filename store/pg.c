@@ -995,13 +995,14 @@ static int pg_update(struct pp_store *base, const char *id, int64_t fence,
 		     const struct pp_run_update *u, struct pp_error *err)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	batch_send(s);
+	batch_send(s); /* the queued writes' outcomes, for queued_failed */
 	int rc = queued_failed(s, id, fence, err);
 	if (rc)
 		return rc;
 	struct update_params p;
 	update_params(&p, id, fence, u);
-	PGresult *res = query(s, "update run", update_sql, UPDATE_NPARAMS, p.v, &rc, err);
+	PGresult *res =
+		run_sql_now(s, "update run", SQL_STATIC, update_sql, UPDATE_NPARAMS, p.v, &rc, err);
 	if (!res)
 		return rc;
 	bool changed = atoi(PQgetvalue(res, 0, 0)) > 0;

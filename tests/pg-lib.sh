@@ -41,24 +41,42 @@ start_serve() {
 	SERVE_PIDS="$SERVE_PIDS $!"
 }
 
+# until_deadline SECONDS INTERVAL CMD...: run CMD every INTERVAL seconds
+# until it succeeds (0), or SECONDS have passed (1). The waits below are
+# this with their own condition and report.
+until_deadline() {
+	deadline=$(($(date +%s) + $1))
+	interval=$2
+	shift 2
+	until "$@"; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep "$interval"
+	done
+}
+
 # wait_serving SECONDS NAME...: until each dispatcher has opened the store
 # and entered its loop (its "dispatcher NAME: store" line), or fail. A store
 # outage before that ends a dispatcher (exit 75, for its supervisor to
 # restart): a test that stops the server waits for this first, not for a
 # time a busy machine may not give.
 wait_serving() {
-	end=$(($(date +%s) + $1))
+	secs=$1
 	shift
-	for name in "$@"; do
-		until grep -q "dispatcher $name: store" "$T/$name.log" 2>/dev/null; do
-			if [ "$(date +%s)" -ge "$end" ]; then
-				echo "FAIL: $name never started serving"
-				tail -n 20 "$T/$name.log"
-				dump_serves
-				return 1
-			fi
-			sleep 0.05
+	if ! until_deadline "$secs" 0.05 serving "$@"; then
+		for name in "$@"; do
+			serving "$name" && continue
+			echo "FAIL: $name never started serving"
+			tail -n 20 "$T/$name.log"
+			break
 		done
+		dump_serves
+		return 1
+	fi
+}
+serving() {
+	for serving_name in "$@"; do
+		grep -q "dispatcher $serving_name: store" "$T/$serving_name.log" 2>/dev/null ||
+			return 1
 	done
 }
 
@@ -105,46 +123,37 @@ dropped() {
 # (a resumed stale dispatcher holds nothing after that, so it can send
 # nothing more: what the mock counted by then is all it will ever send).
 wait_dropped() {
-	end=$(($(date +%s) + $1))
-	while [ "$(dropped "$2")" -lt "$3" ]; do
-		if [ "$(date +%s)" -ge "$end" ]; then
-			echo "FAIL: after $1 s $2 has let go of $(dropped "$2") of $3 runs"
-			tail -n 20 "$T/$2.log"
-			dump_serves
-			return 1
-		fi
-		sleep 0.05
-	done
+	if ! until_deadline "$1" 0.05 dropped_at_least "$2" "$3"; then
+		echo "FAIL: after $1 s $2 has let go of $(dropped "$2") of $3 runs"
+		tail -n 20 "$T/$2.log"
+		dump_serves
+		return 1
+	fi
 }
+dropped_at_least() { [ "$(dropped "$1")" -ge "$2" ]; }
 
 wait_for() {
-	end=$(($(date +%s) + $1))
-	while [ "$(psql_q "$3" 2>/dev/null || echo -1)" -lt "$2" ]; do
-		if [ "$(date +%s)" -ge "$end" ]; then
-			echo "FAIL: after $1 s still below $2: $3"
-			psql_q "SELECT state, lease_owner, count(*) FROM runs GROUP BY 1, 2"
-			for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
-			dump_serves
-			return 1
-		fi
-		sleep 0.05
-	done
+	if ! until_deadline "$1" 0.05 count_at_least "$2" "$3"; then
+		echo "FAIL: after $1 s still below $2: $3"
+		psql_q "SELECT state, lease_owner, count(*) FROM runs GROUP BY 1, 2"
+		for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
+		dump_serves
+		return 1
+	fi
 }
+count_at_least() { [ "$(psql_q "$2" 2>/dev/null || echo -1)" -ge "$1" ]; }
 
 # wait_all_terminal SECONDS: until every run has ended, or fail.
 wait_all_terminal() {
-	end=$(($(date +%s) + $1))
-	while [ "$(unfinished 2>/dev/null || echo x)" != 0 ]; do
-		if [ "$(date +%s)" -ge "$end" ]; then
-			echo "FAIL: $(unfinished) run(s) unfinished after $1 s"
-			psql_q "SELECT state, count(*) FROM runs GROUP BY state"
-			for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
-			dump_serves
-			return 1
-		fi
-		sleep 0.5
-	done
+	if ! until_deadline "$1" 0.5 all_terminal; then
+		echo "FAIL: $(unfinished) run(s) unfinished after $1 s"
+		psql_q "SELECT state, count(*) FROM runs GROUP BY state"
+		for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
+		dump_serves
+		return 1
+	fi
 }
+all_terminal() { [ "$(unfinished 2>/dev/null || echo x)" = 0 ]; }
 
 mock_stats() { curl -fsS "$BASE/control/stats"; }
 
