@@ -438,10 +438,11 @@ static int prepare_once(struct sqlite_store *s, sqlite3_stmt **stp, const char *
 /* Transactions. Outside a turn each write is its own transaction
  * (BEGIN IMMEDIATE: the write lock first, so two dispatchers never
  * deadlock upgrading a read). In a turn (group commit, store.h) the first
- * write opens the turn's transaction and each write is a savepoint in it:
- * one that fails or is fenced out undoes only itself, and the turn's
- * commit makes the rest durable together. The statements are prepared
- * once: parsing them was a fifth of a write's cost. */
+ * write opens the turn's transaction, and the turn's commit makes its
+ * writes durable together. Each write but a run's update is a savepoint
+ * in it, so that one that fails undoes only itself; sqlite_update says
+ * why a run's update takes none. The statements are prepared once:
+ * parsing them was a fifth of a write's cost. */
 static int tx_exec(struct sqlite_store *s, enum tx_op op, struct pp_error *err)
 {
 	static const char *const sql[TX_OPS] = {
@@ -457,10 +458,10 @@ static int tx_exec(struct sqlite_store *s, enum tx_op op, struct pp_error *err)
 	return rc;
 }
 
-static int tx_begin(struct sqlite_store *s, struct pp_error *err)
+/* The turn's transaction, opened by its first write; refused once SQLite
+ * has rolled it back. */
+static int turn_tx_open(struct sqlite_store *s, struct pp_error *err)
 {
-	if (!s->turn)
-		return tx_exec(s, TX_BEGIN, err);
 	if (s->turn_tx && sqlite3_get_autocommit(s->db)) {
 		/* SQLite rolled the turn back itself (an I/O error, a full
 		 * disk): its earlier writes are gone, and so is this one. */
@@ -474,7 +475,15 @@ static int tx_begin(struct sqlite_store *s, struct pp_error *err)
 			return rc;
 		s->turn_tx = true;
 	}
-	return tx_exec(s, TX_SAVEPOINT, err);
+	return 0;
+}
+
+static int tx_begin(struct sqlite_store *s, struct pp_error *err)
+{
+	if (!s->turn)
+		return tx_exec(s, TX_BEGIN, err);
+	int rc = turn_tx_open(s, err);
+	return rc ? rc : tx_exec(s, TX_SAVEPOINT, err);
 }
 
 static int tx_commit(struct sqlite_store *s, struct pp_error *err)
@@ -494,6 +503,15 @@ static void tx_rollback(struct sqlite_store *s)
 	}
 	tx_exec(s, TX_ROLLBACK_TO, NULL);
 	tx_exec(s, TX_RELEASE, NULL);
+}
+
+/* Rolls the turn's transaction back: its later writes are refused, and
+ * turn_end reports every write of it lost. */
+static void turn_lose(struct sqlite_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		tx_exec(s, TX_ROLLBACK, NULL);
+	s->turn_lost = true;
 }
 
 static void sqlite_turn_begin(struct pp_store *base)
@@ -979,7 +997,14 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	int64_t now = pp_wall_ms();
-	int rc = tx_begin(s, err);
+	/* In a turn, no savepoint: a savepoint copies every page the write
+	 * touches into SQLite's statement journal first, and this is two
+	 * writes a run (issue 23). Each statement is atomic on its own
+	 * (SQLite undoes a failed one, or the whole transaction, which
+	 * sqlite3_get_autocommit tells), a fenced-out update changes
+	 * nothing, and an event that fails after its run's row changed
+	 * rolls the turn back: the write is never half-applied. */
+	int rc = s->turn ? turn_tx_open(s, err) : tx_begin(s, err);
 	if (rc)
 		return rc;
 		/* Two statements, keeping or letting go of the lease: assigning
@@ -1017,8 +1042,14 @@ static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
 		rc = pp_fail(err, PP_ECONFLICT, "run %s: lease lost (fence %lld is stale)", id,
 			     (long long)fence);
 	sqlite3_reset(st);
+	bool row_changed = !rc;
 	if (!rc && u->event)
 		rc = add_event(s, id, state, u->event, now, err);
+	if (s->turn) {
+		if (rc && (row_changed || sqlite3_get_autocommit(s->db)))
+			turn_lose(s);
+		return rc;
+	}
 	if (rc) {
 		tx_rollback(s);
 		return rc;

@@ -218,15 +218,18 @@ struct pp_store_ops {
 	int (*store_id)(struct pp_store *s, char out[PP_ID_LEN], struct pp_error *err);
 	/* Optional (NULL: every write commits on its own). Group commit: after
 	 * turn_begin, the writes of this handle join one transaction, opened
-	 * at the first of them, each in a savepoint of its own (a write that
-	 * fails, or is fenced out, undoes only itself), until turn_end commits
+	 * at the first of them, until turn_end commits
 	 * them together and ends the turn. Nothing a write of the turn records
 	 * is durable before turn_end returns 0: a caller commits before anyone
 	 * outside the store acts on it (a request sent, a report upstream)
 	 * and before it waits (the write lock is held from the turn's first
-	 * write to its end). turn_end fails when the commit does, or when
-	 * the backend rolled the turn back under a failed write; either way
-	 * every write of the turn is lost. */
+	 * write to its end). A write that is fenced out changes nothing; one
+	 * that fails undoes only itself, or, when the backend cannot undo it
+	 * alone (SQLite: a run's update whose event failed after its row
+	 * changed), rolls the whole turn back and refuses the turn's later
+	 * writes; it is never half-applied. turn_end fails when the commit
+	 * does, or when the backend rolled the turn back under a failed
+	 * write; either way every write of the turn is lost. */
 	void (*turn_begin)(struct pp_store *s);
 	int (*turn_end)(struct pp_store *s, struct pp_error *err);
 };

@@ -368,6 +368,72 @@ static void test_turn_commits_its_writes_together(void **state)
 	pp_run_recs_free(runs, 2);
 }
 
+/* Runs sql on a connection of its own (a trigger the store's handle then
+ * finds in the schema). */
+static void exec_sql(const char *sql)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(sqlite_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static int write_event(struct pp_store *s, const struct pp_run_rec *r, enum pp_store_state st,
+		       const char *event)
+{
+	struct pp_run_update u = {
+		.state = st, .attempt = -1, .next_attempt_ms = -1, .event = event};
+	struct pp_error err = {0};
+	return s->ops->update(s, r->id, r->fence, &u, &err);
+}
+
+/* A run's write in a turn takes no savepoint (sqlite_update): when its
+ * run's row changed and its event then failed, the whole turn is rolled
+ * back and reported lost, never committed half-applied; when the row's
+ * own update fails, SQLite undoes that statement and the turn goes on. */
+static void test_turn_write_is_never_half_applied(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	char a[PP_ID_LEN], b[PP_ID_LEN];
+	schedule(s, "p", 1, pp_wall_ms() - 1, a);
+	schedule(s, "p", 0, pp_wall_ms() - 1, b);
+	exec_sql("CREATE TRIGGER refuse_event BEFORE INSERT ON run_events"
+		 " WHEN NEW.message = 'refused' BEGIN SELECT RAISE(ABORT, 'event refused'); END;"
+		 "CREATE TRIGGER refuse_failed BEFORE UPDATE OF state ON runs"
+		 " WHEN NEW.state = 'FAILED' BEGIN SELECT RAISE(ABORT, 'update refused'); END;");
+	struct pp_run_rec *runs;
+	int n, nev;
+	s->ops->turn_begin(s);
+	assert_int_equal(s->ops->claim(s, "p", "d1", 60000, 2, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(write_event(s, &runs[0], PP_ST_SUBMITTING, "intent"), 0);
+	/* The update itself refused: undone alone, the turn commits the rest. */
+	assert_int_not_equal(write_event(s, &runs[1], PP_ST_FAILED, "failed"), 0);
+	assert_int_equal(write_event(s, &runs[1], PP_ST_SUBMITTING, "intent"), 0);
+	assert_int_equal(s->ops->turn_end(s, &err), 0);
+	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTING);
+	assert_int_equal(nev, 2);
+	assert_int_equal(seen_state(b, &nev), PP_ST_SUBMITTING);
+	assert_int_equal(nev, 2);
+	/* b's row changes, then its event is refused: the turn is lost. */
+	s->ops->turn_begin(s);
+	assert_int_equal(write_event(s, &runs[0], PP_ST_SUBMITTED, "submitted"), 0);
+	assert_int_not_equal(write_event(s, &runs[1], PP_ST_SUBMITTED, "refused"), 0);
+	assert_int_not_equal(write_event(s, &runs[0], PP_ST_RUNNING, "running"), 0);
+	assert_int_not_equal(s->ops->turn_end(s, &err), 0);
+	assert_non_null(strstr(err.msg, "rolled back"));
+	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTING);
+	assert_int_equal(nev, 2);
+	assert_int_equal(seen_state(b, &nev), PP_ST_SUBMITTING);
+	assert_int_equal(nev, 2);
+	/* Outside a turn the handle writes again, each write on its own. */
+	assert_int_equal(write_event(s, &runs[0], PP_ST_SUBMITTED, "submitted"), 0);
+	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTED);
+	assert_int_equal(nev, 3);
+	pp_run_recs_free(runs, n);
+}
+
 /* Claims both runs of pool "p" and commits their first step in one turn,
  * then writes their next steps in a second turn it never ends. */
 static bool two_turns_the_second_unended(struct pp_store *c, const void *unused)
@@ -431,6 +497,8 @@ int main(void)
 			test_claim_without_free_leases_builds_no_temporary_btree, sqlite_setup,
 			store_teardown),
 		cmocka_unit_test_setup_teardown(test_turn_commits_its_writes_together, sqlite_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_turn_write_is_never_half_applied, sqlite_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_turn_keeps_committed_turns,
 						sqlite_setup, store_teardown),
