@@ -218,8 +218,8 @@ struct pp_store_ops {
 	int (*store_id)(struct pp_store *s, char out[PP_ID_LEN], struct pp_error *err);
 	/* Optional (NULL: every write commits on its own). Group commit: after
 	 * turn_begin, the writes of this handle join one transaction, opened
-	 * at the first of them, until turn_end commits
-	 * them together and ends the turn. Nothing a write of the turn records
+	 * at the first of them, until turn_end commits them together and
+	 * ends the turn. Nothing a write of the turn records
 	 * is durable before turn_end returns 0: a caller commits before anyone
 	 * outside the store acts on it (a request sent, a report upstream)
 	 * and before it waits (the write lock is held from the turn's first
