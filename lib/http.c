@@ -436,7 +436,10 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pushpool/" PP_VERSION);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	/* gRPC compresses message by message (grpc-encoding), never with
+	 * HTTP's content codings: asking for them only costs each call a
+	 * header built and a decoder set up (issue 23). */
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, (req->flags & PP_HTTP_GRPC) ? NULL : "");
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* curl silently resends a request whose reused keep-alive connection
 	 * died before the answer; for a create that could act twice, so

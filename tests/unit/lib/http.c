@@ -115,6 +115,7 @@ struct h2c_server {
 	 * answer is sent. `received` counts calls read (atomic). */
 	bool hold;
 	int release, answered, received;
+	int coded; /* calls that asked for an HTTP content coding (atomic) */
 };
 
 static const uint8_t empty_message[5] = {0};
@@ -189,6 +190,16 @@ static bool h2c_release_one(nghttp2_session *session, struct h2c_conn *c)
 	return true;
 }
 
+static int h2c_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+		      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		      void *ud)
+{
+	static const char coding[] = "accept-encoding";
+	if (namelen == sizeof(coding) - 1 && !memcmp(name, coding, namelen))
+		__atomic_add_fetch(&((struct h2c_conn *)ud)->srv->coded, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
 static int h2c_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
 			    void *ud)
 {
@@ -208,6 +219,7 @@ static void *h2c_conn_main(void *arg)
 	nghttp2_session_callbacks_set_send_callback(cbs, h2c_send);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2c_frame_recv);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2c_stream_close);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, h2c_header);
 	assert_int_equal(nghttp2_session_server_new(&session, cbs, c), 0);
 	nghttp2_session_callbacks_del(cbs);
 	nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100};
@@ -314,8 +326,9 @@ static void add_call(struct pp_http_multi *m, const char *base, unsigned flags, 
 }
 
 /* n gRPC calls to an h2c server, at most `wide` under way at a time, on
- * one multi handle; returns the connections the server accepted. */
-static int h2c_connections_for(unsigned flags, int n, int wide)
+ * one multi handle; returns the connections the server accepted, and in
+ * *coded (when not NULL) the calls that asked for an HTTP content coding. */
+static int h2c_connections_for(unsigned flags, int n, int wide, int *coded)
 {
 	struct h2c_server s;
 	h2c_start(&s);
@@ -344,6 +357,8 @@ static int h2c_connections_for(unsigned flags, int n, int wide)
 	pp_http_multi_free(m);
 	h2c_stop(&s);
 	assert_int_equal(__atomic_load_n(&s.calls, __ATOMIC_SEQ_CST), n);
+	if (coded)
+		*coded = __atomic_load_n(&s.coded, __ATOMIC_SEQ_CST);
 	return __atomic_load_n(&s.connections, __ATOMIC_SEQ_CST);
 }
 
@@ -352,11 +367,11 @@ static void test_grpc_calls_share_h2c_connections(void **state)
 	(void)state;
 	/* One after another: every call after the first joins its connection
 	 * (libcurl 7.88 would break a reused prior-knowledge connection). */
-	assert_int_equal(h2c_connections_for(PP_HTTP_RESENDABLE, 10, 1), 1);
+	assert_int_equal(h2c_connections_for(PP_HTTP_RESENDABLE, 10, 1, NULL), 1);
 	/* 60 calls, 12 at a time: the first calls find no connection, one
 	 * opens it and the others wait for it or join it; a joiner that lands
 	 * on it before it is HTTP/2 may open another. */
-	int wide = h2c_connections_for(PP_HTTP_RESENDABLE, 60, 12);
+	int wide = h2c_connections_for(PP_HTTP_RESENDABLE, 60, 12, NULL);
 	assert_in_range(wide, 1, 3);
 	print_message("60 multiplexed calls, 12 at a time: %d connection(s)\n", wide);
 }
@@ -364,8 +379,50 @@ static void test_grpc_calls_share_h2c_connections(void **state)
 static void test_grpc_calls_not_resendable_get_their_own_connection(void **state)
 {
 	(void)state;
-	assert_int_equal(h2c_connections_for(0, 5, 1), 5);
-	assert_int_equal(h2c_connections_for(0, 12, 4), 12);
+	assert_int_equal(h2c_connections_for(0, 5, 1, NULL), 5);
+	assert_int_equal(h2c_connections_for(0, 12, 4, NULL), 12);
+}
+
+static int coded_requests; /* JSON requests with Accept-Encoding (atomic) */
+
+static void ok_noting_coding(struct hs_server *s, const struct hs_request *rq,
+			     struct hs_response *rs)
+{
+	for (int i = 0; i < rq->nheaders; i++)
+		if (!strcasecmp(rq->names[i], "Accept-Encoding"))
+			__atomic_add_fetch(&coded_requests, 1, __ATOMIC_SEQ_CST);
+	ok(s, rq, rs);
+}
+
+/* gRPC compresses message by message (grpc-encoding): its calls ask for
+ * no HTTP content coding, which only cost each one a header and a
+ * decoder. JSON requests still take gzip and the rest. */
+static void test_only_json_requests_ask_for_content_codings(void **state)
+{
+	(void)state;
+	int coded = -1;
+	assert_int_equal(h2c_connections_for(PP_HTTP_RESENDABLE, 3, 1, &coded), 1);
+	assert_int_equal(coded, 0);
+	struct hs_server s;
+	assert_int_equal(hs_start(&s, ok_noting_coding, NULL), 0);
+	struct pp_http_multi *m = pp_http_multi_new();
+	assert_non_null(m);
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	struct pp_error err = {0};
+	char url[128];
+	snprintf(url, sizeof(url), "%s/thing", s.base);
+	pp_http_req_init(&req, "GET", url);
+	pp_http_resp_init(&resp, 1 << 16);
+	int finished = 0;
+	assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
+	while (!finished)
+		pp_http_multi_run(m, 100);
+	pp_http_resp_free(&resp);
+	pp_http_req_free(&req);
+	pp_http_multi_free(m);
+	hs_stop(&s);
+	assert_int_equal(__atomic_load_n(&coded_requests, __ATOMIC_SEQ_CST), 1);
 }
 
 /* One answer in while another call is held: how long pp_http_multi_run
@@ -438,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_grpc_calls_share_h2c_connections),
 		cmocka_unit_test(test_grpc_calls_not_resendable_get_their_own_connection),
 		cmocka_unit_test(test_an_answer_in_returns_without_waiting),
+		cmocka_unit_test(test_only_json_requests_ask_for_content_codings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
