@@ -312,10 +312,10 @@ static enum pp_store_state seen_state(const char *id, int *nev)
 }
 
 static int write_state(struct pp_store *s, const struct pp_run_rec *r, enum pp_store_state st,
-		       int64_t fence)
+		       int64_t fence, const char *event)
 {
 	struct pp_run_update u = {
-		.state = st, .attempt = -1, .next_attempt_ms = -1, .event = "turn test"};
+		.state = st, .attempt = -1, .next_attempt_ms = -1, .event = event};
 	struct pp_error err = {0};
 	return s->ops->update(s, r->id, fence, &u, &err);
 }
@@ -337,11 +337,11 @@ static void test_turn_commits_its_writes_together(void **state)
 	assert_int_equal(s->ops->claim(s, "p", "d1", 60000, 2, &runs, &n, &err), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(runs[0].id, a);
-	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTING, runs[0].fence), 0);
+	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTING, runs[0].fence, "turn test"), 0);
 	/* Fenced out (a stale generation): refused, and the turn goes on. */
-	assert_int_equal(write_state(s, &runs[1], PP_ST_SUBMITTING, runs[1].fence - 1),
+	assert_int_equal(write_state(s, &runs[1], PP_ST_SUBMITTING, runs[1].fence - 1, "turn test"),
 			 PP_ECONFLICT);
-	assert_int_equal(write_state(s, &runs[1], PP_ST_SUBMITTED, runs[1].fence), 0);
+	assert_int_equal(write_state(s, &runs[1], PP_ST_SUBMITTED, runs[1].fence, "turn test"), 0);
 	/* A failed write (a queue priority taken) undoes only itself. */
 	assert_int_equal(pp_queue_set(s, "p", "fast", 1, 0, -1, &err), 0);
 	assert_int_equal(pp_queue_set(s, "p", "slow", 1, 0, -1, &err), PP_ECONFLICT);
@@ -363,7 +363,7 @@ static void test_turn_commits_its_writes_together(void **state)
 	assert_string_equal(q[0].name, "fast");
 	pp_queue_recs_free(q, n);
 	/* After the turn, each write commits on its own again. */
-	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTED, runs[0].fence), 0);
+	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTED, runs[0].fence, "turn test"), 0);
 	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTED);
 	pp_run_recs_free(runs, 2);
 }
@@ -376,15 +376,6 @@ static void exec_sql(const char *sql)
 	assert_int_equal(sqlite3_open(sqlite_path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-}
-
-static int write_event(struct pp_store *s, const struct pp_run_rec *r, enum pp_store_state st,
-		       const char *event)
-{
-	struct pp_run_update u = {
-		.state = st, .attempt = -1, .next_attempt_ms = -1, .event = event};
-	struct pp_error err = {0};
-	return s->ops->update(s, r->id, r->fence, &u, &err);
 }
 
 /* A run's write in a turn takes no savepoint (sqlite_update): when its
@@ -407,10 +398,10 @@ static void test_turn_write_is_never_half_applied(void **state)
 	s->ops->turn_begin(s);
 	assert_int_equal(s->ops->claim(s, "p", "d1", 60000, 2, &runs, &n, &err), 0);
 	assert_int_equal(n, 2);
-	assert_int_equal(write_event(s, &runs[0], PP_ST_SUBMITTING, "intent"), 0);
+	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTING, runs[0].fence, "intent"), 0);
 	/* The update itself refused: undone alone, the turn commits the rest. */
-	assert_int_not_equal(write_event(s, &runs[1], PP_ST_FAILED, "failed"), 0);
-	assert_int_equal(write_event(s, &runs[1], PP_ST_SUBMITTING, "intent"), 0);
+	assert_int_not_equal(write_state(s, &runs[1], PP_ST_FAILED, runs[1].fence, "failed"), 0);
+	assert_int_equal(write_state(s, &runs[1], PP_ST_SUBMITTING, runs[1].fence, "intent"), 0);
 	assert_int_equal(s->ops->turn_end(s, &err), 0);
 	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTING);
 	assert_int_equal(nev, 2);
@@ -418,9 +409,10 @@ static void test_turn_write_is_never_half_applied(void **state)
 	assert_int_equal(nev, 2);
 	/* b's row changes, then its event is refused: the turn is lost. */
 	s->ops->turn_begin(s);
-	assert_int_equal(write_event(s, &runs[0], PP_ST_SUBMITTED, "submitted"), 0);
-	assert_int_not_equal(write_event(s, &runs[1], PP_ST_SUBMITTED, "refused"), 0);
-	assert_int_not_equal(write_event(s, &runs[0], PP_ST_RUNNING, "running"), 0);
+	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTED, runs[0].fence, "submitted"), 0);
+	assert_int_not_equal(write_state(s, &runs[1], PP_ST_SUBMITTED, runs[1].fence, "refused"),
+			     0);
+	assert_int_not_equal(write_state(s, &runs[0], PP_ST_RUNNING, runs[0].fence, "running"), 0);
 	assert_int_not_equal(s->ops->turn_end(s, &err), 0);
 	assert_non_null(strstr(err.msg, "rolled back"));
 	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTING);
@@ -428,7 +420,7 @@ static void test_turn_write_is_never_half_applied(void **state)
 	assert_int_equal(seen_state(b, &nev), PP_ST_SUBMITTING);
 	assert_int_equal(nev, 2);
 	/* Outside a turn the handle writes again, each write on its own. */
-	assert_int_equal(write_event(s, &runs[0], PP_ST_SUBMITTED, "submitted"), 0);
+	assert_int_equal(write_state(s, &runs[0], PP_ST_SUBMITTED, runs[0].fence, "submitted"), 0);
 	assert_int_equal(seen_state(a, &nev), PP_ST_SUBMITTED);
 	assert_int_equal(nev, 3);
 	pp_run_recs_free(runs, n);
@@ -444,11 +436,12 @@ static bool two_turns_the_second_unended(struct pp_store *c, const void *unused)
 	int n = 0;
 	c->ops->turn_begin(c);
 	if (c->ops->claim(c, "p", "doomed", 600000, 2, &runs, &n, &err) || n != 2 ||
-	    write_state(c, &runs[0], PP_ST_SUBMITTING, runs[0].fence) || c->ops->turn_end(c, &err))
+	    write_state(c, &runs[0], PP_ST_SUBMITTING, runs[0].fence, "turn test") ||
+	    c->ops->turn_end(c, &err))
 		return false;
 	c->ops->turn_begin(c);
-	return !write_state(c, &runs[0], PP_ST_SUBMITTED, runs[0].fence) &&
-	       !write_state(c, &runs[1], PP_ST_SUBMITTING, runs[1].fence);
+	return !write_state(c, &runs[0], PP_ST_SUBMITTED, runs[0].fence, "turn test") &&
+	       !write_state(c, &runs[1], PP_ST_SUBMITTING, runs[1].fence, "turn test");
 }
 
 /* A dispatcher killed in the middle of a turn: what its earlier turns
