@@ -397,3 +397,27 @@ bool pp_json_equal(const struct pp_json *a, const struct pp_json *b)
 	}
 	return false;
 }
+
+bool pp_json_identical(const struct pp_json *a, const struct pp_json *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (a->type != b->type)
+		return false;
+	switch (a->type) {
+	case PP_JSON_NULL: return true;
+	case PP_JSON_BOOL: return a->b == b->b;
+	case PP_JSON_NUMBER:
+	case PP_JSON_STRING: return a->len == b->len && !memcmp(a->str, b->str, a->len);
+	case PP_JSON_ARRAY:
+	case PP_JSON_OBJECT:
+		if (a->count != b->count)
+			return false;
+		for (const struct pp_json *x = a->child, *y = b->child; x; x = x->next, y = y->next)
+			if ((a->type == PP_JSON_OBJECT && strcmp(x->key, y->key)) ||
+			    !pp_json_identical(x, y))
+				return false;
+		return true;
+	}
+	return false;
+}

@@ -88,7 +88,11 @@ struct pp_json *pp_json_detach(struct pp_json *child);
 /* Remove and free a member; returns true when it existed. */
 bool pp_json_remove(struct pp_json *obj, const char *key);
 
+/* Equal values: objects as sets of members, numbers by value. */
 bool pp_json_equal(const struct pp_json *a, const struct pp_json *b);
+/* Whether a and b write the same text: equal, with the members of each
+ * object in the same order and numbers in the same source text. */
+bool pp_json_identical(const struct pp_json *a, const struct pp_json *b);
 
 enum { PP_JSON_COMPACT = 0, PP_JSON_PRETTY = 1 };
 int pp_json_write(const struct pp_json *j, struct pp_buf *out, int flags);

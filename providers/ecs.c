@@ -583,28 +583,6 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 	rc = shape_run(st, io, job, token, err);
 	if (rc)
 		return pp_error_prefix(err, "ecs: ");
-	if (!st->td_given) {
-		rc = pp_ecs_shape_td(st, job, err);
-		if (rc)
-			return pp_error_prefix(err, "ecs: ");
-		char *canon = pp_json_to_string(st->td, PP_JSON_COMPACT);
-		if (!canon)
-			return pp_fail(err, PP_ENOMEM, "ecs: out of memory");
-		pp_sha256_hex(canon, strlen(canon), st->hash);
-		free(canon);
-		/* The hash tag lets a later DescribeTaskDefinition recognise it. */
-		struct pp_json *tags;
-		struct pp_json *t = pp_json_new(PP_JSON_OBJECT);
-		rc = pp_ecs_ensure_member(st->td, "tags", PP_JSON_ARRAY, &tags, err);
-		if (rc || pp_json_set_string(t, "key", ECS_HASH_TAG) ||
-		    pp_json_set_string(t, "value", st->hash)) {
-			pp_json_free(t);
-			return rc ? pp_error_prefix(err, "ecs: task_definition.")
-				  : pp_fail(err, PP_ENOMEM, "ecs: out of memory");
-		}
-		if (pp_json_append(tags, t))
-			return pp_fail(err, PP_ENOMEM, "ecs: out of memory");
-	}
 	if (io->pool_shared) {
 		if (!*io->pool_shared) {
 			*io->pool_shared = calloc(1, sizeof(struct ecs_shared));
@@ -613,6 +591,9 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 		}
 		st->shared = *io->pool_shared;
 	}
+	if (!st->td_given &&
+	    ((rc = pp_ecs_shape_td(st, job, err)) || (rc = pp_ecs_name_td(st, err))))
+		return pp_error_prefix(err, "ecs: ");
 	st->step = st->vpc_id[0] ? ECS_SUBNETS : ECS_TD;
 	return 0;
 }
@@ -1008,6 +989,7 @@ static void ecs_release_shared(void *shared)
 		return;
 	while (sh->entries)
 		pp_ecs_cache_remove(sh, sh->entries);
+	pp_json_free(sh->named_td);
 	free(sh);
 }
 

@@ -43,8 +43,14 @@ struct ecs_td_entry {
 	struct ecs_td_entry *next;
 };
 
+/* named_*: the pool's last definition named (pp_ecs_name_td), as shaped
+ * before its family and hash tag were added; runs of a pool mostly shape
+ * the same one. */
 struct ecs_shared {
 	struct ecs_td_entry *entries;
+	struct pp_json *named_td;
+	char named_family[32]; /* "" when the definition gave its own */
+	char named_hash[65];
 };
 
 /* The strings the same for many runs (base URL, region, cluster, container
@@ -112,6 +118,8 @@ int pp_ecs_ensure_member(struct pp_json *obj, const char *key, enum pp_json_type
 int pp_ecs_send_run(struct pp_run_io *io, struct pp_error *err);
 /* Build st->td, the RegisterTaskDefinition body, from the rendered job (ecs_taskdef.c). */
 int pp_ecs_shape_td(struct ecs_state *st, const struct pp_json *job, struct pp_error *err);
+/* Give st->td its family when it has none, and its hash and hash tag (ecs_taskdef.c). */
+int pp_ecs_name_td(struct ecs_state *st, struct pp_error *err);
 /* First submit step: reuse, wait for, describe or register the definition (ecs_taskdef.c). */
 int pp_ecs_start_td(struct pp_run_io *io, struct pp_error *err);
 /* Send DescribeTaskDefinition for the definition's family (ecs_taskdef.c). */

@@ -147,21 +147,74 @@ int pp_ecs_shape_td(struct ecs_state *st, const struct pp_json *job, struct pp_e
 		    container_units(c, "memory", pp_json_get(td, "memory"), 2048))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
-	rc = shape_logs(st, job, td, c, err);
-	if (rc || pp_json_get(td, "family"))
-		return rc;
-	/* No family given: name it after the definition's content, so equal
-	 * definitions share a family and revisions stay comparable. */
-	char *canon = pp_json_to_string(td, PP_JSON_COMPACT);
+	return shape_logs(st, job, td, c, err);
+}
+
+/* st->td's text, hashed. */
+static int hash_td(const struct ecs_state *st, char out[65], struct pp_error *err)
+{
+	char *canon = pp_json_to_string(st->td, PP_JSON_COMPACT);
 	if (!canon)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
-	char hash[65], family_name[32];
-	pp_sha256_hex(canon, strlen(canon), hash);
+	pp_sha256_hex(canon, strlen(canon), out);
 	free(canon);
-	snprintf(family_name, sizeof(family_name), "pushpool-%.16s", hash);
-	if (pp_json_set_string(td, "family", family_name))
+	return 0;
+}
+
+/* Both names come from the definition's text, which takes a fifth of a
+ * run's submission to write and hash twice (issue 23): a definition that
+ * writes the same text as the pool's last one takes that one's names. */
+int pp_ecs_name_td(struct ecs_state *st, struct pp_error *err)
+{
+	struct ecs_shared *sh = st->shared;
+	struct pp_json *td = st->td;
+	st->family_by_content = !pp_json_get(td, "family");
+	const char *family = NULL;
+	if (sh && pp_json_identical(td, sh->named_td)) {
+		family = sh->named_family;
+		snprintf(st->hash, sizeof(st->hash), "%s", sh->named_hash);
+	}
+	if (!family) {
+		struct pp_json *shaped = sh ? pp_json_clone(td) : NULL;
+		if (sh && !shaped)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		char content[65], named[32] = "";
+		/* No family given: name it after the definition's content, so
+		 * equal definitions share a family and revisions stay
+		 * comparable. */
+		int rc = st->family_by_content ? hash_td(st, content, err) : 0;
+		if (!rc && st->family_by_content) {
+			snprintf(named, sizeof(named), "pushpool-%.16s", content);
+			if (pp_json_set_string(td, "family", named))
+				rc = pp_fail(err, PP_ENOMEM, "out of memory");
+		}
+		if (!rc)
+			rc = hash_td(st, st->hash, err);
+		if (rc) {
+			pp_json_free(shaped);
+			return rc;
+		}
+		if (sh) {
+			pp_json_free(sh->named_td);
+			sh->named_td = shaped;
+			snprintf(sh->named_family, sizeof(sh->named_family), "%s", named);
+			snprintf(sh->named_hash, sizeof(sh->named_hash), "%s", st->hash);
+		}
+	} else if (*family && pp_json_set_string(td, "family", family)) {
 		return pp_fail(err, PP_ENOMEM, "out of memory");
-	st->family_by_content = true;
+	}
+	/* The hash tag lets a later DescribeTaskDefinition recognise it. */
+	struct pp_json *tags;
+	struct pp_json *t = pp_json_new(PP_JSON_OBJECT);
+	int rc = pp_ecs_ensure_member(td, "tags", PP_JSON_ARRAY, &tags, err);
+	if (rc || pp_json_set_string(t, "key", ECS_HASH_TAG) ||
+	    pp_json_set_string(t, "value", st->hash)) {
+		pp_json_free(t);
+		return rc ? pp_error_prefix(err, "task_definition.")
+			  : pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	if (pp_json_append(tags, t))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
 	return 0;
 }
 

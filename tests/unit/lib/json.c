@@ -95,6 +95,32 @@ static void test_roundtrip_keeps_order_and_text(void **state)
 	pp_json_free(p3);
 }
 
+/* Identical: writes the same text. Equal: the same value, whatever the
+ * members' order or the numbers' spelling. */
+static void test_identical_is_equal_text(void **state)
+{
+	(void)state;
+	const char *texts[] = {
+		"{\"a\":1,\"b\":[true,\"x\"]}",	  /* the reference */
+		"{\"b\":[true,\"x\"],\"a\":1}",	  /* members reordered */
+		"{\"a\":1.0,\"b\":[true,\"x\"]}", /* a number spelled otherwise */
+		"{\"a\":1,\"b\":[\"x\",true]}",	  /* an array reordered */
+		"{\"a\":1,\"c\":[true,\"x\"]}",	  /* a key renamed */
+	};
+	const bool equal[] = {true, true, true, false, false};
+	struct pp_json *ref = parse_ok(texts[0]);
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct pp_json *j = parse_ok(texts[i]);
+		assert_int_equal(pp_json_equal(ref, j), equal[i]);
+		assert_int_equal(pp_json_identical(ref, j), i == 0);
+		assert_int_equal(pp_json_identical(j, j), true);
+		pp_json_free(j);
+	}
+	assert_false(pp_json_identical(ref, NULL));
+	assert_true(pp_json_identical(NULL, NULL));
+	pp_json_free(ref);
+}
+
 static void test_errors_have_line_col(void **state)
 {
 	(void)state;
@@ -260,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_types_and_access),
 		cmocka_unit_test(test_top_level_scalars),
 		cmocka_unit_test(test_roundtrip_keeps_order_and_text),
+		cmocka_unit_test(test_identical_is_equal_text),
 		cmocka_unit_test(test_errors_have_line_col),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_deep_nesting_fails_fast),

@@ -635,6 +635,96 @@ static void test_default_family_follows_content(void **state)
 	pp_json_free(td);
 }
 
+/* The family and hash tag in a RegisterTaskDefinition body. */
+static void td_names(const char *body, char family[64], char hash[65])
+{
+	const char *fam = strstr(body, "\"family\":");
+	const char *tag = strstr(body, "\"pushpool:td-hash\"");
+	assert_non_null(fam);
+	assert_non_null(tag);
+	/* A space in a scanf format matches any white space, or none: the
+	 * body may be compact or pretty. */
+	assert_int_equal(sscanf(fam, "\"family\": \"%63[^\"]", family), 1);
+	const char *value = strstr(tag, "\"value\":");
+	assert_non_null(value);
+	assert_int_equal(sscanf(value, "\"value\": \"%64[0-9a-f]", hash), 1);
+	assert_int_equal(strlen(hash), 64);
+}
+
+/* The names a run of job gives its definition alone, with no pool to
+ * share: from its request dump, which always registers. */
+static void names_alone(struct fixture *f, const struct pp_json *job, char family[64],
+			char hash[65])
+{
+	struct pp_run_io io;
+	io_init(f, &io, RUN_ID);
+	io.job = job;
+	io.pool_shared = NULL;
+	struct pp_error err = {0};
+	struct pp_buf out;
+	pp_buf_init(&out, 0);
+	assert_int_equal(pp_exec_io_prepare(&io, ecs(), &err), 0);
+	assert_int_equal(pp_request_dump(ecs(), &io, &out, &err), 0);
+	const char *reg = strstr(pp_buf_str(&out), " RegisterTaskDefinition\nPOST ");
+	assert_non_null(reg);
+	td_names(reg, family, hash);
+	pp_exec_io_release(&io, ecs());
+	pp_buf_free(&out);
+}
+
+/* A pool names each run's definition as the run alone would: the pool
+ * keeps its last definition's names for a run whose definition writes the
+ * same text, and for no other (another image, or the same members in
+ * another order, which hashes otherwise). A run whose names match a
+ * definition registered in the pool registers nothing. */
+static void test_pool_names_definitions_as_runs_alone(void **state)
+{
+	struct fixture *f = *state;
+	pp_json_remove(pp_json_get(f->job, "task_definition"), "family");
+	struct pp_json *other = pp_json_clone(f->job), *reordered = pp_json_clone(f->job);
+	pp_json_set_string(pp_json_path(other, "task_definition.containerDefinitions[0]"), "image",
+			   "repo/flows:2");
+	struct pp_json *td = pp_json_get(reordered, "task_definition");
+	pp_json_link(td, pp_json_detach(td->child));
+	const struct {
+		const struct pp_json *job;
+		int registers; /* in the pool after this run */
+	} runs[] = {{f->job, 1}, {f->job, 1}, {other, 2}, {reordered, 3}, {f->job, 3}};
+	enum { N = sizeof(runs) / sizeof(runs[0]) };
+	struct pp_run_io ios[N];
+	char ids[N][40], first_family[64] = "", first_hash[65] = "";
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "6f1c2d3e-4a5b-4c6d-8e9f-%012d", i);
+		io_init(f, &ios[i], ids[i]);
+		ios[i].job = runs[i].job;
+		struct pp_error err = {0};
+		assert_int_equal(pp_exec_io_prepare(&ios[i], ecs(), &err), 0);
+		assert_int_equal(pp_exec_run_op(ecs(), PP_OP_SUBMIT, &ios[i], &fast, &err), 0);
+		assert_int_equal(f->aws.registers, runs[i].registers);
+		char family[64], hash[65], alone_family[64], alone_hash[65];
+		td_names(f->aws.last_td, family, hash);
+		names_alone(f, runs[i].job, alone_family, alone_hash);
+		if (i == 0) {
+			snprintf(first_family, sizeof(first_family), "%s", family);
+			snprintf(first_hash, sizeof(first_hash), "%s", hash);
+		}
+		if (runs[i].job == f->job) {
+			assert_string_equal(alone_family, first_family);
+			assert_string_equal(alone_hash, first_hash);
+		} else {
+			assert_string_equal(family, alone_family);
+			assert_string_equal(hash, alone_hash);
+			assert_string_not_equal(hash, first_hash);
+			assert_string_not_equal(family, first_family);
+		}
+		assert_int_equal(strncmp(family, "pushpool-", 9), 0);
+	}
+	for (int i = 0; i < N; i++)
+		pp_exec_io_release(&ios[i], ecs());
+	pp_json_free(other);
+	pp_json_free(reordered);
+}
+
 static void test_fargate_needs_subnets(void **state)
 {
 	struct fixture *f = *state;
@@ -937,6 +1027,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_failure_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttling_is_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_family_follows_content, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pool_names_definitions_as_runs_alone, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fargate_needs_subnets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vpc_id_subnets_are_looked_up, setup, teardown),
