@@ -16,6 +16,8 @@
 #define ECS_CLUSTER_MAX	  255
 #define ECS_CONTAINER_MAX 255
 #define ECS_ARN_MAX	  511
+/* A family named after its content: "pushpool-" and 16 hex digits. */
+#define ECS_FAMILY_LEN 32
 /* pushpool's run and store labels (PP_LABEL_RUN, PP_LABEL_STORE) as ECS
  * tags, in the namespace:key style AWS uses. */
 #define ECS_RUN_TAG   "pushpool:run-id"
@@ -49,7 +51,7 @@ struct ecs_td_entry {
 struct ecs_shared {
 	struct ecs_td_entry *entries;
 	struct pp_json *named_td;
-	char named_family[32]; /* "" when the definition gave its own */
+	char named_family[ECS_FAMILY_LEN]; /* "" when the definition gave its own */
 	char named_hash[65];
 };
 

@@ -161,52 +161,65 @@ static int hash_td(const struct ecs_state *st, char out[65], struct pp_error *er
 	return 0;
 }
 
-/* Both names come from the definition's text, which takes a fifth of a
- * run's submission to write and hash twice (issue 23): a definition that
- * writes the same text as the pool's last one takes that one's names. */
-int pp_ecs_name_td(struct ecs_state *st, struct pp_error *err)
+/* Names st->td from its text: a family after its content when it has
+ * none, so equal definitions share a family and revisions stay
+ * comparable, then the hash of the whole. family: the family named here,
+ * "" when the definition gave its own. */
+static int name_from_text(struct ecs_state *st, char family[ECS_FAMILY_LEN], struct pp_error *err)
+{
+	family[0] = '\0';
+	if (st->family_by_content) {
+		char content[65];
+		int rc = hash_td(st, content, err);
+		if (rc)
+			return rc;
+		snprintf(family, ECS_FAMILY_LEN, "pushpool-%.16s", content);
+		if (pp_json_set_string(st->td, "family", family))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	return hash_td(st, st->hash, err);
+}
+
+/* Writing and hashing the definition's text twice took a fifth of a
+ * run's submission (issue 23), and a pool's runs mostly shape the same
+ * definition: one identical to the pool's last takes that one's names,
+ * any other is named from its text and becomes the pool's last. */
+static int pool_names(struct ecs_state *st, struct pp_error *err)
 {
 	struct ecs_shared *sh = st->shared;
+	if (sh && pp_json_identical(st->td, sh->named_td)) {
+		snprintf(st->hash, sizeof(st->hash), "%s", sh->named_hash);
+		if (*sh->named_family && pp_json_set_string(st->td, "family", sh->named_family))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		return 0;
+	}
+	struct pp_json *shaped = NULL;
+	if (sh && !(shaped = pp_json_clone(st->td)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	char family[ECS_FAMILY_LEN];
+	int rc = name_from_text(st, family, err);
+	if (rc || !sh) {
+		pp_json_free(shaped);
+		return rc;
+	}
+	pp_json_free(sh->named_td);
+	sh->named_td = shaped;
+	snprintf(sh->named_family, sizeof(sh->named_family), "%s", family);
+	snprintf(sh->named_hash, sizeof(sh->named_hash), "%s", st->hash);
+	return 0;
+}
+
+int pp_ecs_name_td(struct ecs_state *st, struct pp_error *err)
+{
 	struct pp_json *td = st->td;
 	st->family_by_content = !pp_json_get(td, "family");
-	const char *family = NULL;
-	if (sh && pp_json_identical(td, sh->named_td)) {
-		family = sh->named_family;
-		snprintf(st->hash, sizeof(st->hash), "%s", sh->named_hash);
-	}
-	if (!family) {
-		struct pp_json *shaped = sh ? pp_json_clone(td) : NULL;
-		if (sh && !shaped)
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		char content[65], named[32] = "";
-		/* No family given: name it after the definition's content, so
-		 * equal definitions share a family and revisions stay
-		 * comparable. */
-		int rc = st->family_by_content ? hash_td(st, content, err) : 0;
-		if (!rc && st->family_by_content) {
-			snprintf(named, sizeof(named), "pushpool-%.16s", content);
-			if (pp_json_set_string(td, "family", named))
-				rc = pp_fail(err, PP_ENOMEM, "out of memory");
-		}
-		if (!rc)
-			rc = hash_td(st, st->hash, err);
-		if (rc) {
-			pp_json_free(shaped);
-			return rc;
-		}
-		if (sh) {
-			pp_json_free(sh->named_td);
-			sh->named_td = shaped;
-			snprintf(sh->named_family, sizeof(sh->named_family), "%s", named);
-			snprintf(sh->named_hash, sizeof(sh->named_hash), "%s", st->hash);
-		}
-	} else if (*family && pp_json_set_string(td, "family", family)) {
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
+	int rc = pool_names(st, err);
+	if (rc)
+		return rc;
 	/* The hash tag lets a later DescribeTaskDefinition recognise it. */
 	struct pp_json *tags;
 	struct pp_json *t = pp_json_new(PP_JSON_OBJECT);
-	int rc = pp_ecs_ensure_member(td, "tags", PP_JSON_ARRAY, &tags, err);
+	rc = pp_ecs_ensure_member(td, "tags", PP_JSON_ARRAY, &tags, err);
 	if (rc || pp_json_set_string(t, "key", ECS_HASH_TAG) ||
 	    pp_json_set_string(t, "value", st->hash)) {
 		pp_json_free(t);
