@@ -674,8 +674,8 @@ static void names_alone(struct fixture *f, const struct pp_json *job, char famil
 
 /* A pool names each run's definition as the run alone would: the pool
  * keeps its last definition's names for a run whose definition writes the
- * same text, and for no other (another image, or the same members in
- * another order, which hashes otherwise). A run whose names match a
+ * same text, and for no other (the same members in another order, which
+ * hashes otherwise, or another image). A run whose names match a
  * definition registered in the pool registers nothing. */
 static void test_pool_names_definitions_as_runs_alone(void **state)
 {
@@ -689,7 +689,7 @@ static void test_pool_names_definitions_as_runs_alone(void **state)
 	const struct {
 		const struct pp_json *job;
 		int registers; /* in the pool after this run */
-	} runs[] = {{f->job, 1}, {f->job, 1}, {other, 2}, {reordered, 3}, {f->job, 3}};
+	} runs[] = {{f->job, 1}, {f->job, 1}, {reordered, 2}, {other, 3}, {f->job, 3}};
 	enum { N = sizeof(runs) / sizeof(runs[0]) };
 	struct pp_run_io ios[N];
 	char ids[N][40], first_family[64] = "", first_hash[65] = "";
