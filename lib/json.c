@@ -367,38 +367,10 @@ bool pp_json_remove(struct pp_json *obj, const char *key)
 	return true;
 }
 
-bool pp_json_equal(const struct pp_json *a, const struct pp_json *b)
-{
-	if (!a || !b)
-		return a == b;
-	if (a->type != b->type)
-		return false;
-	switch (a->type) {
-	case PP_JSON_NULL: return true;
-	case PP_JSON_BOOL: return a->b == b->b;
-	case PP_JSON_NUMBER: return a->num == b->num;
-	case PP_JSON_STRING: return a->len == b->len && !memcmp(a->str, b->str, a->len);
-	case PP_JSON_ARRAY: {
-		if (a->count != b->count)
-			return false;
-		for (const struct pp_json *x = a->child, *y = b->child; x; x = x->next, y = y->next)
-			if (!pp_json_equal(x, y))
-				return false;
-		return true;
-	}
-	case PP_JSON_OBJECT: {
-		if (a->count != b->count)
-			return false;
-		for (const struct pp_json *x = a->child; x; x = x->next)
-			if (!pp_json_equal(x, pp_json_get(b, x->key)))
-				return false;
-		return true;
-	}
-	}
-	return false;
-}
-
-bool pp_json_identical(const struct pp_json *a, const struct pp_json *b)
+/* as_text: whether a and b write the same text (members in order, numbers
+ * as spelled); else whether they hold the same value (objects as sets of
+ * members, numbers by value). */
+static bool same(const struct pp_json *a, const struct pp_json *b, bool as_text)
 {
 	if (!a || !b)
 		return a == b;
@@ -408,16 +380,35 @@ bool pp_json_identical(const struct pp_json *a, const struct pp_json *b)
 	case PP_JSON_NULL: return true;
 	case PP_JSON_BOOL: return a->b == b->b;
 	case PP_JSON_NUMBER:
-	case PP_JSON_STRING: return a->len == b->len && !memcmp(a->str, b->str, a->len);
+		if (!as_text)
+			return a->num == b->num;
+		break;
+	case PP_JSON_STRING: break;
 	case PP_JSON_ARRAY:
 	case PP_JSON_OBJECT:
 		if (a->count != b->count)
 			return false;
-		for (const struct pp_json *x = a->child, *y = b->child; x; x = x->next, y = y->next)
-			if ((a->type == PP_JSON_OBJECT && strcmp(x->key, y->key)) ||
-			    !pp_json_identical(x, y))
+		for (const struct pp_json *x = a->child, *y = b->child; x;
+		     x = x->next, y = y->next) {
+			const struct pp_json *other = y;
+			if (a->type == PP_JSON_OBJECT && !as_text)
+				other = pp_json_get(b, x->key);
+			else if (a->type == PP_JSON_OBJECT && strcmp(x->key, y->key))
 				return false;
+			if (!same(x, other, as_text))
+				return false;
+		}
 		return true;
 	}
-	return false;
+	return a->len == b->len && !memcmp(a->str, b->str, a->len);
+}
+
+bool pp_json_equal(const struct pp_json *a, const struct pp_json *b)
+{
+	return same(a, b, false);
+}
+
+bool pp_json_identical(const struct pp_json *a, const struct pp_json *b)
+{
+	return same(a, b, true);
 }
