@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Checks on the waits a dispatcher chose between tries, read from its own
 # log lines ("retrying in N ms"), for scenarios that inject throttling:
 # the waits are what backoff decides, whatever the machine's load, so a
