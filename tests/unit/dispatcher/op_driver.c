@@ -272,11 +272,13 @@ static void test_budget_exhaustion(void **state)
 	waits_end(&w);
 	assert_int_equal(rc, PP_ETRANSIENT);
 	assert_non_null(strstr(err.msg, "budget"));
-	/* Every wait it took fits in the budget, and each try but the
-	 * last was followed by one. */
+	/* Every wait it chose fits in the budget. The tries are the first
+	 * and one after each wait, but for a last wait that a busy machine
+	 * ended past the budget: then it gives up without trying. */
 	assert_true(w.sum <= 500);
 	assert_true(w.max <= 200);
-	assert_int_equal(fs_count(&f->srv, NULL), w.n + 1);
+	assert_true(fs_count(&f->srv, NULL) >= w.n);
+	assert_true(fs_count(&f->srv, NULL) <= w.n + 1);
 	assert_true(fs_count(&f->srv, NULL) >= 2);
 	assert_true(fs_count(&f->srv, NULL) < 50);
 }
