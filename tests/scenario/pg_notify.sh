@@ -11,21 +11,18 @@
 # no load on the machine comes near (it takes milliseconds).
 DISPATCHER_EXTRA="poll_interval = 3600"
 . "$(dirname "$0")/../pg-lib.sh"
-waiting() {
-	[ "$(psql_q "SELECT count(*) FROM runs WHERE state IN ('SCHEDULED', 'SUBMITTING')")" != 0 ]
+# Every run has left SCHEDULED and SUBMITTING.
+submitted() {
+	[ "$(psql_q "SELECT count(*) FROM runs WHERE state IN ('SCHEDULED', 'SUBMITTING')")" = 0 ]
 }
-# wait_submitted SECONDS: every run left SCHEDULED and SUBMITTING.
+# wait_submitted SECONDS: until submitted, or fail.
 wait_submitted() {
-	end=$(($(date +%s) + $1))
-	while waiting; do
-		if [ "$(date +%s)" -ge "$end" ]; then
-			echo "FAIL: runs still waiting after $1 s: the wake-up did not arrive"
-			psql_q "SELECT state, count(*) FROM runs GROUP BY state"
-			cat "$T/idle.log"
-			exit 1
-		fi
-		sleep 0.05
-	done
+	if ! until_deadline "$1" 0.05 submitted; then
+		echo "FAIL: runs still waiting after $1 s: the wake-up did not arrive"
+		psql_q "SELECT state, count(*) FROM runs GROUP BY state"
+		cat "$T/idle.log"
+		exit 1
+	fi
 }
 start_serve idle
 schedule_runs 1
