@@ -93,9 +93,12 @@ $(BUILD)/gen/templates_blob.o: $(BUILD)/gen/templates_blob.c
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
 
 # Unit tests may start the mock in-process: libppmock.a comes first.
+# UNIT_LDFLAGS_<area>/<file>: a suite's own link flags (lib/http watches
+# libcurl's polls).
+UNIT_LDFLAGS_lib/http := -Wl,--wrap=curl_multi_poll
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libppmock.a $(BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libppmock.a $(BUILD)/libpushpool.a $(LDLIBS) $(MOCK_LIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) $(UNIT_LDFLAGS_$*) -o $@ $< $(BUILD)/libppmock.a $(BUILD)/libpushpool.a $(LDLIBS) $(MOCK_LIBS) -lcmocka
 
 # CI runs a plain `make test`: the build goes on every core all the same
 # (unless a -j of the caller's already shares them), and the unit suites,

@@ -36,5 +36,5 @@ oom-bins: $(OOM_BINS)
 
 $(OOM_BUILD)/oom/%: tests/unit/%.c tests/oom/oom_wrap.c $(OOM_BUILD)/libppmock.a $(OOM_BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(OOM_WRAP) -o $@ $< tests/oom/oom_wrap.c \
+	$(CC) $(CFLAGS) $(LDFLAGS) $(OOM_WRAP) $(UNIT_LDFLAGS_$*) -o $@ $< tests/oom/oom_wrap.c \
 		$(OOM_BUILD)/libppmock.a $(OOM_BUILD)/libpushpool.a $(LDLIBS) $(MOCK_LIBS) -lcmocka
