@@ -497,9 +497,9 @@ static int waits_with_an_answer_in(void)
  * calls still out: an op's next call must not wait for some other answer
  * to arrive, or for the timeout (Modal's calls multiplexed on one
  * connection: docs/performance.md, step 32). Whether libcurl finishes the
- * answer in the first read of a call depends on how its frames arrived
- * (the server's Nagle, the client's delayed ACK): before the fix about
- * half the rounds waited, the others returned at once; 8 rounds. */
+ * answer in the first read of a call depends on how its frames arrived;
+ * 8 rounds. The code before the fix, which polled after handing an
+ * answer over, fails in the first. */
 static void test_an_answer_in_returns_without_waiting(void **state)
 {
 	(void)state;
