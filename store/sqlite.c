@@ -27,9 +27,11 @@
 #include "lib/log.h"
 
 #define OWNER_VERDICTS 8
-#define OWNER_MAX      128
-#define QUERY_CACHE    24
-#define TERMINAL       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+/* How long a statement waits for another process's lock on the store. */
+#define STORE_BUSY_TIMEOUT_MS 10000
+#define OWNER_MAX	      128
+#define QUERY_CACHE	      24
+#define TERMINAL	      "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
 /* The states a run ends in (a quarantined row is set aside, not ended). */
 #define FINISHED "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 /* The states after SCHEDULED that are not terminal: migration 6 indexed
@@ -171,6 +173,26 @@ static int exec_sql(struct sqlite_store *s, const char *sql, struct pp_error *er
 		return rc;
 	}
 	return 0;
+}
+
+/* WAL: readers never block the writer; NORMAL sync is durable across a
+ * process crash (kill -9), which is the failure leases must survive.
+ * Switching a new store to WAL needs an exclusive lock, and SQLite calls no
+ * busy handler for it: two commands opening a store that does not exist
+ * yet (`serve` and `runs ls` started together) saw "database is locked".
+ * Retried for as long as the busy timeout would have waited. */
+static int set_journal(struct sqlite_store *s, struct pp_error *err)
+{
+	int64_t until = pp_mono_ms() + STORE_BUSY_TIMEOUT_MS;
+	for (useconds_t pause_us = 1000;; pause_us = pause_us < 64000 ? pause_us * 2 : 64000) {
+		int rc = exec_sql(s,
+				  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+				  "PRAGMA foreign_keys=ON;",
+				  err);
+		if (rc != PP_ETRANSIENT || pp_mono_ms() >= until)
+			return rc;
+		usleep(pause_us);
+	}
 }
 
 static void read_boot_id(char *out, size_t n)
@@ -405,15 +427,10 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		sqlite_close(&s->base);
 		return rc;
 	}
-	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
 	sqlite3_create_function(s->db, "pp_owner_gone", 1, SQLITE_UTF8, s, sql_owner_gone, NULL,
 				NULL);
-	/* WAL: readers never block the writer; NORMAL sync is durable across a
-	 * process crash (kill -9), which is the failure leases must survive. */
-	int rc = exec_sql(s,
-			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-			  "PRAGMA foreign_keys=ON;",
-			  err);
+	int rc = set_journal(s, err);
 	if (!rc)
 		rc = sqlite_migrate(&s->base, err);
 	if (rc) {
