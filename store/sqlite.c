@@ -26,12 +26,13 @@
 
 #include "lib/log.h"
 
-#define OWNER_VERDICTS 8
 /* How long a statement waits for another process's lock on the store. */
 #define STORE_BUSY_TIMEOUT_MS 10000
-#define OWNER_MAX	      128
-#define QUERY_CACHE	      24
-#define TERMINAL	      "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+
+#define OWNER_VERDICTS 8
+#define OWNER_MAX      128
+#define QUERY_CACHE    24
+#define TERMINAL       "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
 /* The states a run ends in (a quarantined row is set aside, not ended). */
 #define FINISHED "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 /* The states after SCHEDULED that are not terminal: migration 6 indexed
@@ -184,14 +185,14 @@ static int exec_sql(struct sqlite_store *s, const char *sql, struct pp_error *er
 static int set_journal(struct sqlite_store *s, struct pp_error *err)
 {
 	int64_t until = pp_mono_ms() + STORE_BUSY_TIMEOUT_MS;
-	for (useconds_t pause_us = 1000;; pause_us = pause_us < 64000 ? pause_us * 2 : 64000) {
+	for (int attempt = 0;; attempt++) {
 		int rc = exec_sql(s,
 				  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
 				  "PRAGMA foreign_keys=ON;",
 				  err);
 		if (rc != PP_ETRANSIENT || pp_mono_ms() >= until)
 			return rc;
-		usleep(pause_us);
+		usleep((useconds_t)pp_backoff_ms(attempt, 1, 64, 0) * 1000);
 	}
 }
 

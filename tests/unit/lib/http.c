@@ -433,13 +433,13 @@ CURLMcode __wrap_curl_multi_poll(CURLM *multi, struct curl_waitfd *extra, unsign
 		return __real_curl_multi_poll(multi, extra, nextra, timeout_ms, numfds);
 	int ready = 0;
 	CURLMcode rc = __real_curl_multi_poll(multi, extra, nextra, 0, &ready);
-	long due = -1;
-	curl_multi_timeout(multi, &due);
 	if (*watched_finished) {
 		blocking_polls++;
 	} else if (!rc && ready == 0) {
 		/* libcurl's own timer, due sooner than the caller's timeout,
 		 * is waited for as it would be. */
+		long due = -1;
+		curl_multi_timeout(multi, &due);
 		if (due >= 0 && due < timeout_ms)
 			rc = __real_curl_multi_poll(multi, extra, nextra, (int)due, &ready);
 		else
