@@ -54,8 +54,11 @@ serve_pass() { # PUSHPOOL_BINARY
 	m0=$(ticks "$MOCK_PID")
 	$PIN "$1" serve -c "$T/c$k.conf" 2>"$T/l$k" &
 	sp=$!
+	# Polled on the log (as bench.sh does), with bench.sh's deadline.
+	deadline=$(($(date +%s) + 300 + N / 100))
 	while [ "$(grep -c -F 'submitted as' "$T/l$k")" -lt "$N" ]; do
 		kill -0 "$sp" 2>/dev/null || { tail -n 5 "$T/l$k" >&2; exit 1; }
+		[ "$(date +%s)" -lt "$deadline" ] || { echo "pair: serve never submitted $N runs" >&2; exit 1; }
 		sleep 0.05
 	done
 	s=$(ticks "$sp")
