@@ -178,7 +178,10 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
  * before it waits. Not with a run source: it reports a state upstream
  * right after writing it (sources/prefect.c), and upstream must never
  * hear of a state the store could still lose; and its inputs and reports
- * are HTTP calls, which must not run under the store's write lock. */
+ * are HTTP calls, which must not run under the store's write lock.
+ * The turn's INFO lines are written together with its commit (lib/log.h's
+ * hold): a line waits at most for the turn's end, and one a run would cost
+ * a system call a run. */
 struct turn {
 	struct pp_store *store;
 	bool on;
@@ -192,6 +195,7 @@ static int commit_turn(void *ud)
 	if (!t->on || t->rc)
 		return t->rc;
 	t->rc = t->store->ops->turn_end(t->store, &t->err);
+	pp_log_flush();
 	if (t->rc) {
 		t->on = false;
 		pp_error("store: %s; stopping, since what this turn recorded is lost (its "
@@ -248,6 +252,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		goto out;
 	if (!L.nsources && L.store->ops->turn_begin) {
 		turn.on = true;
+		pp_log_hold();
 		L.store->ops->turn_begin(L.store);
 		pp_exec_set_gate(L.exec, commit_turn, &turn);
 	}
@@ -385,6 +390,7 @@ out:
 			*err = terr;
 		}
 	}
+	pp_log_release();
 	pp_metrics_stop(L.metrics); /* first: no page request runs after it */
 	pp_ui_free(L.ui);
 	for (size_t i = 0; i < L.nsources; i++)

@@ -16,6 +16,8 @@
 
 /* A message longer than this is cut (after redaction) and marked. */
 #define LOG_MSG_MAX  ((size_t)64 << 10)
+/* Gathered lines (pp_log_hold) are written once they pass this. */
+#define LOG_HOLD_MAX ((size_t)16 << 10)
 #define SECRET_MIN   4
 #define PINNED_MAX   4096
 #define ROTATING_MAX 8192
@@ -28,6 +30,8 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum pp_log_level log_min = PP_LOG_INFO;
 static enum pp_log_format log_fmt = PP_LOG_TEXT;
 static FILE *log_out;
+static bool log_holding;
+static struct pp_buf log_held = {.max = LOG_HOLD_MAX};
 
 /* Registered secrets. Long-lived ones (config values, key files) stay for
  * the life of the process. Rotating ones (access tokens, temporary keys,
@@ -468,6 +472,46 @@ static void put_text_escaped(struct pp_buf *out, const char *s)
 	}
 }
 
+/* Under log_lock. */
+static void write_out(const char *text)
+{
+	FILE *out = log_out ? log_out : stderr;
+	fputs(text, out);
+	fflush(out);
+}
+
+/* Under log_lock. */
+static void write_held(void)
+{
+	if (!log_held.len)
+		return;
+	write_out(pp_buf_str(&log_held));
+	pp_buf_reset(&log_held);
+}
+
+void pp_log_hold(void)
+{
+	pthread_mutex_lock(&log_lock);
+	log_holding = true;
+	pthread_mutex_unlock(&log_lock);
+}
+
+void pp_log_flush(void)
+{
+	pthread_mutex_lock(&log_lock);
+	write_held();
+	pthread_mutex_unlock(&log_lock);
+}
+
+void pp_log_release(void)
+{
+	pthread_mutex_lock(&log_lock);
+	log_holding = false;
+	write_held();
+	pp_buf_free(&log_held);
+	pthread_mutex_unlock(&log_lock);
+}
+
 void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 {
 	if (lvl < PP_LOG_DEBUG || lvl > PP_LOG_ERROR)
@@ -522,9 +566,10 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 		put_text_escaped(&line, pp_buf_str(&msg));
 		pp_buf_putc(&line, '\n');
 	}
-	FILE *out = log_out ? log_out : stderr;
-	fputs(pp_buf_str(&line), out);
-	fflush(out);
+	if (!log_holding || lvl >= PP_LOG_WARN || pp_buf_append(&log_held, line.data, line.len)) {
+		write_held();
+		write_out(pp_buf_str(&line));
+	}
 	pthread_mutex_unlock(&log_lock);
 	pp_buf_free(&raw);
 	pp_buf_free(&msg);

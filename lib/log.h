@@ -31,6 +31,17 @@ void pp_secret_clear(void);
 void pp_redact(char *s);
 
 void pp_log(enum pp_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Between pp_log_hold() and pp_log_release(), DEBUG and INFO lines are
+ * gathered and written together, so a busy loop pays one write a turn
+ * rather than one a line. A WARN or ERROR line is written at once, after
+ * the lines gathered before it (the order is kept), and so are the
+ * gathered lines when the next would take them past LOG_HOLD_MAX bytes.
+ * pp_log_flush() writes what is gathered and goes on gathering: the
+ * holder calls it before it waits, so no line sits unwritten while
+ * nothing happens. */
+void pp_log_hold(void);
+void pp_log_flush(void);
+void pp_log_release(void);
 #define pp_debug(...) pp_log(PP_LOG_DEBUG, __VA_ARGS__)
 #define pp_info(...)  pp_log(PP_LOG_INFO, __VA_ARGS__)
 #define pp_warn(...)  pp_log(PP_LOG_WARN, __VA_ARGS__)
