@@ -284,6 +284,74 @@ static void test_threads_do_not_interleave(void **state)
 	free(out);
 }
 
+/* The lines of a held turn are written when it flushes, in the order they
+ * were logged, and a WARN line does not wait: it goes out at once with the
+ * lines before it. */
+static void test_held_lines_written_at_flush_in_order(void **state)
+{
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, sink);
+	pp_secret_register("held-secret-value");
+	pp_log_hold();
+	pp_info("one");
+	pp_info("two with held-secret-value");
+	char *out = captured();
+	assert_string_equal(out, "");
+	free(out);
+	pp_log_flush();
+	out = captured();
+	assert_non_null(strstr(out, " INFO one\n"));
+	assert_non_null(strstr(out, " INFO two with [REDACTED]\n"));
+	assert_true(strstr(out, " one\n") < strstr(out, " two "));
+	free(out);
+
+	pp_info("three");
+	pp_warn("four");
+	out = captured();
+	char *three = strstr(out, " INFO three\n"), *four = strstr(out, " WARN four\n");
+	assert_non_null(three);
+	assert_non_null(four);
+	assert_true(three < four);
+	free(out);
+
+	pp_info("five");
+	pp_log_release();
+	pp_info("six");
+	out = captured();
+	assert_true(strstr(out, " five\n") && strstr(out, " six\n"));
+	assert_true(strstr(out, " five\n") < strstr(out, " six\n"));
+	free(out);
+}
+
+/* A turn that logs more than the held room writes as it goes: nothing is
+ * dropped or reordered, and the room stays bounded. */
+static void test_held_lines_past_the_room_written_early(void **state)
+{
+	enum { N = 400 };
+	char pad[200];
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, sink);
+	pp_log_hold();
+	for (int i = 0; i < N; i++)
+		pp_info("line %03d %s", i, pad);
+	char *out = captured();
+	size_t before = strlen(out);
+	free(out);
+	/* About 90 KB logged: all but the last room's worth is out. */
+	assert_true(before > (size_t)N * 200 - (16 << 10) - 512);
+	pp_log_release();
+	out = captured();
+	const char *p = out;
+	for (int i = 0; i < N; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), " INFO line %03d ", i);
+		const char *at = strstr(p, want);
+		assert_non_null(at);
+		p = at + 1;
+	}
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +368,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cut_message_leaks_no_secret_prefix, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_threads_do_not_interleave, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_lines_written_at_flush_in_order, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_held_lines_past_the_room_written_early,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
