@@ -10,6 +10,7 @@
 #include "store/store.h"
 #include "store/db.h"
 #include "store/deploy.h"
+#include "store/sqlite_vfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -422,7 +423,7 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 	read_boot_id(s->boot_id, sizeof(s->boot_id));
 	if (sqlite3_open_v2(path, &s->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+			    pp_sqlite_vfs()) != SQLITE_OK) {
 		int rc = pp_fail(err, PP_EIO, "store %s: cannot open: %s", path,
 				 s->db ? sqlite3_errmsg(s->db) : strerror(errno));
 		sqlite_close(&s->base);

@@ -1,0 +1,200 @@
+/* The SQLite store's VFS (store/sqlite_vfs.c): a WAL frame reaches the
+ * file in one write, what it writes reads back through SQLite's own VFS,
+ * and a frame whose write fails fails its commit and leaves the database
+ * as it was. The writes are seen through SQLite's replaceable system
+ * calls (xSetSystemCall), below every VFS. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "store/sqlite_vfs.h"
+
+#define PAGE	   4096
+#define FRAME_HEAD 24
+#define ROWS	   200
+#define ROW_BYTES  1000
+
+typedef ssize_t pwrite_fn(int, const void *, size_t, off_t);
+
+static pwrite_fn *real_pwrite;
+static const char *pwrite_name;
+static int writes_of_header, writes_of_frame;
+static bool fail_frames;
+
+static ssize_t counting_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+	if (n == FRAME_HEAD)
+		writes_of_header++;
+	if (n == FRAME_HEAD + PAGE) {
+		writes_of_frame++;
+		if (fail_frames) {
+			errno = EIO;
+			return -1;
+		}
+	}
+	return real_pwrite(fd, p, n, off);
+}
+
+static char dir[32];
+static char path[64];
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/pp-vfs-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	sqlite3_vfs *platform = sqlite3_vfs_find(NULL);
+	/* SQLite names its positioned write after the call it was built with. */
+	static const char *const names[] = {"pwrite64", "pwrite"};
+	for (size_t i = 0; i < 2 && !real_pwrite; i++) {
+		real_pwrite = (pwrite_fn *)platform->xGetSystemCall(platform, names[i]);
+		pwrite_name = names[i];
+	}
+	assert_non_null(real_pwrite);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	sqlite3_vfs *platform = sqlite3_vfs_find(NULL);
+	platform->xSetSystemCall(platform, pwrite_name, NULL);
+	char wal[80], shm[80];
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	snprintf(shm, sizeof(shm), "%s-shm", path);
+	unlink(path);
+	unlink(wal);
+	unlink(shm);
+	rmdir(dir);
+	return 0;
+}
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+/* A WAL database with no automatic checkpoint: every write of a commit
+ * goes to the WAL file. */
+static sqlite3 *open_wal(const char *vfs)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs),
+			 SQLITE_OK);
+	exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+		    "PRAGMA wal_autocheckpoint=0; "
+		    "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, b BLOB)");
+	return db;
+}
+
+/* ROWS rows of ROW_BYTES in one transaction: about 50 pages. */
+static int insert_rows(sqlite3 *db, int first)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql),
+		 "BEGIN; WITH RECURSIVE n(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM n "
+		 "WHERE i < %d) INSERT INTO t SELECT i, zeroblob(%d) FROM n; COMMIT",
+		 first, first + ROWS - 1, ROW_BYTES);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static void count_writes(bool on)
+{
+	sqlite3_vfs *platform = sqlite3_vfs_find(NULL);
+	if (on)
+		writes_of_header = writes_of_frame = 0;
+	assert_int_equal(platform->xSetSystemCall(platform, pwrite_name,
+						  on ? (sqlite3_syscall_ptr)counting_pwrite
+						     : NULL),
+			 SQLITE_OK);
+}
+
+/* Rows and integrity, read by a connection on SQLite's default VFS. */
+static void expect_rows(int rows)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT count(*), coalesce(sum(length(b)), 0), "
+					    "(SELECT integrity_check FROM pragma_integrity_check) "
+					    "FROM t",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), rows);
+	assert_int_equal(sqlite3_column_int64(st, 1), (sqlite3_int64)rows * ROW_BYTES);
+	assert_string_equal((const char *)sqlite3_column_text(st, 2), "ok");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void test_frame_is_one_write(void **state)
+{
+	const char *vfs = pp_sqlite_vfs();
+	assert_non_null(vfs);
+
+	/* SQLite's own VFS: a header write for each page written. */
+	sqlite3 *db = open_wal(NULL);
+	count_writes(true);
+	assert_int_equal(insert_rows(db, 1), SQLITE_OK);
+	count_writes(false);
+	int plain_headers = writes_of_header;
+	sqlite3_close(db);
+	assert_true(plain_headers >= 40);
+
+	/* This VFS: the same commit, and not one header written alone. */
+	db = open_wal(vfs);
+	count_writes(true);
+	assert_int_equal(insert_rows(db, 1 + ROWS), SQLITE_OK);
+	count_writes(false);
+	assert_int_equal(writes_of_header, 0);
+	assert_true(writes_of_frame >= 40);
+	/* Read while the writer is open, from its WAL alone (no checkpoint). */
+	expect_rows(2 * ROWS);
+	sqlite3_close(db);
+	expect_rows(2 * ROWS);
+}
+
+static void test_failed_frame_fails_its_commit(void **state)
+{
+	const char *vfs = pp_sqlite_vfs();
+	sqlite3 *db = open_wal(vfs);
+	assert_int_equal(insert_rows(db, 1), SQLITE_OK);
+	count_writes(true);
+	fail_frames = true;
+	int rc = insert_rows(db, 1 + ROWS);
+	fail_frames = false;
+	count_writes(false);
+	assert_int_equal(rc & 0xff, SQLITE_IOERR);
+	assert_true(writes_of_frame >= 1);
+	expect_rows(ROWS);
+	/* The connection goes on: the next commit lands whole. */
+	assert_int_equal(insert_rows(db, 1 + 2 * ROWS), SQLITE_OK);
+	sqlite3_close(db);
+	expect_rows(2 * ROWS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_frame_is_one_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_frame_fails_its_commit, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
