@@ -15,7 +15,7 @@
 #include "lib/time.h"
 
 /* A message longer than this is cut (after redaction) and marked. */
-#define LOG_MSG_MAX  ((size_t)64 << 10)
+#define LOG_MSG_MAX ((size_t)64 << 10)
 /* Gathered lines (pp_log_hold) are written once they pass this. */
 #define LOG_HOLD_MAX ((size_t)16 << 10)
 #define SECRET_MIN   4

@@ -93,12 +93,12 @@ static int wal_close(sqlite3_file *file)
 }
 
 /* Each of these writes the held header first, then is the platform's. */
-#define HELD_FIRST(f, call)                         \
-	do {                                        \
-		int held_rc_ = put_held(f);         \
-		if (held_rc_ != SQLITE_OK)          \
-			return held_rc_;            \
-		return f->real->pMethods->call;     \
+#define HELD_FIRST(f, call)                                                                        \
+	do {                                                                                       \
+		int held_rc_ = put_held(f);                                                        \
+		if (held_rc_ != SQLITE_OK)                                                         \
+			return held_rc_;                                                           \
+		return f->real->pMethods->call;                                                    \
 	} while (0)
 
 static int wal_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 off)
@@ -200,22 +200,18 @@ static int wal_unfetch(sqlite3_file *file, sqlite3_int64 off, void *p)
 
 /* One table per version: a WAL file presents the platform file's version
  * (at most 3), so SQLite calls only the methods the platform has. */
-#define WAL_METHODS(version)                                                   \
-	{                                                                      \
-		.iVersion = (version), .xClose = wal_close, .xRead = wal_read, \
-		.xWrite = wal_write, .xTruncate = wal_truncate,                \
-		.xSync = wal_sync, .xFileSize = wal_file_size,                 \
-		.xLock = wal_lock, .xUnlock = wal_unlock,                      \
-		.xCheckReservedLock = wal_check_reserved,                      \
-		.xFileControl = wal_file_control,                              \
-		.xSectorSize = wal_sector_size,                                \
-		.xDeviceCharacteristics = wal_device_characteristics,          \
-		.xShmMap = wal_shm_map, .xShmLock = wal_shm_lock,              \
-		.xShmBarrier = wal_shm_barrier, .xShmUnmap = wal_shm_unmap,    \
-		.xFetch = wal_fetch, .xUnfetch = wal_unfetch,                  \
+#define WAL_METHODS(version)                                                                       \
+	{                                                                                          \
+		.iVersion = (version), .xClose = wal_close, .xRead = wal_read,                     \
+		.xWrite = wal_write, .xTruncate = wal_truncate, .xSync = wal_sync,                 \
+		.xFileSize = wal_file_size, .xLock = wal_lock, .xUnlock = wal_unlock,              \
+		.xCheckReservedLock = wal_check_reserved, .xFileControl = wal_file_control,        \
+		.xSectorSize = wal_sector_size,                                                    \
+		.xDeviceCharacteristics = wal_device_characteristics, .xShmMap = wal_shm_map,      \
+		.xShmLock = wal_shm_lock, .xShmBarrier = wal_shm_barrier,                          \
+		.xShmUnmap = wal_shm_unmap, .xFetch = wal_fetch, .xUnfetch = wal_unfetch,          \
 	}
-static const sqlite3_io_methods wal_methods[] = {WAL_METHODS(1), WAL_METHODS(2),
-						 WAL_METHODS(3)};
+static const sqlite3_io_methods wal_methods[] = {WAL_METHODS(1), WAL_METHODS(2), WAL_METHODS(3)};
 
 static int vfs_open(sqlite3_vfs *self, const char *name, sqlite3_file *file, int flags,
 		    int *out_flags)

@@ -370,8 +370,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threads_do_not_interleave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_lines_written_at_flush_in_order, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_held_lines_past_the_room_written_early,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_lines_past_the_room_written_early, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

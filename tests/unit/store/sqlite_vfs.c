@@ -90,8 +90,9 @@ static void exec_ok(sqlite3 *db, const char *sql)
 static sqlite3 *open_wal(const char *vfs)
 {
 	sqlite3 *db = NULL;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs),
+		SQLITE_OK);
 	exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
 		    "PRAGMA wal_autocheckpoint=0; "
 		    "CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, b BLOB)");
@@ -118,8 +119,7 @@ static void count_writes(bool on)
 	if (on)
 		writes_of_header = writes_of_frame = 0;
 	assert_int_equal(platform->xSetSystemCall(platform, pwrite_name,
-						  on ? (sqlite3_syscall_ptr)counting_pwrite
-						     : NULL),
+						  on ? (sqlite3_syscall_ptr)counting_pwrite : NULL),
 			 SQLITE_OK);
 }
 
