@@ -45,6 +45,11 @@ struct counter {
 	char *name;
 	char *key; /* NULL: plain number */
 	unsigned long n;
+	/* When it was first and last counted: seconds on the monotonic clock,
+	 * to the microsecond (not the lifecycle clock, which a test may hold).
+	 * The bench reads the requests' as a window both of its sides are
+	 * measured by. */
+	double first_at, last_at;
 };
 
 struct log_entry {
@@ -320,8 +325,13 @@ void pp_mock_count(struct pp_mock *m, const char *counter, const char *key)
 	c = counter_find(m, counter, key);
 	if (!c)
 		c = counter_add(m, counter, key);
-	if (c)
-		c->n++;
+	if (c) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		c->last_at = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+		if (!c->n++)
+			c->first_at = c->last_at;
+	}
 	pthread_mutex_unlock(&m->core_lock);
 }
 
@@ -757,6 +767,31 @@ static struct pp_json *counters_json(struct pp_mock *m, bool maps)
 	return o;
 }
 
+/* {"api:action": [first, last], ...}: when each kind of request was first
+ * and last answered (struct counter's times). Under core_lock. */
+static struct pp_json *request_times_json(struct pp_mock *m)
+{
+	struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
+
+	for (size_t i = 0; o && i < m->ncounters; i++) {
+		struct counter *c = &m->counters[i];
+		struct pp_json *pair;
+
+		if (!c->key || strcmp(c->name, "requests"))
+			continue;
+		pair = pp_json_new(PP_JSON_ARRAY);
+		if (!pair)
+			continue;
+		if (pp_json_append(pair, pp_json_new_number(c->first_at)) ||
+		    pp_json_append(pair, pp_json_new_number(c->last_at))) {
+			pp_json_free(pair);
+			continue;
+		}
+		pp_json_set(o, c->key, pair); /* takes pair, also when it fails */
+	}
+	return o;
+}
+
 static void control_stats(struct pp_mock *m, struct pp_mock_resp *resp)
 {
 	struct pp_json *root = pp_json_new(PP_JSON_OBJECT), *live = pp_json_new(PP_JSON_OBJECT);
@@ -773,6 +808,7 @@ static void control_stats(struct pp_mock *m, struct pp_mock_resp *resp)
 		pp_json_set(root, "live", live);
 		live = NULL;
 		pp_json_set(root, "keyed", counters_json(m, true));
+		pp_json_set(root, "request_times", request_times_json(m));
 		pp_json_set_int(root, "log_total", (long long)m->log_total);
 	}
 	pthread_mutex_unlock(&m->core_lock);

@@ -57,117 +57,8 @@ only() { case " ${BENCH_ONLY:-$1} " in *" $1 "*) return 0 ;; *) return 1 ;; esac
 note() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 emit() { printf '%s\n' "$1" >>"$R"; }
 
-# One mock for the whole bench: remote jobs never finish within it, so the
-# dispatcher only submits (status_interval is long, nothing is polled).
-MOCK_RUN_SECONDS=3600 MOCK_PROVISION_SECONDS=3600 DISPATCHER_EXTRA="status_interval = 600
-max_in_flight = 1000000" . "$(dirname "$0")/../../tools/mock-env.sh"
-sed -i "s/^max_submitting = .*/max_submitting = $CONC/" "$T/pushpool.conf"
-
-# A config on its own store: conf NAME [EXTRA [dispatcher] LINES]
-conf() {
-	mkdir -p "$T/$1"
-	sed "s|^state_dir = .*|state_dir = $T/$1|" "$T/pushpool.conf" |
-		awk -v extra="${2:-}" '{ print } /^\[dispatcher\]/ && extra != "" { print extra }' \
-			>"$T/$1.conf"
-	echo "$T/$1.conf"
-}
-# A busy timeout: serve holds the write lock for a turn at a time.
-db() { sqlite3 -cmd ".timeout 10000" "$T/$1/pushpool.db" "$2"; }
-# `pushpool schedule -c CONF -p POOL --count N [ARGS]` for any N: schedule
-# takes at most 10,000 runs per call.
-schedule_n() { # CONF POOL N [ARGS...]
-	c=$1 p=$2 left=$3
-	shift 3
-	while [ "$left" -gt 0 ]; do
-		k=$((left > 10000 ? 10000 : left))
-		"$PUSHPOOL" schedule -c "$c" -p "$p" --count "$k" "$@" >/dev/null
-		left=$((left - k))
-	done
-}
-mock_reset() { curl -fsS -X POST "$BASE/control/reset" >/dev/null; }
-# The mock's realistic waits (docs/mock.md: a Cloud Run job reconciling 1 s
-# before :run, a Modal image building 3 s, ...) are switched off: they bound
-# both sides by the cloud's protocol, and the bench measures what pushpool
-# adds on top of the requests themselves.
-curl -fsS -X POST -H 'Content-Type: application/json' -d '{"name":"*","on":false}' \
-	"$BASE/control/behaviours" >/dev/null
-mock_latency() {
-	curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\":$1}" \
-		"$BASE/control/faults" >/dev/null
-}
-# Requests per run by api:action, without the once-per-pool calls (tokens,
-# task definition registration) and /control itself; to one decimal, so the
-# baseline's one resource group lookup before the timed part drops out.
-per_run_requests() { # RUNS
-	curl -fsS "$BASE/control/stats" | jq -c --argjson n "$1" '(.keyed.requests // {}
-		| with_entries(select(.key | test("token|TaskDefinition|^control:") | not)))
-		+ (.keyed.modal_sandbox_creates // {} | if length > 0
-		   then {"modal:SandboxCreate": length} else {} end)
-		| map_values(. / $n * 10 | round / 10)'
-}
-# Start `serve` on CONF and wait until WANT runs of store NAME are SUBMITTED.
-# The wait reads serve's log (a count of "submitted as" lines: grep, well
-# under a millisecond) and asks the store only once the log says all are
-# in. It used to ask the store every 0.1 s, a sqlite3 process counting
-# events each time: 5 to 20 ms of CPU a look on a 2,000-run store, and
-# more with history, taken from the machine serve was measured on, while
-# the baseline client it is set against has no such poll.
-submitted() { # NAME: runs of store NAME with a SUBMITTED event
-	# By event, not state: a run may have moved on (RUNNING, CRASHED) since.
-	db "$1" "SELECT count(DISTINCT run_id) FROM run_events WHERE state = 'SUBMITTED'"
-}
-serve_until_submitted() { # NAME CONF WANT [WRAPPER...]
-	name=$1 cf=$2 want=$3
-	shift 3
-	before=$(submitted "$name") # the history a store starts with
-	"$@" "$PUSHPOOL" serve -c "$cf" 2>"$T/$name.log" &
-	SERVE_PID=$!
-	limit=$((300 + want / 100))
-	deadline=$(($(date +%s) + limit))
-	# The store has the last word (a submission retried logs twice), and
-	# is asked once a second whatever the log says.
-	i=0
-	while :; do
-		i=$((i + 1))
-		if [ "$(grep -c -F 'submitted as' "$T/$name.log")" -ge $((want - before)) ] ||
-			[ $((i % 10)) = 0 ]; then
-			[ "$(submitted "$name")" -ge "$want" ] && break
-		fi
-		kill -0 "$SERVE_PID" 2>/dev/null ||
-			die "serve on $name exited: $(tail -n 5 "$T/$name.log")"
-		[ "$(date +%s)" -lt "$deadline" ] ||
-			die "serve on $name: not all $want runs submitted in $limit s"
-		sleep 0.1
-	done
-}
-stop_serve() {
-	kill -INT "$SERVE_PID"
-	wait "$SERVE_PID" || die "serve exited $? after SIGINT"
-	SERVE_PID=
-}
-# Runs/s from the store: first claim (SUBMITTING) to last SUBMITTED event,
-# of the events from SINCE_MS on (a store with history holds older ones).
-store_rate() { # NAME [SINCE_MS]
-	db "$1" "SELECT round(count(DISTINCT run_id) * 1000.0 /
-		(max(CASE WHEN state = 'SUBMITTED' THEN ts_ms END) -
-		 min(CASE WHEN state = 'SUBMITTING' THEN ts_ms END)), 2)
-		FROM run_events WHERE state IN ('SUBMITTING', 'SUBMITTED')
-		AND ts_ms >= ${2:-0}"
-}
-
-GCP_TOKEN=$(curl -fsS -H 'Metadata-Flavor: Google' \
-	"$BASE/computeMetadata/v1/instance/service-accounts/default/token" | jq -r .access_token)
-AZ_TOKEN=$(curl -fsS -X POST "$BASE/azure/demo-tenant/oauth2/v2.0/token" \
-	-d grant_type=client_credentials -d "client_id=$AZ_CLIENT" -d "client_secret=$AZ_SECRET" \
-	-d scope=https://management.azure.com/.default | jq -r .access_token)
-api_url() { # POOL -> where the baseline client sends that pool's requests
-	if [ "$1" = modal ]; then echo "$MODAL"; else echo "$BASE"; fi
-}
-baseline_run() { # POOL RUNS CONCURRENCY [--fresh-connect|--reuse-all]
-	BENCH_BEARER=$([ "$1" = aci ] && echo "$AZ_TOKEN" || echo "$GCP_TOKEN") \
-	BENCH_AWS_KEY="$AKID:$AWS_SECRET" BENCH_MODAL_TOKEN=ak-demo:as-demo-secret \
-		${BASELINE_WRAP:-} "$BASELINE" "$1" "$(api_url "$1")" "$2" "$3" ${4:-}
-}
+# One mock for the whole bench, and the helpers of a pass (lib.sh).
+. "$(dirname "$0")/lib.sh"
 
 # ---- throughput ----
 # The baseline must send what the dispatcher sends. Each JSON body of its
@@ -194,7 +85,8 @@ same_bodies() { # POOL METHOD PATTERN
 }
 phase=0
 # One serve on a fresh store until RUNS runs of POOL are SUBMITTED: sets
-# pass_rate (runs/s) and pass_req (requests per run at the mock).
+# pass_rate (runs/s at the mock), pass_own (runs/s by the store's events)
+# and pass_req (requests per run at the mock).
 dispatcher_pass() { # POOL RUNS LATENCY_MS EXTRA_DISPATCHER_LINES
 	phase=$((phase + 1))
 	cf=$(conf "tp$phase" "$4")
@@ -203,34 +95,37 @@ dispatcher_pass() { # POOL RUNS LATENCY_MS EXTRA_DISPATCHER_LINES
 	mock_latency "$3"
 	serve_until_submitted "tp$phase" "$cf" "$2"
 	stop_serve
-	pass_rate=$(store_rate "tp$phase")
+	pass_rate=$(mock_rate "$2")
+	pass_own=$(store_rate "tp$phase")
 	pass_req=$(per_run_requests "$2")
 }
+# The same for the baseline client; pass_own is its own timer's rate.
 baseline_pass() { # POOL RUNS LATENCY_MS
 	mock_reset
 	mock_latency "$3"
 	b=$(baseline_run "$1" "$2" "$CONC") || die "baseline $1 failed"
-	pass_rate=$(printf '%s' "$b" | jq .runs_per_s)
+	pass_rate=$(mock_rate "$2")
+	pass_own=$(printf '%s' "$b" | jq .runs_per_s)
 	pass_req=$(per_run_requests "$2")
 }
 # Passes of two sides, side_a and side_b (functions the caller defines,
 # each setting pass_rate and pass_req), in the order A B B A: a drift of
 # the machine or the mock over the passes falls on both sides alike. The
-# rates go to A_RATES and B_RATES, the first pass's pass_req of each side to
-# A_REQ and B_REQ. A pass that stalls (about one Modal baseline pass in six
+# rates go to A_RATES and B_RATES (pass_own, where a side sets it, to A_OWN
+# and B_OWN), the first pass's pass_req of each side to A_REQ and B_REQ. A pass that stalls (about one Modal baseline pass in six
 # runs at a tenth of the others' rate, waiting on idle virtual CPUs: step
 # 20) would move a mean of two by half: when the two passes of a side are
 # more than 1.5 times apart, each side gets three more passes (B, A in
 # turn), and the figure is each side's median of five (JQ_MID).
 ab_passes() { # WHAT
 	side_a
-	a1=$pass_rate A_REQ=$pass_req
+	a1=$pass_rate A_REQ=$pass_req A_OWN=${pass_own:-}
 	side_b
-	b1=$pass_rate B_REQ=$pass_req
+	b1=$pass_rate B_REQ=$pass_req B_OWN=${pass_own:-}
 	side_b
-	b2=$pass_rate
+	b2=$pass_rate B_OWN="$B_OWN ${pass_own:-}"
 	side_a
-	a2=$pass_rate
+	a2=$pass_rate A_OWN="$A_OWN ${pass_own:-}"
 	A_RATES="$a1 $a2" B_RATES="$b1 $b2"
 	agree=$(jq -n --argjson a "[$a1, $a2]" --argjson b "[$b1, $b2]" \
 		'[$a, $b] | all(max <= 1.5 * ([min, 0.01] | max))')
@@ -238,9 +133,9 @@ ab_passes() { # WHAT
 		note "$1: passes disagree ($A_RATES / $B_RATES), three more of each"
 		for _ in 1 2 3; do
 			side_b
-			B_RATES="$B_RATES $pass_rate"
+			B_RATES="$B_RATES $pass_rate" B_OWN="$B_OWN ${pass_own:-}"
 			side_a
-			A_RATES="$A_RATES $pass_rate"
+			A_RATES="$A_RATES $pass_rate" A_OWN="$A_OWN ${pass_own:-}"
 		done
 	fi
 }
@@ -261,6 +156,7 @@ throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	same=$(jq -n --argjson a "$A_REQ" --argjson b "$B_REQ" '$a == $b')
 	emit "$(jq -nc --arg pool "$pool" --argjson lat "$lat" --arg cfg "$label" \
 		--argjson dp "$(json_list "$A_RATES")" --argjson bp "$(json_list "$B_RATES")" \
+		--argjson down "$(json_list "$A_OWN")" --argjson bown "$(json_list "$B_OWN")" \
 		--argjson dreq "$A_REQ" \
 		--argjson breq "$B_REQ" --argjson same "$same" --argjson n "$runs" \
 		--argjson c "$CONC" \
@@ -270,6 +166,8 @@ throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 		  concurrency: $c, runs_per_s: $rate, baseline_runs_per_s: $base,
 		  passes: {dispatcher: $dp, baseline: $bp},
 		  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end),
+		  own_clocks: {dispatcher: $down, baseline: $bown,
+		    ratio: (($down | mid) / ($bown | mid) * 100 | round / 100)},
 		  requests_per_run: $dreq, baseline_requests_per_run: $breq,
 		  same_requests: $same}')"
 }
@@ -488,7 +386,7 @@ if only curve; then
 			mock_reset
 			serve_until_submitted "hist$phase" "$cf" $(($1 + HISTORY_RUNS))
 			stop_serve
-			pass_rate=$(store_rate "hist$phase" "$since") pass_req=null
+			pass_rate=$(store_rate "hist$phase" "$since") pass_req=null pass_own=
 		}
 		side_a() { hist_pass 0; }
 		side_b() { hist_pass "$hist"; }

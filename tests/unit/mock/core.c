@@ -8,7 +8,9 @@
 
 #include <cmocka.h>
 
+#include "lib/json.h"
 #include "mock/mock.h"
+#include "tests/unit/http_get.h"
 
 static struct pp_mock *new_mock(uint64_t seed)
 {
@@ -249,10 +251,57 @@ static void test_loopback_only(void **state)
 	pp_mock_free(m);
 }
 
+static void request_time(const struct pp_json *times, const char *key, double *first,
+			 double *last)
+{
+	const struct pp_json *pair = pp_json_get(times, key);
+	assert_non_null(pair);
+	assert_true(pp_json_is(pair, PP_JSON_ARRAY));
+	assert_non_null(pp_json_at(pair, 1));
+	assert_null(pp_json_at(pair, 2));
+	*first = pp_json_at(pair, 0)->num;
+	*last = pp_json_at(pair, 1)->num;
+}
+
+/* /control/stats tells when each kind of request was first and last
+ * answered, in the order they came (the bench's window, docs/performance.md). */
+static void test_request_times(void **state)
+{
+	struct pp_mock *m = new_mock(1);
+	struct pp_error err = {0};
+	struct pp_http_resp resp;
+	assert_int_equal(pp_mock_start(m, &err), 0);
+	int port = pp_mock_port(m);
+	static const char *const order[] = {"/control/faults", "/control/clock",
+					    "/control/faults"};
+	for (size_t i = 0; i < 3; i++) {
+		hg_get(port, order[i], NULL, 1 << 16, &resp);
+		assert_int_equal(resp.status, 200);
+		pp_http_resp_free(&resp);
+	}
+	hg_get(port, "/control/stats", NULL, 1 << 20, &resp);
+	assert_int_equal(resp.status, 200);
+	struct pp_json *stats = NULL;
+	assert_int_equal(pp_json_parse(resp.body.data, resp.body.len, NULL, &stats, NULL), 0);
+	pp_http_resp_free(&resp);
+	const struct pp_json *times = pp_json_get(stats, "request_times");
+	assert_non_null(times);
+	double f_first, f_last, c_first, c_last;
+	request_time(times, "control:faults", &f_first, &f_last);
+	request_time(times, "control:clock", &c_first, &c_last);
+	assert_true(f_first <= c_first);
+	assert_true(c_first == c_last);
+	assert_true(c_last <= f_last);
+	assert_true(f_first < f_last);
+	pp_json_free(stats);
+	pp_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_outcome_markers),
+		cmocka_unit_test(test_request_times),
 		cmocka_unit_test(test_timeline),
 		cmocka_unit_test(test_fault_settings_rejected),
 		cmocka_unit_test(test_fault_decisions),
