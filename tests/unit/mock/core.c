@@ -251,8 +251,7 @@ static void test_loopback_only(void **state)
 	pp_mock_free(m);
 }
 
-static void request_time(const struct pp_json *times, const char *key, double *first,
-			 double *last)
+static void request_time(const struct pp_json *times, const char *key, double *first, double *last)
 {
 	const struct pp_json *pair = pp_json_get(times, key);
 	assert_non_null(pair);
@@ -272,8 +271,7 @@ static void test_request_times(void **state)
 	struct pp_http_resp resp;
 	assert_int_equal(pp_mock_start(m, &err), 0);
 	int port = pp_mock_port(m);
-	static const char *const order[] = {"/control/faults", "/control/clock",
-					    "/control/faults"};
+	static const char *const order[] = {"/control/faults", "/control/clock", "/control/faults"};
 	for (size_t i = 0; i < 3; i++) {
 		hg_get(port, order[i], NULL, 1 << 16, &resp);
 		assert_int_equal(resp.status, 200);
