@@ -42,7 +42,9 @@ const struct key_def config_keys[] = {
 	{DSP(log_level, char *), T_ENUM, "info", NO_RANGE, log_levels, false,
 	 "Least severe log level written."},
 	{DSP(log_format, char *), T_ENUM, "text", NO_RANGE, log_formats, false,
-	 "Log lines as text or as one JSON object per line."},
+	 "Log lines as text or as one JSON object per line. serve and once write the debug and "
+	 "info lines of a loop turn together when it commits (a turn lasts milliseconds), "
+	 "warnings and errors at once."},
 	{DSP(metrics_listen, char *), T_STRING, NULL, NO_RANGE, NULL, false,
 	 "HOST:PORT for the Prometheus /metrics and /healthz endpoint; empty disables it."},
 	{DSP(ui, bool), T_BOOL, "true", NO_RANGE, NULL, false,
