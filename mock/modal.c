@@ -924,6 +924,7 @@ static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream 
 	const char *rpc =
 		!strncmp(s->path, prefix, sizeof(prefix) - 1) ? s->path + sizeof(prefix) - 1 : "";
 	bool auth_call = !strcmp(rpc, "AuthTokenGet");
+	char key[96];
 	struct pp_mock_resp fr;
 	int retry_after = 0;
 	size_t i;
@@ -970,6 +971,10 @@ static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream 
 	if (fr.drop)
 		c->close_now = true;
 out:
+	/* Counted as every HTTP request is (keyed "requests", with its times):
+	 * one per call, however it ended. */
+	snprintf(key, sizeof(key), "modal:%s", *rpc ? rpc : "-");
+	pp_mock_count(mm->m, "requests", key);
 	if (strcmp(s->status, "0"))
 		pp_buf_reset(&s->out);
 	pp_buf_free(&fr.body);

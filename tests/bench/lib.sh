@@ -40,14 +40,13 @@ mock_latency() {
 		"$BASE/control/faults" >/dev/null
 }
 # Requests per run by api:action, without the once-per-pool calls (tokens,
-# task definition registration) and /control itself; to one decimal, so the
-# baseline's one resource group lookup before the timed part drops out.
+# task definition registration) and /control itself; to one decimal, and
+# only those that come to 0.1 or more, so a side's one resource group
+# lookup or sign-in drops out.
 per_run_requests() { # RUNS
-	curl -fsS "$BASE/control/stats" | jq -c --argjson n "$1" '(.keyed.requests // {}
-		| with_entries(select(.key | test("token|TaskDefinition|^control:") | not)))
-		+ (.keyed.modal_sandbox_creates // {} | if length > 0
-		   then {"modal:SandboxCreate": length} else {} end)
-		| map_values(. / $n * 10 | round / 10)'
+	curl -fsS "$BASE/control/stats" | jq -c --argjson n "$1" '.keyed.requests // {}
+		| with_entries(select(.key | test("token|TaskDefinition|^control:") | not))
+		| map_values(. / $n * 10 | round / 10) | with_entries(select(.value > 0))'
 }
 # Start `serve` on CONF and wait until WANT runs of store NAME are SUBMITTED.
 # The wait reads serve's log (a count of "submitted as" lines: grep, well
@@ -113,16 +112,18 @@ baseline_run() { # POOL RUNS CONCURRENCY [--fresh-connect|--reuse-all]
 		${BASELINE_WRAP:-} "$BASELINE" "$1" "$(api_url "$1")" "$2" "$3" ${4:-}
 }
 # Runs/s at the mock: RUNS over the time from the first to the last answer
-# of a per-run request (request_times, without the once-per-pool calls
-# per_run_requests leaves out). Both sides of a throughput figure are
-# measured by this one clock, over the same part of their work: the
-# baseline client registers its task definition and signs in before its
-# own timer starts, where the dispatcher's store window (first SUBMITTING
-# to last SUBMITTED) also held serve's first claim, its task definition
-# and its tokens, 20-30 ms of a 500-run pass (docs/performance.md, step 39).
+# of the kinds of request made at least once every two runs (request_times;
+# the once-per-pool calls, tokens and task definitions, fall out). Both
+# sides of a throughput figure are measured by this one clock over the
+# same part of their work: the baseline client registers its task
+# definition and signs in before its own timer starts, while the
+# dispatcher's store window (first SUBMITTING to last SUBMITTED) also
+# holds serve's first claim, its task definition and its tokens
+# (docs/performance.md, step 39).
 mock_rate() { # RUNS
-	curl -fsS "$BASE/control/stats" | jq --argjson n "$1" '[.request_times | to_entries[]
-		| select(.key | test("token|TaskDefinition|^control:") | not) | .value]
-		| ((map(.[1]) | max) - (map(.[0]) | min)) as $w
-		| if $w > 0 then $n / $w * 100 | round / 100 else 0 end'
+	curl -fsS "$BASE/control/stats" | jq --argjson n "$1" '.keyed.requests as $count
+		| [.request_times | to_entries[] | select($count[.key] >= $n / 2) | .value]
+		| if length == 0 then 0 else
+		  ((map(.[1]) | max) - (map(.[0]) | min)) as $w
+		  | if $w > 0 then $n / $w * 100 | round / 100 else 0 end end'
 }
