@@ -15,9 +15,7 @@
 #include "lib/time.h"
 
 /* A message longer than this is cut (after redaction) and marked. */
-#define LOG_MSG_MAX ((size_t)64 << 10)
-/* Gathered lines (pp_log_hold) are written once they pass this. */
-#define LOG_HOLD_MAX ((size_t)16 << 10)
+#define LOG_MSG_MAX  ((size_t)64 << 10)
 #define SECRET_MIN   4
 #define PINNED_MAX   4096
 #define ROTATING_MAX 8192
@@ -25,6 +23,9 @@
 /* The value, percent-encoded 4 ways, base64 and base64url at 3 alignments
  * each, JSON-escaped 6 ways, base64 and base64url whole (see forms_of). */
 #define FORMS_MAX 19
+
+/* The lines gathered under pp_log_hold go out before they would pass this. */
+#define LOG_HOLD_MAX ((size_t)16 << 10)
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum pp_log_level log_min = PP_LOG_INFO;

@@ -35,7 +35,7 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...) __attribute__((format(p
  * gathered and written together, so a busy loop pays one write a turn
  * rather than one a line. A WARN or ERROR line is written at once, after
  * the lines gathered before it (the order is kept), and so are the
- * gathered lines when the next would take them past LOG_HOLD_MAX bytes.
+ * gathered lines when the next would take them past 16 KiB.
  * pp_log_flush() writes what is gathered and goes on gathering: the
  * holder calls it before it waits, so no line sits unwritten while
  * nothing happens. */
