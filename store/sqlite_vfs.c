@@ -5,11 +5,17 @@
  * page at the offset where the header ends. A loop turn's commit writes
  * about 26 frames (1.55 a run, docs/performance.md step 38), so half of
  * the store's system calls carry 24 bytes each, and a system call costs
- * 3-4 us on the virtual machines this runs on. Here a write of exactly a
- * frame header to a WAL file is held back, and the write that follows it
- * goes out with it as one write when it starts where the header ends.
+ * 3-4 us on the virtual machines this runs on. Here a frame header
+ * appended to a WAL file (24 bytes written where this connection's writes
+ * end) is held back, and the write that follows it goes out with it as
+ * one write when it starts where the header ends: a new frame's page,
+ * always (SQLite's walWriteOneFrame writes nothing between the two).
+ * Only appended headers: when a commit ends by rewriting the checksums of
+ * frames it wrote before (a transaction that wrote a page twice), the
+ * headers it writes over have no page write after them, and the last
+ * would stay held past the commit, to be lost with the process.
  * Every other call on the file (a read, a sync, a truncation, a size, a
- * lock, a close) writes the held header first, so what reaches the file,
+ * lock, a close) writes a held header first, so what reaches the file,
  * and its order against every sync and read, is what SQLite asked for;
  * SQLite publishes a frame in its shared index only after both writes
  * returned. The only change a caller can see is when a header's own write
@@ -32,7 +38,10 @@ struct wal_file {
 	sqlite3_file *real; /* the platform VFS's file, in the same allocation */
 	unsigned char header[WAL_FRAME_HEADER];
 	sqlite3_int64 header_at; /* where the held header goes; -1: none held */
-	unsigned char *frame;	 /* header and page together, for one write */
+	/* Where this connection's writes end: a write at offset 0 (the WAL's
+	 * header, a new cycle) starts it again. */
+	sqlite3_int64 end;
+	unsigned char *frame; /* header and page together, for one write */
 	size_t frame_room;
 };
 
@@ -41,12 +50,19 @@ static sqlite3_vfs vfs;
 static const char *vfs_name;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+static void wrote(struct wal_file *f, sqlite3_int64 off, int amt)
+{
+	if (off == 0 || off + amt > f->end)
+		f->end = off + amt;
+}
+
 static int put_held(struct wal_file *f)
 {
 	if (f->header_at < 0)
 		return SQLITE_OK;
 	sqlite3_int64 at = f->header_at;
 	f->header_at = -1;
+	wrote(f, at, WAL_FRAME_HEADER);
 	return f->real->pMethods->xWrite(f->real, f->header, WAL_FRAME_HEADER, at);
 }
 
@@ -67,6 +83,7 @@ static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int6
 			memcpy(f->frame + WAL_FRAME_HEADER, data, (size_t)amt);
 			sqlite3_int64 at = f->header_at;
 			f->header_at = -1;
+			wrote(f, at, (int)need);
 			return f->real->pMethods->xWrite(f->real, f->frame, (int)need, at);
 		}
 		/* No room for the joined frame: the two writes SQLite asked for. */
@@ -74,11 +91,12 @@ static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int6
 	int rc = put_held(f);
 	if (rc != SQLITE_OK)
 		return rc;
-	if (amt == WAL_FRAME_HEADER) {
+	if (amt == WAL_FRAME_HEADER && off == f->end && off > 0) {
 		memcpy(f->header, data, WAL_FRAME_HEADER);
 		f->header_at = off;
 		return SQLITE_OK;
 	}
+	wrote(f, off, amt);
 	return f->real->pMethods->xWrite(f->real, data, amt, off);
 }
 
@@ -110,7 +128,12 @@ static int wal_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 off)
 static int wal_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xTruncate(f->real, size));
+	int rc = put_held(f);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (f->end > size)
+		f->end = size;
+	return f->real->pMethods->xTruncate(f->real, size);
 }
 
 static int wal_sync(sqlite3_file *file, int flags)
