@@ -1,7 +1,8 @@
 /* The SQLite store's VFS (store/sqlite_vfs.c): a WAL frame reaches the
  * file in one write, what it writes reads back through SQLite's own VFS,
- * and a frame whose write fails fails its commit and leaves the database
- * as it was. The writes are seen through SQLite's replaceable system
+ * a frame whose write fails fails its commit and leaves the database as
+ * it was, and a commit is whole in the file when its writer dies right
+ * after it. The writes are seen through SQLite's replaceable system
  * calls (xSetSystemCall), below every VFS. */
 #include <errno.h>
 #include <setjmp.h>
