@@ -28,6 +28,15 @@ int64_t pp_mono_ms(void)
 	return mono_source ? mono_source() : ms_of(CLOCK_MONOTONIC);
 }
 
+int64_t pp_mono_us(void)
+{
+	if (mono_source)
+		return mono_source() * 1000;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t pp_wall_ms(void)
 {
 	return ms_of(CLOCK_REALTIME);

@@ -16,6 +16,10 @@ int64_t pp_mono_ms(void);
  * a test moves time forward instead of sleeping and racing a busy machine.
  * Set it before any thread that reads the clock starts. */
 void pp_mono_set_source(int64_t (*source)(void));
+/* The same clock in microseconds, for intervals too short for
+ * milliseconds (the mock's request times, which the bench's windows of
+ * tens of milliseconds are read from). */
+int64_t pp_mono_us(void);
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t pp_wall_ms(void);
 /* A random RFC 4122 version 4 UUID, lower case. 0, or PP_EIO (out is then

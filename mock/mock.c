@@ -45,11 +45,10 @@ struct counter {
 	char *name;
 	char *key; /* NULL: plain number */
 	unsigned long n;
-	/* When it was first and last counted: seconds on the monotonic clock,
-	 * to the microsecond (not the lifecycle clock, which a test may hold).
-	 * The bench reads the requests' as a window both of its sides are
-	 * measured by. */
-	double first_at, last_at;
+	/* When it was first and last counted: pp_mono_us (not the lifecycle
+	 * clock, which a test may hold). The bench reads the requests' as a
+	 * window both of its sides are measured by. */
+	int64_t first_us, last_us;
 };
 
 struct log_entry {
@@ -326,11 +325,9 @@ void pp_mock_count(struct pp_mock *m, const char *counter, const char *key)
 	if (!c)
 		c = counter_add(m, counter, key);
 	if (c) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		c->last_at = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+		c->last_us = pp_mono_us();
 		if (!c->n++)
-			c->first_at = c->last_at;
+			c->first_us = c->last_us;
 	}
 	pthread_mutex_unlock(&m->core_lock);
 }
@@ -782,8 +779,8 @@ static struct pp_json *request_times_json(struct pp_mock *m)
 		pair = pp_json_new(PP_JSON_ARRAY);
 		if (!pair)
 			continue;
-		if (pp_json_append(pair, pp_json_new_number(c->first_at)) ||
-		    pp_json_append(pair, pp_json_new_number(c->last_at))) {
+		if (pp_json_append(pair, pp_json_new_number((double)c->first_us / 1e6)) ||
+		    pp_json_append(pair, pp_json_new_number((double)c->last_us / 1e6))) {
 			pp_json_free(pair);
 			continue;
 		}

@@ -29,6 +29,23 @@ static void test_clocks(void **state)
 	assert_true(pp_mono_ms() - m0 >= 20);
 }
 
+static int64_t fixed_ms(void)
+{
+	return 123456;
+}
+
+/* Microseconds are the same clock as milliseconds (read between two of
+ * them, they fall between), and follow a test's time source. */
+static void test_mono_us(void **state)
+{
+	(void)state;
+	int64_t before = pp_mono_ms(), us = pp_mono_us(), after = pp_mono_ms();
+	assert_true(us / 1000 >= before && us / 1000 <= after);
+	pp_mono_set_source(fixed_ms);
+	assert_int_equal(pp_mono_us(), 123456000);
+	pp_mono_set_source(NULL);
+}
+
 /* 8-4-4-4-12 lower-case hex digits, the version digit, the RFC 4122 /
  * RFC 9562 variant. */
 static void assert_uuid_shape(const char *u, char version)
@@ -87,6 +104,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_mono_us),
 		cmocka_unit_test(test_uuid4_shape_and_uniqueness),
 		cmocka_unit_test(test_uuid7_order_and_time),
 	};
