@@ -10,7 +10,7 @@ bench: all test-deps $(BENCH_BINS)
 
 $(BUILD)/bench/baseline: tests/bench/baseline.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libcurl)
+	$(CC) $(CFLAGS) -pthread $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libcurl)
 
 $(BUILD)/bench/micro: tests/bench/micro.c $(BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)

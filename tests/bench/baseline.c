@@ -28,14 +28,28 @@
  * PUT by name) reuse kept-alive connections; the others (Cloud Run's :run)
  * get a fresh connection each. --fresh-connect gives every non-GET request
  * its own connection (the dispatcher's policy before issue 23);
- * --reuse-all reuses connections for every request (the ceiling). */
+ * --reuse-all reuses connections for every request (the ceiling).
+ *
+ * --work-us=N spends N microseconds of CPU on each run before its first
+ * request, standing in for what the dispatcher does beyond the requests
+ * (claim, intent, render, the SUBMITTED write): the client's rate against
+ * the work a run costs, which tells what a dispatcher's CPU a run must
+ * come to for a given ratio (docs/performance.md, step 41). With
+ * --work-thread that work is done on a second thread, up to CONCURRENCY
+ * runs ahead of the requests: the most a dispatcher that moved it off the
+ * requests' thread could gain, with nothing paid for the hand-over but a
+ * pipe write when the requests' thread waits. */
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RESP_MAX (1 << 20)
 #define URL_MAX	 1024
@@ -82,6 +96,72 @@ struct bench {
 	int errors;
 	char first_error[512];
 };
+
+/* --work-us: per-run CPU work, inline or on a second thread that keeps
+ * `prepared` up to `window` runs ahead of `started`. */
+struct work {
+	long us;
+	bool threaded;
+	int runs, window;
+	atomic_int prepared, started;
+	atomic_bool starving; /* the requests' thread waits for prepared runs */
+	int wake[2];	      /* pipe: worker -> requests' thread */
+	pthread_mutex_t mu;
+	pthread_cond_t room;
+};
+
+static void spend_cpu(long us)
+{
+	struct timespec a, b;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+	do
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+	while ((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000 < us);
+}
+
+static void *work_ahead(void *arg)
+{
+	struct work *w = arg;
+	while (atomic_load(&w->prepared) < w->runs) {
+		pthread_mutex_lock(&w->mu);
+		while (atomic_load(&w->prepared) - atomic_load(&w->started) >= w->window)
+			pthread_cond_wait(&w->room, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+		spend_cpu(w->us);
+		atomic_fetch_add(&w->prepared, 1);
+		if (atomic_exchange(&w->starving, false)) {
+			char c = 1;
+			if (write(w->wake[1], &c, 1) < 0)
+				perror("baseline: wake");
+		}
+	}
+	return NULL;
+}
+
+/* Whether run `next` may start now; inline work is spent here. */
+static bool work_ready(struct work *w, int next)
+{
+	if (!w->threaded) {
+		if (w->us)
+			spend_cpu(w->us);
+		return true;
+	}
+	if (next < atomic_load(&w->prepared))
+		return true;
+	atomic_store(&w->starving, true);
+	/* The worker may have prepared it between the two loads. */
+	return next < atomic_load(&w->prepared);
+}
+
+static void work_started(struct work *w)
+{
+	if (!w->threaded)
+		return;
+	pthread_mutex_lock(&w->mu);
+	atomic_fetch_add(&w->started, 1);
+	pthread_cond_signal(&w->room);
+	pthread_mutex_unlock(&w->mu);
+}
 
 static const char *const ecs_target = "AmazonEC2ContainerServiceV20141113.";
 static const char *const gcp_jobs = "/google/v2/projects/demo-proj/locations/europe-west1/jobs";
@@ -682,7 +762,7 @@ static long expected_status(const struct bench *b, int step)
 static int usage(void)
 {
 	fprintf(stderr, "usage: baseline cloud-run|ecs|aci|modal BASE_URL RUNS CONCURRENCY "
-			"[--fresh-connect|--reuse-all|--show]\n");
+			"[--fresh-connect|--reuse-all|--show] [--work-us=N [--work-thread]]\n");
 	return 64;
 }
 
@@ -707,15 +787,28 @@ static int show_bodies(struct bench *b)
 
 int main(int argc, char **argv)
 {
-	if (argc < 5 || argc > 6)
+	if (argc < 5)
 		return usage();
 	struct bench b = {.base = argv[2], .conn = CONN_DISPATCHER};
-	if (argc == 6 && !strcmp(argv[5], "--fresh-connect"))
-		b.conn = CONN_FRESH_NON_GET;
-	else if (argc == 6 && !strcmp(argv[5], "--reuse-all"))
-		b.conn = CONN_REUSE_ALL;
-	bool show = argc == 6 && !strcmp(argv[5], "--show");
-	if (argc == 6 && !show && b.conn == CONN_DISPATCHER)
+	struct work w = {.mu = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER};
+	bool show = false;
+	for (int i = 5; i < argc; i++) {
+		char *end;
+		if (!strcmp(argv[i], "--fresh-connect") && b.conn == CONN_DISPATCHER)
+			b.conn = CONN_FRESH_NON_GET;
+		else if (!strcmp(argv[i], "--reuse-all") && b.conn == CONN_DISPATCHER)
+			b.conn = CONN_REUSE_ALL;
+		else if (!strcmp(argv[i], "--show"))
+			show = true;
+		else if (!strncmp(argv[i], "--work-us=", 10) &&
+			 (w.us = strtol(argv[i] + 10, &end, 10)) > 0 && !*end && w.us < 1000000)
+			;
+		else if (!strcmp(argv[i], "--work-thread"))
+			w.threaded = true;
+		else
+			return usage();
+	}
+	if ((show && (b.conn != CONN_DISPATCHER || w.us)) || (w.threaded && !w.us))
 		return usage();
 	if (!strcmp(argv[1], "cloud-run"))
 		b.pool = POOL_CLOUD_RUN;
@@ -770,13 +863,28 @@ int main(int argc, char **argv)
 	}
 	if (!rc && prepare(&b, &slots[0]))
 		rc = 69;
+	/* Slots whose run is done, or never began: the next runs start on
+	 * them once their work is ready. */
+	int *idle = calloc((size_t)conc, sizeof(*idle));
+	int nidle = 0;
+	for (int i = 0; i < conc; i++)
+		if (idle)
+			idle[nidle++] = conc - 1 - i;
+	w.runs = runs;
+	w.window = conc;
+	if (!rc && !idle)
+		rc = 70;
+	pthread_t worker;
+	bool worker_up = false;
+	if (!rc && w.threaded) {
+		if (pipe(w.wake) || fcntl(w.wake[0], F_SETFL, O_NONBLOCK) ||
+		    pthread_create(&worker, NULL, work_ahead, &w))
+			rc = 71;
+		else
+			worker_up = true;
+	}
 	int next_run = 0, done = 0, requests = 0;
 	double t0 = now_s();
-	for (int i = 0; !rc && i < conc && next_run < runs; i++) {
-		slots[i].run = next_run++;
-		slots[i].step = 0;
-		start_step(&b, multi, &slots[i]);
-	}
 	while (!rc && done < runs) {
 		int running = 0, left = 0;
 		curl_multi_perform(multi, &running);
@@ -813,11 +921,14 @@ int main(int argc, char **argv)
 			if (next != NEXT_DONE)
 				continue;
 			done++;
-			if (next_run < runs) {
-				s->run = next_run++;
-				s->step = 0;
-				start_step(&b, multi, s);
-			}
+			idle[nidle++] = (int)(s - slots);
+		}
+		while (!rc && nidle && next_run < runs && work_ready(&w, next_run)) {
+			struct slot *s = &slots[idle[--nidle]];
+			s->run = next_run++;
+			s->step = 0;
+			work_started(&w);
+			start_step(&b, multi, s);
 		}
 		double now = now_s(), next_due = now + 0.1;
 		for (int i = 0; i < conc; i++) {
@@ -828,18 +939,32 @@ int main(int argc, char **argv)
 			else if (slots[i].due < next_due)
 				next_due = slots[i].due;
 		}
-		if (done < runs)
+		if (done < runs && w.threaded) {
+			struct curl_waitfd wake = {.fd = w.wake[0], .events = CURL_WAIT_POLLIN};
+			curl_multi_poll(multi, &wake, 1, (int)((next_due - now) * 1000) + 1, NULL);
+			char drain[64];
+			while (read(w.wake[0], drain, sizeof(drain)) > 0)
+				;
+		} else if (done < runs) {
 			curl_multi_poll(multi, NULL, 0, (int)((next_due - now) * 1000) + 1, NULL);
+		}
 	}
 	double secs = now_s() - t0;
+	if (worker_up) {
+		pthread_join(worker, NULL);
+		close(w.wake[0]);
+		close(w.wake[1]);
+	}
+	free(idle);
 	if (!rc)
 		printf("{\"pool\":\"%s\",\"runs\":%d,\"concurrency\":%d,\"requests\":%d,"
-		       "\"seconds\":%.4f,\"runs_per_s\":%.2f,\"errors\":%d,\"connections\":\"%s\"}"
-		       "\n",
+		       "\"seconds\":%.4f,\"runs_per_s\":%.2f,\"errors\":%d,\"connections\":\"%s\","
+		       "\"work_us\":%ld,\"work_thread\":%s}\n",
 		       argv[1], runs, conc, requests, secs, runs / secs, b.errors,
 		       b.conn == CONN_DISPATCHER      ? "dispatcher"
 		       : b.conn == CONN_FRESH_NON_GET ? "fresh-non-get"
-						      : "reuse-all");
+						      : "reuse-all",
+		       w.us, w.threaded ? "true" : "false");
 	if (b.errors)
 		fprintf(stderr, "baseline: %d failed request(s); first: %s\n", b.errors,
 			b.first_error);

@@ -106,7 +106,7 @@ AZ_TOKEN=$(curl -fsS -X POST "$BASE/azure/demo-tenant/oauth2/v2.0/token" \
 api_url() { # POOL -> where the baseline client sends that pool's requests
 	if [ "$1" = modal ]; then echo "$MODAL"; else echo "$BASE"; fi
 }
-baseline_run() { # POOL RUNS CONCURRENCY [--fresh-connect|--reuse-all]
+baseline_run() { # POOL RUNS CONCURRENCY [OPTIONS: baseline's, one word each, as one argument]
 	BENCH_BEARER=$([ "$1" = aci ] && echo "$AZ_TOKEN" || echo "$GCP_TOKEN") \
 	BENCH_AWS_KEY="$AKID:$AWS_SECRET" BENCH_MODAL_TOKEN=ak-demo:as-demo-secret \
 		${BASELINE_WRAP:-} "$BASELINE" "$1" "$(api_url "$1")" "$2" "$3" ${4:-}

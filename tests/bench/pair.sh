@@ -6,6 +6,10 @@
 #   sh tests/bench/pair.sh BUILD POOL RUNS ROUNDS [PUSHPOOL_BINARY...]
 # PAIR_PIN=1 pins the mock to CPU 1 and both clients to CPU 0 (taskset);
 # PAIR_CONCURRENCY [32] is max_submitting and the client's concurrency.
+# PAIR_WORK (docs/performance.md, step 41): after each round's client pass,
+# one more for each item, the client spending that many microseconds of CPU
+# on each run (baseline's --work-us), "US:thread" on a second thread
+# (--work-thread); e.g. PAIR_WORK="20 40 65 65:thread".
 set -eu
 BUILD=$1 POOL=$2 N=$3 ROUNDS=$4
 shift 4
@@ -32,16 +36,24 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 per_run() { awk -v t="$1" -v n="$N" -v hz="$(getconf CLK_TCK)" \
 	'BEGIN { printf "%.3f", t * 1000 / hz / n }'; }
 
-client_pass() {
+client_pass() { # [WORK: US or US:thread]
+	label="bare client"
+	opts=
+	if [ -n "${1:-}" ]; then
+		label="+${1%:thread} us${1#"${1%:thread}"}"
+		opts="--work-us=${1%:thread}"
+		[ "$1" = "${1%:thread}" ] || opts="$opts --work-thread"
+	fi
 	mock_reset
 	m0=$(ticks "$MOCK_PID")
 	# The client's ticks: the children's times of a subshell that waited
 	# for it (dash's `times`, second line: user and system, as 0m0.12s).
-	c=$( (BASELINE_WRAP=$PIN && baseline_run "$POOL" "$N" "$CONC" >"$T/client.json" && times) |
+	c=$( (BASELINE_WRAP=$PIN && baseline_run "$POOL" "$N" "$CONC" "$opts" >"$T/client.json" &&
+		times) |
 		awk -v hz="$(getconf CLK_TCK)" 'NR == 2 { gsub(/[ms]/, " ")
 			print int(($1 * 60 + $2 + $3 * 60 + $4) * hz + 0.5) }')
 	m1=$(ticks "$MOCK_PID")
-	printf 'bare client  %8s runs/s (own clock %s)  client %s ms/run  mock %s ms/run\n' \
+	printf '%-12s %8s runs/s (own clock %s)  client %s ms/run  mock %s ms/run\n' "$label" \
 		"$(mock_rate "$N")" "$(jq .runs_per_s "$T/client.json")" "$(per_run "$c")" \
 		"$(per_run $((m1 - m0)))"
 }
@@ -66,5 +78,6 @@ client_pass >/dev/null # warms the mock for both sides
 for _ in $(seq "$ROUNDS"); do
 	for b in "$@"; do serve_pass "$b"; done
 	client_pass
+	for w in ${PAIR_WORK:-}; do client_pass "$w"; done
 	for b in "$@"; do serve_pass "$b"; done
 done
