@@ -1,48 +1,67 @@
-/* The SQLite store's VFS: the platform's own VFS, except that a WAL frame
- * goes to the file in one write.
+/* The SQLite store's VFS: the platform's own VFS, except that the WAL
+ * frames a transaction appends go to the file together, in one write.
  *
- * SQLite writes each WAL frame as two writes: its 24-byte header, then its
- * page at the offset where the header ends. A loop turn's commit writes
- * about 26 frames (1.55 a run, docs/performance.md step 38), so half of
- * the store's system calls carry 24 bytes each, and a system call costs
- * 3-4 us on the virtual machines this runs on. Here a frame header
- * appended to a WAL file (24 bytes written where this connection's writes
- * end) is held back, and the write that follows it goes out with it as
- * one write when it starts where the header ends: a new frame's page,
- * always (SQLite's walWriteOneFrame writes nothing between the two).
- * Only appended headers: when a commit ends by rewriting the checksums of
- * frames it wrote before (a transaction that wrote a page twice), the
- * headers it writes over have no page write after them, and the last
- * would stay held past the commit, to be lost with the process.
- * Every other call on the file (a read, a sync, a truncation, a size, a
- * lock, a close) writes a held header first, so what reaches the file,
- * and its order against every sync and read, is what SQLite asked for;
- * SQLite publishes a frame in its shared index only after both writes
- * returned. The only change a caller can see is when a header's own write
- * error is reported: on the call after it. Files other than WAL files are
+ * SQLite writes each WAL frame as two writes, its 24-byte header and then
+ * its page at the offset where the header ends, and a loop turn's commit
+ * writes about 24 frames (docs/performance.md, steps 38, 39 and 42): on the
+ * virtual machines this runs on a system call costs 3-4 us, and these were
+ * the store's most frequent ones. Here the frames a connection appends to
+ * its WAL file (a 24-byte header where its writes end, then the page that
+ * SQLite's walWriteOneFrame always writes right after it) are gathered,
+ * and written as one write when the page of a commit frame arrives (a
+ * frame whose header holds the database's size after the commit: the
+ * last frame of a transaction), or when WAL_BATCH_MAX bytes are gathered.
+ * The write of a commit frame therefore returns only when the whole
+ * transaction is in the file, and reports that write's error, which fails
+ * the commit; SQLite publishes a transaction to other connections (its
+ * shared index's header) only after that.
+ *
+ * Every other call on the file (a read, a write anywhere else, a sync, a
+ * truncation, a size, a lock, a close) writes what is gathered first, so
+ * what reaches the file, and its order against every sync, read and
+ * overwrite, is what SQLite asked for. What a process killed in the middle
+ * of a transaction leaves unwritten is frames of a transaction that never
+ * committed, which recovery drops anyway. Frames SQLite rewrites in place
+ * (a transaction that wrote a page twice: its pages, then the checksums of
+ * its headers) are writes elsewhere than the end, written through. The
+ * only change a caller can see is when a gathered frame's write error is
+ * reported: on the call that wrote it out. Files other than WAL files are
  * the platform VFS's files, untouched. */
 #include "store/sqlite_vfs.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define VFS_NAME "pushpool"
 /* SQLite's WAL_FRAME_HDRSIZE: a frame's header, written before its page. */
 #define WAL_FRAME_HEADER 24
-#define ALIGN8(n)	 (((n) + 7) & ~(size_t)7)
+/* Where a frame header holds the database's size in pages after the
+ * commit: nonzero only in a transaction's last frame. */
+#define WAL_FRAME_COMMIT_SIZE 4
+/* At most this much gathered before it is written: SQLite's unix VFS
+ * writes at most 128 KiB - 1 bytes in one call (seekAndWriteFd masks the
+ * size to 17 bits), and a turn's commit is about 24 frames of 4 KiB. A
+ * larger transaction (a `schedule` of thousands of runs) goes out in
+ * writes of up to this size. */
+#define WAL_BATCH_MAX (120 * 1024)
+#define ALIGN8(n)     (((n) + 7) & ~(size_t)7)
 
 struct wal_file {
 	sqlite3_file base;
 	sqlite3_file *real; /* the platform VFS's file, in the same allocation */
-	unsigned char header[WAL_FRAME_HEADER];
-	sqlite3_int64 header_at; /* where the held header goes; -1: none held */
+	/* Frames gathered: batch_len bytes that go at batch_at, always the
+	 * tail of this connection's writes (batch_at + batch_len == end). */
+	unsigned char *batch; /* WAL_BATCH_MAX bytes, from the first frame on */
+	size_t batch_len;
+	sqlite3_int64 batch_at;
+	bool page_due;	 /* the last gathered write is a header: its page is next */
+	bool commit_due; /* ... and that header is a commit frame's */
 	/* Where this connection's writes end: a write at offset 0 (the WAL's
 	 * header, a new cycle) starts it again. */
 	sqlite3_int64 end;
-	unsigned char *frame; /* header and page together, for one write */
-	size_t frame_room;
 };
 
 static sqlite3_vfs *platform;
@@ -56,46 +75,59 @@ static void wrote(struct wal_file *f, sqlite3_int64 off, int amt)
 		f->end = off + amt;
 }
 
-static int put_held(struct wal_file *f)
+/* Writes what is gathered. A header whose page has not come yet goes out
+ * alone: the call that made this necessary is not that page. */
+static int put_batch(struct wal_file *f)
 {
-	if (f->header_at < 0)
+	if (!f->batch_len)
 		return SQLITE_OK;
-	sqlite3_int64 at = f->header_at;
-	f->header_at = -1;
-	wrote(f, at, WAL_FRAME_HEADER);
-	return f->real->pMethods->xWrite(f->real, f->header, WAL_FRAME_HEADER, at);
+	int n = (int)f->batch_len;
+	f->batch_len = 0;
+	f->page_due = f->commit_due = false;
+	return f->real->pMethods->xWrite(f->real, f->batch, n, f->batch_at);
+}
+
+/* Adds a write to the batch; false when there is no room for it (then the
+ * caller writes it through). Pages of the buffer that no batch reached are
+ * never touched, so never resident. */
+static bool gather(struct wal_file *f, const void *data, int amt, sqlite3_int64 off)
+{
+	if (f->batch_len + (size_t)amt > WAL_BATCH_MAX)
+		return false;
+	if (!f->batch && !(f->batch = malloc(WAL_BATCH_MAX)))
+		return false;
+	if (!f->batch_len)
+		f->batch_at = off;
+	memcpy(f->batch + f->batch_len, data, (size_t)amt);
+	f->batch_len += (size_t)amt;
+	wrote(f, off, amt);
+	return true;
+}
+
+static bool commit_header(const unsigned char *h)
+{
+	static const unsigned char zero[4];
+	return memcmp(h + WAL_FRAME_COMMIT_SIZE, zero, sizeof(zero)) != 0;
 }
 
 static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int64 off)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	if (f->header_at >= 0 && amt > 0 && off == f->header_at + WAL_FRAME_HEADER) {
-		size_t need = WAL_FRAME_HEADER + (size_t)amt;
-		if (need > f->frame_room) {
-			unsigned char *grown = realloc(f->frame, need);
-			if (grown) {
-				f->frame = grown;
-				f->frame_room = need;
-			}
-		}
-		if (need <= f->frame_room) {
-			memcpy(f->frame, f->header, WAL_FRAME_HEADER);
-			memcpy(f->frame + WAL_FRAME_HEADER, data, (size_t)amt);
-			sqlite3_int64 at = f->header_at;
-			f->header_at = -1;
-			wrote(f, at, (int)need);
-			return f->real->pMethods->xWrite(f->real, f->frame, (int)need, at);
-		}
-		/* No room for the joined frame: the two writes SQLite asked for. */
-	}
-	int rc = put_held(f);
-	if (rc != SQLITE_OK)
-		return rc;
-	if (amt == WAL_FRAME_HEADER && off == f->end && off > 0) {
-		memcpy(f->header, data, WAL_FRAME_HEADER);
-		f->header_at = off;
+	if (f->page_due && amt > 0 && off == f->end && gather(f, data, amt, off)) {
+		f->page_due = false;
+		if (f->commit_due || f->batch_len + WAL_FRAME_HEADER + (size_t)amt > WAL_BATCH_MAX)
+			return put_batch(f);
 		return SQLITE_OK;
 	}
+	if (amt == WAL_FRAME_HEADER && off == f->end && off > 0 && !f->page_due &&
+	    gather(f, data, amt, off)) {
+		f->page_due = true;
+		f->commit_due = commit_header(data);
+		return SQLITE_OK;
+	}
+	int rc = put_batch(f);
+	if (rc != SQLITE_OK)
+		return rc;
 	wrote(f, off, amt);
 	return f->real->pMethods->xWrite(f->real, data, amt, off);
 }
@@ -103,32 +135,32 @@ static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int6
 static int wal_close(sqlite3_file *file)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	int rc = put_held(f);
+	int rc = put_batch(f);
 	int crc = f->real->pMethods->xClose(f->real);
-	free(f->frame);
-	f->frame = NULL;
+	free(f->batch);
+	f->batch = NULL;
 	return rc != SQLITE_OK ? rc : crc;
 }
 
-/* Each of these writes the held header first, then is the platform's. */
-#define HELD_FIRST(f, call)                                                                        \
+/* Each of these writes what is gathered first, then is the platform's. */
+#define BATCH_FIRST(f, call)                                                                       \
 	do {                                                                                       \
-		int held_rc_ = put_held(f);                                                        \
-		if (held_rc_ != SQLITE_OK)                                                         \
-			return held_rc_;                                                           \
+		int batch_rc_ = put_batch(f);                                                      \
+		if (batch_rc_ != SQLITE_OK)                                                        \
+			return batch_rc_;                                                          \
 		return f->real->pMethods->call;                                                    \
 	} while (0)
 
 static int wal_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 off)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xRead(f->real, data, amt, off));
+	BATCH_FIRST(f, xRead(f->real, data, amt, off));
 }
 
 static int wal_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	int rc = put_held(f);
+	int rc = put_batch(f);
 	if (rc != SQLITE_OK)
 		return rc;
 	if (f->end > size)
@@ -139,37 +171,37 @@ static int wal_truncate(sqlite3_file *file, sqlite3_int64 size)
 static int wal_sync(sqlite3_file *file, int flags)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xSync(f->real, flags));
+	BATCH_FIRST(f, xSync(f->real, flags));
 }
 
 static int wal_file_size(sqlite3_file *file, sqlite3_int64 *size)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xFileSize(f->real, size));
+	BATCH_FIRST(f, xFileSize(f->real, size));
 }
 
 static int wal_lock(sqlite3_file *file, int level)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xLock(f->real, level));
+	BATCH_FIRST(f, xLock(f->real, level));
 }
 
 static int wal_unlock(sqlite3_file *file, int level)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xUnlock(f->real, level));
+	BATCH_FIRST(f, xUnlock(f->real, level));
 }
 
 static int wal_check_reserved(sqlite3_file *file, int *out)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xCheckReservedLock(f->real, out));
+	BATCH_FIRST(f, xCheckReservedLock(f->real, out));
 }
 
 static int wal_file_control(sqlite3_file *file, int op, void *arg)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xFileControl(f->real, op, arg));
+	BATCH_FIRST(f, xFileControl(f->real, op, arg));
 }
 
 static int wal_sector_size(sqlite3_file *file)
@@ -187,38 +219,38 @@ static int wal_device_characteristics(sqlite3_file *file)
 static int wal_shm_map(sqlite3_file *file, int page, int size, int extend, void volatile **out)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xShmMap(f->real, page, size, extend, out));
+	BATCH_FIRST(f, xShmMap(f->real, page, size, extend, out));
 }
 
 static int wal_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xShmLock(f->real, offset, n, flags));
+	BATCH_FIRST(f, xShmLock(f->real, offset, n, flags));
 }
 
 static void wal_shm_barrier(sqlite3_file *file)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	put_held(f); /* a barrier reports nothing; a failed write shows on the next call */
+	put_batch(f); /* a barrier reports nothing; a failed write shows on the next call */
 	f->real->pMethods->xShmBarrier(f->real);
 }
 
 static int wal_shm_unmap(sqlite3_file *file, int delete_flag)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xShmUnmap(f->real, delete_flag));
+	BATCH_FIRST(f, xShmUnmap(f->real, delete_flag));
 }
 
 static int wal_fetch(sqlite3_file *file, sqlite3_int64 off, int amt, void **out)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xFetch(f->real, off, amt, out));
+	BATCH_FIRST(f, xFetch(f->real, off, amt, out));
 }
 
 static int wal_unfetch(sqlite3_file *file, sqlite3_int64 off, void *p)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	HELD_FIRST(f, xUnfetch(f->real, off, p));
+	BATCH_FIRST(f, xUnfetch(f->real, off, p));
 }
 
 /* One table per version: a WAL file presents the platform file's version
@@ -243,7 +275,6 @@ static int vfs_open(sqlite3_vfs *self, const char *name, sqlite3_file *file, int
 		return platform->xOpen(platform, name, file, flags, out_flags);
 	struct wal_file *f = (struct wal_file *)file;
 	memset(f, 0, sizeof(*f));
-	f->header_at = -1;
 	f->real = (sqlite3_file *)((char *)file + ALIGN8(sizeof(*f)));
 	int rc = platform->xOpen(platform, name, f->real, flags, out_flags);
 	if (rc != SQLITE_OK) {

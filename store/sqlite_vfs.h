@@ -1,5 +1,5 @@
-/* The SQLite store's VFS: the platform's own, with a WAL frame written in
- * one system call (sqlite_vfs.c says why and how). */
+/* The SQLite store's VFS: the platform's own, with the WAL frames of a
+ * commit written in one system call (sqlite_vfs.c says why and how). */
 #ifndef PP_STORE_SQLITE_VFS_H
 #define PP_STORE_SQLITE_VFS_H
 
