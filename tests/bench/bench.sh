@@ -95,18 +95,20 @@ dispatcher_pass() { # POOL RUNS LATENCY_MS EXTRA_DISPATCHER_LINES
 	mock_latency "$3"
 	serve_until_submitted "tp$phase" "$cf" "$2"
 	stop_serve
-	pass_rate=$(mock_rate "$2")
+	stats=$(mock_stats)
+	pass_rate=$(mock_rate "$2" "$stats")
 	pass_own=$(store_rate "tp$phase")
-	pass_req=$(per_run_requests "$2")
+	pass_req=$(per_run_requests "$2" "$stats")
 }
 # The same for the baseline client; pass_own is its own timer's rate.
 baseline_pass() { # POOL RUNS LATENCY_MS
 	mock_reset
 	mock_latency "$3"
 	b=$(baseline_run "$1" "$2" "$CONC") || die "baseline $1 failed"
-	pass_rate=$(mock_rate "$2")
+	stats=$(mock_stats)
+	pass_rate=$(mock_rate "$2" "$stats")
 	pass_own=$(printf '%s' "$b" | jq .runs_per_s)
-	pass_req=$(per_run_requests "$2")
+	pass_req=$(per_run_requests "$2" "$stats")
 }
 # Passes of two sides, side_a and side_b (functions the caller defines,
 # each setting pass_rate and pass_req), in the order A B B A: a drift of

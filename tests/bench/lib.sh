@@ -39,12 +39,16 @@ mock_latency() {
 	curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\":$1}" \
 		"$BASE/control/faults" >/dev/null
 }
+# The mock's /control/stats, fetched once for the readers below that take
+# it as their second argument (without it, each fetches its own).
+mock_stats() { curl -fsS "$BASE/control/stats"; }
 # Requests per run by api:action, without the once-per-pool calls (tokens,
 # task definition registration) and /control itself; to one decimal, and
 # only those that come to 0.1 or more, so a side's one resource group
 # lookup or sign-in drops out.
-per_run_requests() { # RUNS
-	curl -fsS "$BASE/control/stats" | jq -c --argjson n "$1" '.keyed.requests // {}
+per_run_requests() { # RUNS [STATS]
+	{ if [ $# -gt 1 ]; then printf '%s' "$2"; else mock_stats; fi; } |
+		jq -c --argjson n "$1" '.keyed.requests // {}
 		| with_entries(select(.key | test("token|TaskDefinition|^control:") | not))
 		| map_values(. / $n * 10 | round / 10) | with_entries(select(.value > 0))'
 }
@@ -120,8 +124,9 @@ baseline_run() { # POOL RUNS CONCURRENCY [OPTIONS: baseline's, one word each, as
 # dispatcher's store window (first SUBMITTING to last SUBMITTED) also
 # holds serve's first claim, its task definition and its tokens
 # (docs/performance.md, step 39).
-mock_rate() { # RUNS
-	curl -fsS "$BASE/control/stats" | jq --argjson n "$1" '.keyed.requests as $count
+mock_rate() { # RUNS [STATS]
+	{ if [ $# -gt 1 ]; then printf '%s' "$2"; else mock_stats; fi; } |
+		jq --argjson n "$1" '.keyed.requests as $count
 		| [.request_times | to_entries[] | select($count[.key] >= $n / 2) | .value]
 		| if length == 0 then 0 else
 		  ((map(.[1]) | max) - (map(.[0]) | min)) as $w
