@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -956,15 +957,21 @@ int main(int argc, char **argv)
 		close(w.wake[1]);
 	}
 	free(idle);
+	/* The process's CPU, all threads, start to end: what tests/bench/pair.sh
+	 * sets beside the dispatcher's (its /proc schedstat, also whole). */
+	struct rusage ru = {0};
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	if (!rc)
 		printf("{\"pool\":\"%s\",\"runs\":%d,\"concurrency\":%d,\"requests\":%d,"
 		       "\"seconds\":%.4f,\"runs_per_s\":%.2f,\"errors\":%d,\"connections\":\"%s\","
-		       "\"work_us\":%ld,\"work_thread\":%s}\n",
+		       "\"work_us\":%ld,\"work_thread\":%s,\"cpu_s\":%.4f}\n",
 		       argv[1], runs, conc, requests, secs, runs / secs, b.errors,
 		       b.conn == CONN_DISPATCHER      ? "dispatcher"
 		       : b.conn == CONN_FRESH_NON_GET ? "fresh-non-get"
 						      : "reuse-all",
-		       w.us, w.threaded ? "true" : "false");
+		       w.us, w.threaded ? "true" : "false", cpu_s);
 	if (b.errors)
 		fprintf(stderr, "baseline: %d failed request(s); first: %s\n", b.errors,
 			b.first_error);
