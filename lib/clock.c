@@ -9,11 +9,11 @@
 
 #include "lib/err.h"
 
-static int64_t ms_of(clockid_t id)
+static int64_t us_of(clockid_t id)
 {
 	struct timespec ts;
 	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t (*mono_source)(void);
@@ -25,21 +25,17 @@ void pp_mono_set_source(int64_t (*source)(void))
 
 int64_t pp_mono_ms(void)
 {
-	return mono_source ? mono_source() : ms_of(CLOCK_MONOTONIC);
+	return mono_source ? mono_source() : us_of(CLOCK_MONOTONIC) / 1000;
 }
 
 int64_t pp_mono_us(void)
 {
-	if (mono_source)
-		return mono_source() * 1000;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return mono_source ? mono_source() * 1000 : us_of(CLOCK_MONOTONIC);
 }
 
 int64_t pp_wall_ms(void)
 {
-	return ms_of(CLOCK_REALTIME);
+	return us_of(CLOCK_REALTIME) / 1000;
 }
 
 static void uuid_format(const unsigned char b[16], char out[PP_UUID_LEN])

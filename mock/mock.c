@@ -45,9 +45,11 @@ struct counter {
 	char *name;
 	char *key; /* NULL: plain number */
 	unsigned long n;
-	/* When it was first and last counted: pp_mono_us (not the lifecycle
-	 * clock, which a test may hold). The bench reads the requests' as a
-	 * window both of its sides are measured by. */
+	/* A keyed "requests" counter: when it was first and last counted,
+	 * pp_mono_us (not the lifecycle clock, which a test may hold). The
+	 * bench reads them as a window both of its sides are measured by;
+	 * other counters keep no times. */
+	bool timed;
 	int64_t first_us, last_us;
 };
 
@@ -304,7 +306,8 @@ static struct counter *counter_add(struct pp_mock *m, const char *name, const ch
 	c = &m->counters[m->ncounters];
 	*c = (struct counter){.id = pp_mock_join_key(name, key),
 			      .name = strdup(name),
-			      .key = key ? strdup(key) : NULL};
+			      .key = key ? strdup(key) : NULL,
+			      .timed = key && !strcmp(name, "requests")};
 	if (!c->id || !c->name || (key && !c->key) ||
 	    pp_strmap_put(&m->counter_ids, c->id, (void *)(uintptr_t)(m->ncounters + 1))) {
 		free(c->id);
@@ -324,11 +327,13 @@ void pp_mock_count(struct pp_mock *m, const char *counter, const char *key)
 	c = counter_find(m, counter, key);
 	if (!c)
 		c = counter_add(m, counter, key);
-	if (c) {
+	if (c && c->timed) {
 		c->last_us = pp_mono_us();
-		if (!c->n++)
+		if (!c->n)
 			c->first_us = c->last_us;
 	}
+	if (c)
+		c->n++;
 	pthread_mutex_unlock(&m->core_lock);
 }
 
@@ -774,7 +779,7 @@ static struct pp_json *request_times_json(struct pp_mock *m)
 		struct counter *c = &m->counters[i];
 		struct pp_json *pair;
 
-		if (!c->key || strcmp(c->name, "requests"))
+		if (!c->timed)
 			continue;
 		pair = pp_json_new(PP_JSON_ARRAY);
 		if (!pair)

@@ -57,8 +57,7 @@ struct wal_file {
 	unsigned char *batch; /* WAL_BATCH_MAX bytes, from the first frame on */
 	size_t batch_len;
 	sqlite3_int64 batch_at;
-	bool page_due;	 /* the last gathered write is a header: its page is next */
-	bool commit_due; /* ... and that header is a commit frame's */
+	bool page_due; /* the last gathered write is a header: its page is next */
 	/* Where this connection's writes end: a write at offset 0 (the WAL's
 	 * header, a new cycle) starts it again. */
 	sqlite3_int64 end;
@@ -83,7 +82,7 @@ static int put_batch(struct wal_file *f)
 		return SQLITE_OK;
 	int n = (int)f->batch_len;
 	f->batch_len = 0;
-	f->page_due = f->commit_due = false;
+	f->page_due = false;
 	return f->real->pMethods->xWrite(f->real, f->batch, n, f->batch_at);
 }
 
@@ -113,16 +112,19 @@ static bool commit_header(const unsigned char *h)
 static int wal_write(sqlite3_file *file, const void *data, int amt, sqlite3_int64 off)
 {
 	struct wal_file *f = (struct wal_file *)file;
-	if (f->page_due && amt > 0 && off == f->end && gather(f, data, amt, off)) {
-		f->page_due = false;
-		if (f->commit_due || f->batch_len + WAL_FRAME_HEADER + (size_t)amt > WAL_BATCH_MAX)
-			return put_batch(f);
-		return SQLITE_OK;
+	if (f->page_due && amt > 0 && off == f->end) {
+		/* The frame's header is the batch's last 24 bytes. */
+		bool commit = commit_header(f->batch + f->batch_len - WAL_FRAME_HEADER);
+		if (gather(f, data, amt, off)) {
+			f->page_due = false;
+			if (commit || f->batch_len + WAL_FRAME_HEADER + (size_t)amt > WAL_BATCH_MAX)
+				return put_batch(f);
+			return SQLITE_OK;
+		}
 	}
 	if (amt == WAL_FRAME_HEADER && off == f->end && off > 0 && !f->page_due &&
 	    gather(f, data, amt, off)) {
 		f->page_due = true;
-		f->commit_due = commit_header(data);
 		return SQLITE_OK;
 	}
 	int rc = put_batch(f);

@@ -801,10 +801,11 @@ int main(int argc, char **argv)
 			b.conn = CONN_REUSE_ALL;
 		else if (!strcmp(argv[i], "--show"))
 			show = true;
-		else if (!strncmp(argv[i], "--work-us=", 10) &&
-			 (w.us = strtol(argv[i] + 10, &end, 10)) > 0 && !*end && w.us < 1000000)
-			;
-		else if (!strcmp(argv[i], "--work-thread"))
+		else if (!strncmp(argv[i], "--work-us=", 10)) {
+			w.us = strtol(argv[i] + 10, &end, 10);
+			if (w.us <= 0 || *end || w.us >= 1000000)
+				return usage();
+		} else if (!strcmp(argv[i], "--work-thread"))
 			w.threaded = true;
 		else
 			return usage();
