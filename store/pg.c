@@ -78,6 +78,9 @@ struct pg_store {
 	long backoff_ms;   /* 0 while connected */
 	int reconnects;	   /* failed attempts since the connection was lost */
 	bool wake_pending; /* a reconnect may have missed notifications */
+	/* The finished runs' counts (pg_counts) and when to read them again. */
+	struct pp_store_counts finished;
+	struct pp_store_recount recount;
 	/* update_queue's writes since the last update_settle, in order: the
 	 * first nread have their outcome, the others wait in batch, one
 	 * array per parameter of batch_sql, sent as one statement when
@@ -1358,33 +1361,73 @@ static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**
 	return 0;
 }
 
-static int pg_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
+/* Runs by pool and state. Unfinished ones through the claim's partial
+ * indexes (migrations 6 and 7, their predicates written out so the
+ * planner takes them): runs in flight or held (runs_free_lease), and due
+ * runs nobody holds (runs_due_order). Finished ones, and rows of unknown
+ * state, read every run. Rows: state, count, pool. */
+#define UNFINISHED "('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
+static int pg_count_runs(struct pg_store *s, bool finished, struct pp_store_counts *out,
+			 struct pp_error *err)
 {
-	struct pg_store *s = (struct pg_store *)base;
-	memset(out, 0, sizeof(*out));
 	int rc;
-	PGresult *res =
-		query(s, "count runs",
-		      "SELECT state, count(*), NULL::bigint, pool FROM runs GROUP BY pool, state"
-		      " UNION ALL SELECT NULL, NULL, MIN(scheduled_ms), NULL FROM runs"
-		      " WHERE state = 'SCHEDULED' AND scheduled_ms <= " NOW_MS " ORDER BY 4",
-		      0, NULL, &rc, err);
+	PGresult *res = query(
+		s, "count runs",
+		finished ? "SELECT state, count(*), pool FROM runs WHERE state NOT IN " UNFINISHED
+			   " GROUP BY pool, state"
+			 : "SELECT state, count(*), pool FROM runs WHERE state NOT IN " TERMINAL_V6
+			   " AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
+			   " AND state IN " UNFINISHED " GROUP BY pool, state"
+			   " UNION ALL SELECT 'SCHEDULED', count(*), pool FROM runs"
+			   " WHERE state = 'SCHEDULED' AND lease_owner IS NULL GROUP BY pool",
+		0, NULL, &rc, err);
 	if (!res)
 		return rc;
 	for (int i = 0; i < PQntuples(res); i++) {
 		enum pp_store_state state;
-		if (!PQgetisnull(res, i, 0)) {
-			/* A row not yet quarantined counts as the quarantined it
-			 * will be. */
-			char *why = NULL;
-			if (!pp_store_state_read(PQgetvalue(res, i, 0), &state, &why))
-				pp_store_counts_add(out, PQgetvalue(res, i, 3), state,
-						    strtol(PQgetvalue(res, i, 1), NULL, 10));
-			free(why);
-		} else if (!PQgetisnull(res, i, 2)) {
-			out->oldest_due_ms = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-		}
+		/* A row not yet quarantined counts as the quarantined it will be. */
+		char *why = NULL;
+		if (!pp_store_state_read(PQgetvalue(res, i, 0), &state, &why))
+			pp_store_counts_add(out, PQgetvalue(res, i, 2), state,
+					    strtol(PQgetvalue(res, i, 1), NULL, 10));
+		free(why);
 	}
+	PQclear(res);
+	return 0;
+}
+
+static int pg_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	memset(out, 0, sizeof(*out));
+	int rc = pg_count_runs(s, false, out, err);
+	int64_t started = pp_mono_ms();
+	if (!rc && pp_store_recount_due(&s->recount, started)) {
+		memset(&s->finished, 0, sizeof(s->finished));
+		rc = pg_count_runs(s, true, &s->finished, err);
+		if (rc)
+			s->recount.known = false;
+		else
+			pp_store_recount_done(&s->recount, started, pp_mono_ms());
+	}
+	if (rc)
+		return rc;
+	pp_store_counts_merge(out, &s->finished);
+	/* The oldest due run, held or not, through the same two indexes: a
+	 * plain MIN over SCHEDULED runs read every run (0.22 s with 1,000,000
+	 * stored). */
+	PGresult *res =
+		query(s, "read queue lag",
+		      "SELECT LEAST((SELECT MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
+		      " AND lease_owner IS NULL AND scheduled_ms <= " NOW_MS "),"
+		      " (SELECT MIN(scheduled_ms) FROM runs WHERE state NOT IN " TERMINAL_V6
+		      " AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
+		      " AND state = 'SCHEDULED' AND scheduled_ms <= " NOW_MS "))",
+		      0, NULL, &rc, err);
+	if (!res)
+		return rc;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		out->oldest_due_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return 0;
 }

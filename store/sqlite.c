@@ -94,6 +94,10 @@ struct sqlite_store {
 		bool gone;
 	} verdicts[OWNER_VERDICTS];
 	int nverdicts;
+	/* The finished runs' counts (sqlite_counts) and when to read them
+	 * again. */
+	struct pp_store_counts finished;
+	struct pp_store_recount recount;
 	/* Dead owners whose lock files may go once what took their leases is
 	 * committed (forget_dead_owners). */
 	char dead[OWNER_VERDICTS][OWNER_MAX];
@@ -1298,17 +1302,23 @@ static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char
 	return 0;
 }
 
-static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
+/* Runs by pool and state, of the states in or not in UNFINISHED (in:
+ * a search of runs_due per state; not in: every run). */
+#define UNFINISHED "('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
+static int count_runs(struct sqlite_store *s, bool finished, struct pp_store_counts *out,
+		      struct pp_error *err)
 {
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	memset(out, 0, sizeof(*out));
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT pool, state, COUNT(*) FROM runs GROUP BY pool, state"
-			       " ORDER BY pool",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    finished ? "SELECT pool, state, COUNT(*) FROM runs WHERE state NOT "
+			       "IN " UNFINISHED " GROUP BY pool, state"
+			     : "SELECT pool, state, COUNT(*) FROM runs WHERE state IN " UNFINISHED
+			       " GROUP BY pool, state",
+		    -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare counts");
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		enum pp_store_state state;
 		char *why = NULL;
 		/* A row not yet quarantined counts as the quarantined it will be. */
@@ -1318,6 +1328,27 @@ static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, str
 		free(why);
 	}
 	sqlite3_finalize(st);
+	return step == SQLITE_DONE ? 0 : db_fail(s, err, "count runs");
+}
+
+static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	memset(out, 0, sizeof(*out));
+	int rc = count_runs(s, false, out, err);
+	int64_t started = pp_mono_ms();
+	if (!rc && pp_store_recount_due(&s->recount, started)) {
+		memset(&s->finished, 0, sizeof(s->finished));
+		rc = count_runs(s, true, &s->finished, err);
+		if (rc)
+			s->recount.known = false;
+		else
+			pp_store_recount_done(&s->recount, started, pp_mono_ms());
+	}
+	if (rc)
+		return rc;
+	pp_store_counts_merge(out, &s->finished);
+	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
 			       " AND scheduled_ms <= ?",

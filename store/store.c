@@ -110,16 +110,56 @@ void pp_store_counts_add(struct pp_store_counts *c, const char *pool, enum pp_st
 			 long n)
 {
 	c->by_state[state] += n;
-	int i = 0;
-	while (i < c->npools && strcmp(c->pools[i].pool, pool))
+	int i = 0, cmp = 1;
+	while (i < c->npools && (cmp = strcmp(c->pools[i].pool, pool)) < 0)
 		i++;
+	if (i < c->npools && cmp == 0) {
+		c->pools[i].by_state[state] += n;
+		return;
+	}
 	if (i == PP_STORE_COUNT_POOLS) {
 		c->more_pools = true;
 		return;
 	}
-	if (i == c->npools) {
-		snprintf(c->pools[i].pool, sizeof(c->pools[i].pool), "%s", pool);
-		c->npools++;
+	/* A new pool at i: the last one kept makes room when c is full. */
+	if (c->npools == PP_STORE_COUNT_POOLS) {
+		c->more_pools = true;
+		c->npools--;
 	}
+	memmove(&c->pools[i + 1], &c->pools[i], (size_t)(c->npools - i) * sizeof(c->pools[0]));
+	memset(&c->pools[i], 0, sizeof(c->pools[i]));
+	snprintf(c->pools[i].pool, sizeof(c->pools[i].pool), "%s", pool);
+	c->npools++;
 	c->pools[i].by_state[state] += n;
+}
+
+void pp_store_counts_merge(struct pp_store_counts *c, const struct pp_store_counts *from)
+{
+	long kept[PP_ST_COUNT] = {0};
+	for (int i = 0; i < from->npools; i++)
+		for (int st = 0; st < PP_ST_COUNT; st++)
+			if (from->pools[i].by_state[st]) {
+				pp_store_counts_add(c, from->pools[i].pool, (enum pp_store_state)st,
+						    from->pools[i].by_state[st]);
+				kept[st] += from->pools[i].by_state[st];
+			}
+	/* What from counted of pools it did not keep: in the totals only. */
+	for (int st = 0; st < PP_ST_COUNT; st++)
+		c->by_state[st] += from->by_state[st] - kept[st];
+	c->more_pools |= from->more_pools;
+	if (from->oldest_due_ms && (!c->oldest_due_ms || from->oldest_due_ms < c->oldest_due_ms))
+		c->oldest_due_ms = from->oldest_due_ms;
+}
+
+bool pp_store_recount_due(const struct pp_store_recount *r, int64_t now_ms)
+{
+	return !r->known || r->took_ms < PP_RECOUNT_FREE_MS ||
+	       now_ms - r->at_ms >= PP_RECOUNT_SPACING * r->took_ms;
+}
+
+void pp_store_recount_done(struct pp_store_recount *r, int64_t started_ms, int64_t now_ms)
+{
+	r->known = true;
+	r->at_ms = now_ms;
+	r->took_ms = now_ms - started_ms;
 }

@@ -122,9 +122,28 @@ struct pp_store_counts {
 	bool more_pools;
 };
 
-/* For the backends: add n runs of pool in state to c. */
+/* For the backends: add n runs of pool in state to c, in any order: c's
+ * pools stay ordered by name, the first PP_STORE_COUNT_POOLS kept. */
 void pp_store_counts_add(struct pp_store_counts *c, const char *pool, enum pp_store_state state,
 			 long n);
+/* Add every count of from to c. */
+void pp_store_counts_merge(struct pp_store_counts *c, const struct pp_store_counts *from);
+
+/* For the backends: when to count finished runs again. Counting them reads
+ * every one (0.12 s with 1,000,000 stored on SQLite, 0.47 s on
+ * PostgreSQL), and the loop counts every second when metrics are on: a
+ * count that took PP_RECOUNT_FREE_MS or more is made again only once the
+ * time since is PP_RECOUNT_SPACING times what it took, so counting costs
+ * the caller about 1 % of its time at most however many runs are stored;
+ * a quicker one is made on every call. Monotonic milliseconds. */
+#define PP_RECOUNT_SPACING 100
+#define PP_RECOUNT_FREE_MS 10
+struct pp_store_recount {
+	int64_t at_ms, took_ms;
+	bool known;
+};
+bool pp_store_recount_due(const struct pp_store_recount *r, int64_t now_ms);
+void pp_store_recount_done(struct pp_store_recount *r, int64_t started_ms, int64_t now_ms);
 
 struct pp_store;
 
@@ -188,6 +207,9 @@ struct pp_store_ops {
 	/* Ids among those owner holds whose cancel was requested. */
 	int (*cancel_requests)(struct pp_store *s, const char *owner, char (**ids)[PP_ID_LEN],
 			       int *n, struct pp_error *err);
+	/* Runs by state and pool. Unfinished ones are counted on every call;
+	 * finished ones (and rows of unknown state) as pp_store_recount_due
+	 * says, so on a large store their counts may be older than the call. */
 	int (*counts)(struct pp_store *s, struct pp_store_counts *out, struct pp_error *err);
 	/* Optional (NULL: poll only). A descriptor that turns readable when a
 	 * run may have become claimable, or -1 for now; the loop waits on it

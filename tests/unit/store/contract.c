@@ -107,6 +107,51 @@ static void test_fencing_rejects_stale_writer(void **state)
 	pp_run_events_free(ev, nev);
 }
 
+/* Counts by state and pool, finished runs included, as the runs change. */
+static void test_counts_follow_the_runs(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	int64_t now = pp_wall_ms();
+	char a1[PP_ID_LEN], a2[PP_ID_LEN], b1[PP_ID_LEN];
+	schedule(s, "b", 0, now - 30, b1);
+	schedule(s, "a", 0, now - 20, a1);
+	schedule(s, "a", 0, now - 10, a2);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 2, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	struct pp_run_update done = {.state = PP_ST_SUCCEEDED,
+				     .attempt = -1,
+				     .next_attempt_ms = -1,
+				     .release_lease = true,
+				     .event = "succeeded"};
+	struct pp_run_update running = {
+		.state = PP_ST_RUNNING, .attempt = -1, .next_attempt_ms = -1, .event = "running"};
+	assert_int_equal(s->ops->update(s, runs[0].id, runs[0].fence, &done, &err), 0);
+	assert_int_equal(s->ops->update(s, runs[1].id, runs[1].fence, &running, &err), 0);
+	struct pp_store_counts c;
+	assert_int_equal(s->ops->counts(s, &c, &err), 0);
+	assert_int_equal(c.by_state[PP_ST_SCHEDULED], 1);
+	assert_int_equal(c.by_state[PP_ST_RUNNING], 1);
+	assert_int_equal(c.by_state[PP_ST_SUCCEEDED], 1);
+	assert_int_equal(c.npools, 2);
+	assert_string_equal(c.pools[0].pool, "a");
+	assert_int_equal(c.pools[0].by_state[PP_ST_RUNNING], 1);
+	assert_int_equal(c.pools[0].by_state[PP_ST_SUCCEEDED], 1);
+	assert_string_equal(c.pools[1].pool, "b");
+	assert_int_equal(c.pools[1].by_state[PP_ST_SCHEDULED], 1);
+	assert_int_equal(c.oldest_due_ms, now - 30);
+	/* A run that finishes right after a count is in the next one. */
+	done.state = PP_ST_FAILED;
+	assert_int_equal(s->ops->update(s, runs[1].id, runs[1].fence, &done, &err), 0);
+	assert_int_equal(s->ops->counts(s, &c, &err), 0);
+	assert_int_equal(c.by_state[PP_ST_RUNNING], 0);
+	assert_int_equal(c.by_state[PP_ST_FAILED], 1);
+	assert_int_equal(c.pools[0].by_state[PP_ST_FAILED], 1);
+	pp_run_recs_free(runs, n);
+}
+
 static void test_renew_keeps_lease(void **state)
 {
 	struct pp_store *s = *state;
@@ -1101,6 +1146,8 @@ static void test_concurrent_claims_hold_the_limit(void **state)
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
 						store_teardown),                                   \
 			cmocka_unit_test_setup_teardown(test_fencing_rejects_stale_writer, SETUP,  \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_counts_follow_the_runs, SETUP,        \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_renew_keeps_lease, SETUP,             \
 							store_teardown),                           \

@@ -1,0 +1,115 @@
+/* The backends' shared counting (store/store.c): counts added in any order
+ * keep their pools ordered by name, the first PP_STORE_COUNT_POOLS kept and
+ * every run in the totals; finished runs' counts merged into unfinished
+ * ones; and when a count of finished runs is due again, by the times given
+ * (no clock is read). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "store/store.h"
+
+static void test_pools_stay_ordered_whatever_the_order_added(void **state)
+{
+	(void)state;
+	struct pp_store_counts c;
+	memset(&c, 0, sizeof(c));
+	pp_store_counts_add(&c, "modal", PP_ST_RUNNING, 2);
+	pp_store_counts_add(&c, "aci", PP_ST_SCHEDULED, 1);
+	pp_store_counts_add(&c, "ecs", PP_ST_SUCCEEDED, 5);
+	pp_store_counts_add(&c, "aci", PP_ST_SUCCEEDED, 3);
+	assert_int_equal(c.npools, 3);
+	assert_string_equal(c.pools[0].pool, "aci");
+	assert_string_equal(c.pools[1].pool, "ecs");
+	assert_string_equal(c.pools[2].pool, "modal");
+	assert_int_equal(c.pools[0].by_state[PP_ST_SCHEDULED], 1);
+	assert_int_equal(c.pools[0].by_state[PP_ST_SUCCEEDED], 3);
+	assert_int_equal(c.pools[1].by_state[PP_ST_SUCCEEDED], 5);
+	assert_int_equal(c.pools[2].by_state[PP_ST_RUNNING], 2);
+	assert_int_equal(c.by_state[PP_ST_SUCCEEDED], 8);
+	assert_false(c.more_pools);
+}
+
+static void test_the_first_pools_by_name_are_kept(void **state)
+{
+	(void)state;
+	struct pp_store_counts c;
+	memset(&c, 0, sizeof(c));
+	char name[16];
+	/* p01 .. p64 fill it; p00 comes later and sorts first: p64 goes. */
+	for (int i = PP_STORE_COUNT_POOLS; i >= 1; i--) {
+		snprintf(name, sizeof(name), "p%02d", i);
+		pp_store_counts_add(&c, name, PP_ST_FAILED, 1);
+	}
+	assert_int_equal(c.npools, PP_STORE_COUNT_POOLS);
+	assert_false(c.more_pools);
+	pp_store_counts_add(&c, "p00", PP_ST_FAILED, 1);
+	pp_store_counts_add(&c, "p99", PP_ST_FAILED, 1);
+	pp_store_counts_add(&c, "p64", PP_ST_FAILED, 1);
+	assert_true(c.more_pools);
+	assert_int_equal(c.npools, PP_STORE_COUNT_POOLS);
+	assert_string_equal(c.pools[0].pool, "p00");
+	snprintf(name, sizeof(name), "p%02d", PP_STORE_COUNT_POOLS - 1);
+	assert_string_equal(c.pools[PP_STORE_COUNT_POOLS - 1].pool, name);
+	for (int i = 1; i < c.npools; i++)
+		assert_true(strcmp(c.pools[i - 1].pool, c.pools[i].pool) < 0);
+	/* Every run counts in the totals, kept pool or not. */
+	assert_int_equal(c.by_state[PP_ST_FAILED], PP_STORE_COUNT_POOLS + 3);
+}
+
+static void test_merge_adds_pools_and_totals(void **state)
+{
+	(void)state;
+	struct pp_store_counts open, done;
+	memset(&open, 0, sizeof(open));
+	memset(&done, 0, sizeof(done));
+	pp_store_counts_add(&open, "ecs", PP_ST_RUNNING, 4);
+	open.oldest_due_ms = 0;
+	pp_store_counts_add(&done, "aci", PP_ST_CRASHED, 1);
+	pp_store_counts_add(&done, "ecs", PP_ST_SUCCEEDED, 7);
+	/* A pool done could not keep: its runs reach the totals only. */
+	done.by_state[PP_ST_SUCCEEDED] += 2;
+	done.more_pools = true;
+	pp_store_counts_merge(&open, &done);
+	assert_int_equal(open.npools, 2);
+	assert_string_equal(open.pools[0].pool, "aci");
+	assert_int_equal(open.pools[0].by_state[PP_ST_CRASHED], 1);
+	assert_int_equal(open.pools[1].by_state[PP_ST_RUNNING], 4);
+	assert_int_equal(open.pools[1].by_state[PP_ST_SUCCEEDED], 7);
+	assert_int_equal(open.by_state[PP_ST_SUCCEEDED], 9);
+	assert_int_equal(open.by_state[PP_ST_RUNNING], 4);
+	assert_true(open.more_pools);
+}
+
+static void test_recount_spacing(void **state)
+{
+	(void)state;
+	struct pp_store_recount r = {0};
+	assert_true(pp_store_recount_due(&r, 1000)); /* never counted */
+	/* A quick count is made on every call. */
+	pp_store_recount_done(&r, 1000, 1000 + PP_RECOUNT_FREE_MS - 1);
+	assert_true(pp_store_recount_due(&r, 1000 + PP_RECOUNT_FREE_MS));
+	/* A 120 ms count waits 100 times that from its end. */
+	pp_store_recount_done(&r, 2000, 2120);
+	assert_false(pp_store_recount_due(&r, 2121));
+	assert_false(pp_store_recount_due(&r, 2120 + PP_RECOUNT_SPACING * 120 - 1));
+	assert_true(pp_store_recount_due(&r, 2120 + PP_RECOUNT_SPACING * 120));
+	/* A failed count is made again at the next call. */
+	r.known = false;
+	assert_true(pp_store_recount_due(&r, 2121));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pools_stay_ordered_whatever_the_order_added),
+		cmocka_unit_test(test_the_first_pools_by_name_are_kept),
+		cmocka_unit_test(test_merge_adds_pools_and_totals),
+		cmocka_unit_test(test_recount_spacing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
