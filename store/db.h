@@ -41,7 +41,15 @@ struct pp_db_ops {
 	 * backend's claim does (fence + 1); *got false when it was not free. */
 	int (*lease)(struct pp_store *s, const char *id, const char *owner, int64_t lease_ms,
 		     struct pp_run_rec *out, bool *got, struct pp_error *err);
+	/* The count of runs holding a slot of pool $1 ([PP_SLOT_POOL]), of
+	 * queue $2 of pool $1 ([PP_SLOT_QUEUE]) or of deployment $1
+	 * ([PP_SLOT_DEPLOYMENT]), as this backend's indexes answer it
+	 * without reading finished runs; NULL: store/deploy.c's own (which
+	 * PostgreSQL answers through runs_free_lease, whose predicate it is,
+	 * and runs_deployment). */
+	const char *count_active[3];
 };
+enum { PP_SLOT_POOL, PP_SLOT_QUEUE, PP_SLOT_DEPLOYMENT };
 
 /* A later migration of both backends: the indexes on columns that most
  * runs leave NULL hold only the runs that have a value. A run scheduled
