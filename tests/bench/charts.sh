@@ -12,6 +12,8 @@ jq -r '.figures[] | select(.figure == "curve_in_flight")
 	| "\(.in_flight) \(.runs_per_s) \(.kib_per_run)"' "$JSON" >"$D/flight"
 jq -r '.figures[] | select(.figure == "curve_claim")
 	| "\(.stored) \(.p50_us) \(.p99_us)"' "$JSON" >"$D/claim"
+jq -r '.figures[] | select(.figure == "curve_claim_limited")
+	| "\(.stored) \(.p50_us)"' "$JSON" >"$D/limited"
 when=$(jq -r .date "$JSON")
 if [ -s "$D/flight" ]; then
 	gnuplot <<GP
@@ -46,7 +48,9 @@ set yrange [0:*]
 set key top left
 set grid
 plot "$D/claim" using 1:2 with linespoints title "p50", \
-     "$D/claim" using 1:3 with linespoints title "p99"
+     "$D/claim" using 1:3 with linespoints title "p99"$(
+	[ ! -s "$D/limited" ] ||
+		printf ', "%s" using 1:2 with linespoints title "p50, pool with a limit"' "$D/limited")
 GP
 	echo "charts: wrote $OUT/bench-claim.png" >&2
 fi

@@ -56,6 +56,9 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
  elif .figure == "curve_claim" then
    row("Curve: claim of \(.batch) with \(.stored) finished runs stored, p50 / p99"; "\(.p50_us | n(0)) / \(.p99_us | n(0)) µs";
        "first point"; (.p50_ratio | n(2)))
+ elif .figure == "curve_claim_limited" then
+   row("Curve: claim of \(.batch) with \(.stored) finished runs stored, pool with a limit, p50 / p99"; "\(.p50_us | n(0)) / \(.p99_us | n(0)) µs";
+       "\(.unlimited_p50_us | n(0)) µs (no limit, same store)"; (.p50_ratio | n(2)))
  elif .figure == "startup" then
    row("Startup `pushpool --version`"; "\(.version_ms) ms";
         "\(.baseline_ms) ms (bare libcurl program)";
