@@ -17,6 +17,8 @@
 #   BENCH_CURVE_STORED [10000 100000 1000000] finished runs stored for claim time
 #   BENCH_CURVE_HISTORY [200000] finished runs stored for throughput with
 #                               history (0: skip); BENCH_HISTORY_RUNS [2000] due runs
+#   BENCH_IDLE_SECONDS [25]     how long an idle serve with metrics on is measured
+#                               on the largest store of BENCH_CURVE_STORED (0: skip)
 set -eu
 BUILD=${1:-build}
 PUSHPOOL=$BUILD/pushpool
@@ -438,7 +440,39 @@ if only curve; then
 			'{figure: "curve_claim_limited", stored: $n, batch, rounds, p50_us, p99_us,
 			  unlimited_p50_us: $p,
 			  p50_ratio: ((.p50_us / $p) * 100 | round / 100)}')"
+		db "stored-$n" "UPDATE runs SET state = 'SUCCEEDED', lease_owner = NULL
+			WHERE state = 'SCHEDULED'"
+		largest=$n
 	done
+	# An idle serve with metrics on counts the store's runs by state every
+	# second: its CPU on the largest store, against the same on an empty
+	# one (docs/performance.md, step 43). After a 2 s start, which holds
+	# the first count of the finished runs.
+	idle_cpu_ms() { # NAME
+		cfi=$(conf "$1" "metrics_listen = 127.0.0.1:0")
+		"$PUSHPOOL" serve -c "$cfi" 2>"$T/$1-idle.log" &
+		SERVE_PID=$!
+		sleep 2
+		a=$(awk '{ print $1 }' "/proc/$SERVE_PID/schedstat")
+		sleep "$IDLE_SECONDS"
+		b=$(awk '{ print $1 }' "/proc/$SERVE_PID/schedstat")
+		stop_serve
+		echo $(((b - a) / 1000000))
+	}
+	IDLE_SECONDS=${BENCH_IDLE_SECONDS:-25}
+	if [ "$IDLE_SECONDS" -gt 0 ] && [ -n "${largest:-}" ]; then
+		note "curve: idle serve with metrics, $largest finished runs stored"
+		busy=$(idle_cpu_ms "stored-$largest")
+		empty=$(idle_cpu_ms idle-empty)
+		emit "$(jq -nc --argjson n "$largest" --argjson s "$IDLE_SECONDS" \
+			--argjson busy "$busy" --argjson empty "$empty" \
+			'{figure: "idle_metrics", stored: $n, seconds: $s, cpu_ms: $busy,
+			  empty_cpu_ms: $empty,
+			  core_pct: ($busy / $s / 10 * 100 | round / 100),
+			  empty_core_pct: ($empty / $s / 10 * 100 | round / 100),
+			  ratio: (if $empty > 0 then ($busy / $empty * 100 | round / 100)
+				  else null end)}')"
+	fi
 fi
 
 # ---- latency: scheduled -> submitted at 1,000 runs/min ----
