@@ -334,7 +334,8 @@ static void api_pools(struct pp_ui *ui, struct pp_metrics_resp *resp)
 	struct pp_pool_rec *prs = NULL;
 	struct pp_queue_rec *qs = NULL;
 	int npr = 0, nq = 0;
-	if (!rc && (pp_pool_list(s, &prs, &npr, &err) || pp_queue_list(s, NULL, &qs, &nq, &err))) {
+	if (!rc &&
+	    (pp_pool_list(s, false, &prs, &npr, &err) || pp_queue_list(s, NULL, &qs, &nq, &err))) {
 		pp_pool_recs_free(prs, npr);
 		free(c);
 		answer_error(resp, 503, "store: %s", err.msg);

@@ -149,8 +149,11 @@ struct pp_pool_rec {
 void pp_pool_recs_free(struct pp_pool_rec *p, int n);
 /* limit < 0, paused < 0: unchanged. */
 int pp_pool_set(struct pp_store *s, const char *pool, int limit, int paused, struct pp_error *err);
-/* Every pool with settings or runs, by name. */
-int pp_pool_list(struct pp_store *s, struct pp_pool_rec **out, int *n, struct pp_error *err);
+/* Every pool with settings or runs, by name, with its runs by state; or,
+ * without runs, the pools with settings alone, by_state 0 (counting them
+ * reads every run: the status page has them from counts). */
+int pp_pool_list(struct pp_store *s, bool runs, struct pp_pool_rec **out, int *n,
+		 struct pp_error *err);
 
 /* For the backends' claim, inside its write transaction (PostgreSQL: with
  * the pool's lock held): lease up to max due SCHEDULED runs nobody holds,

@@ -101,7 +101,8 @@ int pp_cmd_pools(int argc, char **argv)
 	struct pp_queue_rec *qs = NULL;
 	int n = 0, nq = 0;
 	struct pp_error err = {0};
-	if (!st && (pp_pool_list(s, &recs, &n, &err) || pp_queue_list(s, NULL, &qs, &nq, &err))) {
+	if (!st &&
+	    (pp_pool_list(s, true, &recs, &n, &err) || pp_queue_list(s, NULL, &qs, &nq, &err))) {
 		fprintf(stderr, "pushpool pools ls: %s\n", err.msg);
 		st = pp_exit_status(err.code);
 	}

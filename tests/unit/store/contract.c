@@ -980,11 +980,49 @@ static void test_claim_within_limits(void **state)
 	assert_null(waiting_of(s, p1));
 	struct pp_pool_rec *pools;
 	int n;
-	assert_int_equal(pp_pool_list(s, &pools, &n, &err), 0);
+	assert_int_equal(pp_pool_list(s, true, &pools, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(pools[0].by_state[PP_ST_SCHEDULED], 4);
 	assert_false(pools[0].paused);
 	pp_pool_recs_free(pools, n);
+	/* Settings alone: the same pool, its runs not counted. */
+	assert_int_equal(pp_pool_list(s, false, &pools, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(pools[0].name, "a");
+	assert_int_equal(pools[0].by_state[PP_ST_SCHEDULED], 0);
+	pp_pool_recs_free(pools, n);
+}
+
+/* The queue list counts each queue's runs under way, claimed or in
+ * flight, and its due runs nobody holds; finished runs in neither. */
+static void test_queue_list_counts(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	int64_t t = pp_wall_ms() - 10000;
+	assert_int_equal(pp_queue_set(s, "a", "q1", 1, 0, -1, &err), 0);
+	char id[PP_ID_LEN];
+	for (int i = 0; i < 4; i++)
+		insert_run(s, "a", "q1", NULL, t + i, id);
+	insert_run(s, "a", NULL, NULL, t, id);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 3, &runs, &n, &err), 0);
+	assert_int_equal(n, 3);
+	struct pp_run_update u = {.state = PP_ST_SUBMITTED, .attempt = -1, .next_attempt_ms = -1};
+	assert_int_equal(s->ops->update(s, runs[0].id, runs[0].fence, &u, &err), 0);
+	u.state = PP_ST_SUCCEEDED;
+	u.release_lease = true;
+	assert_int_equal(s->ops->update(s, runs[1].id, runs[1].fence, &u, &err), 0);
+	pp_run_recs_free(runs, n);
+	struct pp_queue_rec *qs;
+	int nq;
+	assert_int_equal(pp_queue_list(s, "a", &qs, &nq, &err), 0);
+	assert_int_equal(nq, 1);
+	assert_string_equal(qs[0].name, "q1");
+	assert_int_equal(qs[0].active, 2); /* one SUBMITTED, one claimed */
+	assert_int_equal(qs[0].waiting, 1);
+	pp_queue_recs_free(qs, nq);
 }
 
 /* Many due runs held back by their queue's limit do not hide the runs of
@@ -1176,6 +1214,8 @@ static void test_concurrent_claims_hold_the_limit(void **state)
 			cmocka_unit_test_setup_teardown(test_deploy_apply_all_or_nothing, SETUP,   \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_claim_within_limits, SETUP,           \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_queue_list_counts, SETUP,             \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_held_runs_do_not_crowd_out_others,    \
 							SETUP, store_teardown),                    \
