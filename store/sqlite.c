@@ -94,10 +94,8 @@ struct sqlite_store {
 		bool gone;
 	} verdicts[OWNER_VERDICTS];
 	int nverdicts;
-	/* The finished runs' counts (sqlite_counts) and when to read them
-	 * again. */
-	struct pp_store_counts finished;
-	struct pp_store_recount recount;
+	/* The counts, kept between calls (sqlite_counts). */
+	struct pp_store_counts_cache counted;
 	/* Dead owners whose lock files may go once what took their leases is
 	 * committed (forget_dead_owners). */
 	char dead[OWNER_VERDICTS][OWNER_MAX];
@@ -1302,19 +1300,22 @@ static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char
 	return 0;
 }
 
-/* Runs by pool and state, of the states in or not in UNFINISHED (in:
- * a search of runs_due per state; not in: every run). */
+/* One part of the counts (store.h): unfinished runs by a search of
+ * runs_due per state, with the queue lag; finished ones, and rows of an
+ * unknown state, by a scan of every run. */
 #define UNFINISHED "('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
-static int count_runs(struct sqlite_store *s, bool finished, struct pp_store_counts *out,
+static int count_part(struct pp_store *base, int part, struct pp_store_counts *out,
 		      struct pp_error *err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(
 		    s->db,
-		    finished ? "SELECT pool, state, COUNT(*) FROM runs WHERE state NOT "
-			       "IN " UNFINISHED " GROUP BY pool, state"
-			     : "SELECT pool, state, COUNT(*) FROM runs WHERE state IN " UNFINISHED
-			       " GROUP BY pool, state",
+		    part == PP_COUNT_FINISHED
+			    ? "SELECT pool, state, COUNT(*) FROM runs WHERE state NOT "
+			      "IN " UNFINISHED " GROUP BY pool, state"
+			    : "SELECT pool, state, COUNT(*) FROM runs WHERE state IN " UNFINISHED
+			      " GROUP BY pool, state",
 		    -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare counts");
 	int step;
@@ -1328,27 +1329,10 @@ static int count_runs(struct sqlite_store *s, bool finished, struct pp_store_cou
 		free(why);
 	}
 	sqlite3_finalize(st);
-	return step == SQLITE_DONE ? 0 : db_fail(s, err, "count runs");
-}
-
-static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	memset(out, 0, sizeof(*out));
-	int rc = count_runs(s, false, out, err);
-	int64_t started = pp_mono_ms();
-	if (!rc && pp_store_recount_due(&s->recount, started)) {
-		memset(&s->finished, 0, sizeof(s->finished));
-		rc = count_runs(s, true, &s->finished, err);
-		if (rc)
-			s->recount.known = false;
-		else
-			pp_store_recount_done(&s->recount, started, pp_mono_ms());
-	}
-	if (rc)
-		return rc;
-	pp_store_counts_merge(out, &s->finished);
-	sqlite3_stmt *st;
+	if (step != SQLITE_DONE)
+		return db_fail(s, err, "count runs");
+	if (part == PP_COUNT_FINISHED)
+		return 0;
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT MIN(scheduled_ms) FROM runs WHERE state = 'SCHEDULED'"
 			       " AND scheduled_ms <= ?",
@@ -1359,6 +1343,12 @@ static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, str
 		out->oldest_due_ms = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return 0;
+}
+
+static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
+{
+	return pp_store_counts_cached(base, &((struct sqlite_store *)base)->counted, count_part,
+				      out, err);
 }
 
 /* Provisioning locks: wall-clock expiry, since the lock is between hosts. */

@@ -163,3 +163,25 @@ void pp_store_recount_done(struct pp_store_recount *r, int64_t started_ms, int64
 	r->at_ms = now_ms;
 	r->took_ms = now_ms - started_ms;
 }
+
+int pp_store_counts_cached(struct pp_store *s, struct pp_store_counts_cache *c,
+			   int (*count)(struct pp_store *s, int part, struct pp_store_counts *out,
+					struct pp_error *err),
+			   struct pp_store_counts *out, struct pp_error *err)
+{
+	for (int part = 0; part < PP_COUNT_PARTS; part++) {
+		int64_t started = pp_mono_ms();
+		if (!pp_store_recount_due(&c->recount[part], started))
+			continue;
+		memset(&c->part[part], 0, sizeof(c->part[part]));
+		int rc = count(s, part, &c->part[part], err);
+		if (rc) {
+			c->recount[part].known = false;
+			return rc;
+		}
+		pp_store_recount_done(&c->recount[part], started, pp_mono_ms());
+	}
+	*out = c->part[PP_COUNT_UNFINISHED];
+	pp_store_counts_merge(out, &c->part[PP_COUNT_FINISHED]);
+	return 0;
+}

@@ -129,13 +129,14 @@ void pp_store_counts_add(struct pp_store_counts *c, const char *pool, enum pp_st
 /* Add every count of from to c. */
 void pp_store_counts_merge(struct pp_store_counts *c, const struct pp_store_counts *from);
 
-/* For the backends: when to count finished runs again. Counting them reads
- * every one (0.12 s with 1,000,000 stored on SQLite, 0.47 s on
- * PostgreSQL), and the loop counts every second when metrics are on: a
- * count that took PP_RECOUNT_FREE_MS or more is made again only once the
- * time since is PP_RECOUNT_SPACING times what it took, so counting costs
- * the caller about 1 % of its time at most however many runs are stored;
- * a quicker one is made on every call. Monotonic milliseconds. */
+/* For the backends: when to count a part of the runs again. Counting
+ * finished runs reads every one (0.12 s with 1,000,000 stored on SQLite,
+ * 0.47 s on PostgreSQL), and the loop counts every second when metrics
+ * are on: a count that took PP_RECOUNT_FREE_MS or more is made again only
+ * once the time since is PP_RECOUNT_SPACING times what it took, so
+ * counting costs the caller about 1 % of its time at most however many
+ * runs are stored; a quicker one is made on every call. Monotonic
+ * milliseconds. */
 #define PP_RECOUNT_SPACING 100
 #define PP_RECOUNT_FREE_MS 10
 struct pp_store_recount {
@@ -144,6 +145,23 @@ struct pp_store_recount {
 };
 bool pp_store_recount_due(const struct pp_store_recount *r, int64_t now_ms);
 void pp_store_recount_done(struct pp_store_recount *r, int64_t started_ms, int64_t now_ms);
+
+/* For the backends' counts op: the runs in two parts, PP_COUNT_UNFINISHED
+ * (SCHEDULED through CANCELLING, and oldest_due_ms) and PP_COUNT_FINISHED
+ * (every other state, an unknown one included), each kept and counted
+ * again as pp_store_recount_due says, by count(s, part, out, err) into a
+ * zeroed out. A backend whose unfinished part comes from its indexes has
+ * it current on every call. */
+struct pp_store;
+enum { PP_COUNT_UNFINISHED, PP_COUNT_FINISHED, PP_COUNT_PARTS };
+struct pp_store_counts_cache {
+	struct pp_store_counts part[PP_COUNT_PARTS];
+	struct pp_store_recount recount[PP_COUNT_PARTS];
+};
+int pp_store_counts_cached(struct pp_store *s, struct pp_store_counts_cache *c,
+			   int (*count)(struct pp_store *s, int part, struct pp_store_counts *out,
+					struct pp_error *err),
+			   struct pp_store_counts *out, struct pp_error *err);
 
 struct pp_store;
 
@@ -207,9 +225,8 @@ struct pp_store_ops {
 	/* Ids among those owner holds whose cancel was requested. */
 	int (*cancel_requests)(struct pp_store *s, const char *owner, char (**ids)[PP_ID_LEN],
 			       int *n, struct pp_error *err);
-	/* Runs by state and pool. Unfinished ones are counted on every call;
-	 * finished ones (and rows of unknown state) as pp_store_recount_due
-	 * says, so on a large store their counts may be older than the call. */
+	/* Runs by state and pool (pp_store_counts_cached): on a large store
+	 * the finished ones' counts may be older than the call. */
 	int (*counts)(struct pp_store *s, struct pp_store_counts *out, struct pp_error *err);
 	/* Optional (NULL: poll only). A descriptor that turns readable when a
 	 * run may have become claimable, or -1 for now; the loop waits on it

@@ -1,8 +1,8 @@
 /* The backends' shared counting (store/store.c): counts added in any order
  * keep their pools ordered by name, the first PP_STORE_COUNT_POOLS kept and
  * every run in the totals; finished runs' counts merged into unfinished
- * ones; and when a count of finished runs is due again, by the times given
- * (no clock is read). */
+ * ones; when a count of a part is due again, by the times given (no clock
+ * is read); and the two parts kept, counted and merged. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,6 +103,53 @@ static void test_recount_spacing(void **state)
 	assert_true(pp_store_recount_due(&r, 2121));
 }
 
+/* A counter for pp_store_counts_cached: one run per part and call, and a
+ * failure of the finished part when asked. */
+static int calls[PP_COUNT_PARTS];
+static bool fail_finished;
+
+static int fake_count(struct pp_store *s, int part, struct pp_store_counts *out,
+		      struct pp_error *err)
+{
+	(void)s;
+	calls[part]++;
+	if (part == PP_COUNT_FINISHED && fail_finished)
+		return pp_fail(err, PP_EIO, "count failed");
+	pp_store_counts_add(out, "a", part == PP_COUNT_FINISHED ? PP_ST_SUCCEEDED : PP_ST_RUNNING,
+			    calls[part]);
+	if (part == PP_COUNT_UNFINISHED)
+		out->oldest_due_ms = 42;
+	return 0;
+}
+
+/* Quick counts are made on every call, and the parts merged; a failed
+ * part fails the call and is counted again at the next. */
+static void test_cached_counts_quick_parts_every_call(void **state)
+{
+	(void)state;
+	struct pp_store_counts_cache cache;
+	memset(&cache, 0, sizeof(cache));
+	memset(calls, 0, sizeof(calls));
+	fail_finished = false;
+	struct pp_store_counts c;
+	struct pp_error err = {0};
+	assert_int_equal(pp_store_counts_cached(NULL, &cache, fake_count, &c, &err), 0);
+	assert_int_equal(pp_store_counts_cached(NULL, &cache, fake_count, &c, &err), 0);
+	assert_int_equal(calls[PP_COUNT_UNFINISHED], 2);
+	assert_int_equal(calls[PP_COUNT_FINISHED], 2);
+	assert_int_equal(c.npools, 1);
+	assert_int_equal(c.pools[0].by_state[PP_ST_RUNNING], 2); /* this call's, not summed */
+	assert_int_equal(c.pools[0].by_state[PP_ST_SUCCEEDED], 2);
+	assert_int_equal(c.oldest_due_ms, 42);
+	fail_finished = true;
+	assert_int_equal(pp_store_counts_cached(NULL, &cache, fake_count, &c, &err), PP_EIO);
+	assert_false(cache.recount[PP_COUNT_FINISHED].known);
+	fail_finished = false;
+	assert_int_equal(pp_store_counts_cached(NULL, &cache, fake_count, &c, &err), 0);
+	assert_int_equal(calls[PP_COUNT_FINISHED], 4);
+	assert_int_equal(c.pools[0].by_state[PP_ST_SUCCEEDED], 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -110,6 +157,7 @@ int main(void)
 		cmocka_unit_test(test_the_first_pools_by_name_are_kept),
 		cmocka_unit_test(test_merge_adds_pools_and_totals),
 		cmocka_unit_test(test_recount_spacing),
+		cmocka_unit_test(test_cached_counts_quick_parts_every_call),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
