@@ -153,15 +153,15 @@ void pp_store_counts_merge(struct pp_store_counts *c, const struct pp_store_coun
 
 bool pp_store_recount_due(const struct pp_store_recount *r, int64_t now_ms)
 {
-	return !r->known || r->took_ms < PP_RECOUNT_FREE_MS ||
-	       now_ms - r->at_ms >= PP_RECOUNT_SPACING * r->took_ms;
+	return !r->known || r->rows < PP_RECOUNT_FREE_ROWS ||
+	       (now_ms - r->at_ms) * 1000 >= (int64_t)r->rows * PP_RECOUNT_US_PER_ROW;
 }
 
-void pp_store_recount_done(struct pp_store_recount *r, int64_t started_ms, int64_t now_ms)
+void pp_store_recount_done(struct pp_store_recount *r, long rows, int64_t now_ms)
 {
 	r->known = true;
 	r->at_ms = now_ms;
-	r->took_ms = now_ms - started_ms;
+	r->rows = rows;
 }
 
 int pp_store_counts_cached(struct pp_store *s, struct pp_store_counts_cache *c,
@@ -170,8 +170,7 @@ int pp_store_counts_cached(struct pp_store *s, struct pp_store_counts_cache *c,
 			   struct pp_store_counts *out, struct pp_error *err)
 {
 	for (int part = 0; part < PP_COUNT_PARTS; part++) {
-		int64_t started = pp_mono_ms();
-		if (!pp_store_recount_due(&c->recount[part], started))
+		if (!pp_store_recount_due(&c->recount[part], pp_mono_ms()))
 			continue;
 		memset(&c->part[part], 0, sizeof(c->part[part]));
 		int rc = count(s, part, &c->part[part], err);
@@ -179,7 +178,10 @@ int pp_store_counts_cached(struct pp_store *s, struct pp_store_counts_cache *c,
 			c->recount[part].known = false;
 			return rc;
 		}
-		pp_store_recount_done(&c->recount[part], started, pp_mono_ms());
+		long rows = 0;
+		for (int st = 0; st < PP_ST_COUNT; st++)
+			rows += c->part[part].by_state[st];
+		pp_store_recount_done(&c->recount[part], rows, pp_mono_ms());
 	}
 	*out = c->part[PP_COUNT_UNFINISHED];
 	pp_store_counts_merge(out, &c->part[PP_COUNT_FINISHED]);

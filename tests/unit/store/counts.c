@@ -90,23 +90,23 @@ static void test_recount_spacing(void **state)
 	(void)state;
 	struct pp_store_recount r = {0};
 	assert_true(pp_store_recount_due(&r, 1000)); /* never counted */
-	/* A quick count is made on every call. */
-	pp_store_recount_done(&r, 1000, 1000 + PP_RECOUNT_FREE_MS - 1);
-	assert_true(pp_store_recount_due(&r, 1000 + PP_RECOUNT_FREE_MS));
-	/* A 120 ms count waits 100 times that from its end. */
-	pp_store_recount_done(&r, 2000, 2120);
-	assert_false(pp_store_recount_due(&r, 2121));
-	assert_false(pp_store_recount_due(&r, 2120 + PP_RECOUNT_SPACING * 120 - 1));
-	assert_true(pp_store_recount_due(&r, 2120 + PP_RECOUNT_SPACING * 120));
+	/* A small part is counted on every call. */
+	pp_store_recount_done(&r, PP_RECOUNT_FREE_ROWS - 1, 1000);
+	assert_true(pp_store_recount_due(&r, 1000));
+	/* 1,000,000 runs wait 50 s from that count. */
+	pp_store_recount_done(&r, 1000000, 2000);
+	assert_false(pp_store_recount_due(&r, 2001));
+	assert_false(pp_store_recount_due(&r, 2000 + 1000000L * PP_RECOUNT_US_PER_ROW / 1000 - 1));
+	assert_true(pp_store_recount_due(&r, 2000 + 1000000L * PP_RECOUNT_US_PER_ROW / 1000));
 	/* A failed count is made again at the next call. */
 	r.known = false;
-	assert_true(pp_store_recount_due(&r, 2121));
+	assert_true(pp_store_recount_due(&r, 2001));
 }
 
 /* A counter for pp_store_counts_cached: one run per part and call, and a
  * failure of the finished part when asked. */
 static int calls[PP_COUNT_PARTS];
-static bool fail_finished;
+static bool fail_finished, big_finished;
 
 static int fake_count(struct pp_store *s, int part, struct pp_store_counts *out,
 		      struct pp_error *err)
@@ -115,22 +115,23 @@ static int fake_count(struct pp_store *s, int part, struct pp_store_counts *out,
 	calls[part]++;
 	if (part == PP_COUNT_FINISHED && fail_finished)
 		return pp_fail(err, PP_EIO, "count failed");
+	long n = part == PP_COUNT_FINISHED && big_finished ? PP_RECOUNT_FREE_ROWS : calls[part];
 	pp_store_counts_add(out, "a", part == PP_COUNT_FINISHED ? PP_ST_SUCCEEDED : PP_ST_RUNNING,
-			    calls[part]);
+			    n);
 	if (part == PP_COUNT_UNFINISHED)
 		out->oldest_due_ms = 42;
 	return 0;
 }
 
-/* Quick counts are made on every call, and the parts merged; a failed
+/* Small parts are counted on every call, and the parts merged; a failed
  * part fails the call and is counted again at the next. */
-static void test_cached_counts_quick_parts_every_call(void **state)
+static void test_cached_counts_small_parts_every_call(void **state)
 {
 	(void)state;
 	struct pp_store_counts_cache cache;
 	memset(&cache, 0, sizeof(cache));
 	memset(calls, 0, sizeof(calls));
-	fail_finished = false;
+	fail_finished = big_finished = false;
 	struct pp_store_counts c;
 	struct pp_error err = {0};
 	assert_int_equal(pp_store_counts_cached(NULL, &cache, fake_count, &c, &err), 0);
@@ -150,6 +151,26 @@ static void test_cached_counts_quick_parts_every_call(void **state)
 	assert_int_equal(c.pools[0].by_state[PP_ST_SUCCEEDED], 4);
 }
 
+/* A large part is kept between calls while the small one is counted. */
+static void test_cached_counts_keep_a_large_part(void **state)
+{
+	(void)state;
+	struct pp_store_counts_cache cache;
+	memset(&cache, 0, sizeof(cache));
+	memset(calls, 0, sizeof(calls));
+	fail_finished = false;
+	big_finished = true;
+	struct pp_store_counts c;
+	struct pp_error err = {0};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pp_store_counts_cached(NULL, &cache, fake_count, &c, &err), 0);
+	big_finished = false;
+	assert_int_equal(calls[PP_COUNT_UNFINISHED], 3);
+	assert_int_equal(calls[PP_COUNT_FINISHED], 1);
+	assert_int_equal(c.by_state[PP_ST_SUCCEEDED], PP_RECOUNT_FREE_ROWS);
+	assert_int_equal(c.pools[0].by_state[PP_ST_RUNNING], 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,7 +178,8 @@ int main(void)
 		cmocka_unit_test(test_the_first_pools_by_name_are_kept),
 		cmocka_unit_test(test_merge_adds_pools_and_totals),
 		cmocka_unit_test(test_recount_spacing),
-		cmocka_unit_test(test_cached_counts_quick_parts_every_call),
+		cmocka_unit_test(test_cached_counts_small_parts_every_call),
+		cmocka_unit_test(test_cached_counts_keep_a_large_part),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
