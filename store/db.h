@@ -50,6 +50,8 @@ struct pp_db_ops {
 	const char *count_active[3];
 };
 enum { PP_SLOT_POOL, PP_SLOT_QUEUE, PP_SLOT_DEPLOYMENT };
+/* The states of a run not finished: due or under way. */
+#define PP_UNFINISHED_SQL "('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
 
 /* A later migration of both backends: the indexes on columns that most
  * runs leave NULL hold only the runs that have a value. A run scheduled

@@ -17,8 +17,6 @@
 #include "store/db.h"
 
 #define TERMINAL "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
-/* The states of a run not finished: due or under way. */
-#define UNFINISHED "('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
 /* A run holding a slot of its pool, queue and deployment: started and not
  * finished, or claimed and about to start. */
 #define ACTIVE(a)                                                                                  \
@@ -776,7 +774,7 @@ static const char *const slot_count_own[] = {
 	 * unknown state, which ACTIVE counts, are quarantined by the
 	 * claim first. */
 	[PP_SLOT_DEPLOYMENT] = "SELECT count(*) FROM runs a WHERE a.source = 'deployment'"
-			       " AND a.deployment = $1 AND a.state IN " UNFINISHED
+			       " AND a.deployment = $1 AND a.state IN " PP_UNFINISHED_SQL
 			       " AND (a.state <> 'SCHEDULED' OR a.lease_owner IS NOT NULL)",
 };
 

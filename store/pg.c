@@ -1370,7 +1370,6 @@ static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**
  * 1,000,000 runs), which the part's spacing bounds. Finished runs, and
  * rows of unknown state, by a scan of every run. Rows: state, count, pool
  * (state NULL: the lag in count). */
-#define UNFINISHED "('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
 static int count_part(struct pp_store *base, int part, struct pp_store_counts *out,
 		      struct pp_error *err)
 {
@@ -1379,11 +1378,11 @@ static int count_part(struct pp_store *base, int part, struct pp_store_counts *o
 	PGresult *res = query(
 		s, "count runs",
 		part == PP_COUNT_FINISHED
-			? "SELECT state, count(*), pool FROM runs WHERE state NOT IN " UNFINISHED
-			  " GROUP BY pool, state"
+			? "SELECT state, count(*), pool FROM runs WHERE state NOT "
+			  "IN " PP_UNFINISHED_SQL " GROUP BY pool, state"
 			: "SELECT state, count(*), pool FROM runs WHERE state NOT IN " TERMINAL_V6
 			  " AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
-			  " AND state IN " UNFINISHED " GROUP BY pool, state"
+			  " AND state IN " PP_UNFINISHED_SQL " GROUP BY pool, state"
 			  " UNION ALL SELECT 'SCHEDULED', count(*), pool FROM runs"
 			  " WHERE state = 'SCHEDULED' AND lease_owner IS NULL GROUP BY pool"
 			  " UNION ALL SELECT NULL, LEAST((SELECT MIN(scheduled_ms) FROM runs"

@@ -1303,20 +1303,18 @@ static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char
 /* One part of the counts (store.h): unfinished runs by a search of
  * runs_due per state, with the queue lag; finished ones, and rows of an
  * unknown state, by a scan of every run. */
-#define UNFINISHED "('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
 static int count_part(struct pp_store *base, int part, struct pp_store_counts *out,
 		      struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(
-		    s->db,
-		    part == PP_COUNT_FINISHED
-			    ? "SELECT pool, state, COUNT(*) FROM runs WHERE state NOT "
-			      "IN " UNFINISHED " GROUP BY pool, state"
-			    : "SELECT pool, state, COUNT(*) FROM runs WHERE state IN " UNFINISHED
-			      " GROUP BY pool, state",
-		    -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db,
+			       part == PP_COUNT_FINISHED
+				       ? "SELECT pool, state, COUNT(*) FROM runs WHERE state NOT "
+					 "IN " PP_UNFINISHED_SQL " GROUP BY pool, state"
+				       : "SELECT pool, state, COUNT(*) FROM runs WHERE state "
+					 "IN " PP_UNFINISHED_SQL " GROUP BY pool, state",
+			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare counts");
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1692,8 +1690,8 @@ const struct pp_db_ops pp_db_sqlite = {
 				SLOT_HELD("pool = $1 AND COALESCE(queue, 'default') = $2"),
 			[PP_SLOT_DEPLOYMENT] =
 				"SELECT count(*) FROM runs INDEXED BY runs_deployment"
-				" WHERE deployment = $1 AND source = 'deployment' AND state IN "
-				"('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING')"
+				" WHERE deployment = $1 AND source = 'deployment' AND state "
+				"IN " PP_UNFINISHED_SQL
 				" AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)",
 		},
 };
