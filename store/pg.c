@@ -1367,7 +1367,7 @@ static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**
  * run held or not, through the same two (a plain MIN over SCHEDULED runs
  * read every run: 0.22 s with 1,000,000 stored). The planner does not
  * always take them on a table it has not analysed (0.1-0.9 s then, with
- * 1,000,000 runs), which the part's spacing bounds. Finished runs, and
+ * 1,000,000 runs; docs/performance.md, step 43). Finished runs, and
  * rows of unknown state, by a scan of every run. Rows: state, count, pool
  * (state NULL: the lag in count). */
 static int count_part(struct pp_store *base, int part, struct pp_store_counts *out,
