@@ -446,13 +446,23 @@ if only curve; then
 	done
 	# An idle serve with metrics on counts the store's runs by state every
 	# second: its CPU on the largest store, against the same on an empty
-	# one (docs/performance.md, step 43). After a 2 s start, which holds
-	# the first count of the finished runs.
-	idle_cpu_ms() { # NAME
-		cfi=$(conf "$1" "metrics_listen = 127.0.0.1:0")
+	# one (docs/performance.md, step 43), from once /metrics shows its
+	# first count of the finished runs (SUCCEEDED as the store has them).
+	idle_cpu_ms() { # NAME SUCCEEDED
+		port=$(python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		cfi=$(conf "$1" "metrics_listen = 127.0.0.1:$port")
 		"$PUSHPOOL" serve -c "$cfi" 2>"$T/$1-idle.log" &
 		SERVE_PID=$!
-		sleep 2
+		deadline=$(($(date +%s) + 120))
+		until [ "$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null |
+			awk '$1 == "pushpool_runs{state=\"SUCCEEDED\"}" { print $2 }')" = "$2" ]; do
+			kill -0 "$SERVE_PID" 2>/dev/null ||
+				die "idle serve on $1 exited: $(tail -n 5 "$T/$1-idle.log")"
+			[ "$(date +%s)" -lt "$deadline" ] ||
+				die "idle serve on $1: /metrics never counted $2 SUCCEEDED runs"
+			sleep 0.1
+		done
 		a=$(awk '{ print $1 }' "/proc/$SERVE_PID/schedstat")
 		sleep "$IDLE_SECONDS"
 		b=$(awk '{ print $1 }' "/proc/$SERVE_PID/schedstat")
@@ -462,8 +472,9 @@ if only curve; then
 	IDLE_SECONDS=${BENCH_IDLE_SECONDS:-25}
 	if [ "$IDLE_SECONDS" -gt 0 ] && [ -n "${largest:-}" ]; then
 		note "curve: idle serve with metrics, $largest finished runs stored"
-		busy=$(idle_cpu_ms "stored-$largest")
-		empty=$(idle_cpu_ms idle-empty)
+		busy=$(idle_cpu_ms "stored-$largest" "$(db "stored-$largest" \
+			"SELECT count(*) FROM runs WHERE state = 'SUCCEEDED'")")
+		empty=$(idle_cpu_ms idle-empty 0)
 		emit "$(jq -nc --argjson n "$largest" --argjson s "$IDLE_SECONDS" \
 			--argjson busy "$busy" --argjson empty "$empty" \
 			'{figure: "idle_metrics", stored: $n, seconds: $s, cpu_ms: $busy,
