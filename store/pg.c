@@ -46,6 +46,11 @@
 #define TERMINAL_V1 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 /* The state lists when migration 6 was written, likewise. */
 #define TERMINAL_V6 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
+/* runs_free_lease's predicate (migration 6): runs in flight, and SCHEDULED
+ * runs somebody claimed. A query names it whole for the planner to take
+ * the index. */
+#define FREE_LEASE_WHERE                                                                           \
+	"state NOT IN " TERMINAL_V6 " AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
 #define STATES_V6                                                                                  \
 	"('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING','SUCCEEDED','FAILED',"       \
 	"'CRASHED','CANCELLED','DEAD','QUARANTINED')"
@@ -141,8 +146,7 @@ static const char *const migrations[] = {
 	 * (released: 0, else expired by the server's clock), and due runs. */
 	"CREATE INDEX runs_unknown_state ON runs(id) WHERE state NOT IN " STATES_V6 ";"
 	"CREATE INDEX runs_free_lease ON runs(pool, (CASE WHEN lease_owner IS NULL THEN 0"
-	" ELSE lease_expires END)) WHERE state NOT IN " TERMINAL_V6
-	" AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL);"
+	" ELSE lease_expires END)) WHERE " FREE_LEASE_WHERE ";"
 	"CREATE INDEX runs_due ON runs(pool, scheduled_ms) WHERE state = 'SCHEDULED'"
 	" AND lease_owner IS NULL;",
 	/* 7: due runs in the claim's order, for pools without work queues
@@ -1380,17 +1384,15 @@ static int count_part(struct pp_store *base, int part, struct pp_store_counts *o
 		part == PP_COUNT_FINISHED
 			? "SELECT state, count(*), pool FROM runs WHERE state NOT "
 			  "IN " PP_UNFINISHED_SQL " GROUP BY pool, state"
-			: "SELECT state, count(*), pool FROM runs WHERE state NOT IN " TERMINAL_V6
-			  " AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
+			: "SELECT state, count(*), pool FROM runs WHERE " FREE_LEASE_WHERE
 			  " AND state IN " PP_UNFINISHED_SQL " GROUP BY pool, state"
 			  " UNION ALL SELECT 'SCHEDULED', count(*), pool FROM runs"
 			  " WHERE state = 'SCHEDULED' AND lease_owner IS NULL GROUP BY pool"
 			  " UNION ALL SELECT NULL, LEAST((SELECT MIN(scheduled_ms) FROM runs"
 			  "  WHERE state = 'SCHEDULED' AND lease_owner IS NULL"
 			  "  AND scheduled_ms <= " NOW_MS "), (SELECT MIN(scheduled_ms) FROM runs"
-			  "  WHERE state NOT IN " TERMINAL_V6
-			  "  AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
-			  "  AND state = 'SCHEDULED' AND scheduled_ms <= " NOW_MS ")), NULL",
+			  "  WHERE " FREE_LEASE_WHERE
+			  " AND state = 'SCHEDULED' AND scheduled_ms <= " NOW_MS ")), NULL",
 		0, NULL, &rc, err);
 	if (!res)
 		return rc;

@@ -147,8 +147,6 @@ void pp_store_counts_merge(struct pp_store_counts *c, const struct pp_store_coun
 	for (int st = 0; st < PP_ST_COUNT; st++)
 		c->by_state[st] += from->by_state[st] - kept[st];
 	c->more_pools |= from->more_pools;
-	if (from->oldest_due_ms && (!c->oldest_due_ms || from->oldest_due_ms < c->oldest_due_ms))
-		c->oldest_due_ms = from->oldest_due_ms;
 }
 
 bool pp_store_recount_due(const struct pp_store_recount *r, int64_t now_ms)

@@ -126,7 +126,8 @@ struct pp_store_counts {
  * pools stay ordered by name, the first PP_STORE_COUNT_POOLS kept. */
 void pp_store_counts_add(struct pp_store_counts *c, const char *pool, enum pp_store_state state,
 			 long n);
-/* Add every count of from to c. */
+/* Add every count of from to c (not oldest_due_ms, which from's part has
+ * none of). */
 void pp_store_counts_merge(struct pp_store_counts *c, const struct pp_store_counts *from);
 
 /* For the backends: when to count a part of the runs again. Counting

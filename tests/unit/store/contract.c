@@ -993,18 +993,27 @@ static void test_claim_within_limits(void **state)
 	pp_pool_recs_free(pools, n);
 }
 
+/* Pool "a" with work queue (priority 1, limit) holding n due runs, and one
+ * due run in its default queue, whose id goes to other. */
+static void queue_with_runs(struct pp_store *s, const char *queue, int limit, int n, char *other)
+{
+	struct pp_error err = {0};
+	int64_t t = pp_wall_ms() - 10000;
+	assert_int_equal(pp_queue_set(s, "a", queue, 1, limit, -1, &err), 0);
+	char id[PP_ID_LEN];
+	for (int i = 0; i < n; i++)
+		insert_run(s, "a", queue, NULL, t + i, id);
+	insert_run(s, "a", NULL, NULL, t, other);
+}
+
 /* The queue list counts each queue's runs under way, claimed or in
  * flight, and its due runs nobody holds; finished runs in neither. */
 static void test_queue_list_counts(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	int64_t t = pp_wall_ms() - 10000;
-	assert_int_equal(pp_queue_set(s, "a", "q1", 1, 0, -1, &err), 0);
-	char id[PP_ID_LEN];
-	for (int i = 0; i < 4; i++)
-		insert_run(s, "a", "q1", NULL, t + i, id);
-	insert_run(s, "a", NULL, NULL, t, id);
+	char other[PP_ID_LEN];
+	queue_with_runs(s, "q1", 0, 4, other);
 	struct pp_run_rec *runs;
 	int n;
 	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 3, &runs, &n, &err), 0);
@@ -1030,13 +1039,8 @@ static void test_queue_list_counts(void **state)
 static void test_held_runs_do_not_crowd_out_others(void **state)
 {
 	struct pp_store *s = *state;
-	struct pp_error err = {0};
-	int64_t t = pp_wall_ms() - 10000;
-	assert_int_equal(pp_queue_set(s, "a", "first", 1, 1, -1, &err), 0);
-	char id[PP_ID_LEN], last[PP_ID_LEN], got[4][PP_ID_LEN];
-	for (int i = 0; i < 150; i++)
-		insert_run(s, "a", "first", NULL, t + i, id);
-	insert_run(s, "a", NULL, NULL, t, last);
+	char last[PP_ID_LEN], got[4][PP_ID_LEN];
+	queue_with_runs(s, "first", 1, 150, last);
 	assert_int_equal(claim_ids(s, "a", 2, got), 2);
 	assert_string_equal(got[1], last);
 }

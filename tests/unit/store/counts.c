@@ -68,7 +68,6 @@ static void test_merge_adds_pools_and_totals(void **state)
 	memset(&open, 0, sizeof(open));
 	memset(&done, 0, sizeof(done));
 	pp_store_counts_add(&open, "ecs", PP_ST_RUNNING, 4);
-	open.oldest_due_ms = 0;
 	pp_store_counts_add(&done, "aci", PP_ST_CRASHED, 1);
 	pp_store_counts_add(&done, "ecs", PP_ST_SUCCEEDED, 7);
 	/* A pool done could not keep: its runs reach the totals only. */
