@@ -164,6 +164,11 @@ static const char *const migrations[] = {
 	 * found by runs_due_order alone (issue 23). */
 	PP_SPARSE_INDEX_MIGRATION "DROP INDEX runs_claimable;"
 				  "DROP INDEX runs_due;",
+	/* 9: the runs a dispatcher holds that somebody asked to cancel
+	 * (pg_cancel_requests, every half second), found without reading
+	 * every run it holds (issue 23) */
+	"CREATE INDEX runs_cancel ON runs(lease_owner)"
+	" WHERE cancel_requested AND lease_owner IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */

@@ -154,6 +154,12 @@ static const char *const migrations[] = {
 	/* 9: indexes on columns most runs leave NULL hold only the runs that
 	 * have a value (store/db.h) */
 	PP_SPARSE_INDEX_MIGRATION,
+	/* 10: the runs a dispatcher holds that somebody asked to cancel, so
+	 * that its look for them every half second reads those few, not every
+	 * run it holds through runs_owner (27 ms with 100,000 in flight;
+	 * issue 23) */
+	"CREATE INDEX runs_cancel ON runs(lease_owner)"
+	" WHERE cancel_requested = 1 AND lease_owner IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1278,8 +1284,8 @@ static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char
 	*ids = NULL;
 	*n = 0;
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1"
-			       " AND state NOT IN " TERMINAL,
+			       "SELECT id FROM runs INDEXED BY runs_cancel WHERE lease_owner = ?"
+			       " AND cancel_requested = 1 AND state NOT IN " TERMINAL,
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_fail(s, err, "prepare cancel requests");
 	bind_text(st, 1, owner);

@@ -17,7 +17,8 @@
 #   BENCH_CURVE_STORED [10000 100000 1000000] finished runs stored for claim time
 #   BENCH_CURVE_HISTORY [200000] finished runs stored for throughput with
 #                               history (0: skip); BENCH_HISTORY_RUNS [2000] due runs
-#   BENCH_IDLE_SECONDS [25]     how long an idle serve with metrics on is measured
+#   BENCH_IDLE_SECONDS [25]     how long an idle serve is measured: holding the
+#                               most runs in flight of the curve, and with metrics
 #                               on the largest store of BENCH_CURVE_STORED (0: skip)
 set -eu
 BUILD=${1:-build}
@@ -339,8 +340,18 @@ if only curve; then
 	sleep 2
 	curve_idle=$(vm "$SERVE_PID" VmHWM)
 	stop_serve
-	first_rate= first_per_run=
-	for n in ${BENCH_CURVE_INFLIGHT:-1000 10000 100000}; do
+	# CPU of an idle serve over IDLE_SECONDS, read from the scheduler.
+	cpu_window_ms() {
+		a=$(awk '{ print $1 }' "/proc/$SERVE_PID/schedstat")
+		sleep "$IDLE_SECONDS"
+		b=$(awk '{ print $1 }' "/proc/$SERVE_PID/schedstat")
+		echo $(((b - a) / 1000000))
+	}
+	IDLE_SECONDS=${BENCH_IDLE_SECONDS:-25}
+	inflight_points=${BENCH_CURVE_INFLIGHT:-1000 10000 100000}
+	most_in_flight=${inflight_points##* }
+	first_rate= first_per_run= held_cpu=
+	for n in $inflight_points; do
 		# ECS alone: the mock has no quota on tasks, and one request per
 		# run keeps the point about the dispatcher, not the cloud.
 		note "curve: $n ecs runs in flight"
@@ -349,6 +360,13 @@ if only curve; then
 		schedule_n "$cf" ecs "$n"
 		serve_until_submitted "curve-$n" "$cf" "$n"
 		kib=$(vm "$SERVE_PID" VmHWM)
+		# The daemon holding the most runs, once they are all submitted:
+		# what it spends on them while nothing happens (leases renewed,
+		# cancel requests looked for), against an empty store below.
+		if [ "$n" = "$most_in_flight" ] && [ "$IDLE_SECONDS" -gt 0 ]; then
+			note "curve: idle serve holding $n runs in flight"
+			held_cpu=$(cpu_window_ms)
+		fi
 		stop_serve
 		rate=$(store_rate "curve-$n")
 		per_run=$(jq -n --argjson k "$kib" --argjson i "$curve_idle" --argjson n "$n" \
@@ -363,6 +381,22 @@ if only curve; then
 			  kib_per_run_ratio: (if $p0 > 0 then (($per / $p0) * 100 | round / 100)
 					      else null end)}')"
 	done
+	if [ -n "$held_cpu" ]; then
+		note "curve: idle serve, empty store"
+		cf=$(conf curve-empty "poll_interval = 0.05")
+		"$PUSHPOOL" serve -c "$cf" 2>"$T/curve-empty.log" &
+		SERVE_PID=$!
+		sleep 2
+		empty=$(cpu_window_ms)
+		stop_serve
+		emit "$(jq -nc --argjson n "$most_in_flight" --argjson s "$IDLE_SECONDS" \
+			--argjson held "$held_cpu" --argjson empty "$empty" \
+			'{figure: "idle_in_flight", in_flight: $n, seconds: $s, cpu_ms: $held,
+			  empty_cpu_ms: $empty,
+			  core_pct: ($held / $s / 10 * 100 | round / 100),
+			  ratio: (if $empty > 0 then ($held / $empty * 100 | round / 100)
+				  else null end)}')"
+	fi
 	# Throughput with history: HISTORY_RUNS due ECS runs on an empty store
 	# and on one holding BENCH_CURVE_HISTORY finished runs that pushpool
 	# itself made (its own run ids, from `schedule`; three events each,
@@ -469,7 +503,6 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 		stop_serve
 		echo $(((b - a) / 1000000))
 	}
-	IDLE_SECONDS=${BENCH_IDLE_SECONDS:-25}
 	if [ "$IDLE_SECONDS" -gt 0 ] && [ -n "${largest:-}" ]; then
 		note "curve: idle serve with metrics, $largest finished runs stored"
 		busy=$(idle_cpu_ms "stored-$largest" "$(db "stored-$largest" \
