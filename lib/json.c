@@ -17,15 +17,20 @@ struct pp_json *pp_json_new(enum pp_json_type t)
 	return j;
 }
 
-static void free_children(struct pp_json *j);
-
 void pp_json_free(struct pp_json *j)
 {
 	if (!j)
 		return;
-	free_children(j);
-	free(j->key);
-	free(j->str);
+	for (struct pp_json *c = j->child, *next; c; c = next) {
+		next = c->next;
+		pp_json_free(c);
+	}
+	/* jemalloc's free(NULL) costs as much as a real free, and most nodes
+	 * lack a key (array items, roots) or a str (containers, literals). */
+	if (j->key)
+		free(j->key);
+	if (j->str)
+		free(j->str);
 	free(j);
 }
 
@@ -39,19 +44,6 @@ void pp_json_link(struct pp_json *parent, struct pp_json *child)
 		parent->child = child;
 	parent->last = child;
 	parent->count++;
-}
-
-static void free_children(struct pp_json *j)
-{
-	struct pp_json *c = j->child;
-	while (c) {
-		struct pp_json *n = c->next;
-		c->next = NULL;
-		pp_json_free(c);
-		c = n;
-	}
-	j->child = j->last = NULL;
-	j->count = 0;
 }
 
 struct pp_json *pp_json_get(const struct pp_json *obj, const char *key)
@@ -304,7 +296,8 @@ int pp_json_set(struct pp_json *obj, const char *key, struct pp_json *val)
 			pp_json_free(val);
 			return PP_ENOMEM;
 		}
-		free(val->key);
+		if (val->key)
+			free(val->key);
 		val->key = k;
 	}
 	struct pp_json *old = pp_json_get(obj, key);
@@ -352,8 +345,10 @@ int pp_json_append(struct pp_json *arr, struct pp_json *val)
 		pp_json_free(val);
 		return PP_EINVALID;
 	}
-	free(val->key);
-	val->key = NULL;
+	if (val->key) {
+		free(val->key);
+		val->key = NULL;
+	}
 	pp_json_link(arr, val);
 	return 0;
 }
