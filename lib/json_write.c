@@ -16,13 +16,17 @@ static bool plain_byte(unsigned char ch)
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* Whether any of the 8 bytes at p is not a plain_byte(). Exact per byte:
- * the sums only touch the low 7 bits of each byte, so no carry crosses into
- * the next; bytes of 0x80 and up are plain (UTF-8 is written as is). */
-static bool word_needs_escape(const char *p)
+/* The bytes of the 8 at p that are not plain_byte(), as the top bit of
+ * each, byte k of p at bits 8k..8k+7. Exact per byte: the sums only touch
+ * the low 7 bits of each byte, so no carry crosses into the next; bytes of
+ * 0x80 and up are plain (UTF-8 is written as is). */
+static uint64_t escape_mask(const char *p)
 {
 	uint64_t w;
 	memcpy(&w, p, sizeof(w));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
 	const uint64_t low7 = ~HIGHS;
 	/* a byte b of x is 0 iff ((b & 0x7f) + 0x7f) | b has its top bit clear */
 	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7f);
@@ -33,11 +37,45 @@ static bool word_needs_escape(const char *p)
 	return (zero | control) & HIGHS;
 }
 
-/* One byte, without a call into the buffer when it has room: the writer
- * emits most of its punctuation this way. */
+/* Where the run of plain bytes from s[i] ends (n when it reaches the end).
+ * Eight bytes at a time, the first byte to escape found from the mask; a
+ * tail shorter than a word is read as the string's last 8 bytes, its bytes
+ * before i dropped, so strings of 8 bytes and more never go byte by byte. */
+static size_t plain_run(const char *s, size_t i, size_t n)
+{
+	for (; n - i >= 8; i += 8) {
+		uint64_t m = escape_mask(s + i);
+		if (m)
+			return i + (size_t)__builtin_ctzll(m) / 8;
+	}
+	if (i == n)
+		return n;
+	if (n >= 8) {
+		uint64_t m = escape_mask(s + n - 8) >> (8 * (i - (n - 8)));
+		return m ? i + (size_t)__builtin_ctzll(m) / 8 : n;
+	}
+	while (i < n && plain_byte((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
+/* n bytes, without a call into the buffer when it has room: most of what
+ * the writer emits are short runs and punctuation, for which the call and
+ * its checks cost more than the copy. */
+static int put(struct pp_buf *out, const char *p, size_t n)
+{
+	if (out->alloc - out->len > n) {
+		memcpy(out->data + out->len, p, n);
+		out->len += n;
+		out->data[out->len] = '\0';
+		return 0;
+	}
+	return pp_buf_append(out, p, n);
+}
+
 static int put1(struct pp_buf *out, char c)
 {
-	if (out->len + 1 < out->alloc) {
+	if (out->alloc - out->len > 1) {
 		out->data[out->len++] = c;
 		out->data[out->len] = '\0';
 		return 0;
@@ -45,44 +83,43 @@ static int put1(struct pp_buf *out, char c)
 	return pp_buf_putc(out, c);
 }
 
-int pp_json_write_string(struct pp_buf *out, const char *s, size_t n)
+/* Write the escape of ch, a byte that is not plain_byte(), at d (room for
+ * 6 bytes); returns its length. */
+static size_t escape(char *d, unsigned char ch)
 {
 	static const char hex[] = "0123456789abcdef";
+	d[0] = '\\';
+	switch (ch) {
+	case '"': d[1] = '"'; return 2;
+	case '\\': d[1] = '\\'; return 2;
+	case '\n': d[1] = 'n'; return 2;
+	case '\r': d[1] = 'r'; return 2;
+	case '\t': d[1] = 't'; return 2;
+	case '\b': d[1] = 'b'; return 2;
+	case '\f': d[1] = 'f'; return 2;
+	default:
+		d[1] = 'u';
+		d[2] = '0';
+		d[3] = '0';
+		d[4] = hex[ch >> 4];
+		d[5] = hex[ch & 15];
+		return 6;
+	}
+}
+
+int pp_json_write_string(struct pp_buf *out, const char *s, size_t n)
+{
 	int rc = put1(out, '"');
 	size_t i = 0;
 	while (i < n && !rc) {
-		size_t run = i;
-		while (n - run >= 8 && !word_needs_escape(s + run))
-			run += 8;
-		while (run < n && plain_byte((unsigned char)s[run]))
-			run++;
+		size_t run = plain_run(s, i, n);
 		if (run > i) {
-			rc = pp_buf_append(out, s + i, run - i);
+			rc = put(out, s + i, run - i);
 			i = run;
 			continue;
 		}
-		unsigned char ch = (unsigned char)s[i++];
-		const char *esc;
-		char u[7];
-		switch (ch) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		case '\b': esc = "\\b"; break;
-		case '\f': esc = "\\f"; break;
-		default:
-			u[0] = '\\';
-			u[1] = 'u';
-			u[2] = '0';
-			u[3] = '0';
-			u[4] = hex[ch >> 4];
-			u[5] = hex[ch & 15];
-			u[6] = '\0';
-			esc = u;
-		}
-		rc = pp_buf_puts(out, esc);
+		char esc[6];
+		rc = put(out, esc, escape(esc, (unsigned char)s[i++]));
 	}
 	if (!rc)
 		rc = put1(out, '"');
@@ -95,16 +132,16 @@ static int indent(struct pp_buf *out, int flags, int depth)
 		return 0;
 	int rc = put1(out, '\n');
 	for (int i = 0; i < depth && !rc; i++)
-		rc = pp_buf_puts(out, "  ");
+		rc = put(out, "  ", 2);
 	return rc;
 }
 
 static int write_node(const struct pp_json *j, struct pp_buf *out, int flags, int depth)
 {
 	switch (j->type) {
-	case PP_JSON_NULL: return pp_buf_puts(out, "null");
-	case PP_JSON_BOOL: return pp_buf_puts(out, j->b ? "true" : "false");
-	case PP_JSON_NUMBER: return pp_buf_append(out, j->str, j->len);
+	case PP_JSON_NULL: return put(out, "null", 4);
+	case PP_JSON_BOOL: return j->b ? put(out, "true", 4) : put(out, "false", 5);
+	case PP_JSON_NUMBER: return put(out, j->str, j->len);
 	case PP_JSON_STRING: return pp_json_write_string(out, j->str, j->len);
 	case PP_JSON_ARRAY:
 	case PP_JSON_OBJECT: {
@@ -118,8 +155,8 @@ static int write_node(const struct pp_json *j, struct pp_buf *out, int flags, in
 			if (!rc && obj) {
 				rc = pp_json_write_string(out, c->key, strlen(c->key));
 				if (!rc)
-					rc = pp_buf_puts(out,
-							 (flags & PP_JSON_PRETTY) ? ": " : ":");
+					rc = (flags & PP_JSON_PRETTY) ? put(out, ": ", 2)
+								      : put1(out, ':');
 			}
 			if (!rc)
 				rc = write_node(c, out, flags, depth + 1);

@@ -1,6 +1,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
@@ -254,6 +255,31 @@ static void test_token_limit(void **state)
 	pp_buf_free(&b);
 }
 
+/* The writer finds the byte to escape a word at a time, the tail as the
+ * string's last word: one such byte at each place in strings around the
+ * word size, written as a byte-by-byte writer would. */
+static void test_write_string_escapes_anywhere(void **state)
+{
+	(void)state;
+	static const char bytes[] = {'"', '\\', '\n', 0x01, 0x1f, 0x7f, 0x00};
+	static const char *const escs[] = {"\\\"",    "\\\\",	 "\\n",	   "\\u0001",
+					   "\\u001f", "\\u007f", "\\u0000"};
+	for (size_t n = 1; n <= 24; n++)
+		for (size_t at = 0; at < n; at++)
+			for (size_t b = 0; b < sizeof(bytes); b++) {
+				char s[24], want[64];
+				memset(s, 'a', n);
+				s[at] = bytes[b];
+				snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)at, s, escs[b],
+					 (int)(n - at - 1), s + at + 1);
+				struct pp_buf out;
+				pp_buf_init(&out, 0);
+				assert_int_equal(pp_json_write_string(&out, s, n), 0);
+				assert_string_equal(pp_buf_str(&out), want);
+				pp_buf_free(&out);
+			}
+}
+
 static void test_build_set_remove(void **state)
 {
 	(void)state;
@@ -292,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_deep_nesting_fails_fast),
 		cmocka_unit_test(test_token_limit),
 		cmocka_unit_test(test_build_set_remove),
+		cmocka_unit_test(test_write_string_escapes_anywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
