@@ -354,13 +354,29 @@ static int service_from_host(const char *host, char *out, size_t size)
 	return 0;
 }
 
+/* Is the key held derived for date/region/service? Compared in place:
+ * formatting the scope to compare it cost as much as the rest of the
+ * request's bookkeeping. */
+static bool key_scope_is(const char *scope, const char *date, const char *region,
+			 const char *service)
+{
+	const char *parts[] = {date, region, service};
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strlen(parts[i]);
+		if (strncmp(scope, parts[i], n) || scope[n] != (i < 2 ? '/' : '\0'))
+			return false;
+		scope += n + 1;
+	}
+	return true;
+}
+
 int pp_aws_sign_request(struct pp_aws *a, struct pp_http_req *req, time_t now, struct pp_error *err)
 {
 	struct url_parts u;
 	struct pp_sigv4_output out;
 	struct pp_sigv4_input in = {0};
 	const char *names[64], *values[64];
-	char service_buf[64], date[9], scope[sizeof(a->key_scope)];
+	char service_buf[64], date[9], amz_date[17];
 	const char *service = a->service;
 	struct tm tm;
 	int rc;
@@ -383,14 +399,14 @@ int pp_aws_sign_request(struct pp_aws *a, struct pp_http_req *req, time_t now, s
 		}
 		service = service_buf;
 	}
-	if (!gmtime_r(&now, &tm) || !strftime(date, sizeof(date), "%Y%m%d", &tm)) {
+	if (!gmtime_r(&now, &tm) || !strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm)) {
 		rc = pp_fail(err, PP_EINVALID, "sigv4: time out of range");
 		goto out;
 	}
+	memcpy(date, amz_date, 8);
+	date[8] = '\0';
 	in.when = now;
 	pp_sigv4_output_init(&out);
-	char amz_date[17];
-	strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
 	if (pp_http_req_set_header(req, "X-Amz-Date", amz_date) ||
 	    (a->session_token &&
 	     pp_http_req_set_header(req, "X-Amz-Security-Token", a->session_token))) {
@@ -410,14 +426,13 @@ int pp_aws_sign_request(struct pp_aws *a, struct pp_http_req *req, time_t now, s
 		names[n] = h->name;
 		values[n++] = h->value;
 	}
-	snprintf(scope, sizeof(scope), "%s/%s/%s", date, a->region, service);
-	if (strcmp(scope, a->key_scope)) {
+	if (!key_scope_is(a->key_scope, date, a->region, service)) {
 		if (pp_sigv4_signing_key(a->secret_access_key, date, a->region, service,
 					 a->signing_key)) {
 			rc = pp_fail(err, PP_ENOMEM, "sigv4: key derivation failed");
 			goto out_free;
 		}
-		snprintf(a->key_scope, sizeof(a->key_scope), "%s", scope);
+		snprintf(a->key_scope, sizeof(a->key_scope), "%s/%s/%s", date, a->region, service);
 	}
 	in.method = req->method;
 	in.path = u.path;

@@ -28,20 +28,23 @@ static bool is_unreserved(unsigned char c)
 	return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
+/* Runs of characters that stay as they are go in one append each: a byte
+ * at a time cost a call per byte of every signed path and header. */
 static int uri_encode(struct pp_buf *out, const char *s, size_t n, bool keep_slash)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		int rc;
-
-		if (is_unreserved(c) || (keep_slash && c == '/')) {
-			rc = pp_buf_putc(out, (char)c);
-		} else {
-			char esc[3] = {'%', hex_upper[c >> 4], hex_upper[c & 15]};
-			rc = pp_buf_append(out, esc, 3);
-		}
-		if (rc)
-			return rc;
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && (is_unreserved((unsigned char)s[j]) || (keep_slash && s[j] == '/')))
+			j++;
+		if (j > i && pp_buf_append(out, s + i, j - i))
+			return PP_ENOMEM;
+		if (j == n)
+			break;
+		unsigned char c = (unsigned char)s[j];
+		char esc[3] = {'%', hex_upper[c >> 4], hex_upper[c & 15]};
+		if (pp_buf_append(out, esc, 3))
+			return PP_ENOMEM;
+		i = j + 1;
 	}
 	return 0;
 }
@@ -72,30 +75,33 @@ static const EVP_MD *sha256_md(void)
 	return fetched_sha256 ? fetched_sha256 : EVP_sha256();
 }
 
-static int sha256_hex(const void *data, size_t n, char out[65])
+/* ctx is reused for every hash of a signing: a context made and freed
+ * per digest cost more than hashing a short canonical request. */
+static int sha256_hex(EVP_MD_CTX *ctx, const void *data, size_t n, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
-	if (!EVP_Digest(data ? data : "", n, md, &mdlen, sha256_md(), NULL) || mdlen != 32)
+	if (!EVP_DigestInit_ex(ctx, sha256_md(), NULL) ||
+	    !EVP_DigestUpdate(ctx, data ? data : "", n) || !EVP_DigestFinal_ex(ctx, md, &mdlen) ||
+	    mdlen != 32)
 		return PP_ENOMEM;
 	hex_encode(md, 32, out);
 	return 0;
 }
 
-/* HMAC-SHA256 (RFC 2104) over the fetched digest. */
-static int hmac_sha256(const void *key, size_t keylen, const char *msg, size_t msglen,
-		       unsigned char out[32])
+/* HMAC-SHA256 (RFC 2104) over the fetched digest, in ctx. */
+static int hmac_sha256(EVP_MD_CTX *ctx, const void *key, size_t keylen, const char *msg,
+		       size_t msglen, unsigned char out[32])
 {
 	enum { BLOCK = 64 };
 	unsigned char k0[BLOCK] = {0}, pad[BLOCK], inner[32];
 	unsigned int len = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int ok = ctx != NULL;
+	int ok = 1;
 
-	if (ok && keylen > BLOCK)
+	if (keylen > BLOCK)
 		ok = EVP_Digest(key, keylen, k0, &len, sha256_md(), NULL);
-	else if (ok && keylen)
+	else if (keylen)
 		memcpy(k0, key, keylen);
 	for (size_t i = 0; i < BLOCK; i++)
 		pad[i] = k0[i] ^ 0x36;
@@ -106,7 +112,6 @@ static int hmac_sha256(const void *key, size_t keylen, const char *msg, size_t m
 		pad[i] = k0[i] ^ 0x5c;
 	ok = ok && EVP_DigestInit_ex(ctx, sha256_md(), NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
 	     EVP_DigestUpdate(ctx, inner, 32) && EVP_DigestFinal_ex(ctx, out, &len) && len == 32;
-	EVP_MD_CTX_free(ctx);
 	OPENSSL_cleanse(k0, sizeof(k0));
 	OPENSSL_cleanse(pad, sizeof(pad));
 	OPENSSL_cleanse(inner, sizeof(inner));
@@ -118,20 +123,23 @@ int pp_sigv4_signing_key(const char *secret, const char *date, const char *regio
 {
 	struct pp_buf k0;
 	unsigned char k_date[32], k_region[32], k_service[32];
-	int rc;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = ctx ? 0 : PP_ENOMEM;
 
 	pp_buf_init(&k0, 4096);
-	rc = pp_buf_puts(&k0, "AWS4");
+	if (!rc)
+		rc = pp_buf_puts(&k0, "AWS4");
 	if (!rc)
 		rc = pp_buf_puts(&k0, secret);
 	if (!rc)
-		rc = hmac_sha256(k0.data, k0.len, date, strlen(date), k_date);
+		rc = hmac_sha256(ctx, k0.data, k0.len, date, strlen(date), k_date);
 	if (!rc)
-		rc = hmac_sha256(k_date, 32, region, strlen(region), k_region);
+		rc = hmac_sha256(ctx, k_date, 32, region, strlen(region), k_region);
 	if (!rc)
-		rc = hmac_sha256(k_region, 32, service, strlen(service), k_service);
+		rc = hmac_sha256(ctx, k_region, 32, service, strlen(service), k_service);
 	if (!rc)
-		rc = hmac_sha256(k_service, 32, "aws4_request", 12, key);
+		rc = hmac_sha256(ctx, k_service, 32, "aws4_request", 12, key);
+	EVP_MD_CTX_free(ctx);
 	if (k0.data)
 		OPENSSL_cleanse(k0.data, k0.len);
 	pp_buf_free(&k0);
@@ -333,24 +341,26 @@ static bool is_header_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-/* Trim, and collapse each whitespace run (folded lines included) to one space. */
+/* Trim, and collapse each whitespace run (folded lines included) to one
+ * space; the text between runs goes in one append. */
 static int append_header_value(struct pp_buf *out, const char *v)
 {
-	bool pending_space = false, started = false;
+	bool started = false;
 
-	for (; *v; v++) {
-		if (is_header_space(*v)) {
-			pending_space = started;
-			continue;
-		}
-		if (pending_space && pp_buf_putc(out, ' '))
+	for (;;) {
+		size_t space = 0, word = 0;
+		while (is_header_space(v[space]))
+			space++;
+		v += space;
+		if (!*v)
+			return 0;
+		while (v[word] && !is_header_space(v[word]))
+			word++;
+		if ((started && pp_buf_putc(out, ' ')) || pp_buf_append(out, v, word))
 			return PP_ENOMEM;
-		if (pp_buf_putc(out, *v))
-			return PP_ENOMEM;
-		pending_space = false;
+		v += word;
 		started = true;
 	}
-	return 0;
 }
 
 /* Appends the canonical header block (ending with the blank line) to cr
@@ -451,16 +461,41 @@ static int check_input(const struct pp_sigv4_input *in, struct pp_error *err)
 	return 0;
 }
 
-int pp_sigv4_sign_with_key(const struct pp_sigv4_input *in, const unsigned char key[32],
-			   struct pp_sigv4_output *out, struct pp_error *err)
+/* Appends the n strings, joined on the stack and appended a few hundred
+ * bytes at a time: through printf, or a call into the buffer (and its
+ * growth) per part, the fixed layouts of the string to sign and the
+ * Authorization header cost several times as much. */
+static int append_all(struct pp_buf *b, const char *const *parts, size_t n)
+{
+	char joined[512];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t k = strlen(parts[i]);
+		if (len + k > sizeof(joined)) {
+			if (pp_buf_append(b, joined, len))
+				return PP_ENOMEM;
+			len = 0;
+		}
+		if (k > sizeof(joined)) {
+			if (pp_buf_append(b, parts[i], k))
+				return PP_ENOMEM;
+			continue;
+		}
+		memcpy(joined + len, parts[i], k);
+		len += k;
+	}
+	return pp_buf_append(b, joined, len);
+}
+
+static int sign(const struct pp_sigv4_input *in, const unsigned char key[32],
+		struct pp_sigv4_output *out, EVP_MD_CTX *ctx, struct pp_error *err)
 {
 	char payload_hash[65], cr_hash[65], date[9];
 	unsigned char sig[32];
 	struct tm tm;
 	int rc;
 
-	if ((rc = check_input(in, err)))
-		return rc;
 	pp_buf_reset(&out->canonical_request);
 	pp_buf_reset(&out->string_to_sign);
 	pp_buf_reset(&out->authorization);
@@ -481,27 +516,51 @@ int pp_sigv4_sign_with_key(const struct pp_sigv4_input *in, const unsigned char 
 		return pp_fail(err, PP_ENOMEM, "sigv4: canonical request too long");
 	if ((rc = append_canonical_headers(in, cr, &out->signed_headers, err)))
 		return rc;
-	if (sha256_hex(in->payload, in->payload_len, payload_hash))
+	if (sha256_hex(ctx, in->payload, in->payload_len, payload_hash))
 		return pp_fail(err, PP_ENOMEM, "sigv4: SHA-256 failed");
 	if (pp_buf_putc(cr, '\n') || pp_buf_puts(cr, out->signed_headers.data) ||
 	    pp_buf_putc(cr, '\n') || pp_buf_puts(cr, payload_hash))
 		return pp_fail(err, PP_ENOMEM, "sigv4: canonical request too long");
 
-	if (sha256_hex(cr->data, cr->len, cr_hash))
+	if (sha256_hex(ctx, cr->data, cr->len, cr_hash))
 		return pp_fail(err, PP_ENOMEM, "sigv4: SHA-256 failed");
-	if (pp_buf_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s",
-			  out->amz_date, date, in->region, in->service, cr_hash))
+	const char *to_sign[] = {
+		"AWS4-HMAC-SHA256\n", out->amz_date,	 "\n",	 date, "/", in->region, "/",
+		in->service,	      "/aws4_request\n", cr_hash};
+	if (append_all(&out->string_to_sign, to_sign, sizeof(to_sign) / sizeof(*to_sign)))
 		return pp_fail(err, PP_ENOMEM, "sigv4: string to sign too long");
-	if (hmac_sha256(key, 32, out->string_to_sign.data, out->string_to_sign.len, sig))
+	if (hmac_sha256(ctx, key, 32, out->string_to_sign.data, out->string_to_sign.len, sig))
 		return pp_fail(err, PP_ENOMEM, "sigv4: HMAC failed");
 	hex_encode(sig, 32, out->signature);
-	if (pp_buf_printf(&out->authorization,
-			  "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, "
-			  "SignedHeaders=%s, Signature=%s",
-			  in->access_key_id, date, in->region, in->service,
-			  out->signed_headers.data, out->signature))
+	const char *auth[] = {"AWS4-HMAC-SHA256 Credential=",
+			      in->access_key_id,
+			      "/",
+			      date,
+			      "/",
+			      in->region,
+			      "/",
+			      in->service,
+			      "/aws4_request, SignedHeaders=",
+			      out->signed_headers.data,
+			      ", Signature=",
+			      out->signature};
+	if (append_all(&out->authorization, auth, sizeof(auth) / sizeof(*auth)))
 		return pp_fail(err, PP_ENOMEM, "sigv4: Authorization header too long");
 	return 0;
+}
+
+int pp_sigv4_sign_with_key(const struct pp_sigv4_input *in, const unsigned char key[32],
+			   struct pp_sigv4_output *out, struct pp_error *err)
+{
+	int rc = check_input(in, err);
+	if (rc)
+		return rc;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return pp_fail(err, PP_ENOMEM, "sigv4: out of memory");
+	rc = sign(in, key, out, ctx, err);
+	EVP_MD_CTX_free(ctx);
+	return rc;
 }
 
 int pp_sigv4_sign(const struct pp_sigv4_input *in, struct pp_sigv4_output *out,

@@ -398,6 +398,62 @@ static void test_headers_and_key_reuse(void **state)
 	pp_sigv4_output_free(&b);
 }
 
+/* A signed-headers list longer than the signer joins on its stack: the
+ * string to sign and the Authorization header keep their layout. */
+static void test_long_signed_headers(void **state)
+{
+	(void)state;
+	enum { N = 30 };
+	char name_text[N][32];
+	const char *names[N + 1], *values[N + 1];
+	names[0] = "host";
+	values[0] = "ecs.us-east-1.amazonaws.com";
+	for (int i = 0; i < N; i++) {
+		snprintf(name_text[i], sizeof(name_text[i]), "x-amz-a-long-header-name-%02d", i);
+		names[i + 1] = name_text[i];
+		values[i + 1] = "v";
+	}
+	struct pp_sigv4_input in = {
+		.method = "POST",
+		.path = "/",
+		.header_names = names,
+		.header_values = values,
+		.nheaders = N + 1,
+		.payload = "{}",
+		.payload_len = 2,
+		.access_key_id = "AKID",
+		.secret_access_key = "SECRET",
+		.region = "us-east-1",
+		.service = "ecs",
+		.when = 1440938160,
+		.normalize_path = true,
+	};
+	struct pp_sigv4_output out;
+	struct pp_error err = {0};
+
+	pp_sigv4_output_init(&out);
+	assert_int_equal(pp_sigv4_sign(&in, &out, &err), 0);
+	assert_true(out.signed_headers.len > 512);
+
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char cr_hash[65], want[4096];
+	assert_true(EVP_Digest(out.canonical_request.data, out.canonical_request.len, md, &mdlen,
+			       EVP_sha256(), NULL));
+	for (int i = 0; i < 32; i++)
+		snprintf(cr_hash + 2 * i, 3, "%02x", md[i]);
+	snprintf(want, sizeof(want),
+		 "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/ecs/aws4_request\n%s",
+		 cr_hash);
+	assert_string_equal(out.string_to_sign.data, want);
+	snprintf(want, sizeof(want),
+		 "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/ecs/aws4_request, "
+		 "SignedHeaders=%s, Signature=%s",
+		 out.signed_headers.data, out.signature);
+	assert_string_equal(out.authorization.data, want);
+	pp_sigv4_output_free(&out);
+}
+
 static void test_invalid_input(void **state)
 {
 	(void)state;
@@ -457,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_canonical_path),
 		cmocka_unit_test(test_canonical_query),
 		cmocka_unit_test(test_headers_and_key_reuse),
+		cmocka_unit_test(test_long_signed_headers),
 		cmocka_unit_test(test_invalid_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
