@@ -169,8 +169,17 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 		       struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
-	char url[PP_BASE_URL_MAX + 2];
-	snprintf(url, sizeof(url), "%s/", st->base);
+	/* The URL and target are joined by hand: through printf they took
+	 * two thirds of what this function spends besides writing the body
+	 * (issue 23). */
+	char url[PP_BASE_URL_MAX + 2], target[sizeof(ECS_TARGET_PREFIX) + 64];
+	size_t n = strlen(st->base), k = strlen(action);
+	if (k >= sizeof(target) - sizeof(ECS_TARGET_PREFIX) + 1)
+		return pp_fail(err, PP_EINVALID, "ECS action %.40s: name too long", action);
+	memcpy(url, st->base, n);
+	memcpy(url + n, "/", 2);
+	memcpy(target, ECS_TARGET_PREFIX, sizeof(ECS_TARGET_PREFIX) - 1);
+	memcpy(target + sizeof(ECS_TARGET_PREFIX) - 1, action, k + 1);
 	/* Set for every call: the logs op signs CloudWatch Logs calls with the
 	 * same credential (ecs_logs.c), and the scope is the credential's. */
 	struct pp_cred *c = io->run_cred ? io->run_cred : io->cred;
@@ -179,7 +188,7 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 	int rc = pp_req_json(io, "POST", url, ECS_CONTENT_TYPE, body, err);
 	if (rc)
 		return rc;
-	if (pp_http_req_header(&io->req, "X-Amz-Target", ECS_TARGET_PREFIX "%s", action))
+	if (pp_http_req_set_header(&io->req, "X-Amz-Target", target))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	/* Every action but registration is harmless to send twice: RunTask
 	 * carries its clientToken (ECS answers a repeat with the first task),
@@ -271,6 +280,44 @@ static int shape_network(struct ecs_state *st, struct pp_json *run, const struct
 		       "is used, as Prefect's worker does)");
 }
 
+/* At most how many bytes j's compact text takes: a string byte escapes to
+ * at most 6 ("\u00XX"), a number is written as its source text. Writing
+ * the overrides out only to measure them cost more than the rest of
+ * shaping them (issue 23), so they are written only when this bound is
+ * over the cap. */
+static size_t text_bound(const struct pp_json *j)
+{
+	switch (j->type) {
+	case PP_JSON_NULL:
+	case PP_JSON_BOOL: return 5;
+	case PP_JSON_NUMBER: return j->len;
+	case PP_JSON_STRING: return 2 + 6 * j->len;
+	case PP_JSON_ARRAY:
+	case PP_JSON_OBJECT: break;
+	}
+	size_t n = 2;
+	pp_json_foreach (c, j) {
+		n += 1 + text_bound(c);
+		if (j->type == PP_JSON_OBJECT)
+			n += 3 + 6 * strlen(c->key);
+	}
+	return n;
+}
+
+/* Prefect's worker's default command, "prefect flow-run execute", as the
+ * words pp_shell_split would make of it. */
+static struct pp_json *default_command(void)
+{
+	static const char *const words[] = {"prefect", "flow-run", "execute"};
+	struct pp_json *cmd = pp_json_new(PP_JSON_ARRAY);
+	for (size_t i = 0; cmd && i < sizeof(words) / sizeof(*words); i++)
+		if (pp_json_append(cmd, pp_json_new_string(words[i]))) {
+			pp_json_free(cmd);
+			cmd = NULL;
+		}
+	return cmd;
+}
+
 static int shape_overrides(struct ecs_state *st, struct pp_json *run, const struct pp_json *job,
 			   struct pp_error *err)
 {
@@ -289,12 +336,8 @@ static int shape_overrides(struct ecs_state *st, struct pp_json *run, const stru
 	rc = pp_normalize_command(co, "command", err);
 	if (rc)
 		return pp_error_prefix(err, "task_run_request.overrides.containerOverrides[0].");
-	if (!pp_json_get(co, "command")) {
-		struct pp_json *cmd;
-		rc = pp_shell_split("prefect flow-run execute", &cmd, err);
-		if (rc || pp_json_set(co, "command", cmd))
-			return rc ? rc : pp_fail(err, PP_ENOMEM, "out of memory");
-	}
+	if (!pp_json_get(co, "command") && pp_json_set(co, "command", default_command()))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
 	struct pp_json *env = pp_json_get(co, "environment");
 	if (env && env->type == PP_JSON_OBJECT) {
 		struct pp_json *list = pp_json_new(PP_JSON_ARRAY);
@@ -354,6 +397,8 @@ static int shape_overrides(struct ecs_state *st, struct pp_json *run, const stru
 		if (pp_json_set_int(co, ints[i], n))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
+	if (text_bound(ov) <= ECS_MAX_OVERRIDES)
+		return 0;
 	char *text = pp_json_to_string(ov, PP_JSON_COMPACT);
 	if (!text)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
@@ -373,6 +418,15 @@ static int shape_overrides(struct ecs_state *st, struct pp_json *run, const stru
  * a comma between two digits is dropped ("1,000" -> "1000"). A multi-byte
  * UTF-8 character becomes one '-' either way, as the run collapses. The
  * result is cut to the model's length limit (TagKey 128, TagValue 256). */
+/* The pattern's characters, ASCII only (compared here: isalnum and
+ * strchr for every byte cost twice as much). */
+static bool tag_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '/' || c == '=' || c == '+' || c == ':' || c == '@' ||
+	       c == '-';
+}
+
 static void ecs_tag_text(char *out, size_t max, const char *in)
 {
 	size_t k = 0;
@@ -381,8 +435,7 @@ static void ecs_tag_text(char *out, size_t max, const char *in)
 		if (c == ',' && p > in && isdigit((unsigned char)p[-1]) &&
 		    isdigit((unsigned char)p[1]))
 			continue;
-		bool keep = isalnum(c) || strchr("_./=+:@-", c);
-		char o = keep && c < 0x80 ? (char)c : '-';
+		char o = tag_char(c) ? (char)c : '-';
 		if (o == '-' && (k == 0 || out[k - 1] == '-'))
 			continue;
 		out[k++] = o;
@@ -562,8 +615,9 @@ static int ecs_prepare(struct pp_run_io *io, struct pp_error *err)
 			return pp_fail(err, PP_EINVALID, "ecs: invalid region '%s'", region);
 	if ((rc = pp_intern_set(&st->region, region, ECS_REGION_MAX, "region", err)))
 		return pp_error_prefix(err, "ecs: ");
-	char def[128], token[64];
-	snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
+	char def[128] = "", token[64];
+	if (!io->endpoint || !*io->endpoint)
+		snprintf(def, sizeof(def), "https://ecs.%s.amazonaws.com", st->region);
 	if ((rc = pp_base_url_intern(&st->base, io->endpoint, def, err)) ||
 	    (rc = pp_derive_name(token, sizeof(token), io->run_id, io->attempt, err)))
 		return pp_error_prefix(err, "ecs: ");

@@ -188,7 +188,7 @@ static int pool_names(struct ecs_state *st, struct pp_error *err)
 {
 	struct ecs_shared *sh = st->shared;
 	if (sh && pp_json_identical(st->td, sh->named_td)) {
-		snprintf(st->hash, sizeof(st->hash), "%s", sh->named_hash);
+		memcpy(st->hash, sh->named_hash, sizeof(st->hash));
 		if (*sh->named_family && pp_json_set_string(st->td, "family", sh->named_family))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		return 0;

@@ -213,6 +213,12 @@ static void test_alias_and_derived_id(void **state)
 	assert_int_equal(strncmp(name, "pp-", 3), 0);
 	for (const char *p = name; *p; p++)
 		assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-');
+	assert_int_equal(pp_derive_name(name, sizeof(name), RUN_ID, 120, &err), 0);
+	assert_int_equal(strncmp(name, JOB_ID, strlen(JOB_ID) - 2), 0);
+	assert_string_equal(name + strlen(JOB_ID) - 2, "-120");
+	/* "pp-", 32 digits, "-120" and the NUL need 40 bytes. */
+	assert_int_equal(pp_derive_name(name, 40, RUN_ID, 120, &err), 0);
+	assert_int_equal(pp_derive_name(name, 39, RUN_ID, 120, &err), PP_EINVALID);
 	assert_int_equal(pp_derive_name(name, sizeof(name), "", 1, &err), PP_EINVALID);
 }
 

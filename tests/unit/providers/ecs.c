@@ -437,6 +437,35 @@ static void test_tags_are_sanitised_like_prefect(void **state)
 	pp_json_free(run);
 }
 
+/* RunTask's overrides are at most 8192 characters as written: a value
+ * that fits is sent even when every byte could have needed escaping, and
+ * one that only its escapes take over the cap is refused. */
+static void test_overrides_capped_as_written(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_json *env = pp_json_get(f->job, "env");
+	struct pp_error err = {0};
+	char v[4501];
+
+	memset(v, 'x', 1400);
+	v[1400] = '\0';
+	pp_json_set_string(env, "BIG", v);
+	submit(f, 0);
+	struct pp_json *run = body_of(&f->srv, ".RunTask");
+	char *text = pp_json_to_string(pp_json_get(run, "overrides"), PP_JSON_COMPACT);
+	assert_non_null(strstr(text, v));
+	free(text);
+	pp_json_free(run);
+	pp_exec_io_release(&f->io, ecs());
+
+	memset(v, '"', 4500);
+	v[4500] = '\0';
+	pp_json_set_string(env, "BIG", v);
+	io_init(f, &f->io, RUN_ID);
+	assert_int_equal(pp_exec_io_prepare(&f->io, ecs(), &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "ECS allows 8192"));
+}
+
 static void test_at_most_fifty_tags(void **state)
 {
 	struct fixture *f = *state;
@@ -1012,6 +1041,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_tags_are_sanitised_like_prefect, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_overrides_capped_as_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_at_most_fifty_tags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fifty_runs_register_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_register_answer_is_reconciled, setup,
