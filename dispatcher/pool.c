@@ -144,6 +144,8 @@ static int open_parts(const struct pp_config *cfg, const struct pp_pool_conf *pc
 		if (rc)
 			return pp_error_prefix(err, "pool \"%s\": job_variables: ", pc->name);
 	}
+	if (!(p->renders = pp_render_cache_new(p->tmpl, p->vars)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
 	if ((flags & PP_POOL_CHECK) == PP_POOL_CHECK)
 		return 0;
 	const char *url = NULL;
@@ -187,6 +189,7 @@ void pp_pool_close(struct pp_pool *p)
 	if (p->prov && p->prov->release_shared && p->shared)
 		p->prov->release_shared(p->shared);
 	pp_cred_free(p->cred);
+	pp_render_cache_free(p->renders);
 	pp_json_free(p->tmpl);
 	pp_json_free(p->vars);
 	free(p->endpoint);
@@ -209,8 +212,9 @@ int pp_pool_render(const struct pp_pool *p, const struct pp_json *tmpl,
 		c.api_key = p->api_key;
 	if (!c.api_auth_string)
 		c.api_auth_string = p->api_auth_string;
-	return pp_render_job(tmpl ? tmpl : p->tmpl, p->vars, deployment_vars, run_vars, &c, job,
-			     err);
+	if (tmpl)
+		return pp_render_job(tmpl, p->vars, deployment_vars, run_vars, &c, job, err);
+	return pp_render_job_cached(p->renders, deployment_vars, run_vars, &c, job, err);
 }
 
 void pp_pool_io_init(struct pp_pool *p, struct pp_run_io *io, const char *run_id,

@@ -28,6 +28,8 @@ struct pp_pool {
 	char *api_key;	       /* PREFECT_API_KEY (registered secret), or NULL */
 	char *api_auth_string; /* PREFECT_API_AUTH_STRING (registered secret), or NULL */
 	void *shared;	       /* provider's per-pool cache (prov->release_shared) */
+	/* What the runs repeat of rendering tmpl with vars (pp_pool_render). */
+	struct pp_render_cache *renders;
 	long max_in_flight, max_submitting;
 	/* Run time and start retry rules (docs/dispatch.md). */
 	double max_runtime;		  /* seconds; 0: no limit */

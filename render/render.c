@@ -120,11 +120,58 @@ static bool parse_index(const char *s, size_t n, long *out)
 	return true;
 }
 
+struct render_ctx {
+	const struct pp_json *values;
+	const struct pp_run_ctx *run;
+	struct pp_json *builtins; /* the run's built-in names, made at the first that is read */
+	/* Whether the render read what differs from run to run (a built-in
+	 * name, the environment): only a render that did not may be reused. */
+	bool per_run;
+	struct pp_error *err;
+	size_t size; /* bytes of compact JSON rendered so far */
+	char path[JSON_PATH_MAX];
+};
+
+static int add_builtins(struct pp_json *builtins, const struct pp_run_ctx *ctx);
+
+/* The built-in names, in the order of add_builtins' ids and labels. */
+static const char *const builtin_names[] = {"flow_run", "deployment", "flow", "work_pool",
+					    "work_queue"};
+#define BUILTINS (sizeof(builtin_names) / sizeof(builtin_names[0]))
+
+static bool is_builtin_name(const char *name)
+{
+	for (size_t i = 0; i < BUILTINS; i++)
+		if (!strcmp(name, builtin_names[i]))
+			return true;
+	return false;
+}
+
+/* A first key no job variable has: a built-in name ({{ flow_run.id }}) or
+ * NotSet. Built-ins stand under the variables, as when Prefect adds them
+ * to the values only where no variable has the name. */
+static int lookup_builtin(struct render_ctx *rc, const char *name, const struct pp_json **found)
+{
+	*found = NULL;
+	if (!is_builtin_name(name))
+		return 0;
+	rc->per_run = true;
+	if (!rc->builtins) {
+		struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+		if (!b || add_builtins(b, rc->run)) {
+			pp_json_free(b);
+			return PP_ENOMEM;
+		}
+		rc->builtins = b;
+	}
+	*found = pp_json_get(rc->builtins, name);
+	return 0;
+}
+
 /* Prefect's get_from_dict(): "a.b[0].c" becomes keys a, b, 0, c; a key that
  * parses as an int indexes a list (negative from the end). *found is NULL
  * for NotSet. */
-static int lookup(const struct pp_json *values, const char *name, size_t n,
-		  const struct pp_json **found)
+static int lookup(struct render_ctx *rc, const char *name, size_t n, const struct pp_json **found)
 {
 	*found = NULL;
 	char stack_keys[128];
@@ -139,8 +186,9 @@ static int lookup(const struct pp_json *values, const char *name, size_t n,
 			keys[k++] = name[i];
 	}
 	keys[k] = '\0';
-	const struct pp_json *cur = values;
+	const struct pp_json *cur = rc->values;
 	char *seg = keys;
+	int err = 0;
 	for (;;) {
 		char *dot = strchr(seg, '.');
 		if (dot)
@@ -155,6 +203,10 @@ static int lookup(const struct pp_json *values, const char *name, size_t n,
 					idx += (long)cur->count;
 				cur = idx < 0 ? NULL : pp_json_at(cur, (size_t)idx);
 			}
+		} else if (cur == rc->values) {
+			cur = pp_json_get(cur, seg);
+			if (!cur)
+				err = lookup_builtin(rc, seg, &cur);
 		} else {
 			cur = cur && cur->type == PP_JSON_OBJECT ? pp_json_get(cur, seg) : NULL;
 		}
@@ -164,8 +216,8 @@ static int lookup(const struct pp_json *values, const char *name, size_t n,
 	}
 	if (keys != stack_keys)
 		free(keys);
-	*found = cur;
-	return 0;
+	*found = err ? NULL : cur;
+	return err;
 }
 
 /* Python repr() of a str: single quotes unless the text has ' and no ". */
@@ -285,13 +337,6 @@ int pp_render_py_str(struct pp_buf *b, const struct pp_json *v)
 	return put_py_str(b, v, false);
 }
 
-struct render_ctx {
-	const struct pp_json *values;
-	struct pp_error *err;
-	size_t size; /* bytes of compact JSON rendered so far */
-	char path[JSON_PATH_MAX];
-};
-
 /* Bytes of j as compact JSON (escapes aside, its own key not counted);
  * stops counting past limit. */
 static size_t json_size(const struct pp_json *j, size_t limit)
@@ -350,7 +395,7 @@ static int render_string(struct render_ctx *rc, const struct pp_json *tpl, struc
 	bool whole = ph.start == 0 && ph.end == n;
 	if (whole && placeholder_kind(name, name_len) == PH_STANDARD) {
 		const struct pp_json *v;
-		if (lookup(rc->values, name, name_len, &v))
+		if (lookup(rc, name, name_len, &v))
 			return PP_ENOMEM;
 		if (v && count_value(rc, v))
 			return PP_EINVALID;
@@ -373,6 +418,7 @@ static int render_string(struct render_ctx *rc, const struct pp_json *tpl, struc
 				err = pp_buf_append(&b, s + ph.start, ph.end - ph.start);
 			break;
 		case PH_ENV: {
+			rc->per_run = true;
 			size_t skip = 0;
 			while (skip < nl && nm[skip] == '$')
 				skip++;
@@ -388,7 +434,7 @@ static int render_string(struct render_ctx *rc, const struct pp_json *tpl, struc
 		case PH_STANDARD: {
 			const struct pp_json *v = NULL;
 			if (!err)
-				err = lookup(rc->values, nm, nl, &v);
+				err = lookup(rc, nm, nl, &v);
 			if (v && !err)
 				err = put_py_str(&b, v, false);
 			break;
@@ -561,6 +607,20 @@ static int validate_env(const struct pp_json *schema, const struct pp_json *vari
 	return rc;
 }
 
+static int validate_value(const struct pp_json *variables, const struct pp_json *props,
+			  const struct pp_json *v, struct pp_error *err)
+{
+	const struct pp_json *schema = pp_json_get(props, v->key);
+	if (v->type == PP_JSON_NULL && pp_schema_allows_null(schema))
+		return 0;
+	int rc;
+	if (!strcmp(v->key, "env") && v->type == PP_JSON_OBJECT)
+		rc = validate_env(schema, variables, v, err);
+	else
+		rc = pp_schema_validate(schema, variables, v, v->key, err);
+	return rc ? pp_error_prefix(err, "job variable ") : 0;
+}
+
 static int validate_values(const struct pp_json *variables, const struct pp_json *values,
 			   struct pp_error *err)
 {
@@ -575,16 +635,9 @@ static int validate_values(const struct pp_json *variables, const struct pp_json
 				       r->str);
 	}
 	pp_json_foreach (v, values) {
-		const struct pp_json *schema = pp_json_get(props, v->key);
-		if (v->type == PP_JSON_NULL && pp_schema_allows_null(schema))
-			continue;
-		int rc;
-		if (!strcmp(v->key, "env") && v->type == PP_JSON_OBJECT)
-			rc = validate_env(schema, variables, v, err);
-		else
-			rc = pp_schema_validate(schema, variables, v, v->key, err);
+		int rc = validate_value(variables, props, v, err);
 		if (rc)
-			return pp_error_prefix(err, "job variable ");
+			return rc;
 	}
 	return 0;
 }
@@ -632,28 +685,27 @@ static int set_opt_string(struct pp_json *obj, const char *key, const char *val)
 	return val ? pp_json_set_string(obj, key, val) : 0;
 }
 
-/* Built-in names ({{ flow_run.id }} ...), unless a job variable has the name. */
-static int add_builtins(struct pp_json *values, const struct pp_run_ctx *ctx)
+/* Built-in names ({{ flow_run.id }} ...), those of ctx's that are set. */
+static int add_builtins(struct pp_json *builtins, const struct pp_run_ctx *ctx)
 {
-	const struct {
-		const char *name, *id, *label;
-	} objs[] = {
-		{"flow_run", ctx->flow_run_id, ctx->flow_run_name},
-		{"deployment", ctx->deployment_id, ctx->deployment_name},
-		{"flow", ctx->flow_id, ctx->flow_name},
-		{"work_pool", NULL, ctx->work_pool_name},
-		{"work_queue", NULL, ctx->work_queue_name},
-	};
-	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
-		if (pp_json_get(values, objs[i].name) || (!objs[i].id && !objs[i].label))
+	const char *const ids[BUILTINS] = {ctx->flow_run_id, ctx->deployment_id, ctx->flow_id};
+	const char *const labels[BUILTINS] = {ctx->flow_run_name, ctx->deployment_name,
+					      ctx->flow_name, ctx->work_pool_name,
+					      ctx->work_queue_name};
+	for (size_t i = 0; i < BUILTINS; i++) {
+		if (!ids[i] && !labels[i])
 			continue;
 		struct pp_json *o = pp_json_new(PP_JSON_OBJECT);
 		if (!o)
 			return PP_ENOMEM;
-		int rc = set_opt_string(o, "id", objs[i].id);
+		int rc = set_opt_string(o, "id", ids[i]);
 		if (!rc)
-			rc = set_opt_string(o, "name", objs[i].label);
-		if (rc || (rc = pp_json_set(values, objs[i].name, o)))
+			rc = set_opt_string(o, "name", labels[i]);
+		if (rc) {
+			pp_json_free(o);
+			return rc;
+		}
+		if ((rc = pp_json_set(builtins, builtin_names[i], o)))
 			return rc;
 	}
 	return 0;
@@ -756,33 +808,37 @@ static int prepare_for_run(struct pp_json *cfg, const struct pp_run_ctx *ctx, st
 	return rc ? pp_fail(err, rc, "out of memory preparing the job configuration") : 0;
 }
 
-int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
-		  const struct pp_json *deployment_vars, const struct pp_json *run_vars,
-		  const struct pp_run_ctx *ctx, struct pp_json **out, struct pp_error *err)
+/* What a render takes from the template and the variable layers alone. */
+struct render_inputs {
+	struct pp_json *values;	  /* merged and validated; built-in names apart */
+	struct pp_json *job_copy; /* NULL: the template's job_configuration as is */
+};
+
+static void inputs_free(struct render_inputs *in)
 {
-	static const struct pp_run_ctx no_ctx;
-	*out = NULL;
-	if (!ctx)
-		ctx = &no_ctx;
+	pp_json_free(in->values);
+	pp_json_free(in->job_copy);
+	*in = (struct render_inputs){0};
+}
+
+static int render_inputs(const struct pp_json *tmpl, const struct pp_json *const layers[3],
+			 struct render_inputs *in, struct pp_error *err)
+{
+	*in = (struct render_inputs){0};
 	const struct pp_json *job = pp_json_get(tmpl, "job_configuration");
 	if (!job || job->type != PP_JSON_OBJECT)
 		return pp_fail(err, PP_EINVALID, "template: job_configuration must be an object");
-	const struct pp_json *variables = pp_json_get(tmpl, "variables");
-	const struct pp_json *const layers[3] = {pool_vars, deployment_vars, run_vars};
-	struct pp_json *values = NULL;
-	int rc = build_values(variables, layers, &values, err);
+	int rc = build_values(pp_json_get(tmpl, "variables"), layers, &in->values, err);
 	if (rc)
 		return rc;
-	rc = add_builtins(values, ctx);
 	/* A literal env object in the template takes the variables' env on top,
 	 * as from_template_and_values() does: only then is the template copied
 	 * to take it. */
 	const struct pp_json *tenv = pp_json_get(job, "env");
-	const struct pp_json *venv = pp_json_get(values, "env");
-	struct pp_json *job_copy = NULL;
-	if (!rc && tenv && tenv->type == PP_JSON_OBJECT && venv && venv->type == PP_JSON_OBJECT) {
-		job_copy = pp_json_clone(job);
-		struct pp_json *copy_env = job_copy ? pp_json_get(job_copy, "env") : NULL;
+	const struct pp_json *venv = pp_json_get(in->values, "env");
+	if (tenv && tenv->type == PP_JSON_OBJECT && venv && venv->type == PP_JSON_OBJECT) {
+		in->job_copy = pp_json_clone(job);
+		struct pp_json *copy_env = in->job_copy ? pp_json_get(in->job_copy, "env") : NULL;
 		rc = copy_env ? 0 : PP_ENOMEM;
 		pp_json_foreach (e, venv) {
 			if (!rc)
@@ -790,25 +846,219 @@ int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
 		}
 	}
 	if (rc) {
-		pp_json_free(values);
-		pp_json_free(job_copy);
+		inputs_free(in);
 		return pp_fail(err, rc, "out of memory rendering the template");
 	}
+	return 0;
+}
+
+/* Render the job of in for the run ctx: *out is job_configuration before
+ * prepare_for_run; *per_run says whether it read what another run may
+ * have otherwise (a built-in name, the environment). */
+static int render_job(const struct pp_json *tmpl, const struct render_inputs *in,
+		      const struct pp_run_ctx *ctx, bool *per_run, struct pp_json **out,
+		      struct pp_error *err)
+{
 	struct pp_error scratch = {0};
-	struct render_ctx r = {.values = values, .err = err ? err : &scratch};
+	struct render_ctx r = {.values = in->values, .run = ctx, .err = err ? err : &scratch};
 	struct rendered res = {0};
-	rc = render_value(&r, job_copy ? job_copy : job, 0, &res);
-	pp_json_free(values);
-	pp_json_free(job_copy);
-	if (rc)
-		return rc;
-	rc = prepare_for_run(res.value, ctx, err);
+	const struct pp_json *job =
+		in->job_copy ? in->job_copy : pp_json_get(tmpl, "job_configuration");
+	int rc = render_value(&r, job, 0, &res);
+	pp_json_free(r.builtins);
+	*per_run = r.per_run;
+	*out = rc ? NULL : res.value;
+	return rc;
+}
+
+/* prepare_for_run on job, which becomes *out (or is freed). */
+static int finish(struct pp_json *job, const struct pp_run_ctx *ctx, struct pp_json **out,
+		  struct pp_error *err)
+{
+	int rc = prepare_for_run(job, ctx, err);
 	if (rc) {
-		pp_json_free(res.value);
+		pp_json_free(job);
 		return rc;
 	}
-	*out = res.value;
+	*out = job;
 	return 0;
+}
+
+static const struct pp_run_ctx no_ctx;
+
+int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
+		  const struct pp_json *deployment_vars, const struct pp_json *run_vars,
+		  const struct pp_run_ctx *ctx, struct pp_json **out, struct pp_error *err)
+{
+	*out = NULL;
+	if (!ctx)
+		ctx = &no_ctx;
+	const struct pp_json *const layers[3] = {pool_vars, deployment_vars, run_vars};
+	struct render_inputs in;
+	int rc = render_inputs(tmpl, layers, &in, err);
+	if (rc)
+		return rc;
+	struct pp_json *job;
+	bool per_run;
+	rc = render_job(tmpl, &in, ctx, &per_run, &job, err);
+	inputs_free(&in);
+	return rc ? rc : finish(job, ctx, out, err);
+}
+
+/* Runs of a pool mostly repeat a few layers (none, or their deployment's):
+ * this many of them are kept, the least recently used making room. */
+#define RENDER_CACHE_ENTRIES 8
+
+struct cache_entry {
+	bool used;
+	/* The key: copies of the layers, NULL for a layer not given. */
+	struct pp_json *deployment_vars, *run_vars;
+	struct render_inputs in;
+	/* job_configuration before prepare_for_run, once the same layers are
+	 * rendered again and read nothing of the run's: a run's own variables
+	 * rendered once are never copied. NULL: not (yet). */
+	struct pp_json *job;
+	unsigned long last_use;
+};
+
+struct pp_render_cache {
+	const struct pp_json *tmpl, *pool_vars; /* borrowed */
+	unsigned long uses;
+	struct cache_entry entries[RENDER_CACHE_ENTRIES];
+};
+
+struct pp_render_cache *pp_render_cache_new(const struct pp_json *tmpl,
+					    const struct pp_json *pool_vars)
+{
+	struct pp_render_cache *c = calloc(1, sizeof(*c));
+	if (c) {
+		c->tmpl = tmpl;
+		c->pool_vars = pool_vars;
+	}
+	return c;
+}
+
+static void entry_free(struct cache_entry *e)
+{
+	pp_json_free(e->deployment_vars);
+	pp_json_free(e->run_vars);
+	inputs_free(&e->in);
+	pp_json_free(e->job);
+	*e = (struct cache_entry){0};
+}
+
+void pp_render_cache_free(struct pp_render_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < RENDER_CACHE_ENTRIES; i++)
+		entry_free(&c->entries[i]);
+	free(c);
+}
+
+/* The entry of these layers, or NULL (then *room is the slot to fill). */
+static struct cache_entry *cache_find(struct pp_render_cache *c,
+				      const struct pp_json *deployment_vars,
+				      const struct pp_json *run_vars, struct cache_entry **room)
+{
+	*room = &c->entries[0];
+	for (size_t i = 0; i < RENDER_CACHE_ENTRIES; i++) {
+		struct cache_entry *e = &c->entries[i];
+		if (e->used && pp_json_identical(e->deployment_vars, deployment_vars) &&
+		    pp_json_identical(e->run_vars, run_vars))
+			return e;
+		if ((*room)->used && (!e->used || e->last_use < (*room)->last_use))
+			*room = e;
+	}
+	return NULL;
+}
+
+static int cache_fill(struct pp_render_cache *c, struct cache_entry *e,
+		      const struct pp_json *deployment_vars, const struct pp_json *run_vars,
+		      struct pp_error *err)
+{
+	const struct pp_json *const layers[3] = {c->pool_vars, deployment_vars, run_vars};
+	struct render_inputs in;
+	int rc = render_inputs(c->tmpl, layers, &in, err);
+	if (rc)
+		return rc;
+	entry_free(e);
+	e->in = in;
+	e->deployment_vars = pp_json_clone(deployment_vars);
+	e->run_vars = pp_json_clone(run_vars);
+	if ((deployment_vars && !e->deployment_vars) || (run_vars && !e->run_vars)) {
+		entry_free(e);
+		return pp_fail(err, PP_ENOMEM, "out of memory rendering the template");
+	}
+	e->used = true;
+	return 0;
+}
+
+static bool holds_string(const struct pp_json *j)
+{
+	if (j->type == PP_JSON_STRING)
+		return true;
+	pp_json_foreach (c, j) {
+		if (holds_string(c))
+			return true;
+	}
+	return false;
+}
+
+/* Validating registers the strings of secret variables with the log's
+ * redaction (pp_schema_validate), whose ring of them may have let a
+ * cache's go since: the values with strings are validated again for that
+ * alone. */
+static int register_secrets(const struct pp_json *variables, const struct pp_json *values,
+			    struct pp_error *err)
+{
+	const struct pp_json *props = pp_json_get(variables, "properties");
+	pp_json_foreach (v, values) {
+		int rc = holds_string(v) ? validate_value(variables, props, v, err) : 0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int pp_render_job_cached(struct pp_render_cache *c, const struct pp_json *deployment_vars,
+			 const struct pp_json *run_vars, const struct pp_run_ctx *ctx,
+			 struct pp_json **out, struct pp_error *err)
+{
+	*out = NULL;
+	if (!ctx)
+		ctx = &no_ctx;
+	struct cache_entry *room;
+	struct cache_entry *e = cache_find(c, deployment_vars, run_vars, &room);
+	bool again = e != NULL;
+	int rc = 0;
+	if (again) {
+		rc = register_secrets(pp_json_get(c->tmpl, "variables"), e->in.values, err);
+	} else {
+		e = room;
+		rc = cache_fill(c, e, deployment_vars, run_vars, err);
+	}
+	if (rc)
+		return rc;
+	e->last_use = ++c->uses;
+	struct pp_json *job;
+	if (e->job) {
+		job = pp_json_clone(e->job);
+		if (!job)
+			return pp_fail(err, PP_ENOMEM, "out of memory rendering the template");
+		return finish(job, ctx, out, err);
+	}
+	bool per_run;
+	rc = render_job(c->tmpl, &e->in, ctx, &per_run, &job, err);
+	if (rc)
+		return rc;
+	if (again && !per_run) {
+		e->job = job;
+		job = pp_json_clone(e->job);
+		if (!job)
+			return pp_fail(err, PP_ENOMEM, "out of memory rendering the template");
+	}
+	return finish(job, ctx, out, err);
 }
 
 int pp_vars_set_kv(struct pp_json *vars, const char *kv, struct pp_error *err)

@@ -47,6 +47,23 @@ int pp_render_job(const struct pp_json *tmpl, const struct pp_json *pool_vars,
 		  const struct pp_json *deployment_vars, const struct pp_json *run_vars,
 		  const struct pp_run_ctx *ctx, struct pp_json **out, struct pp_error *err);
 
+/* Renders of one template with one pool's variables, for runs that repeat
+ * the same deployment and run variables: what those layers alone decide
+ * (the merged, validated values; the job itself when the template reads
+ * nothing of the run but its prepare_for_flow_run() additions) is kept
+ * for a few of them. tmpl and pool_vars are borrowed: they must outlive
+ * the cache unchanged. NULL when out of memory; free with
+ * pp_render_cache_free (NULL accepted). */
+struct pp_render_cache;
+struct pp_render_cache *pp_render_cache_new(const struct pp_json *tmpl,
+					    const struct pp_json *pool_vars);
+void pp_render_cache_free(struct pp_render_cache *c);
+/* pp_render_job of the cache's template and pool variables: the same job
+ * or error. */
+int pp_render_job_cached(struct pp_render_cache *c, const struct pp_json *deployment_vars,
+			 const struct pp_json *run_vars, const struct pp_run_ctx *ctx,
+			 struct pp_json **out, struct pp_error *err);
+
 /* Append Python's str() of v, as Prefect writes a value into surrounding
  * text (for resolvers that substitute after rendering). */
 int pp_render_py_str(struct pp_buf *b, const struct pp_json *v);

@@ -676,6 +676,128 @@ static void test_secret_variables_registered(void **state)
 	assert_string_equal(text, "id=[REDACTED]");
 	pp_json_free(out);
 	pp_secret_clear();
+
+	/* A cache registers them again for every run it renders: the log's
+	 * ring of them may have let them go since the first. */
+	struct pp_json *tmpl = NULL, *run = js("{\"resource_group_name\": \"rg\","
+					       " \"subscription_id\": \"sub-secret-5678\"}");
+	struct pp_error err = {0};
+	assert_int_equal(pp_template_default("azure-container-instance", &tmpl, &err), 0);
+	struct pp_render_cache *c = pp_render_cache_new(tmpl, NULL);
+	for (int i = 0; i < 3; i++) {
+		pp_secret_clear();
+		assert_int_equal(pp_render_job_cached(c, NULL, run, &run_ctx, &out, &err), 0);
+		char again[] = "id=sub-secret-5678";
+		pp_redact(again);
+		assert_string_equal(again, "id=[REDACTED]");
+		pp_json_free(out);
+	}
+	pp_secret_clear();
+	pp_render_cache_free(c);
+	pp_json_free(tmpl);
+	pp_json_free(run);
+}
+
+/* pp_render_job of the layers and ctx, and what the cache gives for them:
+ * the same text or the same error. */
+static void expect_cache_same(struct pp_render_cache *c, const struct pp_json *tmpl,
+			      const struct pp_json *pool, const char *dep, const char *run,
+			      const struct pp_run_ctx *ctx)
+{
+	struct pp_json *d = js(dep), *r = js(run), *want = NULL, *got = NULL;
+	struct pp_error want_err = {0}, got_err = {0};
+	int want_rc = pp_render_job(tmpl, pool, d, r, ctx, &want, &want_err);
+	int got_rc = pp_render_job_cached(c, d, r, ctx, &got, &got_err);
+	assert_int_equal(got_rc, want_rc);
+	assert_string_equal(got_err.msg, want_err.msg);
+	char *w = want ? pp_json_to_string(want, PP_JSON_COMPACT) : NULL;
+	char *g = got ? pp_json_to_string(got, PP_JSON_COMPACT) : NULL;
+	if (!w != !g || (w && strcmp(w, g)))
+		fail_msg("cached %s\nexpected %s\n(dep %s, run %s)", g ? g : "-", w ? w : "-",
+			 dep ? dep : "-", run ? run : "-");
+	free(w);
+	free(g);
+	pp_json_free(want);
+	pp_json_free(got);
+	pp_json_free(d);
+	pp_json_free(r);
+}
+
+/* The cache renders what pp_render_job renders, whatever it keeps: for
+ * templates that read the run's built-ins, the environment and a literal
+ * env, the defaults, layers repeated, changed, failing, and more of them
+ * than it keeps. */
+static void test_render_cache(void **state)
+{
+	(void)state;
+	static const char *const own[] = {
+		"{\"job_configuration\": {\"name\": \"run-{{ flow_run.id }}\","
+		" \"who\": \"{{ flow_run }}\", \"q\": \"{{ work_queue.name }}\", \"a\": \"{{ a "
+		"}}\"},"
+		" \"variables\": {\"properties\": {\"a\": {\"default\": 1}}}}",
+		"{\"job_configuration\": {\"e\": \"{{ $PP_TEST_CACHE_VAR }}\", \"a\": \"{{ a }}\"},"
+		" \"variables\": {\"properties\": {\"a\": {}}}}",
+		/* a job variable named as a built-in hides it */
+		"{\"job_configuration\": {\"f\": \"{{ flow_run }}\", \"a\": \"{{ a }}\"},"
+		" \"variables\": {\"properties\": {\"a\": {}, \"flow_run\": {\"default\": 7}}}}",
+		"{\"job_configuration\": {\"env\": {\"T\": \"t\", \"A\": \"{{ a }}\"},"
+		" \"a\": \"{{ a }}\"}, \"variables\": {\"properties\": {\"a\": {},"
+		" \"env\": {\"type\": \"object\"}}}}",
+		"{\"job_configuration\": [], \"variables\": {\"properties\": {}}}",
+	};
+	static const char *const types[] = {"cloud-run-v2", "ecs", "azure-container-instance",
+					    "modal"};
+	static const char *const layers[][2] = {
+		{NULL, NULL},
+		{NULL, "{}"},
+		{"{\"a\": 2}", NULL},
+		{NULL, "{\"a\": \"x\"}"},
+		{NULL, "{\"a\": 2.50}"},
+		{NULL, "{\"a\": 2.5}"},
+		{"{\"env\": {\"K\": \"1\"}}", "{\"env\": {\"K\": null, \"L\": \"2\"}}"},
+		{NULL, "{\"nope\": 1}"},
+		{NULL, "{\"cpu\": \"x\"}"},
+		{NULL, "{\"image\": \"me/flow:1\", \"cpu\": 1024}"},
+		{NULL, "{\"image\": \"me/flow:2\"}"},
+		{NULL, "{\"a\": [1, 2]}"},
+		{"{\"a\": 3}", "{\"a\": 4}"},
+		{NULL, "[1]"},
+	};
+	struct pp_run_ctx other = run_ctx;
+	other.flow_run_id = "0b7c1d2e-0000-4000-8000-000000000002";
+	other.work_queue_name = "q-2";
+	const struct pp_run_ctx *ctxs[] = {&run_ctx, &other, NULL};
+	struct pp_json *pool = js("{\"env\": {\"P\": \"pool\"}}");
+	for (size_t t = 0; t < sizeof(own) / sizeof(own[0]) + sizeof(types) / sizeof(types[0]);
+	     t++) {
+		struct pp_json *tmpl = NULL;
+		struct pp_error err = {0};
+		if (t < sizeof(own) / sizeof(own[0]))
+			tmpl = js(own[t]);
+		else if (pp_template_default(types[t - sizeof(own) / sizeof(own[0])], &tmpl, &err))
+			fail_msg("%s", err.msg);
+		const struct pp_json *pools[] = {NULL, pool};
+		for (size_t p = 0; p < 2; p++) {
+			struct pp_render_cache *c = pp_render_cache_new(tmpl, pools[p]);
+			assert_non_null(c);
+			/* each layer set three times in a row, then all of them again:
+			 * the second pass finds only the last ones kept */
+			for (int pass = 0; pass < 2; pass++) {
+				for (size_t l = 0; l < sizeof(layers) / sizeof(layers[0]); l++) {
+					for (int i = 0; i < 3; i++) {
+						setenv("PP_TEST_CACHE_VAR", i ? "one" : "two", 1);
+						expect_cache_same(c, tmpl, pools[p], layers[l][0],
+								  layers[l][1], ctxs[i]);
+					}
+				}
+			}
+			pp_render_cache_free(c);
+		}
+		pp_json_free(tmpl);
+	}
+	unsetenv("PP_TEST_CACHE_VAR");
+	pp_json_free(pool);
+	pp_render_cache_free(NULL);
 }
 
 int main(void)
@@ -704,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_default_modal),
 		cmocka_unit_test(test_secret_variables_registered),
 		cmocka_unit_test(test_render_job_total_cap),
+		cmocka_unit_test(test_render_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
