@@ -1,6 +1,7 @@
-/* JSON tree on top of jsmn: parse (json_parse.c), typed access, path lookup,
- * build (json.c), write (json_write.c). Object members keep their order;
- * writing then parsing gives the same tree. */
+/* JSON tree: parse (json_parse.c, its own tokenizer reading as strict jsmn
+ * did), typed access, path lookup, build (json.c), write (json_write.c).
+ * Object members keep their order; writing then parsing gives the same
+ * tree. */
 #ifndef PP_JSON_H
 #define PP_JSON_H
 

@@ -1,13 +1,18 @@
-/* JSON text to a tree, through jsmn tokens. jsmn only tokenizes; this file
- * adds the strict checks jsmn leaves out (number grammar, escapes, UTF-8, a
- * single top-level value), limits, and line:column errors.
+/* JSON text to a tree. lex() tokenizes as strict jsmn with parent links
+ * did (this file's tokenizer until issue 23; same tokens, same errors at
+ * the same bytes) and build() adds the strict checks jsmn left out (number
+ * grammar, escapes, UTF-8, separators, a single top-level value), limits,
+ * and line:column errors.
  *
- * Linear time: at every closing bracket jsmn walks from the last token up
- * the parent links to the open container, so n nested brackets cost n^2
- * steps ("[" x 10^6 then "]" x 10^6 ran for an hour). prescan() bounds depth
- * and the token count in one pass before jsmn runs, which bounds that walk
- * by the depth limit and sizes the token array without jsmn's counting
- * pass. */
+ * Linear time: at every closing bracket the tokenizer walks from the last
+ * token up the parent links to the open container, so n nested brackets
+ * cost n^2 steps ("[" x 10^6 then "]" x 10^6 ran for an hour). The depth
+ * and token limits are counted as prescan() counts them, in the same pass
+ * (a second pass over the text cost as much as the tokenizer), and lex()
+ * stops at the first excess, which bounds that walk by the depth limit.
+ * When lex() stops for any reason, prescan() reads the whole text first, as
+ * it did before jsmn ran, so a limit anywhere is reported before a syntax
+ * error. */
 #include "lib/json.h"
 
 #include <errno.h>
@@ -17,11 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#define JSMN_PARENT_LINKS
-#include <jsmn.h>
-
 #include "lib/file.h"
 
 #define DEFAULT_MAX_BYTES  ((size_t)16 << 20)
@@ -29,10 +29,22 @@
 #define DEFAULT_MAX_TOKENS ((size_t)1 << 20)
 #define STACK_TOKENS	   512
 
+enum tok_type { TOK_OBJECT, TOK_ARRAY, TOK_STRING, TOK_PRIMITIVE };
+
+/* A value or key: [start,end) of its text (a string's without the quotes;
+ * end is -1 while a container is open), its children (a key's: its value),
+ * the index of its parent token, -1 at the top. A plain string holds no
+ * escape, control or non-ASCII byte: its text is its value. */
+struct tok {
+	enum tok_type type;
+	int start, end, size, parent;
+	bool plain;
+};
+
 struct parse_ctx {
 	const char *text;
 	size_t len;
-	jsmntok_t *tok;
+	struct tok *tok;
 	int ntok;
 	int max_depth;
 	struct pp_error *err;
@@ -259,6 +271,22 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 	return 0;
 }
 
+/* A string token's value: a plain one's text as it is, else decoded. */
+static int token_string(struct parse_ctx *c, const struct tok *t, char **out, size_t *outlen)
+{
+	if (!t->plain)
+		return decode_string(c, t->start, t->end, out, outlen);
+	size_t n = (size_t)(t->end - t->start);
+	char *d = malloc(n + 1);
+	if (!d)
+		return PP_ENOMEM;
+	memcpy(d, c->text + t->start, n);
+	d[n] = '\0';
+	*out = d;
+	*outlen = n;
+	return 0;
+}
+
 static bool valid_number(const char *p, size_t n)
 {
 	size_t i = 0;
@@ -295,17 +323,17 @@ static bool valid_number(const char *p, size_t n)
 	return i == n;
 }
 
-static int raw_start(const jsmntok_t *t)
+static int raw_start(const struct tok *t)
 {
-	return t->type == JSMN_STRING ? t->start - 1 : t->start;
+	return t->type == TOK_STRING ? t->start - 1 : t->start;
 }
 
-static int raw_end(const jsmntok_t *t)
+static int raw_end(const struct tok *t)
 {
-	return t->type == JSMN_STRING ? t->end + 1 : t->end;
+	return t->type == TOK_STRING ? t->end + 1 : t->end;
 }
 
-/* jsmn does not check separators (it accepts "[1,]" and "{"a" 1}"), so the
+/* lex() does not check separators (it accepts "[1,]" and "{"a" 1}"), so the
  * text between two tokens must be whitespace around exactly sep (or
  * nothing when sep is 0). */
 static int check_gap(struct parse_ctx *c, int from, int to, char sep)
@@ -346,7 +374,7 @@ static bool has_duplicate_key(const struct pp_json *obj)
 {
 	for (const struct pp_json *a = obj->child; a; a = a->next)
 		for (const struct pp_json *b = a->next; b; b = b->next)
-			if (!strcmp(a->key, b->key))
+			if (a->key[0] == b->key[0] && !strcmp(a->key, b->key))
 				return true;
 	return false;
 }
@@ -403,12 +431,7 @@ static int merge_duplicate_keys(struct pp_json *obj)
 	return 0;
 }
 
-/* One pass over the text that lexes as jsmn does (strings end at an
- * unescaped quote, primitives at white space, ',', ']' or '}', everything
- * stops at a NUL), so it sees exactly the containers jsmn will open. A
- * value (or key) inside d open containers is at depth d + 1, as build()
- * counts. On success *ntok is at least the number of tokens jsmn makes. */
-/* Where jsmn ends a primitive: white space, ',', ']', '}' or NUL. */
+/* Where lex() ends a primitive: white space, ',', ']', '}' or NUL. */
 static bool ends_primitive(char ch)
 {
 	switch (ch) {
@@ -424,6 +447,13 @@ static bool ends_primitive(char ch)
 	}
 }
 
+/* One pass over the text that lexes as lex() does (strings end at an
+ * unescaped quote, primitives at white space, ',', ']' or '}', everything
+ * stops at a NUL), so it sees exactly the containers lex() opens. A value
+ * (or key) inside d open containers is at depth d + 1, as build() counts.
+ * On success *ntok is at least the number of tokens lex() makes. lex()
+ * keeps the same counts; this pass runs when lex() stops, to find a limit
+ * exceeded anywhere in the text (the check that comes first). */
 static int prescan(struct parse_ctx *c, size_t max_tokens, size_t *ntok)
 {
 	const char *s = c->text;
@@ -467,17 +497,255 @@ static int prescan(struct parse_ctx *c, size_t max_tokens, size_t *ntok)
 	return 0;
 }
 
-/* Depth is bounded by prescan(), so this recursion is too. */
+/* Why lex() stopped: the text is not JSON as the tokenizer reads it
+ * (LEX_PARTIAL: it ends inside a value), a limit prescan() counts was
+ * reached, or tokens could not be allocated. */
+enum { LEX_INVALID = -1, LEX_PARTIAL = -2, LEX_LIMIT = -3, LEX_NOMEM = -4 };
+
+struct lexer {
+	struct tok *tok, *stack; /* the caller's stack array until it is full */
+	size_t cap, next;	 /* tokens allocated, used */
+	size_t max;		 /* tokens it may hold: the token limit */
+	size_t pos;		 /* where an error is */
+};
+
+/* The top bit of each byte of w that is 0, and maybe of bytes above the
+ * first one: a borrow only runs past a zero byte, so the lowest bit set is
+ * exact. */
+static uint64_t zero_bytes(uint64_t w)
+{
+	return (w - ONES) & ~w & HIGHS;
+}
+
+/* Bytes of w that lex() must look at in a string (lowest bit exact): '"'
+ * and NUL end it, and a byte decode_string() does more than copy
+ * ('\\', control, non-ASCII) makes it not plain. */
+static uint64_t string_stops(uint64_t w)
+{
+	const uint64_t low7 = ~HIGHS;
+	uint64_t control = ~((w & low7) + ONES * (0x80 - 0x20)) & HIGHS;
+	return zero_bytes(w ^ (ONES * '"')) | zero_bytes(w ^ (ONES * '\\')) | control | (w & HIGHS);
+}
+
+static bool is_hex(char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f');
+}
+
+/* Double the token array, up to the limit: lex() counts a token before it
+ * allocates one, so the array never exceeds it. */
+static int grow_toks(struct lexer *lx)
+{
+	size_t cap = lx->cap * 2 < lx->max ? lx->cap * 2 : lx->max;
+	if (cap <= lx->cap || cap > SIZE_MAX / sizeof(struct tok))
+		return PP_ENOMEM;
+	struct tok *t = lx->tok == lx->stack ? malloc(cap * sizeof(*t))
+					     : realloc(lx->tok, cap * sizeof(*t));
+	if (!t)
+		return PP_ENOMEM;
+	if (lx->tok == lx->stack)
+		memcpy(t, lx->stack, lx->next * sizeof(*t));
+	lx->tok = t;
+	lx->cap = cap;
+	return 0;
+}
+
+/* A new token, its parent -1; NULL when the array cannot grow. */
+static inline struct tok *new_tok(struct lexer *lx)
+{
+	if (lx->next == lx->cap && grow_toks(lx))
+		return NULL;
+	struct tok *t = &lx->tok[lx->next++];
+	t->end = -1;
+	t->size = 0;
+	t->parent = -1;
+	return t;
+}
+
+/* Tokenize the text as strict jsmn with parent links: the same tokens, and
+ * the same error at the same byte (for a string or primitive, its first
+ * byte). Runs of string bytes are skipped a word at a time. Counts
+ * depth and tokens as prescan() does and stops with LEX_LIMIT at the first
+ * excess; returns the number of tokens. */
+static int lex(struct parse_ctx *c, struct lexer *lx)
+{
+	const char *s = c->text;
+	size_t n = c->len, pos, unclosed = 0;
+	int open = 0, super = -1;
+	struct tok *t;
+	for (pos = 0; pos < n && s[pos]; pos++) {
+		char ch = s[pos];
+		switch (ch) {
+		case '{':
+		case '[':
+			if (open + 1 > c->max_depth || lx->next >= lx->max)
+				return LEX_LIMIT;
+			open++;
+			if (!(t = new_tok(lx)))
+				return LEX_NOMEM;
+			if (super != -1) {
+				struct tok *up = &lx->tok[super];
+				if (up->type == TOK_OBJECT) {
+					lx->pos = pos;
+					return LEX_INVALID;
+				}
+				up->size++;
+				t->parent = super;
+			}
+			t->type = ch == '{' ? TOK_OBJECT : TOK_ARRAY;
+			t->start = (int)pos;
+			super = (int)lx->next - 1;
+			unclosed++;
+			break;
+		case '}':
+		case ']': {
+			if (open)
+				open--;
+			enum tok_type type = ch == '}' ? TOK_OBJECT : TOK_ARRAY;
+			lx->pos = pos;
+			if (lx->next < 1)
+				return LEX_INVALID;
+			t = &lx->tok[lx->next - 1];
+			for (;;) {
+				if (t->end == -1) {
+					if (t->type != type)
+						return LEX_INVALID;
+					t->end = (int)pos + 1;
+					super = t->parent;
+					unclosed--;
+					break;
+				}
+				if (t->parent == -1) {
+					if (t->type != type || super == -1)
+						return LEX_INVALID;
+					break;
+				}
+				t = &lx->tok[t->parent];
+			}
+			break;
+		}
+		case '"': {
+			if (open + 1 > c->max_depth || lx->next >= lx->max)
+				return LEX_LIMIT;
+			size_t start = pos;
+			bool plain = true;
+			lx->pos = start;
+			for (pos++;; pos++) {
+				uint64_t stops = 0;
+				while (n - pos >= 8 && !(stops = string_stops(load8(s + pos))))
+					pos += 8;
+				if (stops)
+					pos += (size_t)__builtin_ctzll(stops) / 8;
+				if (pos >= n || !s[pos])
+					return LEX_PARTIAL;
+				unsigned char b = (unsigned char)s[pos];
+				if (b == '"')
+					break;
+				if (b == '\\' || b < 0x20 || b >= 0x80)
+					plain = false;
+				if (b != '\\' || pos + 1 >= n)
+					continue;
+				switch (s[++pos]) {
+				case '"':
+				case '/':
+				case '\\':
+				case 'b':
+				case 'f':
+				case 'r':
+				case 'n':
+				case 't': break;
+				case 'u':
+					pos++;
+					for (int i = 0; i < 4 && pos < n && s[pos]; i++, pos++)
+						if (!is_hex(s[pos]))
+							return LEX_INVALID;
+					pos--;
+					break;
+				default: return LEX_INVALID;
+				}
+			}
+			if (!(t = new_tok(lx)))
+				return LEX_NOMEM;
+			t->plain = plain;
+			t->type = TOK_STRING;
+			t->start = (int)start + 1;
+			t->end = (int)pos;
+			t->parent = super;
+			if (super != -1)
+				lx->tok[super].size++;
+			break;
+		}
+		case '\t':
+		case '\r':
+		case '\n':
+		case ' ': break;
+		case ':': super = (int)lx->next - 1; break;
+		case ',':
+			if (super != -1 && lx->tok[super].type != TOK_ARRAY &&
+			    lx->tok[super].type != TOK_OBJECT)
+				super = lx->tok[super].parent;
+			break;
+		case '-':
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 't':
+		case 'f':
+		case 'n': {
+			if (open + 1 > c->max_depth || lx->next >= lx->max)
+				return LEX_LIMIT;
+			/* A primitive is never a key, nor a second value of one. */
+			if (super != -1) {
+				const struct tok *up = &lx->tok[super];
+				if (up->type == TOK_OBJECT ||
+				    (up->type == TOK_STRING && up->size)) {
+					lx->pos = pos;
+					return LEX_INVALID;
+				}
+			}
+			size_t start = pos;
+			lx->pos = start;
+			for (; pos < n && !ends_primitive(s[pos]); pos++)
+				if ((unsigned char)s[pos] < 32 || (unsigned char)s[pos] >= 127)
+					return LEX_INVALID;
+			if (pos >= n || !s[pos])
+				return LEX_PARTIAL;
+			if (!(t = new_tok(lx)))
+				return LEX_NOMEM;
+			t->type = TOK_PRIMITIVE;
+			t->start = (int)start;
+			t->end = (int)pos;
+			t->parent = super;
+			if (super != -1)
+				lx->tok[super].size++;
+			pos--;
+			break;
+		}
+		default: lx->pos = pos; return LEX_INVALID;
+		}
+	}
+	lx->pos = pos;
+	return unclosed ? LEX_PARTIAL : (int)lx->next;
+}
+
+/* Depth is bounded by lex(), so this recursion is too. */
 static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 {
 	if (*idx >= c->ntok)
 		return fail_at(c, c->len, "unexpected end of input");
-	jsmntok_t *t = &c->tok[*idx];
+	struct tok *t = &c->tok[*idx];
 	struct pp_json *j = NULL;
 	int rc = 0;
 	(*idx)++;
 	switch (t->type) {
-	case JSMN_PRIMITIVE: {
+	case TOK_PRIMITIVE: {
 		const char *p = c->text + t->start;
 		size_t n = (size_t)(t->end - t->start);
 		if (n == 4 && !memcmp(p, "true", 4)) {
@@ -504,13 +772,13 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 			return PP_ENOMEM;
 		break;
 	}
-	case JSMN_STRING:
+	case TOK_STRING:
 		j = pp_json_new(PP_JSON_STRING);
 		if (!j)
 			return PP_ENOMEM;
-		rc = decode_string(c, t->start, t->end, &j->str, &j->len);
+		rc = token_string(c, t, &j->str, &j->len);
 		break;
-	case JSMN_ARRAY:
+	case TOK_ARRAY:
 		j = pp_json_new(PP_JSON_ARRAY);
 		if (!j)
 			return PP_ENOMEM;
@@ -531,7 +799,7 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 			}
 		}
 		break;
-	case JSMN_OBJECT:
+	case TOK_OBJECT:
 		j = pp_json_new(PP_JSON_OBJECT);
 		if (!j)
 			return PP_ENOMEM;
@@ -542,8 +810,8 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 				rc = fail_at(c, c->len, "unexpected end of input");
 				break;
 			}
-			jsmntok_t *k = &c->tok[*idx];
-			if (k->type != JSMN_STRING || k->size != 1) {
+			struct tok *k = &c->tok[*idx];
+			if (k->type != TOK_STRING || k->size != 1) {
 				rc = fail_at(c, (size_t)k->start,
 					     "object key must be a string followed by ':'");
 				break;
@@ -553,10 +821,10 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 				break;
 			char *key = NULL;
 			size_t klen;
-			rc = decode_string(c, k->start, k->end, &key, &klen);
+			rc = token_string(c, k, &key, &klen);
 			if (rc)
 				break;
-			if (strlen(key) != klen) {
+			if (!k->plain && strlen(key) != klen) {
 				free(key);
 				rc = fail_at(c, (size_t)k->start, "NUL in object key");
 				break;
@@ -581,7 +849,6 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 		if (!rc)
 			rc = merge_duplicate_keys(j);
 		break;
-	default: return fail_at(c, (size_t)t->start, "unexpected token");
 	}
 	if (rc) {
 		pp_json_free(j);
@@ -603,33 +870,33 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 			       max_bytes);
 	size_t max_tokens = lim && lim->max_tokens ? lim->max_tokens : DEFAULT_MAX_TOKENS;
 	struct parse_ctx c = {.text = text, .len = len, .max_depth = max_depth, .err = err};
-	size_t ntok = 0;
-	int rc = prescan(&c, max_tokens, &ntok);
-	if (rc)
+	struct tok stack_tok[STACK_TOKENS];
+	/* Counting more than INT32_MAX tokens stops lex() too: the check
+	 * after prescan() below refuses them. */
+	size_t lex_max = max_tokens < (size_t)INT32_MAX ? max_tokens : (size_t)INT32_MAX - 1;
+	struct lexer lx = {
+		.tok = stack_tok, .stack = stack_tok, .cap = STACK_TOKENS, .max = lex_max};
+	int n = lex(&c, &lx);
+	int rc = 0;
+	if (n == LEX_NOMEM) {
+		rc = pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
+	} else if (n < 0) {
+		size_t ntok = 0;
+		rc = prescan(&c, max_tokens, &ntok);
+		if (!rc && ntok >= (size_t)INT32_MAX)
+			rc = fail_at(&c, 0, "JSON holds too many tokens");
+		if (!rc)
+			rc = fail_at(&c, lx.pos,
+				     n == LEX_PARTIAL ? "unexpected end of input" : "invalid JSON");
+	} else if (n == 0) {
+		rc = fail_at(&c, len, "empty document");
+	}
+	if (rc) {
+		if (lx.tok != stack_tok)
+			free(lx.tok);
 		return rc;
-	if (ntok >= (size_t)INT32_MAX)
-		return fail_at(&c, 0, "JSON holds too many tokens");
-	/* Most documents (API answers, job variables) fit the stack array. */
-	jsmntok_t stack_tok[STACK_TOKENS];
-	c.tok = ntok + 1 <= STACK_TOKENS ? stack_tok : calloc(ntok + 1, sizeof(*c.tok));
-	if (!c.tok)
-		return pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
-	jsmn_parser p;
-	jsmn_init(&p);
-	int n = jsmn_parse(&p, text, len, c.tok, (unsigned)ntok + 1);
-	if (n < 0) {
-		if (c.tok != stack_tok)
-			free(c.tok);
-		const char *what = n == JSMN_ERROR_PART	   ? "unexpected end of input"
-				   : n == JSMN_ERROR_NOMEM ? "too many tokens"
-							   : "invalid JSON";
-		return fail_at(&c, p.pos, what);
 	}
-	if (n == 0) {
-		if (c.tok != stack_tok)
-			free(c.tok);
-		return fail_at(&c, len, "empty document");
-	}
+	c.tok = lx.tok;
 	c.ntok = n;
 	int idx = 0;
 	struct pp_json *root = NULL;
@@ -638,9 +905,9 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 		rc = fail_at(&c, (size_t)c.tok[idx].start, "trailing data after the JSON value");
 	}
 	if (!rc) {
-		/* jsmn does not require separators between primitives; check that
+		/* lex() does not require separators between primitives; check that
 		 * only whitespace follows the root. */
-		for (size_t i = (size_t)c.tok[0].end + (c.tok[0].type == JSMN_STRING); i < len;
+		for (size_t i = (size_t)c.tok[0].end + (c.tok[0].type == TOK_STRING); i < len;
 		     i++) {
 			char ch = text[i];
 			if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
@@ -649,8 +916,8 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 			}
 		}
 	}
-	if (c.tok != stack_tok)
-		free(c.tok);
+	if (lx.tok != stack_tok)
+		free(lx.tok);
 	if (rc) {
 		pp_json_free(root);
 		return rc;
@@ -667,7 +934,7 @@ int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim
 		i++;
 	if (i == len || text[i] == '{' || text[i] == '[' || text[i] == '"')
 		return parse_text(text, len, lim, out, err);
-	/* Strict jsmn wants a delimiter after a primitive, so a bare top-level
+	/* lex() wants a delimiter after a primitive, so a bare top-level
 	 * number or literal at the very end reads as truncated: give it one. */
 	*out = NULL;
 	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;

@@ -255,6 +255,67 @@ static void test_token_limit(void **state)
 	pp_buf_free(&b);
 }
 
+/* The tokenizer skips string bytes a word at a time and copies plain
+ * strings as they are, decoding the rest: each kind of byte at each place
+ * in keys and values around the word size. col 0: the error is at the
+ * byte, else at that column. */
+static void test_parse_string_bytes_anywhere(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *out, *error;
+		int col;
+	} kinds[] = {
+		{"\\n", "\n", NULL, 0},
+		{"\\u00e9", "\xc3\xa9", NULL, 0},
+		{"\xc3\xa9", "\xc3\xa9", NULL, 0},
+		{"\x7f", "\x7f", NULL, 0},
+		{"\x01", NULL, "control character in string", 0},
+		{"\xff", NULL, "invalid UTF-8 in string", 0},
+		{"\\x", NULL, "invalid JSON", 2},
+	};
+	for (size_t n = 0; n <= 20; n++)
+		for (size_t at = 0; at <= n; at++)
+			for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+				char str[64], want[64], text[160];
+				snprintf(str, sizeof(str), "%.*s%s%.*s", (int)at,
+					 "aaaaaaaaaaaaaaaaaaaa", kinds[k].in, (int)(n - at),
+					 "bbbbbbbbbbbbbbbbbbbb");
+				snprintf(text, sizeof(text), "{\"%s\":\"%s\"}", str, str);
+				if (kinds[k].error) {
+					char msg[96];
+					snprintf(msg, sizeof(msg), "1:%d: %s",
+						 kinds[k].col ? kinds[k].col : (int)at + 3,
+						 kinds[k].error);
+					expect_error(text, msg);
+					continue;
+				}
+				snprintf(want, sizeof(want), "%.*s%s%.*s", (int)at,
+					 "aaaaaaaaaaaaaaaaaaaa", kinds[k].out, (int)(n - at),
+					 "bbbbbbbbbbbbbbbbbbbb");
+				struct pp_json *j = parse_ok(text);
+				assert_string_equal(pp_json_get_string(j, want), want);
+				pp_json_free(j);
+			}
+}
+
+/* A limit anywhere in the text is reported before a syntax error ahead of
+ * it, as when the limits were checked in a pass of their own. */
+static void test_limit_before_syntax_error(void **state)
+{
+	(void)state;
+	struct pp_json_limits lim = {.max_depth = 2};
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_json_parse("[1 x [[[", 8, &lim, &j, &err), PP_EINVALID);
+	assert_string_equal(err.msg, "1:7: JSON nested deeper than 2 levels at byte 6");
+	lim = (struct pp_json_limits){.max_tokens = 3};
+	assert_int_equal(pp_json_parse("[1 x 2", 6, &lim, &j, &err), PP_EINVALID);
+	assert_string_equal(err.msg, "1:6: JSON holds more than 3 tokens at byte 5");
+	assert_int_equal(pp_json_parse("[1 x", 4, &lim, &j, &err), PP_EINVALID);
+	assert_string_equal(err.msg, "1:4: invalid JSON");
+}
+
 /* The writer finds the byte to escape a word at a time, the tail as the
  * string's last word: one such byte at each place in strings around the
  * word size, written as a byte-by-byte writer would. */
@@ -317,6 +378,8 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_deep_nesting_fails_fast),
 		cmocka_unit_test(test_token_limit),
+		cmocka_unit_test(test_parse_string_bytes_anywhere),
+		cmocka_unit_test(test_limit_before_syntax_error),
 		cmocka_unit_test(test_build_set_remove),
 		cmocka_unit_test(test_write_string_escapes_anywhere),
 	};
