@@ -10,9 +10,9 @@ VERSION := 0.1.0
 CC      ?= cc
 BUILD   ?= build
 PKGS    := libcurl openssl libjwt inih libmicrohttpd sqlite3 libnghttp2 libpq cmocka
-# Debian packages providing PKGS and the header-only jsmn.
+# Debian packages providing PKGS.
 DEB_PKGS := libcurl4-openssl-dev libssl-dev libjwt-dev libinih-dev libmicrohttpd-dev \
-            libsqlite3-dev libnghttp2-dev libpq-dev libcmocka-dev libjsmn-dev pkg-config
+            libsqlite3-dev libnghttp2-dev libpq-dev libcmocka-dev pkg-config
 # pushpool-mock only: protoc compiles the cloud protos it validates against,
 # PCRE2 runs botocore's Unicode patterns (mk/cloud-specs.mk).
 MOCK_DEB_PKGS := protobuf-compiler libpcre2-dev
