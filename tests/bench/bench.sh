@@ -244,7 +244,7 @@ if only cpu; then
 			function take(k) { v = $1; gsub(",", "", v); s[k] += v }
 			/PROGRAM TOTALS/ { t = $1; gsub(",", "", t) }
 			!/\[/ { next }
-			/ render\/render\.c:pp_render_job / { take("render") }
+			/ render\/render\.c:pp_render_job(_cached)? / { take("render") }
 			/ auth\/cred\.c:pp_cred_apply / { take("sign") }
 			/ lib\/json_(parse|write)\.c:(parse_text|pp_json_write|pp_json_to_string) / {
 				take("json")

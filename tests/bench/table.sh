@@ -27,7 +27,7 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
         "-"; "-"),
     row("… store / log / other"; "\($i.store) / \($i.log) / \($i.other)"; "-"; "-"))
  elif .figure == "render" then
-   row("Render \(.type) (\(.job_bytes) B)"; "\(.us | n(1)) µs";
+   row("Render \(.type) (\(.job_bytes) B)"; "\(.us | n(1)) µs (a repeated run, from the pool cache: \(.cached_us | n(1)) µs)";
         "\(.baseline_us | n(1)) µs (JSON parse+write)";
        (.us / .baseline_us | n(2)))
  elif .figure == "sigv4" then
