@@ -109,10 +109,11 @@ static int fill_string(struct rd *r, struct pp_json *j, const char *path, bool l
 		pp_buf_free(&out);
 		return bad(r, j, path, "longer than %zu bytes once filled in", out.max);
 	}
-	free(j->str);
-	j->str = out.data ? out.data : strdup("");
-	j->len = out.len;
-	return j->str ? 0 : oom(r);
+	char *s = out.data ? out.data : strdup("");
+	if (!s)
+		return oom(r);
+	pp_json_own_str(j, s, out.len);
+	return 0;
 }
 
 /* Every string under j; under work_pool.job_variables leniently. */

@@ -2,6 +2,7 @@
  * Parsing is in json_parse.c, writing in json_write.c. Object members keep
  * their order. */
 #include "lib/json.h"
+#include "lib/json_node.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -9,12 +10,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct pp_json *pp_json_alloc(enum pp_json_type t, size_t str_cap, size_t key_cap)
+{
+	struct pp_json *j = malloc(sizeof(*j) + str_cap + key_cap);
+	if (!j)
+		return NULL;
+	*j = (struct pp_json){.type = t, .str_inline = str_cap > 0, .key_inline = key_cap > 0};
+	char *room = (char *)(j + 1);
+	if (str_cap)
+		j->str = room;
+	if (key_cap)
+		j->key = room + str_cap;
+	return j;
+}
+
 struct pp_json *pp_json_new(enum pp_json_type t)
 {
-	struct pp_json *j = malloc(sizeof(*j));
-	if (j)
-		*j = (struct pp_json){.type = t};
-	return j;
+	return pp_json_alloc(t, 0, 0);
 }
 
 void pp_json_free(struct pp_json *j)
@@ -26,12 +38,43 @@ void pp_json_free(struct pp_json *j)
 		pp_json_free(c);
 	}
 	/* jemalloc's free(NULL) costs as much as a real free, and most nodes
-	 * lack a key (array items, roots) or a str (containers, literals). */
-	if (j->key)
+	 * hold their key and str in their own allocation or lack them. */
+	if (j->key && !j->key_inline)
 		free(j->key);
-	if (j->str)
+	if (j->str && !j->str_inline)
 		free(j->str);
 	free(j);
+}
+
+void pp_json_own_str(struct pp_json *j, char *s, size_t len)
+{
+	if (j->str && !j->str_inline)
+		free(j->str);
+	j->str = s;
+	j->len = len;
+	j->str_inline = false;
+}
+
+void pp_json_own_key(struct pp_json *j, char *k)
+{
+	if (j->key && !j->key_inline)
+		free(j->key);
+	j->key = k;
+	j->key_inline = false;
+}
+
+char *pp_json_take_str(struct pp_json *j)
+{
+	char *s = j->str;
+	if (s && j->str_inline) {
+		if (!(s = malloc(j->len + 1)))
+			return NULL;
+		memcpy(s, j->str, j->len + 1);
+	}
+	j->str = NULL;
+	j->len = 0;
+	j->str_inline = false;
+	return s;
 }
 
 void pp_json_link(struct pp_json *parent, struct pp_json *child)
@@ -162,20 +205,24 @@ const char *pp_json_type_name(enum pp_json_type t)
 	return "?";
 }
 
-struct pp_json *pp_json_new_stringn(const char *s, size_t n)
+/* A string node, keyed when key is not NULL, in one allocation. */
+static struct pp_json *new_string(const char *key, const char *s, size_t n)
 {
-	struct pp_json *j = pp_json_new(PP_JSON_STRING);
+	size_t klen = key ? strlen(key) + 1 : 0;
+	struct pp_json *j = pp_json_alloc(PP_JSON_STRING, n + 1, klen);
 	if (!j)
 		return NULL;
-	j->str = malloc(n + 1);
-	if (!j->str) {
-		free(j);
-		return NULL;
-	}
 	memcpy(j->str, s, n);
 	j->str[n] = '\0';
 	j->len = n;
+	if (key)
+		memcpy(j->key, key, klen);
 	return j;
+}
+
+struct pp_json *pp_json_new_stringn(const char *s, size_t n)
+{
+	return new_string(NULL, s, n);
 }
 
 struct pp_json *pp_json_new_string(const char *s)
@@ -185,18 +232,17 @@ struct pp_json *pp_json_new_string(const char *s)
 	return s ? pp_json_new_stringn(s, strlen(s)) : NULL;
 }
 
-static struct pp_json *number_from_text(const char *txt, double v)
+static struct pp_json *number_from_text(const char *key, const char *txt, double v)
 {
-	struct pp_json *j = pp_json_new(PP_JSON_NUMBER);
+	size_t n = strlen(txt), klen = key ? strlen(key) + 1 : 0;
+	struct pp_json *j = pp_json_alloc(PP_JSON_NUMBER, n + 1, klen);
 	if (!j)
 		return NULL;
-	j->str = strdup(txt);
-	if (!j->str) {
-		free(j);
-		return NULL;
-	}
-	j->len = strlen(txt);
+	memcpy(j->str, txt, n + 1);
+	j->len = n;
 	j->num = v;
+	if (key)
+		memcpy(j->key, key, klen);
 	return j;
 }
 
@@ -209,14 +255,19 @@ struct pp_json *pp_json_new_number(double v)
 		snprintf(txt, sizeof(txt), "%.0f", v);
 	else
 		snprintf(txt, sizeof(txt), "%.17g", v);
-	return number_from_text(txt, v);
+	return number_from_text(NULL, txt, v);
+}
+
+static struct pp_json *new_int(const char *key, long long v)
+{
+	char txt[32];
+	snprintf(txt, sizeof(txt), "%lld", v);
+	return number_from_text(key, txt, (double)v);
 }
 
 struct pp_json *pp_json_new_int(long long v)
 {
-	char txt[32];
-	snprintf(txt, sizeof(txt), "%lld", v);
-	return number_from_text(txt, (double)v);
+	return new_int(NULL, v);
 }
 
 struct pp_json *pp_json_new_bool(bool v)
@@ -231,31 +282,27 @@ struct pp_json *pp_json_clone(const struct pp_json *src)
 {
 	if (!src)
 		return NULL;
-	struct pp_json *j = pp_json_new(src->type);
+	size_t klen = src->key ? strlen(src->key) + 1 : 0;
+	struct pp_json *j = pp_json_alloc(src->type, src->str ? src->len + 1 : 0, klen);
 	if (!j)
 		return NULL;
 	j->b = src->b;
 	j->line = src->line;
 	j->num = src->num;
 	j->len = src->len;
-	if (src->str) {
-		j->str = malloc(src->len + 1);
-		if (!j->str)
-			goto fail;
+	if (src->str)
 		memcpy(j->str, src->str, src->len + 1);
-	}
-	if (src->key && !(j->key = strdup(src->key)))
-		goto fail;
+	if (src->key)
+		memcpy(j->key, src->key, klen);
 	for (const struct pp_json *c = src->child; c; c = c->next) {
 		struct pp_json *cc = pp_json_clone(c);
-		if (!cc)
-			goto fail;
+		if (!cc) {
+			pp_json_free(j);
+			return NULL;
+		}
 		pp_json_link(j, cc);
 	}
 	return j;
-fail:
-	pp_json_free(j);
-	return NULL;
 }
 
 struct pp_json *pp_json_detach(struct pp_json *child)
@@ -296,9 +343,7 @@ int pp_json_set(struct pp_json *obj, const char *key, struct pp_json *val)
 			pp_json_free(val);
 			return PP_ENOMEM;
 		}
-		if (val->key)
-			free(val->key);
-		val->key = k;
+		pp_json_own_key(val, k);
 	}
 	struct pp_json *old = pp_json_get(obj, key);
 	if (!old) {
@@ -322,19 +367,27 @@ int pp_json_set(struct pp_json *obj, const char *key, struct pp_json *val)
 	return 0;
 }
 
+/* The set_ helpers make the value with its key, which pp_json_set then
+ * keeps: one allocation. */
 int pp_json_set_string(struct pp_json *obj, const char *key, const char *s)
 {
-	return pp_json_set(obj, key, pp_json_new_string(s));
+	return pp_json_set(obj, key, s ? new_string(key, s, strlen(s)) : NULL);
 }
 
 int pp_json_set_int(struct pp_json *obj, const char *key, long long v)
 {
-	return pp_json_set(obj, key, pp_json_new_int(v));
+	return pp_json_set(obj, key, new_int(key, v));
 }
 
 int pp_json_set_bool(struct pp_json *obj, const char *key, bool v)
 {
-	return pp_json_set(obj, key, pp_json_new_bool(v));
+	size_t klen = strlen(key) + 1;
+	struct pp_json *j = pp_json_alloc(PP_JSON_BOOL, 0, klen);
+	if (j) {
+		j->b = v;
+		memcpy(j->key, key, klen);
+	}
+	return pp_json_set(obj, key, j);
 }
 
 int pp_json_append(struct pp_json *arr, struct pp_json *val)
@@ -345,10 +398,8 @@ int pp_json_append(struct pp_json *arr, struct pp_json *val)
 		pp_json_free(val);
 		return PP_EINVALID;
 	}
-	if (val->key) {
-		free(val->key);
-		val->key = NULL;
-	}
+	if (val->key)
+		pp_json_own_key(val, NULL);
 	pp_json_link(arr, val);
 	return 0;
 }

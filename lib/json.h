@@ -20,13 +20,22 @@ enum pp_json_type {
 	PP_JSON_OBJECT,
 };
 
+/* A node's str, and its key when it gets one as it is made (parsed members,
+ * clones, pp_json_set_string and its kin), share the node's own allocation:
+ * one malloc and one free per node. A key or string given later is a
+ * malloc'd block of its own. So read key and str freely, but change them
+ * only through pp_json_own_str, pp_json_own_key and pp_json_take_str (and
+ * pp_json_set / pp_json_append), which know which is which. */
 struct pp_json {
 	enum pp_json_type type;
-	char *key;    /* member name when the parent is an object */
-	char *str;    /* STRING: decoded UTF-8 (may hold NUL); NUMBER: source text */
-	size_t len;   /* bytes in str */
-	double num;   /* NUMBER */
-	bool b;	      /* BOOL */
+	char *key;  /* member name when the parent is an object */
+	char *str;  /* STRING: decoded UTF-8 (may hold NUL); NUMBER: source text */
+	size_t len; /* bytes in str */
+	double num; /* NUMBER */
+	bool b;	    /* BOOL */
+	/* Private to lib/json*.c: whether str / key lie in the node's own
+	 * allocation (freed with it) rather than in a block of their own. */
+	bool str_inline, key_inline;
 	size_t count; /* ARRAY/OBJECT: number of children */
 	struct pp_json *child, *last, *next, *parent;
 	int line; /* source line of the value (1-based) when a reader knows it, else 0 */
@@ -75,7 +84,8 @@ struct pp_json *pp_json_new_bool(bool v);
 struct pp_json *pp_json_clone(const struct pp_json *j);
 
 /* Ownership of val passes to the container (also on failure). set replaces
- * an existing member in place (keeping its position) or appends. */
+ * an existing member in place (keeping its position) or appends; key may be
+ * val's own key (a member moved from another object keeps it as it is). */
 int pp_json_set(struct pp_json *obj, const char *key, struct pp_json *val);
 int pp_json_set_string(struct pp_json *obj, const char *key, const char *s);
 int pp_json_set_int(struct pp_json *obj, const char *key, long long v);
@@ -88,6 +98,17 @@ void pp_json_link(struct pp_json *parent, struct pp_json *child);
 struct pp_json *pp_json_detach(struct pp_json *child);
 /* Remove and free a member; returns true when it existed. */
 bool pp_json_remove(struct pp_json *obj, const char *key);
+
+/* Give j the string s (malloc'd, len bytes before its NUL), which j owns
+ * from now on, in place of the one it had (freed). */
+void pp_json_own_str(struct pp_json *j, char *s, size_t len);
+/* Give j the key k (malloc'd, or NULL for none), which j owns from now on,
+ * in place of the one it had (freed). */
+void pp_json_own_key(struct pp_json *j, char *k);
+/* j's string as a malloc'd block the caller owns (copied when it shares
+ * j's allocation), j keeping none; NULL when j has none or on allocation
+ * failure, when j keeps it. */
+char *pp_json_take_str(struct pp_json *j);
 
 /* Equal values: objects as sets of members, numbers by value. */
 bool pp_json_equal(const struct pp_json *a, const struct pp_json *b);

@@ -14,6 +14,7 @@
  * it did before jsmn ran, so a limit anywhere is reported before a syntax
  * error. */
 #include "lib/json.h"
+#include "lib/json_node.h"
 
 #include <errno.h>
 #include <math.h>
@@ -176,15 +177,13 @@ static int hex4(const char *p, uint32_t *out)
 	return 0;
 }
 
-/* Decode the string token body [start,end) into a fresh allocation. The
- * decoded text is never longer than its source (an escape shrinks, UTF-8 is
- * copied as is), so one allocation of the source length holds it, and runs
- * of plain ASCII are copied at once: responses are mostly such runs. */
-static int decode_string(struct parse_ctx *c, int start, int end, char **out, size_t *outlen)
+/* Decode the string token body [start,end) into d. The decoded text is
+ * never longer than its source (an escape shrinks, UTF-8 is copied as is),
+ * so d holds end - start + 1 bytes (a node's room for it, see
+ * token_room()), and runs of plain ASCII are copied at once: responses are
+ * mostly such runs. */
+static int decode_string(struct parse_ctx *c, int start, int end, char *d, size_t *outlen)
 {
-	char *d = malloc((size_t)(end - start) + 1);
-	if (!d)
-		return PP_ENOMEM;
 	size_t n_out = 0;
 	const char *s = c->text;
 	int i = start;
@@ -205,15 +204,11 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 			continue;
 		}
 		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20) {
-			free(d);
+		if (ch < 0x20)
 			return fail_at(c, (size_t)i, "control character in string");
-		}
 		if (ch == '\\') {
-			if (i + 1 >= end) {
-				free(d);
+			if (i + 1 >= end)
 				return fail_at(c, (size_t)i, "unterminated escape");
-			}
 			char e = s[i + 1];
 			char lit = 0;
 			switch (e) {
@@ -227,62 +222,58 @@ static int decode_string(struct parse_ctx *c, int start, int end, char **out, si
 			case 't': lit = '\t'; break;
 			case 'u': {
 				uint32_t cp;
-				if (i + 6 > end || hex4(s + i + 2, &cp)) {
-					free(d);
+				if (i + 6 > end || hex4(s + i + 2, &cp))
 					return fail_at(c, (size_t)i, "bad \\u escape");
-				}
 				i += 6;
 				if (cp >= 0xD800 && cp <= 0xDBFF) {
 					uint32_t lo;
 					if (i + 6 > end || s[i] != '\\' || s[i + 1] != 'u' ||
-					    hex4(s + i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
-						free(d);
+					    hex4(s + i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
 						return fail_at(c, (size_t)i,
 							       "unpaired UTF-16 surrogate");
-					}
 					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 					i += 6;
 				} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-					free(d);
 					return fail_at(c, (size_t)i - 6,
 						       "unpaired UTF-16 surrogate");
 				}
 				n_out += put_utf8(d + n_out, cp);
 				continue;
 			}
-			default: free(d); return fail_at(c, (size_t)i, "invalid escape");
+			default: return fail_at(c, (size_t)i, "invalid escape");
 			}
 			d[n_out++] = lit;
 			i += 2;
 			continue;
 		}
 		size_t n = utf8_seq((const unsigned char *)s + i, (size_t)(end - i));
-		if (!n) {
-			free(d);
+		if (!n)
 			return fail_at(c, (size_t)i, "invalid UTF-8 in string");
-		}
 		memcpy(d + n_out, s + i, n);
 		n_out += n;
 		i += (int)n;
 	}
 	d[n_out] = '\0';
 	*outlen = n_out;
-	*out = d;
 	return 0;
 }
 
-/* A string token's value: a plain one's text as it is, else decoded. */
-static int token_string(struct parse_ctx *c, const struct tok *t, char **out, size_t *outlen)
+/* The bytes a string or number token's text takes in its node: its
+ * source length (which decoding a string never exceeds) and the NUL. */
+static size_t token_room(const struct tok *t)
+{
+	return (size_t)(t->end - t->start) + 1;
+}
+
+/* A string token's value into d (token_room(t) bytes): a plain one's text
+ * as it is, else decoded. */
+static int token_string(struct parse_ctx *c, const struct tok *t, char *d, size_t *outlen)
 {
 	if (!t->plain)
-		return decode_string(c, t->start, t->end, out, outlen);
+		return decode_string(c, t->start, t->end, d, outlen);
 	size_t n = (size_t)(t->end - t->start);
-	char *d = malloc(n + 1);
-	if (!d)
-		return PP_ENOMEM;
 	memcpy(d, c->text + t->start, n);
 	d[n] = '\0';
-	*out = d;
 	*outlen = n;
 	return 0;
 }
@@ -735,53 +726,82 @@ static int lex(struct parse_ctx *c, struct lexer *lx)
 	return unclosed ? LEX_PARTIAL : (int)lx->next;
 }
 
-/* Depth is bounded by lex(), so this recursion is too. */
-static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
+/* What a primitive token is: a number or literal's node type, or -1 when
+ * it is none. */
+static int primitive_type(const char *p, size_t n)
+{
+	if (n == 4 && !memcmp(p, "true", 4))
+		return PP_JSON_BOOL;
+	if (n == 5 && !memcmp(p, "false", 5))
+		return PP_JSON_BOOL;
+	if (n == 4 && !memcmp(p, "null", 4))
+		return PP_JSON_NULL;
+	return valid_number(p, n) ? PP_JSON_NUMBER : -1;
+}
+
+/* The member name k into the node j made with room for it, checked before
+ * the value (so errors come in the order of the text). */
+static int member_key(struct parse_ctx *c, const struct tok *k, const struct tok *t,
+		      struct pp_json *j)
+{
+	size_t klen;
+	int rc = token_string(c, k, j->key, &klen);
+	if (rc)
+		return rc;
+	if (!k->plain && strlen(j->key) != klen)
+		return fail_at(c, (size_t)k->start, "NUL in object key");
+	return check_gap(c, raw_end(k), raw_start(t), ':');
+}
+
+/* The value at tok[*idx], a member named by the string token key when key
+ * is not NULL: the node holds its text and key in one allocation. Depth is
+ * bounded by lex(), so this recursion is too. */
+static int build(struct parse_ctx *c, int *idx, const struct tok *key, struct pp_json **out)
 {
 	if (*idx >= c->ntok)
 		return fail_at(c, c->len, "unexpected end of input");
 	struct tok *t = &c->tok[*idx];
-	struct pp_json *j = NULL;
-	int rc = 0;
+	const char *p = c->text + t->start;
+	size_t n = (size_t)(t->end - t->start);
 	(*idx)++;
+	int type = PP_JSON_NULL;
+	size_t str_room = 0;
 	switch (t->type) {
-	case TOK_PRIMITIVE: {
-		const char *p = c->text + t->start;
-		size_t n = (size_t)(t->end - t->start);
-		if (n == 4 && !memcmp(p, "true", 4)) {
-			j = pp_json_new_bool(true);
-		} else if (n == 5 && !memcmp(p, "false", 5)) {
-			j = pp_json_new_bool(false);
-		} else if (n == 4 && !memcmp(p, "null", 4)) {
-			j = pp_json_new(PP_JSON_NULL);
-		} else if (valid_number(p, n)) {
-			j = pp_json_new(PP_JSON_NUMBER);
-			if (j) {
-				j->str = strndup(p, n);
-				j->len = n;
-				if (!j->str) {
-					pp_json_free(j);
-					return PP_ENOMEM;
-				}
-				j->num = strtod(j->str, NULL);
-			}
-		} else {
-			return fail_at(c, (size_t)t->start, "invalid literal");
-		}
-		if (!j)
-			return PP_ENOMEM;
+	case TOK_PRIMITIVE:
+		/* An invalid literal is reported once the key is checked. */
+		type = primitive_type(p, n);
+		if (type == PP_JSON_NUMBER)
+			str_room = token_room(t);
 		break;
-	}
 	case TOK_STRING:
-		j = pp_json_new(PP_JSON_STRING);
-		if (!j)
-			return PP_ENOMEM;
-		rc = token_string(c, t, &j->str, &j->len);
+		type = PP_JSON_STRING;
+		str_room = token_room(t);
 		break;
+	case TOK_ARRAY: type = PP_JSON_ARRAY; break;
+	case TOK_OBJECT: type = PP_JSON_OBJECT; break;
+	}
+	struct pp_json *j = pp_json_alloc(type < 0 ? PP_JSON_NULL : (enum pp_json_type)type,
+					  str_room, key ? token_room(key) : 0);
+	if (!j)
+		return PP_ENOMEM;
+	int rc = key ? member_key(c, key, t, j) : 0;
+	if (rc)
+		goto out;
+	switch (t->type) {
+	case TOK_PRIMITIVE:
+		if (type < 0) {
+			rc = fail_at(c, (size_t)t->start, "invalid literal");
+		} else if (type == PP_JSON_BOOL) {
+			j->b = *p == 't';
+		} else if (type == PP_JSON_NUMBER) {
+			memcpy(j->str, p, n);
+			j->str[n] = '\0';
+			j->len = n;
+			j->num = strtod(j->str, NULL);
+		}
+		break;
+	case TOK_STRING: rc = token_string(c, t, j->str, &j->len); break;
 	case TOK_ARRAY:
-		j = pp_json_new(PP_JSON_ARRAY);
-		if (!j)
-			return PP_ENOMEM;
 		if (t->size == 0)
 			rc = check_gap(c, t->start + 1, t->end - 1, 0);
 		for (int i = 0, prev = t->start + 1; i < t->size && !rc; i++) {
@@ -790,7 +810,7 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 				rc = check_gap(c, prev, raw_start(&c->tok[*idx]), i ? ',' : 0);
 			int at = *idx;
 			if (!rc)
-				rc = build(c, idx, &child);
+				rc = build(c, idx, NULL, &child);
 			if (!rc) {
 				pp_json_link(j, child);
 				prev = raw_end(&c->tok[at]);
@@ -800,9 +820,6 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 		}
 		break;
 	case TOK_OBJECT:
-		j = pp_json_new(PP_JSON_OBJECT);
-		if (!j)
-			return PP_ENOMEM;
 		if (t->size == 0)
 			rc = check_gap(c, t->start + 1, t->end - 1, 0);
 		for (int i = 0, prev = t->start + 1; i < t->size && !rc; i++) {
@@ -819,28 +836,14 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 			rc = check_gap(c, prev, raw_start(k), i ? ',' : 0);
 			if (rc)
 				break;
-			char *key = NULL;
-			size_t klen;
-			rc = token_string(c, k, &key, &klen);
-			if (rc)
-				break;
-			if (!k->plain && strlen(key) != klen) {
-				free(key);
-				rc = fail_at(c, (size_t)k->start, "NUL in object key");
-				break;
-			}
 			(*idx)++;
+			/* A key's one child follows it (size 1), so tok[at]
+			 * exists. */
 			struct pp_json *child = NULL;
 			int at = *idx;
-			if (at < c->ntok)
-				rc = check_gap(c, raw_end(k), raw_start(&c->tok[at]), ':');
-			if (!rc)
-				rc = build(c, idx, &child);
-			if (rc) {
-				free(key);
+			rc = build(c, idx, k, &child);
+			if (rc)
 				break;
-			}
-			child->key = key;
 			pp_json_link(j, child);
 			prev = raw_end(&c->tok[at]);
 			if (i == t->size - 1)
@@ -850,6 +853,7 @@ static int build(struct parse_ctx *c, int *idx, struct pp_json **out)
 			rc = merge_duplicate_keys(j);
 		break;
 	}
+out:
 	if (rc) {
 		pp_json_free(j);
 		return rc;
@@ -900,7 +904,7 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 	c.ntok = n;
 	int idx = 0;
 	struct pp_json *root = NULL;
-	rc = build(&c, &idx, &root);
+	rc = build(&c, &idx, NULL, &root);
 	if (!rc && idx != n) {
 		rc = fail_at(&c, (size_t)c.tok[idx].start, "trailing data after the JSON value");
 	}

@@ -241,14 +241,13 @@ static struct pp_json *float_node(double v)
 			break;
 	}
 	struct pp_json *j = pp_json_new(PP_JSON_NUMBER);
-	if (j && !(j->str = strdup(text))) {
+	char *s = j ? strdup(text) : NULL;
+	if (!s) {
 		pp_json_free(j);
 		return NULL;
 	}
-	if (j) {
-		j->len = strlen(text);
-		j->num = v;
-	}
+	pp_json_own_str(j, s, strlen(s));
+	j->num = v;
 	return j;
 }
 
@@ -565,8 +564,7 @@ static int add_merge(struct ctx *c, struct frame *f, const struct pp_json *m)
  * on failure. */
 static int attach(struct ctx *c, struct pp_json *node, int height, int line)
 {
-	free(node->key);
-	node->key = NULL;
+	pp_json_own_key(node, NULL);
 	if (!c->depth) {
 		c->root = node;
 		return 0;
@@ -597,7 +595,7 @@ static int attach(struct ctx *c, struct pp_json *node, int height, int line)
 					 "the merge key << takes a mapping or a list of mappings");
 		return 0;
 	} else {
-		node->key = f->key;
+		pp_json_own_key(node, f->key);
 		f->key = NULL;
 		pp_json_link(f->node, node);
 	}

@@ -1218,9 +1218,8 @@ static void mask_secrets(struct pp_json *data)
 {
 	pp_json_foreach (it, data) {
 		if (it->type == PP_JSON_STRING && secret_field(it->key)) {
-			free(it->str);
-			it->str = strdup("**********");
-			it->len = it->str ? strlen(it->str) : 0;
+			char *mask = strdup("**********");
+			pp_json_own_str(it, mask, mask ? strlen(mask) : 0);
 		} else if (it->type == PP_JSON_OBJECT) {
 			mask_secrets(it);
 		}

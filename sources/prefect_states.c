@@ -61,13 +61,18 @@ bool pp_prefect_same_attempt(const char *type, int64_t state_ms, const char *inf
 	return !(live && state_ms > ended_ms);
 }
 
-/* Swap node's content for val's, keeping node's key and place. */
-static void replace_value(struct pp_json *node, struct pp_json *val)
+/* Swap node's content for val's, keeping node's key and place; val is
+ * freed, also on failure. */
+static int replace_value(struct pp_json *node, struct pp_json *val, struct pp_error *err)
 {
-	free(node->str);
+	size_t len = val->len;
+	char *str = pp_json_take_str(val);
+	if (val->str) {
+		pp_json_free(val);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	pp_json_own_str(node, str, len);
 	node->type = val->type;
-	node->str = val->str;
-	node->len = val->len;
 	node->num = val->num;
 	node->b = val->b;
 	node->count = val->count;
@@ -75,10 +80,10 @@ static void replace_value(struct pp_json *node, struct pp_json *val)
 	node->last = val->last;
 	for (struct pp_json *c = node->child; c; c = c->next)
 		c->parent = node;
-	val->str = NULL;
 	val->child = val->last = NULL;
 	val->count = 0;
 	pp_json_free(val);
+	return 0;
 }
 
 /* "type.name[.field...]" -> the referenced value (caller frees). */
@@ -217,9 +222,7 @@ static int resolve_string(struct pp_json *node, const char *where, int depth, vo
 	int rc;
 	if (start == 0 && end == node->len) {
 		rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, where, &val, err);
-		if (!rc)
-			replace_value(node, val);
-		return rc;
+		return rc ? rc : replace_value(node, val, err);
 	}
 	struct pp_buf out;
 	pp_buf_init(&out, PP_BUF_DEFAULT_MAX);
@@ -244,9 +247,8 @@ static int resolve_string(struct pp_json *node, const char *where, int depth, vo
 	if (!rc)
 		rc = pp_buf_append(&out, node->str + done, node->len - done);
 	if (!rc) {
-		free(node->str);
-		node->len = out.len;
-		node->str = pp_buf_steal(&out);
+		size_t len = out.len;
+		pp_json_own_str(node, pp_buf_steal(&out), len);
 	}
 	pp_buf_free(&out);
 	return rc;
@@ -290,8 +292,7 @@ static int variables_in_string(struct pp_json *node, const char *where, int dept
 			return pp_error_prefix(err, "%s: ", where);
 		if (!val && !(val = pp_json_new_string("")))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
-		replace_value(node, val);
-		return 0;
+		return replace_value(node, val, err);
 	}
 	struct pp_buf out;
 	pp_buf_init(&out, PP_BUF_DEFAULT_MAX);
@@ -316,9 +317,8 @@ static int variables_in_string(struct pp_json *node, const char *where, int dept
 	if (!rc && pp_buf_append(&out, node->str + done, node->len - done))
 		rc = pp_fail(err, PP_EINVALID, "%s: text too long", where);
 	if (!rc) {
-		free(node->str);
-		node->len = out.len;
-		node->str = pp_buf_steal(&out);
+		size_t len = out.len;
+		pp_json_own_str(node, pp_buf_steal(&out), len);
 	}
 	pp_buf_free(&out);
 	return rc;
@@ -355,8 +355,8 @@ static int documents_visit(struct pp_json *j, const char *where, int depth, void
 		/* The reference object's own members go: the data takes its place. */
 		while (j->child)
 			pp_json_free(pp_json_detach(j->child));
-		replace_value(j, data);
-		return 1;
+		rc = replace_value(j, data, err);
+		return rc ? rc : 1;
 	}
 	return 0;
 }

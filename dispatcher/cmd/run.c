@@ -78,11 +78,7 @@ static int merge_vars_file(struct pp_json *vars, const char *path, struct pp_err
 	}
 	while (file->child) {
 		struct pp_json *m = pp_json_detach(file->child);
-		char *key = m->key;
-		m->key = NULL;
-		rc = pp_json_set(vars, key, m);
-		free(key);
-		if (rc) {
+		if (pp_json_set(vars, m->key, m)) {
 			pp_json_free(file);
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		}

@@ -367,6 +367,71 @@ static void test_build_set_remove(void **state)
 	pp_json_free(o);
 }
 
+/* Strings and keys made with a node share its allocation; the tree's
+ * moves and the ownership calls keep working on them (valgrind checks that
+ * each is freed once, by its owner). */
+static void test_shared_allocation_ownership(void **state)
+{
+	(void)state;
+	struct pp_json *o = parse_ok("{\"a\":\"x\\u00e9y\",\"b\":[1,\"s\"],\"c\":{\"d\":2.5}}");
+	assert_string_equal(pp_json_get_string(o, "a"), "x\xc3\xa9y");
+	assert_int_equal(pp_json_get(o, "a")->len, 4);
+	/* A parsed member moved to another object under a new key. */
+	struct pp_json *dst = pp_json_new(PP_JSON_OBJECT);
+	assert_int_equal(pp_json_set(dst, "renamed", pp_json_detach(pp_json_get(o, "a"))), 0);
+	assert_string_equal(pp_json_get_string(dst, "renamed"), "x\xc3\xa9y");
+	/* ... and under its own key, replacing a member of that name. */
+	assert_int_equal(pp_json_set_int(dst, "c", 1), 0);
+	struct pp_json *c = pp_json_detach(pp_json_get(o, "c"));
+	assert_int_equal(pp_json_set(dst, c->key, c), 0);
+	assert_int_equal(dst->count, 2);
+	assert_true(pp_json_get_number(pp_json_get(dst, "c"), "d", &(double){0}));
+	/* A member appended to an array loses its key. */
+	struct pp_json *b = pp_json_detach(pp_json_get(o, "b"));
+	assert_int_equal(pp_json_append(b, pp_json_clone(pp_json_get(dst, "renamed"))), 0);
+	assert_null(pp_json_at(b, 2)->key);
+	assert_string_equal(pp_json_string(pp_json_at(b, 2)), "x\xc3\xa9y");
+	pp_json_free(b);
+
+	/* A string replaced by an owned buffer, then taken back. */
+	struct pp_json *s = pp_json_get(dst, "renamed");
+	char *text = strdup("new");
+	assert_non_null(text);
+	pp_json_own_str(s, text, 3);
+	assert_string_equal(pp_json_get_string(dst, "renamed"), "new");
+	char *taken = pp_json_take_str(s);
+	assert_ptr_equal(taken, text);
+	assert_null(s->str);
+	free(taken);
+	pp_json_own_str(s, strdup("back"), 4);
+	/* Taking a string that shares its node's allocation copies it. */
+	struct pp_json *n = pp_json_new_string("shared");
+	taken = pp_json_take_str(n);
+	assert_string_equal(taken, "shared");
+	assert_null(n->str);
+	assert_int_equal(n->len, 0);
+	free(taken);
+	pp_json_own_str(n, strdup("again"), 5);
+	pp_json_free(n);
+	/* A key given after the node is made, replaced, then dropped. */
+	n = pp_json_new_int(7);
+	pp_json_own_key(n, strdup("k1"));
+	pp_json_own_key(n, strdup("k2"));
+	assert_string_equal(n->key, "k2");
+	pp_json_own_key(n, NULL);
+	assert_null(n->key);
+	pp_json_free(n);
+
+	char *out = pp_json_to_string(dst, 0);
+	assert_string_equal(out, "{\"renamed\":\"back\",\"c\":{\"d\":2.5}}");
+	free(out);
+	struct pp_json *copy = pp_json_clone(dst);
+	assert_true(pp_json_identical(copy, dst));
+	pp_json_free(copy);
+	pp_json_free(dst);
+	pp_json_free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_parse_string_bytes_anywhere),
 		cmocka_unit_test(test_limit_before_syntax_error),
 		cmocka_unit_test(test_build_set_remove),
+		cmocka_unit_test(test_shared_allocation_ownership),
 		cmocka_unit_test(test_write_string_escapes_anywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
