@@ -26,6 +26,8 @@
 
 /* The lines gathered under pp_log_hold go out before they would pass this. */
 #define LOG_HOLD_MAX ((size_t)16 << 10)
+/* pp_log keeps no more room than this from one line to the next. */
+#define LOG_KEEP_MAX ((size_t)4 << 10)
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum pp_log_level log_min = PP_LOG_INFO;
@@ -33,6 +35,9 @@ static enum pp_log_format log_fmt = PP_LOG_TEXT;
 static FILE *log_out;
 static bool log_holding;
 static struct pp_buf log_held = {.max = LOG_HOLD_MAX};
+/* A line's redacted message and the line itself (pp_log). */
+static struct pp_buf log_msg = {.max = LOG_MSG_MAX * 4 + sizeof(REDACTED)};
+static struct pp_buf log_line = {.max = LOG_MSG_MAX * 8};
 
 /* Registered secrets. Long-lived ones (config values, key files) stay for
  * the life of the process. Rotating ones (access tokens, temporary keys,
@@ -393,9 +398,11 @@ static void redact_into(struct pp_buf *out, const char *s)
 			s += n;
 			continue;
 		}
-		/* Copy the run of bytes up to the next secret at once. */
+		/* Copy the run of bytes up to the next secret at once; most
+		 * positions start no form at all, told by their empty bucket
+		 * without a call. */
 		size_t plain = 1;
-		while (s[plain] && !secret_at(s + plain))
+		while (s[plain] && (!bucket[pair_at(s + plain)] || !secret_at(s + plain)))
 			plain++;
 		pp_buf_append(out, s, plain);
 		s += plain;
@@ -455,12 +462,13 @@ static void put_text_escaped(struct pp_buf *out, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	while (*p) {
-		/* The run of bytes that need no escape, appended at once. */
-		size_t plain = 0;
-		while (p[plain] && (p[plain] >= 0x20 || p[plain] == '\t') && p[plain] != 0x7f)
-			plain++;
-		pp_buf_append(out, p, plain);
-		p += plain;
+		/* The run of bytes that need no escape, appended at once (the
+		 * NUL ends it as a control character). */
+		const unsigned char *q = p;
+		while (*q >= 0x20 ? *q != 0x7f : *q == '\t')
+			q++;
+		pp_buf_append(out, p, (size_t)(q - p));
+		p = q;
 		if (!*p)
 			break;
 		if (*p == '\n')
@@ -510,6 +518,8 @@ void pp_log_release(void)
 	log_holding = false;
 	write_held();
 	pp_buf_free(&log_held);
+	pp_buf_free(&log_msg);
+	pp_buf_free(&log_line);
 	pthread_mutex_unlock(&log_lock);
 }
 
@@ -524,33 +534,37 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 	}
 	pthread_mutex_unlock(&log_lock);
 
-	struct pp_buf raw, msg, line;
+	struct pp_buf raw;
 	pp_buf_init(&raw, LOG_MSG_MAX * 4);
-	pp_buf_init(&msg, LOG_MSG_MAX * 4 + sizeof(REDACTED));
-	pp_buf_init(&line, LOG_MSG_MAX * 8);
 	/* Most messages fit a line on the stack: formatted once, not measured
-	 * first. */
+	 * first, and read from there. */
 	char first[512];
+	const char *text = first;
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(first, sizeof(first), fmt, ap);
 	va_end(ap);
-	int frc;
-	if (n >= 0 && (size_t)n < sizeof(first)) {
-		frc = pp_buf_append(&raw, first, (size_t)n);
-	} else {
+	int frc = 0;
+	if (n < 0 || (size_t)n >= sizeof(first)) {
 		va_start(ap, fmt);
 		frc = pp_buf_vprintf(&raw, fmt, ap);
 		va_end(ap);
+		text = pp_buf_str(&raw);
 	}
 	char ts[PP_TIME_LEN];
 	pp_time_format(pp_wall_ms(), true, ts);
 
 	pthread_mutex_lock(&log_lock);
+	/* The line's buffers are kept from one line to the next (under
+	 * log_lock), so a line costs no allocation; a long line's room is
+	 * given back below. */
+	struct pp_buf msg = log_msg, line = log_line;
+	pp_buf_reset(&msg);
+	pp_buf_reset(&line);
 	if (frc)
 		pp_buf_puts(&msg, "(log message too long to format)");
 	else
-		redact_into(&msg, pp_buf_str(&raw));
+		redact_into(&msg, text);
 	/* Cut only after redaction, so no part of a secret survives the cut. */
 	if (msg.len > LOG_MSG_MAX) {
 		msg.data[LOG_MSG_MAX] = '\0';
@@ -558,12 +572,18 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 		pp_buf_puts(&msg, "...[truncated]");
 	}
 	if (log_fmt == PP_LOG_JSON) {
-		pp_buf_printf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
-			      level_names_lower[lvl]);
+		pp_buf_puts(&line, "{\"ts\":\"");
+		pp_buf_puts(&line, ts);
+		pp_buf_puts(&line, "\",\"level\":\"");
+		pp_buf_puts(&line, level_names_lower[lvl]);
+		pp_buf_puts(&line, "\",\"msg\":\"");
 		put_json_escaped(&line, pp_buf_str(&msg));
 		pp_buf_puts(&line, "\"}\n");
 	} else {
-		pp_buf_printf(&line, "%s %s ", ts, level_names[lvl]);
+		pp_buf_puts(&line, ts);
+		pp_buf_putc(&line, ' ');
+		pp_buf_puts(&line, level_names[lvl]);
+		pp_buf_putc(&line, ' ');
 		put_text_escaped(&line, pp_buf_str(&msg));
 		pp_buf_putc(&line, '\n');
 	}
@@ -571,8 +591,12 @@ void pp_log(enum pp_log_level lvl, const char *fmt, ...)
 		write_held();
 		write_out(pp_buf_str(&line));
 	}
+	if (msg.alloc > LOG_KEEP_MAX)
+		pp_buf_free(&msg);
+	if (line.alloc > LOG_KEEP_MAX)
+		pp_buf_free(&line);
+	log_msg = msg;
+	log_line = line;
 	pthread_mutex_unlock(&log_lock);
 	pp_buf_free(&raw);
-	pp_buf_free(&msg);
-	pp_buf_free(&line);
 }

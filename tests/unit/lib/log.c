@@ -255,6 +255,36 @@ static void test_cut_message_leaks_no_secret_prefix(void **state)
 	free(msg);
 }
 
+static void test_lines_after_a_long_one_stand_alone(void **state)
+{
+	/* A message past the stack's room, then short ones: each line holds
+	 * its own text alone, redacted, in text and JSON alike. */
+	pp_secret_register("hunter2secret");
+	pp_log_setup(PP_LOG_INFO, PP_LOG_TEXT, sink);
+	char long_msg[9000];
+	memset(long_msg, 'x', sizeof(long_msg) - 1);
+	long_msg[sizeof(long_msg) - 1] = '\0';
+	memcpy(long_msg + 4000, "hunter2secret", 13);
+	pp_info("%s", long_msg);
+	pp_info("short %s", "hunter2secret");
+	pp_info("b");
+	pp_log_setup(PP_LOG_INFO, PP_LOG_JSON, sink);
+	pp_warn("c");
+	char *out = captured();
+	assert_null(strstr(out, "hunter2"));
+	char *l2 = strchr(out, '\n') + 1;
+	assert_true(is_timestamp(l2));
+	assert_int_equal(strchr(l2, '\n') - (l2 + 24), strlen(" INFO short [REDACTED]"));
+	assert_memory_equal(l2 + 24, " INFO short [REDACTED]\n", 23);
+	char *l3 = strchr(l2, '\n') + 1;
+	assert_memory_equal(l3 + 24, " INFO b\n", 8);
+	char *l4 = strchr(l3, '\n') + 1;
+	assert_memory_equal(l4, "{\"ts\":\"", 7);
+	assert_true(is_timestamp(l4 + 7));
+	assert_string_equal(l4 + 31, "\",\"level\":\"warn\",\"msg\":\"c\"}\n");
+	free(out);
+}
+
 #define THREADS 4
 #define LINES	500
 
@@ -366,6 +396,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_secret_encodings_redacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_message_leaks_no_secret_prefix, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lines_after_a_long_one_stand_alone, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_threads_do_not_interleave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_lines_written_at_flush_in_order, setup,

@@ -108,6 +108,15 @@ static void test_format_round_trip(void **state)
 	assert_string_equal(t, "1969-12-31T23:59:59.500Z");
 	pp_time_format(0, true, t);
 	assert_string_equal(t, "1970-01-01T00:00:00.000Z");
+	/* The ends of the years formatted digit by digit, and past them. */
+	pp_time_format(253402300799999LL, true, t);
+	assert_string_equal(t, "9999-12-31T23:59:59.999Z");
+	pp_time_format(253402300800000LL, true, t);
+	assert_string_equal(t, "10000-01-01T00:00:00.000Z");
+	pp_time_format(-62167219200000LL, false, t);
+	assert_string_equal(t, "0000-01-01T00:00:00Z");
+	pp_time_format(-62167219200001LL, true, t);
+	assert_string_equal(t, "-001-12-31T23:59:59.999Z");
 	/* Every day of four centuries (leap days, century rules) formats to
 	 * what parses back to the same instant. */
 	for (int64_t ms = -62135596800000LL; ms < 253402300799000LL;
