@@ -384,9 +384,7 @@ if only curve; then
 	if [ -n "$held_cpu" ]; then
 		note "curve: idle serve, empty store"
 		cf=$(conf curve-empty "poll_interval = 0.05")
-		"$PUSHPOOL" serve -c "$cf" 2>"$T/curve-empty.log" &
-		SERVE_PID=$!
-		sleep 2
+		serve_started curve-empty "$cf"
 		empty=$(cpu_window_ms)
 		stop_serve
 		emit "$(jq -nc --argjson n "$most_in_flight" --argjson s "$IDLE_SECONDS" \
@@ -497,11 +495,9 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 				die "idle serve on $1: /metrics never counted $2 SUCCEEDED runs"
 			sleep 0.1
 		done
-		a=$(awk '{ print $1 }' "/proc/$SERVE_PID/schedstat")
-		sleep "$IDLE_SECONDS"
-		b=$(awk '{ print $1 }' "/proc/$SERVE_PID/schedstat")
+		cpu=$(cpu_window_ms)
 		stop_serve
-		echo $(((b - a) / 1000000))
+		echo "$cpu"
 	}
 	if [ "$IDLE_SECONDS" -gt 0 ] && [ -n "${largest:-}" ]; then
 		note "curve: idle serve with metrics, $largest finished runs stored"

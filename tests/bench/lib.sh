@@ -87,6 +87,18 @@ serve_until_submitted() { # NAME CONF WANT [WRAPPER...]
 		sleep 0.1
 	done
 }
+# serve on CONF, returned once its loop has started (its "dispatcher …:
+# store …" line; deadline 60 s) rather than after a fixed wait.
+serve_started() { # NAME CONF
+	"${SERVE_BIN:-$PUSHPOOL}" serve -c "$2" 2>"$T/$1.log" &
+	SERVE_PID=$!
+	deadline=$(($(date +%s) + 60))
+	until grep -q '^[^ ]* INFO dispatcher .*: store ' "$T/$1.log"; do
+		kill -0 "$SERVE_PID" 2>/dev/null || die "serve on $1 exited: $(tail -n 5 "$T/$1.log")"
+		[ "$(date +%s)" -lt "$deadline" ] || die "serve on $1: not started in 60 s"
+		sleep 0.1
+	done
+}
 stop_serve() {
 	kill -INT "$SERVE_PID"
 	wait "$SERVE_PID" || die "serve exited $? after SIGINT"

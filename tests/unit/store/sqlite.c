@@ -371,6 +371,18 @@ static void test_claim_without_free_leases_builds_no_temporary_btree(void **stat
 	assert_int_equal(page_caches, 0);
 }
 
+/* Another connection to the test's store, after it ran sql (rows a test
+ * writes directly rather than through the store's ops). */
+static sqlite3 *store_with(const char *sql)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(sqlite_path, &db), SQLITE_OK);
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s", msg);
+	return db;
+}
+
 /* The claim of a pool, queue or deployment with a limit counts the runs
  * holding its slots (db.h's count_active): through indexes, so a store's
  * finished runs are never read (they were, each claim: 188 ms a claim of
@@ -379,10 +391,7 @@ static void test_claim_without_free_leases_builds_no_temporary_btree(void **stat
 static void test_slot_counts_read_no_finished_run(void **state)
 {
 	(void)state;
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(sqlite_path, &db), SQLITE_OK);
-	char *msg = NULL;
-	const char *fill =
+	sqlite3 *db = store_with(
 		"WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 3000)"
 		" INSERT INTO runs (id, pool, deployment, source, scheduled_ms, state, created_ms,"
 		"  updated_ms) SELECT printf('done-%05d', i), 'a', 'd', 'deployment', i,"
@@ -392,9 +401,7 @@ static void test_slot_counts_read_no_finished_run(void **state)
 		" ('flying', 'a', 'd', 'deployment', 'q1', 1, 'SUBMITTED', 1, 1, 'x'),"
 		" ('held', 'a', 'd', 'deployment', NULL, 1, 'SCHEDULED', 1, 1, 'x'),"
 		" ('waiting', 'a', 'd', 'deployment', NULL, 1, 'SCHEDULED', 1, 1, NULL),"
-		" ('elsewhere', 'b', NULL, 'local', NULL, 1, 'RUNNING', 1, 1, 'x');";
-	if (sqlite3_exec(db, fill, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s", msg);
+		" ('elsewhere', 'b', NULL, 'local', NULL, 1, 'RUNNING', 1, 1, 'x');");
 	static const struct {
 		int slot;
 		const char *a, *b;
@@ -434,10 +441,7 @@ static void test_slot_counts_read_no_finished_run(void **state)
 static void test_cancel_requests_read_only_requested_runs(void **state)
 {
 	struct pp_store *s = *state;
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(sqlite_path, &db), SQLITE_OK);
-	char *msg = NULL;
-	const char *fill =
+	sqlite3 *db = store_with(
 		"WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 3000)"
 		" INSERT INTO runs (id, pool, job_variables, scheduled_ms, state, created_ms,"
 		"  updated_ms, lease_owner) SELECT printf('flying-%05d', i), 'a',"
@@ -447,9 +451,7 @@ static void test_cancel_requests_read_only_requested_runs(void **state)
 		" ('wanted', 'a', 1, 'RUNNING', 1, 1, 'x', 1),"
 		" ('theirs', 'a', 1, 'RUNNING', 1, 1, 'y', 1),"
 		" ('over', 'a', 1, 'CANCELLED', 1, 1, 'x', 1),"
-		" ('released', 'a', 1, 'SUCCEEDED', 1, 1, NULL, 1);";
-	if (sqlite3_exec(db, fill, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s", msg);
+		" ('released', 'a', 1, 'SUCCEEDED', 1, 1, NULL, 1);");
 	sqlite3_close(db);
 	char(*ids)[PP_ID_LEN] = NULL;
 	int n = 0;
