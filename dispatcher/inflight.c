@@ -275,7 +275,9 @@ void inflight_write_applied(struct inflight *a, const struct pp_run_update *u)
 bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u)
 {
 	struct pp_error err = {0};
-	int rc = L->store->ops->update(L->store, a->rec.id, a->rec.fence, u, &err);
+	struct pp_run_update w = *u;
+	w.row = a->rec.row;
+	int rc = L->store->ops->update(L->store, a->rec.id, a->rec.fence, &w, &err);
 	if (rc) {
 		inflight_write_failed(L, a, rc, &err);
 		return false;

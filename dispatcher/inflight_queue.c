@@ -32,7 +32,9 @@ bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp
 		L->queued_cap = cap;
 	}
 	struct pp_error err = {0};
-	int rc = L->store->ops->update_queue(L->store, a->rec.id, a->rec.fence, u, &err);
+	struct pp_run_update w = *u;
+	w.row = a->rec.row;
+	int rc = L->store->ops->update_queue(L->store, a->rec.id, a->rec.fence, &w, &err);
 	if (rc) {
 		inflight_write_failed(L, a, rc, &err);
 		return false;

@@ -124,7 +124,8 @@ void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
 		struct pp_run_update u = {.state = PP_ST_SCHEDULED,
 					  .attempt = -1,
 					  .next_attempt_ms = -1,
-					  .release_lease = true};
+					  .release_lease = true,
+					  .row = p->ahead[i].row};
 		struct pp_error err = {0};
 		/* A failure leaves the lease to lapse, as after a crash. */
 		if (L->store->ops->update(L->store, p->ahead[i].id, p->ahead[i].fence, &u, &err))

@@ -78,6 +78,9 @@ struct pp_run_rec {
 	enum pp_store_state state;
 	bool cancel_requested;
 	int64_t fence; /* generation of the lease this copy was claimed with */
+	/* The store's own address of the row (SQLite: its rowid), 0 when it
+	 * has none; opaque to everyone else, handed back in pp_run_update. */
+	int64_t row;
 };
 
 void pp_run_rec_free(struct pp_run_rec *r);
@@ -91,6 +94,10 @@ struct pp_run_update {
 	const char *error;	 /* NULL: unchanged, "": clear */
 	bool release_lease;
 	const char *event; /* appended to the history when non-NULL */
+	/* The run's pp_run_rec.row, so that the store finds the row without
+	 * a search by id; 0: by id. A stale value costs a search, never the
+	 * wrong row: the id is checked too. */
+	int64_t row;
 };
 
 struct pp_run_event {

@@ -495,6 +495,61 @@ static int write_state(struct pp_store *s, const struct pp_run_rec *r, enum pp_s
 	return s->ops->update(s, r->id, fence, &u, &err);
 }
 
+/* A run's write finds its row by the rowid the claim read it with, and
+ * never writes another run's row: a rowid that names another run (or, after
+ * VACUUM renumbered the table, none) is checked against the id and the
+ * write goes by id; a stale fence is refused either way. */
+static void test_update_by_row_writes_only_its_run(void **state)
+{
+	struct pp_store *s = *state;
+	int64_t now = pp_wall_ms();
+	schedule(s, "p", 0, now - 2, NULL);
+	schedule(s, "p", 0, now - 1, NULL);
+	struct pp_run_rec *runs = NULL;
+	int n = 0;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->claim(s, "p", "me", 60000, 2, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_true(runs[0].row > 0 && runs[1].row > 0 && runs[0].row != runs[1].row);
+	struct pp_run_update u = {.state = PP_ST_SUBMITTING,
+				  .attempt = 1,
+				  .next_attempt_ms = -1,
+				  .event = "submitting (try 1)"};
+	/* The right row: read through the table alone, not runs' id index
+	 * (counted once the statement is prepared). */
+	u.row = runs[0].row;
+	assert_int_equal(s->ops->update(s, runs[0].id, runs[0].fence, &u, &err), 0);
+	u.state = PP_ST_SUBMITTED;
+	page_fetches = 0;
+	assert_int_equal(s->ops->update(s, runs[0].id, runs[0].fence, &u, &err), 0);
+	long by_row = page_fetches;
+	u.row = 0;
+	page_fetches = 0;
+	assert_int_equal(s->ops->update(s, runs[0].id, runs[0].fence, &u, &err), 0);
+	long by_id = page_fetches;
+	if (by_row >= by_id)
+		fail_msg("a write by rowid read %ld pages, by id %ld", by_row, by_id);
+	/* Another run's row: the write lands on its own run only. */
+	u.row = runs[0].row;
+	u.state = PP_ST_SUBMITTING;
+	assert_int_equal(s->ops->update(s, runs[1].id, runs[1].fence, &u, &err), 0);
+	int nev = 0;
+	assert_int_equal(seen_state(runs[1].id, &nev), PP_ST_SUBMITTING);
+	assert_int_equal(nev, 2); /* scheduled, submitting */
+	assert_int_equal(seen_state(runs[0].id, &nev), PP_ST_SUBMITTED);
+	assert_int_equal(nev, 4); /* scheduled, submitting, submitted twice */
+	/* A row that no longer exists, and a stale fence through the right row. */
+	u.row = runs[1].row + 1000;
+	u.state = PP_ST_SUBMITTED;
+	assert_int_equal(s->ops->update(s, runs[1].id, runs[1].fence, &u, &err), 0);
+	assert_int_equal(seen_state(runs[1].id, &nev), PP_ST_SUBMITTED);
+	u.row = runs[1].row;
+	u.state = PP_ST_RUNNING;
+	assert_int_equal(s->ops->update(s, runs[1].id, runs[1].fence - 1, &u, &err), PP_ECONFLICT);
+	assert_int_equal(seen_state(runs[1].id, &nev), PP_ST_SUBMITTED);
+	pp_run_recs_free(runs, n);
+}
+
 /* Group commit: the writes of a turn (a claim, fenced updates, a
  * deployment write) are invisible to others until turn_end commits them
  * together; a fenced-out write and a failed one undo only themselves. */
@@ -670,6 +725,8 @@ int main(void)
 						sqlite_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_slot_counts_read_no_finished_run, sqlite_setup,
 						store_teardown),
+		cmocka_unit_test_setup_teardown(test_update_by_row_writes_only_its_run,
+						sqlite_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_turn_commits_its_writes_together, sqlite_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_turn_write_is_never_half_applied, sqlite_setup,
