@@ -19,6 +19,8 @@
 struct vctx {
 	const struct pp_json *root;
 	struct pp_error *err;
+	pp_schema_secret_fn *noted; /* NULL: nobody asked */
+	void *noted_arg;
 };
 
 static int validate(struct vctx *v, const struct pp_json *schema, const struct pp_json *value,
@@ -485,16 +487,26 @@ static int validate(struct vctx *v, const struct pp_json *schema, const struct p
 	const struct pp_json *one = pp_json_get(schema, "oneOf");
 	if (!rc && one && one->type == PP_JSON_ARRAY)
 		rc = check_alternatives(v, one, true, value, path, depth);
-	if (!rc && value->type == PP_JSON_STRING && is_secret_schema(schema))
+	if (!rc && value->type == PP_JSON_STRING && is_secret_schema(schema)) {
 		pp_secret_register_rotating(value->str);
+		if (v->noted)
+			v->noted(value->str, v->noted_arg);
+	}
 	return rc;
+}
+
+int pp_schema_validate_noting(const struct pp_json *schema, const struct pp_json *root,
+			      const struct pp_json *value, const char *path,
+			      pp_schema_secret_fn *noted, void *arg, struct pp_error *err)
+{
+	struct vctx v = {.root = root, .err = err, .noted = noted, .noted_arg = arg};
+	if (!schema || !value)
+		return 0;
+	return validate(&v, schema, value, path, 0);
 }
 
 int pp_schema_validate(const struct pp_json *schema, const struct pp_json *root,
 		       const struct pp_json *value, const char *path, struct pp_error *err)
 {
-	struct vctx v = {.root = root, .err = err};
-	if (!schema || !value)
-		return 0;
-	return validate(&v, schema, value, path, 0);
+	return pp_schema_validate_noting(schema, root, value, path, NULL, NULL, err);
 }

@@ -588,8 +588,45 @@ static int check_layer(const struct pp_json *layer, const char *what, const stru
 
 /* A null in env means "unset this variable" (prepare_for_run drops it), so
  * it is not held against the schema's value type. */
+/* Copies of the strings validation registered as secrets (lib/schema.h),
+ * kept with the values they came from so that a render cache hit registers
+ * them again without validating again: the log's ring of secrets may have
+ * let them go since. lost: one could not be copied. */
+struct secret_strings {
+	char **v;
+	size_t n, cap;
+	bool lost;
+};
+
+static void secret_strings_free(struct secret_strings *ss)
+{
+	for (size_t i = 0; i < ss->n; i++)
+		free(ss->v[i]);
+	free(ss->v);
+	*ss = (struct secret_strings){0};
+}
+
+static void note_secret(const char *secret, void *arg)
+{
+	struct secret_strings *ss = arg;
+	if (ss->n == ss->cap) {
+		size_t cap = ss->cap ? ss->cap * 2 : 4;
+		char **v = realloc(ss->v, cap * sizeof(*v));
+		if (!v) {
+			ss->lost = true;
+			return;
+		}
+		ss->v = v;
+		ss->cap = cap;
+	}
+	if (!(ss->v[ss->n] = strdup(secret)))
+		ss->lost = true;
+	else
+		ss->n++;
+}
+
 static int validate_env(const struct pp_json *schema, const struct pp_json *variables,
-			const struct pp_json *env, struct pp_error *err)
+			const struct pp_json *env, struct secret_strings *ss, struct pp_error *err)
 {
 	struct pp_json *set = pp_json_new(PP_JSON_OBJECT);
 	if (!set)
@@ -602,27 +639,29 @@ static int validate_env(const struct pp_json *schema, const struct pp_json *vari
 	if (rc)
 		rc = pp_fail(err, rc, "out of memory validating env");
 	else
-		rc = pp_schema_validate(schema, variables, set, "env", err);
+		rc = pp_schema_validate_noting(schema, variables, set, "env", note_secret, ss, err);
 	pp_json_free(set);
 	return rc;
 }
 
 static int validate_value(const struct pp_json *variables, const struct pp_json *props,
-			  const struct pp_json *v, struct pp_error *err)
+			  const struct pp_json *v, struct secret_strings *ss, struct pp_error *err)
 {
 	const struct pp_json *schema = pp_json_get(props, v->key);
 	if (v->type == PP_JSON_NULL && pp_schema_allows_null(schema))
 		return 0;
 	int rc;
 	if (!strcmp(v->key, "env") && v->type == PP_JSON_OBJECT)
-		rc = validate_env(schema, variables, v, err);
+		rc = validate_env(schema, variables, v, ss, err);
 	else
-		rc = pp_schema_validate(schema, variables, v, v->key, err);
+		rc = pp_schema_validate_noting(schema, variables, v, v->key, note_secret, ss, err);
+	if (!rc && ss->lost)
+		return pp_fail(err, PP_ENOMEM, "out of memory validating job variables");
 	return rc ? pp_error_prefix(err, "job variable ") : 0;
 }
 
 static int validate_values(const struct pp_json *variables, const struct pp_json *values,
-			   struct pp_error *err)
+			   struct secret_strings *ss, struct pp_error *err)
 {
 	const struct pp_json *props = pp_json_get(variables, "properties");
 	pp_json_foreach (r, pp_json_get(variables, "required")) {
@@ -635,7 +674,7 @@ static int validate_values(const struct pp_json *variables, const struct pp_json
 				       r->str);
 	}
 	pp_json_foreach (v, values) {
-		int rc = validate_value(variables, props, v, err);
+		int rc = validate_value(variables, props, v, ss, err);
 		if (rc)
 			return rc;
 	}
@@ -645,7 +684,7 @@ static int validate_values(const struct pp_json *variables, const struct pp_json
 /* The variables a placeholder can name: schema defaults (null defaults left
  * out, as Prefect does, so their keys disappear), then each layer. */
 static int build_values(const struct pp_json *variables, const struct pp_json *const layers[3],
-			struct pp_json **out, struct pp_error *err)
+			struct pp_json **out, struct secret_strings *ss, struct pp_error *err)
 {
 	static const char *const layer_names[3] = {"pool", "deployment", "run"};
 	const struct pp_json *props = pp_json_get(variables, "properties");
@@ -671,7 +710,7 @@ static int build_values(const struct pp_json *variables, const struct pp_json *c
 		pp_json_free(values);
 		return pp_fail(err, rc, "out of memory merging job variables");
 	}
-	rc = validate_values(variables, values, err);
+	rc = validate_values(variables, values, ss, err);
 	if (rc) {
 		pp_json_free(values);
 		return rc;
@@ -810,14 +849,16 @@ static int prepare_for_run(struct pp_json *cfg, const struct pp_run_ctx *ctx, st
 
 /* What a render takes from the template and the variable layers alone. */
 struct render_inputs {
-	struct pp_json *values;	  /* merged and validated; built-in names apart */
-	struct pp_json *job_copy; /* NULL: the template's job_configuration as is */
+	struct pp_json *values;	       /* merged and validated; built-in names apart */
+	struct pp_json *job_copy;      /* NULL: the template's job_configuration as is */
+	struct secret_strings secrets; /* of values */
 };
 
 static void inputs_free(struct render_inputs *in)
 {
 	pp_json_free(in->values);
 	pp_json_free(in->job_copy);
+	secret_strings_free(&in->secrets);
 	*in = (struct render_inputs){0};
 }
 
@@ -828,9 +869,12 @@ static int render_inputs(const struct pp_json *tmpl, const struct pp_json *const
 	const struct pp_json *job = pp_json_get(tmpl, "job_configuration");
 	if (!job || job->type != PP_JSON_OBJECT)
 		return pp_fail(err, PP_EINVALID, "template: job_configuration must be an object");
-	int rc = build_values(pp_json_get(tmpl, "variables"), layers, &in->values, err);
-	if (rc)
+	int rc = build_values(pp_json_get(tmpl, "variables"), layers, &in->values, &in->secrets,
+			      err);
+	if (rc) {
+		inputs_free(in);
 		return rc;
+	}
 	/* A literal env object in the template takes the variables' env on top,
 	 * as from_template_and_values() does: only then is the template copied
 	 * to take it. */
@@ -994,31 +1038,12 @@ static int cache_fill(struct pp_render_cache *c, struct cache_entry *e,
 	return 0;
 }
 
-static bool holds_string(const struct pp_json *j)
+/* Validating registered the strings of secret variables with the log's
+ * redaction, whose ring of them may have let a cache's go since. */
+static void register_secrets(const struct secret_strings *ss)
 {
-	if (j->type == PP_JSON_STRING)
-		return true;
-	pp_json_foreach (c, j) {
-		if (holds_string(c))
-			return true;
-	}
-	return false;
-}
-
-/* Validating registers the strings of secret variables with the log's
- * redaction (pp_schema_validate), whose ring of them may have let a
- * cache's go since: the values with strings are validated again for that
- * alone. */
-static int register_secrets(const struct pp_json *variables, const struct pp_json *values,
-			    struct pp_error *err)
-{
-	const struct pp_json *props = pp_json_get(variables, "properties");
-	pp_json_foreach (v, values) {
-		int rc = holds_string(v) ? validate_value(variables, props, v, err) : 0;
-		if (rc)
-			return rc;
-	}
-	return 0;
+	for (size_t i = 0; i < ss->n; i++)
+		pp_secret_register_rotating(ss->v[i]);
 }
 
 int pp_render_job_cached(struct pp_render_cache *c, const struct pp_json *deployment_vars,
@@ -1033,7 +1058,7 @@ int pp_render_job_cached(struct pp_render_cache *c, const struct pp_json *deploy
 	bool again = e != NULL;
 	int rc = 0;
 	if (again) {
-		rc = register_secrets(pp_json_get(c->tmpl, "variables"), e->in.values, err);
+		register_secrets(&e->in.secrets);
 	} else {
 		e = room;
 		rc = cache_fill(c, e, deployment_vars, run_vars, err);

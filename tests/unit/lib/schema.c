@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/schema.h"
 
@@ -243,6 +244,47 @@ static void test_secrets(void **state)
 	pp_secret_clear();
 }
 
+static void collect(const char *secret, void *arg)
+{
+	struct pp_buf *b = arg;
+	assert_int_equal(pp_buf_printf(b, "%s|", secret), 0);
+}
+
+/* pp_schema_validate_noting tells what it registers: the strings of secret
+ * members wherever they are (behind $ref, in items, in the branch anyOf
+ * took), and no other string. */
+static void test_secrets_noted(void **state)
+{
+	(void)state;
+	pp_secret_clear();
+	struct pp_json *root = js(root_text);
+	struct pp_json *schema =
+		js("{\"type\": \"object\", \"properties\": {"
+		   " \"creds\": {\"$ref\": \"#/definitions/Creds\"},"
+		   " \"keys\": {\"type\": \"array\", \"items\": {\"type\": \"string\","
+		   "  \"writeOnly\": true}},"
+		   " \"either\": {\"anyOf\": [{\"type\": \"integer\"},"
+		   "  {\"type\": \"string\", \"format\": \"password\"}]},"
+		   " \"plain\": {\"type\": \"string\"}}}");
+	struct pp_json *value = js("{\"creds\": {\"secret\": \"s-one\"}, \"keys\": [\"s-two\","
+				   " \"s-three\"], \"either\": \"s-four\", \"plain\": \"open\"}");
+	struct pp_buf noted;
+	pp_buf_init(&noted, 256);
+	struct pp_error err = {0};
+	assert_int_equal(
+		pp_schema_validate_noting(schema, root, value, "var", collect, &noted, &err), 0);
+	assert_string_equal(pp_buf_str(&noted), "s-one|s-two|s-three|s-four|");
+	char text[] = "s-four open";
+	pp_redact(text);
+	assert_null(strstr(text, "s-four")); /* registered, as ever */
+	assert_non_null(strstr(text, "open"));
+	pp_buf_free(&noted);
+	pp_json_free(value);
+	pp_json_free(schema);
+	pp_json_free(root);
+	pp_secret_clear();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_any_one_of),
 		cmocka_unit_test(test_null_allowed),
 		cmocka_unit_test(test_secrets),
+		cmocka_unit_test(test_secrets_noted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

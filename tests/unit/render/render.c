@@ -696,6 +696,29 @@ static void test_secret_variables_registered(void **state)
 	pp_render_cache_free(c);
 	pp_json_free(tmpl);
 	pp_json_free(run);
+
+	/* Secrets in env (validated through a copy of it) and at the top, on
+	 * every hit, without validating again. */
+	tmpl = js("{\"job_configuration\": {\"env\": \"{{ env }}\", \"token\": \"{{ token }}\"},"
+		  " \"variables\": {\"type\": \"object\", \"properties\": {"
+		  "  \"env\": {\"type\": \"object\", \"additionalProperties\":"
+		  "   {\"type\": \"string\", \"writeOnly\": true}},"
+		  "  \"token\": {\"type\": \"string\", \"format\": \"password\"}}}}");
+	run = js("{\"env\": {\"API_KEY\": \"env-secret-abcdef\"},"
+		 " \"token\": \"tok-secret-123456\"}");
+	c = pp_render_cache_new(tmpl, NULL);
+	for (int i = 0; i < 3; i++) {
+		pp_secret_clear();
+		assert_int_equal(pp_render_job_cached(c, NULL, run, &run_ctx, &out, &err), 0);
+		char again[] = "a=env-secret-abcdef b=tok-secret-123456";
+		pp_redact(again);
+		assert_string_equal(again, "a=[REDACTED] b=[REDACTED]");
+		pp_json_free(out);
+	}
+	pp_secret_clear();
+	pp_render_cache_free(c);
+	pp_json_free(tmpl);
+	pp_json_free(run);
 }
 
 /* pp_render_job of the layers and ctx, and what the cache gives for them:
