@@ -663,6 +663,28 @@ static void test_default_modal(void **state)
 	pp_json_free(out);
 }
 
+/* Three runs of run_vars through a fresh cache of tmpl, the log's secrets
+ * forgotten before each: after each render, text reads as want. */
+static void hits_redact(const struct pp_json *tmpl, const char *run_vars, const char *text,
+			const char *want)
+{
+	struct pp_json *run = js(run_vars), *out = NULL;
+	struct pp_error err = {0};
+	struct pp_render_cache *c = pp_render_cache_new(tmpl, NULL);
+	for (int i = 0; i < 3; i++) {
+		pp_secret_clear();
+		assert_int_equal(pp_render_job_cached(c, NULL, run, &run_ctx, &out, &err), 0);
+		char again[128];
+		snprintf(again, sizeof(again), "%s", text);
+		pp_redact(again);
+		assert_string_equal(again, want);
+		pp_json_free(out);
+	}
+	pp_secret_clear();
+	pp_render_cache_free(c);
+	pp_json_free(run);
+}
+
 /* Values of writeOnly / password variables are redacted from then on. */
 static void test_secret_variables_registered(void **state)
 {
@@ -679,24 +701,13 @@ static void test_secret_variables_registered(void **state)
 
 	/* A cache registers them again for every run it renders: the log's
 	 * ring of them may have let them go since the first. */
-	struct pp_json *tmpl = NULL, *run = js("{\"resource_group_name\": \"rg\","
-					       " \"subscription_id\": \"sub-secret-5678\"}");
+	struct pp_json *tmpl = NULL;
 	struct pp_error err = {0};
 	assert_int_equal(pp_template_default("azure-container-instance", &tmpl, &err), 0);
-	struct pp_render_cache *c = pp_render_cache_new(tmpl, NULL);
-	for (int i = 0; i < 3; i++) {
-		pp_secret_clear();
-		assert_int_equal(pp_render_job_cached(c, NULL, run, &run_ctx, &out, &err), 0);
-		char again[] = "id=sub-secret-5678";
-		pp_redact(again);
-		assert_string_equal(again, "id=[REDACTED]");
-		pp_json_free(out);
-	}
-	pp_secret_clear();
-	pp_render_cache_free(c);
+	hits_redact(tmpl,
+		    "{\"resource_group_name\": \"rg\", \"subscription_id\": \"sub-secret-5678\"}",
+		    "id=sub-secret-5678", "id=[REDACTED]");
 	pp_json_free(tmpl);
-	pp_json_free(run);
-
 	/* Secrets in env (validated through a copy of it) and at the top, on
 	 * every hit, without validating again. */
 	tmpl = js("{\"job_configuration\": {\"env\": \"{{ env }}\", \"token\": \"{{ token }}\"},"
@@ -704,21 +715,11 @@ static void test_secret_variables_registered(void **state)
 		  "  \"env\": {\"type\": \"object\", \"additionalProperties\":"
 		  "   {\"type\": \"string\", \"writeOnly\": true}},"
 		  "  \"token\": {\"type\": \"string\", \"format\": \"password\"}}}}");
-	run = js("{\"env\": {\"API_KEY\": \"env-secret-abcdef\"},"
-		 " \"token\": \"tok-secret-123456\"}");
-	c = pp_render_cache_new(tmpl, NULL);
-	for (int i = 0; i < 3; i++) {
-		pp_secret_clear();
-		assert_int_equal(pp_render_job_cached(c, NULL, run, &run_ctx, &out, &err), 0);
-		char again[] = "a=env-secret-abcdef b=tok-secret-123456";
-		pp_redact(again);
-		assert_string_equal(again, "a=[REDACTED] b=[REDACTED]");
-		pp_json_free(out);
-	}
-	pp_secret_clear();
-	pp_render_cache_free(c);
+	hits_redact(
+		tmpl,
+		"{\"env\": {\"API_KEY\": \"env-secret-abcdef\"}, \"token\": \"tok-secret-123456\"}",
+		"a=env-secret-abcdef b=tok-secret-123456", "a=[REDACTED] b=[REDACTED]");
 	pp_json_free(tmpl);
-	pp_json_free(run);
 }
 
 /* pp_render_job of the layers and ctx, and what the cache gives for them:
