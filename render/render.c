@@ -586,8 +586,6 @@ static int check_layer(const struct pp_json *layer, const char *what, const stru
 	return 0;
 }
 
-/* A null in env means "unset this variable" (prepare_for_run drops it), so
- * it is not held against the schema's value type. */
 /* Copies of the strings validation registered as secrets (lib/schema.h),
  * kept with the values they came from so that a render cache hit registers
  * them again without validating again: the log's ring of secrets may have
@@ -625,6 +623,8 @@ static void note_secret(const char *secret, void *arg)
 		ss->n++;
 }
 
+/* A null in env means "unset this variable" (prepare_for_run drops it), so
+ * it is not held against the schema's value type. */
 static int validate_env(const struct pp_json *schema, const struct pp_json *variables,
 			const struct pp_json *env, struct secret_strings *ss, struct pp_error *err)
 {
