@@ -20,14 +20,21 @@ static struct pp_json *parse_ok(const char *s)
 	return j;
 }
 
-static void expect_error(const char *s, const char *msg_part)
+/* The message of s's parse under lim (NULL: the defaults), which must
+ * fail as invalid and give no tree. */
+static const char *parse_fails(const char *s, const struct pp_json_limits *lim,
+			       struct pp_error *err)
 {
 	struct pp_json *j = NULL;
-	struct pp_error err = {0};
-	int rc = pp_json_parse(s, strlen(s), NULL, &j, &err);
-	assert_int_equal(rc, PP_EINVALID);
+	assert_int_equal(pp_json_parse(s, strlen(s), lim, &j, err), PP_EINVALID);
 	assert_null(j);
-	if (!strstr(err.msg, msg_part))
+	return err->msg;
+}
+
+static void expect_error(const char *s, const char *msg_part)
+{
+	struct pp_error err = {0};
+	if (!strstr(parse_fails(s, NULL, &err), msg_part))
 		fail_msg("error for %s was '%s', expected '%s'", s, err.msg, msg_part);
 }
 
@@ -236,8 +243,8 @@ static void test_token_limit(void **state)
 	struct pp_json_limits lim = {.max_tokens = 4};
 	struct pp_json *j = NULL;
 	struct pp_error err = {0};
-	assert_int_equal(pp_json_parse("[1,\"a\",{\"b\":2}]", 17, &lim, &j, &err), PP_EINVALID);
-	assert_non_null(strstr(err.msg, "1:9: JSON holds more than 4 tokens at byte 8"));
+	assert_non_null(strstr(parse_fails("[1,\"a\",{\"b\":2}]", &lim, &err),
+			       "1:9: JSON holds more than 4 tokens at byte 8"));
 	if (pp_json_parse("[1,\"a\",{}]", 10, &lim, &j, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(j->count, 3);
@@ -305,15 +312,13 @@ static void test_limit_before_syntax_error(void **state)
 {
 	(void)state;
 	struct pp_json_limits lim = {.max_depth = 2};
-	struct pp_json *j = NULL;
 	struct pp_error err = {0};
-	assert_int_equal(pp_json_parse("[1 x [[[", 8, &lim, &j, &err), PP_EINVALID);
-	assert_string_equal(err.msg, "1:7: JSON nested deeper than 2 levels at byte 6");
+	assert_string_equal(parse_fails("[1 x [[[", &lim, &err),
+			    "1:7: JSON nested deeper than 2 levels at byte 6");
 	lim = (struct pp_json_limits){.max_tokens = 3};
-	assert_int_equal(pp_json_parse("[1 x 2", 6, &lim, &j, &err), PP_EINVALID);
-	assert_string_equal(err.msg, "1:6: JSON holds more than 3 tokens at byte 5");
-	assert_int_equal(pp_json_parse("[1 x", 4, &lim, &j, &err), PP_EINVALID);
-	assert_string_equal(err.msg, "1:4: invalid JSON");
+	assert_string_equal(parse_fails("[1 x 2", &lim, &err),
+			    "1:6: JSON holds more than 3 tokens at byte 5");
+	assert_string_equal(parse_fails("[1 x", &lim, &err), "1:4: invalid JSON");
 }
 
 /* The writer finds the byte to escape a word at a time, the tail as the
