@@ -412,13 +412,7 @@ static int shape_overrides(struct ecs_state *st, struct pp_json *run, const stru
 	return 0;
 }
 
-/* Prefect's ECS worker passes every tag key and value through python-slugify
- * with the pattern [^a-zA-Z0-9_./=+:@-] and case kept: each other character
- * becomes '-', runs of '-' collapse to one, leading and trailing '-' go, and
- * a comma between two digits is dropped ("1,000" -> "1000"). A multi-byte
- * UTF-8 character becomes one '-' either way, as the run collapses. The
- * result is cut to the model's length limit (TagKey 128, TagValue 256). */
-/* The pattern's characters, ASCII only (compared here: isalnum and
+/* The characters of ecs_tag_text's pattern, ASCII only (compared here: isalnum and
  * strchr for every byte cost twice as much). */
 static bool tag_char(unsigned char c)
 {
@@ -427,6 +421,12 @@ static bool tag_char(unsigned char c)
 	       c == '-';
 }
 
+/* Prefect's ECS worker passes every tag key and value through python-slugify
+ * with the pattern [^a-zA-Z0-9_./=+:@-] and case kept: each other character
+ * becomes '-', runs of '-' collapse to one, leading and trailing '-' go, and
+ * a comma between two digits is dropped ("1,000" -> "1000"). A multi-byte
+ * UTF-8 character becomes one '-' either way, as the run collapses. The
+ * result is cut to the model's length limit (TagKey 128, TagValue 256). */
 static void ecs_tag_text(char *out, size_t max, const char *in)
 {
 	size_t k = 0;
