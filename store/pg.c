@@ -1375,15 +1375,25 @@ static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**
  * runs nobody holds (runs_due_order), and the queue lag, the oldest due
  * run held or not, through the same two (a plain MIN over SCHEDULED runs
  * read every run: 0.22 s with 1,000,000 stored). The planner does not
- * always take them on a table it has not analysed (0.1-0.9 s then, with
- * 1,000,000 runs; docs/performance.md, step 43). Finished runs, and
- * rows of unknown state, by a scan of every run. Rows: state, count, pool
- * (state NULL: the lag in count). */
+ * take them of its own accord: on a table it has not analysed it scanned
+ * every run (0.1-0.9 s with 1,000,000 stored; docs/performance.md, step
+ * 43), and on one it has, it split the indexes' reads among parallel
+ * workers, whose start cost ten times the count (step 54). So that count
+ * runs in a transaction of its own that rules both out. Finished runs,
+ * and rows of unknown state, by a scan of every run. Rows: state, count,
+ * pool (state NULL: the lag in count). */
 static int count_part(struct pp_store *base, int part, struct pp_store_counts *out,
 		      struct pp_error *err)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	int rc;
+	bool by_index = part == PP_COUNT_UNFINISHED;
+	int rc = by_index ? command(s, "count runs",
+				    "BEGIN; SET LOCAL enable_seqscan = off;"
+				    " SET LOCAL max_parallel_workers_per_gather = 0",
+				    err)
+			  : 0;
+	if (rc)
+		return rc;
 	PGresult *res = query(
 		s, "count runs",
 		part == PP_COUNT_FINISHED
@@ -1399,8 +1409,14 @@ static int count_part(struct pp_store *base, int part, struct pp_store_counts *o
 			  "  WHERE " FREE_LEASE_WHERE
 			  " AND state = 'SCHEDULED' AND scheduled_ms <= " NOW_MS ")), NULL",
 		0, NULL, &rc, err);
-	if (!res)
+	if (by_index && res)
+		rc = command(s, "count runs", "COMMIT", err);
+	if (by_index && rc)
+		pg_rollback(s);
+	if (rc) {
+		PQclear(res);
 		return rc;
+	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		if (PQgetisnull(res, i, 0)) {
 			if (!PQgetisnull(res, i, 1))
