@@ -433,6 +433,65 @@ static void test_slot_counts_read_no_finished_run(void **state)
 	sqlite3_close(db);
 }
 
+/* A list (the status page's, newest first every 5 s; `pushpool runs`,
+ * oldest first) reads the runs it returns in order through runs_time,
+ * filters and all, not every run of the store and a sort of them (1 s a
+ * page with 1,000,000 runs stored before migration 11). */
+static void test_list_reads_only_what_it_returns(void **state)
+{
+	struct pp_store *s = *state;
+	sqlite3 *db = store_with(
+		"WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 3000)"
+		" INSERT INTO runs (id, pool, job_variables, scheduled_ms, state, created_ms,"
+		"  updated_ms) SELECT printf('run-%05d', i), CASE i % 3 WHEN 0 THEN 'b' ELSE 'a'"
+		"  END, json_object('image', hex(randomblob(100))), i, CASE i % 10 WHEN 0 THEN"
+		"  'FAILED' ELSE 'SUCCEEDED' END, i, i FROM k;"
+		"INSERT INTO runs (id, pool, scheduled_ms, state, created_ms, updated_ms,"
+		" lease_owner) VALUES ('flying-1', 'a', -2, 'SUBMITTED', 1, 1, 'x'),"
+		" ('flying-2', 'a', -1, 'SUBMITTED', 1, 1, 'x');");
+	sqlite3_close(db);
+	static const struct {
+		struct pp_run_filter f;
+		const char *first, *second;
+		int n;
+	} cases[] = {
+		{{.state = -1, .limit = 10, .newest_first = true}, "run-03000", "run-02999", 10},
+		{{.state = -1, .limit = 10}, "flying-1", "flying-2", 10},
+		{{.pool = "b", .state = -1, .limit = 10, .newest_first = true},
+		 "run-03000",
+		 "run-02997",
+		 10},
+		{{.state = PP_ST_FAILED, .limit = 10, .newest_first = true},
+		 "run-03000",
+		 "run-02990",
+		 10},
+		/* The oldest runs of all: along the list's order, every other
+		 * run comes first. */
+		{{.state = PP_ST_SUBMITTED, .limit = 10, .newest_first = true},
+		 "flying-2",
+		 "flying-1",
+		 2},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pp_run_rec *runs;
+		int n;
+		struct pp_error err = {0};
+		page_fetches = 0;
+		assert_int_equal(s->ops->list(s, &cases[i].f, &runs, &n, &err), 0);
+		long fetched = page_fetches;
+		assert_int_equal(n, cases[i].n);
+		assert_string_equal(runs[0].id, cases[i].first);
+		assert_string_equal(runs[1].id, cases[i].second);
+		pp_run_recs_free(runs, n);
+		/* 5-95 pages (the FAILED ones, one run in ten, the most); reading
+		 * every run to sort them read 220, and the SUBMITTED ones along
+		 * the list's order more than that. */
+		if (fetched > 150)
+			fail_msg("list %zu read %ld pages for %d of 3,002 runs", i, fetched,
+				 cases[i].n);
+	}
+}
+
 /* A dispatcher looks for cancel requests on the runs it holds every half
  * second: it finds them through runs_cancel, reading a few pages however
  * many runs it holds (through runs_owner it read each of them: 27 ms with
@@ -724,6 +783,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_requests_read_only_requested_runs,
 						sqlite_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_slot_counts_read_no_finished_run, sqlite_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_list_reads_only_what_it_returns, sqlite_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_update_by_row_writes_only_its_run,
 						sqlite_setup, store_teardown),
