@@ -1424,10 +1424,10 @@ static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**
  * take them of its own accord: on a table it has not analysed it scanned
  * every run (0.1-0.9 s with 1,000,000 stored; docs/performance.md, step
  * 43), and on one it has, it split the indexes' reads among parallel
- * workers, whose start cost ten times the count (step 54). So that count
- * is a query_by_index. Finished runs,
- * and rows of unknown state, by a scan of every run. Rows: state, count,
- * pool (state NULL: the lag in count). */
+ * workers, whose start cost ten times the count (step 54): so that count
+ * is a query_by_index. Finished runs, and rows of unknown state, by a
+ * scan of every run. Rows: state, count, pool (state NULL: the lag in
+ * count). */
 static int count_part(struct pp_store *base, int part, struct pp_store_counts *out,
 		      struct pp_error *err)
 {
