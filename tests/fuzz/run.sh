@@ -20,7 +20,9 @@ for bin in "$@"; do
 	seeds=
 	case $name in
 	fuzz_json | fuzz_render) seeds=templates ;;
-	fuzz_config) seeds=examples ;;
+	# fuzz_config: its seeds load in one process, the small one first, whose
+	# secret ("pool") appears in the example's names (fuzz_config.c).
+	fuzz_config) seeds="examples tests/fuzz/seeds/fuzz_config" ;;
 	fuzz_prefect | fuzz_auth | fuzz_xml) seeds=tests/fuzz/seeds/$name ;;
 	fuzz_yaml) seeds=tests/data/deploy ;;
 	fuzz_pem) seeds=tests/data/keys ;;
