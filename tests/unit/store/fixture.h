@@ -136,4 +136,18 @@ static inline void schedule(struct pp_store *s, const char *pool, int prio, int6
 		memcpy(id_out, r.id, PP_ID_LEN);
 }
 
+/* A list of the store returns exactly the runs want names, in order. */
+static inline void expect_listed(struct pp_store *s, struct pp_run_filter f,
+				 const char *const *want, int nwant)
+{
+	struct pp_run_rec *runs;
+	int n;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->list(s, &f, &runs, &n, &err), 0);
+	assert_int_equal(n, nwant);
+	for (int i = 0; i < n; i++)
+		assert_string_equal(runs[i].id, want[i]);
+	pp_run_recs_free(runs, n);
+}
+
 #endif
