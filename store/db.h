@@ -45,8 +45,7 @@ struct pp_db_ops {
 	 * queue $2 of pool $1 ([PP_SLOT_QUEUE]) or of deployment $1
 	 * ([PP_SLOT_DEPLOYMENT]), as this backend's indexes answer it
 	 * without reading finished runs; NULL: store/deploy.c's own (which
-	 * PostgreSQL answers through runs_free_lease, whose predicate it is,
-	 * and runs_deployment). */
+	 * PostgreSQL answers for a deployment through runs_deployment). */
 	const char *count_active[3];
 };
 enum { PP_SLOT_POOL, PP_SLOT_QUEUE, PP_SLOT_DEPLOYMENT };

@@ -46,11 +46,30 @@
 #define TERMINAL_V1 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 /* The state lists when migration 6 was written, likewise. */
 #define TERMINAL_V6 "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
-/* runs_free_lease's predicate (migration 6): runs in flight, and SCHEDULED
- * runs somebody claimed. A query names it whole for the planner to take
- * the index. */
+/* runs_lease's predicate (migrations 6 and 11): runs in flight, and
+ * SCHEDULED runs somebody claimed. A query names it whole for the planner
+ * to take the index. */
 #define FREE_LEASE_WHERE                                                                           \
 	"state NOT IN " TERMINAL_V6 " AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)"
+/* Whether run R's lease is free for a claim to take (or a cancel to end
+ * the run at once): released, or its owner's lease (owner_leases,
+ * migration 11) has expired, and so has the run's own, which its claim
+ * set. A renewal writes the owner's row alone; the run's own expiry only
+ * matters while a claim is taking it: a claim that finds the row locked
+ * by another, just committed, sees that claim's expiry on it and leaves
+ * it (the owner's row it read before may still say expired). An owner
+ * with no row holds its runs: every owner a run names has one (the
+ * migration made them, a claim writes its own in the statement that
+ * leases, and a row goes only when no unfinished run names it). */
+#define LEASE_FREE(R)                                                                              \
+	"(" R ".lease_owner IS NULL OR (" R ".lease_expires < " NOW_MS " AND EXISTS (SELECT 1"     \
+	" FROM owner_leases l WHERE l.owner = " R ".lease_owner AND l.expires < " NOW_MS ")))"
+/* When COND holds, owner $1's lease extended to now + $2 ms (never
+ * shortened), its row made if it has none. */
+#define OWN_LEASE_IF(COND)                                                                         \
+	"INSERT INTO owner_leases(owner, expires) SELECT $1, " NOW_MS " + $2::bigint WHERE " COND  \
+	" ON CONFLICT (owner) DO UPDATE SET expires = GREATEST(owner_leases.expires,"              \
+	" EXCLUDED.expires)"
 #define STATES_V6                                                                                  \
 	"('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING','SUCCEEDED','FAILED',"       \
 	"'CRASHED','CANCELLED','DEAD','QUARANTINED')"
@@ -178,6 +197,18 @@ static const char *const migrations[] = {
 	 * meets only once, at the end. The unfinished runs come from the
 	 * claim's indexes (pg_list). */
 	"CREATE INDEX runs_done_time ON runs(scheduled_ms, id) WHERE state IN " TERMINAL_V6 ";",
+	/* 11: one lease a dispatcher instead of one a run: a renewal wrote
+	 * every run its dispatcher held, each a new row version in every
+	 * index (lease_expires was in runs_free_lease), about 5 MB of WAL a
+	 * renewal with 10,000 held. Now it writes its owner's row (LEASE_FREE;
+	 * issue 23). Each owner holding runs gets its row here. The claim
+	 * finds free leases by owner: runs released (lease_owner NULL) and
+	 * runs of owners whose lease expired, one search each. */
+	"CREATE TABLE owner_leases (owner TEXT PRIMARY KEY, expires BIGINT NOT NULL);"
+	"INSERT INTO owner_leases SELECT lease_owner, max(lease_expires) FROM runs"
+	" WHERE lease_owner IS NOT NULL GROUP BY lease_owner;"
+	"DROP INDEX runs_free_lease;"
+	"CREATE INDEX runs_lease ON runs(lease_owner, pool) WHERE " FREE_LEASE_WHERE ";",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
@@ -730,8 +761,11 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
  * - q: a row whose state no pushpool state names is set aside
  *   (QUARANTINED, never claimed) with its reason and an event, instead of
  *   failing every claim of its pool; each row once, so reported once;
- * - held: runs somebody held whose lease is free (released, or expired),
- *   unfinished work first;
+ * - held: runs somebody held whose lease is free (LEASE_FREE), unfinished
+ *   work first: freed, those released (lease_owner NULL), then lapsed,
+ *   those of owners whose lease expired, each one search of runs_lease
+ *   (the owners as an array, so that the planner looks each one up
+ *   rather than reading every held run of the pool to join them);
  * - open: whether the pool's due runs may be claimed without counting
  *   slots: no pause or limit on the pool or its queues, and no due run of
  *   a deployment with a limit or an overlap policy. Then nothing a claim
@@ -745,6 +779,8 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
  *   order without the queue's priority, read in order from its index
  *   (migration 7) rather than every due run joined and sorted: a claim's
  *   cost stays flat in the number of due runs.
+ * - own: the owner's lease, extended when the claim leased anything, in
+ *   the statement that leased it (LEASE_FREE: an owner always has a row).
  * Rows: RUN_COLUMNS, a kind (0 held, 1 due, 2 / 3 no run: the pool was
  * open / limited, 4 quarantined: id and last_error only), queue priority. */
 #define CLAIM_RUN_COLUMNS                                                                          \
@@ -756,6 +792,20 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	"lease_owner = $1, lease_expires = " NOW_MS " + $2::bigint, fence = r.fence + 1,"          \
 	" updated_ms = " NOW_MS
 #define NULLS9 "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+/* Runs somebody held that may be taken again once their lease is free:
+ * runs_lease's predicate (FREE_LEASE_WHERE) and what a claim asks of a
+ * run; unfinished work first. */
+#define HELD_WHERE                                                                                 \
+	"x.state NOT IN " TERMINAL " AND x.state IN " PP_STORE_STATES_SQL " AND " CLAIM_POOL       \
+	" AND (x.state <> 'SCHEDULED' OR x.lease_owner IS NOT NULL)"                               \
+	" AND (x.state <> 'SCHEDULED' OR x.scheduled_ms <= " NOW_MS ")"                            \
+	" AND x.next_attempt_ms <= " NOW_MS
+#define HELD_ORDER "(x.state = 'SCHEDULED'), x.priority DESC, x.scheduled_ms"
+/* Whether the claim leased any run (its own lease is written then). */
+#define CLAIM_LEASED_ANY                                                                           \
+	"EXISTS (SELECT 1 FROM held) OR EXISTS (SELECT 1 FROM due)"                                \
+	" OR EXISTS (SELECT 1 FROM due_plain)"
+#define CLAIM_OWN_LEASE OWN_LEASE_IF(CLAIM_LEASED_ANY)
 /* Each search has its index (migration 6), whatever the statistics say:
  * on a store not analysed yet (a new one, or one just filled) the planner
  * read every row for the quarantine, and every due run of the pool for
@@ -776,15 +826,16 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	"  ORDER BY id LIMIT " QUARANTINE_BATCH ")  RETURNING id, last_error, updated_ms),"        \
 	" qe AS (INSERT INTO run_events(run_id, ts_ms, state, message)"                            \
 	"  SELECT id, updated_ms, 'QUARANTINED', last_error FROM q),"                              \
-	" held AS (UPDATE runs r SET " CLAIM_LEASE " FROM (SELECT id FROM runs x"                  \
-	"  WHERE x.state NOT IN " TERMINAL " AND x.state IN " PP_STORE_STATES_SQL                  \
-	"  AND " CLAIM_POOL " AND (x.state <> 'SCHEDULED' OR x.lease_owner IS NOT NULL)"           \
-	"  AND (x.state <> 'SCHEDULED' OR x.scheduled_ms <= " NOW_MS ")"                           \
-	"  AND x.next_attempt_ms <= " NOW_MS                                                       \
-	"  AND (CASE WHEN x.lease_owner IS NULL THEN 0 ELSE x.lease_expires END) < " NOW_MS        \
-	"  ORDER BY (x.state = 'SCHEDULED'), x.priority DESC, x.scheduled_ms"                      \
+	" freed AS (UPDATE runs r SET " CLAIM_LEASE " FROM (SELECT id FROM runs x"                 \
+	"  WHERE " HELD_WHERE " AND x.lease_owner IS NULL ORDER BY " HELD_ORDER                    \
 	"  LIMIT $4::int FOR UPDATE SKIP LOCKED) c WHERE r.id = c.id"                              \
 	"  RETURNING " CLAIM_RUN_COLUMNS "),"                                                      \
+	" lapsed AS (UPDATE runs r SET " CLAIM_LEASE " FROM (SELECT id FROM runs x"                \
+	"  WHERE " HELD_WHERE " AND x.lease_owner = ANY (ARRAY(SELECT owner FROM owner_leases"     \
+	"  WHERE expires < " NOW_MS ")) AND x.lease_expires < " NOW_MS " ORDER BY " HELD_ORDER     \
+	"  LIMIT GREATEST($4::int - (SELECT count(*) FROM freed), 0) FOR UPDATE SKIP LOCKED) c"    \
+	"  WHERE r.id = c.id RETURNING " CLAIM_RUN_COLUMNS "),"                                    \
+	" held AS (SELECT * FROM freed UNION ALL SELECT * FROM lapsed),"                           \
 	" open AS (SELECT NOT EXISTS (SELECT 1 FROM pool_settings x WHERE " CLAIM_POOL             \
 	"  AND (x.paused <> 0 OR x.concurrency_limit > 0))"                                        \
 	"  AND NOT EXISTS (SELECT 1 FROM work_queues x WHERE " CLAIM_POOL                          \
@@ -813,7 +864,8 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	"  AND x.next_attempt_ms <= " NOW_MS " ORDER BY x.priority DESC, x.scheduled_ms, x.id"     \
 	"  LIMIT GREATEST($4::int - (SELECT count(*) FROM held), 0)"                               \
 	"  FOR UPDATE OF x SKIP LOCKED) c WHERE r.id = c.id"                                       \
-	"  RETURNING " CLAIM_RUN_COLUMNS ")"                                                       \
+	"  RETURNING " CLAIM_RUN_COLUMNS "),"                                                      \
+	" own AS (" CLAIM_OWN_LEASE ")"                                                            \
 	" SELECT * FROM (SELECT " RUN_COLUMNS ", 0 AS kind, 0 AS qprio FROM held"                  \
 	" UNION ALL SELECT " CLAIM_RUN_COLUMNS ", 1, COALESCE(wq.priority, 2147483647)"            \
 	"  FROM due r LEFT JOIN work_queues wq ON wq.pool = r.pool"                                \
@@ -851,8 +903,16 @@ static int claim_limited(struct pg_store *s, const char *pool, const char *owner
 		pool_locked = lres && PQgetvalue(lres, 0, 0)[0] == 't';
 		PQclear(lres);
 	}
+	int before = *n;
 	if (!rc && pool_locked)
 		rc = pp_deploy_claim_due(&s->base, pool, owner, lease_ms, max, out, n, err);
+	if (!rc && *n > before) {
+		/* The runs it leased name the owner: its lease commits with them. */
+		char lease[24];
+		i64(lease, sizeof(lease), lease_ms);
+		const char *const p[] = {owner, lease};
+		PQclear(query(s, "lease owner", OWN_LEASE_IF("true"), 2, p, &rc, err));
+	}
 	if (!rc)
 		rc = command(s, "commit claim", "COMMIT", err);
 	if (rc)
@@ -933,14 +993,23 @@ static int pg_renew(struct pp_store *base, const char *owner, int64_t lease_ms,
 	char lease[24];
 	i64(lease, sizeof(lease), lease_ms);
 	const char *const p[] = {owner, lease};
-	/* Leases that expired while we stalled are extended too when nobody
-	 * has claimed them since: a claim replaces lease_owner, so a row still
-	 * naming us was never taken over. */
+	/* One row, however many runs owner holds (LEASE_FREE). Leases that
+	 * expired while we stalled are extended too when nobody has claimed
+	 * them since: a claim replaces lease_owner, so a run still naming us
+	 * was never taken over. The rows of owners gone for a lease or more
+	 * that no unfinished run names go (a dispatcher's owner name may be
+	 * new at each start): a claim taking the last of a dead owner's runs
+	 * leaves its row behind. Should that owner come back meanwhile, its
+	 * claim or renewal either refreshes the row first (the delete then
+	 * finds it live and keeps it) or makes it anew. */
 	int rc;
-	PGresult *res = query(s, "renew leases",
-			      "UPDATE runs SET lease_expires = " NOW_MS " + $2::bigint"
-			      " WHERE lease_owner = $1 AND state NOT IN " TERMINAL,
-			      2, p, &rc, err);
+	PGresult *res =
+		query(s, "renew leases",
+		      "WITH gone AS (DELETE FROM owner_leases o WHERE o.owner <> $1"
+		      "  AND o.expires < " NOW_MS " - $2::bigint AND NOT EXISTS (SELECT 1"
+		      "  FROM runs r WHERE r.lease_owner = o.owner AND r.state NOT IN " TERMINAL
+		      "))" OWN_LEASE_IF("true"),
+		      2, p, &rc, err);
 	PQclear(res);
 	return rc;
 }
@@ -957,7 +1026,8 @@ static int pg_release_all(struct pp_store *base, const char *owner, struct pp_er
 		query(s, "release leases",
 		      "WITH u AS (UPDATE runs SET lease_owner = NULL, updated_ms = " NOW_MS
 		      "  WHERE lease_owner = $1 AND state NOT IN " TERMINAL
-		      "  RETURNING pool, next_attempt_ms)"
+		      "  RETURNING pool, next_attempt_ms),"
+		      " o AS (DELETE FROM owner_leases WHERE owner = $1)"
 		      " SELECT count(pg_notify('" CHANNEL "', pool)) FROM"
 		      " (SELECT DISTINCT pool FROM u WHERE next_attempt_ms <= " NOW_MS ") d",
 		      1, p, &rc, err);
@@ -1295,7 +1365,7 @@ static int pg_list(struct pp_store *base, const struct pp_run_filter *f, struct 
 	/* Every run is in one of three parts, each read through its own
 	 * index, their predicates written out for the planner: the finished
 	 * (runs_done_time, in the list's order: only the first $3 are read),
-	 * those in flight or held (runs_free_lease) and the due ones nobody
+	 * those in flight or held (runs_lease) and the due ones nobody
 	 * holds (runs_due_order), the unfinished few read whole. A part the
 	 * state asked for cannot be in is not read at all (a test of the
 	 * parameters alone, which the server makes once). */
@@ -1370,16 +1440,17 @@ static int pg_request_cancel(struct pp_store *base, const char *id, struct pp_er
 	/* A run nobody has submitted yet is cancelled right here; one that may
 	 * exist remotely is left for its dispatcher to stop. */
 	int rc;
-	PGresult *res = query(
-		s, "cancel run",
-		"WITH u AS (UPDATE runs SET cancel_requested = true, updated_ms = " NOW_MS ","
-		"  state = CASE WHEN state = 'SCHEDULED' AND (lease_owner IS NULL"
-		"   OR lease_expires < " NOW_MS ") THEN 'CANCELLED' ELSE state END"
-		"  WHERE id = $1 AND state NOT IN " TERMINAL "  RETURNING id, state, updated_ms),"
-		" e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
-		"  SELECT id, updated_ms, state, 'cancel requested' FROM u)"
-		" SELECT state FROM u",
-		1, p, &rc, err);
+	PGresult *res =
+		query(s, "cancel run",
+		      "WITH u AS (UPDATE runs SET cancel_requested = true, updated_ms = " NOW_MS ","
+		      "  state = CASE WHEN state = 'SCHEDULED' AND " LEASE_FREE(
+			      "runs") "   THEN 'CANCELLED' ELSE state END"
+				      "  WHERE id = $1 AND state NOT IN " TERMINAL
+				      "  RETURNING id, state, updated_ms),"
+				      " e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
+				      "  SELECT id, updated_ms, state, 'cancel requested' FROM u)"
+				      " SELECT state FROM u",
+		      1, p, &rc, err);
 	if (!res)
 		return rc;
 	int rows = PQntuples(res);
@@ -1417,7 +1488,7 @@ static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**
 
 /* One part of the counts (store.h). Unfinished runs through the claim's
  * partial indexes (migrations 6 and 7, their predicates written out so the
- * planner can take them): runs in flight or held (runs_free_lease), due
+ * planner can take them): runs in flight or held (runs_lease), due
  * runs nobody holds (runs_due_order), and the queue lag, the oldest due
  * run held or not, through the same two (a plain MIN over SCHEDULED runs
  * read every run: 0.22 s with 1,000,000 stored). The planner does not
@@ -1718,6 +1789,19 @@ static int db_lease(struct pp_store *base, const char *id, const char *owner, in
 	return rc;
 }
 
+/* The runs holding a slot where F holds (store/db.h's count_active):
+ * runs_lease leads with the owner, for the claim, so they are counted
+ * owner by owner, the released ones (NULL) and each owner that holds any,
+ * found by a walk of the index from one owner to the next: a handful of
+ * searches rather than a read of every run in flight of every pool. */
+#define SLOT_HELD(F)                                                                               \
+	"WITH RECURSIVE o(owner) AS (SELECT min(lease_owner) FROM runs WHERE " FREE_LEASE_WHERE    \
+	" UNION ALL SELECT (SELECT min(lease_owner) FROM runs WHERE " FREE_LEASE_WHERE             \
+	" AND lease_owner > o.owner) FROM o WHERE o.owner IS NOT NULL)"                            \
+	" SELECT (SELECT count(*) FROM runs WHERE " FREE_LEASE_WHERE " AND lease_owner IS NULL"    \
+	" AND " F ") + (SELECT count(*) FROM runs WHERE " FREE_LEASE_WHERE                         \
+	" AND lease_owner = ANY (ARRAY(SELECT owner FROM o WHERE owner IS NOT NULL)) AND " F ")"
+
 const struct pp_db_ops pp_db_pg = {
 	.begin = db_begin,
 	.commit = db_commit,
@@ -1725,4 +1809,10 @@ const struct pp_db_ops pp_db_pg = {
 	.query = db_query,
 	.now_ms = db_now_ms,
 	.lease = db_lease,
+	.count_active =
+		{
+			[PP_SLOT_POOL] = SLOT_HELD("pool = $1"),
+			[PP_SLOT_QUEUE] =
+				SLOT_HELD("pool = $1 AND COALESCE(queue, 'default') = $2"),
+		},
 };

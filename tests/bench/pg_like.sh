@@ -7,6 +7,8 @@
 #    and run 0.3 s), at +0 ms;
 #  - 3 dispatchers on PostgreSQL against 1, one pool type, to SUBMITTED,
 #    with the mock's latency_ms at +20 ms on every API.
+#  - an idle dispatcher holding 10,000 runs in flight against one with an
+#    empty store: CPU of it and its server session, and WAL written.
 # Every figure is a ratio against its baseline measured in this run, each
 # pair back to back on one mock. Runs/s come from the store's events, as in
 # bench.sh: first SUBMITTING to the last SUBMITTED (or SUCCEEDED) event.
@@ -20,8 +22,10 @@
 # PG_BENCH_SCALE_RUNS [5000] per dispatcher measurement, PG_BENCH_ROUNDS [2]
 # measurements of each side (their mean), PG_BENCH_POOLS [ecs cloud-run]
 # pools for the store ratio, PG_BENCH_SCALE_POOL [ecs],
-# PG_BENCH_DISPATCHERS [3], PG_BENCH_LATENCY [20], PG_BENCH_ONLY
-# [store scale], BENCH_CONCURRENCY [32] (max_submitting per dispatcher).
+# PG_BENCH_DISPATCHERS [3], PG_BENCH_LATENCY [20], PG_BENCH_HOLD_RUNS [10000]
+# and PG_BENCH_IDLE_SECONDS [25] (the idle dispatcher holding runs),
+# PG_BENCH_ONLY [store scale hold], BENCH_CONCURRENCY [32] (max_submitting
+# per dispatcher).
 # PG_BENCH_ONLY=statements is not a speed figure: one dispatcher takes
 # PG_BENCH_RUNS runs of PG_BENCH_SCALE_POOL to SUBMITTED with
 # pg_stat_statements loaded, and prints the server's statements and
@@ -71,7 +75,7 @@ conf() {
 	if [ "$1" = sqlite ]; then
 		sed -i '/^\[store\]/,$d' "$f"
 	else
-		psql_q "TRUNCATE runs, run_events"
+		psql_q "TRUNCATE runs, run_events, owner_leases"
 	fi
 	echo "$f"
 }
@@ -194,6 +198,61 @@ if only scale; then
 	pair "$pool" SUBMITTED "$LAT" pg "$K" pg 1
 	emit "$pool" "$LAT" "PostgreSQL, $K dispatchers, to SUBMITTED; baseline 1 dispatcher" \
 		"$A_RATE" "$B_RATE"
+fi
+
+# An idle dispatcher holding HOLD_RUNS ECS runs in flight, once all are
+# submitted (status_interval 600 s: no status polls), over IDLE_SECONDS at
+# the default lease_seconds (a renewal every 20 s, so one in the window):
+# the CPU of the dispatcher and of its server session, and the WAL the
+# server wrote, against the same on an empty store. What holding runs
+# costs the shared server while nothing happens.
+if only hold; then
+	RUNS=${PG_BENCH_HOLD_RUNS:-10000}
+	IDLE=${PG_BENCH_IDLE_SECONDS:-25}
+	ticks_ns() { awk '{ print $1 }' "/proc/$1/schedstat"; }
+	# hold_window NAME: "CPU_MS WAL_BYTES" of dispatcher NAME-1 over IDLE.
+	hold_window() {
+		backend=$(psql_q "SELECT pid FROM pg_stat_activity WHERE application_name = 'pushpool'")
+		[ -n "$backend" ] || die "$1: no server session of the dispatcher"
+		lsn=$(psql_q "SELECT pg_current_wal_lsn()")
+		a=$(($(ticks_ns "$SERVE_PIDS") + $(ticks_ns "$backend")))
+		sleep "$IDLE"
+		b=$(($(ticks_ns "$SERVE_PIDS") + $(ticks_ns "$backend")))
+		echo "$(((b - a) / 1000000)) $(psql_q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn')")"
+	}
+	hold_serve() { # NAME CONF
+		mock_setup 0
+		"$PUSHPOOL" serve -c "$2" --owner "$1-1" 2>"$T/$1-1.log" &
+		SERVE_PIDS=$!
+	}
+	hold_stop() {
+		kill -INT "$SERVE_PIDS"
+		wait "$SERVE_PIDS" || die "serve exited $? after SIGINT"
+		SERVE_PIDS=
+	}
+	note "pg, idle dispatcher holding $RUNS ecs runs in flight"
+	cf=$(conf pg hold 600)
+	"$PUSHPOOL" schedule -c "$cf" -p ecs --count "$RUNS" >/dev/null
+	hold_serve hold "$cf"
+	wait_runs pg hold SUBMITTED "$SERVE_PIDS"
+	set -- $(hold_window hold)
+	held_ms=$1 held_wal=$2
+	hold_stop
+	note "pg, idle dispatcher, empty store"
+	cf=$(conf pg hold-empty 600)
+	hold_serve hold-empty "$cf"
+	until_deadline 60 0.05 serving hold-empty-1 || die "hold-empty never started serving"
+	set -- $(hold_window hold-empty)
+	empty_ms=$1 empty_wal=$2
+	hold_stop
+	jq -nc --argjson n "$RUNS" --argjson s "$IDLE" --argjson held "$held_ms" \
+		--argjson empty "$empty_ms" --argjson wal "$held_wal" --argjson ewal "$empty_wal" \
+		--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		'{figure: "idle_in_flight", store: "postgresql", measured: $date, in_flight: $n,
+		  seconds: $s, cpu_ms: $held, empty_cpu_ms: $empty, wal_bytes: $wal,
+		  empty_wal_bytes: $ewal, core_pct: ($held / $s / 10 * 100 | round / 100),
+		  ratio: (if $empty > 0 then ($held / $empty * 100 | round / 100) else null end)}' >>"$R"
+	tail -n 1 "$R" >&2
 fi
 
 if [ "${PG_BENCH_ONLY:-}" = statements ]; then

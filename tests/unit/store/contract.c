@@ -263,15 +263,24 @@ static void test_release_all_frees_only_the_owners_runs(void **state)
 }
 
 /* Four processes claim 400 runs in small batches at once, each on its own
- * handle: every run is leased exactly once. Each claimer stays alive until
- * all are done, since a dead owner's leases are free at once (SQLite). */
+ * handle: every run is leased exactly once, the 100 of them a claimer
+ * before them held and let lapse (taken again) as well as the due ones.
+ * Each claimer stays alive until all are done, since a dead owner's leases
+ * are free at once (SQLite). */
 static void test_concurrent_claims_never_share_a_run(void **state)
 {
 	struct pp_store *s = *state;
-	enum { RUNS = 400, PROCS = 4 };
+	enum { RUNS = 400, PROCS = 4, LAPSED = 100 };
 	static const char done[PP_ID_LEN]; /* all zero: this claimer found no more */
 	for (int i = 0; i < RUNS; i++)
 		schedule(s, "a", i % 3, pp_wall_ms() - 1, NULL);
+	struct pp_run_rec *lapsed;
+	int nlapsed;
+	struct pp_error lerr = {0};
+	assert_int_equal(s->ops->claim(s, "a", "ghost", 1, LAPSED, &lapsed, &nlapsed, &lerr), 0);
+	assert_int_equal(nlapsed, LAPSED);
+	pp_run_recs_free(lapsed, nlapsed);
+	usleep(10000); /* ten times the 1 ms lease, on any clock */
 	/* No handle crosses the fork (SQLite forbids it, and the children's
 	 * copies would be leaked at their exit): the fixture's is reopened
 	 * once the claimers are done. */

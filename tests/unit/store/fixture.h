@@ -79,7 +79,8 @@ static inline int pg_server_down(void **state)
 /* Per-test set-up: an empty store of each kind, opened as a dispatcher does. */
 static inline int pg_setup(void **state)
 {
-	sql(pgurl, "TRUNCATE runs, run_events, deployments, deployment_schedules, work_queues, "
+	sql(pgurl, "TRUNCATE runs, run_events, owner_leases, deployments, deployment_schedules, "
+		   "work_queues, "
 		   "pool_settings");
 	struct pp_store *s = NULL;
 	struct pp_error err = {0};

@@ -395,6 +395,166 @@ static void test_claim_reads_only_what_it_takes(void **state)
 	assert_true(read <= 4 * TAKE);
 }
 
+/* N runs of pool a named PREFIX1..PREFIXN, in STATE, held by OWNER with
+ * their own lease ending SECONDS from now (negative: lapsed). */
+static void held_runs(const char *prefix, int n, const char *state, const char *owner, int seconds)
+{
+	char q[512];
+	snprintf(q, sizeof(q),
+		 "INSERT INTO runs(id, pool, scheduled_ms, state, lease_owner, lease_expires,"
+		 " created_ms, updated_ms) SELECT '%s' || i, 'a', i, '%s', '%s',"
+		 " (extract(epoch FROM now()) * 1000)::bigint + %d000, 0, 0"
+		 " FROM generate_series(1, %d) AS i",
+		 prefix, state, owner, seconds, n);
+	sql(pgurl, q);
+}
+
+/* OWNER's own lease (owner_leases) ending SECONDS from now. */
+static void owner_lease(const char *owner, int seconds)
+{
+	char q[256];
+	snprintf(q, sizeof(q),
+		 "INSERT INTO owner_leases VALUES ('%s', (extract(epoch FROM now()) * 1000)::bigint"
+		 " + %d000)",
+		 owner, seconds);
+	sql(pgurl, q);
+}
+
+static long long runs_written(bool store_open)
+{
+	return runs_stat(store_open,
+			 "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'runs'");
+}
+
+/* A renewal writes its owner's lease, one row, not each run it holds:
+ * it wrote every one, about 5 MB of WAL with 10,000 held (issue 23).
+ * The runs stay held by it, their own leases long lapsed. It also clears
+ * away the rows of owners gone a lease ago that no unfinished run names,
+ * and a release lets the owner's row go with its runs. */
+static void test_renewal_writes_one_row(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	held_runs("f", 300, "RUNNING", "d1", -100);
+	owner_lease("d1", -1);
+	owner_lease("gone", -7200); /* no run */
+	owner_lease("done", -7200); /* a finished run only */
+	held_runs("z", 1, "SUCCEEDED", "done", -7200);
+	owner_lease("dead", -7200); /* a run nobody took over yet */
+	held_runs("g", 1, "SUBMITTED", "dead", -7200);
+	owner_lease("live", 600);
+	pp_store_close(s);
+	long long before = runs_written(false);
+	assert_int_equal(pp_store_open(pgurl, &s, &err), 0);
+	*state = s;
+	assert_int_equal(s->ops->renew(s, "d1", 60000, &err), 0);
+	pp_store_close(s);
+	*state = NULL;
+	assert_int_equal(runs_written(false) - before, 0);
+	assert_int_equal(sql(pgurl, "SELECT (expires - (extract(epoch FROM now()) * 1000)::bigint"
+				    " > 50000)::int FROM owner_leases WHERE owner = 'd1'"),
+			 1);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases WHERE owner IN"
+				    " ('d1', 'dead', 'live')"),
+			 3);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases"), 3);
+	assert_int_equal(pp_store_open(pgurl, &s, &err), 0);
+	*state = s;
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d2", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1); /* dead's run; d1's are its own */
+	assert_string_equal(runs[0].id, "g1");
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->release_all(s, "d1", &err), 0);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases WHERE owner = 'd1'"), 0);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM runs WHERE lease_owner = 'd1'"), 0);
+}
+
+/* The runs of an owner whose lease lapsed are taken again, found by that
+ * owner, without reading the runs of live owners, even on a table the
+ * planner knows nothing of; the claim's own lease is written with them.
+ * A run taken meanwhile by another claim is not taken twice. */
+static void test_lapsed_owners_runs_are_found_by_owner(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	enum { TAKE = 5 };
+	sql(pgurl, "ALTER TABLE runs SET (autovacuum_enabled = false)");
+	struct pp_run_rec *runs;
+	int n;
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(s->ops->claim(s, "a", "d2", 60000, TAKE, &runs, &n, &err), 0);
+		assert_int_equal(n, 0);
+		free(runs);
+	}
+	/* Claims that lease nothing write no lease. */
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases"), 0);
+	owner_lease("d1", 600);
+	held_runs("f", 1000, "SUBMITTED", "d1", -100);
+	owner_lease("d3", -5);
+	held_runs("g", 3, "RUNNING", "d3", -5);
+	long long before = runs_index_reads(true);
+	assert_int_equal(s->ops->claim(s, "a", "d2", 60000, TAKE, &runs, &n, &err), 0);
+	assert_int_equal(n, 3);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(runs[i].id[0], 'g');
+	pp_run_recs_free(runs, n);
+	pp_store_close(s);
+	*state = NULL;
+	long long read = runs_index_reads(false) - before;
+	sql(pgurl, "ALTER TABLE runs RESET (autovacuum_enabled)");
+	/* d3's runs, each found again by id to be updated: not d1's 1,000. */
+	assert_true(read <= 4 * TAKE);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM runs WHERE lease_owner = 'd2'"
+				    " AND fence = 1"),
+			 3);
+	assert_int_equal(sql(pgurl, "SELECT (expires - (extract(epoch FROM now()) * 1000)::bigint"
+				    " > 50000)::int FROM owner_leases WHERE owner = 'd2'"),
+			 1);
+	/* d3 comes back and claims: its runs are d2's now. */
+	assert_int_equal(pp_store_open(pgurl, &s, &err), 0);
+	*state = s;
+	assert_int_equal(s->ops->claim(s, "a", "d3", 60000, TAKE, &runs, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(runs);
+}
+
+/* Migration 11 gives each owner holding runs a lease of its own, the
+ * latest of its runs' leases: the runs of a store upgraded in place stay
+ * held exactly as long as they were. */
+static void test_migration_gives_each_owner_a_lease(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	pp_store_close(s);
+	*state = NULL;
+	/* This store as migration 10 left it. */
+	sql(pgurl,
+	    "DROP TABLE owner_leases; DROP INDEX runs_lease;"
+	    " CREATE INDEX runs_free_lease ON runs(pool, (CASE WHEN lease_owner IS NULL THEN 0"
+	    " ELSE lease_expires END)) WHERE state NOT IN ('SUCCEEDED','FAILED','CRASHED',"
+	    "'CANCELLED','DEAD','QUARANTINED') AND (state <> 'SCHEDULED' OR lease_owner IS"
+	    " NOT NULL); UPDATE pushpool_schema SET version = 10");
+	held_runs("a", 2, "RUNNING", "d1", 100);
+	held_runs("b", 1, "RUNNING", "d1", 200);
+	held_runs("c", 2, "SUBMITTED", "d2", -5);
+	assert_int_equal(pp_store_pg_open_unmigrated(pgurl, &s, &err), 0);
+	*state = s;
+	assert_int_equal(s->ops->migrate(s, &err), 0);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases"), 2);
+	assert_int_equal(sql(pgurl, "SELECT ((SELECT expires FROM owner_leases WHERE owner = 'd1')"
+				    " = (SELECT lease_expires FROM runs WHERE id = 'b1'))::int"),
+			 1);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d3", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(runs[i].id[0], 'c');
+	pp_run_recs_free(runs, n);
+}
+
 /* A list returns n runs "y<first>", "y<first + step>", ... */
 static void expect_first(struct pp_store *s, struct pp_run_filter f, int n, int first, int step)
 {
@@ -486,6 +646,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claim_reads_only_what_it_takes, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_counts_and_lists_read_by_index, pg_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_renewal_writes_one_row, pg_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_lapsed_owners_runs_are_found_by_owner,
+						pg_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_migration_gives_each_owner_a_lease, pg_setup,
 						store_teardown),
 	};
 	return cmocka_run_group_tests(tests, pg_server_up, pg_server_down);
