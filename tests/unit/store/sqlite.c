@@ -558,6 +558,38 @@ static void test_lapsed_owners_runs_are_found_by_owner(void **state)
 	sqlite3_close(db);
 }
 
+/* Migration 12 gives each owner holding runs a lease of its own, with the
+ * boot and expiry of its latest run's lease: the runs of a store upgraded
+ * in place stay held exactly as long as they were. */
+static void test_migration_gives_each_owner_a_lease(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	pp_store_close(s);
+	*state = NULL;
+	/* This store as migration 11 left it. */
+	sqlite3 *db = store_with("DROP TABLE owner_leases; PRAGMA user_version = 11;");
+	held_runs(db, "a", 2, "RUNNING", "d1", 100000, 0);
+	held_runs(db, "b", 1, "RUNNING", "d1", 200000, 0);
+	held_runs(db, "c", 2, "SUBMITTED", "d2", -5000, 0);
+	assert_int_equal(pp_store_open(sqlite_path, &s, &err), 0);
+	*state = s;
+	assert_int_equal(one_value(db, "SELECT count(*) FROM owner_leases"), 2);
+	assert_int_equal(one_value(db,
+				   "SELECT (SELECT expires FROM owner_leases WHERE owner ="
+				   " 'd1') = lease_expires AND (SELECT boot FROM owner_leases"
+				   " WHERE owner = 'd1') = lease_boot FROM runs WHERE id = 'b-1'"),
+			 1);
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d3", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(runs[i].id[0], 'c');
+	pp_run_recs_free(runs, n);
+	sqlite3_close(db);
+}
+
 /* A list (the status page's, newest first every 5 s; `pushpool runs`,
  * oldest first) reads the runs it returns in order through runs_time,
  * filters and all, not every run of the store and a sort of them (1 s a
@@ -912,6 +944,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_renewal_writes_one_row, sqlite_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_lapsed_owners_runs_are_found_by_owner,
+						sqlite_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_migration_gives_each_owner_a_lease,
 						sqlite_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_list_reads_only_what_it_returns, sqlite_setup,
 						store_teardown),
