@@ -64,12 +64,18 @@
 #define LEASE_FREE(R)                                                                              \
 	"(" R ".lease_owner IS NULL OR (" R ".lease_expires < " NOW_MS " AND EXISTS (SELECT 1"     \
 	" FROM owner_leases l WHERE l.owner = " R ".lease_owner AND l.expires < " NOW_MS ")))"
-/* When COND holds, owner $1's lease extended to now + $2 ms (never
- * shortened), its row made if it has none. */
-#define OWN_LEASE_IF(COND)                                                                         \
-	"INSERT INTO owner_leases(owner, expires) SELECT $1, " NOW_MS " + $2::bigint WHERE " COND  \
+/* Owner $1's lease extended to now + $2 ms (never shortened), its row
+ * made if it has none: a renewal. */
+#define OWN_LEASE                                                                                  \
+	"INSERT INTO owner_leases(owner, expires) VALUES ($1, " NOW_MS " + $2::bigint)"            \
 	" ON CONFLICT (owner) DO UPDATE SET expires = GREATEST(owner_leases.expires,"              \
 	" EXCLUDED.expires)"
+/* When COND holds, owner $1's row made if it has none: all a claim needs,
+ * as the runs it leases are held by their own expiry meanwhile and
+ * renewals keep the row (a claim writes nothing for it otherwise). */
+#define OWNER_ROW_IF(COND)                                                                         \
+	"INSERT INTO owner_leases(owner, expires) SELECT $1, " NOW_MS " + $2::bigint WHERE " COND  \
+	" ON CONFLICT (owner) DO NOTHING"
 #define STATES_V6                                                                                  \
 	"('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING','CANCELLING','SUCCEEDED','FAILED',"       \
 	"'CRASHED','CANCELLED','DEAD','QUARANTINED')"
@@ -779,8 +785,9 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
  *   order without the queue's priority, read in order from its index
  *   (migration 7) rather than every due run joined and sorted: a claim's
  *   cost stays flat in the number of due runs.
- * - own: the owner's lease, extended when the claim leased anything, in
- *   the statement that leased it (LEASE_FREE: an owner always has a row).
+ * - own: the owner's row, made when the claim leased anything and it has
+ *   none, in the statement that leased it (LEASE_FREE: an owner always
+ *   has a row).
  * Rows: RUN_COLUMNS, a kind (0 held, 1 due, 2 / 3 no run: the pool was
  * open / limited, 4 quarantined: id and last_error only), queue priority. */
 #define CLAIM_RUN_COLUMNS                                                                          \
@@ -805,7 +812,7 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 #define CLAIM_LEASED_ANY                                                                           \
 	"EXISTS (SELECT 1 FROM held) OR EXISTS (SELECT 1 FROM due)"                                \
 	" OR EXISTS (SELECT 1 FROM due_plain)"
-#define CLAIM_OWN_LEASE OWN_LEASE_IF(CLAIM_LEASED_ANY)
+#define CLAIM_OWN_LEASE OWNER_ROW_IF(CLAIM_LEASED_ANY)
 /* Each search has its index (migration 6), whatever the statistics say:
  * on a store not analysed yet (a new one, or one just filled) the planner
  * read every row for the quarantine, and every due run of the pool for
@@ -911,7 +918,7 @@ static int claim_limited(struct pg_store *s, const char *pool, const char *owner
 		char lease[24];
 		i64(lease, sizeof(lease), lease_ms);
 		const char *const p[] = {owner, lease};
-		PQclear(query(s, "lease owner", OWN_LEASE_IF("true"), 2, p, &rc, err));
+		PQclear(query(s, "lease owner", OWNER_ROW_IF("true"), 2, p, &rc, err));
 	}
 	if (!rc)
 		rc = command(s, "commit claim", "COMMIT", err);
@@ -1008,7 +1015,7 @@ static int pg_renew(struct pp_store *base, const char *owner, int64_t lease_ms,
 		      "WITH gone AS (DELETE FROM owner_leases o WHERE o.owner <> $1"
 		      "  AND o.expires < " NOW_MS " - $2::bigint AND NOT EXISTS (SELECT 1"
 		      "  FROM runs r WHERE r.lease_owner = o.owner AND r.state NOT IN " TERMINAL
-		      "))" OWN_LEASE_IF("true"),
+		      "))" OWN_LEASE,
 		      2, p, &rc, err);
 	PQclear(res);
 	return rc;

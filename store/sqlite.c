@@ -85,8 +85,9 @@ struct sqlite_store {
 	 * statements by their text: store/deploy.c's claim runs the same few
 	 * on every claim, and preparing them was most of its cost. */
 	sqlite3_stmt *lease_st, *leased_st;
-	/* The owner's lease written by a claim that leased runs (own_lease). */
-	sqlite3_stmt *own_st;
+	/* The owner's lease: renewed ([0]), or made by a claim that leased
+	 * runs if it has none in this boot ([1]) (own_lease). */
+	sqlite3_stmt *own_st[2];
 	struct {
 		char *sql;
 		sqlite3_stmt *st;
@@ -260,7 +261,8 @@ static void sqlite_close(struct pp_store *base)
 	for (int i = 0; i < 4; i++)
 		sqlite3_finalize(s->claim_st[i / 2][i % 2]);
 	sqlite3_finalize(s->lease_st);
-	sqlite3_finalize(s->own_st);
+	sqlite3_finalize(s->own_st[0]);
+	sqlite3_finalize(s->own_st[1]);
 	sqlite3_finalize(s->leased_st);
 	sqlite3_finalize(s->version_st);
 	for (int i = 0; i < TX_OPS; i++)
@@ -892,24 +894,34 @@ static void claim_bind(struct sqlite_store *s, sqlite3_stmt *st, const char *own
 	sqlite3_bind_int(st, 7, max);
 }
 
-/* owner's lease, this boot's, until at least until (monotonic ms): its
- * row made, or moved to this boot, or extended, never shortened. */
-static int own_lease(struct sqlite_store *s, const char *owner, int64_t until, struct pp_error *err)
+/* owner's lease in this boot: renewed until at least until (monotonic
+ * ms), never shortened, its row made or moved to this boot; or, for a
+ * claim (made), only made or moved when it has none in this boot. A claim
+ * needs no more: the runs it leases are held by their own expiry until
+ * then, and renewals keep the row. So a claim writes no page for it while
+ * renewals do their work (a page more in every turn's commit otherwise). */
+static int own_lease(struct sqlite_store *s, const char *owner, int64_t until, bool made,
+		     struct pp_error *err)
 {
-	int rc = prepare_once(s, &s->own_st,
-			      "INSERT INTO owner_leases(owner, boot, expires) VALUES (?1, ?2, ?3)"
-			      " ON CONFLICT(owner) DO UPDATE SET expires = CASE WHEN boot IS"
-			      " excluded.boot THEN max(expires, excluded.expires) ELSE"
-			      " excluded.expires END, boot = excluded.boot",
-			      "prepare owner lease", err);
+	static const char *const sql[] = {
+		"INSERT INTO owner_leases(owner, boot, expires) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT(owner) DO UPDATE SET expires = CASE WHEN boot IS excluded.boot"
+		" THEN max(expires, excluded.expires) ELSE excluded.expires END,"
+		" boot = excluded.boot",
+		"INSERT INTO owner_leases(owner, boot, expires) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT(owner) DO UPDATE SET expires = excluded.expires,"
+		" boot = excluded.boot WHERE boot IS NOT excluded.boot",
+	};
+	sqlite3_stmt **st = &s->own_st[made];
+	int rc = prepare_once(s, st, sql[made], "prepare owner lease", err);
 	if (rc)
 		return rc;
-	bind_held(s->own_st, 1, owner);
-	bind_held(s->own_st, 2, s->boot_id);
-	sqlite3_bind_int64(s->own_st, 3, until);
-	if (sqlite3_step(s->own_st) != SQLITE_DONE)
+	bind_held(*st, 1, owner);
+	bind_held(*st, 2, s->boot_id);
+	sqlite3_bind_int64(*st, 3, until);
+	if (sqlite3_step(*st) != SQLITE_DONE)
 		rc = db_fail(s, err, "write owner lease");
-	unbind(s->own_st);
+	unbind(*st);
 	return rc;
 }
 
@@ -1028,9 +1040,9 @@ static int sqlite_claim(struct pp_store *base, const char *pool, const char *own
 	}
 	if (!rc && *n < max)
 		rc = pp_deploy_claim_due(base, pool, owner, lease_ms, max - *n, out, n, err);
-	/* The runs it leased name the owner: its lease commits with them. */
+	/* The runs it leased name the owner: its row commits with them. */
 	if (!rc && *n)
-		rc = own_lease(s, owner, mono + lease_ms, err);
+		rc = own_lease(s, owner, mono + lease_ms, true, err);
 	if (rc) {
 		pp_run_recs_free(*out, *n);
 		*out = NULL;
@@ -1061,7 +1073,7 @@ static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_
 	 * expired while we stalled are extended too when nobody has claimed
 	 * them since: a claim replaces lease_owner, so a run still naming us
 	 * was never taken over. */
-	int rc = own_lease(s, owner, mono + lease_ms, err);
+	int rc = own_lease(s, owner, mono + lease_ms, false, err);
 	if (rc)
 		return rc;
 	/* The rows of owners gone for a lease or more, or from another boot,
