@@ -1076,7 +1076,7 @@ static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_
 	int rc = own_lease(s, owner, mono + lease_ms, false, err);
 	if (rc)
 		return rc;
-	/* The rows of owners gone for a lease or more, or from another boot,
+	/* The rows of owners whose lease has expired, or from another boot,
 	 * that no unfinished run names (a dispatcher's owner name may be new
 	 * at each start): a claim taking the last of a dead owner's runs
 	 * leaves its row behind. */
@@ -1089,7 +1089,7 @@ static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_
 		return db_fail(s, err, "prepare renew");
 	bind_text(st, 1, owner);
 	bind_text(st, 2, s->boot_id);
-	sqlite3_bind_int64(st, 3, mono - lease_ms);
+	sqlite3_bind_int64(st, 3, mono);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(s, err, "clear gone owners' leases");
 	sqlite3_finalize(st);
 	return rc;
