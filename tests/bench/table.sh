@@ -5,6 +5,7 @@ set -eu
 jq -r '
 def n(d): if . == null then "-" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
 def row(a; b; c; d): "| \(a) | \(b) | \(c) | \(d) |";
+def bytes: if . < 10240 then "\(.) B" else "\(. / 1024 | n(0)) KiB" end;
 "Run \(.date) on \(.machine.cpus) CPUs (\(.machine.kernel)), `\(.command)`.", "",
 row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
 "|---|---:|---:|---:|",
@@ -60,8 +61,8 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
    row("Curve: claim of \(.batch) with \(.stored) finished runs stored, pool with a limit, p50 / p99"; "\(.p50_us | n(0)) / \(.p99_us | n(0)) µs";
        "\(.unlimited_p50_us | n(0)) µs (no limit, same store)"; (.p50_ratio | n(2)))
  elif .figure == "idle_in_flight" and .store == "postgresql" then
-   row("Idle `serve` holding \(.in_flight) runs in flight on PostgreSQL, CPU of it and its server session over \(.seconds) s, WAL written"; "\(.cpu_ms) ms, \(.wal_bytes / 1024 | n(0)) KiB";
-       "\(.empty_cpu_ms) ms, \(.empty_wal_bytes / 1024 | n(0)) KiB (empty store)"; (if .ratio then (.ratio | n(1)) else "-" end))
+   row("Idle `serve` holding \(.in_flight) runs in flight on PostgreSQL, CPU of it and its server session over \(.seconds) s, WAL written"; "\(.cpu_ms) ms, \(.wal_bytes | bytes)";
+       "\(.empty_cpu_ms) ms, \(.empty_wal_bytes | bytes) (empty store)"; (if .ratio then (.ratio | n(1)) else "-" end))
  elif .figure == "idle_in_flight" then
    row("Idle `serve` holding \(.in_flight) runs in flight, CPU over \(.seconds) s"; "\(.cpu_ms) ms (\(.core_pct) % of a core)";
        "\(.empty_cpu_ms) ms (empty store)"; (if .ratio then (.ratio | n(1)) else "-" end))
