@@ -137,6 +137,26 @@ static inline void schedule(struct pp_store *s, const char *pool, int prio, int6
 		memcpy(id_out, r.id, PP_ID_LEN);
 }
 
+/* After owner d1 renewed (the store's own test of owner leases): another
+ * claimer takes only DEAD_RUN, the run of an owner whose lease expired,
+ * none of d1's; d1's release lets its lease row go with its runs. COUNT
+ * reads a number from the store's tables (CTX: its connection). */
+static inline void expect_d1_holds_until_released(struct pp_store *s, const char *dead_run,
+						  long long (*count)(void *ctx, const char *sql),
+						  void *ctx)
+{
+	struct pp_error err = {0};
+	struct pp_run_rec *runs;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d2", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, dead_run);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->release_all(s, "d1", &err), 0);
+	assert_int_equal(count(ctx, "SELECT count(*) FROM owner_leases WHERE owner = 'd1'"), 0);
+	assert_int_equal(count(ctx, "SELECT count(*) FROM runs WHERE lease_owner = 'd1'"), 0);
+}
+
 /* A list of the store returns exactly the runs want names, in order. */
 static inline void expect_listed(struct pp_store *s, struct pp_run_filter f,
 				 const char *const *want, int nwant)

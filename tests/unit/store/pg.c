@@ -356,6 +356,26 @@ static long long runs_index_reads(bool store_open)
 				     " FROM pg_stat_user_indexes WHERE relname = 'runs'");
 }
 
+/* Runs a claim takes in the tests of what a claim reads. */
+#define CLAIM_TAKE 5
+
+/* Claims on the empty table, as a new dispatcher's on a new store, until
+ * the server keeps a plan made for it (after five); no ANALYZE behind the
+ * test's back (reset by the test when it closes the store). */
+static void claims_planned_on_empty_table(struct pp_store *s)
+{
+	struct pp_error err = {0};
+	sql(pgurl, "ALTER TABLE runs SET (autovacuum_enabled = false)");
+	for (int i = 0; i < 8; i++) {
+		struct pp_run_rec *runs;
+		int n;
+		assert_int_equal(s->ops->claim(s, "a", "d2", 60000, CLAIM_TAKE, &runs, &n, &err),
+				 0);
+		assert_int_equal(n, 0);
+		free(runs);
+	}
+}
+
 /* A claim reads what it takes, not the runs other dispatchers hold, on a
  * table the planner knows nothing of (issue 23). The claims of a new
  * dispatcher on a new store are planned for an empty table, and the plan
@@ -365,16 +385,10 @@ static void test_claim_reads_only_what_it_takes(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	enum { TAKE = 5 };
-	/* No ANALYZE behind the test's back. */
-	sql(pgurl, "ALTER TABLE runs SET (autovacuum_enabled = false)");
+	enum { TAKE = CLAIM_TAKE };
+	claims_planned_on_empty_table(s);
 	struct pp_run_rec *runs;
 	int n;
-	for (int i = 0; i < 8; i++) {
-		assert_int_equal(s->ops->claim(s, "a", "d2", 60000, TAKE, &runs, &n, &err), 0);
-		assert_int_equal(n, 0);
-		free(runs);
-	}
 	sql(pgurl, "INSERT INTO runs(id, pool, scheduled_ms, state, lease_owner, lease_expires,"
 		   " created_ms, updated_ms) SELECT 'f' || i, 'a', 0, 'SUBMITTED', 'd1',"
 		   " (extract(epoch FROM now()) * 1000)::bigint + 600000, 0, 0"
@@ -420,6 +434,12 @@ static void owner_lease(const char *owner, int seconds)
 	sql(pgurl, q);
 }
 
+static long long count_in(void *ctx, const char *query)
+{
+	(void)ctx;
+	return sql(pgurl, query);
+}
+
 static long long runs_written(bool store_open)
 {
 	return runs_stat(store_open,
@@ -460,15 +480,7 @@ static void test_renewal_writes_one_row(void **state)
 	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases"), 3);
 	assert_int_equal(pp_store_open(pgurl, &s, &err), 0);
 	*state = s;
-	struct pp_run_rec *runs;
-	int n;
-	assert_int_equal(s->ops->claim(s, "a", "d2", 60000, 10, &runs, &n, &err), 0);
-	assert_int_equal(n, 1); /* dead's run; d1's are its own */
-	assert_string_equal(runs[0].id, "g1");
-	pp_run_recs_free(runs, n);
-	assert_int_equal(s->ops->release_all(s, "d1", &err), 0);
-	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases WHERE owner = 'd1'"), 0);
-	assert_int_equal(sql(pgurl, "SELECT count(*) FROM runs WHERE lease_owner = 'd1'"), 0);
+	expect_d1_holds_until_released(s, "g1", count_in, NULL);
 }
 
 /* The runs of an owner whose lease lapsed are taken again, found by that
@@ -479,15 +491,10 @@ static void test_lapsed_owners_runs_are_found_by_owner(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	enum { TAKE = 5 };
-	sql(pgurl, "ALTER TABLE runs SET (autovacuum_enabled = false)");
+	enum { TAKE = CLAIM_TAKE };
+	claims_planned_on_empty_table(s);
 	struct pp_run_rec *runs;
 	int n;
-	for (int i = 0; i < 8; i++) {
-		assert_int_equal(s->ops->claim(s, "a", "d2", 60000, TAKE, &runs, &n, &err), 0);
-		assert_int_equal(n, 0);
-		free(runs);
-	}
 	/* Claims that lease nothing write no lease. */
 	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases"), 0);
 	owner_lease("d1", 600);
