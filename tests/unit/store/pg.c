@@ -485,8 +485,8 @@ static void test_renewal_writes_one_row(void **state)
 
 /* The runs of an owner whose lease lapsed are taken again, found by that
  * owner, without reading the runs of live owners, even on a table the
- * planner knows nothing of; the claim's own lease is written with them.
- * A run taken meanwhile by another claim is not taken twice. */
+ * planner knows nothing of; the claimer's lease row is made with them.
+ * (The contract's concurrent claimers share such runs too.) */
 static void test_lapsed_owners_runs_are_found_by_owner(void **state)
 {
 	struct pp_store *s = *state;

@@ -526,7 +526,7 @@ static void test_renewal_writes_one_row(void **state)
 
 /* The runs of an owner whose lease lapsed are taken again, found by that
  * owner, without reading the runs of a live owner, whose own leases have
- * lapsed long since; the claim's own lease is written with them. */
+ * lapsed long since; the claimer's lease row is made with them. */
 static void test_lapsed_owners_runs_are_found_by_owner(void **state)
 {
 	struct pp_store *s = *state;
