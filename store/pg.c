@@ -920,7 +920,8 @@ static int claim_limited(struct pg_store *s, const char *pool, const char *owner
 	if (!rc && pool_locked)
 		rc = pp_deploy_claim_due(&s->base, pool, owner, lease_ms, max, out, n, err);
 	if (!rc && *n > before) {
-		/* The runs it leased name the owner: its lease commits with them. */
+		/* The runs it leased name the owner: its row, made if missing,
+		 * commits with them. */
 		char lease[24];
 		i64(lease, sizeof(lease), lease_ms);
 		const char *const p[] = {owner, lease};
