@@ -122,6 +122,14 @@ wait_runs() {
 	done
 }
 
+# stop_serves NAME: SIGINT to the dispatchers of SERVE_PIDS (measurement
+# NAME), each of which must exit 0.
+stop_serves() {
+	for p in $SERVE_PIDS; do kill -INT "$p"; done
+	for p in $SERVE_PIDS; do wait "$p" || die "serve of $1 exited $? after SIGINT"; done
+	SERVE_PIDS=
+}
+
 # measure STORE POOL TARGET DISPATCHERS LATENCY_MS: runs/s into RATE (no
 # subshell: a failure ends the bench, and cleanup stops the dispatchers).
 phase=0
@@ -144,9 +152,7 @@ measure() {
 	done
 	SERVE_PIDS="$SERVE_PIDS $pids"
 	wait_runs "$st" "$name" "$target" "$pids"
-	for p in $pids; do kill -INT "$p"; done
-	for p in $pids; do wait "$p" || die "serve of $name exited $? after SIGINT"; done
-	SERVE_PIDS=
+	stop_serves "$name"
 	RATE=$(rate "$st" "$name" "$target")
 }
 
@@ -213,11 +219,6 @@ if only hold; then
 		"$PUSHPOOL" serve -c "$2" --owner "$1-1" 2>"$T/$1-1.log" &
 		SERVE_PIDS=$!
 	}
-	hold_stop() {
-		kill -INT "$SERVE_PIDS"
-		wait "$SERVE_PIDS" || die "serve exited $? after SIGINT"
-		SERVE_PIDS=
-	}
 	note "pg, idle dispatcher holding $RUNS ecs runs in flight"
 	cf=$(conf pg hold 600)
 	"$PUSHPOOL" schedule -c "$cf" -p ecs --count "$RUNS" >/dev/null
@@ -225,14 +226,14 @@ if only hold; then
 	wait_runs pg hold SUBMITTED "$SERVE_PIDS"
 	set -- $(hold_window hold)
 	held_ms=$1 held_wal=$2
-	hold_stop
+	stop_serves hold
 	note "pg, idle dispatcher, empty store"
 	cf=$(conf pg hold-empty 600)
 	hold_serve hold-empty "$cf"
 	until_deadline 60 0.05 serving hold-empty-1 || die "hold-empty never started serving"
 	set -- $(hold_window hold-empty)
 	empty_ms=$1 empty_wal=$2
-	hold_stop
+	stop_serves hold-empty
 	jq -nc --argjson n "$RUNS" --argjson s "$IDLE" --argjson held "$held_ms" \
 		--argjson empty "$empty_ms" --argjson wal "$held_wal" --argjson ewal "$empty_wal" \
 		--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
@@ -283,9 +284,7 @@ if [ "${PG_BENCH_ONLY:-}" = statements ]; then
 		cpu_backend=$((cpu_backend + $(ticks "$b")))
 	done
 	hz=$(getconf CLK_TCK)
-	kill -INT "$SERVE_PIDS"
-	wait "$SERVE_PIDS" || die "serve exited $? after SIGINT"
-	SERVE_PIDS=
+	stop_serves s1
 	echo "CPU ms per run: dispatcher $(jq -n "$cpu_serve * 1000 / $hz / $RUNS * 100 | round / 100"), server session $(jq -n "$cpu_backend * 1000 / $hz / $RUNS * 100 | round / 100")"
 	# The psql sessions of this script count too: only the dispatcher's
 	# statements (application_name pushpool cannot be told apart in
