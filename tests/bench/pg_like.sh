@@ -8,7 +8,9 @@
 #  - 3 dispatchers on PostgreSQL against 1, one pool type, to SUBMITTED,
 #    with the mock's latency_ms at +20 ms on every API.
 #  - an idle dispatcher holding 10,000 runs in flight against one with an
-#    empty store: CPU of it and its server session, and WAL written.
+#    empty store: CPU of it and its server session, and WAL written;
+#  - 1 dispatcher on a store holding 200,000 finished runs against one on
+#    an empty store, 2,000 ECS runs to SUBMITTED at +0 ms.
 # Every figure is a ratio against its baseline measured in this run, each
 # pair back to back on one mock. Runs/s come from the store's events, as in
 # bench.sh: first SUBMITTING to the last SUBMITTED (or SUCCEEDED) event.
@@ -24,7 +26,9 @@
 # pools for the store ratio, PG_BENCH_SCALE_POOL [ecs],
 # PG_BENCH_DISPATCHERS [3], PG_BENCH_LATENCY [20], PG_BENCH_HOLD_RUNS [10000]
 # and PG_BENCH_IDLE_SECONDS [25] (the idle dispatcher holding runs),
-# PG_BENCH_ONLY [store scale hold], BENCH_CONCURRENCY [32] (max_submitting
+# PG_BENCH_HISTORY [200000] finished runs of the store with history and
+# PG_BENCH_HISTORY_RUNS [2000] runs due in it,
+# PG_BENCH_ONLY [store scale hold history], BENCH_CONCURRENCY [32] (max_submitting
 # per dispatcher).
 # PG_BENCH_ONLY=statements is not a speed figure: one dispatcher takes
 # PG_BENCH_RUNS runs of PG_BENCH_SCALE_POOL to SUBMITTED with
@@ -65,7 +69,9 @@ mock_setup() { # LATENCY_MS
 }
 
 # conf STORE NAME STATUS_INTERVAL: $T/NAME.conf on PostgreSQL (the shared
-# database, emptied) or on SQLite (a fresh state_dir); prints its path.
+# database, emptied; pg-history: then HISTORY finished runs of
+# HISTORY_POOL, analysed with the runs due by measure) or on SQLite (a
+# fresh state_dir); prints its path.
 conf() {
 	f=$T/$2.conf
 	sed -e "s/^status_interval = .*/status_interval = $3/" \
@@ -76,6 +82,11 @@ conf() {
 		sed -i '/^\[store\]/,$d' "$f"
 	else
 		psql_q "TRUNCATE runs, run_events, owner_leases"
+	fi
+	if [ "$1" = pg-history ]; then
+		psql_q "INSERT INTO runs(id, pool, state, scheduled_ms, created_ms, updated_ms)
+			SELECT 'h' || i, '${HISTORY_POOL:-ecs}', 'SUCCEEDED', i, i, i
+			FROM generate_series(1, $HISTORY) AS i"
 	fi
 	echo "$f"
 }
@@ -142,6 +153,8 @@ measure() {
 	note "$st, $pool, to $target, $k dispatcher(s), +$lat ms"
 	cf=$(conf "$st" "$name" "$si")
 	"$PUSHPOOL" schedule -c "$cf" -p "$pool" --count "$RUNS" >/dev/null
+	# As autovacuum would find a store in use: its history and a backlog.
+	[ "$st" != pg-history ] || psql_q "ANALYZE runs"
 	mock_setup "$lat"
 	pids=
 	i=1
@@ -253,6 +266,27 @@ if only store; then
 				"$A_RATE" "$B_RATE"
 		done
 	done
+fi
+# A store with history: HISTORY finished runs in the pool's table,
+# analysed, as a store in use for a while has them, against an empty
+# store, each with a backlog of HISTORY_RUNS due runs. What the planner
+# makes of the statistics is what this measures: with such a store and
+# 1,000 or more runs due it planned every claim anew until the claim kept
+# its generic plan (docs/performance.md, step 57).
+if only history; then
+	pool=${PG_BENCH_SCALE_POOL:-ecs}
+	store_runs=$RUNS
+	RUNS=${PG_BENCH_HISTORY_RUNS:-2000}
+	HISTORY=${PG_BENCH_HISTORY:-200000} HISTORY_POOL=$pool
+	pair "$pool" SUBMITTED 0 pg-history 1 pg 1
+	jq -nc --arg pool "$pool" --argjson stored "$HISTORY" --argjson rate "$A_RATE" \
+		--argjson base "$B_RATE" --argjson n "$RUNS" \
+		--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+		'{figure: "history", store: "postgresql", measured: $date, pool: $pool,
+		  stored: $stored, runs: $n, runs_per_s: $rate, empty_runs_per_s: $base,
+		  ratio: (($rate / $base * 100 | round) / 100)}' >>"$R"
+	tail -n 1 "$R" >&2
+	RUNS=$store_runs
 fi
 if only scale; then
 	pool=${PG_BENCH_SCALE_POOL:-ecs}

@@ -60,6 +60,9 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
  elif .figure == "curve_claim_limited" then
    row("Curve: claim of \(.batch) with \(.stored) finished runs stored, pool with a limit, p50 / p99"; "\(.p50_us | n(0)) / \(.p99_us | n(0)) µs";
        "\(.unlimited_p50_us | n(0)) µs (no limit, same store)"; (.p50_ratio | n(2)))
+ elif .figure == "history" and .store == "postgresql" then
+   row("Throughput \(.pool), +0 ms, PostgreSQL, 1 dispatcher, to SUBMITTED, \(.stored) finished runs stored"; "\(.runs_per_s | n(0)) runs/s";
+       "\(.empty_runs_per_s | n(0)) runs/s (empty store)"; (.ratio | n(2)))
  elif .figure == "idle_in_flight" and .store == "postgresql" then
    row("Idle `serve` holding \(.in_flight) runs in flight on PostgreSQL, CPU of it and its server session over \(.seconds) s, WAL written"; "\(.cpu_ms) ms, \(.wal_bytes | bytes)";
        "\(.empty_cpu_ms) ms, \(.empty_wal_bytes | bytes) (empty store)"; (if .ratio then (.ratio | n(1)) else "-" end))
