@@ -399,6 +399,18 @@ static bool prepared_name(struct pg_store *s, enum sql_kind kind, const char *sq
 	return true;
 }
 
+/* One statement, prepared on this connection the first time it is seen
+ * (a failed PREPARE's result is returned as the statement's). */
+static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const char *sql, int nparams,
+			       const char *const *params)
+{
+	char name[16];
+	PGresult *failed;
+	if (prepared_name(s, kind, sql, nparams, name, &failed))
+		return PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
+	return failed ? failed : PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
 /* Statement sql (static text) with its generic plan. PostgreSQL plans a
  * prepared statement for its arguments (a custom plan) as long as it
  * judges that cheaper than the plan it made for any arguments, and it may
@@ -410,12 +422,17 @@ static bool prepared_name(struct pg_store *s, enum sql_kind kind, const char *sq
  * together in the implicit transaction their Sync ends, in one round
  * trip; the session's setting stays as it was for every other statement
  * (lists and deployments' reads, whose filters want their arguments
- * seen). The statement's result, or a failure's, as PQexecPrepared's. */
+ * seen). A server older than plan_cache_mode (PostgreSQL 12) plans the
+ * statement as it chooses. The statement's result, or a failure's, as
+ * PQexecPrepared's. */
+#define PG_PLAN_CACHE_MODE_VERSION 120000
 static PGresult *exec_generic(struct pg_store *s, const char *sql, int nparams,
 			      const char *const *params)
 {
 	static const char generic_sql[] =
 		"SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
+	if (PQserverVersion(s->conn) < PG_PLAN_CACHE_MODE_VERSION)
+		return exec_prepared(s, SQL_STATIC, sql, nparams, params);
 	char set[16], name[16];
 	PGresult *failed;
 	if (!prepared_name(s, SQL_STATIC, generic_sql, 0, set, &failed) ||
@@ -449,18 +466,6 @@ static PGresult *exec_generic(struct pg_store *s, const char *sql, int nparams,
 		return res;
 	PQclear(res);
 	return NULL;
-}
-
-/* One statement, prepared on this connection the first time it is seen
- * (a failed PREPARE's result is returned as the statement's). */
-static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const char *sql, int nparams,
-			       const char *const *params)
-{
-	char name[16];
-	PGresult *failed;
-	if (prepared_name(s, kind, sql, nparams, name, &failed))
-		return PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
-	return failed ? failed : PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 }
 
 static void batch_send(struct pg_store *s);
