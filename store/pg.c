@@ -480,6 +480,11 @@ static PGresult *run_sql_now(struct pg_store *s, const char *what, enum sql_kind
 			     const char *sql, int nparams, const char *const *params, int *rc,
 			     struct pp_error *err)
 {
+	/* A pipeline exec_generic could not finish (a send failed on a
+	 * connection that still looks fine) leaves the session in a state
+	 * no later statement can use: start a new one. */
+	if (s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)
+		pg_disconnect(s);
 	*rc = ensure_conn(s, err);
 	if (*rc)
 		return NULL;
