@@ -37,10 +37,12 @@ struct pp_db_ops {
 	/* The store's clock in ms (PostgreSQL: the server's, the one its leases
 	 * and due times are judged by). */
 	int (*now_ms)(struct pp_store *s, int64_t *ms, struct pp_error *err);
-	/* Lease run id, SCHEDULED and held by nobody, to owner as the
-	 * backend's claim does (fence + 1); *got false when it was not free. */
-	int (*lease)(struct pp_store *s, const char *id, const char *owner, int64_t lease_ms,
-		     struct pp_run_rec *out, bool *got, struct pp_error *err);
+	/* Lease the n runs ids, each SCHEDULED and held by nobody, to owner
+	 * as the backend's claim does (fence + 1): got[i] says whether ids[i]
+	 * was free and is leased now, out[i] (the caller's to free) holds it
+	 * then. One statement on PostgreSQL, whose round trip each run cost. */
+	int (*lease)(struct pp_store *s, const char *const *ids, int n, const char *owner,
+		     int64_t lease_ms, struct pp_run_rec *out, bool *got, struct pp_error *err);
 	/* The count of runs holding a slot of pool $1 ([PP_SLOT_POOL]), of
 	 * queue $2 of pool $1 ([PP_SLOT_QUEUE]) or of deployment $1
 	 * ([PP_SLOT_DEPLOYMENT]), as this backend's indexes answer it

@@ -1188,16 +1188,64 @@ static bool judged_already(const struct pp_rows *judged, const char *id)
 	return false;
 }
 
+/* A run judged free to start, leased with the others of its read. */
+struct take {
+	int row;
+	struct slot_count *slots[3];
+};
+
+/* Lease the runs takes[0..n) names in one call, in order into out; a run
+ * that was not free any more (another dispatcher took it first) gives its
+ * slots back and is *held. */
+static int lease_taken(struct pp_store *s, const struct pp_rows *r, const struct take *takes, int n,
+		       const char *owner, int64_t lease_ms, int *got, bool *held,
+		       struct pp_run_rec **out, int *nout, struct pp_error *err)
+{
+	if (n == 0)
+		return 0;
+	const char **ids = calloc((size_t)n, sizeof(*ids));
+	struct pp_run_rec *recs = calloc((size_t)n, sizeof(*recs));
+	bool *leased = calloc((size_t)n, sizeof(*leased));
+	int rc = ids && recs && leased ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+	for (int i = 0; !rc && i < n; i++)
+		ids[i] = pp_row(r, takes[i].row, C_ID);
+	if (!rc)
+		rc = pp_store_db(s)->lease(s, ids, n, owner, lease_ms, recs, leased, err);
+	for (int i = 0; i < n; i++) {
+		if (!rc && leased[i]) {
+			rc = push_rec(out, nout, &recs[i], err);
+			continue;
+		}
+		if (leased && leased[i])
+			pp_run_rec_free(&recs[i]);
+		*held = true;
+		(*got)--;
+		for (int k = 0; k < 3; k++)
+			if (takes[i].slots[k] && takes[i].slots[k]->counted)
+				takes[i].slots[k]->n--;
+	}
+	free(ids);
+	free(recs);
+	free(leased);
+	return rc;
+}
+
 /* Judge the candidates of r in order and lease those that may start,
  * until *got reaches max; rows in judged were judged by this claim
  * already. *held when one was not leased (a pause or limit held it back,
- * it was cancelled, or another dispatcher took it first). */
+ * it was cancelled, or another dispatcher took it first). The runs judged
+ * free are leased together at the end, each counted in its slots when
+ * judged: a run another dispatcher took meanwhile only makes the runs
+ * judged after it see one run too many, never one too few. */
 static int take_due(struct pp_store *s, struct counts *c, const struct pp_rows *r,
 		    const struct pp_rows *judged, const char *owner, int64_t lease_ms, int64_t now,
 		    int max, int *got, bool *held, struct pp_run_rec **out, int *n,
 		    struct pp_error *err)
 {
-	int rc = 0;
+	int rc = 0, ntakes = 0;
+	struct take *takes = calloc((size_t)(max > *got ? max - *got : 1), sizeof(*takes));
+	if (!takes)
+		return pp_fail(err, PP_ENOMEM, "out of memory");
 	for (int i = 0; i < r->nrows && *got < max && !rc; i++) {
 		const char *id = pp_row(r, i, C_ID);
 		if (judged_already(judged, id))
@@ -1232,19 +1280,17 @@ static int take_due(struct pp_store *s, struct counts *c, const struct pp_rows *
 			}
 			continue;
 		}
-		struct pp_run_rec rec;
-		bool leased = false;
-		rc = pp_store_db(s)->lease(s, id, owner, lease_ms, &rec, &leased, err);
-		if (rc || !leased) {
-			*held = true;
-			continue;
-		}
-		rc = push_rec(out, n, &rec, err);
+		takes[ntakes] = (struct take){.row = i};
+		memcpy(takes[ntakes].slots, slots, sizeof(slots));
+		ntakes++;
 		(*got)++;
 		for (int k = 0; k < 3; k++)
 			if (slots[k] && slots[k]->counted)
 				slots[k]->n++;
 	}
+	if (!rc)
+		rc = lease_taken(s, r, takes, ntakes, owner, lease_ms, got, held, out, n, err);
+	free(takes);
 	return rc;
 }
 

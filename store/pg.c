@@ -1852,34 +1852,58 @@ static int db_now_ms(struct pp_store *base, int64_t *ms, struct pp_error *err)
 	return 0;
 }
 
-static int db_lease(struct pp_store *base, const char *id, const char *owner, int64_t lease_ms,
-		    struct pp_run_rec *out, bool *got, struct pp_error *err)
+/* The array literal of ids one lease statement takes (a claim's runs,
+ * each id quoted): far above any claim's, below what a statement should
+ * carry. */
+#define PG_LEASE_LIST_MAX (1 << 20)
+
+static int db_lease(struct pp_store *base, const char *const *ids, int n, const char *owner,
+		    int64_t lease_ms, struct pp_run_rec *out, bool *got, struct pp_error *err)
 {
 	struct pg_store *s = (struct pg_store *)base;
+	for (int i = 0; i < n; i++)
+		got[i] = false;
+	if (n == 0)
+		return 0;
+	struct pp_buf list;
+	pp_buf_init(&list, PG_LEASE_LIST_MAX);
+	int rc = 0;
+	for (int i = 0; i < n && !rc; i++)
+		rc = batch_put(&list, ids[i]);
+	if (!rc)
+		rc = pp_buf_putc(&list, '}');
+	if (rc) {
+		pp_buf_free(&list);
+		return pp_fail(err, PP_ENOMEM, "lease runs: out of memory");
+	}
 	char lease[24];
 	i64(lease, sizeof(lease), lease_ms);
-	const char *const p[] = {id, owner, lease};
-	*got = false;
-	int rc;
-	PGresult *res = query(s, "lease run",
+	const char *const p[] = {pp_buf_str(&list), owner, lease};
+	PGresult *res = query(s, "lease runs",
 			      "UPDATE runs SET lease_owner = $2, lease_expires = " NOW_MS
 			      " + $3::bigint, fence = fence + 1, updated_ms = " NOW_MS
-			      ", waiting = NULL WHERE id = $1 AND state = 'SCHEDULED'"
+			      ", waiting = NULL WHERE id = ANY($1::text[]) AND state = 'SCHEDULED'"
 			      " AND lease_owner IS NULL RETURNING " RUN_COLUMNS,
 			      3, p, &rc, err);
+	pp_buf_free(&list);
 	if (!res)
 		return rc;
 	struct pp_run_rec *v = NULL;
-	int n = 0;
-	rc = collect(s, res, &v, &n, err);
+	int nv = 0;
+	rc = collect(s, res, &v, &nv, err);
 	PQclear(res);
-	if (!rc && n == 1) {
-		*out = v[0];
-		*got = true;
-		free(v);
-	} else if (!rc) {
-		pp_run_recs_free(v, n);
+	/* Each row to its id's place; a row not asked for cannot come back. */
+	for (int k = 0; !rc && k < nv; k++) {
+		int i = 0;
+		while (i < n && (got[i] || strcmp(ids[i], v[k].id)))
+			i++;
+		if (i < n) {
+			out[i] = v[k];
+			got[i] = true;
+			memset(&v[k], 0, sizeof(v[k]));
+		}
 	}
+	pp_run_recs_free(v, nv);
 	return rc;
 }
 

@@ -1752,8 +1752,8 @@ static int db_now_ms(struct pp_store *base, int64_t *ms, struct pp_error *err)
 	return 0;
 }
 
-static int db_lease(struct pp_store *base, const char *id, const char *owner, int64_t lease_ms,
-		    struct pp_run_rec *out, bool *got, struct pp_error *err)
+static int lease_one(struct pp_store *base, const char *id, const char *owner, int64_t lease_ms,
+		     struct pp_run_rec *out, bool *got, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	*got = false;
@@ -1800,6 +1800,18 @@ static int db_lease(struct pp_store *base, const char *id, const char *owner, in
 	} else if (!rc) {
 		pp_run_recs_free(v, n);
 	}
+	return rc;
+}
+
+/* In process, a statement a run costs no round trip. */
+static int db_lease(struct pp_store *base, const char *const *ids, int n, const char *owner,
+		    int64_t lease_ms, struct pp_run_rec *out, bool *got, struct pp_error *err)
+{
+	int rc = 0;
+	for (int i = 0; i < n; i++)
+		got[i] = false;
+	for (int i = 0; i < n && !rc; i++)
+		rc = lease_one(base, ids[i], owner, lease_ms, &out[i], &got[i], err);
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sqlite3.h>
 
+#include "store/db.h"
 #include "store/deploy.h"
 #include "tests/unit/store/fixture.h"
 
@@ -1252,6 +1253,47 @@ static void test_concurrent_claims_hold_the_limit(void **state)
 	assert_int_equal(total, LIMIT);
 }
 
+/* store/db.h's lease, which the limit-aware claim calls once for the runs
+ * it judged free: each id its own answer, in the order asked, whatever
+ * order the backend finds them in; a run held, or no run, is not leased. */
+static void test_lease_answers_each_run_in_order(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	char a[PP_ID_LEN], b[PP_ID_LEN], c[PP_ID_LEN], d[PP_ID_LEN];
+	int64_t due = pp_wall_ms() - 1000;
+	schedule(s, "a", 0, due, a);
+	schedule(s, "a", 0, due + 1, b);
+	schedule(s, "a", 0, due + 2, c);
+	schedule(s, "a", 0, due + 3, d);
+	struct pp_run_rec *held;
+	int n;
+	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 1, &held, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(held[0].id, a);
+	const char *const ids[] = {d, "no-such-run", b, a, c};
+	enum { N = sizeof(ids) / sizeof(ids[0]) };
+	struct pp_run_rec out[N];
+	bool got[N];
+	memset(out, 0, sizeof(out));
+	assert_int_equal(pp_store_db(s)->lease(s, ids, N, "d2", 60000, out, got, &err), 0);
+	const bool want[N] = {true, false, true, false, true};
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(got[i], want[i]);
+		if (got[i]) {
+			assert_string_equal(out[i].id, ids[i]);
+			assert_int_equal(out[i].fence, 1);
+			pp_run_rec_free(&out[i]);
+		}
+	}
+	/* Leased now: none of them is free a second time. */
+	assert_int_equal(pp_store_db(s)->lease(s, ids, N, "d3", 60000, out, got, &err), 0);
+	for (int i = 0; i < N; i++)
+		assert_false(got[i]);
+	assert_int_equal(pp_store_db(s)->lease(s, ids, 0, "d3", 60000, out, got, &err), 0);
+	pp_run_recs_free(held, n);
+}
+
 #define CONTRACT(SETUP)                                                                            \
 	{                                                                                          \
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
@@ -1297,6 +1339,8 @@ static void test_concurrent_claims_hold_the_limit(void **state)
 			cmocka_unit_test_setup_teardown(test_deployment_limit_and_overlap, SETUP,  \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_concurrent_claims_hold_the_limit,     \
+							SETUP, store_teardown),                    \
+			cmocka_unit_test_setup_teardown(test_lease_answers_each_run_in_order,      \
 							SETUP, store_teardown),                    \
 	}
 
