@@ -399,6 +399,14 @@ static bool prepared_name(struct pg_store *s, enum sql_kind kind, const char *sq
 	return true;
 }
 
+/* A statement prepared_name could not prepare: the PREPARE's failure as
+ * its result, else its text sent as it is. */
+static PGresult *exec_unprepared(struct pg_store *s, PGresult *failed, const char *sql, int nparams,
+				 const char *const *params)
+{
+	return failed ? failed : PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
 /* One statement, prepared on this connection the first time it is seen
  * (a failed PREPARE's result is returned as the statement's). */
 static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const char *sql, int nparams,
@@ -408,7 +416,7 @@ static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const cha
 	PGresult *failed;
 	if (prepared_name(s, kind, sql, nparams, name, &failed))
 		return PQexecPrepared(s->conn, name, nparams, params, NULL, NULL, 0);
-	return failed ? failed : PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	return exec_unprepared(s, failed, sql, nparams, params);
 }
 
 /* Statement sql (static text) with its generic plan. PostgreSQL plans a
@@ -437,8 +445,7 @@ static PGresult *exec_generic(struct pg_store *s, const char *sql, int nparams,
 	PGresult *failed;
 	if (!prepared_name(s, SQL_STATIC, generic_sql, 0, set, &failed) ||
 	    !prepared_name(s, SQL_STATIC, sql, nparams, name, &failed))
-		return failed ? failed
-			      : PQexecParams(s->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		return exec_unprepared(s, failed, sql, nparams, params);
 	if (!PQenterPipelineMode(s->conn))
 		return NULL;
 	bool sent = PQsendQueryPrepared(s->conn, set, 0, NULL, NULL, NULL, 0) &&

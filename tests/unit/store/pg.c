@@ -371,9 +371,10 @@ static long long runs_index_reads(bool store_open)
 /* Runs a claim takes in the tests of what a claim reads. */
 #define CLAIM_TAKE 5
 
-/* Claims on the empty table, as a new dispatcher's on a new store, until
- * the server keeps a plan made for it (after five); no ANALYZE behind the
- * test's back (reset by the test when it closes the store). */
+/* Claims on the empty table, as a new dispatcher's on a new store: the
+ * claim's generic plan is made for it, at the first (exec_generic), and
+ * kept; no ANALYZE behind the test's back (reset by the test when it
+ * closes the store). */
 static void claims_planned_on_empty_table(struct pp_store *s)
 {
 	struct pp_error err = {0};
