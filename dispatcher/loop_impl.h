@@ -38,6 +38,9 @@ struct pool_rt {
 	 * still SCHEDULED, started in claim order as slots free. */
 	struct pp_run_rec *ahead;
 	int nahead, ahead_first;
+	/* Doublings of the runs a claim takes ahead (ahead_for): one more
+	 * after each claim that came back full, none after one that did not. */
+	int ahead_doublings;
 	struct pool_rt *next;
 };
 

@@ -786,6 +786,69 @@ static void test_backlog_asks_only_the_busy_pool(void **state)
 	pp_config_free(&c);
 }
 
+/* From the loop's debug lines ("claim N: pool P: n of asked"), the claims
+ * of pool: the runs the first asked for, the most any asked for, and the
+ * most any asked for after the first that came back short (-1: none did,
+ * or none came after it). */
+static void claim_asks(const char *logs, const char *pool, int *first, int *most,
+		       int *most_after_short)
+{
+	*first = *most = 0;
+	*most_after_short = -1;
+	bool short_seen = false;
+	for (const char *line = strstr(logs, "claim "); line; line = strstr(line + 1, "claim ")) {
+		unsigned t;
+		char p[16];
+		int n, asked;
+		if (sscanf(line, "claim %u: pool %15[^:]: %d of %d", &t, p, &n, &asked) != 4 ||
+		    strcmp(p, pool))
+			continue;
+		if (!*first)
+			*first = asked;
+		if (asked > *most)
+			*most = asked;
+		if (short_seen && asked > *most_after_short)
+			*most_after_short = asked;
+		short_seen = short_seen || n < asked;
+	}
+}
+
+/* A pool's backlog is claimed in growing claims: the first takes a quarter
+ * of max_submitting (8) beyond the free slots, each claim that comes back
+ * full doubles that, up to two rounds of max_submitting (16 ahead), and
+ * one that comes back short brings it back to a quarter. 100 runs due,
+ * submissions answered at once, every run done at its first status (0.1 s
+ * after its submission), claims every 12.5 ms meanwhile (poll_interval
+ * 0.05), so some come after the backlog's last, short, claim. */
+static void test_backlog_claimed_in_growing_claims(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	load_config(&c);
+	c.dispatcher.max_submitting = 8;
+	char id[PP_ID_LEN];
+	for (int i = 0; i < 100; i++)
+		schedule(&c, id);
+	cloud.stop_at_status = 100;
+	struct pp_loop_opts opts = {.owner = "unit"};
+	struct pp_loop_summary sum;
+	char *logs = NULL;
+	run_logged(&c, &opts, &sum, &logs);
+	assert_int_equal(sum.submitted, 100);
+	int first, most, after_short;
+	claim_asks(logs, "p", &first, &most, &after_short);
+	assert_int_equal(first, 8 + 2);
+	assert_true(most > 8 + 4); /* grown twice at least */
+	assert_true(most <= 8 + 16);
+	assert_true(after_short >= 0);
+	assert_true(after_short <= 8 + 2);
+	int runs;
+	assert_true(claims_of(logs, "p", 0, &runs) > 1);
+	assert_int_equal(runs, 100);
+	free(logs);
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
@@ -794,6 +857,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_busy_pool_takes_the_idle_pools_slots, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_backlog_asks_only_the_busy_pool, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_claimed_in_growing_claims, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_failing_submission_retried_then_dead, setup,
 						teardown),
