@@ -1188,6 +1188,15 @@ static bool judged_already(const struct pp_rows *judged, const char *id)
 	return false;
 }
 
+/* One run more (delta 1) or fewer (-1) in each of a run's slots that a
+ * rule has counted. */
+static void slots_add(struct slot_count *const slots[3], int delta)
+{
+	for (int k = 0; k < 3; k++)
+		if (slots[k] && slots[k]->counted)
+			slots[k]->n += delta;
+}
+
 /* A run judged free to start, leased with the others of its read. */
 struct take {
 	int row;
@@ -1220,9 +1229,7 @@ static int lease_taken(struct pp_store *s, const struct pp_rows *r, const struct
 			pp_run_rec_free(&recs[i]);
 		*held = true;
 		(*got)--;
-		for (int k = 0; k < 3; k++)
-			if (takes[i].slots[k] && takes[i].slots[k]->counted)
-				takes[i].slots[k]->n--;
+		slots_add(takes[i].slots, -1);
 	}
 	free(ids);
 	free(recs);
@@ -1284,9 +1291,7 @@ static int take_due(struct pp_store *s, struct counts *c, const struct pp_rows *
 		memcpy(takes[ntakes].slots, slots, sizeof(slots));
 		ntakes++;
 		(*got)++;
-		for (int k = 0; k < 3; k++)
-			if (slots[k] && slots[k]->counted)
-				slots[k]->n++;
+		slots_add(slots, 1);
 	}
 	if (!rc)
 		rc = lease_taken(s, r, takes, ntakes, owner, lease_ms, got, held, out, n, err);

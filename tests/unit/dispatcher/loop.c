@@ -716,20 +716,32 @@ static void run_logged(struct pp_config *c, const struct pp_loop_opts *opts,
 		fail_msg("loop: %s", err.msg);
 }
 
-/* From the loop's debug lines ("claim N: pool P: n of cap"): how many
- * times pool was claimed from in claim turn turn (0: in any), and the runs
- * those claims took into *runs. */
+/* The loop's next debug line "claim N: pool P: n of asked" about pool
+ * at or after *line, read into *turn, *n and *asked; *line then points
+ * past it. false when there is none. */
+static bool next_claim(const char **line, const char *pool, unsigned *turn, int *n, int *asked)
+{
+	for (const char *l = strstr(*line, "claim "); l; l = strstr(l + 1, "claim ")) {
+		char p[16];
+		if (sscanf(l, "claim %u: pool %15[^:]: %d of %d", turn, p, n, asked) == 4 &&
+		    !strcmp(p, pool)) {
+			*line = l + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* From the loop's debug lines: how many times pool was claimed from in
+ * claim turn turn (0: in any), and the runs those claims took into *runs. */
 static int claims_of(const char *logs, const char *pool, unsigned turn, int *runs)
 {
 	int claims = 0;
 	*runs = 0;
-	for (const char *line = strstr(logs, "claim "); line; line = strstr(line + 1, "claim ")) {
-		unsigned t;
-		char p[16];
-		int n, cap;
-		if (sscanf(line, "claim %u: pool %15[^:]: %d of %d", &t, p, &n, &cap) != 4)
-			continue;
-		if ((turn == 0 || t == turn) && !strcmp(p, pool)) {
+	unsigned t;
+	int n, asked;
+	for (const char *line = logs; next_claim(&line, pool, &t, &n, &asked);) {
+		if (turn == 0 || t == turn) {
 			claims++;
 			*runs += n;
 		}
@@ -796,13 +808,9 @@ static void claim_asks(const char *logs, const char *pool, int *first, int *most
 	*first = *most = 0;
 	*most_after_short = -1;
 	bool short_seen = false;
-	for (const char *line = strstr(logs, "claim "); line; line = strstr(line + 1, "claim ")) {
-		unsigned t;
-		char p[16];
-		int n, asked;
-		if (sscanf(line, "claim %u: pool %15[^:]: %d of %d", &t, p, &n, &asked) != 4 ||
-		    strcmp(p, pool))
-			continue;
+	unsigned t;
+	int n, asked;
+	for (const char *line = logs; next_claim(&line, pool, &t, &n, &asked);) {
 		if (!*first)
 			*first = asked;
 		if (asked > *most)
