@@ -96,6 +96,7 @@ enum sql_kind {
 	SQL_BUILT,   /* one statement, possibly in a reused buffer */
 	SQL_SCRIPT,  /* several statements, no parameters: never prepared */
 	SQL_GENERIC, /* as SQL_STATIC, always run with its generic plan (exec_generic) */
+	SQL_BY_KEY,  /* as SQL_STATIC, its rows joined through their keys (exec_by_key) */
 };
 
 struct pg_store {
@@ -419,31 +420,16 @@ static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const cha
 	return exec_unprepared(s, failed, sql, nparams, params);
 }
 
-/* Statement sql (static text) with its generic plan. PostgreSQL plans a
- * prepared statement for its arguments (a custom plan) as long as it
- * judges that cheaper than the plan it made for any arguments, and it may
- * judge so at every call: the claim, on a store with 10,000 finished and
- * 1,000 due runs, analysed, was planned anew at each call, 2.1 ms of
- * planning against 0.4-0.7 ms of execution, and its custom plans ran
- * slower than the generic one (issue 23). plan_cache_mode is set for one
- * transaction, sent in one pipeline with the statement, so the two run
- * together in the implicit transaction their Sync ends, in one round
- * trip; the session's setting stays as it was for every other statement
- * (lists and deployments' reads, whose filters want their arguments
- * seen). A server older than plan_cache_mode (PostgreSQL 12) plans the
- * statement as it chooses. The statement's result, or a failure's, as
- * PQexecPrepared's. */
-#define PG_PLAN_CACHE_MODE_VERSION 120000
-static PGresult *exec_generic(struct pg_store *s, const char *sql, int nparams,
-			      const char *const *params)
+/* set_sql (static text: settings for one transaction) and then sql,
+ * both prepared, in one pipeline: one round trip, one implicit
+ * transaction. The statement's result, or a failure's, as
+ * PQexecPrepared's; NULL when the pipeline could not be finished. */
+static PGresult *exec_set(struct pg_store *s, const char *set_sql, const char *sql, int nparams,
+			  const char *const *params)
 {
-	static const char generic_sql[] =
-		"SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
-	if (PQserverVersion(s->conn) < PG_PLAN_CACHE_MODE_VERSION)
-		return exec_prepared(s, SQL_STATIC, sql, nparams, params);
 	char set[16], name[16];
 	PGresult *failed;
-	if (!prepared_name(s, SQL_STATIC, generic_sql, 0, set, &failed) ||
+	if (!prepared_name(s, SQL_STATIC, set_sql, 0, set, &failed) ||
 	    !prepared_name(s, SQL_STATIC, sql, nparams, name, &failed))
 		return exec_unprepared(s, failed, sql, nparams, params);
 	if (!PQenterPipelineMode(s->conn))
@@ -475,6 +461,49 @@ static PGresult *exec_generic(struct pg_store *s, const char *sql, int nparams,
 	return NULL;
 }
 
+/* Statement sql (static text) with its generic plan. PostgreSQL plans a
+ * prepared statement for its arguments (a custom plan) as long as it
+ * judges that cheaper than the plan it made for any arguments, and it may
+ * judge so at every call: the claim, on a store with 10,000 finished and
+ * 1,000 due runs, analysed, was planned anew at each call, 2.1 ms of
+ * planning against 0.4-0.7 ms of execution, and its custom plans ran
+ * slower than the generic one (issue 23). plan_cache_mode is set for one
+ * transaction, sent in one pipeline with the statement, so the two run
+ * together in the implicit transaction their Sync ends, in one round
+ * trip; the session's setting stays as it was for every other statement
+ * (lists and deployments' reads, whose filters want their arguments
+ * seen). A server older than plan_cache_mode (PostgreSQL 12) plans the
+ * statement as it chooses. The statement's result, or a failure's, as
+ * PQexecPrepared's. */
+#define PG_PLAN_CACHE_MODE_VERSION 120000
+static PGresult *exec_generic(struct pg_store *s, const char *sql, int nparams,
+			      const char *const *params)
+{
+	static const char generic_sql[] =
+		"SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
+	if (PQserverVersion(s->conn) < PG_PLAN_CACHE_MODE_VERSION)
+		return exec_prepared(s, SQL_STATIC, sql, nparams, params);
+	return exec_set(s, generic_sql, sql, nparams, params);
+}
+
+/* Statement sql (static text), which joins an array of keys to the rows
+ * they name, with neither a hash nor a merge join. On a young store, or
+ * one whose statistics lag its growth, the planner judged the table small
+ * enough to read whole and hash against the keys: the queued writes'
+ * batch (batch_sql) read every row of runs, dead versions included, to
+ * update 32 (2.0 of its 3.2 ms at 2,000 runs; 32 primary-key lookups take
+ * 0.8), and the table's dead versions grow with every write until vacuum
+ * comes. Found through the primary key, a batch costs its rows, whatever
+ * the table holds. Set for the statement's transaction, as exec_generic
+ * does. */
+static PGresult *exec_by_key(struct pg_store *s, const char *sql, int nparams,
+			     const char *const *params)
+{
+	static const char by_key_sql[] = "SELECT set_config('enable_hashjoin', 'off', true),"
+					 " set_config('enable_mergejoin', 'off', true)";
+	return exec_set(s, by_key_sql, sql, nparams, params);
+}
+
 static void batch_send(struct pg_store *s);
 
 /* Run one statement with text parameters (NULL entries are SQL NULL),
@@ -497,6 +526,7 @@ static PGresult *run_sql_now(struct pg_store *s, const char *what, enum sql_kind
 		return NULL;
 	PGresult *res = kind == SQL_SCRIPT    ? PQexec(s->conn, sql)
 			: kind == SQL_GENERIC ? exec_generic(s, sql, nparams, params)
+			: kind == SQL_BY_KEY  ? exec_by_key(s, sql, nparams, params)
 					      : exec_prepared(s, kind, sql, nparams, params);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
@@ -1295,7 +1325,7 @@ static void batch_send(struct pg_store *s)
 	struct pp_error err = {0};
 	int rc = complete ? 0 : pp_fail(&err, PP_ENOMEM, "out of memory");
 	PGresult *res = rc ? NULL
-			   : run_sql_now(s, "update runs", SQL_STATIC, batch_sql, UPDATE_NPARAMS, v,
+			   : run_sql_now(s, "update runs", SQL_BY_KEY, batch_sql, UPDATE_NPARAMS, v,
 					 &rc, &err);
 	batch_reset(s);
 	bool *written = res ? calloc((size_t)n, sizeof(*written)) : NULL;
