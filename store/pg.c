@@ -497,7 +497,9 @@ static PGresult *exec_generic(struct pg_store *s, const char *sql, int nparams,
  * ms against 1.1-1.4); and the dead versions grow with every write until
  * vacuum comes. Found through the primary key, a batch costs its rows,
  * whatever the table holds. Set for the statement's transaction, as
- * exec_generic does. */
+ * exec_generic does: the batch is always a transaction of its own, as
+ * every statement sends the queued writes before it (run_sql), a BEGIN
+ * among them, and so nothing else is planned under these settings. */
 static PGresult *exec_by_key(struct pg_store *s, const char *sql, int nparams,
 			     const char *const *params)
 {
