@@ -231,6 +231,20 @@ static void test_queued_writes_settle_in_order(void **state)
 	assert_int_equal(o.n, 0);
 }
 
+/* Write u to runs[0..n), queued and then settled: each reported written. */
+static void queue_and_settle(struct pp_store *s, const struct pp_run_rec *runs, int n,
+			     const struct pp_run_update *u)
+{
+	struct pp_error err = {0};
+	for (int i = 0; i < n; i++)
+		assert_int_equal(s->ops->update_queue(s, runs[i].id, runs[i].fence, u, &err), 0);
+	struct outcomes o = {0};
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, n);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(o.rc[i], 0);
+}
+
 /* More writes than one statement takes, then the connection lost before
  * the next went out: each is reported, written (and then in the store) or
  * transient, and the next writes go out on a new connection. */
@@ -246,13 +260,8 @@ static void test_queued_writes_many_and_lost(void **state)
 				  .next_attempt_ms = -1,
 				  .event = "submitting (try 1)"};
 	int first = N - LOST - 1;
-	for (int i = 0; i < first; i++)
-		assert_int_equal(s->ops->update_queue(s, runs[i].id, runs[i].fence, &u, &err), 0);
+	queue_and_settle(s, runs, first, &u);
 	struct outcomes o = {0};
-	s->ops->update_settle(s, record, &o);
-	assert_int_equal(o.n, first);
-	for (int i = 0; i < first; i++)
-		assert_int_equal(o.rc[i], 0);
 	struct pp_store_counts c;
 	assert_int_equal(s->ops->counts(s, &c, &err), 0);
 	assert_int_equal(c.by_state[PP_ST_SUBMITTING], first);
@@ -260,7 +269,6 @@ static void test_queued_writes_many_and_lost(void **state)
 		assert_int_equal(s->ops->update_queue(s, runs[i].id, runs[i].fence, &u, &err), 0);
 	sql(pgurl, "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
 		   " WHERE application_name = 'pushpool' AND pid <> pg_backend_pid()");
-	o.n = 0;
 	s->ops->update_settle(s, record, &o);
 	assert_int_equal(o.n, LOST);
 	int written = 0;
@@ -657,7 +665,6 @@ static void test_counts_and_lists_read_by_index(void **state)
 static void test_queued_writes_find_runs_by_key(void **state)
 {
 	struct pp_store *s = *state;
-	struct pp_error err = {0};
 	enum { STORED = 2000, BATCH = 32 };
 	sql(pgurl, "ALTER TABLE runs SET (autovacuum_enabled = false)");
 	held_runs("f", STORED, "SUBMITTED", "d2", 600);
@@ -670,13 +677,7 @@ static void test_queued_writes_find_runs_by_key(void **state)
 				  .event = "submitting (try 1)"};
 	long long before = runs_stat(true, "SELECT seq_tup_read FROM pg_stat_user_tables"
 					   " WHERE relname = 'runs'");
-	for (int i = 0; i < BATCH; i++)
-		assert_int_equal(s->ops->update_queue(s, runs[i].id, runs[i].fence, &u, &err), 0);
-	struct outcomes o = {0};
-	s->ops->update_settle(s, record, &o);
-	assert_int_equal(o.n, BATCH);
-	for (int i = 0; i < BATCH; i++)
-		assert_int_equal(o.rc[i], 0);
+	queue_and_settle(s, runs, BATCH, &u);
 	pp_run_recs_free(runs, BATCH);
 	pp_store_close(s);
 	*state = NULL;
