@@ -92,11 +92,14 @@ struct pg_prepared {
 	unsigned long hash;
 };
 enum sql_kind {
-	SQL_STATIC,  /* one statement in static storage: text fixed at its address */
-	SQL_BUILT,   /* one statement, possibly in a reused buffer */
-	SQL_SCRIPT,  /* several statements, no parameters: never prepared */
-	SQL_GENERIC, /* as SQL_STATIC, always run with its generic plan (exec_generic) */
-	SQL_BY_KEY,  /* as SQL_STATIC, its rows joined through their keys (exec_by_key) */
+	SQL_STATIC, /* one statement in static storage: text fixed at its address */
+	SQL_BUILT,  /* one statement, possibly in a reused buffer */
+	SQL_SCRIPT, /* several statements, no parameters: never prepared */
+	/* As SQL_STATIC, run under settings of its own (exec_planned): */
+	SQL_GENERIC,  /* always with its generic plan */
+	SQL_BY_KEY,   /* its rows joined through their keys */
+	SQL_BY_INDEX, /* read through indexes only, without parallel workers */
+	SQL_KINDS
 };
 
 struct pg_store {
@@ -461,52 +464,56 @@ static PGresult *exec_set(struct pg_store *s, const char *set_sql, const char *s
 	return NULL;
 }
 
-/* Statement sql (static text) with its generic plan. PostgreSQL plans a
- * prepared statement for its arguments (a custom plan) as long as it
- * judges that cheaper than the plan it made for any arguments, and it may
- * judge so at every call: the claim, on a store with 10,000 finished and
- * 1,000 due runs, analysed, was planned anew at each call, 2.1 ms of
- * planning against 0.4-0.7 ms of execution, and its custom plans ran
- * slower than the generic one (issue 23). plan_cache_mode is set for one
- * transaction, sent in one pipeline with the statement, so the two run
- * together in the implicit transaction their Sync ends, in one round
- * trip; the session's setting stays as it was for every other statement
- * (lists and deployments' reads, whose filters want their arguments
- * seen). A server older than plan_cache_mode (PostgreSQL 12) plans the
- * statement as it chooses. The statement's result, or a failure's, as
- * PQexecPrepared's. */
+/* The settings each planned kind of statement runs under, for its
+ * transaction alone (set_config(..., true), sent in one pipeline with the
+ * statement by exec_set: the two run together in the implicit transaction
+ * their Sync ends, one round trip), so that the session's own settings
+ * stay as they were for every other statement. Such a statement is always
+ * a transaction of its own: every statement sends the queued writes
+ * before it (run_sql), a BEGIN among them. */
+static const char *const planned_settings[SQL_KINDS] = {
+	/* The claim. PostgreSQL plans a prepared statement for its arguments
+	 * (a custom plan) as long as it judges that cheaper than the plan it
+	 * made for any arguments, and it may judge so at every call: the
+	 * claim, on a store with 10,000 finished and 1,000 due runs,
+	 * analysed, was planned anew at each call, 2.1 ms of planning against
+	 * 0.4-0.7 ms of execution, and its custom plans ran slower than the
+	 * generic one (issue 23). The session's setting stays for the lists
+	 * and deployments' reads, whose filters want their arguments seen. A
+	 * server older than plan_cache_mode (PostgreSQL 12) plans the
+	 * statement as it chooses (exec_planned). */
+	[SQL_GENERIC] = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)",
+	/* The queued writes' batch (batch_sql), which joins an array of keys
+	 * to the rows they name: each found through its key, with no read of
+	 * the whole table, and so no hash or merge join against one. On a
+	 * young store, or one whose statistics lag its growth, the planner
+	 * judged the table small enough to read whole: the batch read every
+	 * row of runs, dead versions included, to update 32 (2.0 of its 3.2
+	 * ms at 2,000 runs; 32 primary-key lookups take 0.8), hashed against
+	 * the keys, or, with hash joins off, compared each key with every row
+	 * (500 runs: 2.4-2.7 ms against 1.1-1.4); and the dead versions grow
+	 * with every write until vacuum comes. Found through the primary key,
+	 * a batch costs its rows, whatever the table holds. */
+	[SQL_BY_KEY] = "SELECT set_config('enable_seqscan', 'off', true),"
+		       " set_config('enable_hashjoin', 'off', true),"
+		       " set_config('enable_mergejoin', 'off', true)",
+	/* A read that every part of has an index to go by, through them
+	 * whatever the planner believes of the table (never analysed, or a
+	 * sample that misjudged a partial index): no sequential scan unless
+	 * nothing else can answer, and no parallel workers, whose start cost
+	 * more than such a read (docs/performance.md, step 54). */
+	[SQL_BY_INDEX] = "SELECT set_config('enable_seqscan', 'off', true),"
+			 " set_config('max_parallel_workers_per_gather', '0', true)",
+};
+
 #define PG_PLAN_CACHE_MODE_VERSION 120000
-static PGresult *exec_generic(struct pg_store *s, const char *sql, int nparams,
+/* Statement sql (static text) of a planned kind, under its settings. */
+static PGresult *exec_planned(struct pg_store *s, enum sql_kind kind, const char *sql, int nparams,
 			      const char *const *params)
 {
-	static const char generic_sql[] =
-		"SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
-	if (PQserverVersion(s->conn) < PG_PLAN_CACHE_MODE_VERSION)
+	if (kind == SQL_GENERIC && PQserverVersion(s->conn) < PG_PLAN_CACHE_MODE_VERSION)
 		return exec_prepared(s, SQL_STATIC, sql, nparams, params);
-	return exec_set(s, generic_sql, sql, nparams, params);
-}
-
-/* Statement sql (static text), which joins an array of keys to the rows
- * they name, each found through its key: no read of the whole table, and
- * so no hash or merge join against one. On a young store, or one whose
- * statistics lag its growth, the planner judged the table small enough
- * to read whole: the queued writes' batch (batch_sql) read every row of
- * runs, dead versions included, to update 32 (2.0 of its 3.2 ms at 2,000
- * runs; 32 primary-key lookups take 0.8), hashed against the keys, or,
- * with hash joins off, compared each key with every row (500 runs: 2.4-2.7
- * ms against 1.1-1.4); and the dead versions grow with every write until
- * vacuum comes. Found through the primary key, a batch costs its rows,
- * whatever the table holds. Set for the statement's transaction, as
- * exec_generic does: the batch is always a transaction of its own, as
- * every statement sends the queued writes before it (run_sql), a BEGIN
- * among them, and so nothing else is planned under these settings. */
-static PGresult *exec_by_key(struct pg_store *s, const char *sql, int nparams,
-			     const char *const *params)
-{
-	static const char by_key_sql[] = "SELECT set_config('enable_seqscan', 'off', true),"
-					 " set_config('enable_hashjoin', 'off', true),"
-					 " set_config('enable_mergejoin', 'off', true)";
-	return exec_set(s, by_key_sql, sql, nparams, params);
+	return exec_set(s, planned_settings[kind], sql, nparams, params);
 }
 
 static void batch_send(struct pg_store *s);
@@ -521,7 +528,7 @@ static PGresult *run_sql_now(struct pg_store *s, const char *what, enum sql_kind
 			     const char *sql, int nparams, const char *const *params, int *rc,
 			     struct pp_error *err)
 {
-	/* A pipeline exec_generic could not finish (a send failed on a
+	/* A pipeline exec_set could not finish (a send failed on a
 	 * connection that still looks fine) leaves the session in a state
 	 * no later statement can use: start a new one. */
 	if (s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)
@@ -529,10 +536,9 @@ static PGresult *run_sql_now(struct pg_store *s, const char *what, enum sql_kind
 	*rc = ensure_conn(s, err);
 	if (*rc)
 		return NULL;
-	PGresult *res = kind == SQL_SCRIPT    ? PQexec(s->conn, sql)
-			: kind == SQL_GENERIC ? exec_generic(s, sql, nparams, params)
-			: kind == SQL_BY_KEY  ? exec_by_key(s, sql, nparams, params)
-					      : exec_prepared(s, kind, sql, nparams, params);
+	PGresult *res = kind == SQL_SCRIPT	 ? PQexec(s->conn, sql)
+			: planned_settings[kind] ? exec_planned(s, kind, sql, nparams, params)
+						 : exec_prepared(s, kind, sql, nparams, params);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;
@@ -578,30 +584,11 @@ static int command(struct pg_store *s, const char *what, const char *sql, struct
 	return rc;
 }
 
-/* A read that every part of has an index to go by, through them
- * whatever the planner believes of the table (never analysed, or a sample
- * that misjudged a partial index): in a transaction of its own with no
- * sequential scan unless nothing else can answer, and no parallel
- * workers, whose start cost more than such a read (docs/performance.md,
- * step 54). */
+/* A read through indexes only (SQL_BY_INDEX). */
 static PGresult *query_by_index(struct pg_store *s, const char *what, const char *sql, int nparams,
 				const char *const *params, int *rc, struct pp_error *err)
 {
-	*rc = command(s, what,
-		      "BEGIN; SET LOCAL enable_seqscan = off;"
-		      " SET LOCAL max_parallel_workers_per_gather = 0",
-		      err);
-	if (*rc)
-		return NULL;
-	PGresult *res = query(s, what, sql, nparams, params, rc, err);
-	if (res)
-		*rc = command(s, what, "COMMIT", err);
-	if (*rc) {
-		pg_rollback(s);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
+	return run_sql(s, what, SQL_BY_INDEX, sql, nparams, params, rc, err);
 }
 
 static void i64(char *buf, size_t n, int64_t v)

@@ -118,7 +118,7 @@ static void test_reconnects_after_connection_loss(void **state)
 	assert_true(s->ops->wake_fd(s) >= 0);
 	assert_true(s->ops->wake_drain(s) > 0);
 	/* The same for a claim, whose statement goes in a pipeline with the
-	 * setting of its plan (exec_generic). */
+	 * setting of its plan (exec_planned). */
 	sql(pgurl, "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
 		   " WHERE application_name = 'pushpool' AND pid <> pg_backend_pid()");
 	struct pp_run_rec *runs = NULL;
@@ -380,7 +380,7 @@ static long long runs_index_reads(bool store_open)
 #define CLAIM_TAKE 5
 
 /* Claims on the empty table, as a new dispatcher's on a new store: the
- * claim's generic plan is made for it, at the first (exec_generic), and
+ * claim's generic plan is made for it, at the first (exec_planned), and
  * kept; no ANALYZE behind the test's back (reset by the test when it
  * closes the store). */
 static void claims_planned_on_empty_table(struct pp_store *s)
