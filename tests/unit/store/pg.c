@@ -461,6 +461,13 @@ static long long count_in(void *ctx, const char *query)
 	return sql(pgurl, query);
 }
 
+/* Rows of runs read by scans of the whole table. */
+static long long runs_scan_reads(bool store_open)
+{
+	return runs_stat(store_open,
+			 "SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'runs'");
+}
+
 static long long runs_written(bool store_open)
 {
 	return runs_stat(store_open,
@@ -675,15 +682,12 @@ static void test_queued_writes_find_runs_by_key(void **state)
 				  .attempt = 1,
 				  .next_attempt_ms = -1,
 				  .event = "submitting (try 1)"};
-	long long before = runs_stat(true, "SELECT seq_tup_read FROM pg_stat_user_tables"
-					   " WHERE relname = 'runs'");
+	long long before = runs_scan_reads(true);
 	queue_and_settle(s, runs, BATCH, &u);
 	pp_run_recs_free(runs, BATCH);
 	pp_store_close(s);
 	*state = NULL;
-	long long read = runs_stat(false, "SELECT seq_tup_read FROM pg_stat_user_tables"
-					  " WHERE relname = 'runs'") -
-			 before;
+	long long read = runs_scan_reads(false) - before;
 	sql(pgurl, "ALTER TABLE runs RESET (autovacuum_enabled)");
 	assert_int_equal(sql(pgurl, "SELECT count(*) FROM runs WHERE state = 'SUBMITTING'"), BATCH);
 	/* The counters hold what the session did before the batch too (its
