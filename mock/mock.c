@@ -405,8 +405,10 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
 	long delay = 0;
 	enum pp_mock_fault kind =
 		pp_mock_fault_roll(m, api, token_endpoint, resp, retry_after_s, &delay);
-	if (delay > 0)
+	if (delay > 0) {
+		pp_mock_count(m, "delayed", api);
 		sleep_ms(delay);
+	}
 	return kind;
 }
 

@@ -231,6 +231,15 @@ ecs RunTask "{\"taskDefinition\":\"fam:2\",$NET,\"clientToken\":\"lost-1\"}" >/d
 curl -fsS -X POST -d '{"api":"ecs","reset_after_action_rate":0}' "$BASE/control/faults" >/dev/null
 curl -fsS "$BASE/control/stats" | tr -d ' \n' | grep -q '"ecs.clientToken":{[^}]*"lost-1":1' ||
 	fail "lost RunTask not applied: $(curl -fsS "$BASE/control/stats")"
+# latency_ms holds a RunTask back once: its capacity roll is part of the
+# same request (it slept a second time, so +20 ms answered in 40).
+curl -fsS -X POST -d '[{"api":"ecs","latency_ms":1},{"api":"ecs.capacity","latency_ms":1}]' \
+	"$BASE/control/faults" >/dev/null
+[ "$(ecs RunTask "{\"taskDefinition\":\"fam:2\",$NET}")" = 200 ] || fail "delayed RunTask: $(cat "$T/body")"
+delayed=$(curl -fsS "$BASE/control/stats" | jq -c '.keyed.delayed')
+[ "$delayed" = '{"ecs":1}' ] || fail "RunTask delayed $delayed, want {\"ecs\":1}"
+curl -fsS -X POST -d '[{"api":"ecs","latency_ms":0},{"api":"ecs.capacity","latency_ms":0}]' \
+	"$BASE/control/faults" >/dev/null
 ok
 
 # 5. STS, temporary credentials, expiry; web identity; container creds; IMDSv2
