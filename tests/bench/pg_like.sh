@@ -141,8 +141,26 @@ stop_serves() {
 	SERVE_PIDS=
 }
 
-# measure STORE POOL TARGET DISPATCHERS LATENCY_MS: runs/s into RATE (no
-# subshell: a failure ends the bench, and cleanup stops the dispatchers).
+# CPU time (user + system, clock ticks) of the processes whose PIDs come
+# on standard input, whitespace apart.
+ticks() {
+	tr -s ' ' '\n' | while read -r p; do cat "/proc/$p/stat" 2>/dev/null || true; done |
+		awk '{ t += $14 + $15 } END { print t + 0 }'
+}
+# The test server's processes: its postmaster, its background processes
+# and the sessions open now (the dispatchers' among them).
+server_pids() {
+	pm=$(head -n 1 "$PGDIR/data/postmaster.pid")
+	echo "$pm"
+	pgrep -P "$pm" || true
+}
+
+# measure STORE POOL TARGET DISPATCHERS LATENCY_MS: runs/s into RATE, and
+# the CPU a run of the dispatchers, of the PostgreSQL server (0 on SQLite)
+# and of the mock into CPU, a JSON object in ms (no subshell: a failure
+# ends the bench, and cleanup stops the dispatchers). The dispatchers'
+# sessions start and end inside the measurement, so the server's CPU is
+# read before the dispatchers stop, as theirs is.
 phase=0
 measure() {
 	st=$1 pool=$2 target=$3 k=$4 lat=$5
@@ -156,6 +174,9 @@ measure() {
 	# As autovacuum would find a store in use: its history and a backlog.
 	[ "$st" != pg-history ] || psql_q "ANALYZE runs"
 	mock_setup "$lat"
+	mock0=$(echo "$MOCK_PID" | ticks)
+	server0=0
+	[ "$st" = sqlite ] || server0=$(server_pids | ticks)
 	pids=
 	i=1
 	while [ $i -le "$k" ]; do
@@ -165,35 +186,49 @@ measure() {
 	done
 	SERVE_PIDS="$SERVE_PIDS $pids"
 	wait_runs "$st" "$name" "$target" "$pids"
+	serve_t=$(echo "$pids" | ticks)
+	server_t=0
+	[ "$st" = sqlite ] || server_t=$(($(server_pids | ticks) - server0))
+	mock_t=$(($(echo "$MOCK_PID" | ticks) - mock0))
 	stop_serves "$name"
 	RATE=$(rate "$st" "$name" "$target")
+	CPU=$(jq -nc --argjson n "$RUNS" --argjson hz "$(getconf CLK_TCK)" \
+		--argjson d "$serve_t" --argjson p "$server_t" --argjson m "$mock_t" \
+		'def ms: . * 1000 / $hz / $n * 1000 | round / 1000;
+		 {dispatchers: ($d | ms), postgresql: ($p | ms), mock: ($m | ms)}')
 }
 
-# emit POOL LATENCY LABEL RATE BASELINE_RATE
+# emit POOL LATENCY LABEL RATE BASELINE_RATE: the figure, with pair's CPU
+# a run of each pass (cpu_ms_per_run: the measured side, then the baseline)
 emit() {
 	jq -nc --arg pool "$1" --argjson lat "$2" --arg cfg "$3" --argjson rate "$4" \
 		--argjson base "$5" --argjson n "$RUNS" --argjson c "$CONC" \
+		--argjson cpu_a "$A_CPU" --argjson cpu_b "$B_CPU" \
 		--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 		'{figure: "throughput", store: "postgresql", measured: $date, pool: $pool,
 		  latency_ms: $lat, config: $cfg, runs: $n, concurrency: $c, runs_per_s: $rate,
-		  baseline_runs_per_s: $base, ratio: (($rate / $base * 100 | round) / 100)}' >>"$R"
+		  baseline_runs_per_s: $base, ratio: (($rate / $base * 100 | round) / 100),
+		  cpu_ms_per_run: {measured: $cpu_a, baseline: $cpu_b}}' >>"$R"
 	tail -n 1 "$R" >&2
 }
 
 # pair POOL TARGET LATENCY_MS A_STORE A_DISPATCHERS B_STORE B_DISPATCHERS:
 # ROUNDS measurements of each, in the order A B, B A, A B, ... (a machine
 # getting busier or quieter weighs on both); their mean runs/s into A_RATE
-# and B_RATE.
+# and B_RATE, each pass's CPU a run (measure) into the arrays A_CPU and
+# B_CPU.
 pair() {
-	sum_a=0 sum_b=0 r=1
+	sum_a=0 sum_b=0 r=1 A_CPU=[] B_CPU=[]
 	while [ $r -le "$ROUNDS" ]; do
 		for side in $([ $((r % 2)) = 1 ] && echo "a b" || echo "b a"); do
 			if [ "$side" = a ]; then
 				measure "$4" "$1" "$2" "$5" "$3"
 				sum_a=$(jq -n "$sum_a + $RATE")
+				A_CPU=$(jq -nc --argjson l "$A_CPU" --argjson c "$CPU" '$l + [$c]')
 			else
 				measure "$6" "$1" "$2" "$7" "$3"
 				sum_b=$(jq -n "$sum_b + $RATE")
+				B_CPU=$(jq -nc --argjson l "$B_CPU" --argjson c "$CPU" '$l + [$c]')
 			fi
 		done
 		r=$((r + 1))
@@ -309,14 +344,11 @@ if [ "${PG_BENCH_ONLY:-}" = statements ]; then
 	"$PUSHPOOL" serve -c "$cf" --owner s1 2>"$T/s1-1.log" &
 	SERVE_PIDS=$!
 	wait_runs pg s1 SUBMITTED "$SERVE_PIDS"
-	# CPU (user + system, clock ticks) of the dispatcher and of its
-	# server sessions, before the releases at exit.
-	ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-	cpu_serve=$(ticks "$SERVE_PIDS")
-	cpu_backend=0
-	for b in $(psql_q "SELECT pid FROM pg_stat_activity WHERE application_name = 'pushpool'"); do
-		cpu_backend=$((cpu_backend + $(ticks "$b")))
-	done
+	# CPU of the dispatcher and of its server sessions, before the
+	# releases at exit.
+	cpu_serve=$(echo "$SERVE_PIDS" | ticks)
+	cpu_backend=$(psql_q "SELECT pid FROM pg_stat_activity WHERE application_name = 'pushpool'" |
+		ticks)
 	hz=$(getconf CLK_TCK)
 	stop_serves s1
 	echo "CPU ms per run: dispatcher $(jq -n "$cpu_serve * 1000 / $hz / $RUNS * 100 | round / 100"), server session $(jq -n "$cpu_backend * 1000 / $hz / $RUNS * 100 | round / 100")"
