@@ -1110,9 +1110,8 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 	/* Rolled, not checked: this request's latency_ms was slept already
 	 * (as "ecs"), and a check would sleep it a second time, so ECS at
 	 * +20 ms answered in 40 (issue 23). */
-	long capacity_latency_ms = 0;
-	no_capacity = pp_mock_fault_roll(m, "ecs.capacity", false, &scratch, NULL,
-					 &capacity_latency_ms) != PP_MOCK_FAULT_NONE;
+	no_capacity = pp_mock_fault_roll(m, "ecs.capacity", false, &scratch, NULL, NULL) !=
+		      PP_MOCK_FAULT_NONE;
 	need_cluster = pp_mock_behaviour(m, "ecs.clusters", NULL);
 
 	pp_mock_lock(m);

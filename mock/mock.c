@@ -446,7 +446,8 @@ enum pp_mock_fault pp_mock_fault_roll(struct pp_mock *m, const char *api, bool t
 			 kind == PP_MOCK_FAULT_THROTTLE ? "throttled" : "error");
 		pp_mock_count(m, "injected", name);
 	}
-	*latency_ms = delay;
+	if (latency_ms)
+		*latency_ms = delay;
 	return kind;
 }
 

@@ -248,7 +248,8 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
 				       struct pp_mock_resp *resp, int *retry_after_s);
 /* The same without sleeping: *latency_ms gets the injected latency for a
  * module that serves many calls on one thread (Modal's HTTP/2 streams) and
- * delays each answer on its own. */
+ * delays each answer on its own; NULL for a roll inside a request that
+ * was delayed already (RunTask's ecs.capacity). */
 enum pp_mock_fault pp_mock_fault_roll(struct pp_mock *m, const char *api, bool token_endpoint,
 				      struct pp_mock_resp *resp, int *retry_after_s,
 				      long *latency_ms);
