@@ -235,7 +235,7 @@ void inflight_write_failed(struct pp_loop *L, struct inflight *a, int rc,
 			   const struct pp_error *err)
 {
 	enum pp_store_state stored = inflight_stored_state(L, a);
-	if (a->awaiting_intent) {
+	if (a->after_settle == AFTER_SUBMIT) {
 		L->nsubmitting--;
 		a->pool->submitting--;
 	}
@@ -309,10 +309,24 @@ static void finish(struct pp_loop *L, struct inflight *a, enum pp_store_state st
 				  .event = msg && *msg ? msg : pp_store_state_name(st)};
 	pp_info("run %s (%s): %s%s%s", a->rec.id, a->pool ? a->pool->p->name : a->rec.pool,
 		pp_store_state_name(st), msg && *msg ? ": " : "", msg ? msg : "");
-	if (!inflight_store_write(L, a, &u))
+	/* Queued: on PostgreSQL a run's end was a round trip of its own, the
+	 * loop waiting on it (issue 23). */
+	if (!inflight_store_queue(L, a, &u))
 		return;
-	count_terminal(L, st);
-	report_source(L, a, st, msg);
+	if (!a->queued_writes) {
+		inflight_end(L, a, msg);
+		return;
+	}
+	a->after_settle = AFTER_END;
+	inflight_poll_at(a, pp_mono_ms()); /* the next turn settles it */
+}
+
+void inflight_end(struct pp_loop *L, struct inflight *a, const char *msg)
+{
+	/* A write queued only where no run source listens (inflight_store_queue),
+	 * so a run ending at a settle has nobody to report to. */
+	count_terminal(L, a->rec.state);
+	report_source(L, a, a->rec.state, msg);
 	inflight_free(L, a);
 }
 
@@ -455,9 +469,15 @@ void inflight_after_tail(struct pp_loop *L, struct inflight *a)
 			 inflight_msg_text(a));
 		struct pp_run_update u = {
 			.state = a->rec.state, .attempt = -1, .next_attempt_ms = -1, .event = ev};
-		if (!inflight_store_write(L, a, &u))
+		if (!inflight_store_queue(L, a, &u))
 			return;
-		inflight_op(L, a, PP_OP_CLEANUP);
+		if (a->queued_writes) {
+			a->phase = PH_CLEANUP;
+			a->after_settle = AFTER_CLEANUP;   /* inflight_settle starts it */
+			inflight_poll_at(a, pp_mono_ms()); /* in the next turn */
+		} else {
+			inflight_op(L, a, PP_OP_CLEANUP);
+		}
 		return;
 	}
 	finish(L, a, st, inflight_msg_text(a));
@@ -636,7 +656,9 @@ static void on_status(struct pp_loop *L, struct inflight *a, int rc, const struc
 					  .attempt = -1,
 					  .next_attempt_ms = -1,
 					  .event = RUNNING_EVENT};
-		if (!inflight_store_write(L, a, &u))
+		/* Queued, as the submission's: the run's next poll comes after
+		 * the settle, which drops it if the write failed. */
+		if (!inflight_store_queue(L, a, &u))
 			return;
 		report_source(L, a, PP_ST_RUNNING, NULL);
 	}
@@ -932,7 +954,7 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 		L->nsubmitting++;
 		a->pool->submitting++;
 		if (a->queued_writes)
-			a->awaiting_intent = true; /* inflight_settle sends it */
+			a->after_settle = AFTER_SUBMIT; /* inflight_settle sends it */
 		else
 			inflight_op(L, a, PP_OP_SUBMIT);
 		return;
@@ -978,7 +1000,7 @@ void inflight_check_cancels(struct pp_loop *L)
 			if (strcmp(a->rec.id, ids[i]) || a->cancel_wanted)
 				continue;
 			a->cancel_wanted = true;
-			if (a->phase == PH_WATCH && !a->busy && !a->held) {
+			if (a->phase == PH_WATCH && !a->busy && !a->held && !a->after_settle) {
 				struct pp_run_update u = {.state = PP_ST_CANCELLING,
 							  .attempt = -1,
 							  .next_attempt_ms = -1,
@@ -1011,7 +1033,7 @@ void inflight_poll_due(struct pp_loop *L)
 	struct inflight *next;
 	for (struct inflight *a = L->runs; a; a = next) {
 		next = a->next;
-		if (a->busy || a->held)
+		if (a->busy || a->held || a->after_settle)
 			continue;
 		if (a->next_mono > now) {
 			if ((a->phase == PH_WATCH || a->phase == PH_CANCEL) &&

@@ -1,10 +1,11 @@
 /* Store writes the loop queues instead of waiting for each (store.h's
- * update_queue): a claim's intents and the submissions answered since the
- * last settle go to the store together (PostgreSQL: one statement rather
+ * update_queue): a claim's intents, the submissions answered since the
+ * last settle, runs seen running, outcomes recorded before a cleanup and
+ * runs' ends go to the store together (PostgreSQL: one statement rather
  * than a round trip each), and inflight_settle learns their outcomes at
- * once. A run's request waits for its intent's outcome; a run whose write
- * failed is dropped at the settle, as inflight_store_write drops it at
- * once. */
+ * once. What a run does next waits for its writes' outcome (after_settle:
+ * its request, its cleanup, its end); a run whose write failed is dropped
+ * at the settle, as inflight_store_write drops it at once. */
 #include "dispatcher/loop_impl.h"
 
 #include <stdlib.h>
@@ -60,9 +61,17 @@ static void settled(void *ud, int i, int rc, const struct pp_error *err)
 	}
 	q->run = NULL;
 	a->queued_writes--;
-	if (a->awaiting_intent && !a->queued_writes && L->exec) {
-		a->awaiting_intent = false;
-		inflight_op(L, a, PP_OP_SUBMIT);
+	enum after_settle next = a->after_settle;
+	/* Without the exec engine (the loop's end) a submission or a cleanup
+	 * stays recorded, for whoever takes the run next. */
+	if (!next || a->queued_writes || (next != AFTER_END && !L->exec))
+		return;
+	a->after_settle = AFTER_NOTHING;
+	switch (next) {
+	case AFTER_SUBMIT: inflight_op(L, a, PP_OP_SUBMIT); break;
+	case AFTER_CLEANUP: inflight_op(L, a, PP_OP_CLEANUP); break;
+	case AFTER_END: inflight_end(L, a, NULL); break;
+	case AFTER_NOTHING: break;
 	}
 }
 

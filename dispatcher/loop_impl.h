@@ -66,10 +66,13 @@ struct inflight {
 	bool hold_when_settled;
 	bool held;
 	bool recheck_lease; /* leases lapsed: confirm the run is still ours first */
-	/* Store writes of this run queued and not yet settled (loop.queued);
-	 * with awaiting_intent, its submission waits for them. */
+	/* Store writes of this run queued and not yet settled (loop.queued),
+	 * and what the run does once they stand: a submission waits for its
+	 * intent, a cleanup for the outcome recorded before it, and a run's
+	 * end (its count, its slot) for its final write. Until then it is
+	 * neither polled nor cancelled. */
 	int queued_writes;
-	bool awaiting_intent;
+	enum after_settle { AFTER_NOTHING, AFTER_SUBMIT, AFTER_CLEANUP, AFTER_END } after_settle;
 	int64_t next_mono;   /* next status poll */
 	int64_t watch_since; /* when the run was first seen not yet running */
 	/* Monotonic ms since the cloud reports the job running (0: not yet);
@@ -162,6 +165,8 @@ void loop_drop_retired_pools(struct pp_loop *L);
 void inflight_start(struct pp_loop *L, struct pp_run_rec *rec);
 void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op);
 void inflight_free(struct pp_loop *L, struct inflight *a);
+/* A run's final write stands: count it, report it, free its slot. */
+void inflight_end(struct pp_loop *L, struct inflight *a, const char *msg);
 /* Fenced store write; on a lost lease or a failed write the run is
  * dropped at once (inflight_write_failed). Returns false when it was. */
 bool inflight_store_write(struct pp_loop *L, struct inflight *a, const struct pp_run_update *u);

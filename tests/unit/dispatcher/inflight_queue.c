@@ -4,7 +4,8 @@
  * dropped and its lease released, once the store answers again, in the
  * state the store surely has, never in one only a lost write gave it; a
  * write fenced out leaves the run to its new owner, nothing released; the
- * outcome of a dropped run's later write touches nothing. */
+ * outcome of a dropped run's later write touches nothing; a run's end
+ * waits for its final write to stand. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -255,6 +256,68 @@ static void test_fenced_out_write_leaves_the_run_to_its_owner(void **state)
 	assert_int_equal(fs.nwritten, 0);
 }
 
+/* A run taken into flight for a pool this dispatcher does not serve:
+ * it ends FAILED at once, through finish. */
+static void start_unservable(const char *id)
+{
+	struct pp_run_rec rec = {.state = PP_ST_SCHEDULED, .fence = 7};
+	snprintf(rec.id, sizeof(rec.id), "%s", id);
+	snprintf(rec.pool, sizeof(rec.pool), "no-such-pool");
+	inflight_start(&L, &rec);
+}
+
+/* A run's end is queued with the other writes: it stays in flight, not
+ * yet counted, its slot held, until the settle says its final write
+ * stands; then it is counted and gone. */
+static void test_end_waits_for_its_queued_write(void **state)
+{
+	start_unservable("run-a");
+	assert_true(in_flight("run-a"));
+	assert_int_equal(L.ninflight, 1);
+	assert_int_equal(sum.failed, 0);
+	assert_int_equal(fs.nqueued, 1);
+	assert_int_equal(fs.nwritten, 0);
+	assert_int_equal(fs.queued[0].state, PP_ST_FAILED);
+	assert_true(fs.queued[0].released);
+	inflight_settle(&L);
+	assert_false(in_flight("run-a"));
+	assert_int_equal(L.ninflight, 0);
+	assert_int_equal(sum.failed, 1);
+	assert_int_equal(fs.nwritten, 1);
+	assert_released(0, "run-a", PP_ST_FAILED);
+}
+
+/* The final write lost with the connection: the run is neither counted
+ * as ended nor kept; it is released, once the store answers, in the
+ * state the store surely has, for its next claimer to finish. */
+static void test_end_whose_write_is_lost_is_not_counted(void **state)
+{
+	start_unservable("run-a");
+	fail_first_queued(PP_ETRANSIENT);
+	fs.down = true;
+	inflight_settle(&L);
+	assert_false(in_flight("run-a"));
+	assert_int_equal(sum.failed, 0);
+	assert_int_equal(L.norphans, 1);
+	assert_int_equal(L.orphans[0].state, PP_ST_SCHEDULED);
+	store_back();
+	assert_int_equal(fs.nwritten, 1);
+	assert_released(0, "run-a", PP_ST_SCHEDULED);
+}
+
+/* Where the store queues nothing (SQLite), a run ends at once. */
+static void test_end_without_a_queue_is_immediate(void **state)
+{
+	static const struct pp_store_ops sync_ops = {
+		.name = "fake-sync", .update = fake_update, .renew = fake_renew};
+	fs.base.ops = &sync_ops;
+	start_unservable("run-a");
+	assert_false(in_flight("run-a"));
+	assert_int_equal(sum.failed, 1);
+	assert_int_equal(fs.nqueued, 0);
+	assert_released(0, "run-a", PP_ST_FAILED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +329,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fenced_out_write_leaves_the_run_to_its_owner,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_waits_for_its_queued_write, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_end_whose_write_is_lost_is_not_counted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_end_without_a_queue_is_immediate, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
