@@ -31,10 +31,12 @@
 # PG_BENCH_ONLY [store scale hold history], BENCH_CONCURRENCY [32] (max_submitting
 # per dispatcher).
 # PG_BENCH_ONLY=statements is not a speed figure: one dispatcher takes
-# PG_BENCH_RUNS runs of PG_BENCH_SCALE_POOL to SUBMITTED with
-# pg_stat_statements loaded, and prints the server's statements and
-# commits per run, and the busiest statements (what a change to the
-# store's round trips must move; repeatable, unlike a rate).
+# PG_BENCH_RUNS runs of PG_BENCH_SCALE_POOL to PG_BENCH_STATEMENTS_TARGET
+# [SUBMITTED] (SUCCEEDED: polled every 0.2 s, as the store figures) at
+# PG_BENCH_STATEMENTS_LATENCY [0] ms with pg_stat_statements loaded, and
+# prints the server's statements and commits per run, and the busiest
+# statements (what a change to the store's round trips must move;
+# repeatable, unlike a rate).
 # Usage: PUSHPOOL=build/pushpool sh tests/bench/pg_like.sh [BUILD]
 BUILD_DIR=$(cd "${1:-build}" && pwd)
 DISPATCHER_EXTRA="max_in_flight = 1000000"
@@ -336,14 +338,17 @@ if [ "${PG_BENCH_ONLY:-}" = statements ]; then
 	sh "$HERE/tests/pg-env.sh" restart "$PGDIR"
 	psql_q "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 	pool=${PG_BENCH_SCALE_POOL:-ecs}
-	cf=$(conf pg s1 600)
+	target=${PG_BENCH_STATEMENTS_TARGET:-SUBMITTED}
+	si=600
+	[ "$target" = SUCCEEDED ] && si=0.2
+	cf=$(conf pg s1 $si)
 	"$PUSHPOOL" schedule -c "$cf" -p "$pool" --count "$RUNS" >/dev/null
-	mock_setup 0
+	mock_setup "${PG_BENCH_STATEMENTS_LATENCY:-0}"
 	psql_q "SELECT pg_stat_statements_reset(), pg_stat_reset()" >/dev/null
 	xact0=$(psql_q "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
 	"$PUSHPOOL" serve -c "$cf" --owner s1 2>"$T/s1-1.log" &
 	SERVE_PIDS=$!
-	wait_runs pg s1 SUBMITTED "$SERVE_PIDS"
+	wait_runs pg s1 "$target" "$SERVE_PIDS"
 	# CPU of the dispatcher and of its server sessions, before the
 	# releases at exit.
 	cpu_serve=$(echo "$SERVE_PIDS" | ticks)
