@@ -309,6 +309,43 @@ static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
 
 /* ---- claiming ---- */
 
+/* Claims remembered at most (run_deployments): past that the memo starts
+ * over, and the runs it forgot are read again when they are rendered. */
+#define PF_RUN_DEPLOYMENTS_MAX 4096
+
+struct pf_run_deployment {
+	char run[PP_ID_LEN]; /* the key */
+	char deployment[PP_ID_LEN];
+};
+
+static void run_deployments_clear(struct prefect_source *s)
+{
+	for (size_t i = 0; i < s->run_deployments.cap; i++)
+		if (s->run_deployments.slots[i].key)
+			free(s->run_deployments.slots[i].value);
+	pp_strmap_clear(&s->run_deployments);
+}
+
+/* Remember flow run id's deployment (out of memory, the render reads it). */
+static void remember_deployment(struct prefect_source *s, const char *id, const char *deployment)
+{
+	if (!deployment || strlen(id) >= PP_ID_LEN || strlen(deployment) >= PP_ID_LEN)
+		return;
+	struct pf_run_deployment *d = pp_strmap_get(&s->run_deployments, id);
+	if (!d) {
+		if (s->run_deployments.n >= PF_RUN_DEPLOYMENTS_MAX)
+			run_deployments_clear(s);
+		if (!(d = calloc(1, sizeof(*d))))
+			return;
+		snprintf(d->run, sizeof(d->run), "%s", id);
+		if (pp_strmap_put(&s->run_deployments, d->run, d)) {
+			free(d);
+			return;
+		}
+	}
+	snprintf(d->deployment, sizeof(d->deployment), "%s", deployment);
+}
+
 /* A forced SCHEDULED: the run is free for any worker again. Only for a run
  * we have just claimed and not submitted (nothing of ours can be running). */
 static int hand_back(struct prefect_source *s, const char *id, const char *message,
@@ -418,6 +455,7 @@ static int record_claim(struct prefect_source *s, struct pp_store *store, struct
 			pp_warn("prefect: flow run %s: handing back failed: %s", id, e2.msg);
 		return rc;
 	}
+	remember_deployment(s, id, pp_json_get_string(fr, "deployment_id"));
 	pp_info("prefect: flow run %s (%s) claimed for pool %s%s", id,
 		pp_json_get_string(fr, "name") ? pp_json_get_string(fr, "name") : "", p->name,
 		rerun ? " again, as a new attempt" : "");
@@ -847,11 +885,18 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 	if (!p)
 		return pp_fail(err, PP_EINVALID, "pool \"%s\" is not served from Prefect",
 			       rec->pool);
-	char path[128];
+	const char *ref = rec->source_ref ? rec->source_ref : rec->id;
+	const struct pf_run_deployment *known = pp_strmap_get(&s->run_deployments, ref);
 	struct pp_json *fr = NULL;
-	snprintf(path, sizeof(path), "/flow_runs/%s", rec->source_ref ? rec->source_ref : rec->id);
-	int rc = pp_prefect_api_call(s, "GET", path, NULL, &fr, err);
-	const char *dep_id = rc ? NULL : pp_json_get_string(fr, "deployment_id");
+	int rc = 0;
+	if (!known) {
+		char path[128];
+		snprintf(path, sizeof(path), "/flow_runs/%s", ref);
+		rc = pp_prefect_api_call(s, "GET", path, NULL, &fr, err);
+	}
+	const char *dep_id = known ? known->deployment
+			     : rc  ? NULL
+				   : pp_json_get_string(fr, "deployment_id");
 	const struct pp_json *dep = NULL;
 	if (dep_id && (rc = pp_prefect_read_deployment(s, dep_id, &dep, err)) == 0) {
 		const struct pp_json *v = pp_json_get(dep, "job_variables");
@@ -930,6 +975,7 @@ static void prefect_close(struct pp_source *src)
 		pp_json_free(c->value);
 		free(c);
 	}
+	run_deployments_clear(s);
 	for (size_t i = 0; i < s->npools; i++)
 		pp_json_free(s->pools[i].tmpl);
 	free(s->pools);

@@ -11,6 +11,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/json.h"
+#include "lib/strmap.h"
 #include "sources/source.h"
 
 struct pf_pool {
@@ -72,6 +73,11 @@ struct prefect_source {
 	struct pf_cached *cache;
 	struct pf_report *outbox, **outbox_tail;
 	size_t noutbox;
+	/* The deployment of each flow run claimed here, from the claim's read
+	 * of the run (struct pf_run_deployment), so that rendering it reads
+	 * the run no second time: one round trip a run fewer on the loop's
+	 * thread. A run rendered after a restart is read again. */
+	struct pp_strmap run_deployments;
 };
 
 /* One API call: method on path under api_url, body sent as JSON when set,

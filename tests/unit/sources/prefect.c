@@ -443,9 +443,13 @@ static void test_claim_report(void **state)
 	assert_int_equal(store_count(e), 1);
 	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", a), 1);
 
-	/* Template from the server, block resolved; deployment variables. */
+	/* Template from the server, block resolved; deployment variables.
+	 * The claim read the run: the render knows its deployment from that
+	 * read and does not read it again (a round trip a run, in series). */
+	unsigned long reads = pp_mock_count_get(e->mock, "requests", "prefect:GET flow_runs");
 	struct pp_json *tmpl = NULL, *dvars = NULL;
 	assert_int_equal(e->src->ops->job_inputs(e->src, &rec, &tmpl, &dvars, &err), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:GET flow_runs"), reads);
 	assert_int_equal(
 		pp_json_get_int(pp_json_path(tmpl, "variables.properties.cpu"), "default", 0), 256);
 	assert_int_equal(pp_json_get_int(dvars, "memory", 0), 2048);
