@@ -76,18 +76,6 @@ struct temp_cred {
 	double expires; /* wall clock */
 };
 
-/* POST /aws/control/barrier: the next `need` calls of one ECS action wait
- * for each other (or timeout_ms), then all proceed at once; tests force
- * two clients' calls to interleave this way. */
-struct barrier {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	char action[64];
-	int need, waiting;
-	unsigned gen;
-	long timeout_ms;
-};
-
 struct aws_state {
 	struct taskdef *taskdefs;
 	struct task *tasks;
@@ -99,7 +87,7 @@ struct aws_state {
 	struct temp_cred *imds_tokens; /* token in .token, expiry in .expires */
 	struct pp_mock_aws_account *acct;
 	size_t ntaskdefs, ntasks, ntokens, ncreds, nimds;
-	struct barrier bar;
+	struct pp_mock_barrier bar; /* POST /aws/control/barrier, on ECS actions */
 };
 
 /* ---- errors ---- */
@@ -1548,46 +1536,6 @@ static bool ecs_validate(struct pp_mock_call *c)
 				      c->resp);
 }
 
-/* A call of the barrier's action waits until `need` of them have come (or
- * the timeout), then every one of them proceeds. */
-static void barrier_pass(struct pp_mock *m, struct barrier *b, const char *action)
-{
-	pthread_mutex_lock(&b->lock);
-	if (!b->need || strcmp(b->action, action)) {
-		pthread_mutex_unlock(&b->lock);
-		return;
-	}
-	unsigned gen = b->gen;
-	bool timed_out = false;
-
-	if (++b->waiting >= b->need) {
-		b->need = b->waiting = 0;
-		b->gen++;
-		pthread_cond_broadcast(&b->cond);
-	} else {
-		struct timespec until;
-
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += b->timeout_ms / 1000;
-		until.tv_nsec += (b->timeout_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		while (b->gen == gen && !timed_out)
-			timed_out = pthread_cond_timedwait(&b->cond, &b->lock, &until) == ETIMEDOUT;
-		if (timed_out && b->gen == gen) {
-			b->need = b->waiting = 0;
-			b->gen++;
-			pthread_cond_broadcast(&b->cond);
-		} else {
-			timed_out = false;
-		}
-	}
-	pthread_mutex_unlock(&b->lock);
-	pp_mock_count(m, timed_out ? "ecs.barrier_timeouts" : "ecs.barrier_passed", action);
-}
-
 static void ecs_handle(struct pp_mock_call *c)
 {
 	const char *action = c->resp->action;
@@ -1597,7 +1545,7 @@ static void ecs_handle(struct pp_mock_call *c)
 		return;
 	}
 	bool logs = !strcmp(c->resp->api, "logs");
-	barrier_pass(c->m, &((struct aws_state *)c->state)->bar, action);
+	pp_mock_barrier_pass(c->m, &((struct aws_state *)c->state)->bar, "ecs", action);
 	for (size_t i = 0; !logs && i < sizeof(ecs_actions) / sizeof(ecs_actions[0]); i++) {
 		if (strcmp(action, ecs_actions[i].name) == 0) {
 			ecs_actions[i].run(c->m, c->state, c->body, c->note, c->resp);
@@ -2057,30 +2005,10 @@ static void plant_orphan_task(struct pp_mock_call *c)
 }
 
 /* POST /aws/control/barrier {"action": ECS action, "count": N,
- * "timeout_ms": T}: see struct barrier. */
+ * "timeout_ms": T}: see struct pp_mock_barrier. */
 static void set_barrier(struct pp_mock_call *c)
 {
-	struct barrier *b = &((struct aws_state *)c->state)->bar;
-	const char *action = pp_json_get_string(c->body, "action");
-	long long count = pp_json_get_int(c->body, "count", 0);
-	long long timeout = pp_json_get_int(c->body, "timeout_ms", 30000);
-
-	snprintf(c->resp->action, sizeof(c->resp->action), "control/barrier");
-	if (!action || strlen(action) >= sizeof(b->action) || count < 2 || count > 64 ||
-	    timeout < 1 || timeout > 600000) {
-		pp_mock_resp_printf(c->resp, 400, "text/plain",
-				    "barrier: want {\"action\": ECS action, \"count\": 2..64, "
-				    "\"timeout_ms\": 1..600000}\n");
-		return;
-	}
-	pthread_mutex_lock(&b->lock);
-	snprintf(b->action, sizeof(b->action), "%s", action);
-	b->need = (int)count;
-	b->waiting = 0;
-	b->timeout_ms = (long)timeout;
-	pthread_mutex_unlock(&b->lock);
-	pp_mock_resp_printf(c->resp, 200, "text/plain", "barrier on %s for %lld calls\n", action,
-			    count);
+	pp_mock_barrier_set(c, &((struct aws_state *)c->state)->bar, "ECS action");
 }
 
 static const struct pp_mock_route aws_control_routes[] = {
@@ -2160,8 +2088,7 @@ static int aws_init(struct pp_mock *m, void **state, struct pp_error *err)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	pp_mock_aws_account_reset(m, st->acct);
-	pthread_mutex_init(&st->bar.lock, NULL);
-	pthread_cond_init(&st->bar.cond, NULL);
+	pp_mock_barrier_init(&st->bar);
 	*state = st;
 	return 0;
 }
@@ -2172,8 +2099,7 @@ static void aws_free(void *state)
 
 	aws_reset(NULL, st);
 	pp_mock_aws_account_free(st->acct);
-	pthread_mutex_destroy(&st->bar.lock);
-	pthread_cond_destroy(&st->bar.cond);
+	pp_mock_barrier_destroy(&st->bar);
 	for (struct temp_cred **l = &st->creds; l; l = l == &st->creds ? &st->imds_tokens : NULL) {
 		while (*l) {
 			struct temp_cred *c = *l;

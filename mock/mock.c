@@ -451,6 +451,86 @@ enum pp_mock_fault pp_mock_fault_roll(struct pp_mock *m, const char *api, bool t
 	return kind;
 }
 
+void pp_mock_barrier_init(struct pp_mock_barrier *b)
+{
+	memset(b, 0, sizeof(*b));
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+}
+
+void pp_mock_barrier_destroy(struct pp_mock_barrier *b)
+{
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->cond);
+}
+
+void pp_mock_barrier_pass(struct pp_mock *m, struct pp_mock_barrier *b, const char *api,
+			  const char *action)
+{
+	pthread_mutex_lock(&b->lock);
+	if (!b->need || strcmp(b->action, action)) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	unsigned gen = b->gen;
+	bool timed_out = false;
+
+	if (++b->waiting >= b->need) {
+		b->need = b->waiting = 0;
+		b->gen++;
+		pthread_cond_broadcast(&b->cond);
+	} else {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += b->timeout_ms / 1000;
+		until.tv_nsec += (b->timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (b->gen == gen && !timed_out)
+			timed_out = pthread_cond_timedwait(&b->cond, &b->lock, &until) == ETIMEDOUT;
+		if (timed_out && b->gen == gen) {
+			b->need = b->waiting = 0;
+			b->gen++;
+			pthread_cond_broadcast(&b->cond);
+		} else {
+			timed_out = false;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	char name[96];
+	snprintf(name, sizeof(name), "%s.%s", api,
+		 timed_out ? "barrier_timeouts" : "barrier_passed");
+	pp_mock_count(m, name, action);
+}
+
+void pp_mock_barrier_set(struct pp_mock_call *c, struct pp_mock_barrier *b, const char *what)
+{
+	const char *action = pp_json_get_string(c->body, "action");
+	long long count = pp_json_get_int(c->body, "count", 0);
+	long long timeout = pp_json_get_int(c->body, "timeout_ms", 30000);
+
+	snprintf(c->resp->action, sizeof(c->resp->action), "control/barrier");
+	if (!action || strlen(action) >= sizeof(b->action) || count < 2 || count > 64 ||
+	    timeout < 1 || timeout > 600000) {
+		pp_mock_resp_printf(c->resp, 400, "text/plain",
+				    "barrier: want {\"action\": %s, \"count\": 2..64, "
+				    "\"timeout_ms\": 1..600000}\n",
+				    what);
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	snprintf(b->action, sizeof(b->action), "%s", action);
+	b->need = (int)count;
+	b->waiting = 0;
+	b->timeout_ms = (long)timeout;
+	pthread_mutex_unlock(&b->lock);
+	pp_mock_resp_printf(c->resp, 200, "text/plain", "barrier on %s for %lld calls\n", action,
+			    count);
+}
+
 bool pp_mock_step_fault(struct pp_mock *m, const char *api)
 {
 	bool hit = false;

@@ -5,6 +5,7 @@
 #ifndef PP_MOCK_H
 #define PP_MOCK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -286,6 +287,30 @@ char *pp_mock_join_key(const char *a, const char *b);
 #define PP_MOCK_KEY_INLINE 256
 char *pp_mock_join_key_in(char *buf, size_t cap, const char *a, const char *b);
 unsigned long pp_mock_count_get(struct pp_mock *m, const char *counter, const char *key);
+
+/* A barrier for tests (POST /<api>/control/barrier): the next `need`
+ * calls of one action wait for each other (at most timeout_ms), then all
+ * go on at once, counted as "<api>.barrier_passed" (or
+ * "<api>.barrier_timeouts") by action. A test makes calls overlap with it,
+ * or proves that calls were made together: made one after the other, the
+ * first of them waits out the timeout alone. */
+struct pp_mock_barrier {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char action[64];
+	int need, waiting;
+	unsigned gen;
+	long timeout_ms;
+};
+void pp_mock_barrier_init(struct pp_mock_barrier *b);
+void pp_mock_barrier_destroy(struct pp_mock_barrier *b);
+/* Where a call of api's action (its resp->action) may wait; never under the
+ * mock lock, which the others need to come. */
+void pp_mock_barrier_pass(struct pp_mock *m, struct pp_mock_barrier *b, const char *api,
+			  const char *action);
+/* The control call that sets b, body {"action": what, "count": 2..64,
+ * "timeout_ms": 1..600000 (30000)}. */
+void pp_mock_barrier_set(struct pp_mock_call *c, struct pp_mock_barrier *b, const char *what);
 
 /* Failure markers in a container spec: any string "PUSHPOOL_MOCK_FAIL=1" or
  * env entry {name: PUSHPOOL_MOCK_FAIL, value: "1"} anywhere in j. */

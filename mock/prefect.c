@@ -41,6 +41,9 @@ struct pf_state {
 	bool simulate;	       /* jobs run simulated flows (/prefect/control/flows) */
 	char default_plan[16]; /* their end when the job does not name one */
 	struct pf_flow *flows; /* under the mock lock */
+	/* POST /prefect/control/barrier, on API actions ("POST
+	 * flow_runs/set_state"), passed in pf_admit, outside the mock lock */
+	struct pp_mock_barrier bar;
 	struct pf_state *next; /* pf_instances */
 };
 
@@ -1392,7 +1395,7 @@ static bool pf_admit(struct pp_mock_call *c)
 		pp_mock_resp_printf(c->resp, 500, PF_JSON,
 				    "{\"exception_message\":\"Internal Server Error\"}");
 		return false;
-	default: return true;
+	default: pp_mock_barrier_pass(c->m, &st->bar, "prefect", c->resp->action); return true;
 	}
 }
 
@@ -1721,11 +1724,19 @@ static void pf_flows_control(struct pp_mock_call *c)
 			    st->simulate ? "true" : "false", st->default_plan);
 }
 
+/* POST /prefect/control/barrier {"action": "POST flow_runs/set_state",
+ * "count": N, "timeout_ms": T}: see struct pp_mock_barrier. */
+static void pf_barrier_control(struct pp_mock_call *c)
+{
+	pp_mock_barrier_set(c, &((struct pf_state *)c->state)->bar, "API action");
+}
+
 static const struct pp_mock_route flows_control_routes[] = {
 	{"GET", "/prefect/control/flows", pf_flows_control, .changes = false},
 	{"POST", "/prefect/control/flows", pf_flows_control, .changes = true},
 	{"GET", "/prefect/control/auth", pf_auth_control, .changes = false},
 	{"POST", "/prefect/control/auth", pf_auth_control, .changes = true},
+	{"POST", "/prefect/control/barrier", pf_barrier_control, .changes = false},
 	{NULL},
 };
 
@@ -1833,6 +1844,7 @@ static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 	st->m = m;
 	st->simulate = true;
 	snprintf(st->default_plan, sizeof(st->default_plan), "completed");
+	pp_mock_barrier_init(&st->bar);
 	pthread_mutex_lock(&pf_instances_lock);
 	st->next = pf_instances;
 	pf_instances = st;
@@ -1857,6 +1869,7 @@ static void prefect_free(void *state)
 	free(st->state_path);
 	free(st->api_key);
 	free(st->auth_string);
+	pp_mock_barrier_destroy(&st->bar);
 	free(st);
 }
 

@@ -368,33 +368,48 @@ static int hand_back(struct prefect_source *s, const char *id, const char *messa
  * the server answered ACCEPT. BaseWorker._propose_pending_state: PENDING
  * is the claim, which the server aborts for a run another worker holds or
  * that is running (PreventPendingTransitions). */
-static int propose_pending(struct prefect_source *s, const char *id, const char *name,
-			   const char *message, bool *accepted, struct pp_error *err)
+/* The body of a PENDING proposal, under a transition id of its own. */
+static int pending_body(const char *name, const char *message, struct pp_json **body,
+			struct pp_error *err)
 {
-	char path[128], tid[PP_UUID_LEN];
-	struct pp_json *body = NULL, *res = NULL;
-	*accepted = false;
+	char tid[PP_UUID_LEN];
+	*body = NULL;
 	if (pp_uuid4(tid))
 		return pp_fail(err, PP_EIO, "no random bytes for a transition id");
-	int rc = state_body("PENDING", name, message, tid, false, &body, err);
-	if (rc)
-		return rc;
-	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
-	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
-	pp_json_free(body);
-	if (rc)
-		return rc;
+	return state_body("PENDING", name, message, tid, false, body, err);
+}
+
+/* Whether the server's answer res to a PENDING proposal for id accepted it. */
+static bool pending_accepted(const char *id, const struct pp_json *res)
+{
 	const char *status = pp_json_get_string(res, "status");
-	*accepted = status && !strcmp(status, "ACCEPT");
-	if (!*accepted)
+	bool accepted = status && !strcmp(status, "ACCEPT");
+	if (!accepted)
 		/* REJECT/ABORT: another worker has it or it moved on; WAIT: the
 		 * server comes back with it in a later poll. */
 		pp_debug("prefect: flow run %s: PENDING %s: %s", id, status ? status : "?",
 			 pp_json_string(pp_json_path(res, "details.reason"))
 				 ? pp_json_string(pp_json_path(res, "details.reason"))
 				 : "");
+	return accepted;
+}
+
+static int propose_pending(struct prefect_source *s, const char *id, const char *name,
+			   const char *message, bool *accepted, struct pp_error *err)
+{
+	char path[128];
+	struct pp_json *body = NULL, *res = NULL;
+	*accepted = false;
+	int rc = pending_body(name, message, &body, err);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
+	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
+	pp_json_free(body);
+	if (!rc)
+		*accepted = pending_accepted(id, res);
 	pp_json_free(res);
-	return 0;
+	return rc;
 }
 
 /* Record a run we hold PENDING on the server: a new store run, or, when
@@ -486,47 +501,144 @@ static enum pf_known known_run(struct pp_store *store, const char *id, int64_t *
 	return k;
 }
 
-static int claim(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
-		 const struct pp_json *listed, struct pp_error *err)
+/* Calls a poll's claims keep on the wire at once: Prefect's worker submits
+ * the runs of a poll together too, and this bounds the burst a server sees
+ * from one dispatcher. */
+#define PF_CLAIMS_AT_ONCE 16
+
+/* A run a poll listed, on its way to being claimed. */
+struct pf_candidate {
+	const char *id; /* in the listing */
+	enum pf_known known;
+	int64_t ended;	      /* PF_FINISHED: when the store finished it */
+	struct pp_json *fr;   /* the run as read */
+	struct pp_json *body; /* its PENDING proposal */
+};
+
+/* A claim's call failed: remembered for the next polls, and said. */
+static void claim_failed(struct prefect_source *s, struct pf_pool *p, int rc,
+			 const struct pp_error *err)
 {
-	const char *id = pp_json_get_string(listed, "id");
-	if (!id || strlen(id) != PP_ID_LEN - 1)
-		return pp_fail(err, PP_EINVALID, "work pool \"%s\": flow run without a valid id",
-			       p->name);
-	int64_t ended = 0;
-	enum pf_known known = known_run(store, id, &ended);
-	if (known == PF_LIVE || known == PF_UNKNOWN)
-		return 0; /* ours already (the server lost our PENDING, e.g. a restore) */
-	/* Read the run first: the list may be stale, and the server accepts
-	 * PENDING over a run that already ended (HandleFlowTerminalState-
-	 * Transitions lets a final state go to PENDING, a rerun), so a claim
-	 * from an old list would start a finished run again. */
-	struct pp_json *fr = NULL;
-	int rc = read_flow_run(s, id, &fr, err);
-	if (rc)
-		return rc;
-	const char *cur = run_state_type(fr);
-	if (strcmp(cur, "SCHEDULED")) {
-		pp_debug("prefect: flow run %s is %s now; not claiming it", id, cur);
-		pp_json_free(fr);
-		return 0;
+	pp_prefect_note_failure(s, rc, err);
+	pp_warn("prefect: pool %s: %s", p->name, err->msg);
+}
+
+/* Claim the runs a poll listed. Each is read first: the list may be stale,
+ * and the server accepts PENDING over a run that already ended
+ * (HandleFlowTerminalStateTransitions lets a final state go to PENDING, a
+ * rerun), so a claim from an old list would start a finished run again.
+ * The reads go out together, then the proposals for the runs still
+ * SCHEDULED: two round trips a poll rather than two a run, one after the
+ * other. A retryable failure among the reads proposes nothing this poll;
+ * every proposal the server accepted is recorded. */
+static void claim_listed(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
+			 const struct pp_json *runs)
+{
+	size_t n = runs && runs->type == PP_JSON_ARRAY ? runs->count : 0, k = 0;
+	struct pf_candidate *cand = calloc(n ? n : 1, sizeof(*cand));
+	struct pf_call *calls = calloc(n ? n : 1, sizeof(*calls));
+	struct pp_error err = {0};
+	if (!cand || !calls) {
+		pp_fail(&err, PP_ENOMEM, "out of memory");
+		claim_failed(s, p, err.code, &err);
+		goto out;
 	}
-	/* A run finished here and offered again (a retry from the UI, a
-	 * resume, a reschedule) is rerun as a new attempt, if its SCHEDULED
-	 * state came after our end. */
-	if (known == PF_FINISHED && run_state_ms(fr) <= ended) {
-		pp_debug("prefect: flow run %s is SCHEDULED from before it ended here", id);
-		pp_json_free(fr);
-		return 0;
+	pp_json_foreach (item, runs) {
+		const char *id = pp_json_get_string(pp_json_get(item, "flow_run"), "id");
+		if (!id || strlen(id) != PP_ID_LEN - 1) {
+			pp_fail(&err, PP_EINVALID, "work pool \"%s\": flow run without a valid id",
+				p->name);
+			claim_failed(s, p, err.code, &err);
+			continue;
+		}
+		struct pf_candidate *c = &cand[k];
+		c->id = id;
+		c->known = known_run(store, id, &c->ended);
+		/* Ours already (the server lost our PENDING, e.g. a restore), or
+		 * the store cannot say for now. */
+		if (c->known == PF_LIVE || c->known == PF_UNKNOWN)
+			continue;
+		calls[k].method = "GET";
+		snprintf(calls[k].path, sizeof(calls[k].path), "/flow_runs/%s", id);
+		k++;
+	}
+	if (pp_prefect_api_calls(s, calls, k, PF_CLAIMS_AT_ONCE)) {
+		pp_fail(&err, PP_ENOMEM, "out of memory");
+		claim_failed(s, p, err.code, &err);
+		goto out;
+	}
+	bool propose = true;
+	for (size_t i = 0; i < k; i++) {
+		cand[i].fr = calls[i].out;
+		if (calls[i].rc) {
+			claim_failed(s, p, calls[i].rc, &calls[i].err);
+			propose &= !pp_err_retryable(calls[i].rc);
+		}
 	}
 	char msg[200];
-	bool accepted = false;
 	snprintf(msg, sizeof(msg), "Claimed by pushpool worker %s", s->worker);
-	rc = propose_pending(s, id, NULL, msg, &accepted, err);
-	if (!rc && accepted)
-		rc = record_claim(s, store, p, fr, known == PF_FINISHED, err);
-	pp_json_free(fr);
-	return rc;
+	size_t np = 0;
+	for (size_t i = 0; propose && i < k; i++) {
+		struct pf_candidate *c = &cand[i];
+		if (!c->fr)
+			continue;
+		const char *cur = run_state_type(c->fr);
+		if (strcmp(cur, "SCHEDULED")) {
+			pp_debug("prefect: flow run %s is %s now; not claiming it", c->id, cur);
+			continue;
+		}
+		/* A run finished here and offered again (a retry from the UI, a
+		 * resume, a reschedule) is rerun as a new attempt, if its
+		 * SCHEDULED state came after our end. */
+		if (c->known == PF_FINISHED && run_state_ms(c->fr) <= c->ended) {
+			pp_debug("prefect: flow run %s is SCHEDULED from before it ended here",
+				 c->id);
+			continue;
+		}
+		struct pp_error berr = {0};
+		int rc = pending_body(NULL, msg, &c->body, &berr);
+		if (rc) {
+			claim_failed(s, p, rc, &berr);
+			continue;
+		}
+		memset(&calls[np], 0, sizeof(calls[np]));
+		calls[np].method = "POST";
+		snprintf(calls[np].path, sizeof(calls[np].path), "/flow_runs/%s/set_state", c->id);
+		calls[np].body = c->body;
+		/* The proposals fill calls and cand from the front (np <= i):
+		 * the reads' answers were taken into cand above, and a run not
+		 * proposed moves back, to be freed with the rest. */
+		if (np != i) {
+			struct pf_candidate t = cand[np];
+			cand[np] = *c;
+			*c = t;
+		}
+		np++;
+	}
+	if (propose && pp_prefect_api_calls(s, calls, np, PF_CLAIMS_AT_ONCE)) {
+		pp_fail(&err, PP_ENOMEM, "out of memory");
+		claim_failed(s, p, err.code, &err);
+		np = 0;
+	}
+	for (size_t i = 0; propose && i < np; i++) {
+		struct pf_candidate *c = &cand[i];
+		if (calls[i].rc) {
+			claim_failed(s, p, calls[i].rc, &calls[i].err);
+		} else if (pending_accepted(c->id, calls[i].out)) {
+			struct pp_error rerr = {0};
+			int rc = record_claim(s, store, p, c->fr, c->known == PF_FINISHED, &rerr);
+			if (rc)
+				claim_failed(s, p, rc, &rerr);
+		}
+		pp_json_free(calls[i].out);
+	}
+out:
+	for (size_t i = 0; cand && i < n; i++) {
+		pp_json_free(cand[i].fr);
+		pp_json_free(cand[i].body);
+	}
+	free(cand);
+	free(calls);
 }
 
 static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
@@ -573,16 +685,8 @@ static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf
 	}
 	pp_json_free(q);
 	pp_buf_free(&enc);
-	pp_json_foreach (item, runs) {
-		struct pp_error cerr = {0};
-		int crc = claim(s, store, p, pp_json_get(item, "flow_run"), &cerr);
-		if (crc) {
-			pp_prefect_note_failure(s, crc, &cerr);
-			pp_warn("prefect: pool %s: %s", p->name, cerr.msg);
-			if (pp_err_retryable(crc))
-				break;
-		}
-	}
+	if (!rc)
+		claim_listed(s, store, p, runs);
 	pp_json_free(runs);
 	if (rc)
 		pp_error_prefix(err, "pool %s: ", p->name);

@@ -84,6 +84,21 @@ struct prefect_source {
  * the answer parsed into *out when asked (caller frees) (prefect_client.c). */
 int pp_prefect_api_call(struct prefect_source *s, const char *method, const char *path,
 			const struct pp_json *body, struct pp_json **out, struct pp_error *err);
+/* Calls made together (pp_prefect_api_calls): method on path with body
+ * (the caller's, may be NULL); out, rc and err as pp_prefect_api_call
+ * returns them (out the caller's to free). */
+struct pf_call {
+	const char *method;
+	char path[160];
+	const struct pp_json *body;
+	struct pp_json *out;
+	int rc;
+	struct pp_error err;
+};
+/* Make n calls, at most at_once on the wire at a time, each as
+ * pp_prefect_api_call makes it (a change request the server refuses for its
+ * CSRF token is sent again alone); 0, or PP_ENOMEM with none made. */
+int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t n, size_t at_once);
 /* Remember a retryable failure's Retry-After in s->backoff_until (prefect_client.c). */
 void pp_prefect_note_failure(struct prefect_source *s, int rc, const struct pp_error *err);
 /* The deployment with this id, cached; *out is borrowed from the cache (prefect_blocks.c). */

@@ -47,10 +47,11 @@ static void server_message(const struct pp_http_resp *resp, char *out, size_t n)
 	pp_json_free(j);
 }
 
-/* One request: the auth header (Basic with the auth string, as Prefect's
- * client prefers it, else the key as a bearer token), the CSRF headers
- * when csrf, the JSON body text. *resp is the caller's to free. */
-static int perform(struct prefect_source *s, const char *method, const char *url, const char *text,
+/* One request, not sent: the auth header (Basic with the auth string, as
+ * Prefect's client prefers it, else the key as a bearer token), the CSRF
+ * headers when csrf, the JSON body text. *req and *resp are the caller's
+ * to free, whatever it returns. */
+static int request(struct prefect_source *s, const char *method, const char *url, const char *text,
 		   bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
 		   struct pp_error *err)
 {
@@ -73,9 +74,16 @@ static int perform(struct prefect_source *s, const char *method, const char *url
 		if (!rc)
 			rc = pp_http_req_body(req, text, strlen(text));
 	}
-	if (rc)
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	return pp_http_perform(req, resp, err);
+	return rc ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
+}
+
+/* The same request, sent and answered. */
+static int perform(struct prefect_source *s, const char *method, const char *url, const char *text,
+		   bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
+		   struct pp_error *err)
+{
+	int rc = request(s, method, url, text, csrf, req, resp, err);
+	return rc ? rc : pp_http_perform(req, resp, err);
 }
 
 static bool body_says(const struct pp_http_resp *resp, const char *what)
@@ -131,6 +139,39 @@ static int csrf_token(struct prefect_source *s, struct pp_error *err)
 	return rc;
 }
 
+/* What a request's answer (rc: its transport's outcome) says: 0 with the
+ * body parsed into *out when asked, or the failure in the server's words. */
+static int answer(const char *method, const char *path, int rc, const struct pp_http_req *req,
+		  const struct pp_http_resp *resp, struct pp_json **out, struct pp_error *err)
+{
+	if (!rc && (resp->status < 200 || resp->status > 299)) {
+		rc = pp_http_classify(req, resp, err);
+		char said[600];
+		server_message(resp, said, sizeof(said));
+		if (said[0])
+			pp_fail(err, rc, "Prefect %s %s: HTTP %ld: %s", method, path, resp->status,
+				said);
+		err->retry_after_ms = resp->retry_after_ms;
+	} else if (!rc && out) {
+		*out = NULL;
+		if (resp->body.len &&
+		    pp_json_parse(resp->body.data, resp->body.len, NULL, out, err))
+			rc = pp_error_prefix(err, "Prefect %s %s: response: ", method, path);
+	} else if (rc) {
+		pp_error_prefix(err, "Prefect %s %s: ", method, path);
+	}
+	return rc;
+}
+
+/* A change request the server refused for its CSRF token: it takes a new
+ * token and the request again. */
+static bool csrf_refused(const struct prefect_source *s, bool change,
+			 const struct pp_http_resp *resp)
+{
+	return change && !s->csrf_off && resp->status == 403 &&
+	       body_says(resp, "Invalid CSRF token");
+}
+
 int pp_prefect_api_call(struct prefect_source *s, const char *method, const char *path,
 			const struct pp_json *body, struct pp_json **out, struct pp_error *err)
 {
@@ -149,8 +190,7 @@ int pp_prefect_api_call(struct prefect_source *s, const char *method, const char
 		return pp_error_prefix(err, "Prefect %s %s: ", method, path);
 	}
 	rc = perform(s, method, url, text, change, &req, &resp, err);
-	if (!rc && change && !s->csrf_off && resp.status == 403 &&
-	    body_says(&resp, "Invalid CSRF token")) {
+	if (!rc && csrf_refused(s, change, &resp)) {
 		/* Expired or forgotten by the server: a new token, once. */
 		free(s->csrf_token);
 		s->csrf_token = NULL;
@@ -164,24 +204,101 @@ int pp_prefect_api_call(struct prefect_source *s, const char *method, const char
 		rc = perform(s, method, url, text, change, &req, &resp, err);
 	}
 	free(text);
-	if (!rc && (resp.status < 200 || resp.status > 299)) {
-		rc = pp_http_classify(&req, &resp, err);
-		char said[600];
-		server_message(&resp, said, sizeof(said));
-		if (said[0])
-			pp_fail(err, rc, "Prefect %s %s: HTTP %ld: %s", method, path, resp.status,
-				said);
-		err->retry_after_ms = resp.retry_after_ms;
-	} else if (!rc && out) {
-		*out = NULL;
-		if (resp.body.len && pp_json_parse(resp.body.data, resp.body.len, NULL, out, err))
-			rc = pp_error_prefix(err, "Prefect %s %s: response: ", method, path);
-	} else if (rc) {
-		pp_error_prefix(err, "Prefect %s %s: ", method, path);
-	}
+	rc = answer(method, path, rc, &req, &resp, out, err);
 	pp_http_req_free(&req);
 	pp_http_resp_free(&resp);
 	return rc;
+}
+
+/* One call of pp_prefect_api_calls on the wire. */
+struct pf_sent {
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	int rc; /* the transport's outcome */
+	struct pp_error err;
+	bool sent;
+	size_t *out; /* the calls on the wire */
+};
+
+static void sent_done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
+		      const struct pp_error *err)
+{
+	struct pf_sent *x = ud;
+	x->rc = rc;
+	if (rc && err)
+		x->err = *err;
+	(*x->out)--;
+}
+
+int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t n, size_t at_once)
+{
+	bool changes = false;
+	for (size_t i = 0; i < n; i++) {
+		calls[i].out = NULL;
+		calls[i].rc = 0;
+		memset(&calls[i].err, 0, sizeof(calls[i].err));
+		changes |= strcmp(calls[i].method, "GET") != 0;
+	}
+	struct pf_sent *sent = calloc(n ? n : 1, sizeof(*sent));
+	struct pp_http_multi *m = pp_http_multi_new();
+	if (!m || !sent) {
+		pp_http_multi_free(m);
+		free(sent);
+		return PP_ENOMEM;
+	}
+	struct pp_error token_err = {0};
+	int token_rc = changes ? csrf_token(s, &token_err) : 0;
+	size_t next = 0, out = 0;
+	while (next < n || out > 0) {
+		for (; next < n && out < at_once; next++) {
+			struct pf_call *c = &calls[next];
+			struct pf_sent *x = &sent[next];
+			bool change = strcmp(c->method, "GET") != 0;
+			char url[2048];
+			snprintf(url, sizeof(url), "%s%s", s->api_url, c->path);
+			char *text = c->body ? pp_json_to_string(c->body, PP_JSON_COMPACT) : NULL;
+			x->out = &out;
+			if (change && token_rc) {
+				x->rc = token_rc;
+				x->err = token_err;
+			} else if (c->body && !text) {
+				x->rc = pp_fail(&x->err, PP_ENOMEM, "out of memory");
+			} else if (!(x->rc = request(s, c->method, url, text, change, &x->req,
+						     &x->resp, &x->err)) &&
+				   !(x->rc = pp_http_multi_add(m, &x->req, &x->resp, sent_done, x,
+							       &x->err))) {
+				x->sent = true;
+				out++;
+			}
+			free(text);
+		}
+		if (out > 0)
+			pp_http_multi_run(m, PF_TIMEOUT_MS);
+	}
+	pp_http_multi_free(m);
+	for (size_t i = 0; i < n; i++) {
+		struct pf_call *c = &calls[i];
+		struct pf_sent *x = &sent[i];
+		bool change = strcmp(c->method, "GET") != 0;
+		if (!x->sent) {
+			c->rc = x->rc;
+			c->err = x->err;
+			pp_error_prefix(&c->err, "Prefect %s %s: ", c->method, c->path);
+		} else if (!x->rc && csrf_refused(s, change, &x->resp)) {
+			/* Expired or forgotten by the server: this one again, alone,
+			 * as pp_prefect_api_call sends it (a new token, once). */
+			c->rc = pp_prefect_api_call(s, c->method, c->path, c->body, &c->out,
+						    &c->err);
+		} else {
+			c->err = x->err;
+			c->rc = answer(c->method, c->path, x->rc, &x->req, &x->resp, &c->out,
+				       &c->err);
+		}
+		pp_http_req_free(&x->req);
+		pp_http_resp_free(&x->resp);
+	}
+	free(sent);
+	return 0;
 }
 
 /* Remember the server's Retry-After so polls and reports leave it alone

@@ -478,6 +478,46 @@ static void test_claim_report(void **state)
 	free(b);
 }
 
+/* The runs a poll lists are claimed together: their PENDING proposals
+ * reach the server at once (the mock's barrier holds each until all three
+ * have come; made one after the other, the first would wait out the
+ * barrier's timeout alone), and each is recorded. */
+static void test_claims_together(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *ids[3];
+	for (int i = 0; i < 3; i++)
+		ids[i] = new_run(e);
+	char url[256];
+	snprintf(url, sizeof(url), "%s/prefect/control/barrier", pp_mock_base_url(e->mock));
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	pp_http_req_init(&req, "POST", url);
+	pp_http_resp_init(&resp, 0);
+	const char *body =
+		"{\"action\":\"POST flow_runs/set_state\",\"count\":3,\"timeout_ms\":10000}";
+	pp_http_req_header(&req, "Content-Type", "application/json");
+	pp_http_req_body(&req, body, strlen(body));
+	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(
+		pp_mock_count_get(e->mock, "prefect.barrier_passed", "POST flow_runs/set_state"),
+		3);
+	assert_int_equal(
+		pp_mock_count_get(e->mock, "prefect.barrier_timeouts", "POST flow_runs/set_state"),
+		0);
+	assert_int_equal(store_count(e), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", ids[i]), 1);
+		free(ids[i]);
+	}
+}
+
 static void test_crashed_and_cancelling(void **state)
 {
 	struct env *e = *state;
@@ -1161,6 +1201,7 @@ int main(void)
 		cmocka_unit_test(test_variables),
 		cmocka_unit_test(test_documents),
 		cmocka_unit_test_setup_teardown(test_claim_report, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_claims_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_throttled_and_outage, env_setup, env_teardown),
