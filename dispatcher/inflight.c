@@ -472,7 +472,6 @@ void inflight_after_tail(struct pp_loop *L, struct inflight *a)
 		if (!inflight_store_queue(L, a, &u))
 			return;
 		if (a->queued_writes) {
-			a->phase = PH_CLEANUP;
 			a->after_settle = AFTER_CLEANUP;   /* inflight_settle starts it */
 			inflight_poll_at(a, pp_mono_ms()); /* in the next turn */
 		} else {

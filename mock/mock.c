@@ -405,10 +405,8 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
 	long delay = 0;
 	enum pp_mock_fault kind =
 		pp_mock_fault_roll(m, api, token_endpoint, resp, retry_after_s, &delay);
-	if (delay > 0) {
-		pp_mock_count(m, "delayed", api);
+	if (delay > 0)
 		sleep_ms(delay);
-	}
 	return kind;
 }
 
@@ -446,6 +444,10 @@ enum pp_mock_fault pp_mock_fault_roll(struct pp_mock *m, const char *api, bool t
 			 kind == PP_MOCK_FAULT_THROTTLE ? "throttled" : "error");
 		pp_mock_count(m, "injected", name);
 	}
+	/* Counted where a latency is handed out: the caller holds its answer
+	 * back by it (keyed.delayed). */
+	if (latency_ms && delay > 0)
+		pp_mock_count(m, "delayed", api);
 	if (latency_ms)
 		*latency_ms = delay;
 	return kind;

@@ -947,10 +947,8 @@ static void dispatch(struct modal_mock *mm, struct mm_conn *c, struct mm_stream 
 	long latency = 0;
 	enum pp_mock_fault fault =
 		pp_mock_fault_roll(mm->m, "modal", auth_call, &fr, &retry_after, &latency);
-	if (latency > 0) {
-		pp_mock_count(mm->m, "delayed", "modal");
+	if (latency > 0)
 		s->answer_at = pp_mono_ms() + latency;
-	}
 	if (fault == PP_MOCK_FAULT_ERROR) {
 		set_status(s, PP_GRPC_UNAVAILABLE, "mock: injected failure");
 		goto out;

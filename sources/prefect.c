@@ -143,6 +143,18 @@ static void outbox_forget(struct prefect_source *s, const char *flow_run)
 	}
 }
 
+/* A read of a flow run (GET path) that answered rc and *out: an answer
+ * that is not an object is an error, and *out NULL. */
+static int flow_run_read(const char *path, int rc, struct pp_json **out, struct pp_error *err)
+{
+	if (!rc && !pp_json_is(*out, PP_JSON_OBJECT)) {
+		pp_json_free(*out);
+		*out = NULL;
+		rc = pp_fail(err, PP_EINVALID, "Prefect GET %s: not a flow run", path);
+	}
+	return rc;
+}
+
 /* The flow run as the server has it now (caller frees *out). */
 static int read_flow_run(struct prefect_source *s, const char *flow_run, struct pp_json **out,
 			 struct pp_error *err)
@@ -150,13 +162,7 @@ static int read_flow_run(struct prefect_source *s, const char *flow_run, struct 
 	char path[128];
 	*out = NULL;
 	snprintf(path, sizeof(path), "/flow_runs/%s", flow_run);
-	int rc = pp_prefect_api_call(s, "GET", path, NULL, out, err);
-	if (!rc && !pp_json_is(*out, PP_JSON_OBJECT)) {
-		pp_json_free(*out);
-		*out = NULL;
-		rc = pp_fail(err, PP_EINVALID, "Prefect GET %s: not a flow run", path);
-	}
-	return rc;
+	return flow_run_read(path, pp_prefect_api_call(s, "GET", path, NULL, out, err), out, err);
 }
 
 /* A flow run's state type ("" when it has none). */
@@ -364,10 +370,6 @@ static int hand_back(struct prefect_source *s, const char *id, const char *messa
 	return rc;
 }
 
-/* Propose PENDING (named name, NULL: Prefect's "Pending"); *accepted when
- * the server answered ACCEPT. BaseWorker._propose_pending_state: PENDING
- * is the claim, which the server aborts for a run another worker holds or
- * that is running (PreventPendingTransitions). */
 /* The body of a PENDING proposal, under a transition id of its own. */
 static int pending_body(const char *name, const char *message, struct pp_json **body,
 			struct pp_error *err)
@@ -394,6 +396,10 @@ static bool pending_accepted(const char *id, const struct pp_json *res)
 	return accepted;
 }
 
+/* Propose PENDING (named name, NULL: Prefect's "Pending"); *accepted when
+ * the server answered ACCEPT. BaseWorker._propose_pending_state: PENDING
+ * is the claim, which the server aborts for a run another worker holds or
+ * that is running (PreventPendingTransitions). */
 static int propose_pending(struct prefect_source *s, const char *id, const char *name,
 			   const char *message, bool *accepted, struct pp_error *err)
 {
@@ -569,10 +575,11 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 	}
 	bool propose = true;
 	for (size_t i = 0; i < k; i++) {
+		int rc = flow_run_read(calls[i].path, calls[i].rc, &calls[i].out, &calls[i].err);
 		cand[i].fr = calls[i].out;
-		if (calls[i].rc) {
-			claim_failed(s, p, calls[i].rc, &calls[i].err);
-			propose &= !pp_err_retryable(calls[i].rc);
+		if (rc) {
+			claim_failed(s, p, rc, &calls[i].err);
+			propose &= !pp_err_retryable(rc);
 		}
 	}
 	char msg[200];
@@ -601,18 +608,12 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 			claim_failed(s, p, rc, &berr);
 			continue;
 		}
+		/* The reads' answers are in cand: calls takes the proposals, in
+		 * the order of the candidates that have a body. */
 		memset(&calls[np], 0, sizeof(calls[np]));
 		calls[np].method = "POST";
 		snprintf(calls[np].path, sizeof(calls[np].path), "/flow_runs/%s/set_state", c->id);
 		calls[np].body = c->body;
-		/* The proposals fill calls and cand from the front (np <= i):
-		 * the reads' answers were taken into cand above, and a run not
-		 * proposed moves back, to be freed with the rest. */
-		if (np != i) {
-			struct pf_candidate t = cand[np];
-			cand[np] = *c;
-			*c = t;
-		}
 		np++;
 	}
 	if (propose && pp_prefect_api_calls(s, calls, np, PF_CLAIMS_AT_ONCE)) {
@@ -620,17 +621,20 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 		claim_failed(s, p, err.code, &err);
 		np = 0;
 	}
-	for (size_t i = 0; propose && i < np; i++) {
+	for (size_t i = 0, j = 0; propose && i < k && j < np; i++) {
 		struct pf_candidate *c = &cand[i];
-		if (calls[i].rc) {
-			claim_failed(s, p, calls[i].rc, &calls[i].err);
-		} else if (pending_accepted(c->id, calls[i].out)) {
+		if (!c->body)
+			continue; /* not proposed */
+		struct pf_call *call = &calls[j++];
+		if (call->rc) {
+			claim_failed(s, p, call->rc, &call->err);
+		} else if (pending_accepted(c->id, call->out)) {
 			struct pp_error rerr = {0};
 			int rc = record_claim(s, store, p, c->fr, c->known == PF_FINISHED, &rerr);
 			if (rc)
 				claim_failed(s, p, rc, &rerr);
 		}
-		pp_json_free(calls[i].out);
+		pp_json_free(call->out);
 	}
 out:
 	for (size_t i = 0; cand && i < n; i++) {
