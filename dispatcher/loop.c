@@ -103,6 +103,14 @@ static void poll_sources(struct pp_loop *L)
 	}
 }
 
+/* The turn's reports to each source, together (pp_source_ops.flush). */
+static void flush_sources(struct pp_loop *L)
+{
+	for (size_t i = 0; i < L->nsources; i++)
+		if (L->sources[i]->ops->flush)
+			L->sources[i]->ops->flush(L->sources[i]);
+}
+
 /* Start a sweep of every pool not being swept (dispatcher/sweep.c). Its
  * ops are bounded like a cleanup and need no lease: removing an orphan
  * twice is harmless. */
@@ -347,6 +355,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 				sweep_pools(&L, sweep);
 			}
 		}
+		flush_sources(&L);
 		pp_notify_watchdog(now);
 		/* Idle, pp_exec_poll returns at once: wait on the store's wake-up
 		 * descriptor instead (or just sleep), so a NOTIFYing store wakes

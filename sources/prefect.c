@@ -11,6 +11,7 @@
  * The HTTP client is prefect_client.c; deployments and blocks, cached, are
  * prefect_blocks.c. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,12 @@
 #define PF_BATCH	200
 #define PF_OUTBOX_MAX	100000
 #define PF_RECONCILE_MS 30000
+/* Calls made together (a poll's claims, a round of reports) keep at most
+ * this many on the wire at once: Prefect's worker submits the runs of a
+ * poll together too, and this bounds the burst a server sees from one
+ * dispatcher. */
+#define PF_CALLS_AT_ONCE 16
+#define PF_SYNC_SECONDS	 30.0
 
 static struct pf_pool *pool_of(struct prefect_source *s, const char *name)
 {
@@ -38,21 +45,30 @@ static struct pf_pool *pool_of(struct prefect_source *s, const char *name)
 	return NULL;
 }
 
-/* Read a work pool: its type must be the one pushpool serves it as (the
- * push or the hybrid flavour of it), and its template becomes the pool's. */
-static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_error *err)
+/* "/work_pools/NAME" and then suffix, the name percent-encoded, into
+ * out: 0, or PP_ENOMEM when it does not fit. */
+static int pool_path(const struct pf_pool *p, const char *suffix, char *out, size_t n)
 {
 	struct pp_buf path;
-	struct pp_json *wp = NULL;
-	pp_buf_init(&path, 1024);
+	pp_buf_init(&path, n);
 	int rc = pp_buf_puts(&path, "/work_pools/");
 	if (!rc)
 		rc = pp_url_encode(&path, p->name, false);
-	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-		: pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, &wp, err);
+	if (!rc)
+		rc = pp_buf_puts(&path, suffix);
+	if (!rc && path.len >= n)
+		rc = PP_ENOMEM;
+	if (!rc)
+		memcpy(out, path.data, path.len + 1);
 	pp_buf_free(&path);
-	if (rc)
-		return rc;
+	return rc;
+}
+
+/* A work pool as read (wp, freed here): its type must be the one pushpool
+ * serves it as (the push or the hybrid flavour of it), and its template
+ * becomes the pool's. */
+static int take_pool(struct pf_pool *p, struct pp_json *wp, struct pp_error *err)
+{
 	const char *type = pp_json_get_string(wp, "type");
 	/* Prefect names a push type "NAME:push" and its hybrid (worker) twin
 	 * "NAME"; both mean the same template. */
@@ -60,10 +76,11 @@ static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_erro
 	snprintf(hybrid, sizeof(hybrid), "%s:push", type ? type : "");
 	if (!type || (strcmp(type, p->type) && (strchr(type, ':') || strcmp(hybrid, p->type)))) {
 		/* type points into wp: format the message before freeing it. */
-		rc = pp_fail(err, PP_EINVALID,
-			     "work pool \"%s\" has type \"%s\" on the server, but [pool \"%s\"] "
-			     "is %s",
-			     p->name, type ? type : "(none)", p->name, p->type);
+		int rc =
+			pp_fail(err, PP_EINVALID,
+				"work pool \"%s\" has type \"%s\" on the server, but [pool \"%s\"] "
+				"is %s",
+				p->name, type ? type : "(none)", p->name, p->type);
 		pp_json_free(wp);
 		return rc;
 	}
@@ -83,6 +100,16 @@ static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_erro
 	pp_json_free(p->tmpl);
 	p->tmpl = tmpl;
 	return 0;
+}
+
+static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_error *err)
+{
+	char path[PF_PATH_MAX];
+	struct pp_json *wp = NULL;
+	int rc = pool_path(p, "", path, sizeof(path));
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+		: pp_prefect_api_call(s, "GET", path, NULL, &wp, err);
+	return rc ? rc : take_pool(p, wp, err);
 }
 
 /* ---- reports ---- */
@@ -211,84 +238,184 @@ static int state_body(const char *type, const char *name, const char *message,
 	return rc ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
 }
 
-static int deliver(struct prefect_source *s, const struct pf_report *r, struct pp_error *err)
+/* Reports delivered together in a round: the oldest queued report of each
+ * flow run, at most this many. A run's later reports wait for the next
+ * round, so each run's reports still reach the server in order. */
+#define PF_REPORTS_ROUND 256
+
+/* One report on its way in a round of outbox_flush. */
+struct pf_delivery {
+	struct pf_report *r;
+	struct pp_json *body; /* what it sends: the PATCH, or the proposal */
+	int rc;		      /* its outcome */
+	struct pp_error err;
+	bool proposing; /* a state report the read let through */
+};
+
+/* The round's first calls: a PATCH of infrastructure_pid (as
+ * BaseWorker._submit_run's update_flow_run once the infrastructure is up),
+ * or the read of the flow run a state report is about. */
+static int first_call(struct pf_delivery *d, struct pf_call *c, struct pp_error *err)
 {
-	char path[128], cur[32];
-	struct pp_json *body = NULL, *res = NULL;
-	int rc;
-	if (r->infra_pid) {
-		/* BaseWorker._submit_run: update_flow_run(infrastructure_pid=...)
-		 * once the infrastructure is up. */
-		snprintf(path, sizeof(path), "/flow_runs/%s", r->flow_run);
-		body = pp_json_new(PP_JSON_OBJECT);
-		rc = body ? pp_json_set_string(body, "infrastructure_pid", r->infra_pid)
-			  : PP_ENOMEM;
-		rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-			: pp_prefect_api_call(s, "PATCH", path, body, NULL, err);
-		pp_json_free(body);
-		return rc;
+	memset(c, 0, sizeof(*c));
+	if (d->r->infra_pid) {
+		c->method = "PATCH";
+		snprintf(c->path, sizeof(c->path), "/flow_runs/%s", d->r->flow_run);
+		d->body = pp_json_new(PP_JSON_OBJECT);
+		if (!d->body || pp_json_set_string(d->body, "infrastructure_pid", d->r->infra_pid))
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		c->body = d->body;
+	} else {
+		c->method = "GET";
+		snprintf(c->path, sizeof(c->path), "/flow_runs/%s", d->r->flow_run);
 	}
-	/* Read before proposing: a flow that already ended keeps its own
-	 * state (the worker's CRASHED would be aborted, a forced CANCELLED
-	 * would overwrite the flow's COMPLETED or FAILED), and a run that
-	 * moved on to another attempt must not get this one's outcome. */
-	struct pp_json *fr = NULL;
-	rc = read_flow_run(s, r->flow_run, &fr, err);
-	if (rc)
-		return rc;
-	snprintf(cur, sizeof(cur), "%s", run_state_type(fr));
-	bool same = pp_prefect_same_attempt(cur, run_state_ms(fr),
-					    pp_json_get_string(fr, "infrastructure_pid"),
-					    r->attempt_infra, r->queued_ms);
-	pp_json_free(fr);
-	if (!pp_prefect_report_wanted(r->state_type, cur)) {
-		pp_info("prefect: flow run %s is %s already; not reporting %s", r->flow_run, cur,
-			r->state_type);
-		return 0;
-	}
-	if (!same) {
-		pp_info("prefect: flow run %s moved on to another attempt (%s); not reporting %s",
-			r->flow_run, cur, r->state_type);
-		return 0;
-	}
-	rc = state_body(r->state_type, NULL, r->message, r->transition_id, r->force, &body, err);
-	if (rc)
-		return rc;
-	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", r->flow_run);
-	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
-	pp_json_free(body);
-	if (!rc) {
-		const char *status = pp_json_get_string(res, "status");
-		if (status && strcmp(status, "ACCEPT"))
-			pp_info("prefect: flow run %s: %s proposal answered %s: %s", r->flow_run,
-				r->state_type, status,
-				pp_json_string(pp_json_path(res, "details.reason"))
-					? pp_json_string(pp_json_path(res, "details.reason"))
-					: "");
-	}
-	pp_json_free(res);
-	return rc;
+	return 0;
 }
 
-/* Deliver queued reports in order; stop at the first one the server could
- * not take for now. Reports the server refuses for good are dropped. */
+/* A state report's read is in (c): whether to propose. A flow that already
+ * ended keeps its own state (the worker's CRASHED would be aborted, a
+ * forced CANCELLED would overwrite the flow's COMPLETED or FAILED), and a
+ * run that moved on to another attempt must not get this one's outcome. */
+static void judge_read(struct pf_delivery *d, struct pf_call *c)
+{
+	const struct pf_report *r = d->r;
+	d->rc = flow_run_read(c->path, c->rc, &c->out, &c->err);
+	if (d->rc) {
+		d->err = c->err;
+		return;
+	}
+	char cur[32];
+	snprintf(cur, sizeof(cur), "%s", run_state_type(c->out));
+	bool same = pp_prefect_same_attempt(cur, run_state_ms(c->out),
+					    pp_json_get_string(c->out, "infrastructure_pid"),
+					    r->attempt_infra, r->queued_ms);
+	if (!pp_prefect_report_wanted(r->state_type, cur))
+		pp_info("prefect: flow run %s is %s already; not reporting %s", r->flow_run, cur,
+			r->state_type);
+	else if (!same)
+		pp_info("prefect: flow run %s moved on to another attempt (%s); not reporting %s",
+			r->flow_run, cur, r->state_type);
+	else
+		d->proposing = !(d->rc = state_body(r->state_type, NULL, r->message,
+						    r->transition_id, r->force, &d->body, &d->err));
+}
+
+/* A proposal's answer: anything but ACCEPT is said, and the report done
+ * (the server has decided). */
+static void proposal_answered(struct pf_delivery *d, struct pf_call *c)
+{
+	d->rc = c->rc;
+	d->err = c->err;
+	const char *status = c->rc ? NULL : pp_json_get_string(c->out, "status");
+	if (status && strcmp(status, "ACCEPT"))
+		pp_info("prefect: flow run %s: %s proposal answered %s: %s", d->r->flow_run,
+			d->r->state_type, status,
+			pp_json_string(pp_json_path(c->out, "details.reason"))
+				? pp_json_string(pp_json_path(c->out, "details.reason"))
+				: "");
+}
+
+/* One round: the oldest report of each flow run (up to PF_REPORTS_ROUND),
+ * their PATCHes and reads together, then the proposals the reads let
+ * through together. Delivered reports, and those the server refuses for
+ * good (said, and dropped), leave the outbox; the others stay in place.
+ * Returns 0 or the first retryable failure. */
+static int flush_round(struct prefect_source *s, struct pp_error *err)
+{
+	struct pf_delivery *d = calloc(PF_REPORTS_ROUND, sizeof(*d));
+	struct pf_call *calls = calloc(PF_REPORTS_ROUND, sizeof(*calls));
+	struct pp_strmap picked = {0};
+	size_t n = 0;
+	int rc = d && calls ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+	for (struct pf_report *r = s->outbox; !rc && r && n < PF_REPORTS_ROUND; r = r->next) {
+		if (pp_strmap_get(&picked, r->flow_run))
+			continue;
+		if (pp_strmap_put(&picked, r->flow_run, r)) {
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
+			break;
+		}
+		d[n].r = r;
+		rc = first_call(&d[n], &calls[n], err);
+		n++;
+	}
+	if (!rc && pp_prefect_api_calls(s, calls, n, PF_CALLS_AT_ONCE))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	size_t np = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (d[i].r->infra_pid) {
+			d[i].rc = calls[i].rc;
+			d[i].err = calls[i].err;
+		} else {
+			judge_read(&d[i], &calls[i]);
+		}
+		pp_json_free(calls[i].out);
+	}
+	/* The reads' answers are judged: calls takes the proposals. */
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (!d[i].proposing)
+			continue;
+		memset(&calls[np], 0, sizeof(calls[np]));
+		calls[np].method = "POST";
+		snprintf(calls[np].path, sizeof(calls[np].path), "/flow_runs/%s/set_state",
+			 d[i].r->flow_run);
+		calls[np].body = d[i].body;
+		np++;
+	}
+	if (!rc && pp_prefect_api_calls(s, calls, np, PF_CALLS_AT_ONCE))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	for (size_t i = 0, j = 0; !rc && i < n; i++) {
+		if (!d[i].proposing)
+			continue;
+		proposal_answered(&d[i], &calls[j]);
+		pp_json_free(calls[j++].out);
+	}
+	/* Settle the round: what is done leaves the outbox. */
+	int failed = rc;
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct pf_report *r = d[i].r;
+		if (d[i].rc && pp_err_retryable(d[i].rc)) {
+			pp_prefect_note_failure(s, d[i].rc, &d[i].err);
+			if (!failed) {
+				failed = d[i].rc;
+				*err = d[i].err;
+			}
+			continue;
+		}
+		if (d[i].rc)
+			pp_warn("prefect: dropping report for flow run %s: %s", r->flow_run,
+				d[i].err.msg);
+		r->delivered = true;
+	}
+	struct pf_report **at = &s->outbox;
+	s->outbox_tail = &s->outbox;
+	while (*at) {
+		struct pf_report *r = *at;
+		if (r->delivered) {
+			*at = r->next;
+			s->noutbox--;
+			report_free(r);
+			continue;
+		}
+		at = &r->next;
+		s->outbox_tail = at;
+	}
+	for (size_t i = 0; d && i < n; i++)
+		pp_json_free(d[i].body);
+	pp_strmap_clear(&picked);
+	free(calls);
+	free(d);
+	return failed;
+}
+
+/* Deliver queued reports, round after round, until none is left or the
+ * server could not take some for now. */
 static int outbox_flush(struct prefect_source *s, struct pp_error *err)
 {
 	while (s->outbox) {
-		struct pf_report *r = s->outbox;
-		int rc = deliver(s, r, err);
-		if (rc && pp_err_retryable(rc)) {
-			pp_prefect_note_failure(s, rc, err);
-			return pp_error_prefix(err, "%zu report(s) queued: ", s->noutbox);
-		}
+		memset(err, 0, sizeof(*err));
+		int rc = flush_round(s, err);
 		if (rc)
-			pp_warn("prefect: dropping report for flow run %s: %s", r->flow_run,
-				err->msg);
-		s->outbox = r->next;
-		if (!s->outbox)
-			s->outbox_tail = &s->outbox;
-		s->noutbox--;
-		report_free(r);
+			return pp_error_prefix(err, "%zu report(s) queued: ", s->noutbox);
 	}
 	return 0;
 }
@@ -307,10 +434,21 @@ static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
 		rc = outbox_add(s, ref, NULL, type, message, infra_id);
 	if (rc)
 		return pp_fail(err, PP_ENOMEM, "prefect: report queue full");
-	struct pp_error ferr = {0};
-	if (pp_wall_ms() >= s->backoff_until && outbox_flush(s, &ferr))
-		pp_warn("prefect: %s", ferr.msg);
 	return 0;
+}
+
+/* The turn's reports, delivered together. After a failure the outbox waits
+ * for the next poll, which delivers it first (or for the Retry-After). */
+static void prefect_flush(struct pp_source *src)
+{
+	struct prefect_source *s = (struct prefect_source *)src;
+	if (!s->outbox || s->flush_held || pp_wall_ms() < s->backoff_until)
+		return;
+	struct pp_error err = {0};
+	if (outbox_flush(s, &err)) {
+		s->flush_held = true;
+		pp_warn("prefect: %s", err.msg);
+	}
 }
 
 /* ---- claiming ---- */
@@ -507,11 +645,6 @@ static enum pf_known known_run(struct pp_store *store, const char *id, int64_t *
 	return k;
 }
 
-/* Calls a poll's claims keep on the wire at once: Prefect's worker submits
- * the runs of a poll together too, and this bounds the burst a server sees
- * from one dispatcher. */
-#define PF_CLAIMS_AT_ONCE 16
-
 /* A run a poll listed, on its way to being claimed. */
 struct pf_candidate {
 	const char *id; /* in the listing */
@@ -568,7 +701,7 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 		snprintf(calls[k].path, sizeof(calls[k].path), "/flow_runs/%s", id);
 		k++;
 	}
-	if (pp_prefect_api_calls(s, calls, k, PF_CLAIMS_AT_ONCE)) {
+	if (pp_prefect_api_calls(s, calls, k, PF_CALLS_AT_ONCE)) {
 		pp_fail(&err, PP_ENOMEM, "out of memory");
 		claim_failed(s, p, err.code, &err);
 		goto out;
@@ -616,7 +749,7 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 		calls[np].body = c->body;
 		np++;
 	}
-	if (propose && pp_prefect_api_calls(s, calls, np, PF_CLAIMS_AT_ONCE)) {
+	if (propose && pp_prefect_api_calls(s, calls, np, PF_CALLS_AT_ONCE)) {
 		pp_fail(&err, PP_ENOMEM, "out of memory");
 		claim_failed(s, p, err.code, &err);
 		np = 0;
@@ -645,56 +778,171 @@ out:
 	free(calls);
 }
 
-static int poll_pool(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
-		     struct pp_error *err)
+/* How often a poll syncs with the server: every PF_SYNC_SECONDS, as
+ * Prefect's worker syncs every PREFECT_WORKER_HEARTBEAT_SECONDS (30 s by
+ * default; settings/models/worker.py), and only at a poll: the first poll
+ * that many seconds after the last sync. */
+static int64_t pf_sync_ms(const struct prefect_source *s)
 {
-	char path[512];
-	struct pp_buf enc;
-	pp_buf_init(&enc, 1024);
-	if (pp_url_encode(&enc, p->name, false)) {
-		pp_buf_free(&enc);
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
+	double every = s->interval > 0 ? s->interval : 1;
+	double polls = ceil(PF_SYNC_SECONDS / every);
+	return (int64_t)(polls * every * 1000);
+}
+
+/* The heartbeat every pool sends, as the worker's sync_with_backend: its
+ * interval is how often the polls sync (the server takes a worker that
+ * missed a few of them for offline). */
+static struct pp_json *heartbeat_body(const struct prefect_source *s)
+{
 	struct pp_json *hb = pp_json_new(PP_JSON_OBJECT);
-	int rc = hb ? 0 : PP_ENOMEM;
-	if (!rc)
-		rc = pp_json_set_string(hb, "name", s->worker);
-	if (!rc)
-		rc = pp_json_set_int(hb, "heartbeat_interval_seconds",
-				     (long long)(s->interval < 1 ? 1 : s->interval));
-	snprintf(path, sizeof(path), "/work_pools/%s/workers/heartbeat", pp_buf_str(&enc));
-	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-		: pp_prefect_api_call(s, "POST", path, hb, NULL, err);
-	pp_json_free(hb);
-	if (!rc)
-		rc = read_pool(s, p, err);
-	struct pp_json *q = rc ? NULL : pp_json_new(PP_JSON_OBJECT), *runs = NULL;
-	if (!rc && !q)
-		rc = pp_fail(err, PP_ENOMEM, "out of memory");
-	if (!rc) {
-		char before[40];
-		pp_prefect_time_format(pp_wall_ms() + (int64_t)(s->lookahead * 1000), before,
-				       sizeof(before));
-		pp_json_set_string(q, "scheduled_before", before);
-		pp_json_set_int(q, "limit", s->batch);
-		if (s->nqueues) {
-			struct pp_json *names = pp_json_new(PP_JSON_ARRAY);
-			for (size_t i = 0; names && i < s->nqueues; i++)
-				pp_json_append(names, pp_json_new_string(s->queues[i]));
-			pp_json_set(q, "work_queue_names", names);
-		}
-		snprintf(path, sizeof(path), "/work_pools/%s/get_scheduled_flow_runs",
-			 pp_buf_str(&enc));
-		rc = pp_prefect_api_call(s, "POST", path, q, &runs, err);
+	int64_t every = (pf_sync_ms(s) + 999) / 1000;
+	if (hb && (pp_json_set_string(hb, "name", s->worker) ||
+		   pp_json_set_int(hb, "heartbeat_interval_seconds", (long long)every))) {
+		pp_json_free(hb);
+		hb = NULL;
 	}
-	pp_json_free(q);
-	pp_buf_free(&enc);
+	return hb;
+}
+
+/* get_scheduled_flow_runs' body: the look-ahead window, the batch, the
+ * queues. */
+static struct pp_json *scheduled_body(const struct prefect_source *s)
+{
+	struct pp_json *q = pp_json_new(PP_JSON_OBJECT);
+	char before[40];
+	pp_prefect_time_format(pp_wall_ms() + (int64_t)(s->lookahead * 1000), before,
+			       sizeof(before));
+	int rc = q ? pp_json_set_string(q, "scheduled_before", before) : PP_ENOMEM;
 	if (!rc)
-		claim_listed(s, store, p, runs);
-	pp_json_free(runs);
-	if (rc)
-		pp_error_prefix(err, "pool %s: ", p->name);
-	return rc;
+		rc = pp_json_set_int(q, "limit", s->batch);
+	if (!rc && s->nqueues) {
+		struct pp_json *names = pp_json_new(PP_JSON_ARRAY);
+		for (size_t i = 0; !rc && names && i < s->nqueues; i++)
+			rc = pp_json_append(names, pp_json_new_string(s->queues[i]));
+		rc = rc || !names ? PP_ENOMEM : pp_json_set(q, "work_queue_names", names);
+	}
+	if (rc) {
+		pp_json_free(q);
+		q = NULL;
+	}
+	return q;
+}
+
+/* A poll's calls, one step after the other, each step's calls for every
+ * pool together: syncing with the server when it is due (each pool's
+ * heartbeat, and the pool read for its type and template), then listing
+ * each synced pool's scheduled flow runs (then claimed, pool by pool). */
+enum pf_poll_step { PF_SYNC, PF_LIST_RUNS, PF_POLL_STEPS };
+
+/* Calls a step makes for a pool. */
+static size_t step_calls(enum pf_poll_step step)
+{
+	return step == PF_SYNC ? 2 : 1;
+}
+
+/* The step's call i for pool p. */
+static int step_call(enum pf_poll_step step, size_t i, const struct pf_pool *p,
+		     const struct pp_json *hb, const struct pp_json *q, struct pf_call *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (step == PF_SYNC && i == 0) {
+		c->method = "POST";
+		c->body = hb;
+		return pool_path(p, "/workers/heartbeat", c->path, sizeof(c->path));
+	}
+	if (step == PF_SYNC) {
+		c->method = "GET";
+		return pool_path(p, "", c->path, sizeof(c->path));
+	}
+	c->method = "POST";
+	c->body = q;
+	return pool_path(p, "/get_scheduled_flow_runs", c->path, sizeof(c->path));
+}
+
+/* A pool's call failed: noted (Retry-After), and the poll's error when it
+ * is the first, else said. */
+static void pool_failed(struct prefect_source *s, const struct pf_pool *p, struct pf_call *c,
+			int *first, struct pp_error *err)
+{
+	pp_prefect_note_failure(s, c->rc, &c->err);
+	pp_error_prefix(&c->err, "pool %s: ", p->name);
+	if (*first) {
+		pp_warn("prefect: %s", c->err.msg);
+	} else {
+		*first = c->rc;
+		*err = c->err;
+	}
+}
+
+/* Poll every pool. A pool whose sync fails is not listed until a sync
+ * succeeds; a retryable failure (the server struggling) ends the poll
+ * after its step, and the sync is tried again at the next poll. Returns
+ * the first failure, its pool named. */
+static int poll_pools(struct prefect_source *s, struct pp_store *store, struct pp_error *err)
+{
+	size_t n = s->npools, most = n * 2;
+	struct pf_call *calls = calloc(most ? most : 1, sizeof(*calls));
+	struct pp_json *hb = heartbeat_body(s), *q = scheduled_body(s);
+	int first = 0;
+	bool stop = false;
+	if (!calls || !hb || !q) {
+		first = pp_fail(err, PP_ENOMEM, "out of memory");
+		stop = true;
+	}
+	int64_t now = pp_wall_ms();
+	for (int step = now >= s->next_sync ? PF_SYNC : PF_LIST_RUNS; step < PF_POLL_STEPS && !stop;
+	     step++) {
+		size_t per = step_calls(step), k = 0;
+		for (size_t i = 0; i < n && !stop; i++) {
+			if (step == PF_LIST_RUNS && !s->pools[i].synced)
+				continue;
+			for (size_t j = 0; j < per && !stop; j++)
+				if (step_call(step, j, &s->pools[i], hb, q, &calls[k++])) {
+					first = first ? first
+						      : pp_fail(err, PP_ENOMEM, "out of memory");
+					stop = true;
+				}
+		}
+		if (!stop && pp_prefect_api_calls(s, calls, k, PF_CALLS_AT_ONCE)) {
+			first = first ? first : pp_fail(err, PP_ENOMEM, "out of memory");
+			stop = true;
+		}
+		bool retry = false;
+		for (size_t i = 0, c = 0; i < n && !stop; i++) {
+			struct pf_pool *p = &s->pools[i];
+			if (step == PF_LIST_RUNS && !p->synced)
+				continue;
+			struct pf_call *call = &calls[c];
+			c += per;
+			if (step == PF_SYNC) {
+				struct pf_call *read = &call[1];
+				if (!call->rc && !read->rc) {
+					read->rc = take_pool(p, read->out, &read->err);
+					read->out = NULL;
+				}
+				struct pf_call *failed = call->rc ? call : read->rc ? read : NULL;
+				p->synced = !failed;
+				if (failed) {
+					pool_failed(s, p, failed, &first, err);
+					retry |= pp_err_retryable(failed->rc);
+				}
+				pp_json_free(read->out);
+			} else if (call->rc) {
+				pool_failed(s, p, call, &first, err);
+				retry |= pp_err_retryable(call->rc);
+			} else {
+				claim_listed(s, store, p, call->out);
+			}
+			pp_json_free(call->out);
+		}
+		if (step == PF_SYNC && !retry)
+			s->next_sync = now + pf_sync_ms(s);
+		stop |= retry;
+	}
+	pp_json_free(hb);
+	pp_json_free(q);
+	free(calls);
+	return first;
 }
 
 /* FlowRunFilter body: runs of our pools in one of the state types, and
@@ -948,18 +1196,10 @@ static int prefect_poll(struct pp_source *src, struct pp_store *store, struct pp
 	int rc = outbox_flush(s, err);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < s->npools; i++) {
-		struct pp_error perr = {0};
-		int prc = poll_pool(s, store, &s->pools[i], &perr);
-		if (prc) {
-			pp_prefect_note_failure(s, prc, &perr);
-			if (!rc)
-				*err = perr;
-			rc = rc ? rc : prc;
-			if (pp_err_retryable(prc))
-				return rc;
-		}
-	}
+	s->flush_held = false;
+	rc = poll_pools(s, store, err);
+	if (rc && pp_err_retryable(rc))
+		return rc;
 	if (pp_wall_ms() >= s->next_reconcile) {
 		struct pp_error rerr = {0};
 		int rrc = reconcile(s, store, &rerr);
@@ -997,11 +1237,8 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 	const struct pf_run_deployment *known = pp_strmap_get(&s->run_deployments, ref);
 	struct pp_json *fr = NULL;
 	int rc = 0;
-	if (!known) {
-		char path[128];
-		snprintf(path, sizeof(path), "/flow_runs/%s", ref);
-		rc = pp_prefect_api_call(s, "GET", path, NULL, &fr, err);
-	}
+	if (!known)
+		rc = read_flow_run(s, ref, &fr, err);
 	const char *dep_id = known ? known->deployment
 			     : rc  ? NULL
 				   : pp_json_get_string(fr, "deployment_id");
@@ -1247,6 +1484,7 @@ const struct pp_source_ops pp_source_prefect = {
 	.close = prefect_close,
 	.poll = prefect_poll,
 	.report = prefect_report,
+	.flush = prefect_flush,
 	.job_inputs = prefect_job_inputs,
 	.resolve_job = prefect_resolve_job,
 	.interval = prefect_interval,

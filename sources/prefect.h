@@ -19,6 +19,7 @@ struct pf_pool {
 	char type[PP_NAME_MAX]; /* the [pool]'s type, canonical from the configuration */
 	struct pp_json *tmpl;	/* the server's base job template, as read */
 	bool type_warned;
+	bool synced; /* the last sync found it as served (poll_pools) */
 };
 
 struct pf_cached {
@@ -42,7 +43,8 @@ struct pf_report {
 	/* Chosen when queued and sent with every try, so the server applies
 	 * a report whose answer was lost only once (PreventDuplicateTransitions). */
 	char transition_id[PP_UUID_LEN];
-	bool force; /* CANCELLED, forced as the worker's _mark_flow_run_as_cancelled */
+	bool force;	/* CANCELLED, forced as the worker's _mark_flow_run_as_cancelled */
+	bool delivered; /* in a round of the outbox's flush: done, to leave it */
 	struct pf_report *next;
 };
 
@@ -68,8 +70,12 @@ struct prefect_source {
 	double lookahead, interval;
 	long batch;
 	double claim_timeout;
-	int64_t backoff_until;	/* wall ms: the server asked us to wait */
+	int64_t backoff_until; /* wall ms: the server asked us to wait */
+	/* A turn's delivery of the outbox failed: the reports wait for the
+	 * next poll, which delivers them before anything else. */
+	bool flush_held;
 	int64_t next_reconcile; /* wall ms */
+	int64_t next_sync;	/* wall ms: the next poll's first step is a sync */
 	struct pf_cached *cache;
 	struct pf_report *outbox, **outbox_tail;
 	size_t noutbox;
@@ -87,9 +93,10 @@ int pp_prefect_api_call(struct prefect_source *s, const char *method, const char
 /* Calls made together (pp_prefect_api_calls): method on path with body
  * (the caller's, may be NULL); out, rc and err as pp_prefect_api_call
  * returns them (out the caller's to free). */
+#define PF_PATH_MAX 512 /* "/work_pools/NAME/..." with NAME percent-encoded */
 struct pf_call {
 	const char *method;
-	char path[160];
+	char path[PF_PATH_MAX];
 	const struct pp_json *body;
 	struct pp_json *out;
 	int rc;

@@ -276,6 +276,7 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 			pp_http_multi_run(m, PF_TIMEOUT_MS);
 	}
 	pp_http_multi_free(m);
+	bool renewed = false;
 	for (size_t i = 0; i < n; i++) {
 		struct pf_call *c = &calls[i];
 		struct pf_sent *x = &sent[i];
@@ -286,7 +287,13 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 			pp_error_prefix(&c->err, "Prefect %s %s: ", c->method, c->path);
 		} else if (!x->rc && csrf_refused(s, change, &x->resp)) {
 			/* Expired or forgotten by the server: this one again, alone,
-			 * as pp_prefect_api_call sends it (a new token, once). */
+			 * as pp_prefect_api_call sends it, with a new token (one for
+			 * all the calls it refused). */
+			if (!renewed) {
+				free(s->csrf_token);
+				s->csrf_token = NULL;
+				renewed = true;
+			}
 			c->rc = pp_prefect_api_call(s, c->method, c->path, c->body, &c->out,
 						    &c->err);
 		} else {

@@ -19,10 +19,15 @@ struct pp_source_ops {
 	 * upstream) and insert them into the store; mark upstream
 	 * cancellations with request_cancel. */
 	int (*poll)(struct pp_source *src, struct pp_store *store, struct pp_error *err);
-	/* A run of this source changed state in the loop: report upstream. */
+	/* A run of this source changed state in the loop: report upstream,
+	 * now or at the next flush. */
 	int (*report)(struct pp_source *src, const struct pp_run_rec *rec,
 		      enum pp_store_state state, const char *infra_id, const char *message,
 		      struct pp_error *err);
+	/* Optional: deliver what report held back. The loop calls it once a
+	 * turn, after the turn's reports, so that they can go out together
+	 * rather than one round trip each on the loop's thread. */
+	void (*flush)(struct pp_source *src);
 	/* Template and deployment-level variables for a run, when the source
 	 * owns them (NULL outputs: use the local pool config). */
 	int (*job_inputs)(struct pp_source *src, const struct pp_run_rec *rec,

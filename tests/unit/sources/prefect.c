@@ -19,6 +19,7 @@
 #include "sources/source.h"
 #include "store/store.h"
 #include "mock/mock.h"
+#include "tests/unit/http_server.h"
 
 #define KEY "unit-prefect-key-42"
 
@@ -415,6 +416,33 @@ static int store_count(struct env *e)
 	return n;
 }
 
+/* What the loop does once a turn: the reports go out (together). */
+static void flush(struct env *e)
+{
+	e->src->ops->flush(e->src);
+}
+
+/* A barrier on the mock's Prefect API: the next count calls of action
+ * are held until all have come (or timeout_ms passed). */
+static void barrier(struct env *e, const char *action, int count)
+{
+	char url[256], body[256];
+	struct pp_error err = {0};
+	snprintf(url, sizeof(url), "%s/prefect/control/barrier", pp_mock_base_url(e->mock));
+	snprintf(body, sizeof(body), "{\"action\":\"%s\",\"count\":%d,\"timeout_ms\":10000}",
+		 action, count);
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	pp_http_req_init(&req, "POST", url);
+	pp_http_resp_init(&resp, 0);
+	pp_http_req_header(&req, "Content-Type", "application/json");
+	pp_http_req_body(&req, body, strlen(body));
+	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+}
+
 static void test_claim_report(void **state)
 {
 	struct env *e = *state;
@@ -463,6 +491,11 @@ static void test_claim_report(void **state)
 	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_FAILED, "arn:task/1",
 					     "FAILED (exit code 1)", &err),
 			 0);
+	/* Held until the turn's flush: nothing reached the server yet. */
+	struct pp_json *held = run_of(e, a);
+	assert_null(pp_json_get_string(held, "infrastructure_pid"));
+	pp_json_free(held);
+	flush(e);
 	/* A non-zero exit is the infrastructure failing: CRASHED, as
 	 * workers/base.py reports it; RUNNING is never proposed. */
 	r = run_of(e, a);
@@ -489,21 +522,7 @@ static void test_claims_together(void **state)
 	char *ids[3];
 	for (int i = 0; i < 3; i++)
 		ids[i] = new_run(e);
-	char url[256];
-	snprintf(url, sizeof(url), "%s/prefect/control/barrier", pp_mock_base_url(e->mock));
-	struct pp_http_req req;
-	struct pp_http_resp resp;
-	pp_http_req_init(&req, "POST", url);
-	pp_http_resp_init(&resp, 0);
-	const char *body =
-		"{\"action\":\"POST flow_runs/set_state\",\"count\":3,\"timeout_ms\":10000}";
-	pp_http_req_header(&req, "Content-Type", "application/json");
-	pp_http_req_body(&req, body, strlen(body));
-	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
-	assert_int_equal(resp.status, 200);
-	pp_http_req_free(&req);
-	pp_http_resp_free(&resp);
-
+	barrier(e, "POST flow_runs/set_state", 3);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
 	assert_int_equal(
 		pp_mock_count_get(e->mock, "prefect.barrier_passed", "POST flow_runs/set_state"),
@@ -516,6 +535,82 @@ static void test_claims_together(void **state)
 		assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", ids[i]), 1);
 		free(ids[i]);
 	}
+}
+
+/* A turn's reports go out together: the infrastructure_pid of three runs
+ * pass a barrier of three (one after the other, the first would wait out
+ * its timeout alone); a run's own reports keep their order (its CRASHED
+ * follows its infrastructure_pid, in the flush's next round). */
+static void test_reports_together(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *ids[3];
+	for (int i = 0; i < 3; i++)
+		ids[i] = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 3);
+	for (int i = 0; i < 3; i++) {
+		struct pp_run_rec rec;
+		char task[32];
+		snprintf(task, sizeof(task), "t-%d", i);
+		assert_int_equal(e->store->ops->get(e->store, ids[i], &rec, NULL, NULL, &err), 0);
+		assert_int_equal(
+			e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, task, NULL, &err), 0);
+		if (i == 0)
+			assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_FAILED, task,
+							     "exit code 137", &err),
+					 0);
+		pp_run_rec_free(&rec);
+	}
+	barrier(e, "PATCH flow_runs", 3);
+	flush(e);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_passed", "PATCH flow_runs"),
+			 3);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_timeouts", "PATCH flow_runs"),
+			 0);
+	for (int i = 0; i < 3; i++) {
+		struct pp_json *r = run_of(e, ids[i]);
+		char task[32];
+		snprintf(task, sizeof(task), "t-%d", i);
+		assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), task);
+		assert_string_equal(pp_json_get_string(r, "state_type"),
+				    i == 0 ? "CRASHED" : "PENDING");
+		pp_json_free(r);
+		free(ids[i]);
+	}
+}
+
+/* A poll syncs with the server (heartbeats and pool reads, every pool's
+ * together: a barrier of two passes the two pools' heartbeats) only when
+ * a sync is due, every 30 s as Prefect's worker; the polls in between
+ * only list the synced pools' flow runs. */
+static void test_poll_syncs_together(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	barrier(e, "POST work_pools/heartbeat", 2);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(
+		pp_mock_count_get(e->mock, "prefect.barrier_passed", "POST work_pools/heartbeat"),
+		2);
+	assert_int_equal(
+		pp_mock_count_get(e->mock, "prefect.barrier_timeouts", "POST work_pools/heartbeat"),
+		0);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:GET work_pools"), 2);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests",
+					   "prefect:POST work_pools/get_scheduled_flow_runs"),
+			 2);
+	char *a = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), 1);
+	assert_int_equal(
+		pp_mock_count_get(e->mock, "requests", "prefect:POST work_pools/heartbeat"), 2);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:GET work_pools"), 2);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests",
+					   "prefect:POST work_pools/get_scheduled_flow_runs"),
+			 4);
+	free(a);
 }
 
 static void test_crashed_and_cancelling(void **state)
@@ -531,6 +626,7 @@ static void test_crashed_and_cancelling(void **state)
 					     "submission rejected: bad subnet", &err),
 			 0);
 	pp_run_rec_free(&rec);
+	flush(e);
 	struct pp_json *r = run_of(e, a);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
 	assert_string_equal(pp_json_string(pp_json_path(r, "state.message")),
@@ -586,8 +682,15 @@ static void test_throttled_and_outage(void **state)
 	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, "t-1", NULL, &err), 0);
 	assert_int_equal(
 		e->src->ops->report(e->src, &rec, PP_ST_FAILED, "t-1", "exit code 137", &err), 0);
+	flush(e);
 	assert_int_equal(
 		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":0}", &err), 0);
+	/* After a failed delivery the turns' flushes leave the server alone:
+	 * the reports wait for the next poll. */
+	unsigned long patches = pp_mock_count_get(e->mock, "requests", "prefect:PATCH flow_runs");
+	flush(e);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:PATCH flow_runs"),
+			 patches);
 	struct pp_json *r = run_of(e, a);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
 	pp_json_free(r);
@@ -624,6 +727,7 @@ static void test_wait(void **state)
 			 201);
 	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_SUCCEEDED, "t-1", NULL, &err), 0);
 	pp_run_rec_free(&rec);
+	flush(e);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
 	assert_int_equal(store_count(e), 2);
 	free(a);
@@ -751,6 +855,7 @@ static void test_rerun(void **state)
 	assert_int_equal(
 		e->src->ops->report(e->src, &rec, PP_ST_CRASHED, "t-1", "exit code 137", &err), 0);
 	pp_run_rec_free(&rec);
+	flush(e);
 	assert_int_equal(
 		pp_mock_set_faults(e->mock, "{\"api\":\"prefect\",\"error_rate\":0}", &err), 0);
 	/* ...during which the run is retried from the UI. */
@@ -804,6 +909,7 @@ static void test_rerun(void **state)
 	assert_int_equal(
 		e->src->ops->report(e->src, &rec, PP_ST_FAILED, "t-3", "exit code 137", &err), 0);
 	pp_run_rec_free(&rec);
+	flush(e);
 	r = run_of(e, c);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
 	pp_json_free(r);
@@ -975,6 +1081,7 @@ static void test_flow_state_kept(void **state)
 	assert_int_equal(
 		e->src->ops->report(e->src, &rec, PP_ST_CANCELLED, "t-2", "cancelled", &err), 0);
 	pp_run_rec_free(&rec);
+	flush(e);
 	struct pp_json *r = run_of(e, a);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "FAILED");
 	pp_json_free(r);
@@ -1116,6 +1223,7 @@ static void test_basic_and_csrf(void **state)
 	assert_int_equal(e->store->ops->get(e->store, a, &rec, NULL, NULL, &err), 0);
 	assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_CRASHED, NULL, "oom", &err), 0);
 	pp_run_rec_free(&rec);
+	flush(e);
 	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_tokens", NULL), 2);
 	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_refused",
 					   "Invalid CSRF token or client identifier."),
@@ -1136,6 +1244,62 @@ static void test_basic_and_csrf(void **state)
 	control(e, "/auth", "{\"auth_string\":null}");
 	free(a);
 	free(b);
+}
+
+/* A server whose flow run read answers something other than an object
+ * (an array here); its pool is served as an ECS pool. */
+static void not_a_run(struct hs_server *srv, const struct hs_request *rq, struct hs_response *rs)
+{
+	(void)srv;
+	rs->status = 200;
+	if (!strncmp(rq->path, "/api/flow_runs/", 15))
+		snprintf(rs->body, sizeof(rs->body), "[]");
+	else if (!strcmp(rq->path, "/api/work_pools/ecs"))
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"name\":\"ecs\",\"type\":\"ecs:push\",\"base_job_template\":{}}");
+	else
+		rs->status = 404;
+}
+
+/* A run rendered without the claim's read (after a restart) reads its
+ * flow run, and an answer that is not a flow run fails the render instead
+ * of rendering it as a run without deployment. */
+static void test_job_inputs_not_a_run(void **state)
+{
+	(void)state;
+	struct hs_server srv;
+	struct pp_error err = {0};
+	assert_int_equal(hs_start(&srv, not_a_run, NULL), 0);
+	char dir[] = "/tmp/pp-prefect-XXXXXX", conf[128];
+	assert_non_null(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/pushpool.conf", dir);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[dispatcher]\nstate_dir = %s\n\n[pool \"ecs\"]\ntype = ecs:push\n\n"
+		"[source \"prefect\"]\napi_url = %s/api\napi_key = %s\n",
+		dir, srv.base, KEY);
+	fclose(f);
+	struct pp_config cfg;
+	struct pp_source *src = NULL;
+	assert_int_equal(pp_config_init(&cfg, &err), 0);
+	assert_int_equal(pp_config_load(&cfg, conf, &err), 0);
+	assert_int_equal(pp_source_prefect.open(&cfg, &src, &err), 0);
+	struct pp_run_rec rec = {0};
+	snprintf(rec.id, sizeof(rec.id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
+	snprintf(rec.pool, sizeof(rec.pool), "ecs");
+	struct pp_json *tmpl = NULL, *dvars = NULL;
+	assert_int_equal(src->ops->job_inputs(src, &rec, &tmpl, &dvars, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "not a flow run"));
+	assert_null(tmpl);
+	assert_null(dvars);
+	src->ops->close(src);
+	pp_config_free(&cfg);
+	hs_stop(&srv);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	pp_secret_clear();
 }
 
 /* Against the mock's /variables and /block_documents: a rendered job's
@@ -1202,6 +1366,9 @@ int main(void)
 		cmocka_unit_test(test_documents),
 		cmocka_unit_test_setup_teardown(test_claim_report, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_claims_together, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_reports_together, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_poll_syncs_together, env_setup, env_teardown),
+		cmocka_unit_test(test_job_inputs_not_a_run),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_throttled_and_outage, env_setup, env_teardown),
