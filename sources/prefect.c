@@ -108,7 +108,7 @@ static int read_pool(struct prefect_source *s, struct pf_pool *p, struct pp_erro
 	struct pp_json *wp = NULL;
 	int rc = pool_path(p, "", path, sizeof(path));
 	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
-		: pp_prefect_api_call(s, "GET", path, NULL, &wp, err);
+		: pp_prefect_api_call(s, "GET", path, NULL, 0, &wp, err);
 	return rc ? rc : take_pool(p, wp, err);
 }
 
@@ -189,7 +189,8 @@ static int read_flow_run(struct prefect_source *s, const char *flow_run, struct 
 	char path[128];
 	*out = NULL;
 	snprintf(path, sizeof(path), "/flow_runs/%s", flow_run);
-	return flow_run_read(path, pp_prefect_api_call(s, "GET", path, NULL, out, err), out, err);
+	return flow_run_read(path, pp_prefect_api_call(s, "GET", path, NULL, 0, out, err), out,
+			     err);
 }
 
 /* A flow run's state type ("" when it has none). */
@@ -260,6 +261,7 @@ static int first_call(struct pf_delivery *d, struct pf_call *c, struct pp_error 
 	memset(c, 0, sizeof(*c));
 	if (d->r->infra_pid) {
 		c->method = "PATCH";
+		c->flags = PP_HTTP_RESENDABLE; /* the same value set again */
 		snprintf(c->path, sizeof(c->path), "/flow_runs/%s", d->r->flow_run);
 		d->body = pp_json_new(PP_JSON_OBJECT);
 		if (!d->body || pp_json_set_string(d->body, "infrastructure_pid", d->r->infra_pid))
@@ -359,6 +361,10 @@ static int flush_round(struct prefect_source *s, struct pp_error *err)
 		snprintf(calls[np].path, sizeof(calls[np].path), "/flow_runs/%s/set_state",
 			 d[i].r->flow_run);
 		calls[np].body = d[i].body;
+		/* A resend of an applied report carries its transition_id, which
+		 * the server refuses as a duplicate (PreventDuplicateTransitions);
+		 * a forced one skips the rules and would be applied again. */
+		calls[np].flags = d[i].r->force ? 0 : PP_HTTP_RESENDABLE;
 		np++;
 	}
 	if (!rc && pp_prefect_api_calls(s, calls, np, PF_CALLS_AT_ONCE))
@@ -503,7 +509,8 @@ static int hand_back(struct prefect_source *s, const char *id, const char *messa
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
-	rc = pp_prefect_api_call(s, "POST", path, body, NULL, err);
+	/* Forced: the server would apply a resend again. */
+	rc = pp_prefect_api_call(s, "POST", path, body, 0, NULL, err);
 	pp_json_free(body);
 	return rc;
 }
@@ -548,7 +555,9 @@ static int propose_pending(struct prefect_source *s, const char *id, const char 
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
-	rc = pp_prefect_api_call(s, "POST", path, body, &res, err);
+	/* A claim: a resend after the first was applied would be refused,
+	 * and the claim taken for lost. */
+	rc = pp_prefect_api_call(s, "POST", path, body, 0, &res, err);
 	pp_json_free(body);
 	if (!rc)
 		*accepted = pending_accepted(id, res);
@@ -742,7 +751,8 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 			continue;
 		}
 		/* The reads' answers are in cand: calls takes the proposals, in
-		 * the order of the candidates that have a body. */
+		 * the order of the candidates that have a body, each on a
+		 * connection of its own (flags 0: see propose_pending). */
 		memset(&calls[np], 0, sizeof(calls[np]));
 		calls[np].method = "POST";
 		snprintf(calls[np].path, sizeof(calls[np].path), "/flow_runs/%s/set_state", c->id);
@@ -845,6 +855,7 @@ static int step_call(enum pf_poll_step step, size_t i, const struct pf_pool *p,
 		     const struct pp_json *hb, const struct pp_json *q, struct pf_call *c)
 {
 	memset(c, 0, sizeof(*c));
+	c->flags = PP_HTTP_RESENDABLE; /* a heartbeat, reads */
 	if (step == PF_SYNC && i == 0) {
 		c->method = "POST";
 		c->body = hb;
@@ -987,7 +998,8 @@ static int filter_page(struct prefect_source *s, const char *types, char (*ids)[
 	*runs = NULL;
 	int rc = filter_body(s, types, ids, n, offset, &body, err);
 	if (!rc)
-		rc = pp_prefect_api_call(s, "POST", "/flow_runs/filter", body, runs, err);
+		rc = pp_prefect_api_call(s, "POST", "/flow_runs/filter", body, PP_HTTP_RESENDABLE,
+					 runs, err);
 	pp_json_free(body);
 	return rc;
 }
@@ -1321,6 +1333,7 @@ static void prefect_close(struct pp_source *src)
 		free(c);
 	}
 	run_deployments_clear(s);
+	pp_http_multi_free(s->http);
 	for (size_t i = 0; i < s->npools; i++)
 		pp_json_free(s->pools[i].tmpl);
 	free(s->pools);

@@ -10,6 +10,7 @@
 
 #include "lib/clock.h"
 #include "lib/err.h"
+#include "lib/http.h"
 #include "lib/json.h"
 #include "lib/strmap.h"
 #include "sources/source.h"
@@ -84,12 +85,19 @@ struct prefect_source {
 	 * the run no second time: one round trip a run fewer on the loop's
 	 * thread. A run rendered after a restart is read again. */
 	struct pp_strmap run_deployments;
+	/* Every call's connections (prefect_client.c), made with the first. */
+	struct pp_http_multi *http;
 };
 
 /* One API call: method on path under api_url, body sent as JSON when set,
- * the answer parsed into *out when asked (caller frees) (prefect_client.c). */
+ * the answer parsed into *out when asked (caller frees) (prefect_client.c).
+ * flags: PP_HTTP_RESENDABLE when the call, sent twice, has no second effect
+ * (a read, a heartbeat, a value set, a proposal the server would refuse as
+ * a duplicate of its transition_id); only those and GETs may go out on a
+ * connection kept from an earlier call (lib/http.h). */
 int pp_prefect_api_call(struct prefect_source *s, const char *method, const char *path,
-			const struct pp_json *body, struct pp_json **out, struct pp_error *err);
+			const struct pp_json *body, unsigned flags, struct pp_json **out,
+			struct pp_error *err);
 /* Calls made together (pp_prefect_api_calls): method on path with body
  * (the caller's, may be NULL); out, rc and err as pp_prefect_api_call
  * returns them (out the caller's to free). */
@@ -98,6 +106,7 @@ struct pf_call {
 	const char *method;
 	char path[PF_PATH_MAX];
 	const struct pp_json *body;
+	unsigned flags; /* as pp_prefect_api_call's */
 	struct pp_json *out;
 	int rc;
 	struct pp_error err;

@@ -67,7 +67,7 @@ int pp_prefect_read_deployment(struct prefect_source *s, const char *id, const s
 	if (!c) {
 		struct pp_json *d = NULL;
 		snprintf(path, sizeof(path), "/deployments/%s", id);
-		int rc = pp_prefect_api_call(s, "GET", path, NULL, &d, err);
+		int rc = pp_prefect_api_call(s, "GET", path, NULL, 0, &d, err);
 		if (rc)
 			return rc;
 		if (cache_put(s, key, d))
@@ -101,7 +101,7 @@ int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct 
 		if (rc)
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 		else
-			rc = pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, &doc, err);
+			rc = pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, 0, &doc, err);
 		pp_buf_free(&path);
 		if (rc) {
 			if (rc == PP_ENOTFOUND)
@@ -141,7 +141,7 @@ int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data, s
 		if (rc)
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 		else
-			rc = pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, &doc, err);
+			rc = pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, 0, &doc, err);
 		pp_buf_free(&path);
 		if (rc) {
 			if (rc == PP_ENOTFOUND)
@@ -177,7 +177,7 @@ int pp_prefect_fetch_variable(void *ud, const char *name, struct pp_json **value
 	if (rc)
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	else
-		rc = pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, &var, err);
+		rc = pp_prefect_api_call(s, "GET", pp_buf_str(&path), NULL, 0, &var, err);
 	pp_buf_free(&path);
 	if (rc == PP_ENOTFOUND) {
 		/* Prefect's client reads a missing variable as None, and

@@ -52,13 +52,14 @@ static void server_message(const struct pp_http_resp *resp, char *out, size_t n)
  * headers when csrf, the JSON body text. *req and *resp are the caller's
  * to free, whatever it returns. */
 static int request(struct prefect_source *s, const char *method, const char *url, const char *text,
-		   bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
+		   unsigned flags, bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
 		   struct pp_error *err)
 {
 	pp_http_req_init(req, method, url);
 	pp_http_resp_init(resp, PF_MAX_RESPONSE);
 	req->timeout_ms = PF_TIMEOUT_MS;
 	req->max_response = PF_MAX_RESPONSE;
+	req->flags = flags;
 	int rc = pp_http_req_header(req, "Accept", "application/json");
 	if (!rc && s->auth_basic)
 		rc = pp_http_req_header(req, "Authorization", "Basic %s", s->auth_basic);
@@ -77,13 +78,55 @@ static int request(struct prefect_source *s, const char *method, const char *url
 	return rc ? pp_fail(err, PP_ENOMEM, "out of memory") : 0;
 }
 
+/* One call on the wire (perform, pp_prefect_api_calls). */
+struct pf_sent {
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	int rc; /* the transport's outcome */
+	struct pp_error err;
+	bool sent;
+	size_t *out; /* the calls on the wire */
+};
+
+/* The source's connections to the server: one multi handle for all its
+ * calls, made with the first, so that reads and resendable calls reuse
+ * what earlier calls opened (a TLS handshake each, against a remote
+ * server) rather than a connection each. */
+static struct pp_http_multi *connections(struct prefect_source *s, struct pp_error *err)
+{
+	if (!s->http && !(s->http = pp_http_multi_new()))
+		pp_fail(err, PP_ENOMEM, "out of memory");
+	return s->http;
+}
+
+static void performed(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
+		      const struct pp_error *err)
+{
+	struct pf_sent *x = ud;
+	x->rc = rc;
+	if (rc && err)
+		x->err = *err;
+	(*x->out)--;
+}
+
 /* The same request, sent and answered. */
 static int perform(struct prefect_source *s, const char *method, const char *url, const char *text,
-		   bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
+		   unsigned flags, bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
 		   struct pp_error *err)
 {
-	int rc = request(s, method, url, text, csrf, req, resp, err);
-	return rc ? rc : pp_http_perform(req, resp, err);
+	int rc = request(s, method, url, text, flags, csrf, req, resp, err);
+	struct pp_http_multi *m = rc ? NULL : connections(s, err);
+	if (!m)
+		return rc ? rc : PP_ENOMEM;
+	size_t out = 1;
+	struct pf_sent x = {.out = &out};
+	if ((rc = pp_http_multi_add(m, req, resp, performed, &x, err)))
+		return rc;
+	while (out > 0)
+		pp_http_multi_run(m, PF_TIMEOUT_MS);
+	if (x.rc)
+		*err = x.err;
+	return x.rc;
 }
 
 static bool body_says(const struct pp_http_resp *resp, const char *what)
@@ -107,7 +150,7 @@ static int csrf_token(struct prefect_source *s, struct pp_error *err)
 	snprintf(url, sizeof(url), "%s/csrf-token?client=%s", s->api_url, s->csrf_client);
 	struct pp_http_req req;
 	struct pp_http_resp resp;
-	int rc = perform(s, "GET", url, NULL, false, &req, &resp, err);
+	int rc = perform(s, "GET", url, NULL, 0, false, &req, &resp, err);
 	if (!rc && (resp.status == 404 ||
 		    (resp.status == 422 && body_says(&resp, "CSRF protection is disabled.")))) {
 		pp_debug("prefect: the server does not use CSRF tokens (HTTP %ld)", resp.status);
@@ -173,7 +216,8 @@ static bool csrf_refused(const struct prefect_source *s, bool change,
 }
 
 int pp_prefect_api_call(struct prefect_source *s, const char *method, const char *path,
-			const struct pp_json *body, struct pp_json **out, struct pp_error *err)
+			const struct pp_json *body, unsigned flags, struct pp_json **out,
+			struct pp_error *err)
 {
 	struct pp_http_req req;
 	struct pp_http_resp resp;
@@ -189,7 +233,7 @@ int pp_prefect_api_call(struct prefect_source *s, const char *method, const char
 		free(text);
 		return pp_error_prefix(err, "Prefect %s %s: ", method, path);
 	}
-	rc = perform(s, method, url, text, change, &req, &resp, err);
+	rc = perform(s, method, url, text, flags, change, &req, &resp, err);
 	if (!rc && csrf_refused(s, change, &resp)) {
 		/* Expired or forgotten by the server: a new token, once. */
 		free(s->csrf_token);
@@ -201,33 +245,13 @@ int pp_prefect_api_call(struct prefect_source *s, const char *method, const char
 			free(text);
 			return pp_error_prefix(err, "Prefect %s %s: ", method, path);
 		}
-		rc = perform(s, method, url, text, change, &req, &resp, err);
+		rc = perform(s, method, url, text, flags, change, &req, &resp, err);
 	}
 	free(text);
 	rc = answer(method, path, rc, &req, &resp, out, err);
 	pp_http_req_free(&req);
 	pp_http_resp_free(&resp);
 	return rc;
-}
-
-/* One call of pp_prefect_api_calls on the wire. */
-struct pf_sent {
-	struct pp_http_req req;
-	struct pp_http_resp resp;
-	int rc; /* the transport's outcome */
-	struct pp_error err;
-	bool sent;
-	size_t *out; /* the calls on the wire */
-};
-
-static void sent_done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
-		      const struct pp_error *err)
-{
-	struct pf_sent *x = ud;
-	x->rc = rc;
-	if (rc && err)
-		x->err = *err;
-	(*x->out)--;
 }
 
 int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t n, size_t at_once)
@@ -240,9 +264,9 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 		changes |= strcmp(calls[i].method, "GET") != 0;
 	}
 	struct pf_sent *sent = calloc(n ? n : 1, sizeof(*sent));
-	struct pp_http_multi *m = pp_http_multi_new();
+	struct pp_error merr = {0};
+	struct pp_http_multi *m = connections(s, &merr);
 	if (!m || !sent) {
-		pp_http_multi_free(m);
 		free(sent);
 		return PP_ENOMEM;
 	}
@@ -263,9 +287,9 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 				x->err = token_err;
 			} else if (c->body && !text) {
 				x->rc = pp_fail(&x->err, PP_ENOMEM, "out of memory");
-			} else if (!(x->rc = request(s, c->method, url, text, change, &x->req,
-						     &x->resp, &x->err)) &&
-				   !(x->rc = pp_http_multi_add(m, &x->req, &x->resp, sent_done, x,
+			} else if (!(x->rc = request(s, c->method, url, text, c->flags, change,
+						     &x->req, &x->resp, &x->err)) &&
+				   !(x->rc = pp_http_multi_add(m, &x->req, &x->resp, performed, x,
 							       &x->err))) {
 				x->sent = true;
 				out++;
@@ -275,7 +299,6 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 		if (out > 0)
 			pp_http_multi_run(m, PF_TIMEOUT_MS);
 	}
-	pp_http_multi_free(m);
 	bool renewed = false;
 	for (size_t i = 0; i < n; i++) {
 		struct pf_call *c = &calls[i];
@@ -294,8 +317,8 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 				s->csrf_token = NULL;
 				renewed = true;
 			}
-			c->rc = pp_prefect_api_call(s, c->method, c->path, c->body, &c->out,
-						    &c->err);
+			c->rc = pp_prefect_api_call(s, c->method, c->path, c->body, c->flags,
+						    &c->out, &c->err);
 		} else {
 			c->err = x->err;
 			c->rc = answer(c->method, c->path, x->rc, &x->req, &x->resp, &c->out,

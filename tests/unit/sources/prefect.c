@@ -1302,6 +1302,95 @@ static void test_job_inputs_not_a_run(void **state)
 	pp_secret_clear();
 }
 
+/* A bare Prefect API for one ECS pool, without CSRF: polls find nothing
+ * unless listed_run names a SCHEDULED flow run, which a PENDING proposal
+ * then claims. Counts the calls it answered. */
+static const char *listed_run;
+static int fake_calls;
+
+static void fake_prefect(struct hs_server *srv, const struct hs_request *rq, struct hs_response *rs)
+{
+	(void)srv;
+	__atomic_add_fetch(&fake_calls, 1, __ATOMIC_SEQ_CST);
+	const char *p = rq->path;
+	char run[512] = "";
+	if (listed_run)
+		snprintf(run, sizeof(run),
+			 "{\"id\":\"%s\",\"name\":\"r\",\"parameters\":{},"
+			 "\"state_type\":\"SCHEDULED\",\"state\":{\"type\":\"SCHEDULED\","
+			 "\"timestamp\":\"2026-01-01T00:00:00Z\"}}",
+			 listed_run);
+	rs->status = 200;
+	if (!strcmp(p, "/api/work_pools/ecs/workers/heartbeat"))
+		rs->status = 204;
+	else if (!strcmp(p, "/api/work_pools/ecs"))
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"name\":\"ecs\",\"type\":\"ecs:push\",\"base_job_template\":{}}");
+	else if (!strcmp(p, "/api/work_pools/ecs/get_scheduled_flow_runs"))
+		snprintf(rs->body, sizeof(rs->body), listed_run ? "[{\"flow_run\":%s}]" : "[]",
+			 run);
+	else if (!strcmp(p, "/api/flow_runs/filter"))
+		snprintf(rs->body, sizeof(rs->body), "[]");
+	else if (listed_run && !strncmp(p, "/api/flow_runs/", 15) && !strstr(p, "set_state"))
+		snprintf(rs->body, sizeof(rs->body), "%s", run);
+	else if (listed_run && strstr(p, "/set_state"))
+		snprintf(rs->body, sizeof(rs->body), "{\"status\":\"ACCEPT\"}");
+	else
+		rs->status = 404;
+}
+
+/* The source keeps its connections to the server: polls' reads, heartbeats
+ * and lists go out on the connections earlier calls opened, while a claim
+ * (a PENDING proposal, which a resend would lose) gets one of its own. */
+static void test_connections_kept(void **state)
+{
+	(void)state;
+	struct hs_server srv;
+	struct pp_error err = {0};
+	listed_run = NULL;
+	assert_int_equal(hs_start(&srv, fake_prefect, NULL), 0);
+	char dir[] = "/tmp/pp-prefect-XXXXXX", conf[128], db[128];
+	assert_non_null(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/pushpool.conf", dir);
+	snprintf(db, sizeof(db), "%s/pushpool.db", dir);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[dispatcher]\nstate_dir = %s\n\n[pool \"ecs\"]\ntype = ecs:push\n\n"
+		"[source \"prefect\"]\napi_url = %s/api\napi_key = %s\n",
+		dir, srv.base, KEY);
+	fclose(f);
+	struct pp_config cfg;
+	struct pp_source *src = NULL;
+	struct pp_store *store = NULL;
+	assert_int_equal(pp_config_init(&cfg, &err), 0);
+	assert_int_equal(pp_config_load(&cfg, conf, &err), 0);
+	assert_int_equal(pp_store_open(db, &store, &err), 0);
+	assert_int_equal(pp_source_prefect.open(&cfg, &src, &err), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(src->ops->poll(src, store, &err), 0);
+	int calls = __atomic_load_n(&fake_calls, __ATOMIC_SEQ_CST);
+	int conns = __atomic_load_n(&srv.connections, __ATOMIC_SEQ_CST);
+	/* A sync's two calls go together, and may take two connections. */
+	assert_true(calls >= 8);
+	assert_true(conns <= 2);
+	listed_run = "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f";
+	assert_int_equal(src->ops->poll(src, store, &err), 0);
+	struct pp_run_rec rec;
+	assert_int_equal(store->ops->get(store, listed_run, &rec, NULL, NULL, &err), 0);
+	pp_run_rec_free(&rec);
+	assert_int_equal(__atomic_load_n(&srv.connections, __ATOMIC_SEQ_CST), conns + 1);
+	listed_run = NULL;
+	src->ops->close(src);
+	pp_store_close(store);
+	pp_config_free(&cfg);
+	hs_stop(&srv);
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	pp_secret_clear();
+}
+
 /* Against the mock's /variables and /block_documents: a rendered job's
  * $ref block references, block placeholders and variables resolve, with
  * the block's secrets; a missing block is a clear error. */
@@ -1369,6 +1458,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reports_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_poll_syncs_together, env_setup, env_teardown),
 		cmocka_unit_test(test_job_inputs_not_a_run),
+		cmocka_unit_test(test_connections_kept),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_throttled_and_outage, env_setup, env_teardown),
