@@ -1171,12 +1171,50 @@ static int live_runs(struct pp_store *store, char (**ids)[PP_ID_LEN], size_t *n,
 }
 
 /* Cancellations: every page of the CANCELLING runs of our pools, and our
- * live runs that the server shows CANCELLED already. */
+ * live runs that the server shows CANCELLED already. The first page of
+ * the one and every page of the other go out together; more CANCELLING
+ * pages (over PF_BATCH runs being cancelled at once) follow one by one. */
 static int poll_cancellations(struct prefect_source *s, struct pp_store *store,
 			      struct pp_error *err)
 {
-	int rc = 0;
-	for (long offset = 0, got = PF_BATCH; !rc && got == PF_BATCH; offset += PF_BATCH) {
+	char(*ids)[PP_ID_LEN] = NULL;
+	size_t n = 0;
+	int rc = live_runs(store, &ids, &n, err);
+	size_t pages = 1 + (n + PF_BATCH - 1) / PF_BATCH;
+	struct pf_call *calls = rc ? NULL : calloc(pages, sizeof(*calls));
+	struct pp_json **bodies = rc ? NULL : calloc(pages, sizeof(*bodies));
+	if (!rc && (!calls || !bodies))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < pages; i++) {
+		size_t at = i ? (i - 1) * PF_BATCH : 0;
+		size_t k = n - at < PF_BATCH ? n - at : PF_BATCH;
+		rc = i ? filter_body(s, "\"CANCELLED\"", ids + at, k, 0, &bodies[i], err)
+		       : filter_body(s, "\"CANCELLING\"", NULL, 0, 0, &bodies[i], err);
+		calls[i].method = "POST";
+		snprintf(calls[i].path, sizeof(calls[i].path), "/flow_runs/filter");
+		calls[i].body = bodies[i];
+		calls[i].flags = PP_HTTP_RESENDABLE;
+	}
+	if (!rc && pp_prefect_api_calls(s, calls, pages, PF_CALLS_AT_ONCE))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	bool answered = !rc;
+	for (size_t i = 0; answered && i < pages; i++) {
+		if (calls[i].rc && !rc) {
+			rc = calls[i].rc;
+			*err = calls[i].err;
+		}
+		pp_json_foreach (run, calls[i].out)
+			cancel_seen(s, store, run);
+	}
+	long got = answered && calls[0].out ? (long)calls[0].out->count : 0;
+	for (size_t i = 0; calls && bodies && i < pages; i++) {
+		pp_json_free(calls[i].out);
+		pp_json_free(bodies[i]);
+	}
+	free(calls);
+	free(bodies);
+	free(ids);
+	for (long offset = PF_BATCH; !rc && got == PF_BATCH; offset += PF_BATCH) {
 		struct pp_json *runs = NULL;
 		rc = filter_page(s, "\"CANCELLING\"", NULL, 0, offset, &runs, err);
 		got = runs ? (long)runs->count : 0;
@@ -1184,19 +1222,6 @@ static int poll_cancellations(struct prefect_source *s, struct pp_store *store,
 			cancel_seen(s, store, run);
 		pp_json_free(runs);
 	}
-	char(*ids)[PP_ID_LEN] = NULL;
-	size_t n = 0;
-	if (!rc)
-		rc = live_runs(store, &ids, &n, err);
-	for (size_t at = 0; !rc && at < n; at += PF_BATCH) {
-		struct pp_json *runs = NULL;
-		size_t k = n - at < PF_BATCH ? n - at : PF_BATCH;
-		rc = filter_page(s, "\"CANCELLED\"", ids + at, k, 0, &runs, err);
-		pp_json_foreach (run, runs)
-			cancel_seen(s, store, run);
-		pp_json_free(runs);
-	}
-	free(ids);
 	return rc;
 }
 

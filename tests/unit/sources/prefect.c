@@ -613,6 +613,33 @@ static void test_poll_syncs_together(void **state)
 	free(a);
 }
 
+/* The cancellation check's filters go out together: with 201 runs of the
+ * source live in the store, the CANCELLING page and the two pages of live
+ * runs asked for as CANCELLED pass a barrier of three. */
+static void test_cancellation_pages_together(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0); /* reconciled */
+	for (int i = 0; i < 201; i++) {
+		struct pp_run_rec rec = {0};
+		assert_int_equal(pp_uuid4(rec.id), 0);
+		snprintf(rec.pool, sizeof(rec.pool), "ecs");
+		rec.name = strdup("r");
+		rec.deployment = strdup("d");
+		rec.source = strdup("prefect");
+		rec.source_ref = strdup(rec.id);
+		rec.state = PP_ST_SCHEDULED;
+		assert_int_equal(e->store->ops->insert(e->store, &rec, &err), 0);
+		pp_run_rec_free(&rec);
+	}
+	barrier(e, "POST flow_runs", 3);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_passed", "POST flow_runs"), 3);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_timeouts", "POST flow_runs"),
+			 0);
+}
+
 static void test_crashed_and_cancelling(void **state)
 {
 	struct env *e = *state;
@@ -1457,6 +1484,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claims_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_reports_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_poll_syncs_together, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_cancellation_pages_together, env_setup,
+						env_teardown),
 		cmocka_unit_test(test_job_inputs_not_a_run),
 		cmocka_unit_test(test_connections_kept),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
