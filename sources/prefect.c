@@ -30,10 +30,11 @@
 #define PF_BATCH	200
 #define PF_OUTBOX_MAX	100000
 #define PF_RECONCILE_MS 30000
-/* Calls made together (a poll's claims, a round of reports) keep at most
- * this many on the wire at once: Prefect's worker submits the runs of a
- * poll together too, and this bounds the burst a server sees from one
- * dispatcher. */
+/* Calls made together (a poll's steps, its claims, a round of reports)
+ * keep at most this many on the wire at once: Prefect's worker submits the
+ * runs of a poll together too, through a client whose connection pool
+ * holds 16 ("We see instability when allowing the client to open many
+ * connections at once": client/orchestration/__init__.py, httpx.Limits). */
 #define PF_CALLS_AT_ONCE 16
 #define PF_SYNC_SECONDS	 30.0
 
