@@ -443,6 +443,15 @@ static void barrier(struct env *e, const char *action, int count)
 	pp_http_resp_free(&resp);
 }
 
+/* Every one of the barrier's count calls of action came while the others
+ * were held: they were made together. */
+static void passed_together(struct env *e, const char *action, int count)
+{
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_passed", action),
+			 (unsigned long)count);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_timeouts", action), 0);
+}
+
 static void test_claim_report(void **state)
 {
 	struct env *e = *state;
@@ -524,12 +533,7 @@ static void test_claims_together(void **state)
 		ids[i] = new_run(e);
 	barrier(e, "POST flow_runs/set_state", 3);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	assert_int_equal(
-		pp_mock_count_get(e->mock, "prefect.barrier_passed", "POST flow_runs/set_state"),
-		3);
-	assert_int_equal(
-		pp_mock_count_get(e->mock, "prefect.barrier_timeouts", "POST flow_runs/set_state"),
-		0);
+	passed_together(e, "POST flow_runs/set_state", 3);
 	assert_int_equal(store_count(e), 3);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", ids[i]), 1);
@@ -565,10 +569,7 @@ static void test_reports_together(void **state)
 	}
 	barrier(e, "PATCH flow_runs", 3);
 	flush(e);
-	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_passed", "PATCH flow_runs"),
-			 3);
-	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_timeouts", "PATCH flow_runs"),
-			 0);
+	passed_together(e, "PATCH flow_runs", 3);
 	for (int i = 0; i < 3; i++) {
 		struct pp_json *r = run_of(e, ids[i]);
 		char task[32];
@@ -591,12 +592,7 @@ static void test_poll_syncs_together(void **state)
 	struct pp_error err = {0};
 	barrier(e, "POST work_pools/heartbeat", 2);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	assert_int_equal(
-		pp_mock_count_get(e->mock, "prefect.barrier_passed", "POST work_pools/heartbeat"),
-		2);
-	assert_int_equal(
-		pp_mock_count_get(e->mock, "prefect.barrier_timeouts", "POST work_pools/heartbeat"),
-		0);
+	passed_together(e, "POST work_pools/heartbeat", 2);
 	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:GET work_pools"), 2);
 	assert_int_equal(pp_mock_count_get(e->mock, "requests",
 					   "prefect:POST work_pools/get_scheduled_flow_runs"),
@@ -635,9 +631,7 @@ static void test_cancellation_pages_together(void **state)
 	}
 	barrier(e, "POST flow_runs", 3);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_passed", "POST flow_runs"), 3);
-	assert_int_equal(pp_mock_count_get(e->mock, "prefect.barrier_timeouts", "POST flow_runs"),
-			 0);
+	passed_together(e, "POST flow_runs", 3);
 }
 
 static void test_crashed_and_cancelling(void **state)
@@ -1273,66 +1267,52 @@ static void test_basic_and_csrf(void **state)
 	free(b);
 }
 
-/* A server whose flow run read answers something other than an object
- * (an array here); its pool is served as an ECS pool. */
-static void not_a_run(struct hs_server *srv, const struct hs_request *rq, struct hs_response *rs)
-{
-	(void)srv;
-	rs->status = 200;
-	if (!strncmp(rq->path, "/api/flow_runs/", 15))
-		snprintf(rs->body, sizeof(rs->body), "[]");
-	else if (!strcmp(rq->path, "/api/work_pools/ecs"))
-		snprintf(rs->body, sizeof(rs->body),
-			 "{\"name\":\"ecs\",\"type\":\"ecs:push\",\"base_job_template\":{}}");
-	else
-		rs->status = 404;
-}
-
-/* A run rendered without the claim's read (after a restart) reads its
- * flow run, and an answer that is not a flow run fails the render instead
- * of rendering it as a run without deployment. */
-static void test_job_inputs_not_a_run(void **state)
-{
-	(void)state;
+/* A source whose Prefect API is a fake (tests/unit/http_server.h) answering
+ * with handler: one ECS pool, no CSRF. */
+struct fake_env {
 	struct hs_server srv;
+	char dir[32];
+	struct pp_config cfg;
+	struct pp_source *src;
+};
+
+static void fake_open(struct fake_env *fe, hs_handler handler)
+{
 	struct pp_error err = {0};
-	assert_int_equal(hs_start(&srv, not_a_run, NULL), 0);
-	char dir[] = "/tmp/pp-prefect-XXXXXX", conf[128];
-	assert_non_null(mkdtemp(dir));
-	snprintf(conf, sizeof(conf), "%s/pushpool.conf", dir);
+	char conf[64];
+	assert_int_equal(hs_start(&fe->srv, handler, NULL), 0);
+	snprintf(fe->dir, sizeof(fe->dir), "/tmp/pp-prefect-XXXXXX");
+	assert_non_null(mkdtemp(fe->dir));
+	snprintf(conf, sizeof(conf), "%s/pushpool.conf", fe->dir);
 	FILE *f = fopen(conf, "w");
 	assert_non_null(f);
 	fprintf(f,
 		"[dispatcher]\nstate_dir = %s\n\n[pool \"ecs\"]\ntype = ecs:push\n\n"
 		"[source \"prefect\"]\napi_url = %s/api\napi_key = %s\n",
-		dir, srv.base, KEY);
+		fe->dir, fe->srv.base, KEY);
 	fclose(f);
-	struct pp_config cfg;
-	struct pp_source *src = NULL;
-	assert_int_equal(pp_config_init(&cfg, &err), 0);
-	assert_int_equal(pp_config_load(&cfg, conf, &err), 0);
-	assert_int_equal(pp_source_prefect.open(&cfg, &src, &err), 0);
-	struct pp_run_rec rec = {0};
-	snprintf(rec.id, sizeof(rec.id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
-	snprintf(rec.pool, sizeof(rec.pool), "ecs");
-	struct pp_json *tmpl = NULL, *dvars = NULL;
-	assert_int_equal(src->ops->job_inputs(src, &rec, &tmpl, &dvars, &err), PP_EINVALID);
-	assert_non_null(strstr(err.msg, "not a flow run"));
-	assert_null(tmpl);
-	assert_null(dvars);
-	src->ops->close(src);
-	pp_config_free(&cfg);
-	hs_stop(&srv);
+	assert_int_equal(pp_config_init(&fe->cfg, &err), 0);
+	assert_int_equal(pp_config_load(&fe->cfg, conf, &err), 0);
+	assert_int_equal(pp_source_prefect.open(&fe->cfg, &fe->src, &err), 0);
+}
+
+static void fake_close(struct fake_env *fe)
+{
 	char cmd[64];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	fe->src->ops->close(fe->src);
+	pp_config_free(&fe->cfg);
+	hs_stop(&fe->srv);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", fe->dir);
 	assert_int_equal(system(cmd), 0);
 	pp_secret_clear();
 }
 
 /* A bare Prefect API for one ECS pool, without CSRF: polls find nothing
  * unless listed_run names a SCHEDULED flow run, which a PENDING proposal
- * then claims. Counts the calls it answered. */
+ * then claims; with runs_not_objects, a flow run's read answers an array.
+ * Counts the calls it answered. */
 static const char *listed_run;
+static bool runs_not_objects;
 static int fake_calls;
 
 static void fake_prefect(struct hs_server *srv, const struct hs_request *rq, struct hs_response *rs)
@@ -1348,7 +1328,9 @@ static void fake_prefect(struct hs_server *srv, const struct hs_request *rq, str
 			 "\"timestamp\":\"2026-01-01T00:00:00Z\"}}",
 			 listed_run);
 	rs->status = 200;
-	if (!strcmp(p, "/api/work_pools/ecs/workers/heartbeat"))
+	if (runs_not_objects && !strncmp(p, "/api/flow_runs/", 15))
+		snprintf(rs->body, sizeof(rs->body), "[]");
+	else if (!strcmp(p, "/api/work_pools/ecs/workers/heartbeat"))
 		rs->status = 204;
 	else if (!strcmp(p, "/api/work_pools/ecs"))
 		snprintf(rs->body, sizeof(rs->body),
@@ -1366,56 +1348,58 @@ static void fake_prefect(struct hs_server *srv, const struct hs_request *rq, str
 		rs->status = 404;
 }
 
+/* A run rendered without the claim's read (after a restart) reads its
+ * flow run, and an answer that is not a flow run fails the render instead
+ * of rendering it as a run without deployment. */
+static void test_job_inputs_not_a_run(void **state)
+{
+	(void)state;
+	struct fake_env fe;
+	struct pp_error err = {0};
+	runs_not_objects = true;
+	fake_open(&fe, fake_prefect);
+	struct pp_run_rec rec = {0};
+	snprintf(rec.id, sizeof(rec.id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
+	snprintf(rec.pool, sizeof(rec.pool), "ecs");
+	struct pp_json *tmpl = NULL, *dvars = NULL;
+	assert_int_equal(fe.src->ops->job_inputs(fe.src, &rec, &tmpl, &dvars, &err), PP_EINVALID);
+	assert_non_null(strstr(err.msg, "not a flow run"));
+	assert_null(tmpl);
+	assert_null(dvars);
+	runs_not_objects = false;
+	fake_close(&fe);
+}
+
 /* The source keeps its connections to the server: polls' reads, heartbeats
  * and lists go out on the connections earlier calls opened, while a claim
  * (a PENDING proposal, which a resend would lose) gets one of its own. */
 static void test_connections_kept(void **state)
 {
 	(void)state;
-	struct hs_server srv;
+	struct fake_env fe;
 	struct pp_error err = {0};
 	listed_run = NULL;
-	assert_int_equal(hs_start(&srv, fake_prefect, NULL), 0);
-	char dir[] = "/tmp/pp-prefect-XXXXXX", conf[128], db[128];
-	assert_non_null(mkdtemp(dir));
-	snprintf(conf, sizeof(conf), "%s/pushpool.conf", dir);
-	snprintf(db, sizeof(db), "%s/pushpool.db", dir);
-	FILE *f = fopen(conf, "w");
-	assert_non_null(f);
-	fprintf(f,
-		"[dispatcher]\nstate_dir = %s\n\n[pool \"ecs\"]\ntype = ecs:push\n\n"
-		"[source \"prefect\"]\napi_url = %s/api\napi_key = %s\n",
-		dir, srv.base, KEY);
-	fclose(f);
-	struct pp_config cfg;
-	struct pp_source *src = NULL;
+	fake_open(&fe, fake_prefect);
+	char db[64];
 	struct pp_store *store = NULL;
-	assert_int_equal(pp_config_init(&cfg, &err), 0);
-	assert_int_equal(pp_config_load(&cfg, conf, &err), 0);
+	snprintf(db, sizeof(db), "%s/pushpool.db", fe.dir);
 	assert_int_equal(pp_store_open(db, &store, &err), 0);
-	assert_int_equal(pp_source_prefect.open(&cfg, &src, &err), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(src->ops->poll(src, store, &err), 0);
+		assert_int_equal(fe.src->ops->poll(fe.src, store, &err), 0);
 	int calls = __atomic_load_n(&fake_calls, __ATOMIC_SEQ_CST);
-	int conns = __atomic_load_n(&srv.connections, __ATOMIC_SEQ_CST);
+	int conns = __atomic_load_n(&fe.srv.connections, __ATOMIC_SEQ_CST);
 	/* A sync's two calls go together, and may take two connections. */
 	assert_true(calls >= 8);
 	assert_true(conns <= 2);
 	listed_run = "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f";
-	assert_int_equal(src->ops->poll(src, store, &err), 0);
+	assert_int_equal(fe.src->ops->poll(fe.src, store, &err), 0);
 	struct pp_run_rec rec;
 	assert_int_equal(store->ops->get(store, listed_run, &rec, NULL, NULL, &err), 0);
 	pp_run_rec_free(&rec);
-	assert_int_equal(__atomic_load_n(&srv.connections, __ATOMIC_SEQ_CST), conns + 1);
+	assert_int_equal(__atomic_load_n(&fe.srv.connections, __ATOMIC_SEQ_CST), conns + 1);
 	listed_run = NULL;
-	src->ops->close(src);
 	pp_store_close(store);
-	pp_config_free(&cfg);
-	hs_stop(&srv);
-	char cmd[64];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
-	pp_secret_clear();
+	fake_close(&fe);
 }
 
 /* Against the mock's /variables and /block_documents: a rendered job's
