@@ -527,11 +527,13 @@ static int pending_body(const char *name, const char *message, struct pp_json **
 	return state_body("PENDING", name, message, tid, false, body, err);
 }
 
-/* Whether the server's answer res to a PENDING proposal for id accepted it. */
-static bool pending_accepted(const char *id, const struct pp_json *res)
+/* Whether the server's answer res to the PENDING proposal body for id
+ * leaves the claim ours (pp_prefect_claim_ours). */
+static bool pending_accepted(const char *id, const struct pp_json *body, const struct pp_json *res)
 {
 	const char *status = pp_json_get_string(res, "status");
-	bool accepted = status && !strcmp(status, "ACCEPT");
+	bool accepted = pp_prefect_claim_ours(
+		res, pp_json_string(pp_json_path(body, "state.state_details.transition_id")));
 	if (!accepted)
 		/* REJECT/ABORT: another worker has it or it moved on; WAIT: the
 		 * server comes back with it in a later poll. */
@@ -556,12 +558,12 @@ static int propose_pending(struct prefect_source *s, const char *id, const char 
 	if (rc)
 		return rc;
 	snprintf(path, sizeof(path), "/flow_runs/%s/set_state", id);
-	/* A claim: a resend after the first was applied would be refused,
-	 * and the claim taken for lost. */
-	rc = pp_prefect_api_call(s, "POST", path, body, 0, &res, err);
-	pp_json_free(body);
+	/* A resend of an applied proposal is refused as a duplicate of its
+	 * transition_id, which pending_accepted reads as the claim it is. */
+	rc = pp_prefect_api_call(s, "POST", path, body, PP_HTTP_RESENDABLE, &res, err);
 	if (!rc)
-		*accepted = pending_accepted(id, res);
+		*accepted = pending_accepted(id, body, res);
+	pp_json_free(body);
 	pp_json_free(res);
 	return rc;
 }
@@ -752,12 +754,13 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 			continue;
 		}
 		/* The reads' answers are in cand: calls takes the proposals, in
-		 * the order of the candidates that have a body, each on a
-		 * connection of its own (flags 0: see propose_pending). */
+		 * the order of the candidates that have a body (resendable: see
+		 * propose_pending). */
 		memset(&calls[np], 0, sizeof(calls[np]));
 		calls[np].method = "POST";
 		snprintf(calls[np].path, sizeof(calls[np].path), "/flow_runs/%s/set_state", c->id);
 		calls[np].body = c->body;
+		calls[np].flags = PP_HTTP_RESENDABLE;
 		np++;
 	}
 	if (propose && pp_prefect_api_calls(s, calls, np, PF_CALLS_AT_ONCE)) {
@@ -772,7 +775,7 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 		struct pf_call *call = &calls[j++];
 		if (call->rc) {
 			claim_failed(s, p, call->rc, &call->err);
-		} else if (pending_accepted(c->id, call->out)) {
+		} else if (pending_accepted(c->id, c->body, call->out)) {
 			struct pp_error rerr = {0};
 			int rc = record_claim(s, store, p, c->fr, c->known == PF_FINISHED, &rerr);
 			if (rc)

@@ -35,6 +35,17 @@ const char *pp_prefect_state_for(enum pp_store_state st)
 	}
 }
 
+bool pp_prefect_claim_ours(const struct pp_json *answer, const char *transition_id)
+{
+	const char *status = pp_json_get_string(answer, "status");
+	if (status && !strcmp(status, "ACCEPT"))
+		return true;
+	const struct pp_json *st = pp_json_get(answer, "state");
+	const char *tid = pp_json_string(pp_json_path(st, "state_details.transition_id"));
+	return status && !strcmp(status, "REJECT") && transition_id && tid &&
+	       !strcmp(tid, transition_id);
+}
+
 bool pp_prefect_state_final(const char *type)
 {
 	static const char *const final[] = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED", NULL};

@@ -33,6 +33,14 @@ void pp_prefect_time_format(int64_t ms, char *out, size_t n);
  * about the flow's state. */
 const char *pp_prefect_state_for(enum pp_store_state st);
 
+/* Whether answer, the server's OrchestrationResult for a PENDING proposal
+ * made under transition_id, leaves the claim ours: ACCEPT, or the REJECT of
+ * a duplicate, whose state (the run's current one) carries the proposal's
+ * own transition_id: the first sending was applied and this answers a
+ * resend of it (server/orchestration/core_policy.py,
+ * PreventDuplicateTransitions, which rejects with the current state). */
+bool pp_prefect_claim_ours(const struct pp_json *answer, const char *transition_id);
+
 /* A final state type (Prefect's TERMINAL_STATES). */
 bool pp_prefect_state_final(const char *type);
 
