@@ -545,7 +545,8 @@ static bool pending_accepted(const char *id, const struct pp_json *body, const s
 }
 
 /* Propose PENDING (named name, NULL: Prefect's "Pending"); *accepted when
- * the server answered ACCEPT. BaseWorker._propose_pending_state: PENDING
+ * the answer leaves the claim ours (pending_accepted).
+ * BaseWorker._propose_pending_state: PENDING
  * is the claim, which the server aborts for a run another worker holds or
  * that is running (PreventPendingTransitions). */
 static int propose_pending(struct prefect_source *s, const char *id, const char *name,
