@@ -325,12 +325,14 @@ static void proposal_answered(struct pf_delivery *d, struct pf_call *c)
  * Returns 0 or the first retryable failure. */
 static int flush_round(struct prefect_source *s, struct pp_error *err)
 {
-	struct pf_delivery *d = calloc(PF_REPORTS_ROUND, sizeof(*d));
-	struct pf_call *calls = calloc(PF_REPORTS_ROUND, sizeof(*calls));
+	/* A call is 1.6 KiB: as many as this round can have, not the most. */
+	size_t most = s->noutbox < PF_REPORTS_ROUND ? s->noutbox : PF_REPORTS_ROUND;
+	struct pf_delivery *d = calloc(most ? most : 1, sizeof(*d));
+	struct pf_call *calls = calloc(most ? most : 1, sizeof(*calls));
 	struct pp_strmap picked = {0};
 	size_t n = 0;
 	int rc = d && calls ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
-	for (struct pf_report *r = s->outbox; !rc && r && n < PF_REPORTS_ROUND; r = r->next) {
+	for (struct pf_report *r = s->outbox; !rc && r && n < most; r = r->next) {
 		if (pp_strmap_get(&picked, r->flow_run))
 			continue;
 		if (pp_strmap_put(&picked, r->flow_run, r)) {
