@@ -1,11 +1,13 @@
 /* The Prefect server API as a run source: pushpool acts as the worker of
- * the configured push pools. Each poll heartbeats every pool, reads its type
- * and base job template, takes the scheduled flow runs in the look-ahead
- * window and claims each by proposing PENDING; only an ACCEPTed run goes
- * into the store (id = flow run id, so the idempotency keys of every
- * replica name the same remote job). Progress goes back as
- * infrastructure_pid and state proposals through an outbox that survives a
- * server outage; runs the server moves to CANCELLING are cancelled here.
+ * the configured push pools. Every 30 s a poll syncs (heartbeats every
+ * pool, reads its type and base job template); each poll takes the
+ * scheduled flow runs in the look-ahead window and claims each by
+ * proposing PENDING; only a run the server let us have goes into the store
+ * (id = flow run id, so the idempotency keys of every replica name the
+ * same remote job). Each step's calls go out together. Progress goes back
+ * as infrastructure_pid and state proposals through an outbox that
+ * survives a server outage, delivered together once a turn (flush); runs
+ * the server moves to CANCELLING are cancelled here.
  * Shapes follow PrefectHQ/prefect src/prefect/server/api/{workers,flow_runs}.py
  * and src/prefect/workers/base.py.
  * The HTTP client is prefect_client.c; deployments and blocks, cached, are
