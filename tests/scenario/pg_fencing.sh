@@ -16,13 +16,19 @@ wait_for 30 4 "SELECT count(*) FROM runs WHERE state NOT IN ('SCHEDULED','SUBMIT
 # Stop it in the middle of submitting. The mock holds every ECS answer
 # for 3 s, so the stale dispatcher's RunTasks stay in flight (their runs
 # SUBMITTING) however fast or slow the machine is: a state the test
-# makes, not one it hopes to catch. The latency goes before the rescuer
-# starts; what the stale one sent before its stop is answered 3 s after it
-# arrived, long before the rescuer can claim (its lease lasts 5 s).
+# makes, not one it hopes to catch. It stops the dispatcher once six of
+# the new ECS runs have gone out (their "submitting" events, which stay):
+# a count that only grows, where sampling the runs SUBMITTING at one
+# moment could miss the 3 s window on a machine busy enough (it did once,
+# under make check's ASan pass beside two make test). The latency goes
+# before the rescuer starts; what the stale one sent before its stop is
+# answered 3 s after it arrived, long before the rescuer can claim (its
+# lease lasts 5 s).
 faults() { curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "$BASE/control/faults" >/dev/null; }
 faults '{"api":"ecs","latency_ms":3000}'
 schedule_runs "$PER_POOL"
-wait_for 30 6 "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner = 'stale'"
+wait_for 30 7 "SELECT count(DISTINCT e.run_id) FROM run_events e JOIN runs r ON r.id = e.run_id
+	WHERE r.pool = 'ecs' AND e.message LIKE 'submitting (try %'"
 kill -STOP "$(cat "$T/stale.pid")"
 faults '{"api":"ecs","latency_ms":0}'
 held=$(psql_q "SELECT count(*) FROM runs WHERE lease_owner = 'stale'")
