@@ -154,15 +154,14 @@ static void report_free(struct pf_report *r)
 	free(r);
 }
 
-/* Drop the reports still queued for a flow run: it starts a new attempt,
- * and what they say was about the old one. */
-static void outbox_forget(struct prefect_source *s, const char *flow_run)
+/* Take the reports marked done out of the outbox, the others in order. */
+static void outbox_sweep(struct prefect_source *s)
 {
 	struct pf_report **at = &s->outbox;
 	s->outbox_tail = &s->outbox;
 	while (*at) {
 		struct pf_report *r = *at;
-		if (!strcmp(r->flow_run, flow_run)) {
+		if (r->done) {
 			*at = r->next;
 			s->noutbox--;
 			report_free(r);
@@ -171,6 +170,15 @@ static void outbox_forget(struct prefect_source *s, const char *flow_run)
 		at = &r->next;
 		s->outbox_tail = at;
 	}
+}
+
+/* Drop the reports still queued for a flow run: it starts a new attempt,
+ * and what they say was about the old one. */
+static void outbox_forget(struct prefect_source *s, const char *flow_run)
+{
+	for (struct pf_report *r = s->outbox; r; r = r->next)
+		r->done |= !strcmp(r->flow_run, flow_run);
+	outbox_sweep(s);
 }
 
 /* A read of a flow run (GET path) that answered rc and *out: an answer
@@ -395,21 +403,9 @@ static int flush_round(struct prefect_source *s, struct pp_error *err)
 		if (d[i].rc)
 			pp_warn("prefect: dropping report for flow run %s: %s", r->flow_run,
 				d[i].err.msg);
-		r->delivered = true;
+		r->done = true;
 	}
-	struct pf_report **at = &s->outbox;
-	s->outbox_tail = &s->outbox;
-	while (*at) {
-		struct pf_report *r = *at;
-		if (r->delivered) {
-			*at = r->next;
-			s->noutbox--;
-			report_free(r);
-			continue;
-		}
-		at = &r->next;
-		s->outbox_tail = at;
-	}
+	outbox_sweep(s);
 	for (size_t i = 0; d && i < n; i++)
 		pp_json_free(d[i].body);
 	pp_strmap_clear(&picked);

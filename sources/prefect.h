@@ -44,8 +44,8 @@ struct pf_report {
 	/* Chosen when queued and sent with every try, so the server applies
 	 * a report whose answer was lost only once (PreventDuplicateTransitions). */
 	char transition_id[PP_UUID_LEN];
-	bool force;	/* CANCELLED, forced as the worker's _mark_flow_run_as_cancelled */
-	bool delivered; /* in a round of the outbox's flush: done, to leave it */
+	bool force; /* CANCELLED, forced as the worker's _mark_flow_run_as_cancelled */
+	bool done;  /* delivered, dropped or forgotten: to leave the outbox (outbox_sweep) */
 	struct pf_report *next;
 };
 
