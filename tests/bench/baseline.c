@@ -1,8 +1,9 @@
 /* The mock's raw capacity for the requests one run's submission sends: a
  * bare libcurl multi client, no pushpool code, that keeps CONCURRENCY runs
- * in flight, each run being the same chain of requests the dispatcher sends
- * for that pool type (bench.sh checks the per-run request counts against the
- * mock's counters). Prints one JSON object with runs/s.
+ * in flight (prefect-ecs: below), each run being the same chain of requests
+ * the dispatcher sends for that pool type (bench.sh checks the per-run
+ * request counts against the mock's counters). Prints one JSON object with
+ * runs/s.
  *
  *   baseline POOL BASE_URL RUNS CONCURRENCY [--fresh-connect|--reuse-all]
  *
@@ -17,15 +18,32 @@
  * 7.88 breaks reused prior-knowledge connections); --fresh-connect gives
  * each call a connection of its own (the dispatcher before issue 23).
  *
- * POOL is cloud-run, ecs, aci or modal (BASE_URL: the mock's modal= URL).
- * Credentials come from the environment: BENCH_BEARER (cloud-run, aci: a
- * token the mock issued), BENCH_AWS_KEY (ecs: AKID:SECRET), BENCH_MODAL_TOKEN
- * (modal: ID:SECRET).
+ * prefect-ecs takes its runs from a Prefect server's API (BASE_URL: the API
+ * URL, the mock's .../prefect/api) as a minimal Prefect worker for ECS
+ * would: it lists the work pool's scheduled flow runs
+ * (get_scheduled_flow_runs, 200 a page) and takes each through the chain
+ * the dispatcher's Prefect source sends: read the run (still SCHEDULED;
+ * its name and deployment, whose name is read once), propose PENDING,
+ * RunTask (the dispatcher's body for a flow run: Prefect's env and tags),
+ * PATCH infrastructure_pid. At most 16 Prefect calls are in flight (the
+ * connections Prefect's client allows itself, which the dispatcher keeps
+ * too) and CONCURRENCY RunTasks; it lists again once every run of the page
+ * is claimed, until RUNS runs are taken. An answer it cannot read, or a
+ * listing with nothing left to take, ends it with an error.
+ *
+ * POOL is cloud-run, ecs, aci, modal (BASE_URL: the mock's modal= URL) or
+ * prefect-ecs. Credentials come from the environment: BENCH_BEARER
+ * (cloud-run, aci: a token the mock issued), BENCH_AWS_KEY (ecs,
+ * prefect-ecs: AKID:SECRET), BENCH_MODAL_TOKEN (modal: ID:SECRET);
+ * prefect-ecs also takes BENCH_PREFECT_KEY (the API key, sent as a bearer
+ * token), BENCH_PREFECT_POOL (the work pool) and BENCH_ECS_URL (ECS's
+ * endpoint).
  *
  * Connections: by default the dispatcher's policy (lib/http.c with the
  * providers' PP_HTTP_RESENDABLE): reads and the requests a resend cannot
  * harm (ECS RunTask with its clientToken, Cloud Run's create by jobId, ACI's
- * PUT by name) reuse kept-alive connections; the others (Cloud Run's :run)
+ * PUT by name, the Prefect source's list, proposal and PATCH) reuse
+ * kept-alive connections; the others (Cloud Run's :run)
  * get a fresh connection each. --fresh-connect gives every non-GET request
  * its own connection (the dispatcher's policy before issue 23);
  * --reuse-all reuses connections for every request (the ceiling).
@@ -38,7 +56,7 @@
  * --work-thread that work is done on a second thread, up to CONCURRENCY
  * runs ahead of the requests: the most a dispatcher that moved it off the
  * requests' thread could gain, with nothing paid for the hand-over but a
- * pipe write when the requests' thread waits. */
+ * pipe write when the requests' thread waits. Not with prefect-ecs. */
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -56,7 +74,7 @@
 #define URL_MAX	 1024
 #define BODY_MAX 4096
 
-enum pool { POOL_CLOUD_RUN, POOL_ECS, POOL_ACI, POOL_MODAL };
+enum pool { POOL_CLOUD_RUN, POOL_ECS, POOL_ACI, POOL_MODAL, POOL_PREFECT_ECS };
 
 struct slot {
 	CURL *easy;
@@ -74,10 +92,20 @@ struct slot {
 	char image_id[64], secret_id[64];
 	bool h2c_open; /* modal: opens a connection (else only joins one) */
 	bool rejoin;   /* modal: a joiner stopped before sending */
+	bool aws;      /* an ECS call: signed with SigV4 */
 	struct bench *bench;
 	int joins;
 	long retry_after_ms;
 	double due; /* > 0: waiting to send the next poll at this time */
+};
+
+/* prefect-ecs: a flow run the listing found, and what its chain learns. */
+struct pf_run {
+	char id[40];
+	char name[128];	      /* its read's: the task's tags name it */
+	char deployment[128]; /* its deployment's name, also a tag */
+	char task_arn[256];   /* RunTask's, for infrastructure_pid */
+	int step;	      /* its next call (enum pf_step) */
 };
 
 struct bench {
@@ -85,6 +113,14 @@ struct bench {
 	const char *base;
 	const char *bearer;
 	const char *aws_key;
+	char ecs_url[URL_MAX]; /* ecs, prefect-ecs: where the ECS calls go */
+	/* prefect-ecs: the API key, the work pool, the runs listed so far, the
+	 * worker's name and store id (as the dispatcher's, for the same
+	 * bodies), and the last deployment read. */
+	const char *pf_key, *pf_pool;
+	struct pf_run *pf_runs;
+	char pf_worker[128], pf_store_id[40];
+	char pf_dep_id[40], pf_dep_name[128];
 	char modal_id[128], modal_secret[128];
 	char modal_token[1024]; /* from AuthTokenGet */
 	enum { CONN_DISPATCHER, CONN_FRESH_NON_GET, CONN_REUSE_ALL } conn;
@@ -382,6 +418,7 @@ static enum next next_step(const struct bench *b, struct slot *s)
 	char state[64];
 	switch (b->pool) {
 	case POOL_ECS: return NEXT_DONE;
+	case POOL_PREFECT_ECS: break; /* prefect_loop follows its runs' chains itself */
 	case POOL_CLOUD_RUN: return ++s->step < 3 ? NEXT_SEND : NEXT_DONE;
 	case POOL_MODAL:
 		if (s->step == 2)
@@ -422,6 +459,194 @@ static struct curl_slist *modal_headers(const struct bench *b, struct curl_slist
 	return curl_slist_append(l, h);
 }
 
+/* ---- prefect-ecs: a minimal Prefect worker for ECS ---- */
+
+/* A flow run's chain: listed, read, PENDING proposed, RunTask, then
+ * infrastructure_pid set. */
+enum pf_step { PF_LIST, PF_READ, PF_PROPOSE, PF_RUN_TASK, PF_PATCH };
+/* Prefect calls in flight at most: the connections Prefect's client
+ * allows itself (httpx.Limits(max_connections=16)), which the
+ * dispatcher's source keeps too (PF_CALLS_AT_ONCE in sources/prefect.c). */
+#define PF_CALLS_AT_ONCE 16
+/* get_scheduled_flow_runs' limit and look-ahead: sources/prefect.c's
+ * PF_BATCH, and the lookahead_seconds of the bench's serve. */
+#define PF_PAGE		200
+#define PF_LOOKAHEAD_MS 10000
+
+/* Just enough JSON to read the answers: p at a value (after blanks), and
+ * where it ends, or NULL when it is malformed. */
+static const char *json_blank(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *json_string_end(const char *p)
+{
+	if (*p != '"')
+		return NULL;
+	for (p++; *p != '"'; p++)
+		if (!*p || (*p == '\\' && !*++p))
+			return NULL;
+	return p + 1;
+}
+
+static const char *json_skip(const char *p, int depth)
+{
+	p = json_blank(p);
+	if (*p == '"')
+		return json_string_end(p);
+	if (*p != '{' && *p != '[') {
+		size_t n = strspn(p, "+-.0123456789Eeaflnrstu"); /* numbers, true, false, null */
+		return n ? p + n : NULL;
+	}
+	char close = *p == '{' ? '}' : ']';
+	p = json_blank(p + 1);
+	if (*p == close)
+		return p + 1;
+	while (p && depth < 64) {
+		if (close == '}') {
+			p = json_string_end(json_blank(p));
+			p = p ? json_blank(p) : NULL;
+			if (!p || *p++ != ':')
+				return NULL;
+		}
+		p = json_skip(p, depth + 1);
+		p = p ? json_blank(p) : NULL;
+		if (p && *p == close)
+			return p + 1;
+		if (!p || *p++ != ',')
+			return NULL;
+	}
+	return NULL;
+}
+
+/* The value of member key of the object at p (NULL: no such member, or
+ * not an object). */
+static const char *json_member(const char *p, const char *key)
+{
+	p = p ? json_blank(p) : NULL;
+	if (!p || *p++ != '{')
+		return NULL;
+	size_t klen = strlen(key);
+	for (p = json_blank(p); *p == '"'; p = json_blank(p)) {
+		const char *end = json_string_end(p);
+		const char *v = end ? json_blank(end) : NULL;
+		if (!v || *v++ != ':')
+			return NULL;
+		if ((size_t)(end - p) == klen + 2 && !strncmp(p + 1, key, klen))
+			return json_blank(v);
+		p = json_skip(v, 0);
+		p = p ? json_blank(p) : NULL;
+		if (!p || *p != ',')
+			return NULL;
+		p++;
+	}
+	return NULL;
+}
+
+/* The string at v into out as it is written (escapes kept: it goes back
+ * into JSON); false when v is not a string or it does not fit. */
+static bool json_string_copy(const char *v, char *out, size_t n)
+{
+	const char *end = v ? json_string_end(v) : NULL;
+	size_t len = end ? (size_t)(end - v) - 2 : 0;
+	if (!end || len >= n)
+		return false;
+	memcpy(out, v + 1, len);
+	out[len] = '\0';
+	return true;
+}
+
+/* Whether member key of the object in text is the string want. */
+static bool json_member_is(const char *text, const char *key, const char *want)
+{
+	char v[64];
+	return json_string_copy(json_member(text, key), v, sizeof(v)) && !strcmp(v, want);
+}
+
+/* Fill s->url, s->body and s->hdrs for step s->step of run s->run, as the
+ * dispatcher sends them (sources/prefect.c; RunTask: providers/ecs.c with
+ * the env and tags render/render.c adds for a flow run). Returns the
+ * method. */
+static const char *prefect_request(struct bench *b, struct slot *s)
+{
+	const struct pf_run *r = &b->pf_runs[s->run];
+	char h[1200];
+	if (s->step == PF_RUN_TASK) {
+		char token[64];
+		size_t k = 0;
+		for (const char *c = r->id; *c && k < sizeof(token) - 1; c++)
+			if (*c != '-')
+				token[k++] = *c;
+		token[k] = '\0';
+		s->aws = true;
+		snprintf(s->url, sizeof(s->url), "%s", b->ecs_url);
+		snprintf(s->body, sizeof(s->body),
+			 "{\"launchType\":\"FARGATE\",\"overrides\":{\"containerOverrides\":[{"
+			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"],"
+			 "\"environment\":[{\"name\":\"PREFECT_API_URL\",\"value\":\"%s\"},"
+			 "{\"name\":\"PREFECT_API_KEY\",\"value\":\"%s\"},"
+			 "{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}]}]},"
+			 "\"cluster\":\"default\",\"networkConfiguration\":{"
+			 "\"awsvpcConfiguration\":{"
+			 "\"subnets\":[\"subnet-1\"],\"assignPublicIp\":\"DISABLED\"}},\"tags\":["
+			 "{\"key\":\"prefect.io/flow-run-id\",\"value\":\"%s\"},"
+			 "{\"key\":\"prefect.io/flow-run-name\",\"value\":\"%s\"},"
+			 "{\"key\":\"prefect.io/work-pool-name\",\"value\":\"%s\"},"
+			 "{\"key\":\"prefect.io/deployment-name\",\"value\":\"%s\"},"
+			 "{\"key\":\"pushpool:run-id\",\"value\":\"%s\"},"
+			 "{\"key\":\"pushpool:store-id\",\"value\":\"%s\"}],"
+			 "\"startedBy\":\"pp-%s-1\",\"clientToken\":\"pp-%s-1\","
+			 "\"taskDefinition\":\"%s\"}",
+			 b->base, b->pf_key, r->id, r->id, r->name, b->pf_pool, r->deployment,
+			 r->id, b->pf_store_id, token, token, b->task_def_arn);
+		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
+		snprintf(h, sizeof(h), "X-Amz-Target: %sRunTask", ecs_target);
+		s->hdrs = curl_slist_append(s->hdrs, h);
+		return "POST";
+	}
+	snprintf(h, sizeof(h), "Authorization: Bearer %s", b->pf_key);
+	s->hdrs = curl_slist_append(s->hdrs, h);
+	s->hdrs = curl_slist_append(s->hdrs, "Accept: application/json");
+	const char *method = "POST";
+	if (s->step == PF_LIST) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		long long ms =
+			(long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + PF_LOOKAHEAD_MS;
+		time_t secs = (time_t)(ms / 1000);
+		struct tm tm;
+		char before[32];
+		gmtime_r(&secs, &tm);
+		strftime(before, sizeof(before), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(s->url, sizeof(s->url), "%s/work_pools/%s/get_scheduled_flow_runs",
+			 b->base, b->pf_pool);
+		snprintf(s->body, sizeof(s->body),
+			 "{\"scheduled_before\":\"%s.%03lldZ\",\"limit\":%d}", before, ms % 1000,
+			 PF_PAGE);
+	} else if (s->step == PF_READ) {
+		method = "GET";
+		snprintf(s->url, sizeof(s->url), "%s/flow_runs/%s", b->base, r->id);
+	} else if (s->step == PF_PROPOSE) {
+		/* A transition_id as the dispatcher sends (a UUID each). */
+		snprintf(s->url, sizeof(s->url), "%s/flow_runs/%s/set_state", b->base, r->id);
+		snprintf(s->body, sizeof(s->body),
+			 "{\"state\":{\"type\":\"PENDING\",\"message\":\"Claimed by pushpool "
+			 "worker %s\",\"state_details\":{\"transition_id\":"
+			 "\"%08x-0001-4000-8000-%012x\"}},\"force\":false}",
+			 b->pf_worker, b->tag, (unsigned)s->run);
+	} else {
+		method = "PATCH";
+		snprintf(s->url, sizeof(s->url), "%s/flow_runs/%s", b->base, r->id);
+		snprintf(s->body, sizeof(s->body), "{\"infrastructure_pid\":\"%s\"}", r->task_arn);
+	}
+	if (s->body[0])
+		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
+	return method;
+}
+
 /* Whether the dispatcher marks request s->step PP_HTTP_RESENDABLE: only
  * Cloud Run's :run (step 2) is not; reads need no mark. */
 static bool resendable(const struct bench *b, const struct slot *s)
@@ -437,6 +662,7 @@ static const char *build_request(struct bench *b, struct slot *s)
 	char uuid[64], name[64];
 	run_ids(b, s->run, uuid, sizeof(uuid), name, sizeof(name));
 	s->body[0] = '\0';
+	s->aws = false;
 	const char *method = "GET";
 	char auth[2048];
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", b->bearer ? b->bearer : "");
@@ -475,7 +701,8 @@ static const char *build_request(struct bench *b, struct slot *s)
 		break;
 	case POOL_ECS:
 		method = "POST";
-		snprintf(s->url, sizeof(s->url), "%s/aws/ecs/", b->base);
+		s->aws = true;
+		snprintf(s->url, sizeof(s->url), "%s", b->ecs_url);
 		snprintf(s->body, sizeof(s->body),
 			 "{\"launchType\":\"FARGATE\",\"overrides\":{\"containerOverrides\":[{"
 			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"],"
@@ -548,11 +775,12 @@ static const char *build_request(struct bench *b, struct slot *s)
 		}
 		break;
 	}
+	case POOL_PREFECT_ECS: method = prefect_request(b, s); break;
 	}
 	if (b->pool != POOL_MODAL)
 		s->body_len = strlen(s->body);
 	/* curl's SigV4 would sign the empty "Expect:" it never sends. */
-	if (b->pool != POOL_ECS)
+	if (!s->aws)
 		s->hdrs = curl_slist_append(s->hdrs, "Expect:");
 	return method;
 }
@@ -608,7 +836,7 @@ static void setup_easy(struct bench *b, struct slot *s, const char *method)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
-	if (b->pool == POOL_ECS) {
+	if (s->aws) {
 		curl_easy_setopt(e, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:ecs");
 		curl_easy_setopt(e, CURLOPT_USERPWD, b->aws_key);
 	}
@@ -678,6 +906,229 @@ static void note_error(struct bench *b, const char *url, long status, const char
 			 status, what ? what : "");
 }
 
+/* The name of deployment id, into out: read once a deployment (a blocking
+ * GET, as the dispatcher reads it once and caches it). 0, or -1 when the
+ * read fails (noted). */
+static int prefect_deployment(struct bench *b, const char *id, char *out, size_t n)
+{
+	if (strcmp(b->pf_dep_id, id)) {
+		struct slot d = {.run = -1};
+		char h[1200];
+		snprintf(h, sizeof(h), "Authorization: Bearer %s", b->pf_key);
+		d.hdrs = curl_slist_append(NULL, h);
+		d.hdrs = curl_slist_append(d.hdrs, "Accept: application/json");
+		snprintf(d.url, sizeof(d.url), "%s/deployments/%s", b->base, id);
+		long status = 0;
+		CURLcode cc = CURLE_FAILED_INIT;
+		if ((d.easy = curl_easy_init())) {
+			setup_easy(b, &d, "GET");
+			cc = curl_easy_perform(d.easy);
+			curl_easy_getinfo(d.easy, CURLINFO_RESPONSE_CODE, &status);
+			curl_easy_cleanup(d.easy);
+		}
+		curl_slist_free_all(d.hdrs);
+		bool ok = cc == CURLE_OK && status == 200 &&
+			  json_string_copy(json_member(d.resp, "name"), b->pf_dep_name,
+					   sizeof(b->pf_dep_name));
+		if (!ok)
+			note_error(b, d.url, status, d.resp ? d.resp : curl_easy_strerror(cc));
+		free(d.resp);
+		if (!ok)
+			return -1;
+		snprintf(b->pf_dep_id, sizeof(b->pf_dep_id), "%s", id);
+	}
+	snprintf(out, n, "%s", b->pf_dep_name);
+	return 0;
+}
+
+/* Runs waiting for a call, oldest first. */
+struct fifo {
+	int *v;
+	int cap, head, len;
+};
+
+static void fifo_push(struct fifo *q, int x)
+{
+	q->v[(q->head + q->len++) % q->cap] = x;
+}
+
+static int fifo_pop(struct fifo *q)
+{
+	int x = q->v[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->len--;
+	return x;
+}
+
+/* A listing's answer, [{"flow_run": {"id": ...}, ...}, ...]: the ids of
+ * its first `room` items appended to b->pf_runs from *listed on. Returns
+ * how many, or -1 when the answer is not such a list. */
+static int prefect_listed(struct bench *b, const char *text, int *listed, int room)
+{
+	const char *p = text ? json_blank(text) : NULL;
+	int n = 0;
+	if (!p || *p++ != '[')
+		return -1;
+	for (p = json_blank(p); *p != ']';) {
+		if (n < room) {
+			struct pf_run *r = &b->pf_runs[*listed + n++];
+			if (!json_string_copy(json_member(json_member(p, "flow_run"), "id"), r->id,
+					      sizeof(r->id)))
+				return -1;
+			r->step = PF_READ;
+		}
+		p = json_skip(p, 0);
+		p = p ? json_blank(p) : NULL;
+		if (!p || (*p != ',' && *p != ']'))
+			return -1;
+		if (*p == ',')
+			p = json_blank(p + 1);
+	}
+	if (*json_blank(p + 1))
+		return -1;
+	*listed += n;
+	return n;
+}
+
+/* A flow run's call came back: whether its chain goes on, what it learnt
+ * kept in its pf_run; a failure is noted. */
+static bool prefect_answered(struct bench *b, struct slot *s, CURLcode cc, long status)
+{
+	struct pf_run *r = &b->pf_runs[s->run];
+	const char *what = s->resp;
+	char dep[64];
+	if (cc != CURLE_OK) {
+		what = curl_easy_strerror(cc);
+	} else if (status / 100 != 2) {
+		/* said below, with the answer */
+	} else if (s->step == PF_READ) {
+		/* Still SCHEDULED (a listing may be stale); its name and its
+		 * deployment's for the task's tags. */
+		if (!json_member_is(s->resp, "state_type", "SCHEDULED"))
+			what = "not SCHEDULED";
+		else if (!json_string_copy(json_member(s->resp, "name"), r->name,
+					   sizeof(r->name)) ||
+			 !json_string_copy(json_member(s->resp, "deployment_id"), dep, sizeof(dep)))
+			what = "a flow run without a name or deployment_id";
+		else
+			return !prefect_deployment(b, dep, r->deployment, sizeof(r->deployment));
+	} else if (s->step == PF_PROPOSE) {
+		if (json_member_is(s->resp, "status", "ACCEPT"))
+			return true;
+	} else if (s->step == PF_RUN_TASK) {
+		answer_field(s, "taskArn", r->task_arn, sizeof(r->task_arn));
+		if (r->task_arn[0])
+			return true;
+	} else {
+		return true;
+	}
+	note_error(b, s->url, status, what);
+	return false;
+}
+
+/* prefect-ecs: list the pool's scheduled flow runs and take each through
+ * its chain, at most PF_CALLS_AT_ONCE Prefect calls (slots[0] on) and conc
+ * RunTasks (the slots after those) in flight; list again once every run
+ * of the page is claimed (a claimed run is PENDING and not listed again),
+ * until `runs` are taken. A run whose call fails ends there, an error; a
+ * listing that fails, or finds nothing while runs are still wanted, ends
+ * the bench (-1). */
+static int prefect_loop(struct bench *b, CURLM *multi, struct slot *slots, int conc, int runs,
+			int *requests)
+{
+	struct slot *pf_slots = slots, *ecs_slots = slots + PF_CALLS_AT_ONCE;
+	struct fifo calls = {.v = calloc((size_t)runs, sizeof(int)), .cap = runs};
+	struct fifo tasks = {.v = calloc((size_t)runs, sizeof(int)), .cap = runs};
+	int *idle_pf = calloc(PF_CALLS_AT_ONCE, sizeof(int)), npf = 0;
+	int *idle_ecs = calloc((size_t)conc, sizeof(int)), necs = 0;
+	int listed = 0, claiming = 0, done = 0, rc = 0;
+	bool listing = false;
+	if (!calls.v || !tasks.v || !idle_pf || !idle_ecs)
+		rc = -1;
+	for (int i = 0; !rc && i < PF_CALLS_AT_ONCE; i++)
+		idle_pf[npf++] = i;
+	for (int i = 0; !rc && i < conc; i++)
+		idle_ecs[necs++] = i;
+	while (!rc && done < runs) {
+		int running = 0, left = 0;
+		curl_multi_perform(multi, &running);
+		CURLMsg *msg;
+		while (!rc && (msg = curl_multi_info_read(multi, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct slot *s = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+			CURLcode cc = msg->data.result;
+			curl_multi_remove_handle(multi, s->easy);
+			long status = 0;
+			curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+			(*requests)++;
+			if (s >= ecs_slots)
+				idle_ecs[necs++] = (int)(s - ecs_slots);
+			else
+				idle_pf[npf++] = (int)(s - pf_slots);
+			if (s->step == PF_LIST) {
+				listing = false;
+				int n = cc == CURLE_OK && status == 200
+						? prefect_listed(b, s->resp, &listed, runs - listed)
+						: -1;
+				if (n <= 0) {
+					fprintf(stderr,
+						"baseline: %s: HTTP %ld, %s (%d of %d runs listed "
+						"so far): %.300s\n",
+						s->url, status,
+						n ? "not a list of flow runs"
+						  : "no flow run listed",
+						listed, runs,
+						cc == CURLE_OK && s->resp ? s->resp
+									  : curl_easy_strerror(cc));
+					rc = -1;
+				}
+				for (int i = listed - (n > 0 ? n : 0); i < listed; i++)
+					fifo_push(&calls, i);
+				claiming += n > 0 ? n : 0;
+				continue;
+			}
+			struct pf_run *r = &b->pf_runs[s->run];
+			bool ok = prefect_answered(b, s, cc, status);
+			if (r->step == PF_PROPOSE || (!ok && r->step == PF_READ))
+				claiming--;
+			if (!ok || r->step == PF_PATCH) {
+				done++;
+				continue;
+			}
+			r->step++;
+			fifo_push(r->step == PF_RUN_TASK ? &tasks : &calls, s->run);
+		}
+		if (!rc && !listing && !claiming && listed < runs && npf) {
+			struct slot *s = &pf_slots[idle_pf[--npf]];
+			s->run = -1;
+			s->step = PF_LIST;
+			listing = true;
+			start_step(b, multi, s);
+		}
+		while (!rc && npf && calls.len) {
+			struct slot *s = &pf_slots[idle_pf[--npf]];
+			s->run = fifo_pop(&calls);
+			s->step = (int)b->pf_runs[s->run].step;
+			start_step(b, multi, s);
+		}
+		while (!rc && necs && tasks.len) {
+			struct slot *s = &ecs_slots[idle_ecs[--necs]];
+			s->run = fifo_pop(&tasks);
+			s->step = PF_RUN_TASK;
+			start_step(b, multi, s);
+		}
+		if (!rc && done < runs)
+			curl_multi_poll(multi, NULL, 0, 100, NULL);
+	}
+	free(calls.v);
+	free(tasks.v);
+	free(idle_pf);
+	free(idle_ecs);
+	return rc;
+}
+
 /* A blocking single request before the timed part (ECS task definition,
  * ACI location): the dispatcher does each once per pool, too. */
 /* Modal: the auth token every call carries, from AuthTokenGet. */
@@ -709,9 +1160,11 @@ static int prepare(struct bench *b, struct slot *s)
 		return 0;
 	char body[1024];
 	const char *method = "GET";
-	if (b->pool == POOL_ECS) {
+	bool ecs = b->pool == POOL_ECS || b->pool == POOL_PREFECT_ECS;
+	if (ecs) {
 		method = "POST";
-		snprintf(s->url, sizeof(s->url), "%s/aws/ecs/", b->base);
+		s->aws = true;
+		snprintf(s->url, sizeof(s->url), "%s", b->ecs_url);
 		snprintf(body, sizeof(body), "X-Amz-Target: %sRegisterTaskDefinition", ecs_target);
 		s->hdrs = curl_slist_append(s->hdrs, body);
 		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
@@ -736,10 +1189,11 @@ static int prepare(struct bench *b, struct slot *s)
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(s->hdrs);
 	s->hdrs = NULL;
-	const char *key = b->pool == POOL_ECS ? "\"taskDefinitionArn\":\"" : "\"location\":\"";
+	s->aws = false;
+	const char *key = ecs ? "\"taskDefinitionArn\":\"" : "\"location\":\"";
 	const char *v = cc == CURLE_OK && status == 200 && s->resp ? strstr(s->resp, key) : NULL;
-	char *dst = b->pool == POOL_ECS ? b->task_def_arn : b->location;
-	size_t cap = b->pool == POOL_ECS ? sizeof(b->task_def_arn) : sizeof(b->location);
+	char *dst = ecs ? b->task_def_arn : b->location;
+	size_t cap = ecs ? sizeof(b->task_def_arn) : sizeof(b->location);
 	size_t n = v ? strcspn(v + strlen(key), "\"") : 0;
 	if (!v || n >= cap) {
 		fprintf(stderr, "baseline: %s: HTTP %ld (%s): %.300s\n", s->url, status,
@@ -762,8 +1216,9 @@ static long expected_status(const struct bench *b, int step)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: baseline cloud-run|ecs|aci|modal BASE_URL RUNS CONCURRENCY "
-			"[--fresh-connect|--reuse-all|--show] [--work-us=N [--work-thread]]\n");
+	fprintf(stderr, "usage: baseline cloud-run|ecs|aci|modal|prefect-ecs BASE_URL RUNS "
+			"CONCURRENCY [--fresh-connect|--reuse-all|--show] "
+			"[--work-us=N [--work-thread]]\n");
 	return 64;
 }
 
@@ -774,7 +1229,8 @@ static int usage(void)
  * store, and flatter the baseline. */
 static int show_bodies(struct bench *b)
 {
-	int steps = b->pool == POOL_ECS ? 1 : 3; /* cloud-run, aci: 3 before polls */
+	/* cloud-run, aci: 3 before polls; prefect-ecs: its listing too */
+	int steps = b->pool == POOL_ECS ? 1 : b->pool == POOL_PREFECT_ECS ? PF_PATCH + 1 : 3;
 	struct slot s = {.run = 0, .bench = b};
 	for (s.step = 0; s.step < steps; s.step++) {
 		const char *method = build_request(b, &s);
@@ -820,13 +1276,42 @@ int main(int argc, char **argv)
 		b.pool = POOL_ACI;
 	else if (!strcmp(argv[1], "modal"))
 		b.pool = POOL_MODAL;
+	else if (!strcmp(argv[1], "prefect-ecs"))
+		b.pool = POOL_PREFECT_ECS;
 	else
 		return usage();
+	bool prefect = b.pool == POOL_PREFECT_ECS;
 	int runs = atoi(argv[3]), conc = atoi(argv[4]);
-	if (runs < 1 || conc < 1 || conc > 4096)
+	if (runs < 1 || conc < 1 || conc > 4096 || (prefect && w.us))
 		return usage();
-	if (show)
-		return b.pool == POOL_MODAL ? usage() : show_bodies(&b);
+	const char *ecs_url = prefect ? getenv("BENCH_ECS_URL") : NULL;
+	if (!prefect)
+		snprintf(b.ecs_url, sizeof(b.ecs_url), "%s/aws/ecs/", b.base);
+	else if (ecs_url && strlen(ecs_url) < sizeof(b.ecs_url))
+		snprintf(b.ecs_url, sizeof(b.ecs_url), "%s", ecs_url);
+	/* prefect-ecs: named as the dispatcher names its worker and store, so
+	 * the bodies that carry them are as long. */
+	b.pf_key = getenv("BENCH_PREFECT_KEY");
+	b.pf_pool = getenv("BENCH_PREFECT_POOL");
+	char host[64] = "localhost";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(b.pf_worker, sizeof(b.pf_worker), "pushpool-%s-%ld", host, (long)getpid());
+	if (prefect && !(b.pf_runs = calloc((size_t)runs, sizeof(*b.pf_runs))))
+		return 70;
+	if (show && prefect) {
+		/* run 0 as its read would leave it */
+		char name[64];
+		run_ids(&b, 0, b.pf_runs[0].id, sizeof(b.pf_runs[0].id), name, sizeof(name));
+		snprintf(b.pf_runs[0].name, sizeof(b.pf_runs[0].name), "bench");
+		snprintf(b.pf_runs[0].deployment, sizeof(b.pf_runs[0].deployment), "bench");
+		b.pf_key = b.pf_key ? b.pf_key : "";
+		b.pf_pool = b.pf_pool ? b.pf_pool : "";
+	}
+	if (show) {
+		int shown = b.pool == POOL_MODAL ? usage() : show_bodies(&b);
+		free(b.pf_runs);
+		return shown;
+	}
 	b.bearer = getenv("BENCH_BEARER");
 	b.aws_key = getenv("BENCH_AWS_KEY");
 	const char *modal = getenv("BENCH_MODAL_TOKEN");
@@ -840,19 +1325,32 @@ int main(int argc, char **argv)
 			   : b.pool == POOL_MODAL
 				   ? (b.modal_id[0] ? NULL : "BENCH_MODAL_TOKEN=ID:SECRET")
 				   : (b.bearer ? NULL : "BENCH_BEARER");
+	if (prefect && !b.aws_key)
+		need = "BENCH_AWS_KEY";
+	else if (prefect && !b.ecs_url[0])
+		need = "BENCH_ECS_URL";
+	else if (prefect && !b.pf_pool)
+		need = "BENCH_PREFECT_POOL";
+	else if (prefect)
+		need = !b.pf_key || strlen(b.pf_key) > 512 ? "BENCH_PREFECT_KEY (512 bytes at most)"
+							   : NULL;
 	if (need) {
 		fprintf(stderr, "baseline: set %s\n", need);
+		free(b.pf_runs);
 		return 64;
 	}
 	struct timespec seed;
 	clock_gettime(CLOCK_REALTIME, &seed);
 	b.tag = (unsigned)(seed.tv_nsec ^ (seed.tv_sec << 8));
+	snprintf(b.pf_store_id, sizeof(b.pf_store_id), "%08x-0000-4000-8000-000000000000", b.tag);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return 70;
 	CURLM *multi = curl_multi_init();
-	struct slot *slots = calloc((size_t)conc, sizeof(*slots));
+	/* prefect-ecs: its Prefect calls' slots, then conc for RunTask */
+	int nslots = prefect ? PF_CALLS_AT_ONCE + conc : conc;
+	struct slot *slots = calloc((size_t)nslots, sizeof(*slots));
 	int rc = multi && slots ? 0 : 70;
-	for (int i = 0; !rc && i < conc; i++) {
+	for (int i = 0; !rc && i < nslots; i++) {
 		slots[i].run = -1;
 		if (!(slots[i].easy = curl_easy_init()))
 			rc = 70;
@@ -887,7 +1385,9 @@ int main(int argc, char **argv)
 	}
 	int next_run = 0, done = 0, requests = 0;
 	double t0 = now_s();
-	while (!rc && done < runs) {
+	if (!rc && prefect && prefect_loop(&b, multi, slots, conc, runs, &requests))
+		rc = 69;
+	while (!rc && !prefect && done < runs) {
 		int running = 0, left = 0;
 		curl_multi_perform(multi, &running);
 		CURLMsg *msg;
@@ -976,13 +1476,14 @@ int main(int argc, char **argv)
 	if (b.errors)
 		fprintf(stderr, "baseline: %d failed request(s); first: %s\n", b.errors,
 			b.first_error);
-	for (int i = 0; slots && i < conc; i++) {
+	for (int i = 0; slots && i < nslots; i++) {
 		if (slots[i].easy)
 			curl_easy_cleanup(slots[i].easy);
 		curl_slist_free_all(slots[i].hdrs);
 		free(slots[i].resp);
 	}
 	free(slots);
+	free(b.pf_runs);
 	if (multi)
 		curl_multi_cleanup(multi);
 	curl_global_cleanup();

@@ -10,8 +10,10 @@
 #   BENCH_STORE_RUNS [100000]   runs in the store for the memory figure
 #   BENCH_LATENCY_SECONDS [30]  how long runs arrive at 1,000 runs/min
 #   BENCH_ONLY [all]            space-separated sections to run, of:
-#                               throughput cpu micro memory curve latency startup
+#                               throughput prefect cpu micro memory curve latency
+#                               startup
 #   BENCH_POOLS [cloud-run ecs aci modal], BENCH_LATENCIES [0 20]: throughput's
+#   BENCH_PREFECT_LATENCIES [0 50]  prefect's: latency of the mock's Prefect API
 #   BENCH_CURVE_INFLIGHT [1000 10000 100000]  runs in flight for the curve (the
 #                               mock holds at most 100,000 ECS tasks)
 #   BENCH_CURVE_STORED [10000 100000 1000000] finished runs stored for claim time
@@ -207,6 +209,216 @@ if only throughput; then
 			emit "$(printf '%s' "$b" |
 				jq -c '{figure: "baseline_connections", pool, connections, runs_per_s}')"
 		done
+	done
+fi
+
+# ---- throughput of flow runs taken from Prefect ----
+# serve with [source "prefect"] against `baseline prefect-ecs`, a bare
+# libcurl worker for the same chain of calls per flow run (read, PENDING,
+# RunTask, infrastructure_pid), on the mock's Prefect API with its latency
+# fault at each of BENCH_PREFECT_LATENCIES.
+PF=$BASE/prefect/api
+PF_POOL=ecs
+printf '%s\n' "$PF_KEY" >"$T/prefect.key"
+chmod 600 "$T/prefect.key"
+# The calls of one flow run's chain, the kinds both sides' rate and
+# request counts are compared on; the rest (listing, heartbeats, the
+# dispatcher's cancellation checks) is each side's own way of finding work.
+PF_CHAIN='^(prefect:GET flow_runs|prefect:POST flow_runs/set_state|ecs:RunTask|prefect:PATCH flow_runs)$'
+pf_call() { # METHOD PATH [CURL ARGS...]
+	pf_method=$1 pf_path=$2
+	shift 2
+	curl -fsS -X "$pf_method" -H "Authorization: Bearer $PF_KEY" \
+		-H 'Content-Type: application/json' "$@" "$PF$pf_path"
+}
+# A fresh Prefect state (/control/reset clears the mock's Prefect API too):
+# work pool PF_POOL of type ecs:push with its default template, a deployment,
+# and RUNS flow runs due now, created by one curl (each URL of its config
+# file gets the same POST, one after the other on one connection; a process
+# each would be most of the set-up on a busy machine). The simulated flows are off: a
+# flow reports only once its task's container starts, an hour away here
+# (lib.sh), and the mock would only carry them through every call.
+pf_fresh() { # RUNS
+	mock_reset
+	curl -fsS -X POST -H 'Content-Type: application/json' -d '{"simulate":false}' \
+		"$BASE/prefect/control/flows" >/dev/null
+	[ -s "$T/pf-pool.json" ] || "$PUSHPOOL" template default --type ecs:push |
+		jq -c --arg n "$PF_POOL" '{name: $n, type: "ecs:push", base_job_template: .}' \
+			>"$T/pf-pool.json"
+	pf_call POST /work_pools/ -d "@$T/pf-pool.json" >/dev/null
+	flow=$(pf_call POST /flows/ -d '{"name":"bench-flow"}' | jq -r .id)
+	dep=$(pf_call POST /deployments/ -d "$(jq -nc --arg f "$flow" --arg p "$PF_POOL" \
+		'{name: "bench", flow_id: $f, work_pool_name: $p}')" | jq -r .id)
+	awk -v n="$1" -v u="$PF/deployments/$dep/create_flow_run" \
+		'BEGIN { for (i = 0; i < n; i++) printf "url = \"%s\"\n", u }' >"$T/pf-runs.curl"
+	curl -fsS -X POST -H "Authorization: Bearer $PF_KEY" -H 'Content-Type: application/json' \
+		-d '{}' -K "$T/pf-runs.curl" >/dev/null
+}
+pf_latency() {
+	curl -fsS -X POST -H 'Content-Type: application/json' \
+		-d "{\"api\":\"prefect\",\"latency_ms\":$1}" "$BASE/control/faults" >/dev/null
+}
+# A dispatcher config on its own store with the Prefect source: claims
+# every 0.1 s, the least poll_interval takes.
+pf_conf() { # NAME
+	c=$(conf "$1")
+	cat >>"$c" <<CONF
+
+[source "prefect"]
+api_url = $PF
+api_key_file = $T/prefect.key
+pools = $PF_POOL
+lookahead_seconds = 10
+poll_interval = 0.1
+CONF
+	echo "$c"
+}
+# serve sends a run's infrastructure_pid from its outbox after the run is
+# SUBMITTED: the pass ends when the mock has had them all.
+pf_wait_patched() { # RUNS
+	deadline=$(($(date +%s) + 60))
+	until [ "$(mock_stats | jq '.keyed.requests["prefect:PATCH flow_runs"] // 0')" -ge "$1" ]; do
+		[ "$(date +%s)" -lt "$deadline" ] ||
+			die "prefect: not every run's infrastructure_pid set in 60 s"
+		sleep 0.05
+	done
+}
+# The mock's stats with only the chain's calls, for mock_rate.
+pf_chain() { jq -c --arg k "$PF_CHAIN" '.keyed.requests |= with_entries(select(.key | test($k)))
+	| .request_times |= with_entries(select(.key | test($k)))'; }
+# Requests per run without the set-up's flow runs.
+pf_per_run() { # RUNS STATS
+	per_run_requests "$1" "$(printf '%s' "$2" |
+		jq -c 'del(.keyed.requests["prefect:POST deployments/create_flow_run"])')"
+}
+pf_dispatcher_pass() { # RUNS LATENCY_MS
+	phase=$((phase + 1))
+	cf=$(pf_conf "pf$phase")
+	# The store made before serve starts, as `schedule` makes it for the
+	# other passes: serve_until_submitted reads it first.
+	"$PUSHPOOL" store migrate -c "$cf" >/dev/null
+	pf_fresh "$1"
+	pf_latency "$2"
+	serve_until_submitted "pf$phase" "$cf" "$1"
+	pf_wait_patched "$1"
+	stop_serve
+	stats=$(mock_stats)
+	pass_rate=$(mock_rate "$1" "$(printf '%s' "$stats" | pf_chain)")
+	pass_own=$(store_rate "pf$phase")
+	pass_req=$(pf_per_run "$1" "$stats")
+}
+pf_baseline() { # RUNS CONCURRENCY [OPTIONS]
+	BENCH_PREFECT_KEY=$PF_KEY BENCH_PREFECT_POOL=$PF_POOL BENCH_ECS_URL=$BASE/aws/ecs/ \
+		BENCH_AWS_KEY="$AKID:$AWS_SECRET" "$BASELINE" prefect-ecs "$PF" "$1" "$2" ${3:-}
+}
+pf_baseline_pass() { # RUNS LATENCY_MS
+	pf_fresh "$1"
+	pf_latency "$2"
+	b=$(pf_baseline "$1" "$CONC") || die "baseline prefect-ecs failed"
+	stats=$(mock_stats)
+	pass_rate=$(mock_rate "$1" "$(printf '%s' "$stats" | pf_chain)")
+	pass_own=$(printf '%s' "$b" | jq .runs_per_s)
+	pass_req=$(pf_per_run "$1" "$stats")
+}
+# The baseline's Prefect chain must send the bodies serve sends, as
+# same_bodies checks for the clouds; but `render --request` knows nothing
+# of a flow run's Prefect env and tags, and serve logs no bodies: its
+# requests are read off `pushpool once` under strace (the sendto calls of
+# its HTTP/1.1 connections), and each of the chain's bodies (the listing,
+# the PENDING proposal, RunTask, the PATCH) compared member by member with
+# the baseline's (--show, in the chain's order).
+pf_same_bodies() {
+	if ! strace -o /dev/null true 2>/dev/null; then
+		note "prefect: no strace here: the baseline's bodies are not compared with serve's"
+		return
+	fi
+	pf_fresh 1
+	cf=$(pf_conf pf-bodies)
+	strace -f -qq -e trace=sendto -s 65536 -o "$T/pf-bodies.strace" \
+		"$PUSHPOOL" once -c "$cf" >/dev/null 2>"$T/pf-bodies.log" ||
+		die "prefect: once under strace failed: $(tail -n 3 "$T/pf-bodies.log")"
+	pf_baseline 1 1 --show >"$T/pf-show" || die "prefect: baseline --show failed"
+	cat >"$T/pf-bodies.py" <<'PY'
+import codecs, json, re, sys
+# Each sendto's bytes, a request's continuation joined to its start.
+sent, last = [], {}
+for line in open(sys.argv[1]):
+    m = re.search(r'sendto\((\d+), "((?:[^"\\]|\\.)*)"', line)
+    if not m:
+        continue
+    data = codecs.escape_decode(m.group(2).encode())[0].decode('latin-1')
+    if re.match(r'[A-Z]+ \S+ HTTP/1\.1\r\n', data) or m.group(1) not in last:
+        last[m.group(1)] = len(sent)
+        sent.append(data)
+    else:
+        sent[last[m.group(1)]] += data
+def kind(req):
+    head, _, body = req.partition('\r\n\r\n')
+    line = head.split('\r\n')[0]
+    if line.startswith('PATCH '):
+        return 'patch', body
+    if 'get_scheduled_flow_runs ' in line:
+        return 'list', body
+    if '/set_state ' in line:
+        return 'propose', body
+    if re.search(r'^X-Amz-Target: \S+\.RunTask\r?$', head, re.M | re.I):
+        return 'runtask', body
+    return None, body
+disp = {}
+for req in sent:
+    k, body = kind(req)
+    if k and k not in disp:
+        disp[k] = json.loads(body)
+base = [json.loads(l.split('\t', 1)[1]) for l in open(sys.argv[2])]
+def paths(v, at=''):
+    if isinstance(v, dict):
+        return {p for k, x in v.items() for p in paths(x, f'{at}.{k}' if at else k)}
+    if isinstance(v, list):
+        return {p for i, x in enumerate(v) for p in paths(x, f'{at}.{i}' if at else str(i))}
+    return {at}
+bad = []
+for k, b in zip(['list', 'propose', 'runtask', 'patch'], base):
+    if k not in disp:
+        bad.append(f'serve sent no {k} request')
+    elif paths(b) != paths(disp[k]):
+        bad.append(f'{k}: baseline only {sorted(paths(b) - paths(disp[k]))}, '
+                   f'dispatcher only {sorted(paths(disp[k]) - paths(b))}')
+if len(base) != 4:
+    bad.append(f'baseline --show gave {len(base)} bodies, not 4')
+if bad:
+    sys.exit("the baseline's bodies differ from serve's: " + '; '.join(bad))
+PY
+	python3 "$T/pf-bodies.py" "$T/pf-bodies.strace" "$T/pf-show" || die "prefect: see above"
+}
+if only prefect; then
+	pf_same_bodies
+	# As the throughput section's: one unmeasured pass for the mock's heap
+	# and threads (here its Prefect API's).
+	note "prefect: warming the mock"
+	pf_baseline_pass "$RUNS" 0
+	for lat in ${BENCH_PREFECT_LATENCIES:-0 50}; do
+		note "throughput: ecs from Prefect, +$lat ms"
+		side_a() { pf_dispatcher_pass "$RUNS" "$lat"; }
+		side_b() { pf_baseline_pass "$RUNS" "$lat"; }
+		ab_passes "throughput: ecs from Prefect, +$lat ms"
+		same=$(jq -n --argjson a "$A_REQ" --argjson b "$B_REQ" --arg k "$PF_CHAIN" \
+			'def chain: with_entries(select(.key | test($k))); ($a | chain) == ($b | chain)')
+		emit "$(jq -nc --argjson lat "$lat" \
+			--argjson dp "$(json_list "$A_RATES")" --argjson bp "$(json_list "$B_RATES")" \
+			--argjson down "$(json_list "$A_OWN")" --argjson bown "$(json_list "$B_OWN")" \
+			--argjson dreq "$A_REQ" --argjson breq "$B_REQ" --argjson same "$same" \
+			--argjson n "$RUNS" --argjson c "$CONC" \
+			"$JQ_MID"'($dp | mid * 100 | round / 100) as $rate
+			| ($bp | mid * 100 | round / 100) as $base
+			| {figure: "throughput_prefect", pool: "ecs", latency_ms: $lat, runs: $n,
+			  concurrency: $c, poll_interval: 0.1,
+			  runs_per_s: $rate, baseline_runs_per_s: $base,
+			  passes: {dispatcher: $dp, baseline: $bp},
+			  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end),
+			  own_clocks: {dispatcher: $down, baseline: $bown,
+			    ratio: (($down | mid) / ($bown | mid) * 100 | round / 100)},
+			  requests_per_run: $dreq, baseline_requests_per_run: $breq,
+			  same_requests: $same}')"
 	done
 fi
 

@@ -3,6 +3,10 @@
 # on which remote jobs never finish, so a dispatcher only submits
 # (status_interval is long, nothing is polled), and defines the helpers of
 # a pass. SERVE_BIN [PUSHPOOL] is the binary serve_until_submitted runs.
+# The mock's Prefect API wants this key (bench.sh's prefect section), as a
+# server with auth would.
+PF_KEY=pf-bench-key-0123456789
+export PUSHPOOL_MOCK_PREFECT_KEY=$PF_KEY
 MOCK_RUN_SECONDS=3600 MOCK_PROVISION_SECONDS=3600 DISPATCHER_EXTRA="status_interval = 600
 max_in_flight = 1000000" . "$(dirname "$0")/../../tools/mock-env.sh"
 sed -i "s/^max_submitting = .*/max_submitting = $CONC/" "$T/pushpool.conf"

@@ -17,6 +17,11 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
        (if .baseline_runs_per_s then "\(.baseline_runs_per_s | n(0)) runs/s"
          else "-" end);
        (.ratio | n(2)) + (if .same_requests == false then " (request mix differs)" else "" end))
+ elif .figure == "throughput_prefect" then
+   row("Throughput \(.pool) from Prefect, +\(.latency_ms) ms";
+       "\(.runs_per_s | n(0)) runs/s";
+       "\(.baseline_runs_per_s | n(0)) runs/s (bare libcurl worker)";
+       (.ratio | n(2)) + (if .same_requests == false then " (request mix differs)" else "" end))
  elif .figure == "baseline_connections" then
    row("Baseline \(.pool), " + (if .connections == "reuse-all" then "every connection reused"
         else "fresh connection per non-GET" end); "\(.runs_per_s | n(0)) runs/s"; "-"; "-")
