@@ -772,7 +772,7 @@ static const char *task_last_status(struct pp_mock *m, const struct task *t, dou
 		return "STOPPED";
 	if (t->forever)
 		return "RUNNING";
-	switch (pp_mock_phase_at(m, t->created, now)) {
+	switch (pp_mock_job_phase(m, t->outcome, t->created, now)) {
 	case PP_MOCK_PROVISIONING:
 		return now - t->created < provision / 2 ? "PROVISIONING" : "PENDING";
 	case PP_MOCK_RUNNING: return t->outcome == PP_MOCK_CRASH ? "STOPPED" : "RUNNING";

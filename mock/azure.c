@@ -785,8 +785,8 @@ static struct pp_json *group_view(struct pp_mock *m, const struct az_group *g, d
 	struct pp_json *j = pp_json_clone(g->body);
 	struct pp_json *gp = pp_json_get(j, "properties");
 	bool creating = now < g->ready_at;
-	enum pp_mock_phase phase =
-		creating ? PP_MOCK_PROVISIONING : pp_mock_phase_at(m, g->ready_at, now);
+	enum pp_mock_phase phase = creating ? PP_MOCK_PROVISIONING
+					    : pp_mock_job_phase(m, g->outcome, g->ready_at, now);
 	bool never = g->outcome == PP_MOCK_CRASH;
 	const char *ps, *gstate, *cstate, *detail = NULL;
 

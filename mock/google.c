@@ -697,7 +697,7 @@ static bool execution_done(struct pp_mock *m, const struct execution *e, double 
 		return now >= cancel_ends(m, e);
 	if (e->outcome == PP_MOCK_CRASH)
 		return pp_mock_phase_at(m, e->created, now) != PP_MOCK_PROVISIONING;
-	return pp_mock_phase_at(m, e->created, now) == PP_MOCK_FINISHED;
+	return pp_mock_job_phase(m, e->outcome, e->created, now) == PP_MOCK_FINISHED;
 }
 
 static struct pp_json *condition(struct pp_mock *m, const char *type, const char *state,

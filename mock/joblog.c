@@ -3,11 +3,12 @@
  * so the logs APIs (CloudWatch Logs, Cloud Logging, ACI's container logs,
  * Modal's sandbox logs) have something to serve and a reader following
  * them sees it grow. A failing job (PUSHPOOL_MOCK_FAIL=1) ends with a
- * traceback on stderr; a job that never starts (PUSHPOOL_MOCK_CRASH=1)
- * writes nothing. An env var PUSHPOOL_MOCK_ECHO makes the job print its
- * value with $NAME and ${NAME} replaced from the job's environment, as a
- * container running `echo` would (tests make a job print a secret it was
- * given this way). */
+ * traceback on stderr; a held job (PUSHPOOL_MOCK_HOLD=1) writes all but
+ * the last line, as it never gets there; a job that never starts
+ * (PUSHPOOL_MOCK_CRASH=1) writes nothing. An env var PUSHPOOL_MOCK_ECHO
+ * makes the job print its value with $NAME and ${NAME} replaced from the
+ * job's environment, as a container running `echo` would (tests make a
+ * job print a secret it was given this way). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,7 @@ struct pp_mock_joblog *pp_mock_joblog_new(const struct pp_mock *m, const struct 
 		lines[n++].text = strdup("  File \"/opt/prefect/flow.py\", line 7, in main");
 		lines[n].fd = 2,
 		lines[n++].text = strdup("RuntimeError: simulated failure (PUSHPOOL_MOCK_FAIL=1)");
-	} else {
+	} else if (outcome != PP_MOCK_HOLD) {
 		lines[n].fd = 1, lines[n++].text = strdup("pushpool-mock: done");
 	}
 	j->v = calloc(n, sizeof(*j->v));

@@ -217,6 +217,14 @@ enum pp_mock_phase pp_mock_phase_at(const struct pp_mock *m, double created, dou
 	return PP_MOCK_FINISHED;
 }
 
+enum pp_mock_phase pp_mock_job_phase(const struct pp_mock *m, enum pp_mock_outcome outcome,
+				     double created, double now)
+{
+	enum pp_mock_phase ph = pp_mock_phase_at(m, created, now);
+
+	return ph == PP_MOCK_FINISHED && outcome == PP_MOCK_HOLD ? PP_MOCK_RUNNING : ph;
+}
+
 /* splitmix64: small, seedable, good enough for fault dice. */
 static uint64_t rng_next(struct pp_mock *m)
 {
@@ -664,6 +672,8 @@ static enum pp_mock_outcome marker_in(const char *s)
 		return PP_MOCK_CRASH;
 	if (strstr(s, "PUSHPOOL_MOCK_FAIL=1"))
 		return PP_MOCK_FAIL;
+	if (strstr(s, "PUSHPOOL_MOCK_HOLD=1"))
+		return PP_MOCK_HOLD;
 	return PP_MOCK_SUCCEED;
 }
 
@@ -675,6 +685,8 @@ static enum pp_mock_outcome marker_var(const char *name, const char *value)
 		return PP_MOCK_CRASH;
 	if (strcmp(name, "PUSHPOOL_MOCK_FAIL") == 0)
 		return PP_MOCK_FAIL;
+	if (strcmp(name, "PUSHPOOL_MOCK_HOLD") == 0)
+		return PP_MOCK_HOLD;
 	return PP_MOCK_SUCCEED;
 }
 

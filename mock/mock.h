@@ -312,10 +312,13 @@ void pp_mock_barrier_pass(struct pp_mock *m, struct pp_mock_barrier *b, const ch
  * "timeout_ms": 1..600000 (30000)}. */
 void pp_mock_barrier_set(struct pp_mock_call *c, struct pp_mock_barrier *b, const char *what);
 
-/* Failure markers in a container spec: any string "PUSHPOOL_MOCK_FAIL=1" or
- * env entry {name: PUSHPOOL_MOCK_FAIL, value: "1"} anywhere in j. */
+/* Outcome markers in a container spec: any string "PUSHPOOL_MOCK_FAIL=1" or
+ * env entry {name: PUSHPOOL_MOCK_FAIL, value: "1"} anywhere in j (and so
+ * for HOLD and CRASH). Ordered from the mildest: when markers combine, the
+ * later one wins, so a job marked to fail or crash does so even if held. */
 enum pp_mock_outcome {
 	PP_MOCK_SUCCEED,
+	PP_MOCK_HOLD,  /* the container runs until stopped: a test's timeout never races its end */
 	PP_MOCK_FAIL,  /* the container exits 1 */
 	PP_MOCK_CRASH, /* the container never starts */
 };
@@ -350,6 +353,10 @@ enum pp_mock_phase {
 	PP_MOCK_FINISHED,
 };
 enum pp_mock_phase pp_mock_phase_at(const struct pp_mock *m, double created, double now);
+/* The phase of a job of that outcome: a held one (PP_MOCK_HOLD) stays
+ * RUNNING once provisioned, whatever --run-seconds says. */
+enum pp_mock_phase pp_mock_job_phase(const struct pp_mock *m, enum pp_mock_outcome outcome,
+				     double created, double now);
 
 /* Modules. */
 extern const struct pp_mock_api pp_mock_api_google;

@@ -176,14 +176,15 @@ static enum pp_mock_outcome outcome_of_text(const uint8_t *p, size_t n)
 		return PP_MOCK_CRASH;
 	if (strstr(s, "PUSHPOOL_MOCK_FAIL=1"))
 		return PP_MOCK_FAIL;
+	if (strstr(s, "PUSHPOOL_MOCK_HOLD=1"))
+		return PP_MOCK_HOLD;
 	return PP_MOCK_SUCCEED;
 }
 
+/* The enum runs from the mildest outcome to the worst (mock.h). */
 static enum pp_mock_outcome worse(enum pp_mock_outcome a, enum pp_mock_outcome b)
 {
-	return a == PP_MOCK_CRASH || b == PP_MOCK_CRASH ? PP_MOCK_CRASH
-	       : a == PP_MOCK_FAIL || b == PP_MOCK_FAIL ? PP_MOCK_FAIL
-							: PP_MOCK_SUCCEED;
+	return a > b ? a : b;
 }
 
 static void new_id(struct modal_mock *mm, const char *prefix, char out[ID_LEN])
@@ -261,7 +262,7 @@ static bool sandbox_finished(struct modal_mock *mm, const struct mm_sandbox *sb,
 	if (sb->init_fails)
 		return pp_mock_phase_at(mm->m, sb->created, now) != PP_MOCK_PROVISIONING;
 	return !sb->forever && sb->outcome != PP_MOCK_CRASH &&
-	       pp_mock_phase_at(mm->m, sb->created, now) == PP_MOCK_FINISHED;
+	       pp_mock_job_phase(mm->m, sb->outcome, sb->created, now) == PP_MOCK_FINISHED;
 }
 
 static struct mm_sandbox *running_by_name(struct modal_mock *mm, const char *name)

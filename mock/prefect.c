@@ -810,7 +810,9 @@ static void set_state(struct pp_mock *m, struct pf_state *st, struct pp_json *ru
  * nothing). The process exits 0 in all of these, whatever the flow's end. A
  * container that exits non-zero (PUSHPOOL_MOCK_FAIL, an OOM kill) is killed
  * after RUNNING and reports no end; one that never starts reports nothing;
- * one whose run went CANCELLING was torn down and reports nothing more.
+ * a held one (PUSHPOOL_MOCK_HOLD) never ends by itself, so it reports
+ * RUNNING and no end; one whose run went CANCELLING was torn down and
+ * reports nothing more.
  * Flows move with the mock's timeline, whenever the API is called. */
 struct pf_flow {
 	char run_id[40];
@@ -895,7 +897,7 @@ static void flows_advance(struct pp_mock *m, struct pf_state *st)
 		if (f->stage == 2)
 			continue;
 		struct pp_json *run = find_by(table(st, "flow_runs"), "id", f->run_id);
-		enum pp_mock_phase ph = pp_mock_phase_at(m, f->created, now);
+		enum pp_mock_phase ph = pp_mock_job_phase(m, f->outcome, f->created, now);
 		if (!run || f->outcome == PP_MOCK_CRASH) {
 			f->stage = 2;
 			continue;

@@ -95,11 +95,16 @@ out=$(run --wait -v 'env={"PUSHPOOL_MOCK_FAIL": "1"}' 2>&1) || rc=$?
 echo "$out" | grep -q '^FAILED: container exited with code 1' || fail "no FAILED in: $out"
 [ "$(stat live_container_groups)" -eq 0 ] || fail "the failed group was left behind"
 
-# 3. cancel while running: exit 75 and the deletion followed to its end.
+# 3. cancel on timeout: exit 75 and the deletion followed to its end. The
+# group is held (PUSHPOOL_MOCK_HOLD), so its container runs until the group
+# is deleted and cannot end before the timeout, however slow the machine.
+deletes=$(keyed requests arm:ContainerGroups_Delete)
 rc=0
-out=$(run --wait --timeout 0.3 2>&1) || rc=$?
+out=$(run --wait --timeout 0.5 -v 'env={"PUSHPOOL_MOCK_HOLD": "1"}' 2>&1) || rc=$?
 [ $rc -eq 75 ] || fail "timed-out run exited $rc: $out"
 echo "$out" | grep -q 'cancelling /subscriptions/' || fail "no cancel in: $out"
+[ "$(keyed requests arm:ContainerGroups_Delete)" -eq $((deletes + 1)) ] ||
+	fail "the group was not deleted once: $out"
 [ "$(stat live_container_groups)" -eq 0 ] || fail "the cancelled group is still there"
 
 # 4. a container that never starts is a crash after the start timeout.

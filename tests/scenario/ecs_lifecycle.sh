@@ -105,13 +105,17 @@ out=$(run -p ecs --wait -v 'env={"PUSHPOOL_MOCK_CRASH": "1"}') || rc=$?
 [ $rc -eq 1 ] || fail "crashing job exited $rc: $out"
 echo "$out" | grep -q '^CRASHED: TaskFailedToStart' || fail "no crash reason in: $out"
 
-# 4. cancel while running: the mock's task lives 0.4 s, --timeout stops it
-#    sooner and exits 75.
+# 4. cancel on timeout: the task is held (PUSHPOOL_MOCK_HOLD), so it runs
+#    until stopped and cannot end before --timeout, however slow the
+#    machine; a timeout that falls during the submission replays it to
+#    find the task and stops that. Either way: exit 75, one StopTask, and
+#    the task stopped.
 stops=$(stat StopTask)
 rc=0
-out=$(run -p ecs --wait --timeout 0.15 2>&1) || rc=$?
+out=$(run -p ecs --wait --timeout 0.5 -v 'env={"PUSHPOOL_MOCK_HOLD": "1"}' 2>&1) || rc=$?
 [ $rc -eq 75 ] || fail "timed-out run exited $rc: $out"
-[ "$(stat StopTask)" -eq $((stops + 1)) ] || fail "StopTask not called once"
+[ "$(stat StopTask)" -eq $((stops + 1)) ] || fail "StopTask not called once: $out"
+[ "$(stat live_tasks)" -eq 0 ] || fail "the timed-out run's task still runs: $out"
 
 # 5. answers lost after the mock acted: the clientToken keeps each run to
 #    one task, and a lost RegisterTaskDefinition answer is found again.

@@ -3,7 +3,8 @@
 # rejections in AWS's own shapes (missing, malformed, unknown key, tampered
 # body, skewed clock, expired session token), Fargate cpu/memory checks,
 # task definition revisions, RunTask clientToken idempotency, the task
-# lifecycle with exit codes, StopTask, STS, container credentials and IMDSv2.
+# lifecycle with exit codes, a held task (PUSHPOOL_MOCK_HOLD), StopTask, STS,
+# container credentials and IMDSv2.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 # A missing mock is a failure, not a skip: the test would otherwise pass
@@ -194,6 +195,13 @@ ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET}" >/dev/null
 PTASK=$(field taskArn)
 ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET}" >/dev/null
 OTASK=$(field taskArn)
+# PUSHPOOL_MOCK_HOLD: the task runs until stopped; on fam:2, which fails,
+# the failure wins.
+HOLD='"overrides":{"containerOverrides":[{"name":"flow","environment":[{"name":"PUSHPOOL_MOCK_HOLD","value":"1"}]}]}'
+ecs RunTask "{\"taskDefinition\":\"fam:1\",$NET,$HOLD}" >/dev/null
+HTASK=$(field taskArn)
+ecs RunTask "{\"taskDefinition\":\"fam:2\",$NET,$HOLD}" >/dev/null
+HFTASK=$(field taskArn)
 [ "$(ecs StopTask "{\"task\":\"$STASK\",\"reason\":\"timeout\"}")" = 200 ] || fail "stop: $(cat "$T/body")"
 grep -q '"stopCode":"UserInitiated"' "$T/body" || fail "stop answer: $(cat "$T/body")"
 code=$(ecs StopTask '{"task":"nope"}')
@@ -211,6 +219,19 @@ grep -q '"stopCode":"TaskFailedToStart"' "$T/body" && ! grep -q exitCode "$T/bod
 	grep -q '"reason":"CannotPullContainerError: ' "$T/body" || fail "start failure: $(cat "$T/body")"
 ecs DescribeTasks "{\"tasks\":[\"$OTASK\"]}" >/dev/null
 grep -q '"exitCode":0' "$T/body" || fail "the fault failed a second task: $(cat "$T/body")"
+ecs DescribeTasks "{\"tasks\":[\"$HFTASK\"]}" >/dev/null
+grep -q '"lastStatus":"STOPPED"' "$T/body" && grep -q '"exitCode":1' "$T/body" ||
+	fail "held and failing: $(cat "$T/body")"
+clock '{"advance_ms":60000}' # a minute: 150 times the run
+ecs DescribeTasks "{\"tasks\":[\"$HTASK\"]}" >/dev/null
+jq -e '.tasks[0] | .lastStatus == "RUNNING" and .desiredStatus == "RUNNING" and .startedAt != null and
+	(.stoppedAt | not) and (.containers[0].exitCode | not)' "$T/body" >/dev/null ||
+	fail "held task not running a minute on: $(cat "$T/body")"
+[ "$(ecs StopTask "{\"task\":\"$HTASK\",\"reason\":\"held\"}")" = 200 ] || fail "stop held: $(cat "$T/body")"
+ecs DescribeTasks "{\"tasks\":[\"$HTASK\"]}" >/dev/null
+jq -e '.tasks[0] | .lastStatus == "STOPPED" and .stopCode == "UserInitiated" and
+	.stoppedReason == "held" and .containers[0].exitCode == 137' "$T/body" >/dev/null ||
+	fail "held task not stopped by StopTask: $(cat "$T/body")"
 curl -fsS "$BASE/control/stats" | tr -d ' \n' | grep -q '"ecs.start_failure":1' ||
 	fail "start failure not counted: $(curl -fsS "$BASE/control/stats")"
 [ "$(ecs DeregisterTaskDefinition '{"taskDefinition":"fam:1"}')" = 200 ] && grep -q '"status":"INACTIVE"' "$T/body" ||
@@ -295,7 +316,7 @@ ok
 # 7. stats
 curl -fsS "$BASE/control/stats" | tr -d ' \n' >"$T/stats"
 grep -q '"RegisterTaskDefinition":2' "$T/stats" && grep -q '"DeregisterTaskDefinition":1' "$T/stats" &&
-	grep -q '"StopTask":1' "$T/stats" && grep -q '"InvalidSignatureException":[4-9]' "$T/stats" &&
+	grep -q '"StopTask":2' "$T/stats" && grep -q '"InvalidSignatureException":[4-9]' "$T/stats" &&
 	grep -q '"live_task_definitions":1' "$T/stats" || fail "stats: $(cat "$T/stats")"
 ok
 

@@ -224,6 +224,8 @@ s=$(request PUT "$CG/g2?$V" -H "$auth" -H 'Content-Type: application/json' -d "$
 expect "$s" 201 "create failing group"
 s=$(request PUT "$CG/g3?$V" -H "$auth" -H 'Content-Type: application/json' -d "$(group PUSHPOOL_MOCK_NOSTART 1)")
 expect "$s" 201 "create never-starting group"
+s=$(request PUT "$CG/g4?$V" -H "$auth" -H 'Content-Type: application/json' -d "$(group PUSHPOOL_MOCK_HOLD 1)")
+expect "$s" 201 "create held group"
 has_state g1 '"state":"Waiting"'
 clock '{"advance_ms":1000}'
 has_state g1 '"state":"Running"'
@@ -235,9 +237,14 @@ body_has '"exitCode":1'
 s=$(request GET "$CG/g3?$V" -H "$auth")
 body_has '"state":"Waiting"'
 body_has ContainerNeverStarts
+# PUSHPOOL_MOCK_HOLD: the container runs until the group is deleted.
+has_state g4 '"state":"Running"'
+clock '{"advance_ms":60000}' # a minute: 120 times the run
+has_state g4 '"state":"Running"'
+grep -q '"Terminated"\|"exitCode"' "$T/body" && fail "held group ended: $(cat "$T/body")"
 
 stats=$(curl -fsS "$BASE/control/stats" | tr -d ' \n')
-echo "$stats" | grep -q '"live_container_groups":3' || fail "3 live groups expected: $stats"
+echo "$stats" | grep -q '"live_container_groups":4' || fail "4 live groups expected: $stats"
 echo "$stats" | grep -q '"g1":1' || fail "g1 created once: $stats"
 
 s=$(request DELETE "$CG/g1?$V" -H "$auth")
@@ -252,6 +259,14 @@ s=$(request GET "$CG/g1?$V" -H "$auth")
 expect "$s" 404 "deleted group"
 s=$(request DELETE "$CG/g1?$V" -H "$auth")
 expect "$s" 204 "delete of a missing group"
+s=$(request DELETE "$CG/g4?$V" -H "$auth")
+expect "$s" 202 "delete held group"
+OP=$(grep -i '^azure-asyncoperation:' "$T/headers" | sed 's/^[^:]*: //' | tr -d '\r')
+s=$(request GET "$OP" -H "$auth")
+s=$(request GET "$OP" -H "$auth")
+body_has Succeeded
+s=$(request GET "$CG/g4?$V" -H "$auth")
+expect "$s" 404 "deleted held group"
 
 # Throttling in ARM's shape.
 curl -fsS -X POST -d '{"api":"aci","throttle_rate":1,"retry_after":3}' "$BASE/control/faults" >/dev/null

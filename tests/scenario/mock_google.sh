@@ -227,6 +227,34 @@ clock '{"advance_ms":1100}'
 [ "$(api GET "$G/v2/$OPNAME")" = 200 ] && grep -q '"done":true' "$T/body" || fail "operations.get $OPNAME"
 ok
 
+# 6b. PUSHPOOL_MOCK_HOLD (here in the run's overrides): the execution runs
+# until cancelled, however far the clock goes; held and failing, it fails.
+[ "$(api POST "$J?jobId=job-hold" "$JOB")" = 200 ] || fail "create job-hold: $(cat "$T/body")"
+clock '{"advance_ms":1100}' # reconciled
+HOLD='{"name":"PUSHPOOL_MOCK_HOLD","value":"1"}'
+api POST "$J/job-hold:run" "{\"overrides\":{\"containerOverrides\":[{\"env\":[$HOLD]}]}}" >/dev/null
+HEXEC=$(grep -o '"name":"projects/[^"]*/executions/job-hold-[a-z0-9]*"' "$T/body" | head -n 1 | sed 's/"name":"//; s/"$//')
+[ -n "$HEXEC" ] || fail "held run: $(cat "$T/body")"
+api POST "$J/job-hold:run" "{\"overrides\":{\"containerOverrides\":[{\"env\":[$HOLD,{\"name\":\"PUSHPOOL_MOCK_FAIL\",\"value\":\"1\"}]}]}}" >/dev/null
+HFEXEC=$(grep -o '"name":"projects/[^"]*/executions/job-hold-[a-z0-9]*"' "$T/body" | head -n 1 | sed 's/"name":"//; s/"$//')
+clock '{"advance_ms":60000}' # a minute: 150 times the run
+api GET "$G/v2/$HFEXEC" >/dev/null
+jq -e '.failedCount == 1 and .completionTime != null' "$T/body" >/dev/null ||
+	fail "held and failing: $(cat "$T/body")"
+api GET "$G/v2/$HEXEC" >/dev/null
+jq -e '.runningCount == 1 and .startTime != null and (.completionTime | not) and
+	([.conditions[] | select(.type == "Completed" and .state == "CONDITION_PENDING")] | length == 1)' \
+	"$T/body" >/dev/null || fail "held execution not running a minute on: $(cat "$T/body")"
+[ "$(api DELETE "$J/job-hold")" = 400 ] && grep -q 'a running execution' "$T/body" ||
+	fail "delete with a held execution: $(cat "$T/body")"
+[ "$(api POST "$G/v2/$HEXEC:cancel" '{}')" = 200 ] || fail "cancel held: $(cat "$T/body")"
+clock '{"advance_ms":1100}' # the 1 s cancel drain is over
+api GET "$G/v2/$HEXEC" >/dev/null
+jq -e '.cancelledCount == 1 and .runningCount == 0 and .completionTime != null' "$T/body" >/dev/null ||
+	fail "held execution not cancelled: $(cat "$T/body")"
+[ "$(api DELETE "$J/job-hold")" = 200 ] || fail "delete job-hold: $(cat "$T/body")"
+ok
+
 # 7. stats and faults
 curl -fsS "$BASE/control/stats" >"$T/stats"
 tr -d ' \n' <"$T/stats" | grep -q '"live_jobs":0' || fail "jobs left: $(cat "$T/stats")"

@@ -89,10 +89,14 @@ out=$(run --wait -v 'env={"PUSHPOOL_MOCK_FAIL": "1"}') || rc=$?
 echo "$out" | grep -q '^FAILED' || fail "no FAILED in: $out"
 
 # 3. cancel on timeout terminates the sandbox: exit 75, nothing left running.
+# The sandbox is held (PUSHPOOL_MOCK_HOLD): it starts and runs until
+# terminated, so it cannot end before the timeout, however slow the machine.
+terminated=$(stat modal.terminated)
 rc=0
-out=$(run --wait --timeout 0.15 -v 'env={"PUSHPOOL_MOCK_NOSTART": "1"}' 2>&1) || rc=$?
+out=$(run --wait --timeout 0.5 -v 'env={"PUSHPOOL_MOCK_HOLD": "1"}' 2>&1) || rc=$?
 [ $rc -eq 75 ] || fail "timed-out run exited $rc: $out"
 echo "$out" | grep -q 'cancelling sb-' || fail "no cancel in: $out"
+[ "$(stat modal.terminated)" -eq $((terminated + 1)) ] || fail "the sandbox was not terminated once: $out"
 [ "$(stat live_modal_sandboxes)" -eq 0 ] || fail "cancel left a sandbox running"
 
 # 4. replaying a run adopts its sandbox (ALREADY_EXISTS / SandboxGetFromName).

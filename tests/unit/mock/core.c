@@ -51,6 +51,19 @@ static void test_outcome_markers(void **state)
 	assert_int_equal(outcome("[\"PUSHPOOL_MOCK_FAIL=1\",{\"a\":[\"PUSHPOOL_MOCK_CRASH=1\"]}]"),
 			 PP_MOCK_CRASH);
 	assert_int_equal(pp_mock_outcome_of(NULL), PP_MOCK_SUCCEED);
+	assert_int_equal(outcome("{\"env\":[{\"name\":\"PUSHPOOL_MOCK_HOLD\",\"value\":\"1\"}]}"),
+			 PP_MOCK_HOLD);
+	assert_int_equal(outcome("{\"env\":{\"PUSHPOOL_MOCK_HOLD\":\"1\"}}"), PP_MOCK_HOLD);
+	assert_int_equal(outcome("[\"PUSHPOOL_MOCK_HOLD=1\"]"), PP_MOCK_HOLD);
+	assert_int_equal(outcome("{\"env\":{\"PUSHPOOL_MOCK_HOLD\":\"0\"}}"), PP_MOCK_SUCCEED);
+	/* A held job still fails or crashes when marked so, in either order. */
+	assert_int_equal(outcome("[\"PUSHPOOL_MOCK_HOLD=1\",\"PUSHPOOL_MOCK_FAIL=1\"]"),
+			 PP_MOCK_FAIL);
+	assert_int_equal(outcome("[\"PUSHPOOL_MOCK_FAIL=1\",\"PUSHPOOL_MOCK_HOLD=1\"]"),
+			 PP_MOCK_FAIL);
+	assert_int_equal(
+		outcome("{\"env\":{\"PUSHPOOL_MOCK_CRASH\":\"1\",\"PUSHPOOL_MOCK_HOLD\":\"1\"}}"),
+		PP_MOCK_CRASH);
 }
 
 static void test_timeline(void **state)
@@ -61,6 +74,12 @@ static void test_timeline(void **state)
 	assert_int_equal(pp_mock_phase_at(m, 10, 11.0), PP_MOCK_RUNNING);
 	assert_int_equal(pp_mock_phase_at(m, 10, 12.9), PP_MOCK_RUNNING);
 	assert_int_equal(pp_mock_phase_at(m, 10, 13.0), PP_MOCK_FINISHED);
+	/* A held job provisions on the timeline, then never ends by itself. */
+	assert_int_equal(pp_mock_job_phase(m, PP_MOCK_HOLD, 10, 10.5), PP_MOCK_PROVISIONING);
+	assert_int_equal(pp_mock_job_phase(m, PP_MOCK_HOLD, 10, 11.0), PP_MOCK_RUNNING);
+	assert_int_equal(pp_mock_job_phase(m, PP_MOCK_HOLD, 10, 1e6), PP_MOCK_RUNNING);
+	assert_int_equal(pp_mock_job_phase(m, PP_MOCK_SUCCEED, 10, 13.0), PP_MOCK_FINISHED);
+	assert_int_equal(pp_mock_job_phase(m, PP_MOCK_FAIL, 10, 13.0), PP_MOCK_FINISHED);
 	assert_true(pp_mock_clock(m) >= 0);
 	assert_true(pp_mock_wall(m, 5) - pp_mock_wall(m, 0) == 5);
 	pp_mock_free(m);
