@@ -94,13 +94,29 @@ static int start_ui(struct pp_loop *L, const char *store_url, struct pp_error *e
 	return rc;
 }
 
-static void poll_sources(struct pp_loop *L)
+/* Poll each source whose interval has passed, or at once when it left a
+ * backlog upstream (pp_source_ops.backlog) and the loop has room: a claim
+ * since that poll took every run the store had due, and a submission slot
+ * and room in flight are free. Returns whether a source was polled: the runs it recorded are
+ * claimed in the same turn. */
+static bool poll_sources(struct pp_loop *L, int64_t now, int64_t last_claim)
 {
+	bool polled = false;
 	for (size_t i = 0; i < L->nsources; i++) {
+		struct pp_source *src = L->sources[i];
+		bool due = now - L->source_polled[i] >= (int64_t)(src->ops->interval(src) * 1000);
+		bool room = last_claim >= L->source_polled[i] && !L->backlog &&
+			    L->nsubmitting < L->cfg->dispatcher.max_submitting &&
+			    L->ninflight - L->nheld < L->cfg->dispatcher.max_in_flight;
+		if (!due && !(room && src->ops->backlog && src->ops->backlog(src)))
+			continue;
+		L->source_polled[i] = now;
+		polled = true;
 		struct pp_error err = {0};
-		if (L->sources[i]->ops->poll(L->sources[i], L->store, &err))
-			pp_warn("source %s: %s", L->sources[i]->ops->name, err.msg);
+		if (src->ops->poll(src, L->store, &err))
+			pp_warn("source %s: %s", src->ops->name, err.msg);
 	}
+	return polled;
 }
 
 /* The turn's reports to each source, together (pp_source_ops.flush). */
@@ -170,11 +186,15 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
 		if (!s)
 			continue; /* not configured */
 		struct pp_source **v = realloc(L->sources, (L->nsources + 1) * sizeof(*v));
-		if (!v) {
+		if (v)
+			L->sources = v;
+		int64_t *t = v ? realloc(L->source_polled, (L->nsources + 1) * sizeof(*t)) : NULL;
+		if (!t) {
 			pp_sources[i]->close(s);
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		}
-		L->sources = v;
+		L->source_polled = t;
+		L->source_polled[L->nsources] = INT64_MIN / 2; /* never: poll at once */
 		L->sources[L->nsources++] = s;
 	}
 	return 0;
@@ -297,11 +317,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 				     opts->timeout, L.ninflight);
 			break;
 		}
-		if (L.nsources && !L.draining &&
-		    now - L.last_source_poll >= (int64_t)(cfg->prefect.poll_interval * 1000)) {
-			L.last_source_poll = now;
-			poll_sources(&L);
-		}
+		if (!L.draining && poll_sources(&L, now, last_claim))
+			last_claim = 0;
 		if (!L.draining &&
 		    (!L.last_schedule ||
 		     (!opts->once &&
@@ -405,6 +422,7 @@ out:
 	for (size_t i = 0; i < L.nsources; i++)
 		L.sources[i]->ops->close(L.sources[i]);
 	free(L.sources);
+	free(L.source_polled);
 	pp_sweep_free(sweep); /* after the ops it started are gone */
 	pp_store_close(L.store);
 	loop_pools_free(L.pools);

@@ -101,6 +101,7 @@ struct pp_loop {
 	char store_id[PP_ID_LEN]; /* labelled on every remote object of our runs */
 	struct pp_exec *exec;
 	struct pp_source **sources;
+	int64_t *source_polled; /* monotonic: each source's last poll */
 	size_t nsources;
 	struct pool_rt *pools;
 	struct inflight *runs;
@@ -111,7 +112,7 @@ struct pp_loop {
 	struct pp_metrics *metrics;
 	struct pp_ui *ui; /* the status page on the metrics listener, or NULL */
 	struct pp_metrics_snapshot snap;
-	int64_t last_renew, last_cancel_check, last_source_poll, last_snapshot;
+	int64_t last_renew, last_cancel_check, last_snapshot;
 	int64_t last_schedule; /* monotonic: the last scheduling pass, 0: none yet */
 	/* Monotonic: when the oldest lease held ends unless renewed (a renewal
 	 * extends them all). No op starts or sends past it. */

@@ -683,10 +683,10 @@ static void claim_failed(struct prefect_source *s, struct pf_pool *p, int rc,
  * SCHEDULED: two round trips a poll rather than two a run, one after the
  * other. A retryable failure among the reads proposes nothing this poll;
  * every proposal the server accepted is recorded. */
-static void claim_listed(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
-			 const struct pp_json *runs)
+static size_t claim_listed(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
+			   const struct pp_json *runs)
 {
-	size_t n = runs && runs->type == PP_JSON_ARRAY ? runs->count : 0, k = 0;
+	size_t n = runs && runs->type == PP_JSON_ARRAY ? runs->count : 0, k = 0, recorded = 0;
 	struct pf_candidate *cand = calloc(n ? n : 1, sizeof(*cand));
 	struct pf_call *calls = calloc(n ? n : 1, sizeof(*calls));
 	struct pp_error err = {0};
@@ -781,6 +781,8 @@ static void claim_listed(struct prefect_source *s, struct pp_store *store, struc
 			int rc = record_claim(s, store, p, c->fr, c->known == PF_FINISHED, &rerr);
 			if (rc)
 				claim_failed(s, p, rc, &rerr);
+			else
+				recorded++;
 		}
 		pp_json_free(call->out);
 	}
@@ -791,6 +793,7 @@ out:
 	}
 	free(cand);
 	free(calls);
+	return recorded;
 }
 
 /* How often a poll syncs with the server: every PF_SYNC_SECONDS, as
@@ -947,7 +950,13 @@ static int poll_pools(struct prefect_source *s, struct pp_store *store, struct p
 				pool_failed(s, p, call, &first, err);
 				retry |= pp_err_retryable(call->rc);
 			} else {
-				claim_listed(s, store, p, call->out);
+				/* A full page that gave us runs: more are due than it
+				 * held (pp_source_ops.backlog). */
+				size_t listed =
+					pp_json_is(call->out, PP_JSON_ARRAY) ? call->out->count : 0;
+				if (claim_listed(s, store, p, call->out) &&
+				    listed >= (size_t)s->batch)
+					s->backlog = true;
 			}
 			pp_json_free(call->out);
 		}
@@ -1233,6 +1242,10 @@ static int poll_cancellations(struct prefect_source *s, struct pp_store *store,
 static int prefect_poll(struct pp_source *src, struct pp_store *store, struct pp_error *err)
 {
 	struct prefect_source *s = (struct prefect_source *)src;
+	/* A poll brought forward by a backlog reads the cancellations only
+	 * when an interval has passed since they were last read. */
+	bool cancels = !s->backlog || pp_wall_ms() >= s->next_cancel_check;
+	s->backlog = false;
 	if (pp_wall_ms() < s->backoff_until)
 		return 0;
 	int rc = outbox_flush(s, err);
@@ -1252,7 +1265,11 @@ static int prefect_poll(struct pp_source *src, struct pp_store *store, struct pp
 		s->next_reconcile = pp_wall_ms() + PF_RECONCILE_MS;
 	}
 	struct pp_error cerr = {0};
-	int crc = poll_cancellations(s, store, &cerr);
+	int crc = 0;
+	if (cancels) {
+		crc = poll_cancellations(s, store, &cerr);
+		s->next_cancel_check = pp_wall_ms() + (int64_t)(s->interval * 1000);
+	}
 	if (crc && !rc) {
 		*err = cerr;
 		rc = crc;
@@ -1341,6 +1358,11 @@ static int prefect_resolve_job(struct pp_source *src, const struct pp_run_rec *r
 static double prefect_interval(const struct pp_source *src)
 {
 	return ((const struct prefect_source *)src)->interval;
+}
+
+static bool prefect_backlog(const struct pp_source *src)
+{
+	return ((const struct prefect_source *)src)->backlog;
 }
 
 static void prefect_close(struct pp_source *src)
@@ -1531,4 +1553,5 @@ const struct pp_source_ops pp_source_prefect = {
 	.job_inputs = prefect_job_inputs,
 	.resolve_job = prefect_resolve_job,
 	.interval = prefect_interval,
+	.backlog = prefect_backlog,
 };

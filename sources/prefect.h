@@ -75,8 +75,12 @@ struct prefect_source {
 	/* A turn's delivery of the outbox failed: the reports wait for the
 	 * next poll, which delivers them before anything else. */
 	bool flush_held;
-	int64_t next_reconcile; /* wall ms */
-	int64_t next_sync;	/* wall ms: the next poll's first step is a sync */
+	int64_t next_reconcile;	   /* wall ms */
+	int64_t next_sync;	   /* wall ms: the next poll's first step is a sync */
+	int64_t next_cancel_check; /* wall ms: cancellations are read once an interval */
+	/* The last poll listed a full page and claimed from it: more runs
+	 * are due than it took (pp_source_ops.backlog). */
+	bool backlog;
 	struct pf_cached *cache;
 	struct pf_report *outbox, **outbox_tail;
 	size_t noutbox;

@@ -4,6 +4,8 @@
 #ifndef PP_SOURCE_H
 #define PP_SOURCE_H
 
+#include <stdbool.h>
+
 #include "dispatcher/config.h"
 #include "lib/err.h"
 #include "lib/json.h"
@@ -40,6 +42,13 @@ struct pp_source_ops {
 			   struct pp_error *err);
 	/* Seconds between polls. */
 	double (*interval)(const struct pp_source *src);
+	/* Optional: whether the last poll left due runs upstream that it had
+	 * no room to take (a page came back full, and it took some of it).
+	 * The loop then polls again as soon as it has claimed what that poll
+	 * recorded and has room for more, rather than after the interval: a
+	 * burst of runs is drained at the pace of the submissions, not a page
+	 * an interval. */
+	bool (*backlog)(const struct pp_source *src);
 };
 
 struct pp_source {
