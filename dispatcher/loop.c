@@ -94,27 +94,30 @@ static int start_ui(struct pp_loop *L, const char *store_url, struct pp_error *e
 	return rc;
 }
 
-/* Poll each source whose interval has passed, or at once when it left a
- * backlog upstream (pp_source_ops.backlog) and the loop has room: a claim
- * since that poll took every run the store had due, and a submission slot
- * and room in flight are free. Returns whether a source was polled: the runs it recorded are
- * claimed in the same turn. */
-static bool poll_sources(struct pp_loop *L, int64_t now, int64_t last_claim)
+/* Poll each source whose interval has passed since its last poll ended
+ * (a poll waits on the server: the loop gets its interval between two), or
+ * at once when it left a backlog upstream (pp_source_ops.backlog) and the
+ * loop has room: a claim since that poll took every run the store had due,
+ * and a submission slot and room in flight are free. Returns whether a
+ * source was polled: the runs it recorded are claimed in the same turn. */
+static bool poll_sources(struct pp_loop *L, int64_t now)
 {
 	bool polled = false;
 	for (size_t i = 0; i < L->nsources; i++) {
 		struct pp_source *src = L->sources[i];
-		bool due = now - L->source_polled[i] >= (int64_t)(src->ops->interval(src) * 1000);
-		bool room = last_claim >= L->source_polled[i] && !L->backlog &&
+		struct source_rt *rt = &L->source_rt[i];
+		bool due = now - rt->polled >= (int64_t)(src->ops->interval(src) * 1000);
+		bool room = L->claims_made > rt->claims && !L->backlog &&
 			    L->nsubmitting < L->cfg->dispatcher.max_submitting &&
 			    L->ninflight - L->nheld < L->cfg->dispatcher.max_in_flight;
 		if (!due && !(room && src->ops->backlog && src->ops->backlog(src)))
 			continue;
-		L->source_polled[i] = now;
 		polled = true;
 		struct pp_error err = {0};
 		if (src->ops->poll(src, L->store, &err))
 			pp_warn("source %s: %s", src->ops->name, err.msg);
+		rt->polled = pp_mono_ms();
+		rt->claims = L->claims_made;
 	}
 	return polled;
 }
@@ -188,13 +191,15 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
 		struct pp_source **v = realloc(L->sources, (L->nsources + 1) * sizeof(*v));
 		if (v)
 			L->sources = v;
-		int64_t *t = v ? realloc(L->source_polled, (L->nsources + 1) * sizeof(*t)) : NULL;
-		if (!t) {
+		struct source_rt *rt =
+			v ? realloc(L->source_rt, (L->nsources + 1) * sizeof(*rt)) : NULL;
+		if (!rt) {
 			pp_sources[i]->close(s);
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		}
-		L->source_polled = t;
-		L->source_polled[L->nsources] = INT64_MIN / 2; /* never: poll at once */
+		L->source_rt = rt;
+		/* never polled: at once */
+		L->source_rt[L->nsources] = (struct source_rt){.polled = INT64_MIN / 2};
 		L->sources[L->nsources++] = s;
 	}
 	return 0;
@@ -317,7 +322,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 				     opts->timeout, L.ninflight);
 			break;
 		}
-		if (!L.draining && poll_sources(&L, now, last_claim))
+		if (!L.draining && poll_sources(&L, now))
 			last_claim = 0;
 		if (!L.draining &&
 		    (!L.last_schedule ||
@@ -338,6 +343,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			if (timed)
 				last_claim = now;
 			int got = loop_claim(&L, timed);
+			L.claims_made++;
 			inflight_settle(&L); /* the claim's intents: then the requests go */
 			/* once: a pass ends when a claim finds nothing and nothing is
 			 * waiting for capacity. */
@@ -422,7 +428,7 @@ out:
 	for (size_t i = 0; i < L.nsources; i++)
 		L.sources[i]->ops->close(L.sources[i]);
 	free(L.sources);
-	free(L.source_polled);
+	free(L.source_rt);
 	pp_sweep_free(sweep); /* after the ops it started are gone */
 	pp_store_close(L.store);
 	loop_pools_free(L.pools);

@@ -101,8 +101,12 @@ struct pp_loop {
 	char store_id[PP_ID_LEN]; /* labelled on every remote object of our runs */
 	struct pp_exec *exec;
 	struct pp_source **sources;
-	int64_t *source_polled; /* monotonic: each source's last poll */
+	struct source_rt {
+		int64_t polled;	      /* monotonic: when its last poll ended */
+		unsigned long claims; /* claims_made when it was polled */
+	} * source_rt;
 	size_t nsources;
+	unsigned long claims_made; /* loop_claim calls so far */
 	struct pool_rt *pools;
 	struct inflight *runs;
 	int ninflight, nsubmitting;
