@@ -207,12 +207,11 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
 
 /* Group commit (store.h's turn): the store writes of a loop turn (the
  * claim, each run's intent, the outcomes of the ops that finished) commit
- * together, before the loop sends anything (the op driver's gate) and
- * before it waits. Not with a run source: it reports a state upstream
- * right after writing it (sources/prefect.c), and upstream must never
- * hear of a state the store could still lose; and its inputs and reports
- * are HTTP calls, which must not run under the store's write lock.
- * The turn's INFO lines are written together with its commit (lib/log.h's
+ * together, before the loop sends anything (the op driver's gate), before
+ * a run source sends anything upstream (pp_source.before_send: upstream
+ * must never hear of a state the store could still lose, and no call to
+ * the orchestrator may run under the store's write lock) and before it
+ * waits. The turn's INFO lines are written together with its commit (lib/log.h's
  * hold): a line waits at most for the turn's end, and one a run would cost
  * a system call a run. */
 struct turn {
@@ -283,11 +282,15 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	struct turn turn = {.store = L.store};
 	if (rc)
 		goto out;
-	if (!L.nsources && L.store->ops->turn_begin) {
+	if (L.store->ops->turn_begin) {
 		turn.on = true;
 		pp_log_hold();
 		L.store->ops->turn_begin(L.store);
 		pp_exec_set_gate(L.exec, commit_turn, &turn);
+		for (size_t i = 0; i < L.nsources; i++) {
+			L.sources[i]->before_send = commit_turn;
+			L.sources[i]->before_send_ud = &turn;
+		}
 	}
 	pp_info("dispatcher %s: store %s, %zu pool(s)%s", L.owner, url, cfg->npools,
 		opts->once ? ", one pass" : "");
@@ -413,10 +416,14 @@ out:
 	if (L.store && L.runs)
 		lease_release_all(&L);
 	free(L.queued);
-	/* The last turn and the releases commit together. */
+	/* The last turn and the releases commit together. The sources then
+	 * deliver what they hold (their close) only if that commit did; their
+	 * writes, if any, are their own transactions. */
 	if (turn.on) {
 		struct pp_error terr = {0};
 		int trc = L.store->ops->turn_end(L.store, &terr);
+		turn.on = false;
+		turn.rc = trc;
 		if (trc && !rc) {
 			rc = trc;
 			*err = terr;

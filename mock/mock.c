@@ -485,11 +485,18 @@ void pp_mock_barrier_pass(struct pp_mock *m, struct pp_mock_barrier *b, const ch
 	unsigned gen = b->gen;
 	bool timed_out = false;
 
+	char name[96];
 	if (++b->waiting >= b->need) {
 		b->need = b->waiting = 0;
 		b->gen++;
 		pthread_cond_broadcast(&b->cond);
 	} else {
+		/* Counted before it waits, outside the barrier's lock (the
+		 * counters take the mock's): a test knows a call is held. */
+		pthread_mutex_unlock(&b->lock);
+		snprintf(name, sizeof(name), "%s.barrier_held", api);
+		pp_mock_count(m, name, action);
+		pthread_mutex_lock(&b->lock);
 		struct timespec until;
 
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -510,7 +517,6 @@ void pp_mock_barrier_pass(struct pp_mock *m, struct pp_mock_barrier *b, const ch
 		}
 	}
 	pthread_mutex_unlock(&b->lock);
-	char name[96];
 	snprintf(name, sizeof(name), "%s.%s", api,
 		 timed_out ? "barrier_timeouts" : "barrier_passed");
 	pp_mock_count(m, name, action);

@@ -109,12 +109,24 @@ static void performed(void *ud, struct pp_http_req *req, struct pp_http_resp *re
 	(*x->out)--;
 }
 
+/* Before anything goes upstream: the loop's turn committed
+ * (pp_source.before_send). */
+static int store_settled(struct prefect_source *s, struct pp_error *err)
+{
+	if (s->base.before_send && s->base.before_send(s->base.before_send_ud))
+		return pp_fail(err, PP_EIO,
+			       "not sent: the store lost what this dispatcher last recorded");
+	return 0;
+}
+
 /* The same request, sent and answered. */
 static int perform(struct prefect_source *s, const char *method, const char *url, const char *text,
 		   unsigned flags, bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
 		   struct pp_error *err)
 {
 	int rc = request(s, method, url, text, flags, csrf, req, resp, err);
+	if (!rc)
+		rc = store_settled(s, err);
 	struct pp_http_multi *m = rc ? NULL : connections(s, err);
 	if (!m)
 		return rc ? rc : PP_ENOMEM;
@@ -271,7 +283,10 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 		return PP_ENOMEM;
 	}
 	struct pp_error token_err = {0};
-	int token_rc = changes ? csrf_token(s, &token_err) : 0;
+	int token_rc = store_settled(s, &token_err);
+	bool settled = !token_rc;
+	if (settled && changes)
+		token_rc = csrf_token(s, &token_err);
 	size_t next = 0, out = 0;
 	while (next < n || out > 0) {
 		for (; next < n && out < at_once; next++) {
@@ -282,7 +297,7 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 			snprintf(url, sizeof(url), "%s%s", s->api_url, c->path);
 			char *text = c->body ? pp_json_to_string(c->body, PP_JSON_COMPACT) : NULL;
 			x->out = &out;
-			if (change && token_rc) {
+			if ((change || !settled) && token_rc) {
 				x->rc = token_rc;
 				x->err = token_err;
 			} else if (c->body && !text) {

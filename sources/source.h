@@ -53,6 +53,13 @@ struct pp_source_ops {
 
 struct pp_source {
 	const struct pp_source_ops *ops;
+	/* Set by the loop (NULL: none): called before the source sends
+	 * anything upstream, it commits the store's open turn (store.h's group
+	 * commit), so that upstream never hears of a state the store could
+	 * still lose and no call to the orchestrator runs under the store's
+	 * write lock. Nonzero: the turn is lost; send nothing. */
+	int (*before_send)(void *ud);
+	void *before_send_ud;
 };
 
 /* NULL-terminated list of every source backend. */
