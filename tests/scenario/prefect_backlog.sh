@@ -6,22 +6,7 @@
 # runs past the first page within the test's life; every run must end
 # COMPLETED, claimed once and recorded once.
 set -eu
-: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
-ROOT=$(pwd)
-T=$(mktemp -d)
-MOCK_PID=
-PIDS=
-cleanup() {
-	for p in $PIDS $MOCK_PID; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-fail() {
-	echo "FAIL: $*"
-	for f in "$T"/serve*.log "$T/mock.log"; do [ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done
-	exit 1
-}
+. "$(pwd)/tests/scenario/prefect_test.inc"
 PF_POLL=3600 DISPATCHER_EXTRA="max_in_flight = 5"
 . "$ROOT/tests/scenario/prefect_lib.inc"
 TOTAL=23

@@ -7,22 +7,7 @@
 #  job) with infrastructure_pid set, exactly one PENDING accepted, one
 #  infrastructure and one remote job per run.
 set -eu
-: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
-ROOT=$(pwd)
-T=$(mktemp -d)
-MOCK_PID=
-PIDS=
-cleanup() {
-	for p in $PIDS $MOCK_PID; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-fail() {
-	echo "FAIL: $*"
-	for f in "$T"/serve*.log "$T/mock.log"; do [ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done
-	exit 1
-}
+. "$(pwd)/tests/scenario/prefect_test.inc"
 . "$ROOT/tests/scenario/prefect_lib.inc"
 POOLS="cloud-run ecs aci modal"
 PER_POOL=50

@@ -7,22 +7,7 @@
 # with run_count 1. Its infrastructure_pid names the second job; pushpool
 # proposed nothing but PENDING (no CRASHED for the failed start).
 set -eu
-: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
-ROOT=$(pwd)
-T=$(mktemp -d)
-MOCK_PID=
-PIDS=
-cleanup() {
-	for p in $PIDS $MOCK_PID; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-fail() {
-	echo "FAIL: $*"
-	for f in "$T"/serve*.log "$T/mock.log"; do [ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done
-	exit 1
-}
+. "$(pwd)/tests/scenario/prefect_test.inc"
 . "$ROOT/tests/scenario/prefect_lib.inc"
 POOLS="ecs aci"
 pf_setup_pools $POOLS

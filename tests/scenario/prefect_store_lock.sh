@@ -7,22 +7,7 @@
 # infrastructure_pid at a barrier, so the checks run while serve is
 # provably inside that call, with no clock involved.
 set -eu
-: "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
-ROOT=$(pwd)
-T=$(mktemp -d)
-MOCK_PID=
-PIDS=
-cleanup() {
-	for p in $PIDS $MOCK_PID; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-fail() {
-	echo "FAIL: $*"
-	for f in "$T"/serve*.log "$T/mock.log"; do [ -f "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done
-	exit 1
-}
+. "$(pwd)/tests/scenario/prefect_test.inc"
 MOCK_RUN_SECONDS=3600
 . "$ROOT/tests/scenario/prefect_lib.inc"
 DB=$T/state/pushpool.db
