@@ -204,6 +204,28 @@ static const char *const ecs_target = "AmazonEC2ContainerServiceV20141113.";
 static const char *const gcp_jobs = "/google/v2/projects/demo-proj/locations/europe-west1/jobs";
 static const char *const aci_sub = "/azure/subscriptions/00000000-1111-2222-3333-444444444444";
 
+/* ECS RunTask as the dispatcher sends it for a run of the default ecs
+ * template: env and tags are the members of those arrays, key the run's
+ * startedBy and clientToken. */
+static void ecs_run_task(const struct bench *b, struct slot *s, const char *env, const char *tags,
+			 const char *key)
+{
+	s->aws = true;
+	snprintf(s->url, sizeof(s->url), "%s", b->ecs_url);
+	snprintf(s->body, sizeof(s->body),
+		 "{\"launchType\":\"FARGATE\",\"overrides\":{\"containerOverrides\":[{"
+		 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"],"
+		 "\"environment\":[%s]}]},"
+		 "\"cluster\":\"default\",\"networkConfiguration\":{\"awsvpcConfiguration\":{"
+		 "\"subnets\":[\"subnet-1\"],\"assignPublicIp\":\"DISABLED\"}},\"tags\":[%s],"
+		 "\"startedBy\":\"%s\",\"clientToken\":\"%s\",\"taskDefinition\":\"%s\"}",
+		 env, tags, key, key, b->task_def_arn);
+	s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
+	char h[128];
+	snprintf(h, sizeof(h), "X-Amz-Target: %sRunTask", ecs_target);
+	s->hdrs = curl_slist_append(s->hdrs, h);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -575,36 +597,28 @@ static const char *prefect_request(struct bench *b, struct slot *s)
 	const struct pf_run *r = &b->pf_runs[s->run];
 	char h[1200];
 	if (s->step == PF_RUN_TASK) {
-		char token[64];
+		char token[64], env[1024], tags[1024];
 		size_t k = 0;
 		for (const char *c = r->id; *c && k < sizeof(token) - 1; c++)
 			if (*c != '-')
 				token[k++] = *c;
 		token[k] = '\0';
-		s->aws = true;
-		snprintf(s->url, sizeof(s->url), "%s", b->ecs_url);
-		snprintf(s->body, sizeof(s->body),
-			 "{\"launchType\":\"FARGATE\",\"overrides\":{\"containerOverrides\":[{"
-			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"],"
-			 "\"environment\":[{\"name\":\"PREFECT_API_URL\",\"value\":\"%s\"},"
+		snprintf(env, sizeof(env),
+			 "{\"name\":\"PREFECT_API_URL\",\"value\":\"%s\"},"
 			 "{\"name\":\"PREFECT_API_KEY\",\"value\":\"%s\"},"
-			 "{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}]}]},"
-			 "\"cluster\":\"default\",\"networkConfiguration\":{"
-			 "\"awsvpcConfiguration\":{"
-			 "\"subnets\":[\"subnet-1\"],\"assignPublicIp\":\"DISABLED\"}},\"tags\":["
+			 "{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}",
+			 b->base, b->pf_key, r->id);
+		snprintf(tags, sizeof(tags),
 			 "{\"key\":\"prefect.io/flow-run-id\",\"value\":\"%s\"},"
 			 "{\"key\":\"prefect.io/flow-run-name\",\"value\":\"%s\"},"
 			 "{\"key\":\"prefect.io/work-pool-name\",\"value\":\"%s\"},"
 			 "{\"key\":\"prefect.io/deployment-name\",\"value\":\"%s\"},"
 			 "{\"key\":\"pushpool:run-id\",\"value\":\"%s\"},"
-			 "{\"key\":\"pushpool:store-id\",\"value\":\"%s\"}],"
-			 "\"startedBy\":\"pp-%s-1\",\"clientToken\":\"pp-%s-1\","
-			 "\"taskDefinition\":\"%s\"}",
-			 b->base, b->pf_key, r->id, r->id, r->name, b->pf_pool, r->deployment,
-			 r->id, b->pf_store_id, token, token, b->task_def_arn);
-		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
-		snprintf(h, sizeof(h), "X-Amz-Target: %sRunTask", ecs_target);
-		s->hdrs = curl_slist_append(s->hdrs, h);
+			 "{\"key\":\"pushpool:store-id\",\"value\":\"%s\"}",
+			 r->id, r->name, b->pf_pool, r->deployment, r->id, b->pf_store_id);
+		char key[80];
+		snprintf(key, sizeof(key), "pp-%s-1", token);
+		ecs_run_task(b, s, env, tags, key);
 		return "POST";
 	}
 	snprintf(h, sizeof(h), "Authorization: Bearer %s", b->pf_key);
@@ -699,28 +713,20 @@ static const char *build_request(struct bench *b, struct slot *s)
 		}
 		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
 		break;
-	case POOL_ECS:
+	case POOL_ECS: {
 		method = "POST";
-		s->aws = true;
-		snprintf(s->url, sizeof(s->url), "%s", b->ecs_url);
-		snprintf(s->body, sizeof(s->body),
-			 "{\"launchType\":\"FARGATE\",\"overrides\":{\"containerOverrides\":[{"
-			 "\"name\":\"prefect\",\"command\":[\"prefect\",\"flow-run\",\"execute\"],"
-			 "\"environment\":[{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}]}]"
-			 "},"
-			 "\"cluster\":\"default\",\"networkConfiguration\":{"
-			 "\"awsvpcConfiguration\":{"
-			 "\"subnets\":[\"subnet-1\"],\"assignPublicIp\":\"DISABLED\"}},\"tags\":["
+		char env[128], tags[512];
+		snprintf(env, sizeof(env), "{\"name\":\"PREFECT__FLOW_RUN_ID\",\"value\":\"%s\"}",
+			 uuid);
+		snprintf(tags, sizeof(tags),
 			 "{\"key\":\"prefect.io/flow-run-id\",\"value\":\"%s\"},"
 			 "{\"key\":\"prefect.io/flow-run-name\",\"value\":\"bench\"},"
 			 "{\"key\":\"prefect.io/work-pool-name\",\"value\":\"ecs\"},"
-			 "{\"key\":\"pushpool:run-id\",\"value\":\"%s\"}],\"startedBy\":\"%s\","
-			 "\"clientToken\":\"%s\",\"taskDefinition\":\"%s\"}",
-			 uuid, uuid, uuid, name, name, b->task_def_arn);
-		s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/x-amz-json-1.1");
-		s->hdrs = curl_slist_append(
-			s->hdrs, "X-Amz-Target: AmazonEC2ContainerServiceV20141113.RunTask");
+			 "{\"key\":\"pushpool:run-id\",\"value\":\"%s\"}",
+			 uuid, uuid);
+		ecs_run_task(b, s, env, tags, name);
 		break;
+	}
 	case POOL_ACI: {
 		s->hdrs = curl_slist_append(s->hdrs, auth);
 		const char *groups = "/resourceGroups/rg-flows/providers/"

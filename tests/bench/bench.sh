@@ -149,6 +149,27 @@ ab_passes() { # WHAT
 # Two passes: their mean; five: their median.
 JQ_MID='def mid: if length > 2 then sort[length / 2 | floor] else add / length end;'
 json_list() { echo "[$(echo $1 | tr ' ' ',')]"; }
+# The JSON line of a figure from ab_passes: HEAD (a jq object over the jq
+# arguments that follow it), then each side's rate (JQ_MID of its passes),
+# the passes, the ratio, each side's own clock, requests per run, and
+# SAME_REQUESTS (whether the sides' requests per run agree).
+ab_figure() { # SAME_REQUESTS HEAD [JQ ARGUMENTS...]
+	ab_same=$1 ab_head=$2
+	shift 2
+	jq -nc --argjson dp "$(json_list "$A_RATES")" --argjson bp "$(json_list "$B_RATES")" \
+		--argjson down "$(json_list "$A_OWN")" --argjson bown "$(json_list "$B_OWN")" \
+		--argjson dreq "$A_REQ" --argjson breq "$B_REQ" --argjson same "$ab_same" \
+		--argjson c "$CONC" "$@" \
+		"$JQ_MID"'($dp | mid * 100 | round / 100) as $rate
+		| ($bp | mid * 100 | round / 100) as $base
+		| ('"$ab_head"') + {concurrency: $c, runs_per_s: $rate, baseline_runs_per_s: $base,
+		  passes: {dispatcher: $dp, baseline: $bp},
+		  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end),
+		  own_clocks: {dispatcher: $down, baseline: $bown,
+		    ratio: (($down | mid) / ($bown | mid) * 100 | round / 100)},
+		  requests_per_run: $dreq, baseline_requests_per_run: $breq,
+		  same_requests: $same}'
+}
 
 throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	pool=$1 lat=$2 extra=${3:-} label=${4:-default}
@@ -161,22 +182,9 @@ throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	side_b() { baseline_pass "$pool" "$runs" "$lat"; }
 	ab_passes "throughput: $pool, +$lat ms"
 	same=$(jq -n --argjson a "$A_REQ" --argjson b "$B_REQ" '$a == $b')
-	emit "$(jq -nc --arg pool "$pool" --argjson lat "$lat" --arg cfg "$label" \
-		--argjson dp "$(json_list "$A_RATES")" --argjson bp "$(json_list "$B_RATES")" \
-		--argjson down "$(json_list "$A_OWN")" --argjson bown "$(json_list "$B_OWN")" \
-		--argjson dreq "$A_REQ" \
-		--argjson breq "$B_REQ" --argjson same "$same" --argjson n "$runs" \
-		--argjson c "$CONC" \
-		"$JQ_MID"'($dp | mid * 100 | round / 100) as $rate
-		| ($bp | mid * 100 | round / 100) as $base
-		| {figure: "throughput", pool: $pool, latency_ms: $lat, config: $cfg, runs: $n,
-		  concurrency: $c, runs_per_s: $rate, baseline_runs_per_s: $base,
-		  passes: {dispatcher: $dp, baseline: $bp},
-		  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end),
-		  own_clocks: {dispatcher: $down, baseline: $bown,
-		    ratio: (($down | mid) / ($bown | mid) * 100 | round / 100)},
-		  requests_per_run: $dreq, baseline_requests_per_run: $breq,
-		  same_requests: $same}')"
+	emit "$(ab_figure "$same" '{figure: "throughput", pool: $pool, latency_ms: $lat,
+		config: $cfg, runs: $n}' --arg pool "$pool" --argjson lat "$lat" --arg cfg "$label" \
+		--argjson n "$runs")"
 }
 if only throughput; then
 	# The mock's first requests after it starts grow its heap and start
@@ -405,22 +413,9 @@ if only prefect; then
 		ab_passes "throughput: ecs from Prefect, +$lat ms"
 		same=$(jq -n --argjson a "$A_REQ" --argjson b "$B_REQ" --arg k "$PF_CHAIN" \
 			'def chain: with_entries(select(.key | test($k))); ($a | chain) == ($b | chain)')
-		emit "$(jq -nc --argjson lat "$lat" \
-			--argjson dp "$(json_list "$A_RATES")" --argjson bp "$(json_list "$B_RATES")" \
-			--argjson down "$(json_list "$A_OWN")" --argjson bown "$(json_list "$B_OWN")" \
-			--argjson dreq "$A_REQ" --argjson breq "$B_REQ" --argjson same "$same" \
-			--argjson n "$RUNS" --argjson c "$CONC" \
-			"$JQ_MID"'($dp | mid * 100 | round / 100) as $rate
-			| ($bp | mid * 100 | round / 100) as $base
-			| {figure: "throughput_prefect", pool: "ecs", latency_ms: $lat, runs: $n,
-			  concurrency: $c, poll_interval: 5,
-			  runs_per_s: $rate, baseline_runs_per_s: $base,
-			  passes: {dispatcher: $dp, baseline: $bp},
-			  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end),
-			  own_clocks: {dispatcher: $down, baseline: $bown,
-			    ratio: (($down | mid) / ($bown | mid) * 100 | round / 100)},
-			  requests_per_run: $dreq, baseline_requests_per_run: $breq,
-			  same_requests: $same}')"
+		emit "$(ab_figure "$same" '{figure: "throughput_prefect", pool: "ecs",
+			latency_ms: $lat, runs: $n, poll_interval: 5}' --argjson lat "$lat" \
+			--argjson n "$RUNS")"
 	done
 fi
 
