@@ -18,6 +18,13 @@ for pool in $POOLS; do pf_runs "$pool" $PER_POOL; done
 
 sed "s|^state_dir = .*|state_dir = $T/state2|" "$T/pushpool.conf" >"$T/pushpool2.conf"
 mkdir -p "$T/state2"
+# The first proposals of each (16 on the wire, the same first runs of the
+# same first pool) wait for the other's: those runs are proposed by both
+# at once, and the server's arbitration, not a read that already saw the
+# other's PENDING, decides them, whichever serve starts first.
+curl -fsS -X POST -H 'Content-Type: application/json' \
+	-d '{"action":"POST flow_runs/set_state","count":32,"timeout_ms":120000}' \
+	"$BASE/prefect/control/barrier" >/dev/null
 "$PUSHPOOL" serve -c "$T/pushpool.conf" >"$T/serve1.log" 2>&1 &
 PIDS="$PIDS $!"
 "$PUSHPOOL" serve -c "$T/pushpool2.conf" >"$T/serve2.log" 2>&1 &
@@ -53,4 +60,7 @@ n1=$("$PUSHPOOL" runs -c "$T/pushpool.conf" ls | grep -c -- '-' || true)
 n2=$("$PUSHPOOL" runs -c "$T/pushpool2.conf" ls | grep -c -- '-' || true)
 [ $((n1 + n2)) = $TOTAL ] || fail "stores hold $n1 + $n2 runs, want $TOTAL"
 aborted=$(jq '.keyed["prefect.set_state"]["PENDING:ABORT"] // 0' "$T/stats.json")
+[ "$(jq '.keyed["prefect.barrier_passed"]["POST flow_runs/set_state"] // 0' "$T/stats.json")" = 32 ] ||
+	fail "the two serves' first proposals did not meet: $(jq -c '.keyed | with_entries(select(.key | test("barrier")))' "$T/stats.json")"
+[ "$aborted" -ge 16 ] || fail "$aborted PENDING proposals aborted: the serves never competed for a run"
 echo "ok: $TOTAL runs COMPLETED once each; stores $n1 + $n2; $aborted PENDING proposals aborted"
