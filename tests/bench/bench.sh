@@ -14,6 +14,8 @@
 #                               startup
 #   BENCH_POOLS [cloud-run ecs aci modal], BENCH_LATENCIES [0 20]: throughput's
 #   BENCH_PREFECT_LATENCIES [0 50]  prefect's: latency of the mock's Prefect API
+#   BENCH_PREFECT_HISTORY [100000]  prefect's: finished runs stored for its
+#                               figure with history (0: skip)
 #   BENCH_CURVE_INFLIGHT [1000 10000 100000]  runs in flight for the curve (the
 #                               mock holds at most 100,000 ECS tasks)
 #   BENCH_CURVE_STORED [10000 100000 1000000] finished runs stored for claim time
@@ -301,12 +303,21 @@ pf_per_run() { # RUNS STATS
 	per_run_requests "$1" "$(printf '%s' "$2" |
 		jq -c 'del(.keyed.requests["prefect:POST deployments/create_flow_run"])')"
 }
-pf_dispatcher_pass() { # RUNS LATENCY_MS
+pf_dispatcher_pass() { # RUNS LATENCY_MS [STORED]
 	phase=$((phase + 1))
 	cf=$(pf_conf "pf$phase")
 	# The store made before serve starts, as `schedule` makes it for the
-	# other passes: serve_until_submitted reads it first.
+	# other passes: serve_until_submitted reads it first. STORED finished
+	# runs in it: the history a dispatcher accumulates, which each poll's
+	# look for the listed runs in the store must not read.
 	"$PUSHPOOL" store migrate -c "$cf" >/dev/null
+	[ "${3:-0}" -eq 0 ] || db "pf$phase" "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL
+			SELECT i + 1 FROM k WHERE i < $3)
+		INSERT INTO runs (id, pool, scheduled_ms, state, created_ms, updated_ms, attempt,
+				  infra_id)
+		SELECT printf('hist-%09d', i), '$PF_POOL', i, 'SUCCEEDED', i, i, 1,
+		       printf('infra-%d', i)
+		FROM k"
 	pf_fresh "$1"
 	pf_latency "$2"
 	serve_until_submitted "pf$phase" "$cf" "$1"
@@ -417,6 +428,23 @@ if only prefect; then
 			latency_ms: $lat, runs: $n, poll_interval: 5}' --argjson lat "$lat" \
 			--argjson n "$RUNS")"
 	done
+	# The same dispatcher at +0 ms on a store empty and on one holding
+	# BENCH_PREFECT_HISTORY finished runs: empty, history, history, empty.
+	hist=${BENCH_PREFECT_HISTORY:-100000}
+	if [ "$hist" -gt 0 ]; then
+		note "throughput: ecs from Prefect, +0 ms, $hist finished runs stored"
+		side_a() { pf_dispatcher_pass "$RUNS" 0; }
+		side_b() { pf_dispatcher_pass "$RUNS" 0 "$hist"; }
+		ab_passes "throughput: ecs from Prefect with $hist finished runs stored"
+		emit "$(jq -nc --argjson n "$hist" --argjson runs "$RUNS" \
+			--argjson ep "$(json_list "$A_RATES")" --argjson hp "$(json_list "$B_RATES")" \
+			"$JQ_MID"'($hp | mid * 100 | round / 100) as $rate
+			| ($ep | mid * 100 | round / 100) as $base
+			| {figure: "throughput_prefect_history", pool: "ecs", stored: $n, runs: $runs,
+			  runs_per_s: $rate, empty_runs_per_s: $base,
+			  passes: {history: $hp, empty: $ep},
+			  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end)}')"
+	fi
 fi
 
 # ---- CPU per run: callgrind over serve and over the baseline ----

@@ -22,6 +22,9 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
        "\(.runs_per_s | n(0)) runs/s";
        "\(.baseline_runs_per_s | n(0)) runs/s (bare libcurl worker)";
        (.ratio | n(2)) + (if .same_requests == false then " (request mix differs)" else "" end))
+ elif .figure == "throughput_prefect_history" then
+   row("Throughput \(.pool) from Prefect, +0 ms, \(.stored) finished runs stored"; "\(.runs_per_s | n(0)) runs/s";
+       "\(.empty_runs_per_s | n(0)) runs/s (empty store)"; (.ratio | n(2)))
  elif .figure == "baseline_connections" then
    row("Baseline \(.pool), " + (if .connections == "reuse-all" then "every connection reused"
         else "fresh connection per non-GET" end); "\(.runs_per_s | n(0)) runs/s"; "-"; "-")
