@@ -239,6 +239,31 @@ static int commit_turn(void *ud)
 	return 0;
 }
 
+/* While a run source waits on its orchestrator (pp_source.while_waiting),
+ * what keeps the dispatcher in good standing, though its work waits: the
+ * leases renewed when due, the renewal committed at once (no write lock
+ * held through the wait), the health check's heartbeat and the watchdog. */
+struct source_wait {
+	struct pp_loop *L;
+	struct turn *turn;
+};
+
+static void source_waiting(void *ud)
+{
+	struct source_wait *w = ud;
+	struct pp_loop *L = w->L;
+	int64_t now = pp_mono_ms();
+	if (now - L->last_renew >= (int64_t)(L->cfg->dispatcher.lease_seconds * 1000) / 3) {
+		lease_renew(L);
+		commit_turn(w->turn);
+	}
+	if (L->metrics && now - L->last_snapshot >= 1000) {
+		L->last_snapshot = now;
+		update_snapshot(L);
+	}
+	pp_notify_watchdog(now);
+}
+
 int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct pp_loop_summary *sum,
 		struct pp_error *err)
 {
@@ -280,8 +305,13 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	if (!rc && !(sweep = pp_sweep_new(L.store, L.store_id, L.exec, L.metrics)))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	struct turn turn = {.store = L.store};
+	struct source_wait waiting = {.L = &L, .turn = &turn};
 	if (rc)
 		goto out;
+	for (size_t i = 0; i < L.nsources; i++) {
+		L.sources[i]->while_waiting = source_waiting;
+		L.sources[i]->while_waiting_ud = &waiting;
+	}
 	if (L.store->ops->turn_begin) {
 		turn.on = true;
 		pp_log_hold();
@@ -432,8 +462,12 @@ out:
 	pp_log_release();
 	pp_metrics_stop(L.metrics); /* first: no page request runs after it */
 	pp_ui_free(L.ui);
-	for (size_t i = 0; i < L.nsources; i++)
+	/* What the sources deliver as they close waits without the loop: its
+	 * leases are released and its driver gone. */
+	for (size_t i = 0; i < L.nsources; i++) {
+		L.sources[i]->while_waiting = NULL;
 		L.sources[i]->ops->close(L.sources[i]);
+	}
 	free(L.sources);
 	free(L.source_rt);
 	pp_sweep_free(sweep); /* after the ops it started are gone */

@@ -19,6 +19,9 @@
  * server that answers within that is not taken for a dead one. */
 #define PF_TIMEOUT_MS	60000
 #define PF_MAX_RESPONSE ((size_t)32 << 20)
+/* How long a wait on the server lasts before the loop is called back
+ * (pp_source.while_waiting). */
+#define PF_WAIT_SLICE_MS 1000
 
 /* The server's own words from an error body: FastAPI's "detail" or
  * Prefect's "exception_message"/"exception_detail". */
@@ -119,6 +122,15 @@ static int store_settled(struct prefect_source *s, struct pp_error *err)
 	return 0;
 }
 
+/* Wait on the server for the calls on the wire, a slice at a time, the
+ * loop called back between slices. */
+static void wait_slice(struct prefect_source *s, struct pp_http_multi *m, const size_t *out)
+{
+	pp_http_multi_run(m, PF_WAIT_SLICE_MS);
+	if (*out > 0 && s->base.while_waiting)
+		s->base.while_waiting(s->base.while_waiting_ud);
+}
+
 /* The same request, sent and answered. */
 static int perform(struct prefect_source *s, const char *method, const char *url, const char *text,
 		   unsigned flags, bool csrf, struct pp_http_req *req, struct pp_http_resp *resp,
@@ -135,7 +147,7 @@ static int perform(struct prefect_source *s, const char *method, const char *url
 	if ((rc = pp_http_multi_add(m, req, resp, performed, &x, err)))
 		return rc;
 	while (out > 0)
-		pp_http_multi_run(m, PF_TIMEOUT_MS);
+		wait_slice(s, m, &out);
 	if (x.rc)
 		*err = x.err;
 	return x.rc;
@@ -312,7 +324,7 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 			free(text);
 		}
 		if (out > 0)
-			pp_http_multi_run(m, PF_TIMEOUT_MS);
+			wait_slice(s, m, &out);
 	}
 	bool renewed = false;
 	for (size_t i = 0; i < n; i++) {

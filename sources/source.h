@@ -60,6 +60,12 @@ struct pp_source {
 	 * write lock. Nonzero: the turn is lost; send nothing. */
 	int (*before_send)(void *ud);
 	void *before_send_ud;
+	/* Set by the loop (NULL: none): called about once a second while the
+	 * source waits on its orchestrator, so that a slow or silent server
+	 * does not let the loop's leases lapse or its watchdog and health
+	 * check go quiet. */
+	void (*while_waiting)(void *ud);
+	void *while_waiting_ud;
 };
 
 /* NULL-terminated list of every source backend. */

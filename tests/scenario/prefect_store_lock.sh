@@ -3,12 +3,13 @@
 # commit) and never calls the Prefect API with a turn open: while its
 # report of a submission waits in the server, the store's write lock is
 # free for others, and the SUBMITTED state it reports is already committed
-# (readable from another connection). The mock holds serve's PATCH of
-# infrastructure_pid at a barrier, so the checks run while serve is
-# provably inside that call, with no clock involved.
+# (readable from another connection); and its leases are renewed while it
+# waits (a slow or silent server must not let them lapse). The mock holds
+# serve's PATCH of infrastructure_pid at a barrier, so the checks run while
+# serve is provably inside that call.
 set -eu
 . "$(pwd)/tests/scenario/prefect_test.inc"
-MOCK_RUN_SECONDS=3600
+MOCK_RUN_SECONDS=3600 DISPATCHER_EXTRA="lease_seconds = 5"
 . "$ROOT/tests/scenario/prefect_lib.inc"
 DB=$T/state/pushpool.db
 pf_setup_pools ecs
@@ -33,6 +34,13 @@ committed=$(sqlite3 -cmd ".timeout 5000" "$DB" \
 	"SELECT count(DISTINCT run_id) FROM run_events WHERE state = 'SUBMITTED'")
 [ "$committed" = 2 ] ||
 	fail "$committed runs SUBMITTED in the store while the second run's report is upstream"
+# A renewal is due every third of the 5 s lease, the wait or not.
+expires() { sqlite3 -cmd ".timeout 5000" "$DB" "SELECT max(expires) FROM owner_leases"; }
+before=$(expires)
+renewed() { [ "$(expires)" -gt "$before" ]; }
+wait_for 30 renewed || fail "no lease renewal while serve waited on Prefect (expires $before)"
+[ "$(stats | jq '.keyed["prefect.barrier_passed"]["PATCH flow_runs"] // 0')" = 0 ] ||
+	fail "the held PATCH went through before the renewal was seen"
 
 # A second PATCH (the first run's own pid again) lets both through.
 pf PATCH "/flow_runs/$(echo "$first" | jq -r .id)" \
@@ -42,4 +50,4 @@ wait_for 60 two_pids || fail "the second run's infrastructure_pid never came"
 kill -TERM $PIDS
 wait $PIDS || fail "serve exited $?"
 PIDS=
-echo "ok: while serve's report waited in Prefect, the store was free and held what it reported"
+echo "ok: while serve's report waited in Prefect, the store was free, held what it reported, and its leases were renewed"
