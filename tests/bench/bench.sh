@@ -173,6 +173,19 @@ ab_figure() { # SAME_REQUESTS HEAD [JQ ARGUMENTS...]
 		  same_requests: $same}'
 }
 
+# The JSON line of a figure from ab_passes with an empty store as side A
+# and one holding STORED finished runs as side B: RUNS due runs a pass.
+history_figure() { # FIGURE STORED RUNS
+	jq -nc --arg f "$1" --argjson n "$2" --argjson runs "$3" \
+		--argjson ep "$(json_list "$A_RATES")" --argjson hp "$(json_list "$B_RATES")" \
+		"$JQ_MID"'($hp | mid * 100 | round / 100) as $rate
+		| ($ep | mid * 100 | round / 100) as $base
+		| {figure: $f, pool: "ecs", stored: $n, runs: $runs,
+		  runs_per_s: $rate, empty_runs_per_s: $base,
+		  passes: {history: $hp, empty: $ep},
+		  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end)}'
+}
+
 throughput() { # POOL LATENCY_MS [EXTRA_DISPATCHER_LINES] [LABEL]
 	pool=$1 lat=$2 extra=${3:-} label=${4:-default}
 	runs=$RUNS
@@ -436,14 +449,7 @@ if only prefect; then
 		side_a() { pf_dispatcher_pass "$RUNS" 0; }
 		side_b() { pf_dispatcher_pass "$RUNS" 0 "$hist"; }
 		ab_passes "throughput: ecs from Prefect with $hist finished runs stored"
-		emit "$(jq -nc --argjson n "$hist" --argjson runs "$RUNS" \
-			--argjson ep "$(json_list "$A_RATES")" --argjson hp "$(json_list "$B_RATES")" \
-			"$JQ_MID"'($hp | mid * 100 | round / 100) as $rate
-			| ($ep | mid * 100 | round / 100) as $base
-			| {figure: "throughput_prefect_history", pool: "ecs", stored: $n, runs: $runs,
-			  runs_per_s: $rate, empty_runs_per_s: $base,
-			  passes: {history: $hp, empty: $ep},
-			  ratio: (if $base > 0 then ($rate / $base * 100 | round) / 100 else null end)}')"
+		emit "$(history_figure throughput_prefect_history "$hist" "$RUNS")"
 	fi
 fi
 
@@ -664,14 +670,7 @@ if only curve; then
 		side_a() { hist_pass 0; }
 		side_b() { hist_pass "$hist"; }
 		ab_passes "curve: throughput with $hist finished runs stored"
-		emit "$(jq -nc --argjson n "$hist" --argjson runs "$HISTORY_RUNS" \
-			--argjson ep "$(json_list "$A_RATES")" --argjson hp "$(json_list "$B_RATES")" \
-			"$JQ_MID"'($hp | mid * 100 | round / 100) as $rate
-			| ($ep | mid * 100 | round / 100) as $base
-			| {figure: "curve_history", pool: "ecs", stored: $n, runs: $runs,
-			  runs_per_s: $rate, empty_runs_per_s: $base,
-			  passes: {history: $hp, empty: $ep},
-			  ratio: (($rate / $base) * 100 | round / 100)}')"
+		emit "$(history_figure curve_history "$hist" "$HISTORY_RUNS")"
 	fi
 	first_p50=
 	for n in ${BENCH_CURVE_STORED:-10000 100000 1000000}; do
