@@ -658,9 +658,16 @@ static enum pf_known known_run(struct pp_store *store, const char *id, int64_t *
 	return k;
 }
 
+/* A pool's list of due runs, from a poll (its owner's to free). */
+struct pf_listed {
+	struct pf_pool *pool;
+	struct pp_json *runs;
+};
+
 /* A run a poll listed, on its way to being claimed. */
 struct pf_candidate {
 	const char *id; /* in the listing */
+	struct pf_pool *pool;
 	enum pf_known known;
 	int64_t ended;	      /* PF_FINISHED: when the store finished it */
 	struct pp_json *fr;   /* the run as read */
@@ -675,18 +682,23 @@ static void claim_failed(struct prefect_source *s, struct pf_pool *p, int rc,
 	pp_warn("prefect: pool %s: %s", p->name, err->msg);
 }
 
-/* Claim the runs a poll listed. Each is read first: the list may be stale,
- * and the server accepts PENDING over a run that already ended
+/* Claim the runs a poll listed, every pool's together. Each is read first:
+ * the list may be stale, and the server accepts PENDING over a run that
+ * already ended
  * (HandleFlowTerminalStateTransitions lets a final state go to PENDING, a
  * rerun), so a claim from an old list would start a finished run again.
- * The reads go out together, then the proposals for the runs still
- * SCHEDULED: two round trips a poll rather than two a run, one after the
- * other. A retryable failure among the reads proposes nothing this poll;
- * every proposal the server accepted is recorded. */
-static size_t claim_listed(struct prefect_source *s, struct pp_store *store, struct pf_pool *p,
-			   const struct pp_json *runs)
+ * The reads of every pool's runs go out together, then the proposals for
+ * the runs still SCHEDULED: two round trips a poll rather than two a run,
+ * or two a pool. A retryable failure among the reads proposes nothing this
+ * poll; every proposal the server accepted is recorded. Returns the runs
+ * recorded. */
+static size_t claim_listed(struct prefect_source *s, struct pp_store *store,
+			   const struct pf_listed *lists, size_t nlists)
 {
-	size_t n = runs && runs->type == PP_JSON_ARRAY ? runs->count : 0, k = 0, recorded = 0;
+	size_t n = 0, k = 0, recorded = 0;
+	for (size_t l = 0; l < nlists; l++)
+		n += pp_json_is(lists[l].runs, PP_JSON_ARRAY) ? lists[l].runs->count : 0;
+	struct pf_pool *p = nlists ? lists[0].pool : NULL; /* for what concerns them all */
 	struct pf_candidate *cand = calloc(n ? n : 1, sizeof(*cand));
 	struct pf_call *calls = calloc(n ? n : 1, sizeof(*calls));
 	struct pp_error err = {0};
@@ -695,24 +707,27 @@ static size_t claim_listed(struct prefect_source *s, struct pp_store *store, str
 		claim_failed(s, p, err.code, &err);
 		goto out;
 	}
-	pp_json_foreach (item, runs) {
-		const char *id = pp_json_get_string(pp_json_get(item, "flow_run"), "id");
-		if (!id || strlen(id) != PP_ID_LEN - 1) {
-			pp_fail(&err, PP_EINVALID, "work pool \"%s\": flow run without a valid id",
-				p->name);
-			claim_failed(s, p, err.code, &err);
-			continue;
+	for (size_t l = 0; l < nlists; l++) {
+		pp_json_foreach (item, lists[l].runs) {
+			const char *id = pp_json_get_string(pp_json_get(item, "flow_run"), "id");
+			if (!id || strlen(id) != PP_ID_LEN - 1) {
+				pp_fail(&err, PP_EINVALID,
+					"work pool \"%s\": flow run without a valid id",
+					lists[l].pool->name);
+				claim_failed(s, lists[l].pool, err.code, &err);
+				continue;
+			}
+			cand[k] = (struct pf_candidate){.id = id, .pool = lists[l].pool};
+			struct pf_candidate *c = &cand[k];
+			c->known = known_run(store, id, &c->ended);
+			/* Ours already (the server lost our PENDING, e.g. a restore), or
+				 * the store cannot say for now. */
+			if (c->known == PF_LIVE || c->known == PF_UNKNOWN)
+				continue;
+			calls[k].method = "GET";
+			snprintf(calls[k].path, sizeof(calls[k].path), "/flow_runs/%s", id);
+			k++;
 		}
-		struct pf_candidate *c = &cand[k];
-		c->id = id;
-		c->known = known_run(store, id, &c->ended);
-		/* Ours already (the server lost our PENDING, e.g. a restore), or
-		 * the store cannot say for now. */
-		if (c->known == PF_LIVE || c->known == PF_UNKNOWN)
-			continue;
-		calls[k].method = "GET";
-		snprintf(calls[k].path, sizeof(calls[k].path), "/flow_runs/%s", id);
-		k++;
 	}
 	if (pp_prefect_api_calls(s, calls, k, PF_CALLS_AT_ONCE)) {
 		pp_fail(&err, PP_ENOMEM, "out of memory");
@@ -724,7 +739,7 @@ static size_t claim_listed(struct prefect_source *s, struct pp_store *store, str
 		int rc = flow_run_read(calls[i].path, calls[i].rc, &calls[i].out, &calls[i].err);
 		cand[i].fr = calls[i].out;
 		if (rc) {
-			claim_failed(s, p, rc, &calls[i].err);
+			claim_failed(s, cand[i].pool, rc, &calls[i].err);
 			propose &= !pp_err_retryable(rc);
 		}
 	}
@@ -751,7 +766,7 @@ static size_t claim_listed(struct prefect_source *s, struct pp_store *store, str
 		struct pp_error berr = {0};
 		int rc = pending_body(NULL, msg, &c->body, &berr);
 		if (rc) {
-			claim_failed(s, p, rc, &berr);
+			claim_failed(s, c->pool, rc, &berr);
 			continue;
 		}
 		/* The reads' answers are in cand: calls takes the proposals, in
@@ -775,12 +790,13 @@ static size_t claim_listed(struct prefect_source *s, struct pp_store *store, str
 			continue; /* not proposed */
 		struct pf_call *call = &calls[j++];
 		if (call->rc) {
-			claim_failed(s, p, call->rc, &call->err);
+			claim_failed(s, c->pool, call->rc, &call->err);
 		} else if (pending_accepted(c->id, c->body, call->out)) {
 			struct pp_error rerr = {0};
-			int rc = record_claim(s, store, p, c->fr, c->known == PF_FINISHED, &rerr);
+			int rc = record_claim(s, store, c->pool, c->fr, c->known == PF_FINISHED,
+					      &rerr);
 			if (rc)
-				claim_failed(s, p, rc, &rerr);
+				claim_failed(s, c->pool, rc, &rerr);
 			else
 				recorded++;
 		}
@@ -899,12 +915,13 @@ static void pool_failed(struct prefect_source *s, const struct pf_pool *p, struc
  * the first failure, its pool named. */
 static int poll_pools(struct prefect_source *s, struct pp_store *store, struct pp_error *err)
 {
-	size_t n = s->npools, most = n * 2;
+	size_t n = s->npools, most = n * 2, nlists = 0;
 	struct pf_call *calls = calloc(most ? most : 1, sizeof(*calls));
+	struct pf_listed *lists = calloc(n ? n : 1, sizeof(*lists));
 	struct pp_json *hb = heartbeat_body(s), *q = scheduled_body(s);
 	int first = 0;
-	bool stop = false;
-	if (!calls || !hb || !q) {
+	bool stop = false, full = false;
+	if (!calls || !lists || !hb || !q) {
 		first = pp_fail(err, PP_ENOMEM, "out of memory");
 		stop = true;
 	}
@@ -950,16 +967,20 @@ static int poll_pools(struct prefect_source *s, struct pp_store *store, struct p
 				pool_failed(s, p, call, &first, err);
 				retry |= pp_err_retryable(call->rc);
 			} else {
-				/* A full page that gave us runs: more are due than it
-				 * held (pp_source_ops.backlog). */
-				size_t listed =
-					pp_json_is(call->out, PP_JSON_ARRAY) ? call->out->count : 0;
-				if (claim_listed(s, store, p, call->out) &&
-				    listed >= (size_t)s->batch)
-					s->backlog = true;
+				lists[nlists++] = (struct pf_listed){.pool = p, .runs = call->out};
+				/* A full page: more are due than it held. */
+				full |= pp_json_is(call->out, PP_JSON_ARRAY) &&
+					call->out->count >= (size_t)s->batch;
+				continue; /* its list is freed once claimed */
 			}
 			pp_json_free(call->out);
 		}
+		/* A full page and runs taken: a backlog (pp_source_ops.backlog). */
+		if (nlists && claim_listed(s, store, lists, nlists) && full)
+			s->backlog = true;
+		for (size_t i = 0; i < nlists; i++)
+			pp_json_free(lists[i].runs);
+		nlists = 0;
 		if (step == PF_SYNC && !retry)
 			s->next_sync = now + pf_sync_ms(s);
 		stop |= retry;
@@ -967,6 +988,7 @@ static int poll_pools(struct prefect_source *s, struct pp_store *store, struct p
 	pp_json_free(hb);
 	pp_json_free(q);
 	free(calls);
+	free(lists);
 	return first;
 }
 

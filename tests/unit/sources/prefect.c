@@ -541,6 +541,25 @@ static void test_claims_together(void **state)
 	}
 }
 
+/* The runs of several pools are claimed together: the reads of a run of
+ * "ecs" and one of "limited" pass a barrier of two (a pool after the
+ * other, the first read would wait out its timeout alone), then both
+ * proposals one of two. */
+static void test_pools_claimed_together(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *a = new_run(e), *b = new_run_in(e, e->limited_deployment);
+	barrier(e, "GET flow_runs", 2);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	passed_together(e, "GET flow_runs", 2);
+	assert_int_equal(store_count(e), 2);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", a), 1);
+	assert_int_equal(pp_mock_count_get(e->mock, "prefect.pending_accepted", b), 1);
+	free(a);
+	free(b);
+}
+
 /* A turn's reports go out together: the infrastructure_pid of three runs
  * pass a barrier of three (one after the other, the first would wait out
  * its timeout alone); a run's own reports keep their order (its CRASHED
@@ -1507,6 +1526,8 @@ int main(void)
 		cmocka_unit_test(test_documents),
 		cmocka_unit_test_setup_teardown(test_claim_report, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_claims_together, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_pools_claimed_together, env_setup,
+						env_teardown),
 		cmocka_unit_test_setup_teardown(test_reports_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_poll_syncs_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_cancellation_pages_together, env_setup,
