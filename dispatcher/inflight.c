@@ -221,7 +221,7 @@ static void report_source(struct pp_loop *L, struct inflight *a, enum pp_store_s
 			  const char *msg)
 {
 	for (size_t i = 0; i < L->nsources; i++) {
-		struct pp_source *s = L->sources[i];
+		struct pp_source *s = L->sources[i].src;
 		if (!a->rec.source || strcmp(s->ops->name, a->rec.source))
 			continue;
 		struct pp_error err = {0};
@@ -785,7 +785,7 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	struct pp_json *run_vars = NULL, *dep_vars = NULL, *src_tmpl = NULL;
 	int rc = 0;
 	for (size_t i = 0; i < L->nsources && !rc; i++) {
-		struct pp_source *s = L->sources[i];
+		struct pp_source *s = L->sources[i].src;
 		if (a->rec.source && !strcmp(s->ops->name, a->rec.source) && s->ops->job_inputs)
 			rc = s->ops->job_inputs(s, &a->rec, &src_tmpl, &dep_vars, err);
 	}
@@ -809,7 +809,7 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 		rc = pp_pool_render(p->p, src_tmpl, dep_vars, run_vars, &ctx, &a->job, err);
 	}
 	for (size_t i = 0; i < L->nsources && !rc; i++) {
-		struct pp_source *s = L->sources[i];
+		struct pp_source *s = L->sources[i].src;
 		if (a->rec.source && !strcmp(s->ops->name, a->rec.source) && s->ops->resolve_job)
 			rc = s->ops->resolve_job(s, &a->rec, a->job, err);
 	}

@@ -104,10 +104,10 @@ static bool poll_sources(struct pp_loop *L, int64_t now)
 {
 	bool polled = false;
 	for (size_t i = 0; i < L->nsources; i++) {
-		struct pp_source *src = L->sources[i];
-		struct source_rt *rt = &L->source_rt[i];
-		bool due = now - rt->polled >= (int64_t)(src->ops->interval(src) * 1000);
-		bool room = L->claims_made > rt->claims && !L->backlog &&
+		struct loop_source *ls = &L->sources[i];
+		struct pp_source *src = ls->src;
+		bool due = now - ls->polled >= (int64_t)(src->ops->interval(src) * 1000);
+		bool room = L->claims_made > ls->claims && !L->backlog &&
 			    L->nsubmitting < L->cfg->dispatcher.max_submitting &&
 			    L->ninflight - L->nheld < L->cfg->dispatcher.max_in_flight;
 		if (!due && !(room && src->ops->backlog && src->ops->backlog(src)))
@@ -116,8 +116,8 @@ static bool poll_sources(struct pp_loop *L, int64_t now)
 		struct pp_error err = {0};
 		if (src->ops->poll(src, L->store, &err))
 			pp_warn("source %s: %s", src->ops->name, err.msg);
-		rt->polled = pp_mono_ms();
-		rt->claims = L->claims_made;
+		ls->polled = pp_mono_ms();
+		ls->claims = L->claims_made;
 	}
 	return polled;
 }
@@ -126,8 +126,8 @@ static bool poll_sources(struct pp_loop *L, int64_t now)
 static void flush_sources(struct pp_loop *L)
 {
 	for (size_t i = 0; i < L->nsources; i++)
-		if (L->sources[i]->ops->flush)
-			L->sources[i]->ops->flush(L->sources[i]);
+		if (L->sources[i].src->ops->flush)
+			L->sources[i].src->ops->flush(L->sources[i].src);
 }
 
 /* Start a sweep of every pool not being swept (dispatcher/sweep.c). Its
@@ -188,19 +188,14 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
 			return rc;
 		if (!s)
 			continue; /* not configured */
-		struct pp_source **v = realloc(L->sources, (L->nsources + 1) * sizeof(*v));
-		if (v)
-			L->sources = v;
-		struct source_rt *rt =
-			v ? realloc(L->source_rt, (L->nsources + 1) * sizeof(*rt)) : NULL;
-		if (!rt) {
+		struct loop_source *v = realloc(L->sources, (L->nsources + 1) * sizeof(*v));
+		if (!v) {
 			pp_sources[i]->close(s);
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		}
-		L->source_rt = rt;
+		L->sources = v;
 		/* never polled: at once */
-		L->source_rt[L->nsources] = (struct source_rt){.polled = INT64_MIN / 2};
-		L->sources[L->nsources++] = s;
+		L->sources[L->nsources++] = (struct loop_source){.src = s, .polled = INT64_MIN / 2};
 	}
 	return 0;
 }
@@ -248,19 +243,32 @@ struct source_wait {
 	struct turn *turn;
 };
 
-static void source_waiting(void *ud)
+/* Renew the leases when a third of the lease has passed since the last
+ * renewal: whether it renewed. */
+static bool renew_when_due(struct pp_loop *L, int64_t now)
 {
-	struct source_wait *w = ud;
-	struct pp_loop *L = w->L;
-	int64_t now = pp_mono_ms();
-	if (now - L->last_renew >= (int64_t)(L->cfg->dispatcher.lease_seconds * 1000) / 3) {
-		lease_renew(L);
-		commit_turn(w->turn);
-	}
+	if (now - L->last_renew < (int64_t)(L->cfg->dispatcher.lease_seconds * 1000) / 3)
+		return false;
+	lease_renew(L);
+	return true;
+}
+
+/* The metrics snapshot (the health check's heartbeat), once a second. */
+static void snapshot_when_due(struct pp_loop *L, int64_t now)
+{
 	if (L->metrics && now - L->last_snapshot >= 1000) {
 		L->last_snapshot = now;
 		update_snapshot(L);
 	}
+}
+
+static void source_waiting(void *ud)
+{
+	struct source_wait *w = ud;
+	int64_t now = pp_mono_ms();
+	if (renew_when_due(w->L, now))
+		commit_turn(w->turn);
+	snapshot_when_due(w->L, now);
 	pp_notify_watchdog(now);
 }
 
@@ -309,8 +317,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < L.nsources; i++) {
-		L.sources[i]->while_waiting = source_waiting;
-		L.sources[i]->while_waiting_ud = &waiting;
+		L.sources[i].src->while_waiting = source_waiting;
+		L.sources[i].src->while_waiting_ud = &waiting;
 	}
 	if (L.store->ops->turn_begin) {
 		turn.on = true;
@@ -318,8 +326,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		L.store->ops->turn_begin(L.store);
 		pp_exec_set_gate(L.exec, commit_turn, &turn);
 		for (size_t i = 0; i < L.nsources; i++) {
-			L.sources[i]->before_send = commit_turn;
-			L.sources[i]->before_send_ud = &turn;
+			L.sources[i].src->before_send = commit_turn;
+			L.sources[i].src->before_send_ud = &turn;
 		}
 	}
 	pp_info("dispatcher %s: store %s, %zu pool(s)%s", L.owner, url, cfg->npools,
@@ -364,8 +372,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			schedule_deployments(&L, now);
 		/* Renew before claiming: after a stall the runs held must be
 		 * confirmed before anything new starts. */
-		if (now - L.last_renew >= (int64_t)(cfg->dispatcher.lease_seconds * 1000) / 3)
-			lease_renew(&L);
+		renew_when_due(&L, now);
 		/* last_claim 0: claim at once (the first turn, a wake-up). */
 		bool timed =
 			!last_claim ||
@@ -389,10 +396,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		}
 		inflight_poll_due(&L);
 		loop_drop_retired_pools(&L);
-		if (L.metrics && now - L.last_snapshot >= 1000) {
-			L.last_snapshot = now;
-			update_snapshot(&L);
-		}
+		snapshot_when_due(&L, now);
 		/* The first sweep waits one interval: a starting dispatcher
 		 * fetches its tokens for its runs first. */
 		if (!opts->once && !L.draining && sweep_every > 0 &&
@@ -465,11 +469,10 @@ out:
 	/* What the sources deliver as they close waits without the loop: its
 	 * leases are released and its driver gone. */
 	for (size_t i = 0; i < L.nsources; i++) {
-		L.sources[i]->while_waiting = NULL;
-		L.sources[i]->ops->close(L.sources[i]);
+		L.sources[i].src->while_waiting = NULL;
+		L.sources[i].src->ops->close(L.sources[i].src);
 	}
 	free(L.sources);
-	free(L.source_rt);
 	pp_sweep_free(sweep); /* after the ops it started are gone */
 	pp_store_close(L.store);
 	loop_pools_free(L.pools);

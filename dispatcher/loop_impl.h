@@ -100,11 +100,13 @@ struct pp_loop {
 	struct pp_store *store;
 	char store_id[PP_ID_LEN]; /* labelled on every remote object of our runs */
 	struct pp_exec *exec;
-	struct pp_source **sources;
-	struct source_rt {
-		int64_t polled;	      /* monotonic: when its last poll ended */
-		unsigned long claims; /* claims_made when it was polled */
-	} * source_rt;
+	/* Each run source, when its last poll ended (monotonic) and the
+	 * loop's claims_made then. */
+	struct loop_source {
+		struct pp_source *src;
+		int64_t polled;
+		unsigned long claims;
+	} * sources;
 	size_t nsources;
 	unsigned long claims_made; /* loop_claim calls so far */
 	struct pool_rt *pools;

@@ -295,10 +295,17 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 		return PP_ENOMEM;
 	}
 	struct pp_error token_err = {0};
-	int token_rc = store_settled(s, &token_err);
-	bool settled = !token_rc;
-	if (settled && changes)
-		token_rc = csrf_token(s, &token_err);
+	if (store_settled(s, &token_err)) {
+		for (size_t i = 0; i < n; i++) {
+			calls[i].rc = token_err.code;
+			calls[i].err = token_err;
+			pp_error_prefix(&calls[i].err, "Prefect %s %s: ", calls[i].method,
+					calls[i].path);
+		}
+		free(sent);
+		return 0;
+	}
+	int token_rc = changes ? csrf_token(s, &token_err) : 0;
 	size_t next = 0, out = 0;
 	while (next < n || out > 0) {
 		for (; next < n && out < at_once; next++) {
@@ -309,7 +316,7 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 			snprintf(url, sizeof(url), "%s%s", s->api_url, c->path);
 			char *text = c->body ? pp_json_to_string(c->body, PP_JSON_COMPACT) : NULL;
 			x->out = &out;
-			if ((change || !settled) && token_rc) {
+			if (change && token_rc) {
 				x->rc = token_rc;
 				x->err = token_err;
 			} else if (c->body && !text) {

@@ -301,10 +301,11 @@ CONF
 # serve sends a run's infrastructure_pid from its outbox after the run is
 # SUBMITTED: the pass ends when the mock has had them all.
 pf_wait_patched() { # RUNS
-	deadline=$(($(date +%s) + 60))
+	limit=$((300 + $1 / 100)) # as serve_until_submitted's: a busy machine's
+	deadline=$(($(date +%s) + limit))
 	until [ "$(mock_stats | jq '.keyed.requests["prefect:PATCH flow_runs"] // 0')" -ge "$1" ]; do
 		[ "$(date +%s)" -lt "$deadline" ] ||
-			die "prefect: not every run's infrastructure_pid set in 60 s"
+			die "prefect: not every run's infrastructure_pid set in $limit s"
 		sleep 0.05
 	done
 }
