@@ -272,6 +272,13 @@ static void source_waiting(void *ud)
 	pp_notify_watchdog(now);
 }
 
+/* A run source's call on the loop's handle was answered (pp_source.wake):
+ * the loop's wait returns, and the turn's flush takes the answer up. */
+static void source_answered(void *ud)
+{
+	pp_exec_wake(ud);
+}
+
 int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct pp_loop_summary *sum,
 		struct pp_error *err)
 {
@@ -301,7 +308,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		rc = pp_store_open(url, &L.store, err);
 	if (!rc)
 		rc = L.store->ops->store_id(L.store, L.store_id, err);
-	if (!rc && !(L.exec = pp_exec_new()))
+	if (!rc && (!(L.multi = pp_http_multi_new()) || !(L.exec = pp_exec_new_on(L.multi))))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	struct pp_sweep *sweep = NULL;
 	if (!rc)
@@ -317,8 +324,12 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	if (rc)
 		goto out;
 	for (size_t i = 0; i < L.nsources; i++) {
-		L.sources[i].src->while_waiting = source_waiting;
-		L.sources[i].src->while_waiting_ud = &waiting;
+		struct pp_source *src = L.sources[i].src;
+		src->while_waiting = source_waiting;
+		src->while_waiting_ud = &waiting;
+		src->multi = L.multi;
+		src->wake = source_answered;
+		src->wake_ud = L.exec;
 	}
 	if (L.store->ops->turn_begin) {
 		turn.on = true;
@@ -420,7 +431,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		/* Idle, pp_exec_poll returns at once: wait on the store's wake-up
 		 * descriptor instead (or just sleep), so a NOTIFYing store wakes
 		 * us the moment a run is scheduled and an idle loop does not spin. */
-		bool busy = pp_exec_active(L.exec);
+		bool busy = pp_exec_active(L.exec) || pp_http_multi_pending(L.multi) > 0;
 		if (!busy)
 			inflight_settle(&L); /* not left unknown while we wait */
 		/* After the settle, which may have opened a new connection. */
@@ -442,7 +453,9 @@ out:
 	 * point into their runs, which releasing the leases frees. Requests
 	 * of the last turn that were not sent are dropped with them (so its
 	 * writes may commit after), and those runs are recovered from what
-	 * they recorded. */
+	 * they recorded. A source's calls stay on the handle, for its close. */
+	for (size_t i = 0; i < L.nsources; i++)
+		L.sources[i].src->wake = NULL;
 	pp_exec_free(L.exec);
 	L.exec = NULL;
 	if (L.store)
@@ -473,6 +486,7 @@ out:
 		L.sources[i].src->ops->close(L.sources[i].src);
 	}
 	free(L.sources);
+	pp_http_multi_free(L.multi);
 	pp_sweep_free(sweep); /* after the ops it started are gone */
 	pp_store_close(L.store);
 	loop_pools_free(L.pools);

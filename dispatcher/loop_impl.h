@@ -99,6 +99,9 @@ struct pp_loop {
 	struct pp_loop_summary *sum;
 	struct pp_store *store;
 	char store_id[PP_ID_LEN]; /* labelled on every remote object of our runs */
+	/* The transfer handle the op driver runs on, shared with the run
+	 * sources (pp_source.multi); freed after both. */
+	struct pp_http_multi *multi;
 	struct pp_exec *exec;
 	/* Each run source, when its last poll ended (monotonic) and the
 	 * loop's claims_made then. */

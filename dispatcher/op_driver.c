@@ -50,6 +50,8 @@ struct exec_op {
 
 struct pp_exec {
 	struct pp_http_multi *multi;
+	bool multi_shared;   /* the caller's (pp_exec_new_on), shared with others */
+	unsigned long wakes; /* pp_exec_wake calls, so poll can return early */
 	struct exec_op *ops;
 	int active;
 	unsigned long finished;	 /* ops completed, so poll can return early */
@@ -122,18 +124,33 @@ static void free_abandoned(struct pp_exec *x)
 	}
 }
 
+struct pp_exec *pp_exec_new_on(struct pp_http_multi *m)
+{
+	struct pp_exec *x = calloc(1, sizeof(*x));
+	if (x) {
+		x->multi = m;
+		x->multi_shared = true;
+	}
+	return x;
+}
+
 void pp_exec_free(struct pp_exec *x)
 {
 	if (!x)
 		return;
 	free_abandoned(x);
-	/* In-flight transfers reference the ops' buffers: drop them first. */
-	pp_http_multi_free(x->multi);
+	/* In-flight transfers reference the ops' buffers: drop them first
+	 * (on a shared handle only ours: the others' go on). */
+	if (!x->multi_shared)
+		pp_http_multi_free(x->multi);
 	struct exec_op *o = x->ops;
 	while (o) {
 		struct exec_op *next = o->next;
-		if (o->phase == PHASE_SENDING)
+		if (o->phase == PHASE_SENDING) {
+			if (x->multi_shared)
+				pp_http_multi_abandon(x->multi, o);
 			pp_http_resp_free(&o->resp);
+		}
 		pp_http_req_free(&o->io->req);
 		op_free(o);
 		o = next;
@@ -575,13 +592,20 @@ void pp_exec_set_gate(struct pp_exec *x, int (*gate)(void *ud), void *ud)
 	x->gate_ud = ud;
 }
 
+void pp_exec_wake(struct pp_exec *x)
+{
+	x->wakes++;
+}
+
 int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 {
 	long long deadline = pp_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	unsigned long finished_before = x->finished;
+	unsigned long finished_before = x->finished, wakes_before = x->wakes;
 	for (;;) {
 		run_ready(x);
-		if (!x->active)
+		/* A shared handle's other transfers are waited on too: their
+		 * owner is called back from the wait, and wakes us. */
+		if (!x->active && !pp_http_multi_pending(x->multi))
 			break;
 		long long now = pp_mono_ms();
 		long wait = (long)(deadline - now);
@@ -597,7 +621,8 @@ int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 		else if (wait > 0)
 			sleep_ms(wait);
 		run_ready(x);
-		if (pp_mono_ms() >= deadline || x->finished != finished_before)
+		if (pp_mono_ms() >= deadline || x->finished != finished_before ||
+		    x->wakes != wakes_before)
 			break;
 	}
 	return x->active;

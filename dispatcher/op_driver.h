@@ -37,9 +37,17 @@ struct pp_exec_policy {
 };
 
 struct pp_exec;
+struct pp_http_multi;
 typedef void (*pp_exec_done_fn)(void *ud, int rc, const struct pp_error *err);
 
 struct pp_exec *pp_exec_new(void);
+/* A driver on the caller's transfer handle m, which others may share (a
+ * run source's calls): m must outlive the driver, and pp_exec_free stops
+ * only the driver's own transfers on it. pp_exec_poll waits on all of m's
+ * transfers; a sharer whose transfer ended calls pp_exec_wake from its
+ * callback so that the poll returns to the loop. */
+struct pp_exec *pp_exec_new_on(struct pp_http_multi *m);
+void pp_exec_wake(struct pp_exec *x);
 void pp_exec_free(struct pp_exec *x);
 /* Begin op on io (io must stay valid until done runs). done gets 0 when
  * the op returned PP_STEP_DONE, else the failure. */
@@ -59,7 +67,8 @@ void pp_exec_set_gate(struct pp_exec *x, int (*gate)(void *ud), void *ud);
  * caller's records must allow for that, as for a crash. Safe from inside
  * a done callback of another op. */
 void pp_exec_abandon(struct pp_exec *x, const void *ud);
-/* Drive I/O and timers for at most timeout_ms; returns ops still active. */
+/* Drive I/O and timers for at most timeout_ms, or until an op finished or
+ * pp_exec_wake was called; returns ops still active. */
 int pp_exec_poll(struct pp_exec *x, long timeout_ms);
 int pp_exec_active(const struct pp_exec *x);
 /* Counters for /metrics. */

@@ -154,14 +154,15 @@ static void report_free(struct pf_report *r)
 	free(r);
 }
 
-/* Take the reports marked done out of the outbox, the others in order. */
+/* Take the reports marked done out of the outbox, the others in order; a
+ * report with a call on the wire stays until it is answered. */
 static void outbox_sweep(struct prefect_source *s)
 {
 	struct pf_report **at = &s->outbox;
 	s->outbox_tail = &s->outbox;
 	while (*at) {
 		struct pf_report *r = *at;
-		if (r->done) {
+		if (r->done && !r->flying) {
 			*at = r->next;
 			s->noutbox--;
 			report_free(r);
@@ -328,6 +329,35 @@ static void proposal_answered(struct pf_delivery *d, struct pf_call *c)
 				: "");
 }
 
+/* The proposal a report's read let through (d->body), as call c. */
+static void proposal_call(const struct pf_delivery *d, struct pf_call *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->method = "POST";
+	snprintf(c->path, sizeof(c->path), "/flow_runs/%s/set_state", d->r->flow_run);
+	c->body = d->body;
+	/* A resend of an applied report carries its transition_id, which the
+	 * server refuses as a duplicate (PreventDuplicateTransitions); a
+	 * forced one skips the rules and would be applied again. */
+	c->flags = d->r->force ? 0 : PP_HTTP_RESENDABLE;
+}
+
+/* A delivery's outcome (d->rc) settles its report: done (a failure the
+ * server will not get over is said, and the report dropped), or, when it
+ * may go through later, kept in place with the server's Retry-After noted.
+ * Whether it is done. */
+static bool delivered(struct prefect_source *s, struct pf_delivery *d)
+{
+	if (d->rc && pp_err_retryable(d->rc)) {
+		pp_prefect_note_failure(s, d->rc, &d->err);
+		return false;
+	}
+	if (d->rc)
+		pp_warn("prefect: dropping report for flow run %s: %s", d->r->flow_run, d->err.msg);
+	d->r->done = true;
+	return true;
+}
+
 /* One round: the oldest report of each flow run (up to PF_REPORTS_ROUND),
  * their PATCHes and reads together, then the proposals the reads let
  * through together. Delivered reports, and those the server refuses for
@@ -343,12 +373,14 @@ static int flush_round(struct prefect_source *s, struct pp_error *err)
 	size_t n = 0;
 	int rc = d && calls ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 	for (struct pf_report *r = s->outbox; !rc && r && n < most; r = r->next) {
-		if (pp_strmap_get(&picked, r->flow_run))
+		if (pp_strmap_get(&picked, r->flow_run) || (r->done && !r->flying))
 			continue;
 		if (pp_strmap_put(&picked, r->flow_run, r)) {
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 			break;
 		}
+		if (r->flying)
+			continue; /* its run's next report waits for the answer */
 		d[n].r = r;
 		rc = first_call(&d[n], &calls[n], err);
 		n++;
@@ -366,20 +398,9 @@ static int flush_round(struct prefect_source *s, struct pp_error *err)
 		pp_json_free(calls[i].out);
 	}
 	/* The reads' answers are judged: calls takes the proposals. */
-	for (size_t i = 0; !rc && i < n; i++) {
-		if (!d[i].proposing)
-			continue;
-		memset(&calls[np], 0, sizeof(calls[np]));
-		calls[np].method = "POST";
-		snprintf(calls[np].path, sizeof(calls[np].path), "/flow_runs/%s/set_state",
-			 d[i].r->flow_run);
-		calls[np].body = d[i].body;
-		/* A resend of an applied report carries its transition_id, which
-		 * the server refuses as a duplicate (PreventDuplicateTransitions);
-		 * a forced one skips the rules and would be applied again. */
-		calls[np].flags = d[i].r->force ? 0 : PP_HTTP_RESENDABLE;
-		np++;
-	}
+	for (size_t i = 0; !rc && i < n; i++)
+		if (d[i].proposing)
+			proposal_call(&d[i], &calls[np++]);
 	if (!rc && pp_prefect_api_calls(s, calls, np, PF_CALLS_AT_ONCE))
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	for (size_t i = 0, j = 0; !rc && i < n; i++) {
@@ -391,19 +412,10 @@ static int flush_round(struct prefect_source *s, struct pp_error *err)
 	/* Settle the round: what is done leaves the outbox. */
 	int failed = rc;
 	for (size_t i = 0; !rc && i < n; i++) {
-		struct pf_report *r = d[i].r;
-		if (d[i].rc && pp_err_retryable(d[i].rc)) {
-			pp_prefect_note_failure(s, d[i].rc, &d[i].err);
-			if (!failed) {
-				failed = d[i].rc;
-				*err = d[i].err;
-			}
-			continue;
+		if (!delivered(s, &d[i]) && !failed) {
+			failed = d[i].rc;
+			*err = d[i].err;
 		}
-		if (d[i].rc)
-			pp_warn("prefect: dropping report for flow run %s: %s", r->flow_run,
-				d[i].err.msg);
-		r->done = true;
 	}
 	outbox_sweep(s);
 	for (size_t i = 0; d && i < n; i++)
@@ -414,10 +426,118 @@ static int flush_round(struct prefect_source *s, struct pp_error *err)
 	return failed;
 }
 
+/* ---- reports left on the wire (the loop's handle) ---- */
+
+/* A report's delivery left on the wire (pp_prefect_api_send): its PATCH or
+ * read, then the proposal its read lets through. The loop waits on it with
+ * its own requests; the turns' flushes take up its answers. */
+struct pf_flight {
+	struct pf_delivery d;
+	struct pf_flight_call call;
+	struct pf_flight *next;
+};
+
+/* A failed delivery holds the outbox until the next poll (flush_held),
+ * said once. */
+static void hold(struct prefect_source *s, const struct pp_error *err)
+{
+	if (!s->flush_held)
+		pp_warn("prefect: %zu report(s) queued: %s", s->noutbox, err->msg);
+	s->flush_held = true;
+}
+
+/* Answered flights taken up: a PATCH or a proposal settles its report; a
+ * read is judged, and the proposal it lets through sent. A flight whose
+ * report was forgotten meanwhile (its run began another attempt) only
+ * ends. */
+static void flights_land(struct prefect_source *s)
+{
+	for (struct pf_flight **at = &s->flights; *at;) {
+		struct pf_flight *f = *at;
+		struct pf_delivery *d = &f->d;
+		struct pf_call *c = &f->call.call;
+		if (!f->call.answered) {
+			at = &f->next;
+			continue;
+		}
+		bool again = pp_prefect_api_take(s, &f->call);
+		bool settle = !again && !d->r->done;
+		if (settle && !d->proposing && !d->r->infra_pid) {
+			judge_read(d, c);
+			pp_json_free(c->out);
+			c->out = NULL;
+			if (d->proposing) {
+				proposal_call(d, c);
+				d->rc = pp_prefect_api_send(s, &f->call, &d->err);
+				if (!d->rc) {
+					at = &f->next; /* on the wire again */
+					continue;
+				}
+			}
+		} else if (settle && d->proposing) {
+			proposal_answered(d, c);
+		} else if (settle) {
+			d->rc = c->rc;
+			d->err = c->err;
+		}
+		pp_json_free(c->out);
+		if (settle && !delivered(s, d))
+			hold(s, &d->err);
+		d->r->flying = false;
+		pp_json_free(d->body);
+		*at = f->next;
+		free(f);
+	}
+	outbox_sweep(s);
+}
+
+/* Flights for the oldest report of each flow run not yet on its way, while
+ * fewer than PF_CALLS_AT_ONCE calls are on the wire. */
+static void flights_start(struct prefect_source *s)
+{
+	if (s->flush_held || pp_wall_ms() < s->backoff_until)
+		return;
+	struct pp_strmap picked = {0};
+	for (struct pf_report *r = s->outbox; r && s->flying < PF_CALLS_AT_ONCE; r = r->next) {
+		if (pp_strmap_get(&picked, r->flow_run) || (r->done && !r->flying))
+			continue;
+		struct pf_flight *f = NULL;
+		if (pp_strmap_put(&picked, r->flow_run, r) || !(f = calloc(1, sizeof(*f))))
+			break; /* out of memory: the next turn tries again */
+		if (r->flying) {
+			free(f);
+			continue; /* its run's next report waits for the answer */
+		}
+		f->d.r = r;
+		f->d.rc = first_call(&f->d, &f->call.call, &f->d.err);
+		if (!f->d.rc)
+			f->d.rc = pp_prefect_api_send(s, &f->call, &f->d.err);
+		if (!f->d.rc) {
+			r->flying = true;
+			f->next = s->flights;
+			s->flights = f;
+			continue;
+		}
+		bool done = delivered(s, &f->d);
+		if (!done)
+			hold(s, &f->d.err);
+		pp_json_free(f->d.body);
+		free(f);
+		if (!done)
+			break;
+	}
+	pp_strmap_clear(&picked);
+	outbox_sweep(s);
+}
+
 /* Deliver queued reports, round after round, until none is left or the
- * server could not take some for now. */
+ * server could not take some for now; flights first waited for. */
 static int outbox_flush(struct prefect_source *s, struct pp_error *err)
 {
+	while (s->flights) {
+		pp_prefect_api_wait(s);
+		flights_land(s);
+	}
 	while (s->outbox) {
 		memset(err, 0, sizeof(*err));
 		int rc = flush_round(s, err);
@@ -444,18 +564,28 @@ static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
 	return 0;
 }
 
-/* The turn's reports, delivered together. After a failure the outbox waits
- * for the next poll, which delivers it first (or for the Retry-After). */
-static void prefect_flush(struct pp_source *src)
+/* The reports queued since: on the loop's handle, sent (at most
+ * PF_CALLS_AT_ONCE calls on the wire) and taken up as they are answered, the
+ * loop waiting for none; without it, delivered together before returning.
+ * After a failure the outbox waits for the next poll, which delivers it
+ * first (or for the Retry-After). */
+static void outbox_send(struct prefect_source *s)
 {
-	struct prefect_source *s = (struct prefect_source *)src;
+	if (s->base.multi) {
+		flights_land(s);
+		flights_start(s);
+		return;
+	}
 	if (!s->outbox || s->flush_held || pp_wall_ms() < s->backoff_until)
 		return;
 	struct pp_error err = {0};
-	if (outbox_flush(s, &err)) {
-		s->flush_held = true;
-		pp_warn("prefect: %s", err.msg);
-	}
+	if (outbox_flush(s, &err))
+		hold(s, &err);
+}
+
+static void prefect_flush(struct pp_source *src)
+{
+	outbox_send((struct prefect_source *)src);
 }
 
 /* ---- claiming ---- */
@@ -1270,15 +1400,25 @@ static int prefect_poll(struct pp_source *src, struct pp_store *store, struct pp
 	s->backlog = false;
 	if (pp_wall_ms() < s->backoff_until)
 		return 0;
-	int rc = outbox_flush(s, err);
-	if (rc)
-		return rc;
-	s->flush_held = false;
+	/* After a failed delivery every queued report goes first, and a
+	 * server that still refuses them is not polled; else the reports go
+	 * on beside the poll's calls. */
+	int rc = 0;
+	if (s->flush_held || !s->base.multi) {
+		if ((rc = outbox_flush(s, err)))
+			return rc;
+		s->flush_held = false;
+	}
+	outbox_send(s);
 	rc = poll_pools(s, store, err);
 	if (rc && pp_err_retryable(rc))
 		return rc;
-	if (pp_wall_ms() >= s->next_reconcile) {
-		struct pp_error rerr = {0};
+	/* The reconciliation reads the server with every report delivered,
+	 * as it would read it after our own. */
+	struct pp_error rerr = {0};
+	if (pp_wall_ms() >= s->next_reconcile && outbox_flush(s, &rerr)) {
+		hold(s, &rerr);
+	} else if (pp_wall_ms() >= s->next_reconcile) {
 		int rrc = reconcile(s, store, &rerr);
 		if (rrc && !rc) {
 			*err = rerr;
@@ -1296,11 +1436,15 @@ static int prefect_poll(struct pp_source *src, struct pp_store *store, struct pp
 		*err = cerr;
 		rc = crc;
 	}
-	struct pp_error ferr = {0};
-	if (outbox_flush(s, &ferr) && !rc) {
-		*err = ferr;
-		rc = ferr.code;
+	if (!s->base.multi) {
+		struct pp_error ferr = {0};
+		if (outbox_flush(s, &ferr) && !rc) {
+			*err = ferr;
+			rc = ferr.code;
+		}
+		return rc;
 	}
+	outbox_send(s);
 	return rc;
 }
 

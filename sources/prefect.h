@@ -44,8 +44,9 @@ struct pf_report {
 	/* Chosen when queued and sent with every try, so the server applies
 	 * a report whose answer was lost only once (PreventDuplicateTransitions). */
 	char transition_id[PP_UUID_LEN];
-	bool force; /* CANCELLED, forced as the worker's _mark_flow_run_as_cancelled */
-	bool done;  /* delivered, dropped or forgotten: to leave the outbox (outbox_sweep) */
+	bool force;  /* CANCELLED, forced as the worker's _mark_flow_run_as_cancelled */
+	bool done;   /* delivered, dropped or forgotten: to leave the outbox (outbox_sweep) */
+	bool flying; /* a call about it is on the wire (struct pf_flight): it stays */
 	struct pf_report *next;
 };
 
@@ -89,8 +90,13 @@ struct prefect_source {
 	 * the run no second time: one round trip a run fewer on the loop's
 	 * thread. A run rendered after a restart is read again. */
 	struct pp_strmap run_deployments;
-	/* Every call's connections (prefect_client.c), made with the first. */
+	/* Every call's connections (prefect_client.c), made with the first,
+	 * when the loop gives no handle of its own (pp_source.multi). */
 	struct pp_http_multi *http;
+	/* Calls left on the wire (pp_prefect_api_send), not yet answered. */
+	size_t flying;
+	/* The reports being delivered so (struct pf_flight, prefect.c). */
+	struct pf_flight *flights;
 };
 
 /* One API call: method on path under api_url, body sent as JSON when set,
@@ -119,6 +125,27 @@ struct pf_call {
  * pp_prefect_api_call makes it (a change request the server refuses for its
  * CSRF token is sent again alone); 0, or PP_ENOMEM with none made. */
 int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t n, size_t at_once);
+/* A call left on the wire (pp_prefect_api_send): the loop's wait (or any
+ * other call's) drives it; its callback sets answered and wakes the loop
+ * (pp_source.wake). pp_prefect_api_take then fills call's out, rc and err
+ * as pp_prefect_api_calls does, or returns 1 when the server refused the
+ * call's CSRF token: the token is dropped, and the call is to be sent
+ * again. Calls so left count against the limit of pp_prefect_api_calls
+ * (s->flying). The struct must stay in place until answered. */
+struct pf_flight_call {
+	struct pf_call call;
+	bool answered;
+	/* prefect_client.c's */
+	struct prefect_source *s;
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	int transport_rc;
+	struct pp_error transport_err;
+};
+int pp_prefect_api_send(struct prefect_source *s, struct pf_flight_call *f, struct pp_error *err);
+int pp_prefect_api_take(struct prefect_source *s, struct pf_flight_call *f);
+/* Wait (a slice at most) for a call left on the wire to be answered. */
+void pp_prefect_api_wait(struct prefect_source *s);
 /* Remember a retryable failure's Retry-After in s->backoff_until (prefect_client.c). */
 void pp_prefect_note_failure(struct prefect_source *s, int rc, const struct pp_error *err);
 /* The deployment with this id, cached; *out is borrowed from the cache (prefect_blocks.c). */

@@ -97,6 +97,8 @@ struct pf_sent {
  * server) rather than a connection each. */
 static struct pp_http_multi *connections(struct prefect_source *s, struct pp_error *err)
 {
+	if (s->base.multi)
+		return s->base.multi; /* the loop's (pp_source.multi) */
 	if (!s->http && !(s->http = pp_http_multi_new()))
 		pp_fail(err, PP_ENOMEM, "out of memory");
 	return s->http;
@@ -124,10 +126,10 @@ static int store_settled(struct prefect_source *s, struct pp_error *err)
 
 /* Wait on the server for the calls on the wire, a slice at a time, the
  * loop called back between slices. */
-static void wait_slice(struct prefect_source *s, struct pp_http_multi *m, const size_t *out)
+static void wait_slice(struct prefect_source *s, struct pp_http_multi *m, size_t out)
 {
 	pp_http_multi_run(m, PF_WAIT_SLICE_MS);
-	if (*out > 0 && s->base.while_waiting)
+	if (out + s->flying > 0 && s->base.while_waiting)
 		s->base.while_waiting(s->base.while_waiting_ud);
 }
 
@@ -147,7 +149,7 @@ static int perform(struct prefect_source *s, const char *method, const char *url
 	if ((rc = pp_http_multi_add(m, req, resp, performed, &x, err)))
 		return rc;
 	while (out > 0)
-		wait_slice(s, m, &out);
+		wait_slice(s, m, out);
 	if (x.rc)
 		*err = x.err;
 	return x.rc;
@@ -308,7 +310,9 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 	int token_rc = changes ? csrf_token(s, &token_err) : 0;
 	size_t next = 0, out = 0;
 	while (next < n || out > 0) {
-		for (; next < n && out < at_once; next++) {
+		/* Calls left on the wire (pp_prefect_api_send) count against
+		 * the same limit. */
+		for (; next < n && out + s->flying < at_once; next++) {
 			struct pf_call *c = &calls[next];
 			struct pf_sent *x = &sent[next];
 			bool change = strcmp(c->method, "GET") != 0;
@@ -330,8 +334,8 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 			}
 			free(text);
 		}
-		if (out > 0)
-			wait_slice(s, m, &out);
+		if (out > 0 || next < n)
+			wait_slice(s, m, out);
 	}
 	bool renewed = false;
 	for (size_t i = 0; i < n; i++) {
@@ -363,6 +367,86 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 	}
 	free(sent);
 	return 0;
+}
+
+static void flight_answered(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
+			    const struct pp_error *err)
+{
+	(void)req;
+	(void)resp;
+	struct pf_flight_call *f = ud;
+	f->transport_rc = rc;
+	if (rc && err)
+		f->transport_err = *err;
+	f->answered = true;
+	f->s->flying--;
+	if (f->s->base.wake)
+		f->s->base.wake(f->s->base.wake_ud);
+}
+
+int pp_prefect_api_send(struct prefect_source *s, struct pf_flight_call *f, struct pp_error *err)
+{
+	struct pf_call *c = &f->call;
+	bool change = strcmp(c->method, "GET") != 0;
+	c->out = NULL;
+	c->rc = 0;
+	memset(&c->err, 0, sizeof(c->err));
+	f->answered = false;
+	f->transport_rc = 0;
+	memset(&f->transport_err, 0, sizeof(f->transport_err));
+	f->s = s;
+	struct pp_http_multi *m = connections(s, err);
+	if (!m)
+		return PP_ENOMEM;
+	int rc = store_settled(s, err);
+	if (!rc && change)
+		rc = csrf_token(s, err);
+	char url[2048];
+	snprintf(url, sizeof(url), "%s%s", s->api_url, c->path);
+	char *text = !rc && c->body ? pp_json_to_string(c->body, PP_JSON_COMPACT) : NULL;
+	if (!rc && c->body && !text)
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc) {
+		rc = request(s, c->method, url, text, c->flags, change, &f->req, &f->resp, err);
+		if (!rc)
+			rc = pp_http_multi_add(m, &f->req, &f->resp, flight_answered, f, err);
+		if (rc) {
+			pp_http_req_free(&f->req);
+			pp_http_resp_free(&f->resp);
+		}
+	}
+	free(text);
+	if (rc)
+		return pp_error_prefix(err, "Prefect %s %s: ", c->method, c->path);
+	s->flying++;
+	return 0;
+}
+
+int pp_prefect_api_take(struct prefect_source *s, struct pf_flight_call *f)
+{
+	struct pf_call *c = &f->call;
+	bool change = strcmp(c->method, "GET") != 0;
+	int again = !f->transport_rc && csrf_refused(s, change, &f->resp);
+	if (again) {
+		/* Expired or forgotten by the server: the next send fetches a
+		 * new one. */
+		free(s->csrf_token);
+		s->csrf_token = NULL;
+	} else {
+		c->err = f->transport_err;
+		c->rc = answer(c->method, c->path, f->transport_rc, &f->req, &f->resp, &c->out,
+			       &c->err);
+	}
+	pp_http_req_free(&f->req);
+	pp_http_resp_free(&f->resp);
+	return again;
+}
+
+void pp_prefect_api_wait(struct prefect_source *s)
+{
+	struct pp_http_multi *m = s->flying ? connections(s, &(struct pp_error){0}) : NULL;
+	if (m)
+		wait_slice(s, m, 0);
 }
 
 /* Remember the server's Retry-After so polls and reports leave it alone

@@ -28,7 +28,9 @@ struct pp_source_ops {
 		      struct pp_error *err);
 	/* Optional: deliver what report held back. The loop calls it once a
 	 * turn, after the turn's reports, so that they can go out together
-	 * rather than one round trip each on the loop's thread. */
+	 * rather than one round trip each on the loop's thread; with the
+	 * loop's handle (pp_source.multi) it sends them and returns, and takes
+	 * up their answers at a later turn. */
 	void (*flush)(struct pp_source *src);
 	/* Template and deployment-level variables for a run, when the source
 	 * owns them (NULL outputs: use the local pool config). */
@@ -66,6 +68,15 @@ struct pp_source {
 	 * check go quiet. */
 	void (*while_waiting)(void *ud);
 	void *while_waiting_ud;
+	/* Set by the loop (NULL: none; the source then makes a handle of its
+	 * own): the transfer handle the loop drives its requests on, which
+	 * outlives the source (its close may still wait on it). A source may
+	 * leave calls on it between turns: they go on while the loop waits.
+	 * Their callbacks run from that wait; one that has something for the
+	 * source's flush to take up calls wake(wake_ud), and the loop turns. */
+	struct pp_http_multi *multi;
+	void (*wake)(void *ud);
+	void *wake_ud;
 };
 
 /* NULL-terminated list of every source backend. */

@@ -850,6 +850,90 @@ static void test_abandon_from_a_callback(void **state)
 	pp_run_io_free_strings(&victim_io);
 }
 
+/* A driver on a handle it shares (a run source's calls beside the ops):
+ * its poll waits on the other's transfer with no op of its own and returns
+ * when that one's callback wakes it; freed, it stops only its own
+ * transfers, and the other's still completes on the handle. */
+struct foreign {
+	struct pp_exec *x;
+	bool done;
+	long status;
+};
+
+static void foreign_done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
+			 const struct pp_error *err)
+{
+	struct foreign *fo = ud;
+	fo->done = true;
+	fo->status = rc ? -1 : resp->status;
+	if (fo->x)
+		pp_exec_wake(fo->x);
+}
+
+static void test_shared_handle(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	struct hold h = {.sc = &f->sc};
+	char held_base[sizeof(f->srv.base) + 8], url[sizeof(f->srv.base) + 16];
+	add_step(&f->sc, 200, "{\"ok\":1}", NULL);
+	f->srv.handler = holding;
+	f->srv.ud = &h;
+	snprintf(held_base, sizeof(held_base), "%s/held", f->srv.base);
+	snprintf(url, sizeof(url), "%s/other", f->srv.base);
+
+	struct pp_http_multi *m = pp_http_multi_new();
+	struct pp_exec *x = pp_exec_new_on(m);
+	assert_true(m && x);
+	struct foreign fo = {.x = x};
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	pp_http_req_init(&req, "GET", url);
+	pp_http_resp_init(&resp, 0);
+	assert_int_equal(pp_http_multi_add(m, &req, &resp, foreign_done, &fo, &err), 0);
+	assert_int_equal(pp_exec_active(x), 0);
+	/* Without the wake it would wait out its whole timeout. */
+	long long t0 = fs_now_ms();
+	pp_exec_poll(x, 60000);
+	assert_true(fo.done);
+	assert_int_equal(fo.status, 200);
+	assert_true(fs_now_ms() - t0 < 30000);
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+
+	/* An op held at the server, and another transfer on the handle. */
+	struct pp_run_io *held = malloc(sizeof(*held));
+	struct fake_state st;
+	assert_non_null(held);
+	io_init(f, held, &st);
+	held->endpoint = held_base;
+	struct many dropped = {0};
+	assert_int_equal(pp_exec_start(x, &fake_provider, PP_OP_SUBMIT, held, NULL, many_done,
+				       &dropped, &err),
+			 0);
+	t0 = fs_now_ms();
+	while (!__atomic_load_n(&h.arrived, __ATOMIC_SEQ_CST) && fs_now_ms() - t0 < 10000)
+		pp_exec_poll(x, 10);
+	assert_int_equal(h.arrived, 1);
+	fo = (struct foreign){0};
+	pp_http_req_init(&req, "GET", url);
+	pp_http_resp_init(&resp, 0);
+	assert_int_equal(pp_http_multi_add(m, &req, &resp, foreign_done, &fo, &err), 0);
+	pp_exec_free(x);
+	pp_run_io_free_strings(held);
+	free(held);
+	assert_int_equal(pp_http_multi_pending(m), 1);
+	t0 = fs_now_ms();
+	while (!fo.done && fs_now_ms() - t0 < 10000)
+		pp_http_multi_run(m, 100);
+	assert_int_equal(fo.status, 200);
+	assert_int_equal(dropped.done, 0);
+	__atomic_store_n(&h.release, 1, __ATOMIC_SEQ_CST);
+	pp_http_req_free(&req);
+	pp_http_resp_free(&resp);
+	pp_http_multi_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -864,6 +948,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_step_uses_a_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_answer_wakes_waiters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_ops_share_one_driver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsupported_op_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_after_bounds_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials_applied_before_sending, setup,

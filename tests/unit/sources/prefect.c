@@ -265,7 +265,22 @@ struct env {
 	struct pp_source *src;
 	char deployment[64];
 	char limited_deployment[64]; /* in pool "limited", concurrency_limit 1 */
+	struct pp_http_multi *multi; /* the loop's handle (pp_source.multi) */
+	unsigned long wakes;	     /* pp_source.wake calls */
 };
+
+static void woken(void *ud)
+{
+	((struct env *)ud)->wakes++;
+}
+
+/* As the loop does: the source's calls may stay on the loop's handle. */
+static void attach(struct env *e)
+{
+	e->src->multi = e->multi;
+	e->src->wake = woken;
+	e->src->wake_ud = e;
+}
 
 /* Call the mock's Prefect API; returns the HTTP status, *out the body. */
 static long call(struct env *e, const char *method, const char *path, const char *body,
@@ -386,6 +401,8 @@ static int env_setup(void **state)
 	assert_int_equal(pp_store_open(db, &e->store, &err), 0);
 	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
 	assert_non_null(e->src);
+	assert_non_null(e->multi = pp_http_multi_new());
+	attach(e);
 	*state = e;
 	return 0;
 }
@@ -395,6 +412,7 @@ static int env_teardown(void **state)
 	struct env *e = *state;
 	char cmd[128];
 	e->src->ops->close(e->src);
+	pp_http_multi_free(e->multi);
 	pp_store_close(e->store);
 	pp_config_free(&e->cfg);
 	pp_mock_free(e->mock);
@@ -416,10 +434,15 @@ static int store_count(struct env *e)
 	return n;
 }
 
-/* What the loop does once a turn: the reports go out (together). */
+/* What the loop does once a turn: the reports go out (together); the
+ * turns go on, waiting on the handle, until every answer is taken up. */
 static void flush(struct env *e)
 {
 	e->src->ops->flush(e->src);
+	while (pp_http_multi_pending(e->multi) > 0) {
+		pp_http_multi_run(e->multi, 100);
+		e->src->ops->flush(e->src);
+	}
 }
 
 /* A barrier on the mock's Prefect API: the next count calls of action
@@ -601,6 +624,51 @@ static void test_reports_together(void **state)
 	}
 }
 
+/* On the loop's handle a turn's flush sends the reports and returns: at
+ * most PF_CALLS_AT_ONCE (16) calls on the wire, none answered yet, the
+ * rest sent as answers free room, each answer waking the loop; a poll
+ * meanwhile shares the limit and the wire with them. */
+static void test_reports_without_waiting(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	enum { N = 20 };
+	char *ids[N];
+	for (int i = 0; i < N; i++)
+		ids[i] = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), N);
+	for (int i = 0; i < N; i++) {
+		struct pp_run_rec rec;
+		char task[32];
+		snprintf(task, sizeof(task), "t-%d", i);
+		assert_int_equal(e->store->ops->get(e->store, ids[i], &rec, NULL, NULL, &err), 0);
+		assert_int_equal(
+			e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, task, NULL, &err), 0);
+		pp_run_rec_free(&rec);
+	}
+	unsigned long wakes = e->wakes;
+	e->src->ops->flush(e->src);
+	assert_int_equal(pp_http_multi_pending(e->multi), 16);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:PATCH flow_runs"), 0);
+	assert_int_equal(e->wakes, wakes);
+	char *late = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), N + 1);
+	flush(e);
+	assert_true(e->wakes >= wakes + N);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:PATCH flow_runs"), N);
+	for (int i = 0; i < N; i++) {
+		struct pp_json *r = run_of(e, ids[i]);
+		char task[32];
+		snprintf(task, sizeof(task), "t-%d", i);
+		assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), task);
+		pp_json_free(r);
+		free(ids[i]);
+	}
+	free(late);
+}
+
 /* A poll syncs with the server (heartbeats and pool reads, every pool's
  * together: a barrier of two passes the two pools' heartbeats) only when
  * a sync is due, every 30 s as Prefect's worker; the polls in between
@@ -713,6 +781,7 @@ static void test_crashed_and_cancelling(void **state)
 			      "{\"state\":{\"type\":\"CANCELLING\"},\"force\":true}", KEY, NULL),
 			 201);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	flush(e); /* the loop's turn after the poll */
 	assert_int_equal(e->store->ops->get(e->store, b, &rec, NULL, NULL, &err), 0);
 	assert_int_equal(rec.state, PP_ST_CANCELLED);
 	pp_run_rec_free(&rec);
@@ -848,8 +917,10 @@ static void test_reconcile(void **state)
 	e->src->ops->close(e->src);
 	e->cfg.prefect.claim_timeout = 1;
 	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
+	attach(e);
 	usleep(1100 * 1000);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	flush(e);
 	struct pp_json *r = run_of(e, a);
 	assert_string_equal(pp_json_get_string(r, "state_type"), "CRASHED");
 	assert_string_equal(pp_json_get_string(r, "infrastructure_pid"), "t-9");
@@ -1041,6 +1112,7 @@ static void test_cancelled_first(void **state)
 				 201);
 	}
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	flush(e);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(e->store->ops->get(e->store, ids2[i], &rec, NULL, NULL, &err), 0);
 		assert_int_equal(rec.state, PP_ST_CANCELLED);
@@ -1286,6 +1358,7 @@ static void test_basic_and_csrf(void **state)
 	free(e->cfg.prefect.api_auth_string_file);
 	e->cfg.prefect.api_auth_string_file = strdup(path);
 	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
+	attach(e);
 	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
 	assert_int_equal(store_count(e), 2);
 	assert_int_equal(pp_mock_count_get(e->mock, "prefect.csrf_tokens", NULL), 1);
@@ -1529,6 +1602,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pools_claimed_together, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_reports_together, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_reports_without_waiting, env_setup,
+						env_teardown),
 		cmocka_unit_test_setup_teardown(test_poll_syncs_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_cancellation_pages_together, env_setup,
 						env_teardown),
