@@ -492,13 +492,15 @@ static void flights_land(struct prefect_source *s)
 }
 
 /* Flights for the oldest report of each flow run not yet on its way, while
- * fewer than PF_CALLS_AT_ONCE calls are on the wire. */
-static void flights_start(struct prefect_source *s)
+ * fewer than PF_CALLS_AT_ONCE calls are on the wire (out of them a batch's
+ * that waits). */
+static void flights_start(struct prefect_source *s, size_t out)
 {
 	if (s->flush_held || pp_wall_ms() < s->backoff_until)
 		return;
 	struct pp_strmap picked = {0};
-	for (struct pf_report *r = s->outbox; r && s->flying < PF_CALLS_AT_ONCE; r = r->next) {
+	for (struct pf_report *r = s->outbox; r && s->flying + out < PF_CALLS_AT_ONCE;
+	     r = r->next) {
 		if (pp_strmap_get(&picked, r->flow_run) || (r->done && !r->flying))
 			continue;
 		struct pf_flight *f = NULL;
@@ -530,21 +532,34 @@ static void flights_start(struct prefect_source *s)
 	outbox_sweep(s);
 }
 
+void pp_prefect_flights_step(struct prefect_source *s, size_t out)
+{
+	if (!s->base.multi || s->flights_busy)
+		return;
+	s->flights_busy = true;
+	flights_land(s);
+	flights_start(s, out);
+	s->flights_busy = false;
+}
+
 /* Deliver queued reports, round after round, until none is left or the
  * server could not take some for now; flights first waited for. */
 static int outbox_flush(struct prefect_source *s, struct pp_error *err)
 {
+	bool busy = s->flights_busy;
+	s->flights_busy = true;
+	int rc = 0;
 	while (s->flights) {
 		pp_prefect_api_wait(s);
 		flights_land(s);
 	}
-	while (s->outbox) {
+	while (!rc && s->outbox) {
 		memset(err, 0, sizeof(*err));
-		int rc = flush_round(s, err);
-		if (rc)
-			return pp_error_prefix(err, "%zu report(s) queued: ", s->noutbox);
+		if ((rc = flush_round(s, err)))
+			pp_error_prefix(err, "%zu report(s) queued: ", s->noutbox);
 	}
-	return 0;
+	s->flights_busy = busy;
+	return rc;
 }
 
 static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
@@ -572,8 +587,7 @@ static int prefect_report(struct pp_source *src, const struct pp_run_rec *rec,
 static void outbox_send(struct prefect_source *s)
 {
 	if (s->base.multi) {
-		flights_land(s);
-		flights_start(s);
+		pp_prefect_flights_step(s, 0);
 		return;
 	}
 	if (!s->outbox || s->flush_held || pp_wall_ms() < s->backoff_until)

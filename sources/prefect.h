@@ -97,6 +97,7 @@ struct prefect_source {
 	size_t flying;
 	/* The reports being delivered so (struct pf_flight, prefect.c). */
 	struct pf_flight *flights;
+	bool flights_busy; /* in outbox_flush or pp_prefect_flights_step */
 };
 
 /* One API call: method on path under api_url, body sent as JSON when set,
@@ -146,6 +147,11 @@ int pp_prefect_api_send(struct prefect_source *s, struct pf_flight_call *f, stru
 int pp_prefect_api_take(struct prefect_source *s, struct pf_flight_call *f);
 /* Wait (a slice at most) for a call left on the wire to be answered. */
 void pp_prefect_api_wait(struct prefect_source *s);
+/* While a batch of waited-for calls (out of them still on the wire) ends:
+ * reports' calls answered taken up, and new ones sent into the room left
+ * (prefect.c). Does nothing while the outbox is delivered in rounds, or
+ * from inside itself (a CSRF token fetched for a report's call). */
+void pp_prefect_flights_step(struct prefect_source *s, size_t out);
 /* Remember a retryable failure's Retry-After in s->backoff_until (prefect_client.c). */
 void pp_prefect_note_failure(struct prefect_source *s, int rc, const struct pp_error *err);
 /* The deployment with this id, cached; *out is borrowed from the cache (prefect_blocks.c). */

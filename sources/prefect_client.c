@@ -148,8 +148,10 @@ static int perform(struct prefect_source *s, const char *method, const char *url
 	struct pf_sent x = {.out = &out};
 	if ((rc = pp_http_multi_add(m, req, resp, performed, &x, err)))
 		return rc;
-	while (out > 0)
+	while (out > 0) {
 		wait_slice(s, m, out);
+		pp_prefect_flights_step(s, out);
+	}
 	if (x.rc)
 		*err = x.err;
 	return x.rc;
@@ -336,6 +338,10 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 		}
 		if (out > 0 || next < n)
 			wait_slice(s, m, out);
+		/* Past the last call's start the batch leaves room on the
+		 * wire as its calls end: the reports take it. */
+		if (next == n)
+			pp_prefect_flights_step(s, out);
 	}
 	bool renewed = false;
 	for (size_t i = 0; i < n; i++) {
