@@ -549,9 +549,17 @@ static int outbox_flush(struct prefect_source *s, struct pp_error *err)
 	bool busy = s->flights_busy;
 	s->flights_busy = true;
 	int rc = 0;
-	while (s->flights) {
-		pp_prefect_api_wait(s);
+	while (s->flights && !pp_prefect_api_wait(s))
 		flights_land(s);
+	/* The turn is lost: what is on the wire is left unanswered, its
+	 * reports queued (and the rounds below fail them the same way). */
+	while (s->flights) {
+		struct pf_flight *f = s->flights;
+		s->flights = f->next;
+		pp_prefect_api_abandon(s, &f->call);
+		f->d.r->flying = false;
+		pp_json_free(f->d.body);
+		free(f);
 	}
 	while (!rc && s->outbox) {
 		memset(err, 0, sizeof(*err));

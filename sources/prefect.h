@@ -145,8 +145,12 @@ struct pf_flight_call {
 };
 int pp_prefect_api_send(struct prefect_source *s, struct pf_flight_call *f, struct pp_error *err);
 int pp_prefect_api_take(struct prefect_source *s, struct pf_flight_call *f);
-/* Wait (a slice at most) for a call left on the wire to be answered. */
-void pp_prefect_api_wait(struct prefect_source *s);
+/* Wait (a slice at most) for a call left on the wire to be answered: 0,
+ * or nonzero when the loop's turn is lost (pp_source.before_send), and
+ * nothing on the handle may be driven. */
+int pp_prefect_api_wait(struct prefect_source *s);
+/* Take a call left on the wire off it, answered or not. */
+void pp_prefect_api_abandon(struct prefect_source *s, struct pf_flight_call *f);
 /* While a batch of waited-for calls (out of them still on the wire) ends:
  * reports' calls answered taken up, and new ones sent into the room left
  * (prefect.c). Does nothing while the outbox is delivered in rounds, or

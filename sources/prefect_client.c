@@ -448,11 +448,26 @@ int pp_prefect_api_take(struct prefect_source *s, struct pf_flight_call *f)
 	return again;
 }
 
-void pp_prefect_api_wait(struct prefect_source *s)
+int pp_prefect_api_wait(struct prefect_source *s)
 {
-	struct pp_http_multi *m = s->flying ? connections(s, &(struct pp_error){0}) : NULL;
-	if (m)
-		wait_slice(s, m, 0);
+	struct pp_error err = {0};
+	struct pp_http_multi *m = s->flying ? connections(s, &err) : NULL;
+	if (!m)
+		return 0;
+	/* The loop's requests on the handle go out only after their turn's
+	 * commit: the wait drives them too. */
+	if (store_settled(s, &err))
+		return err.code;
+	wait_slice(s, m, 0);
+	return 0;
+}
+
+void pp_prefect_api_abandon(struct prefect_source *s, struct pf_flight_call *f)
+{
+	if (!f->answered && pp_http_multi_abandon(connections(s, &(struct pp_error){0}), f))
+		s->flying--;
+	pp_http_req_free(&f->req);
+	pp_http_resp_free(&f->resp);
 }
 
 /* Remember the server's Retry-After so polls and reports leave it alone
