@@ -358,7 +358,8 @@ static bool delivered(struct prefect_source *s, struct pf_delivery *d)
 	return true;
 }
 
-/* One round: the oldest report of each flow run (up to PF_REPORTS_ROUND),
+/* One round (no flight left: outbox_flush waits for them first): the
+ * oldest report of each flow run (up to PF_REPORTS_ROUND),
  * their PATCHes and reads together, then the proposals the reads let
  * through together. Delivered reports, and those the server refuses for
  * good (said, and dropped), leave the outbox; the others stay in place.
@@ -373,14 +374,12 @@ static int flush_round(struct prefect_source *s, struct pp_error *err)
 	size_t n = 0;
 	int rc = d && calls ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 	for (struct pf_report *r = s->outbox; !rc && r && n < most; r = r->next) {
-		if (pp_strmap_get(&picked, r->flow_run) || (r->done && !r->flying))
+		if (pp_strmap_get(&picked, r->flow_run))
 			continue;
 		if (pp_strmap_put(&picked, r->flow_run, r)) {
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 			break;
 		}
-		if (r->flying)
-			continue; /* its run's next report waits for the answer */
 		d[n].r = r;
 		rc = first_call(&d[n], &calls[n], err);
 		n++;
