@@ -1,6 +1,7 @@
 #include "sources/prefect_states.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,26 +98,76 @@ static int replace_value(struct pp_json *node, struct pp_json *val, struct pp_er
 	return 0;
 }
 
+/* Where a walk is in a tree: the node's key, or index, under its parent's
+ * place (up NULL: the root). The JSON path it stands for ("$.a[0].b") is
+ * written out only for an error message (place_fail, place_prefix), not
+ * for each node a walk passes. */
+struct place {
+	const struct place *up;
+	const char *key; /* in_object: the member's key; else element idx */
+	size_t idx;
+	bool in_object;
+};
+
+/* Long enough for any path an error message has room for. */
+#define PLACE_MAX PP_ERRMSG_MAX
+
+/* at's JSON path into out (n bytes), cut short when longer. */
+static const char *place_path(const struct place *at, char *out, size_t n)
+{
+	if (!at->up) {
+		snprintf(out, n, "$");
+		return out;
+	}
+	place_path(at->up, out, n);
+	size_t len = strlen(out);
+	if (at->in_object)
+		snprintf(out + len, n - len, ".%s", at->key);
+	else
+		snprintf(out + len, n - len, "[%zu]", at->idx);
+	return out;
+}
+
+/* pp_fail, the message after at's JSON path and ": ". */
+static int place_fail(struct pp_error *err, int code, const struct place *at, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int place_fail(struct pp_error *err, int code, const struct place *at, const char *fmt, ...)
+{
+	char where[PLACE_MAX], msg[PP_ERRMSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return pp_fail(err, code, "%s: %s", place_path(at, where, sizeof(where)), msg);
+}
+
+/* err's message after at's JSON path and ": ". */
+static int place_prefix(struct pp_error *err, const struct place *at)
+{
+	char where[PLACE_MAX];
+	return pp_error_prefix(err, "%s: ", place_path(at, where, sizeof(where)));
+}
+
 /* "type.name[.field...]" -> the referenced value (caller frees). */
 static int lookup_ref(const char *ref, size_t n, pp_prefect_block_fetch fetch, void *ud,
-		      const char *where, struct pp_json **out, struct pp_error *err)
+		      const struct place *at, struct pp_json **out, struct pp_error *err)
 {
 	char buf[512], *save = NULL;
 	if (n >= sizeof(buf))
-		return pp_fail(err, PP_EINVALID, "%s: block reference too long", where);
+		return place_fail(err, PP_EINVALID, at, "block reference too long");
 	memcpy(buf, ref, n);
 	buf[n] = '\0';
 	char *slug = strtok_r(buf, ".", &save);
 	char *name = strtok_r(NULL, ".", &save);
 	if (!slug || !name)
-		return pp_fail(err, PP_EINVALID,
-			       "%s: block reference \"" BLOCK_PREFIX
-			       "%.*s\" needs a type and a name",
-			       where, (int)n, ref);
+		return place_fail(err, PP_EINVALID, at,
+				  "block reference \"" BLOCK_PREFIX
+				  "%.*s\" needs a type and a name",
+				  (int)n, ref);
 	struct pp_json *data = NULL;
 	int rc = fetch(ud, slug, name, &data, err);
 	if (rc)
-		return pp_error_prefix(err, "%s: ", where);
+		return place_prefix(err, at);
 	const struct pp_json *v = data;
 	if (data && data->count == 1 && pp_json_get(data, "value"))
 		v = pp_json_get(data, "value");
@@ -124,8 +175,9 @@ static int lookup_ref(const char *ref, size_t n, pp_prefect_block_fetch fetch, v
 		v = pp_json_get(v, f);
 	if (!v) {
 		pp_json_free(data);
-		return pp_fail(err, PP_EINVALID, "%s: block %s/%s has no field named in \"%.*s\"",
-			       where, slug, name, (int)n, ref);
+		return place_fail(err, PP_EINVALID, at,
+				  "block %s/%s has no field named in \"%.*s\"", slug, name, (int)n,
+				  ref);
 	}
 	*out = pp_json_clone(v);
 	pp_json_free(data);
@@ -172,32 +224,28 @@ static bool next_ref(const char *s, size_t len, size_t from, size_t *start, size
 
 /* ---- walking a JSON tree ---- */
 
-/* What a walk does at one node (where: its JSON path, depth: 0 at the
- * root): 0 to go on into its members, 1 when done with it, or an error. */
-typedef int (*node_visit)(struct pp_json *j, const char *where, int depth, void *arg,
+/* What a walk does at one node (at: where it is, depth: 0 at the root):
+ * 0 to go on into its members, 1 when done with it, or an error. */
+typedef int (*node_visit)(struct pp_json *j, const struct place *at, int depth, void *arg,
 			  struct pp_error *err);
 
-static int walk_at(struct pp_json *j, struct pp_buf *path, int depth, node_visit visit, void *arg,
-		   struct pp_error *err)
+static int walk_at(struct pp_json *j, const struct place *at, int depth, node_visit visit,
+		   void *arg, struct pp_error *err)
 {
 	/* What a visit puts in place of a string is not walked. */
 	bool members = j->type == PP_JSON_OBJECT || j->type == PP_JSON_ARRAY;
-	int rc = visit(j, pp_buf_str(path), depth, arg, err);
+	int rc = visit(j, at, depth, arg, err);
 	if (rc)
 		return rc < 0 ? rc : 0;
 	if (!members)
 		return 0;
-	size_t idx = 0, keep = path->len;
+	struct place here = {.up = at, .in_object = j->type == PP_JSON_OBJECT};
 	pp_json_foreach (c, j) {
-		rc = j->type == PP_JSON_OBJECT ? pp_buf_printf(path, ".%s", c->key)
-					       : pp_buf_printf(path, "[%zu]", idx);
-		if (!rc)
-			rc = walk_at(c, path, depth + 1, visit, arg, err);
-		path->len = keep;
-		path->data[keep] = '\0';
+		here.key = c->key;
+		rc = walk_at(c, &here, depth + 1, visit, arg, err);
 		if (rc)
 			return rc;
-		idx++;
+		here.idx++;
 	}
 	return 0;
 }
@@ -205,13 +253,8 @@ static int walk_at(struct pp_json *j, struct pp_buf *path, int depth, node_visit
 /* Every node of root, from the path "$". */
 static int walk(struct pp_json *root, node_visit visit, void *arg, struct pp_error *err)
 {
-	struct pp_buf path;
-	pp_buf_init(&path, 4096);
-	int rc = pp_buf_puts(&path, "$");
-	if (!rc)
-		rc = walk_at(root, &path, 0, visit, arg, err);
-	pp_buf_free(&path);
-	return rc;
+	const struct place top = {0};
+	return walk_at(root, &top, 0, visit, arg, err);
 }
 
 struct block_walk {
@@ -220,7 +263,7 @@ struct block_walk {
 };
 
 /* A walk's visit: a string's block references resolved. */
-static int resolve_string(struct pp_json *node, const char *where, int depth, void *arg,
+static int resolve_string(struct pp_json *node, const struct place *at, int depth, void *arg,
 			  struct pp_error *err)
 {
 	const struct block_walk *w = arg;
@@ -232,7 +275,7 @@ static int resolve_string(struct pp_json *node, const char *where, int depth, vo
 	struct pp_json *val = NULL;
 	int rc;
 	if (start == 0 && end == node->len) {
-		rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, where, &val, err);
+		rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, at, &val, err);
 		return rc ? rc : replace_value(node, val, err);
 	}
 	struct pp_buf out;
@@ -242,15 +285,14 @@ static int resolve_string(struct pp_json *node, const char *where, int depth, vo
 	do {
 		rc = pp_buf_append(&out, node->str + done, start - done);
 		if (!rc)
-			rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, where, &val, err);
+			rc = lookup_ref(node->str + ref, rl, w->fetch, w->ud, at, &val, err);
 		if (!rc && val->type == PP_JSON_STRING)
 			rc = pp_buf_append(&out, val->str, val->len);
 		else if (!rc && val->type == PP_JSON_NUMBER)
 			rc = pp_buf_puts(&out, val->str);
 		else if (!rc)
-			rc = pp_fail(err, PP_EINVALID,
-				     "%s: block reference inside text must name a string or number",
-				     where);
+			rc = place_fail(err, PP_EINVALID, at,
+					"block reference inside text must name a string or number");
 		pp_json_free(val);
 		val = NULL;
 		done = end;
@@ -282,7 +324,7 @@ struct variable_walk {
 /* A string's {{ prefect.variables.NAME }}: alone, the variable's value
  * whatever its type, "" when there is no such variable; inside text, its
  * str() ("" when missing). Other placeholders stay as they are. */
-static int variables_in_string(struct pp_json *node, const char *where, int depth, void *arg,
+static int variables_in_string(struct pp_json *node, const struct place *at, int depth, void *arg,
 			       struct pp_error *err)
 {
 	const struct variable_walk *w = arg;
@@ -296,11 +338,11 @@ static int variables_in_string(struct pp_json *node, const char *where, int dept
 	int rc = 0;
 	if (start == 0 && end == node->len) {
 		if (rl >= sizeof(name))
-			return pp_fail(err, PP_EINVALID, "%s: variable name too long", where);
+			return place_fail(err, PP_EINVALID, at, "variable name too long");
 		snprintf(name, sizeof(name), "%.*s", (int)rl, node->str + ref);
 		rc = w->fetch(w->ud, name, &val, err);
 		if (rc)
-			return pp_error_prefix(err, "%s: ", where);
+			return place_prefix(err, at);
 		if (!val && !(val = pp_json_new_string("")))
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		return replace_value(node, val, err);
@@ -311,22 +353,22 @@ static int variables_in_string(struct pp_json *node, const char *where, int dept
 	do {
 		rc = pp_buf_append(&out, node->str + done, start - done);
 		if (!rc && rl >= sizeof(name))
-			rc = pp_fail(err, PP_EINVALID, "%s: variable name too long", where);
+			rc = place_fail(err, PP_EINVALID, at, "variable name too long");
 		if (!rc) {
 			snprintf(name, sizeof(name), "%.*s", (int)rl, node->str + ref);
 			rc = w->fetch(w->ud, name, &val, err);
 			if (rc)
-				pp_error_prefix(err, "%s: ", where);
+				place_prefix(err, at);
 		}
 		if (!rc && val && pp_render_py_str(&out, val))
-			rc = pp_fail(err, PP_EINVALID, "%s: text too long", where);
+			rc = place_fail(err, PP_EINVALID, at, "text too long");
 		pp_json_free(val);
 		val = NULL;
 		done = end;
 	} while (!rc &&
 		 next_ref_of(VARIABLE_PREFIX, node->str, node->len, done, &start, &end, &ref, &rl));
 	if (!rc && pp_buf_append(&out, node->str + done, node->len - done))
-		rc = pp_fail(err, PP_EINVALID, "%s: text too long", where);
+		rc = place_fail(err, PP_EINVALID, at, "text too long");
 	if (!rc) {
 		size_t len = out.len;
 		pp_json_own_str(node, pp_buf_steal(&out), len);
@@ -349,20 +391,20 @@ struct document_walk {
 	void *ud;
 };
 
-static int documents_visit(struct pp_json *j, const char *where, int depth, void *arg,
+static int documents_visit(struct pp_json *j, const struct place *at, int depth, void *arg,
 			   struct pp_error *err)
 {
 	const struct document_walk *w = arg;
 	if (j->type != PP_JSON_OBJECT && j->type != PP_JSON_ARRAY)
 		return 1;
 	if (depth > REF_DEPTH_MAX)
-		return pp_fail(err, PP_EINVALID, "%s: nested too deep", where);
+		return place_fail(err, PP_EINVALID, at, "nested too deep");
 	const char *id = pp_json_get_string(pp_json_get(j, "$ref"), "block_document_id");
 	if (j->type == PP_JSON_OBJECT && id && *id) {
 		struct pp_json *data = NULL;
 		int rc = w->fetch(w->ud, id, &data, err);
 		if (rc)
-			return pp_error_prefix(err, "%s: ", where);
+			return place_prefix(err, at);
 		/* The reference object's own members go: the data takes its place. */
 		while (j->child)
 			pp_json_free(pp_json_detach(j->child));
