@@ -782,12 +782,17 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *err)
 {
 	struct pool_rt *p = a->pool;
-	struct pp_json *run_vars = NULL, *dep_vars = NULL, *src_tmpl = NULL;
+	struct pp_json *run_vars = NULL, *dep_vars = NULL;
+	/* The source's, borrowed until it is called again: rendered below,
+	 * before any other call of it. */
+	const struct pp_json *src_tmpl = NULL;
+	uint64_t tmpl_version = 0;
 	int rc = 0;
 	for (size_t i = 0; i < L->nsources && !rc; i++) {
 		struct pp_source *s = L->sources[i].src;
 		if (a->rec.source && !strcmp(s->ops->name, a->rec.source) && s->ops->job_inputs)
-			rc = s->ops->job_inputs(s, &a->rec, &src_tmpl, &dep_vars, err);
+			rc = s->ops->job_inputs(s, &a->rec, &src_tmpl, &tmpl_version, &dep_vars,
+						err);
 	}
 	if (!rc && a->rec.job_variables && *a->rec.job_variables) {
 		rc = pp_json_parse(a->rec.job_variables, strlen(a->rec.job_variables), NULL,
@@ -806,7 +811,8 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 			ctx.run_id = a->rec.id;
 			ctx.parameters = a->rec.parameters ? a->rec.parameters : "{}";
 		}
-		rc = pp_pool_render(p->p, src_tmpl, dep_vars, run_vars, &ctx, &a->job, err);
+		rc = pp_pool_render(p->p, src_tmpl, tmpl_version, dep_vars, run_vars, &ctx, &a->job,
+				    err);
 	}
 	for (size_t i = 0; i < L->nsources && !rc; i++) {
 		struct pp_source *s = L->sources[i].src;
@@ -815,7 +821,6 @@ static int prepare_run(struct pp_loop *L, struct inflight *a, struct pp_error *e
 	}
 	pp_json_free(run_vars);
 	pp_json_free(dep_vars);
-	pp_json_free(src_tmpl);
 	if (rc)
 		return rc;
 	pp_pool_io_init(p->p, &a->io, a->rec.id, a->rec.name, a->job);

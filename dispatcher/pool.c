@@ -190,6 +190,8 @@ void pp_pool_close(struct pp_pool *p)
 		p->prov->release_shared(p->shared);
 	pp_cred_free(p->cred);
 	pp_render_cache_free(p->renders);
+	pp_render_cache_free(p->src_renders);
+	pp_json_free(p->src_tmpl);
 	pp_json_free(p->tmpl);
 	pp_json_free(p->vars);
 	free(p->endpoint);
@@ -199,7 +201,24 @@ void pp_pool_close(struct pp_pool *p)
 	free(p);
 }
 
-int pp_pool_render(const struct pp_pool *p, const struct pp_json *tmpl,
+/* A source's template of a version new to the pool: its copy (the source
+ * may free or replace its own once another version is out) and a render
+ * cache of it take the last one's place. */
+static int take_source_template(struct pp_pool *p, const struct pp_json *tmpl, uint64_t version,
+				struct pp_error *err)
+{
+	pp_render_cache_free(p->src_renders);
+	pp_json_free(p->src_tmpl);
+	p->src_renders = NULL;
+	p->src_version = 0;
+	if (!(p->src_tmpl = pp_json_clone(tmpl)) ||
+	    !(p->src_renders = pp_render_cache_new(p->src_tmpl, p->vars)))
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	p->src_version = version;
+	return 0;
+}
+
+int pp_pool_render(struct pp_pool *p, const struct pp_json *tmpl, uint64_t tmpl_version,
 		   const struct pp_json *deployment_vars, const struct pp_json *run_vars,
 		   const struct pp_run_ctx *ctx, struct pp_json **job, struct pp_error *err)
 {
@@ -212,9 +231,14 @@ int pp_pool_render(const struct pp_pool *p, const struct pp_json *tmpl,
 		c.api_key = p->api_key;
 	if (!c.api_auth_string)
 		c.api_auth_string = p->api_auth_string;
-	if (tmpl)
-		return pp_render_job(tmpl, p->vars, deployment_vars, run_vars, &c, job, err);
-	return pp_render_job_cached(p->renders, deployment_vars, run_vars, &c, job, err);
+	if (!tmpl)
+		return pp_render_job_cached(p->renders, deployment_vars, run_vars, &c, job, err);
+	if (!p->src_renders || tmpl_version != p->src_version) {
+		int rc = take_source_template(p, tmpl, tmpl_version, err);
+		if (rc)
+			return rc;
+	}
+	return pp_render_job_cached(p->src_renders, deployment_vars, run_vars, &c, job, err);
 }
 
 void pp_pool_io_init(struct pp_pool *p, struct pp_run_io *io, const char *run_id,

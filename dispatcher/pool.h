@@ -7,6 +7,7 @@
 #define PP_POOL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "dispatcher/config.h"
 #include "lib/err.h"
@@ -30,6 +31,11 @@ struct pp_pool {
 	void *shared;	       /* provider's per-pool cache (prov->release_shared) */
 	/* What the runs repeat of rendering tmpl with vars (pp_pool_render). */
 	struct pp_render_cache *renders;
+	/* The same for the last template a source rendered runs with: the
+	 * pool's own copy of it, its version, and its renders (NULL, 0: none). */
+	struct pp_json *src_tmpl;
+	uint64_t src_version;
+	struct pp_render_cache *src_renders;
 	long max_in_flight, max_submitting;
 	/* Run time and start retry rules (docs/dispatch.md). */
 	double max_runtime;		  /* seconds; 0: no limit */
@@ -58,10 +64,13 @@ int pp_pool_open(const struct pp_config *cfg, const struct pp_pool_conf *pc, uns
 		 struct pp_pool **out, struct pp_error *err);
 void pp_pool_close(struct pp_pool *p);
 
-/* Render a run's job on the pool: tmpl (a source's template) or the pool's,
- * the pool's variables under deployment and run variables. ctx fields left
- * NULL get the pool's name, Prefect URL and key. */
-int pp_pool_render(const struct pp_pool *p, const struct pp_json *tmpl,
+/* Render a run's job on the pool: tmpl (a source's, of version
+ * tmpl_version: sources/source.h, job_inputs) or, NULL, the pool's, the
+ * pool's variables under deployment and run variables. Either goes
+ * through a render cache: a source's template is copied once a version,
+ * tmpl itself is read only when its version is new to the pool. ctx
+ * fields left NULL get the pool's name, Prefect URL and key. */
+int pp_pool_render(struct pp_pool *p, const struct pp_json *tmpl, uint64_t tmpl_version,
 		   const struct pp_json *deployment_vars, const struct pp_json *run_vars,
 		   const struct pp_run_ctx *ctx, struct pp_json **job, struct pp_error *err);
 

@@ -367,7 +367,7 @@ int pp_sweep_pool(struct pp_sweep *s, struct pp_pool *p, int *refs,
 	s->npasses++;
 	pp_uuid4(pass->run_id);
 	struct pp_run_ctx ctx = {.flow_run_id = pass->run_id, .flow_run_name = "sweep"};
-	int rc = pp_pool_render(p, NULL, NULL, NULL, &ctx, &pass->job, err);
+	int rc = pp_pool_render(p, NULL, 0, NULL, NULL, &ctx, &pass->job, err);
 	if (!rc) {
 		pp_pool_io_init(p, &pass->io, pass->run_id, "sweep", pass->job);
 		pass->io.store_id = s->store_id;

@@ -102,6 +102,9 @@ static int take_pool(struct pf_pool *p, struct pp_json *wp, struct pp_error *err
 	}
 	pp_json_free(p->tmpl);
 	p->tmpl = tmpl;
+	/* Runs resolve the template as read now, never one read before. */
+	pp_json_free(p->resolved);
+	p->resolved = NULL;
 	return 0;
 }
 
@@ -1469,13 +1472,50 @@ static int prefect_poll(struct pp_source *src, struct pp_store *store, struct pp
 	return rc;
 }
 
+/* p's resolved template, made again unless the one made last still
+ * stands: made from the template as read, and every block it resolved
+ * still the one the cache serves (PF_CACHE_MS), so that a run sees a block
+ * changed upstream exactly when it would, resolving for itself. */
+static int pool_resolved(struct prefect_source *s, struct pf_pool *p, struct pp_error *err)
+{
+	if (p->resolved && pp_mono_ms() < p->resolved_until)
+		return 0;
+	pp_json_free(p->resolved);
+	p->resolved = NULL;
+	struct pp_json *t = NULL;
+	int rc = 0;
+	if (p->tmpl && !(t = pp_json_clone(p->tmpl)))
+		rc = pp_fail(err, PP_ENOMEM, "out of memory");
+	if (!rc && !t)
+		rc = pp_template_default(p->type, &t, err);
+	struct pf_fetch f = {s, INT64_MAX};
+	if (!rc)
+		rc = pp_prefect_resolve_blocks(t, pp_prefect_fetch_block, &f, err);
+	/* Block references among the variables' defaults stand for the
+	 * blocks' data when the values are validated, as the server
+	 * validates them (api/validation.py, _resolve_default_reference). */
+	if (!rc)
+		rc = pp_prefect_resolve_documents(pp_json_get(t, "variables"),
+						  pp_prefect_fetch_document, &f, err);
+	if (rc) {
+		pp_json_free(t);
+		return rc;
+	}
+	p->resolved = t;
+	p->resolved_version = pp_source_template_version();
+	p->resolved_until = f.fresh_until;
+	return 0;
+}
+
 static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *rec,
-			      struct pp_json **tmpl, struct pp_json **deployment_vars,
-			      struct pp_error *err)
+			      const struct pp_json **tmpl, uint64_t *tmpl_version,
+			      struct pp_json **deployment_vars, struct pp_error *err)
 {
 	struct prefect_source *s = (struct prefect_source *)src;
 	struct pf_pool *p = pool_of(s, rec->pool);
-	*tmpl = *deployment_vars = NULL;
+	*tmpl = NULL;
+	*tmpl_version = 0;
+	*deployment_vars = NULL;
 	if (!p)
 		return pp_fail(err, PP_EINVALID, "pool \"%s\" is not served from Prefect",
 			       rec->pool);
@@ -1495,31 +1535,26 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	pp_json_free(fr);
+	/* No template yet, or none on the server: read the pool (which drops
+	 * the resolved one), as every run of such a pool did before. */
 	if (!rc && !p->tmpl)
 		rc = read_pool(s, p, err);
-	if (!rc && p->tmpl && !(*tmpl = pp_json_clone(p->tmpl)))
-		rc = pp_fail(err, PP_ENOMEM, "out of memory");
-	if (!rc && !*tmpl)
-		rc = pp_template_default(p->type, tmpl, err);
 	if (!rc)
-		rc = pp_prefect_resolve_blocks(*tmpl, pp_prefect_fetch_block, s, err);
-	/* Block references among the variables' defaults and the deployment's
-	 * values stand for the blocks' data when the values are validated, as
-	 * the server validates them (api/validation.py,
-	 * _resolve_default_reference). */
-	if (!rc)
-		rc = pp_prefect_resolve_documents(pp_json_get(*tmpl, "variables"),
-						  pp_prefect_fetch_document, s, err);
+		rc = pool_resolved(s, p, err);
+	/* The deployment's values too, as the variables' defaults above. */
+	struct pf_fetch f = {s, INT64_MAX};
 	if (!rc && *deployment_vars)
-		rc = pp_prefect_resolve_documents(*deployment_vars, pp_prefect_fetch_document, s,
+		rc = pp_prefect_resolve_documents(*deployment_vars, pp_prefect_fetch_document, &f,
 						  err);
 	if (rc) {
 		pp_prefect_note_failure(s, rc, err);
-		pp_json_free(*tmpl);
 		pp_json_free(*deployment_vars);
-		*tmpl = *deployment_vars = NULL;
+		*deployment_vars = NULL;
+		return rc;
 	}
-	return rc;
+	*tmpl = p->resolved;
+	*tmpl_version = p->resolved_version;
+	return 0;
 }
 
 /* What BaseJobConfiguration.from_template_and_values does once the values
@@ -1529,14 +1564,14 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 static int prefect_resolve_job(struct pp_source *src, const struct pp_run_rec *rec,
 			       struct pp_json *job, struct pp_error *err)
 {
-	struct prefect_source *s = (struct prefect_source *)src;
-	int rc = pp_prefect_resolve_documents(job, pp_prefect_fetch_document, s, err);
+	struct pf_fetch f = {(struct prefect_source *)src, INT64_MAX};
+	int rc = pp_prefect_resolve_documents(job, pp_prefect_fetch_document, &f, err);
 	if (!rc)
-		rc = pp_prefect_resolve_blocks(job, pp_prefect_fetch_block, s, err);
+		rc = pp_prefect_resolve_blocks(job, pp_prefect_fetch_block, &f, err);
 	if (!rc)
-		rc = pp_prefect_resolve_variables(job, pp_prefect_fetch_variable, s, err);
+		rc = pp_prefect_resolve_variables(job, pp_prefect_fetch_variable, &f, err);
 	if (rc) {
-		pp_prefect_note_failure(s, rc, err);
+		pp_prefect_note_failure(f.s, rc, err);
 		pp_error_prefix(err, "job_configuration: ");
 	}
 	return rc;
@@ -1573,8 +1608,10 @@ static void prefect_close(struct pp_source *src)
 	}
 	run_deployments_clear(s);
 	pp_http_multi_free(s->http);
-	for (size_t i = 0; i < s->npools; i++)
+	for (size_t i = 0; i < s->npools; i++) {
 		pp_json_free(s->pools[i].tmpl);
+		pp_json_free(s->pools[i].resolved);
+	}
 	free(s->pools);
 	for (size_t i = 0; i < s->nqueues; i++)
 		free(s->queues[i]);

@@ -19,6 +19,14 @@ struct pf_pool {
 	char name[PP_NAME_MAX];
 	char type[PP_NAME_MAX]; /* the [pool]'s type, canonical from the configuration */
 	struct pp_json *tmpl;	/* the server's base job template, as read */
+	/* tmpl (else the type's default) with its block references and its
+	 * variables' block documents resolved, which job_inputs lends the
+	 * runs of the pool (NULL: none yet, or gone with a re-read of tmpl),
+	 * its version (pp_source_template_version) and until when it is what
+	 * the cache would resolve (mono ms, struct pf_fetch). */
+	struct pp_json *resolved;
+	uint64_t resolved_version;
+	int64_t resolved_until;
 	bool type_warned;
 	bool synced; /* the last sync found it as served (poll_pools) */
 };
@@ -26,7 +34,7 @@ struct pf_pool {
 struct pf_cached {
 	char key[256]; /* "deployment:<id>" or "block:<slug>/<name>" */
 	struct pp_json *value;
-	int64_t fetched_ms;
+	int64_t fetched_ms; /* mono ms */
 	struct pf_cached *next;
 };
 
@@ -158,10 +166,19 @@ void pp_prefect_api_abandon(struct prefect_source *s, struct pf_flight_call *f);
 void pp_prefect_flights_step(struct prefect_source *s, size_t out);
 /* Remember a retryable failure's Retry-After in s->backoff_until (prefect_client.c). */
 void pp_prefect_note_failure(struct prefect_source *s, int rc, const struct pp_error *err);
+/* The fetchers' ud below: the source, and until when (mono ms) all they
+ * have served is what its cache still serves: the soonest expiry of the
+ * entries served, or now for what is never cached. The caller starts it at
+ * INT64_MAX; a result made of what was served may stand in for resolving
+ * again until then, and no longer. */
+struct pf_fetch {
+	struct prefect_source *s;
+	int64_t fresh_until;
+};
 /* The deployment with this id, cached; *out is borrowed from the cache (prefect_blocks.c). */
 int pp_prefect_read_deployment(struct prefect_source *s, const char *id, const struct pp_json **out,
 			       struct pp_error *err);
-/* pp_prefect_resolve_blocks' fetcher: a block document's data, cached; ud is the source, *data the caller's (prefect_blocks.c). */
+/* pp_prefect_resolve_blocks' fetcher: a block document's data, cached; ud is a struct pf_fetch, *data the caller's (prefect_blocks.c). */
 int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct pp_json **data,
 			   struct pp_error *err);
 

@@ -1,7 +1,8 @@
 /* Deployments, blocks (by type and name, or by document id) and variables
  * read from the Prefect server for a run's job, cached for PF_CACHE_MS but
  * variables (read at each use, as Prefect's resolve_variables does); block
- * data is registered as secret so no log line shows it. */
+ * data is registered as secret so no log line shows it. The cache's ages
+ * are on the monotonic clock: a wall clock set back keeps no entry longer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,16 @@
 static struct pf_cached *cache_find(struct prefect_source *s, const char *key)
 {
 	for (struct pf_cached *c = s->cache; c; c = c->next)
-		if (!strcmp(c->key, key) && pp_wall_ms() - c->fetched_ms < PF_CACHE_MS)
+		if (!strcmp(c->key, key) && pp_mono_ms() - c->fetched_ms < PF_CACHE_MS)
 			return c;
 	return NULL;
+}
+
+/* f served c: what it served lasts no longer than c stays in the cache. */
+static void note_served(struct pf_fetch *f, const struct pf_cached *c)
+{
+	if (c->fetched_ms + PF_CACHE_MS < f->fresh_until)
+		f->fresh_until = c->fetched_ms + PF_CACHE_MS;
 }
 
 static int cache_put(struct prefect_source *s, const char *key, struct pp_json *value)
@@ -39,7 +47,7 @@ static int cache_put(struct prefect_source *s, const char *key, struct pp_json *
 	}
 	pp_json_free(c->value);
 	c->value = value;
-	c->fetched_ms = pp_wall_ms();
+	c->fetched_ms = pp_mono_ms();
 	return 0;
 }
 
@@ -81,7 +89,8 @@ int pp_prefect_read_deployment(struct prefect_source *s, const char *id, const s
 int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct pp_json **data,
 			   struct pp_error *err)
 {
-	struct prefect_source *s = ud;
+	struct pf_fetch *f = ud;
+	struct prefect_source *s = f->s;
 	char key[256];
 	snprintf(key, sizeof(key), "block:%s/%s", slug, name);
 	struct pf_cached *c = cache_find(s, key);
@@ -119,13 +128,15 @@ int pp_prefect_fetch_block(void *ud, const char *slug, const char *name, struct 
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		c = cache_find(s, key);
 	}
+	note_served(f, c);
 	*data = pp_json_clone(c->value);
 	return *data ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
 
 int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data, struct pp_error *err)
 {
-	struct prefect_source *s = ud;
+	struct pf_fetch *f = ud;
+	struct prefect_source *s = f->s;
 	char key[256];
 	snprintf(key, sizeof(key), "document:%s", id);
 	struct pf_cached *c = cache_find(s, key);
@@ -159,6 +170,7 @@ int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data, s
 			return pp_fail(err, PP_ENOMEM, "out of memory");
 		c = cache_find(s, key);
 	}
+	note_served(f, c);
 	*data = pp_json_clone(c->value);
 	return *data ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 }
@@ -166,9 +178,13 @@ int pp_prefect_fetch_document(void *ud, const char *id, struct pp_json **data, s
 int pp_prefect_fetch_variable(void *ud, const char *name, struct pp_json **value,
 			      struct pp_error *err)
 {
-	struct prefect_source *s = ud;
+	struct pf_fetch *f = ud;
+	struct prefect_source *s = f->s;
 	struct pp_buf path;
 	*value = NULL;
+	int64_t now = pp_mono_ms(); /* read at each use: what it serves is never cached */
+	if (now < f->fresh_until)
+		f->fresh_until = now;
 	pp_buf_init(&path, 1024);
 	int rc = pp_buf_puts(&path, "/variables/name/");
 	if (!rc)

@@ -5,6 +5,7 @@
 #define PP_SOURCE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "dispatcher/config.h"
 #include "lib/err.h"
@@ -33,10 +34,16 @@ struct pp_source_ops {
 	 * up their answers at a later turn. */
 	void (*flush)(struct pp_source *src);
 	/* Template and deployment-level variables for a run, when the source
-	 * owns them (NULL outputs: use the local pool config). */
+	 * owns them (NULL outputs: use the local pool config). *tmpl stays
+	 * the source's: borrowed until the source's next call, and never
+	 * changed under a version. *tmpl_version (nonzero, from
+	 * pp_source_template_version) names it: runs handed the same number
+	 * are rendered through one render cache (pp_pool_render), and a
+	 * template made anew (re-read, or resolved again) takes a new number.
+	 * *deployment_vars is the caller's. */
 	int (*job_inputs)(struct pp_source *src, const struct pp_run_rec *rec,
-			  struct pp_json **tmpl, struct pp_json **deployment_vars,
-			  struct pp_error *err);
+			  const struct pp_json **tmpl, uint64_t *tmpl_version,
+			  struct pp_json **deployment_vars, struct pp_error *err);
 	/* Optional: resolve in place, in a run's rendered job, what the
 	 * orchestrator resolves once values are applied (Prefect: block
 	 * references and variables). A retryable error: try later. */
@@ -81,5 +88,10 @@ struct pp_source {
 
 /* NULL-terminated list of every source backend. */
 extern const struct pp_source_ops *const pp_sources[];
+
+/* A template version (job_inputs) that no source has handed out before:
+ * one counter for all of them, so that a pool fed by two sources never
+ * takes one's template for the other's (sources/registry.c). */
+uint64_t pp_source_template_version(void);
 
 #endif

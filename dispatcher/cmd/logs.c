@@ -188,7 +188,7 @@ int pp_run_logs_open(const struct pp_config *cfg, const struct pp_run_rec *r, st
 	struct pp_run_ctx ctx = {.flow_run_id = r->source_ref ? r->source_ref : r->id,
 				 .flow_run_name = r->name,
 				 .deployment_name = r->deployment};
-	rc = pp_pool_render(*pool, NULL, NULL, vars, &ctx, job, err);
+	rc = pp_pool_render(*pool, NULL, 0, NULL, vars, &ctx, job, err);
 	pp_json_free(vars);
 	if (rc)
 		return rc;

@@ -58,7 +58,7 @@ static int render_pool(const struct render_source *src, struct pp_config *cfg,
 	*config_error = !pp_pool_type_canonical(pc->type);
 	rc = pp_pool_open(cfg, pc, src->requests ? 0 : PP_POOL_NO_CRED, pool, err);
 	if (!rc)
-		rc = pp_pool_render(*pool, NULL, NULL, src->run_vars, src->ctx, out, err);
+		rc = pp_pool_render(*pool, NULL, 0, NULL, src->run_vars, src->ctx, out, err);
 	return rc;
 }
 

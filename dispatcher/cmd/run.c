@@ -306,7 +306,7 @@ static int submit_and_follow(const struct pp_config *cfg, const struct pp_pool_c
 	}
 	const struct pp_provider *p = pool->prov;
 	struct pp_run_ctx ctx = {.flow_run_id = run_id, .flow_run_name = run_id};
-	rc = pp_pool_render(pool, NULL, NULL, o->vars, &ctx, &job, err);
+	rc = pp_pool_render(pool, NULL, 0, NULL, o->vars, &ctx, &job, err);
 	if (rc)
 		goto out;
 	pp_pool_io_init(pool, &io, run_id, run_id, job);

@@ -103,22 +103,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort(); /* a run recorded with the wrong pool or origin */
 		if (i >= MAX_REPORTED_RUNS)
 			continue;
-		struct pp_json *tmpl = NULL, *vars = NULL;
+		const struct pp_json *tmpl = NULL;
+		struct pp_json *vars = NULL;
+		uint64_t version = 0;
 		pp_error_clear(&err);
-		int rc = src->ops->job_inputs(src, r, &tmpl, &vars, &err);
+		int rc = src->ops->job_inputs(src, r, &tmpl, &version, &vars, &err);
 		canned_check_failure(rc, &err, secrets);
-		if (!rc && !tmpl)
+		if (!rc && (!tmpl || !version))
 			abort(); /* the Prefect source always owns the template */
-		/* What resolve_job does to a rendered job: the template's
-		 * job_configuration stands in for one. */
+		/* What resolve_job does to a rendered job: a copy of the
+		 * template's job_configuration (the template is the source's,
+		 * lent unchanged) stands in for one. */
 		if (!rc) {
+			struct pp_json *job = pp_json_clone(pp_json_get(tmpl, "job_configuration"));
 			pp_error_clear(&err);
-			canned_check_failure(
-				src->ops->resolve_job(src, r,
-						      pp_json_get(tmpl, "job_configuration"), &err),
-				&err, secrets);
+			if (job)
+				canned_check_failure(src->ops->resolve_job(src, r, job, &err), &err,
+						     secrets);
+			pp_json_free(job);
 		}
-		pp_json_free(tmpl);
 		pp_json_free(vars);
 		enum pp_store_state st =
 			report_states[i % (sizeof(report_states) / sizeof(report_states[0]))];

@@ -114,7 +114,7 @@ static void test_render_like_serve(void **state)
 	const char *rv = "{\"image\": \"run-image\"}";
 	assert_int_equal(pp_json_parse(rv, strlen(rv), NULL, &run_vars, &err), 0);
 	struct pp_run_ctx ctx = {.flow_run_id = "r1", .flow_run_name = "r1"};
-	if (pp_pool_render(p, NULL, NULL, run_vars, &ctx, &job, &err))
+	if (pp_pool_render(p, NULL, 0, NULL, run_vars, &ctx, &job, &err))
 		fail_msg("%s", err.msg);
 	char *text = pp_json_to_string(job, 0);
 	assert_non_null(strstr(text, "run-image"));
@@ -300,7 +300,7 @@ static void test_max_runtime_of_a_run(void **state)
 		assert_int_equal(
 			pp_json_parse(cases[i].vars, strlen(cases[i].vars), NULL, &vars, &err), 0);
 		struct pp_run_ctx ctx = {.flow_run_id = "r1", .flow_run_name = "r1"};
-		if (pp_pool_render(p, NULL, NULL, vars, &ctx, &job, &err))
+		if (pp_pool_render(p, NULL, 0, NULL, vars, &ctx, &job, &err))
 			fail_msg("%s", err.msg);
 		struct pp_run_io io = {0};
 		pp_pool_io_init(p, &io, "r1", "r1", job);
@@ -308,6 +308,70 @@ static void test_max_runtime_of_a_run(void **state)
 		pp_json_free(job);
 		pp_json_free(vars);
 	}
+	pp_pool_close(p);
+	pp_config_free(&c);
+}
+
+static struct pp_json *parse_json(const char *text)
+{
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	if (pp_json_parse(text, strlen(text), NULL, &j, &err))
+		fail_msg("%s", err.msg);
+	return j;
+}
+
+/* The "x" a render of the pool gives with tmpl of version (NULL, 0: the
+ * pool's own template), or NULL when it has none. */
+static char *rendered_x(struct pp_pool *p, const struct pp_json *tmpl, uint64_t version)
+{
+	struct pp_json *job = NULL;
+	struct pp_error err = {0};
+	struct pp_run_ctx ctx = {.flow_run_id = "r1", .flow_run_name = "r1"};
+	if (pp_pool_render(p, tmpl, version, NULL, NULL, &ctx, &job, &err))
+		fail_msg("%s", err.msg);
+	const char *x = pp_json_get_string(job, "x");
+	char *out = x ? strdup(x) : NULL;
+	pp_json_free(job);
+	return out;
+}
+
+/* A source's template renders through a render cache as the pool's own
+ * does, one per version: a second template under a version already
+ * rendered is taken for the first (the source's promise: one version, one
+ * template), so a render that skipped the cache would show it; a new
+ * version is rendered afresh. The pool renders from its own copy: the
+ * source's may go once handed over (ASan sees a read of it). */
+static void test_source_template_cached(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	struct pp_pool *p = NULL;
+	struct pp_error err = {0};
+	load(&c, "[pool \"p\"]\ntype = ecs:push\n");
+	assert_int_equal(pp_pool_open(&c, &c.pools[0], PP_POOL_NO_CRED, &p, &err), 0);
+	static const char *const text[] = {
+		"{\"job_configuration\":{\"x\":\"{{ v }}\"},\"variables\":{\"properties\":"
+		"{\"v\":{\"type\":\"string\",\"default\":\"one\"}}}}",
+		"{\"job_configuration\":{\"x\":\"{{ v }}\"},\"variables\":{\"properties\":"
+		"{\"v\":{\"type\":\"string\",\"default\":\"two\"}}}}",
+	};
+	struct pp_json *one = parse_json(text[0]), *two = parse_json(text[1]);
+	char *x = rendered_x(p, one, 7);
+	assert_string_equal(x, "one");
+	free(x);
+	pp_json_free(one);
+	for (int i = 0; i < 2; i++) {
+		x = rendered_x(p, two, 7);
+		assert_string_equal(x, "one");
+		free(x);
+	}
+	x = rendered_x(p, two, 8);
+	assert_string_equal(x, "two");
+	free(x);
+	/* The pool's own template is untouched by it. */
+	assert_null(rendered_x(p, NULL, 0));
+	pp_json_free(two);
 	pp_pool_close(p);
 	pp_config_free(&c);
 }
@@ -323,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_bad_key_file),
 		cmocka_unit_test(test_start_retry_rules),
 		cmocka_unit_test(test_max_runtime_of_a_run),
+		cmocka_unit_test(test_source_template_cached),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

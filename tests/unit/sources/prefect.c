@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "dispatcher/config.h"
+#include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "sources/prefect_states.h"
@@ -513,13 +515,15 @@ static void test_claim_report(void **state)
 	 * The claim read the run: the render knows its deployment from that
 	 * read and does not read it again (a round trip a run, in series). */
 	unsigned long reads = pp_mock_count_get(e->mock, "requests", "prefect:GET flow_runs");
-	struct pp_json *tmpl = NULL, *dvars = NULL;
-	assert_int_equal(e->src->ops->job_inputs(e->src, &rec, &tmpl, &dvars, &err), 0);
+	const struct pp_json *tmpl = NULL;
+	struct pp_json *dvars = NULL;
+	uint64_t version = 0;
+	assert_int_equal(e->src->ops->job_inputs(e->src, &rec, &tmpl, &version, &dvars, &err), 0);
+	assert_true(version != 0);
 	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:GET flow_runs"), reads);
 	assert_int_equal(
 		pp_json_get_int(pp_json_path(tmpl, "variables.properties.cpu"), "default", 0), 256);
 	assert_int_equal(pp_json_get_int(dvars, "memory", 0), 2048);
-	pp_json_free(tmpl);
 	pp_json_free(dvars);
 
 	assert_int_equal(
@@ -1492,13 +1496,132 @@ static void test_job_inputs_not_a_run(void **state)
 	struct pp_run_rec rec = {0};
 	snprintf(rec.id, sizeof(rec.id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
 	snprintf(rec.pool, sizeof(rec.pool), "ecs");
-	struct pp_json *tmpl = NULL, *dvars = NULL;
-	assert_int_equal(fe.src->ops->job_inputs(fe.src, &rec, &tmpl, &dvars, &err), PP_EINVALID);
+	const struct pp_json *tmpl = NULL;
+	struct pp_json *dvars = NULL;
+	uint64_t version = 0;
+	assert_int_equal(fe.src->ops->job_inputs(fe.src, &rec, &tmpl, &version, &dvars, &err),
+			 PP_EINVALID);
 	assert_non_null(strstr(err.msg, "not a flow run"));
 	assert_null(tmpl);
+	assert_int_equal(version, 0);
 	assert_null(dvars);
 	runs_not_objects = false;
 	fake_close(&fe);
+}
+
+/* fake_prefect, but the pool's template defaults cpu to a block whose
+ * value is block_cpu, and a flow run (of no deployment) reads back: the
+ * reads of the block and of the pool are counted. */
+static int block_cpu = 256, block_reads, pool_reads;
+
+static void fake_block_pool(struct hs_server *srv, const struct hs_request *rq,
+			    struct hs_response *rs)
+{
+	const char *p = rq->path;
+	rs->status = 200;
+	if (!strcmp(p, "/api/work_pools/ecs")) {
+		__atomic_add_fetch(&pool_reads, 1, __ATOMIC_SEQ_CST);
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"name\":\"ecs\",\"type\":\"ecs:push\",\"base_job_template\":"
+			 "{\"job_configuration\":{\"cpu\":\"{{ cpu }}\"},\"variables\":"
+			 "{\"properties\":{\"cpu\":{\"type\":\"integer\",\"default\":"
+			 "\"{{ prefect.blocks.secret.cpu }}\"}}}}}");
+	} else if (!strcmp(p, "/api/block_types/slug/secret/block_documents/name/cpu")) {
+		__atomic_add_fetch(&block_reads, 1, __ATOMIC_SEQ_CST);
+		snprintf(rs->body, sizeof(rs->body), "{\"data\":{\"value\":%d}}",
+			 __atomic_load_n(&block_cpu, __ATOMIC_SEQ_CST));
+	} else if (!strcmp(p, "/api/flow_runs/0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f")) {
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"id\":\"0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f\",\"name\":\"r\"}");
+	} else {
+		fake_prefect(srv, rq, rs);
+	}
+}
+
+/* The monotonic clock, moved on by skip_clock rather than slept through. */
+static int64_t clock_skipped;
+
+static int64_t skipped_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+	       __atomic_load_n(&clock_skipped, __ATOMIC_SEQ_CST);
+}
+
+static void skip_clock(int64_t ms)
+{
+	__atomic_add_fetch(&clock_skipped, ms, __ATOMIC_SEQ_CST);
+}
+
+/* The cpu default of the template job_inputs lends for rec, which must
+ * come with a version; *version is set to it. */
+static int resolved_cpu(struct fake_env *fe, const struct pp_run_rec *rec, uint64_t *version)
+{
+	struct pp_error err = {0};
+	const struct pp_json *tmpl = NULL;
+	struct pp_json *dvars = NULL;
+	assert_int_equal(fe->src->ops->job_inputs(fe->src, rec, &tmpl, version, &dvars, &err), 0);
+	assert_true(*version != 0);
+	assert_null(dvars);
+	return (int)pp_json_get_int(pp_json_path(tmpl, "variables.properties.cpu"), "default", 0);
+}
+
+/* The runs of a pool share one resolved template, under one version (what
+ * lets the pool's render cache serve them), for as long as the block it
+ * resolved is what the block cache serves: a block changed upstream shows
+ * in the next run once its cached copy is 30 s old, as when each run
+ * resolved the template for itself, and not before. A sync that reads
+ * the pool's template again makes it anew. */
+static void test_template_reused(void **state)
+{
+	(void)state;
+	struct fake_env fe;
+	struct pp_error err = {0};
+	listed_run = NULL;
+	block_cpu = 256;
+	block_reads = pool_reads = 0;
+	pp_mono_set_source(skipped_mono);
+	fake_open(&fe, fake_block_pool);
+	struct pp_run_rec rec = {0};
+	snprintf(rec.id, sizeof(rec.id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
+	snprintf(rec.pool, sizeof(rec.pool), "ecs");
+	uint64_t first = 0, version = 0;
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(resolved_cpu(&fe, &rec, &version), 256);
+		if (!i)
+			first = version;
+		assert_true(version == first);
+	}
+	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(__atomic_load_n(&block_reads, __ATOMIC_SEQ_CST), 1);
+
+	__atomic_store_n(&block_cpu, 512, __ATOMIC_SEQ_CST);
+	skip_clock(29000);
+	assert_int_equal(resolved_cpu(&fe, &rec, &version), 256);
+	assert_true(version == first);
+	skip_clock(1000);
+	assert_int_equal(resolved_cpu(&fe, &rec, &version), 512);
+	assert_true(version != first);
+	assert_int_equal(__atomic_load_n(&block_reads, __ATOMIC_SEQ_CST), 2);
+	uint64_t second = version;
+	assert_int_equal(resolved_cpu(&fe, &rec, &version), 512);
+	assert_true(version == second);
+
+	/* The first poll syncs: the pool's template is read again. */
+	char db[64];
+	struct pp_store *store = NULL;
+	snprintf(db, sizeof(db), "%s/pushpool.db", fe.dir);
+	assert_int_equal(pp_store_open(db, &store, &err), 0);
+	assert_int_equal(fe.src->ops->poll(fe.src, store, &err), 0);
+	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 2);
+	assert_int_equal(resolved_cpu(&fe, &rec, &version), 512);
+	assert_true(version != second);
+	/* The block itself was still cached. */
+	assert_int_equal(__atomic_load_n(&block_reads, __ATOMIC_SEQ_CST), 2);
+	pp_store_close(store);
+	fake_close(&fe);
+	pp_mono_set_source(NULL);
 }
 
 /* The source keeps its connections to the server: polls' reads, heartbeats
@@ -1615,6 +1738,7 @@ int main(void)
 						env_teardown),
 		cmocka_unit_test(test_job_inputs_not_a_run),
 		cmocka_unit_test(test_connections_kept),
+		cmocka_unit_test(test_template_reused),
 		cmocka_unit_test_setup_teardown(test_claim_resent, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
 						env_teardown),
