@@ -90,6 +90,8 @@ struct sqlite_store {
 	sqlite3_stmt *own_st[2];
 	/* get by the exact id, the loop's and the run sources' case */
 	sqlite3_stmt *get_st;
+	/* a run's insert: a run source records every run it claims so */
+	sqlite3_stmt *ins_st;
 	struct {
 		char *sql;
 		sqlite3_stmt *st;
@@ -268,6 +270,7 @@ static void sqlite_close(struct pp_store *base)
 	sqlite3_finalize(s->leased_st);
 	sqlite3_finalize(s->version_st);
 	sqlite3_finalize(s->get_st);
+	sqlite3_finalize(s->ins_st);
 	for (int i = 0; i < TX_OPS; i++)
 		sqlite3_finalize(s->tx_st[i]);
 	for (int i = 0; i < s->nqueries; i++) {
@@ -710,36 +713,34 @@ static int sqlite_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_
 	int rc = tx_begin(s, err);
 	if (rc)
 		return rc;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(
-		    s->db,
-		    "INSERT INTO runs(id, pool, name, deployment, job_variables, parameters,"
-		    " source, source_ref, scheduled_ms, next_attempt_ms, priority, state,"
-		    " created_ms, updated_ms, queue, slot_key)"
-		    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-		    -1, &st, NULL) != SQLITE_OK) {
-		rc = db_fail(s, err, "prepare insert");
+	if ((rc = prepare_once(s, &s->ins_st,
+			       "INSERT INTO runs(id, pool, name, deployment, job_variables,"
+			       " parameters, source, source_ref, scheduled_ms, next_attempt_ms,"
+			       " priority, state, created_ms, updated_ms, queue, slot_key)"
+			       " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       "prepare insert", err))) {
 		tx_rollback(s);
 		return rc;
 	}
-	bind_text(st, 1, r->id);
-	bind_text(st, 2, r->pool);
-	bind_text(st, 3, r->name);
-	bind_text(st, 4, r->deployment);
-	bind_text(st, 5, r->job_variables ? r->job_variables : "{}");
-	bind_text(st, 6, r->parameters ? r->parameters : "{}");
-	bind_text(st, 7, r->source ? r->source : "local");
-	bind_text(st, 8, r->source_ref);
+	sqlite3_stmt *st = s->ins_st;
+	bind_held(st, 1, r->id);
+	bind_held(st, 2, r->pool);
+	bind_held(st, 3, r->name);
+	bind_held(st, 4, r->deployment);
+	bind_held(st, 5, r->job_variables ? r->job_variables : "{}");
+	bind_held(st, 6, r->parameters ? r->parameters : "{}");
+	bind_held(st, 7, r->source ? r->source : "local");
+	bind_held(st, 8, r->source_ref);
 	sqlite3_bind_int64(st, 9, r->scheduled_ms);
 	sqlite3_bind_int64(st, 10, r->next_attempt_ms);
 	sqlite3_bind_int(st, 11, r->priority);
-	bind_text(st, 12, pp_store_state_name(r->state));
+	bind_held(st, 12, pp_store_state_name(r->state));
 	sqlite3_bind_int64(st, 13, now);
 	sqlite3_bind_int64(st, 14, now);
-	bind_text(st, 15, r->queue);
-	bind_text(st, 16, r->slot_key);
+	bind_held(st, 15, r->queue);
+	bind_held(st, 16, r->slot_key);
 	int step = sqlite3_step(st);
-	sqlite3_finalize(st);
+	unbind(st);
 	if (step == SQLITE_CONSTRAINT) {
 		tx_rollback(s);
 		return pp_fail(err, PP_ECONFLICT, "run %s (source %s %s) already exists", r->id,
