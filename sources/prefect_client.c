@@ -162,6 +162,13 @@ static bool body_says(const struct pp_http_resp *resp, const char *what)
 	return resp->body.data && memmem(resp->body.data, resp->body.len, what, strlen(what));
 }
 
+/* The token is given up: the next change request fetches another. */
+static void csrf_forget(struct prefect_source *s)
+{
+	free(s->csrf_token);
+	s->csrf_token = NULL;
+}
+
 /* A CSRF token for change requests, as Prefect's client gets one
  * (client/base.py, _add_csrf_headers): GET /csrf-token?client=ID, kept
  * until its expiration; a server that answers 404 (older) or 422 "CSRF
@@ -170,8 +177,7 @@ static int csrf_token(struct prefect_source *s, struct pp_error *err)
 {
 	if (s->csrf_off || (s->csrf_token && pp_wall_ms() < s->csrf_expires))
 		return 0;
-	free(s->csrf_token);
-	s->csrf_token = NULL;
+	csrf_forget(s);
 	if (!s->csrf_client[0] && pp_uuid4(s->csrf_client))
 		return pp_fail(err, PP_EIO, "no random bytes for a CSRF client id");
 	char url[2048];
@@ -264,8 +270,7 @@ int pp_prefect_api_call(struct prefect_source *s, const char *method, const char
 	rc = perform(s, method, url, text, flags, change, &req, &resp, err);
 	if (!rc && csrf_refused(s, change, &resp)) {
 		/* Expired or forgotten by the server: a new token, once. */
-		free(s->csrf_token);
-		s->csrf_token = NULL;
+		csrf_forget(s);
 		pp_http_req_free(&req);
 		pp_http_resp_free(&resp);
 		rc = csrf_token(s, err);
@@ -357,8 +362,7 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 			 * as pp_prefect_api_call sends it, with a new token (one for
 			 * all the calls it refused). */
 			if (!renewed) {
-				free(s->csrf_token);
-				s->csrf_token = NULL;
+				csrf_forget(s);
 				renewed = true;
 			}
 			c->rc = pp_prefect_api_call(s, c->method, c->path, c->body, c->flags,
@@ -436,8 +440,7 @@ int pp_prefect_api_take(struct prefect_source *s, struct pf_flight_call *f)
 	if (again) {
 		/* Expired or forgotten by the server: the next send fetches a
 		 * new one. */
-		free(s->csrf_token);
-		s->csrf_token = NULL;
+		csrf_forget(s);
 	} else {
 		c->err = f->transport_err;
 		c->rc = answer(c->method, c->path, f->transport_rc, &f->req, &f->resp, &c->out,

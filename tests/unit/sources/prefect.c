@@ -593,6 +593,30 @@ static void test_pools_claimed_together(void **state)
 	free(b);
 }
 
+/* n new runs (ids[], the caller's to free), claimed by a poll and each
+ * reported SUBMITTED on task "t-<i>"; the first FAILED too when asked. */
+static void submitted_runs(struct env *e, char **ids, int n, bool first_fails)
+{
+	struct pp_error err = {0};
+	for (int i = 0; i < n; i++)
+		ids[i] = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), n);
+	for (int i = 0; i < n; i++) {
+		struct pp_run_rec rec;
+		char task[32];
+		snprintf(task, sizeof(task), "t-%d", i);
+		assert_int_equal(e->store->ops->get(e->store, ids[i], &rec, NULL, NULL, &err), 0);
+		assert_int_equal(
+			e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, task, NULL, &err), 0);
+		if (i == 0 && first_fails)
+			assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_FAILED, task,
+							     "exit code 137", &err),
+					 0);
+		pp_run_rec_free(&rec);
+	}
+}
+
 /* A turn's reports go out together: the infrastructure_pid of three runs
  * pass a barrier of three (one after the other, the first would wait out
  * its timeout alone); a run's own reports keep their order (its CRASHED
@@ -600,25 +624,8 @@ static void test_pools_claimed_together(void **state)
 static void test_reports_together(void **state)
 {
 	struct env *e = *state;
-	struct pp_error err = {0};
 	char *ids[3];
-	for (int i = 0; i < 3; i++)
-		ids[i] = new_run(e);
-	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	assert_int_equal(store_count(e), 3);
-	for (int i = 0; i < 3; i++) {
-		struct pp_run_rec rec;
-		char task[32];
-		snprintf(task, sizeof(task), "t-%d", i);
-		assert_int_equal(e->store->ops->get(e->store, ids[i], &rec, NULL, NULL, &err), 0);
-		assert_int_equal(
-			e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, task, NULL, &err), 0);
-		if (i == 0)
-			assert_int_equal(e->src->ops->report(e->src, &rec, PP_ST_FAILED, task,
-							     "exit code 137", &err),
-					 0);
-		pp_run_rec_free(&rec);
-	}
+	submitted_runs(e, ids, 3, true);
 	barrier(e, "PATCH flow_runs", 3);
 	flush(e);
 	passed_together(e, "PATCH flow_runs", 3);
@@ -644,19 +651,7 @@ static void test_reports_without_waiting(void **state)
 	struct pp_error err = {0};
 	enum { N = 20 };
 	char *ids[N];
-	for (int i = 0; i < N; i++)
-		ids[i] = new_run(e);
-	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
-	assert_int_equal(store_count(e), N);
-	for (int i = 0; i < N; i++) {
-		struct pp_run_rec rec;
-		char task[32];
-		snprintf(task, sizeof(task), "t-%d", i);
-		assert_int_equal(e->store->ops->get(e->store, ids[i], &rec, NULL, NULL, &err), 0);
-		assert_int_equal(
-			e->src->ops->report(e->src, &rec, PP_ST_SUBMITTED, task, NULL, &err), 0);
-		pp_run_rec_free(&rec);
-	}
+	submitted_runs(e, ids, N, false);
 	unsigned long wakes = e->wakes;
 	e->src->ops->flush(e->src);
 	assert_int_equal(pp_http_multi_pending(e->multi), 16);
