@@ -382,8 +382,6 @@ int pp_prefect_api_calls(struct prefect_source *s, struct pf_call *calls, size_t
 static void flight_answered(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
 			    const struct pp_error *err)
 {
-	(void)req;
-	(void)resp;
 	struct pf_flight_call *f = ud;
 	f->transport_rc = rc;
 	if (rc && err)
