@@ -674,6 +674,33 @@ static void test_reports_without_waiting(void **state)
 	free(late);
 }
 
+static int turn_lost(void *ud)
+{
+	(void)ud;
+	return 1;
+}
+
+/* The loop's turn lost (its commit failed) with reports left on the
+ * handle: the close drives nothing there (the loop's own requests on it
+ * would go out unrecorded), takes them off it and sends none. */
+static void test_reports_after_a_lost_turn(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	char *ids[3];
+	submitted_runs(e, ids, 3, false);
+	e->src->ops->flush(e->src);
+	assert_int_equal(pp_http_multi_pending(e->multi), 3);
+	e->src->before_send = turn_lost;
+	e->src->ops->close(e->src);
+	assert_int_equal(pp_http_multi_pending(e->multi), 0);
+	assert_int_equal(pp_mock_count_get(e->mock, "requests", "prefect:PATCH flow_runs"), 0);
+	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
+	attach(e);
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
+}
+
 /* A poll syncs with the server (heartbeats and pool reads, every pool's
  * together: a barrier of two passes the two pools' heartbeats) only when
  * a sync is due, every 30 s as Prefect's worker; the polls in between
@@ -1727,6 +1754,8 @@ int main(void)
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_reports_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_reports_without_waiting, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_reports_after_a_lost_turn, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_poll_syncs_together, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_cancellation_pages_together, env_setup,
