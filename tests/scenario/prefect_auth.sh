@@ -48,15 +48,17 @@ curl -fsS -X POST -d "{\"auth_string\":\"$AUTH\",\"csrf\":true}" "$BASE/prefect/
 "$PUSHPOOL" serve -c "$T/pushpool.conf" >"$T/serve.log" 2>&1 &
 SV=$!
 run() { curl -fsS -u "$AUTH" "$PF/flow_runs/$1"; }
-all_completed() {
+# A flow can end before pushpool has seen its infrastructure up (ACI's
+# create takes seconds): its infrastructure_pid may come after COMPLETED.
+all_reported() {
 	while read -r id; do
-		[ "$(run "$id" | jq -r .state_type)" = COMPLETED ] || return 1
+		run "$id" | jq -e '.state_type == "COMPLETED" and (.infrastructure_pid | length > 0)' \
+			>/dev/null || return 1
 	done <"$T/ids"
 }
-wait_for 60 all_completed || fail "runs: $(while read -r id; do run "$id" | jq -r .state_type; done <"$T/ids" | sort | uniq -c)"
-while read -r id; do
-	run "$id" | jq -e '.infrastructure_pid | length > 0' >/dev/null || fail "$id has no infrastructure_pid"
-done <"$T/ids"
+wait_for 60 all_reported || fail "runs (state, infrastructure_pid): $(while read -r id; do
+	run "$id" | jq -r '"\(.state_type) \(.infrastructure_pid // "none")"'
+done <"$T/ids" | sort | uniq -c)"
 stats >"$T/stats.json"
 [ "$(jq '.counters["prefect.csrf_tokens"] // 0' "$T/stats.json")" -ge 1 ] || fail "no CSRF token was fetched"
 [ "$(jq '.keyed["prefect.csrf_refused"] // {} | length' "$T/stats.json")" = 0 ] ||

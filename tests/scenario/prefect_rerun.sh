@@ -62,8 +62,11 @@ grep -q "^idempotency: *$R-2\$" "$T/show.txt" || fail "rerun's key: $(cat "$T/sh
 grep -q "submitted: .*pp-$hex-2" "$T/show.txt" || fail "rerun's job: $(cat "$T/show.txt")"
 grep -q "submitted: .*pp-$hex-1" "$T/show.txt" || fail "history lost: $(cat "$T/show.txt")"
 stats >"$T/stats.json"
-got=$(pf GET "/flow_runs/$R" | jq -r '"\(.run_count) \(.infrastructure_pid | test("pp-'"$hex"'-2"))"')
-[ "$got" = "2 true" ] || fail "rerun on the server: run_count, new infrastructure: $got"
+# The infrastructure_pid goes up without the loop waiting for its answer:
+# waited for, not read once.
+server_rerun() { pf GET "/flow_runs/$R" | jq -r '"\(.run_count) \((.infrastructure_pid // "") | test("pp-'"$hex"'-2"))"'; }
+rerun_reported() { [ "$(server_rerun)" = "2 true" ]; }
+wait_for 30 rerun_reported || fail "rerun on the server: run_count, new infrastructure: $(server_rerun)"
 pend=$(jq -r --arg id "$R" '.keyed["prefect.pending_accepted"][$id]' "$T/stats.json")
 [ "$pend" = 2 ] || fail "$pend PENDING claims accepted, want 2"
 jobs=$(jq -r --arg h "$hex" '[.keyed["cloudrun.executions"] | keys[] | select(contains($h))] | length' "$T/stats.json")

@@ -37,8 +37,11 @@ while read -r pool id; do
 	"$PUSHPOOL" runs -c "$T/pushpool.conf" show "$run" >"$T/show"
 	second=$(sed -n '/^start attempts:/,/^events:/p' "$T/show" | awk '$1 == 2 { print $2 }')
 	[ -n "$second" ] || fail "$pool: no second attempt: $(cat "$T/show")"
-	pid=$(jq -r --arg id "$id" '.[] | select(.id == $id) | .infrastructure_pid' "$T/runs.json")
-	[ "$pid" = "$second" ] || fail "$pool: infrastructure_pid $pid, want the second job $second"
+	# Sent without the loop waiting for its answer: waited for.
+	pid_of() { pf GET "/flow_runs/$id" | jq -r .infrastructure_pid; }
+	second_reported() { [ "$(pid_of)" = "$second" ]; }
+	wait_for 30 second_reported ||
+		fail "$pool: infrastructure_pid $(pid_of), want the second job $second"
 done <"$T/cases"
 stats >"$T/stats.json"
 jq -e '.keyed["prefect.set_state"] | keys | all(test("^PENDING:"))' "$T/stats.json" >/dev/null ||
