@@ -553,8 +553,9 @@ static int outbox_flush(struct prefect_source *s, struct pp_error *err)
 	int rc = 0;
 	while (s->flights && !pp_prefect_api_wait(s))
 		flights_land(s);
-	/* The turn is lost: what is on the wire is left unanswered, its
-	 * reports queued (and the rounds below fail them the same way). */
+	/* The turn is lost: what is on the wire is taken off it unanswered,
+	 * and the rounds below fail those reports like every other (nothing
+	 * goes upstream after a lost turn). */
 	while (s->flights) {
 		struct pf_flight *f = s->flights;
 		s->flights = f->next;
