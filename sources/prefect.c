@@ -361,6 +361,19 @@ static bool delivered(struct prefect_source *s, struct pf_delivery *d)
 	return true;
 }
 
+/* Whether r is the report of its flow run to send now, picked the oldest
+ * not done of each run (picked: the runs seen so far): 1 to send, 0 to
+ * pass over (its run has an earlier report, or it is done; one on the wire
+ * is passed over but holds its run's later ones back), -1 out of memory. */
+static int pick(struct pp_strmap *picked, struct pf_report *r)
+{
+	if (pp_strmap_get(picked, r->flow_run) || (r->done && !r->flying))
+		return 0;
+	if (pp_strmap_put(picked, r->flow_run, r))
+		return -1;
+	return r->flying ? 0 : 1;
+}
+
 /* One round (no flight left: outbox_flush waits for them first): the
  * oldest report of each flow run (up to PF_REPORTS_ROUND),
  * their PATCHes and reads together, then the proposals the reads let
@@ -377,12 +390,13 @@ static int flush_round(struct prefect_source *s, struct pp_error *err)
 	size_t n = 0;
 	int rc = d && calls ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 	for (struct pf_report *r = s->outbox; !rc && r && n < most; r = r->next) {
-		if (pp_strmap_get(&picked, r->flow_run))
-			continue;
-		if (pp_strmap_put(&picked, r->flow_run, r)) {
+		int take = pick(&picked, r);
+		if (take < 0) {
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 			break;
 		}
+		if (!take)
+			continue;
 		d[n].r = r;
 		rc = first_call(&d[n], &calls[n], err);
 		n++;
@@ -503,15 +517,12 @@ static void flights_start(struct prefect_source *s, size_t out)
 	struct pp_strmap picked = {0};
 	for (struct pf_report *r = s->outbox; r && s->flying + out < PF_CALLS_AT_ONCE;
 	     r = r->next) {
-		if (pp_strmap_get(&picked, r->flow_run) || (r->done && !r->flying))
-			continue;
+		int take = pick(&picked, r);
 		struct pf_flight *f = NULL;
-		if (pp_strmap_put(&picked, r->flow_run, r) || !(f = calloc(1, sizeof(*f))))
+		if (take < 0 || (take && !(f = calloc(1, sizeof(*f)))))
 			break; /* out of memory: the next turn tries again */
-		if (r->flying) {
-			free(f);
-			continue; /* its run's next report waits for the answer */
-		}
+		if (!take)
+			continue;
 		f->d.r = r;
 		f->d.rc = first_call(&f->d, &f->call.call, &f->d.err);
 		if (!f->d.rc)
@@ -548,7 +559,6 @@ void pp_prefect_flights_step(struct prefect_source *s, size_t out)
  * server could not take some for now; flights first waited for. */
 static int outbox_flush(struct prefect_source *s, struct pp_error *err)
 {
-	bool busy = s->flights_busy;
 	s->flights_busy = true;
 	int rc = 0;
 	while (s->flights && !pp_prefect_api_wait(s))
@@ -569,7 +579,7 @@ static int outbox_flush(struct prefect_source *s, struct pp_error *err)
 		if ((rc = flush_round(s, err)))
 			pp_error_prefix(err, "%zu report(s) queued: ", s->noutbox);
 	}
-	s->flights_busy = busy;
+	s->flights_busy = false;
 	return rc;
 }
 
