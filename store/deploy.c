@@ -1167,18 +1167,6 @@ static int mark_group(struct pp_store *s, int scope, const char *pool, const cha
 	return q(s, "note waiting runs", sql, scope == 1 ? 4 : 3, p, NULL, NULL, err);
 }
 
-static int push_rec(struct pp_run_rec **out, int *n, struct pp_run_rec *r, struct pp_error *err)
-{
-	struct pp_run_rec *nv = realloc(*out, (size_t)(*n + 1) * sizeof(*nv));
-	if (!nv) {
-		pp_run_rec_free(r);
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
-	*out = nv;
-	nv[(*n)++] = *r;
-	return 0;
-}
-
 /* Whether judged (the rows of this claim's first read) holds id. */
 static bool judged_already(const struct pp_rows *judged, const char *id)
 {
@@ -1215,14 +1203,19 @@ static int lease_taken(struct pp_store *s, const struct pp_rows *r, const struct
 	const char **ids = calloc((size_t)n, sizeof(*ids));
 	struct pp_run_rec *recs = calloc((size_t)n, sizeof(*recs));
 	bool *leased = calloc((size_t)n, sizeof(*leased));
-	int rc = ids && recs && leased ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
+	/* out grows once for all of them: a claim of hundreds grown a record
+	 * at a time copied its array at every step (issue 23). */
+	struct pp_run_rec *grown = realloc(*out, (size_t)(*nout + n) * sizeof(*grown));
+	if (grown)
+		*out = grown;
+	int rc = ids && recs && leased && grown ? 0 : pp_fail(err, PP_ENOMEM, "out of memory");
 	for (int i = 0; !rc && i < n; i++)
 		ids[i] = pp_row(r, takes[i].row, C_ID);
 	if (!rc)
 		rc = pp_store_db(s)->lease(s, ids, n, owner, lease_ms, recs, leased, err);
 	for (int i = 0; i < n; i++) {
 		if (!rc && leased[i]) {
-			rc = push_rec(out, nout, &recs[i], err);
+			(*out)[(*nout)++] = recs[i];
 			continue;
 		}
 		if (leased && leased[i])
