@@ -1340,37 +1340,6 @@ static void cancel_seen(struct prefect_source *s, struct pp_store *store, const 
 	pp_run_rec_free(&rec);
 }
 
-/* The store's runs of this source that may still start or run a job. */
-static int live_runs(struct pp_store *store, char (**ids)[PP_ID_LEN], size_t *n,
-		     struct pp_error *err)
-{
-	static const enum pp_store_state live[] = {PP_ST_SCHEDULED, PP_ST_SUBMITTING,
-						   PP_ST_SUBMITTED, PP_ST_RUNNING};
-	*ids = NULL;
-	*n = 0;
-	for (size_t k = 0; k < sizeof(live) / sizeof(live[0]); k++) {
-		struct pp_run_filter f = {.state = (int)live[k]};
-		struct pp_run_rec *recs = NULL;
-		int nrecs = 0;
-		int rc = store->ops->list(store, &f, &recs, &nrecs, err);
-		if (rc)
-			return rc;
-		char(*v)[PP_ID_LEN] =
-			nrecs ? realloc(*ids, (*n + (size_t)nrecs) * PP_ID_LEN) : *ids;
-		if (nrecs && !v) {
-			pp_run_recs_free(recs, nrecs);
-			return pp_fail(err, PP_ENOMEM, "out of memory");
-		}
-		*ids = v;
-		for (int i = 0; i < nrecs; i++)
-			if (recs[i].source && !strcmp(recs[i].source, "prefect") &&
-			    !recs[i].cancel_requested)
-				memcpy((*ids)[(*n)++], recs[i].id, PP_ID_LEN);
-		pp_run_recs_free(recs, nrecs);
-	}
-	return 0;
-}
-
 /* Cancellations: every page of the CANCELLING runs of our pools, and our
  * live runs that the server shows CANCELLED already. The first page of
  * the one and every page of the other go out together; more CANCELLING
@@ -1379,8 +1348,9 @@ static int poll_cancellations(struct prefect_source *s, struct pp_store *store,
 			      struct pp_error *err)
 {
 	char(*ids)[PP_ID_LEN] = NULL;
-	size_t n = 0;
-	int rc = live_runs(store, &ids, &n, err);
+	int nids = 0;
+	int rc = store->ops->live_ids(store, s->base.ops->name, &ids, &nids, err);
+	size_t n = (size_t)nids;
 	size_t pages = 1 + (n + PF_BATCH - 1) / PF_BATCH;
 	struct pf_call *calls = rc ? NULL : calloc(pages, sizeof(*calls));
 	struct pp_json **bodies = rc ? NULL : calloc(pages, sizeof(*bodies));

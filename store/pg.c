@@ -1583,6 +1583,21 @@ static int pg_request_cancel(struct pp_store *base, const char *id, struct pp_er
 	return 0;
 }
 
+/* The first column of res's rows, ids, into *ids (to free()); res cleared. */
+static int take_ids(PGresult *res, char (**ids)[PP_ID_LEN], int *n, struct pp_error *err)
+{
+	int rows = PQntuples(res);
+	if (rows > 0 && !(*ids = calloc((size_t)rows, PP_ID_LEN))) {
+		PQclear(res);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < rows; i++)
+		snprintf((*ids)[i], PP_ID_LEN, "%s", PQgetvalue(res, i, 0));
+	*n = rows;
+	PQclear(res);
+	return 0;
+}
+
 static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**ids)[PP_ID_LEN],
 			      int *n, struct pp_error *err)
 {
@@ -1597,16 +1612,31 @@ static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**
 			      1, p, &rc, err);
 	if (!res)
 		return rc;
-	int rows = PQntuples(res);
-	if (rows > 0 && !(*ids = calloc((size_t)rows, PP_ID_LEN))) {
-		PQclear(res);
-		return pp_fail(err, PP_ENOMEM, "out of memory");
-	}
-	for (int i = 0; i < rows; i++)
-		snprintf((*ids)[i], PP_ID_LEN, "%s", PQgetvalue(res, i, 0));
-	*n = rows;
-	PQclear(res);
-	return 0;
+	return take_ids(res, ids, n, err);
+}
+
+/* Due runs nobody holds through runs_due_order, the others through
+ * runs_lease, their predicates written out for the planner (as pg_list's
+ * parts are). */
+static int pg_live_ids(struct pp_store *base, const char *source, char (**ids)[PP_ID_LEN], int *n,
+		       struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	const char *const p[] = {source};
+	*ids = NULL;
+	*n = 0;
+	int rc;
+	PGresult *res = query_by_index(
+		s, "read live runs",
+		"SELECT id FROM runs WHERE state = 'SCHEDULED' AND lease_owner IS NULL"
+		" AND source = $1 AND NOT cancel_requested UNION ALL"
+		" SELECT id FROM runs WHERE " FREE_LEASE_WHERE
+		" AND state IN ('SCHEDULED','SUBMITTING','SUBMITTED','RUNNING')"
+		" AND source = $1 AND NOT cancel_requested",
+		1, p, &rc, err);
+	if (!res)
+		return rc;
+	return take_ids(res, ids, n, err);
 }
 
 /* One part of the counts (store.h). Unfinished runs through the claim's
@@ -1816,6 +1846,7 @@ const struct pp_store_ops pp_store_pg = {
 	.reopen = pg_reopen,
 	.request_cancel = pg_request_cancel,
 	.cancel_requests = pg_cancel_requests,
+	.live_ids = pg_live_ids,
 	.counts = pg_counts,
 	.store_id = pg_store_id,
 	.wake_fd = pg_wake_fd,

@@ -90,6 +90,7 @@ struct sqlite_store {
 	sqlite3_stmt *own_st[2];
 	/* get by the exact id, the loop's and the run sources' case */
 	sqlite3_stmt *get_st;
+	sqlite3_stmt *cancel_ids_st, *live_ids_st;
 	/* a run's insert: a run source records every run it claims so */
 	sqlite3_stmt *ins_st;
 	struct {
@@ -270,6 +271,8 @@ static void sqlite_close(struct pp_store *base)
 	sqlite3_finalize(s->leased_st);
 	sqlite3_finalize(s->version_st);
 	sqlite3_finalize(s->get_st);
+	sqlite3_finalize(s->cancel_ids_st);
+	sqlite3_finalize(s->live_ids_st);
 	sqlite3_finalize(s->ins_st);
 	for (int i = 0; i < TX_OPS; i++)
 		sqlite3_finalize(s->tx_st[i]);
@@ -1427,34 +1430,74 @@ static int sqlite_request_cancel(struct pp_store *base, const char *id, struct p
 	return tx_commit(s, err);
 }
 
-static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char (**ids)[PP_ID_LEN],
-				  int *n, struct pp_error *err)
+/* The first column of st's rows, ids, into *ids (to free()); st reset. */
+static int collect_ids(struct sqlite_store *s, sqlite3_stmt *st, char (**ids)[PP_ID_LEN], int *n,
+		       const char *what, struct pp_error *err)
 {
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	sqlite3_stmt *st;
+	int cap = 0, step, rc = 0;
 	*ids = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT id FROM runs INDEXED BY runs_cancel WHERE lease_owner = ?"
-			       " AND cancel_requested = 1 AND state NOT IN " TERMINAL,
-			       -1, &st, NULL) != SQLITE_OK)
-		return db_fail(s, err, "prepare cancel requests");
-	bind_text(st, 1, owner);
-	int cap = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 8;
 			char(*nv)[PP_ID_LEN] = realloc(*ids, (size_t)cap * PP_ID_LEN);
 			if (!nv) {
-				sqlite3_finalize(st);
-				return pp_fail(err, PP_ENOMEM, "out of memory");
+				rc = pp_fail(err, PP_ENOMEM, "out of memory");
+				break;
 			}
 			*ids = nv;
 		}
 		snprintf((*ids)[(*n)++], PP_ID_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
 	}
-	sqlite3_finalize(st);
-	return 0;
+	if (!rc && step != SQLITE_DONE)
+		rc = db_fail(s, err, what);
+	sqlite3_reset(st);
+	if (rc) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char (**ids)[PP_ID_LEN],
+				  int *n, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	*ids = NULL;
+	*n = 0;
+	int rc = prepare_once(s, &s->cancel_ids_st,
+			      "SELECT id FROM runs INDEXED BY runs_cancel WHERE lease_owner = ?"
+			      " AND cancel_requested = 1 AND state NOT IN " TERMINAL,
+			      "prepare cancel requests", err);
+	if (rc)
+		return rc;
+	bind_held(s->cancel_ids_st, 1, owner);
+	rc = collect_ids(s, s->cancel_ids_st, ids, n, "read cancel requests", err);
+	unbind(s->cancel_ids_st);
+	return rc;
+}
+
+/* The due runs through runs_due (its leading state), those in flight
+ * through runs_lease; each row's source and cancel flag read, no more. */
+static int sqlite_live_ids(struct pp_store *base, const char *source, char (**ids)[PP_ID_LEN],
+			   int *n, struct pp_error *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	*ids = NULL;
+	*n = 0;
+	int rc = prepare_once(s, &s->live_ids_st,
+			      "SELECT id FROM runs INDEXED BY runs_due WHERE state = 'SCHEDULED'"
+			      " AND source = ?1 AND cancel_requested = 0 UNION ALL"
+			      " SELECT id FROM runs INDEXED BY runs_lease WHERE " IN_FLIGHT_WHERE
+			      " AND state <> 'CANCELLING' AND source = ?1 AND cancel_requested = 0",
+			      "prepare live runs", err);
+	if (rc)
+		return rc;
+	bind_held(s->live_ids_st, 1, source);
+	rc = collect_ids(s, s->live_ids_st, ids, n, "read live runs", err);
+	unbind(s->live_ids_st);
+	return rc;
 }
 
 /* One part of the counts (store.h): unfinished runs by a search of
@@ -1639,6 +1682,7 @@ const struct pp_store_ops pp_store_sqlite = {
 	.reopen = sqlite_reopen,
 	.request_cancel = sqlite_request_cancel,
 	.cancel_requests = sqlite_cancel_requests,
+	.live_ids = sqlite_live_ids,
 	.counts = sqlite_counts,
 	.prov_lock = sqlite_prov_lock,
 	.prov_save = sqlite_prov_save,

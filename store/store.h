@@ -236,6 +236,13 @@ struct pp_store_ops {
 	/* Ids among those owner holds whose cancel was requested. */
 	int (*cancel_requests)(struct pp_store *s, const char *owner, char (**ids)[PP_ID_LEN],
 			       int *n, struct pp_error *err);
+	/* Ids of source's runs that may still start or run a job (SCHEDULED,
+	 * SUBMITTING, SUBMITTED, RUNNING) and whose cancel nobody requested,
+	 * in no order: what a run source asks its server about. Read as whole
+	 * records through list, they were most of an idle dispatcher's CPU
+	 * with thousands of runs in flight (issue 23). */
+	int (*live_ids)(struct pp_store *s, const char *source, char (**ids)[PP_ID_LEN], int *n,
+			struct pp_error *err);
 	/* Runs by state and pool (pp_store_counts_cached): on a large store
 	 * the finished ones' counts may be older than the call. */
 	int (*counts)(struct pp_store *s, struct pp_store_counts *out, struct pp_error *err);

@@ -1294,6 +1294,64 @@ static void test_lease_answers_each_run_in_order(void **state)
 	pp_run_recs_free(held, n);
 }
 
+/* live_ids: a source's runs that may still start or run a job, whose
+ * cancel nobody requested, due (held or not) or in flight; never a
+ * finished one, one being cancelled, or another source's. */
+static void test_live_ids_of_a_source(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	static const struct {
+		const char *source;
+		enum pp_store_state state;
+		bool live;
+	} runs[] = {
+		{"prefect", PP_ST_SCHEDULED, true},   {"prefect", PP_ST_SCHEDULED, true},
+		{"prefect", PP_ST_SUBMITTING, true},  {"prefect", PP_ST_SUBMITTED, true},
+		{"prefect", PP_ST_RUNNING, true},     {"prefect", PP_ST_RUNNING, false},
+		{"prefect", PP_ST_CANCELLING, false}, {"prefect", PP_ST_SUCCEEDED, false},
+		{"prefect", PP_ST_FAILED, false},     {"local", PP_ST_SCHEDULED, false},
+		{"local", PP_ST_RUNNING, false},
+	};
+	enum { NRUNS = sizeof(runs) / sizeof(runs[0]) };
+	char ids[NRUNS][PP_ID_LEN];
+	for (int i = 0; i < NRUNS; i++) {
+		char ref[16];
+		snprintf(ref, sizeof(ref), "ref-%d", i);
+		struct pp_run_rec r = {.scheduled_ms = pp_wall_ms() - 1, .state = runs[i].state};
+		snprintf(r.pool, sizeof(r.pool), "p");
+		r.source = (char *)runs[i].source;
+		r.source_ref = ref;
+		assert_int_equal(s->ops->insert(s, &r, &err), 0);
+		memcpy(ids[i], r.id, PP_ID_LEN);
+	}
+	/* The second due run is held by a claim; the second RUNNING one is
+	 * being cancelled. */
+	struct pp_run_rec *claimed;
+	int n;
+	assert_int_equal(s->ops->claim(s, "p", "d1", 60000, 1, &claimed, &n, &err), 0);
+	assert_int_equal(n, 1);
+	pp_run_recs_free(claimed, n);
+	assert_int_equal(s->ops->request_cancel(s, ids[5], &err), 0);
+	char(*live)[PP_ID_LEN];
+	assert_int_equal(s->ops->live_ids(s, "prefect", &live, &n, &err), 0);
+	int want = 0;
+	for (int i = 0; i < NRUNS; i++) {
+		bool found = false;
+		for (int k = 0; k < n; k++)
+			found = found || !strcmp(live[k], ids[i]);
+		if (found != runs[i].live)
+			fail_msg("run %d (%s, %s): %s", i, runs[i].source,
+				 pp_store_state_name(runs[i].state), found ? "listed" : "missing");
+		want += runs[i].live;
+	}
+	assert_int_equal(n, want);
+	free(live);
+	assert_int_equal(s->ops->live_ids(s, "nobody", &live, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(live);
+}
+
 #define CONTRACT(SETUP)                                                                            \
 	{                                                                                          \
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
@@ -1342,6 +1400,8 @@ static void test_lease_answers_each_run_in_order(void **state)
 							SETUP, store_teardown),                    \
 			cmocka_unit_test_setup_teardown(test_lease_answers_each_run_in_order,      \
 							SETUP, store_teardown),                    \
+			cmocka_unit_test_setup_teardown(test_live_ids_of_a_source, SETUP,          \
+							store_teardown),                           \
 	}
 
 int main(void)
