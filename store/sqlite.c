@@ -1430,14 +1430,19 @@ static int sqlite_request_cancel(struct pp_store *base, const char *id, struct p
 	return tx_commit(s, err);
 }
 
-/* The first column of st's rows, ids, into *ids (to free()); st reset. */
-static int collect_ids(struct sqlite_store *s, sqlite3_stmt *st, char (**ids)[PP_ID_LEN], int *n,
-		       const char *what, struct pp_error *err)
+/* The ids sql (prepared into *stp on first use) returns for its one
+ * parameter, key, into *ids (to free()). */
+static int read_ids(struct sqlite_store *s, sqlite3_stmt **stp, const char *sql, const char *key,
+		    const char *what, char (**ids)[PP_ID_LEN], int *n, struct pp_error *err)
 {
-	int cap = 0, step, rc = 0;
 	*ids = NULL;
 	*n = 0;
-	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+	int rc = prepare_once(s, stp, sql, what, err);
+	if (rc)
+		return rc;
+	bind_held(*stp, 1, key);
+	int cap = 0, step;
+	while ((step = sqlite3_step(*stp)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 8;
 			char(*nv)[PP_ID_LEN] = realloc(*ids, (size_t)cap * PP_ID_LEN);
@@ -1447,11 +1452,12 @@ static int collect_ids(struct sqlite_store *s, sqlite3_stmt *st, char (**ids)[PP
 			}
 			*ids = nv;
 		}
-		snprintf((*ids)[(*n)++], PP_ID_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf((*ids)[(*n)++], PP_ID_LEN, "%s",
+			 (const char *)sqlite3_column_text(*stp, 0));
 	}
 	if (!rc && step != SQLITE_DONE)
 		rc = db_fail(s, err, what);
-	sqlite3_reset(st);
+	unbind(*stp);
 	if (rc) {
 		free(*ids);
 		*ids = NULL;
@@ -1464,18 +1470,10 @@ static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char
 				  int *n, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	*ids = NULL;
-	*n = 0;
-	int rc = prepare_once(s, &s->cancel_ids_st,
-			      "SELECT id FROM runs INDEXED BY runs_cancel WHERE lease_owner = ?"
-			      " AND cancel_requested = 1 AND state NOT IN " TERMINAL,
-			      "prepare cancel requests", err);
-	if (rc)
-		return rc;
-	bind_held(s->cancel_ids_st, 1, owner);
-	rc = collect_ids(s, s->cancel_ids_st, ids, n, "read cancel requests", err);
-	unbind(s->cancel_ids_st);
-	return rc;
+	return read_ids(s, &s->cancel_ids_st,
+			"SELECT id FROM runs INDEXED BY runs_cancel WHERE lease_owner = ?1"
+			" AND cancel_requested = 1 AND state NOT IN " TERMINAL,
+			owner, "read cancel requests", ids, n, err);
 }
 
 /* The due runs through runs_due (its leading state), those in flight
@@ -1484,20 +1482,12 @@ static int sqlite_live_ids(struct pp_store *base, const char *source, char (**id
 			   int *n, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	*ids = NULL;
-	*n = 0;
-	int rc = prepare_once(s, &s->live_ids_st,
-			      "SELECT id FROM runs INDEXED BY runs_due WHERE state = 'SCHEDULED'"
-			      " AND source = ?1 AND cancel_requested = 0 UNION ALL"
-			      " SELECT id FROM runs INDEXED BY runs_lease WHERE " IN_FLIGHT_WHERE
-			      " AND state <> 'CANCELLING' AND source = ?1 AND cancel_requested = 0",
-			      "prepare live runs", err);
-	if (rc)
-		return rc;
-	bind_held(s->live_ids_st, 1, source);
-	rc = collect_ids(s, s->live_ids_st, ids, n, "read live runs", err);
-	unbind(s->live_ids_st);
-	return rc;
+	return read_ids(s, &s->live_ids_st,
+			"SELECT id FROM runs INDEXED BY runs_due WHERE state = 'SCHEDULED'"
+			" AND source = ?1 AND cancel_requested = 0 UNION ALL"
+			" SELECT id FROM runs INDEXED BY runs_lease WHERE " IN_FLIGHT_WHERE
+			" AND state <> 'CANCELLING' AND source = ?1 AND cancel_requested = 0",
+			source, "read live runs", ids, n, err);
 }
 
 /* One part of the counts (store.h): unfinished runs by a search of
