@@ -239,7 +239,7 @@ struct pp_store_ops {
 	/* Ids of source's runs that may still start or run a job (SCHEDULED,
 	 * SUBMITTING, SUBMITTED, RUNNING) and whose cancel nobody requested,
 	 * in no order: what a run source asks its server about. Read as whole
-	 * records through list, they were most of an idle dispatcher's CPU
+	 * records through list, they took a fifth of an idle dispatcher's CPU
 	 * with thousands of runs in flight (issue 23). */
 	int (*live_ids)(struct pp_store *s, const char *source, char (**ids)[PP_ID_LEN], int *n,
 			struct pp_error *err);
