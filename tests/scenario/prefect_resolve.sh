@@ -73,10 +73,8 @@ SV=$!
 all_failed() { [ "$(pf_count FAILED)" = "$TOTAL" ]; }
 wait_for 60 all_failed ||
 	fail "flows: $(pf POST /flow_runs/filter '{}' | jq -c '[.[] | "\(.work_pool_name) \(.state_type)"] | group_by(.) | map("\(.[0]) x\(length)")')"
-# A flow can fail before its infrastructure_pid is in: waited for.
-with_infra() { pf POST /flow_runs/filter '{}' | jq '[.[] | select((.infrastructure_pid // "") != "")] | length'; }
-all_with_infra() { [ "$(with_infra)" = "$TOTAL" ]; }
-wait_for 30 all_with_infra || fail "$(with_infra) of $TOTAL runs have infrastructure"
+all_with_infra() { [ "$(pf_count_no_pid)" = 0 ]; }
+wait_for 30 all_with_infra || fail "$(pf_count_no_pid) of $TOTAL runs have no infrastructure"
 pf POST /flow_runs/filter '{}' >"$T/runs.json"
 stats >"$T/stats.json"
 reads=$(jq '.keyed["prefect.variable_reads"].flow_plan // 0' "$T/stats.json")

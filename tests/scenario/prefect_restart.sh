@@ -99,10 +99,8 @@ start_prefect "127.0.0.1:$PF_PORT"
 done_all() { [ "$(pf_count COMPLETED FAILED CRASHED CANCELLED)" = $TOTAL ]; }
 wait_for 60 done_all || fail "only $(pf_count COMPLETED FAILED CRASHED CANCELLED) of $TOTAL runs ended"
 [ "$(pf_count COMPLETED)" = $TOTAL ] || fail "$(pf_count COMPLETED) of $TOTAL COMPLETED: $(pf POST /flow_runs/filter '{"limit":1000}' | jq -c '[.[] | select(.state_type != "COMPLETED") | .state.message][0:3]')"
-# A flow can end before its infrastructure_pid is in: waited for.
-nopid() { pf POST /flow_runs/filter '{"limit":1000}' | jq '[.[] | select(.infrastructure_pid == null)] | length'; }
-all_pids() { [ "$(nopid)" = 0 ]; }
-wait_for 30 all_pids || fail "$(nopid) runs without infrastructure_pid"
+all_pids() { [ "$(pf_count_no_pid)" = 0 ]; }
+wait_for 30 all_pids || fail "$(pf_count_no_pid) runs without infrastructure_pid"
 stats >"$T/stats.json"
 remote=$(jq '(.counters["cloudrun.creates"] // 0) + (.counters.RunTaskStarted // 0)
 	+ ([.keyed["aci.creates"][]?] | add // 0) + ([.keyed.modal_sandbox_creates[]?] | add // 0)' "$T/stats.json")
