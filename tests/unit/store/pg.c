@@ -511,6 +511,36 @@ static void test_renewal_writes_one_row(void **state)
 	expect_d1_holds_until_released(s, "g1", count_in, NULL);
 }
 
+/* A dispatcher that stops lets go of its runs, found by owner through
+ * runs_lease, the only index by owner since migration 12, on a table the
+ * planner knows nothing of: not by reading every run, nor the runs of
+ * other owners. Renewing reads no run of a live owner either. */
+static void test_release_finds_runs_by_owner(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	enum { OTHERS = 2000, OWN = 3 };
+	sql(pgurl, "ALTER TABLE runs SET (autovacuum_enabled = false)");
+	owner_lease("d1", 600);
+	held_runs("f", OTHERS, "SUBMITTED", "d1", 600);
+	owner_lease("d2", 600);
+	held_runs("g", OWN, "RUNNING", "d2", 600);
+	held_runs("h", 1, "SUCCEEDED", "d2", 600);
+	long long scanned = runs_scan_reads(true), entries = runs_index_reads(true);
+	assert_int_equal(s->ops->renew(s, "d2", 60000, &err), 0);
+	assert_int_equal(s->ops->release_all(s, "d2", &err), 0);
+	pp_store_close(s);
+	*state = NULL;
+	scanned = runs_scan_reads(false) - scanned;
+	entries = runs_index_reads(false) - entries;
+	sql(pgurl, "ALTER TABLE runs RESET (autovacuum_enabled)");
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM runs WHERE lease_owner = 'd2'"), 1);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM runs WHERE lease_owner = 'd1'"), OTHERS);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM owner_leases WHERE owner = 'd2'"), 0);
+	assert_int_equal(scanned, 0);
+	assert_true(entries <= 4 * OWN);
+}
+
 /* The runs of an owner whose lease lapsed are taken again, found by that
  * owner, without reading the runs of live owners, even on a table the
  * planner knows nothing of; the claimer's lease row is made with them.
@@ -570,7 +600,8 @@ static void test_migration_gives_each_owner_a_lease(void **state)
 	    " CREATE INDEX runs_free_lease ON runs(pool, (CASE WHEN lease_owner IS NULL THEN 0"
 	    " ELSE lease_expires END)) WHERE state NOT IN ('SUCCEEDED','FAILED','CRASHED',"
 	    "'CANCELLED','DEAD','QUARANTINED') AND (state <> 'SCHEDULED' OR lease_owner IS"
-	    " NOT NULL); UPDATE pushpool_schema SET version = 10");
+	    " NOT NULL); CREATE INDEX runs_owner ON runs(lease_owner) WHERE lease_owner IS NOT"
+	    " NULL; UPDATE pushpool_schema SET version = 10");
 	held_runs("a", 2, "RUNNING", "d1", 100);
 	held_runs("b", 1, "RUNNING", "d1", 200);
 	held_runs("c", 2, "SUBMITTED", "d2", -5);
@@ -764,6 +795,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claim_reads_only_what_it_takes, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_counts_and_lists_read_by_index, pg_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_release_finds_runs_by_owner, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_renewal_writes_one_row, pg_setup,
 						store_teardown),
