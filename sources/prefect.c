@@ -1249,7 +1249,18 @@ static int take_over(struct prefect_source *s, struct pp_store *store, const str
  * claim_timeout has passed with no infrastructure). */
 static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp_error *err)
 {
-	int rc = 0;
+	/* The runs the store has in flight, read at once as ids: most of the
+	 * server's PENDING and RUNNING runs are among them, and need nothing.
+	 * Each was read whole before (known_run), a lookup a run every 30 s
+	 * (issue 23). A run that starts or ends meanwhile is looked up as
+	 * before, or waits for the next pass. */
+	char(*ids)[PP_ID_LEN] = NULL;
+	int nids = 0;
+	struct pp_strmap live = {0};
+	int rc = store->ops->live_ids(store, s->base.ops->name, &ids, &nids, err);
+	for (int i = 0; !rc && i < nids; i++)
+		if (pp_strmap_put(&live, ids[i], ids[i]))
+			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	for (long offset = 0, got = PF_BATCH; !rc && got == PF_BATCH; offset += PF_BATCH) {
 		struct pp_json *runs = NULL;
 		rc = filter_page(s, "\"PENDING\",\"RUNNING\"", NULL, 0, offset, &runs, err);
@@ -1261,7 +1272,9 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 			struct pp_run_rec rec;
 			struct pp_error e = {0};
 			int64_t ended = 0;
-			enum pf_known known = id ? known_run(store, id, &ended) : PF_LIVE;
+			enum pf_known known = !id || pp_strmap_get(&live, id)
+						      ? PF_LIVE
+						      : known_run(store, id, &ended);
 			if (known == PF_LIVE || known == PF_UNKNOWN)
 				continue;
 			if (known == PF_FINISHED &&
@@ -1302,6 +1315,8 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 		}
 		pp_json_free(runs);
 	}
+	pp_strmap_clear(&live);
+	free(ids);
 	return rc;
 }
 

@@ -991,6 +991,50 @@ static void test_reconcile(void **state)
 	free(c);
 }
 
+/* The store's get, counted: what the reconciliation reads run by run. */
+static const struct pp_store_ops *real_ops;
+static int gets;
+static int counted_get(struct pp_store *s, const char *id, struct pp_run_rec *out,
+		       struct pp_run_event **ev, int *nev, struct pp_error *err)
+{
+	gets++;
+	return real_ops->get(s, id, out, ev, nev, err);
+}
+
+/* The reconciliation reads the runs the store has in flight as ids, at
+ * once, and looks up one by one only the server's runs among the rest:
+ * with RUNS claimed here and PENDING on the server, a restarted source's
+ * first poll (which reconciles) reads none of them whole. */
+static void test_reconcile_reads_live_runs_as_ids(void **state)
+{
+	struct env *e = *state;
+	struct pp_error err = {0};
+	enum { RUNS = 3 };
+	char *ids[RUNS];
+	for (int i = 0; i < RUNS; i++)
+		ids[i] = new_run(e);
+	assert_int_equal(e->src->ops->poll(e->src, e->store, &err), 0);
+	assert_int_equal(store_count(e), RUNS);
+	e->src->ops->close(e->src);
+	assert_int_equal(pp_source_prefect.open(&e->cfg, &e->src, &err), 0);
+	attach(e);
+	struct pp_store_ops counting = *e->store->ops;
+	counting.get = counted_get;
+	real_ops = e->store->ops;
+	e->store->ops = &counting;
+	gets = 0;
+	int rc = e->src->ops->poll(e->src, e->store, &err);
+	e->store->ops = real_ops;
+	assert_int_equal(rc, 0);
+	assert_int_equal(gets, 0);
+	for (int i = 0; i < RUNS; i++) {
+		struct pp_json *r = run_of(e, ids[i]);
+		assert_string_equal(pp_json_get_string(r, "state_type"), "PENDING");
+		pp_json_free(r);
+		free(ids[i]);
+	}
+}
+
 /* Finish a stored run (claimed by "t") as state on infrastructure infra. */
 static void finish_rec(struct env *e, const char *id, enum pp_store_state st, const char *infra)
 {
@@ -1769,6 +1813,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_throttled_and_outage, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_wait, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile_reads_live_runs_as_ids, env_setup,
+						env_teardown),
 		cmocka_unit_test_setup_teardown(test_rerun, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_cancelled_first, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_mock_rules, env_setup, env_teardown),
