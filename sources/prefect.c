@@ -102,6 +102,7 @@ static int take_pool(struct pf_pool *p, struct pp_json *wp, struct pp_error *err
 	}
 	pp_json_free(p->tmpl);
 	p->tmpl = tmpl;
+	p->read = true;
 	/* Runs resolve the template as read now, never one read before. */
 	pp_json_free(p->resolved);
 	p->resolved = NULL;
@@ -1531,9 +1532,11 @@ static int prefect_job_inputs(struct pp_source *src, const struct pp_run_rec *re
 			rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	pp_json_free(fr);
-	/* No template yet, or none on the server: read the pool (which drops
-	 * the resolved one), as every run of such a pool did before. */
-	if (!rc && !p->tmpl)
+	/* Never read yet (the first sync failed): read the pool now. A pool
+	 * with no template on the server is read again by the syncs, every
+	 * 30 s, as any other; each of its runs read it, and resolved the
+	 * type's default anew, before (issue 23). */
+	if (!rc && !p->read)
 		rc = read_pool(s, p, err);
 	if (!rc)
 		rc = pool_resolved(s, p, err);

@@ -19,6 +19,7 @@ struct pf_pool {
 	char name[PP_NAME_MAX];
 	char type[PP_NAME_MAX]; /* the [pool]'s type, canonical from the configuration */
 	struct pp_json *tmpl;	/* the server's base job template, as read */
+	bool read;		/* read once: tmpl NULL is then none on the server */
 	/* tmpl (else the type's default) with its block references and its
 	 * variables' block documents resolved, which job_inputs lends the
 	 * runs of the pool (NULL: none yet, or gone with a re-read of tmpl),

@@ -1690,6 +1690,67 @@ static void test_template_reused(void **state)
 	pp_mono_set_source(NULL);
 }
 
+/* A pool created with no template on the server (the type's default
+ * serves it). */
+static void fake_bare_pool(struct hs_server *srv, const struct hs_request *rq,
+			   struct hs_response *rs)
+{
+	rs->status = 200;
+	if (!strcmp(rq->path, "/api/work_pools/ecs")) {
+		__atomic_add_fetch(&pool_reads, 1, __ATOMIC_SEQ_CST);
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"name\":\"ecs\",\"type\":\"ecs:push\",\"base_job_template\":{}}");
+	} else {
+		fake_block_pool(srv, rq, rs);
+	}
+}
+
+/* A pool with no template on the server is read as often as any other:
+ * at the source's syncs, not for every run. Its runs share the type's
+ * default, resolved once, under one version, until a sync reads the pool
+ * again. */
+static void test_bare_pool_read_by_syncs(void **state)
+{
+	(void)state;
+	struct fake_env fe;
+	struct pp_error err = {0};
+	listed_run = NULL;
+	pool_reads = 0;
+	fake_open(&fe, fake_bare_pool);
+	struct pp_run_rec rec = {0};
+	snprintf(rec.id, sizeof(rec.id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
+	snprintf(rec.pool, sizeof(rec.pool), "ecs");
+	uint64_t first = 0;
+	for (int i = 0; i < 5; i++) {
+		const struct pp_json *tmpl = NULL;
+		struct pp_json *dvars = NULL;
+		uint64_t version = 0;
+		assert_int_equal(
+			fe.src->ops->job_inputs(fe.src, &rec, &tmpl, &version, &dvars, &err), 0);
+		assert_non_null(pp_json_get(tmpl, "job_configuration"));
+		if (!i)
+			first = version;
+		assert_true(version != 0 && version == first);
+		pp_json_free(dvars);
+	}
+	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 1);
+	char db[64];
+	struct pp_store *store = NULL;
+	snprintf(db, sizeof(db), "%s/pushpool.db", fe.dir);
+	assert_int_equal(pp_store_open(db, &store, &err), 0);
+	assert_int_equal(fe.src->ops->poll(fe.src, store, &err), 0);
+	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 2);
+	const struct pp_json *tmpl = NULL;
+	struct pp_json *dvars = NULL;
+	uint64_t version = 0;
+	assert_int_equal(fe.src->ops->job_inputs(fe.src, &rec, &tmpl, &version, &dvars, &err), 0);
+	assert_true(version != first);
+	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 2);
+	pp_json_free(dvars);
+	pp_store_close(store);
+	fake_close(&fe);
+}
+
 /* The source keeps its connections to the server: polls' reads, heartbeats
  * and lists, and a claim's PENDING proposal too (a resend of it is
  * answered as a duplicate, pp_prefect_claim_ours), go out on the
@@ -1807,6 +1868,7 @@ int main(void)
 		cmocka_unit_test(test_job_inputs_not_a_run),
 		cmocka_unit_test(test_connections_kept),
 		cmocka_unit_test(test_template_reused),
+		cmocka_unit_test(test_bare_pool_read_by_syncs),
 		cmocka_unit_test_setup_teardown(test_claim_resent, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_crashed_and_cancelling, env_setup,
 						env_teardown),
