@@ -1620,9 +1620,18 @@ static void skip_clock(int64_t ms)
 	__atomic_add_fetch(&clock_skipped, ms, __ATOMIC_SEQ_CST);
 }
 
-/* The cpu default of the template job_inputs lends for rec, which must
- * come with a version; *version is set to it. */
-static int resolved_cpu(struct fake_env *fe, const struct pp_run_rec *rec, uint64_t *version)
+/* The run the fake servers know, of pool ecs. */
+static void fake_run(struct pp_run_rec *rec)
+{
+	*rec = (struct pp_run_rec){0};
+	snprintf(rec->id, sizeof(rec->id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
+	snprintf(rec->pool, sizeof(rec->pool), "ecs");
+}
+
+/* The template job_inputs lends for rec (its deployment sets no
+ * variables), which must come with a version; *version is set to it. */
+static const struct pp_json *lent_template(struct fake_env *fe, const struct pp_run_rec *rec,
+					   uint64_t *version)
 {
 	struct pp_error err = {0};
 	const struct pp_json *tmpl = NULL;
@@ -1630,7 +1639,27 @@ static int resolved_cpu(struct fake_env *fe, const struct pp_run_rec *rec, uint6
 	assert_int_equal(fe->src->ops->job_inputs(fe->src, rec, &tmpl, version, &dvars, &err), 0);
 	assert_true(*version != 0);
 	assert_null(dvars);
-	return (int)pp_json_get_int(pp_json_path(tmpl, "variables.properties.cpu"), "default", 0);
+	return tmpl;
+}
+
+/* The cpu default of the template lent for rec (lent_template). */
+static int resolved_cpu(struct fake_env *fe, const struct pp_run_rec *rec, uint64_t *version)
+{
+	return (int)pp_json_get_int(
+		pp_json_path(lent_template(fe, rec, version), "variables.properties.cpu"),
+		"default", 0);
+}
+
+/* One poll of the source on a store of its own: the first syncs. */
+static void fake_poll(struct fake_env *fe)
+{
+	char db[64];
+	struct pp_store *store = NULL;
+	struct pp_error err = {0};
+	snprintf(db, sizeof(db), "%s/pushpool.db", fe->dir);
+	assert_int_equal(pp_store_open(db, &store, &err), 0);
+	assert_int_equal(fe->src->ops->poll(fe->src, store, &err), 0);
+	pp_store_close(store);
 }
 
 /* The runs of a pool share one resolved template, under one version (what
@@ -1643,15 +1672,13 @@ static void test_template_reused(void **state)
 {
 	(void)state;
 	struct fake_env fe;
-	struct pp_error err = {0};
 	listed_run = NULL;
 	block_cpu = 256;
 	block_reads = pool_reads = 0;
 	pp_mono_set_source(skipped_mono);
 	fake_open(&fe, fake_block_pool);
-	struct pp_run_rec rec = {0};
-	snprintf(rec.id, sizeof(rec.id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
-	snprintf(rec.pool, sizeof(rec.pool), "ecs");
+	struct pp_run_rec rec;
+	fake_run(&rec);
 	uint64_t first = 0, version = 0;
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(resolved_cpu(&fe, &rec, &version), 256);
@@ -1675,17 +1702,12 @@ static void test_template_reused(void **state)
 	assert_true(version == second);
 
 	/* The first poll syncs: the pool's template is read again. */
-	char db[64];
-	struct pp_store *store = NULL;
-	snprintf(db, sizeof(db), "%s/pushpool.db", fe.dir);
-	assert_int_equal(pp_store_open(db, &store, &err), 0);
-	assert_int_equal(fe.src->ops->poll(fe.src, store, &err), 0);
+	fake_poll(&fe);
 	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 2);
 	assert_int_equal(resolved_cpu(&fe, &rec, &version), 512);
 	assert_true(version != second);
 	/* The block itself was still cached. */
 	assert_int_equal(__atomic_load_n(&block_reads, __ATOMIC_SEQ_CST), 2);
-	pp_store_close(store);
 	fake_close(&fe);
 	pp_mono_set_source(NULL);
 }
@@ -1713,41 +1735,25 @@ static void test_bare_pool_read_by_syncs(void **state)
 {
 	(void)state;
 	struct fake_env fe;
-	struct pp_error err = {0};
 	listed_run = NULL;
 	pool_reads = 0;
 	fake_open(&fe, fake_bare_pool);
-	struct pp_run_rec rec = {0};
-	snprintf(rec.id, sizeof(rec.id), "0191c3a2-7e55-7b1e-9a3e-5a2b8c1d4e6f");
-	snprintf(rec.pool, sizeof(rec.pool), "ecs");
-	uint64_t first = 0;
+	struct pp_run_rec rec;
+	fake_run(&rec);
+	uint64_t first = 0, version = 0;
 	for (int i = 0; i < 5; i++) {
-		const struct pp_json *tmpl = NULL;
-		struct pp_json *dvars = NULL;
-		uint64_t version = 0;
-		assert_int_equal(
-			fe.src->ops->job_inputs(fe.src, &rec, &tmpl, &version, &dvars, &err), 0);
-		assert_non_null(pp_json_get(tmpl, "job_configuration"));
+		assert_non_null(
+			pp_json_get(lent_template(&fe, &rec, &version), "job_configuration"));
 		if (!i)
 			first = version;
-		assert_true(version != 0 && version == first);
-		pp_json_free(dvars);
+		assert_true(version == first);
 	}
 	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 1);
-	char db[64];
-	struct pp_store *store = NULL;
-	snprintf(db, sizeof(db), "%s/pushpool.db", fe.dir);
-	assert_int_equal(pp_store_open(db, &store, &err), 0);
-	assert_int_equal(fe.src->ops->poll(fe.src, store, &err), 0);
+	fake_poll(&fe);
 	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 2);
-	const struct pp_json *tmpl = NULL;
-	struct pp_json *dvars = NULL;
-	uint64_t version = 0;
-	assert_int_equal(fe.src->ops->job_inputs(fe.src, &rec, &tmpl, &version, &dvars, &err), 0);
+	lent_template(&fe, &rec, &version);
 	assert_true(version != first);
 	assert_int_equal(__atomic_load_n(&pool_reads, __ATOMIC_SEQ_CST), 2);
-	pp_json_free(dvars);
-	pp_store_close(store);
 	fake_close(&fe);
 }
 
