@@ -801,11 +801,13 @@ static int record_claim(struct prefect_source *s, struct pp_store *store, struct
 }
 
 /* The store's record of a flow run: none, in flight (ours already),
- * finished (*ended_ms: when), or unknown for now (the store failed: the
- * run is left for a later poll rather than taken for a new one). */
+ * finished (*ended_ms: when; its record into *finished, the caller's to
+ * free, when finished is not NULL), or unknown for now (the store failed:
+ * the run is left for a later poll rather than taken for a new one). */
 enum pf_known { PF_NEW, PF_LIVE, PF_FINISHED, PF_UNKNOWN };
 
-static enum pf_known known_run(struct pp_store *store, const char *id, int64_t *ended_ms)
+static enum pf_known known_run(struct pp_store *store, const char *id, int64_t *ended_ms,
+			       struct pp_run_rec *finished)
 {
 	struct pp_run_rec have;
 	struct pp_error gerr = {0};
@@ -820,7 +822,10 @@ static enum pf_known known_run(struct pp_store *store, const char *id, int64_t *
 				  ? PF_FINISHED
 				  : PF_LIVE;
 	*ended_ms = have.updated_ms;
-	pp_run_rec_free(&have);
+	if (k == PF_FINISHED && finished)
+		*finished = have;
+	else
+		pp_run_rec_free(&have);
 	return k;
 }
 
@@ -885,7 +890,7 @@ static size_t claim_listed(struct prefect_source *s, struct pp_store *store,
 			}
 			cand[k] = (struct pf_candidate){.id = id, .pool = lists[l].pool};
 			struct pf_candidate *c = &cand[k];
-			c->known = known_run(store, id, &c->ended);
+			c->known = known_run(store, id, &c->ended, NULL);
 			/* Ours already (the server lost our PENDING, e.g. a restore), or
 				 * the store cannot say for now. */
 			if (c->known == PF_LIVE || c->known == PF_UNKNOWN)
@@ -1275,11 +1280,10 @@ static int reconcile(struct prefect_source *s, struct pp_store *store, struct pp
 			int64_t ended = 0;
 			enum pf_known known = !id || pp_strmap_get(&live, id)
 						      ? PF_LIVE
-						      : known_run(store, id, &ended);
+						      : known_run(store, id, &ended, &rec);
 			if (known == PF_LIVE || known == PF_UNKNOWN)
 				continue;
-			if (known == PF_FINISHED &&
-			    !store->ops->get(store, id, &rec, NULL, NULL, &e)) {
+			if (known == PF_FINISHED) {
 				const char *type = pp_prefect_state_for(rec.state);
 				/* A run that moved on (a retry from the UI, a
 				 * rescheduled run another worker took) must not
