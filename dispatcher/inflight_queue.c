@@ -7,6 +7,7 @@
  * its request, its cleanup, its end); a run whose write failed is dropped
  * at the settle, as inflight_store_write drops it at once. */
 #include "dispatcher/loop_impl.h"
+#include "lib/http.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +82,32 @@ void inflight_settle(struct pp_loop *L)
 	if (!n)
 		return;
 	L->store->ops->update_settle(L->store, settled, L);
+	if (L->multi)
+		pp_http_multi_watch(L->multi, -1); /* nothing is in flight */
 	/* What the outcomes queued meanwhile (a failed submission's own
 	 * writes) waits for the next settle. */
 	L->nqueued -= n;
 	memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
+}
+
+void inflight_flush(struct pp_loop *L)
+{
+	const struct pp_store_ops *o = L->store->ops;
+	if (!o->update_send) {
+		inflight_settle(L);
+		return;
+	}
+	int fd = -1;
+	/* A send answered at once (the store sent it waiting, or could not
+	 * send it) is reported on the second round. */
+	for (int round = 0; round < 2 && L->nqueued && fd < 0; round++) {
+		int n = o->update_collect(L->store, settled, L);
+		L->nqueued -= n;
+		memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
+		if (L->nqueued)
+			fd = o->update_send(L->store);
+	}
+	pp_http_multi_watch(L->multi, fd);
 }
 
 void inflight_settle_if_due(struct pp_loop *L, int64_t now)

@@ -15,6 +15,7 @@
 #include "dispatcher/deployment.h"
 #include "dispatcher/sweep.h"
 #include "dispatcher/ui.h"
+#include "lib/http.h"
 #include "lib/log.h"
 #include "lib/notify.h"
 
@@ -234,6 +235,22 @@ static int commit_turn(void *ud)
 	return 0;
 }
 
+/* The op driver's gate where the store answers queued writes without the
+ * loop waiting (store.h's update_send): before the driver waits, what has
+ * come of them is reported (the requests of intents that stand go) and
+ * the writes queued since are sent, and the wait ends when something was
+ * reported. Outcomes may come in without the store's descriptor turning
+ * readable (another statement read them), so the descriptor alone would
+ * leave them until the wait's end. */
+static int store_answered(void *ud)
+{
+	struct pp_loop *L = ud;
+	int before = L->nqueued;
+	if (before)
+		inflight_flush(L);
+	return L->nqueued < before;
+}
+
 /* While a run source waits on its orchestrator (pp_source.while_waiting),
  * what keeps the dispatcher in good standing, though its work waits: the
  * leases renewed when due, the renewal committed at once (no write lock
@@ -331,6 +348,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		src->wake = source_answered;
 		src->wake_ud = L.exec;
 	}
+	if (L.store->ops->update_send)
+		pp_exec_set_gate(L.exec, store_answered, &L);
 	if (L.store->ops->turn_begin) {
 		turn.on = true;
 		pp_log_hold();
@@ -351,6 +370,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	double sweep_every = cfg->dispatcher.sweep_interval;
 	for (;;) {
 		int64_t now = pp_mono_ms();
+		if (L.nqueued && L.store->ops->update_send)
+			inflight_flush(&L);
 		inflight_settle_if_due(&L, now);
 		if (stop_requested && !L.draining) {
 			L.draining = true;
@@ -395,7 +416,9 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 				last_claim = now;
 			int got = loop_claim(&L, timed);
 			L.claims_made++;
-			inflight_settle(&L); /* the claim's intents: then the requests go */
+			/* The claim's intents: their requests go once the store has
+			 * them. */
+			inflight_flush(&L);
 			/* once: a pass ends when a claim finds nothing and nothing is
 			 * waiting for capacity. */
 			if (opts->once && got == 0 && L.nsubmitting == 0)
@@ -432,13 +455,19 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		 * descriptor instead (or just sleep), so a NOTIFYing store wakes
 		 * us the moment a run is scheduled and an idle loop does not spin. */
 		bool busy = pp_exec_active(L.exec) || pp_http_multi_pending(L.multi) > 0;
-		if (!busy)
+		if (!busy) {
 			inflight_settle(&L); /* not left unknown while we wait */
+			/* The submissions of intents it settled go now, not after
+			 * an idle wait. */
+			busy = pp_exec_active(L.exec) || pp_http_multi_pending(L.multi) > 0;
+		}
 		/* After the settle, which may have opened a new connection. */
 		int wake_fd = L.store->ops->wake_fd ? L.store->ops->wake_fd(L.store) : -1;
-		if (busy)
+		if (busy) {
 			pp_exec_poll(L.exec, L.nsubmitting ? 20 : 50);
-		else if (!commit_turn(&turn))
+			if (pp_http_multi_watch_ready(L.multi))
+				inflight_flush(&L); /* the store answered */
+		} else if (!commit_turn(&turn))
 			poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN}, wake_fd >= 0, 50);
 		if (turn.rc) {
 			rc = turn.rc;

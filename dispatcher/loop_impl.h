@@ -188,6 +188,11 @@ bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp
 /* Learn every queued write's outcome: drop the runs whose write failed,
  * send the submissions whose intent stands (not once L->exec is gone). */
 void inflight_settle(struct pp_loop *L);
+/* Without waiting, where the store can (store.h's update_send): report
+ * the queued writes whose outcome has come, as inflight_settle does, and
+ * send the others while no earlier send is unanswered; the loop's wait
+ * (pp_exec_poll) ends when the answer comes. Elsewhere inflight_settle. */
+void inflight_flush(struct pp_loop *L);
 /* Settle at the start of a turn when a run may act on its queued writes
  * in it (a poll is due), or many are queued. The loop settles after each
  * claim and before it waits. */

@@ -558,13 +558,6 @@ static long long next_wake(const struct pp_exec *x)
 	return wake;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 void pp_exec_abandon(struct pp_exec *x, const void *ud)
 {
 	for (struct exec_op *o = x->ops, *next; o; o = next) {
@@ -619,10 +612,10 @@ int pp_exec_poll(struct pp_exec *x, long timeout_ms)
 		if (pp_http_multi_pending(x->multi) > 0)
 			pp_http_multi_run(x->multi, wait);
 		else if (wait > 0)
-			sleep_ms(wait);
+			pp_http_multi_wait_watched(x->multi, wait);
 		run_ready(x);
 		if (pp_mono_ms() >= deadline || x->finished != finished_before ||
-		    x->wakes != wakes_before)
+		    x->wakes != wakes_before || pp_http_multi_watch_ready(x->multi))
 			break;
 	}
 	return x->active;

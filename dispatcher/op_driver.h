@@ -67,8 +67,9 @@ void pp_exec_set_gate(struct pp_exec *x, int (*gate)(void *ud), void *ud);
  * caller's records must allow for that, as for a crash. Safe from inside
  * a done callback of another op. */
 void pp_exec_abandon(struct pp_exec *x, const void *ud);
-/* Drive I/O and timers for at most timeout_ms, or until an op finished or
- * pp_exec_wake was called; returns ops still active. */
+/* Drive I/O and timers for at most timeout_ms, or until an op finished,
+ * pp_exec_wake was called, or the descriptor the transfer handle watches
+ * (pp_http_multi_watch) turned readable; returns ops still active. */
 int pp_exec_poll(struct pp_exec *x, long timeout_ms);
 int pp_exec_active(const struct pp_exec *x);
 /* Counters for /metrics. */

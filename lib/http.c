@@ -5,6 +5,7 @@
 #include "lib/http.h"
 
 #include <ctype.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -573,7 +574,18 @@ struct pp_http_multi {
 		int peer_port, local_port;
 	} h2c_conns[MAX_H2C_CONNS];
 	size_t h2c_next;
+	/* A descriptor waited on with the transfers (pp_http_multi_watch),
+	 * and whether it turned readable since it was set. */
+	bool watching, watch_ready;
+	int watch_fd;
 };
+
+void pp_http_multi_wait_watched(struct pp_http_multi *m, long timeout_ms)
+{
+	struct pollfd p = {.fd = m->watch_fd, .events = POLLIN};
+	if (poll(&p, m->watching, (int)timeout_ms) > 0 && p.revents)
+		m->watch_ready = true;
+}
 
 static void easy_release(struct pp_http_multi *m, CURL *easy)
 {
@@ -781,7 +793,11 @@ int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 	ended += multi_reap(m);
 	if (m->pending > 0 && timeout_ms > 0 && !ended) {
 		int nfds = 0;
-		curl_multi_poll(m->multi, NULL, 0, (int)timeout_ms, &nfds);
+		struct curl_waitfd w = {.fd = m->watch_fd, .events = CURL_WAIT_POLLIN};
+		curl_multi_poll(m->multi, &w, m->watching, (int)timeout_ms, &nfds);
+		/* libcurl fills no revents for the caller's descriptors: ask. */
+		if (m->watching && !m->watch_ready)
+			pp_http_multi_wait_watched(m, 0);
 		/* A stall most likely lands in the poll: check again before
 		 * libcurl sends anything. */
 		expire_overdue(m);
@@ -794,6 +810,18 @@ int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 int pp_http_multi_pending(const struct pp_http_multi *m)
 {
 	return m->pending;
+}
+
+void pp_http_multi_watch(struct pp_http_multi *m, int fd)
+{
+	m->watching = fd >= 0;
+	m->watch_fd = fd;
+	m->watch_ready = false;
+}
+
+bool pp_http_multi_watch_ready(const struct pp_http_multi *m)
+{
+	return m->watch_ready;
 }
 
 int pp_http_multi_abandon(struct pp_http_multi *m, const void *ud)

@@ -98,6 +98,13 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
  * request) goes out without waiting on the others. */
 int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms);
 int pp_http_multi_pending(const struct pp_http_multi *m);
+/* Wait on fd (-1: none) too whenever pp_http_multi_run waits: a
+ * readable fd ends the wait, and pp_http_multi_watch_ready says so until
+ * the next pp_http_multi_watch. pp_http_multi_wait_watched waits on fd
+ * alone, at most timeout_ms (no fd: a sleep). */
+void pp_http_multi_watch(struct pp_http_multi *m, int fd);
+bool pp_http_multi_watch_ready(const struct pp_http_multi *m);
+void pp_http_multi_wait_watched(struct pp_http_multi *m, long timeout_ms);
 /* Stop every transfer added with ud, without calling done: their req and
  * resp are the caller's again. A request under way may have reached the
  * server already. Returns how many were stopped. */

@@ -116,12 +116,19 @@ struct pg_store {
 	/* The counts, kept between calls (pg_counts). */
 	struct pp_store_counts_cache counted;
 	/* update_queue's writes since the last update_settle, in order: the
-	 * first nread have their outcome, the others wait in batch, one
-	 * array per parameter of batch_sql, sent as one statement when
-	 * another statement is about to run or settle asks. */
+	 * first nread have their outcome, the next nsent are the batch in
+	 * flight (update_send: sent, its answer not read yet), the others
+	 * wait in batch, one array per parameter of batch_sql, sent as one
+	 * statement when another statement is about to run, update_send or
+	 * settle asks. */
 	struct pg_queued *queued;
-	int nqueued, queued_cap, nread;
+	int nqueued, queued_cap, nread, nsent;
 	struct pp_buf batch[UPDATE_NPARAMS];
+	/* The batch in flight: the results of its pipeline read so far
+	 * (sent_stage, batch_collect), and its statement's result or the
+	 * first failure once read. */
+	int sent_stage;
+	PGresult *sent_res;
 };
 
 /* A queued write and, once sent, its outcome. */
@@ -252,8 +259,11 @@ static void on_notice(void *arg, const char *message)
 	pp_debug("postgresql: %.*s", (int)strcspn(message, "\n"), message);
 }
 
+static void batch_lost(struct pg_store *s, const char *why);
+
 static void pg_disconnect(struct pg_store *s)
 {
+	batch_lost(s, "connection closed before the answer came");
 	if (s->conn)
 		PQfinish(s->conn);
 	s->conn = NULL;
@@ -526,17 +536,41 @@ static PGresult *exec_planned(struct pg_store *s, enum sql_kind kind, const char
 }
 
 static void batch_send(struct pg_store *s);
+static bool batch_collect(struct pg_store *s, bool wait);
+
+/* A statement's failed result res (NULL: none came): its code, err set
+ * (PP_ECONFLICT for a unique violation, PP_ETRANSIENT for a lost
+ * connection, a server shutting down, or a serialisation failure, else
+ * PP_EIO); res is freed, and a lost connection closed. */
+static int sql_failed(struct pg_store *s, const char *what, PGresult *res, struct pp_error *err)
+{
+	bool lost = PQstatus(s->conn) != CONNECTION_OK;
+	int code = PP_EIO;
+	if (sqlstate_is(res, "23505"))
+		code = PP_ECONFLICT;
+	else if (lost || sqlstate_is(res, "08") || sqlstate_is(res, "57P") ||
+		 sqlstate_is(res, "53") || sqlstate_is(res, "40001") || sqlstate_is(res, "40P01") ||
+		 sqlstate_is(res, "55P03") || sqlstate_is(res, "25P03"))
+		code = PP_ETRANSIENT;
+	int rc = fail_msg(s, err, code, what,
+			  res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn));
+	PQclear(res);
+	if (lost) {
+		pp_warn("%s", err->msg);
+		pg_disconnect(s);
+	}
+	return rc;
+}
 
 /* Run one statement with text parameters (NULL entries are SQL NULL),
  * prepared once per connection, or a script of several statements,
- * parsed each time.
- * Returns the result, or NULL with *rc and err set: PP_ECONFLICT for a
- * unique violation, PP_ETRANSIENT for a lost connection, a server shutting
- * down, or a serialisation failure, else PP_EIO. */
+ * parsed each time, once the batch in flight (if any) is answered.
+ * Returns the result, or NULL with *rc and err set as sql_failed says. */
 static PGresult *run_sql_now(struct pg_store *s, const char *what, enum sql_kind kind,
 			     const char *sql, int nparams, const char *const *params, int *rc,
 			     struct pp_error *err)
 {
+	batch_collect(s, true);
 	/* A pipeline exec_set could not finish (a send failed on a
 	 * connection that still looks fine) leaves the session in a state
 	 * no later statement can use: start a new one. */
@@ -551,21 +585,7 @@ static PGresult *run_sql_now(struct pg_store *s, const char *what, enum sql_kind
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;
-	bool lost = PQstatus(s->conn) != CONNECTION_OK;
-	int code = PP_EIO;
-	if (sqlstate_is(res, "23505"))
-		code = PP_ECONFLICT;
-	else if (lost || sqlstate_is(res, "08") || sqlstate_is(res, "57P") ||
-		 sqlstate_is(res, "53") || sqlstate_is(res, "40001") || sqlstate_is(res, "40P01") ||
-		 sqlstate_is(res, "55P03") || sqlstate_is(res, "25P03"))
-		code = PP_ETRANSIENT;
-	*rc = fail_msg(s, err, code, what,
-		       res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn));
-	PQclear(res);
-	if (lost) {
-		pp_warn("%s", err->msg);
-		pg_disconnect(s);
-	}
+	*rc = sql_failed(s, what, res, err);
 	return NULL;
 }
 
@@ -1310,25 +1330,13 @@ static void batch_reset(struct pg_store *s)
 		pp_buf_reset(&s->batch[c]);
 }
 
-/* Send the writes waiting in batch and record each one's outcome. */
-static void batch_send(struct pg_store *s)
+/* Record the outcome of the n writes from queued[first], which one batch
+ * carried: res its answer (freed here), else rc and err say why it has
+ * none. */
+static void batch_outcomes(struct pg_store *s, int first, int n, PGresult *res, int rc,
+			   const struct pp_error *fail)
 {
-	int first = s->nread, n = s->nqueued - s->nread;
-	if (n == 0)
-		return;
-	const char *v[UPDATE_NPARAMS];
-	bool complete = true;
-	for (int c = 0; c < UPDATE_NPARAMS; c++) {
-		complete = complete && !pp_buf_putc(&s->batch[c], '}');
-		v[c] = pp_buf_str(&s->batch[c]);
-	}
-	s->nread = s->nqueued;
-	struct pp_error err = {0};
-	int rc = complete ? 0 : pp_fail(&err, PP_ENOMEM, "out of memory");
-	PGresult *res = rc ? NULL
-			   : run_sql_now(s, "update runs", SQL_BY_KEY, batch_sql, UPDATE_NPARAMS, v,
-					 &rc, &err);
-	batch_reset(s);
+	struct pp_error err = rc ? *fail : (struct pp_error){0};
 	bool *written = res ? calloc((size_t)n, sizeof(*written)) : NULL;
 	if (res && !written)
 		rc = pp_fail(&err, PP_ENOMEM, "out of memory");
@@ -1357,6 +1365,157 @@ static void batch_send(struct pg_store *s)
 	free(written);
 }
 
+static const char batch_what[] = "update runs";
+
+/* The batch in flight has no answer to come: each of its writes failed
+ * with why (perhaps written). */
+static void batch_lost(struct pg_store *s, const char *why)
+{
+	int first = s->nread, n = s->nsent;
+	if (!n)
+		return;
+	s->nsent = 0;
+	s->nread += n;
+	PQclear(s->sent_res);
+	s->sent_res = NULL;
+	struct pp_error err = {0};
+	int rc = pp_fail(&err, PP_ETRANSIENT, "store %s: %s: %s", s->where, batch_what, why);
+	batch_outcomes(s, first, n, NULL, rc, &err);
+}
+
+/* Close the batch's arrays: v, one text per parameter of batch_sql;
+ * false without memory. */
+static bool batch_params(struct pg_store *s, const char *v[UPDATE_NPARAMS])
+{
+	bool complete = true;
+	for (int c = 0; c < UPDATE_NPARAMS; c++) {
+		complete = complete && !pp_buf_putc(&s->batch[c], '}');
+		v[c] = pp_buf_str(&s->batch[c]);
+	}
+	return complete;
+}
+
+/* Send the writes waiting in batch, without waiting for the answer,
+ * which batch_collect reads: batch_sql under its settings, in one
+ * pipeline (as exec_set sends it). Where the statements are not prepared
+ * (past PG_PREPARED_MAX, or a PREPARE failed), the batch goes as
+ * batch_send sends it, waiting. Nothing is sent while a batch is in
+ * flight. */
+static void batch_start(struct pg_store *s)
+{
+	int first = s->nread, n = s->nqueued - s->nread;
+	if (n == 0 || s->nsent)
+		return;
+	const char *v[UPDATE_NPARAMS];
+	struct pp_error err = {0};
+	int rc = batch_params(s, v) ? 0 : pp_fail(&err, PP_ENOMEM, "out of memory");
+	if (!rc && s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)
+		pg_disconnect(s); /* as run_sql_now: a pipeline left unfinished */
+	if (!rc)
+		rc = ensure_conn(s, &err);
+	char set[16], name[16];
+	PGresult *failed = NULL;
+	if (!rc && prepared_name(s, SQL_STATIC, planned_settings[SQL_BY_KEY], 0, set, &failed) &&
+	    prepared_name(s, SQL_STATIC, batch_sql, UPDATE_NPARAMS, name, &failed)) {
+		bool sent = PQenterPipelineMode(s->conn) &&
+			    PQsendQueryPrepared(s->conn, set, 0, NULL, NULL, NULL, 0) &&
+			    PQsendQueryPrepared(s->conn, name, UPDATE_NPARAMS, v, NULL, NULL, 0) &&
+			    PQpipelineSync(s->conn);
+		batch_reset(s);
+		if (sent) {
+			s->nsent = n;
+			s->sent_stage = 0;
+			return;
+		}
+		rc = sql_failed(s, batch_what, NULL, &err);
+		s->nread += n;
+		batch_outcomes(s, first, n, NULL, rc, &err);
+		return;
+	}
+	s->nread = s->nqueued;
+	PGresult *res = NULL;
+	if (!rc && failed) /* the PREPARE's failure is the batch's, as in exec_set */
+		rc = sql_failed(s, batch_what, failed, &err);
+	else if (!rc) /* not to be prepared: its text goes, waiting */
+		res = run_sql_now(s, batch_what, SQL_BY_KEY, batch_sql, UPDATE_NPARAMS, v, &rc,
+				  &err);
+	batch_reset(s);
+	batch_outcomes(s, first, n, res, rc, &err);
+}
+
+/* Read the answer of the batch in flight as far as it has come, waiting
+ * for the rest when wait; true once it is read whole (or nothing is in
+ * flight), each of its writes' outcomes recorded. The pipeline's results
+ * come in order: the settings' result and its end (NULL), the batch's and
+ * its end, then the Sync's (sent_stage counts them). */
+static bool batch_collect(struct pg_store *s, bool wait)
+{
+	enum { SET, SET_END, BATCH, BATCH_END, SYNC };
+	while (s->nsent) {
+		if (!wait && !PQconsumeInput(s->conn))
+			break; /* the connection failed */
+		if (!wait && PQisBusy(s->conn))
+			return false;
+		PGresult *r = PQgetResult(s->conn);
+		ExecStatusType st = PQresultStatus(r);
+		if (s->sent_stage == SET_END || s->sent_stage == BATCH_END) {
+			s->sent_stage += !r;
+			PQclear(r); /* past a statement's result: none more is expected */
+			continue;
+		}
+		if (!r)
+			break; /* the connection failed before the stage's result */
+		if (s->sent_stage == SYNC) {
+			PQclear(r);
+			if (st != PGRES_PIPELINE_SYNC)
+				break;
+			PQexitPipelineMode(s->conn);
+			int first = s->nread, n = s->nsent;
+			PGresult *res = s->sent_res;
+			s->sent_res = NULL;
+			s->nsent = 0;
+			s->nread += n;
+			struct pp_error err = {0};
+			int rc = 0;
+			if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+				rc = sql_failed(s, batch_what, res, &err);
+				res = NULL;
+			}
+			batch_outcomes(s, first, n, res, rc, &err);
+			return true;
+		}
+		/* SET or BATCH: keep the batch's result, or the first failure (a
+		 * statement after it is PGRES_PIPELINE_ABORTED). */
+		if (!s->sent_res &&
+		    (s->sent_stage == BATCH || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)))
+			s->sent_res = r;
+		else
+			PQclear(r);
+		s->sent_stage++;
+	}
+	if (!s->nsent)
+		return true;
+	/* The answer cannot come whole: the session is closed (pg_disconnect
+	 * fails what the batch carried). */
+	char why[PP_ERRMSG_MAX];
+	snprintf(why, sizeof(why), "%s", PQerrorMessage(s->conn));
+	why[strcspn(why, "\n")] = '\0';
+	pp_redact(why);
+	batch_lost(s, *why ? why : "the answer was cut short");
+	pp_warn("store %s: %s: the connection failed before the answer came: %s", s->where,
+		batch_what, *why ? why : "(no message)");
+	pg_disconnect(s);
+	return true;
+}
+
+/* Send the writes waiting in batch and record each one's outcome. */
+static void batch_send(struct pg_store *s)
+{
+	batch_collect(s, true); /* the batch in flight first: writes stay in order */
+	batch_start(s);
+	batch_collect(s, true);
+}
+
 static int pg_update_queue(struct pp_store *base, const char *id, int64_t fence,
 			   const struct pp_run_update *u, struct pp_error *err)
 {
@@ -1366,7 +1525,7 @@ static int pg_update_queue(struct pp_store *base, const char *id, int64_t fence,
 	bool again = false;
 	for (int i = s->nread; i < s->nqueued && !again; i++)
 		again = s->queued[i].fence == fence && !strcmp(s->queued[i].id, id);
-	if (again || s->nqueued - s->nread == PG_BATCH_MAX)
+	if (again || s->nqueued - s->nread - s->nsent == PG_BATCH_MAX)
 		batch_send(s);
 	int failed = queued_failed(s, id, fence, err);
 	if (failed)
@@ -1398,13 +1557,12 @@ static int pg_update_queue(struct pp_store *base, const char *id, int64_t fence,
 	return 0;
 }
 
-static void pg_update_settle(struct pp_store *base,
-			     void (*done)(void *ud, int i, int rc, const struct pp_error *err),
-			     void *ud)
+/* Report the first n queued writes' outcomes (update_settle's done) and
+ * forget them. */
+static void report_outcomes(struct pg_store *s, int n,
+			    void (*done)(void *ud, int i, int rc, const struct pp_error *err),
+			    void *ud)
 {
-	struct pg_store *s = (struct pg_store *)base;
-	batch_send(s);
-	int n = s->nqueued;
 	for (int i = 0; i < n; i++) {
 		/* done() may queue more, moving the array. */
 		int rc = s->queued[i].rc;
@@ -1419,6 +1577,33 @@ static void pg_update_settle(struct pp_store *base,
 	s->nqueued -= n;
 	s->nread -= n;
 	memmove(s->queued, s->queued + n, (size_t)s->nqueued * sizeof(*s->queued));
+}
+
+static void pg_update_settle(struct pp_store *base,
+			     void (*done)(void *ud, int i, int rc, const struct pp_error *err),
+			     void *ud)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	batch_send(s);
+	report_outcomes(s, s->nqueued, done, ud);
+}
+
+static int pg_update_send(struct pp_store *base)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	batch_start(s);
+	return s->nsent ? PQsocket(s->conn) : -1;
+}
+
+static int pg_update_collect(struct pp_store *base,
+			     void (*done)(void *ud, int i, int rc, const struct pp_error *err),
+			     void *ud)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	batch_collect(s, false);
+	int n = s->nread;
+	report_outcomes(s, n, done, ud);
+	return n;
 }
 
 static int pg_get(struct pp_store *base, const char *id, struct pp_run_rec *out,
@@ -1850,6 +2035,8 @@ const struct pp_store_ops pp_store_pg = {
 	.update = pg_update,
 	.update_queue = pg_update_queue,
 	.update_settle = pg_update_settle,
+	.update_send = pg_update_send,
+	.update_collect = pg_update_collect,
 	.get = pg_get,
 	.list = pg_list,
 	.reopen = pg_reopen,

@@ -218,6 +218,19 @@ struct pp_store_ops {
 	void (*update_settle)(struct pp_store *s,
 			      void (*done)(void *ud, int i, int rc, const struct pp_error *err),
 			      void *ud);
+	/* Optional, both or neither (NULL: the caller settles). Send the
+	 * writes queued and not yet sent, without waiting for their outcome
+	 * (nothing is sent while an earlier send is unanswered); returns the
+	 * descriptor that turns readable as the outcome comes while a send
+	 * is unanswered, else -1. update_collect reports, as update_settle
+	 * does and without waiting, the first writes queued whose outcome is
+	 * known (every write before the unanswered send), and returns how
+	 * many it reported; update_settle still waits for all. Any other call
+	 * waits for the unanswered send first. */
+	int (*update_send)(struct pp_store *s);
+	int (*update_collect)(struct pp_store *s,
+			      void (*done)(void *ud, int i, int rc, const struct pp_error *err),
+			      void *ud);
 	int (*get)(struct pp_store *s, const char *id, struct pp_run_rec *out,
 		   struct pp_run_event **ev, int *nev, struct pp_error *err);
 	int (*list)(struct pp_store *s, const struct pp_run_filter *f, struct pp_run_rec **out,

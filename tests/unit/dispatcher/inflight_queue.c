@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dispatcher/loop_impl.h"
+#include "lib/http.h"
 #include "lib/log.h"
 
 #define FAKE_WRITES_MAX 8
@@ -305,6 +307,89 @@ static void test_end_whose_write_is_lost_is_not_counted(void **state)
 	assert_released(0, "run-a", PP_ST_SCHEDULED);
 }
 
+/* The same store answering without the loop waiting (store.h's
+ * update_send): a send takes what is queued while nothing sent is
+ * unanswered, and a collect reports the writes sent once the test has
+ * answered them (answered); the descriptor is a pipe's read end. */
+static struct {
+	int nsent;
+	bool answered;
+	int pipe[2];
+} as;
+
+static int fake_update_send(struct pp_store *s)
+{
+	if (!as.nsent)
+		as.nsent = fs.nqueued;
+	return as.nsent ? as.pipe[0] : -1;
+}
+
+static int fake_update_collect(struct pp_store *s,
+			       void (*done)(void *ud, int i, int rc, const struct pp_error *err),
+			       void *ud)
+{
+	int n = as.answered ? as.nsent : 0;
+	for (int i = 0; i < n; i++) {
+		fs.written[fs.nwritten++] = fs.queued[i];
+		done(ud, i, 0, NULL);
+	}
+	fs.nqueued -= n;
+	memmove(fs.queued, fs.queued + n, (size_t)fs.nqueued * sizeof(fs.queued[0]));
+	as.nsent -= n;
+	as.answered = false;
+	return n;
+}
+
+/* A run's end sent without waiting: the run stays in flight, its slot
+ * held, until the store's answer comes (the loop waits on the store's
+ * descriptor meanwhile); a write queued meanwhile goes with the next
+ * send, after the answer. */
+static void test_end_waits_for_an_answer_sent_without_waiting(void **state)
+{
+	static const struct pp_store_ops async_ops = {
+		.name = "fake-async",
+		.update = fake_update,
+		.update_queue = fake_update_queue,
+		.update_settle = fake_update_settle,
+		.update_send = fake_update_send,
+		.update_collect = fake_update_collect,
+		.renew = fake_renew,
+	};
+	fs.base.ops = &async_ops;
+	memset(&as, 0, sizeof(as));
+	assert_int_equal(pipe(as.pipe), 0);
+	L.multi = pp_http_multi_new();
+	assert_non_null(L.multi);
+	start_unservable("run-a");
+	inflight_flush(&L);
+	assert_int_equal(as.nsent, 1);
+	assert_true(in_flight("run-a"));
+	assert_int_equal(sum.failed, 0);
+	start_unservable("run-b");
+	inflight_flush(&L); /* no answer yet: nothing more is sent */
+	assert_int_equal(as.nsent, 1);
+	assert_int_equal(fs.nqueued, 2);
+	assert_false(pp_http_multi_watch_ready(L.multi));
+	assert_int_equal(write(as.pipe[1], "x", 1), 1);
+	pp_http_multi_wait_watched(L.multi, 10000);
+	assert_true(pp_http_multi_watch_ready(L.multi));
+	as.answered = true;
+	inflight_flush(&L);
+	assert_false(in_flight("run-a"));
+	assert_int_equal(sum.failed, 1);
+	assert_released(0, "run-a", PP_ST_FAILED);
+	assert_true(in_flight("run-b"));
+	assert_int_equal(as.nsent, 1); /* run-b's end, sent after the answer */
+	as.answered = true;
+	inflight_flush(&L);
+	assert_false(in_flight("run-b"));
+	assert_int_equal(sum.failed, 2);
+	assert_int_equal(L.nqueued, 0);
+	pp_http_multi_free(L.multi);
+	close(as.pipe[0]);
+	close(as.pipe[1]);
+}
+
 /* Where the store queues nothing (SQLite), a run ends at once. */
 static void test_end_without_a_queue_is_immediate(void **state)
 {
@@ -335,6 +420,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_end_without_a_queue_is_immediate, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_end_waits_for_an_answer_sent_without_waiting,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

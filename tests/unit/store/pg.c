@@ -351,6 +351,102 @@ static void test_write_after_a_failed_one_is_refused(void **state)
 	pp_run_recs_free(runs, 2);
 }
 
+/* Until the store's descriptor turns readable (at most 10 s), then what
+ * update_collect reports, into o. */
+static int collect_when_answered(struct pp_store *s, int fd, struct outcomes *o)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	int n = 0;
+	/* A readable descriptor may carry part of the answer: wait for more. */
+	for (int i = 0; (n = s->ops->update_collect(s, record, o)) == 0; i++) {
+		assert_true(i < 100);
+		assert_int_equal(poll(&p, 1, 10000), 1);
+	}
+	return n;
+}
+
+/* Queued writes sent without waiting (update_send): the answer is read
+ * when it has come, reported in order as a settle reports it (each fenced
+ * on its own); nothing more goes out while a send is unanswered; a
+ * statement in between waits for that answer and sees the writes, which
+ * are reported after all; and a run's next write waits for its write in
+ * flight. A connection lost with a write in flight reports it transient,
+ * and the store reconnects. */
+static void test_queued_writes_sent_without_waiting(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_run_rec *runs;
+	schedule_and_claim(s, 4, &runs);
+	struct pp_run_update intent = {.state = PP_ST_SUBMITTING,
+				       .attempt = 1,
+				       .next_attempt_ms = -1,
+				       .event = "submitting (try 1)"};
+	struct pp_run_update submitted = {.state = PP_ST_SUBMITTED,
+					  .infra_id = "arn:aws:ecs:task/1",
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .event = "submitted"};
+	struct outcomes o = {0};
+	assert_int_equal(s->ops->update_send(s), -1); /* nothing queued */
+	assert_int_equal(s->ops->update_collect(s, record, &o), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[1].id, runs[1].fence - 1, &intent, &err), 0);
+	int fd = s->ops->update_send(s);
+	assert_true(fd >= 0);
+	/* Queued while the first send is unanswered: it waits. */
+	assert_int_equal(s->ops->update_queue(s, runs[2].id, runs[2].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_send(s), fd);
+	assert_int_equal(collect_when_answered(s, fd, &o), 2);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], PP_ECONFLICT);
+	assert_non_null(strstr(o.msg[1], "lease lost"));
+	assert_int_equal(s->ops->update_collect(s, record, &o), 0);
+	assert_int_equal(o.n, 2);
+	/* Run 2's write goes now; a read waits for its answer. */
+	fd = s->ops->update_send(s);
+	assert_true(fd >= 0);
+	struct pp_run_rec r;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	assert_int_equal(s->ops->get(s, runs[2].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	o.n = 0;
+	assert_int_equal(s->ops->update_collect(s, record, &o), 1);
+	assert_int_equal(o.rc[0], 0);
+	/* A run's next write while its first is in flight: written after it. */
+	assert_int_equal(s->ops->update_queue(s, runs[3].id, runs[3].fence, &intent, &err), 0);
+	assert_true(s->ops->update_send(s) >= 0);
+	assert_int_equal(s->ops->update_queue(s, runs[3].id, runs[3].fence, &submitted, &err), 0);
+	o.n = 0;
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 2);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], 0);
+	assert_int_equal(s->ops->get(s, runs[3].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTED);
+	assert_string_equal(r.infra_id, "arn:aws:ecs:task/1");
+	pp_run_rec_free(&r);
+	/* The session ends with a write in flight. */
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &submitted, &err), 0);
+	sql(pgurl, "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
+		   " WHERE application_name = 'pushpool' AND pid <> pg_backend_pid()");
+	fd = s->ops->update_send(s);
+	o.n = 0;
+	if (fd >= 0)
+		assert_int_equal(collect_when_answered(s, fd, &o), 1);
+	else
+		assert_int_equal(s->ops->update_collect(s, record, &o), 1);
+	assert_int_equal(o.rc[0], PP_ETRANSIENT);
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING); /* the write never ran */
+	pp_run_rec_free(&r);
+	pp_run_recs_free(runs, 4);
+}
+
 /* A statistic of runs (query, one number) as the sessions that have
  * ended left it. A session's counts reach the statistics as it exits,
  * before it leaves pg_stat_activity: so first wait (at most 10 s) until no
@@ -787,6 +883,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_after_a_failed_one_is_refused, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_queued_writes_many_and_lost, pg_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_queued_writes_sent_without_waiting, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_queued_writes_find_runs_by_key, pg_setup,
 						store_teardown),
