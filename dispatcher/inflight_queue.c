@@ -82,15 +82,34 @@ void inflight_settle(struct pp_loop *L)
 	if (!n)
 		return;
 	L->store->ops->update_settle(L->store, settled, L);
-	if (L->multi)
-		pp_http_multi_watch(L->multi, -1); /* nothing is in flight */
+	if (L->store_unanswered) {
+		L->store_unanswered = false; /* the settle waited for every answer */
+		pp_http_multi_watch(L->multi, -1);
+	}
 	/* What the outcomes queued meanwhile (a failed submission's own
 	 * writes) waits for the next settle. */
 	L->nqueued -= n;
 	memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
 }
 
-void inflight_flush(struct pp_loop *L)
+int inflight_collect(struct pp_loop *L)
+{
+	if (!L->store_unanswered)
+		return 0;
+	int n = L->store->ops->update_collect(L->store, settled, L);
+	L->nqueued -= n;
+	memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
+	/* Outcomes come in order and a send's all at once, and any other
+	 * statement reads the send's answer first: once one is reported,
+	 * nothing sent is unanswered. */
+	if (n) {
+		L->store_unanswered = false;
+		pp_http_multi_watch(L->multi, -1);
+	}
+	return n;
+}
+
+void inflight_send(struct pp_loop *L)
 {
 	const struct pp_store_ops *o = L->store->ops;
 	if (!o->update_send) {
@@ -101,12 +120,12 @@ void inflight_flush(struct pp_loop *L)
 	/* A send answered at once (the store sent it waiting, or could not
 	 * send it) is reported on the second round. */
 	for (int round = 0; round < 2 && L->nqueued && fd < 0; round++) {
-		int n = o->update_collect(L->store, settled, L);
-		L->nqueued -= n;
-		memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
+		L->store_unanswered = true; /* or reported already: collect asks */
+		inflight_collect(L);
 		if (L->nqueued)
 			fd = o->update_send(L->store);
 	}
+	L->store_unanswered = fd >= 0;
 	pp_http_multi_watch(L->multi, fd);
 }
 

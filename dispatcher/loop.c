@@ -237,18 +237,13 @@ static int commit_turn(void *ud)
 
 /* The op driver's gate where the store answers queued writes without the
  * loop waiting (store.h's update_send): before the driver waits, what has
- * come of them is reported (the requests of intents that stand go) and
- * the writes queued since are sent, and the wait ends when something was
- * reported. Outcomes may come in without the store's descriptor turning
- * readable (another statement read them), so the descriptor alone would
- * leave them until the wait's end. */
+ * come of them is reported, so the requests of intents that stand go,
+ * and the wait ends when something was. Outcomes may come in without the
+ * store's descriptor turning readable (another statement read them), so
+ * the descriptor alone would leave them until the wait's end. */
 static int store_answered(void *ud)
 {
-	struct pp_loop *L = ud;
-	int before = L->nqueued;
-	if (before)
-		inflight_flush(L);
-	return L->nqueued < before;
+	return inflight_collect(ud) > 0;
 }
 
 /* While a run source waits on its orchestrator (pp_source.while_waiting),
@@ -370,8 +365,6 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	double sweep_every = cfg->dispatcher.sweep_interval;
 	for (;;) {
 		int64_t now = pp_mono_ms();
-		if (L.nqueued && L.store->ops->update_send)
-			inflight_flush(&L);
 		inflight_settle_if_due(&L, now);
 		if (stop_requested && !L.draining) {
 			L.draining = true;
@@ -418,7 +411,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			L.claims_made++;
 			/* The claim's intents: their requests go once the store has
 			 * them. */
-			inflight_flush(&L);
+			inflight_send(&L);
 			/* once: a pass ends when a claim finds nothing and nothing is
 			 * waiting for capacity. */
 			if (opts->once && got == 0 && L.nsubmitting == 0)
@@ -466,7 +459,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		if (busy) {
 			pp_exec_poll(L.exec, L.nsubmitting ? 20 : 50);
 			if (pp_http_multi_watch_ready(L.multi))
-				inflight_flush(&L); /* the store answered */
+				inflight_collect(&L); /* the store answered */
 		} else if (!commit_turn(&turn))
 			poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN}, wake_fd >= 0, 50);
 		if (turn.rc) {

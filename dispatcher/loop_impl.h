@@ -151,6 +151,9 @@ struct pp_loop {
 		enum pp_store_state stored; /* its state before the write */
 	} * queued;
 	int nqueued, queued_cap;
+	/* The store holds queued writes sent and not yet answered
+	 * (inflight_send), which inflight_collect reads. */
+	bool store_unanswered;
 };
 
 /* loop_pools.c */
@@ -188,11 +191,14 @@ bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp
 /* Learn every queued write's outcome: drop the runs whose write failed,
  * send the submissions whose intent stands (not once L->exec is gone). */
 void inflight_settle(struct pp_loop *L);
-/* Without waiting, where the store can (store.h's update_send): report
- * the queued writes whose outcome has come, as inflight_settle does, and
- * send the others while no earlier send is unanswered; the loop's wait
- * (pp_exec_poll) ends when the answer comes. Elsewhere inflight_settle. */
-void inflight_flush(struct pp_loop *L);
+/* Where the store can (store.h's update_send), without waiting: report
+ * the queued writes whose outcome has come (inflight_settle's work), then
+ * send the others, unless an earlier send is unanswered; the op driver's
+ * wait ends when the answer comes (pp_http_multi_watch). Elsewhere
+ * inflight_settle. The loop sends after each claim; an answer is read
+ * by inflight_collect, which returns how many writes it reported. */
+void inflight_send(struct pp_loop *L);
+int inflight_collect(struct pp_loop *L);
 /* Settle at the start of a turn when a run may act on its queued writes
  * in it (a poll is due), or many are queued. The loop settles after each
  * claim and before it waits. */

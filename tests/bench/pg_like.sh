@@ -202,15 +202,28 @@ measure() {
 
 # emit POOL LATENCY LABEL RATE BASELINE_RATE: the figure, with pair's CPU
 # a run of each pass (cpu_ms_per_run: the measured side, then the baseline)
+# and what bounds it (cpu_bound): each side's CPU a run, all processes
+# together (the mean of its passes), the cores it kept busy at its mean
+# rate, and the ratio the figure would read were both sides bound by
+# their CPU a run alone (cpu_ratio). Where every process shares one
+# machine, the figure sits near cpu_ratio times the two sides' busy
+# cores' ratio (docs/performance.md, thirty-second round).
 emit() {
 	jq -nc --arg pool "$1" --argjson lat "$2" --arg cfg "$3" --argjson rate "$4" \
 		--argjson base "$5" --argjson n "$RUNS" --argjson c "$CONC" \
 		--argjson cpu_a "$A_CPU" --argjson cpu_b "$B_CPU" \
 		--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-		'{figure: "throughput", store: "postgresql", measured: $date, pool: $pool,
+		'def total: map(.dispatchers + .postgresql + .mock) | add / length;
+		 def r(d): . * d | round / d;
+		 ($cpu_a | total) as $ta | ($cpu_b | total) as $tb |
+		 {figure: "throughput", store: "postgresql", measured: $date, pool: $pool,
 		  latency_ms: $lat, config: $cfg, runs: $n, concurrency: $c, runs_per_s: $rate,
 		  baseline_runs_per_s: $base, ratio: (($rate / $base * 100 | round) / 100),
-		  cpu_ms_per_run: {measured: $cpu_a, baseline: $cpu_b}}' >>"$R"
+		  cpu_ms_per_run: {measured: $cpu_a, baseline: $cpu_b},
+		  cpu_bound: {measured_cpu_ms: ($ta | r(1000)), baseline_cpu_ms: ($tb | r(1000)),
+		   measured_cores_busy: ($rate * $ta / 1000 | r(100)),
+		   baseline_cores_busy: ($base * $tb / 1000 | r(100)),
+		   cpu_ratio: (if $ta > 0 then ($tb / $ta | r(100)) else null end)}}' >>"$R"
 	tail -n 1 "$R" >&2
 }
 

@@ -342,8 +342,8 @@ static int fake_update_collect(struct pp_store *s,
 
 /* A run's end sent without waiting: the run stays in flight, its slot
  * held, until the store's answer comes (the loop waits on the store's
- * descriptor meanwhile); a write queued meanwhile goes with the next
- * send, after the answer. */
+ * descriptor meanwhile) and is read; a write queued meanwhile is not sent
+ * on top of the unanswered one, and goes with the next send. */
 static void test_end_waits_for_an_answer_sent_without_waiting(void **state)
 {
 	static const struct pp_store_ops async_ops = {
@@ -361,12 +361,13 @@ static void test_end_waits_for_an_answer_sent_without_waiting(void **state)
 	L.multi = pp_http_multi_new();
 	assert_non_null(L.multi);
 	start_unservable("run-a");
-	inflight_flush(&L);
+	inflight_send(&L);
 	assert_int_equal(as.nsent, 1);
 	assert_true(in_flight("run-a"));
 	assert_int_equal(sum.failed, 0);
+	assert_int_equal(inflight_collect(&L), 0); /* no answer yet */
 	start_unservable("run-b");
-	inflight_flush(&L); /* no answer yet: nothing more is sent */
+	inflight_send(&L); /* nothing more goes while one is unanswered */
 	assert_int_equal(as.nsent, 1);
 	assert_int_equal(fs.nqueued, 2);
 	assert_false(pp_http_multi_watch_ready(L.multi));
@@ -374,14 +375,17 @@ static void test_end_waits_for_an_answer_sent_without_waiting(void **state)
 	pp_http_multi_wait_watched(L.multi, 10000);
 	assert_true(pp_http_multi_watch_ready(L.multi));
 	as.answered = true;
-	inflight_flush(&L);
+	assert_int_equal(inflight_collect(&L), 1);
+	assert_false(pp_http_multi_watch_ready(L.multi)); /* nothing unanswered */
 	assert_false(in_flight("run-a"));
 	assert_int_equal(sum.failed, 1);
 	assert_released(0, "run-a", PP_ST_FAILED);
 	assert_true(in_flight("run-b"));
-	assert_int_equal(as.nsent, 1); /* run-b's end, sent after the answer */
+	assert_int_equal(as.nsent, 0);
+	inflight_send(&L); /* run-b's end */
+	assert_int_equal(as.nsent, 1);
 	as.answered = true;
-	inflight_flush(&L);
+	assert_int_equal(inflight_collect(&L), 1);
 	assert_false(in_flight("run-b"));
 	assert_int_equal(sum.failed, 2);
 	assert_int_equal(L.nqueued, 0);
