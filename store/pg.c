@@ -1563,6 +1563,8 @@ static void report_outcomes(struct pg_store *s, int n,
 			    void (*done)(void *ud, int i, int rc, const struct pp_error *err),
 			    void *ud)
 {
+	if (!n)
+		return; /* nothing may have been queued yet: no array to move */
 	for (int i = 0; i < n; i++) {
 		/* done() may queue more, moving the array. */
 		int rc = s->queued[i].rc;
