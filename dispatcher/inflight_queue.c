@@ -102,10 +102,10 @@ int inflight_collect(struct pp_loop *L)
 	/* Outcomes come in order and a send's all at once, and any other
 	 * statement reads the send's answer first: once one is reported,
 	 * nothing sent is unanswered. */
-	if (n) {
-		L->store_unanswered = false;
-		pp_http_multi_watch(L->multi, -1);
-	}
+	/* Not answered whole yet: the descriptor is watched afresh, so the
+	 * wait is for the rest rather than ended by what was read already. */
+	L->store_unanswered = !n;
+	pp_http_multi_watch(L->multi, n ? -1 : L->store_fd);
 	return n;
 }
 
@@ -121,11 +121,13 @@ void inflight_send(struct pp_loop *L)
 	 * send it) is reported on the second round. */
 	for (int round = 0; round < 2 && L->nqueued && fd < 0; round++) {
 		L->store_unanswered = true; /* or reported already: collect asks */
+		L->store_fd = -1;
 		inflight_collect(L);
 		if (L->nqueued)
 			fd = o->update_send(L->store);
 	}
 	L->store_unanswered = fd >= 0;
+	L->store_fd = fd;
 	pp_http_multi_watch(L->multi, fd);
 }
 

@@ -152,8 +152,10 @@ struct pp_loop {
 	} * queued;
 	int nqueued, queued_cap;
 	/* The store holds queued writes sent and not yet answered
-	 * (inflight_send), which inflight_collect reads. */
+	 * (inflight_send), which inflight_collect reads; the descriptor the
+	 * answer comes on. */
 	bool store_unanswered;
+	int store_fd;
 };
 
 /* loop_pools.c */
