@@ -76,6 +76,15 @@ static void settled(void *ud, int i, int rc, const struct pp_error *err)
 	}
 }
 
+/* The first n queued writes were reported: forget them. What their
+ * outcomes queued meanwhile (a failed submission's own writes) stays,
+ * for the next settle or send. */
+static void forget_reported(struct pp_loop *L, int n)
+{
+	L->nqueued -= n;
+	memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
+}
+
 void inflight_settle(struct pp_loop *L)
 {
 	int n = L->nqueued;
@@ -86,24 +95,28 @@ void inflight_settle(struct pp_loop *L)
 		L->store_unanswered = false; /* the settle waited for every answer */
 		pp_http_multi_watch(L->multi, -1);
 	}
-	/* What the outcomes queued meanwhile (a failed submission's own
-	 * writes) waits for the next settle. */
-	L->nqueued -= n;
-	memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
+	forget_reported(L, n);
+}
+
+/* Report the queued writes whose outcome the store has (update_collect);
+ * returns how many. */
+static int report_collected(struct pp_loop *L)
+{
+	int n = L->store->ops->update_collect(L->store, settled, L);
+	forget_reported(L, n);
+	return n;
 }
 
 int inflight_collect(struct pp_loop *L)
 {
 	if (!L->store_unanswered)
 		return 0;
-	int n = L->store->ops->update_collect(L->store, settled, L);
-	L->nqueued -= n;
-	memmove(L->queued, L->queued + n, (size_t)L->nqueued * sizeof(*L->queued));
+	int n = report_collected(L);
 	/* Outcomes come in order and a send's all at once, and any other
 	 * statement reads the send's answer first: once one is reported,
-	 * nothing sent is unanswered. */
-	/* Not answered whole yet: the descriptor is watched afresh, so the
-	 * wait is for the rest rather than ended by what was read already. */
+	 * nothing sent is unanswered. Until then the descriptor is watched
+	 * afresh, so the wait is for the rest of the answer rather than ended
+	 * by what was read already. */
 	L->store_unanswered = !n;
 	pp_http_multi_watch(L->multi, n ? -1 : L->store_fd);
 	return n;
@@ -117,12 +130,11 @@ void inflight_send(struct pp_loop *L)
 		return;
 	}
 	int fd = -1;
-	/* A send answered at once (the store sent it waiting, or could not
-	 * send it) is reported on the second round. */
+	/* Outcomes the store has already go first; a send answered at once
+	 * (the store sent it waiting, or could not send it) is reported on
+	 * the second round. */
 	for (int round = 0; round < 2 && L->nqueued && fd < 0; round++) {
-		L->store_unanswered = true; /* or reported already: collect asks */
-		L->store_fd = -1;
-		inflight_collect(L);
+		report_collected(L);
 		if (L->nqueued)
 			fd = o->update_send(L->store);
 	}

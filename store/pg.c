@@ -442,10 +442,22 @@ static PGresult *exec_prepared(struct pg_store *s, enum sql_kind kind, const cha
 	return exec_unprepared(s, failed, sql, nparams, params);
 }
 
+/* Prepared statements set (settings for one transaction) and then name,
+ * sent in one pipeline ended by a Sync, without waiting: one round trip,
+ * one implicit transaction. False when they could not all be sent. */
+static bool pipeline_send(struct pg_store *s, const char *set, const char *name, int nparams,
+			  const char *const *params)
+{
+	return PQenterPipelineMode(s->conn) &&
+	       PQsendQueryPrepared(s->conn, set, 0, NULL, NULL, NULL, 0) &&
+	       PQsendQueryPrepared(s->conn, name, nparams, params, NULL, NULL, 0) &&
+	       PQpipelineSync(s->conn);
+}
+
 /* set_sql (static text: settings for one transaction) and then sql,
- * both prepared, in one pipeline: one round trip, one implicit
- * transaction. The statement's result, or a failure's, as
- * PQexecPrepared's; NULL when the pipeline could not be finished. */
+ * both prepared, in one pipeline (pipeline_send), waiting for the
+ * answer. The statement's result, or a failure's, as PQexecPrepared's;
+ * NULL when the pipeline could not be finished. */
 static PGresult *exec_set(struct pg_store *s, const char *set_sql, const char *sql, int nparams,
 			  const char *const *params)
 {
@@ -454,11 +466,9 @@ static PGresult *exec_set(struct pg_store *s, const char *set_sql, const char *s
 	if (!prepared_name(s, SQL_STATIC, set_sql, 0, set, &failed) ||
 	    !prepared_name(s, SQL_STATIC, sql, nparams, name, &failed))
 		return exec_unprepared(s, failed, sql, nparams, params);
-	if (!PQenterPipelineMode(s->conn))
+	bool sent = pipeline_send(s, set, name, nparams, params);
+	if (!sent && PQpipelineStatus(s->conn) == PQ_PIPELINE_OFF)
 		return NULL;
-	bool sent = PQsendQueryPrepared(s->conn, set, 0, NULL, NULL, NULL, 0) &&
-		    PQsendQueryPrepared(s->conn, name, nparams, params, NULL, NULL, 0) &&
-		    PQpipelineSync(s->conn);
 	/* Each statement's result ends with a NULL; a statement after a
 	 * failure is PGRES_PIPELINE_ABORTED, and the Sync's comes last. */
 	PGresult *res = NULL;
@@ -1417,10 +1427,7 @@ static void batch_start(struct pg_store *s)
 	PGresult *failed = NULL;
 	if (!rc && prepared_name(s, SQL_STATIC, planned_settings[SQL_BY_KEY], 0, set, &failed) &&
 	    prepared_name(s, SQL_STATIC, batch_sql, UPDATE_NPARAMS, name, &failed)) {
-		bool sent = PQenterPipelineMode(s->conn) &&
-			    PQsendQueryPrepared(s->conn, set, 0, NULL, NULL, NULL, 0) &&
-			    PQsendQueryPrepared(s->conn, name, UPDATE_NPARAMS, v, NULL, NULL, 0) &&
-			    PQpipelineSync(s->conn);
+		bool sent = pipeline_send(s, set, name, UPDATE_NPARAMS, v);
 		batch_reset(s);
 		if (sent) {
 			s->nsent = n;
