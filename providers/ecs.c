@@ -6,7 +6,9 @@
  * With match_latest_revision_in_family the family's latest revision is
  * reused when it matches. RegisterTaskDefinition is not idempotent, so an
  * ambiguous failure is followed by DescribeTaskDefinition looking for our
- * hash tag before registering again. RunTask carries a clientToken derived
+ * hash tag before registering again; once the task of the run that
+ * registered it has started, an equal lower revision registered
+ * concurrently elsewhere replaces ours (converging). RunTask carries a clientToken derived
  * from the run id and attempt, so a repeated RunTask returns the same task.
  * status: DescribeTasks. cancel: StopTask. cleanup: DeregisterTaskDefinition
  * of definitions this process registered, when the last run using it ends.
@@ -724,14 +726,13 @@ static int adopt_task(struct pp_run_io *io, const char *arn, struct pp_error *er
 	int rc = pp_run_io_set_infra_id(io, err, "%s", arn);
 	if (rc)
 		return rc;
-	st->step = ECS_SUBMITTED;
 	/* The request bodies are not sent again (a start retry prepares a new
 	 * state), and a watched run holds its state until it ends: about
-	 * 5 KiB of JSON per run in flight (docs/performance.md). */
-	pp_json_free(st->td);
+	 * 5 KiB of JSON per run in flight (docs/performance.md). The
+	 * definition's body goes once the converge step is done with it. */
 	pp_json_free(st->run);
-	st->td = st->run = NULL;
-	return PP_STEP_DONE;
+	st->run = NULL;
+	return pp_ecs_after_run(io, err);
 }
 
 static int on_run(struct pp_run_io *io, struct pp_error *err)
@@ -1050,8 +1051,8 @@ static void ecs_release_shared(void *shared)
 static const char *const ecs_pool_types[] = {"ecs:push", "ecs", NULL};
 
 /* A vpc_id's subnets (EC2), no task definition revision to reuse, so one is
- * registered (and no equal one registered concurrently is found); then the
- * task. */
+ * registered; then the task, and no equal revision registered concurrently
+ * is found. */
 static const struct pp_dry_answer ecs_dry_run[] = {
 	{.url_part = "://ec2.",
 	 .status = 200,

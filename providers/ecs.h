@@ -23,8 +23,9 @@
 #define ECS_RUN_TAG   "pushpool:run-id"
 #define ECS_STORE_TAG "pushpool:store-id"
 
-/* ECS_CONVERGE: after registering, the family's lower revisions of the same
- * content are looked for (ecs_taskdef.c, pp_ecs_converge). */
+/* ECS_CONVERGE: once the task of the run that registered a definition has
+ * started, the family's lower revisions of the same content are looked for
+ * (ecs_taskdef.c, pp_ecs_converge). */
 enum ecs_step {
 	ECS_SUBNETS,
 	ECS_TD,
@@ -82,11 +83,12 @@ struct ecs_state {
 	enum ecs_step step;
 	/* converging (ecs_taskdef.c): the revision we registered, the lower
 	 * revisions of its family still to describe (lowest first), and the
-	 * one chosen instead of ours */
+	 * one chosen instead of ours; conv_pending from the registration until
+	 * the converge step after RunTask ends */
 	const char *conv_mine;
 	const char *conv_winner;
 	struct pp_json *conv_candidates;
-	bool conv_listed, conv_deregistering;
+	bool conv_pending, conv_listed, conv_deregistering;
 	bool td_refreshed; /* RunTask found the definition INACTIVE once */
 	/* list (ecs_sweep.c): the task ARNs of the ListTasks page being
 	 * described, and the next page's token */
@@ -130,7 +132,10 @@ int pp_ecs_send_describe_td(struct pp_run_io *io, struct pp_error *err);
 int pp_ecs_on_describe_td(struct pp_run_io *io, struct pp_error *err);
 /* Handle the RegisterTaskDefinition answer, then run the task (ecs_taskdef.c). */
 int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err);
-/* The converge step's requests and answers, then RunTask (ecs_taskdef.c). */
+/* The run's task started: converge when it registered the definition,
+ * else PP_STEP_DONE (ecs_taskdef.c). */
+int pp_ecs_after_run(struct pp_run_io *io, struct pp_error *err);
+/* The converge step's requests and answers, then PP_STEP_DONE (ecs_taskdef.c). */
 int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err);
 /* RunTask refused the definition as INACTIVE: resolve it again, once
  * (ecs_taskdef.c). */

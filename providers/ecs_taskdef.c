@@ -5,9 +5,10 @@
  * match_latest_revision_in_family, or a family named after the content,
  * the family's latest revision is reused when it matches. Register is not
  * idempotent, so an ambiguous failure is followed by DescribeTaskDefinition
- * looking for our hash tag before registering again; after a registration,
- * an equal lower revision another process registered concurrently is used
- * instead and ours deregistered (converging, below). pp_ecs_release_td
+ * looking for our hash tag before registering again. A registered revision
+ * is used at once; once the registering run's task has started, an equal
+ * lower revision another process registered concurrently replaces it for
+ * later runs and ours is deregistered (converging, below). pp_ecs_release_td
  * gives up a run's use of a definition at cleanup. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,28 +432,39 @@ int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err)
 	pp_json_free(resp);
 	if (rc)
 		return rc;
-	st->step = ECS_CONVERGE;
+	/* Ours is ACTIVE and serves this run and the runs waiting on it now;
+	 * looking for a concurrent duplicate waits until this run's task has
+	 * started (pp_ecs_after_run), off their way. */
+	st->conv_pending = true;
 	st->conv_listed = st->conv_deregistering = false;
 	pp_intern_drop(st->conv_winner);
 	st->conv_winner = NULL;
-	return converge_next(io, err);
+	return td_resolved(st, st->conv_mine, true, err) ?: pp_ecs_send_run(io, err);
 }
 
 /* ---- converging concurrent registrations ----
  *
  * Two processes (two `once`, two dispatchers with a store each) that find no
  * revision to reuse both register one: the same content under two
- * revisions. After registering, a run lists the family's ACTIVE revisions
- * and looks for lower ones carrying the same content hash tag. The lowest
- * such revision is used, and the one just registered is deregistered. The
- * registrant of the lowest revision finds no lower one and keeps it; every
- * other registrant got its revision number after the lowest was
- * committed, so its listing shows that one and it gives up its own. So the
- * racers converge on one revision, and nobody deregisters a revision
- * without using another it saw ACTIVE. (ECS lists eventually
- * consistently: a listing that misses the lower revision leaves two, as
- * before, never none.) Convergence is best effort: a refused or failed
- * listing (a role without ecs:ListTaskDefinitions) keeps our revision. */
+ * revisions. Each uses its own at once: the registering run's RunTask and
+ * those of the runs that waited for it do not wait for what follows, which
+ * cost a starting dispatcher two to four calls before its first task
+ * (docs/performance.md, step 86). Once the registering run's task has
+ * started, it lists the family's ACTIVE revisions and looks for lower ones
+ * carrying the same content hash tag. The lowest such revision replaces
+ * ours in the cache, for later runs, and ours is deregistered: tasks
+ * already started with it run on, and a RunTask that meets it INACTIVE
+ * resolves the definition again (pp_ecs_td_inactive). The registrant of the
+ * lowest revision finds no lower one and keeps it; every other registrant
+ * got its revision number after the lowest was committed, so its listing
+ * shows that one and it gives up its own. So the racers converge on one
+ * revision, and nobody deregisters a revision without having switched to
+ * another it saw ACTIVE. (ECS lists eventually consistently: a listing
+ * that misses the lower revision leaves two, as before, never none.)
+ * Convergence is best effort and never fails the run, whose task has
+ * started: a refused or failed call (a role without
+ * ecs:ListTaskDefinitions) keeps our revision, and so does a RunTask that
+ * fails for good, since the converge step follows a started task. */
 
 /* Revisions right below ours that are described, at most (racing
  * registrations are adjacent; an old duplicate further down is left). */
@@ -473,13 +485,39 @@ static long revision_in(const char *arn, const char *family)
 	return *end || rev < 1 ? -1 : rev;
 }
 
-static int converge_done(struct pp_run_io *io, const char *arn, bool registered_here,
-			 struct pp_error *err)
+/* The lower revision replaces ours for the runs that follow. */
+static void converge_switch(struct ecs_state *st)
+{
+	struct ecs_td_entry *e = pp_ecs_cache_find(st->shared, st->hash);
+	if (e && e->ready && !strcmp(e->arn, st->conv_mine)) {
+		snprintf(e->arn, sizeof(e->arn), "%s", st->conv_winner);
+		e->registered_here = false;
+	}
+	/* Without a cache this run alone used ours, which converging
+	 * deregisters: nothing is left for its cleanup to deregister. */
+	if (!st->using_entry)
+		st->registered_here = false;
+}
+
+static int converge_done(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
+	pp_error_clear(err);
+	st->conv_pending = false;
 	pp_json_free(st->conv_candidates);
-	st->conv_candidates = NULL;
-	return td_resolved(st, arn, registered_here, err) ?: pp_ecs_send_run(io, err);
+	pp_json_free(st->td);
+	st->conv_candidates = st->td = NULL;
+	st->step = ECS_SUBMITTED;
+	return PP_STEP_DONE;
+}
+
+int pp_ecs_after_run(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	if (!st->conv_pending)
+		return converge_done(io, err);
+	st->step = ECS_CONVERGE;
+	return converge_next(io, err);
 }
 
 /* Candidates: the family's revisions below ours in a DESC listing, the
@@ -564,7 +602,7 @@ static int converge_next(struct pp_run_io *io, struct pp_error *err)
 		return send_converge_deregister(io, err);
 	if (st->conv_candidates && st->conv_candidates->count)
 		return send_converge_describe(io, err);
-	return converge_done(io, st->conv_mine, true, err);
+	return converge_done(io, err);
 }
 
 int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err)
@@ -580,9 +618,8 @@ int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err)
 			pp_ecs_error(io, "DeregisterTaskDefinition", code, sizeof(code), NULL, err);
 			pp_warn("ecs run %s: duplicate task definition %s not deregistered: %s",
 				io->run_id, st->conv_mine, err->msg);
-			pp_error_clear(err);
 		}
-		return converge_done(io, st->conv_winner, false, err);
+		return converge_done(io, err);
 	}
 	if (io->resp_rc) {
 		const char *action =
@@ -591,18 +628,13 @@ int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err)
 		pp_warn("ecs run %s: keeping task definition %s without looking for an equal one "
 			"registered concurrently: %s",
 			io->run_id, st->conv_mine, err->msg);
-		pp_error_clear(err);
-		return converge_done(io, st->conv_mine, true, err);
+		return converge_done(io, err);
 	}
 	if (!st->conv_listed) {
-		int rc = on_converge_list(io, err);
-		if (rc == PP_ENOMEM)
-			return rc;
-		if (rc) {
+		if (on_converge_list(io, err)) {
 			pp_warn("ecs run %s: keeping task definition %s: %s", io->run_id,
 				st->conv_mine, err->msg);
-			pp_error_clear(err);
-			return converge_done(io, st->conv_mine, true, err);
+			return converge_done(io, err);
 		}
 		st->conv_listed = true;
 		return converge_next(io, err);
@@ -610,11 +642,9 @@ int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err)
 	/* A described candidate: ours when ACTIVE and tagged with our hash (an
 	 * answer that does not parse is not ours). */
 	struct pp_json *resp = NULL;
-	int rc = pp_resp_json(io, "ECS DescribeTaskDefinition", &resp, err);
-	if (rc == PP_ENOMEM)
-		return rc;
-	pp_error_clear(err);
-	rc = 0;
+	if (pp_resp_json(io, "ECS DescribeTaskDefinition", &resp, err))
+		pp_error_clear(err);
+	int rc = 0;
 	const struct pp_json *remote = pp_json_get(resp, "taskDefinition");
 	const char *arn = pp_json_get_string(remote, "taskDefinitionArn");
 	const char *status = pp_json_get_string(remote, "status");
@@ -624,10 +654,17 @@ int pp_ecs_converge(struct pp_run_io *io, struct pp_error *err)
 			"was registered concurrently: using it, deregistering ours",
 			io->run_id, arn, st->conv_mine);
 		rc = pp_intern_set(&st->conv_winner, arn, ECS_ARN_MAX, "task definition ARN", err);
+		if (!rc)
+			converge_switch(st);
 	}
 	pp_json_free(resp);
 	pp_json_free(pp_json_detach(pp_json_at(st->conv_candidates, 0)));
-	return rc ? rc : converge_next(io, err);
+	if (rc) {
+		pp_warn("ecs run %s: keeping task definition %s: %s", io->run_id, st->conv_mine,
+			err->msg);
+		return converge_done(io, err);
+	}
+	return converge_next(io, err);
 }
 
 int pp_ecs_td_inactive(struct pp_run_io *io, struct pp_error *err)

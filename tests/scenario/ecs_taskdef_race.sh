@@ -4,8 +4,9 @@
 # same content (issue 18). The mock holds both RegisterTaskDefinition calls
 # until both have arrived (POST /aws/control/barrier), so the race happens
 # every time; afterwards the family must hold one ACTIVE revision: the
-# registrant of the higher one finds the lower one with the same content
-# hash tag, runs its task with it and deregisters its own. Both runs succeed.
+# registrant of the higher one runs its task with its own, then finds the
+# lower one with the same content hash tag, switches to it for later runs
+# and deregisters its own. Both runs succeed.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
 T=$(mktemp -d)

@@ -31,6 +31,14 @@ struct aws {
 	const char *fail_reason; /* answer RunTask with this failure */
 	int throttles;
 	bool conflict;
+	/* Registrations answer revision registers + rev_base; with
+	 * lower_listed, ListTaskDefinitions shows revision 1 below ours, with
+	 * our content (described with the last registration's tags). */
+	int rev_base;
+	bool lower_listed;
+	char calls[512];       /* the actions called, in order, each followed by a space */
+	char last_run_td[256]; /* RunTask's taskDefinition */
+	char deregistered[256];
 	char tokens[64][64];
 	int ntokens;
 	char last_td[8192];
@@ -43,7 +51,7 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
-static void describe_td(struct aws *a, struct fs_response *rs)
+static void describe_td(struct aws *a, int revision, struct fs_response *rs)
 {
 	struct pp_json *td = NULL;
 	if (!a->last_td[0] || pp_json_parse(a->last_td, strlen(a->last_td), NULL, &td, NULL)) {
@@ -56,10 +64,10 @@ static void describe_td(struct aws *a, struct fs_response *rs)
 	struct pp_json *tags = pp_json_detach(pp_json_get(td, "tags"));
 	char arn[256];
 	snprintf(arn, sizeof(arn), TD_ARN_PREFIX "%s:%d", pp_json_get_string(td, "family"),
-		 a->registers);
+		 revision);
 	pp_json_set_string(td, "taskDefinitionArn", arn);
 	pp_json_set_string(td, "status", "ACTIVE");
-	pp_json_set_int(td, "revision", a->registers);
+	pp_json_set_int(td, "revision", revision);
 	struct pp_json *out = pp_json_new(PP_JSON_OBJECT);
 	pp_json_set(out, "taskDefinition", td);
 	if (tags)
@@ -123,6 +131,8 @@ static void run_task(struct aws *a, const struct fs_request *rq, struct fs_respo
 	struct pp_json *b = NULL;
 	assert_int_equal(pp_json_parse(rq->body, rq->body_len, NULL, &b, NULL), 0);
 	const char *tok = pp_json_get_string(b, "clientToken");
+	snprintf(a->last_run_td, sizeof(a->last_run_td), "%s",
+		 pp_json_get_string(b, "taskDefinition"));
 	int i;
 	for (i = 0; i < a->ntokens; i++)
 		if (!strcmp(a->tokens[i], tok))
@@ -140,6 +150,11 @@ static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void
 {
 	struct aws *a = ud;
 	const char *t = rq->target;
+	const char *action = strrchr(t, '.');
+	if (action && strlen(a->calls) + strlen(action) + 1 < sizeof(a->calls)) {
+		strcat(a->calls, action + 1);
+		strcat(a->calls, " ");
+	}
 	if (!t[0] && rq->body && strstr(rq->body, "Action=DescribeSubnets")) {
 		/* EC2: the Query protocol's XML. */
 		if (strstr(rq->body, "vpc-0dead")) {
@@ -172,10 +187,16 @@ static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void
 		snprintf(rs->body, sizeof(rs->body),
 			 "{\"taskDefinition\":{\"taskDefinitionArn\":\"" TD_ARN_PREFIX
 			 "pushpool-test:%d\",\"status\":\"ACTIVE\"}}",
-			 a->registers);
+			 a->registers + a->rev_base);
 	} else if (ends_with(t, ".DescribeTaskDefinition")) {
 		a->describes_td++;
-		describe_td(a, rs);
+		bool lower = a->lower_listed && strstr(rq->body, "pushpool-test:1\"");
+		describe_td(a, lower ? 1 : a->registers + a->rev_base, rs);
+	} else if (ends_with(t, ".ListTaskDefinitions") && a->lower_listed) {
+		snprintf(rs->body, sizeof(rs->body),
+			 "{\"taskDefinitionArns\":[\"" TD_ARN_PREFIX
+			 "pushpool-test:%d\",\"" TD_ARN_PREFIX "pushpool-test:1\"]}",
+			 a->registers + a->rev_base);
 	} else if (ends_with(t, ".RunTask")) {
 		run_task(a, rq, rs);
 	} else if (ends_with(t, ".DescribeTasks") && strstr(rq->body, "\"TAGS\"")) {
@@ -216,6 +237,11 @@ static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void
 		snprintf(rs->body, sizeof(rs->body), "{\"task\":{}}");
 	} else if (ends_with(t, ".DeregisterTaskDefinition")) {
 		a->deregisters++;
+		struct pp_json *b = NULL;
+		assert_int_equal(pp_json_parse(rq->body, rq->body_len, NULL, &b, NULL), 0);
+		snprintf(a->deregistered, sizeof(a->deregistered), "%s",
+			 pp_json_get_string(b, "taskDefinition"));
+		pp_json_free(b);
 		snprintf(rs->body, sizeof(rs->body),
 			 "{\"taskDefinition\":{\"status\":\"INACTIVE\"}}");
 	} else {
@@ -538,6 +564,39 @@ static void test_lost_register_answer_is_reconciled(void **state)
 	struct pp_error err = {0};
 	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_CLEANUP, &f->io, &fast, &err), 0);
 	assert_int_equal(f->aws.deregisters, 1);
+}
+
+/* A registered revision serves its run at once: the look for an equal one
+ * registered concurrently elsewhere (ListTaskDefinitions) waits until the
+ * run's task has started. The lower revision it finds serves the runs that
+ * follow, without a registration, and ours is deregistered; at cleanup the
+ * lower one stays (another process registered it). */
+static void test_task_starts_before_converging(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	f->aws.rev_base = 1;
+	f->aws.lower_listed = true;
+	submit(f, 0);
+	assert_string_equal(f->aws.calls, "RegisterTaskDefinition RunTask ListTaskDefinitions "
+					  "DescribeTaskDefinition DeregisterTaskDefinition ");
+	assert_string_equal(f->aws.last_run_td, TD_ARN_PREFIX "pushpool-test:2");
+	assert_string_equal(f->aws.deregistered, TD_ARN_PREFIX "pushpool-test:2");
+	assert_string_equal(f->io.infra_id, "arn:aws:ecs:eu-west-1:123456789012:task/c1/t0");
+
+	struct pp_run_io next;
+	io_init(f, &next, "6f1c2d3e-4a5b-4c6d-8e9f-000000000002");
+	f->aws.calls[0] = '\0';
+	assert_int_equal(pp_exec_io_prepare(&next, ecs(), &err), 0);
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_SUBMIT, &next, &fast, &err), 0);
+	assert_string_equal(f->aws.calls, "RunTask ");
+	assert_string_equal(f->aws.last_run_td, TD_ARN_PREFIX "pushpool-test:1");
+	assert_int_equal(f->aws.registers, 1);
+
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_CLEANUP, &f->io, &fast, &err), 0);
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_CLEANUP, &next, &fast, &err), 0);
+	assert_int_equal(f->aws.deregisters, 1);
+	pp_exec_io_release(&next, ecs());
 }
 
 static void test_match_latest_reuses_revision(void **state)
@@ -985,13 +1044,14 @@ static void test_request_dump_shows_every_call(void **state)
 	assert_int_equal(pp_request_dump(ecs(), &f->io, &out, &err), 0);
 	const char *text = pp_buf_str(&out);
 	const char *reg = strstr(text, "# 1 RegisterTaskDefinition\nPOST http://127.0.0.1:");
-	/* a registration looks for an equal revision registered concurrently */
-	const char *list = strstr(text, "# 2 ListTaskDefinitions\n");
-	const char *run = strstr(text, "# 3 RunTask\n");
+	const char *run = strstr(text, "# 2 RunTask\n");
+	/* once the task started, a registration looks for an equal revision
+	 * registered concurrently */
+	const char *list = strstr(text, "# 3 ListTaskDefinitions\n");
 	assert_non_null(reg);
 	assert_non_null(list);
 	assert_non_null(run);
-	assert_true(reg < list && list < run);
+	assert_true(reg < run && run < list);
 	assert_non_null(strstr(run, "\"taskDefinition\": \"<task-definition-arn>\""));
 	assert_non_null(strstr(run, "\"clientToken\": \"" TOKEN "\""));
 	assert_non_null(strstr(text, "X-Amz-Target: AmazonEC2ContainerServiceV20141113.RunTask"));
@@ -1045,6 +1105,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_at_most_fifty_tags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fifty_runs_register_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_register_answer_is_reconciled, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_task_starts_before_converging, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_match_latest_reuses_revision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capacity_failure_is_retried_with_same_token,
