@@ -417,8 +417,12 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	}
 	/* curl adds "Expect: 100-continue" to large POSTs; the peers answer
 	 * directly and the extra round trip only adds latency. */
-	if (!pp_http_req_get_header(req, "Expect"))
-		x->slist = curl_slist_append(x->slist, "Expect:");
+	if (!pp_http_req_get_header(req, "Expect")) {
+		struct curl_slist *s = curl_slist_append(x->slist, "Expect:");
+		if (!s)
+			return pp_fail(err, PP_ENOMEM, "out of memory");
+		x->slist = s;
+	}
 	CURL *e = x->easy;
 	curl_easy_setopt(e, CURLOPT_URL, req->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
@@ -436,7 +440,7 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_send);
 	curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "pushpool/" PP_VERSION);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, PP_USER_AGENT);
 	/* gRPC compresses message by message (grpc-encoding), never with
 	 * HTTP's content codings: asking for them only costs each call a
 	 * header built and a decoder set up (issue 23). */

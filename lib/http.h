@@ -11,6 +11,9 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 
+/* Every request's User-Agent, unless it carries one of its own. */
+#define PP_USER_AGENT "pushpool/" PP_VERSION
+
 struct pp_http_header {
 	char *name;
 	char *value;

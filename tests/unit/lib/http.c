@@ -413,6 +413,51 @@ static void test_only_json_requests_ask_for_content_codings(void **state)
 	assert_int_equal(__atomic_load_n(&coded_requests, __ATOMIC_SEQ_CST), 1);
 }
 
+static char agents[2][64]; /* the User-Agent lines of the last request */
+static int nagents;
+
+static void ok_noting_agents(struct hs_server *s, const struct hs_request *rq,
+			     struct hs_response *rs)
+{
+	nagents = 0;
+	for (int i = 0; i < rq->nheaders; i++)
+		if (!strcasecmp(rq->names[i], "User-Agent") && nagents < 2)
+			snprintf(agents[nagents++], sizeof(agents[0]), "%s", rq->values[i]);
+	ok(s, rq, rs);
+}
+
+/* Every request names pushpool once; a request that
+ * carries a User-Agent of its own sends that one alone. */
+static void test_user_agent_once(void **state)
+{
+	(void)state;
+	assert_int_equal(connections_to(ok_noting_agents, "POST", 0, 1), 1);
+	assert_int_equal(nagents, 1);
+	assert_string_equal(agents[0], "pushpool/" PP_VERSION);
+
+	struct hs_server s;
+	assert_int_equal(hs_start(&s, ok_noting_agents, NULL), 0);
+	char url[128];
+	snprintf(url, sizeof(url), "%s/thing", s.base);
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	struct pp_error err = {0};
+	pp_http_req_init(&req, "GET", url);
+	assert_int_equal(pp_http_req_set_header(&req, "User-Agent", "theirs/2"), 0);
+	pp_http_resp_init(&resp, 1 << 16);
+	struct pp_http_multi *m = pp_http_multi_new();
+	int finished = 0;
+	assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
+	while (!finished)
+		pp_http_multi_run(m, 100);
+	assert_int_equal(nagents, 1);
+	assert_string_equal(agents[0], "theirs/2");
+	pp_http_multi_free(m);
+	pp_http_resp_free(&resp);
+	pp_http_req_free(&req);
+	hs_stop(&s);
+}
+
 /* While armed (watched_finished set), a poll of libcurl's that would wait
  * is counted and returns at once: one made after the watched answer was
  * handed over (the caller has what it waits for), or one that would block
@@ -521,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_grpc_calls_not_resendable_get_their_own_connection),
 		cmocka_unit_test(test_an_answer_in_returns_without_waiting),
 		cmocka_unit_test(test_only_json_requests_ask_for_content_codings),
+		cmocka_unit_test(test_user_agent_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
