@@ -8,8 +8,9 @@
  * ambiguous failure is followed by DescribeTaskDefinition looking for our
  * hash tag before registering again; once the task of the run that
  * registered it has started, an equal lower revision registered
- * concurrently elsewhere replaces ours (converging). RunTask carries a clientToken derived
- * from the run id and attempt, so a repeated RunTask returns the same task.
+ * concurrently elsewhere replaces ours (converging). RunTask carries a
+ * clientToken derived from the run id and attempt, so a repeated RunTask
+ * returns the same task.
  * status: DescribeTasks. cancel: StopTask. cleanup: DeregisterTaskDefinition
  * of definitions this process registered, when the last run using it ends.
  * The task definition steps and their cache are in ecs_taskdef.c. */

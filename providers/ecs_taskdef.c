@@ -448,8 +448,8 @@ int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err)
  * revision to reuse both register one: the same content under two
  * revisions. Each uses its own at once: the registering run's RunTask and
  * those of the runs that waited for it do not wait for what follows, which
- * cost a starting dispatcher two to four calls before its first task
- * (docs/performance.md, step 86). Once the registering run's task has
+ * cost a starting dispatcher one call (the listing) before its first task,
+ * or three for a duplicate (docs/performance.md, step 86). Once the registering run's task has
  * started, it lists the family's ACTIVE revisions and looks for lower ones
  * carrying the same content hash tag. The lowest such revision replaces
  * ours in the cache, for later runs, and ours is deregistered: tasks
