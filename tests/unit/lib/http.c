@@ -426,8 +426,8 @@ static void ok_noting_agents(struct hs_server *s, const struct hs_request *rq,
 	ok(s, rq, rs);
 }
 
-/* Every request names pushpool once; a request that
- * carries a User-Agent of its own sends that one alone. */
+/* Every request names pushpool once; a request that carries a User-Agent
+ * of its own sends that one alone. */
 static void test_user_agent_once(void **state)
 {
 	(void)state;
