@@ -91,8 +91,8 @@ void inflight_settle(struct pp_loop *L)
 	if (!n)
 		return;
 	L->store->ops->update_settle(L->store, settled, L);
-	if (L->store_unanswered) {
-		L->store_unanswered = false; /* the settle waited for every answer */
+	if (L->store_fd >= 0) {
+		L->store_fd = -1; /* the settle waited for every answer */
 		pp_http_multi_watch(L->multi, -1);
 	}
 	forget_reported(L, n);
@@ -109,7 +109,7 @@ static int report_collected(struct pp_loop *L)
 
 int inflight_collect(struct pp_loop *L)
 {
-	if (!L->store_unanswered)
+	if (L->store_fd < 0)
 		return 0;
 	int n = report_collected(L);
 	/* Outcomes come in order and a send's all at once, and any other
@@ -117,8 +117,9 @@ int inflight_collect(struct pp_loop *L)
 	 * nothing sent is unanswered. Until then the descriptor is watched
 	 * afresh, so the wait is for the rest of the answer rather than ended
 	 * by what was read already. */
-	L->store_unanswered = !n;
-	pp_http_multi_watch(L->multi, n ? -1 : L->store_fd);
+	if (n)
+		L->store_fd = -1;
+	pp_http_multi_watch(L->multi, L->store_fd);
 	return n;
 }
 
@@ -138,7 +139,6 @@ void inflight_send(struct pp_loop *L)
 		if (L->nqueued)
 			fd = o->update_send(L->store);
 	}
-	L->store_unanswered = fd >= 0;
 	L->store_fd = fd;
 	pp_http_multi_watch(L->multi, fd);
 }

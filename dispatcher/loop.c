@@ -294,7 +294,7 @@ static void source_answered(void *ud)
 int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct pp_loop_summary *sum,
 		struct pp_error *err)
 {
-	struct pp_loop L = {.cfg = cfg, .opts = opts, .sum = sum};
+	struct pp_loop L = {.cfg = cfg, .opts = opts, .sum = sum, .store_fd = -1};
 	memset(sum, 0, sizeof(*sum));
 	stop_requested = reload_requested = 0;
 	char url[1024];

@@ -151,10 +151,9 @@ struct pp_loop {
 		enum pp_store_state stored; /* its state before the write */
 	} * queued;
 	int nqueued, queued_cap;
-	/* The store holds queued writes sent and not yet answered
-	 * (inflight_send), which inflight_collect reads; the descriptor the
-	 * answer comes on. */
-	bool store_unanswered;
+	/* While the store holds queued writes sent and not yet answered
+	 * (inflight_send), which inflight_collect reads: the descriptor the
+	 * answer comes on; else -1. */
 	int store_fd;
 };
 

@@ -81,14 +81,14 @@ struct ecs_state {
 	int missing_answers;
 	enum pp_run_state last_state; /* from the last DescribeTasks that saw the task */
 	enum ecs_step step;
-	/* converging (ecs_taskdef.c): the revision we registered, the lower
-	 * revisions of its family still to describe (lowest first), and the
-	 * one chosen instead of ours; conv_pending from the registration until
-	 * the converge step after RunTask ends */
+	/* converging (ecs_taskdef.c): the revision we registered, from the
+	 * registration until the converge step after RunTask ends (NULL: no
+	 * converging to do), the lower revisions of its family still to
+	 * describe (lowest first), and the one chosen instead of ours */
 	const char *conv_mine;
 	const char *conv_winner;
 	struct pp_json *conv_candidates;
-	bool conv_pending, conv_listed, conv_deregistering;
+	bool conv_listed, conv_deregistering;
 	bool td_refreshed; /* RunTask found the definition INACTIVE once */
 	/* list (ecs_sweep.c): the task ARNs of the ListTasks page being
 	 * described, and the next page's token */

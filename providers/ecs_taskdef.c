@@ -435,7 +435,6 @@ int pp_ecs_on_register(struct pp_run_io *io, struct pp_error *err)
 	/* Ours is ACTIVE and serves this run and the runs waiting on it now;
 	 * looking for a concurrent duplicate waits until this run's task has
 	 * started (pp_ecs_after_run), off their way. */
-	st->conv_pending = true;
 	st->conv_listed = st->conv_deregistering = false;
 	pp_intern_drop(st->conv_winner);
 	st->conv_winner = NULL;
@@ -503,7 +502,9 @@ static int converge_done(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	pp_error_clear(err);
-	st->conv_pending = false;
+	pp_intern_drop(st->conv_mine);
+	pp_intern_drop(st->conv_winner);
+	st->conv_mine = st->conv_winner = NULL;
 	pp_json_free(st->conv_candidates);
 	pp_json_free(st->td);
 	st->conv_candidates = st->td = NULL;
@@ -514,7 +515,7 @@ static int converge_done(struct pp_run_io *io, struct pp_error *err)
 int pp_ecs_after_run(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
-	if (!st->conv_pending)
+	if (!st->conv_mine)
 		return converge_done(io, err);
 	st->step = ECS_CONVERGE;
 	return converge_next(io, err);

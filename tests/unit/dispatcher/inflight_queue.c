@@ -110,7 +110,8 @@ static int setup(void **state)
 	fs.base.ops = &fake_store_ops;
 	assert_int_equal(pp_config_init(&cfg, &err), 0);
 	memset(&sum, 0, sizeof(sum));
-	L = (struct pp_loop){.cfg = &cfg, .opts = &opts, .sum = &sum, .store = &fs.base};
+	L = (struct pp_loop){
+		.cfg = &cfg, .opts = &opts, .sum = &sum, .store = &fs.base, .store_fd = -1};
 	return 0;
 }
 
