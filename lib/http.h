@@ -13,6 +13,9 @@
 
 /* Every request's User-Agent, unless it carries one of its own. */
 #define PP_USER_AGENT "pushpool/" PP_VERSION
+/* What a request with a JSON answer accepts as its Accept-Encoding: gzip,
+ * which every cloud API pushpool calls serves. gRPC calls ask for none. */
+#define PP_HTTP_CONTENT_CODINGS "gzip"
 
 struct pp_http_header {
 	char *name;

@@ -53,6 +53,7 @@ struct hs_response {
 	int status;
 	char content_type[64];
 	char body[16384];
+	size_t body_len; /* 0: body is text, up to its NUL */
 	char hnames[HS_RESP_HEADERS][64];
 	char hvalues[HS_RESP_HEADERS][256];
 	int nheaders;
@@ -198,7 +199,8 @@ static inline enum MHD_Result hs_answer(void *cls, struct MHD_Connection *c, con
 		rs.status = 200;
 		s->handler(s, &hc->rq, &rs);
 	}
-	r = MHD_create_response_from_buffer(strlen(rs.body), rs.body, MHD_RESPMEM_MUST_COPY);
+	r = MHD_create_response_from_buffer(rs.body_len ? rs.body_len : strlen(rs.body), rs.body,
+					    MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type",
