@@ -53,6 +53,17 @@ struct pp_json_limits {
  * than N levels at byte M"). */
 int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
 		  struct pp_json **out, struct pp_error *err);
+/* pp_json_parse, keeping only the paths keep names (NULL-terminated, at
+ * most 16): of an object, "name" keeps its member name whole and "a.b"
+ * keeps member b of member a, when a is an object; an array, at the top or
+ * on a path, has each of its elements cut down to the same paths; a value
+ * on a path that is neither is kept whole. Duplicate members merge as in the whole
+ * tree; keys with dots cannot be named. The members not kept are checked
+ * as strictly but never built: an answer read for a few fields costs its
+ * bytes, not a tree of them. A document pp_json_parse refuses is refused
+ * with the same error. */
+int pp_json_parse_keep(const char *text, size_t len, const struct pp_json_limits *lim,
+		       const char *const *keep, struct pp_json **out, struct pp_error *err);
 /* Read and parse a file; errors are prefixed with the path. */
 int pp_json_parse_file(const char *path, const struct pp_json_limits *lim, struct pp_json **out,
 		       struct pp_error *err);

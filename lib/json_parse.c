@@ -49,7 +49,15 @@ struct parse_ctx {
 	int ntok;
 	int max_depth;
 	struct pp_error *err;
+	/* pp_json_parse_keep's paths (NULL: keep everything), and where the
+	 * strings of the values it checks without keeping are decoded. */
+	const char *const *keep;
+	char *scratch;
+	size_t scratch_room;
 };
+
+/* At most this many paths a pp_json_parse_keep call. */
+#define KEEP_MAX 16
 
 static void line_col(const char *text, size_t pos, int *line, int *col)
 {
@@ -739,24 +747,71 @@ static int primitive_type(const char *p, size_t n)
 	return valid_number(p, n) ? PP_JSON_NUMBER : -1;
 }
 
-/* The member name k into the node j made with room for it, checked before
- * the value (so errors come in the order of the text). */
-static int member_key(struct parse_ctx *c, const struct tok *k, const struct tok *t,
-		      struct pp_json *j)
+/* The name k of member value t, decoded into d (room for token_room(k)
+ * bytes: the key of the member's node, or scratch; NULL when k is plain and
+ * its text need not be copied), checked before the value (so errors come
+ * in the order of the text). */
+static int member_key(struct parse_ctx *c, const struct tok *k, const struct tok *t, char *d)
 {
-	size_t klen;
-	int rc = token_string(c, k, j->key, &klen);
-	if (rc)
-		return rc;
-	if (!k->plain && strlen(j->key) != klen)
-		return fail_at(c, (size_t)k->start, "NUL in object key");
+	if (d) {
+		size_t klen;
+		int rc = token_string(c, k, d, &klen);
+		if (rc)
+			return rc;
+		if (!k->plain && strlen(d) != klen)
+			return fail_at(c, (size_t)k->start, "NUL in object key");
+	}
 	return check_gap(c, raw_end(k), raw_start(t), ':');
+}
+
+/* Room for a string token's value in c->scratch, where the values that
+ * are checked but not kept are decoded; NULL when out of memory. */
+static char *scratch_for(struct parse_ctx *c, const struct tok *t)
+{
+	size_t room = token_room(t);
+	if (room > c->scratch_room) {
+		char *grown = realloc(c->scratch, room);
+		if (!grown)
+			return NULL;
+		c->scratch = grown;
+		c->scratch_room = room;
+	}
+	return c->scratch;
+}
+
+/* Which of an object's members to keep, for the filter keep (paths
+ * relative to the object, NULL-terminated; NULL keeps all): whole
+ * (returns NULL, the default), none (*skip), or the members of its own
+ * that the paths through it name (written to sub, returned). */
+static const char *const *member_filter(const char *const *keep, const char *name, size_t len,
+					const char **sub, bool *skip)
+{
+	*skip = false;
+	if (!keep)
+		return NULL;
+	size_t nsub = 0;
+	for (; *keep; keep++) {
+		/* By length: a key may hold a NUL (refused once it is built). */
+		if (strlen(*keep) < len || memcmp(*keep, name, len))
+			continue;
+		if ((*keep)[len] == '\0')
+			return NULL;
+		if ((*keep)[len] == '.')
+			sub[nsub++] = *keep + len + 1;
+	}
+	sub[nsub] = NULL;
+	*skip = nsub == 0;
+	return sub;
 }
 
 /* The value at tok[*idx], a member named by the string token key when key
  * is not NULL: the node holds its text and key in one allocation. Depth is
- * bounded by lex(), so this recursion is too. */
-static int build(struct parse_ctx *c, int *idx, const struct tok *key, struct pp_json **out)
+ * bounded by lex(), so this recursion is too. An object keeps the members
+ * keep names (see member_filter), an array passes keep on to its objects
+ * and arrays; with out NULL, the value is checked as it would be built,
+ * and nothing is made. */
+static int build(struct parse_ctx *c, int *idx, const struct tok *key, const char *const *keep,
+		 struct pp_json **out)
 {
 	if (*idx >= c->ntok)
 		return fail_at(c, c->len, "unexpected end of input");
@@ -780,17 +835,26 @@ static int build(struct parse_ctx *c, int *idx, const struct tok *key, struct pp
 	case TOK_ARRAY: type = PP_JSON_ARRAY; break;
 	case TOK_OBJECT: type = PP_JSON_OBJECT; break;
 	}
-	struct pp_json *j = pp_json_alloc(type < 0 ? PP_JSON_NULL : (enum pp_json_type)type,
-					  str_room, key ? token_room(key) : 0);
-	if (!j)
-		return PP_ENOMEM;
-	int rc = key ? member_key(c, key, t, j) : 0;
+	struct pp_json *j = NULL;
+	int rc = 0;
+	if (out) {
+		j = pp_json_alloc(type < 0 ? PP_JSON_NULL : (enum pp_json_type)type, str_room,
+				  key ? token_room(key) : 0);
+		if (!j)
+			return PP_ENOMEM;
+		rc = key ? member_key(c, key, t, j->key) : 0;
+	} else if (key) {
+		char *k = key->plain ? NULL : scratch_for(c, key);
+		rc = key->plain || k ? member_key(c, key, t, k) : PP_ENOMEM;
+	}
 	if (rc)
 		goto out;
 	switch (t->type) {
 	case TOK_PRIMITIVE:
 		if (type < 0) {
 			rc = fail_at(c, (size_t)t->start, "invalid literal");
+		} else if (!j) {
+			break;
 		} else if (type == PP_JSON_BOOL) {
 			j->b = *p == 't';
 		} else if (type == PP_JSON_NUMBER) {
@@ -800,7 +864,15 @@ static int build(struct parse_ctx *c, int *idx, const struct tok *key, struct pp
 			j->num = strtod(j->str, NULL);
 		}
 		break;
-	case TOK_STRING: rc = token_string(c, t, j->str, &j->len); break;
+	case TOK_STRING:
+		if (j) {
+			rc = token_string(c, t, j->str, &j->len);
+		} else if (!t->plain) {
+			char *d = scratch_for(c, t);
+			size_t dlen;
+			rc = d ? token_string(c, t, d, &dlen) : PP_ENOMEM;
+		}
+		break;
 	case TOK_ARRAY:
 		if (t->size == 0)
 			rc = check_gap(c, t->start + 1, t->end - 1, 0);
@@ -809,10 +881,16 @@ static int build(struct parse_ctx *c, int *idx, const struct tok *key, struct pp
 			if (*idx < c->ntok)
 				rc = check_gap(c, prev, raw_start(&c->tok[*idx]), i ? ',' : 0);
 			int at = *idx;
+			/* A path through an array goes through each of its
+			 * objects and arrays; anything else in it is kept. */
+			enum tok_type et = c->tok[at].type;
+			const char *const *within =
+				et == TOK_OBJECT || et == TOK_ARRAY ? keep : NULL;
 			if (!rc)
-				rc = build(c, idx, NULL, &child);
+				rc = build(c, idx, NULL, within, j ? &child : NULL);
 			if (!rc) {
-				pp_json_link(j, child);
+				if (j)
+					pp_json_link(j, child);
 				prev = raw_end(&c->tok[at]);
 				if (i == t->size - 1)
 					rc = check_gap(c, prev, t->end - 1, 0);
@@ -841,15 +919,36 @@ static int build(struct parse_ctx *c, int *idx, const struct tok *key, struct pp
 			 * exists. */
 			struct pp_json *child = NULL;
 			int at = *idx;
-			rc = build(c, idx, k, &child);
+			const char *sub[KEEP_MAX + 1];
+			bool skip = !j;
+			const char *const *within = NULL;
+			if (j && keep) {
+				const char *name = c->text + k->start;
+				size_t nlen = (size_t)(k->end - k->start);
+				if (!k->plain) {
+					char *d = scratch_for(c, k);
+					rc = d ? token_string(c, k, d, &nlen) : PP_ENOMEM;
+					if (rc)
+						break;
+					name = d;
+				}
+				within = member_filter(keep, name, nlen, sub, &skip);
+				/* Paths go through objects and arrays: anything
+				 * else on one is kept whole. */
+				if (within && c->tok[at].type != TOK_OBJECT &&
+				    c->tok[at].type != TOK_ARRAY)
+					within = NULL;
+			}
+			rc = build(c, idx, k, within, skip ? NULL : &child);
 			if (rc)
 				break;
-			pp_json_link(j, child);
+			if (child)
+				pp_json_link(j, child);
 			prev = raw_end(&c->tok[at]);
 			if (i == t->size - 1)
 				rc = check_gap(c, prev, t->end - 1, 0);
 		}
-		if (!rc)
+		if (!rc && j)
 			rc = merge_duplicate_keys(j);
 		break;
 	}
@@ -858,12 +957,13 @@ out:
 		pp_json_free(j);
 		return rc;
 	}
-	*out = j;
+	if (out)
+		*out = j;
 	return 0;
 }
 
 static int parse_text(const char *text, size_t len, const struct pp_json_limits *lim,
-		      struct pp_json **out, struct pp_error *err)
+		      const char *const *keep, struct pp_json **out, struct pp_error *err)
 {
 	*out = NULL;
 	size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
@@ -873,7 +973,8 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 			       "1:1: document of %zu bytes exceeds the %zu-byte limit", len,
 			       max_bytes);
 	size_t max_tokens = lim && lim->max_tokens ? lim->max_tokens : DEFAULT_MAX_TOKENS;
-	struct parse_ctx c = {.text = text, .len = len, .max_depth = max_depth, .err = err};
+	struct parse_ctx c = {
+		.text = text, .len = len, .max_depth = max_depth, .err = err, .keep = keep};
 	struct tok stack_tok[STACK_TOKENS];
 	/* Counting more than INT32_MAX tokens stops lex() too: the check
 	 * after prescan() below refuses them. */
@@ -904,7 +1005,7 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 	c.ntok = n;
 	int idx = 0;
 	struct pp_json *root = NULL;
-	rc = build(&c, &idx, NULL, &root);
+	rc = build(&c, &idx, NULL, keep, &root);
 	if (!rc && idx != n) {
 		rc = fail_at(&c, (size_t)c.tok[idx].start, "trailing data after the JSON value");
 	}
@@ -922,6 +1023,7 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 	}
 	if (lx.tok != stack_tok)
 		free(lx.tok);
+	free(c.scratch);
 	if (rc) {
 		pp_json_free(root);
 		return rc;
@@ -930,14 +1032,14 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 	return 0;
 }
 
-int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
-		  struct pp_json **out, struct pp_error *err)
+static int parse_keep(const char *text, size_t len, const struct pp_json_limits *lim,
+		      const char *const *keep, struct pp_json **out, struct pp_error *err)
 {
 	size_t i = 0;
 	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
 		i++;
 	if (i == len || text[i] == '{' || text[i] == '[' || text[i] == '"')
-		return parse_text(text, len, lim, out, err);
+		return parse_text(text, len, lim, keep, out, err);
 	/* lex() wants a delimiter after a primitive, so a bare top-level
 	 * number or literal at the very end reads as truncated: give it one. */
 	*out = NULL;
@@ -953,9 +1055,29 @@ int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim
 	copy[len] = '\n';
 	struct pp_json_limits l = lim ? *lim : (struct pp_json_limits){0};
 	l.max_bytes = max_bytes + 1;
-	int rc = parse_text(copy, len + 1, &l, out, err);
+	int rc = parse_text(copy, len + 1, &l, keep, out, err);
 	free(copy);
 	return rc;
+}
+
+int pp_json_parse(const char *text, size_t len, const struct pp_json_limits *lim,
+		  struct pp_json **out, struct pp_error *err)
+{
+	return parse_keep(text, len, lim, NULL, out, err);
+}
+
+int pp_json_parse_keep(const char *text, size_t len, const struct pp_json_limits *lim,
+		       const char *const *keep, struct pp_json **out, struct pp_error *err)
+{
+	size_t n = 0;
+	while (keep && keep[n])
+		n++;
+	if (n > KEEP_MAX) {
+		*out = NULL;
+		return pp_fail(err, PP_EINVALID, "JSON: %zu paths to keep, at most %d", n,
+			       KEEP_MAX);
+	}
+	return parse_keep(text, len, lim, keep, out, err);
 }
 
 int pp_json_parse_file(const char *path, const struct pp_json_limits *lim, struct pp_json **out,

@@ -498,7 +498,11 @@ static int on_job(struct pp_run_io *io, struct pp_error *err)
 {
 	struct cr_state *st = io->state;
 	struct pp_json *job;
-	int rc = pp_resp_json(io, "Cloud Run get job", &job, err);
+	/* What of the job this reads: its template, most of the answer, is
+	 * our own (issue 23). */
+	static const char *const read[] = {"latestCreatedExecution.name", "terminalCondition",
+					   "reconciling", NULL};
+	int rc = pp_resp_json_keep(io, "Cloud Run get job", read, &job, err);
 	if (rc)
 		return rc;
 	const char *exec = pp_json_get_string(pp_json_get(job, "latestCreatedExecution"), "name");
@@ -588,7 +592,9 @@ static int cr_submit(struct pp_run_io *io, struct pp_error *err)
 	}
 
 	struct pp_json *op;
-	rc = pp_resp_json(io, "Cloud Run run job", &op, err);
+	/* The execution's name, of all the operation says about it. */
+	static const char *const names[] = {"metadata.name", "response.name", NULL};
+	rc = pp_resp_json_keep(io, "Cloud Run run job", names, &op, err);
 	if (rc)
 		return rc;
 	const char *exec = pp_json_get_string(pp_json_get(op, "metadata"), "name");

@@ -340,9 +340,15 @@ int pp_req_json(struct pp_run_io *io, const char *method, const char *url, const
 int pp_resp_json(const struct pp_run_io *io, const char *what, struct pp_json **out,
 		 struct pp_error *err)
 {
+	return pp_resp_json_keep(io, what, NULL, out, err);
+}
+
+int pp_resp_json_keep(const struct pp_run_io *io, const char *what, const char *const *keep,
+		      struct pp_json **out, struct pp_error *err)
+{
 	const struct pp_buf *b = &io->resp->body;
 	struct pp_json_limits lim = {.max_bytes = PP_PROVIDER_MAX_RESPONSE, .max_depth = 0};
-	int rc = pp_json_parse(b->data ? b->data : "", b->len, &lim, out, err);
+	int rc = pp_json_parse_keep(b->data ? b->data : "", b->len, &lim, keep, out, err);
 	if (rc)
 		return pp_error_prefix(err, "%s: HTTP %ld: response is not JSON: ", what,
 				       io->resp->status);

@@ -80,5 +80,9 @@ int pp_req_json(struct pp_run_io *io, const char *method, const char *url, const
 /* Parse the body of io->resp as a JSON object; `what` names the call. */
 int pp_resp_json(const struct pp_run_io *io, const char *what, struct pp_json **out,
 		 struct pp_error *err);
+/* The same, building only the members keep names (pp_json_parse_keep):
+ * for an answer read for a few of its fields. */
+int pp_resp_json_keep(const struct pp_run_io *io, const char *what, const char *const *keep,
+		      struct pp_json **out, struct pp_error *err);
 
 #endif

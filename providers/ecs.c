@@ -764,7 +764,9 @@ static int on_run(struct pp_run_io *io, struct pp_error *err)
 		pp_json_free(body);
 		return rc;
 	}
-	int rc = pp_resp_json(io, "ECS RunTask", &body, err);
+	/* The task's ARN, of all that is said of it (issue 23). */
+	static const char *const read[] = {"tasks.taskArn", "failures", NULL};
+	int rc = pp_resp_json_keep(io, "ECS RunTask", read, &body, err);
 	if (rc)
 		return rc;
 	const char *arn = pp_json_get_string(pp_json_at(pp_json_get(body, "tasks"), 0), "taskArn");

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Run each libFuzzer binary for SECONDS, growing its corpus in
 # build-fuzz/corpus/NAME (seeded with the bundled templates for the JSON and
-# template targets, examples/ for the config target, tests/data/deploy for the
-# YAML target and
+# template targets, with tests/fuzz/seeds/fuzz_json too for the JSON one,
+# examples/ for the config target, tests/data/deploy for the YAML target and
 # tests/fuzz/seeds/NAME for the others that have seeds), and print one line
 # per target: executions, executions/s, corpus size and coverage. Exits non-zero
 # when a target finds a crash, leak or sanitizer report (log and the
@@ -19,7 +19,8 @@ for bin in "$@"; do
 	mkdir -p "$corpus" "$OUT/crashes"
 	seeds=
 	case $name in
-	fuzz_json | fuzz_render) seeds=templates ;;
+	fuzz_json) seeds="templates tests/fuzz/seeds/fuzz_json" ;;
+	fuzz_render) seeds=templates ;;
 	# fuzz_config: its seeds load in one process, the small one first, whose
 	# secret ("pool") appears in the example's names (fuzz_config.c).
 	fuzz_config) seeds="examples tests/fuzz/seeds/fuzz_config" ;;

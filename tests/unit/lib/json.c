@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/json.h"
+#include "tests/json_keep_oracle.h"
 
 static struct pp_json *parse_ok(const char *s)
 {
@@ -437,6 +438,121 @@ static void test_shared_allocation_ownership(void **state)
 	pp_json_free(o);
 }
 
+/* pp_json_parse_keep of s, which must agree with pp_json_parse: the same
+ * error, or the whole tree cut down to keep (json_keep_oracle). Returns
+ * the kept tree (NULL when s fails) and the error in err. */
+static struct pp_json *keep_agrees(const char *s, const char *const *keep, struct pp_error *err)
+{
+	struct pp_json *whole = NULL, *kept = NULL;
+	struct pp_error werr = {0};
+	int wrc = pp_json_parse(s, strlen(s), NULL, &whole, &werr);
+	int krc = pp_json_parse_keep(s, strlen(s), NULL, keep, &kept, err);
+	assert_int_equal(krc, wrc);
+	if (wrc) {
+		assert_null(kept);
+		assert_string_equal(err->msg, werr.msg);
+		return NULL;
+	}
+	json_keep_oracle(whole, keep);
+	if (!pp_json_identical(whole, kept))
+		fail_msg("kept %s, expected %s", pp_json_to_string(kept, 0),
+			 pp_json_to_string(whole, 0));
+	pp_json_free(whole);
+	return kept;
+}
+
+/* A Cloud Run job read for its readiness: only the members asked for are
+ * built, on paths through objects too; the rest is gone. */
+static void test_keep_members(void **state)
+{
+	(void)state;
+	static const char job[] =
+		"{\"name\": \"projects/p/locations/l/jobs/j\", \"labels\": {\"a\": \"b\"},"
+		" \"template\": {\"taskCount\": 1, \"template\": {\"containers\": [{\"image\":"
+		" \"x\", \"env\": [{\"name\": \"K\", \"value\": \"V\"}]}]}},"
+		" \"terminalCondition\": {\"type\": \"Ready\", \"state\": \"CONDITION_SUCCEEDED\"},"
+		" \"latestCreatedExecution\": {\"name\": \"e1\", \"createTime\": \"t\"},"
+		" \"reconciling\": false, \"etag\": \"\\\"x\\\"\"}";
+	static const char *const keep[] = {"terminalCondition", "reconciling",
+					   "latestCreatedExecution.name", NULL};
+	struct pp_error err = {0};
+	struct pp_json *j = keep_agrees(job, keep, &err);
+	assert_non_null(j);
+	assert_int_equal(j->count, 3);
+	assert_null(pp_json_get(j, "template"));
+	assert_string_equal(pp_json_get_string(pp_json_get(j, "terminalCondition"), "state"),
+			    "CONDITION_SUCCEEDED");
+	const struct pp_json *e = pp_json_get(j, "latestCreatedExecution");
+	assert_int_equal(e->count, 1);
+	assert_string_equal(pp_json_get_string(e, "name"), "e1");
+	pp_json_free(j);
+
+	/* A member on a path that is not an object is kept whole; a key
+	 * spelt with an escape is the name it decodes to; the last of
+	 * duplicate members wins, as in the whole tree; a path goes through
+	 * every object of an array (ECS's tasks), at the top too. */
+	static const char *const paths[] = {"a.b", "name", "d.x", NULL};
+	static const char *const agree[] = {
+		"{\"a\": [1, {\"b\": 2}], \"z\": 1}",
+		"{\"n\\u0061me\": 1, \"other\": 2}",
+		"{\"d\": {\"x\": 1, \"y\": 2}, \"d\": {\"y\": 3, \"x\": 4}, \"d\": {\"x\": 5}}",
+		"{\"d\": {\"x\": {\"deep\": [true, null]}, \"q\": 1}, \"name\": \"n\"}",
+		"[{\"name\": 1, \"x\": 2}, 2, [{\"name\": 3, \"d\": 4}]]",
+		"{\"d\": [{\"x\": 1, \"y\": 2}, [{\"y\": 3}], \"s\", {\"x\": {\"z\": 1}}]}",
+		"{}",
+	};
+	for (size_t i = 0; i < sizeof(agree) / sizeof(agree[0]); i++)
+		pp_json_free(keep_agrees(agree[i], paths, &err));
+
+	static const char *const task[] = {"tasks.taskArn", "failures", NULL};
+	j = keep_agrees("{\"tasks\": [{\"taskArn\": \"t1\", \"containers\": [{\"name\": \"c\"}],"
+			" \"lastStatus\": \"PROVISIONING\"}], \"failures\": []}",
+			task, &err);
+	assert_non_null(j);
+	const struct pp_json *t = pp_json_at(pp_json_get(j, "tasks"), 0);
+	assert_int_equal(t->count, 1);
+	assert_string_equal(pp_json_get_string(t, "taskArn"), "t1");
+	assert_non_null(pp_json_get(j, "failures"));
+	pp_json_free(j);
+}
+
+/* The members not kept are checked as strictly as the whole tree's: each
+ * of these fails with the error pp_json_parse gives it. */
+static void test_keep_checks_what_it_drops(void **state)
+{
+	(void)state;
+	static const char *const keep[] = {"keep", NULL};
+	static const char *const bad[] = {
+		"{\"drop\": \"\\uZZZZ\", \"keep\": 1}",
+		"{\"drop\": \"\\ud800\", \"keep\": 1}",
+		"{\"drop\": [1, 2,], \"keep\": 1}",
+		"{\"drop\": 01, \"keep\": 1}",
+		"{\"drop\": tru, \"keep\": 1}",
+		"{\"drop\": {\"a\\u0000b\": 1}, \"keep\": 1}",
+		"{\"drop\": {\"x\" 1}, \"keep\": 1}",
+		"{\"drop\": \"\xff\", \"keep\": 1}",
+		"{\"keep\": 1, \"drop\": [1 2]}",
+		"{\"keep\": 1} x",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct pp_error err = {0};
+		assert_null(keep_agrees(bad[i], keep, &err));
+		assert_true(err.msg[0] != '\0');
+	}
+	/* A key holding a NUL is compared by its length with a shorter
+	 * path ("" here), and refused as the whole tree refuses it. */
+	static const char *const empty[] = {"", NULL};
+	struct pp_error nul = {0};
+	assert_null(keep_agrees("{\"\\u0000x\": 1}", empty, &nul));
+	assert_non_null(strstr(nul.msg, "NUL in object key"));
+	static const char *const many[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i",
+					   "j", "k", "l", "m", "n", "o", "p", "q", NULL};
+	struct pp_json *j = NULL;
+	struct pp_error err = {0};
+	assert_int_equal(pp_json_parse_keep("{}", 2, NULL, many, &j, &err), PP_EINVALID);
+	assert_null(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +569,8 @@ int main(void)
 		cmocka_unit_test(test_build_set_remove),
 		cmocka_unit_test(test_shared_allocation_ownership),
 		cmocka_unit_test(test_write_string_escapes_anywhere),
+		cmocka_unit_test(test_keep_members),
+		cmocka_unit_test(test_keep_checks_what_it_drops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
