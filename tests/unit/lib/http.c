@@ -389,6 +389,35 @@ static void test_grpc_calls_not_resendable_get_their_own_connection(void **state
 	assert_int_equal(h2c_connections_for(0, 12, 4, NULL), 12);
 }
 
+/* One request on a multi handle, as the dispatcher sends them, to a server
+ * answering with handler: a "{}" body unless a GET, the User-Agent
+ * user_agent when not NULL. The answer is left in resp (the caller frees
+ * it). */
+static void request_to(hs_handler handler, const char *method, const char *user_agent,
+		       struct pp_http_resp *resp)
+{
+	struct hs_server s;
+	assert_int_equal(hs_start(&s, handler, NULL), 0);
+	char url[128];
+	snprintf(url, sizeof(url), "%s/thing", s.base);
+	struct pp_http_req req;
+	struct pp_error err = {0};
+	pp_http_req_init(&req, method, url);
+	if (strcmp(method, "GET"))
+		assert_int_equal(pp_http_req_body(&req, "{}", 2), 0);
+	if (user_agent)
+		assert_int_equal(pp_http_req_set_header(&req, "User-Agent", user_agent), 0);
+	pp_http_resp_init(resp, 1 << 16);
+	struct pp_http_multi *m = pp_http_multi_new();
+	int finished = 0;
+	assert_int_equal(pp_http_multi_add(m, &req, resp, done, &finished, &err), 0);
+	while (!finished)
+		pp_http_multi_run(m, 100);
+	pp_http_multi_free(m);
+	pp_http_req_free(&req);
+	hs_stop(&s);
+}
+
 static int coded_requests; /* JSON requests with Accept-Encoding (atomic) */
 static char codings[64];   /* the last one's value */
 
@@ -434,22 +463,11 @@ static void test_only_json_requests_ask_for_content_codings(void **state)
 	assert_int_equal(__atomic_load_n(&coded_requests, __ATOMIC_SEQ_CST), 1);
 	assert_string_equal(codings, "gzip");
 
-	struct hs_server srv;
-	assert_int_equal(hs_start(&srv, ok_noting_coding, NULL), 0);
-	char url[128];
-	snprintf(url, sizeof(url), "%s/thing", srv.base);
-	struct pp_http_req req;
 	struct pp_http_resp resp;
-	struct pp_error err = {0};
-	pp_http_req_init(&req, "POST", url);
-	assert_int_equal(pp_http_req_body(&req, "{}", 2), 0);
-	pp_http_resp_init(&resp, 1 << 16);
-	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
+	request_to(ok_noting_coding, "POST", NULL, &resp);
 	assert_int_equal(resp.status, 200);
 	assert_string_equal(resp.body.data, "{\"coded\":\"gzip\",\"n\":[1,2,3]}");
 	pp_http_resp_free(&resp);
-	pp_http_req_free(&req);
-	hs_stop(&srv);
 }
 
 static char agents[2][64]; /* the User-Agent lines of the last request */
@@ -474,27 +492,11 @@ static void test_user_agent_once(void **state)
 	assert_int_equal(nagents, 1);
 	assert_string_equal(agents[0], "pushpool/" PP_VERSION);
 
-	struct hs_server s;
-	assert_int_equal(hs_start(&s, ok_noting_agents, NULL), 0);
-	char url[128];
-	snprintf(url, sizeof(url), "%s/thing", s.base);
-	struct pp_http_req req;
 	struct pp_http_resp resp;
-	struct pp_error err = {0};
-	pp_http_req_init(&req, "GET", url);
-	assert_int_equal(pp_http_req_set_header(&req, "User-Agent", "theirs/2"), 0);
-	pp_http_resp_init(&resp, 1 << 16);
-	struct pp_http_multi *m = pp_http_multi_new();
-	int finished = 0;
-	assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
-	while (!finished)
-		pp_http_multi_run(m, 100);
+	request_to(ok_noting_agents, "GET", "theirs/2", &resp);
 	assert_int_equal(nagents, 1);
 	assert_string_equal(agents[0], "theirs/2");
-	pp_http_multi_free(m);
 	pp_http_resp_free(&resp);
-	pp_http_req_free(&req);
-	hs_stop(&s);
 }
 
 /* While armed (watched_finished set), a poll of libcurl's that would wait
