@@ -49,9 +49,8 @@ struct parse_ctx {
 	int ntok;
 	int max_depth;
 	struct pp_error *err;
-	/* pp_json_parse_keep's paths (NULL: keep everything), and where the
-	 * strings of the values it checks without keeping are decoded. */
-	const char *const *keep;
+	/* Where pp_json_parse_keep decodes the strings it checks without
+	 * keeping them, and the names of members it picks from. */
 	char *scratch;
 	size_t scratch_room;
 };
@@ -973,8 +972,7 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 			       "1:1: document of %zu bytes exceeds the %zu-byte limit", len,
 			       max_bytes);
 	size_t max_tokens = lim && lim->max_tokens ? lim->max_tokens : DEFAULT_MAX_TOKENS;
-	struct parse_ctx c = {
-		.text = text, .len = len, .max_depth = max_depth, .err = err, .keep = keep};
+	struct parse_ctx c = {.text = text, .len = len, .max_depth = max_depth, .err = err};
 	struct tok stack_tok[STACK_TOKENS];
 	/* Counting more than INT32_MAX tokens stops lex() too: the check
 	 * after prescan() below refuses them. */
@@ -1006,6 +1004,8 @@ static int parse_text(const char *text, size_t len, const struct pp_json_limits 
 	int idx = 0;
 	struct pp_json *root = NULL;
 	rc = build(&c, &idx, NULL, keep, &root);
+	if (rc == PP_ENOMEM)
+		rc = pp_fail(err, PP_ENOMEM, "out of memory parsing JSON");
 	if (!rc && idx != n) {
 		rc = fail_at(&c, (size_t)c.tok[idx].start, "trailing data after the JSON value");
 	}
