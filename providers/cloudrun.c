@@ -500,9 +500,9 @@ static int on_job(struct pp_run_io *io, struct pp_error *err)
 	struct pp_json *job;
 	/* What of the job this reads: its template, most of the answer, is
 	 * our own (issue 23). */
-	static const char *const read[] = {"latestCreatedExecution.name", "terminalCondition",
-					   "reconciling", NULL};
-	int rc = pp_resp_json_keep(io, "Cloud Run get job", read, &job, err);
+	static const char *const fields[] = {"latestCreatedExecution.name", "terminalCondition",
+					     "reconciling", NULL};
+	int rc = pp_resp_json_keep(io, "Cloud Run get job", fields, &job, err);
 	if (rc)
 		return rc;
 	const char *exec = pp_json_get_string(pp_json_get(job, "latestCreatedExecution"), "name");

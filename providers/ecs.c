@@ -765,8 +765,8 @@ static int on_run(struct pp_run_io *io, struct pp_error *err)
 		return rc;
 	}
 	/* The task's ARN, of all that is said of it (issue 23). */
-	static const char *const read[] = {"tasks.taskArn", "failures", NULL};
-	int rc = pp_resp_json_keep(io, "ECS RunTask", read, &body, err);
+	static const char *const fields[] = {"tasks.taskArn", "failures", NULL};
+	int rc = pp_resp_json_keep(io, "ECS RunTask", fields, &body, err);
 	if (rc)
 		return rc;
 	const char *arn = pp_json_get_string(pp_json_at(pp_json_get(body, "tasks"), 0), "taskArn");
