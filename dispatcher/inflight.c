@@ -869,6 +869,19 @@ static int64_t stored_running_since(struct pp_loop *L, struct inflight *a)
 	return since;
 }
 
+/* Send run a's try once its intent stands (written, or queued to be). */
+static void submit(struct pp_loop *L, struct inflight *a)
+{
+	a->io.idem_key = a->rec.idem_key;
+	a->hold_when_settled = L->opts->once && !L->opts->wait;
+	L->nsubmitting++;
+	a->pool->submitting++;
+	if (a->queued_writes)
+		a->after_settle = AFTER_SUBMIT; /* inflight_settle sends it */
+	else
+		inflight_op(L, a, PP_OP_SUBMIT);
+}
+
 void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 {
 	struct inflight *a = calloc(1, sizeof(*a));
@@ -886,7 +899,7 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 	L->runs = a;
 	L->ninflight++;
 	L->sum->claimed++;
-	if (a->rec.state != PP_ST_SCHEDULED)
+	if (a->rec.state != PP_ST_SCHEDULED && !a->rec.intent_claimed)
 		pp_metrics_count(L->metrics, "adopted", 1);
 	if (!a->pool) {
 		char m[160];
@@ -896,10 +909,10 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 	}
 	a->pool->in_flight++;
 	a->pool->refs++;
-	/* Nothing of this attempt exists yet: a new run, or a start retry
-	 * (SUBMITTING with no try of its attempt) whose failed attempt is
-	 * cleaned up. */
-	bool unsubmitted = a->rec.state == PP_ST_SCHEDULED ||
+	/* Nothing of this attempt exists yet: a new run (its intent perhaps
+	 * taken by the claim), or a start retry (SUBMITTING with no try of its
+	 * attempt) whose failed attempt is cleaned up. */
+	bool unsubmitted = a->rec.state == PP_ST_SCHEDULED || a->rec.intent_claimed ||
 			   (a->rec.state == PP_ST_SUBMITTING && a->rec.attempt == 0);
 	if (a->rec.cancel_requested && unsubmitted) {
 		finish(L, a, PP_ST_CANCELLED, "cancelled before submission");
@@ -917,6 +930,12 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 						  pp_wall_ms() +
 						  pp_backoff_ms(1, 1000, 30000, err.retry_after_ms),
 					  .release_lease = true};
+		/* A claimed intent is taken back: no try was made. */
+		if (a->rec.intent_claimed) {
+			u.state = PP_ST_SCHEDULED;
+			u.attempt = a->rec.attempt - 1;
+			u.event = INTENT_WITHDRAWN_EVENT;
+		}
 		if (inflight_store_write(L, a, &u))
 			inflight_free(L, a);
 		return;
@@ -931,6 +950,10 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 	switch (a->rec.state) {
 	case PP_ST_SCHEDULED:
 	case PP_ST_SUBMITTING: {
+		if (a->rec.intent_claimed) {
+			submit(L, a);
+			return;
+		}
 		/* A failed submission whose cleanup a crash interrupted: finish
 		 * the cleanup instead of submitting again. */
 		if (a->rec.state == PP_ST_SUBMITTING && a->rec.attempt > 0 &&
@@ -943,7 +966,7 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 			idem_key_for(&a->rec, key, sizeof(key));
 		int attempt = a->rec.attempt + 1;
 		char ev[128];
-		snprintf(ev, sizeof(ev), "submitting (try %d)", attempt);
+		snprintf(ev, sizeof(ev), PP_INTENT_EVENT "%d)", attempt);
 		/* Intent first: once this commits, any later claimer resubmits
 		 * with the same key instead of starting over. */
 		struct pp_run_update u = {.state = PP_ST_SUBMITTING,
@@ -953,14 +976,7 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 					  .event = ev};
 		if (!inflight_store_queue(L, a, &u))
 			return;
-		a->io.idem_key = a->rec.idem_key;
-		a->hold_when_settled = L->opts->once && !L->opts->wait;
-		L->nsubmitting++;
-		a->pool->submitting++;
-		if (a->queued_writes)
-			a->after_settle = AFTER_SUBMIT; /* inflight_settle sends it */
-		else
-			inflight_op(L, a, PP_OP_SUBMIT);
+		submit(L, a);
 		return;
 	}
 	case PP_ST_SUBMITTED:

@@ -316,8 +316,8 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	 * now. Two thirds, as a renewal is due every third of the lease. */
 	L.policy.budget_ms = (long)(cfg->dispatcher.lease_seconds * 1000) * 2 / 3;
 	int rc = loop_pools_build(cfg, &L.pools, err);
-	if (!rc)
-		rc = pp_store_open(url, &L.store, err);
+	if (!rc && !(rc = pp_store_open(url, &L.store, err)))
+		L.store->claim_intents = true; /* each claimed run starts its try */
 	if (!rc)
 		rc = L.store->ops->store_id(L.store, L.store_id, err);
 	if (!rc && (!(L.multi = pp_http_multi_new()) || !(L.exec = pp_exec_new_on(L.multi))))

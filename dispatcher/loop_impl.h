@@ -220,6 +220,10 @@ void inflight_write_applied(struct inflight *a, const struct pp_run_update *u);
 /* The run's outcome message: its buffer (allocated on first use) and
  * capacity, set by format, or read ("" until set). */
 #define INFLIGHT_MSG_MAX 2048
+/* The event of a run whose intent its claim took (store.h's
+ * claim_intents) and that goes back to the store SCHEDULED, its try
+ * never sent: claimed ahead and released, or its inputs unavailable. */
+#define INTENT_WITHDRAWN_EVENT "released before submission"
 char *inflight_msg(struct inflight *a, size_t *cap);
 void inflight_msg_set(struct inflight *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -129,10 +129,14 @@ static int start_ahead(struct pp_loop *L, struct pool_rt *p, int cap)
 void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
 {
 	for (int i = p->ahead_first; i < p->ahead_first + p->nahead; i++) {
-		struct pp_run_update u = {.state = PP_ST_SCHEDULED,
-					  .attempt = -1,
+		/* A claimed intent is taken back: no try was made. A run
+		 * somebody held before keeps its state. */
+		bool intent = p->ahead[i].intent_claimed;
+		struct pp_run_update u = {.state = intent ? PP_ST_SCHEDULED : p->ahead[i].state,
+					  .attempt = intent ? p->ahead[i].attempt - 1 : -1,
 					  .next_attempt_ms = -1,
 					  .release_lease = true,
+					  .event = intent ? INTENT_WITHDRAWN_EVENT : NULL,
 					  .row = p->ahead[i].row};
 		struct pp_error err = {0};
 		/* A failure leaves the lease to lapse, as after a crash. */

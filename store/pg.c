@@ -977,7 +977,7 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
  * due_plain reads runs_due_order, the only index of due runs by pool
  * (migration 8), in the claim's order. CLAIM_POOL tests alias x. */
 #define QUARANTINE_BATCH "100"
-#define CLAIM_SQL                                                                                  \
+#define CLAIM_SQL(INTENT, INTENT_EVENTS)                                                           \
 	"WITH q AS (UPDATE runs SET state = 'QUARANTINED', lease_owner = NULL,"                    \
 	"  updated_ms = " NOW_MS ", last_error = '" PP_QUARANTINE_WHY "\"'"                        \
 	"  || left(state, $5::int) || '\"'"                                                        \
@@ -1008,7 +1008,8 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	"    AND " CLAIM_POOL " AND x.scheduled_ms <= " NOW_MS                                     \
 	"    AND x.next_attempt_ms <= " NOW_MS " OFFSET 0)) AS ok,"                                \
 	"  NOT EXISTS (SELECT 1 FROM work_queues x WHERE " CLAIM_POOL ") AS plain),"               \
-	" due AS (UPDATE runs r SET " CLAIM_LEASE ", waiting = NULL FROM (SELECT x.id FROM runs x" \
+	" due AS (UPDATE runs r SET " CLAIM_LEASE ", waiting = NULL" INTENT " FROM (SELECT x.id"   \
+	"  FROM runs x"                                                                            \
 	"  LEFT JOIN work_queues wq ON wq.pool = x.pool AND wq.name = COALESCE(x.queue, "          \
 	"'default')"                                                                               \
 	"  WHERE (SELECT ok AND NOT plain FROM open) AND x.state = 'SCHEDULED'"                    \
@@ -1018,14 +1019,14 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	"  LIMIT GREATEST($4::int - (SELECT count(*) FROM held), 0)"                               \
 	"  FOR UPDATE OF x SKIP LOCKED) c WHERE r.id = c.id"                                       \
 	"  RETURNING " CLAIM_RUN_COLUMNS "),"                                                      \
-	" due_plain AS (UPDATE runs r SET " CLAIM_LEASE ", waiting = NULL FROM (SELECT x.id"       \
+	" due_plain AS (UPDATE runs r SET " CLAIM_LEASE ", waiting = NULL" INTENT                  \
+	"  FROM (SELECT x.id"                                                                      \
 	"  FROM runs x WHERE (SELECT ok AND plain FROM open) AND x.state = 'SCHEDULED'"            \
 	"  AND x.lease_owner IS NULL AND " CLAIM_POOL " AND x.scheduled_ms <= " NOW_MS             \
 	"  AND x.next_attempt_ms <= " NOW_MS " ORDER BY x.priority DESC, x.scheduled_ms, x.id"     \
 	"  LIMIT GREATEST($4::int - (SELECT count(*) FROM held), 0)"                               \
 	"  FOR UPDATE OF x SKIP LOCKED) c WHERE r.id = c.id"                                       \
-	"  RETURNING " CLAIM_RUN_COLUMNS "),"                                                      \
-	" own AS (" CLAIM_OWN_LEASE ")"                                                            \
+	"  RETURNING " CLAIM_RUN_COLUMNS ")," INTENT_EVENTS " own AS (" CLAIM_OWN_LEASE ")"        \
 	" SELECT * FROM (SELECT " RUN_COLUMNS ", 0 AS kind, 0 AS qprio FROM held"                  \
 	" UNION ALL SELECT " CLAIM_RUN_COLUMNS ", 1, COALESCE(wq.priority, 2147483647)"            \
 	"  FROM due r LEFT JOIN work_queues wq ON wq.pool = r.pool"                                \
@@ -1036,13 +1037,31 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	" UNION ALL SELECT id, " NULLS9 ", last_error, " NULLS9 ", NULL, NULL, NULL, NULL, 4, 0"   \
 	"  FROM q) c ORDER BY kind, (state = 'SCHEDULED'), qprio, priority DESC, scheduled_ms, id"
 #define CLAIM_KIND 24 /* the column after RUN_COLUMNS */
-/* The claim of one pool ($3), and of every pool ($3 NULL). */
+/* With claim_intents: each due run leased as its next try's intent, in
+ * the row's write that leases it (one row version where the dispatcher's
+ * own write made a second), with its event. */
+#define CLAIM_INTENT                                                                               \
+	", state = 'SUBMITTING', attempt = r.attempt + 1,"                                         \
+	" idem_key = COALESCE(r.idem_key, r.id || '" PP_FIRST_KEY "')"
+#define CLAIM_INTENT_EVENTS                                                                        \
+	" de AS (INSERT INTO run_events(run_id, ts_ms, state, message)"                            \
+	"  SELECT id, updated_ms, state, '" PP_INTENT_EVENT "' || attempt || ')'"                  \
+	"  FROM (SELECT id, updated_ms, state, attempt FROM due"                                   \
+	"  UNION ALL SELECT id, updated_ms, state, attempt FROM due_plain) i),"
+/* The claim of one pool ($3) or of every pool ($3 NULL), without or with
+ * the intents: [every pool][intents]. */
 #define CLAIM_POOL "x.pool = $3"
-static const char claim_one_pool[] = CLAIM_SQL;
+static const char claim_one_pool[] = CLAIM_SQL("", "");
+static const char claim_one_pool_intents[] = CLAIM_SQL(CLAIM_INTENT, CLAIM_INTENT_EVENTS);
 #undef CLAIM_POOL
 #define CLAIM_POOL "$3::text IS NULL"
-static const char claim_every_pool[] = CLAIM_SQL;
+static const char claim_every_pool[] = CLAIM_SQL("", "");
+static const char claim_every_pool_intents[] = CLAIM_SQL(CLAIM_INTENT, CLAIM_INTENT_EVENTS);
 #undef CLAIM_POOL
+static const char *const claim_sql[2][2] = {
+	{claim_one_pool, claim_one_pool_intents},
+	{claim_every_pool, claim_every_pool_intents},
+};
 
 /* Due runs of a pool with limits, pauses or overlap policies: counted and
  * used up inside one transaction per pool at a time across every
@@ -1100,7 +1119,7 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	 * them lapsed and this claim takes it back, the write's old fence
 	 * refuses it, as it would after. */
 	PGresult *res = run_sql_now(s, "claim runs", SQL_GENERIC,
-				    pool ? claim_one_pool : claim_every_pool, 5, p, &rc, err);
+				    claim_sql[pool == NULL][base->claim_intents], 5, p, &rc, err);
 	if (!res)
 		return rc;
 	int rows = PQntuples(res), runs = 0;
@@ -1119,9 +1138,11 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	for (int i = 0, k = 0; !rc && i < rows; i++) {
 		if (atoi(PQgetvalue(res, i, CLAIM_KIND)) > 1)
 			continue;
-		if (row_to_rec(res, i, &v[k++]))
+		if (row_to_rec(res, i, &v[k]))
 			rc = pp_fail(err, PP_ENOMEM, "store %s: out of memory reading runs",
 				     s->where);
+		v[k++].intent_claimed =
+			base->claim_intents && atoi(PQgetvalue(res, i, CLAIM_KIND)) == 1;
 		*n = k;
 	}
 	PQclear(res);
@@ -2144,12 +2165,22 @@ static int db_lease(struct pp_store *base, const char *const *ids, int n, const 
 	char lease[24];
 	i64(lease, sizeof(lease), lease_ms);
 	const char *const p[] = {pp_buf_str(&list), owner, lease};
-	PGresult *res = query(s, "lease runs",
-			      "UPDATE runs SET lease_owner = $2, lease_expires = " NOW_MS
-			      " + $3::bigint, fence = fence + 1, updated_ms = " NOW_MS
-			      ", waiting = NULL WHERE id = ANY($1::text[]) AND state = 'SCHEDULED'"
-			      " AND lease_owner IS NULL RETURNING " RUN_COLUMNS,
-			      3, p, &rc, err);
+	/* With claim_intents, as the claim's due runs (CLAIM_INTENT). */
+#define LEASE_RUNS(INTENT, EVENTS)                                                                 \
+	"WITH u AS (UPDATE runs r SET lease_owner = $2,"                                           \
+	" lease_expires = " NOW_MS " + $3::bigint, fence = r.fence + 1, updated_ms = " NOW_MS      \
+	", waiting = NULL" INTENT " WHERE r.id = ANY($1::text[]) AND r.state = 'SCHEDULED'"        \
+	" AND r.lease_owner IS NULL RETURNING " CLAIM_RUN_COLUMNS ")" EVENTS " SELECT * FROM u"
+	static const char *const sql[2] = {
+		LEASE_RUNS("", ""),
+		LEASE_RUNS(CLAIM_INTENT,
+			   ", e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
+			   " SELECT id, updated_ms, state, '" PP_INTENT_EVENT "' || attempt || ')'"
+			   " FROM u)"),
+	};
+#undef LEASE_RUNS
+	bool intent = base->claim_intents;
+	PGresult *res = query(s, "lease runs", sql[intent], 3, p, &rc, err);
 	pp_buf_free(&list);
 	if (!res)
 		return rc;
@@ -2164,6 +2195,7 @@ static int db_lease(struct pp_store *base, const char *const *ids, int n, const 
 			i++;
 		if (i < n) {
 			out[i] = v[k];
+			out[i].intent_claimed = intent;
 			got[i] = true;
 			memset(&v[k], 0, sizeof(v[k]));
 		}

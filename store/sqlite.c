@@ -81,10 +81,11 @@ struct sqlite_store {
 	 * the statement that reads it. */
 	int64_t quarantined_at;
 	sqlite3_stmt *version_st;
-	/* The due claim's lease of one run (db_lease), and db_query's
-	 * statements by their text: store/deploy.c's claim runs the same few
-	 * on every claim, and preparing them was most of its cost. */
-	sqlite3_stmt *lease_st, *leased_st;
+	/* The due claim's lease of one run (db_lease), alone ([0]) or with
+	 * the run's intent ([1], claim_intents), and db_query's statements by
+	 * their text: store/deploy.c's claim runs the same few on every
+	 * claim, and preparing them was most of its cost. */
+	sqlite3_stmt *lease_st[2], *leased_st;
 	/* The owner's lease: renewed ([0]), or made by a claim that leased
 	 * runs if it has none in this boot ([1]) (own_lease). */
 	sqlite3_stmt *own_st[2];
@@ -265,7 +266,8 @@ static void sqlite_close(struct pp_store *base)
 	sqlite3_finalize(s->quar_st);
 	for (int i = 0; i < 4; i++)
 		sqlite3_finalize(s->claim_st[i / 2][i % 2]);
-	sqlite3_finalize(s->lease_st);
+	sqlite3_finalize(s->lease_st[0]);
+	sqlite3_finalize(s->lease_st[1]);
 	sqlite3_finalize(s->own_st[0]);
 	sqlite3_finalize(s->own_st[1]);
 	sqlite3_finalize(s->leased_st);
@@ -1812,24 +1814,33 @@ static int lease_one(struct pp_store *base, const char *id, const char *owner, i
 	/* The row is read back by its key rather than with RETURNING, which
 	 * SQLite gathers into a temporary b-tree each time (the cost of most
 	 * of a lease; issue 23). Inside the claim's write transaction nobody
-	 * else writes between the two. */
-	int rc = prepare_once(
-		s, &s->lease_st,
-		"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"
-		" fence = fence + 1, updated_ms = ?4, waiting = NULL"
-		" WHERE id = ?5 AND state = 'SCHEDULED' AND lease_owner IS NULL",
-		"prepare lease", err);
+	 * else writes between the two. With the intent, the row goes from
+	 * due straight to in flight: one write of the row and its indexes
+	 * where the lease and the dispatcher's intent made two. */
+#define LEASE_RUN(INTENT)                                                                          \
+	"UPDATE runs SET lease_owner = ?1, lease_expires = ?2, lease_boot = ?3,"                   \
+	" fence = fence + 1, updated_ms = ?4, waiting = NULL" INTENT                               \
+	" WHERE id = ?5 AND state = 'SCHEDULED' AND lease_owner IS NULL"
+	static const char *const sql[2] = {
+		LEASE_RUN(""),
+		LEASE_RUN(", state = 'SUBMITTING', attempt = attempt + 1,"
+			  " idem_key = COALESCE(idem_key, id || '" PP_FIRST_KEY "')"),
+	};
+#undef LEASE_RUN
+	bool intent = base->claim_intents;
+	int rc = prepare_once(s, &s->lease_st[intent], sql[intent], "prepare lease", err);
 	if (!rc)
 		rc = prepare_once(s, &s->leased_st,
 				  "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?1",
 				  "prepare leased run", err);
 	if (rc)
 		return rc;
-	sqlite3_stmt *st = s->lease_st;
+	sqlite3_stmt *st = s->lease_st[intent];
+	int64_t now = pp_wall_ms();
 	bind_held(st, 1, owner);
 	sqlite3_bind_int64(st, 2, pp_mono_ms() + lease_ms);
 	bind_held(st, 3, s->boot_id);
-	sqlite3_bind_int64(st, 4, pp_wall_ms());
+	sqlite3_bind_int64(st, 4, now);
 	bind_held(st, 5, id);
 	int changed = 0;
 	if (sqlite3_step(st) == SQLITE_DONE)
@@ -1845,11 +1856,17 @@ static int lease_one(struct pp_store *base, const char *id, const char *owner, i
 	int n = 0;
 	rc = collect(s, st, &v, &n, err);
 	unbind(st);
+	if (!rc && n == 1 && intent) {
+		char ev[sizeof(PP_INTENT_EVENT) + 16];
+		snprintf(ev, sizeof(ev), PP_INTENT_EVENT "%d)", v[0].attempt);
+		rc = add_event(s, id, "SUBMITTING", ev, now, err);
+		v[0].intent_claimed = true;
+	}
 	if (!rc && n == 1) {
 		*out = v[0];
 		*got = true;
 		free(v);
-	} else if (!rc) {
+	} else {
 		pp_run_recs_free(v, n);
 	}
 	return rc;

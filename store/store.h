@@ -78,6 +78,10 @@ struct pp_run_rec {
 	enum pp_store_state state;
 	bool cancel_requested;
 	int64_t fence; /* generation of the lease this copy was claimed with */
+	/* The claim that returned this copy recorded the intent of its try
+	 * `attempt` (pp_store.claim_intents): nothing of that try has been
+	 * sent yet. */
+	bool intent_claimed;
 	/* The store's own address of the row (SQLite: its rowid), 0 when it
 	 * has none; opaque to everyone else, handed back in pp_run_update. */
 	int64_t row;
@@ -307,7 +311,23 @@ struct pp_store_ops {
 
 struct pp_store {
 	const struct pp_store_ops *ops;
+	/* Set by a caller that submits what it claims (the dispatcher's
+	 * loop): each due run nobody held that a claim leases is taken, in
+	 * the same write, as the intent of its next try, which the caller
+	 * would otherwise write as its own update right after: SUBMITTING,
+	 * attempt + 1, the idempotency key of its first start attempt when it
+	 * has none (PP_FIRST_KEY), and the event PP_INTENT_EVENT "N)". It
+	 * comes back with intent_claimed set. A run somebody held before
+	 * (a lapsed or released lease) comes back as it was stored. Unset
+	 * (the default), a claim only leases. */
+	bool claim_intents;
 };
+/* A run's intent, as the dispatcher writes it and a claim with
+ * claim_intents does: the event's text before the try's number, and the
+ * key of a run's first start attempt, its id followed by PP_FIRST_KEY
+ * (pp_attempt_key(id, 1)). */
+#define PP_INTENT_EVENT "submitting (try "
+#define PP_FIRST_KEY	"-1"
 
 /* url: "postgresql://..." selects PostgreSQL when built in; anything else is
  * a SQLite path (an optional "sqlite:" prefix is stripped). */

@@ -1294,6 +1294,138 @@ static void test_lease_answers_each_run_in_order(void **state)
 	pp_run_recs_free(held, n);
 }
 
+/* Run id's events: whether one of state st says msg, and how many do. */
+static int events_saying(struct pp_store *s, const char *id, const char *st, const char *msg)
+{
+	struct pp_run_rec r;
+	struct pp_run_event *ev = NULL;
+	int nev = 0, found = 0;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->get(s, id, &r, &ev, &nev, &err), 0);
+	for (int i = 0; i < nev; i++)
+		found += !strcmp(ev[i].state, st) && !strcmp(ev[i].message, msg);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	return found;
+}
+
+/* claim_intents: each due run nobody held is leased as its next try's
+ * intent (SUBMITTING, attempt + 1, its first key unless it has one, the
+ * event), through every form of the claim: a plain pool, a pool with work
+ * queues, one with a limit (store/deploy.c's lease), where the intent
+ * holds a slot; a run somebody held comes back as it was; a withdrawn
+ * intent is taken again as the same try. */
+static void test_claim_takes_due_runs_as_intents(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	int64_t due = pp_wall_ms() - 1000;
+	char a[PP_ID_LEN], held[PP_ID_LEN], rerun[PP_ID_LEN], q[PP_ID_LEN], l1[PP_ID_LEN],
+		l2[PP_ID_LEN];
+	schedule(s, "a", 0, due, a);
+	schedule(s, "a", 0, due - 20, held);
+	schedule(s, "a", 0, due - 10, rerun);
+	struct pp_run_rec *runs;
+	int n;
+	/* Without the flag a claim only leases. */
+	assert_int_equal(s->ops->claim(s, "a", "d0", 60000, 2, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(runs[i].state, PP_ST_SCHEDULED);
+		assert_false(runs[i].intent_claimed);
+		assert_int_equal(runs[i].attempt, 0);
+	}
+	struct pp_run_update sub = {.state = PP_ST_SUBMITTED,
+				    .attempt = 1,
+				    .next_attempt_ms = -1,
+				    .release_lease = true};
+	assert_string_equal(runs[0].id, held);
+	assert_int_equal(s->ops->update(s, held, runs[0].fence, &sub, &err), 0);
+	struct pp_run_update done = {.state = PP_ST_SUCCEEDED,
+				     .attempt = -1,
+				     .next_attempt_ms = -1,
+				     .release_lease = true};
+	assert_string_equal(runs[1].id, rerun);
+	assert_int_equal(s->ops->update(s, rerun, runs[1].fence, &done, &err), 0);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->reopen(s, rerun, due - 10, NULL, "rerun", &err), 0);
+
+	s->claim_intents = true;
+	assert_int_equal(s->ops->claim(s, "a", "d1", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 3);
+	/* The run somebody held first, as it was. */
+	assert_string_equal(runs[0].id, held);
+	assert_int_equal(runs[0].state, PP_ST_SUBMITTED);
+	assert_int_equal(runs[0].attempt, 1);
+	assert_false(runs[0].intent_claimed);
+	assert_string_equal(runs[1].id, rerun);
+	assert_string_equal(runs[2].id, a);
+	char key[PP_ID_LEN + 8];
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(runs[i].state, PP_ST_SUBMITTING);
+		assert_int_equal(runs[i].attempt, 1);
+		assert_true(runs[i].intent_claimed);
+		assert_int_equal(events_saying(s, runs[i].id, "SUBMITTING", "submitting (try 1)"),
+				 1);
+	}
+	snprintf(key, sizeof(key), "%s-2", rerun); /* the rerun's own key, kept */
+	assert_string_equal(runs[1].idem_key, key);
+	snprintf(key, sizeof(key), "%s" PP_FIRST_KEY, a);
+	assert_string_equal(runs[2].idem_key, key);
+	/* As the store holds it. */
+	struct pp_run_rec got;
+	assert_int_equal(s->ops->get(s, a, &got, NULL, NULL, &err), 0);
+	assert_int_equal(got.state, PP_ST_SUBMITTING);
+	assert_int_equal(got.attempt, 1);
+	assert_string_equal(got.idem_key, key);
+	assert_int_equal(got.fence, runs[2].fence);
+	pp_run_rec_free(&got);
+	/* Withdrawn (released before its try): taken again as try 1. */
+	struct pp_run_update back = {.state = PP_ST_SCHEDULED,
+				     .attempt = 0,
+				     .next_attempt_ms = -1,
+				     .release_lease = true,
+				     .event = "released before submission"};
+	assert_int_equal(s->ops->update(s, a, runs[2].fence, &back, &err), 0);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->claim(s, "a", "d2", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, a);
+	assert_int_equal(runs[0].attempt, 1);
+	assert_true(runs[0].intent_claimed);
+	assert_string_equal(runs[0].idem_key, key);
+	assert_int_equal(events_saying(s, a, "SUBMITTING", "submitting (try 1)"), 2);
+	pp_run_recs_free(runs, n);
+
+	/* A pool with work queues. */
+	assert_int_equal(pp_queue_set(s, "q", "urgent", 1, -1, -1, &err), 0);
+	insert_run(s, "q", "urgent", NULL, due, q);
+	assert_int_equal(s->ops->claim(s, "q", "d1", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, q);
+	assert_int_equal(runs[0].state, PP_ST_SUBMITTING);
+	assert_true(runs[0].intent_claimed);
+	assert_int_equal(events_saying(s, q, "SUBMITTING", "submitting (try 1)"), 1);
+	pp_run_recs_free(runs, n);
+
+	/* A pool with a limit of 1: the intent holds its slot. */
+	assert_int_equal(pp_pool_set(s, "lim", 1, -1, &err), 0);
+	schedule(s, "lim", 0, due, l1);
+	schedule(s, "lim", 0, due + 1, l2);
+	assert_int_equal(s->ops->claim(s, "lim", "d1", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, l1);
+	assert_int_equal(runs[0].state, PP_ST_SUBMITTING);
+	assert_int_equal(runs[0].attempt, 1);
+	assert_true(runs[0].intent_claimed);
+	assert_int_equal(events_saying(s, l1, "SUBMITTING", "submitting (try 1)"), 1);
+	pp_run_recs_free(runs, n);
+	assert_int_equal(s->ops->claim(s, "lim", "d2", 60000, 10, &runs, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(runs);
+	assert_int_equal(events_saying(s, l2, "SUBMITTING", "submitting (try 1)"), 0);
+}
+
 /* live_ids: a source's runs that may still start or run a job, whose
  * cancel nobody requested, due (held or not) or in flight; never a
  * finished one, one being cancelled, or another source's. */
@@ -1402,6 +1534,8 @@ static void test_live_ids_of_a_source(void **state)
 							SETUP, store_teardown),                    \
 			cmocka_unit_test_setup_teardown(test_live_ids_of_a_source, SETUP,          \
 							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_claim_takes_due_runs_as_intents,      \
+							SETUP, store_teardown),                    \
 	}
 
 int main(void)
