@@ -57,13 +57,21 @@ void lease_renew(struct pp_loop *L)
 		pp_metrics_count(L->metrics, "store_errors", 1);
 		pp_warn("lease renewal failed: %s", e.msg);
 	} else {
-		if (L->ninflight && L->lease_until && started >= L->lease_until) {
+		bool lapsed = L->lease_until && started >= L->lease_until;
+		if (lapsed && L->ninflight) {
 			pp_warn("leases lapsed %lld ms before this renewal; confirming each of "
 				"%d run(s) is still ours before acting on it",
 				(long long)(started - L->lease_until), L->ninflight);
 			for (struct inflight *a = L->runs; a; a = a->next)
 				a->recheck_lease = true;
 		}
+		/* A run claimed ahead starts its try with no store write first
+		 * (its claim took the intent), so nothing would notice another
+		 * dispatcher had claimed it meanwhile: they are given back, by
+		 * fenced writes, and claimed again if still due. */
+		if (lapsed)
+			for (struct pool_rt *p = L->pools; p; p = p->next)
+				loop_ahead_release(L, p);
 		lease_set_until(L, started + lease_ms);
 	}
 	lease_release_orphans(L);
@@ -71,9 +79,15 @@ void lease_renew(struct pp_loop *L)
 
 /* Release every lease we hold so another dispatcher can pick up at once:
  * in one write where the store has one (a write per run was a third of
- * the store's work per run; issue 23), else run by run, fenced. */
+ * the store's work per run; issue 23), else run by run, fenced. Runs
+ * claimed ahead go first, run by run: their claimed intents are taken
+ * back, as no try of theirs was sent. */
 void lease_release_all(struct pp_loop *L)
 {
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		loop_ahead_release(L, p);
+	if (!L->runs)
+		return;
 	if (L->store->ops->release_all) {
 		struct pp_error e = {0};
 		if (L->store->ops->release_all(L->store, L->owner, &e)) {
@@ -85,8 +99,6 @@ void lease_release_all(struct pp_loop *L)
 			inflight_free(L, L->runs);
 		return;
 	}
-	for (struct pool_rt *p = L->pools; p; p = p->next)
-		loop_ahead_release(L, p);
 	while (L->runs) {
 		struct inflight *a = L->runs;
 		struct pp_run_update u = {.state = a->rec.state,

@@ -482,7 +482,7 @@ out:
 	L.exec = NULL;
 	if (L.store)
 		inflight_settle(&L); /* submissions not sent stay recorded as intents */
-	if (L.store && L.runs)
+	if (L.store)
 		lease_release_all(&L);
 	free(L.queued);
 	/* The last turn and the releases commit together. The sources then

@@ -139,9 +139,15 @@ void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
 					  .event = intent ? INTENT_WITHDRAWN_EVENT : NULL,
 					  .row = p->ahead[i].row};
 		struct pp_error err = {0};
-		/* A failure leaves the lease to lapse, as after a crash. */
-		if (L->store->ops->update(L->store, p->ahead[i].id, p->ahead[i].fence, &u, &err))
+		int rc = L->store->ops->update(L->store, p->ahead[i].id, p->ahead[i].fence, &u,
+					       &err);
+		if (rc == PP_ECONFLICT) {
+			pp_warn("run %s: %s; leaving it to its new owner", p->ahead[i].id, err.msg);
+			L->sum->lost_lease++;
+		} else if (rc) {
+			/* The lease lapses instead, as after a crash. */
 			pp_debug("run %s: releasing its lease failed: %s", p->ahead[i].id, err.msg);
+		}
 	}
 	ahead_drop(p);
 }

@@ -1,15 +1,17 @@
 #!/bin/sh
 # Runs claimed ahead of a free submission slot (dispatcher/loop_pools.c):
-# with max_submitting 4 a claim takes one run more than the free slots. The
-# mock holds every ECS answer for 30 s, so the four submissions keep their
-# slots and the fifth run stays claimed, SCHEDULED with our lease, for as
-# long as the test needs: every wait below is on the store's state, none
-# races the clock.
-#  - Stopping gives the run claimed ahead back: SCHEDULED, no lease, so
-#    another dispatcher can take it at once.
+# with max_submitting 4 a claim takes one run more than the free slots,
+# each as its first try's intent (SUBMITTING, store.h's claim_intents); the
+# first four in the claim's order start. The mock holds every ECS answer
+# for 30 s, so the four submissions keep their slots and the fifth run
+# stays claimed, its try not sent, for as long as the test needs: every
+# wait below is on the store's state, none races the clock.
+#  - Stopping gives the run claimed ahead back: SCHEDULED, no lease, its
+#    try uncounted (attempt 0, "released before submission"), so another
+#    dispatcher can take it at once as try 1.
 #  - A reload keeps it claimed ahead, in the new pool of its name: a
-#    cancel still reaches it, and ends it at once, CANCELLED, without a
-#    submission (no SUBMITTING event), while no slot has freed.
+#    cancel still reaches it, and ends it at once, CANCELLED "before
+#    submission", while no slot has freed.
 #  - A reload that removes its pool gives it back at once.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
@@ -51,7 +53,8 @@ wait_for() { # WANT SQL WHAT
 		sleep 0.1
 	done
 }
-HELD="SELECT id FROM runs WHERE state = 'SCHEDULED' AND lease_owner IS NOT NULL"
+# The last of the five in the claim's order.
+HELD="SELECT id FROM runs ORDER BY priority DESC, scheduled_ms DESC, id DESC LIMIT 1"
 start() { # store directory: five ECS runs due, serve on them
 	sed -i "s|^state_dir = .*|state_dir = $T/$1|" "$T/pushpool.conf"
 	STORE=$T/$1
@@ -59,8 +62,8 @@ start() { # store directory: five ECS runs due, serve on them
 	"$PUSHPOOL" schedule -c "$T/pushpool.conf" -p ecs --count 5 >/dev/null
 	"$PUSHPOOL" serve -c "$T/pushpool.conf" 2>"$T/serve.log" &
 	SERVE_PID=$!
-	wait_for 4 "SELECT count(*) FROM runs WHERE state = 'SUBMITTING'" "runs submitting"
-	wait_for 1 "SELECT count(*) FROM ($HELD)" "runs claimed ahead"
+	wait_for 5 "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND lease_owner IS NOT NULL" \
+		"runs claimed"
 }
 
 # Stopping with a run claimed ahead.
@@ -69,11 +72,15 @@ held=$(db "$HELD")
 kill -INT "$SERVE_PID"
 wait "$SERVE_PID" || fail "serve exited $? after SIGINT"
 SERVE_PID=
-[ "$(db "SELECT state || ',' || COALESCE(lease_owner, '-') FROM runs WHERE id = '$held'")" = \
-	"SCHEDULED,-" ] || fail "run claimed ahead not given back at stop: $(db \
-	"SELECT state, lease_owner FROM runs WHERE id = '$held'")"
-[ "$(db "SELECT count(*) FROM run_events WHERE run_id = '$held' AND state <> 'SCHEDULED'")" = 0 ] ||
-	fail "run claimed ahead has events past SCHEDULED"
+[ "$(db "SELECT state || ',' || COALESCE(lease_owner, '-') || ',' || attempt FROM runs
+	WHERE id = '$held'")" = "SCHEDULED,-,0" ] || fail "run claimed ahead not given back at stop: $(db \
+	"SELECT state, lease_owner, attempt FROM runs WHERE id = '$held'")"
+[ "$(db "SELECT state || ',' || message FROM run_events WHERE run_id = '$held'
+	ORDER BY ts_ms DESC, rowid DESC LIMIT 1")" = "SCHEDULED,released before submission" ] ||
+	fail "run claimed ahead: $(db "SELECT state, message FROM run_events WHERE run_id = '$held'")"
+# The four others were sent: still submitting, their tries counted.
+[ "$(db "SELECT count(*) FROM runs WHERE state = 'SUBMITTING' AND attempt = 1")" = 4 ] ||
+	fail "runs sent: $(db "SELECT state, attempt FROM runs")"
 
 # Cancelling a run claimed ahead, on a new store and a reset mock.
 curl -fsS -X POST "$BASE/control/reset" >/dev/null
@@ -93,9 +100,7 @@ while [ "$(reloads)" != 1 ]; do
 done
 "$PUSHPOOL" runs -c "$T/pushpool.conf" cancel "$held" >/dev/null
 wait_for CANCELLED "SELECT state FROM runs WHERE id = '$held'" "cancelled run claimed ahead"
-[ "$(db "SELECT count(*) FROM run_events WHERE run_id = '$held' AND state = 'SUBMITTING'")" = 0 ] ||
-	fail "cancelled run claimed ahead was submitted"
-db "SELECT last_error FROM runs WHERE id = '$held'" | grep -q 'before submission' ||
+db "SELECT last_error FROM runs WHERE id = '$held'" | grep -q 'cancelled before submission' ||
 	fail "cancelled run: $(db "SELECT last_error FROM runs WHERE id = '$held'")"
 # The four others still hold their slots: the cancel did not wait for one.
 [ "$(db "SELECT count(*) FROM runs WHERE state = 'SUBMITTING'")" = 4 ] ||
