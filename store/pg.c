@@ -38,7 +38,12 @@
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
 /* The server's clock in ms since the epoch, as one value per statement. */
-#define NOW_MS	 "(extract(epoch from now()) * 1000)::bigint"
+#define NOW_MS "(extract(epoch from now()) * 1000)::bigint"
+/* The same as the statement runs, not as its transaction began: the time
+ * of a run's intent taken by a claim, whose transaction (a limited claim:
+ * several statements) may have begun before writes it then saw commit,
+ * so that the history never shows the intent before them. */
+#define CLOCK_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 #define TERMINAL "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD','QUARANTINED')"
 /* The states a run ends in (a quarantined row is set aside, not ended). */
 #define FINISHED "('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
@@ -1045,9 +1050,9 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 	" idem_key = COALESCE(r.idem_key, r.id || '" PP_FIRST_KEY "')"
 #define CLAIM_INTENT_EVENTS                                                                        \
 	" de AS (INSERT INTO run_events(run_id, ts_ms, state, message)"                            \
-	"  SELECT id, updated_ms, state, '" PP_INTENT_EVENT "' || attempt || ')'"                  \
-	"  FROM (SELECT id, updated_ms, state, attempt FROM due"                                   \
-	"  UNION ALL SELECT id, updated_ms, state, attempt FROM due_plain) i),"
+	"  SELECT id, " CLOCK_MS ", state, '" PP_INTENT_EVENT "' || attempt || ')'"                \
+	"  FROM (SELECT id, state, attempt FROM due"                                               \
+	"  UNION ALL SELECT id, state, attempt FROM due_plain) i),"
 /* The claim of one pool ($3) or of every pool ($3 NULL), without or with
  * the intents: [every pool][intents]. */
 #define CLAIM_POOL "x.pool = $3"
@@ -2175,7 +2180,8 @@ static int db_lease(struct pp_store *base, const char *const *ids, int n, const 
 		LEASE_RUNS("", ""),
 		LEASE_RUNS(CLAIM_INTENT,
 			   ", e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
-			   " SELECT id, updated_ms, state, '" PP_INTENT_EVENT "' || attempt || ')'"
+			   " SELECT id, " CLOCK_MS ", state, '" PP_INTENT_EVENT
+			   "' || attempt || ')'"
 			   " FROM u)"),
 	};
 #undef LEASE_RUNS
