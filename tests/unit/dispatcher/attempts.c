@@ -40,6 +40,9 @@ static void test_attempt_of_the_key(void **state)
 	assert_int_equal(pp_attempt_of(&r), 1);
 	r.idem_key = (char *)ID "-0";
 	assert_int_equal(pp_attempt_of(&r), 1);
+	/* The key a claim gives a run's first start attempt (store.h). */
+	pp_attempt_key(ID, 1, key, sizeof(key));
+	assert_string_equal(key, ID PP_FIRST_KEY);
 }
 
 static void test_attempts_from_events(void **state)
