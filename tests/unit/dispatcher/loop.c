@@ -857,6 +857,62 @@ static void test_backlog_claimed_in_growing_claims(void **state)
 	pp_config_free(&c);
 }
 
+/* A claim may return more runs somebody held (here SUBMITTED, their
+ * leases released) than free slots: the one beyond them waits in the pool's
+ * ahead queue. serve stops at the first status poll, before the next
+ * claim starts it, and gives it back as it was: SUBMITTED, not the
+ * SCHEDULED a run whose intent the claim took goes back to, which would
+ * submit a run that exists already. */
+static void test_held_run_claimed_ahead_keeps_its_state(void **state)
+{
+	(void)state;
+	struct pp_config c;
+	load_config(&c);
+	c.dispatcher.max_submitting = 4; /* 4 free slots and 1 run ahead */
+	enum { N = 6 };
+	char ids[N][PP_ID_LEN];
+	for (int i = 0; i < N; i++)
+		schedule(&c, ids[i]);
+	struct pp_store *s = open_store(&c);
+	struct pp_run_rec *runs;
+	int n;
+	struct pp_error err = {0};
+	assert_int_equal(s->ops->claim(s, "p", "earlier", 60000, N, &runs, &n, &err), 0);
+	assert_int_equal(n, N);
+	for (int i = 0; i < n; i++) {
+		char infra[PP_ID_LEN + 16];
+		snprintf(infra, sizeof(infra), "fake/%s/1", runs[i].id);
+		struct pp_run_update u = {.state = PP_ST_SUBMITTED,
+					  .infra_id = infra,
+					  .idem_key = "k",
+					  .attempt = 1,
+					  .next_attempt_ms = -1,
+					  .release_lease = true};
+		assert_int_equal(s->ops->update(s, runs[i].id, runs[i].fence, &u, &err), 0);
+	}
+	pp_run_recs_free(runs, n);
+	pp_store_close(s);
+	cloud.run_forever = true;
+	cloud.stop_at_status = 1;
+	struct pp_loop_opts opts = {.owner = "unit"};
+	struct pp_loop_summary sum;
+	char *logs = NULL;
+	run_logged(&c, &opts, &sum, &logs);
+	assert_int_equal(cloud.submits, 0);
+	int first, most, after_short;
+	claim_asks(logs, "p", &first, &most, &after_short);
+	assert_int_equal(first, 4 + 1);
+	free(logs);
+	for (int i = 0; i < N; i++) {
+		struct pp_run_rec r;
+		run_state(&c, ids[i], &r);
+		if (r.state != PP_ST_SUBMITTED && r.state != PP_ST_RUNNING)
+			fail_msg("run %d: %s", i, pp_store_state_name(r.state));
+		pp_run_rec_free(&r);
+	}
+	pp_config_free(&c);
+}
+
 int main(void)
 {
 	pp_log_setup(PP_LOG_ERROR, PP_LOG_TEXT, stderr);
@@ -881,6 +937,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_runtime_cancels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_runtime_across_passes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parked_jobs_stay_each_runs_own, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_held_run_claimed_ahead_keeps_its_state, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
