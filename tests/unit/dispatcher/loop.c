@@ -821,6 +821,18 @@ static void claim_asks(const char *logs, const char *pool, int *first, int *most
 	}
 }
 
+/* serve until the fake cloud stops it: its log (the caller frees it) and
+ * pool p's claims as claim_asks reads them. */
+static char *serve_claims(struct pp_config *c, struct pp_loop_summary *sum, int *first, int *most,
+			  int *most_after_short)
+{
+	struct pp_loop_opts opts = {.owner = "unit"};
+	char *logs = NULL;
+	run_logged(c, &opts, sum, &logs);
+	claim_asks(logs, "p", first, most, most_after_short);
+	return logs;
+}
+
 /* A pool's backlog is claimed in growing claims: the first takes a quarter
  * of max_submitting (8) beyond the free slots, each claim that comes back
  * full doubles that, up to two rounds of max_submitting (16 ahead), and
@@ -838,13 +850,10 @@ static void test_backlog_claimed_in_growing_claims(void **state)
 	for (int i = 0; i < 100; i++)
 		schedule(&c, id);
 	cloud.stop_at_status = 100;
-	struct pp_loop_opts opts = {.owner = "unit"};
 	struct pp_loop_summary sum;
-	char *logs = NULL;
-	run_logged(&c, &opts, &sum, &logs);
-	assert_int_equal(sum.submitted, 100);
 	int first, most, after_short;
-	claim_asks(logs, "p", &first, &most, &after_short);
+	char *logs = serve_claims(&c, &sum, &first, &most, &after_short);
+	assert_int_equal(sum.submitted, 100);
 	assert_int_equal(first, 8 + 2);
 	assert_true(most > 8 + 4); /* grown twice at least */
 	assert_true(most <= 8 + 16);
@@ -894,15 +903,11 @@ static void test_held_run_claimed_ahead_keeps_its_state(void **state)
 	pp_store_close(s);
 	cloud.run_forever = true;
 	cloud.stop_at_status = 1;
-	struct pp_loop_opts opts = {.owner = "unit"};
 	struct pp_loop_summary sum;
-	char *logs = NULL;
-	run_logged(&c, &opts, &sum, &logs);
-	assert_int_equal(cloud.submits, 0);
 	int first, most, after_short;
-	claim_asks(logs, "p", &first, &most, &after_short);
+	free(serve_claims(&c, &sum, &first, &most, &after_short));
+	assert_int_equal(cloud.submits, 0);
 	assert_int_equal(first, 4 + 1);
-	free(logs);
 	for (int i = 0; i < N; i++) {
 		struct pp_run_rec r;
 		run_state(&c, ids[i], &r);
