@@ -869,6 +869,14 @@ static int64_t stored_running_since(struct pp_loop *L, struct inflight *a)
 	return since;
 }
 
+void inflight_unsent_state(const struct pp_run_rec *r, struct pp_run_update *u)
+{
+	bool intent = r->intent_claimed;
+	u->state = intent ? PP_ST_SCHEDULED : r->state;
+	u->attempt = intent ? r->attempt - 1 : -1;
+	u->event = intent ? INTENT_WITHDRAWN_EVENT : NULL;
+}
+
 /* Send run a's try once its intent stands (written, or queued to be). */
 static void submit(struct pp_loop *L, struct inflight *a)
 {
@@ -924,18 +932,11 @@ void inflight_start(struct pp_loop *L, struct pp_run_rec *rec)
 		/* The run's source (e.g. the Prefect API) is unreachable: try
 		 * again later instead of failing a run that may well be fine. */
 		pp_warn("run %s: inputs unavailable, retrying later: %s", a->rec.id, err.msg);
-		struct pp_run_update u = {.state = a->rec.state,
-					  .attempt = -1,
-					  .next_attempt_ms =
+		struct pp_run_update u = {.next_attempt_ms =
 						  pp_wall_ms() +
 						  pp_backoff_ms(1, 1000, 30000, err.retry_after_ms),
 					  .release_lease = true};
-		/* A claimed intent is taken back: no try was made. */
-		if (a->rec.intent_claimed) {
-			u.state = PP_ST_SCHEDULED;
-			u.attempt = a->rec.attempt - 1;
-			u.event = INTENT_WITHDRAWN_EVENT;
-		}
+		inflight_unsent_state(&a->rec, &u);
 		if (inflight_store_write(L, a, &u))
 			inflight_free(L, a);
 		return;

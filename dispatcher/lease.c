@@ -70,8 +70,7 @@ void lease_renew(struct pp_loop *L)
 		 * dispatcher had claimed it meanwhile: they are given back, by
 		 * fenced writes, and claimed again if still due. */
 		if (lapsed)
-			for (struct pool_rt *p = L->pools; p; p = p->next)
-				loop_ahead_release(L, p);
+			loop_ahead_release_all(L);
 		lease_set_until(L, started + lease_ms);
 	}
 	lease_release_orphans(L);
@@ -84,8 +83,7 @@ void lease_renew(struct pp_loop *L)
  * back, as no try of theirs was sent. */
 void lease_release_all(struct pp_loop *L)
 {
-	for (struct pool_rt *p = L->pools; p; p = p->next)
-		loop_ahead_release(L, p);
+	loop_ahead_release_all(L);
 	if (!L->runs)
 		return;
 	if (L->store->ops->release_all) {

@@ -168,8 +168,10 @@ int loop_claim(struct pp_loop *L, bool all);
 /* A cancel requested for a run claimed ahead: true when it is one, which
  * is then cancelled instead of submitted when it starts. */
 bool loop_ahead_cancel(struct pp_loop *L, const char *id);
-/* Give the runs pool p claimed ahead back to the store, leases released. */
+/* Give the runs pool p (every pool) claimed ahead back to the store,
+ * leases released, each by a fenced write (inflight_unsent_state). */
 void loop_ahead_release(struct pp_loop *L, struct pool_rt *p);
+void loop_ahead_release_all(struct pp_loop *L);
 /* Load the configuration again; on any problem keep the running one. */
 int loop_reload(struct pp_loop *L);
 void loop_drop_retired_pools(struct pp_loop *L);
@@ -224,6 +226,10 @@ void inflight_write_applied(struct inflight *a, const struct pp_run_update *u);
  * claim_intents) and that goes back to the store SCHEDULED, its try
  * never sent: claimed ahead and released, or its inputs unavailable. */
 #define INTENT_WITHDRAWN_EVENT "released before submission"
+/* What a release of run r, whose try was not sent, writes into u: the
+ * state it was claimed in, or, when its claim took the intent, SCHEDULED
+ * with the try uncounted and INTENT_WITHDRAWN_EVENT. */
+void inflight_unsent_state(const struct pp_run_rec *r, struct pp_run_update *u);
 char *inflight_msg(struct inflight *a, size_t *cap);
 void inflight_msg_set(struct inflight *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -129,15 +129,9 @@ static int start_ahead(struct pp_loop *L, struct pool_rt *p, int cap)
 void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
 {
 	for (int i = p->ahead_first; i < p->ahead_first + p->nahead; i++) {
-		/* A claimed intent is taken back: no try was made. A run
-		 * somebody held before keeps its state. */
-		bool intent = p->ahead[i].intent_claimed;
-		struct pp_run_update u = {.state = intent ? PP_ST_SCHEDULED : p->ahead[i].state,
-					  .attempt = intent ? p->ahead[i].attempt - 1 : -1,
-					  .next_attempt_ms = -1,
-					  .release_lease = true,
-					  .event = intent ? INTENT_WITHDRAWN_EVENT : NULL,
-					  .row = p->ahead[i].row};
+		struct pp_run_update u = {
+			.next_attempt_ms = -1, .release_lease = true, .row = p->ahead[i].row};
+		inflight_unsent_state(&p->ahead[i], &u);
 		struct pp_error err = {0};
 		int rc = L->store->ops->update(L->store, p->ahead[i].id, p->ahead[i].fence, &u,
 					       &err);
@@ -150,6 +144,12 @@ void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
 		}
 	}
 	ahead_drop(p);
+}
+
+void loop_ahead_release_all(struct pp_loop *L)
+{
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		loop_ahead_release(L, p);
 }
 
 bool loop_ahead_cancel(struct pp_loop *L, const char *id)

@@ -1048,11 +1048,13 @@ static int pg_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_erro
 #define CLAIM_INTENT                                                                               \
 	", state = 'SUBMITTING', attempt = r.attempt + 1,"                                         \
 	" idem_key = COALESCE(r.idem_key, r.id || '" PP_FIRST_KEY "')"
+/* The intents' events of the runs in FROM (id, state, attempt). */
+#define INTENT_EVENTS(FROM)                                                                        \
+	"INSERT INTO run_events(run_id, ts_ms, state, message)"                                    \
+	" SELECT id, " CLOCK_MS ", state, '" PP_INTENT_EVENT "' || attempt || ')' FROM " FROM
 #define CLAIM_INTENT_EVENTS                                                                        \
-	" de AS (INSERT INTO run_events(run_id, ts_ms, state, message)"                            \
-	"  SELECT id, " CLOCK_MS ", state, '" PP_INTENT_EVENT "' || attempt || ')'"                \
-	"  FROM (SELECT id, state, attempt FROM due"                                               \
-	"  UNION ALL SELECT id, state, attempt FROM due_plain) i),"
+	" de AS (" INTENT_EVENTS("(SELECT id, state, attempt FROM due"                             \
+				 " UNION ALL SELECT id, state, attempt FROM due_plain) i") "),"
 /* The claim of one pool ($3) or of every pool ($3 NULL), without or with
  * the intents: [every pool][intents]. */
 #define CLAIM_POOL "x.pool = $3"
@@ -1141,13 +1143,13 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	if (runs && !v)
 		rc = pp_fail(err, PP_ENOMEM, "out of memory");
 	for (int i = 0, k = 0; !rc && i < rows; i++) {
-		if (atoi(PQgetvalue(res, i, CLAIM_KIND)) > 1)
+		int kind = atoi(PQgetvalue(res, i, CLAIM_KIND));
+		if (kind > 1)
 			continue;
 		if (row_to_rec(res, i, &v[k]))
 			rc = pp_fail(err, PP_ENOMEM, "store %s: out of memory reading runs",
 				     s->where);
-		v[k++].intent_claimed =
-			base->claim_intents && atoi(PQgetvalue(res, i, CLAIM_KIND)) == 1;
+		v[k++].intent_claimed = base->claim_intents && kind == 1; /* 1: due */
 		*n = k;
 	}
 	PQclear(res);
@@ -2178,11 +2180,7 @@ static int db_lease(struct pp_store *base, const char *const *ids, int n, const 
 	" AND r.lease_owner IS NULL RETURNING " CLAIM_RUN_COLUMNS ")" EVENTS " SELECT * FROM u"
 	static const char *const sql[2] = {
 		LEASE_RUNS("", ""),
-		LEASE_RUNS(CLAIM_INTENT,
-			   ", e AS (INSERT INTO run_events(run_id, ts_ms, state, message)"
-			   " SELECT id, " CLOCK_MS ", state, '" PP_INTENT_EVENT
-			   "' || attempt || ')'"
-			   " FROM u)"),
+		LEASE_RUNS(CLAIM_INTENT, ", e AS (" INTENT_EVENTS("u") ")"),
 	};
 #undef LEASE_RUNS
 	bool intent = base->claim_intents;
