@@ -155,7 +155,21 @@ struct pp_loop {
 	 * (inflight_send), which inflight_collect reads: the descriptor the
 	 * answer comes on; else -1. */
 	int store_fd;
+	/* Monotonic: when the first write queued since the last send was
+	 * (inflight_send gathers them); 0: none. */
+	int64_t unsent_since;
+	/* The claim sent and not yet answered (store.h's claim_send), which
+	 * loop_claim_take reads: its pool (NULL: none), the runs it asked
+	 * for (of them claim_ahead beyond the free slots) and when it went
+	 * (monotonic). */
+	struct pool_rt *claim_out;
+	int claim_asked, claim_ahead;
+	int64_t claim_sent_at;
 };
+
+/* The op driver's waits watch the store's descriptors in these slots
+ * (pp_http_multi_watch): the queued writes' answer, the claim's. */
+enum { WATCH_WRITES, WATCH_CLAIM };
 
 /* loop_pools.c */
 int loop_pools_build(const struct pp_config *cfg, struct pool_rt **out, struct pp_error *err);
@@ -168,8 +182,13 @@ int loop_claim(struct pp_loop *L, bool all);
 /* A cancel requested for a run claimed ahead: true when it is one, which
  * is then cancelled instead of submitted when it starts. */
 bool loop_ahead_cancel(struct pp_loop *L, const char *id);
-/* Give the runs pool p (every pool) claimed ahead back to the store,
- * leases released, each by a fenced write (inflight_unsent_state). */
+/* The unanswered claim's runs, once its answer is in (waiting for it when
+ * wait), join its pool's ahead queue, which the next claim turn starts
+ * from: whether the claim was answered. */
+bool loop_claim_take(struct pp_loop *L, bool wait);
+/* Give the runs pool p (every pool, the unanswered claim's runs first)
+ * claimed ahead back to the store, leases released, each by a fenced
+ * write (inflight_unsent_state). */
 void loop_ahead_release(struct pp_loop *L, struct pool_rt *p);
 void loop_ahead_release_all(struct pp_loop *L);
 /* Load the configuration again; on any problem keep the running one. */

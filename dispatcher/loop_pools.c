@@ -148,6 +148,7 @@ void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
 
 void loop_ahead_release_all(struct pp_loop *L)
 {
+	loop_claim_take(L, true);
 	for (struct pool_rt *p = L->pools; p; p = p->next)
 		loop_ahead_release(L, p);
 }
@@ -173,6 +174,124 @@ bool loop_ahead_cancel(struct pp_loop *L, const char *id)
 	return false;
 }
 
+/* n claimed runs recs (the array taken) after the runs p has ahead. */
+static void ahead_append(struct pool_rt *p, struct pp_run_rec *recs, int n)
+{
+	if (!n) {
+		free(recs);
+		return;
+	}
+	if (!p->nahead) {
+		ahead_drop(p);
+		p->ahead = recs;
+		p->nahead = n;
+		return;
+	}
+	struct pp_run_rec *v = malloc((size_t)(p->nahead + n) * sizeof(*v));
+	if (!v) {
+		/* Left to their leases, as after a crash: whoever claims them
+		 * next (this dispatcher, once its renewals stop at its exit, or
+		 * another after the lapse) starts them. */
+		pp_warn("out of memory queueing %d claimed run(s)", n);
+		pp_run_recs_free(recs, n);
+		return;
+	}
+	memcpy(v, p->ahead + p->ahead_first, (size_t)p->nahead * sizeof(*v));
+	memcpy(v + p->nahead, recs, (size_t)n * sizeof(*v));
+	free(p->ahead);
+	free(recs);
+	p->ahead = v;
+	p->ahead_first = 0;
+	p->nahead += n;
+}
+
+/* After a claim of p that asked for asked runs (ahead of them beyond the
+ * free slots) and took n: whether more may be due, and how many the
+ * next claim takes ahead. */
+static void claim_taken(struct pool_rt *p, int asked, int ahead, int n)
+{
+	p->backlog = n == asked || p->nahead > 0;
+	if (n < asked || !ahead)
+		p->ahead_doublings = 0;
+	else if (p->ahead_doublings < CLAIM_AHEAD_DOUBLINGS_MAX)
+		p->ahead_doublings++;
+}
+
+/* A pool's ahead queue below this many runs is filled by a claim sent
+ * without waiting (claim_send) while the runs in it start: half a round
+ * of max_submitting, which a turn's answers seldom free at once. */
+static int ahead_low(const struct pp_loop *L)
+{
+	return (int)(L->cfg->dispatcher.max_submitting / 2);
+}
+
+bool loop_claim_take(struct pp_loop *L, bool wait)
+{
+	struct pool_rt *p = L->claim_out;
+	if (!p)
+		return false;
+	struct pp_run_rec *recs = NULL;
+	int n = 0;
+	bool done;
+	struct pp_error err = {0};
+	int rc = L->store->ops->claim_take(L->store, wait, &done, &recs, &n, &err);
+	if (!done)
+		return false;
+	L->claim_out = NULL;
+	pp_http_multi_watch(L->multi, WATCH_CLAIM, -1);
+	if (rc) {
+		pp_metrics_count(L->metrics, "store_errors", 1);
+		pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
+		p->ahead_doublings = 0;
+		return true;
+	}
+	if (n && !L->ninflight)
+		lease_set_until(L, L->claim_sent_at +
+					   (int64_t)(L->cfg->dispatcher.lease_seconds * 1000));
+	pp_debug("claim %u: pool %s: %d of %d run(s), answered", L->claim_turn, p->p->name, n,
+		 L->claim_asked);
+	ahead_append(p, recs, n);
+	claim_taken(p, L->claim_asked, L->claim_ahead, n);
+	L->backlog |= p->backlog;
+	return true;
+}
+
+/* The claim of pool p's next runs, sent without waiting, when its ahead
+ * queue runs low and no claim is unanswered: cap free slots left unfilled
+ * and runs to take ahead, less those it has. Its answer fills the queue
+ * (loop_claim_take). */
+static void claim_send(struct pp_loop *L, struct pool_rt *p, int cap)
+{
+	if (L->claim_out || p->nahead >= ahead_low(L))
+		return;
+	int ahead = ahead_for(L, p, cap);
+	int want = cap + ahead - p->nahead;
+	if (want <= 0)
+		return;
+	struct pp_error err = {0};
+	int64_t now = pp_mono_ms();
+	int fd = L->store->ops->claim_send(L->store, p->p->name, L->owner,
+					   (int64_t)(L->cfg->dispatcher.lease_seconds * 1000), want,
+					   &err);
+	if (fd < 0) {
+		pp_metrics_count(L->metrics, "store_errors", 1);
+		pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
+		return;
+	}
+	L->claim_out = p;
+	L->claim_asked = want;
+	L->claim_ahead = ahead;
+	L->claim_sent_at = now;
+	pp_http_multi_watch(L->multi, WATCH_CLAIM, fd);
+}
+
+/* Whether the loop's claims go without waiting (store.h's claim_send):
+ * not in a once pass, whose end is a claim that found nothing. */
+static bool claims_sent(const struct pp_loop *L)
+{
+	return L->store->ops->claim_send && !L->opts->once;
+}
+
 /* Claim up to cap runs of pool p; returns runs claimed. */
 static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 {
@@ -180,6 +299,13 @@ static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 	int n = 0;
 	struct pp_error err = {0};
 	int started = start_ahead(L, p, cap);
+	if (claims_sent(L)) {
+		claim_send(L, p, cap - started);
+		/* Asked again next turn while a claim is out: its own (its
+		 * answer decides), or another pool's (this one was not asked). */
+		p->backlog = p->nahead > 0 || L->claim_out || started == cap;
+		return started;
+	}
 	if (started == cap) {
 		p->backlog = true;
 		return started;
@@ -209,11 +335,7 @@ static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 	} else {
 		free(recs);
 	}
-	p->backlog = n == cap + ahead || p->nahead > 0;
-	if (n < cap + ahead || !ahead)
-		p->ahead_doublings = 0;
-	else if (p->ahead_doublings < CLAIM_AHEAD_DOUBLINGS_MAX)
-		p->ahead_doublings++;
+	claim_taken(p, cap + ahead, ahead, n);
 	return started + to_start;
 }
 
@@ -307,8 +429,9 @@ int loop_reload(struct pp_loop *L)
 		pp_config_free(&fresh);
 		return rc;
 	}
-	/* Runs claimed ahead go to the new pool of their name, or back to the
-	 * store when their pool is gone. */
+	/* Runs claimed ahead, the unanswered claim's too, go to the new pool
+	 * of their name, or back to the store when their pool is gone. */
+	loop_claim_take(L, true);
 	for (struct pool_rt *p = L->pools; p; p = p->next) {
 		if (p->retired || !p->nahead)
 			continue;

@@ -581,17 +581,33 @@ struct pp_http_multi {
 		int peer_port, local_port;
 	} h2c_conns[MAX_H2C_CONNS];
 	size_t h2c_next;
-	/* A descriptor waited on with the transfers (pp_http_multi_watch),
-	 * and whether it turned readable since it was set. */
-	bool watching, watch_ready;
-	int watch_fd;
+	/* Descriptors waited on with the transfers (pp_http_multi_watch; -1
+	 * in a slot not watched), and whether one turned readable since a
+	 * slot was last set. */
+	int watch_fd[PP_HTTP_WATCH_SLOTS];
+	bool watch_ready;
 };
+
+/* The watched descriptors, packed: how many. */
+static int watched(const struct pp_http_multi *m, int fds[PP_HTTP_WATCH_SLOTS])
+{
+	int n = 0;
+	for (int i = 0; i < PP_HTTP_WATCH_SLOTS; i++)
+		if (m->watch_fd[i] >= 0)
+			fds[n++] = m->watch_fd[i];
+	return n;
+}
 
 void pp_http_multi_wait_watched(struct pp_http_multi *m, long timeout_ms)
 {
-	struct pollfd p = {.fd = m->watch_fd, .events = POLLIN};
-	if (poll(&p, m->watching, (int)timeout_ms) > 0 && p.revents)
-		m->watch_ready = true;
+	int fds[PP_HTTP_WATCH_SLOTS];
+	int n = watched(m, fds);
+	struct pollfd p[PP_HTTP_WATCH_SLOTS];
+	for (int i = 0; i < n; i++)
+		p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+	if (poll(p, (nfds_t)n, (int)timeout_ms) > 0)
+		for (int i = 0; i < n; i++)
+			m->watch_ready |= p[i].revents != 0;
 }
 
 static void easy_release(struct pp_http_multi *m, CURL *easy)
@@ -637,7 +653,10 @@ static void live_unlink(struct pp_http_multi *m, struct xfer *x)
 
 struct pp_http_multi *pp_http_multi_new(void)
 {
-	return calloc(1, sizeof(struct pp_http_multi));
+	struct pp_http_multi *m = calloc(1, sizeof(*m));
+	for (int i = 0; m && i < PP_HTTP_WATCH_SLOTS; i++)
+		m->watch_fd[i] = -1;
+	return m;
 }
 
 /* The libcurl multi handle, made with the first transfer added. */
@@ -799,11 +818,14 @@ int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 	 * connection arrived (docs/performance.md, step 32). */
 	ended += multi_reap(m);
 	if (m->pending > 0 && timeout_ms > 0 && !ended) {
-		int nfds = 0;
-		struct curl_waitfd w = {.fd = m->watch_fd, .events = CURL_WAIT_POLLIN};
-		curl_multi_poll(m->multi, &w, m->watching, (int)timeout_ms, &nfds);
+		int nfds = 0, fds[PP_HTTP_WATCH_SLOTS];
+		int nw = watched(m, fds);
+		struct curl_waitfd w[PP_HTTP_WATCH_SLOTS];
+		for (int i = 0; i < nw; i++)
+			w[i] = (struct curl_waitfd){.fd = fds[i], .events = CURL_WAIT_POLLIN};
+		curl_multi_poll(m->multi, w, (unsigned)nw, (int)timeout_ms, &nfds);
 		/* libcurl fills no revents for the caller's descriptors: ask. */
-		if (m->watching && !m->watch_ready)
+		if (nw && !m->watch_ready)
 			pp_http_multi_wait_watched(m, 0);
 		/* A stall most likely lands in the poll: check again before
 		 * libcurl sends anything. */
@@ -819,10 +841,9 @@ int pp_http_multi_pending(const struct pp_http_multi *m)
 	return m->pending;
 }
 
-void pp_http_multi_watch(struct pp_http_multi *m, int fd)
+void pp_http_multi_watch(struct pp_http_multi *m, int slot, int fd)
 {
-	m->watching = fd >= 0;
-	m->watch_fd = fd;
+	m->watch_fd[slot] = fd;
 	m->watch_ready = false;
 }
 

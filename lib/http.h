@@ -104,11 +104,13 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
  * request) goes out without waiting on the others. */
 int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms);
 int pp_http_multi_pending(const struct pp_http_multi *m);
-/* Wait on fd (-1: none) too whenever pp_http_multi_run waits: a
- * readable fd ends the wait, and pp_http_multi_watch_ready says so until
- * the next pp_http_multi_watch. pp_http_multi_wait_watched waits on fd
- * alone, at most timeout_ms (no fd: a sleep). */
-void pp_http_multi_watch(struct pp_http_multi *m, int fd);
+/* Wait on the descriptor of each watch slot (fd -1: none) too whenever
+ * pp_http_multi_run waits: a readable one ends the wait, and
+ * pp_http_multi_watch_ready says so until the next pp_http_multi_watch of
+ * any slot. pp_http_multi_wait_watched waits on them alone, at most
+ * timeout_ms (none: a sleep). */
+#define PP_HTTP_WATCH_SLOTS 2
+void pp_http_multi_watch(struct pp_http_multi *m, int slot, int fd);
 bool pp_http_multi_watch_ready(const struct pp_http_multi *m);
 void pp_http_multi_wait_watched(struct pp_http_multi *m, long timeout_ms);
 /* Stop every transfer added with ud, without calling done: their req and

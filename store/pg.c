@@ -107,6 +107,14 @@ enum sql_kind {
 	SQL_KINDS
 };
 
+/* The answer of a pipeline (pipeline_send) as far as pipeline_read has
+ * read it: how many of its results (stage), and the statement's result or
+ * the first failure once read. */
+struct pipeline_read {
+	int stage;
+	PGresult *res;
+};
+
 struct pg_store {
 	struct pp_store base;
 	PGconn *conn;
@@ -129,11 +137,22 @@ struct pg_store {
 	struct pg_queued *queued;
 	int nqueued, queued_cap, nread, nsent;
 	struct pp_buf batch[UPDATE_NPARAMS];
-	/* The batch in flight: the results of its pipeline read so far
-	 * (sent_stage, batch_collect), and its statement's result or the
-	 * first failure once read. */
-	int sent_stage;
-	PGresult *sent_res;
+	/* The batch in flight: its pipeline's answer as read so far. */
+	struct pipeline_read sent;
+	/* Claims sent without waiting (claim_send) go over a session of
+	 * their own, so that neither the queued writes' pipeline nor any
+	 * other statement of this session waits behind one, nor it behind
+	 * them: that session's store, opened at the first such claim
+	 * (without LISTEN: claimer_of is set), and the claim unanswered, with
+	 * the arguments its answer is read with (claim_answer). */
+	struct pg_store *claimer, *claimer_of;
+	struct {
+		bool sent;
+		struct pipeline_read read;
+		char *pool, *owner;
+		int64_t lease_ms;
+		int max;
+	} claim;
 };
 
 /* A queued write and, once sent, its outcome. */
@@ -304,6 +323,10 @@ static int fail_msg(struct pg_store *s, struct pp_error *err, int code, const ch
 	return pp_fail(err, code, "store %s: %s: %s", s->where, what, m);
 }
 
+#define SESSION_SETTINGS                                                                           \
+	"SET idle_in_transaction_session_timeout = '" PG_IDLE_TX_TIMEOUT "';"                      \
+	" SET lock_timeout = '" PG_LOCK_TIMEOUT "'"
+
 static int pg_connect(struct pg_store *s, struct pp_error *err)
 {
 	/* Defaults first: later keywords win, so the url's own settings
@@ -335,9 +358,9 @@ static int pg_connect(struct pg_store *s, struct pp_error *err)
 	 * (SIGSTOP, a VM pause) must not hold them for the others, whose loop
 	 * would stall, leases included, waiting on a lock. The server ends
 	 * such a session, and no statement waits long for a lock. */
-	PGresult *res = PQexec(
-		s->conn, "LISTEN " CHANNEL "; SET idle_in_transaction_session_timeout"
-			 " = '" PG_IDLE_TX_TIMEOUT "'; SET lock_timeout = '" PG_LOCK_TIMEOUT "'");
+	/* The claimer's session is not woken: its owner's session is. */
+	PGresult *res = PQexec(s->conn, s->claimer_of ? SESSION_SETTINGS
+						      : "LISTEN " CHANNEL "; " SESSION_SETTINGS);
 	int rc = 0;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		rc = fail_msg(s, err, PP_ETRANSIENT, "LISTEN", PQresultErrorMessage(res));
@@ -459,6 +482,51 @@ static bool pipeline_send(struct pg_store *s, const char *set, const char *name,
 	       PQpipelineSync(s->conn);
 }
 
+/* Read the answer of the pipeline pipeline_send sent on conn as far as it
+ * has come, waiting for the rest when wait: 1 once read whole (pipeline
+ * mode left, pr->res the statement's result or the first failure, the
+ * caller's to free), 0 while more is to come, -1 when the connection
+ * failed first (pr->res freed; the session is left in pipeline mode,
+ * which the next statement's run_sql_now, batch_start or claim_send
+ * ends with the session). Each statement's results end with a NULL; a
+ * statement after a failure is PGRES_PIPELINE_ABORTED, and the Sync's
+ * result comes last. */
+static int pipeline_read(PGconn *conn, struct pipeline_read *pr, bool wait)
+{
+	enum { SET, SET_END, STATEMENT, STATEMENT_END, SYNC };
+	for (;;) {
+		if (!wait && (!PQconsumeInput(conn)))
+			break;
+		if (!wait && PQisBusy(conn))
+			return 0;
+		PGresult *r = PQgetResult(conn);
+		ExecStatusType st = PQresultStatus(r);
+		if (pr->stage == SET_END || pr->stage == STATEMENT_END) {
+			pr->stage += !r;
+			PQclear(r); /* past a statement's result: none more is expected */
+			continue;
+		}
+		if (!r)
+			break; /* the connection failed before the stage's result */
+		if (pr->stage == SYNC) {
+			PQclear(r);
+			if (st != PGRES_PIPELINE_SYNC)
+				break;
+			PQexitPipelineMode(conn);
+			return 1;
+		}
+		if (!pr->res &&
+		    (pr->stage == STATEMENT || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)))
+			pr->res = r;
+		else
+			PQclear(r);
+		pr->stage++;
+	}
+	PQclear(pr->res);
+	pr->res = NULL;
+	return -1;
+}
+
 /* set_sql (static text: settings for one transaction) and then sql,
  * both prepared, in one pipeline (pipeline_send), waiting for the
  * answer. The statement's result, or a failure's, as PQexecPrepared's;
@@ -471,30 +539,9 @@ static PGresult *exec_set(struct pg_store *s, const char *set_sql, const char *s
 	if (!prepared_name(s, SQL_STATIC, set_sql, 0, set, &failed) ||
 	    !prepared_name(s, SQL_STATIC, sql, nparams, name, &failed))
 		return exec_unprepared(s, failed, sql, nparams, params);
-	bool sent = pipeline_send(s, set, name, nparams, params);
-	if (!sent && PQpipelineStatus(s->conn) == PQ_PIPELINE_OFF)
-		return NULL;
-	/* Each statement's result ends with a NULL; a statement after a
-	 * failure is PGRES_PIPELINE_ABORTED, and the Sync's comes last. */
-	PGresult *res = NULL;
-	for (int i = 0; sent && i < 2; i++) {
-		PGresult *r = PQgetResult(s->conn);
-		sent = r != NULL;
-		for (PGresult *more; r && (more = PQgetResult(s->conn));)
-			PQclear(more);
-		ExecStatusType st = PQresultStatus(r);
-		if (!res && (i == 1 || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)))
-			res = r; /* the statement's, or the first failure */
-		else
-			PQclear(r);
-	}
-	PGresult *sync = sent ? PQgetResult(s->conn) : NULL;
-	sent = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
-	PQclear(sync);
-	PQexitPipelineMode(s->conn);
-	if (sent)
-		return res;
-	PQclear(res);
+	struct pipeline_read pr = {0};
+	if (pipeline_send(s, set, name, nparams, params) && pipeline_read(s->conn, &pr, true) == 1)
+		return pr.res;
 	return NULL;
 }
 
@@ -712,6 +759,10 @@ static void pg_close(struct pp_store *base)
 	if (!s)
 		return;
 	pg_disconnect(s);
+	pg_close(s->claimer ? &s->claimer->base : NULL);
+	PQclear(s->claim.read.res);
+	free(s->claim.pool);
+	free(s->claim.owner);
 	for (int i = 0; i < s->nqueued; i++)
 		free(s->queued[i].msg);
 	free(s->queued);
@@ -1107,6 +1158,29 @@ static int claim_limited(struct pg_store *s, const char *pool, const char *owner
 	return rc;
 }
 
+/* The claim statement's parameters. */
+#define CLAIM_NPARAMS 5
+struct claim_params {
+	char lease[24], lim[16], qmax[16];
+	const char *v[CLAIM_NPARAMS];
+};
+
+static void claim_params(struct claim_params *c, const char *pool, const char *owner,
+			 int64_t lease_ms, int max)
+{
+	i64(c->lease, sizeof(c->lease), lease_ms);
+	snprintf(c->lim, sizeof(c->lim), "%d", max);
+	snprintf(c->qmax, sizeof(c->qmax), "%d", PP_QUARANTINE_STATE_MAX);
+	const char *const v[CLAIM_NPARAMS] = {owner, c->lease, pool, c->lim, c->qmax};
+	memcpy(c->v, v, sizeof(v));
+}
+
+static const char claim_what[] = "claim runs";
+
+static int claim_answer(struct pg_store *s, PGresult *res, const char *pool, const char *owner,
+			int64_t lease_ms, int max, struct pp_run_rec **out, int *n,
+			struct pp_error *err);
+
 static int pg_claim(struct pp_store *base, const char *pool, const char *owner, int64_t lease_ms,
 		    int max, struct pp_run_rec **out, int *n, struct pp_error *err)
 {
@@ -1115,20 +1189,30 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 	*n = 0;
 	if (max <= 0)
 		return 0;
-	char lease[24], lim[16], qmax[16];
-	i64(lease, sizeof(lease), lease_ms);
-	snprintf(lim, sizeof(lim), "%d", max);
-	snprintf(qmax, sizeof(qmax), "%d", PP_QUARANTINE_STATE_MAX);
-	const char *const p[] = {owner, lease, pool, lim, qmax};
+	struct claim_params p;
+	claim_params(&p, pool, owner, lease_ms, max);
 	int rc;
 	/* Queued writes can join the next batch: they are to runs this
 	 * dispatcher holds, which no claim takes while it does; if one of
 	 * them lapsed and this claim takes it back, the write's old fence
 	 * refuses it, as it would after. */
-	PGresult *res = run_sql_now(s, "claim runs", SQL_GENERIC,
-				    claim_sql[pool == NULL][base->claim_intents], 5, p, &rc, err);
+	PGresult *res = run_sql_now(s, claim_what, SQL_GENERIC,
+				    claim_sql[pool == NULL][base->claim_intents], CLAIM_NPARAMS,
+				    p.v, &rc, err);
 	if (!res)
 		return rc;
+	return claim_answer(s, res, pool, owner, lease_ms, max, out, n, err);
+}
+
+/* The runs of a claim's answer res (freed here) into *out, and then, when
+ * it says a pool has limits, the limited claim's (claim_limited, on s's
+ * own session). */
+static int claim_answer(struct pg_store *s, PGresult *res, const char *pool, const char *owner,
+			int64_t lease_ms, int max, struct pp_run_rec **out, int *n,
+			struct pp_error *err)
+{
+	struct pp_store *base = &s->base;
+	int rc = 0;
 	int rows = PQntuples(res), runs = 0;
 	bool limited = false;
 	for (int i = 0; i < rows; i++) {
@@ -1172,6 +1256,118 @@ static int pg_claim(struct pp_store *base, const char *pool, const char *owner, 
 		*out = NULL;
 		*n = 0;
 	}
+	return rc;
+}
+
+/* The session claim_send's claims go over (s->claimer): a store of its
+ * own on the same url, connected at once and again when lost
+ * (ensure_conn). */
+static int claimer_open(struct pg_store *s, struct pp_error *err)
+{
+	struct pg_store *c = calloc(1, sizeof(*c));
+	if (!c || !(c->conninfo = strdup(s->conninfo))) {
+		free(c);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	c->base.ops = &pp_store_pg;
+	c->claimer_of = s;
+	for (int i = 0; i < UPDATE_NPARAMS; i++)
+		pp_buf_init(&c->batch[i], PP_BUF_DEFAULT_MAX);
+	memcpy(c->where, s->where, sizeof(c->where));
+	int rc = pg_connect(c, err);
+	if (rc) {
+		pg_close(&c->base);
+		return rc;
+	}
+	s->claimer = c;
+	return 0;
+}
+
+/* The claim's pipeline on a server without plan_cache_mode (exec_planned
+ * sends the claim alone there): a statement in the settings' place, so
+ * that the answer has the one shape pipeline_read reads. */
+static const char no_settings[] = "SELECT NULL";
+
+static int pg_claim_send(struct pp_store *base, const char *pool, const char *owner,
+			 int64_t lease_ms, int max, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	if (s->claim.sent)
+		return pp_fail(err, PP_ECONFLICT, "store %s: a claim is unanswered", s->where);
+	if (max <= 0)
+		return pp_fail(err, PP_EINVALID, "store %s: a claim of %d run(s)", s->where, max);
+	int rc = s->claimer ? 0 : claimer_open(s, err);
+	if (rc)
+		return rc;
+	struct pg_store *c = s->claimer;
+	if (c->conn && PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF)
+		pg_disconnect(c); /* as run_sql_now: a pipeline left unfinished */
+	if ((rc = ensure_conn(c, err)))
+		return rc;
+	char *pool_copy = pool ? strdup(pool) : NULL, *owner_copy = strdup(owner);
+	if ((pool && !pool_copy) || !owner_copy) {
+		free(pool_copy);
+		free(owner_copy);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	const char *settings = PQserverVersion(c->conn) < PG_PLAN_CACHE_MODE_VERSION
+				       ? no_settings
+				       : planned_settings[SQL_GENERIC];
+	struct claim_params p;
+	claim_params(&p, pool, owner, lease_ms, max);
+	char set[16], name[16];
+	PGresult *failed = NULL;
+	if (!prepared_name(c, SQL_STATIC, settings, 0, set, &failed) ||
+	    !prepared_name(c, SQL_STATIC, claim_sql[pool == NULL][base->claim_intents],
+			   CLAIM_NPARAMS, name, &failed))
+		rc = failed ? sql_failed(c, claim_what, failed, err)
+			    : pp_fail(err, PP_ENOMEM, "store %s: %s: cannot prepare it", s->where,
+				      claim_what);
+	else if (!pipeline_send(c, set, name, CLAIM_NPARAMS, p.v))
+		rc = sql_failed(c, claim_what, NULL, err);
+	if (rc) {
+		free(pool_copy);
+		free(owner_copy);
+		return rc;
+	}
+	s->claim.sent = true;
+	s->claim.read = (struct pipeline_read){0};
+	s->claim.pool = pool_copy;
+	s->claim.owner = owner_copy;
+	s->claim.lease_ms = lease_ms;
+	s->claim.max = max;
+	return PQsocket(c->conn);
+}
+
+static int pg_claim_take(struct pp_store *base, bool wait, bool *done, struct pp_run_rec **out,
+			 int *n, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	*out = NULL;
+	*n = 0;
+	*done = true;
+	if (!s->claim.sent)
+		return pp_fail(err, PP_EINVALID, "store %s: no claim was sent", s->where);
+	struct pg_store *c = s->claimer;
+	int got = pipeline_read(c->conn, &s->claim.read, wait);
+	if (!got) {
+		*done = false;
+		return 0;
+	}
+	s->claim.sent = false;
+	PGresult *res = s->claim.read.res;
+	s->claim.read.res = NULL;
+	int rc;
+	if (got < 0)
+		rc = sql_failed(c, claim_what, NULL, err);
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = sql_failed(c, claim_what, res, err);
+	else
+		rc = claim_answer(s, res, s->claim.pool, s->claim.owner, s->claim.lease_ms,
+				  s->claim.max, out, n, err);
+	free(s->claim.pool);
+	free(s->claim.owner);
+	s->claim.pool = s->claim.owner = NULL;
 	return rc;
 }
 
@@ -1414,8 +1610,8 @@ static void batch_lost(struct pg_store *s, const char *why)
 		return;
 	s->nsent = 0;
 	s->nread += n;
-	PQclear(s->sent_res);
-	s->sent_res = NULL;
+	PQclear(s->sent.res);
+	s->sent.res = NULL;
 	struct pp_error err = {0};
 	int rc = pp_fail(&err, PP_ETRANSIENT, "store %s: %s: %s", s->where, batch_what, why);
 	batch_outcomes(s, first, n, NULL, rc, &err);
@@ -1459,7 +1655,7 @@ static void batch_start(struct pg_store *s)
 		batch_reset(s);
 		if (sent) {
 			s->nsent = n;
-			s->sent_stage = 0;
+			s->sent = (struct pipeline_read){0};
 			return;
 		}
 		rc = sql_failed(s, batch_what, NULL, &err);
@@ -1480,56 +1676,29 @@ static void batch_start(struct pg_store *s)
 
 /* Read the answer of the batch in flight as far as it has come, waiting
  * for the rest when wait; true once it is read whole (or nothing is in
- * flight), each of its writes' outcomes recorded. The pipeline's results
- * come in order: the settings' result and its end (NULL), the batch's and
- * its end, then the Sync's (sent_stage counts them). */
+ * flight), each of its writes' outcomes recorded. */
 static bool batch_collect(struct pg_store *s, bool wait)
 {
-	enum { SET, SET_END, BATCH, BATCH_END, SYNC };
-	while (s->nsent) {
-		if (!wait && !PQconsumeInput(s->conn))
-			break; /* the connection failed */
-		if (!wait && PQisBusy(s->conn))
-			return false;
-		PGresult *r = PQgetResult(s->conn);
-		ExecStatusType st = PQresultStatus(r);
-		if (s->sent_stage == SET_END || s->sent_stage == BATCH_END) {
-			s->sent_stage += !r;
-			PQclear(r); /* past a statement's result: none more is expected */
-			continue;
-		}
-		if (!r)
-			break; /* the connection failed before the stage's result */
-		if (s->sent_stage == SYNC) {
-			PQclear(r);
-			if (st != PGRES_PIPELINE_SYNC)
-				break;
-			PQexitPipelineMode(s->conn);
-			int first = s->nread, n = s->nsent;
-			PGresult *res = s->sent_res;
-			s->sent_res = NULL;
-			s->nsent = 0;
-			s->nread += n;
-			struct pp_error err = {0};
-			int rc = 0;
-			if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-				rc = sql_failed(s, batch_what, res, &err);
-				res = NULL;
-			}
-			batch_outcomes(s, first, n, res, rc, &err);
-			return true;
-		}
-		/* SET or BATCH: keep the batch's result, or the first failure (a
-		 * statement after it is PGRES_PIPELINE_ABORTED). */
-		if (!s->sent_res &&
-		    (s->sent_stage == BATCH || (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)))
-			s->sent_res = r;
-		else
-			PQclear(r);
-		s->sent_stage++;
-	}
 	if (!s->nsent)
 		return true;
+	int got = pipeline_read(s->conn, &s->sent, wait);
+	if (got == 0)
+		return false;
+	if (got == 1) {
+		int first = s->nread, n = s->nsent;
+		PGresult *res = s->sent.res;
+		s->sent.res = NULL;
+		s->nsent = 0;
+		s->nread += n;
+		struct pp_error err = {0};
+		int rc = 0;
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			rc = sql_failed(s, batch_what, res, &err);
+			res = NULL;
+		}
+		batch_outcomes(s, first, n, res, rc, &err);
+		return true;
+	}
 	/* The answer cannot come whole: the session is closed (pg_disconnect
 	 * fails what the batch carried). */
 	char why[PP_ERRMSG_MAX];
@@ -2067,6 +2236,8 @@ const struct pp_store_ops pp_store_pg = {
 	.migrate = pg_migrate,
 	.insert = pg_insert,
 	.claim = pg_claim,
+	.claim_send = pg_claim_send,
+	.claim_take = pg_claim_take,
 	.renew = pg_renew,
 	.release_all = pg_release_all,
 	.update = pg_update,

@@ -191,6 +191,23 @@ struct pp_store_ops {
 	 * or expired (a crashed dispatcher's). Each claim bumps the fence. */
 	int (*claim)(struct pp_store *s, const char *pool, const char *owner, int64_t lease_ms,
 		     int max, struct pp_run_rec **out, int *n, struct pp_error *err);
+	/* Optional, both or neither (NULL: the caller claims with claim).
+	 * The same claim, sent without waiting for its answer, so the caller
+	 * drives its requests while the store works on it: claim_send
+	 * returns the descriptor that turns readable as the answer comes
+	 * (>= 0), or an error with err set and nothing sent. One claim is
+	 * unanswered at a time (a second send is PP_ECONFLICT). claim_take
+	 * sets *done once the answer is in (waiting for it when wait) and
+	 * then returns what claim would have: 0 with *out and *n, or an
+	 * error; not done, it returns 0 with *n 0. Every other call may come
+	 * between the two and does not wait for the claim, nor the claim for
+	 * them: the two are ordered as two dispatchers' statements are (the
+	 * claim cannot take a run the caller holds). Closing the store with
+	 * a claim unanswered leaves what it leased to the owner's lease. */
+	int (*claim_send)(struct pp_store *s, const char *pool, const char *owner, int64_t lease_ms,
+			  int max, struct pp_error *err);
+	int (*claim_take)(struct pp_store *s, bool wait, bool *done, struct pp_run_rec **out,
+			  int *n, struct pp_error *err);
 	/* Extend every lease owner holds. */
 	int (*renew)(struct pp_store *s, const char *owner, int64_t lease_ms, struct pp_error *err);
 	/* Optional (NULL: release each run with a fenced update). Let go of

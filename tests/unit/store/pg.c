@@ -11,6 +11,7 @@
 #include <poll.h>
 
 #include "store/db.h"
+#include "store/deploy.h"
 #include "tests/unit/store/fixture.h"
 
 static void test_migrate_and_schema_check(void **state)
@@ -869,6 +870,109 @@ static void test_claim_keeps_its_generic_plan(void **state)
 	pp_rows_free(&plans);
 }
 
+/* The answer of the claim sent on fd, taken (claim_take) once it has come. */
+static int take_when_answered(struct pp_store *s, int fd, struct pp_run_rec **runs, int *n,
+			      struct pp_error *err)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	bool done = false;
+	int rc = 0;
+	/* A readable descriptor may carry part of the answer: wait for more. */
+	for (int i = 0; !done; i++) {
+		assert_true(i < 100);
+		assert_int_equal(poll(&p, 1, 10000), 1);
+		rc = s->ops->claim_take(s, false, &done, runs, n, err);
+	}
+	return rc;
+}
+
+/* A claim sent without waiting (claim_send) runs on a session of its own:
+ * its answer is what claim returns (the intents taken, and a pool with a
+ * limit claimed through the limited claim); while another session's lock
+ * holds it, its answer is not in and the store's own statements go on; a
+ * second claim is refused until it is answered; a session lost fails the
+ * claim, and the next one reconnects. */
+static void test_claim_sent_without_waiting(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_run_rec *runs = NULL, r;
+	int n = 0;
+	bool done = false;
+	char first[PP_ID_LEN], second[PP_ID_LEN];
+	s->claim_intents = true;
+	int64_t due = pp_wall_ms() - 1;
+	schedule(s, "a", 0, due, first);
+	schedule(s, "a", 0, due + 1, second);
+	for (int i = 2; i < 4; i++)
+		schedule(s, "a", 0, due + i, NULL);
+	assert_int_equal(s->ops->claim_take(s, false, &done, &runs, &n, &err), PP_EINVALID);
+	assert_true(done);
+	int fd = s->ops->claim_send(s, "a", "d1", 60000, 1, &err);
+	if (fd < 0)
+		fail_msg("claim_send: %s", err.msg);
+	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, first);
+	assert_int_equal(runs[0].state, PP_ST_SUBMITTING);
+	assert_int_equal(runs[0].attempt, 1);
+	assert_true(runs[0].intent_claimed);
+	pp_run_recs_free(runs, n);
+
+	/* A lock that lets reads through and holds every write of runs (the
+	 * claim is prepared on its session already: a PREPARE would wait). */
+	PGconn *blocker = PQconnectdb(pgurl);
+	assert_int_equal(PQstatus(blocker), CONNECTION_OK);
+	PQclear(PQexec(blocker, "BEGIN; LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE"));
+	fd = s->ops->claim_send(s, "a", "d1", 60000, 2, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(s->ops->claim_send(s, "a", "d1", 60000, 2, &err), PP_ECONFLICT);
+	usleep(100000);
+	assert_int_equal(s->ops->claim_take(s, false, &done, &runs, &n, &err), 0);
+	assert_false(done);
+	assert_int_equal(n, 0);
+	assert_int_equal(s->ops->get(s, second, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SCHEDULED);
+	pp_run_rec_free(&r);
+	PQclear(PQexec(blocker, "COMMIT"));
+	PQfinish(blocker);
+	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(runs[0].id, second);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(runs[i].state, PP_ST_SUBMITTING);
+		assert_int_equal(runs[i].attempt, 1);
+		assert_true(runs[i].intent_claimed);
+	}
+	pp_run_recs_free(runs, n);
+
+	/* A pool with a limit of 1: one run, through the limited claim. */
+	assert_int_equal(pp_pool_set(s, "lim", 1, -1, &err), 0);
+	schedule(s, "lim", 0, due, NULL);
+	schedule(s, "lim", 0, due + 1, NULL);
+	fd = s->ops->claim_send(s, "lim", "d1", 60000, 10, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].pool, "lim");
+	assert_true(runs[0].intent_claimed);
+	pp_run_recs_free(runs, n);
+
+	/* Every session of the store ends: this claim fails, as it is sent
+	 * or when its answer is read; the next one reconnects. */
+	sql(pgurl, "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
+		   " WHERE application_name = 'pushpool' AND pid <> pg_backend_pid()");
+	fd = s->ops->claim_send(s, "a", "d1", 60000, 2, &err);
+	int rc = fd >= 0 ? take_when_answered(s, fd, &runs, &n, &err) : fd;
+	assert_int_equal(rc, PP_ETRANSIENT);
+	assert_int_equal(n, 0);
+	fd = s->ops->claim_send(s, "a", "d1", 60000, 2, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	pp_run_recs_free(runs, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -889,6 +993,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queued_writes_find_runs_by_key, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_keeps_its_generic_plan, pg_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_sent_without_waiting, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_reads_only_what_it_takes, pg_setup,
 						store_teardown),
