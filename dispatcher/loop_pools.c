@@ -260,7 +260,7 @@ bool loop_claim_take(struct pp_loop *L, bool wait)
  * queue runs low and no claim is unanswered: cap free slots left unfilled
  * and runs to take ahead, less those it has. Its answer fills the queue
  * (loop_claim_take). */
-static void claim_send(struct pp_loop *L, struct pool_rt *p, int cap)
+static void send_claim(struct pp_loop *L, struct pool_rt *p, int cap)
 {
 	if (L->claim_out || p->nahead >= ahead_low(L))
 		return;
@@ -300,7 +300,7 @@ static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 	struct pp_error err = {0};
 	int started = start_ahead(L, p, cap);
 	if (claims_sent(L)) {
-		claim_send(L, p, cap - started);
+		send_claim(L, p, cap - started);
 		/* Asked again next turn while a claim is out: its own (its
 		 * answer decides), or another pool's (this one was not asked). */
 		p->backlog = p->nahead > 0 || L->claim_out || started == cap;
