@@ -465,7 +465,11 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 				loop_claim_take(&L, false);
 			}
 		} else if (L.claim_out) {
-			loop_claim_take(&L, true); /* nothing else to drive: its answer is next */
+			/* Nothing else to drive: the claim's answer is next, waited
+			 * for a turn at a time, so a signal or a reload is not held
+			 * up by a claim that waits on the server. */
+			pp_http_multi_wait_watched(L.multi, 50);
+			loop_claim_take(&L, false);
 		} else if (!commit_turn(&turn))
 			poll(&(struct pollfd){.fd = wake_fd, .events = POLLIN}, wake_fd >= 0, 50);
 		if (turn.rc) {
