@@ -243,9 +243,7 @@ static int commit_turn(void *ud)
  * the descriptor alone would leave them until the wait's end. */
 static int store_answered(void *ud)
 {
-	int written = inflight_collect(ud);
-	bool claimed = loop_claim_take(ud, false);
-	return written > 0 || claimed;
+	return inflight_collect(ud) > 0;
 }
 
 /* While a run source waits on its orchestrator (pp_source.while_waiting),
@@ -345,7 +343,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		src->wake = source_answered;
 		src->wake_ud = L.exec;
 	}
-	if (L.store->ops->update_send || L.store->ops->claim_send)
+	if (L.store->ops->update_send)
 		pp_exec_set_gate(L.exec, store_answered, &L);
 	if (L.store->ops->turn_begin) {
 		turn.on = true;
@@ -460,7 +458,9 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		int wake_fd = L.store->ops->wake_fd ? L.store->ops->wake_fd(L.store) : -1;
 		if (busy) {
 			pp_exec_poll(L.exec, L.nsubmitting ? 20 : 50);
-			if (pp_http_multi_watch_ready(L.multi)) { /* the store answered */
+			/* The store answered. A claim's answer comes on a session
+			 * nothing else reads, so only its descriptor says it came. */
+			if (pp_http_multi_watch_ready(L.multi)) {
 				inflight_collect(&L);
 				loop_claim_take(&L, false);
 			}

@@ -159,11 +159,11 @@ struct pp_loop {
 	 * (inflight_send gathers them); 0: none. */
 	int64_t unsent_since;
 	/* The claim sent and not yet answered (store.h's claim_send), which
-	 * loop_claim_take reads: its pool (NULL: none), the runs it asked
-	 * for (of them claim_ahead beyond the free slots) and when it went
-	 * (monotonic). */
+	 * loop_claim_take reads: its pool (NULL: none), the descriptor its
+	 * answer comes on, the runs it asked for (of them claim_ahead beyond
+	 * the free slots) and when it went (monotonic). */
 	struct pool_rt *claim_out;
-	int claim_asked, claim_ahead;
+	int claim_fd, claim_asked, claim_ahead;
 	int64_t claim_sent_at;
 };
 

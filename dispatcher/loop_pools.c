@@ -235,8 +235,11 @@ bool loop_claim_take(struct pp_loop *L, bool wait)
 	bool done;
 	struct pp_error err = {0};
 	int rc = L->store->ops->claim_take(L->store, wait, &done, &recs, &n, &err);
-	if (!done)
+	if (!done) {
+		/* Part of the answer: the wait is for the rest. */
+		pp_http_multi_watch(L->multi, WATCH_CLAIM, L->claim_fd);
 		return false;
+	}
 	L->claim_out = NULL;
 	pp_http_multi_watch(L->multi, WATCH_CLAIM, -1);
 	if (rc) {
@@ -279,6 +282,7 @@ static void send_claim(struct pp_loop *L, struct pool_rt *p, int cap)
 		return;
 	}
 	L->claim_out = p;
+	L->claim_fd = fd;
 	L->claim_asked = want;
 	L->claim_ahead = ahead;
 	L->claim_sent_at = now;
