@@ -8,7 +8,7 @@
 #  - 3 dispatchers on PostgreSQL against 1, one pool type, to SUBMITTED,
 #    with the mock's latency_ms at +20 ms on every API.
 #  - an idle dispatcher holding 10,000 runs in flight against one with an
-#    empty store: CPU of it and its server session, and WAL written;
+#    empty store: CPU of it and its server sessions, and WAL written;
 #  - 1 dispatcher on a store holding 200,000 finished runs against one on
 #    an empty store, 2,000 ECS runs to SUBMITTED at +0 ms.
 # Every figure is a ratio against its baseline measured in this run, each
@@ -255,7 +255,8 @@ pair() {
 # An idle dispatcher holding HOLD_RUNS ECS runs in flight, once all are
 # submitted (status_interval 600 s: no status polls), over IDLE_SECONDS at
 # the default lease_seconds (a renewal every 20 s, so one in the window):
-# the CPU of the dispatcher and of its server session, and the WAL the
+# the CPU of the dispatcher and of its server sessions (its own and its
+# claims': docs/store.md, "Claims sent without waiting"), and the WAL the
 # server wrote, against the same on an empty store. What holding runs
 # costs the shared server while nothing happens. First, before the other
 # measurements: the statistics the server keeps of their tables (runs of
@@ -266,15 +267,16 @@ if only hold; then
 	store_runs=$RUNS
 	RUNS=${PG_BENCH_HOLD_RUNS:-10000}
 	IDLE=${PG_BENCH_IDLE_SECONDS:-25}
-	ticks_ns() { awk '{ print $1 }' "/proc/$1/schedstat"; }
+	# ticks_ns PID...: CPU ns of the processes, summed.
+	ticks_ns() { for p; do awk '{ print $1 }' "/proc/$p/schedstat"; done | awk '{ s += $1 } END { printf "%d", s }'; }
 	# hold_window NAME: "CPU_MS WAL_BYTES" of dispatcher NAME-1 over IDLE.
 	hold_window() {
-		backend=$(psql_q "SELECT pid FROM pg_stat_activity WHERE application_name = 'pushpool'")
-		[ -n "$backend" ] || die "$1: no server session of the dispatcher"
+		backends=$(psql_q "SELECT pid FROM pg_stat_activity WHERE application_name = 'pushpool'")
+		[ -n "$backends" ] || die "$1: no server session of the dispatcher"
 		lsn=$(psql_q "SELECT pg_current_wal_lsn()")
-		a=$(($(ticks_ns "$SERVE_PIDS") + $(ticks_ns "$backend")))
+		a=$(ticks_ns "$SERVE_PIDS" $backends)
 		sleep "$IDLE"
-		b=$(($(ticks_ns "$SERVE_PIDS") + $(ticks_ns "$backend")))
+		b=$(ticks_ns "$SERVE_PIDS" $backends)
 		echo "$(((b - a) / 1000000)) $(psql_q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn')")"
 	}
 	hold_serve() { # NAME CONF

@@ -72,7 +72,7 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
    row("Throughput \(.pool), +0 ms, PostgreSQL, 1 dispatcher, to SUBMITTED, \(.stored) finished runs stored"; "\(.runs_per_s | n(0)) runs/s";
        "\(.empty_runs_per_s | n(0)) runs/s (empty store)"; (.ratio | n(2)))
  elif .figure == "idle_in_flight" and .store == "postgresql" then
-   row("Idle `serve` holding \(.in_flight) runs in flight on PostgreSQL, CPU of it and its server session over \(.seconds) s, WAL written"; "\(.cpu_ms) ms, \(.wal_bytes | bytes)";
+   row("Idle `serve` holding \(.in_flight) runs in flight on PostgreSQL, CPU of it and its server sessions over \(.seconds) s, WAL written"; "\(.cpu_ms) ms, \(.wal_bytes | bytes)";
        "\(.empty_cpu_ms) ms, \(.empty_wal_bytes | bytes) (empty store)"; (if .ratio then (.ratio | n(1)) else "-" end))
  elif .figure == "idle_in_flight" then
    row("Idle `serve` holding \(.in_flight) runs in flight, CPU over \(.seconds) s"; "\(.cpu_ms) ms (\(.core_pct) % of a core)";
