@@ -267,8 +267,9 @@ if only hold; then
 	store_runs=$RUNS
 	RUNS=${PG_BENCH_HOLD_RUNS:-10000}
 	IDLE=${PG_BENCH_IDLE_SECONDS:-25}
-	# ticks_ns PID...: CPU ns of the processes, summed.
-	ticks_ns() { for p; do awk '{ print $1 }' "/proc/$p/schedstat"; done | awk '{ s += $1 } END { printf "%d", s }'; }
+	# ticks_ns PID...: CPU ns of the processes, summed (%.0f: mawk's %d stops
+	# at 2^31).
+	ticks_ns() { for p; do awk '{ print $1 }' "/proc/$p/schedstat"; done | awk '{ s += $1 } END { printf "%.0f", s }'; }
 	# hold_window NAME: "CPU_MS WAL_BYTES" of dispatcher NAME-1 over IDLE.
 	hold_window() {
 		backends=$(psql_q "SELECT pid FROM pg_stat_activity WHERE application_name = 'pushpool'")
