@@ -126,23 +126,29 @@ static int start_ahead(struct pp_loop *L, struct pool_rt *p, int cap)
 	return n;
 }
 
-void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
+/* Give n claimed runs whose tries were not sent back to the store, each
+ * by a fenced write (inflight_unsent_state). */
+static void give_back(struct pp_loop *L, const struct pp_run_rec *r, int n)
 {
-	for (int i = p->ahead_first; i < p->ahead_first + p->nahead; i++) {
+	for (int i = 0; i < n; i++) {
 		struct pp_run_update u = {
-			.next_attempt_ms = -1, .release_lease = true, .row = p->ahead[i].row};
-		inflight_unsent_state(&p->ahead[i], &u);
+			.next_attempt_ms = -1, .release_lease = true, .row = r[i].row};
+		inflight_unsent_state(&r[i], &u);
 		struct pp_error err = {0};
-		int rc = L->store->ops->update(L->store, p->ahead[i].id, p->ahead[i].fence, &u,
-					       &err);
+		int rc = L->store->ops->update(L->store, r[i].id, r[i].fence, &u, &err);
 		if (rc == PP_ECONFLICT) {
-			pp_warn("run %s: %s; leaving it to its new owner", p->ahead[i].id, err.msg);
+			pp_warn("run %s: %s; leaving it to its new owner", r[i].id, err.msg);
 			L->sum->lost_lease++;
 		} else if (rc) {
 			/* The lease lapses instead, as after a crash. */
-			pp_debug("run %s: releasing its lease failed: %s", p->ahead[i].id, err.msg);
+			pp_debug("run %s: releasing its lease failed: %s", r[i].id, err.msg);
 		}
 	}
+}
+
+void loop_ahead_release(struct pp_loop *L, struct pool_rt *p)
+{
+	give_back(L, p->ahead + p->ahead_first, p->nahead);
 	ahead_drop(p);
 }
 
@@ -175,7 +181,7 @@ bool loop_ahead_cancel(struct pp_loop *L, const char *id)
 }
 
 /* n claimed runs recs (the array taken) after the runs p has ahead. */
-static void ahead_append(struct pool_rt *p, struct pp_run_rec *recs, int n)
+static void ahead_append(struct pp_loop *L, struct pool_rt *p, struct pp_run_rec *recs, int n)
 {
 	if (!n) {
 		free(recs);
@@ -189,10 +195,8 @@ static void ahead_append(struct pool_rt *p, struct pp_run_rec *recs, int n)
 	}
 	struct pp_run_rec *v = malloc((size_t)(p->nahead + n) * sizeof(*v));
 	if (!v) {
-		/* Left to their leases, as after a crash: whoever claims them
-		 * next (this dispatcher, once its renewals stop at its exit, or
-		 * another after the lapse) starts them. */
-		pp_warn("out of memory queueing %d claimed run(s)", n);
+		pp_warn("out of memory queueing %d claimed run(s); giving them back", n);
+		give_back(L, recs, n);
 		pp_run_recs_free(recs, n);
 		return;
 	}
@@ -253,7 +257,7 @@ bool loop_claim_take(struct pp_loop *L, bool wait)
 					   (int64_t)(L->cfg->dispatcher.lease_seconds * 1000));
 	pp_debug("claim %u: pool %s: %d of %d run(s), answered", L->claim_turn, p->p->name, n,
 		 L->claim_asked);
-	ahead_append(p, recs, n);
+	ahead_append(L, p, recs, n);
 	claim_taken(p, L->claim_asked, L->claim_ahead, n);
 	L->backlog |= p->backlog;
 	return true;

@@ -495,7 +495,7 @@ static int pipeline_read(PGconn *conn, struct pipeline_read *pr, bool wait)
 {
 	enum { SET, SET_END, STATEMENT, STATEMENT_END, SYNC };
 	for (;;) {
-		if (!wait && (!PQconsumeInput(conn)))
+		if (!wait && !PQconsumeInput(conn))
 			break;
 		if (!wait && PQisBusy(conn))
 			return 0;
