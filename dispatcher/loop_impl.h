@@ -41,6 +41,10 @@ struct pool_rt {
 	/* Doublings of the runs a claim takes ahead (ahead_for): one more
 	 * after each claim that came back full, none after one that did not. */
 	int ahead_doublings;
+	/* A timed claim or a wake-up came while this pool's claim was out
+	 * (loop_claim): asked again after its answer, which may predate
+	 * the runs that woke the loop. */
+	bool claim_again;
 	struct pool_rt *next;
 };
 

@@ -250,6 +250,7 @@ bool loop_claim_take(struct pp_loop *L, bool wait)
 		pp_metrics_count(L->metrics, "store_errors", 1);
 		pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
 		p->ahead_doublings = 0;
+		p->claim_again = false;
 		return true;
 	}
 	if (n && !L->ninflight)
@@ -259,6 +260,8 @@ bool loop_claim_take(struct pp_loop *L, bool wait)
 		 L->claim_asked);
 	ahead_append(L, p, recs, n);
 	claim_taken(p, L->claim_asked, L->claim_ahead, n);
+	p->backlog |= p->claim_again;
+	p->claim_again = false;
 	L->backlog |= p->backlog;
 	return true;
 }
@@ -376,6 +379,10 @@ int loop_claim(struct pp_loop *L, bool all)
 		p->in_claim = !p->retired && (all || p->backlog);
 		npools += p->in_claim;
 	}
+	/* Its answer may predate what made this claim timed (a wake-up: runs
+	 * inserted since the claim out was sent). */
+	if (all && L->claim_out)
+		L->claim_out->claim_again = true;
 	/* With no free slot, whether more runs are due stays unknown: a
 	 * backlog waits for the first turn with room, rather than being
 	 * dropped and left to the next timed claim (poll_interval / 4 later,
