@@ -49,7 +49,7 @@ static void lease_release_orphans(struct pp_loop *L)
 
 void lease_renew(struct pp_loop *L)
 {
-	int64_t lease_ms = (int64_t)(L->cfg->dispatcher.lease_seconds * 1000);
+	int64_t lease_ms = loop_lease_ms(L);
 	int64_t started = pp_mono_ms();
 	struct pp_error e = {0};
 	L->last_renew = started;

@@ -259,7 +259,7 @@ struct source_wait {
  * renewal: whether it renewed. */
 static bool renew_when_due(struct pp_loop *L, int64_t now)
 {
-	if (now - L->last_renew < (int64_t)(L->cfg->dispatcher.lease_seconds * 1000) / 3)
+	if (now - L->last_renew < loop_lease_ms(L) / 3)
 		return false;
 	lease_renew(L);
 	return true;

@@ -175,6 +175,12 @@ struct pp_loop {
  * (pp_http_multi_watch): the queued writes' answer, the claim's. */
 enum { WATCH_WRITES, WATCH_CLAIM };
 
+/* The lease a claim takes and a renewal extends, in ms. */
+static inline int64_t loop_lease_ms(const struct pp_loop *L)
+{
+	return (int64_t)(L->cfg->dispatcher.lease_seconds * 1000);
+}
+
 /* loop_pools.c */
 int loop_pools_build(const struct pp_config *cfg, struct pool_rt **out, struct pp_error *err);
 void loop_pools_free(struct pool_rt *head);

@@ -180,6 +180,21 @@ bool loop_ahead_cancel(struct pp_loop *L, const char *id)
 	return false;
 }
 
+/* A claim of pool p that failed (err), counted and logged. */
+static void claim_failed(struct pp_loop *L, const struct pool_rt *p, const struct pp_error *err)
+{
+	pp_metrics_count(L->metrics, "store_errors", 1);
+	pp_warn("claim for pool %s failed: %s", p->p->name, err->msg);
+}
+
+/* n runs leased by a claim that went at claimed_at (monotonic): holding
+ * nothing before, their fresh leases are the oldest. */
+static void claimed_leases(struct pp_loop *L, int n, int64_t claimed_at)
+{
+	if (n && !L->ninflight)
+		lease_set_until(L, claimed_at + loop_lease_ms(L));
+}
+
 /* n claimed runs recs (the array taken) after the runs p has ahead. */
 static void ahead_append(struct pp_loop *L, struct pool_rt *p, struct pp_run_rec *recs, int n)
 {
@@ -247,15 +262,12 @@ bool loop_claim_take(struct pp_loop *L, bool wait)
 	L->claim_out = NULL;
 	pp_http_multi_watch(L->multi, WATCH_CLAIM, -1);
 	if (rc) {
-		pp_metrics_count(L->metrics, "store_errors", 1);
-		pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
+		claim_failed(L, p, &err);
 		p->ahead_doublings = 0;
 		p->claim_again = false;
 		return true;
 	}
-	if (n && !L->ninflight)
-		lease_set_until(L, L->claim_sent_at +
-					   (int64_t)(L->cfg->dispatcher.lease_seconds * 1000));
+	claimed_leases(L, n, L->claim_sent_at);
 	pp_debug("claim %u: pool %s: %d of %d run(s), answered", L->claim_turn, p->p->name, n,
 		 L->claim_asked);
 	ahead_append(L, p, recs, n);
@@ -280,12 +292,10 @@ static void send_claim(struct pp_loop *L, struct pool_rt *p, int cap)
 		return;
 	struct pp_error err = {0};
 	int64_t now = pp_mono_ms();
-	int fd = L->store->ops->claim_send(L->store, p->p->name, L->owner,
-					   (int64_t)(L->cfg->dispatcher.lease_seconds * 1000), want,
+	int fd = L->store->ops->claim_send(L->store, p->p->name, L->owner, loop_lease_ms(L), want,
 					   &err);
 	if (fd < 0) {
-		pp_metrics_count(L->metrics, "store_errors", 1);
-		pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
+		claim_failed(L, p, &err);
 		return;
 	}
 	L->claim_out = p;
@@ -324,17 +334,13 @@ static int claim_pool(struct pp_loop *L, struct pool_rt *p, int cap)
 	cap -= started;
 	int ahead = ahead_for(L, p, cap);
 	int64_t claimed_at = pp_mono_ms();
-	int rc = L->store->ops->claim(L->store, p->p->name, L->owner,
-				      (int64_t)(L->cfg->dispatcher.lease_seconds * 1000),
-				      cap + ahead, &recs, &n, &err);
+	int rc = L->store->ops->claim(L->store, p->p->name, L->owner, loop_lease_ms(L), cap + ahead,
+				      &recs, &n, &err);
 	if (rc) {
-		pp_metrics_count(L->metrics, "store_errors", 1);
-		pp_warn("claim for pool %s failed: %s", p->p->name, err.msg);
+		claim_failed(L, p, &err);
 		return started;
 	}
-	/* Holding nothing before, these fresh leases are the oldest. */
-	if (n && !L->ninflight)
-		lease_set_until(L, claimed_at + (int64_t)(L->cfg->dispatcher.lease_seconds * 1000));
+	claimed_leases(L, n, claimed_at);
 	pp_debug("claim %u: pool %s: %d of %d run(s)", L->claim_turn, p->p->name, n, cap + ahead);
 	int to_start = n < cap ? n : cap;
 	for (int i = 0; i < to_start; i++)

@@ -143,9 +143,10 @@ struct pg_store {
 	 * their own, so that neither the queued writes' pipeline nor any
 	 * other statement of this session waits behind one, nor it behind
 	 * them: that session's store, opened at the first such claim
-	 * (without LISTEN: claimer_of is set), and the claim unanswered, with
-	 * the arguments its answer is read with (claim_answer). */
-	struct pg_store *claimer, *claimer_of;
+	 * (without LISTEN: is_claimer), and the claim unanswered, with the
+	 * arguments its answer is read with (claim_answer). */
+	struct pg_store *claimer;
+	bool is_claimer;
 	struct {
 		bool sent;
 		struct pipeline_read read;
@@ -359,7 +360,7 @@ static int pg_connect(struct pg_store *s, struct pp_error *err)
 	 * would stall, leases included, waiting on a lock. The server ends
 	 * such a session, and no statement waits long for a lock. */
 	/* The claimer's session is not woken: its owner's session is. */
-	PGresult *res = PQexec(s->conn, s->claimer_of ? SESSION_SETTINGS
+	PGresult *res = PQexec(s->conn, s->is_claimer ? SESSION_SETTINGS
 						      : "LISTEN " CHANNEL "; " SESSION_SETTINGS);
 	int rc = 0;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -370,9 +371,16 @@ static int pg_connect(struct pg_store *s, struct pp_error *err)
 	return rc;
 }
 
-/* A usable connection, reopening a lost one when its backoff allows. */
+/* A usable connection, reopening a lost one when its backoff allows. Its
+ * callers start a statement with nothing of theirs unanswered, so a
+ * session still in pipeline mode is one whose answer could not be read
+ * whole (a send or the reading of its answer failed on a connection
+ * that still looks fine): no
+ * later statement can use it, and a new one is started. */
 static int ensure_conn(struct pg_store *s, struct pp_error *err)
 {
+	if (s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)
+		pg_disconnect(s);
 	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
 		return 0;
 	if (s->backoff_ms == 0)
@@ -448,6 +456,15 @@ static bool prepared_name(struct pg_store *s, enum sql_kind kind, const char *sq
 	PQclear(prep);
 	s->prepared[s->nprepared++] = p;
 	return true;
+}
+
+/* The names of a pipeline's two statements (pipeline_send: settings,
+ * then sql), both static text, as prepared_name gives them. */
+static bool prepared_pair(struct pg_store *s, const char *set_sql, const char *sql, int nparams,
+			  char set[static 16], char name[static 16], PGresult **failed)
+{
+	return prepared_name(s, SQL_STATIC, set_sql, 0, set, failed) &&
+	       prepared_name(s, SQL_STATIC, sql, nparams, name, failed);
 }
 
 /* A statement prepared_name could not prepare: the PREPARE's failure as
@@ -536,8 +553,7 @@ static PGresult *exec_set(struct pg_store *s, const char *set_sql, const char *s
 {
 	char set[16], name[16];
 	PGresult *failed;
-	if (!prepared_name(s, SQL_STATIC, set_sql, 0, set, &failed) ||
-	    !prepared_name(s, SQL_STATIC, sql, nparams, name, &failed))
+	if (!prepared_pair(s, set_sql, sql, nparams, set, name, &failed))
 		return exec_unprepared(s, failed, sql, nparams, params);
 	struct pipeline_read pr = {0};
 	if (pipeline_send(s, set, name, nparams, params) && pipeline_read(s->conn, &pr, true) == 1)
@@ -633,11 +649,6 @@ static PGresult *run_sql_now(struct pg_store *s, const char *what, enum sql_kind
 			     struct pp_error *err)
 {
 	batch_collect(s, true);
-	/* A pipeline exec_set could not finish (a send failed on a
-	 * connection that still looks fine) leaves the session in a state
-	 * no later statement can use: start a new one. */
-	if (s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)
-		pg_disconnect(s);
 	*rc = ensure_conn(s, err);
 	if (*rc)
 		return NULL;
@@ -1177,33 +1188,6 @@ static void claim_params(struct claim_params *c, const char *pool, const char *o
 
 static const char claim_what[] = "claim runs";
 
-static int claim_answer(struct pg_store *s, PGresult *res, const char *pool, const char *owner,
-			int64_t lease_ms, int max, struct pp_run_rec **out, int *n,
-			struct pp_error *err);
-
-static int pg_claim(struct pp_store *base, const char *pool, const char *owner, int64_t lease_ms,
-		    int max, struct pp_run_rec **out, int *n, struct pp_error *err)
-{
-	struct pg_store *s = (struct pg_store *)base;
-	*out = NULL;
-	*n = 0;
-	if (max <= 0)
-		return 0;
-	struct claim_params p;
-	claim_params(&p, pool, owner, lease_ms, max);
-	int rc;
-	/* Queued writes can join the next batch: they are to runs this
-	 * dispatcher holds, which no claim takes while it does; if one of
-	 * them lapsed and this claim takes it back, the write's old fence
-	 * refuses it, as it would after. */
-	PGresult *res = run_sql_now(s, claim_what, SQL_GENERIC,
-				    claim_sql[pool == NULL][base->claim_intents], CLAIM_NPARAMS,
-				    p.v, &rc, err);
-	if (!res)
-		return rc;
-	return claim_answer(s, res, pool, owner, lease_ms, max, out, n, err);
-}
-
 /* The runs of a claim's answer res (freed here) into *out, and then, when
  * it says a pool has limits, the limited claim's (claim_limited, on s's
  * own session). */
@@ -1259,6 +1243,29 @@ static int claim_answer(struct pg_store *s, PGresult *res, const char *pool, con
 	return rc;
 }
 
+static int pg_claim(struct pp_store *base, const char *pool, const char *owner, int64_t lease_ms,
+		    int max, struct pp_run_rec **out, int *n, struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	*out = NULL;
+	*n = 0;
+	if (max <= 0)
+		return 0;
+	struct claim_params p;
+	claim_params(&p, pool, owner, lease_ms, max);
+	int rc;
+	/* Queued writes can join the next batch: they are to runs this
+	 * dispatcher holds, which no claim takes while it does; if one of
+	 * them lapsed and this claim takes it back, the write's old fence
+	 * refuses it, as it would after. */
+	PGresult *res = run_sql_now(s, claim_what, SQL_GENERIC,
+				    claim_sql[pool == NULL][base->claim_intents], CLAIM_NPARAMS,
+				    p.v, &rc, err);
+	if (!res)
+		return rc;
+	return claim_answer(s, res, pool, owner, lease_ms, max, out, n, err);
+}
+
 /* The session claim_send's claims go over (s->claimer): a store of its
  * own on the same url, connected at once and again when lost
  * (ensure_conn). */
@@ -1270,7 +1277,7 @@ static int claimer_open(struct pg_store *s, struct pp_error *err)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	c->base.ops = &pp_store_pg;
-	c->claimer_of = s;
+	c->is_claimer = true;
 	for (int i = 0; i < UPDATE_NPARAMS; i++)
 		pp_buf_init(&c->batch[i], PP_BUF_DEFAULT_MAX);
 	memcpy(c->where, s->where, sizeof(c->where));
@@ -1300,8 +1307,6 @@ static int pg_claim_send(struct pp_store *base, const char *pool, const char *ow
 	if (rc)
 		return rc;
 	struct pg_store *c = s->claimer;
-	if (c->conn && PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF)
-		pg_disconnect(c); /* as run_sql_now: a pipeline left unfinished */
 	if ((rc = ensure_conn(c, err)))
 		return rc;
 	char *pool_copy = pool ? strdup(pool) : NULL, *owner_copy = strdup(owner);
@@ -1317,9 +1322,8 @@ static int pg_claim_send(struct pp_store *base, const char *pool, const char *ow
 	claim_params(&p, pool, owner, lease_ms, max);
 	char set[16], name[16];
 	PGresult *failed = NULL;
-	if (!prepared_name(c, SQL_STATIC, settings, 0, set, &failed) ||
-	    !prepared_name(c, SQL_STATIC, claim_sql[pool == NULL][base->claim_intents],
-			   CLAIM_NPARAMS, name, &failed))
+	if (!prepared_pair(c, settings, claim_sql[pool == NULL][base->claim_intents], CLAIM_NPARAMS,
+			   set, name, &failed))
 		rc = failed ? sql_failed(c, claim_what, failed, err)
 			    : pp_fail(err, PP_ENOMEM, "store %s: %s: cannot prepare it", s->where,
 				      claim_what);
@@ -1643,14 +1647,12 @@ static void batch_start(struct pg_store *s)
 	const char *v[UPDATE_NPARAMS];
 	struct pp_error err = {0};
 	int rc = batch_params(s, v) ? 0 : pp_fail(&err, PP_ENOMEM, "out of memory");
-	if (!rc && s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)
-		pg_disconnect(s); /* as run_sql_now: a pipeline left unfinished */
 	if (!rc)
 		rc = ensure_conn(s, &err);
 	char set[16], name[16];
 	PGresult *failed = NULL;
-	if (!rc && prepared_name(s, SQL_STATIC, planned_settings[SQL_BY_KEY], 0, set, &failed) &&
-	    prepared_name(s, SQL_STATIC, batch_sql, UPDATE_NPARAMS, name, &failed)) {
+	if (!rc && prepared_pair(s, planned_settings[SQL_BY_KEY], batch_sql, UPDATE_NPARAMS, set,
+				 name, &failed)) {
 		bool sent = pipeline_send(s, set, name, UPDATE_NPARAMS, v);
 		batch_reset(s);
 		if (sent) {
