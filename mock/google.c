@@ -929,8 +929,9 @@ static void operation_lro(struct pp_mock *m, struct google_state *st, const char
 		pp_json_free(resource);
 	}
 	o->name = strdup(name);
-	o->json = pp_json_to_string(op, PP_JSON_COMPACT);
-	pp_mock_resp_json(resp, 200, NULL, op);
+	/* The operation as answered is the one kept for its GETs: written once. */
+	if (pp_mock_resp_json(resp, 200, NULL, op) == 0)
+		o->json = strndup(resp->body.data, resp->body.len);
 	pp_json_free(op);
 	if (!o->name || !o->json || (done_after > 0 && !o->done_json)) {
 		operation_free(o);

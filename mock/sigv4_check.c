@@ -11,9 +11,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <pthread.h>
+
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 /* Caps on what one request may make us build: far above what AWS accepts
  * (8 KiB URLs, 16 KiB of headers), low enough that a hostile client cannot
@@ -58,12 +61,27 @@ static void to_hex(const unsigned char *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* OpenSSL 3 looks an algorithm up by name at every one-shot call
+ * (EVP_Digest with EVP_sha256(), HMAC()); fetched once here, a request's
+ * two digests and five HMACs skip the lookups, which cost more than the
+ * digests themselves. Kept for the life of the process. */
+static EVP_MD *sha256_md;
+static EVP_MAC *hmac_mac;
+static pthread_once_t fetched = PTHREAD_ONCE_INIT;
+
+static void fetch_algorithms(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
 static int sha256_hex(const void *p, size_t n, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
 
-	if (!EVP_Digest(n ? p : "", n, md, &len, EVP_sha256(), NULL) || len != 32)
+	pthread_once(&fetched, fetch_algorithms);
+	if (!sha256_md || !EVP_Digest(n ? p : "", n, md, &len, sha256_md, NULL) || len != 32)
 		return PP_ENOMEM;
 	to_hex(md, 32, out);
 	return 0;
@@ -71,13 +89,23 @@ static int sha256_hex(const void *p, size_t n, char out[65])
 
 static int hmac(const unsigned char *key, size_t keylen, const char *msg, unsigned char out[32])
 {
-	unsigned int len = 0;
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	size_t len = 0;
+	EVP_MAC_CTX *ctx;
+	int ok;
 
-	if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out,
-		  &len) ||
-	    len != 32)
+	pthread_once(&fetched, fetch_algorithms);
+	if (!hmac_mac || !(ctx = EVP_MAC_CTX_new(hmac_mac)))
 		return PP_ENOMEM;
-	return 0;
+	ok = EVP_MAC_init(ctx, key, keylen, params) &&
+	     EVP_MAC_update(ctx, (const unsigned char *)msg, strlen(msg)) &&
+	     EVP_MAC_final(ctx, out, &len, 32) && len == 32;
+	EVP_MAC_CTX_free(ctx);
+	return ok ? 0 : PP_ENOMEM;
 }
 
 /* ---- the Authorization header ---- */
@@ -398,28 +426,93 @@ static int build_canonical(const struct pp_mock_sigv4_request *r,
 
 /* ---- signature ---- */
 
-static int signature(const struct pp_mock_sigv4_auth *a, const char *secret, const char *sts,
-		     char out[65])
-{
-	const char *steps[] = {a->date, a->region, a->service, "aws4_request", sts};
+/* Signing keys derived lately, by secret and scope: a key serves a day's
+ * requests of one service in one region, so the four HMACs that derive it
+ * are done once, as AWS's own SDKs keep theirs. Shared by the mock's
+ * connection threads. */
+#define SIGNING_KEYS_KEPT 8
+static struct signing_key {
+	char *secret; /* NULL: an empty entry */
+	char date[9], region[64], service[64];
 	unsigned char key[32];
+} signing_keys[SIGNING_KEYS_KEPT];
+static size_t signing_key_next;
+static pthread_mutex_t signing_keys_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool signing_key_is(const struct signing_key *k, const struct pp_mock_sigv4_auth *a,
+			   const char *secret)
+{
+	return k->secret && strcmp(k->secret, secret) == 0 && strcmp(k->date, a->date) == 0 &&
+	       strcmp(k->region, a->region) == 0 && strcmp(k->service, a->service) == 0;
+}
+
+static int derive_key(const struct pp_mock_sigv4_auth *a, const char *secret, unsigned char key[32])
+{
+	const char *steps[] = {a->date, a->region, a->service, "aws4_request"};
 	size_t keylen = strlen(secret) + 4;
 	unsigned char *k0 = malloc(keylen + 1);
-	int rc = 0;
+	int rc;
 
 	if (!k0)
 		return PP_ENOMEM;
 	memcpy(k0, "AWS4", 4);
 	memcpy(k0 + 4, secret, keylen - 4);
-	/* Each step keys the next; the last one signs the string to sign. */
+	/* Each step keys the next. */
 	rc = hmac(k0, keylen, steps[0], key);
 	for (size_t i = 1; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
-		rc = hmac(key, sizeof(key), steps[i], key);
+		rc = hmac(key, 32, steps[i], key);
+	OPENSSL_cleanse(k0, keylen);
+	free(k0);
+	return rc;
+}
+
+static int signing_key(const struct pp_mock_sigv4_auth *a, const char *secret,
+		       unsigned char key[32])
+{
+	struct signing_key *k;
+	char *copy;
+	int rc;
+
+	pthread_mutex_lock(&signing_keys_lock);
+	for (size_t i = 0; i < SIGNING_KEYS_KEPT; i++) {
+		if (signing_key_is(&signing_keys[i], a, secret)) {
+			memcpy(key, signing_keys[i].key, 32);
+			pthread_mutex_unlock(&signing_keys_lock);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&signing_keys_lock);
+	if ((rc = derive_key(a, secret, key)))
+		return rc;
+	if (!(copy = strdup(secret)))
+		return 0; /* derived, only not kept */
+	pthread_mutex_lock(&signing_keys_lock);
+	k = &signing_keys[signing_key_next++ % SIGNING_KEYS_KEPT];
+	if (k->secret) {
+		OPENSSL_cleanse(k->secret, strlen(k->secret));
+		free(k->secret);
+	}
+	k->secret = copy;
+	snprintf(k->date, sizeof(k->date), "%s", a->date);
+	snprintf(k->region, sizeof(k->region), "%s", a->region);
+	snprintf(k->service, sizeof(k->service), "%s", a->service);
+	memcpy(k->key, key, 32);
+	pthread_mutex_unlock(&signing_keys_lock);
+	return 0;
+}
+
+static int signature(const struct pp_mock_sigv4_auth *a, const char *secret, const char *sts,
+		     char out[65])
+{
+	unsigned char key[32];
+	int rc = signing_key(a, secret, key);
+
+	/* The key signs the string to sign. */
+	if (!rc)
+		rc = hmac(key, sizeof(key), sts, key);
 	if (!rc)
 		to_hex(key, sizeof(key), out);
-	OPENSSL_cleanse(k0, keylen);
 	OPENSSL_cleanse(key, sizeof(key));
-	free(k0);
 	return rc;
 }
 

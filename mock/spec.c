@@ -16,9 +16,13 @@ int pp_spec_blob(const char *name, const unsigned char **data, size_t *len, stru
 	return pp_fail(err, PP_ENOTFOUND, "spec %s is not embedded in this build", name);
 }
 
+/* The violations are written as they are added and read below n alone:
+ * clearing them (8 KiB) cost every request the mock checked. */
 void pp_spec_report_init(struct pp_spec_report *rep)
 {
-	memset(rep, 0, sizeof(*rep));
+	rep->code = NULL;
+	rep->n = 0;
+	rep->total = 0;
 }
 
 void pp_spec_report_add(struct pp_spec_report *rep, const char *code, const char *field,

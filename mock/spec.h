@@ -37,7 +37,7 @@ struct pp_spec_report {
 	const char *code; /* of the first violation: "ValidationException", ... */
 	size_t n;	  /* stored violations (<= PP_SPEC_MAX_VIOLATIONS) */
 	size_t total;	  /* every violation found */
-	struct pp_spec_violation v[PP_SPEC_MAX_VIOLATIONS];
+	struct pp_spec_violation v[PP_SPEC_MAX_VIOLATIONS]; /* set below n alone */
 };
 void pp_spec_report_init(struct pp_spec_report *rep);
 void pp_spec_report_add(struct pp_spec_report *rep, const char *code, const char *field,
