@@ -387,8 +387,11 @@ int loop_claim(struct pp_loop *L, bool all)
 	}
 	/* Its answer may predate what made this claim timed (a wake-up: runs
 	 * inserted since the claim out was sent). */
-	if (all && L->claim_out)
+	if (all && L->claim_out) {
 		L->claim_out->claim_again = true;
+		pp_debug("pool %s: its claim is out; asked again after the answer",
+			 L->claim_out->p->name);
+	}
 	/* With no free slot, whether more runs are due stays unknown: a
 	 * backlog waits for the first turn with room, rather than being
 	 * dropped and left to the next timed claim (poll_interval / 4 later,
