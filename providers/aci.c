@@ -538,8 +538,16 @@ static int aci_status(struct pp_run_io *io, struct pp_error *err)
 	}
 	if (io->resp_rc)
 		return aci_error(io, "get container group", NULL, 0, err);
+	/* What map_group reads: a poll, a run's steady cost while it runs,
+	 * builds no tree of the group's definition. */
+	static const char *const fields[] = {
+		"properties.provisioningState",
+		"properties.containers.properties.instanceView",
+		"properties.instanceView",
+		NULL,
+	};
 	struct pp_json *g;
-	int rc = pp_resp_json(io, "ACI get container group", &g, err);
+	int rc = pp_resp_json_keep(io, "ACI get container group", fields, &g, err);
 	if (rc)
 		return rc;
 	map_group(io, g);

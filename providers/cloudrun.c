@@ -724,8 +724,15 @@ static int cr_status(struct pp_run_io *io, struct pp_error *err)
 		return send_to(io, "GET", "", NULL, io->infra_id, err);
 	if (io->resp_rc)
 		return cr_error(io, "get execution", NULL, 0, err);
+	/* What map_execution reads: a poll, a run's steady cost while it runs,
+	 * builds no tree of the execution's template. */
+	static const char *const fields[] = {
+		"runningCount",	  "succeededCount", "failedCount",
+		"cancelledCount", "taskCount",	    "completionTime",
+		"startTime",	  "conditions",	    NULL,
+	};
 	struct pp_json *ex;
-	int rc = pp_resp_json(io, "Cloud Run get execution", &ex, err);
+	int rc = pp_resp_json_keep(io, "Cloud Run get execution", fields, &ex, err);
 	if (rc)
 		return rc;
 	map_execution(io, ex);

@@ -956,8 +956,20 @@ static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 		return send_task_call(io, "DescribeTasks", err);
 	if (io->resp_rc)
 		return pp_ecs_error(io, "DescribeTasks", code, sizeof(code), NULL, err);
+	/* What map_task and task_not_found read of the task: a poll, a run's
+	 * steady cost while it runs, builds no tree of the rest. */
+	static const char *const fields[] = {
+		"tasks.lastStatus",
+		"tasks.stopCode",
+		"tasks.stoppedReason",
+		"tasks.containers.name",
+		"tasks.containers.reason",
+		"tasks.containers.exitCode",
+		"failures",
+		NULL,
+	};
 	struct pp_json *body;
-	int rc = pp_resp_json(io, "ECS DescribeTasks", &body, err);
+	int rc = pp_resp_json_keep(io, "ECS DescribeTasks", fields, &body, err);
 	if (rc)
 		return rc;
 	const struct pp_json *task = pp_json_at(pp_json_get(body, "tasks"), 0);

@@ -529,8 +529,24 @@ static void test_start_failure_classes(void **unused)
 				    pp_start_failure_name(cases[i].f));
 		fixture_free(f);
 	}
+	/* The reason on the group's own view when its container has none; the
+	 * poll reads the group for these views alone (the rest of it, here a
+	 * volume, is not built). */
 	struct fixture *f = fixture_new(240, false);
 	restore(f);
+	assert_int_equal(
+		status_of(f,
+			  "{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
+			  "\"Failed\",\"volumes\":[{\"name\":\"v\",\"emptyDir\":{}}],"
+			  "\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{\"image\":"
+			  "\"x\"}}],\"instanceView\":{\"events\":[{\"name\":\"Failed\","
+			  "\"message\":\"ServiceUnavailable: no capacity in westeurope\"}]}}}",
+			  200),
+		PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, PP_RUN_CRASHED);
+	assert_int_equal(f->io.start_failure, PP_START_CAPACITY);
+	assert_string_equal(f->io.message,
+			    "provisioning Failed: ServiceUnavailable: no capacity in westeurope");
 	assert_int_equal(status_of(f,
 				   GROUP_BODY("Succeeded", "Terminated",
 					      ",\"exitCode\":3,\"detailStatus\":\"Error\""),

@@ -345,6 +345,24 @@ static void test_status_mapping(void **state)
 		PP_RUN_FAILED);
 	assert_non_null(strstr(f->io.message, "NON_ZERO_EXIT_CODE"));
 	assert_non_null(strstr(f->io.message, "exit code 3"));
+	assert_non_null(strstr(f->io.message, "(1 of 1 tasks failed)"));
+	/* Read as the poll reads it, for its counts and conditions alone: the
+	 * execution's template and the members around them change nothing. */
+	assert_int_equal(status_of(f,
+				   "{\"name\":\"" EXEC_NAME "\",\"template\":{\"containers\":[{"
+				   "\"image\":\"x\",\"env\":[{\"name\":\"A\",\"value\":\"1\"}]}]},"
+				   "\"completionTime\":\"2026-01-01T00:01:00Z\",\"taskCount\":2,"
+				   "\"succeededCount\":2,\"logUri\":\"https://x\"}"),
+			 PP_RUN_SUCCEEDED);
+	assert_int_equal(status_of(f,
+				   "{\"template\":{\"taskCount\":9},\"completionTime\":"
+				   "\"2026-01-01T00:01:00Z\",\"taskCount\":2,\"succeededCount\":1,"
+				   "\"failedCount\":1}"),
+			 PP_RUN_FAILED);
+	assert_non_null(strstr(f->io.message, "(1 of 2 tasks failed)"));
+	assert_int_equal(status_of(f, "{\"completionTime\":\"2026-01-01T00:01:00Z\","
+				      "\"taskCount\":1,\"cancelledCount\":1}"),
+			 PP_RUN_CANCELLED);
 	assert_int_equal(
 		status_of(f, "{\"completionTime\":\"2026-01-01T00:01:00Z\",\"cancelledCount\":1,"
 			     "\"conditions\":[{\"type\":\"Completed\",\"state\":"
