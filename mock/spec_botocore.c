@@ -238,6 +238,22 @@ static void join(char *out, size_t size, const char *path, const char *first, co
 	out[n] = '\0';
 }
 
+/* "a, b, c": the string of each element of list, or each member's name
+ * (names), cut to size; for a message naming what was allowed. */
+static void list_words(char *out, size_t size, const struct pp_json *list, bool names)
+{
+	size_t off = 0;
+
+	out[0] = '\0';
+	pp_json_foreach (e, list) {
+		const char *word = names ? e->key : e->str;
+
+		if (off < size)
+			off += (size_t)snprintf(out + off, size - off, "%s%s", off ? ", " : "",
+						word ? word : "");
+	}
+}
+
 static void check_shape(struct walk *w, const char *shape_name, const struct pp_json *v,
 			const char *path, int depth);
 
@@ -270,14 +286,9 @@ static void check_string(struct walk *w, const struct pp_json *shape, const stru
 		pp_json_foreach (e, en)
 			found = found || (e->str && strcmp(e->str, v->str) == 0);
 		if (!found) {
-			char set[512] = "";
-			size_t off = 0;
+			char set[512];
 
-			pp_json_foreach (e, en)
-				if (off < sizeof(set))
-					off += (size_t)snprintf(set + off, sizeof(set) - off,
-								"%s%s", off ? ", " : "",
-								e->str ? e->str : "");
+			list_words(set, sizeof(set), en, false);
 			constraint(w, path, v, "Member must satisfy enum value set: [%s]", set);
 		}
 	}
@@ -338,13 +349,9 @@ static void check_structure(struct walk *w, const struct pp_json *shape, const s
 
 		join(sub, sizeof(sub), path, m->key, NULL);
 		if (!member) {
-			char names[512] = "";
-			size_t off = 0;
+			char names[512];
 
-			pp_json_foreach (k, members)
-				if (off < sizeof(names))
-					off += (size_t)snprintf(names + off, sizeof(names) - off,
-								"%s%s", off ? ", " : "", k->key);
+			list_words(names, sizeof(names), members, true);
 			pp_spec_report_add(w->rep, "ValidationException", sub,
 					   "Unknown parameter at '%s': \"%s\", must be one of: %s",
 					   sub, m->key, names);

@@ -80,6 +80,34 @@ serving() {
 	done
 }
 
+# hold_claimer WHEN: a trigger fired WHEN ("BEFORE INSERT ON owner_leases
+# FOR EACH ROW", "BEFORE UPDATE ON runs FOR EACH STATEMENT") holds the
+# claimer's session, the one session of a dispatcher's store that does not
+# LISTEN, while a gate is shut: a claim is held in the server, not raced,
+# and not by a lock, which lock_timeout would end. claim_held: one claim
+# waits in it; open_claimer: the gate opens.
+hold_claimer() {
+	psql -X -q -v ON_ERROR_STOP=1 "$PGURL" >/dev/null <<SQL
+CREATE TABLE test_gate (open boolean NOT NULL);
+INSERT INTO test_gate VALUES (false);
+CREATE FUNCTION test_hold_claimer() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_listening_channels()) THEN
+		WHILE NOT (SELECT open FROM test_gate) LOOP
+			PERFORM pg_sleep(0.01);
+		END LOOP;
+	END IF;
+	RETURN NEW;
+END \$\$;
+CREATE TRIGGER test_hold $1 EXECUTE FUNCTION test_hold_claimer();
+SQL
+}
+claim_held() {
+	[ "$(psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name =
+		'pushpool' AND wait_event = 'PgSleep'")" = 1 ]
+}
+open_claimer() { psql_q "UPDATE test_gate SET open = true" >/dev/null; }
+
 stop_serves() {
 	for p in $SERVE_PIDS; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done
 	for p in $SERVE_PIDS; do wait "$p" 2>/dev/null || true; done

@@ -25,31 +25,15 @@ fail() {
 }
 start_serve d1
 wait_serving 60 d1 || exit 1
-psql -X -q -v ON_ERROR_STOP=1 "$PGURL" >/dev/null <<'SQL' || fail "the gate"
-CREATE TABLE test_gate (open boolean NOT NULL);
-INSERT INTO test_gate VALUES (false);
-CREATE FUNCTION test_hold_claimer() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_listening_channels()) THEN
-		WHILE NOT (SELECT open FROM test_gate) LOOP
-			PERFORM pg_sleep(0.01);
-		END LOOP;
-	END IF;
-	RETURN NEW;
-END $$;
-CREATE TRIGGER test_hold BEFORE INSERT ON owner_leases
-	FOR EACH ROW EXECUTE FUNCTION test_hold_claimer();
-SQL
+hold_claimer "BEFORE INSERT ON owner_leases FOR EACH ROW" || fail "the gate"
 "$PUSHPOOL" schedule -c "$CONF" -p ecs --count 3 >/dev/null
 # The claim (woken by the insert's NOTIFY) leased them and sleeps in the
 # trigger.
-claim_waits() { [ "$(psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name =
-	'pushpool' AND wait_event = 'PgSleep'")" = 1 ]; }
-until_deadline 60 0.05 claim_waits || fail "no claim waits"
+until_deadline 60 0.05 claim_held || fail "no claim waits"
 kill -INT "$(cat "$T/d1.pid")"
 stopping() { grep -q 'stopping: no new claims' "$T/d1.log"; }
 until_deadline 60 0.05 stopping || fail "d1 did not stop"
-psql_q "UPDATE test_gate SET open = true" >/dev/null
+open_claimer
 wait "$(cat "$T/d1.pid")" || fail "d1 exited $?"
 SERVE_PIDS=
 got=$(psql_q "SELECT state || ',' || COALESCE(lease_owner, '-') || ',' || attempt, count(*)

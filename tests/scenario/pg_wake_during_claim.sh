@@ -26,29 +26,13 @@ fail() {
 }
 start_serve d1
 wait_serving 60 d1 || exit 1
-psql -X -q -v ON_ERROR_STOP=1 "$PGURL" >/dev/null <<'SQL' || fail "the gate"
-CREATE TABLE test_gate (open boolean NOT NULL);
-INSERT INTO test_gate VALUES (false);
-CREATE FUNCTION test_hold_claimer() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_listening_channels()) THEN
-		WHILE NOT (SELECT open FROM test_gate) LOOP
-			PERFORM pg_sleep(0.01);
-		END LOOP;
-	END IF;
-	RETURN NULL;
-END $$;
-CREATE TRIGGER test_hold BEFORE UPDATE ON runs
-	FOR EACH STATEMENT EXECUTE FUNCTION test_hold_claimer();
-SQL
+hold_claimer "BEFORE UPDATE ON runs FOR EACH STATEMENT" || fail "the gate"
 psql_q "NOTIFY pushpool_runs" >/dev/null
-claim_waits() { [ "$(psql_q "SELECT count(*) FROM pg_stat_activity WHERE application_name =
-	'pushpool' AND wait_event = 'PgSleep'")" = 1 ]; }
-until_deadline 60 0.05 claim_waits || fail "no empty claim waits in the trigger"
+until_deadline 60 0.05 claim_held || fail "no empty claim waits in the trigger"
 schedule_runs 1
 asked_again() { grep -q 'its claim is out; asked again after the answer' "$T/d1.log"; }
 until_deadline 60 0.05 asked_again || fail "the wake-up did not find the claim out"
-psql_q "UPDATE test_gate SET open = true" >/dev/null
+open_claimer
 claimed() { [ "$(psql_q "SELECT count(*) FROM runs WHERE attempt > 0")" = 4 ]; }
 until_deadline 60 0.05 claimed || fail "a run inserted during an empty claim waits"
 held=$(sed -n 's/.*pool \([a-z-]*\): its claim is out.*/\1/p' "$T/d1.log" | head -n 1)

@@ -119,7 +119,10 @@ static void test_constraints(void **state)
 		       "ValidationException", "tags.1.member.key",
 		       "Member must have length greater than or equal to 1");
 	assert_refused("RunTask", "{\"taskDefinition\":\"td\",\"overrides\":{\"cpuu\":\"1\"}}",
-		       "ValidationException", "overrides.cpuu", "Unknown parameter");
+		       "ValidationException", "overrides.cpuu",
+		       "Unknown parameter at 'overrides.cpuu': \"cpuu\", must be one of: "
+		       "containerOverrides, cpu, inferenceAcceleratorOverrides, executionRoleArn, "
+		       "memory, taskRoleArn, ephemeralStorage");
 	assert_refused("RunTask", "{\"taskDefinition\":\"td\",\"count\":\"1\"}",
 		       "SerializationException", "count", "must be an integer");
 	assert_refused("RunTask", "{\"taskDefinition\":\"td\",\"count\":1.5}",

@@ -423,6 +423,20 @@ static void restore(struct fixture *f)
 	assert_int_equal(pp_exec_io_restore(&f->io, aci(), &f->err), 0);
 }
 
+/* A fresh run polled once with body (200): the state, start failure and
+ * message its status op read from it. */
+static void expect_status(const char *body, enum pp_run_state state, enum pp_start_failure failure,
+			  const char *message)
+{
+	struct fixture *f = fixture_new(240, false);
+	restore(f);
+	assert_int_equal(status_of(f, body, 200), PP_STEP_DONE);
+	assert_int_equal(f->io.state_out, state);
+	assert_int_equal(f->io.start_failure, failure);
+	assert_string_equal(f->io.message, message);
+	fixture_free(f);
+}
+
 static void test_status_mapping(void **unused)
 {
 	struct fixture *f = fixture_new(240, false);
@@ -472,27 +486,17 @@ static void test_start_timeout(void **unused)
  * registry's reason, not a start timeout later. */
 static void test_image_pull_failure(void **unused)
 {
-	struct fixture *f = fixture_new(240, false);
-	restore(f);
-	assert_int_equal(
-		status_of(
-			f,
-			"{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
-			"\"Succeeded\",\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{"
-			"\"instanceView\":{\"currentState\":{\"state\":\"Waiting\","
-			"\"detailStatus\":\"ErrImagePull\"},\"events\":["
-			"{\"name\":\"Pulling\",\"type\":\"Normal\",\"message\":\"pulling image\"},"
-			"{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
-			"\"Failed to pull image \\\"nope:1\\\": manifest unknown\"},"
-			"{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
-			"\"Error: ErrImagePull\"}]}}}]}}",
-			200),
-		PP_STEP_DONE);
-	assert_int_equal(f->io.state_out, PP_RUN_FAILED);
-	assert_int_equal(f->io.start_failure, PP_START_IMAGE_PULL);
-	assert_string_equal(f->io.message,
-			    "image pull failed: Failed to pull image \"nope:1\": manifest unknown");
-	fixture_free(f);
+	expect_status("{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
+		      "\"Succeeded\",\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{"
+		      "\"instanceView\":{\"currentState\":{\"state\":\"Waiting\","
+		      "\"detailStatus\":\"ErrImagePull\"},\"events\":["
+		      "{\"name\":\"Pulling\",\"type\":\"Normal\",\"message\":\"pulling image\"},"
+		      "{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
+		      "\"Failed to pull image \\\"nope:1\\\": manifest unknown\"},"
+		      "{\"name\":\"Failed\",\"type\":\"Warning\",\"message\":"
+		      "\"Error: ErrImagePull\"}]}}}]}}",
+		      PP_RUN_FAILED, PP_START_IMAGE_PULL,
+		      "image pull failed: Failed to pull image \"nope:1\": manifest unknown");
 }
 
 /* A group whose provisioning failed: the class comes from ACI's event; a
@@ -532,21 +536,15 @@ static void test_start_failure_classes(void **unused)
 	/* The reason on the group's own view when its container has none; the
 	 * poll reads the group for these views alone (the rest of it, here a
 	 * volume, is not built). */
+	expect_status("{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
+		      "\"Failed\",\"volumes\":[{\"name\":\"v\",\"emptyDir\":{}}],"
+		      "\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{\"image\":"
+		      "\"x\"}}],\"instanceView\":{\"events\":[{\"name\":\"Failed\","
+		      "\"message\":\"ServiceUnavailable: no capacity in westeurope\"}]}}}",
+		      PP_RUN_CRASHED, PP_START_CAPACITY,
+		      "provisioning Failed: ServiceUnavailable: no capacity in westeurope");
 	struct fixture *f = fixture_new(240, false);
 	restore(f);
-	assert_int_equal(
-		status_of(f,
-			  "{\"name\":\"" GROUP "\",\"properties\":{\"provisioningState\":"
-			  "\"Failed\",\"volumes\":[{\"name\":\"v\",\"emptyDir\":{}}],"
-			  "\"containers\":[{\"name\":\"" GROUP "\",\"properties\":{\"image\":"
-			  "\"x\"}}],\"instanceView\":{\"events\":[{\"name\":\"Failed\","
-			  "\"message\":\"ServiceUnavailable: no capacity in westeurope\"}]}}}",
-			  200),
-		PP_STEP_DONE);
-	assert_int_equal(f->io.state_out, PP_RUN_CRASHED);
-	assert_int_equal(f->io.start_failure, PP_START_CAPACITY);
-	assert_string_equal(f->io.message,
-			    "provisioning Failed: ServiceUnavailable: no capacity in westeurope");
 	assert_int_equal(status_of(f,
 				   GROUP_BODY("Succeeded", "Terminated",
 					      ",\"exitCode\":3,\"detailStatus\":\"Error\""),
