@@ -248,11 +248,23 @@ void inflight_write_failed(struct pp_loop *L, struct inflight *a, int rc,
 	pp_metrics_count(L->metrics, "store_errors", 1);
 	/* The store is the record: without it we must not go on acting. */
 	pp_error("run %s: store write failed: %s; leaving it for recovery", a->rec.id, err->msg);
-	if (L->norphans < (int)(sizeof(L->orphans) / sizeof(L->orphans[0]))) {
+	if (L->norphans == L->orphans_cap) {
+		int cap = L->orphans_cap ? 2 * L->orphans_cap : 64;
+		struct orphan *more = realloc(L->orphans, (size_t)cap * sizeof(*more));
+		if (more) {
+			L->orphans = more;
+			L->orphans_cap = cap;
+		}
+	}
+	if (L->norphans < L->orphans_cap) {
 		struct orphan *o = &L->orphans[L->norphans++];
 		memcpy(o->id, a->rec.id, sizeof(o->id));
 		o->fence = a->rec.fence;
 		o->state = stored;
+	} else {
+		pp_error("run %s: out of memory recording it for release: it stays leased to "
+			 "this dispatcher until it stops",
+			 a->rec.id);
 	}
 	inflight_free(L, a);
 }

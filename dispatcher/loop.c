@@ -495,6 +495,7 @@ out:
 	if (L.store)
 		lease_release_all(&L);
 	free(L.queued);
+	free(L.orphans);
 	/* The last turn and the releases commit together. The sources then
 	 * deliver what they hold (their close) only if that commit did; their
 	 * writes, if any, are their own transactions. */

@@ -141,13 +141,15 @@ struct pp_loop {
 	bool claimed_everything; /* once: nothing more due */
 	/* Runs dropped after a failed store write: their leases are released
 	 * once the store answers again, so another pass recovers them (by key
-	 * and by the recorded outcome) instead of our renewals holding them. */
+	 * and by the recorded outcome) instead of our renewals holding them.
+	 * As many as failed: an outage fails every write under way, and a run
+	 * left out would stay leased to us, unwatched, while we renew. */
 	struct orphan {
 		char id[PP_ID_LEN];
 		int64_t fence;
 		enum pp_store_state state;
-	} orphans[64];
-	int norphans;
+	} * orphans;
+	int norphans, orphans_cap;
 	/* Store writes queued (store.h's update_queue) since the last
 	 * inflight_settle, in order; run is NULL once the run is gone. */
 	struct queued_write {

@@ -136,8 +136,9 @@ dump_serves() {
 	done
 }
 
+TERMINAL_SQL="('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
 unfinished() {
-	psql_q "SELECT count(*) FROM runs WHERE state NOT IN ('SUCCEEDED','FAILED','CRASHED','CANCELLED','DEAD')"
+	psql_q "SELECT count(*) FROM runs WHERE state NOT IN $TERMINAL_SQL"
 }
 
 # wait_for SECONDS MIN SQL: until the count query SQL prints MIN or more.
@@ -176,6 +177,17 @@ wait_all_terminal() {
 	if ! until_deadline "$1" 0.5 all_terminal; then
 		echo "FAIL: $(unfinished) run(s) unfinished after $1 s"
 		psql_q "SELECT state, count(*) FROM runs GROUP BY state"
+		# Who holds the unfinished ones, and what each of three went
+		# through, in the store and in the dispatchers' logs.
+		psql_q "SELECT state, pool, COALESCE(lease_owner, '-'), attempt, count(*) FROM runs
+			WHERE state NOT IN $TERMINAL_SQL GROUP BY 1, 2, 3, 4"
+		for id in $(psql_q "SELECT id FROM runs WHERE state NOT IN $TERMINAL_SQL
+			ORDER BY id LIMIT 3"); do
+			echo "== run $id"
+			psql_q "SELECT seq, state, message FROM run_events WHERE run_id = '$id'
+				ORDER BY seq"
+			grep -h "$id" "$T"/d*.log | cut -c1-300
+		done
 		for f in "$T"/*.log; do echo "== $f"; tail -n 15 "$f"; done
 		dump_serves
 		return 1

@@ -20,7 +20,7 @@
 #include "lib/http.h"
 #include "lib/log.h"
 
-#define FAKE_WRITES_MAX 8
+#define FAKE_WRITES_MAX 160
 
 /* The store: update_queue keeps each write; update_settle reports them in
  * order, failing the one at fail_at (from 1) with fail_rc; update writes
@@ -120,6 +120,7 @@ static int teardown(void **state)
 	while (L.runs)
 		inflight_free(&L, L.runs);
 	free(L.queued);
+	free(L.orphans);
 	pp_config_free(&cfg);
 	return 0;
 }
@@ -242,6 +243,41 @@ static void test_first_of_two_queued_writes_lost(void **state)
 	assert_int_equal(L.orphans[0].state, PP_ST_SCHEDULED);
 	store_back();
 	assert_released(fs.nwritten - 1, "run-a", PP_ST_SCHEDULED);
+}
+
+/* An outage fails more writes than the first list of runs to release
+ * held (64): each of 150 runs dropped is released once the store answers,
+ * none left leased to this dispatcher, which would renew its lease while
+ * watching it no more (pg_restart.sh under load). */
+static void test_every_run_a_failed_write_dropped_is_released(void **state)
+{
+	enum { RUNS = 150 };
+	struct pp_run_update running = {
+		.state = PP_ST_RUNNING, .attempt = -1, .next_attempt_ms = -1};
+	for (int i = 0; i < RUNS; i++) {
+		char id[PP_ID_LEN];
+		snprintf(id, sizeof(id), "run-%03d", i);
+		add_run(id, PP_ST_SUBMITTED);
+	}
+	fs.down = true;
+	while (L.runs)
+		assert_false(inflight_store_write(&L, L.runs, &running));
+	assert_int_equal(L.norphans, RUNS);
+	lease_renew(&L); /* still down: all kept */
+	assert_int_equal(L.norphans, RUNS);
+	fs.down = false;
+	lease_renew(&L);
+	assert_int_equal(L.norphans, 0);
+	assert_int_equal(fs.nwritten, RUNS);
+	bool released[RUNS] = {false};
+	for (int i = 0; i < RUNS; i++) {
+		int n = -1;
+		assert_int_equal(sscanf(fs.written[i].id, "run-%d", &n), 1);
+		assert_true(n >= 0 && n < RUNS && !released[n]);
+		assert_int_equal(fs.written[i].state, PP_ST_SUBMITTED);
+		assert_true(fs.written[i].released);
+		released[n] = true;
+	}
 }
 
 /* A queued write fenced out: another dispatcher holds the run now. It is
@@ -413,6 +449,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_first_of_two_queued_writes_lost, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_every_run_a_failed_write_dropped_is_released,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fenced_out_write_leaves_the_run_to_its_owner,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_waits_for_its_queued_write, setup,
