@@ -248,25 +248,31 @@ void inflight_write_failed(struct pp_loop *L, struct inflight *a, int rc,
 	pp_metrics_count(L->metrics, "store_errors", 1);
 	/* The store is the record: without it we must not go on acting. */
 	pp_error("run %s: store write failed: %s; leaving it for recovery", a->rec.id, err->msg);
+	inflight_orphan(L, a->rec.id, a->rec.fence, stored, -1, NULL);
+	inflight_free(L, a);
+}
+
+void inflight_orphan(struct pp_loop *L, const char *id, int64_t fence, enum pp_store_state state,
+		     int attempt, const char *event)
+{
 	if (L->norphans == L->orphans_cap) {
 		int cap = L->orphans_cap ? 2 * L->orphans_cap : 64;
 		struct orphan *more = realloc(L->orphans, (size_t)cap * sizeof(*more));
-		if (more) {
-			L->orphans = more;
-			L->orphans_cap = cap;
+		if (!more) {
+			pp_error("run %s: out of memory recording it for release: it stays leased "
+				 "to this dispatcher until it stops",
+				 id);
+			return;
 		}
+		L->orphans = more;
+		L->orphans_cap = cap;
 	}
-	if (L->norphans < L->orphans_cap) {
-		struct orphan *o = &L->orphans[L->norphans++];
-		memcpy(o->id, a->rec.id, sizeof(o->id));
-		o->fence = a->rec.fence;
-		o->state = stored;
-	} else {
-		pp_error("run %s: out of memory recording it for release: it stays leased to "
-			 "this dispatcher until it stops",
-			 a->rec.id);
-	}
-	inflight_free(L, a);
+	struct orphan *o = &L->orphans[L->norphans++];
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	o->fence = fence;
+	o->state = state;
+	o->attempt = attempt;
+	o->event = event;
 }
 
 void inflight_write_applied(struct inflight *a, const struct pp_run_update *u)

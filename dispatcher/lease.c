@@ -34,11 +34,12 @@ static void lease_release_orphans(struct pp_loop *L)
 {
 	while (L->norphans > 0) {
 		struct orphan *o = &L->orphans[L->norphans - 1];
-		struct pp_run_update u = {.state = o->state,
-					  .attempt = -1,
-					  .next_attempt_ms = -1,
-					  .release_lease = true,
-					  .event = "released after a failed store write"};
+		struct pp_run_update u = {
+			.state = o->state,
+			.attempt = o->attempt,
+			.next_attempt_ms = -1,
+			.release_lease = true,
+			.event = o->event ? o->event : "released after a failed store write"};
 		struct pp_error err = {0};
 		int rc = L->store->ops->update(L->store, o->id, o->fence, &u, &err);
 		if (rc && rc != PP_ECONFLICT)

@@ -139,15 +139,18 @@ struct pp_loop {
 	int64_t next_poll;
 	unsigned claim_turn;	 /* which pool is served first in the next claim */
 	bool claimed_everything; /* once: nothing more due */
-	/* Runs dropped after a failed store write: their leases are released
-	 * once the store answers again, so another pass recovers them (by key
-	 * and by the recorded outcome) instead of our renewals holding them.
-	 * As many as failed: an outage fails every write under way, and a run
-	 * left out would stay leased to us, unwatched, while we renew. */
+	/* Runs dropped after a failed store write (inflight_orphan): their
+	 * leases are released once the store answers again, so another pass
+	 * recovers them (by key and by the recorded outcome) instead of our
+	 * renewals holding them. As many as failed: an outage fails every
+	 * write under way, and a run left out would stay leased to us,
+	 * unwatched, while we renew. */
 	struct orphan {
 		char id[PP_ID_LEN];
 		int64_t fence;
 		enum pp_store_state state;
+		int attempt;	   /* set on release; -1: as it is */
+		const char *event; /* static; NULL: "released after a failed store write" */
 	} * orphans;
 	int norphans, orphans_cap;
 	/* Store writes queued (store.h's update_queue) since the last
@@ -249,6 +252,12 @@ enum pp_store_state inflight_stored_state(const struct pp_loop *L, const struct 
  * a queued write that may be what failed). Frees a. */
 void inflight_write_failed(struct pp_loop *L, struct inflight *a, int rc,
 			   const struct pp_error *err);
+/* Run id (fence) recorded for its lease to be released, in state (and
+ * attempt, -1: as it is; event, NULL: the default), at the next renewal
+ * the store answers: a run this dispatcher no longer holds must not stay
+ * leased to it while it renews (L->orphans). */
+void inflight_orphan(struct pp_loop *L, const char *id, int64_t fence, enum pp_store_state state,
+		     int attempt, const char *event);
 void inflight_write_applied(struct inflight *a, const struct pp_run_update *u);
 /* The run's outcome message: its buffer (allocated on first use) and
  * capacity, set by format, or read ("" until set). */

@@ -140,8 +140,13 @@ static void give_back(struct pp_loop *L, const struct pp_run_rec *r, int n)
 			pp_warn("run %s: %s; leaving it to its new owner", r[i].id, err.msg);
 			L->sum->lost_lease++;
 		} else if (rc) {
-			/* The lease lapses instead, as after a crash. */
-			pp_debug("run %s: releasing its lease failed: %s", r[i].id, err.msg);
+			/* Not left to lapse: this dispatcher renews its lease
+			 * while it runs, so the run would stay leased to it,
+			 * unstarted, until it stopped (pg_restart.sh). */
+			pp_warn("run %s: releasing its lease failed: %s; released when the store "
+				"answers",
+				r[i].id, err.msg);
+			inflight_orphan(L, r[i].id, r[i].fence, u.state, u.attempt, u.event);
 		}
 	}
 }

@@ -30,6 +30,8 @@ static struct {
 	struct fake_write {
 		char id[PP_ID_LEN];
 		enum pp_store_state state;
+		int attempt;
+		char event[64];
 		bool released;
 	} queued[FAKE_WRITES_MAX], written[FAKE_WRITES_MAX];
 	int nqueued, nwritten;
@@ -41,6 +43,8 @@ static void keep(struct fake_write *w, const char *id, const struct pp_run_updat
 {
 	snprintf(w->id, sizeof(w->id), "%s", id);
 	w->state = u->state;
+	w->attempt = u->attempt;
+	snprintf(w->event, sizeof(w->event), "%s", u->event ? u->event : "");
 	w->released = u->release_lease;
 }
 
@@ -280,6 +284,43 @@ static void test_every_run_a_failed_write_dropped_is_released(void **state)
 	}
 }
 
+/* Runs claimed ahead (their claim took their first try's intent) given
+ * back while the store fails, as after a lapse its renewal noticed: each
+ * is released once the store answers, its try withdrawn, rather than left
+ * leased to this dispatcher, which renews its lease and no longer holds
+ * them (pg_restart.sh found 8 such runs SUBMITTING under a live one). */
+static void test_runs_given_back_while_the_store_fails_are_released(void **state)
+{
+	struct pool_rt p = {0};
+	p.ahead = calloc(2, sizeof(*p.ahead));
+	assert_non_null(p.ahead);
+	for (int i = 0; i < 2; i++) {
+		snprintf(p.ahead[i].id, sizeof(p.ahead[i].id), "run-%d", i);
+		p.ahead[i].state = PP_ST_SUBMITTING;
+		p.ahead[i].attempt = 1;
+		p.ahead[i].fence = 7;
+		p.ahead[i].intent_claimed = true;
+	}
+	p.nahead = 2;
+	fs.down = true;
+	loop_ahead_release(&L, &p);
+	assert_int_equal(p.nahead, 0);
+	assert_int_equal(fs.nwritten, 0);
+	assert_int_equal(L.norphans, 2);
+	lease_renew(&L); /* still down: kept */
+	assert_int_equal(L.norphans, 2);
+	fs.down = false;
+	lease_renew(&L);
+	assert_int_equal(L.norphans, 0);
+	assert_int_equal(fs.nwritten, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_true(fs.written[i].released);
+		assert_int_equal(fs.written[i].state, PP_ST_SCHEDULED);
+		assert_int_equal(fs.written[i].attempt, 0);
+		assert_string_equal(fs.written[i].event, INTENT_WITHDRAWN_EVENT);
+	}
+}
+
 /* A queued write fenced out: another dispatcher holds the run now. It is
  * dropped and counted as a lost lease, and nothing is released for it. */
 static void test_fenced_out_write_leaves_the_run_to_its_owner(void **state)
@@ -451,6 +492,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_every_run_a_failed_write_dropped_is_released,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_runs_given_back_while_the_store_fails_are_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fenced_out_write_leaves_the_run_to_its_owner,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_waits_for_its_queued_write, setup,
