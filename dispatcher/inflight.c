@@ -257,7 +257,7 @@ void inflight_orphan(struct pp_loop *L, const char *id, int64_t fence, enum pp_s
 {
 	if (L->norphans == L->orphans_cap) {
 		int cap = L->orphans_cap ? 2 * L->orphans_cap : 64;
-		struct orphan *more = realloc(L->orphans, (size_t)cap * sizeof(*more));
+		struct run_to_release *more = realloc(L->orphans, (size_t)cap * sizeof(*more));
 		if (!more) {
 			pp_error("run %s: out of memory recording it for release: it stays leased "
 				 "to this dispatcher until it stops",
@@ -267,7 +267,7 @@ void inflight_orphan(struct pp_loop *L, const char *id, int64_t fence, enum pp_s
 		L->orphans = more;
 		L->orphans_cap = cap;
 	}
-	struct orphan *o = &L->orphans[L->norphans++];
+	struct run_to_release *o = &L->orphans[L->norphans++];
 	snprintf(o->id, sizeof(o->id), "%s", id);
 	o->fence = fence;
 	o->state = state;

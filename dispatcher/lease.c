@@ -33,7 +33,7 @@ bool lease_still_ours(struct pp_loop *L, struct inflight *a, struct pp_error *er
 static void lease_release_orphans(struct pp_loop *L)
 {
 	while (L->norphans > 0) {
-		struct orphan *o = &L->orphans[L->norphans - 1];
+		struct run_to_release *o = &L->orphans[L->norphans - 1];
 		struct pp_run_update u = {
 			.state = o->state,
 			.attempt = o->attempt,

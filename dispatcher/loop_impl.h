@@ -97,6 +97,16 @@ struct inflight {
 	struct inflight *prev, *next;
 };
 
+/* A run dropped while leased to us, whose lease is to be released
+ * (pp_loop.orphans, inflight_orphan). */
+struct run_to_release {
+	char id[PP_ID_LEN];
+	int64_t fence;
+	enum pp_store_state state;
+	int attempt;	   /* set on release; -1: as it is */
+	const char *event; /* static; NULL: "released after a failed store write" */
+};
+
 struct pp_loop {
 	struct pp_config *cfg;
 	const struct pp_loop_opts *opts;
@@ -145,13 +155,7 @@ struct pp_loop {
 	 * renewals holding them. As many as failed: an outage fails every
 	 * write under way, and a run left out would stay leased to us,
 	 * unwatched, while we renew. */
-	struct orphan {
-		char id[PP_ID_LEN];
-		int64_t fence;
-		enum pp_store_state state;
-		int attempt;	   /* set on release; -1: as it is */
-		const char *event; /* static; NULL: "released after a failed store write" */
-	} * orphans;
+	struct run_to_release *orphans;
 	int norphans, orphans_cap;
 	/* Store writes queued (store.h's update_queue) since the last
 	 * inflight_settle, in order; run is NULL once the run is gone. */
