@@ -47,6 +47,12 @@ const char *const *pp_cred_source_names(void);
 void pp_cred_sources_by_type(char *out, size_t size);
 /* The section's name. */
 const char *pp_cred_name(const struct pp_cred *c);
+/* A digest (64 hex digits) of the settings the credential was made from,
+ * its type, source and every value (its name aside): two credentials with
+ * the same one are interchangeable, as two runs' equal job credentials
+ * are. It reveals none of them. "" when it cannot be computed (out of
+ * memory), which equals no other. */
+const char *pp_cred_fingerprint(struct pp_cred *c);
 /* The section's type ("gcp"). */
 const char *pp_cred_type(const struct pp_cred *c);
 /* What apply adds, for display ("bearer token", "AWS SigV4 signature"). */

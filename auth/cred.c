@@ -2,6 +2,7 @@
  * the section it came from. Every call forwards to the backend's ops; what
  * a cloud does lives in its backend. */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "lib/http.h"
 #include "lib/log.h"
 
+#include <openssl/evp.h>
+
 struct pp_cred {
 	const struct pp_cred_backend *b;
 	void *state;
@@ -18,6 +21,11 @@ struct pp_cred {
 	/* From a job (pp_cred_from_job): the section made up for it, whose
 	 * strings the handle owns, as the backend's state borrows it. */
 	struct pp_cred_conf *own;
+	/* The settings it was made from (own, or the configuration's, which
+	 * the backend's state borrows too), for pp_cred_fingerprint, computed
+	 * on first use. */
+	const struct pp_cred_conf *conf;
+	char fingerprint[2 * 32 + 1];
 };
 
 /* The string members of a pp_cred_conf, to free a made-up section. */
@@ -70,6 +78,7 @@ int pp_cred_new(const struct pp_cred_conf *conf, struct pp_cred **out, struct pp
 	if (!c)
 		return pp_fail(err, PP_ENOMEM, "credentials \"%s\": out of memory", conf->name);
 	c->b = b;
+	c->conf = conf;
 	snprintf(c->name, sizeof(c->name), "%s", conf->name);
 	rc = b->open(conf, &c->state, err);
 	if (rc) {
@@ -126,6 +135,32 @@ int pp_cred_from_job(const char *type, const struct pp_json *obj, struct pp_cred
 	}
 	(*out)->own = own;
 	return 0;
+}
+
+const char *pp_cred_fingerprint(struct pp_cred *c)
+{
+	if (c->fingerprint[0])
+		return c->fingerprint;
+	/* Each setting as its length and bytes, an unset one as a length of
+	 * zero and an empty one as one: no two sets of settings run together
+	 * into the same bytes. */
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for (size_t i = 0; ok && i < sizeof(conf_strings) / sizeof(conf_strings[0]); i++) {
+		const char *v = *(char *const *)((const char *)c->conf + conf_strings[i]);
+		uint64_t len = v ? strlen(v) + 1 : 0;
+		ok = EVP_DigestUpdate(ctx, &len, sizeof(len)) &&
+		     (!v || EVP_DigestUpdate(ctx, v, len - 1));
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &n) && n == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return "";
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(c->fingerprint + 2 * i, 3, "%02x", md[i]);
+	return c->fingerprint;
 }
 
 const char *pp_cred_name(const struct pp_cred *c)

@@ -114,6 +114,8 @@ void inflight_free(struct pp_loop *L, struct inflight *a)
 	 * goes first, never to call back into freed memory. A run left to
 	 * recovery or to its new owner while its status poll was out is one
 	 * (a queued write that failed at the settle). */
+	if (a->batch)
+		inflight_batch_leave(L, a);
 	if (a->busy && L->exec)
 		pp_exec_abandon(L->exec, a);
 	if (a->prev)
@@ -742,6 +744,12 @@ static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const stru
 	finish(L, a, a->final, inflight_msg_text(a));
 }
 
+void inflight_status_done(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
+{
+	a->busy = false;
+	on_status(L, a, rc, err);
+}
+
 static void op_done(void *ud, int rc, const struct pp_error *err)
 {
 	struct inflight *a = ud;
@@ -1069,6 +1077,7 @@ void inflight_poll_due(struct pp_loop *L)
 	 * meanwhile (during the walk too) lowers it through inflight_poll_at. */
 	L->next_poll = INT64_MAX;
 	int64_t soonest = INT64_MAX;
+	struct poll_groups groups = {0};
 	struct inflight *next;
 	for (struct inflight *a = L->runs; a; a = next) {
 		next = a->next;
@@ -1080,11 +1089,13 @@ void inflight_poll_due(struct pp_loop *L)
 				soonest = a->next_mono;
 			continue;
 		}
-		if (a->phase == PH_WATCH)
+		if (a->phase == PH_WATCH && !inflight_batch_add(&groups, a))
 			inflight_op(L, a, a->cancel_wanted ? PP_OP_CANCEL : PP_OP_STATUS);
 		else if (a->phase == PH_CANCEL)
 			inflight_op(L, a, PP_OP_CANCEL);
 	}
+	if (groups.n)
+		inflight_batch_send(L, &groups, now);
 	if (soonest < L->next_poll)
 		L->next_poll = soonest;
 }

@@ -1,7 +1,8 @@
 /* What the dispatch loop's files share (loop.c: the loop itself and its
  * sources; loop_pools.c: pools, claims and reloads; inflight.c: the life of
  * each run in flight; inflight_queue.c: its store writes the store queues;
- * inflight_logs.c: a failed run's last output; lease.c: renewing and
+ * inflight_logs.c: a failed run's last output; inflight_batch.c:
+ * status polls of many runs in one request; lease.c: renewing and
  * releasing leases). Not an interface: only those files include it, and
  * tests/unit/dispatcher/inflight_queue.c, which drives the queued writes
  * against a store that fails them on cue. */
@@ -93,6 +94,7 @@ struct inflight {
 	char *final_msg;
 	char final_short[128];
 	struct inflight_tail *tail; /* reading them, else NULL */
+	struct status_batch *batch; /* the batched status poll it is in, else NULL */
 	struct pp_loop *loop;
 	struct inflight *prev, *next;
 };
@@ -290,6 +292,24 @@ void inflight_tail_free(struct inflight *a);
 /* inflight.c: record the outcome in a->final and a->final_msg, then clean up. */
 void inflight_after_tail(struct pp_loop *L, struct inflight *a);
 void inflight_poll_due(struct pp_loop *L);
+/* A status op's outcome for a (its op_done, for a batched poll too). */
+void inflight_status_done(struct pp_loop *L, struct inflight *a, int rc,
+			  const struct pp_error *err);
+/* inflight_batch.c: status polls of many runs in one request
+ * (pp_provider.status_batch_max). The walk of due runs gathers them into
+ * groups of one pool and batch key; inflight_batch_add returns false for a
+ * run to poll alone (inflight_op). inflight_batch_send adds runs due
+ * within half a status interval to the groups' last requests, sends every
+ * request, and empties g. */
+struct poll_groups {
+	struct poll_group *v;
+	int n, cap;
+};
+bool inflight_batch_add(struct poll_groups *g, struct inflight *a);
+void inflight_batch_send(struct pp_loop *L, struct poll_groups *g, int64_t now);
+/* a is being freed while its batch is out: it leaves it; when it sent the
+ * request, the request goes and the others are polled again at once. */
+void inflight_batch_leave(struct pp_loop *L, struct inflight *a);
 /* Set a->next_mono (the run's next poll or cancel try). */
 void inflight_poll_at(struct inflight *a, int64_t mono);
 

@@ -1196,6 +1196,10 @@ static void ecs_describe_tasks(struct pp_mock *m, struct aws_state *st, const st
 		const char *ref = pp_json_string(r);
 		struct task *t = ref ? task_find(st, cl_arn, ref) : NULL;
 
+		/* Every task asked about, found or not: over the calls (keyed
+		 * "requests" ecs:DescribeTasks), the tasks a client polls in one
+		 * request (tests/scenario/ecs_status_batch.sh). */
+		pp_mock_count(m, "ecs.described_tasks", NULL);
 		if (t && task_not_visible_yet(m, t, now)) {
 			pp_mock_count(m, "ecs.missing_answers", NULL);
 			t = NULL;

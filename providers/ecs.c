@@ -11,7 +11,8 @@
  * concurrently elsewhere replaces ours (converging). RunTask carries a
  * clientToken derived from the run id and attempt, so a repeated RunTask
  * returns the same task.
- * status: DescribeTasks. cancel: StopTask. cleanup: DeregisterTaskDefinition
+ * status: DescribeTasks, of up to 100 runs at once (the core batches the
+ * polls of runs in one cluster). cancel: StopTask. cleanup: DeregisterTaskDefinition
  * of definitions this process registered, when the last run using it ends.
  * The task definition steps and their cache are in ecs_taskdef.c. */
 #include <ctype.h>
@@ -45,6 +46,9 @@
 #define ECS_MISSING_GRACE_MS	60000L
 #define ECS_MISSING_POLL_MS	1000L
 #define ECS_MISSING_POLL_MAX_MS 10000L
+/* Tasks one DescribeTasks may name (the ECS API reference's limit, which
+ * the mock enforces): the most runs one batched status poll covers. */
+#define ECS_DESCRIBE_MAX 100
 /* RunTask's ClientException "Tasks provisioning capacity limit exceeded."
  * (the per-cluster quota of tasks in PROVISIONING) clears as tasks start:
  * retried as a capacity error, waiting at least this long between tries. */
@@ -807,20 +811,37 @@ static int ecs_submit(struct pp_run_io *io, struct pp_error *err)
 
 /* ---- status, cancel, cleanup ---- */
 
-static int send_task_call(struct pp_run_io *io, const char *action, struct pp_error *err)
+/* DescribeTasks of the run's task and of its peers' (a batched poll). */
+static int send_describe(struct pp_run_io *io, struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
 	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
-	int rc = set_cluster(b, st);
-	if (!strcmp(action, "DescribeTasks")) {
-		rc = rc ? rc : pp_json_set(b, "tasks", pp_ecs_string_array(io->infra_id));
-	} else {
-		char reason[160];
-		snprintf(reason, sizeof(reason), "Cancelled by pushpool (run %s)", io->run_id);
-		rc = rc ? rc : pp_json_set_string(b, "task", io->infra_id);
-		rc = rc ? rc : pp_json_set_string(b, "reason", reason);
+	struct pp_json *tasks = pp_ecs_string_array(io->infra_id);
+	int rc = !b || !tasks || set_cluster(b, st);
+	for (size_t i = 0; !rc && i < io->npeers; i++)
+		if (io->peers[i] && io->peers[i]->infra_id)
+			rc = pp_json_append(tasks, pp_json_new_string(io->peers[i]->infra_id));
+	if (!rc) {
+		rc = pp_json_set(b, "tasks", tasks);
+		tasks = NULL;
 	}
-	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory") : pp_ecs_send_action(io, action, b, err);
+	pp_json_free(tasks);
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+		: pp_ecs_send_action(io, "DescribeTasks", b, err);
+	pp_json_free(b);
+	return rc;
+}
+
+static int send_stop(struct pp_run_io *io, struct pp_error *err)
+{
+	struct ecs_state *st = io->state;
+	struct pp_json *b = pp_json_new(PP_JSON_OBJECT);
+	char reason[160];
+	snprintf(reason, sizeof(reason), "Cancelled by pushpool (run %s)", io->run_id);
+	int rc = !b || set_cluster(b, st) || pp_json_set_string(b, "task", io->infra_id) ||
+		 pp_json_set_string(b, "reason", reason);
+	rc = rc ? pp_fail(err, PP_ENOMEM, "out of memory")
+		: pp_ecs_send_action(io, "StopTask", b, err);
 	pp_json_free(b);
 	return rc;
 }
@@ -946,19 +967,61 @@ static int task_not_found(struct pp_run_io *io, const char *reason, struct pp_er
 	return PP_STEP_DONE;
 }
 
-static int ecs_status(struct pp_run_io *io, struct pp_error *err)
+/* The element of list (tasks or failures) whose key (taskArn or arn) is
+ * the run's task; a poll of one task takes the answer's only element
+ * whatever it names, as before polls were batched. */
+static const struct pp_json *of_task(const struct pp_json *list, const char *key,
+				     const struct pp_run_io *io, bool alone)
+{
+	pp_json_foreach (e, list) {
+		const char *arn = pp_json_get_string(e, key);
+		if (arn && !strcmp(arn, io->infra_id))
+			return e;
+	}
+	return alone && list && list->count == 1 ? pp_json_at(list, 0) : NULL;
+}
+
+/* One run's status from a DescribeTasks answer: PP_STEP_DONE, or
+ * PP_ENOTFOUND when its task is gone. */
+static int status_from(struct pp_run_io *io, const struct pp_json *body, bool alone,
+		       struct pp_error *err)
 {
 	struct ecs_state *st = io->state;
+	const struct pp_json *task = of_task(pp_json_get(body, "tasks"), "taskArn", io, alone);
+	if (!task) {
+		const struct pp_json *f = of_task(pp_json_get(body, "failures"), "arn", io, alone);
+		return task_not_found(io, pp_json_get_string(f, "reason"), err);
+	}
+	st->missing_since_ms = 0;
+	st->missing_answers = 0;
+	map_task(io, task);
+	st->last_state = io->state_out;
+	io->poll_after_ms = st->poll_ms;
+	return PP_STEP_DONE;
+}
+
+static void batch_status(struct pp_run_io *io, const struct pp_json *body)
+{
+	struct pp_error e = {0};
+	int rc = status_from(io, body, false, &e);
+	io->batch_rc = rc < 0 ? rc : 0;
+	if (rc < 0)
+		pp_set_message(io, "%s", e.msg);
+}
+
+static int ecs_status(struct pp_run_io *io, struct pp_error *err)
+{
 	char code[96];
 	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "ecs status: run %s has no task", io->run_id);
 	if (!io->resp)
-		return send_task_call(io, "DescribeTasks", err);
+		return send_describe(io, err);
 	if (io->resp_rc)
 		return pp_ecs_error(io, "DescribeTasks", code, sizeof(code), NULL, err);
-	/* What map_task and task_not_found read of the task: a poll, a run's
-	 * steady cost while it runs, builds no tree of the rest. */
+	/* What status_from reads of each task: a poll, a run's steady cost
+	 * while it runs, builds no tree of the rest. */
 	static const char *const fields[] = {
+		"tasks.taskArn",
 		"tasks.lastStatus",
 		"tasks.stopCode",
 		"tasks.stoppedReason",
@@ -972,22 +1035,32 @@ static int ecs_status(struct pp_run_io *io, struct pp_error *err)
 	int rc = pp_resp_json_keep(io, "ECS DescribeTasks", fields, &body, err);
 	if (rc)
 		return rc;
-	const struct pp_json *task = pp_json_at(pp_json_get(body, "tasks"), 0);
-	if (!task) {
-		rc = task_not_found(
-			io,
-			pp_json_get_string(pp_json_at(pp_json_get(body, "failures"), 0), "reason"),
-			err);
-		pp_json_free(body);
-		return rc;
+	if (!io->peers) {
+		rc = status_from(io, body, true, err);
+	} else {
+		batch_status(io, body);
+		for (size_t i = 0; i < io->npeers; i++)
+			if (io->peers[i])
+				batch_status(io->peers[i], body);
+		rc = PP_STEP_DONE;
 	}
-	st->missing_since_ms = 0;
-	st->missing_answers = 0;
-	map_task(io, task);
-	st->last_state = io->state_out;
 	pp_json_free(body);
-	io->poll_after_ms = st->poll_ms;
-	return PP_STEP_DONE;
+	return rc;
+}
+
+/* One DescribeTasks covers tasks of one cluster, region and endpoint,
+ * signed with one credential: the pool's (the core groups runs by pool),
+ * or a job's own, which runs share when it is made from the same settings
+ * (a Prefect deployment's aws_credentials block). */
+static bool ecs_status_batch_key(const struct pp_run_io *io, char *key, size_t size)
+{
+	const struct ecs_state *st = io->state;
+	const char *cred = io->run_cred ? pp_cred_fingerprint(io->run_cred) : "-";
+	if (!st || !st->base || !st->region || !*cred)
+		return false;
+	int n = snprintf(key, size, "%s\n%s\n%s\n%s", st->base, st->region,
+			 st->cluster ? st->cluster : "", cred);
+	return n > 0 && (size_t)n < size;
 }
 
 static int ecs_cancel(struct pp_run_io *io, struct pp_error *err)
@@ -996,7 +1069,7 @@ static int ecs_cancel(struct pp_run_io *io, struct pp_error *err)
 	if (!io->infra_id)
 		return pp_fail(err, PP_EINVALID, "ecs cancel: run %s has no task", io->run_id);
 	if (!io->resp)
-		return send_task_call(io, "StopTask", err);
+		return send_stop(io, err);
 	if (io->resp_rc)
 		return pp_ecs_error(io, "StopTask", code, sizeof(code), NULL, err);
 	return PP_STEP_DONE;
@@ -1116,4 +1189,6 @@ const struct pp_provider pp_provider_ecs = {
 	.release = ecs_release,
 	.release_shared = ecs_release_shared,
 	.logs = pp_ecs_logs,
+	.status_batch_max = ECS_DESCRIBE_MAX,
+	.status_batch_key = ecs_status_batch_key,
 };

@@ -179,6 +179,19 @@ struct pp_run_io {
 	 * native run time limit sets it from this when the job sets none; the
 	 * core enforces it either way. */
 	double max_runtime_s;
+	/* status of several runs in one request (pp_provider.status_batch_max):
+	 * set by the core on the run whose op sends it, the other runs it
+	 * polls, each with a state of the same batch key; an entry is NULL
+	 * once its run is gone (the op must skip it). The op fills every
+	 * run's outputs as its own poll would (its own io's too), with each
+	 * one's outcome in batch_rc: 0, or a negative pp_err whose text is in
+	 * that run's message. The op itself returns PP_STEP_DONE once the
+	 * answer is read, and fails only when the request does (then every
+	 * run of it has that failure). It reads the peers' state and
+	 * infra_id, never their job (parked while they wait). */
+	struct pp_run_io **peers;
+	size_t npeers;
+	int batch_rc;
 };
 
 /* io->infra_id = the formatted id (owned by the io); PP_EINVALID when it is
@@ -259,6 +272,15 @@ struct pp_provider {
 	/* Free anything state points to (not state itself). */
 	void (*release)(void *state);
 	void (*release_shared)(void *shared);
+	/* Optional: status polls of up to this many runs in one request
+	 * (pp_run_io.peers; 0 or 1: each run is polled alone), for runs whose
+	 * status_batch_key is the same: the scope and endpoint one request
+	 * covers. status_batch_key writes the key (at most size bytes, with
+	 * its NUL) from a prepared or restored state and returns false when
+	 * the run must be polled alone (its own credential, a key too long).
+	 * The core only asks about runs of one pool (one credential). */
+	int status_batch_max;
+	bool (*status_batch_key)(const struct pp_run_io *io, char *key, size_t size);
 };
 
 /* The provider serving a pool type (canonical or alias), or NULL. */

@@ -10,8 +10,10 @@
 #   BENCH_STORE_RUNS [100000]   runs in the store for the memory figure
 #   BENCH_LATENCY_SECONDS [30]  how long runs arrive at 1,000 runs/min
 #   BENCH_ONLY [all]            space-separated sections to run, of:
-#                               throughput prefect cpu micro memory curve latency
-#                               startup
+#                               throughput prefect cpu micro memory curve watch
+#                               latency startup
+#   BENCH_WATCH_RUNS [10000], BENCH_WATCH_SECONDS [20]: watch's ECS runs polled,
+#                               and for how long
 #   BENCH_POOLS [cloud-run ecs aci modal], BENCH_LATENCIES [0 20]: throughput's
 #   BENCH_PREFECT_LATENCIES [0 50]  prefect's: latency of the mock's Prefect API
 #   BENCH_PREFECT_HISTORY [100000]  prefect's: finished runs stored for its
@@ -750,6 +752,48 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 			  ratio: (if $empty > 0 then ($busy / $empty * 100 | round / 100)
 				  else null end)}')"
 	fi
+fi
+
+# ---- watch: what polling many running ECS runs costs (step 93) ----
+# WATCH_RUNS ECS runs submitted, then polled at the pace of the built-in
+# template (task_watch_poll_interval, 5 s) for WATCH_SECONDS: the
+# DescribeTasks calls the mock answered against the tasks it was asked
+# about (one call a task before step 93: the ratio's baseline), and
+# serve's CPU a task polled. The bench's mock provisions a task for an
+# hour, so every poll is one of a run still under way, and its first
+# poll comes status_interval after its submission: 5 s here, the pace.
+if only watch; then
+	WATCH_RUNS=${BENCH_WATCH_RUNS:-10000}
+	WATCH_SECONDS=${BENCH_WATCH_SECONDS:-20}
+	note "watch: $WATCH_RUNS ecs runs polled for $WATCH_SECONDS s"
+	mock_reset
+	cf=$(conf watch "poll_interval = 0.05")
+	sed -i 's/^status_interval = .*/status_interval = 5/' "$cf"
+	schedule_n "$cf" ecs "$WATCH_RUNS"
+	serve_until_submitted watch "$cf" "$WATCH_RUNS"
+	described() { mock_stats | jq '.counters["ecs.described_tasks"] // 0'; }
+	calls() { mock_stats | jq '.keyed.requests["ecs:DescribeTasks"] // 0'; }
+	# Every run polled once.
+	deadline=$(($(date +%s) + 120))
+	while [ "$(described)" -lt "$WATCH_RUNS" ]; do
+		[ "$(date +%s)" -lt "$deadline" ] || die "watch: runs not polled in 120 s"
+		sleep 0.5
+	done
+	cpu() { awk '{ print $1 }' "/proc/$SERVE_PID/schedstat"; }
+	c0=$(calls) d0=$(described) s0=$(cpu)
+	sleep "$WATCH_SECONDS"
+	c1=$(calls) d1=$(described) s1=$(cpu)
+	stop_serve
+	grep -q 'status check failed' "$T/watch.log" &&
+		die "watch: status checks failed: $(grep -m 3 'status check failed' "$T/watch.log")"
+	emit "$(jq -nc --argjson n "$WATCH_RUNS" --argjson s "$WATCH_SECONDS" \
+		--argjson calls $((c1 - c0)) --argjson tasks $((d1 - d0)) \
+		--argjson cpu_ns $((s1 - s0)) \
+		'{figure: "watch", pool: "ecs", in_flight: $n, seconds: $s, calls: $calls,
+		  tasks: $tasks, cpu_ms: ($cpu_ns / 1000000 | round),
+		  cpu_us_per_task: (if $tasks > 0 then ($cpu_ns / 1000 / $tasks * 10 | round / 10)
+				    else null end),
+		  ratio: (if $tasks > 0 then ($calls / $tasks * 1000 | round / 1000) else null end)}')"
 fi
 
 # ---- latency: scheduled -> submitted at 1,000 runs/min ----

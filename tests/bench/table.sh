@@ -59,6 +59,9 @@ row("Figure"; "Value"; "Baseline (same run)"; "Ratio"),
  elif .figure == "curve_in_flight" then
    row("Curve: \(.in_flight) \(.pool) runs in flight"; "\(.runs_per_s | n(0)) runs/s, \(.peak_rss_kib) KiB (\(.kib_per_run | n(2)) KiB/run)";
        "first point"; "\(.rate_ratio | n(2)) / \(.kib_per_run_ratio | n(2))")
+ elif .figure == "watch" then
+   row("Status polls of \(.in_flight) \(.pool) runs in flight, \(.seconds) s: requests / tasks polled"; "\(.calls) / \(.tasks) (serve \(.cpu_us_per_task | n(1)) µs of CPU a task)";
+       "one request a task"; (.ratio | n(3)))
  elif .figure == "curve_history" then
    row("Curve: throughput of \(.runs) \(.pool) runs with \(.stored) finished runs stored"; "\(.runs_per_s | n(0)) runs/s";
        "\(.empty_runs_per_s | n(0)) runs/s (empty store)"; (.ratio | n(2)))

@@ -42,7 +42,8 @@ struct aws {
 	char tokens[64][64];
 	int ntokens;
 	char last_td[8192];
-	const char *task; /* DescribeTasks answer */
+	const char *task;	    /* DescribeTasks answer */
+	const char *describe_error; /* answer DescribeTasks 400 with this __type */
 };
 
 static bool ends_with(const char *s, const char *suffix)
@@ -214,6 +215,13 @@ static void aws_answer(const struct fs_request *rq, struct fs_response *rs, void
 				   "\"tags\":[{\"key\":\"pushpool:run-id\",\"value\":\"" RUN_ID
 				   "\"}]}]}");
 	} else if (ends_with(t, ".DescribeTasks")) {
+		if (a->describe_error) {
+			rs->status = 400;
+			snprintf(rs->body, sizeof(rs->body),
+				 "{\"__type\":\"%s\",\"message\":\"not allowed\"}",
+				 a->describe_error);
+			return;
+		}
 		if (a->missing > 0) {
 			a->missing--;
 			snprintf(rs->body, sizeof(rs->body),
@@ -928,6 +936,95 @@ static void test_status_mapping(void **state)
 	assert_non_null(strstr(err.msg, "ACCESS_DENIED"));
 }
 
+/* One DescribeTasks for several runs (pp_run_io.peers): every task named
+ * once, a gone peer left out, and each answer, in whatever order ECS gives
+ * them, mapped to its own run by ARN, a failure to its run alone. */
+static void test_batched_status_maps_each_task_to_its_run(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+#define ARN(x) "arn:aws:ecs:eu-west-1:123456789012:task/c1/" x
+	static const char *const arns[] = {ARN("lead"), ARN("ran"), ARN("gone"), ARN("failed")};
+	struct pp_run_io peers[3];
+	struct pp_run_io *ptrs[3];
+	pp_run_io_set_infra_id(&f->io, NULL, "%s", arns[0]);
+	assert_int_equal(pp_exec_io_restore(&f->io, ecs(), &err), 0);
+	for (int i = 0; i < 3; i++) {
+		io_init(f, &peers[i], RUN_ID);
+		pp_run_io_set_infra_id(&peers[i], NULL, "%s", arns[i + 1]);
+		assert_int_equal(pp_exec_io_restore(&peers[i], ecs(), &err), 0);
+		ptrs[i] = &peers[i];
+	}
+	char key[1024], other[1024];
+	assert_true(ecs()->status_batch_key(&f->io, key, sizeof(key)));
+	assert_true(ecs()->status_batch_key(&peers[0], other, sizeof(other)));
+	assert_string_equal(key, other);
+	assert_false(ecs()->status_batch_key(&f->io, key, 8));
+
+	/* The run that ran and the one that failed answer in reverse order;
+	 * the one left out (its run went while the poll was being made) is
+	 * not asked about; the lead's task is gone for good. */
+	ptrs[1] = NULL;
+	f->io.peers = ptrs;
+	f->io.npeers = 3;
+	f->aws.task = "{\"tasks\":[{\"taskArn\":\"" ARN(
+		"failed") "\",\"lastStatus\":\"STOPPED\","
+			  "\"stopCode\":\"EssentialContainerExited\",\"containers\":[{\"name\":"
+			  "\"prefect\",\"exitCode\":1}]},{\"taskArn\":\"" ARN(
+				  "ran") "\","
+					 "\"lastStatus\":\"STOPPED\",\"stopCode\":"
+					 "\"EssentialContainerExited\","
+					 "\"containers\":[{\"name\":\"prefect\",\"exitCode\":0}]}],"
+					 "\"failures\":[{\"arn\":\"" ARN(
+						 "lead") "\",\"reason\":\"ACCESS_DENIED\"}]}";
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), 0);
+	f->aws.task = NULL;
+
+	struct pp_json *req = body_of(&f->srv, ".DescribeTasks");
+	assert_string_equal(pp_json_get_string(req, "cluster"), "c1");
+	const struct pp_json *asked = pp_json_get(req, "tasks");
+	assert_int_equal(asked->count, 3);
+	assert_string_equal(pp_json_string(pp_json_at(asked, 0)), arns[0]);
+	assert_string_equal(pp_json_string(pp_json_at(asked, 1)), arns[1]);
+	assert_string_equal(pp_json_string(pp_json_at(asked, 2)), arns[3]);
+	pp_json_free(req);
+
+	assert_int_equal(f->io.batch_rc, PP_ENOTFOUND);
+	assert_non_null(strstr(f->io.message, "ACCESS_DENIED"));
+	assert_non_null(strstr(f->io.message, arns[0]));
+	assert_int_equal(peers[0].batch_rc, 0);
+	assert_int_equal(peers[0].state_out, PP_RUN_SUCCEEDED);
+	assert_int_equal(peers[0].exit_code, 0);
+	assert_int_equal(peers[2].batch_rc, 0);
+	assert_int_equal(peers[2].state_out, PP_RUN_FAILED);
+	assert_int_equal(peers[2].exit_code, 1);
+	assert_non_null(strstr(peers[2].message, "exited with code 1"));
+
+	/* A peer MISSING (just started) keeps its state and its own backoff;
+	 * one the answer does not mention at all is gone. */
+	f->io.npeers = 1;
+	peers[0].state_out = PP_RUN_RUNNING;
+	f->aws.task = "{\"tasks\":[],\"failures\":[{\"arn\":\"" ARN("lead") "\",\"reason\":"
+									    "\"MISSING\"}]}";
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), 0);
+	f->aws.task = NULL;
+	assert_int_equal(f->io.batch_rc, 0);
+	assert_int_equal(f->io.poll_after_ms, 1000);
+	assert_int_equal(peers[0].batch_rc, PP_ENOTFOUND);
+	assert_non_null(strstr(peers[0].message, "no task in the response"));
+
+	/* The request itself refused: the op fails, for every run of it. */
+	f->aws.task = NULL;
+	f->aws.describe_error = "AccessDeniedException";
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), PP_EAUTH);
+	f->aws.describe_error = NULL;
+	f->io.peers = NULL;
+	f->io.npeers = 0;
+	for (int i = 0; i < 3; i++)
+		pp_exec_io_release(&peers[i], ecs());
+#undef ARN
+}
+
 /* A stopped task that never ran is classified from ECS's own words: the
  * stop code, then the error prefix in stoppedReason or the container's
  * reason; a task that ran and exited is no start failure. */
@@ -1093,10 +1190,56 @@ static void test_job_credentials_sign(void **state)
 	assert_non_null(strstr(err.msg, "aws_credentials is a block reference"));
 }
 
+/* Runs whose jobs carry the same aws_credentials share a batch key (one
+ * DescribeTasks signed with either is the same request); another secret,
+ * or the pool's credential instead of a job's, is another key. The key
+ * shows no secret. */
+static void test_batch_key_follows_the_credential(void **state)
+{
+	struct fixture *f = *state;
+	struct pp_error err = {0};
+	static const char *const blocks[] = {
+		"{\"aws_access_key_id\":\"AKIDJOBBLOCK\",\"aws_secret_access_key\":"
+		"\"job-block-secret-000111\",\"region_name\":\"eu-west-1\"}",
+		"{\"aws_access_key_id\":\"AKIDJOBBLOCK\",\"aws_secret_access_key\":"
+		"\"job-block-secret-000111\",\"region_name\":\"eu-west-1\"}",
+		"{\"aws_access_key_id\":\"AKIDJOBBLOCK\",\"aws_secret_access_key\":"
+		"\"job-block-secret-000112\",\"region_name\":\"eu-west-1\"}",
+		NULL,
+	};
+	char keys[4][1024];
+	for (int i = 0; i < 4; i++) {
+		struct pp_json *job = pp_json_clone(f->job), *c = NULL;
+		if (blocks[i]) {
+			assert_int_equal(
+				pp_json_parse(blocks[i], strlen(blocks[i]), NULL, &c, &err), 0);
+			pp_json_set(job, "aws_credentials", c);
+		}
+		struct pp_run_io io;
+		io_init(f, &io, RUN_ID);
+		io.job = job;
+		pp_run_io_set_infra_id(&io, NULL, "arn:aws:ecs:eu-west-1:123456789012:task/c1/t%d",
+				       i);
+		assert_int_equal(pp_exec_io_restore(&io, ecs(), &err), 0);
+		assert_true(ecs()->status_batch_key(&io, keys[i], sizeof(keys[i])));
+		assert_null(strstr(keys[i], "job-block-secret"));
+		pp_exec_io_release(&io, ecs());
+		pp_json_free(job);
+	}
+	assert_string_equal(keys[0], keys[1]);
+	assert_string_not_equal(keys[0], keys[2]);
+	assert_string_not_equal(keys[0], keys[3]);
+	assert_string_not_equal(keys[2], keys[3]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_requests_have_the_ecs_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batched_status_maps_each_task_to_its_run,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_key_follows_the_credential, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_override_types_follow_the_model, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_tags_are_sanitised_like_prefect, setup,
