@@ -56,8 +56,7 @@ static bool batchable(const struct inflight *a)
 	       batch_max(a) > 1;
 }
 
-static struct poll_group *group_of(struct poll_groups *g, const struct inflight *a,
-				   const char *key)
+static struct poll_group *group_of(struct poll_groups *g, const struct inflight *a, const char *key)
 {
 	for (int i = 0; i < g->n; i++)
 		if (g->v[i].pool == a->pool && !strcmp(g->v[i].key, key))

@@ -386,7 +386,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_due_runs_go_in_full_requests_by_key, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_each_run_gets_its_own_outcome, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_each_run_gets_its_own_outcome, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_runs_freed_while_their_request_is_out, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_member_freed_before_the_answer, setup,
