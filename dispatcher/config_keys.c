@@ -61,7 +61,9 @@ const struct key_def config_keys[] = {
 	{DSP(poll_interval, double), T_SECONDS, "1.0", 0.01, 3600, NULL, false,
 	 "Seconds between store polls for due runs when idle."},
 	{DSP(status_interval, double), T_SECONDS, "2.0", 0.1, 3600, NULL, false,
-	 "Seconds between status polls of one submitted run."},
+	 "Seconds between status polls of one submitted run (unless its job sets "
+	 "its own pace); runs one request can poll together (ECS, 100 a call) are "
+	 "polled up to half of it early, with others."},
 	{DSP(lease_seconds, double), T_SECONDS, "60", 5, 86400, NULL, false,
 	 "Lease on a claimed run; another dispatcher may take it over once it lapses."},
 	{DSP(grace_seconds, double), T_SECONDS, "30", 0, 3600, NULL, false,
