@@ -31,22 +31,13 @@ fail() {
 	exit 1
 }
 
-AKID=AKIDPUSHPOOLBATCH
-SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYBATCHKEY0
 # The tasks run for an hour: they are all still running while the polls
 # are counted, however slow the machine, and end when the test moves the
 # mock's clock. The clock is not held: the mock's ECS eventual consistency
-# (a new task answered MISSING for a while) runs on it too.
-PUSHPOOL_MOCK_AWS_KEYS="$AKID:$SECRET" "$PUSHPOOL" mock --listen 127.0.0.1:0 --port-file "$T/ports" \
-	--seed 11 --provision-seconds 0.1 --run-seconds 3600 >"$T/mock.log" 2>&1 &
-MOCK_PID=$!
-i=0
-while ! grep -q 'http://' "$T/ports" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 600 ] && fail "mock did not start: $(cat "$T/mock.log")"
-	sleep 0.05
-done
-BASE=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$T/ports" | head -n 1)
+# (a new task answered MISSING for a while) runs on it too. The sweeper
+# describes the cluster's tasks too (a hundred a call), which would count
+# here as polls: it is off.
+MOCK_RUN_SECONDS=3600 DISPATCHER_EXTRA="sweep_interval = 0" . "$(dirname "$0")/../../tools/mock-env.sh"
 
 # One counter from /control/stats, by name (0 when absent): plain ones such
 # as ecs.described_tasks, or the requests of an action, ecs:DescribeTasks
@@ -59,36 +50,13 @@ stat() {
 	grep -o "\"$1\":[0-9][0-9]*" "$T/stats" | head -n 1 | sed 's/.*://' | grep . || echo 0
 }
 
-cat >"$T/pushpool.conf" <<EOF
-; An ECS run is polled every task_watch_poll_interval (the pool type's
-; default template says 5 s, as Prefect's ECS worker does): 0.5 below.
-[dispatcher]
-status_interval = 0.5
-backoff_base_ms = 20
-backoff_max_ms = 200
-; the sweeper describes the cluster's tasks too (a hundred a call), which
-; would count here as polls
-sweep_interval = 0
-
-[store]
-url = sqlite:$T/runs.db
-
-[credentials "aws"]
-type = aws
-source = static
-access_key_id = $AKID
-secret_access_key = $SECRET
-region = us-east-1
-
-[pool "ecs"]
-type = ecs:push
-credentials = aws
-endpoint = $BASE/aws/ecs
-job_variables = {"cluster": "default", "image": "repo/flows:1", "network_configuration": {"subnets": ["subnet-1"], "assignPublicIp": "DISABLED"}, "task_watch_poll_interval": 0.5}
-EOF
 pp() {
 	"$PUSHPOOL" -c "$T/pushpool.conf" "$@"
 }
+# An ECS run is polled at its job's pace, task_watch_poll_interval (5 s in
+# the built-in template, as Prefect's ECS worker): 0.5 s here.
+PACE='task_watch_poll_interval=0.5'
+
 # Every run of the pool, one line each: ID POOL STATE DATE TIME ERROR...
 runs() {
 	pp runs ls --pool ecs >"$T/ls" || fail "runs ls: $(cat "$T/ls")"
@@ -98,10 +66,10 @@ count() {
 	awk -v s="^($1)\$" 'NR > 1 && $3 ~ s { n++ } END { print n + 0 }' "$T/ls"
 }
 
-pp schedule -p ecs --count 150 >"$T/ok" || fail "schedule: $(cat "$T/ok")"
-pp schedule -p ecs --count 50 -v 'env={"PUSHPOOL_MOCK_FAIL": "1"}' >"$T/bad" ||
+pp schedule -p ecs --count 150 -v "$PACE" >"$T/ok" || fail "schedule: $(cat "$T/ok")"
+pp schedule -p ecs --count 50 -v "$PACE" -v 'env={"PUSHPOOL_MOCK_FAIL": "1"}' >"$T/bad" ||
 	fail "schedule: $(cat "$T/bad")"
-pp schedule -p ecs --count 50 -v 'env={"PUSHPOOL_MOCK_CRASH": "1"}' >"$T/crash" ||
+pp schedule -p ecs --count 50 -v "$PACE" -v 'env={"PUSHPOOL_MOCK_CRASH": "1"}' >"$T/crash" ||
 	fail "schedule: $(cat "$T/crash")"
 [ "$(cat "$T/ok" "$T/bad" "$T/crash" | sort -u | grep -c .)" -eq 250 ] ||
 	fail "schedule did not print 250 distinct ids"
@@ -110,27 +78,33 @@ pp schedule -p ecs --count 50 -v 'env={"PUSHPOOL_MOCK_CRASH": "1"}' >"$T/crash" 
 "$PUSHPOOL" -c "$T/pushpool.conf" serve >"$T/serve.log" 2>&1 &
 SERVE_PID=$!
 
+# Wait, polling every 0.2 s for at most 120 s, until CHECK (a command)
+# succeeds; WHAT says what did not happen, and serve must stay up.
+await() { # WHAT CHECK...
+	what=$1
+	shift
+	i=0
+	until "$@"; do
+		i=$((i + 1))
+		[ $i -gt 600 ] && fail "$what after 120 s"
+		kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited"
+		sleep 0.2
+	done
+}
+# At least N runs of the ls in one of STATES (a regex), listed afresh.
+at_least() { runs && [ "$(count "$2")" -ge "$1" ]; }
+# At least N more tasks described than at the snapshot before.
+described() { snap && [ $(($(stat ecs.described_tasks) - tasks0)) -ge "$1" ]; }
+
 # Every run that starts is RUNNING (the crashing ones end on their own).
-i=0
-while runs && [ "$(count RUNNING)" -lt 200 ]; do
-	i=$((i + 1))
-	[ $i -gt 600 ] && fail "$(count RUNNING) of 200 runs RUNNING after 120 s: $(tail -n 5 "$T/ls")"
-	kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited"
-	sleep 0.2
-done
+await "not 200 runs RUNNING" at_least 200 RUNNING
 
 # Four status intervals' worth of polls of the 200 running runs, counted,
 # not slept: the tasks asked about over the calls made.
 snap
 calls0=$(stat ecs:DescribeTasks)
 tasks0=$(stat ecs.described_tasks)
-i=0
-while snap && [ $(($(stat ecs.described_tasks) - tasks0)) -lt 800 ]; do
-	i=$((i + 1))
-	[ $i -gt 600 ] && fail "$(($(stat ecs.described_tasks) - tasks0)) tasks described in 120 s, want 800"
-	kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited"
-	sleep 0.2
-done
+await "not 800 tasks described" described 800
 calls=$(($(stat ecs:DescribeTasks) - calls0))
 tasks=$(($(stat ecs.described_tasks) - tasks0))
 echo "status polls: $tasks tasks described in $calls DescribeTasks calls" \
@@ -142,13 +116,7 @@ echo "status polls: $tasks tasks described in $calls DescribeTasks calls" \
 # An hour later every task has stopped: the running ones exit (0 or 1).
 curl -fsS -X POST -H 'Content-Type: application/json' -d '{"advance_ms": 3700000}' \
 	"$BASE/control/clock" >/dev/null || fail "the mock's clock did not move"
-i=0
-while runs && [ "$(count 'SUCCEEDED|FAILED|CRASHED|CANCELLED|DEAD|QUARANTINED')" -lt 250 ]; do
-	i=$((i + 1))
-	[ $i -gt 600 ] && fail "runs not finished after 120 s: $(grep -Ev 'SUCCEEDED|FAILED|CRASHED' "$T/ls" | head -n 5)"
-	kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited"
-	sleep 0.2
-done
+await "runs not finished" at_least 250 'SUCCEEDED|FAILED|CRASHED|CANCELLED|DEAD|QUARANTINED'
 
 # Each run its own outcome, from the one listing of all 250: a run given
 # another's task in a shared answer would end as that one's group does.
