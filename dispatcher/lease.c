@@ -4,9 +4,11 @@
  * dispatcher can take them at once. */
 #include "dispatcher/loop_impl.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/strmap.h"
 
 void lease_set_until(struct pp_loop *L, int64_t until)
 {
@@ -48,12 +50,78 @@ static void lease_release_orphans(struct pp_loop *L)
 	}
 }
 
+#define LOST_CLAIM_EVENT "released: leased to this dispatcher by a claim whose answer was lost"
+
+/* Whether the loop knows run id: in flight, claimed ahead, or recorded to
+ * be released (L->orphans). */
+static int know_runs(struct pp_loop *L, struct pp_strmap *known)
+{
+	for (struct inflight *a = L->runs; a; a = a->next)
+		if (pp_strmap_put(known, a->rec.id, a))
+			return PP_ENOMEM;
+	for (struct pool_rt *p = L->pools; p; p = p->next)
+		for (int i = p->ahead_first; i < p->ahead_first + p->nahead; i++)
+			if (pp_strmap_put(known, p->ahead[i].id, p))
+				return PP_ENOMEM;
+	for (int i = 0; i < L->norphans; i++)
+		if (pp_strmap_put(known, L->orphans[i].id, L))
+			return PP_ENOMEM;
+	return 0;
+}
+
+/* After a failed claim (L->audit_leases): the runs the store says are
+ * leased to us that the loop does not know were leased by a claim whose
+ * answer never came; they are released as the store has them, each by a
+ * write fenced with the fence it has, so another dispatcher (or our next
+ * claim) takes them. A claim still out is answered first: the store may
+ * list its runs before the loop knows them. (A queued write is of a run
+ * the loop knows, or of one it dropped and records in L->orphans.) */
+static void lease_audit(struct pp_loop *L)
+{
+	loop_claim_take(L, true);
+	struct pp_leased_run *v = NULL;
+	int n = 0;
+	struct pp_error e = {0};
+	struct pp_strmap known = {0};
+	if (L->store->ops->leased(L->store, L->owner, &v, &n, &e) || know_runs(L, &known)) {
+		pp_warn("looking for runs leased to us by a lost claim failed: %s; trying again at "
+			"the next renewal",
+			e.msg[0] ? e.msg : "out of memory");
+		pp_strmap_clear(&known);
+		free(v);
+		return;
+	}
+	int released = 0, failed = 0;
+	for (int i = 0; i < n; i++) {
+		if (pp_strmap_get(&known, v[i].id))
+			continue;
+		struct pp_run_update u = {.state = v[i].state,
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .release_lease = true,
+					  .event = LOST_CLAIM_EVENT};
+		int rc = L->store->ops->update(L->store, v[i].id, v[i].fence, &u, &e);
+		if (!rc)
+			released++;
+		else if (rc != PP_ECONFLICT)
+			failed++;
+	}
+	pp_strmap_clear(&known);
+	free(v);
+	if (released)
+		pp_warn("released %d run(s) leased to us by a claim whose answer was lost",
+			released);
+	/* A write that failed is looked for again at the next renewal. */
+	L->audit_leases = failed > 0;
+}
+
 void lease_renew(struct pp_loop *L)
 {
 	int64_t lease_ms = loop_lease_ms(L);
 	int64_t started = pp_mono_ms();
 	struct pp_error e = {0};
 	L->last_renew = started;
+	bool renewed = false;
 	if (L->store->ops->renew(L->store, L->owner, lease_ms, &e)) {
 		pp_metrics_count(L->metrics, "store_errors", 1);
 		pp_warn("lease renewal failed: %s", e.msg);
@@ -73,8 +141,11 @@ void lease_renew(struct pp_loop *L)
 		if (lapsed)
 			loop_ahead_release_all(L);
 		lease_set_until(L, started + lease_ms);
+		renewed = true;
 	}
 	lease_release_orphans(L);
+	if (L->audit_leases && renewed)
+		lease_audit(L);
 }
 
 /* Release every lease we hold so another dispatcher can pick up at once:

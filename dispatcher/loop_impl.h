@@ -159,6 +159,11 @@ struct pp_loop {
 	 * unwatched, while we renew. */
 	struct run_to_release *orphans;
 	int norphans, orphans_cap;
+	/* A claim failed, and the store may have leased runs to us all the
+	 * same (its answer lost with the connection): the next renewal
+	 * looks for runs leased to us that the loop does not know and
+	 * releases them (lease.c, store.h's leased). */
+	bool audit_leases;
 	/* Store writes queued (store.h's update_queue) since the last
 	 * inflight_settle, in order; run is NULL once the run is gone. */
 	struct queued_write {

@@ -190,6 +190,7 @@ static void claim_failed(struct pp_loop *L, const struct pool_rt *p, const struc
 {
 	pp_metrics_count(L->metrics, "store_errors", 1);
 	pp_warn("claim for pool %s failed: %s", p->p->name, err->msg);
+	L->audit_leases |= L->store->ops->leased != NULL;
 }
 
 /* n runs leased by a claim that went at claimed_at (monotonic): holding

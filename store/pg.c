@@ -2017,6 +2017,44 @@ static int pg_cancel_requests(struct pp_store *base, const char *owner, char (**
 	return take_ids(res, ids, n, err);
 }
 
+static int pg_leased(struct pp_store *base, const char *owner, struct pp_leased_run **out, int *n,
+		     struct pp_error *err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	const char *const p[] = {owner};
+	*out = NULL;
+	*n = 0;
+	int rc;
+	/* runs_lease's predicate, so that the search is by its index */
+	PGresult *res = query(
+		s, "read the runs leased to us",
+		"SELECT id, fence, state FROM runs WHERE lease_owner = $1 AND " FREE_LEASE_WHERE, 1,
+		p, &rc, err);
+	if (!res)
+		return rc;
+	int rows = PQntuples(res);
+	if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out)))) {
+		PQclear(res);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		struct pp_leased_run *r = &(*out)[i];
+		snprintf(r->id, sizeof(r->id), "%s", PQgetvalue(res, i, 0));
+		r->fence = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		if (pp_store_state_parse(PQgetvalue(res, i, 2), &r->state)) {
+			rc = pp_fail(err, PP_EIO, "store %s: run %s has an unknown state '%s'",
+				     s->where, r->id, PQgetvalue(res, i, 2));
+			PQclear(res);
+			free(*out);
+			*out = NULL;
+			return rc;
+		}
+	}
+	*n = rows;
+	PQclear(res);
+	return 0;
+}
+
 /* Due runs nobody holds through runs_due_order, the others through
  * runs_lease, their predicates written out for the planner (as pg_list's
  * parts are). */
@@ -2238,6 +2276,7 @@ const struct pp_store_ops pp_store_pg = {
 	.migrate = pg_migrate,
 	.insert = pg_insert,
 	.claim = pg_claim,
+	.leased = pg_leased,
 	.claim_send = pg_claim_send,
 	.claim_take = pg_claim_take,
 	.renew = pg_renew,

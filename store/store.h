@@ -110,6 +110,13 @@ struct pp_run_event {
 	char *message;
 };
 
+/* A run as store.h's leased op lists it. */
+struct pp_leased_run {
+	char id[PP_ID_LEN];
+	int64_t fence;
+	enum pp_store_state state;
+};
+
 struct pp_run_filter {
 	const char *pool;  /* NULL: all */
 	int state;	   /* -1: all */
@@ -270,6 +277,15 @@ struct pp_store_ops {
 	/* Ids among those owner holds whose cancel was requested. */
 	int (*cancel_requests)(struct pp_store *s, const char *owner, char (**ids)[PP_ID_LEN],
 			       int *n, struct pp_error *err);
+	/* Optional (NULL: a store whose claims cannot take effect without
+	 * their caller learning of it, as SQLite's in-process ones). The
+	 * unfinished runs owner holds, each with the fence and state it has:
+	 * a claim whose answer was lost (the connection dropped after the
+	 * server committed it) leased runs to its caller all the same, and
+	 * the caller's renewals would hold them, unstarted, while it lives.
+	 * *out is allocated (caller frees), in no order. */
+	int (*leased)(struct pp_store *s, const char *owner, struct pp_leased_run **out, int *n,
+		      struct pp_error *err);
 	/* Ids of source's runs that may still start or run a job (SCHEDULED,
 	 * SUBMITTING, SUBMITTED, RUNNING) and whose cancel nobody requested,
 	 * in no order: what a run source asks its server about. Read as whole

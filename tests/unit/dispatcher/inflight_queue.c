@@ -31,12 +31,21 @@ static struct {
 		char id[PP_ID_LEN];
 		enum pp_store_state state;
 		int attempt;
-		char event[64];
+		char event[96];
 		bool released;
+		int64_t fence;
 	} queued[FAKE_WRITES_MAX], written[FAKE_WRITES_MAX];
 	int nqueued, nwritten;
 	int fail_at, fail_rc;
 	bool down;
+	/* The runs leased to the loop's owner, as the leased op lists them
+	 * until a write releases one; an update of update_fails fails with
+	 * update_rc. */
+	struct pp_leased_run leased[8];
+	int nleased;
+	const char *update_fails;
+	int update_rc;
+	const char *answered; /* the run a claim's answer brings */
 } fs;
 
 static void keep(struct fake_write *w, const char *id, const struct pp_run_update *u)
@@ -82,8 +91,33 @@ static int fake_update(struct pp_store *s, const char *id, int64_t fence,
 {
 	if (fs.down)
 		return pp_fail(err, PP_ETRANSIENT, "fake store: connection lost");
+	if (fs.update_fails && !strcmp(id, fs.update_fails))
+		return pp_fail(err, fs.update_rc, "fake store: the write of %s failed", id);
 	assert_true(fs.nwritten < FAKE_WRITES_MAX);
-	keep(&fs.written[fs.nwritten++], id, u);
+	keep(&fs.written[fs.nwritten], id, u);
+	fs.written[fs.nwritten++].fence = fence;
+	return 0;
+}
+
+static bool released_before(const char *id)
+{
+	for (int i = 0; i < fs.nwritten; i++)
+		if (fs.written[i].released && !strcmp(fs.written[i].id, id))
+			return true;
+	return false;
+}
+
+static int fake_leased(struct pp_store *s, const char *owner, struct pp_leased_run **out, int *n,
+		       struct pp_error *err)
+{
+	if (fs.down)
+		return pp_fail(err, PP_ETRANSIENT, "fake store: connection lost");
+	*out = calloc((size_t)fs.nleased + 1, sizeof(**out));
+	assert_non_null(*out);
+	*n = 0;
+	for (int i = 0; i < fs.nleased; i++)
+		if (!released_before(fs.leased[i].id))
+			(*out)[(*n)++] = fs.leased[i];
 	return 0;
 }
 
@@ -92,12 +126,28 @@ static int fake_renew(struct pp_store *s, const char *owner, int64_t lease_ms, s
 	return fs.down ? pp_fail(err, PP_ETRANSIENT, "fake store: connection lost") : 0;
 }
 
+/* A claim's answer: one run, fs.answered, with fence 8. */
+static int fake_claim_take(struct pp_store *s, bool wait, bool *done, struct pp_run_rec **out,
+			   int *n, struct pp_error *err)
+{
+	*done = true;
+	*out = calloc(1, sizeof(**out));
+	assert_non_null(*out);
+	snprintf((*out)[0].id, sizeof((*out)[0].id), "%s", fs.answered);
+	(*out)[0].state = PP_ST_SUBMITTING;
+	(*out)[0].fence = 8;
+	*n = 1;
+	return 0;
+}
+
 static const struct pp_store_ops fake_store_ops = {
 	.name = "fake",
 	.update = fake_update,
 	.update_queue = fake_update_queue,
 	.update_settle = fake_update_settle,
 	.renew = fake_renew,
+	.leased = fake_leased,
+	.claim_take = fake_claim_take,
 };
 
 /* ---- a loop with nothing but its runs and the store ---- */
@@ -481,6 +531,113 @@ static void test_end_without_a_queue_is_immediate(void **state)
 	assert_released(0, "run-a", PP_ST_FAILED);
 }
 
+static void leased_to_us(const char *id, int64_t fence, enum pp_store_state st)
+{
+	struct pp_leased_run *r = &fs.leased[fs.nleased++];
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->fence = fence;
+	r->state = st;
+}
+
+/* A claim whose answer was lost leased runs to us all the same (the server
+ * committed it; pg_restart.sh found 9 runs SUBMITTING, try 1, leased to a
+ * live dispatcher that never knew them). After a failed claim the next
+ * renewal that the store answers, with no claim out and nothing queued,
+ * releases the runs leased to us that the loop does not know (in flight,
+ * claimed ahead, or to be released already), each as the store has it,
+ * fenced with its own fence; a write fenced out is another's run now. */
+static void test_runs_a_lost_claim_leased_are_released(void **state)
+{
+	add_run("run-flight", PP_ST_RUNNING);
+	struct pool_rt p = {0};
+	p.ahead = calloc(3, sizeof(*p.ahead));
+	assert_non_null(p.ahead);
+	snprintf(p.ahead[1].id, sizeof(p.ahead[1].id), "run-ahead");
+	p.ahead_first = 1;
+	p.nahead = 1;
+	L.pools = &p;
+	inflight_orphan(&L, "run-orphan", 5, PP_ST_SUBMITTING, -1, NULL);
+	leased_to_us("run-flight", 7, PP_ST_RUNNING);
+	leased_to_us("run-ahead", 7, PP_ST_SUBMITTING);
+	leased_to_us("run-orphan", 5, PP_ST_SUBMITTING);
+	leased_to_us("run-lost-1", 9, PP_ST_SUBMITTING);
+	leased_to_us("run-lost-2", 4, PP_ST_SCHEDULED);
+	leased_to_us("run-taken", 3, PP_ST_SUBMITTING);
+	fs.update_fails = "run-taken";
+	fs.update_rc = PP_ECONFLICT;
+
+	/* Nothing failed: no look. */
+	lease_renew(&L);
+	assert_int_equal(fs.nwritten, 1); /* the orphan's own release */
+	/* A claim failed; the store is down at the next renewal: the look
+	 * waits for one it answers. */
+	L.audit_leases = true;
+	fs.down = true;
+	lease_renew(&L);
+	fs.down = false;
+	assert_int_equal(fs.nwritten, 1);
+	assert_true(L.audit_leases);
+
+	lease_renew(&L);
+	assert_false(L.audit_leases);
+	assert_int_equal(fs.nwritten, 3);
+	for (int i = 1; i < 3; i++) {
+		bool first = !strcmp(fs.written[i].id, "run-lost-1");
+		assert_true(first || !strcmp(fs.written[i].id, "run-lost-2"));
+		assert_true(fs.written[i].released);
+		assert_int_equal(fs.written[i].state, first ? PP_ST_SUBMITTING : PP_ST_SCHEDULED);
+		assert_int_equal(fs.written[i].attempt, -1);
+		assert_int_equal(fs.written[i].fence, first ? 9 : 4);
+		assert_non_null(strstr(fs.written[i].event, "whose answer was lost"));
+	}
+	L.pools = NULL;
+	free(p.ahead);
+}
+
+/* A claim out when the look is due is answered first: its runs, which
+ * the store lists as ours already, are the loop's, not released. */
+static void test_a_claim_out_is_answered_before_the_look(void **state)
+{
+	struct pp_pool pool = {.name = "a"};
+	struct pool_rt p = {.p = &pool};
+	L.pools = &p;
+	L.multi = pp_http_multi_new();
+	assert_non_null(L.multi);
+	L.claim_out = &p;
+	L.claim_asked = 1;
+	fs.answered = "run-answered";
+	leased_to_us("run-answered", 8, PP_ST_SUBMITTING);
+	leased_to_us("run-lost", 2, PP_ST_SUBMITTING);
+	L.audit_leases = true;
+	lease_renew(&L);
+	assert_null(L.claim_out);
+	assert_int_equal(p.nahead, 1);
+	assert_string_equal(p.ahead[p.ahead_first].id, "run-answered");
+	assert_int_equal(fs.nwritten, 1);
+	assert_released(0, "run-lost", PP_ST_SUBMITTING);
+	L.pools = NULL;
+	free(p.ahead);
+	pp_http_multi_free(L.multi);
+	L.multi = NULL;
+}
+
+/* A release that fails for another reason than a fence is looked for
+ * again at the next renewal. */
+static void test_a_failed_release_of_a_lost_claims_run_is_tried_again(void **state)
+{
+	leased_to_us("run-lost", 9, PP_ST_SUBMITTING);
+	fs.update_fails = "run-lost";
+	fs.update_rc = PP_ETRANSIENT;
+	L.audit_leases = true;
+	lease_renew(&L);
+	assert_true(L.audit_leases);
+	assert_int_equal(fs.nwritten, 0);
+	fs.update_fails = NULL;
+	lease_renew(&L);
+	assert_false(L.audit_leases);
+	assert_released(0, "run-lost", PP_ST_SUBMITTING);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +653,12 @@ int main(void)
 			test_runs_given_back_while_the_store_fails_are_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fenced_out_write_leaves_the_run_to_its_owner,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runs_a_lost_claim_leased_are_released, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_failed_release_of_a_lost_claims_run_is_tried_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_claim_out_is_answered_before_the_look, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_end_waits_for_its_queued_write, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_end_whose_write_is_lost_is_not_counted, setup,

@@ -638,6 +638,53 @@ static void test_release_finds_runs_by_owner(void **state)
 	assert_true(entries <= 4 * OWN);
 }
 
+/* The runs an owner holds, as a dispatcher asks after a claim whose answer
+ * it lost: its unfinished runs with their fence and state, not its finished
+ * ones nor another owner's, found by its lease index without reading the
+ * others' runs. */
+static void test_leased_lists_an_owners_unfinished_runs(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	enum { OTHERS = 2000 };
+	sql(pgurl, "ALTER TABLE runs SET (autovacuum_enabled = false)");
+	owner_lease("d1", 600);
+	held_runs("f", OTHERS, "SUBMITTED", "d1", 600);
+	owner_lease("d2", 600);
+	held_runs("g", 2, "SUBMITTING", "d2", 600);
+	held_runs("r", 1, "RUNNING", "d2", 600);
+	held_runs("h", 1, "SUCCEEDED", "d2", 600);
+	sql(pgurl, "UPDATE runs SET fence = 41 WHERE id = 'g2'");
+	long long scanned = runs_scan_reads(true);
+	struct pp_leased_run *v = NULL;
+	int n = 0;
+	assert_int_equal(s->ops->leased(s, "d2", &v, &n, &err), 0);
+	scanned = runs_scan_reads(true) - scanned;
+	sql(pgurl, "ALTER TABLE runs RESET (autovacuum_enabled)");
+	assert_int_equal(n, 3);
+	int seen = 0;
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(v[i].id, "g2")) {
+			assert_int_equal(v[i].fence, 41);
+			assert_int_equal(v[i].state, PP_ST_SUBMITTING);
+			seen |= 1;
+		} else if (!strcmp(v[i].id, "r1")) {
+			assert_int_equal(v[i].state, PP_ST_RUNNING);
+			seen |= 2;
+		} else {
+			assert_string_equal(v[i].id, "g1");
+			assert_int_equal(v[i].fence, 0);
+			seen |= 4;
+		}
+	}
+	assert_int_equal(seen, 7);
+	free(v);
+	assert_int_equal(scanned, 0);
+	assert_int_equal(s->ops->leased(s, "nobody", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(v);
+}
+
 /* The runs of an owner whose lease lapsed are taken again, found by that
  * owner, without reading the runs of live owners, even on a table the
  * planner knows nothing of; the claimer's lease row is made with them.
@@ -994,6 +1041,8 @@ int main(void)
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_keeps_its_generic_plan, pg_setup,
 						store_teardown),
+		cmocka_unit_test_setup_teardown(test_leased_lists_an_owners_unfinished_runs,
+						pg_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_sent_without_waiting, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_reads_only_what_it_takes, pg_setup,
