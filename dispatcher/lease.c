@@ -69,14 +69,14 @@ static int know_runs(struct pp_loop *L, struct pp_strmap *known)
 	return 0;
 }
 
-/* After a failed claim (L->audit_leases): the runs the store says are
+/* After a failed claim (L->audit_until): the runs the store says are
  * leased to us that the loop does not know were leased by a claim whose
  * answer never came; they are released as the store has them, each by a
  * write fenced with the fence it has, so another dispatcher (or our next
  * claim) takes them. A claim still out is answered first: the store may
  * list its runs before the loop knows them. (A queued write is of a run
  * the loop knows, or of one it dropped and records in L->orphans.) */
-static void lease_audit(struct pp_loop *L)
+static bool lease_audit(struct pp_loop *L)
 {
 	loop_claim_take(L, true);
 	struct pp_leased_run *v = NULL;
@@ -89,7 +89,7 @@ static void lease_audit(struct pp_loop *L)
 			e.msg[0] ? e.msg : "out of memory");
 		pp_strmap_clear(&known);
 		free(v);
-		return;
+		return false;
 	}
 	int released = 0, failed = 0;
 	for (int i = 0; i < n; i++) {
@@ -111,8 +111,7 @@ static void lease_audit(struct pp_loop *L)
 	if (released)
 		pp_warn("released %d run(s) leased to us by a claim whose answer was lost",
 			released);
-	/* A write that failed is looked for again at the next renewal. */
-	L->audit_leases = failed > 0;
+	return !failed;
 }
 
 void lease_renew(struct pp_loop *L)
@@ -144,8 +143,9 @@ void lease_renew(struct pp_loop *L)
 		renewed = true;
 	}
 	lease_release_orphans(L);
-	if (L->audit_leases && renewed)
-		lease_audit(L);
+	/* Until the window is over and a look has released all it found. */
+	if (L->audit_until && renewed && lease_audit(L) && started >= L->audit_until)
+		L->audit_until = 0;
 }
 
 /* Release every lease we hold so another dispatcher can pick up at once:

@@ -159,11 +159,12 @@ struct pp_loop {
 	 * unwatched, while we renew. */
 	struct run_to_release *orphans;
 	int norphans, orphans_cap;
-	/* A claim failed, and the store may have leased runs to us all the
-	 * same (its answer lost with the connection): the next renewal
-	 * looks for runs leased to us that the loop does not know and
-	 * releases them (lease.c, store.h's leased). */
-	bool audit_leases;
+	/* Monotonic: until when renewals look for runs leased to us that the
+	 * loop does not know, and release them (lease.c, store.h's leased);
+	 * 0: they do not. A failed claim may have leased runs to us all the
+	 * same (its answer lost with the connection, or its statement still
+	 * running on the server), so it sets this a few leases ahead. */
+	int64_t audit_until;
 	/* Store writes queued (store.h's update_queue) since the last
 	 * inflight_settle, in order; run is NULL once the run is gone. */
 	struct queued_write {
@@ -191,6 +192,10 @@ struct pp_loop {
  * (pp_http_multi_watch): the queued writes' answer, the claim's. */
 enum { WATCH_WRITES, WATCH_CLAIM };
 
+/* How many leases after a failed claim the renewals look for runs it may
+ * have leased to us all the same (pp_loop.audit_until): a statement the
+ * server still runs when the connection drops commits later. */
+#define LEASE_AUDIT_LEASES 3
 /* The lease a claim takes and a renewal extends, in ms. */
 static inline int64_t loop_lease_ms(const struct pp_loop *L)
 {

@@ -190,7 +190,8 @@ static void claim_failed(struct pp_loop *L, const struct pool_rt *p, const struc
 {
 	pp_metrics_count(L->metrics, "store_errors", 1);
 	pp_warn("claim for pool %s failed: %s", p->p->name, err->msg);
-	L->audit_leases |= L->store->ops->leased != NULL;
+	if (L->store->ops->leased)
+		L->audit_until = pp_mono_ms() + LEASE_AUDIT_LEASES * loop_lease_ms(L);
 }
 
 /* n runs leased by a claim that went at claimed_at (monotonic): holding

@@ -571,15 +571,15 @@ static void test_runs_a_lost_claim_leased_are_released(void **state)
 	assert_int_equal(fs.nwritten, 1); /* the orphan's own release */
 	/* A claim failed; the store is down at the next renewal: the look
 	 * waits for one it answers. */
-	L.audit_leases = true;
+	L.audit_until = pp_mono_ms() + 60000;
 	fs.down = true;
 	lease_renew(&L);
 	fs.down = false;
 	assert_int_equal(fs.nwritten, 1);
-	assert_true(L.audit_leases);
+	assert_true(L.audit_until);
 
 	lease_renew(&L);
-	assert_false(L.audit_leases);
+	assert_true(L.audit_until); /* looks again until the window ends */
 	assert_int_equal(fs.nwritten, 3);
 	for (int i = 1; i < 3; i++) {
 		bool first = !strcmp(fs.written[i].id, "run-lost-1");
@@ -590,6 +590,14 @@ static void test_runs_a_lost_claim_leased_are_released(void **state)
 		assert_int_equal(fs.written[i].fence, first ? 9 : 4);
 		assert_non_null(strstr(fs.written[i].event, "whose answer was lost"));
 	}
+	/* A claim still running on the server when its connection dropped
+	 * commits later: a later look in the window finds its runs. */
+	leased_to_us("run-late", 6, PP_ST_SUBMITTING);
+	L.audit_until = 1; /* and the window is over after it */
+	lease_renew(&L);
+	assert_int_equal(L.audit_until, 0);
+	assert_int_equal(fs.nwritten, 4);
+	assert_released(3, "run-late", PP_ST_SUBMITTING);
 	L.pools = NULL;
 	free(p.ahead);
 }
@@ -608,7 +616,7 @@ static void test_a_claim_out_is_answered_before_the_look(void **state)
 	fs.answered = "run-answered";
 	leased_to_us("run-answered", 8, PP_ST_SUBMITTING);
 	leased_to_us("run-lost", 2, PP_ST_SUBMITTING);
-	L.audit_leases = true;
+	L.audit_until = 1;
 	lease_renew(&L);
 	assert_null(L.claim_out);
 	assert_int_equal(p.nahead, 1);
@@ -622,19 +630,19 @@ static void test_a_claim_out_is_answered_before_the_look(void **state)
 }
 
 /* A release that fails for another reason than a fence is looked for
- * again at the next renewal. */
+ * again at the next renewal, the window over or not. */
 static void test_a_failed_release_of_a_lost_claims_run_is_tried_again(void **state)
 {
 	leased_to_us("run-lost", 9, PP_ST_SUBMITTING);
 	fs.update_fails = "run-lost";
 	fs.update_rc = PP_ETRANSIENT;
-	L.audit_leases = true;
+	L.audit_until = 1; /* the window is over: kept for the failed write */
 	lease_renew(&L);
-	assert_true(L.audit_leases);
+	assert_true(L.audit_until);
 	assert_int_equal(fs.nwritten, 0);
 	fs.update_fails = NULL;
 	lease_renew(&L);
-	assert_false(L.audit_leases);
+	assert_int_equal(L.audit_until, 0);
 	assert_released(0, "run-lost", PP_ST_SUBMITTING);
 }
 
