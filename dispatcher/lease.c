@@ -52,8 +52,8 @@ static void lease_release_orphans(struct pp_loop *L)
 
 #define LOST_CLAIM_EVENT "released: leased to this dispatcher by a claim whose answer was lost"
 
-/* Whether the loop knows run id: in flight, claimed ahead, or recorded to
- * be released (L->orphans). */
+/* Every run the loop knows into known, by id: in flight, claimed ahead,
+ * or recorded to be released (L->orphans). 0 or PP_ENOMEM. */
 static int know_runs(struct pp_loop *L, struct pp_strmap *known)
 {
 	for (struct inflight *a = L->runs; a; a = a->next)
