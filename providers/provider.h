@@ -277,8 +277,10 @@ struct pp_provider {
 	 * status_batch_key is the same: the scope and endpoint one request
 	 * covers. status_batch_key writes the key (at most size bytes, with
 	 * its NUL) from a prepared or restored state and returns false when
-	 * the run must be polled alone (its own credential, a key too long).
-	 * The core only asks about runs of one pool (one credential). */
+	 * the run must be polled alone (a key too long). The core groups
+	 * runs of one pool only, whose credential is the same; a run with
+	 * its own (io->run_cred) must put which one in the key, since the
+	 * request is signed with the first run's. */
 	int status_batch_max;
 	bool (*status_batch_key)(const struct pp_run_io *io, char *key, size_t size);
 };
