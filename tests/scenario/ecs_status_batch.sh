@@ -13,16 +13,10 @@ T=$(mktemp -d)
 MOCK_PID=
 SERVE_PID=
 cleanup() {
-	# However the test ends (a failed check, or set -e), a failure shows
-	# what the dispatcher said last.
+	# A failure (a check, or set -e) shows what the dispatcher said last;
+	# whatever the outcome, both processes stop and the files go.
 	[ $? -ne 0 ] && [ -f "$T/serve.log" ] && tail -n 20 "$T/serve.log" >&2
-	# Whatever they exit with, both are stopped and the files removed.
-	if [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null; then
-		wait "$SERVE_PID" 2>/dev/null || true
-	fi
-	if [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null; then
-		wait "$MOCK_PID" 2>/dev/null || true
-	fi
+	for p in $SERVE_PID $MOCK_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	rm -rf "$T"
 }
 trap cleanup EXIT
