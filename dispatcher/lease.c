@@ -108,9 +108,11 @@ static bool lease_audit(struct pp_loop *L)
 	}
 	pp_strmap_clear(&known);
 	free(v);
-	if (released)
+	if (released) {
+		pp_metrics_count(L->metrics, "lost_claim_releases", (unsigned long)released);
 		pp_warn("released %d run(s) leased to us by a claim whose answer was lost",
 			released);
+	}
 	return !failed;
 }
 

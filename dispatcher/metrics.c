@@ -49,7 +49,7 @@ struct pp_metrics {
 	time_t published; /* wall seconds of the last snapshot: liveness */
 	time_t started;
 	unsigned long submissions, retries, adopted, store_errors;
-	unsigned long start_retries, max_runtime_cancels;
+	unsigned long start_retries, max_runtime_cancels, lost_claim_releases;
 	unsigned long submission_buckets[METRICS_SUBMISSION_BUCKETS];
 	double submission_sum;
 	unsigned long terminal[PP_ST_COUNT];
@@ -144,7 +144,8 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 	unsigned long submissions = m->submissions, retries = m->retries;
 	unsigned long adopted = m->adopted, store_errors = m->store_errors;
 	unsigned long start_retries = m->start_retries,
-		      max_runtime_cancels = m->max_runtime_cancels;
+		      max_runtime_cancels = m->max_runtime_cancels,
+		      lost_claim_releases = m->lost_claim_releases;
 	unsigned long terminal[PP_ST_COUNT];
 	memcpy(terminal, m->terminal, sizeof(terminal));
 	unsigned long sub_buckets[METRICS_SUBMISSION_BUCKETS];
@@ -216,6 +217,10 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 				"# TYPE pushpool_store_errors_total "
 				"counter\npushpool_store_errors_total "
 				"%lu\n"
+				"# HELP pushpool_lost_claim_releases_total Runs released that "
+				"a claim whose answer was lost had leased to this dispatcher.\n"
+				"# TYPE pushpool_lost_claim_releases_total "
+				"counter\npushpool_lost_claim_releases_total %lu\n"
 				"# HELP pushpool_token_refreshes_total Credential tokens fetched.\n"
 				"# TYPE pushpool_token_refreshes_total "
 				"counter\npushpool_token_refreshes_total %lu\n"
@@ -226,8 +231,8 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 				"gauge\npushpool_queue_lag_seconds "
 				"%.3f\n",
 				s.active, s.submitting, submissions, retries, start_retries,
-				max_runtime_cancels, adopted, store_errors, s.token_refreshes,
-				s.queue_lag_seconds);
+				max_runtime_cancels, adopted, store_errors, lost_claim_releases,
+				s.token_refreshes, s.queue_lag_seconds);
 	rc = rc
 		     ?: put_counter_header(
 				b, "pushpool_credential_expiry_seconds", "gauge",
@@ -490,6 +495,8 @@ void pp_metrics_count(struct pp_metrics *m, const char *counter, unsigned long n
 		m->start_retries += n;
 	else if (!strcmp(counter, "max_runtime_cancels"))
 		m->max_runtime_cancels += n;
+	else if (!strcmp(counter, "lost_claim_releases"))
+		m->lost_claim_releases += n;
 	pthread_mutex_unlock(&m->mu);
 }
 

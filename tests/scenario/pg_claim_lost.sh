@@ -17,10 +17,12 @@
 # it had not read) and lets the dispatcher go on: it finds its claim
 # failed, while the store has the runs leased to it.
 # No timed claims (poll_interval): the held claim is the one the runs'
-# insert wakes, whose snapshot has them.
+# insert wakes, whose snapshot has them. /metrics counts the releases.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DISPATCHER_EXTRA="lease_seconds = 5
 poll_interval = 600
-log_level = debug"
+log_level = debug
+metrics_listen = 127.0.0.1:$PORT"
 . "$(dirname "$0")/../pg-lib.sh"
 fail() {
 	echo "FAIL: $*"
@@ -70,4 +72,7 @@ lost=$(psql_q "SELECT count(DISTINCT run_id) FROM run_events WHERE message = '$e
 [ "$lost" -ge 1 ] || fail "no run was released as the lost claim's"
 grep -q 'WARN released [0-9]* run(s) leased to us by a claim whose answer was lost' "$T/d1.log" ||
 	fail "the dispatcher did not say it released them"
+counted=$(curl -fsS "http://127.0.0.1:$PORT/metrics" |
+	sed -n 's/^pushpool_lost_claim_releases_total //p')
+[ "$counted" = "$lost" ] || fail "/metrics counts $counted lost claim release(s), the store $lost"
 echo "pg_claim_lost: the lost claim leased $leased run(s); $lost released and run again; 8 SUCCEEDED"

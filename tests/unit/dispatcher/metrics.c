@@ -333,6 +333,7 @@ static void test_page_parses(void **state)
 	pp_metrics_observe_submission(m, 4000); /* over the last bound */
 	pp_metrics_count(m, "start_retries", 3);
 	pp_metrics_count(m, "max_runtime_cancels", 1);
+	pp_metrics_count(m, "lost_claim_releases", 2);
 	pp_metrics_count_terminal(m, PP_ST_SUCCEEDED);
 	pp_metrics_count_terminal(m, PP_ST_DEAD);
 	pp_metrics_count_swept(m, "aci", 2);
@@ -371,6 +372,7 @@ static void test_page_parses(void **state)
 	assert_true(value(&e, "pushpool_submission_delay_seconds_count") == 3);
 	assert_true(value(&e, "pushpool_start_retries_total") == 3);
 	assert_true(value(&e, "pushpool_max_runtime_cancels_total") == 1);
+	assert_true(value(&e, "pushpool_lost_claim_releases_total") == 2);
 	assert_true(value(&e, "pushpool_token_refreshes_total") == 4);
 	assert_true(value(&e, "pushpool_queue_lag_seconds") == 1.5);
 	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"aci\"}") == 3);
