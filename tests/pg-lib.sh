@@ -41,18 +41,9 @@ start_serve() {
 	SERVE_PIDS="$SERVE_PIDS $!"
 }
 
-# until_deadline SECONDS INTERVAL CMD...: run CMD every INTERVAL seconds
-# until it succeeds (0), or SECONDS have passed (1). The waits below are
-# this with their own condition and report.
-until_deadline() {
-	deadline=$(($(date +%s) + $1))
-	interval=$2
-	shift 2
-	until "$@"; do
-		[ "$(date +%s)" -ge "$deadline" ] && return 1
-		sleep "$interval"
-	done
-}
+# until_deadline (tests/wait-lib.sh): the waits below are it with their
+# own condition and report.
+. "$HERE/tests/wait-lib.sh"
 
 # wait_serving SECONDS NAME...: until each dispatcher has opened the store
 # and entered its loop (its "dispatcher NAME: store" line), or fail. A store

@@ -68,6 +68,7 @@ emit() { printf '%s\n' "$1" >>"$R"; }
 
 # One mock for the whole bench, and the helpers of a pass (lib.sh).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../wait-lib.sh"
 
 # ---- throughput ----
 # The baseline must send what the dispatcher sends. Each JSON body of its
@@ -774,11 +775,8 @@ if only watch; then
 	described() { mock_stats | jq '.counters["ecs.described_tasks"] // 0'; }
 	calls() { mock_stats | jq '.keyed.requests["ecs:DescribeTasks"] // 0'; }
 	# Every run polled once.
-	deadline=$(($(date +%s) + 120))
-	while [ "$(described)" -lt "$WATCH_RUNS" ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || die "watch: runs not polled in 120 s"
-		sleep 0.5
-	done
+	polled_once() { [ "$(described)" -ge "$WATCH_RUNS" ]; }
+	until_deadline 120 0.5 polled_once || die "watch: runs not polled in 120 s"
 	cpu() { awk '{ print $1 }' "/proc/$SERVE_PID/schedstat"; }
 	c0=$(calls) d0=$(described) s0=$(cpu)
 	sleep "$WATCH_SECONDS"

@@ -72,18 +72,17 @@ pp schedule -p ecs --count 50 -v "$PACE" -v 'env={"PUSHPOOL_MOCK_CRASH": "1"}' >
 "$PUSHPOOL" -c "$T/pushpool.conf" serve >"$T/serve.log" 2>&1 &
 SERVE_PID=$!
 
-# Wait, polling every 0.2 s for at most 120 s, until CHECK (a command)
-# succeeds; WHAT says what did not happen, and serve must stay up.
+# Until CHECK (a command) succeeds, for at most 120 s (until_deadline);
+# WHAT says what did not happen. serve must stay up meanwhile.
+. "$(dirname "$0")/../wait-lib.sh"
+serving_and() {
+	kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited"
+	"$@"
+}
 await() { # WHAT CHECK...
 	what=$1
 	shift
-	i=0
-	until "$@"; do
-		i=$((i + 1))
-		[ $i -gt 600 ] && fail "$what after 120 s"
-		kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited"
-		sleep 0.2
-	done
+	until_deadline 120 0.2 serving_and "$@" || fail "$what after 120 s"
 }
 # At least N runs of the ls in one of STATES (a regex), listed afresh.
 at_least() { runs && [ "$(count "$2")" -ge "$1" ]; }
