@@ -33,6 +33,9 @@
 /* Easy handles a multi keeps for reuse: about the transfers it runs at
  * once (max_submitting, 32 by default); each holds a few KiB. */
 #define SPARE_EASY_HANDLES 32
+/* libcurl's default CURLOPT_TCP_KEEPIDLE: an idle connection's first
+ * keep-alive probe goes after this long. */
+#define TCP_KEEPIDLE_MS 60000L
 
 /* libcurl, and with it OpenSSL and the system's configuration for it, is
  * set up by the first transfer rather than at program start: a daemon with
@@ -448,7 +451,6 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	 * them afresh for each request, about 11,000 instructions (issue 23). */
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING,
 			 (req->flags & PP_HTTP_GRPC) ? NULL : PP_HTTP_CONTENT_CODINGS);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* curl silently resends a request whose reused keep-alive connection
 	 * died before the answer; for a create that could act twice, so
 	 * non-GET requests get a connection of their own unless the caller
@@ -457,6 +459,20 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 		     !(req->flags & PP_HTTP_RESENDABLE);
 	if (fresh)
 		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	/* Outside gRPC, whose openers' connections carry later calls, that
+	 * connection serves its one request and is closed after it (kept, it
+	 * would only be reused by others). TCP keep-alive keeps a pooled
+	 * connection's path open while it idles; a connection used once is
+	 * never idle longer than its request's timeout, so it is asked for
+	 * only when that timeout outlasts the first probe's wait. Each ask is
+	 * three system calls (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL): on
+	 * Cloud Run, one a run for its `:run` (issue 23). */
+	bool one_shot = fresh && !(req->flags & PP_HTTP_GRPC);
+	long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
+	if (one_shot)
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	if (!one_shot || timeout_ms > TCP_KEEPIDLE_MS)
+		curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (req->flags & PP_HTTP_GRPC) {
 		/* gRPC calls share HTTP/2 connections, many streams on each, as
 		 * the gRPC SDKs do: wait for a connection being set up to say
