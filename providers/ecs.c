@@ -968,8 +968,10 @@ static int task_not_found(struct pp_run_io *io, const char *reason, struct pp_er
 }
 
 /* The element of list (tasks or failures) whose key (taskArn or arn) is
- * the run's task; a poll of one task takes the answer's only element
- * whatever it names, as before polls were batched. */
+ * the run's task. botocore's model makes both keys optional: in the answer
+ * to a poll of one task, an element that names no task can only be about
+ * it, while one that names another task is not (and the run's task is
+ * then missing from the answer). */
 static const struct pp_json *of_task(const struct pp_json *list, const char *key,
 				     const struct pp_run_io *io, bool alone)
 {
@@ -978,7 +980,10 @@ static const struct pp_json *of_task(const struct pp_json *list, const char *key
 		if (arn && !strcmp(arn, io->infra_id))
 			return e;
 	}
-	return alone && list && list->count == 1 ? pp_json_at(list, 0) : NULL;
+	if (!alone || !list || list->count != 1)
+		return NULL;
+	const struct pp_json *only = pp_json_at(list, 0);
+	return pp_json_get(only, key) ? NULL : only;
 }
 
 /* One run's status from a DescribeTasks answer: PP_STEP_DONE, or

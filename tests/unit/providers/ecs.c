@@ -1098,6 +1098,20 @@ static void test_missing_task_is_polled_through_the_grace_period(void **state)
 	f->aws.task = "{\"tasks\":[{\"lastStatus\":\"RUNNING\"}],\"failures\":[]}";
 	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), 0);
 	assert_int_equal(f->io.state_out, PP_RUN_RUNNING);
+	/* An answer about another task says nothing of this one: its task is
+	 * not in it, however alone the element is. */
+	f->aws.task = "{\"tasks\":[{\"taskArn\":\"arn:aws:ecs:eu-west-1:1:task/c1/other\","
+		      "\"lastStatus\":\"STOPPED\",\"stopCode\":\"EssentialContainerExited\","
+		      "\"containers\":[{\"name\":\"prefect\",\"exitCode\":0}]}],"
+		      "\"failures\":[]}";
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), PP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "no task in the response"));
+	pp_error_clear(&err);
+	f->aws.task = "{\"tasks\":[],\"failures\":[{\"arn\":\"arn:aws:ecs:eu-west-1:1:task/c1/"
+		      "other\",\"reason\":\"MISSING\"}]}";
+	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), PP_ENOTFOUND);
+	pp_error_clear(&err);
+	f->aws.task = "{\"tasks\":[{\"lastStatus\":\"RUNNING\"}],\"failures\":[]}";
 	/* A later MISSING streak starts its backoff afresh and keeps RUNNING. */
 	f->aws.missing = 1;
 	assert_int_equal(pp_exec_run_op(ecs(), PP_OP_STATUS, &f->io, &fast, &err), 0);
