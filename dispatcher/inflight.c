@@ -744,13 +744,7 @@ static void on_cleanup(struct pp_loop *L, struct inflight *a, int rc, const stru
 	finish(L, a, a->final, inflight_msg_text(a));
 }
 
-void inflight_status_done(struct pp_loop *L, struct inflight *a, int rc, const struct pp_error *err)
-{
-	a->busy = false;
-	on_status(L, a, rc, err);
-}
-
-static void op_done(void *ud, int rc, const struct pp_error *err)
+void inflight_op_done(void *ud, int rc, const struct pp_error *err)
 {
 	struct inflight *a = ud;
 	struct pp_loop *L = a->loop;
@@ -774,7 +768,7 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 				inflight_free(L, a);
 			} else {
 				/* The store cannot say: try again later. */
-				op_done(a, PP_ETRANSIENT, &err);
+				inflight_op_done(a, PP_ETRANSIENT, &err);
 			}
 			return;
 		}
@@ -782,7 +776,7 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 	}
 	if (inflight_job(a, &err)) {
 		/* Only out of memory: the poll is tried again later. */
-		op_done(a, PP_ETRANSIENT, &err);
+		inflight_op_done(a, PP_ETRANSIENT, &err);
 		return;
 	}
 	a->phase = op == PP_OP_SUBMIT	? PH_SUBMIT
@@ -797,10 +791,11 @@ void inflight_op(struct pp_loop *L, struct inflight *a, enum pp_op op)
 	struct pp_exec_policy pol = L->policy;
 	if (op == PP_OP_CLEANUP && (!pol.budget_ms || pol.budget_ms > PP_CLEANUP_BUDGET_MS))
 		pol.budget_ms = PP_CLEANUP_BUDGET_MS;
-	int rc = pp_exec_start(L->exec, a->pool->p->prov, op, &a->io, &pol, op_done, a, &err);
+	int rc = pp_exec_start(L->exec, a->pool->p->prov, op, &a->io, &pol, inflight_op_done, a,
+			       &err);
 	if (rc) {
 		a->busy = false;
-		op_done(a, rc, &err);
+		inflight_op_done(a, rc, &err);
 	}
 }
 

@@ -27,7 +27,6 @@
 /* Runs polled by one request, the lead first. A run being freed leaves
  * its slot NULL (inflight_batch_leave). */
 struct status_batch {
-	struct pp_loop *loop;
 	bool answered; /* its op finished: batch_done is handing the answer out */
 	int n;
 	struct pp_run_io **peers; /* the io of members[1..n-1], for the lead's op */
@@ -149,7 +148,6 @@ static void start_batch(struct pp_loop *L, struct inflight **runs, int n)
 			inflight_op(L, runs[i], PP_OP_STATUS);
 		return;
 	}
-	b->loop = L;
 	b->answered = false;
 	b->n = n;
 	b->peers = (struct pp_run_io **)&b->members[n];
@@ -193,7 +191,6 @@ void inflight_batch_send(struct pp_loop *L, struct poll_groups *g, int64_t now)
 static void batch_done(void *ud, int rc, const struct pp_error *err)
 {
 	struct status_batch *b = ud;
-	struct pp_loop *L = b->loop;
 	b->answered = true;
 	if (b->members[0]) {
 		b->members[0]->io.peers = NULL;
@@ -206,15 +203,15 @@ static void batch_done(void *ud, int rc, const struct pp_error *err)
 		a->batch = NULL;
 		b->members[i] = NULL;
 		if (rc) {
-			inflight_status_done(L, a, rc, err);
+			inflight_op_done(a, rc, err);
 		} else if (a->io.batch_rc) {
 			struct pp_error own = {0};
 			pp_fail(&own, a->io.batch_rc, "%s",
 				a->io.message ? a->io.message : pp_strerror(a->io.batch_rc));
 			pp_clear_message(&a->io);
-			inflight_status_done(L, a, own.code, &own);
+			inflight_op_done(a, own.code, &own);
 		} else {
-			inflight_status_done(L, a, 0, NULL);
+			inflight_op_done(a, 0, NULL);
 		}
 	}
 	free(b);

@@ -302,9 +302,9 @@ void inflight_tail_free(struct inflight *a);
 /* inflight.c: record the outcome in a->final and a->final_msg, then clean up. */
 void inflight_after_tail(struct pp_loop *L, struct inflight *a);
 void inflight_poll_due(struct pp_loop *L);
-/* A status op's outcome for a (its op_done, for a batched poll too). */
-void inflight_status_done(struct pp_loop *L, struct inflight *a, int rc,
-			  const struct pp_error *err);
+/* An op's outcome for run ud (the op's callback; a batched poll's
+ * answer, handed out, to each run too). */
+void inflight_op_done(void *ud, int rc, const struct pp_error *err);
 /* inflight_batch.c: status polls of many runs in one request
  * (pp_provider.status_batch_max). The walk of due runs gathers them into
  * groups of one pool and batch key; inflight_batch_add returns false for a
