@@ -382,6 +382,12 @@ static void h2c_policy(struct xfer *x, bool join)
 	}
 }
 
+/* The transfer's options, every one that any transfer sets, each to this
+ * request's value or libcurl's default: a spare handle keeps the last
+ * request's (curl_easy_reset, which would restore the defaults, cost 7,000
+ * instructions a request, most of them freeing about 90 string options
+ * never set; issue 23). An option set here only for some requests must be
+ * set, to its default, for the others too. */
 static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_resp *resp,
 		      struct pp_error *err)
 {
@@ -457,8 +463,7 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	 * says a resend is harmless. */
 	bool fresh = strcmp(req->method, "GET") && strcmp(req->method, "HEAD") &&
 		     !(req->flags & PP_HTTP_RESENDABLE);
-	if (fresh)
-		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, (long)fresh);
 	/* Outside gRPC, whose openers' connections carry later calls, that
 	 * connection serves its one request and is closed after it (kept, it
 	 * would only be reused by others). TCP keep-alive keeps a pooled
@@ -469,25 +474,27 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	 * Cloud Run, one a run for its `:run` (issue 23). */
 	bool one_shot = fresh && !(req->flags & PP_HTTP_GRPC);
 	long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
-	if (one_shot)
-		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-	if (!one_shot || timeout_ms > TCP_KEEPIDLE_MS)
-		curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (req->flags & PP_HTTP_GRPC) {
-		/* gRPC calls share HTTP/2 connections, many streams on each, as
-		 * the gRPC SDKs do: wait for a connection being set up to say
-		 * it multiplexes rather than open one more beside it. */
-		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-		if (strncmp(req->url, "http://", 7))
-			curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-		else
-			h2c_policy(x, !fresh);
-	}
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, (long)one_shot);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE,
+			 (long)(!one_shot || timeout_ms > TCP_KEEPIDLE_MS));
+	/* gRPC calls share HTTP/2 connections, many streams on each, as the
+	 * gRPC SDKs do: wait for a connection being set up to say it
+	 * multiplexes rather than open one more beside it. */
+	bool grpc = req->flags & PP_HTTP_GRPC;
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, (long)grpc);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+			 grpc ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_NONE);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, NULL);
+	if (grpc && !strncmp(req->url, "http://", 7))
+		h2c_policy(x, !fresh);
 	if (!strcmp(req->method, "GET")) {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	} else if (!strcmp(req->method, "HEAD")) {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
@@ -586,8 +593,9 @@ struct pp_http_multi {
 	int pending;	   /* transfers added and not yet reported */
 	struct xfer *live; /* so pp_http_multi_free can release abandoned ones */
 	int h2c_opening;   /* h2c openers under way (h2c_policy) */
-	/* Easy handles of finished transfers, reset for the next ones:
-	 * curl_easy_reset costs a tenth of curl_easy_init and cleanup. */
+	/* Easy handles of finished transfers, taken by the next ones with the
+	 * options they had: xfer_setup sets every option a transfer may use,
+	 * so nothing of the last request carries over. */
 	CURL *spare[SPARE_EASY_HANDLES];
 	int nspare;
 	/* h2c connections that speak HTTP/2 (h2c_policy), by their ends; a
@@ -629,7 +637,6 @@ void pp_http_multi_wait_watched(struct pp_http_multi *m, long timeout_ms)
 static void easy_release(struct pp_http_multi *m, CURL *easy)
 {
 	if (m && m->nspare < SPARE_EASY_HANDLES) {
-		curl_easy_reset(easy);
 		m->spare[m->nspare++] = easy;
 	} else {
 		curl_easy_cleanup(easy);

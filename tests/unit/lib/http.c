@@ -132,6 +132,83 @@ static void test_a_connection_of_its_own_is_closed_after_its_answer(void **state
 	hs_stop(&s);
 }
 
+/* What the server got of each request, for test_a_handle_carries_nothing_
+ * of_its_last_request. */
+static struct seen_request {
+	char method[16];
+	char body[64];
+	char marker[32]; /* X-Marker, "" when not sent */
+} seen[8];
+static int nseen;
+
+static void record(struct hs_server *s, const struct hs_request *rq, struct hs_response *rs)
+{
+	(void)s;
+	if (nseen < (int)(sizeof(seen) / sizeof(seen[0]))) {
+		struct seen_request *r = &seen[nseen++];
+		const char *marker = hs_header(rq, "X-Marker");
+		snprintf(r->method, sizeof(r->method), "%s", rq->method);
+		snprintf(r->body, sizeof(r->body), "%.*s", (int)rq->body_len, rq->body);
+		snprintf(r->marker, sizeof(r->marker), "%s", marker ? marker : "");
+	}
+	rs->status = 200;
+	snprintf(rs->body, sizeof(rs->body), "{}");
+}
+
+/* Requests one after another on one multi take over the easy handle the
+ * last one left, options and all (libcurl's defaults are not restored
+ * between them: issue 23): each must go as it was asked, whatever its
+ * handle sent before. */
+static void test_a_handle_carries_nothing_of_its_last_request(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *method, *body, *marker;
+		unsigned flags;
+	} reqs[] = {
+		{"HEAD", NULL, NULL, 0}, {"POST", "{\"a\":1}", "post", 0},
+		{"GET", NULL, NULL, 0},	 {"DELETE", NULL, "delete", PP_HTTP_RESENDABLE},
+		{"HEAD", NULL, NULL, 0}, {"PUT", "{\"b\":2}", NULL, PP_HTTP_RESENDABLE},
+		{"GET", NULL, "get", 0},
+	};
+	int n = (int)(sizeof(reqs) / sizeof(reqs[0]));
+	struct hs_server s;
+	nseen = 0;
+	assert_int_equal(hs_start(&s, record, NULL), 0);
+	struct pp_http_multi *m = pp_http_multi_new();
+	assert_non_null(m);
+	for (int i = 0; i < n; i++) {
+		struct pp_http_req req;
+		struct pp_http_resp resp;
+		struct pp_error err = {0};
+		char url[128];
+		snprintf(url, sizeof(url), "%s/thing", s.base);
+		pp_http_req_init(&req, reqs[i].method, url);
+		req.flags = reqs[i].flags;
+		if (reqs[i].body)
+			assert_int_equal(pp_http_req_body(&req, reqs[i].body, strlen(reqs[i].body)),
+					 0);
+		if (reqs[i].marker)
+			assert_int_equal(pp_http_req_set_header(&req, "X-Marker", reqs[i].marker),
+					 0);
+		pp_http_resp_init(&resp, 1 << 16);
+		int finished = 0;
+		assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
+		while (!finished)
+			pp_http_multi_run(m, 100);
+		pp_http_resp_free(&resp);
+		pp_http_req_free(&req);
+	}
+	pp_http_multi_free(m);
+	hs_stop(&s);
+	assert_int_equal(nseen, n);
+	for (int i = 0; i < n; i++) {
+		assert_string_equal(seen[i].method, reqs[i].method);
+		assert_string_equal(seen[i].body, reqs[i].body ? reqs[i].body : "");
+		assert_string_equal(seen[i].marker, reqs[i].marker ? reqs[i].marker : "");
+	}
+}
+
 static void test_resendable_and_reads_reuse(void **state)
 {
 	(void)state;
@@ -416,6 +493,55 @@ static void test_grpc_calls_share_h2c_connections(void **state)
 	print_message("60 multiplexed calls, 12 at a time: %d connection(s)\n", wide);
 }
 
+/* A JSON request on the handle gRPC calls left (a joiner's refused
+ * sockets, its HTTP/2 without prior knowledge) goes as plain HTTP/1.1
+ * on a connection of its own choosing. */
+static void test_a_json_request_after_grpc_calls_on_their_handle(void **state)
+{
+	(void)state;
+	struct h2c_server g;
+	h2c_start(&g);
+	struct hs_server s;
+	nseen = 0;
+	assert_int_equal(hs_start(&s, record, NULL), 0);
+	char base[64];
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", g.port);
+	struct pp_http_multi *m = pp_http_multi_new();
+	assert_non_null(m);
+	struct pp_buf msg;
+	pp_buf_init(&msg, 16);
+	for (int i = 0; i < 2; i++) {
+		struct pp_http_req req;
+		struct pp_http_resp resp;
+		int finished = 0;
+		add_call(m, base, PP_HTTP_RESENDABLE, &msg, &req, &resp, &finished);
+		while (!finished)
+			pp_http_multi_run(m, 100);
+		pp_http_resp_free(&resp);
+		pp_http_req_free(&req);
+	}
+	assert_int_equal(g.connections, 1); /* the second call joined the first's */
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	struct pp_error err = {0};
+	char url[128];
+	snprintf(url, sizeof(url), "%s/thing", s.base);
+	pp_http_req_init(&req, "GET", url);
+	pp_http_resp_init(&resp, 1 << 16);
+	int finished = 0;
+	assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
+	while (!finished)
+		pp_http_multi_run(m, 100);
+	assert_int_equal(nseen, 1);
+	assert_string_equal(seen[0].method, "GET");
+	pp_http_resp_free(&resp);
+	pp_http_req_free(&req);
+	pp_buf_free(&msg);
+	pp_http_multi_free(m);
+	hs_stop(&s);
+	h2c_stop(&g);
+}
+
 static void test_grpc_calls_not_resendable_get_their_own_connection(void **state)
 {
 	(void)state;
@@ -638,6 +764,8 @@ int main(void)
 		cmocka_unit_test(test_creates_get_their_own_connection),
 		cmocka_unit_test(test_resendable_and_reads_reuse),
 		cmocka_unit_test(test_a_connection_of_its_own_is_closed_after_its_answer),
+		cmocka_unit_test(test_a_handle_carries_nothing_of_its_last_request),
+		cmocka_unit_test(test_a_json_request_after_grpc_calls_on_their_handle),
 		cmocka_unit_test(test_grpc_calls_share_h2c_connections),
 		cmocka_unit_test(test_grpc_calls_not_resendable_get_their_own_connection),
 		cmocka_unit_test(test_an_answer_in_returns_without_waiting),
