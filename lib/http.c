@@ -33,9 +33,6 @@
 /* Easy handles a multi keeps for reuse: about the transfers it runs at
  * once (max_submitting, 32 by default); each holds a few KiB. */
 #define SPARE_EASY_HANDLES 32
-/* libcurl's default CURLOPT_TCP_KEEPIDLE: an idle connection's first
- * keep-alive probe goes after this long. */
-#define TCP_KEEPIDLE_MS 60000L
 
 /* libcurl, and with it OpenSSL and the system's configuration for it, is
  * set up by the first transfer rather than at program start: a daemon with
@@ -464,19 +461,8 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	bool fresh = strcmp(req->method, "GET") && strcmp(req->method, "HEAD") &&
 		     !(req->flags & PP_HTTP_RESENDABLE);
 	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, (long)fresh);
-	/* Outside gRPC, whose openers' connections carry later calls, that
-	 * connection serves its one request and is closed after it (kept, it
-	 * would only be reused by others). TCP keep-alive keeps a pooled
-	 * connection's path open while it idles; a connection used once is
-	 * never idle longer than its request's timeout, so it is asked for
-	 * only when that timeout outlasts the first probe's wait. Each ask is
-	 * three system calls (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL): on
-	 * Cloud Run, one a run for its `:run` (issue 23). */
-	bool one_shot = fresh && !(req->flags & PP_HTTP_GRPC);
-	long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS;
-	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, (long)one_shot);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE,
-			 (long)(!one_shot || timeout_ms > TCP_KEEPIDLE_MS));
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 0L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* gRPC calls share HTTP/2 connections, many streams on each, as the
 	 * gRPC SDKs do: wait for a connection being set up to say it
 	 * multiplexes rather than open one more beside it. */

@@ -98,40 +98,6 @@ static void test_creates_get_their_own_connection(void **state)
 	assert_int_equal(connections_for("PUT", 0, 3), 3);
 }
 
-/* A request that may not be resent has a connection of its own, closed
- * after its answer: the read after it opens another, where keeping the
- * connection would have lent it to the read. */
-static void test_a_connection_of_its_own_is_closed_after_its_answer(void **state)
-{
-	(void)state;
-	struct hs_server s;
-	assert_int_equal(hs_start(&s, ok, NULL), 0);
-	struct pp_http_multi *m = pp_http_multi_new();
-	assert_non_null(m);
-	const char *methods[] = {"POST", "GET", "GET"};
-	for (int i = 0; i < 3; i++) {
-		struct pp_http_req req;
-		struct pp_http_resp resp;
-		struct pp_error err = {0};
-		char url[128];
-		snprintf(url, sizeof(url), "%s/thing", s.base);
-		pp_http_req_init(&req, methods[i], url);
-		if (i == 0)
-			assert_int_equal(pp_http_req_body(&req, "{}", 2), 0);
-		pp_http_resp_init(&resp, 1 << 16);
-		int finished = 0;
-		assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
-		while (!finished)
-			pp_http_multi_run(m, 100);
-		pp_http_resp_free(&resp);
-		pp_http_req_free(&req);
-	}
-	/* The POST's connection, then one the two reads share. */
-	assert_int_equal(__atomic_load_n(&s.connections, __ATOMIC_SEQ_CST), 2);
-	pp_http_multi_free(m);
-	hs_stop(&s);
-}
-
 /* What the server got of each request, for test_a_handle_carries_nothing_
  * of_its_last_request. */
 static struct seen_request {
@@ -763,7 +729,6 @@ int main(void)
 		cmocka_unit_test(test_idle_multi_then_first_request),
 		cmocka_unit_test(test_creates_get_their_own_connection),
 		cmocka_unit_test(test_resendable_and_reads_reuse),
-		cmocka_unit_test(test_a_connection_of_its_own_is_closed_after_its_answer),
 		cmocka_unit_test(test_a_handle_carries_nothing_of_its_last_request),
 		cmocka_unit_test(test_a_json_request_after_grpc_calls_on_their_handle),
 		cmocka_unit_test(test_grpc_calls_share_h2c_connections),
