@@ -145,7 +145,8 @@ struct fixture {
 
 static const char *job_text =
 	"{\"command\":null,\"env\":{\"PREFECT__FLOW_RUN_ID\":\"" RUN_ID "\",\"N\":5},"
-	"\"labels\":{\"prefect.io/flow-run-id\":\"" RUN_ID "\",\"Team\":\"Data Eng\"},"
+	"\"labels\":{\"prefect.io/flow-run-id\":\"" RUN_ID
+	"\",\"Team\":\"Data Eng\",\"9Lives\":\"\u00e9t\u00e9\"},"
 	"\"name\":\"my-flow\",\"credentials\":{\"project\":\"proj-1\"},"
 	"\"env_from_secrets\":{\"DB_PASSWORD\":{\"secret\":\"db-pass\",\"version\":\"latest\"}},"
 	"\"job_body\":{\"client\":\"prefect\",\"launchStage\":\"BETA\",\"template\":{\"template\":{"
@@ -257,6 +258,9 @@ static void test_submit_creates_and_runs(void **state)
 		pp_json_string(pp_json_path(body, "labels[\"prefect_io_flow-run-id\"]")),
 		"0b7e1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b");
 	assert_string_equal(pp_json_string(pp_json_path(body, "labels.team")), "data_eng");
+	/* A key must start with a letter; a byte outside [a-z0-9_-] is "_"
+	 * whatever the locale says of it (UTF-8 "été" is five bytes). */
+	assert_string_equal(pp_json_string(pp_json_path(body, "labels.l9lives")), "__t__");
 	assert_non_null(pp_json_path(body, "template.labels[\"pushpool-run-id\"]"));
 	pp_json_free(body);
 }
