@@ -143,24 +143,19 @@ static int cr_error(const struct pp_run_io *io, const char *what, char *status_n
 }
 
 /* GCP label rules: keys start with a lowercase letter, keys and values use
- * [a-z0-9_-], at most 63 characters. Bytes are compared as ASCII, not
- * through <ctype.h>, whose calls were most of a run's labelling (four
- * labels a run, issue 23) and whose answers would follow the locale. */
-static char label_char(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return (char)(c - 'A' + 'a');
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ? c : '_';
-}
-
+ * [a-z0-9_-], at most 63 characters. */
 static void gcp_label(char *out, size_t size, const char *in, bool is_key)
 {
 	size_t k = 0;
-	char first = label_char(in[0]);
-	if (is_key && !(first >= 'a' && first <= 'z'))
+	if (is_key && !isalpha((unsigned char)in[0]))
 		out[k++] = 'l';
-	for (const char *p = in; *p && k + 1 < size && k < 63; p++)
-		out[k++] = label_char(*p);
+	for (const char *p = in; *p && k + 1 < size && k < 63; p++) {
+		char c = (char)tolower((unsigned char)*p);
+		out[k++] = (islower((unsigned char)c) || isdigit((unsigned char)c) || c == '-' ||
+			    c == '_')
+				   ? c
+				   : '_';
+	}
 	out[k] = '\0';
 }
 
