@@ -40,6 +40,31 @@ static void done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, i
 	(*(int *)ud)++;
 }
 
+/* One request to base's /thing on m, driven until done() has its answer
+ * (200); body and marker (an X-Marker header) when not NULL. */
+static void send_one(struct pp_http_multi *m, const char *base, const char *method, unsigned flags,
+		     const char *body, const char *marker)
+{
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	struct pp_error err = {0};
+	char url[128];
+	snprintf(url, sizeof(url), "%s/thing", base);
+	pp_http_req_init(&req, method, url);
+	req.flags = flags;
+	if (body)
+		assert_int_equal(pp_http_req_body(&req, body, strlen(body)), 0);
+	if (marker)
+		assert_int_equal(pp_http_req_set_header(&req, "X-Marker", marker), 0);
+	pp_http_resp_init(&resp, 1 << 16);
+	int finished = 0;
+	assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
+	while (!finished)
+		pp_http_multi_run(m, 100);
+	pp_http_resp_free(&resp);
+	pp_http_req_free(&req);
+}
+
 /* n requests one after another on one multi handle (its connection cache
  * is what reuse draws on) to a server answering with handler; returns the
  * connections the server accepted. */
@@ -49,24 +74,8 @@ static int connections_to(hs_handler handler, const char *method, unsigned flags
 	assert_int_equal(hs_start(&s, handler, NULL), 0);
 	struct pp_http_multi *m = pp_http_multi_new();
 	assert_non_null(m);
-	for (int i = 0; i < n; i++) {
-		struct pp_http_req req;
-		struct pp_http_resp resp;
-		struct pp_error err = {0};
-		char url[128];
-		snprintf(url, sizeof(url), "%s/thing", s.base);
-		pp_http_req_init(&req, method, url);
-		req.flags = flags;
-		if (strcmp(method, "GET"))
-			assert_int_equal(pp_http_req_body(&req, "{}", 2), 0);
-		pp_http_resp_init(&resp, 1 << 16);
-		int finished = 0;
-		assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
-		while (!finished)
-			pp_http_multi_run(m, 100);
-		pp_http_resp_free(&resp);
-		pp_http_req_free(&req);
-	}
+	for (int i = 0; i < n; i++)
+		send_one(m, s.base, method, flags, strcmp(method, "GET") ? "{}" : NULL, NULL);
 	pp_http_multi_free(m);
 	hs_stop(&s);
 	return __atomic_load_n(&s.connections, __ATOMIC_SEQ_CST);
@@ -143,28 +152,8 @@ static void test_a_handle_carries_nothing_of_its_last_request(void **state)
 	assert_int_equal(hs_start(&s, record, NULL), 0);
 	struct pp_http_multi *m = pp_http_multi_new();
 	assert_non_null(m);
-	for (int i = 0; i < n; i++) {
-		struct pp_http_req req;
-		struct pp_http_resp resp;
-		struct pp_error err = {0};
-		char url[128];
-		snprintf(url, sizeof(url), "%s/thing", s.base);
-		pp_http_req_init(&req, reqs[i].method, url);
-		req.flags = reqs[i].flags;
-		if (reqs[i].body)
-			assert_int_equal(pp_http_req_body(&req, reqs[i].body, strlen(reqs[i].body)),
-					 0);
-		if (reqs[i].marker)
-			assert_int_equal(pp_http_req_set_header(&req, "X-Marker", reqs[i].marker),
-					 0);
-		pp_http_resp_init(&resp, 1 << 16);
-		int finished = 0;
-		assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
-		while (!finished)
-			pp_http_multi_run(m, 100);
-		pp_http_resp_free(&resp);
-		pp_http_req_free(&req);
-	}
+	for (int i = 0; i < n; i++)
+		send_one(m, s.base, reqs[i].method, reqs[i].flags, reqs[i].body, reqs[i].marker);
 	pp_http_multi_free(m);
 	hs_stop(&s);
 	assert_int_equal(nseen, n);
@@ -487,21 +476,9 @@ static void test_a_json_request_after_grpc_calls_on_their_handle(void **state)
 		pp_http_req_free(&req);
 	}
 	assert_int_equal(g.connections, 1); /* the second call joined the first's */
-	struct pp_http_req req;
-	struct pp_http_resp resp;
-	struct pp_error err = {0};
-	char url[128];
-	snprintf(url, sizeof(url), "%s/thing", s.base);
-	pp_http_req_init(&req, "GET", url);
-	pp_http_resp_init(&resp, 1 << 16);
-	int finished = 0;
-	assert_int_equal(pp_http_multi_add(m, &req, &resp, done, &finished, &err), 0);
-	while (!finished)
-		pp_http_multi_run(m, 100);
+	send_one(m, s.base, "GET", 0, NULL, NULL);
 	assert_int_equal(nseen, 1);
 	assert_string_equal(seen[0].method, "GET");
-	pp_http_resp_free(&resp);
-	pp_http_req_free(&req);
 	pp_buf_free(&msg);
 	pp_http_multi_free(m);
 	hs_stop(&s);
