@@ -143,7 +143,10 @@ const char *pp_cred_fingerprint(struct pp_cred *c)
 		return c->fingerprint;
 	/* Each setting as its length and bytes, an unset one as a length of
 	 * zero and an empty one as one: no two sets of settings run together
-	 * into the same bytes. */
+	 * into the same bytes. Streamed into the digest rather than gathered
+	 * for pp_sha256_hex (providers/common.h, a layer above): the settings
+	 * hold secrets, and a gathered copy (and its reallocations) would be
+	 * more of them left to clear. */
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
