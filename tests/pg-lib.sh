@@ -1,7 +1,7 @@
 # Sourced by the tests/scenario/pg_*.sh tests and tests/bench/pg_like.sh:
 # a throwaway PostgreSQL server (tests/pg-env.sh), `pushpool mock` with one
 # pool per provider (tools/mock-env.sh), and $T/pushpool.conf pointing at
-# both, schema migrated. Needs PUSHPOOL; sets T, PGDIR, PGURL, BASE, CONF.
+# both, schema migrated. Needs PUSHPOOL; sets T, PGDIR, PGURL, PSQL, BASE, CONF.
 # Helpers start and stop `serve` processes and read the store and the mock.
 set -eu
 : "${PUSHPOOL:?set PUSHPOOL to the pushpool binary}"
@@ -25,7 +25,7 @@ CONF=$T/pushpool.conf
 printf '\n[store]\nurl = %s\n' "$PGURL" >>"$CONF"
 "$PUSHPOOL" store migrate -c "$CONF" >/dev/null 2>&1
 
-psql_q() { psql -X -Atq "$PGURL" -c "$1"; }
+psql_q() { "$PSQL" -X -Atq "$PGURL" -c "$1"; }
 
 # schedule_runs N: N runs in each of the four pools.
 schedule_runs() {
@@ -78,7 +78,7 @@ serving() {
 # and not by a lock, which lock_timeout would end. claim_held: one claim
 # waits in it; open_claimer: the gate opens.
 hold_claimer() {
-	psql -X -q -v ON_ERROR_STOP=1 "$PGURL" >/dev/null <<SQL
+	"$PSQL" -X -q -v ON_ERROR_STOP=1 "$PGURL" >/dev/null <<SQL
 CREATE TABLE test_gate (open boolean NOT NULL);
 INSERT INTO test_gate VALUES (false);
 CREATE FUNCTION test_hold_claimer() RETURNS trigger LANGUAGE plpgsql AS \$\$
