@@ -261,6 +261,37 @@ static const char *const migrations[] = {
 	 * (issue 23). SQLite keeps its own: forgetting a dead owner asks
 	 * whether any run names it, finished or not. */
 	"DROP INDEX runs_owner;",
+	/* 13: identifiers compared byte by byte (COLLATE "C"), as SQLite's
+	 * store compares them. Under the database's locale every comparison in
+	 * a btree over one of these keys, and every sort by id, went through
+	 * strcoll: on a database made with en_US.UTF-8 the server spent 0.17
+	 * ms of CPU a run against 0.12 now (with Debian's C.UTF-8 the locale's
+	 * calls took 1 % of it; issue 23). A locale's order also differs from SQLite's for names
+	 * outside ASCII, and an index built under it goes stale when an
+	 * upgrade of the C library changes its collation data. The indexes on
+	 * these columns are rebuilt; no table is rewritten. */
+	"ALTER TABLE runs ALTER COLUMN id TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN pool TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN deployment TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN source TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN source_ref TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN state TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN lease_owner TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN slot_key TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN queue TYPE TEXT COLLATE \"C\";"
+	"ALTER TABLE run_events ALTER COLUMN run_id TYPE TEXT COLLATE \"C\";"
+	"ALTER TABLE owner_leases ALTER COLUMN owner TYPE TEXT COLLATE \"C\";"
+	"ALTER TABLE deployments ALTER COLUMN name TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN id TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN pool TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN queue TYPE TEXT COLLATE \"C\";"
+	"ALTER TABLE deployment_schedules ALTER COLUMN deployment TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN skey TYPE TEXT COLLATE \"C\";"
+	"ALTER TABLE work_queues ALTER COLUMN pool TYPE TEXT COLLATE \"C\","
+	" ALTER COLUMN name TYPE TEXT COLLATE \"C\";"
+	"ALTER TABLE pool_settings ALTER COLUMN pool TYPE TEXT COLLATE \"C\";"
+	"ALTER TABLE provisions ALTER COLUMN pool TYPE TEXT COLLATE \"C\";"
+	"ALTER TABLE pushpool_meta ALTER COLUMN key TYPE TEXT COLLATE \"C\";",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */

@@ -44,6 +44,35 @@ static void test_migrate_and_schema_check(void **state)
 	pp_store_close(s);
 }
 
+/* Every TEXT column an index holds or a foreign key names compares byte by
+ * byte (migration 13), whatever the database's locale: the server's
+ * btrees over ids call memcmp, not strcoll, and the store orders names as
+ * SQLite's does. A later migration that indexes a column under the
+ * locale fails here. */
+static void test_keys_compare_bytes(void **state)
+{
+	(void)state;
+	assert_int_equal(sql(pgurl,
+			     "SELECT count(*) FROM pg_attribute a"
+			     " JOIN pg_class t ON t.oid = a.attrelid"
+			     " JOIN pg_namespace n ON n.oid = t.relnamespace"
+			     " WHERE n.nspname = current_schema() AND t.relkind = 'r'"
+			     " AND a.atttypid = 'text'::regtype AND a.attnum > 0"
+			     " AND a.attcollation <> '\"C\"'::regcollation"
+			     " AND (EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = t.oid"
+			     "  AND a.attnum = ANY (i.indkey))"
+			     " OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'f'"
+			     "  AND ((c.conrelid = t.oid AND a.attnum = ANY (c.conkey))"
+			     "  OR (c.confrelid = t.oid AND a.attnum = ANY (c.confkey)))))"),
+			 0);
+	/* The migration reached the tables it was written for. */
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM pg_attribute WHERE attrelid IN"
+				    " ('runs'::regclass, 'run_events'::regclass,"
+				    " 'owner_leases'::regclass, 'deployments'::regclass)"
+				    " AND attcollation = '\"C\"'::regcollation"),
+			 15);
+}
+
 static void test_bad_url_and_password_stay_out_of_errors(void **state)
 {
 	(void)state;
@@ -1024,6 +1053,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_migrate_and_schema_check),
+		cmocka_unit_test_setup_teardown(test_keys_compare_bytes, pg_setup, store_teardown),
 		cmocka_unit_test(test_bad_url_and_password_stay_out_of_errors),
 		cmocka_unit_test_setup_teardown(test_notify_wakes_idle_dispatcher, pg_setup,
 						store_teardown),
