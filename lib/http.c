@@ -453,7 +453,9 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	 * coding: with "" (every coding libcurl was built with) libcurl lists
 	 * them afresh for each request, about 11,000 instructions (issue 23). */
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING,
-			 (req->flags & PP_HTTP_GRPC) ? NULL : PP_HTTP_CONTENT_CODINGS);
+			 (req->flags & (PP_HTTP_GRPC | PP_HTTP_SMALL_ANSWER))
+				 ? NULL
+				 : PP_HTTP_CONTENT_CODINGS);
 	/* curl silently resends a request whose reused keep-alive connection
 	 * died before the answer; for a create that could act twice, so
 	 * non-GET requests get a connection of their own unless the caller

@@ -14,7 +14,8 @@
 /* Every request's User-Agent, unless it carries one of its own. */
 #define PP_USER_AGENT "pushpool/" PP_VERSION
 /* What a request with a JSON answer accepts as its Accept-Encoding: gzip,
- * which every cloud API pushpool calls serves. gRPC calls ask for none. */
+ * which every cloud API pushpool calls serves. gRPC calls ask for none,
+ * and so do requests flagged PP_HTTP_SMALL_ANSWER. */
 #define PP_HTTP_CONTENT_CODINGS "gzip"
 
 struct pp_http_header {
@@ -31,6 +32,12 @@ enum {
 	 * GET: curl resends a request on its own when a reused connection
 	 * turns out dead, which only these can afford. */
 	PP_HTTP_RESENDABLE = 1u << 1,
+	/* The answer is one resource of a few KB, such as what a submission
+	 * creates or starts: the request asks for no content coding.
+	 * Compression saves little there, and asking costs libcurl about 5,000
+	 * instructions a request (the header line through its printf, the
+	 * decoder's setup). Lists and logs, whose answers grow, ask for gzip. */
+	PP_HTTP_SMALL_ANSWER = 1u << 2,
 };
 
 struct pp_http_req {

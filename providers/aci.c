@@ -220,8 +220,9 @@ static int send(struct pp_run_io *io, const char *method, const char *url,
 	if (rc)
 		return rc;
 	/* ARM writes are PUTs and DELETEs of a named resource: the same
-	 * request twice leaves the same resource. */
-	io->req.flags |= PP_HTTP_RESENDABLE;
+	 * request twice leaves the same resource. Each answer but a list's
+	 * (send_list) is the one resource the request names. */
+	io->req.flags |= PP_HTTP_RESENDABLE | PP_HTTP_SMALL_ANSWER;
 	return PP_STEP_SEND;
 }
 
@@ -634,16 +635,22 @@ static int aci_cleanup(struct pp_run_io *io, struct pp_error *err)
 static int send_list(struct pp_run_io *io, struct pp_error *err)
 {
 	struct aci_state *st = io->state;
-	if (st->async_url[0])
-		return send(io, "GET", st->async_url, NULL, err);
+	const char *page = st->async_url;
 	char url[1024];
-	int n = snprintf(url, sizeof(url),
-			 "%s/subscriptions/%s/resourceGroups/%s/providers/"
-			 "Microsoft.ContainerInstance/containerGroups?api-version=%s",
-			 st->base, st->sub, st->rg, st->api_version);
-	if (n < 0 || (size_t)n >= sizeof(url))
-		return pp_fail(err, PP_EINVALID, "aci: container group list URL is too long");
-	return send(io, "GET", url, NULL, err);
+	if (!page[0]) {
+		int n = snprintf(url, sizeof(url),
+				 "%s/subscriptions/%s/resourceGroups/%s/providers/"
+				 "Microsoft.ContainerInstance/containerGroups?api-version=%s",
+				 st->base, st->sub, st->rg, st->api_version);
+		if (n < 0 || (size_t)n >= sizeof(url))
+			return pp_fail(err, PP_EINVALID,
+				       "aci: container group list URL is too long");
+		page = url;
+	}
+	int rc = send(io, "GET", page, NULL, err);
+	/* A page of groups grows with them: asked for compressed. */
+	io->req.flags &= ~(unsigned)PP_HTTP_SMALL_ANSWER;
+	return rc;
 }
 
 /* Groups tagged pushpool-run-id, page after page, with the creation time

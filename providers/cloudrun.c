@@ -460,7 +460,9 @@ static int send_to(struct pp_run_io *io, const char *method, const char *suffix,
 	if (rc)
 		return rc;
 	/* Reads, DELETE and :cancel are harmless twice; :run is not: a
-	 * resend would start a second execution. */
+	 * resend would start a second execution. Each answers with one job,
+	 * execution or operation. */
+	io->req.flags |= PP_HTTP_SMALL_ANSWER;
 	if (strcmp(suffix, ":run"))
 		io->req.flags |= PP_HTTP_RESENDABLE;
 	return PP_STEP_SEND;
@@ -477,8 +479,9 @@ static int send_create(struct pp_run_io *io, struct pp_error *err)
 	int rc = pp_req_json(io, "POST", url, "application/json", st->body, err);
 	if (rc)
 		return rc;
-	/* A repeated create of the same jobId answers 409, which is adopted. */
-	io->req.flags |= PP_HTTP_RESENDABLE;
+	/* A repeated create of the same jobId answers 409, which is adopted.
+	 * The answer is the job's operation. */
+	io->req.flags |= PP_HTTP_RESENDABLE | PP_HTTP_SMALL_ANSWER;
 	return PP_STEP_SEND;
 }
 

@@ -204,6 +204,11 @@ int pp_ecs_send_action(struct pp_run_io *io, const char *action, const struct pp
 	 * would add a revision. */
 	if (strcmp(action, "RegisterTaskDefinition"))
 		io->req.flags |= PP_HTTP_RESENDABLE;
+	/* Lists and DescribeTasks (up to 100 tasks a call) ask for their
+	 * answer compressed; the other actions answer with the one task or
+	 * definition they name. */
+	if (strncmp(action, "List", 4) && strcmp(action, "DescribeTasks"))
+		io->req.flags |= PP_HTTP_SMALL_ANSWER;
 	return PP_STEP_SEND;
 }
 

@@ -277,6 +277,7 @@ struct fs_request {
 	char url[512];	  /* path, then ?jobId=... when the request had one */
 	char target[128]; /* X-Amz-Target, when present */
 	char auth[512];	  /* Authorization, when present */
+	char coding[32];  /* Accept-Encoding, when present */
 	char *body;
 	size_t body_len;
 	long long at_ms;
@@ -311,6 +312,7 @@ static inline void fs_serve(struct hs_server *hs, const struct hs_request *rq,
 	struct fs_response fo;
 	const char *job = strstr(rq->query, "jobId=");
 	const char *t = hs_header(rq, "X-Amz-Target"), *a = hs_header(rq, "Authorization");
+	const char *coding = hs_header(rq, "Accept-Encoding");
 
 	memset(&fr, 0, sizeof(fr));
 	memset(&fo, 0, sizeof(fo));
@@ -323,6 +325,7 @@ static inline void fs_serve(struct hs_server *hs, const struct hs_request *rq,
 		snprintf(fr.url, sizeof(fr.url), "%s", rq->path);
 	snprintf(fr.target, sizeof(fr.target), "%s", t ? t : "");
 	snprintf(fr.auth, sizeof(fr.auth), "%s", a ? a : "");
+	snprintf(fr.coding, sizeof(fr.coding), "%s", coding ? coding : "");
 	fr.body = strdup(rq->body);
 	fr.body_len = rq->body_len;
 	fr.at_ms = rq->at_ms;

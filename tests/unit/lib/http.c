@@ -555,7 +555,8 @@ static void ok_noting_coding(struct hs_server *s, const struct hs_request *rq,
  * no HTTP content coding, which only cost each one a header and a
  * decoder. JSON requests ask for gzip by name (a list libcurl would build
  * afresh for each request cost more than the rest of its header lines),
- * and read a gzip answer decoded. */
+ * and read a gzip answer decoded; those flagged PP_HTTP_SMALL_ANSWER ask
+ * for none. */
 static void test_only_json_requests_ask_for_content_codings(void **state)
 {
 	(void)state;
@@ -571,6 +572,23 @@ static void test_only_json_requests_ask_for_content_codings(void **state)
 	assert_int_equal(resp.status, 200);
 	assert_string_equal(resp.body.data, "{\"coded\":\"gzip\",\"n\":[1,2,3]}");
 	pp_http_resp_free(&resp);
+
+	/* A request for one small resource asks for none, and the handle it
+	 * leaves asks again for the next request that wants gzip. */
+	struct hs_server s;
+	assert_int_equal(hs_start(&s, ok_noting_coding, NULL), 0);
+	struct pp_http_multi *m = pp_http_multi_new();
+	assert_non_null(m);
+	int before = __atomic_load_n(&coded_requests, __ATOMIC_SEQ_CST);
+	send_one(m, s.base, "POST", PP_HTTP_RESENDABLE | PP_HTTP_SMALL_ANSWER, "{}", NULL);
+	send_one(m, s.base, "GET", PP_HTTP_SMALL_ANSWER, NULL, NULL);
+	assert_int_equal(__atomic_load_n(&coded_requests, __ATOMIC_SEQ_CST), before);
+	send_one(m, s.base, "GET", 0, NULL, NULL);
+	assert_int_equal(__atomic_load_n(&coded_requests, __ATOMIC_SEQ_CST), before + 1);
+	send_one(m, s.base, "GET", PP_HTTP_SMALL_ANSWER, NULL, NULL);
+	assert_int_equal(__atomic_load_n(&coded_requests, __ATOMIC_SEQ_CST), before + 1);
+	pp_http_multi_free(m);
+	hs_stop(&s);
 }
 
 static char agents[2][64]; /* the User-Agent lines of the last request */

@@ -694,6 +694,8 @@ static void test_list_tagged_groups(void **state)
 	assert_int_equal(step_send(f, aci()->list), PP_STEP_SEND);
 	assert_string_equal(f->last_method, "GET");
 	assert_string_equal(f->last_url, LIST_URL);
+	/* Pages of groups grow: asked for compressed (lib/http.h). */
+	assert_false(f->io.req.flags & PP_HTTP_SMALL_ANSWER);
 	assert_int_equal(step_answer(f, aci()->list, 200,
 				     "{\"value\":[{\"id\":\"" GROUP_ID "\",\"tags\":"
 				     "{\"pushpool-run-id\":\"run-a\"},\"systemData\":"
@@ -704,6 +706,7 @@ static void test_list_tagged_groups(void **state)
 				     NULL, 0),
 			 PP_STEP_SEND);
 	assert_string_equal(f->io.req.url, BASE "/next?page=2");
+	assert_false(f->io.req.flags & PP_HTTP_SMALL_ANSWER);
 	assert_int_equal(step_answer(f, aci()->list, 200,
 				     "{\"value\":[{\"id\":\"/g2\",\"tags\":"
 				     "{\"pushpool-run-id\":\"run-b\"}}]}",
@@ -737,6 +740,8 @@ static void test_remove_deletes_the_listed_group(void **state)
 	assert_int_equal(step_send(f, aci()->remove), PP_STEP_SEND);
 	assert_string_equal(f->last_method, "DELETE");
 	assert_string_equal(f->last_url, BASE GROUP_ID "?api-version=2023-05-01");
+	/* One group's answer: no coding asked for. */
+	assert_true(f->io.req.flags & PP_HTTP_SMALL_ANSWER);
 	assert_int_equal(step_answer(f, aci()->remove, 204, NULL, NULL, 0), PP_STEP_DONE);
 	fixture_free(f);
 }

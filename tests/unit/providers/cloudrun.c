@@ -238,6 +238,10 @@ static void test_submit_creates_and_runs(void **state)
 	assert_string_equal(f->srv.log[1].url, "/v2/" JOB_NAME);
 	assert_string_equal(f->srv.log[2].url, "/v2/" JOB_NAME ":run");
 	assert_int_equal(f->cloud.runs, 1);
+	/* Each answers with one operation or job: no coding asked for
+	 * (lib/http.h, PP_HTTP_SMALL_ANSWER). */
+	for (int i = 0; i < 3; i++)
+		assert_string_equal(f->srv.log[i].coding, "");
 
 	struct pp_json *body = request_json(&f->srv, 0);
 	struct pp_json *tt = pp_json_path(body, "template.template");
@@ -618,6 +622,9 @@ static void test_list_pages_through_labelled_jobs(void **state)
 	assert_int_equal(f->srv.count, 2);
 	assert_int_equal(f->cloud.list_pages, 2);
 	assert_string_equal(f->srv.log[1].url, "/v2/projects/proj-1/locations/europe-west1/jobs");
+	/* Pages of jobs grow: they come compressed. */
+	assert_string_equal(f->srv.log[0].coding, "gzip");
+	assert_string_equal(f->srv.log[1].coding, "gzip");
 	/* The job without our label is not listed. */
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.v[0].id, JOB_NAME);

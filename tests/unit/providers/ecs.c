@@ -341,6 +341,16 @@ static struct pp_json *body_of(struct fake_server *srv, const char *action)
 	return NULL;
 }
 
+/* The Accept-Encoding of the first request for action ("" without one). */
+static const char *coding_of(struct fake_server *srv, const char *action)
+{
+	for (int i = 0; i < srv->count; i++)
+		if (ends_with(srv->log[i].target, action))
+			return srv->log[i].coding;
+	fail_msg("no %s request", action);
+	return NULL;
+}
+
 static void submit(struct fixture *f, int want)
 {
 	struct pp_error err = {0};
@@ -394,6 +404,10 @@ static void test_requests_have_the_ecs_shape(void **state)
 	assert_string_equal(pp_json_string(pp_json_path(run, "tags[2].key")), "pushpool:run-id");
 	assert_string_equal(pp_json_string(pp_json_path(run, "tags[2].value")), RUN_ID);
 	pp_json_free(run);
+	/* Each answers with the one definition or task it names: no coding
+	 * asked for (lib/http.h, PP_HTTP_SMALL_ANSWER). */
+	assert_string_equal(coding_of(&f->srv, ".RegisterTaskDefinition"), "");
+	assert_string_equal(coding_of(&f->srv, ".RunTask"), "");
 }
 
 static const char *tag_value(const struct pp_json *run, const char *key)
@@ -680,6 +694,9 @@ static void test_list_pages_and_reads_tags(void **state)
 	assert_string_equal(pp_json_get_string(req, "cluster"), "c1");
 	assert_string_equal(pp_json_get_string(req, "desiredStatus"), "RUNNING");
 	pp_json_free(req);
+	/* Lists grow: their answers come compressed. */
+	assert_string_equal(coding_of(&f->srv, ".ListTasks"), "gzip");
+	assert_string_equal(coding_of(&f->srv, ".DescribeTasks"), "gzip");
 	pp_remote_list_free(&l);
 }
 
