@@ -25,8 +25,10 @@ endif
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)
 
-# These answer the blocking HTTP calls themselves (tests/fuzz/canned_http.h).
-FUZZ_LDFLAGS_fuzz_prefect := -Wl,--wrap=pp_http_perform
+# These answer their HTTP calls themselves (tests/fuzz/canned_http.h): the
+# blocking ones, and the Prefect source's, which it adds to a multi handle.
+CANNED_MULTI_WRAPS := --wrap=pp_http_multi_add,--wrap=pp_http_multi_run,--wrap=pp_http_multi_pending,--wrap=pp_http_multi_abandon
+FUZZ_LDFLAGS_fuzz_prefect := -Wl,--wrap=pp_http_perform,$(CANNED_MULTI_WRAPS)
 FUZZ_LDFLAGS_fuzz_auth    := -Wl,--wrap=pp_http_perform,--wrap=sleep
 
 $(FUZZ_BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/canned_http.h tests/fuzz/fuzz_resp.h $(FUZZ_BUILD)/libpushpool.a

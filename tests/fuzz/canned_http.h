@@ -1,6 +1,9 @@
-/* Canned answers for fuzz targets whose code under test makes blocking
- * pp_http_perform calls: link with -Wl,--wrap=pp_http_perform and every call
- * takes the next answer from the input instead of the network.
+/* Canned answers for fuzz targets whose code under test makes HTTP calls:
+ * linked with -Wl,--wrap=pp_http_perform, every blocking call takes the next
+ * answer from the input instead of the network. Code that adds its requests
+ * to a pp_http_multi links with CANNED_MULTI_WRAPS (mk/fuzz.mk) as well: each
+ * request added takes its answer at once, in the order added, and its done
+ * callback runs from the next pp_http_multi_run, as a transfer's does.
  *
  * Input text: answers separated by lines "---"; each answer is a first line
  * "STATUS [RETRY_AFTER_S] [HEADER:VALUE]" (no valid status: the connection
@@ -18,6 +21,25 @@
 
 int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp,
 			   struct pp_error *err);
+int __wrap_pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req,
+			     struct pp_http_resp *resp, pp_http_done_fn done, void *ud,
+			     struct pp_error *err);
+int __wrap_pp_http_multi_run(struct pp_http_multi *m, long timeout_ms);
+int __wrap_pp_http_multi_pending(const struct pp_http_multi *m);
+int __wrap_pp_http_multi_abandon(struct pp_http_multi *m, const void *ud);
+
+/* Requests added and answered whose done callback has not run yet. The
+ * Prefect source keeps at most 16 on the wire; more is the harness's
+ * mistake. */
+#define CANNED_MAX_ANSWERED 256
+struct canned_answered {
+	struct pp_http_req *req;
+	struct pp_http_resp *resp;
+	pp_http_done_fn done;
+	void *ud;
+	int rc;
+	struct pp_error err;
+};
 
 static struct {
 	const char *p;
@@ -25,6 +47,8 @@ static struct {
 	/* Requests must go under one of these URL prefixes (NULL ends). */
 	const char *const *allowed;
 	unsigned calls;
+	struct canned_answered answered[CANNED_MAX_ANSWERED];
+	int nanswered;
 } canned;
 
 /* A failure must say what went wrong, and no secret the harness planted
@@ -46,6 +70,9 @@ static void canned_start(const uint8_t *data, size_t size, const char *const *al
 	canned.left = size;
 	canned.allowed = allowed;
 	canned.calls = 0;
+	/* What the last input left unanswered belonged to code that has been
+	 * torn down since: dropped, never called. */
+	canned.nanswered = 0;
 }
 
 /* The next line-delimited field of the input, "" past its end. */
@@ -61,7 +88,8 @@ static size_t canned_line(char *out, size_t n)
 	return copy;
 }
 
-int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err)
+/* The next answer of the input for req, as pp_http_perform returns it. */
+static int canned_answer(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err)
 {
 	bool ok = false;
 	for (const char *const *a = canned.allowed; req->url && a && *a; a++)
@@ -110,6 +138,64 @@ int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, s
 		return pp_fail(err, PP_ETRANSIENT, "%s %s: response body larger than the limit",
 			       req->method, req->url);
 	return 0;
+}
+
+int __wrap_pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err)
+{
+	return canned_answer(req, resp, err);
+}
+
+int __wrap_pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req,
+			     struct pp_http_resp *resp, pp_http_done_fn done, void *ud,
+			     struct pp_error *err)
+{
+	(void)m;
+	(void)err;
+	if (canned.nanswered == CANNED_MAX_ANSWERED) {
+		fprintf(stderr, "more than %d requests on the wire\n", CANNED_MAX_ANSWERED);
+		abort();
+	}
+	struct canned_answered *a = &canned.answered[canned.nanswered++];
+	*a = (struct canned_answered){.req = req, .resp = resp, .done = done, .ud = ud};
+	a->rc = canned_answer(req, resp, &a->err);
+	return 0;
+}
+
+/* The callbacks of what was answered before this call, in order; those
+ * they add wait for the next call. Nothing waits. */
+int __wrap_pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
+{
+	(void)m;
+	(void)timeout_ms;
+	int n = canned.nanswered;
+	/* A callback may abandon others that were answered. */
+	for (int i = 0; i < n && canned.nanswered > 0; i++) {
+		struct canned_answered a = canned.answered[0];
+		memmove(&canned.answered[0], &canned.answered[1],
+			(size_t)(--canned.nanswered) * sizeof(canned.answered[0]));
+		a.done(a.ud, a.req, a.resp, a.rc, &a.err);
+	}
+	return canned.nanswered;
+}
+
+int __wrap_pp_http_multi_pending(const struct pp_http_multi *m)
+{
+	(void)m;
+	return canned.nanswered;
+}
+
+int __wrap_pp_http_multi_abandon(struct pp_http_multi *m, const void *ud)
+{
+	(void)m;
+	int kept = 0, stopped = 0;
+	for (int i = 0; i < canned.nanswered; i++) {
+		if (canned.answered[i].ud == ud)
+			stopped++;
+		else
+			canned.answered[kept++] = canned.answered[i];
+	}
+	canned.nanswered = kept;
+	return stopped;
 }
 
 #endif
