@@ -326,29 +326,22 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct pp_json *body_of(struct fake_server *srv, const char *action)
+/* The first request for action (its X-Amz-Target ends with it). */
+static const struct fs_request *request_for(struct fake_server *srv, const char *action)
 {
-	for (int i = 0; i < srv->count; i++) {
-		if (ends_with(srv->log[i].target, action)) {
-			struct pp_json *j = NULL;
-			assert_int_equal(pp_json_parse(srv->log[i].body, srv->log[i].body_len, NULL,
-						       &j, NULL),
-					 0);
-			return j;
-		}
-	}
+	for (int i = 0; i < srv->count; i++)
+		if (ends_with(srv->log[i].target, action))
+			return &srv->log[i];
 	fail_msg("no %s request", action);
 	return NULL;
 }
 
-/* The Accept-Encoding of the first request for action ("" without one). */
-static const char *coding_of(struct fake_server *srv, const char *action)
+static struct pp_json *body_of(struct fake_server *srv, const char *action)
 {
-	for (int i = 0; i < srv->count; i++)
-		if (ends_with(srv->log[i].target, action))
-			return srv->log[i].coding;
-	fail_msg("no %s request", action);
-	return NULL;
+	const struct fs_request *r = request_for(srv, action);
+	struct pp_json *j = NULL;
+	assert_int_equal(pp_json_parse(r->body, r->body_len, NULL, &j, NULL), 0);
+	return j;
 }
 
 static void submit(struct fixture *f, int want)
@@ -406,8 +399,8 @@ static void test_requests_have_the_ecs_shape(void **state)
 	pp_json_free(run);
 	/* Each answers with the one definition or task it names: no coding
 	 * asked for (lib/http.h, PP_HTTP_SMALL_ANSWER). */
-	assert_string_equal(coding_of(&f->srv, ".RegisterTaskDefinition"), "");
-	assert_string_equal(coding_of(&f->srv, ".RunTask"), "");
+	assert_string_equal(request_for(&f->srv, ".RegisterTaskDefinition")->coding, "");
+	assert_string_equal(request_for(&f->srv, ".RunTask")->coding, "");
 }
 
 static const char *tag_value(const struct pp_json *run, const char *key)
@@ -695,8 +688,8 @@ static void test_list_pages_and_reads_tags(void **state)
 	assert_string_equal(pp_json_get_string(req, "desiredStatus"), "RUNNING");
 	pp_json_free(req);
 	/* Lists grow: their answers come compressed. */
-	assert_string_equal(coding_of(&f->srv, ".ListTasks"), "gzip");
-	assert_string_equal(coding_of(&f->srv, ".DescribeTasks"), "gzip");
+	assert_string_equal(request_for(&f->srv, ".ListTasks")->coding, "gzip");
+	assert_string_equal(request_for(&f->srv, ".DescribeTasks")->coding, "gzip");
 	pp_remote_list_free(&l);
 }
 
