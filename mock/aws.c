@@ -1095,8 +1095,8 @@ static void ecs_run_task(struct pp_mock *m, struct aws_state *st, const struct p
 		aws_error(resp, PP_MOCK_AWS_JSON, 500, "ServerException", "mock: out of memory");
 		return;
 	}
-	/* Rolled, not checked: this request's latency_ms was slept already
-	 * (as "ecs"), and a check would sleep it a second time, so ECS at
+	/* Rolled, not checked: this request's latency_ms was added already
+	 * (as "ecs"), and a check would add it a second time, so ECS at
 	 * +20 ms answered in 40 (issue 23). */
 	no_capacity = pp_mock_fault_roll(m, "ecs.capacity", false, &scratch, NULL, NULL) !=
 		      PP_MOCK_FAULT_NONE;
@@ -2092,7 +2092,7 @@ static int aws_init(struct pp_mock *m, void **state, struct pp_error *err)
 		return pp_fail(err, PP_ENOMEM, "out of memory");
 	}
 	pp_mock_aws_account_reset(m, st->acct);
-	pp_mock_barrier_init(&st->bar);
+	pp_mock_barrier_init(m, &st->bar);
 	*state = st;
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/strmap.h"
+#include "mock/hold.h"
 #include "mock/spec.h"
 
 /* Modules compiled into the mock; others add their line when they land. */
@@ -30,7 +31,10 @@ static const struct pp_mock_api *const mock_apis[] = {
 
 #define LOG_RING	256
 #define MAX_FAULT_CONFS 32
-#define MAX_COUNTERS	100000
+/* The daemon's threads: the two cores the bench and the tests share. */
+#define MOCK_DAEMON_THREADS 2
+#define MAX_BARRIERS	    4 /* one per module with barriers: ECS, Prefect */
+#define MAX_COUNTERS	    100000
 
 struct fault_conf {
 	char api[24]; /* "*" applies to every api without its own entry */
@@ -96,6 +100,16 @@ struct pp_mock {
 	size_t log_next, log_total;
 	struct pp_mock_specs *specs;	       /* spec validators and their switches */
 	struct pp_mock_behaviours *behaviours; /* the clouds' realistic behaviours */
+	struct pp_mock_hold *hold;	       /* answers waiting out their latency */
+	/* Tests' barriers (struct pp_mock_barrier): how many are armed, each
+	 * registered so that a stop releases it, and the requests made on
+	 * threads of their own while one is armed. */
+	int barriers_armed;
+	struct pp_mock_barrier *barriers[MAX_BARRIERS];
+	size_t nbarriers;
+	pthread_mutex_t blocking_lock;
+	pthread_cond_t blocking_done;
+	int blocking_calls;
 };
 
 /* Per-connection request state, created by the URI log callback. */
@@ -105,6 +119,11 @@ struct conn_ctx {
 	struct pp_buf body;
 	bool headers_done;
 	bool too_big;
+	/* Once the request has acted: its answer, sent when its latency is
+	 * over (NULL: the connection closes without one). */
+	bool answered;
+	struct MHD_Response *held;
+	unsigned int held_status;
 };
 
 void pp_mock_opts_defaults(struct pp_mock_opts *o)
@@ -413,8 +432,8 @@ enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool 
 	long delay = 0;
 	enum pp_mock_fault kind =
 		pp_mock_fault_roll(m, api, token_endpoint, resp, retry_after_s, &delay);
-	if (delay > 0)
-		sleep_ms(delay);
+
+	resp->latency_ms += delay;
 	return kind;
 }
 
@@ -461,11 +480,25 @@ enum pp_mock_fault pp_mock_fault_roll(struct pp_mock *m, const char *api, bool t
 	return kind;
 }
 
-void pp_mock_barrier_init(struct pp_mock_barrier *b)
+void pp_mock_barrier_init(struct pp_mock *m, struct pp_mock_barrier *b)
 {
 	memset(b, 0, sizeof(*b));
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
+	pthread_mutex_lock(&m->blocking_lock);
+	if (m->nbarriers < MAX_BARRIERS)
+		m->barriers[m->nbarriers++] = b;
+	pthread_mutex_unlock(&m->blocking_lock);
+}
+
+/* b->lock held: the barrier lets every call waiting on it go. */
+static void barrier_open(struct pp_mock *m, struct pp_mock_barrier *b)
+{
+	if (b->need)
+		__atomic_sub_fetch(&m->barriers_armed, 1, __ATOMIC_RELEASE);
+	b->need = b->waiting = 0;
+	b->gen++;
+	pthread_cond_broadcast(&b->cond);
 }
 
 void pp_mock_barrier_destroy(struct pp_mock_barrier *b)
@@ -487,9 +520,7 @@ void pp_mock_barrier_pass(struct pp_mock *m, struct pp_mock_barrier *b, const ch
 
 	char name[96];
 	if (++b->waiting >= b->need) {
-		b->need = b->waiting = 0;
-		b->gen++;
-		pthread_cond_broadcast(&b->cond);
+		barrier_open(m, b);
 	} else {
 		/* Counted before it waits, outside the barrier's lock (the
 		 * counters take the mock's): a test knows a call is held. */
@@ -509,9 +540,7 @@ void pp_mock_barrier_pass(struct pp_mock *m, struct pp_mock_barrier *b, const ch
 		while (b->gen == gen && !timed_out)
 			timed_out = pthread_cond_timedwait(&b->cond, &b->lock, &until) == ETIMEDOUT;
 		if (timed_out && b->gen == gen) {
-			b->need = b->waiting = 0;
-			b->gen++;
-			pthread_cond_broadcast(&b->cond);
+			barrier_open(m, b);
 		} else {
 			timed_out = false;
 		}
@@ -538,6 +567,8 @@ void pp_mock_barrier_set(struct pp_mock_call *c, struct pp_mock_barrier *b, cons
 		return;
 	}
 	pthread_mutex_lock(&b->lock);
+	if (!b->need)
+		__atomic_add_fetch(&c->m->barriers_armed, 1, __ATOMIC_RELEASE);
 	snprintf(b->action, sizeof(b->action), "%s", action);
 	b->need = (int)count;
 	b->waiting = 0;
@@ -1226,36 +1257,25 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(ctx->raw_uri);
 	free(ctx->raw_path);
 	pp_buf_free(&ctx->body);
+	if (ctx->held)
+		MHD_destroy_response(ctx->held);
 	free(ctx);
 	*con_cls = NULL;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
+/* The answer to ctx's request, made now and kept in ctx until it goes:
+ * ctx->held (NULL when the connection is to close without one). Returns
+ * how long it is held back (resp.latency_ms). */
+static long prepare_answer(struct pp_mock *m, struct MHD_Connection *conn, struct conn_ctx *ctx,
+			   const char *url, const char *method)
 {
-	struct pp_mock *m = cls;
-	struct conn_ctx *ctx = *con_cls;
 	struct pp_mock_resp resp = {0};
 	struct pp_mock_req req = {0};
 	const union MHD_ConnectionInfo *ci;
-	struct MHD_Response *r;
 	char remote[INET6_ADDRSTRLEN] = "?";
 	const char *q;
-	enum MHD_Result ret;
+	long latency;
 
-	if (!ctx)
-		return MHD_NO;
-	if (!ctx->headers_done) {
-		ctx->headers_done = true;
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		if (!ctx->too_big && pp_buf_append(&ctx->body, upload_data, *upload_data_size))
-			ctx->too_big = true;
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
 	pp_buf_init(&resp.body, PP_MOCK_BODY_MAX);
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
@@ -1289,19 +1309,124 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		pp_mock_resp_printf(&resp, 404, "application/json",
 				    "{\"error\":\"no mock API serves %s %s\"}\n", method, url);
 	log_request(m, &req, &resp);
-	if (resp.drop) {
-		resp_free(&resp);
-		return MHD_NO; /* the action was applied; the answer is lost */
-	}
-	r = make_response(&resp);
-	if (!r) {
-		resp_free(&resp);
-		return MHD_NO;
-	}
-	ret = MHD_queue_response(conn, (unsigned int)resp.status, r);
-	MHD_destroy_response(r);
+	ctx->answered = true;
+	ctx->held_status = (unsigned int)resp.status;
+	/* Dropped: the action was applied; the answer is lost. */
+	ctx->held = resp.drop ? NULL : make_response(&resp);
+	latency = resp.latency_ms;
 	resp_free(&resp);
+	return latency;
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *conn, struct conn_ctx *ctx)
+{
+	enum MHD_Result ret;
+
+	if (!ctx->held)
+		return MHD_NO;
+	ret = MHD_queue_response(conn, ctx->held_status, ctx->held);
+	MHD_destroy_response(ctx->held);
+	ctx->held = NULL;
 	return ret;
+}
+
+/* conn, suspended with its answer ready, goes on after latency_ms. */
+static void hold(struct pp_mock *m, struct MHD_Connection *conn, long latency_ms)
+{
+	if (latency_ms > 0 &&
+	    pp_mock_hold_add(m->hold, conn, pp_mono_us() + latency_ms * 1000) == 0)
+		return;
+	/* No memory to hold it: this thread waits instead. */
+	sleep_ms(latency_ms);
+	MHD_resume_connection(conn);
+}
+
+/* A request made while a test's barrier is armed, on a thread of its own:
+ * the barrier blocks its caller until the others come, and they come on
+ * the daemon's threads. */
+struct blocking_call {
+	struct pp_mock *m;
+	struct MHD_Connection *conn;
+	struct conn_ctx *ctx;
+	const char *url, *method; /* the connection's, kept while suspended */
+};
+
+static void *blocking_call_main(void *arg)
+{
+	struct blocking_call *b = arg;
+	struct pp_mock *m = b->m;
+
+	hold(m, b->conn, prepare_answer(m, b->conn, b->ctx, b->url, b->method));
+	free(b);
+	pthread_mutex_lock(&m->blocking_lock);
+	if (--m->blocking_calls == 0)
+		pthread_cond_broadcast(&m->blocking_done);
+	pthread_mutex_unlock(&m->blocking_lock);
+	return NULL;
+}
+
+/* 0, or -1 when no thread could be started (the caller answers inline). */
+static int start_blocking_call(struct pp_mock *m, struct MHD_Connection *conn, struct conn_ctx *ctx,
+			       const char *url, const char *method)
+{
+	struct blocking_call *b = malloc(sizeof(*b));
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (!b)
+		return -1;
+	*b = (struct blocking_call){m, conn, ctx, url, method};
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&m->blocking_lock);
+	m->blocking_calls++;
+	pthread_mutex_unlock(&m->blocking_lock);
+	MHD_suspend_connection(conn);
+	rc = pthread_create(&t, &attr, blocking_call_main, b);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		MHD_resume_connection(conn);
+		free(b);
+		pthread_mutex_lock(&m->blocking_lock);
+		m->blocking_calls--;
+		pthread_mutex_unlock(&m->blocking_lock);
+		return -1;
+	}
+	return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct pp_mock *m = cls;
+	struct conn_ctx *ctx = *con_cls;
+	long latency;
+
+	if (!ctx)
+		return MHD_NO;
+	if (ctx->answered) /* resumed once its answer was due */
+		return send_answer(conn, ctx);
+	if (!ctx->headers_done) {
+		ctx->headers_done = true;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!ctx->too_big && pp_buf_append(&ctx->body, upload_data, *upload_data_size))
+			ctx->too_big = true;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (__atomic_load_n(&m->barriers_armed, __ATOMIC_ACQUIRE) > 0 &&
+	    start_blocking_call(m, conn, ctx, url, method) == 0)
+		return MHD_YES;
+	latency = prepare_answer(m, conn, ctx, url, method);
+	if (latency <= 0)
+		return send_answer(conn, ctx);
+	MHD_suspend_connection(conn);
+	hold(m, conn, latency);
+	return MHD_YES;
 }
 
 /* ---- lifecycle ---- */
@@ -1326,9 +1451,13 @@ int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp
 	pthread_mutex_init(&m->state_lock, NULL);
 	pthread_mutex_init(&m->core_lock, NULL);
 	pthread_mutex_init(&m->clock_lock, NULL);
+	pthread_mutex_init(&m->blocking_lock, NULL);
+	pthread_cond_init(&m->blocking_done, NULL);
 	m->start_mono_ms = pp_mono_ms();
 	m->start_wall = (double)pp_wall_ms() / 1000;
 	rc = pp_mock_specs_new(&m->specs, err) ?: pp_mock_behaviours_new(&m->behaviours, err);
+	if (!rc && pp_mock_hold_new(&m->hold))
+		rc = pp_fail(err, PP_ENOMEM, "mock: no thread to hold answers back");
 	for (size_t i = 0; i < NAPIS && !rc; i++) {
 		m->modules[i].api = mock_apis[i];
 		if (mock_apis[i]->init) {
@@ -1361,13 +1490,16 @@ int pp_mock_start(struct pp_mock *m, struct pp_error *err)
 			       "mock: listen address %s is not loopback; the mock hands out "
 			       "tokens and listens on 127.0.0.0/8 only",
 			       m->opts.listen_host);
-	/* A thread per connection, so injected latency never stalls other
-	 * clients; no MHD error log, since injected resets would flood it. */
+	/* A few threads, each serving its connections from epoll; a request
+	 * whose answer waits out an injected latency is suspended meanwhile
+	 * (mock/hold.h). No MHD error log, since injected resets would flood
+	 * it. */
 	m->daemon = MHD_start_daemon(
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-		on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, m, MHD_OPTION_NOTIFY_COMPLETED,
-		request_done, m, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
+		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request,
+		m, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)MOCK_DAEMON_THREADS,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK,
+		uri_logger, m, MHD_OPTION_NOTIFY_COMPLETED, request_done, m,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
 	if (!m->daemon)
 		return pp_fail(err, PP_EIO, "mock: cannot listen on %s:%d", m->opts.listen_host,
 			       m->opts.listen_port);
@@ -1409,11 +1541,24 @@ void pp_mock_free(struct pp_mock *m)
 {
 	if (!m)
 		return;
+	/* No connection may be suspended when the daemon stops: the calls a
+	 * barrier holds go on, then the answers held for their latency. */
+	for (size_t i = 0; i < m->nbarriers; i++) {
+		pthread_mutex_lock(&m->barriers[i]->lock);
+		barrier_open(m, m->barriers[i]);
+		pthread_mutex_unlock(&m->barriers[i]->lock);
+	}
+	pthread_mutex_lock(&m->blocking_lock);
+	while (m->blocking_calls > 0)
+		pthread_cond_wait(&m->blocking_done, &m->blocking_lock);
+	pthread_mutex_unlock(&m->blocking_lock);
+	pp_mock_hold_release_all(m->hold);
 	for (size_t i = 0; i < NAPIS; i++)
 		if (m->modules[i].started && m->modules[i].api->stop)
 			m->modules[i].api->stop(m, m->modules[i].state);
 	if (m->daemon)
 		MHD_stop_daemon(m->daemon);
+	pp_mock_hold_free(m->hold);
 	for (size_t i = 0; i < NAPIS; i++)
 		if (m->modules[i].api && m->modules[i].api->free && m->modules[i].state)
 			m->modules[i].api->free(m->modules[i].state);
@@ -1423,5 +1568,7 @@ void pp_mock_free(struct pp_mock *m)
 	pp_mock_behaviours_free(m->behaviours);
 	pthread_mutex_destroy(&m->state_lock);
 	pthread_mutex_destroy(&m->core_lock);
+	pthread_mutex_destroy(&m->blocking_lock);
+	pthread_cond_destroy(&m->blocking_done);
 	free(m);
 }

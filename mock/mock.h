@@ -71,9 +71,10 @@ struct pp_mock_resp {
 	char api[24];
 	char action[64];
 	/* Set by pp_mock_fault_check(); applied by the core after the handler. */
-	bool drop;	/* close the connection without any answer */
-	bool cut_body;	/* announce the full length, send half */
-	bool malformed; /* replace the body with broken JSON */
+	long latency_ms; /* how long the answer (or the drop) is held back */
+	bool drop;	 /* close the connection without any answer */
+	bool cut_body;	 /* announce the full length, send half */
+	bool malformed;	 /* replace the body with broken JSON */
 	/* Set by a module that rejected the request (auth, validation): counted
 	 * under stats.rejects. Static string. */
 	const char *reject_reason;
@@ -236,10 +237,12 @@ double pp_mock_random(struct pp_mock *m);
 void pp_mock_random_hex(struct pp_mock *m, char *out, size_t n);
 
 /* Fault decision for one request to api ("ecs", "cloudrun", "oauth", ...),
- * made from the flags and POST /control/faults. Sleeps the configured
- * latency (plus token_delay_ms when token_endpoint), sets resp->drop /
- * cut_body / malformed for the core to apply after the handler, and returns
- * what the module must answer instead of acting. */
+ * made from the flags and POST /control/faults. Adds the configured
+ * latency (plus token_delay_ms when token_endpoint) to resp->latency_ms,
+ * sets resp->drop / cut_body / malformed, all for the core to apply after
+ * the handler, and returns what the module must answer instead of acting.
+ * The request acts at once and its answer waits, as a cloud's commit
+ * comes before its answer's way back (Modal's streams do the same). */
 enum pp_mock_fault {
 	PP_MOCK_FAULT_NONE,
 	PP_MOCK_FAULT_ERROR,	/* answer a 5xx in the API's own error shape */
@@ -247,10 +250,10 @@ enum pp_mock_fault {
 };
 enum pp_mock_fault pp_mock_fault_check(struct pp_mock *m, const char *api, bool token_endpoint,
 				       struct pp_mock_resp *resp, int *retry_after_s);
-/* The same without sleeping: *latency_ms gets the injected latency for a
- * module that serves many calls on one thread (Modal's HTTP/2 streams) and
- * delays each answer on its own; NULL for a roll inside a request that
- * was delayed already (RunTask's ecs.capacity). */
+/* The same with the latency in *latency_ms, for a module that serves
+ * many calls on its own server (Modal's HTTP/2 streams) and delays each
+ * answer itself; NULL for a roll inside a request whose latency was
+ * added already (RunTask's ecs.capacity). */
 enum pp_mock_fault pp_mock_fault_roll(struct pp_mock *m, const char *api, bool token_endpoint,
 				      struct pp_mock_resp *resp, int *retry_after_s,
 				      long *latency_ms);
@@ -302,7 +305,12 @@ struct pp_mock_barrier {
 	unsigned gen;
 	long timeout_ms;
 };
-void pp_mock_barrier_init(struct pp_mock_barrier *b);
+/* Registers b with m, whose stop opens it. While a barrier is armed, each
+ * request is served on a thread of its own, since the barrier blocks it
+ * (the mock's daemon serves connections on a few threads, events-driven);
+ * a request already being served when a barrier is armed blocks its
+ * daemon thread if it reaches the barrier. */
+void pp_mock_barrier_init(struct pp_mock *m, struct pp_mock_barrier *b);
 void pp_mock_barrier_destroy(struct pp_mock_barrier *b);
 /* Where a call of api's action (its resp->action) may wait; never under the
  * mock lock, which the others need to come. */

@@ -1866,7 +1866,7 @@ static int prefect_init(struct pp_mock *m, void **state, struct pp_error *err)
 	st->m = m;
 	st->simulate = true;
 	snprintf(st->default_plan, sizeof(st->default_plan), "completed");
-	pp_mock_barrier_init(&st->bar);
+	pp_mock_barrier_init(m, &st->bar);
 	pthread_mutex_lock(&pf_instances_lock);
 	st->next = pf_instances;
 	pf_instances = st;
