@@ -49,6 +49,10 @@ struct pp_db_ops {
 	 * without reading finished runs; NULL: store/deploy.c's own (which
 	 * PostgreSQL answers for a deployment through runs_deployment). */
 	const char *count_active[3];
+	/* What a SELECT ends with to lock the rows it reads until the
+	 * transaction ends (PostgreSQL: " FOR UPDATE"; SQLite: "", whose write
+	 * transaction holds the whole database). */
+	const char *lock_rows;
 };
 enum { PP_SLOT_POOL, PP_SLOT_QUEUE, PP_SLOT_DEPLOYMENT };
 /* The states of a run not finished: due or under way. */

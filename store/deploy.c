@@ -113,6 +113,52 @@ void pp_dep_recs_free(struct pp_dep_rec *d, int n)
 	free(d);
 }
 
+/* Most runs one statement deletes here: the ids are read in pages. */
+#define DELETE_PAGE 200
+
+/* Delete the runs where `where` holds (a predicate on runs, parameters
+ * $1..$np) and their events; *deleted (when non-NULL) gains how many.
+ * PostgreSQL's run_events has no foreign key (migration 14), so this keeps
+ * events from outliving their run: the runs are locked as they are read
+ * (FOR UPDATE: a run another transaction changes is waited for, then
+ * taken only if it still qualifies), and exactly those are deleted,
+ * their events first. Every write of an event writes its run's row in the
+ * same statement, so no event of a locked run can come before this
+ * transaction ends. SQLite's write transaction already shuts out every
+ * other writer, and its foreign key stays. */
+static int delete_runs(struct pp_store *s, const char *what, const char *where, int np,
+		       const char *const *p, long *deleted, struct pp_error *err)
+{
+	char sql[1024];
+	struct pp_rows ids;
+	int rc, page;
+
+	snprintf(sql, sizeof(sql), "SELECT id FROM runs WHERE %s LIMIT %d%s", where, DELETE_PAGE,
+		 pp_store_db(s)->lock_rows);
+	do {
+		rc = q(s, what, sql, np, p, &ids, NULL, err);
+		for (int i = 0; !rc && i < ids.nrows; i++) {
+			const char *const id[] = {pp_row(&ids, i, 0)};
+			long n = 0;
+
+			rc = q(s, what, "DELETE FROM run_events WHERE run_id = $1", 1, id, NULL,
+			       NULL, err);
+			if (!rc)
+				rc = q(s, what, "DELETE FROM runs WHERE id = $1", 1, id, NULL, &n,
+				       err);
+			if (!rc && deleted)
+				*deleted += n;
+		}
+		if (rc) {
+			pp_rows_free(&ids);
+			return rc;
+		}
+		page = ids.nrows;
+		pp_rows_free(&ids);
+	} while (page == DELETE_PAGE);
+	return 0;
+}
+
 /* Delete unstarted future slot runs (UNSTARTED_SLOTS) and their events. */
 static int drop_future(struct pp_store *s, const char *dep, const char *skey, int64_t now,
 		       int *removed, struct pp_error *err)
@@ -120,14 +166,8 @@ static int drop_future(struct pp_store *s, const char *dep, const char *skey, in
 	char ms[24];
 	const char *const p[] = {dep, skey, i64s(ms, now * 1000)};
 	long n = 0;
-	int rc = q(
-		s, "delete future runs' events",
-		"DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE " UNSTARTED_SLOTS
-		")",
-		3, p, NULL, NULL, err);
-	if (!rc)
-		rc = q(s, "delete future runs", "DELETE FROM runs WHERE " UNSTARTED_SLOTS, 3, p,
-		       NULL, &n, err);
+	int rc = delete_runs(s, "delete future runs", UNSTARTED_SLOTS, 3, p, &n, err);
+
 	if (!rc && removed)
 		*removed += (int)n;
 	return rc;
@@ -624,14 +664,9 @@ int pp_deploy_delete(struct pp_store *s, const char *name, int *removed, struct 
 #define UNSTARTED                                                                                  \
 	"source = 'deployment' AND deployment = $1 AND state = 'SCHEDULED'"                        \
 	" AND lease_owner IS NULL AND attempt = 0"
+	changed = 0;
 	if (!rc)
-		rc = q(s, "delete runs' events",
-		       "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs "
-		       "WHERE " UNSTARTED ")",
-		       1, p, NULL, NULL, err);
-	if (!rc)
-		rc = q(s, "delete runs", "DELETE FROM runs WHERE " UNSTARTED, 1, p, NULL, &changed,
-		       err);
+		rc = delete_runs(s, "delete runs", UNSTARTED, 1, p, &changed, err);
 #undef UNSTARTED
 	if (!rc)
 		*removed = (int)changed;
@@ -665,13 +700,11 @@ int pp_deploy_materialise(struct pp_store *s, const struct pp_slot_batch *b, int
 	rc = pp_store_db(s)->now_ms(s, &now_ms, err);
 	for (int i = 0; i < b->ndrop && !rc; i++) {
 		const char *const d[] = {b->drop[i]};
-		rc = q(s, "drop missed run's events", "DELETE FROM run_events WHERE run_id = $1", 1,
-		       d, NULL, NULL, err);
-		if (!rc)
-			rc = q(s, "drop missed run",
-			       "DELETE FROM runs WHERE id = $1 AND state = 'SCHEDULED'"
-			       " AND lease_owner IS NULL",
-			       1, d, NULL, NULL, err);
+		/* Only while nobody has taken it: a run claimed meanwhile keeps
+		 * its history. */
+		rc = delete_runs(s, "drop missed run",
+				 "id = $1 AND state = 'SCHEDULED' AND lease_owner IS NULL", 1, d,
+				 NULL, err);
 	}
 	for (int i = 0; i < b->nruns && !rc; i++) {
 		struct pp_run_rec *r = &b->runs[i];

@@ -292,6 +292,15 @@ static const char *const migrations[] = {
 	"ALTER TABLE pool_settings ALTER COLUMN pool TYPE TEXT COLLATE \"C\";"
 	"ALTER TABLE provisions ALTER COLUMN pool TYPE TEXT COLLATE \"C\";"
 	"ALTER TABLE pushpool_meta ALTER COLUMN key TYPE TEXT COLLATE \"C\";",
+	/* 14: run_events loses its foreign key to runs. Each event's check
+	 * ran a query of its own and locked its run's row (FOR KEY SHARE: a
+	 * write to the row's page and to the WAL), a sixth of the server's
+	 * CPU a run (two events a run; issue 23). What it guarded holds by
+	 * construction: every statement that writes an event writes its run's
+	 * row too (the run's INSERT or UPDATE in the same statement), and
+	 * the runs are deleted in store/deploy.c only, locked first, with
+	 * their events (delete_runs). */
+	"ALTER TABLE run_events DROP CONSTRAINT IF EXISTS run_events_run_id_fkey;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 /* Advisory lock key serialising `store migrate` run from several hosts. */
@@ -2477,4 +2486,5 @@ const struct pp_db_ops pp_db_pg = {
 			[PP_SLOT_QUEUE] =
 				SLOT_HELD("pool = $1 AND COALESCE(queue, 'default') = $2"),
 		},
+	.lock_rows = " FOR UPDATE",
 };

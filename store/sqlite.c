@@ -1914,4 +1914,5 @@ const struct pp_db_ops pp_db_sqlite = {
 				"IN " PP_UNFINISHED_SQL
 				" AND (state <> 'SCHEDULED' OR lease_owner IS NOT NULL)",
 		},
+	.lock_rows = "",
 };

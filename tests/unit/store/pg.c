@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <poll.h>
+#include <pthread.h>
 
 #include "store/db.h"
 #include "store/deploy.h"
@@ -1049,11 +1050,82 @@ static void test_claim_sent_without_waiting(void **state)
 	pp_run_recs_free(runs, n);
 }
 
+struct deletion {
+	struct pp_store *s;
+	int rc, removed;
+	struct pp_error err;
+	int done;
+};
+
+static void *delete_deployment(void *arg)
+{
+	struct deletion *d = arg;
+
+	d->rc = pp_deploy_delete(d->s, "dep", &d->removed, &d->err);
+	__atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* run_events has no foreign key (migration 14), so a deletion of runs must
+ * keep every event with its run by itself: it locks the runs first and
+ * deletes only those, each with its events. Here a dispatcher holds one of
+ * the deployment's unstarted runs in a transaction of its own (its claim:
+ * the row changed, its intent's event written) when the deployment is
+ * deleted. The deletion waits for it, then leaves that run, with its whole
+ * history, and deletes the others with theirs: no event is left without
+ * its run, and no run kept loses an event. (Deleting the events of every
+ * run unstarted when the deletion began, as it once did, took the held
+ * run's first event.) */
+static void test_deleted_runs_take_their_events_only(void **state)
+{
+	struct pp_store *s = *state;
+	struct deletion d = {.s = s};
+	pthread_t t;
+
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM pg_constraint WHERE conrelid ="
+				    " 'run_events'::regclass AND contype = 'f'"),
+			 0);
+	sql(pgurl, "INSERT INTO deployments(name, id, pool, queue, job_variables, parameters,"
+		   " tags, paused, concurrency_limit, collision, created_ms, updated_ms)"
+		   " VALUES ('dep', 'dep-id', 'a', 'default', '{}', '{}', '[]', 0, 0, 'enqueue',"
+		   " 0, 0)");
+	sql(pgurl, "INSERT INTO runs(id, pool, deployment, source, scheduled_ms, state,"
+		   " created_ms, updated_ms) SELECT 'u' || i, 'a', 'dep', 'deployment', i,"
+		   " 'SCHEDULED', 0, 0 FROM generate_series(1, 3) AS i");
+	sql(pgurl, "INSERT INTO run_events(run_id, ts_ms, state, message)"
+		   " SELECT id, 0, 'SCHEDULED', 'created' FROM runs");
+	PGconn *claimer = PQconnectdb(pgurl);
+	assert_int_equal(PQstatus(claimer), CONNECTION_OK);
+	PQclear(PQexec(claimer,
+		       "BEGIN; UPDATE runs SET state = 'SUBMITTING', lease_owner = 'd1',"
+		       " attempt = 1 WHERE id = 'u2'; INSERT INTO run_events(run_id, ts_ms,"
+		       " state, message) VALUES ('u2', 1, 'SUBMITTING', 'submitting')"));
+	assert_int_equal(pthread_create(&t, NULL, delete_deployment, &d), 0);
+	/* Until the deletion waits on the claimer's lock (not a time), or
+	 * ended without waiting (which the checks below then judge). */
+	while (!__atomic_load_n(&d.done, __ATOMIC_ACQUIRE) &&
+	       sql(pgurl, "SELECT count(*) FROM pg_locks WHERE NOT granted") == 0)
+		poll(NULL, 0, 5);
+	PQclear(PQexec(claimer, "COMMIT"));
+	PQfinish(claimer);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	if (d.rc)
+		fail_msg("delete: %s", d.err.msg);
+	assert_int_equal(d.removed, 2);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM runs"), 1);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM run_events WHERE run_id = 'u2'"), 2);
+	assert_int_equal(sql(pgurl, "SELECT count(*) FROM run_events e WHERE NOT EXISTS"
+				    " (SELECT 1 FROM runs r WHERE r.id = e.run_id)"),
+			 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_migrate_and_schema_check),
 		cmocka_unit_test_setup_teardown(test_keys_compare_bytes, pg_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_runs_take_their_events_only, pg_setup,
+						store_teardown),
 		cmocka_unit_test(test_bad_url_and_password_stay_out_of_errors),
 		cmocka_unit_test_setup_teardown(test_notify_wakes_idle_dispatcher, pg_setup,
 						store_teardown),
