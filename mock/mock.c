@@ -33,7 +33,6 @@ static const struct pp_mock_api *const mock_apis[] = {
 #define MAX_FAULT_CONFS 32
 /* The daemon's threads: the two cores the bench and the tests share. */
 #define MOCK_DAEMON_THREADS 2
-#define MAX_BARRIERS	    4 /* one per module with barriers: ECS, Prefect */
 #define MAX_COUNTERS	    100000
 
 struct fault_conf {
@@ -105,8 +104,7 @@ struct pp_mock {
 	 * registered so that a stop releases it, and the requests made on
 	 * threads of their own while one is armed. */
 	int barriers_armed;
-	struct pp_mock_barrier *barriers[MAX_BARRIERS];
-	size_t nbarriers;
+	struct pp_mock_barrier *barriers;
 	pthread_mutex_t blocking_lock;
 	pthread_cond_t blocking_done;
 	int blocking_calls;
@@ -486,8 +484,8 @@ void pp_mock_barrier_init(struct pp_mock *m, struct pp_mock_barrier *b)
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	pthread_mutex_lock(&m->blocking_lock);
-	if (m->nbarriers < MAX_BARRIERS)
-		m->barriers[m->nbarriers++] = b;
+	b->next = m->barriers;
+	m->barriers = b;
 	pthread_mutex_unlock(&m->blocking_lock);
 }
 
@@ -1543,10 +1541,10 @@ void pp_mock_free(struct pp_mock *m)
 		return;
 	/* No connection may be suspended when the daemon stops: the calls a
 	 * barrier holds go on, then the answers held for their latency. */
-	for (size_t i = 0; i < m->nbarriers; i++) {
-		pthread_mutex_lock(&m->barriers[i]->lock);
-		barrier_open(m, m->barriers[i]);
-		pthread_mutex_unlock(&m->barriers[i]->lock);
+	for (struct pp_mock_barrier *b = m->barriers; b; b = b->next) {
+		pthread_mutex_lock(&b->lock);
+		barrier_open(m, b);
+		pthread_mutex_unlock(&b->lock);
 	}
 	pthread_mutex_lock(&m->blocking_lock);
 	while (m->blocking_calls > 0)

@@ -304,6 +304,7 @@ struct pp_mock_barrier {
 	int need, waiting;
 	unsigned gen;
 	long timeout_ms;
+	struct pp_mock_barrier *next; /* the mock's barriers, which its stop opens */
 };
 /* Registers b with m, whose stop opens it. While a barrier is armed, each
  * request is served on a thread of its own, since the barrier blocks it
