@@ -133,8 +133,10 @@ static int delete_runs(struct pp_store *s, const char *what, const char *where, 
 	struct pp_rows ids;
 	int rc, page;
 
-	snprintf(sql, sizeof(sql), "SELECT id FROM runs WHERE %s LIMIT %d%s", where, DELETE_PAGE,
-		 pp_store_db(s)->lock_rows);
+	if (snprintf(sql, sizeof(sql), "SELECT id FROM runs WHERE %s LIMIT %d%s", where,
+		     DELETE_PAGE, pp_store_db(s)->lock_rows) >= (int)sizeof(sql))
+		return pp_fail(err, PP_EINVALID, "%s: predicate too long for %zu bytes", what,
+			       sizeof(sql));
 	do {
 		rc = q(s, what, sql, np, p, &ids, NULL, err);
 		for (int i = 0; !rc && i < ids.nrows; i++) {
@@ -664,12 +666,12 @@ int pp_deploy_delete(struct pp_store *s, const char *name, int *removed, struct 
 #define UNSTARTED                                                                                  \
 	"source = 'deployment' AND deployment = $1 AND state = 'SCHEDULED'"                        \
 	" AND lease_owner IS NULL AND attempt = 0"
-	changed = 0;
+	long deleted = 0;
 	if (!rc)
-		rc = delete_runs(s, "delete runs", UNSTARTED, 1, p, &changed, err);
+		rc = delete_runs(s, "delete runs", UNSTARTED, 1, p, &deleted, err);
 #undef UNSTARTED
 	if (!rc)
-		*removed = (int)changed;
+		*removed = (int)deleted;
 	return finish(s, rc, err);
 }
 
