@@ -10,6 +10,7 @@
 #include "store/store.h"
 #include "store/db.h"
 #include "store/deploy.h"
+#include "store/sqlite_checkpoint.h"
 #include "store/sqlite_vfs.h"
 
 #include <errno.h>
@@ -71,6 +72,9 @@ enum tx_op { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLL
 struct sqlite_store {
 	struct pp_store base;
 	sqlite3 *db;
+	/* Takes the WAL's checkpoints off the writer's thread; NULL when it
+	 * could not be made, and SQLite checkpoints in the commit. */
+	struct pp_sqlite_checkpointer *ckpt;
 	sqlite3_stmt *upd_st[2][2], *ev_st; /* upd_st[release_lease][by rowid] */
 	/* The claim's statements, prepared on first use: the quarantine and
 	 * the claim of one pool ([0]) or of every pool ([1]), and ([.][1])
@@ -282,6 +286,7 @@ static void sqlite_close(struct pp_store *base)
 		sqlite3_finalize(s->queries[i].st);
 		free(s->queries[i].sql);
 	}
+	pp_sqlite_checkpointer_free(s->ckpt);
 	sqlite3_close(s->db);
 	for (int i = 0; i < s->nheld; i++)
 		if (s->held[i].fd >= 0)
@@ -498,6 +503,7 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		sqlite_close(&s->base);
 		return rc;
 	}
+	s->ckpt = pp_sqlite_checkpointer_attach(s->db, path, pp_sqlite_vfs());
 	*out = &s->base;
 	return 0;
 }
