@@ -233,14 +233,20 @@ static int exec_sql(struct sqlite_store *s, const char *sql, struct pp_error *er
  * Switching a new store to WAL needs an exclusive lock, and SQLite calls no
  * busy handler for it: two commands opening a store that does not exist
  * yet (`serve` and `runs ls` started together) saw "database is locked".
- * Retried for as long as the busy timeout would have waited. */
+ * Retried for as long as the busy timeout would have waited.
+ * temp_store=MEMORY: each write in a turn's transaction is a savepoint,
+ * and a page it changes is copied first into a journal of its own, to
+ * undo that write alone; past 64 KiB (a claim's leases of a few dozen
+ * runs) SQLite moved that journal into a file it created, wrote and
+ * deleted in /var/tmp, a dozen times a thousand runs (docs/performance.md,
+ * step 100). In memory it is freed with the savepoint. */
 static int set_journal(struct sqlite_store *s, struct pp_error *err)
 {
 	int64_t until = pp_mono_ms() + STORE_BUSY_TIMEOUT_MS;
 	for (int attempt = 0;; attempt++) {
 		int rc = exec_sql(s,
 				  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-				  "PRAGMA foreign_keys=ON;",
+				  "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
 				  err);
 		if (rc != PP_ETRANSIENT || pp_mono_ms() >= until)
 			return rc;

@@ -113,6 +113,16 @@ static bool ask_thread(struct pp_sqlite_checkpointer *c, int *failure)
 	return asked;
 }
 
+/* A checkpoint of the thread's is asked for or running: it holds, or is
+ * about to take, SQLite's checkpoint lock. */
+static bool thread_checkpointing(struct pp_sqlite_checkpointer *c)
+{
+	pthread_mutex_lock(&c->mu);
+	bool busy = c->started && !c->unusable && (c->due || c->running);
+	pthread_mutex_unlock(&c->mu);
+	return busy;
+}
+
 static int on_commit(void *arg, sqlite3 *db, const char *schema, int frames)
 {
 	struct pp_sqlite_checkpointer *c = arg;
@@ -124,8 +134,12 @@ static int on_commit(void *arg, sqlite3 *db, const char *schema, int frames)
 	int failure = 0;
 	if (frames < PP_CHECKPOINT_INLINE_PAGES && ask_thread(c, &failure)) {
 		c->next_ask = frames + PP_CHECKPOINT_PAGES;
-	} else if (sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
-		   SQLITE_OK) {
+	} else if (!thread_checkpointing(c) &&
+		   sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
+			   SQLITE_OK) {
+		/* While the thread's checkpoint runs, this one would only be
+		 * refused (BUSY) after locking calls of its own: the next
+		 * commit tries again. */
 		pthread_mutex_lock(&c->mu);
 		c->stats.in_commit++;
 		pthread_mutex_unlock(&c->mu);

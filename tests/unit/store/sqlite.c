@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <sqlite3.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -811,6 +812,55 @@ static void test_turn_commits_its_writes_together(void **state)
 	pp_run_recs_free(runs, 2);
 }
 
+/* Files SQLite creates for itself (statement journals, temporary
+ * b-trees: "etilqs_..." in its temporary directory), seen through its
+ * replaceable open(2) (xSetSystemCall), below every VFS. */
+typedef int open_fn(const char *, int, int);
+static open_fn *real_open;
+static int temp_files_opened;
+
+static int counting_open(const char *path, int flags, int mode)
+{
+	if (strstr(path, "etilqs_"))
+		temp_files_opened++;
+	return real_open(path, flags, mode);
+}
+
+/* A turn's claim of many runs writes them inside the turn's transaction,
+ * so it keeps a statement journal to undo itself alone; with the store's
+ * temp_store=MEMORY that journal never becomes a file (without it, SQLite
+ * moved it to a file past 64 KiB: checked, one file for this claim). */
+#define BIG_CLAIM 2000
+static void test_big_turn_creates_no_temporary_file(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	for (int i = 0; i < BIG_CLAIM; i++)
+		schedule(s, "p", 0, pp_wall_ms() - 1, NULL);
+	sqlite3_vfs *platform = sqlite3_vfs_find(NULL);
+	real_open = (open_fn *)platform->xGetSystemCall(platform, "open");
+	assert_non_null(real_open);
+	temp_files_opened = 0;
+	assert_int_equal(
+		platform->xSetSystemCall(platform, "open", (sqlite3_syscall_ptr)counting_open),
+		SQLITE_OK);
+	s->ops->turn_begin(s);
+	struct pp_run_rec *runs;
+	int n;
+	int rc = s->ops->claim(s, "p", "d1", 60000, BIG_CLAIM, &runs, &n, &err);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = write_state(s, &runs[i], PP_ST_SUBMITTED, runs[i].fence, "big turn");
+	int end_rc = s->ops->turn_end(s, &err);
+	platform->xSetSystemCall(platform, "open", NULL);
+	assert_int_equal(rc, 0);
+	assert_int_equal(end_rc, 0);
+	assert_int_equal(n, BIG_CLAIM);
+	assert_int_equal(temp_files_opened, 0);
+	int nev;
+	assert_int_equal(seen_state(runs[BIG_CLAIM - 1].id, &nev), PP_ST_SUBMITTED);
+	pp_run_recs_free(runs, n);
+}
+
 /* Runs sql on a connection of its own (a trigger the store's handle then
  * finds in the schema). */
 static void exec_sql(const char *sql)
@@ -953,6 +1003,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_turn_write_is_never_half_applied, sqlite_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_crash_mid_turn_keeps_committed_turns,
+						sqlite_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_big_turn_creates_no_temporary_file,
 						sqlite_setup, store_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
