@@ -21,6 +21,7 @@
 
 #include "store/sqlite_checkpoint.h"
 #include "store/sqlite_vfs.h"
+#include "tests/unit/store/sqlite_files.h"
 
 #define PAGE 4096
 /* Rows of about a page each, so that a commit of COMMIT_ROWS appends about
@@ -28,10 +29,6 @@
 #define ROW_BYTES   3500
 #define COMMIT_ROWS 100
 
-typedef ssize_t pwrite_fn(int, const void *, size_t, off_t);
-
-static pwrite_fn *real_pwrite;
-static const char *pwrite_name;
 static pthread_t committer;
 /* Pages written into the database file, by the committing thread and by
  * any other. Counted from both threads. */
@@ -48,23 +45,10 @@ static ssize_t counting_pwrite(int fd, const void *p, size_t n, off_t off)
 	return real_pwrite(fd, p, n, off);
 }
 
-static char dir[32];
-static char path[64];
-
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/pp-ckpt-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/t.db", dir);
-	sqlite3_vfs *platform = sqlite3_vfs_find(NULL);
-	/* SQLite names its positioned write after the call it was built with. */
-	static const char *const names[] = {"pwrite64", "pwrite"};
-	for (size_t i = 0; i < 2 && !real_pwrite; i++) {
-		real_pwrite = (pwrite_fn *)platform->xGetSystemCall(platform, names[i]);
-		pwrite_name = names[i];
-	}
-	assert_non_null(real_pwrite);
+	files_setup("/tmp/pp-ckpt-XXXXXX");
 	committer = pthread_self();
 	pages_by_committer = pages_by_others = 0;
 	return 0;
@@ -73,24 +57,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	sqlite3_vfs *platform = sqlite3_vfs_find(NULL);
-	platform->xSetSystemCall(platform, pwrite_name, NULL);
-	char wal[80], shm[80];
-	snprintf(wal, sizeof(wal), "%s-wal", path);
-	snprintf(shm, sizeof(shm), "%s-shm", path);
-	unlink(path);
-	unlink(wal);
-	unlink(shm);
-	rmdir(dir);
+	files_teardown();
 	return 0;
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg ? msg : "?");
 }
 
 /* The store's settings: WAL, synchronous=NORMAL, its VFS. Page writes are

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "store/sqlite_vfs.h"
+#include "tests/unit/store/sqlite_files.h"
 
 #define PAGE	   4096
 #define FRAME_HEAD 24
@@ -29,10 +30,6 @@
 /* store/sqlite_vfs.c's WAL_BATCH_MAX: no write of frames is larger. */
 #define BATCH_MAX (120 * 1024)
 
-typedef ssize_t pwrite_fn(int, const void *, size_t, off_t);
-
-static pwrite_fn *real_pwrite;
-static const char *pwrite_name;
 /* Writes of a lone frame header, and writes of whole frames (one or
  * more): how many, the frames they carried, the largest. */
 static int writes_of_header, writes_of_frames, frames_written;
@@ -56,45 +53,16 @@ static ssize_t counting_pwrite(int fd, const void *p, size_t n, off_t off)
 	return real_pwrite(fd, p, n, off);
 }
 
-static char dir[32];
-static char path[64];
-
 static int setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/pp-vfs-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/t.db", dir);
-	sqlite3_vfs *platform = sqlite3_vfs_find(NULL);
-	/* SQLite names its positioned write after the call it was built with. */
-	static const char *const names[] = {"pwrite64", "pwrite"};
-	for (size_t i = 0; i < 2 && !real_pwrite; i++) {
-		real_pwrite = (pwrite_fn *)platform->xGetSystemCall(platform, names[i]);
-		pwrite_name = names[i];
-	}
-	assert_non_null(real_pwrite);
+	files_setup("/tmp/pp-vfs-XXXXXX");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	sqlite3_vfs *platform = sqlite3_vfs_find(NULL);
-	platform->xSetSystemCall(platform, pwrite_name, NULL);
-	char wal[80], shm[80];
-	snprintf(wal, sizeof(wal), "%s-wal", path);
-	snprintf(shm, sizeof(shm), "%s-shm", path);
-	unlink(path);
-	unlink(wal);
-	unlink(shm);
-	rmdir(dir);
+	files_teardown();
 	return 0;
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg ? msg : "?");
 }
 
 /* A WAL database with no automatic checkpoint: every write of a commit
