@@ -19,9 +19,10 @@
  * copied back, and a thread that checkpoints beside a busy writer seldom
  * finishes between two of its commits. So a WAL that reaches
  * PP_CHECKPOINT_INLINE_PAGES is checkpointed inside the commit, as SQLite
- * would: that one catches up, and the next write restarts the WAL. The
- * same happens when the thread cannot run (it could not be started, or
- * its connection not opened). */
+ * would (unless the thread's checkpoint is running: the commit's would be
+ * refused), and that one catches up, so the next write restarts the WAL.
+ * The same happens from PP_CHECKPOINT_PAGES on when the thread cannot run
+ * (it could not be started, or its connection not opened). */
 #include "store/sqlite_checkpoint.h"
 
 #include <pthread.h>
@@ -30,6 +31,12 @@
 #include <string.h>
 
 #include "lib/log.h"
+
+/* How long the thread's first read waits on a lock (a recovery, a
+ * journal-mode switch by another process) before the thread gives up and
+ * leaves the checkpoints to the commit; its checkpoints, PASSIVE, never
+ * wait. */
+#define CHECKPOINTER_OPEN_WAIT_MS 10000
 
 struct pp_sqlite_checkpointer {
 	sqlite3 *db; /* the writer's connection, whose hook this is */
@@ -58,8 +65,10 @@ static void *checkpoint_thread(void *arg)
 	/* A connection learns that the database is in WAL mode, and opens
 	 * its WAL, from its first read; before it, a checkpoint through it
 	 * does nothing. */
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(own, CHECKPOINTER_OPEN_WAIT_MS);
 		rc = sqlite3_exec(own, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
+	}
 	pthread_mutex_lock(&c->mu);
 	if (rc != SQLITE_OK) {
 		c->unusable = true;
