@@ -509,7 +509,7 @@ static int sqlite_open(const char *path, struct pp_store **out, struct pp_error 
 		sqlite_close(&s->base);
 		return rc;
 	}
-	s->ckpt = pp_sqlite_checkpointer_attach(s->db, path, pp_sqlite_vfs());
+	s->ckpt = pp_sqlite_checkpointer_attach(s->db, pp_sqlite_vfs());
 	*out = &s->base;
 	return 0;
 }

@@ -39,9 +39,9 @@
 #define CHECKPOINTER_OPEN_WAIT_MS 10000
 
 struct pp_sqlite_checkpointer {
-	sqlite3 *db; /* the writer's connection, whose hook this is */
-	char *path;
-	char *vfs; /* NULL: SQLite's default */
+	sqlite3 *db;	  /* the writer's connection, whose hook this is */
+	const char *path; /* db's file (sqlite3_db_filename), db's own */
+	char *vfs;	  /* NULL: SQLite's default */
 	/* The hook's own, read and written only on the writer's thread: the
 	 * WAL's length at the last commit (a shorter one has restarted), and
 	 * the length at which the thread is next asked. */
@@ -162,19 +162,19 @@ static int on_commit(void *arg, sqlite3 *db, const char *schema, int frames)
 	return SQLITE_OK;
 }
 
-struct pp_sqlite_checkpointer *pp_sqlite_checkpointer_attach(sqlite3 *db, const char *path,
-							     const char *vfs)
+struct pp_sqlite_checkpointer *pp_sqlite_checkpointer_attach(sqlite3 *db, const char *vfs)
 {
+	const char *path = sqlite3_db_filename(db, "main");
+	if (!path || !*path)
+		return NULL; /* a database in memory has no WAL */
 	struct pp_sqlite_checkpointer *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->db = db;
+	c->path = path;
 	c->next_ask = PP_CHECKPOINT_PAGES;
-	c->path = strdup(path);
 	c->vfs = vfs ? strdup(vfs) : NULL;
-	if (!c->path || (vfs && !c->vfs)) {
-		free(c->path);
-		free(c->vfs);
+	if (vfs && !c->vfs) {
 		free(c);
 		return NULL;
 	}
@@ -216,6 +216,5 @@ void pp_sqlite_checkpointer_free(struct pp_sqlite_checkpointer *c)
 	pthread_cond_destroy(&c->wake);
 	pthread_mutex_destroy(&c->mu);
 	free(c->vfs);
-	free(c->path);
 	free(c);
 }

@@ -24,15 +24,14 @@ struct pp_checkpoint_stats {
 	uint64_t failed;     /* background checkpoints that failed (not BUSY) */
 };
 
-/* Takes over the checkpoints of db, the writing connection to the WAL
- * database at path (opened with vfs, NULL for SQLite's default): replaces
- * SQLite's autocheckpoint with a commit hook that wakes a thread of its
- * own, started on the first commit that needs it, with its own
- * connection. Returns NULL when out of memory, in which case db keeps
- * SQLite's autocheckpoint. The checkpointer must be freed before db is
- * closed. */
-struct pp_sqlite_checkpointer *pp_sqlite_checkpointer_attach(sqlite3 *db, const char *path,
-							     const char *vfs);
+/* Takes over the checkpoints of db, the writing connection to a WAL
+ * database file (its path is db's, sqlite3_db_filename), opened with vfs
+ * (NULL for SQLite's default): replaces SQLite's autocheckpoint with a
+ * commit hook that wakes a thread of its own, started on the first commit
+ * that needs it, with its own connection. Returns NULL when out of memory
+ * or when db has no file, in which case db keeps SQLite's autocheckpoint.
+ * The checkpointer must be freed before db is closed. */
+struct pp_sqlite_checkpointer *pp_sqlite_checkpointer_attach(sqlite3 *db, const char *vfs);
 
 /* Waits until the thread has nothing left to do: no checkpoint asked for
  * and none running. Returns at once if it never started. */

@@ -122,7 +122,7 @@ static void test_checkpoints_are_written_by_the_thread(void **state)
 {
 	(void)state;
 	sqlite3 *db = open_store_like();
-	struct pp_sqlite_checkpointer *c = pp_sqlite_checkpointer_attach(db, path, pp_sqlite_vfs());
+	struct pp_sqlite_checkpointer *c = pp_sqlite_checkpointer_attach(db, pp_sqlite_vfs());
 	assert_non_null(c);
 	commit_rows(db, COMMITS);
 	pp_sqlite_checkpointer_settle(c);
@@ -160,7 +160,7 @@ static void test_a_thread_that_cannot_run_leaves_them_to_the_commit(void **state
 {
 	(void)state;
 	sqlite3 *db = open_store_like();
-	struct pp_sqlite_checkpointer *c = pp_sqlite_checkpointer_attach(db, path, "no-such-vfs");
+	struct pp_sqlite_checkpointer *c = pp_sqlite_checkpointer_attach(db, "no-such-vfs");
 	assert_non_null(c);
 	commit_rows(db, COMMITS);
 	pp_sqlite_checkpointer_settle(c);
@@ -184,7 +184,7 @@ static void test_freed_mid_checkpoint_loses_nothing(void **state)
 	sqlite3 *db = open_store_like();
 	for (int round = 0; round < 3; round++) {
 		struct pp_sqlite_checkpointer *c =
-			pp_sqlite_checkpointer_attach(db, path, pp_sqlite_vfs());
+			pp_sqlite_checkpointer_attach(db, pp_sqlite_vfs());
 		assert_non_null(c);
 		commit_rows(db, COMMITS);
 		pp_sqlite_checkpointer_free(c);
