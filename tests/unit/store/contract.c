@@ -1484,6 +1484,196 @@ static void test_live_ids_of_a_source(void **state)
 	free(live);
 }
 
+/* Queued writes go to the server together and are reported one by one,
+ * in order: each fenced on its own, text of any shape kept as it was,
+ * visible to a statement run before the settle, and a run's second write
+ * after its first. */
+static void test_queued_writes_settle_in_order(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_run_rec *runs;
+	schedule_and_claim(s, 3, &runs);
+	static const char odd[] = "try \"1\", {a,b} \\ NULL\n'x'";
+	struct pp_run_update intent = {.state = PP_ST_SUBMITTING,
+				       .idem_key = "k,{1}\"",
+				       .attempt = 1,
+				       .next_attempt_ms = -1,
+				       .event = odd};
+	struct pp_run_update bare = {
+		.state = PP_ST_SUBMITTING, .attempt = -1, .next_attempt_ms = -1};
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[1].id, runs[1].fence - 1, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[2].id, runs[2].fence, &bare, &err), 0);
+	/* A statement in between sees the queued writes, and reports none. */
+	struct pp_run_rec r;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	struct pp_run_update submitted = {.state = PP_ST_SUBMITTED,
+					  .infra_id = "arn:aws:ecs:task/1",
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .error = "",
+					  .event = "submitted"};
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &submitted, &err), 0);
+	struct outcomes o = {0};
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 4);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], PP_ECONFLICT);
+	assert_non_null(strstr(o.msg[1], "lease lost"));
+	assert_non_null(strstr(o.msg[1], runs[1].id));
+	assert_int_equal(o.rc[2], 0);
+	assert_int_equal(o.rc[3], 0);
+	struct pp_run_event *ev;
+	int nev;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTED);
+	assert_string_equal(r.idem_key, "k,{1}\"");
+	assert_string_equal(r.infra_id, "arn:aws:ecs:task/1");
+	assert_int_equal(r.attempt, 1);
+	assert_int_equal(nev, 3);
+	assert_string_equal(ev[1].message, odd);
+	assert_string_equal(ev[2].message, "submitted");
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	/* The stale write left nothing; the bare one no event. */
+	assert_int_equal(s->ops->get(s, runs[1].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SCHEDULED);
+	assert_null(r.idem_key);
+	assert_int_equal(nev, 1);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	assert_int_equal(s->ops->get(s, runs[2].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	assert_int_equal(nev, 1);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	pp_run_recs_free(runs, 3);
+	o.n = 0;
+	s->ops->update_settle(s, record, &o); /* nothing queued: nothing reported */
+	assert_int_equal(o.n, 0);
+}
+
+/* Queued writes sent without waiting (update_send): the answer is read
+ * when it has come, reported in order as a settle reports it (each fenced
+ * on its own); nothing more goes out while a send is unanswered; a
+ * statement in between waits for that answer and sees the writes, which
+ * are reported after all; and a run's next write waits for its write in
+ * flight. */
+static void test_queued_writes_sent_without_waiting(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_run_rec *runs;
+	schedule_and_claim(s, 4, &runs);
+	struct pp_run_update intent = {.state = PP_ST_SUBMITTING,
+				       .attempt = 1,
+				       .next_attempt_ms = -1,
+				       .event = "submitting (try 1)"};
+	struct pp_run_update submitted = {.state = PP_ST_SUBMITTED,
+					  .infra_id = "arn:aws:ecs:task/1",
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .event = "submitted"};
+	struct outcomes o = {0};
+	assert_int_equal(s->ops->update_send(s), -1); /* nothing queued */
+	assert_int_equal(s->ops->update_collect(s, record, &o), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[1].id, runs[1].fence - 1, &intent, &err), 0);
+	int fd = s->ops->update_send(s);
+	assert_true(fd >= 0);
+	/* Queued while the first send is unanswered: it waits. */
+	assert_int_equal(s->ops->update_queue(s, runs[2].id, runs[2].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_send(s), fd);
+	assert_int_equal(collect_when_answered(s, fd, &o), 2);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], PP_ECONFLICT);
+	assert_non_null(strstr(o.msg[1], "lease lost"));
+	assert_int_equal(s->ops->update_collect(s, record, &o), 0);
+	assert_int_equal(o.n, 2);
+	/* Run 2's write goes now; a read waits for its answer. */
+	fd = s->ops->update_send(s);
+	assert_true(fd >= 0);
+	struct pp_run_rec r;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	assert_int_equal(s->ops->get(s, runs[2].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	o.n = 0;
+	assert_int_equal(s->ops->update_collect(s, record, &o), 1);
+	assert_int_equal(o.rc[0], 0);
+	/* A run's next write while its first is in flight: written after it. */
+	assert_int_equal(s->ops->update_queue(s, runs[3].id, runs[3].fence, &intent, &err), 0);
+	assert_true(s->ops->update_send(s) >= 0);
+	assert_int_equal(s->ops->update_queue(s, runs[3].id, runs[3].fence, &submitted, &err), 0);
+	o.n = 0;
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 2);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], 0);
+	assert_int_equal(s->ops->get(s, runs[3].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTED);
+	assert_string_equal(r.infra_id, "arn:aws:ecs:task/1");
+	pp_run_rec_free(&r);
+	pp_run_recs_free(runs, 4);
+}
+
+/* A claim sent without waiting (claim_send): its answer, taken once its
+ * descriptor turns readable, is what claim returns (the intents taken,
+ * and a pool with a limit claimed through the limited claim); a second
+ * claim is refused until the first is taken, and a take with no claim
+ * sent is refused. */
+static void test_claim_sent_without_waiting(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_run_rec *runs = NULL;
+	int n = 0;
+	bool done = false;
+	char first[PP_ID_LEN], second[PP_ID_LEN];
+	s->claim_intents = true;
+	int64_t due = pp_wall_ms() - 1;
+	schedule(s, "a", 0, due, first);
+	schedule(s, "a", 0, due + 1, second);
+	schedule(s, "a", 0, due + 2, NULL);
+	assert_int_equal(s->ops->claim_take(s, false, &done, &runs, &n, &err), PP_EINVALID);
+	assert_true(done);
+	int fd = s->ops->claim_send(s, "a", "d1", 60000, 1, &err);
+	if (fd < 0)
+		fail_msg("claim_send: %s", err.msg);
+	assert_int_equal(s->ops->claim_send(s, "a", "d1", 60000, 1, &err), PP_ECONFLICT);
+	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, first);
+	assert_int_equal(runs[0].state, PP_ST_SUBMITTING);
+	assert_int_equal(runs[0].attempt, 1);
+	assert_true(runs[0].intent_claimed);
+	pp_run_recs_free(runs, n);
+	/* Taken: the next claim goes, and takes what is left in order. */
+	fd = s->ops->claim_send(s, "a", "d1", 60000, 5, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(runs[0].id, second);
+	pp_run_recs_free(runs, n);
+
+	/* A pool with a limit of 1: one run, through the limited claim. */
+	assert_int_equal(pp_pool_set(s, "lim", 1, -1, &err), 0);
+	schedule(s, "lim", 0, due, NULL);
+	schedule(s, "lim", 0, due + 1, NULL);
+	fd = s->ops->claim_send(s, "lim", "d1", 60000, 10, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].pool, "lim");
+	assert_true(runs[0].intent_claimed);
+	pp_run_recs_free(runs, n);
+}
+
 #define CONTRACT(SETUP)                                                                            \
 	{                                                                                          \
 		cmocka_unit_test_setup_teardown(test_claim_orders_and_leases, SETUP,               \
@@ -1533,6 +1723,12 @@ static void test_live_ids_of_a_source(void **state)
 			cmocka_unit_test_setup_teardown(test_lease_answers_each_run_in_order,      \
 							SETUP, store_teardown),                    \
 			cmocka_unit_test_setup_teardown(test_live_ids_of_a_source, SETUP,          \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_queued_writes_settle_in_order, SETUP, \
+							store_teardown),                           \
+			cmocka_unit_test_setup_teardown(test_queued_writes_sent_without_waiting,   \
+							SETUP, store_teardown),                    \
+			cmocka_unit_test_setup_teardown(test_claim_sent_without_waiting, SETUP,    \
 							store_teardown),                           \
 			cmocka_unit_test_setup_teardown(test_claim_takes_due_runs_as_intents,      \
 							SETUP, store_teardown),                    \
