@@ -480,8 +480,11 @@ int pp_store_worker_update_send(struct pp_store_worker *w)
 {
 	pthread_mutex_lock(&w->mu);
 	int fd = -1;
-	if (w->nsent) {
-		fd = w->writes_fd; /* nothing more goes while a send is unanswered */
+	if (w->nsent || w->nread) {
+		/* Nothing more goes while a send is unanswered: running, or
+		 * answered and not yet reported. Its descriptor turns (or is)
+		 * readable. */
+		fd = w->writes_fd;
 	} else if (w->nqueued > w->nread) {
 		w->nsent = w->nqueued - w->nread;
 		hand_over(w);
