@@ -33,7 +33,7 @@ bool inflight_store_queue(struct pp_loop *L, struct inflight *a, const struct pp
 {
 	/* A run source is told of a state right after it is written: it must
 	 * not hear of one that may yet be fenced out. */
-	if (!L->store->ops->update_queue || L->turns || L->nsources)
+	if (!L->store->ops->update_queue || L->nsources)
 		return inflight_store_write(L, a, u);
 	if (L->nqueued == L->queued_cap) {
 		int cap = L->queued_cap ? L->queued_cap * 2 : QUEUED_WRITES_FIRST;

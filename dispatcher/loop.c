@@ -201,14 +201,15 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
 	return 0;
 }
 
-/* Group commit (store.h's turn), where the loop keeps turns
- * (pp_loop.turns): the store writes of a loop turn (the claim, each run's
- * intent, the outcomes of the ops that finished) commit together, before
- * the loop sends anything (the op driver's gate), before a run source
- * sends anything upstream (pp_source.before_send: upstream must never hear
- * of a state the store could still lose, and no call to the orchestrator
- * may run under the store's write lock) and before it waits. The turn's
- * INFO lines are written with its commit. */
+/* Group commit (store.h's turn): the store writes of a loop turn (the
+ * claim, each run's intent, the outcomes of the ops that finished) commit
+ * together, before the loop sends anything (the op driver's gate), before
+ * a run source sends anything upstream (pp_source.before_send: upstream
+ * must never hear of a state the store could still lose, and no call to
+ * the orchestrator may run under the store's write lock) and before it
+ * waits. The turn's INFO lines are written together with its commit (lib/log.h's
+ * hold): a line waits at most for the turn's end, and one a run would cost
+ * a system call a run. */
 struct turn {
 	struct pp_store *store;
 	bool on;
@@ -219,10 +220,8 @@ struct turn {
 static int commit_turn(void *ud)
 {
 	struct turn *t = ud;
-	if (!t->on || t->rc) {
-		pp_log_flush();
+	if (!t->on || t->rc)
 		return t->rc;
-	}
 	t->rc = t->store->ops->turn_end(t->store, &t->err);
 	pp_log_flush();
 	if (t->rc) {
@@ -244,7 +243,6 @@ static int commit_turn(void *ud)
  * the descriptor alone would leave them until the wait's end. */
 static int store_answered(void *ud)
 {
-	pp_log_flush();
 	return inflight_collect(ud) > 0;
 }
 
@@ -345,14 +343,11 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		src->wake = source_answered;
 		src->wake_ud = L.exec;
 	}
-	L.turns = L.store->ops->turn_begin && (!L.store->ops->update_send || L.nsources);
-	/* A turn's INFO lines are written together, before the loop waits
-	 * (lib/log.h's hold): one a run would cost a system call a run. */
-	pp_log_hold();
-	if (!L.turns && L.store->ops->update_send)
+	if (L.store->ops->update_send)
 		pp_exec_set_gate(L.exec, store_answered, &L);
-	if (L.turns) {
+	if (L.store->ops->turn_begin) {
 		turn.on = true;
+		pp_log_hold();
 		L.store->ops->turn_begin(L.store);
 		pp_exec_set_gate(L.exec, commit_turn, &turn);
 		for (size_t i = 0; i < L.nsources; i++) {
@@ -473,7 +468,6 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			/* Nothing else to drive: the claim's answer is next, waited
 			 * for a turn at a time, so a signal or a reload is not held
 			 * up by a claim that waits on the server. */
-			pp_log_flush();
 			pp_http_multi_wait_watched(L.multi, 50);
 			loop_claim_take(&L, false);
 		} else if (!commit_turn(&turn))
@@ -487,9 +481,6 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			last_claim = 0;
 	}
 out:
-	/* What the loop held is written before what may wait: the claim out
-	 * taken, the settle, the releases. */
-	pp_log_flush();
 	/* Ops still under way (a cleanup when SIGTERM came) go first: they
 	 * point into their runs, which releasing the leases frees. Requests
 	 * of the last turn that were not sent are dropped with them (so its

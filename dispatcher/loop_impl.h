@@ -114,11 +114,6 @@ struct pp_loop {
 	const struct pp_loop_opts *opts;
 	struct pp_loop_summary *sum;
 	struct pp_store *store;
-	/* The store's writes commit a loop turn at a time (store.h's turn):
-	 * where it sends nothing without waiting, or a run source must hear
-	 * of each state right after its write. Else claims and writes go
-	 * without waiting (claim_send, update_queue). */
-	bool turns;
 	char store_id[PP_ID_LEN]; /* labelled on every remote object of our runs */
 	/* The transfer handle the op driver runs on, shared with the run
 	 * sources (pp_source.multi); freed after both. */

@@ -317,7 +317,7 @@ static void send_claim(struct pp_loop *L, struct pool_rt *p, int cap)
  * not in a once pass, whose end is a claim that found nothing. */
 static bool claims_sent(const struct pp_loop *L)
 {
-	return L->store->ops->claim_send && !L->opts->once && !L->turns;
+	return L->store->ops->claim_send && !L->opts->once;
 }
 
 /* Claim up to cap runs of pool p; returns runs claimed. */

@@ -11,7 +11,6 @@
 #include "store/db.h"
 #include "store/deploy.h"
 #include "store/sqlite_checkpoint.h"
-#include "store/worker.h"
 #include "store/sqlite_vfs.h"
 
 #include <errno.h>
@@ -76,9 +75,6 @@ struct sqlite_store {
 	/* Takes the WAL's checkpoints off the writer's thread; NULL when it
 	 * could not be made, and SQLite checkpoints in the commit. */
 	struct pp_sqlite_checkpointer *ckpt;
-	/* Runs the claims and the queued writes sent without waiting
-	 * (store.h's claim_send, update_queue), made by the first of them. */
-	struct pp_store_worker *worker;
 	sqlite3_stmt *upd_st[2][2], *ev_st; /* upd_st[release_lease][by rowid] */
 	/* The claim's statements, prepared on first use: the quarantine and
 	 * the claim of one pool ([0]) or of every pool ([1]), and ([.][1])
@@ -111,9 +107,6 @@ struct sqlite_store {
 	/* Group commit: a turn is open; its transaction is open; SQLite
 	 * rolled that back under a write (store.h's turn_end reports it). */
 	bool turn, turn_tx, turn_lost;
-	/* The caller's own turn is open (turn_begin); the worker's batches
-	 * are turns too, on its thread, and leave this alone. */
-	bool caller_turn;
 	char *path;
 	char boot_id[40];
 	char *owners_dir;
@@ -213,14 +206,6 @@ static const char *const migrations[] = {
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-/* Every call but those the worker makes waits first for what it runs
- * and writes what is queued (store/worker.h): the two never share the
- * connection, and the call sees the store as its caller wrote it. */
-static void idle(struct pp_store *base)
-{
-	pp_store_worker_flush(((struct sqlite_store *)base)->worker);
-}
-
 static int db_fail(struct sqlite_store *s, struct pp_error *err, const char *what)
 {
 	int ec = sqlite3_errcode(s->db);
@@ -285,7 +270,6 @@ static void read_boot_id(char *out, size_t n)
 static void sqlite_close(struct pp_store *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	pp_store_worker_free(s->worker); /* first: it may be using the connection */
 	for (int i = 0; i < 4; i++)
 		sqlite3_finalize(s->upd_st[i / 2][i % 2]);
 	sqlite3_finalize(s->ev_st);
@@ -436,7 +420,6 @@ static int schema_version(struct sqlite_store *s)
 
 static int sqlite_migrate(struct pp_store *base, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	/* Up to date (every open but the first after an upgrade): no write
 	 * lock, so a command opening the store does not wait for a
@@ -620,12 +603,12 @@ static void turn_lose(struct sqlite_store *s)
 	s->turn_lost = true;
 }
 
-static void turn_start(struct pp_store *base)
+static void sqlite_turn_begin(struct pp_store *base)
 {
 	((struct sqlite_store *)base)->turn = true;
 }
 
-static int turn_finish(struct pp_store *base, struct pp_error *err)
+static int sqlite_turn_end(struct pp_store *base, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	bool open = s->turn_tx, lost = s->turn_lost || (open && sqlite3_get_autocommit(s->db));
@@ -739,7 +722,6 @@ static int add_event(struct sqlite_store *s, const char *id, const char *state, 
 
 static int sqlite_insert(struct pp_store *base, struct pp_run_rec *r, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	if (!r->id[0] && pp_uuid7(r->id))
 		return pp_fail(err, PP_EIO, "no random bytes for a run id");
@@ -964,8 +946,9 @@ static int own_lease(struct sqlite_store *s, const char *owner, int64_t until, b
 	return rc;
 }
 
-static int claim_now(struct pp_store *base, const char *pool, const char *owner, int64_t lease_ms,
-		     int max, struct pp_run_rec **out, int *n, struct pp_error *err)
+static int sqlite_claim(struct pp_store *base, const char *pool, const char *owner,
+			int64_t lease_ms, int max, struct pp_run_rec **out, int *n,
+			struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	*out = NULL;
@@ -1105,7 +1088,6 @@ static int claim_now(struct pp_store *base, const char *pool, const char *owner,
 static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_ms,
 			struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	int64_t mono = pp_mono_ms();
 	/* One row, however many runs owner holds (LEASE_FREE). Leases that
@@ -1136,7 +1118,6 @@ static int sqlite_renew(struct pp_store *base, const char *owner, int64_t lease_
 
 static int sqlite_release_all(struct pp_store *base, const char *owner, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	/* A lease is held on a run in flight (runs_lease) or on a SCHEDULED
 	 * run claimed before its start (runs_sched_held): each found by its
@@ -1171,8 +1152,8 @@ static int sqlite_release_all(struct pp_store *base, const char *owner, struct p
 	return tx_commit(s, err);
 }
 
-static int update_now(struct pp_store *base, const char *id, int64_t fence,
-		      const struct pp_run_update *u, struct pp_error *err)
+static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
+			 const struct pp_run_update *u, struct pp_error *err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	int64_t now = pp_wall_ms();
@@ -1250,113 +1231,9 @@ static int update_now(struct pp_store *base, const char *id, int64_t fence,
 	return tx_commit(s, err);
 }
 
-static int sqlite_claim(struct pp_store *base, const char *pool, const char *owner,
-			int64_t lease_ms, int max, struct pp_run_rec **out, int *n,
-			struct pp_error *err)
-{
-	idle(base);
-	return claim_now(base, pool, owner, lease_ms, max, out, n, err);
-}
-
-static int sqlite_update(struct pp_store *base, const char *id, int64_t fence,
-			 const struct pp_run_update *u, struct pp_error *err)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	idle(base);
-	int rc = pp_store_worker_failed(s->worker, id, fence, err);
-	return rc ? rc : update_now(base, id, fence, u, err);
-}
-
-static void sqlite_turn_begin(struct pp_store *base)
-{
-	idle(base);
-	((struct sqlite_store *)base)->caller_turn = true;
-	turn_start(base);
-}
-
-static int sqlite_turn_end(struct pp_store *base, struct pp_error *err)
-{
-	idle(base);
-	((struct sqlite_store *)base)->caller_turn = false;
-	return turn_finish(base, err);
-}
-
-/* Claims and writes sent without waiting (store.h), on the worker's
- * thread: its batches of writes are turns of their own. */
-static const struct pp_store_worker_ops worker_ops = {
-	.claim = claim_now,
-	.update = update_now,
-	.batch_begin = turn_start,
-	.batch_end = turn_finish,
-};
-
-/* The worker, made on first use; refused in a turn, whose transaction is
- * the caller's. */
-static int worker_of(struct sqlite_store *s, struct pp_error *err)
-{
-	if (s->caller_turn)
-		return pp_fail(err, PP_EINVALID, "store %s: sent without waiting in a turn",
-			       s->path);
-	if (!s->worker && !(s->worker = pp_store_worker_new(&s->base, &worker_ops, err)))
-		return err ? err->code : PP_ENOMEM;
-	return 0;
-}
-
-static int sqlite_claim_send(struct pp_store *base, const char *pool, const char *owner,
-			     int64_t lease_ms, int max, struct pp_error *err)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	int rc = worker_of(s, err);
-	return rc ? rc : pp_store_worker_claim_send(s->worker, pool, owner, lease_ms, max, err);
-}
-
-static int sqlite_claim_take(struct pp_store *base, bool wait, bool *done, struct pp_run_rec **out,
-			     int *n, struct pp_error *err)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	if (s->worker)
-		return pp_store_worker_claim_take(s->worker, wait, done, out, n, err);
-	*out = NULL;
-	*n = 0;
-	*done = true;
-	return pp_fail(err, PP_EINVALID, "store %s: no claim was sent", s->path);
-}
-
-static int sqlite_update_queue(struct pp_store *base, const char *id, int64_t fence,
-			       const struct pp_run_update *u, struct pp_error *err)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	int rc = worker_of(s, err);
-	return rc ? rc : pp_store_worker_update_queue(s->worker, id, fence, u, err);
-}
-
-static void sqlite_update_settle(struct pp_store *base,
-				 void (*done)(void *ud, int i, int rc, const struct pp_error *err),
-				 void *ud)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	if (s->worker)
-		pp_store_worker_update_settle(s->worker, done, ud);
-}
-
-static int sqlite_update_send(struct pp_store *base)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	return s->worker ? pp_store_worker_update_send(s->worker) : -1;
-}
-
-static int sqlite_update_collect(struct pp_store *base,
-				 void (*done)(void *ud, int i, int rc, const struct pp_error *err),
-				 void *ud)
-{
-	struct sqlite_store *s = (struct sqlite_store *)base;
-	return s->worker ? pp_store_worker_update_collect(s->worker, done, ud) : 0;
-}
-
 static int sqlite_get(struct pp_store *base, const char *id, struct pp_run_rec *out,
 		      struct pp_run_event **ev, int *nev, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	/* The exact id through the primary key, else, for an id shorter than
 	 * any full one, an unambiguous prefix (`runs show`), which reads
@@ -1430,7 +1307,6 @@ static int sqlite_get(struct pp_store *base, const char *id, struct pp_run_rec *
 static int sqlite_list(struct pp_store *base, const struct pp_run_filter *f,
 		       struct pp_run_rec **out, int *n, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	/* Runs in the list's order through runs_time, the filters tested on
@@ -1465,7 +1341,6 @@ static int sqlite_list(struct pp_store *base, const struct pp_run_filter *f,
 static int sqlite_reopen(struct pp_store *base, const char *id, int64_t scheduled_ms,
 			 const char *job_variables, const char *event, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	int rc = tx_begin(s, err);
 	if (rc)
@@ -1528,7 +1403,6 @@ static int sqlite_reopen(struct pp_store *base, const char *id, int64_t schedule
 
 static int sqlite_request_cancel(struct pp_store *base, const char *id, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	int rc = tx_begin(s, err);
 	if (rc)
@@ -1609,7 +1483,6 @@ static int read_ids(struct sqlite_store *s, sqlite3_stmt **stp, const char *sql,
 static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char (**ids)[PP_ID_LEN],
 				  int *n, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	return read_ids(s, &s->cancel_ids_st,
 			"SELECT id FROM runs INDEXED BY runs_cancel WHERE lease_owner = ?1"
@@ -1622,7 +1495,6 @@ static int sqlite_cancel_requests(struct pp_store *base, const char *owner, char
 static int sqlite_live_ids(struct pp_store *base, const char *source, char (**ids)[PP_ID_LEN],
 			   int *n, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	return read_ids(s, &s->live_ids_st,
 			"SELECT id FROM runs INDEXED BY runs_due WHERE state = 'SCHEDULED'"
@@ -1677,7 +1549,6 @@ static int count_part(struct pp_store *base, int part, struct pp_store_counts *o
 
 static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
 {
-	idle(base);
 	return pp_store_counts_cached(base, &((struct sqlite_store *)base)->counted, count_part,
 				      out, err);
 }
@@ -1687,7 +1558,6 @@ static int sqlite_prov_lock(struct pp_store *base, const char *pool, const char 
 			    int64_t lease_ms, const char *steal_from, char **owned, char *holder,
 			    struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	int64_t now = pp_wall_ms();
 	sqlite3_stmt *st;
@@ -1739,7 +1609,6 @@ static int sqlite_prov_lock(struct pp_store *base, const char *pool, const char 
 static int sqlite_prov_save(struct pp_store *base, const char *pool, const char *owner,
 			    int64_t lease_ms, const char *owned, bool release, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	int64_t now = pp_wall_ms();
 	sqlite3_stmt *st;
@@ -1767,7 +1636,6 @@ static int sqlite_prov_save(struct pp_store *base, const char *pool, const char 
 static int sqlite_prov_get(struct pp_store *base, const char *pool, char **owned,
 			   struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	const unsigned char *t = NULL;
@@ -1785,7 +1653,6 @@ static int sqlite_prov_get(struct pp_store *base, const char *pool, char **owned
 
 static int sqlite_store_id(struct pp_store *base, char out[PP_ID_LEN], struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	out[0] = '\0';
@@ -1811,15 +1678,9 @@ const struct pp_store_ops pp_store_sqlite = {
 	.migrate = sqlite_migrate,
 	.insert = sqlite_insert,
 	.claim = sqlite_claim,
-	.claim_send = sqlite_claim_send,
-	.claim_take = sqlite_claim_take,
 	.renew = sqlite_renew,
 	.release_all = sqlite_release_all,
 	.update = sqlite_update,
-	.update_queue = sqlite_update_queue,
-	.update_settle = sqlite_update_settle,
-	.update_send = sqlite_update_send,
-	.update_collect = sqlite_update_collect,
 	.get = sqlite_get,
 	.list = sqlite_list,
 	.reopen = sqlite_reopen,
@@ -1839,7 +1700,6 @@ const struct pp_store_ops pp_store_sqlite = {
 
 static int db_begin(struct pp_store *base, struct pp_error *err)
 {
-	idle(base);
 	return tx_begin((struct sqlite_store *)base, err);
 }
 
@@ -1904,7 +1764,6 @@ static int cached_query(struct sqlite_store *s, const char *what, const char *sq
 static int db_query(struct pp_store *base, const char *what, const char *sql, int np,
 		    const char *const *p, struct pp_rows *out, long *changes, struct pp_error *err)
 {
-	idle(base);
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st = NULL;
 	int rc = cached_query(s, what, sql, &st, err);
@@ -1953,7 +1812,6 @@ static int db_query(struct pp_store *base, const char *what, const char *sql, in
 
 static int db_now_ms(struct pp_store *base, int64_t *ms, struct pp_error *err)
 {
-	idle(base);
 	(void)base;
 	(void)err;
 	*ms = pp_wall_ms();
@@ -2030,7 +1888,6 @@ static int lease_one(struct pp_store *base, const char *id, const char *owner, i
 static int db_lease(struct pp_store *base, const char *const *ids, int n, const char *owner,
 		    int64_t lease_ms, struct pp_run_rec *out, bool *got, struct pp_error *err)
 {
-	idle(base);
 	int rc = 0;
 	for (int i = 0; i < n; i++)
 		got[i] = false;

@@ -207,11 +207,10 @@ struct pp_store_ops {
 	 * sets *done once the answer is in (waiting for it when wait) and
 	 * then returns what claim would have: 0 with *out and *n, or an
 	 * error; not done, it returns 0 with *n 0. Every other call may come
-	 * between the two, ordered with the claim as two dispatchers'
-	 * statements are (the claim cannot take a run the caller holds);
-	 * PostgreSQL's do not wait for it, SQLite's (one connection, a
-	 * thread taking turns on it) do. Closing the store with a claim
-	 * unanswered leaves what it leased to the owner's lease. */
+	 * between the two and does not wait for the claim, nor the claim for
+	 * them: the two are ordered as two dispatchers' statements are (the
+	 * claim cannot take a run the caller holds). Closing the store with
+	 * a claim unanswered leaves what it leased to the owner's lease. */
 	int (*claim_send)(struct pp_store *s, const char *pool, const char *owner, int64_t lease_ms,
 			  int max, struct pp_error *err);
 	int (*claim_take)(struct pp_store *s, bool wait, bool *done, struct pp_run_rec **out,

@@ -7,7 +7,6 @@
 #define PP_TEST_STORE_FIXTURE_H
 
 #include <libpq-fe.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,68 +169,6 @@ static inline void expect_listed(struct pp_store *s, struct pp_run_filter f,
 	for (int i = 0; i < n; i++)
 		assert_string_equal(runs[i].id, want[i]);
 	pp_run_recs_free(runs, n);
-}
-
-/* The calls a store answers without the caller waiting (store.h's
- * update_queue and claim_send), for the suites that test them. What
- * update_settle reported, in order. */
-struct outcomes {
-	int n;
-	int rc[400];
-	char msg[4][PP_ERRMSG_MAX];
-};
-
-static inline void record(void *ud, int i, int rc, const struct pp_error *err)
-{
-	struct outcomes *o = ud;
-	assert_int_equal(i, o->n); /* in the order queued, from 0 */
-	assert_true(o->n < (int)(sizeof(o->rc) / sizeof(o->rc[0])));
-	o->rc[o->n] = rc;
-	if (o->n < 4)
-		snprintf(o->msg[o->n], sizeof(o->msg[0]), "%s", rc ? err->msg : "");
-	o->n++;
-}
-
-/* want runs scheduled, due, and claimed by d1. */
-static inline void schedule_and_claim(struct pp_store *s, int want, struct pp_run_rec **runs)
-{
-	struct pp_error err = {0};
-	int n;
-	for (int i = 0; i < want; i++)
-		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
-	assert_int_equal(s->ops->claim(s, NULL, "d1", 60000, want, runs, &n, &err), 0);
-	assert_int_equal(n, want);
-}
-
-/* Until the store's descriptor turns readable (at most 10 s), then what
- * update_collect reports, into o. */
-static inline int collect_when_answered(struct pp_store *s, int fd, struct outcomes *o)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	assert_int_equal(poll(&p, 1, 10000), 1);
-	int n = 0;
-	/* A readable descriptor may carry part of the answer: wait for more. */
-	for (int i = 0; (n = s->ops->update_collect(s, record, o)) == 0; i++) {
-		assert_true(i < 100);
-		assert_int_equal(poll(&p, 1, 10000), 1);
-	}
-	return n;
-}
-
-/* The answer of the claim sent on fd, taken (claim_take) once it has come. */
-static inline int take_when_answered(struct pp_store *s, int fd, struct pp_run_rec **runs, int *n,
-				     struct pp_error *err)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	bool done = false;
-	int rc = 0;
-	/* A readable descriptor may carry part of the answer: wait for more. */
-	for (int i = 0; !done; i++) {
-		assert_true(i < 100);
-		assert_int_equal(poll(&p, 1, 10000), 1);
-		rc = s->ops->claim_take(s, false, &done, runs, n, err);
-	}
-	return rc;
 }
 
 #endif

@@ -161,6 +161,107 @@ static void test_reconnects_after_connection_loss(void **state)
 	pp_run_recs_free(runs, n);
 }
 
+/* What update_settle reported, in order. */
+struct outcomes {
+	int n;
+	int rc[400];
+	char msg[4][PP_ERRMSG_MAX];
+};
+
+static void record(void *ud, int i, int rc, const struct pp_error *err)
+{
+	struct outcomes *o = ud;
+	assert_int_equal(i, o->n); /* in the order queued, from 0 */
+	assert_true(o->n < (int)(sizeof(o->rc) / sizeof(o->rc[0])));
+	o->rc[o->n] = rc;
+	if (o->n < 4)
+		snprintf(o->msg[o->n], sizeof(o->msg[0]), "%s", rc ? err->msg : "");
+	o->n++;
+}
+
+/* want runs scheduled, due, and claimed by d1. */
+static void schedule_and_claim(struct pp_store *s, int want, struct pp_run_rec **runs)
+{
+	struct pp_error err = {0};
+	int n;
+	for (int i = 0; i < want; i++)
+		schedule(s, "a", 0, pp_wall_ms() - 1, NULL);
+	assert_int_equal(s->ops->claim(s, NULL, "d1", 60000, want, runs, &n, &err), 0);
+	assert_int_equal(n, want);
+}
+
+/* Queued writes go to the server together and are reported one by one,
+ * in order: each fenced on its own, text of any shape kept as it was,
+ * visible to a statement run before the settle, and a run's second write
+ * after its first. */
+static void test_queued_writes_settle_in_order(void **state)
+{
+	struct pp_store *s = *state;
+	struct pp_error err = {0};
+	struct pp_run_rec *runs;
+	schedule_and_claim(s, 3, &runs);
+	static const char odd[] = "try \"1\", {a,b} \\ NULL\n'x'";
+	struct pp_run_update intent = {.state = PP_ST_SUBMITTING,
+				       .idem_key = "k,{1}\"",
+				       .attempt = 1,
+				       .next_attempt_ms = -1,
+				       .event = odd};
+	struct pp_run_update bare = {
+		.state = PP_ST_SUBMITTING, .attempt = -1, .next_attempt_ms = -1};
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[1].id, runs[1].fence - 1, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[2].id, runs[2].fence, &bare, &err), 0);
+	/* A statement in between sees the queued writes, and reports none. */
+	struct pp_run_rec r;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	struct pp_run_update submitted = {.state = PP_ST_SUBMITTED,
+					  .infra_id = "arn:aws:ecs:task/1",
+					  .attempt = -1,
+					  .next_attempt_ms = -1,
+					  .error = "",
+					  .event = "submitted"};
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &submitted, &err), 0);
+	struct outcomes o = {0};
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 4);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], PP_ECONFLICT);
+	assert_non_null(strstr(o.msg[1], "lease lost"));
+	assert_non_null(strstr(o.msg[1], runs[1].id));
+	assert_int_equal(o.rc[2], 0);
+	assert_int_equal(o.rc[3], 0);
+	struct pp_run_event *ev;
+	int nev;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTED);
+	assert_string_equal(r.idem_key, "k,{1}\"");
+	assert_string_equal(r.infra_id, "arn:aws:ecs:task/1");
+	assert_int_equal(r.attempt, 1);
+	assert_int_equal(nev, 3);
+	assert_string_equal(ev[1].message, odd);
+	assert_string_equal(ev[2].message, "submitted");
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	/* The stale write left nothing; the bare one no event. */
+	assert_int_equal(s->ops->get(s, runs[1].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SCHEDULED);
+	assert_null(r.idem_key);
+	assert_int_equal(nev, 1);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	assert_int_equal(s->ops->get(s, runs[2].id, &r, &ev, &nev, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	assert_int_equal(nev, 1);
+	pp_run_rec_free(&r);
+	pp_run_events_free(ev, nev);
+	pp_run_recs_free(runs, 3);
+	o.n = 0;
+	s->ops->update_settle(s, record, &o); /* nothing queued: nothing reported */
+	assert_int_equal(o.n, 0);
+}
+
 /* Write u to runs[0..n), queued and then settled: each reported written. */
 static void queue_and_settle(struct pp_store *s, const struct pp_run_rec *runs, int n,
 			     const struct pp_run_update *u)
@@ -281,34 +382,100 @@ static void test_write_after_a_failed_one_is_refused(void **state)
 	pp_run_recs_free(runs, 2);
 }
 
-/* A connection lost with a write sent without waiting (update_send) in
- * flight reports it transient, and the store reconnects. */
-static void test_write_in_flight_lost_with_the_session(void **state)
+/* Until the store's descriptor turns readable (at most 10 s), then what
+ * update_collect reports, into o. */
+static int collect_when_answered(struct pp_store *s, int fd, struct outcomes *o)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	int n = 0;
+	/* A readable descriptor may carry part of the answer: wait for more. */
+	for (int i = 0; (n = s->ops->update_collect(s, record, o)) == 0; i++) {
+		assert_true(i < 100);
+		assert_int_equal(poll(&p, 1, 10000), 1);
+	}
+	return n;
+}
+
+/* Queued writes sent without waiting (update_send): the answer is read
+ * when it has come, reported in order as a settle reports it (each fenced
+ * on its own); nothing more goes out while a send is unanswered; a
+ * statement in between waits for that answer and sees the writes, which
+ * are reported after all; and a run's next write waits for its write in
+ * flight. A connection lost with a write in flight reports it transient,
+ * and the store reconnects. */
+static void test_queued_writes_sent_without_waiting(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
-	struct pp_run_rec *runs, r;
-	schedule_and_claim(s, 1, &runs);
+	struct pp_run_rec *runs;
+	schedule_and_claim(s, 4, &runs);
+	struct pp_run_update intent = {.state = PP_ST_SUBMITTING,
+				       .attempt = 1,
+				       .next_attempt_ms = -1,
+				       .event = "submitting (try 1)"};
 	struct pp_run_update submitted = {.state = PP_ST_SUBMITTED,
 					  .infra_id = "arn:aws:ecs:task/1",
 					  .attempt = -1,
 					  .next_attempt_ms = -1,
 					  .event = "submitted"};
 	struct outcomes o = {0};
+	assert_int_equal(s->ops->update_send(s), -1); /* nothing queued */
+	assert_int_equal(s->ops->update_collect(s, record, &o), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_queue(s, runs[1].id, runs[1].fence - 1, &intent, &err), 0);
+	int fd = s->ops->update_send(s);
+	assert_true(fd >= 0);
+	/* Queued while the first send is unanswered: it waits. */
+	assert_int_equal(s->ops->update_queue(s, runs[2].id, runs[2].fence, &intent, &err), 0);
+	assert_int_equal(s->ops->update_send(s), fd);
+	assert_int_equal(collect_when_answered(s, fd, &o), 2);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], PP_ECONFLICT);
+	assert_non_null(strstr(o.msg[1], "lease lost"));
+	assert_int_equal(s->ops->update_collect(s, record, &o), 0);
+	assert_int_equal(o.n, 2);
+	/* Run 2's write goes now; a read waits for its answer. */
+	fd = s->ops->update_send(s);
+	assert_true(fd >= 0);
+	struct pp_run_rec r;
+	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	assert_int_equal(s->ops->get(s, runs[2].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTING);
+	pp_run_rec_free(&r);
+	o.n = 0;
+	assert_int_equal(s->ops->update_collect(s, record, &o), 1);
+	assert_int_equal(o.rc[0], 0);
+	/* A run's next write while its first is in flight: written after it. */
+	assert_int_equal(s->ops->update_queue(s, runs[3].id, runs[3].fence, &intent, &err), 0);
+	assert_true(s->ops->update_send(s) >= 0);
+	assert_int_equal(s->ops->update_queue(s, runs[3].id, runs[3].fence, &submitted, &err), 0);
+	o.n = 0;
+	s->ops->update_settle(s, record, &o);
+	assert_int_equal(o.n, 2);
+	assert_int_equal(o.rc[0], 0);
+	assert_int_equal(o.rc[1], 0);
+	assert_int_equal(s->ops->get(s, runs[3].id, &r, NULL, NULL, &err), 0);
+	assert_int_equal(r.state, PP_ST_SUBMITTED);
+	assert_string_equal(r.infra_id, "arn:aws:ecs:task/1");
+	pp_run_rec_free(&r);
 	/* The session ends with a write in flight. */
 	assert_int_equal(s->ops->update_queue(s, runs[0].id, runs[0].fence, &submitted, &err), 0);
 	sql(pgurl, "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
 		   " WHERE application_name = 'pushpool' AND pid <> pg_backend_pid()");
-	int fd = s->ops->update_send(s);
+	fd = s->ops->update_send(s);
+	o.n = 0;
 	if (fd >= 0)
 		assert_int_equal(collect_when_answered(s, fd, &o), 1);
 	else
 		assert_int_equal(s->ops->update_collect(s, record, &o), 1);
 	assert_int_equal(o.rc[0], PP_ETRANSIENT);
 	assert_int_equal(s->ops->get(s, runs[0].id, &r, NULL, NULL, &err), 0);
-	assert_int_equal(r.state, PP_ST_SCHEDULED); /* the write never ran */
+	assert_int_equal(r.state, PP_ST_SUBMITTING); /* the write never ran */
 	pp_run_rec_free(&r);
-	pp_run_recs_free(runs, 1);
+	pp_run_recs_free(runs, 4);
 }
 
 /* A statistic of runs (query, one number) as the sessions that have
@@ -780,28 +947,53 @@ static void test_claim_keeps_its_generic_plan(void **state)
 	pp_rows_free(&plans);
 }
 
-/* A claim sent without waiting (claim_send) runs on a session of its own
- * (what every store's does is in contract.c): while another session's lock
+/* The answer of the claim sent on fd, taken (claim_take) once it has come. */
+static int take_when_answered(struct pp_store *s, int fd, struct pp_run_rec **runs, int *n,
+			      struct pp_error *err)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	bool done = false;
+	int rc = 0;
+	/* A readable descriptor may carry part of the answer: wait for more. */
+	for (int i = 0; !done; i++) {
+		assert_true(i < 100);
+		assert_int_equal(poll(&p, 1, 10000), 1);
+		rc = s->ops->claim_take(s, false, &done, runs, n, err);
+	}
+	return rc;
+}
+
+/* A claim sent without waiting (claim_send) runs on a session of its own:
+ * its answer is what claim returns (the intents taken, and a pool with a
+ * limit claimed through the limited claim); while another session's lock
  * holds it, its answer is not in and the store's own statements go on; a
- * session lost fails the claim, and the next one reconnects. */
-static void test_claim_sent_goes_on_its_own_session(void **state)
+ * second claim is refused until it is answered; a session lost fails the
+ * claim, and the next one reconnects. */
+static void test_claim_sent_without_waiting(void **state)
 {
 	struct pp_store *s = *state;
 	struct pp_error err = {0};
 	struct pp_run_rec *runs = NULL, r;
 	int n = 0;
 	bool done = false;
-	char second[PP_ID_LEN];
+	char first[PP_ID_LEN], second[PP_ID_LEN];
 	s->claim_intents = true;
 	int64_t due = pp_wall_ms() - 1;
-	schedule(s, "a", 0, due, NULL);
+	schedule(s, "a", 0, due, first);
 	schedule(s, "a", 0, due + 1, second);
 	for (int i = 2; i < 4; i++)
 		schedule(s, "a", 0, due + i, NULL);
-	/* A first claim, which prepares the claim on its session. */
+	assert_int_equal(s->ops->claim_take(s, false, &done, &runs, &n, &err), PP_EINVALID);
+	assert_true(done);
 	int fd = s->ops->claim_send(s, "a", "d1", 60000, 1, &err);
-	assert_true(fd >= 0);
+	if (fd < 0)
+		fail_msg("claim_send: %s", err.msg);
 	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].id, first);
+	assert_int_equal(runs[0].state, PP_ST_SUBMITTING);
+	assert_int_equal(runs[0].attempt, 1);
+	assert_true(runs[0].intent_claimed);
 	pp_run_recs_free(runs, n);
 
 	/* A lock that lets reads through and holds every write of runs (the
@@ -811,6 +1003,7 @@ static void test_claim_sent_goes_on_its_own_session(void **state)
 	PQclear(PQexec(blocker, "BEGIN; LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE"));
 	fd = s->ops->claim_send(s, "a", "d1", 60000, 2, &err);
 	assert_true(fd >= 0);
+	assert_int_equal(s->ops->claim_send(s, "a", "d1", 60000, 2, &err), PP_ECONFLICT);
 	usleep(100000);
 	assert_int_equal(s->ops->claim_take(s, false, &done, &runs, &n, &err), 0);
 	assert_false(done);
@@ -828,6 +1021,18 @@ static void test_claim_sent_goes_on_its_own_session(void **state)
 		assert_int_equal(runs[i].attempt, 1);
 		assert_true(runs[i].intent_claimed);
 	}
+	pp_run_recs_free(runs, n);
+
+	/* A pool with a limit of 1: one run, through the limited claim. */
+	assert_int_equal(pp_pool_set(s, "lim", 1, -1, &err), 0);
+	schedule(s, "lim", 0, due, NULL);
+	schedule(s, "lim", 0, due + 1, NULL);
+	fd = s->ops->claim_send(s, "lim", "d1", 60000, 10, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(take_when_answered(s, fd, &runs, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].pool, "lim");
+	assert_true(runs[0].intent_claimed);
 	pp_run_recs_free(runs, n);
 
 	/* Every session of the store ends: this claim fails, as it is sent
@@ -926,19 +1131,21 @@ int main(void)
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_reconnects_after_connection_loss, pg_setup,
 						store_teardown),
+		cmocka_unit_test_setup_teardown(test_queued_writes_settle_in_order, pg_setup,
+						store_teardown),
 		cmocka_unit_test_setup_teardown(test_write_after_a_failed_one_is_refused, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_queued_writes_many_and_lost, pg_setup,
 						store_teardown),
-		cmocka_unit_test_setup_teardown(test_write_in_flight_lost_with_the_session,
-						pg_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_queued_writes_sent_without_waiting, pg_setup,
+						store_teardown),
 		cmocka_unit_test_setup_teardown(test_queued_writes_find_runs_by_key, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_keeps_its_generic_plan, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_leased_lists_an_owners_unfinished_runs,
 						pg_setup, store_teardown),
-		cmocka_unit_test_setup_teardown(test_claim_sent_goes_on_its_own_session, pg_setup,
+		cmocka_unit_test_setup_teardown(test_claim_sent_without_waiting, pg_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_reads_only_what_it_takes, pg_setup,
 						store_teardown),
