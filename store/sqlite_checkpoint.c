@@ -122,12 +122,18 @@ static bool ask_thread(struct pp_sqlite_checkpointer *c, int *failure)
 	return asked;
 }
 
+/* Under mu: a checkpoint of the thread's is asked for or running. */
+static bool pending(const struct pp_sqlite_checkpointer *c)
+{
+	return c->started && !c->unusable && (c->due || c->running);
+}
+
 /* A checkpoint of the thread's is asked for or running: it holds, or is
  * about to take, SQLite's checkpoint lock. */
 static bool thread_checkpointing(struct pp_sqlite_checkpointer *c)
 {
 	pthread_mutex_lock(&c->mu);
-	bool busy = c->started && !c->unusable && (c->due || c->running);
+	bool busy = pending(c);
 	pthread_mutex_unlock(&c->mu);
 	return busy;
 }
@@ -188,7 +194,7 @@ struct pp_sqlite_checkpointer *pp_sqlite_checkpointer_attach(sqlite3 *db, const 
 void pp_sqlite_checkpointer_settle(struct pp_sqlite_checkpointer *c)
 {
 	pthread_mutex_lock(&c->mu);
-	while (c->started && !c->unusable && (c->due || c->running))
+	while (pending(c))
 		pthread_cond_wait(&c->idle, &c->mu);
 	pthread_mutex_unlock(&c->mu);
 }
