@@ -142,18 +142,18 @@ ab_passes() { # WHAT [FIVE]
 	side_a
 	a2=$pass_rate A_OWN="$A_OWN ${pass_own:-}"
 	A_RATES="$a1 $a2" B_RATES="$b1 $b2"
-	agree=$(jq -n --argjson a "[$a1, $a2]" --argjson b "[$b1, $b2]" \
-		'[$a, $b] | all(max <= 1.5 * ([min, 0.01] | max))')
-	if [ "$agree" = false ] || [ -n "${2:-}" ]; then
-		[ -n "${2:-}" ] ||
-			note "$1: passes disagree ($A_RATES / $B_RATES), three more of each"
-		for _ in 1 2 3; do
-			side_b
-			B_RATES="$B_RATES $pass_rate" B_OWN="$B_OWN ${pass_own:-}"
-			side_a
-			A_RATES="$A_RATES $pass_rate" A_OWN="$A_OWN ${pass_own:-}"
-		done
+	if [ -z "${2:-}" ]; then
+		agree=$(jq -n --argjson a "[$a1, $a2]" --argjson b "[$b1, $b2]" \
+			'[$a, $b] | all(max <= 1.5 * ([min, 0.01] | max))')
+		[ "$agree" = false ] || return 0
+		note "$1: passes disagree ($A_RATES / $B_RATES), three more of each"
 	fi
+	for _ in 1 2 3; do
+		side_b
+		B_RATES="$B_RATES $pass_rate" B_OWN="$B_OWN ${pass_own:-}"
+		side_a
+		A_RATES="$A_RATES $pass_rate" A_OWN="$A_OWN ${pass_own:-}"
+	done
 }
 # Two passes: their mean; five: their median.
 JQ_MID='def mid: if length > 2 then sort[length / 2 | floor] else add / length end;'
