@@ -50,8 +50,15 @@ int pp_buf_puts(struct pp_buf *b, const char *s)
 	return pp_buf_append(b, s, strlen(s));
 }
 
+/* Most callers write a byte at a time (escapes, log lines): with room,
+ * no reserve() and no copy (issue 23). */
 int pp_buf_putc(struct pp_buf *b, char c)
 {
+	if (b->alloc - b->len > 1 && b->len < b->max) {
+		b->data[b->len++] = c;
+		b->data[b->len] = '\0';
+		return 0;
+	}
 	return pp_buf_append(b, &c, 1);
 }
 

@@ -18,6 +18,7 @@
  * and so do requests flagged PP_HTTP_SMALL_ANSWER. */
 #define PP_HTTP_CONTENT_CODINGS "gzip"
 
+/* One allocation (lib/http.c's header_new): the strings follow the node. */
 struct pp_http_header {
 	char *name;
 	char *value;
@@ -77,6 +78,9 @@ void pp_http_req_free(struct pp_http_req *r);
 
 void pp_http_resp_init(struct pp_http_resp *r, size_t max);
 const char *pp_http_resp_header(const struct pp_http_resp *r, const char *name);
+/* Put a header (or trailer) first, as a transfer's callbacks would have
+ * added it: for code that answers a request itself (tests, dry runs). */
+int pp_http_resp_add_header(struct pp_http_resp *r, const char *name, const char *value);
 void pp_http_resp_free(struct pp_http_resp *r);
 
 /* Map a finished exchange to our codes: 2xx -> 0; 401/403 -> AUTH; 404 ->

@@ -11,11 +11,8 @@
  * as that is the harness failing, not the code under test. */
 static void fuzz_add_header(struct pp_http_resp *r, const char *name, const char *value)
 {
-	struct pp_http_header *h = calloc(1, sizeof(*h));
-	if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value)))
+	if (pp_http_resp_add_header(r, name, value))
 		abort();
-	h->next = r->headers;
-	r->headers = h;
 }
 
 #endif

@@ -65,10 +65,7 @@ static inline int rig_answer(struct logs_rig *r, int (*op)(struct pp_run_io *, s
 	r->resp.status = status;
 	pp_buf_append(&r->resp.body, body, len);
 	if (header_name) {
-		struct pp_http_header *h = calloc(1, sizeof(*h));
-		h->name = strdup(header_name);
-		h->value = strdup(header_value);
-		r->resp.headers = h;
+		assert_int_equal(pp_http_resp_add_header(&r->resp, header_name, header_value), 0);
 	}
 	pp_error_clear(&r->resp_err);
 	r->io.resp = &r->resp;

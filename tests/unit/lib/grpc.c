@@ -13,12 +13,7 @@
 
 static void add_header(struct pp_http_resp *r, const char *name, const char *value)
 {
-	struct pp_http_header *h = calloc(1, sizeof(*h));
-	assert_non_null(h);
-	h->name = strdup(name);
-	h->value = strdup(value);
-	h->next = r->headers;
-	r->headers = h;
+	assert_int_equal(pp_http_resp_add_header(r, name, value), 0);
 }
 
 static void test_frame_roundtrip(void **state)

@@ -718,6 +718,41 @@ static void test_an_answer_in_returns_without_waiting(void **state)
 	}
 }
 
+/* A header is one allocation with its strings (valgrind checks that
+ * freeing it frees them): a replaced value keeps the header's place and
+ * the name as first written; an answer's headers are found by any case. */
+static void test_headers_replace_in_place(void **state)
+{
+	(void)state;
+	struct pp_http_req req;
+	pp_http_req_init(&req, "POST", "http://127.0.0.1:1/x");
+	assert_int_equal(pp_http_req_header(&req, "Content-Type", "%s", "text/plain"), 0);
+	assert_int_equal(pp_http_req_set_header(&req, "X-Amz-Target", "A.B"), 0);
+	assert_int_equal(pp_http_req_header(&req, "Accept", "*/*"), 0);
+	assert_int_equal(pp_http_req_set_header(&req, "x-amz-target", "Much.Longer.Target.Value"),
+			 0);
+	const char *want[][2] = {{"Content-Type", "text/plain"},
+				 {"X-Amz-Target", "Much.Longer.Target.Value"},
+				 {"Accept", "*/*"}};
+	int i = 0;
+	for (const struct pp_http_header *h = req.headers; h; h = h->next, i++) {
+		assert_true(i < 3);
+		assert_string_equal(h->name, want[i][0]);
+		assert_string_equal(h->value, want[i][1]);
+	}
+	assert_int_equal(i, 3);
+	pp_http_req_free(&req);
+
+	struct pp_http_resp resp;
+	pp_http_resp_init(&resp, 0);
+	assert_int_equal(pp_http_resp_add_header(&resp, "retry-after", "3"), 0);
+	assert_int_equal(pp_http_resp_add_header(&resp, "grpc-status", ""), 0);
+	assert_string_equal(pp_http_resp_header(&resp, "Retry-After"), "3");
+	assert_string_equal(pp_http_resp_header(&resp, "grpc-status"), "");
+	assert_null(pp_http_resp_header(&resp, "location"));
+	pp_http_resp_free(&resp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,6 +766,7 @@ int main(void)
 		cmocka_unit_test(test_an_answer_in_returns_without_waiting),
 		cmocka_unit_test(test_only_json_requests_ask_for_content_codings),
 		cmocka_unit_test(test_user_agent_once),
+		cmocka_unit_test(test_headers_replace_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

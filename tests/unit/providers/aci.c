@@ -106,11 +106,7 @@ static int step_send(struct fixture *f, int (*op)(struct pp_run_io *, struct pp_
 
 static void add_header(struct pp_http_resp *r, const char *name, const char *value)
 {
-	struct pp_http_header *h = calloc(1, sizeof(*h));
-	h->name = strdup(name);
-	h->value = strdup(value);
-	h->next = r->headers;
-	r->headers = h;
+	assert_int_equal(pp_http_resp_add_header(r, name, value), 0);
 }
 
 /* Answer the request last sent; returns the op's result. hdr is

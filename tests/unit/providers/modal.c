@@ -547,10 +547,7 @@ static int answer(struct run *r, op_fn op, const char *grpc_status, const struct
 	struct pp_http_resp resp;
 	pp_http_resp_init(&resp, 0);
 	resp.status = 200;
-	struct pp_http_header *h = calloc(1, sizeof(*h));
-	h->name = strdup("grpc-status");
-	h->value = strdup(grpc_status);
-	resp.headers = h;
+	assert_int_equal(pp_http_resp_add_header(&resp, "grpc-status", grpc_status), 0);
 	if (body && body->len)
 		assert_int_equal(pp_buf_append(&resp.body, body->data, body->len), 0);
 	*sent = r->io.req;
