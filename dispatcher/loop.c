@@ -45,6 +45,9 @@ static void update_snapshot(struct pp_loop *L)
 	} else {
 		pp_metrics_count(L->metrics, "store_errors", 1);
 	}
+	s->has_checkpoints = L->store->ops->checkpoints != NULL;
+	if (s->has_checkpoints)
+		L->store->ops->checkpoints(L->store, &s->checkpoints);
 	s->active = L->ninflight;
 	s->submitting = L->nsubmitting;
 	pp_exec_stats(L->exec, &s->exec);

@@ -285,6 +285,25 @@ static int render(struct pp_metrics *m, struct pp_buf *b)
 		rc = pp_buf_puts(b, "pushpool_swept_objects_total{pool=\"") ?:
 		     put_label_value(b, swept[i].pool) ?:
 		     pp_buf_printf(b, "\"} %lu\n", swept[i].n);
+	/* A store whose checkpoints move into its commits (in_commit) has a
+	 * checkpoint thread that cannot keep up: its write-ahead log grows to
+	 * the inline bound and the loop pays for the copies. */
+	if (!rc && s.has_checkpoints)
+		rc = put_counter_header(
+			     b, "pushpool_store_checkpoints_total", "counter",
+			     "Checkpoints of the store's write-ahead log: on its own thread "
+			     "(background), inside a commit because that thread fell behind or "
+			     "could not run (in_commit), and the thread's that failed (failed).")
+			     ?: pp_buf_printf(
+					b,
+					"pushpool_store_checkpoints_total{kind=\"background\"} "
+					"%llu\n"
+					"pushpool_store_checkpoints_total{kind=\"in_commit\"} "
+					"%llu\n"
+					"pushpool_store_checkpoints_total{kind=\"failed\"} %llu\n",
+					(unsigned long long)s.checkpoints.background,
+					(unsigned long long)s.checkpoints.in_commit,
+					(unsigned long long)s.checkpoints.failed);
 	return rc;
 }
 

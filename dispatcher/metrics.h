@@ -18,6 +18,10 @@ struct pp_metrics_snapshot {
 	double queue_lag_seconds;
 	int active, submitting;
 	unsigned long token_refreshes;
+	/* The store's checkpoints (store.h); has_checkpoints false for a
+	 * store that takes none of its own. */
+	struct pp_store_checkpoints checkpoints;
+	bool has_checkpoints;
 	struct pp_exec_stats exec; /* totals of providers[] */
 	struct pp_exec_provider_stats providers[PP_EXEC_PROVIDERS_MAX];
 	size_t nproviders;

@@ -1547,6 +1547,17 @@ static int count_part(struct pp_store *base, int part, struct pp_store_counts *o
 	return 0;
 }
 
+/* A store without the thread (its file could not be named, or memory ran
+ * out at the open) leaves its checkpoints to SQLite's commits, which
+ * nothing counts: it reports none. */
+static void sqlite_checkpoints(struct pp_store *base, struct pp_store_checkpoints *out)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	*out = (struct pp_store_checkpoints){0};
+	if (s->ckpt)
+		pp_sqlite_checkpointer_stats(s->ckpt, out);
+}
+
 static int sqlite_counts(struct pp_store *base, struct pp_store_counts *out, struct pp_error *err)
 {
 	return pp_store_counts_cached(base, &((struct sqlite_store *)base)->counted, count_part,
@@ -1688,6 +1699,7 @@ const struct pp_store_ops pp_store_sqlite = {
 	.cancel_requests = sqlite_cancel_requests,
 	.live_ids = sqlite_live_ids,
 	.counts = sqlite_counts,
+	.checkpoints = sqlite_checkpoints,
 	.prov_lock = sqlite_prov_lock,
 	.prov_save = sqlite_prov_save,
 	.prov_get = sqlite_prov_get,

@@ -53,7 +53,7 @@ struct pp_sqlite_checkpointer {
 	/* Under mu. */
 	bool started, unusable, due, running, stop;
 	int failure; /* a background checkpoint's SQLite code, not yet logged */
-	struct pp_checkpoint_stats stats;
+	struct pp_store_checkpoints stats;
 };
 
 static void *checkpoint_thread(void *arg)
@@ -199,7 +199,8 @@ void pp_sqlite_checkpointer_settle(struct pp_sqlite_checkpointer *c)
 	pthread_mutex_unlock(&c->mu);
 }
 
-void pp_sqlite_checkpointer_stats(struct pp_sqlite_checkpointer *c, struct pp_checkpoint_stats *out)
+void pp_sqlite_checkpointer_stats(struct pp_sqlite_checkpointer *c,
+				  struct pp_store_checkpoints *out)
 {
 	pthread_mutex_lock(&c->mu);
 	*out = c->stats;

@@ -7,6 +7,8 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#include "store/store.h"
+
 /* WAL frames appended between two checkpoints: SQLite's own
  * autocheckpoint threshold, kept. */
 #define PP_CHECKPOINT_PAGES 1000
@@ -16,13 +18,6 @@
 #define PP_CHECKPOINT_INLINE_PAGES (8 * PP_CHECKPOINT_PAGES)
 
 struct pp_sqlite_checkpointer;
-
-/* What a checkpointer has done, for tests and diagnosis. */
-struct pp_checkpoint_stats {
-	uint64_t background; /* checkpoints the thread completed */
-	uint64_t in_commit;  /* checkpoints taken inside a commit */
-	uint64_t failed;     /* background checkpoints that failed (not BUSY) */
-};
 
 /* Takes over the checkpoints of db, the writing connection to a WAL
  * database file (its path is db's, sqlite3_db_filename), opened with vfs
@@ -37,8 +32,10 @@ struct pp_sqlite_checkpointer *pp_sqlite_checkpointer_attach(sqlite3 *db, const 
  * and none running. Returns at once if it never started. */
 void pp_sqlite_checkpointer_settle(struct pp_sqlite_checkpointer *c);
 
+/* What it has done: the thread's checkpoints that completed and those
+ * that failed (not BUSY), and those taken inside a commit. */
 void pp_sqlite_checkpointer_stats(struct pp_sqlite_checkpointer *c,
-				  struct pp_checkpoint_stats *out);
+				  struct pp_store_checkpoints *out);
 
 /* Stops the thread (after the checkpoint it is running, if any), closes
  * its connection and gives db's hook back to SQLite's autocheckpoint.

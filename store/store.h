@@ -124,6 +124,16 @@ struct pp_run_filter {
 	bool newest_first; /* latest scheduled first (default: oldest due first) */
 };
 
+/* The checkpoints of a store that copies its own write-ahead log back
+ * (SQLite's: store/sqlite_checkpoint.c), since it was opened: taken on
+ * the store's checkpoint thread, taken inside a commit (the thread fell
+ * behind the writer, or could not run), and the thread's that failed. */
+struct pp_store_checkpoints {
+	uint64_t background;
+	uint64_t in_commit;
+	uint64_t failed;
+};
+
 /* Pools counts keeps apart; runs of more pools count in the totals only. */
 #define PP_STORE_COUNT_POOLS 64
 
@@ -296,6 +306,9 @@ struct pp_store_ops {
 	/* Runs by state and pool (pp_store_counts_cached): on a large store
 	 * the finished ones' counts may be older than the call. */
 	int (*counts)(struct pp_store *s, struct pp_store_counts *out, struct pp_error *err);
+	/* Optional (NULL: the store checkpoints no log of its own, as a
+	 * PostgreSQL server does its own). Its checkpoints so far. */
+	void (*checkpoints)(struct pp_store *s, struct pp_store_checkpoints *out);
 	/* Optional (NULL: poll only). A descriptor that turns readable when a
 	 * run may have become claimable, or -1 for now; the loop waits on it
 	 * and then calls wake_drain, which returns > 0 when it should claim

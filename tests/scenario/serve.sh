@@ -72,6 +72,12 @@ curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || fail "/healthz"
 curl -fsS "http://127.0.0.1:$PORT/metrics" >"$T/metrics"
 grep -q '^pushpool_submissions_total' "$T/metrics" || fail "no submissions in /metrics"
 grep -q '^pushpool_provider_latency_seconds_bucket' "$T/metrics" || fail "no latency histogram"
+# The SQLite store's checkpoints, by where they ran (the loop publishes the
+# store's counts).
+for kind in background in_commit failed; do
+	grep -q "^pushpool_store_checkpoints_total{kind=\"$kind\"} [0-9]" "$T/metrics" ||
+		fail "no $kind checkpoints in /metrics"
+done
 
 # SIGHUP: a broken file is refused, the old config keeps running.
 cp "$T/a.conf" "$T/a.good"

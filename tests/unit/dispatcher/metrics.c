@@ -323,6 +323,8 @@ static void test_page_parses(void **state)
 	s.ncreds = 1;
 	snprintf(s.creds[0].pool, sizeof(s.creds[0].pool), "cloud-run");
 	s.creds[0].seconds_left = 3300;
+	s.has_checkpoints = true;
+	s.checkpoints = (struct pp_store_checkpoints){.background = 12, .in_commit = 1};
 	pp_metrics_publish(m, &s);
 	pp_metrics_count(m, "submissions", 5);
 	pp_metrics_count(m, "retries", 2);
@@ -376,6 +378,9 @@ static void test_page_parses(void **state)
 	assert_true(value(&e, "pushpool_token_refreshes_total") == 4);
 	assert_true(value(&e, "pushpool_queue_lag_seconds") == 1.5);
 	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"aci\"}") == 3);
+	assert_true(value(&e, "pushpool_store_checkpoints_total{kind=\"background\"}") == 12);
+	assert_true(value(&e, "pushpool_store_checkpoints_total{kind=\"in_commit\"}") == 1);
+	assert_true(value(&e, "pushpool_store_checkpoints_total{kind=\"failed\"}") == 0);
 	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"cloud-run\"}") == 1);
 	/* A pool name is a label value: quotes and backslashes escaped. */
 	assert_true(value(&e, "pushpool_swept_objects_total{pool=\"odd \\\"pool\\\"\\\\\"}") == 1);
@@ -427,11 +432,33 @@ static void test_page_parses(void **state)
 	pp_metrics_stop(m);
 }
 
+/* A store that takes no checkpoints of its own (PostgreSQL) has no
+ * checkpoint series, rather than one stuck at 0. */
+static void test_no_checkpoint_series_without_them(void **state)
+{
+	(void)state;
+	struct pp_metrics *m = NULL;
+	struct pp_error err = {0};
+	if (pp_metrics_start("127.0.0.1:0", &m, &err))
+		fail_msg("%s", err.msg);
+	struct pp_metrics_snapshot s = {0};
+	s.checkpoints.background = 3; /* ignored: has_checkpoints is false */
+	pp_metrics_publish(m, &s);
+	struct pp_buf page;
+	assert_int_equal(get(pp_metrics_port(m), "/metrics", &page), 200);
+	struct exposition e;
+	must_parse(pp_buf_str(&page), &e);
+	assert_null(strstr(pp_buf_str(&page), "pushpool_store_checkpoints_total"));
+	pp_buf_free(&page);
+	pp_metrics_stop(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reader),
 		cmocka_unit_test(test_page_parses),
+		cmocka_unit_test(test_no_checkpoint_series_without_them),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,7 +126,7 @@ static void test_checkpoints_are_written_by_the_thread(void **state)
 	assert_non_null(c);
 	commit_rows(db, COMMITS);
 	pp_sqlite_checkpointer_settle(c);
-	struct pp_checkpoint_stats st;
+	struct pp_store_checkpoints st;
 	pp_sqlite_checkpointer_stats(c, &st);
 	assert_true(st.background >= 1);
 	assert_int_equal(st.in_commit, 0);
@@ -166,7 +166,7 @@ static void test_a_thread_that_cannot_run_leaves_them_to_the_commit(void **state
 	pp_sqlite_checkpointer_settle(c);
 	/* The commit that found it unusable checkpointed; so do the next. */
 	commit_rows(db, COMMITS);
-	struct pp_checkpoint_stats st;
+	struct pp_store_checkpoints st;
 	pp_sqlite_checkpointer_stats(c, &st);
 	assert_int_equal(st.background, 0);
 	assert_true(st.in_commit >= 1);
