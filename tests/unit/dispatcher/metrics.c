@@ -289,13 +289,20 @@ static void test_reader(void **state)
 	}
 }
 
-static void test_page_parses(void **state)
+/* A metrics listener on a free loopback port. */
+static struct pp_metrics *listening(void)
 {
-	(void)state;
 	struct pp_metrics *m = NULL;
 	struct pp_error err = {0};
 	if (pp_metrics_start("127.0.0.1:0", &m, &err))
 		fail_msg("%s", err.msg);
+	return m;
+}
+
+static void test_page_parses(void **state)
+{
+	(void)state;
+	struct pp_metrics *m = listening();
 	int port = pp_metrics_port(m);
 	assert_true(port > 0);
 
@@ -437,10 +444,7 @@ static void test_page_parses(void **state)
 static void test_no_checkpoint_series_without_them(void **state)
 {
 	(void)state;
-	struct pp_metrics *m = NULL;
-	struct pp_error err = {0};
-	if (pp_metrics_start("127.0.0.1:0", &m, &err))
-		fail_msg("%s", err.msg);
+	struct pp_metrics *m = listening();
 	struct pp_metrics_snapshot s = {0};
 	s.checkpoints.background = 3; /* ignored: has_checkpoints is false */
 	pp_metrics_publish(m, &s);
