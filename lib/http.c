@@ -83,8 +83,9 @@ int pp_http_req_set_url(struct pp_http_req *r, const char *url)
 }
 
 /* One allocation a header: the node, then its name and value, each
- * NUL-terminated. An answer brings a dozen headers, and three allocations
- * each were a tenth of a request's own work outside libcurl (issue 23). */
+ * NUL-terminated. An answer brings about nine headers, and three
+ * allocations and three frees each cost about 250 instructions a header
+ * more than one of each (issue 23, step 103). */
 static struct pp_http_header *header_new(const char *name, size_t nlen, const char *value,
 					 size_t vlen)
 {

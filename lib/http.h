@@ -79,7 +79,7 @@ void pp_http_req_free(struct pp_http_req *r);
 void pp_http_resp_init(struct pp_http_resp *r, size_t max);
 const char *pp_http_resp_header(const struct pp_http_resp *r, const char *name);
 /* Put a header (or trailer) first, as a transfer's callbacks would have
- * added it: for code that answers a request itself (tests, dry runs). */
+ * added it: for code that answers a request itself, such as a test. */
 int pp_http_resp_add_header(struct pp_http_resp *r, const char *name, const char *value);
 void pp_http_resp_free(struct pp_http_resp *r);
 
