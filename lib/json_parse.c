@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "lib/file.h"
 
@@ -525,6 +528,41 @@ static uint64_t string_stops(uint64_t w)
 	return zero_bytes(w ^ (ONES * '"')) | zero_bytes(w ^ (ONES * '\\')) | control | (w & HIGHS);
 }
 
+#ifdef __SSE2__
+/* string_stops() of the 16 bytes at p, one bit a byte: SSE2, which every
+ * x86-64 has, compares 16 at once where the word trick takes 8 and twice
+ * the instructions (issue 23). A signed compare below 0x20 takes the
+ * control bytes and those of 0x80 and up together. */
+static unsigned string_stops16(const char *p)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+	__m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+	__m128i low_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+	return (unsigned)_mm_movemask_epi8(
+		_mm_or_si128(_mm_or_si128(quote, backslash), low_or_high));
+}
+#endif
+
+/* From pos, where the next byte string_stops() names is, or the first of
+ * the fewer than 8 bytes before n, which lex() reads one by one. */
+static size_t skip_string_bytes(const char *s, size_t pos, size_t n)
+{
+#ifdef __SSE2__
+	for (; n - pos >= 16; pos += 16) {
+		unsigned stops = string_stops16(s + pos);
+		if (stops)
+			return pos + (size_t)__builtin_ctz(stops);
+	}
+#endif
+	for (; n - pos >= 8; pos += 8) {
+		uint64_t stops = string_stops(load8(s + pos));
+		if (stops)
+			return pos + (size_t)__builtin_ctzll(stops) / 8;
+	}
+	return pos;
+}
+
 static bool is_hex(char ch)
 {
 	return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f');
@@ -562,7 +600,7 @@ static inline struct tok *new_tok(struct lexer *lx)
 
 /* Tokenize the text as strict jsmn with parent links: the same tokens, and
  * the same error at the same byte (for a string or primitive, its first
- * byte). Runs of string bytes are skipped a word at a time. Counts
+ * byte). Runs of string bytes are skipped 16 or 8 at a time. Counts
  * depth and tokens as prescan() does and stops with LEX_LIMIT at the first
  * excess; returns the number of tokens. */
 static int lex(struct parse_ctx *c, struct lexer *lx)
@@ -629,11 +667,7 @@ static int lex(struct parse_ctx *c, struct lexer *lx)
 			bool plain = true;
 			lx->pos = start;
 			for (pos++;; pos++) {
-				uint64_t stops = 0;
-				while (n - pos >= 8 && !(stops = string_stops(load8(s + pos))))
-					pos += 8;
-				if (stops)
-					pos += (size_t)__builtin_ctzll(stops) / 8;
+				pos = skip_string_bytes(s, pos, n);
 				if (pos >= n || !s[pos])
 					return LEX_PARTIAL;
 				unsigned char b = (unsigned char)s[pos];

@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Bytes written as they are: printable ASCII but '"' and '\\', and every
  * byte of a multi-byte UTF-8 sequence. */
@@ -37,12 +40,38 @@ static uint64_t escape_mask(const char *p)
 	return (zero | control) & HIGHS;
 }
 
+#ifdef __SSE2__
+/* escape_mask() of the 16 bytes at p, one bit a byte, with SSE2 (every
+ * x86-64 has it): half the instructions a byte of the word trick (issue
+ * 23). A byte is below 0x20 when the unsigned maximum of it and 0x1f is
+ * 0x1f. */
+static unsigned escape_mask16(const char *p)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i low = _mm_set1_epi8(0x1f);
+	__m128i control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
+	__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+	__m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+	__m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
+	return (unsigned)_mm_movemask_epi8(
+		_mm_or_si128(_mm_or_si128(control, quote), _mm_or_si128(backslash, del)));
+}
+#endif
+
 /* Where the run of plain bytes from s[i] ends (n when it reaches the end).
- * Eight bytes at a time, the first byte to escape found from the mask; a
- * tail shorter than a word is read as the string's last 8 bytes, its bytes
- * before i dropped, so strings of 8 bytes and more never go byte by byte. */
+ * Sixteen bytes at a time where SSE2 is, then eight, the first byte to
+ * escape found from the mask; a tail shorter than a word is read as the
+ * string's last 8 bytes, its bytes before i dropped, so strings of 8 bytes
+ * and more never go byte by byte. */
 static size_t plain_run(const char *s, size_t i, size_t n)
 {
+#ifdef __SSE2__
+	for (; n - i >= 16; i += 16) {
+		unsigned m = escape_mask16(s + i);
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+	}
+#endif
 	for (; n - i >= 8; i += 8) {
 		uint64_t m = escape_mask(s + i);
 		if (m)

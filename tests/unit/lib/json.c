@@ -279,16 +279,22 @@ static void test_parse_string_bytes_anywhere(void **state)
 		{"\xc3\xa9", "\xc3\xa9", NULL, 0},
 		{"\x7f", "\x7f", NULL, 0},
 		{"\x01", NULL, "control character in string", 0},
+		{"\x1f", NULL, "control character in string", 0},
+		{"\\\"", "\"", NULL, 0},
 		{"\xff", NULL, "invalid UTF-8 in string", 0},
 		{"\\x", NULL, "invalid JSON", 2},
 	};
-	for (size_t n = 0; n <= 20; n++)
+	/* Up to 40 bytes around the one looked at: the lexer skips plain
+	 * bytes 16 and 8 at a time, then one by one, so each place of it in
+	 * a 16-byte and an 8-byte step is tried. */
+	static const char as[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	static const char bs[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+	for (size_t n = 0; n <= 40; n++)
 		for (size_t at = 0; at <= n; at++)
 			for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-				char str[64], want[64], text[160];
-				snprintf(str, sizeof(str), "%.*s%s%.*s", (int)at,
-					 "aaaaaaaaaaaaaaaaaaaa", kinds[k].in, (int)(n - at),
-					 "bbbbbbbbbbbbbbbbbbbb");
+				char str[96], want[96], text[224];
+				snprintf(str, sizeof(str), "%.*s%s%.*s", (int)at, as, kinds[k].in,
+					 (int)(n - at), bs);
 				snprintf(text, sizeof(text), "{\"%s\":\"%s\"}", str, str);
 				if (kinds[k].error) {
 					char msg[96];
@@ -298,9 +304,8 @@ static void test_parse_string_bytes_anywhere(void **state)
 					expect_error(text, msg);
 					continue;
 				}
-				snprintf(want, sizeof(want), "%.*s%s%.*s", (int)at,
-					 "aaaaaaaaaaaaaaaaaaaa", kinds[k].out, (int)(n - at),
-					 "bbbbbbbbbbbbbbbbbbbb");
+				snprintf(want, sizeof(want), "%.*s%s%.*s", (int)at, as,
+					 kinds[k].out, (int)(n - at), bs);
 				struct pp_json *j = parse_ok(text);
 				assert_string_equal(pp_json_get_string(j, want), want);
 				pp_json_free(j);
@@ -331,10 +336,12 @@ static void test_write_string_escapes_anywhere(void **state)
 	static const char bytes[] = {'"', '\\', '\n', 0x01, 0x1f, 0x7f, 0x00};
 	static const char *const escs[] = {"\\\"",    "\\\\",	 "\\n",	   "\\u0001",
 					   "\\u001f", "\\u007f", "\\u0000"};
-	for (size_t n = 1; n <= 24; n++)
+	/* Up to 40 bytes: the writer looks 16 and 8 at a time, then at the
+	 * string's last 8. */
+	for (size_t n = 1; n <= 40; n++)
 		for (size_t at = 0; at < n; at++)
 			for (size_t b = 0; b < sizeof(bytes); b++) {
-				char s[24], want[64];
+				char s[40], want[80];
 				memset(s, 'a', n);
 				s[at] = bytes[b];
 				snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)at, s, escs[b],
@@ -345,6 +352,20 @@ static void test_write_string_escapes_anywhere(void **state)
 				assert_string_equal(pp_buf_str(&out), want);
 				pp_buf_free(&out);
 			}
+	/* UTF-8 (bytes of 0x80 and up) is written as it is, wherever it is. */
+	for (size_t n = 2; n <= 40; n++)
+		for (size_t at = 0; at + 1 < n; at++) {
+			char s[40], want[48];
+			memset(s, 'a', n);
+			s[at] = '\xc3';
+			s[at + 1] = '\xa9';
+			snprintf(want, sizeof(want), "\"%.*s\"", (int)n, s);
+			struct pp_buf out;
+			pp_buf_init(&out, 0);
+			assert_int_equal(pp_json_write_string(&out, s, n), 0);
+			assert_string_equal(pp_buf_str(&out), want);
+			pp_buf_free(&out);
+		}
 }
 
 static void test_build_set_remove(void **state)
