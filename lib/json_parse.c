@@ -337,7 +337,7 @@ static int raw_end(const struct tok *t)
 /* lex() does not check separators (it accepts "[1,]" and "{"a" 1}"), so the
  * text between two tokens must be whitespace around exactly sep (or
  * nothing when sep is 0). */
-static int check_gap(struct parse_ctx *c, int from, int to, char sep)
+static int check_spaced_gap(struct parse_ctx *c, int from, int to, char sep)
 {
 	bool seen = sep == 0;
 	for (int i = from; i < to; i++) {
@@ -353,6 +353,15 @@ static int check_gap(struct parse_ctx *c, int from, int to, char sep)
 	if (!seen)
 		return fail_at(c, (size_t)to, sep == ':' ? "expected ':'" : "expected ','");
 	return 0;
+}
+
+/* Compact text, what APIs send, has sep alone between two tokens, or
+ * nothing: decided here without a call, once a token (issue 23). */
+static inline int check_gap(struct parse_ctx *c, int from, int to, char sep)
+{
+	if (sep ? to - from == 1 && c->text[from] == sep : to == from)
+		return 0;
+	return check_spaced_gap(c, from, to, sep);
 }
 
 struct member_ref {
@@ -824,8 +833,10 @@ static const char *const *member_filter(const char *const *keep, const char *nam
 		return NULL;
 	size_t nsub = 0;
 	for (; *keep; keep++) {
-		/* By length: a key may hold a NUL (refused once it is built). */
-		if (strlen(*keep) < len || memcmp(*keep, name, len))
+		/* By length: a key may hold a NUL (refused once it is built).
+		 * Most keys differ from a path at its first byte. */
+		if ((len && (*keep)[0] != name[0]) || strlen(*keep) < len ||
+		    memcmp(*keep, name, len))
 			continue;
 		if ((*keep)[len] == '\0')
 			return NULL;
