@@ -22,11 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "lib/file.h"
+#include "lib/json_scan.h"
 
 #define DEFAULT_MAX_BYTES  ((size_t)16 << 20)
 #define DEFAULT_MAX_DEPTH  64
@@ -85,29 +83,16 @@ static int fail_at(struct parse_ctx *c, size_t pos, const char *what)
 	return pp_fail(c->err, PP_EINVALID, "%d:%d: %s", line, col, what);
 }
 
-/* Eight bytes at p, in any alignment. */
-static uint64_t load8(const char *p)
-{
-	uint64_t w;
-	memcpy(&w, p, sizeof(w));
-	return w;
-}
-
-#define ONES  0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
 /* Whether any byte of w needs decode_string's attention: '\\', below 0x20,
  * or 0x80 and up (UTF-8 to check). Exact per byte: the sums only touch
  * the low 7 bits of each byte, so no carry crosses into the next. */
 static bool word_needs_decoding(uint64_t w)
 {
-	const uint64_t low7 = ~HIGHS;
-	uint64_t x = w ^ (ONES * '\\');
-	/* a byte b has its top bit set in ((b & 0x7f) + 0x7f) | b iff b != 0 */
-	uint64_t backslash = ~(((x & low7) + low7) | x) & HIGHS;
-	/* and in (b & 0x7f) + (0x80 - 0x20) iff b & 0x7f >= 0x20 */
-	uint64_t control = ~((w & low7) + ONES * (0x80 - 0x20)) & HIGHS;
-	return backslash | control | (w & HIGHS);
+	const uint64_t low7 = ~PP_JSON_HIGHS;
+	uint64_t backslash = pp_json_zero_bytes_exact(w ^ (PP_JSON_ONES * '\\'));
+	/* a byte b has its top bit set in (b & 0x7f) + (0x80 - 0x20) iff b & 0x7f >= 0x20 */
+	uint64_t control = ~((w & low7) + PP_JSON_ONES * (0x80 - 0x20)) & PP_JSON_HIGHS;
+	return backslash | control | (w & PP_JSON_HIGHS);
 }
 
 /* Length of a valid UTF-8 sequence at p (max n bytes), 0 if invalid. */
@@ -199,7 +184,7 @@ static int decode_string(struct parse_ctx *c, int start, int end, char *d, size_
 	int i = start;
 	while (i < end) {
 		int run = i;
-		while (end - run >= 8 && !word_needs_decoding(load8(s + run)))
+		while (end - run >= 8 && !word_needs_decoding(pp_json_load8(s + run)))
 			run += 8;
 		while (run < end) {
 			unsigned char ch = (unsigned char)s[run];
@@ -519,59 +504,6 @@ struct lexer {
 	size_t pos;		 /* where an error is */
 };
 
-/* The top bit of each byte of w that is 0, and maybe of bytes above the
- * first one: a borrow only runs past a zero byte, so the lowest bit set is
- * exact. */
-static uint64_t zero_bytes(uint64_t w)
-{
-	return (w - ONES) & ~w & HIGHS;
-}
-
-/* Bytes of w that lex() must look at in a string (lowest bit exact): '"'
- * and NUL end it, and a byte decode_string() does more than copy
- * ('\\', control, non-ASCII) makes it not plain. */
-static uint64_t string_stops(uint64_t w)
-{
-	const uint64_t low7 = ~HIGHS;
-	uint64_t control = ~((w & low7) + ONES * (0x80 - 0x20)) & HIGHS;
-	return zero_bytes(w ^ (ONES * '"')) | zero_bytes(w ^ (ONES * '\\')) | control | (w & HIGHS);
-}
-
-#ifdef __SSE2__
-/* string_stops() of the 16 bytes at p, one bit a byte: SSE2, which every
- * x86-64 has, compares 16 at once where the word trick takes 8 and twice
- * the instructions (issue 23). A signed compare below 0x20 takes the
- * control bytes and those of 0x80 and up together. */
-static unsigned string_stops16(const char *p)
-{
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
-	__m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
-	__m128i low_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
-	return (unsigned)_mm_movemask_epi8(
-		_mm_or_si128(_mm_or_si128(quote, backslash), low_or_high));
-}
-#endif
-
-/* From pos, where the next byte string_stops() names is, or the first of
- * the fewer than 8 bytes before n, which lex() reads one by one. */
-static size_t skip_string_bytes(const char *s, size_t pos, size_t n)
-{
-#ifdef __SSE2__
-	for (; n - pos >= 16; pos += 16) {
-		unsigned stops = string_stops16(s + pos);
-		if (stops)
-			return pos + (size_t)__builtin_ctz(stops);
-	}
-#endif
-	for (; n - pos >= 8; pos += 8) {
-		uint64_t stops = string_stops(load8(s + pos));
-		if (stops)
-			return pos + (size_t)__builtin_ctzll(stops) / 8;
-	}
-	return pos;
-}
-
 static bool is_hex(char ch)
 {
 	return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f');
@@ -676,7 +608,7 @@ static int lex(struct parse_ctx *c, struct lexer *lx)
 			bool plain = true;
 			lx->pos = start;
 			for (pos++;; pos++) {
-				pos = skip_string_bytes(s, pos, n);
+				pos = pp_json_skip_plain(s, pos, n, PP_JSON_STOPS_LEX);
 				if (pos >= n || !s[pos])
 					return LEX_PARTIAL;
 				unsigned char b = (unsigned char)s[pos];

@@ -5,9 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
+
+#include "lib/json_scan.h"
 
 /* Bytes written as they are: printable ASCII but '"' and '\\', and every
  * byte of a multi-byte UTF-8 sequence. */
@@ -16,71 +15,18 @@ static bool plain_byte(unsigned char ch)
 	return ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f;
 }
 
-#define ONES  0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* The bytes of the 8 at p that are not plain_byte(), as the top bit of
- * each, byte k of p at bits 8k..8k+7. Exact per byte: the sums only touch
- * the low 7 bits of each byte, so no carry crosses into the next; bytes of
- * 0x80 and up are plain (UTF-8 is written as is). */
-static uint64_t escape_mask(const char *p)
-{
-	uint64_t w;
-	memcpy(&w, p, sizeof(w));
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	w = __builtin_bswap64(w);
-#endif
-	const uint64_t low7 = ~HIGHS;
-	/* a byte b of x is 0 iff ((b & 0x7f) + 0x7f) | b has its top bit clear */
-	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7f);
-	uint64_t zero = ~(((q & low7) + low7) | q) | ~(((bs & low7) + low7) | bs) |
-			~(((del & low7) + low7) | del);
-	/* b < 0x20 (top bit clear) iff (b & 0x7f) + 0x60 has its top bit clear */
-	uint64_t control = ~((w & low7) + ONES * (0x80 - 0x20)) & ~w;
-	return (zero | control) & HIGHS;
-}
-
-#ifdef __SSE2__
-/* escape_mask() of the 16 bytes at p, one bit a byte, with SSE2 (every
- * x86-64 has it): half the instructions a byte of the word trick (issue
- * 23). A byte is below 0x20 when the unsigned maximum of it and 0x1f is
- * 0x1f. */
-static unsigned escape_mask16(const char *p)
-{
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	__m128i low = _mm_set1_epi8(0x1f);
-	__m128i control = _mm_cmpeq_epi8(_mm_max_epu8(v, low), low);
-	__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
-	__m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
-	__m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
-	return (unsigned)_mm_movemask_epi8(
-		_mm_or_si128(_mm_or_si128(control, quote), _mm_or_si128(backslash, del)));
-}
-#endif
-
 /* Where the run of plain bytes from s[i] ends (n when it reaches the end).
- * Sixteen bytes at a time where SSE2 is, then eight, the first byte to
- * escape found from the mask; a tail shorter than a word is read as the
- * string's last 8 bytes, its bytes before i dropped, so strings of 8 bytes
- * and more never go byte by byte. */
+ * A tail shorter than a word is read as the string's last 8 bytes, its
+ * bytes before i dropped, so strings of 8 bytes and more never go byte by
+ * byte. */
 static size_t plain_run(const char *s, size_t i, size_t n)
 {
-#ifdef __SSE2__
-	for (; n - i >= 16; i += 16) {
-		unsigned m = escape_mask16(s + i);
-		if (m)
-			return i + (size_t)__builtin_ctz(m);
-	}
-#endif
-	for (; n - i >= 8; i += 8) {
-		uint64_t m = escape_mask(s + i);
-		if (m)
-			return i + (size_t)__builtin_ctzll(m) / 8;
-	}
-	if (i == n)
-		return n;
+	i = pp_json_skip_plain(s, i, n, PP_JSON_STOPS_ESCAPE);
+	if (n - i >= 8 || i == n)
+		return i;
 	if (n >= 8) {
-		uint64_t m = escape_mask(s + n - 8) >> (8 * (i - (n - 8)));
+		uint64_t m = pp_json_stops8(pp_json_load8(s + n - 8), PP_JSON_STOPS_ESCAPE) >>
+			     (8 * (i - (n - 8)));
 		return m ? i + (size_t)__builtin_ctzll(m) / 8 : n;
 	}
 	while (i < n && plain_byte((unsigned char)s[i]))

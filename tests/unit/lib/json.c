@@ -352,6 +352,25 @@ static void test_write_string_escapes_anywhere(void **state)
 				assert_string_equal(pp_buf_str(&out), want);
 				pp_buf_free(&out);
 			}
+	/* The byte after an escaped one is written as it is: '#', ']' and '~'
+	 * differ from '"', '\\' and 0x7f in their lowest bit, where a
+	 * word's subtraction that borrows from the escaped byte lands. */
+	static const char *const pairs[][2] = {
+		{"\"#", "\\\"#"}, {"\\]", "\\\\]"}, {"\x7f~", "\\u007f~"}};
+	for (size_t n = 2; n <= 40; n++)
+		for (size_t at = 0; at + 1 < n; at++)
+			for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++) {
+				char s[40], want[64];
+				memset(s, 'a', n);
+				memcpy(s + at, pairs[k][0], 2);
+				snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)at, s,
+					 pairs[k][1], (int)(n - at - 2), s + at + 2);
+				struct pp_buf out;
+				pp_buf_init(&out, 0);
+				assert_int_equal(pp_json_write_string(&out, s, n), 0);
+				assert_string_equal(pp_buf_str(&out), want);
+				pp_buf_free(&out);
+			}
 	/* UTF-8 (bytes of 0x80 and up) is written as it is, wherever it is. */
 	for (size_t n = 2; n <= 40; n++)
 		for (size_t at = 0; at + 1 < n; at++) {
