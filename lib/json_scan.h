@@ -64,7 +64,8 @@ static inline uint64_t pp_json_stops8(uint64_t w, enum pp_json_stops kind)
 	uint64_t below = ~((w & low7) + PP_JSON_ONES * (0x80 - 0x20));
 	if (kind == PP_JSON_STOPS_LEX)
 		return pp_json_zero_bytes(w ^ (PP_JSON_ONES * '"')) |
-		       pp_json_zero_bytes(w ^ (PP_JSON_ONES * '\\')) | ((below | w) & PP_JSON_HIGHS);
+		       pp_json_zero_bytes(w ^ (PP_JSON_ONES * '\\')) |
+		       ((below | w) & PP_JSON_HIGHS);
 	return pp_json_zero_bytes_exact(w ^ (PP_JSON_ONES * '"')) |
 	       pp_json_zero_bytes_exact(w ^ (PP_JSON_ONES * '\\')) |
 	       pp_json_zero_bytes_exact(w ^ (PP_JSON_ONES * 0x7f)) | (below & ~w & PP_JSON_HIGHS);
