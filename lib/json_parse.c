@@ -83,18 +83,6 @@ static int fail_at(struct parse_ctx *c, size_t pos, const char *what)
 	return pp_fail(c->err, PP_EINVALID, "%d:%d: %s", line, col, what);
 }
 
-/* Whether any byte of w needs decode_string's attention: '\\', below 0x20,
- * or 0x80 and up (UTF-8 to check). Exact per byte: the sums only touch
- * the low 7 bits of each byte, so no carry crosses into the next. */
-static bool word_needs_decoding(uint64_t w)
-{
-	const uint64_t low7 = ~PP_JSON_HIGHS;
-	uint64_t backslash = pp_json_zero_bytes_exact(w ^ (PP_JSON_ONES * '\\'));
-	/* a byte b has its top bit set in (b & 0x7f) + (0x80 - 0x20) iff b & 0x7f >= 0x20 */
-	uint64_t control = ~((w & low7) + PP_JSON_ONES * (0x80 - 0x20)) & PP_JSON_HIGHS;
-	return backslash | control | (w & PP_JSON_HIGHS);
-}
-
 /* Length of a valid UTF-8 sequence at p (max n bytes), 0 if invalid. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
 {
@@ -183,9 +171,9 @@ static int decode_string(struct parse_ctx *c, int start, int end, char *d, size_
 	const char *s = c->text;
 	int i = start;
 	while (i < end) {
-		int run = i;
-		while (end - run >= 8 && !word_needs_decoding(pp_json_load8(s + run)))
-			run += 8;
+		/* The lexer's scan: inside a token a '"' comes only after the
+		 * '\\' that escapes it, where the scan stops first. */
+		int run = (int)pp_json_skip_plain(s, (size_t)i, (size_t)end, PP_JSON_STOPS_LEX);
 		while (run < end) {
 			unsigned char ch = (unsigned char)s[run];
 			if (ch < 0x20 || ch >= 0x80 || ch == '\\')
