@@ -333,58 +333,38 @@ static void test_limit_before_syntax_error(void **state)
 static void test_write_string_escapes_anywhere(void **state)
 {
 	(void)state;
-	static const char bytes[] = {'"', '\\', '\n', 0x01, 0x1f, 0x7f, 0x00};
-	static const char *const escs[] = {"\\\"",    "\\\\",	 "\\n",	   "\\u0001",
-					   "\\u001f", "\\u007f", "\\u0000"};
+	/* Bytes written among plain ones, and how. The byte after an escaped
+	 * one is written as it is: '#', ']' and '~' differ from '"', '\\'
+	 * and 0x7f in their lowest bit, where a word's subtraction that
+	 * borrows from the escaped byte lands. UTF-8 (bytes of 0x80 and up)
+	 * is written as it is. */
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *out;
+	} kinds[] = {
+		{"\"", 1, "\\\""},	  {"\\", 1, "\\\\"},	       {"\n", 1, "\\n"},
+		{"\x01", 1, "\\u0001"},	  {"\x1f", 1, "\\u001f"},      {"\x7f", 1, "\\u007f"},
+		{"", 1, "\\u0000"},	  {"\"#", 2, "\\\"#"},	       {"\\]", 2, "\\\\]"},
+		{"\x7f~", 2, "\\u007f~"}, {"\xc3\xa9", 2, "\xc3\xa9"},
+	};
 	/* Up to 40 bytes: the writer looks 16 and 8 at a time, then at the
 	 * string's last 8. */
-	for (size_t n = 1; n <= 40; n++)
-		for (size_t at = 0; at < n; at++)
-			for (size_t b = 0; b < sizeof(bytes); b++) {
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		for (size_t n = kinds[k].len; n <= 40; n++)
+			for (size_t at = 0; at + kinds[k].len <= n; at++) {
 				char s[40], want[80];
 				memset(s, 'a', n);
-				s[at] = bytes[b];
-				snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)at, s, escs[b],
-					 (int)(n - at - 1), s + at + 1);
-				struct pp_buf out;
-				pp_buf_init(&out, 0);
-				assert_int_equal(pp_json_write_string(&out, s, n), 0);
-				assert_string_equal(pp_buf_str(&out), want);
-				pp_buf_free(&out);
-			}
-	/* The byte after an escaped one is written as it is: '#', ']' and '~'
-	 * differ from '"', '\\' and 0x7f in their lowest bit, where a
-	 * word's subtraction that borrows from the escaped byte lands. */
-	static const char *const pairs[][2] = {
-		{"\"#", "\\\"#"}, {"\\]", "\\\\]"}, {"\x7f~", "\\u007f~"}};
-	for (size_t n = 2; n <= 40; n++)
-		for (size_t at = 0; at + 1 < n; at++)
-			for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++) {
-				char s[40], want[64];
-				memset(s, 'a', n);
-				memcpy(s + at, pairs[k][0], 2);
+				memcpy(s + at, kinds[k].in, kinds[k].len);
 				snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", (int)at, s,
-					 pairs[k][1], (int)(n - at - 2), s + at + 2);
+					 kinds[k].out, (int)(n - at - kinds[k].len),
+					 s + at + kinds[k].len);
 				struct pp_buf out;
 				pp_buf_init(&out, 0);
 				assert_int_equal(pp_json_write_string(&out, s, n), 0);
 				assert_string_equal(pp_buf_str(&out), want);
 				pp_buf_free(&out);
 			}
-	/* UTF-8 (bytes of 0x80 and up) is written as it is, wherever it is. */
-	for (size_t n = 2; n <= 40; n++)
-		for (size_t at = 0; at + 1 < n; at++) {
-			char s[40], want[48];
-			memset(s, 'a', n);
-			s[at] = '\xc3';
-			s[at + 1] = '\xa9';
-			snprintf(want, sizeof(want), "\"%.*s\"", (int)n, s);
-			struct pp_buf out;
-			pp_buf_init(&out, 0);
-			assert_int_equal(pp_json_write_string(&out, s, n), 0);
-			assert_string_equal(pp_buf_str(&out), want);
-			pp_buf_free(&out);
-		}
 }
 
 static void test_build_set_remove(void **state)
