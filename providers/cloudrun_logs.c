@@ -111,6 +111,10 @@ static int send_list(struct pp_run_io *io, struct pp_error *err)
 		snprintf(url, sizeof(url), "%s/v2/entries:list", base);
 		rc = pp_req_json(io, "POST", url, "application/json", b, err);
 	}
+	/* entries:list only reads, though by POST: harmless to resend, so it
+	 * shares kept-alive connections (a follow polls it every few seconds). */
+	if (!rc)
+		io->req.flags |= PP_HTTP_RESENDABLE;
 	pp_json_free(b);
 	return rc ? rc : PP_STEP_SEND;
 }

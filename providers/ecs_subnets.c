@@ -62,6 +62,8 @@ int pp_ecs_send_subnets(struct pp_run_io *io, struct pp_error *err)
 				   "application/x-www-form-urlencoded; charset=utf-8") ||
 	    pp_http_req_body(&io->req, body, strlen(body)))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
+	/* DescribeSubnets only reads: harmless to resend on a reused connection. */
+	io->req.flags |= PP_HTTP_RESENDABLE;
 	/* Signed for EC2; the next ECS call signs for ECS again (pp_ecs_send_action). */
 	ec2_scope(io, st->region, "ec2");
 	st->step = ECS_SUBNETS;

@@ -74,6 +74,10 @@ static int send_logs(struct pp_run_io *io, struct pp_error *err)
 	rc = rc ? pp_fail(err, PP_ENOMEM, "modal logs: out of memory")
 		: pp_grpc_request(&io->req, base, RPC, &m, LOGS_CALL_MS, err);
 	pp_buf_free(&m);
+	/* SandboxGetLogs only reads: it may share the multiplexed connections
+	 * of the run's other calls rather than open one of its own. */
+	if (!rc)
+		io->req.flags |= PP_HTTP_RESENDABLE;
 	return rc ? rc : PP_STEP_SEND;
 }
 

@@ -22,6 +22,8 @@ static struct pp_json *req_body(const struct logs_rig *r)
 	struct pp_json *j = NULL;
 	assert_string_equal(r->io.req.method, "POST");
 	assert_string_equal(r->io.req.url, EP "/v2/entries:list");
+	/* A read by POST: it shares kept-alive connections. */
+	assert_true(r->io.req.flags & PP_HTTP_RESENDABLE);
 	assert_int_equal(pp_json_parse(r->io.req.body, r->io.req.body_len, NULL, &j, NULL), 0);
 	assert_string_equal(pp_json_string(pp_json_at(pp_json_get(j, "resourceNames"), 0)),
 			    "projects/p1");

@@ -11,6 +11,7 @@
 
 #include "dispatcher/op_driver.h"
 #include "lib/json.h"
+#include "providers/ecs.h"
 #include "dispatcher/dry_run.h"
 #define HS_FAKE_SERVER_VIEW
 #include "tests/unit/http_server.h"
@@ -870,6 +871,22 @@ static void test_vpc_id_subnets_are_looked_up(void **state)
 	pp_json_free(run);
 }
 
+/* DescribeSubnets only reads: it is sent as harmless to resend, so it
+ * shares kept-alive connections (lib/http.c) rather than opening its own. */
+static void test_subnets_lookup_is_resendable(void **state)
+{
+	struct ecs_state st = {.base = "http://127.0.0.1:9/aws/ecs", .region = "eu-west-1"};
+	struct pp_run_io io = {.state = &st, .endpoint = st.base};
+	struct pp_error err = {0};
+	(void)state;
+	snprintf(st.vpc_id, sizeof(st.vpc_id), "vpc-0abc");
+	assert_int_equal(pp_ecs_send_subnets(&io, &err), PP_STEP_SEND);
+	assert_string_equal(io.req.method, "POST");
+	assert_string_equal(io.req.url, "http://127.0.0.1:9/aws/ec2/");
+	assert_true(io.req.flags & PP_HTTP_RESENDABLE);
+	pp_http_req_free(&io.req);
+}
+
 static void test_vpc_without_subnets_is_reported(void **state)
 {
 	struct fixture *f = *state;
@@ -1291,6 +1308,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fargate_needs_subnets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vpc_id_subnets_are_looked_up, setup, teardown),
+		cmocka_unit_test(test_subnets_lookup_is_resendable),
 		cmocka_unit_test_setup_teardown(test_vpc_without_subnets_is_reported, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_status_mapping, setup, teardown),

@@ -33,6 +33,8 @@ static void expect_target(const struct logs_rig *r, const char *target)
 	assert_string_equal(pp_http_req_get_header(&r->io.req, "X-Amz-Target"), target);
 	assert_string_equal(pp_http_req_get_header(&r->io.req, "Content-Type"),
 			    "application/x-amz-json-1.1");
+	/* Reads: they share kept-alive connections. */
+	assert_true(r->io.req.flags & PP_HTTP_RESENDABLE);
 }
 
 /* DescribeTasks and DescribeTaskDefinition answered: the op asks for events. */

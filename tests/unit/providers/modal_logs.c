@@ -30,6 +30,8 @@ static void read_req(const struct logs_rig *r, struct logs_req *q)
 	struct pp_pb_field f;
 	memset(q, 0, sizeof(*q));
 	assert_string_equal(r->io.req.url, EP "/modal.client.ModalClient/SandboxGetLogs");
+	/* A read: it shares the multiplexed connections. */
+	assert_true(r->io.req.flags & PP_HTTP_RESENDABLE);
 	assert_int_equal(
 		pp_grpc_unframe(r->io.req.body, r->io.req.body_len, &msg, &len, NULL, NULL), 0);
 	pp_pb_reader_init(&rd, msg, len);
