@@ -69,9 +69,10 @@ static int send_call(struct pp_run_io *io, const char *service, const char *regi
 		return rc;
 	if (pp_http_req_header(&io->req, "X-Amz-Target", "%s", target))
 		return pp_fail(err, PP_ENOMEM, "out of memory");
-	/* DescribeTasks and GetLogEvents only read: a resend on a kept-alive
-	 * connection that died is harmless, so they share connections instead
-	 * of a TCP and TLS handshake each (a failed run's tail is two calls). */
+	/* DescribeTasks, DescribeTaskDefinition and GetLogEvents only read: a
+	 * resend on a kept-alive connection that died is harmless, so they
+	 * share connections instead of a TCP and TLS handshake each (a failed
+	 * run's tail takes three calls or more). */
 	io->req.flags |= PP_HTTP_RESENDABLE;
 	return PP_STEP_SEND;
 }
