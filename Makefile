@@ -70,7 +70,7 @@ $(BUILD)/libppmock.a: $(MOCK_OBJS)
 # keeps its includes to lib/ and mock/).
 MOCK_LIB_OBJS := $(filter $(BUILD)/lib/%,$(LIB_OBJS))
 $(BUILD)/pushpool-mock: $(BUILD)/mock/main.o $(BUILD)/libppmock.a $(MOCK_LIB_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MOCK_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MALLOC_LIBS) $(LDLIBS) $(MOCK_LIBS)
 
 # Order-only on deps: under `make -j` a compile must not start before the
 # headers it includes are installed (a fresh machine's first build).

@@ -1,6 +1,5 @@
 #include "mock/hold.h"
 
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -20,6 +19,8 @@ struct held {
 #define HOLD_BATCH 64
 
 struct pp_mock_hold {
+	pp_mock_hold_resume_fn resume;
+	void *ud;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* CLOCK_MONOTONIC */
 	pthread_t thread;
@@ -110,18 +111,18 @@ static void *hold_main(void *arg)
 			wait_until(h, h->heap[0].due_us);
 			continue;
 		}
-		while (k < HOLD_BATCH && h->n > 0 && (h->releasing || h->heap[0].due_us <= now))
+		while (k < HOLD_BATCH && h->n > 0 &&
+		       (h->releasing || h->heap[0].due_us <= now + PP_MOCK_HOLD_SLACK_US))
 			batch[k++] = pop(h).conn;
 		pthread_mutex_unlock(&h->lock);
-		for (size_t i = 0; i < k; i++)
-			MHD_resume_connection(batch[i]);
+		h->resume(h->ud, batch, k);
 		pthread_mutex_lock(&h->lock);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return NULL;
 }
 
-int pp_mock_hold_new(struct pp_mock_hold **out)
+int pp_mock_hold_new(struct pp_mock_hold **out, pp_mock_hold_resume_fn resume, void *ud)
 {
 	struct pp_mock_hold *h = calloc(1, sizeof(*h));
 	pthread_condattr_t attr;
@@ -129,6 +130,8 @@ int pp_mock_hold_new(struct pp_mock_hold **out)
 	*out = NULL;
 	if (!h)
 		return PP_ENOMEM;
+	h->resume = resume;
+	h->ud = ud;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -150,7 +153,7 @@ int pp_mock_hold_add(struct pp_mock_hold *h, struct MHD_Connection *conn, int64_
 	if (h->releasing) {
 		/* The daemon is stopping: the answer goes now. */
 		pthread_mutex_unlock(&h->lock);
-		MHD_resume_connection(conn);
+		h->resume(h->ud, &conn, 1);
 		return 0;
 	}
 	if (h->n == h->cap) {

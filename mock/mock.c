@@ -1328,6 +1328,13 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, struct conn_ctx 
 	return ret;
 }
 
+/* The holder's batch: each connection's worker thread sends its answer. */
+static void resume_held(void *ud, struct MHD_Connection *const *conns, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		MHD_resume_connection(conns[i]);
+}
+
 /* conn, suspended with its answer ready, goes on after latency_ms. */
 static void hold(struct pp_mock *m, struct MHD_Connection *conn, long latency_ms)
 {
@@ -1454,7 +1461,7 @@ int pp_mock_new(const struct pp_mock_opts *opts, struct pp_mock **out, struct pp
 	m->start_mono_ms = pp_mono_ms();
 	m->start_wall = (double)pp_wall_ms() / 1000;
 	rc = pp_mock_specs_new(&m->specs, err) ?: pp_mock_behaviours_new(&m->behaviours, err);
-	if (!rc && pp_mock_hold_new(&m->hold))
+	if (!rc && pp_mock_hold_new(&m->hold, resume_held, NULL))
 		rc = pp_fail(err, PP_ENOMEM, "mock: no thread to hold answers back");
 	for (size_t i = 0; i < NAPIS && !rc; i++) {
 		m->modules[i].api = mock_apis[i];

@@ -4,6 +4,7 @@
  * held answer go. No test here waits on a clock: a held answer is one with
  * ten minutes to wait, and each wait is for an event the mock counts. */
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,9 @@
 
 #include <cmocka.h>
 
+#include "lib/clock.h"
 #include "lib/http.h"
+#include "mock/hold.h"
 #include "mock/mock.h"
 
 #define TOKEN_PATH     "/computeMetadata/v1/instance/service-accounts/default/token"
@@ -172,12 +175,80 @@ static void test_drop_after_latency(void **state)
 	pp_mock_free(m);
 }
 
+/* What a holder let go, recorded by its resume callback. The
+ * "connections" are the numbers 1 to HELD, never dereferenced. */
+#define HELD 3
+struct released {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t batches, n;
+	size_t batch_of[HELD]; /* 1-based: the wake-up that let each go */
+	int64_t at_us[HELD];
+};
+
+static void record(void *ud, struct MHD_Connection *const *conns, size_t n)
+{
+	struct released *r = ud;
+	int64_t now = pp_mono_us();
+
+	pthread_mutex_lock(&r->lock);
+	r->batches++;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = (size_t)(uintptr_t)conns[i] - 1;
+		r->batch_of[k] = r->batches;
+		r->at_us[k] = now;
+		r->n++;
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static struct MHD_Connection *fake_conn(size_t k)
+{
+	return (struct MHD_Connection *)(uintptr_t)k;
+}
+
+/* An answer due within the slack after another goes with it, on one
+ * wake-up, and none goes before the first one due; one due later waits.
+ * The second answer is due 1 µs short of the slack after the first: a
+ * holder that let each go on its own wake-up would split them (unless it
+ * woke that late). */
+static void test_answers_due_together_go_together(void **state)
+{
+	struct released r = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	struct pp_mock_hold *h = NULL;
+	int64_t due[HELD];
+
+	assert_int_equal(pp_mock_hold_new(&h, record, &r), 0);
+	due[0] = pp_mono_us() + 50 * 1000;
+	due[1] = due[0] + PP_MOCK_HOLD_SLACK_US - 1;
+	due[2] = due[0] + (int64_t)600 * 1000 * 1000;
+	for (size_t k = 0; k < HELD; k++)
+		assert_int_equal(pp_mock_hold_add(h, fake_conn(k + 1), due[k]), 0);
+	pthread_mutex_lock(&r.lock);
+	while (r.n < 2)
+		pthread_cond_wait(&r.cond, &r.lock);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.batches, 1);
+	assert_int_equal(r.batch_of[0], 1);
+	assert_int_equal(r.batch_of[1], 1);
+	assert_true(r.at_us[0] >= due[0]);
+	assert_true(r.at_us[1] >= due[1] - PP_MOCK_HOLD_SLACK_US);
+	pthread_mutex_unlock(&r.lock);
+	/* The third is ten minutes off: only the stop lets it go. */
+	pp_mock_hold_release_all(h);
+	assert_int_equal(r.n, HELD);
+	assert_int_equal(r.batch_of[2], 2);
+	pp_mock_hold_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_held_answers_take_no_thread),
 		cmocka_unit_test(test_shorter_latency_overtakes),
 		cmocka_unit_test(test_drop_after_latency),
+		cmocka_unit_test(test_answers_due_together_go_together),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
