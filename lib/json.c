@@ -246,23 +246,41 @@ static struct pp_json *number_from_text(const char *key, const char *txt, double
 	return j;
 }
 
+/* v's decimal digits, as "%lld" writes them, into out (at least 21
+ * bytes); returns out. A number node a request or an answer builds took
+ * a snprintf call, a fifth of the node's cost (the mock's tasks, step
+ * 108). */
+static char *int_text(long long v, char out[21])
+{
+	char *p = out + 20;
+	/* Negated as unsigned: LLONG_MIN has no positive long long. */
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	*p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
 struct pp_json *pp_json_new_number(double v)
 {
 	char txt[40];
 	if (!isfinite(v))
 		return pp_json_new(PP_JSON_NULL); /* JSON has no NaN/Inf */
 	if (v == floor(v) && fabs(v) < 1e15)
-		snprintf(txt, sizeof(txt), "%.0f", v);
-	else
-		snprintf(txt, sizeof(txt), "%.17g", v);
+		/* "%.0f" wrote negative zero as "-0". */
+		return number_from_text(
+			NULL, v == 0 && signbit(v) ? "-0" : int_text((long long)v, txt), v);
+	snprintf(txt, sizeof(txt), "%.17g", v);
 	return number_from_text(NULL, txt, v);
 }
 
 static struct pp_json *new_int(const char *key, long long v)
 {
-	char txt[32];
-	snprintf(txt, sizeof(txt), "%lld", v);
-	return number_from_text(key, txt, (double)v);
+	char txt[21];
+	return number_from_text(key, int_text(v, txt), (double)v);
 }
 
 struct pp_json *pp_json_new_int(long long v)

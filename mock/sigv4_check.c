@@ -87,25 +87,43 @@ static int sha256_hex(const void *p, size_t n, char out[65])
 	return 0;
 }
 
-static int hmac(const unsigned char *key, size_t keylen, const char *msg, unsigned char out[32])
+/* An HMAC-SHA256 context keyed with key, ready for its message; NULL: no
+ * memory. */
+static EVP_MAC_CTX *keyed_hmac(const unsigned char *key, size_t keylen)
 {
 	char digest[] = "SHA256";
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
 		OSSL_PARAM_construct_end(),
 	};
-	size_t len = 0;
 	EVP_MAC_CTX *ctx;
-	int ok;
 
 	pthread_once(&fetched, fetch_algorithms);
 	if (!hmac_mac || !(ctx = EVP_MAC_CTX_new(hmac_mac)))
-		return PP_ENOMEM;
-	ok = EVP_MAC_init(ctx, key, keylen, params) &&
-	     EVP_MAC_update(ctx, (const unsigned char *)msg, strlen(msg)) &&
-	     EVP_MAC_final(ctx, out, &len, 32) && len == 32;
+		return NULL;
+	if (!EVP_MAC_init(ctx, key, keylen, params)) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* The MAC of msg under ctx, which it frees. */
+static int hmac_final(EVP_MAC_CTX *ctx, const char *msg, unsigned char out[32])
+{
+	size_t len = 0;
+	int ok = EVP_MAC_update(ctx, (const unsigned char *)msg, strlen(msg)) &&
+		 EVP_MAC_final(ctx, out, &len, 32) && len == 32;
+
 	EVP_MAC_CTX_free(ctx);
 	return ok ? 0 : PP_ENOMEM;
+}
+
+static int hmac(const unsigned char *key, size_t keylen, const char *msg, unsigned char out[32])
+{
+	EVP_MAC_CTX *ctx = keyed_hmac(key, keylen);
+
+	return ctx ? hmac_final(ctx, msg, out) : PP_ENOMEM;
 }
 
 /* ---- the Authorization header ---- */
@@ -428,13 +446,16 @@ static int build_canonical(const struct pp_mock_sigv4_request *r,
 
 /* Signing keys derived lately, by secret and scope: a key serves a day's
  * requests of one service in one region, so the four HMACs that derive it
- * are done once, as AWS's own SDKs keep theirs. Shared by the mock's
- * connection threads. */
+ * are done once, as AWS's own SDKs keep theirs. Each is kept as an HMAC
+ * context already keyed with it, which a request's signature copies: keying
+ * a context looks SHA-256 up by name and hashes the key's two pads, more
+ * than the signature's own hashing (docs/performance.md, step 108). Shared
+ * by the mock's connection threads. */
 #define SIGNING_KEYS_KEPT 8
 static struct signing_key {
 	char *secret; /* NULL: an empty entry */
 	char date[9], region[64], service[64];
-	unsigned char key[32];
+	EVP_MAC_CTX *keyed; /* keyed with the signing key; copied, never used */
 } signing_keys[SIGNING_KEYS_KEPT];
 static size_t signing_key_next;
 static pthread_mutex_t signing_keys_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -466,53 +487,57 @@ static int derive_key(const struct pp_mock_sigv4_auth *a, const char *secret, un
 	return rc;
 }
 
-static int signing_key(const struct pp_mock_sigv4_auth *a, const char *secret,
-		       unsigned char key[32])
+/* A context keyed with the signing key of a's scope, the caller's to use
+ * and free; NULL: no memory. */
+static EVP_MAC_CTX *signing_hmac(const struct pp_mock_sigv4_auth *a, const char *secret)
 {
+	unsigned char key[32];
+	EVP_MAC_CTX *keyed, *mine = NULL;
 	struct signing_key *k;
 	char *copy;
-	int rc;
 
 	pthread_mutex_lock(&signing_keys_lock);
 	for (size_t i = 0; i < SIGNING_KEYS_KEPT; i++) {
 		if (signing_key_is(&signing_keys[i], a, secret)) {
-			memcpy(key, signing_keys[i].key, 32);
+			mine = EVP_MAC_CTX_dup(signing_keys[i].keyed);
 			pthread_mutex_unlock(&signing_keys_lock);
-			return 0;
+			return mine;
 		}
 	}
 	pthread_mutex_unlock(&signing_keys_lock);
-	if ((rc = derive_key(a, secret, key)))
-		return rc;
-	if (!(copy = strdup(secret)))
-		return 0; /* derived, only not kept */
+	keyed = derive_key(a, secret, key) ? NULL : keyed_hmac(key, sizeof(key));
+	OPENSSL_cleanse(key, sizeof(key));
+	if (!keyed || !(mine = EVP_MAC_CTX_dup(keyed)) || !(copy = strdup(secret))) {
+		EVP_MAC_CTX_free(keyed);
+		return mine; /* derived, only not kept */
+	}
 	pthread_mutex_lock(&signing_keys_lock);
 	k = &signing_keys[signing_key_next++ % SIGNING_KEYS_KEPT];
 	if (k->secret) {
 		OPENSSL_cleanse(k->secret, strlen(k->secret));
 		free(k->secret);
+		EVP_MAC_CTX_free(k->keyed);
 	}
 	k->secret = copy;
 	snprintf(k->date, sizeof(k->date), "%s", a->date);
 	snprintf(k->region, sizeof(k->region), "%s", a->region);
 	snprintf(k->service, sizeof(k->service), "%s", a->service);
-	memcpy(k->key, key, 32);
+	k->keyed = keyed;
 	pthread_mutex_unlock(&signing_keys_lock);
-	return 0;
+	return mine;
 }
 
 static int signature(const struct pp_mock_sigv4_auth *a, const char *secret, const char *sts,
 		     char out[65])
 {
-	unsigned char key[32];
-	int rc = signing_key(a, secret, key);
-
+	unsigned char mac[32];
+	EVP_MAC_CTX *ctx = signing_hmac(a, secret);
 	/* The key signs the string to sign. */
+	int rc = ctx ? hmac_final(ctx, sts, mac) : PP_ENOMEM;
+
 	if (!rc)
-		rc = hmac(key, sizeof(key), sts, key);
-	if (!rc)
-		to_hex(key, sizeof(key), out);
-	OPENSSL_cleanse(key, sizeof(key));
+		to_hex(mac, sizeof(mac), out);
+	OPENSSL_cleanse(mac, sizeof(mac));
 	return rc;
 }
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -573,6 +574,39 @@ static void test_keep_checks_what_it_drops(void **state)
 	assert_null(j);
 }
 
+/* Numbers made from C values read as printf wrote them before their
+ * digits were written by hand: "%lld" for integers, "%.0f" for whole
+ * doubles under 1e15 (negative zero too), "%.17g" for the others. */
+static void test_new_numbers_read_as_printf_wrote_them(void **state)
+{
+	static const long long ints[] = {0, 7, -7, 10, -10, 1234567890123LL, LLONG_MAX, LLONG_MIN};
+	static const double doubles[] = {0.0,	 -0.0,		 42.0, -42.0, 999999999999999.0,
+					 -1e14,	 1e15,		 1.5,  -0.25, 123456789.125,
+					 4096.0, 1700000000000.0};
+	char want[64];
+
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		struct pp_json *n = pp_json_new_int(ints[i]);
+		snprintf(want, sizeof(want), "%lld", ints[i]);
+		assert_non_null(n);
+		assert_string_equal(n->str, want);
+		assert_int_equal(n->len, strlen(want));
+		pp_json_free(n);
+	}
+	for (size_t i = 0; i < sizeof(doubles) / sizeof(doubles[0]); i++) {
+		double v = doubles[i];
+		struct pp_json *n = pp_json_new_number(v);
+		if (v == (double)(long long)v && (v < 0 ? -v : v) < 1e15)
+			snprintf(want, sizeof(want), "%.0f", v);
+		else
+			snprintf(want, sizeof(want), "%.17g", v);
+		assert_non_null(n);
+		assert_string_equal(n->str, want);
+		assert_true(n->num == v);
+		pp_json_free(n);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -591,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_write_string_escapes_anywhere),
 		cmocka_unit_test(test_keep_members),
 		cmocka_unit_test(test_keep_checks_what_it_drops),
+		cmocka_unit_test(test_new_numbers_read_as_printf_wrote_them),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
