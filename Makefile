@@ -18,7 +18,7 @@ DEB_PKGS := libcurl4-openssl-dev libssl-dev libjwt-dev libinih-dev libmicrohttpd
 MOCK_DEB_PKGS := protobuf-compiler libpcre2-dev
 MOCK_LIBS = $(shell pkg-config --libs libpcre2-8 2>/dev/null)
 # Tools the tests drive (mk/*.mk fragments add theirs).
-TEST_DEB_PKGS := jq curl clang-format
+TEST_DEB_PKGS := jq curl clang-format openssl
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wvla -Wundef -Wcast-align -Wwrite-strings \

@@ -19,6 +19,7 @@ struct pp_dispatcher_conf {
 	char *metrics_listen;	/* "127.0.0.1:9464"; empty disables */
 	bool ui;		/* status page on metrics_listen */
 	char *ui_token_file;	/* the page's token; needed off loopback */
+	char *ca_file;		/* PEM authorities HTTPS trusts instead of the system's */
 	long max_in_flight;	/* global cap on runs submitted and not terminal */
 	long max_submitting;	/* global cap on submissions under way */
 	double poll_interval;	/* seconds between store polls when idle */

@@ -51,6 +51,22 @@ static bool has(const char *s)
 	return s && *s;
 }
 
+/* A bundle of authorities is public: read, not held to a secret's mode.
+ * One that holds no certificate would fail every HTTPS request later, with
+ * libcurl's word for it; here it fails `check`. */
+#define CA_FILE_MAX ((size_t)4 << 20)
+static void check_ca_file(struct problems *p, const char *file, const char *path)
+{
+	struct pp_buf b;
+	struct pp_error e = {0};
+	pp_buf_init(&b, CA_FILE_MAX);
+	if (pp_file_read(path, CA_FILE_MAX, &b, &e))
+		problem(p, file, 0, "[dispatcher] ca_file %s", e.msg);
+	else if (!b.data || !strstr(pp_buf_str(&b), "-----BEGIN CERTIFICATE-----"))
+		problem(p, file, 0, "[dispatcher] ca_file %s: no PEM certificate in it", path);
+	pp_buf_free(&b);
+}
+
 /* The per-cloud rules belong to the credential backends (auth/); what is
  * checked here is that the files a section names can be read. */
 static void validate_cred(const struct pp_cred_conf *cc, struct problems *p)
@@ -268,6 +284,8 @@ int pp_config_validate(const struct pp_config *c, struct pp_buf *out)
 		if (pp_metrics_parse_listen(c->dispatcher.metrics_listen, &sa, &merr))
 			problem(&p, file, 0, "[dispatcher] %s", merr.msg);
 	}
+	if (has(c->dispatcher.ca_file))
+		check_ca_file(&p, file, c->dispatcher.ca_file);
 	check_secret_file(&p, file, 0, "[dispatcher]", "prefect_api_key_file",
 			  c->dispatcher.prefect_api_key_file);
 	check_secret_file(&p, file, 0, "[dispatcher]", "ui_token_file",

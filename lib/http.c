@@ -62,6 +62,20 @@ void pp_http_cleanup(void)
 {
 	if (curl_inited)
 		curl_global_cleanup();
+	pp_http_set_ca_file(NULL);
+}
+
+/* pp_http_set_ca_file's, or NULL: the system's authorities. */
+static char *ca_file;
+
+int pp_http_set_ca_file(const char *path)
+{
+	char *copy = NULL;
+	if (path && !(copy = strdup(path)))
+		return PP_ENOMEM;
+	free(ca_file);
+	ca_file = copy;
+	return 0;
 }
 
 void pp_http_req_init(struct pp_http_req *r, const char *method, const char *url)
@@ -307,6 +321,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 }
 
 static void easy_release(struct pp_http_multi *m, CURL *easy);
+static CURLSH *tls_sessions(const struct pp_http_multi *m);
 
 static void xfer_free(struct xfer *x)
 {
@@ -410,10 +425,15 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	int rc;
 	if (!x->easy && (rc = curl_ready(err)))
 		return rc;
-	if (!x->easy)
-		x->easy = curl_easy_init();
-	if (!x->easy)
-		return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");
+	if (!x->easy) {
+		if (!(x->easy = curl_easy_init()))
+			return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");
+		/* Once, before its first transfer: a handle that ran one holds
+		 * a session cache of its own, and it stays with its multi (as a
+		 * spare) for life. */
+		if (x->multi)
+			curl_easy_setopt(x->easy, CURLOPT_SHARE, tls_sessions(x->multi));
+	}
 	for (struct pp_http_header *h = req->headers; h; h = h->next) {
 		/* curl copies the line: most fit a buffer on the stack. */
 		char small[1024], *line = small;
@@ -460,6 +480,8 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_send);
 	curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, PP_USER_AGENT);
 	/* gRPC compresses message by message (grpc-encoding), never with
 	 * HTTP's content codings: asking for them only costs each call a
@@ -591,6 +613,12 @@ int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *r
 
 struct pp_http_multi {
 	CURLM *multi; /* NULL until the first transfer (curl_ready) */
+	/* TLS sessions of every handle of the multi. libcurl keeps a cache
+	 * in each easy handle otherwise, so a fresh connection (Cloud Run's
+	 * :run, one a run) made a full handshake unless the handle it drew
+	 * had met the host before. Made with multi; one thread drives a
+	 * multi, so the share needs no locks. */
+	CURLSH *tls_sessions;
 	int running;
 	int pending;	   /* transfers added and not yet reported */
 	struct xfer *live; /* so pp_http_multi_free can release abandoned ones */
@@ -634,6 +662,11 @@ void pp_http_multi_wait_watched(struct pp_http_multi *m, long timeout_ms)
 	if (poll(p, (nfds_t)n, (int)timeout_ms) > 0)
 		for (int i = 0; i < n; i++)
 			m->watch_ready |= p[i].revents != 0;
+}
+
+static CURLSH *tls_sessions(const struct pp_http_multi *m)
+{
+	return m->tls_sessions;
 }
 
 static void easy_release(struct pp_http_multi *m, CURL *easy)
@@ -692,8 +725,14 @@ static int multi_start(struct pp_http_multi *m, struct pp_error *err)
 		return 0;
 	if ((rc = curl_ready(err)))
 		return rc;
-	if (!(m->multi = curl_multi_init()))
+	if (!(m->tls_sessions = curl_share_init()) ||
+	    curl_share_setopt(m->tls_sessions, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+		    CURLSHE_OK ||
+	    !(m->multi = curl_multi_init())) {
+		curl_share_cleanup(m->tls_sessions);
+		m->tls_sessions = NULL;
 		return pp_fail(err, PP_ENOMEM, "curl_multi_init failed");
+	}
 	curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, MAX_HOST_CONNECTIONS);
 	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, MAX_HOST_CONNECTIONS);
 	curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
@@ -907,6 +946,8 @@ void pp_http_multi_free(struct pp_http_multi *m)
 		curl_easy_cleanup(m->spare[--m->nspare]);
 	if (m->multi)
 		curl_multi_cleanup(m->multi);
+	/* After every handle that used it. */
+	curl_share_cleanup(m->tls_sessions);
 	free(m);
 }
 

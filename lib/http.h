@@ -94,11 +94,20 @@ int pp_http_classify(const struct pp_http_req *req, const struct pp_http_resp *r
  * OpenSSL are initialised by the first transfer, not before). */
 void pp_http_cleanup(void);
 
+/* HTTPS trusts the certificate authorities of the PEM file path instead of
+ * the system's (NULL: the system's again); verification stays on. Process
+ * wide: call it before the first request, on the thread that starts the
+ * others. 0, or PP_ENOMEM. */
+int pp_http_set_ca_file(const char *path);
+
 /* Blocking single request (no retries). Returns 0 when an HTTP
  * response arrived (any status), PP_ETRANSIENT on transport failure. */
 int pp_http_perform(struct pp_http_req *req, struct pp_http_resp *resp, struct pp_error *err);
 
-/* ---- many requests at once, one thread ---- */
+/* ---- many requests at once, one thread ----
+ * A multi's transfers share its connections and its TLS sessions: a
+ * request on a fresh connection resumes a session another one made with
+ * that host, rather than a full handshake. */
 struct pp_http_multi;
 typedef void (*pp_http_done_fn)(void *ud, struct pp_http_req *req, struct pp_http_resp *resp,
 				int rc, const struct pp_error *err);

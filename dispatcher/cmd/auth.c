@@ -126,6 +126,10 @@ int pp_cmd_auth(int argc, char **argv)
 		pp_config_free(&cfg);
 		return PP_EXIT_CONFIG;
 	}
+	if ((rc = pp_cmd_trust("auth check", &cfg))) {
+		pp_config_free(&cfg);
+		return rc;
+	}
 	const struct pp_cred_conf *conf = pp_config_cred(&cfg, name);
 	int status;
 	if (!conf) {

@@ -29,6 +29,11 @@ char *pp_cmd_printable(const char *s);
 struct pp_config;
 struct pp_store;
 int pp_cmd_load_config(const char *cmd, const char *path, struct pp_config *cfg);
+/* The HTTPS trust of cfg ([dispatcher] ca_file) for the process's requests;
+ * pp_cmd_load_config does it, commands loading their configuration
+ * otherwise call it before their first request. 0, or an exit status
+ * (the message written). */
+int pp_cmd_trust(const char *cmd, const struct pp_config *cfg);
 /* Open the configured run store; on failure print and return the exit
  * status (65 corrupt, 74 unreadable, ...), else 0. */
 int pp_cmd_open_store(const char *cmd, const struct pp_config *cfg, struct pp_store **s);

@@ -189,6 +189,10 @@ static int run_verb(const struct args *a)
 		pp_config_free(&cfg);
 		return rc == PP_EINVALID ? PP_EXIT_CONFIG : pp_exit_status(rc);
 	}
+	if ((status = pp_cmd_trust("provision", &cfg))) {
+		pp_config_free(&cfg);
+		return status;
+	}
 	pp_store_url(&cfg, url, sizeof(url));
 	if (!cfg.store.url || !*cfg.store.url)
 		mkdir(cfg.dispatcher.state_dir, 0750);

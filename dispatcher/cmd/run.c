@@ -400,6 +400,11 @@ int pp_cmd_run(int argc, char **argv)
 		pp_json_free(o.vars);
 		return PP_EXIT_CONFIG;
 	}
+	if ((rc = pp_cmd_trust("run", &cfg))) {
+		pp_config_free(&cfg);
+		pp_json_free(o.vars);
+		return rc;
+	}
 	const struct pp_pool_conf *pool = pp_config_pool(&cfg, o.pool);
 	if (!pool) {
 		fprintf(stderr, "pushpool run: %s: no [pool \"%s\"] section\n", o.config, o.pool);

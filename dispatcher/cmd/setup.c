@@ -7,8 +7,18 @@
 #include "dispatcher/cmd/cmd.h"
 #include "dispatcher/config.h"
 #include "dispatcher/loop.h"
+#include "lib/http.h"
 #include "lib/log.h"
 #include "store/store.h"
+
+int pp_cmd_trust(const char *cmd, const struct pp_config *cfg)
+{
+	const char *ca = cfg->dispatcher.ca_file;
+	if (!pp_http_set_ca_file(ca && *ca ? ca : NULL))
+		return 0;
+	fprintf(stderr, "pushpool %s: out of memory\n", cmd);
+	return PP_EXIT_SOFTWARE;
+}
 
 int pp_cmd_load_config(const char *cmd, const char *path, struct pp_config *cfg)
 {
@@ -29,6 +39,10 @@ int pp_cmd_load_config(const char *cmd, const char *path, struct pp_config *cfg)
 		fprintf(stderr, "pushpool %s: %s\n", cmd, err.msg);
 		pp_config_free(cfg);
 		return rc == PP_ENOTFOUND ? PP_EXIT_NOINPUT : PP_EXIT_CONFIG;
+	}
+	if ((rc = pp_cmd_trust(cmd, cfg))) {
+		pp_config_free(cfg);
+		return rc;
 	}
 	enum pp_log_level lvl = PP_LOG_INFO;
 	pp_log_level_parse(cfg->dispatcher.log_level, &lvl);

@@ -6,6 +6,8 @@
 #     as a length error (exit 78), not "line longer" or "out of memory";
 #   - check refuses a metrics_listen that serve would refuse;
 #   - plain http:// to a non-loopback host is a warning, check still exit 0;
+#   - a ca_file that cannot be read, or holds no PEM certificate, fails check;
+#     one that holds a private authority is what `once` trusts;
 #   - a store password in the URL's query (?password=, &sslpassword=) is
 #     redacted from check --print and from the store's errors.
 set -eu
@@ -81,6 +83,52 @@ PUSHPOOL_POOL_MODAL_ENDPOINT=http://127.0.0.1:8080/api \
 	"$PUSHPOOL" -c "$T/etc/pushpool.conf" check >"$T/out" 2>"$T/err" || rc=$?
 [ "$rc" = 0 ] && ! grep -q warning "$T/err" || fail "loopback endpoint warned: $(cat "$T/err")"
 echo "check: plain http:// to 10.11.12.13 warned, exit 0; loopback not warned"
+
+# ---- ca_file: a readable PEM bundle, or check says why -----------------------
+printf 'not a certificate\n' >"$T/not-pem.txt"
+for ca in "$T/no-such-ca.pem" "$T/not-pem.txt"; do
+	rc=0
+	PUSHPOOL_DISPATCHER_CA_FILE=$ca "$PUSHPOOL" -c "$T/etc/pushpool.conf" check \
+		>"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" = 78 ] && grep -q "\[dispatcher\] ca_file $ca" "$T/err" ||
+		fail "check ca_file=$ca: exit $rc: $(cat "$T/err")"
+done
+grep -q "no PEM certificate" "$T/err" || fail "check ca_file without a certificate: $(cat "$T/err")"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
+	-out "$T/ca.pem" -subj /CN=pushpool-test -days 2 2>/dev/null
+PUSHPOOL_DISPATCHER_CA_FILE=$T/ca.pem "$PUSHPOOL" -c "$T/etc/pushpool.conf" check >"$T/out" 2>&1 ||
+	fail "check with a PEM ca_file: $(cat "$T/out")"
+echo "check: ca_file missing or without a certificate refused (78), a PEM bundle taken"
+
+# ---- ca_file reaches the requests: a Prefect server on a private authority --
+# openssl s_server answers any GET with its status page (HTML, not the
+# JSON Prefect sends): past TLS, the source says so; before it, the
+# certificate is what fails.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/srv.key" \
+	-out "$T/srv.pem" -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 2 2>/dev/null
+openssl s_server -accept 127.0.0.1:0 -cert "$T/srv.pem" -key "$T/srv.key" -www \
+	>"$T/srv.log" 2>&1 &
+SRV=$!
+trap 'kill $SRV 2>/dev/null; rm -rf "$T"' EXIT
+i=0
+until grep -q '^ACCEPT ' "$T/srv.log"; do
+	i=$((i + 1))
+	[ $i -lt 300 ] || fail "openssl s_server did not start: $(cat "$T/srv.log")"
+	sleep 0.1
+done
+port=$(sed -n 's/^ACCEPT .*://p' "$T/srv.log")
+sed -e "s|^state_dir = .*|state_dir = $T/tls-state\nsweep_interval = 0|" \
+	-e "s|^\[pool \"modal\"\]|[source \"prefect\"]\napi_url = https://127.0.0.1:$port/api\npools = modal\n\n&|" \
+	"$T/etc/pushpool.conf" >"$T/tls.conf"
+mkdir -p "$T/tls-state"
+"$PUSHPOOL" -c "$T/tls.conf" once --timeout 3 >"$T/tls-system.log" 2>&1 || true
+grep -q 'SSL certificate problem' "$T/tls-system.log" ||
+	fail "a private authority without ca_file: $(cat "$T/tls-system.log")"
+PUSHPOOL_DISPATCHER_CA_FILE=$T/srv.pem "$PUSHPOOL" -c "$T/tls.conf" once --timeout 3 \
+	>"$T/tls-ca.log" 2>&1 || true
+grep -q 'invalid JSON' "$T/tls-ca.log" && ! grep -q 'SSL certificate problem' "$T/tls-ca.log" ||
+	fail "a private authority in ca_file: $(cat "$T/tls-ca.log")"
+echo "ca_file: a private authority refused without it, trusted with it (serve's requests)"
 
 # ---- credentials anywhere in a store URL -----------------------------------
 url='postgresql://pp:Us%40erPw77@127.0.0.1:1/db?sslmode=disable&password=QueryPw123&sslpassword=SslKeyPw456'
