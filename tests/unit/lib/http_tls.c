@@ -4,7 +4,8 @@
  * authority is trusted only through pp_http_set_ca_file, verification
  * stays on without it, and a multi's transfers resume one another's TLS
  * sessions on fresh connections. s_server answers HTTP/1.0 and closes:
- * every request here is a connection and a handshake of its own. */
+ * every request here is a connection and a handshake of its own, one at a
+ * time. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -161,13 +165,33 @@ static void free_call(struct call *c)
 	pp_http_resp_free(&c->resp);
 }
 
-/* The first request makes a session. Two more go out together: one takes
- * the first's handle, which would have resumed on its own, and the other
- * a new handle, which resumes only from the multi's shared sessions. */
-static void test_fresh_connections_resume_the_multi_s_sessions(void **state)
+/* A plain-HTTP server that takes connections (its backlog) and never
+ * answers: a request to it keeps its handle busy. */
+static int silent_listener(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* The first request makes a session and leaves its handle to the multi's
+ * spares. A request that is never answered takes that handle; the next
+ * one to the TLS server gets a new handle, which resumes only from the
+ * multi's shared sessions (its own cache is empty). One TLS connection at
+ * a time: s_server serves them one after another. */
+static void test_a_new_handle_resumes_the_multi_s_session(void **state)
 {
 	struct pp_http_multi *m = pp_http_multi_new();
-	struct call first, again[2];
+	struct call first, held, again;
+	struct pp_error err = {0};
+	char silent[64];
+	int port, fd = silent_listener(&port);
 	(void)state;
 	assert_non_null(m);
 	assert_int_equal(pp_http_set_ca_file(ca), 0);
@@ -175,23 +199,30 @@ static void test_fresh_connections_resume_the_multi_s_sessions(void **state)
 	while (!first.done)
 		pp_http_multi_run(m, 100);
 	assert_false(resumed(&first));
-	add(m, &again[0]);
-	add(m, &again[1]);
-	while (!again[0].done || !again[1].done)
+	memset(&held, 0, sizeof(held));
+	snprintf(silent, sizeof(silent), "http://127.0.0.1:%d/", port);
+	pp_http_req_init(&held.req, "GET", silent);
+	pp_http_resp_init(&held.resp, 1 << 16);
+	if (pp_http_multi_add(m, &held.req, &held.resp, on_done, &held, &err))
+		fail_msg("add: %s", err.msg);
+	add(m, &again);
+	while (!again.done)
 		pp_http_multi_run(m, 100);
-	assert_true(resumed(&again[0]));
-	assert_true(resumed(&again[1]));
+	assert_true(resumed(&again));
+	assert_false(held.done);
+	assert_int_equal(pp_http_multi_abandon(m, &held), 1);
 	free_call(&first);
-	free_call(&again[0]);
-	free_call(&again[1]);
+	free_call(&held);
+	free_call(&again);
 	pp_http_multi_free(m);
+	close(fd);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_an_unknown_authority_is_refused),
-		cmocka_unit_test(test_fresh_connections_resume_the_multi_s_sessions),
+		cmocka_unit_test(test_a_new_handle_resumes_the_multi_s_session),
 	};
 	int rc = cmocka_run_group_tests(tests, start_server, stop_server);
 	pp_http_cleanup();
