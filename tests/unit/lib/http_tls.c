@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "lib/http.h"
+#include "tests/unit/http_call.h"
 
 /* How long the server may take to say it listens: a start, not a
  * measurement. */
@@ -118,31 +119,13 @@ static void test_an_unknown_authority_is_refused(void **state)
 	pp_http_resp_free(&resp);
 }
 
-struct call {
-	struct pp_http_req req;
-	struct pp_http_resp resp;
-	bool done;
-	int rc;
-};
-
-static void on_done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
-		    const struct pp_error *err)
-{
-	struct call *c = ud;
-	(void)req;
-	(void)resp;
-	(void)err;
-	c->done = true;
-	c->rc = rc;
-}
-
 static void add(struct pp_http_multi *m, struct call *c)
 {
 	struct pp_error err = {0};
 	memset(c, 0, sizeof(*c));
 	pp_http_req_init(&c->req, "GET", url);
 	pp_http_resp_init(&c->resp, 1 << 16);
-	if (pp_http_multi_add(m, &c->req, &c->resp, on_done, c, &err))
+	if (pp_http_multi_add(m, &c->req, &c->resp, http_call_done, c, &err))
 		fail_msg("add: %s", err.msg);
 }
 
@@ -157,12 +140,6 @@ static bool resumed(const struct call *c)
 	assert_non_null(page);
 	assert_true(strstr(page, "\nReused, ") || strstr(page, "\nNew, "));
 	return strstr(page, "\nReused, ") != NULL;
-}
-
-static void free_call(struct call *c)
-{
-	pp_http_req_free(&c->req);
-	pp_http_resp_free(&c->resp);
 }
 
 /* A plain-HTTP server that takes connections (its backlog) and never
@@ -203,7 +180,7 @@ static void test_a_new_handle_resumes_the_multi_s_session(void **state)
 	snprintf(silent, sizeof(silent), "http://127.0.0.1:%d/", port);
 	pp_http_req_init(&held.req, "GET", silent);
 	pp_http_resp_init(&held.resp, 1 << 16);
-	if (pp_http_multi_add(m, &held.req, &held.resp, on_done, &held, &err))
+	if (pp_http_multi_add(m, &held.req, &held.resp, http_call_done, &held, &err))
 		fail_msg("add: %s", err.msg);
 	add(m, &again);
 	while (!again.done)
@@ -211,9 +188,9 @@ static void test_a_new_handle_resumes_the_multi_s_session(void **state)
 	assert_true(resumed(&again));
 	assert_false(held.done);
 	assert_int_equal(pp_http_multi_abandon(m, &held), 1);
-	free_call(&first);
-	free_call(&held);
-	free_call(&again);
+	http_call_free(&first);
+	http_call_free(&held);
+	http_call_free(&again);
 	pp_http_multi_free(m);
 	close(fd);
 }

@@ -16,28 +16,13 @@
 
 #include "lib/clock.h"
 #include "lib/http.h"
+#include "tests/unit/http_call.h"
 #include "mock/hold.h"
 #include "mock/mock.h"
 
 #define TOKEN_PATH     "/computeMetadata/v1/instance/service-accounts/default/token"
 #define CALLS	       48
 #define TEN_MINUTES_MS "600000"
-
-struct call {
-	struct pp_http_req req;
-	struct pp_http_resp resp;
-	bool done;
-	int rc;
-};
-
-static void on_done(void *ud, struct pp_http_req *req, struct pp_http_resp *resp, int rc,
-		    const struct pp_error *err)
-{
-	struct call *c = ud;
-
-	c->done = true;
-	c->rc = rc;
-}
 
 static struct pp_mock *started_mock(const char *faults)
 {
@@ -63,14 +48,8 @@ static void add_call(struct pp_http_multi *multi, struct pp_mock *m, struct call
 	pp_http_req_init(&c->req, "GET", url);
 	assert_int_equal(pp_http_req_set_header(&c->req, "Metadata-Flavor", "Google"), 0);
 	pp_http_resp_init(&c->resp, 1 << 16);
-	if (pp_http_multi_add(multi, &c->req, &c->resp, on_done, c, &err))
+	if (pp_http_multi_add(multi, &c->req, &c->resp, http_call_done, c, &err))
 		fail_msg("add: %s", err.msg);
-}
-
-static void free_call(struct call *c)
-{
-	pp_http_req_free(&c->req);
-	pp_http_resp_free(&c->resp);
 }
 
 /* Drive the transfers until the mock has counted n delayed token calls. */
@@ -119,7 +98,7 @@ static void test_held_answers_take_no_thread(void **state)
 		pp_http_multi_run(multi, 100);
 	for (int i = 0; i < CALLS; i++) {
 		assert_true(calls[i].done);
-		free_call(&calls[i]);
+		http_call_free(&calls[i]);
 	}
 	pp_http_multi_free(multi);
 }
@@ -148,8 +127,8 @@ static void test_shorter_latency_overtakes(void **state)
 	pp_mock_free(m);
 	while (!slow.done)
 		pp_http_multi_run(multi, 100);
-	free_call(&slow);
-	free_call(&quick);
+	http_call_free(&slow);
+	http_call_free(&quick);
 	pp_http_multi_free(multi);
 }
 
@@ -170,7 +149,7 @@ static void test_drop_after_latency(void **state)
 	assert_int_equal(c.resp.status, 0);
 	assert_int_equal(pp_mock_count_get(m, "delayed", "metadata"), 1);
 	assert_int_equal(pp_mock_count_get(m, "dropped", "metadata:token"), 1);
-	free_call(&c);
+	http_call_free(&c);
 	pp_http_multi_free(multi);
 	pp_mock_free(m);
 }
