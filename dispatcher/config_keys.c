@@ -57,7 +57,8 @@ const struct key_def config_keys[] = {
 	{DSP(ca_file, char *), T_PATH, NULL, NO_RANGE, NULL, false,
 	 "PEM file of the certificate authorities HTTPS requests trust instead of the system's: "
 	 "a private authority, or a proxy that re-signs TLS. Certificates are still verified. "
-	 "Every request of the process, to clouds, token endpoints and Prefect alike."},
+	 "Every request of the process, to clouds, token endpoints and Prefect alike. Read at "
+	 "start: a reload that changes it warns and keeps the first until a restart."},
 	{DSP(max_in_flight, long), T_INT, "1000", 1, 1000000, NULL, false,
 	 "Most runs submitted and not yet finished, over all pools."},
 	{DSP(max_submitting, long), T_INT, "64", 1, 10000, NULL, false,

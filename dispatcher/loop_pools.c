@@ -488,6 +488,12 @@ int loop_reload(struct pp_loop *L)
 		p->retired = true;
 	*tail = L->pools;
 	L->pools = pools;
+	/* The process's HTTPS trust is set once, before its first request
+	 * (lib/http.h), so a new ca_file waits for a restart. */
+	const char *ca_was = L->cfg->dispatcher.ca_file, *ca_new = fresh.dispatcher.ca_file;
+	if (strcmp(ca_was ? ca_was : "", ca_new ? ca_new : ""))
+		pp_warn("reload: ca_file changed; requests trust %s until a restart",
+			ca_was && *ca_was ? ca_was : "the system's authorities");
 	/* Pools copy what they keep from the configuration, so the old one can
 	 * go now. */
 	pp_config_free(L->cfg);

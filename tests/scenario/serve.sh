@@ -88,6 +88,14 @@ kill -0 "$A" || fail "serve died on a bad reload"
 cp "$T/a.good" "$T/a.conf"
 kill -HUP "$A"
 wait_for 10 grep -q 'configuration reloaded' "$T/a.log" || fail "good reload not applied"
+# A new ca_file is read at start only: the reload says so.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
+	-out "$T/ca.pem" -subj /CN=pushpool-test -days 2 2>/dev/null
+printf '[dispatcher]\nca_file = %s\n' "$T/ca.pem" >>"$T/a.conf"
+kill -HUP "$A"
+wait_for 10 grep -q 'reload: ca_file changed; requests trust the system' "$T/a.log" ||
+	fail "a reload changing ca_file did not warn: $(tail -n 3 "$T/a.log")"
+cp "$T/a.good" "$T/a.conf"
 
 S=$T/stats.json
 curl -fsS "$BASE/control/stats" >"$S"
