@@ -321,7 +321,6 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 }
 
 static void easy_release(struct pp_http_multi *m, CURL *easy);
-static CURLSH *tls_sessions(const struct pp_http_multi *m);
 
 static void xfer_free(struct xfer *x)
 {
@@ -425,15 +424,10 @@ static int xfer_setup(struct xfer *x, struct pp_http_req *req, struct pp_http_re
 	int rc;
 	if (!x->easy && (rc = curl_ready(err)))
 		return rc;
-	if (!x->easy) {
-		if (!(x->easy = curl_easy_init()))
-			return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");
-		/* Once, before its first transfer: a handle that ran one holds
-		 * a session cache of its own, and it stays with its multi (as a
-		 * spare) for life. */
-		if (x->multi)
-			curl_easy_setopt(x->easy, CURLOPT_SHARE, tls_sessions(x->multi));
-	}
+	if (!x->easy)
+		x->easy = curl_easy_init();
+	if (!x->easy)
+		return pp_fail(err, PP_ENOMEM, "curl_easy_init failed");
 	for (struct pp_http_header *h = req->headers; h; h = h->next) {
 		/* curl copies the line: most fit a buffer on the stack. */
 		char small[1024], *line = small;
@@ -664,11 +658,6 @@ void pp_http_multi_wait_watched(struct pp_http_multi *m, long timeout_ms)
 			m->watch_ready |= p[i].revents != 0;
 }
 
-static CURLSH *tls_sessions(const struct pp_http_multi *m)
-{
-	return m->tls_sessions;
-}
-
 static void easy_release(struct pp_http_multi *m, CURL *easy)
 {
 	if (m && m->nspare < SPARE_EASY_HANDLES) {
@@ -758,8 +747,13 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	if (req->not_after_ms > 0 && req->not_after_ms < deadline)
 		deadline = req->not_after_ms;
 	x->multi = m;
+	/* A handle of the multi's joins its TLS sessions once, before its
+	 * first transfer (a handle that ran one holds a cache of its own),
+	 * and stays with the multi, as a spare, for life. */
 	if (m->nspare)
 		x->easy = m->spare[--m->nspare];
+	else if ((x->easy = curl_easy_init()))
+		curl_easy_setopt(x->easy, CURLOPT_SHARE, m->tls_sessions);
 	rc = xfer_setup(x, req, resp, err);
 	if (!rc && pp_mono_ms() >= deadline)
 		rc = pp_fail(err, PP_ETRANSIENT,

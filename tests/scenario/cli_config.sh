@@ -94,9 +94,11 @@ for ca in "$T/no-such-ca.pem" "$T/not-pem.txt"; do
 		fail "check ca_file=$ca: exit $rc: $(cat "$T/err")"
 done
 grep -q "no PEM certificate" "$T/err" || fail "check ca_file without a certificate: $(cat "$T/err")"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
-	-out "$T/ca.pem" -subj /CN=pushpool-test -days 2 2>/dev/null
-PUSHPOOL_DISPATCHER_CA_FILE=$T/ca.pem "$PUSHPOOL" -c "$T/etc/pushpool.conf" check >"$T/out" 2>&1 ||
+# The test's authority: a self-signed certificate for 127.0.0.1, which
+# the server below presents.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/srv.key" \
+	-out "$T/srv.pem" -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 2 2>/dev/null
+PUSHPOOL_DISPATCHER_CA_FILE=$T/srv.pem "$PUSHPOOL" -c "$T/etc/pushpool.conf" check >"$T/out" 2>&1 ||
 	fail "check with a PEM ca_file: $(cat "$T/out")"
 echo "check: ca_file missing or without a certificate refused (78), a PEM bundle taken"
 
@@ -104,12 +106,12 @@ echo "check: ca_file missing or without a certificate refused (78), a PEM bundle
 # openssl s_server answers any GET with its status page (HTML, not the
 # JSON Prefect sends): past TLS, the source says so; before it, the
 # certificate is what fails.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/srv.key" \
-	-out "$T/srv.pem" -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 2 2>/dev/null
 openssl s_server -accept 127.0.0.1:0 -cert "$T/srv.pem" -key "$T/srv.key" -www \
 	>"$T/srv.log" 2>&1 &
 SRV=$!
 trap 'kill $SRV 2>/dev/null; rm -rf "$T"' EXIT
+# Its "ACCEPT 127.0.0.1:PORT" line says it listens: looked for every
+# tenth of a second, for 30 s at most.
 i=0
 until grep -q '^ACCEPT ' "$T/srv.log"; do
 	i=$((i + 1))
@@ -121,10 +123,10 @@ sed -e "s|^state_dir = .*|state_dir = $T/tls-state\nsweep_interval = 0|" \
 	-e "s|^\[pool \"modal\"\]|[source \"prefect\"]\napi_url = https://127.0.0.1:$port/api\npools = modal\n\n&|" \
 	"$T/etc/pushpool.conf" >"$T/tls.conf"
 mkdir -p "$T/tls-state"
-"$PUSHPOOL" -c "$T/tls.conf" once --timeout 3 >"$T/tls-system.log" 2>&1 || true
+"$PUSHPOOL" -c "$T/tls.conf" once --timeout 60 >"$T/tls-system.log" 2>&1 || true
 grep -q 'SSL certificate problem' "$T/tls-system.log" ||
 	fail "a private authority without ca_file: $(cat "$T/tls-system.log")"
-PUSHPOOL_DISPATCHER_CA_FILE=$T/srv.pem "$PUSHPOOL" -c "$T/tls.conf" once --timeout 3 \
+PUSHPOOL_DISPATCHER_CA_FILE=$T/srv.pem "$PUSHPOOL" -c "$T/tls.conf" once --timeout 60 \
 	>"$T/tls-ca.log" 2>&1 || true
 grep -q 'invalid JSON' "$T/tls-ca.log" && ! grep -q 'SSL certificate problem' "$T/tls-ca.log" ||
 	fail "a private authority in ca_file: $(cat "$T/tls-ca.log")"
