@@ -94,8 +94,8 @@ $(BUILD)/gen/templates_blob.o: $(BUILD)/gen/templates_blob.c
 
 # Unit tests may start the mock in-process: libppmock.a comes first.
 # UNIT_LDFLAGS_<area>/<file>: a suite's own link flags (lib/http watches
-# libcurl's polls).
-UNIT_LDFLAGS_lib/http := -Wl,--wrap=curl_multi_poll
+# the HTTP layer's polls).
+UNIT_LDFLAGS_lib/http := -Wl,--wrap=poll
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libppmock.a $(BUILD)/libpushpool.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(UNIT_LDFLAGS_$*) -o $@ $< $(BUILD)/libppmock.a $(BUILD)/libpushpool.a $(LDLIBS) $(MOCK_LIBS) -lcmocka

@@ -634,6 +634,20 @@ struct pp_http_multi {
 	 * slot was last set. */
 	int watch_fd[PP_HTTP_WATCH_SLOTS];
 	bool watch_ready;
+	/* libcurl's sockets and what it waits for on each (its socket
+	 * callback keeps them; each socket's libcurl pointer is its index
+	 * + 1), and when it wants its timers run (monotonic ms, -1: never).
+	 * The multi drives libcurl by socket, so a pass touches only the
+	 * transfers whose socket is ready: curl_multi_perform checked every
+	 * transfer's socket with a poll of its own, 8 a run at +20 ms with
+	 * 32 transfers out (docs/performance.md, step 110). */
+	struct pollfd *socks;
+	struct {
+		curl_socket_t fd;
+		int bits;
+	} * ready; /* multi_drive's, as long as socks */
+	int nsocks, socks_cap;
+	long long timer_due;
 };
 
 /* The watched descriptors, packed: how many. */
@@ -701,9 +715,69 @@ static void live_unlink(struct pp_http_multi *m, struct xfer *x)
 struct pp_http_multi *pp_http_multi_new(void)
 {
 	struct pp_http_multi *m = calloc(1, sizeof(*m));
-	for (int i = 0; m && i < PP_HTTP_WATCH_SLOTS; i++)
+	if (!m)
+		return NULL;
+	for (int i = 0; i < PP_HTTP_WATCH_SLOTS; i++)
 		m->watch_fd[i] = -1;
+	m->timer_due = -1;
 	return m;
+}
+
+/* Room for twice the sockets, and for the watched descriptors behind
+ * them (multi_drive). */
+static int socks_grow(struct pp_http_multi *m)
+{
+	int cap = m->socks_cap ? 2 * m->socks_cap : SPARE_EASY_HANDLES;
+	struct pollfd *socks =
+		realloc(m->socks, (size_t)(cap + PP_HTTP_WATCH_SLOTS) * sizeof(*socks));
+	if (!socks)
+		return -1;
+	m->socks = socks;
+	void *ready = realloc(m->ready, (size_t)cap * sizeof(*m->ready));
+	if (!ready)
+		return -1;
+	m->ready = ready;
+	m->socks_cap = cap;
+	return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: libcurl says what it waits for on a socket, or
+ * that it is done with one (whose slot the last one then takes). */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *socketp)
+{
+	(void)easy;
+	struct pp_http_multi *m = ud;
+	intptr_t slot = (intptr_t)socketp;
+	if (what == CURL_POLL_REMOVE) {
+		if (slot > 0 && slot <= m->nsocks && m->socks[slot - 1].fd == s) {
+			int last = --m->nsocks;
+			if (slot - 1 != last) {
+				m->socks[slot - 1] = m->socks[last];
+				curl_multi_assign(m->multi, m->socks[last].fd, (void *)slot);
+			}
+		}
+		return 0;
+	}
+	short events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) |
+			       ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+	if (slot > 0 && slot <= m->nsocks && m->socks[slot - 1].fd == s) {
+		m->socks[slot - 1].events = events;
+		return 0;
+	}
+	if (m->nsocks == m->socks_cap && socks_grow(m))
+		return -1; /* libcurl fails what this socket was for */
+	m->socks[m->nsocks++] = (struct pollfd){.fd = s, .events = events};
+	curl_multi_assign(m->multi, s, (void *)(intptr_t)m->nsocks);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when libcurl's timers are next due. */
+static int on_timer(CURLM *multi, long timeout_ms, void *ud)
+{
+	(void)multi;
+	struct pp_http_multi *m = ud;
+	m->timer_due = timeout_ms < 0 ? -1 : pp_mono_ms() + timeout_ms;
+	return 0;
 }
 
 /* The libcurl multi handle, made with the first transfer added. */
@@ -726,6 +800,10 @@ static int multi_start(struct pp_http_multi *m, struct pp_error *err)
 	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, MAX_HOST_CONNECTIONS);
 	curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(m->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, MAX_STREAMS_PER_CONNECTION);
+	curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+	curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
 	return 0;
 }
 
@@ -863,12 +941,58 @@ static int expire_overdue(struct pp_http_multi *m)
 	return ended;
 }
 
+/* Waits up to wait_ms (0: only looks) for libcurl's sockets and the
+ * watched descriptors, then lets libcurl act on the sockets found ready
+ * and on its timers if they are due. */
+static void multi_drive(struct pp_http_multi *m, long wait_ms)
+{
+	int fds[PP_HTTP_WATCH_SLOTS];
+	int nw = wait_ms > 0 ? watched(m, fds) : 0;
+	if (wait_ms > 0 && m->timer_due >= 0) {
+		long long until = m->timer_due - pp_mono_ms();
+		if (until < wait_ms)
+			wait_ms = until > 0 ? (long)until : 0;
+	}
+	/* The watched descriptors ride behind libcurl's sockets, in room
+	 * on_socket keeps for them. */
+	if (!m->socks && socks_grow(m))
+		nw = 0; /* out of memory: libcurl's sockets alone, when it has some */
+	int n = m->nsocks;
+	struct pollfd *p = m->socks;
+	for (int i = 0; i < nw; i++)
+		p[n + i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+	int found = n + nw > 0 || wait_ms > 0 ? poll(p, (nfds_t)(n + nw), (int)wait_ms) : 0;
+	for (int i = 0; found > 0 && i < nw; i++)
+		m->watch_ready |= p[n + i].revents != 0;
+	/* What libcurl is to act on, taken first: acting on one socket may
+	 * close others, and on_socket then moves entries of m->socks. */
+	int nready = 0;
+	for (int i = 0; found > 0 && i < n; i++) {
+		short r = p[i].revents;
+		if (!r)
+			continue;
+		m->ready[nready].fd = p[i].fd;
+		m->ready[nready++].bits =
+			((r & POLLIN) ? CURL_CSELECT_IN : 0) |
+			((r & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+			((r & (POLLERR | POLLHUP | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+	}
+	/* A stall most likely lands in the wait: transfers past their
+	 * deadline are failed before libcurl sends anything more. */
+	if (wait_ms > 0)
+		expire_overdue(m);
+	for (int i = 0; i < nready; i++)
+		curl_multi_socket_action(m->multi, m->ready[i].fd, m->ready[i].bits, &m->running);
+	if (m->timer_due >= 0 && m->timer_due <= pp_mono_ms())
+		curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &m->running);
+}
+
 int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 {
 	if (!m->multi)
 		return 0; /* nothing was ever added */
 	int ended = expire_overdue(m);
-	curl_multi_perform(m->multi, &m->running);
+	multi_drive(m, 0);
 	/* Answers that were already in when it started go back to the
 	 * caller at once, without waiting on the others: their next requests
 	 * are the caller's to send. Waiting cost each Modal call at +20 ms
@@ -876,19 +1000,7 @@ int pp_http_multi_run(struct pp_http_multi *m, long timeout_ms)
 	 * connection arrived (docs/performance.md, step 32). */
 	ended += multi_reap(m);
 	if (m->pending > 0 && timeout_ms > 0 && !ended) {
-		int nfds = 0, fds[PP_HTTP_WATCH_SLOTS];
-		int nw = watched(m, fds);
-		struct curl_waitfd w[PP_HTTP_WATCH_SLOTS];
-		for (int i = 0; i < nw; i++)
-			w[i] = (struct curl_waitfd){.fd = fds[i], .events = CURL_WAIT_POLLIN};
-		curl_multi_poll(m->multi, w, (unsigned)nw, (int)timeout_ms, &nfds);
-		/* libcurl fills no revents for the caller's descriptors: ask. */
-		if (nw && !m->watch_ready)
-			pp_http_multi_wait_watched(m, 0);
-		/* A stall most likely lands in the poll: check again before
-		 * libcurl sends anything. */
-		expire_overdue(m);
-		curl_multi_perform(m->multi, &m->running);
+		multi_drive(m, timeout_ms);
 		multi_reap(m);
 	}
 	return m->pending;
@@ -942,6 +1054,8 @@ void pp_http_multi_free(struct pp_http_multi *m)
 		curl_multi_cleanup(m->multi);
 	/* After every handle that used it. */
 	curl_share_cleanup(m->tls_sessions);
+	free(m->socks);
+	free(m->ready);
 	free(m);
 }
 
