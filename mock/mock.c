@@ -33,7 +33,13 @@ static const struct pp_mock_api *const mock_apis[] = {
 #define MAX_FAULT_CONFS 32
 /* The daemon's threads: the two cores the bench and the tests share. */
 #define MOCK_DAEMON_THREADS 2
-#define MAX_COUNTERS	    100000
+/* Memory libmicrohttpd gives each connection for a request's line,
+ * headers and read buffer (its default is 32 KiB); on_request copies each
+ * body into a buffer of its own, so a body needs none of it. libmicrohttpd
+ * zeroes the whole of it before each request on a kept-alive connection:
+ * 3.5 % of the mock's CPU at 32 KiB (docs/performance.md, step 111). */
+#define MOCK_CONNECTION_MEMORY ((size_t)16 << 10)
+#define MAX_COUNTERS	       100000
 
 struct fault_conf {
 	char api[24]; /* "*" applies to every api without its own entry */
@@ -1504,7 +1510,8 @@ int pp_mock_start(struct pp_mock *m, struct pp_error *err)
 		m, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)MOCK_DAEMON_THREADS,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK,
 		uri_logger, m, MHD_OPTION_NOTIFY_COMPLETED, request_done, m,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		MOCK_CONNECTION_MEMORY, MHD_OPTION_END);
 	if (!m->daemon)
 		return pp_fail(err, PP_EIO, "mock: cannot listen on %s:%d", m->opts.listen_host,
 			       m->opts.listen_port);

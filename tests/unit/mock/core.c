@@ -314,6 +314,35 @@ static void test_request_times(void **state)
 	pp_mock_free(m);
 }
 
+/* The mock gives each connection 16 KiB for a request's head
+ * (MOCK_CONNECTION_MEMORY): a head of 8 KiB, as a long bearer token and a
+ * request's own headers make, is still answered. */
+static void test_large_request_head(void **state)
+{
+	(void)state;
+	struct pp_mock *m = new_mock(1);
+	struct pp_error err = {0};
+	assert_int_equal(pp_mock_start(m, &err), 0);
+	char url[64], pad[2700];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/control/faults", pp_mock_port(m));
+	memset(pad, 'a', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	struct pp_http_req req;
+	struct pp_http_resp resp;
+	pp_http_req_init(&req, "GET", url);
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "X-Pad-%d", i);
+		assert_int_equal(pp_http_req_set_header(&req, name, pad), 0);
+	}
+	pp_http_resp_init(&resp, 1 << 16);
+	assert_int_equal(pp_http_perform(&req, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	pp_http_resp_free(&resp);
+	pp_http_req_free(&req);
+	pp_mock_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_start_failures),
 		cmocka_unit_test(test_loopback_only),
 		cmocka_unit_test(test_clock_hold_advance),
+		cmocka_unit_test(test_large_request_head),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
