@@ -21,7 +21,7 @@
 # Writes BUILD/bench-pg.jsonl (one figure a line, which bench.sh adds to
 # BUILD/bench.json) and merges the figures into an existing BUILD/bench.json.
 # Knobs: PG_BENCH_RUNS [500] runs per store measurement,
-# PG_BENCH_SCALE_RUNS [5000] per dispatcher measurement, PG_BENCH_ROUNDS [2]
+# PG_BENCH_SCALE_RUNS [10000] per dispatcher measurement, PG_BENCH_ROUNDS [2]
 # measurements of each side (their mean), PG_BENCH_POOLS [ecs cloud-run]
 # pools for the store ratio, PG_BENCH_SCALE_POOL [ecs],
 # PG_BENCH_DISPATCHERS [3], PG_BENCH_LATENCY [20], PG_BENCH_HOLD_RUNS [10000]
@@ -43,10 +43,13 @@ DISPATCHER_EXTRA="max_in_flight = 1000000"
 . "$(dirname "$0")/../pg-lib.sh"
 RUNS=${PG_BENCH_RUNS:-500}
 # Every dispatcher pays a start of its own before its first submission
-# (startup, its first claim, its ECS task definition registered: 0.1 to
-# 0.2 s at +20 ms); 1,000 runs took 3 dispatchers about 0.8 s, so that
-# start weighed on them three times as much as on one (5,000 runs: 4 s).
-SCALE_RUNS=${PG_BENCH_SCALE_RUNS:-5000}
+# (startup, its first claim, its ECS task definition registered: 60 to
+# 100 ms at +20 ms, from the first claim to the first SUBMITTED), which
+# weighs on 3 dispatchers about twice as much as on one, whose pass is
+# twice as long or more. 5,000 runs took them 4 s when that was the pass
+# and take 1.5 s now, so the pass is 10,000 runs (the most one `schedule`
+# takes), about 3 s (docs/performance.md, forty-seventh round).
+SCALE_RUNS=${PG_BENCH_SCALE_RUNS:-10000}
 ROUNDS=${PG_BENCH_ROUNDS:-2}
 CONC=${BENCH_CONCURRENCY:-32}
 K=${PG_BENCH_DISPATCHERS:-3}
