@@ -212,7 +212,9 @@ static int open_sources(struct pp_loop *L, struct pp_error *err)
  * the orchestrator may run under the store's write lock) and before it
  * waits. The turn's INFO lines are written together with its commit (lib/log.h's
  * hold): a line waits at most for the turn's end, and one a run would cost
- * a system call a run. */
+ * a system call a run. A store without turns (PostgreSQL, whose writes go
+ * out in the background) has its lines held as well, and written before
+ * the loop or the op driver waits or sends (store_answered). */
 struct turn {
 	struct pp_store *store;
 	bool on;
@@ -223,8 +225,10 @@ struct turn {
 static int commit_turn(void *ud)
 {
 	struct turn *t = ud;
-	if (!t->on || t->rc)
+	if (!t->on || t->rc) {
+		pp_log_flush(); /* no turn to wait for: the lines go now */
 		return t->rc;
+	}
 	t->rc = t->store->ops->turn_end(t->store, &t->err);
 	pp_log_flush();
 	if (t->rc) {
@@ -246,6 +250,7 @@ static int commit_turn(void *ud)
  * the descriptor alone would leave them until the wait's end. */
 static int store_answered(void *ud)
 {
+	pp_log_flush();
 	return inflight_collect(ud) > 0;
 }
 
@@ -283,6 +288,7 @@ static void source_waiting(void *ud)
 	int64_t now = pp_mono_ms();
 	if (renew_when_due(w->L, now))
 		commit_turn(w->turn);
+	pp_log_flush();
 	snapshot_when_due(w->L, now);
 	pp_notify_watchdog(now);
 }
@@ -348,9 +354,9 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 	}
 	if (L.store->ops->update_send)
 		pp_exec_set_gate(L.exec, store_answered, &L);
+	pp_log_hold();
 	if (L.store->ops->turn_begin) {
 		turn.on = true;
-		pp_log_hold();
 		L.store->ops->turn_begin(L.store);
 		pp_exec_set_gate(L.exec, commit_turn, &turn);
 		for (size_t i = 0; i < L.nsources; i++) {
@@ -471,6 +477,7 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			/* Nothing else to drive: the claim's answer is next, waited
 			 * for a turn at a time, so a signal or a reload is not held
 			 * up by a claim that waits on the server. */
+			pp_log_flush();
 			pp_http_multi_wait_watched(L.multi, 50);
 			loop_claim_take(&L, false);
 		} else if (!commit_turn(&turn))
