@@ -37,7 +37,7 @@ static const struct pp_mock_api *const mock_apis[] = {
  * headers and read buffer (its default is 32 KiB); on_request copies each
  * body into a buffer of its own, so a body needs none of it. libmicrohttpd
  * zeroes the whole of it before each request on a kept-alive connection:
- * 3.5 % of the mock's CPU at 32 KiB (docs/performance.md, step 111). */
+ * 3.5-3.9 % of the mock's CPU at 32 KiB (docs/performance.md, step 111). */
 #define MOCK_CONNECTION_MEMORY ((size_t)16 << 10)
 #define MAX_COUNTERS	       100000
 
