@@ -380,6 +380,9 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 			stop_deadline = now + (int64_t)(cfg->dispatcher.grace_seconds * 1000);
 			pp_info("stopping: no new claims; finishing %d submission(s)",
 				L.nsubmitting);
+			/* Written now, with what the turn holds: the stop may
+			 * wait next, on a claim that is out (pg_claim_out.sh). */
+			commit_turn(&turn);
 			pp_notify_stopping();
 		}
 		if (reload_requested) {
