@@ -288,7 +288,8 @@ static void source_waiting(void *ud)
 	int64_t now = pp_mono_ms();
 	if (renew_when_due(w->L, now))
 		commit_turn(w->turn);
-	pp_log_flush();
+	else if (!w->turn->on)
+		pp_log_flush(); /* a turn's lines wait for its commit */
 	snapshot_when_due(w->L, now);
 	pp_notify_watchdog(now);
 }
