@@ -764,8 +764,12 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *sock
 		m->socks[slot - 1].events = events;
 		return 0;
 	}
+	/* pp_http_multi_add keeps room for two sockets a transfer (a connect
+	 * may try two addresses at once). Past that, without memory, the
+	 * socket is not watched and its transfer fails at its deadline: an
+	 * error returned here would abort every transfer of the multi. */
 	if (m->nsocks == m->socks_cap && socks_grow(m))
-		return -1; /* libcurl fails what this socket was for */
+		return 0;
 	m->socks[m->nsocks++] = (struct pollfd){.fd = s, .events = events};
 	curl_multi_assign(m->multi, s, (void *)(intptr_t)m->nsocks);
 	return 0;
@@ -825,6 +829,10 @@ int pp_http_multi_add(struct pp_http_multi *m, struct pp_http_req *req, struct p
 	if (req->not_after_ms > 0 && req->not_after_ms < deadline)
 		deadline = req->not_after_ms;
 	x->multi = m;
+	if (2 * (m->pending + 1) > m->socks_cap && socks_grow(m)) {
+		free(x);
+		return pp_fail(err, PP_ENOMEM, "out of memory");
+	}
 	/* A handle of the multi's joins its TLS sessions once, before its
 	 * first transfer (a handle that ran one holds a cache of its own),
 	 * and stays with the multi, as a spare, for life. */
