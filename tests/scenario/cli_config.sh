@@ -110,14 +110,11 @@ openssl s_server -accept 127.0.0.1:0 -cert "$T/srv.pem" -key "$T/srv.key" -www \
 	>"$T/srv.log" 2>&1 &
 SRV=$!
 trap 'kill $SRV 2>/dev/null; rm -rf "$T"' EXIT
-# Its "ACCEPT 127.0.0.1:PORT" line says it listens: looked for every
-# tenth of a second, for 30 s at most.
-i=0
-until grep -q '^ACCEPT ' "$T/srv.log"; do
-	i=$((i + 1))
-	[ $i -lt 300 ] || fail "openssl s_server did not start: $(cat "$T/srv.log")"
-	sleep 0.1
-done
+# Its "ACCEPT 127.0.0.1:PORT" line says it listens (tests/wait-lib.sh's
+# until_deadline: 30 s at most, whatever the machine's load).
+. "$(dirname "$0")/../wait-lib.sh"
+until_deadline 30 0.1 grep -q '^ACCEPT ' "$T/srv.log" ||
+	fail "openssl s_server did not start: $(cat "$T/srv.log")"
 port=$(sed -n 's/^ACCEPT .*://p' "$T/srv.log")
 sed -e "s|^state_dir = .*|state_dir = $T/tls-state\nsweep_interval = 0|" \
 	-e "s|^\[pool \"modal\"\]|[source \"prefect\"]\napi_url = https://127.0.0.1:$port/api\npools = modal\n\n&|" \
