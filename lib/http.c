@@ -650,26 +650,29 @@ struct pp_http_multi {
 	long long timer_due;
 };
 
-/* The watched descriptors, packed: how many. */
-static int watched(const struct pp_http_multi *m, int fds[PP_HTTP_WATCH_SLOTS])
+/* The watched descriptors as pollfds at p (POLLIN): how many. */
+static int watch_pollfds(const struct pp_http_multi *m, struct pollfd *p)
 {
 	int n = 0;
 	for (int i = 0; i < PP_HTTP_WATCH_SLOTS; i++)
 		if (m->watch_fd[i] >= 0)
-			fds[n++] = m->watch_fd[i];
+			p[n++] = (struct pollfd){.fd = m->watch_fd[i], .events = POLLIN};
 	return n;
+}
+
+/* After a poll of the n watched pollfds at p: whether one turned readable. */
+static void watch_seen(struct pp_http_multi *m, const struct pollfd *p, int n)
+{
+	for (int i = 0; i < n; i++)
+		m->watch_ready |= p[i].revents != 0;
 }
 
 void pp_http_multi_wait_watched(struct pp_http_multi *m, long timeout_ms)
 {
-	int fds[PP_HTTP_WATCH_SLOTS];
-	int n = watched(m, fds);
 	struct pollfd p[PP_HTTP_WATCH_SLOTS];
-	for (int i = 0; i < n; i++)
-		p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+	int n = watch_pollfds(m, p);
 	if (poll(p, (nfds_t)n, (int)timeout_ms) > 0)
-		for (int i = 0; i < n; i++)
-			m->watch_ready |= p[i].revents != 0;
+		watch_seen(m, p, n);
 }
 
 static void easy_release(struct pp_http_multi *m, CURL *easy)
@@ -954,24 +957,20 @@ static int expire_overdue(struct pp_http_multi *m)
  * and on its timers if they are due. */
 static void multi_drive(struct pp_http_multi *m, long wait_ms)
 {
-	int fds[PP_HTTP_WATCH_SLOTS];
-	int nw = wait_ms > 0 ? watched(m, fds) : 0;
+	/* The watched descriptors ride behind libcurl's sockets, in the room
+	 * socks_grow keeps for them. A wait comes only with transfers
+	 * pending, so m->socks was made by the first transfer's add. */
+	int n = m->nsocks;
+	struct pollfd *p = m->socks;
+	int nw = wait_ms > 0 ? watch_pollfds(m, p + n) : 0;
 	if (wait_ms > 0 && m->timer_due >= 0) {
 		long long until = m->timer_due - pp_mono_ms();
 		if (until < wait_ms)
 			wait_ms = until > 0 ? (long)until : 0;
 	}
-	/* The watched descriptors ride behind libcurl's sockets, in room
-	 * on_socket keeps for them. */
-	if (!m->socks && socks_grow(m))
-		nw = 0; /* out of memory: libcurl's sockets alone, when it has some */
-	int n = m->nsocks;
-	struct pollfd *p = m->socks;
-	for (int i = 0; i < nw; i++)
-		p[n + i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
 	int found = n + nw > 0 || wait_ms > 0 ? poll(p, (nfds_t)(n + nw), (int)wait_ms) : 0;
-	for (int i = 0; found > 0 && i < nw; i++)
-		m->watch_ready |= p[n + i].revents != 0;
+	if (found > 0)
+		watch_seen(m, p + n, nw);
 	/* What libcurl is to act on, taken first: acting on one socket may
 	 * close others, and on_socket then moves entries of m->socks. */
 	int nready = 0;
