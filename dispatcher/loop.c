@@ -480,8 +480,9 @@ int pp_loop_run(struct pp_config *cfg, const struct pp_loop_opts *opts, struct p
 		} else if (L.claim_out) {
 			/* Nothing else to drive: the claim's answer is next, waited
 			 * for a turn at a time, so a signal or a reload is not held
-			 * up by a claim that waits on the server. */
-			pp_log_flush();
+			 * up by a claim that waits on the server. The turn ends
+			 * first, as before any wait. */
+			commit_turn(&turn);
 			pp_http_multi_wait_watched(L.multi, 50);
 			loop_claim_take(&L, false);
 		} else if (!commit_turn(&turn))
